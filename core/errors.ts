@@ -1,0 +1,40 @@
+/** Stable codes for errors a user can act on; `--json` prints them as `{ error: { code, message, path? } }`. */
+export type ErrorCode =
+  | 'invalid_spec'
+  | 'unknown_node'
+  | 'cycle'
+  | 'invalid_date'
+  | 'mapping_mismatch'
+  | 'unknown_transform'
+  | 'invalid_argument'
+  | 'not_found'
+  | 'already_exists'
+  | 'not_running'
+  | 'server_unavailable'
+  | 'timeout'
+  | 'failed';
+
+/** An error that names what is wrong, where (`path`, e.g. `nodes[2].dependsOn[0]`) and the fix. */
+export class BackfillError extends Error {
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    readonly path?: string,
+  ) {
+    super(message);
+    this.name = 'BackfillError';
+  }
+
+  toJSON(): { code: ErrorCode; message: string; path?: string } {
+    return this.path === undefined
+      ? { code: this.code, message: this.message }
+      : { code: this.code, message: this.message, path: this.path };
+  }
+}
+
+/** Formats a path of keys and indexes as `nodes[2].dependsOn[0]`. */
+export function formatPath(path: ReadonlyArray<PropertyKey>): string {
+  return path
+    .map((part, i) => (typeof part === 'number' ? `[${part}]` : i === 0 ? String(part) : `.${String(part)}`))
+    .join('');
+}

@@ -1,0 +1,182 @@
+/**
+ * Rate limiting math, free of clocks so that workflows stay deterministic: the caller says
+ * how much time passed (a workflow timer's duration) and the math says how many
+ * partitions may start.
+ */
+
+/** Shortest and longest pacing tick: one workflow timer per tick, never one per token. */
+export const MIN_TICK_MS = 100;
+export const MAX_TICK_MS = 60_000;
+/** The slowest pace a node is ever throttled down to: one partition a minute. */
+export const MIN_RATE = 1 / 60;
+
+export type BucketJSON = { tokens: number };
+
+/**
+ * A token bucket: `rate` tokens per second up to `burst` tokens. One token starts one
+ * partition. `rate` null means unlimited: every request is granted.
+ */
+export class TokenBucket {
+  constructor(
+    private rate: number | null,
+    private burst: number,
+    private tokens: number = burst,
+  ) {}
+
+  /** The default burst for a rate: one second's worth, at least 1. */
+  static defaultBurst(rate: number | null): number {
+    return rate === null ? 1 : Math.max(1, Math.ceil(rate));
+  }
+
+  /** Timer length that refills at most a full bucket per tick. */
+  static tickMs(rate: number, burst: number): number {
+    return Math.min(MAX_TICK_MS, Math.max(MIN_TICK_MS, Math.floor((1000 * burst) / rate)));
+  }
+
+  get limited(): boolean {
+    return this.rate !== null;
+  }
+
+  get available(): number {
+    return this.rate === null ? Infinity : Math.floor(this.tokens + 1e-9);
+  }
+
+  get full(): boolean {
+    return this.rate === null || this.tokens >= this.burst;
+  }
+
+  get tick(): number {
+    return this.rate === null ? MAX_TICK_MS : TokenBucket.tickMs(this.rate, this.burst);
+  }
+
+  /** Changes the rate and burst; tokens above the new burst are dropped. */
+  configure(rate: number | null, burst: number): void {
+    this.rate = rate;
+    this.burst = burst;
+    this.tokens = Math.min(this.tokens, burst);
+  }
+
+  refill(elapsedMs: number): void {
+    if (this.rate === null) return;
+    this.tokens = Math.min(this.burst, this.tokens + (this.rate * elapsedMs) / 1000);
+  }
+
+  /** Takes up to `wanted` tokens and returns how many were granted. */
+  take(wanted: number): number {
+    if (this.rate === null) return wanted;
+    const granted = Math.min(wanted, this.available);
+    this.tokens -= granted;
+    return granted;
+  }
+
+  toJSON(): BucketJSON {
+    return { tokens: this.tokens };
+  }
+}
+
+export type AimdJSON = { ceiling: number | null; step: number; recoverAt: number | null; throttles: number };
+
+/**
+ * Additive increase, multiplicative decrease: when the downstream system throttles a
+ * node, its pace halves; every second without throttling it grows by a small step, until
+ * it is back at the operator's rate (or, when that is unlimited, at twice the pace it was
+ * throttled at, where the ceiling is lifted).
+ */
+export class Aimd {
+  private ceiling: number | null;
+  private step: number;
+  private recoverAt: number | null;
+  private throttleCount: number;
+
+  constructor(state?: AimdJSON) {
+    this.ceiling = state?.ceiling ?? null;
+    this.step = state?.step ?? 0;
+    this.recoverAt = state?.recoverAt ?? null;
+    this.throttleCount = state?.throttles ?? 0;
+  }
+
+  get active(): boolean {
+    return this.ceiling !== null;
+  }
+
+  get throttles(): number {
+    return this.throttleCount;
+  }
+
+  /** The pace to run at given the operator's rate (null: unlimited). */
+  effective(operatorRate: number | null): number | null {
+    if (this.ceiling === null) return operatorRate;
+    return operatorRate === null ? this.ceiling : Math.min(operatorRate, this.ceiling);
+  }
+
+  /**
+   * A throttling error: halve the current pace. `observedRate` is the pace the node was
+   * actually achieving, used when the operator's rate is unlimited.
+   */
+  onThrottle(operatorRate: number | null, observedRate: number): void {
+    this.throttleCount++;
+    const current = this.effective(operatorRate) ?? Math.max(observedRate, MIN_RATE * 2);
+    this.ceiling = Math.max(MIN_RATE, current / 2);
+    const target = operatorRate ?? current * 2;
+    this.recoverAt = operatorRate === null ? target : null;
+    // Back to the operator's rate in about 20 seconds of calm from zero, 10 from half.
+    this.step = Math.max(target / 20, MIN_RATE);
+  }
+
+  /** Time passed without throttling: grow the ceiling, and lift it once recovered. */
+  onCalm(operatorRate: number | null, elapsedMs: number): void {
+    if (this.ceiling === null) return;
+    this.ceiling += (this.step * elapsedMs) / 1000;
+    const limit = operatorRate ?? this.recoverAt;
+    if (limit !== null && this.ceiling >= limit) {
+      this.ceiling = null;
+      this.recoverAt = null;
+    }
+  }
+
+  toJSON(): AimdJSON {
+    return { ceiling: this.ceiling, step: this.step, recoverAt: this.recoverAt, throttles: this.throttleCount };
+  }
+}
+
+export type Claim = { id: string; cap: number | null; active: boolean };
+
+/**
+ * Shares a backfill-wide limit among the active nodes, each capped by its own limit
+ * (water-filling: a node that needs less than an equal share leaves the rest to others).
+ * Inactive nodes are left out of the result. `total` null means no shared limit: each node
+ * keeps its own cap. With `integral`, shares are whole numbers (for concurrency).
+ */
+export function shareLimit(total: number | null, claims: readonly Claim[], integral = false): Map<string, number | null> {
+  const out = new Map<string, number | null>();
+  const active = claims.filter((c) => c.active);
+  if (total === null) {
+    for (const c of active) out.set(c.id, c.cap);
+    return out;
+  }
+  const byCap = [...active].sort((a, b) => (a.cap ?? Infinity) - (b.cap ?? Infinity));
+  let remaining = total;
+  byCap.forEach((claim, i) => {
+    const fair = remaining / (byCap.length - i);
+    const share = claim.cap === null ? fair : Math.min(claim.cap, fair);
+    out.set(claim.id, share);
+    remaining -= share;
+  });
+  if (!integral) return out;
+  // Round down, then hand the leftover units out in claim order.
+  let leftover = total;
+  for (const c of active) {
+    const share = Math.floor(out.get(c.id)!);
+    out.set(c.id, share);
+    leftover -= share;
+  }
+  for (const c of active) {
+    if (leftover < 1) break;
+    const share = out.get(c.id)!;
+    if (c.cap === null || share < c.cap) {
+      out.set(c.id, share + 1);
+      leftover--;
+    }
+  }
+  return out;
+}

@@ -1,0 +1,231 @@
+/**
+ * Partition-level readiness for a whole plan: the parent workflow's bookkeeping.
+ *
+ * Each node's partitions are, at any moment, exactly one of:
+ *   done      completed and published
+ *   failed    gave up after its retries
+ *   in hands  released to the node's workflow (queued there or running)
+ *   blocked   not released, and waits (directly or not) on a failed partition
+ *   waiting   not released, and waits only on partitions that are still to come
+ *
+ * A partition is released the moment every upstream partition it needs is done, never
+ * earlier and never twice. Because release is eager, the whole backfill has settled
+ * (nothing more can happen without an operator) exactly when no node has partitions in hands.
+ */
+import type { Plan, PlanEdge, PlanNode } from './plan.ts';
+import { RangeSet, type RangesJSON } from './ranges.ts';
+
+export type NodeReadinessJSON = { done: RangesJSON; failed: RangesJSON; released?: RangesJSON };
+export type ReadinessJSON = Record<string, NodeReadinessJSON>;
+
+type NodeState = { done: RangeSet; failed: RangeSet; released: RangeSet };
+
+export type NodeCounts = {
+  total: number;
+  done: number;
+  failed: number;
+  /** Released and neither done nor failed: queued in the node's workflow or running. */
+  inHands: number;
+  blocked: number;
+  /** Not released and not blocked: waiting for upstream partitions. */
+  waiting: number;
+};
+
+export class Readiness {
+  private readonly states = new Map<string, NodeState>();
+  private blockedCache: Map<string, RangeSet> | undefined;
+
+  /**
+   * `state` restores a previous run. Without `released` (a fresh run that resumes from the
+   * done partitions of an earlier one) everything not done is considered again.
+   */
+  constructor(
+    private readonly plan: Plan,
+    state: ReadinessJSON = {},
+  ) {
+    for (const node of plan.nodes) {
+      const saved = state[node.id];
+      const done = RangeSet.fromJSON(saved?.done);
+      this.states.set(node.id, {
+        done,
+        failed: RangeSet.fromJSON(saved?.failed),
+        released: saved?.released ? RangeSet.fromJSON(saved.released) : done.clone(),
+      });
+    }
+  }
+
+  private state(nodeId: string): NodeState {
+    const state = this.states.get(nodeId);
+    if (!state) throw new RangeError(`unknown node '${nodeId}'`);
+    return state;
+  }
+
+  /** True when every upstream partition that partition `j` of `node` needs is done. */
+  private depsDone(node: PlanNode, j: number): boolean {
+    return node.upstream.every((edge) => this.state(edge.node).done.containsRange(edge.lo[j]!, edge.hi[j]!));
+  }
+
+  /** Releases, among `candidates` of `node`, those not yet released whose dependencies are done. */
+  private releaseReady(node: PlanNode, candidates: RangeSet): RangeSet {
+    const state = this.state(node.id);
+    const ready = new RangeSet();
+    for (const [start, end] of candidates.minus(state.released).ranges()) {
+      for (let j = start; j < end; j++) if (this.depsDone(node, j)) ready.add(j);
+    }
+    state.released.addAll(ready);
+    return ready;
+  }
+
+  /** Downstream partitions whose dependency range on `edge` meets [start, end). */
+  private static dependents(edge: PlanEdge, start: number, end: number, size: number): [number, number] {
+    if (!edge.monotone) return [0, size];
+    // First j with hi[j] > start, and first j with lo[j] >= end.
+    let a = 0;
+    let b = size;
+    while (a < b) {
+      const mid = (a + b) >>> 1;
+      if (edge.hi[mid]! > start) b = mid;
+      else a = mid + 1;
+    }
+    const first = a;
+    b = size;
+    while (a < b) {
+      const mid = (a + b) >>> 1;
+      if (edge.lo[mid]! >= end) b = mid;
+      else a = mid + 1;
+    }
+    return [first, a];
+  }
+
+  /**
+   * Releases every partition whose dependencies are already done and that has not been
+   * released: at the start of a run, everything with no pending upstream.
+   */
+  releaseAll(): Map<string, RangeSet> {
+    const out = new Map<string, RangeSet>();
+    for (const node of this.plan.nodes) {
+      const ready = this.releaseReady(node, RangeSet.of([0, node.partitions.size]));
+      if (!ready.isEmpty) out.set(node.id, ready);
+    }
+    this.blockedCache = undefined;
+    return out;
+  }
+
+  /** Records done partitions; returns the downstream partitions this released, by node. */
+  markDone(nodeId: string, done: RangeSet): Map<string, RangeSet> {
+    const state = this.state(nodeId);
+    const fresh = done.minus(state.done);
+    state.done.addAll(fresh);
+    state.failed.deleteAll(fresh);
+    state.released.addAll(fresh);
+    this.blockedCache = undefined;
+    const out = new Map<string, RangeSet>();
+    if (fresh.isEmpty) return out;
+    const upstream = this.plan.byId.get(nodeId)!;
+    for (const downId of upstream.downstream) {
+      const down = this.plan.byId.get(downId)!;
+      const edge = down.upstream.find((e) => e.node === nodeId)!;
+      const candidates = new RangeSet();
+      for (const [start, end] of fresh.ranges()) {
+        const [a, b] = Readiness.dependents(edge, start, end, down.partitions.size);
+        candidates.addRange(a, b);
+      }
+      const ready = this.releaseReady(down, candidates);
+      if (!ready.isEmpty) out.set(downId, ready);
+    }
+    return out;
+  }
+
+  /** Records partitions that gave up; done partitions stay done. */
+  markFailed(nodeId: string, failed: RangeSet): void {
+    const state = this.state(nodeId);
+    state.failed.addAll(failed.minus(state.done));
+    this.blockedCache = undefined;
+  }
+
+  /**
+   * Forgets the failures of `nodeId` (or of every node) and returns, by node, the failed
+   * partitions, which are handed back to their node's workflow to run again. Their blocked
+   * downstream partitions are released as they complete.
+   */
+  retryFailed(nodeId?: string): Map<string, RangeSet> {
+    const out = new Map<string, RangeSet>();
+    for (const node of this.plan.nodes) {
+      if (nodeId !== undefined && node.id !== nodeId) continue;
+      const state = this.state(node.id);
+      if (state.failed.isEmpty) continue;
+      out.set(node.id, state.failed);
+      state.failed = new RangeSet();
+    }
+    this.blockedCache = undefined;
+    return out;
+  }
+
+  /** Partitions that wait, directly or through other blocked partitions, on a failed one. */
+  blocked(nodeId: string): RangeSet {
+    if (!this.blockedCache) {
+      const cache = new Map<string, RangeSet>();
+      for (const node of this.plan.nodes) {
+        const blocked = new RangeSet();
+        const state = this.state(node.id);
+        const bad = node.upstream.map((edge) => ({
+          edge,
+          bad: this.state(edge.node).failed.clone().addAll(cache.get(edge.node)!),
+        }));
+        if (bad.some((b) => !b.bad.isEmpty)) {
+          const unreleased = RangeSet.of([0, node.partitions.size]).deleteAll(state.released);
+          for (const j of unreleased) {
+            if (bad.some(({ edge, bad: set }) => set.intersectsRange(edge.lo[j]!, edge.hi[j]!))) blocked.add(j);
+          }
+        }
+        cache.set(node.id, blocked);
+      }
+      this.blockedCache = cache;
+    }
+    const blocked = this.blockedCache.get(nodeId);
+    if (!blocked) throw new RangeError(`unknown node '${nodeId}'`);
+    return blocked;
+  }
+
+  done(nodeId: string): RangeSet {
+    return this.state(nodeId).done;
+  }
+
+  failed(nodeId: string): RangeSet {
+    return this.state(nodeId).failed;
+  }
+
+  /** Released partitions that are neither done nor failed. */
+  inHands(nodeId: string): RangeSet {
+    const state = this.state(nodeId);
+    return state.released.minus(state.done).deleteAll(state.failed);
+  }
+
+  counts(nodeId: string): NodeCounts {
+    const state = this.state(nodeId);
+    const total = this.plan.byId.get(nodeId)!.partitions.size;
+    const inHands = this.inHands(nodeId).size;
+    const blocked = this.blocked(nodeId).size;
+    return {
+      total,
+      done: state.done.size,
+      failed: state.failed.size,
+      inHands,
+      blocked,
+      waiting: total - state.released.size - blocked,
+    };
+  }
+
+  /** Nothing is in hands anywhere: no partition can complete until an operator acts. */
+  get settled(): boolean {
+    return this.plan.nodes.every((node) => this.inHands(node.id).isEmpty);
+  }
+
+  toJSON(): ReadinessJSON {
+    const out: ReadinessJSON = {};
+    for (const [id, state] of this.states) {
+      out[id] = { done: state.done.toJSON(), failed: state.failed.toJSON(), released: state.released.toJSON() };
+    }
+    return out;
+  }
+}

@@ -1,0 +1,412 @@
+/**
+ * The backfill spec: one zod schema, the types derived from it, and `resolveSpec`, which
+ * validates a parsed document and fills in every default so that the workflows receive a
+ * complete, plain-JSON `ResolvedSpec` and never parse anything themselves.
+ */
+import { z } from 'zod';
+import { GRAINS, grainsFit, keyExample, parseInstant, type Grain } from './calendar.ts';
+import { parseDuration } from './duration.ts';
+import { BackfillError, formatPath, type ErrorCode } from './errors.ts';
+import { findCycle } from './graph.ts';
+
+const NODE_ID = /^[a-z][a-z0-9_]{0,62}$/;
+const STATIC_KEY = /^[A-Za-z0-9][A-Za-z0-9._:=-]{0,127}$/;
+
+const dateText = z.preprocess(
+  (v) => (v instanceof Date ? v.toISOString() : v),
+  z.string().refine((s) => parseInstant(s) !== undefined, {
+    message: 'is not a valid UTC date: write YYYY-MM-DD (e.g. 2024-03-01) or YYYY-MM-DDTHH (e.g. 2024-03-01T05)',
+  }),
+);
+
+const duration = z.string().refine((s) => parseDuration(s) !== undefined, {
+  message: 'is not a duration: write a number and a unit, e.g. 500ms, 30s, 10m, 2h',
+});
+
+const rate = z.number().positive({ message: 'must be a number of partitions per second above 0' });
+
+export const TimePartitionsSchema = z.strictObject({
+  grain: z.enum(GRAINS, { message: `must be one of ${GRAINS.join(', ')}` }).optional(),
+  start: dateText.optional(),
+  end: dateText.optional(),
+});
+
+export const StaticPartitionsSchema = z.strictObject({
+  keys: z
+    .array(z.string().regex(STATIC_KEY, { message: 'must be letters, digits and . _ : = - (at most 128)' }))
+    .min(1, { message: 'needs at least one key' })
+    .refine((keys) => new Set(keys).size === keys.length, { message: 'has a key twice: keys must be unique' }),
+});
+
+export const PartitionsSchema = z.union([StaticPartitionsSchema, TimePartitionsSchema], {
+  message: 'must be { grain, start, end } for time partitions or { keys: [...] } for a static set',
+});
+
+export const MappingSchema = z.union(
+  [
+    z.enum(['identity', 'window', 'all']),
+    z.strictObject({
+      lag: z
+        .strictObject({ from: z.number().int(), to: z.number().int() })
+        .refine((l) => l.from <= l.to, { message: 'needs from <= to, e.g. { from: -6, to: 0 }' }),
+    }),
+  ],
+  { message: "must be 'identity', 'window', 'all' or { lag: { from, to } }" },
+);
+
+export const DependencySchema = z.union(
+  [z.string(), z.strictObject({ node: z.string(), mapping: MappingSchema.optional() })],
+  { message: 'must be a node id or { node, mapping }' },
+);
+
+const retryFields = {
+  maxAttempts: z.number().int().min(1, { message: 'must be at least 1' }).max(100),
+  initialInterval: duration,
+  backoffCoefficient: z.number().min(1).max(10),
+  maximumInterval: duration,
+};
+
+export const RetrySchema = z.strictObject({
+  maxAttempts: retryFields.maxAttempts.default(3),
+  initialInterval: retryFields.initialInterval.default('1s'),
+  backoffCoefficient: retryFields.backoffCoefficient.default(2),
+  maximumInterval: retryFields.maximumInterval.default('1m'),
+});
+
+export const CheckSchema = z.discriminatedUnion(
+  'type',
+  [
+    z.strictObject({
+      type: z.literal('row_count'),
+      name: z.string().optional(),
+      min: z.number().int().min(0).optional(),
+      max: z.number().int().min(0).optional(),
+    }),
+    z.strictObject({ type: z.literal('not_null'), name: z.string().optional(), columns: z.array(z.string()).min(1) }),
+    z.strictObject({ type: z.literal('unique'), name: z.string().optional(), columns: z.array(z.string()).min(1) }),
+    z.strictObject({
+      type: z.literal('sql'),
+      name: z.string(),
+      /** A query over `{{this}}` (the new version of the partition) returning the rows that violate the check. */
+      sql: z.string().min(1),
+    }),
+  ],
+  { message: "must have type 'row_count', 'not_null', 'unique' or 'sql'" },
+);
+
+const settingFields = {
+  concurrency: z.number().int().min(1, { message: 'must be at least 1' }).max(1000, { message: 'must be at most 1000' }),
+  rate: rate.nullable(),
+  burst: z.number().int().min(1, { message: 'must be at least 1' }).nullable(),
+  taskQueue: z.string().min(1),
+  batchSize: z.number().int().min(1).max(1000),
+  timeout: duration,
+  heartbeatTimeout: duration,
+};
+
+/** Execution settings a node inherits from `defaults` and may override. */
+export const SettingsSchema = z.strictObject({
+  concurrency: settingFields.concurrency.default(4),
+  rate: settingFields.rate.default(null),
+  burst: settingFields.burst.default(null),
+  retry: RetrySchema.default(RetrySchema.parse({})),
+  taskQueue: settingFields.taskQueue.default('backfill'),
+  batchSize: settingFields.batchSize.default(1),
+  timeout: settingFields.timeout.default('10m'),
+  heartbeatTimeout: settingFields.heartbeatTimeout.default('30s'),
+});
+
+const PartialSettingsSchema = z.strictObject({
+  concurrency: settingFields.concurrency.optional(),
+  rate: settingFields.rate.optional(),
+  burst: settingFields.burst.optional(),
+  retry: z
+    .strictObject({
+      maxAttempts: retryFields.maxAttempts.optional(),
+      initialInterval: retryFields.initialInterval.optional(),
+      backoffCoefficient: retryFields.backoffCoefficient.optional(),
+      maximumInterval: retryFields.maximumInterval.optional(),
+    })
+    .optional(),
+  taskQueue: settingFields.taskQueue.optional(),
+  batchSize: settingFields.batchSize.optional(),
+  timeout: settingFields.timeout.optional(),
+  heartbeatTimeout: settingFields.heartbeatTimeout.optional(),
+});
+
+export const NodeSchema = PartialSettingsSchema.extend({
+  id: z.string().regex(NODE_ID, {
+    message: 'must start with a lowercase letter and hold only lowercase letters, digits and _ (it names a table)',
+  }),
+  transform: z.string().min(1).optional(),
+  sql: z.string().min(1).optional(),
+  params: z.record(z.string(), z.unknown()).default({}),
+  partitions: PartitionsSchema.optional(),
+  dependsOn: z.array(DependencySchema).default([]),
+  checks: z.array(CheckSchema).default([]),
+});
+
+export const SpecSchema = z.strictObject({
+  name: z.string().min(1, { message: 'is required: name the backfill, e.g. name: daily-revenue' }),
+  description: z.string().optional(),
+  /** Modules (paths relative to the spec) that register the spec's custom transforms. */
+  transforms: z.array(z.string()).default([]),
+  partitions: PartitionsSchema.optional(),
+  defaults: PartialSettingsSchema.default({}),
+  /** Backfill-wide limits, shared by all nodes (each node keeps its own limits too). */
+  rate: rate.nullable().default(null),
+  concurrency: z.number().int().min(1).max(10_000).nullable().default(null),
+  nodes: z.array(NodeSchema).min(1, { message: 'needs at least one node' }),
+});
+
+export type SpecInput = z.input<typeof SpecSchema>;
+export type Spec = z.output<typeof SpecSchema>;
+export type NodeSpec = z.output<typeof NodeSchema>;
+export type Mapping = z.output<typeof MappingSchema>;
+export type Check = z.output<typeof CheckSchema>;
+export type Settings = z.output<typeof SettingsSchema>;
+export type RetrySettings = z.output<typeof RetrySchema>;
+
+/** Partitions of a node after inheritance: a UTC time range of one grain, or a static set of keys. */
+export type ResolvedPartitions =
+  | { kind: 'time'; grain: Grain; start: number; end: number }
+  | { kind: 'static'; keys: string[] };
+
+export type MappingKind = 'identity' | 'window' | 'all' | 'lag';
+export type ResolvedDependency = { node: string; mapping: Mapping };
+
+export type ResolvedNode = Settings & {
+  id: string;
+  transform: string;
+  sql?: string;
+  params: Record<string, unknown>;
+  partitions: ResolvedPartitions;
+  dependsOn: ResolvedDependency[];
+  checks: Check[];
+};
+
+export type ResolvedSpec = {
+  name: string;
+  description?: string;
+  transforms: string[];
+  rate: number | null;
+  concurrency: number | null;
+  nodes: ResolvedNode[];
+};
+
+export function mappingKind(mapping: Mapping): MappingKind {
+  return typeof mapping === 'string' ? mapping : 'lag';
+}
+
+export function describeMapping(mapping: Mapping): string {
+  return typeof mapping === 'string' ? mapping : `lag(${mapping.lag.from}..${mapping.lag.to})`;
+}
+
+export function grainOf(partitions: ResolvedPartitions): Grain | 'static' {
+  return partitions.kind === 'time' ? partitions.grain : 'static';
+}
+
+function fail(code: ErrorCode, path: ReadonlyArray<PropertyKey>, message: string): never {
+  const where = formatPath(path);
+  throw new BackfillError(code, `${where}: ${message}`, where);
+}
+
+function zodFailure(error: z.ZodError): never {
+  // Report the most specific issue: a union reports its branches' issues nested inside.
+  let issue: z.core.$ZodIssue = error.issues[0]!;
+  let path: PropertyKey[] = [...issue.path];
+  while (issue.code === 'invalid_union' && issue.errors.length > 0) {
+    const branches = issue.errors.filter((b) => b.length > 0);
+    // Prefer the branch that got furthest (the longest path), which is usually the one the user meant.
+    const deepest = branches.flat().sort((a, b) => b.path.length - a.path.length)[0];
+    if (!deepest || deepest.path.length === 0) break;
+    path = [...path, ...deepest.path];
+    issue = deepest;
+  }
+  let message = issue.message;
+  if (issue.code === 'unrecognized_keys') message = `has unknown field(s) ${issue.keys.map((k) => `'${k}'`).join(', ')}`;
+  if (issue.code === 'invalid_type' && message.startsWith('Invalid input')) {
+    message = issue.input === undefined ? 'is required' : `must be ${issue.expected}`;
+  }
+  const code: ErrorCode = /date/.test(message) ? 'invalid_date' : 'invalid_spec';
+  fail(code, path, message);
+}
+
+/** `object` without its undefined entries, so that spreading it never erases a value. */
+function defined<T extends object>(object: T | undefined): Partial<T> {
+  return Object.fromEntries(Object.entries(object ?? {}).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+function resolveSettings(defaults: Spec['defaults'], node: NodeSpec): Settings {
+  const pick = <K extends keyof Spec['defaults']>(key: K) => (node[key] !== undefined ? node[key] : defaults[key]);
+  return SettingsSchema.parse({
+    concurrency: pick('concurrency'),
+    rate: pick('rate'),
+    burst: pick('burst'),
+    retry: { ...defined(defaults.retry), ...defined(node.retry) },
+    taskQueue: pick('taskQueue'),
+    batchSize: pick('batchSize'),
+    timeout: pick('timeout'),
+    heartbeatTimeout: pick('heartbeatTimeout'),
+  });
+}
+
+function resolvePartitions(spec: Spec, node: NodeSpec, index: number): ResolvedPartitions {
+  const own = node.partitions;
+  const path = ['nodes', index, 'partitions'];
+  if (own && 'keys' in own) return { kind: 'static', keys: own.keys };
+  const base = spec.partitions;
+  if (base && 'keys' in base) {
+    if (own) fail('invalid_spec', path, 'cannot inherit time bounds from a spec whose partitions are static keys');
+    return { kind: 'static', keys: base.keys };
+  }
+  const grain = own?.grain ?? base?.grain;
+  const start = own?.start ?? base?.start;
+  const end = own?.end ?? base?.end;
+  if (!grain) fail('invalid_spec', [...path, 'grain'], `is required: set partitions.grain (${GRAINS.join('|')}) on the spec or the node`);
+  if (!start) fail('invalid_date', [...path, 'start'], 'is required: set partitions.start (e.g. 2024-01-01) on the spec or the node');
+  if (!end) fail('invalid_date', [...path, 'end'], 'is required: set partitions.end (exclusive, e.g. 2025-01-01) on the spec or the node');
+  const startMs = parseInstant(start)!;
+  const endMs = parseInstant(end)!;
+  if (endMs <= startMs) fail('invalid_date', [...path, 'end'], `(${end}) must be after start (${start}); end is exclusive`);
+  return { kind: 'time', grain, start: startMs, end: endMs };
+}
+
+function checkMapping(
+  down: ResolvedPartitions,
+  up: ResolvedPartitions,
+  mapping: Mapping,
+  path: ReadonlyArray<PropertyKey>,
+  upId: string,
+): void {
+  const kind = mappingKind(mapping);
+  if (kind === 'all') return;
+  const downGrain = grainOf(down);
+  const upGrain = grainOf(up);
+  const grains = `this node is ${downGrain}, ${upId} is ${upGrain}`;
+  if (kind === 'identity') {
+    if (downGrain !== upGrain) {
+      const fix = downGrain === 'static' || upGrain === 'static' ? "use mapping 'all'" : "use mapping 'window'";
+      fail('mapping_mismatch', path, `identity needs equal grains (${grains}): ${fix}`);
+    }
+    return;
+  }
+  if (down.kind === 'static' || up.kind === 'static') {
+    fail('mapping_mismatch', path, `${kind} needs time partitions on both sides (${grains}): use mapping 'all' or 'identity'`);
+  }
+  if (!grainsFit(down.grain, up.grain)) {
+    fail(
+      'mapping_mismatch',
+      path,
+      `${kind} needs grains that nest (${grains}; a ${up.grain} does not fit in a ${down.grain}): make one of them day or hour, or use mapping 'all'`,
+    );
+  }
+}
+
+/**
+ * Validates a parsed spec document (from YAML, JSON or a TypeScript object) and returns it
+ * with every default filled in. `knownTransforms`, when given, is the set of transform names
+ * available; a node naming another one is an error.
+ */
+export function resolveSpec(document: unknown, knownTransforms?: ReadonlySet<string>): ResolvedSpec {
+  const parsed = SpecSchema.safeParse(document);
+  if (!parsed.success) zodFailure(parsed.error);
+  const spec = parsed.data;
+
+  const ids = new Map<string, number>();
+  spec.nodes.forEach((node, i) => {
+    if (ids.has(node.id)) fail('invalid_spec', ['nodes', i, 'id'], `'${node.id}' is used twice (also nodes[${ids.get(node.id)}]): node ids must be unique`);
+    ids.set(node.id, i);
+  });
+
+  const nodes: ResolvedNode[] = spec.nodes.map((node, i) => {
+    const transform = node.transform ?? (node.sql !== undefined ? 'sql' : undefined);
+    if (!transform) fail('invalid_spec', ['nodes', i, 'transform'], "is required: name a registered transform, or give 'sql' to run SQL");
+    if (transform === 'sql' && node.sql === undefined) {
+      fail('invalid_spec', ['nodes', i, 'sql'], 'is required by the sql transform: give the SELECT that produces one partition');
+    }
+    if (knownTransforms && !knownTransforms.has(transform)) {
+      const known = [...knownTransforms].sort().join(', ');
+      fail(
+        'unknown_transform',
+        ['nodes', i, 'transform'],
+        `'${transform}' is not a registered transform (known: ${known}): fix the name, or list the module that registers it under 'transforms'`,
+      );
+    }
+    const dependsOn = node.dependsOn.map((dep, d): { node: string; mapping?: Mapping } => {
+      const entry = typeof dep === 'string' ? { node: dep } : dep;
+      if (!ids.has(entry.node)) {
+        const known = [...ids.keys()].join(', ');
+        fail('unknown_node', ['nodes', i, 'dependsOn', d], `'${entry.node}' is not a node of this spec (nodes: ${known})`);
+      }
+      if (entry.node === node.id) fail('cycle', ['nodes', i, 'dependsOn', d], `'${node.id}' depends on itself`);
+      return entry;
+    });
+    const seen = new Set<string>();
+    dependsOn.forEach((dep, d) => {
+      if (seen.has(dep.node)) fail('invalid_spec', ['nodes', i, 'dependsOn', d], `'${dep.node}' is listed twice: give one entry per upstream node`);
+      seen.add(dep.node);
+    });
+    return {
+      ...resolveSettings(spec.defaults, node),
+      id: node.id,
+      transform,
+      ...(node.sql !== undefined ? { sql: node.sql } : {}),
+      params: node.params,
+      partitions: resolvePartitions(spec, node, i),
+      dependsOn: dependsOn as ResolvedDependency[],
+      checks: node.checks,
+    };
+  });
+
+  const cycle = findCycle(nodes.map((n) => ({ id: n.id, upstream: n.dependsOn.map((d) => d.node) })));
+  if (cycle) {
+    const first = ids.get(cycle[0]!)!;
+    const d = nodes[first]!.dependsOn.findIndex((dep) => dep.node === cycle[1]);
+    fail('cycle', ['nodes', first, 'dependsOn', d], `dependency cycle ${cycle.join(' → ')}: remove one of these edges`);
+  }
+
+  // Mappings are checked (and defaulted) once every node's partitions are known.
+  const byId = new Map(nodes.map((n) => [n.id, n]));
+  nodes.forEach((node, i) => {
+    node.dependsOn = node.dependsOn.map((dep, d) => {
+      const up = byId.get(dep.node)!;
+      const path = ['nodes', i, 'dependsOn', d, 'mapping'];
+      const sameGrain = grainOf(node.partitions) === grainOf(up.partitions);
+      const mapping: Mapping | undefined = (dep as { mapping?: Mapping }).mapping;
+      const resolved: Mapping = mapping ?? (sameGrain ? 'identity' : node.partitions.kind === 'time' && up.partitions.kind === 'time' ? 'window' : 'all');
+      checkMapping(node.partitions, up.partitions, resolved, path, up.id);
+      return { node: dep.node, mapping: resolved };
+    });
+  });
+
+  return {
+    name: spec.name,
+    ...(spec.description !== undefined ? { description: spec.description } : {}),
+    transforms: spec.transforms,
+    rate: spec.rate,
+    concurrency: spec.concurrency,
+    nodes,
+  };
+}
+
+/** A partition range narrowing a backfill (`--from`, `--to`); either end may be open. */
+export type PartitionRange = { from?: number; to?: number };
+
+export function parseRange(from: string | undefined, to: string | undefined): PartitionRange {
+  const range: PartitionRange = {};
+  if (from !== undefined) {
+    const ms = parseInstant(from);
+    if (ms === undefined) throw new BackfillError('invalid_date', `--from '${from}' is not a valid UTC date: write YYYY-MM-DD or YYYY-MM-DDTHH (e.g. ${keyExample('day')})`, 'from');
+    range.from = ms;
+  }
+  if (to !== undefined) {
+    const ms = parseInstant(to);
+    if (ms === undefined) throw new BackfillError('invalid_date', `--to '${to}' is not a valid UTC date: write YYYY-MM-DD or YYYY-MM-DDTHH (e.g. ${keyExample('day')})`, 'to');
+    range.to = ms;
+  }
+  if (range.from !== undefined && range.to !== undefined && range.to <= range.from) {
+    throw new BackfillError('invalid_date', `--to (${to}) must be after --from (${from}); --to is exclusive`, 'to');
+  }
+  return range;
+}
