@@ -173,7 +173,7 @@ export function periodEnd(periodStart: number, grain: Grain): number {
   return addPeriods(periodStart, grain, 1);
 }
 
-const INSTANT_PATTERN = /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2})(?::(\d{2})(?::(\d{2}))?)?(?:Z|[+-]00:?00)?)?$/;
+const INSTANT_PATTERN = /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2})(?::(\d{2})(?::(\d{2})(?:\.\d{1,9})?)?)?(?:Z|[+-]00:?00)?)?$/;
 
 /**
  * Parses a range bound written by a person: a date (`2024-03-01`), a date and hour

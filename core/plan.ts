@@ -8,7 +8,8 @@
  */
 import { NodePartitions } from './partitions.ts';
 import { topologicalOrder } from './graph.ts';
-import { grainOf, mappingKind, type Mapping, type PartitionRange, type ResolvedNode, type ResolvedSpec } from './spec.ts';
+import { grainOf, mappingKind } from './mapping.ts';
+import type { Mapping, PartitionRange, ResolvedNode, ResolvedSpec } from './spec.ts';
 
 export type PlanEdge = {
   /** The upstream node. */
@@ -19,6 +20,8 @@ export type PlanEdge = {
   hi: Int32Array;
   /** lo and hi never decrease with j, which lets `dependents` use binary search. */
   monotone: boolean;
+  /** The upstream node's partitions, to turn index ranges back into keys. */
+  source: NodePartitions;
 };
 
 export type PlanNode = {
@@ -79,7 +82,7 @@ function buildEdge(down: NodePartitions, up: NodePartitions, upId: string, mappi
   }
   let monotone = true;
   for (let j = 1; j < n && monotone; j++) monotone = lo[j]! >= lo[j - 1]! && hi[j]! >= hi[j - 1]!;
-  return { node: upId, mapping, lo, hi, monotone };
+  return { node: upId, mapping, lo, hi, monotone, source: up };
 }
 
 /**
@@ -105,6 +108,21 @@ export function expandPlan(spec: ResolvedSpec, range: PartitionRange = {}): Plan
     nodes.push(node);
   }
   return { name: spec.name, nodes, byId, totalPartitions: nodes.reduce((sum, n) => sum + n.partitions.size, 0) };
+}
+
+/**
+ * One node of the plan with its upstream edges, without expanding the rest of the graph:
+ * what a node workflow needs to run its partitions and record their inputs.
+ */
+export function expandNode(spec: ResolvedSpec, nodeId: string, range: PartitionRange = {}): PlanNode {
+  const specById = new Map(spec.nodes.map((n) => [n.id, n]));
+  const nodeSpec = specById.get(nodeId);
+  if (!nodeSpec) throw new RangeError(`unknown node '${nodeId}' (nodes: ${spec.nodes.map((n) => n.id).join(', ')})`);
+  const partitions = NodePartitions.of(nodeSpec.partitions, range);
+  const upstream = nodeSpec.dependsOn.map((dep) =>
+    buildEdge(partitions, NodePartitions.of(specById.get(dep.node)!.partitions, range), dep.node, dep.mapping),
+  );
+  return { id: nodeId, spec: nodeSpec, partitions, upstream, downstream: [] };
 }
 
 export function planNode(plan: Plan, id: string): PlanNode {

@@ -78,6 +78,12 @@ export class RangeSet {
     return r * 2 < this.bounds.length && this.bounds[r * 2]! < end;
   }
 
+  clear(): this {
+    this.bounds = [];
+    this.count = 0;
+    return this;
+  }
+
   add(value: number): this {
     return this.addRange(value, value + 1);
   }

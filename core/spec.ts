@@ -4,16 +4,18 @@
  * complete, plain-JSON `ResolvedSpec` and never parse anything themselves.
  */
 import { z } from 'zod';
-import { GRAINS, grainsFit, keyExample, parseInstant, type Grain } from './calendar.ts';
+import { GRAINS, formatInstant, grainsFit, keyExample, parseInstant, type Grain } from './calendar.ts';
 import { parseDuration } from './duration.ts';
 import { BackfillError, formatPath, type ErrorCode } from './errors.ts';
 import { findCycle } from './graph.ts';
+import { grainOf, mappingKind } from './mapping.ts';
 
 const NODE_ID = /^[a-z][a-z0-9_]{0,62}$/;
 const STATIC_KEY = /^[A-Za-z0-9][A-Za-z0-9._:=-]{0,127}$/;
 
 const dateText = z.preprocess(
-  (v) => (v instanceof Date ? v.toISOString() : v),
+  // A Date (a TypeScript spec, or YAML 1.1 timestamps) becomes `2024-03-01T00:00:00Z`, a form parseInstant reads.
+  (v) => (v instanceof Date && !Number.isNaN(v.getTime()) ? formatInstant(v.getTime()) : v),
   z.string().refine((s) => parseInstant(s) !== undefined, {
     message: 'is not a valid UTC date: write YYYY-MM-DD (e.g. 2024-03-01) or YYYY-MM-DDTHH (e.g. 2024-03-01T05)',
   }),
@@ -194,18 +196,6 @@ export type ResolvedSpec = {
   nodes: ResolvedNode[];
 };
 
-export function mappingKind(mapping: Mapping): MappingKind {
-  return typeof mapping === 'string' ? mapping : 'lag';
-}
-
-export function describeMapping(mapping: Mapping): string {
-  return typeof mapping === 'string' ? mapping : `lag(${mapping.lag.from}..${mapping.lag.to})`;
-}
-
-export function grainOf(partitions: ResolvedPartitions): Grain | 'static' {
-  return partitions.kind === 'time' ? partitions.grain : 'static';
-}
-
 function fail(code: ErrorCode, path: ReadonlyArray<PropertyKey>, message: string): never {
   const where = formatPath(path);
   throw new BackfillError(code, `${where}: ${message}`, where);
@@ -217,8 +207,11 @@ function zodFailure(error: z.ZodError): never {
   let path: PropertyKey[] = [...issue.path];
   while (issue.code === 'invalid_union' && issue.errors.length > 0) {
     const branches = issue.errors.filter((b) => b.length > 0);
+    // A branch that rejects fields of the object itself has the wrong shape (the user meant another branch).
+    const wrongShape = (b: z.core.$ZodIssue[]) => b.some((i) => i.code === 'unrecognized_keys' && i.path.length === 0);
+    const shaped = branches.filter((b) => !wrongShape(b));
     // Prefer the branch that got furthest (the longest path), which is usually the one the user meant.
-    const deepest = branches.flat().sort((a, b) => b.path.length - a.path.length)[0];
+    const deepest = (shaped.length > 0 ? shaped : branches).flat().sort((a, b) => b.path.length - a.path.length)[0];
     if (!deepest || deepest.path.length === 0) break;
     path = [...path, ...deepest.path];
     issue = deepest;
@@ -309,7 +302,8 @@ function checkMapping(
  * available; a node naming another one is an error.
  */
 export function resolveSpec(document: unknown, knownTransforms?: ReadonlySet<string>): ResolvedSpec {
-  const parsed = SpecSchema.safeParse(document);
+  // reportInput: an invalid_type issue then tells a missing field from a value of the wrong type.
+  const parsed = SpecSchema.safeParse(document, { reportInput: true });
   if (!parsed.success) zodFailure(parsed.error);
   const spec = parsed.data;
 

@@ -1,0 +1,135 @@
+/**
+ * `runPartitions`: the activity that produces partitions. For each partition of its batch
+ * (one, unless the node sets batchSize) it runs the transform, then publishes the result
+ * as a new version with its checks and ledger row in one transaction. It heartbeats the
+ * partitions it finished, so that a retry after a crash skips them.
+ */
+import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activity';
+import type {
+  PartitionFailureDetails,
+  PartitionResult,
+  PartitionTask,
+  RunPartitionsInput,
+  RunPartitionsResult,
+} from '../core/protocol.ts';
+import { parseDuration } from '../core/duration.ts';
+import { NonRetryableError, ThrottledError } from './errors.ts';
+import { collectData, partitionBindings, type TransformRegistry } from './transforms.ts';
+import { CheckFailedError, SqlError, type Warehouse } from './warehouse/types.ts';
+
+export type ActivityDeps = {
+  warehouse: Warehouse;
+  transforms: TransformRegistry;
+  /** Recorded in the ledger: which code produced a partition. */
+  codeVersion: string;
+};
+
+function failureType(error: unknown): { type: string; nonRetryable: boolean } {
+  if (error instanceof CheckFailedError) return { type: 'CheckFailed', nonRetryable: true };
+  if (error instanceof SqlError) return { type: 'SqlError', nonRetryable: true };
+  if (error instanceof NonRetryableError) return { type: 'NonRetryable', nonRetryable: true };
+  if (error instanceof ApplicationFailure) return { type: error.type ?? 'Error', nonRetryable: error.nonRetryable ?? false };
+  return { type: error instanceof Error ? error.name : 'Error', nonRetryable: false };
+}
+
+export function createActivities(deps: ActivityDeps) {
+  const runOne = async (input: RunPartitionsInput, task: PartitionTask, ctx: Context): Promise<PartitionResult> => {
+    const { node } = input;
+    const startedAt = Date.now();
+    const transform = deps.transforms.get(node.transform);
+    if (!transform) {
+      const known = [...deps.transforms.keys()].sort().join(', ');
+      throw ApplicationFailure.nonRetryable(
+        `transform '${node.transform}' is not registered on this worker (it has: ${known}): start the worker with --transforms <module> that defines it`,
+        'UnknownTransform',
+      );
+    }
+    const { data, session } = collectData();
+    const bindings = partitionBindings(task.key, task.window, node.params);
+    const returned = await transform({
+      node: node.id,
+      partition: task.key,
+      window: task.window,
+      params: node.params,
+      sql: node.sql,
+      inputs: task.inputs,
+      bindings,
+      warehouse: { ...session, query: (sql, b) => deps.warehouse.query(sql, b) },
+      signal: ctx.cancellationSignal,
+      attempt: ctx.info.attempt,
+      throttled: task.throttled,
+      heartbeat: (details) => ctx.heartbeat(details),
+    });
+    if (returned !== undefined) {
+      if (!Array.isArray(returned)) {
+        throw ApplicationFailure.nonRetryable(`transform '${node.transform}' returned ${typeof returned}: return an array of rows or nothing`, 'InvalidOutput');
+      }
+      data.rows.push(...returned);
+    }
+    // Cancelled while the transform ran: publish nothing.
+    if (ctx.cancellationSignal.aborted) throw new CancelledFailure('cancelled before publishing');
+    const published = await deps.warehouse.publish({
+      node: node.id,
+      partition: task.key,
+      backfillId: input.backfillId,
+      runKey: input.runKey,
+      workflowId: input.workflowId,
+      data,
+      checks: node.checks,
+      transform: node.transform,
+      params: node.params,
+      codeVersion: deps.codeVersion,
+      inputs: task.inputs,
+      attempt: ctx.info.attempt,
+      startedAt,
+    });
+    return {
+      index: task.index,
+      key: task.key,
+      version: published.version,
+      rowCount: published.rowCount,
+      checksum: published.checksum,
+      startedAt,
+      finishedAt: Date.now(),
+    };
+  };
+
+  return {
+    async runPartitions(input: RunPartitionsInput): Promise<RunPartitionsResult> {
+      const ctx = Context.current();
+      const prior = (ctx.info.heartbeatDetails as Partial<PartitionFailureDetails> | undefined)?.finished ?? [];
+      const finished: PartitionResult[] = [...prior];
+      const skip = new Set(prior.map((r) => r.index));
+      // Heartbeat on a timer too, so that a long transform is not mistaken for a dead worker.
+      const everyMs = Math.max(200, Math.floor((parseDuration(input.node.heartbeatTimeout) ?? 30_000) / 3));
+      const timer = setInterval(() => ctx.heartbeat({ finished }), everyMs);
+      try {
+        for (const task of input.partitions) {
+          if (skip.has(task.index)) continue;
+          if (ctx.cancellationSignal.aborted) throw new CancelledFailure('cancelled');
+          try {
+            finished.push(await runOne(input, task, ctx));
+            ctx.heartbeat({ finished });
+          } catch (error) {
+            if (error instanceof ThrottledError) return { finished, throttled: { index: task.index, message: error.message } };
+            if (error instanceof CancelledFailure || ctx.cancellationSignal.aborted) throw new CancelledFailure('cancelled');
+            const { type, nonRetryable } = failureType(error);
+            const details: PartitionFailureDetails = { finished, failedIndex: task.index };
+            throw ApplicationFailure.create({
+              message: `${input.node.id} ${task.key}: ${error instanceof Error ? error.message : String(error)}`,
+              type,
+              nonRetryable,
+              details: [details],
+              cause: error instanceof Error ? error : undefined,
+            });
+          }
+        }
+        return { finished };
+      } finally {
+        clearInterval(timer);
+      }
+    },
+  };
+}
+
+export type Activities = ReturnType<typeof createActivities>;

@@ -1,0 +1,178 @@
+/**
+ * Transforms: functions registered by name in the worker that produce one partition.
+ * A transform returns the partition's rows, or adds them through `ctx.warehouse`
+ * (`insert(rows)`, or `insertFrom(sql)` to compute them inside the warehouse).
+ */
+import { createHash } from 'node:crypto';
+import { pathToFileURL } from 'node:url';
+import { resolve } from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
+import { NonRetryableError, ThrottledError } from './errors.ts';
+import type { Bindings, PartitionData, Row, SqlValue } from './warehouse/types.ts';
+
+/** What a transform sees of the warehouse while it produces a partition. */
+export type PartitionSession = {
+  /** Reads data (upstream datasets are views named after their node). */
+  query(sql: string, bindings?: Bindings): Promise<Row[]>;
+  /** Adds rows to the new version of the partition. */
+  insert(rows: Row[]): void;
+  /** Adds the rows a SELECT returns, computed inside the warehouse. */
+  insertFrom(sql: string, bindings?: Bindings): void;
+};
+
+export type TransformContext = {
+  node: string;
+  partition: string;
+  /** The partition's UTC window (ISO 8601), or null for static keys. */
+  window: { start: string; end: string } | null;
+  params: Record<string, unknown>;
+  /** The node's SQL, for SQL transforms. */
+  sql: string | undefined;
+  /** The upstream partitions this one depends on, as key ranges. */
+  inputs: Array<{ node: string; from: string; to: string }>;
+  /** The SQL parameters of this partition: :partition, :start, :end, :start_date, :end_date and the node's scalar params. */
+  bindings: Bindings;
+  warehouse: PartitionSession;
+  /** Aborted when the activity is cancelled (a cancelled backfill): stop and throw. */
+  signal: AbortSignal;
+  /** 1 on the first try of this partition's activity, 2 on its first retry, ... */
+  attempt: number;
+  /** How many times this partition was throttled (ThrottledError) before this run. */
+  throttled: number;
+  heartbeat(details?: unknown): void;
+};
+
+export type Transform = (ctx: TransformContext) => Promise<Row[] | void> | Row[] | void;
+export type TransformRegistry = ReadonlyMap<string, Transform>;
+
+/** Declares transforms in a module the worker loads (`--transforms path/to/module.ts`). */
+export function defineTransforms<T extends Record<string, Transform>>(transforms: T): T {
+  return transforms;
+}
+
+export function collectData(): { data: PartitionData; session: Omit<PartitionSession, 'query'> } {
+  const data: PartitionData = { rows: [], selects: [] };
+  return {
+    data,
+    session: {
+      insert: (rows) => void data.rows.push(...rows),
+      insertFrom: (sql, bindings = {}) => void data.selects.push({ sql, bindings }),
+    },
+  };
+}
+
+/** A number in [0, 1) fixed by the text: deterministic "randomness" for failure injection and data generation. */
+export function unitHash(text: string): number {
+  return createHash('sha256').update(text).digest().readUInt32BE(0) / 2 ** 32;
+}
+
+/** Recent call times per node, for the simulated downstream capacity of `sleep`. */
+const recentCalls = new Map<string, number[]>();
+function admit(node: string, perSecond: number): boolean {
+  const now = Date.now();
+  const calls = (recentCalls.get(node) ?? []).filter((t) => t > now - 1000);
+  const ok = calls.length < perSecond;
+  if (ok) calls.push(now);
+  recentCalls.set(node, calls);
+  return ok;
+}
+
+const asStrings = (value: unknown): string[] => (Array.isArray(value) ? value.map(String) : []);
+
+/**
+ * `sleep`: waits `ms` (default 0) and writes nothing; for dry runs, load tests and chaos
+ * drills. Deterministic failure injection through params:
+ *   failKeys: [keys]       always fails these partitions (non-retryable when permanent: true)
+ *   failRate: 0.1          fails this fraction of partitions, chosen by a hash of the key
+ *   failAttempts: 2        fails the first N attempts of each failing partition, then succeeds
+ *   throttleKeys: [keys]   throws ThrottledError for these partitions, the first throttleTimes (default 1) times they run
+ *   throttleRate: 0.1      the same for this fraction of partitions
+ *   capacityPerSecond: 10  acts as a downstream system that throttles calls beyond this many per second (per worker)
+ *   hangKeys: [keys]       never finishes ('await': keeps heartbeating; hang: 'busy' blocks the process)
+ *   crashKeys: [keys]      kills the worker process on the first attempt
+ */
+const sleep: Transform = async (ctx) => {
+  const p = ctx.params;
+  const key = ctx.partition;
+  const ms = typeof p.ms === 'number' ? p.ms : 0;
+  const chosen = (keys: unknown, rate: unknown) =>
+    asStrings(keys).includes(key) || (typeof rate === 'number' && unitHash(`${ctx.node}/${key}`) < rate);
+
+  if (chosen(p.crashKeys, undefined) && ctx.attempt === 1) process.kill(process.pid, 'SIGKILL');
+  if (chosen(p.hangKeys, undefined) && ctx.attempt === 1) {
+    if (p.hang === 'busy') for (;;);
+    await new Promise((_, reject) => ctx.signal.addEventListener('abort', () => reject(ctx.signal.reason as Error)));
+  }
+  const throttleTimes = typeof p.throttleTimes === 'number' ? p.throttleTimes : 1;
+  if (chosen(p.throttleKeys, p.throttleRate) && ctx.throttled < throttleTimes) {
+    throw new ThrottledError(`downstream throttled ${ctx.node} ${key}`);
+  }
+  if (typeof p.capacityPerSecond === 'number' && !admit(ctx.node, p.capacityPerSecond)) {
+    throw new ThrottledError(`downstream over capacity (${p.capacityPerSecond}/s) for ${ctx.node}`);
+  }
+  if (ms > 0) await delay(ms, undefined, { signal: ctx.signal });
+  if (chosen(p.failKeys, p.failRate)) {
+    const failAttempts = typeof p.failAttempts === 'number' ? p.failAttempts : Infinity;
+    if (ctx.attempt <= failAttempts) {
+      const message = typeof p.failMessage === 'string' ? p.failMessage : `injected failure for ${ctx.node} ${key}`;
+      throw p.permanent === true ? new NonRetryableError(message) : new Error(`${message} (attempt ${ctx.attempt})`);
+    }
+  }
+};
+
+export const BUILTIN_TRANSFORMS: TransformRegistry = new Map<string, Transform>([
+  ['noop', () => undefined],
+  ['sleep', sleep],
+  [
+    'sql',
+    (ctx) => {
+      if (!ctx.sql) throw new NonRetryableError(`node ${ctx.node} uses the sql transform but has no sql`);
+      ctx.warehouse.insertFrom(ctx.sql, ctx.bindings);
+    },
+  ],
+]);
+
+function isTransformRecord(value: unknown): value is Record<string, Transform> {
+  return typeof value === 'object' && value !== null && Object.values(value).every((v) => typeof v === 'function');
+}
+
+/**
+ * Loads transform modules (their default export, or an export named `transforms`, is a
+ * record of name → function) and returns the built-ins plus theirs.
+ */
+export async function loadTransforms(modules: readonly string[], base = process.cwd()): Promise<TransformRegistry> {
+  const registry = new Map(BUILTIN_TRANSFORMS);
+  for (const path of modules) {
+    const url = pathToFileURL(resolve(base, path)).href;
+    let loaded: Record<string, unknown>;
+    try {
+      loaded = (await import(url)) as Record<string, unknown>;
+    } catch (error) {
+      throw new Error(`could not load transforms from ${path}: ${(error as Error).message}`);
+    }
+    const record = [loaded.default, loaded.transforms].find(isTransformRecord);
+    if (!record) throw new Error(`${path} exports no transforms: export default defineTransforms({ name: fn, ... })`);
+    for (const [name, fn] of Object.entries(record)) {
+      if (BUILTIN_TRANSFORMS.has(name)) throw new Error(`${path} redefines the built-in transform '${name}': rename it`);
+      registry.set(name, fn);
+    }
+  }
+  return registry;
+}
+
+/** The SQL parameters of a partition: its key and window, and the node's scalar params. */
+export function partitionBindings(partition: string, window: { start: string; end: string } | null, params: Record<string, unknown>): Bindings {
+  const bindings: Bindings = {};
+  for (const [name, value] of Object.entries(params)) {
+    if (value === null || ['string', 'number', 'bigint', 'boolean'].includes(typeof value)) {
+      bindings[name] = typeof value === 'boolean' ? (value ? 1 : 0) : (value as SqlValue);
+    }
+  }
+  bindings.partition = partition;
+  bindings.start = window?.start ?? null;
+  bindings.end = window?.end ?? null;
+  bindings.start_date = window ? window.start.slice(0, 10) : null;
+  // The last day inside the window, so that `day BETWEEN :start_date AND :end_date` covers it exactly.
+  bindings.end_date = window ? new Date(Date.parse(window.end) - 1).toISOString().slice(0, 10) : null;
+  return bindings;
+}

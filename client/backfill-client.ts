@@ -1,0 +1,289 @@
+/** The typed client library behind the `backfill` command line. */
+import {
+  Client,
+  Connection,
+  WorkflowExecutionAlreadyStartedError,
+  WorkflowNotFoundError,
+  WorkflowUpdateFailedError,
+  type WorkflowHandle,
+} from '@temporalio/client';
+import { WorkflowIdReusePolicy } from '@temporalio/common';
+import { BackfillError } from '../core/errors.ts';
+import { DEFAULT_TASK_QUEUE, type BackfillCarry, type BackfillInput, type BackfillResult, type Limits, type Progress, type Tuning } from '../core/protocol.ts';
+import type { PartitionRange, ResolvedSpec } from '../core/spec.ts';
+import {
+  BACKFILL_ID,
+  backfillWorkflowId,
+  pauseUpdate,
+  progressQuery,
+  resumeUpdate,
+  retryFailedUpdate,
+  setConcurrencyUpdate,
+  setRateUpdate,
+  type ControlState,
+} from '../workflows/definitions.ts';
+import type { backfillWorkflow } from '../workflows/backfill.ts';
+import { ensureSearchAttributes } from './search-attributes.ts';
+
+export type ConnectOptions = { address?: string; namespace?: string; uiUrl?: string };
+
+export type StartOptions = {
+  id?: string;
+  range?: PartitionRange;
+  limits?: Partial<Limits>;
+  tuning?: Partial<Tuning>;
+  /** Run again an id whose earlier backfill has finished. */
+  rerun?: boolean;
+  taskQueue?: string;
+};
+
+export type Started = { backfillId: string; workflowId: string; runId: string; uiUrl: string };
+
+export type Outcome = { backfillId: string; state: Progress['state']; progress: Progress | null };
+
+const ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,199}$/;
+
+/** A readable default id: the spec's name and the UTC start time. */
+export function defaultBackfillId(name: string, now = new Date()): string {
+  const slug = name.toLowerCase().replace(/[^a-z0-9._-]+/g, '-').replace(/^-+|-+$/g, '') || 'backfill';
+  const stamp = now.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z').replace('T', '-');
+  return `${slug}-${stamp}`;
+}
+
+export function temporalAddress(): string {
+  return process.env.TEMPORAL_ADDRESS ?? 'localhost:7233';
+}
+
+function unreachable(address: string, error: unknown): BackfillError {
+  return new BackfillError(
+    'server_unavailable',
+    `cannot reach the Temporal server at ${address} (${(error as Error).message}): start one with 'backfill dev', or set TEMPORAL_ADDRESS`,
+  );
+}
+
+export class BackfillClient {
+  private constructor(
+    readonly client: Client,
+    readonly connection: Connection,
+    readonly namespace: string,
+    readonly address: string,
+    private readonly uiBase: string,
+  ) {}
+
+  static async connect(options: ConnectOptions = {}): Promise<BackfillClient> {
+    const address = options.address ?? temporalAddress();
+    const namespace = options.namespace ?? process.env.TEMPORAL_NAMESPACE ?? 'default';
+    let connection: Connection;
+    try {
+      connection = await Connection.connect({ address, connectTimeout: 5000 });
+      await connection.workflowService.getSystemInfo({});
+    } catch (error) {
+      throw unreachable(address, error);
+    }
+    const uiBase = options.uiUrl ?? process.env.BACKFILL_UI_URL ?? 'http://localhost:8233';
+    return new BackfillClient(new Client({ connection, namespace }), connection, namespace, address, uiBase.replace(/\/$/, ''));
+  }
+
+  async close(): Promise<void> {
+    await this.connection.close();
+  }
+
+  uiUrl(workflowId: string, runId?: string): string {
+    const base = `${this.uiBase}/namespaces/${encodeURIComponent(this.namespace)}/workflows/${encodeURIComponent(workflowId)}`;
+    return runId ? `${base}/${runId}/history` : base;
+  }
+
+  private handle(backfillId: string): WorkflowHandle<typeof backfillWorkflow> {
+    return this.client.workflow.getHandle<typeof backfillWorkflow>(backfillWorkflowId(backfillId));
+  }
+
+  /** Describes the latest run of a backfill, or throws `not_found`. */
+  async describe(backfillId: string) {
+    try {
+      return await this.handle(backfillId).describe();
+    } catch (error) {
+      if (error instanceof WorkflowNotFoundError) {
+        throw new BackfillError('not_found', `no backfill with id '${backfillId}' in namespace ${this.namespace}: check the id ('backfill start' printed it)`);
+      }
+      throw error;
+    }
+  }
+
+  async start(spec: ResolvedSpec, options: StartOptions = {}, carry?: BackfillCarry): Promise<Started> {
+    const backfillId = options.id ?? defaultBackfillId(spec.name);
+    if (!ID_PATTERN.test(backfillId)) {
+      throw new BackfillError('invalid_argument', `--id '${backfillId}' must be letters, digits and . _ : - (at most 200)`, 'id');
+    }
+    const workflowId = backfillWorkflowId(backfillId);
+    await ensureSearchAttributes(this.connection, this.namespace);
+    const input: BackfillInput = {
+      backfillId,
+      spec,
+      range: options.range ?? {},
+      ...(options.limits ? { limits: options.limits } : {}),
+      ...(options.tuning ? { tuning: options.tuning } : {}),
+      ...(carry ? { carry } : {}),
+    };
+    try {
+      const handle = await this.client.workflow.start<typeof backfillWorkflow>('backfillWorkflow', {
+        workflowId,
+        taskQueue: options.taskQueue ?? process.env.BACKFILL_TASK_QUEUE ?? DEFAULT_TASK_QUEUE,
+        args: [input],
+        workflowIdReusePolicy: options.rerun || carry ? WorkflowIdReusePolicy.ALLOW_DUPLICATE : WorkflowIdReusePolicy.REJECT_DUPLICATE,
+        typedSearchAttributes: [{ key: BACKFILL_ID, value: backfillId }],
+      });
+      return { backfillId, workflowId, runId: handle.firstExecutionRunId, uiUrl: this.uiUrl(workflowId, handle.firstExecutionRunId) };
+    } catch (error) {
+      if (error instanceof WorkflowExecutionAlreadyStartedError) {
+        const running = await this.describe(backfillId).then((d) => d.status.name === 'RUNNING', () => false);
+        throw new BackfillError(
+          'already_exists',
+          running
+            ? `backfill '${backfillId}' is already running: watch it with 'backfill status ${backfillId} --watch', or choose another --id`
+            : `backfill '${backfillId}' already ran: pass --rerun to run it again deliberately, or choose another --id`,
+          'id',
+        );
+      }
+      throw error;
+    }
+  }
+
+  /** Current progress: queried from a running backfill, or the final result of a finished one. */
+  async progress(backfillId: string): Promise<Progress> {
+    const description = await this.describe(backfillId);
+    const status = description.status.name;
+    const handle = this.handle(backfillId);
+    if (status === 'RUNNING' || status === 'CONTINUED_AS_NEW') return handle.query(progressQuery);
+    if (status === 'COMPLETED') return ((await handle.result()) as BackfillResult).progress;
+    const state = status === 'CANCELLED' ? 'cancelled' : 'failed';
+    // A closed run still answers queries when a worker can replay it.
+    const last = await Promise.race([
+      handle.query(progressQuery).catch(() => null),
+      new Promise<null>((done) => setTimeout(() => done(null), 5000)),
+    ]);
+    if (last) return { ...last, state };
+    throw new BackfillError('not_running', `backfill '${backfillId}' ended ${state}, and no worker is there to tell its final progress`);
+  }
+
+  /** Blocks until the backfill ends; `timeoutMs` bounds the wait. */
+  async wait(backfillId: string, timeoutMs?: number): Promise<Outcome> {
+    await this.describe(backfillId);
+    const handle = this.handle(backfillId);
+    const result = handle.result().then(
+      (r) => ({ backfillId, state: r.state, progress: r.progress }) as Outcome,
+      async (): Promise<Outcome> => {
+        const status = (await handle.describe()).status.name;
+        return { backfillId, state: status === 'CANCELLED' ? 'cancelled' : 'failed', progress: await this.progress(backfillId).catch(() => null) };
+      },
+    );
+    if (timeoutMs === undefined) return result;
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new BackfillError('timeout', `backfill '${backfillId}' did not finish within ${timeoutMs / 1000}s; it is still running`)),
+        timeoutMs,
+      );
+    });
+    try {
+      return await Promise.race([result, timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** The final result of a finished backfill (to resume it). */
+  async result(backfillId: string): Promise<BackfillResult> {
+    return (await this.handle(backfillId).result()) as BackfillResult;
+  }
+
+  private async update<R>(backfillId: string, run: (handle: WorkflowHandle<typeof backfillWorkflow>) => Promise<R>): Promise<R> {
+    const description = await this.describe(backfillId);
+    if (description.status.name !== 'RUNNING') {
+      throw new BackfillError('not_running', `backfill '${backfillId}' is not running (it ended ${description.status.name.toLowerCase()})`);
+    }
+    try {
+      return await run(this.handle(backfillId));
+    } catch (error) {
+      if (error instanceof WorkflowUpdateFailedError) {
+        const cause = error.cause as Error | undefined;
+        throw new BackfillError('invalid_argument', cause?.message ?? error.message);
+      }
+      throw error;
+    }
+  }
+
+  pause(backfillId: string): Promise<ControlState> {
+    return this.update(backfillId, (h) => h.executeUpdate(pauseUpdate));
+  }
+
+  resume(backfillId: string): Promise<ControlState> {
+    return this.update(backfillId, (h) => h.executeUpdate(resumeUpdate));
+  }
+
+  setRate(backfillId: string, rate: number | null, node?: string): Promise<ControlState> {
+    return this.update(backfillId, (h) => h.executeUpdate(setRateUpdate, { args: node === undefined ? [rate] : [rate, node] }));
+  }
+
+  setConcurrency(backfillId: string, concurrency: number | null, node?: string): Promise<ControlState> {
+    return this.update(backfillId, (h) => h.executeUpdate(setConcurrencyUpdate, { args: node === undefined ? [concurrency] : [concurrency, node] }));
+  }
+
+  /**
+   * Runs the failed partitions again (then the partitions they blocked). A running backfill
+   * does it in place; a finished one is resumed in a new run that skips what is done.
+   */
+  async retryFailed(backfillId: string, node?: string): Promise<{ retried: number; resumed: Started | null }> {
+    const description = await this.describe(backfillId);
+    if (description.status.name === 'RUNNING') {
+      const retried = await this.update(backfillId, (h) => h.executeUpdate(retryFailedUpdate, { args: [node ?? null] }));
+      return { retried, resumed: null };
+    }
+    if (description.status.name !== 'COMPLETED') {
+      throw new BackfillError('not_running', `backfill '${backfillId}' ended ${description.status.name.toLowerCase()}: only a running backfill or one that completed with failures can retry`);
+    }
+    const previous = await this.result(backfillId);
+    if (previous.state !== 'completed_with_failures') {
+      throw new BackfillError('invalid_argument', `backfill '${backfillId}' completed with no failures: there is nothing to retry`);
+    }
+    const original = await this.inputOf(backfillId);
+    if (!original) throw new BackfillError('failed', `cannot read the input of backfill '${backfillId}'`);
+    const retried = previous.progress.failed;
+    const resumed = await this.start(
+      original.spec,
+      { id: backfillId, range: original.range, ...(original.limits ? { limits: original.limits } : {}), ...(original.tuning ? { tuning: original.tuning } : {}) },
+      resumeCarry(previous.carry),
+    );
+    return { retried, resumed };
+  }
+
+  /** The input the backfill's first run was started with. */
+  async inputOf(backfillId: string): Promise<BackfillInput | undefined> {
+    const description = await this.describe(backfillId);
+    const handle = this.client.workflow.getHandle(backfillWorkflowId(backfillId), description.runId);
+    const history = await handle.fetchHistory();
+    const attributes = history.events?.[0]?.workflowExecutionStartedEventAttributes;
+    const payload = attributes?.input?.payloads?.[0];
+    if (!payload) return undefined;
+    return this.client.options.loadedDataConverter.payloadConverter.fromPayload<BackfillInput>(payload);
+  }
+
+  async cancel(backfillId: string): Promise<void> {
+    const description = await this.describe(backfillId);
+    if (description.status.name !== 'RUNNING') {
+      throw new BackfillError('not_running', `backfill '${backfillId}' is not running (it ended ${description.status.name.toLowerCase()})`);
+    }
+    await this.handle(backfillId).cancel();
+  }
+}
+
+/** The carry that resumes a finished backfill: keep what is done, run everything else again. */
+export function resumeCarry(carry: BackfillCarry): BackfillCarry {
+  return {
+    ...carry,
+    readiness: Object.fromEntries(Object.entries(carry.readiness).map(([id, node]) => [id, { done: node.done, failed: [] }])),
+    childrenRunning: false,
+    failures: {},
+    outbox: {},
+    settings: {},
+  };
+}

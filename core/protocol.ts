@@ -1,0 +1,209 @@
+/**
+ * Messages between the client, the parent workflow, the node workflows and the partition
+ * activity. Plain JSON: everything here crosses Temporal's payload converter.
+ */
+import type { AimdJSON, BucketJSON } from './pacing.ts';
+import type { RangesJSON } from './ranges.ts';
+import type { ReadinessJSON } from './readiness.ts';
+import type { PartitionRange, ResolvedNode, ResolvedSpec } from './spec.ts';
+
+export const DEFAULT_TASK_QUEUE = 'backfill';
+
+/** Failure types (ApplicationFailure.type) that a partition's retry policy never retries. */
+export const NON_RETRYABLE_TYPES = ['NonRetryable', 'CheckFailed', 'SqlError', 'UnknownTransform', 'InvalidOutput'];
+
+export type BackfillState = 'running' | 'completed' | 'completed_with_failures' | 'failed' | 'cancelled';
+
+/** Limits an operator changes while a backfill runs; null rate means unlimited. */
+export type Limits = { rate: number | null; concurrency: number | null };
+
+export type BackfillInput = {
+  backfillId: string;
+  spec: ResolvedSpec;
+  range: PartitionRange;
+  /** Backfill-wide limits from `start --rate/--concurrency` (over the spec's own). */
+  limits?: Partial<Limits>;
+  /** Tuning, mostly for tests and benchmarks. */
+  tuning?: Partial<Tuning>;
+  /** State carried over by continue-as-new, or from an earlier run being resumed. */
+  carry?: BackfillCarry;
+};
+
+export type Tuning = {
+  /** Minimum time between two progress reports of a node workflow to the parent. */
+  reportIntervalMs: number;
+  /** A run continues as new once its history has this many events (or the server suggests it). */
+  historyLimit: number;
+};
+
+export const DEFAULT_TUNING: Tuning = { reportIntervalMs: 1000, historyLimit: 4000 };
+
+/** A failure message and the partitions (index ranges) that failed with it. */
+export type FailureGroup = { message: string; type: string; ranges: RangesJSON };
+
+/** What the parent remembers of each node between its reports. */
+export type NodeReportState = {
+  running: number;
+  rate: number | null;
+  concurrency: number;
+  throttles: number;
+  completed: number;
+  firstStartedAt: number | null;
+  lastFinishedAt: number | null;
+};
+
+export type NodeOverrides = Record<string, Partial<Limits>>;
+
+export type BackfillCarry = {
+  /** Identity of this backfill run (the first run's id): the version key of the partitions it writes. */
+  runKey: string;
+  readiness: ReadinessJSON;
+  /** True when the node workflows are alive (continue-as-new); false to start them afresh. */
+  childrenRunning: boolean;
+  paused: boolean;
+  limits: Limits;
+  overrides: NodeOverrides;
+  reports: Record<string, NodeReportState>;
+  failures: Record<string, FailureGroup[]>;
+  /** Readiness and settings not yet delivered to each node workflow. */
+  outbox: Record<string, { ready: RangesJSON; settingsDirty: boolean }>;
+  /** The settings last handed to each node workflow. */
+  settings: Record<string, NodeSettings>;
+  startedAt: number | null;
+  runs: number;
+};
+
+/** Settings the parent hands a node workflow: the node's share of every limit. */
+export type NodeSettings = {
+  seq: number;
+  rate: number | null;
+  burst: number;
+  concurrency: number;
+  paused: boolean;
+};
+
+/** Parent → node workflow, batched: new ready partitions, new settings, or the order to finish. */
+export type NodeControl = {
+  ready?: RangesJSON;
+  settings?: NodeSettings;
+  finish?: boolean;
+};
+
+/** Node workflow → parent, batched: what completed or failed since the last report. */
+export type NodeReport = {
+  node: string;
+  done: RangesJSON;
+  failures: FailureGroup[];
+  state: NodeReportState;
+  /** Set on the node workflow's last report before it ends (cancellation). */
+  final?: 'cancelled';
+};
+
+export type NodeInput = {
+  backfillId: string;
+  parentWorkflowId: string;
+  runKey: string;
+  spec: ResolvedSpec;
+  range: PartitionRange;
+  nodeId: string;
+  settings: NodeSettings;
+  ready: RangesJSON;
+  tuning: Tuning;
+  carry?: NodeCarry;
+};
+
+export type NodeCarry = {
+  queue: RangesJSON;
+  settings: NodeSettings;
+  bucket: BucketJSON;
+  aimd: AimdJSON;
+  unreported: { done: RangesJSON; failures: FailureGroup[] };
+  stats: NodeReportState;
+  recentStarts: number[];
+  /** Partition index → times throttled, for partitions not yet done. */
+  throttled: Array<[number, number]>;
+  runs: number;
+};
+
+/** The progress of one partition activity: what a (batch) activity finished. */
+export type PartitionResult = {
+  index: number;
+  key: string;
+  version: number;
+  rowCount: number;
+  checksum: string;
+  startedAt: number;
+  finishedAt: number;
+};
+
+export type PartitionTask = {
+  index: number;
+  key: string;
+  window: { start: string; end: string } | null;
+  /** The upstream partitions it read, as key ranges (for lineage). */
+  inputs: Array<{ node: string; from: string; to: string }>;
+  /** How many times the downstream system throttled this partition before. */
+  throttled: number;
+};
+
+export type RunPartitionsInput = {
+  backfillId: string;
+  runKey: string;
+  workflowId: string;
+  node: ResolvedNode;
+  partitions: PartitionTask[];
+  maxAttempts: number;
+};
+
+export type RunPartitionsResult = {
+  finished: PartitionResult[];
+  /** The downstream system throttled this partition; it and the rest of the batch were not run. */
+  throttled?: { index: number; message: string };
+};
+
+/** Details attached to a partition activity's failure, so that the workflow knows what finished. */
+export type PartitionFailureDetails = { finished: PartitionResult[]; failedIndex: number | null };
+
+export type NodeProgress = {
+  id: string;
+  total: number;
+  done: number;
+  running: number;
+  failed: number;
+  blocked: number;
+  pending: number;
+  rate: number | null;
+  concurrency: number;
+  throttles: number;
+  /** Partitions per second this backfill has achieved on the node. */
+  throughput: number | null;
+  /** Seconds left at that throughput. */
+  etaSeconds: number | null;
+  failures: Array<{ message: string; type: string; partitions: number; examples: string[] }>;
+};
+
+export type Progress = {
+  backfillId: string;
+  name: string;
+  state: BackfillState;
+  paused: boolean;
+  rate: number | null;
+  concurrency: number | null;
+  total: number;
+  done: number;
+  running: number;
+  failed: number;
+  blocked: number;
+  pending: number;
+  throughput: number | null;
+  etaSeconds: number | null;
+  runs: number;
+  nodes: NodeProgress[];
+};
+
+export type BackfillResult = {
+  state: Exclude<BackfillState, 'running'>;
+  progress: Progress;
+  /** Enough to resume this backfill in a new run (retry-failed after it ended). */
+  carry: BackfillCarry;
+};

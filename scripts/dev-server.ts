@@ -1,0 +1,131 @@
+/**
+ * Starts the Temporal dev server (the `temporal` CLI's `server start-dev`) on a SQLite file,
+ * so that it survives its own restart, with the project's search attributes registered.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, openSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { dirname } from 'node:path';
+import { Connection } from '@temporalio/client';
+import { SEARCH_ATTRIBUTES } from '../client/search-attributes.ts';
+import { resolveTemporalCli } from './temporal-cli.ts';
+
+
+export type DevServerOptions = {
+  dbFile: string;
+  port?: number;
+  /** Web UI port; null runs headless. */
+  uiPort?: number | null;
+  ip?: string;
+  logFile?: string;
+  namespace?: string;
+  startTimeoutMs?: number;
+};
+
+export type DevServer = {
+  address: string;
+  uiUrl: string | null;
+  process: ChildProcess;
+  options: Required<Omit<DevServerOptions, 'logFile'>> & { logFile?: string };
+  stop(): Promise<void>;
+};
+
+/** A TCP port nobody listens on right now. */
+export function freePort(): Promise<number> {
+  return new Promise((done, failed) => {
+    const server = createServer();
+    server.once('error', failed);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => (typeof address === 'object' && address ? done(address.port) : failed(new Error('no port'))));
+    });
+  });
+}
+
+/** Resolves once the frontend answers and the namespace exists. */
+export async function waitForServer(address: string, namespace: string, timeoutMs: number, exited?: () => string | undefined): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < deadline) {
+    const why = exited?.();
+    if (why) throw new Error(why);
+    try {
+      const connection = await Connection.connect({ address, connectTimeout: 1000 });
+      try {
+        await connection.workflowService.describeNamespace({ namespace });
+        return;
+      } finally {
+        await connection.close();
+      }
+    } catch (error) {
+      last = error;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  }
+  throw new Error(`Temporal server at ${address} did not become ready within ${timeoutMs} ms: ${String(last)}`);
+}
+
+export async function startDevServer(options: DevServerOptions): Promise<DevServer> {
+  const cli = await resolveTemporalCli();
+  const resolved = {
+    dbFile: options.dbFile,
+    port: options.port ?? (await freePort()),
+    uiPort: options.uiPort === undefined ? await freePort() : options.uiPort,
+    ip: options.ip ?? '127.0.0.1',
+    namespace: options.namespace ?? 'default',
+    startTimeoutMs: options.startTimeoutMs ?? 60_000,
+    ...(options.logFile !== undefined ? { logFile: options.logFile } : {}),
+  };
+  mkdirSync(dirname(resolved.dbFile), { recursive: true });
+  const args = [
+    'server', 'start-dev',
+    '--db-filename', resolved.dbFile,
+    '--ip', resolved.ip,
+    '--port', String(resolved.port),
+    '--log-level', 'warn',
+    // UpdateTaskQueueConfig (server-side task queue rate limits changed at runtime).
+    '--dynamic-config-value', 'frontend.enableUpdateTaskQueueConfig=true',
+  ];
+  if (resolved.namespace !== 'default') args.push('--namespace', resolved.namespace);
+  for (const [name, type] of Object.entries(SEARCH_ATTRIBUTES)) args.push('--search-attribute', `${name}=${type}`);
+  if (resolved.uiPort === null) args.push('--headless');
+  else args.push('--ui-port', String(resolved.uiPort));
+
+  let out: number | 'ignore' = 'ignore';
+  if (resolved.logFile) {
+    mkdirSync(dirname(resolved.logFile), { recursive: true });
+    out = openSync(resolved.logFile, 'a');
+  }
+  const child = spawn(cli, args, { stdio: ['ignore', out, out] });
+  let exit: string | undefined;
+  child.once('exit', (code, signal) => {
+    exit = `the Temporal dev server exited (${signal ?? `code ${code}`}) before it was ready${resolved.logFile ? `; see ${resolved.logFile}` : ''}`;
+  });
+  const address = `${resolved.ip}:${resolved.port}`;
+  try {
+    await waitForServer(address, resolved.namespace, resolved.startTimeoutMs, () => exit);
+  } catch (error) {
+    child.kill('SIGKILL');
+    throw error;
+  }
+  return {
+    address,
+    uiUrl: resolved.uiPort === null ? null : `http://localhost:${resolved.uiPort}`,
+    process: child,
+    options: resolved,
+    stop: () => stopProcess(child),
+  };
+}
+
+/** SIGTERM, then SIGKILL after `graceMs`; resolves when the process has exited. */
+export function stopProcess(child: ChildProcess, graceMs = 10_000): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((done) => {
+    const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+    child.once('exit', () => {
+      clearTimeout(timer);
+      done();
+    });
+    child.kill('SIGTERM');
+  });
+}

@@ -1,0 +1,104 @@
+/**
+ * Finds a `temporal` CLI binary (which embeds the dev server and Web UI), in this order:
+ *   1. $TEMPORAL_CLI_PATH
+ *   2. `temporal` on PATH
+ *   3. the project's cached build: $BACKFILL_HOME/bin/temporal (default .backfill/bin)
+ *   4. the official download (temporal.download), on a connected machine
+ *   5. `go install github.com/temporalio/cli/cmd/temporal@v1.5.1` into the cache, where Go is present
+ * Later runs reuse the cached binary.
+ */
+import { spawn } from 'node:child_process';
+import { accessSync, chmodSync, constants, createWriteStream, existsSync, mkdirSync, renameSync, rmSync } from 'node:fs';
+import { delimiter, join, resolve } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { Readable } from 'node:stream';
+
+export const TEMPORAL_CLI_VERSION = 'v1.5.1';
+const GO_PACKAGE = `github.com/temporalio/cli/cmd/temporal@${TEMPORAL_CLI_VERSION}`;
+
+export function backfillHome(): string {
+  return resolve(process.env.BACKFILL_HOME ?? '.backfill');
+}
+
+function executable(path: string): boolean {
+  try {
+    accessSync(path, constants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function onPath(name: string): string | undefined {
+  for (const dir of (process.env.PATH ?? '').split(delimiter)) {
+    if (dir && executable(join(dir, name))) return join(dir, name);
+  }
+  return undefined;
+}
+
+function run(command: string, args: string[], env: NodeJS.ProcessEnv, log: (line: string) => void): Promise<void> {
+  return new Promise((done, failed) => {
+    const child = spawn(command, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const forward = (chunk: Buffer) => chunk.toString().split('\n').filter(Boolean).forEach(log);
+    child.stdout.on('data', forward);
+    child.stderr.on('data', forward);
+    child.on('error', failed);
+    child.on('exit', (code) => (code === 0 ? done() : failed(new Error(`${command} ${args.join(' ')} exited with ${code}`))));
+  });
+}
+
+async function download(target: string, log: (line: string) => void): Promise<boolean> {
+  const arch = process.arch === 'x64' ? 'amd64' : process.arch;
+  const url = `https://temporal.download/cli/archive/${TEMPORAL_CLI_VERSION.slice(1)}?platform=${process.platform}&arch=${arch}`;
+  try {
+    const response = await fetch(url, { signal: AbortSignal.timeout(15_000) });
+    if (!response.ok || !response.body) return false;
+    const archive = `${target}.tar.gz`;
+    await pipeline(Readable.fromWeb(response.body as import('node:stream/web').ReadableStream), createWriteStream(archive));
+    await run('tar', ['-xzf', archive, '-C', join(target, '..'), 'temporal'], process.env, log);
+    rmSync(archive, { force: true });
+    return executable(target);
+  } catch {
+    return false;
+  }
+}
+
+export type ResolveOptions = { log?: (line: string) => void; allowDownload?: boolean };
+
+export async function resolveTemporalCli(options: ResolveOptions = {}): Promise<string> {
+  const log = options.log ?? ((line: string) => process.stderr.write(`[temporal-cli] ${line}\n`));
+  const fromEnv = process.env.TEMPORAL_CLI_PATH;
+  if (fromEnv) {
+    if (!executable(fromEnv)) throw new Error(`TEMPORAL_CLI_PATH=${fromEnv} is not an executable file: fix the path or unset it`);
+    return fromEnv;
+  }
+  const found = onPath('temporal');
+  if (found) return found;
+
+  const binDir = join(backfillHome(), 'bin');
+  const cached = join(binDir, 'temporal');
+  if (executable(cached)) return cached;
+  mkdirSync(binDir, { recursive: true });
+
+  if (options.allowDownload !== false && (await download(cached, log))) {
+    log(`downloaded the Temporal CLI ${TEMPORAL_CLI_VERSION} to ${cached}`);
+    return cached;
+  }
+
+  if (!onPath('go')) {
+    throw new Error(
+      `no Temporal CLI found and none could be downloaded or built: install Go (https://go.dev/dl) so that it can be built, ` +
+        `or put 'temporal' on PATH, or set TEMPORAL_CLI_PATH`,
+    );
+  }
+  log(`building the Temporal CLI ${TEMPORAL_CLI_VERSION} with go install (takes a few minutes, once) ...`);
+  const staging = join(binDir, '.build');
+  rmSync(staging, { recursive: true, force: true });
+  await run('go', ['install', GO_PACKAGE], { ...process.env, GOBIN: staging, CGO_ENABLED: process.env.CGO_ENABLED ?? '0' }, log);
+  renameSync(join(staging, 'temporal'), cached);
+  chmodSync(cached, 0o755);
+  rmSync(staging, { recursive: true, force: true });
+  if (!existsSync(cached)) throw new Error(`go install finished but ${cached} is missing`);
+  log(`built ${cached}`);
+  return cached;
+}

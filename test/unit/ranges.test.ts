@@ -1,0 +1,407 @@
+import { describe, it, expect } from 'vitest';
+import { RangeSet } from '../../core/ranges.ts';
+
+const ranges = (set: RangeSet) => [...set.ranges()];
+
+/** mulberry32: a tiny seeded PRNG so the property test is reproducible. */
+function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Checks the internal invariants through the public surface: sorted, disjoint, never touching, size consistent. */
+function expectWellFormed(set: RangeSet): void {
+  const rs = ranges(set);
+  let size = 0;
+  for (let i = 0; i < rs.length; i++) {
+    const [s, e] = rs[i]!;
+    expect(s).toBeLessThan(e);
+    if (i > 0) expect(s).toBeGreaterThan(rs[i - 1]![1]); // strictly greater: not touching
+    size += e - s;
+  }
+  expect(set.size).toBe(size);
+  expect(set.rangeCount).toBe(rs.length);
+  expect(set.isEmpty).toBe(size === 0);
+  expect(set.toJSON()).toEqual(rs.flat());
+}
+
+describe('RangeSet basics', () => {
+  it('starts empty', () => {
+    const set = new RangeSet();
+    expect(set.size).toBe(0);
+    expect(set.isEmpty).toBe(true);
+    expect(set.rangeCount).toBe(0);
+    expect(set.first()).toBeUndefined();
+    expect(set.has(0)).toBe(false);
+    expect([...set]).toEqual([]);
+    expect(set.toJSON()).toEqual([]);
+  });
+
+  it('add keeps single values and merges neighbours', () => {
+    const set = new RangeSet();
+    set.add(5).add(7);
+    expect(ranges(set)).toEqual([
+      [5, 6],
+      [7, 8],
+    ]);
+    set.add(6);
+    expect(ranges(set)).toEqual([[5, 8]]);
+    expect(set.size).toBe(3);
+    set.add(6); // already there
+    expect(set.size).toBe(3);
+    set.add(4).add(8);
+    expect(ranges(set)).toEqual([[4, 9]]);
+    expect(set.size).toBe(5);
+    expectWellFormed(set);
+  });
+
+  it('addRange merges adjacent ranges on either side', () => {
+    const set = RangeSet.of([0, 5], [10, 15]);
+    set.addRange(5, 10);
+    expect(ranges(set)).toEqual([[0, 15]]);
+    expect(set.size).toBe(15);
+    const left = RangeSet.of([10, 15]).addRange(5, 10);
+    expect(ranges(left)).toEqual([[5, 15]]);
+    const right = RangeSet.of([10, 15]).addRange(15, 20);
+    expect(ranges(right)).toEqual([[10, 20]]);
+  });
+
+  it('addRange merges overlapping ranges and swallows covered ones', () => {
+    const set = RangeSet.of([0, 2], [4, 6], [8, 10], [20, 22]);
+    set.addRange(1, 9);
+    expect(ranges(set)).toEqual([
+      [0, 10],
+      [20, 22],
+    ]);
+    expect(set.size).toBe(12);
+    set.addRange(-5, 30);
+    expect(ranges(set)).toEqual([[-5, 30]]);
+    expect(set.size).toBe(35);
+    set.addRange(3, 7); // inside
+    expect(ranges(set)).toEqual([[-5, 30]]);
+    expect(set.size).toBe(35);
+    expectWellFormed(set);
+  });
+
+  it('addRange inserts between ranges that it does not touch', () => {
+    const set = RangeSet.of([0, 2], [10, 12]);
+    set.addRange(5, 7);
+    expect(ranges(set)).toEqual([
+      [0, 2],
+      [5, 7],
+      [10, 12],
+    ]);
+    set.addRange(20, 21).addRange(-3, -2);
+    expect(ranges(set)).toEqual([
+      [-3, -2],
+      [0, 2],
+      [5, 7],
+      [10, 12],
+      [20, 21],
+    ]);
+    expectWellFormed(set);
+  });
+
+  it('ignores empty and reversed ranges', () => {
+    const set = RangeSet.of([3, 3], [5, 2]);
+    expect(set.isEmpty).toBe(true);
+    set.addRange(1, 4).deleteRange(3, 3).deleteRange(4, 1);
+    expect(ranges(set)).toEqual([[1, 4]]);
+  });
+
+  it('delete splits a range in two', () => {
+    const set = RangeSet.of([0, 10]);
+    set.delete(4);
+    expect(ranges(set)).toEqual([
+      [0, 4],
+      [5, 10],
+    ]);
+    expect(set.size).toBe(9);
+    set.delete(0).delete(9);
+    expect(ranges(set)).toEqual([
+      [1, 4],
+      [5, 9],
+    ]);
+    expect(set.size).toBe(7);
+    set.delete(100).delete(4); // absent values
+    expect(set.size).toBe(7);
+    expectWellFormed(set);
+  });
+
+  it('deleteRange trims, splits and removes several ranges at once', () => {
+    const set = RangeSet.of([0, 5], [10, 15], [20, 25], [30, 35]);
+    set.deleteRange(3, 22);
+    expect(ranges(set)).toEqual([
+      [0, 3],
+      [22, 25],
+      [30, 35],
+    ]);
+    expect(set.size).toBe(11);
+    set.deleteRange(31, 33);
+    expect(ranges(set)).toEqual([
+      [0, 3],
+      [22, 25],
+      [30, 31],
+      [33, 35],
+    ]);
+    set.deleteRange(-10, 100);
+    expect(set.isEmpty).toBe(true);
+    expect(set.size).toBe(0);
+    expectWellFormed(set);
+  });
+
+  it('deleteRange on exact boundaries leaves the neighbours alone', () => {
+    const set = RangeSet.of([0, 5], [10, 15]);
+    set.deleteRange(5, 10);
+    expect(ranges(set)).toEqual([
+      [0, 5],
+      [10, 15],
+    ]);
+    set.deleteRange(10, 15);
+    expect(ranges(set)).toEqual([[0, 5]]);
+    expect(set.size).toBe(5);
+  });
+
+  it('has answers at the boundaries', () => {
+    const set = RangeSet.of([2, 4], [6, 7]);
+    expect([0, 1, 2, 3, 4, 5, 6, 7].map((v) => set.has(v))).toEqual([false, false, true, true, false, false, true, false]);
+  });
+});
+
+describe('containsRange and intersectsRange', () => {
+  const set = RangeSet.of([0, 5], [10, 15]);
+
+  it('an empty range is always contained and never intersects', () => {
+    expect(set.containsRange(7, 7)).toBe(true);
+    expect(set.containsRange(3, 3)).toBe(true);
+    expect(set.containsRange(9, 2)).toBe(true);
+    expect(new RangeSet().containsRange(0, 0)).toBe(true);
+    expect(set.intersectsRange(3, 3)).toBe(false);
+    expect(set.intersectsRange(9, 2)).toBe(false);
+  });
+
+  it('containsRange at the boundaries', () => {
+    expect(set.containsRange(0, 5)).toBe(true);
+    expect(set.containsRange(1, 4)).toBe(true);
+    expect(set.containsRange(0, 6)).toBe(false);
+    expect(set.containsRange(-1, 5)).toBe(false);
+    expect(set.containsRange(4, 5)).toBe(true);
+    expect(set.containsRange(5, 6)).toBe(false);
+    expect(set.containsRange(4, 11)).toBe(false); // spans a gap
+    expect(set.containsRange(10, 15)).toBe(true);
+    expect(set.containsRange(14, 16)).toBe(false);
+    expect(set.containsRange(20, 21)).toBe(false);
+    expect(new RangeSet().containsRange(0, 1)).toBe(false);
+  });
+
+  it('intersectsRange at the boundaries', () => {
+    expect(set.intersectsRange(5, 10)).toBe(false); // exactly the gap
+    expect(set.intersectsRange(4, 10)).toBe(true);
+    expect(set.intersectsRange(5, 11)).toBe(true);
+    expect(set.intersectsRange(-5, 0)).toBe(false);
+    expect(set.intersectsRange(-5, 1)).toBe(true);
+    expect(set.intersectsRange(15, 20)).toBe(false);
+    expect(set.intersectsRange(14, 20)).toBe(true);
+    expect(set.intersectsRange(-100, 100)).toBe(true);
+    expect(new RangeSet().intersectsRange(0, 100)).toBe(false);
+  });
+});
+
+describe('take', () => {
+  it('removes the smallest values across several ranges', () => {
+    const set = RangeSet.of([0, 3], [5, 7], [10, 20]);
+    expect(set.take(4)).toEqual([0, 1, 2, 5]);
+    expect(ranges(set)).toEqual([
+      [6, 7],
+      [10, 20],
+    ]);
+    expect(set.size).toBe(11);
+    expect(set.take(3)).toEqual([6, 10, 11]);
+    expect(set.size).toBe(8);
+    expect(set.first()).toBe(12);
+    expectWellFormed(set);
+  });
+
+  it('takes everything when asked for more than there is, and nothing for 0', () => {
+    const set = RangeSet.of([0, 2], [4, 5]);
+    expect(set.take(0)).toEqual([]);
+    expect(set.size).toBe(3);
+    expect(set.take(100)).toEqual([0, 1, 4]);
+    expect(set.isEmpty).toBe(true);
+    expect(set.take(5)).toEqual([]);
+  });
+
+  it('takes exactly a whole range', () => {
+    const set = RangeSet.of([0, 3], [5, 7]);
+    expect(set.take(3)).toEqual([0, 1, 2]);
+    expect(ranges(set)).toEqual([[5, 7]]);
+  });
+});
+
+describe('set operations and serialisation', () => {
+  it('addAll, deleteAll and minus', () => {
+    const a = RangeSet.of([0, 10], [20, 30]);
+    const b = RangeSet.of([5, 25]);
+    const diff = a.minus(b);
+    expect(ranges(diff)).toEqual([
+      [0, 5],
+      [25, 30],
+    ]);
+    expect(a.size).toBe(20); // minus does not change its operands
+    expect(b.size).toBe(20);
+    const union = a.clone().addAll(b);
+    expect(ranges(union)).toEqual([[0, 30]]);
+    expect(union.size).toBe(30);
+    const rest = union.deleteAll(RangeSet.of([1, 2], [28, 40]));
+    expect(ranges(rest)).toEqual([
+      [0, 1],
+      [2, 28],
+    ]);
+  });
+
+  it('slice keeps the members within bounds', () => {
+    const set = RangeSet.of([0, 5], [10, 15], [20, 25]);
+    expect(ranges(set.slice(3, 12))).toEqual([
+      [3, 5],
+      [10, 12],
+    ]);
+    expect(ranges(set.slice(5, 10))).toEqual([]);
+    expect(ranges(set.slice(-100, 100))).toEqual(ranges(set));
+    expect(set.slice(12, 22).size).toBe(5);
+    expect(set.size).toBe(15);
+  });
+
+  it('clear empties the set and keeps it usable', () => {
+    const set = RangeSet.of([0, 5], [10, 12]);
+    expect(set.clear()).toBe(set);
+    expect(set.isEmpty).toBe(true);
+    expect(set.size).toBe(0);
+    expect(set.toJSON()).toEqual([]);
+    set.addRange(3, 6);
+    expect(ranges(set)).toEqual([[3, 6]]);
+    expect(set.size).toBe(3);
+  });
+
+  it('clone is independent', () => {
+    const a = RangeSet.of([0, 5]);
+    const b = a.clone();
+    b.add(10).delete(0);
+    expect(ranges(a)).toEqual([[0, 5]]);
+    expect(a.size).toBe(5);
+    expect(ranges(b)).toEqual([
+      [1, 5],
+      [10, 11],
+    ]);
+    expect(b.size).toBe(5);
+  });
+
+  it('toJSON and fromJSON round-trip, and fromJSON normalises unsorted or touching input', () => {
+    const a = RangeSet.of([0, 3], [7, 9], [100, 1000]);
+    expect(a.toJSON()).toEqual([0, 3, 7, 9, 100, 1000]);
+    const b = RangeSet.fromJSON(a.toJSON());
+    expect(ranges(b)).toEqual(ranges(a));
+    expect(b.size).toBe(a.size);
+    expect(JSON.parse(JSON.stringify(a))).toEqual([0, 3, 7, 9, 100, 1000]);
+    const messy = RangeSet.fromJSON([10, 12, 0, 3, 3, 5, 11, 15]);
+    expect(ranges(messy)).toEqual([
+      [0, 5],
+      [10, 15],
+    ]);
+    expect(messy.size).toBe(10);
+    expect(RangeSet.fromJSON(undefined).isEmpty).toBe(true);
+  });
+
+  it('values and the iterator yield members in order', () => {
+    const set = RangeSet.of([3, 5], [0, 1], [8, 10]);
+    expect([...set]).toEqual([0, 3, 4, 8, 9]);
+    expect([...set.values()]).toEqual([0, 3, 4, 8, 9]);
+    expect(set.first()).toBe(0);
+  });
+
+  it('keeps 100,000 consecutive members as one range', () => {
+    const set = new RangeSet();
+    for (let i = 0; i < 100_000; i++) set.add(i);
+    expect(set.rangeCount).toBe(1);
+    expect(set.size).toBe(100_000);
+    expect(set.toJSON()).toEqual([0, 100_000]);
+    // Out of order too: odds then evens.
+    const scattered = new RangeSet();
+    for (let i = 1; i < 1000; i += 2) scattered.add(i);
+    expect(scattered.rangeCount).toBe(500);
+    for (let i = 0; i < 1000; i += 2) scattered.add(i);
+    expect(scattered.toJSON()).toEqual([0, 1000]);
+  });
+});
+
+describe('RangeSet against a plain Set (randomised, seeded)', () => {
+  function check(set: RangeSet, model: Set<number>, universe: number, random: () => number): void {
+    expect(set.size).toBe(model.size);
+    expect([...set]).toEqual([...model].sort((a, b) => a - b));
+    expectWellFormed(set);
+    for (let k = 0; k < 10; k++) {
+      const s = Math.floor(random() * (universe + 10)) - 5;
+      const e = s + Math.floor(random() * 12) - 2;
+      let all = true;
+      let any = false;
+      for (let v = s; v < e; v++) {
+        if (model.has(v)) any = true;
+        else all = false;
+      }
+      expect(set.containsRange(s, e), `contains ${s} ${e}`).toBe(all);
+      expect(set.intersectsRange(s, e), `intersects ${s} ${e}`).toBe(any);
+      expect(set.has(s)).toBe(model.has(s));
+    }
+  }
+
+  for (const seed of [1, 42, 2024]) {
+    it(`agrees over 5,000 random operations (seed ${seed})`, () => {
+      const random = prng(seed);
+      const universe = 200;
+      const set = new RangeSet();
+      const model = new Set<number>();
+      for (let op = 0; op < 5000; op++) {
+        const r = random();
+        const s = Math.floor(random() * universe);
+        const len = Math.floor(random() * 15);
+        if (r < 0.3) {
+          set.add(s);
+          model.add(s);
+        } else if (r < 0.5) {
+          set.addRange(s, s + len);
+          for (let v = s; v < s + len; v++) model.add(v);
+        } else if (r < 0.7) {
+          set.delete(s);
+          model.delete(s);
+        } else if (r < 0.85) {
+          set.deleteRange(s, s + len);
+          for (let v = s; v < s + len; v++) model.delete(v);
+        } else if (r < 0.9) {
+          const n = Math.floor(random() * 6);
+          const taken = set.take(n);
+          const expected = [...model].sort((a, b) => a - b).slice(0, n);
+          expect(taken).toEqual(expected);
+          for (const v of expected) model.delete(v);
+        } else if (r < 0.95) {
+          const other = RangeSet.of([s, s + len], [s + len + 3, s + 2 * len + 3]);
+          const diff = set.minus(other);
+          const expected = [...model].filter((v) => !other.has(v)).sort((a, b) => a - b);
+          expect([...diff]).toEqual(expected);
+          expectWellFormed(diff);
+        } else {
+          const restored = RangeSet.fromJSON(JSON.parse(JSON.stringify(set.toJSON())));
+          expect([...restored]).toEqual([...set]);
+          expect(restored.size).toBe(set.size);
+          const sliced = set.slice(s, s + len);
+          expect([...sliced]).toEqual([...model].filter((v) => v >= s && v < s + len).sort((a, b) => a - b));
+        }
+        check(set, model, universe, random);
+      }
+    });
+  }
+});

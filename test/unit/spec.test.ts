@@ -1,0 +1,660 @@
+import { describe, it, expect } from 'vitest';
+import {
+  parseRange,
+  resolveSpec,
+  RetrySchema,
+  SettingsSchema,
+  type ResolvedSpec,
+} from '../../core/spec.ts';
+import { BackfillError, type ErrorCode } from '../../core/errors.ts';
+import { grainOf } from '../../core/mapping.ts';
+
+const at = (date: string) => Date.parse(`${date}T00:00:00Z`);
+
+/** A realistic spec: raw events by hour, daily and weekly rollups, a 7-day rolling average, a static dimension. */
+const realistic = () => ({
+  name: 'daily-revenue',
+  description: 'Revenue rollups for 2024',
+  transforms: ['./transforms.ts'],
+  partitions: { grain: 'day', start: '2024-01-01', end: '2024-04-01' },
+  defaults: { concurrency: 8, rate: 20, retry: { maxAttempts: 5 } },
+  nodes: [
+    { id: 'raw_events', transform: 'noop', partitions: { grain: 'hour' }, params: { source: 's3://bucket/events' } },
+    {
+      id: 'daily_revenue',
+      sql: 'SELECT day, sum(amount) FROM {{raw_events}} GROUP BY day',
+      dependsOn: ['raw_events'],
+      checks: [{ type: 'row_count', min: 1 }, { type: 'not_null', columns: ['day'] }],
+    },
+    { id: 'weekly_revenue', transform: 'noop', partitions: { grain: 'week' }, dependsOn: ['daily_revenue'] },
+    {
+      id: 'rolling_7d',
+      transform: 'noop',
+      dependsOn: [{ node: 'daily_revenue', mapping: { lag: { from: -6, to: 0 } } }],
+      retry: { initialInterval: '5s' },
+      concurrency: 2,
+      rate: null,
+    },
+    { id: 'regions', transform: 'noop', partitions: { keys: ['eu', 'us', 'apac'] } },
+    { id: 'region_totals', transform: 'noop', partitions: { keys: ['eu', 'us', 'apac'] }, dependsOn: ['regions'] },
+    { id: 'report', transform: 'noop', partitions: { grain: 'month' }, dependsOn: ['daily_revenue', 'regions'] },
+  ],
+});
+
+const minimal = (nodes: unknown[], partitions: unknown = { grain: 'day', start: '2024-01-01', end: '2024-02-01' }) => ({
+  name: 'x',
+  partitions,
+  nodes,
+});
+
+/** Runs resolveSpec expecting a BackfillError; returns it for further checks. */
+function rejects(document: unknown, code: ErrorCode, path: string | RegExp, known?: ReadonlySet<string>): BackfillError {
+  let caught: unknown;
+  try {
+    resolveSpec(document, known);
+  } catch (error) {
+    caught = error;
+  }
+  expect(caught, 'resolveSpec should throw').toBeInstanceOf(BackfillError);
+  const error = caught as BackfillError;
+  expect(error.code).toBe(code);
+  if (typeof path === 'string') expect(error.path).toBe(path);
+  else expect(error.path).toMatch(path);
+  // The message starts with the path, so a user sees where the problem is.
+  if (error.path) expect(error.message.startsWith(`${error.path}: `)).toBe(true);
+  return error;
+}
+
+const node = (spec: ResolvedSpec, id: string) => {
+  const n = spec.nodes.find((x) => x.id === id);
+  if (!n) throw new Error(`no node ${id}`);
+  return n;
+};
+
+describe('resolveSpec: a realistic spec', () => {
+  const spec = resolveSpec(realistic(), new Set(['noop', 'sql']));
+
+  it('keeps the name, description, transforms and node order', () => {
+    expect(spec.name).toBe('daily-revenue');
+    expect(spec.description).toBe('Revenue rollups for 2024');
+    expect(spec.transforms).toEqual(['./transforms.ts']);
+    expect(spec.nodes.map((n) => n.id)).toEqual([
+      'raw_events',
+      'daily_revenue',
+      'weekly_revenue',
+      'rolling_7d',
+      'regions',
+      'region_totals',
+      'report',
+    ]);
+    expect(spec.rate).toBeNull();
+    expect(spec.concurrency).toBeNull();
+  });
+
+  it('inherits partitions from the spec and lets a node override part of them', () => {
+    expect(node(spec, 'raw_events').partitions).toEqual({ kind: 'time', grain: 'hour', start: at('2024-01-01'), end: at('2024-04-01') });
+    expect(node(spec, 'daily_revenue').partitions).toEqual({ kind: 'time', grain: 'day', start: at('2024-01-01'), end: at('2024-04-01') });
+    expect(node(spec, 'weekly_revenue').partitions).toMatchObject({ kind: 'time', grain: 'week' });
+    expect(node(spec, 'regions').partitions).toEqual({ kind: 'static', keys: ['eu', 'us', 'apac'] });
+    expect(grainOf(node(spec, 'regions').partitions)).toBe('static');
+    expect(grainOf(node(spec, 'report').partitions)).toBe('month');
+  });
+
+  it('infers the sql transform from sql and keeps params and checks', () => {
+    const daily = node(spec, 'daily_revenue');
+    expect(daily.transform).toBe('sql');
+    expect(daily.sql).toContain('SELECT day');
+    expect(daily.checks).toEqual([{ type: 'row_count', min: 1 }, { type: 'not_null', columns: ['day'] }]);
+    expect(node(spec, 'raw_events').params).toEqual({ source: 's3://bucket/events' });
+    expect(node(spec, 'weekly_revenue').params).toEqual({});
+    expect(node(spec, 'weekly_revenue').checks).toEqual([]);
+    expect('sql' in node(spec, 'weekly_revenue')).toBe(false);
+  });
+
+  it('defaults mappings: window when time grains differ, identity when equal, all when static meets time', () => {
+    expect(node(spec, 'daily_revenue').dependsOn).toEqual([{ node: 'raw_events', mapping: 'window' }]);
+    expect(node(spec, 'weekly_revenue').dependsOn).toEqual([{ node: 'daily_revenue', mapping: 'window' }]);
+    expect(node(spec, 'rolling_7d').dependsOn).toEqual([{ node: 'daily_revenue', mapping: { lag: { from: -6, to: 0 } } }]);
+    expect(node(spec, 'region_totals').dependsOn).toEqual([{ node: 'regions', mapping: 'identity' }]);
+    expect(node(spec, 'report').dependsOn).toEqual([
+      { node: 'daily_revenue', mapping: 'window' },
+      { node: 'regions', mapping: 'all' },
+    ]);
+  });
+
+  it('fills settings from defaults and lets nodes override them', () => {
+    const raw = node(spec, 'raw_events');
+    expect(raw.concurrency).toBe(8);
+    expect(raw.rate).toBe(20);
+    expect(raw.retry).toEqual({ maxAttempts: 5, initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '1m' });
+    const rolling = node(spec, 'rolling_7d');
+    expect(rolling.concurrency).toBe(2);
+    expect(rolling.rate).toBeNull(); // an explicit null (unlimited) overrides the default rate
+    // A partial retry merges field by field with defaults.retry, then with the built-in defaults.
+    expect(rolling.retry).toEqual({ maxAttempts: 5, initialInterval: '5s', backoffCoefficient: 2, maximumInterval: '1m' });
+  });
+
+  it('is plain JSON (what a workflow receives)', () => {
+    expect(JSON.parse(JSON.stringify(spec))).toEqual(spec);
+  });
+});
+
+describe('resolveSpec: defaults', () => {
+  it('fills every built-in default', () => {
+    const spec = resolveSpec(minimal([{ id: 'a', transform: 'noop' }]));
+    const a = spec.nodes[0]!;
+    expect(a.concurrency).toBe(4);
+    expect(a.rate).toBeNull();
+    expect(a.burst).toBeNull();
+    expect(a.retry).toEqual({ maxAttempts: 3, initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '1m' });
+    expect(a.taskQueue).toBe('backfill');
+    expect(a.batchSize).toBe(1);
+    expect(a.timeout).toBe('10m');
+    expect(a.heartbeatTimeout).toBe('30s');
+    expect(a.params).toEqual({});
+    expect(a.dependsOn).toEqual([]);
+    expect(a.checks).toEqual([]);
+    expect(spec.transforms).toEqual([]);
+    expect(spec.rate).toBeNull();
+    expect(spec.concurrency).toBeNull();
+    expect('description' in spec).toBe(false);
+  });
+
+  it('the schemas agree with those defaults', () => {
+    expect(RetrySchema.parse({})).toEqual({ maxAttempts: 3, initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '1m' });
+    expect(SettingsSchema.parse({})).toMatchObject({ concurrency: 4, rate: null, taskQueue: 'backfill', batchSize: 1, timeout: '10m' });
+  });
+
+  it('node settings override defaults, which override built-ins', () => {
+    const spec = resolveSpec({
+      ...minimal([
+        { id: 'a', transform: 'noop' },
+        { id: 'b', transform: 'noop', concurrency: 1, taskQueue: 'warehouse', batchSize: 10, timeout: '1h', burst: 3, heartbeatTimeout: '5s' },
+      ]),
+      defaults: { concurrency: 16, taskQueue: 'shared', batchSize: 5, timeout: '2m', rate: 2.5, burst: 10 },
+      rate: 50,
+      concurrency: 100,
+    });
+    expect(spec.rate).toBe(50);
+    expect(spec.concurrency).toBe(100);
+    expect(spec.nodes[0]).toMatchObject({ concurrency: 16, taskQueue: 'shared', batchSize: 5, timeout: '2m', rate: 2.5, burst: 10, heartbeatTimeout: '30s' });
+    expect(spec.nodes[1]).toMatchObject({ concurrency: 1, taskQueue: 'warehouse', batchSize: 10, timeout: '1h', rate: 2.5, burst: 3, heartbeatTimeout: '5s' });
+  });
+
+  it('merges partial retry objects field by field', () => {
+    const spec = resolveSpec({
+      ...minimal([
+        { id: 'a', transform: 'noop' },
+        { id: 'b', transform: 'noop', retry: { backoffCoefficient: 3 } },
+        { id: 'c', transform: 'noop', retry: { maxAttempts: 1, maximumInterval: '10s' } },
+      ]),
+      defaults: { retry: { maxAttempts: 7, initialInterval: '2s' } },
+    });
+    expect(spec.nodes[0]!.retry).toEqual({ maxAttempts: 7, initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '1m' });
+    expect(spec.nodes[1]!.retry).toEqual({ maxAttempts: 7, initialInterval: '2s', backoffCoefficient: 3, maximumInterval: '1m' });
+    expect(spec.nodes[2]!.retry).toEqual({ maxAttempts: 1, initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '10s' });
+  });
+
+  it('a node retry without defaults.retry merges with the built-in retry', () => {
+    const spec = resolveSpec(minimal([{ id: 'a', transform: 'noop', retry: { maxAttempts: 10 } }]));
+    expect(spec.nodes[0]!.retry).toEqual({ maxAttempts: 10, initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '1m' });
+  });
+
+  it('identity is the default between equal grains, window between different time grains', () => {
+    for (const [up, down, expected] of [
+      ['day', 'day', 'identity'],
+      ['hour', 'hour', 'identity'],
+      ['week', 'week', 'identity'],
+      ['month', 'month', 'identity'],
+      ['hour', 'day', 'window'],
+      ['day', 'week', 'window'],
+      ['day', 'month', 'window'],
+      ['hour', 'month', 'window'],
+      ['day', 'hour', 'window'],
+    ] as const) {
+      const spec = resolveSpec(
+        minimal([
+          { id: 'up', transform: 'noop', partitions: { grain: up } },
+          { id: 'down', transform: 'noop', partitions: { grain: down }, dependsOn: ['up'] },
+        ]),
+      );
+      expect(spec.nodes[1]!.dependsOn, `${up} -> ${down}`).toEqual([{ node: 'up', mapping: expected }]);
+    }
+  });
+
+  it('all is the default between static keys and time partitions, either way', () => {
+    const spec = resolveSpec(
+      minimal([
+        { id: 'dims', transform: 'noop', partitions: { keys: ['a', 'b'] } },
+        { id: 'facts', transform: 'noop', dependsOn: ['dims'] },
+        { id: 'per_key', transform: 'noop', partitions: { keys: ['a', 'b'] }, dependsOn: ['facts'] },
+      ]),
+    );
+    expect(spec.nodes[1]!.dependsOn).toEqual([{ node: 'dims', mapping: 'all' }]);
+    expect(spec.nodes[2]!.dependsOn).toEqual([{ node: 'facts', mapping: 'all' }]);
+  });
+
+  it('accepts explicit mappings that fit', () => {
+    const spec = resolveSpec(
+      minimal([
+        { id: 'a', transform: 'noop' },
+        { id: 'b', transform: 'noop', dependsOn: [{ node: 'a', mapping: 'identity' }] },
+        { id: 'c', transform: 'noop', partitions: { grain: 'week' }, dependsOn: [{ node: 'a', mapping: 'all' }, { node: 'b' }] },
+        { id: 'd', transform: 'noop', partitions: { grain: 'month' }, dependsOn: [{ node: 'a', mapping: { lag: { from: -1, to: 0 } } }] },
+        { id: 'e', transform: 'noop', partitions: { grain: 'month' }, dependsOn: [{ node: 'c', mapping: 'all' }] },
+      ]),
+    );
+    expect(spec.nodes[2]!.dependsOn).toEqual([
+      { node: 'a', mapping: 'all' },
+      { node: 'b', mapping: 'window' },
+    ]);
+    expect(spec.nodes[3]!.dependsOn).toEqual([{ node: 'a', mapping: { lag: { from: -1, to: 0 } } }]);
+    expect(spec.nodes[4]!.dependsOn).toEqual([{ node: 'c', mapping: 'all' }]);
+  });
+
+  it('accepts period keys, hours and Date objects as bounds', () => {
+    const spec = resolveSpec(
+      minimal([{ id: 'a', transform: 'noop' }], { grain: 'week', start: '2024-W02', end: new Date(Date.UTC(2024, 2, 1)) }),
+    );
+    expect(spec.nodes[0]!.partitions).toEqual({ kind: 'time', grain: 'week', start: at('2024-01-08'), end: at('2024-03-01') });
+    const hourly = resolveSpec(minimal([{ id: 'a', transform: 'noop' }], { grain: 'hour', start: '2024-03-01T05', end: '2024-04' }));
+    expect(hourly.nodes[0]!.partitions).toEqual({
+      kind: 'time',
+      grain: 'hour',
+      start: Date.parse('2024-03-01T05:00:00Z'),
+      end: at('2024-04-01'),
+    });
+  });
+
+  it('a node may define all its partitions when the spec has none', () => {
+    const spec = resolveSpec({
+      name: 'x',
+      nodes: [
+        { id: 'a', transform: 'noop', partitions: { grain: 'month', start: '2023-01-01', end: '2024-01-01' } },
+        { id: 'b', transform: 'noop', partitions: { keys: ['k1'] } },
+      ],
+    });
+    expect(spec.nodes[0]!.partitions).toEqual({ kind: 'time', grain: 'month', start: at('2023-01-01'), end: at('2024-01-01') });
+    expect(spec.nodes[1]!.partitions).toEqual({ kind: 'static', keys: ['k1'] });
+  });
+
+  it('static keys on the spec are inherited by every node', () => {
+    const spec = resolveSpec({ name: 'x', partitions: { keys: ['eu', 'us'] }, nodes: [{ id: 'a', transform: 'noop' }] });
+    expect(spec.nodes[0]!.partitions).toEqual({ kind: 'static', keys: ['eu', 'us'] });
+  });
+
+  it('knownTransforms accepts the names it lists', () => {
+    expect(() => resolveSpec(minimal([{ id: 'a', transform: 'noop' }, { id: 'b', sql: 'SELECT 1' }]), new Set(['noop', 'sql']))).not.toThrow();
+  });
+});
+
+describe('resolveSpec: bad input names the problem, the place and the fix', () => {
+  it('an unknown dependency', () => {
+    const error = rejects(
+      minimal([
+        { id: 'a', transform: 'noop' },
+        { id: 'b', transform: 'noop', dependsOn: ['a', 'nope'] },
+      ]),
+      'unknown_node',
+      'nodes[1].dependsOn[1]',
+    );
+    expect(error.message).toContain("'nope'");
+    expect(error.message).toContain('nodes: a, b'); // lists what exists
+  });
+
+  it('an unknown dependency in object form', () => {
+    rejects(minimal([{ id: 'a', transform: 'noop', dependsOn: [{ node: 'ghost', mapping: 'all' }] }]), 'unknown_node', 'nodes[0].dependsOn[0]');
+  });
+
+  it('a cycle of three nodes', () => {
+    const error = rejects(
+      minimal([
+        { id: 'a', transform: 'noop', dependsOn: ['c'] },
+        { id: 'b', transform: 'noop', dependsOn: ['a'] },
+        { id: 'c', transform: 'noop', dependsOn: ['b'] },
+      ]),
+      'cycle',
+      'nodes[0].dependsOn[0]',
+    );
+    expect(error.message).toContain('a → c → b → a');
+    expect(error.message).toMatch(/remove one of these edges/);
+  });
+
+  it('a cycle among later nodes points at an edge of the cycle', () => {
+    const error = rejects(
+      minimal([
+        { id: 'root', transform: 'noop' },
+        { id: 'x', transform: 'noop', dependsOn: ['root', 'y'] },
+        { id: 'y', transform: 'noop', dependsOn: ['x'] },
+      ]),
+      'cycle',
+      'nodes[1].dependsOn[1]',
+    );
+    expect(error.message).toContain('x → y → x');
+  });
+
+  it('a self-dependency', () => {
+    const error = rejects(minimal([{ id: 'a', transform: 'noop', dependsOn: ['a'] }]), 'cycle', 'nodes[0].dependsOn[0]');
+    expect(error.message).toContain("'a' depends on itself");
+  });
+
+  it('an unknown transform when the known ones are given', () => {
+    const error = rejects(
+      minimal([
+        { id: 'a', transform: 'noop' },
+        { id: 'b', transform: 'sparkle' },
+      ]),
+      'unknown_transform',
+      'nodes[1].transform',
+      new Set(['noop', 'sql', 'sleep']),
+    );
+    expect(error.message).toContain("'sparkle'");
+    expect(error.message).toContain('known: noop, sleep, sql');
+    expect(error.message).toMatch(/fix the name|transforms/);
+  });
+
+  it('does not check transform names when none are given', () => {
+    expect(() => resolveSpec(minimal([{ id: 'a', transform: 'sparkle' }]))).not.toThrow();
+  });
+
+  it('a bad date', () => {
+    const error = rejects(minimal([{ id: 'a', transform: 'noop' }], { grain: 'day', start: '2024-02-30', end: '2024-03-10' }), 'invalid_date', 'partitions.start');
+    expect(error.message).toMatch(/YYYY-MM-DD/);
+    rejects(minimal([{ id: 'a', transform: 'noop' }], { grain: 'day', start: '2024-01-01', end: '2023-02-29' }), 'invalid_date', 'partitions.end');
+    rejects(
+      minimal([{ id: 'a', transform: 'noop', partitions: { start: 'yesterday' } }]),
+      'invalid_date',
+      'nodes[0].partitions.start',
+    );
+  });
+
+  it('an invalid Date object is rejected, not thrown as a RangeError', () => {
+    rejects(minimal([{ id: 'a', transform: 'noop' }], { grain: 'day', start: new Date('garbage'), end: '2024-03-10' }), 'invalid_spec', 'partitions.start');
+  });
+
+  it('an end before (or equal to) the start', () => {
+    const error = rejects(minimal([{ id: 'a', transform: 'noop' }], { grain: 'day', start: '2024-03-01', end: '2024-02-01' }), 'invalid_date', 'nodes[0].partitions.end');
+    expect(error.message).toContain('must be after start');
+    expect(error.message).toContain('exclusive');
+    rejects(minimal([{ id: 'a', transform: 'noop' }], { grain: 'day', start: '2024-03-01', end: '2024-03-01' }), 'invalid_date', 'nodes[0].partitions.end');
+  });
+
+  it('a missing start or end', () => {
+    const noStart = rejects(minimal([{ id: 'a', transform: 'noop' }], { grain: 'day', end: '2024-03-01' }), 'invalid_date', 'nodes[0].partitions.start');
+    expect(noStart.message).toMatch(/is required/);
+    rejects(minimal([{ id: 'a', transform: 'noop' }], { grain: 'day', start: '2024-03-01' }), 'invalid_date', 'nodes[0].partitions.end');
+  });
+
+  it('a missing grain', () => {
+    const error = rejects(minimal([{ id: 'a', transform: 'noop' }], { start: '2024-01-01', end: '2024-02-01' }), 'invalid_spec', 'nodes[0].partitions.grain');
+    expect(error.message).toContain('hour|day|week|month');
+  });
+
+  it('a grain that does not exist', () => {
+    const error = rejects(minimal([{ id: 'a', transform: 'noop' }], { grain: 'year', start: '2024-01-01', end: '2025-01-01' }), 'invalid_spec', 'partitions.grain');
+    expect(error.message).toContain('hour, day, week, month');
+  });
+
+  it('identity between day and week', () => {
+    const error = rejects(
+      minimal([
+        { id: 'days', transform: 'noop' },
+        { id: 'weeks', transform: 'noop', partitions: { grain: 'week' }, dependsOn: [{ node: 'days', mapping: 'identity' }] },
+      ]),
+      'mapping_mismatch',
+      'nodes[1].dependsOn[0].mapping',
+    );
+    expect(error.message).toContain('this node is week, days is day');
+    expect(error.message).toContain("use mapping 'window'");
+  });
+
+  it('identity between static keys and time partitions', () => {
+    const error = rejects(
+      minimal([
+        { id: 'dims', transform: 'noop', partitions: { keys: ['a'] } },
+        { id: 'facts', transform: 'noop', dependsOn: [{ node: 'dims', mapping: 'identity' }] },
+      ]),
+      'mapping_mismatch',
+      'nodes[1].dependsOn[0].mapping',
+    );
+    expect(error.message).toContain("use mapping 'all'");
+  });
+
+  it('window between week and month, explicit or defaulted', () => {
+    const explicit = rejects(
+      minimal([
+        { id: 'weeks', transform: 'noop', partitions: { grain: 'week' } },
+        { id: 'months', transform: 'noop', partitions: { grain: 'month' }, dependsOn: [{ node: 'weeks', mapping: 'window' }] },
+      ]),
+      'mapping_mismatch',
+      'nodes[1].dependsOn[0].mapping',
+    );
+    expect(explicit.message).toMatch(/nest/);
+    expect(explicit.message).toContain("mapping 'all'");
+    rejects(
+      minimal([
+        { id: 'months', transform: 'noop', partitions: { grain: 'month' } },
+        { id: 'weeks', transform: 'noop', partitions: { grain: 'week' }, dependsOn: ['months'] },
+      ]),
+      'mapping_mismatch',
+      'nodes[1].dependsOn[0].mapping',
+    );
+  });
+
+  it('lag on week and month does not fit either', () => {
+    rejects(
+      minimal([
+        { id: 'weeks', transform: 'noop', partitions: { grain: 'week' } },
+        { id: 'months', transform: 'noop', partitions: { grain: 'month' }, dependsOn: [{ node: 'weeks', mapping: { lag: { from: -1, to: 0 } } }] },
+      ]),
+      'mapping_mismatch',
+      'nodes[1].dependsOn[0].mapping',
+    );
+  });
+
+  it('lag or window on static keys', () => {
+    const lag = rejects(
+      minimal(
+        [
+          { id: 'a', transform: 'noop' },
+          { id: 'b', transform: 'noop', dependsOn: [{ node: 'a', mapping: { lag: { from: -1, to: 0 } } }] },
+        ],
+        { keys: ['x', 'y'] },
+      ),
+      'mapping_mismatch',
+      'nodes[1].dependsOn[0].mapping',
+    );
+    expect(lag.message).toContain('time partitions');
+    rejects(
+      minimal(
+        [
+          { id: 'a', transform: 'noop' },
+          { id: 'b', transform: 'noop', dependsOn: [{ node: 'a', mapping: 'window' }] },
+        ],
+        { keys: ['x', 'y'] },
+      ),
+      'mapping_mismatch',
+      'nodes[1].dependsOn[0].mapping',
+    );
+  });
+
+  it('a lag whose from is after its to', () => {
+    const error = rejects(
+      minimal([
+        { id: 'a', transform: 'noop' },
+        { id: 'b', transform: 'noop', dependsOn: [{ node: 'a', mapping: { lag: { from: 1, to: -1 } } }] },
+      ]),
+      'invalid_spec',
+      'nodes[1].dependsOn[0].mapping.lag',
+    );
+    expect(error.message).toContain('from <= to');
+  });
+
+  it('a mapping that does not exist', () => {
+    const error = rejects(
+      minimal([
+        { id: 'a', transform: 'noop' },
+        { id: 'b', transform: 'noop', dependsOn: [{ node: 'a', mapping: 'same' }] },
+      ]),
+      'invalid_spec',
+      'nodes[1].dependsOn[0].mapping',
+    );
+    expect(error.message).toContain("'identity', 'window', 'all'");
+  });
+
+  it('a dependency listed twice', () => {
+    rejects(
+      minimal([
+        { id: 'a', transform: 'noop' },
+        { id: 'b', transform: 'noop', dependsOn: ['a', { node: 'a', mapping: 'all' }] },
+      ]),
+      'invalid_spec',
+      'nodes[1].dependsOn[1]',
+    );
+  });
+
+  it('duplicate node ids', () => {
+    const error = rejects(
+      minimal([
+        { id: 'a', transform: 'noop' },
+        { id: 'b', transform: 'noop' },
+        { id: 'a', transform: 'noop' },
+      ]),
+      'invalid_spec',
+      'nodes[2].id',
+    );
+    expect(error.message).toContain('also nodes[0]');
+    expect(error.message).toContain('unique');
+  });
+
+  it('bad node ids', () => {
+    for (const id of ['Bad', '1abc', 'has-dash', 'has space', '', '_x', 'a'.repeat(64)]) {
+      const error = rejects(minimal([{ id, transform: 'noop' }]), 'invalid_spec', 'nodes[0].id');
+      expect(error.message).toContain('lowercase');
+    }
+    expect(() => resolveSpec(minimal([{ id: 'a'.repeat(63), transform: 'noop' }]))).not.toThrow();
+  });
+
+  it('unknown fields, at every level', () => {
+    const top = rejects({ ...minimal([{ id: 'a', transform: 'noop' }]), colour: 'red' }, 'invalid_spec', '');
+    expect(top.message).toContain("'colour'");
+    const inNode = rejects(minimal([{ id: 'a', transform: 'noop', dependson: ['b'] }]), 'invalid_spec', 'nodes[0]');
+    expect(inNode.message).toContain("unknown field(s) 'dependson'");
+    const inPartitions = rejects(minimal([{ id: 'a', transform: 'noop' }], { grain: 'day', start: '2024-01-01', end: '2024-02-01', step: 2 }), 'invalid_spec', 'partitions');
+    expect(inPartitions.message).toContain("'step'");
+    rejects({ ...minimal([{ id: 'a', transform: 'noop' }]), defaults: { concurency: 3 } }, 'invalid_spec', 'defaults');
+    rejects(minimal([{ id: 'a', transform: 'noop', retry: { attempts: 3 } }]), 'invalid_spec', 'nodes[0].retry');
+    rejects(
+      minimal([
+        { id: 'a', transform: 'noop' },
+        { id: 'b', transform: 'noop', dependsOn: [{ node: 'a', map: 'all' }] },
+      ]),
+      'invalid_spec',
+      'nodes[1].dependsOn[0]',
+    );
+  });
+
+  it('a sql transform without sql', () => {
+    const error = rejects(minimal([{ id: 'a', transform: 'sql' }]), 'invalid_spec', 'nodes[0].sql');
+    expect(error.message).toContain('SELECT');
+  });
+
+  it('a node with neither transform nor sql', () => {
+    const error = rejects(minimal([{ id: 'a' }]), 'invalid_spec', 'nodes[0].transform');
+    expect(error.message).toContain("'sql'");
+  });
+
+  it('a missing name and an empty node list', () => {
+    rejects({ partitions: { grain: 'day', start: '2024-01-01', end: '2024-02-01' }, nodes: [{ id: 'a', transform: 'noop' }] }, 'invalid_spec', 'name');
+    rejects({ name: '', nodes: [{ id: 'a', transform: 'noop' }] }, 'invalid_spec', 'name');
+    const error = rejects({ name: 'x', nodes: [] }, 'invalid_spec', 'nodes');
+    expect(error.message).toContain('at least one node');
+  });
+
+  it('a value of the wrong type says what type it must be, not that it is missing', () => {
+    const name = rejects({ name: 5, nodes: [{ id: 'a', transform: 'noop' }] }, 'invalid_spec', 'name');
+    expect(name.message).toBe('name: must be string');
+    const concurrency = rejects(minimal([{ id: 'a', transform: 'noop', concurrency: 'four' }]), 'invalid_spec', 'nodes[0].concurrency');
+    expect(concurrency.message).toBe('nodes[0].concurrency: must be number');
+    const nodes = rejects({ name: 'x', nodes: {} }, 'invalid_spec', 'nodes');
+    expect(nodes.message).toBe('nodes: must be array');
+    const missing = rejects({ name: 'x' }, 'invalid_spec', 'nodes');
+    expect(missing.message).toBe('nodes: is required');
+  });
+
+  it('out-of-range settings', () => {
+    rejects(minimal([{ id: 'a', transform: 'noop', concurrency: 0 }]), 'invalid_spec', 'nodes[0].concurrency');
+    rejects(minimal([{ id: 'a', transform: 'noop', concurrency: 1001 }]), 'invalid_spec', 'nodes[0].concurrency');
+    rejects(minimal([{ id: 'a', transform: 'noop', concurrency: 1.5 }]), 'invalid_spec', 'nodes[0].concurrency');
+    rejects(minimal([{ id: 'a', transform: 'noop', rate: 0 }]), 'invalid_spec', 'nodes[0].rate');
+    rejects(minimal([{ id: 'a', transform: 'noop', rate: -1 }]), 'invalid_spec', 'nodes[0].rate');
+    rejects(minimal([{ id: 'a', transform: 'noop', batchSize: 0 }]), 'invalid_spec', 'nodes[0].batchSize');
+    rejects(minimal([{ id: 'a', transform: 'noop', retry: { maxAttempts: 0 } }]), 'invalid_spec', 'nodes[0].retry.maxAttempts');
+    const timeout = rejects(minimal([{ id: 'a', transform: 'noop', timeout: '10 minutes' }]), 'invalid_spec', 'nodes[0].timeout');
+    expect(timeout.message).toContain('30s');
+    rejects({ ...minimal([{ id: 'a', transform: 'noop' }]), defaults: { retry: { initialInterval: 'soon' } } }, 'invalid_spec', 'defaults.retry.initialInterval');
+  });
+
+  it('bad static keys', () => {
+    rejects(minimal([{ id: 'a', transform: 'noop' }], { keys: [] }), 'invalid_spec', 'partitions.keys');
+    const dup = rejects(minimal([{ id: 'a', transform: 'noop' }], { keys: ['eu', 'eu'] }), 'invalid_spec', 'partitions.keys');
+    expect(dup.message).toContain('unique');
+    rejects(minimal([{ id: 'a', transform: 'noop' }], { keys: ['ok', 'not ok'] }), 'invalid_spec', 'partitions.keys[1]');
+  });
+
+  it('time bounds on a node whose spec partitions are static keys', () => {
+    const error = rejects(
+      minimal([{ id: 'a', transform: 'noop', partitions: { grain: 'day' } }], { keys: ['eu'] }),
+      'invalid_spec',
+      'nodes[0].partitions',
+    );
+    expect(error.message).toContain('static keys');
+  });
+
+  it('a bad check and a bad dependency entry', () => {
+    rejects(minimal([{ id: 'a', transform: 'noop', checks: [{ type: 'vibes' }] }]), 'invalid_spec', 'nodes[0].checks[0].type');
+    rejects(minimal([{ id: 'a', transform: 'noop', checks: [{ type: 'not_null', columns: [] }] }]), 'invalid_spec', 'nodes[0].checks[0].columns');
+    rejects(minimal([{ id: 'a', transform: 'noop', dependsOn: [42] }]), 'invalid_spec', 'nodes[0].dependsOn[0]');
+  });
+
+  it('a document that is not an object', () => {
+    for (const doc of [null, 'name: x', 42, []]) {
+      expect(() => resolveSpec(doc)).toThrow(BackfillError);
+    }
+  });
+
+  it('errors serialise to the --json shape', () => {
+    const error = rejects(minimal([{ id: 'a', transform: 'noop', dependsOn: ['b'] }]), 'unknown_node', 'nodes[0].dependsOn[0]');
+    expect(error.toJSON()).toEqual({ code: 'unknown_node', message: error.message, path: 'nodes[0].dependsOn[0]' });
+  });
+});
+
+describe('parseRange', () => {
+  it('parses open and closed ranges', () => {
+    expect(parseRange(undefined, undefined)).toEqual({});
+    expect(parseRange('2024-01-01', undefined)).toEqual({ from: at('2024-01-01') });
+    expect(parseRange(undefined, '2024-02-01')).toEqual({ to: at('2024-02-01') });
+    expect(parseRange('2024-01-01T05', '2024-02')).toEqual({ from: at('2024-01-01') + 5 * 3_600_000, to: at('2024-02-01') });
+    expect(parseRange('2024-W02', '2024-W03')).toEqual({ from: at('2024-01-08'), to: at('2024-01-15') });
+  });
+
+  it('rejects bad dates with the flag that holds them', () => {
+    const check = (from: string | undefined, to: string | undefined, path: string, text: RegExp) => {
+      let caught: unknown;
+      try {
+        parseRange(from, to);
+      } catch (error) {
+        caught = error;
+      }
+      expect(caught).toBeInstanceOf(BackfillError);
+      const error = caught as BackfillError;
+      expect(error.code).toBe('invalid_date');
+      expect(error.path).toBe(path);
+      expect(error.message).toMatch(text);
+    };
+    check('2024-02-30', undefined, 'from', /--from '2024-02-30'.*YYYY-MM-DD/);
+    check('2024-01-01', 'tomorrow', 'to', /--to 'tomorrow'/);
+    check('2024-02-01', '2024-01-01', 'to', /must be after --from.*exclusive/);
+    check('2024-02-01', '2024-02-01', 'to', /must be after/);
+  });
+});

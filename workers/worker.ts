@@ -1,0 +1,110 @@
+/**
+ * Worker processes: one Temporal worker polls the workflow task queue (parent and node
+ * workflows), and one more per activity task queue. A task queue stands for one protected
+ * resource; its server-enforced rate (`maxTaskQueueActivitiesPerSecond`) must be the same
+ * on every worker that polls it.
+ */
+import { fileURLToPath } from 'node:url';
+import { createRequire } from 'node:module';
+import { NativeConnection, Worker, bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { DEFAULT_TASK_QUEUE } from '../core/protocol.ts';
+import { createActivities } from '../activities/run-partitions.ts';
+import type { TransformRegistry } from '../activities/transforms.ts';
+import type { Warehouse } from '../activities/warehouse/types.ts';
+
+export type QueueConfig = {
+  name: string;
+  /** Server-enforced cap on activities started per second across all workers of this queue. */
+  maxActivitiesPerSecond?: number;
+  /** Activities this worker runs at once on this queue. */
+  maxConcurrent?: number;
+};
+
+export type WorkerConfig = {
+  connection: NativeConnection;
+  namespace?: string;
+  /** The queue of the parent and node workflows. */
+  workflowQueue?: string;
+  /** Activity queues to poll; default: the workflow queue alone. */
+  activityQueues?: QueueConfig[];
+  /** Poll workflow tasks (default true); a worker may serve only activity queues. */
+  workflows?: boolean;
+  warehouse: Warehouse;
+  transforms: TransformRegistry;
+  codeVersion?: string;
+  /** A prebuilt workflow bundle (tests and benchmarks build it once). */
+  workflowBundle?: WorkflowBundleWithSourceMap;
+};
+
+export const workflowsPath = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
+
+/** Bundles the workflow code (webpack); a few seconds, so callers that start many workers reuse it. */
+export function bundleWorkflows(): Promise<WorkflowBundleWithSourceMap> {
+  return bundleWorkflowCode({ workflowsPath, logger: quietBundlerLogger });
+}
+
+const quietBundlerLogger = {
+  log: () => undefined,
+  trace: () => undefined,
+  debug: () => undefined,
+  info: () => undefined,
+  warn: (message: string) => console.warn(message),
+  error: (message: string) => console.error(message),
+};
+
+export function codeVersion(): string {
+  if (process.env.BACKFILL_CODE_VERSION) return process.env.BACKFILL_CODE_VERSION;
+  const pkg = createRequire(import.meta.url)('../package.json') as { version: string };
+  return `backfill@${pkg.version}`;
+}
+
+export type BackfillWorkers = {
+  workers: Worker[];
+  /** Runs until shutdown() (or a fatal error); resolves when every worker has stopped. */
+  run(): Promise<void>;
+  shutdown(): void;
+};
+
+export async function createWorkers(config: WorkerConfig): Promise<BackfillWorkers> {
+  const namespace = config.namespace ?? 'default';
+  const workflowQueue = config.workflowQueue ?? DEFAULT_TASK_QUEUE;
+  const activityQueues = config.activityQueues ?? [{ name: workflowQueue }];
+  const activities = createActivities({
+    warehouse: config.warehouse,
+    transforms: config.transforms,
+    codeVersion: config.codeVersion ?? codeVersion(),
+  });
+  const bundle = config.workflows === false ? undefined : (config.workflowBundle ?? (await bundleWorkflows()));
+  const activityOptions = (queue: QueueConfig) => ({
+    activities,
+    maxConcurrentActivityTaskExecutions: queue.maxConcurrent ?? 200,
+    ...(queue.maxActivitiesPerSecond !== undefined ? { maxTaskQueueActivitiesPerSecond: queue.maxActivitiesPerSecond } : {}),
+  });
+
+  const workers: Worker[] = [];
+  const sameQueue = activityQueues.find((q) => q.name === workflowQueue);
+  if (bundle) {
+    workers.push(
+      await Worker.create({
+        connection: config.connection,
+        namespace,
+        taskQueue: workflowQueue,
+        workflowBundle: bundle,
+        maxConcurrentWorkflowTaskExecutions: 40,
+        maxCachedWorkflows: 400,
+        ...(sameQueue ? activityOptions(sameQueue) : {}),
+      }),
+    );
+  }
+  for (const queue of activityQueues) {
+    if (bundle && queue === sameQueue) continue;
+    workers.push(await Worker.create({ connection: config.connection, namespace, taskQueue: queue.name, ...activityOptions(queue) }));
+  }
+  return {
+    workers,
+    run: async () => {
+      await Promise.all(workers.map((w) => w.run()));
+    },
+    shutdown: () => workers.forEach((w) => w.getState() === 'RUNNING' && w.shutdown()),
+  };
+}

@@ -1,0 +1,62 @@
+/**
+ * The names of every signal, update and query, shared by the workflows and the client.
+ * Operators use the updates (they validate and reply); the signals with the same names
+ * serve fire-and-forget callers such as `temporal workflow signal`.
+ */
+import { SearchAttributeType, defineSearchAttributeKey } from '@temporalio/common';
+import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
+import type { NodeControl, NodeReport, Progress } from '../core/protocol.ts';
+
+/** The effective control state after a change: what `set-rate` and friends print. */
+export type ControlState = {
+  paused: boolean;
+  rate: number | null;
+  concurrency: number | null;
+  nodes: Array<{ id: string; rate: number | null; concurrency: number }>;
+};
+
+export const pauseSignal = defineSignal('pause');
+export const resumeSignal = defineSignal('resume');
+export const setRateSignal = defineSignal<[rate: number | null, node?: string]>('setRate');
+export const setConcurrencySignal = defineSignal<[concurrency: number | null, node?: string]>('setConcurrency');
+export const retryFailedSignal = defineSignal<[node?: string | null]>('retryFailed');
+
+export const pauseUpdate = defineUpdate<ControlState>('pause');
+export const resumeUpdate = defineUpdate<ControlState>('resume');
+export const setRateUpdate = defineUpdate<ControlState, [rate: number | null, node?: string]>('setRate');
+export const setConcurrencyUpdate = defineUpdate<ControlState, [concurrency: number | null, node?: string]>('setConcurrency');
+/** Replies with the number of failed partitions sent back to run. */
+export const retryFailedUpdate = defineUpdate<number, [node: string | null]>('retryFailed');
+
+export const progressQuery = defineQuery<Progress>('progress');
+
+/** Node workflow → parent. */
+export const nodeReportSignal = defineSignal<[NodeReport]>('nodeReport');
+/** Parent → node workflow. */
+export const nodeControlSignal = defineSignal<[NodeControl]>('nodeControl');
+
+/** A node workflow's own view, for the Web UI and tests. */
+export type NodeView = {
+  node: string;
+  queued: number;
+  running: number;
+  inflightActivities: number;
+  rate: number | null;
+  concurrency: number;
+  paused: boolean;
+  runs: number;
+  maxConcurrentActivities: number;
+};
+export const nodeViewQuery = defineQuery<NodeView>('nodeView');
+
+/** Search attributes (registered by the dev server and the worker) to find a backfill's workflows in the Web UI. */
+export const BACKFILL_ID = defineSearchAttributeKey('BackfillId', SearchAttributeType.KEYWORD);
+export const BACKFILL_NODE = defineSearchAttributeKey('BackfillNode', SearchAttributeType.KEYWORD);
+
+export function nodeWorkflowId(backfillId: string, nodeId: string): string {
+  return `backfill/${backfillId}/${nodeId}`;
+}
+
+export function backfillWorkflowId(backfillId: string): string {
+  return `backfill/${backfillId}`;
+}

@@ -1,0 +1,2 @@
+export { backfillWorkflow } from './backfill.ts';
+export { nodeWorkflow } from './node.ts';
