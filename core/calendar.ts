@@ -142,7 +142,8 @@ export function keyExample(grain: Grain): string {
 }
 
 function validDate(year: number, month: number, day: number): number | undefined {
-  if (month < 1 || month > 12 || day < 1) return undefined;
+  // Date.UTC reads years 0-99 as 1900-1999; no backfill reaches that far back.
+  if (year < 1000 || month < 1 || month > 12 || day < 1) return undefined;
   const ms = Date.UTC(year, month - 1, day);
   return new Date(ms).getUTCDate() === day ? ms : undefined;
 }

@@ -17,15 +17,26 @@ export type BucketJSON = { tokens: number };
  * partition. `rate` null means unlimited: every request is granted.
  */
 export class TokenBucket {
+  private burst: number;
+  private tokens: number;
+
   constructor(
     private rate: number | null,
-    private burst: number,
-    private tokens: number = burst,
-  ) {}
+    burst: number,
+    tokens?: number,
+  ) {
+    this.burst = rate === null ? burst : TokenBucket.usableBurst(rate, burst);
+    this.tokens = Math.min(tokens ?? this.burst, this.burst);
+  }
 
   /** The default burst for a rate: one second's worth, at least 1. */
   static defaultBurst(rate: number | null): number {
     return rate === null ? 1 : Math.max(1, Math.ceil(rate));
+  }
+
+  /** The burst actually used: at least one shortest tick's worth of tokens, so the rate stays reachable. */
+  static usableBurst(rate: number, burst: number): number {
+    return Math.max(burst, Math.ceil((rate * MIN_TICK_MS) / 1000));
   }
 
   /** Timer length that refills at most a full bucket per tick. */
@@ -52,7 +63,7 @@ export class TokenBucket {
   /** Changes the rate and burst; tokens above the new burst are dropped. */
   configure(rate: number | null, burst: number): void {
     this.rate = rate;
-    this.burst = burst;
+    this.burst = rate === null ? burst : TokenBucket.usableBurst(rate, burst);
     this.tokens = Math.min(this.tokens, burst);
   }
 
@@ -127,8 +138,9 @@ export class Aimd {
   onCalm(operatorRate: number | null, elapsedMs: number): void {
     if (this.ceiling === null) return;
     this.ceiling += (this.step * elapsedMs) / 1000;
+    // No limit left to recover to (the operator lifted the rate since): lift the ceiling now.
     const limit = operatorRate ?? this.recoverAt;
-    if (limit !== null && this.ceiling >= limit) {
+    if (limit === null || this.ceiling >= limit) {
       this.ceiling = null;
       this.recoverAt = null;
     }

@@ -46,9 +46,11 @@ export class Readiness {
     for (const node of plan.nodes) {
       const saved = state[node.id];
       const done = RangeSet.fromJSON(saved?.done);
+      // Without `released`, earlier failures are considered again too: they are released anew,
+      // so they must not also stay failed (they would be counted twice and never be in hands).
       this.states.set(node.id, {
         done,
-        failed: RangeSet.fromJSON(saved?.failed),
+        failed: saved?.released ? RangeSet.fromJSON(saved.failed) : new RangeSet(),
         released: saved?.released ? RangeSet.fromJSON(saved.released) : done.clone(),
       });
     }

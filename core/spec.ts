@@ -197,7 +197,7 @@ export type ResolvedSpec = {
 };
 
 function fail(code: ErrorCode, path: ReadonlyArray<PropertyKey>, message: string): never {
-  const where = formatPath(path);
+  const where = formatPath(path) || 'spec';
   throw new BackfillError(code, `${where}: ${message}`, where);
 }
 

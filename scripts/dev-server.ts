@@ -83,6 +83,10 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
     '--ip', resolved.ip,
     '--port', String(resolved.port),
     '--log-level', 'warn',
+    // WAL and a busy timeout: without them the file-backed store fails under load (SQLITE_BUSY).
+    '--sqlite-pragma', 'journal_mode=WAL',
+    '--sqlite-pragma', 'synchronous=NORMAL',
+    '--sqlite-pragma', 'busy_timeout=15000',
     // UpdateTaskQueueConfig (server-side task queue rate limits changed at runtime).
     '--dynamic-config-value', 'frontend.enableUpdateTaskQueueConfig=true',
   ];

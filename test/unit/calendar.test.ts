@@ -315,6 +315,9 @@ describe('parseInstant', () => {
     expect(parseInstant('2024-03-01T05:00:00Z')).toBe(at('2024-03-01T05:00:00'));
     expect(parseInstant('2024-03-01T05:00:00+00:00')).toBe(at('2024-03-01T05:00:00'));
     expect(parseInstant('2024-03-01T05:00:00-0000')).toBe(at('2024-03-01T05:00:00'));
+    // What Date#toISOString writes (a Date in a TypeScript spec) is read too.
+    expect(parseInstant('2024-03-01T05:00:00.000Z')).toBe(at('2024-03-01T05:00:00'));
+    expect(parseInstant(new Date(at('2024-03-01')).toISOString())).toBe(at('2024-03-01'));
     expect(parseInstant('2024-03')).toBe(at('2024-03-01'));
     expect(parseInstant('2024-W09')).toBe(at('2024-02-26'));
     expect(parseInstant('2020-W53')).toBe(at('2020-12-28'));
@@ -331,7 +334,8 @@ describe('parseInstant', () => {
       '2024-03-01T23:60',
       '2024-03-01T23:59:60',
       '2024-03-01T05:00:00+01:00',
-      '2024-03-01T05:00:00.000Z',
+      '2024-03-01T05:00.000Z',
+      '2024-03-01T05:00:00.Z',
       '2024-13',
       '2024-W54',
       '2023-W53',

@@ -340,10 +340,25 @@ describe('set operations and serialisation', () => {
 });
 
 describe('RangeSet against a plain Set (randomised, seeded)', () => {
-  function check(set: RangeSet, model: Set<number>, universe: number, random: () => number): void {
-    expect(set.size).toBe(model.size);
-    expect([...set]).toEqual([...model].sort((a, b) => a - b));
-    expectWellFormed(set);
+  const sorted = (values: Iterable<number>) => [...values].sort((a, b) => a - b);
+  const same = (a: readonly number[], b: readonly number[]) => a.length === b.length && a.every((v, i) => v === b[i]);
+
+  /** The first way `set` disagrees with `model` or breaks its own invariants, or undefined. */
+  function problem(set: RangeSet, model: Set<number>, universe: number, random: () => number): string | undefined {
+    const rs = [...set.ranges()];
+    let size = 0;
+    for (let i = 0; i < rs.length; i++) {
+      const [s, e] = rs[i]!;
+      if (s >= e) return `empty range [${s}, ${e})`;
+      if (i > 0 && s <= rs[i - 1]![1]) return `ranges touch or overlap at ${s}`;
+      size += e - s;
+    }
+    if (set.size !== size) return `size ${set.size} but ranges hold ${size}`;
+    if (set.size !== model.size) return `size ${set.size}, model ${model.size}`;
+    if (set.rangeCount !== rs.length) return 'rangeCount';
+    if (set.isEmpty !== (size === 0)) return 'isEmpty';
+    if (!same([...set], sorted(model))) return 'members differ';
+    if (set.first() !== (model.size === 0 ? undefined : Math.min(...model))) return 'first';
     for (let k = 0; k < 10; k++) {
       const s = Math.floor(random() * (universe + 10)) - 5;
       const e = s + Math.floor(random() * 12) - 2;
@@ -353,10 +368,11 @@ describe('RangeSet against a plain Set (randomised, seeded)', () => {
         if (model.has(v)) any = true;
         else all = false;
       }
-      expect(set.containsRange(s, e), `contains ${s} ${e}`).toBe(all);
-      expect(set.intersectsRange(s, e), `intersects ${s} ${e}`).toBe(any);
-      expect(set.has(s)).toBe(model.has(s));
+      if (set.containsRange(s, e) !== all) return `containsRange(${s}, ${e})`;
+      if (set.intersectsRange(s, e) !== any) return `intersectsRange(${s}, ${e})`;
+      if (set.has(s) !== model.has(s)) return `has(${s})`;
     }
+    return undefined;
   }
 
   for (const seed of [1, 42, 2024]) {
@@ -365,43 +381,61 @@ describe('RangeSet against a plain Set (randomised, seeded)', () => {
       const universe = 200;
       const set = new RangeSet();
       const model = new Set<number>();
-      for (let op = 0; op < 5000; op++) {
+      const counts = { add: 0, addRange: 0, delete: 0, deleteRange: 0, take: 0, minus: 0, json: 0 };
+      let failure: string | undefined;
+      for (let op = 0; op < 5000 && failure === undefined; op++) {
         const r = random();
         const s = Math.floor(random() * universe);
         const len = Math.floor(random() * 15);
         if (r < 0.3) {
+          counts.add++;
           set.add(s);
           model.add(s);
         } else if (r < 0.5) {
+          counts.addRange++;
           set.addRange(s, s + len);
           for (let v = s; v < s + len; v++) model.add(v);
         } else if (r < 0.7) {
+          counts.delete++;
           set.delete(s);
           model.delete(s);
         } else if (r < 0.85) {
+          counts.deleteRange++;
           set.deleteRange(s, s + len);
           for (let v = s; v < s + len; v++) model.delete(v);
         } else if (r < 0.9) {
+          counts.take++;
           const n = Math.floor(random() * 6);
           const taken = set.take(n);
-          const expected = [...model].sort((a, b) => a - b).slice(0, n);
-          expect(taken).toEqual(expected);
+          const expected = sorted(model).slice(0, n);
+          if (!same(taken, expected)) failure = `take(${n})`;
           for (const v of expected) model.delete(v);
         } else if (r < 0.95) {
+          counts.minus++;
           const other = RangeSet.of([s, s + len], [s + len + 3, s + 2 * len + 3]);
           const diff = set.minus(other);
-          const expected = [...model].filter((v) => !other.has(v)).sort((a, b) => a - b);
-          expect([...diff]).toEqual(expected);
-          expectWellFormed(diff);
+          const expected = new Set([...model].filter((v) => !other.has(v)));
+          failure = problem(diff, expected, universe, random);
         } else {
+          counts.json++;
           const restored = RangeSet.fromJSON(JSON.parse(JSON.stringify(set.toJSON())));
-          expect([...restored]).toEqual([...set]);
-          expect(restored.size).toBe(set.size);
+          if (!same([...restored], [...set]) || restored.size !== set.size) failure = 'JSON round-trip';
           const sliced = set.slice(s, s + len);
-          expect([...sliced]).toEqual([...model].filter((v) => v >= s && v < s + len).sort((a, b) => a - b));
+          if (!same([...sliced], sorted(model).filter((v) => v >= s && v < s + len))) failure = `slice(${s}, ${s + len})`;
         }
-        check(set, model, universe, random);
+        failure ??= problem(set, model, universe, random);
+        if (failure !== undefined) failure = `op ${op}: ${failure}`;
       }
+      expect(failure).toBeUndefined();
+      // Every kind of operation ran many times, and the set stayed non-trivial.
+      for (const [kind, count] of Object.entries(counts)) expect(count, kind).toBeGreaterThan(100);
+      expect(set.size).toBeGreaterThan(0);
     });
   }
+
+  it('the check itself catches a wrong model', () => {
+    const random = prng(5);
+    expect(problem(RangeSet.of([0, 3]), new Set([0, 1, 2]), 10, random)).toBeUndefined();
+    expect(problem(RangeSet.of([0, 3]), new Set([0, 1]), 10, random)).toBeDefined();
+  });
 });

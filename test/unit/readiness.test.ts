@@ -323,6 +323,28 @@ describe('serialisation', () => {
     expectCountsAddUp(r, p);
   });
 
+  it('from done partitions only, earlier failures are considered again, not kept as failed', () => {
+    const p = build();
+    const r = new Readiness(p, { a: { done: [0, 10], failed: [10, 12] } });
+    expectCountsAddUp(r, p);
+    expect(r.failed('a').isEmpty).toBe(true);
+    const released = asArrays(r.releaseAll());
+    expect(released.a).toEqual(Array.from({ length: 11 }, (_, i) => 10 + i));
+    expect([...r.inHands('a')]).toEqual(released.a);
+    expect(r.counts('a')).toEqual({ total: 21, done: 10, failed: 0, inHands: 11, blocked: 0, waiting: 0 });
+    expect(r.settled).toBe(false);
+    expectCountsAddUp(r, p);
+  });
+
+  it('with released, failures are restored as failures', () => {
+    const p = build();
+    const r = new Readiness(p, { a: { done: [0, 10], failed: [10, 12], released: [0, 21] } });
+    expect([...r.failed('a')]).toEqual([10, 11]);
+    expect(r.releaseAll().has('a')).toBe(false);
+    expect([...r.blocked('b')]).toEqual([10, 11]);
+    expectCountsAddUp(r, p);
+  });
+
   it('a node missing from the saved state starts fresh', () => {
     const p = build();
     const r = new Readiness(p, { a: { done: [0, 21], failed: [], released: [0, 21] } });

@@ -536,7 +536,7 @@ describe('resolveSpec: bad input names the problem, the place and the fix', () =
   });
 
   it('unknown fields, at every level', () => {
-    const top = rejects({ ...minimal([{ id: 'a', transform: 'noop' }]), colour: 'red' }, 'invalid_spec', '');
+    const top = rejects({ ...minimal([{ id: 'a', transform: 'noop' }]), colour: 'red' }, 'invalid_spec', 'spec');
     expect(top.message).toContain("'colour'");
     const inNode = rejects(minimal([{ id: 'a', transform: 'noop', dependson: ['b'] }]), 'invalid_spec', 'nodes[0]');
     expect(inNode.message).toContain("unknown field(s) 'dependson'");

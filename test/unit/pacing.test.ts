@@ -1,0 +1,373 @@
+import { describe, it, expect } from 'vitest';
+import { Aimd, MAX_TICK_MS, MIN_RATE, MIN_TICK_MS, shareLimit, TokenBucket, type Claim } from '../../core/pacing.ts';
+
+function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+describe('TokenBucket', () => {
+  it('starts full and grants up to what it holds', () => {
+    const bucket = new TokenBucket(5, 5);
+    expect(bucket.limited).toBe(true);
+    expect(bucket.full).toBe(true);
+    expect(bucket.available).toBe(5);
+    expect(bucket.take(3)).toBe(3);
+    expect(bucket.available).toBe(2);
+    expect(bucket.full).toBe(false);
+    expect(bucket.take(10)).toBe(2);
+    expect(bucket.available).toBe(0);
+    expect(bucket.take(1)).toBe(0);
+    expect(bucket.take(0)).toBe(0);
+  });
+
+  it('refills at its rate, capped at the burst', () => {
+    const bucket = new TokenBucket(5, 5, 0);
+    bucket.refill(200);
+    expect(bucket.available).toBe(1);
+    bucket.refill(100);
+    expect(bucket.available).toBe(1); // 1.5 tokens: one whole
+    bucket.refill(100);
+    expect(bucket.available).toBe(2);
+    bucket.refill(60_000);
+    expect(bucket.available).toBe(5);
+    expect(bucket.full).toBe(true);
+    expect(bucket.toJSON()).toEqual({ tokens: 5 });
+    bucket.refill(0);
+    expect(bucket.available).toBe(5);
+  });
+
+  it('counts a whole token made of floating-point fractions', () => {
+    const bucket = new TokenBucket(10, 10, 0);
+    for (let i = 0; i < 10; i++) bucket.refill(10); // 0.1 ten times is 0.9999999999999999
+    expect(bucket.available).toBe(1);
+    expect(bucket.take(1)).toBe(1);
+    expect(bucket.available).toBe(0);
+  });
+
+  it('a slow rate takes many ticks per token', () => {
+    const bucket = new TokenBucket(MIN_RATE, 1, 0);
+    bucket.refill(59_000);
+    expect(bucket.available).toBe(0);
+    bucket.refill(1_000);
+    expect(bucket.available).toBe(1);
+  });
+
+  it('unlimited grants everything and never runs dry', () => {
+    const bucket = new TokenBucket(null, 1);
+    expect(bucket.limited).toBe(false);
+    expect(bucket.available).toBe(Infinity);
+    expect(bucket.full).toBe(true);
+    expect(bucket.take(1_000_000)).toBe(1_000_000);
+    expect(bucket.take(1_000_000)).toBe(1_000_000);
+    bucket.refill(1000);
+    expect(bucket.tick).toBe(MAX_TICK_MS);
+  });
+
+  it('defaultBurst is one second of tokens, at least 1', () => {
+    expect(TokenBucket.defaultBurst(null)).toBe(1);
+    expect(TokenBucket.defaultBurst(0.5)).toBe(1);
+    expect(TokenBucket.defaultBurst(MIN_RATE)).toBe(1);
+    expect(TokenBucket.defaultBurst(1)).toBe(1);
+    expect(TokenBucket.defaultBurst(2.5)).toBe(3);
+    expect(TokenBucket.defaultBurst(100)).toBe(100);
+  });
+
+  it('tickMs refills about a bucket per tick, within its bounds', () => {
+    expect(TokenBucket.tickMs(5, 5)).toBe(1000);
+    expect(TokenBucket.tickMs(2, 1)).toBe(500);
+    expect(TokenBucket.tickMs(100, 10)).toBe(100);
+    expect(TokenBucket.tickMs(1000, 1)).toBe(MIN_TICK_MS);
+    expect(TokenBucket.tickMs(1e9, 1)).toBe(MIN_TICK_MS);
+    expect(TokenBucket.tickMs(MIN_RATE, 1)).toBe(MAX_TICK_MS);
+    expect(TokenBucket.tickMs(0.001, 1)).toBe(MAX_TICK_MS);
+    expect(TokenBucket.tickMs(3, 1)).toBe(333);
+    for (const [rate, burst] of [
+      [0.01, 1],
+      [1, 1],
+      [7, 3],
+      [50, 50],
+      [5000, 2],
+    ] as const) {
+      const tick = TokenBucket.tickMs(rate, burst);
+      expect(tick).toBeGreaterThanOrEqual(MIN_TICK_MS);
+      expect(tick).toBeLessThanOrEqual(MAX_TICK_MS);
+      expect(Number.isInteger(tick)).toBe(true);
+    }
+    expect(new TokenBucket(20, 5).tick).toBe(250);
+  });
+
+  it('configure changes rate and burst, dropping tokens above the new burst', () => {
+    const bucket = new TokenBucket(10, 10);
+    bucket.configure(2, 3);
+    expect(bucket.available).toBe(3);
+    expect(bucket.tick).toBe(1500);
+    bucket.configure(2, 20); // a bigger bucket does not fill itself
+    expect(bucket.available).toBe(3);
+    expect(bucket.full).toBe(false);
+    bucket.refill(1000);
+    expect(bucket.available).toBe(5);
+    bucket.configure(null, 1);
+    expect(bucket.limited).toBe(false);
+    expect(bucket.take(50)).toBe(50);
+    bucket.configure(4, 4);
+    expect(bucket.limited).toBe(true);
+    expect(bucket.available).toBe(1); // the tokens it had, capped at the burst it had
+  });
+
+  it('toJSON carries the tokens across a restore', () => {
+    const bucket = new TokenBucket(4, 8);
+    bucket.take(5);
+    bucket.refill(250);
+    const restored = new TokenBucket(4, 8, JSON.parse(JSON.stringify(bucket.toJSON())).tokens);
+    expect(restored.available).toBe(bucket.available);
+    expect(restored.toJSON()).toEqual({ tokens: 4 });
+  });
+
+  describe('a simulated 60-second run', () => {
+    /** Ticks a saturated (or randomly hungry) consumer; returns [time, granted] of every tick. */
+    function simulate(rate: number, burst: number, seconds: number, want: () => number): Array<[number, number]> {
+      const bucket = new TokenBucket(rate, burst);
+      const tick = bucket.tick;
+      const grants: Array<[number, number]> = [[0, bucket.take(want())]];
+      for (let t = tick; t <= seconds * 1000; t += tick) {
+        bucket.refill(tick);
+        grants.push([t, bucket.take(want())]);
+      }
+      return grants;
+    }
+
+    function maxInAnySecond(grants: Array<[number, number]>): number {
+      let max = 0;
+      for (const [start] of grants) {
+        const sum = grants.filter(([t]) => t >= start && t < start + 1000).reduce((acc, [, g]) => acc + g, 0);
+        max = Math.max(max, sum);
+      }
+      return max;
+    }
+
+    for (const rate of [5, 20, 100]) {
+      for (const burst of [TokenBucket.defaultBurst(rate), Math.ceil(rate / 4), Math.ceil(rate / 10)]) {
+        it(`rate ${rate}, burst ${burst}: grants rate × seconds (± one burst), never more than rate + burst a second`, () => {
+          const grants = simulate(rate, burst, 60, () => 1_000_000);
+          const total = grants.reduce((acc, [, g]) => acc + g, 0);
+          expect(total).toBeGreaterThanOrEqual(rate * 60 - burst);
+          expect(total).toBeLessThanOrEqual(rate * 60 + burst);
+          expect(maxInAnySecond(grants)).toBeLessThanOrEqual(rate + burst);
+          for (const [, g] of grants) expect(g).toBeLessThanOrEqual(burst);
+        });
+      }
+
+      it(`rate ${rate}: a consumer that wants less never gets more than the bound`, () => {
+        const random = prng(rate);
+        const burst = TokenBucket.defaultBurst(rate);
+        const grants = simulate(rate, burst, 60, () => Math.floor(random() * rate * 1.5));
+        const total = grants.reduce((acc, [, g]) => acc + g, 0);
+        expect(total).toBeLessThanOrEqual(rate * 60 + burst);
+        expect(maxInAnySecond(grants)).toBeLessThanOrEqual(rate + burst);
+      });
+    }
+
+    it('a fractional rate (0.5/s) grants one partition every 2 seconds', () => {
+      const grants = simulate(0.5, 1, 60, () => 100);
+      const total = grants.reduce((acc, [, g]) => acc + g, 0);
+      expect(total).toBeGreaterThanOrEqual(30);
+      expect(total).toBeLessThanOrEqual(31);
+      expect(maxInAnySecond(grants)).toBeLessThanOrEqual(1);
+    });
+  });
+});
+
+describe('Aimd', () => {
+  it('does nothing until throttled', () => {
+    const aimd = new Aimd();
+    expect(aimd.active).toBe(false);
+    expect(aimd.throttles).toBe(0);
+    expect(aimd.effective(10)).toBe(10);
+    expect(aimd.effective(null)).toBeNull();
+    aimd.onCalm(10, 60_000);
+    expect(aimd.active).toBe(false);
+    expect(aimd.toJSON()).toEqual({ ceiling: null, step: 0, recoverAt: null, throttles: 0 });
+  });
+
+  it('halves on a throttle and halves again on the next', () => {
+    const aimd = new Aimd();
+    aimd.onThrottle(10, 8);
+    expect(aimd.active).toBe(true);
+    expect(aimd.throttles).toBe(1);
+    expect(aimd.effective(10)).toBe(5);
+    aimd.onThrottle(10, 5);
+    expect(aimd.effective(10)).toBe(2.5);
+    expect(aimd.throttles).toBe(2);
+  });
+
+  it('grows additively with calm time and lifts the ceiling at the operator rate', () => {
+    const aimd = new Aimd();
+    aimd.onThrottle(10, 10);
+    // Step: the operator rate over 20 seconds = 0.5/s per second of calm.
+    aimd.onCalm(10, 4000);
+    expect(aimd.effective(10)).toBeCloseTo(7, 9);
+    aimd.onCalm(10, 1000);
+    expect(aimd.effective(10)).toBeCloseTo(7.5, 9);
+    expect(aimd.active).toBe(true);
+    aimd.onCalm(10, 5000);
+    expect(aimd.active).toBe(false);
+    expect(aimd.effective(10)).toBe(10);
+    expect(aimd.toJSON()).toMatchObject({ ceiling: null, recoverAt: null, throttles: 1 });
+  });
+
+  it('recovers from half in about 10 seconds, from a quarter in about 15', () => {
+    const half = new Aimd();
+    half.onThrottle(8, 8);
+    half.onCalm(8, 9_900);
+    expect(half.active).toBe(true);
+    half.onCalm(8, 100);
+    expect(half.active).toBe(false);
+    const quarter = new Aimd();
+    quarter.onThrottle(8, 8);
+    quarter.onThrottle(8, 4);
+    quarter.onCalm(8, 14_900);
+    expect(quarter.active).toBe(true);
+    quarter.onCalm(8, 100);
+    expect(quarter.active).toBe(false);
+  });
+
+  it('never exceeds the operator rate, and an operator lowering the rate below the ceiling lifts it', () => {
+    const aimd = new Aimd();
+    aimd.onThrottle(10, 10);
+    expect(aimd.effective(3)).toBe(3);
+    aimd.onCalm(3, 0);
+    expect(aimd.active).toBe(false);
+    expect(aimd.effective(3)).toBe(3);
+  });
+
+  it('works when the operator rate is unlimited: halves the observed pace, lifts at twice the throttled pace', () => {
+    const aimd = new Aimd();
+    aimd.onThrottle(null, 8);
+    expect(aimd.effective(null)).toBe(4);
+    expect(aimd.toJSON()).toEqual({ ceiling: 4, step: 0.8, recoverAt: 16, throttles: 1 });
+    aimd.onCalm(null, 10_000);
+    expect(aimd.effective(null)).toBeCloseTo(12, 9);
+    expect(aimd.active).toBe(true);
+    aimd.onCalm(null, 5_000);
+    expect(aimd.active).toBe(false);
+    expect(aimd.effective(null)).toBeNull();
+  });
+
+  it('a second throttle while unlimited halves the current ceiling, not the observed pace', () => {
+    const aimd = new Aimd();
+    aimd.onThrottle(null, 8);
+    aimd.onThrottle(null, 100);
+    expect(aimd.effective(null)).toBe(2);
+    expect(aimd.toJSON()).toMatchObject({ recoverAt: 8 });
+  });
+
+  it('never goes below the minimum rate', () => {
+    const aimd = new Aimd();
+    for (let i = 0; i < 50; i++) aimd.onThrottle(1, 1);
+    expect(aimd.effective(1)).toBe(MIN_RATE);
+    const idle = new Aimd();
+    idle.onThrottle(null, 0); // nothing observed yet
+    expect(idle.effective(null)).toBe(MIN_RATE);
+    expect(idle.toJSON().step).toBeGreaterThanOrEqual(MIN_RATE);
+    idle.onCalm(null, 60_000);
+    expect(idle.active).toBe(false);
+  });
+
+  it('round-trips through toJSON', () => {
+    const aimd = new Aimd();
+    aimd.onThrottle(null, 6);
+    aimd.onCalm(null, 2000);
+    const restored = new Aimd(JSON.parse(JSON.stringify(aimd.toJSON())));
+    expect(restored.toJSON()).toEqual(aimd.toJSON());
+    expect(restored.effective(null)).toBe(aimd.effective(null));
+    expect(restored.throttles).toBe(1);
+    restored.onCalm(null, 60_000);
+    aimd.onCalm(null, 60_000);
+    expect(restored.toJSON()).toEqual(aimd.toJSON());
+  });
+});
+
+describe('shareLimit', () => {
+  const claim = (id: string, cap: number | null, active = true): Claim => ({ id, cap, active });
+  const sum = (m: Map<string, number | null>) => [...m.values()].reduce<number>((acc, v) => acc + (v ?? 0), 0);
+
+  it('without a total, each active node keeps its own cap', () => {
+    const out = shareLimit(null, [claim('a', 5), claim('b', null), claim('c', 2, false)]);
+    expect(Object.fromEntries(out)).toEqual({ a: 5, b: null });
+  });
+
+  it('splits equally among uncapped nodes', () => {
+    const out = shareLimit(12, [claim('a', null), claim('b', null), claim('c', null)]);
+    expect(Object.fromEntries(out)).toEqual({ a: 4, b: 4, c: 4 });
+    const third = shareLimit(10, [claim('a', null), claim('b', null), claim('c', null)]);
+    for (const v of third.values()) expect(v).toBeCloseTo(10 / 3, 9);
+    expect(sum(third)).toBeCloseTo(10, 9);
+  });
+
+  it('respects caps and hands the leftover to the others', () => {
+    expect(Object.fromEntries(shareLimit(10, [claim('a', 2), claim('b', null), claim('c', null)]))).toEqual({ a: 2, b: 4, c: 4 });
+    expect(Object.fromEntries(shareLimit(10, [claim('a', null), claim('b', 3), claim('c', 2)]))).toEqual({ a: 5, b: 3, c: 2 });
+    expect(Object.fromEntries(shareLimit(10, [claim('a', 6), claim('b', 6)]))).toEqual({ a: 5, b: 5 });
+  });
+
+  it('gives every node its cap when the caps fit under the total', () => {
+    expect(Object.fromEntries(shareLimit(100, [claim('a', 2), claim('b', 3)]))).toEqual({ a: 2, b: 3 });
+  });
+
+  it('leaves inactive nodes out and shares among the active', () => {
+    const out = shareLimit(9, [claim('a', null), claim('b', null, false), claim('c', null)]);
+    expect(out.has('b')).toBe(false);
+    expect(Object.fromEntries(out)).toEqual({ a: 4.5, c: 4.5 });
+    expect(shareLimit(9, [claim('a', null, false)]).size).toBe(0);
+    expect(shareLimit(9, []).size).toBe(0);
+  });
+
+  it('integral shares are whole numbers that sum to the total when caps allow', () => {
+    const out = shareLimit(10, [claim('a', null), claim('b', null), claim('c', null)], true);
+    expect(Object.fromEntries(out)).toEqual({ a: 4, b: 3, c: 3 });
+    const capped = shareLimit(10, [claim('a', 1), claim('b', null), claim('c', null), claim('d', 2)], true);
+    expect(Object.fromEntries(capped)).toEqual({ a: 1, b: 4, c: 3, d: 2 });
+    expect(sum(capped)).toBe(10);
+    const tight = shareLimit(2, [claim('a', null), claim('b', null), claim('c', null)], true);
+    expect(sum(tight)).toBe(2);
+    for (const v of tight.values()) expect(v).toBeLessThanOrEqual(1);
+    const small = shareLimit(100, [claim('a', 3), claim('b', 4)], true);
+    expect(Object.fromEntries(small)).toEqual({ a: 3, b: 4 });
+  });
+
+  it('holds its invariants on random claims', () => {
+    const random = prng(31337);
+    for (let round = 0; round < 500; round++) {
+      const integral = random() < 0.5;
+      const count = 1 + Math.floor(random() * 6);
+      const claims: Claim[] = Array.from({ length: count }, (_, i) =>
+        claim(`n${i}`, random() < 0.3 ? null : 1 + Math.floor(random() * 20), random() < 0.85),
+      );
+      const total = 1 + Math.floor(random() * 60);
+      const out = shareLimit(total, claims, integral);
+      const active = claims.filter((c) => c.active);
+      expect([...out.keys()].sort()).toEqual(active.map((c) => c.id).sort());
+      const capacity = active.reduce((acc, c) => acc + (c.cap ?? Infinity), 0);
+      const shares = active.map((c) => out.get(c.id) as number);
+      for (const [i, c] of active.entries()) {
+        expect(shares[i]).toBeGreaterThanOrEqual(0);
+        if (c.cap !== null) expect(shares[i]).toBeLessThanOrEqual(c.cap);
+        if (integral) expect(Number.isInteger(shares[i])).toBe(true);
+      }
+      const given = shares.reduce((a, b) => a + b, 0);
+      if (active.length > 0) expect(given).toBeCloseTo(Math.min(total, capacity), 6);
+      // Max-min fairness: a node held below its cap gets at least as much as any other (within 1 when integral).
+      for (const [i, c] of active.entries()) {
+        if (c.cap !== null && shares[i]! >= c.cap) continue;
+        for (const other of shares) expect(shares[i]!).toBeGreaterThanOrEqual(other - (integral ? 1 : 1e-9));
+      }
+    }
+  });
+});
