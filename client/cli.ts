@@ -1,0 +1,381 @@
+#!/usr/bin/env node
+/** The `backfill` command line. Every command takes --json for machine-readable output. */
+import { join } from 'node:path';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import pc from 'picocolors';
+import { BackfillError } from '../core/errors.ts';
+import { parseDuration } from '../core/duration.ts';
+import { expandPlan, planSummary } from '../core/plan.ts';
+import type { Progress } from '../core/protocol.ts';
+import { parseRange } from '../core/spec.ts';
+import { backfillHome } from '../scripts/temporal-cli.ts';
+import { BackfillClient, temporalAddress } from './backfill-client.ts';
+import { EXAMPLE_TRANSFORMS, parseQueues, portOr, startLocal, startWorker, transformModules } from './local.ts';
+import { ProgressView, headline, renderFailures, renderPlan, renderStatus } from './render.ts';
+import { loadSpecFile } from './spec-file.ts';
+import { runDemo } from './demo.ts';
+
+type Json = { json?: boolean };
+type Global = { address?: string; namespace?: string };
+
+/** Exit codes: 0 success, 1 an error, 2 ended with failed partitions, 3 cancelled or failed. */
+export const EXIT = { ok: 0, error: 1, failures: 2, notCompleted: 3 } as const;
+
+export function exitCodeFor(state: Progress['state']): number {
+  if (state === 'completed') return EXIT.ok;
+  if (state === 'completed_with_failures') return EXIT.failures;
+  return state === 'running' ? EXIT.ok : EXIT.notCompleted;
+}
+
+function print(json: boolean | undefined, value: unknown, human: () => string): void {
+  process.stdout.write(json ? `${JSON.stringify(value, null, 2)}\n` : `${human()}\n`);
+}
+
+function positiveNumber(label: string) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError(`${label} must be a number above 0 (got '${value}')`);
+    return n;
+  };
+}
+
+function rateArgument(value: string): number | null {
+  if (value === 'unlimited' || value === 'none') return null;
+  const n = Number(value);
+  if (!Number.isFinite(n) || n <= 0) {
+    throw new BackfillError('invalid_argument', `rate must be a number of partitions per second above 0, or 'unlimited' (got '${value}')`, 'rate');
+  }
+  return n;
+}
+
+function concurrencyArgument(value: string, node?: string): number | null {
+  if (value === 'unlimited' && node === undefined) return null;
+  const n = Number(value);
+  const max = node === undefined ? 10_000 : 1000;
+  if (!Number.isInteger(n) || n < 1 || n > max) {
+    throw new BackfillError('invalid_argument', `concurrency must be a whole number from 1 to ${max} (got '${value}')`, 'concurrency');
+  }
+  return n;
+}
+
+function globals(command: Command): Global {
+  return command.optsWithGlobals<Global>();
+}
+
+async function connect(command: Command): Promise<BackfillClient> {
+  const g = globals(command);
+  return BackfillClient.connect({
+    address: g.address ?? temporalAddress(),
+    ...(g.namespace !== undefined ? { namespace: g.namespace } : {}),
+  });
+}
+
+async function withClient<T>(command: Command, run: (client: BackfillClient) => Promise<T>): Promise<T> {
+  const client = await connect(command);
+  try {
+    return await run(client);
+  } finally {
+    await client.close();
+  }
+}
+
+/** Polls progress until the backfill ends; draws bars unless --json. */
+export async function watch(client: BackfillClient, backfillId: string, json: boolean | undefined, intervalMs = 1000): Promise<Progress> {
+  const view = json ? undefined : new ProgressView();
+  try {
+    for (;;) {
+      const progress = await client.progress(backfillId);
+      view?.update(progress);
+      if (progress.state !== 'running') return progress;
+      await new Promise((r) => setTimeout(r, intervalMs));
+    }
+  } finally {
+    view?.stop();
+  }
+}
+
+function waitForSignal(): Promise<void> {
+  return new Promise((done) => {
+    process.once('SIGINT', done);
+    process.once('SIGTERM', done);
+  });
+}
+
+export function buildProgram(): Command {
+  const program = new Command()
+    .name('backfill')
+    .description('Durable, rate-limited backfills of partitioned datasets, on Temporal')
+    .option('--address <host:port>', 'Temporal frontend (default $TEMPORAL_ADDRESS or localhost:7233)')
+    .option('--namespace <name>', 'Temporal namespace (default $TEMPORAL_NAMESPACE or default)')
+    .showHelpAfterError()
+    .configureOutput({ outputError: (text, write) => write(pc.red(text)) });
+
+  program
+    .command('plan')
+    .description('validate a spec and preview its partitions, critical path and width; needs no server')
+    .argument('<spec>', 'spec file (.yaml, .json or .ts)')
+    .option('--from <date>', 'first partition time (inclusive, UTC)')
+    .option('--to <date>', 'end of the range (exclusive, UTC)')
+    .option('--json', 'machine-readable output')
+    .action(async (file: string, options: Json & { from?: string; to?: string }) => {
+      const { spec } = await loadSpecFile(file);
+      const summary = planSummary(expandPlan(spec, parseRange(options.from, options.to)));
+      print(options.json, summary, () => renderPlan(summary));
+    });
+
+  program
+    .command('start')
+    .description('start a backfill; prints its id and Web UI link')
+    .argument('<spec>', 'spec file (.yaml, .json or .ts)')
+    .option('--id <id>', 'backfill id (default: the spec name and the time)')
+    .option('--from <date>', 'first partition time (inclusive, UTC)')
+    .option('--to <date>', 'end of the range (exclusive, UTC)')
+    .option('--rate <per-second>', 'backfill-wide rate limit, partitions per second', positiveNumber('--rate'))
+    .option('--concurrency <n>', 'backfill-wide limit on partitions running at once', positiveNumber('--concurrency'))
+    .option('--rerun', 'run an id again whose earlier backfill has finished')
+    .option('--watch', 'show live progress until it ends')
+    .option('--json', 'machine-readable output')
+    .action(async (file: string, options: Json & { id?: string; from?: string; to?: string; rate?: number; concurrency?: number; rerun?: boolean; watch?: boolean }, command: Command) => {
+      const { spec } = await loadSpecFile(file);
+      const range = parseRange(options.from, options.to);
+      if (options.concurrency !== undefined) concurrencyArgument(String(options.concurrency));
+      await withClient(command, async (client) => {
+        const started = await client.start(spec, {
+          range,
+          ...(options.id !== undefined ? { id: options.id } : {}),
+          ...(options.rerun ? { rerun: true } : {}),
+          limits: {
+            ...(options.rate !== undefined ? { rate: options.rate } : {}),
+            ...(options.concurrency !== undefined ? { concurrency: options.concurrency } : {}),
+          },
+        });
+        print(options.json, started, () => `started ${pc.bold(started.backfillId)}\n  web UI: ${started.uiUrl}\n  watch:  backfill status ${started.backfillId} --watch`);
+        if (options.watch) {
+          const final = await watch(client, started.backfillId, options.json);
+          if (!options.json) process.stdout.write(`${[headline(final), ...renderFailures(final)].join('\n')}\n`);
+          process.exitCode = exitCodeFor(final.state);
+        }
+      });
+    });
+
+  program
+    .command('status')
+    .description('per-node progress, throughput, ETA and failures')
+    .argument('<id>', 'backfill id')
+    .option('--watch', 'live progress bars until it ends')
+    .option('--interval <ms>', 'refresh interval with --watch', positiveNumber('--interval'), 1000)
+    .option('--json', 'machine-readable output')
+    .action(async (id: string, options: Json & { watch?: boolean; interval: number }, command: Command) => {
+      await withClient(command, async (client) => {
+        if (options.watch) {
+          const final = await watch(client, id, options.json, options.interval);
+          print(options.json, final, () => renderStatus(final));
+          return;
+        }
+        const progress = await client.progress(id);
+        print(options.json, progress, () => renderStatus(progress));
+      });
+    });
+
+  program
+    .command('wait')
+    .description('block until the backfill ends; exit 0 only if it completed')
+    .argument('<id>', 'backfill id')
+    .option('--timeout <duration>', 'give up after this long (e.g. 30m)')
+    .option('--json', 'machine-readable output')
+    .action(async (id: string, options: Json & { timeout?: string }, command: Command) => {
+      let timeoutMs: number | undefined;
+      if (options.timeout !== undefined) {
+        timeoutMs = parseDuration(options.timeout);
+        if (timeoutMs === undefined) throw new BackfillError('invalid_argument', `--timeout '${options.timeout}' is not a duration: write e.g. 90s, 30m, 2h`, 'timeout');
+      }
+      await withClient(command, async (client) => {
+        const outcome = await client.wait(id, timeoutMs);
+        print(options.json, { backfillId: id, state: outcome.state, progress: outcome.progress }, () =>
+          outcome.progress ? [headline(outcome.progress), ...renderFailures(outcome.progress)].join('\n') : `${id} ${outcome.state}`,
+        );
+        process.exitCode = exitCodeFor(outcome.state);
+      });
+    });
+
+  const control = (name: string, description: string, run: (client: BackfillClient, id: string) => Promise<unknown>, human: (result: unknown, id: string) => string) =>
+    program
+      .command(name)
+      .description(description)
+      .argument('<id>', 'backfill id')
+      .option('--json', 'machine-readable output')
+      .action(async (id: string, options: Json, command: Command) => {
+        await withClient(command, async (client) => {
+          const result = await run(client, id);
+          print(options.json, { backfillId: id, ...(typeof result === 'object' && result !== null ? result : {}) }, () => human(result, id));
+        });
+      });
+
+  control('pause', 'start no new partitions (running ones finish)', (c, id) => c.pause(id), (_r, id) => `${id} paused: running partitions finish, no new ones start`);
+  control('resume', 'resume a paused backfill', (c, id) => c.resume(id), (_r, id) => `${id} resumed`);
+  control(
+    'cancel',
+    'cancel the backfill; running partitions are cancelled cleanly',
+    async (c, id) => {
+      await c.cancel(id);
+      return { cancelRequested: true };
+    },
+    (_r, id) => `${id}: cancellation requested (running partitions stop at their next heartbeat); 'backfill wait ${id}' waits for it`,
+  );
+
+  program
+    .command('retry-failed')
+    .description('run the failed partitions again, then the ones they blocked')
+    .argument('<id>', 'backfill id')
+    .option('--node <node>', 'only this node')
+    .option('--json', 'machine-readable output')
+    .action(async (id: string, options: Json & { node?: string }, command: Command) => {
+      await withClient(command, async (client) => {
+        const result = await client.retryFailed(id, options.node);
+        print(options.json, { backfillId: id, ...result }, () =>
+          result.resumed
+            ? `${id} resumed in a new run to retry ${result.retried} failed partitions\n  web UI: ${result.resumed.uiUrl}`
+            : `${id}: retrying ${result.retried} failed partitions`,
+        );
+      });
+    });
+
+  program
+    .command('set-rate')
+    .description("change the rate (partitions per second, or 'unlimited') of a running backfill or one node")
+    .argument('<id>', 'backfill id')
+    .argument('<per-second>', "partitions per second, or 'unlimited'")
+    .option('--node <node>', 'only this node')
+    .option('--json', 'machine-readable output')
+    .action(async (id: string, value: string, options: Json & { node?: string }, command: Command) => {
+      const rate = rateArgument(value);
+      await withClient(command, async (client) => {
+        const state = await client.setRate(id, rate, options.node);
+        print(options.json, { backfillId: id, ...state }, () => `${id}: ${options.node ? `node ${options.node}` : 'backfill'} rate is now ${rate === null ? 'unlimited' : `${rate}/s`}`);
+      });
+    });
+
+  program
+    .command('set-concurrency')
+    .description('change how many partitions run at once, for the backfill or one node')
+    .argument('<id>', 'backfill id')
+    .argument('<n>', "a whole number (or 'unlimited' for the backfill-wide limit)")
+    .option('--node <node>', 'only this node')
+    .option('--json', 'machine-readable output')
+    .action(async (id: string, value: string, options: Json & { node?: string }, command: Command) => {
+      const concurrency = concurrencyArgument(value, options.node);
+      await withClient(command, async (client) => {
+        const state = await client.setConcurrency(id, concurrency, options.node);
+        print(options.json, { backfillId: id, ...state }, () => `${id}: ${options.node ? `node ${options.node}` : 'backfill'} concurrency is now ${concurrency ?? 'unlimited'}`);
+      });
+    });
+
+  program
+    .command('worker')
+    .description('run a worker against $TEMPORAL_ADDRESS (default localhost:7233)')
+    .option('--task-queue <queue...>', 'activity task queues to poll, as name or name=maxActivitiesPerSecond (default: backfill)')
+    .option('--workflow-queue <queue>', 'the workflows task queue', 'backfill')
+    .option('--no-workflows', 'poll activity queues only')
+    .option('--transforms <module...>', 'modules that define transforms (default $BACKFILL_TRANSFORMS)')
+    .option('--warehouse <path>', 'warehouse SQLite file (default $BACKFILL_WAREHOUSE or .backfill/warehouse.db)')
+    .action(async (options: { taskQueue?: string[]; workflowQueue: string; workflows: boolean; transforms?: string[]; warehouse?: string }, command: Command) => {
+      const g = globals(command);
+      const worker = await startWorker({
+        address: g.address ?? temporalAddress(),
+        namespace: g.namespace ?? process.env.TEMPORAL_NAMESPACE ?? 'default',
+        transforms: transformModules(options.transforms),
+        queues: parseQueues(options.taskQueue, options.workflowQueue),
+        workflowQueue: options.workflowQueue,
+        workflows: options.workflows,
+        ...(options.warehouse !== undefined ? { warehouse: options.warehouse } : {}),
+      });
+      process.stderr.write(`worker polling ${parseQueues(options.taskQueue, options.workflowQueue).map((q) => q.name).join(', ')}; warehouse ${worker.warehouse.location}\n`);
+      await Promise.race([worker.done, waitForSignal()]);
+      await worker.stop();
+    });
+
+  program
+    .command('dev')
+    .description('start the embedded Temporal dev server (Web UI on :8233) and a worker')
+    .option('--no-worker', 'the server only')
+    .option('--port <port>', 'gRPC port', positiveNumber('--port'), 7233)
+    .option('--ui-port <port>', 'Web UI port', positiveNumber('--ui-port'), 8233)
+    .option('--task-queue <queue...>', 'activity task queues to poll, as name or name=maxActivitiesPerSecond')
+    .option('--transforms <module...>', 'modules that define transforms (default: the examples)')
+    .option('--warehouse <path>', 'warehouse SQLite file')
+    .action(async (options: { worker: boolean; port: number; uiPort: number; taskQueue?: string[]; transforms?: string[]; warehouse?: string }) => {
+      const stack = await startLocal({
+        port: options.port,
+        uiPort: options.uiPort,
+        worker: options.worker,
+        transforms: transformModules(options.transforms, [EXAMPLE_TRANSFORMS]),
+        queues: parseQueues(options.taskQueue, 'backfill'),
+        ...(options.warehouse !== undefined ? { warehouse: options.warehouse } : {}),
+      });
+      process.stderr.write(
+        [
+          `Temporal dev server on ${stack.address} (state in ${join(backfillHome(), 'temporal.db')})`,
+          `Web UI: ${stack.uiUrl}`,
+          stack.worker ? `worker running; warehouse ${stack.worker.warehouse.location}` : 'no worker (--no-worker)',
+          'Ctrl-C to stop',
+        ].join('\n') + '\n',
+      );
+      await Promise.race([waitForSignal(), stack.worker?.done ?? new Promise(() => undefined)]);
+      await stack.stop();
+    });
+
+  program
+    .command('demo')
+    .description('all in one: a dev server, a worker and the example backfill with live progress')
+    .option('--spec <file>', 'the spec to run', 'examples/shop/backfill.yaml')
+    .option('--json', 'machine-readable output')
+    .action(async (options: Json & { spec: string }) => {
+      const state = await runDemo({
+        spec: options.spec,
+        json: options.json,
+        port: await portOr(7233),
+        uiPort: await portOr(8233),
+        startLocal,
+        watch,
+      });
+      process.exitCode = exitCodeFor(state);
+    });
+
+  return program;
+}
+
+function reportError(error: unknown, json: boolean): void {
+  const failure =
+    error instanceof BackfillError
+      ? error
+      : new BackfillError('failed', error instanceof Error ? error.message : String(error));
+  if (json) process.stdout.write(`${JSON.stringify({ error: failure.toJSON() }, null, 2)}\n`);
+  else process.stderr.write(`${pc.red('error:')} ${failure.message}\n`);
+}
+
+export async function main(argv = process.argv): Promise<void> {
+  const json = argv.includes('--json');
+  const program = buildProgram().exitOverride();
+  try {
+    await program.parseAsync(argv);
+  } catch (error) {
+    const code = (error as { code?: string }).code;
+    if (code === 'commander.helpDisplayed' || code === 'commander.version' || code === 'commander.help') {
+      process.exitCode = 0;
+      return;
+    }
+    if (typeof code === 'string' && code.startsWith('commander.')) {
+      if (json) reportError(new BackfillError('invalid_argument', (error as Error).message.replace(/^error: /, '')), true);
+      process.exitCode = EXIT.error;
+      return;
+    }
+    reportError(error, json);
+    process.exitCode = EXIT.error;
+  }
+}
+
+if (import.meta.url === `file://${process.argv[1]}` || process.argv[1]?.endsWith('client/cli.ts')) {
+  await main();
+  // gRPC handles can keep the process alive after the command is done.
+  setTimeout(() => process.exit(), 100).unref();
+}

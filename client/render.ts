@@ -1,0 +1,152 @@
+/** Human output of the command line: plan and status tables, live progress bars. */
+import Table from 'cli-table3';
+import cliProgress from 'cli-progress';
+import pc from 'picocolors';
+import { formatDuration } from '../core/duration.ts';
+import { describeMapping } from '../core/mapping.ts';
+import type { PlanSummary } from '../core/plan.ts';
+import type { NodeProgress, Progress } from '../core/protocol.ts';
+
+const number = (n: number) => n.toLocaleString('en-US');
+/** Table colours only on a terminal. */
+const tableStyle = () => (process.stdout.isTTY ? { head: ['cyan'] } : { head: [], border: [] });
+const rate = (r: number | null) => (r === null ? 'unlimited' : `${Number(r.toFixed(2))}/s`);
+const eta = (seconds: number | null) => (seconds === null ? '–' : formatDuration(seconds * 1000));
+const throughput = (t: number | null) => (t === null ? '–' : `${t.toFixed(1)}/s`);
+
+export function renderPlan(plan: PlanSummary): string {
+  const table = new Table({ head: ['node', 'grain', 'partitions', 'first', 'last', 'transform', 'depends on'], style: tableStyle() });
+  for (const node of plan.nodes) {
+    table.push([
+      node.id,
+      node.grain,
+      number(node.partitions),
+      node.first ?? '–',
+      node.last ?? '–',
+      node.transform,
+      node.dependsOn.map((d) => `${d.node} (${describeMapping(d.mapping)})`).join('\n') || '–',
+    ]);
+  }
+  return [
+    `${pc.bold(plan.name)}: ${number(plan.totalPartitions)} partitions in ${plan.nodes.length} nodes`,
+    table.toString(),
+    `critical path: ${number(plan.criticalPathLength)} partitions · max width: ${number(plan.maxWidth)} partitions at once`,
+  ].join('\n');
+}
+
+const STATE_COLOR: Record<Progress['state'], (s: string) => string> = {
+  running: pc.cyan,
+  completed: pc.green,
+  completed_with_failures: pc.yellow,
+  failed: pc.red,
+  cancelled: pc.yellow,
+};
+
+export function headline(progress: Progress): string {
+  const state = STATE_COLOR[progress.state](progress.state + (progress.paused && progress.state === 'running' ? ' (paused)' : ''));
+  const limits = `rate ${rate(progress.rate)} · concurrency ${progress.concurrency ?? 'per node'}`;
+  return `${pc.bold(progress.backfillId)} ${state} · ${number(progress.done)}/${number(progress.total)} done · ${throughput(progress.throughput)} · ETA ${eta(progress.etaSeconds)} · ${limits}`;
+}
+
+export function renderFailures(progress: Progress): string[] {
+  const lines: string[] = [];
+  for (const node of progress.nodes) {
+    for (const failure of node.failures) {
+      const more = failure.partitions > failure.examples.length ? ` and ${failure.partitions - failure.examples.length} more` : '';
+      lines.push(pc.red(`  ✗ ${node.id}: ${failure.partitions} failed (${failure.examples.join(', ')}${more}): ${failure.message}`));
+    }
+  }
+  return lines;
+}
+
+export function renderStatus(progress: Progress): string {
+  const table = new Table({
+    head: ['node', 'done', 'running', 'failed', 'blocked', 'pending', 'rate', 'concurrency', 'throughput', 'ETA'],
+    style: tableStyle(),
+  });
+  for (const n of progress.nodes) {
+    table.push([
+      n.id,
+      `${number(n.done)}/${number(n.total)}`,
+      number(n.running),
+      n.failed > 0 ? pc.red(number(n.failed)) : '0',
+      n.blocked > 0 ? pc.yellow(number(n.blocked)) : '0',
+      number(n.pending),
+      rate(n.rate) + (n.throttles > 0 ? pc.yellow(` (${n.throttles} throttled)`) : ''),
+      String(n.concurrency),
+      throughput(n.throughput),
+      eta(n.etaSeconds),
+    ]);
+  }
+  return [headline(progress), table.toString(), ...renderFailures(progress)].join('\n');
+}
+
+function barPayload(n: NodeProgress) {
+  const parts = [`${number(n.done)}/${number(n.total)}`];
+  if (n.running > 0) parts.push(`${n.running} running`);
+  if (n.failed > 0) parts.push(pc.red(`${n.failed} failed`));
+  if (n.blocked > 0) parts.push(pc.yellow(`${n.blocked} blocked`));
+  parts.push(throughput(n.throughput), `ETA ${eta(n.etaSeconds)}`);
+  if (n.throttles > 0) parts.push(pc.yellow(`throttled ×${n.throttles}, now ${rate(n.rate)}`));
+  return { details: parts.join(' · ') };
+}
+
+/**
+ * Live progress: one bar per node on a terminal; on a pipe (CI logs), a short status line
+ * every few seconds instead.
+ */
+export class ProgressView {
+  private multibar: cliProgress.MultiBar | undefined;
+  private bars = new Map<string, cliProgress.SingleBar>();
+  private header: cliProgress.SingleBar | undefined;
+  private lastLine = 0;
+  private readonly tty: boolean;
+
+  constructor(private readonly out: NodeJS.WriteStream = process.stderr) {
+    this.tty = Boolean(out.isTTY);
+  }
+
+  update(progress: Progress): void {
+    if (!this.tty) {
+      const now = Date.now();
+      if (now - this.lastLine >= 5000 || progress.state !== 'running') {
+        this.lastLine = now;
+        this.out.write(`${headline(progress)}\n`);
+      }
+      return;
+    }
+    if (!this.multibar) {
+      const width = Math.max(...progress.nodes.map((n) => n.id.length), 8);
+      this.multibar = new cliProgress.MultiBar(
+        {
+          stream: this.out,
+          hideCursor: true,
+          clearOnComplete: false,
+          barsize: 28,
+          autopadding: true,
+          format: (options, params, payload: { name?: string; details?: string; line?: string }) => {
+            if (payload.line !== undefined) return payload.line;
+            const size = options.barsize ?? 28;
+            const filled = Math.round(params.progress * size);
+            const bar = pc.green('█'.repeat(filled)) + pc.dim('░'.repeat(size - filled));
+            return `${(payload.name ?? '').padEnd(width)} ${bar} ${String(Math.floor(params.progress * 100)).padStart(3)}%  ${payload.details ?? ''}`;
+          },
+        },
+        cliProgress.Presets.shades_classic,
+      );
+      this.header = this.multibar.create(1, 0, { line: headline(progress) });
+      for (const node of progress.nodes) {
+        this.bars.set(node.id, this.multibar.create(Math.max(node.total, 1), 0, { name: node.id, ...barPayload(node) }));
+      }
+    }
+    this.header?.update(0, { line: headline(progress) });
+    for (const node of progress.nodes) {
+      this.bars.get(node.id)?.update(node.total === 0 ? 1 : node.done + node.failed, { name: node.id, ...barPayload(node) });
+    }
+  }
+
+  stop(): void {
+    this.multibar?.stop();
+    this.multibar = undefined;
+  }
+}

@@ -1,0 +1,57 @@
+/** Reads a spec file (YAML, JSON, or a TypeScript/JavaScript module) and validates it. */
+import { readFileSync } from 'node:fs';
+import { dirname, extname, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { parseDocument } from 'yaml';
+import { BackfillError } from '../core/errors.ts';
+import { resolveSpec, type ResolvedSpec } from '../core/spec.ts';
+import { loadTransforms } from '../activities/transforms.ts';
+
+async function readDocument(path: string): Promise<unknown> {
+  const extension = extname(path).toLowerCase();
+  if (['.ts', '.mts', '.js', '.mjs'].includes(extension)) {
+    const module = (await import(pathToFileURL(path).href)) as { default?: unknown; spec?: unknown };
+    const document = module.default ?? module.spec;
+    if (document === undefined) throw new BackfillError('invalid_spec', `${path} exports no spec: export default { name, nodes, ... }`);
+    return document;
+  }
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (error) {
+    throw new BackfillError('invalid_argument', `cannot read the spec file ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, 'spec');
+  }
+  if (extension === '.json') {
+    try {
+      return JSON.parse(text) as unknown;
+    } catch (error) {
+      throw new BackfillError('invalid_spec', `${path} is not valid JSON: ${(error as Error).message}`);
+    }
+  }
+  const document = parseDocument(text, { prettyErrors: true });
+  if (document.errors.length > 0) {
+    const first = document.errors[0]!;
+    throw new BackfillError('invalid_spec', `${path} is not valid YAML: ${first.message}`);
+  }
+  return document.toJS() as unknown;
+}
+
+export type LoadedSpec = { spec: ResolvedSpec; path: string; transformModules: string[] };
+
+/**
+ * Loads and validates a spec. Transform names are checked against the built-ins and the
+ * modules the spec lists under `transforms` (paths relative to the spec file).
+ */
+export async function loadSpecFile(file: string): Promise<LoadedSpec> {
+  const path = resolve(file);
+  const document = await readDocument(path);
+  const listed = (document as { transforms?: unknown })?.transforms;
+  const transformModules = Array.isArray(listed) ? listed.filter((m): m is string => typeof m === 'string').map((m) => resolve(dirname(path), m)) : [];
+  let known: Set<string>;
+  try {
+    known = new Set((await loadTransforms(transformModules)).keys());
+  } catch (error) {
+    throw new BackfillError('unknown_transform', `transforms: ${(error as Error).message}`, 'transforms');
+  }
+  return { spec: resolveSpec(document, known), path, transformModules };
+}
