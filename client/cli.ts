@@ -374,7 +374,7 @@ export async function main(argv = process.argv): Promise<void> {
   }
 }
 
-if (import.meta.url === `file://${process.argv[1]}` || process.argv[1]?.endsWith('client/cli.ts')) {
+if (process.argv[1]?.endsWith('client/cli.ts')) {
   await main();
   // gRPC handles can keep the process alive after the command is done.
   setTimeout(() => process.exit(), 100).unref();

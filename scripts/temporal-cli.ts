@@ -2,7 +2,7 @@
  * Finds a `temporal` CLI binary (which embeds the dev server and Web UI), in this order:
  *   1. $TEMPORAL_CLI_PATH
  *   2. `temporal` on PATH
- *   3. the project's cached build: $BACKFILL_HOME/bin/temporal (default .backfill/bin)
+ *   3. the project's cached build: .backfill/bin/temporal in the project's directory
  *   4. the official download (temporal.download), on a connected machine
  *   5. `go install github.com/temporalio/cli/cmd/temporal@v1.5.1` into the cache, where Go is present
  * Later runs reuse the cached binary.
@@ -10,15 +10,20 @@
 import { spawn } from 'node:child_process';
 import { accessSync, chmodSync, constants, createWriteStream, existsSync, mkdirSync, renameSync, rmSync } from 'node:fs';
 import { delimiter, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { pipeline } from 'node:stream/promises';
 import { Readable } from 'node:stream';
 
 export const TEMPORAL_CLI_VERSION = 'v1.5.1';
 const GO_PACKAGE = `github.com/temporalio/cli/cmd/temporal@${TEMPORAL_CLI_VERSION}`;
 
+/** Where `dev`, `demo` and the worker keep their state (dev server database, warehouse): $BACKFILL_HOME or ./.backfill. */
 export function backfillHome(): string {
   return resolve(process.env.BACKFILL_HOME ?? '.backfill');
 }
+
+/** The project's own cache of the Temporal CLI, whatever the working directory or $BACKFILL_HOME. */
+export const CLI_CACHE_DIR = fileURLToPath(new URL('../.backfill/bin', import.meta.url));
 
 function executable(path: string): boolean {
   try {
@@ -75,7 +80,7 @@ export async function resolveTemporalCli(options: ResolveOptions = {}): Promise<
   const found = onPath('temporal');
   if (found) return found;
 
-  const binDir = join(backfillHome(), 'bin');
+  const binDir = CLI_CACHE_DIR;
   const cached = join(binDir, 'temporal');
   if (executable(cached)) return cached;
   mkdirSync(binDir, { recursive: true });

@@ -6,7 +6,7 @@
  */
 import { fileURLToPath } from 'node:url';
 import { createRequire } from 'node:module';
-import { NativeConnection, Worker, bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { NativeConnection, Worker, bundleWorkflowCode, type WorkflowBundleOption, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { DEFAULT_TASK_QUEUE } from '../core/protocol.ts';
 import { createActivities } from '../activities/run-partitions.ts';
 import type { TransformRegistry } from '../activities/transforms.ts';
@@ -33,7 +33,7 @@ export type WorkerConfig = {
   transforms: TransformRegistry;
   codeVersion?: string;
   /** A prebuilt workflow bundle (tests and benchmarks build it once). */
-  workflowBundle?: WorkflowBundleWithSourceMap;
+  workflowBundle?: WorkflowBundleOption;
 };
 
 export const workflowsPath = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));

@@ -1,0 +1,160 @@
+/** The `backfill` command line as a user runs it: a separate process, real server, real files. */
+import { execFile } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { BackfillClient } from '../../client/backfill-client.ts';
+import { address, connectClient, scratch, startTestWorker, uniqueQueue, type TestWorker } from './helpers.ts';
+
+const run = promisify(execFile);
+const BIN = join(import.meta.dirname, '../../bin/backfill.js');
+const EXAMPLE = join(import.meta.dirname, '../../examples/shop/backfill.yaml');
+
+type Result = { code: number; stdout: string; stderr: string; json: any };
+
+async function backfill(args: string[], env: Record<string, string> = {}): Promise<Result> {
+  try {
+    const { stdout, stderr } = await run('node', [BIN, ...args], {
+      env: { ...process.env, TEMPORAL_ADDRESS: address(), NO_COLOR: '1', ...env },
+      timeout: 180_000,
+    });
+    return { code: 0, stdout, stderr, json: args.includes('--json') ? JSON.parse(stdout) : undefined };
+  } catch (error) {
+    const e = error as { code: number; stdout: string; stderr: string };
+    let json: unknown;
+    try {
+      json = JSON.parse(e.stdout);
+    } catch {
+      json = undefined;
+    }
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr, json };
+  }
+}
+
+function writeSpec(dir: string, name: string, body: string): string {
+  const path = join(dir, name);
+  writeFileSync(path, body);
+  return path;
+}
+
+describe('backfill plan', () => {
+  it('prints nodes, partition counts, critical path and width of the example', async () => {
+    const result = await backfill(['plan', EXAMPLE, '--json']);
+    expect(result.code).toBe(0);
+    expect(result.json).toMatchObject({ name: 'shop', totalPartitions: 1528, criticalPathLength: 4, maxWidth: 418 });
+    const nodes = Object.fromEntries(result.json.nodes.map((n: { id: string; partitions: number; grain: string }) => [n.id, n]));
+    expect(nodes.orders_raw).toMatchObject({ grain: 'day', partitions: 366, dependsOn: [] });
+    expect(nodes.weekly_revenue).toMatchObject({ grain: 'week', partitions: 52, dependsOn: [{ node: 'daily_revenue', mapping: 'window' }] });
+    expect(nodes.revenue_7d.dependsOn).toEqual([{ node: 'daily_revenue', mapping: { lag: { from: -6, to: 0 } } }]);
+    expect(nodes.monthly_active_customers).toMatchObject({ grain: 'month', partitions: 12 });
+  });
+
+  it('narrows the plan to --from/--to', async () => {
+    const result = await backfill(['plan', EXAMPLE, '--from', '2024-03-10', '--to', '2024-03-20', '--json']);
+    expect(result.code).toBe(0);
+    const nodes = Object.fromEntries(result.json.nodes.map((n: { id: string; partitions: number }) => [n.id, n.partitions]));
+    expect(nodes).toMatchObject({ orders_raw: 10, weekly_revenue: 3, monthly_active_customers: 1 });
+  });
+
+  const base = `name: bad\npartitions: { grain: day, start: 2024-01-01, end: 2024-02-01 }\n`;
+  const cases: Array<[string, string, string, RegExp]> = [
+    ['a cycle', `${base}nodes:\n  - { id: a, transform: noop, dependsOn: [c] }\n  - { id: b, transform: noop, dependsOn: [a] }\n  - { id: c, transform: noop, dependsOn: [b] }\n`, 'cycle', /cycle a → c → b → a/],
+    ['an unknown dependency', `${base}nodes:\n  - { id: a, transform: noop }\n  - { id: b, transform: noop, dependsOn: [nope] }\n`, 'unknown_node', /nodes\[1\]\.dependsOn\[0\].*'nope' is not a node/],
+    ['an unknown transform', `${base}nodes:\n  - { id: a, transform: sqll }\n`, 'unknown_transform', /nodes\[0\]\.transform.*'sqll' is not a registered transform/],
+    ['a bad date', `name: bad\npartitions: { grain: day, start: 2024-02-30, end: 2024-03-01 }\nnodes:\n  - { id: a, transform: noop }\n`, 'invalid_date', /partitions\.start.*not a valid UTC date/],
+    ['a mapping that does not fit', `${base}nodes:\n  - { id: a, transform: noop, partitions: { grain: week } }\n  - { id: b, transform: noop, partitions: { grain: month }, dependsOn: [{ node: a, mapping: window }] }\n`, 'mapping_mismatch', /nodes\[1\]\.dependsOn\[0\]\.mapping.*a week does not fit in a month/],
+  ];
+  for (const [label, body, code, message] of cases) {
+    it(`rejects ${label} with a message naming the field, and starts nothing`, async () => {
+      const dir = scratch('cli-bad');
+      const spec = writeSpec(dir, 'spec.yaml', body);
+      const planned = await backfill(['plan', spec, '--json']);
+      expect(planned.code).not.toBe(0);
+      expect(planned.json.error.code).toBe(code);
+      expect(planned.json.error.message).toMatch(message);
+      const human = await backfill(['plan', spec]);
+      expect(human.code).not.toBe(0);
+      expect(human.stderr).toMatch(message);
+
+      const id = `bad-${code}-${Date.now()}`;
+      const started = await backfill(['start', spec, '--id', id, '--json']);
+      expect(started.code).not.toBe(0);
+      expect(started.json.error.code).toBe(code);
+      const client = await connectClient();
+      try {
+        await expect(client.describe(id)).rejects.toThrow(/no backfill/);
+      } finally {
+        await client.close();
+      }
+    });
+  }
+});
+
+describe('backfill start, wait, status and control against a running worker', () => {
+  let worker: TestWorker;
+  let client: BackfillClient;
+  const queue = uniqueQueue('cli');
+  const env = { BACKFILL_TASK_QUEUE: queue };
+  let dir: string;
+
+  beforeAll(async () => {
+    dir = scratch('cli');
+    worker = await startTestWorker({ queue, warehousePath: join(dir, 'warehouse.db'), transformModules: [join(import.meta.dirname, '../../examples/shop/transforms.ts')] });
+    client = await connectClient();
+  });
+  afterAll(async () => {
+    await client?.close();
+    await worker?.stop();
+  });
+
+  it('start then wait completes the example; the parent and one child per node are in Temporal', async () => {
+    const spec = writeSpec(dir, 'shop.yaml', (await import('node:fs')).readFileSync(EXAMPLE, 'utf8').replace('transforms: [./transforms.ts]', `transforms: [${join(import.meta.dirname, '../../examples/shop/transforms.ts')}]`).replace('defaults:\n', `defaults:\n  taskQueue: ${queue}\n`));
+    const id = `cli-shop-${Date.now()}`;
+    const started = await backfill(['start', spec, '--id', id, '--from', '2024-01-01', '--to', '2024-02-15', '--json'], env);
+    expect(started.code).toBe(0);
+    expect(started.json).toMatchObject({ backfillId: id, workflowId: `backfill/${id}` });
+    expect(started.json.uiUrl).toContain(encodeURIComponent(`backfill/${id}`));
+    expect(started.json.runId).toMatch(/^[0-9a-f-]{36}$/);
+
+    const waited = await backfill(['wait', id, '--timeout', '3m', '--json'], env);
+    expect(waited.code).toBe(0);
+    expect(waited.json.state).toBe('completed');
+
+    const status = await backfill(['status', id, '--json'], env);
+    expect(status.code).toBe(0);
+    expect(status.json).toMatchObject({ backfillId: id, state: 'completed', paused: false });
+    for (const node of status.json.nodes) {
+      expect(node.done, node.id).toBe(node.total);
+      expect(node).toMatchObject({ running: 0, failed: 0, blocked: 0, pending: 0 });
+    }
+    expect(status.json.nodes.map((n: { id: string }) => n.id)).toHaveLength(6);
+
+    // What the Web UI lists: the parent and one node workflow per node, found by the BackfillId search attribute.
+    const ids = new Set<string>();
+    for await (const execution of client.client.workflow.list({ query: `BackfillId = "${id}"` })) ids.add(execution.workflowId);
+    expect([...ids].sort()).toEqual([`backfill/${id}`, ...status.json.nodes.map((n: { id: string }) => `backfill/${id}/${n.id}`)].sort());
+
+    // Starting the same id again is refused; --rerun runs it deliberately.
+    const again = await backfill(['start', spec, '--id', id, '--json'], env);
+    expect(again.code).not.toBe(0);
+    expect(again.json.error).toMatchObject({ code: 'already_exists' });
+    expect(again.json.error.message).toMatch(/--rerun/);
+  });
+
+  it('rejects bad control input with a clear message and changes nothing', async () => {
+    const unknown = await backfill(['set-rate', 'no-such-backfill', '5', '--json'], env);
+    expect(unknown.code).not.toBe(0);
+    expect(unknown.json.error.code).toBe('not_found');
+    expect((await backfill(['pause', 'no-such-backfill'], env)).stderr).toMatch(/no backfill with id 'no-such-backfill'/);
+
+    const negative = await backfill(['set-rate', 'whatever', '-1', '--json'], env);
+    expect(negative.code).not.toBe(0);
+    const zero = await backfill(['set-rate', 'whatever', '0', '--json'], env);
+    expect(zero.json.error).toMatchObject({ code: 'invalid_argument' });
+    expect(zero.json.error.message).toMatch(/above 0/);
+    const concurrency = await backfill(['set-concurrency', 'whatever', '0', '--json'], env);
+    expect(concurrency.json.error).toMatchObject({ code: 'invalid_argument' });
+    expect(concurrency.json.error.message).toMatch(/whole number from 1/);
+  });
+});

@@ -1,0 +1,94 @@
+/** Helpers for integration tests: real workers on the shared dev server, conditions with timeouts. */
+import { randomUUID } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { inject } from 'vitest';
+import { NativeConnection } from '@temporalio/worker';
+import { BackfillClient } from '../../client/backfill-client.ts';
+import { installRuntime } from '../../client/local.ts';
+import { loadTransforms, type Transform } from '../../activities/transforms.ts';
+import { SqliteWarehouse } from '../../activities/warehouse/sqlite.ts';
+import { createWorkers, type BackfillWorkers, type QueueConfig } from '../../workers/worker.ts';
+import { resolveSpec, type ResolvedSpec, type SpecInput } from '../../core/spec.ts';
+
+export const address = () => inject('temporalAddress');
+
+/** A fresh directory for one test's files (warehouse, worker logs). */
+export function scratch(name: string): string {
+  const dir = join(inject('scratchDir'), `${name}-${randomUUID().slice(0, 8)}`);
+  mkdirSync(dir, { recursive: true });
+  return dir;
+}
+
+/** A task queue of its own, so that test files running in parallel never share workers. */
+export function uniqueQueue(name: string): string {
+  return `${name}-${randomUUID().slice(0, 8)}`;
+}
+
+export type TestWorker = {
+  warehouse: SqliteWarehouse;
+  queue: string;
+  workers: BackfillWorkers;
+  stop(): Promise<void>;
+};
+
+export async function startTestWorker(options: {
+  queue: string;
+  warehousePath: string;
+  transforms?: Record<string, Transform>;
+  transformModules?: string[];
+  extraQueues?: QueueConfig[];
+}): Promise<TestWorker> {
+  installRuntime();
+  const connection = await NativeConnection.connect({ address: address() });
+  const warehouse = new SqliteWarehouse(options.warehousePath);
+  const registry = new Map(await loadTransforms(options.transformModules ?? []));
+  for (const [name, fn] of Object.entries(options.transforms ?? {})) registry.set(name, fn);
+  const workers = await createWorkers({
+    connection,
+    workflowQueue: options.queue,
+    activityQueues: [{ name: options.queue }, ...(options.extraQueues ?? [])],
+    warehouse,
+    transforms: registry,
+    workflowBundle: { codePath: inject('workflowBundlePath') },
+  });
+  const running = workers.run();
+  return {
+    warehouse,
+    queue: options.queue,
+    workers,
+    stop: async () => {
+      workers.shutdown();
+      await running;
+      await connection.close();
+      await warehouse.close();
+    },
+  };
+}
+
+export async function connectClient(): Promise<BackfillClient> {
+  return BackfillClient.connect({ address: address() });
+}
+
+/** A spec whose every node runs on `queue` (defaults applied, validated like the CLI does). */
+export function testSpec(queue: string, spec: Omit<SpecInput, 'defaults'> & { defaults?: SpecInput['defaults'] }): ResolvedSpec {
+  return resolveSpec({ ...spec, defaults: { ...spec.defaults, taskQueue: queue } });
+}
+
+/** Polls `check` until it returns a value other than undefined/false, or fails after `timeoutMs`. */
+export async function waitFor<T>(what: string, check: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 60_000, intervalMs = 100): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let lastError: unknown;
+  for (;;) {
+    try {
+      const value = await check();
+      if (value !== undefined && value !== false) return value;
+    } catch (error) {
+      lastError = error;
+    }
+    if (Date.now() > deadline) {
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError ? ` (last error: ${String(lastError)})` : ''}`);
+    }
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+}
