@@ -250,7 +250,13 @@ export class BackfillClient {
     const retried = previous.progress.failed;
     const resumed = await this.start(
       original.spec,
-      { id: backfillId, range: original.range, ...(original.limits ? { limits: original.limits } : {}), ...(original.tuning ? { tuning: original.tuning } : {}) },
+      {
+        id: backfillId,
+        range: original.range,
+        taskQueue: description.taskQueue,
+        ...(original.limits ? { limits: original.limits } : {}),
+        ...(original.tuning ? { tuning: original.tuning } : {}),
+      },
       resumeCarry(previous.carry),
     );
     return { retried, resumed };

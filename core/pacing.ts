@@ -121,12 +121,16 @@ export class Aimd {
   }
 
   /**
-   * A throttling error: halve the current pace. `observedRate` is the pace the node was
-   * actually achieving, used when the operator's rate is unlimited.
+   * A throttling error: halve the current pace, which is the lower of the configured pace
+   * and `observedRate`, the pace the node actually achieved (it may run below its rate
+   * when its concurrency is the bound). Call it once per congestion event, not once per
+   * throttled partition of the same burst.
    */
   onThrottle(operatorRate: number | null, observedRate: number): void {
     this.throttleCount++;
-    const current = this.effective(operatorRate) ?? Math.max(observedRate, MIN_RATE * 2);
+    const observed = Number.isFinite(observedRate) && observedRate > 0 ? observedRate : Infinity;
+    const lowest = Math.min(this.effective(operatorRate) ?? Infinity, observed);
+    const current = Number.isFinite(lowest) ? Math.max(lowest, MIN_RATE * 2) : 1;
     this.ceiling = Math.max(MIN_RATE, current / 2);
     const target = operatorRate ?? current * 2;
     this.recoverAt = operatorRate === null ? target : null;

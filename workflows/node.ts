@@ -67,7 +67,7 @@ export async function nodeWorkflow(input: NodeInput): Promise<NodeSummary> {
     running: 0,
     rate: settings.rate,
     concurrency: settings.concurrency,
-    throttles: aimd.throttles,
+    throttles: 0,
     completed: 0,
     firstStartedAt: null,
     lastFinishedAt: null,
@@ -86,6 +86,8 @@ export async function nodeWorkflow(input: NodeInput): Promise<NodeSummary> {
   let finishing = false;
   let settingsVersion = 0;
   let throttledThisTick = false;
+  // Throttles of activities started before the last slow-down are one congestion event, not many.
+  let congestionEpoch = 0;
 
   /** The pace after throttling; while throttled, the burst shrinks with it. */
   const pace = (): [rate: number | null, burst: number] => {
@@ -134,7 +136,7 @@ export async function nodeWorkflow(input: NodeInput): Promise<NodeSummary> {
       node: plan.id,
       done: unreportedDone.toJSON(),
       failures: unreportedFailures,
-      state: { ...stats, running, throttles: aimd.throttles },
+      state: { ...stats, running },
       ...(final ? { final } : {}),
     };
     unreportedDone.clear();
@@ -166,7 +168,8 @@ export async function nodeWorkflow(input: NodeInput): Promise<NodeSummary> {
       await condition(() => finishing || needsTick());
       if (finishing) return;
       const version = settingsVersion;
-      const tick = bucket.tick;
+      // While throttled, tick at least every second so that the pace climbs back smoothly.
+      const tick = aimd.active ? Math.min(bucket.tick, 1000) : bucket.tick;
       throttledThisTick = false;
       const interrupted = await condition(() => finishing || settingsVersion !== version, tick);
       if (finishing) return;
@@ -199,17 +202,21 @@ export async function nodeWorkflow(input: NodeInput): Promise<NodeSummary> {
     recentStarts.splice(0, Math.max(0, recentStarts.length - RECENT_STARTS));
   };
 
-  const onResult = (indices: number[], result: RunPartitionsResult) => {
+  const onResult = (indices: number[], result: RunPartitionsResult, epoch: number) => {
     markDone(result.finished);
     const finished = new Set(result.finished.map((r) => r.index));
     const rest = indices.filter((i) => !finished.has(i));
     for (const i of rest) queue.add(i);
     if (result.throttled) {
       throttledTimes.set(result.throttled.index, (throttledTimes.get(result.throttled.index) ?? 0) + 1);
-      aimd.onThrottle(settings.rate, observedRate());
+      stats.throttles++;
       throttledThisTick = true;
-      applyRate();
       stateChanged = true;
+      if (epoch === congestionEpoch) {
+        aimd.onThrottle(settings.rate, observedRate());
+        congestionEpoch++;
+        applyRate();
+      }
     }
   };
 
@@ -269,6 +276,7 @@ export async function nodeWorkflow(input: NodeInput): Promise<NodeSummary> {
         nonRetryableErrorTypes: NON_RETRYABLE_TYPES,
       },
     });
+    const epoch = congestionEpoch;
     inflight++;
     running += indices.length;
     maxInflight = Math.max(maxInflight, inflight);
@@ -281,7 +289,7 @@ export async function nodeWorkflow(input: NodeInput): Promise<NodeSummary> {
       maxAttempts: spec.retry.maxAttempts,
     })
       .then(
-        (result) => onResult(indices, result),
+        (result) => onResult(indices, result, epoch),
         (error: unknown) => onFailure(indices, error),
       )
       .finally(() => {

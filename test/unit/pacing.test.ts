@@ -196,15 +196,19 @@ describe('Aimd', () => {
     expect(aimd.toJSON()).toEqual({ ceiling: null, step: 0, recoverAt: null, throttles: 0 });
   });
 
-  it('halves on a throttle and halves again on the next', () => {
+  it('halves the lower of the configured and the observed pace, and halves again on the next throttle', () => {
     const aimd = new Aimd();
-    aimd.onThrottle(10, 8);
+    aimd.onThrottle(10, 12);
     expect(aimd.active).toBe(true);
     expect(aimd.throttles).toBe(1);
     expect(aimd.effective(10)).toBe(5);
     aimd.onThrottle(10, 5);
     expect(aimd.effective(10)).toBe(2.5);
     expect(aimd.throttles).toBe(2);
+    // Running below its rate (bound by concurrency), the node halves what it achieved.
+    const bound = new Aimd();
+    bound.onThrottle(40, 8);
+    expect(bound.effective(40)).toBe(4);
   });
 
   it('grows additively with calm time and lifts the ceiling at the operator rate', () => {
@@ -273,8 +277,8 @@ describe('Aimd', () => {
     for (let i = 0; i < 50; i++) aimd.onThrottle(1, 1);
     expect(aimd.effective(1)).toBe(MIN_RATE);
     const idle = new Aimd();
-    idle.onThrottle(null, 0); // nothing observed yet
-    expect(idle.effective(null)).toBe(MIN_RATE);
+    idle.onThrottle(null, 0); // unlimited and nothing observed yet: start from 1/s
+    expect(idle.effective(null)).toBe(0.5);
     expect(idle.toJSON().step).toBeGreaterThanOrEqual(MIN_RATE);
     idle.onCalm(null, 60_000);
     expect(idle.active).toBe(false);

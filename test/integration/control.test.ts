@@ -1,0 +1,297 @@
+/**
+ * Operator control on a real server: pause and resume, live rate and concurrency changes,
+ * bounded retries, blocked partitions, retry-failed, cancellation and adaptive backoff.
+ */
+import { setTimeout as delay } from 'node:timers/promises';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { BackfillClient } from '../../client/backfill-client.ts';
+import { NonRetryableError } from '../../activities/errors.ts';
+import type { Transform } from '../../activities/transforms.ts';
+import type { LedgerRow } from '../../activities/warehouse/types.ts';
+import { nodeViewQuery, nodeWorkflowId } from '../../workflows/definitions.ts';
+import { connectClient, scratch, startTestWorker, testSpec, uniqueQueue, waitFor, type TestWorker } from './helpers.ts';
+
+/** Keys the `fragile` transform fails on, until a test "fixes the cause" by removing them. */
+const broken = new Set<string>();
+
+const transforms: Record<string, Transform> = {
+  fragile: ({ node, partition }) => {
+    if (broken.has(`${node}/${partition}`)) throw new NonRetryableError(`source data for ${partition} is corrupt`);
+  },
+  /** Writes 50 rows after a cancellable pause: a partition with data that could be half-written. */
+  slow_rows: async ({ partition, signal, params }) => {
+    await delay(typeof params.ms === 'number' ? params.ms : 300, undefined, { signal });
+    return Array.from({ length: 50 }, (_, i) => ({ partition, i, value: i * 7 }));
+  },
+};
+
+/** The largest number of partitions whose [start, finish] intervals overlap, from the ledger. */
+function maxOverlap(rows: LedgerRow[], from = 0): number {
+  const events = rows
+    .filter((r) => Date.parse(r.startedAt) >= from)
+    .flatMap((r) => [
+      [Date.parse(r.startedAt), 1],
+      [Date.parse(r.finishedAt), -1],
+    ])
+    .sort((a, b) => a[0]! - b[0]! || a[1]! - b[1]!);
+  let current = 0;
+  let max = 0;
+  for (const [, delta] of events) max = Math.max(max, (current += delta!));
+  return max;
+}
+
+/** Partitions started per second within [from, to). */
+function startRate(rows: LedgerRow[], from: number, to: number): number {
+  return rows.filter((r) => Date.parse(r.startedAt) >= from && Date.parse(r.startedAt) < to).length / ((to - from) / 1000);
+}
+
+describe('operator control', () => {
+  let worker: TestWorker;
+  let client: BackfillClient;
+  const queue = uniqueQueue('control');
+
+  beforeAll(async () => {
+    worker = await startTestWorker({ queue, warehousePath: `${scratch('control')}/warehouse.db`, transforms });
+    client = await connectClient();
+  });
+  afterAll(async () => {
+    await client?.close();
+    await worker?.stop();
+  });
+
+  const start = (spec: ReturnType<typeof testSpec>) => client.start(spec, { taskQueue: queue, tuning: { reportIntervalMs: 250 } });
+  const ledger = (backfillId: string) => worker.warehouse.ledger({ backfillId });
+  const nodeView = (backfillId: string, node: string) => client.client.workflow.getHandle(nodeWorkflowId(backfillId, node)).query(nodeViewQuery);
+
+  it('a paused backfill starts no new partition until resumed, then completes', async () => {
+    const spec = testSpec(queue, {
+      name: 'pause',
+      partitions: { grain: 'hour', start: '2024-01-01', end: '2024-01-03' },
+      defaults: { concurrency: 3 },
+      nodes: [{ id: 'work', transform: 'sleep', params: { ms: 100 } }],
+    });
+    const { backfillId } = await start(spec);
+    await waitFor('a few partitions done', async () => (await ledger(backfillId)).length >= 6);
+
+    const paused = await client.pause(backfillId);
+    expect(paused.paused).toBe(true);
+    await waitFor('running partitions to finish', async () => (await nodeView(backfillId, 'work')).inflightActivities === 0);
+    const pausedAt = Date.now();
+    const before = (await ledger(backfillId)).length;
+    expect(before).toBeLessThan(48);
+    // Watch a while: nothing starts.
+    await delay(2500);
+    const during = await ledger(backfillId);
+    expect(during.length).toBe(before);
+    expect((await client.progress(backfillId)).paused).toBe(true);
+
+    const resumedAt = Date.now();
+    expect((await client.resume(backfillId)).paused).toBe(false);
+    const outcome = await client.wait(backfillId, 120_000);
+    expect(outcome.state).toBe('completed');
+    const rows = await ledger(backfillId);
+    expect(rows).toHaveLength(48);
+    for (const row of rows) {
+      const startedAt = Date.parse(row.startedAt);
+      expect(startedAt < pausedAt || startedAt >= resumedAt, `${row.partition} started while paused`).toBe(true);
+    }
+  });
+
+  it('after set-rate the dispatch rate follows the new value', async () => {
+    const spec = testSpec(queue, {
+      name: 'rate',
+      partitions: { grain: 'hour', start: '2024-01-01', end: '2024-03-01' },
+      defaults: { concurrency: 50, rate: 5 },
+      nodes: [{ id: 'work', transform: 'noop' }],
+    });
+    const { backfillId } = await start(spec);
+    await waitFor('the first partitions', async () => (await ledger(backfillId)).length > 0);
+    const slowFrom = Date.now() + 1000;
+    await delay(5000);
+    const slowTo = Date.now();
+    expect((await client.setRate(backfillId, 20, 'work')).nodes[0]).toMatchObject({ id: 'work', rate: 20 });
+    const fastFrom = Date.now() + 1500;
+    await delay(6500);
+    const fastTo = Date.now();
+    const rows = await ledger(backfillId);
+    const slow = startRate(rows, slowFrom, slowTo);
+    const fast = startRate(rows, fastFrom, fastTo);
+    expect(slow).toBeGreaterThan(3.5);
+    expect(slow).toBeLessThan(6.5);
+    expect(fast).toBeGreaterThan(16);
+    expect(fast).toBeLessThan(24);
+    await client.cancel(backfillId);
+    expect((await client.wait(backfillId, 60_000)).state).toBe('cancelled');
+  });
+
+  it('concurrency never exceeds its cap, before and after set-concurrency', async () => {
+    const spec = testSpec(queue, {
+      name: 'concurrency',
+      partitions: { grain: 'hour', start: '2024-01-01', end: '2024-01-04' },
+      defaults: { concurrency: 3 },
+      nodes: [{ id: 'work', transform: 'sleep', params: { ms: 150 } }],
+    });
+    const { backfillId } = await start(spec);
+    await waitFor('a dozen partitions', async () => (await ledger(backfillId)).length >= 12);
+    await client.setConcurrency(backfillId, 6, 'work');
+    const changedAt = Date.now();
+    expect((await client.wait(backfillId, 120_000)).state).toBe('completed');
+    const rows = await ledger(backfillId);
+    const before = rows.filter((r) => Date.parse(r.finishedAt) < changedAt);
+    expect(maxOverlap(before)).toBeLessThanOrEqual(3);
+    expect(maxOverlap(before)).toBe(3);
+    expect(maxOverlap(rows)).toBeLessThanOrEqual(6);
+    expect(maxOverlap(rows, changedAt + 500)).toBeGreaterThan(3);
+    expect((await nodeView(backfillId, 'work').catch(() => null))?.maxConcurrentActivities ?? 6).toBeLessThanOrEqual(6);
+  });
+
+  it('a partition that always fails ends failed after exactly the configured attempts, blocking only what needs it', async () => {
+    const spec = testSpec(queue, {
+      name: 'failure',
+      partitions: { grain: 'day', start: '2024-01-01', end: '2024-01-29' },
+      defaults: { concurrency: 4, retry: { maxAttempts: 3, initialInterval: '100ms', backoffCoefficient: 1 } },
+      nodes: [
+        { id: 'source', transform: 'sleep', params: { failKeys: ['2024-01-10'] } },
+        { id: 'daily', transform: 'noop', dependsOn: ['source'] },
+        { id: 'weekly', transform: 'noop', partitions: { grain: 'week' }, dependsOn: ['daily'] },
+      ],
+    });
+    const { backfillId } = await start(spec);
+    const outcome = await client.wait(backfillId, 120_000);
+    expect(outcome.state).toBe('completed_with_failures');
+    const nodes = Object.fromEntries(outcome.progress!.nodes.map((n) => [n.id, n]));
+    expect(nodes.source).toMatchObject({ total: 28, done: 27, failed: 1, blocked: 0 });
+    expect(nodes.source!.failures[0]).toMatchObject({ partitions: 1, examples: ['2024-01-10'] });
+    expect(nodes.source!.failures[0]!.message).toMatch(/injected failure .* \(attempt 3\)/);
+    expect(nodes.daily).toMatchObject({ done: 27, failed: 0, blocked: 1 });
+    // 2024-01-10 is in 2024-W02: that week is blocked, the other three complete.
+    expect(nodes.weekly).toMatchObject({ total: 4, done: 3, blocked: 1 });
+
+    // The server's own record: the last attempt of that activity was the third.
+    const history = await client.client.workflow.getHandle(nodeWorkflowId(backfillId, 'source')).fetchHistory();
+    const scheduled = history.events!.find((e) => e.activityTaskScheduledEventAttributes?.activityId === 'source/2024-01-10')!;
+    const started = history.events!.find((e) => Number(e.activityTaskStartedEventAttributes?.scheduledEventId) === Number(scheduled.eventId))!;
+    expect(started.activityTaskStartedEventAttributes!.attempt).toBe(3);
+  });
+
+  it('retry-failed after fixing the cause completes the backfill: in place while it runs, and after it ended', async () => {
+    broken.add('flaky/2024-01-03');
+    broken.add('flaky/2024-01-05');
+    const spec = testSpec(queue, {
+      name: 'retry',
+      partitions: { grain: 'day', start: '2024-01-01', end: '2024-01-15' },
+      defaults: { concurrency: 2 },
+      nodes: [
+        { id: 'flaky', transform: 'fragile' },
+        { id: 'after', transform: 'noop', dependsOn: ['flaky'] },
+        // Keeps the backfill running while the operator fixes the data.
+        { id: 'slow', transform: 'sleep', params: { ms: 400 }, concurrency: 1 },
+      ],
+    });
+    const { backfillId } = await start(spec);
+    await waitFor('two failures', async () => (await client.progress(backfillId)).nodes[0]!.failed === 2, 60_000);
+    expect((await client.progress(backfillId)).state).toBe('running');
+    broken.delete('flaky/2024-01-03');
+    const inPlace = await client.retryFailed(backfillId);
+    expect(inPlace).toMatchObject({ retried: 2, resumed: null });
+
+    const first = await client.wait(backfillId, 120_000);
+    // 2024-01-05 is still broken: it failed again, its downstream partition is blocked.
+    expect(first.state).toBe('completed_with_failures');
+    const flaky = first.progress!.nodes.find((n) => n.id === 'flaky')!;
+    expect(flaky).toMatchObject({ done: 13, failed: 1 });
+    expect(flaky.failures[0]!.examples).toEqual(['2024-01-05']);
+    expect(first.progress!.nodes.find((n) => n.id === 'after')).toMatchObject({ done: 13, blocked: 1 });
+
+    broken.delete('flaky/2024-01-05');
+    const resumed = await client.retryFailed(backfillId);
+    expect(resumed.retried).toBe(1);
+    expect(resumed.resumed?.backfillId).toBe(backfillId);
+    const second = await client.wait(backfillId, 120_000);
+    expect(second.state).toBe('completed');
+    expect(second.progress).toMatchObject({ done: 42, failed: 0, blocked: 0 });
+    // Only the failed partition and the one it blocked ran again.
+    const rows = await ledger(backfillId);
+    expect(rows.filter((r) => r.node === 'slow')).toHaveLength(14);
+    expect(rows.filter((r) => r.executions > 1)).toEqual([]);
+  });
+
+  it('cancel leaves no running activity and no half-published partition', async () => {
+    const spec = testSpec(queue, {
+      name: 'cancel',
+      partitions: { grain: 'hour', start: '2024-01-01', end: '2024-01-03' },
+      defaults: { concurrency: 4, heartbeatTimeout: '2s' },
+      nodes: [
+        { id: 'rows', transform: 'slow_rows', params: { ms: 400 } },
+        { id: 'long', transform: 'sleep', params: { ms: 60_000 } },
+      ],
+    });
+    const { backfillId } = await start(spec);
+    await waitFor('some partitions published and others running', async () => {
+      const done = (await ledger(backfillId)).length;
+      const view = await nodeView(backfillId, 'long');
+      return done >= 4 && view.inflightActivities === 4;
+    });
+    const cancelledAt = Date.now();
+    await client.cancel(backfillId);
+    const outcome = await client.wait(backfillId, 60_000);
+    expect(outcome.state).toBe('cancelled');
+    // Cancellation reached the activities through their heartbeats, well before the 60 s sleep ended.
+    expect(Date.now() - cancelledAt).toBeLessThan(20_000);
+
+    for await (const execution of client.client.workflow.list({ query: `BackfillId = "${backfillId}"` })) {
+      expect(execution.status.name, execution.workflowId).toBe('CANCELLED');
+      const description = await client.client.workflow.getHandle(execution.workflowId, execution.runId).describe();
+      expect(description.raw.pendingActivities ?? []).toHaveLength(0);
+    }
+    const rows = await ledger(backfillId);
+    expect(rows.filter((r) => r.node === 'long')).toHaveLength(0);
+    const published = rows.filter((r) => r.node === 'rows');
+    expect(published.length).toBeGreaterThanOrEqual(4);
+    expect(published.length).toBeLessThan(48);
+    // Every partition is either fully published (50 rows, a ledger row) or absent.
+    const stored = (await worker.warehouse.query('SELECT __partition AS p, __version AS v, COUNT(*) AS n FROM rows__versions GROUP BY 1, 2')) as Array<{ p: string; v: number; n: number }>;
+    expect(stored.map((s) => s.p).sort()).toEqual(published.map((r) => r.partition).sort());
+    for (const s of stored) expect(s.n).toBe(50);
+    for (const r of published) expect(r.rowCount).toBe(50);
+  });
+
+  it('a throttled node lowers its rate, then completes', async () => {
+    const spec = testSpec(queue, {
+      name: 'throttle',
+      partitions: { grain: 'hour', start: '2024-01-01', end: '2024-01-09' },
+      defaults: { concurrency: 20, rate: 40 },
+      nodes: [{ id: 'api', transform: 'sleep', params: { capacityPerSecond: 12 } }],
+    });
+    const { backfillId } = await start(spec);
+    const lowered = await waitFor('the rate to drop below 40/s', async () => {
+      const node = (await client.progress(backfillId)).nodes[0]!;
+      return node.throttles > 0 && node.rate !== null && node.rate < 40 ? node : undefined;
+    });
+    expect(lowered.rate).toBeLessThanOrEqual(20);
+    const outcome = await client.wait(backfillId, 120_000);
+    expect(outcome.state).toBe('completed');
+    expect(outcome.progress!.nodes[0]).toMatchObject({ done: 192, failed: 0 });
+    expect(outcome.progress!.nodes[0]!.throttles).toBeGreaterThan(0);
+  });
+
+  it('refuses an unknown node, a rate <= 0 and a concurrency < 1, and changes nothing', async () => {
+    const spec = testSpec(queue, {
+      name: 'validate',
+      partitions: { grain: 'hour', start: '2024-01-01', end: '2024-01-03' },
+      defaults: { concurrency: 2, rate: 1 },
+      nodes: [{ id: 'work', transform: 'noop' }],
+    });
+    const { backfillId } = await start(spec);
+    await expect(client.setRate(backfillId, 5, 'nope')).rejects.toThrow(/unknown node 'nope'.*work/);
+    await expect(client.setRate(backfillId, -1)).rejects.toThrow(/above 0/);
+    await expect(client.setRate(backfillId, 0, 'work')).rejects.toThrow(/above 0/);
+    await expect(client.setConcurrency(backfillId, 0, 'work')).rejects.toThrow(/whole number from 1/);
+    await expect(client.retryFailed(backfillId, 'nope')).rejects.toThrow(/unknown node/);
+    const progress = await client.progress(backfillId);
+    expect(progress.rate).toBeNull();
+    expect(progress.nodes[0]).toMatchObject({ rate: 1, concurrency: 2 });
+    await client.cancel(backfillId);
+    await client.wait(backfillId, 60_000);
+  });
+});
