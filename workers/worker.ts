@@ -32,7 +32,7 @@ export type WorkerConfig = {
   warehouse: Warehouse;
   transforms: TransformRegistry;
   codeVersion?: string;
-  /** A prebuilt workflow bundle (tests and benchmarks build it once). */
+  /** A prebuilt workflow bundle (tests and benchmarks build it once); else $BACKFILL_WORKFLOW_BUNDLE, else bundled now. */
   workflowBundle?: WorkflowBundleOption;
 };
 
@@ -74,7 +74,8 @@ export async function createWorkers(config: WorkerConfig): Promise<BackfillWorke
     transforms: config.transforms,
     codeVersion: config.codeVersion ?? codeVersion(),
   });
-  const bundle = config.workflows === false ? undefined : (config.workflowBundle ?? (await bundleWorkflows()));
+  const prebuilt = process.env.BACKFILL_WORKFLOW_BUNDLE ? { codePath: process.env.BACKFILL_WORKFLOW_BUNDLE } : undefined;
+  const bundle = config.workflows === false ? undefined : (config.workflowBundle ?? prebuilt ?? (await bundleWorkflows()));
   const activityOptions = (queue: QueueConfig) => ({
     activities,
     maxConcurrentActivityTaskExecutions: queue.maxConcurrent ?? 200,

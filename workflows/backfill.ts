@@ -47,6 +47,7 @@ import {
   nodeControlSignal,
   nodeReportSignal,
   nodeWorkflowId,
+  partitionsQuery,
   pauseSignal,
   pauseUpdate,
   progressQuery,
@@ -240,6 +241,9 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
   const progress = (state: BackfillResult['state'] | 'running') =>
     progressOf({ backfillId, name: plan.name, state, paused, limits, plan, readiness, reports, failures, lastSettings, runs });
   setHandler(progressQuery, () => progress('running'));
+  setHandler(partitionsQuery, () =>
+    Object.fromEntries(plan.nodes.map((n) => [n.id, { done: readiness.done(n.id).toJSON(), failed: readiness.failed(n.id).toJSON() }])),
+  );
 
   const send = (id: string) => {
     const out = outbox.get(id)!;

@@ -6,6 +6,7 @@
 import { SearchAttributeType, defineSearchAttributeKey } from '@temporalio/common';
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import type { NodeControl, NodeReport, Progress } from '../core/protocol.ts';
+import type { RangesJSON } from '../core/ranges.ts';
 
 /** The effective control state after a change: what `set-rate` and friends print. */
 export type ControlState = {
@@ -29,6 +30,10 @@ export const setConcurrencyUpdate = defineUpdate<ControlState, [concurrency: num
 export const retryFailedUpdate = defineUpdate<number, [node: string | null]>('retryFailed');
 
 export const progressQuery = defineQuery<Progress>('progress');
+
+/** Which partitions are done and failed, by node, as index ranges (for audits and tests). */
+export type PartitionSets = Record<string, { done: RangesJSON; failed: RangesJSON }>;
+export const partitionsQuery = defineQuery<PartitionSets>('partitions');
 
 /** Node workflow → parent. */
 export const nodeReportSignal = defineSignal<[NodeReport]>('nodeReport');

@@ -39,6 +39,8 @@ export async function startTestWorker(options: {
   transformModules?: string[];
   extraQueues?: QueueConfig[];
 }): Promise<TestWorker> {
+  // Activity failures are expected in these tests; keep the SDK's warnings about them quiet.
+  process.env.BACKFILL_LOG_LEVEL ??= 'ERROR';
   installRuntime();
   const connection = await NativeConnection.connect({ address: address() });
   const warehouse = new SqliteWarehouse(options.warehousePath);

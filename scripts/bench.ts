@@ -1,0 +1,216 @@
+/**
+ * Benchmarks (`npm run bench [-- --only noop-10k,rate-20]`), on a fresh dev server and a
+ * worker in its own process:
+ *
+ *   noop-1k, noop-10k, noop-100k   5 chained hourly nodes of `noop`: partitions per second,
+ *                                  history events per partition, the largest history of any
+ *                                  run, continue-as-new runs, the worker's resident memory
+ *   noop-100k-batch10              the same 100,000 partitions, 10 per activity
+ *   rate-5, rate-20, rate-100      one node at a fixed rate for 35 s: the achieved rate over
+ *                                  the 30 s after the first second, and the busiest 1 s window
+ *
+ * Results are printed and written to .backfill/bench/results.json.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import Table from 'cli-table3';
+import { SqliteWarehouse } from '../activities/warehouse/sqlite.ts';
+import { BackfillClient } from '../client/backfill-client.ts';
+import { resolveSpec, type ResolvedSpec } from '../core/spec.ts';
+import { TokenBucket } from '../core/pacing.ts';
+import { startDevServer, stopProcess, type DevServer } from './dev-server.ts';
+
+const ROOT = new URL('..', import.meta.url).pathname;
+
+type Sample = { at: number; rssMb: number };
+
+class WorkerProcess {
+  readonly samples: Sample[] = [];
+  private timer: NodeJS.Timeout;
+
+  constructor(readonly child: ChildProcess) {
+    this.timer = setInterval(() => {
+      const rss = this.status('VmRSS');
+      if (rss !== undefined) this.samples.push({ at: Date.now(), rssMb: rss });
+    }, 500);
+  }
+
+  static async start(address: string, warehouse: string, logFile: string): Promise<WorkerProcess> {
+    const child = spawn('node', [join(ROOT, 'bin/backfill.js'), 'worker', '--warehouse', warehouse], {
+      env: { ...process.env, TEMPORAL_ADDRESS: address, BACKFILL_LOG_LEVEL: 'ERROR' },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let log = '';
+    child.stderr!.on('data', (chunk: Buffer) => {
+      log += chunk.toString();
+      writeFileSync(logFile, log);
+    });
+    const deadline = Date.now() + 60_000;
+    while (!log.includes('worker polling')) {
+      if (child.exitCode !== null || Date.now() > deadline) throw new Error(`the worker did not start:\n${log}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    return new WorkerProcess(child);
+  }
+
+  /** A /proc/<pid>/status value in MB. */
+  status(field: 'VmRSS' | 'VmHWM'): number | undefined {
+    try {
+      const text = readFileSync(`/proc/${this.child.pid}/status`, 'utf8');
+      const m = new RegExp(`${field}:\\s+(\\d+) kB`).exec(text);
+      return m ? Number(m[1]) / 1024 : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.timer);
+    await stopProcess(this.child);
+  }
+}
+
+type Env = { server: DevServer; client: BackfillClient; worker: WorkerProcess; warehouse: SqliteWarehouse; dir: string };
+
+async function withEnvironment<T>(name: string, run: (env: Env) => Promise<T>): Promise<T> {
+  const dir = mkdtempSync(join(tmpdir(), `backfill-bench-${name}-`));
+  const server = await startDevServer({ dbFile: join(dir, 'temporal.db'), uiPort: null, logFile: join(dir, 'temporal.log') });
+  const worker = await WorkerProcess.start(server.address, join(dir, 'warehouse.db'), join(dir, 'worker.log'));
+  const client = await BackfillClient.connect({ address: server.address });
+  const warehouse = new SqliteWarehouse(join(dir, 'warehouse.db'));
+  try {
+    return await run({ server, client, worker, warehouse, dir });
+  } finally {
+    await client.close();
+    await worker.stop();
+    await server.stop();
+    await warehouse.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function hours(n: number): string {
+  return new Date(Date.UTC(2020, 0, 1) + n * 3_600_000).toISOString();
+}
+
+function chainSpec(nodes: number, perNode: number, batchSize: number): ResolvedSpec {
+  return resolveSpec({
+    name: `noop-${nodes * perNode}`,
+    partitions: { grain: 'hour', start: '2020-01-01', end: hours(perNode) },
+    defaults: { concurrency: 50, batchSize },
+    nodes: Array.from({ length: nodes }, (_, i) => ({ id: `n${i + 1}`, transform: 'noop', dependsOn: i > 0 ? [`n${i}`] : [] })),
+  });
+}
+
+async function histories(client: BackfillClient, backfillId: string) {
+  const runs: Array<{ workflowId: string; events: number; status: string }> = [];
+  for await (const execution of client.client.workflow.list({ query: `BackfillId = "${backfillId}"` })) {
+    runs.push({ workflowId: execution.workflowId, events: execution.historyLength, status: execution.status.name });
+  }
+  return runs;
+}
+
+async function noopScenario(name: string, nodes: number, perNode: number, batchSize = 1) {
+  return withEnvironment(name, async ({ client, worker }) => {
+    const spec = chainSpec(nodes, perNode, batchSize);
+    const began = Date.now();
+    const { backfillId } = await client.start(spec);
+    const outcome = await client.wait(backfillId);
+    const seconds = (Date.now() - began) / 1000;
+    if (outcome.state !== 'completed') throw new Error(`${name} ended ${outcome.state}`);
+    // Visibility catches up with the last runs a moment after they close.
+    let runs = await histories(client, backfillId);
+    for (let i = 0; i < 50 && runs.some((r) => r.status === 'RUNNING'); i++) {
+      await new Promise((r) => setTimeout(r, 200));
+      runs = await histories(client, backfillId);
+    }
+    const total = nodes * perNode;
+    const events = runs.reduce((sum, r) => sum + r.events, 0);
+    const rss = worker.samples.map((s) => s.rssMb);
+    const quarter = (q: number) => rss[Math.min(rss.length - 1, Math.floor((rss.length - 1) * q))] ?? 0;
+    return {
+      scenario: name,
+      partitions: total,
+      seconds: Number(seconds.toFixed(1)),
+      partitionsPerSecond: Number((total / seconds).toFixed(1)),
+      runs: runs.length,
+      historyEventsPerPartition: Number((events / total).toFixed(2)),
+      largestHistory: Math.max(...runs.map((r) => r.events)),
+      parentRuns: runs.filter((r) => r.workflowId === `backfill/${backfillId}`).length,
+      workerRssMb: { at25: Math.round(quarter(0.25)), at50: Math.round(quarter(0.5)), at75: Math.round(quarter(0.75)), end: Math.round(quarter(1)) },
+      workerPeakRssMb: Math.round(worker.status('VmHWM') ?? Math.max(...rss)),
+    };
+  });
+}
+
+async function rateScenario(rate: number, seconds = 35) {
+  return withEnvironment(`rate-${rate}`, async ({ client, warehouse }) => {
+    const partitions = Math.ceil(rate * (seconds + 5));
+    const spec = resolveSpec({
+      name: `rate-${rate}`,
+      partitions: { grain: 'hour', start: '2020-01-01', end: hours(partitions) },
+      defaults: { concurrency: 200, rate },
+      nodes: [{ id: 'paced', transform: 'noop' }],
+    });
+    const { backfillId } = await client.start(spec);
+    await new Promise((r) => setTimeout(r, seconds * 1000));
+    await client.cancel(backfillId);
+    await client.wait(backfillId);
+    const starts = (await warehouse.ledger({ backfillId })).map((r) => Date.parse(r.startedAt)).sort((a, b) => a - b);
+    const first = starts[0]!;
+    // Steady state: the 30 s after the first second (which holds the initial full bucket).
+    const from = first + 1000;
+    const to = from + 30_000;
+    const achieved = starts.filter((t) => t >= from && t < to).length / 30;
+    let busiest = 0;
+    for (let i = 0, j = 0; i < starts.length; i++) {
+      while (starts[j]! < starts[i]! - 999) j++;
+      busiest = Math.max(busiest, i - j + 1);
+    }
+    const burst = TokenBucket.defaultBurst(rate);
+    return {
+      scenario: `rate-${rate}`,
+      target: rate,
+      burst,
+      achieved: Number(achieved.toFixed(3)),
+      errorPercent: Number((((achieved - rate) / rate) * 100).toFixed(2)),
+      busiestSecond: busiest,
+      withinTarget: Math.abs(achieved - rate) / rate <= 0.03 && busiest <= rate + burst,
+    };
+  });
+}
+
+const SCENARIOS: Record<string, () => Promise<Record<string, unknown>>> = {
+  'noop-1k': () => noopScenario('noop-1k', 5, 200),
+  'noop-10k': () => noopScenario('noop-10k', 5, 2000),
+  'noop-100k': () => noopScenario('noop-100k', 5, 20_000),
+  'noop-100k-batch10': () => noopScenario('noop-100k-batch10', 5, 20_000, 10),
+  'rate-5': () => rateScenario(5),
+  'rate-20': () => rateScenario(20),
+  'rate-100': () => rateScenario(100),
+};
+
+const { values } = parseArgs({ options: { only: { type: 'string' } } });
+const chosen = values.only ? values.only.split(',') : Object.keys(SCENARIOS);
+for (const name of chosen) if (!SCENARIOS[name]) throw new Error(`unknown scenario '${name}': choose from ${Object.keys(SCENARIOS).join(', ')}`);
+
+const results: Array<Record<string, unknown>> = [];
+for (const name of chosen) {
+  process.stderr.write(`running ${name} ...\n`);
+  const result = await SCENARIOS[name]!();
+  results.push(result);
+  process.stderr.write(`${JSON.stringify(result)}\n`);
+}
+
+const table = new Table({ head: ['scenario', 'result'], style: { head: [] } });
+for (const r of results) {
+  const { scenario, ...rest } = r;
+  table.push([String(scenario), Object.entries(rest).map(([k, v]) => `${k}: ${typeof v === 'object' ? JSON.stringify(v) : String(v)}`).join('\n')]);
+}
+process.stdout.write(`${table.toString()}\n`);
+const out = join(ROOT, '.backfill/bench');
+mkdirSync(out, { recursive: true });
+writeFileSync(join(out, 'results.json'), `${JSON.stringify({ at: new Date().toISOString(), results }, null, 2)}\n`);
