@@ -1,7 +1,7 @@
 /**
  * Rate limiting math, free of clocks so that workflows stay deterministic: the caller says
- * how much time passed (a workflow timer's duration) and the math says how many
- * partitions may start.
+ * how much time passed (read from a clock recorded in the workflow's history) and the math
+ * says how many partitions may start.
  */
 
 /** Shortest and longest pacing tick: one workflow timer per tick, never one per token. */
@@ -34,14 +34,19 @@ export class TokenBucket {
     return rate === null ? 1 : Math.max(1, Math.ceil(rate));
   }
 
-  /** The burst actually used: at least one shortest tick's worth of tokens, so the rate stays reachable. */
+  /** The burst actually used: at least two shortest ticks' worth of tokens, so the rate stays reachable. */
   static usableBurst(rate: number, burst: number): number {
-    return Math.max(burst, Math.ceil((rate * MIN_TICK_MS) / 1000));
+    return Math.max(burst, Math.ceil((2 * rate * MIN_TICK_MS) / 1000));
   }
 
-  /** Timer length that refills at most a full bucket per tick. */
+  /**
+   * Timer length: the time to refill half the bucket. A timer fires late more often than
+   * not (by the time a workflow task takes, and by up to the server's timer precision), and
+   * the refill uses the time that really passed; half a bucket per tick leaves room for
+   * that lateness before tokens spill over the burst and the rate falls short.
+   */
   static tickMs(rate: number, burst: number): number {
-    return Math.min(MAX_TICK_MS, Math.max(MIN_TICK_MS, Math.floor((1000 * burst) / rate)));
+    return Math.min(MAX_TICK_MS, Math.max(MIN_TICK_MS, Math.floor((500 * burst) / rate)));
   }
 
   get limited(): boolean {
@@ -64,7 +69,7 @@ export class TokenBucket {
   configure(rate: number | null, burst: number): void {
     this.rate = rate;
     this.burst = rate === null ? burst : TokenBucket.usableBurst(rate, burst);
-    this.tokens = Math.min(this.tokens, burst);
+    this.tokens = Math.min(this.tokens, this.burst);
   }
 
   refill(elapsedMs: number): void {

@@ -89,6 +89,7 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
     '--sqlite-pragma', 'busy_timeout=15000',
     // UpdateTaskQueueConfig (server-side task queue rate limits changed at runtime).
     '--dynamic-config-value', 'frontend.enableUpdateTaskQueueConfig=true',
+    '--dynamic-config-value', 'history.timerProcessorMaxTimeShift="100ms"',
   ];
   if (resolved.namespace !== 'default') args.push('--namespace', resolved.namespace);
   for (const [name, type] of Object.entries(SEARCH_ATTRIBUTES)) args.push('--search-attribute', `${name}=${type}`);

@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { createRequire } from 'node:module';
 import { NativeConnection, Worker, bundleWorkflowCode, type WorkflowBundleOption, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { DEFAULT_TASK_QUEUE } from '../core/protocol.ts';
+import { clockActivities } from '../activities/clock.ts';
 import { createActivities } from '../activities/run-partitions.ts';
 import type { TransformRegistry } from '../activities/transforms.ts';
 import type { Warehouse } from '../activities/warehouse/types.ts';
@@ -94,6 +95,8 @@ export async function createWorkers(config: WorkerConfig): Promise<BackfillWorke
         maxConcurrentWorkflowTaskExecutions: 40,
         maxCachedWorkflows: 400,
         ...(sameQueue ? activityOptions(sameQueue) : {}),
+        // The clock the workflows read (a local activity) runs wherever the workflows run.
+        activities: { ...clockActivities, ...(sameQueue ? activities : {}) },
       }),
     );
   }

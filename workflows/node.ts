@@ -20,9 +20,11 @@ import {
   getExternalWorkflowHandle,
   isCancellation,
   proxyActivities,
+  proxyLocalActivities,
   setHandler,
   workflowInfo,
 } from '@temporalio/workflow';
+import type { ClockActivities } from '../activities/clock.ts';
 import { parseDuration } from '../core/duration.ts';
 import { Aimd, TokenBucket } from '../core/pacing.ts';
 import { expandNode } from '../core/plan.ts';
@@ -47,6 +49,9 @@ import { nodeControlSignal, nodeReportSignal, nodeViewQuery } from './definition
 import { addFailure } from '../core/failures.ts';
 
 type PartitionActivities = { runPartitions(input: RunPartitionsInput): Promise<RunPartitionsResult> };
+
+/** Pacing needs the time that really passed (timers fire late); it is read, and recorded, by a local activity. */
+const clock = proxyLocalActivities<ClockActivities>({ startToCloseTimeout: '10s', retry: { maximumAttempts: 5 } });
 
 /** How many recent partition start times estimate the pace a node achieves. */
 const RECENT_STARTS = 20;
@@ -167,18 +172,24 @@ export async function nodeWorkflow(input: NodeInput): Promise<NodeSummary> {
     for (;;) {
       await condition(() => finishing || needsTick());
       if (finishing) return;
-      const version = settingsVersion;
-      // While throttled, tick at least every second so that the pace climbs back smoothly.
-      const tick = aimd.active ? Math.min(bucket.tick, 1000) : bucket.tick;
-      throttledThisTick = false;
-      const interrupted = await condition(() => finishing || settingsVersion !== version, tick);
-      if (finishing) return;
-      if (interrupted) continue; // new settings: start a fresh tick at the new pace
-      bucket.refill(tick);
-      if (aimd.active && !throttledThisTick) {
-        aimd.onCalm(settings.rate, tick);
-        applyRate();
-        stateChanged = true;
+      let last = await clock.currentTimeMs();
+      while (!finishing && needsTick()) {
+        const version = settingsVersion;
+        // While throttled, tick at least every second so that the pace climbs back smoothly.
+        const tick = aimd.active ? Math.min(bucket.tick, 1000) : bucket.tick;
+        throttledThisTick = false;
+        // New settings cut the tick short: the bucket then refills for the time that did pass.
+        await condition(() => finishing || settingsVersion !== version, tick);
+        if (finishing) return;
+        const now = await clock.currentTimeMs();
+        const elapsed = Math.max(0, now - last);
+        last = now;
+        bucket.refill(elapsed);
+        if (aimd.active && !throttledThisTick) {
+          aimd.onCalm(settings.rate, elapsed);
+          applyRate();
+          stateChanged = true;
+        }
       }
     }
   };

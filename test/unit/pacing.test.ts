@@ -80,14 +80,16 @@ describe('TokenBucket', () => {
   });
 
   it('tickMs refills about a bucket per tick, within its bounds', () => {
-    expect(TokenBucket.tickMs(5, 5)).toBe(1000);
-    expect(TokenBucket.tickMs(2, 1)).toBe(500);
-    expect(TokenBucket.tickMs(100, 10)).toBe(100);
+    // Half a bucket per tick.
+    expect(TokenBucket.tickMs(5, 5)).toBe(500);
+    expect(TokenBucket.tickMs(2, 1)).toBe(250);
+    expect(TokenBucket.tickMs(100, 100)).toBe(500);
+    expect(TokenBucket.tickMs(100, 10)).toBe(MIN_TICK_MS);
     expect(TokenBucket.tickMs(1000, 1)).toBe(MIN_TICK_MS);
     expect(TokenBucket.tickMs(1e9, 1)).toBe(MIN_TICK_MS);
-    expect(TokenBucket.tickMs(MIN_RATE, 1)).toBe(MAX_TICK_MS);
+    expect(TokenBucket.tickMs(MIN_RATE, 1)).toBe(30_000);
     expect(TokenBucket.tickMs(0.001, 1)).toBe(MAX_TICK_MS);
-    expect(TokenBucket.tickMs(3, 1)).toBe(333);
+    expect(TokenBucket.tickMs(3, 1)).toBe(166);
     for (const [rate, burst] of [
       [0.01, 1],
       [1, 1],
@@ -100,14 +102,15 @@ describe('TokenBucket', () => {
       expect(tick).toBeLessThanOrEqual(MAX_TICK_MS);
       expect(Number.isInteger(tick)).toBe(true);
     }
-    expect(new TokenBucket(20, 5).tick).toBe(250);
+    expect(new TokenBucket(20, 5).tick).toBe(125);
+    expect(new TokenBucket(20, 2).tick).toBe(MIN_TICK_MS); // the burst is raised to 4 to keep 20/s reachable
   });
 
   it('configure changes rate and burst, dropping tokens above the new burst', () => {
     const bucket = new TokenBucket(10, 10);
     bucket.configure(2, 3);
     expect(bucket.available).toBe(3);
-    expect(bucket.tick).toBe(1500);
+    expect(bucket.tick).toBe(750);
     bucket.configure(2, 20); // a bigger bucket does not fill itself
     expect(bucket.available).toBe(3);
     expect(bucket.full).toBe(false);
@@ -153,8 +156,10 @@ describe('TokenBucket', () => {
     }
 
     for (const rate of [5, 20, 100]) {
-      for (const burst of [TokenBucket.defaultBurst(rate), Math.ceil(rate / 4), Math.ceil(rate / 10)]) {
+      for (let burst of [TokenBucket.defaultBurst(rate), Math.ceil(rate / 4), Math.ceil(rate / 10)]) {
         it(`rate ${rate}, burst ${burst}: grants rate × seconds (± one burst), never more than rate + burst a second`, () => {
+          // A burst too small for the shortest tick is raised so that the rate stays reachable.
+          burst = TokenBucket.usableBurst(rate, burst);
           const grants = simulate(rate, burst, 60, () => 1_000_000);
           const total = grants.reduce((acc, [, g]) => acc + g, 0);
           expect(total).toBeGreaterThanOrEqual(rate * 60 - burst);
