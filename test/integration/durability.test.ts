@@ -1,0 +1,247 @@
+/**
+ * Fault drills on real processes: kill -9 the worker at random moments, stop and restart
+ * the Temporal server, crash and hang a transform, and hand state over through
+ * continue-as-new while control signals keep arriving.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BackfillClient } from '../../client/backfill-client.ts';
+import { SqliteWarehouse } from '../../activities/warehouse/sqlite.ts';
+import type { ResolvedSpec } from '../../core/spec.ts';
+import { RangeSet } from '../../core/ranges.ts';
+import { expandPlan } from '../../core/plan.ts';
+import { startDevServer, freePort } from '../../scripts/dev-server.ts';
+import {
+  backfillWorkflowId,
+  partitionsQuery,
+  pauseSignal,
+  resumeSignal,
+  setConcurrencySignal,
+  setRateSignal,
+} from '../../workflows/definitions.ts';
+import { ROOT, WorkerProcess, address, connectClient, scratch, startTestWorker, testSpec, uniqueQueue, waitFor } from './helpers.ts';
+
+const SHOP_TRANSFORMS = join(ROOT, 'examples/shop/transforms.ts');
+
+/** The example's first three datasets over `days` days, paced so that a run takes a while. */
+function shopSpec(queue: string, days: number, rate: number): ResolvedSpec {
+  const example = readFileSync(join(ROOT, 'examples/shop/backfill.yaml'), 'utf8');
+  const sql = (node: string) => new RegExp(`- id: ${node}[\\s\\S]*?sql: \\|\\n([\\s\\S]*?)\\n    checks:`).exec(example)![1]!;
+  const end = new Date(Date.UTC(2024, 0, 1 + days)).toISOString().slice(0, 10);
+  return testSpec(queue, {
+    name: 'shop-drill',
+    partitions: { grain: 'day', start: '2024-01-01', end },
+    defaults: { concurrency: 4, rate, heartbeatTimeout: '2s', retry: { initialInterval: '200ms', maximumInterval: '1s' } },
+    nodes: [
+      { id: 'orders_raw', transform: 'generate_orders', params: { ordersPerDay: 50 } },
+      { id: 'orders_clean', dependsOn: ['orders_raw'], sql: sql('orders_clean') },
+      { id: 'daily_revenue', dependsOn: ['orders_clean'], sql: sql('daily_revenue') },
+    ],
+  });
+}
+
+async function checksums(warehouse: SqliteWarehouse, backfillId: string): Promise<Map<string, string | null>> {
+  return new Map((await warehouse.ledger({ backfillId })).map((r) => [`${r.node}/${r.partition}`, r.checksum]));
+}
+
+describe('durability', () => {
+  let client: BackfillClient;
+  beforeAll(async () => {
+    client = await connectClient();
+  });
+  afterAll(async () => {
+    await client?.close();
+  });
+
+  it('kill -9 of the worker at random moments: the backfill completes, nothing that completed runs again, checksums match a clean run', async () => {
+    const queue = uniqueQueue('kill');
+    const dir = scratch('kill');
+    const warehousePath = join(dir, 'warehouse.db');
+    const worker = new WorkerProcess({ address: address(), queue, warehouse: warehousePath, transforms: [SHOP_TRANSFORMS] });
+    const warehouse = new SqliteWarehouse(warehousePath);
+    try {
+      await worker.start();
+      const spec = shopSpec(queue, 90, 15);
+      const { backfillId } = await client.start(spec, { taskQueue: queue, tuning: { reportIntervalMs: 300 } });
+      const parent = client.client.workflow.getHandle(backfillWorkflowId(backfillId));
+
+      // What the backfill had recorded as done just before each kill.
+      const doneBeforeKills = new Map<string, RangeSet>();
+      const delays: number[] = [];
+      for (let kill = 0; kill < 3; kill++) {
+        const wait = 1000 + Math.floor(Math.random() * 2500);
+        delays.push(wait);
+        await delay(wait);
+        const sets = await parent.query(partitionsQuery);
+        for (const [node, { done }] of Object.entries(sets)) {
+          doneBeforeKills.set(node, (doneBeforeKills.get(node) ?? new RangeSet()).addAll(RangeSet.fromJSON(done)));
+        }
+        await worker.kill();
+        await delay(300);
+        await worker.start();
+      }
+      const outcome = await client.wait(backfillId, 240_000);
+      expect(outcome.state, `kills after ${delays.join(', ')} ms`).toBe('completed');
+      const plan = expandPlan(spec);
+      expect(outcome.progress!.done).toBe(plan.totalPartitions);
+
+      const rows = await warehouse.ledger({ backfillId });
+      expect(new Set(rows.map((r) => `${r.node}/${r.partition}`)).size).toBe(plan.totalPartitions);
+      const executions = new Map(rows.map((r) => [`${r.node}/${r.partition}`, r.executions]));
+      let protectedPartitions = 0;
+      for (const [node, done] of doneBeforeKills) {
+        for (const index of done) {
+          const key = `${node}/${plan.byId.get(node)!.partitions.key(index)}`;
+          expect(executions.get(key), `${key} completed before a kill and ran again`).toBe(1);
+          protectedPartitions++;
+        }
+      }
+      expect(protectedPartitions).toBeGreaterThan(0);
+
+      // The same backfill, undisturbed, writes the same data.
+      const clean = await client.start(spec, { taskQueue: queue });
+      expect((await client.wait(clean.backfillId, 240_000)).state).toBe('completed');
+      expect(await checksums(warehouse, backfillId)).toEqual(await checksums(warehouse, clean.backfillId));
+    } finally {
+      await worker.stop();
+      await warehouse.close();
+    }
+  });
+
+  it('the Temporal server stops and restarts on its SQLite file mid-backfill: it resumes and completes with the same result', async () => {
+    const dir = scratch('server-restart');
+    const dbFile = join(dir, 'temporal.db');
+    const port = await freePort();
+    let server = await startDevServer({ dbFile, port, uiPort: null, logFile: join(dir, 'temporal.log') });
+    const queue = uniqueQueue('restart');
+    const warehousePath = join(dir, 'warehouse.db');
+    const worker = new WorkerProcess({ address: server.address, queue, warehouse: warehousePath, transforms: [SHOP_TRANSFORMS] });
+    const warehouse = new SqliteWarehouse(warehousePath);
+    let own: BackfillClient | undefined;
+    try {
+      await worker.start();
+      own = await BackfillClient.connect({ address: server.address });
+      const spec = shopSpec(queue, 60, 15);
+      const { backfillId } = await own.start(spec, { taskQueue: queue, tuning: { reportIntervalMs: 300 } });
+      await waitFor('some partitions done', async () => (await warehouse.ledger({ backfillId })).length >= 20);
+      await server.stop();
+      const before = (await warehouse.ledger({ backfillId })).length;
+      await delay(1000);
+      server = await startDevServer({ dbFile, port, uiPort: null, logFile: join(dir, 'temporal.log') });
+      // A supervisor would restart a worker that gave up while the server was away.
+      if (!worker.running) await worker.start();
+      const progress = await waitFor(
+        'the backfill to complete after the restart',
+        async () => {
+          const p = await own!.progress(backfillId);
+          return p.state === 'completed' ? p : undefined;
+        },
+        240_000,
+        500,
+      );
+      expect(progress.done).toBe(expandPlan(spec).totalPartitions);
+      expect(before).toBeLessThan(progress.done);
+
+      const clean = await own.start(spec, { taskQueue: queue });
+      expect((await own.wait(clean.backfillId, 240_000)).state).toBe('completed');
+      expect(await checksums(warehouse, backfillId)).toEqual(await checksums(warehouse, clean.backfillId));
+    } finally {
+      await own?.close();
+      await worker.stop();
+      await server.stop();
+      await warehouse.close();
+    }
+  });
+
+  it('a transform that crashes the worker or hangs is brought back by heartbeat and start-to-close timeouts', async () => {
+    const queue = uniqueQueue('crash');
+    const dir = scratch('crash');
+    const warehousePath = join(dir, 'warehouse.db');
+    const worker = new WorkerProcess({ address: address(), queue, warehouse: warehousePath });
+    const warehouse = new SqliteWarehouse(warehousePath);
+    try {
+      await worker.start();
+      const spec = testSpec(queue, {
+        name: 'crash',
+        partitions: { grain: 'day', start: '2024-01-01', end: '2024-01-21' },
+        defaults: { concurrency: 2, heartbeatTimeout: '2s', timeout: '3s', retry: { initialInterval: '200ms' } },
+        nodes: [
+          { id: 'crashy', transform: 'sleep', params: { ms: 50, crashKeys: ['2024-01-05'] } },
+          { id: 'hangy', transform: 'sleep', params: { ms: 50, hangKeys: ['2024-01-07'] } },
+        ],
+      });
+      const startedAt = Date.now();
+      const { backfillId } = await client.start(spec, { taskQueue: queue, tuning: { reportIntervalMs: 300 } });
+      // The crash takes the worker down; a supervisor restarts it.
+      await waitFor('the crash', () => !worker.running, 60_000, 50);
+      const crashedAt = Date.now();
+      await worker.start();
+      const outcome = await client.wait(backfillId, 120_000);
+      expect(outcome.state).toBe('completed');
+      expect(outcome.progress!.done).toBe(40);
+
+      const rows = await warehouse.ledger({ backfillId });
+      const crashed = rows.find((r) => r.node === 'crashy' && r.partition === '2024-01-05')!;
+      const hung = rows.find((r) => r.node === 'hangy' && r.partition === '2024-01-07')!;
+      // Both came back on a later attempt, within a bounded time: the heartbeat timeout (2 s) for
+      // the crash, the start-to-close timeout (3 s) for the hang, plus retry backoff and a restart.
+      expect(crashed.attempt).toBeGreaterThan(1);
+      expect(hung.attempt).toBe(2);
+      expect(Date.parse(crashed.finishedAt) - crashedAt).toBeLessThan(20_000);
+      expect(Date.parse(hung.finishedAt) - startedAt).toBeLessThan(30_000);
+    } finally {
+      await worker.stop();
+      await warehouse.close();
+    }
+  });
+
+  it('continue-as-new hands over the state while control signals keep arriving; none is lost', async () => {
+    const queue = uniqueQueue('handover');
+    const worker = await startTestWorker({ queue, warehousePath: join(scratch('handover'), 'warehouse.db') });
+    try {
+      const spec = testSpec(queue, {
+        name: 'handover',
+        partitions: { grain: 'hour', start: '2024-01-01', end: '2024-01-11' },
+        defaults: { concurrency: 8, rate: 60 },
+        nodes: [
+          { id: 'a', transform: 'noop' },
+          { id: 'b', transform: 'noop', dependsOn: ['a'] },
+          { id: 'c', transform: 'noop', partitions: { grain: 'day' }, dependsOn: ['b'] },
+        ],
+      });
+      // A tiny history limit: every workflow continues as new every few dozen events.
+      const { backfillId } = await client.start(spec, { taskQueue: queue, tuning: { historyLimit: 200, reportIntervalMs: 200 } });
+      const parent = client.client.workflow.getHandle(backfillWorkflowId(backfillId));
+      for (let i = 0; i < 30; i++) {
+        if (i % 3 === 0) await parent.signal(pauseSignal);
+        else if (i % 3 === 1) await parent.signal(resumeSignal);
+        else await parent.signal(setRateSignal, 10 + i, 'b');
+        await delay(60);
+      }
+      await parent.signal(setRateSignal, 77, 'a');
+      await parent.signal(setConcurrencySignal, 5, 'b');
+      await parent.signal(resumeSignal);
+
+      const outcome = await client.wait(backfillId, 180_000);
+      expect(outcome.state).toBe('completed');
+      const progress = outcome.progress!;
+      expect(progress).toMatchObject({ done: 490, paused: false });
+      const nodes = Object.fromEntries(progress.nodes.map((n) => [n.id, n]));
+      expect(nodes.a).toMatchObject({ rate: 77 });
+      // The last setRate for b was at i = 29.
+      expect(nodes.b).toMatchObject({ rate: 39, concurrency: 5 });
+
+      const runs = new Map<string, number>();
+      for await (const execution of client.client.workflow.list({ query: `BackfillId = "${backfillId}"` })) {
+        runs.set(execution.workflowId, (runs.get(execution.workflowId) ?? 0) + 1);
+      }
+      expect(runs.get(`backfill/${backfillId}`)).toBeGreaterThan(2);
+      expect(runs.get(`backfill/${backfillId}/a`)).toBeGreaterThan(2);
+      expect(runs.get(`backfill/${backfillId}/b`)).toBeGreaterThan(2);
+    } finally {
+      await worker.stop();
+    }
+  });
+});
