@@ -1,0 +1,151 @@
+/**
+ * Records the event histories of representative backfills into test/replay/histories, for
+ * the replay test: pause and resume, rate and concurrency changes, failures and
+ * retry-failed, throttling, continue-as-new and cancellation.
+ *
+ *   node --import tsx scripts/record-histories.ts
+ *
+ * Re-record only on purpose: the point of the files is that they were made by older code.
+ * A change to workflow logic that cannot replay them must go behind `patched()`.
+ */
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import proto from '@temporalio/proto';
+import { NativeConnection } from '@temporalio/worker';
+import { BUILTIN_TRANSFORMS } from '../activities/transforms.ts';
+import { SqliteWarehouse } from '../activities/warehouse/sqlite.ts';
+import { BackfillClient } from '../client/backfill-client.ts';
+import { installRuntime } from '../client/local.ts';
+import { resolveSpec, type SpecInput } from '../core/spec.ts';
+import { createWorkers } from '../workers/worker.ts';
+import { backfillWorkflowId } from '../workflows/definitions.ts';
+import { startDevServer } from './dev-server.ts';
+
+const OUT = new URL('../test/replay/histories/', import.meta.url).pathname;
+const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+type Scenario = { spec: SpecInput; historyLimit?: number; drive(client: BackfillClient, id: string): Promise<void> };
+
+const hourly = (hours: number) => ({ grain: 'hour' as const, start: '2024-01-01', end: new Date(Date.UTC(2024, 0, 1) + hours * 3_600_000).toISOString() });
+
+const SCENARIOS: Record<string, Scenario> = {
+  control: {
+    spec: {
+      name: 'control',
+      partitions: hourly(60),
+      defaults: { concurrency: 4, rate: 30 },
+      nodes: [
+        { id: 'a', transform: 'sleep', params: { ms: 20 } },
+        { id: 'b', transform: 'noop', dependsOn: ['a'] },
+        { id: 'daily', transform: 'noop', partitions: { grain: 'day' }, dependsOn: ['b'] },
+      ],
+    },
+    async drive(client, id) {
+      await pause(800);
+      await client.pause(id);
+      await pause(800);
+      await client.resume(id);
+      await client.setRate(id, 60, 'a');
+      await client.setConcurrency(id, 2, 'b');
+      await client.setRate(id, 100);
+    },
+  },
+  'failure-retry': {
+    spec: {
+      name: 'failure-retry',
+      partitions: { grain: 'day', start: '2024-01-01', end: '2024-01-15' },
+      defaults: { concurrency: 3, retry: { maxAttempts: 2, initialInterval: '100ms' } },
+      nodes: [
+        { id: 'src', transform: 'sleep', params: { ms: 30, failKeys: ['2024-01-04'], failAttempts: 2 } },
+        { id: 'dst', transform: 'noop', dependsOn: ['src'] },
+        { id: 'slow', transform: 'sleep', params: { ms: 250 }, concurrency: 1 },
+      ],
+    },
+    async drive(client, id) {
+      for (let i = 0; i < 100 && (await client.progress(id)).failed === 0; i++) await pause(100);
+      // The injected failure heals after two attempts: the retry succeeds.
+      await client.retryFailed(id);
+    },
+  },
+  throttle: {
+    spec: {
+      name: 'throttle',
+      partitions: hourly(40),
+      defaults: { concurrency: 6, rate: 20 },
+      nodes: [{ id: 'api', transform: 'sleep', params: { throttleRate: 0.2, throttleTimes: 2 } }],
+    },
+    async drive() {},
+  },
+  'continue-as-new': {
+    historyLimit: 150,
+    spec: {
+      name: 'continue-as-new',
+      partitions: hourly(120),
+      defaults: { concurrency: 6, batchSize: 2 },
+      nodes: [
+        { id: 'a', transform: 'noop' },
+        { id: 'b', transform: 'noop', dependsOn: [{ node: 'a', mapping: { lag: { from: -2, to: 0 } } }] },
+        { id: 'weekly', transform: 'noop', partitions: { grain: 'week' }, dependsOn: ['b'] },
+      ],
+    },
+    async drive(client, id) {
+      await pause(500);
+      await client.setRate(id, 80, 'b');
+    },
+  },
+  cancel: {
+    spec: {
+      name: 'cancel',
+      partitions: hourly(30),
+      defaults: { concurrency: 3, heartbeatTimeout: '2s' },
+      nodes: [{ id: 'long', transform: 'sleep', params: { ms: 30_000 } }],
+    },
+    async drive(client, id) {
+      await pause(1500);
+      await client.cancel(id);
+    },
+  },
+};
+
+installRuntime();
+const dir = mkdtempSync(join(tmpdir(), 'backfill-record-'));
+const server = await startDevServer({ dbFile: join(dir, 'temporal.db'), uiPort: null });
+const connection = await NativeConnection.connect({ address: server.address });
+const warehouse = new SqliteWarehouse(join(dir, 'warehouse.db'));
+const workers = await createWorkers({ connection, warehouse, transforms: BUILTIN_TRANSFORMS });
+const running = workers.run();
+const client = await BackfillClient.connect({ address: server.address });
+try {
+  for (const [name, scenario] of Object.entries(SCENARIOS)) {
+    const { backfillId } = await client.start(resolveSpec(scenario.spec), {
+      id: name,
+      tuning: { reportIntervalMs: 200, ...(scenario.historyLimit ? { historyLimit: scenario.historyLimit } : {}) },
+    });
+    await scenario.drive(client, backfillId);
+    const outcome = await client.wait(backfillId, 120_000);
+    const target = join(OUT, name);
+    rmSync(target, { recursive: true, force: true });
+    mkdirSync(target, { recursive: true });
+    let files = 0;
+    // Every run of the parent and of each node workflow.
+    const executions: Array<{ workflowId: string; runId: string }> = [];
+    for await (const e of client.client.workflow.list({ query: `BackfillId = "${backfillId}"` })) executions.push(e);
+    if (!executions.some((e) => e.workflowId === backfillWorkflowId(backfillId))) throw new Error(`${name}: the parent is missing from visibility`);
+    for (const { workflowId, runId } of executions) {
+      const history = await client.client.workflow.getHandle(workflowId, runId).fetchHistory();
+      // Protobuf binary: exactly what the server sent, read back with History.decode.
+      writeFileSync(join(target, `${workflowId.replaceAll('/', '_')}--${runId}.binpb`), proto.temporal.api.history.v1.History.encode(history).finish());
+      files++;
+    }
+    process.stderr.write(`${name}: ${outcome.state}, ${files} histories\n`);
+  }
+} finally {
+  await client.close();
+  workers.shutdown();
+  await running;
+  await connection.close();
+  await server.stop();
+  await warehouse.close();
+  rmSync(dir, { recursive: true, force: true });
+}
