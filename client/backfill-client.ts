@@ -8,6 +8,7 @@ import {
   type WorkflowHandle,
 } from '@temporalio/client';
 import { WorkflowIdReusePolicy } from '@temporalio/common';
+import proto from '@temporalio/proto';
 import { BackfillError } from '../core/errors.ts';
 import { DEFAULT_TASK_QUEUE, type BackfillCarry, type BackfillInput, type BackfillResult, type Limits, type Progress, type Tuning } from '../core/protocol.ts';
 import type { PartitionRange, ResolvedSpec } from '../core/spec.ts';
@@ -271,6 +272,26 @@ export class BackfillClient {
     const payload = attributes?.input?.payloads?.[0];
     if (!payload) return undefined;
     return this.client.options.loadedDataConverter.payloadConverter.fromPayload<BackfillInput>(payload);
+  }
+
+  /**
+   * Sets the server-enforced cap on activities started per second on a task queue, across
+   * all its workers (UpdateTaskQueueConfig, server 1.29+); null removes it, which restores
+   * the cap the workers set (maxTaskQueueActivitiesPerSecond).
+   */
+  async setQueueRate(taskQueue: string, rate: number | null): Promise<{ taskQueue: string; rate: number | null }> {
+    const response = await this.connection.workflowService.updateTaskQueueConfig({
+      namespace: this.namespace,
+      identity: 'backfill-cli',
+      taskQueue,
+      taskQueueType: proto.temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY,
+      updateQueueRateLimit: {
+        ...(rate === null ? {} : { rateLimit: { requestsPerSecond: rate } }),
+        reason: rate === null ? 'backfill set-queue-rate unlimited' : `backfill set-queue-rate ${rate}`,
+      },
+    });
+    const current = response.config?.queueRateLimit?.rateLimit?.requestsPerSecond;
+    return { taskQueue, rate: current ?? null };
   }
 
   async cancel(backfillId: string): Promise<void> {

@@ -9,7 +9,7 @@ import { expandPlan, planSummary } from '../core/plan.ts';
 import type { Progress } from '../core/protocol.ts';
 import { parseRange } from '../core/spec.ts';
 import { backfillHome } from '../scripts/temporal-cli.ts';
-import { BackfillClient, temporalAddress } from './backfill-client.ts';
+import { BackfillClient, temporalAddress, type Started } from './backfill-client.ts';
 import { EXAMPLE_TRANSFORMS, parseQueues, portOr, startLocal, startWorker, transformModules } from './local.ts';
 import { ProgressView, headline, renderFailures, renderPlan, renderStatus } from './render.ts';
 import { loadSpecFile } from './spec-file.ts';
@@ -133,23 +133,34 @@ export function buildProgram(): Command {
     .option('--rate <per-second>', 'backfill-wide rate limit, partitions per second', positiveNumber('--rate'))
     .option('--concurrency <n>', 'backfill-wide limit on partitions running at once', positiveNumber('--concurrency'))
     .option('--rerun', 'run an id again whose earlier backfill has finished')
+    .option('--attach', 'when a backfill with this id is already running, attach to it instead of failing')
     .option('--watch', 'show live progress until it ends')
     .option('--json', 'machine-readable output')
-    .action(async (file: string, options: Json & { id?: string; from?: string; to?: string; rate?: number; concurrency?: number; rerun?: boolean; watch?: boolean }, command: Command) => {
+    .action(async (file: string, options: Json & { id?: string; from?: string; to?: string; rate?: number; concurrency?: number; rerun?: boolean; attach?: boolean; watch?: boolean }, command: Command) => {
       const { spec } = await loadSpecFile(file);
       const range = parseRange(options.from, options.to);
       if (options.concurrency !== undefined) concurrencyArgument(String(options.concurrency));
       await withClient(command, async (client) => {
-        const started = await client.start(spec, {
-          range,
-          ...(options.id !== undefined ? { id: options.id } : {}),
-          ...(options.rerun ? { rerun: true } : {}),
-          limits: {
-            ...(options.rate !== undefined ? { rate: options.rate } : {}),
-            ...(options.concurrency !== undefined ? { concurrency: options.concurrency } : {}),
-          },
-        });
-        print(options.json, started, () => `started ${pc.bold(started.backfillId)}\n  web UI: ${started.uiUrl}\n  watch:  backfill status ${started.backfillId} --watch`);
+        let started: Started & { attached?: boolean };
+        try {
+          started = await client.start(spec, {
+            range,
+            ...(options.id !== undefined ? { id: options.id } : {}),
+            ...(options.rerun ? { rerun: true } : {}),
+            limits: {
+              ...(options.rate !== undefined ? { rate: options.rate } : {}),
+              ...(options.concurrency !== undefined ? { concurrency: options.concurrency } : {}),
+            },
+          });
+        } catch (error) {
+          const running = options.attach && options.id !== undefined && error instanceof BackfillError && error.code === 'already_exists'
+            ? await client.describe(options.id).then((d) => (d.status.name === 'RUNNING' ? d : undefined))
+            : undefined;
+          if (!running) throw error;
+          started = { backfillId: options.id!, workflowId: running.workflowId, runId: running.runId, uiUrl: client.uiUrl(running.workflowId, running.runId), attached: true };
+        }
+        const verb = started.attached ? 'attached to' : 'started';
+        print(options.json, started, () => `${verb} ${pc.bold(started.backfillId)}\n  web UI: ${started.uiUrl}\n  watch:  backfill status ${started.backfillId} --watch`);
         if (options.watch) {
           const final = await watch(client, started.backfillId, options.json);
           if (!options.json) process.stdout.write(`${[headline(final), ...renderFailures(final)].join('\n')}\n`);
@@ -271,6 +282,20 @@ export function buildProgram(): Command {
     });
 
   program
+    .command('set-queue-rate')
+    .description("cap activities started per second on a task queue, across all its workers (server-enforced); 'unlimited' removes the cap")
+    .argument('<task-queue>', 'the activity task queue (a node\'s taskQueue)')
+    .argument('<per-second>', "activities per second, or 'unlimited'")
+    .option('--json', 'machine-readable output')
+    .action(async (queue: string, value: string, options: Json, command: Command) => {
+      const rate = rateArgument(value);
+      await withClient(command, async (client) => {
+        const result = await client.setQueueRate(queue, rate);
+        print(options.json, result, () => `task queue ${queue}: ${result.rate === null ? 'no server-side cap (workers\' own setting applies)' : `at most ${result.rate} activities/s across all workers`}`);
+      });
+    });
+
+  program
     .command('worker')
     .description('run a worker against $TEMPORAL_ADDRESS (default localhost:7233)')
     .option('--task-queue <queue...>', 'activity task queues to poll, as name or name=maxActivitiesPerSecond (default: backfill)')
@@ -278,7 +303,8 @@ export function buildProgram(): Command {
     .option('--no-workflows', 'poll activity queues only')
     .option('--transforms <module...>', 'modules that define transforms (default $BACKFILL_TRANSFORMS)')
     .option('--warehouse <path>', 'warehouse SQLite file (default $BACKFILL_WAREHOUSE or .backfill/warehouse.db)')
-    .action(async (options: { taskQueue?: string[]; workflowQueue: string; workflows: boolean; transforms?: string[]; warehouse?: string }, command: Command) => {
+    .option('--json', 'print the worker\'s settings as JSON once it polls')
+    .action(async (options: Json & { taskQueue?: string[]; workflowQueue: string; workflows: boolean; transforms?: string[]; warehouse?: string }, command: Command) => {
       const g = globals(command);
       const worker = await startWorker({
         address: g.address ?? temporalAddress(),
@@ -289,7 +315,11 @@ export function buildProgram(): Command {
         workflows: options.workflows,
         ...(options.warehouse !== undefined ? { warehouse: options.warehouse } : {}),
       });
-      process.stderr.write(`worker polling ${parseQueues(options.taskQueue, options.workflowQueue).map((q) => q.name).join(', ')}; warehouse ${worker.warehouse.location}\n`);
+      const queues = parseQueues(options.taskQueue, options.workflowQueue);
+      if (options.json) {
+        print(true, { address: g.address ?? temporalAddress(), workflowQueue: options.workflows ? options.workflowQueue : null, activityQueues: queues, warehouse: worker.warehouse.location }, () => '');
+      }
+      process.stderr.write(`worker polling ${queues.map((q) => q.name).join(', ')}; warehouse ${worker.warehouse.location}\n`);
       await Promise.race([worker.done, waitForSignal()]);
       await worker.stop();
     });
@@ -303,7 +333,8 @@ export function buildProgram(): Command {
     .option('--task-queue <queue...>', 'activity task queues to poll, as name or name=maxActivitiesPerSecond')
     .option('--transforms <module...>', 'modules that define transforms (default: the examples)')
     .option('--warehouse <path>', 'warehouse SQLite file')
-    .action(async (options: { worker: boolean; port: number; uiPort: number; taskQueue?: string[]; transforms?: string[]; warehouse?: string }) => {
+    .option('--json', 'print the addresses as JSON once ready')
+    .action(async (options: Json & { worker: boolean; port: number; uiPort: number; taskQueue?: string[]; transforms?: string[]; warehouse?: string }) => {
       const stack = await startLocal({
         port: options.port,
         uiPort: options.uiPort,
@@ -312,6 +343,9 @@ export function buildProgram(): Command {
         queues: parseQueues(options.taskQueue, 'backfill'),
         ...(options.warehouse !== undefined ? { warehouse: options.warehouse } : {}),
       });
+      if (options.json) {
+        print(true, { address: stack.address, uiUrl: stack.uiUrl, database: stack.server.options.dbFile, worker: stack.worker !== null, warehouse: stack.worker?.warehouse.location ?? null }, () => '');
+      }
       process.stderr.write(
         [
           `Temporal dev server on ${stack.address} (state in ${join(backfillHome(), 'temporal.db')})`,

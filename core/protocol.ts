@@ -34,9 +34,11 @@ export type Tuning = {
   reportIntervalMs: number;
   /** A run continues as new once its history has this many events (or the server suggests it). */
   historyLimit: number;
+  /** A node workflow run also continues as new once it has started this many partitions. */
+  partitionsPerRun: number;
 };
 
-export const DEFAULT_TUNING: Tuning = { reportIntervalMs: 1000, historyLimit: 4000 };
+export const DEFAULT_TUNING: Tuning = { reportIntervalMs: 1000, historyLimit: 4000, partitionsPerRun: 5000 };
 
 /** A failure message and the partitions (index ranges) that failed with it. */
 export type FailureGroup = { message: string; type: string; ranges: RangesJSON };

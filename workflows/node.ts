@@ -20,6 +20,7 @@ import {
   getExternalWorkflowHandle,
   isCancellation,
   proxyActivities,
+  patched,
   proxyLocalActivities,
   setHandler,
   workflowInfo,
@@ -30,6 +31,7 @@ import { Aimd, TokenBucket } from '../core/pacing.ts';
 import { expandNode } from '../core/plan.ts';
 import { windowStrings } from '../core/partitions.ts';
 import {
+  DEFAULT_TUNING,
   NON_RETRYABLE_TYPES,
   type FailureGroup,
   type NodeCarry,
@@ -83,6 +85,9 @@ export async function nodeWorkflow(input: NodeInput): Promise<NodeSummary> {
   const throttledTimes = new Map<number, number>(carry?.throttled ?? []);
 
   let running = 0; // partitions held by in-flight activities
+  let startedThisRun = 0;
+  // Added after the first release: histories recorded before it continue as new by history length only.
+  const capPartitionsPerRun = patched('continue-as-new-by-partition-count');
   let inflight = 0; // in-flight activities
   let maxInflight = 0;
   let stateChanged = false; // something the parent displays changed (rate, throttling)
@@ -290,6 +295,7 @@ export async function nodeWorkflow(input: NodeInput): Promise<NodeSummary> {
     const epoch = congestionEpoch;
     inflight++;
     running += indices.length;
+    startedThisRun += indices.length;
     maxInflight = Math.max(maxInflight, inflight);
     runPartitions({
       backfillId: input.backfillId,
@@ -321,7 +327,11 @@ export async function nodeWorkflow(input: NodeInput): Promise<NodeSummary> {
 
   const shouldContinueAsNew = () => {
     const info = workflowInfo();
-    return info.continueAsNewSuggested || info.historyLength >= input.tuning.historyLimit;
+    return (
+      info.continueAsNewSuggested ||
+      info.historyLength >= input.tuning.historyLimit ||
+      (capPartitionsPerRun && startedThisRun >= (input.tuning.partitionsPerRun ?? DEFAULT_TUNING.partitionsPerRun))
+    );
   };
 
   const background = [reporter(), ticker()];

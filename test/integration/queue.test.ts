@@ -1,0 +1,57 @@
+/**
+ * The first layer of rate limiting: a task queue's cap, enforced by the Temporal server
+ * across all workers of the queue, set by the workers and changed at runtime.
+ */
+import { setTimeout as delay } from 'node:timers/promises';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { BackfillClient } from '../../client/backfill-client.ts';
+import { connectClient, scratch, startTestWorker, testSpec, uniqueQueue, waitFor, type TestWorker } from './helpers.ts';
+
+describe('task queue rate limits', () => {
+  let worker: TestWorker;
+  let client: BackfillClient;
+  const queue = uniqueQueue('queues');
+  const warehouseQueue = `${queue}-warehouse`;
+
+  beforeAll(async () => {
+    // The workers of the warehouse queue cap it at 4 activities per second.
+    worker = await startTestWorker({ queue, warehousePath: `${scratch('queues')}/warehouse.db`, extraQueues: [{ name: warehouseQueue, maxActivitiesPerSecond: 4 }] });
+    client = await connectClient();
+  });
+  afterAll(async () => {
+    await client?.close();
+    await worker?.stop();
+  });
+
+  it('the server holds a queue to its cap whatever the node asks, and follows a change made at runtime', async () => {
+    const spec = testSpec(queue, {
+      name: 'queue-cap',
+      partitions: { grain: 'hour', start: '2024-01-01', end: '2024-01-21' },
+      defaults: { concurrency: 50 },
+      nodes: [{ id: 'load', transform: 'noop', taskQueue: warehouseQueue }],
+    });
+    const { backfillId } = await client.start(spec, { taskQueue: queue, tuning: { reportIntervalMs: 250 } });
+    const started = async () => (await worker.warehouse.ledger({ backfillId })).map((r) => Date.parse(r.startedAt));
+    await waitFor('the first partitions', async () => (await started()).length > 0);
+    const rate = (starts: number[], from: number, to: number) => starts.filter((t) => t >= from && t < to).length / ((to - from) / 1000);
+
+    const cappedFrom = Date.now() + 1000;
+    await delay(5000);
+    const cappedTo = Date.now();
+    expect((await client.setQueueRate(warehouseQueue, 12)).rate).toBe(12);
+    const raisedFrom = Date.now() + 1500;
+    await delay(5500);
+    const raisedTo = Date.now();
+    const starts = await started();
+    const capped = rate(starts, cappedFrom, cappedTo);
+    const raised = rate(starts, raisedFrom, raisedTo);
+    expect(capped).toBeGreaterThan(2.5);
+    expect(capped).toBeLessThanOrEqual(5);
+    expect(raised).toBeGreaterThan(9);
+    expect(raised).toBeLessThan(14);
+
+    expect((await client.setQueueRate(warehouseQueue, null)).rate).toBeNull();
+    await client.cancel(backfillId);
+    expect((await client.wait(backfillId, 60_000)).state).toBe('cancelled');
+  });
+});
