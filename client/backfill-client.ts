@@ -42,6 +42,9 @@ export type Started = { backfillId: string; workflowId: string; runId: string; u
 
 export type Outcome = { backfillId: string; state: Progress['state']; progress: Progress | null };
 
+/** How long a progress query waits for a worker to answer. */
+const QUERY_TIMEOUT_MS = 15_000;
+
 const ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,199}$/;
 
 /** A readable default id: the spec's name and the UTC start time. */
@@ -154,7 +157,17 @@ export class BackfillClient {
     const description = await this.describe(backfillId);
     const status = description.status.name;
     const handle = this.handle(backfillId);
-    if (status === 'RUNNING' || status === 'CONTINUED_AS_NEW') return handle.query(progressQuery);
+    if (status === 'RUNNING' || status === 'CONTINUED_AS_NEW') {
+      try {
+        return await this.client.withDeadline(Date.now() + QUERY_TIMEOUT_MS, () => handle.query(progressQuery));
+      } catch (error) {
+        if (!/deadline|timed? ?out/i.test(String(error))) throw error;
+        throw new BackfillError(
+          'timeout',
+          `backfill '${backfillId}' is running but no worker answered within ${QUERY_TIMEOUT_MS / 1000}s: start one with 'backfill worker' (task queue ${description.taskQueue})`,
+        );
+      }
+    }
     if (status === 'COMPLETED') return ((await handle.result()) as BackfillResult).progress;
     const state = status === 'CANCELLED' ? 'cancelled' : 'failed';
     // A closed run still answers queries when a worker can replay it.
