@@ -11,7 +11,8 @@ import { parseRange } from '../core/spec.ts';
 import { backfillHome } from '../scripts/temporal-cli.ts';
 import { BackfillClient, temporalAddress, type Started } from './backfill-client.ts';
 import { EXAMPLE_TRANSFORMS, parseQueues, portOr, startLocal, startWorker, transformModules } from './local.ts';
-import { ProgressView, headline, renderFailures, renderPlan, renderStatus } from './render.ts';
+import { ProgressView, headline, renderFailures, renderLineage, renderPlan, renderStatus } from './render.ts';
+import { openWarehouse } from '../activities/warehouse/index.ts';
 import { loadSpecFile } from './spec-file.ts';
 import { runDemo } from './demo.ts';
 
@@ -293,6 +294,26 @@ export function buildProgram(): Command {
         const result = await client.setQueueRate(queue, rate);
         print(options.json, result, () => `task queue ${queue}: ${result.rate === null ? 'no server-side cap (workers\' own setting applies)' : `at most ${result.rate} activities/s across all workers`}`);
       });
+    });
+
+  program
+    .command('lineage')
+    .description('which backfill, transform, parameters, code and input versions made a partition, version by version')
+    .argument('<node>', 'the node (dataset)')
+    .argument('<partition>', 'the partition key, e.g. 2024-03-01')
+    .option('--warehouse <path>', 'warehouse SQLite file (default $BACKFILL_WAREHOUSE or .backfill/warehouse.db)')
+    .option('--json', 'machine-readable output')
+    .action(async (node: string, partition: string, options: Json & { warehouse?: string }) => {
+      const warehouse = openWarehouse(options.warehouse);
+      try {
+        const versions = await warehouse.ledger({ node, partition });
+        if (versions.length === 0) {
+          throw new BackfillError('not_found', `no version of ${node} ${partition} in the ledger of ${warehouse.location}: check the node id and the partition key (e.g. 2024-03-01, 2024-W09, 2024-03)`);
+        }
+        print(options.json, { node, partition, current: versions.find((v) => v.current) ?? null, versions }, () => renderLineage(node, partition, versions));
+      } finally {
+        await warehouse.close();
+      }
     });
 
   program

@@ -1,4 +1,4 @@
-/** Human output of the command line: plan and status tables, live progress bars. */
+/** Human output of the command line: plan, status and lineage tables, live progress bars. */
 import Table from 'cli-table3';
 import cliProgress from 'cli-progress';
 import pc from 'picocolors';
@@ -6,12 +6,13 @@ import { formatDuration } from '../core/duration.ts';
 import { describeMapping } from '../core/mapping.ts';
 import type { PlanSummary } from '../core/plan.ts';
 import type { NodeProgress, Progress } from '../core/protocol.ts';
+import type { LedgerRow } from '../activities/warehouse/types.ts';
 
 const number = (n: number) => n.toLocaleString('en-US');
 /** Table colours only on a terminal. */
 const tableStyle = () => (process.stdout.isTTY ? { head: ['cyan'] } : { head: [], border: [] });
 const rate = (r: number | null) => (r === null ? 'unlimited' : `${Number(r.toFixed(2))}/s`);
-const eta = (seconds: number | null) => (seconds === null ? '–' : formatDuration(seconds * 1000));
+const eta = (seconds: number | null) => (seconds === null ? '–' : seconds === 0 ? 'done' : formatDuration(seconds * 1000));
 const throughput = (t: number | null) => (t === null ? '–' : `${t.toFixed(1)}/s`);
 
 export function renderPlan(plan: PlanSummary): string {
@@ -45,7 +46,8 @@ const STATE_COLOR: Record<Progress['state'], (s: string) => string> = {
 export function headline(progress: Progress): string {
   const state = STATE_COLOR[progress.state](progress.state + (progress.paused && progress.state === 'running' ? ' (paused)' : ''));
   const limits = `rate ${rate(progress.rate)} · concurrency ${progress.concurrency ?? 'per node'}`;
-  return `${pc.bold(progress.backfillId)} ${state} · ${number(progress.done)}/${number(progress.total)} done · ${throughput(progress.throughput)} · ETA ${eta(progress.etaSeconds)} · ${limits}`;
+  const left = progress.state === 'running' ? ` · ETA ${eta(progress.etaSeconds)}` : '';
+  return `${pc.bold(progress.backfillId)} ${state} · ${number(progress.done)}/${number(progress.total)} done · ${throughput(progress.throughput)}${left} · ${limits}`;
 }
 
 export function renderFailures(progress: Progress): string[] {
@@ -86,7 +88,7 @@ function barPayload(n: NodeProgress) {
   if (n.running > 0) parts.push(`${n.running} running`);
   if (n.failed > 0) parts.push(pc.red(`${n.failed} failed`));
   if (n.blocked > 0) parts.push(pc.yellow(`${n.blocked} blocked`));
-  parts.push(throughput(n.throughput), `ETA ${eta(n.etaSeconds)}`);
+  parts.push(throughput(n.throughput), n.etaSeconds === 0 ? 'done' : `ETA ${eta(n.etaSeconds)}`);
   if (n.throttles > 0) parts.push(pc.yellow(`throttled ×${n.throttles}, now ${rate(n.rate)}`));
   return { details: parts.join(' · ') };
 }
@@ -149,4 +151,29 @@ export class ProgressView {
     this.multibar?.stop();
     this.multibar = undefined;
   }
+}
+
+export function renderLineage(node: string, partition: string, versions: LedgerRow[]): string {
+  if (versions.length === 0) return `${node} ${partition}: no version in the ledger`;
+  const table = new Table({
+    head: ['version', 'status', 'backfill', 'rows', 'checksum', 'transform', 'code', 'attempt', 'finished', 'inputs'],
+    style: tableStyle(),
+  });
+  for (const v of versions) {
+    table.push([
+      `${v.version}${v.current ? ' (current)' : ''}`,
+      v.status,
+      v.backfillId,
+      v.rowCount === null ? '–' : number(v.rowCount),
+      v.checksum ? v.checksum.slice(0, 12) : '–',
+      v.transform,
+      v.codeVersion,
+      String(v.attempt),
+      v.finishedAt,
+      v.inputs.map((i) => `${i.node} ${i.from === i.to ? i.from : `${i.from}..${i.to}`} (${i.partitions}, ${i.versions ? Object.values(i.versions).map((x) => `v${x}`).filter((x, k, all) => all.indexOf(x) === k).join(' ') : `digest ${i.digest}`})`).join('\n') || '–',
+    ]);
+  }
+  const current = versions.find((v) => v.current);
+  const params = current ? `\nparameters: ${JSON.stringify(current.params)}` : '';
+  return `${pc.bold(`${node} ${partition}`)}: ${versions.length} version(s)${params}\n${table.toString()}`;
 }

@@ -135,11 +135,38 @@ describe('backfill start, wait, status and control against a running worker', ()
     for await (const execution of client.client.workflow.list({ query: `BackfillId = "${id}"` })) ids.add(execution.workflowId);
     expect([...ids].sort()).toEqual([`backfill/${id}`, ...status.json.nodes.map((n: { id: string }) => `backfill/${id}/${n.id}`)].sort());
 
+    // Lineage: which backfill, transform and upstream versions made a partition.
+    const lineage = await backfill(['lineage', 'revenue_7d', '2024-01-10', '--warehouse', join(dir, 'warehouse.db'), '--json'], env);
+    expect(lineage.code).toBe(0);
+    expect(lineage.json.current).toMatchObject({ node: 'revenue_7d', partition: '2024-01-10', backfillId: id, transform: 'sql', status: 'published', current: true });
+    expect(lineage.json.current.inputs).toEqual([
+      expect.objectContaining({ node: 'daily_revenue', from: '2024-01-04', to: '2024-01-10', partitions: 7 }),
+    ]);
+    expect(Object.keys(lineage.json.current.inputs[0].versions)).toHaveLength(7);
+
     // Starting the same id again is refused; --rerun runs it deliberately.
     const again = await backfill(['start', spec, '--id', id, '--json'], env);
     expect(again.code).not.toBe(0);
     expect(again.json.error).toMatchObject({ code: 'already_exists' });
     expect(again.json.error.message).toMatch(/--rerun/);
+  });
+
+  it('start --attach joins a backfill that is already running instead of failing', async () => {
+    const spec = writeSpec(dir, 'slow.yaml', `name: slow\npartitions: { grain: hour, start: 2024-01-01, end: 2024-01-05 }\ndefaults: { taskQueue: ${queue}, rate: 2 }\nnodes:\n  - { id: a, transform: noop }\n`);
+    const id = `cli-attach-${Date.now()}`;
+    const first = await backfill(['start', spec, '--id', id, '--json'], env);
+    expect(first.code).toBe(0);
+    const refused = await backfill(['start', spec, '--id', id, '--json'], env);
+    expect(refused.json.error.code).toBe('already_exists');
+    expect(refused.json.error.message).toMatch(/already running/);
+    const attached = await backfill(['start', spec, '--id', id, '--attach', '--json'], env);
+    expect(attached.code).toBe(0);
+    expect(attached.json).toMatchObject({ backfillId: id, runId: first.json.runId, attached: true });
+    const cancelled = await backfill(['cancel', id, '--json'], env);
+    expect(cancelled.code).toBe(0);
+    const waited = await backfill(['wait', id, '--json'], env);
+    expect(waited.code).toBe(3);
+    expect(waited.json.state).toBe('cancelled');
   });
 
   it('rejects bad control input with a clear message and changes nothing', async () => {
