@@ -7,6 +7,8 @@
 /** Shortest and longest pacing tick: one workflow timer per tick, never one per token. */
 export const MIN_TICK_MS = 100;
 export const MAX_TICK_MS = 60_000;
+/** The lateness of a timer that `refill` makes up for. */
+export const MAX_LATENESS_MS = 2000;
 /** The slowest pace a node is ever throttled down to: one partition a minute. */
 export const MIN_RATE = 1 / 60;
 
@@ -72,9 +74,17 @@ export class TokenBucket {
     this.tokens = Math.min(this.tokens, this.burst);
   }
 
-  refill(elapsedMs: number): void {
+  /**
+   * Adds the tokens of `elapsedMs`, up to the burst. When a tick that should have come after
+   * `scheduledMs` comes late (servers whose timers fire up to a second late), the tokens of
+   * the lateness (at most MAX_LATENESS_MS) may go over the burst: a consumer awake all along
+   * would have taken them as they came.
+   */
+  refill(elapsedMs: number, scheduledMs = elapsedMs): void {
     if (this.rate === null) return;
-    this.tokens = Math.min(this.burst, this.tokens + (this.rate * elapsedMs) / 1000);
+    const lateness = Math.min(MAX_LATENESS_MS, Math.max(0, elapsedMs - scheduledMs));
+    const cap = this.burst + (this.rate * lateness) / 1000;
+    this.tokens = Math.min(cap, this.tokens + (this.rate * elapsedMs) / 1000);
   }
 
   /** Takes up to `wanted` tokens and returns how many were granted. */

@@ -184,12 +184,12 @@ export async function nodeWorkflow(input: NodeInput): Promise<NodeSummary> {
         const tick = aimd.active ? Math.min(bucket.tick, 1000) : bucket.tick;
         throttledThisTick = false;
         // New settings cut the tick short: the bucket then refills for the time that did pass.
-        await condition(() => finishing || settingsVersion !== version, tick);
+        const cutShort = await condition(() => finishing || settingsVersion !== version, tick);
         if (finishing) return;
         const now = await clock.currentTimeMs();
         const elapsed = Math.max(0, now - last);
         last = now;
-        bucket.refill(elapsed);
+        bucket.refill(elapsed, cutShort ? elapsed : tick);
         if (aimd.active && !throttledThisTick) {
           aimd.onCalm(settings.rate, elapsed);
           applyRate();

@@ -1,5 +1,5 @@
 import { describe, it, expect } from 'vitest';
-import { Aimd, MAX_TICK_MS, MIN_RATE, MIN_TICK_MS, shareLimit, TokenBucket, type Claim } from '../../core/pacing.ts';
+import { Aimd, MAX_LATENESS_MS, MAX_TICK_MS, MIN_RATE, MIN_TICK_MS, shareLimit, TokenBucket, type Claim } from '../../core/pacing.ts';
 
 function prng(seed: number): () => number {
   let a = seed >>> 0;
@@ -131,6 +131,33 @@ describe('TokenBucket', () => {
     const restored = new TokenBucket(4, 8, JSON.parse(JSON.stringify(bucket.toJSON())).tokens);
     expect(restored.available).toBe(bucket.available);
     expect(restored.toJSON()).toEqual({ tokens: 4 });
+  });
+
+  it('keeps the long-run rate when ticks fire late', () => {
+    // A server whose timers fire up to a second late: ticks of 500 ms take 1.5 s.
+    const bucket = new TokenBucket(20, 20);
+    let granted = bucket.take(1_000_000);
+    expect(bucket.tick).toBe(500);
+    for (let t = 0; t < 60_000; t += 1500) {
+      bucket.refill(1500, 500);
+      const now = bucket.take(1_000_000);
+      expect(now).toBeLessThanOrEqual(30);
+      granted += now;
+    }
+    expect(granted).toBeGreaterThanOrEqual(20 * 60);
+    expect(granted).toBeLessThanOrEqual(20 * 60 + 20);
+    // Without the schedule, the same late ticks lose a third of the rate to the burst cap.
+    const capped = new TokenBucket(20, 20);
+    let cappedGranted = capped.take(1_000_000);
+    for (let t = 0; t < 60_000; t += 1500) {
+      capped.refill(1500);
+      cappedGranted += capped.take(1_000_000);
+    }
+    expect(cappedGranted).toBeLessThan(20 * 60 * 0.7);
+    // Lateness is made up for only so far: a long silence is not a credit.
+    const idle = new TokenBucket(20, 20, 0);
+    idle.refill(60_000, 500);
+    expect(idle.available).toBe(20 + (20 * MAX_LATENESS_MS) / 1000);
   });
 
   describe('a simulated 60-second run', () => {
