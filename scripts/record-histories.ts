@@ -1,12 +1,13 @@
 /**
- * Records the event histories of representative backfills into test/replay/histories, for
+ * Records the event histories of representative backfills into test/replay/histories/<label>, for
  * the replay test: pause and resume, rate and concurrency changes, failures and
  * retry-failed, throttling, continue-as-new and cancellation.
  *
- *   node --import tsx scripts/record-histories.ts
+ *   node --import tsx scripts/record-histories.ts v3
  *
- * Re-record only on purpose: the point of the files is that they were made by older code.
- * A change to workflow logic that cannot replay them must go behind `patched()`.
+ * Keep the older labels: the point of the files is that they were made by older code. A
+ * change to workflow logic that cannot replay them must go behind `patched()`; record a new
+ * label after such a change, so that the next one is checked against it too.
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -22,7 +23,9 @@ import { createWorkers } from '../workers/worker.ts';
 import { backfillWorkflowId } from '../workflows/definitions.ts';
 import { startDevServer } from './dev-server.ts';
 
-const OUT = new URL('../test/replay/histories/', import.meta.url).pathname;
+const label = process.argv[2];
+if (!label || !/^[a-z0-9-]+$/.test(label)) throw new Error('give a label for this recording, e.g. v3 (kept beside the older ones)');
+const OUT = new URL(`../test/replay/histories/${label}/`, import.meta.url).pathname;
 const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 type Scenario = { spec: SpecInput; historyLimit?: number; drive(client: BackfillClient, id: string): Promise<void> };

@@ -86,8 +86,9 @@ export async function nodeWorkflow(input: NodeInput): Promise<NodeSummary> {
 
   let running = 0; // partitions held by in-flight activities
   let startedThisRun = 0;
-  // Added after the first release: histories recorded before it continue as new by history length only.
+  // Changes made after the first release; histories recorded before them replay the old way.
   const capPartitionsPerRun = patched('continue-as-new-by-partition-count');
+  const makeUpForLateTicks = patched('pacing-makes-up-for-late-ticks');
   let inflight = 0; // in-flight activities
   let maxInflight = 0;
   let stateChanged = false; // something the parent displays changed (rate, throttling)
@@ -189,7 +190,7 @@ export async function nodeWorkflow(input: NodeInput): Promise<NodeSummary> {
         const now = await clock.currentTimeMs();
         const elapsed = Math.max(0, now - last);
         last = now;
-        bucket.refill(elapsed, cutShort ? elapsed : tick);
+        bucket.refill(elapsed, makeUpForLateTicks && !cutShort ? tick : elapsed);
         if (aimd.active && !throttledThisTick) {
           aimd.onCalm(settings.rate, elapsed);
           applyRate();

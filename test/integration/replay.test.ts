@@ -15,10 +15,16 @@ import { ROOT } from './helpers.ts';
 const DIR = join(ROOT, 'test/replay/histories');
 
 describe('replaying recorded histories', () => {
-  const scenarios = readdirSync(DIR).sort();
+  // test/replay/histories/<recording>/<scenario>/*.binpb, one recording per workflow code version.
+  const scenarios = readdirSync(DIR)
+    .sort()
+    .flatMap((recording) => readdirSync(join(DIR, recording)).sort().map((scenario) => join(recording, scenario)));
 
-  it('has the representative scenarios', () => {
-    expect(scenarios).toEqual(expect.arrayContaining(['cancel', 'continue-as-new', 'control', 'failure-retry', 'throttle']));
+  it('has the representative scenarios in every recording', () => {
+    for (const recording of readdirSync(DIR)) {
+      expect(readdirSync(join(DIR, recording))).toEqual(expect.arrayContaining(['cancel', 'continue-as-new', 'control', 'failure-retry', 'throttle']));
+    }
+    expect(scenarios.length).toBeGreaterThanOrEqual(10);
   });
 
   for (const scenario of scenarios) {
@@ -28,7 +34,7 @@ describe('replaying recorded histories', () => {
       const files = readdirSync(join(DIR, scenario)).filter((f) => f.endsWith('.binpb'));
       expect(files.length).toBeGreaterThan(0);
       const histories = files.map((file) => ({
-        workflowId: file.split('--')[0]!,
+        workflowId: `${scenario}/${file.split('--')[0]!}`,
         history: proto.temporal.api.history.v1.History.decode(readFileSync(join(DIR, scenario, file))),
       }));
       let replayed = 0;
