@@ -8,6 +8,7 @@ import { pathToFileURL } from 'node:url';
 import { resolve } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { NonRetryableError, ThrottledError } from './errors.ts';
+import type { PartitionInput } from '../core/protocol.ts';
 import type { Bindings, PartitionData, Row, SqlValue } from './warehouse/types.ts';
 
 /** What a transform sees of the warehouse while it produces a partition. */
@@ -28,8 +29,8 @@ export type TransformContext = {
   params: Record<string, unknown>;
   /** The node's SQL, for SQL transforms. */
   sql: string | undefined;
-  /** The upstream partitions this one depends on, as key ranges. */
-  inputs: Array<{ node: string; from: string; to: string }>;
+  /** The upstream partitions this one depends on, as key ranges (static keys listed). */
+  inputs: PartitionInput[];
   /** The SQL parameters of this partition: :partition, :start, :end, :start_date, :end_date and the node's scalar params. */
   bindings: Bindings;
   warehouse: PartitionSession;
@@ -133,7 +134,7 @@ export const BUILTIN_TRANSFORMS: TransformRegistry = new Map<string, Transform>(
 ]);
 
 function isTransformRecord(value: unknown): value is Record<string, Transform> {
-  return typeof value === 'object' && value !== null && Object.values(value).every((v) => typeof v === 'function');
+  return typeof value === 'object' && value !== null && Object.keys(value).length > 0 && Object.values(value).every((v) => typeof v === 'function');
 }
 
 /**

@@ -1,5 +1,5 @@
 /** Reads a spec file (YAML, JSON, or a TypeScript/JavaScript module) and validates it. */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { dirname, extname, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseDocument } from 'yaml';
@@ -9,6 +9,7 @@ import { loadTransforms } from '../activities/transforms.ts';
 
 async function readDocument(path: string): Promise<unknown> {
   const extension = extname(path).toLowerCase();
+  if (!existsSync(path)) throw new BackfillError('invalid_argument', `cannot read the spec file ${path}: it does not exist`, 'spec');
   if (['.ts', '.mts', '.js', '.mjs'].includes(extension)) {
     const module = (await import(pathToFileURL(path).href)) as { default?: unknown; spec?: unknown };
     const document = module.default ?? module.spec;
@@ -51,7 +52,7 @@ export async function loadSpecFile(file: string): Promise<LoadedSpec> {
   try {
     known = new Set((await loadTransforms(transformModules)).keys());
   } catch (error) {
-    throw new BackfillError('unknown_transform', `transforms: ${(error as Error).message}`, 'transforms');
+    throw new BackfillError('invalid_spec', `transforms: ${(error as Error).message}`, 'transforms');
   }
   return { spec: resolveSpec(document, known), path, transformModules };
 }

@@ -127,6 +127,9 @@ export type NodeCarry = {
   runs: number;
 };
 
+/** Upstream partitions a partition reads: a key range of a time grain, or a list of static keys. */
+export type PartitionInput = { node: string; from: string; to: string; keys?: string[] };
+
 /** The progress of one partition activity: what a (batch) activity finished. */
 export type PartitionResult = {
   index: number;
@@ -142,8 +145,8 @@ export type PartitionTask = {
   index: number;
   key: string;
   window: { start: string; end: string } | null;
-  /** The upstream partitions it read, as key ranges (for lineage). */
-  inputs: Array<{ node: string; from: string; to: string }>;
+  /** The upstream partitions it read, as key ranges (for lineage); static keys are listed. */
+  inputs: PartitionInput[];
   /** How many times the downstream system throttled this partition before. */
   throttled: number;
 };

@@ -271,7 +271,12 @@ export async function nodeWorkflow(input: NodeInput): Promise<NodeSummary> {
     window: windowStrings(plan.partitions.window(index)),
     inputs: plan.upstream
       .filter((edge) => edge.hi[index]! > edge.lo[index]!)
-      .map((edge) => ({ node: edge.node, from: edge.source.key(edge.lo[index]!), to: edge.source.key(edge.hi[index]! - 1) })),
+      .map((edge) => {
+        const lo = edge.lo[index]!;
+        const hi = edge.hi[index]!;
+        const range = { node: edge.node, from: edge.source.key(lo), to: edge.source.key(hi - 1) };
+        return edge.source.grain === 'static' ? { ...range, keys: edge.source.keys.slice(lo, hi) } : range;
+      }),
   });
 
   const timeoutMs = parseDuration(spec.timeout)!;

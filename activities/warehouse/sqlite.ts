@@ -146,7 +146,8 @@ export class SqliteWarehouse implements Warehouse {
     return latest.v + 1;
   }
 
-  private stage(write: PartitionWrite, version: number): void {
+  /** Writes the version's rows; returns the names of the columns this version has. */
+  private stage(write: PartitionWrite, version: number): string[] {
     const { node, partition, data } = write;
     const selects = data.selects.map(({ sql, bindings }) => {
       try {
@@ -184,14 +185,21 @@ export class SqliteWarehouse implements Warehouse {
       );
       for (const row of data.rows) insert.run(partition, version, ...names.map((n) => toSqlValue(row[n])));
     }
+    return [...new Set(wanted.map((c) => c.name))];
   }
 
-  private summarize(node: string, partition: string, version: number): { rowCount: number; checksum: string; schemaHash: string } {
-    const columns = this.columns(node);
+  /**
+   * Row count, checksum and schema hash of one version, over the columns that version wrote
+   * (sorted by name): columns other versions added to the table do not change them.
+   */
+  private summarize(node: string, partition: string, version: number, written: string[]): { rowCount: number; checksum: string; schemaHash: string } {
+    const columns = [...written].sort();
     const hash = createHash('sha256');
     let rowCount = 0;
-    if (columns.length > 0) {
-      const list = columns.map((c) => quote(c.name)).join(', ');
+    if (columns.length === 0) {
+      rowCount = (this.db.prepare(`SELECT COUNT(*) AS n FROM ${versionsTable(node)} WHERE __partition = ? AND __version = ?`).get(partition, version) as { n: number }).n;
+    } else {
+      const list = columns.map(quote).join(', ');
       const rows = this.db
         .prepare(`SELECT ${list} FROM ${versionsTable(node)} WHERE __partition = ? AND __version = ? ORDER BY ${list}`)
         .raw()
@@ -202,7 +210,7 @@ export class SqliteWarehouse implements Warehouse {
         rowCount++;
       }
     }
-    const schemaHash = createHash('sha256').update(JSON.stringify(columns.map((c) => c.name))).digest('hex').slice(0, 16);
+    const schemaHash = createHash('sha256').update(JSON.stringify(columns)).digest('hex').slice(0, 16);
     return { rowCount, checksum: hash.digest('hex'), schemaHash };
   }
 
@@ -247,10 +255,17 @@ export class SqliteWarehouse implements Warehouse {
   }
 
   private inputVersions(inputs: PartitionWrite['inputs']): InputVersions[] {
-    return inputs.map((input) => {
-      const rows = this.db
-        .prepare('SELECT partition, version FROM backfill_partitions WHERE node = ? AND partition BETWEEN ? AND ? ORDER BY partition')
-        .all(input.node, input.from, input.to) as Array<{ partition: string; version: number }>;
+    return inputs.map(({ keys, ...input }) => {
+      // Time keys of one grain sort in time order, so a range is a BETWEEN; static keys are listed.
+      const rows = (
+        keys
+          ? this.db
+              .prepare(`SELECT partition, version FROM backfill_partitions WHERE node = ? AND partition IN (${keys.map(() => '?').join(', ')}) ORDER BY partition`)
+              .all(input.node, ...keys)
+          : this.db
+              .prepare('SELECT partition, version FROM backfill_partitions WHERE node = ? AND partition BETWEEN ? AND ? ORDER BY partition')
+              .all(input.node, input.from, input.to)
+      ) as Array<{ partition: string; version: number }>;
       const digest = createHash('sha256');
       for (const r of rows) digest.update(`${r.partition}=${r.version}\n`);
       return {
@@ -299,8 +314,8 @@ export class SqliteWarehouse implements Warehouse {
     let failure: { version: number; problems: string[] } | undefined;
     const publish = this.db.transaction((): Published => {
       const version = this.assignVersion(node, partition, write.runKey);
-      this.stage(write, version);
-      const summary = this.summarize(node, partition, version);
+      const written = this.stage(write, version);
+      const summary = this.summarize(node, partition, version, written);
       const problems = this.runChecks(node, partition, version, summary.rowCount, write.checks);
       if (problems.length > 0) {
         failure = { version, problems };
@@ -309,7 +324,13 @@ export class SqliteWarehouse implements Warehouse {
       const current = this.db.prepare('SELECT version FROM backfill_partitions WHERE node = ? AND partition = ?').get(node, partition) as
         | { version: number }
         | undefined;
-      const previousVersion = current && current.version !== version ? current.version : null;
+      // A retry of a version already published keeps the version it replaced.
+      const previousVersion =
+        current && current.version !== version
+          ? current.version
+          : ((this.db.prepare('SELECT previous_version AS p FROM backfill_ledger WHERE node = ? AND partition = ? AND version = ?').get(node, partition, version) as
+              | { p: number | null }
+              | undefined)?.p ?? null);
       this.db
         .prepare(
           `INSERT INTO backfill_partitions (node, partition, version, published_at) VALUES (?, ?, ?, ?)
@@ -325,9 +346,19 @@ export class SqliteWarehouse implements Warehouse {
       if (error instanceof CheckFailedError && failure) {
         const { version, problems } = failure;
         // The new version's rows were rolled back with the transaction; the ledger keeps why.
-        this.db.transaction(() =>
-          record.run(ledgerRow(version, { status: 'failed_check', rowCount: null, checksum: null, schemaHash: null, previousVersion: null, error: problems.join('; ') })),
-        ).immediate();
+        // A version already published by an earlier attempt stays published: only the failure is noted.
+        this.db.transaction(() => {
+          const existing = this.db.prepare('SELECT status FROM backfill_ledger WHERE node = ? AND partition = ? AND version = ?').get(node, partition, version) as
+            | { status: string }
+            | undefined;
+          if (existing?.status === 'published') {
+            this.db
+              .prepare('UPDATE backfill_ledger SET executions = executions + 1, error = ? WHERE node = ? AND partition = ? AND version = ?')
+              .run(problems.join('; '), node, partition, version);
+          } else {
+            record.run(ledgerRow(version, { status: 'failed_check', rowCount: null, checksum: null, schemaHash: null, previousVersion: null, error: problems.join('; ') }));
+          }
+        }).immediate();
       }
       throw error;
     }

@@ -5,6 +5,7 @@
  * published data. Publishing a partition (data, checks, pointer and ledger row) is one
  * transaction: a partition is never half-published.
  */
+import type { PartitionInput } from '../../core/protocol.ts';
 import type { Check } from '../../core/spec.ts';
 
 export type SqlValue = string | number | bigint | boolean | null;
@@ -39,7 +40,7 @@ export type PartitionWrite = {
   transform: string;
   params: Record<string, unknown>;
   codeVersion: string;
-  inputs: Array<{ node: string; from: string; to: string }>;
+  inputs: PartitionInput[];
   attempt: number;
   startedAt: number;
 };

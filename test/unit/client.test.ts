@@ -1,0 +1,316 @@
+import { resolve } from 'node:path';
+import { stripVTControlCharacters } from 'node:util';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { expandPlan, planSummary } from '../../core/plan.ts';
+import type { BackfillCarry, NodeProgress, Progress } from '../../core/protocol.ts';
+import { resolveSpec } from '../../core/spec.ts';
+import { defaultBackfillId, resumeCarry } from '../../client/backfill-client.ts';
+import { EXIT, exitCodeFor } from '../../client/cli.ts';
+import { parseQueues, transformModules } from '../../client/local.ts';
+import { headline, renderFailures, renderPlan, renderStatus } from '../../client/render.ts';
+
+const plain = (text: string) => stripVTControlCharacters(text);
+
+describe('defaultBackfillId', () => {
+  const at = new Date('2024-03-01T05:06:07.890Z');
+
+  it('is the slug of the name and the UTC start time', () => {
+    expect(defaultBackfillId('shop', at)).toBe('shop-20240301-050607Z');
+  });
+
+  it('is deterministic for a given date', () => {
+    expect(defaultBackfillId('Daily Revenue', at)).toBe(defaultBackfillId('Daily Revenue', new Date(at.getTime())));
+    expect(defaultBackfillId('Daily Revenue', at)).not.toBe(defaultBackfillId('Daily Revenue', new Date(at.getTime() + 1000)));
+  });
+
+  it('lowercases, turns runs of other characters into one dash and trims dashes', () => {
+    expect(defaultBackfillId('  Daily Revenue (EU)!! ', at)).toBe('daily-revenue-eu-20240301-050607Z');
+    expect(defaultBackfillId('a.b_c-d', at)).toBe('a.b_c-d-20240301-050607Z');
+  });
+
+  it('falls back to "backfill" when nothing of the name is usable', () => {
+    expect(defaultBackfillId('!!!', at)).toBe('backfill-20240301-050607Z');
+    expect(defaultBackfillId('', at)).toBe('backfill-20240301-050607Z');
+  });
+
+  it('uses UTC whatever the time zone, and is a valid backfill id', () => {
+    const id = defaultBackfillId('x', new Date(Date.UTC(2023, 11, 31, 23, 59, 59)));
+    expect(id).toBe('x-20231231-235959Z');
+    expect(id).toMatch(/^[A-Za-z0-9][A-Za-z0-9._:-]{0,199}$/);
+  });
+});
+
+describe('resumeCarry', () => {
+  const carry: BackfillCarry = {
+    runKey: 'run-1',
+    readiness: {
+      a: { done: [0, 3], failed: [3, 4], released: [0, 5] },
+      b: { done: [0, 2], failed: [], released: [0, 3] },
+    },
+    childrenRunning: true,
+    paused: false,
+    limits: { rate: 5, concurrency: 2 },
+    overrides: { a: { rate: 1 } },
+    reports: {},
+    failures: { a: [{ message: 'boom', type: 'Error', ranges: [3, 4] }] },
+    outbox: { b: { ready: [2, 3], settingsDirty: true } },
+    settings: { a: { seq: 3, rate: 1, burst: 1, concurrency: 2, paused: false } },
+    startedAt: 1000,
+    runs: 2,
+  };
+
+  it('keeps what is done and forgets failures, releases, the outbox and settings', () => {
+    const resumed = resumeCarry(carry);
+    expect(resumed.readiness).toEqual({ a: { done: [0, 3], failed: [] }, b: { done: [0, 2], failed: [] } });
+    expect(resumed.readiness.a).not.toHaveProperty('released');
+    expect(resumed.childrenRunning).toBe(false);
+    expect(resumed.failures).toEqual({});
+    expect(resumed.outbox).toEqual({});
+    expect(resumed.settings).toEqual({});
+  });
+
+  it('keeps the identity and the operator limits of the backfill', () => {
+    const resumed = resumeCarry(carry);
+    expect(resumed.runKey).toBe('run-1');
+    expect(resumed.limits).toEqual({ rate: 5, concurrency: 2 });
+    expect(resumed.overrides).toEqual({ a: { rate: 1 } });
+    expect(resumed.startedAt).toBe(1000);
+  });
+
+  it('does not modify the carry it is given', () => {
+    const before = structuredClone(carry);
+    resumeCarry(carry);
+    expect(carry).toEqual(before);
+  });
+});
+
+describe('parseQueues', () => {
+  it('uses the fallback queue when no flag is given', () => {
+    expect(parseQueues(undefined, 'backfill')).toEqual([{ name: 'backfill' }]);
+    expect(parseQueues([], 'backfill')).toEqual([{ name: 'backfill' }]);
+  });
+
+  it('reads a name, or a name and a rate', () => {
+    expect(parseQueues(['q'], 'backfill')).toEqual([{ name: 'q' }]);
+    expect(parseQueues(['q=5'], 'backfill')).toEqual([{ name: 'q', maxActivitiesPerSecond: 5 }]);
+    expect(parseQueues(['warehouse=0.5', 'api'], 'backfill')).toEqual([
+      { name: 'warehouse', maxActivitiesPerSecond: 0.5 },
+      { name: 'api' },
+    ]);
+  });
+
+  it('refuses a rate that is not above 0', () => {
+    expect(() => parseQueues(['q=0'], 'backfill')).toThrow(/'q=0'.*above 0/);
+    expect(() => parseQueues(['q=-2'], 'backfill')).toThrow(/above 0/);
+    expect(() => parseQueues(['q=fast'], 'backfill')).toThrow(/above 0/);
+    expect(() => parseQueues(['q='], 'backfill')).toThrow(/above 0/);
+  });
+
+  it('refuses an entry without a name', () => {
+    expect(() => parseQueues(['=3'], 'backfill')).toThrow(/'=3'.*name or name=maxActivitiesPerSecond/);
+  });
+});
+
+describe('transformModules', () => {
+  let saved: string | undefined;
+  beforeEach(() => {
+    saved = process.env.BACKFILL_TRANSFORMS;
+    delete process.env.BACKFILL_TRANSFORMS;
+  });
+  afterEach(() => {
+    if (saved === undefined) delete process.env.BACKFILL_TRANSFORMS;
+    else process.env.BACKFILL_TRANSFORMS = saved;
+  });
+
+  it('uses the fallback when there are neither flags nor $BACKFILL_TRANSFORMS', () => {
+    expect(transformModules(undefined, ['/fallback.ts'])).toEqual(['/fallback.ts']);
+    expect(transformModules([])).toEqual([]);
+  });
+
+  it('reads $BACKFILL_TRANSFORMS (comma-separated, trimmed, empty entries dropped) over the fallback', () => {
+    process.env.BACKFILL_TRANSFORMS = ' env/one.ts, ,/abs/two.ts,';
+    expect(transformModules(undefined, ['/fallback.ts'])).toEqual([resolve('env/one.ts'), '/abs/two.ts']);
+    expect(transformModules([], ['/fallback.ts'])).toEqual([resolve('env/one.ts'), '/abs/two.ts']);
+  });
+
+  it('ignores an empty $BACKFILL_TRANSFORMS', () => {
+    process.env.BACKFILL_TRANSFORMS = ' , ';
+    expect(transformModules(undefined, ['/fallback.ts'])).toEqual(['/fallback.ts']);
+  });
+
+  it('prefers flags over $BACKFILL_TRANSFORMS and the fallback, resolved from the working directory', () => {
+    process.env.BACKFILL_TRANSFORMS = 'env/one.ts';
+    expect(transformModules(['flag/a.ts', '/abs/b.ts'], ['/fallback.ts'])).toEqual([resolve('flag/a.ts'), '/abs/b.ts']);
+  });
+});
+
+describe('exitCodeFor', () => {
+  it('maps every state to its exit code', () => {
+    expect(exitCodeFor('completed')).toBe(0);
+    expect(exitCodeFor('completed_with_failures')).toBe(2);
+    expect(exitCodeFor('failed')).toBe(3);
+    expect(exitCodeFor('cancelled')).toBe(3);
+    expect(exitCodeFor('running')).toBe(0);
+  });
+
+  it('agrees with the EXIT table', () => {
+    expect(EXIT).toEqual({ ok: 0, error: 1, failures: 2, notCompleted: 3 });
+    expect(exitCodeFor('completed_with_failures')).toBe(EXIT.failures);
+    expect(exitCodeFor('cancelled')).toBe(EXIT.notCompleted);
+  });
+});
+
+describe('renderPlan', () => {
+  const summary = planSummary(
+    expandPlan(
+      resolveSpec({
+        name: 'shop',
+        partitions: { grain: 'day', start: '2024-01-01', end: '2024-01-15' },
+        nodes: [
+          { id: 'orders', transform: 'noop' },
+          { id: 'rolling', transform: 'noop', dependsOn: [{ node: 'orders', mapping: { lag: { from: -6, to: 0 } } }] },
+          { id: 'weekly', transform: 'sleep', partitions: { grain: 'week' }, dependsOn: ['orders'] },
+        ],
+      }),
+    ),
+  );
+  const text = plain(renderPlan(summary));
+
+  it('names the backfill and its totals', () => {
+    expect(summary.totalPartitions).toBe(30);
+    expect(text.split('\n')[0]).toBe('shop: 30 partitions in 3 nodes');
+    expect(text).toContain('critical path: 2 partitions · max width: 16 partitions at once');
+  });
+
+  it('has a row per node with its grain, partitions, first and last keys, transform and dependencies', () => {
+    const cells = (id: string) =>
+      text
+        .split('\n')
+        .map((line) => line.split(/[│|]/).map((c) => c.trim()).filter(Boolean))
+        .find((c) => c[0] === id);
+    expect(cells('node')).toEqual(['node', 'grain', 'partitions', 'first', 'last', 'transform', 'depends on']);
+    expect(cells('orders')).toEqual(['orders', 'day', '14', '2024-01-01', '2024-01-14', 'noop', '–']);
+    expect(cells('rolling')).toEqual(['rolling', 'day', '14', '2024-01-01', '2024-01-14', 'noop', 'orders (lag(-6..0))']);
+    expect(cells('weekly')).toEqual(['weekly', 'week', '2', '2024-W01', '2024-W02', 'sleep', 'orders (window)']);
+  });
+
+  it('formats large counts with thousands separators', () => {
+    const big = planSummary(
+      expandPlan(resolveSpec({ name: 'big', partitions: { grain: 'hour', start: '2024-01-01', end: '2024-03-01' }, nodes: [{ id: 'h', transform: 'noop' }] })),
+    );
+    expect(plain(renderPlan(big))).toContain('big: 1,440 partitions in 1 nodes');
+  });
+});
+
+function nodeProgress(fields: Partial<NodeProgress> & { id: string }): NodeProgress {
+  return {
+    total: 0,
+    done: 0,
+    running: 0,
+    failed: 0,
+    blocked: 0,
+    pending: 0,
+    rate: null,
+    concurrency: 4,
+    throttles: 0,
+    throughput: null,
+    etaSeconds: null,
+    failures: [],
+    ...fields,
+  };
+}
+
+function progress(fields: Partial<Progress> = {}): Progress {
+  const nodes = [
+    nodeProgress({ id: 'orders_raw', total: 1200, done: 1100, running: 4, failed: 6, pending: 90, rate: 2.5, throttles: 3, throughput: 12.34, etaSeconds: 7.5 }),
+    nodeProgress({
+      id: 'daily_revenue',
+      total: 1200,
+      done: 900,
+      failed: 0,
+      blocked: 6,
+      pending: 294,
+      concurrency: 8,
+      failures: [],
+    }),
+  ];
+  nodes[0]!.failures = [
+    { message: 'injected failure', type: 'Error', partitions: 5, examples: ['2024-01-01', '2024-01-02', '2024-01-03'] },
+    { message: 'bad sql', type: 'SqlError', partitions: 1, examples: ['2024-02-01'] },
+  ];
+  return {
+    backfillId: 'shop-1',
+    name: 'shop',
+    state: 'running',
+    paused: false,
+    rate: null,
+    concurrency: null,
+    total: 2400,
+    done: 2000,
+    running: 4,
+    failed: 6,
+    blocked: 6,
+    pending: 384,
+    throughput: 20,
+    etaSeconds: 19.2,
+    runs: 1,
+    nodes,
+    ...fields,
+  };
+}
+
+describe('headline', () => {
+  it('shows id, state, done/total, throughput, ETA and limits', () => {
+    expect(plain(headline(progress()))).toBe(
+      'shop-1 running · 2,000/2,400 done · 20.0/s · ETA 19.2s · rate unlimited · concurrency per node',
+    );
+  });
+
+  it('marks a paused running backfill and shows backfill-wide limits', () => {
+    const text = plain(headline(progress({ paused: true, rate: 1.234, concurrency: 3, throughput: null, etaSeconds: null })));
+    expect(text).toBe('shop-1 running (paused) · 2,000/2,400 done · – · ETA – · rate 1.23/s · concurrency 3');
+  });
+
+  it('does not mark a finished backfill as paused', () => {
+    expect(plain(headline(progress({ state: 'cancelled', paused: true })))).toMatch(/^shop-1 cancelled · /);
+  });
+});
+
+describe('renderFailures', () => {
+  it('prints one line per failure group, with examples and how many more', () => {
+    expect(renderFailures(progress()).map(plain)).toEqual([
+      '  ✗ orders_raw: 5 failed (2024-01-01, 2024-01-02, 2024-01-03 and 2 more): injected failure',
+      '  ✗ orders_raw: 1 failed (2024-02-01): bad sql',
+    ]);
+  });
+
+  it('prints nothing without failures', () => {
+    expect(renderFailures(progress({ nodes: [nodeProgress({ id: 'a', total: 1, done: 1 })] }))).toEqual([]);
+  });
+});
+
+describe('renderStatus', () => {
+  const text = plain(renderStatus(progress()));
+  const lines = text.split('\n');
+
+  it('starts with the headline and ends with the failure lines', () => {
+    expect(lines[0]).toBe(plain(headline(progress())));
+    expect(lines.slice(-2)).toEqual(renderFailures(progress()).map(plain));
+  });
+
+  it('has a row per node with its counts, rate, concurrency, throughput and ETA', () => {
+    const raw = lines.find((l) => l.includes('orders_raw') && !l.includes('✗'))!;
+    expect(raw).toBeDefined();
+    const cells = raw.split(/[│|]/).map((c) => c.trim()).filter(Boolean);
+    expect(cells).toEqual(['orders_raw', '1,100/1,200', '4', '6', '0', '90', '2.5/s (3 throttled)', '4', '12.3/s', '7.5s']);
+    const daily = lines.find((l) => l.includes('daily_revenue'))!;
+    const dailyCells = daily.split(/[│|]/).map((c) => c.trim()).filter(Boolean);
+    expect(dailyCells).toEqual(['daily_revenue', '900/1,200', '0', '0', '6', '294', 'unlimited', '8', '–', '–']);
+  });
+
+  it('has the column headings', () => {
+    for (const heading of ['node', 'done', 'running', 'failed', 'blocked', 'pending', 'rate', 'concurrency', 'throughput', 'ETA']) {
+      expect(text).toContain(heading);
+    }
+  });
+});

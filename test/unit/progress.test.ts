@@ -1,0 +1,292 @@
+import { describe, it, expect } from 'vitest';
+import { expandPlan, type Plan } from '../../core/plan.ts';
+import { progressOf, type ProgressInputs } from '../../core/progress.ts';
+import type { FailureGroup, NodeReportState, NodeSettings, Progress } from '../../core/protocol.ts';
+import { RangeSet } from '../../core/ranges.ts';
+import { Readiness } from '../../core/readiness.ts';
+import { resolveSpec } from '../../core/spec.ts';
+
+const n = (id: string, extra: Record<string, unknown> = {}) => ({ id, transform: 'noop', ...extra });
+
+/** a -> b -> c over five days, and an unrelated z (concurrency 7). */
+function chainPlan(): Plan {
+  return expandPlan(
+    resolveSpec({
+      name: 'progress-test',
+      partitions: { grain: 'day', start: '2024-01-01', end: '2024-01-06' },
+      defaults: { concurrency: 3 },
+      nodes: [n('a'), n('b', { dependsOn: ['a'] }), n('c', { dependsOn: ['b'] }), n('z', { concurrency: 7 })],
+    }),
+  );
+}
+
+const set = (...values: number[]) => {
+  const s = new RangeSet();
+  for (const v of values) s.add(v);
+  return s;
+};
+
+function report(fields: Partial<NodeReportState> = {}): NodeReportState {
+  return { running: 0, rate: null, concurrency: 3, throttles: 0, completed: 0, firstStartedAt: null, lastFinishedAt: null, ...fields };
+}
+
+function settings(fields: Partial<NodeSettings> = {}): NodeSettings {
+  return { seq: 1, rate: null, burst: 1, concurrency: 3, paused: false, ...fields };
+}
+
+function inputs(plan: Plan, readiness: Readiness, extra: Partial<ProgressInputs> = {}): ProgressInputs {
+  return {
+    backfillId: 'bf-1',
+    name: plan.name,
+    state: 'running',
+    paused: false,
+    limits: { rate: null, concurrency: null },
+    plan,
+    readiness,
+    reports: {},
+    failures: {},
+    lastSettings: new Map(),
+    runs: 1,
+    ...extra,
+  };
+}
+
+const node = (progress: Progress, id: string) => {
+  const found = progress.nodes.find((x) => x.id === id);
+  if (!found) throw new Error(`no node ${id} in progress`);
+  return found;
+};
+
+function expectCountsAddUp(progress: Progress): void {
+  for (const x of progress.nodes) {
+    expect(x.done + x.running + x.failed + x.blocked + x.pending, x.id).toBe(x.total);
+    for (const v of [x.done, x.running, x.failed, x.blocked, x.pending]) expect(v, x.id).toBeGreaterThanOrEqual(0);
+  }
+  const sum = (pick: (x: Progress['nodes'][number]) => number) => progress.nodes.reduce((acc, x) => acc + pick(x), 0);
+  expect(progress.total).toBe(sum((x) => x.total));
+  expect(progress.done).toBe(sum((x) => x.done));
+  expect(progress.running).toBe(sum((x) => x.running));
+  expect(progress.failed).toBe(sum((x) => x.failed));
+  expect(progress.blocked).toBe(sum((x) => x.blocked));
+  expect(progress.pending).toBe(sum((x) => x.pending));
+  expect(progress.done + progress.running + progress.failed + progress.blocked + progress.pending).toBe(progress.total);
+}
+
+/**
+ * a: 0,1 done, 2 failed, 3,4 in hands; b: 0,1 in hands, 2 blocked, 3,4 waiting;
+ * c: 2 blocked (through b), the rest waiting; z: all in hands.
+ */
+function mixedReadiness(plan: Plan): Readiness {
+  const r = new Readiness(plan);
+  r.releaseAll();
+  r.markDone('a', set(0, 1));
+  r.markFailed('a', set(2));
+  return r;
+}
+
+describe('progressOf counts', () => {
+  it('a fresh plan: every partition pending, nothing running without reports', () => {
+    const plan = chainPlan();
+    const r = new Readiness(plan);
+    r.releaseAll();
+    const p = progressOf(inputs(plan, r));
+    expect(p.total).toBe(20);
+    expect(p.pending).toBe(20);
+    expect(p.running).toBe(0);
+    expect(p.nodes.map((x) => x.id)).toEqual(['a', 'b', 'c', 'z']);
+    expectCountsAddUp(p);
+  });
+
+  it('done, failed, in hands with running reports, blocked and waiting partitions', () => {
+    const plan = chainPlan();
+    const r = mixedReadiness(plan);
+    const p = progressOf(
+      inputs(plan, r, {
+        reports: { a: report({ running: 2 }), b: report({ running: 1 }), z: report({ running: 4 }) },
+      }),
+    );
+    expect(node(p, 'a')).toMatchObject({ total: 5, done: 2, failed: 1, running: 2, blocked: 0, pending: 0 });
+    expect(node(p, 'b')).toMatchObject({ total: 5, done: 0, failed: 0, running: 1, blocked: 1, pending: 3 });
+    expect(node(p, 'c')).toMatchObject({ total: 5, done: 0, failed: 0, running: 0, blocked: 1, pending: 4 });
+    expect(node(p, 'z')).toMatchObject({ total: 5, done: 0, failed: 0, running: 4, blocked: 0, pending: 1 });
+    expect(p).toMatchObject({ total: 20, done: 2, failed: 1, running: 7, blocked: 2, pending: 8 });
+    expectCountsAddUp(p);
+  });
+
+  it('running never exceeds the partitions in hands, whatever a stale report says', () => {
+    const plan = chainPlan();
+    const r = mixedReadiness(plan);
+    // b has 2 partitions in hands; c has none.
+    const p = progressOf(inputs(plan, r, { reports: { b: report({ running: 9 }), c: report({ running: 3 }) } }));
+    expect(node(p, 'b').running).toBe(2);
+    expect(node(p, 'c').running).toBe(0);
+    expectCountsAddUp(p);
+  });
+
+  it('a finished backfill: everything done, nothing pending', () => {
+    const plan = chainPlan();
+    const r = new Readiness(plan);
+    r.releaseAll();
+    for (const id of ['a', 'b', 'c', 'z']) r.markDone(id, RangeSet.of([0, 5]));
+    const p = progressOf(inputs(plan, r, { state: 'completed' }));
+    expect(p).toMatchObject({ state: 'completed', total: 20, done: 20, running: 0, failed: 0, blocked: 0, pending: 0 });
+    expectCountsAddUp(p);
+  });
+
+  it('passes identity fields through', () => {
+    const plan = chainPlan();
+    const r = new Readiness(plan);
+    const p = progressOf(inputs(plan, r, { backfillId: 'x-1', state: 'cancelled', paused: true, runs: 4, limits: { rate: 2.5, concurrency: 9 } }));
+    expect(p).toMatchObject({ backfillId: 'x-1', name: 'progress-test', state: 'cancelled', paused: true, runs: 4, rate: 2.5, concurrency: 9 });
+  });
+});
+
+describe('progressOf failures', () => {
+  it('lists each failure group with its partition count and at most 3 example keys, in order', () => {
+    const plan = chainPlan();
+    const r = mixedReadiness(plan);
+    const groups: FailureGroup[] = [
+      { message: 'boom', type: 'Error', ranges: [0, 2, 3, 5] },
+      { message: 'bad sql', type: 'SqlError', ranges: [2, 3] },
+    ];
+    const p = progressOf(inputs(plan, r, { failures: { a: groups } }));
+    expect(node(p, 'a').failures).toEqual([
+      { message: 'boom', type: 'Error', partitions: 4, examples: ['2024-01-01', '2024-01-02', '2024-01-04'] },
+      { message: 'bad sql', type: 'SqlError', partitions: 1, examples: ['2024-01-03'] },
+    ]);
+    expect(node(p, 'b').failures).toEqual([]);
+  });
+});
+
+describe('progressOf throughput and ETA', () => {
+  it('throughput is completed partitions over the span from first start to last finish', () => {
+    const plan = chainPlan();
+    const r = mixedReadiness(plan);
+    const p = progressOf(
+      inputs(plan, r, {
+        reports: {
+          a: report({ completed: 4, firstStartedAt: 10_000, lastFinishedAt: 12_000 }),
+          z: report({ completed: 6, firstStartedAt: 11_000, lastFinishedAt: 14_000 }),
+        },
+      }),
+    );
+    expect(node(p, 'a').throughput).toBeCloseTo(2); // 4 in 2 s
+    expect(node(p, 'z').throughput).toBeCloseTo(2); // 6 in 3 s
+    expect(node(p, 'b').throughput).toBeNull();
+    expect(p.throughput).toBeCloseTo(10 / 4); // 10 in [10 s, 14 s]
+  });
+
+  it('throughput and ETA are null before there is data', () => {
+    const plan = chainPlan();
+    const r = mixedReadiness(plan);
+    const p = progressOf(
+      inputs(plan, r, {
+        reports: {
+          a: report({ completed: 0, firstStartedAt: 10_000, lastFinishedAt: null }),
+          // one partition finished at the instant it started: no span yet
+          z: report({ completed: 1, firstStartedAt: 10_000, lastFinishedAt: 10_000 }),
+        },
+      }),
+    );
+    expect(node(p, 'a').throughput).toBeNull();
+    expect(node(p, 'a').etaSeconds).toBeNull();
+    expect(node(p, 'z').throughput).toBeNull();
+    expect(node(p, 'z').etaSeconds).toBeNull();
+    expect(p.throughput).toBeNull();
+    expect(p.etaSeconds).toBeNull();
+  });
+
+  it('ETA is the remaining (not failed, not blocked) partitions over the throughput', () => {
+    const plan = chainPlan();
+    const r = mixedReadiness(plan);
+    // a: 2 remaining (3, 4) at 2/s -> 1 s
+    const p = progressOf(inputs(plan, r, { reports: { a: report({ completed: 4, firstStartedAt: 0, lastFinishedAt: 2000 }) } }));
+    expect(node(p, 'a').etaSeconds).toBeCloseTo(1);
+  });
+
+  it('ETA is 0 when nothing remains, even without any throughput', () => {
+    const plan = chainPlan();
+    const r = new Readiness(plan);
+    r.releaseAll();
+    for (const id of ['a', 'b', 'c', 'z']) r.markDone(id, RangeSet.of([0, 5]));
+    const p = progressOf(inputs(plan, r, { state: 'completed' }));
+    for (const x of p.nodes) expect(x.etaSeconds, x.id).toBe(0);
+    expect(p.etaSeconds).toBe(0);
+  });
+
+  it('ETA is 0 when what is left is failed or blocked', () => {
+    const plan = chainPlan();
+    const r = new Readiness(plan);
+    r.releaseAll();
+    r.markDone('a', RangeSet.of([0, 4]));
+    r.markFailed('a', set(4));
+    r.markDone('b', RangeSet.of([0, 4]));
+    r.markDone('c', RangeSet.of([0, 4]));
+    r.markDone('z', RangeSet.of([0, 5]));
+    const p = progressOf(inputs(plan, r, { state: 'completed_with_failures' }));
+    expect(p).toMatchObject({ failed: 1, blocked: 2, pending: 0, running: 0 });
+    expect(p.etaSeconds).toBe(0);
+    expectCountsAddUp(p);
+  });
+
+  it('the slowest node bounds the whole backfill', () => {
+    const plan = chainPlan();
+    const r = new Readiness(plan);
+    r.releaseAll();
+    r.markDone('a', RangeSet.of([0, 5]));
+    r.markDone('b', RangeSet.of([0, 5]));
+    r.markDone('c', RangeSet.of([0, 4])); // c: 1 left
+    r.markDone('z', set(0)); // z: 4 left
+    const p = progressOf(
+      inputs(plan, r, {
+        reports: {
+          a: report({ completed: 5, firstStartedAt: 0, lastFinishedAt: 1000 }),
+          b: report({ completed: 5, firstStartedAt: 0, lastFinishedAt: 1000 }),
+          c: report({ completed: 4, firstStartedAt: 0, lastFinishedAt: 1000 }), // 4/s, 1 left: 0.25 s
+          z: report({ completed: 1, firstStartedAt: 0, lastFinishedAt: 2000 }), // 0.5/s, 4 left: 8 s
+        },
+      }),
+    );
+    expect(node(p, 'a').etaSeconds).toBe(0);
+    expect(node(p, 'c').etaSeconds).toBeCloseTo(0.25);
+    expect(node(p, 'z').etaSeconds).toBeCloseTo(8);
+    expect(p.etaSeconds).toBeCloseTo(8);
+  });
+
+  it('falls back to the overall throughput when a node with work left has no ETA yet', () => {
+    const plan = chainPlan();
+    const r = new Readiness(plan);
+    r.releaseAll();
+    r.markDone('a', RangeSet.of([0, 5])); // b: 5 in hands, no report yet; c and z: 5 each left
+    const p = progressOf(inputs(plan, r, { reports: { a: report({ completed: 5, firstStartedAt: 0, lastFinishedAt: 5000 }) } }));
+    expect(node(p, 'a').etaSeconds).toBe(0);
+    expect(node(p, 'b').etaSeconds).toBeNull();
+    expect(p.throughput).toBeCloseTo(1);
+    expect(p.etaSeconds).toBeCloseTo(15); // 15 left at 1/s
+  });
+});
+
+describe('progressOf rate and concurrency', () => {
+  it('rate comes from the node report, then the last settings, else null; concurrency from settings, else the spec', () => {
+    const plan = chainPlan();
+    const r = mixedReadiness(plan);
+    const p = progressOf(
+      inputs(plan, r, {
+        reports: { a: report({ rate: 1.5, throttles: 3 }), b: report({ rate: null }) },
+        lastSettings: new Map([
+          ['a', settings({ rate: 4, concurrency: 5 })],
+          ['b', settings({ rate: 4, concurrency: 6 })],
+          ['c', settings({ rate: 8, concurrency: 2 })],
+        ]),
+      }),
+    );
+    // a: the report's rate (lowered after throttles) wins over the settings
+    expect(node(p, 'a')).toMatchObject({ rate: 1.5, concurrency: 5, throttles: 3 });
+    // b: a report saying unlimited (null) is still the report's word
+    expect(node(p, 'b')).toMatchObject({ rate: null, concurrency: 6, throttles: 0 });
+    // c: no report, so the settings
+    expect(node(p, 'c')).toMatchObject({ rate: 8, concurrency: 2 });
+    // z: neither: unlimited, and the spec's own concurrency
+    expect(node(p, 'z')).toMatchObject({ rate: null, concurrency: 7, throttles: 0 });
+  });
+});
