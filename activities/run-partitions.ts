@@ -116,7 +116,8 @@ export function createActivities(deps: ActivityDeps) {
             const { type, nonRetryable } = failureType(error);
             const details: PartitionFailureDetails = { finished, failedIndex: task.index };
             throw ApplicationFailure.create({
-              message: `${input.node.id} ${task.key}: ${error instanceof Error ? error.message : String(error)}`,
+              // The key is in the activity id and the details: kept out of the message, failures of one cause group together.
+              message: error instanceof Error ? error.message : String(error),
               type,
               nonRetryable,
               details: [details],

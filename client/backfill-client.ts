@@ -15,6 +15,7 @@ import type { PartitionRange, ResolvedSpec } from '../core/spec.ts';
 import {
   BACKFILL_ID,
   backfillWorkflowId,
+  nodeWorkflowId,
   pauseUpdate,
   progressQuery,
   resumeUpdate,
@@ -120,6 +121,7 @@ export class BackfillClient {
     }
     const workflowId = backfillWorkflowId(backfillId);
     await ensureSearchAttributes(this.connection, this.namespace);
+    if (options.rerun || carry) await this.nodesClosed(backfillId, spec.nodes.map((n) => n.id));
     const input: BackfillInput = {
       backfillId,
       spec,
@@ -171,10 +173,9 @@ export class BackfillClient {
     if (status === 'COMPLETED') return ((await handle.result()) as BackfillResult).progress;
     const state = status === 'CANCELLED' ? 'cancelled' : 'failed';
     // A closed run still answers queries when a worker can replay it.
-    const last = await Promise.race([
-      handle.query(progressQuery).catch(() => null),
-      new Promise<null>((done) => setTimeout(() => done(null), 5000)),
-    ]);
+    const last = await this.client
+      .withDeadline(Date.now() + 5000, () => handle.query(progressQuery))
+      .catch(() => null);
     if (last) return { ...last, state };
     throw new BackfillError('not_running', `backfill '${backfillId}' ended ${state}, and no worker is there to tell its final progress`);
   }
@@ -183,25 +184,60 @@ export class BackfillClient {
   async wait(backfillId: string, timeoutMs?: number): Promise<Outcome> {
     await this.describe(backfillId);
     const handle = this.handle(backfillId);
-    const result = handle.result().then(
-      (r) => ({ backfillId, state: r.state, progress: r.progress }) as Outcome,
-      async (): Promise<Outcome> => {
-        const status = (await handle.describe()).status.name;
-        return { backfillId, state: status === 'CANCELLED' ? 'cancelled' : 'failed', progress: await this.progress(backfillId).catch(() => null) };
-      },
-    );
-    if (timeoutMs === undefined) return result;
+    const deadline = timeoutMs === undefined ? undefined : Date.now() + timeoutMs;
+    const outcome = async (): Promise<Outcome> => {
+      for (;;) {
+        try {
+          const r = await handle.result();
+          return { backfillId, state: r.state, progress: r.progress };
+        } catch (error) {
+          // A lost connection is not the end of the backfill: look again, and wait on if it runs.
+          const status = await handle.describe().then((d) => d.status.name, () => 'UNKNOWN');
+          if (status === 'RUNNING' || status === 'UNKNOWN') {
+            if (status === 'UNKNOWN') await new Promise((r) => setTimeout(r, 1000));
+            continue;
+          }
+          return { backfillId, state: status === 'CANCELLED' ? 'cancelled' : 'failed', progress: await this.progress(backfillId).catch(() => null) };
+        }
+      }
+    };
+    if (deadline === undefined) return outcome();
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(
-        () => reject(new BackfillError('timeout', `backfill '${backfillId}' did not finish within ${timeoutMs / 1000}s; it is still running`)),
+        () => reject(new BackfillError('timeout', `backfill '${backfillId}' did not finish within ${timeoutMs! / 1000}s; it is still running`)),
         timeoutMs,
       );
     });
     try {
-      return await Promise.race([result, timeout]);
+      return await Promise.race([outcome(), timeout]);
     } finally {
       clearTimeout(timer);
+    }
+  }
+
+  /**
+   * Waits until the node workflows of a finished backfill have closed too (they end just
+   * after their parent), so that a new run can start them again under the same ids.
+   */
+  private async nodesClosed(backfillId: string, nodes: readonly string[], timeoutMs = 60_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    for (const node of nodes) {
+      const workflowId = nodeWorkflowId(backfillId, node);
+      for (;;) {
+        const status = await this.client.workflow
+          .getHandle(workflowId)
+          .describe()
+          .then((d) => d.status.name, (error: unknown) => (error instanceof WorkflowNotFoundError ? 'NOT_FOUND' : Promise.reject(error)));
+        if (status !== 'RUNNING') break;
+        if (Date.now() > deadline) {
+          throw new BackfillError(
+            'failed',
+            `node workflow ${workflowId} is still running although its backfill ended: wait for it, or end it with 'temporal workflow terminate --workflow-id ${workflowId}'`,
+          );
+        }
+        await new Promise((r) => setTimeout(r, 250));
+      }
     }
   }
 
@@ -247,10 +283,17 @@ export class BackfillClient {
    * does it in place; a finished one is resumed in a new run that skips what is done.
    */
   async retryFailed(backfillId: string, node?: string): Promise<{ retried: number; resumed: Started | null }> {
-    const description = await this.describe(backfillId);
+    let description = await this.describe(backfillId);
     if (description.status.name === 'RUNNING') {
-      const retried = await this.update(backfillId, (h) => h.executeUpdate(retryFailedUpdate, { args: [node ?? null] }));
-      return { retried, resumed: null };
+      try {
+        const retried = await this.update(backfillId, (h) => h.executeUpdate(retryFailedUpdate, { args: [node ?? null] }));
+        return { retried, resumed: null };
+      } catch (error) {
+        // Caught in the moment it ends: let it end, then resume it.
+        if (!(error instanceof BackfillError && /finishing/.test(error.message))) throw error;
+        await this.wait(backfillId);
+        description = await this.describe(backfillId);
+      }
     }
     if (description.status.name !== 'COMPLETED') {
       throw new BackfillError('not_running', `backfill '${backfillId}' ended ${description.status.name.toLowerCase()}: only a running backfill or one that completed with failures can retry`);
@@ -261,7 +304,11 @@ export class BackfillClient {
     }
     const original = await this.inputOf(backfillId);
     if (!original) throw new BackfillError('failed', `cannot read the input of backfill '${backfillId}'`);
-    const retried = previous.progress.failed;
+    const retried = node === undefined ? previous.progress.failed : (previous.progress.nodes.find((n) => n.id === node)?.failed ?? 0);
+    if (node !== undefined && !original.spec.nodes.some((n) => n.id === node)) {
+      throw new BackfillError('invalid_argument', `unknown node '${node}': this backfill's nodes are ${original.spec.nodes.map((n) => n.id).join(', ')}`);
+    }
+    await this.nodesClosed(backfillId, original.spec.nodes.map((n) => n.id));
     const resumed = await this.start(
       original.spec,
       {
@@ -271,7 +318,7 @@ export class BackfillClient {
         ...(original.limits ? { limits: original.limits } : {}),
         ...(original.tuning ? { tuning: original.tuning } : {}),
       },
-      resumeCarry(previous.carry),
+      resumeCarry(previous.carry, node),
     );
     return { retried, resumed };
   }
@@ -316,13 +363,20 @@ export class BackfillClient {
   }
 }
 
-/** The carry that resumes a finished backfill: keep what is done, run everything else again. */
-export function resumeCarry(carry: BackfillCarry): BackfillCarry {
+/**
+ * The carry that resumes a finished backfill: keep what is done, and run again what failed
+ * (of every node, or of `node` only; other nodes keep their failures) and what it blocked.
+ */
+export function resumeCarry(carry: BackfillCarry, node?: string): BackfillCarry {
+  const readiness = Object.fromEntries(
+    Object.entries(carry.readiness).map(([id, state]) => [id, node === undefined || id === node ? { done: state.done, failed: [] } : state]),
+  );
   return {
     ...carry,
-    readiness: Object.fromEntries(Object.entries(carry.readiness).map(([id, node]) => [id, { done: node.done, failed: [] }])),
+    readiness,
     childrenRunning: false,
-    failures: {},
+    paused: false,
+    failures: node === undefined ? {} : { ...carry.failures, [node]: [] },
     outbox: {},
     settings: {},
   };

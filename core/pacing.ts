@@ -114,7 +114,14 @@ export class Aimd {
   private recoverAt: number | null;
   private throttleCount: number;
 
-  constructor(state?: AimdJSON) {
+  /**
+   * `slopeFromOperatorRate` keeps the first release's recovery slope (a twentieth of the
+   * operator's rate per second) for workflow histories recorded before it changed.
+   */
+  constructor(
+    state?: AimdJSON,
+    private readonly options: { slopeFromOperatorRate?: boolean } = {},
+  ) {
     this.ceiling = state?.ceiling ?? null;
     this.step = state?.step ?? 0;
     this.recoverAt = state?.recoverAt ?? null;
@@ -147,10 +154,12 @@ export class Aimd {
     const lowest = Math.min(this.effective(operatorRate) ?? Infinity, observed);
     const current = Number.isFinite(lowest) ? Math.max(lowest, MIN_RATE * 2) : 1;
     this.ceiling = Math.max(MIN_RATE, current / 2);
-    const target = operatorRate ?? current * 2;
-    this.recoverAt = operatorRate === null ? target : null;
-    // Back to the operator's rate in about 20 seconds of calm from zero, 10 from half.
-    this.step = Math.max(target / 20, MIN_RATE);
+    this.recoverAt = operatorRate === null ? current * 2 : null;
+    // Back to the pace that was throttled in about 10 seconds of calm, then on at the same
+    // slope, probing towards the operator's rate: a step sized by the operator's rate would
+    // undo the slow-down at once when that rate is far above what the system takes.
+    const slopeOf = this.options.slopeFromOperatorRate ? (operatorRate ?? current * 2) : current;
+    this.step = Math.max(slopeOf / 20, MIN_RATE);
   }
 
   /** Time passed without throttling: grow the ceiling, and lift it once recovered. */

@@ -128,7 +128,10 @@ export type NodeCarry = {
 };
 
 /** Upstream partitions a partition reads: a key range of a time grain, or a list of static keys. */
-export type PartitionInput = { node: string; from: string; to: string; keys?: string[] };
+export type PartitionInput = { node: string; from: string; to: string; keys?: string[]; all?: boolean };
+
+/** The part of a node's spec the partition activity needs. */
+export type PartitionNode = Pick<ResolvedNode, 'id' | 'transform' | 'sql' | 'params' | 'checks' | 'heartbeatTimeout'>;
 
 /** The progress of one partition activity: what a (batch) activity finished. */
 export type PartitionResult = {
@@ -155,7 +158,7 @@ export type RunPartitionsInput = {
   backfillId: string;
   runKey: string;
   workflowId: string;
-  node: ResolvedNode;
+  node: PartitionNode;
   partitions: PartitionTask[];
   maxAttempts: number;
 };

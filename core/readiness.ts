@@ -141,7 +141,9 @@ export class Readiness {
   /** Records partitions that gave up; done partitions stay done. */
   markFailed(nodeId: string, failed: RangeSet): void {
     const state = this.state(nodeId);
-    state.failed.addAll(failed.minus(state.done));
+    const fresh = failed.minus(state.done);
+    state.failed.addAll(fresh);
+    state.released.addAll(fresh);
     this.blockedCache = undefined;
   }
 
@@ -197,6 +199,12 @@ export class Readiness {
     return this.state(nodeId).failed;
   }
 
+  /** True when some released partition is neither done nor failed (cheap: done and failed are disjoint parts of released). */
+  hasInHands(nodeId: string): boolean {
+    const state = this.state(nodeId);
+    return state.released.size > state.done.size + state.failed.size;
+  }
+
   /** Released partitions that are neither done nor failed. */
   inHands(nodeId: string): RangeSet {
     const state = this.state(nodeId);
@@ -220,7 +228,7 @@ export class Readiness {
 
   /** Nothing is in hands anywhere: no partition can complete until an operator acts. */
   get settled(): boolean {
-    return this.plan.nodes.every((node) => this.inHands(node.id).isEmpty);
+    return this.plan.nodes.every((node) => !this.hasInHands(node.id));
   }
 
   toJSON(): ReadinessJSON {

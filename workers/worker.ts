@@ -95,8 +95,10 @@ export async function createWorkers(config: WorkerConfig): Promise<BackfillWorke
         maxConcurrentWorkflowTaskExecutions: 40,
         maxCachedWorkflows: 400,
         ...(sameQueue ? activityOptions(sameQueue) : {}),
-        // The clock the workflows read (a local activity) runs wherever the workflows run.
+        // The clock the workflows read (a local activity) runs wherever the workflows run; the
+        // partition activity only where this worker serves the workflow queue's activities too.
         activities: { ...clockActivities, ...(sameQueue ? activities : {}) },
+        enableNonLocalActivities: sameQueue !== undefined,
       }),
     );
   }

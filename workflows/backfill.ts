@@ -110,7 +110,7 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
 
   /** Each node's share of the backfill-wide limits, for the nodes that have work in hands. */
   const settingsFor = (): Map<string, Omit<NodeSettings, 'seq'>> => {
-    const active = new Map(plan.nodes.map((n) => [n.id, !readiness.inHands(n.id).isEmpty]));
+    const active = new Map(plan.nodes.map((n) => [n.id, readiness.hasInHands(n.id)]));
     const rates = shareLimit(limits.rate, plan.nodes.map((n) => ({ id: n.id, cap: nodeLimits(n).rate, active: active.get(n.id)! })));
     const slots = shareLimit(
       limits.concurrency,
@@ -163,6 +163,12 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
   });
 
   const nodeIds = new Set(plan.nodes.map((n) => n.id));
+  // Once settled, the backfill is ending: a retry then resumes it in a new run (the client does that).
+  let closing = false;
+  const checkRetry = (node?: string | null) => {
+    checkNode(node);
+    if (closing) throw new Error('the backfill is finishing; run retry-failed again once it has ended');
+  };
   const checkNode = (node?: string | null) => {
     if (node !== undefined && node !== null && !nodeIds.has(node)) {
       throw new Error(`unknown node '${node}': this backfill's nodes are ${[...nodeIds].join(', ')}`);
@@ -231,12 +237,12 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
   setHandler(resumeSignal, () => void setPaused(false));
   setHandler(setRateSignal, ignoreInvalid(checkRate, setRate));
   setHandler(setConcurrencySignal, ignoreInvalid(checkConcurrency, setConcurrency));
-  setHandler(retryFailedSignal, ignoreInvalid(checkNode, retryFailed));
+  setHandler(retryFailedSignal, ignoreInvalid(checkRetry, retryFailed));
   setHandler(pauseUpdate, () => setPaused(true));
   setHandler(resumeUpdate, () => setPaused(false));
   setHandler(setRateUpdate, setRate, { validator: checkRate });
   setHandler(setConcurrencyUpdate, setConcurrency, { validator: checkConcurrency });
-  setHandler(retryFailedUpdate, retryFailed, { validator: checkNode });
+  setHandler(retryFailedUpdate, retryFailed, { validator: checkRetry });
 
   const progress = (state: BackfillResult['state'] | 'running') =>
     progressOf({ backfillId, name: plan.name, state, paused, limits, plan, readiness, reports, failures, lastSettings, runs });
@@ -345,6 +351,7 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
     }
 
     // Settled: every partition is done, failed or blocked. Let the node workflows end.
+    closing = true;
     for (const node of plan.nodes) outbox.get(node.id)!.finish = true;
     flush();
     await condition(() => sending.size === 0 && !flushable());

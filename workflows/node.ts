@@ -19,6 +19,7 @@ import {
   continueAsNew,
   getExternalWorkflowHandle,
   isCancellation,
+  log,
   proxyActivities,
   patched,
   proxyLocalActivities,
@@ -41,6 +42,7 @@ import {
   type NodeReportState,
   type NodeSettings,
   type PartitionFailureDetails,
+  type PartitionNode,
   type PartitionResult,
   type PartitionTask,
   type RunPartitionsInput,
@@ -67,7 +69,11 @@ export async function nodeWorkflow(input: NodeInput): Promise<NodeSummary> {
 
   const queue = RangeSet.fromJSON(carry?.queue ?? input.ready);
   let settings: NodeSettings = carry?.settings ?? input.settings;
-  const aimd = new Aimd(carry?.aimd);
+  // Changes made after the first release; histories recorded before them replay the old way.
+  const capPartitionsPerRun = patched('continue-as-new-by-partition-count');
+  const makeUpForLateTicks = patched('pacing-makes-up-for-late-ticks');
+  const aimdFromThrottledPace = patched('aimd-slope-from-throttled-pace');
+  const aimd = new Aimd(carry?.aimd, { slopeFromOperatorRate: !aimdFromThrottledPace });
   const unreportedDone = RangeSet.fromJSON(carry?.unreported.done);
   let unreportedFailures: FailureGroup[] = carry?.unreported.failures ?? [];
   const stats: NodeReportState = carry?.stats ?? {
@@ -86,15 +92,13 @@ export async function nodeWorkflow(input: NodeInput): Promise<NodeSummary> {
 
   let running = 0; // partitions held by in-flight activities
   let startedThisRun = 0;
-  // Changes made after the first release; histories recorded before them replay the old way.
-  const capPartitionsPerRun = patched('continue-as-new-by-partition-count');
-  const makeUpForLateTicks = patched('pacing-makes-up-for-late-ticks');
   let inflight = 0; // in-flight activities
   let maxInflight = 0;
   let stateChanged = false; // something the parent displays changed (rate, throttling)
   let sending = false;
   let draining = false;
   let finishing = false;
+  let parentGone = false;
   let settingsVersion = 0;
   let throttledThisTick = false;
   // Throttles of activities started before the last slow-down are one congestion event, not many.
@@ -157,6 +161,10 @@ export async function nodeWorkflow(input: NodeInput): Promise<NodeSummary> {
     try {
       // Never cancelled halfway: a report that leaves must arrive, or the parent loses track.
       await CancellationScope.nonCancellable(() => parent.signal(nodeReportSignal, message));
+    } catch (error) {
+      // The parent was terminated or failed: nobody is left to release work or to finish us.
+      parentGone = true;
+      log.warn(`node ${plan.id}: cannot report to ${input.parentWorkflowId}: ${String(error)}`);
     } finally {
       sending = false;
     }
@@ -164,8 +172,8 @@ export async function nodeWorkflow(input: NodeInput): Promise<NodeSummary> {
 
   const reporter = async () => {
     for (;;) {
-      await condition(() => hasUnreported() || finishing);
-      if (!hasUnreported()) return;
+      await condition(() => hasUnreported() || finishing || parentGone);
+      if (!hasUnreported() || parentGone || finishing) return;
       await report();
       if (!urgent()) await condition(urgent, input.tuning.reportIntervalMs);
     }
@@ -174,11 +182,21 @@ export async function nodeWorkflow(input: NodeInput): Promise<NodeSummary> {
   const needsTick = () =>
     !settings.paused && !draining && ((bucket.limited && !bucket.full) || (aimd.active && !queue.isEmpty));
 
+  const readClock = async (): Promise<number | null> => {
+    try {
+      return await clock.currentTimeMs();
+    } catch (error) {
+      if (isCancellation(error)) throw error;
+      log.warn(`node ${plan.id}: no clock reading (${String(error)}); pacing by timer length`);
+      return null;
+    }
+  };
+
   const ticker = async () => {
     for (;;) {
       await condition(() => finishing || needsTick());
       if (finishing) return;
-      let last = await clock.currentTimeMs();
+      let last = await readClock();
       while (!finishing && needsTick()) {
         const version = settingsVersion;
         // While throttled, tick at least every second so that the pace climbs back smoothly.
@@ -187,8 +205,9 @@ export async function nodeWorkflow(input: NodeInput): Promise<NodeSummary> {
         // New settings cut the tick short: the bucket then refills for the time that did pass.
         const cutShort = await condition(() => finishing || settingsVersion !== version, tick);
         if (finishing) return;
-        const now = await clock.currentTimeMs();
-        const elapsed = Math.max(0, now - last);
+        const now = await readClock();
+        // Without a clock reading, count the tick as on time rather than stop pacing.
+        const elapsed = now !== null && last !== null ? Math.max(0, now - last) : tick;
         last = now;
         bucket.refill(elapsed, makeUpForLateTicks && !cutShort ? tick : elapsed);
         if (aimd.active && !throttledThisTick) {
@@ -200,10 +219,21 @@ export async function nodeWorkflow(input: NodeInput): Promise<NodeSummary> {
     }
   };
 
+  /** Partitions started per second over the last few seconds of starts (unknown: Infinity). */
   const observedRate = (): number => {
-    if (recentStarts.length < 2) return 1;
-    const span = (recentStarts[recentStarts.length - 1]! - recentStarts[0]!) / 1000;
-    return span > 0 ? (recentStarts.length - 1) / span : recentStarts.length;
+    if (!aimdFromThrottledPace) {
+      // The first release's estimate, over all recent starts (kept for its histories).
+      if (recentStarts.length < 2) return 1;
+      const span = (recentStarts[recentStarts.length - 1]! - recentStarts[0]!) / 1000;
+      return span > 0 ? (recentStarts.length - 1) / span : recentStarts.length;
+    }
+    const last = recentStarts[recentStarts.length - 1];
+    if (last === undefined) return Infinity;
+    // Only recent starts: a pause waiting for upstream work is not a slow pace.
+    const recent = recentStarts.filter((t) => t >= last - 5000);
+    if (recent.length < 2) return Infinity;
+    const span = (last - recent[0]!) / 1000;
+    return span > 0 ? (recent.length - 1) / span : Infinity;
   };
 
   const markDone = (results: PartitionResult[]) => {
@@ -275,11 +305,22 @@ export async function nodeWorkflow(input: NodeInput): Promise<NodeSummary> {
         const lo = edge.lo[index]!;
         const hi = edge.hi[index]!;
         const range = { node: edge.node, from: edge.source.key(lo), to: edge.source.key(hi - 1) };
-        return edge.source.grain === 'static' ? { ...range, keys: edge.source.keys.slice(lo, hi) } : range;
+        if (edge.source.grain !== 'static') return range;
+        // Static keys do not sort by meaning: name them, or say "every partition" for mapping all.
+        return lo === 0 && hi === edge.source.size ? { ...range, all: true } : { ...range, keys: edge.source.keys.slice(lo, hi) };
       }),
   });
 
   const timeoutMs = parseDuration(spec.timeout)!;
+  // What the activity needs of the node; its partitions (a static node's keys) stay here.
+  const activityNode: PartitionNode = {
+    id: spec.id,
+    transform: spec.transform,
+    ...(spec.sql !== undefined ? { sql: spec.sql } : {}),
+    params: spec.params,
+    checks: spec.checks,
+    heartbeatTimeout: spec.heartbeatTimeout,
+  };
   const startBatch = (indices: number[]) => {
     const tasks = indices.map(taskFor);
     const first = tasks[0]!.key;
@@ -307,7 +348,7 @@ export async function nodeWorkflow(input: NodeInput): Promise<NodeSummary> {
       backfillId: input.backfillId,
       runKey: input.runKey,
       workflowId: workflowInfo().workflowId,
-      node: spec,
+      node: activityNode,
       partitions: tasks,
       maxAttempts: spec.retry.maxAttempts,
     })
@@ -322,7 +363,7 @@ export async function nodeWorkflow(input: NodeInput): Promise<NodeSummary> {
   };
 
   const canDispatch = () =>
-    !settings.paused && !draining && !finishing && !queue.isEmpty && inflight < settings.concurrency && bucket.available >= 1;
+    !settings.paused && !draining && !finishing && !parentGone && !queue.isEmpty && inflight < settings.concurrency && bucket.available >= 1;
 
   const dispatch = () => {
     while (canDispatch()) {
@@ -340,18 +381,24 @@ export async function nodeWorkflow(input: NodeInput): Promise<NodeSummary> {
     );
   };
 
-  const background = [reporter(), ticker()];
-  // A cancelled workflow rejects these loops' timers; the cleanup below takes over.
-  background.forEach((loop) => loop.catch(() => undefined));
+  // A cancelled workflow rejects these loops' timers (the cleanup below takes over); any
+  // other error is a bug to see in the logs, not to swallow.
+  const background = [reporter(), ticker()].map((loop) =>
+    loop.catch((error: unknown) => {
+      if (!isCancellation(error)) log.error(`node ${plan.id}: background loop failed: ${String(error)}`);
+    }),
+  );
 
   try {
     for (;;) {
-      await condition(() => finishing || canDispatch() || (!draining && shouldContinueAsNew()));
-      if (finishing) break;
+      await condition(() => finishing || parentGone || canDispatch() || (!draining && shouldContinueAsNew()));
+      if (finishing || parentGone) break;
       if (!draining && shouldContinueAsNew()) {
         draining = true;
-        await condition(() => inflight === 0 && !sending && !hasUnreported());
+        await condition(() => inflight === 0 && !sending && (!hasUnreported() || parentGone));
         await condition(allHandlersFinished);
+        // The parent may have said finish while this run drained: finish, do not start a new run.
+        if (finishing || parentGone) break;
         const next: NodeCarry = {
           queue: queue.toJSON(),
           settings,
@@ -368,9 +415,12 @@ export async function nodeWorkflow(input: NodeInput): Promise<NodeSummary> {
       dispatch();
     }
     await condition(() => inflight === 0);
+    finishing = true;
     await Promise.all(background);
     await condition(() => !sending);
-    if (hasUnreported()) await report();
+    // What completed since the last report; the parent no longer needs state-only news.
+    if (!parentGone && (!unreportedDone.isEmpty || unreportedFailures.length > 0)) await report();
+    if (parentGone) log.warn(`the backfill's parent workflow is gone; node ${plan.id} stops (nothing new starts)`);
     return { node: plan.id, completed: stats.completed, runs };
   } catch (error) {
     if (!isCancellation(error)) throw error;

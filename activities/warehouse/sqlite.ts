@@ -255,10 +255,12 @@ export class SqliteWarehouse implements Warehouse {
   }
 
   private inputVersions(inputs: PartitionWrite['inputs']): InputVersions[] {
-    return inputs.map(({ keys, ...input }) => {
+    return inputs.map(({ keys, all, ...input }) => {
       // Time keys of one grain sort in time order, so a range is a BETWEEN; static keys are listed.
       const rows = (
-        keys
+        all
+          ? this.db.prepare('SELECT partition, version FROM backfill_partitions WHERE node = ? ORDER BY partition').all(input.node)
+          : keys
           ? this.db
               .prepare(`SELECT partition, version FROM backfill_partitions WHERE node = ? AND partition IN (${keys.map(() => '?').join(', ')}) ORDER BY partition`)
               .all(input.node, ...keys)
@@ -311,15 +313,25 @@ export class SqliteWarehouse implements Warehouse {
       };
     };
 
-    let failure: { version: number; problems: string[] } | undefined;
-    const publish = this.db.transaction((): Published => {
+    const publish = this.db.transaction((): Published | { version: number; problems: string[] } => {
       const version = this.assignVersion(node, partition, write.runKey);
-      const written = this.stage(write, version);
-      const summary = this.summarize(node, partition, version, written);
-      const problems = this.runChecks(node, partition, version, summary.rowCount, write.checks);
-      if (problems.length > 0) {
-        failure = { version, problems };
-        throw new CheckFailedError(`checks failed for ${node} ${partition}: ${problems.join('; ')}`);
+      // A nested transaction is a savepoint: a failed check rolls back the new rows only, and
+      // the failure is recorded in the same transaction, under the version it was given.
+      let problems: string[] = [];
+      const staged = this.db.transaction(() => {
+        const written = this.stage(write, version);
+        const summary = this.summarize(node, partition, version, written);
+        problems = this.runChecks(node, partition, version, summary.rowCount, write.checks);
+        if (problems.length > 0) throw new CheckFailedError(problems.join('; '));
+        return summary;
+      });
+      let summary: ReturnType<typeof staged>;
+      try {
+        summary = staged();
+      } catch (error) {
+        if (!(error instanceof CheckFailedError)) throw error;
+        this.recordCheckFailure(record, ledgerRow(version, { status: 'failed_check', rowCount: null, checksum: null, schemaHash: null, previousVersion: null, error: problems.join('; ') }));
+        return { version, problems };
       }
       const current = this.db.prepare('SELECT version FROM backfill_partitions WHERE node = ? AND partition = ?').get(node, partition) as
         | { version: number }
@@ -340,27 +352,22 @@ export class SqliteWarehouse implements Warehouse {
       record.run(ledgerRow(version, { status: 'published', ...summary, previousVersion, error: null }));
       return { version, previousVersion, ...summary };
     });
-    try {
-      return publish.immediate();
-    } catch (error) {
-      if (error instanceof CheckFailedError && failure) {
-        const { version, problems } = failure;
-        // The new version's rows were rolled back with the transaction; the ledger keeps why.
-        // A version already published by an earlier attempt stays published: only the failure is noted.
-        this.db.transaction(() => {
-          const existing = this.db.prepare('SELECT status FROM backfill_ledger WHERE node = ? AND partition = ? AND version = ?').get(node, partition, version) as
-            | { status: string }
-            | undefined;
-          if (existing?.status === 'published') {
-            this.db
-              .prepare('UPDATE backfill_ledger SET executions = executions + 1, error = ? WHERE node = ? AND partition = ? AND version = ?')
-              .run(problems.join('; '), node, partition, version);
-          } else {
-            record.run(ledgerRow(version, { status: 'failed_check', rowCount: null, checksum: null, schemaHash: null, previousVersion: null, error: problems.join('; ') }));
-          }
-        }).immediate();
-      }
-      throw error;
+    const outcome = publish.immediate();
+    if ('problems' in outcome) throw new CheckFailedError(`checks failed for ${node} ${partition}: ${outcome.problems.join('; ')}`);
+    return outcome;
+  }
+
+  /** A version already published by an earlier attempt stays published: only the failure is noted. */
+  private recordCheckFailure(record: Database.Statement, row: Record<string, unknown> & { node: string; partition: string; version: number; error: string | null }): void {
+    const existing = this.db.prepare('SELECT status FROM backfill_ledger WHERE node = ? AND partition = ? AND version = ?').get(row.node, row.partition, row.version) as
+      | { status: string }
+      | undefined;
+    if (existing?.status === 'published') {
+      this.db
+        .prepare('UPDATE backfill_ledger SET executions = executions + 1, error = ? WHERE node = ? AND partition = ? AND version = ?')
+        .run(row.error, row.node, row.partition, row.version);
+    } else {
+      record.run(row);
     }
   }
 

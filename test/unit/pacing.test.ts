@@ -258,20 +258,41 @@ describe('Aimd', () => {
     expect(aimd.toJSON()).toMatchObject({ ceiling: null, recoverAt: null, throttles: 1 });
   });
 
-  it('recovers from half in about 10 seconds, from a quarter in about 15', () => {
+  it('climbs back to the throttled pace in about 10 seconds, at a slope set by the last throttle', () => {
     const half = new Aimd();
     half.onThrottle(8, 8);
     half.onCalm(8, 9_900);
     expect(half.active).toBe(true);
     half.onCalm(8, 100);
     expect(half.active).toBe(false);
+    // Throttled again at 4/s: back to 4/s in 10 s, then on to 8/s at the same slope (0.2/s a second).
     const quarter = new Aimd();
     quarter.onThrottle(8, 8);
     quarter.onThrottle(8, 4);
-    quarter.onCalm(8, 14_900);
+    expect(quarter.effective(8)).toBe(2);
+    quarter.onCalm(8, 10_000);
+    expect(quarter.effective(8)).toBeCloseTo(4, 9);
+    quarter.onCalm(8, 19_900);
     expect(quarter.active).toBe(true);
     quarter.onCalm(8, 100);
     expect(quarter.active).toBe(false);
+  });
+
+  it('keeps the first release slope (the operator rate over 20 s) for histories recorded with it', () => {
+    const legacy = new Aimd(undefined, { slopeFromOperatorRate: true });
+    legacy.onThrottle(1000, 10);
+    expect(legacy.toJSON().step).toBe(50);
+    expect(new Aimd(legacy.toJSON()).toJSON().step).toBe(50);
+  });
+
+  it('does not undo a slow-down at once when the operator rate is far above what the system takes', () => {
+    const aimd = new Aimd();
+    aimd.onThrottle(1000, 10);
+    expect(aimd.effective(1000)).toBe(5);
+    aimd.onCalm(1000, 1000);
+    expect(aimd.effective(1000)).toBeCloseTo(5.5, 9);
+    aimd.onCalm(1000, 9000);
+    expect(aimd.effective(1000)).toBeCloseTo(10, 9);
   });
 
   it('never exceeds the operator rate, and an operator lowering the rate below the ceiling lifts it', () => {
@@ -287,11 +308,11 @@ describe('Aimd', () => {
     const aimd = new Aimd();
     aimd.onThrottle(null, 8);
     expect(aimd.effective(null)).toBe(4);
-    expect(aimd.toJSON()).toEqual({ ceiling: 4, step: 0.8, recoverAt: 16, throttles: 1 });
+    expect(aimd.toJSON()).toEqual({ ceiling: 4, step: 0.4, recoverAt: 16, throttles: 1 });
     aimd.onCalm(null, 10_000);
-    expect(aimd.effective(null)).toBeCloseTo(12, 9);
+    expect(aimd.effective(null)).toBeCloseTo(8, 9);
     expect(aimd.active).toBe(true);
-    aimd.onCalm(null, 5_000);
+    aimd.onCalm(null, 20_000);
     expect(aimd.active).toBe(false);
     expect(aimd.effective(null)).toBeNull();
   });
