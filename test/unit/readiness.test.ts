@@ -25,6 +25,8 @@ function expectCountsAddUp(r: Readiness, p: Plan): void {
     expect(c.done + c.failed + c.inHands + c.blocked + c.waiting, node.id).toBe(c.total);
     expect(c.total).toBe(node.partitions.size);
     for (const v of Object.values(c)) expect(v).toBeGreaterThanOrEqual(0);
+    // The cheap test by sizes agrees with the set itself.
+    expect(r.hasInHands(node.id), node.id).toBe(!r.inHands(node.id).isEmpty);
   }
 }
 
