@@ -140,6 +140,9 @@ async function noopScenario(name: string, nodes: number, perNode: number, batchS
       historyEventsPerPartition: Number((events / total).toFixed(2)),
       largestHistory: Math.max(...runs.map((r) => r.events)),
       parentRuns: runs.filter((r) => r.workflowId === `backfill/${backfillId}`).length,
+      // Events in each run of the parent and of the first node workflow.
+      parentHistory: runs.filter((r) => r.workflowId === `backfill/${backfillId}`).map((r) => r.events),
+      nodeHistory: runs.filter((r) => r.workflowId === `backfill/${backfillId}/n1`).map((r) => r.events),
       workerRssMb: { at25: Math.round(quarter(0.25)), at50: Math.round(quarter(0.5)), at75: Math.round(quarter(0.75)), end: Math.round(quarter(1)) },
       workerPeakRssMb: Math.round(worker.status('VmHWM') ?? Math.max(...rss)),
     };
