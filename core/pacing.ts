@@ -12,7 +12,8 @@ export const MAX_LATENESS_MS = 2000;
 /** The slowest pace a node is ever throttled down to: one partition a minute. */
 export const MIN_RATE = 1 / 60;
 
-export type BucketJSON = { tokens: number };
+/** A bucket's tokens, and optionally the clock reading they were counted at. */
+export type BucketJSON = { tokens: number; at?: number };
 
 /**
  * A token bucket: `rate` tokens per second up to `burst` tokens. One token starts one

@@ -74,6 +74,10 @@ export async function nodeWorkflow(input: NodeInput): Promise<NodeSummary> {
   const makeUpForLateTicks = patched('pacing-makes-up-for-late-ticks');
   const aimdFromThrottledPace = patched('aimd-slope-from-throttled-pace');
   const aimd = new Aimd(carry?.aimd, { slopeFromOperatorRate: !aimdFromThrottledPace });
+  const pacingCarriesClock = patched('pacing-carries-its-clock');
+  /** The clock reading the bucket's tokens were last counted at. */
+  let lastClock: number | null = null;
+  let carriedClock: number | null = pacingCarriesClock ? (carry?.bucket.at ?? null) : null;
   const unreportedDone = RangeSet.fromJSON(carry?.unreported.done);
   let unreportedFailures: FailureGroup[] = carry?.unreported.failures ?? [];
   const stats: NodeReportState = carry?.stats ?? {
@@ -196,7 +200,12 @@ export async function nodeWorkflow(input: NodeInput): Promise<NodeSummary> {
     for (;;) {
       await condition(() => finishing || needsTick());
       if (finishing) return;
-      let last = await readClock();
+      // The first tick after continue-as-new counts from the previous run's last reading, so
+      // that the drain between the runs does not cost tokens (up to the lateness allowance).
+      const carried = carriedClock;
+      carriedClock = null;
+      let last = carried ?? (await readClock());
+      lastClock = last;
       while (!finishing && needsTick()) {
         const version = settingsVersion;
         // While throttled, tick at least every second so that the pace climbs back smoothly.
@@ -209,6 +218,7 @@ export async function nodeWorkflow(input: NodeInput): Promise<NodeSummary> {
         // Without a clock reading, count the tick as on time rather than stop pacing.
         const elapsed = now !== null && last !== null ? Math.max(0, now - last) : tick;
         last = now;
+        lastClock = now;
         bucket.refill(elapsed, makeUpForLateTicks && !cutShort ? tick : elapsed);
         if (aimd.active && !throttledThisTick) {
           aimd.onCalm(settings.rate, elapsed);
@@ -402,7 +412,8 @@ export async function nodeWorkflow(input: NodeInput): Promise<NodeSummary> {
         const next: NodeCarry = {
           queue: queue.toJSON(),
           settings,
-          bucket: bucket.toJSON(),
+          // A full bucket has nothing to make up; a draining one had work waiting for tokens.
+          bucket: { ...bucket.toJSON(), ...(lastClock !== null && !bucket.full ? { at: lastClock } : {}) },
           aimd: aimd.toJSON(),
           unreported: { done: unreportedDone.toJSON(), failures: unreportedFailures },
           stats,

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BackfillClient } from '../../client/backfill-client.ts';
-import { address, connectClient, scratch, startTestWorker, uniqueQueue, type TestWorker } from './helpers.ts';
+import { address, connectClient, scratch, startTestWorker, uniqueQueue, waitFor, type TestWorker } from './helpers.ts';
 
 const run = promisify(execFile);
 const BIN = join(import.meta.dirname, '../../bin/backfill.js');
@@ -183,5 +183,51 @@ describe('backfill start, wait, status and control against a running worker', ()
     const concurrency = await backfill(['set-concurrency', 'whatever', '0', '--json'], env);
     expect(concurrency.json.error).toMatchObject({ code: 'invalid_argument' });
     expect(concurrency.json.error.message).toMatch(/whole number from 1/);
+  });
+});
+
+describe('backfill dev', () => {
+  it('serves a dev server with a worker: start then wait completes, and the state survives a restart', async () => {
+    const { spawn } = await import('node:child_process');
+    const { freePort } = await import('../../scripts/dev-server.ts');
+    const home = scratch('dev');
+    const port = await freePort();
+    const uiPort = await freePort();
+    const env = { ...process.env, BACKFILL_HOME: home, TEMPORAL_ADDRESS: `127.0.0.1:${port}`, NO_COLOR: '1' };
+    const startDev = async () => {
+      const dev = spawn('node', [BIN, 'dev', '--port', String(port), '--ui-port', String(uiPort), '--json'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      dev.stdout!.on('data', (chunk: Buffer) => (out += chunk.toString()));
+      await waitFor('backfill dev to be ready', () => {
+        if (dev.exitCode !== null) throw new Error(`backfill dev exited: ${out}`);
+        return out.includes('"address"') ? (JSON.parse(out) as { address: string; uiUrl: string; database: string }) : undefined;
+      }, 90_000, 100);
+      return { dev, info: JSON.parse(out) as { address: string; uiUrl: string; database: string } };
+    };
+    const stopDev = async (dev: import('node:child_process').ChildProcess) => {
+      const exited = new Promise((done) => dev.once('exit', done));
+      dev.kill('SIGINT');
+      await exited;
+    };
+
+    let { dev, info } = await startDev();
+    try {
+      expect(info).toMatchObject({ address: `127.0.0.1:${port}`, uiUrl: `http://localhost:${uiPort}`, database: join(home, 'temporal.db') });
+      const ui = await fetch(info.uiUrl);
+      expect(ui.ok).toBe(true);
+      const id = `dev-${Date.now()}`;
+      const started = await run('node', [BIN, 'start', EXAMPLE, '--id', id, '--from', '2024-03-01', '--to', '2024-03-15', '--json'], { env });
+      expect(JSON.parse(started.stdout)).toMatchObject({ backfillId: id, uiUrl: expect.stringContaining(`http://localhost:8233/namespaces/default/workflows/`) });
+      const waited = await run('node', [BIN, 'wait', id, '--timeout', '2m', '--json'], { env });
+      expect(JSON.parse(waited.stdout).state).toBe('completed');
+
+      // The dev server keeps its state in its SQLite file: after a restart the backfill is still there.
+      await stopDev(dev);
+      ({ dev } = await startDev());
+      const status = await run('node', [BIN, 'status', id, '--json'], { env });
+      expect(JSON.parse(status.stdout)).toMatchObject({ backfillId: id, state: 'completed' });
+    } finally {
+      await stopDev(dev);
+    }
   });
 });
