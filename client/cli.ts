@@ -304,7 +304,7 @@ export function buildProgram(): Command {
     .option('--warehouse <path>', 'warehouse SQLite file (default $BACKFILL_WAREHOUSE or .backfill/warehouse.db)')
     .option('--json', 'machine-readable output')
     .action(async (node: string, partition: string, options: Json & { warehouse?: string }) => {
-      const warehouse = openWarehouse(options.warehouse);
+      const warehouse = openWarehouse(options.warehouse, { inline: true });
       try {
         const versions = await warehouse.ledger({ node, partition });
         if (versions.length === 0) {

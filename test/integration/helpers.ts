@@ -8,7 +8,7 @@ import { NativeConnection } from '@temporalio/worker';
 import { BackfillClient } from '../../client/backfill-client.ts';
 import { installRuntime } from '../../client/local.ts';
 import { loadTransforms, type Transform } from '../../activities/transforms.ts';
-import { SqliteWarehouse } from '../../activities/warehouse/sqlite.ts';
+import { ThreadedWarehouse } from '../../activities/warehouse/threaded.ts';
 import { createWorkers, type BackfillWorkers, type QueueConfig } from '../../workers/worker.ts';
 import { resolveSpec, type ResolvedSpec, type SpecInput } from '../../core/spec.ts';
 
@@ -27,7 +27,7 @@ export function uniqueQueue(name: string): string {
 }
 
 export type TestWorker = {
-  warehouse: SqliteWarehouse;
+  warehouse: ThreadedWarehouse;
   queue: string;
   workers: BackfillWorkers;
   stop(): Promise<void>;
@@ -44,7 +44,7 @@ export async function startTestWorker(options: {
   process.env.BACKFILL_LOG_LEVEL ??= 'ERROR';
   installRuntime();
   const connection = await NativeConnection.connect({ address: address() });
-  const warehouse = new SqliteWarehouse(options.warehousePath);
+  const warehouse = new ThreadedWarehouse(options.warehousePath);
   const registry = new Map(await loadTransforms(options.transformModules ?? []));
   for (const [name, fn] of Object.entries(options.transforms ?? {})) registry.set(name, fn);
   const workers = await createWorkers({

@@ -1,0 +1,72 @@
+/**
+ * A warehouse whose SQLite work runs on a worker thread. better-sqlite3 is synchronous: a
+ * long SELECT on the worker's main thread would stop its heartbeats and its workflow tasks
+ * (a partition then times out while it is still being written). On its own thread the
+ * main thread stays free; publishes still run one at a time, as SQLite writes do anyway.
+ */
+import { Worker } from 'node:worker_threads';
+import { CheckFailedError, SqlError, type Bindings, type LedgerRow, type PartitionWrite, type Published, type Row, type Warehouse } from './types.ts';
+
+type Call = { id: number; method: 'publish' | 'query' | 'ledger' | 'close'; args: unknown[] };
+type Reply = { id: number; result?: unknown; error?: { name: string; message: string } };
+
+const ERRORS: Record<string, new (message: string) => Error> = { CheckFailedError, SqlError };
+
+export class ThreadedWarehouse implements Warehouse {
+  readonly kind = 'sqlite' as const;
+  private readonly thread: Worker;
+  private readonly pending = new Map<number, { resolve(value: unknown): void; reject(error: Error): void }>();
+  private next = 0;
+  /** Why the thread is gone (it could not open the file, or it was closed): every later call fails with it. */
+  private gone: Error | undefined;
+
+  constructor(readonly location: string) {
+    this.thread = new Worker(new URL('./sqlite-thread.mjs', import.meta.url), { workerData: { location } });
+    this.thread.on('message', (reply: Reply) => {
+      const call = this.pending.get(reply.id);
+      if (!call) return;
+      this.pending.delete(reply.id);
+      if (!reply.error) return call.resolve(reply.result);
+      const Type = ERRORS[reply.error.name];
+      const error = Type ? new Type(reply.error.message) : new Error(reply.error.message);
+      if (!Type) error.name = reply.error.name;
+      call.reject(error);
+    });
+    this.thread.on('error', (error) => this.failAll(new Error(`the warehouse ${location} failed: ${error.message}`)));
+    this.thread.on('exit', (code) => this.failAll(new Error(`the warehouse thread for ${location} exited (code ${code})`)));
+  }
+
+  private failAll(error: Error): void {
+    this.gone ??= error;
+    for (const call of this.pending.values()) call.reject(error);
+    this.pending.clear();
+  }
+
+  private call<T>(method: Call['method'], ...args: unknown[]): Promise<T> {
+    if (this.gone) return Promise.reject(this.gone);
+    const id = this.next++;
+    return new Promise<T>((resolve, reject) => {
+      this.pending.set(id, { resolve: resolve as (value: unknown) => void, reject });
+      this.thread.postMessage({ id, method, args } satisfies Call);
+    });
+  }
+
+  publish(write: PartitionWrite): Promise<Published> {
+    return this.call('publish', write);
+  }
+
+  query(sql: string, bindings?: Bindings): Promise<Row[]> {
+    return this.call('query', sql, bindings);
+  }
+
+  ledger(filter: { backfillId?: string; node?: string; partition?: string }): Promise<LedgerRow[]> {
+    return this.call('ledger', filter);
+  }
+
+  async close(): Promise<void> {
+    if (this.gone) return;
+    await this.call('close');
+    this.gone = new Error(`the warehouse ${this.location} is closed`);
+    await this.thread.terminate();
+  }
+}

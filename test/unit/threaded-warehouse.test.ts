@@ -1,0 +1,54 @@
+/** The warehouse on its own thread: the same answers and errors as on the caller's thread. */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { ThreadedWarehouse } from '../../activities/warehouse/threaded.ts';
+import { CheckFailedError, SqlError, type PartitionWrite } from '../../activities/warehouse/types.ts';
+
+const dir = mkdtempSync(join(tmpdir(), 'backfill-threaded-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const write = (partition: string, rows: PartitionWrite['data']['rows'], checks: PartitionWrite['checks'] = []): PartitionWrite => ({
+  node: 'events',
+  partition,
+  backfillId: 'b',
+  runKey: 'r',
+  workflowId: 'w',
+  data: { rows, selects: [] },
+  checks,
+  transform: 't',
+  params: {},
+  codeVersion: 'c',
+  inputs: [],
+  attempt: 1,
+  startedAt: Date.UTC(2024, 0, 1),
+});
+
+describe('ThreadedWarehouse', () => {
+  it('publishes, reads and reports errors with their types', async () => {
+    const warehouse = new ThreadedWarehouse(join(dir, 'warehouse.db'));
+    try {
+      expect(await warehouse.publish(write('2024-01-01', [{ a: 1 }, { a: 2 }]))).toMatchObject({ version: 1, rowCount: 2 });
+      expect(await warehouse.query('SELECT a FROM events ORDER BY a')).toEqual([{ a: 1 }, { a: 2 }]);
+      expect((await warehouse.ledger({ node: 'events' }))[0]).toMatchObject({ partition: '2024-01-01', status: 'published', current: true });
+      const failed = await warehouse.publish(write('2024-01-02', [{ a: null }], [{ type: 'not_null', columns: ['a'] }])).catch((e: unknown) => e);
+      expect(failed).toBeInstanceOf(CheckFailedError);
+      expect((failed as Error).message).toMatch(/1 rows have a NULL/);
+      const bad = await warehouse.query('SELEC 1').catch((e: unknown) => e);
+      expect(bad).toBeInstanceOf(SqlError);
+    } finally {
+      await warehouse.close();
+    }
+    await expect(warehouse.query('SELECT 1')).rejects.toThrow(/closed/);
+  });
+
+  it('fails every call with a clear error when the file cannot be opened', async () => {
+    const blocker = join(dir, 'not-a-directory');
+    writeFileSync(blocker, 'x');
+    const warehouse = new ThreadedWarehouse(join(blocker, 'warehouse.db'));
+    await expect(warehouse.query('SELECT 1')).rejects.toThrow(/not-a-directory/);
+    await expect(warehouse.ledger({})).rejects.toThrow(/not-a-directory/);
+    await warehouse.close();
+  });
+});
