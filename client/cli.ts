@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /** The `backfill` command line. Every command takes --json for machine-readable output. */
 import { join } from 'node:path';
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { Command, InvalidArgumentError } from 'commander';
 import pc from 'picocolors';
 import { BackfillError } from '../core/errors.ts';
 import { parseDuration } from '../core/duration.ts';

@@ -11,8 +11,7 @@
  *
  * Results are printed and written to .backfill/bench/results.json.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -21,69 +20,48 @@ import { SqliteWarehouse } from '../activities/warehouse/sqlite.ts';
 import { BackfillClient } from '../client/backfill-client.ts';
 import { resolveSpec, type ResolvedSpec } from '../core/spec.ts';
 import { TokenBucket } from '../core/pacing.ts';
-import { startDevServer, stopProcess, type DevServer } from './dev-server.ts';
+import { startDevServer, type DevServer } from './dev-server.ts';
+import { WorkerProcess } from './worker-process.ts';
 
 const ROOT = new URL('..', import.meta.url).pathname;
 
 type Sample = { at: number; rssMb: number };
 
-class WorkerProcess {
+/** Samples a worker process's resident memory every half second. */
+class MemorySampler {
   readonly samples: Sample[] = [];
-  private timer: NodeJS.Timeout;
+  private readonly timer: NodeJS.Timeout;
 
-  constructor(readonly child: ChildProcess) {
+  constructor(private readonly worker: WorkerProcess) {
     this.timer = setInterval(() => {
-      const rss = this.status('VmRSS');
+      const rss = worker.memoryMb('VmRSS');
       if (rss !== undefined) this.samples.push({ at: Date.now(), rssMb: rss });
     }, 500);
   }
 
-  static async start(address: string, warehouse: string, logFile: string): Promise<WorkerProcess> {
-    const child = spawn('node', [join(ROOT, 'bin/backfill.js'), 'worker', '--warehouse', warehouse], {
-      env: { ...process.env, TEMPORAL_ADDRESS: address, BACKFILL_LOG_LEVEL: 'ERROR' },
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
-    let log = '';
-    child.stderr!.on('data', (chunk: Buffer) => {
-      log += chunk.toString();
-      writeFileSync(logFile, log);
-    });
-    const deadline = Date.now() + 60_000;
-    while (!log.includes('worker polling')) {
-      if (child.exitCode !== null || Date.now() > deadline) throw new Error(`the worker did not start:\n${log}`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    return new WorkerProcess(child);
+  peakMb(): number {
+    return this.worker.memoryMb('VmHWM') ?? Math.max(0, ...this.samples.map((s) => s.rssMb));
   }
 
-  /** A /proc/<pid>/status value in MB. */
-  status(field: 'VmRSS' | 'VmHWM'): number | undefined {
-    try {
-      const text = readFileSync(`/proc/${this.child.pid}/status`, 'utf8');
-      const m = new RegExp(`${field}:\\s+(\\d+) kB`).exec(text);
-      return m ? Number(m[1]) / 1024 : undefined;
-    } catch {
-      return undefined;
-    }
-  }
-
-  async stop(): Promise<void> {
+  stop(): void {
     clearInterval(this.timer);
-    await stopProcess(this.child);
   }
 }
 
-type Env = { server: DevServer; client: BackfillClient; worker: WorkerProcess; warehouse: SqliteWarehouse; dir: string };
+type Env = { server: DevServer; client: BackfillClient; memory: MemorySampler; warehouse: SqliteWarehouse; dir: string };
 
 async function withEnvironment<T>(name: string, run: (env: Env) => Promise<T>): Promise<T> {
   const dir = mkdtempSync(join(tmpdir(), `backfill-bench-${name}-`));
   const server = await startDevServer({ dbFile: join(dir, 'temporal.db'), uiPort: null, logFile: join(dir, 'temporal.log') });
-  const worker = await WorkerProcess.start(server.address, join(dir, 'warehouse.db'), join(dir, 'worker.log'));
+  const worker = new WorkerProcess({ address: server.address, warehouse: join(dir, 'warehouse.db') });
+  await worker.start();
+  const memory = new MemorySampler(worker);
   const client = await BackfillClient.connect({ address: server.address });
   const warehouse = new SqliteWarehouse(join(dir, 'warehouse.db'));
   try {
-    return await run({ server, client, worker, warehouse, dir });
+    return await run({ server, client, memory, warehouse, dir });
   } finally {
+    memory.stop();
     await client.close();
     await worker.stop();
     await server.stop();
@@ -114,7 +92,7 @@ async function histories(client: BackfillClient, backfillId: string) {
 }
 
 async function noopScenario(name: string, nodes: number, perNode: number, batchSize = 1) {
-  return withEnvironment(name, async ({ client, worker }) => {
+  return withEnvironment(name, async ({ client, memory }) => {
     const spec = chainSpec(nodes, perNode, batchSize);
     const began = Date.now();
     const { backfillId } = await client.start(spec);
@@ -129,7 +107,7 @@ async function noopScenario(name: string, nodes: number, perNode: number, batchS
     }
     const total = nodes * perNode;
     const events = runs.reduce((sum, r) => sum + r.events, 0);
-    const rss = worker.samples.map((s) => s.rssMb);
+    const rss = memory.samples.map((s) => s.rssMb);
     const quarter = (q: number) => rss[Math.min(rss.length - 1, Math.floor((rss.length - 1) * q))] ?? 0;
     return {
       scenario: name,
@@ -144,7 +122,7 @@ async function noopScenario(name: string, nodes: number, perNode: number, batchS
       parentHistory: runs.filter((r) => r.workflowId === `backfill/${backfillId}`).map((r) => r.events),
       nodeHistory: runs.filter((r) => r.workflowId === `backfill/${backfillId}/n1`).map((r) => r.events),
       workerRssMb: { at25: Math.round(quarter(0.25)), at50: Math.round(quarter(0.5)), at75: Math.round(quarter(0.75)), end: Math.round(quarter(1)) },
-      workerPeakRssMb: Math.round(worker.status('VmHWM') ?? Math.max(...rss)),
+      workerPeakRssMb: Math.round(memory.peakMb()),
     };
   });
 }

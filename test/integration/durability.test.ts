@@ -21,7 +21,7 @@ import {
   setConcurrencySignal,
   setRateSignal,
 } from '../../workflows/definitions.ts';
-import { ROOT, WorkerProcess, address, connectClient, scratch, startTestWorker, testSpec, uniqueQueue, waitFor } from './helpers.ts';
+import { ROOT, address, connectClient, scratch, startTestWorker, testSpec, uniqueQueue, waitFor, workerProcess } from './helpers.ts';
 
 const SHOP_TRANSFORMS = join(ROOT, 'examples/shop/transforms.ts');
 
@@ -59,7 +59,7 @@ describe('durability', () => {
     const queue = uniqueQueue('kill');
     const dir = scratch('kill');
     const warehousePath = join(dir, 'warehouse.db');
-    const worker = new WorkerProcess({ address: address(), queue, warehouse: warehousePath, transforms: [SHOP_TRANSFORMS] });
+    const worker = workerProcess({ address: address(), queue, warehouse: warehousePath, transforms: [SHOP_TRANSFORMS] });
     const warehouse = new SqliteWarehouse(warehousePath);
     try {
       await worker.start();
@@ -117,7 +117,7 @@ describe('durability', () => {
     let server = await startDevServer({ dbFile, port, uiPort: null, logFile: join(dir, 'temporal.log') });
     const queue = uniqueQueue('restart');
     const warehousePath = join(dir, 'warehouse.db');
-    const worker = new WorkerProcess({ address: server.address, queue, warehouse: warehousePath, transforms: [SHOP_TRANSFORMS] });
+    const worker = workerProcess({ address: server.address, queue, warehouse: warehousePath, transforms: [SHOP_TRANSFORMS] });
     const warehouse = new SqliteWarehouse(warehousePath);
     let own: BackfillClient | undefined;
     try {
@@ -159,7 +159,7 @@ describe('durability', () => {
     const queue = uniqueQueue('crash');
     const dir = scratch('crash');
     const warehousePath = join(dir, 'warehouse.db');
-    const worker = new WorkerProcess({ address: address(), queue, warehouse: warehousePath });
+    const worker = workerProcess({ address: address(), queue, warehouse: warehousePath });
     const warehouse = new SqliteWarehouse(warehousePath);
     try {
       await worker.start();

@@ -1,5 +1,4 @@
 /** Helpers for integration tests: real workers on the shared dev server, conditions with timeouts. */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -10,6 +9,7 @@ import { installRuntime } from '../../client/local.ts';
 import { loadTransforms, type Transform } from '../../activities/transforms.ts';
 import { ThreadedWarehouse } from '../../activities/warehouse/threaded.ts';
 import { createWorkers, type BackfillWorkers, type QueueConfig } from '../../workers/worker.ts';
+import { WorkerProcess, type WorkerProcessOptions } from '../../scripts/worker-process.ts';
 import { resolveSpec, type ResolvedSpec, type SpecInput } from '../../core/spec.ts';
 
 export const address = () => inject('temporalAddress');
@@ -99,58 +99,6 @@ export async function waitFor<T>(what: string, check: () => Promise<T | undefine
 export const ROOT = join(import.meta.dirname, '../..');
 
 /** A worker in its own process (`backfill worker`), to be killed and restarted like a real one. */
-export class WorkerProcess {
-  private child: ChildProcess | undefined;
-  log = '';
-
-  constructor(
-    private readonly options: { address: string; queue: string; warehouse: string; transforms?: string[] },
-  ) {}
-
-  get pid(): number | undefined {
-    return this.child?.pid;
-  }
-
-  get running(): boolean {
-    return this.child !== undefined && this.child.exitCode === null && this.child.signalCode === null;
-  }
-
-  /** Starts the process and resolves once it polls its task queues. */
-  async start(): Promise<void> {
-    const args = [join(ROOT, 'bin/backfill.js'), 'worker', '--workflow-queue', this.options.queue, '--task-queue', this.options.queue, '--warehouse', this.options.warehouse];
-    for (const module of this.options.transforms ?? []) args.push('--transforms', module);
-    const child = spawn('node', args, {
-      env: { ...process.env, TEMPORAL_ADDRESS: this.options.address, BACKFILL_WORKFLOW_BUNDLE: inject('workflowBundlePath'), BACKFILL_LOG_LEVEL: 'ERROR' },
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
-    this.child = child;
-    let output = '';
-    child.stderr!.on('data', (chunk: Buffer) => {
-      output += chunk.toString();
-      this.log += chunk.toString();
-    });
-    await waitFor('the worker process to poll', () => {
-      if (child.exitCode !== null) throw new Error(`the worker exited: ${output}`);
-      return output.includes('worker polling');
-    }, 60_000, 50);
-  }
-
-  /** kill -9: no cleanup, no goodbye to the server. */
-  async kill(): Promise<void> {
-    const child = this.child;
-    if (!child || !this.running) return;
-    const exited = new Promise((done) => child.once('exit', done));
-    child.kill('SIGKILL');
-    await exited;
-  }
-
-  async stop(): Promise<void> {
-    const child = this.child;
-    if (!child || !this.running) return;
-    const exited = new Promise((done) => child.once('exit', done));
-    child.kill('SIGTERM');
-    const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-    await exited;
-    clearTimeout(timer);
-  }
+export function workerProcess(options: Omit<WorkerProcessOptions, 'env'>): WorkerProcess {
+  return new WorkerProcess({ ...options, env: { BACKFILL_WORKFLOW_BUNDLE: inject('workflowBundlePath') } });
 }

@@ -2,7 +2,6 @@ import { describe, it, expect } from 'vitest';
 import { expandNode, expandPlan, planNode, planStats, planSummary, upstreamOf, type Plan, type PlanEdge } from '../../core/plan.ts';
 import { parseRange, resolveSpec, type ResolvedSpec } from '../../core/spec.ts';
 
-const at = (date: string) => Date.parse(date.length === 10 ? `${date}T00:00:00Z` : `${date}Z`);
 
 /** Resolves a spec of the given nodes over day partitions [start, end) unless the nodes say otherwise. */
 function spec(nodes: unknown[], partitions: unknown = { grain: 'day', start: '2024-01-01', end: '2024-01-11' }): ResolvedSpec {

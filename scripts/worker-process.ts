@@ -1,0 +1,78 @@
+/** A `backfill worker` in a process of its own, for tests and benchmarks that kill, restart or measure it. */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { stopProcess } from './dev-server.ts';
+
+const BIN = fileURLToPath(new URL('../bin/backfill.js', import.meta.url));
+
+export type WorkerProcessOptions = {
+  address: string;
+  warehouse: string;
+  /** Workflow and activity task queue (default: the worker's own default). */
+  queue?: string;
+  transforms?: string[];
+  env?: Record<string, string>;
+};
+
+export class WorkerProcess {
+  private child: ChildProcess | undefined;
+  /** Everything the process wrote to stderr. */
+  log = '';
+
+  constructor(private readonly options: WorkerProcessOptions) {}
+
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
+
+  get running(): boolean {
+    return this.child !== undefined && this.child.exitCode === null && this.child.signalCode === null;
+  }
+
+  /** Starts the process; resolves once it polls its task queues. */
+  async start(timeoutMs = 60_000): Promise<void> {
+    const args = [BIN, 'worker', '--warehouse', this.options.warehouse];
+    if (this.options.queue) args.push('--workflow-queue', this.options.queue, '--task-queue', this.options.queue);
+    for (const module of this.options.transforms ?? []) args.push('--transforms', module);
+    const child = spawn('node', args, {
+      env: { ...process.env, TEMPORAL_ADDRESS: this.options.address, BACKFILL_LOG_LEVEL: 'ERROR', ...this.options.env },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    this.child = child;
+    let output = '';
+    child.stderr!.on('data', (chunk: Buffer) => {
+      output += chunk.toString();
+      this.log += chunk.toString();
+    });
+    const deadline = Date.now() + timeoutMs;
+    while (!output.includes('worker polling')) {
+      if (child.exitCode !== null) throw new Error(`the worker exited: ${output}`);
+      if (Date.now() > deadline) throw new Error(`the worker did not poll within ${timeoutMs} ms: ${output}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
+  /** kill -9: no cleanup, no goodbye to the server. */
+  async kill(): Promise<void> {
+    const child = this.child;
+    if (!child || !this.running) return;
+    const exited = new Promise((done) => child.once('exit', done));
+    child.kill('SIGKILL');
+    await exited;
+  }
+
+  async stop(): Promise<void> {
+    if (this.child && this.running) await stopProcess(this.child);
+  }
+
+  /** Resident memory (VmRSS) or its peak (VmHWM) in MB, from /proc. */
+  memoryMb(field: 'VmRSS' | 'VmHWM'): number | undefined {
+    try {
+      const m = new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${this.child?.pid}/status`, 'utf8'));
+      return m ? Number(m[1]) / 1024 : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+}
