@@ -214,7 +214,8 @@ export class Readiness {
   counts(nodeId: string): NodeCounts {
     const state = this.state(nodeId);
     const total = this.plan.byId.get(nodeId)!.partitions.size;
-    const inHands = this.inHands(nodeId).size;
+    // done and failed are disjoint parts of released.
+    const inHands = state.released.size - state.done.size - state.failed.size;
     const blocked = this.blocked(nodeId).size;
     return {
       total,
