@@ -2,3 +2,4 @@
 export { defineTransforms, unitHash, type Transform, type TransformContext, type PartitionSession } from './transforms.ts';
 export { NonRetryableError, ThrottledError } from './errors.ts';
 export type { Row } from './warehouse/types.ts';
+export { seededRandom } from '../core/random.ts';

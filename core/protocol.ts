@@ -172,14 +172,18 @@ export type RunPartitionsResult = {
 /** Details attached to a partition activity's failure, so that the workflow knows what finished. */
 export type PartitionFailureDetails = { finished: PartitionResult[]; failedIndex: number | null };
 
-export type NodeProgress = {
-  id: string;
+/** Partition counts: total = done + running + failed + blocked + pending. */
+export type PartitionCounts = {
   total: number;
   done: number;
   running: number;
   failed: number;
   blocked: number;
   pending: number;
+};
+
+export type NodeProgress = PartitionCounts & {
+  id: string;
   rate: number | null;
   concurrency: number;
   throttles: number;
@@ -190,19 +194,13 @@ export type NodeProgress = {
   failures: Array<{ message: string; type: string; partitions: number; examples: string[] }>;
 };
 
-export type Progress = {
+export type Progress = PartitionCounts & {
   backfillId: string;
   name: string;
   state: BackfillState;
   paused: boolean;
   rate: number | null;
   concurrency: number | null;
-  total: number;
-  done: number;
-  running: number;
-  failed: number;
-  blocked: number;
-  pending: number;
   throughput: number | null;
   etaSeconds: number | null;
   runs: number;

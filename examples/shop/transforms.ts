@@ -3,7 +3,7 @@
  * the same rows every time for the same day (a PRNG seeded by the partition key), so that
  * re-running the backfill reproduces every checksum.
  */
-import { defineTransforms, unitHash } from '../../activities/index.ts';
+import { defineTransforms, seededRandom, unitHash } from '../../activities/index.ts';
 
 const COUNTRIES = [
   { code: 'DE', currency: 'EUR', weight: 5 },
@@ -14,22 +14,10 @@ const COUNTRIES = [
 ];
 const STATUSES = ['paid', 'paid', 'paid', 'paid', 'paid', 'paid', 'paid', 'paid', 'refunded', 'test'];
 
-/** mulberry32: a small, fast PRNG; fine for sample data. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 export default defineTransforms({
   generate_orders: ({ partition, window, params }) => {
     if (!window) throw new Error('generate_orders needs daily time partitions');
-    const random = prng(Math.floor(unitHash(`orders/${partition}`) * 2 ** 32));
+    const random = seededRandom(Math.floor(unitHash(`orders/${partition}`) * 2 ** 32));
     const base = typeof params.ordersPerDay === 'number' ? params.ordersPerDay : 200;
     const dayStart = Date.parse(window.start);
     // Weekends sell more; the count varies a little from day to day.

@@ -9,7 +9,7 @@ import { NonRetryableError } from '../../activities/errors.ts';
 import type { Transform } from '../../activities/transforms.ts';
 import type { LedgerRow } from '../../activities/warehouse/types.ts';
 import { nodeViewQuery, nodeWorkflowId } from '../../workflows/definitions.ts';
-import { connectClient, scratch, startTestWorker, testSpec, uniqueQueue, waitFor, type TestWorker } from './helpers.ts';
+import { connectClient, scratch, startRate, startTestWorker, testSpec, uniqueQueue, waitFor, type TestWorker } from './helpers.ts';
 
 /** Keys the `fragile` transform fails on, until a test "fixes the cause" by removing them. */
 const broken = new Set<string>();
@@ -38,11 +38,6 @@ function maxOverlap(rows: LedgerRow[], from = 0): number {
   let max = 0;
   for (const [, delta] of events) max = Math.max(max, (current += delta!));
   return max;
-}
-
-/** Partitions started per second within [from, to). */
-function startRate(rows: LedgerRow[], from: number, to: number): number {
-  return rows.filter((r) => Date.parse(r.startedAt) >= from && Date.parse(r.startedAt) < to).length / ((to - from) / 1000);
 }
 
 describe('operator control', () => {

@@ -102,3 +102,8 @@ export const ROOT = join(import.meta.dirname, '../..');
 export function workerProcess(options: Omit<WorkerProcessOptions, 'env'>): WorkerProcess {
   return new WorkerProcess({ ...options, env: { BACKFILL_WORKFLOW_BUNDLE: inject('workflowBundlePath') } });
 }
+
+/** Partitions started per second within [from, to), from their ledger rows. */
+export function startRate(rows: ReadonlyArray<{ startedAt: string }>, from: number, to: number): number {
+  return rows.filter((r) => Date.parse(r.startedAt) >= from && Date.parse(r.startedAt) < to).length / ((to - from) / 1000);
+}

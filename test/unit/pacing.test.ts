@@ -1,16 +1,6 @@
 import { describe, it, expect } from 'vitest';
 import { Aimd, MAX_LATENESS_MS, MAX_TICK_MS, MIN_RATE, MIN_TICK_MS, shareLimit, TokenBucket, type Claim } from '../../core/pacing.ts';
-
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { seededRandom } from '../../core/random.ts';
 
 describe('TokenBucket', () => {
   it('starts full and grants up to what it holds', () => {
@@ -197,7 +187,7 @@ describe('TokenBucket', () => {
       }
 
       it(`rate ${rate}: a consumer that wants less never gets more than the bound`, () => {
-        const random = prng(rate);
+        const random = seededRandom(rate);
         const burst = TokenBucket.defaultBurst(rate);
         const grants = simulate(rate, burst, 60, () => Math.floor(random() * rate * 1.5));
         const total = grants.reduce((acc, [, g]) => acc + g, 0);
@@ -400,7 +390,7 @@ describe('shareLimit', () => {
   });
 
   it('holds its invariants on random claims', () => {
-    const random = prng(31337);
+    const random = seededRandom(31337);
     for (let round = 0; round < 500; round++) {
       const integral = random() < 0.5;
       const count = 1 + Math.floor(random() * 6);

@@ -1,19 +1,8 @@
 import { describe, it, expect } from 'vitest';
 import { RangeSet } from '../../core/ranges.ts';
+import { seededRandom } from '../../core/random.ts';
 
 const ranges = (set: RangeSet) => [...set.ranges()];
-
-/** mulberry32: a tiny seeded PRNG so the property test is reproducible. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Checks the internal invariants through the public surface: sorted, disjoint, never touching, size consistent. */
 function expectWellFormed(set: RangeSet): void {
@@ -377,7 +366,7 @@ describe('RangeSet against a plain Set (randomised, seeded)', () => {
 
   for (const seed of [1, 42, 2024]) {
     it(`agrees over 5,000 random operations (seed ${seed})`, () => {
-      const random = prng(seed);
+      const random = seededRandom(seed);
       const universe = 200;
       const set = new RangeSet();
       const model = new Set<number>();
@@ -434,7 +423,7 @@ describe('RangeSet against a plain Set (randomised, seeded)', () => {
   }
 
   it('the check itself catches a wrong model', () => {
-    const random = prng(5);
+    const random = seededRandom(5);
     expect(problem(RangeSet.of([0, 3]), new Set([0, 1, 2]), 10, random)).toBeUndefined();
     expect(problem(RangeSet.of([0, 3]), new Set([0, 1]), 10, random)).toBeDefined();
   });

@@ -3,6 +3,7 @@ import { expandPlan, planNode, type Plan } from '../../core/plan.ts';
 import { RangeSet } from '../../core/ranges.ts';
 import { Readiness } from '../../core/readiness.ts';
 import { resolveSpec } from '../../core/spec.ts';
+import { seededRandom } from '../../core/random.ts';
 
 function plan(nodes: unknown[], partitions: unknown = { grain: 'day', start: '2024-01-01', end: '2024-01-11' }): Plan {
   return expandPlan(resolveSpec({ name: 'test', partitions, nodes }));
@@ -355,17 +356,6 @@ describe('serialisation', () => {
 });
 
 describe('randomised runs keep every invariant', () => {
-  function prng(seed: number): () => number {
-    let a = seed >>> 0;
-    return () => {
-      a = (a + 0x6d2b79f5) >>> 0;
-      let t = a;
-      t = Math.imul(t ^ (t >>> 15), t | 1);
-      t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-    };
-  }
-
   const p = plan(
     [
       n('hours', { partitions: { grain: 'hour', start: '2024-01-01', end: '2024-01-04' } }),
@@ -399,7 +389,7 @@ describe('randomised runs keep every invariant', () => {
 
   for (const seed of [7, 99, 12345]) {
     it(`seed ${seed}`, () => {
-      const random = prng(seed);
+      const random = seededRandom(seed);
       const r = new Readiness(p);
       const released = new Map(p.nodes.map((node) => [node.id, new Set<number>()]));
       const done = new Map(p.nodes.map((node) => [node.id, new Set<number>()]));
