@@ -14,8 +14,8 @@ import type {
 } from '../core/protocol.ts';
 import { parseDuration } from '../core/duration.ts';
 import { NonRetryableError, ThrottledError } from './errors.ts';
-import { collectData, partitionBindings, type TransformRegistry } from './transforms.ts';
-import { CheckFailedError, SqlError, type Warehouse } from './warehouse/types.ts';
+import { collectData, partitionBindings, type PartitionSession, type TransformRegistry } from './transforms.ts';
+import { CheckFailedError, InvalidDatasetError, SqlError, type PinnedInput, type Published, type Warehouse } from './warehouse/types.ts';
 
 export type ActivityDeps = {
   warehouse: Warehouse;
@@ -27,9 +27,22 @@ export type ActivityDeps = {
 function failureType(error: unknown): { type: string; nonRetryable: boolean } {
   if (error instanceof CheckFailedError) return { type: 'CheckFailed', nonRetryable: true };
   if (error instanceof SqlError) return { type: 'SqlError', nonRetryable: true };
+  if (error instanceof InvalidDatasetError) return { type: 'InvalidSpec', nonRetryable: true };
   if (error instanceof NonRetryableError) return { type: 'NonRetryable', nonRetryable: true };
   if (error instanceof ApplicationFailure) return { type: error.type ?? 'Error', nonRetryable: error.nonRetryable ?? false };
   return { type: error instanceof Error ? error.name : 'Error', nonRetryable: false };
+}
+
+function resultOf(task: PartitionTask, published: Published, startedAt: number): PartitionResult {
+  return {
+    index: task.index,
+    key: task.key,
+    version: published.version,
+    rowCount: published.rowCount,
+    checksum: published.checksum,
+    startedAt,
+    finishedAt: Date.now(),
+  };
 }
 
 export function createActivities(deps: ActivityDeps) {
@@ -44,8 +57,19 @@ export function createActivities(deps: ActivityDeps) {
         'UnknownTransform',
       );
     }
+    // A retry after a crash that followed the commit finds the partition published: nothing to redo.
+    if (ctx.info.attempt > 1) {
+      const done = await deps.warehouse.publishedBy(node.id, task.key, input.runKey);
+      if (done) return resultOf(task, done, startedAt);
+    }
     const { data, session } = collectData();
     const bindings = partitionBindings(task.key, task.window, node.params);
+    // The first read pins the upstream versions it sees; later reads and the ledger use the same ones.
+    let pinned: PinnedInput[] | undefined;
+    const query: PartitionSession['query'] = async (sql, b) => {
+      pinned ??= await deps.warehouse.pin(task.inputs);
+      return deps.warehouse.query(sql, b, pinned);
+    };
     const returned = await transform({
       node: node.id,
       partition: task.key,
@@ -54,7 +78,7 @@ export function createActivities(deps: ActivityDeps) {
       sql: node.sql,
       inputs: task.inputs,
       bindings,
-      warehouse: { ...session, query: (sql, b) => deps.warehouse.query(sql, b) },
+      warehouse: { ...session, query },
       signal: ctx.cancellationSignal,
       attempt: ctx.info.attempt,
       throttled: task.throttled,
@@ -80,18 +104,11 @@ export function createActivities(deps: ActivityDeps) {
       params: node.params,
       codeVersion: deps.codeVersion,
       inputs: task.inputs,
+      ...(pinned ? { pinned } : {}),
       attempt: ctx.info.attempt,
       startedAt,
     });
-    return {
-      index: task.index,
-      key: task.key,
-      version: published.version,
-      rowCount: published.rowCount,
-      checksum: published.checksum,
-      startedAt,
-      finishedAt: Date.now(),
-    };
+    return resultOf(task, published, startedAt);
   };
 
   return {

@@ -10,7 +10,7 @@ import type { PartitionRange, ResolvedNode, ResolvedSpec } from './spec.ts';
 export const DEFAULT_TASK_QUEUE = 'backfill';
 
 /** Failure types (ApplicationFailure.type) that a partition's retry policy never retries. */
-export const NON_RETRYABLE_TYPES = ['NonRetryable', 'CheckFailed', 'SqlError', 'UnknownTransform', 'InvalidOutput'];
+export const NON_RETRYABLE_TYPES = ['NonRetryable', 'CheckFailed', 'SqlError', 'UnknownTransform', 'InvalidOutput', 'InvalidSpec'];
 
 export type BackfillState = 'running' | 'completed' | 'completed_with_failures' | 'failed' | 'cancelled';
 

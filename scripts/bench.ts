@@ -16,7 +16,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import Table from 'cli-table3';
-import { SqliteWarehouse } from '../activities/warehouse/sqlite.ts';
+import { SqliteWarehouse } from '../activities/warehouse/sqlite/warehouse.ts';
 import { BackfillClient } from '../client/backfill-client.ts';
 import { resolveSpec, type ResolvedSpec } from '../core/spec.ts';
 import { TokenBucket } from '../core/pacing.ts';

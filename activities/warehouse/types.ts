@@ -1,9 +1,16 @@
 /**
- * Where partitions are written and the ledger lives. Each dataset (node) is stored with
- * every version of every partition; a view named after the node shows the published
- * version of each partition, so downstream SQL reads `FROM <node>` and sees only
- * published data. Publishing a partition (data, checks, pointer and ledger row) is one
- * transaction: a partition is never half-published.
+ * Where partitions are written and the ledger lives: one interface, two backends (SQLite,
+ * PostgreSQL), both held to the same test suite.
+ *
+ * Each dataset (node) keeps every version of every partition; a view named after the node
+ * shows the published version of each partition. Versions are immutable once published:
+ * every attempt that writes gets a version of its own, and a retry of an attempt that had
+ * already published returns what it published instead of writing again. Publishing a
+ * partition (rows, checks, pointer and ledger row) is one transaction.
+ *
+ * A partition's SQL reads its upstream datasets through a scope: inside it, `FROM <node>`
+ * shows only the upstream partitions it maps to, at the versions pinned when it first read
+ * them, and those pinned versions are what the ledger records as its inputs.
  */
 import type { PartitionInput } from '../../core/protocol.ts';
 import type { Check } from '../../core/spec.ts';
@@ -18,6 +25,10 @@ export type PartitionData = {
   selects: Array<{ sql: string; bindings: Bindings }>;
 };
 
+/** The upstream partitions one input covers, with the version of each that was read. */
+export type PinnedInput = PartitionInput & { versions: Array<[partition: string, version: number]> };
+
+/** Lineage of one upstream input, as the ledger records it. */
 export type InputVersions = {
   node: string;
   from: string;
@@ -40,7 +51,10 @@ export type PartitionWrite = {
   transform: string;
   params: Record<string, unknown>;
   codeVersion: string;
+  /** The upstream partitions this partition maps to. */
   inputs: PartitionInput[];
+  /** The versions the transform read (`pin`); absent, publish pins them itself as its SELECTs read them. */
+  pinned?: PinnedInput[];
   attempt: number;
   startedAt: number;
 };
@@ -51,6 +65,8 @@ export type Published = {
   rowCount: number;
   checksum: string;
   schemaHash: string;
+  /** True when an earlier attempt of the same run had published it: nothing was written this time. */
+  alreadyPublished?: boolean;
 };
 
 export type LedgerRow = {
@@ -69,6 +85,7 @@ export type LedgerRow = {
   codeVersion: string;
   inputs: InputVersions[];
   attempt: number;
+  /** Attempts that reached this version: more than 1 when a retry found it already published. */
   executions: number;
   startedAt: string;
   finishedAt: string;
@@ -78,19 +95,30 @@ export type LedgerRow = {
   current: boolean;
 };
 
+export type LedgerFilter = { backfillId?: string; node?: string; partition?: string };
+
 export interface Warehouse {
   readonly kind: 'sqlite' | 'postgres';
+  /** Where it is (a file path, or a PostgreSQL URL without its password). */
   readonly location: string;
+  /** The published version of every upstream partition `inputs` cover, now. */
+  pin(inputs: PartitionInput[]): Promise<PinnedInput[]>;
   /**
-   * Writes `data` as this run's version of the partition (the same version on every retry:
-   * idempotent), runs the checks, then publishes it and records its ledger row, atomically.
-   * Throws `CheckFailedError` when a check fails (nothing is published then).
+   * Runs a read-only query. With `scope`, each upstream dataset it names shows only the
+   * pinned versions of the partitions it covers.
+   */
+  query(sql: string, bindings?: Bindings, scope?: PinnedInput[]): Promise<Row[]>;
+  /**
+   * Writes `data` as a new version of the partition, runs the checks, then publishes it and
+   * records its ledger row, atomically. Throws `CheckFailedError` when a check fails
+   * (nothing is published then, and the failure is recorded). When this run had already
+   * published the partition, returns that version and writes nothing.
    */
   publish(write: PartitionWrite): Promise<Published>;
-  /** Runs a read-only query (transforms read upstream data with it). */
-  query(sql: string, bindings?: Bindings): Promise<Row[]>;
-  /** Ledger rows, newest version first, filtered by backfill, node and partition. */
-  ledger(filter: { backfillId?: string; node?: string; partition?: string }): Promise<LedgerRow[]>;
+  /** The version this run published, if it did (a retry after a crash skips its work). */
+  publishedBy(node: string, partition: string, runKey: string): Promise<Published | null>;
+  /** Ledger rows, ordered by node, partition and newest version first. */
+  ledger(filter: LedgerFilter): Promise<LedgerRow[]>;
   close(): Promise<void>;
 }
 
@@ -101,4 +129,9 @@ export class CheckFailedError extends Error {
 /** SQL that cannot succeed as written (syntax, unknown table or column, missing parameter). */
 export class SqlError extends Error {
   override readonly name = 'SqlError';
+}
+
+/** A dataset name that is not safe to create tables for (the spec was not validated). */
+export class InvalidDatasetError extends Error {
+  override readonly name = 'InvalidDatasetError';
 }

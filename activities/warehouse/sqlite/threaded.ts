@@ -1,16 +1,17 @@
 /**
- * A warehouse whose SQLite work runs on a worker thread. better-sqlite3 is synchronous: a
+ * A SQLite warehouse whose work runs on a worker thread. better-sqlite3 is synchronous: a
  * long SELECT on the worker's main thread would stop its heartbeats and its workflow tasks
  * (a partition then times out while it is still being written). On its own thread the
  * main thread stays free; publishes still run one at a time, as SQLite writes do anyway.
  */
 import { Worker } from 'node:worker_threads';
-import { CheckFailedError, SqlError, type Bindings, type LedgerRow, type PartitionWrite, type Published, type Row, type Warehouse } from './types.ts';
+import { CheckFailedError, InvalidDatasetError, SqlError, type Warehouse } from '../types.ts';
 
-type Call = { id: number; method: 'publish' | 'query' | 'ledger' | 'close'; args: unknown[] };
+type Method = Exclude<keyof Warehouse, 'kind' | 'location'>;
+export type Call = { id: number; method: Method; args: unknown[] };
 type Reply = { id: number; result?: unknown; error?: { name: string; message: string } };
 
-const ERRORS: Record<string, new (message: string) => Error> = { CheckFailedError, SqlError };
+const ERRORS: Record<string, new (message: string) => Error> = { CheckFailedError, SqlError, InvalidDatasetError };
 
 export class ThreadedWarehouse implements Warehouse {
   readonly kind = 'sqlite' as const;
@@ -21,7 +22,7 @@ export class ThreadedWarehouse implements Warehouse {
   private gone: Error | undefined;
 
   constructor(readonly location: string) {
-    this.thread = new Worker(new URL('./sqlite-thread.mjs', import.meta.url), { workerData: { location } });
+    this.thread = new Worker(new URL('./thread.mjs', import.meta.url), { workerData: { location } });
     this.thread.on('message', (reply: Reply) => {
       const call = this.pending.get(reply.id);
       if (!call) return;
@@ -42,26 +43,20 @@ export class ThreadedWarehouse implements Warehouse {
     this.pending.clear();
   }
 
-  private call<T>(method: Call['method'], ...args: unknown[]): Promise<T> {
-    if (this.gone) return Promise.reject(this.gone);
+  private call<M extends Method>(method: M, ...args: Parameters<Warehouse[M]>): ReturnType<Warehouse[M]> {
+    if (this.gone) return Promise.reject(this.gone) as ReturnType<Warehouse[M]>;
     const id = this.next++;
-    return new Promise<T>((resolve, reject) => {
-      this.pending.set(id, { resolve: resolve as (value: unknown) => void, reject });
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
       this.thread.postMessage({ id, method, args } satisfies Call);
-    });
+    }) as ReturnType<Warehouse[M]>;
   }
 
-  publish(write: PartitionWrite): Promise<Published> {
-    return this.call('publish', write);
-  }
-
-  query(sql: string, bindings?: Bindings): Promise<Row[]> {
-    return this.call('query', sql, bindings);
-  }
-
-  ledger(filter: { backfillId?: string; node?: string; partition?: string }): Promise<LedgerRow[]> {
-    return this.call('ledger', filter);
-  }
+  pin: Warehouse['pin'] = (...args) => this.call('pin', ...args);
+  query: Warehouse['query'] = (...args) => this.call('query', ...args);
+  publish: Warehouse['publish'] = (...args) => this.call('publish', ...args);
+  publishedBy: Warehouse['publishedBy'] = (...args) => this.call('publishedBy', ...args);
+  ledger: Warehouse['ledger'] = (...args) => this.call('ledger', ...args);
 
   async close(): Promise<void> {
     if (this.gone) return;

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ThreadedWarehouse } from '../../activities/warehouse/threaded.ts';
+import { ThreadedWarehouse } from '../../activities/warehouse/sqlite/threaded.ts';
 import { CheckFailedError, SqlError, type PartitionWrite } from '../../activities/warehouse/types.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'backfill-threaded-'));

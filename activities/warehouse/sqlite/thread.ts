@@ -1,9 +1,9 @@
 /** The worker thread behind ThreadedWarehouse: one SqliteWarehouse, answering calls in order. */
 import { parentPort, workerData } from 'node:worker_threads';
-import { SqliteWarehouse } from './sqlite.ts';
+import { SqliteWarehouse } from './warehouse.ts';
+import type { Call } from './threaded.ts';
 
 const warehouse = new SqliteWarehouse((workerData as { location: string }).location);
-type Call = { id: number; method: 'publish' | 'query' | 'ledger' | 'close'; args: unknown[] };
 
 parentPort!.on('message', async ({ id, method, args }: Call) => {
   try {

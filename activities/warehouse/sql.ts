@@ -1,0 +1,124 @@
+/** SQL text helpers shared by both warehouses: quoting, statements, scopes and named parameters. */
+import { SqlError } from './types.ts';
+
+export const quoteIdent = (name: string): string => `"${name.replaceAll('"', '""')}"`;
+export const quoteLiteral = (text: string): string => `'${text.replaceAll("'", "''")}'`;
+
+/** The table that holds every version of a dataset's partitions. */
+export const versionsTable = (node: string): string => `${node}__versions`;
+
+/** Internal columns of a versions table; user columns may not start with `__`. */
+export const PARTITION_COLUMN = '__partition';
+export const VERSION_COLUMN = '__version';
+
+export function assertUserColumns(names: Iterable<string>): void {
+  for (const name of names) {
+    if (name.startsWith('__')) throw new SqlError(`column '${name}' is reserved: names starting with __ belong to backfill`);
+    if (name.length === 0) throw new SqlError('a column has an empty name: give every selected expression a name (AS name)');
+  }
+}
+
+/** A node's SQL must be one SELECT (or WITH ... SELECT, or VALUES) producing the partition's rows. */
+export function assertSelect(sql: string): void {
+  if (!/^\s*(select|with|values)\b/i.test(singleStatement(sql))) {
+    throw new SqlError(`a node's SQL must be a SELECT that returns the partition's rows: ${sql.trim().slice(0, 200)}`);
+  }
+}
+
+/** One statement without the trailing semicolons and whitespace a user may leave. */
+export function singleStatement(sql: string): string {
+  return sql.trim().replace(/[;\s]+$/, '');
+}
+
+export type ScopedRelation = {
+  /** The name the user's SQL reads (the upstream node). */
+  name: string;
+  /** The versions table, qualified as the dialect needs. */
+  table: string;
+  columns: readonly string[];
+  /** The table holding the pinned (node, partition, version) rows. */
+  scopeTable: string;
+};
+
+/**
+ * The user's SELECT with each upstream dataset shadowed by a common table expression that
+ * holds only the pinned versions of the partitions in scope. CTE names take precedence over
+ * tables and views of the same name in SQLite and PostgreSQL alike, also inside subqueries.
+ */
+export function scopedSelect(sql: string, relations: readonly ScopedRelation[]): string {
+  const body = singleStatement(sql);
+  if (relations.length === 0) return body;
+  const ctes = relations.map((r) => {
+    const columns = r.columns.length > 0 ? r.columns.map((c) => `v.${quoteIdent(c)}`).join(', ') : 'NULL AS __empty';
+    return (
+      `${quoteIdent(r.name)} AS (SELECT ${columns} FROM ${r.table} v JOIN ${r.scopeTable} s ` +
+      `ON s.node = ${quoteLiteral(r.name)} AND s.partition = v.${PARTITION_COLUMN} AND s.version = v.${VERSION_COLUMN})`
+    );
+  });
+  return `WITH ${ctes.join(',\n')}\nSELECT * FROM (\n${body}\n) AS __scoped`;
+}
+
+/**
+ * Rewrites `:name` parameters as PostgreSQL's `$1, $2, ...` (one number per distinct name),
+ * skipping string literals, quoted identifiers, comments, dollar-quoted bodies and `::` casts.
+ * `cast(name)` may add a type to a placeholder (`$1::bigint`) so that a number bound into a
+ * SELECT list keeps its type, as it does in SQLite.
+ */
+export function positionalParameters(sql: string, cast: (name: string) => string = () => ''): { text: string; names: string[] } {
+  const names: string[] = [];
+  let out = '';
+  let i = 0;
+  const n = sql.length;
+  const copyUntil = (end: number) => {
+    out += sql.slice(i, end);
+    i = end;
+  };
+  while (i < n) {
+    const c = sql[i]!;
+    const next = sql[i + 1];
+    if (c === "'" || c === '"') {
+      let j = i + 1;
+      for (;;) {
+        if (j >= n) break;
+        if (sql[j] === c) {
+          if (sql[j + 1] === c) j += 2;
+          else break;
+        } else j++;
+      }
+      copyUntil(Math.min(n, j + 1));
+    } else if (c === '-' && next === '-') {
+      const end = sql.indexOf('\n', i);
+      copyUntil(end < 0 ? n : end);
+    } else if (c === '/' && next === '*') {
+      const end = sql.indexOf('*/', i + 2);
+      copyUntil(end < 0 ? n : end + 2);
+    } else if (c === '$' && /[A-Za-z_$]/.test(next ?? '')) {
+      const tag = /^\$([A-Za-z_][A-Za-z0-9_]*)?\$/.exec(sql.slice(i));
+      if (tag) {
+        const end = sql.indexOf(tag[0], i + tag[0].length);
+        copyUntil(end < 0 ? n : end + tag[0].length);
+      } else copyUntil(i + 1);
+    } else if (c === ':' && next === ':') {
+      copyUntil(i + 2);
+    } else if (c === ':' && /[A-Za-z_]/.test(next ?? '')) {
+      const name = /^[A-Za-z_][A-Za-z0-9_]*/.exec(sql.slice(i + 1))![0];
+      let index = names.indexOf(name);
+      if (index < 0) index = names.push(name) - 1;
+      out += `$${index + 1}${cast(name)}`;
+      i += 1 + name.length;
+    } else {
+      copyUntil(i + 1);
+    }
+  }
+  return { text: out, names };
+}
+
+/** The values for `names`, from `bindings`; a name with no binding is a SqlError naming the fix. */
+export function bindPositional<T>(names: readonly string[], bindings: Readonly<Record<string, T>>): T[] {
+  return names.map((name) => {
+    if (!(name in bindings)) {
+      throw new SqlError(`missing named parameter ':${name}': define it in the node's params, or use :partition, :start, :end, :start_date, :end_date`);
+    }
+    return bindings[name]!;
+  });
+}

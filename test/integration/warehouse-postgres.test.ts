@@ -1,0 +1,151 @@
+/** The warehouse contract on PostgreSQL, what is PostgreSQL's own, and checksums equal to SQLite's. */
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PostgresWarehouse } from '../../activities/warehouse/postgres/warehouse.ts';
+import { SqliteWarehouse } from '../../activities/warehouse/sqlite/warehouse.ts';
+import type { PartitionWrite } from '../../activities/warehouse/types.ts';
+import { ORDERS, warehouseSuite, write } from '../warehouse/suite.ts';
+
+const SERVER = process.env.BACKFILL_TEST_POSTGRES_URL ?? 'postgres://backfill:backfill@127.0.0.1:5432/postgres';
+const database = `backfill_wh_${randomUUID().slice(0, 8)}`;
+const admin = new pg.Client({ connectionString: SERVER });
+
+function urlFor(db: string, searchPath?: string): string {
+  const url = new URL(SERVER);
+  url.pathname = `/${db}`;
+  if (searchPath) url.searchParams.set('options', `-c search_path=${searchPath}`);
+  return url.toString();
+}
+
+beforeAll(async () => {
+  await admin.connect();
+  await admin.query(`CREATE DATABASE ${database}`);
+});
+afterAll(async () => {
+  await admin.query(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`);
+  await admin.end();
+});
+
+/** A warehouse in schemas of its own: one for the datasets' views, one for the ledger and versions. */
+async function fresh(): Promise<{ warehouse: PostgresWarehouse; url: string; cleanup(): Promise<void> }> {
+  const name = `t_${randomUUID().slice(0, 8)}`;
+  const setup = new pg.Client({ connectionString: urlFor(database) });
+  await setup.connect();
+  await setup.query(`CREATE SCHEMA ${name}`);
+  await setup.end();
+  const url = urlFor(database, name);
+  const warehouse = new PostgresWarehouse(url, { schema: `${name}_internal` });
+  return { warehouse, url, cleanup: () => warehouse.close() };
+}
+
+warehouseSuite('postgres', fresh);
+
+describe('postgres: its own storage', () => {
+  it('keeps the ledger and versions in a schema of their own and the datasets as views on the search path', async () => {
+    const { warehouse, url, cleanup } = await fresh();
+    try {
+      await warehouse.publish(write('orders', 'k', { rows: ORDERS }));
+      const client = new pg.Client({ connectionString: url });
+      await client.connect();
+      const { rows } = await client.query<{ table_schema: string; table_name: string; table_type: string }>(
+        `SELECT table_schema, table_name, table_type FROM information_schema.tables WHERE table_schema LIKE 't\\_%' ORDER BY 1, 2`,
+      );
+      const schema = new URL(url).searchParams.get('options')!.split('=')[1]!;
+      expect(rows.filter((r) => r.table_schema.startsWith(schema)).map((r) => [r.table_schema.replace(schema, 'S'), r.table_name, r.table_type])).toEqual([
+        ['S', 'orders', 'VIEW'],
+        ['S_internal', 'ledger', 'BASE TABLE'],
+        ['S_internal', 'orders__versions', 'BASE TABLE'],
+        ['S_internal', 'partitions', 'BASE TABLE'],
+      ]);
+      expect((await client.query('SELECT COUNT(*)::int AS n FROM orders')).rows).toEqual([{ n: 3 }]);
+      await client.end();
+      expect(warehouse.location).not.toMatch(/backfill:backfill@/);
+    } finally {
+      await cleanup();
+    }
+  });
+
+  it('publishes partitions of one node in parallel, and concurrent attempts of one partition publish it once', async () => {
+    const { warehouse, cleanup } = await fresh();
+    try {
+      const days = Array.from({ length: 20 }, (_, i) => `2024-01-${String(i + 1).padStart(2, '0')}`);
+      const published = await Promise.all(days.map((day) => warehouse.publish(write('events', day, { rows: [{ day, n: 1 }] }))));
+      expect(published.every((p) => p.version === 1)).toBe(true);
+      const attempts = await Promise.all([1, 2, 3, 4].map((attempt) => warehouse.publish(write('events', '2024-02-01', { rows: [{ day: 'x', n: attempt }], attempt }))));
+      expect(attempts.filter((a) => !a.alreadyPublished)).toHaveLength(1);
+      expect(new Set(attempts.map((a) => a.version))).toEqual(new Set([1]));
+      const [row] = await warehouse.ledger({ node: 'events', partition: '2024-02-01' });
+      expect(row).toMatchObject({ version: 1, executions: 4 });
+    } finally {
+      await cleanup();
+    }
+  });
+
+  it('widens a column whose values outgrow its type, keeping the view readable', async () => {
+    const { warehouse, cleanup } = await fresh();
+    try {
+      await warehouse.publish(write('m', 'a', { rows: [{ v: 1 }] }));
+      await warehouse.publish(write('m', 'b', { rows: [{ v: 2.5 }] }));
+      await warehouse.publish(write('m', 'c', { rows: [{ v: 'text now' }] }));
+      expect(await warehouse.query('SELECT v FROM m ORDER BY v')).toEqual([{ v: '1' }, { v: '2.5' }, { v: 'text now' }]);
+    } finally {
+      await cleanup();
+    }
+  });
+
+  it('stores booleans as booleans and objects as JSON text', async () => {
+    const { warehouse, cleanup } = await fresh();
+    try {
+      await warehouse.publish(write('t', 'k', { rows: [{ flag: true, meta: { a: [1] } }] }));
+      expect(await warehouse.query('SELECT flag, meta FROM t')).toEqual([{ flag: true, meta: '{"a":[1]}' }]);
+    } finally {
+      await cleanup();
+    }
+  });
+
+  it('says which URL it could not reach, without the password', async () => {
+    const warehouse = new PostgresWarehouse('postgres://someone:secret@127.0.0.1:1/nowhere');
+    const error = await warehouse.ledger({}).catch((e: unknown) => e as Error);
+    expect(String(error)).toMatch(/cannot connect to the PostgreSQL warehouse postgres:\/\/someone:\*\*\*@127\.0\.0\.1:1\/nowhere/);
+    expect(String(error)).not.toMatch(/secret/);
+    await warehouse.close();
+  });
+});
+
+describe('the same data gives the same checksums on SQLite and PostgreSQL', () => {
+  it('rows from a transform, SELECT results, aggregates, booleans, nulls and text', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'backfill-parity-'));
+    const sqlite = new SqliteWarehouse(join(dir, 'warehouse.db'));
+    const { warehouse: postgres, cleanup } = await fresh();
+    const writes: PartitionWrite[] = [
+      write('orders', '2024-01-01', { rows: [...ORDERS, { order_id: 4, country: 'NL', amount: 0.1 + 0.2, paid: true, note: null }] }),
+      write('orders', '2024-01-02', { rows: [{ order_id: 5, country: 'DE', amount: -3, paid: false, note: 'ünïcode ✓' }] }),
+      write('totals', '2024-01-01', {
+        selects: [
+          {
+            sql: 'SELECT country, COUNT(*) AS orders, SUM(order_id) AS ids, MAX(amount) AS top, :label AS label, :day AS day FROM orders GROUP BY country',
+            bindings: { label: 'x', day: '2024-01-01' },
+          },
+        ],
+        inputs: [{ node: 'orders', from: '2024-01-01', to: '2024-01-02' }],
+      }),
+    ];
+    try {
+      for (const w of writes) {
+        const a = await sqlite.publish(w);
+        const b = await postgres.publish(w);
+        expect(b.checksum, `${w.node} ${w.partition}`).toBe(a.checksum);
+        expect(b.rowCount).toBe(a.rowCount);
+        expect(b.schemaHash).toBe(a.schemaHash);
+      }
+    } finally {
+      await sqlite.close();
+      await cleanup();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

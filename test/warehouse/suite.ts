@@ -1,0 +1,515 @@
+/**
+ * The warehouse contract, run against every backend (SQLite in the unit tests, PostgreSQL in
+ * the integration tests): the same calls must give the same answers, checksums included.
+ * SQL here is portable; what differs between engines is tested in each backend's own file.
+ */
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { Check } from '../../core/spec.ts';
+import { CheckFailedError, InvalidDatasetError, SqlError, type PartitionData, type PartitionWrite, type Row, type Warehouse } from '../../activities/warehouse/types.ts';
+
+export type WarehouseFactory = () => Promise<{ warehouse: Warehouse; cleanup(): Promise<void> }>;
+
+type WriteOptions = Partial<Omit<PartitionWrite, 'data'>> & { rows?: Row[]; selects?: PartitionData['selects'] };
+
+export function write(node: string, partition: string, options: WriteOptions = {}): PartitionWrite {
+  const { rows = [], selects = [], ...rest } = options;
+  return {
+    node,
+    partition,
+    backfillId: 'bf-1',
+    runKey: 'run-1',
+    workflowId: `backfill/bf-1/${node}`,
+    data: { rows, selects },
+    checks: [],
+    transform: 'test',
+    params: {},
+    codeVersion: 'code-1',
+    inputs: [],
+    attempt: 1,
+    startedAt: Date.UTC(2024, 0, 1),
+    ...rest,
+  };
+}
+
+export const ORDERS: Row[] = [
+  { order_id: 1, country: 'DE', amount: 10.5 },
+  { order_id: 2, country: 'FR', amount: 20 },
+  { order_id: 3, country: 'DE', amount: null },
+];
+
+/** The thrown error of `promise`, which must reject. */
+export async function rejection(promise: Promise<unknown>): Promise<Error> {
+  const error = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(error).toBeInstanceOf(Error);
+  return error as Error;
+}
+
+export function warehouseSuite(kind: Warehouse['kind'], open: WarehouseFactory): void {
+  let wh: Warehouse;
+  let cleanup: () => Promise<void>;
+
+  beforeEach(async () => {
+    ({ warehouse: wh, cleanup } = await open());
+  });
+  afterEach(async () => {
+    await cleanup();
+  });
+
+  /** Published rows of the node's view, sorted by `by`. */
+  const view = (node: string, columns: string, by: string) => wh.query(`SELECT ${columns} FROM ${node} ORDER BY ${by}`);
+
+  describe(`${kind}: publishing a partition`, () => {
+    it('publishes the first version', async () => {
+      const published = await wh.publish(write('orders', '2024-01-01', { rows: ORDERS }));
+      expect(published).toMatchObject({ version: 1, previousVersion: null, rowCount: 3 });
+      expect(published.checksum).toMatch(/^[0-9a-f]{64}$/);
+      expect(published.schemaHash).toMatch(/^[0-9a-f]{16}$/);
+      expect(wh.kind).toBe(kind);
+    });
+
+    it('shows the rows in a view named after the node, without internal columns', async () => {
+      await wh.publish(write('orders', '2024-01-01', { rows: ORDERS }));
+      expect(await wh.query('SELECT * FROM orders ORDER BY order_id')).toEqual(ORDERS);
+    });
+
+    it('records a ledger row with counts, checksum, schema hash, params and inputs', async () => {
+      const published = await wh.publish(
+        write('orders', '2024-01-01', { rows: ORDERS, params: { ordersPerDay: 3, tag: 'x' }, transform: 'generate_orders', attempt: 2 }),
+      );
+      const ledger = await wh.ledger({ node: 'orders' });
+      expect(ledger).toHaveLength(1);
+      expect(ledger[0]).toMatchObject({
+        node: 'orders',
+        partition: '2024-01-01',
+        version: 1,
+        status: 'published',
+        backfillId: 'bf-1',
+        runKey: 'run-1',
+        workflowId: 'backfill/bf-1/orders',
+        rowCount: 3,
+        checksum: published.checksum,
+        schemaHash: published.schemaHash,
+        transform: 'generate_orders',
+        params: { ordersPerDay: 3, tag: 'x' },
+        codeVersion: 'code-1',
+        inputs: [],
+        attempt: 2,
+        executions: 1,
+        startedAt: '2024-01-01T00:00:00.000Z',
+        previousVersion: null,
+        error: null,
+        current: true,
+      });
+      expect(Date.parse(ledger[0]!.finishedAt)).toBeGreaterThanOrEqual(Date.parse(ledger[0]!.startedAt));
+    });
+
+    it('filters the ledger by backfill, node and partition', async () => {
+      await wh.publish(write('orders', '2024-01-01', { rows: ORDERS }));
+      await wh.publish(write('orders', '2024-01-02', { rows: ORDERS }));
+      await wh.publish(write('customers', '2024-01-01', { rows: [{ id: 1 }], backfillId: 'bf-2' }));
+      expect((await wh.ledger({})).length).toBe(3);
+      expect((await wh.ledger({ node: 'orders' })).map((r) => r.partition)).toEqual(['2024-01-01', '2024-01-02']);
+      expect((await wh.ledger({ backfillId: 'bf-2' })).map((r) => r.node)).toEqual(['customers']);
+      expect((await wh.ledger({ node: 'orders', partition: '2024-01-02' })).length).toBe(1);
+    });
+
+    it('a retry of a run that already published returns that version and writes nothing', async () => {
+      const first = await wh.publish(write('orders', '2024-01-01', { rows: ORDERS }));
+      const again = await wh.publish(write('orders', '2024-01-01', { rows: [{ order_id: 99 }], attempt: 2 }));
+      expect(again).toEqual({ ...first, alreadyPublished: true });
+      const ledger = await wh.ledger({ node: 'orders' });
+      expect(ledger).toHaveLength(1);
+      expect(ledger[0]).toMatchObject({ version: 1, executions: 2, attempt: 1, checksum: first.checksum, current: true });
+      expect(await view('orders', 'order_id', 'order_id')).toEqual([{ order_id: 1 }, { order_id: 2 }, { order_id: 3 }]);
+      expect(await wh.publishedBy('orders', '2024-01-01', 'run-1')).toMatchObject({ version: 1, checksum: first.checksum });
+      expect(await wh.publishedBy('orders', '2024-01-01', 'run-2')).toBeNull();
+    });
+
+    it('a different run key makes a new version; the view shows only the newest', async () => {
+      await wh.publish(write('orders', '2024-01-01', { rows: ORDERS }));
+      const second = await wh.publish(write('orders', '2024-01-01', { runKey: 'run-2', rows: [{ order_id: 9, country: 'NL', amount: 1 }] }));
+      expect(second).toMatchObject({ version: 2, previousVersion: 1, rowCount: 1 });
+      expect(await wh.query('SELECT order_id FROM orders')).toEqual([{ order_id: 9 }]);
+      const ledger = await wh.ledger({ node: 'orders', partition: '2024-01-01' });
+      expect(ledger.map((r) => [r.version, r.runKey, r.current, r.previousVersion])).toEqual([
+        [2, 'run-2', true, 1],
+        [1, 'run-1', false, null],
+      ]);
+    });
+
+    it('other partitions of the node stay as they were', async () => {
+      await wh.publish(write('orders', '2024-01-01', { rows: [{ order_id: 1 }] }));
+      await wh.publish(write('orders', '2024-01-02', { rows: [{ order_id: 2 }] }));
+      await wh.publish(write('orders', '2024-01-01', { runKey: 'run-2', rows: [{ order_id: 3 }] }));
+      expect(await view('orders', 'order_id', 'order_id')).toEqual([{ order_id: 2 }, { order_id: 3 }]);
+    });
+
+    it('a later version may bring a new column: it is added and the view shows it', async () => {
+      await wh.publish(write('orders', '2024-01-01', { rows: [{ order_id: 1 }] }));
+      await wh.publish(write('orders', '2024-01-02', { rows: [{ order_id: 2, channel: 'web' }] }));
+      expect(await view('orders', 'order_id, channel', 'order_id')).toEqual([
+        { order_id: 1, channel: null },
+        { order_id: 2, channel: 'web' },
+      ]);
+    });
+
+    it('a schema change changes the schema hash, the same schema keeps it', async () => {
+      const a = await wh.publish(write('x', 'k1', { rows: [{ a: 1 }] }));
+      const b = await wh.publish(write('y', 'k1', { rows: [{ a: 2 }] }));
+      const c = await wh.publish(write('z', 'k1', { rows: [{ a: 1, b: 2 }] }));
+      expect(b.schemaHash).toBe(a.schemaHash);
+      expect(c.schemaHash).not.toBe(a.schemaHash);
+    });
+
+    it('a transform that writes nothing publishes an empty version', async () => {
+      const published = await wh.publish(write('nothing', 'k'));
+      expect(published).toMatchObject({ version: 1, rowCount: 0 });
+      expect((await wh.ledger({ node: 'nothing' }))[0]).toMatchObject({ status: 'published', rowCount: 0 });
+    });
+
+    it('dataset names that collide with internal tables are refused before any DDL', async () => {
+      for (const node of ['backfill_ledger', 'sqlite_master', 'pg_class', 'orders__versions', 'Orders', 'x; DROP TABLE y']) {
+        const error = await rejection(wh.publish(write(node, 'k', { rows: [{ a: 1 }] })));
+        expect(error, node).toBeInstanceOf(InvalidDatasetError);
+      }
+      expect(await wh.ledger({})).toEqual([]);
+    });
+  });
+
+  describe(`${kind}: checksums`, () => {
+    it('do not depend on the order rows were inserted in', async () => {
+      const a = await wh.publish(write('a', 'k', { rows: ORDERS }));
+      const b = await wh.publish(write('b', 'k', { rows: [...ORDERS].reverse() }));
+      expect(b.checksum).toBe(a.checksum);
+    });
+
+    it('change when the data changes', async () => {
+      const a = await wh.publish(write('a', 'k', { rows: ORDERS }));
+      const b = await wh.publish(write('b', 'k', { rows: ORDERS.map((r) => (r.order_id === 2 ? { ...r, amount: 21 } : r)) }));
+      expect(b.checksum).not.toBe(a.checksum);
+    });
+
+    it('tell a duplicated row from a single one', async () => {
+      const a = await wh.publish(write('a', 'k', { rows: [{ x: 1 }] }));
+      const b = await wh.publish(write('b', 'k', { rows: [{ x: 1 }, { x: 1 }] }));
+      expect(b.checksum).not.toBe(a.checksum);
+    });
+
+    it('are the same for the same rows computed in the warehouse or given by a transform', async () => {
+      const a = await wh.publish(write('a', 'k', { rows: [{ x: 1, y: 'p' }, { x: 2, y: 'q' }] }));
+      const b = await wh.publish(write('b', 'k', { selects: [{ sql: "SELECT 2 AS x, 'q' AS y UNION ALL SELECT 1, 'p'", bindings: {} }] }));
+      expect(b.checksum).toBe(a.checksum);
+      expect(b.rowCount).toBe(2);
+    });
+
+    it("ignore columns that only other partitions of the dataset have", async () => {
+      const first = await wh.publish(write('orders', 'k1', { rows: [{ x: 1 }, { x: 2 }] }));
+      await wh.publish(write('orders', 'k2', { rows: [{ x: 1, extra: 'e' }] }));
+      const again = await wh.publish(write('orders', 'k1', { runKey: 'run-2', rows: [{ x: 2 }, { x: 1 }] }));
+      expect(again.checksum).toBe(first.checksum);
+      expect(again.schemaHash).toBe(first.schemaHash);
+    });
+  });
+
+  describe(`${kind}: SELECTs run in the warehouse`, () => {
+    it('insert the rows a SELECT returns, with :partition and :start bound', async () => {
+      await wh.publish(
+        write('events', '2024-01-01', {
+          rows: [
+            { id: 1, at: '2024-01-01T03:00:00Z', amount: 5 },
+            { id: 2, at: '2024-01-01T09:00:00Z', amount: 7 },
+            { id: 3, at: '2024-01-02T01:00:00Z', amount: 100 },
+          ],
+        }),
+      );
+      const published = await wh.publish(
+        write('daily', '2024-01-01', {
+          selects: [
+            {
+              sql: 'SELECT :partition AS day, COUNT(*) AS events, SUM(amount) AS total FROM events WHERE at >= :start AND at < :end',
+              bindings: { partition: '2024-01-01', start: '2024-01-01T00:00:00Z', end: '2024-01-02T00:00:00Z' },
+            },
+          ],
+        }),
+      );
+      expect(published.rowCount).toBe(1);
+      expect(await wh.query('SELECT * FROM daily')).toEqual([{ day: '2024-01-01', events: 2, total: 12 }]);
+    });
+
+    it('combine with rows and several SELECTs in one partition', async () => {
+      const published = await wh.publish(
+        write('mixed', 'k', {
+          rows: [{ source: 'row' }],
+          selects: [
+            { sql: "SELECT 'select-1' AS source", bindings: {} },
+            { sql: 'SELECT :name AS source', bindings: { name: 'select-2' } },
+          ],
+        }),
+      );
+      expect(published.rowCount).toBe(3);
+      expect((await view('mixed', 'source', 'source')).map((r) => r.source)).toEqual(['row', 'select-1', 'select-2']);
+    });
+
+    it('bind numbers as numbers, also in the SELECT list', async () => {
+      const a = await wh.publish(write('a', 'k', { selects: [{ sql: 'SELECT :n AS n, :f AS f', bindings: { n: 200, f: 2.5 } }] }));
+      const b = await wh.publish(write('b', 'k', { rows: [{ n: 200, f: 2.5 }] }));
+      expect(await wh.query('SELECT n, f FROM a')).toEqual([{ n: 200, f: 2.5 }]);
+      expect(a.checksum).toBe(b.checksum);
+    });
+
+    it('query() binds named parameters too, and leaves :: casts and quoted colons alone', async () => {
+      await wh.publish(write('orders', '2024-01-01', { rows: ORDERS }));
+      expect(await wh.query("SELECT order_id, ':not_a_param' AS s FROM orders WHERE country = :country ORDER BY order_id", { country: 'DE' })).toEqual([
+        { order_id: 1, s: ':not_a_param' },
+        { order_id: 3, s: ':not_a_param' },
+      ]);
+    });
+
+    it('accept a trailing semicolon', async () => {
+      expect((await wh.publish(write('a', 'k', { selects: [{ sql: 'SELECT 1 AS x;\n', bindings: {} }] }))).rowCount).toBe(1);
+    });
+  });
+
+  describe(`${kind}: a partition reads only the upstream partitions it maps to`, () => {
+    const days = ['2024-01-01', '2024-01-02', '2024-01-03', '2024-01-04', '2024-01-05'];
+    const seed = async () => {
+      for (const [i, day] of days.entries()) await wh.publish(write('daily', day, { rows: [{ day, revenue: (i + 1) * 10 }] }));
+    };
+
+    it('FROM <upstream> inside a partition shows only the mapped partitions', async () => {
+      await seed();
+      const published = await wh.publish(
+        write('rolling', '2024-01-04', {
+          selects: [{ sql: 'SELECT COUNT(*) AS days, SUM(revenue) AS revenue FROM daily', bindings: {} }],
+          inputs: [{ node: 'daily', from: '2024-01-02', to: '2024-01-04' }],
+        }),
+      );
+      expect(published.rowCount).toBe(1);
+      expect(await wh.query('SELECT days, revenue FROM rolling')).toEqual([{ days: 3, revenue: 90 }]);
+      // outside a partition, the view shows every published partition
+      expect(await wh.query('SELECT COUNT(*) AS n FROM daily')).toEqual([{ n: 5 }]);
+    });
+
+    it('the scope reaches subqueries and joins, and static keys and "all" scope by name', async () => {
+      await seed();
+      await wh.publish(write('regions', 'eu', { rows: [{ region: 'eu' }] }));
+      await wh.publish(write('regions', 'us', { rows: [{ region: 'us' }] }));
+      await wh.publish(write('regions', 'apac', { rows: [{ region: 'apac' }] }));
+      await wh.publish(
+        write('report', 'k', {
+          selects: [
+            {
+              sql: 'SELECT (SELECT COUNT(*) FROM daily) AS days, (SELECT COUNT(*) FROM regions r JOIN daily d ON 1 = 1) AS pairs',
+              bindings: {},
+            },
+          ],
+          inputs: [
+            { node: 'daily', from: '2024-01-01', to: '2024-01-05', all: true },
+            { node: 'regions', from: 'eu', to: 'us', keys: ['eu', 'us'] },
+          ],
+        }),
+      );
+      expect(await wh.query('SELECT days, pairs FROM report')).toEqual([{ days: 5, pairs: 10 }]);
+    });
+
+    it('pins what a transform read: a newer upstream version does not change its reads or its lineage', async () => {
+      await seed();
+      const inputs = [{ node: 'daily', from: '2024-01-01', to: '2024-01-02' }];
+      const pinned = await wh.pin(inputs);
+      expect(pinned[0]!.versions.sort()).toEqual([
+        ['2024-01-01', 1],
+        ['2024-01-02', 1],
+      ]);
+      await wh.publish(write('daily', '2024-01-01', { runKey: 'run-2', rows: [{ day: '2024-01-01', revenue: 999 }] }));
+      const read = await wh.query('SELECT SUM(revenue) AS revenue FROM daily', {}, pinned);
+      expect(read).toEqual([{ revenue: 30 }]);
+      await wh.publish(write('summary', 'k', { rows: [{ revenue: 30 }], inputs, pinned }));
+      const [row] = await wh.ledger({ node: 'summary' });
+      expect(row!.inputs[0]).toMatchObject({ node: 'daily', partitions: 2, versions: { '2024-01-01': 1, '2024-01-02': 1 } });
+      // unpinned, the same read sees the new version
+      expect(await wh.query('SELECT SUM(revenue) AS revenue FROM daily', {}, await wh.pin(inputs))).toEqual([{ revenue: 1019 }]);
+    });
+  });
+
+  describe(`${kind}: SQL errors`, () => {
+    it('bad SQL throws SqlError naming the problem, and publishes nothing', async () => {
+      const error = await rejection(wh.publish(write('bad', 'k', { selects: [{ sql: 'SELECT x FROM no_such_table', bindings: {} }] })));
+      expect(error).toBeInstanceOf(SqlError);
+      expect(error.message).toMatch(/no_such_table/);
+      expect(error.message).toContain('SELECT x FROM no_such_table');
+      expect(await wh.ledger({ node: 'bad' })).toEqual([]);
+    });
+
+    it('a syntax error throws SqlError', async () => {
+      const error = await rejection(wh.publish(write('bad', 'k', { selects: [{ sql: 'SELECT 1 +', bindings: {} }] })));
+      expect(error).toBeInstanceOf(SqlError);
+      expect(error.message).toMatch(/syntax error|incomplete input/);
+    });
+
+    it('a statement that is not a SELECT throws SqlError', async () => {
+      const error = await rejection(wh.publish(write('bad', 'k', { selects: [{ sql: 'DELETE FROM orders', bindings: {} }] })));
+      expect(error).toBeInstanceOf(SqlError);
+      expect(error.message).toMatch(/must be a SELECT/);
+    });
+
+    it('a missing named parameter throws SqlError that names the way out', async () => {
+      const error = await rejection(
+        wh.publish(write('bad', 'k', { selects: [{ sql: 'SELECT :partition AS p, :region AS r', bindings: { partition: 'k' } }] })),
+      );
+      expect(error).toBeInstanceOf(SqlError);
+      expect(error.message).toMatch(/region/);
+      expect(error.message).toMatch(/params/);
+      expect(await wh.ledger({ node: 'bad' })).toEqual([]);
+    });
+
+    it('query() wraps bad SQL in SqlError', async () => {
+      const error = await rejection(wh.query('SELECT * FROM nothing_here'));
+      expect(error).toBeInstanceOf(SqlError);
+      expect(error.message).toMatch(/nothing_here/);
+    });
+
+    it('columns starting with __ are refused', async () => {
+      const error = await rejection(wh.publish(write('bad', 'k', { rows: [{ __partition: 'x' }] })));
+      expect(error).toBeInstanceOf(SqlError);
+      expect(error.message).toMatch(/reserved/);
+    });
+  });
+
+  describe(`${kind}: checks`, () => {
+    const failing: Array<[string, Check, RegExp]> = [
+      ['not_null', { type: 'not_null', columns: ['order_id', 'amount'] }, /not_null: 1 rows have amount NULL/],
+      ['unique', { type: 'unique', columns: ['country'] }, /unique: 1 duplicated values of \(country\)/],
+      ['row_count min', { type: 'row_count', min: 5 }, /row_count: 3 rows, expected at least 5/],
+      ['row_count max', { type: 'row_count', name: 'small', max: 2 }, /small: 3 rows, expected at most 2/],
+      ['sql over {{this}}', { type: 'sql', name: 'big orders', sql: 'SELECT * FROM {{ this }} WHERE amount > 15' }, /big orders: 1 violating rows/],
+    ];
+
+    for (const [label, check, message] of failing) {
+      it(`a failing ${label} check throws CheckFailedError, publishes nothing and records a failed_check row`, async () => {
+        const error = await rejection(wh.publish(write('orders', '2024-01-01', { rows: ORDERS, checks: [check] })));
+        expect(error).toBeInstanceOf(CheckFailedError);
+        expect(error.message).toMatch(message);
+        expect(error.message).toContain('orders 2024-01-01');
+        const ledger = await wh.ledger({ node: 'orders' });
+        expect(ledger).toHaveLength(1);
+        expect(ledger[0]).toMatchObject({ version: 1, status: 'failed_check', rowCount: null, checksum: null, schemaHash: null, current: false });
+        expect(ledger[0]!.error).toMatch(message);
+      });
+    }
+
+    it('passing checks publish', async () => {
+      const checks: Check[] = [
+        { type: 'not_null', columns: ['order_id', 'country'] },
+        { type: 'unique', columns: ['order_id'] },
+        { type: 'row_count', min: 3, max: 3 },
+        { type: 'sql', name: 'no negative', sql: 'SELECT * FROM {{this}} WHERE amount < 0' },
+      ];
+      const published = await wh.publish(write('orders', '2024-01-01', { rows: ORDERS, checks }));
+      expect(published.version).toBe(1);
+      expect((await wh.ledger({ node: 'orders' }))[0]!.status).toBe('published');
+    });
+
+    it('a check sees only the new version of its own partition', async () => {
+      await wh.publish(write('orders', '2024-01-01', { rows: [{ order_id: 1 }] }));
+      // same order_id in another partition, and in the old version of this one: still unique here
+      await wh.publish(write('orders', '2024-01-02', { rows: [{ order_id: 1 }], checks: [{ type: 'unique', columns: ['order_id'] }] }));
+      const published = await wh.publish(
+        write('orders', '2024-01-01', { runKey: 'run-2', rows: [{ order_id: 1 }], checks: [{ type: 'unique', columns: ['order_id'] }] }),
+      );
+      expect(published.version).toBe(2);
+    });
+
+    it('a failing check on a new version keeps the previous version published', async () => {
+      await wh.publish(write('orders', '2024-01-01', { rows: ORDERS }));
+      const error = await rejection(
+        wh.publish(write('orders', '2024-01-01', { runKey: 'run-2', rows: [{ order_id: null }], checks: [{ type: 'not_null', columns: ['order_id'] }] })),
+      );
+      expect(error).toBeInstanceOf(CheckFailedError);
+      expect(await wh.query('SELECT COUNT(*) AS n FROM orders')).toEqual([{ n: 3 }]);
+      const ledger = await wh.ledger({ node: 'orders' });
+      expect(ledger.map((r) => [r.version, r.status, r.current])).toEqual([
+        [2, 'failed_check', false],
+        [1, 'published', true],
+      ]);
+    });
+
+    it('a retry after a failed check gets a version of its own; the failure stays in the ledger', async () => {
+      await rejection(wh.publish(write('orders', '2024-01-01', { rows: ORDERS, checks: [{ type: 'row_count', min: 4 }] })));
+      const published = await wh.publish(write('orders', '2024-01-01', { rows: [...ORDERS, { order_id: 4 }], checks: [{ type: 'row_count', min: 4 }], attempt: 2 }));
+      expect(published).toMatchObject({ version: 2, previousVersion: null, rowCount: 4 });
+      const ledger = await wh.ledger({ node: 'orders' });
+      expect(ledger.map((r) => [r.version, r.status, r.attempt, r.current])).toEqual([
+        [2, 'published', 2, true],
+        [1, 'failed_check', 1, false],
+      ]);
+    });
+
+    it('a check whose SQL is broken fails the check and says so, and the transaction goes on', async () => {
+      const error = await rejection(
+        wh.publish(
+          write('orders', '2024-01-01', {
+            rows: ORDERS,
+            checks: [
+              { type: 'sql', name: 'broken', sql: 'SELECT * FROM {{this}} WHERE nope > 1' },
+              { type: 'row_count', min: 10 },
+            ],
+          }),
+        ),
+      );
+      expect(error).toBeInstanceOf(CheckFailedError);
+      expect(error.message).toMatch(/broken: the check's SQL failed: .*nope/);
+      expect(error.message).toMatch(/row_count: 3 rows, expected at least 10/);
+      expect((await wh.ledger({ node: 'orders' }))[0]).toMatchObject({ status: 'failed_check' });
+    });
+  });
+
+  describe(`${kind}: lineage: input versions`, () => {
+    it('records the published version of every upstream partition in the input range', async () => {
+      await wh.publish(write('daily', '2024-01-01', { rows: [{ v: 1 }] }));
+      await wh.publish(write('daily', '2024-01-02', { rows: [{ v: 2 }] }));
+      await wh.publish(write('daily', '2024-01-02', { runKey: 'run-2', rows: [{ v: 22 }] }));
+      await wh.publish(write('daily', '2024-01-03', { rows: [{ v: 3 }] }));
+      await wh.publish(write('daily', '2024-01-09', { rows: [{ v: 9 }] }));
+      await wh.publish(write('weekly', '2024-W01', { rows: [{ total: 1 }], inputs: [{ node: 'daily', from: '2024-01-01', to: '2024-01-07' }] }));
+      const [row] = await wh.ledger({ node: 'weekly' });
+      expect(row!.inputs).toHaveLength(1);
+      expect(row!.inputs[0]).toMatchObject({
+        node: 'daily',
+        from: '2024-01-01',
+        to: '2024-01-07',
+        partitions: 3,
+        versions: { '2024-01-01': 1, '2024-01-02': 2, '2024-01-03': 1 },
+      });
+      expect(row!.inputs[0]!.digest).toMatch(/^[0-9a-f]{16}$/);
+    });
+
+    it('the digest changes when an upstream version changes', async () => {
+      await wh.publish(write('up', 'a', { rows: [{ v: 1 }] }));
+      await wh.publish(write('down', 'x', { rows: [{ v: 1 }], inputs: [{ node: 'up', from: 'a', to: 'a' }] }));
+      await wh.publish(write('up', 'a', { runKey: 'run-2', rows: [{ v: 2 }] }));
+      await wh.publish(write('down', 'x', { runKey: 'run-2', rows: [{ v: 1 }], inputs: [{ node: 'up', from: 'a', to: 'a' }] }));
+      const [second, first] = await wh.ledger({ node: 'down' });
+      expect(first!.inputs[0]!.versions).toEqual({ a: 1 });
+      expect(second!.inputs[0]!.versions).toEqual({ a: 2 });
+      expect(second!.inputs[0]!.digest).not.toBe(first!.inputs[0]!.digest);
+    });
+
+    it('records an upstream range with nothing published as 0 partitions', async () => {
+      await wh.publish(write('down', 'x', { rows: [{ v: 1 }], inputs: [{ node: 'up', from: 'a', to: 'z' }] }));
+      const [row] = await wh.ledger({ node: 'down' });
+      expect(row!.inputs[0]).toMatchObject({ node: 'up', partitions: 0, versions: {} });
+    });
+
+    it('records the versions of static upstream keys by name, whatever their order', async () => {
+      await wh.publish(write('regions', 'us', { rows: [{ r: 'us' }] }));
+      await wh.publish(write('regions', 'eu', { rows: [{ r: 'eu' }] }));
+      await wh.publish(write('regions', 'apac', { rows: [{ r: 'apac' }] }));
+      await wh.publish(write('totals', 'all', { rows: [{ n: 2 }], inputs: [{ node: 'regions', from: 'us', to: 'eu', keys: ['us', 'eu'] }] }));
+      const [row] = await wh.ledger({ node: 'totals' });
+      expect(row!.inputs).toEqual([expect.objectContaining({ node: 'regions', from: 'us', to: 'eu', partitions: 2, versions: { eu: 1, us: 1 } })]);
+    });
+  });
+}
