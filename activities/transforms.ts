@@ -91,14 +91,23 @@ const asStrings = (value: unknown): string[] => (Array.isArray(value) ? value.ma
  *   capacityPerSecond: 10  acts as a downstream system that throttles calls beyond this many per second (per worker)
  *   hangKeys: [keys]       never finishes ('await': keeps heartbeating; hang: 'busy' blocks the process)
  *   crashKeys: [keys]      kills the worker process on the first attempt
+ * Crashes and hangs happen only on a worker started with --allow-fault-injection
+ * (`faultInjection`); elsewhere such a partition fails for good and the worker lives on.
  */
-const sleep: Transform = async (ctx) => {
+async function runSleep(ctx: TransformContext, faultInjection: boolean): Promise<void> {
   const p = ctx.params;
   const key = ctx.partition;
   const ms = typeof p.ms === 'number' ? p.ms : 0;
   const chosen = (keys: unknown, rate: unknown) =>
     asStrings(keys).includes(key) || (typeof rate === 'number' && unitHash(`${ctx.node}/${key}`) < rate);
 
+  for (const [param, effect] of [['crashKeys', 'kill'], ['hangKeys', 'hang']] as const) {
+    if (!faultInjection && chosen(p[param], undefined) && ctx.attempt === 1) {
+      throw new NonRetryableError(
+        `${ctx.node} ${key}: the sleep transform's ${param} would ${effect} this worker, and fault injection is off: start the worker with --allow-fault-injection (chaos drills only), or remove ${param} from the node's params`,
+      );
+    }
+  }
   if (chosen(p.crashKeys, undefined) && ctx.attempt === 1) process.kill(process.pid, 'SIGKILL');
   if (chosen(p.hangKeys, undefined) && ctx.attempt === 1) {
     if (p.hang === 'busy') for (;;);
@@ -119,7 +128,10 @@ const sleep: Transform = async (ctx) => {
       throw p.permanent === true ? new NonRetryableError(message) : new Error(`${message} (attempt ${ctx.attempt})`);
     }
   }
-};
+}
+
+const sleep: Transform = (ctx) => runSleep(ctx, false);
+const sleepWithFaults: Transform = (ctx) => runSleep(ctx, true);
 
 export const BUILTIN_TRANSFORMS: TransformRegistry = new Map<string, Transform>([
   ['noop', () => undefined],
@@ -135,6 +147,16 @@ export const BUILTIN_TRANSFORMS: TransformRegistry = new Map<string, Transform>(
 
 function isTransformRecord(value: unknown): value is Record<string, Transform> {
   return typeof value === 'object' && value !== null && Object.keys(value).length > 0 && Object.values(value).every((v) => typeof v === 'function');
+}
+
+/**
+ * The registry with the built-in `sleep` able to crash and hang the worker (`enabled`), or not.
+ * A `sleep` of the caller's own is left alone.
+ */
+export function withFaultInjection(registry: TransformRegistry, enabled: boolean): TransformRegistry {
+  const current = registry.get('sleep');
+  if (current !== sleep && current !== sleepWithFaults) return registry;
+  return new Map(registry).set('sleep', enabled ? sleepWithFaults : sleep);
 }
 
 /**

@@ -1,10 +1,10 @@
 /** The typed client library behind the `backfill` command line. */
 import {
   Client,
-  Connection,
   WorkflowExecutionAlreadyStartedError,
   WorkflowNotFoundError,
   WorkflowUpdateFailedError,
+  type Connection,
   type WorkflowHandle,
 } from '@temporalio/client';
 import { WorkflowIdReusePolicy } from '@temporalio/common';
@@ -25,9 +25,11 @@ import {
   type ControlState,
 } from '../workflows/definitions.ts';
 import type { backfillWorkflow } from '../workflows/backfill.ts';
-import { ensureSearchAttributes } from './search-attributes.ts';
+import { openConnection, resolveConnection, type ConnectionOverrides, type ConnectionSettings } from './connection.ts';
+import { registerSearchAttributes, rejectedAttribute, requireSearchAttributes, unregisteredAttribute, type SetupResult } from './search-attributes.ts';
 
-export type ConnectOptions = { address?: string; namespace?: string; uiUrl?: string };
+/** Where to connect: overrides of Temporal's environment configuration, or settings resolved already. */
+export type ConnectOptions = ConnectionOverrides & { settings?: ConnectionSettings; uiUrl?: string };
 
 export type StartOptions = {
   id?: string;
@@ -55,38 +57,36 @@ export function defaultBackfillId(name: string, now = new Date()): string {
   return `${slug}-${stamp}`;
 }
 
-export function temporalAddress(): string {
-  return process.env.TEMPORAL_ADDRESS ?? 'localhost:7233';
-}
-
-function unreachable(address: string, error: unknown): BackfillError {
-  return new BackfillError(
-    'server_unavailable',
-    `cannot reach the Temporal server at ${address} (${(error as Error).message}): start one with 'backfill dev', or set TEMPORAL_ADDRESS`,
-  );
-}
-
 export class BackfillClient {
+  /** Whether `start` has checked the search attributes, and whether it could list them. */
+  private searchAttributes: { listed: boolean } | undefined;
+
   private constructor(
     readonly client: Client,
     readonly connection: Connection,
-    readonly namespace: string,
-    readonly address: string,
+    readonly settings: ConnectionSettings,
     private readonly uiBase: string,
   ) {}
 
   static async connect(options: ConnectOptions = {}): Promise<BackfillClient> {
-    const address = options.address ?? temporalAddress();
-    const namespace = options.namespace ?? process.env.TEMPORAL_NAMESPACE ?? 'default';
-    let connection: Connection;
-    try {
-      connection = await Connection.connect({ address, connectTimeout: 5000 });
-      await connection.workflowService.getSystemInfo({});
-    } catch (error) {
-      throw unreachable(address, error);
-    }
-    const uiBase = options.uiUrl ?? process.env.BACKFILL_UI_URL ?? 'http://localhost:8233';
-    return new BackfillClient(new Client({ connection, namespace }), connection, namespace, address, uiBase.replace(/\/$/, ''));
+    const { settings: given, uiUrl, ...overrides } = options;
+    const settings = given ?? resolveConnection(overrides);
+    const connection = await openConnection(settings);
+    const uiBase = uiUrl ?? process.env.BACKFILL_UI_URL ?? 'http://localhost:8233';
+    return new BackfillClient(new Client({ connection, namespace: settings.namespace }), connection, settings, uiBase.replace(/\/$/, ''));
+  }
+
+  get namespace(): string {
+    return this.settings.namespace;
+  }
+
+  get address(): string {
+    return this.settings.address;
+  }
+
+  /** Registers the search attributes on the namespace (`backfill setup`; needs admin rights). */
+  setup(): Promise<SetupResult> {
+    return registerSearchAttributes(this.connection, this.namespace);
   }
 
   async close(): Promise<void> {
@@ -120,7 +120,7 @@ export class BackfillClient {
       throw new BackfillError('invalid_argument', `--id '${backfillId}' must be letters, digits and . _ : - (at most 200)`, 'id');
     }
     const workflowId = backfillWorkflowId(backfillId);
-    await ensureSearchAttributes(this.connection, this.namespace);
+    this.searchAttributes ??= { listed: await requireSearchAttributes(this.connection, this.namespace) };
     if (options.rerun || carry) await this.nodesClosed(backfillId, spec.nodes.map((n) => n.id));
     const input: BackfillInput = {
       backfillId,
@@ -140,6 +140,9 @@ export class BackfillClient {
       });
       return { backfillId, workflowId, runId: handle.firstExecutionRunId, uiUrl: this.uiUrl(workflowId, handle.firstExecutionRunId) };
     } catch (error) {
+      // Credentials that may not list search attributes learn of missing ones here, before anything ran.
+      const unregistered = unregisteredAttribute(error);
+      if (unregistered !== undefined) throw rejectedAttribute(this.namespace, unregistered, this.searchAttributes.listed);
       if (error instanceof WorkflowExecutionAlreadyStartedError) {
         const running = await this.describe(backfillId).then((d) => d.status.name === 'RUNNING', () => false);
         throw new BackfillError(

@@ -9,7 +9,8 @@ import { expandPlan, planSummary } from '../core/plan.ts';
 import type { Progress } from '../core/protocol.ts';
 import { parseRange } from '../core/spec.ts';
 import { backfillHome } from '../scripts/temporal-cli.ts';
-import { BackfillClient, temporalAddress, type Started } from './backfill-client.ts';
+import { BackfillClient, type Started } from './backfill-client.ts';
+import { describeConnection, resolveConnection, type ConnectionOverrides } from './connection.ts';
 import { EXAMPLE_TRANSFORMS, parseQueues, portOr, startLocal, startWorker, transformModules } from './local.ts';
 import { ProgressView, headline, renderFailures, renderLineage, renderPlan, renderStatus } from './render.ts';
 import { openWarehouse } from '../activities/warehouse/index.ts';
@@ -17,7 +18,6 @@ import { loadSpecFile } from './spec-file.ts';
 import { runDemo } from './demo.ts';
 
 type Json = { json?: boolean };
-type Global = { address?: string; namespace?: string };
 
 /** Exit codes: 0 success, 1 an error, 2 ended with failed partitions, 3 cancelled or failed. */
 export const EXIT = { ok: 0, error: 1, failures: 2, notCompleted: 3 } as const;
@@ -59,16 +59,18 @@ function concurrencyArgument(value: string, node?: string): number | null {
   return n;
 }
 
-function globals(command: Command): Global {
-  return command.optsWithGlobals<Global>();
+/** --address, --namespace and --profile, which win over Temporal's environment configuration. */
+function globals(command: Command): ConnectionOverrides {
+  const { address, namespace, profile } = command.optsWithGlobals<ConnectionOverrides>();
+  return {
+    ...(address !== undefined ? { address } : {}),
+    ...(namespace !== undefined ? { namespace } : {}),
+    ...(profile !== undefined ? { profile } : {}),
+  };
 }
 
 async function connect(command: Command): Promise<BackfillClient> {
-  const g = globals(command);
-  return BackfillClient.connect({
-    address: g.address ?? temporalAddress(),
-    ...(g.namespace !== undefined ? { namespace: g.namespace } : {}),
-  });
+  return BackfillClient.connect(globals(command));
 }
 
 async function withClient<T>(command: Command, run: (client: BackfillClient) => Promise<T>): Promise<T> {
@@ -106,8 +108,9 @@ export function buildProgram(): Command {
   const program = new Command()
     .name('backfill')
     .description('Durable, rate-limited backfills of partitioned datasets, on Temporal')
-    .option('--address <host:port>', 'Temporal frontend (default $TEMPORAL_ADDRESS or localhost:7233)')
-    .option('--namespace <name>', 'Temporal namespace (default $TEMPORAL_NAMESPACE or default)')
+    .option('--address <host:port>', 'Temporal frontend (default $TEMPORAL_ADDRESS, the profile\'s address, or localhost:7233)')
+    .option('--namespace <name>', 'Temporal namespace (default $TEMPORAL_NAMESPACE, the profile\'s namespace, or default)')
+    .option('--profile <name>', 'profile of the Temporal config file ($TEMPORAL_CONFIG_FILE or ~/.config/temporalio/temporal.toml; default $TEMPORAL_PROFILE or default)')
     .showHelpAfterError()
     .configureOutput({ outputError: (text, write) => write(pc.red(text)) });
 
@@ -317,30 +320,48 @@ export function buildProgram(): Command {
     });
 
   program
+    .command('setup')
+    .description('register the search attributes BackfillId, BackfillNode and BackfillStatus on the namespace (an admin step, once per namespace)')
+    .option('--json', 'machine-readable output')
+    .action(async (options: Json, command: Command) => {
+      await withClient(command, async (client) => {
+        const result = await client.setup();
+        print(options.json, result, () =>
+          [
+            `namespace ${result.namespace}:`,
+            result.added.length > 0 ? `  added ${result.added.join(', ')}` : '  nothing to add',
+            ...(result.existing.length > 0 ? [`  already registered: ${result.existing.join(', ')}`] : []),
+          ].join('\n'),
+        );
+      });
+    });
+
+  program
     .command('worker')
-    .description('run a worker against $TEMPORAL_ADDRESS (default localhost:7233)')
+    .description('run a worker against the Temporal server of $TEMPORAL_ADDRESS or the profile (default localhost:7233)')
     .option('--task-queue <queue...>', 'activity task queues to poll, as name or name=maxActivitiesPerSecond (default: backfill)')
     .option('--workflow-queue <queue>', 'the workflows task queue', 'backfill')
     .option('--no-workflows', 'poll activity queues only')
     .option('--transforms <module...>', 'modules that define transforms (default $BACKFILL_TRANSFORMS)')
     .option('--warehouse <path>', 'warehouse SQLite file (default $BACKFILL_WAREHOUSE or .backfill/warehouse.db)')
+    .option('--allow-fault-injection', "let the sleep transform's crashKeys and hangKeys kill or hang this worker (chaos drills only)")
     .option('--json', 'print the worker\'s settings as JSON once it polls')
-    .action(async (options: Json & { taskQueue?: string[]; workflowQueue: string; workflows: boolean; transforms?: string[]; warehouse?: string }, command: Command) => {
-      const g = globals(command);
+    .action(async (options: Json & { taskQueue?: string[]; workflowQueue: string; workflows: boolean; transforms?: string[]; warehouse?: string; allowFaultInjection?: boolean }, command: Command) => {
+      const connection = resolveConnection(globals(command));
       const worker = await startWorker({
-        address: g.address ?? temporalAddress(),
-        namespace: g.namespace ?? process.env.TEMPORAL_NAMESPACE ?? 'default',
+        connection,
         transforms: transformModules(options.transforms),
         queues: parseQueues(options.taskQueue, options.workflowQueue),
         workflowQueue: options.workflowQueue,
         workflows: options.workflows,
         ...(options.warehouse !== undefined ? { warehouse: options.warehouse } : {}),
+        ...(options.allowFaultInjection ? { allowFaultInjection: true } : {}),
       });
       const queues = parseQueues(options.taskQueue, options.workflowQueue);
       if (options.json) {
-        print(true, { address: g.address ?? temporalAddress(), workflowQueue: options.workflows ? options.workflowQueue : null, activityQueues: queues, warehouse: worker.warehouse.location }, () => '');
+        print(true, { address: connection.address, namespace: connection.namespace, workflowQueue: options.workflows ? options.workflowQueue : null, activityQueues: queues, warehouse: worker.warehouse.location }, () => '');
       }
-      process.stderr.write(`worker polling ${queues.map((q) => q.name).join(', ')}; warehouse ${worker.warehouse.location}\n`);
+      process.stderr.write(`worker polling ${queues.map((q) => q.name).join(', ')} on ${describeConnection(connection)}; warehouse ${worker.warehouse.location}\n`);
       await Promise.race([worker.done, waitForSignal()]);
       await worker.stop();
     });
@@ -354,8 +375,9 @@ export function buildProgram(): Command {
     .option('--task-queue <queue...>', 'activity task queues to poll, as name or name=maxActivitiesPerSecond')
     .option('--transforms <module...>', 'modules that define transforms (default: the examples)')
     .option('--warehouse <path>', 'warehouse SQLite file')
+    .option('--allow-fault-injection', "let the sleep transform's crashKeys and hangKeys kill or hang the worker (chaos drills only)")
     .option('--json', 'print the addresses as JSON once ready')
-    .action(async (options: Json & { worker: boolean; port: number; uiPort: number; taskQueue?: string[]; transforms?: string[]; warehouse?: string }) => {
+    .action(async (options: Json & { worker: boolean; port: number; uiPort: number; taskQueue?: string[]; transforms?: string[]; warehouse?: string; allowFaultInjection?: boolean }) => {
       const stack = await startLocal({
         port: options.port,
         uiPort: options.uiPort,
@@ -363,6 +385,7 @@ export function buildProgram(): Command {
         transforms: transformModules(options.transforms, [EXAMPLE_TRANSFORMS]),
         queues: parseQueues(options.taskQueue, 'backfill'),
         ...(options.warehouse !== undefined ? { warehouse: options.warehouse } : {}),
+        ...(options.allowFaultInjection ? { allowFaultInjection: true } : {}),
       });
       if (options.json) {
         print(true, { address: stack.address, uiUrl: stack.uiUrl, database: stack.server.options.dbFile, worker: stack.worker !== null, warehouse: stack.worker?.warehouse.location ?? null }, () => '');

@@ -7,7 +7,8 @@ import { loadTransforms } from '../activities/transforms.ts';
 import { freePort, startDevServer, type DevServer } from '../scripts/dev-server.ts';
 import { backfillHome } from '../scripts/temporal-cli.ts';
 import { createWorkers, type BackfillWorkers, type QueueConfig } from '../workers/worker.ts';
-import { ensureSearchAttributes } from './search-attributes.ts';
+import { checkNamespace, connectionFailure, localConnection, type ConnectionSettings } from './connection.ts';
+import { checkSearchAttributes } from './search-attributes.ts';
 
 /** The example's transforms, loaded by `dev` and `demo` unless others are named. */
 export const EXAMPLE_TRANSFORMS = fileURLToPath(new URL('../examples/shop/transforms.ts', import.meta.url));
@@ -43,30 +44,61 @@ export function parseQueues(flags: string[] | undefined, fallback: string): Queu
 }
 
 export type WorkerProcessOptions = {
-  address: string;
-  namespace: string;
+  /** From `resolveConnection` (Temporal's environment configuration), or `localConnection` for a dev server. */
+  connection: ConnectionSettings;
   transforms: string[];
   queues: QueueConfig[];
   workflowQueue: string;
   workflows: boolean;
   warehouse?: string;
+  /** Let the `sleep` transform's crashKeys and hangKeys kill or hang this process (chaos drills only). */
+  allowFaultInjection?: boolean;
 };
 
 export type RunningWorker = { workers: BackfillWorkers; warehouse: Warehouse; connection: NativeConnection; done: Promise<void>; stop(): Promise<void> };
 
+/** A worker connection that has answered, to a namespace that exists. */
+export async function connectWorker(settings: ConnectionSettings): Promise<NativeConnection> {
+  let connection: NativeConnection;
+  try {
+    connection = await NativeConnection.connect(settings.options);
+  } catch (error) {
+    throw connectionFailure(settings, error);
+  }
+  try {
+    await checkNamespace(connection, settings);
+  } catch (error) {
+    await connection.close();
+    throw error;
+  }
+  return connection;
+}
+
+/** Workers need no admin rights: they only warn when they can see that `backfill setup` is missing. */
+async function warnOnMissingSearchAttributes(connection: NativeConnection, namespace: string): Promise<void> {
+  const state = await checkSearchAttributes(connection, namespace).catch(() => null);
+  const absent = [...(state?.missing ?? []), ...(state?.wrongType.map((w) => `${w.name} (${w.type}, not Keyword)`) ?? [])];
+  if (absent.length === 0) return;
+  Runtime.instance().logger.warn(
+    `namespace ${namespace} lacks the search attributes ${absent.join(', ')}: no backfill can start there until an admin runs 'backfill setup' (on Temporal Cloud: tcld or the Cloud UI)`,
+  );
+}
+
 export async function startWorker(options: WorkerProcessOptions): Promise<RunningWorker> {
   installRuntime();
-  const connection = await NativeConnection.connect({ address: options.address });
-  await ensureSearchAttributes(connection, options.namespace);
+  const { namespace } = options.connection;
+  const connection = await connectWorker(options.connection);
+  await warnOnMissingSearchAttributes(connection, namespace);
   const warehouse = openWarehouse(options.warehouse);
   const workers = await createWorkers({
     connection,
-    namespace: options.namespace,
+    namespace,
     workflowQueue: options.workflowQueue,
     activityQueues: options.queues,
     workflows: options.workflows,
     warehouse,
     transforms: await loadTransforms(options.transforms),
+    allowFaultInjection: options.allowFaultInjection ?? false,
   });
   const done = workers.run();
   let stopped: Promise<void> | undefined;
@@ -96,6 +128,7 @@ export type LocalOptions = {
   transforms: string[];
   queues?: QueueConfig[];
   warehouse?: string;
+  allowFaultInjection?: boolean;
 };
 
 /** Uses `preferred` when it is free, else any free port. */
@@ -120,13 +153,13 @@ export async function startLocal(options: LocalOptions): Promise<LocalStack> {
   try {
     if (options.worker) {
       worker = await startWorker({
-        address: server.address,
-        namespace: 'default',
+        connection: localConnection(server.address),
         transforms: options.transforms,
         queues: options.queues ?? [{ name: 'backfill' }],
         workflowQueue: 'backfill',
         workflows: true,
         ...(options.warehouse !== undefined ? { warehouse: options.warehouse } : {}),
+        ...(options.allowFaultInjection ? { allowFaultInjection: true } : {}),
       });
     }
   } catch (error) {

@@ -10,8 +10,8 @@ import { BackfillError, formatPath, type ErrorCode } from './errors.ts';
 import { findCycle } from './graph.ts';
 import { BackfillConcurrencySchema, NodeConcurrencySchema, RateSchema } from './limits.ts';
 import { grainOf, mappingKind } from './mapping.ts';
+import { datasetNameProblem } from './names.ts';
 
-const NODE_ID = /^[a-z][a-z0-9_]{0,62}$/;
 const STATIC_KEY = /^[A-Za-z0-9][A-Za-z0-9._:=-]{0,127}$/;
 
 const dateText = z.preprocess(
@@ -141,8 +141,10 @@ const PartialSettingsSchema = z.strictObject({
 });
 
 export const NodeSchema = PartialSettingsSchema.extend({
-  id: z.string().regex(NODE_ID, {
-    message: 'must start with a lowercase letter and hold only lowercase letters, digits and _ (it names a table)',
+  id: z.string().superRefine((id, ctx) => {
+    // The id names a view and a table: besides its shape, it must avoid names the warehouse and databases keep.
+    const problem = datasetNameProblem(id);
+    if (problem) ctx.addIssue({ code: 'custom', message: problem });
   }),
   transform: z.string().min(1).optional(),
   sql: z.string().min(1).optional(),

@@ -20,6 +20,8 @@ export type DevServerOptions = {
   logFile?: string;
   namespace?: string;
   startTimeoutMs?: number;
+  /** Register the project's search attributes at start (default true); false leaves that to `backfill setup`. */
+  searchAttributes?: boolean;
 };
 
 export type DevServer = {
@@ -74,6 +76,7 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
     ip: options.ip ?? '127.0.0.1',
     namespace: options.namespace ?? 'default',
     startTimeoutMs: options.startTimeoutMs ?? 60_000,
+    searchAttributes: options.searchAttributes ?? true,
     ...(options.logFile !== undefined ? { logFile: options.logFile } : {}),
   };
   mkdirSync(dirname(resolved.dbFile), { recursive: true });
@@ -91,7 +94,9 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
     '--dynamic-config-value', 'history.timerProcessorMaxTimeShift="100ms"',
   ];
   if (resolved.namespace !== 'default') args.push('--namespace', resolved.namespace);
-  for (const [name, type] of Object.entries(SEARCH_ATTRIBUTES)) args.push('--search-attribute', `${name}=${type}`);
+  if (resolved.searchAttributes) {
+    for (const [name, type] of Object.entries(SEARCH_ATTRIBUTES)) args.push('--search-attribute', `${name}=${type}`);
+  }
   if (resolved.uiPort === null) args.push('--headless');
   else args.push('--ui-port', String(resolved.uiPort));
 

@@ -11,7 +11,11 @@ export type WorkerProcessOptions = {
   warehouse: string;
   /** Workflow and activity task queue (default: the worker's own default). */
   queue?: string;
+  /** The server-enforced cap on `queue`'s activities per second, across all its workers (each must set the same). */
+  queueCap?: number;
   transforms?: string[];
+  /** --allow-fault-injection: the sleep transform's crashKeys and hangKeys may kill or hang it. */
+  allowFaultInjection?: boolean;
   env?: Record<string, string>;
 };
 
@@ -33,8 +37,11 @@ export class WorkerProcess {
   /** Starts the process; resolves once it polls its task queues. */
   async start(timeoutMs = 60_000): Promise<void> {
     const args = [BIN, 'worker', '--warehouse', this.options.warehouse];
-    if (this.options.queue) args.push('--workflow-queue', this.options.queue, '--task-queue', this.options.queue);
+    const { queue, queueCap } = this.options;
+    if (queueCap !== undefined && !queue) throw new Error('queueCap needs a queue');
+    if (queue) args.push('--workflow-queue', queue, '--task-queue', queueCap === undefined ? queue : `${queue}=${queueCap}`);
     for (const module of this.options.transforms ?? []) args.push('--transforms', module);
+    if (this.options.allowFaultInjection) args.push('--allow-fault-injection');
     const child = spawn('node', args, {
       env: { ...process.env, TEMPORAL_ADDRESS: this.options.address, BACKFILL_LOG_LEVEL: 'ERROR', ...this.options.env },
       stdio: ['ignore', 'ignore', 'pipe'],

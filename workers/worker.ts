@@ -10,7 +10,7 @@ import { NativeConnection, Worker, bundleWorkflowCode, type WorkflowBundleOption
 import { DEFAULT_TASK_QUEUE } from '../core/protocol.ts';
 import { clockActivities } from '../activities/clock.ts';
 import { createActivities } from '../activities/run-partitions.ts';
-import type { TransformRegistry } from '../activities/transforms.ts';
+import { withFaultInjection, type TransformRegistry } from '../activities/transforms.ts';
 import type { Warehouse } from '../activities/warehouse/types.ts';
 
 export type QueueConfig = {
@@ -32,6 +32,8 @@ export type WorkerConfig = {
   workflows?: boolean;
   warehouse: Warehouse;
   transforms: TransformRegistry;
+  /** Let the `sleep` transform's crashKeys and hangKeys kill or hang this process (default false: such partitions fail). */
+  allowFaultInjection?: boolean;
   codeVersion?: string;
   /** A prebuilt workflow bundle (tests and benchmarks build it once); else $BACKFILL_WORKFLOW_BUNDLE, else bundled now. */
   workflowBundle?: WorkflowBundleOption;
@@ -72,7 +74,7 @@ export async function createWorkers(config: WorkerConfig): Promise<BackfillWorke
   const activityQueues = config.activityQueues ?? [{ name: workflowQueue }];
   const activities = createActivities({
     warehouse: config.warehouse,
-    transforms: config.transforms,
+    transforms: withFaultInjection(config.transforms, config.allowFaultInjection === true),
     codeVersion: config.codeVersion ?? codeVersion(),
   });
   const prebuilt = process.env.BACKFILL_WORKFLOW_BUNDLE ? { codePath: process.env.BACKFILL_WORKFLOW_BUNDLE } : undefined;

@@ -5,7 +5,10 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BackfillClient } from '../../client/backfill-client.ts';
-import { address, connectClient, scratch, startTestWorker, uniqueQueue, waitFor, type TestWorker } from './helpers.ts';
+import { SEARCH_ATTRIBUTES, unregisteredAttribute } from '../../client/search-attributes.ts';
+import { startDevServer, type DevServer } from '../../scripts/dev-server.ts';
+import { BACKFILL_ID } from '../../workflows/definitions.ts';
+import { address, connectClient, scratch, startTestWorker, uniqueQueue, waitFor, workerProcess, type TestWorker } from './helpers.ts';
 
 const run = promisify(execFile);
 const BIN = join(import.meta.dirname, '../../bin/backfill.js');
@@ -229,5 +232,109 @@ describe('backfill dev', () => {
     } finally {
       await stopDev(dev);
     }
+  });
+});
+
+describe('backfill setup on a server started without the search attributes', () => {
+  let server: DevServer;
+  let client: BackfillClient;
+  let dir: string;
+  let env: Record<string, string>;
+  let spec: string;
+  const id = `setup-${Date.now()}`;
+  const names = Object.keys(SEARCH_ATTRIBUTES);
+
+  beforeAll(async () => {
+    dir = scratch('setup');
+    server = await startDevServer({ dbFile: join(dir, 'temporal.db'), uiPort: null, logFile: join(dir, 'temporal.log'), searchAttributes: false });
+    env = { TEMPORAL_ADDRESS: server.address };
+    spec = writeSpec(dir, 'spec.yaml', `name: setup\npartitions: { keys: [a, b] }\nnodes:\n  - { id: a, transform: noop }\n`);
+    client = await connectClient(server.address);
+  });
+  afterAll(async () => {
+    await client?.close();
+    await server?.stop();
+  });
+
+  const workflows = async () => {
+    const ids: string[] = [];
+    for await (const execution of client.client.workflow.list()) ids.push(execution.workflowId);
+    return ids;
+  };
+
+  it('a worker boots without them and warns that backfill setup is missing', async () => {
+    const worker = workerProcess({ address: server.address, warehouse: join(dir, 'warehouse.db'), queue: uniqueQueue('setup'), env: { BACKFILL_LOG_LEVEL: 'WARN' } });
+    try {
+      await worker.start();
+      expect(worker.running).toBe(true);
+      expect(worker.log).toMatch(/namespace default lacks the search attributes BackfillId, BackfillNode, BackfillStatus: .*'backfill setup'/);
+    } finally {
+      await worker.stop();
+    }
+  });
+
+  it('start fails before starting anything, naming backfill setup', async () => {
+    const refused = await backfill(['start', spec, '--id', id, '--json'], env);
+    expect(refused.code).toBe(1);
+    expect(refused.json.error.message).toMatch(/namespace default lacks the search attributes BackfillId, BackfillNode, BackfillStatus .*run 'backfill setup'/);
+    const human = await backfill(['start', spec, '--id', id], env);
+    expect(human.code).toBe(1);
+    expect(human.stderr).toMatch(/backfill setup/);
+    expect(await workflows()).toEqual([]);
+  });
+
+  it("the server's own refusal (what credentials that may not list search attributes get) is recognised", async () => {
+    const error = await client.client.workflow
+      .start('backfillWorkflow', { taskQueue: 'nobody', workflowId: `probe-${id}`, typedSearchAttributes: [{ key: BACKFILL_ID, value: id }] })
+      .then(() => undefined, (e: unknown) => e);
+    expect(unregisteredAttribute(error)).toBe('BackfillId');
+    expect(await workflows()).toEqual([]);
+  });
+
+  it('setup registers them as Keyword and says so; a second run adds nothing', async () => {
+    const first = await backfill(['setup', '--json'], env);
+    expect(first.code).toBe(0);
+    expect(first.json).toEqual({ namespace: 'default', added: names, existing: [] });
+    const listed = await client.connection.operatorService.listSearchAttributes({ namespace: 'default' });
+    for (const name of names) expect(listed.customAttributes?.[name], name).toBe(2); // INDEXED_VALUE_TYPE_KEYWORD
+
+    const again = await backfill(['setup', '--json'], env);
+    expect(again.json).toEqual({ namespace: 'default', added: [], existing: names });
+    const human = await backfill(['setup'], env);
+    expect(human.code).toBe(0);
+    expect(human.stdout).toBe(`namespace default:\n  nothing to add\n  already registered: ${names.join(', ')}\n`);
+  });
+
+  it('after setup, start starts the backfill', async () => {
+    const started = await backfill(['start', spec, '--id', id, '--json'], env);
+    expect(started.code).toBe(0);
+    expect(started.json).toMatchObject({ backfillId: id, workflowId: `backfill/${id}` });
+    await waitFor('the backfill in the visibility store', async () => (await workflows()).includes(`backfill/${id}`), 30_000, 200);
+    await client.client.workflow.getHandle(`backfill/${id}`).terminate('test done');
+  });
+
+  it('setup on a namespace that does not exist names it', async () => {
+    const missing = await backfill(['setup', '--namespace', 'no-such-namespace', '--json'], env);
+    expect(missing.code).toBe(1);
+    expect(missing.json.error).toMatchObject({ code: 'not_found' });
+    expect(missing.json.error.message).toMatch(/namespace 'no-such-namespace' does not exist .*temporal operator namespace create/);
+  });
+});
+
+describe('connection settings on the command line', () => {
+  it('an unreachable server: the error names the address, namespace and profile tried, and the fix', async () => {
+    const dir = scratch('profile');
+    const config = join(dir, 'temporal.toml');
+    writeFileSync(config, '[profile.offline]\naddress = "127.0.0.1:1"\nnamespace = "nowhere"\n');
+    const result = await backfill(['status', 'x', '--profile', 'offline', '--json'], { TEMPORAL_ADDRESS: '', TEMPORAL_CONFIG_FILE: config });
+    expect(result.code).toBe(1);
+    expect(result.json.error.code).toBe('server_unavailable');
+    expect(result.json.error.message).toContain(`127.0.0.1:1, namespace nowhere, profile 'offline' of ${config}`);
+    expect(result.json.error.message).toMatch(/start one with 'backfill dev'.*--profile/);
+  });
+
+  it('--address wins over TEMPORAL_ADDRESS', async () => {
+    const result = await backfill(['status', 'no-such-backfill', '--address', address(), '--json'], { TEMPORAL_ADDRESS: '127.0.0.1:1' });
+    expect(result.json.error.code).toBe('not_found');
   });
 });

@@ -159,7 +159,7 @@ describe('durability', () => {
     const queue = uniqueQueue('crash');
     const dir = scratch('crash');
     const warehousePath = join(dir, 'warehouse.db');
-    const worker = workerProcess({ address: address(), queue, warehouse: warehousePath });
+    const worker = workerProcess({ address: address(), queue, warehouse: warehousePath, allowFaultInjection: true });
     const warehouse = new SqliteWarehouse(warehousePath);
     try {
       await worker.start();

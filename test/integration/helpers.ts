@@ -5,9 +5,10 @@ import { join } from 'node:path';
 import { inject } from 'vitest';
 import { NativeConnection } from '@temporalio/worker';
 import { BackfillClient } from '../../client/backfill-client.ts';
+import { localConnection } from '../../client/connection.ts';
 import { installRuntime } from '../../client/local.ts';
 import { loadTransforms, type Transform } from '../../activities/transforms.ts';
-import { ThreadedWarehouse } from '../../activities/warehouse/threaded.ts';
+import { ThreadedWarehouse } from '../../activities/warehouse/sqlite/threaded.ts';
 import { createWorkers, type BackfillWorkers, type QueueConfig } from '../../workers/worker.ts';
 import { WorkerProcess, type WorkerProcessOptions } from '../../scripts/worker-process.ts';
 import { resolveSpec, type ResolvedSpec, type SpecInput } from '../../core/spec.ts';
@@ -39,6 +40,8 @@ export async function startTestWorker(options: {
   transforms?: Record<string, Transform>;
   transformModules?: string[];
   extraQueues?: QueueConfig[];
+  /** Let the sleep transform's crashKeys and hangKeys kill or hang this (the test's own) process. */
+  allowFaultInjection?: boolean;
 }): Promise<TestWorker> {
   // Activity failures are expected in these tests; keep the SDK's warnings about them quiet.
   process.env.BACKFILL_LOG_LEVEL ??= 'ERROR';
@@ -53,6 +56,7 @@ export async function startTestWorker(options: {
     activityQueues: [{ name: options.queue }, ...(options.extraQueues ?? [])],
     warehouse,
     transforms: registry,
+    allowFaultInjection: options.allowFaultInjection ?? false,
     workflowBundle: { codePath: inject('workflowBundlePath') },
   });
   const running = workers.run();
@@ -69,8 +73,9 @@ export async function startTestWorker(options: {
   };
 }
 
-export async function connectClient(): Promise<BackfillClient> {
-  return BackfillClient.connect({ address: address() });
+/** A client of the shared dev server, whatever Temporal profile or TEMPORAL_* variables the machine has. */
+export async function connectClient(serverAddress = address()): Promise<BackfillClient> {
+  return BackfillClient.connect({ settings: localConnection(serverAddress) });
 }
 
 /** A spec whose every node runs on `queue` (defaults applied, validated like the CLI does). */
@@ -99,8 +104,8 @@ export async function waitFor<T>(what: string, check: () => Promise<T | undefine
 export const ROOT = join(import.meta.dirname, '../..');
 
 /** A worker in its own process (`backfill worker`), to be killed and restarted like a real one. */
-export function workerProcess(options: Omit<WorkerProcessOptions, 'env'>): WorkerProcess {
-  return new WorkerProcess({ ...options, env: { BACKFILL_WORKFLOW_BUNDLE: inject('workflowBundlePath') } });
+export function workerProcess(options: WorkerProcessOptions): WorkerProcess {
+  return new WorkerProcess({ ...options, env: { BACKFILL_WORKFLOW_BUNDLE: inject('workflowBundlePath'), ...options.env } });
 }
 
 /** Partitions started per second within [from, to), from their ledger rows. */

@@ -528,11 +528,37 @@ describe('resolveSpec: bad input names the problem, the place and the fix', () =
   });
 
   it('bad node ids', () => {
-    for (const id of ['Bad', '1abc', 'has-dash', 'has space', '', '_x', 'a'.repeat(64)]) {
+    for (const id of ['Bad', '1abc', 'has-dash', 'has space', '', '_x']) {
       const error = rejects(minimal([{ id, transform: 'noop' }]), 'invalid_spec', 'nodes[0].id');
       expect(error.message).toContain('lowercase');
     }
-    expect(() => resolveSpec(minimal([{ id: 'a'.repeat(63), transform: 'noop' }]))).not.toThrow();
+  });
+
+  it('node ids that collide with internal or database names', () => {
+    const cases: Array<[string, RegExp]> = [
+      ['backfill_ledger', /starts with 'backfill_', which is reserved .*: rename the node/],
+      ['backfill_partitions', /starts with 'backfill_'/],
+      ['sqlite_master', /starts with 'sqlite_', which is reserved/],
+      ['pg_class', /starts with 'pg_', which is reserved/],
+      ['orders__versions', /contains '__', which is reserved for backfill's internal tables \(such as <node>__versions\): rename the node/],
+      ['a__b', /contains '__'/],
+    ];
+    for (const [id, message] of cases) {
+      const error = rejects(minimal([{ id: 'fine', transform: 'noop' }, { id, transform: 'noop' }]), 'invalid_spec', 'nodes[1].id');
+      expect(error.message, id).toMatch(message);
+    }
+    // Only the prefixes are reserved: the same words elsewhere in an id are fine.
+    for (const id of ['my_backfill_ledger', 'orders_pg_', 'last_sqlite_copy', 'a_b_c']) {
+      expect(() => resolveSpec(minimal([{ id, transform: 'noop' }])), id).not.toThrow();
+    }
+  });
+
+  it('node ids longer than 53 characters (PostgreSQL names are 63 bytes, and __versions is appended)', () => {
+    expect(() => resolveSpec(minimal([{ id: 'a'.repeat(53), transform: 'noop' }]))).not.toThrow();
+    for (const id of ['a'.repeat(54), 'a'.repeat(64), `x${'_y'.repeat(40)}`]) {
+      const error = rejects(minimal([{ id, transform: 'noop' }]), 'invalid_spec', 'nodes[0].id');
+      expect(error.message).toContain(`is ${id.length} characters long: at most 53`);
+    }
   });
 
   it('unknown fields, at every level', () => {

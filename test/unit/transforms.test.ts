@@ -1,7 +1,10 @@
+import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NonRetryableError, ThrottledError } from '../../activities/errors.ts';
 import {
@@ -10,6 +13,7 @@ import {
   loadTransforms,
   partitionBindings,
   unitHash,
+  withFaultInjection,
   type Transform,
   type TransformContext,
 } from '../../activities/transforms.ts';
@@ -209,6 +213,59 @@ describe('the sleep transform', () => {
       const result = await outcome(sleep, context({ partition: key, params: { throttleRate: 0.5 } }));
       expect(result instanceof ThrottledError, key).toBe(expected);
     }
+  });
+});
+
+describe('fault injection in the sleep transform', () => {
+  const faulty = withFaultInjection(BUILTIN_TRANSFORMS, true).get('sleep')!;
+
+  it('is off by default: crashKeys and hangKeys fail the partition for good, naming the flag, and nothing crashes or hangs', async () => {
+    for (const params of [{ crashKeys: ['2024-01-01'] }, { hangKeys: ['2024-01-01'] }, { hangKeys: ['2024-01-01'], hang: 'busy' }]) {
+      const failing = await outcome(sleep, context({ params }));
+      expect(failing, JSON.stringify(params)).toBeInstanceOf(NonRetryableError);
+      expect((failing as Error).message).toMatch(/^n 2024-01-01: the sleep transform's (crashKeys|hangKeys) would (kill|hang) this worker, and fault injection is off: start the worker with --allow-fault-injection/);
+    }
+  });
+
+  it('when off, partitions that are not chosen, and later attempts, run as usual', async () => {
+    expect(await outcome(sleep, context({ params: { crashKeys: ['2024-01-02'], hangKeys: ['2024-01-03'] } }))).toBe('ok');
+    expect(await outcome(sleep, context({ params: { crashKeys: ['2024-01-01'] }, attempt: 2 }))).toBe('ok');
+  });
+
+  it('when on, hangKeys hang until the activity is cancelled', async () => {
+    const controller = new AbortController();
+    const hung = outcome(faulty, context({ params: { hangKeys: ['2024-01-01'] }, signal: controller.signal }));
+    const first = await Promise.race([hung, new Promise((r) => setTimeout(() => r('still hanging'), 100))]);
+    expect(first).toBe('still hanging');
+    controller.abort(new Error('cancelled'));
+    expect(((await hung) as Error).message).toBe('cancelled');
+  });
+
+  it('when on, crashKeys kill the process; when off, the process lives on', async () => {
+    const transforms = fileURLToPath(new URL('../../activities/transforms.ts', import.meta.url));
+    const script = `
+      import { withFaultInjection, BUILTIN_TRANSFORMS } from ${JSON.stringify(transforms)};
+      const sleep = withFaultInjection(BUILTIN_TRANSFORMS, process.argv[1] === 'on').get('sleep');
+      await sleep({ node: 'n', partition: 'k', params: { crashKeys: ['k'] }, attempt: 1, throttled: 0, signal: new AbortController().signal }).catch((e) => console.log(e.name));
+      console.log('alive');`;
+    const run = (mode: string) =>
+      promisify(execFile)('node', ['--import', 'tsx', '--input-type=module', '-e', script, mode], { cwd: join(import.meta.dirname, '../..') }).then(
+        ({ stdout }) => ({ signal: null, stdout }),
+        (error: { signal: string | null; stdout: string }) => ({ signal: error.signal, stdout: error.stdout }),
+      );
+    const [on, off] = await Promise.all([run('on'), run('off')]);
+    expect(on).toEqual({ signal: 'SIGKILL', stdout: '' });
+    expect(off).toEqual({ signal: null, stdout: 'NonRetryableError\nalive\n' });
+  }, 30_000);
+
+  it('withFaultInjection swaps only the built-in sleep, both ways, and leaves a sleep of your own alone', () => {
+    expect(faulty).not.toBe(sleep);
+    expect(withFaultInjection(withFaultInjection(BUILTIN_TRANSFORMS, true), false).get('sleep')).toBe(sleep);
+    expect(withFaultInjection(BUILTIN_TRANSFORMS, false).get('noop')).toBe(BUILTIN_TRANSFORMS.get('noop'));
+    expect(BUILTIN_TRANSFORMS.get('sleep')).toBe(sleep);
+    const own: Transform = () => undefined;
+    const registry = new Map(BUILTIN_TRANSFORMS).set('sleep', own);
+    expect(withFaultInjection(registry, true).get('sleep')).toBe(own);
   });
 });
 
