@@ -10,7 +10,7 @@ import {
 import { WorkflowIdReusePolicy } from '@temporalio/common';
 import proto from '@temporalio/proto';
 import { BackfillError } from '../core/errors.ts';
-import { DEFAULT_TASK_QUEUE, type BackfillCarry, type BackfillInput, type BackfillResult, type Limits, type Progress, type Tuning } from '../core/protocol.ts';
+import { CORE_GENERATION, DEFAULT_TASK_QUEUE, type BackfillCarry, type BackfillInput, type BackfillResult, type Limits, type Progress, type Tuning } from '../core/protocol.ts';
 import type { PartitionRange, ResolvedSpec } from '../core/spec.ts';
 import {
   BACKFILL_ID,
@@ -123,6 +123,7 @@ export class BackfillClient {
     this.searchAttributes ??= { listed: await requireSearchAttributes(this.connection, this.namespace) };
     if (options.rerun || carry) await this.nodesClosed(backfillId, spec.nodes.map((n) => n.id));
     const input: BackfillInput = {
+      core: CORE_GENERATION,
       backfillId,
       spec,
       range: options.range ?? {},
@@ -372,7 +373,8 @@ export class BackfillClient {
  */
 export function resumeCarry(carry: BackfillCarry, node?: string): BackfillCarry {
   const readiness = Object.fromEntries(
-    Object.entries(carry.readiness).map(([id, state]) => [id, node === undefined || id === node ? { done: state.done, failed: [] } : state]),
+    // Without `inHands`, a node starts afresh from what is done: its failures run again.
+    Object.entries(carry.readiness).map(([id, state]) => [id, node === undefined || id === node ? { done: state.done } : state]),
   );
   return {
     ...carry,
@@ -382,5 +384,6 @@ export function resumeCarry(carry: BackfillCarry, node?: string): BackfillCarry 
     failures: node === undefined ? {} : { ...carry.failures, [node]: [] },
     outbox: {},
     settings: {},
+    restarts: {},
   };
 }

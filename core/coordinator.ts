@@ -268,10 +268,11 @@ export class BackfillCoordinator {
     const attempt = (this.restarts[id] ?? 0) + 1;
     if (attempt > maxRestarts) return null;
     this.restarts[id] = attempt;
+    this.refreshSettings();
     // What it held is in hands; what was on its way to it is in the outbox: one new start carries both.
     const ready = this.readiness.inHands(id);
     this.outbox.set(id, { ready: new RangeSet(), settingsDirty: false, specDirty: false, finish: false });
-    return { ready, settings: this.settingsOf(id), node: this.specs.get(id)!, attempt };
+    return { ready, settings: this.settings.get(id)!, node: this.specs.get(id)!, attempt };
   }
 
   restartsOf(id: string): number {

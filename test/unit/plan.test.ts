@@ -1,5 +1,5 @@
 import { describe, it, expect } from 'vitest';
-import { expandNode, expandPlan, planNode, planStats, planSummary, upstreamOf, type Plan, type PlanEdge } from '../../core/plan.ts';
+import { expandNode, upstreamPartitions, expandPlan, planNode, planStats, planSummary, upstreamOf, type Plan, type PlanEdge } from '../../core/plan.ts';
 import { parseRange, resolveSpec, type ResolvedSpec } from '../../core/spec.ts';
 
 
@@ -602,14 +602,15 @@ describe('expandNode', () => {
     const range = parseRange('2024-01-10', '2024-02-01');
     const plan = expandPlan(s, range);
     for (const id of ['days', 'weeks', 'rolling']) {
-      const alone = expandNode(s, id, range);
+      const alone = expandNode(s.nodes.find((node) => node.id === id)!, upstreamPartitions(s, id), range);
       const full = planNode(plan, id);
       expect(alone.partitions.keys()).toEqual(full.partitions.keys());
       expect(alone.upstream.map((e) => [e.node, e.mapping, edgeRanges(e), e.monotone])).toEqual(
         full.upstream.map((e) => [e.node, e.mapping, edgeRanges(e), e.monotone]),
       );
     }
-    expect(() => expandNode(s, 'ghost')).toThrow(/unknown node 'ghost'/);
+    expect(() => upstreamPartitions(s, 'ghost')).toThrow(/unknown node 'ghost'/);
+    expect(() => expandNode(s.nodes.find((node) => node.id === 'rolling')!, {}, range)).toThrow(/depends on 'days', whose partitions were not given/);
   });
 });
 
