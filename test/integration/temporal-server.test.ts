@@ -11,10 +11,13 @@ import { BackfillClient } from '../../client/backfill-client.ts';
 import { registerSearchAttributes, SEARCH_ATTRIBUTES } from '../../client/search-attributes.ts';
 import { openWarehouse, type Warehouse } from '../../activities/warehouse/index.ts';
 import { expandPlan } from '../../core/plan.ts';
-import { dropDatabase } from '../../scripts/postgres.ts';
+import { parseRange, type ResolvedSpec } from '../../core/spec.ts';
+import { fingerprint } from '../../client/demo.ts';
+import { loadSpecFile } from '../../client/spec-file.ts';
+import { createDatabase, dropDatabase, testPostgresUrl } from '../../scripts/postgres.ts';
 import { startTemporalCluster, type TemporalCluster } from '../../scripts/temporal-cluster.ts';
 import type { WorkerProcess } from '../../scripts/worker-process.ts';
-import { scratch, startRate, testSpec, uniqueQueue, waitFor, workerProcess } from './helpers.ts';
+import { ROOT, connectClient, scratch, startRate, startTestWorker, testSpec, uniqueQueue, waitFor, workerProcess } from './helpers.ts';
 
 const CAP = 8;
 const WINDOW_MS = 30_000;
@@ -116,5 +119,57 @@ describe('Temporal server on PostgreSQL', () => {
     expect(beforeRestart).toBeLessThan(total);
     expect(new Set(rows.map((r) => r.partition)).size).toBe(total);
     expect(rows.length).toBe(total);
+  });
+  it('runs the example on a PostgreSQL warehouse with three workers, one killed mid-run: it completes, each partition is published once, and the data equals the SQLite run', async () => {
+    const example = (await loadSpecFile(join(ROOT, 'examples/shop/backfill.yaml'))).spec;
+    const range = parseRange('2024-01-01', '2024-03-01');
+    // The example unchanged but for where it runs, and a short heartbeat timeout so that the killed worker's partitions move on quickly.
+    const onQueue = (name: string): ResolvedSpec => ({ ...example, nodes: example.nodes.map((n) => ({ ...n, taskQueue: name, heartbeatTimeout: '3s' })) });
+    const total = expandPlan(example, range).totalPartitions;
+    const transforms = [join(ROOT, 'examples/shop/transforms.ts')];
+
+    // The reference: the same backfill on the embedded SQLite warehouse, on the dev server.
+    const sqliteQueue = uniqueQueue('topology-sqlite');
+    const sqliteWorker = await startTestWorker({ queue: sqliteQueue, warehousePath: join(scratch('topology'), 'warehouse.db'), transformModules: transforms });
+    const devClient = await connectClient();
+    let expected: string;
+    try {
+      const { backfillId } = await devClient.start(onQueue(sqliteQueue), { range, taskQueue: sqliteQueue });
+      expect((await devClient.wait(backfillId, 180_000)).state).toBe('completed');
+      expected = fingerprint((await sqliteWorker.warehouse.ledger({ backfillId })).filter((r) => r.status === 'published'));
+    } finally {
+      await devClient.close();
+      await sqliteWorker.stop();
+    }
+
+    const database = `${databasePrefix}_warehouse`;
+    await createDatabase(database);
+    const url = new URL(testPostgresUrl());
+    url.pathname = `/${database}`;
+    const pgQueue = uniqueQueue('topology-pg');
+    const pgWorkers = [1, 2, 3].map(() => workerProcess({ address: cluster!.address, queue: pgQueue, warehouse: url.toString(), transforms }));
+    const pgWarehouse = openWarehouse(url.toString());
+    try {
+      await Promise.all(pgWorkers.map((w) => w.start()));
+      const { backfillId } = await client!.start(onQueue(pgQueue), { range, taskQueue: pgQueue });
+      const published = async () => (await pgWarehouse.ledger({ backfillId })).filter((r) => r.status === 'published');
+      await waitFor('a third of the partitions', async () => (await published()).length >= total / 3, 120_000, 200);
+      await pgWorkers[0]!.kill();
+      const killedAt = (await published()).length;
+
+      expect((await client!.wait(backfillId, 240_000)).state).toBe('completed');
+      const rows = await published();
+      expect(killedAt).toBeLessThan(total);
+      // Each partition is published exactly once, whatever was in flight on the killed worker.
+      const perPartition = new Map<string, number>();
+      for (const r of rows) perPartition.set(`${r.node}/${r.partition}`, (perPartition.get(`${r.node}/${r.partition}`) ?? 0) + 1);
+      expect(perPartition.size).toBe(total);
+      expect([...perPartition.values()].every((n) => n === 1)).toBe(true);
+      expect(fingerprint(rows)).toBe(expected);
+    } finally {
+      await Promise.all(pgWorkers.map((w) => w.stop()));
+      await pgWarehouse.close();
+      if (!process.env.BACKFILL_KEEP_TEST_FILES) await dropDatabase(database);
+    }
   });
 });
