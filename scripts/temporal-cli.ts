@@ -25,7 +25,7 @@ export function backfillHome(): string {
 /** The project's own cache of the Temporal CLI, whatever the working directory or $BACKFILL_HOME. */
 export const CLI_CACHE_DIR = fileURLToPath(new URL('../.backfill/bin', import.meta.url));
 
-function executable(path: string): boolean {
+export function executable(path: string): boolean {
   try {
     accessSync(path, constants.X_OK);
     return true;
@@ -34,14 +34,14 @@ function executable(path: string): boolean {
   }
 }
 
-function onPath(name: string): string | undefined {
+export function onPath(name: string): string | undefined {
   for (const dir of (process.env.PATH ?? '').split(delimiter)) {
     if (dir && executable(join(dir, name))) return join(dir, name);
   }
   return undefined;
 }
 
-function run(command: string, args: string[], env: NodeJS.ProcessEnv, log: (line: string) => void): Promise<void> {
+export function run(command: string, args: string[], env: NodeJS.ProcessEnv, log: (line: string) => void): Promise<void> {
   return new Promise((done, failed) => {
     const child = spawn(command, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
     const forward = (chunk: Buffer) => chunk.toString().split('\n').filter(Boolean).forEach(log);
