@@ -8,10 +8,14 @@ import { BackfillError } from './errors.ts';
 
 /** Partitions started per second; null means unlimited. */
 export const RateSchema = z.number().positive({ message: 'must be a number of partitions per second above 0' }).nullable();
+const wholeNumber = (max: number) => {
+  const message = `must be a whole number from 1 to ${max}`;
+  return z.number({ message }).int({ message }).min(1, { message }).max(max, { message });
+};
 /** Partitions of one node running at once. */
-export const NodeConcurrencySchema = z.number().int().min(1, { message: 'must be at least 1' }).max(1000, { message: 'must be at most 1000' });
+export const NodeConcurrencySchema = wholeNumber(1000);
 /** Partitions of the whole backfill running at once; null means no backfill-wide cap. */
-export const BackfillConcurrencySchema = z.number().int().min(1, { message: 'must be at least 1' }).max(10_000, { message: 'must be at most 10000' }).nullable();
+export const BackfillConcurrencySchema = wholeNumber(10_000).nullable();
 
 export const LimitsSchema = z.strictObject({ rate: RateSchema, concurrency: BackfillConcurrencySchema });
 export type Limits = z.infer<typeof LimitsSchema>;

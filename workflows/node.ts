@@ -23,7 +23,6 @@ import {
   log,
   proxyActivities,
   setHandler,
-  sleep,
   workflowInfo,
 } from '@temporalio/workflow';
 import { parseDuration } from '../core/duration.ts';
@@ -191,8 +190,7 @@ export async function nodeWorkflow(input: NodeInput): Promise<NodeSummary> {
   const keepalive = async () => {
     const quiet = input.tuning.probeIntervalMs * 3;
     for (;;) {
-      await sleep(quiet, { summary: 'parent check' });
-      if (finishing || parentGone) return;
+      if (await condition(() => finishing || parentGone, quiet, { summary: 'parent check' })) return;
       if (!sending && workflowTime() - heardFromParent >= quiet) await report();
     }
   };

@@ -28,7 +28,7 @@ describe('task queue rate limits', () => {
       name: 'queue-cap',
       partitions: { grain: 'hour', start: '2024-01-01', end: '2024-01-21' },
       defaults: { concurrency: 50 },
-      nodes: [{ id: 'load', transform: 'noop', taskQueue: warehouseQueue }],
+      nodes: [{ id: 'load', transform: 'sleep', taskQueue: warehouseQueue }],
     });
     const { backfillId } = await client.start(spec, { taskQueue: queue, tuning: { reportIntervalMs: 250 } });
     const ledger = () => worker.warehouse.ledger({ backfillId });

@@ -106,10 +106,10 @@ describe('parseRate and parseConcurrency: one schema for the spec, the CLI and t
       expect((error as BackfillError).code).toBe('invalid_argument');
       expect((error as BackfillError).message).toMatch(/above 0|number/);
     }
-    expect(() => parseConcurrency(0)).toThrow(/at least 1/);
+    expect(() => parseConcurrency(0)).toThrow(/whole number from 1 to 10000/);
     expect(() => parseConcurrency(1.5)).toThrow(BackfillError);
-    expect(() => parseConcurrency(20_000)).toThrow(/at most 10000/);
-    expect(() => parseConcurrency(2000, 'orders')).toThrow(/at most 1000/);
+    expect(() => parseConcurrency(20_000)).toThrow(/from 1 to 10000/);
+    expect(() => parseConcurrency(2000, 'orders')).toThrow(/from 1 to 1000 /);
     expect(() => parseConcurrency(null, 'orders')).toThrow(/a node needs a concurrency/);
   });
 });

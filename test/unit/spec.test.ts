@@ -601,7 +601,7 @@ describe('resolveSpec: bad input names the problem, the place and the fix', () =
     const name = rejects({ name: 5, nodes: [{ id: 'a', transform: 'noop' }] }, 'invalid_spec', 'name');
     expect(name.message).toBe('name: must be string');
     const concurrency = rejects(minimal([{ id: 'a', transform: 'noop', concurrency: 'four' }]), 'invalid_spec', 'nodes[0].concurrency');
-    expect(concurrency.message).toBe('nodes[0].concurrency: must be number');
+    expect(concurrency.message).toBe('nodes[0].concurrency: must be a whole number from 1 to 1000');
     const nodes = rejects({ name: 'x', nodes: {} }, 'invalid_spec', 'nodes');
     expect(nodes.message).toBe('nodes: must be array');
     const missing = rejects({ name: 'x' }, 'invalid_spec', 'nodes');
