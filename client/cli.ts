@@ -32,6 +32,14 @@ function print(json: boolean | undefined, value: unknown, human: () => string): 
   process.stdout.write(json ? `${JSON.stringify(value, null, 2)}\n` : `${human()}\n`);
 }
 
+function positiveInteger(label: string) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError(`${label} must be a whole number above 0 (got '${value}')`);
+    return n;
+  };
+}
+
 function positiveNumber(label: string) {
   return (value: string): number => {
     const n = Number(value);
@@ -304,7 +312,7 @@ export function buildProgram(): Command {
     .description('which backfill, transform, parameters, code and input versions made a partition, version by version')
     .argument('<node>', 'the node (dataset)')
     .argument('<partition>', 'the partition key, e.g. 2024-03-01')
-    .option('--warehouse <path>', 'warehouse SQLite file (default $BACKFILL_WAREHOUSE or .backfill/warehouse.db)')
+    .option('--warehouse <path>', 'the warehouse: a SQLite file or a postgres:// URL (default $BACKFILL_WAREHOUSE or .backfill/warehouse.db)')
     .option('--json', 'machine-readable output')
     .action(async (node: string, partition: string, options: Json & { warehouse?: string }) => {
       const warehouse = openWarehouse(options.warehouse, { inline: true });
@@ -343,21 +351,22 @@ export function buildProgram(): Command {
     .option('--workflow-queue <queue>', 'the workflows task queue', 'backfill')
     .option('--no-workflows', 'poll activity queues only')
     .option('--transforms <module...>', 'modules that define transforms (default $BACKFILL_TRANSFORMS)')
-    .option('--warehouse <path>', 'warehouse SQLite file (default $BACKFILL_WAREHOUSE or .backfill/warehouse.db)')
+    .option('--max-concurrent-activities <n>', 'partition activities this worker runs at once, per activity queue (default 200)', positiveInteger('--max-concurrent-activities'))
+    .option('--warehouse <location>', 'the warehouse: a SQLite file or a postgres:// URL (default $BACKFILL_WAREHOUSE or .backfill/warehouse.db)')
     .option('--allow-fault-injection', "let the sleep transform's crashKeys and hangKeys kill or hang this worker (chaos drills only)")
     .option('--json', 'print the worker\'s settings as JSON once it polls')
-    .action(async (options: Json & { taskQueue?: string[]; workflowQueue: string; workflows: boolean; transforms?: string[]; warehouse?: string; allowFaultInjection?: boolean }, command: Command) => {
+    .action(async (options: Json & { taskQueue?: string[]; workflowQueue: string; workflows: boolean; transforms?: string[]; warehouse?: string; allowFaultInjection?: boolean; maxConcurrentActivities?: number }, command: Command) => {
       const connection = resolveConnection(globals(command));
+      const queues = parseQueues(options.taskQueue, options.workflowQueue, options.maxConcurrentActivities);
       const worker = await startWorker({
         connection,
         transforms: transformModules(options.transforms),
-        queues: parseQueues(options.taskQueue, options.workflowQueue),
+        queues,
         workflowQueue: options.workflowQueue,
         workflows: options.workflows,
         ...(options.warehouse !== undefined ? { warehouse: options.warehouse } : {}),
         ...(options.allowFaultInjection ? { allowFaultInjection: true } : {}),
       });
-      const queues = parseQueues(options.taskQueue, options.workflowQueue);
       if (options.json) {
         print(true, { address: connection.address, namespace: connection.namespace, workflowQueue: options.workflows ? options.workflowQueue : null, activityQueues: queues, warehouse: worker.warehouse.location }, () => '');
       }
@@ -374,7 +383,7 @@ export function buildProgram(): Command {
     .option('--ui-port <port>', 'Web UI port', positiveNumber('--ui-port'), 8233)
     .option('--task-queue <queue...>', 'activity task queues to poll, as name or name=maxActivitiesPerSecond')
     .option('--transforms <module...>', 'modules that define transforms (default: the examples)')
-    .option('--warehouse <path>', 'warehouse SQLite file')
+    .option('--warehouse <path>', 'the warehouse: a SQLite file or a postgres:// URL')
     .option('--allow-fault-injection', "let the sleep transform's crashKeys and hangKeys kill or hang the worker (chaos drills only)")
     .option('--json', 'print the addresses as JSON once ready')
     .action(async (options: Json & { worker: boolean; port: number; uiPort: number; taskQueue?: string[]; transforms?: string[]; warehouse?: string; allowFaultInjection?: boolean }) => {

@@ -30,16 +30,17 @@ export function transformModules(flags: string[] | undefined, fallback: string[]
   return fallback;
 }
 
-/** Parses `name` or `name=maxActivitiesPerSecond` task-queue flags. */
-export function parseQueues(flags: string[] | undefined, fallback: string): QueueConfig[] {
+/** Parses `name` or `name=maxActivitiesPerSecond` task-queue flags; `maxConcurrent` caps this worker's activities on each. */
+export function parseQueues(flags: string[] | undefined, fallback: string, maxConcurrent?: number): QueueConfig[] {
   const entries = flags && flags.length > 0 ? flags : [fallback];
   return entries.map((entry) => {
     const [name, perSecond] = entry.split('=');
     if (!name) throw new Error(`--task-queue '${entry}': write name or name=maxActivitiesPerSecond`);
-    if (perSecond === undefined) return { name };
+    const queue: QueueConfig = { name, ...(maxConcurrent !== undefined ? { maxConcurrent } : {}) };
+    if (perSecond === undefined) return queue;
     const value = Number(perSecond);
     if (!(value > 0)) throw new Error(`--task-queue '${entry}': the rate after '=' must be a number above 0`);
-    return { name, maxActivitiesPerSecond: value };
+    return { ...queue, maxActivitiesPerSecond: value };
   });
 }
 

@@ -1,6 +1,6 @@
 /**
- * Benchmarks (`npm run bench [-- --only noop-10k,rate-20]`), on a fresh dev server and a
- * worker in its own process:
+ * Benchmarks (`npm run bench [-- --only noop-10k,rate-20]`), on a fresh dev server and
+ * worker processes of their own:
  *
  *   noop-1k, noop-10k, noop-100k   5 chained hourly nodes of `noop`: partitions per second,
  *                                  history events per partition, the largest history of any
@@ -13,6 +13,14 @@
  *                                  and lag mappings, 100 per activity): time, histories, memory
  *   rate-5, rate-20, rate-100      one node at a fixed rate for 35 s: the achieved rate over
  *                                  the 30 s after the first second, and the busiest 1 s window
+ *   example-sqlite, example-postgres
+ *                                  the shop example (1,528 partitions) on each warehouse
+ *   sql-100, sql-3000 (-postgres)  a SQL node reading its upstream partition, at 100 and 3,000
+ *                                  partitions per node: its time per partition (flat when reads
+ *                                  are scoped to the partitions a partition maps to)
+ *   workers-1, workers-2, workers-4
+ *                                  `sleep` partitions (250 ms) on 1, 2 and 4 worker processes
+ *                                  of 8 activity slots each: throughput grows with workers
  *
  * Results are printed and written to .backfill/bench/results.json.
  */
@@ -22,11 +30,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import Table from 'cli-table3';
-import { SqliteWarehouse } from '../activities/warehouse/sqlite/warehouse.ts';
+import { openWarehouse } from '../activities/warehouse/index.ts';
+import type { Warehouse } from '../activities/warehouse/types.ts';
+import { fingerprint } from '../client/demo.ts';
+import { loadSpecFile } from '../client/spec-file.ts';
+import { expandPlan } from '../core/plan.ts';
 import { BackfillClient } from '../client/backfill-client.ts';
 import { resolveSpec, type ResolvedSpec } from '../core/spec.ts';
 import { TokenBucket } from '../core/pacing.ts';
 import { startDevServer, stopProcess, type DevServer } from './dev-server.ts';
+import { createDatabase, dropDatabase, testPostgresUrl } from './postgres.ts';
 import { WorkerProcess } from './worker-process.ts';
 
 const ROOT = new URL('..', import.meta.url).pathname;
@@ -54,24 +67,52 @@ class MemorySampler {
   }
 }
 
-type Env = { server: DevServer; client: BackfillClient; memory: MemorySampler; warehouse: SqliteWarehouse; dir: string };
+type Env = { server: DevServer; client: BackfillClient; memory: MemorySampler; warehouse: Warehouse; dir: string };
 
-async function withEnvironment<T>(name: string, run: (env: Env) => Promise<T>): Promise<T> {
+type EnvOptions = {
+  /** Where partitions are written (default a SQLite file in the run's directory). */
+  warehouse?: 'sqlite' | 'postgres';
+  workers?: number;
+  maxConcurrentActivities?: number;
+  transforms?: string[];
+};
+
+async function withEnvironment<T>(name: string, run: (env: Env) => Promise<T>, options: EnvOptions = {}): Promise<T> {
   const dir = mkdtempSync(join(tmpdir(), `backfill-bench-${name}-`));
+  let location = join(dir, 'warehouse.db');
+  let database: string | undefined;
+  if (options.warehouse === 'postgres') {
+    database = `backfill_bench_${name.replaceAll('-', '_')}_${process.pid}`;
+    await dropDatabase(database);
+    await createDatabase(database);
+    const url = new URL(testPostgresUrl());
+    url.pathname = `/${database}`;
+    location = url.toString();
+  }
   const server = await startDevServer({ dbFile: join(dir, 'temporal.db'), uiPort: null, logFile: join(dir, 'temporal.log') });
-  const worker = new WorkerProcess({ address: server.address, warehouse: join(dir, 'warehouse.db') });
-  await worker.start();
-  const memory = new MemorySampler(worker);
+  const workers = Array.from(
+    { length: options.workers ?? 1 },
+    () =>
+      new WorkerProcess({
+        address: server.address,
+        warehouse: location,
+        ...(options.transforms ? { transforms: options.transforms } : {}),
+        ...(options.maxConcurrentActivities !== undefined ? { maxConcurrentActivities: options.maxConcurrentActivities } : {}),
+      }),
+  );
+  await Promise.all(workers.map((w) => w.start()));
+  const memory = new MemorySampler(workers[0]!);
   const client = await BackfillClient.connect({ address: server.address });
-  const warehouse = new SqliteWarehouse(join(dir, 'warehouse.db'));
+  const warehouse = openWarehouse(location, { inline: true });
   try {
     return await run({ server, client, memory, warehouse, dir });
   } finally {
     memory.stop();
     await client.close();
-    await worker.stop();
+    await Promise.all(workers.map((w) => w.stop()));
     await server.stop();
     await warehouse.close();
+    if (database) await dropDatabase(database);
     rmSync(dir, { recursive: true, force: true });
   }
 }
@@ -206,7 +247,7 @@ async function rateScenario(rate: number, seconds = 35) {
       name: `rate-${rate}`,
       partitions: { grain: 'hour', start: '2020-01-01', end: hours(partitions) },
       defaults: { concurrency: 200, rate },
-      nodes: [{ id: 'paced', transform: 'noop' }],
+      nodes: [{ id: 'paced', transform: 'sleep' }],
     });
     const { backfillId } = await client.start(spec);
     await new Promise((r) => setTimeout(r, seconds * 1000));
@@ -236,6 +277,102 @@ async function rateScenario(rate: number, seconds = 35) {
   });
 }
 
+const EXAMPLE = join(ROOT, 'examples/shop/backfill.yaml');
+
+/** The shop example on one warehouse: partitions per second, and its data fingerprint. */
+async function exampleScenario(warehouse: 'sqlite' | 'postgres') {
+  const { spec, transformModules } = await loadSpecFile(EXAMPLE);
+  return withEnvironment(
+    `example-${warehouse}`,
+    async ({ client, warehouse: wh }) => {
+      const began = Date.now();
+      const { backfillId } = await client.start(spec);
+      const outcome = await client.wait(backfillId);
+      const seconds = (Date.now() - began) / 1000;
+      if (outcome.state !== 'completed') throw new Error(`example-${warehouse} ended ${outcome.state}`);
+      const published = (await wh.ledger({ backfillId })).filter((r) => r.status === 'published');
+      return {
+        scenario: `example-${warehouse}`,
+        partitions: published.length,
+        seconds: Number(seconds.toFixed(1)),
+        partitionsPerSecond: Number((published.length / seconds).toFixed(1)),
+        fingerprint: fingerprint(published),
+      };
+    },
+    { warehouse, transforms: transformModules },
+  );
+}
+
+/**
+ * A SQL node that reads its upstream partition, at `perNode` hourly partitions per node: the
+ * mean time its partitions take (from the ledger). Each upstream partition holds 200 rows.
+ */
+async function sqlScenario(perNode: number, warehouse: 'sqlite' | 'postgres') {
+  const name = `sql-${perNode}${warehouse === 'postgres' ? '-postgres' : ''}`;
+  return withEnvironment(
+    name,
+    async ({ client, warehouse: wh }) => {
+      const spec = resolveSpec({
+        name,
+        partitions: { grain: 'hour', start: '2020-01-01', end: hours(perNode) },
+        defaults: { concurrency: 8 },
+        nodes: [
+          {
+            id: 'src',
+            sql: 'WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r WHERE n < 200) SELECT :partition AS hour, n, n * 3 AS v FROM r',
+          },
+          { id: 'agg', dependsOn: ['src'], sql: 'SELECT :partition AS hour, COUNT(*) AS n, SUM(v) AS total FROM src' },
+        ],
+      });
+      const { backfillId } = await client.start(spec);
+      const outcome = await client.wait(backfillId);
+      if (outcome.state !== 'completed') throw new Error(`${name} ended ${outcome.state}`);
+      const agg = (await wh.ledger({ backfillId, node: 'agg' })).filter((r) => r.status === 'published');
+      const durations = agg.map((r) => r.durationMs).sort((a, b) => a - b);
+      const mean = durations.reduce((a, b) => a + b, 0) / durations.length;
+      return {
+        scenario: name,
+        partitionsPerNode: perNode,
+        upstreamRows: perNode * 200,
+        aggMsPerPartition: { mean: Number(mean.toFixed(2)), p50: durations[Math.floor(durations.length / 2)], p95: durations[Math.floor(durations.length * 0.95)] },
+      };
+    },
+    { warehouse },
+  );
+}
+
+/** `sleep` partitions of 250 ms on `workers` worker processes of 8 activity slots each. */
+async function workersScenario(workers: number) {
+  return withEnvironment(
+    `workers-${workers}`,
+    async ({ client }) => {
+      const partitions = 160 * workers;
+      const spec = resolveSpec({
+        name: `workers-${workers}`,
+        partitions: { grain: 'hour', start: '2020-01-01', end: hours(partitions) },
+        defaults: { concurrency: 200 },
+        nodes: [{ id: 'work', transform: 'sleep', params: { ms: 250 } }],
+      });
+      const total = expandPlan(spec).totalPartitions;
+      const began = Date.now();
+      const { backfillId } = await client.start(spec);
+      const outcome = await client.wait(backfillId);
+      const seconds = (Date.now() - began) / 1000;
+      if (outcome.state !== 'completed') throw new Error(`workers-${workers} ended ${outcome.state}`);
+      return {
+        scenario: `workers-${workers}`,
+        workers,
+        slotsPerWorker: 8,
+        partitions: total,
+        seconds: Number(seconds.toFixed(1)),
+        partitionsPerSecond: Number((total / seconds).toFixed(1)),
+        idealPerSecond: (workers * 8) / 0.25,
+      };
+    },
+    { workers, maxConcurrentActivities: 8 },
+  );
+}
+
 const SCENARIOS: Record<string, () => Promise<Record<string, unknown>>> = {
   'noop-1k': () => noopScenario('noop-1k', 5, 200),
   'noop-10k': () => noopScenario('noop-10k', 5, 2000),
@@ -246,6 +383,15 @@ const SCENARIOS: Record<string, () => Promise<Record<string, unknown>>> = {
   'rate-5': () => rateScenario(5),
   'rate-20': () => rateScenario(20),
   'rate-100': () => rateScenario(100),
+  'example-sqlite': () => exampleScenario('sqlite'),
+  'example-postgres': () => exampleScenario('postgres'),
+  'sql-100': () => sqlScenario(100, 'sqlite'),
+  'sql-3000': () => sqlScenario(3000, 'sqlite'),
+  'sql-100-postgres': () => sqlScenario(100, 'postgres'),
+  'sql-3000-postgres': () => sqlScenario(3000, 'postgres'),
+  'workers-1': () => workersScenario(1),
+  'workers-2': () => workersScenario(2),
+  'workers-4': () => workersScenario(4),
 };
 
 const { values } = parseArgs({ options: { only: { type: 'string' } } });

@@ -16,6 +16,8 @@ export type WorkerProcessOptions = {
   transforms?: string[];
   /** --allow-fault-injection: the sleep transform's crashKeys and hangKeys may kill or hang it. */
   allowFaultInjection?: boolean;
+  /** --max-concurrent-activities: partition activities it runs at once. */
+  maxConcurrentActivities?: number;
   env?: Record<string, string>;
 };
 
@@ -42,6 +44,7 @@ export class WorkerProcess {
     if (queue) args.push('--workflow-queue', queue, '--task-queue', queueCap === undefined ? queue : `${queue}=${queueCap}`);
     for (const module of this.options.transforms ?? []) args.push('--transforms', module);
     if (this.options.allowFaultInjection) args.push('--allow-fault-injection');
+    if (this.options.maxConcurrentActivities !== undefined) args.push('--max-concurrent-activities', String(this.options.maxConcurrentActivities));
     const child = spawn('node', args, {
       env: { ...process.env, TEMPORAL_ADDRESS: this.options.address, BACKFILL_LOG_LEVEL: 'ERROR', ...this.options.env },
       stdio: ['ignore', 'ignore', 'pipe'],
