@@ -121,7 +121,11 @@ export class BackfillClient {
     }
     const workflowId = backfillWorkflowId(backfillId);
     this.searchAttributes ??= { listed: await requireSearchAttributes(this.connection, this.namespace) };
-    if (options.rerun || carry) await this.nodesClosed(backfillId, spec.nodes.map((n) => n.id));
+    if (options.rerun || carry) {
+      // A running backfill keeps its node workflows (starting it again fails below, naming --attach).
+      const parentRunning = await this.describe(backfillId).then((d) => d.status.name === 'RUNNING', () => false);
+      if (!parentRunning) await this.nodesClosed(backfillId, spec.nodes.map((n) => n.id));
+    }
     const input: BackfillInput = {
       core: CORE_GENERATION,
       backfillId,
@@ -222,28 +226,35 @@ export class BackfillClient {
 
   /**
    * Waits until the node workflows of a finished backfill have closed too (they end just
-   * after their parent), so that a new run can start them again under the same ids.
+   * after their parent), so that a new run can start them again under the same ids. Node
+   * workflows left running by a parent that was terminated are orphans: they are cancelled
+   * (their running partitions stop cleanly), then terminated if they do not close.
    */
-  private async nodesClosed(backfillId: string, nodes: readonly string[], timeoutMs = 60_000): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    for (const node of nodes) {
-      const workflowId = nodeWorkflowId(backfillId, node);
+  private async nodesClosed(backfillId: string, nodes: readonly string[], graceMs = 5000, cancelMs = 60_000): Promise<void> {
+    const status = (workflowId: string) =>
+      this.client.workflow
+        .getHandle(workflowId)
+        .describe()
+        .then((d) => d.status.name, (error: unknown) => (error instanceof WorkflowNotFoundError ? 'NOT_FOUND' : Promise.reject(error)));
+    const running = async () => {
+      const open: string[] = [];
+      for (const node of nodes) if ((await status(nodeWorkflowId(backfillId, node))) === 'RUNNING') open.push(nodeWorkflowId(backfillId, node));
+      return open;
+    };
+    const until = async (deadline: number) => {
       for (;;) {
-        const status = await this.client.workflow
-          .getHandle(workflowId)
-          .describe()
-          .then((d) => d.status.name, (error: unknown) => (error instanceof WorkflowNotFoundError ? 'NOT_FOUND' : Promise.reject(error)));
-        if (status !== 'RUNNING') break;
-        if (Date.now() > deadline) {
-          throw new BackfillError(
-            'failed',
-            `node workflow ${workflowId} is still running although its backfill ended: wait for it, or end it with 'temporal workflow terminate --workflow-id ${workflowId}'`,
-          );
-        }
+        const open = await running();
+        if (open.length === 0 || Date.now() > deadline) return open;
         await new Promise((r) => setTimeout(r, 250));
       }
-    }
+    };
+    let orphans = await until(Date.now() + graceMs);
+    if (orphans.length === 0) return;
+    for (const id of orphans) await this.client.workflow.getHandle(id).cancel().catch(() => undefined);
+    orphans = await until(Date.now() + cancelMs);
+    for (const id of orphans) await this.client.workflow.getHandle(id).terminate(`orphaned: backfill ${backfillId} had ended`).catch(() => undefined);
   }
+
 
   /** The final result of a finished backfill (to resume it). */
   async result(backfillId: string): Promise<BackfillResult> {
