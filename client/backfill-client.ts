@@ -9,7 +9,9 @@ import {
 } from '@temporalio/client';
 import { WorkflowIdReusePolicy } from '@temporalio/common';
 import proto from '@temporalio/proto';
+import { backfillDetails, backfillSummary } from '../core/details.ts';
 import { BackfillError } from '../core/errors.ts';
+import { expandPlan } from '../core/plan.ts';
 import { CORE_GENERATION, DEFAULT_TASK_QUEUE, type BackfillCarry, type BackfillInput, type BackfillResult, type Limits, type Progress, type Tuning } from '../core/protocol.ts';
 import type { PartitionRange, ResolvedSpec } from '../core/spec.ts';
 import {
@@ -126,6 +128,7 @@ export class BackfillClient {
       const parentRunning = await this.describe(backfillId).then((d) => d.status.name === 'RUNNING', () => false);
       if (!parentRunning) await this.nodesClosed(backfillId, spec.nodes.map((n) => n.id));
     }
+    const plan = expandPlan(spec, options.range ?? {});
     const input: BackfillInput = {
       core: CORE_GENERATION,
       backfillId,
@@ -142,6 +145,8 @@ export class BackfillClient {
         args: [input],
         workflowIdReusePolicy: options.rerun || carry ? WorkflowIdReusePolicy.ALLOW_DUPLICATE : WorkflowIdReusePolicy.REJECT_DUPLICATE,
         typedSearchAttributes: [{ key: BACKFILL_ID, value: backfillId }],
+        staticSummary: backfillSummary(plan),
+        staticDetails: backfillDetails(spec, plan, options.range ?? {}),
       });
       return { backfillId, workflowId, runId: handle.firstExecutionRunId, uiUrl: this.uiUrl(workflowId, handle.firstExecutionRunId) };
     } catch (error) {

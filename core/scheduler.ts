@@ -9,6 +9,7 @@
  * again first, marked `recheck`, and the partition activity skips any that the previous
  * run's activity had published in the meantime (a partition is published once either way).
  */
+import type { WaitReason } from './details.ts';
 import { addFailure } from './failures.ts';
 import { Aimd, TokenBucket, type AimdJSON } from './pacing.ts';
 import type { FailureGroup, NodeSettings, PartitionResult } from './protocol.ts';
@@ -311,6 +312,15 @@ export class NodeScheduler {
   /** Completions and failures the parent must hear of (state-only news can wait). */
   get hasResults(): boolean {
     return !this.unreportedDone.isEmpty || this.unreportedFailures.length > 0;
+  }
+
+  /** Why nothing more starts right now (null: nothing holds it back). */
+  waitReason(): WaitReason {
+    if (this.settings.paused) return 'paused';
+    if (this.queue.isEmpty && this.carried.isEmpty) return this.inFlight.size === 0 ? 'upstream' : null;
+    if (this.inFlight.size >= this.settings.concurrency) return 'concurrency';
+    if (this.bucket.available < 1) return this.aimd.active ? 'throttled' : 'rate';
+    return null;
   }
 
   currentStats(): NodeStats {

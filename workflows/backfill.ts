@@ -21,6 +21,7 @@ import {
   getExternalWorkflowHandle,
   isCancellation,
   log,
+  setCurrentDetails,
   setHandler,
   sleep,
   startChild,
@@ -28,6 +29,7 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import { BackfillCoordinator } from '../core/coordinator.ts';
+import { backfillCurrentDetails, backfillSummary, nodeDetails, nodeSummary } from '../core/details.ts';
 import { expandPlan, upstreamPartitions, type PlanNode } from '../core/plan.ts';
 import { CORE_GENERATION, DEFAULT_TUNING, type BackfillInput, type BackfillResult, type NodeControl, type NodeReport } from '../core/protocol.ts';
 import type { RangeSet } from '../core/ranges.ts';
@@ -151,7 +153,8 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
       // ends, cancels or restarts them itself.
       parentClosePolicy: ParentClosePolicy.ABANDON,
       cancellationType: ChildWorkflowCancellationType.ABANDON,
-      staticSummary: `${plan.name} · ${node.id}`,
+      staticSummary: nodeSummary(backfillId, node.spec, node.partitions),
+      staticDetails: nodeDetails(node.spec, node.partitions),
       typedSearchAttributes: [
         { key: BACKFILL_ID, value: backfillId },
         { key: BACKFILL_NODE, value: node.id },
@@ -213,6 +216,15 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
     }
   };
 
+  // The Web UI's current details: progress per dataset, refreshed at most every two seconds.
+  let shownAt = -Infinity;
+  const show = (state: BackfillResult['state'] | 'running' = 'running') => {
+    const now = workflowTime();
+    if (state === 'running' && now - shownAt < 2000) return;
+    shownAt = now;
+    setCurrentDetails(`**${backfillSummary(plan)}** · id ${backfillId}\n\n${backfillCurrentDetails(coordinator.progress(backfillId, state, runs))}`);
+  };
+
   const shouldContinueAsNew = () => {
     const current = workflowInfo();
     return current.continueAsNewSuggested || current.historyLength >= tuning.historyLimit;
@@ -236,6 +248,7 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
       );
       coordinator.refreshSettings();
       showStatus(coordinator.isPaused ? 'paused' : 'running');
+      show();
       await restartUnreachable();
       flush();
       if (sending.size > 0 || flushable() || unreachable.size > 0) continue;
@@ -255,6 +268,7 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
     await condition(() => sending.size === 0 && !flushable());
     const state = coordinator.anyFailed ? 'completed_with_failures' : 'completed';
     showStatus(state);
+    show(state);
     return {
       state,
       progress: coordinator.progress(backfillId, state, runs),

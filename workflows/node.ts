@@ -21,7 +21,9 @@ import {
   getExternalWorkflowHandle,
   isCancellation,
   log,
+  metricMeter,
   proxyActivities,
+  setCurrentDetails,
   setHandler,
   workflowInfo,
 } from '@temporalio/workflow';
@@ -39,6 +41,7 @@ import {
   type RunPartitionsInput,
   type RunPartitionsResult,
 } from '../core/protocol.ts';
+import { nodeCurrentDetails, nodeSummary } from '../core/details.ts';
 import { RangeSet } from '../core/ranges.ts';
 import { NodeScheduler, type Batch, type BatchOutcome } from '../core/scheduler.ts';
 import type { ResolvedNode } from '../core/spec.ts';
@@ -234,6 +237,25 @@ export async function nodeWorkflow(input: NodeInput): Promise<NodeSummary> {
       });
   };
 
+  // What the Web UI shows as current details, and the pace as gauges, refreshed at most once a second.
+  const meter = metricMeter.withTags({ backfill: input.backfillId, node: plan.id, task_queue: spec.taskQueue });
+  const rateGauge = meter.createGauge('backfill_node_rate', 'float', 'partitions/s', "the node's current pace (after throttling; -1: unlimited)");
+  const concurrencyGauge = meter.createGauge('backfill_node_concurrency', 'int', 'partitions', "the node's current concurrency limit");
+  let shownAt = -Infinity;
+  const show = () => {
+    const now = workflowTime();
+    if (now - shownAt < 1000) return;
+    shownAt = now;
+    const stats = scheduler.currentStats();
+    // A run after continue-as-new has no static summary: the current details say what the node is.
+    const title = `**${nodeSummary(input.backfillId, spec, plan.partitions)}**`;
+    setCurrentDetails(
+      `${title}\n\n${nodeCurrentDetails({ ...stats, queued: scheduler.queued, paused: scheduler.paused, runs, reason: scheduler.waitReason(), taskQueue: spec.taskQueue })}`,
+    );
+    rateGauge.set(stats.rate ?? -1);
+    concurrencyGauge.set(stats.concurrency);
+  };
+
   const shouldContinueAsNew = () => {
     const info = workflowInfo();
     return info.continueAsNewSuggested || info.historyLength >= input.tuning.historyLimit;
@@ -251,6 +273,7 @@ export async function nodeWorkflow(input: NodeInput): Promise<NodeSummary> {
     for (;;) {
       scheduler.advance(workflowTime());
       if (!finishing && !parentGone) for (const batch of scheduler.startable()) start(batch);
+      show();
       if (parentGone || (finishing && scheduler.inFlightBatches === 0)) break;
       if (shouldContinueAsNew() && !finishing) {
         // The report in flight lands first; news not yet sent and batches in flight are carried.
