@@ -216,7 +216,6 @@ export function buildProgram(): Command {
       });
 
   control('pause', 'start no new partitions (running ones finish)', (c, id) => c.pause(id), (_r, id) => `${id} paused: running partitions finish, no new ones start`);
-  control('resume', 'resume a paused backfill', (c, id) => c.resume(id), (_r, id) => `${id} resumed`);
   control(
     'cancel',
     'cancel the backfill; running partitions are cancelled cleanly',
@@ -227,19 +226,41 @@ export function buildProgram(): Command {
     (_r, id) => `${id}: cancellation requested (running partitions stop at their next heartbeat); 'backfill wait ${id}' waits for it`,
   );
 
+  const changedLine = (changed: string[]) => (changed.length > 0 ? `\n  new spec for: ${changed.join(', ')}` : '');
+
   program
-    .command('retry-failed')
-    .description('run the failed partitions again, then the ones they blocked')
+    .command('resume')
+    .description('go on: un-pause a running backfill, or resume a cancelled or failed one in a new run that skips what is published')
     .argument('<id>', 'backfill id')
-    .option('--node <node>', 'only this node')
+    .option('--spec <file>', 'go on with this spec (the same nodes and partitions; fixed transforms, SQL, parameters, checks or limits)')
     .option('--json', 'machine-readable output')
-    .action(async (id: string, options: Json & { node?: string }, command: Command) => {
+    .action(async (id: string, options: Json & { spec?: string }, command: Command) => {
+      const spec = options.spec !== undefined ? (await loadSpecFile(options.spec)).spec : undefined;
       await withClient(command, async (client) => {
-        const result = await client.retryFailed(id, options.node);
+        const result = await client.resume(id, spec ? { spec } : {});
         print(options.json, { backfillId: id, ...result }, () =>
           result.resumed
-            ? `${id} resumed in a new run to retry ${result.retried} failed partitions\n  web UI: ${result.resumed.uiUrl}`
-            : `${id}: retrying ${result.retried} failed partitions`,
+            ? `${id} resumed in a new run; published partitions are skipped${changedLine(result.changed)}\n  web UI: ${result.resumed.uiUrl}`
+            : `${id} resumed${changedLine(result.changed)}`,
+        );
+      });
+    });
+
+  program
+    .command('retry-failed')
+    .description('run the failed partitions again, then the ones they blocked (of a running or an ended backfill)')
+    .argument('<id>', 'backfill id')
+    .option('--node <node>', 'only this node')
+    .option('--spec <file>', 'retry with this spec (the same nodes and partitions; fixed transforms, SQL, parameters or checks)')
+    .option('--json', 'machine-readable output')
+    .action(async (id: string, options: Json & { node?: string; spec?: string }, command: Command) => {
+      const spec = options.spec !== undefined ? (await loadSpecFile(options.spec)).spec : undefined;
+      await withClient(command, async (client) => {
+        const result = await client.retryFailed(id, options.node, spec);
+        print(options.json, { backfillId: id, ...result }, () =>
+          result.resumed
+            ? `${id} resumed in a new run to retry ${result.retried} failed partitions${changedLine(result.changed)}\n  web UI: ${result.resumed.uiUrl}`
+            : `${id}: retrying ${result.retried} failed partitions${changedLine(result.changed)}`,
         );
       });
     });

@@ -176,6 +176,7 @@ export class BackfillCoordinator {
   replaceNodeSpec(spec: ResolvedNode): void {
     this.specs.set(spec.id, spec);
     this.out(spec.id).specDirty = true;
+    this.settingsStale = true;
   }
 
   nodeSpec(id: string): ResolvedNode {
@@ -184,7 +185,8 @@ export class BackfillCoordinator {
 
   private ownLimits(node: PlanNode): NodeLimits {
     const own = this.overrides[node.id] ?? {};
-    return { rate: own.rate !== undefined ? own.rate : node.spec.rate, concurrency: own.concurrency ?? node.spec.concurrency };
+    const spec = this.specs.get(node.id)!;
+    return { rate: own.rate !== undefined ? own.rate : spec.rate, concurrency: own.concurrency ?? spec.concurrency };
   }
 
   controlState(): ControlState {
@@ -206,7 +208,7 @@ export class BackfillCoordinator {
     );
     for (const node of this.plan.nodes) {
       const share = shares.get(node.id)!;
-      const next = { ...share, burst: node.spec.burst ?? TokenBucket.defaultBurst(share.rate), paused: this.paused };
+      const next = { ...share, burst: this.specs.get(node.id)!.burst ?? TokenBucket.defaultBurst(share.rate), paused: this.paused };
       const prev = this.settings.get(node.id);
       if (prev && prev.rate === next.rate && prev.burst === next.burst && prev.concurrency === next.concurrency && prev.paused === next.paused) continue;
       this.settings.set(node.id, { ...next, seq: (prev?.seq ?? 0) + 1 });

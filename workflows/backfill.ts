@@ -31,6 +31,8 @@ import {
 import { BackfillCoordinator } from '../core/coordinator.ts';
 import { backfillCurrentDetails, backfillSummary, nodeDetails, nodeSummary } from '../core/details.ts';
 import { expandPlan, upstreamPartitions, type PlanNode } from '../core/plan.ts';
+import { changedNodes } from '../core/spec-changes.ts';
+import type { ResolvedSpec } from '../core/spec.ts';
 import { CORE_GENERATION, DEFAULT_TUNING, type BackfillInput, type BackfillResult, type NodeControl, type NodeReport } from '../core/protocol.ts';
 import type { RangeSet } from '../core/ranges.ts';
 import { workflowTime } from './clock.ts';
@@ -39,6 +41,7 @@ import {
   BACKFILL_NODE,
   BACKFILL_STATUS,
   assertCoreGeneration,
+  carryQuery,
   nodeControlSignal,
   nodeReportSignal,
   nodeWorkflowId,
@@ -46,6 +49,7 @@ import {
   pauseSignal,
   pauseUpdate,
   progressQuery,
+  replaceSpecUpdate,
   resumeSignal,
   resumeUpdate,
   retryFailedSignal,
@@ -119,7 +123,20 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
   setHandler(setRateUpdate, setRate, { validator: checkRate });
   setHandler(setConcurrencyUpdate, setConcurrency, { validator: checkConcurrency });
   setHandler(retryFailedUpdate, retryFailed, { validator: checkRetry });
+  // Fix and go on: a new spec with the same nodes and partitions, for the partitions still to run.
+  let spec = input.spec;
+  setHandler(
+    replaceSpecUpdate,
+    (next: ResolvedSpec) => {
+      const changed = changedNodes(spec, next);
+      spec = next;
+      for (const id of changed) coordinator.replaceNodeSpec(next.nodes.find((n) => n.id === id)!);
+      return changed;
+    },
+    { validator: (next: ResolvedSpec) => void changedNodes(spec, next) },
+  );
   setHandler(progressQuery, () => coordinator.progress(backfillId, 'running', runs));
+  setHandler(carryQuery, () => ({ ...coordinator.toCarry(), runKey, childrenRunning: false, startedAt, runs }));
   setHandler(partitionsQuery, () =>
     Object.fromEntries(plan.nodes.map((n) => [n.id, { done: coordinator.readiness.done(n.id).toJSON(), failed: coordinator.readiness.failed(n.id).toJSON() }])),
   );
@@ -257,6 +274,7 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
         await condition(allHandlersFinished);
         return await continueAsNew<typeof backfillWorkflow>({
           ...input,
+          spec,
           carry: { ...coordinator.toCarry(), runKey, childrenRunning: true, startedAt, runs },
         });
       }

@@ -6,7 +6,8 @@
 import { SearchAttributeType, defineSearchAttributeKey } from '@temporalio/common';
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import type { ControlState } from '../core/coordinator.ts';
-import { CORE_GENERATION, type NodeControl, type NodeReport, type Progress } from '../core/protocol.ts';
+import { CORE_GENERATION, type BackfillCarry, type NodeControl, type NodeReport, type Progress } from '../core/protocol.ts';
+import type { ResolvedSpec } from '../core/spec.ts';
 import type { RangesJSON } from '../core/ranges.ts';
 
 export type { ControlState } from '../core/coordinator.ts';
@@ -38,7 +39,12 @@ export const setConcurrencyUpdate = defineUpdate<ControlState, [concurrency: num
 /** Replies with the number of failed partitions sent back to run. */
 export const retryFailedUpdate = defineUpdate<number, [node: string | null]>('retryFailed');
 
+/** A new spec for the backfill (same nodes and partitions; fixed transforms, SQL, params, checks or limits): replies with the nodes it changed. */
+export const replaceSpecUpdate = defineUpdate<string[], [ResolvedSpec]>('replaceSpec');
+
 export const progressQuery = defineQuery<Progress>('progress');
+/** The state a new run needs to go on from this one (also of a cancelled or failed backfill). */
+export const carryQuery = defineQuery<BackfillCarry>('carry');
 
 /** Which partitions are done and failed, by node, as index ranges (for audits and tests). */
 export type PartitionSets = Record<string, { done: RangesJSON; failed: RangesJSON }>;

@@ -239,7 +239,7 @@ export async function nodeWorkflow(input: NodeInput): Promise<NodeSummary> {
 
   // What the Web UI shows as current details, and the pace as gauges, refreshed at most once a second.
   const meter = metricMeter.withTags({ backfill: input.backfillId, node: plan.id, task_queue: spec.taskQueue });
-  const rateGauge = meter.createGauge('backfill_node_rate', 'float', 'partitions/s', "the node's current pace (after throttling; -1: unlimited)");
+  const rateGauge = meter.createGauge('backfill_node_rate', 'float', 'partitions/s', "the node's current pace after throttling (0: unlimited)");
   const concurrencyGauge = meter.createGauge('backfill_node_concurrency', 'int', 'partitions', "the node's current concurrency limit");
   let shownAt = -Infinity;
   const show = () => {
@@ -252,7 +252,7 @@ export async function nodeWorkflow(input: NodeInput): Promise<NodeSummary> {
     setCurrentDetails(
       `${title}\n\n${nodeCurrentDetails({ ...stats, queued: scheduler.queued, paused: scheduler.paused, runs, reason: scheduler.waitReason(), taskQueue: spec.taskQueue })}`,
     );
-    rateGauge.set(stats.rate ?? -1);
+    rateGauge.set(stats.rate ?? 0);
     concurrencyGauge.set(stats.concurrency);
   };
 

@@ -81,7 +81,7 @@ describe('operator control', () => {
     expect((await client.progress(backfillId)).paused).toBe(true);
 
     const resumedAt = Date.now();
-    expect((await client.resume(backfillId)).paused).toBe(false);
+    expect((await client.resume(backfillId)).state?.paused).toBe(false);
     const outcome = await client.wait(backfillId, 120_000);
     expect(outcome.state).toBe('completed');
     const rows = await ledger(backfillId);
