@@ -57,8 +57,11 @@ export function createActivities(deps: ActivityDeps) {
         'UnknownTransform',
       );
     }
-    // A retry after a crash that followed the commit finds the partition published: nothing to redo.
-    if (ctx.info.attempt > 1) {
+    // Orchestration only: nothing is written, versioned or recorded (load tests, dry runs).
+    if (transform.dryRun) return { index: task.index, key: task.key, version: 0, rowCount: 0, checksum: '', startedAt, finishedAt: Date.now() };
+    // A retry after a crash that followed the commit, or a partition an earlier workflow run
+    // may have finished (`recheck`), finds the partition published: nothing to redo.
+    if (ctx.info.attempt > 1 || task.recheck) {
       const done = await deps.warehouse.publishedBy(node.id, task.key, input.runKey);
       if (done) return resultOf(task, done, startedAt);
     }

@@ -43,7 +43,10 @@ export type TransformContext = {
   heartbeat(details?: unknown): void;
 };
 
-export type Transform = (ctx: TransformContext) => Promise<Row[] | void> | Row[] | void;
+export type Transform = ((ctx: TransformContext) => Promise<Row[] | void> | Row[] | void) & {
+  /** A dry run: the partition is not written, versioned or recorded (the `noop` transform). */
+  readonly dryRun?: true;
+};
 export type TransformRegistry = ReadonlyMap<string, Transform>;
 
 /** Declares transforms in a module the worker loads (`--transforms path/to/module.ts`). */
@@ -134,7 +137,7 @@ const sleep: Transform = (ctx) => runSleep(ctx, false);
 const sleepWithFaults: Transform = (ctx) => runSleep(ctx, true);
 
 export const BUILTIN_TRANSFORMS: TransformRegistry = new Map<string, Transform>([
-  ['noop', () => undefined],
+  ['noop', Object.assign(() => undefined, { dryRun: true as const })],
   ['sleep', sleep],
   [
     'sql',

@@ -9,15 +9,21 @@ import {
 } from '@temporalio/client';
 import { WorkflowIdReusePolicy } from '@temporalio/common';
 import proto from '@temporalio/proto';
+import { backfillDetails, backfillSummary } from '../core/details.ts';
 import { BackfillError } from '../core/errors.ts';
-import { DEFAULT_TASK_QUEUE, type BackfillCarry, type BackfillInput, type BackfillResult, type Limits, type Progress, type Tuning } from '../core/protocol.ts';
+import { expandPlan } from '../core/plan.ts';
+import { RangeSet } from '../core/ranges.ts';
+import { changedNodes } from '../core/spec-changes.ts';
+import { CORE_GENERATION, DEFAULT_TASK_QUEUE, type BackfillCarry, type BackfillInput, type BackfillResult, type Limits, type Progress, type Tuning } from '../core/protocol.ts';
 import type { PartitionRange, ResolvedSpec } from '../core/spec.ts';
 import {
   BACKFILL_ID,
   backfillWorkflowId,
+  carryQuery,
   nodeWorkflowId,
   pauseUpdate,
   progressQuery,
+  replaceSpecUpdate,
   resumeUpdate,
   retryFailedUpdate,
   setConcurrencyUpdate,
@@ -121,8 +127,14 @@ export class BackfillClient {
     }
     const workflowId = backfillWorkflowId(backfillId);
     this.searchAttributes ??= { listed: await requireSearchAttributes(this.connection, this.namespace) };
-    if (options.rerun || carry) await this.nodesClosed(backfillId, spec.nodes.map((n) => n.id));
+    if (options.rerun || carry) {
+      // A running backfill keeps its node workflows (starting it again fails below, naming --attach).
+      const parentRunning = await this.describe(backfillId).then((d) => d.status.name === 'RUNNING', () => false);
+      if (!parentRunning) await this.nodesClosed(backfillId, spec.nodes.map((n) => n.id));
+    }
+    const plan = expandPlan(spec, options.range ?? {});
     const input: BackfillInput = {
+      core: CORE_GENERATION,
       backfillId,
       spec,
       range: options.range ?? {},
@@ -137,6 +149,8 @@ export class BackfillClient {
         args: [input],
         workflowIdReusePolicy: options.rerun || carry ? WorkflowIdReusePolicy.ALLOW_DUPLICATE : WorkflowIdReusePolicy.REJECT_DUPLICATE,
         typedSearchAttributes: [{ key: BACKFILL_ID, value: backfillId }],
+        staticSummary: backfillSummary(plan),
+        staticDetails: backfillDetails(spec, plan, options.range ?? {}),
       });
       return { backfillId, workflowId, runId: handle.firstExecutionRunId, uiUrl: this.uiUrl(workflowId, handle.firstExecutionRunId) };
     } catch (error) {
@@ -221,28 +235,35 @@ export class BackfillClient {
 
   /**
    * Waits until the node workflows of a finished backfill have closed too (they end just
-   * after their parent), so that a new run can start them again under the same ids.
+   * after their parent), so that a new run can start them again under the same ids. Node
+   * workflows left running by a parent that was terminated are orphans: they are cancelled
+   * (their running partitions stop cleanly), then terminated if they do not close.
    */
-  private async nodesClosed(backfillId: string, nodes: readonly string[], timeoutMs = 60_000): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    for (const node of nodes) {
-      const workflowId = nodeWorkflowId(backfillId, node);
+  private async nodesClosed(backfillId: string, nodes: readonly string[], graceMs = 5000, cancelMs = 60_000): Promise<void> {
+    const status = (workflowId: string) =>
+      this.client.workflow
+        .getHandle(workflowId)
+        .describe()
+        .then((d) => d.status.name, (error: unknown) => (error instanceof WorkflowNotFoundError ? 'NOT_FOUND' : Promise.reject(error)));
+    const running = async () => {
+      const open: string[] = [];
+      for (const node of nodes) if ((await status(nodeWorkflowId(backfillId, node))) === 'RUNNING') open.push(nodeWorkflowId(backfillId, node));
+      return open;
+    };
+    const until = async (deadline: number) => {
       for (;;) {
-        const status = await this.client.workflow
-          .getHandle(workflowId)
-          .describe()
-          .then((d) => d.status.name, (error: unknown) => (error instanceof WorkflowNotFoundError ? 'NOT_FOUND' : Promise.reject(error)));
-        if (status !== 'RUNNING') break;
-        if (Date.now() > deadline) {
-          throw new BackfillError(
-            'failed',
-            `node workflow ${workflowId} is still running although its backfill ended: wait for it, or end it with 'temporal workflow terminate --workflow-id ${workflowId}'`,
-          );
-        }
+        const open = await running();
+        if (open.length === 0 || Date.now() > deadline) return open;
         await new Promise((r) => setTimeout(r, 250));
       }
-    }
+    };
+    let orphans = await until(Date.now() + graceMs);
+    if (orphans.length === 0) return;
+    for (const id of orphans) await this.client.workflow.getHandle(id).cancel().catch(() => undefined);
+    orphans = await until(Date.now() + cancelMs);
+    for (const id of orphans) await this.client.workflow.getHandle(id).terminate(`orphaned: backfill ${backfillId} had ended`).catch(() => undefined);
   }
+
 
   /** The final result of a finished backfill (to resume it). */
   async result(backfillId: string): Promise<BackfillResult> {
@@ -269,8 +290,65 @@ export class BackfillClient {
     return this.update(backfillId, (h) => h.executeUpdate(pauseUpdate));
   }
 
-  resume(backfillId: string): Promise<ControlState> {
-    return this.update(backfillId, (h) => h.executeUpdate(resumeUpdate));
+  /** A new spec for a running backfill (same nodes and partitions): the nodes it changed. */
+  replaceSpec(backfillId: string, spec: ResolvedSpec): Promise<string[]> {
+    return this.update(backfillId, (h) => h.executeUpdate(replaceSpecUpdate, { args: [spec] }));
+  }
+
+  /**
+   * Goes on. A running backfill is un-paused (with `spec`, it runs on with it). A backfill that
+   * was cancelled, failed or completed with failures is resumed in a new run of the same id
+   * that skips every published partition, with its spec or `spec` (the same nodes and
+   * partitions; transforms, SQL, parameters, checks and limits may differ).
+   */
+  async resume(backfillId: string, options: { spec?: ResolvedSpec } = {}): Promise<{ state: ControlState | null; changed: string[]; resumed: Started | null }> {
+    const description = await this.describe(backfillId);
+    if (description.status.name === 'RUNNING') {
+      const changed = options.spec ? await this.replaceSpec(backfillId, options.spec) : [];
+      const state = await this.update(backfillId, (h) => h.executeUpdate(resumeUpdate));
+      return { state, changed, resumed: null };
+    }
+    const resumed = await this.goOn(backfillId, description, { ...(options.spec ? { spec: options.spec } : {}) });
+    return { state: null, changed: resumed.changed, resumed: resumed.started };
+  }
+
+  /** The state a closed backfill ended with: its result, or (cancelled, failed) a query a worker answers by replaying it. */
+  private async endState(backfillId: string, status: string): Promise<BackfillCarry> {
+    if (status === 'COMPLETED') return (await this.result(backfillId)).carry;
+    try {
+      return await this.client.withDeadline(Date.now() + QUERY_TIMEOUT_MS, () => this.handle(backfillId).query(carryQuery));
+    } catch (error) {
+      throw new BackfillError('not_running', `cannot read where backfill '${backfillId}' stopped (${(error as Error).message}): start a worker on its task queue, then try again`);
+    }
+  }
+
+  /** A new run of a closed backfill that skips what is published (the failures of `node`, or of every node, run again). */
+  private async goOn(
+    backfillId: string,
+    description: Awaited<ReturnType<BackfillClient['describe']>>,
+    options: { spec?: ResolvedSpec; node?: string },
+  ): Promise<{ started: Started; changed: string[] }> {
+    const original = await this.inputOf(backfillId);
+    if (!original) throw new BackfillError('failed', `cannot read the input of backfill '${backfillId}'`);
+    const currentSpec = original.spec;
+    const changed = options.spec ? changedNodes(currentSpec, options.spec) : [];
+    if (options.node !== undefined && !currentSpec.nodes.some((n) => n.id === options.node)) {
+      throw new BackfillError('invalid_argument', `unknown node '${options.node}': this backfill's nodes are ${currentSpec.nodes.map((n) => n.id).join(', ')}`);
+    }
+    const carry = await this.endState(backfillId, description.status.name);
+    await this.nodesClosed(backfillId, currentSpec.nodes.map((n) => n.id));
+    const started = await this.start(
+      options.spec ?? currentSpec,
+      {
+        id: backfillId,
+        range: original.range,
+        taskQueue: description.taskQueue,
+        ...(original.limits ? { limits: original.limits } : {}),
+        ...(original.tuning ? { tuning: original.tuning } : {}),
+      },
+      resumeCarry(carry, options.node),
+    );
+    return { started, changed };
   }
 
   setRate(backfillId: string, rate: number | null, node?: string): Promise<ControlState> {
@@ -285,12 +363,13 @@ export class BackfillClient {
    * Runs the failed partitions again (then the partitions they blocked). A running backfill
    * does it in place; a finished one is resumed in a new run that skips what is done.
    */
-  async retryFailed(backfillId: string, node?: string): Promise<{ retried: number; resumed: Started | null }> {
+  async retryFailed(backfillId: string, node?: string, spec?: ResolvedSpec): Promise<{ retried: number; changed: string[]; resumed: Started | null }> {
     let description = await this.describe(backfillId);
     if (description.status.name === 'RUNNING') {
       try {
+        const changed = spec ? await this.replaceSpec(backfillId, spec) : [];
         const retried = await this.update(backfillId, (h) => h.executeUpdate(retryFailedUpdate, { args: [node ?? null] }));
-        return { retried, resumed: null };
+        return { retried, changed, resumed: null };
       } catch (error) {
         // Caught in the moment it ends: let it end, then resume it.
         if (!(error instanceof BackfillError && /finishing/.test(error.message))) throw error;
@@ -298,35 +377,20 @@ export class BackfillClient {
         description = await this.describe(backfillId);
       }
     }
-    if (description.status.name !== 'COMPLETED') {
-      throw new BackfillError('not_running', `backfill '${backfillId}' ended ${description.status.name.toLowerCase()}: only a running backfill or one that completed with failures can retry`);
-    }
-    const previous = await this.result(backfillId);
-    if (previous.state !== 'completed_with_failures') {
+    const status = description.status.name;
+    if (status === 'COMPLETED' && (await this.result(backfillId)).state !== 'completed_with_failures') {
       throw new BackfillError('invalid_argument', `backfill '${backfillId}' completed with no failures: there is nothing to retry`);
     }
-    const original = await this.inputOf(backfillId);
-    if (!original) throw new BackfillError('failed', `cannot read the input of backfill '${backfillId}'`);
-    const retried = node === undefined ? previous.progress.failed : (previous.progress.nodes.find((n) => n.id === node)?.failed ?? 0);
-    if (node !== undefined && !original.spec.nodes.some((n) => n.id === node)) {
-      throw new BackfillError('invalid_argument', `unknown node '${node}': this backfill's nodes are ${original.spec.nodes.map((n) => n.id).join(', ')}`);
-    }
-    await this.nodesClosed(backfillId, original.spec.nodes.map((n) => n.id));
-    const resumed = await this.start(
-      original.spec,
-      {
-        id: backfillId,
-        range: original.range,
-        taskQueue: description.taskQueue,
-        ...(original.limits ? { limits: original.limits } : {}),
-        ...(original.tuning ? { tuning: original.tuning } : {}),
-      },
-      resumeCarry(previous.carry, node),
-    );
-    return { retried, resumed };
+    const carry = await this.endState(backfillId, status);
+    const failed = Object.entries(carry.readiness)
+      .filter(([id]) => node === undefined || id === node)
+      .reduce((sum, [, state]) => sum + RangeSet.fromJSON(state.failed).size, 0);
+    const { started, changed } = await this.goOn(backfillId, description, { ...(spec ? { spec } : {}), ...(node !== undefined ? { node } : {}) });
+    return { retried: failed, changed, resumed: started };
   }
 
-  /** The input the backfill's first run was started with. */
+
+  /** The input of the backfill's latest run: after continue-as-new or a fix, its spec is the current one. */
   async inputOf(backfillId: string): Promise<BackfillInput | undefined> {
     const description = await this.describe(backfillId);
     const handle = this.client.workflow.getHandle(backfillWorkflowId(backfillId), description.runId);
@@ -372,7 +436,8 @@ export class BackfillClient {
  */
 export function resumeCarry(carry: BackfillCarry, node?: string): BackfillCarry {
   const readiness = Object.fromEntries(
-    Object.entries(carry.readiness).map(([id, state]) => [id, node === undefined || id === node ? { done: state.done, failed: [] } : state]),
+    // Without `inHands`, a node starts afresh from what is done: its failures run again.
+    Object.entries(carry.readiness).map(([id, state]) => [id, node === undefined || id === node ? { done: state.done } : state]),
   );
   return {
     ...carry,
@@ -382,5 +447,6 @@ export function resumeCarry(carry: BackfillCarry, node?: string): BackfillCarry 
     failures: node === undefined ? {} : { ...carry.failures, [node]: [] },
     outbox: {},
     settings: {},
+    restarts: {},
   };
 }

@@ -5,6 +5,7 @@ import { Command, InvalidArgumentError } from 'commander';
 import pc from 'picocolors';
 import { BackfillError } from '../core/errors.ts';
 import { parseDuration } from '../core/duration.ts';
+import { parseConcurrency, parseRate } from '../core/limits.ts';
 import { expandPlan, planSummary } from '../core/plan.ts';
 import type { Progress } from '../core/protocol.ts';
 import { parseRange } from '../core/spec.ts';
@@ -46,25 +47,6 @@ function positiveNumber(label: string) {
     if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError(`${label} must be a number above 0 (got '${value}')`);
     return n;
   };
-}
-
-function rateArgument(value: string): number | null {
-  if (value === 'unlimited' || value === 'none') return null;
-  const n = Number(value);
-  if (!Number.isFinite(n) || n <= 0) {
-    throw new BackfillError('invalid_argument', `rate must be a number of partitions per second above 0, or 'unlimited' (got '${value}')`, 'rate');
-  }
-  return n;
-}
-
-function concurrencyArgument(value: string, node?: string): number | null {
-  if (value === 'unlimited' && node === undefined) return null;
-  const n = Number(value);
-  const max = node === undefined ? 10_000 : 1000;
-  if (!Number.isInteger(n) || n < 1 || n > max) {
-    throw new BackfillError('invalid_argument', `concurrency must be a whole number from 1 to ${max} (got '${value}')`, 'concurrency');
-  }
-  return n;
 }
 
 /** --address, --namespace and --profile, which win over Temporal's environment configuration. */
@@ -142,16 +124,15 @@ export function buildProgram(): Command {
     .option('--id <id>', 'backfill id (default: the spec name and the time)')
     .option('--from <date>', 'first partition time (inclusive, UTC)')
     .option('--to <date>', 'end of the range (exclusive, UTC)')
-    .option('--rate <per-second>', 'backfill-wide rate limit, partitions per second', positiveNumber('--rate'))
-    .option('--concurrency <n>', 'backfill-wide limit on partitions running at once', positiveNumber('--concurrency'))
+    .option('--rate <per-second>', 'backfill-wide rate limit, partitions per second', (v: string) => parseRate(v))
+    .option('--concurrency <n>', 'backfill-wide limit on partitions running at once', (v: string) => parseConcurrency(v))
     .option('--rerun', 'run an id again whose earlier backfill has finished')
     .option('--attach', 'when a backfill with this id is already running, attach to it instead of failing')
     .option('--watch', 'show live progress until it ends')
     .option('--json', 'machine-readable output')
-    .action(async (file: string, options: Json & { id?: string; from?: string; to?: string; rate?: number; concurrency?: number; rerun?: boolean; attach?: boolean; watch?: boolean }, command: Command) => {
+    .action(async (file: string, options: Json & { id?: string; from?: string; to?: string; rate?: number | null; concurrency?: number | null; rerun?: boolean; attach?: boolean; watch?: boolean }, command: Command) => {
       const { spec } = await loadSpecFile(file);
       const range = parseRange(options.from, options.to);
-      if (options.concurrency !== undefined) concurrencyArgument(String(options.concurrency));
       await withClient(command, async (client) => {
         let started: Started & { attached?: boolean };
         try {
@@ -235,7 +216,6 @@ export function buildProgram(): Command {
       });
 
   control('pause', 'start no new partitions (running ones finish)', (c, id) => c.pause(id), (_r, id) => `${id} paused: running partitions finish, no new ones start`);
-  control('resume', 'resume a paused backfill', (c, id) => c.resume(id), (_r, id) => `${id} resumed`);
   control(
     'cancel',
     'cancel the backfill; running partitions are cancelled cleanly',
@@ -246,19 +226,41 @@ export function buildProgram(): Command {
     (_r, id) => `${id}: cancellation requested (running partitions stop at their next heartbeat); 'backfill wait ${id}' waits for it`,
   );
 
+  const changedLine = (changed: string[]) => (changed.length > 0 ? `\n  new spec for: ${changed.join(', ')}` : '');
+
   program
-    .command('retry-failed')
-    .description('run the failed partitions again, then the ones they blocked')
+    .command('resume')
+    .description('go on: un-pause a running backfill, or resume a cancelled or failed one in a new run that skips what is published')
     .argument('<id>', 'backfill id')
-    .option('--node <node>', 'only this node')
+    .option('--spec <file>', 'go on with this spec (the same nodes and partitions; fixed transforms, SQL, parameters, checks or limits)')
     .option('--json', 'machine-readable output')
-    .action(async (id: string, options: Json & { node?: string }, command: Command) => {
+    .action(async (id: string, options: Json & { spec?: string }, command: Command) => {
+      const spec = options.spec !== undefined ? (await loadSpecFile(options.spec)).spec : undefined;
       await withClient(command, async (client) => {
-        const result = await client.retryFailed(id, options.node);
+        const result = await client.resume(id, spec ? { spec } : {});
         print(options.json, { backfillId: id, ...result }, () =>
           result.resumed
-            ? `${id} resumed in a new run to retry ${result.retried} failed partitions\n  web UI: ${result.resumed.uiUrl}`
-            : `${id}: retrying ${result.retried} failed partitions`,
+            ? `${id} resumed in a new run; published partitions are skipped${changedLine(result.changed)}\n  web UI: ${result.resumed.uiUrl}`
+            : `${id} resumed${changedLine(result.changed)}`,
+        );
+      });
+    });
+
+  program
+    .command('retry-failed')
+    .description('run the failed partitions again, then the ones they blocked (of a running or an ended backfill)')
+    .argument('<id>', 'backfill id')
+    .option('--node <node>', 'only this node')
+    .option('--spec <file>', 'retry with this spec (the same nodes and partitions; fixed transforms, SQL, parameters or checks)')
+    .option('--json', 'machine-readable output')
+    .action(async (id: string, options: Json & { node?: string; spec?: string }, command: Command) => {
+      const spec = options.spec !== undefined ? (await loadSpecFile(options.spec)).spec : undefined;
+      await withClient(command, async (client) => {
+        const result = await client.retryFailed(id, options.node, spec);
+        print(options.json, { backfillId: id, ...result }, () =>
+          result.resumed
+            ? `${id} resumed in a new run to retry ${result.retried} failed partitions${changedLine(result.changed)}\n  web UI: ${result.resumed.uiUrl}`
+            : `${id}: retrying ${result.retried} failed partitions${changedLine(result.changed)}`,
         );
       });
     });
@@ -271,7 +273,7 @@ export function buildProgram(): Command {
     .option('--node <node>', 'only this node')
     .option('--json', 'machine-readable output')
     .action(async (id: string, value: string, options: Json & { node?: string }, command: Command) => {
-      const rate = rateArgument(value);
+      const rate = parseRate(value);
       await withClient(command, async (client) => {
         const state = await client.setRate(id, rate, options.node);
         print(options.json, { backfillId: id, ...state }, () => `${id}: ${options.node ? `node ${options.node}` : 'backfill'} rate is now ${rate === null ? 'unlimited' : `${rate}/s`}`);
@@ -286,7 +288,7 @@ export function buildProgram(): Command {
     .option('--node <node>', 'only this node')
     .option('--json', 'machine-readable output')
     .action(async (id: string, value: string, options: Json & { node?: string }, command: Command) => {
-      const concurrency = concurrencyArgument(value, options.node);
+      const concurrency = parseConcurrency(value, options.node);
       await withClient(command, async (client) => {
         const state = await client.setConcurrency(id, concurrency, options.node);
         print(options.json, { backfillId: id, ...state }, () => `${id}: ${options.node ? `node ${options.node}` : 'backfill'} concurrency is now ${concurrency ?? 'unlimited'}`);
@@ -300,7 +302,7 @@ export function buildProgram(): Command {
     .argument('<per-second>', "activities per second, or 'unlimited'")
     .option('--json', 'machine-readable output')
     .action(async (queue: string, value: string, options: Json, command: Command) => {
-      const rate = rateArgument(value);
+      const rate = parseRate(value);
       await withClient(command, async (client) => {
         const result = await client.setQueueRate(queue, rate);
         print(options.json, result, () => `task queue ${queue}: ${result.rate === null ? 'no server-side cap (workers\' own setting applies)' : `at most ${result.rate} activities/s across all workers`}`);

@@ -12,16 +12,13 @@ export const MAX_LATENESS_MS = 2000;
 /** The slowest pace a node is ever throttled down to: one partition a minute. */
 export const MIN_RATE = 1 / 60;
 
-/** A bucket's tokens, and optionally the clock reading they were counted at. */
-export type BucketJSON = { tokens: number; at?: number };
-
 /**
  * A token bucket: `rate` tokens per second up to `burst` tokens. One token starts one
  * partition. `rate` null means unlimited: every request is granted.
  */
 export class TokenBucket {
   private burst: number;
-  private tokens: number;
+  private level: number;
 
   constructor(
     private rate: number | null,
@@ -29,7 +26,7 @@ export class TokenBucket {
     tokens?: number,
   ) {
     this.burst = rate === null ? burst : TokenBucket.usableBurst(rate, burst);
-    this.tokens = Math.min(tokens ?? this.burst, this.burst);
+    this.level = Math.min(tokens ?? this.burst, this.burst);
   }
 
   /** The default burst for a rate: one second's worth, at least 1. */
@@ -57,11 +54,11 @@ export class TokenBucket {
   }
 
   get available(): number {
-    return this.rate === null ? Infinity : Math.floor(this.tokens + 1e-9);
+    return this.rate === null ? Infinity : Math.floor(this.level + 1e-9);
   }
 
   get full(): boolean {
-    return this.rate === null || this.tokens >= this.burst;
+    return this.rate === null || this.level >= this.burst;
   }
 
   get tick(): number {
@@ -72,7 +69,7 @@ export class TokenBucket {
   configure(rate: number | null, burst: number): void {
     this.rate = rate;
     this.burst = rate === null ? burst : TokenBucket.usableBurst(rate, burst);
-    this.tokens = Math.min(this.tokens, this.burst);
+    this.level = Math.min(this.level, this.burst);
   }
 
   /**
@@ -85,19 +82,19 @@ export class TokenBucket {
     if (this.rate === null) return;
     const lateness = Math.min(MAX_LATENESS_MS, Math.max(0, elapsedMs - scheduledMs));
     const cap = this.burst + (this.rate * lateness) / 1000;
-    this.tokens = Math.min(cap, this.tokens + (this.rate * elapsedMs) / 1000);
+    this.level = Math.min(cap, this.level + (this.rate * elapsedMs) / 1000);
   }
 
   /** Takes up to `wanted` tokens and returns how many were granted. */
   take(wanted: number): number {
     if (this.rate === null) return wanted;
     const granted = Math.min(wanted, this.available);
-    this.tokens -= granted;
+    this.level -= granted;
     return granted;
   }
 
-  toJSON(): BucketJSON {
-    return { tokens: this.tokens };
+  get tokens(): number {
+    return this.level;
   }
 }
 
@@ -115,14 +112,7 @@ export class Aimd {
   private recoverAt: number | null;
   private throttleCount: number;
 
-  /**
-   * `slopeFromOperatorRate` keeps the first release's recovery slope (a twentieth of the
-   * operator's rate per second) for workflow histories recorded before it changed.
-   */
-  constructor(
-    state?: AimdJSON,
-    private readonly options: { slopeFromOperatorRate?: boolean } = {},
-  ) {
+  constructor(state?: AimdJSON) {
     this.ceiling = state?.ceiling ?? null;
     this.step = state?.step ?? 0;
     this.recoverAt = state?.recoverAt ?? null;
@@ -159,8 +149,7 @@ export class Aimd {
     // Back to the pace that was throttled in about 10 seconds of calm, then on at the same
     // slope, probing towards the operator's rate: a step sized by the operator's rate would
     // undo the slow-down at once when that rate is far above what the system takes.
-    const slopeOf = this.options.slopeFromOperatorRate ? (operatorRate ?? current * 2) : current;
-    this.step = Math.max(slopeOf / 20, MIN_RATE);
+    this.step = Math.max(current / 20, MIN_RATE);
   }
 
   /** Time passed without throttling: grow the ceiling, and lift it once recovered. */
@@ -178,46 +167,4 @@ export class Aimd {
   toJSON(): AimdJSON {
     return { ceiling: this.ceiling, step: this.step, recoverAt: this.recoverAt, throttles: this.throttleCount };
   }
-}
-
-export type Claim = { id: string; cap: number | null; active: boolean };
-
-/**
- * Shares a backfill-wide limit among the active nodes, each capped by its own limit
- * (water-filling: a node that needs less than an equal share leaves the rest to others).
- * Inactive nodes are left out of the result. `total` null means no shared limit: each node
- * keeps its own cap. With `integral`, shares are whole numbers (for concurrency).
- */
-export function shareLimit(total: number | null, claims: readonly Claim[], integral = false): Map<string, number | null> {
-  const out = new Map<string, number | null>();
-  const active = claims.filter((c) => c.active);
-  if (total === null) {
-    for (const c of active) out.set(c.id, c.cap);
-    return out;
-  }
-  const byCap = [...active].sort((a, b) => (a.cap ?? Infinity) - (b.cap ?? Infinity));
-  let remaining = total;
-  byCap.forEach((claim, i) => {
-    const fair = remaining / (byCap.length - i);
-    const share = claim.cap === null ? fair : Math.min(claim.cap, fair);
-    out.set(claim.id, share);
-    remaining -= share;
-  });
-  if (!integral) return out;
-  // Round down, then hand the leftover units out in claim order.
-  let leftover = total;
-  for (const c of active) {
-    const share = Math.floor(out.get(c.id)!);
-    out.set(c.id, share);
-    leftover -= share;
-  }
-  for (const c of active) {
-    if (leftover < 1) break;
-    const share = out.get(c.id)!;
-    if (c.cap === null || share < c.cap) {
-      out.set(c.id, share + 1);
-      leftover--;
-    }
-  }
-  return out;
 }

@@ -4,8 +4,8 @@ import {
   floorTo,
   formatInstant,
   formatKey,
+  parseKey,
   periodNumber,
-  periodsOverlapping,
   type Grain,
 } from './calendar.ts';
 import type { PartitionRange, ResolvedPartitions } from './spec.ts';
@@ -13,17 +13,20 @@ import type { PartitionRange, ResolvedPartitions } from './spec.ts';
 export type PartitionWindow = { start: number; end: number };
 
 export class NodePartitions {
-  readonly keys: readonly string[];
+  private readonly staticKeys: readonly string[];
   private readonly firstPeriod: number;
   private readonly firstStart: number;
+  private readonly count: number;
   private keyIndex: Map<string, number> | undefined;
 
   private constructor(
     readonly grain: Grain | 'static',
-    keys: readonly string[],
+    count: number,
     firstStart: number,
+    staticKeys: readonly string[] = [],
   ) {
-    this.keys = keys;
+    this.count = count;
+    this.staticKeys = staticKeys;
     this.firstStart = firstStart;
     this.firstPeriod = grain === 'static' ? 0 : periodNumber(firstStart, grain);
   }
@@ -31,28 +34,35 @@ export class NodePartitions {
   /**
    * The partitions of a node, narrowed to `range` when given. A time partition belongs to
    * the backfill when its period overlaps the range: recomputing days 3–10 of a month
-   * recomputes that month's rollup too. Static keys ignore the range.
+   * recomputes that month's rollup too. Static keys ignore the range. Time keys are computed
+   * on demand, so a node of 100,000 hours costs a few numbers, not 100,000 strings.
    */
   static of(partitions: ResolvedPartitions, range: PartitionRange = {}): NodePartitions {
-    if (partitions.kind === 'static') return new NodePartitions('static', partitions.keys, 0);
+    if (partitions.kind === 'static') return new NodePartitions('static', partitions.keys.length, 0, partitions.keys);
     const start = Math.max(partitions.start, range.from ?? -Infinity);
     const end = Math.min(partitions.end, range.to ?? Infinity);
-    const starts = start < end ? periodsOverlapping(start, end, partitions.grain) : [];
-    return new NodePartitions(
-      partitions.grain,
-      starts.map((s) => formatKey(s, partitions.grain)),
-      starts[0] ?? floorTo(start, partitions.grain),
-    );
+    if (start >= end) return new NodePartitions(partitions.grain, 0, floorTo(start, partitions.grain));
+    const first = floorTo(start, partitions.grain);
+    const count = periodNumber(end - 1, partitions.grain) - periodNumber(first, partitions.grain) + 1;
+    return new NodePartitions(partitions.grain, count, first);
   }
 
   get size(): number {
-    return this.keys.length;
+    return this.count;
   }
 
   key(index: number): string {
-    const key = this.keys[index];
-    if (key === undefined) throw new RangeError(`partition index ${index} is outside 0..${this.keys.length - 1}`);
-    return key;
+    if (!(Number.isInteger(index) && index >= 0 && index < this.count)) {
+      throw new RangeError(`partition index ${index} is outside 0..${this.count - 1}`);
+    }
+    return this.grain === 'static' ? this.staticKeys[index]! : formatKey(addPeriods(this.firstStart, this.grain, index), this.grain);
+  }
+
+  /** Keys of the partitions [start, end). */
+  keys(start = 0, end = this.count): string[] {
+    const out: string[] = [];
+    for (let i = Math.max(0, start); i < Math.min(end, this.count); i++) out.push(this.key(i));
+    return out;
   }
 
   /** The UTC window [start, end) of a time partition; undefined for static keys. */
@@ -73,8 +83,14 @@ export class NodePartitions {
 
   /** Index of a key, or -1 when the key is not one of this node's partitions. */
   indexOf(key: string): number {
-    this.keyIndex ??= new Map(this.keys.map((k, i) => [k, i]));
-    return this.keyIndex.get(key) ?? -1;
+    if (this.grain === 'static') {
+      this.keyIndex ??= new Map(this.staticKeys.map((k, i) => [k, i]));
+      return this.keyIndex.get(key) ?? -1;
+    }
+    const ms = parseKey(key, this.grain);
+    if (ms === undefined) return -1;
+    const index = this.indexAt(ms);
+    return index >= 0 && index < this.count ? index : -1;
   }
 }
 

@@ -9,7 +9,7 @@
 import { NodePartitions } from './partitions.ts';
 import { topologicalOrder } from './graph.ts';
 import { grainOf, mappingKind } from './mapping.ts';
-import type { Mapping, PartitionRange, ResolvedNode, ResolvedSpec } from './spec.ts';
+import type { Mapping, PartitionRange, ResolvedNode, ResolvedPartitions, ResolvedSpec } from './spec.ts';
 
 export type PlanEdge = {
   /** The upstream node. */
@@ -112,17 +112,25 @@ export function expandPlan(spec: ResolvedSpec, range: PartitionRange = {}): Plan
 
 /**
  * One node of the plan with its upstream edges, without expanding the rest of the graph:
- * what a node workflow needs to run its partitions and record their inputs.
+ * what a node workflow needs to run its partitions and name their inputs. It needs only the
+ * node's own spec and its upstream nodes' partitions.
  */
-export function expandNode(spec: ResolvedSpec, nodeId: string, range: PartitionRange = {}): PlanNode {
-  const specById = new Map(spec.nodes.map((n) => [n.id, n]));
-  const nodeSpec = specById.get(nodeId);
-  if (!nodeSpec) throw new RangeError(`unknown node '${nodeId}' (nodes: ${spec.nodes.map((n) => n.id).join(', ')})`);
-  const partitions = NodePartitions.of(nodeSpec.partitions, range);
-  const upstream = nodeSpec.dependsOn.map((dep) =>
-    buildEdge(partitions, NodePartitions.of(specById.get(dep.node)!.partitions, range), dep.node, dep.mapping),
-  );
-  return { id: nodeId, spec: nodeSpec, partitions, upstream, downstream: [] };
+export function expandNode(node: ResolvedNode, upstream: Readonly<Record<string, ResolvedPartitions>>, range: PartitionRange = {}): PlanNode {
+  const partitions = NodePartitions.of(node.partitions, range);
+  const edges = node.dependsOn.map((dep) => {
+    const source = upstream[dep.node];
+    if (!source) throw new RangeError(`node '${node.id}' depends on '${dep.node}', whose partitions were not given`);
+    return buildEdge(partitions, NodePartitions.of(source, range), dep.node, dep.mapping);
+  });
+  return { id: node.id, spec: node, partitions, upstream: edges, downstream: [] };
+}
+
+/** The partitions of a node's upstream nodes, from the whole spec (what `expandNode` needs). */
+export function upstreamPartitions(spec: ResolvedSpec, nodeId: string): Record<string, ResolvedPartitions> {
+  const byId = new Map(spec.nodes.map((n) => [n.id, n]));
+  const node = byId.get(nodeId);
+  if (!node) throw new RangeError(`unknown node '${nodeId}' (nodes: ${spec.nodes.map((n) => n.id).join(', ')})`);
+  return Object.fromEntries(node.dependsOn.map((dep) => [dep.node, byId.get(dep.node)!.partitions]));
 }
 
 export function planNode(plan: Plan, id: string): PlanNode {
@@ -202,8 +210,8 @@ export function planSummary(plan: Plan) {
       id: node.id,
       grain: grainOf(node.spec.partitions),
       partitions: node.partitions.size,
-      first: node.partitions.keys[0] ?? null,
-      last: node.partitions.keys[node.partitions.size - 1] ?? null,
+      first: node.partitions.size > 0 ? node.partitions.key(0) : null,
+      last: node.partitions.size > 0 ? node.partitions.key(node.partitions.size - 1) : null,
       transform: node.spec.transform,
       dependsOn: node.upstream.map((edge) => ({ node: edge.node, mapping: edge.mapping })),
     })),

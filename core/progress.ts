@@ -1,6 +1,6 @@
 /** The `progress` a backfill reports: counts per node, pace, throughput and ETA. */
 import type { Plan } from './plan.ts';
-import type { BackfillState, FailureGroup, Limits, NodeProgress, NodeReportState, NodeSettings, Progress } from './protocol.ts';
+import type { BackfillState, FailureGroup, Limits, NodeProgress, NodeSettings, NodeStats, Progress } from './protocol.ts';
 import { RangeSet } from './ranges.ts';
 import type { Readiness } from './readiness.ts';
 
@@ -12,7 +12,7 @@ export type ProgressInputs = {
   limits: Limits;
   plan: Plan;
   readiness: Readiness;
-  reports: Readonly<Record<string, NodeReportState>>;
+  reports: Readonly<Record<string, NodeStats>>;
   failures: Readonly<Record<string, FailureGroup[]>>;
   lastSettings: ReadonlyMap<string, NodeSettings>;
   runs: number;

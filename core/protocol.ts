@@ -2,22 +2,31 @@
  * Messages between the client, the parent workflow, the node workflows and the partition
  * activity. Plain JSON: everything here crosses Temporal's payload converter.
  */
-import type { AimdJSON, BucketJSON } from './pacing.ts';
+import type { Limits } from './limits.ts';
 import type { RangesJSON } from './ranges.ts';
 import type { ReadinessJSON } from './readiness.ts';
-import type { PartitionRange, ResolvedNode, ResolvedSpec } from './spec.ts';
+import type { NodeStats, SchedulerState } from './scheduler.ts';
+import type { PartitionRange, ResolvedNode, ResolvedPartitions, ResolvedSpec } from './spec.ts';
+
+export type { Limits } from './limits.ts';
+export type { NodeStats } from './scheduler.ts';
 
 export const DEFAULT_TASK_QUEUE = 'backfill';
+
+/**
+ * The generation of the workflow core that inputs are made for. Workflows of an earlier
+ * generation (backfill 0.1) carry no `core` field and cannot replay on this code: they must
+ * finish on the workers that started them.
+ */
+export const CORE_GENERATION = 2;
 
 /** Failure types (ApplicationFailure.type) that a partition's retry policy never retries. */
 export const NON_RETRYABLE_TYPES = ['NonRetryable', 'CheckFailed', 'SqlError', 'UnknownTransform', 'InvalidOutput', 'InvalidSpec'];
 
 export type BackfillState = 'running' | 'completed' | 'completed_with_failures' | 'failed' | 'cancelled';
 
-/** Limits an operator changes while a backfill runs; null rate means unlimited. */
-export type Limits = { rate: number | null; concurrency: number | null };
-
 export type BackfillInput = {
+  core: typeof CORE_GENERATION;
   backfillId: string;
   spec: ResolvedSpec;
   range: PartitionRange;
@@ -34,28 +43,20 @@ export type Tuning = {
   reportIntervalMs: number;
   /** A run continues as new once its history has this many events (or the server suggests it). */
   historyLimit: number;
-  /** A node workflow run also continues as new once it has started this many partitions. */
-  partitionsPerRun: number;
+  /** How long a node may be silent before the parent checks that it is still there (and a node, its parent). */
+  probeIntervalMs: number;
+  /** How many times the parent starts a node workflow again that closed without finishing. */
+  maxNodeRestarts: number;
 };
 
-export const DEFAULT_TUNING: Tuning = { reportIntervalMs: 1000, historyLimit: 4000, partitionsPerRun: 5000 };
+export const DEFAULT_TUNING: Tuning = { reportIntervalMs: 1000, historyLimit: 4000, probeIntervalMs: 120_000, maxNodeRestarts: 3 };
 
 /** A failure message and the partitions (index ranges) that failed with it. */
 export type FailureGroup = { message: string; type: string; ranges: RangesJSON };
 
-/** What the parent remembers of each node between its reports. */
-export type NodeReportState = {
-  running: number;
-  rate: number | null;
-  concurrency: number;
-  throttles: number;
-  completed: number;
-  firstStartedAt: number | null;
-  lastFinishedAt: number | null;
-};
-
 export type NodeOverrides = Record<string, Partial<Limits>>;
 
+/** The parent's state, carried across continue-as-new (and into a resumed run). */
 export type BackfillCarry = {
   /** Identity of this backfill run (the first run's id): the version key of the partitions it writes. */
   runKey: string;
@@ -65,12 +66,14 @@ export type BackfillCarry = {
   paused: boolean;
   limits: Limits;
   overrides: NodeOverrides;
-  reports: Record<string, NodeReportState>;
+  reports: Record<string, NodeStats>;
   failures: Record<string, FailureGroup[]>;
   /** Readiness and settings not yet delivered to each node workflow. */
-  outbox: Record<string, { ready: RangesJSON; settingsDirty: boolean }>;
+  outbox: Record<string, { ready: RangesJSON; settingsDirty: boolean; specDirty?: boolean }>;
   /** The settings last handed to each node workflow. */
   settings: Record<string, NodeSettings>;
+  /** Times each node workflow was started again after it closed without finishing. */
+  restarts: Record<string, number>;
   startedAt: number | null;
   runs: number;
 };
@@ -84,10 +87,11 @@ export type NodeSettings = {
   paused: boolean;
 };
 
-/** Parent → node workflow, batched: new ready partitions, new settings, or the order to finish. */
+/** Parent → node workflow, batched: new ready partitions, settings, a new spec of the node, or the order to finish. An empty one is a probe. */
 export type NodeControl = {
   ready?: RangesJSON;
   settings?: NodeSettings;
+  node?: ResolvedNode;
   finish?: boolean;
 };
 
@@ -96,35 +100,29 @@ export type NodeReport = {
   node: string;
   done: RangesJSON;
   failures: FailureGroup[];
-  state: NodeReportState;
+  stats: NodeStats;
   /** Set on the node workflow's last report before it ends (cancellation). */
   final?: 'cancelled';
 };
 
+/** A node's partitions as its upstream nodes need them: for its inputs' keys. */
+export type UpstreamPartitions = Record<string, ResolvedPartitions>;
+
 export type NodeInput = {
+  core: typeof CORE_GENERATION;
   backfillId: string;
   parentWorkflowId: string;
   runKey: string;
-  spec: ResolvedSpec;
+  /** This node's spec only (the rest of the spec stays with the parent). */
+  node: ResolvedNode;
+  upstream: UpstreamPartitions;
   range: PartitionRange;
-  nodeId: string;
   settings: NodeSettings;
   ready: RangesJSON;
+  /** Of `ready`, the partitions a node workflow that closed without finishing may have published. */
+  recheck?: RangesJSON;
   tuning: Tuning;
-  carry?: NodeCarry;
-};
-
-export type NodeCarry = {
-  queue: RangesJSON;
-  settings: NodeSettings;
-  bucket: BucketJSON;
-  aimd: AimdJSON;
-  unreported: { done: RangesJSON; failures: FailureGroup[] };
-  stats: NodeReportState;
-  recentStarts: number[];
-  /** Partition index → times throttled, for partitions not yet done. */
-  throttled: Array<[number, number]>;
-  runs: number;
+  state?: { scheduler: SchedulerState; runs: number };
 };
 
 /** Upstream partitions a partition reads: a key range of a time grain, or a list of static keys. */
@@ -147,6 +145,8 @@ export type PartitionResult = {
 export type PartitionTask = {
   index: number;
   key: string;
+  /** A previous run may have published it meanwhile: look before running it. */
+  recheck?: boolean;
   window: { start: string; end: string } | null;
   /** The upstream partitions it read, as key ranges (for lineage); static keys are listed. */
   inputs: PartitionInput[];

@@ -2,8 +2,35 @@
  * A set of non-negative integers kept as sorted, disjoint, non-adjacent half-open ranges.
  * Partition indexes are stored this way so that the state a workflow carries across
  * continue-as-new stays small: a node with 100,000 done partitions is one range.
+ *
+ * In JSON (signals, continue-as-new, results) a set is a compact string, whichever of two
+ * forms is shorter: `r` and base-36 (gap, length) pairs, or `b`, a base-36 offset and a
+ * base64 bitmap. The bitmap bounds the worst case (every other partition failed) to about
+ * one character per six partitions, so carried state has a size budget whatever happens.
  */
-export type RangesJSON = number[]; // [start0, end0, start1, end1, ...]
+export type RangesJSON = string;
+
+const BASE64 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+
+function encodeBitmap(bits: Uint8Array): string {
+  let out = '';
+  for (let i = 0; i < bits.length; i += 3) {
+    const n = (bits[i]! << 16) | ((bits[i + 1] ?? 0) << 8) | (bits[i + 2] ?? 0);
+    out += BASE64[(n >> 18) & 63]! + BASE64[(n >> 12) & 63]! + BASE64[(n >> 6) & 63]! + BASE64[n & 63]!;
+  }
+  return out;
+}
+
+function decodeBitmap(text: string): Uint8Array {
+  const bytes = new Uint8Array((text.length / 4) * 3);
+  for (let i = 0, j = 0; i < text.length; i += 4, j += 3) {
+    const n = (BASE64.indexOf(text[i]!) << 18) | (BASE64.indexOf(text[i + 1]!) << 12) | (BASE64.indexOf(text[i + 2]!) << 6) | BASE64.indexOf(text[i + 3]!);
+    bytes[j] = (n >> 16) & 255;
+    bytes[j + 1] = (n >> 8) & 255;
+    bytes[j + 2] = n & 255;
+  }
+  return bytes;
+}
 
 export class RangeSet {
   /** Flat [start, end) pairs, sorted, disjoint, never touching. */
@@ -19,12 +46,40 @@ export class RangeSet {
   static fromJSON(json: RangesJSON | undefined): RangeSet {
     const set = new RangeSet();
     if (!json) return set;
-    for (let i = 0; i + 1 < json.length; i += 2) set.addRange(json[i]!, json[i + 1]!);
+    if (json.startsWith('r')) {
+      let end = 0;
+      for (const pair of json.slice(1).split(';')) {
+        const [gap, length] = pair.split(',').map((n) => parseInt(n, 36)) as [number, number];
+        set.addRange(end + gap, end + gap + length);
+        end += gap + length;
+      }
+    } else if (json.startsWith('b')) {
+      const colon = json.indexOf(':');
+      const offset = parseInt(json.slice(1, colon), 36);
+      const bits = decodeBitmap(json.slice(colon + 1));
+      for (let i = 0; i < bits.length * 8; i++) if (bits[i >> 3]! & (1 << (i & 7))) set.add(offset + i);
+    } else {
+      throw new RangeError(`not a range set: '${json.slice(0, 20)}'`);
+    }
     return set;
   }
 
   toJSON(): RangesJSON {
-    return [...this.bounds];
+    if (this.count === 0) return '';
+    const pairs: string[] = [];
+    let end = 0;
+    for (let i = 0; i < this.bounds.length; i += 2) {
+      pairs.push(`${(this.bounds[i]! - end).toString(36)},${(this.bounds[i + 1]! - this.bounds[i]!).toString(36)}`);
+      end = this.bounds[i + 1]!;
+    }
+    const ranges = `r${pairs.join(';')}`;
+    const offset = this.bounds[0]!;
+    const span = this.bounds[this.bounds.length - 1]! - offset;
+    // A bitmap is about span/6 characters: only worth building when it beats the ranges.
+    if (span / 6 + 8 >= ranges.length) return ranges;
+    const bits = new Uint8Array(Math.ceil(span / 8));
+    for (const [start, stop] of this.ranges()) for (let v = start; v < stop; v++) bits[(v - offset) >> 3]! |= 1 << ((v - offset) & 7);
+    return `b${offset.toString(36)}:${encodeBitmap(bits)}`;
   }
 
   clone(): RangeSet {

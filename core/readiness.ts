@@ -15,7 +15,8 @@
 import type { Plan, PlanEdge, PlanNode } from './plan.ts';
 import { RangeSet, type RangesJSON } from './ranges.ts';
 
-export type NodeReadinessJSON = { done: RangesJSON; failed: RangesJSON; released?: RangesJSON };
+/** A node's readiness as carried: done, failed, and released but neither (in hands); without `inHands`, a fresh start from `done`. */
+export type NodeReadinessJSON = { done: RangesJSON; failed?: RangesJSON; inHands?: RangesJSON };
 export type ReadinessJSON = Record<string, NodeReadinessJSON>;
 
 type NodeState = { done: RangeSet; failed: RangeSet; released: RangeSet };
@@ -36,7 +37,7 @@ export class Readiness {
   private blockedCache: Map<string, RangeSet> | undefined;
 
   /**
-   * `state` restores a previous run. Without `released` (a fresh run that resumes from the
+   * `state` restores a previous run. Without `inHands` (a fresh run that resumes from the
    * done partitions of an earlier one) everything not done is considered again.
    */
   constructor(
@@ -46,13 +47,13 @@ export class Readiness {
     for (const node of plan.nodes) {
       const saved = state[node.id];
       const done = RangeSet.fromJSON(saved?.done);
-      // Without `released`, earlier failures are considered again too: they are released anew,
-      // so they must not also stay failed (they would be counted twice and never be in hands).
-      this.states.set(node.id, {
-        done,
-        failed: saved?.released ? RangeSet.fromJSON(saved.failed) : new RangeSet(),
-        released: saved?.released ? RangeSet.fromJSON(saved.released) : done.clone(),
-      });
+      const carried = saved?.inHands !== undefined;
+      // A fresh start considers earlier failures again too: they are released anew, so they
+      // must not also stay failed (they would be counted twice and never be in hands).
+      const failed = carried ? RangeSet.fromJSON(saved.failed) : new RangeSet();
+      const released = done.clone().addAll(failed);
+      if (carried) released.addAll(RangeSet.fromJSON(saved.inHands));
+      this.states.set(node.id, { done, failed, released });
     }
   }
 
@@ -235,7 +236,7 @@ export class Readiness {
   toJSON(): ReadinessJSON {
     const out: ReadinessJSON = {};
     for (const [id, state] of this.states) {
-      out[id] = { done: state.done.toJSON(), failed: state.failed.toJSON(), released: state.released.toJSON() };
+      out[id] = { done: state.done.toJSON(), failed: state.failed.toJSON(), inHands: this.inHands(id).toJSON() };
     }
     return out;
   }

@@ -8,6 +8,7 @@ import { GRAINS, formatInstant, grainsFit, keyExample, parseInstant, type Grain 
 import { parseDuration } from './duration.ts';
 import { BackfillError, formatPath, type ErrorCode } from './errors.ts';
 import { findCycle } from './graph.ts';
+import { BackfillConcurrencySchema, NodeConcurrencySchema, RateSchema } from './limits.ts';
 import { grainOf, mappingKind } from './mapping.ts';
 import { datasetNameProblem } from './names.ts';
 
@@ -25,7 +26,6 @@ const duration = z.string().refine((s) => parseDuration(s) !== undefined, {
   message: 'is not a duration: write a number and a unit, e.g. 500ms, 30s, 10m, 2h',
 });
 
-const rate = z.number().positive({ message: 'must be a number of partitions per second above 0' });
 
 export const TimePartitionsSchema = z.strictObject({
   grain: z.enum(GRAINS, { message: `must be one of ${GRAINS.join(', ')}` }).optional(),
@@ -63,6 +63,8 @@ export const DependencySchema = z.union(
 
 const retryFields = {
   maxAttempts: z.number().int().min(1, { message: 'must be at least 1' }).max(100),
+  /** Times one partition may be throttled (ThrottledError) before it fails. */
+  maxThrottles: z.number().int().min(0).max(100_000),
   initialInterval: duration,
   backoffCoefficient: z.number().min(1).max(10),
   maximumInterval: duration,
@@ -70,6 +72,7 @@ const retryFields = {
 
 export const RetrySchema = z.strictObject({
   maxAttempts: retryFields.maxAttempts.default(3),
+  maxThrottles: retryFields.maxThrottles.default(50),
   initialInterval: retryFields.initialInterval.default('1s'),
   backoffCoefficient: retryFields.backoffCoefficient.default(2),
   maximumInterval: retryFields.maximumInterval.default('1m'),
@@ -97,8 +100,8 @@ export const CheckSchema = z.discriminatedUnion(
 );
 
 const settingFields = {
-  concurrency: z.number().int().min(1, { message: 'must be at least 1' }).max(1000, { message: 'must be at most 1000' }),
-  rate: rate.nullable(),
+  concurrency: NodeConcurrencySchema,
+  rate: RateSchema,
   burst: z.number().int().min(1, { message: 'must be at least 1' }).nullable(),
   taskQueue: z.string().min(1),
   batchSize: z.number().int().min(1).max(1000),
@@ -125,6 +128,7 @@ const PartialSettingsSchema = z.strictObject({
   retry: z
     .strictObject({
       maxAttempts: retryFields.maxAttempts.optional(),
+      maxThrottles: retryFields.maxThrottles.optional(),
       initialInterval: retryFields.initialInterval.optional(),
       backoffCoefficient: retryFields.backoffCoefficient.optional(),
       maximumInterval: retryFields.maximumInterval.optional(),
@@ -158,8 +162,8 @@ export const SpecSchema = z.strictObject({
   partitions: PartitionsSchema.optional(),
   defaults: PartialSettingsSchema.default({}),
   /** Backfill-wide limits, shared by all nodes (each node keeps its own limits too). */
-  rate: rate.nullable().default(null),
-  concurrency: z.number().int().min(1).max(10_000).nullable().default(null),
+  rate: RateSchema.default(null),
+  concurrency: BackfillConcurrencySchema.default(null),
   nodes: z.array(NodeSchema).min(1, { message: 'needs at least one node' }),
 });
 

@@ -6,6 +6,11 @@
  *                                  history events per partition, the largest history of any
  *                                  run, continue-as-new runs, the worker's resident memory
  *   noop-100k-batch10              the same 100,000 partitions, 10 per activity
+ *   overhead                       one node of 10,000 `noop` partitions at width 50, unbatched and
+ *                                  in batches of 50, as a ratio to a bare Temporal sliding window
+ *                                  of 10,000 no-op activities of the same width on the same server
+ *   million                        1,000,000 `noop` partitions (10 nodes x 100,000 hours, window
+ *                                  and lag mappings, 100 per activity): time, histories, memory
  *   rate-5, rate-20, rate-100      one node at a fixed rate for 35 s: the achieved rate over
  *                                  the 30 s after the first second, and the busiest 1 s window
  *   example-sqlite, example-postgres
@@ -19,6 +24,7 @@
  *
  * Results are printed and written to .backfill/bench/results.json.
  */
+import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -32,7 +38,7 @@ import { expandPlan } from '../core/plan.ts';
 import { BackfillClient } from '../client/backfill-client.ts';
 import { resolveSpec, type ResolvedSpec } from '../core/spec.ts';
 import { TokenBucket } from '../core/pacing.ts';
-import { startDevServer, type DevServer } from './dev-server.ts';
+import { startDevServer, stopProcess, type DevServer } from './dev-server.ts';
 import { createDatabase, dropDatabase, testPostgresUrl } from './postgres.ts';
 import { WorkerProcess } from './worker-process.ts';
 
@@ -132,40 +138,106 @@ async function histories(client: BackfillClient, backfillId: string) {
   return runs;
 }
 
+/** Runs `spec` to completion and measures it: throughput, history per partition and per run, worker memory. */
+async function measure(name: string, env: Env, spec: ResolvedSpec) {
+  const { client, memory } = env;
+  const began = Date.now();
+  const { backfillId } = await client.start(spec);
+  const outcome = await client.wait(backfillId);
+  const seconds = (Date.now() - began) / 1000;
+  if (outcome.state !== 'completed') throw new Error(`${name} ended ${outcome.state}`);
+  // Visibility catches up with the last runs a moment after they close.
+  let runs = await histories(client, backfillId);
+  for (let i = 0; i < 50 && runs.some((r) => r.status === 'RUNNING'); i++) {
+    await new Promise((r) => setTimeout(r, 200));
+    runs = await histories(client, backfillId);
+  }
+  const total = expandPlan(spec).totalPartitions;
+  const events = runs.reduce((sum, r) => sum + r.events, 0);
+  const rss = memory.samples.map((s) => s.rssMb);
+  const quarter = (q: number) => rss[Math.min(rss.length - 1, Math.floor((rss.length - 1) * q))] ?? 0;
+  const firstNode = spec.nodes[0]!.id;
+  return {
+    scenario: name,
+    partitions: total,
+    seconds: Number(seconds.toFixed(1)),
+    partitionsPerSecond: Number((total / seconds).toFixed(1)),
+    runs: runs.length,
+    historyEventsPerPartition: Number((events / total).toFixed(2)),
+    largestHistory: Math.max(...runs.map((r) => r.events)),
+    parentRuns: runs.filter((r) => r.workflowId === `backfill/${backfillId}`).length,
+    // Events in each run of the parent and of the first node workflow.
+    parentHistory: runs.filter((r) => r.workflowId === `backfill/${backfillId}`).map((r) => r.events),
+    nodeHistory: runs.filter((r) => r.workflowId === `backfill/${backfillId}/${firstNode}`).map((r) => r.events),
+    workerRssMb: { at25: Math.round(quarter(0.25)), at50: Math.round(quarter(0.5)), at75: Math.round(quarter(0.75)), end: Math.round(quarter(1)) },
+    workerPeakRssMb: Math.round(memory.peakMb()),
+  };
+}
+
 async function noopScenario(name: string, nodes: number, perNode: number, batchSize = 1) {
-  return withEnvironment(name, async ({ client, memory }) => {
-    const spec = chainSpec(nodes, perNode, batchSize);
+  return withEnvironment(name, (env) => measure(name, env, chainSpec(nodes, perNode, batchSize)));
+}
+
+/** The bare baseline on the environment's server: a sliding window of no-op activities, in a worker process of its own. */
+async function baseline(env: Env, total: number, width: number) {
+  const queue = `baseline-${process.pid}`;
+  const worker = spawn('node', ['--import', 'tsx', join(ROOT, 'scripts/baseline/worker.ts'), env.server.address, queue], { stdio: ['ignore', 'ignore', 'pipe'] });
+  try {
+    await new Promise<void>((ready, failed) => {
+      let output = '';
+      worker.stderr!.on('data', (chunk: Buffer) => {
+        output += chunk.toString();
+        if (output.includes('worker polling')) ready();
+      });
+      worker.once('exit', (code) => failed(new Error(`the baseline worker exited (${code}): ${output}`)));
+    });
     const began = Date.now();
-    const { backfillId } = await client.start(spec);
-    const outcome = await client.wait(backfillId);
+    const handle = await env.client.client.workflow.start('slidingWindow', { taskQueue: queue, workflowId: `baseline-${Date.now()}`, args: [total, width] });
+    await handle.result();
     const seconds = (Date.now() - began) / 1000;
-    if (outcome.state !== 'completed') throw new Error(`${name} ended ${outcome.state}`);
-    // Visibility catches up with the last runs a moment after they close.
-    let runs = await histories(client, backfillId);
-    for (let i = 0; i < 50 && runs.some((r) => r.status === 'RUNNING'); i++) {
-      await new Promise((r) => setTimeout(r, 200));
-      runs = await histories(client, backfillId);
-    }
-    const total = nodes * perNode;
-    const events = runs.reduce((sum, r) => sum + r.events, 0);
-    const rss = memory.samples.map((s) => s.rssMb);
-    const quarter = (q: number) => rss[Math.min(rss.length - 1, Math.floor((rss.length - 1) * q))] ?? 0;
+    const events = (await handle.describe()).historyLength;
+    return { activitiesPerSecond: Number((total / seconds).toFixed(1)), seconds: Number(seconds.toFixed(1)), historyEvents: events };
+  } finally {
+    await stopProcess(worker);
+  }
+}
+
+/** One node of 10,000 `noop` partitions at width 50, unbatched and in batches of 50, against the bare baseline on the same server. */
+async function overheadScenario() {
+  return withEnvironment('overhead', async (env) => {
+    const bare = await baseline(env, 10_000, 50);
+    const oneNode = (batchSize: number) =>
+      resolveSpec({
+        name: `one-node-batch${batchSize}`,
+        partitions: { grain: 'hour', start: '2020-01-01', end: hours(10_000) },
+        defaults: { concurrency: 50, batchSize },
+        nodes: [{ id: 'n1', transform: 'noop' }],
+      });
+    const unbatched = await measure('noop-10k-width50', env, oneNode(1));
+    const batched = await measure('noop-10k-width50-batch50', env, oneNode(50));
     return {
-      scenario: name,
-      partitions: total,
-      seconds: Number(seconds.toFixed(1)),
-      partitionsPerSecond: Number((total / seconds).toFixed(1)),
-      runs: runs.length,
-      historyEventsPerPartition: Number((events / total).toFixed(2)),
-      largestHistory: Math.max(...runs.map((r) => r.events)),
-      parentRuns: runs.filter((r) => r.workflowId === `backfill/${backfillId}`).length,
-      // Events in each run of the parent and of the first node workflow.
-      parentHistory: runs.filter((r) => r.workflowId === `backfill/${backfillId}`).map((r) => r.events),
-      nodeHistory: runs.filter((r) => r.workflowId === `backfill/${backfillId}/n1`).map((r) => r.events),
-      workerRssMb: { at25: Math.round(quarter(0.25)), at50: Math.round(quarter(0.5)), at75: Math.round(quarter(0.75)), end: Math.round(quarter(1)) },
-      workerPeakRssMb: Math.round(memory.peakMb()),
+      scenario: 'overhead',
+      baseline: bare,
+      unbatched: { partitionsPerSecond: unbatched.partitionsPerSecond, ratio: Number((unbatched.partitionsPerSecond / bare.activitiesPerSecond).toFixed(2)), historyEventsPerPartition: unbatched.historyEventsPerPartition, largestHistory: unbatched.largestHistory },
+      batch50: { partitionsPerSecond: batched.partitionsPerSecond, ratio: Number((batched.partitionsPerSecond / bare.activitiesPerSecond).toFixed(2)), historyEventsPerPartition: batched.historyEventsPerPartition, largestHistory: batched.largestHistory },
     };
   });
+}
+
+/** 1,000,000 `noop` partitions: 10 nodes of 100,000 hours, joined by window and lag mappings, 100 per activity. */
+async function millionScenario() {
+  const mappings = ['identity', 'window', { lag: { from: -23, to: 0 } }] as const;
+  const spec = resolveSpec({
+    name: 'million',
+    partitions: { grain: 'hour', start: '2020-01-01', end: hours(100_000) },
+    defaults: { concurrency: 20, batchSize: 100 },
+    nodes: Array.from({ length: 10 }, (_, i) => ({
+      id: `n${i + 1}`,
+      transform: 'noop',
+      dependsOn: i > 0 ? [{ node: `n${i}`, mapping: mappings[i % 3]! }] : [],
+    })),
+  });
+  return withEnvironment('million', (env) => measure('million', env, spec));
 }
 
 async function rateScenario(rate: number, seconds = 35) {
@@ -306,6 +378,8 @@ const SCENARIOS: Record<string, () => Promise<Record<string, unknown>>> = {
   'noop-10k': () => noopScenario('noop-10k', 5, 2000),
   'noop-100k': () => noopScenario('noop-100k', 5, 20_000),
   'noop-100k-batch10': () => noopScenario('noop-100k-batch10', 5, 20_000, 10),
+  overhead: () => overheadScenario(),
+  million: () => millionScenario(),
   'rate-5': () => rateScenario(5),
   'rate-20': () => rateScenario(20),
   'rate-100': () => rateScenario(100),

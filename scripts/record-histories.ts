@@ -1,13 +1,15 @@
 /**
  * Records the event histories of representative backfills into test/replay/histories/<label>, for
  * the replay test: pause and resume, rate and concurrency changes, failures and
- * retry-failed, throttling, continue-as-new and cancellation.
+ * retry-failed, throttling, continue-as-new, a node workflow terminated and started again,
+ * and cancellation.
  *
- *   node --import tsx scripts/record-histories.ts v3
+ *   node --import tsx scripts/record-histories.ts core2-a
  *
- * Keep the older labels: the point of the files is that they were made by older code. A
- * change to workflow logic that cannot replay them must go behind `patched()`; record a new
- * label after such a change, so that the next one is checked against it too.
+ * Keep the older labels of the current workflow core: the point of the files is that they
+ * were made by older code. A change to workflow logic that cannot replay them must go behind
+ * `patched()`; record a new label after such a change, so that the next one is checked against
+ * it too. docs/workflow-versions.md says when patches and recordings are retired.
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -20,7 +22,8 @@ import { BackfillClient } from '../client/backfill-client.ts';
 import { installRuntime } from '../client/local.ts';
 import { resolveSpec, type SpecInput } from '../core/spec.ts';
 import { createWorkers } from '../workers/worker.ts';
-import { backfillWorkflowId } from '../workflows/definitions.ts';
+import type { Tuning } from '../core/protocol.ts';
+import { backfillWorkflowId, nodeWorkflowId } from '../workflows/definitions.ts';
 import { startDevServer } from './dev-server.ts';
 
 const label = process.argv[2];
@@ -28,7 +31,7 @@ if (!label || !/^[a-z0-9-]+$/.test(label)) throw new Error('give a label for thi
 const OUT = new URL(`../test/replay/histories/${label}/`, import.meta.url).pathname;
 const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-type Scenario = { spec: SpecInput; historyLimit?: number; drive(client: BackfillClient, id: string): Promise<void> };
+type Scenario = { spec: SpecInput; tuning?: Partial<Tuning>; drive(client: BackfillClient, id: string): Promise<void> };
 
 const hourly = (hours: number) => ({ grain: 'hour' as const, start: '2024-01-01', end: new Date(Date.UTC(2024, 0, 1) + hours * 3_600_000).toISOString() });
 
@@ -81,7 +84,7 @@ const SCENARIOS: Record<string, Scenario> = {
     async drive() {},
   },
   'continue-as-new': {
-    historyLimit: 150,
+    tuning: { historyLimit: 150 },
     spec: {
       name: 'continue-as-new',
       partitions: hourly(120),
@@ -95,6 +98,23 @@ const SCENARIOS: Record<string, Scenario> = {
     async drive(client, id) {
       await pause(500);
       await client.setRate(id, 80, 'b');
+    },
+  },
+  restart: {
+    tuning: { probeIntervalMs: 1000 },
+    spec: {
+      name: 'restart',
+      partitions: hourly(40),
+      defaults: { concurrency: 2 },
+      nodes: [
+        { id: 'a', transform: 'sleep', params: { ms: 100 } },
+        { id: 'b', transform: 'sleep', params: { ms: 50 }, dependsOn: ['a'] },
+      ],
+    },
+    async drive(client, id) {
+      await pause(1500);
+      // The parent finds the node workflow gone and starts it again with what it held.
+      await client.client.workflow.getHandle(nodeWorkflowId(id, 'b')).terminate('replay recording: a lost node workflow');
     },
   },
   cancel: {
@@ -123,7 +143,7 @@ try {
   for (const [name, scenario] of Object.entries(SCENARIOS)) {
     const { backfillId } = await client.start(resolveSpec(scenario.spec), {
       id: name,
-      tuning: { reportIntervalMs: 200, ...(scenario.historyLimit ? { historyLimit: scenario.historyLimit } : {}) },
+      tuning: { reportIntervalMs: 200, ...scenario.tuning },
     });
     await scenario.drive(client, backfillId);
     const outcome = await client.wait(backfillId, 120_000);

@@ -8,7 +8,6 @@ import { fileURLToPath } from 'node:url';
 import { createRequire } from 'node:module';
 import { NativeConnection, Worker, bundleWorkflowCode, type WorkflowBundleOption, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { DEFAULT_TASK_QUEUE } from '../core/protocol.ts';
-import { clockActivities } from '../activities/clock.ts';
 import { createActivities } from '../activities/run-partitions.ts';
 import { withFaultInjection, type TransformRegistry } from '../activities/transforms.ts';
 import type { Warehouse } from '../activities/warehouse/types.ts';
@@ -96,11 +95,7 @@ export async function createWorkers(config: WorkerConfig): Promise<BackfillWorke
         workflowBundle: bundle,
         maxConcurrentWorkflowTaskExecutions: 40,
         maxCachedWorkflows: 400,
-        ...(sameQueue ? activityOptions(sameQueue) : {}),
-        // The clock the workflows read (a local activity) runs wherever the workflows run; the
-        // partition activity only where this worker serves the workflow queue's activities too.
-        activities: { ...clockActivities, ...(sameQueue ? activities : {}) },
-        enableNonLocalActivities: sameQueue !== undefined,
+        ...(sameQueue ? activityOptions(sameQueue) : { enableNonLocalActivities: false }),
       }),
     );
   }

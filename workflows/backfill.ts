@@ -1,49 +1,47 @@
 /**
- * `backfillWorkflow`: the parent of a backfill (id `backfill/<backfillId>`).
+ * `backfillWorkflow`: the parent of a backfill (id `backfill/<backfillId>`), a thin loop
+ * around `BackfillCoordinator` (core/coordinator.ts).
  *
- * It expands the plan, starts one `nodeWorkflow` per node, and coordinates readiness at
- * the partition level: node workflows report what completed (batched signals); the parent
- * releases each downstream partition as soon as every upstream partition it needs is done
- * and hands it over in a batched signal. It owns the control surface (pause, resume,
- * rates, concurrency, retry) and forwards each node its share of the limits. It continues
- * as new before its history grows large; the node workflows live on across that.
+ * It starts one `nodeWorkflow` per node and coordinates readiness at the partition level:
+ * node workflows report what completed (batched signals); the coordinator releases each
+ * downstream partition once every upstream partition it needs is done, and this loop
+ * delivers it in a batched signal. Whatever cannot be delivered goes back to the outbox; a
+ * node workflow that closed without finishing (terminated, failed) is started again with
+ * everything it held. It owns the control surface and continues as new before its history
+ * grows large; the node workflows live on across that.
  */
 import {
-  ParentClosePolicy,
-  ChildWorkflowCancellationType,
+  ApplicationFailure,
   CancellationScope,
+  ChildWorkflowCancellationType,
+  ParentClosePolicy,
   allHandlersFinished,
   condition,
   continueAsNew,
   getExternalWorkflowHandle,
   isCancellation,
   log,
+  setCurrentDetails,
   setHandler,
+  sleep,
   startChild,
+  upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
-import { mergeFailures, withoutPartitions } from '../core/failures.ts';
-import { TokenBucket, shareLimit } from '../core/pacing.ts';
-import { expandPlan, type PlanNode } from '../core/plan.ts';
-import { progressOf } from '../core/progress.ts';
-import {
-  DEFAULT_TUNING,
-  type BackfillCarry,
-  type BackfillInput,
-  type BackfillResult,
-  type FailureGroup,
-  type Limits,
-  type NodeControl,
-  type NodeOverrides,
-  type NodeReport,
-  type NodeReportState,
-  type NodeSettings,
-} from '../core/protocol.ts';
-import { RangeSet } from '../core/ranges.ts';
-import { Readiness } from '../core/readiness.ts';
+import { BackfillCoordinator } from '../core/coordinator.ts';
+import { backfillCurrentDetails, backfillSummary, nodeDetails, nodeSummary } from '../core/details.ts';
+import { expandPlan, upstreamPartitions, type PlanNode } from '../core/plan.ts';
+import { changedNodes } from '../core/spec-changes.ts';
+import type { ResolvedSpec } from '../core/spec.ts';
+import { CORE_GENERATION, DEFAULT_TUNING, type BackfillInput, type BackfillResult, type NodeControl, type NodeReport } from '../core/protocol.ts';
+import type { RangeSet } from '../core/ranges.ts';
+import { workflowTime } from './clock.ts';
 import {
   BACKFILL_ID,
   BACKFILL_NODE,
+  BACKFILL_STATUS,
+  assertCoreGeneration,
+  carryQuery,
   nodeControlSignal,
   nodeReportSignal,
   nodeWorkflowId,
@@ -51,6 +49,7 @@ import {
   pauseSignal,
   pauseUpdate,
   progressQuery,
+  replaceSpecUpdate,
   resumeSignal,
   resumeUpdate,
   retryFailedSignal,
@@ -59,309 +58,247 @@ import {
   setConcurrencyUpdate,
   setRateSignal,
   setRateUpdate,
-  type ControlState,
 } from './definitions.ts';
 import { nodeWorkflow } from './node.ts';
 
 /** How long a cancelled backfill waits for its node workflows to wind down. */
 const CANCEL_GRACE = '10 minutes';
 
-type Outgoing = { ready: RangeSet; settingsDirty: boolean; finish: boolean };
-
 export async function backfillWorkflow(input: BackfillInput): Promise<BackfillResult> {
+  assertCoreGeneration(input.core);
   const tuning = { ...DEFAULT_TUNING, ...input.tuning };
   const plan = expandPlan(input.spec, input.range);
   const info = workflowInfo();
   const carry = input.carry;
   const backfillId = input.backfillId;
-
   const runKey = carry?.runKey ?? info.firstExecutionRunId;
-  const readiness = new Readiness(plan, carry?.readiness);
-  let paused = carry?.paused ?? false;
-  const limits: Limits = carry?.limits ?? {
-    rate: input.limits?.rate !== undefined ? input.limits.rate : input.spec.rate,
-    concurrency: input.limits?.concurrency !== undefined ? input.limits.concurrency : input.spec.concurrency,
-  };
-  const overrides: NodeOverrides = carry?.overrides ?? {};
-  const reports: Record<string, NodeReportState> = carry?.reports ?? {};
-  let failures: Record<string, FailureGroup[]> = carry?.failures ?? {};
   const runs = (carry?.runs ?? 0) + 1;
-  const startedAt = carry?.startedAt ?? null;
-
-  const outbox = new Map<string, Outgoing>(
-    plan.nodes.map((n) => {
-      const saved = carry?.outbox[n.id];
-      return [n.id, { ready: RangeSet.fromJSON(saved?.ready), settingsDirty: saved?.settingsDirty ?? false, finish: false }];
-    }),
+  const startedAt = carry?.startedAt ?? workflowTime();
+  const coordinator = new BackfillCoordinator(
+    plan,
+    {
+      rate: input.limits?.rate !== undefined ? input.limits.rate : input.spec.rate,
+      concurrency: input.limits?.concurrency !== undefined ? input.limits.concurrency : input.spec.concurrency,
+    },
+    carry,
   );
-  const lastSettings = new Map<string, NodeSettings>(Object.entries(carry?.settings ?? {}));
+
   const sending = new Set<string>();
-  const cancelledNodes = new Set<string>();
+  /** Node workflows a signal could not reach: closed, to be started again. */
+  const unreachable = new Set<string>();
   const finishedNodes = new Set<string>();
-  let controlDirty = true;
-
-  const nodeLimits = (node: PlanNode): { rate: number | null; concurrency: number } => {
-    const own = overrides[node.id] ?? {};
-    return {
-      rate: own.rate !== undefined ? own.rate : node.spec.rate,
-      concurrency: own.concurrency ?? node.spec.concurrency,
-    };
-  };
-
-  /** Each node's share of the backfill-wide limits, for the nodes that have work in hands. */
-  const settingsFor = (): Map<string, Omit<NodeSettings, 'seq'>> => {
-    const active = new Map(plan.nodes.map((n) => [n.id, readiness.hasInHands(n.id)]));
-    const rates = shareLimit(limits.rate, plan.nodes.map((n) => ({ id: n.id, cap: nodeLimits(n).rate, active: active.get(n.id)! })));
-    const slots = shareLimit(
-      limits.concurrency,
-      plan.nodes.map((n) => ({ id: n.id, cap: nodeLimits(n).concurrency, active: active.get(n.id)! })),
-      true,
-    );
-    const out = new Map<string, Omit<NodeSettings, 'seq'>>();
-    for (const node of plan.nodes) {
-      const own = nodeLimits(node);
-      const previous = lastSettings.get(node.id);
-      // An idle node keeps its last share; it gets a fresh one with its next ready partitions.
-      const rate = rates.has(node.id) ? rates.get(node.id)! : previous ? previous.rate : minRate(own.rate, limits.rate);
-      const concurrency = slots.has(node.id)
-        ? (slots.get(node.id) as number)
-        : previous
-          ? previous.concurrency
-          : Math.min(own.concurrency, limits.concurrency ?? Infinity);
-      out.set(node.id, { rate, burst: node.spec.burst ?? TokenBucket.defaultBurst(rate), concurrency, paused });
-    }
-    return out;
-  };
-
-  const refreshSettings = () => {
-    for (const [id, next] of settingsFor()) {
-      const prev = lastSettings.get(id);
-      if (prev && prev.rate === next.rate && prev.burst === next.burst && prev.concurrency === next.concurrency && prev.paused === next.paused) continue;
-      lastSettings.set(id, { ...next, seq: (prev?.seq ?? 0) + 1 });
-      outbox.get(id)!.settingsDirty = true;
-    }
-    controlDirty = false;
-  };
-
-  const release = (released: Map<string, RangeSet>) => {
-    for (const [id, ready] of released) outbox.get(id)!.ready.addAll(ready);
-  };
+  const cancelledNodes = new Set<string>();
+  const heardFrom = new Map<string, number>();
 
   setHandler(nodeReportSignal, (report: NodeReport) => {
-    const done = RangeSet.fromJSON(report.done);
-    release(readiness.markDone(report.node, done));
-    let nodeFailures = withoutPartitions(failures[report.node] ?? [], done);
-    if (report.failures.length > 0) {
-      for (const group of report.failures) readiness.markFailed(report.node, RangeSet.fromJSON(group.ranges));
-      nodeFailures = mergeFailures(nodeFailures, report.failures);
-    }
-    failures = { ...failures, [report.node]: nodeFailures };
-    reports[report.node] = report.state;
+    coordinator.onReport(report);
+    heardFrom.set(report.node, workflowTime());
     if (report.final === 'cancelled') cancelledNodes.add(report.node);
-    // Whether a node has work in hands decides its share of the limits.
-    controlDirty = true;
   });
 
-  const nodeIds = new Set(plan.nodes.map((n) => n.id));
-  // Once settled, the backfill is ending: a retry then resumes it in a new run (the client does that).
-  let closing = false;
-  const checkRetry = (node?: string | null) => {
-    checkNode(node);
-    if (closing) throw new Error('the backfill is finishing; run retry-failed again once it has ended');
-  };
-  const checkNode = (node?: string | null) => {
-    if (node !== undefined && node !== null && !nodeIds.has(node)) {
-      throw new Error(`unknown node '${node}': this backfill's nodes are ${[...nodeIds].join(', ')}`);
-    }
-  };
-  const checkRate = (rate: number | null, node?: string) => {
-    checkNode(node);
-    if (rate !== null && !(Number.isFinite(rate) && rate > 0)) {
-      throw new Error(`rate must be a number of partitions per second above 0 (got ${String(rate)})`);
-    }
-  };
-  const checkConcurrency = (concurrency: number | null, node?: string) => {
-    checkNode(node);
-    const max = node === undefined ? 10_000 : 1000;
-    if (concurrency === null && node !== undefined) throw new Error('a node needs a concurrency (a whole number from 1 to 1000)');
-    if (concurrency !== null && !(Number.isInteger(concurrency) && concurrency >= 1 && concurrency <= max)) {
-      throw new Error(`concurrency must be a whole number from 1 to ${max} (got ${String(concurrency)})`);
-    }
-  };
-
-  const controlState = (): ControlState => ({
-    paused,
-    rate: limits.rate,
-    concurrency: limits.concurrency,
-    nodes: plan.nodes.map((n) => ({ id: n.id, ...nodeLimits(n) })),
-  });
-  const setPaused = (value: boolean) => {
-    paused = value;
-    controlDirty = true;
-    return controlState();
-  };
-  const setRate = (rate: number | null, node?: string) => {
-    if (node === undefined) limits.rate = rate;
-    else overrides[node] = { ...overrides[node], rate };
-    controlDirty = true;
-    return controlState();
-  };
-  const setConcurrency = (concurrency: number | null, node?: string) => {
-    if (node === undefined) limits.concurrency = concurrency;
-    else overrides[node] = { ...overrides[node], concurrency: concurrency! };
-    controlDirty = true;
-    return controlState();
-  };
-  const retryFailed = (node?: string | null) => {
-    const retried = readiness.retryFailed(node ?? undefined);
-    let count = 0;
-    for (const [id, ranges] of retried) {
-      failures = { ...failures, [id]: [] };
-      count += ranges.size;
-    }
-    release(retried);
-    controlDirty = true;
-    return count;
-  };
-  const ignoreInvalid = <A extends unknown[]>(check: (...args: A) => void, apply: (...args: A) => unknown) => (...args: A) => {
-    try {
-      check(...args);
-    } catch (error) {
-      log.warn(`signal ignored: ${(error as Error).message}`);
-      return;
-    }
-    apply(...args);
-  };
-
-  setHandler(pauseSignal, () => void setPaused(true));
-  setHandler(resumeSignal, () => void setPaused(false));
+  const ignoreInvalid =
+    <A extends unknown[]>(check: (...args: A) => unknown, apply: (...args: A) => unknown) =>
+    (...args: A) => {
+      try {
+        check(...args);
+      } catch (error) {
+        log.warn(`signal ignored: ${(error as Error).message}`);
+        return;
+      }
+      apply(...args);
+    };
+  const setRate = (rate: number | null, node?: string) => coordinator.setRate(rate, node);
+  const setConcurrency = (concurrency: number | null, node?: string) => coordinator.setConcurrency(concurrency, node);
+  const retryFailed = (node?: string | null) => coordinator.retryFailed(node);
+  const checkRate = (rate: number | null, node?: string) => void coordinator.validateRate(rate, node);
+  const checkConcurrency = (concurrency: number | null, node?: string) => void coordinator.validateConcurrency(concurrency, node);
+  const checkRetry = (node?: string | null) => coordinator.validateRetry(node);
+  setHandler(pauseSignal, () => void coordinator.setPaused(true));
+  setHandler(resumeSignal, () => void coordinator.setPaused(false));
   setHandler(setRateSignal, ignoreInvalid(checkRate, setRate));
   setHandler(setConcurrencySignal, ignoreInvalid(checkConcurrency, setConcurrency));
   setHandler(retryFailedSignal, ignoreInvalid(checkRetry, retryFailed));
-  setHandler(pauseUpdate, () => setPaused(true));
-  setHandler(resumeUpdate, () => setPaused(false));
+  setHandler(pauseUpdate, () => coordinator.setPaused(true));
+  setHandler(resumeUpdate, () => coordinator.setPaused(false));
   setHandler(setRateUpdate, setRate, { validator: checkRate });
   setHandler(setConcurrencyUpdate, setConcurrency, { validator: checkConcurrency });
   setHandler(retryFailedUpdate, retryFailed, { validator: checkRetry });
-
-  const progress = (state: BackfillResult['state'] | 'running') =>
-    progressOf({ backfillId, name: plan.name, state, paused, limits, plan, readiness, reports, failures, lastSettings, runs });
-  setHandler(progressQuery, () => progress('running'));
+  // Fix and go on: a new spec with the same nodes and partitions, for the partitions still to run.
+  let spec = input.spec;
+  setHandler(
+    replaceSpecUpdate,
+    (next: ResolvedSpec) => {
+      const changed = changedNodes(spec, next);
+      spec = next;
+      for (const id of changed) coordinator.replaceNodeSpec(next.nodes.find((n) => n.id === id)!);
+      return changed;
+    },
+    { validator: (next: ResolvedSpec) => void changedNodes(spec, next) },
+  );
+  setHandler(progressQuery, () => coordinator.progress(backfillId, 'running', runs));
+  setHandler(carryQuery, () => ({ ...coordinator.toCarry(), runKey, childrenRunning: false, startedAt, runs }));
   setHandler(partitionsQuery, () =>
-    Object.fromEntries(plan.nodes.map((n) => [n.id, { done: readiness.done(n.id).toJSON(), failed: readiness.failed(n.id).toJSON() }])),
+    Object.fromEntries(plan.nodes.map((n) => [n.id, { done: coordinator.readiness.done(n.id).toJSON(), failed: coordinator.readiness.failed(n.id).toJSON() }])),
   );
 
-  const send = (id: string) => {
-    const out = outbox.get(id)!;
-    const control: NodeControl = {};
-    if (!out.ready.isEmpty) control.ready = out.ready.toJSON();
-    if (out.settingsDirty) control.settings = lastSettings.get(id)!;
-    if (out.finish) control.finish = true;
-    out.ready = new RangeSet();
-    out.settingsDirty = false;
-    const finishing = out.finish;
-    out.finish = false;
+  let status = '';
+  const showStatus = (next: string) => {
+    if (next === status) return;
+    status = next;
+    upsertSearchAttributes([{ key: BACKFILL_STATUS, value: next }]);
+  };
+
+  const startNode = (node: PlanNode, ready: RangeSet, recheck?: RangeSet) =>
+    startChild(nodeWorkflow, {
+      workflowId: nodeWorkflowId(backfillId, node.id),
+      args: [
+        {
+          core: CORE_GENERATION,
+          backfillId,
+          parentWorkflowId: info.workflowId,
+          runKey,
+          node: coordinator.nodeSpec(node.id),
+          upstream: upstreamPartitions(input.spec, node.id),
+          range: input.range,
+          settings: coordinator.settingsOf(node.id),
+          ready: ready.toJSON(),
+          ...(recheck && !recheck.isEmpty ? { recheck: recheck.toJSON() } : {}),
+          tuning,
+        },
+      ],
+      // The node workflows outlive each run of this one (continue-as-new); this workflow
+      // ends, cancels or restarts them itself.
+      parentClosePolicy: ParentClosePolicy.ABANDON,
+      cancellationType: ChildWorkflowCancellationType.ABANDON,
+      staticSummary: nodeSummary(backfillId, node.spec, node.partitions),
+      staticDetails: nodeDetails(node.spec, node.partitions),
+      typedSearchAttributes: [
+        { key: BACKFILL_ID, value: backfillId },
+        { key: BACKFILL_NODE, value: node.id },
+      ],
+    });
+
+  const deliver = (id: string, control: NodeControl) => {
     sending.add(id);
     CancellationScope.nonCancellable(() => getExternalWorkflowHandle(nodeWorkflowId(backfillId, id)).signal(nodeControlSignal, control))
       .then(
         () => {
-          if (finishing) finishedNodes.add(id);
+          if (control.finish) finishedNodes.add(id);
         },
-        (error: unknown) => log.warn(`could not signal node workflow ${id}: ${String(error)}`),
+        (error: unknown) => {
+          // Nothing is dropped: it goes back to the outbox, and the node is started again.
+          coordinator.restore(id, control);
+          if (!coordinator.isClosing || coordinator.hasInHands(id)) unreachable.add(id);
+          else finishedNodes.add(id);
+          log.warn(`node workflow ${id} cannot be reached: ${String(error)}`);
+        },
       )
       .finally(() => sending.delete(id));
   };
-  const hasOutgoing = (id: string) => {
-    const out = outbox.get(id)!;
-    return !out.ready.isEmpty || out.settingsDirty || out.finish;
+  const flushable = () => plan.nodes.some((n) => !sending.has(n.id) && !unreachable.has(n.id) && coordinator.hasOutgoing(n.id));
+  const flush = () => {
+    for (const n of plan.nodes) {
+      if (!sending.has(n.id) && !unreachable.has(n.id) && coordinator.hasOutgoing(n.id)) deliver(n.id, coordinator.takeOutgoing(n.id));
+    }
   };
-  const flushable = () => plan.nodes.some((n) => !sending.has(n.id) && hasOutgoing(n.id));
-  const flush = () => plan.nodes.forEach((n) => !sending.has(n.id) && hasOutgoing(n.id) && send(n.id));
+
+  /** Starts again the node workflows that closed without finishing, or fails the backfill. */
+  const restartUnreachable = async () => {
+    for (const id of [...unreachable]) {
+      const restart = coordinator.restartNode(id, tuning.maxNodeRestarts);
+      if (!restart) {
+        throw ApplicationFailure.nonRetryable(
+          `node workflow ${nodeWorkflowId(backfillId, id)} closed without finishing ${tuning.maxNodeRestarts + 1} times: ` +
+            `see why in its history, fix it, then run 'backfill resume ${backfillId}'`,
+          'NodeWorkflowLost',
+        );
+      }
+      log.warn(`node workflow ${id} closed without finishing; starting it again (${restart.attempt} of ${tuning.maxNodeRestarts})`);
+      await startNode(plan.byId.get(id)!, restart.ready, restart.ready);
+      unreachable.delete(id);
+    }
+  };
+
+  /** A node silent for a while with work in hands may be gone: an empty signal finds out. */
+  const prober = async () => {
+    for (;;) {
+      await sleep(tuning.probeIntervalMs, { summary: 'check node workflows' });
+      const now = workflowTime();
+      for (const node of plan.nodes) {
+        const silentFor = now - (heardFrom.get(node.id) ?? startedAt);
+        if (coordinator.hasInHands(node.id) && silentFor >= tuning.probeIntervalMs && !sending.has(node.id) && !unreachable.has(node.id)) {
+          deliver(node.id, {});
+        }
+      }
+    }
+  };
+
+  // The Web UI's current details: progress per dataset, refreshed at most every two seconds.
+  let shownAt = -Infinity;
+  const show = (state: BackfillResult['state'] | 'running' = 'running') => {
+    const now = workflowTime();
+    if (state === 'running' && now - shownAt < 2000) return;
+    shownAt = now;
+    setCurrentDetails(`**${backfillSummary(plan)}** · id ${backfillId}\n\n${backfillCurrentDetails(coordinator.progress(backfillId, state, runs))}`);
+  };
 
   const shouldContinueAsNew = () => {
     const current = workflowInfo();
     return current.continueAsNewSuggested || current.historyLength >= tuning.historyLimit;
   };
 
-  const carryState = (): BackfillCarry => ({
-    runKey,
-    readiness: readiness.toJSON(),
-    childrenRunning: true,
-    paused,
-    limits,
-    overrides,
-    reports,
-    failures,
-    outbox: Object.fromEntries(plan.nodes.map((n) => {
-      const out = outbox.get(n.id)!;
-      return [n.id, { ready: out.ready.toJSON(), settingsDirty: out.settingsDirty }];
-    })),
-    settings: Object.fromEntries(lastSettings),
-    startedAt,
-    runs,
-  });
-
   try {
+    showStatus(coordinator.isPaused ? 'paused' : 'running');
     if (!carry?.childrenRunning) {
-      const initial = readiness.releaseAll();
-      refreshSettings();
-      await Promise.all(
-        plan.nodes.map((node) =>
-          startChild(nodeWorkflow, {
-            workflowId: nodeWorkflowId(backfillId, node.id),
-            args: [
-              {
-                backfillId,
-                parentWorkflowId: info.workflowId,
-                runKey,
-                spec: input.spec,
-                range: input.range,
-                nodeId: node.id,
-                settings: lastSettings.get(node.id)!,
-                ready: initial.get(node.id)?.toJSON() ?? [],
-                tuning,
-              },
-            ],
-            // The node workflows outlive each run of this one (continue-as-new); this
-            // workflow ends or cancels them itself.
-            parentClosePolicy: ParentClosePolicy.ABANDON,
-            cancellationType: ChildWorkflowCancellationType.ABANDON,
-            typedSearchAttributes: [
-              { key: BACKFILL_ID, value: backfillId },
-              { key: BACKFILL_NODE, value: node.id },
-            ],
-          }),
-        ),
-      );
-      for (const node of plan.nodes) outbox.get(node.id)!.settingsDirty = false;
+      coordinator.releaseInitial();
+      coordinator.refreshSettings();
+      await Promise.all(plan.nodes.map((node) => startNode(node, coordinator.takeInitial(node.id))));
     }
+    void prober().catch((error: unknown) => {
+      if (!isCancellation(error)) log.error(`node checks failed: ${String(error)}`);
+    });
 
     for (;;) {
       await condition(
-        () => controlDirty || flushable() || (sending.size === 0 && (readiness.settled || shouldContinueAsNew())),
+        () =>
+          coordinator.needsRefresh || flushable() || unreachable.size > 0 || (sending.size === 0 && (coordinator.settled || shouldContinueAsNew())),
       );
-      if (controlDirty) refreshSettings();
+      coordinator.refreshSettings();
+      showStatus(coordinator.isPaused ? 'paused' : 'running');
+      show();
+      await restartUnreachable();
       flush();
-      if (sending.size > 0 || flushable()) continue;
-      if (readiness.settled) break;
+      if (sending.size > 0 || flushable() || unreachable.size > 0) continue;
+      if (coordinator.settled) break;
       if (shouldContinueAsNew()) {
         await condition(allHandlersFinished);
-        return await continueAsNew<typeof backfillWorkflow>({ ...input, carry: carryState() });
+        return await continueAsNew<typeof backfillWorkflow>({
+          ...input,
+          spec,
+          carry: { ...coordinator.toCarry(), runKey, childrenRunning: true, startedAt, runs },
+        });
       }
     }
 
     // Settled: every partition is done, failed or blocked. Let the node workflows end.
-    closing = true;
-    for (const node of plan.nodes) outbox.get(node.id)!.finish = true;
+    coordinator.finishAll();
     flush();
     await condition(() => sending.size === 0 && !flushable());
-    const failed = plan.nodes.some((n) => !readiness.failed(n.id).isEmpty);
-    const state = failed ? 'completed_with_failures' : 'completed';
-    return { state, progress: progress(state), carry: { ...carryState(), childrenRunning: false } };
+    const state = coordinator.anyFailed ? 'completed_with_failures' : 'completed';
+    showStatus(state);
+    show(state);
+    return {
+      state,
+      progress: coordinator.progress(backfillId, state, runs),
+      carry: { ...coordinator.toCarry(), runKey, childrenRunning: false, startedAt, runs },
+    };
   } catch (error) {
-    if (!isCancellation(error)) throw error;
+    const cancelled = isCancellation(error);
+    if (!cancelled && !(error instanceof ApplicationFailure)) throw error;
+    // Cancelled, or failed for good: the node workflows stop too.
     await CancellationScope.nonCancellable(async () => {
-      const live = plan.nodes.filter((n) => !finishedNodes.has(n.id));
+      showStatus(cancelled ? 'cancelled' : 'failed');
+      const live = plan.nodes.filter((n) => !finishedNodes.has(n.id) && !unreachable.has(n.id));
       await Promise.all(
         live.map((n) =>
           getExternalWorkflowHandle(nodeWorkflowId(backfillId, n.id))
@@ -374,10 +311,4 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
     });
     throw error;
   }
-}
-
-function minRate(a: number | null, b: number | null): number | null {
-  if (a === null) return b;
-  if (b === null) return a;
-  return Math.min(a, b);
 }

@@ -5,16 +5,26 @@
  */
 import { SearchAttributeType, defineSearchAttributeKey } from '@temporalio/common';
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
-import type { NodeControl, NodeReport, Progress } from '../core/protocol.ts';
+import type { ControlState } from '../core/coordinator.ts';
+import { CORE_GENERATION, type BackfillCarry, type NodeControl, type NodeReport, type Progress } from '../core/protocol.ts';
+import type { ResolvedSpec } from '../core/spec.ts';
 import type { RangesJSON } from '../core/ranges.ts';
 
-/** The effective control state after a change: what `set-rate` and friends print. */
-export type ControlState = {
-  paused: boolean;
-  rate: number | null;
-  concurrency: number | null;
-  nodes: Array<{ id: string; rate: number | null; concurrency: number }>;
-};
+export type { ControlState } from '../core/coordinator.ts';
+
+/**
+ * Workflows started by backfill 0.1 have no `core` in their input and cannot replay on this
+ * code. Failing the workflow task (not the workflow) keeps them open, with this message in
+ * the Web UI, until a 0.1 worker on their task queue finishes them.
+ */
+export function assertCoreGeneration(core: unknown): void {
+  if (core !== CORE_GENERATION) {
+    throw new Error(
+      `this workflow was started by an earlier backfill release (workflow core ${String(core ?? 1)}; this worker runs core ${CORE_GENERATION}): ` +
+        'let it finish on workers of that release (run them on its task queue until it closes), or cancel it and start it again',
+    );
+  }
+}
 
 export const pauseSignal = defineSignal('pause');
 export const resumeSignal = defineSignal('resume');
@@ -29,7 +39,12 @@ export const setConcurrencyUpdate = defineUpdate<ControlState, [concurrency: num
 /** Replies with the number of failed partitions sent back to run. */
 export const retryFailedUpdate = defineUpdate<number, [node: string | null]>('retryFailed');
 
+/** A new spec for the backfill (same nodes and partitions; fixed transforms, SQL, params, checks or limits): replies with the nodes it changed. */
+export const replaceSpecUpdate = defineUpdate<string[], [ResolvedSpec]>('replaceSpec');
+
 export const progressQuery = defineQuery<Progress>('progress');
+/** The state a new run needs to go on from this one (also of a cancelled or failed backfill). */
+export const carryQuery = defineQuery<BackfillCarry>('carry');
 
 /** Which partitions are done and failed, by node, as index ranges (for audits and tests). */
 export type PartitionSets = Record<string, { done: RangesJSON; failed: RangesJSON }>;
@@ -57,6 +72,7 @@ export const nodeViewQuery = defineQuery<NodeView>('nodeView');
 /** Search attributes (registered by the dev server and the worker) to find a backfill's workflows in the Web UI. */
 export const BACKFILL_ID = defineSearchAttributeKey('BackfillId', SearchAttributeType.KEYWORD);
 export const BACKFILL_NODE = defineSearchAttributeKey('BackfillNode', SearchAttributeType.KEYWORD);
+export const BACKFILL_STATUS = defineSearchAttributeKey('BackfillStatus', SearchAttributeType.KEYWORD);
 
 export function nodeWorkflowId(backfillId: string, nodeId: string): string {
   return `backfill/${backfillId}/${nodeId}`;

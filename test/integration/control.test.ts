@@ -81,7 +81,7 @@ describe('operator control', () => {
     expect((await client.progress(backfillId)).paused).toBe(true);
 
     const resumedAt = Date.now();
-    expect((await client.resume(backfillId)).paused).toBe(false);
+    expect((await client.resume(backfillId)).state?.paused).toBe(false);
     const outcome = await client.wait(backfillId, 120_000);
     expect(outcome.state).toBe('completed');
     const rows = await ledger(backfillId);
@@ -97,7 +97,7 @@ describe('operator control', () => {
       name: 'rate',
       partitions: { grain: 'hour', start: '2024-01-01', end: '2024-03-01' },
       defaults: { concurrency: 50, rate: 5 },
-      nodes: [{ id: 'work', transform: 'noop' }],
+      nodes: [{ id: 'work', transform: 'sleep' }],
     });
     const { backfillId } = await start(spec);
     await waitFor('the first partitions', async () => (await ledger(backfillId)).length > 0);
@@ -147,8 +147,8 @@ describe('operator control', () => {
       defaults: { concurrency: 4, retry: { maxAttempts: 3, initialInterval: '100ms', backoffCoefficient: 1 } },
       nodes: [
         { id: 'source', transform: 'sleep', params: { failKeys: ['2024-01-10'] } },
-        { id: 'daily', transform: 'noop', dependsOn: ['source'] },
-        { id: 'weekly', transform: 'noop', partitions: { grain: 'week' }, dependsOn: ['daily'] },
+        { id: 'daily', transform: 'sleep', dependsOn: ['source'] },
+        { id: 'weekly', transform: 'sleep', partitions: { grain: 'week' }, dependsOn: ['daily'] },
       ],
     });
     const { backfillId } = await start(spec);
@@ -178,7 +178,7 @@ describe('operator control', () => {
       defaults: { concurrency: 2 },
       nodes: [
         { id: 'flaky', transform: 'fragile' },
-        { id: 'after', transform: 'noop', dependsOn: ['flaky'] },
+        { id: 'after', transform: 'sleep', dependsOn: ['flaky'] },
         // Keeps the backfill running while the operator fixes the data.
         { id: 'slow', transform: 'sleep', params: { ms: 400 }, concurrency: 1 },
       ],
@@ -275,7 +275,7 @@ describe('operator control', () => {
       name: 'validate',
       partitions: { grain: 'hour', start: '2024-01-01', end: '2024-01-03' },
       defaults: { concurrency: 2, rate: 1 },
-      nodes: [{ id: 'work', transform: 'noop' }],
+      nodes: [{ id: 'work', transform: 'sleep' }],
     });
     const { backfillId } = await start(spec);
     await expect(client.setRate(backfillId, 5, 'nope')).rejects.toThrow(/unknown node 'nope'.*work/);

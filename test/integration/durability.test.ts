@@ -244,4 +244,56 @@ describe('durability', () => {
       await worker.stop();
     }
   });
+  it('a node workflow that is terminated mid-run is started again with what it held: the backfill completes, each partition published once', async () => {
+    const queue = uniqueQueue('lost-node');
+    const dir = scratch('lost-node');
+    const worker = await startTestWorker({ queue, warehousePath: join(dir, 'warehouse.db') });
+    try {
+      const spec = testSpec(queue, {
+        name: 'lost-node',
+        partitions: { grain: 'hour', start: '2024-01-01', end: '2024-01-03' },
+        defaults: { concurrency: 4 },
+        nodes: [
+          { id: 'a', transform: 'sleep', params: { ms: 30 } },
+          { id: 'b', transform: 'sleep', params: { ms: 200 }, dependsOn: ['a'] },
+        ],
+      });
+      const { backfillId } = await client.start(spec, { taskQueue: queue, tuning: { probeIntervalMs: 1000, reportIntervalMs: 200 } });
+      const ledger = () => worker.warehouse.ledger({ backfillId });
+      await waitFor('b to be under way', async () => (await ledger()).filter((r) => r.node === 'b').length >= 5);
+      await client.client.workflow.getHandle(`backfill/${backfillId}/b`).terminate('test: a lost node workflow');
+      const outcome = await client.wait(backfillId, 120_000);
+      expect(outcome.state).toBe('completed');
+      expect(outcome.progress!.done).toBe(96);
+      const rows = (await ledger()).filter((r) => r.status === 'published');
+      // Partitions the terminated run had published but not reported are found, not written again.
+      expect(rows).toHaveLength(96);
+      const runs = [];
+      for await (const e of client.client.workflow.list({ query: `WorkflowId = "backfill/${backfillId}/b"` })) runs.push(e.status.name);
+      expect(runs.sort()).toEqual(['COMPLETED', 'TERMINATED']);
+    } finally {
+      await worker.stop();
+    }
+  });
+
+  it('node workflows left by a terminated parent do not block --rerun: they are cancelled first', async () => {
+    const queue = uniqueQueue('orphans');
+    const worker = await startTestWorker({ queue, warehousePath: join(scratch('orphans'), 'warehouse.db') });
+    try {
+      const spec = testSpec(queue, {
+        name: 'orphans',
+        partitions: { grain: 'hour', start: '2024-01-01', end: '2024-01-02' },
+        defaults: { concurrency: 2 },
+        nodes: [{ id: 'slow', transform: 'sleep', params: { ms: 500 } }],
+      });
+      const { backfillId } = await client.start(spec, { taskQueue: queue });
+      await waitFor('the first partition', async () => (await worker.warehouse.ledger({ backfillId })).length > 0);
+      await client.client.workflow.getHandle(backfillWorkflowId(backfillId)).terminate('test: the parent is gone');
+      const rerun = await client.start(spec, { id: backfillId, taskQueue: queue, rerun: true });
+      expect(rerun.backfillId).toBe(backfillId);
+      expect((await client.wait(backfillId, 120_000)).state).toBe('completed');
+    } finally {
+      await worker.stop();
+    }
+  });
 });

@@ -28,7 +28,7 @@ describe('task queue rate limits', () => {
       name: 'queue-cap',
       partitions: { grain: 'hour', start: '2024-01-01', end: '2024-01-21' },
       defaults: { concurrency: 50 },
-      nodes: [{ id: 'load', transform: 'noop', taskQueue: warehouseQueue }],
+      nodes: [{ id: 'load', transform: 'sleep', taskQueue: warehouseQueue }],
     });
     const { backfillId } = await client.start(spec, { taskQueue: queue, tuning: { reportIntervalMs: 250 } });
     const ledger = () => worker.warehouse.ledger({ backfillId });
@@ -38,8 +38,9 @@ describe('task queue rate limits', () => {
     await delay(5000);
     const cappedTo = Date.now();
     expect((await client.setQueueRate(warehouseQueue, 12)).rate).toBe(12);
-    const raisedFrom = Date.now() + 1500;
-    await delay(5500);
+    // Past the change's first moments (the server's limiter may let a short burst through).
+    const raisedFrom = Date.now() + 2000;
+    await delay(9000);
     const raisedTo = Date.now();
     const rows = await ledger();
     const capped = startRate(rows, cappedFrom, cappedTo);
@@ -47,7 +48,7 @@ describe('task queue rate limits', () => {
     expect(capped).toBeGreaterThan(2.5);
     expect(capped).toBeLessThanOrEqual(5);
     expect(raised).toBeGreaterThan(9);
-    expect(raised).toBeLessThan(14);
+    expect(raised).toBeLessThan(12 * 1.2);
 
     expect((await client.setQueueRate(warehouseQueue, null)).rate).toBeNull();
     await client.cancel(backfillId);

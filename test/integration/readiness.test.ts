@@ -32,9 +32,9 @@ describe('partition-level readiness', () => {
         // Slow enough that the upstream node takes several seconds in all.
         { id: 'events', transform: 'sleep', params: { ms: 40 } },
         { id: 'sessions', transform: 'sleep', params: { ms: 10 }, dependsOn: ['events'] },
-        { id: 'rolling', transform: 'noop', dependsOn: [{ node: 'sessions', mapping: { lag: { from: -6, to: 0 } } }] },
-        { id: 'weekly', transform: 'noop', partitions: { grain: 'week' }, dependsOn: ['events'] },
-        { id: 'monthly', transform: 'noop', partitions: { grain: 'month' }, dependsOn: [{ node: 'sessions', mapping: 'window' }] },
+        { id: 'rolling', transform: 'sleep', dependsOn: [{ node: 'sessions', mapping: { lag: { from: -6, to: 0 } } }] },
+        { id: 'weekly', transform: 'sleep', partitions: { grain: 'week' }, dependsOn: ['events'] },
+        { id: 'monthly', transform: 'sleep', partitions: { grain: 'month' }, dependsOn: [{ node: 'sessions', mapping: 'window' }] },
       ],
     });
     const started = await client.start(spec, { taskQueue: queue, tuning: { reportIntervalMs: 200 } });

@@ -1,6 +1,7 @@
 import { resolve } from 'node:path';
 import { stripVTControlCharacters } from 'node:util';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { RangeSet } from '../../core/ranges.ts';
 import { expandPlan, planSummary } from '../../core/plan.ts';
 import type { BackfillCarry, NodeProgress, Progress } from '../../core/protocol.ts';
 import { resolveSpec } from '../../core/spec.ts';
@@ -40,29 +41,34 @@ describe('defaultBackfillId', () => {
   });
 });
 
+/** A range set's JSON, from [start, end) pairs. */
+const r = (...pairs: Array<[number, number]>) => RangeSet.of(...pairs).toJSON();
+
 describe('resumeCarry', () => {
   const carry: BackfillCarry = {
     runKey: 'run-1',
     readiness: {
-      a: { done: [0, 3], failed: [3, 4], released: [0, 5] },
-      b: { done: [0, 2], failed: [], released: [0, 3] },
+      a: { done: r([0, 3]), failed: r([3, 4]), inHands: r([4, 5]) },
+      b: { done: r([0, 2]), failed: '', inHands: r([2, 3]) },
     },
     childrenRunning: true,
     paused: false,
     limits: { rate: 5, concurrency: 2 },
     overrides: { a: { rate: 1 } },
     reports: {},
-    failures: { a: [{ message: 'boom', type: 'Error', ranges: [3, 4] }] },
-    outbox: { b: { ready: [2, 3], settingsDirty: true } },
+    failures: { a: [{ message: 'boom', type: 'Error', ranges: r([3, 4]) }] },
+    outbox: { b: { ready: r([2, 3]), settingsDirty: true } },
     settings: { a: { seq: 3, rate: 1, burst: 1, concurrency: 2, paused: false } },
+    restarts: { a: 1 },
     startedAt: 1000,
     runs: 2,
   };
 
-  it('keeps what is done and forgets failures, releases, the outbox and settings', () => {
+  it('keeps what is done and forgets failures, partitions in hands, the outbox, settings and restarts', () => {
     const resumed = resumeCarry(carry);
-    expect(resumed.readiness).toEqual({ a: { done: [0, 3], failed: [] }, b: { done: [0, 2], failed: [] } });
-    expect(resumed.readiness.a).not.toHaveProperty('released');
+    expect(resumed.readiness).toEqual({ a: { done: r([0, 3]) }, b: { done: r([0, 2]) } });
+    expect(resumed.readiness.a).not.toHaveProperty('inHands');
+    expect(resumed.restarts).toEqual({});
     expect(resumed.childrenRunning).toBe(false);
     expect(resumed.failures).toEqual({});
     expect(resumed.outbox).toEqual({});

@@ -1,5 +1,5 @@
 import { describe, it, expect } from 'vitest';
-import { expandNode, expandPlan, planNode, planStats, planSummary, upstreamOf, type Plan, type PlanEdge } from '../../core/plan.ts';
+import { expandNode, upstreamPartitions, expandPlan, planNode, planStats, planSummary, upstreamOf, type Plan, type PlanEdge } from '../../core/plan.ts';
 import { parseRange, resolveSpec, type ResolvedSpec } from '../../core/spec.ts';
 
 
@@ -76,17 +76,17 @@ describe('partition counts per grain', () => {
   });
 
   it('lists keys in order', () => {
-    expect(planNode(plan, 'months').partitions.keys).toEqual(['2024-01', '2024-02', '2024-03']);
-    expect(planNode(plan, 'weeks').partitions.keys[0]).toBe('2024-W01');
-    expect(planNode(plan, 'weeks').partitions.keys[12]).toBe('2024-W13');
-    expect(planNode(plan, 'days').partitions.keys[59]).toBe('2024-02-29');
-    expect(planNode(plan, 'hours').partitions.keys[24 * 31 - 1]).toBe('2024-01-31T23');
-    expect(planNode(plan, 'regions').partitions.keys).toEqual(['eu', 'us', 'apac']);
+    expect(planNode(plan, 'months').partitions.keys()).toEqual(['2024-01', '2024-02', '2024-03']);
+    expect(planNode(plan, 'weeks').partitions.key(0)).toBe('2024-W01');
+    expect(planNode(plan, 'weeks').partitions.key(12)).toBe('2024-W13');
+    expect(planNode(plan, 'days').partitions.key(59)).toBe('2024-02-29');
+    expect(planNode(plan, 'hours').partitions.key(24 * 31 - 1)).toBe('2024-01-31T23');
+    expect(planNode(plan, 'regions').partitions.keys()).toEqual(['eu', 'us', 'apac']);
   });
 
   it('includes weeks that overlap the range only partly', () => {
     const p = expandPlan(spec([n('weeks', { partitions: { grain: 'week' } })], { grain: 'day', start: '2024-01-03', end: '2024-02-10' }));
-    expect(planNode(p, 'weeks').partitions.keys).toEqual(['2024-W01', '2024-W02', '2024-W03', '2024-W04', '2024-W05', '2024-W06']);
+    expect(planNode(p, 'weeks').partitions.keys()).toEqual(['2024-W01', '2024-W02', '2024-W03', '2024-W04', '2024-W05', '2024-W06']);
   });
 
   it('names the plan after the spec', () => {
@@ -317,7 +317,7 @@ describe('lag', () => {
       end: '2024-02-01',
     });
     const p = expandPlan(full, parseRange('2024-01-10', '2024-01-20'));
-    expect(planNode(p, 'a').partitions.keys[0]).toBe('2024-01-10');
+    expect(planNode(p, 'a').partitions.key(0)).toBe('2024-01-10');
     expect(upstreamKeys(p, 'rolling', '2024-01-10')).toEqual({ a: ['2024-01-10'] });
     expect(upstreamKeys(p, 'rolling', '2024-01-12').a).toEqual(['2024-01-10', '2024-01-11', '2024-01-12']);
     expect(upstreamKeys(p, 'rolling', '2024-01-19').a).toHaveLength(7);
@@ -421,8 +421,8 @@ describe('static keys', () => {
       spec([n('dims', { partitions: { keys: ['a', 'b'] } }), n('facts', { dependsOn: ['dims'] })]),
       parseRange('2024-01-05', '2024-01-07'),
     );
-    expect(planNode(plan, 'dims').partitions.keys).toEqual(['a', 'b']);
-    expect(planNode(plan, 'facts').partitions.keys).toEqual(['2024-01-05', '2024-01-06']);
+    expect(planNode(plan, 'dims').partitions.keys()).toEqual(['a', 'b']);
+    expect(planNode(plan, 'facts').partitions.keys()).toEqual(['2024-01-05', '2024-01-06']);
   });
 });
 
@@ -440,10 +440,10 @@ describe('range narrowing (--from / --to)', () => {
   it('keeps the partitions that overlap the range: a month is in when the range starts mid-month', () => {
     const plan = expandPlan(full, parseRange('2024-01-15', '2024-02-10'));
     expect(planNode(plan, 'days').partitions.size).toBe(26);
-    expect(planNode(plan, 'days').partitions.keys[0]).toBe('2024-01-15');
-    expect(planNode(plan, 'days').partitions.keys.at(-1)).toBe('2024-02-09');
-    expect(planNode(plan, 'months').partitions.keys).toEqual(['2024-01', '2024-02']);
-    expect(planNode(plan, 'weeks').partitions.keys).toEqual(['2024-W03', '2024-W04', '2024-W05', '2024-W06']);
+    expect(planNode(plan, 'days').partitions.key(0)).toBe('2024-01-15');
+    expect(planNode(plan, 'days').partitions.keys().at(-1)).toBe('2024-02-09');
+    expect(planNode(plan, 'months').partitions.keys()).toEqual(['2024-01', '2024-02']);
+    expect(planNode(plan, 'weeks').partitions.keys()).toEqual(['2024-W03', '2024-W04', '2024-W05', '2024-W06']);
     expect(planNode(plan, 'hours').partitions.size).toBe(26 * 24);
     expect(plan.totalPartitions).toBe(26 + 2 + 4 + 26 * 24);
   });
@@ -458,17 +458,17 @@ describe('range narrowing (--from / --to)', () => {
 
   it('an hour inside a month is enough to include the month', () => {
     const plan = expandPlan(full, parseRange('2024-02-29T23', undefined));
-    expect(planNode(plan, 'months').partitions.keys).toEqual(['2024-02']);
-    expect(planNode(plan, 'days').partitions.keys).toEqual(['2024-02-29']);
-    expect(planNode(plan, 'hours').partitions.keys).toEqual(['2024-02-29T23']);
+    expect(planNode(plan, 'months').partitions.keys()).toEqual(['2024-02']);
+    expect(planNode(plan, 'days').partitions.keys()).toEqual(['2024-02-29']);
+    expect(planNode(plan, 'hours').partitions.keys()).toEqual(['2024-02-29T23']);
   });
 
   it('an open end keeps the spec bound, and the range never widens the spec', () => {
     const fromOnly = expandPlan(full, parseRange('2024-02-20', undefined));
-    expect(planNode(fromOnly, 'days').partitions.keys.at(-1)).toBe('2024-02-29');
+    expect(planNode(fromOnly, 'days').partitions.keys().at(-1)).toBe('2024-02-29');
     expect(planNode(fromOnly, 'days').partitions.size).toBe(10);
     const toOnly = expandPlan(full, parseRange(undefined, '2024-01-03'));
-    expect(planNode(toOnly, 'days').partitions.keys).toEqual(['2024-01-01', '2024-01-02']);
+    expect(planNode(toOnly, 'days').partitions.keys()).toEqual(['2024-01-01', '2024-01-02']);
     const wider = expandPlan(full, parseRange('2023-01-01', '2025-01-01'));
     expect(wider.totalPartitions).toBe(expandPlan(full).totalPartitions);
   });
@@ -602,14 +602,15 @@ describe('expandNode', () => {
     const range = parseRange('2024-01-10', '2024-02-01');
     const plan = expandPlan(s, range);
     for (const id of ['days', 'weeks', 'rolling']) {
-      const alone = expandNode(s, id, range);
+      const alone = expandNode(s.nodes.find((node) => node.id === id)!, upstreamPartitions(s, id), range);
       const full = planNode(plan, id);
-      expect(alone.partitions.keys).toEqual(full.partitions.keys);
+      expect(alone.partitions.keys()).toEqual(full.partitions.keys());
       expect(alone.upstream.map((e) => [e.node, e.mapping, edgeRanges(e), e.monotone])).toEqual(
         full.upstream.map((e) => [e.node, e.mapping, edgeRanges(e), e.monotone]),
       );
     }
-    expect(() => expandNode(s, 'ghost')).toThrow(/unknown node 'ghost'/);
+    expect(() => upstreamPartitions(s, 'ghost')).toThrow(/unknown node 'ghost'/);
+    expect(() => expandNode(s.nodes.find((node) => node.id === 'rolling')!, {}, range)).toThrow(/depends on 'days', whose partitions were not given/);
   });
 });
 

@@ -1,7 +1,7 @@
 import { describe, it, expect } from 'vitest';
 import { expandPlan, type Plan } from '../../core/plan.ts';
 import { progressOf, type ProgressInputs } from '../../core/progress.ts';
-import type { FailureGroup, NodeReportState, NodeSettings, Progress } from '../../core/protocol.ts';
+import type { FailureGroup, NodeStats, NodeSettings, Progress } from '../../core/protocol.ts';
 import { RangeSet } from '../../core/ranges.ts';
 import { Readiness } from '../../core/readiness.ts';
 import { resolveSpec } from '../../core/spec.ts';
@@ -26,7 +26,7 @@ const set = (...values: number[]) => {
   return s;
 };
 
-function report(fields: Partial<NodeReportState> = {}): NodeReportState {
+function report(fields: Partial<NodeStats> = {}): NodeStats {
   return { running: 0, rate: null, concurrency: 3, throttles: 0, completed: 0, firstStartedAt: null, lastFinishedAt: null, ...fields };
 }
 
@@ -146,8 +146,8 @@ describe('progressOf failures', () => {
     const plan = chainPlan();
     const r = mixedReadiness(plan);
     const groups: FailureGroup[] = [
-      { message: 'boom', type: 'Error', ranges: [0, 2, 3, 5] },
-      { message: 'bad sql', type: 'SqlError', ranges: [2, 3] },
+      { message: 'boom', type: 'Error', ranges: RangeSet.of([0, 2], [3, 5]).toJSON() },
+      { message: 'bad sql', type: 'SqlError', ranges: RangeSet.of([2, 3]).toJSON() },
     ];
     const p = progressOf(inputs(plan, r, { failures: { a: groups } }));
     expect(node(p, 'a').failures).toEqual([

@@ -295,7 +295,7 @@ describe('serialisation', () => {
     r.markDone('b', span(0, 7));
     r.markDone('z', set(3, 4, 5));
     const json = JSON.parse(JSON.stringify(r.toJSON()));
-    expect(json.a).toEqual({ done: [0, 12], failed: [14, 15], released: [0, 21] });
+    expect(json.a).toEqual({ done: span(0, 12).toJSON(), failed: set(14).toJSON(), inHands: set(12, 13, 15, 16, 17, 18, 19, 20).toJSON() });
     const restored = new Readiness(p, json);
     expect(restored.toJSON()).toEqual(r.toJSON());
     for (const node of p.nodes) {
@@ -313,7 +313,7 @@ describe('serialisation', () => {
 
   it('from done partitions only, everything not done whose upstream is done is released again', () => {
     const p = build();
-    const r = new Readiness(p, { a: { done: [0, 10], failed: [] }, b: { done: [0, 3], failed: [] } });
+    const r = new Readiness(p, { a: { done: span(0, 10).toJSON() }, b: { done: span(0, 3).toJSON() } });
     expect(r.counts('a')).toMatchObject({ done: 10, inHands: 0, waiting: 11 });
     const released = asArrays(r.releaseAll());
     expect(released).toEqual({
@@ -328,7 +328,7 @@ describe('serialisation', () => {
 
   it('from done partitions only, earlier failures are considered again, not kept as failed', () => {
     const p = build();
-    const r = new Readiness(p, { a: { done: [0, 10], failed: [10, 12] } });
+    const r = new Readiness(p, { a: { done: span(0, 10).toJSON(), failed: span(10, 12).toJSON() } });
     expectCountsAddUp(r, p);
     expect(r.failed('a').isEmpty).toBe(true);
     const released = asArrays(r.releaseAll());
@@ -339,9 +339,9 @@ describe('serialisation', () => {
     expectCountsAddUp(r, p);
   });
 
-  it('with released, failures are restored as failures', () => {
+  it('with inHands, failures are restored as failures', () => {
     const p = build();
-    const r = new Readiness(p, { a: { done: [0, 10], failed: [10, 12], released: [0, 21] } });
+    const r = new Readiness(p, { a: { done: span(0, 10).toJSON(), failed: span(10, 12).toJSON(), inHands: span(12, 21).toJSON() } });
     expect([...r.failed('a')]).toEqual([10, 11]);
     expect(r.releaseAll().has('a')).toBe(false);
     expect([...r.blocked('b')]).toEqual([10, 11]);
@@ -350,7 +350,7 @@ describe('serialisation', () => {
 
   it('a node missing from the saved state starts fresh', () => {
     const p = build();
-    const r = new Readiness(p, { a: { done: [0, 21], failed: [], released: [0, 21] } });
+    const r = new Readiness(p, { a: { done: span(0, 21).toJSON(), failed: '', inHands: '' } });
     expect(asArrays(r.releaseAll())).toEqual({ b: Array.from({ length: 21 }, (_, i) => i), z: Array.from({ length: 21 }, (_, i) => i) });
   });
 });

@@ -126,12 +126,12 @@ describe('resolveSpec: a realistic spec', () => {
     const raw = node(spec, 'raw_events');
     expect(raw.concurrency).toBe(8);
     expect(raw.rate).toBe(20);
-    expect(raw.retry).toEqual({ maxAttempts: 5, initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '1m' });
+    expect(raw.retry).toEqual({ maxAttempts: 5, maxThrottles: 50, initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '1m' });
     const rolling = node(spec, 'rolling_7d');
     expect(rolling.concurrency).toBe(2);
     expect(rolling.rate).toBeNull(); // an explicit null (unlimited) overrides the default rate
     // A partial retry merges field by field with defaults.retry, then with the built-in defaults.
-    expect(rolling.retry).toEqual({ maxAttempts: 5, initialInterval: '5s', backoffCoefficient: 2, maximumInterval: '1m' });
+    expect(rolling.retry).toEqual({ maxAttempts: 5, maxThrottles: 50, initialInterval: '5s', backoffCoefficient: 2, maximumInterval: '1m' });
   });
 
   it('is plain JSON (what a workflow receives)', () => {
@@ -146,7 +146,7 @@ describe('resolveSpec: defaults', () => {
     expect(a.concurrency).toBe(4);
     expect(a.rate).toBeNull();
     expect(a.burst).toBeNull();
-    expect(a.retry).toEqual({ maxAttempts: 3, initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '1m' });
+    expect(a.retry).toEqual({ maxAttempts: 3, maxThrottles: 50, initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '1m' });
     expect(a.taskQueue).toBe('backfill');
     expect(a.batchSize).toBe(1);
     expect(a.timeout).toBe('10m');
@@ -161,7 +161,7 @@ describe('resolveSpec: defaults', () => {
   });
 
   it('the schemas agree with those defaults', () => {
-    expect(RetrySchema.parse({})).toEqual({ maxAttempts: 3, initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '1m' });
+    expect(RetrySchema.parse({})).toEqual({ maxAttempts: 3, maxThrottles: 50, initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '1m' });
     expect(SettingsSchema.parse({})).toMatchObject({ concurrency: 4, rate: null, taskQueue: 'backfill', batchSize: 1, timeout: '10m' });
   });
 
@@ -188,16 +188,16 @@ describe('resolveSpec: defaults', () => {
         { id: 'b', transform: 'noop', retry: { backoffCoefficient: 3 } },
         { id: 'c', transform: 'noop', retry: { maxAttempts: 1, maximumInterval: '10s' } },
       ]),
-      defaults: { retry: { maxAttempts: 7, initialInterval: '2s' } },
+      defaults: { retry: { maxAttempts: 7, maxThrottles: 50, initialInterval: '2s' } },
     });
-    expect(spec.nodes[0]!.retry).toEqual({ maxAttempts: 7, initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '1m' });
-    expect(spec.nodes[1]!.retry).toEqual({ maxAttempts: 7, initialInterval: '2s', backoffCoefficient: 3, maximumInterval: '1m' });
-    expect(spec.nodes[2]!.retry).toEqual({ maxAttempts: 1, initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '10s' });
+    expect(spec.nodes[0]!.retry).toEqual({ maxAttempts: 7, maxThrottles: 50, initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '1m' });
+    expect(spec.nodes[1]!.retry).toEqual({ maxAttempts: 7, maxThrottles: 50, initialInterval: '2s', backoffCoefficient: 3, maximumInterval: '1m' });
+    expect(spec.nodes[2]!.retry).toEqual({ maxAttempts: 1, maxThrottles: 50, initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '10s' });
   });
 
   it('a node retry without defaults.retry merges with the built-in retry', () => {
     const spec = resolveSpec(minimal([{ id: 'a', transform: 'noop', retry: { maxAttempts: 10 } }]));
-    expect(spec.nodes[0]!.retry).toEqual({ maxAttempts: 10, initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '1m' });
+    expect(spec.nodes[0]!.retry).toEqual({ maxAttempts: 10, maxThrottles: 50, initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '1m' });
   });
 
   it('identity is the default between equal grains, window between different time grains', () => {
@@ -601,7 +601,7 @@ describe('resolveSpec: bad input names the problem, the place and the fix', () =
     const name = rejects({ name: 5, nodes: [{ id: 'a', transform: 'noop' }] }, 'invalid_spec', 'name');
     expect(name.message).toBe('name: must be string');
     const concurrency = rejects(minimal([{ id: 'a', transform: 'noop', concurrency: 'four' }]), 'invalid_spec', 'nodes[0].concurrency');
-    expect(concurrency.message).toBe('nodes[0].concurrency: must be number');
+    expect(concurrency.message).toBe('nodes[0].concurrency: must be a whole number from 1 to 1000');
     const nodes = rejects({ name: 'x', nodes: {} }, 'invalid_spec', 'nodes');
     expect(nodes.message).toBe('nodes: must be array');
     const missing = rejects({ name: 'x' }, 'invalid_spec', 'nodes');

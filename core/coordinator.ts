@@ -1,0 +1,328 @@
+/**
+ * `BackfillCoordinator`: everything the parent workflow decides, without a server. It keeps
+ * partition-level readiness, the limits and who gets which share of them, the failures, and
+ * an outbox per node of what the node has not been told yet. The workflow delivers the
+ * outbox in signals and hands back what could not be delivered, so nothing released is
+ * ever lost: a node workflow that closed without finishing is started again with every
+ * partition it held.
+ */
+import { mergeFailures, withoutPartitions } from './failures.ts';
+import { BackfillError } from './errors.ts';
+import { nodeShares, parseConcurrency, parseRate, type Limits, type NodeLimits } from './limits.ts';
+import { TokenBucket } from './pacing.ts';
+import type { Plan, PlanNode } from './plan.ts';
+import { progressOf } from './progress.ts';
+import type { BackfillCarry, BackfillState, FailureGroup, NodeControl, NodeOverrides, NodeReport, NodeSettings, NodeStats, Progress } from './protocol.ts';
+import { RangeSet } from './ranges.ts';
+import { Readiness } from './readiness.ts';
+import type { ResolvedNode } from './spec.ts';
+
+type Outgoing = { ready: RangeSet; settingsDirty: boolean; specDirty: boolean; finish: boolean };
+
+/** The effective control state after a change: what `set-rate` and friends print. */
+export type ControlState = {
+  paused: boolean;
+  rate: number | null;
+  concurrency: number | null;
+  nodes: Array<{ id: string; rate: number | null; concurrency: number }>;
+};
+
+export class BackfillCoordinator {
+  readonly readiness: Readiness;
+  private paused: boolean;
+  private readonly limits: Limits;
+  private readonly overrides: NodeOverrides;
+  private readonly reports: Record<string, NodeStats>;
+  private failures: Record<string, FailureGroup[]>;
+  private readonly outbox = new Map<string, Outgoing>();
+  private readonly settings: Map<string, NodeSettings>;
+  private readonly restarts: Record<string, number>;
+  private readonly specs = new Map<string, ResolvedNode>();
+  private settingsStale = true;
+  /** Once set, the backfill is ending: nothing new is released. */
+  private closing = false;
+
+  constructor(
+    private readonly plan: Plan,
+    initialLimits: Limits,
+    carry?: Omit<BackfillCarry, 'runKey' | 'childrenRunning' | 'startedAt' | 'runs'>,
+  ) {
+    this.readiness = new Readiness(plan, carry?.readiness);
+    this.paused = carry?.paused ?? false;
+    this.limits = carry?.limits ?? { ...initialLimits };
+    this.overrides = carry?.overrides ?? {};
+    this.reports = carry?.reports ?? {};
+    this.failures = carry?.failures ?? {};
+    this.settings = new Map(Object.entries(carry?.settings ?? {}));
+    this.restarts = carry?.restarts ?? {};
+    for (const node of plan.nodes) {
+      const saved = carry?.outbox[node.id];
+      this.outbox.set(node.id, {
+        ready: RangeSet.fromJSON(saved?.ready),
+        settingsDirty: saved?.settingsDirty ?? false,
+        specDirty: saved?.specDirty ?? false,
+        finish: false,
+      });
+      this.specs.set(node.id, node.spec);
+    }
+  }
+
+  private out(id: string): Outgoing {
+    return this.outbox.get(id)!;
+  }
+
+  // ---- readiness ----
+
+  /** Partitions ready at the start of a fresh run (nothing upstream pending), by node. */
+  releaseInitial(): void {
+    this.release(this.readiness.releaseAll());
+    this.settingsStale = true;
+  }
+
+  private release(released: Map<string, RangeSet>): void {
+    for (const [id, ready] of released) this.out(id).ready.addAll(ready);
+  }
+
+  /** A node's report: what completed, what failed, how it is doing. */
+  onReport(report: NodeReport): void {
+    if (!this.plan.byId.has(report.node)) return;
+    const done = RangeSet.fromJSON(report.done);
+    this.release(this.readiness.markDone(report.node, done));
+    let failures = withoutPartitions(this.failures[report.node] ?? [], done);
+    if (report.failures.length > 0) {
+      for (const group of report.failures) this.readiness.markFailed(report.node, RangeSet.fromJSON(group.ranges));
+      failures = mergeFailures(failures, report.failures);
+    }
+    this.failures = { ...this.failures, [report.node]: failures };
+    this.reports[report.node] = report.stats;
+    // Whether a node has work in hands decides its share of the limits.
+    this.settingsStale = true;
+  }
+
+  get settled(): boolean {
+    return this.readiness.settled;
+  }
+
+  hasInHands(id: string): boolean {
+    return this.readiness.hasInHands(id);
+  }
+
+  // ---- control ----
+
+  private checkNode(node: string | null | undefined): void {
+    if (node !== undefined && node !== null && !this.plan.byId.has(node)) {
+      throw new BackfillError('unknown_node', `unknown node '${node}': this backfill's nodes are ${this.plan.nodes.map((n) => n.id).join(', ')}`, 'node');
+    }
+  }
+
+  /** Validators: they throw a BackfillError naming the problem, and change nothing. */
+  validateRate(rate: unknown, node?: string | null): number | null {
+    this.checkNode(node);
+    return parseRate(rate);
+  }
+
+  validateConcurrency(concurrency: unknown, node?: string | null): number | null {
+    this.checkNode(node);
+    return parseConcurrency(concurrency, node);
+  }
+
+  validateRetry(node?: string | null): void {
+    this.checkNode(node);
+    if (this.closing) throw new BackfillError('not_running', 'the backfill is finishing; run retry-failed again once it has ended');
+  }
+
+  setPaused(paused: boolean): ControlState {
+    this.paused = paused;
+    this.settingsStale = true;
+    return this.controlState();
+  }
+
+  setRate(rate: number | null, node?: string | null): ControlState {
+    if (node === undefined || node === null) this.limits.rate = rate;
+    else this.overrides[node] = { ...this.overrides[node], rate };
+    this.settingsStale = true;
+    return this.controlState();
+  }
+
+  setConcurrency(concurrency: number | null, node?: string | null): ControlState {
+    if (node === undefined || node === null) this.limits.concurrency = concurrency;
+    else this.overrides[node] = { ...this.overrides[node], concurrency: concurrency! };
+    this.settingsStale = true;
+    return this.controlState();
+  }
+
+  /** Hands failed partitions (of one node or all) back to run again; returns how many. */
+  retryFailed(node?: string | null): number {
+    const retried = this.readiness.retryFailed(node ?? undefined);
+    let count = 0;
+    for (const [id, ranges] of retried) {
+      this.failures = { ...this.failures, [id]: [] };
+      count += ranges.size;
+    }
+    this.release(retried);
+    this.settingsStale = true;
+    return count;
+  }
+
+  /** What a node workflow starts with (its ready partitions; its settings go with the start too). */
+  takeInitial(id: string): RangeSet {
+    const out = this.out(id);
+    const ready = out.ready;
+    this.outbox.set(id, { ready: new RangeSet(), settingsDirty: false, specDirty: false, finish: out.finish });
+    return ready;
+  }
+
+  /** A new spec for a node (transform, SQL, parameters, checks): sent to its workflow for the partitions still to run. */
+  replaceNodeSpec(spec: ResolvedNode): void {
+    this.specs.set(spec.id, spec);
+    this.out(spec.id).specDirty = true;
+    this.settingsStale = true;
+  }
+
+  nodeSpec(id: string): ResolvedNode {
+    return this.specs.get(id)!;
+  }
+
+  private ownLimits(node: PlanNode): NodeLimits {
+    const own = this.overrides[node.id] ?? {};
+    const spec = this.specs.get(node.id)!;
+    return { rate: own.rate !== undefined ? own.rate : spec.rate, concurrency: own.concurrency ?? spec.concurrency };
+  }
+
+  controlState(): ControlState {
+    return {
+      paused: this.paused,
+      rate: this.limits.rate,
+      concurrency: this.limits.concurrency,
+      nodes: this.plan.nodes.map((n) => ({ id: n.id, ...this.ownLimits(n) })),
+    };
+  }
+
+  /** Recomputes each node's share of the limits when something changed; marks changed settings for delivery. */
+  refreshSettings(): void {
+    if (!this.settingsStale) return;
+    this.settingsStale = false;
+    const shares = nodeShares(
+      this.limits,
+      this.plan.nodes.map((n) => ({ id: n.id, own: this.ownLimits(n), active: this.readiness.hasInHands(n.id), previous: this.settings.get(n.id) })),
+    );
+    for (const node of this.plan.nodes) {
+      const share = shares.get(node.id)!;
+      const next = { ...share, burst: this.specs.get(node.id)!.burst ?? TokenBucket.defaultBurst(share.rate), paused: this.paused };
+      const prev = this.settings.get(node.id);
+      if (prev && prev.rate === next.rate && prev.burst === next.burst && prev.concurrency === next.concurrency && prev.paused === next.paused) continue;
+      this.settings.set(node.id, { ...next, seq: (prev?.seq ?? 0) + 1 });
+      this.out(node.id).settingsDirty = true;
+    }
+  }
+
+  get needsRefresh(): boolean {
+    return this.settingsStale;
+  }
+
+  settingsOf(id: string): NodeSettings {
+    this.refreshSettings();
+    return this.settings.get(id)!;
+  }
+
+  // ---- outbox ----
+
+  hasOutgoing(id: string): boolean {
+    const out = this.out(id);
+    return !out.ready.isEmpty || out.settingsDirty || out.specDirty || out.finish;
+  }
+
+  /** What `id` has not been told yet, taken out of the outbox; `restore` puts it back if it could not be delivered. */
+  takeOutgoing(id: string): NodeControl {
+    const out = this.out(id);
+    const control: NodeControl = {};
+    if (!out.ready.isEmpty) control.ready = out.ready.toJSON();
+    if (out.settingsDirty) control.settings = this.settings.get(id)!;
+    if (out.specDirty) control.node = this.specs.get(id)!;
+    if (out.finish) control.finish = true;
+    this.outbox.set(id, { ready: new RangeSet(), settingsDirty: false, specDirty: false, finish: false });
+    return control;
+  }
+
+  restore(id: string, control: NodeControl): void {
+    const out = this.out(id);
+    if (control.ready) out.ready.addAll(RangeSet.fromJSON(control.ready));
+    if (control.settings) out.settingsDirty = true;
+    if (control.node) out.specDirty = true;
+    if (control.finish) out.finish = true;
+  }
+
+  /** Every node is told to finish once it has nothing left in hands. */
+  finishAll(): void {
+    this.closing = true;
+    for (const out of this.outbox.values()) out.finish = true;
+  }
+
+  get isClosing(): boolean {
+    return this.closing;
+  }
+
+  /**
+   * A node workflow closed without finishing: what to start it again with (every partition
+   * it held, and its settings), or null once it has been restarted too often.
+   */
+  restartNode(id: string, maxRestarts: number): { ready: RangeSet; settings: NodeSettings; node: ResolvedNode; attempt: number } | null {
+    const attempt = (this.restarts[id] ?? 0) + 1;
+    if (attempt > maxRestarts) return null;
+    this.restarts[id] = attempt;
+    this.refreshSettings();
+    // What it held is in hands; what was on its way to it is in the outbox: one new start carries both.
+    const ready = this.readiness.inHands(id);
+    this.outbox.set(id, { ready: new RangeSet(), settingsDirty: false, specDirty: false, finish: false });
+    return { ready, settings: this.settings.get(id)!, node: this.specs.get(id)!, attempt };
+  }
+
+  restartsOf(id: string): number {
+    return this.restarts[id] ?? 0;
+  }
+
+  // ---- views ----
+
+  progress(backfillId: string, state: BackfillState, runs: number): Progress {
+    return progressOf({
+      backfillId,
+      name: this.plan.name,
+      state,
+      paused: this.paused,
+      limits: this.limits,
+      plan: this.plan,
+      readiness: this.readiness,
+      reports: this.reports,
+      failures: this.failures,
+      lastSettings: this.settings,
+      runs,
+    });
+  }
+
+  get isPaused(): boolean {
+    return this.paused;
+  }
+
+  get anyFailed(): boolean {
+    return this.plan.nodes.some((n) => !this.readiness.failed(n.id).isEmpty);
+  }
+
+  toCarry(): Omit<BackfillCarry, 'runKey' | 'childrenRunning' | 'startedAt' | 'runs'> {
+    return {
+      readiness: this.readiness.toJSON(),
+      paused: this.paused,
+      limits: this.limits,
+      overrides: this.overrides,
+      reports: this.reports,
+      failures: this.failures,
+      outbox: Object.fromEntries(
+        this.plan.nodes.map((n) => {
+          const out = this.out(n.id);
+          return [n.id, { ready: out.ready.toJSON(), settingsDirty: out.settingsDirty, ...(out.specDirty ? { specDirty: true } : {}) }];
+        }),
+      ),
+      settings: Object.fromEntries(this.settings),
+      restarts: this.restarts,
+    };
+  }
+}

@@ -1,0 +1,364 @@
+/**
+ * `NodeScheduler`: everything a node workflow decides, without a server. It holds the
+ * partitions ready to run, the batches in flight, the token bucket and AIMD pacing, the
+ * counts the parent displays, and the news not yet reported; the workflow is a thin loop
+ * that starts the batches it hands out, feeds back their outcomes and the time, and
+ * carries its state across continue-as-new.
+ *
+ * In-flight batches are carried too, not waited for: the next run starts their partitions
+ * again first, marked `recheck`, and the partition activity skips any that the previous
+ * run's activity had published in the meantime (a partition is published once either way).
+ */
+import type { WaitReason } from './details.ts';
+import { addFailure } from './failures.ts';
+import { Aimd, TokenBucket, type AimdJSON } from './pacing.ts';
+import type { FailureGroup, NodeSettings, PartitionResult } from './protocol.ts';
+import { RangeSet, type RangesJSON } from './ranges.ts';
+
+/** How many recent partition start times estimate the pace a node achieves. */
+const RECENT_STARTS = 20;
+/** Starts older than this (before the latest) do not count towards the observed pace. */
+const RECENT_WINDOW_MS = 5000;
+/** While throttled, the pace is re-examined at least this often, so that it climbs back smoothly. */
+const THROTTLED_TICK_MS = 1000;
+
+export type SchedulerOptions = {
+  /** Partitions per activity. */
+  batchSize: number;
+  /** Times one partition may be throttled before it fails. */
+  maxThrottles: number;
+};
+
+/** What the parent shows of a node. */
+export type NodeStats = {
+  running: number;
+  rate: number | null;
+  concurrency: number;
+  throttles: number;
+  completed: number;
+  firstStartedAt: number | null;
+  lastFinishedAt: number | null;
+};
+
+export type SchedulerState = {
+  queue: RangesJSON;
+  /** Partitions in flight when the previous run continued as new: started again first, without tokens. */
+  carried: RangesJSON;
+  /** Partitions that an earlier workflow may have published already: the activity looks first. */
+  recheck: RangesJSON;
+  settings: NodeSettings;
+  /** The bucket's tokens and the workflow time they were counted at. */
+  bucket: { tokens: number; at: number | null };
+  aimd: AimdJSON;
+  unreported: { done: RangesJSON; failures: FailureGroup[] };
+  stats: Omit<NodeStats, 'running'>;
+  recentStarts: number[];
+  /** Partitions throttled before and not yet done, by how many times. */
+  throttled: Record<string, RangesJSON>;
+};
+
+export type Batch = { id: number; indices: number[]; recheck: boolean[]; throttled: number[] };
+
+export type BatchOutcome =
+  | { kind: 'completed'; finished: PartitionResult[]; throttled?: { index: number; message: string } }
+  | { kind: 'failed'; finished: PartitionResult[]; failedIndex: number | null; message: string; type: string }
+  | { kind: 'cancelled' };
+
+export type NodeReportBody = { done: RangesJSON; failures: FailureGroup[]; stats: NodeStats };
+
+export class NodeScheduler {
+  private readonly queue: RangeSet;
+  private readonly carried: RangeSet;
+  private readonly recheck: RangeSet;
+  private options: SchedulerOptions;
+  private settings: NodeSettings;
+  private readonly bucket: TokenBucket;
+  private readonly aimd: Aimd;
+  private countedAt: number | null;
+  private readonly unreportedDone: RangeSet;
+  private unreportedFailures: FailureGroup[];
+  private readonly stats: Omit<NodeStats, 'running'>;
+  private readonly recentStarts: number[];
+  private readonly throttleCounts: Map<number, number>;
+  private readonly inFlight = new Map<number, { indices: number[]; epoch: number }>();
+  private nextBatchId = 1;
+  /** Throttles of batches started before the last slow-down belong to the same congestion event. */
+  private congestionEpoch = 0;
+  private throttledSinceAdvance = false;
+  /** Something the parent displays changed (rate, throttling) since the last report. */
+  private stateChanged = false;
+
+  /**
+   * A fresh scheduler holds `ready` (of which `recheck` may have been published by a node
+   * workflow that closed without finishing); a carried one resumes from `state`.
+   */
+  constructor(options: SchedulerOptions, settings: NodeSettings, ready: RangeSet = new RangeSet(), state?: SchedulerState, recheck?: RangeSet) {
+    this.options = options;
+    this.settings = state?.settings ?? settings;
+    this.queue = state ? RangeSet.fromJSON(state.queue) : ready.clone();
+    this.carried = RangeSet.fromJSON(state?.carried);
+    this.recheck = RangeSet.fromJSON(state?.recheck).addAll(recheck ?? new RangeSet());
+    this.aimd = new Aimd(state?.aimd);
+    const [rate, burst] = this.pace();
+    this.bucket = new TokenBucket(rate, burst, state?.bucket.tokens);
+    this.countedAt = state?.bucket.at ?? null;
+    this.unreportedDone = RangeSet.fromJSON(state?.unreported.done);
+    this.unreportedFailures = state?.unreported.failures ?? [];
+    this.stats = state?.stats ?? {
+      rate: this.settings.rate,
+      concurrency: this.settings.concurrency,
+      throttles: 0,
+      completed: 0,
+      firstStartedAt: null,
+      lastFinishedAt: null,
+    };
+    this.recentStarts = state?.recentStarts ?? [];
+    this.throttleCounts = new Map();
+    for (const [count, ranges] of Object.entries(state?.throttled ?? {})) {
+      for (const index of RangeSet.fromJSON(ranges)) this.throttleCounts.set(index, Number(count));
+    }
+    this.applyPace();
+  }
+
+  // ---- what the parent says ----
+
+  release(ready: RangeSet): void {
+    this.queue.addAll(ready);
+  }
+
+  /** New settings from the parent; older ones (a lower seq) are ignored. Returns whether they applied. */
+  configure(settings: NodeSettings): boolean {
+    if (settings.seq <= this.settings.seq) return false;
+    this.settings = settings;
+    this.applyPace();
+    this.stateChanged = true;
+    return true;
+  }
+
+  /** A new spec of the node may change its batch size and throttle budget. */
+  reconfigure(options: SchedulerOptions): void {
+    this.options = options;
+  }
+
+  get paused(): boolean {
+    return this.settings.paused;
+  }
+
+  // ---- time ----
+
+  /**
+   * The workflow's time is `now`: refill the bucket for the time since it was last counted
+   * and let a throttled pace climb. `scheduledMs` is how long the caller meant to wait (a
+   * pacing tick): a tick that came late may make up for its lateness (see TokenBucket.refill).
+   */
+  advance(now: number, scheduledMs?: number): void {
+    const elapsed = this.countedAt === null ? 0 : Math.max(0, now - this.countedAt);
+    this.countedAt = now;
+    if (elapsed === 0) return;
+    this.bucket.refill(elapsed, scheduledMs === undefined ? elapsed : Math.min(elapsed, scheduledMs));
+    if (this.aimd.active && !this.throttledSinceAdvance) {
+      this.aimd.onCalm(this.settings.rate, elapsed);
+      this.applyPace();
+      this.stateChanged = true;
+    }
+    this.throttledSinceAdvance = false;
+  }
+
+  /** How long to wait before the next pacing tick, or null when no tick is needed. */
+  tickMs(): number | null {
+    if (this.settings.paused) return null;
+    const waiting = !this.queue.isEmpty;
+    if (this.aimd.active && waiting) return Math.min(this.bucket.tick, THROTTLED_TICK_MS);
+    if (this.bucket.limited && !this.bucket.full) return this.bucket.tick;
+    return null;
+  }
+
+  // ---- dispatch ----
+
+  /** Batches to start now: within the concurrency, paced by the bucket; carried partitions first. */
+  startable(): Batch[] {
+    const batches: Batch[] = [];
+    while (!this.settings.paused && this.inFlight.size < this.settings.concurrency) {
+      let indices: number[];
+      if (!this.carried.isEmpty) {
+        // Their tokens were spent by the run that started them.
+        indices = this.carried.take(this.options.batchSize);
+      } else {
+        if (this.queue.isEmpty || this.bucket.available < 1) break;
+        indices = this.queue.take(this.bucket.take(Math.min(this.options.batchSize, this.queue.size)));
+      }
+      const recheck = indices.map((i) => this.recheck.has(i));
+      for (const i of indices) this.recheck.delete(i);
+      const id = this.nextBatchId++;
+      this.inFlight.set(id, { indices, epoch: this.congestionEpoch });
+      batches.push({ id, indices, recheck, throttled: indices.map((i) => this.throttleCounts.get(i) ?? 0) });
+    }
+    return batches;
+  }
+
+  // ---- outcomes ----
+
+  /** A batch ended. */
+  settle(batchId: number, outcome: BatchOutcome): void {
+    const batch = this.inFlight.get(batchId);
+    if (!batch) return;
+    this.inFlight.delete(batchId);
+    if (outcome.kind === 'cancelled') {
+      // Cancelled, not failed: it may run again later.
+      for (const i of batch.indices) this.queue.add(i);
+      return;
+    }
+    this.markDone(outcome.finished);
+    const finished = new Set(outcome.finished.map((r) => r.index));
+    const rest = batch.indices.filter((i) => !finished.has(i));
+    if (outcome.kind === 'failed') {
+      const failedIndex = outcome.failedIndex !== null && rest.includes(outcome.failedIndex) ? outcome.failedIndex : rest[0];
+      for (const i of rest) {
+        if (i === failedIndex) this.fail(i, outcome.message, outcome.type);
+        else this.queue.add(i);
+      }
+      return;
+    }
+    const throttled = outcome.throttled;
+    for (const i of rest) if (i !== throttled?.index) this.queue.add(i);
+    if (!throttled || !rest.includes(throttled.index)) return;
+    const times = (this.throttleCounts.get(throttled.index) ?? 0) + 1;
+    this.stats.throttles++;
+    this.throttledSinceAdvance = true;
+    this.stateChanged = true;
+    if (times > this.options.maxThrottles) {
+      this.fail(
+        throttled.index,
+        `throttled ${times} times by the downstream system (last: ${throttled.message}): lower the node's rate, or raise retry.maxThrottles`,
+        'ThrottleBudget',
+      );
+    } else {
+      this.throttleCounts.set(throttled.index, times);
+      this.queue.add(throttled.index);
+    }
+    if (batch.epoch === this.congestionEpoch) {
+      this.aimd.onThrottle(this.settings.rate, this.observedRate());
+      this.congestionEpoch++;
+      this.applyPace();
+    }
+  }
+
+  private fail(index: number, message: string, type: string): void {
+    this.throttleCounts.delete(index);
+    this.unreportedFailures = addFailure(this.unreportedFailures, message, type, index);
+  }
+
+  private markDone(results: readonly PartitionResult[]): void {
+    if (results.length === 0) return;
+    for (const r of results) {
+      this.unreportedDone.add(r.index);
+      this.throttleCounts.delete(r.index);
+      this.stats.completed++;
+      this.stats.firstStartedAt = this.stats.firstStartedAt === null ? r.startedAt : Math.min(this.stats.firstStartedAt, r.startedAt);
+      this.stats.lastFinishedAt = this.stats.lastFinishedAt === null ? r.finishedAt : Math.max(this.stats.lastFinishedAt, r.finishedAt);
+      this.recentStarts.push(r.startedAt);
+    }
+    this.recentStarts.sort((a, b) => a - b);
+    this.recentStarts.splice(0, Math.max(0, this.recentStarts.length - RECENT_STARTS));
+  }
+
+  /** Partitions started per second over the last few seconds of starts (unknown: Infinity). */
+  private observedRate(): number {
+    const last = this.recentStarts[this.recentStarts.length - 1];
+    if (last === undefined) return Infinity;
+    // Only recent starts: a pause waiting for upstream work is not a slow pace.
+    const recent = this.recentStarts.filter((t) => t >= last - RECENT_WINDOW_MS);
+    if (recent.length < 2) return Infinity;
+    const span = (last - recent[0]!) / 1000;
+    return span > 0 ? (recent.length - 1) / span : Infinity;
+  }
+
+  /** The pace after throttling; while throttled, the burst shrinks with it. */
+  private pace(): [rate: number | null, burst: number] {
+    const rate = this.aimd.effective(this.settings.rate);
+    if (rate === null) return [null, 1];
+    return [rate, this.aimd.active ? Math.min(this.settings.burst, TokenBucket.defaultBurst(rate)) : this.settings.burst];
+  }
+
+  private applyPace(): void {
+    const [rate, burst] = this.pace();
+    this.bucket.configure(rate, burst);
+    this.stats.rate = rate;
+    this.stats.concurrency = this.settings.concurrency;
+  }
+
+  // ---- reporting ----
+
+  /** Partitions held by batches in flight. */
+  get running(): number {
+    let n = 0;
+    for (const batch of this.inFlight.values()) n += batch.indices.length;
+    return n;
+  }
+
+  get inFlightBatches(): number {
+    return this.inFlight.size;
+  }
+
+  get queued(): number {
+    return this.queue.size + this.carried.size;
+  }
+
+  /** Something completed, failed, or changed that the parent shows. */
+  get hasNews(): boolean {
+    return !this.unreportedDone.isEmpty || this.unreportedFailures.length > 0 || this.stateChanged;
+  }
+
+  /** Completions and failures the parent must hear of (state-only news can wait). */
+  get hasResults(): boolean {
+    return !this.unreportedDone.isEmpty || this.unreportedFailures.length > 0;
+  }
+
+  /** Why nothing more starts right now (null: nothing holds it back). */
+  waitReason(): WaitReason {
+    if (this.settings.paused) return 'paused';
+    if (this.queue.isEmpty && this.carried.isEmpty) return this.inFlight.size === 0 ? 'upstream' : null;
+    if (this.inFlight.size >= this.settings.concurrency) return 'concurrency';
+    if (this.bucket.available < 1) return this.aimd.active ? 'throttled' : 'rate';
+    return null;
+  }
+
+  currentStats(): NodeStats {
+    return { ...this.stats, running: this.running };
+  }
+
+  /** The news since the last report; it is cleared (a report that leaves always arrives or the parent is gone). */
+  takeReport(): NodeReportBody {
+    const body = { done: this.unreportedDone.toJSON(), failures: this.unreportedFailures, stats: this.currentStats() };
+    this.unreportedDone.clear();
+    this.unreportedFailures = [];
+    this.stateChanged = false;
+    return body;
+  }
+
+  /** The state to carry across continue-as-new: batches in flight become partitions to recheck. */
+  toState(): SchedulerState {
+    const carried = this.carried.clone();
+    const recheck = this.recheck.clone();
+    for (const batch of this.inFlight.values()) {
+      for (const i of batch.indices) {
+        carried.add(i);
+        recheck.add(i);
+      }
+    }
+    const throttled: Record<string, RangeSet> = {};
+    for (const [index, count] of this.throttleCounts) (throttled[count] ??= new RangeSet()).add(index);
+    return {
+      queue: this.queue.toJSON(),
+      carried: carried.toJSON(),
+      recheck: recheck.toJSON(),
+      settings: this.settings,
+      bucket: { tokens: this.bucket.tokens, at: this.countedAt },
+      aimd: this.aimd.toJSON(),
+      unreported: { done: this.unreportedDone.toJSON(), failures: this.unreportedFailures },
+      stats: { ...this.stats },
+      recentStarts: [...this.recentStarts],
+      throttled: Object.fromEntries(Object.entries(throttled).map(([count, set]) => [count, set.toJSON()])),
+    };
+  }
+}

@@ -1,0 +1,192 @@
+/** BackfillCoordinator: what the parent workflow decides, tested without a server. */
+import { describe, expect, it } from 'vitest';
+import { BackfillCoordinator } from '../../core/coordinator.ts';
+import { BackfillError } from '../../core/errors.ts';
+import { addFailures } from '../../core/failures.ts';
+import { expandPlan } from '../../core/plan.ts';
+import type { NodeReport, NodeStats } from '../../core/protocol.ts';
+import { RangeSet } from '../../core/ranges.ts';
+import { NodeScheduler } from '../../core/scheduler.ts';
+import { resolveSpec, type SpecInput } from '../../core/spec.ts';
+
+const chain = (nodes: SpecInput['nodes'], partitions: SpecInput['partitions'] = { grain: 'day', start: '2024-01-01', end: '2024-01-11' }) =>
+  expandPlan(resolveSpec({ name: 'c', partitions, defaults: { concurrency: 4 }, nodes }));
+
+const stats: NodeStats = { running: 0, rate: null, concurrency: 4, throttles: 0, completed: 0, firstStartedAt: null, lastFinishedAt: null };
+const report = (node: string, done: RangeSet, failed?: RangeSet): NodeReport => ({
+  node,
+  done: done.toJSON(),
+  failures: failed ? addFailures([], 'boom', 'Error', failed) : [],
+  stats,
+});
+const set = (control: { ready?: string }) => [...RangeSet.fromJSON(control.ready)];
+
+describe('BackfillCoordinator: readiness and the outbox', () => {
+  const plan = chain([
+    { id: 'a', transform: 'noop' },
+    { id: 'b', transform: 'noop', dependsOn: ['a'] },
+  ]);
+
+  it('releases the roots at the start and downstream partitions as their upstream completes', () => {
+    const c = new BackfillCoordinator(plan, { rate: null, concurrency: null });
+    c.releaseInitial();
+    expect([...c.takeInitial('a')]).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    expect(c.takeInitial('b').isEmpty).toBe(true);
+    c.onReport(report('a', RangeSet.of([0, 3])));
+    expect(c.hasOutgoing('b')).toBe(true);
+    expect(set(c.takeOutgoing('b'))).toEqual([0, 1, 2]);
+    expect(c.hasOutgoing('b')).toBe(false);
+  });
+
+  it('puts back what could not be delivered, merged with what came since: nothing released is lost', () => {
+    const c = new BackfillCoordinator(plan, { rate: null, concurrency: null });
+    c.releaseInitial();
+    c.takeInitial('a');
+    c.onReport(report('a', RangeSet.of([0, 2])));
+    const first = c.takeOutgoing('b');
+    c.onReport(report('a', RangeSet.of([2, 4])));
+    c.restore('b', first);
+    expect(set(c.takeOutgoing('b'))).toEqual([0, 1, 2, 3]);
+  });
+
+  it('a node workflow that closed is started again with every partition it held, a limited number of times', () => {
+    const c = new BackfillCoordinator(plan, { rate: null, concurrency: null });
+    c.releaseInitial();
+    c.takeInitial('a');
+    c.onReport(report('a', RangeSet.of([0, 4])));
+    c.takeOutgoing('b'); // delivered: b holds 0..3
+    c.onReport(report('b', RangeSet.of([0, 1])));
+    c.onReport(report('a', RangeSet.of([4, 5]))); // 4 released to b, still in the outbox
+    const restart = c.restartNode('b', 2)!;
+    expect([...restart.ready]).toEqual([1, 2, 3, 4]);
+    expect(restart.attempt).toBe(1);
+    expect(c.hasOutgoing('b')).toBe(false);
+    expect(c.restartNode('b', 2)!.attempt).toBe(2);
+    expect(c.restartNode('b', 2)).toBeNull();
+    expect(c.restartsOf('b')).toBe(2);
+  });
+
+  it('settles once nothing is in hands, and finishAll tells every node to finish', () => {
+    const c = new BackfillCoordinator(plan, { rate: null, concurrency: null });
+    c.releaseInitial();
+    c.takeInitial('a');
+    c.onReport(report('a', RangeSet.of([0, 10])));
+    c.takeOutgoing('b');
+    expect(c.settled).toBe(false);
+    c.onReport(report('b', RangeSet.of([0, 9]), RangeSet.of([9, 10])));
+    expect(c.settled).toBe(true);
+    expect(c.anyFailed).toBe(true);
+    c.finishAll();
+    expect(c.takeOutgoing('a').finish).toBe(true);
+    expect(() => c.validateRetry()).toThrow(/finishing/);
+  });
+
+  it('retryFailed hands failures back and clears their groups', () => {
+    const c = new BackfillCoordinator(plan, { rate: null, concurrency: null });
+    c.releaseInitial();
+    c.takeInitial('a');
+    c.onReport(report('a', RangeSet.of([0, 8]), RangeSet.of([8, 10])));
+    expect(c.progress('x', 'running', 1).failed).toBe(2);
+    expect(c.retryFailed('a')).toBe(2);
+    expect(set(c.takeOutgoing('a'))).toEqual([8, 9]);
+    expect(c.progress('x', 'running', 1).nodes[0]!.failures).toEqual([]);
+  });
+
+  it('a node report for a node it does not know is ignored', () => {
+    const c = new BackfillCoordinator(plan, { rate: null, concurrency: null });
+    c.onReport(report('ghost', RangeSet.of([0, 1])));
+    expect(c.progress('x', 'running', 1).done).toBe(0);
+  });
+});
+
+describe('BackfillCoordinator: limits and controls', () => {
+  const plan = chain([
+    { id: 'a', transform: 'noop', concurrency: 8, rate: 4 },
+    { id: 'b', transform: 'noop', dependsOn: ['a'] },
+  ]);
+
+  it('hands each node its share and marks changed settings for delivery, with a new seq', () => {
+    const c = new BackfillCoordinator(plan, { rate: 2, concurrency: 3 });
+    c.releaseInitial();
+    c.refreshSettings();
+    expect(c.settingsOf('a')).toMatchObject({ seq: 1, rate: 2, concurrency: 3, paused: false });
+    c.takeInitial('a');
+    c.setPaused(true);
+    c.refreshSettings();
+    const control = c.takeOutgoing('a');
+    expect(control.settings).toMatchObject({ seq: 2, paused: true });
+    expect(c.takeOutgoing('a').settings).toBeUndefined();
+  });
+
+  it('validates controls with one schema, naming the problem, and changes nothing on bad input', () => {
+    const c = new BackfillCoordinator(plan, { rate: null, concurrency: null });
+    const error = (() => {
+      try {
+        c.validateRate(-1, 'a');
+      } catch (e) {
+        return e as BackfillError;
+      }
+    })();
+    expect(error).toBeInstanceOf(BackfillError);
+    expect(error!.message).toMatch(/above 0/);
+    expect(() => c.validateRate(2, 'ghost')).toThrow(/unknown node 'ghost'.*a, b/);
+    expect(() => c.validateConcurrency(null, 'a')).toThrow(/a node needs a concurrency/);
+    expect(c.controlState()).toEqual({ paused: false, rate: null, concurrency: null, nodes: [{ id: 'a', rate: 4, concurrency: 8 }, { id: 'b', rate: null, concurrency: 4 }] });
+    expect(c.setRate(9, 'b').nodes[1]).toEqual({ id: 'b', rate: 9, concurrency: 4 });
+    expect(c.setConcurrency(2).concurrency).toBe(2);
+  });
+
+  it('carries its state through JSON and goes on the same', () => {
+    const c = new BackfillCoordinator(plan, { rate: 5, concurrency: null });
+    c.releaseInitial();
+    c.takeInitial('a');
+    c.onReport(report('a', RangeSet.of([0, 4]), RangeSet.of([4, 5])));
+    c.setPaused(true);
+    c.setRate(3, 'a');
+    c.refreshSettings();
+    const copy = new BackfillCoordinator(plan, { rate: null, concurrency: null }, JSON.parse(JSON.stringify(c.toCarry())));
+    expect(copy.toCarry()).toEqual(c.toCarry());
+    expect(copy.progress('x', 'running', 2)).toEqual(c.progress('x', 'running', 2));
+    expect(set(copy.takeOutgoing('b'))).toEqual(set(c.takeOutgoing('b')));
+  });
+});
+
+describe('carried state has a size budget', () => {
+  /** Far below Temporal's 2 MB payload limit, whatever fails. */
+  const BUDGET = 512 * 1024;
+
+  it('100,000 partitions with a failure every seventh partition: parent and node carries stay small', () => {
+    const plan = chain(
+      [
+        { id: 'raw', transform: 'noop' },
+        { id: 'daily', transform: 'noop', dependsOn: ['raw'] },
+      ],
+      { grain: 'hour', start: '2020-01-01', end: new Date(Date.UTC(2020, 0, 1) + 100_000 * 3_600_000).toISOString().slice(0, 13) },
+    );
+    expect(plan.byId.get('raw')!.partitions.size).toBe(100_000);
+    const c = new BackfillCoordinator(plan, { rate: null, concurrency: null });
+    c.releaseInitial();
+    c.takeInitial('raw');
+    // Scattered failures with many distinct messages, reported in many small reports.
+    const node = new NodeScheduler({ batchSize: 1, maxThrottles: 5 }, c.settingsOf('raw'), RangeSet.of([0, 100_000]));
+    for (let start = 0; start < 100_000; start += 5000) {
+      const done = new RangeSet();
+      let failures = addFailures([], 'x', 'Error', new RangeSet());
+      for (let i = start; i < start + 5000; i++) {
+        if (i % 7 === 0) failures = addFailures(failures, `row ${i % 31} failed: ${'detail '.repeat(60)}`, 'Error', RangeSet.of([i, i + 1]));
+        else done.add(i);
+      }
+      c.onReport({ node: 'raw', done: done.toJSON(), failures, stats });
+    }
+    // And the downstream node holds every partition that could be released.
+    c.takeOutgoing('daily');
+    const parent = JSON.stringify(c.toCarry()).length;
+    const nodeCarry = JSON.stringify(node.toState()).length;
+    expect(parent).toBeLessThan(BUDGET);
+    expect(nodeCarry).toBeLessThan(BUDGET);
+    // The restored parent knows exactly what failed.
+    const restored = new BackfillCoordinator(plan, { rate: null, concurrency: null }, JSON.parse(JSON.stringify(c.toCarry())));
+    expect(restored.progress('x', 'running', 1).nodes[0]).toMatchObject({ done: 85_714, failed: 14_286 });
+    expect(restored.progress('x', 'running', 1).nodes[1]).toMatchObject({ blocked: 14_286 });
+  });
+});

@@ -1,0 +1,91 @@
+/** What the Web UI shows of a backfill: summaries, static details and current details. */
+import { describe, expect, it } from 'vitest';
+import { backfillCurrentDetails, backfillDetails, backfillSummary, describePartitions, nodeCurrentDetails, nodeDetails, nodeSummary, waitReasonText, type WaitReason } from '../../core/details.ts';
+import { NodePartitions } from '../../core/partitions.ts';
+import { expandPlan } from '../../core/plan.ts';
+import type { Progress } from '../../core/protocol.ts';
+import { parseRange, resolveSpec } from '../../core/spec.ts';
+
+const spec = resolveSpec({
+  name: 'shop',
+  description: 'orders | revenue',
+  partitions: { grain: 'day', start: '2024-01-01', end: '2024-03-01' },
+  nodes: [
+    { id: 'orders', transform: 'noop' },
+    { id: 'weekly', transform: 'noop', partitions: { grain: 'week' }, dependsOn: ['orders'] },
+    { id: 'rolling', sql: 'SELECT 1', dependsOn: [{ node: 'orders', mapping: { lag: { from: -6, to: 0 } } }] },
+    { id: 'regions', transform: 'noop', partitions: { keys: ['eu'] } },
+  ],
+});
+const plan = expandPlan(spec);
+
+describe('static summaries and details', () => {
+  it('describe partitions by count, grain and first and last key', () => {
+    expect(describePartitions(plan.byId.get('orders')!.partitions)).toBe('60 days · 2024-01-01 … 2024-02-29');
+    expect(describePartitions(plan.byId.get('regions')!.partitions)).toBe('1 keys · eu');
+    expect(describePartitions(NodePartitions.of({ kind: 'time', grain: 'day', start: 0, end: 86_400_000 }, { from: 2 * 86_400_000 }))).toBe('no partitions in range');
+  });
+
+  it('the parent: datasets, partitions, and a table of every node with its mapping', () => {
+    expect(backfillSummary(plan)).toBe('backfill shop · 4 datasets · 130 partitions');
+    const details = backfillDetails(spec, plan, parseRange('2024-01-10', undefined));
+    expect(details).toContain('**shop** — orders \\| revenue');
+    expect(details).toContain('Range: 2024-01-10T00:00:00Z → …');
+    expect(details).toContain('| weekly | week | 9 weeks · 2024-W01 … 2024-W09 | noop | orders (window) |');
+    expect(details).toContain('| rolling | day | 60 days · 2024-01-01 … 2024-02-29 | sql | orders (lag -6..0) |');
+    expect(details.split('\n').filter((l) => l.startsWith('| '))).toHaveLength(2 + 4); // header, rule, a row per dataset
+  });
+
+  it('a node: what it is, where it runs and how it is batched', () => {
+    const node = plan.byId.get('rolling')!;
+    expect(nodeSummary('shop-1', node.spec, node.partitions)).toBe('shop-1 · rolling · sql · 60 days · 2024-01-01 … 2024-02-29');
+    const details = nodeDetails(node.spec, node.partitions);
+    expect(details).toContain('**rolling**: sql (SQL), day partitions');
+    expect(details).toContain('| 60 days · 2024-01-01 … 2024-02-29 | orders (lag -6..0) | backfill | 1 | 10m |');
+  });
+});
+
+describe('current details', () => {
+  it('a node: counts, pace and why it waits', () => {
+    const text = nodeCurrentDetails({ queued: 1200, running: 8, completed: 30, rate: 2.5, concurrency: 8, paused: false, throttles: 3, runs: 2, reason: 'concurrency', taskQueue: 'warehouse' });
+    expect(text).toContain('| 1,200 | 8 | 30 | 2.5/s | 8 | 3 | 2 |');
+    expect(text).toContain('task queue warehouse; if none start, no worker polls it');
+  });
+
+  it('has a sentence for every reason', () => {
+    const reasons: WaitReason[] = ['paused', 'throttled', 'rate', 'concurrency', 'upstream', null];
+    const texts = reasons.map((r) => waitReasonText(r, 'q'));
+    expect(new Set(texts).size).toBe(reasons.length);
+    expect(texts[0]).toMatch(/paused/);
+    expect(texts[4]).toMatch(/upstream/);
+    expect(texts[5]).toBe('running');
+  });
+
+  it('the parent: a headline with the ETA, a row per dataset and the last error', () => {
+    const progress: Progress = {
+      backfillId: 'b',
+      name: 'shop',
+      state: 'running',
+      paused: true,
+      rate: null,
+      concurrency: null,
+      total: 100,
+      done: 40,
+      running: 2,
+      failed: 1,
+      blocked: 3,
+      pending: 54,
+      throughput: 1,
+      etaSeconds: 7200,
+      runs: 1,
+      nodes: [
+        { id: 'orders', total: 100, done: 40, running: 2, failed: 1, blocked: 3, pending: 54, rate: null, concurrency: 4, throttles: 0, throughput: 1, etaSeconds: 61, failures: [{ message: 'bad | sql', type: 'SqlError', partitions: 1, examples: ['2024-01-02'] }] },
+      ],
+    };
+    const text = backfillCurrentDetails(progress);
+    expect(text.split('\n')[0]).toBe('**paused** · 40/100 partitions · rate unlimited · ETA 2.0h');
+    expect(text).toContain('| orders | 40/100 | 2 | 1 | 3 | unlimited | 4 | 61s |');
+    expect(text).toContain('Last error: orders: bad \\| sql');
+    expect(backfillCurrentDetails({ ...progress, paused: false, etaSeconds: null, nodes: [] })).toMatch(/^\*\*running\*\* .* ETA —$/m);
+  });
+});

@@ -1,0 +1,238 @@
+/** NodeScheduler: what a node workflow decides, tested without a server, the way Readiness is. */
+import { describe, expect, it } from 'vitest';
+import type { NodeSettings, PartitionResult } from '../../core/protocol.ts';
+import { RangeSet } from '../../core/ranges.ts';
+import { seededRandom } from '../../core/random.ts';
+import { NodeScheduler, type Batch, type SchedulerOptions } from '../../core/scheduler.ts';
+
+const settings = (over: Partial<NodeSettings> = {}): NodeSettings => ({ seq: 1, rate: null, burst: 1, concurrency: 4, paused: false, ...over });
+const options = (over: Partial<SchedulerOptions> = {}): SchedulerOptions => ({ batchSize: 1, maxThrottles: 3, ...over });
+const span = (start: number, end: number) => RangeSet.of([start, end]);
+const result = (index: number, at = 1000): PartitionResult => ({ index, key: `k${index}`, version: 1, rowCount: 0, checksum: '', startedAt: at, finishedAt: at + 10 });
+const indices = (batches: Batch[]) => batches.map((b) => b.indices);
+const complete = (s: NodeScheduler, batch: Batch, at = 1000) => s.settle(batch.id, { kind: 'completed', finished: batch.indices.map((i) => result(i, at)) });
+
+describe('NodeScheduler: dispatch', () => {
+  it('starts ready partitions in order, up to the concurrency, one batch of batchSize each', () => {
+    const s = new NodeScheduler(options({ batchSize: 2 }), settings({ concurrency: 3 }), span(0, 10));
+    const batches = s.startable();
+    expect(indices(batches)).toEqual([
+      [0, 1],
+      [2, 3],
+      [4, 5],
+    ]);
+    expect(s.startable()).toEqual([]);
+    expect(s.running).toBe(6);
+    expect(s.queued).toBe(4);
+    complete(s, batches[1]!);
+    expect(indices(s.startable())).toEqual([[6, 7]]);
+  });
+
+  it('starts nothing while paused, and everything waiting once resumed', () => {
+    const s = new NodeScheduler(options(), settings({ paused: true }), span(0, 3));
+    expect(s.startable()).toEqual([]);
+    expect(s.tickMs()).toBeNull();
+    expect(s.configure(settings({ seq: 2, paused: false }))).toBe(true);
+    expect(indices(s.startable())).toEqual([[0], [1], [2]]);
+  });
+
+  it('ignores settings older than the ones it has', () => {
+    const s = new NodeScheduler(options(), settings({ seq: 5 }), span(0, 3));
+    expect(s.configure(settings({ seq: 4, paused: true }))).toBe(false);
+    expect(s.paused).toBe(false);
+  });
+
+  it('paces starts with the token bucket, refilled by the time that passed', () => {
+    // 2/s with a burst of 2: two at once, then one per half second.
+    const s = new NodeScheduler(options(), settings({ rate: 2, burst: 2, concurrency: 100 }), span(0, 10));
+    s.advance(0);
+    expect(s.startable()).toHaveLength(2);
+    expect(s.tickMs()).toBe(500);
+    s.advance(400);
+    expect(s.startable()).toHaveLength(0);
+    s.advance(500);
+    expect(s.startable()).toHaveLength(1);
+    s.advance(1500);
+    expect(s.startable()).toHaveLength(2);
+  });
+
+  it('a late pacing tick makes up for its lateness instead of losing tokens over the burst', () => {
+    const late = new NodeScheduler(options(), settings({ rate: 10, burst: 10, concurrency: 100 }), span(0, 100));
+    late.advance(0);
+    expect(late.startable()).toHaveLength(10);
+    late.advance(1500, 500); // a 500 ms tick that came a second late
+    expect(late.startable()).toHaveLength(15);
+  });
+
+  it('needs a pacing tick only while it waits for tokens, or while throttled with work waiting', () => {
+    const s = new NodeScheduler(options(), settings({ rate: 1, burst: 1 }), span(0, 1));
+    s.advance(0);
+    expect(s.tickMs()).toBeNull(); // full bucket
+    s.startable();
+    expect(s.tickMs()).toBe(500);
+    s.advance(1000);
+    expect(s.tickMs()).toBeNull();
+    expect(new NodeScheduler(options(), settings(), span(0, 5)).tickMs()).toBeNull(); // unlimited
+  });
+});
+
+describe('NodeScheduler: outcomes', () => {
+  it('reports completions once, with counts and times, and clears them', () => {
+    const s = new NodeScheduler(options(), settings(), span(0, 3));
+    const [a, b] = s.startable();
+    complete(s, a!, 100);
+    complete(s, b!, 200);
+    expect(s.hasResults).toBe(true);
+    const report = s.takeReport();
+    expect(RangeSet.fromJSON(report.done).toJSON()).toBe(span(0, 2).toJSON());
+    expect(report.stats).toMatchObject({ completed: 2, firstStartedAt: 100, lastFinishedAt: 210, running: 1 });
+    expect(s.hasNews).toBe(false);
+    expect(RangeSet.fromJSON(s.takeReport().done).isEmpty).toBe(true);
+  });
+
+  it('a failed batch fails the partition that failed and runs its finished ones as done, the rest again', () => {
+    const s = new NodeScheduler(options({ batchSize: 4 }), settings({ concurrency: 1 }), span(0, 8));
+    const [batch] = s.startable();
+    s.settle(batch!.id, { kind: 'failed', finished: [result(0)], failedIndex: 1, message: 'boom', type: 'SqlError' });
+    const report = s.takeReport();
+    expect([...RangeSet.fromJSON(report.done)]).toEqual([0]);
+    expect(report.failures).toEqual([{ message: 'boom', type: 'SqlError', ranges: RangeSet.of([1, 2]).toJSON() }]);
+    expect(indices(s.startable())).toEqual([[2, 3, 4, 5]]);
+  });
+
+  it('a failure without details fails the first partition of the batch', () => {
+    const s = new NodeScheduler(options({ batchSize: 2 }), settings(), span(0, 2));
+    const [batch] = s.startable();
+    s.settle(batch!.id, { kind: 'failed', finished: [], failedIndex: null, message: 'timed out', type: 'Timeout' });
+    expect(s.takeReport().failures[0]!.ranges).toBe(RangeSet.of([0, 1]).toJSON());
+    expect(indices(s.startable())).toEqual([[1]]);
+  });
+
+  it('a cancelled batch goes back to the queue', () => {
+    const s = new NodeScheduler(options(), settings({ concurrency: 1 }), span(0, 2));
+    const [batch] = s.startable();
+    s.settle(batch!.id, { kind: 'cancelled' });
+    expect(indices(s.startable())).toEqual([[0]]);
+    expect(s.hasResults).toBe(false);
+  });
+
+  it('an outcome of an unknown batch changes nothing', () => {
+    const s = new NodeScheduler(options(), settings(), span(0, 2));
+    s.settle(99, { kind: 'completed', finished: [result(0)] });
+    expect(s.hasNews).toBe(false);
+  });
+});
+
+describe('NodeScheduler: throttling', () => {
+  it('halves the pace once per congestion event and requeues the throttled partition with its count', () => {
+    const s = new NodeScheduler(options(), settings({ rate: 10, burst: 10, concurrency: 10 }), span(0, 20));
+    s.advance(0);
+    const batches = s.startable();
+    expect(batches).toHaveLength(10);
+    // Two throttles from batches started before the slow-down: one congestion event.
+    s.settle(batches[0]!.id, { kind: 'completed', finished: [], throttled: { index: 0, message: 'slow down' } });
+    s.settle(batches[1]!.id, { kind: 'completed', finished: [], throttled: { index: 1, message: 'slow down' } });
+    expect(s.currentStats().rate).toBe(5);
+    expect(s.currentStats().throttles).toBe(2);
+    expect(s.tickMs()).toBeLessThanOrEqual(1000);
+    s.advance(10_000);
+    const again = s.startable();
+    expect(again.map((b) => b.indices[0])).toContain(0);
+    expect(again.find((b) => b.indices[0] === 0)!.throttled).toEqual([1]);
+  });
+
+  it('climbs back while calm, and lifts the slow-down once at the operator rate', () => {
+    const s = new NodeScheduler(options(), settings({ rate: 10, burst: 10, concurrency: 10 }), span(0, 1000));
+    s.advance(0);
+    const [b] = s.startable();
+    s.settle(b!.id, { kind: 'completed', finished: [], throttled: { index: 0, message: 'slow down' } });
+    expect(s.currentStats().rate).toBe(5);
+    s.advance(1000); // the tick during which it was throttled is not calm
+    expect(s.currentStats().rate).toBe(5);
+    s.advance(5000);
+    expect(s.currentStats().rate).toBeGreaterThan(5);
+    s.advance(60_000);
+    expect(s.currentStats().rate).toBe(10);
+  });
+
+  it('fails a partition throttled more often than its budget, with a message naming the fix', () => {
+    const s = new NodeScheduler(options({ maxThrottles: 2 }), settings({ concurrency: 1 }), span(0, 1));
+    for (let i = 0; i < 3; i++) {
+      const [b] = s.startable();
+      expect(b!.indices).toEqual([0]);
+      s.settle(b!.id, { kind: 'completed', finished: [], throttled: { index: 0, message: 'HTTP 429' } });
+      s.advance((i + 1) * 60_000);
+    }
+    expect(s.startable()).toEqual([]);
+    const [failure] = s.takeReport().failures;
+    expect(failure!.type).toBe('ThrottleBudget');
+    expect(failure!.message).toMatch(/throttled 3 times .*HTTP 429.*retry\.maxThrottles/);
+  });
+});
+
+describe('NodeScheduler: continue-as-new carries everything, in-flight batches included', () => {
+  it('carried in-flight partitions start first in the next run, without tokens, marked to recheck', () => {
+    const s = new NodeScheduler(options({ batchSize: 2 }), settings({ rate: 1, burst: 4, concurrency: 2 }), span(0, 10));
+    s.advance(0);
+    const [a] = s.startable(); // [0,1] and [2,3] in flight, bucket spent
+    complete(s, a!);
+    const state = JSON.parse(JSON.stringify(s.toState()));
+    const next = new NodeScheduler(options({ batchSize: 2 }), settings(), new RangeSet(), state);
+    expect(next.running).toBe(0);
+    expect(next.queued).toBe(8);
+    const batches = next.startable();
+    expect(batches[0]).toMatchObject({ indices: [2, 3], recheck: [true, true] });
+    // Unreported completions travel too.
+    expect([...RangeSet.fromJSON(next.takeReport().done)]).toEqual([0, 1]);
+  });
+
+  it('partitions of a restarted node workflow are marked to recheck but still pay tokens', () => {
+    const s = new NodeScheduler(options(), settings({ rate: 1, burst: 1, concurrency: 5 }), span(0, 3), undefined, RangeSet.of([1, 2]));
+    s.advance(0);
+    const [first] = s.startable();
+    expect(first).toMatchObject({ indices: [0], recheck: [false] });
+    expect(s.startable()).toEqual([]);
+    s.advance(1000);
+    expect(s.startable()[0]).toMatchObject({ indices: [1], recheck: [true] });
+  });
+
+  it('nothing is lost or reported twice across random continue-as-new hand-overs, throttles and failures', () => {
+    for (const seed of [1, 2, 3, 4, 5]) {
+      const random = seededRandom(seed);
+      const opts = options({ batchSize: 1 + Math.floor(random() * 4), maxThrottles: 2 });
+      let s = new NodeScheduler(opts, settings({ rate: 40, burst: 4, concurrency: 3 }), span(0, 200));
+      let inFlight: Batch[] = [];
+      const done: number[] = [];
+      const failed: number[] = [];
+      const collect = () => {
+        const report = s.takeReport();
+        done.push(...RangeSet.fromJSON(report.done));
+        for (const group of report.failures) failed.push(...RangeSet.fromJSON(group.ranges));
+      };
+      let now = 0;
+      for (let step = 0; step < 100_000 && done.length + failed.length < 200; step++) {
+        now += 20 + Math.floor(random() * 50);
+        s.advance(now);
+        inFlight.push(...s.startable());
+        if (random() < 0.02) {
+          // Continue as new: the batches in flight are abandoned (their results never arrive).
+          collect();
+          s = new NodeScheduler(opts, settings(), new RangeSet(), JSON.parse(JSON.stringify(s.toState())));
+          inFlight = [];
+          continue;
+        }
+        const batch = inFlight.splice(Math.floor(random() * inFlight.length), 1)[0];
+        if (!batch) continue;
+        const roll = random();
+        if (roll < 0.1) s.settle(batch.id, { kind: 'completed', finished: [], throttled: { index: batch.indices[0]!, message: 't' } });
+        else if (roll < 0.13) s.settle(batch.id, { kind: 'failed', finished: [], failedIndex: batch.indices[0]!, message: 'f', type: 'Error' });
+        else if (roll < 0.15) s.settle(batch.id, { kind: 'cancelled' });
+        else complete(s, batch, now);
+        if (random() < 0.2) collect();
+      }
+      collect();
+      const all = [...done, ...failed].sort((a, b) => a - b);
+      expect(all, `seed ${seed}`).toEqual(Array.from({ length: 200 }, (_, i) => i));
+    }
+  });
+});
