@@ -75,6 +75,16 @@ export const RetrySchema = z.strictObject({
   maximumInterval: retryFields.maximumInterval.default('1m'),
 });
 
+/** What a failed check does: `error` blocks publishing the partition, `warn` publishes it and records a warning. */
+export const SeveritySchema = z
+  .enum(['error', 'warn'], { message: "must be 'error' (a failure blocks publishing) or 'warn' (publish and record a warning)" })
+  .default('error');
+
+/** What a drift check compares between the new version and the published one: its row count, or a column's sum. */
+export const DriftMetricSchema = z.union([z.literal('row_count'), z.strictObject({ sum: z.string().min(1, { message: 'names the column to sum' }) })], {
+  message: "must be 'row_count' or { sum: <column> }",
+});
+
 export const CheckSchema = z.discriminatedUnion(
   'type',
   [
@@ -83,17 +93,27 @@ export const CheckSchema = z.discriminatedUnion(
       name: z.string().optional(),
       min: z.number().int().min(0).optional(),
       max: z.number().int().min(0).optional(),
+      severity: SeveritySchema,
     }),
-    z.strictObject({ type: z.literal('not_null'), name: z.string().optional(), columns: z.array(z.string()).min(1) }),
-    z.strictObject({ type: z.literal('unique'), name: z.string().optional(), columns: z.array(z.string()).min(1) }),
+    z.strictObject({ type: z.literal('not_null'), name: z.string().optional(), columns: z.array(z.string()).min(1), severity: SeveritySchema }),
+    z.strictObject({ type: z.literal('unique'), name: z.string().optional(), columns: z.array(z.string()).min(1), severity: SeveritySchema }),
     z.strictObject({
       type: z.literal('sql'),
       name: z.string(),
-      /** A query over `{{this}}` (the new version of the partition) returning the rows that violate the check. */
+      /** A query over `{{this}}` (the new version of the partition) returning the rows that violate the check; `{{previous}}` is the published version it replaces. */
       sql: z.string().min(1),
+      severity: SeveritySchema,
+    }),
+    z.strictObject({
+      /** The new version against the partition's published version: no published version, nothing to compare, the check passes. */
+      type: z.literal('drift'),
+      name: z.string().optional(),
+      metric: DriftMetricSchema,
+      maxChangePercent: z.number().min(0, { message: 'must be a percentage of 0 or more, e.g. 20 for ±20%' }),
+      severity: SeveritySchema,
     }),
   ],
-  { message: "must have type 'row_count', 'not_null', 'unique' or 'sql'" },
+  { message: "must have type 'row_count', 'not_null', 'unique', 'sql' or 'drift'" },
 );
 
 const settingFields = {
@@ -168,6 +188,10 @@ export type Spec = z.output<typeof SpecSchema>;
 export type NodeSpec = z.output<typeof NodeSchema>;
 export type Mapping = z.output<typeof MappingSchema>;
 export type Check = z.output<typeof CheckSchema>;
+/** A check as written, `severity` optional: what the warehouse accepts (and what workflows started before severities existed carry). */
+export type CheckInput = z.input<typeof CheckSchema>;
+export type Severity = z.output<typeof SeveritySchema>;
+export type DriftMetric = z.output<typeof DriftMetricSchema>;
 export type Settings = z.output<typeof SettingsSchema>;
 export type RetrySettings = z.output<typeof RetrySchema>;
 
