@@ -9,7 +9,7 @@ import { parseDuration } from './duration.ts';
 import { BackfillError, formatPath, type ErrorCode } from './errors.ts';
 import { findCycle } from './graph.ts';
 import { grainOf, mappingKind } from './mapping.ts';
-import { datasetNameProblem } from './names.ts';
+import { nodeIdProblem } from './names.ts';
 
 const STATIC_KEY = /^[A-Za-z0-9][A-Za-z0-9._:=-]{0,127}$/;
 
@@ -158,8 +158,8 @@ const PartialSettingsSchema = z.strictObject({
 
 export const NodeSchema = PartialSettingsSchema.extend({
   id: z.string().superRefine((id, ctx) => {
-    // The id names a view and a table: besides its shape, it must avoid names the warehouse and databases keep.
-    const problem = datasetNameProblem(id);
+    // The id names a view, a table and a workflow: besides its shape, it must avoid names the warehouse, the databases and backfill keep.
+    const problem = nodeIdProblem(id);
     if (problem) ctx.addIssue({ code: 'custom', message: problem });
   }),
   transform: z.string().min(1).optional(),

@@ -545,13 +545,14 @@ describe('resolveSpec: bad input names the problem, the place and the fix', () =
       ['pg_class', /starts with 'pg_', which is reserved/],
       ['orders__versions', /contains '__', which is reserved for backfill's internal tables \(such as <node>__versions\): rename the node/],
       ['a__b', /contains '__'/],
+      ['rollback', /is reserved: a backfill's rollback workflow is backfill\/<id>\/rollback.*rename the node/],
     ];
     for (const [id, message] of cases) {
       const error = rejects(minimal([{ id: 'fine', transform: 'noop' }, { id, transform: 'noop' }]), 'invalid_spec', 'nodes[1].id');
       expect(error.message, id).toMatch(message);
     }
     // Only the prefixes are reserved: the same words elsewhere in an id are fine.
-    for (const id of ['my_backfill_ledger', 'orders_pg_', 'last_sqlite_copy', 'a_b_c']) {
+    for (const id of ['my_backfill_ledger', 'orders_pg_', 'last_sqlite_copy', 'a_b_c', 'rollbacks', 'rollback_daily']) {
       expect(() => resolveSpec(minimal([{ id, transform: 'noop' }])), id).not.toThrow();
     }
   });
