@@ -13,7 +13,7 @@ import { BackfillClient, type Started } from './backfill-client.ts';
 import { describeConnection, resolveConnection, type ConnectionOverrides } from './connection.ts';
 import { EXAMPLE_TRANSFORMS, parseQueues, portOr, startLocal, startWorker, transformModules } from './local.ts';
 import { ProgressView, headline, renderFailures, renderLineage, renderPlan, renderStatus } from './render.ts';
-import { renderRollback } from './render-rollback.ts';
+import { renderRestores, renderRollback } from './render-rollback.ts';
 import { openWarehouse } from '../activities/warehouse/index.ts';
 import { loadSpecFile } from './spec-file.ts';
 import { runDemo } from './demo.ts';
@@ -314,7 +314,10 @@ export function buildProgram(): Command {
         if (versions.length === 0) {
           throw new BackfillError('not_found', `no version of ${node} ${partition} in the ledger of ${warehouse.location}: check the node id and the partition key (e.g. 2024-03-01, 2024-W09, 2024-03)`);
         }
-        print(options.json, { node, partition, current: versions.find((v) => v.current) ?? null, versions }, () => renderLineage(node, partition, versions));
+        const rollbacks = await warehouse.rollbacks({ node, partition });
+        print(options.json, { node, partition, current: versions.find((v) => v.current) ?? null, versions, rollbacks }, () =>
+          [renderLineage(node, partition, versions), ...renderRestores(rollbacks)].join('\n'),
+        );
       } finally {
         await warehouse.close();
       }

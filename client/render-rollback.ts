@@ -2,6 +2,7 @@
 import Table from 'cli-table3';
 import pc from 'picocolors';
 import { UNPUBLISHED, type RollbackSummary } from '../core/rollback.ts';
+import type { RollbackRecord } from '../activities/warehouse/types.ts';
 
 const number = (n: number) => n.toLocaleString('en-US');
 const partitions = (n: number) => `${number(n)} partition${n === 1 ? '' : 's'}`;
@@ -32,4 +33,16 @@ export function renderRollback(summary: RollbackSummary): string {
   });
   for (const n of summary.nodes) table.push([n.node, number(n.restored), number(n.removed), number(n.alreadyRestored), number(n.leftAlone)]);
   return [...lines, table.toString()].join('\n');
+}
+
+/** A partition's restores, for its lineage: which rollback moved its published version, from what to what. */
+export function renderRestores(records: readonly RollbackRecord[]): string[] {
+  if (records.length === 0) return [];
+  const version = (v: number | null) => (v === null ? 'none' : `v${v}`);
+  return [
+    'rollbacks:',
+    ...records.map(
+      (r) => `  ${r.at}  ${version(r.fromVersion)} → ${version(r.toVersion)}  rolling back ${r.backfillId} (${r.rollbackId})${r.forced ? ', forced over a later backfill' : ''}`,
+    ),
+  ];
 }

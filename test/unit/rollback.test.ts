@@ -2,7 +2,7 @@
 import { stripVTControlCharacters } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { rollbackId } from '../../client/backfill-client.ts';
-import { renderRollback } from '../../client/render-rollback.ts';
+import { renderRestores, renderRollback } from '../../client/render-rollback.ts';
 import {
   MAX_LEFT_ALONE_EXAMPLES,
   UNPUBLISHED,
@@ -104,5 +104,22 @@ describe('renderRollback', () => {
     expect(text).toContain('daily 2024-01-02: bf-2 published version 2, now version 3 by bf-3');
     expect(text).toContain('daily 2024-01-03: bf-2 published version 2, now none by –');
     expect(text).toContain("run 'backfill rollback bf-2 --force' to restore them too");
+  });
+});
+
+describe('renderRestores', () => {
+  it('lists the restores of a partition, oldest first, and nothing when there were none', () => {
+    expect(renderRestores([])).toEqual([]);
+    const at = '2024-03-01T05:06:07.000Z';
+    expect(
+      renderRestores([
+        { rollbackId: 'rb-1', backfillId: 'bf-2', node: 'daily', partition: 'k', fromVersion: 2, toVersion: 1, forced: false, at },
+        { rollbackId: 'rb-2', backfillId: 'bf-1', node: 'daily', partition: 'k', fromVersion: 3, toVersion: null, forced: true, at },
+      ]),
+    ).toEqual([
+      'rollbacks:',
+      `  ${at}  v2 → v1  rolling back bf-2 (rb-1)`,
+      `  ${at}  v3 → none  rolling back bf-1 (rb-2), forced over a later backfill`,
+    ]);
   });
 });
