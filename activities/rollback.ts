@@ -48,7 +48,7 @@ export function createRollbackActivities(deps: { warehouse: Warehouse }) {
         progress.result = addOutcome(progress.result, outcome, change.version);
         progress.after = { node: change.node, partition: change.partition };
         progress.done++;
-        ctx.heartbeat(progress);
+        ctx.heartbeat({ ...progress });
       }
       return { ...progress.result, next: page.next };
     },

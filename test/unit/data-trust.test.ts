@@ -4,6 +4,7 @@
  * rollback (which version a backfill replaced, whether a restore moves the pointer).
  */
 import { mkdtempSync, rmSync } from 'node:fs';
+import { stripVTControlCharacters } from 'node:util';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ApplicationFailure, type Logger } from '@temporalio/common';
@@ -17,7 +18,8 @@ import { percentChange } from '../../activities/warehouse/checks.ts';
 import { schemaHash } from '../../activities/warehouse/checksum.ts';
 import { columnsFromSchemaHash, decideRestore } from '../../activities/warehouse/restore.ts';
 import { SqliteWarehouse } from '../../activities/warehouse/sqlite/warehouse.ts';
-import type { RestoreRequest } from '../../activities/warehouse/types.ts';
+import type { LedgerRow, RestoreRequest } from '../../activities/warehouse/types.ts';
+import { renderLineage } from '../../client/render.ts';
 import type { PartitionNode, RunPartitionsInput, RunPartitionsResult } from '../../core/protocol.ts';
 
 describe('specHash', () => {
@@ -187,5 +189,39 @@ describe('columnsFromSchemaHash', () => {
     expect(columnsFromSchemaHash(schemaHash(['x']), ['a', 'b'], new Set(['a']))).toBeUndefined();
     const wide = Array.from({ length: 17 }, (_, i) => `c${i}`);
     expect(columnsFromSchemaHash(schemaHash(['c0']), wide, new Set())).toBeUndefined();
+  });
+});
+
+describe('lineage output', () => {
+  it('shows the spec hash of the published version and every version\'s check warnings', () => {
+    const row = (version: number, warnings: string[], current: boolean): LedgerRow => ({
+      node: 'daily',
+      partition: 'k',
+      version,
+      status: 'published',
+      backfillId: `bf-${version}`,
+      runKey: 'r',
+      workflowId: 'w',
+      rowCount: 3,
+      checksum: 'c'.repeat(64),
+      schemaHash: 's',
+      transform: 'sql',
+      params: { factor: version },
+      codeVersion: 'code',
+      inputs: [],
+      attempt: 1,
+      executions: 1,
+      startedAt: '2024-01-01T00:00:00.000Z',
+      finishedAt: '2024-01-01T00:00:01.000Z',
+      durationMs: 1000,
+      previousVersion: version > 1 ? version - 1 : null,
+      error: null,
+      warnings,
+      specHash: `hash-${version}`,
+      current,
+    });
+    const text = stripVTControlCharacters(renderLineage('daily', 'k', [row(2, ['drift: row_count went from 3 to 9 (+200%), more than the 50% allowed'], true), row(1, [], false)]));
+    expect(text).toContain('parameters: {"factor":2} · spec hash hash-2');
+    expect(text).toContain('check warnings:\n  v2: drift: row_count went from 3 to 9 (+200%), more than the 50% allowed');
   });
 });
