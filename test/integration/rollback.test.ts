@@ -8,9 +8,12 @@ import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import Database from 'better-sqlite3';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { canonicalJson } from '../../activities/spec-hash.ts';
 import { openWarehouse } from '../../activities/warehouse/index.ts';
+import { quoteIdent, versionsTable } from '../../activities/warehouse/sql.ts';
 import type { Warehouse } from '../../activities/warehouse/types.ts';
 import type { BackfillClient } from '../../client/backfill-client.ts';
 import { BackfillError } from '../../core/errors.ts';
@@ -83,6 +86,28 @@ describe.each<Backend>(['sqlite', 'postgres'])('rollback on %s', (kind) => {
     await warehouse?.close();
     if (kind === 'postgres') await dropDatabase(database);
   });
+
+  /** Changes stored rows behind the warehouse's back (PostgreSQL keeps the versions tables in the schema `backfill`). */
+  const tamper = async (node: string, set: string, partition: string, version: number): Promise<void> => {
+    const table = `${kind === 'postgres' ? 'backfill.' : ''}${quoteIdent(versionsTable(node))}`;
+    const sql = `UPDATE ${table} SET ${set} WHERE __partition = '${partition}' AND __version = ${version}`;
+    if (kind === 'sqlite') {
+      const db = new Database(location);
+      try {
+        db.exec(sql);
+      } finally {
+        db.close();
+      }
+      return;
+    }
+    const connection = new pg.Client({ connectionString: location });
+    await connection.connect();
+    try {
+      await connection.query(sql);
+    } finally {
+      await connection.end();
+    }
+  };
 
   const backfill = async (spec: ResolvedSpec): Promise<string> => {
     const { backfillId } = await client.start(spec, { taskQueue: queue, tuning: { reportIntervalMs: 200 } });
@@ -185,6 +210,25 @@ describe.each<Backend>(['sqlite', 'postgres'])('rollback on %s', (kind) => {
       current: { version: 1, backfillId: before.current[`${p}_src/2024-01-03`]!.backfillId },
       rollbacks: [{ backfillId: second, rollbackId: forced.json.rollbackId, fromVersion: 3, toVersion: 1, forced: true }],
     });
+  });
+
+  it('stops at a version whose rows changed after it was published, naming it, without retrying; the rest stays as it was', async () => {
+    const p = `t_${kind}`;
+    await backfill(sqlSpec(queue, p, { factor: 1, to: '2024-01-04' }));
+    const second = await backfill(sqlSpec(queue, p, { factor: 2, to: '2024-01-04' }));
+    await tamper(`${p}_src`, 'v = 999', '2024-01-02', 1);
+    const error = await client.rollback(second).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(BackfillError);
+    expect((error as Error).message).toMatch(
+      new RegExp(`the rollback of backfill '${second}' failed: version 1 of ${p}_src 2024-01-02: its rows hash to [0-9a-f]{16}… \\(2 rows\\), but the ledger recorded`),
+    );
+    expect((error as Error).message).toMatch(/run 'backfill rollback .*' again/);
+    const state = (await snapshot(warehouse, p)).current;
+    // Downstream first: weekly and daily were restored, src up to the tampered partition.
+    expect(state[`${p}_daily/2024-01-03`]!.backfillId).not.toBe(second);
+    expect(state[`${p}_src/2024-01-01`]!.backfillId).not.toBe(second);
+    expect(state[`${p}_src/2024-01-02`]!.backfillId).toBe(second);
+    expect(state[`${p}_src/2024-01-03`]!.backfillId).toBe(second);
   });
 
   it('refuses a backfill that is still running, and rolls it back once cancelled', async () => {
