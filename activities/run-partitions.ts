@@ -14,6 +14,7 @@ import type {
 } from '../core/protocol.ts';
 import { parseDuration } from '../core/duration.ts';
 import { NonRetryableError, ThrottledError } from './errors.ts';
+import { specHash } from './spec-hash.ts';
 import { collectData, partitionBindings, type PartitionSession, type TransformRegistry } from './transforms.ts';
 import { CheckFailedError, InvalidDatasetError, SqlError, type PinnedInput, type Published, type Warehouse } from './warehouse/types.ts';
 
@@ -46,7 +47,7 @@ function resultOf(task: PartitionTask, published: Published, startedAt: number):
 }
 
 export function createActivities(deps: ActivityDeps) {
-  const runOne = async (input: RunPartitionsInput, task: PartitionTask, ctx: Context): Promise<PartitionResult> => {
+  const runOne = async (input: RunPartitionsInput, task: PartitionTask, ctx: Context, definitionHash: string): Promise<PartitionResult> => {
     const { node } = input;
     const startedAt = Date.now();
     const transform = deps.transforms.get(node.transform);
@@ -110,7 +111,9 @@ export function createActivities(deps: ActivityDeps) {
       ...(pinned ? { pinned } : {}),
       attempt: ctx.info.attempt,
       startedAt,
+      specHash: definitionHash,
     });
+    for (const warning of published.alreadyPublished ? [] : published.warnings) ctx.log.warn(`check warning on ${node.id} ${task.key}: ${warning}`);
     return resultOf(task, published, startedAt);
   };
 
@@ -123,12 +126,13 @@ export function createActivities(deps: ActivityDeps) {
       // Heartbeat on a timer too, so that a long transform is not mistaken for a dead worker.
       const everyMs = Math.max(200, Math.floor((parseDuration(input.node.heartbeatTimeout) ?? 30_000) / 3));
       const timer = setInterval(() => ctx.heartbeat({ finished }), everyMs);
+      const definitionHash = specHash(input.node);
       try {
         for (const task of input.partitions) {
           if (skip.has(task.index)) continue;
           if (ctx.cancellationSignal.aborted) throw new CancelledFailure('cancelled');
           try {
-            finished.push(await runOne(input, task, ctx));
+            finished.push(await runOne(input, task, ctx, definitionHash));
             ctx.heartbeat({ finished });
           } catch (error) {
             if (error instanceof ThrottledError) return { finished, throttled: { index: task.index, message: error.message } };

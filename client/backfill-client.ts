@@ -1,7 +1,9 @@
 /** The typed client library behind the `backfill` command line. */
+import { randomBytes } from 'node:crypto';
 import {
   Client,
   WorkflowExecutionAlreadyStartedError,
+  WorkflowFailedError,
   WorkflowNotFoundError,
   WorkflowUpdateFailedError,
   type Connection,
@@ -11,8 +13,10 @@ import { WorkflowIdReusePolicy } from '@temporalio/common';
 import proto from '@temporalio/proto';
 import { backfillDetails, backfillSummary } from '../core/details.ts';
 import { BackfillError } from '../core/errors.ts';
+import { topologicalOrder } from '../core/graph.ts';
 import { expandPlan } from '../core/plan.ts';
 import { RangeSet } from '../core/ranges.ts';
+import { rollbackWorkflowId, type RollbackInput, type RollbackSummary, type RollbackTuning } from '../core/rollback.ts';
 import { changedNodes } from '../core/spec-changes.ts';
 import { CORE_GENERATION, DEFAULT_TASK_QUEUE, type BackfillCarry, type BackfillInput, type BackfillResult, type Limits, type Progress, type Tuning } from '../core/protocol.ts';
 import type { PartitionRange, ResolvedSpec } from '../core/spec.ts';
@@ -31,6 +35,7 @@ import {
   type ControlState,
 } from '../workflows/definitions.ts';
 import type { backfillWorkflow } from '../workflows/backfill.ts';
+import type { rollbackWorkflow } from '../workflows/rollback.ts';
 import { openConnection, resolveConnection, type ConnectionOverrides, type ConnectionSettings } from './connection.ts';
 import { registerSearchAttributes, rejectedAttribute, requireSearchAttributes, unregisteredAttribute, type SetupResult } from './search-attributes.ts';
 
@@ -50,6 +55,22 @@ export type StartOptions = {
 export type Started = { backfillId: string; workflowId: string; runId: string; uiUrl: string };
 
 export type Outcome = { backfillId: string; state: Progress['state']; progress: Progress | null };
+
+export type RollbackOptions = {
+  /** Restore also the partitions a later backfill changed since. */
+  force?: boolean;
+  /** Batch size, heartbeat timeout and history limit of the rollback workflow (tests make it small). */
+  tuning?: Partial<RollbackTuning>;
+};
+
+export type RollbackStarted = {
+  backfillId: string;
+  workflowId: string;
+  runId: string;
+  uiUrl: string;
+  /** True when a rollback of this backfill was running already: this is that one. */
+  attached: boolean;
+};
 
 /** How long a progress query waits for a worker to answer. */
 const QUERY_TIMEOUT_MS = 15_000;
@@ -402,6 +423,83 @@ export class BackfillClient {
   }
 
   /**
+   * Starts rolling a finished backfill back: every partition it published returns to the
+   * version before it (downstream nodes first), or, when it created the partition, is no
+   * longer published. Partitions a later backfill changed are left alone unless `force`.
+   */
+  async startRollback(backfillId: string, options: RollbackOptions = {}): Promise<RollbackStarted> {
+    const description = await this.describe(backfillId);
+    if (description.status.name === 'RUNNING') {
+      throw new BackfillError(
+        'still_running',
+        `backfill '${backfillId}' is still running: cancel it first ('backfill cancel ${backfillId}') or wait for it to end ('backfill wait ${backfillId}'), then roll it back`,
+      );
+    }
+    const batchSize = options.tuning?.batchSize;
+    if (batchSize !== undefined && (!Number.isInteger(batchSize) || batchSize < 1 || batchSize > 10_000)) {
+      throw new BackfillError('invalid_argument', `rollback batch size must be a whole number from 1 to 10000 (got ${batchSize})`);
+    }
+    const workflowId = rollbackWorkflowId(backfillId);
+    const running = await this.client.workflow
+      .getHandle(workflowId)
+      .describe()
+      .then((d) => (d.status.name === 'RUNNING' ? d : undefined), (error: unknown) => (error instanceof WorkflowNotFoundError ? undefined : Promise.reject(error)));
+    if (running) return { backfillId, workflowId, runId: running.runId, uiUrl: this.uiUrl(workflowId, running.runId), attached: true };
+
+    const original = await this.inputOf(backfillId);
+    if (!original) throw new BackfillError('failed', `cannot read the spec of backfill '${backfillId}' from its workflow history, so its nodes are unknown: is the history still retained?`);
+    const nodes = original.spec.nodes;
+    await this.nodesClosed(backfillId, nodes.map((n) => n.id));
+    const order = topologicalOrder(nodes.map((n) => ({ id: n.id, upstream: n.dependsOn.map((d) => d.node) }))).reverse();
+    const input: RollbackInput = {
+      backfillId,
+      rollbackId: rollbackId(backfillId),
+      order,
+      force: options.force === true,
+      taskQueues: Object.fromEntries(nodes.map((n) => [n.id, n.taskQueue])),
+      ...(options.tuning ? { tuning: options.tuning } : {}),
+    };
+    this.searchAttributes ??= { listed: await requireSearchAttributes(this.connection, this.namespace) };
+    try {
+      const handle = await this.client.workflow.start<typeof rollbackWorkflow>('rollbackWorkflow', {
+        workflowId,
+        taskQueue: description.taskQueue,
+        args: [input],
+        // A rollback may run again after one finished (it then finds everything restored); one running already is joined.
+        workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE,
+        workflowIdConflictPolicy: 'USE_EXISTING',
+        typedSearchAttributes: [{ key: BACKFILL_ID, value: backfillId }],
+      });
+      return { backfillId, workflowId, runId: handle.firstExecutionRunId, uiUrl: this.uiUrl(workflowId, handle.firstExecutionRunId), attached: false };
+    } catch (error) {
+      const unregistered = unregisteredAttribute(error);
+      if (unregistered !== undefined) throw rejectedAttribute(this.namespace, unregistered, this.searchAttributes.listed);
+      throw error;
+    }
+  }
+
+  /** Waits for a rollback to end; its summary, or an error saying why it failed and what to do. */
+  async rollbackResult(backfillId: string): Promise<RollbackSummary> {
+    const handle = this.client.workflow.getHandle<typeof rollbackWorkflow>(rollbackWorkflowId(backfillId));
+    try {
+      return await handle.result();
+    } catch (error) {
+      if (!(error instanceof WorkflowFailedError)) throw error;
+      throw new BackfillError(
+        'failed',
+        `the rollback of backfill '${backfillId}' failed: ${rootCause(error).message} — the partitions it restored before stay restored; ` +
+          `fix the cause and run 'backfill rollback ${backfillId}' again (what is restored already is skipped)`,
+      );
+    }
+  }
+
+  /** `startRollback`, then its summary once it ends. */
+  async rollback(backfillId: string, options: RollbackOptions = {}): Promise<RollbackSummary> {
+    await this.startRollback(backfillId, options);
+    return this.rollbackResult(backfillId);
+  }
+
+  /**
    * Sets the server-enforced cap on activities started per second on a task queue, across
    * all its workers (UpdateTaskQueueConfig, server 1.29+); null removes it, which restores
    * the cap the workers set (maxTaskQueueActivitiesPerSecond).
@@ -428,6 +526,19 @@ export class BackfillClient {
     }
     await this.handle(backfillId).cancel();
   }
+}
+
+/** A new rollback's id, recorded with each of its restores: the backfill, the UTC time and a random suffix. */
+export function rollbackId(backfillId: string, now = new Date()): string {
+  const stamp = now.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z').replace('T', '-');
+  return `${backfillId}/rollback-${stamp}-${randomBytes(3).toString('hex')}`;
+}
+
+/** The innermost cause of a failure (an activity's own message, under the workflow's and the activity's wrappers). */
+function rootCause(error: Error): Error {
+  let cause = error;
+  while (cause.cause instanceof Error) cause = cause.cause;
+  return cause;
 }
 
 /**

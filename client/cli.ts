@@ -14,6 +14,7 @@ import { BackfillClient, type Started } from './backfill-client.ts';
 import { describeConnection, resolveConnection, type ConnectionOverrides } from './connection.ts';
 import { EXAMPLE_TRANSFORMS, parseQueues, portOr, startLocal, startWorker, transformModules } from './local.ts';
 import { ProgressView, headline, renderFailures, renderLineage, renderPlan, renderStatus } from './render.ts';
+import { renderRestores, renderRollback } from './render-rollback.ts';
 import { openWarehouse } from '../activities/warehouse/index.ts';
 import { loadSpecFile } from './spec-file.ts';
 import { runDemo } from './demo.ts';
@@ -323,10 +324,27 @@ export function buildProgram(): Command {
         if (versions.length === 0) {
           throw new BackfillError('not_found', `no version of ${node} ${partition} in the ledger of ${warehouse.location}: check the node id and the partition key (e.g. 2024-03-01, 2024-W09, 2024-03)`);
         }
-        print(options.json, { node, partition, current: versions.find((v) => v.current) ?? null, versions }, () => renderLineage(node, partition, versions));
+        const rollbacks = await warehouse.rollbacks({ node, partition });
+        print(options.json, { node, partition, current: versions.find((v) => v.current) ?? null, versions, rollbacks }, () =>
+          [renderLineage(node, partition, versions), ...renderRestores(rollbacks)].join('\n'),
+        );
       } finally {
         await warehouse.close();
       }
+    });
+
+  program
+    .command('rollback')
+    .description('restore every partition the backfill changed to its version before it (checksums verified); exits 2 if some were left alone')
+    .argument('<id>', 'backfill id (it must have ended: cancel or wait for it first)')
+    .option('--force', 'also restore partitions that a later backfill changed since, undoing those changes')
+    .option('--json', 'machine-readable output')
+    .action(async (id: string, options: Json & { force?: boolean }, command: Command) => {
+      await withClient(command, async (client) => {
+        const summary = await client.rollback(id, { force: options.force === true });
+        print(options.json, summary, () => renderRollback(summary));
+        if (summary.leftAlone > 0 && !summary.force) process.exitCode = EXIT.failures;
+      });
     });
 
   program

@@ -174,6 +174,8 @@ export function renderLineage(node: string, partition: string, versions: LedgerR
     ]);
   }
   const current = versions.find((v) => v.current);
-  const params = current ? `\nparameters: ${JSON.stringify(current.params)}` : '';
-  return `${pc.bold(`${node} ${partition}`)}: ${versions.length} version(s)${params}\n${table.toString()}`;
+  const params = current ? `\nparameters: ${JSON.stringify(current.params)}${current.specHash ? ` · spec hash ${current.specHash}` : ''}` : '';
+  const warnings = versions.flatMap((v) => v.warnings.map((w) => `  v${v.version}: ${w}`));
+  const warned = warnings.length > 0 ? `\n${pc.yellow('check warnings:')}\n${warnings.join('\n')}` : '';
+  return `${pc.bold(`${node} ${partition}`)}: ${versions.length} version(s)${params}\n${table.toString()}${warned}`;
 }

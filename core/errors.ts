@@ -10,6 +10,7 @@ export type ErrorCode =
   | 'not_found'
   | 'already_exists'
   | 'not_running'
+  | 'still_running'
   | 'server_unavailable'
   | 'timeout'
   | 'failed';

@@ -18,3 +18,13 @@ export function datasetNameProblem(id: string): string | undefined {
   if (id.includes('__')) return "contains '__', which is reserved for backfill's internal tables (such as <node>__versions): rename the node";
   return undefined;
 }
+
+/** Workflow ids a node's workflow (`backfill/<id>/<node>`) must not take. */
+const RESERVED_NODE_IDS: Record<string, string> = {
+  rollback: "is reserved: a backfill's rollback workflow is backfill/<id>/rollback, the id this node's workflow would have; rename the node",
+};
+
+/** What is wrong with `id` as a node id (a dataset name that also names a workflow), or undefined when it is fine. */
+export function nodeIdProblem(id: string): string | undefined {
+  return datasetNameProblem(id) ?? RESERVED_NODE_IDS[id];
+}

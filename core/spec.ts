@@ -10,7 +10,7 @@ import { BackfillError, formatPath, type ErrorCode } from './errors.ts';
 import { findCycle } from './graph.ts';
 import { BackfillConcurrencySchema, NodeConcurrencySchema, RateSchema } from './limits.ts';
 import { grainOf, mappingKind } from './mapping.ts';
-import { datasetNameProblem } from './names.ts';
+import { nodeIdProblem } from './names.ts';
 
 const STATIC_KEY = /^[A-Za-z0-9][A-Za-z0-9._:=-]{0,127}$/;
 
@@ -78,6 +78,16 @@ export const RetrySchema = z.strictObject({
   maximumInterval: retryFields.maximumInterval.default('1m'),
 });
 
+/** What a failed check does: `error` blocks publishing the partition, `warn` publishes it and records a warning. */
+export const SeveritySchema = z
+  .enum(['error', 'warn'], { message: "must be 'error' (a failure blocks publishing) or 'warn' (publish and record a warning)" })
+  .default('error');
+
+/** What a drift check compares between the new version and the published one: its row count, or a column's sum. */
+export const DriftMetricSchema = z.union([z.literal('row_count'), z.strictObject({ sum: z.string().min(1, { message: 'names the column to sum' }) })], {
+  message: "must be 'row_count' or { sum: <column> }",
+});
+
 export const CheckSchema = z.discriminatedUnion(
   'type',
   [
@@ -86,17 +96,27 @@ export const CheckSchema = z.discriminatedUnion(
       name: z.string().optional(),
       min: z.number().int().min(0).optional(),
       max: z.number().int().min(0).optional(),
+      severity: SeveritySchema,
     }),
-    z.strictObject({ type: z.literal('not_null'), name: z.string().optional(), columns: z.array(z.string()).min(1) }),
-    z.strictObject({ type: z.literal('unique'), name: z.string().optional(), columns: z.array(z.string()).min(1) }),
+    z.strictObject({ type: z.literal('not_null'), name: z.string().optional(), columns: z.array(z.string()).min(1), severity: SeveritySchema }),
+    z.strictObject({ type: z.literal('unique'), name: z.string().optional(), columns: z.array(z.string()).min(1), severity: SeveritySchema }),
     z.strictObject({
       type: z.literal('sql'),
       name: z.string(),
-      /** A query over `{{this}}` (the new version of the partition) returning the rows that violate the check. */
+      /** A query over `{{this}}` (the new version of the partition) returning the rows that violate the check; `{{previous}}` is the published version it replaces. */
       sql: z.string().min(1),
+      severity: SeveritySchema,
+    }),
+    z.strictObject({
+      /** The new version against the partition's published version: no published version, nothing to compare, the check passes. */
+      type: z.literal('drift'),
+      name: z.string().optional(),
+      metric: DriftMetricSchema,
+      maxChangePercent: z.number().min(0, { message: 'must be a percentage of 0 or more, e.g. 20 for ±20%' }),
+      severity: SeveritySchema,
     }),
   ],
-  { message: "must have type 'row_count', 'not_null', 'unique' or 'sql'" },
+  { message: "must have type 'row_count', 'not_null', 'unique', 'sql' or 'drift'" },
 );
 
 const settingFields = {
@@ -142,8 +162,8 @@ const PartialSettingsSchema = z.strictObject({
 
 export const NodeSchema = PartialSettingsSchema.extend({
   id: z.string().superRefine((id, ctx) => {
-    // The id names a view and a table: besides its shape, it must avoid names the warehouse and databases keep.
-    const problem = datasetNameProblem(id);
+    // The id names a view, a table and a workflow: besides its shape, it must avoid names the warehouse, the databases and backfill keep.
+    const problem = nodeIdProblem(id);
     if (problem) ctx.addIssue({ code: 'custom', message: problem });
   }),
   transform: z.string().min(1).optional(),
@@ -172,6 +192,10 @@ export type Spec = z.output<typeof SpecSchema>;
 export type NodeSpec = z.output<typeof NodeSchema>;
 export type Mapping = z.output<typeof MappingSchema>;
 export type Check = z.output<typeof CheckSchema>;
+/** A check as written, `severity` optional: what the warehouse accepts (and what workflows started before severities existed carry). */
+export type CheckInput = z.input<typeof CheckSchema>;
+export type Severity = z.output<typeof SeveritySchema>;
+export type DriftMetric = z.output<typeof DriftMetricSchema>;
 export type Settings = z.output<typeof SettingsSchema>;
 export type RetrySettings = z.output<typeof RetrySchema>;
 

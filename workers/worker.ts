@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { createRequire } from 'node:module';
 import { NativeConnection, Worker, bundleWorkflowCode, type WorkflowBundleOption, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { DEFAULT_TASK_QUEUE } from '../core/protocol.ts';
+import { createRollbackActivities } from '../activities/rollback.ts';
 import { createActivities } from '../activities/run-partitions.ts';
 import { withFaultInjection, type TransformRegistry } from '../activities/transforms.ts';
 import type { Warehouse } from '../activities/warehouse/types.ts';
@@ -71,11 +72,14 @@ export async function createWorkers(config: WorkerConfig): Promise<BackfillWorke
   const namespace = config.namespace ?? 'default';
   const workflowQueue = config.workflowQueue ?? DEFAULT_TASK_QUEUE;
   const activityQueues = config.activityQueues ?? [{ name: workflowQueue }];
-  const activities = createActivities({
-    warehouse: config.warehouse,
-    transforms: withFaultInjection(config.transforms, config.allowFaultInjection === true),
-    codeVersion: config.codeVersion ?? codeVersion(),
-  });
+  const activities = {
+    ...createActivities({
+      warehouse: config.warehouse,
+      transforms: withFaultInjection(config.transforms, config.allowFaultInjection === true),
+      codeVersion: config.codeVersion ?? codeVersion(),
+    }),
+    ...createRollbackActivities({ warehouse: config.warehouse }),
+  };
   const prebuilt = process.env.BACKFILL_WORKFLOW_BUNDLE ? { codePath: process.env.BACKFILL_WORKFLOW_BUNDLE } : undefined;
   const bundle = config.workflows === false ? undefined : (config.workflowBundle ?? prebuilt ?? (await bundleWorkflows()));
   const activityOptions = (queue: QueueConfig) => ({

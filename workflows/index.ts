@@ -1,2 +1,3 @@
 export { backfillWorkflow } from './backfill.ts';
 export { nodeWorkflow } from './node.ts';
+export { rollbackWorkflow } from './rollback.ts';

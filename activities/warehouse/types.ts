@@ -13,7 +13,7 @@
  * them, and those pinned versions are what the ledger records as its inputs.
  */
 import type { PartitionInput } from '../../core/protocol.ts';
-import type { Check } from '../../core/spec.ts';
+import type { CheckInput } from '../../core/spec.ts';
 
 export type SqlValue = string | number | bigint | boolean | null;
 export type Row = Record<string, unknown>;
@@ -47,7 +47,8 @@ export type PartitionWrite = {
   runKey: string;
   workflowId: string;
   data: PartitionData;
-  checks: Check[];
+  /** Run on the new version; `severity: warn` ones publish and record a warning. */
+  checks: CheckInput[];
   transform: string;
   params: Record<string, unknown>;
   codeVersion: string;
@@ -57,6 +58,8 @@ export type PartitionWrite = {
   pinned?: PinnedInput[];
   attempt: number;
   startedAt: number;
+  /** A hash of the node's transform, SQL, params and checks (`specHash`), recorded in the ledger. */
+  specHash?: string;
 };
 
 export type Published = {
@@ -65,6 +68,8 @@ export type Published = {
   rowCount: number;
   checksum: string;
   schemaHash: string;
+  /** Checks of severity `warn` that failed: the version was published all the same. */
+  warnings: string[];
   /** True when an earlier attempt of the same run had published it: nothing was written this time. */
   alreadyPublished?: boolean;
 };
@@ -92,10 +97,78 @@ export type LedgerRow = {
   durationMs: number;
   previousVersion: number | null;
   error: string | null;
+  /** Failed checks of severity `warn`. */
+  warnings: string[];
+  /** The hash of the node's transform, SQL, params and checks (null: recorded before the ledger kept it). */
+  specHash: string | null;
   current: boolean;
 };
 
 export type LedgerFilter = { backfillId?: string; node?: string; partition?: string };
+
+/** One partition a backfill published: what it replaced, what it published, and what is published now. */
+export type Change = {
+  node: string;
+  partition: string;
+  /** The newest version the backfill published. */
+  version: number;
+  checksum: string;
+  /** The version published before the backfill's publishes (where a rollback goes); null when the backfill created the partition. */
+  previousVersion: number | null;
+  previousChecksum: string | null;
+  /** The partition's published version now (null: none), and the backfill that published it. */
+  currentVersion: number | null;
+  currentBackfillId: string | null;
+};
+
+/** Where a page of changes ends; the next page starts after it. */
+export type ChangeCursor = { node: string; partition: string };
+export type ChangesOptions = { node?: string; after?: ChangeCursor; limit?: number };
+export type ChangesPage = { changes: Change[]; next: ChangeCursor | null };
+
+export type RestoreRequest = {
+  /** Recorded with the restore; the same rollback restoring the same partition again replays its first outcome. */
+  rollbackId: string;
+  /** The backfill being rolled back. */
+  backfillId: string;
+  node: string;
+  partition: string;
+  /** The version the backfill published: the partition is restored only while it is still the published one. */
+  from: number;
+  /** The version to publish again, or null to remove the partition (the backfill created it). */
+  to: number | null;
+  /** Restore also when a later publish changed the partition. */
+  force?: boolean;
+};
+
+export type RestoreStatus = 'restored' | 'removed' | 'already_restored' | 'changed_since';
+
+export type RestoreOutcome = {
+  node: string;
+  partition: string;
+  status: RestoreStatus;
+  /** The published version the restore found (null: none), and the backfill that published it. */
+  found: number | null;
+  foundBackfillId: string | null;
+  /** The published version after the restore (null: none). */
+  to: number | null;
+  /** True when `force` replaced a version that a later publish had made. */
+  forced: boolean;
+};
+
+/** A restore as the rollback audit records it. */
+export type RollbackRecord = {
+  rollbackId: string;
+  backfillId: string;
+  node: string;
+  partition: string;
+  fromVersion: number | null;
+  toVersion: number | null;
+  forced: boolean;
+  at: string;
+};
+
+export type RollbackFilter = { rollbackId?: string; backfillId?: string; node?: string; partition?: string };
 
 export interface Warehouse {
   readonly kind: 'sqlite' | 'postgres';
@@ -119,6 +192,20 @@ export interface Warehouse {
   publishedBy(node: string, partition: string, runKey: string): Promise<Published | null>;
   /** Ledger rows, ordered by node, partition and newest version first. */
   ledger(filter: LedgerFilter): Promise<LedgerRow[]>;
+  /**
+   * The partitions a backfill published (of one node, with `node`), ordered by node and
+   * partition, a page at a time (`limit`, default 500): pass `next` back as `after`.
+   */
+  changesBy(backfillId: string, options?: ChangesOptions): Promise<ChangesPage>;
+  /**
+   * Moves a partition's published pointer back to `to` (or removes it), atomically, if the
+   * published version is still `from` (or `force`); verifies first that the rows of `to`
+   * still hash to the checksum the ledger recorded (`ChecksumMismatchError` if not), and
+   * records the restore in the rollback audit.
+   */
+  restore(request: RestoreRequest): Promise<RestoreOutcome>;
+  /** The rollback audit, ordered by time, node and partition. */
+  rollbacks(filter: RollbackFilter): Promise<RollbackRecord[]>;
   close(): Promise<void>;
 }
 
@@ -129,6 +216,11 @@ export class CheckFailedError extends Error {
 /** SQL that cannot succeed as written (syntax, unknown table or column, missing parameter). */
 export class SqlError extends Error {
   override readonly name = 'SqlError';
+}
+
+/** A stored version whose rows no longer hash to the checksum its ledger row recorded. */
+export class ChecksumMismatchError extends Error {
+  override readonly name = 'ChecksumMismatchError';
 }
 
 /** A dataset name that is not safe to create tables for (the spec was not validated). */

@@ -7,7 +7,9 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PostgresWarehouse } from '../../activities/warehouse/postgres/warehouse.ts';
 import { SqliteWarehouse } from '../../activities/warehouse/sqlite/warehouse.ts';
+import { quoteIdent, versionsTable } from '../../activities/warehouse/sql.ts';
 import type { PartitionWrite } from '../../activities/warehouse/types.ts';
+import type { RawAccess } from '../warehouse/suite.ts';
 import { ORDERS, warehouseSuite, write } from '../warehouse/suite.ts';
 
 const SERVER = process.env.BACKFILL_TEST_POSTGRES_URL ?? 'postgres://backfill:backfill@127.0.0.1:5432/postgres';
@@ -31,15 +33,28 @@ afterAll(async () => {
 });
 
 /** A warehouse in schemas of its own: one for the datasets' views, one for the ledger and versions. */
-async function fresh(): Promise<{ warehouse: PostgresWarehouse; url: string; cleanup(): Promise<void> }> {
+async function fresh(): Promise<{ warehouse: PostgresWarehouse; url: string; raw: RawAccess; internal: string; cleanup(): Promise<void> }> {
   const name = `t_${randomUUID().slice(0, 8)}`;
-  const setup = new pg.Client({ connectionString: urlFor(database) });
-  await setup.connect();
-  await setup.query(`CREATE SCHEMA ${name}`);
-  await setup.end();
+  await execIn(urlFor(database), `CREATE SCHEMA ${name}`);
   const url = urlFor(database, name);
-  const warehouse = new PostgresWarehouse(url, { schema: `${name}_internal` });
-  return { warehouse, url, cleanup: () => warehouse.close() };
+  const internal = `${name}_internal`;
+  const warehouse = new PostgresWarehouse(url, { schema: internal });
+  const raw: RawAccess = {
+    exec: (sql) => execIn(url, sql),
+    versionsTable: (node) => `${quoteIdent(internal)}.${quoteIdent(versionsTable(node))}`,
+    ledgerTable: `${quoteIdent(internal)}.ledger`,
+  };
+  return { warehouse, url, raw, internal, cleanup: () => warehouse.close() };
+}
+
+async function execIn(url: string, sql: string): Promise<void> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    await client.query(sql);
+  } finally {
+    await client.end();
+  }
 }
 
 warehouseSuite('postgres', fresh);
@@ -60,6 +75,7 @@ describe('postgres: its own storage', () => {
         ['S_internal', 'ledger', 'BASE TABLE'],
         ['S_internal', 'orders__versions', 'BASE TABLE'],
         ['S_internal', 'partitions', 'BASE TABLE'],
+        ['S_internal', 'rollbacks', 'BASE TABLE'],
       ]);
       expect((await client.query('SELECT COUNT(*)::int AS n FROM orders')).rows).toEqual([{ n: 3 }]);
       await client.end();
@@ -102,6 +118,33 @@ describe('postgres: its own storage', () => {
     try {
       await warehouse.publish(write('t', 'k', { rows: [{ flag: true, meta: { a: [1] } }] }));
       expect(await warehouse.query('SELECT flag, meta FROM t')).toEqual([{ flag: true, meta: '{"a":[1]}' }]);
+    } finally {
+      await cleanup();
+    }
+  });
+
+  it('upgrades a ledger from before warnings, spec hashes and rollbacks in place', async () => {
+    const { warehouse, url, internal, cleanup } = await fresh();
+    try {
+      await execIn(
+        url,
+        `CREATE SCHEMA ${internal};
+         CREATE TABLE ${internal}.ledger (
+           node text COLLATE "C" NOT NULL, partition text COLLATE "C" NOT NULL, version integer NOT NULL, status text NOT NULL,
+           backfill_id text NOT NULL, run_key text NOT NULL, workflow_id text NOT NULL, row_count bigint, checksum text, schema_hash text,
+           transform text NOT NULL, params jsonb NOT NULL, code_version text NOT NULL, inputs jsonb NOT NULL, attempt integer NOT NULL,
+           executions integer NOT NULL DEFAULT 1, started_at timestamptz NOT NULL, finished_at timestamptz NOT NULL, duration_ms bigint NOT NULL,
+           previous_version integer, error text, PRIMARY KEY (node, partition, version));
+         INSERT INTO ${internal}.ledger VALUES ('orders', 'k', 1, 'published', 'bf-0', 'r0', 'w0', 1, 'c0', 's0', 'sql', '{}', 'code-0', '[]', 1, 1,
+           '2024-01-01T00:00:00Z', '2024-01-01T00:00:01Z', 1000, NULL, NULL);`,
+      );
+      expect(await warehouse.ledger({ node: 'orders' })).toEqual([expect.objectContaining({ version: 1, warnings: [], specHash: null, checksum: 'c0' })]);
+      expect(await warehouse.rollbacks({})).toEqual([]);
+      await warehouse.publish(write('orders', 'k2', { rows: [{ a: 1 }], specHash: 'abc', checks: [{ type: 'row_count', max: 0, severity: 'warn' }] }));
+      expect((await warehouse.ledger({ node: 'orders', partition: 'k2' }))[0]).toMatchObject({ specHash: 'abc', warnings: ['row_count: 1 rows, expected at most 0'] });
+      const again = new PostgresWarehouse(url, { schema: internal });
+      expect(await again.ledger({ node: 'orders' })).toHaveLength(2);
+      await again.close();
     } finally {
       await cleanup();
     }

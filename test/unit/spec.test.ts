@@ -104,7 +104,10 @@ describe('resolveSpec: a realistic spec', () => {
     const daily = node(spec, 'daily_revenue');
     expect(daily.transform).toBe('sql');
     expect(daily.sql).toContain('SELECT day');
-    expect(daily.checks).toEqual([{ type: 'row_count', min: 1 }, { type: 'not_null', columns: ['day'] }]);
+    expect(daily.checks).toEqual([
+      { type: 'row_count', min: 1, severity: 'error' },
+      { type: 'not_null', columns: ['day'], severity: 'error' },
+    ]);
     expect(node(spec, 'raw_events').params).toEqual({ source: 's3://bucket/events' });
     expect(node(spec, 'weekly_revenue').params).toEqual({});
     expect(node(spec, 'weekly_revenue').checks).toEqual([]);
@@ -542,13 +545,14 @@ describe('resolveSpec: bad input names the problem, the place and the fix', () =
       ['pg_class', /starts with 'pg_', which is reserved/],
       ['orders__versions', /contains '__', which is reserved for backfill's internal tables \(such as <node>__versions\): rename the node/],
       ['a__b', /contains '__'/],
+      ['rollback', /is reserved: a backfill's rollback workflow is backfill\/<id>\/rollback.*rename the node/],
     ];
     for (const [id, message] of cases) {
       const error = rejects(minimal([{ id: 'fine', transform: 'noop' }, { id, transform: 'noop' }]), 'invalid_spec', 'nodes[1].id');
       expect(error.message, id).toMatch(message);
     }
     // Only the prefixes are reserved: the same words elsewhere in an id are fine.
-    for (const id of ['my_backfill_ledger', 'orders_pg_', 'last_sqlite_copy', 'a_b_c']) {
+    for (const id of ['my_backfill_ledger', 'orders_pg_', 'last_sqlite_copy', 'a_b_c', 'rollbacks', 'rollback_daily']) {
       expect(() => resolveSpec(minimal([{ id, transform: 'noop' }])), id).not.toThrow();
     }
   });
@@ -643,6 +647,17 @@ describe('resolveSpec: bad input names the problem, the place and the fix', () =
     rejects(minimal([{ id: 'a', transform: 'noop', dependsOn: [42] }]), 'invalid_spec', 'nodes[0].dependsOn[0]');
   });
 
+  it('a check severity other than error or warn, and a drift check without its metric or threshold', () => {
+    const bad = (check: unknown, path: string, text: RegExp) =>
+      expect(rejects(minimal([{ id: 'a', transform: 'noop', checks: [check] }]), 'invalid_spec', path).message).toMatch(text);
+    bad({ type: 'row_count', min: 1, severity: 'fatal' }, 'nodes[0].checks[0].severity', /'error'.*'warn'/);
+    bad({ type: 'drift', maxChangePercent: 10 }, 'nodes[0].checks[0].metric', /must be 'row_count' or/);
+    bad({ type: 'drift', metric: 'mean', maxChangePercent: 10 }, 'nodes[0].checks[0].metric', /'row_count' or \{ sum: <column> \}/);
+    bad({ type: 'drift', metric: { sum: 'amount' } }, 'nodes[0].checks[0].maxChangePercent', /required/);
+    bad({ type: 'drift', metric: 'row_count', maxChangePercent: -5 }, 'nodes[0].checks[0].maxChangePercent', /0 or more/);
+    bad({ type: 'drift', metric: 'row_count', maxChangePercent: 5, columns: ['x'] }, 'nodes[0].checks[0]', /unknown field.*'columns'/);
+  });
+
   it('a document that is not an object', () => {
     for (const doc of [null, 'name: x', 42, []]) {
       expect(() => resolveSpec(doc)).toThrow(BackfillError);
@@ -682,5 +697,30 @@ describe('parseRange', () => {
     check('2024-01-01', 'tomorrow', 'to', /--to 'tomorrow'/);
     check('2024-02-01', '2024-01-01', 'to', /must be after --from.*exclusive/);
     check('2024-02-01', '2024-02-01', 'to', /must be after/);
+  });
+});
+
+describe('check severity and drift', () => {
+  it('every check defaults to severity error; warn and drift checks resolve as written', () => {
+    const spec = resolveSpec(
+      minimal([
+        {
+          id: 'a',
+          transform: 'noop',
+          checks: [
+            { type: 'unique', columns: ['id'] },
+            { type: 'sql', name: 'no negatives', sql: 'SELECT * FROM {{this}} WHERE v < 0', severity: 'warn' },
+            { type: 'drift', metric: 'row_count', maxChangePercent: 20 },
+            { type: 'drift', name: 'revenue', metric: { sum: 'amount' }, maxChangePercent: 5.5, severity: 'warn' },
+          ],
+        },
+      ]),
+    );
+    expect(spec.nodes[0]!.checks).toEqual([
+      { type: 'unique', columns: ['id'], severity: 'error' },
+      { type: 'sql', name: 'no negatives', sql: 'SELECT * FROM {{this}} WHERE v < 0', severity: 'warn' },
+      { type: 'drift', metric: 'row_count', maxChangePercent: 20, severity: 'error' },
+      { type: 'drift', name: 'revenue', metric: { sum: 'amount' }, maxChangePercent: 5.5, severity: 'warn' },
+    ]);
   });
 });

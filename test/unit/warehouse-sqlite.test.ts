@@ -2,15 +2,30 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { SqliteWarehouse } from '../../activities/warehouse/sqlite/warehouse.ts';
+import { quoteIdent, versionsTable } from '../../activities/warehouse/sql.ts';
 import { warehouseSuite, write } from '../warehouse/suite.ts';
 
 warehouseSuite('sqlite', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'backfill-warehouse-'));
-  const warehouse = new SqliteWarehouse(join(dir, 'nested', 'warehouse.db'));
+  const path = join(dir, 'nested', 'warehouse.db');
+  const warehouse = new SqliteWarehouse(path);
   return {
     warehouse,
+    raw: {
+      exec: async (sql) => {
+        const db = new Database(path);
+        try {
+          db.exec(sql);
+        } finally {
+          db.close();
+        }
+      },
+      versionsTable: (node) => `main.${quoteIdent(versionsTable(node))}`,
+      ledgerTable: 'main.backfill_ledger',
+    },
     cleanup: async () => {
       await warehouse.close();
       rmSync(dir, { recursive: true, force: true });
@@ -51,4 +66,37 @@ describe('sqlite: its own storage', () => {
     expect(await wh.query('SELECT COUNT(*) AS n FROM backfill_ledger')).toEqual([{ n: 1 }]);
     await wh.close();
   });
+
+  it('upgrades a warehouse file from before warnings, spec hashes and rollbacks in place', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'backfill-warehouse-'));
+    dirs.push(dir);
+    const path = join(dir, 'old.db');
+    const old = new Database(path);
+    old.exec(LEDGER_BEFORE_DATA_TRUST);
+    old.exec(`INSERT INTO backfill_ledger VALUES ('orders', 'k', 1, 'published', 'bf-0', 'r0', 'w0', 1, 'c0', 's0', 'sql', '{}', 'code-0', '[]', 1, 1,
+      '2024-01-01T00:00:00.000Z', '2024-01-01T00:00:01.000Z', 1000, NULL, NULL)`);
+    old.close();
+    for (let open = 0; open < 2; open++) {
+      const wh = new SqliteWarehouse(path);
+      expect(await wh.ledger({ node: 'orders' })).toEqual([expect.objectContaining({ version: 1, warnings: [], specHash: null, checksum: 'c0' })]);
+      expect(await wh.rollbacks({})).toEqual([]);
+      await wh.close();
+    }
+    const wh = new SqliteWarehouse(path);
+    await wh.publish(write('orders', 'k2', { rows: [{ a: 1 }], specHash: 'abc', checks: [{ type: 'row_count', max: 0, severity: 'warn' }] }));
+    expect((await wh.ledger({ node: 'orders', partition: 'k2' }))[0]).toMatchObject({ specHash: 'abc', warnings: ['row_count: 1 rows, expected at most 0'] });
+    await wh.close();
+  });
 });
+
+/** The ledger as the first release created it. */
+const LEDGER_BEFORE_DATA_TRUST = `
+CREATE TABLE backfill_ledger (
+  node TEXT NOT NULL, partition TEXT NOT NULL, version INTEGER NOT NULL, status TEXT NOT NULL, backfill_id TEXT NOT NULL,
+  run_key TEXT NOT NULL, workflow_id TEXT NOT NULL, row_count INTEGER, checksum TEXT, schema_hash TEXT, transform TEXT NOT NULL,
+  params TEXT NOT NULL, code_version TEXT NOT NULL, inputs TEXT NOT NULL, attempt INTEGER NOT NULL, executions INTEGER NOT NULL DEFAULT 1,
+  started_at TEXT NOT NULL, finished_at TEXT NOT NULL, duration_ms INTEGER NOT NULL, previous_version INTEGER, error TEXT,
+  PRIMARY KEY (node, partition, version)
+);
+CREATE TABLE backfill_partitions (node TEXT NOT NULL, partition TEXT NOT NULL, version INTEGER NOT NULL, published_at TEXT NOT NULL, PRIMARY KEY (node, partition));
+`;

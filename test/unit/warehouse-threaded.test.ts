@@ -2,9 +2,10 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ThreadedWarehouse } from '../../activities/warehouse/sqlite/threaded.ts';
-import { CheckFailedError, SqlError, type PartitionWrite } from '../../activities/warehouse/types.ts';
+import { CheckFailedError, ChecksumMismatchError, SqlError, type PartitionWrite } from '../../activities/warehouse/types.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'backfill-threaded-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -41,6 +42,30 @@ describe('ThreadedWarehouse', () => {
       await warehouse.close();
     }
     await expect(warehouse.query('SELECT 1')).rejects.toThrow(/closed/);
+  });
+
+  it('forwards the rollback primitives, and their errors with their types', async () => {
+    const path = join(dir, 'rollback.db');
+    const warehouse = new ThreadedWarehouse(path);
+    try {
+      await warehouse.publish(write('2024-01-01', [{ a: 1 }]));
+      await warehouse.publish({ ...write('2024-01-01', [{ a: 2 }]), backfillId: 'b2', runKey: 'r2' });
+      await warehouse.publish({ ...write('2024-01-02', [{ a: 3 }]), backfillId: 'b2', runKey: 'r2' });
+      const page = await warehouse.changesBy('b2', { limit: 1 });
+      expect(page).toMatchObject({ changes: [{ partition: '2024-01-01', version: 2, previousVersion: 1 }], next: { node: 'events', partition: '2024-01-01' } });
+      const request = { rollbackId: 'rb', backfillId: 'b2', node: 'events', partition: '2024-01-01', from: 2, to: 1 };
+      expect(await warehouse.restore(request)).toMatchObject({ status: 'restored' });
+      expect(await warehouse.rollbacks({ rollbackId: 'rb' })).toHaveLength(1);
+      const db = new Database(path);
+      db.exec(`UPDATE events__versions SET a = 99 WHERE __partition = '2024-01-01' AND __version = 1`);
+      db.close();
+      // Version 2 is intact: restoring it works; version 1 was changed behind the ledger's back: restoring it fails.
+      expect(await warehouse.restore({ ...request, rollbackId: 'rb-2', from: 1, to: 2 })).toMatchObject({ status: 'restored', to: 2 });
+      const tampered = await warehouse.restore({ ...request, rollbackId: 'rb-3', from: 2, to: 1 }).catch((e: unknown) => e);
+      expect(tampered).toBeInstanceOf(ChecksumMismatchError);
+    } finally {
+      await warehouse.close();
+    }
   });
 
   it('fails every call with a clear error when the file cannot be opened', async () => {

@@ -4,10 +4,28 @@
  * SQL here is portable; what differs between engines is tested in each backend's own file.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { Check } from '../../core/spec.ts';
-import { CheckFailedError, InvalidDatasetError, SqlError, type PartitionData, type PartitionWrite, type Row, type Warehouse } from '../../activities/warehouse/types.ts';
+import type { CheckInput } from '../../core/spec.ts';
+import {
+  CheckFailedError,
+  ChecksumMismatchError,
+  InvalidDatasetError,
+  SqlError,
+  type PartitionData,
+  type PartitionWrite,
+  type RestoreRequest,
+  type Row,
+  type Warehouse,
+} from '../../activities/warehouse/types.ts';
 
-export type WarehouseFactory = () => Promise<{ warehouse: Warehouse; cleanup(): Promise<void> }>;
+/** Writes behind the warehouse's back (a tampered version, a ledger from before a column existed), in the backend's own SQL names. */
+export type RawAccess = {
+  exec(sql: string): Promise<void>;
+  /** The qualified name of a dataset's versions table, and of the ledger. */
+  versionsTable(node: string): string;
+  ledgerTable: string;
+};
+
+export type WarehouseFactory = () => Promise<{ warehouse: Warehouse; raw: RawAccess; cleanup(): Promise<void> }>;
 
 type WriteOptions = Partial<Omit<PartitionWrite, 'data'>> & { rows?: Row[]; selects?: PartitionData['selects'] };
 
@@ -49,10 +67,11 @@ export async function rejection(promise: Promise<unknown>): Promise<Error> {
 
 export function warehouseSuite(kind: Warehouse['kind'], open: WarehouseFactory): void {
   let wh: Warehouse;
+  let raw: RawAccess;
   let cleanup: () => Promise<void>;
 
   beforeEach(async () => {
-    ({ warehouse: wh, cleanup } = await open());
+    ({ warehouse: wh, raw, cleanup } = await open());
   });
   afterEach(async () => {
     await cleanup();
@@ -168,6 +187,22 @@ export function warehouseSuite(kind: Warehouse['kind'], open: WarehouseFactory):
       const published = await wh.publish(write('nothing', 'k'));
       expect(published).toMatchObject({ version: 1, rowCount: 0 });
       expect((await wh.ledger({ node: 'nothing' }))[0]).toMatchObject({ status: 'published', rowCount: 0 });
+    });
+
+    it('a dataset whose first version was empty takes the columns of a later one', async () => {
+      await wh.publish(write('late', 'k1'));
+      await wh.publish(write('late', 'k2', { rows: [{ id: 1, amount: 5 }] }));
+      expect(await wh.query('SELECT id, amount FROM late')).toEqual([{ id: 1, amount: 5 }]);
+    });
+
+    it('a version whose column holds only NULLs leaves the column as it was', async () => {
+      await wh.publish(write('sales', 'k1', { rows: [{ id: 1, amount: 5 }] }));
+      await wh.publish(write('sales', 'k2', { rows: [{ id: 2, amount: null }] }));
+      expect(await wh.query('SELECT id, amount FROM sales ORDER BY id')).toEqual([
+        { id: 1, amount: 5 },
+        { id: 2, amount: null },
+      ]);
+      expect(await wh.query('SELECT SUM(amount) AS total FROM sales')).toEqual([{ total: 5 }]);
     });
 
     it('dataset names that collide with internal tables are refused before any DDL', async () => {
@@ -379,7 +414,7 @@ export function warehouseSuite(kind: Warehouse['kind'], open: WarehouseFactory):
   });
 
   describe(`${kind}: checks`, () => {
-    const failing: Array<[string, Check, RegExp]> = [
+    const failing: Array<[string, CheckInput, RegExp]> = [
       ['not_null', { type: 'not_null', columns: ['order_id', 'amount'] }, /not_null: 1 rows have amount NULL/],
       ['unique', { type: 'unique', columns: ['country'] }, /unique: 1 duplicated values of \(country\)/],
       ['row_count min', { type: 'row_count', min: 5 }, /row_count: 3 rows, expected at least 5/],
@@ -401,7 +436,7 @@ export function warehouseSuite(kind: Warehouse['kind'], open: WarehouseFactory):
     }
 
     it('passing checks publish', async () => {
-      const checks: Check[] = [
+      const checks: CheckInput[] = [
         { type: 'not_null', columns: ['order_id', 'country'] },
         { type: 'unique', columns: ['order_id'] },
         { type: 'row_count', min: 3, max: 3 },
@@ -463,6 +498,302 @@ export function warehouseSuite(kind: Warehouse['kind'], open: WarehouseFactory):
       expect(error.message).toMatch(/broken: the check's SQL failed: .*nope/);
       expect(error.message).toMatch(/row_count: 3 rows, expected at least 10/);
       expect((await wh.ledger({ node: 'orders' }))[0]).toMatchObject({ status: 'failed_check' });
+    });
+  });
+
+  describe(`${kind}: check severity`, () => {
+    it('a failing warn check publishes, and the warning is returned and recorded in the ledger', async () => {
+      const published = await wh.publish(
+        write('orders', '2024-01-01', { rows: ORDERS, checks: [{ type: 'not_null', columns: ['amount'], severity: 'warn' }] }),
+      );
+      expect(published).toMatchObject({ version: 1, warnings: ['not_null: 1 rows have amount NULL'] });
+      expect(await wh.query('SELECT COUNT(*) AS n FROM orders')).toEqual([{ n: 3 }]);
+      const [row] = await wh.ledger({ node: 'orders' });
+      expect(row).toMatchObject({ status: 'published', current: true, warnings: ['not_null: 1 rows have amount NULL'], error: null });
+    });
+
+    it('an error blocks publishing even when warnings pass along; the failed row keeps both', async () => {
+      const error = await rejection(
+        wh.publish(
+          write('orders', '2024-01-01', {
+            rows: ORDERS,
+            checks: [
+              { type: 'unique', columns: ['country'], severity: 'warn' },
+              { type: 'row_count', min: 5 },
+            ],
+          }),
+        ),
+      );
+      expect(error).toBeInstanceOf(CheckFailedError);
+      expect(error.message).toMatch(/row_count: 3 rows, expected at least 5/);
+      expect(error.message).not.toMatch(/duplicated/);
+      const [row] = await wh.ledger({ node: 'orders' });
+      expect(row).toMatchObject({ status: 'failed_check', current: false, warnings: ['unique: 1 duplicated values of (country)'] });
+    });
+
+    it('a warn check whose SQL is broken warns, and says why', async () => {
+      const published = await wh.publish(
+        write('orders', '2024-01-01', { rows: ORDERS, checks: [{ type: 'sql', name: 'broken', sql: 'SELECT * FROM {{this}} WHERE nope > 1', severity: 'warn' }] }),
+      );
+      expect(published.warnings).toHaveLength(1);
+      expect(published.warnings[0]).toMatch(/broken: the check's SQL failed: .*nope/);
+    });
+
+    it('passing checks and a retry that finds its version published report no new warnings', async () => {
+      const first = await wh.publish(write('orders', '2024-01-01', { rows: ORDERS, checks: [{ type: 'row_count', max: 1, severity: 'warn' }] }));
+      expect(first.warnings).toEqual(['row_count: 3 rows, expected at most 1']);
+      const again = await wh.publish(write('orders', '2024-01-01', { rows: ORDERS, attempt: 2 }));
+      expect(again).toEqual({ ...first, alreadyPublished: true });
+      const clean = await wh.publish(write('orders', '2024-01-02', { rows: ORDERS, checks: [{ type: 'row_count', min: 1, severity: 'warn' }] }));
+      expect(clean.warnings).toEqual([]);
+    });
+  });
+
+  describe(`${kind}: drift checks`, () => {
+    const rows = (n: number, amount = 10) => Array.from({ length: n }, (_, i) => ({ id: i + 1, amount }));
+
+    it('pass when the partition has no published version to compare with', async () => {
+      const published = await wh.publish(write('sales', 'k', { rows: rows(5), checks: [{ type: 'drift', metric: 'row_count', maxChangePercent: 0 }] }));
+      expect(published).toMatchObject({ version: 1, warnings: [] });
+    });
+
+    it('row_count beyond the allowed change blocks publishing, naming the metric, the values and the change', async () => {
+      await wh.publish(write('sales', 'k', { rows: rows(10) }));
+      const error = await rejection(
+        wh.publish(write('sales', 'k', { runKey: 'run-2', rows: rows(16), checks: [{ type: 'drift', metric: 'row_count', maxChangePercent: 50 }] })),
+      );
+      expect(error).toBeInstanceOf(CheckFailedError);
+      expect(error.message).toMatch(/drift: row_count went from 10 to 16 \(\+60%\), more than the 50% allowed/);
+      expect(await wh.query('SELECT COUNT(*) AS n FROM sales')).toEqual([{ n: 10 }]);
+      const within = await wh.publish(
+        write('sales', 'k', { runKey: 'run-3', rows: rows(6), checks: [{ type: 'drift', name: 'volume', metric: 'row_count', maxChangePercent: 40 }] }),
+      );
+      expect(within).toMatchObject({ previousVersion: 1, warnings: [] });
+    });
+
+    it('a sum drifting as a warning publishes and records the warning', async () => {
+      await wh.publish(write('sales', 'k', { rows: rows(4, 2.5) }));
+      const published = await wh.publish(
+        write('sales', 'k', { runKey: 'run-2', rows: rows(4, 1), checks: [{ type: 'drift', name: 'revenue', metric: { sum: 'amount' }, maxChangePercent: 25, severity: 'warn' }] }),
+      );
+      expect(published.warnings).toEqual(['revenue: sum(amount) went from 10 to 4 (-60%), more than the 25% allowed']);
+      expect((await wh.ledger({ node: 'sales', partition: 'k' }))[0]).toMatchObject({ version: 2, current: true, warnings: published.warnings });
+    });
+
+    it('a change from zero is more than any percentage; zero to zero is none', async () => {
+      await wh.publish(write('sales', 'k', { rows: [] }));
+      const drift = { type: 'drift', metric: 'row_count', maxChangePercent: 1000, severity: 'warn' } as const;
+      const grown = await wh.publish(write('sales', 'k', { runKey: 'run-2', rows: rows(1), checks: [drift] }));
+      expect(grown.warnings).toEqual(['drift: row_count went from 0 to 1 (a change from zero), more than the 1000% allowed']);
+      await wh.publish(write('sales', 'j', { rows: [{ id: 1, amount: null }] }));
+      const nulls = await wh.publish(write('sales', 'j', { runKey: 'run-2', rows: [{ id: 1, amount: null }], checks: [{ ...drift, metric: { sum: 'amount' }, maxChangePercent: 0 }] }));
+      expect(nulls.warnings).toEqual([]);
+    });
+
+    it('compares with the published version, not with a newer version whose checks failed', async () => {
+      await wh.publish(write('sales', 'k', { rows: rows(10) }));
+      await rejection(wh.publish(write('sales', 'k', { runKey: 'run-2', rows: rows(1), checks: [{ type: 'row_count', min: 5 }] })));
+      const published = await wh.publish(write('sales', 'k', { runKey: 'run-3', rows: rows(11), checks: [{ type: 'drift', metric: 'row_count', maxChangePercent: 20 }] }));
+      expect(published).toMatchObject({ version: 3, previousVersion: 1, warnings: [] });
+    });
+
+    it('fires when a SQL node\'s parameter changes the row count beyond the threshold', async () => {
+      const series = { sql: 'WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < :rows) SELECT n, n * 2 AS v FROM s' };
+      const drift = [{ type: 'drift', metric: 'row_count', maxChangePercent: 30 }] as const;
+      const node = (runKey: string, params: { rows: number }) =>
+        write('series', '2024-01-01', { runKey, params, checks: [...drift], selects: [{ sql: series.sql, bindings: params }] });
+      expect(await wh.publish(node('run-1', { rows: 10 }))).toMatchObject({ version: 1, rowCount: 10 });
+      expect(await wh.publish(node('run-2', { rows: 12 }))).toMatchObject({ version: 2, rowCount: 12, warnings: [] });
+      const error = await rejection(wh.publish(node('run-3', { rows: 30 })));
+      expect(error).toBeInstanceOf(CheckFailedError);
+      expect(error.message).toMatch(/drift: row_count went from 12 to 30 \(\+150%\), more than the 30% allowed/);
+      expect((await wh.ledger({ node: 'series' }))[0]).toMatchObject({ version: 3, status: 'failed_check', params: { rows: 30 } });
+    });
+
+    it('a sum over a column that does not exist fails the check and says why', async () => {
+      await wh.publish(write('sales', 'k', { rows: rows(2) }));
+      const error = await rejection(
+        wh.publish(write('sales', 'k', { runKey: 'run-2', rows: rows(2), checks: [{ type: 'drift', metric: { sum: 'nope' }, maxChangePercent: 5 }] })),
+      );
+      expect(error.message).toMatch(/drift: the check's SQL failed: .*nope/);
+    });
+
+    it('SQL checks read the published version as {{previous}}, empty when there is none', async () => {
+      const noLostIds = { type: 'sql', name: 'no lost ids', sql: 'SELECT id FROM {{previous}} WHERE id NOT IN (SELECT id FROM {{ this }})' } as const;
+      expect((await wh.publish(write('sales', 'k', { rows: rows(3), checks: [noLostIds] }))).version).toBe(1);
+      const error = await rejection(wh.publish(write('sales', 'k', { runKey: 'run-2', rows: rows(2), checks: [noLostIds] })));
+      expect(error.message).toMatch(/no lost ids: 1 violating rows/);
+    });
+  });
+
+  describe(`${kind}: spec hash in the ledger`, () => {
+    it('records the spec hash a write carries, and null when it carries none', async () => {
+      await wh.publish(write('orders', 'k1', { rows: ORDERS, specHash: '0123456789abcdef' }));
+      await wh.publish(write('orders', 'k2', { rows: ORDERS }));
+      await rejection(wh.publish(write('orders', 'k3', { rows: ORDERS, specHash: 'fedcba9876543210', checks: [{ type: 'row_count', min: 9 }] })));
+      const byPartition = Object.fromEntries((await wh.ledger({ node: 'orders' })).map((r) => [r.partition, r.specHash]));
+      expect(byPartition).toEqual({ k1: '0123456789abcdef', k2: null, k3: 'fedcba9876543210' });
+    });
+  });
+
+  describe(`${kind}: what a backfill changed (changesBy)`, () => {
+    /** bf-1 publishes k1 and k2 of orders and x of users; bf-2 publishes k1 and k2 again, and k3 anew. */
+    const seed = async () => {
+      const v1 = {
+        k1: await wh.publish(write('orders', 'k1', { backfillId: 'bf-1', runKey: 'r1', rows: [{ id: 1 }] })),
+        k2: await wh.publish(write('orders', 'k2', { backfillId: 'bf-1', runKey: 'r1', rows: [{ id: 2 }] })),
+      };
+      await wh.publish(write('users', 'x', { backfillId: 'bf-1', runKey: 'r1', rows: [{ id: 9 }] }));
+      const v2 = {
+        k1: await wh.publish(write('orders', 'k1', { backfillId: 'bf-2', runKey: 'r2', rows: [{ id: 10 }] })),
+        k2: await wh.publish(write('orders', 'k2', { backfillId: 'bf-2', runKey: 'r2', rows: [{ id: 20 }] })),
+        k3: await wh.publish(write('orders', 'k3', { backfillId: 'bf-2', runKey: 'r2', rows: [{ id: 30 }] })),
+      };
+      return { v1, v2 };
+    };
+
+    it('lists every partition the backfill published, what it replaced and what is published now', async () => {
+      const { v1, v2 } = await seed();
+      const page = await wh.changesBy('bf-2');
+      expect(page.next).toBeNull();
+      expect(page.changes).toEqual([
+        { node: 'orders', partition: 'k1', version: 2, checksum: v2.k1.checksum, previousVersion: 1, previousChecksum: v1.k1.checksum, currentVersion: 2, currentBackfillId: 'bf-2' },
+        { node: 'orders', partition: 'k2', version: 2, checksum: v2.k2.checksum, previousVersion: 1, previousChecksum: v1.k2.checksum, currentVersion: 2, currentBackfillId: 'bf-2' },
+        { node: 'orders', partition: 'k3', version: 1, checksum: v2.k3.checksum, previousVersion: null, previousChecksum: null, currentVersion: 1, currentBackfillId: 'bf-2' },
+      ]);
+      expect((await wh.changesBy('bf-1')).changes.map((c) => [c.node, c.partition, c.currentBackfillId])).toEqual([
+        ['orders', 'k1', 'bf-2'],
+        ['orders', 'k2', 'bf-2'],
+        ['users', 'x', 'bf-1'],
+      ]);
+      expect(await wh.changesBy('nobody')).toEqual({ changes: [], next: null });
+    });
+
+    it('pages through partitions in node and partition order, and narrows to one node', async () => {
+      await seed();
+      const first = await wh.changesBy('bf-1', { limit: 2 });
+      expect(first.changes.map((c) => `${c.node}/${c.partition}`)).toEqual(['orders/k1', 'orders/k2']);
+      expect(first.next).toEqual({ node: 'orders', partition: 'k2' });
+      const second = await wh.changesBy('bf-1', { limit: 2, after: first.next! });
+      expect(second.changes.map((c) => `${c.node}/${c.partition}`)).toEqual(['users/x']);
+      expect(second.next).toBeNull();
+      expect((await wh.changesBy('bf-1', { node: 'users' })).changes.map((c) => c.partition)).toEqual(['x']);
+      expect((await wh.changesBy('bf-1', { node: 'orders', limit: 1, after: { node: 'orders', partition: 'k1' } })).changes.map((c) => c.partition)).toEqual(['k2']);
+      await expect(wh.changesBy('bf-1', { limit: 0 })).rejects.toThrow(/limit must be a whole number from 1/);
+    });
+
+    it('a backfill run again goes back to what its first publish replaced; failed checks do not count', async () => {
+      await wh.publish(write('orders', 'k', { backfillId: 'bf-1', runKey: 'r1', rows: [{ id: 1 }] }));
+      await wh.publish(write('orders', 'k', { backfillId: 'bf-2', runKey: 'r2', rows: [{ id: 2 }] }));
+      await wh.publish(write('orders', 'k', { backfillId: 'bf-2', runKey: 'r2-again', rows: [{ id: 3 }] }));
+      await rejection(wh.publish(write('orders', 'k', { backfillId: 'bf-2', runKey: 'r2-third', rows: [{ id: 4 }], checks: [{ type: 'row_count', min: 2 }] })));
+      const [change] = (await wh.changesBy('bf-2')).changes;
+      expect(change).toMatchObject({ version: 3, previousVersion: 1, currentVersion: 3 });
+    });
+  });
+
+  describe(`${kind}: restoring a partition`, () => {
+    const restoreOf = (partition: string, from: number, to: number | null, extra: Partial<RestoreRequest> = {}): RestoreRequest => ({
+      rollbackId: 'rb-1',
+      backfillId: 'bf-2',
+      node: 'orders',
+      partition,
+      from,
+      to,
+      ...extra,
+    });
+    const seed = async () => {
+      await wh.publish(write('orders', 'k1', { backfillId: 'bf-1', runKey: 'r1', rows: [{ id: 1, note: 'one' }] }));
+      await wh.publish(write('orders', 'k2', { backfillId: 'bf-1', runKey: 'r1', rows: [{ id: 2, note: 'two' }] }));
+      await wh.publish(write('orders', 'k1', { backfillId: 'bf-2', runKey: 'r2', rows: [{ id: 10, note: 'ten' }, { id: 11, note: 'eleven' }] }));
+      await wh.publish(write('orders', 'k2', { backfillId: 'bf-2', runKey: 'r2', rows: [{ id: 20, note: 'twenty' }] }));
+      await wh.publish(write('orders', 'k3', { backfillId: 'bf-2', runKey: 'r2', rows: [{ id: 30, note: 'thirty' }] }));
+    };
+    const ids = async () => (await wh.query('SELECT id FROM orders ORDER BY id')).map((r) => r.id);
+
+    it('moves the published pointer back, verified by checksum, and records it in the rollback audit', async () => {
+      await seed();
+      const outcome = await wh.restore(restoreOf('k1', 2, 1));
+      expect(outcome).toEqual({ node: 'orders', partition: 'k1', status: 'restored', found: 2, foundBackfillId: 'bf-2', to: 1, forced: false });
+      expect(await ids()).toEqual([1, 20, 30]);
+      const ledger = await wh.ledger({ node: 'orders', partition: 'k1' });
+      expect(ledger.map((r) => [r.version, r.current])).toEqual([
+        [2, false],
+        [1, true],
+      ]);
+      const [record] = await wh.rollbacks({ backfillId: 'bf-2' });
+      expect(record).toMatchObject({ rollbackId: 'rb-1', backfillId: 'bf-2', node: 'orders', partition: 'k1', fromVersion: 2, toVersion: 1, forced: false });
+      expect(Number.isNaN(Date.parse(record!.at))).toBe(false);
+    });
+
+    it('removes a partition the backfill created: the view no longer shows it, the ledger keeps its versions', async () => {
+      await seed();
+      expect(await wh.restore(restoreOf('k3', 1, null))).toMatchObject({ status: 'removed', found: 1, to: null });
+      expect(await ids()).toEqual([10, 11, 20]);
+      expect((await wh.ledger({ node: 'orders', partition: 'k3' })).map((r) => [r.version, r.current])).toEqual([[1, false]]);
+      expect(await wh.rollbacks({ partition: 'k3' })).toEqual([expect.objectContaining({ fromVersion: 1, toVersion: null })]);
+      expect((await wh.changesBy('bf-2', { limit: 10 })).changes.find((c) => c.partition === 'k3')).toMatchObject({ currentVersion: null, currentBackfillId: null });
+    });
+
+    it('is idempotent: the same rollback replays its outcome, another one finds it already restored', async () => {
+      await seed();
+      const first = await wh.restore(restoreOf('k1', 2, 1));
+      expect(await wh.restore(restoreOf('k1', 2, 1))).toEqual(first);
+      expect(await wh.restore(restoreOf('k1', 2, 1, { rollbackId: 'rb-2' }))).toMatchObject({ status: 'already_restored', found: 1, to: 1 });
+      await wh.restore(restoreOf('k3', 1, null));
+      expect(await wh.restore(restoreOf('k3', 1, null, { rollbackId: 'rb-2' }))).toMatchObject({ status: 'already_restored', found: null, to: null });
+      expect(await wh.rollbacks({})).toHaveLength(2);
+      expect(await ids()).toEqual([1, 20]);
+    });
+
+    it('leaves a partition a later backfill changed, and says who; force restores it', async () => {
+      await seed();
+      await wh.publish(write('orders', 'k2', { backfillId: 'bf-3', runKey: 'r3', rows: [{ id: 200, note: 'later' }] }));
+      expect(await wh.restore(restoreOf('k2', 2, 1))).toEqual({ node: 'orders', partition: 'k2', status: 'changed_since', found: 3, foundBackfillId: 'bf-3', to: 3, forced: false });
+      expect(await ids()).toEqual([10, 11, 30, 200]);
+      expect(await wh.rollbacks({})).toEqual([]);
+      expect(await wh.restore(restoreOf('k2', 2, 1, { force: true }))).toMatchObject({ status: 'restored', found: 3, foundBackfillId: 'bf-3', to: 1, forced: true });
+      expect(await ids()).toEqual([2, 10, 11, 30]);
+      expect(await wh.rollbacks({ node: 'orders', partition: 'k2' })).toEqual([expect.objectContaining({ fromVersion: 3, toVersion: 1, forced: true })]);
+    });
+
+    it('a publish after a restore replaces the restored version', async () => {
+      await seed();
+      await wh.restore(restoreOf('k1', 2, 1));
+      expect(await wh.publish(write('orders', 'k1', { backfillId: 'bf-4', runKey: 'r4', rows: [{ id: 100 }] }))).toMatchObject({ version: 3, previousVersion: 1 });
+    });
+
+    it('refuses a version whose rows changed after publishing, loudly, and moves nothing', async () => {
+      await seed();
+      await raw.exec(`UPDATE ${raw.versionsTable('orders')} SET note = 'tampered' WHERE __partition = 'k1' AND __version = 1`);
+      const error = await rejection(wh.restore(restoreOf('k1', 2, 1)));
+      expect(error).toBeInstanceOf(ChecksumMismatchError);
+      expect(error.message).toMatch(/version 1 of orders k1: its rows hash to [0-9a-f]{16}… \(1 rows\), but the ledger recorded [0-9a-f]{16}… \(1 rows\)/);
+      expect(await ids()).toEqual([10, 11, 20, 30]);
+      expect(await wh.rollbacks({})).toEqual([]);
+    });
+
+    it('refuses a version that is not published in the ledger', async () => {
+      await seed();
+      const error = await rejection(wh.restore(restoreOf('k1', 2, 7)));
+      expect(error).toBeInstanceOf(ChecksumMismatchError);
+      expect(error.message).toMatch(/version 7 of orders k1 is not a published version in the ledger/);
+    });
+
+    it('verifies versions published before the ledger recorded their columns, from their schema hash', async () => {
+      await wh.publish(write('wide', 'k', { backfillId: 'bf-1', runKey: 'r1', rows: [{ a: 1, b: null, c: null }] }));
+      await wh.publish(write('wide', 'j', { backfillId: 'bf-1', runKey: 'r1', rows: [{ a: 1, d: 'other partition' }] }));
+      await wh.publish(write('wide', 'k', { backfillId: 'bf-2', runKey: 'r2', rows: [{ a: 2, b: 3, c: 4 }] }));
+      await raw.exec(`UPDATE ${raw.ledgerTable} SET version_columns = NULL`);
+      expect(await wh.restore({ ...restoreOf('k', 2, 1), node: 'wide' })).toMatchObject({ status: 'restored', to: 1 });
+      await raw.exec(`UPDATE ${raw.versionsTable('wide')} SET d = 'x' WHERE __partition = 'k' AND __version = 2`);
+      const error = await rejection(wh.restore({ ...restoreOf('k', 1, 2, { rollbackId: 'rb-2', force: true }), node: 'wide' }));
+      expect(error.message).toMatch(/cannot tell which columns it wrote/);
+    });
+
+    it('refuses dataset names that are not safe, before touching anything', async () => {
+      const error = await rejection(wh.restore({ ...restoreOf('k', 2, 1), node: 'x; DROP TABLE y' }));
+      expect(error).toBeInstanceOf(InvalidDatasetError);
     });
   });
 

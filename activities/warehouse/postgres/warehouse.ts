@@ -10,10 +10,12 @@
  */
 import pg from 'pg';
 import type { PartitionInput } from '../../../core/protocol.ts';
-import { checkAsync } from '../checks.ts';
+import { changesFromRows, changesQuery, pageLimit, type ChangeRow } from '../changes.ts';
+import { checkAsync, type CheckOutcome } from '../checks.ts';
 import { RowHasher, schemaHash } from '../checksum.ts';
 import { inputVersions } from '../lineage.ts';
 import { assertDataset } from '../names.ts';
+import { assertSameChecksum, columnsFromSchemaHash, decideRestore, type RestoreState } from '../restore.ts';
 import {
   PARTITION_COLUMN,
   VERSION_COLUMN,
@@ -29,14 +31,21 @@ import {
 } from '../sql.ts';
 import {
   CheckFailedError,
+  ChecksumMismatchError,
   SqlError,
   type Bindings,
+  type ChangesOptions,
+  type ChangesPage,
   type InputVersions,
   type LedgerFilter,
   type LedgerRow,
   type PartitionWrite,
   type PinnedInput,
   type Published,
+  type RestoreOutcome,
+  type RestoreRequest,
+  type RollbackFilter,
+  type RollbackRecord,
   type Row,
   type Warehouse,
 } from '../types.ts';
@@ -50,7 +59,22 @@ export type PostgresOptions = {
 };
 
 type Column = { name: string; type: string };
+/** A column a new version writes; a null type holds only NULLs, which fit any type (new columns get text). */
+type Wanted = { name: string; type: string | null };
 type Client = pg.PoolClient;
+type Summary = { rowCount: number; checksum: string; schemaHash: string; columns: string[] };
+type PublishedFields = Summary & { previousVersion: number | null; warnings: string[] };
+
+/**
+ * Ledger columns added after the first release: every schema, new or old, gets them the same
+ * way (ADD COLUMN IF NOT EXISTS), so the upgrade path is the one always taken.
+ */
+const LEDGER_ADDITIONS: ReadonlyArray<[name: string, definition: string]> = [
+  ['warnings', "jsonb NOT NULL DEFAULT '[]'::jsonb"],
+  ['spec_hash', 'text'],
+  // The columns the version wrote, which its checksum covers (null: published before they were recorded).
+  ['version_columns', 'jsonb'],
+];
 
 /** Pinned (node, partition, version) rows that scoped reads join: a temporary table per connection, emptied at commit. */
 const SCOPE_TABLE = 'pg_temp.backfill_scope';
@@ -138,6 +162,10 @@ export class PostgresWarehouse implements Warehouse {
     return `${quoteIdent(this.schema)}.partitions`;
   }
 
+  private get rollbackTable(): string {
+    return `${quoteIdent(this.schema)}.rollbacks`;
+  }
+
   private table(node: string): string {
     return `${quoteIdent(this.schema)}.${quoteIdent(versionsTable(node))}`;
   }
@@ -173,6 +201,9 @@ export class PostgresWarehouse implements Warehouse {
           error text,
           PRIMARY KEY (node, partition, version)
         )`);
+      for (const [name, definition] of LEDGER_ADDITIONS) {
+        await client.query(`ALTER TABLE ${this.ledgerTable} ADD COLUMN IF NOT EXISTS ${name} ${definition}`);
+      }
       await client.query(`CREATE INDEX IF NOT EXISTS ledger_by_backfill ON ${this.ledgerTable} (backfill_id, node, partition)`);
       await client.query(`CREATE INDEX IF NOT EXISTS ledger_by_run ON ${this.ledgerTable} (run_key, node, partition)`);
       await client.query(`
@@ -183,6 +214,20 @@ export class PostgresWarehouse implements Warehouse {
           published_at timestamptz NOT NULL,
           PRIMARY KEY (node, partition)
         )`);
+      await client.query(`
+        CREATE TABLE IF NOT EXISTS ${this.rollbackTable} (
+          rollback_id text COLLATE "C" NOT NULL,
+          backfill_id text NOT NULL,
+          node text COLLATE "C" NOT NULL,
+          partition text COLLATE "C" NOT NULL,
+          from_version integer,
+          to_version integer,
+          forced boolean NOT NULL,
+          at timestamptz NOT NULL,
+          PRIMARY KEY (rollback_id, node, partition)
+        )`);
+      await client.query(`CREATE INDEX IF NOT EXISTS rollbacks_by_partition ON ${this.rollbackTable} (node, partition)`);
+      await client.query(`CREATE INDEX IF NOT EXISTS rollbacks_by_backfill ON ${this.rollbackTable} (backfill_id)`);
       const { rows } = await client.query<{ schema: string | null }>('SELECT current_schema() AS schema');
       const viewSchema = rows[0]?.schema;
       if (!viewSchema) {
@@ -238,13 +283,13 @@ export class PostgresWarehouse implements Warehouse {
   }
 
   /** Creates the versions table and the view, adds new columns and widens types, under a per-dataset lock. */
-  private async ensureColumns(client: Client, node: string, wanted: Column[], viewSchema: string): Promise<Column[]> {
+  private async ensureColumns(client: Client, node: string, wanted: Wanted[], viewSchema: string): Promise<Column[]> {
     assertUserColumns(wanted.map((c) => c.name));
     let existing = await this.columns(client, node);
     const satisfied = (columns: Column[]) =>
       wanted.every((w) => {
         const have = columns.find((c) => c.name === w.name);
-        return have !== undefined && widerType(have.type, w.type) === have.type;
+        return have !== undefined && (w.type === null || widerType(have.type, w.type) === have.type);
       });
     if (existing.length > 0 && satisfied(existing)) return existing;
     await client.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [`backfill:ddl:${node}`]);
@@ -261,9 +306,9 @@ export class PostgresWarehouse implements Warehouse {
     for (const w of wanted) {
       const have = existing.find((c) => c.name === w.name);
       if (!have) {
-        await client.query(`ALTER TABLE ${table} ADD COLUMN ${quoteIdent(w.name)} ${w.type}`);
+        await client.query(`ALTER TABLE ${table} ADD COLUMN ${quoteIdent(w.name)} ${w.type ?? 'text'}`);
         recreateView = true;
-      } else if (widerType(have.type, w.type) !== have.type) {
+      } else if (w.type !== null && widerType(have.type, w.type) !== have.type) {
         // A view pins its columns' types: it is dropped and made again around the change.
         if (!dropView) await client.query(`DROP VIEW IF EXISTS ${view}`);
         dropView = true;
@@ -274,6 +319,8 @@ export class PostgresWarehouse implements Warehouse {
     }
     const columns = await this.columns(client, node);
     if (recreateView) {
+      // A view made while the table had no columns shows `__empty`, which CREATE OR REPLACE cannot rename.
+      if (exists && existing.length === 0 && !dropView) await client.query(`DROP VIEW IF EXISTS ${view}`);
       const list = columns.map((c) => `v.${quoteIdent(c.name)}`).join(', ') || 'NULL AS __empty';
       await client.query(
         `CREATE OR REPLACE VIEW ${view} AS SELECT ${list} FROM ${table} v JOIN ${this.pointerTable} p ` +
@@ -325,8 +372,8 @@ export class PostgresWarehouse implements Warehouse {
   }
 
   private async publishedRow(client: Client | pg.Pool, node: string, partition: string, runKey: string): Promise<Published | null> {
-    const { rows } = await client.query<{ version: number; previousVersion: number | null; rowCount: string; checksum: string; schemaHash: string }>(
-      `SELECT version, previous_version AS "previousVersion", row_count AS "rowCount", checksum, schema_hash AS "schemaHash"
+    const { rows } = await client.query<{ version: number; previousVersion: number | null; rowCount: string; checksum: string; schemaHash: string; warnings: string[] }>(
+      `SELECT version, previous_version AS "previousVersion", row_count AS "rowCount", checksum, schema_hash AS "schemaHash", warnings
        FROM ${this.ledgerTable} WHERE node = $1 AND partition = $2 AND run_key = $3 AND status = 'published'`,
       [node, partition, runKey],
     );
@@ -361,12 +408,12 @@ export class PostgresWarehouse implements Warehouse {
         rowTypes.set(name, seen == null ? type : type === null ? seen : widerType(seen, type));
       }
     }
-    const wanted: Column[] = [...rowTypes].map(([name, type]) => ({ name, type: type ?? 'text' }));
+    const wanted: Wanted[] = [...rowTypes].map(([name, type]) => ({ name, type }));
     for (const s of selects) {
       for (const c of s.columns) {
         const at = wanted.findIndex((w) => w.name === c.name);
         if (at < 0) wanted.push(c);
-        else wanted[at] = { name: c.name, type: widerType(wanted[at]!.type, c.type) };
+        else wanted[at] = { name: c.name, type: wanted[at]!.type === null ? c.type : widerType(wanted[at]!.type!, c.type) };
       }
     }
     await this.ensureColumns(client, node, wanted, viewSchema);
@@ -403,7 +450,7 @@ export class PostgresWarehouse implements Warehouse {
   }
 
   /** Row count, checksum and schema hash of one version, over the columns that version wrote (read through a cursor). */
-  private async summarize(client: Client, node: string, partition: string, version: number, written: string[]) {
+  private async summarize(client: Client, node: string, partition: string, version: number, written: readonly string[]): Promise<Summary> {
     const columns = [...written].sort();
     const list = columns.length > 0 ? columns.map(quoteIdent).join(', ') : 'NULL';
     await client.query({
@@ -418,20 +465,25 @@ export class PostgresWarehouse implements Warehouse {
       if (batch.rows.length < ROWS_PER_FETCH) break;
     }
     await client.query('CLOSE backfill_summary');
-    return { rowCount: hasher!.rowCount, checksum: hasher!.checksum(), schemaHash: schemaHash(columns) };
+    return { rowCount: hasher!.rowCount, checksum: hasher!.checksum(), schemaHash: schemaHash(columns), columns };
   }
 
-  private async runChecks(client: Client, write: PartitionWrite, version: number, rowCount: number): Promise<string[]> {
-    const staged =
-      `SELECT * FROM ${this.table(write.node)} ` +
-      `WHERE ${PARTITION_COLUMN} = ${quoteLiteral(write.partition)} AND ${VERSION_COLUMN} = ${version}`;
-    return checkAsync(write.checks, rowCount, staged, async (sql) => {
+  /** The rows of one stored version, as a SELECT checks can read. */
+  private versionSelect(node: string, partition: string, version: number): string {
+    return `SELECT * FROM ${this.table(node)} WHERE ${PARTITION_COLUMN} = ${quoteLiteral(partition)} AND ${VERSION_COLUMN} = ${version}`;
+  }
+
+  private async runChecks(client: Client, write: PartitionWrite, version: number, rowCount: number, previous: number | null): Promise<CheckOutcome> {
+    const staged = this.versionSelect(write.node, write.partition, version);
+    const target = { rowCount, staged, previous: previous === null ? null : this.versionSelect(write.node, write.partition, previous) };
+    return checkAsync(write.checks, target, async (sql) => {
       // A failed statement aborts the transaction: each check runs in a savepoint of its own.
       await client.query('SAVEPOINT check_query');
       try {
-        const { rows } = await client.query<{ n: string }>(sql);
+        const { rows } = await client.query<{ n: string | number | null }>(sql);
         await client.query('RELEASE SAVEPOINT check_query');
-        return Number(rows[0]!.n);
+        const n = rows[0]!.n;
+        return n === null ? null : Number(n);
       } catch (error) {
         await client.query('ROLLBACK TO SAVEPOINT check_query');
         if (sqlstate(error) !== undefined) return { error: (error as Error).message };
@@ -444,7 +496,7 @@ export class PostgresWarehouse implements Warehouse {
     client: Client,
     write: PartitionWrite,
     version: number,
-    fields: Omit<Published, 'version' | 'alreadyPublished'> | { failed: string },
+    fields: PublishedFields | { failed: string; warnings: string[] },
     inputs: InputVersions[],
   ): Promise<void> {
     const finishedAt = Date.now();
@@ -452,8 +504,8 @@ export class PostgresWarehouse implements Warehouse {
     await client.query(
       `INSERT INTO ${this.ledgerTable} (node, partition, version, status, backfill_id, run_key, workflow_id, row_count, checksum,
         schema_hash, transform, params, code_version, inputs, attempt, executions, started_at, finished_at, duration_ms,
-        previous_version, error)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, 1, $16, $17, $18, $19, $20)`,
+        previous_version, error, warnings, spec_hash, version_columns)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, 1, $16, $17, $18, $19, $20, $21, $22, $23)`,
       [
         write.node,
         write.partition,
@@ -475,6 +527,9 @@ export class PostgresWarehouse implements Warehouse {
         finishedAt - write.startedAt,
         published ? fields.previousVersion : null,
         published ? null : fields.failed,
+        JSON.stringify(fields.warnings),
+        write.specHash ?? null,
+        published ? JSON.stringify(fields.columns) : null,
       ],
     );
   }
@@ -506,26 +561,27 @@ export class PostgresWarehouse implements Warehouse {
       const pinned = write.pinned ?? (await this.pinWith(client, write.inputs));
       const relations = await this.loadScope(client, pinned);
       const inputs = inputVersions(pinned);
+      const current = await client.query<{ version: number }>(`SELECT version FROM ${this.pointerTable} WHERE node = $1 AND partition = $2`, [node, partition]);
+      const previousVersion = current.rows[0]?.version ?? null;
       await client.query('SAVEPOINT stage');
       const written = await this.stage(client, write, version, relations, viewSchema);
       const summary = await this.summarize(client, node, partition, version, written);
-      const problems = await this.runChecks(client, write, version, summary.rowCount);
-      if (problems.length > 0) {
+      const { errors, warnings } = await this.runChecks(client, write, version, summary.rowCount, previousVersion);
+      if (errors.length > 0) {
         // The new rows go; the failure is recorded under the version it was given.
         await client.query('ROLLBACK TO SAVEPOINT stage');
-        await this.recordLedger(client, write, version, { failed: problems.join('; ') }, inputs);
-        return { failed: problems.join('; ') };
+        await this.recordLedger(client, write, version, { failed: errors.join('; '), warnings }, inputs);
+        return { failed: errors.join('; ') };
       }
       await client.query('RELEASE SAVEPOINT stage');
-      const current = await client.query<{ version: number }>(`SELECT version FROM ${this.pointerTable} WHERE node = $1 AND partition = $2`, [node, partition]);
-      const previousVersion = current.rows[0]?.version ?? null;
       await client.query(
         `INSERT INTO ${this.pointerTable} (node, partition, version, published_at) VALUES ($1, $2, $3, now())
          ON CONFLICT (node, partition) DO UPDATE SET version = excluded.version, published_at = excluded.published_at`,
         [node, partition, version],
       );
-      await this.recordLedger(client, write, version, { ...summary, previousVersion }, inputs);
-      return { version, previousVersion, ...summary };
+      await this.recordLedger(client, write, version, { ...summary, previousVersion, warnings }, inputs);
+      const { columns: _columns, ...published } = summary;
+      return { version, previousVersion, ...published, warnings };
     });
     if ('failed' in outcome) throw new CheckFailedError(`checks failed for ${node} ${partition}: ${outcome.failed}`);
     return outcome;
@@ -580,8 +636,110 @@ export class PostgresWarehouse implements Warehouse {
       durationMs: Number(r.duration_ms),
       previousVersion: r.previous_version as number | null,
       error: r.error as string | null,
+      warnings: r.warnings as string[],
+      specHash: r.spec_hash as string | null,
       current: r.current === true,
     }));
+  }
+
+  async changesBy(backfillId: string, options: ChangesOptions = {}): Promise<ChangesPage> {
+    await this.ready();
+    const { sql, bindings } = changesQuery({ ledger: this.ledgerTable, pointers: this.pointerTable }, backfillId, options);
+    const statement = this.statement(sql, bindings);
+    const { rows } = await this.pool.query<ChangeRow>(statement.text, statement.values);
+    return changesFromRows(rows, pageLimit(options.limit));
+  }
+
+  /** The published version, who published it, and this rollback's earlier restore of the partition. */
+  private async restoreState(client: Client, request: RestoreRequest): Promise<RestoreState> {
+    const { node, partition } = request;
+    const current = await client.query<{ version: number; backfillId: string | null }>(
+      `SELECT p.version, l.backfill_id AS "backfillId" FROM ${this.pointerTable} p
+       LEFT JOIN ${this.ledgerTable} l ON l.node = p.node AND l.partition = p.partition AND l.version = p.version
+       WHERE p.node = $1 AND p.partition = $2`,
+      [node, partition],
+    );
+    const recorded = await client.query<{ fromVersion: number | null; fromBackfillId: string | null; toVersion: number | null; forced: boolean }>(
+      `SELECT r.from_version AS "fromVersion", l.backfill_id AS "fromBackfillId", r.to_version AS "toVersion", r.forced FROM ${this.rollbackTable} r
+       LEFT JOIN ${this.ledgerTable} l ON l.node = r.node AND l.partition = r.partition AND l.version = r.from_version
+       WHERE r.rollback_id = $1 AND r.node = $2 AND r.partition = $3`,
+      [request.rollbackId, node, partition],
+    );
+    const found = current.rows[0];
+    return { found: found?.version ?? null, foundBackfillId: found?.backfillId ?? null, recorded: recorded.rows[0] ?? null };
+  }
+
+  /** Recomputes the checksum of a stored version as publish did, and compares it with the ledger's. */
+  private async verifyVersion(client: Client, node: string, partition: string, version: number): Promise<void> {
+    const what = `version ${version} of ${node} ${partition}`;
+    const { rows } = await client.query<{ checksum: string; rowCount: string; schemaHash: string; columns: string[] | null }>(
+      `SELECT checksum, row_count AS "rowCount", schema_hash AS "schemaHash", version_columns AS columns FROM ${this.ledgerTable}
+       WHERE node = $1 AND partition = $2 AND version = $3 AND status = 'published'`,
+      [node, partition, version],
+    );
+    const row = rows[0];
+    if (!row) throw new ChecksumMismatchError(`${what} is not a published version in the ledger: there is no checksum to verify it by, so it was not restored`);
+    const columns = row.columns ?? (await this.columnsFor(client, node, partition, version, row.schemaHash));
+    if (!columns) {
+      throw new ChecksumMismatchError(`${what}: cannot tell which columns it wrote (it was published before the ledger recorded them, and no set of columns matches its schema hash), so its checksum cannot be verified and it was not restored`);
+    }
+    const now = await this.summarize(client, node, partition, version, columns);
+    assertSameChecksum(what, { checksum: row.checksum, rowCount: Number(row.rowCount) }, now);
+  }
+
+  /** The columns a version published before the ledger kept them wrote, from its values and its schema hash. */
+  private async columnsFor(client: Client, node: string, partition: string, version: number, expected: string): Promise<string[] | undefined> {
+    const names = (await this.columns(client, node)).map((c) => c.name);
+    if (names.length === 0) return columnsFromSchemaHash(expected, [], new Set());
+    const { rows } = await client.query<Record<string, string>>(
+      `SELECT ${names.map((c, i) => `COUNT(${quoteIdent(c)}) AS c${i}`).join(', ')} FROM ${this.table(node)} WHERE ${PARTITION_COLUMN} = $1 AND ${VERSION_COLUMN} = $2`,
+      [partition, version],
+    );
+    const counts = rows[0]!;
+    return columnsFromSchemaHash(expected, names, new Set(names.filter((_, i) => Number(counts[`c${i}`]) > 0)));
+  }
+
+  async restore(request: RestoreRequest): Promise<RestoreOutcome> {
+    assertDataset(request.node);
+    await this.ready();
+    const { node, partition, to } = request;
+    return this.transaction(async (client) => {
+      // Publishes and restores of one partition take turns.
+      await client.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [`backfill:partition:${node}/${partition}`]);
+      const decision = decideRestore(request, await this.restoreState(client, request));
+      if (!decision.move) return decision.outcome;
+      if (to === null) {
+        await client.query(`DELETE FROM ${this.pointerTable} WHERE node = $1 AND partition = $2`, [node, partition]);
+      } else {
+        await this.verifyVersion(client, node, partition, to);
+        await client.query(
+          `INSERT INTO ${this.pointerTable} (node, partition, version, published_at) VALUES ($1, $2, $3, now())
+           ON CONFLICT (node, partition) DO UPDATE SET version = excluded.version, published_at = excluded.published_at`,
+          [node, partition, to],
+        );
+      }
+      await client.query(
+        `INSERT INTO ${this.rollbackTable} (rollback_id, backfill_id, node, partition, from_version, to_version, forced, at) VALUES ($1, $2, $3, $4, $5, $6, $7, now())`,
+        [request.rollbackId, request.backfillId, node, partition, decision.outcome.found, to, decision.outcome.forced],
+      );
+      return decision.outcome;
+    });
+  }
+
+  async rollbacks(filter: RollbackFilter): Promise<RollbackRecord[]> {
+    await this.ready();
+    const where: string[] = [];
+    const values: string[] = [];
+    if (filter.rollbackId !== undefined) where.push(`rollback_id = $${values.push(filter.rollbackId)}`);
+    if (filter.backfillId !== undefined) where.push(`backfill_id = $${values.push(filter.backfillId)}`);
+    if (filter.node !== undefined) where.push(`node = $${values.push(filter.node)}`);
+    if (filter.partition !== undefined) where.push(`partition = $${values.push(filter.partition)}`);
+    const { rows } = await this.pool.query<Omit<RollbackRecord, 'at'> & { at: Date }>(
+      `SELECT rollback_id AS "rollbackId", backfill_id AS "backfillId", node, partition, from_version AS "fromVersion", to_version AS "toVersion", forced, at
+       FROM ${this.rollbackTable} ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY at, node, partition`,
+      values,
+    );
+    return rows.map((r) => ({ ...r, at: r.at.toISOString() }));
   }
 
   async close(): Promise<void> {

@@ -5,13 +5,13 @@
  * main thread stays free; publishes still run one at a time, as SQLite writes do anyway.
  */
 import { Worker } from 'node:worker_threads';
-import { CheckFailedError, InvalidDatasetError, SqlError, type Warehouse } from '../types.ts';
+import { CheckFailedError, ChecksumMismatchError, InvalidDatasetError, SqlError, type Warehouse } from '../types.ts';
 
 type Method = Exclude<keyof Warehouse, 'kind' | 'location'>;
 export type Call = { id: number; method: Method; args: unknown[] };
 type Reply = { id: number; result?: unknown; error?: { name: string; message: string } };
 
-const ERRORS: Record<string, new (message: string) => Error> = { CheckFailedError, SqlError, InvalidDatasetError };
+const ERRORS: Record<string, new (message: string) => Error> = { CheckFailedError, ChecksumMismatchError, SqlError, InvalidDatasetError };
 
 export class ThreadedWarehouse implements Warehouse {
   readonly kind = 'sqlite' as const;
@@ -57,6 +57,9 @@ export class ThreadedWarehouse implements Warehouse {
   publish: Warehouse['publish'] = (...args) => this.call('publish', ...args);
   publishedBy: Warehouse['publishedBy'] = (...args) => this.call('publishedBy', ...args);
   ledger: Warehouse['ledger'] = (...args) => this.call('ledger', ...args);
+  changesBy: Warehouse['changesBy'] = (...args) => this.call('changesBy', ...args);
+  restore: Warehouse['restore'] = (...args) => this.call('restore', ...args);
+  rollbacks: Warehouse['rollbacks'] = (...args) => this.call('rollbacks', ...args);
 
   async close(): Promise<void> {
     if (this.gone) return;

@@ -7,10 +7,12 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import type { PartitionInput } from '../../../core/protocol.ts';
-import { checkSync } from '../checks.ts';
+import { changesFromRows, changesQuery, pageLimit, type ChangeRow } from '../changes.ts';
+import { checkSync, type CheckOutcome } from '../checks.ts';
 import { RowHasher, schemaHash } from '../checksum.ts';
 import { inputVersions } from '../lineage.ts';
 import { assertDataset } from '../names.ts';
+import { assertSameChecksum, columnsFromSchemaHash, decideRestore, type RestoreState } from '../restore.ts';
 import {
   PARTITION_COLUMN,
   VERSION_COLUMN,
@@ -24,14 +26,21 @@ import {
 } from '../sql.ts';
 import {
   CheckFailedError,
+  ChecksumMismatchError,
   SqlError,
   type Bindings,
+  type ChangesOptions,
+  type ChangesPage,
   type InputVersions,
   type LedgerFilter,
   type LedgerRow,
   type PartitionWrite,
   type PinnedInput,
   type Published,
+  type RestoreOutcome,
+  type RestoreRequest,
+  type RollbackFilter,
+  type RollbackRecord,
   type Row,
   type SqlValue,
   type Warehouse,
@@ -71,7 +80,31 @@ CREATE TABLE IF NOT EXISTS backfill_partitions (
   published_at TEXT NOT NULL,
   PRIMARY KEY (node, partition)
 );
+CREATE TABLE IF NOT EXISTS backfill_rollbacks (
+  rollback_id TEXT NOT NULL,
+  backfill_id TEXT NOT NULL,
+  node TEXT NOT NULL,
+  partition TEXT NOT NULL,
+  from_version INTEGER,
+  to_version INTEGER,
+  forced INTEGER NOT NULL,
+  at TEXT NOT NULL,
+  PRIMARY KEY (rollback_id, node, partition)
+);
+CREATE INDEX IF NOT EXISTS backfill_rollbacks_by_partition ON backfill_rollbacks (node, partition);
+CREATE INDEX IF NOT EXISTS backfill_rollbacks_by_backfill ON backfill_rollbacks (backfill_id);
 `;
+
+/**
+ * Ledger columns added after the first release. Every warehouse file, new or old, gets them
+ * the same way (ALTER TABLE when missing), so the upgrade path is the one always taken.
+ */
+const LEDGER_ADDITIONS: ReadonlyArray<[name: string, definition: string]> = [
+  ['warnings', "TEXT NOT NULL DEFAULT '[]'"],
+  ['spec_hash', 'TEXT'],
+  // The columns the version wrote, which its checksum covers (null: published before they were recorded).
+  ['version_columns', 'TEXT'],
+];
 
 /** Pinned (node, partition, version) rows that scoped reads join; one per connection. */
 const SCOPE_TABLE = 'temp.backfill_scope';
@@ -109,6 +142,8 @@ function wrapSqlError(error: unknown, sql: string): never {
 }
 
 type Outcome = Published | { failed: string };
+type Summary = { rowCount: number; checksum: string; schemaHash: string; columns: string[] };
+type PublishedFields = Summary & { previousVersion: number | null; warnings: string[] };
 
 export class SqliteWarehouse implements Warehouse {
   readonly kind = 'sqlite' as const;
@@ -120,7 +155,14 @@ export class SqliteWarehouse implements Warehouse {
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = NORMAL');
     this.db.pragma('busy_timeout = 15000');
-    this.db.exec(SCHEMA);
+    // One writer at a time: processes opening an old file together add its columns once.
+    this.db.transaction(() => {
+      this.db.exec(SCHEMA);
+      const have = new Set((this.db.pragma('main.table_info(backfill_ledger)') as ColumnInfo[]).map((c) => c.name));
+      for (const [name, definition] of LEDGER_ADDITIONS) {
+        if (!have.has(name)) this.db.exec(`ALTER TABLE main.backfill_ledger ADD COLUMN ${name} ${definition}`);
+      }
+    }).immediate();
     this.db.exec(SCOPE_SCHEMA);
   }
 
@@ -241,7 +283,7 @@ export class SqliteWarehouse implements Warehouse {
   }
 
   /** Row count, checksum and schema hash of one version, over the columns that version wrote. */
-  private summarize(node: string, partition: string, version: number, written: string[]): { rowCount: number; checksum: string; schemaHash: string } {
+  private summarize(node: string, partition: string, version: number, written: readonly string[]): Summary {
     const columns = [...written].sort();
     const hasher = new RowHasher(columns);
     const list = columns.length > 0 ? columns.map(quoteIdent).join(', ') : 'NULL';
@@ -250,16 +292,21 @@ export class SqliteWarehouse implements Warehouse {
       .raw()
       .iterate(partition, version) as IterableIterator<unknown[]>;
     for (const row of rows) hasher.add(columns.length > 0 ? row : []);
-    return { rowCount: hasher.rowCount, checksum: hasher.checksum(), schemaHash: schemaHash(columns) };
+    return { rowCount: hasher.rowCount, checksum: hasher.checksum(), schemaHash: schemaHash(columns), columns };
   }
 
-  private runChecks(write: PartitionWrite, version: number, rowCount: number): string[] {
-    const staged =
-      `SELECT * FROM main.${quoteIdent(versionsTable(write.node))} ` +
-      `WHERE ${PARTITION_COLUMN} = ${quoteLiteral(write.partition)} AND ${VERSION_COLUMN} = ${version}`;
-    return checkSync(write.checks, rowCount, staged, (sql) => {
+  /** The rows of one stored version, as a SELECT checks can read. */
+  private versionSelect(node: string, partition: string, version: number): string {
+    return `SELECT * FROM main.${quoteIdent(versionsTable(node))} WHERE ${PARTITION_COLUMN} = ${quoteLiteral(partition)} AND ${VERSION_COLUMN} = ${version}`;
+  }
+
+  private runChecks(write: PartitionWrite, version: number, rowCount: number, previous: number | null): CheckOutcome {
+    const staged = this.versionSelect(write.node, write.partition, version);
+    const target = { rowCount, staged, previous: previous === null ? null : this.versionSelect(write.node, write.partition, previous) };
+    return checkSync(write.checks, target, (sql) => {
       try {
-        return (this.db.prepare(sql).get() as { n: number }).n;
+        const n = (this.db.prepare(sql).get() as { n: number | bigint | null }).n;
+        return n === null ? null : Number(n);
       } catch (error) {
         if (error instanceof Database.SqliteError) return { error: error.message };
         throw error;
@@ -270,23 +317,24 @@ export class SqliteWarehouse implements Warehouse {
   private publishedRow(node: string, partition: string, runKey: string): Published | null {
     const row = this.db
       .prepare(
-        `SELECT version, previous_version AS previousVersion, row_count AS rowCount, checksum, schema_hash AS schemaHash
+        `SELECT version, previous_version AS previousVersion, row_count AS rowCount, checksum, schema_hash AS schemaHash, warnings
          FROM backfill_ledger WHERE node = ? AND partition = ? AND run_key = ? AND status = 'published'`,
       )
-      .get(node, partition, runKey) as (Omit<Published, 'checksum' | 'schemaHash'> & { checksum: string; schemaHash: string }) | undefined;
-    return row ?? null;
+      .get(node, partition, runKey) as (Omit<Published, 'warnings'> & { warnings: string }) | undefined;
+    return row ? { ...row, warnings: JSON.parse(row.warnings) as string[] } : null;
   }
 
-  private recordLedger(write: PartitionWrite, version: number, fields: Omit<Published, 'version' | 'alreadyPublished'> | { failed: string }, inputs: InputVersions[]): void {
+  private recordLedger(write: PartitionWrite, version: number, fields: PublishedFields | { failed: string; warnings: string[] }, inputs: InputVersions[]): void {
     const finishedAt = Date.now();
     const published = !('failed' in fields);
     this.db
       .prepare(
         `INSERT INTO backfill_ledger (node, partition, version, status, backfill_id, run_key, workflow_id, row_count, checksum,
           schema_hash, transform, params, code_version, inputs, attempt, executions, started_at, finished_at, duration_ms,
-          previous_version, error)
+          previous_version, error, warnings, spec_hash, version_columns)
          VALUES (@node, @partition, @version, @status, @backfillId, @runKey, @workflowId, @rowCount, @checksum, @schemaHash,
-          @transform, @params, @codeVersion, @inputs, @attempt, 1, @startedAt, @finishedAt, @durationMs, @previousVersion, @error)`,
+          @transform, @params, @codeVersion, @inputs, @attempt, 1, @startedAt, @finishedAt, @durationMs, @previousVersion, @error,
+          @warnings, @specHash, @versionColumns)`,
       )
       .run({
         node: write.node,
@@ -309,6 +357,9 @@ export class SqliteWarehouse implements Warehouse {
         durationMs: finishedAt - write.startedAt,
         previousVersion: published ? fields.previousVersion : null,
         error: published ? null : fields.failed,
+        warnings: JSON.stringify(fields.warnings),
+        specHash: write.specHash ?? null,
+        versionColumns: published ? JSON.stringify(fields.columns) : null,
       });
   }
 
@@ -334,33 +385,36 @@ export class SqliteWarehouse implements Warehouse {
       const pinned = write.pinned ?? this.pinNow(write.inputs);
       const relations = this.loadScope(pinned);
       const inputs = inputVersions(pinned);
+      const current = this.db.prepare('SELECT version FROM backfill_partitions WHERE node = ? AND partition = ?').get(node, partition) as { version: number } | undefined;
+      const previousVersion = current?.version ?? null;
       // A nested transaction is a savepoint: a failed check rolls back the new rows only, and
       // the failure is recorded in the same transaction, under the version it was given.
+      let warnings: string[] = [];
       const stage = this.db.transaction(() => {
         const written = this.stage(write, version, relations);
         const summary = this.summarize(node, partition, version, written);
-        const problems = this.runChecks(write, version, summary.rowCount);
-        if (problems.length > 0) throw new CheckFailedError(problems.join('; '));
+        const checked = this.runChecks(write, version, summary.rowCount, previousVersion);
+        warnings = checked.warnings;
+        if (checked.errors.length > 0) throw new CheckFailedError(checked.errors.join('; '));
         return summary;
       });
-      let summary: ReturnType<typeof stage>;
+      let summary: Summary;
       try {
         summary = stage();
       } catch (error) {
         if (!(error instanceof CheckFailedError)) throw error;
-        this.recordLedger(write, version, { failed: error.message }, inputs);
+        this.recordLedger(write, version, { failed: error.message, warnings }, inputs);
         return { failed: error.message };
       }
-      const current = this.db.prepare('SELECT version FROM backfill_partitions WHERE node = ? AND partition = ?').get(node, partition) as { version: number } | undefined;
-      const previousVersion = current?.version ?? null;
       this.db
         .prepare(
           `INSERT INTO backfill_partitions (node, partition, version, published_at) VALUES (?, ?, ?, ?)
            ON CONFLICT (node, partition) DO UPDATE SET version = excluded.version, published_at = excluded.published_at`,
         )
         .run(node, partition, version, new Date().toISOString());
-      this.recordLedger(write, version, { ...summary, previousVersion }, inputs);
-      return { version, previousVersion, ...summary };
+      this.recordLedger(write, version, { ...summary, previousVersion, warnings }, inputs);
+      const { columns: _columns, ...published } = summary;
+      return { version, previousVersion, ...published, warnings };
     });
     const outcome = publish.immediate();
     if ('failed' in outcome) throw new CheckFailedError(`checks failed for ${node} ${partition}: ${outcome.failed}`);
@@ -414,8 +468,108 @@ export class SqliteWarehouse implements Warehouse {
       durationMs: r.duration_ms as number,
       previousVersion: r.previous_version as number | null,
       error: r.error as string | null,
+      warnings: JSON.parse(r.warnings as string) as string[],
+      specHash: r.spec_hash as string | null,
       current: r.current === 1,
     }));
+  }
+
+  async changesBy(backfillId: string, options: ChangesOptions = {}): Promise<ChangesPage> {
+    const { sql, bindings } = changesQuery({ ledger: 'main.backfill_ledger', pointers: 'main.backfill_partitions' }, backfillId, options);
+    const read = this.db.transaction(() => this.db.prepare(sql).all(bindings) as ChangeRow[]);
+    return changesFromRows(read(), pageLimit(options.limit));
+  }
+
+  /** The published version, who published it, and this rollback's earlier restore of the partition. */
+  private restoreState(request: RestoreRequest): RestoreState {
+    const { node, partition } = request;
+    const current = this.db
+      .prepare(
+        `SELECT p.version, l.backfill_id AS backfillId FROM backfill_partitions p
+         LEFT JOIN backfill_ledger l ON l.node = p.node AND l.partition = p.partition AND l.version = p.version
+         WHERE p.node = ? AND p.partition = ?`,
+      )
+      .get(node, partition) as { version: number; backfillId: string | null } | undefined;
+    const recorded = this.db
+      .prepare(
+        `SELECT r.from_version AS fromVersion, l.backfill_id AS fromBackfillId, r.to_version AS toVersion, r.forced FROM backfill_rollbacks r
+         LEFT JOIN backfill_ledger l ON l.node = r.node AND l.partition = r.partition AND l.version = r.from_version
+         WHERE r.rollback_id = ? AND r.node = ? AND r.partition = ?`,
+      )
+      .get(request.rollbackId, node, partition) as { fromVersion: number | null; fromBackfillId: string | null; toVersion: number | null; forced: number } | undefined;
+    return {
+      found: current?.version ?? null,
+      foundBackfillId: current?.backfillId ?? null,
+      recorded: recorded ? { ...recorded, forced: recorded.forced === 1 } : null,
+    };
+  }
+
+  /** Recomputes the checksum of a stored version as publish did, and compares it with the ledger's. */
+  private verifyVersion(node: string, partition: string, version: number): void {
+    const what = `version ${version} of ${node} ${partition}`;
+    const row = this.db
+      .prepare(`SELECT checksum, row_count AS rowCount, schema_hash AS schemaHash, version_columns AS columns FROM backfill_ledger WHERE node = ? AND partition = ? AND version = ? AND status = 'published'`)
+      .get(node, partition, version) as { checksum: string; rowCount: number; schemaHash: string; columns: string | null } | undefined;
+    if (!row) throw new ChecksumMismatchError(`${what} is not a published version in the ledger: there is no checksum to verify it by, so it was not restored`);
+    const columns = row.columns !== null ? (JSON.parse(row.columns) as string[]) : this.columnsFor(node, partition, version, row.schemaHash);
+    if (!columns) {
+      throw new ChecksumMismatchError(`${what}: cannot tell which columns it wrote (it was published before the ledger recorded them, and no set of columns matches its schema hash), so its checksum cannot be verified and it was not restored`);
+    }
+    assertSameChecksum(what, row, this.summarize(node, partition, version, columns));
+  }
+
+  /** The columns a version published before the ledger kept them wrote, from its values and its schema hash. */
+  private columnsFor(node: string, partition: string, version: number, expected: string): string[] | undefined {
+    const names = this.columns(node).map((c) => c.name);
+    if (names.length === 0) return columnsFromSchemaHash(expected, [], new Set());
+    const counts = this.db
+      .prepare(`SELECT ${names.map((c, i) => `COUNT(${quoteIdent(c)}) AS c${i}`).join(', ')} FROM main.${quoteIdent(versionsTable(node))} WHERE ${PARTITION_COLUMN} = ? AND ${VERSION_COLUMN} = ?`)
+      .get(partition, version) as Record<string, number>;
+    return columnsFromSchemaHash(expected, names, new Set(names.filter((_, i) => counts[`c${i}`]! > 0)));
+  }
+
+  async restore(request: RestoreRequest): Promise<RestoreOutcome> {
+    assertDataset(request.node);
+    const { node, partition, to } = request;
+    const restore = this.db.transaction((): RestoreOutcome => {
+      const decision = decideRestore(request, this.restoreState(request));
+      if (!decision.move) return decision.outcome;
+      const at = new Date().toISOString();
+      if (to === null) {
+        this.db.prepare('DELETE FROM backfill_partitions WHERE node = ? AND partition = ?').run(node, partition);
+      } else {
+        this.verifyVersion(node, partition, to);
+        this.db
+          .prepare(
+            `INSERT INTO backfill_partitions (node, partition, version, published_at) VALUES (?, ?, ?, ?)
+             ON CONFLICT (node, partition) DO UPDATE SET version = excluded.version, published_at = excluded.published_at`,
+          )
+          .run(node, partition, to, at);
+      }
+      this.db
+        .prepare(
+          `INSERT INTO backfill_rollbacks (rollback_id, backfill_id, node, partition, from_version, to_version, forced, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+        )
+        .run(request.rollbackId, request.backfillId, node, partition, decision.outcome.found, to, decision.outcome.forced ? 1 : 0, at);
+      return decision.outcome;
+    });
+    return restore.immediate();
+  }
+
+  async rollbacks(filter: RollbackFilter): Promise<RollbackRecord[]> {
+    const where: string[] = [];
+    const bindings: Bindings = {};
+    if (filter.rollbackId !== undefined) (where.push('rollback_id = @rollbackId'), (bindings.rollbackId = filter.rollbackId));
+    if (filter.backfillId !== undefined) (where.push('backfill_id = @backfillId'), (bindings.backfillId = filter.backfillId));
+    if (filter.node !== undefined) (where.push('node = @node'), (bindings.node = filter.node));
+    if (filter.partition !== undefined) (where.push('partition = @partition'), (bindings.partition = filter.partition));
+    const rows = this.db
+      .prepare(
+        `SELECT rollback_id AS rollbackId, backfill_id AS backfillId, node, partition, from_version AS fromVersion, to_version AS toVersion, forced, at
+         FROM backfill_rollbacks ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY at, node, partition`,
+      )
+      .all(bindings) as Array<Omit<RollbackRecord, 'forced'> & { forced: number }>;
+    return rows.map((r) => ({ ...r, forced: r.forced === 1 }));
   }
 
   async close(): Promise<void> {

@@ -1,0 +1,98 @@
+/**
+ * What a backfill changed, as both warehouses read it: one portable query for a page of
+ * partitions (named parameters, which SQLite binds itself and the PostgreSQL warehouse
+ * numbers), and the walk from the backfill's newest version back to the version it replaced.
+ */
+import type { Change, ChangeCursor, ChangesOptions, ChangesPage } from './types.ts';
+
+export const DEFAULT_CHANGES_PAGE = 500;
+export const MAX_CHANGES_PAGE = 10_000;
+
+/** One published ledger row of the backfill, with the rows it points at. */
+export type ChangeRow = {
+  node: string;
+  partition: string;
+  version: number;
+  previousVersion: number | null;
+  checksum: string;
+  previousChecksum: string | null;
+  currentVersion: number | null;
+  currentBackfillId: string | null;
+};
+
+export function pageLimit(limit: number | undefined): number {
+  const n = limit ?? DEFAULT_CHANGES_PAGE;
+  if (!Number.isInteger(n) || n < 1 || n > MAX_CHANGES_PAGE) {
+    throw new RangeError(`changesBy: limit must be a whole number from 1 to ${MAX_CHANGES_PAGE} (got ${limit})`);
+  }
+  return n;
+}
+
+/**
+ * The query of one page: every published ledger row of the backfill for the next `limit`
+ * partitions (in node, partition order), each with the checksum of the version it replaced
+ * and the partition's published version now.
+ */
+export function changesQuery(tables: { ledger: string; pointers: string }, backfillId: string, options: ChangesOptions): { sql: string; bindings: Record<string, string | number> } {
+  const bindings: Record<string, string | number> = { backfill_id: backfillId, page_limit: pageLimit(options.limit) };
+  const where = [`backfill_id = :backfill_id`, `status = 'published'`];
+  if (options.node !== undefined) {
+    where.push('node = :node');
+    bindings.node = options.node;
+  }
+  if (options.after) {
+    where.push('(node > :after_node OR (node = :after_node AND partition > :after_partition))');
+    bindings.after_node = options.after.node;
+    bindings.after_partition = options.after.partition;
+  }
+  const { ledger, pointers } = tables;
+  const sql = `
+    WITH page AS (
+      SELECT DISTINCT node, partition FROM ${ledger} WHERE ${where.join(' AND ')}
+      ORDER BY node, partition LIMIT :page_limit
+    )
+    SELECT l.node AS "node", l.partition AS "partition", l.version AS "version", l.previous_version AS "previousVersion",
+      l.checksum AS "checksum", pl.checksum AS "previousChecksum", p.version AS "currentVersion", cl.backfill_id AS "currentBackfillId"
+    FROM page
+    JOIN ${ledger} l ON l.node = page.node AND l.partition = page.partition AND l.backfill_id = :backfill_id AND l.status = 'published'
+    LEFT JOIN ${ledger} pl ON pl.node = l.node AND pl.partition = l.partition AND pl.version = l.previous_version
+    LEFT JOIN ${pointers} p ON p.node = l.node AND p.partition = l.partition
+    LEFT JOIN ${ledger} cl ON cl.node = p.node AND cl.partition = p.partition AND cl.version = p.version
+    ORDER BY l.node, l.partition, l.version`;
+  return { sql, bindings };
+}
+
+/**
+ * One change per partition from its rows (sorted by node, partition, version). A backfill
+ * run again publishes a partition more than once: the rollback target is what its first
+ * publish of the latest unbroken run of its versions replaced, so a later backfill's
+ * version in between is kept, and the backfill's own earlier versions are not.
+ */
+export function changesFromRows(rows: readonly ChangeRow[], limit: number): ChangesPage {
+  const changes: Change[] = [];
+  let at = 0;
+  while (at < rows.length) {
+    const first = rows[at]!;
+    const byVersion = new Map<number, ChangeRow>();
+    while (at < rows.length && rows[at]!.node === first.node && rows[at]!.partition === first.partition) {
+      byVersion.set(rows[at]!.version, rows[at]!);
+      at++;
+    }
+    const newest = rows[at - 1]!;
+    let earliest = newest;
+    for (let prev = earliest.previousVersion; prev !== null && byVersion.has(prev); prev = earliest.previousVersion) earliest = byVersion.get(prev)!;
+    changes.push({
+      node: newest.node,
+      partition: newest.partition,
+      version: newest.version,
+      checksum: newest.checksum,
+      previousVersion: earliest.previousVersion,
+      previousChecksum: earliest.previousVersion === null ? null : earliest.previousChecksum,
+      currentVersion: newest.currentVersion,
+      currentBackfillId: newest.currentVersion === null ? null : newest.currentBackfillId,
+    });
+  }
+  const last = changes[changes.length - 1];
+  const next: ChangeCursor | null = changes.length === limit && last ? { node: last.node, partition: last.partition } : null;
+  return { changes, next };
+}

@@ -1,0 +1,164 @@
+/**
+ * Rolling a backfill back: the messages between the client, `rollbackWorkflow` and its batch
+ * activity, and the summary they add up to. Plain JSON, deterministic, no I/O.
+ */
+
+/** Where a batch of partitions ends, in (node, partition) order: the next batch starts after it. */
+export type RollbackCursor = { node: string; partition: string };
+
+export type RollbackTuning = {
+  /** Partitions restored per activity. */
+  batchSize: number;
+  /** A batch that stops heartbeating this long is presumed lost with its worker, and retried. */
+  heartbeatTimeout: string;
+  /** A run continues as new once its history has this many events (or the server suggests it). */
+  historyLimit: number;
+};
+
+export const DEFAULT_ROLLBACK_TUNING: RollbackTuning = { batchSize: 200, heartbeatTimeout: '30s', historyLimit: 3000 };
+
+/** How many partitions left alone a summary lists; the rest are counted. */
+export const MAX_LEFT_ALONE_EXAMPLES = 100;
+
+export type RollbackCounts = {
+  /** Moved back to the version before the backfill (checksum verified). */
+  restored: number;
+  /** Created by the backfill: no longer published. */
+  removed: number;
+  /** Already at the version before the backfill. */
+  alreadyRestored: number;
+  /** Changed since by a later backfill: left as they are (without force). */
+  leftAlone: number;
+  /** Restored with force over a later backfill's version (also counted as restored or removed). */
+  forced: number;
+};
+
+/** A partition a later backfill changed, which the rollback left alone. */
+export type LeftAlone = { node: string; partition: string; version: number; currentVersion: number | null; changedBy: string | null };
+
+export type NodeRollback = RollbackCounts & { node: string };
+
+export type RollbackSummary = RollbackCounts & {
+  backfillId: string;
+  rollbackId: string;
+  force: boolean;
+  /** Per node, in the order they were rolled back. */
+  nodes: NodeRollback[];
+  /** The backfills that changed the partitions left alone, with how many each (`null`: no longer published). */
+  changedBy: Record<string, number>;
+  /** The first partitions left alone, up to MAX_LEFT_ALONE_EXAMPLES. */
+  leftAloneExamples: LeftAlone[];
+  /** Workflow runs it took (continue-as-new). */
+  runs: number;
+};
+
+export type RollbackCarry = { summary: RollbackSummary; nodeIndex: number; after: RollbackCursor | null };
+
+export type RollbackInput = {
+  backfillId: string;
+  /** Recorded in the rollback audit with every restore; a rollback retried with the same id replays what it did. */
+  rollbackId: string;
+  /** The backfill's nodes, downstream first. */
+  order: string[];
+  /** Restore also the partitions a later backfill changed. */
+  force: boolean;
+  /** The activity task queue of each node (its workers reach its warehouse); default: the workflow's queue. */
+  taskQueues?: Record<string, string>;
+  tuning?: Partial<RollbackTuning>;
+  carry?: RollbackCarry;
+};
+
+export type RollbackBatchInput = {
+  backfillId: string;
+  rollbackId: string;
+  node: string;
+  /** Start after this partition (null: at the node's first). */
+  after: RollbackCursor | null;
+  limit: number;
+  force: boolean;
+};
+
+export type RollbackBatchResult = RollbackCounts & {
+  changedBy: Record<string, number>;
+  leftAloneExamples: LeftAlone[];
+  /** Where the next batch of the node starts; null when the node is done. */
+  next: RollbackCursor | null;
+};
+
+/** What a batch activity heartbeats: a retry after a crash goes on from there. */
+export type RollbackBatchProgress = { result: RollbackBatchResult; after: RollbackCursor | null; done: number };
+
+/** Failure types of the batch activity that are not retried: the same restore would fail again. */
+export const ROLLBACK_NON_RETRYABLE_TYPES = ['ChecksumMismatch', 'InvalidSpec'];
+
+/** The key the changedBy counts use for partitions that are no longer published at all. */
+export const UNPUBLISHED = '(none)';
+
+export function rollbackWorkflowId(backfillId: string): string {
+  return `backfill/${backfillId}/rollback`;
+}
+
+export function emptyCounts(): RollbackCounts {
+  return { restored: 0, removed: 0, alreadyRestored: 0, leftAlone: 0, forced: 0 };
+}
+
+export function emptyBatch(): RollbackBatchResult {
+  return { ...emptyCounts(), changedBy: {}, leftAloneExamples: [], next: null };
+}
+
+export function emptySummary(input: Pick<RollbackInput, 'backfillId' | 'rollbackId' | 'force'>): RollbackSummary {
+  return { backfillId: input.backfillId, rollbackId: input.rollbackId, force: input.force, ...emptyCounts(), nodes: [], changedBy: {}, leftAloneExamples: [], runs: 1 };
+}
+
+function addCounts<T extends RollbackCounts>(into: T, from: RollbackCounts): T {
+  return {
+    ...into,
+    restored: into.restored + from.restored,
+    removed: into.removed + from.removed,
+    alreadyRestored: into.alreadyRestored + from.alreadyRestored,
+    leftAlone: into.leftAlone + from.leftAlone,
+    forced: into.forced + from.forced,
+  };
+}
+
+function addChangedBy(into: Record<string, number>, from: Record<string, number>): Record<string, number> {
+  const sum = { ...into };
+  for (const [backfill, n] of Object.entries(from)) sum[backfill] = (sum[backfill] ?? 0) + n;
+  return sum;
+}
+
+/** What one restore did, added to a batch's result. */
+export function addOutcome(
+  batch: RollbackBatchResult,
+  outcome: { node: string; partition: string; status: 'restored' | 'removed' | 'already_restored' | 'changed_since'; found: number | null; foundBackfillId: string | null; forced: boolean },
+  version: number,
+): RollbackBatchResult {
+  const counts = emptyCounts();
+  if (outcome.status === 'restored') counts.restored = 1;
+  if (outcome.status === 'removed') counts.removed = 1;
+  if (outcome.status === 'already_restored') counts.alreadyRestored = 1;
+  if (outcome.forced) counts.forced = 1;
+  const next = addCounts(batch, counts);
+  if (outcome.status !== 'changed_since') return next;
+  const changedBy = outcome.found === null ? UNPUBLISHED : (outcome.foundBackfillId ?? UNPUBLISHED);
+  const example: LeftAlone = { node: outcome.node, partition: outcome.partition, version, currentVersion: outcome.found, changedBy: outcome.foundBackfillId };
+  return {
+    ...next,
+    leftAlone: next.leftAlone + 1,
+    changedBy: addChangedBy(next.changedBy, { [changedBy]: 1 }),
+    leftAloneExamples: next.leftAloneExamples.length < MAX_LEFT_ALONE_EXAMPLES ? [...next.leftAloneExamples, example] : next.leftAloneExamples,
+  };
+}
+
+/** A batch's result, added to the summary under its node. */
+export function addBatch(summary: RollbackSummary, node: string, batch: RollbackBatchResult): RollbackSummary {
+  const counts: RollbackCounts = { restored: batch.restored, removed: batch.removed, alreadyRestored: batch.alreadyRestored, leftAlone: batch.leftAlone, forced: batch.forced };
+  const known = summary.nodes.some((n) => n.node === node);
+  const nodes = known ? summary.nodes.map((n) => (n.node === node ? addCounts(n, counts) : n)) : [...summary.nodes, addCounts({ node, ...emptyCounts() }, counts)];
+  return {
+    ...addCounts(summary, counts),
+    nodes,
+    changedBy: addChangedBy(summary.changedBy, batch.changedBy),
+    leftAloneExamples: [...summary.leftAloneExamples, ...batch.leftAloneExamples].slice(0, MAX_LEFT_ALONE_EXAMPLES),
+  };
+}

@@ -1,0 +1,255 @@
+/**
+ * Rollback on a real server, with a worker in a process of its own, on both warehouses: a
+ * backfill rolled back leaves every dataset as it was before it, checksum for checksum; a
+ * worker killed mid-rollback loses nothing; a second rollback changes nothing; a partition a
+ * later backfill changed is reported and left alone, unless --force.
+ */
+import { execFile } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import Database from 'better-sqlite3';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { canonicalJson } from '../../activities/spec-hash.ts';
+import { openWarehouse } from '../../activities/warehouse/index.ts';
+import { quoteIdent, versionsTable } from '../../activities/warehouse/sql.ts';
+import type { Warehouse } from '../../activities/warehouse/types.ts';
+import type { BackfillClient } from '../../client/backfill-client.ts';
+import { BackfillError } from '../../core/errors.ts';
+import { rollbackWorkflowId, type RollbackSummary } from '../../core/rollback.ts';
+import type { ResolvedSpec } from '../../core/spec.ts';
+import { createDatabase, dropDatabase, testPostgresUrl } from '../../scripts/postgres.ts';
+import type { WorkerProcess } from '../../scripts/worker-process.ts';
+import { ROOT, address, connectClient, scratch, testSpec, uniqueQueue, waitFor, workerProcess } from './helpers.ts';
+
+const run = promisify(execFile);
+
+/** Three SQL datasets, daily src and daily, and weekly, from `from` (default 2024-01-01) to `to`: `factor` scales every value. */
+function sqlSpec(queue: string, prefix: string, options: { factor: number; from?: string; to: string }): ResolvedSpec {
+  return testSpec(queue, {
+    name: `rollback-${prefix}`,
+    partitions: { grain: 'day', start: options.from ?? '2024-01-01', end: options.to },
+    defaults: { concurrency: 4, heartbeatTimeout: '5s', retry: { initialInterval: '200ms', maximumInterval: '1s' } },
+    nodes: [
+      { id: `${prefix}_src`, sql: 'SELECT :partition AS day, 1 AS k, :factor AS v UNION ALL SELECT :partition, 2, :factor * 2', params: { factor: options.factor } },
+      { id: `${prefix}_daily`, dependsOn: [`${prefix}_src`], sql: `SELECT day, SUM(v) AS total, COUNT(*) AS n FROM ${prefix}_src GROUP BY day` },
+      { id: `${prefix}_weekly`, partitions: { grain: 'week' }, dependsOn: [`${prefix}_daily`], sql: `SELECT :partition AS week, SUM(total) AS total, COUNT(*) AS days FROM ${prefix}_daily` },
+    ],
+  });
+}
+
+const nodesOf = (prefix: string) => [`${prefix}_src`, `${prefix}_daily`, `${prefix}_weekly`];
+
+type Snapshot = { views: Record<string, string[]>; current: Record<string, { version: number; checksum: string | null; backfillId: string }> };
+
+/** What the datasets show (their views' rows) and what the ledger says is published (version, checksum, backfill). */
+async function snapshot(warehouse: Warehouse, prefix: string): Promise<Snapshot> {
+  const views: Snapshot['views'] = {};
+  const current: Snapshot['current'] = {};
+  for (const node of nodesOf(prefix)) {
+    views[node] = (await warehouse.query(`SELECT * FROM ${node}`)).map((row) => canonicalJson(row)).sort();
+    for (const row of await warehouse.ledger({ node })) {
+      if (row.current) current[`${node}/${row.partition}`] = { version: row.version, checksum: row.checksum, backfillId: row.backfillId };
+    }
+  }
+  return { views, current };
+}
+
+type Backend = 'sqlite' | 'postgres';
+
+describe.each<Backend>(['sqlite', 'postgres'])('rollback on %s', (kind) => {
+  const queue = uniqueQueue(`rollback-${kind}`);
+  const database = `backfill_rb_${randomUUID().slice(0, 8)}`;
+  let location: string;
+  let worker: WorkerProcess;
+  let warehouse: Warehouse;
+  let client: BackfillClient;
+
+  beforeAll(async () => {
+    if (kind === 'postgres') {
+      await createDatabase(database);
+      const url = new URL(testPostgresUrl());
+      url.pathname = `/${database}`;
+      location = url.toString();
+    } else {
+      location = join(scratch('rollback'), 'warehouse.db');
+    }
+    worker = workerProcess({ address: address(), queue, warehouse: location });
+    await worker.start();
+    warehouse = openWarehouse(location, { inline: true });
+    client = await connectClient();
+  });
+  afterAll(async () => {
+    await client?.close();
+    await worker?.stop();
+    await warehouse?.close();
+    if (kind === 'postgres') await dropDatabase(database);
+  });
+
+  /** Changes stored rows behind the warehouse's back (PostgreSQL keeps the versions tables in the schema `backfill`). */
+  const tamper = async (node: string, set: string, partition: string, version: number): Promise<void> => {
+    const table = `${kind === 'postgres' ? 'backfill.' : ''}${quoteIdent(versionsTable(node))}`;
+    const sql = `UPDATE ${table} SET ${set} WHERE __partition = '${partition}' AND __version = ${version}`;
+    if (kind === 'sqlite') {
+      const db = new Database(location);
+      try {
+        db.exec(sql);
+      } finally {
+        db.close();
+      }
+      return;
+    }
+    const connection = new pg.Client({ connectionString: location });
+    await connection.connect();
+    try {
+      await connection.query(sql);
+    } finally {
+      await connection.end();
+    }
+  };
+
+  const backfill = async (spec: ResolvedSpec): Promise<string> => {
+    const { backfillId } = await client.start(spec, { taskQueue: queue, tuning: { reportIntervalMs: 200 } });
+    expect((await client.wait(backfillId, 120_000)).state).toBe('completed');
+    return backfillId;
+  };
+
+  it('restores every dataset to its state before the backfill, checksum for checksum; a second rollback changes nothing', async () => {
+    const p = `a_${kind}`;
+    await backfill(sqlSpec(queue, p, { factor: 1, to: '2024-01-11' }));
+    const before = await snapshot(warehouse, p);
+    const second = await backfill(sqlSpec(queue, p, { factor: 2, to: '2024-01-13' }));
+    const changed = await snapshot(warehouse, p);
+    expect(changed.views).not.toEqual(before.views);
+    expect(Object.values(changed.current).every((c) => c.backfillId === second)).toBe(true);
+
+    // 10 days and 2 weeks existed before; the 2 new days of src and daily did not.
+    const summary = await client.rollback(second);
+    expect(summary).toMatchObject({ backfillId: second, restored: 22, removed: 4, alreadyRestored: 0, leftAlone: 0, forced: 0, changedBy: {} });
+    expect(summary.nodes.map((n) => n.node)).toEqual([`${p}_weekly`, `${p}_daily`, `${p}_src`]);
+    expect(await snapshot(warehouse, p)).toEqual(before);
+    const audit = await warehouse.rollbacks({ backfillId: second });
+    expect(audit).toHaveLength(26);
+    expect(new Set(audit.map((r) => r.rollbackId))).toEqual(new Set([summary.rollbackId]));
+
+    const again = await client.rollback(second);
+    expect(again).toMatchObject({ restored: 0, removed: 0, alreadyRestored: 26, leftAlone: 0 });
+    expect(again.rollbackId).not.toBe(summary.rollbackId);
+    expect(await snapshot(warehouse, p)).toEqual(before);
+    expect(await warehouse.rollbacks({ backfillId: second })).toHaveLength(26);
+  });
+
+  it('a worker killed mid-rollback and started again finishes it, restoring each partition once', async () => {
+    const p = `k_${kind}`;
+    await backfill(sqlSpec(queue, p, { factor: 1, to: '2024-01-31' }));
+    const before = await snapshot(warehouse, p);
+    const second = await backfill(sqlSpec(queue, p, { factor: 5, to: '2024-01-31' }));
+    const total = Object.keys(before.current).length;
+
+    // One partition per activity and a short history: slow enough to be killed in the middle, and it continues as new.
+    const pending = client.rollback(second, { tuning: { batchSize: 1, heartbeatTimeout: '2s', historyLimit: 150 } });
+    pending.catch(() => undefined);
+    const restoredBeforeKill = await waitFor('the rollback to restore some partitions', async () => {
+      const n = (await warehouse.rollbacks({ backfillId: second })).length;
+      return n >= 5 ? n : undefined;
+    }, 60_000, 20);
+    await worker.kill();
+    const description = await client.client.workflow.getHandle(rollbackWorkflowId(second)).describe();
+    expect(description.status.name).toBe('RUNNING');
+    expect(restoredBeforeKill).toBeLessThan(total);
+    await worker.start();
+
+    const summary: RollbackSummary = await pending;
+    expect(summary).toMatchObject({ restored: total, removed: 0, alreadyRestored: 0, leftAlone: 0 });
+    expect(summary.runs).toBeGreaterThan(1);
+    expect(await snapshot(warehouse, p)).toEqual(before);
+    const audit = await warehouse.rollbacks({ backfillId: second });
+    expect(audit).toHaveLength(total);
+    expect(new Set(audit.map((r) => `${r.node}/${r.partition}`)).size).toBe(total);
+  });
+
+  it('leaves alone and reports a partition a later backfill changed; --force restores it too (the command line)', async () => {
+    const p = `f_${kind}`;
+    await backfill(sqlSpec(queue, p, { factor: 1, to: '2024-01-11' }));
+    const before = await snapshot(warehouse, p);
+    const second = await backfill(sqlSpec(queue, p, { factor: 2, to: '2024-01-11' }));
+    // Two days of src and daily, and the week they fall in.
+    const third = await backfill(sqlSpec(queue, p, { factor: 3, from: '2024-01-03', to: '2024-01-05' }));
+    const byThird = Object.entries((await snapshot(warehouse, p)).current)
+      .filter(([, c]) => c.backfillId === third)
+      .map(([key]) => key)
+      .sort();
+    expect(byThird).toEqual([`${p}_daily/2024-01-03`, `${p}_daily/2024-01-04`, `${p}_src/2024-01-03`, `${p}_src/2024-01-04`, `${p}_weekly/2024-W01`]);
+
+    const cli = (...args: string[]) =>
+      run('node', [join(ROOT, 'bin/backfill.js'), ...args, '--json'], { env: { ...process.env, TEMPORAL_ADDRESS: address(), NO_COLOR: '1' } }).then(
+        ({ stdout }) => ({ code: 0, json: JSON.parse(stdout) as unknown }),
+        (error: { code: number; stdout: string }) => ({ code: error.code, json: JSON.parse(error.stdout) as unknown }),
+      );
+    const rollback = async (...args: string[]) => {
+      const { code, json } = await cli('rollback', second, ...args);
+      return { code, json: json as RollbackSummary };
+    };
+
+    const first = await rollback();
+    expect(first.code).toBe(2);
+    expect(first.json).toMatchObject({ restored: 17, removed: 0, leftAlone: 5, forced: 0, changedBy: { [third]: 5 } });
+    expect(first.json.leftAloneExamples.map((e) => `${e.node}/${e.partition}`).sort()).toEqual(byThird);
+    expect(first.json.leftAloneExamples.every((e) => e.changedBy === third && e.version === 2 && e.currentVersion === 3)).toBe(true);
+    const now = await snapshot(warehouse, p);
+    for (const [key, c] of Object.entries(now.current)) expect(c.backfillId, key).toBe(byThird.includes(key) ? third : before.current[key]!.backfillId);
+
+    const forced = await rollback('--force');
+    expect(forced.code).toBe(0);
+    expect(forced.json).toMatchObject({ restored: 5, forced: 5, alreadyRestored: 17, leftAlone: 0, force: true });
+    expect(await snapshot(warehouse, p)).toEqual(before);
+    expect((await warehouse.rollbacks({ backfillId: second })).filter((r) => r.forced).map((r) => `${r.node}/${r.partition}`).sort()).toEqual(byThird);
+    const lineage = await cli('lineage', `${p}_src`, '2024-01-03', '--warehouse', location);
+    expect(lineage.json).toMatchObject({
+      current: { version: 1, backfillId: before.current[`${p}_src/2024-01-03`]!.backfillId },
+      rollbacks: [{ backfillId: second, rollbackId: forced.json.rollbackId, fromVersion: 3, toVersion: 1, forced: true }],
+    });
+  });
+
+  it('stops at a version whose rows changed after it was published, naming it, without retrying; the rest stays as it was', async () => {
+    const p = `t_${kind}`;
+    await backfill(sqlSpec(queue, p, { factor: 1, to: '2024-01-04' }));
+    const second = await backfill(sqlSpec(queue, p, { factor: 2, to: '2024-01-04' }));
+    await tamper(`${p}_src`, 'v = 999', '2024-01-02', 1);
+    const error = await client.rollback(second).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(BackfillError);
+    expect((error as Error).message).toMatch(
+      new RegExp(`the rollback of backfill '${second}' failed: version 1 of ${p}_src 2024-01-02: its rows hash to [0-9a-f]{16}… \\(2 rows\\), but the ledger recorded`),
+    );
+    expect((error as Error).message).toMatch(/run 'backfill rollback .*' again/);
+    const state = (await snapshot(warehouse, p)).current;
+    // Downstream first: weekly and daily were restored, src up to the tampered partition.
+    expect(state[`${p}_daily/2024-01-03`]!.backfillId).not.toBe(second);
+    expect(state[`${p}_src/2024-01-01`]!.backfillId).not.toBe(second);
+    expect(state[`${p}_src/2024-01-02`]!.backfillId).toBe(second);
+    expect(state[`${p}_src/2024-01-03`]!.backfillId).toBe(second);
+  });
+
+  it('refuses a backfill that is still running, and rolls it back once cancelled', async () => {
+    const spec = testSpec(queue, {
+      name: 'rollback-running',
+      partitions: { grain: 'day', start: '2024-01-01', end: '2024-02-01' },
+      defaults: { concurrency: 1 },
+      nodes: [{ id: `r_${kind}`, transform: 'sleep', params: { ms: 200 } }],
+    });
+    const { backfillId } = await client.start(spec, { taskQueue: queue, tuning: { reportIntervalMs: 200 } });
+    const refused = await client.rollback(backfillId).catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(BackfillError);
+    expect(refused).toMatchObject({ code: 'still_running' });
+    expect((refused as Error).message).toMatch(/is still running: cancel it first \('backfill cancel .*'\) or wait for it to end/);
+
+    await waitFor('a partition to be published', async () => (await warehouse.ledger({ backfillId })).length > 0);
+    await client.cancel(backfillId);
+    expect((await client.wait(backfillId, 60_000)).state).toBe('cancelled');
+    const published = (await warehouse.ledger({ backfillId })).length;
+    const summary = await client.rollback(backfillId);
+    expect(summary).toMatchObject({ restored: 0, removed: published, leftAlone: 0 });
+    expect(await warehouse.query(`SELECT COUNT(*) AS n FROM r_${kind}`)).toEqual([{ n: 0 }]);
+  });
+});

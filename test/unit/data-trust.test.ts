@@ -1,0 +1,227 @@
+/**
+ * Data trust below the workflows: spec hashes, the partition activity's checks with their
+ * severities (a real SQLite warehouse, the built-in sql transform), and the pure parts of
+ * rollback (which version a backfill replaced, whether a restore moves the pointer).
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { stripVTControlCharacters } from 'node:util';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ApplicationFailure, type Logger } from '@temporalio/common';
+import { MockActivityEnvironment } from '@temporalio/testing';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { createActivities } from '../../activities/run-partitions.ts';
+import { canonicalJson, specHash, type HashedDefinition } from '../../activities/spec-hash.ts';
+import { BUILTIN_TRANSFORMS } from '../../activities/transforms.ts';
+import { changesFromRows, type ChangeRow } from '../../activities/warehouse/changes.ts';
+import { percentChange } from '../../activities/warehouse/checks.ts';
+import { schemaHash } from '../../activities/warehouse/checksum.ts';
+import { columnsFromSchemaHash, decideRestore } from '../../activities/warehouse/restore.ts';
+import { SqliteWarehouse } from '../../activities/warehouse/sqlite/warehouse.ts';
+import type { LedgerRow, RestoreRequest } from '../../activities/warehouse/types.ts';
+import { renderLineage } from '../../client/render.ts';
+import type { PartitionNode, RunPartitionsInput, RunPartitionsResult } from '../../core/protocol.ts';
+
+describe('specHash', () => {
+  const node: HashedDefinition = { transform: 'sql', sql: 'SELECT 1 AS x', params: { a: 1, b: { c: [1, 2], d: 'x' } }, checks: [{ type: 'unique', columns: ['x'] }] };
+
+  it('is 16 hex digits, the same however the keys are ordered and whether a default severity is written out', () => {
+    const hash = specHash({ ...node, checks: [...node.checks] });
+    expect(hash).toMatch(/^[0-9a-f]{16}$/);
+    expect(specHash({ checks: [{ columns: ['x'], type: 'unique', severity: 'error' }], params: { b: { d: 'x', c: [1, 2] }, a: 1 }, sql: node.sql, transform: 'sql' })).toBe(hash);
+  });
+
+  it('changes with the transform, the SQL, a parameter or a check', () => {
+    const hash = specHash({ ...node, checks: [...node.checks] });
+    const changed = [
+      specHash({ ...node, checks: [...node.checks], transform: 'noop' }),
+      specHash({ ...node, checks: [...node.checks], sql: 'SELECT 2 AS x' }),
+      specHash({ ...node, checks: [...node.checks], params: { ...node.params, a: 2 } }),
+      specHash({ ...node, checks: [{ type: 'unique', columns: ['x'], severity: 'warn' }] }),
+      specHash({ ...node, checks: [] }),
+    ];
+    expect(new Set([hash, ...changed]).size).toBe(6);
+  });
+
+  it('canonical JSON sorts keys at every depth and keeps array order', () => {
+    expect(canonicalJson({ b: [{ z: 1, a: 2 }], a: undefined, c: 10n })).toBe('{"b":[{"a":2,"z":1}],"c":"10n"}');
+  });
+});
+
+describe('the partition activity: check severities, drift and the spec hash', () => {
+  let dir: string;
+  let warehouse: SqliteWarehouse;
+  beforeEach(() => {
+    logged.length = 0;
+    dir = mkdtempSync(join(tmpdir(), 'backfill-trust-'));
+    warehouse = new SqliteWarehouse(join(dir, 'warehouse.db'));
+  });
+  afterEach(async () => {
+    await warehouse.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** A SQL node that makes `rows` rows per partition. */
+  const seriesNode = (rows: number, checks: PartitionNode['checks']): PartitionNode => ({
+    id: 'series',
+    transform: 'sql',
+    sql: 'WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < :rows) SELECT :partition AS day, n FROM s',
+    params: { rows },
+    checks,
+    heartbeatTimeout: '30s',
+  });
+  /** What the activity logged, level and message. */
+  const logged: string[] = [];
+  const record = (level: string) => (message: string) => void logged.push(`${level} ${message}`);
+  const logger: Logger = { log: (level, message) => record(level)(message), trace: record('TRACE'), debug: record('DEBUG'), info: record('INFO'), warn: record('WARN'), error: record('ERROR') };
+  const run = (runKey: string, node: PartitionNode) => {
+    const input: RunPartitionsInput = {
+      backfillId: runKey,
+      runKey,
+      workflowId: `backfill/${runKey}/series`,
+      node,
+      partitions: [{ index: 0, key: '2024-01-01', window: { start: '2024-01-01T00:00:00Z', end: '2024-01-02T00:00:00Z' }, inputs: [], throttled: 0 }],
+      maxAttempts: 1,
+    };
+    const activities = createActivities({ warehouse, transforms: BUILTIN_TRANSFORMS, codeVersion: 'test' });
+    return new MockActivityEnvironment({ attempt: 1 }, { logger }).run(activities.runPartitions, input) as Promise<RunPartitionsResult>;
+  };
+  const drift = (severity: 'error' | 'warn') => ({ type: 'drift', metric: 'row_count', maxChangePercent: 50, severity }) as const;
+
+  it('a failing warn check publishes and records its warning, and the ledger has the node\'s spec hash', async () => {
+    const node = seriesNode(3, [{ type: 'row_count', min: 5, severity: 'warn' }]);
+    const result = await run('bf-1', node);
+    expect(result.finished).toEqual([expect.objectContaining({ key: '2024-01-01', version: 1, rowCount: 3 })]);
+    const [row] = await warehouse.ledger({ node: 'series' });
+    expect(row).toMatchObject({ status: 'published', current: true, warnings: ['row_count: 3 rows, expected at least 5'], specHash: specHash(node) });
+    expect(logged).toContain('WARN check warning on series 2024-01-01: row_count: 3 rows, expected at least 5');
+  });
+
+  it('a drift check fires when a parameter changes the row count beyond the threshold: error blocks, warn publishes', async () => {
+    await run('bf-1', seriesNode(10, [drift('error')]));
+    const failure = await run('bf-2', seriesNode(30, [drift('error')])).catch((e: unknown) => e);
+    expect(failure).toBeInstanceOf(ApplicationFailure);
+    expect(failure).toMatchObject({ type: 'CheckFailed', nonRetryable: true });
+    expect((failure as Error).message).toMatch(/drift: row_count went from 10 to 30 \(\+200%\), more than the 50% allowed/);
+    expect(await warehouse.query('SELECT COUNT(*) AS n FROM series')).toEqual([{ n: 10 }]);
+
+    const warned = await run('bf-3', seriesNode(30, [drift('warn')]));
+    expect(warned.finished[0]).toMatchObject({ version: 3, rowCount: 30 });
+    const ledger = await warehouse.ledger({ node: 'series' });
+    expect(ledger.map((r) => [r.version, r.status, r.current, r.warnings])).toEqual([
+      [3, 'published', true, ['drift: row_count went from 10 to 30 (+200%), more than the 50% allowed']],
+      [2, 'failed_check', false, []],
+      [1, 'published', false, []],
+    ]);
+    expect(new Set(ledger.map((r) => r.specHash)).size).toBe(3);
+  });
+});
+
+describe('percentChange', () => {
+  it('is relative to the old value, signed, and infinite from zero', () => {
+    expect(percentChange(10, 15)).toBe(50);
+    expect(percentChange(10, 5)).toBe(-50);
+    expect(percentChange(-10, -5)).toBe(50);
+    expect(percentChange(0, 0)).toBe(0);
+    expect(percentChange(0, 1)).toBe(Infinity);
+    expect(percentChange(0, -1)).toBe(-Infinity);
+  });
+});
+
+describe('changesFromRows', () => {
+  const row = (partition: string, version: number, previousVersion: number | null, current = version): ChangeRow => ({
+    node: 'n',
+    partition,
+    version,
+    previousVersion,
+    checksum: `c${version}`,
+    previousChecksum: previousVersion === null ? null : `c${previousVersion}`,
+    currentVersion: current,
+    currentBackfillId: 'bf',
+  });
+
+  it('goes back through the backfill\'s own versions to the one before them, but not past another backfill\'s', () => {
+    // k: the backfill published 2 over 1, then 3 over 2. j: it published 2, another backfill 3, then it 4 over 3.
+    const page = changesFromRows([row('j', 2, 1, 4), row('j', 4, 3), row('k', 2, 1, 3), row('k', 3, 2)], 10);
+    expect(page.changes.map((c) => [c.partition, c.version, c.previousVersion, c.previousChecksum])).toEqual([
+      ['j', 4, 3, 'c3'],
+      ['k', 3, 1, 'c1'],
+    ]);
+    expect(page.next).toBeNull();
+  });
+
+  it('says where the next page starts when the page is full', () => {
+    expect(changesFromRows([row('a', 1, null), row('b', 1, null)], 2).next).toEqual({ node: 'n', partition: 'b' });
+  });
+});
+
+describe('decideRestore', () => {
+  const request: RestoreRequest = { rollbackId: 'rb', backfillId: 'bf-2', node: 'n', partition: 'k', from: 2, to: 1 };
+  const state = (found: number | null, foundBackfillId: string | null = null) => ({ found, foundBackfillId, recorded: null });
+
+  it('moves the pointer only while the backfill\'s version is published, or when forced', () => {
+    expect(decideRestore(request, state(2, 'bf-2'))).toMatchObject({ move: true, outcome: { status: 'restored', to: 1, forced: false } });
+    expect(decideRestore(request, state(1, 'bf-1'))).toMatchObject({ move: false, outcome: { status: 'already_restored', to: 1 } });
+    expect(decideRestore(request, state(3, 'bf-3'))).toMatchObject({ move: false, outcome: { status: 'changed_since', found: 3, foundBackfillId: 'bf-3', to: 3 } });
+    expect(decideRestore({ ...request, force: true }, state(3, 'bf-3'))).toMatchObject({ move: true, outcome: { status: 'restored', to: 1, forced: true } });
+    expect(decideRestore({ ...request, force: true }, state(null))).toMatchObject({ move: true, outcome: { status: 'restored', forced: true } });
+    expect(decideRestore({ ...request, to: null }, state(2, 'bf-2'))).toMatchObject({ move: true, outcome: { status: 'removed', to: null } });
+    expect(decideRestore({ ...request, to: null }, state(null))).toMatchObject({ move: false, outcome: { status: 'already_restored', to: null } });
+  });
+
+  it('replays what this rollback did before, whatever happened since', () => {
+    const recorded = { fromVersion: 3, fromBackfillId: 'bf-3', toVersion: 1, forced: true };
+    expect(decideRestore(request, { found: 5, foundBackfillId: 'bf-5', recorded })).toEqual({
+      move: false,
+      outcome: { node: 'n', partition: 'k', status: 'restored', found: 3, foundBackfillId: 'bf-3', to: 1, forced: true },
+    });
+  });
+});
+
+describe('columnsFromSchemaHash', () => {
+  it('adds to the columns with values the all-NULL ones that make up the schema hash', () => {
+    expect(columnsFromSchemaHash(schemaHash(['a', 'c']), ['a', 'b', 'c', 'd'], new Set(['a']))).toEqual(['a', 'c']);
+    expect(columnsFromSchemaHash(schemaHash(['a']), ['a', 'b'], new Set(['a']))).toEqual(['a']);
+    expect(columnsFromSchemaHash(schemaHash([]), [], new Set())).toEqual([]);
+  });
+
+  it('gives up when no set fits, or when too many columns are all NULL to try them all', () => {
+    expect(columnsFromSchemaHash(schemaHash(['x']), ['a', 'b'], new Set(['a']))).toBeUndefined();
+    const wide = Array.from({ length: 17 }, (_, i) => `c${i}`);
+    expect(columnsFromSchemaHash(schemaHash(['c0']), wide, new Set())).toBeUndefined();
+  });
+});
+
+describe('lineage output', () => {
+  it('shows the spec hash of the published version and every version\'s check warnings', () => {
+    const row = (version: number, warnings: string[], current: boolean): LedgerRow => ({
+      node: 'daily',
+      partition: 'k',
+      version,
+      status: 'published',
+      backfillId: `bf-${version}`,
+      runKey: 'r',
+      workflowId: 'w',
+      rowCount: 3,
+      checksum: 'c'.repeat(64),
+      schemaHash: 's',
+      transform: 'sql',
+      params: { factor: version },
+      codeVersion: 'code',
+      inputs: [],
+      attempt: 1,
+      executions: 1,
+      startedAt: '2024-01-01T00:00:00.000Z',
+      finishedAt: '2024-01-01T00:00:01.000Z',
+      durationMs: 1000,
+      previousVersion: version > 1 ? version - 1 : null,
+      error: null,
+      warnings,
+      specHash: `hash-${version}`,
+      current,
+    });
+    const text = stripVTControlCharacters(renderLineage('daily', 'k', [row(2, ['drift: row_count went from 3 to 9 (+200%), more than the 50% allowed'], true), row(1, [], false)]));
+    expect(text).toContain('parameters: {"factor":2} · spec hash hash-2');
+    expect(text).toContain('check warnings:\n  v2: drift: row_count went from 3 to 9 (+200%), more than the 50% allowed');
+  });
+});

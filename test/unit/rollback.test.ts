@@ -1,0 +1,125 @@
+/** The rollback's summary arithmetic, its id and its human output; the workflow itself runs in test/integration/rollback.test.ts. */
+import { stripVTControlCharacters } from 'node:util';
+import { describe, expect, it } from 'vitest';
+import { rollbackId } from '../../client/backfill-client.ts';
+import { renderRestores, renderRollback } from '../../client/render-rollback.ts';
+import {
+  MAX_LEFT_ALONE_EXAMPLES,
+  UNPUBLISHED,
+  addBatch,
+  addOutcome,
+  emptyBatch,
+  emptySummary,
+  rollbackWorkflowId,
+  type RollbackBatchResult,
+} from '../../core/rollback.ts';
+
+type Status = 'restored' | 'removed' | 'already_restored' | 'changed_since';
+const outcome = (partition: string, status: Status, found: number | null = 1, foundBackfillId: string | null = 'bf-1', forced = false) => ({
+  node: 'orders',
+  partition,
+  status,
+  found,
+  foundBackfillId,
+  forced,
+});
+
+describe('rollback summaries', () => {
+  it('count each outcome, and who changed the partitions left alone', () => {
+    let batch = emptyBatch();
+    batch = addOutcome(batch, outcome('a', 'restored', 2, 'bf-2'), 2);
+    batch = addOutcome(batch, outcome('b', 'removed', 1, 'bf-2'), 1);
+    batch = addOutcome(batch, outcome('c', 'already_restored'), 2);
+    batch = addOutcome(batch, outcome('d', 'changed_since', 3, 'bf-3'), 2);
+    batch = addOutcome(batch, outcome('e', 'changed_since', null, null), 2);
+    batch = addOutcome(batch, outcome('f', 'restored', 3, 'bf-3', true), 2);
+    expect(batch).toEqual({
+      restored: 2,
+      removed: 1,
+      alreadyRestored: 1,
+      leftAlone: 2,
+      forced: 1,
+      changedBy: { 'bf-3': 1, [UNPUBLISHED]: 1 },
+      leftAloneExamples: [
+        { node: 'orders', partition: 'd', version: 2, currentVersion: 3, changedBy: 'bf-3' },
+        { node: 'orders', partition: 'e', version: 2, currentVersion: null, changedBy: null },
+      ],
+      next: null,
+    });
+  });
+
+  it('add batches up per node and in total, keeping at most a hundred examples', () => {
+    const leftAlone = (from: number, n: number): RollbackBatchResult =>
+      Array.from({ length: n }, (_, i) => outcome(`p${from + i}`, 'changed_since', 3, 'bf-3')).reduce((b, o) => addOutcome(b, o, 2), emptyBatch());
+    let summary = emptySummary({ backfillId: 'bf-2', rollbackId: 'rb', force: false });
+    summary = addBatch(summary, 'daily', leftAlone(0, 80));
+    summary = addBatch(summary, 'daily', { ...emptyBatch(), restored: 5 });
+    summary = addBatch(summary, 'orders', leftAlone(80, 80));
+    summary = addBatch(summary, 'empty', emptyBatch());
+    expect(summary).toMatchObject({ restored: 5, leftAlone: 160, changedBy: { 'bf-3': 160 }, runs: 1 });
+    expect(summary.nodes.map((n) => [n.node, n.restored, n.leftAlone])).toEqual([
+      ['daily', 5, 80],
+      ['orders', 0, 80],
+      ['empty', 0, 0],
+    ]);
+    expect(summary.leftAloneExamples).toHaveLength(MAX_LEFT_ALONE_EXAMPLES);
+    expect(summary.leftAloneExamples[99]!.partition).toBe('p99');
+  });
+});
+
+describe('rollback ids', () => {
+  it('name the workflow after the backfill, and each rollback after the backfill and the time', () => {
+    expect(rollbackWorkflowId('shop-2024')).toBe('backfill/shop-2024/rollback');
+    const id = rollbackId('shop-2024', new Date('2024-03-01T05:06:07.890Z'));
+    expect(id).toMatch(/^shop-2024\/rollback-20240301-050607Z-[0-9a-f]{6}$/);
+    expect(rollbackId('x')).not.toBe(rollbackId('x'));
+  });
+});
+
+describe('renderRollback', () => {
+  const base = { ...emptySummary({ backfillId: 'bf-2', rollbackId: 'rb-1', force: false }) };
+
+  it('says what was restored and removed, per node', () => {
+    const text = stripVTControlCharacters(renderRollback({ ...base, restored: 12, removed: 1, nodes: [{ node: 'daily', restored: 12, removed: 1, alreadyRestored: 0, leftAlone: 0, forced: 0 }] }));
+    expect(text).toContain('rolled back bf-2 (rollback rb-1)');
+    expect(text).toMatch(/restored: +12 partitions to their version before bf-2 \(checksums verified\)/);
+    expect(text).toMatch(/removed: +1 partition that bf-2 had created/);
+    expect(text).toMatch(/daily\W+12\W+1\W+0\W+0/);
+    expect(text).not.toMatch(/left alone:/);
+  });
+
+  it('names the partitions left alone, who changed them, and the way to restore them anyway', () => {
+    const text = stripVTControlCharacters(
+      renderRollback({
+        ...base,
+        leftAlone: 2,
+        changedBy: { 'bf-3': 1, [UNPUBLISHED]: 1 },
+        leftAloneExamples: [
+          { node: 'daily', partition: '2024-01-02', version: 2, currentVersion: 3, changedBy: 'bf-3' },
+          { node: 'daily', partition: '2024-01-03', version: 2, currentVersion: null, changedBy: null },
+        ],
+      }),
+    );
+    expect(text).toMatch(/left alone: +2 partitions changed since by bf-3 \(1\), unpublished since \(1\)/);
+    expect(text).toContain('daily 2024-01-02: bf-2 published version 2, now version 3 by bf-3');
+    expect(text).toContain('daily 2024-01-03: bf-2 published version 2, now none by –');
+    expect(text).toContain("run 'backfill rollback bf-2 --force' to restore them too");
+  });
+});
+
+describe('renderRestores', () => {
+  it('lists the restores of a partition, oldest first, and nothing when there were none', () => {
+    expect(renderRestores([])).toEqual([]);
+    const at = '2024-03-01T05:06:07.000Z';
+    expect(
+      renderRestores([
+        { rollbackId: 'rb-1', backfillId: 'bf-2', node: 'daily', partition: 'k', fromVersion: 2, toVersion: 1, forced: false, at },
+        { rollbackId: 'rb-2', backfillId: 'bf-1', node: 'daily', partition: 'k', fromVersion: 3, toVersion: null, forced: true, at },
+      ]),
+    ).toEqual([
+      'rollbacks:',
+      `  ${at}  v2 → v1  rolling back bf-2 (rb-1)`,
+      `  ${at}  v3 → none  rolling back bf-1 (rb-2), forced over a later backfill`,
+    ]);
+  });
+});

@@ -1,0 +1,51 @@
+/**
+ * `rollbackWorkflow` (id `backfill/<backfillId>/rollback`): restores every partition a
+ * backfill published to the version before it, node by node in the order given (downstream
+ * first), one batch activity at a time. Restores are idempotent per rollback id, so a retried
+ * batch or a second run changes nothing twice. It continues as new before its history grows
+ * large, carrying its cursor and its summary (whose lists are capped).
+ */
+import { continueAsNew, proxyActivities, workflowInfo } from '@temporalio/workflow';
+import type { RollbackActivities } from '../activities/rollback.ts';
+import {
+  DEFAULT_ROLLBACK_TUNING,
+  ROLLBACK_NON_RETRYABLE_TYPES,
+  addBatch,
+  emptySummary,
+  type RollbackCursor,
+  type RollbackInput,
+  type RollbackSummary,
+} from '../core/rollback.ts';
+
+export async function rollbackWorkflow(input: RollbackInput): Promise<RollbackSummary> {
+  const tuning = { ...DEFAULT_ROLLBACK_TUNING, ...input.tuning };
+  let summary = input.carry?.summary ?? emptySummary(input);
+  let after: RollbackCursor | null = input.carry?.after ?? null;
+  const historyFull = () => {
+    const info = workflowInfo();
+    return info.continueAsNewSuggested || info.historyLength >= tuning.historyLimit;
+  };
+
+  for (let nodeIndex = input.carry?.nodeIndex ?? 0; nodeIndex < input.order.length; nodeIndex++) {
+    const node = input.order[nodeIndex]!;
+    const taskQueue = input.taskQueues?.[node];
+    const { rollbackBatch } = proxyActivities<RollbackActivities>({
+      ...(taskQueue ? { taskQueue } : {}),
+      startToCloseTimeout: '2h',
+      heartbeatTimeout: tuning.heartbeatTimeout,
+      retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '1m', maximumAttempts: 20, nonRetryableErrorTypes: ROLLBACK_NON_RETRYABLE_TYPES },
+    });
+    do {
+      const batch = await rollbackBatch({ backfillId: input.backfillId, rollbackId: input.rollbackId, node, after, limit: tuning.batchSize, force: input.force });
+      summary = addBatch(summary, node, batch);
+      after = batch.next;
+      if (after !== null && historyFull()) {
+        return continueAsNew<typeof rollbackWorkflow>({ ...input, carry: { summary: { ...summary, runs: summary.runs + 1 }, nodeIndex, after } });
+      }
+    } while (after !== null);
+    if (nodeIndex + 1 < input.order.length && historyFull()) {
+      return continueAsNew<typeof rollbackWorkflow>({ ...input, carry: { summary: { ...summary, runs: summary.runs + 1 }, nodeIndex: nodeIndex + 1, after: null } });
+    }
+  }
+  return summary;
+}
