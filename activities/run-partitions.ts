@@ -14,6 +14,7 @@ import type {
 } from '../core/protocol.ts';
 import { parseDuration } from '../core/duration.ts';
 import { NonRetryableError, ThrottledError } from './errors.ts';
+import { PartitionTelemetry } from './telemetry.ts';
 import { collectData, partitionBindings, type PartitionSession, type TransformRegistry } from './transforms.ts';
 import { CheckFailedError, InvalidDatasetError, SqlError, type PinnedInput, type Published, type Warehouse } from './warehouse/types.ts';
 
@@ -46,7 +47,7 @@ function resultOf(task: PartitionTask, published: Published, startedAt: number):
 }
 
 export function createActivities(deps: ActivityDeps) {
-  const runOne = async (input: RunPartitionsInput, task: PartitionTask, ctx: Context): Promise<PartitionResult> => {
+  const runOne = async (input: RunPartitionsInput, task: PartitionTask, ctx: Context, telemetry: PartitionTelemetry): Promise<PartitionResult> => {
     const { node } = input;
     const startedAt = Date.now();
     const transform = deps.transforms.get(node.transform);
@@ -60,7 +61,11 @@ export function createActivities(deps: ActivityDeps) {
     // A retry after a crash that followed the commit finds the partition published: nothing to redo.
     if (ctx.info.attempt > 1) {
       const done = await deps.warehouse.publishedBy(node.id, task.key, input.runKey);
-      if (done) return resultOf(task, done, startedAt);
+      if (done) {
+        const result = resultOf(task, done, startedAt);
+        telemetry.foundPublished(result);
+        return result;
+      }
     }
     const { data, session } = collectData();
     const bindings = partitionBindings(task.key, task.window, node.params);
@@ -108,12 +113,15 @@ export function createActivities(deps: ActivityDeps) {
       attempt: ctx.info.attempt,
       startedAt,
     });
-    return resultOf(task, published, startedAt);
+    const result = resultOf(task, published, startedAt);
+    telemetry.published(result);
+    return result;
   };
 
   return {
     async runPartitions(input: RunPartitionsInput): Promise<RunPartitionsResult> {
       const ctx = Context.current();
+      const telemetry = new PartitionTelemetry(ctx, input);
       const prior = (ctx.info.heartbeatDetails as Partial<PartitionFailureDetails> | undefined)?.finished ?? [];
       const finished: PartitionResult[] = [...prior];
       const skip = new Set(prior.map((r) => r.index));
@@ -125,12 +133,16 @@ export function createActivities(deps: ActivityDeps) {
           if (skip.has(task.index)) continue;
           if (ctx.cancellationSignal.aborted) throw new CancelledFailure('cancelled');
           try {
-            finished.push(await runOne(input, task, ctx));
+            finished.push(await runOne(input, task, ctx, telemetry));
             ctx.heartbeat({ finished });
           } catch (error) {
-            if (error instanceof ThrottledError) return { finished, throttled: { index: task.index, message: error.message } };
+            if (error instanceof ThrottledError) {
+              telemetry.throttled(task, error.message);
+              return { finished, throttled: { index: task.index, message: error.message } };
+            }
             if (error instanceof CancelledFailure || ctx.cancellationSignal.aborted) throw new CancelledFailure('cancelled');
             const { type, nonRetryable } = failureType(error);
+            telemetry.failed(task, error, type, nonRetryable);
             const details: PartitionFailureDetails = { finished, failedIndex: task.index };
             throw ApplicationFailure.create({
               // The key is in the activity id and the details: kept out of the message, failures of one cause group together.
