@@ -5,6 +5,7 @@ import {
   WorkflowNotFoundError,
   WorkflowUpdateFailedError,
   type Connection,
+  type WorkflowExecutionDescription,
   type WorkflowHandle,
 } from '@temporalio/client';
 import { WorkflowIdReusePolicy } from '@temporalio/common';
@@ -27,6 +28,8 @@ import {
 import type { backfillWorkflow } from '../workflows/backfill.ts';
 import { openConnection, resolveConnection, type ConnectionOverrides, type ConnectionSettings } from './connection.ts';
 import { registerSearchAttributes, rejectedAttribute, requireSearchAttributes, unregisteredAttribute, type SetupResult } from './search-attributes.ts';
+import { pollersOf, queueState, waitingNodes, type QueueState, type Waiting } from './waiting.ts';
+import { startTracing, tracingRequested, type Tracing } from '../workers/tracing.ts';
 
 /** Where to connect: overrides of Temporal's environment configuration, or settings resolved already. */
 export type ConnectOptions = ConnectionOverrides & { settings?: ConnectionSettings; uiUrl?: string };
@@ -45,6 +48,9 @@ export type Started = { backfillId: string; workflowId: string; runId: string; u
 
 export type Outcome = { backfillId: string; state: Progress['state']; progress: Progress | null };
 
+/** What `status` shows: the progress, and the nodes whose work waits for a worker nobody runs. */
+export type Status = Progress & { waiting: Waiting[] };
+
 /** How long a progress query waits for a worker to answer. */
 const QUERY_TIMEOUT_MS = 15_000;
 
@@ -60,20 +66,25 @@ export function defaultBackfillId(name: string, now = new Date()): string {
 export class BackfillClient {
   /** Whether `start` has checked the search attributes, and whether it could list them. */
   private searchAttributes: { listed: boolean } | undefined;
+  /** Each node's activity task queue, by the run whose input told it. */
+  private readonly nodeQueues = new Map<string, ReadonlyMap<string, string>>();
 
   private constructor(
     readonly client: Client,
     readonly connection: Connection,
     readonly settings: ConnectionSettings,
     private readonly uiBase: string,
+    private readonly tracing: Tracing | undefined,
   ) {}
 
   static async connect(options: ConnectOptions = {}): Promise<BackfillClient> {
     const { settings: given, uiUrl, ...overrides } = options;
     const settings = given ?? resolveConnection(overrides);
+    const tracing = tracingRequested() ? await startTracing('backfill-client') : undefined;
     const connection = await openConnection(settings);
     const uiBase = uiUrl ?? process.env.BACKFILL_UI_URL ?? 'http://localhost:8233';
-    return new BackfillClient(new Client({ connection, namespace: settings.namespace }), connection, settings, uiBase.replace(/\/$/, ''));
+    const client = new Client({ connection, namespace: settings.namespace, ...(tracing ? { interceptors: tracing.client } : {}) });
+    return new BackfillClient(client, connection, settings, uiBase.replace(/\/$/, ''), tracing);
   }
 
   get namespace(): string {
@@ -91,6 +102,7 @@ export class BackfillClient {
 
   async close(): Promise<void> {
     await this.connection.close();
+    await this.tracing?.flush();
   }
 
   uiUrl(workflowId: string, runId?: string): string {
@@ -159,10 +171,25 @@ export class BackfillClient {
 
   /** Current progress: queried from a running backfill, or the final result of a finished one. */
   async progress(backfillId: string): Promise<Progress> {
+    return this.progressOf(backfillId, await this.describe(backfillId));
+  }
+
+  /**
+   * Progress, plus the nodes whose partitions wait on a task queue that no worker polls
+   * (`waiting`, empty once the backfill has ended).
+   */
+  async status(backfillId: string): Promise<Status> {
     const description = await this.describe(backfillId);
+    const progress = await this.progressOf(backfillId, description);
+    if (progress.state !== 'running') return { ...progress, waiting: [] };
+    return { ...progress, waiting: await this.waiting(backfillId, description.runId, progress) };
+  }
+
+  private async progressOf(backfillId: string, description: WorkflowExecutionDescription): Promise<Progress> {
     const status = description.status.name;
     const handle = this.handle(backfillId);
     if (status === 'RUNNING' || status === 'CONTINUED_AS_NEW') {
+      await this.requireWorkflowWorker(backfillId, description.taskQueue);
       try {
         return await this.client.withDeadline(Date.now() + QUERY_TIMEOUT_MS, () => handle.query(progressQuery));
       } catch (error) {
@@ -181,6 +208,45 @@ export class BackfillClient {
       .catch(() => null);
     if (last) return { ...last, state };
     throw new BackfillError('not_running', `backfill '${backfillId}' ended ${state}, and no worker is there to tell its final progress`);
+  }
+
+  /** Fails at once, naming the queue, when no worker has polled the workflows' task queue for minutes (a query would only time out). */
+  private async requireWorkflowWorker(backfillId: string, taskQueue: string): Promise<void> {
+    // Describing a queue may need rights a reader lacks: then the query's own timeout tells.
+    const pollers = await pollersOf(this.connection, this.namespace, taskQueue, 'workflow').catch(() => undefined);
+    if (pollers === undefined || queueState(pollers, Date.now())?.reason !== 'no_worker') return;
+    throw new BackfillError(
+      'no_worker',
+      `backfill '${backfillId}' is running but no worker polls its workflow task queue '${taskQueue}': start one with 'backfill worker --workflow-queue ${taskQueue}'`,
+    );
+  }
+
+  private async waiting(backfillId: string, runId: string, progress: Progress): Promise<Waiting[]> {
+    const busy = progress.nodes.filter((n) => (progress.paused ? n.running : n.running + n.pending) > 0);
+    if (busy.length === 0) return [];
+    const queueOf = await this.queuesOf(backfillId, runId);
+    const now = Date.now();
+    const states = new Map<string, QueueState>();
+    const queues = new Set(busy.map((n) => queueOf.get(n.id)).filter((q): q is string => q !== undefined));
+    await Promise.all(
+      [...queues].map(async (queue) => {
+        const pollers = await pollersOf(this.connection, this.namespace, queue, 'activity').catch(() => undefined);
+        const state = pollers && queueState(pollers, now);
+        if (state) states.set(queue, state);
+      }),
+    );
+    return waitingNodes(busy, progress.paused, queueOf, states);
+  }
+
+  /** Each node's activity task queue, from the spec in the run's input (read once per run). */
+  private async queuesOf(backfillId: string, runId: string): Promise<ReadonlyMap<string, string>> {
+    const known = this.nodeQueues.get(runId);
+    if (known) return known;
+    // A history this reader may not see leaves the check out rather than failing `status`.
+    const input = await this.startInput(backfillId, runId).catch(() => undefined);
+    const queues = new Map((input?.spec.nodes ?? []).map((n) => [n.id, n.taskQueue]));
+    if (input) this.nodeQueues.set(runId, queues);
+    return queues;
   }
 
   /** Blocks until the backfill ends; `timeoutMs` bounds the wait. */
@@ -326,13 +392,20 @@ export class BackfillClient {
     return { retried, resumed };
   }
 
-  /** The input the backfill's first run was started with. */
+  /** The input the backfill's latest run was started with. */
   async inputOf(backfillId: string): Promise<BackfillInput | undefined> {
     const description = await this.describe(backfillId);
-    const handle = this.client.workflow.getHandle(backfillWorkflowId(backfillId), description.runId);
-    const history = await handle.fetchHistory();
-    const attributes = history.events?.[0]?.workflowExecutionStartedEventAttributes;
-    const payload = attributes?.input?.payloads?.[0];
+    return this.startInput(backfillId, description.runId);
+  }
+
+  /** A run's input, from the first event of its history (one event, not the whole history). */
+  private async startInput(backfillId: string, runId: string): Promise<BackfillInput | undefined> {
+    const response = await this.connection.workflowService.getWorkflowExecutionHistory({
+      namespace: this.namespace,
+      execution: { workflowId: backfillWorkflowId(backfillId), runId },
+      maximumPageSize: 1,
+    });
+    const payload = response.history?.events?.[0]?.workflowExecutionStartedEventAttributes?.input?.payloads?.[0];
     if (!payload) return undefined;
     return this.client.options.loadedDataConverter.payloadConverter.fromPayload<BackfillInput>(payload);
   }

@@ -10,7 +10,7 @@ import { expandPlan, planSummary } from '../core/plan.ts';
 import type { Progress } from '../core/protocol.ts';
 import { parseRange } from '../core/spec.ts';
 import { backfillHome } from '../scripts/temporal-cli.ts';
-import { BackfillClient, type Started } from './backfill-client.ts';
+import { BackfillClient, type Started, type Status } from './backfill-client.ts';
 import { describeConnection, resolveConnection, type ConnectionOverrides } from './connection.ts';
 import { EXAMPLE_TRANSFORMS, parseQueues, portOr, startLocal, startWorker, transformModules } from './local.ts';
 import { ProgressView, headline, renderFailures, renderLineage, renderPlan, renderStatus } from './render.ts';
@@ -85,12 +85,12 @@ async function withClient<T>(command: Command, run: (client: BackfillClient) => 
   }
 }
 
-/** Polls progress until the backfill ends; draws bars unless --json. */
-export async function watch(client: BackfillClient, backfillId: string, json: boolean | undefined, intervalMs = 1000): Promise<Progress> {
+/** Polls status until the backfill ends; draws bars (and stalls) unless --json. */
+export async function watch(client: BackfillClient, backfillId: string, json: boolean | undefined, intervalMs = 1000): Promise<Status> {
   const view = json ? undefined : new ProgressView();
   try {
     for (;;) {
-      const progress = await client.progress(backfillId);
+      const progress = await client.status(backfillId);
       view?.update(progress);
       if (progress.state !== 'running') return progress;
       await new Promise((r) => setTimeout(r, intervalMs));
@@ -225,8 +225,8 @@ export function buildProgram(): Command {
           print(options.json, final, () => renderStatus(final));
           return;
         }
-        const progress = await client.progress(id);
-        print(options.json, progress, () => renderStatus(progress));
+        const status = await client.status(id);
+        print(options.json, status, () => renderStatus(status));
       });
     });
 

@@ -7,6 +7,7 @@ import { describeMapping } from '../core/mapping.ts';
 import type { PlanSummary } from '../core/plan.ts';
 import type { NodeProgress, Progress } from '../core/protocol.ts';
 import type { LedgerRow } from '../activities/warehouse/types.ts';
+import type { Waiting } from './waiting.ts';
 
 const number = (n: number) => n.toLocaleString('en-US');
 /** Table colours only on a terminal. */
@@ -61,7 +62,23 @@ export function renderFailures(progress: Progress): string[] {
   return lines;
 }
 
-export function renderStatus(progress: Progress): string {
+function since(iso: string | null): string {
+  return iso === null ? '' : ` ${formatDuration(Math.max(0, Date.now() - Date.parse(iso)))} ago`;
+}
+
+/** One line per node whose partitions wait for a worker nobody runs: the node, the queue, the fix. */
+export function renderWaiting(status: Progress & { waiting?: Waiting[] }): string[] {
+  return (status.waiting ?? []).map((w) => {
+    const node = status.nodes.find((n) => n.id === w.node);
+    const count = node ? (status.paused ? node.running : node.running + node.pending) : 0;
+    const why = w.reason === 'no_worker' ? 'no worker polls it' : `its workers last polled${since(w.lastPollAt)} (stopped, or every slot busy)`;
+    return pc.yellow(
+      `  ⚠ ${w.node}: ${number(count)} partition${count === 1 ? '' : 's'} wait on task queue '${w.taskQueue}', and ${why}: start a worker with 'backfill worker --no-workflows --task-queue ${w.taskQueue}'`,
+    );
+  });
+}
+
+export function renderStatus(progress: Progress & { waiting?: Waiting[] }): string {
   const table = new Table({
     head: ['node', 'done', 'running', 'failed', 'blocked', 'pending', 'rate', 'concurrency', 'throughput', 'ETA'],
     style: tableStyle(),
@@ -80,7 +97,7 @@ export function renderStatus(progress: Progress): string {
       eta(n.etaSeconds),
     ]);
   }
-  return [headline(progress), table.toString(), ...renderFailures(progress)].join('\n');
+  return [headline(progress), table.toString(), ...renderWaiting(progress), ...renderFailures(progress)].join('\n');
 }
 
 function barPayload(n: NodeProgress) {
@@ -101,6 +118,7 @@ export class ProgressView {
   private multibar: cliProgress.MultiBar | undefined;
   private bars = new Map<string, cliProgress.SingleBar>();
   private header: cliProgress.SingleBar | undefined;
+  private waitingLine: cliProgress.SingleBar | undefined;
   private lastLine = 0;
   private readonly tty: boolean;
 
@@ -108,12 +126,13 @@ export class ProgressView {
     this.tty = Boolean(out.isTTY);
   }
 
-  update(progress: Progress): void {
+  update(progress: Progress & { waiting?: Waiting[] }): void {
+    const waiting = renderWaiting(progress);
     if (!this.tty) {
       const now = Date.now();
       if (now - this.lastLine >= 5000 || progress.state !== 'running') {
         this.lastLine = now;
-        this.out.write(`${headline(progress)}\n`);
+        this.out.write(`${[headline(progress), ...waiting].join('\n')}\n`);
       }
       return;
     }
@@ -145,6 +164,9 @@ export class ProgressView {
     for (const node of progress.nodes) {
       this.bars.get(node.id)?.update(node.total === 0 ? 1 : node.done + node.failed, { name: node.id, ...barPayload(node) });
     }
+    // Under the bars from the first stall on; blank once no node waits any more.
+    if (waiting.length > 0) this.waitingLine ??= this.multibar.create(1, 0, { line: '' });
+    this.waitingLine?.update(0, { line: waiting.join('\n') });
   }
 
   stop(): void {

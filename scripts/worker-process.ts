@@ -16,6 +16,10 @@ export type WorkerProcessOptions = {
   transforms?: string[];
   /** --allow-fault-injection: the sleep transform's crashKeys and hangKeys may kill or hang it. */
   allowFaultInjection?: boolean;
+  /** --metrics-port on 127.0.0.1: Prometheus metrics at `metricsUrl`. */
+  metricsPort?: number;
+  /** --log-format (stderr, in `log`). */
+  logFormat?: 'text' | 'json';
   env?: Record<string, string>;
 };
 
@@ -30,6 +34,10 @@ export class WorkerProcess {
     return this.child?.pid;
   }
 
+  get metricsUrl(): string | undefined {
+    return this.options.metricsPort === undefined ? undefined : `http://127.0.0.1:${this.options.metricsPort}/metrics`;
+  }
+
   get running(): boolean {
     return this.child !== undefined && this.child.exitCode === null && this.child.signalCode === null;
   }
@@ -42,6 +50,8 @@ export class WorkerProcess {
     if (queue) args.push('--workflow-queue', queue, '--task-queue', queueCap === undefined ? queue : `${queue}=${queueCap}`);
     for (const module of this.options.transforms ?? []) args.push('--transforms', module);
     if (this.options.allowFaultInjection) args.push('--allow-fault-injection');
+    if (this.options.metricsPort !== undefined) args.push('--metrics-port', String(this.options.metricsPort), '--metrics-host', '127.0.0.1');
+    if (this.options.logFormat) args.push('--log-format', this.options.logFormat);
     const child = spawn('node', args, {
       env: { ...process.env, TEMPORAL_ADDRESS: this.options.address, BACKFILL_LOG_LEVEL: 'ERROR', ...this.options.env },
       stdio: ['ignore', 'ignore', 'pipe'],
