@@ -84,8 +84,9 @@ export class PartitionTelemetry {
     this.failures.add(1, { type, final: String(final) });
     const message = error instanceof Error ? error.message : String(error);
     const meta = { ...this.attributes(task.key), errorType: type, error: message, willRetry: !final };
+    // A retry is routine (the SDK warns about every failed attempt anyway); a partition lost for good is not.
     if (final) this.ctx.log.error('partition failed', meta);
-    else this.ctx.log.warn('partition failed, will retry', meta);
+    else this.ctx.log.info('partition failed, will retry', meta);
   }
 
   throttled(task: PartitionTask, message: string): void {
