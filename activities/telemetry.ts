@@ -10,18 +10,8 @@
  */
 import type { Context } from '@temporalio/activity';
 import type { MetricCounter, MetricHistogram } from '@temporalio/common';
+import { PARTITION_METRICS as METRICS } from '../core/metrics.ts';
 import type { PartitionResult, PartitionTask, RunPartitionsInput } from '../core/protocol.ts';
-
-export const METRICS = {
-  completed: 'backfill_partitions_completed',
-  failed: 'backfill_partitions_failed',
-  duration: 'backfill_partition_duration_seconds',
-  rows: 'backfill_rows_written',
-  throttles: 'backfill_throttle_events',
-} as const;
-
-/** From a fast SQL partition to an hour-long one; the SDK's default buckets are for milliseconds. */
-export const DURATION_BUCKETS_SECONDS = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600];
 
 /** `partition` is the key, or `first..last` for a batch (whose lines about one partition name it). */
 export function partitionAttributes(input: RunPartitionsInput): Record<string, string | number> {

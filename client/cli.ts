@@ -100,10 +100,10 @@ export async function watch(client: BackfillClient, backfillId: string, json: bo
   }
 }
 
-type TelemetryFlags = { metricsPort?: string; metricsHost: string; logFormat?: string };
+export type TelemetryFlags = { metricsPort?: string; metricsHost: string; logFormat?: string };
 
 /** --metrics-port, --metrics-host and --log-format (over $BACKFILL_LOG_FORMAT and $BACKFILL_LOG_LEVEL). */
-function telemetryFrom(flags: TelemetryFlags): TelemetrySettings {
+export function telemetryFrom(flags: TelemetryFlags): TelemetrySettings {
   const log = logSettings(flags.logFormat);
   if (flags.metricsPort === undefined) return { log };
   if (isIP(flags.metricsHost) === 0) {

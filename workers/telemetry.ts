@@ -6,7 +6,7 @@
  */
 import { Runtime, type RuntimeOptions } from '@temporalio/worker';
 import { BackfillError } from '../core/errors.ts';
-import { DURATION_BUCKETS_SECONDS, METRICS } from '../activities/telemetry.ts';
+import { DURATION_BUCKETS_SECONDS, PARTITION_METRICS } from '../core/metrics.ts';
 import { createLogger, logSettings, type LogSettings } from './logging.ts';
 
 export type MetricsSettings = { host: string; port: number };
@@ -37,7 +37,7 @@ export function runtimeOptions(settings: TelemetrySettings): RuntimeOptions {
             metrics: {
               prometheus: {
                 bindAddress: `${metrics.host.includes(':') ? `[${metrics.host}]` : metrics.host}:${metrics.port}`,
-                histogramBucketOverrides: { [METRICS.duration]: DURATION_BUCKETS_SECONDS },
+                histogramBucketOverrides: { [PARTITION_METRICS.duration]: DURATION_BUCKETS_SECONDS },
               },
             },
           }

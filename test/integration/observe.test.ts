@@ -4,11 +4,12 @@
  */
 import { execFile } from 'node:child_process';
 import { createServer, type Server } from 'node:http';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BackfillClient } from '../../client/backfill-client.ts';
+import { NODE_GAUGES } from '../../core/metrics.ts';
 import { freePort } from '../../scripts/dev-server.ts';
 import { ROOT, address, connectClient, scratch, testSpec, uniqueQueue, waitFor, workerProcess } from './helpers.ts';
 
@@ -102,6 +103,13 @@ describe('observing a backfill', () => {
       expect(total(last, 'backfill_partitions_failed', { node: 'rows' })).toBe(0);
       expect(total(last, 'backfill_throttle_events', { node: 'flaky' })).toBe(1);
       expect(total(last, 'backfill_partition_duration_seconds_bucket', { node: 'rows', le: '+Inf' })).toBe(30);
+
+      // Every metric the Grafana dashboard reads is one a worker serves (the node workflows' gauges aside).
+      const dashboard = readFileSync(join(ROOT, 'deploy/grafana/backfill.json'), 'utf8');
+      const read = new Set(dashboard.match(/\b(?:backfill|temporal)_[a-z_]+\b/g));
+      const served = new Set(last.map((s) => s.name));
+      const missing = [...read].filter((name) => !served.has(name) && !(Object.values(NODE_GAUGES) as string[]).includes(name));
+      expect(missing).toEqual([]);
     } finally {
       await worker.stop();
     }
