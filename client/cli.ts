@@ -117,13 +117,13 @@ export function telemetryFrom(flags: TelemetryFlags): TelemetrySettings {
  * so that a log pipeline never meets a line it cannot parse.
  */
 async function serve(flags: TelemetryFlags, run: (telemetry: TelemetrySettings) => Promise<void>): Promise<void> {
-  const telemetry = telemetryFrom(flags);
+  const log = logSettings(flags.logFormat);
   try {
-    await run(telemetry);
+    await run(telemetryFrom(flags));
   } catch (error) {
-    if (telemetry.log.format !== 'json') throw error;
+    if (log.format !== 'json') throw error;
     const failure = error instanceof BackfillError ? error.toJSON() : { code: 'failed', message: error instanceof Error ? error.message : String(error) };
-    announce(telemetry.log, failure.message, { code: failure.code, ...('path' in failure ? { path: failure.path } : {}) }, 'ERROR');
+    announce(log, failure.message, { code: failure.code, ...('path' in failure ? { path: failure.path } : {}) }, 'ERROR');
     process.exitCode = EXIT.error;
   }
 }
