@@ -53,8 +53,18 @@ export type Status = Progress & { waiting: Waiting[] };
 
 /** How long a progress query waits for a worker to answer. */
 const QUERY_TIMEOUT_MS = 15_000;
+/** The same when no worker polls the workflows' task queue: only a worker starting right now could answer. */
+const UNPOLLED_QUERY_TIMEOUT_MS = 3000;
 
 const ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,199}$/;
+
+/** A deadline or timeout, whether the client or the server ("query timed out", wrapped in a ServiceError) saw it. */
+function timedOut(error: unknown): boolean {
+  for (let e: unknown = error; e !== undefined; e = e instanceof Error ? e.cause : undefined) {
+    if (/deadline|timed? ?out/i.test(String(e))) return true;
+  }
+  return false;
+}
 
 /** A readable default id: the spec's name and the UTC start time. */
 export function defaultBackfillId(name: string, now = new Date()): string {
@@ -189,11 +199,18 @@ export class BackfillClient {
     const status = description.status.name;
     const handle = this.handle(backfillId);
     if (status === 'RUNNING' || status === 'CONTINUED_AS_NEW') {
-      await this.requireWorkflowWorker(backfillId, description.taskQueue);
+      // Nobody polling the workflows' queue: a short wait covers a worker that is just starting.
+      const unpolled = await this.unpolled(description.taskQueue);
       try {
-        return await this.client.withDeadline(Date.now() + QUERY_TIMEOUT_MS, () => handle.query(progressQuery));
+        return await this.client.withDeadline(Date.now() + (unpolled ? UNPOLLED_QUERY_TIMEOUT_MS : QUERY_TIMEOUT_MS), () => handle.query(progressQuery));
       } catch (error) {
-        if (!/deadline|timed? ?out/i.test(String(error))) throw error;
+        if (!timedOut(error)) throw error;
+        if (unpolled) {
+          throw new BackfillError(
+            'no_worker',
+            `backfill '${backfillId}' is running but no worker polls its workflow task queue '${description.taskQueue}': start one with 'backfill worker --workflow-queue ${description.taskQueue}'`,
+          );
+        }
         throw new BackfillError(
           'timeout',
           `backfill '${backfillId}' is running but no worker answered within ${QUERY_TIMEOUT_MS / 1000}s: start one with 'backfill worker' (task queue ${description.taskQueue})`,
@@ -210,15 +227,10 @@ export class BackfillClient {
     throw new BackfillError('not_running', `backfill '${backfillId}' ended ${state}, and no worker is there to tell its final progress`);
   }
 
-  /** Fails at once, naming the queue, when no worker has polled the workflows' task queue for minutes (a query would only time out). */
-  private async requireWorkflowWorker(backfillId: string, taskQueue: string): Promise<void> {
-    // Describing a queue may need rights a reader lacks: then the query's own timeout tells.
+  /** Whether no worker has polled the workflow task queue for minutes (unknown, when describing it is not allowed: false). */
+  private async unpolled(taskQueue: string): Promise<boolean> {
     const pollers = await pollersOf(this.connection, this.namespace, taskQueue, 'workflow').catch(() => undefined);
-    if (pollers === undefined || queueState(pollers, Date.now())?.reason !== 'no_worker') return;
-    throw new BackfillError(
-      'no_worker',
-      `backfill '${backfillId}' is running but no worker polls its workflow task queue '${taskQueue}': start one with 'backfill worker --workflow-queue ${taskQueue}'`,
-    );
+    return pollers !== undefined && queueState(pollers, Date.now())?.reason === 'no_worker';
   }
 
   private async waiting(backfillId: string, runId: string, progress: Progress): Promise<Waiting[]> {
