@@ -66,16 +66,18 @@ function since(iso: string | null): string {
   return iso === null ? '' : ` ${formatDuration(Math.max(0, Date.now() - Date.parse(iso)))} ago`;
 }
 
-/** One line per node whose partitions wait for a worker nobody runs: the node, the queue, the fix. */
-export function renderWaiting(status: Progress & { waiting?: Waiting[] }): string[] {
-  return (status.waiting ?? []).map((w) => {
-    const node = status.nodes.find((n) => n.id === w.node);
-    const count = node ? (status.paused ? node.running : node.running + node.pending) : 0;
-    const why = w.reason === 'no_worker' ? 'no worker polls it' : `its workers last polled${since(w.lastPollAt)} (stopped, or every slot busy)`;
-    return pc.yellow(
-      `  ⚠ ${w.node}: ${number(count)} partition${count === 1 ? '' : 's'} wait on task queue '${w.taskQueue}', and ${why}: start a worker with 'backfill worker --no-workflows --task-queue ${w.taskQueue}'`,
-    );
-  });
+/** The line of a node whose partitions wait for a worker nobody runs: the node, the queue, the fix. */
+function waitingLine(progress: Progress, w: Waiting): string {
+  const node = progress.nodes.find((n) => n.id === w.node);
+  const count = node ? (progress.paused ? node.running : node.running + node.pending) : 0;
+  const why = w.reason === 'no_worker' ? 'no worker polls it' : `its workers last polled${since(w.lastPollAt)} (stopped, or every slot busy)`;
+  return pc.yellow(
+    `  ⚠ ${w.node}: ${number(count)} partition${count === 1 ? '' : 's'} wait on task queue '${w.taskQueue}', and ${why}: start a worker with 'backfill worker --no-workflows --task-queue ${w.taskQueue}'`,
+  );
+}
+
+export function renderWaiting(progress: Progress & { waiting?: Waiting[] }): string[] {
+  return (progress.waiting ?? []).map((w) => waitingLine(progress, w));
 }
 
 export function renderStatus(progress: Progress & { waiting?: Waiting[] }): string {
@@ -118,7 +120,8 @@ export class ProgressView {
   private multibar: cliProgress.MultiBar | undefined;
   private bars = new Map<string, cliProgress.SingleBar>();
   private header: cliProgress.SingleBar | undefined;
-  private waitingLine: cliProgress.SingleBar | undefined;
+  /** A line per node that has waited for a worker, blank once it no longer does. */
+  private waitingLines = new Map<string, cliProgress.SingleBar>();
   private lastLine = 0;
   private readonly tty: boolean;
 
@@ -127,12 +130,11 @@ export class ProgressView {
   }
 
   update(progress: Progress & { waiting?: Waiting[] }): void {
-    const waiting = renderWaiting(progress);
     if (!this.tty) {
       const now = Date.now();
       if (now - this.lastLine >= 5000 || progress.state !== 'running') {
         this.lastLine = now;
-        this.out.write(`${[headline(progress), ...waiting].join('\n')}\n`);
+        this.out.write(`${[headline(progress), ...renderWaiting(progress)].join('\n')}\n`);
       }
       return;
     }
@@ -164,9 +166,10 @@ export class ProgressView {
     for (const node of progress.nodes) {
       this.bars.get(node.id)?.update(node.total === 0 ? 1 : node.done + node.failed, { name: node.id, ...barPayload(node) });
     }
-    // Under the bars from the first stall on; blank once no node waits any more.
-    if (waiting.length > 0) this.waitingLine ??= this.multibar.create(1, 0, { line: '' });
-    this.waitingLine?.update(0, { line: waiting.join('\n') });
+    const multibar = this.multibar;
+    const waiting = new Map((progress.waiting ?? []).map((w) => [w.node, waitingLine(progress, w)]));
+    for (const node of waiting.keys()) if (!this.waitingLines.has(node)) this.waitingLines.set(node, multibar.create(1, 0, { line: '' }));
+    for (const [node, bar] of this.waitingLines) bar.update(0, { line: waiting.get(node) ?? '' });
   }
 
   stop(): void {
