@@ -15,6 +15,7 @@ import type {
 import { parseDuration } from '../core/duration.ts';
 import { NonRetryableError, ThrottledError } from './errors.ts';
 import { specHash } from './spec-hash.ts';
+import { PartitionTelemetry } from './telemetry.ts';
 import { collectData, partitionBindings, type PartitionSession, type TransformRegistry } from './transforms.ts';
 import { CheckFailedError, InvalidDatasetError, SqlError, type PinnedInput, type Published, type Warehouse } from './warehouse/types.ts';
 
@@ -47,7 +48,7 @@ function resultOf(task: PartitionTask, published: Published, startedAt: number):
 }
 
 export function createActivities(deps: ActivityDeps) {
-  const runOne = async (input: RunPartitionsInput, task: PartitionTask, ctx: Context, definitionHash: string): Promise<PartitionResult> => {
+  const runOne = async (input: RunPartitionsInput, task: PartitionTask, ctx: Context, definitionHash: string, telemetry: PartitionTelemetry): Promise<PartitionResult> => {
     const { node } = input;
     const startedAt = Date.now();
     const transform = deps.transforms.get(node.transform);
@@ -64,7 +65,11 @@ export function createActivities(deps: ActivityDeps) {
     // may have finished (`recheck`), finds the partition published: nothing to redo.
     if (ctx.info.attempt > 1 || task.recheck) {
       const done = await deps.warehouse.publishedBy(node.id, task.key, input.runKey);
-      if (done) return resultOf(task, done, startedAt);
+      if (done) {
+        const result = resultOf(task, done, startedAt);
+        telemetry.foundPublished(result);
+        return result;
+      }
     }
     const { data, session } = collectData();
     const bindings = partitionBindings(task.key, task.window, node.params);
@@ -114,12 +119,15 @@ export function createActivities(deps: ActivityDeps) {
       specHash: definitionHash,
     });
     for (const warning of published.alreadyPublished ? [] : published.warnings) ctx.log.warn(`check warning on ${node.id} ${task.key}: ${warning}`);
-    return resultOf(task, published, startedAt);
+    const result = resultOf(task, published, startedAt);
+    telemetry.published(result);
+    return result;
   };
 
   return {
     async runPartitions(input: RunPartitionsInput): Promise<RunPartitionsResult> {
       const ctx = Context.current();
+      const telemetry = new PartitionTelemetry(ctx, input);
       const prior = (ctx.info.heartbeatDetails as Partial<PartitionFailureDetails> | undefined)?.finished ?? [];
       const finished: PartitionResult[] = [...prior];
       const skip = new Set(prior.map((r) => r.index));
@@ -132,12 +140,16 @@ export function createActivities(deps: ActivityDeps) {
           if (skip.has(task.index)) continue;
           if (ctx.cancellationSignal.aborted) throw new CancelledFailure('cancelled');
           try {
-            finished.push(await runOne(input, task, ctx, definitionHash));
+            finished.push(await runOne(input, task, ctx, definitionHash, telemetry));
             ctx.heartbeat({ finished });
           } catch (error) {
-            if (error instanceof ThrottledError) return { finished, throttled: { index: task.index, message: error.message } };
+            if (error instanceof ThrottledError) {
+              telemetry.throttled(task, error.message);
+              return { finished, throttled: { index: task.index, message: error.message } };
+            }
             if (error instanceof CancelledFailure || ctx.cancellationSignal.aborted) throw new CancelledFailure('cancelled');
             const { type, nonRetryable } = failureType(error);
+            telemetry.failed(task, error, type, nonRetryable);
             const details: PartitionFailureDetails = { finished, failedIndex: task.index };
             throw ApplicationFailure.create({
               // The key is in the activity id and the details: kept out of the message, failures of one cause group together.

@@ -7,6 +7,7 @@ import {
   WorkflowNotFoundError,
   WorkflowUpdateFailedError,
   type Connection,
+  type WorkflowExecutionDescription,
   type WorkflowHandle,
 } from '@temporalio/client';
 import { WorkflowIdReusePolicy } from '@temporalio/common';
@@ -38,6 +39,8 @@ import type { backfillWorkflow } from '../workflows/backfill.ts';
 import type { rollbackWorkflow } from '../workflows/rollback.ts';
 import { openConnection, resolveConnection, type ConnectionOverrides, type ConnectionSettings } from './connection.ts';
 import { registerSearchAttributes, rejectedAttribute, requireSearchAttributes, unregisteredAttribute, type SetupResult } from './search-attributes.ts';
+import { pollersOf, queueState, waitingNodes, type QueueState, type Waiting } from './waiting.ts';
+import { startTracing, tracingRequested, type Tracing } from '../workers/tracing.ts';
 
 /** Where to connect: overrides of Temporal's environment configuration, or settings resolved already. */
 export type ConnectOptions = ConnectionOverrides & { settings?: ConnectionSettings; uiUrl?: string };
@@ -72,10 +75,23 @@ export type RollbackStarted = {
   attached: boolean;
 };
 
+/** What `status` shows: the progress, and the nodes whose work waits for a worker nobody runs. */
+export type Status = Progress & { waiting: Waiting[] };
+
 /** How long a progress query waits for a worker to answer. */
 const QUERY_TIMEOUT_MS = 15_000;
+/** The same when no worker polls the workflows' task queue: only a worker starting right now could answer. */
+const UNPOLLED_QUERY_TIMEOUT_MS = 3000;
 
 const ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,199}$/;
+
+/** A deadline or timeout, whether the client or the server ("query timed out", wrapped in a ServiceError) saw it. */
+function timedOut(error: unknown): boolean {
+  for (let e: unknown = error; e !== undefined; e = e instanceof Error ? e.cause : undefined) {
+    if (/deadline|timed? ?out/i.test(String(e))) return true;
+  }
+  return false;
+}
 
 /** A readable default id: the spec's name and the UTC start time. */
 export function defaultBackfillId(name: string, now = new Date()): string {
@@ -87,20 +103,25 @@ export function defaultBackfillId(name: string, now = new Date()): string {
 export class BackfillClient {
   /** Whether `start` has checked the search attributes, and whether it could list them. */
   private searchAttributes: { listed: boolean } | undefined;
+  /** Each node's activity task queue, by the run whose input told it. */
+  private readonly nodeQueues = new Map<string, ReadonlyMap<string, string>>();
 
   private constructor(
     readonly client: Client,
     readonly connection: Connection,
     readonly settings: ConnectionSettings,
     private readonly uiBase: string,
+    private readonly tracing: Tracing | undefined,
   ) {}
 
   static async connect(options: ConnectOptions = {}): Promise<BackfillClient> {
     const { settings: given, uiUrl, ...overrides } = options;
     const settings = given ?? resolveConnection(overrides);
+    const tracing = tracingRequested() ? await startTracing('backfill-client') : undefined;
     const connection = await openConnection(settings);
     const uiBase = uiUrl ?? process.env.BACKFILL_UI_URL ?? 'http://localhost:8233';
-    return new BackfillClient(new Client({ connection, namespace: settings.namespace }), connection, settings, uiBase.replace(/\/$/, ''));
+    const client = new Client({ connection, namespace: settings.namespace, ...(tracing ? { interceptors: tracing.client } : {}) });
+    return new BackfillClient(client, connection, settings, uiBase.replace(/\/$/, ''), tracing);
   }
 
   get namespace(): string {
@@ -118,6 +139,7 @@ export class BackfillClient {
 
   async close(): Promise<void> {
     await this.connection.close();
+    await this.tracing?.flush();
   }
 
   uiUrl(workflowId: string, runId?: string): string {
@@ -194,14 +216,36 @@ export class BackfillClient {
 
   /** Current progress: queried from a running backfill, or the final result of a finished one. */
   async progress(backfillId: string): Promise<Progress> {
+    return this.progressOf(backfillId, await this.describe(backfillId));
+  }
+
+  /**
+   * Progress, plus the nodes whose partitions wait on a task queue that no worker polls
+   * (`waiting`, empty once the backfill has ended).
+   */
+  async status(backfillId: string): Promise<Status> {
     const description = await this.describe(backfillId);
+    const progress = await this.progressOf(backfillId, description);
+    if (progress.state !== 'running') return { ...progress, waiting: [] };
+    return { ...progress, waiting: await this.waiting(backfillId, description.runId, progress) };
+  }
+
+  private async progressOf(backfillId: string, description: WorkflowExecutionDescription): Promise<Progress> {
     const status = description.status.name;
     const handle = this.handle(backfillId);
     if (status === 'RUNNING' || status === 'CONTINUED_AS_NEW') {
+      // Nobody polling the workflows' queue: a short wait covers a worker that is just starting.
+      const unpolled = await this.unpolled(description.taskQueue);
       try {
-        return await this.client.withDeadline(Date.now() + QUERY_TIMEOUT_MS, () => handle.query(progressQuery));
+        return await this.client.withDeadline(Date.now() + (unpolled ? UNPOLLED_QUERY_TIMEOUT_MS : QUERY_TIMEOUT_MS), () => handle.query(progressQuery));
       } catch (error) {
-        if (!/deadline|timed? ?out/i.test(String(error))) throw error;
+        if (!timedOut(error)) throw error;
+        if (unpolled) {
+          throw new BackfillError(
+            'no_worker',
+            `backfill '${backfillId}' is running but no worker polls its workflow task queue '${description.taskQueue}': start one with 'backfill worker --workflow-queue ${description.taskQueue}'`,
+          );
+        }
         throw new BackfillError(
           'timeout',
           `backfill '${backfillId}' is running but no worker answered within ${QUERY_TIMEOUT_MS / 1000}s: start one with 'backfill worker' (task queue ${description.taskQueue})`,
@@ -216,6 +260,40 @@ export class BackfillClient {
       .catch(() => null);
     if (last) return { ...last, state };
     throw new BackfillError('not_running', `backfill '${backfillId}' ended ${state}, and no worker is there to tell its final progress`);
+  }
+
+  /** Whether no worker has polled the workflow task queue for minutes (unknown, when describing it is not allowed: false). */
+  private async unpolled(taskQueue: string): Promise<boolean> {
+    const pollers = await pollersOf(this.connection, this.namespace, taskQueue, 'workflow').catch(() => undefined);
+    return pollers !== undefined && queueState(pollers, Date.now())?.reason === 'no_worker';
+  }
+
+  private async waiting(backfillId: string, runId: string, progress: Progress): Promise<Waiting[]> {
+    const busy = progress.nodes.filter((n) => (progress.paused ? n.running : n.running + n.pending) > 0);
+    if (busy.length === 0) return [];
+    const queueOf = await this.queuesOf(backfillId, runId);
+    const now = Date.now();
+    const states = new Map<string, QueueState>();
+    const queues = new Set(busy.map((n) => queueOf.get(n.id)).filter((q): q is string => q !== undefined));
+    await Promise.all(
+      [...queues].map(async (queue) => {
+        const pollers = await pollersOf(this.connection, this.namespace, queue, 'activity').catch(() => undefined);
+        const state = pollers && queueState(pollers, now);
+        if (state) states.set(queue, state);
+      }),
+    );
+    return waitingNodes(busy, progress.paused, queueOf, states);
+  }
+
+  /** Each node's activity task queue, from the spec in the run's input (read once per run). */
+  private async queuesOf(backfillId: string, runId: string): Promise<ReadonlyMap<string, string>> {
+    const known = this.nodeQueues.get(runId);
+    if (known) return known;
+    // A history this reader may not see leaves the check out rather than failing `status`.
+    const input = await this.startInput(backfillId, runId).catch(() => undefined);
+    const queues = new Map((input?.spec.nodes ?? []).map((n) => [n.id, n.taskQueue]));
+    if (input) this.nodeQueues.set(runId, queues);
+    return queues;
   }
 
   /** Blocks until the backfill ends; `timeoutMs` bounds the wait. */
@@ -414,10 +492,17 @@ export class BackfillClient {
   /** The input of the backfill's latest run: after continue-as-new or a fix, its spec is the current one. */
   async inputOf(backfillId: string): Promise<BackfillInput | undefined> {
     const description = await this.describe(backfillId);
-    const handle = this.client.workflow.getHandle(backfillWorkflowId(backfillId), description.runId);
-    const history = await handle.fetchHistory();
-    const attributes = history.events?.[0]?.workflowExecutionStartedEventAttributes;
-    const payload = attributes?.input?.payloads?.[0];
+    return this.startInput(backfillId, description.runId);
+  }
+
+  /** A run's input, from the first event of its history (one event, not the whole history). */
+  private async startInput(backfillId: string, runId: string): Promise<BackfillInput | undefined> {
+    const response = await this.connection.workflowService.getWorkflowExecutionHistory({
+      namespace: this.namespace,
+      execution: { workflowId: backfillWorkflowId(backfillId), runId },
+      maximumPageSize: 1,
+    });
+    const payload = response.history?.events?.[0]?.workflowExecutionStartedEventAttributes?.input?.payloads?.[0];
     if (!payload) return undefined;
     return this.client.options.loadedDataConverter.payloadConverter.fromPayload<BackfillInput>(payload);
   }

@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 /** The `backfill` command line. Every command takes --json for machine-readable output. */
+import { isIP } from 'node:net';
 import { join } from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
 import pc from 'picocolors';
@@ -10,7 +11,7 @@ import { expandPlan, planSummary } from '../core/plan.ts';
 import type { Progress } from '../core/protocol.ts';
 import { parseRange } from '../core/spec.ts';
 import { backfillHome } from '../scripts/temporal-cli.ts';
-import { BackfillClient, type Started } from './backfill-client.ts';
+import { BackfillClient, type Started, type Status } from './backfill-client.ts';
 import { describeConnection, resolveConnection, type ConnectionOverrides } from './connection.ts';
 import { EXAMPLE_TRANSFORMS, parseQueues, portOr, startLocal, startWorker, transformModules } from './local.ts';
 import { ProgressView, headline, renderFailures, renderLineage, renderPlan, renderStatus } from './render.ts';
@@ -18,6 +19,8 @@ import { renderRestores, renderRollback } from './render-rollback.ts';
 import { openWarehouse } from '../activities/warehouse/index.ts';
 import { loadSpecFile } from './spec-file.ts';
 import { runDemo } from './demo.ts';
+import { announce, logSettings } from '../workers/logging.ts';
+import { metricsUrl, parseMetricsPort, type TelemetrySettings } from '../workers/telemetry.ts';
 
 type Json = { json?: boolean };
 
@@ -73,12 +76,12 @@ async function withClient<T>(command: Command, run: (client: BackfillClient) => 
   }
 }
 
-/** Polls progress until the backfill ends; draws bars unless --json. */
-export async function watch(client: BackfillClient, backfillId: string, json: boolean | undefined, intervalMs = 1000): Promise<Progress> {
+/** Polls status until the backfill ends; draws bars (and stalls) unless --json. */
+export async function watch(client: BackfillClient, backfillId: string, json: boolean | undefined, intervalMs = 1000): Promise<Status> {
   const view = json ? undefined : new ProgressView();
   try {
     for (;;) {
-      const progress = await client.progress(backfillId);
+      const progress = await client.status(backfillId);
       view?.update(progress);
       if (progress.state !== 'running') return progress;
       await new Promise((r) => setTimeout(r, intervalMs));
@@ -87,6 +90,41 @@ export async function watch(client: BackfillClient, backfillId: string, json: bo
     view?.stop();
   }
 }
+
+export type TelemetryFlags = { metricsPort?: string; metricsHost: string; logFormat?: string };
+
+/** --metrics-port, --metrics-host and --log-format (over $BACKFILL_LOG_FORMAT and $BACKFILL_LOG_LEVEL). */
+export function telemetryFrom(flags: TelemetryFlags): TelemetrySettings {
+  const log = logSettings(flags.logFormat);
+  if (flags.metricsPort === undefined) return { log };
+  if (isIP(flags.metricsHost) === 0) {
+    throw new BackfillError('invalid_argument', `--metrics-host '${flags.metricsHost}' is not an IP address: use e.g. 127.0.0.1 (this host only) or 0.0.0.0 (every interface)`, 'metrics-host');
+  }
+  return { log, metrics: { host: flags.metricsHost, port: parseMetricsPort(flags.metricsPort) } };
+}
+
+/**
+ * Runs a long-lived command (worker, dev). With JSON logs, what stops it is a JSON line too,
+ * so that a log pipeline never meets a line it cannot parse.
+ */
+async function serve(flags: TelemetryFlags, run: (telemetry: TelemetrySettings) => Promise<void>): Promise<void> {
+  const log = logSettings(flags.logFormat);
+  try {
+    await run(telemetryFrom(flags));
+  } catch (error) {
+    if (log.format !== 'json') throw error;
+    const failure = error instanceof BackfillError ? error.toJSON() : { code: 'failed', message: error instanceof Error ? error.message : String(error) };
+    announce(log, failure.message, { code: failure.code, ...('path' in failure ? { path: failure.path } : {}) }, 'ERROR');
+    process.exitCode = EXIT.error;
+  }
+}
+
+function announceMetrics(telemetry: TelemetrySettings): void {
+  if (telemetry.metrics) announce(telemetry.log, `metrics: ${metricsUrl(telemetry.metrics)}`, { metricsUrl: metricsUrl(telemetry.metrics) });
+}
+
+const METRICS_PORT_HELP = 'serve Prometheus metrics (the SDK\'s and backfill_*) on this port, at /metrics';
+const LOG_FORMAT_HELP = "log lines as 'text' (default) or 'json' (one object per line, INFO and up unless $BACKFILL_LOG_LEVEL says otherwise; default $BACKFILL_LOG_FORMAT)";
 
 function waitForSignal(): Promise<void> {
   return new Promise((done) => {
@@ -177,8 +215,8 @@ export function buildProgram(): Command {
           print(options.json, final, () => renderStatus(final));
           return;
         }
-        const progress = await client.progress(id);
-        print(options.json, progress, () => renderStatus(progress));
+        const status = await client.status(id);
+        print(options.json, status, () => renderStatus(status));
       });
     });
 
@@ -374,25 +412,39 @@ export function buildProgram(): Command {
     .option('--max-concurrent-activities <n>', 'partition activities this worker runs at once, per activity queue (default 200)', positiveInteger('--max-concurrent-activities'))
     .option('--warehouse <location>', 'the warehouse: a SQLite file or a postgres:// URL (default $BACKFILL_WAREHOUSE or .backfill/warehouse.db)')
     .option('--allow-fault-injection', "let the sleep transform's crashKeys and hangKeys kill or hang this worker (chaos drills only)")
+    .option('--metrics-port <port>', METRICS_PORT_HELP)
+    .option('--metrics-host <ip>', 'the address the metrics port listens on', '0.0.0.0')
+    .option('--log-format <format>', LOG_FORMAT_HELP)
     .option('--json', 'print the worker\'s settings as JSON once it polls')
-    .action(async (options: Json & { taskQueue?: string[]; workflowQueue: string; workflows: boolean; transforms?: string[]; warehouse?: string; allowFaultInjection?: boolean; maxConcurrentActivities?: number }, command: Command) => {
-      const connection = resolveConnection(globals(command));
-      const queues = parseQueues(options.taskQueue, options.workflowQueue, options.maxConcurrentActivities);
-      const worker = await startWorker({
-        connection,
-        transforms: transformModules(options.transforms),
-        queues,
-        workflowQueue: options.workflowQueue,
-        workflows: options.workflows,
-        ...(options.warehouse !== undefined ? { warehouse: options.warehouse } : {}),
-        ...(options.allowFaultInjection ? { allowFaultInjection: true } : {}),
+    .action(async (options: Json & TelemetryFlags & { taskQueue?: string[]; workflowQueue: string; workflows: boolean; transforms?: string[]; warehouse?: string; allowFaultInjection?: boolean; maxConcurrentActivities?: number }, command: Command) => {
+      await serve(options, async (telemetry) => {
+        const connection = resolveConnection(globals(command));
+        const queues = parseQueues(options.taskQueue, options.workflowQueue, options.maxConcurrentActivities);
+        const worker = await startWorker({
+          connection,
+          transforms: transformModules(options.transforms),
+          queues,
+          workflowQueue: options.workflowQueue,
+          workflows: options.workflows,
+          telemetry,
+          ...(options.warehouse !== undefined ? { warehouse: options.warehouse } : {}),
+          ...(options.allowFaultInjection ? { allowFaultInjection: true } : {}),
+        });
+        const metrics = telemetry.metrics ? metricsUrl(telemetry.metrics) : null;
+        if (options.json) {
+          print(true, { address: connection.address, namespace: connection.namespace, workflowQueue: options.workflows ? options.workflowQueue : null, activityQueues: queues, warehouse: worker.warehouse.location, metricsUrl: metrics }, () => '');
+        }
+        announceMetrics(telemetry);
+        announce(telemetry.log, `worker polling ${queues.map((q) => q.name).join(', ')} on ${describeConnection(connection)}; warehouse ${worker.warehouse.location}`, {
+          taskQueues: queues.map((q) => q.name),
+          workflowQueue: options.workflows ? options.workflowQueue : null,
+          address: connection.address,
+          namespace: connection.namespace,
+          warehouse: worker.warehouse.location,
+        });
+        await Promise.race([worker.done, waitForSignal()]);
+        await worker.stop();
       });
-      if (options.json) {
-        print(true, { address: connection.address, namespace: connection.namespace, workflowQueue: options.workflows ? options.workflowQueue : null, activityQueues: queues, warehouse: worker.warehouse.location }, () => '');
-      }
-      process.stderr.write(`worker polling ${queues.map((q) => q.name).join(', ')} on ${describeConnection(connection)}; warehouse ${worker.warehouse.location}\n`);
-      await Promise.race([worker.done, waitForSignal()]);
-      await worker.stop();
     });
 
   program
@@ -405,30 +457,44 @@ export function buildProgram(): Command {
     .option('--transforms <module...>', 'modules that define transforms (default: the examples)')
     .option('--warehouse <path>', 'the warehouse: a SQLite file or a postgres:// URL')
     .option('--allow-fault-injection', "let the sleep transform's crashKeys and hangKeys kill or hang the worker (chaos drills only)")
+    .option('--metrics-port <port>', `the worker: ${METRICS_PORT_HELP}`)
+    .option('--metrics-host <ip>', 'the address the metrics port listens on', '127.0.0.1')
+    .option('--log-format <format>', `the worker: ${LOG_FORMAT_HELP}`)
     .option('--json', 'print the addresses as JSON once ready')
-    .action(async (options: Json & { worker: boolean; port: number; uiPort: number; taskQueue?: string[]; transforms?: string[]; warehouse?: string; allowFaultInjection?: boolean }) => {
-      const stack = await startLocal({
-        port: options.port,
-        uiPort: options.uiPort,
-        worker: options.worker,
-        transforms: transformModules(options.transforms, [EXAMPLE_TRANSFORMS]),
-        queues: parseQueues(options.taskQueue, 'backfill'),
-        ...(options.warehouse !== undefined ? { warehouse: options.warehouse } : {}),
-        ...(options.allowFaultInjection ? { allowFaultInjection: true } : {}),
-      });
-      if (options.json) {
-        print(true, { address: stack.address, uiUrl: stack.uiUrl, database: stack.server.options.dbFile, worker: stack.worker !== null, warehouse: stack.worker?.warehouse.location ?? null }, () => '');
-      }
-      process.stderr.write(
-        [
+    .action(async (options: Json & TelemetryFlags & { worker: boolean; port: number; uiPort: number; taskQueue?: string[]; transforms?: string[]; warehouse?: string; allowFaultInjection?: boolean }) => {
+      await serve(options, async (telemetry) => {
+        if (!options.worker && telemetry.metrics) {
+          throw new BackfillError('invalid_argument', '--metrics-port serves the metrics of the worker, and --no-worker starts none: drop one of the two', 'metrics-port');
+        }
+        const stack = await startLocal({
+          port: options.port,
+          uiPort: options.uiPort,
+          worker: options.worker,
+          transforms: transformModules(options.transforms, [EXAMPLE_TRANSFORMS]),
+          queues: parseQueues(options.taskQueue, 'backfill'),
+          telemetry,
+          ...(options.warehouse !== undefined ? { warehouse: options.warehouse } : {}),
+          ...(options.allowFaultInjection ? { allowFaultInjection: true } : {}),
+        });
+        const metrics = stack.worker && telemetry.metrics ? metricsUrl(telemetry.metrics) : null;
+        if (options.json) {
+          print(true, { address: stack.address, uiUrl: stack.uiUrl, database: stack.server.options.dbFile, worker: stack.worker !== null, warehouse: stack.worker?.warehouse.location ?? null, metricsUrl: metrics }, () => '');
+        }
+        const lines = [
           `Temporal dev server on ${stack.address} (state in ${join(backfillHome(), 'temporal.db')})`,
           `Web UI: ${stack.uiUrl}`,
           stack.worker ? `worker running; warehouse ${stack.worker.warehouse.location}` : 'no worker (--no-worker)',
+          ...(metrics ? [`metrics: ${metrics}`] : []),
           'Ctrl-C to stop',
-        ].join('\n') + '\n',
-      );
-      await Promise.race([waitForSignal(), stack.worker?.done ?? new Promise(() => undefined)]);
-      await stack.stop();
+        ];
+        if (telemetry.log.format === 'json') {
+          announce(telemetry.log, 'dev server ready', { address: stack.address, uiUrl: stack.uiUrl, worker: stack.worker !== null, warehouse: stack.worker?.warehouse.location ?? null, metricsUrl: metrics });
+        } else {
+          process.stderr.write(lines.join('\n') + '\n');
+        }
+        await Promise.race([waitForSignal(), stack.worker?.done ?? new Promise(() => undefined)]);
+        await stack.stop();
+      });
     });
 
   program

@@ -1,26 +1,22 @@
 /** The local stack of `backfill dev` and `backfill demo`: a dev server on a SQLite file and a worker. */
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
+import { NativeConnection, Runtime } from '@temporalio/worker';
 import { openWarehouse, type Warehouse } from '../activities/warehouse/index.ts';
 import { loadTransforms } from '../activities/transforms.ts';
 import { freePort, startDevServer, type DevServer } from '../scripts/dev-server.ts';
 import { backfillHome } from '../scripts/temporal-cli.ts';
 import { createWorkers, type BackfillWorkers, type QueueConfig } from '../workers/worker.ts';
+import { installRuntime, type TelemetrySettings } from '../workers/telemetry.ts';
+import { startTracing, tracingRequested } from '../workers/tracing.ts';
 import { checkNamespace, connectionFailure, localConnection, type ConnectionSettings } from './connection.ts';
 import { checkSearchAttributes } from './search-attributes.ts';
 
 /** The example's transforms, loaded by `dev` and `demo` unless others are named. */
 export const EXAMPLE_TRANSFORMS = fileURLToPath(new URL('../examples/shop/transforms.ts', import.meta.url));
 
-let runtimeInstalled = false;
-/** Quiet SDK logs (warnings and errors only) unless BACKFILL_LOG_LEVEL says otherwise. */
-export function installRuntime(): void {
-  if (runtimeInstalled) return;
-  const level = (process.env.BACKFILL_LOG_LEVEL ?? 'WARN').toUpperCase() as 'TRACE' | 'DEBUG' | 'INFO' | 'WARN' | 'ERROR';
-  Runtime.install({ logger: new DefaultLogger(level) });
-  runtimeInstalled = true;
-}
+/** Quiet SDK logs (warnings and errors only) unless BACKFILL_LOG_LEVEL or BACKFILL_LOG_FORMAT say otherwise; see workers/telemetry.ts. */
+export { installRuntime };
 
 /** Transform modules from --transforms, else $BACKFILL_TRANSFORMS (comma-separated), else `fallback`. */
 export function transformModules(flags: string[] | undefined, fallback: string[] = []): string[] {
@@ -54,6 +50,8 @@ export type WorkerProcessOptions = {
   warehouse?: string;
   /** Let the `sleep` transform's crashKeys and hangKeys kill or hang this process (chaos drills only). */
   allowFaultInjection?: boolean;
+  /** Log format and level, Prometheus endpoint (default: text logs at $BACKFILL_LOG_LEVEL or WARN, no metrics). */
+  telemetry?: TelemetrySettings;
 };
 
 export type RunningWorker = { workers: BackfillWorkers; warehouse: Warehouse; connection: NativeConnection; done: Promise<void>; stop(): Promise<void> };
@@ -86,7 +84,8 @@ async function warnOnMissingSearchAttributes(connection: NativeConnection, names
 }
 
 export async function startWorker(options: WorkerProcessOptions): Promise<RunningWorker> {
-  installRuntime();
+  installRuntime(options.telemetry);
+  const tracing = tracingRequested() ? await startTracing('backfill-worker') : undefined;
   const { namespace } = options.connection;
   const connection = await connectWorker(options.connection);
   await warnOnMissingSearchAttributes(connection, namespace);
@@ -100,6 +99,7 @@ export async function startWorker(options: WorkerProcessOptions): Promise<Runnin
     warehouse,
     transforms: await loadTransforms(options.transforms),
     allowFaultInjection: options.allowFaultInjection ?? false,
+    ...(tracing ? { tracing } : {}),
   });
   const done = workers.run();
   let stopped: Promise<void> | undefined;
@@ -114,6 +114,7 @@ export async function startWorker(options: WorkerProcessOptions): Promise<Runnin
         await done.catch(() => undefined);
         await connection.close();
         await warehouse.close();
+        await tracing?.flush();
       })()),
   };
 }
@@ -130,6 +131,7 @@ export type LocalOptions = {
   queues?: QueueConfig[];
   warehouse?: string;
   allowFaultInjection?: boolean;
+  telemetry?: TelemetrySettings;
 };
 
 /** Uses `preferred` when it is free, else any free port. */
@@ -161,6 +163,7 @@ export async function startLocal(options: LocalOptions): Promise<LocalStack> {
         workflows: true,
         ...(options.warehouse !== undefined ? { warehouse: options.warehouse } : {}),
         ...(options.allowFaultInjection ? { allowFaultInjection: true } : {}),
+        ...(options.telemetry ? { telemetry: options.telemetry } : {}),
       });
     }
   } catch (error) {

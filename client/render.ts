@@ -7,6 +7,7 @@ import { describeMapping } from '../core/mapping.ts';
 import type { PlanSummary } from '../core/plan.ts';
 import type { NodeProgress, Progress } from '../core/protocol.ts';
 import type { LedgerRow } from '../activities/warehouse/types.ts';
+import type { Waiting } from './waiting.ts';
 
 const number = (n: number) => n.toLocaleString('en-US');
 /** Table colours only on a terminal. */
@@ -61,7 +62,25 @@ export function renderFailures(progress: Progress): string[] {
   return lines;
 }
 
-export function renderStatus(progress: Progress): string {
+function since(iso: string | null): string {
+  return iso === null ? '' : ` ${formatDuration(Math.max(0, Date.now() - Date.parse(iso)))} ago`;
+}
+
+/** The line of a node whose partitions wait for a worker nobody runs: the node, the queue, the fix. */
+function waitingLine(progress: Progress, w: Waiting): string {
+  const node = progress.nodes.find((n) => n.id === w.node);
+  const count = node ? (progress.paused ? node.running : node.running + node.pending) : 0;
+  const why = w.reason === 'no_worker' ? 'no worker polls it' : `its workers last polled${since(w.lastPollAt)} (stopped, or every slot busy)`;
+  return pc.yellow(
+    `  ⚠ ${w.node}: ${number(count)} partition${count === 1 ? '' : 's'} wait on task queue '${w.taskQueue}', and ${why}: start a worker with 'backfill worker --no-workflows --task-queue ${w.taskQueue}'`,
+  );
+}
+
+export function renderWaiting(progress: Progress & { waiting?: Waiting[] }): string[] {
+  return (progress.waiting ?? []).map((w) => waitingLine(progress, w));
+}
+
+export function renderStatus(progress: Progress & { waiting?: Waiting[] }): string {
   const table = new Table({
     head: ['node', 'done', 'running', 'failed', 'blocked', 'pending', 'rate', 'concurrency', 'throughput', 'ETA'],
     style: tableStyle(),
@@ -80,7 +99,7 @@ export function renderStatus(progress: Progress): string {
       eta(n.etaSeconds),
     ]);
   }
-  return [headline(progress), table.toString(), ...renderFailures(progress)].join('\n');
+  return [headline(progress), table.toString(), ...renderWaiting(progress), ...renderFailures(progress)].join('\n');
 }
 
 function barPayload(n: NodeProgress) {
@@ -101,6 +120,8 @@ export class ProgressView {
   private multibar: cliProgress.MultiBar | undefined;
   private bars = new Map<string, cliProgress.SingleBar>();
   private header: cliProgress.SingleBar | undefined;
+  /** A line per node that has waited for a worker, blank once it no longer does. */
+  private waitingLines = new Map<string, cliProgress.SingleBar>();
   private lastLine = 0;
   private readonly tty: boolean;
 
@@ -108,12 +129,12 @@ export class ProgressView {
     this.tty = Boolean(out.isTTY);
   }
 
-  update(progress: Progress): void {
+  update(progress: Progress & { waiting?: Waiting[] }): void {
     if (!this.tty) {
       const now = Date.now();
       if (now - this.lastLine >= 5000 || progress.state !== 'running') {
         this.lastLine = now;
-        this.out.write(`${headline(progress)}\n`);
+        this.out.write(`${[headline(progress), ...renderWaiting(progress)].join('\n')}\n`);
       }
       return;
     }
@@ -145,6 +166,10 @@ export class ProgressView {
     for (const node of progress.nodes) {
       this.bars.get(node.id)?.update(node.total === 0 ? 1 : node.done + node.failed, { name: node.id, ...barPayload(node) });
     }
+    const multibar = this.multibar;
+    const waiting = new Map((progress.waiting ?? []).map((w) => [w.node, waitingLine(progress, w)]));
+    for (const node of waiting.keys()) if (!this.waitingLines.has(node)) this.waitingLines.set(node, multibar.create(1, 0, { line: '' }));
+    for (const [node, bar] of this.waitingLines) bar.update(0, { line: waiting.get(node) ?? '' });
   }
 
   stop(): void {

@@ -13,6 +13,7 @@ export type ErrorCode =
   | 'still_running'
   | 'server_unavailable'
   | 'timeout'
+  | 'no_worker'
   | 'failed';
 
 /** An error that names what is wrong, where (`path`, e.g. `nodes[2].dependsOn[0]`) and the fix. */

@@ -18,6 +18,10 @@ export type WorkerProcessOptions = {
   allowFaultInjection?: boolean;
   /** --max-concurrent-activities: partition activities it runs at once. */
   maxConcurrentActivities?: number;
+  /** --metrics-port on 127.0.0.1: Prometheus metrics at `metricsUrl`. */
+  metricsPort?: number;
+  /** --log-format (stderr, in `log`). */
+  logFormat?: 'text' | 'json';
   env?: Record<string, string>;
 };
 
@@ -30,6 +34,10 @@ export class WorkerProcess {
 
   get pid(): number | undefined {
     return this.child?.pid;
+  }
+
+  get metricsUrl(): string | undefined {
+    return this.options.metricsPort === undefined ? undefined : `http://127.0.0.1:${this.options.metricsPort}/metrics`;
   }
 
   get running(): boolean {
@@ -45,6 +53,8 @@ export class WorkerProcess {
     for (const module of this.options.transforms ?? []) args.push('--transforms', module);
     if (this.options.allowFaultInjection) args.push('--allow-fault-injection');
     if (this.options.maxConcurrentActivities !== undefined) args.push('--max-concurrent-activities', String(this.options.maxConcurrentActivities));
+    if (this.options.metricsPort !== undefined) args.push('--metrics-port', String(this.options.metricsPort), '--metrics-host', '127.0.0.1');
+    if (this.options.logFormat) args.push('--log-format', this.options.logFormat);
     const child = spawn('node', args, {
       env: { ...process.env, TEMPORAL_ADDRESS: this.options.address, BACKFILL_LOG_LEVEL: 'ERROR', ...this.options.env },
       stdio: ['ignore', 'ignore', 'pipe'],

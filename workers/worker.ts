@@ -6,12 +6,14 @@
  */
 import { fileURLToPath } from 'node:url';
 import { createRequire } from 'node:module';
-import { NativeConnection, Worker, bundleWorkflowCode, type WorkflowBundleOption, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { NativeConnection, Runtime, Worker, bundleWorkflowCode, type WorkflowBundleOption, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { DEFAULT_TASK_QUEUE } from '../core/protocol.ts';
 import { createRollbackActivities } from '../activities/rollback.ts';
 import { createActivities } from '../activities/run-partitions.ts';
 import { withFaultInjection, type TransformRegistry } from '../activities/transforms.ts';
 import type { Warehouse } from '../activities/warehouse/types.ts';
+import { partitionLogAttributes } from './logging.ts';
+import { WORKFLOW_TRACING_MODULE, type Tracing } from './tracing.ts';
 
 export type QueueConfig = {
   name: string;
@@ -37,13 +39,22 @@ export type WorkerConfig = {
   codeVersion?: string;
   /** A prebuilt workflow bundle (tests and benchmarks build it once); else $BACKFILL_WORKFLOW_BUNDLE, else bundled now. */
   workflowBundle?: WorkflowBundleOption;
+  /** OpenTelemetry tracing (tracing.ts); a prebuilt bundle needs `bundleWorkflows({ tracing: true })` for workflow spans. */
+  tracing?: Tracing;
 };
 
 export const workflowsPath = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
 
-/** Bundles the workflow code (webpack); a few seconds, so callers that start many workers reuse it. */
-export function bundleWorkflows(): Promise<WorkflowBundleWithSourceMap> {
-  return bundleWorkflowCode({ workflowsPath, logger: quietBundlerLogger });
+/**
+ * Bundles the workflow code (webpack); a few seconds, so callers that start many workers reuse it.
+ * With `tracing`, the bundle holds the OpenTelemetry workflow interceptors too.
+ */
+export function bundleWorkflows(options: { tracing?: boolean } = {}): Promise<WorkflowBundleWithSourceMap> {
+  return bundleWorkflowCode({
+    workflowsPath,
+    logger: quietBundlerLogger,
+    ...(options.tracing ? { workflowInterceptorModules: [WORKFLOW_TRACING_MODULE] } : {}),
+  });
 }
 
 const quietBundlerLogger = {
@@ -80,10 +91,18 @@ export async function createWorkers(config: WorkerConfig): Promise<BackfillWorke
     }),
     ...createRollbackActivities({ warehouse: config.warehouse }),
   };
+  const { tracing } = config;
   const prebuilt = process.env.BACKFILL_WORKFLOW_BUNDLE ? { codePath: process.env.BACKFILL_WORKFLOW_BUNDLE } : undefined;
-  const bundle = config.workflows === false ? undefined : (config.workflowBundle ?? prebuilt ?? (await bundleWorkflows()));
+  const given = config.workflowBundle ?? prebuilt;
+  const bundle = config.workflows === false ? undefined : (given ?? (await bundleWorkflows({ tracing: tracing !== undefined })));
+  if (tracing && given && bundle) {
+    Runtime.instance().logger.warn('tracing is on but the workflow bundle was built beforehand: its workflows make spans only if it was built with bundleWorkflows({ tracing: true })');
+  }
+  const interceptors = { activity: [partitionLogAttributes, ...(tracing ? [tracing.activity] : [])] };
+  const sinks = tracing?.sinks;
   const activityOptions = (queue: QueueConfig) => ({
     activities,
+    interceptors,
     maxConcurrentActivityTaskExecutions: queue.maxConcurrent ?? 200,
     ...(queue.maxActivitiesPerSecond !== undefined ? { maxTaskQueueActivitiesPerSecond: queue.maxActivitiesPerSecond } : {}),
   });
@@ -97,6 +116,7 @@ export async function createWorkers(config: WorkerConfig): Promise<BackfillWorke
         namespace,
         taskQueue: workflowQueue,
         workflowBundle: bundle,
+        ...(sinks ? { sinks } : {}),
         maxConcurrentWorkflowTaskExecutions: 40,
         maxCachedWorkflows: 400,
         ...(sameQueue ? activityOptions(sameQueue) : { enableNonLocalActivities: false }),

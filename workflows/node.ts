@@ -42,6 +42,7 @@ import {
   type RunPartitionsResult,
 } from '../core/protocol.ts';
 import { nodeCurrentDetails, nodeSummary } from '../core/details.ts';
+import { NODE_GAUGES } from '../core/metrics.ts';
 import { RangeSet } from '../core/ranges.ts';
 import { NodeScheduler, type Batch, type BatchOutcome } from '../core/scheduler.ts';
 import type { ResolvedNode } from '../core/spec.ts';
@@ -239,8 +240,8 @@ export async function nodeWorkflow(input: NodeInput): Promise<NodeSummary> {
 
   // What the Web UI shows as current details, and the pace as gauges, refreshed at most once a second.
   const meter = metricMeter.withTags({ backfill: input.backfillId, node: plan.id, task_queue: spec.taskQueue });
-  const rateGauge = meter.createGauge('backfill_node_rate', 'float', 'partitions/s', "the node's current pace after throttling (0: unlimited)");
-  const concurrencyGauge = meter.createGauge('backfill_node_concurrency', 'int', 'partitions', "the node's current concurrency limit");
+  const rateGauge = meter.createGauge(NODE_GAUGES.rate, 'float', 'partitions/s', "the node's current pace after throttling (0: unlimited)");
+  const concurrencyGauge = meter.createGauge(NODE_GAUGES.concurrency, 'int', 'partitions', "the node's current concurrency limit");
   let shownAt = -Infinity;
   const show = () => {
     const now = workflowTime();
@@ -299,6 +300,8 @@ export async function nodeWorkflow(input: NodeInput): Promise<NodeSummary> {
     // What completed since the last report; the parent no longer needs state-only news.
     if (!parentGone && scheduler.hasResults) await report();
     if (parentGone) log.warn(`the backfill's parent workflow is gone; node ${plan.id} stops (nothing new starts)`);
+    // The exporter keeps a series at its last value: a node that ended has no concurrency.
+    concurrencyGauge.set(0);
     return { node: plan.id, completed: scheduler.currentStats().completed, runs };
   } catch (error) {
     if (!isCancellation(error)) throw error;

@@ -1,0 +1,65 @@
+/**
+ * Stalls a backfill cannot see from inside: a node whose partitions wait on a task queue that
+ * no worker polls. The server lists a queue's pollers (`DescribeTaskQueue`) with the time of
+ * each one's last poll, and forgets a poller five minutes after it.
+ */
+import type { Connection } from '@temporalio/client';
+import { optionalTsToMs } from '@temporalio/common/lib/time.js';
+import proto from '@temporalio/proto';
+import type { NodeProgress } from '../core/protocol.ts';
+
+/**
+ * `no_worker`: nobody polled the queue in the last five minutes. `workers_silent`: its workers
+ * stopped polling a while ago (gone, or every one of their slots busy).
+ */
+export type WaitingReason = 'no_worker' | 'workers_silent';
+
+export type Waiting = {
+  node: string;
+  taskQueue: string;
+  reason: WaitingReason;
+  /** The last poll the server remembers (ISO time), if any. */
+  lastPollAt: string | null;
+};
+
+export type QueueState = { reason: WaitingReason; lastPollAt: string | null };
+
+export type Poller = { identity: string; lastAccessMs: number | undefined };
+
+/** A live worker polls at least once a minute (a long poll lasts up to a minute); twice that is silence. */
+export const SILENT_AFTER_MS = 2 * 60_000;
+
+/** Why a queue with these pollers leaves work waiting, or undefined when a worker is there. */
+export function queueState(pollers: readonly Poller[], now: number): QueueState | undefined {
+  if (pollers.length === 0) return { reason: 'no_worker', lastPollAt: null };
+  const last = Math.max(...pollers.map((p) => p.lastAccessMs ?? 0));
+  if (now - last <= SILENT_AFTER_MS) return undefined;
+  return { reason: 'workers_silent', lastPollAt: last > 0 ? new Date(last).toISOString() : null };
+}
+
+/** Nodes that have partitions to run (or, paused, running ones to finish) on a queue in `states`. */
+export function waitingNodes(
+  nodes: readonly NodeProgress[],
+  paused: boolean,
+  queueOf: ReadonlyMap<string, string>,
+  states: ReadonlyMap<string, QueueState>,
+): Waiting[] {
+  const waiting: Waiting[] = [];
+  for (const node of nodes) {
+    const work = paused ? node.running : node.running + node.pending;
+    const taskQueue = queueOf.get(node.id);
+    const state = taskQueue === undefined ? undefined : states.get(taskQueue);
+    if (work > 0 && taskQueue !== undefined && state) waiting.push({ node: node.id, taskQueue, ...state });
+  }
+  return waiting;
+}
+
+export async function pollersOf(connection: Connection, namespace: string, taskQueue: string, type: 'workflow' | 'activity'): Promise<Poller[]> {
+  const { TaskQueueType } = proto.temporal.api.enums.v1;
+  const response = await connection.workflowService.describeTaskQueue({
+    namespace,
+    taskQueue: { name: taskQueue },
+    taskQueueType: type === 'workflow' ? TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW : TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY,
+  });
+  return (response.pollers ?? []).map((p) => ({ identity: p.identity ?? '', lastAccessMs: optionalTsToMs(p.lastAccessTime) }));
+}
