@@ -86,9 +86,11 @@ const UNPOLLED_QUERY_TIMEOUT_MS = 3000;
 const ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,199}$/;
 
 /** A deadline or timeout, whether the client or the server ("query timed out", wrapped in a ServiceError) saw it. */
-function timedOut(error: unknown): boolean {
+/** Whether a call failed because its deadline passed (gRPC reports it as DEADLINE_EXCEEDED, or as CANCELLED when the client gives up first). */
+function timedOut(error: unknown, deadline?: number): boolean {
   for (let e: unknown = error; e !== undefined; e = e instanceof Error ? e.cause : undefined) {
     if (/deadline|timed? ?out/i.test(String(e))) return true;
+    if (deadline !== undefined && Date.now() >= deadline - 100 && /CANCELLED|Call cancelled/.test(String(e))) return true;
   }
   return false;
 }
@@ -236,10 +238,11 @@ export class BackfillClient {
     if (status === 'RUNNING' || status === 'CONTINUED_AS_NEW') {
       // Nobody polling the workflows' queue: a short wait covers a worker that is just starting.
       const unpolled = await this.unpolled(description.taskQueue);
+      const deadline = Date.now() + (unpolled ? UNPOLLED_QUERY_TIMEOUT_MS : QUERY_TIMEOUT_MS);
       try {
-        return await this.client.withDeadline(Date.now() + (unpolled ? UNPOLLED_QUERY_TIMEOUT_MS : QUERY_TIMEOUT_MS), () => handle.query(progressQuery));
+        return await this.client.withDeadline(deadline, () => handle.query(progressQuery));
       } catch (error) {
-        if (!timedOut(error)) throw error;
+        if (!timedOut(error, deadline)) throw error;
         if (unpolled) {
           throw new BackfillError(
             'no_worker',
