@@ -97,6 +97,9 @@ export type LedgerRow = {
 
 export type LedgerFilter = { backfillId?: string; node?: string; partition?: string };
 
+/** One version of one partition of a node. */
+export type VersionRef = readonly [partition: string, version: number];
+
 export interface Warehouse {
   readonly kind: 'sqlite' | 'postgres';
   /** Where it is (a file path, or a PostgreSQL URL without its password). */
@@ -119,6 +122,10 @@ export interface Warehouse {
   publishedBy(node: string, partition: string, runKey: string): Promise<Published | null>;
   /** Ledger rows, ordered by node, partition and newest version first. */
   ledger(filter: LedgerFilter): Promise<LedgerRow[]>;
+  /** The ledger row of the published version of every partition of `node`, ordered by partition. */
+  publishedRows(node: string): Promise<LedgerRow[]>;
+  /** The ledger rows of these versions of `node`'s partitions (those that exist), ordered by partition. */
+  ledgerVersions(node: string, versions: readonly VersionRef[]): Promise<LedgerRow[]>;
   close(): Promise<void>;
 }
 

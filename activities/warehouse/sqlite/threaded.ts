@@ -57,6 +57,8 @@ export class ThreadedWarehouse implements Warehouse {
   publish: Warehouse['publish'] = (...args) => this.call('publish', ...args);
   publishedBy: Warehouse['publishedBy'] = (...args) => this.call('publishedBy', ...args);
   ledger: Warehouse['ledger'] = (...args) => this.call('ledger', ...args);
+  publishedRows: Warehouse['publishedRows'] = (...args) => this.call('publishedRows', ...args);
+  ledgerVersions: Warehouse['ledgerVersions'] = (...args) => this.call('ledgerVersions', ...args);
 
   async close(): Promise<void> {
     if (this.gone) return;
