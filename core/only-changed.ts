@@ -10,6 +10,7 @@ import { canonicalJson } from './canonical.ts';
 import type { Plan } from './plan.ts';
 import type { BackfillInput } from './protocol.ts';
 import { RangeSet, type RangesJSON } from './ranges.ts';
+import type { Readiness } from './readiness.ts';
 
 /** Why a partition runs again, in order of precedence: a partition is counted under its first reason. */
 export const RECOMPUTE_REASONS = ['unpublished', 'spec', 'code', 'inputs', 'upstream'] as const;
@@ -96,4 +97,26 @@ export type BackfillInputWithSkip = BackfillInput & {
 /** The `skip` field of a backfill's input: only nodes with something to skip. */
 export function skipOf(decisions: ReadonlyMap<string, NodeDecision>): Record<string, RangesJSON> {
   return Object.fromEntries([...decisions].filter(([, d]) => !d.skip.isEmpty).map(([id, d]) => [id, d.skip.toJSON()]));
+}
+
+/**
+ * What a fresh run of the parent releases first: the skipped partitions count as done
+ * (releasing what waits only on them), then everything whose upstream is done is released.
+ * Without `skip` this is `readiness.releaseAll()`.
+ */
+export function initialRelease(plan: Plan, readiness: Readiness, skip: Record<string, RangesJSON> = {}): Map<string, RangeSet> {
+  const released = new Map<string, RangeSet>();
+  const collect = (more: Map<string, RangeSet>) => {
+    for (const [id, set] of more) released.set(id, (released.get(id) ?? new RangeSet()).addAll(set));
+  };
+  for (const node of plan.nodes) {
+    const skipped = RangeSet.fromJSON(skip[node.id]).slice(0, node.partitions.size);
+    if (!skipped.isEmpty) collect(readiness.markDone(node.id, skipped));
+  }
+  collect(readiness.releaseAll());
+  for (const [id, set] of released) {
+    set.deleteAll(readiness.done(id));
+    if (set.isEmpty) released.delete(id);
+  }
+  return released;
 }

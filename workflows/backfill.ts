@@ -24,12 +24,12 @@ import {
 } from '@temporalio/workflow';
 import { mergeFailures, withoutPartitions } from '../core/failures.ts';
 import { TokenBucket, shareLimit } from '../core/pacing.ts';
+import { initialRelease, type BackfillInputWithSkip } from '../core/only-changed.ts';
 import { expandPlan, type PlanNode } from '../core/plan.ts';
 import { progressOf } from '../core/progress.ts';
 import {
   DEFAULT_TUNING,
   type BackfillCarry,
-  type BackfillInput,
   type BackfillResult,
   type FailureGroup,
   type Limits,
@@ -68,7 +68,7 @@ const CANCEL_GRACE = '10 minutes';
 
 type Outgoing = { ready: RangeSet; settingsDirty: boolean; finish: boolean };
 
-export async function backfillWorkflow(input: BackfillInput): Promise<BackfillResult> {
+export async function backfillWorkflow(input: BackfillInputWithSkip): Promise<BackfillResult> {
   const tuning = { ...DEFAULT_TUNING, ...input.tuning };
   const plan = expandPlan(input.spec, input.range);
   const info = workflowInfo();
@@ -303,7 +303,8 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
 
   try {
     if (!carry?.childrenRunning) {
-      const initial = readiness.releaseAll();
+      // Partitions that --only-changed keeps count as done before anything is released.
+      const initial = initialRelease(plan, readiness, input.skip);
       refreshSettings();
       await Promise.all(
         plan.nodes.map((node) =>

@@ -1,9 +1,10 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { canonicalJson } from '../../core/canonical.ts';
-import { decideRecompute, ownReason, skipOf, type Making, type OwnReason, type OwnReasons } from '../../core/only-changed.ts';
+import { decideRecompute, initialRelease, ownReason, skipOf, type Making, type OwnReason, type OwnReasons } from '../../core/only-changed.ts';
 import { expandPlan, planNode, type Plan } from '../../core/plan.ts';
 import { seededRandom } from '../../core/random.ts';
 import { RangeSet } from '../../core/ranges.ts';
+import { Readiness } from '../../core/readiness.ts';
 import { resolveSpec, type ResolvedSpec } from '../../core/spec.ts';
 import { loadSpecFile } from '../../client/spec-file.ts';
 
@@ -190,5 +191,39 @@ describe('decideRecompute agrees with the obvious recursion on random graphs', (
       }
     }
     expect(plans).toBeGreaterThan(20);
+  });
+});
+
+describe('initialRelease', () => {
+  let plan: Plan;
+  beforeAll(async () => {
+    plan = expandPlan((await loadSpecFile(EXAMPLE)).spec, { from: Date.UTC(2024, 0, 1), to: Date.UTC(2024, 1, 1) });
+  });
+  const json = (released: Map<string, RangeSet>) => Object.fromEntries([...released].map(([id, set]) => [id, set.toJSON()]));
+
+  it('is releaseAll when nothing is skipped', () => {
+    expect(json(initialRelease(plan, new Readiness(plan)))).toEqual(json(new Readiness(plan).releaseAll()));
+    expect(json(initialRelease(plan, new Readiness(plan), {}))).toEqual({ orders_raw: [0, 31] });
+  });
+
+  it('counts skipped partitions as done and releases what waits only on them', () => {
+    const readiness = new Readiness(plan);
+    const released = initialRelease(plan, readiness, { orders_raw: [0, 31], orders_clean: [0, 10] });
+    expect(json(released)).toEqual({ orders_clean: [10, 31], daily_revenue: [0, 10] });
+    expect(readiness.done('orders_clean').toJSON()).toEqual([0, 10]);
+    expect(readiness.counts('orders_raw')).toMatchObject({ done: 31, inHands: 0 });
+  });
+
+  it('releases nothing when everything is skipped, and the backfill has settled', () => {
+    const readiness = new Readiness(plan);
+    const skip = Object.fromEntries(plan.nodes.map((n) => [n.id, [0, n.partitions.size]]));
+    expect(initialRelease(plan, readiness, skip).size).toBe(0);
+    expect(readiness.settled).toBe(true);
+  });
+
+  it('ignores indexes beyond a node\'s partitions', () => {
+    const readiness = new Readiness(plan);
+    initialRelease(plan, readiness, { monthly_active_customers: [0, 9] });
+    expect(readiness.done('monthly_active_customers').toJSON()).toEqual([0, 1]);
   });
 });
