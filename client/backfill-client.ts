@@ -10,7 +10,9 @@ import {
 import { WorkflowIdReusePolicy } from '@temporalio/common';
 import proto from '@temporalio/proto';
 import { BackfillError } from '../core/errors.ts';
+import type { BackfillInputWithSkip } from '../core/only-changed.ts';
 import { DEFAULT_TASK_QUEUE, type BackfillCarry, type BackfillInput, type BackfillResult, type Limits, type Progress, type Tuning } from '../core/protocol.ts';
+import type { RangesJSON } from '../core/ranges.ts';
 import type { PartitionRange, ResolvedSpec } from '../core/spec.ts';
 import {
   BACKFILL_ID,
@@ -26,6 +28,7 @@ import {
 } from '../workflows/definitions.ts';
 import type { backfillWorkflow } from '../workflows/backfill.ts';
 import { openConnection, resolveConnection, type ConnectionOverrides, type ConnectionSettings } from './connection.ts';
+import { datasetWriters, datasetsBusy, type DatasetWriter } from './dataset-writers.ts';
 import { registerSearchAttributes, rejectedAttribute, requireSearchAttributes, unregisteredAttribute, type SetupResult } from './search-attributes.ts';
 
 /** Where to connect: overrides of Temporal's environment configuration, or settings resolved already. */
@@ -39,6 +42,19 @@ export type StartOptions = {
   /** Run again an id whose earlier backfill has finished. */
   rerun?: boolean;
   taskQueue?: string;
+  /** Partition index ranges, by node, whose published versions stand: counted as done, never run (`--only-changed`). */
+  skip?: Record<string, RangesJSON>;
+  /** When running backfills write some of its datasets, wait until they are free instead of failing. */
+  waitForDatasets?: DatasetWait;
+};
+
+export type DatasetWait = {
+  /** Give up after this long (default: wait as long as it takes). */
+  timeoutMs?: number;
+  /** How often to look again (default 2 s). */
+  pollMs?: number;
+  /** Called each time it looks and the datasets are still written by others. */
+  onWait?: (writers: DatasetWriter[]) => void | Promise<void>;
 };
 
 export type Started = { backfillId: string; workflowId: string; runId: string; uiUrl: string };
@@ -121,14 +137,16 @@ export class BackfillClient {
     }
     const workflowId = backfillWorkflowId(backfillId);
     this.searchAttributes ??= { listed: await requireSearchAttributes(this.connection, this.namespace) };
+    await this.datasetsFree(backfillId, spec.nodes.map((n) => n.id), options.waitForDatasets);
     if (options.rerun || carry) await this.nodesClosed(backfillId, spec.nodes.map((n) => n.id));
-    const input: BackfillInput = {
+    const input: BackfillInputWithSkip = {
       backfillId,
       spec,
       range: options.range ?? {},
       ...(options.limits ? { limits: options.limits } : {}),
       ...(options.tuning ? { tuning: options.tuning } : {}),
       ...(carry ? { carry } : {}),
+      ...(options.skip && Object.keys(options.skip).length > 0 ? { skip: options.skip } : {}),
     };
     try {
       const handle = await this.client.workflow.start<typeof backfillWorkflow>('backfillWorkflow', {
@@ -217,6 +235,35 @@ export class BackfillClient {
     } finally {
       clearTimeout(timer);
     }
+  }
+
+  /** The running backfills other than `backfillId` that write any of `datasets` (nodes). */
+  datasetWriters(backfillId: string, datasets: readonly string[]): Promise<DatasetWriter[]> {
+    return datasetWriters(this.client, backfillId, datasets, (workflowId, runId) => this.firstInput(workflowId, runId));
+  }
+
+  /** Returns once no other running backfill writes `datasets`; without `wait`, throws `dataset_busy` if one does. */
+  private async datasetsFree(backfillId: string, datasets: readonly string[], wait?: DatasetWait): Promise<void> {
+    const deadline = wait?.timeoutMs === undefined ? Infinity : Date.now() + wait.timeoutMs;
+    for (;;) {
+      const writers = await this.datasetWriters(backfillId, datasets);
+      if (writers.length === 0) return;
+      if (!wait) throw datasetsBusy(backfillId, writers);
+      if (Date.now() >= deadline) throw datasetsBusy(backfillId, writers, wait.timeoutMs);
+      await wait.onWait?.(writers);
+      await new Promise((r) => setTimeout(r, wait.pollMs ?? 2000));
+    }
+  }
+
+  /** The input a workflow run was started with, from the first event of its history only. */
+  private async firstInput(workflowId: string, runId: string): Promise<BackfillInput | undefined> {
+    const response = await this.connection.workflowService.getWorkflowExecutionHistory({
+      namespace: this.namespace,
+      execution: { workflowId, runId },
+      maximumPageSize: 1,
+    });
+    const payload = response.history?.events?.[0]?.workflowExecutionStartedEventAttributes?.input?.payloads?.[0];
+    return payload ? this.client.options.loadedDataConverter.payloadConverter.fromPayload<BackfillInput>(payload) : undefined;
   }
 
   /**

@@ -12,8 +12,13 @@ import { backfillHome } from '../scripts/temporal-cli.ts';
 import { BackfillClient, type Started } from './backfill-client.ts';
 import { describeConnection, resolveConnection, type ConnectionOverrides } from './connection.ts';
 import { EXAMPLE_TRANSFORMS, parseQueues, portOr, startLocal, startWorker, transformModules } from './local.ts';
-import { ProgressView, headline, renderFailures, renderLineage, renderPlan, renderStatus } from './render.ts';
+import { ProgressView, headline, renderChanges, renderFailures, renderLineage, renderPlan, renderStatus } from './render.ts';
 import { openWarehouse } from '../activities/warehouse/index.ts';
+import { skipOf } from '../core/only-changed.ts';
+import type { Plan } from '../core/plan.ts';
+import { codeVersion } from '../workers/worker.ts';
+import { changeSummary, changedPartitions, type ChangeSummary } from './only-changed.ts';
+import type { DatasetWriter } from './dataset-writers.ts';
 import { loadSpecFile } from './spec-file.ts';
 import { runDemo } from './demo.ts';
 
@@ -97,6 +102,46 @@ export async function watch(client: BackfillClient, backfillId: string, json: bo
   }
 }
 
+type OnlyChanged = { onlyChanged?: boolean; warehouse?: string; codeVersion?: string };
+
+const WAREHOUSE_HELP = 'warehouse: a SQLite file or postgres:// URL (default $BACKFILL_WAREHOUSE or .backfill/warehouse.db)';
+const CODE_VERSION_HELP = "the workers' code version (default $BACKFILL_CODE_VERSION, else backfill@<package version>)";
+
+/** `--only-changed`: which partitions of the plan run again, from the warehouse's ledger. */
+async function onlyChanged(plan: Plan, options: OnlyChanged): Promise<{ summary: ChangeSummary; skip: ReturnType<typeof skipOf> }> {
+  const warehouse = openWarehouse(options.warehouse, { inline: true });
+  try {
+    const version = options.codeVersion ?? codeVersion();
+    const changes = await changedPartitions(plan, warehouse, version);
+    return { summary: changeSummary(plan, changes, { warehouse: warehouse.location, codeVersion: version }), skip: skipOf(changes.decisions) };
+  } finally {
+    await warehouse.close();
+  }
+}
+
+/** `--wait-for-datasets [timeout]`: true (as long as it takes) or a duration. */
+function waitTimeout(value: string | true): { timeoutMs?: number } {
+  if (value === true) return {};
+  const timeoutMs = parseDuration(value);
+  if (timeoutMs === undefined) {
+    throw new BackfillError('invalid_argument', `--wait-for-datasets '${value}' is not a duration: write e.g. 30m or 2h, or leave it out to wait as long as it takes`, 'wait-for-datasets');
+  }
+  return { timeoutMs };
+}
+
+/** Tells on stderr which datasets a start waits for, and how far their writers are. */
+function reportWaiting(client: BackfillClient): (writers: DatasetWriter[]) => Promise<void> {
+  return async (writers) => {
+    const lines = await Promise.all(
+      writers.map(async (w) => {
+        const progress = await client.progress(w.backfillId).then((p) => `${p.done}/${p.total} done${p.paused ? ', paused' : ''}`, () => 'progress unknown');
+        return `  ${w.datasets.join(', ')}: written by ${w.backfillId} (${progress})`;
+      }),
+    );
+    process.stderr.write(`waiting for datasets to be free:\n${lines.join('\n')}\n`);
+  };
+}
+
 function waitForSignal(): Promise<void> {
   return new Promise((done) => {
     process.once('SIGINT', done);
@@ -120,11 +165,17 @@ export function buildProgram(): Command {
     .argument('<spec>', 'spec file (.yaml, .json or .ts)')
     .option('--from <date>', 'first partition time (inclusive, UTC)')
     .option('--to <date>', 'end of the range (exclusive, UTC)')
+    .option('--only-changed', 'also count the partitions that would run with --only-changed (reads the warehouse\'s ledger)')
+    .option('--warehouse <path>', WAREHOUSE_HELP)
+    .option('--code-version <version>', CODE_VERSION_HELP)
     .option('--json', 'machine-readable output')
-    .action(async (file: string, options: Json & { from?: string; to?: string }) => {
+    .action(async (file: string, options: Json & OnlyChanged & { from?: string; to?: string }) => {
       const { spec } = await loadSpecFile(file);
-      const summary = planSummary(expandPlan(spec, parseRange(options.from, options.to)));
-      print(options.json, summary, () => renderPlan(summary));
+      const plan = expandPlan(spec, parseRange(options.from, options.to));
+      const summary = planSummary(plan);
+      if (!options.onlyChanged) return print(options.json, summary, () => renderPlan(summary));
+      const changes = (await onlyChanged(plan, options)).summary;
+      print(options.json, { ...summary, onlyChanged: changes }, () => `${renderPlan(summary)}\n${renderChanges(changes)}`);
     });
 
   program
@@ -138,14 +189,20 @@ export function buildProgram(): Command {
     .option('--concurrency <n>', 'backfill-wide limit on partitions running at once', positiveNumber('--concurrency'))
     .option('--rerun', 'run an id again whose earlier backfill has finished')
     .option('--attach', 'when a backfill with this id is already running, attach to it instead of failing')
+    .option('--only-changed', 'run only the partitions whose spec, code or upstream versions changed since their published version, or that were never published')
+    .option('--warehouse <path>', `with --only-changed, the ${WAREHOUSE_HELP}`)
+    .option('--code-version <version>', `with --only-changed, ${CODE_VERSION_HELP}`)
+    .option('--wait-for-datasets [timeout]', 'when running backfills write some of its datasets, wait until they are free (as long as it takes, or up to a duration such as 2h) instead of failing')
     .option('--watch', 'show live progress until it ends')
     .option('--json', 'machine-readable output')
-    .action(async (file: string, options: Json & { id?: string; from?: string; to?: string; rate?: number; concurrency?: number; rerun?: boolean; attach?: boolean; watch?: boolean }, command: Command) => {
+    .action(async (file: string, options: Json & OnlyChanged & { id?: string; from?: string; to?: string; rate?: number; concurrency?: number; rerun?: boolean; attach?: boolean; watch?: boolean; waitForDatasets?: string | true }, command: Command) => {
       const { spec } = await loadSpecFile(file);
       const range = parseRange(options.from, options.to);
       if (options.concurrency !== undefined) concurrencyArgument(String(options.concurrency));
+      const wait = options.waitForDatasets === undefined ? undefined : waitTimeout(options.waitForDatasets);
+      const changes = options.onlyChanged ? await onlyChanged(expandPlan(spec, range), options) : undefined;
       await withClient(command, async (client) => {
-        let started: Started & { attached?: boolean };
+        let started: Started & { attached?: boolean; onlyChanged?: ChangeSummary };
         try {
           started = await client.start(spec, {
             range,
@@ -155,7 +212,10 @@ export function buildProgram(): Command {
               ...(options.rate !== undefined ? { rate: options.rate } : {}),
               ...(options.concurrency !== undefined ? { concurrency: options.concurrency } : {}),
             },
+            ...(changes ? { skip: changes.skip } : {}),
+            ...(wait ? { waitForDatasets: { ...wait, onWait: reportWaiting(client) } } : {}),
           });
+          if (changes) started = { ...started, onlyChanged: changes.summary };
         } catch (error) {
           const running = options.attach && options.id !== undefined && error instanceof BackfillError && error.code === 'already_exists'
             ? await client.describe(options.id).then((d) => (d.status.name === 'RUNNING' ? d : undefined))
@@ -164,7 +224,8 @@ export function buildProgram(): Command {
           started = { backfillId: options.id!, workflowId: running.workflowId, runId: running.runId, uiUrl: client.uiUrl(running.workflowId, running.runId), attached: true };
         }
         const verb = started.attached ? 'attached to' : 'started';
-        print(options.json, started, () => `${verb} ${pc.bold(started.backfillId)}\n  web UI: ${started.uiUrl}\n  watch:  backfill status ${started.backfillId} --watch`);
+        const kept = started.onlyChanged ? `\n  only changed: ${started.onlyChanged.totalToRun} partitions run, ${started.onlyChanged.totalSkipped} keep their published versions` : '';
+        print(options.json, started, () => `${verb} ${pc.bold(started.backfillId)}${kept}\n  web UI: ${started.uiUrl}\n  watch:  backfill status ${started.backfillId} --watch`);
         if (options.watch) {
           const final = await watch(client, started.backfillId, options.json);
           if (!options.json) process.stdout.write(`${[headline(final), ...renderFailures(final)].join('\n')}\n`);
