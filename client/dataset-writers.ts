@@ -13,7 +13,7 @@ import { BACKFILL_ID, BACKFILL_NODE } from '../workflows/definitions.ts';
 export type DatasetWriter = { backfillId: string; datasets: string[] };
 
 /** A visibility query string literal. Backfill ids and node ids are validated (no quotes), this keeps it so. */
-function literal(value: string): string {
+export function visibilityLiteral(value: string): string {
   return `'${value.replaceAll("'", "\\'")}'`;
 }
 
@@ -38,8 +38,8 @@ export async function datasetWriters(
   const writers = new Map<string, Set<string>>();
   const add = (id: string, dataset: string) => (writers.get(id) ?? writers.set(id, new Set()).get(id)!).add(dataset);
 
-  const others = `ExecutionStatus = 'Running' AND BackfillId != ${literal(backfillId)}`;
-  const nodes = await list(client, `BackfillNode IN (${datasets.map(literal).join(', ')}) AND ${others}`);
+  const others = `ExecutionStatus = 'Running' AND BackfillId != ${visibilityLiteral(backfillId)}`;
+  const nodes = await list(client, `BackfillNode IN (${datasets.map(visibilityLiteral).join(', ')}) AND ${others}`);
   for (const execution of nodes) {
     const id = execution.typedSearchAttributes.get(BACKFILL_ID);
     const node = execution.typedSearchAttributes.get(BACKFILL_NODE);
