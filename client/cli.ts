@@ -19,6 +19,8 @@ import type { Plan } from '../core/plan.ts';
 import { codeVersion } from '../workers/worker.ts';
 import { changeSummary, changedPartitions, type ChangeSummary } from './only-changed.ts';
 import type { DatasetWriter } from './dataset-writers.ts';
+import { gatherReport } from './report/gather.ts';
+import { formatOfPath, renderReport, reportFormat } from './report/render.ts';
 import { loadSpecFile } from './spec-file.ts';
 import { runDemo } from './demo.ts';
 
@@ -375,6 +377,34 @@ export function buildProgram(): Command {
           throw new BackfillError('not_found', `no version of ${node} ${partition} in the ledger of ${warehouse.location}: check the node id and the partition key (e.g. 2024-03-01, 2024-W09, 2024-03)`);
         }
         print(options.json, { node, partition, current: versions.find((v) => v.current) ?? null, versions }, () => renderLineage(node, partition, versions));
+      } finally {
+        await warehouse.close();
+      }
+    });
+
+  program
+    .command('report')
+    .description('an audit report of what a backfill did: spec, plan, per-node figures, checks, changes and a timeline picture')
+    .argument('<id>', 'backfill id')
+    .option('--output <file>', "where to write it ('-' for stdout; default report-<id>.<format>)")
+    .option('--format <format>', 'html (one self-contained file), json (the report model) or md (default: from --output, else html)')
+    .option('--warehouse <path>', WAREHOUSE_HELP)
+    .option('--json', 'print where it was written as JSON')
+    .action(async (id: string, options: Json & { output?: string; format?: string; warehouse?: string }, command: Command) => {
+      const format = options.format !== undefined ? reportFormat(options.format) : (formatOfPath(options.output ?? '') ?? 'html');
+      const output = options.output ?? `report-${id}.${format}`;
+      const warehouse = openWarehouse(options.warehouse, { inline: true });
+      try {
+        await withClient(command, async (client) => {
+          const report = await gatherReport(client, warehouse, id);
+          const text = await renderReport(report, format);
+          if (output === '-') return void process.stdout.write(text);
+          const { writeFile } = await import('node:fs/promises');
+          await writeFile(output, text);
+          print(options.json, { backfillId: id, output, format, state: report.backfill.state, partitions: report.totals.partitions, published: report.totals.published }, () =>
+            `wrote the ${format} report of ${id} (${report.backfill.state}, ${report.totals.published.toLocaleString('en-US')} partitions published) to ${output}`,
+          );
+        });
       } finally {
         await warehouse.close();
       }
