@@ -20,7 +20,8 @@ export function when(at: string | null): string {
 export function overview(report: Report): Array<[string, string]> {
   const { backfill, parameters, totals } = report;
   const duration = backfill.endedAt ? formatDuration(Date.parse(backfill.endedAt) - Date.parse(backfill.startedAt)) : 'still running';
-  const range = `${parameters.from ?? 'spec start'} → ${parameters.to ?? 'spec end'}`;
+  const day = (at: string | null, open: string) => (at === null ? open : when(at).replace(/ 00:00:00Z$/, ''));
+  const range = `${day(parameters.from, 'the spec\'s start')} → ${day(parameters.to, 'the spec\'s end')} (end exclusive)`;
   return [
     ['state', `${backfill.state}${backfill.paused ? ' (paused)' : ''}`],
     ['started', when(backfill.startedAt)],

@@ -50,7 +50,7 @@ export function timelineSpec(timeline: Timeline): vega.Spec {
     ],
     axes: [
       { orient: 'bottom', scale: 'time', grid: true, gridOpacity: 0.25, labelOverlap: true, formatType: 'utc', format: timeFormat(timeline.endMs - timeline.startMs), title: 'UTC' },
-      { orient: 'left', scale: 'lane', labelFontSize: 12, labelLimit: 220, ticks: false, domain: false },
+      { orient: 'left', scale: 'lane', labelFontSize: 12, labelLimit: 400, ticks: false, domain: false },
     ],
     legends: [
       { fill: 'legend', orient: 'top', direction: 'horizontal', symbolType: 'square' },

@@ -127,6 +127,7 @@ describe('report as HTML', () => {
       expect(html).toContain(`<h2>${heading}</h2>`);
     }
     expect(html).toContain('class="state-completed_with_failures"');
+    expect(html).toContain('<dt>range</dt><dd>2024-01-01 → the spec&#39;s end (end exclusive)</dd>');
     expect(html).toContain('&lt;script&gt;alert(1)&lt;/script&gt;');
     expect(html).not.toContain('<script>alert');
     expect(html).toContain('orders &lt;and&gt; revenue');
