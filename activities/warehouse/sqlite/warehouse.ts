@@ -433,11 +433,14 @@ export class SqliteWarehouse implements Warehouse {
 
   async ledgerVersions(node: string, versions: readonly VersionRef[]): Promise<LedgerRow[]> {
     if (versions.length === 0) return [];
-    // One statement for any number of versions: the pairs travel as one JSON array.
+    // One statement for any number of versions: the pairs travel as one JSON array, which
+    // drives the join (CROSS JOIN keeps that order), so each pair is one primary-key lookup.
     const rows = this.db
       .prepare(
-        `${LEDGER_SELECT} JOIN json_each(?) j ON l.partition = j.value ->> 0 AND l.version = j.value ->> 1
-         WHERE l.node = ? ORDER BY l.partition, l.version DESC`,
+        `SELECT l.*, (p.version IS NOT NULL) AS current FROM json_each(?) j
+         CROSS JOIN backfill_ledger l ON l.node = ? AND l.partition = j.value ->> 0 AND l.version = j.value ->> 1
+         LEFT JOIN backfill_partitions p ON p.node = l.node AND p.partition = l.partition AND p.version = l.version
+         ORDER BY l.partition, l.version DESC`,
       )
       .all(JSON.stringify(versions), node) as Array<Record<string, unknown>>;
     return rows.map(ledgerRow);
