@@ -16,13 +16,14 @@ import { RangeSet } from '../../core/ranges.ts';
 import { backfillWorkflowId, nodeWorkflowId } from '../../workflows/definitions.ts';
 import type { BackfillClient } from '../backfill-client.ts';
 import { visibilityLiteral } from '../dataset-writers.ts';
-import { pauseToggles, pausedSpans, runInfo, throttleEvents, throttledSpans, type Decode, type RunInfo } from './history.ts';
+import { pauseToggles, pausedSpans, runInfo, throttleEvents, throttledSpans, type Decode, type RunInfo, type ThrottleEvent } from './history.ts';
 import { REPORT_VERSION, type NodeReport, type PlanReport, type Report } from './model.ts';
 import { ledgerFigures, versionKey } from './summarize.ts';
 import { buildTimeline } from './timeline.ts';
 
 type HistoryEvent = temporal.api.history.v1.IHistoryEvent;
-type Run<Input> = RunInfo<Input> & { events: HistoryEvent[] };
+/** A run, and what `runsOf` kept of its history (the events themselves are let go). */
+type Run<Input, Kept> = RunInfo<Input> & { kept: Kept };
 
 export type GatherOptions = {
   /** The clock, for a backfill still running. */
@@ -31,22 +32,45 @@ export type GatherOptions = {
   throttleGapMs?: number;
 };
 
-/** Every run of a workflow id (visibility lists them; the latest run is added should visibility lag), oldest first. */
-async function runsOf<Input>(client: BackfillClient, workflowId: string, decode: Decode, latestRunId?: string): Promise<Array<Run<Input>>> {
-  const runIds = new Set<string>(latestRunId ? [latestRunId] : []);
-  for await (const execution of client.client.workflow.list({ query: `WorkflowId = ${visibilityLiteral(workflowId)}` })) runIds.add(execution.runId);
-  const runs = await Promise.all(
-    [...runIds].map(async (runId) => {
-      const history = await client.client.workflow.getHandle(workflowId, runId).fetchHistory();
-      const events = history.events ?? [];
-      return { ...runInfo<Input>(runId, events, decode), events };
-    }),
-  );
+/** Histories fetched at once, at most. */
+const FETCHES = 8;
+
+/** `work` over `items`, at most `limit` at a time, results in order. */
+async function mapLimit<T, R>(items: readonly T[], limit: number, work: (item: T) => Promise<R>): Promise<R[]> {
+  const results: R[] = new Array(items.length);
+  let next = 0;
+  const worker = async () => {
+    for (let i = next++; i < items.length; i = next++) results[i] = await work(items[i]!);
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return results;
+}
+
+/**
+ * Every run of a workflow id started since `sinceMs` (visibility lists them; the latest run
+ * is added should visibility lag behind), oldest first.
+ */
+async function runsOf<Input, Kept>(
+  client: BackfillClient,
+  workflowId: string,
+  decode: Decode,
+  keep: (events: HistoryEvent[]) => Kept,
+  options: { latestRunId?: string; sinceMs?: number } = {},
+): Promise<Array<Run<Input, Kept>>> {
+  const runIds = new Set<string>(options.latestRunId ? [options.latestRunId] : []);
+  for await (const execution of client.client.workflow.list({ query: `WorkflowId = ${visibilityLiteral(workflowId)}` })) {
+    if (execution.startTime.getTime() >= (options.sinceMs ?? -Infinity)) runIds.add(execution.runId);
+  }
+  const runs = await mapLimit([...runIds], FETCHES, async (runId) => {
+    const history = await client.client.workflow.getHandle(workflowId, runId).fetchHistory();
+    const events = history.events ?? [];
+    return { ...runInfo<Input>(runId, events, decode), kept: keep(events) };
+  });
   return runs.sort((a, b) => a.startMs - b.startMs);
 }
 
 /** The run key a parent run writes versions under: carried over by continue-as-new and resume, else its chain's first run id. */
-const runKeyOf = (run: Run<BackfillInputWithSkip>) => run.input?.carry?.runKey ?? run.firstRunId;
+const runKeyOf = (run: RunInfo<BackfillInputWithSkip>) => run.input?.carry?.runKey ?? run.firstRunId;
 
 function stateOf(progress: Progress | null, status: string): Report['backfill']['state'] {
   if (progress) return progress.state;
@@ -90,17 +114,21 @@ async function replacedVersions(warehouse: Warehouse, rows: readonly LedgerRow[]
   return previous;
 }
 
-/** When each node was throttled, from its node workflow's runs of this backfill run. */
-async function throttleTimes(client: BackfillClient, backfillId: string, runKey: string, plan: Plan, nodes: readonly string[], decode: Decode): Promise<Map<string, number[]>> {
+/** When each node was throttled, from its node workflow's runs of this backfill run (started since `sinceMs`). */
+async function throttleTimes(
+  client: BackfillClient,
+  backfill: { id: string; runKey: string; sinceMs: number },
+  plan: Plan,
+  nodes: readonly string[],
+  decode: Decode,
+): Promise<Map<string, number[]>> {
   const times = new Map<string, number[]>();
-  await Promise.all(
-    nodes.map(async (node) => {
-      const runs = await runsOf<NodeInput>(client, nodeWorkflowId(backfillId, node), decode);
-      const events = runs.filter((run) => run.input?.runKey === runKey).flatMap((run) => throttleEvents(run.events, decode));
-      const partitions = plan.byId.get(node)!.partitions;
-      times.set(node, events.filter((e) => e.index < partitions.size).map((e) => e.atMs));
-    }),
-  );
+  for (const node of nodes) {
+    const runs = await runsOf<NodeInput, ThrottleEvent[]>(client, nodeWorkflowId(backfill.id, node), decode, (events) => throttleEvents(events, decode), { sinceMs: backfill.sinceMs });
+    const events = runs.filter((run) => run.input?.runKey === backfill.runKey).flatMap((run) => run.kept);
+    const partitions = plan.byId.get(node)!.partitions;
+    times.set(node, events.filter((e) => e.index < partitions.size).map((e) => e.atMs));
+  }
   return times;
 }
 
@@ -109,7 +137,7 @@ export async function gatherReport(client: BackfillClient, warehouse: Warehouse,
   const latest = await client.describe(backfillId);
   const decode: Decode = (payload) => client.client.options.loadedDataConverter.payloadConverter.fromPayload(payload);
   const workflowId = backfillWorkflowId(backfillId);
-  const allRuns = await runsOf<BackfillInputWithSkip>(client, workflowId, decode, latest.runId);
+  const allRuns = await runsOf<BackfillInputWithSkip, ReturnType<typeof pauseToggles>>(client, workflowId, decode, pauseToggles, { latestRunId: latest.runId });
   const latestRun = allRuns.find((run) => run.runId === latest.runId)!;
   const runKey = runKeyOf(latestRun);
   // A rerun of the same id is another backfill run (a new run key): the report covers the latest one.
@@ -126,12 +154,12 @@ export async function gatherReport(client: BackfillClient, warehouse: Warehouse,
   const ledger = (await warehouse.ledger({ backfillId })).filter((row) => row.runKey === runKey);
   const previous = await replacedVersions(warehouse, ledger);
   const throttled = progress ? progress.nodes.filter((n) => n.throttles > 0).map((n) => n.id) : plan.nodes.map((n) => n.id);
-  const throttles = await throttleTimes(client, backfillId, runKey, plan, throttled, decode);
+  const first = runs[0]!;
+  const throttles = await throttleTimes(client, { id: backfillId, runKey, sinceMs: first.startMs }, plan, throttled, decode);
 
   const endMs = latestRun.endMs ?? now;
-  const first = runs[0]!;
   const paused = pausedSpans(
-    runs.flatMap((run) => pauseToggles(run.events)),
+    runs.flatMap((run) => run.kept),
     endMs,
     input.carry?.paused ? { atMs: first.startMs } : null,
   );
