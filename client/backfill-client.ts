@@ -46,6 +46,12 @@ export type StartOptions = {
   skip?: Record<string, RangesJSON>;
   /** When running backfills write some of its datasets, wait until they are free instead of failing. */
   waitForDatasets?: DatasetWait;
+  /**
+   * Skip the one-writer-per-dataset check: for a namespace shared by backfills that write to
+   * different warehouses (where one node id names different datasets), and test suites.
+   * Default: $BACKFILL_SHARED_DATASETS (1, true or yes), else false.
+   */
+  sharedDatasets?: boolean;
 };
 
 export type DatasetWait = {
@@ -137,7 +143,8 @@ export class BackfillClient {
     }
     const workflowId = backfillWorkflowId(backfillId);
     this.searchAttributes ??= { listed: await requireSearchAttributes(this.connection, this.namespace) };
-    await this.datasetsFree(backfillId, spec.nodes.map((n) => n.id), options.waitForDatasets);
+    const shared = options.sharedDatasets ?? /^(1|true|yes)$/i.test(process.env.BACKFILL_SHARED_DATASETS ?? '');
+    if (!shared) await this.datasetsFree(backfillId, spec.nodes.map((n) => n.id), options.waitForDatasets);
     if (options.rerun || carry) await this.nodesClosed(backfillId, spec.nodes.map((n) => n.id));
     const input: BackfillInputWithSkip = {
       backfillId,
