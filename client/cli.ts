@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 /** The `backfill` command line. Every command takes --json for machine-readable output. */
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
 import pc from 'picocolors';
@@ -109,6 +110,15 @@ type OnlyChanged = { onlyChanged?: boolean; warehouse?: string; codeVersion?: st
 const WAREHOUSE_HELP = 'warehouse: a SQLite file or postgres:// URL (default $BACKFILL_WAREHOUSE or .backfill/warehouse.db)';
 const CODE_VERSION_HELP = "the workers' code version (default $BACKFILL_CODE_VERSION, else backfill@<package version>)";
 
+/** --warehouse and --code-version serve --only-changed: alone, they would be ignored without a word. */
+function checkOnlyChanged(options: OnlyChanged): void {
+  const given = [options.warehouse !== undefined && '--warehouse', options.codeVersion !== undefined && '--code-version'].filter(Boolean);
+  if (!options.onlyChanged && given.length > 0) {
+    const what = given.length > 1 ? `${given.join(' and ')} only matter` : `${given[0]} only matters`;
+    throw new BackfillError('invalid_argument', `${what} with --only-changed: add --only-changed, or leave ${given.length > 1 ? 'them' : 'it'} out`, 'only-changed');
+  }
+}
+
 /** `--only-changed`: which partitions of the plan run again, from the warehouse's ledger. */
 async function onlyChanged(plan: Plan, options: OnlyChanged): Promise<{ summary: ChangeSummary; skip: ReturnType<typeof skipOf> }> {
   const warehouse = openWarehouse(options.warehouse, { inline: true });
@@ -172,6 +182,7 @@ export function buildProgram(): Command {
     .option('--code-version <version>', CODE_VERSION_HELP)
     .option('--json', 'machine-readable output')
     .action(async (file: string, options: Json & OnlyChanged & { from?: string; to?: string }) => {
+      checkOnlyChanged(options);
       const { spec } = await loadSpecFile(file);
       const plan = expandPlan(spec, parseRange(options.from, options.to));
       const summary = planSummary(plan);
@@ -198,6 +209,7 @@ export function buildProgram(): Command {
     .option('--watch', 'show live progress until it ends')
     .option('--json', 'machine-readable output')
     .action(async (file: string, options: Json & OnlyChanged & { id?: string; from?: string; to?: string; rate?: number; concurrency?: number; rerun?: boolean; attach?: boolean; watch?: boolean; waitForDatasets?: string | true }, command: Command) => {
+      checkOnlyChanged(options);
       const { spec } = await loadSpecFile(file);
       const range = parseRange(options.from, options.to);
       if (options.concurrency !== undefined) concurrencyArgument(String(options.concurrency));
@@ -399,7 +411,6 @@ export function buildProgram(): Command {
           const report = await gatherReport(client, warehouse, id);
           const text = await renderReport(report, format);
           if (output === '-') return void process.stdout.write(text);
-          const { writeFile } = await import('node:fs/promises');
           await writeFile(output, text);
           print(options.json, { backfillId: id, output, format, state: report.backfill.state, partitions: report.totals.partitions, published: report.totals.published }, () =>
             `wrote the ${format} report of ${id} (${report.backfill.state}, ${report.totals.published.toLocaleString('en-US')} partitions published) to ${output}`,
