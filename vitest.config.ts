@@ -16,6 +16,9 @@ export default defineConfig({
           include: ['test/integration/**/*.test.ts'],
           sequence: { groupOrder: 1 },
           globalSetup: ['test/integration/global-setup.ts'],
+          // Test files run backfills at once on one namespace, each on its own warehouse, with
+          // the same node ids: one writer per dataset is tested where it is asked for (datasets.test.ts).
+          env: { BACKFILL_SHARED_DATASETS: '1' },
           testTimeout: 180_000,
           hookTimeout: 180_000,
           // Each file starts its own workers against the shared dev server; two at a time fit 2 cores.

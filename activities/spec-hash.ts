@@ -5,6 +5,7 @@
  * definition gives the same hash however it was written.
  */
 import { createHash } from 'node:crypto';
+import { canonicalJson } from '../core/canonical.ts';
 import { CheckSchema, type CheckInput } from '../core/spec.ts';
 
 export type HashedDefinition = {
@@ -13,22 +14,6 @@ export type HashedDefinition = {
   params: Record<string, unknown>;
   checks: readonly CheckInput[];
 };
-
-function canonical(value: unknown): unknown {
-  if (Array.isArray(value)) return value.map(canonical);
-  if (value instanceof Date) return value.toISOString();
-  if (typeof value === 'bigint') return `${value}n`;
-  if (value !== null && typeof value === 'object') {
-    const entries = Object.entries(value as Record<string, unknown>).filter(([, v]) => v !== undefined);
-    return Object.fromEntries(entries.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([k, v]) => [k, canonical(v)]));
-  }
-  return value;
-}
-
-/** JSON with object keys in sorted order: equal values give equal text. */
-export function canonicalJson(value: unknown): string {
-  return JSON.stringify(canonical(value));
-}
 
 export function specHash(node: HashedDefinition): string {
   const definition = {

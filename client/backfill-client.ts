@@ -20,6 +20,7 @@ import { RangeSet } from '../core/ranges.ts';
 import { rollbackWorkflowId, type RollbackInput, type RollbackSummary, type RollbackTuning } from '../core/rollback.ts';
 import { changedNodes } from '../core/spec-changes.ts';
 import { CORE_GENERATION, DEFAULT_TASK_QUEUE, type BackfillCarry, type BackfillInput, type BackfillResult, type Limits, type Progress, type Tuning } from '../core/protocol.ts';
+import type { RangesJSON } from '../core/ranges.ts';
 import type { PartitionRange, ResolvedSpec } from '../core/spec.ts';
 import {
   BACKFILL_ID,
@@ -38,6 +39,7 @@ import {
 import type { backfillWorkflow } from '../workflows/backfill.ts';
 import type { rollbackWorkflow } from '../workflows/rollback.ts';
 import { openConnection, resolveConnection, type ConnectionOverrides, type ConnectionSettings } from './connection.ts';
+import { datasetWriters, datasetsBusy, type DatasetWriter } from './dataset-writers.ts';
 import { registerSearchAttributes, rejectedAttribute, requireSearchAttributes, unregisteredAttribute, type SetupResult } from './search-attributes.ts';
 import { pollersOf, queueState, waitingNodes, type QueueState, type Waiting } from './waiting.ts';
 import { startTracing, tracingRequested, type Tracing } from '../workers/tracing.ts';
@@ -53,6 +55,25 @@ export type StartOptions = {
   /** Run again an id whose earlier backfill has finished. */
   rerun?: boolean;
   taskQueue?: string;
+  /** Partition index ranges, by node, whose published versions stand: counted as done, never run (`--only-changed`). */
+  skip?: Record<string, RangesJSON>;
+  /** When running backfills write some of its datasets, wait until they are free instead of failing. */
+  waitForDatasets?: DatasetWait;
+  /**
+   * Skip the one-writer-per-dataset check: for a namespace shared by backfills that write to
+   * different warehouses (where one node id names different datasets), and test suites.
+   * Default: $BACKFILL_SHARED_DATASETS (1, true or yes), else false.
+   */
+  sharedDatasets?: boolean;
+};
+
+export type DatasetWait = {
+  /** Give up after this long (default: wait as long as it takes). */
+  timeoutMs?: number;
+  /** How often to look again (default 2 s). */
+  pollMs?: number;
+  /** Called each time it looks and the datasets are still written by others. */
+  onWait?: (writers: DatasetWriter[]) => void | Promise<void>;
 };
 
 export type Started = { backfillId: string; workflowId: string; runId: string; uiUrl: string };
@@ -172,6 +193,8 @@ export class BackfillClient {
     }
     const workflowId = backfillWorkflowId(backfillId);
     this.searchAttributes ??= { listed: await requireSearchAttributes(this.connection, this.namespace) };
+    const shared = options.sharedDatasets ?? /^(1|true|yes)$/i.test(process.env.BACKFILL_SHARED_DATASETS ?? '');
+    if (!shared) await this.datasetsFree(backfillId, spec.nodes.map((n) => n.id), options.waitForDatasets);
     if (options.rerun || carry) {
       // A running backfill keeps its node workflows (starting it again fails below, naming --attach).
       const parentRunning = await this.describe(backfillId).then((d) => d.status.name === 'RUNNING', () => false);
@@ -186,6 +209,7 @@ export class BackfillClient {
       ...(options.limits ? { limits: options.limits } : {}),
       ...(options.tuning ? { tuning: options.tuning } : {}),
       ...(carry ? { carry } : {}),
+      ...(options.skip && Object.keys(options.skip).length > 0 ? { skip: options.skip } : {}),
     };
     try {
       const handle = await this.client.workflow.start<typeof backfillWorkflow>('backfillWorkflow', {
@@ -293,7 +317,7 @@ export class BackfillClient {
     const known = this.nodeQueues.get(runId);
     if (known) return known;
     // A history this reader may not see leaves the check out rather than failing `status`.
-    const input = await this.startInput(backfillId, runId).catch(() => undefined);
+    const input = await this.firstInput(backfillWorkflowId(backfillId), runId).catch(() => undefined);
     const queues = new Map((input?.spec.nodes ?? []).map((n) => [n.id, n.taskQueue]));
     if (input) this.nodeQueues.set(runId, queues);
     return queues;
@@ -333,6 +357,35 @@ export class BackfillClient {
     } finally {
       clearTimeout(timer);
     }
+  }
+
+  /** The running backfills other than `backfillId` that write any of `datasets` (nodes). */
+  datasetWriters(backfillId: string, datasets: readonly string[]): Promise<DatasetWriter[]> {
+    return datasetWriters(this.client, backfillId, datasets, (workflowId, runId) => this.firstInput(workflowId, runId));
+  }
+
+  /** Returns once no other running backfill writes `datasets`; without `wait`, throws `dataset_busy` if one does. */
+  private async datasetsFree(backfillId: string, datasets: readonly string[], wait?: DatasetWait): Promise<void> {
+    const deadline = wait?.timeoutMs === undefined ? Infinity : Date.now() + wait.timeoutMs;
+    for (;;) {
+      const writers = await this.datasetWriters(backfillId, datasets);
+      if (writers.length === 0) return;
+      if (!wait) throw datasetsBusy(backfillId, writers);
+      if (Date.now() >= deadline) throw datasetsBusy(backfillId, writers, wait.timeoutMs);
+      await wait.onWait?.(writers);
+      await new Promise((r) => setTimeout(r, wait.pollMs ?? 2000));
+    }
+  }
+
+  /** The input a workflow run was started with, from the first event of its history only. */
+  private async firstInput(workflowId: string, runId: string): Promise<BackfillInput | undefined> {
+    const response = await this.connection.workflowService.getWorkflowExecutionHistory({
+      namespace: this.namespace,
+      execution: { workflowId, runId },
+      maximumPageSize: 1,
+    });
+    const payload = response.history?.events?.[0]?.workflowExecutionStartedEventAttributes?.input?.payloads?.[0];
+    return payload ? this.client.options.loadedDataConverter.payloadConverter.fromPayload<BackfillInput>(payload) : undefined;
   }
 
   /**
@@ -491,23 +544,10 @@ export class BackfillClient {
     return { retried: failed, changed, resumed: started };
   }
 
-
   /** The input of the backfill's latest run: after continue-as-new or a fix, its spec is the current one. */
   async inputOf(backfillId: string): Promise<BackfillInput | undefined> {
     const description = await this.describe(backfillId);
-    return this.startInput(backfillId, description.runId);
-  }
-
-  /** A run's input, from the first event of its history (one event, not the whole history). */
-  private async startInput(backfillId: string, runId: string): Promise<BackfillInput | undefined> {
-    const response = await this.connection.workflowService.getWorkflowExecutionHistory({
-      namespace: this.namespace,
-      execution: { workflowId: backfillWorkflowId(backfillId), runId },
-      maximumPageSize: 1,
-    });
-    const payload = response.history?.events?.[0]?.workflowExecutionStartedEventAttributes?.input?.payloads?.[0];
-    if (!payload) return undefined;
-    return this.client.options.loadedDataConverter.payloadConverter.fromPayload<BackfillInput>(payload);
+    return this.firstInput(backfillWorkflowId(backfillId), description.runId);
   }
 
   /**

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 /** The `backfill` command line. Every command takes --json for machine-readable output. */
 import { isIP } from 'node:net';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
 import pc from 'picocolors';
@@ -14,9 +15,16 @@ import { backfillHome } from '../scripts/temporal-cli.ts';
 import { BackfillClient, type Started, type Status } from './backfill-client.ts';
 import { describeConnection, resolveConnection, type ConnectionOverrides } from './connection.ts';
 import { EXAMPLE_TRANSFORMS, parseQueues, portOr, startLocal, startWorker, transformModules } from './local.ts';
-import { ProgressView, headline, renderFailures, renderLineage, renderPlan, renderStatus } from './render.ts';
+import { ProgressView, headline, renderChanges, renderFailures, renderLineage, renderPlan, renderStatus } from './render.ts';
 import { renderRestores, renderRollback } from './render-rollback.ts';
 import { openWarehouse } from '../activities/warehouse/index.ts';
+import { skipOf } from '../core/only-changed.ts';
+import type { Plan } from '../core/plan.ts';
+import { codeVersion } from '../workers/worker.ts';
+import { changeSummary, changedPartitions, type ChangeSummary } from './only-changed.ts';
+import type { DatasetWriter } from './dataset-writers.ts';
+import { gatherReport } from './report/gather.ts';
+import { formatOfPath, renderReport, reportFormat } from './report/render.ts';
 import { loadSpecFile } from './spec-file.ts';
 import { runDemo } from './demo.ts';
 import { announce, logSettings } from '../workers/logging.ts';
@@ -126,6 +134,55 @@ function announceMetrics(telemetry: TelemetrySettings): void {
 const METRICS_PORT_HELP = 'serve Prometheus metrics (the SDK\'s and backfill_*) on this port, at /metrics';
 const LOG_FORMAT_HELP = "log lines as 'text' (default) or 'json' (one object per line, INFO and up unless $BACKFILL_LOG_LEVEL says otherwise; default $BACKFILL_LOG_FORMAT)";
 
+type OnlyChanged = { onlyChanged?: boolean; warehouse?: string; codeVersion?: string };
+
+const WAREHOUSE_HELP = 'warehouse: a SQLite file or postgres:// URL (default $BACKFILL_WAREHOUSE or .backfill/warehouse.db)';
+const CODE_VERSION_HELP = "the workers' code version (default $BACKFILL_CODE_VERSION, else backfill@<package version>)";
+
+/** --warehouse and --code-version serve --only-changed: alone, they would be ignored without a word. */
+function checkOnlyChanged(options: OnlyChanged): void {
+  const given = [options.warehouse !== undefined && '--warehouse', options.codeVersion !== undefined && '--code-version'].filter(Boolean);
+  if (!options.onlyChanged && given.length > 0) {
+    const what = given.length > 1 ? `${given.join(' and ')} only matter` : `${given[0]} only matters`;
+    throw new BackfillError('invalid_argument', `${what} with --only-changed: add --only-changed, or leave ${given.length > 1 ? 'them' : 'it'} out`, 'only-changed');
+  }
+}
+
+/** `--only-changed`: which partitions of the plan run again, from the warehouse's ledger. */
+async function onlyChanged(plan: Plan, options: OnlyChanged): Promise<{ summary: ChangeSummary; skip: ReturnType<typeof skipOf> }> {
+  const warehouse = openWarehouse(options.warehouse, { inline: true });
+  try {
+    const version = options.codeVersion ?? codeVersion();
+    const changes = await changedPartitions(plan, warehouse, version);
+    return { summary: changeSummary(plan, changes, { warehouse: warehouse.location, codeVersion: version }), skip: skipOf(changes.decisions) };
+  } finally {
+    await warehouse.close();
+  }
+}
+
+/** `--wait-for-datasets [timeout]`: true (as long as it takes) or a duration. */
+function waitTimeout(value: string | true): { timeoutMs?: number } {
+  if (value === true) return {};
+  const timeoutMs = parseDuration(value);
+  if (timeoutMs === undefined) {
+    throw new BackfillError('invalid_argument', `--wait-for-datasets '${value}' is not a duration: write e.g. 30m or 2h, or leave it out to wait as long as it takes`, 'wait-for-datasets');
+  }
+  return { timeoutMs };
+}
+
+/** Tells on stderr which datasets a start waits for, and how far their writers are. */
+function reportWaiting(client: BackfillClient): (writers: DatasetWriter[]) => Promise<void> {
+  return async (writers) => {
+    const lines = await Promise.all(
+      writers.map(async (w) => {
+        const progress = await client.progress(w.backfillId).then((p) => `${p.done}/${p.total} done${p.paused ? ', paused' : ''}`, () => 'progress unknown');
+        return `  ${w.datasets.join(', ')}: written by ${w.backfillId} (${progress})`;
+      }),
+    );
+    process.stderr.write(`waiting for datasets to be free:\n${lines.join('\n')}\n`);
+  };
+}
+
 function waitForSignal(): Promise<void> {
   return new Promise((done) => {
     process.once('SIGINT', done);
@@ -149,11 +206,18 @@ export function buildProgram(): Command {
     .argument('<spec>', 'spec file (.yaml, .json or .ts)')
     .option('--from <date>', 'first partition time (inclusive, UTC)')
     .option('--to <date>', 'end of the range (exclusive, UTC)')
+    .option('--only-changed', 'also count the partitions that would run with --only-changed (reads the warehouse\'s ledger)')
+    .option('--warehouse <path>', WAREHOUSE_HELP)
+    .option('--code-version <version>', CODE_VERSION_HELP)
     .option('--json', 'machine-readable output')
-    .action(async (file: string, options: Json & { from?: string; to?: string }) => {
+    .action(async (file: string, options: Json & OnlyChanged & { from?: string; to?: string }) => {
+      checkOnlyChanged(options);
       const { spec } = await loadSpecFile(file);
-      const summary = planSummary(expandPlan(spec, parseRange(options.from, options.to)));
-      print(options.json, summary, () => renderPlan(summary));
+      const plan = expandPlan(spec, parseRange(options.from, options.to));
+      const summary = planSummary(plan);
+      if (!options.onlyChanged) return print(options.json, summary, () => renderPlan(summary));
+      const changes = (await onlyChanged(plan, options)).summary;
+      print(options.json, { ...summary, onlyChanged: changes }, () => `${renderPlan(summary)}\n${renderChanges(changes)}`);
     });
 
   program
@@ -167,13 +231,20 @@ export function buildProgram(): Command {
     .option('--concurrency <n>', 'backfill-wide limit on partitions running at once', (v: string) => parseConcurrency(v))
     .option('--rerun', 'run an id again whose earlier backfill has finished')
     .option('--attach', 'when a backfill with this id is already running, attach to it instead of failing')
+    .option('--only-changed', 'run only the partitions whose spec, code or upstream versions changed since their published version, or that were never published')
+    .option('--warehouse <path>', `with --only-changed, the ${WAREHOUSE_HELP}`)
+    .option('--code-version <version>', `with --only-changed, ${CODE_VERSION_HELP}`)
+    .option('--wait-for-datasets [timeout]', 'when running backfills write some of its datasets, wait until they are free (as long as it takes, or up to a duration such as 2h) instead of failing')
     .option('--watch', 'show live progress until it ends')
     .option('--json', 'machine-readable output')
-    .action(async (file: string, options: Json & { id?: string; from?: string; to?: string; rate?: number | null; concurrency?: number | null; rerun?: boolean; attach?: boolean; watch?: boolean }, command: Command) => {
+    .action(async (file: string, options: Json & OnlyChanged & { id?: string; from?: string; to?: string; rate?: number | null; concurrency?: number | null; rerun?: boolean; attach?: boolean; watch?: boolean; waitForDatasets?: string | true }, command: Command) => {
+      checkOnlyChanged(options);
       const { spec } = await loadSpecFile(file);
       const range = parseRange(options.from, options.to);
+      const wait = options.waitForDatasets === undefined ? undefined : waitTimeout(options.waitForDatasets);
+      const changes = options.onlyChanged ? await onlyChanged(expandPlan(spec, range), options) : undefined;
       await withClient(command, async (client) => {
-        let started: Started & { attached?: boolean };
+        let started: Started & { attached?: boolean; onlyChanged?: ChangeSummary };
         try {
           started = await client.start(spec, {
             range,
@@ -183,7 +254,10 @@ export function buildProgram(): Command {
               ...(options.rate !== undefined ? { rate: options.rate } : {}),
               ...(options.concurrency !== undefined ? { concurrency: options.concurrency } : {}),
             },
+            ...(changes ? { skip: changes.skip } : {}),
+            ...(wait ? { waitForDatasets: { ...wait, onWait: reportWaiting(client) } } : {}),
           });
+          if (changes) started = { ...started, onlyChanged: changes.summary };
         } catch (error) {
           const running = options.attach && options.id !== undefined && error instanceof BackfillError && error.code === 'already_exists'
             ? await client.describe(options.id).then((d) => (d.status.name === 'RUNNING' ? d : undefined))
@@ -192,7 +266,8 @@ export function buildProgram(): Command {
           started = { backfillId: options.id!, workflowId: running.workflowId, runId: running.runId, uiUrl: client.uiUrl(running.workflowId, running.runId), attached: true };
         }
         const verb = started.attached ? 'attached to' : 'started';
-        print(options.json, started, () => `${verb} ${pc.bold(started.backfillId)}\n  web UI: ${started.uiUrl}\n  watch:  backfill status ${started.backfillId} --watch`);
+        const kept = started.onlyChanged ? `\n  only changed: ${started.onlyChanged.totalToRun} partitions run, ${started.onlyChanged.totalSkipped} keep their published versions` : '';
+        print(options.json, started, () => `${verb} ${pc.bold(started.backfillId)}${kept}\n  web UI: ${started.uiUrl}\n  watch:  backfill status ${started.backfillId} --watch`);
         if (options.watch) {
           const final = await watch(client, started.backfillId, options.json);
           if (!options.json) process.stdout.write(`${[headline(final), ...renderFailures(final)].join('\n')}\n`);
@@ -383,6 +458,33 @@ export function buildProgram(): Command {
         print(options.json, summary, () => renderRollback(summary));
         if (summary.leftAlone > 0 && !summary.force) process.exitCode = EXIT.failures;
       });
+    });
+
+  program
+    .command('report')
+    .description('an audit report of what a backfill did: spec, plan, per-node figures, checks, changes and a timeline picture')
+    .argument('<id>', 'backfill id')
+    .option('--output <file>', "where to write it ('-' for stdout; default report-<id>.<format>)")
+    .option('--format <format>', 'html (one self-contained file), json (the report model) or md (default: from --output, else html)')
+    .option('--warehouse <path>', WAREHOUSE_HELP)
+    .option('--json', 'print where it was written as JSON')
+    .action(async (id: string, options: Json & { output?: string; format?: string; warehouse?: string }, command: Command) => {
+      const format = options.format !== undefined ? reportFormat(options.format) : (formatOfPath(options.output ?? '') ?? 'html');
+      const output = options.output ?? `report-${id}.${format}`;
+      const warehouse = openWarehouse(options.warehouse, { inline: true });
+      try {
+        await withClient(command, async (client) => {
+          const report = await gatherReport(client, warehouse, id);
+          const text = await renderReport(report, format);
+          if (output === '-') return void process.stdout.write(text);
+          await writeFile(output, text);
+          print(options.json, { backfillId: id, output, format, state: report.backfill.state, partitions: report.totals.partitions, published: report.totals.published }, () =>
+            `wrote the ${format} report of ${id} (${report.backfill.state}, ${report.totals.published.toLocaleString('en-US')} partitions published) to ${output}`,
+          );
+        });
+      } finally {
+        await warehouse.close();
+      }
     });
 
   program

@@ -5,6 +5,8 @@ import pc from 'picocolors';
 import { formatDuration } from '../core/duration.ts';
 import { describeMapping } from '../core/mapping.ts';
 import type { PlanSummary } from '../core/plan.ts';
+import { RECOMPUTE_REASONS } from '../core/only-changed.ts';
+import type { ChangeSummary } from './only-changed.ts';
 import type { NodeProgress, Progress } from '../core/protocol.ts';
 import type { LedgerRow } from '../activities/warehouse/types.ts';
 import type { Waiting } from './waiting.ts';
@@ -33,6 +35,28 @@ export function renderPlan(plan: PlanSummary): string {
     `${pc.bold(plan.name)}: ${number(plan.totalPartitions)} partitions in ${plan.nodes.length} nodes`,
     table.toString(),
     `critical path: ${number(plan.criticalPathLength)} partitions · max width: ${number(plan.maxWidth)} partitions at once`,
+  ].join('\n');
+}
+
+const REASON_WORDS: Record<(typeof RECOMPUTE_REASONS)[number], string> = {
+  unpublished: 'never published',
+  spec: 'spec changed',
+  code: 'code changed',
+  inputs: 'upstream versions changed',
+  upstream: 'upstream runs again',
+};
+
+/** `--only-changed`: how many partitions of each node run, and why. */
+export function renderChanges(changes: ChangeSummary): string {
+  const table = new Table({ head: ['node', 'partitions', 'run', 'keep', 'why they run'], style: tableStyle() });
+  for (const node of changes.nodes) {
+    const why = RECOMPUTE_REASONS.filter((r) => node.reasons[r] > 0).map((r) => `${number(node.reasons[r])} ${REASON_WORDS[r]}`);
+    table.push([node.id, number(node.partitions), number(node.toRun), number(node.skip), why.join('\n') || '–']);
+  }
+  return [
+    `only changed (against ${changes.warehouse}, code version ${changes.codeVersion}): ${number(changes.totalToRun)} partitions run, ${number(changes.totalSkipped)} keep their published versions`,
+    table.toString(),
+    `compared: ${changes.compared}${changes.compared.includes('sql') ? '' : ' (this ledger does not record the SQL or checks: after changing only those, start without --only-changed)'}`,
   ].join('\n');
 }
 

@@ -13,7 +13,8 @@ import { TokenBucket } from './pacing.ts';
 import type { Plan, PlanNode } from './plan.ts';
 import { progressOf } from './progress.ts';
 import type { BackfillCarry, BackfillState, FailureGroup, NodeControl, NodeOverrides, NodeReport, NodeSettings, NodeStats, Progress } from './protocol.ts';
-import { RangeSet } from './ranges.ts';
+import { initialRelease } from './only-changed.ts';
+import { RangeSet, type RangesJSON } from './ranges.ts';
 import { Readiness } from './readiness.ts';
 import type { ResolvedNode } from './spec.ts';
 
@@ -73,9 +74,9 @@ export class BackfillCoordinator {
 
   // ---- readiness ----
 
-  /** Partitions ready at the start of a fresh run (nothing upstream pending), by node. */
-  releaseInitial(): void {
-    this.release(this.readiness.releaseAll());
+  /** Partitions ready at the start of a fresh run (nothing upstream pending); `skip` (from --only-changed) counts as done first. */
+  releaseInitial(skip: Record<string, RangesJSON> = {}): void {
+    this.release(initialRelease(this.plan, this.readiness, skip));
     this.settingsStale = true;
   }
 

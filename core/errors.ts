@@ -9,6 +9,7 @@ export type ErrorCode =
   | 'invalid_argument'
   | 'not_found'
   | 'already_exists'
+  | 'dataset_busy'
   | 'not_running'
   | 'still_running'
   | 'server_unavailable'

@@ -147,7 +147,7 @@ export function upstreamOf(plan: Plan, nodeId: string, index: number): Array<{ n
 }
 
 /** Range-maximum queries in O(1) after an O(n log n) sparse table. */
-class RangeMax {
+export class RangeMax {
   private readonly levels: Int32Array[];
 
   constructor(values: Int32Array) {

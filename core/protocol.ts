@@ -36,6 +36,8 @@ export type BackfillInput = {
   tuning?: Partial<Tuning>;
   /** State carried over by continue-as-new, or from an earlier run being resumed. */
   carry?: BackfillCarry;
+  /** Partition index ranges, by node, whose published versions stand (`--only-changed`): done from the start. */
+  skip?: Record<string, RangesJSON>;
 };
 
 export type Tuning = {

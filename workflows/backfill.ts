@@ -250,7 +250,8 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
   try {
     showStatus(coordinator.isPaused ? 'paused' : 'running');
     if (!carry?.childrenRunning) {
-      coordinator.releaseInitial();
+      // Partitions that --only-changed keeps count as done before anything is released.
+      coordinator.releaseInitial(input.skip);
       coordinator.refreshSettings();
       await Promise.all(plan.nodes.map((node) => startNode(node, coordinator.takeInitial(node.id))));
     }

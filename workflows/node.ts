@@ -42,6 +42,7 @@ import {
   type RunPartitionsResult,
 } from '../core/protocol.ts';
 import { nodeCurrentDetails, nodeSummary } from '../core/details.ts';
+import { partitionInputs } from '../core/inputs.ts';
 import { NODE_GAUGES } from '../core/metrics.ts';
 import { RangeSet } from '../core/ranges.ts';
 import { NodeScheduler, type Batch, type BatchOutcome } from '../core/scheduler.ts';
@@ -73,16 +74,7 @@ function taskFor(plan: PlanNode, index: number, throttled: number, recheck: bool
     ...(recheck ? { recheck: true } : {}),
     throttled,
     window: windowStrings(plan.partitions.window(index)),
-    inputs: plan.upstream
-      .filter((edge) => edge.hi[index]! > edge.lo[index]!)
-      .map((edge) => {
-        const lo = edge.lo[index]!;
-        const hi = edge.hi[index]!;
-        const range = { node: edge.node, from: edge.source.key(lo), to: edge.source.key(hi - 1) };
-        if (edge.source.grain !== 'static') return range;
-        // Static keys do not sort by meaning: name them, or say "every partition" for mapping all.
-        return lo === 0 && hi === edge.source.size ? { ...range, all: true } : { ...range, keys: edge.source.keys(lo, hi) };
-      }),
+    inputs: partitionInputs(plan, index),
   };
 }
 

@@ -169,6 +169,8 @@ export type RollbackRecord = {
 };
 
 export type RollbackFilter = { rollbackId?: string; backfillId?: string; node?: string; partition?: string };
+/** One version of one partition of a node. */
+export type VersionRef = readonly [partition: string, version: number];
 
 export interface Warehouse {
   readonly kind: 'sqlite' | 'postgres';
@@ -206,6 +208,10 @@ export interface Warehouse {
   restore(request: RestoreRequest): Promise<RestoreOutcome>;
   /** The rollback audit, ordered by time, node and partition. */
   rollbacks(filter: RollbackFilter): Promise<RollbackRecord[]>;
+  /** The ledger row of the published version of every partition of `node`, ordered by partition. */
+  publishedRows(node: string): Promise<LedgerRow[]>;
+  /** The ledger rows of these versions of `node`'s partitions (those that exist), ordered by partition. */
+  ledgerVersions(node: string, versions: readonly VersionRef[]): Promise<LedgerRow[]>;
   close(): Promise<void>;
 }
 

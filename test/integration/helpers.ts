@@ -1,6 +1,6 @@
 /** Helpers for integration tests: real workers on the shared dev server, conditions with timeouts. */
 import { randomUUID } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { inject } from 'vitest';
 import { NativeConnection } from '@temporalio/worker';
@@ -112,3 +112,40 @@ export function workerProcess(options: WorkerProcessOptions): WorkerProcess {
 export function startRate(rows: ReadonlyArray<{ startedAt: string }>, from: number, to: number): number {
   return rows.filter((r) => Date.parse(r.startedAt) >= from && Date.parse(r.startedAt) < to).length / ((to - from) / 1000);
 }
+
+const BIN = join(ROOT, 'bin/backfill.js');
+
+export type CliResult<T> = { code: number; stdout: string; stderr: string; json: T | undefined };
+
+/** Runs the `backfill` command line as a user does, against the shared dev server; `json` is stdout parsed when it is JSON. */
+export async function runCli<T = unknown>(
+  args: string[],
+  env: Record<string, string> = {},
+  options: { timeoutMs?: number; onStderr?: (text: string) => void } = {},
+): Promise<CliResult<T>> {
+  const { execFile } = await import('node:child_process');
+  return new Promise((resolve) => {
+    const child = execFile('node', [BIN, ...args], { env: { ...process.env, TEMPORAL_ADDRESS: address(), NO_COLOR: '1', ...env }, timeout: options.timeoutMs ?? 180_000 }, (error, stdout, stderr) => {
+      let json: T | undefined;
+      try {
+        json = JSON.parse(stdout) as T;
+      } catch {
+        json = undefined;
+      }
+      resolve({ code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, stdout, stderr, json });
+    });
+    if (options.onStderr) child.stderr?.on('data', (chunk: Buffer | string) => options.onStderr!(String(chunk)));
+  });
+}
+
+/** The shop example as a spec file of its own: its transforms module by absolute path, every node on `queue`. */
+export function exampleSpec(dir: string, queue: string, edit: (yaml: string) => string = (y) => y): string {
+  const path = join(dir, `shop-${randomUUID().slice(0, 8)}.yaml`);
+  const yaml = readFileSync(join(ROOT, 'examples/shop/backfill.yaml'), 'utf8')
+    .replace('transforms: [./transforms.ts]', `transforms: [${join(ROOT, 'examples/shop/transforms.ts')}]`)
+    .replace('defaults:\n', `defaults:\n  taskQueue: ${queue}\n`);
+  writeFileSync(path, edit(yaml));
+  return path;
+}
+
+export const EXAMPLE_TRANSFORMS = join(ROOT, 'examples/shop/transforms.ts');

@@ -11,7 +11,7 @@ import { promisify } from 'node:util';
 import Database from 'better-sqlite3';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { canonicalJson } from '../../activities/spec-hash.ts';
+import { canonicalJson } from '../../core/canonical.ts';
 import { openWarehouse } from '../../activities/warehouse/index.ts';
 import { quoteIdent, versionsTable } from '../../activities/warehouse/sql.ts';
 import type { Warehouse } from '../../activities/warehouse/types.ts';

@@ -33,6 +33,8 @@ describe('ThreadedWarehouse', () => {
       expect(await warehouse.publish(write('2024-01-01', [{ a: 1 }, { a: 2 }]))).toMatchObject({ version: 1, rowCount: 2 });
       expect(await warehouse.query('SELECT a FROM events ORDER BY a')).toEqual([{ a: 1 }, { a: 2 }]);
       expect((await warehouse.ledger({ node: 'events' }))[0]).toMatchObject({ partition: '2024-01-01', status: 'published', current: true });
+      expect((await warehouse.publishedRows('events')).map((r) => r.partition)).toEqual(['2024-01-01']);
+      expect((await warehouse.ledgerVersions('events', [['2024-01-01', 1]])).map((r) => r.version)).toEqual([1]);
       const failed = await warehouse.publish(write('2024-01-02', [{ a: null }], [{ type: 'not_null', columns: ['a'] }])).catch((e: unknown) => e);
       expect(failed).toBeInstanceOf(CheckFailedError);
       expect((failed as Error).message).toMatch(/1 rows have a NULL/);

@@ -135,6 +135,35 @@ export function warehouseSuite(kind: Warehouse['kind'], open: WarehouseFactory):
       expect((await wh.ledger({ node: 'orders', partition: '2024-01-02' })).length).toBe(1);
     });
 
+    it('reads the published row of every partition of a node, and given versions, in batches', async () => {
+      await wh.publish(write('orders', '2024-01-01', { rows: [{ order_id: 1 }] }));
+      await wh.publish(write('orders', '2024-01-02', { rows: [{ order_id: 2 }] }));
+      await wh.publish(write('orders', '2024-01-01', { runKey: 'run-2', rows: [{ order_id: 3 }], params: { n: 2 } }));
+      await wh.publish(write('orders', '2024-01-03', { rows: [{ order_id: 4 }], checks: [{ type: 'row_count', min: 5 }] })).catch(() => undefined);
+      await wh.publish(write('customers', '2024-01-01', { rows: [{ id: 1 }] }));
+      const published = await wh.publishedRows('orders');
+      expect(published.map((r) => [r.partition, r.version, r.current, r.params])).toEqual([
+        ['2024-01-01', 2, true, { n: 2 }],
+        ['2024-01-02', 1, true, {}],
+      ]);
+      expect(await wh.publishedRows('nothing')).toEqual([]);
+
+      const versions = await wh.ledgerVersions('orders', [
+        ['2024-01-01', 1],
+        ['2024-01-02', 1],
+        ['2024-01-03', 1],
+        ['2024-01-09', 1],
+      ]);
+      expect(versions.map((r) => [r.partition, r.version, r.status, r.current])).toEqual([
+        ['2024-01-01', 1, 'published', false],
+        ['2024-01-02', 1, 'published', true],
+        ['2024-01-03', 1, 'failed_check', false],
+      ]);
+      expect(await wh.ledgerVersions('orders', [])).toEqual([]);
+      const many = Array.from({ length: 5000 }, (_, i): [string, number] => [`k${i}`, 1]);
+      expect(await wh.ledgerVersions('orders', [...many, ['2024-01-02', 1]])).toHaveLength(1);
+    });
+
     it('a retry of a run that already published returns that version and writes nothing', async () => {
       const first = await wh.publish(write('orders', '2024-01-01', { rows: ORDERS }));
       const again = await wh.publish(write('orders', '2024-01-01', { rows: [{ order_id: 99 }], attempt: 2 }));

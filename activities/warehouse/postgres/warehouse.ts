@@ -47,6 +47,7 @@ import {
   type RollbackFilter,
   type RollbackRecord,
   type Row,
+  type VersionRef,
   type Warehouse,
 } from '../types.ts';
 import { UNKNOWN_OID, castFor, kindOf, toParameter, typeOfValue, widerType } from './types.ts';
@@ -126,6 +127,37 @@ export function redactUrl(url: string): string {
   } catch {
     return url.replace(/:[^:@/]*@/, ':***@');
   }
+}
+
+const iso = (v: unknown) => (v instanceof Date ? v.toISOString() : String(v));
+
+function ledgerRow(r: Record<string, unknown>): LedgerRow {
+  return {
+    node: r.node as string,
+    partition: r.partition as string,
+    version: r.version as number,
+    status: r.status as LedgerRow['status'],
+    backfillId: r.backfill_id as string,
+    runKey: r.run_key as string,
+    workflowId: r.workflow_id as string,
+    rowCount: r.row_count === null ? null : Number(r.row_count),
+    checksum: r.checksum as string | null,
+    schemaHash: r.schema_hash as string | null,
+    transform: r.transform as string,
+    params: r.params as Record<string, unknown>,
+    codeVersion: r.code_version as string,
+    inputs: r.inputs as InputVersions[],
+    attempt: r.attempt as number,
+    executions: r.executions as number,
+    startedAt: iso(r.started_at),
+    finishedAt: iso(r.finished_at),
+    durationMs: Number(r.duration_ms),
+    previousVersion: r.previous_version as number | null,
+    error: r.error as string | null,
+    warnings: r.warnings as string[],
+    specHash: r.spec_hash as string | null,
+    current: r.current === true,
+  };
 }
 
 export class PostgresWarehouse implements Warehouse {
@@ -608,38 +640,34 @@ export class PostgresWarehouse implements Warehouse {
     if (filter.node !== undefined) where.push(`l.node = $${values.push(filter.node)}`);
     if (filter.partition !== undefined) where.push(`l.partition = $${values.push(filter.partition)}`);
     const { rows } = await this.pool.query<Record<string, unknown>>(
-      `SELECT l.*, (p.version IS NOT NULL) AS current FROM ${this.ledgerTable} l
-       LEFT JOIN ${this.pointerTable} p ON p.node = l.node AND p.partition = l.partition AND p.version = l.version
+      `${this.ledgerSelect}
        ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY l.node, l.partition, l.version DESC`,
       values,
     );
-    const iso = (v: unknown) => (v instanceof Date ? v.toISOString() : String(v));
-    return rows.map((r) => ({
-      node: r.node as string,
-      partition: r.partition as string,
-      version: r.version as number,
-      status: r.status as LedgerRow['status'],
-      backfillId: r.backfill_id as string,
-      runKey: r.run_key as string,
-      workflowId: r.workflow_id as string,
-      rowCount: r.row_count === null ? null : Number(r.row_count),
-      checksum: r.checksum as string | null,
-      schemaHash: r.schema_hash as string | null,
-      transform: r.transform as string,
-      params: r.params as Record<string, unknown>,
-      codeVersion: r.code_version as string,
-      inputs: r.inputs as InputVersions[],
-      attempt: r.attempt as number,
-      executions: r.executions as number,
-      startedAt: iso(r.started_at),
-      finishedAt: iso(r.finished_at),
-      durationMs: Number(r.duration_ms),
-      previousVersion: r.previous_version as number | null,
-      error: r.error as string | null,
-      warnings: r.warnings as string[],
-      specHash: r.spec_hash as string | null,
-      current: r.current === true,
-    }));
+    return rows.map(ledgerRow);
+  }
+
+  async publishedRows(node: string): Promise<LedgerRow[]> {
+    await this.ready();
+    const { rows } = await this.pool.query<Record<string, unknown>>(`${this.ledgerSelect} WHERE l.node = $1 AND p.version IS NOT NULL ORDER BY l.partition`, [node]);
+    return rows.map(ledgerRow);
+  }
+
+  async ledgerVersions(node: string, versions: readonly VersionRef[]): Promise<LedgerRow[]> {
+    if (versions.length === 0) return [];
+    await this.ready();
+    const { rows } = await this.pool.query<Record<string, unknown>>(
+      `${this.ledgerSelect} JOIN unnest($2::text[], $3::int[]) AS u(partition, version) ON l.partition = u.partition AND l.version = u.version
+       WHERE l.node = $1 ORDER BY l.partition, l.version DESC`,
+      [node, versions.map(([p]) => p), versions.map(([, v]) => v)],
+    );
+    return rows.map(ledgerRow);
+  }
+
+  /** Ledger rows with whether each is the published version of its partition. */
+  private get ledgerSelect(): string {
+    return `SELECT l.*, (p.version IS NOT NULL) AS current FROM ${this.ledgerTable} l
+      LEFT JOIN ${this.pointerTable} p ON p.node = l.node AND p.partition = l.partition AND p.version = l.version`;
   }
 
   async changesBy(backfillId: string, options: ChangesOptions = {}): Promise<ChangesPage> {

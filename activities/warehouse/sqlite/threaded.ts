@@ -60,6 +60,8 @@ export class ThreadedWarehouse implements Warehouse {
   changesBy: Warehouse['changesBy'] = (...args) => this.call('changesBy', ...args);
   restore: Warehouse['restore'] = (...args) => this.call('restore', ...args);
   rollbacks: Warehouse['rollbacks'] = (...args) => this.call('rollbacks', ...args);
+  publishedRows: Warehouse['publishedRows'] = (...args) => this.call('publishedRows', ...args);
+  ledgerVersions: Warehouse['ledgerVersions'] = (...args) => this.call('ledgerVersions', ...args);
 
   async close(): Promise<void> {
     if (this.gone) return;

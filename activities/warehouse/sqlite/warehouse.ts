@@ -43,6 +43,7 @@ import {
   type RollbackRecord,
   type Row,
   type SqlValue,
+  type VersionRef,
   type Warehouse,
 } from '../types.ts';
 
@@ -144,6 +145,39 @@ function wrapSqlError(error: unknown, sql: string): never {
 type Outcome = Published | { failed: string };
 type Summary = { rowCount: number; checksum: string; schemaHash: string; columns: string[] };
 type PublishedFields = Summary & { previousVersion: number | null; warnings: string[] };
+
+/** Ledger rows with whether each is the published version of its partition. */
+const LEDGER_SELECT = `SELECT l.*, (p.version IS NOT NULL) AS current FROM backfill_ledger l
+  LEFT JOIN backfill_partitions p ON p.node = l.node AND p.partition = l.partition AND p.version = l.version`;
+
+function ledgerRow(r: Record<string, unknown>): LedgerRow {
+  return {
+    node: r.node as string,
+    partition: r.partition as string,
+    version: r.version as number,
+    status: r.status as LedgerRow['status'],
+    backfillId: r.backfill_id as string,
+    runKey: r.run_key as string,
+    workflowId: r.workflow_id as string,
+    rowCount: r.row_count as number | null,
+    checksum: r.checksum as string | null,
+    schemaHash: r.schema_hash as string | null,
+    transform: r.transform as string,
+    params: JSON.parse(r.params as string) as Record<string, unknown>,
+    codeVersion: r.code_version as string,
+    inputs: JSON.parse(r.inputs as string) as InputVersions[],
+    attempt: r.attempt as number,
+    executions: r.executions as number,
+    startedAt: r.started_at as string,
+    finishedAt: r.finished_at as string,
+    durationMs: r.duration_ms as number,
+    previousVersion: r.previous_version as number | null,
+    error: r.error as string | null,
+    warnings: JSON.parse(r.warnings as string) as string[],
+    specHash: r.spec_hash as string | null,
+    current: r.current === 1,
+  };
+}
 
 export class SqliteWarehouse implements Warehouse {
   readonly kind = 'sqlite' as const;
@@ -441,37 +475,31 @@ export class SqliteWarehouse implements Warehouse {
     if (filter.partition !== undefined) (where.push('l.partition = @partition'), (bindings.partition = filter.partition));
     const rows = this.db
       .prepare(
-        `SELECT l.*, (p.version IS NOT NULL) AS current FROM backfill_ledger l
-         LEFT JOIN backfill_partitions p ON p.node = l.node AND p.partition = l.partition AND p.version = l.version
+        `${LEDGER_SELECT}
          ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY l.node, l.partition, l.version DESC`,
       )
       .all(bindings) as Array<Record<string, unknown>>;
-    return rows.map((r) => ({
-      node: r.node as string,
-      partition: r.partition as string,
-      version: r.version as number,
-      status: r.status as LedgerRow['status'],
-      backfillId: r.backfill_id as string,
-      runKey: r.run_key as string,
-      workflowId: r.workflow_id as string,
-      rowCount: r.row_count as number | null,
-      checksum: r.checksum as string | null,
-      schemaHash: r.schema_hash as string | null,
-      transform: r.transform as string,
-      params: JSON.parse(r.params as string) as Record<string, unknown>,
-      codeVersion: r.code_version as string,
-      inputs: JSON.parse(r.inputs as string) as InputVersions[],
-      attempt: r.attempt as number,
-      executions: r.executions as number,
-      startedAt: r.started_at as string,
-      finishedAt: r.finished_at as string,
-      durationMs: r.duration_ms as number,
-      previousVersion: r.previous_version as number | null,
-      error: r.error as string | null,
-      warnings: JSON.parse(r.warnings as string) as string[],
-      specHash: r.spec_hash as string | null,
-      current: r.current === 1,
-    }));
+    return rows.map(ledgerRow);
+  }
+
+  async publishedRows(node: string): Promise<LedgerRow[]> {
+    const rows = this.db.prepare(`${LEDGER_SELECT} WHERE l.node = ? AND p.version IS NOT NULL ORDER BY l.partition`).all(node) as Array<Record<string, unknown>>;
+    return rows.map(ledgerRow);
+  }
+
+  async ledgerVersions(node: string, versions: readonly VersionRef[]): Promise<LedgerRow[]> {
+    if (versions.length === 0) return [];
+    // One statement for any number of versions: the pairs travel as one JSON array, which
+    // drives the join (CROSS JOIN keeps that order), so each pair is one primary-key lookup.
+    const rows = this.db
+      .prepare(
+        `SELECT l.*, (p.version IS NOT NULL) AS current FROM json_each(?) j
+         CROSS JOIN backfill_ledger l ON l.node = ? AND l.partition = j.value ->> 0 AND l.version = j.value ->> 1
+         LEFT JOIN backfill_partitions p ON p.node = l.node AND p.partition = l.partition AND p.version = l.version
+         ORDER BY l.partition, l.version DESC`,
+      )
+      .all(JSON.stringify(versions), node) as Array<Record<string, unknown>>;
+    return rows.map(ledgerRow);
   }
 
   async changesBy(backfillId: string, options: ChangesOptions = {}): Promise<ChangesPage> {

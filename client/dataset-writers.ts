@@ -1,0 +1,73 @@
+/**
+ * One writer per dataset: which other running backfills write the datasets (nodes) a new
+ * backfill would write. Node workflows carry the search attributes BackfillId and
+ * BackfillNode; a parent whose node workflows have not started yet (no worker has run its
+ * first task) is found by its own BackfillId, and its datasets are read from its input.
+ */
+import type { Client, WorkflowExecutionInfo } from '@temporalio/client';
+import { BackfillError } from '../core/errors.ts';
+import type { BackfillInput } from '../core/protocol.ts';
+import { BACKFILL_ID, BACKFILL_NODE } from '../workflows/definitions.ts';
+
+/** Another running backfill and the datasets it shares with the one about to start. */
+export type DatasetWriter = { backfillId: string; datasets: string[] };
+
+/** A visibility query string literal. Backfill ids and node ids are validated (no quotes), this keeps it so. */
+export function visibilityLiteral(value: string): string {
+  return `'${value.replaceAll("'", "\\'")}'`;
+}
+
+async function list(client: Client, query: string): Promise<WorkflowExecutionInfo[]> {
+  const executions: WorkflowExecutionInfo[] = [];
+  for await (const execution of client.workflow.list({ query })) executions.push(execution);
+  return executions;
+}
+
+/**
+ * The running backfills other than `backfillId` that write any of `datasets`, each with the
+ * datasets in common. `inputOf` reads a running parent's input (its spec names its datasets).
+ */
+export async function datasetWriters(
+  client: Client,
+  backfillId: string,
+  datasets: readonly string[],
+  inputOf: (workflowId: string, runId: string) => Promise<BackfillInput | undefined>,
+): Promise<DatasetWriter[]> {
+  if (datasets.length === 0) return [];
+  const wanted = new Set(datasets);
+  const writers = new Map<string, Set<string>>();
+  const add = (id: string, dataset: string) => (writers.get(id) ?? writers.set(id, new Set()).get(id)!).add(dataset);
+
+  const others = `ExecutionStatus = 'Running' AND BackfillId != ${visibilityLiteral(backfillId)}`;
+  const nodes = await list(client, `BackfillNode IN (${datasets.map(visibilityLiteral).join(', ')}) AND ${others}`);
+  for (const execution of nodes) {
+    const id = execution.typedSearchAttributes.get(BACKFILL_ID);
+    const node = execution.typedSearchAttributes.get(BACKFILL_NODE);
+    if (id !== undefined && node !== undefined && wanted.has(node)) add(id, node);
+  }
+  const withNodes = new Set(
+    (await list(client, `BackfillNode IS NOT NULL AND ${others}`)).map((e) => e.typedSearchAttributes.get(BACKFILL_ID)),
+  );
+  const parents = await list(client, `WorkflowType = 'backfillWorkflow' AND ${others}`);
+  for (const parent of parents) {
+    const id = parent.typedSearchAttributes.get(BACKFILL_ID);
+    if (id === undefined || withNodes.has(id)) continue;
+    const input = await inputOf(parent.workflowId, parent.runId).catch(() => undefined);
+    for (const node of input?.spec.nodes ?? []) if (wanted.has(node.id)) add(id, node.id);
+  }
+  return [...writers].map(([id, set]) => ({ backfillId: id, datasets: [...set].sort() })).sort((a, b) => (a.backfillId < b.backfillId ? -1 : 1));
+}
+
+/** What `start` says when the datasets are busy; `waitedMs` when it waited for them in vain. */
+export function datasetsBusy(backfillId: string, writers: readonly DatasetWriter[], waitedMs?: number): BackfillError {
+  const who = writers.map((w) => `${w.datasets.join(', ')} by backfill '${w.backfillId}'`).join('; ');
+  const first = writers[0]!.backfillId;
+  const what = `backfill '${backfillId}' would write datasets that running backfills write (${who})`;
+  if (waitedMs !== undefined) {
+    return new BackfillError('timeout', `${what}, and they were still busy after ${Math.round(waitedMs / 1000)}s: wait longer, or cancel '${first}'`);
+  }
+  return new BackfillError(
+    'dataset_busy',
+    `${what}: one writer per dataset. Wait for it ('backfill wait ${first}'), cancel it ('backfill cancel ${first}'), or start with --wait-for-datasets to start once they are free`,
+  );
+}

@@ -1,0 +1,115 @@
+/**
+ * The facts behind `--only-changed`, from the warehouse: what each partition's published
+ * version was made from (its ledger row), and what it would be made from now (the node's
+ * spec, the code version, and the upstream versions it would read). `core/only-changed.ts`
+ * decides from them.
+ */
+import { partitionInputs } from '../core/inputs.ts';
+import { decideRecompute, ownReason, type InputDigest, type Making, type NodeDecision, type OwnReason } from '../core/only-changed.ts';
+import type { Plan, PlanNode } from '../core/plan.ts';
+import type { PartitionInput } from '../core/protocol.ts';
+import { RangeSet } from '../core/ranges.ts';
+import { inputDigest } from '../activities/warehouse/lineage.ts';
+import { specHash } from '../activities/spec-hash.ts';
+import type { LedgerRow, VersionRef, Warehouse } from '../activities/warehouse/types.ts';
+
+/** Published (partition, version) pairs of one node, sorted by partition as the warehouse sorts keys. */
+type Pointers = readonly VersionRef[];
+
+function makingOf(row: LedgerRow): Making {
+  return {
+    transform: row.transform,
+    params: row.params,
+    codeVersion: row.codeVersion,
+    specHash: row.specHash,
+    inputs: row.inputs.map((i) => ({ node: i.node, digest: i.digest })),
+  };
+}
+
+/** First index whose partition is >= key. */
+function lowerBound(pointers: Pointers, key: string): number {
+  let lo = 0;
+  let hi = pointers.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (pointers[mid]![0] < key) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/** The versions the warehouse would pin for `input` now (as `Warehouse.pin` selects them). */
+function pinnedNow(pointers: Pointers, input: PartitionInput): VersionRef[] {
+  if (input.all) return [...pointers];
+  if (input.keys) {
+    const keys = new Set(input.keys);
+    return pointers.filter(([partition]) => keys.has(partition));
+  }
+  return pointers.slice(lowerBound(pointers, input.from), lowerBound(pointers, `${input.to}\u0000`));
+}
+
+/** Digests of what partition `index` would read now; inputs shared by many partitions (mapping all) are hashed once. */
+function inputsNow(node: PlanNode, index: number, pointers: ReadonlyMap<string, Pointers>, cache: Map<string, string>): InputDigest[] {
+  return partitionInputs(node, index).map((input) => {
+    const key = `${input.node}\u0000${input.from}\u0000${input.to}\u0000${input.all ? '*' : (input.keys ?? []).join(',')}`;
+    let digest = cache.get(key);
+    if (digest === undefined) {
+      digest = inputDigest(pinnedNow(pointers.get(input.node) ?? [], input));
+      cache.set(key, digest);
+    }
+    return { node: input.node, digest };
+  });
+}
+
+export type Changes = {
+  decisions: Map<string, NodeDecision>;
+  /**
+   * Whether the published versions' ledger rows record a spec hash, so that a change of a
+   * node's SQL or checks is seen too; without it only the transform and parameters are compared.
+   */
+  specHashRecorded: boolean;
+};
+
+/**
+ * Which partitions of the plan run again and which keep their published versions, from the
+ * warehouse's ledger and published pointers. `codeVersion` is the workers' code version.
+ */
+export async function changedPartitions(plan: Plan, warehouse: Pick<Warehouse, 'publishedRows'>, codeVersion: string): Promise<Changes> {
+  let rowsSeen = 0;
+  let rowsHashed = 0;
+  const pointers = new Map<string, Pointers>();
+  const own = new Map<string, Partial<Record<OwnReason, RangeSet>>>();
+  for (const node of plan.nodes) {
+    const rows = await warehouse.publishedRows(node.id);
+    pointers.set(node.id, rows.map((r): VersionRef => [r.partition, r.version]));
+    const byKey = new Map(rows.map((r) => [r.partition, r]));
+    rowsSeen += rows.length;
+    rowsHashed += rows.filter((r) => r.specHash !== null).length;
+    const base = { transform: node.spec.transform, params: node.spec.params, codeVersion, specHash: specHash(node.spec) };
+    const cache = new Map<string, string>();
+    const reasons: Partial<Record<OwnReason, RangeSet>> = {};
+    for (let j = 0; j < node.partitions.size; j++) {
+      const row = byKey.get(node.partitions.key(j));
+      const reason = ownReason(row ? makingOf(row) : null, { ...base, inputs: row ? inputsNow(node, j, pointers, cache) : [] });
+      if (reason) (reasons[reason] ??= new RangeSet()).add(j);
+    }
+    own.set(node.id, reasons);
+  }
+  return { decisions: decideRecompute(plan, own), specHashRecorded: rowsSeen > 0 && rowsHashed === rowsSeen };
+}
+
+/** What `plan --only-changed` and `start --only-changed` report: per node, how many partitions run and why. */
+export function changeSummary(plan: Plan, changes: Changes, context: { warehouse: string; codeVersion: string }) {
+  const nodes = plan.nodes.map((node) => {
+    const decision = changes.decisions.get(node.id)!;
+    return { id: node.id, partitions: node.partitions.size, toRun: decision.run.size, skip: decision.skip.size, reasons: decision.reasons };
+  });
+  return {
+    ...context,
+    compared: changes.specHashRecorded ? 'transform, sql, params, checks, code version, input versions' : 'transform, params, code version, input versions',
+    totalToRun: nodes.reduce((sum, n) => sum + n.toRun, 0), totalSkipped: nodes.reduce((sum, n) => sum + n.skip, 0),
+    nodes,
+  };
+}
+
+export type ChangeSummary = ReturnType<typeof changeSummary>;

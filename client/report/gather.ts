@@ -1,0 +1,242 @@
+/**
+ * Gathers what a backfill did, for its report: its input and control history from every
+ * run of the parent workflow (`backfill/<id>`, which continues as new), its progress, the
+ * ledger rows it wrote and the versions they replaced, and the throttles from the runs of
+ * its node workflows (`backfill/<id>/<node>`; read only for nodes that were throttled).
+ */
+import type { temporal } from '@temporalio/proto';
+import type { LedgerRow, VersionRef, Warehouse } from '../../activities/warehouse/types.ts';
+import { criticalPath } from '../../core/critical-path.ts';
+import { BackfillError } from '../../core/errors.ts';
+import { grainOf, describeMapping } from '../../core/mapping.ts';
+
+import { expandPlan, planStats, type Plan } from '../../core/plan.ts';
+import type { BackfillInput, NodeInput, Progress } from '../../core/protocol.ts';
+import { RangeSet } from '../../core/ranges.ts';
+import { backfillWorkflowId, nodeWorkflowId } from '../../workflows/definitions.ts';
+import type { BackfillClient } from '../backfill-client.ts';
+import { visibilityLiteral } from '../dataset-writers.ts';
+import { pauseToggles, pausedSpans, runInfo, throttleEvents, throttledSpans, type Decode, type RunInfo, type ThrottleEvent } from './history.ts';
+import { REPORT_VERSION, type NodeReport, type PlanReport, type Report } from './model.ts';
+import { ledgerFigures, versionKey } from './summarize.ts';
+import { buildTimeline } from './timeline.ts';
+
+type HistoryEvent = temporal.api.history.v1.IHistoryEvent;
+/** A run, and what `runsOf` kept of its history (the events themselves are let go). */
+type Run<Input, Kept> = RunInfo<Input> & { kept: Kept };
+
+export type GatherOptions = {
+  /** The clock, for a backfill still running. */
+  now?: number;
+  /** Throttles of a node closer together than this form one throttled span (default 5 s). */
+  throttleGapMs?: number;
+};
+
+/** Histories fetched at once, at most. */
+const FETCHES = 8;
+
+/** `work` over `items`, at most `limit` at a time, results in order. */
+async function mapLimit<T, R>(items: readonly T[], limit: number, work: (item: T) => Promise<R>): Promise<R[]> {
+  const results: R[] = new Array(items.length);
+  let next = 0;
+  const worker = async () => {
+    for (let i = next++; i < items.length; i = next++) results[i] = await work(items[i]!);
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return results;
+}
+
+/**
+ * Every run of a workflow id started since `sinceMs` (visibility lists them; the latest run
+ * is added should visibility lag behind), oldest first.
+ */
+async function runsOf<Input, Kept>(
+  client: BackfillClient,
+  workflowId: string,
+  decode: Decode,
+  keep: (events: HistoryEvent[]) => Kept,
+  options: { latestRunId?: string; sinceMs?: number } = {},
+): Promise<Array<Run<Input, Kept>>> {
+  const runIds = new Set<string>(options.latestRunId ? [options.latestRunId] : []);
+  for await (const execution of client.client.workflow.list({ query: `WorkflowId = ${visibilityLiteral(workflowId)}` })) {
+    if (execution.startTime.getTime() >= (options.sinceMs ?? -Infinity)) runIds.add(execution.runId);
+  }
+  const runs = await mapLimit([...runIds], FETCHES, async (runId) => {
+    const history = await client.client.workflow.getHandle(workflowId, runId).fetchHistory();
+    const events = history.events ?? [];
+    return { ...runInfo<Input>(runId, events, decode), kept: keep(events) };
+  });
+  return runs.sort((a, b) => a.startMs - b.startMs);
+}
+
+/** The run key a parent run writes versions under: carried over by continue-as-new and resume, else its chain's first run id. */
+const runKeyOf = (run: RunInfo<BackfillInput>) => run.input?.carry?.runKey ?? run.firstRunId;
+
+function stateOf(progress: Progress | null, status: string): Report['backfill']['state'] {
+  if (progress) return progress.state;
+  if (status === 'RUNNING') return 'running';
+  if (status === 'CANCELLED') return 'cancelled';
+  if (status === 'FAILED' || status === 'TERMINATED' || status === 'TIMED_OUT') return 'failed';
+  return 'unknown';
+}
+
+function planReport(plan: Plan): PlanReport {
+  const stats = planStats(plan);
+  return {
+    totalPartitions: stats.totalPartitions,
+    criticalPathLength: stats.criticalPathLength,
+    maxWidth: stats.maxWidth,
+    criticalPath: criticalPath(plan),
+    nodes: plan.nodes.map((node) => ({
+      id: node.id,
+      grain: grainOf(node.spec.partitions),
+      partitions: node.partitions.size,
+      first: node.partitions.size > 0 ? node.partitions.key(0) : null,
+      last: node.partitions.size > 0 ? node.partitions.key(node.partitions.size - 1) : null,
+      transform: node.spec.transform,
+      dependsOn: node.upstream.map((edge) => ({ node: edge.node, mapping: describeMapping(edge.mapping) })),
+    })),
+  };
+}
+
+/** The versions this backfill's published versions replaced, by versionKey. */
+async function replacedVersions(warehouse: Warehouse, rows: readonly LedgerRow[]): Promise<Map<string, LedgerRow>> {
+  const wanted = new Map<string, VersionRef[]>();
+  for (const row of rows) {
+    if (row.status === 'published' && row.previousVersion !== null) {
+      (wanted.get(row.node) ?? wanted.set(row.node, []).get(row.node)!).push([row.partition, row.previousVersion]);
+    }
+  }
+  const previous = new Map<string, LedgerRow>();
+  for (const [node, versions] of wanted) {
+    for (const row of await warehouse.ledgerVersions(node, versions)) previous.set(versionKey(row.partition, row.version), row);
+  }
+  return previous;
+}
+
+/** When each node was throttled, from its node workflow's runs of this backfill run (started since `sinceMs`). */
+async function throttleTimes(
+  client: BackfillClient,
+  backfill: { id: string; runKey: string; sinceMs: number },
+  plan: Plan,
+  nodes: readonly string[],
+  decode: Decode,
+): Promise<Map<string, number[]>> {
+  const times = new Map<string, number[]>();
+  for (const node of nodes) {
+    const runs = await runsOf<NodeInput, ThrottleEvent[]>(client, nodeWorkflowId(backfill.id, node), decode, (events) => throttleEvents(events, decode), { sinceMs: backfill.sinceMs });
+    const events = runs.filter((run) => run.input?.runKey === backfill.runKey).flatMap((run) => run.kept);
+    const partitions = plan.byId.get(node)!.partitions;
+    times.set(node, events.filter((e) => e.index < partitions.size).map((e) => e.atMs));
+  }
+  return times;
+}
+
+export async function gatherReport(client: BackfillClient, warehouse: Warehouse, backfillId: string, options: GatherOptions = {}): Promise<Report> {
+  const now = options.now ?? Date.now();
+  const latest = await client.describe(backfillId);
+  const decode: Decode = (payload) => client.client.options.loadedDataConverter.payloadConverter.fromPayload(payload);
+  const workflowId = backfillWorkflowId(backfillId);
+  const allRuns = await runsOf<BackfillInput, ReturnType<typeof pauseToggles>>(client, workflowId, decode, pauseToggles, { latestRunId: latest.runId });
+  const latestRun = allRuns.find((run) => run.runId === latest.runId)!;
+  const runKey = runKeyOf(latestRun);
+  // A rerun of the same id is another backfill run (a new run key): the report covers the latest one.
+  const runs = allRuns.filter((run) => runKeyOf(run) === runKey);
+  const input = runs[0]!.input;
+  if (!input) throw new BackfillError('failed', `cannot read the input of backfill '${backfillId}' from its history`);
+
+  const plan = expandPlan(input.spec, input.range);
+  const notes: string[] = [];
+  const progress = await client.progress(backfillId).catch((error: unknown) => {
+    notes.push(`Progress could not be read (${error instanceof Error ? error.message : String(error)}): "done" counts published partitions, failed and blocked are unknown.`);
+    return null;
+  });
+  const ledger = (await warehouse.ledger({ backfillId })).filter((row) => row.runKey === runKey);
+  const previous = await replacedVersions(warehouse, ledger);
+  const throttled = progress ? progress.nodes.filter((n) => n.throttles > 0).map((n) => n.id) : plan.nodes.map((n) => n.id);
+  const first = runs[0]!;
+  const throttles = await throttleTimes(client, { id: backfillId, runKey, sinceMs: first.startMs }, plan, throttled, decode);
+
+  const endMs = latestRun.endMs ?? now;
+  const paused = pausedSpans(
+    runs.flatMap((run) => run.kept),
+    endMs,
+    input.carry?.paused ? { atMs: first.startMs } : null,
+  );
+  const rows = ledger.map((row) => ({ node: row.node, partition: row.partition, status: row.status, startMs: Date.parse(row.startedAt), endMs: Date.parse(row.finishedAt) }));
+  const timeline = buildTimeline({
+    nodes: plan.nodes.map((n) => n.id),
+    rows,
+    startMs: rows.reduce((min, r) => Math.min(min, r.startMs), first.startMs),
+    endMs: rows.reduce((max, r) => Math.max(max, r.endMs), endMs),
+    paused,
+    throttled: plan.nodes.flatMap((n) => throttledSpans(throttles.get(n.id) ?? [], options.throttleGapMs ?? 5000).map((s) => ({ node: n.id, ...s }))),
+  });
+
+  const byNode = new Map<string, LedgerRow[]>();
+  for (const row of ledger) (byNode.get(row.node) ?? byNode.set(row.node, []).get(row.node)!).push(row);
+  const nodes: NodeReport[] = plan.nodes.map((node) => {
+    const figures = ledgerFigures(byNode.get(node.id) ?? [], previous);
+    const p = progress?.nodes.find((n) => n.id === node.id);
+    return {
+      id: node.id,
+      grain: grainOf(node.spec.partitions),
+      transform: node.spec.transform,
+      partitions: node.partitions.size,
+      done: p?.done ?? figures.published,
+      failed: p ? p.failed : null,
+      blocked: p ? p.blocked : null,
+      skipped: RangeSet.fromJSON(input.skip?.[node.id]).slice(0, node.partitions.size).size,
+      ...figures,
+      throttles: throttles.get(node.id)?.length ?? p?.throttles ?? 0,
+      failures: (p?.failures ?? []).filter((f) => f.type !== 'CheckFailed').map((f) => ({ message: f.message, type: f.type, partitions: f.partitions, examples: f.examples })),
+    };
+  });
+  const sum = (pick: (n: NodeReport) => number) => nodes.reduce((total, n) => total + pick(n), 0);
+  const known = (pick: (n: NodeReport) => number | null) => (nodes.every((n) => pick(n) !== null) ? sum((n) => pick(n)!) : null);
+  const codeVersions = [...new Set(ledger.map((r) => r.codeVersion))].sort();
+  if (ledger.length === 0) notes.push(`The ledger of ${warehouse.location} has no row of this backfill run: is it the warehouse the workers wrote to (--warehouse)?`);
+  if (throttled.length > 0) notes.push(`Throttles read from the histories of ${throttled.join(', ')}.`);
+
+  return {
+    reportVersion: REPORT_VERSION,
+    generatedAt: new Date(now).toISOString(),
+    backfill: {
+      id: backfillId,
+      workflowId,
+      namespace: client.namespace,
+      runKey,
+      state: stateOf(progress, latest.status.name),
+      paused: progress?.paused ?? false,
+      startedAt: new Date(first.startMs).toISOString(),
+      endedAt: latestRun.endMs === null ? null : new Date(latestRun.endMs).toISOString(),
+      runs: runs.length,
+      uiUrl: client.uiUrl(workflowId),
+    },
+    spec: input.spec,
+    parameters: {
+      from: input.range.from === undefined ? null : new Date(input.range.from).toISOString(),
+      to: input.range.to === undefined ? null : new Date(input.range.to).toISOString(),
+      rate: input.limits?.rate !== undefined ? input.limits.rate : input.spec.rate,
+      concurrency: input.limits?.concurrency !== undefined ? input.limits.concurrency : input.spec.concurrency,
+      onlyChanged: input.skip !== undefined,
+      codeVersions,
+      warehouse: warehouse.location,
+    },
+    plan: planReport(plan),
+    totals: {
+      partitions: plan.totalPartitions,
+      done: sum((n) => n.done),
+      failed: known((n) => n.failed),
+      blocked: known((n) => n.blocked),
+      skipped: sum((n) => n.skipped),
+      published: sum((n) => n.published),
+      retried: sum((n) => n.retries.retried),
+      throttles: sum((n) => n.throttles),
+      failedChecks: sum((n) => n.failedChecks.reduce((t, g) => t + g.partitions, 0)),
+    },
+    nodes,
+    timeline,
+    notes,
+  };
+}

@@ -1,0 +1,104 @@
+/**
+ * What workflow histories tell the report: the input of each run, when the backfill was
+ * paused and resumed (the parent's signals and updates), and when a downstream system
+ * throttled a node (its activities' results). Payloads are decoded by the caller's
+ * converter, so this stays a function of the events.
+ */
+import type { temporal } from '@temporalio/proto';
+import { optionalTsToMs } from '@temporalio/common';
+import type { RunPartitionsResult } from '../../core/protocol.ts';
+import type { Span } from './model.ts';
+
+type HistoryEvent = temporal.api.history.v1.IHistoryEvent;
+type Payload = temporal.api.common.v1.IPayload;
+export type Decode = (payload: Payload) => unknown;
+
+export type RunInfo<Input> = { runId: string; firstRunId: string; input: Input | undefined; startMs: number; endMs: number | null };
+
+function timeOf(event: HistoryEvent): number {
+  return optionalTsToMs(event.eventTime) ?? 0;
+}
+
+/** A run's input, when it started and when it closed (null while it runs). */
+export function runInfo<Input>(runId: string, events: readonly HistoryEvent[], decode: Decode): RunInfo<Input> {
+  const first = events[0];
+  const started = first?.workflowExecutionStartedEventAttributes;
+  const payload = started?.input?.payloads?.[0];
+  const last = events[events.length - 1];
+  const closed =
+    last &&
+    (last.workflowExecutionCompletedEventAttributes ||
+      last.workflowExecutionFailedEventAttributes ||
+      last.workflowExecutionCanceledEventAttributes ||
+      last.workflowExecutionTerminatedEventAttributes ||
+      last.workflowExecutionTimedOutEventAttributes ||
+      last.workflowExecutionContinuedAsNewEventAttributes);
+  return {
+    runId,
+    firstRunId: started?.firstExecutionRunId || runId,
+    input: payload ? (decode(payload) as Input) : undefined,
+    startMs: first ? timeOf(first) : 0,
+    endMs: closed ? timeOf(last) : null,
+  };
+}
+
+const PAUSE = 'pause';
+const RESUME = 'resume';
+
+/** Pause and resume requests the parent took (signals, and updates it accepted), in history order. */
+export function pauseToggles(events: readonly HistoryEvent[]): Array<{ atMs: number; paused: boolean }> {
+  const toggles: Array<{ atMs: number; paused: boolean }> = [];
+  for (const event of events) {
+    const name =
+      event.workflowExecutionSignaledEventAttributes?.signalName ??
+      event.workflowExecutionUpdateAcceptedEventAttributes?.acceptedRequest?.input?.name ??
+      undefined;
+    if (name === PAUSE || name === RESUME) toggles.push({ atMs: timeOf(event), paused: name === PAUSE });
+  }
+  return toggles;
+}
+
+/** The spans during which the backfill was paused; one still open ends at `endMs`. */
+export function pausedSpans(toggles: ReadonlyArray<{ atMs: number; paused: boolean }>, endMs: number, pausedAtStart: { atMs: number } | null = null): Span[] {
+  const spans: Span[] = [];
+  let since: number | null = pausedAtStart?.atMs ?? null;
+  for (const toggle of [...toggles].sort((a, b) => a.atMs - b.atMs)) {
+    if (toggle.paused && since === null) since = toggle.atMs;
+    else if (!toggle.paused && since !== null) {
+      spans.push({ startMs: since, endMs: toggle.atMs });
+      since = null;
+    }
+  }
+  if (since !== null) spans.push({ startMs: since, endMs: Math.max(since, endMs) });
+  return spans;
+}
+
+export type ThrottleEvent = { atMs: number; index: number; message: string };
+
+/** Each time an activity of a node workflow came back throttled (RunPartitionsResult.throttled). */
+export function throttleEvents(events: readonly HistoryEvent[], decode: Decode): ThrottleEvent[] {
+  const throttles: ThrottleEvent[] = [];
+  for (const event of events) {
+    const payload = event.activityTaskCompletedEventAttributes?.result?.payloads?.[0];
+    if (!payload) continue;
+    const result = decode(payload) as Partial<RunPartitionsResult> | null;
+    if (result?.throttled) throttles.push({ atMs: timeOf(event), index: result.throttled.index, message: result.throttled.message });
+  }
+  return throttles;
+}
+
+/**
+ * Throttles of one node as spans: throttles less than `gapMs` apart belong to one span (a
+ * node slows down after a throttle and climbs back over some seconds).
+ */
+export function throttledSpans(times: readonly number[], gapMs: number): Array<Span & { count: number }> {
+  const spans: Array<Span & { count: number }> = [];
+  for (const at of [...times].sort((a, b) => a - b)) {
+    const last = spans[spans.length - 1];
+    if (last && at - last.endMs <= gapMs) {
+      last.endMs = at;
+      last.count++;
+    } else spans.push({ startMs: at, endMs: at, count: 1 });
+  }
+  return spans;
+}

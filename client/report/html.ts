@@ -1,0 +1,89 @@
+/** The report as one self-contained HTML file: inline styles, the timeline as inline SVG, no external assets. */
+import type { Report } from './model.ts';
+import { changesTable, criticalPathText, nodesTable, overview, planTable, problemsTable, spansTable, specTable, type Table } from './sections.ts';
+import { timelineSvg } from './vega.ts';
+
+export function escapeHtml(text: string): string {
+  return text.replaceAll('&', '&amp;').replaceAll('<', '&lt;').replaceAll('>', '&gt;').replaceAll('"', '&quot;').replaceAll("'", '&#39;');
+}
+
+function table(t: Table, id: string): string {
+  if (t.rows.length === 0) return '<p class="none">None.</p>';
+  const cell = (tag: 'th' | 'td', text: string, i: number) => `<${tag}${t.numeric?.[i] ? ' class="num"' : ''}>${escapeHtml(text)}</${tag}>`;
+  return [
+    `<table id="${id}">`,
+    `<thead><tr>${t.head.map((h, i) => cell('th', h, i)).join('')}</tr></thead>`,
+    `<tbody>${t.rows.map((row) => `<tr>${row.map((c, i) => cell('td', c, i)).join('')}</tr>`).join('\n')}</tbody>`,
+    '</table>',
+  ].join('\n');
+}
+
+const STYLE = `
+body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #1f2328; margin: 2rem auto; max-width: 1100px; padding: 0 1rem; }
+h1 { font-size: 1.6rem; margin-bottom: .2rem; } h2 { font-size: 1.2rem; margin-top: 2rem; border-bottom: 1px solid #d0d7de; padding-bottom: .2rem; }
+.sub { color: #59636e; margin-top: 0; }
+table { border-collapse: collapse; margin: .5rem 0; font-size: 13px; }
+th, td { border: 1px solid #d0d7de; padding: 3px 8px; text-align: left; vertical-align: top; }
+th { background: #f6f8fa; } td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
+dl { display: grid; grid-template-columns: max-content auto; gap: 2px 16px; } dt { color: #59636e; } dd { margin: 0; }
+pre { background: #f6f8fa; padding: .6rem; overflow-x: auto; font-size: 12px; }
+.state-completed { color: #1a7f37; } .state-completed_with_failures, .state-cancelled { color: #9a6700; } .state-failed { color: #d1242f; }
+.timeline svg { max-width: 100%; height: auto; } .none { color: #59636e; } .notes li { color: #59636e; }
+`;
+
+/** The report as an HTML document. */
+export async function renderHtml(report: Report): Promise<string> {
+  const b = report.backfill;
+  const svg = await timelineSvg(report.timeline);
+  const facts = overview(report)
+    .map(([label, value]) => `<dt>${escapeHtml(label)}</dt><dd${label === 'state' ? ` class="state-${escapeHtml(b.state)}"` : ''}>${escapeHtml(value)}</dd>`)
+    .join('\n');
+  const sqlNodes = report.spec.nodes.filter((node) => node.sql !== undefined);
+  const detail = report.timeline.detail === 'bins' ? ` (${report.totals.published.toLocaleString('en-US')} partitions in time bins of ${Math.round((report.timeline.binMs ?? 0) / 1000)}s, shaded by how many ran at once)` : '';
+  return `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>backfill ${escapeHtml(b.id)}: audit report</title>
+<style>${STYLE}</style>
+</head>
+<body>
+<h1>Backfill ${escapeHtml(b.id)}</h1>
+<p class="sub">${escapeHtml(report.spec.name)}${report.spec.description ? ` — ${escapeHtml(report.spec.description)}` : ''} · report generated ${escapeHtml(report.generatedAt)} · <a href="${escapeHtml(b.uiUrl)}">Temporal Web UI</a></p>
+<dl id="overview">
+${facts}
+</dl>
+
+<h2>Timeline</h2>
+<p class="sub">One lane per node; each bar a partition from its start to its finish${escapeHtml(detail)}. Grey: paused. Orange: throttled by the downstream system.</p>
+<div class="timeline" id="timeline">
+${svg}
+</div>
+${table(spansTable(report), 'spans')}
+
+<h2>Nodes</h2>
+${table(nodesTable(report), 'nodes')}
+
+<h2>What changed against the previous versions</h2>
+${table(changesTable(report), 'changes')}
+
+<h2>Failures and checks</h2>
+${table(problemsTable(report), 'problems')}
+
+<h2>Plan</h2>
+${table(planTable(report), 'plan')}
+<p>Critical path: ${escapeHtml(criticalPathText(report))}</p>
+
+<h2>Spec and parameters</h2>
+${table(specTable(report), 'spec')}
+${sqlNodes.map((node) => `<h3>${escapeHtml(node.id)}</h3>\n<pre>${escapeHtml(node.sql ?? '')}</pre>`).join('\n')}
+<details><summary>The resolved spec, as the workflows received it</summary>
+<pre id="resolved-spec">${escapeHtml(JSON.stringify(report.spec, null, 2))}</pre>
+</details>
+
+${report.notes.length > 0 ? `<h2>Notes</h2>\n<ul class="notes">${report.notes.map((note) => `<li>${escapeHtml(note)}</li>`).join('\n')}</ul>` : ''}
+</body>
+</html>
+`;
+}

@@ -1,0 +1,62 @@
+/** The report as Markdown: the same tables as the HTML report; the timeline as its list of spans (the picture is in the HTML). */
+import type { Report } from './model.ts';
+import { changesTable, criticalPathText, nodesTable, overview, planTable, problemsTable, spansTable, specTable, type Table } from './sections.ts';
+
+/** Text that stays inside one table cell and shows as written. */
+export function escapeCell(text: string): string {
+  return text.replace(/\\/g, '\\\\').replace(/\|/g, '\\|').replace(/[*`<>[\]]/g, (c) => `\\${c}`).replace(/\r?\n/g, ' ');
+}
+
+function table(t: Table): string {
+  if (t.rows.length === 0) return '_None._';
+  const align = t.head.map((_, i) => (t.numeric?.[i] ? '---:' : '---'));
+  return [t.head, align, ...t.rows]
+    .map((row, r) => `| ${row.map((c) => (r === 1 ? c : escapeCell(c))).join(' | ')} |`)
+    .join('\n');
+}
+
+export function renderMarkdown(report: Report): string {
+  const b = report.backfill;
+  const timeline =
+    report.timeline.detail === 'bins'
+      ? `${report.totals.published} partitions over ${report.timeline.lanes.length} nodes, in time bins of ${Math.round((report.timeline.binMs ?? 0) / 1000)}s.`
+      : `${report.timeline.marks.length} partitions over ${report.timeline.lanes.length} nodes.`;
+  return [
+    `# Backfill ${escapeCell(b.id)}`,
+    '',
+    `${escapeCell(report.spec.name)}${report.spec.description ? ` — ${escapeCell(report.spec.description)}` : ''} · report generated ${report.generatedAt} · [Temporal Web UI](${b.uiUrl})`,
+    '',
+    table({ head: ['', ''], rows: overview(report) }),
+    '',
+    '## Timeline',
+    '',
+    `${timeline} The picture is in the HTML report (\`backfill report ${b.id} --format html\`). Paused and throttled spans:`,
+    '',
+    table(spansTable(report)),
+    '',
+    '## Nodes',
+    '',
+    table(nodesTable(report)),
+    '',
+    '## What changed against the previous versions',
+    '',
+    table(changesTable(report)),
+    '',
+    '## Failures and checks',
+    '',
+    table(problemsTable(report)),
+    '',
+    '## Plan',
+    '',
+    table(planTable(report)),
+    '',
+    `Critical path: ${escapeCell(criticalPathText(report))}`,
+    '',
+    '## Spec and parameters',
+    '',
+    table(specTable(report)),
+    '',
+    ...report.spec.nodes.filter((node) => node.sql !== undefined).flatMap((node) => [`### ${node.id}`, '', '```sql', node.sql!.trimEnd(), '```', '']),
+    ...(report.notes.length > 0 ? ['## Notes', '', ...report.notes.map((note) => `- ${escapeCell(note)}`), ''] : []),
+  ].join('\n');
+}

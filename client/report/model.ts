@@ -1,0 +1,119 @@
+/**
+ * The audit report of one backfill, as data: `report --format json` prints it as it is, and
+ * the HTML and Markdown renderers draw it. Times are ISO strings, except in the timeline,
+ * whose marks count milliseconds since the epoch (compact, and what a time scale takes).
+ */
+import type { PathStep } from '../../core/critical-path.ts';
+import type { BackfillState } from '../../core/protocol.ts';
+import type { ResolvedSpec } from '../../core/spec.ts';
+
+export const REPORT_VERSION = 1;
+
+export type DurationStats = { p50Ms: number; p95Ms: number; maxMs: number; totalMs: number };
+
+/** Partitions that share one message (a failed or warned check, a failure). */
+export type MessageGroup = { message: string; partitions: number; examples: string[] };
+
+/** The partitions this backfill published, against the versions they replaced. */
+export type NodeChanges = {
+  /** Partitions that had no published version before. */
+  new: number;
+  /** Partitions whose checksum differs from the version they replaced. */
+  changed: number;
+  unchanged: number;
+  /** Rows in the replaced versions and in the new ones, for the partitions that had a version before. */
+  rowsBefore: number;
+  rowsAfter: number;
+  /** Rows of the new partitions. */
+  rowsNew: number;
+};
+
+export type NodeReport = {
+  id: string;
+  grain: string;
+  transform: string;
+  /** Partitions in the plan. */
+  partitions: number;
+  /** From the backfill's progress; null when it could not be read (then `done` counts published partitions). */
+  done: number;
+  failed: number | null;
+  blocked: number | null;
+  /** Partitions counted done without running (`--only-changed`). */
+  skipped: number;
+  /** Partitions published by this backfill (ledger rows). */
+  published: number;
+  /** Of the published partitions. */
+  durations: DurationStats | null;
+  /** Published partitions whose attempt was not the first, and those whose activity ran more than once. */
+  retries: { retried: number; reExecuted: number };
+  /** Times the downstream system throttled this node. */
+  throttles: number;
+  failures: Array<MessageGroup & { type: string }>;
+  failedChecks: MessageGroup[];
+  warnedChecks: MessageGroup[];
+  changes: NodeChanges;
+};
+
+export type Span = { startMs: number; endMs: number };
+
+/** One partition's attempt that published or failed a check, in its node's lane and sub-row. */
+export type TimelineMark = Span & { node: string; partition: string; slot: number; status: 'published' | 'failed_check' };
+
+/** Many partitions at once: per node and time bin, how many ran on average, and how many finished. */
+export type TimelineBin = Span & { node: string; busy: number; finished: number };
+
+export type Timeline = Span & {
+  /** One lane per node, in plan order; `slots` sub-rows hold partitions that overlap in time. */
+  lanes: Array<{ node: string; slots: number }>;
+  /** `partitions`: one mark per partition; `bins`: too many for that, aggregated in time bins. */
+  detail: 'partitions' | 'bins';
+  marks: TimelineMark[];
+  bins: TimelineBin[];
+  binMs: number | null;
+  paused: Span[];
+  throttled: Array<Span & { node: string; count: number }>;
+};
+
+export type PlanReport = {
+  totalPartitions: number;
+  criticalPathLength: number;
+  maxWidth: number;
+  criticalPath: PathStep[];
+  nodes: Array<{ id: string; grain: string; partitions: number; first: string | null; last: string | null; transform: string; dependsOn: Array<{ node: string; mapping: string }> }>;
+};
+
+export type Report = {
+  reportVersion: typeof REPORT_VERSION;
+  generatedAt: string;
+  backfill: {
+    id: string;
+    workflowId: string;
+    namespace: string;
+    /** The run key of the partitions' versions: one per `start` (a rerun gets a new one, a resume keeps it). */
+    runKey: string;
+    state: BackfillState | 'unknown';
+    paused: boolean;
+    startedAt: string;
+    endedAt: string | null;
+    /** Runs of the parent workflow (it continues as new). */
+    runs: number;
+    uiUrl: string;
+  };
+  spec: ResolvedSpec;
+  parameters: {
+    from: string | null;
+    to: string | null;
+    rate: number | null;
+    concurrency: number | null;
+    onlyChanged: boolean;
+    /** Code versions the ledger rows record. */
+    codeVersions: string[];
+    warehouse: string;
+  };
+  plan: PlanReport;
+  totals: { partitions: number; done: number; failed: number | null; blocked: number | null; skipped: number; published: number; retried: number; throttles: number; failedChecks: number };
+  nodes: NodeReport[];
+  timeline: Timeline;
+  /** What the report could not see, and where figures come from. */
+  notes: string[];
+};

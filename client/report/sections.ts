@@ -1,0 +1,129 @@
+/**
+ * The report's figures as plain tables of text, shared by the HTML and Markdown renderers so
+ * that both say the same thing in the same words.
+ */
+import { formatDuration } from '../../core/duration.ts';
+import type { MessageGroup, Report, Span } from './model.ts';
+
+export type Table = { head: string[]; rows: string[][]; numeric?: boolean[] };
+
+const n = (value: number | null) => (value === null ? '–' : value.toLocaleString('en-US'));
+const ms = (value: number | undefined) => (value === undefined ? '–' : formatDuration(value));
+const iso = (msSinceEpoch: number) => new Date(msSinceEpoch).toISOString().replace('.000Z', 'Z');
+const signed = (value: number) => (value > 0 ? `+${n(value)}` : n(value));
+
+export function when(at: string | null): string {
+  return at === null ? '–' : at.replace('T', ' ').replace(/\.\d{3}Z$/, 'Z');
+}
+
+/** The headline facts, as label and value. */
+export function overview(report: Report): Array<[string, string]> {
+  const { backfill, parameters, totals } = report;
+  const duration = backfill.endedAt ? formatDuration(Date.parse(backfill.endedAt) - Date.parse(backfill.startedAt)) : 'still running';
+  const day = (at: string | null, open: string) => (at === null ? open : when(at).replace(/ 00:00:00Z$/, ''));
+  const range = `${day(parameters.from, 'the spec\'s start')} → ${day(parameters.to, 'the spec\'s end')} (end exclusive)`;
+  return [
+    ['state', `${backfill.state}${backfill.paused ? ' (paused)' : ''}`],
+    ['started', when(backfill.startedAt)],
+    ['ended', `${when(backfill.endedAt)} (${duration})`],
+    ['range', range],
+    ['partitions', `${n(totals.done)} done of ${n(totals.partitions)} · ${n(totals.failed)} failed · ${n(totals.blocked)} blocked${totals.skipped > 0 ? ` · ${n(totals.skipped)} kept (only changed)` : ''}`],
+    ['published', `${n(totals.published)} versions · ${n(totals.retried)} after a retry · ${n(totals.failedChecks)} failed checks · throttled ${n(totals.throttles)} times`],
+    ['limits', `rate ${parameters.rate === null ? 'unlimited' : `${parameters.rate}/s`} · concurrency ${parameters.concurrency ?? 'per node'}`],
+    ['code version', parameters.codeVersions.join(', ') || '–'],
+    ['warehouse', parameters.warehouse],
+    ['workflow', `${backfill.workflowId} in ${backfill.namespace} · ${backfill.runs} run(s) · run key ${backfill.runKey}`],
+  ];
+}
+
+export function nodesTable(report: Report): Table {
+  return {
+    head: ['node', 'grain', 'partitions', 'done', 'failed', 'blocked', 'p50', 'p95', 'max', 'total time', 'retried', 'ran twice', 'throttled'],
+    numeric: [false, false, true, true, true, true, true, true, true, true, true, true, true],
+    rows: report.nodes.map((node) => [
+      node.id,
+      node.grain,
+      n(node.partitions),
+      n(node.done),
+      n(node.failed),
+      n(node.blocked),
+      ms(node.durations?.p50Ms),
+      ms(node.durations?.p95Ms),
+      ms(node.durations?.maxMs),
+      ms(node.durations?.totalMs),
+      n(node.retries.retried),
+      n(node.retries.reExecuted),
+      n(node.throttles),
+    ]),
+  };
+}
+
+export function changesTable(report: Report): Table {
+  return {
+    head: ['node', 'published', 'new', 'changed', 'unchanged', 'rows before', 'rows after', 'row delta', 'rows in new'],
+    numeric: [false, true, true, true, true, true, true, true, true],
+    rows: report.nodes.map((node) => {
+      const c = node.changes;
+      return [node.id, n(node.published), n(c.new), n(c.changed), n(c.unchanged), n(c.rowsBefore), n(c.rowsAfter), signed(c.rowsAfter - c.rowsBefore), n(c.rowsNew)];
+    }),
+  };
+}
+
+const examples = (group: MessageGroup) => `${group.examples.join(', ')}${group.partitions > group.examples.length ? ` and ${n(group.partitions - group.examples.length)} more` : ''}`;
+
+/** Failures, failed checks and warned checks, one row per message. */
+export function problemsTable(report: Report): Table {
+  const rows: string[][] = [];
+  for (const node of report.nodes) {
+    for (const f of node.failures) rows.push([node.id, `failed (${f.type})`, n(f.partitions), examples(f), f.message]);
+    for (const c of node.failedChecks) rows.push([node.id, 'check failed', n(c.partitions), examples(c), c.message]);
+    for (const w of node.warnedChecks) rows.push([node.id, 'check warned', n(w.partitions), examples(w), w.message]);
+  }
+  return { head: ['node', 'what', 'partitions', 'for example', 'message'], numeric: [false, false, true, false, false], rows };
+}
+
+export function planTable(report: Report): Table {
+  return {
+    head: ['node', 'grain', 'partitions', 'first', 'last', 'transform', 'depends on'],
+    numeric: [false, false, true, false, false, false, false],
+    rows: report.plan.nodes.map((node) => [
+      node.id,
+      node.grain,
+      n(node.partitions),
+      node.first ?? '–',
+      node.last ?? '–',
+      node.transform,
+      node.dependsOn.map((d) => `${d.node} (${d.mapping})`).join(', ') || '–',
+    ]),
+  };
+}
+
+export function criticalPathText(report: Report): string {
+  const path = report.plan.criticalPath.map((step) => `${step.node} ${step.partition}`).join(' → ');
+  return `${n(report.plan.criticalPathLength)} partitions${path ? `: ${path}` : ''} · widest point ${n(report.plan.maxWidth)} partitions at once`;
+}
+
+export function specTable(report: Report): Table {
+  return {
+    head: ['node', 'transform', 'parameters', 'checks', 'concurrency', 'rate', 'retry'],
+    rows: report.spec.nodes.map((node) => [
+      node.id,
+      node.transform,
+      Object.keys(node.params).length > 0 ? JSON.stringify(node.params) : '–',
+      node.checks.map((c) => ('name' in c && c.name ? c.name : c.type)).join(', ') || '–',
+      String(node.concurrency),
+      node.rate === null ? 'unlimited' : `${node.rate}/s`,
+      `${node.retry.maxAttempts} attempts`,
+    ]),
+  };
+}
+
+/** Paused and throttled spans, in time order. */
+export function spansTable(report: Report): Table {
+  const span = (s: Span) => [when(iso(s.startMs)), when(iso(s.endMs)), formatDuration(s.endMs - s.startMs)];
+  const rows = [
+    ...report.timeline.paused.map((s) => ({ at: s.startMs, row: ['paused', 'all', ...span(s), '–'] })),
+    ...report.timeline.throttled.map((s) => ({ at: s.startMs, row: ['throttled', s.node, ...span(s), n(s.count)] })),
+  ].sort((a, b) => a.at - b.at);
+  return { head: ['what', 'node', 'from', 'to', 'for', 'times'], rows: rows.map((r) => r.row) };
+}

@@ -1,0 +1,140 @@
+/**
+ * The audit report end to end: ten days of the example run twice (the second time with a
+ * parameter changed, throttled twice, and paused in the middle), then `backfill report`
+ * writes HTML, JSON and Markdown; the HTML opens in headless Chromium, which finds the
+ * timeline with a lane per node and the paused span, and takes the README's screenshot
+ * (BACKFILL_UPDATE_DOCS=1 writes it to docs/images/report.png).
+ */
+import { mkdirSync, readFileSync, statSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
+import { chromium, type Browser } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ThrottledError } from '../../activities/errors.ts';
+import { loadTransforms, type Transform } from '../../activities/transforms.ts';
+import type { BackfillClient, Started } from '../../client/backfill-client.ts';
+import type { Report } from '../../client/report/model.ts';
+import { nodeViewQuery, nodeWorkflowId } from '../../workflows/definitions.ts';
+import { EXAMPLE_TRANSFORMS, ROOT, connectClient, exampleSpec, runCli, scratch, startTestWorker, uniqueQueue, waitFor, type TestWorker } from './helpers.ts';
+
+const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+const NODES = ['orders_raw', 'orders_clean', 'daily_revenue', 'revenue_7d', 'weekly_revenue', 'monthly_active_customers'];
+/** The downstream system says "slow down" the first time these days are generated. */
+const THROTTLED_DAYS = new Set(['2024-01-03', '2024-01-04']);
+
+describe('backfill report', () => {
+  let worker: TestWorker;
+  let client: BackfillClient;
+  let browser: Browser;
+  let dir: string;
+  const queue = uniqueQueue('report');
+  const env = { BACKFILL_TASK_QUEUE: queue };
+
+  beforeAll(async () => {
+    dir = scratch('report');
+    const example = await loadTransforms([EXAMPLE_TRANSFORMS]);
+    const generate = example.get('generate_orders')!;
+    // Orders come from a (simulated) API: a fifth of a second a day, and "slow down" on some days.
+    const throttling: Transform = async (ctx) => {
+      if (ctx.params.ordersPerDay === 240 && THROTTLED_DAYS.has(ctx.partition) && ctx.throttled === 0) throw new ThrottledError(`orders API: slow down (${ctx.partition})`);
+      await delay(200, undefined, { signal: ctx.signal });
+      return generate(ctx);
+    };
+    worker = await startTestWorker({ queue, warehousePath: join(dir, 'warehouse.db'), transformModules: [EXAMPLE_TRANSFORMS], transforms: { generate_orders: throttling } });
+    client = await connectClient();
+    browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS });
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await client?.close();
+    await worker?.stop();
+  });
+
+  const warehouse = () => ['--warehouse', join(dir, 'warehouse.db')];
+  const inflight = async (id: string) => {
+    let total = 0;
+    for (const node of NODES) total += (await client.client.workflow.getHandle(nodeWorkflowId(id, node)).query(nodeViewQuery)).inflightActivities;
+    return total;
+  };
+
+  it('writes an HTML report whose timeline shows every node and the pause, and JSON and Markdown too', async () => {
+    // The first backfill publishes the first five days; the reported one recomputes them with more orders, and five more.
+    const before = `report-before-${Date.now()}`;
+    const first = await runCli<Started>(['start', exampleSpec(dir, queue), '--id', before, '--from', '2024-01-01', '--to', '2024-01-06', '--json'], env);
+    expect(first.code, first.stderr).toBe(0);
+    expect((await client.wait(before, 120_000)).state).toBe('completed');
+
+    const spec = exampleSpec(dir, queue, (yaml) => yaml.replace('ordersPerDay: 200', 'ordersPerDay: 240'));
+    const id = `report-${Date.now()}`;
+    const started = await runCli<Started>(['start', spec, '--id', id, '--from', '2024-01-01', '--to', '2024-01-11', '--rate', '6', '--json'], env);
+    expect(started.code, started.stderr).toBe(0);
+    await waitFor('a third of the partitions', async () => (await worker.warehouse.ledger({ backfillId: id })).length >= 14, 120_000);
+    expect((await client.pause(id)).paused).toBe(true);
+    await waitFor('running partitions to finish', async () => (await inflight(id)) === 0, 60_000);
+    // An operator's pause of a couple of seconds: what the timeline must show.
+    await delay(2000);
+    expect((await client.resume(id)).state?.paused).toBe(false);
+    expect((await client.wait(id, 120_000)).state).toBe('completed');
+
+    const html = join(dir, 'report.html');
+    const written = await runCli<{ output: string; format: string; state: string }>(['report', id, '--output', html, ...warehouse(), '--json'], env);
+    expect(written.code, written.stderr).toBe(0);
+    expect(written.json).toMatchObject({ output: html, format: 'html', state: 'completed' });
+
+    const json = await runCli<Report>(['report', id, '--format', 'json', '--output', '-', ...warehouse()], env);
+    expect(json.code, json.stderr).toBe(0);
+    const report = json.json!;
+    expect(report.backfill).toMatchObject({ id, state: 'completed', paused: false });
+    expect(report.parameters).toMatchObject({ from: '2024-01-01T00:00:00.000Z', to: '2024-01-11T00:00:00.000Z', rate: 6 });
+    expect(report.nodes.map((n) => n.id)).toEqual(NODES);
+    expect(report.totals).toMatchObject({ partitions: 43, done: 43, failed: 0, blocked: 0, published: 43, throttles: 2 });
+    const byId = Object.fromEntries(report.nodes.map((n) => [n.id, n]));
+    expect(byId.orders_raw).toMatchObject({ done: 10, published: 10, throttles: 2, changes: { new: 5, changed: 5, unchanged: 0 } });
+    expect(byId.orders_raw!.changes.rowsAfter).toBeGreaterThan(byId.orders_raw!.changes.rowsBefore);
+    expect(byId.orders_raw!.durations!.p95Ms).toBeGreaterThanOrEqual(byId.orders_raw!.durations!.p50Ms);
+    expect(report.timeline.detail).toBe('partitions');
+    expect(report.timeline.marks).toHaveLength(43);
+    expect(report.timeline.paused).toHaveLength(1);
+    expect(report.timeline.paused[0]!.endMs - report.timeline.paused[0]!.startMs).toBeGreaterThanOrEqual(2000);
+    expect(report.timeline.throttled.every((s) => s.node === 'orders_raw')).toBe(true);
+    expect(report.timeline.throttled.reduce((sum, s) => sum + s.count, 0)).toBe(2);
+    expect(report.plan).toMatchObject({ totalPartitions: 43, criticalPathLength: 4 });
+    expect(report.plan.criticalPath).toHaveLength(4);
+
+    const md = await runCli(['report', id, '--output', join(dir, 'report.md'), ...warehouse()], env);
+    expect(md.code, md.stderr).toBe(0);
+    expect(readFileSync(join(dir, 'report.md'), 'utf8')).toMatch(/^# Backfill report-\d+\n[\s\S]*\| paused \| all \|/);
+
+    // The browser: nothing to fetch but the file itself; the timeline drawn with a lane per node.
+    const page = await browser.newPage({ viewport: { width: 1180, height: 1000 } });
+    const requests: string[] = [];
+    page.on('request', (request) => requests.push(request.url()));
+    await page.goto(`file://${html}`);
+    expect(requests).toEqual([`file://${html}`]);
+    const timeline = page.locator('#timeline svg');
+    await expect(timeline.count()).resolves.toBe(1);
+    await expect(page.locator('#timeline g.role-mark.lanes path').count()).resolves.toBe(NODES.length);
+    await expect(page.locator('#timeline g.role-mark.partitions path').count()).resolves.toBe(43);
+    await expect(page.locator('#timeline g.role-mark.paused path').count()).resolves.toBe(1);
+    await expect(page.locator('#timeline g.role-mark.throttled path').count()).resolves.toBeGreaterThanOrEqual(1);
+    const labels = await page.locator('#timeline svg text').allTextContents();
+    for (const node of NODES) expect(labels).toContain(node);
+    const box = await timeline.boundingBox();
+    expect(box!.width).toBeGreaterThan(600);
+    await expect(page.locator('#nodes tbody tr').count()).resolves.toBe(NODES.length);
+    // The README's picture; refreshed on request, so that a test run leaves the work tree as it was.
+    const screenshot = process.env.BACKFILL_UPDATE_DOCS === '1' ? join(ROOT, 'docs/images/report.png') : join(dir, 'report.png');
+    mkdirSync(dirname(screenshot), { recursive: true });
+    await page.screenshot({ path: screenshot });
+    expect(statSync(screenshot).size).toBeGreaterThan(20_000);
+    await page.close();
+  });
+
+  it('names the problem for an unknown backfill and a bad format', async () => {
+    const unknown = await runCli<{ error: { code: string; message: string } }>(['report', 'no-such-backfill', ...warehouse(), '--json'], env);
+    expect(unknown.code).toBe(1);
+    expect(unknown.json!.error).toMatchObject({ code: 'not_found' });
+    const format = await runCli<{ error: { code: string; message: string } }>(['report', 'whatever', '--format', 'pdf', '--json'], env);
+    expect(format.json!.error.message).toMatch(/--format 'pdf' is not a report format: use html, json, md/);
+  });
+});

@@ -1,0 +1,195 @@
+/** The report's data: what histories and ledger rows say, reduced to figures, spans and timeline marks. */
+import { defaultPayloadConverter, msNumberToTs } from '@temporalio/common';
+import type { temporal } from '@temporalio/proto';
+import { describe, expect, it } from 'vitest';
+import type { LedgerRow } from '../../activities/warehouse/types.ts';
+import { pauseToggles, pausedSpans, runInfo, throttleEvents, throttledSpans, type Decode } from '../../client/report/history.ts';
+import { durationStats, groupMessages, ledgerFigures, nodeChanges, percentile, versionKey, warningsOf } from '../../client/report/summarize.ts';
+import { buildTimeline, MAX_SLOTS } from '../../client/report/timeline.ts';
+
+type HistoryEvent = temporal.api.history.v1.IHistoryEvent;
+const T0 = Date.UTC(2025, 0, 1);
+const decode: Decode = (payload) => defaultPayloadConverter.fromPayload(payload);
+const at = (s: number) => msNumberToTs(T0 + s * 1000);
+const payload = (value: unknown) => defaultPayloadConverter.toPayload(value);
+
+describe('histories', () => {
+  const parent: HistoryEvent[] = [
+    { eventTime: at(0), workflowExecutionStartedEventAttributes: { firstExecutionRunId: 'first', input: { payloads: [payload({ backfillId: 'b', carry: { runKey: 'key' } })] } } },
+    { eventTime: at(10), workflowExecutionSignaledEventAttributes: { signalName: 'nodeReport' } },
+    { eventTime: at(20), workflowExecutionUpdateAcceptedEventAttributes: { acceptedRequest: { input: { name: 'pause' } } } },
+    { eventTime: at(25), workflowExecutionSignaledEventAttributes: { signalName: 'pause' } },
+    { eventTime: at(30), workflowExecutionUpdateAcceptedEventAttributes: { acceptedRequest: { input: { name: 'resume' } } } },
+    { eventTime: at(40), workflowExecutionSignaledEventAttributes: { signalName: 'pause' } },
+    { eventTime: at(50), workflowExecutionContinuedAsNewEventAttributes: { newExecutionRunId: 'next' } },
+  ];
+
+  it('reads a run: its input, start and close', () => {
+    expect(runInfo('this', parent, decode)).toEqual({ runId: 'this', firstRunId: 'first', input: { backfillId: 'b', carry: { runKey: 'key' } }, startMs: T0, endMs: T0 + 50_000 });
+    expect(runInfo('open', parent.slice(0, 3), decode).endMs).toBeNull();
+  });
+
+  it('finds pause and resume, by signal or update', () => {
+    expect(pauseToggles(parent)).toEqual([
+      { atMs: T0 + 20_000, paused: true },
+      { atMs: T0 + 25_000, paused: true },
+      { atMs: T0 + 30_000, paused: false },
+      { atMs: T0 + 40_000, paused: true },
+    ]);
+  });
+
+  it('turns them into paused spans; a pause still on ends at the end; a repeated pause changes nothing', () => {
+    expect(pausedSpans(pauseToggles(parent), T0 + 60_000)).toEqual([
+      { startMs: T0 + 20_000, endMs: T0 + 30_000 },
+      { startMs: T0 + 40_000, endMs: T0 + 60_000 },
+    ]);
+    expect(pausedSpans([{ atMs: 5, paused: false }], 10, { atMs: 1 })).toEqual([{ startMs: 1, endMs: 5 }]);
+    expect(pausedSpans([], 10)).toEqual([]);
+  });
+
+  it('finds throttled activity results, and groups throttles close in time into spans', () => {
+    const node: HistoryEvent[] = [
+      { eventTime: at(0), activityTaskCompletedEventAttributes: { result: { payloads: [payload({ finished: [] , throttled: { index: 4, message: 'slow down' } })] } } },
+      { eventTime: at(1), activityTaskCompletedEventAttributes: { result: { payloads: [payload({ finished: [{ index: 5 }] })] } } },
+      { eventTime: at(2), activityTaskCompletedEventAttributes: { result: { payloads: [payload({ finished: [], throttled: { index: 6, message: 'slow down' } })] } } },
+      { eventTime: at(3), activityTaskScheduledEventAttributes: {} },
+    ];
+    const events = throttleEvents(node, decode);
+    expect(events).toEqual([
+      { atMs: T0, index: 4, message: 'slow down' },
+      { atMs: T0 + 2000, index: 6, message: 'slow down' },
+    ]);
+    expect(throttledSpans([...events.map((e) => e.atMs), T0 + 60_000], 5000)).toEqual([
+      { startMs: T0, endMs: T0 + 2000, count: 2 },
+      { startMs: T0 + 60_000, endMs: T0 + 60_000, count: 1 },
+    ]);
+  });
+});
+
+function row(partition: string, extra: Partial<LedgerRow> = {}): LedgerRow {
+  return {
+    node: 'n',
+    partition,
+    version: 1,
+    status: 'published',
+    backfillId: 'b',
+    runKey: 'r',
+    workflowId: 'w',
+    rowCount: 10,
+    checksum: `c-${partition}`,
+    schemaHash: 's',
+    transform: 'sql',
+    params: {},
+    codeVersion: 'v',
+    inputs: [],
+    attempt: 1,
+    executions: 1,
+    startedAt: '2025-01-01T00:00:00.000Z',
+    finishedAt: '2025-01-01T00:00:01.000Z',
+    durationMs: 1000,
+    previousVersion: null,
+    error: null,
+    warnings: [],
+    specHash: null,
+    current: true,
+    ...extra,
+  };
+}
+
+describe('ledger figures', () => {
+  it('percentiles by nearest rank', () => {
+    const sorted = Array.from({ length: 100 }, (_, i) => i + 1);
+    expect([percentile(sorted, 50), percentile(sorted, 95), percentile(sorted, 100), percentile([7], 95), percentile([], 50)]).toEqual([50, 95, 100, 7, 0]);
+    expect(durationStats([300, 100, 200])).toEqual({ p50Ms: 200, p95Ms: 300, maxMs: 300, totalMs: 600 });
+    expect(durationStats([])).toBeNull();
+  });
+
+  it('groups messages, most partitions first, with a few examples', () => {
+    const items = ['d', 'a', 'b', 'c', 'a'].map((partition) => ({ message: 'dup', partition }));
+    expect(groupMessages([...items, { message: 'other', partition: 'z' }])).toEqual([
+      { message: 'dup', partitions: 4, examples: ['a', 'b', 'c'] },
+      { message: 'other', partitions: 1, examples: ['z'] },
+    ]);
+  });
+
+  it('reads the warned checks of a ledger row', () => {
+    expect(warningsOf(row('a'))).toEqual([]);
+    expect(warningsOf(row('a', { warnings: ['few rows: 3 rows, expected at least 5'] }))).toEqual(['few rows: 3 rows, expected at least 5']);
+  });
+
+  it('compares published versions with the versions they replaced', () => {
+    const previous = new Map([
+      [versionKey('a', 1), row('a', { checksum: 'same', rowCount: 10 })],
+      [versionKey('b', 1), row('b', { checksum: 'old', rowCount: 10 })],
+    ]);
+    const published = [
+      row('a', { version: 2, previousVersion: 1, checksum: 'same', rowCount: 10 }),
+      row('b', { version: 2, previousVersion: 1, checksum: 'new', rowCount: 13 }),
+      row('c', { rowCount: 5 }),
+    ];
+    expect(nodeChanges(published, previous)).toEqual({ new: 1, changed: 1, unchanged: 1, rowsBefore: 20, rowsAfter: 23, rowsNew: 5 });
+  });
+
+  it('counts retries, re-executions and failed checks of a node', () => {
+    const rows = [
+      row('a', { attempt: 2, durationMs: 100 }),
+      row('b', { executions: 3, durationMs: 300 }),
+      row('c', { status: 'failed_check', error: 'unique(order_id): 2 duplicates', rowCount: null, checksum: null }),
+      row('d', { status: 'failed_check', error: 'unique(order_id): 2 duplicates', rowCount: null, checksum: null }),
+    ];
+    expect(ledgerFigures(rows, new Map())).toEqual({
+      published: 2,
+      durations: { p50Ms: 100, p95Ms: 300, maxMs: 300, totalMs: 400 },
+      retries: { retried: 1, reExecuted: 1 },
+      failedChecks: [{ message: 'unique(order_id): 2 duplicates', partitions: 2, examples: ['c', 'd'] }],
+      warnedChecks: [],
+      changes: { new: 2, changed: 0, unchanged: 0, rowsBefore: 0, rowsAfter: 0, rowsNew: 20 },
+    });
+  });
+});
+
+describe('buildTimeline', () => {
+  const mark = (node: string, partition: string, startMs: number, endMs: number) => ({ node, partition, status: 'published' as const, startMs, endMs });
+
+  it('puts overlapping partitions of a lane in sub-rows, reusing a sub-row once it is free', () => {
+    const timeline = buildTimeline({
+      nodes: ['a', 'b'],
+      rows: [mark('a', '1', 0, 10), mark('a', '2', 5, 15), mark('a', '3', 10, 20), mark('b', '1', 0, 1)],
+      startMs: 0,
+      endMs: 20,
+      paused: [],
+      throttled: [],
+    });
+    expect(timeline.detail).toBe('partitions');
+    expect(timeline.lanes).toEqual([
+      { node: 'a', slots: 2 },
+      { node: 'b', slots: 1 },
+    ]);
+    expect(timeline.marks.map((m) => [m.node, m.partition, m.slot])).toEqual([
+      ['a', '1', 0],
+      ['a', '2', 1],
+      ['a', '3', 0],
+      ['b', '1', 0],
+    ]);
+  });
+
+  it(`shares at most ${MAX_SLOTS} sub-rows`, () => {
+    const rows = Array.from({ length: 30 }, (_, i) => mark('a', String(i), 0, 10));
+    const timeline = buildTimeline({ nodes: ['a'], rows, startMs: 0, endMs: 10, paused: [], throttled: [] });
+    expect(timeline.lanes[0]!.slots).toBe(MAX_SLOTS);
+    expect(Math.max(...timeline.marks.map((m) => m.slot))).toBe(MAX_SLOTS - 1);
+  });
+
+  it('bins 100,000 partitions: average running and finished per bin, every partition counted once', () => {
+    const rows = Array.from({ length: 100_000 }, (_, i) => mark(i % 2 ? 'a' : 'b', String(i), i * 10, i * 10 + 40));
+    const started = Date.now();
+    const timeline = buildTimeline({ nodes: ['a', 'b'], rows, startMs: 0, endMs: 1_000_040, paused: [], throttled: [] });
+    expect(Date.now() - started).toBeLessThan(2000);
+    expect(timeline).toMatchObject({ detail: 'bins', marks: [], binMs: Math.ceil(1_000_040 / 240) });
+    expect(timeline.bins.length).toBeLessThanOrEqual(2 * 240);
+    expect(timeline.bins.reduce((sum, b) => sum + b.finished, 0)).toBe(100_000);
+    // Each node runs a 40 ms partition every 20 ms: two at a time, on average.
+    const middle = timeline.bins.filter((b) => b.node === 'a').slice(10, 200);
+    for (const bin of middle) expect(bin.busy).toBeCloseTo(2, 1);
+  });
+});

@@ -1,0 +1,194 @@
+/** The audit report's renderers, from a hand-built report model. */
+import { describe, expect, it } from 'vitest';
+import type { Report } from '../../client/report/model.ts';
+import { formatOfPath, renderReport, reportFormat } from '../../client/report/render.ts';
+import { escapeCell } from '../../client/report/markdown.ts';
+import { buildTimeline } from '../../client/report/timeline.ts';
+import { timelineSpec } from '../../client/report/vega.ts';
+import { resolveSpec } from '../../core/spec.ts';
+
+const T0 = Date.UTC(2025, 5, 1, 9, 0, 0);
+const NODES = ['orders_raw', 'orders_clean', 'daily_revenue'];
+
+function sample(overrides: { rows?: number } = {}): Report {
+  const spec = resolveSpec({
+    name: 'shop',
+    description: 'orders <and> revenue',
+    partitions: { grain: 'day', start: '2024-01-01', end: '2024-01-11' },
+    nodes: [
+      { id: 'orders_raw', transform: 'noop', params: { note: '<script>alert(1)</script>', ordersPerDay: 200 } },
+      { id: 'orders_clean', sql: 'SELECT * FROM orders_raw WHERE a < 1', dependsOn: ['orders_raw'], checks: [{ type: 'unique', columns: ['order_id'] }] },
+      { id: 'daily_revenue', sql: 'SELECT 1 AS n', dependsOn: ['orders_clean'] },
+    ],
+  });
+  const count = overrides.rows ?? 10;
+  const rows = NODES.flatMap((node, k) =>
+    Array.from({ length: count }, (_, i) => ({
+      node,
+      partition: `2024-01-${String((i % 10) + 1).padStart(2, '0')}`,
+      status: node === 'orders_clean' && i === 3 ? ('failed_check' as const) : ('published' as const),
+      startMs: T0 + i * 1000 + k * 400,
+      endMs: T0 + i * 1000 + k * 400 + 700,
+    })),
+  );
+  const timeline = buildTimeline({
+    nodes: NODES,
+    rows,
+    startMs: T0,
+    endMs: T0 + count * 1000 + 2000,
+    paused: [{ startMs: T0 + 4000, endMs: T0 + 6500 }],
+    throttled: [{ node: 'orders_raw', startMs: T0 + 2000, endMs: T0 + 2600, count: 2 }],
+  });
+  const node = (id: string, extra: Partial<Report['nodes'][number]> = {}): Report['nodes'][number] => ({
+    id,
+    grain: 'day',
+    transform: id === 'orders_raw' ? 'noop' : 'sql',
+    partitions: 10,
+    done: 10,
+    failed: 0,
+    blocked: 0,
+    skipped: 0,
+    published: 10,
+    durations: { p50Ms: 700, p95Ms: 900, maxMs: 1200, totalMs: 7400 },
+    retries: { retried: 0, reExecuted: 0 },
+    throttles: 0,
+    failures: [],
+    failedChecks: [],
+    warnedChecks: [],
+    changes: { new: 10, changed: 0, unchanged: 0, rowsBefore: 0, rowsAfter: 0, rowsNew: 2000 },
+    ...extra,
+  });
+  return {
+    reportVersion: 1,
+    generatedAt: '2025-06-01T10:00:00.000Z',
+    backfill: {
+      id: 'shop-june',
+      workflowId: 'backfill/shop-june',
+      namespace: 'default',
+      runKey: 'run-1',
+      state: 'completed_with_failures',
+      paused: false,
+      startedAt: new Date(T0).toISOString(),
+      endedAt: new Date(T0 + 12_000).toISOString(),
+      runs: 2,
+      uiUrl: 'http://localhost:8233/namespaces/default/workflows/backfill%2Fshop-june',
+    },
+    spec,
+    parameters: { from: '2024-01-01T00:00:00.000Z', to: null, rate: 5, concurrency: null, onlyChanged: false, codeVersions: ['backfill@0.1.0'], warehouse: '/tmp/warehouse.db' },
+    plan: {
+      totalPartitions: 30,
+      criticalPathLength: 3,
+      maxWidth: 10,
+      criticalPath: NODES.map((n) => ({ node: n, partition: '2024-01-01' })),
+      nodes: NODES.map((id, i) => ({ id, grain: 'day', partitions: 10, first: '2024-01-01', last: '2024-01-10', transform: 'sql', dependsOn: i === 0 ? [] : [{ node: NODES[i - 1]!, mapping: 'identity' }] })),
+    },
+    totals: { partitions: 30, done: 29, failed: 1, blocked: 1, skipped: 0, published: 29, retried: 2, throttles: 2, failedChecks: 1 },
+    nodes: [
+      node('orders_raw', { throttles: 2, retries: { retried: 2, reExecuted: 1 }, changes: { new: 0, changed: 3, unchanged: 7, rowsBefore: 2000, rowsAfter: 2100, rowsNew: 0 } }),
+      node('orders_clean', {
+        done: 9,
+        failed: 1,
+        published: 9,
+        failedChecks: [{ message: 'unique(order_id): 2 duplicate rows | see <log>', partitions: 1, examples: ['2024-01-04'] }],
+        warnedChecks: [{ message: 'row_count below 150', partitions: 4, examples: ['2024-01-01', '2024-01-02', '2024-01-03'] }],
+      }),
+      node('daily_revenue', { done: 9, blocked: 1, published: 9, durations: null }),
+    ],
+    timeline,
+    notes: ['Throttles read from the histories of orders_raw.'],
+  };
+}
+
+describe('report as HTML', () => {
+  it('is one self-contained document: no scripts, stylesheets or images to load', async () => {
+    const html = await renderReport(sample(), 'html');
+    expect(html.startsWith('<!doctype html>')).toBe(true);
+    expect(html).not.toMatch(/<script|<link|<img|<iframe|\bsrc=|url\(/i);
+    expect(html).toContain('<style>');
+  });
+
+  it('draws the timeline as inline SVG: one lane per node, every partition, the paused and throttled spans', async () => {
+    const html = await renderReport(sample(), 'html');
+    const svg = html.slice(html.indexOf('<svg'), html.indexOf('</svg>') + 6);
+    expect(svg.length).toBeGreaterThan(1000);
+    const group = (name: string) => new RegExp(`<g class="mark-[a-z]+ role-mark ${name}"[^>]*>(.*?)</g>`, 's').exec(svg)?.[1] ?? '';
+    const count = (name: string) => (group(name).match(/<path/g) ?? []).length;
+    expect(count('lanes')).toBe(3);
+    expect(count('partitions')).toBe(30);
+    expect(count('paused')).toBe(1);
+    expect(count('throttled')).toBe(1);
+    for (const node of NODES) expect(svg).toContain(`>${node}</text>`);
+    expect(svg).toContain('aria-label="orders_clean 2024-01-04 (failed_check)"');
+  });
+
+  it('has every section, with figures formatted and text escaped', async () => {
+    const html = await renderReport(sample(), 'html');
+    for (const heading of ['Timeline', 'Nodes', 'What changed against the previous versions', 'Failures and checks', 'Plan', 'Spec and parameters', 'Notes']) {
+      expect(html).toContain(`<h2>${heading}</h2>`);
+    }
+    expect(html).toContain('class="state-completed_with_failures"');
+    expect(html).toContain('<dt>range</dt><dd>2024-01-01 → the spec&#39;s end (end exclusive)</dd>');
+    expect(html).toContain('&lt;script&gt;alert(1)&lt;/script&gt;');
+    expect(html).not.toContain('<script>alert');
+    expect(html).toContain('orders &lt;and&gt; revenue');
+    expect(html).toMatch(/<td>orders_raw<\/td><td>day<\/td><td class="num">10<\/td>.*<td class="num">700ms<\/td><td class="num">900ms<\/td><td class="num">1.2s<\/td><td class="num">7.4s<\/td><td class="num">2<\/td><td class="num">1<\/td><td class="num">2<\/td>/);
+    expect(html).toMatch(/<td>orders_raw<\/td><td class="num">10<\/td><td class="num">0<\/td><td class="num">3<\/td><td class="num">7<\/td><td class="num">2,000<\/td><td class="num">2,100<\/td><td class="num">\+100<\/td>/);
+    expect(html).toContain('<td>check failed</td><td class="num">1</td><td>2024-01-04</td><td>unique(order_id): 2 duplicate rows | see &lt;log&gt;</td>');
+    expect(html).toContain('<td>check warned</td><td class="num">4</td><td>2024-01-01, 2024-01-02, 2024-01-03 and 1 more</td>');
+    expect(html).toContain('Critical path: 3 partitions: orders_raw 2024-01-01 → orders_clean 2024-01-01 → daily_revenue 2024-01-01');
+    expect(html).toContain('<pre>SELECT * FROM orders_raw WHERE a &lt; 1</pre>');
+    expect(html).toContain('<td>paused</td><td>all</td><td>2025-06-01 09:00:04Z</td><td>2025-06-01 09:00:06Z</td><td>2.5s</td><td>–</td>');
+    expect(html).toContain('<td>throttled</td><td>orders_raw</td><td>2025-06-01 09:00:02Z</td><td>2025-06-01 09:00:02Z</td><td>600ms</td><td>2</td>');
+  });
+
+  it('draws bins instead of partitions when there are many', async () => {
+    const report = sample({ rows: 1200 });
+    expect(report.timeline.detail).toBe('bins');
+    const html = await renderReport(report, 'html');
+    expect(html).toContain('role-mark bins');
+    expect(html).not.toContain('role-mark partitions');
+    expect(html).toContain('partitions running (average)');
+  });
+});
+
+describe('report as Markdown', () => {
+  it('has the same tables, aligned and escaped', async () => {
+    const md = await renderReport(sample(), 'md');
+    expect(md).toMatch(/^# Backfill shop-june\n/);
+    expect(md).toContain('| node | grain | partitions | done | failed | blocked | p50 | p95 | max | total time | retried | ran twice | throttled |\n| --- | --- | ---: | ---: |');
+    expect(md).toContain('| orders_clean | check failed | 1 | 2024-01-04 | unique(order_id): 2 duplicate rows \\| see \\<log\\> |');
+    expect(md).toContain('| paused | all | 2025-06-01 09:00:04Z |');
+    expect(md).toContain('```sql\nSELECT * FROM orders_raw WHERE a < 1\n```');
+    expect(md).toContain('- Throttles read from the histories of orders_raw.');
+  });
+
+  it('keeps a cell on one line', () => {
+    expect(escapeCell('a|b\nc [x](y) `z`')).toBe('a\\|b c \\[x\\](y) \\`z\\`');
+  });
+});
+
+describe('report as JSON', () => {
+  it('is the report model itself', async () => {
+    const report = sample();
+    expect(JSON.parse(await renderReport(report, 'json'))).toEqual(JSON.parse(JSON.stringify(report)));
+  });
+});
+
+describe('report formats', () => {
+  it('come from --format or the output file name, and a bad one names the choices', () => {
+    expect(reportFormat('md')).toBe('md');
+    expect(() => reportFormat('pdf')).toThrow(/--format 'pdf' is not a report format: use html, json, md/);
+    expect(formatOfPath('out/Report.HTML')).toBe('html');
+    expect(formatOfPath('r.json')).toBe('json');
+    expect(formatOfPath('r.markdown')).toBe('md');
+    expect(formatOfPath('report')).toBeUndefined();
+  });
+});
+
+describe('timeline spec', () => {
+  it('is plain JSON Vega parses (no functions), with a lane per node', () => {
+    const spec = timelineSpec(sample().timeline);
+    expect(JSON.parse(JSON.stringify(spec))).toEqual(spec);
+    expect(spec.scales?.find((s) => s.name === 'lane')).toMatchObject({ type: 'band', domain: NODES });
+  });
+});

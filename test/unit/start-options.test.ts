@@ -1,0 +1,80 @@
+/** What start and plan say about --only-changed and busy datasets, without a server. */
+import { stripVTControlCharacters } from 'node:util';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { main } from '../../client/cli.ts';
+import { datasetsBusy } from '../../client/dataset-writers.ts';
+import type { ChangeSummary } from '../../client/only-changed.ts';
+import { renderChanges } from '../../client/render.ts';
+
+const EXAMPLE = new URL('../../examples/shop/backfill.yaml', import.meta.url).pathname;
+
+/** Runs the command line in-process; returns what it printed on stdout and its exit code. */
+async function cli(...args: string[]): Promise<{ stdout: string; code: number }> {
+  let stdout = '';
+  const write = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => ((stdout += String(chunk)), true));
+  const before = process.exitCode;
+  try {
+    await main(['node', 'backfill', ...args]);
+    return { stdout, code: Number(process.exitCode ?? 0) };
+  } finally {
+    write.mockRestore();
+    process.exitCode = before;
+  }
+}
+
+afterEach(() => vi.restoreAllMocks());
+
+describe('--only-changed options', () => {
+  it('refuses --warehouse and --code-version without --only-changed, naming the fix', async () => {
+    const plan = await cli('plan', EXAMPLE, '--warehouse', 'w.db', '--json');
+    expect(plan.code).toBe(1);
+    expect(JSON.parse(plan.stdout).error).toEqual({ code: 'invalid_argument', message: '--warehouse only matters with --only-changed: add --only-changed, or leave it out', path: 'only-changed' });
+    const start = await cli('start', EXAMPLE, '--warehouse', 'w.db', '--code-version', 'v2', '--json');
+    expect(JSON.parse(start.stdout).error.message).toBe('--warehouse and --code-version only matter with --only-changed: add --only-changed, or leave them out');
+  });
+
+  it('refuses a --wait-for-datasets that is not a duration', async () => {
+    const start = await cli('start', EXAMPLE, '--wait-for-datasets', 'soon', '--json');
+    expect(JSON.parse(start.stdout).error).toMatchObject({ code: 'invalid_argument', path: 'wait-for-datasets' });
+  });
+
+  it('renders how many partitions of each node run, and why', () => {
+    const summary: ChangeSummary = {
+      warehouse: 'w.db',
+      codeVersion: 'backfill@1',
+      compared: 'transform, params, code version, input versions',
+      totalToRun: 12,
+      totalSkipped: 30,
+      nodes: [
+        { id: 'a', partitions: 20, toRun: 2, skip: 18, reasons: { unpublished: 1, spec: 0, code: 0, inputs: 1, upstream: 0 } },
+        { id: 'b', partitions: 22, toRun: 10, skip: 12, reasons: { unpublished: 0, spec: 8, code: 0, inputs: 0, upstream: 2 } },
+      ],
+    };
+    const text = stripVTControlCharacters(renderChanges(summary));
+    expect(text).toContain('only changed (against w.db, code version backfill@1): 12 partitions run, 30 keep their published versions');
+    expect(text).toMatch(/│ a\s+│ 20\s+│ 2\s+│ 18\s+│ 1 never published\s+│/);
+    expect(text).toMatch(/│\s+│\s+│\s+│\s+│ 1 upstream versions changed\s+│/);
+    expect(text).toMatch(/│ b\s+│ 22\s+│ 10\s+│ 12\s+│ 8 spec changed\s+│/);
+    expect(text).toContain('this ledger does not record the SQL or checks');
+  });
+});
+
+describe('datasetsBusy', () => {
+  const writers = [
+    { backfillId: 'first', datasets: ['orders', 'sessions'] },
+    { backfillId: 'second', datasets: ['users'] },
+  ];
+  it('names every other backfill and its datasets, and the ways out', () => {
+    const error = datasetsBusy('new', writers);
+    expect(error.code).toBe('dataset_busy');
+    expect(error.message).toBe(
+      "backfill 'new' would write datasets that running backfills write (orders, sessions by backfill 'first'; users by backfill 'second'): one writer per dataset. " +
+        "Wait for it ('backfill wait first'), cancel it ('backfill cancel first'), or start with --wait-for-datasets to start once they are free",
+    );
+  });
+  it('says how long it waited when waiting gave up', () => {
+    const error = datasetsBusy('new', writers.slice(0, 1), 90_000);
+    expect(error.code).toBe('timeout');
+    expect(error.message).toMatch(/and they were still busy after 90s: wait longer, or cancel 'first'$/);
+  });
+});
