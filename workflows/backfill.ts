@@ -148,8 +148,10 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
     upsertSearchAttributes([{ key: BACKFILL_STATUS, value: next }]);
   };
 
+  // Started whatever happens: a cancellation that arrives while a start is pending would leave
+  // the start unresolved (the child is abandoned, not cancelled); the cleanup below cancels it.
   const startNode = (node: PlanNode, ready: RangeSet, recheck?: RangeSet) =>
-    startChild(nodeWorkflow, {
+    CancellationScope.nonCancellable(() => startChild(nodeWorkflow, {
       workflowId: nodeWorkflowId(backfillId, node.id),
       args: [
         {
@@ -176,7 +178,7 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
         { key: BACKFILL_ID, value: backfillId },
         { key: BACKFILL_NODE, value: node.id },
       ],
-    });
+    }));
 
   const deliver = (id: string, control: NodeControl) => {
     sending.add(id);

@@ -211,6 +211,23 @@ describe('operator control', () => {
     expect(rows.filter((r) => r.executions > 1)).toEqual([]);
   });
 
+  it('a backfill cancelled the moment it starts ends cancelled, and its node workflows with it', async () => {
+    const spec = testSpec(queue, {
+      name: 'cancel-early',
+      partitions: { grain: 'hour', start: '2024-01-01', end: '2024-01-03' },
+      nodes: [
+        { id: 'a', transform: 'sleep', params: { ms: 300 } },
+        { id: 'b', transform: 'sleep', dependsOn: ['a'] },
+      ],
+    });
+    const { backfillId } = await start(spec);
+    await client.cancel(backfillId);
+    expect((await client.wait(backfillId, 60_000)).state).toBe('cancelled');
+    for (const node of ['a', 'b']) {
+      await waitFor(`node ${node} to close`, async () => (await client.client.workflow.getHandle(nodeWorkflowId(backfillId, node)).describe()).status.name !== 'RUNNING', 30_000);
+    }
+  });
+
   it('cancel leaves no running activity and no half-published partition', async () => {
     const spec = testSpec(queue, {
       name: 'cancel',
