@@ -4,18 +4,19 @@
  * workflow hands these to the partition activity; `--only-changed` recomputes what they
  * would pin now.
  */
-import type { PlanNode } from './plan.ts';
+import { mappedRange, type PlanNode } from './plan.ts';
 import type { PartitionInput } from './protocol.ts';
 
 export function partitionInputs(node: PlanNode, index: number): PartitionInput[] {
-  return node.upstream
-    .filter((edge) => edge.hi[index]! > edge.lo[index]!)
-    .map((edge) => {
-      const lo = edge.lo[index]!;
-      const hi = edge.hi[index]!;
-      const range = { node: edge.node, from: edge.source.key(lo), to: edge.source.key(hi - 1) };
-      if (edge.source.grain !== 'static') return range;
-      // Static keys do not sort by meaning: name them, or say "every partition" for mapping all.
-      return lo === 0 && hi === edge.source.size ? { ...range, all: true } : { ...range, keys: edge.source.keys(lo, hi) };
-    });
+  const inputs: PartitionInput[] = [];
+  for (const edge of node.upstream) {
+    // Every upstream partition it maps to, within the backfill's range or not (see PlanEdge.full).
+    const [lo, hi] = mappedRange(edge.target, index, edge.full, edge.mapping);
+    if (hi <= lo) continue;
+    const range = { node: edge.node, from: edge.full.key(lo), to: edge.full.key(hi - 1) };
+    if (edge.full.grain !== 'static') inputs.push(range);
+    // Static keys do not sort by meaning: name them, or say "every partition" for mapping all.
+    else inputs.push(lo === 0 && hi === edge.full.size ? { ...range, all: true } : { ...range, keys: edge.full.keys(lo, hi) });
+  }
+  return inputs;
 }

@@ -20,8 +20,16 @@ export type PlanEdge = {
   hi: Int32Array;
   /** lo and hi never decrease with j, which lets `dependents` use binary search. */
   monotone: boolean;
-  /** The upstream node's partitions, to turn index ranges back into keys. */
+  /** The upstream node's partitions within the backfill's range, to turn index ranges back into keys. */
   source: NodePartitions;
+  /**
+   * The upstream node's partitions whatever the range: a partition reads every upstream
+   * partition it maps to, also those outside the range (they are not waited for: they are
+   * treated as present), so its inputs are named in this index space (`mappedRange`).
+   */
+  full: NodePartitions;
+  /** The downstream node's partitions (this edge's `j`). */
+  target: NodePartitions;
 };
 
 export type PlanNode = {
@@ -54,35 +62,35 @@ function clampRange(lo: number, hi: number, size: number): [number, number] {
   return [l, Math.min(Math.max(hi, l), size)];
 }
 
-function buildEdge(down: NodePartitions, up: NodePartitions, upId: string, mapping: Mapping): PlanEdge {
+/** The index range [lo, hi) of `up`'s partitions that partition `j` of `down` maps to (empty when lo == hi). */
+export function mappedRange(down: NodePartitions, j: number, up: NodePartitions, mapping: Mapping): [number, number] {
+  const kind = mappingKind(mapping);
+  if (kind === 'all') return [0, up.size];
+  if (down.grain === 'static') {
+    const i = up.indexOf(down.key(j));
+    return i < 0 ? [0, 0] : [i, i + 1];
+  }
+  const w = down.window(j)!;
+  const first = up.indexAt(w.start);
+  const last = up.indexAt(w.end - 1);
+  if (kind === 'identity') return clampRange(first, first + 1, up.size);
+  if (kind === 'window') return clampRange(first, last + 1, up.size);
+  const lag = (mapping as { lag: { from: number; to: number } }).lag;
+  return clampRange(first + lag.from, last + lag.to + 1, up.size);
+}
+
+/**
+ * `up` is the upstream node's partitions within the backfill's range (what partitions wait
+ * for); `full` the same node's partitions whatever the range (what partitions read).
+ */
+function buildEdge(down: NodePartitions, up: NodePartitions, full: NodePartitions, upId: string, mapping: Mapping): PlanEdge {
   const n = down.size;
   const lo = new Int32Array(n);
   const hi = new Int32Array(n);
-  const kind = mappingKind(mapping);
-  for (let j = 0; j < n; j++) {
-    let range: [number, number];
-    if (kind === 'all') {
-      range = [0, up.size];
-    } else if (down.grain === 'static') {
-      const i = up.indexOf(down.key(j));
-      range = i < 0 ? [0, 0] : [i, i + 1];
-    } else {
-      const w = down.window(j)!;
-      const first = up.indexAt(w.start);
-      const last = up.indexAt(w.end - 1);
-      if (kind === 'identity') range = clampRange(first, first + 1, up.size);
-      else if (kind === 'window') range = clampRange(first, last + 1, up.size);
-      else {
-        const lag = (mapping as { lag: { from: number; to: number } }).lag;
-        range = clampRange(first + lag.from, last + lag.to + 1, up.size);
-      }
-    }
-    lo[j] = range[0];
-    hi[j] = range[1];
-  }
+  for (let j = 0; j < n; j++) [lo[j], hi[j]] = mappedRange(down, j, up, mapping);
   let monotone = true;
   for (let j = 1; j < n && monotone; j++) monotone = lo[j]! >= lo[j - 1]! && hi[j]! >= hi[j - 1]!;
-  return { node: upId, mapping, lo, hi, monotone, source: up };
+  return { node: upId, mapping, lo, hi, monotone, source: up, full, target: down };
 }
 
 /**
@@ -101,7 +109,7 @@ export function expandPlan(spec: ResolvedSpec, range: PartitionRange = {}): Plan
     const upstream = nodeSpec.dependsOn.map((dep) => {
       const up = byId.get(dep.node)!;
       up.downstream.push(id);
-      return buildEdge(partitions, up.partitions, dep.node, dep.mapping);
+      return buildEdge(partitions, up.partitions, NodePartitions.of(up.spec.partitions), dep.node, dep.mapping);
     });
     const node: PlanNode = { id, spec: nodeSpec, partitions, upstream, downstream: [] };
     byId.set(id, node);
@@ -120,7 +128,7 @@ export function expandNode(node: ResolvedNode, upstream: Readonly<Record<string,
   const edges = node.dependsOn.map((dep) => {
     const source = upstream[dep.node];
     if (!source) throw new RangeError(`node '${node.id}' depends on '${dep.node}', whose partitions were not given`);
-    return buildEdge(partitions, NodePartitions.of(source, range), dep.node, dep.mapping);
+    return buildEdge(partitions, NodePartitions.of(source, range), NodePartitions.of(source), dep.node, dep.mapping);
   });
   return { id: node.id, spec: node, partitions, upstream: edges, downstream: [] };
 }

@@ -69,7 +69,7 @@ export type NodeView = {
 };
 export const nodeViewQuery = defineQuery<NodeView>('nodeView');
 
-/** Search attributes (registered by the dev server and the worker) to find a backfill's workflows in the Web UI. */
+/** Search attributes (registered by `backfill setup`, or by the dev server) to find a backfill's workflows in the Web UI. */
 export const BACKFILL_ID = defineSearchAttributeKey('BackfillId', SearchAttributeType.KEYWORD);
 export const BACKFILL_NODE = defineSearchAttributeKey('BackfillNode', SearchAttributeType.KEYWORD);
 export const BACKFILL_STATUS = defineSearchAttributeKey('BackfillStatus', SearchAttributeType.KEYWORD);

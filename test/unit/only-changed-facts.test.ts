@@ -95,12 +95,11 @@ describe('changedPartitions', () => {
     expect(counts(await changedPartitions(plan, warehouse, 'backfill@next'))).toEqual({ raw: 14, daily: 14, rolling: 14, weekly: 2, regions: 2, totals: 14 });
   });
 
-  it('a narrower range reads fewer upstream partitions at its start: those run again', async () => {
+  it('a narrower range reads the same upstream partitions (also those before it): nothing runs again', async () => {
     await run(expandPlan(shopLike()), 'first');
     const narrow = expandPlan(shopLike(), { from: Date.UTC(2024, 0, 5), to: Date.UTC(2024, 0, 9) });
     const changes = await changedPartitions(narrow, warehouse, CODE);
-    // rolling 01-05 and 01-06 read days before the range in the full run; in this range they would not.
-    expect([...changes.decisions.get('rolling')!.run.values()].map((j) => narrow.byId.get('rolling')!.partitions.key(j))).toEqual(['2024-01-05', '2024-01-06']);
-    expect(changes.decisions.get('daily')!.run.size).toBe(0);
+    // rolling 01-05 and 01-06 read days before the range, in the full run and in this one alike.
+    for (const node of narrow.nodes) expect(changes.decisions.get(node.id)!.run.size, node.id).toBe(0);
   });
 });

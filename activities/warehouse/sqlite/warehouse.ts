@@ -127,6 +127,16 @@ function toSqlValue(value: unknown): SqlValue {
   return JSON.stringify(value);
 }
 
+/**
+ * better-sqlite3 binds every JavaScript number as a REAL; whole numbers go as BigInt so that
+ * SQLite does integer arithmetic with them, as PostgreSQL does (`amount * :rate / 100`).
+ */
+function integers(bindings: Bindings): Bindings {
+  const out: Bindings = {};
+  for (const [name, value] of Object.entries(bindings)) out[name] = typeof value === 'number' && Number.isSafeInteger(value) ? BigInt(value) : value;
+  return out;
+}
+
 function isSqlError(error: unknown): boolean {
   return (
     (error instanceof Database.SqliteError && (error.code === 'SQLITE_ERROR' || error.code === 'SQLITE_RANGE' || error.code === 'SQLITE_MISMATCH')) ||
@@ -301,7 +311,7 @@ export class SqliteWarehouse implements Warehouse {
       const picked = s.columns.map((c) => `, q.${quoteIdent(c)}`).join('');
       const sql = `INSERT INTO ${table} (${PARTITION_COLUMN}, ${VERSION_COLUMN}${cols}) SELECT @__partition, @__version${picked} FROM (${s.text}) AS q`;
       try {
-        this.db.prepare(sql).run({ ...s.bindings, __partition: partition, __version: version });
+        this.db.prepare(sql).run({ ...integers(s.bindings), __partition: partition, __version: version });
       } catch (error) {
         wrapSqlError(error, s.sql);
       }
@@ -451,7 +461,8 @@ export class SqliteWarehouse implements Warehouse {
       return { version, previousVersion, ...published, warnings };
     });
     const outcome = publish.immediate();
-    if ('failed' in outcome) throw new CheckFailedError(`checks failed for ${node} ${partition}: ${outcome.failed}`);
+    // The partition is named by the activity and the failure details: kept out of the message, failures of one cause group together.
+    if ('failed' in outcome) throw new CheckFailedError(`checks failed: ${outcome.failed}`);
     return outcome;
   }
 
@@ -459,7 +470,7 @@ export class SqliteWarehouse implements Warehouse {
     const read = () => {
       const text = scope ? scopedSelect(sql, this.loadScope(scope)) : sql;
       try {
-        return this.db.prepare(text).all(bindings) as Row[];
+        return this.db.prepare(text).all(integers(bindings)) as Row[];
       } catch (error) {
         return wrapSqlError(error, sql);
       }
