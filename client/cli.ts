@@ -214,6 +214,9 @@ export function buildProgram(): Command {
     .option('--namespace <name>', 'Temporal namespace (default $TEMPORAL_NAMESPACE, the profile\'s namespace, or default)')
     .option('--profile <name>', 'profile of the Temporal config file ($TEMPORAL_CONFIG_FILE or ~/.config/temporalio/temporal.toml; default $TEMPORAL_PROFILE or default)')
     .addHelpText('after', topLevelHelpText())
+    // Before any subcommand exists, so that each inherits it: a subcommand's usage error then
+    // reaches main() too (JSON with --json, exit code 1) instead of exiting inside commander.
+    .exitOverride()
     .showHelpAfterError()
     .configureOutput({ outputError: (text, write) => write(pc.red(text)) });
 
@@ -652,7 +655,7 @@ function reportError(error: unknown, json: boolean): void {
 
 export async function main(argv = process.argv): Promise<void> {
   const json = argv.includes('--json');
-  const program = buildProgram().exitOverride();
+  const program = buildProgram();
   try {
     await program.parseAsync(argv);
   } catch (error) {

@@ -141,6 +141,17 @@ describe('exit codes', () => {
 
   it('are 0 for --help', async () => {
     expect((await cli('--help')).code).toBe(EXIT.ok);
+    expect((await cli('wait', '--help')).code).toBe(EXIT.ok);
+    expect((await cli('help', 'wait')).code).toBe(EXIT.ok);
+  });
+
+  it("are 1 for a subcommand's usage error, as JSON with --json", async () => {
+    const unknown = await cli('wait', 'x', '--bogus', '--json');
+    expect(unknown.code).toBe(EXIT.error);
+    expect(JSON.parse(unknown.stdout)).toEqual({ error: { code: 'invalid_argument', message: "unknown option '--bogus'" } });
+    const missing = await cli('set-rate', 'x', '--json');
+    expect(missing.code).toBe(EXIT.error);
+    expect(JSON.parse(missing.stdout).error.message).toBe("missing required argument 'per-second'");
   });
 });
 
