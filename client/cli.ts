@@ -254,7 +254,7 @@ export function buildProgram(): Command {
     .option('--only-changed', 'run only the partitions whose spec, code or upstream versions changed since their published version, or that were never published')
     .option('--warehouse <path>', `with --only-changed, the ${WAREHOUSE_HELP}`)
     .option('--code-version <version>', `with --only-changed, ${CODE_VERSION_HELP}`)
-    .option('--wait-for-datasets [timeout]', 'when running backfills write some of its datasets, wait until they are free (as long as it takes, or up to a duration such as 2h) instead of failing')
+    .option('--wait-for-datasets [timeout]', 'when running backfills write some of its datasets, wait until they are free (as long as it takes, or up to a duration such as 2h, or 600 for seconds) instead of failing; give it after the spec')
     .option('--watch', 'show live progress until it ends')
     .option('--json', 'machine-readable output')
     .action(async (file: string, options: Json & OnlyChanged & { id?: string; from?: string; to?: string; rate?: number | null; concurrency?: number | null; rerun?: boolean; attach?: boolean; watch?: boolean; waitForDatasets?: string | true }, command: Command) => {
