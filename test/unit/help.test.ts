@@ -126,6 +126,12 @@ describe('exit codes', () => {
     }
   });
 
+  it('are the table of docs/operations.md', () => {
+    const doc = readFileSync(new URL('docs/operations.md', root), 'utf8');
+    const rows = [...doc.matchAll(/^\| `(\d+)` \| (.+) \|$/gm)].map((m): [number, string] => [Number(m[1]), m[2]!]);
+    expect(rows).toEqual(expectedExitRows());
+  });
+
   it('are 1 for a malformed duration, before anything connects', async () => {
     const wait = await cli('wait', 'x', '--timeout', 'soon', '--json');
     expect(wait.code).toBe(EXIT.error);
