@@ -3,17 +3,19 @@
 import { isIP } from 'node:net';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Command, InvalidArgumentError } from 'commander';
+import { type Command, InvalidArgumentError } from 'commander';
 import pc from 'picocolors';
 import { BackfillError } from '../core/errors.ts';
-import { parseDuration } from '../core/duration.ts';
 import { parseConcurrency, parseRate } from '../core/limits.ts';
 import { expandPlan, planSummary } from '../core/plan.ts';
-import type { Progress } from '../core/protocol.ts';
+import type { ControlState } from '../core/coordinator.ts';
 import { parseRange } from '../core/spec.ts';
 import { backfillHome } from '../scripts/temporal-cli.ts';
 import { BackfillClient, type Started, type Status } from './backfill-client.ts';
 import { describeConnection, resolveConnection, type ConnectionOverrides } from './connection.ts';
+import { parseDurationFlag } from './duration-flag.ts';
+import { EXIT, exitCodeFor } from './exit-codes.ts';
+import { BackfillCommand, topLevelHelpText } from './help.ts';
 import { EXAMPLE_TRANSFORMS, parseQueues, portOr, startLocal, startWorker, transformModules } from './local.ts';
 import { ProgressView, headline, renderChanges, renderFailures, renderLineage, renderPlan, renderStatus } from './render.ts';
 import { renderRestores, renderRollback } from './render-rollback.ts';
@@ -32,14 +34,7 @@ import { metricsUrl, parseMetricsPort, type TelemetrySettings } from '../workers
 
 type Json = { json?: boolean };
 
-/** Exit codes: 0 success, 1 an error, 2 ended with failed partitions, 3 cancelled or failed. */
-export const EXIT = { ok: 0, error: 1, failures: 2, notCompleted: 3 } as const;
-
-export function exitCodeFor(state: Progress['state']): number {
-  if (state === 'completed') return EXIT.ok;
-  if (state === 'completed_with_failures') return EXIT.failures;
-  return state === 'running' ? EXIT.ok : EXIT.notCompleted;
-}
+export { EXIT, exitCodeFor } from './exit-codes.ts';
 
 function print(json: boolean | undefined, value: unknown, human: () => string): void {
   process.stdout.write(json ? `${JSON.stringify(value, null, 2)}\n` : `${human()}\n`);
@@ -178,11 +173,32 @@ async function onlyChanged(plan: Plan, options: OnlyChanged): Promise<{ summary:
 /** `--wait-for-datasets [timeout]`: true (as long as it takes) or a duration. */
 function waitTimeout(value: string | true): { timeoutMs?: number } {
   if (value === true) return {};
-  const timeoutMs = parseDuration(value);
-  if (timeoutMs === undefined) {
-    throw new BackfillError('invalid_argument', `--wait-for-datasets '${value}' is not a duration: write e.g. 30m or 2h, or leave it out to wait as long as it takes`, 'wait-for-datasets');
-  }
-  return { timeoutMs };
+  return { timeoutMs: parseDurationFlag('--wait-for-datasets', value, {}, 'or give no value to wait as long as it takes') };
+}
+
+/** How often `status --watch` looks: a duration from 100 ms to 10 minutes. */
+const INTERVAL_BOUNDS = { minMs: 100, maxMs: 600_000 };
+
+/**
+ * The nodes a new backfill-wide limit leaves capped by their own lower one (a node never
+ * exceeds its own rate or concurrency, whatever the backfill's): what set-rate and
+ * set-concurrency without --node tell the operator.
+ */
+export function cappedByOwnLimit(state: ControlState, kind: 'rate' | 'concurrency'): Array<{ node: string; limit: number }> {
+  const backfill = state[kind];
+  return state.nodes.flatMap((n) => {
+    const own = n[kind];
+    return own !== null && (backfill === null || own < backfill) ? [{ node: n.id, limit: own }] : [];
+  });
+}
+
+/** The line under set-rate's or set-concurrency's answer that names the nodes their own limit keeps lower. */
+export function cappedLine(id: string, kind: 'rate' | 'concurrency', capped: ReadonlyArray<{ node: string; limit: number }>): string {
+  if (capped.length === 0) return '';
+  const unit = kind === 'rate' ? '/s' : '';
+  const list = capped.map((c) => `${c.node} ${c.limit}${unit}`).join(', ');
+  const command = kind === 'rate' ? 'set-rate' : 'set-concurrency';
+  return `\n  capped lower by their own ${kind}: ${list} (raise one with 'backfill ${command} ${id} <${kind === 'rate' ? 'per-second' : 'n'}> --node <node>')`;
 }
 
 /** Tells on stderr which datasets a start waits for, and how far their writers are. */
@@ -206,12 +222,16 @@ function waitForSignal(): Promise<void> {
 }
 
 export function buildProgram(): Command {
-  const program = new Command()
+  const program = new BackfillCommand()
     .name('backfill')
     .description('Durable, rate-limited backfills of partitioned datasets, on Temporal')
     .option('--address <host:port>', 'Temporal frontend (default $TEMPORAL_ADDRESS, the profile\'s address, or localhost:7233)')
     .option('--namespace <name>', 'Temporal namespace (default $TEMPORAL_NAMESPACE, the profile\'s namespace, or default)')
     .option('--profile <name>', 'profile of the Temporal config file ($TEMPORAL_CONFIG_FILE or ~/.config/temporalio/temporal.toml; default $TEMPORAL_PROFILE or default)')
+    .addHelpText('after', topLevelHelpText())
+    // Before any subcommand exists, so that each inherits it: a subcommand's usage error then
+    // reaches main() too (JSON with --json, exit code 1) instead of exiting inside commander.
+    .exitOverride()
     .showHelpAfterError()
     .configureOutput({ outputError: (text, write) => write(pc.red(text)) });
 
@@ -249,7 +269,7 @@ export function buildProgram(): Command {
     .option('--only-changed', 'run only the partitions whose spec, code or upstream versions changed since their published version, or that were never published')
     .option('--warehouse <path>', `with --only-changed, the ${WAREHOUSE_HELP}`)
     .option('--code-version <version>', `with --only-changed, ${CODE_VERSION_HELP}`)
-    .option('--wait-for-datasets [timeout]', 'when running backfills write some of its datasets, wait until they are free (as long as it takes, or up to a duration such as 2h) instead of failing')
+    .option('--wait-for-datasets [timeout]', 'when running backfills write some of its datasets, wait until they are free (as long as it takes, or up to a duration such as 2h, or 600 for seconds) instead of failing; give it after the spec')
     .option('--watch', 'show live progress until it ends')
     .option('--json', 'machine-readable output')
     .action(async (file: string, options: Json & OnlyChanged & { id?: string; from?: string; to?: string; rate?: number | null; concurrency?: number | null; rerun?: boolean; attach?: boolean; watch?: boolean; waitForDatasets?: string | true }, command: Command) => {
@@ -296,7 +316,7 @@ export function buildProgram(): Command {
     .description('per-node progress, throughput, ETA and failures')
     .argument('<id>', 'backfill id')
     .option('--watch', 'live progress bars until it ends')
-    .option('--interval <ms>', 'refresh interval with --watch', positiveNumber('--interval'), 1000)
+    .option('--interval <duration>', 'refresh interval with --watch, e.g. 500ms or 5s (a bare number counts seconds; default 1s)', (v: string) => parseDurationFlag('--interval', v, INTERVAL_BOUNDS), 1000)
     .option('--json', 'machine-readable output')
     .action(async (id: string, options: Json & { watch?: boolean; interval: number }, command: Command) => {
       await withClient(command, async (client) => {
@@ -314,14 +334,10 @@ export function buildProgram(): Command {
     .command('wait')
     .description('block until the backfill ends; exit 0 only if it completed')
     .argument('<id>', 'backfill id')
-    .option('--timeout <duration>', 'give up after this long (e.g. 30m)')
+    .option('--timeout <duration>', 'give up (exit 1) after this long, e.g. 30m, 2h or 300 (a bare number counts seconds)', (v: string) => parseDurationFlag('--timeout', v))
     .option('--json', 'machine-readable output')
-    .action(async (id: string, options: Json & { timeout?: string }, command: Command) => {
-      let timeoutMs: number | undefined;
-      if (options.timeout !== undefined) {
-        timeoutMs = parseDuration(options.timeout);
-        if (timeoutMs === undefined) throw new BackfillError('invalid_argument', `--timeout '${options.timeout}' is not a duration: write e.g. 90s, 30m, 2h`, 'timeout');
-      }
+    .action(async (id: string, options: Json & { timeout?: number }, command: Command) => {
+      const timeoutMs = options.timeout;
       await withClient(command, async (client) => {
         const outcome = await client.wait(id, timeoutMs);
         print(options.json, { backfillId: id, state: outcome.state, progress: outcome.progress }, () =>
@@ -405,7 +421,12 @@ export function buildProgram(): Command {
       const rate = parseRate(value);
       await withClient(command, async (client) => {
         const state = await client.setRate(id, rate, options.node);
-        print(options.json, { backfillId: id, ...state }, () => `${id}: ${options.node ? `node ${options.node}` : 'backfill'} rate is now ${rate === null ? 'unlimited' : `${rate}/s`}`);
+        // A node whose own rate is lower keeps it: name those, so that a raised backfill rate surprises nobody.
+        const capped = options.node === undefined ? cappedByOwnLimit(state, 'rate') : [];
+        const cappedByOwnRate = capped.map((c) => ({ node: c.node, rate: c.limit }));
+        print(options.json, { backfillId: id, ...state, ...(options.node === undefined ? { cappedByOwnRate } : {}) }, () =>
+          `${id}: ${options.node ? `node ${options.node}` : 'backfill'} rate is now ${rate === null ? 'unlimited' : `${rate}/s`}${cappedLine(id, 'rate', capped)}`,
+        );
       });
     });
 
@@ -420,7 +441,11 @@ export function buildProgram(): Command {
       const concurrency = parseConcurrency(value, options.node);
       await withClient(command, async (client) => {
         const state = await client.setConcurrency(id, concurrency, options.node);
-        print(options.json, { backfillId: id, ...state }, () => `${id}: ${options.node ? `node ${options.node}` : 'backfill'} concurrency is now ${concurrency ?? 'unlimited'}`);
+        const capped = options.node === undefined ? cappedByOwnLimit(state, 'concurrency') : [];
+        const cappedByOwnConcurrency = capped.map((c) => ({ node: c.node, concurrency: c.limit }));
+        print(options.json, { backfillId: id, ...state, ...(options.node === undefined ? { cappedByOwnConcurrency } : {}) }, () =>
+          `${id}: ${options.node ? `node ${options.node}` : 'backfill'} concurrency is now ${concurrency ?? 'unlimited'}${cappedLine(id, 'concurrency', capped)}`,
+        );
       });
     });
 
@@ -645,13 +670,13 @@ function reportError(error: unknown, json: boolean): void {
 
 export async function main(argv = process.argv): Promise<void> {
   const json = argv.includes('--json');
-  const program = buildProgram().exitOverride();
+  const program = buildProgram();
   try {
     await program.parseAsync(argv);
   } catch (error) {
     const code = (error as { code?: string }).code;
     if (code === 'commander.helpDisplayed' || code === 'commander.version' || code === 'commander.help') {
-      process.exitCode = 0;
+      process.exitCode = EXIT.ok;
       return;
     }
     if (typeof code === 'string' && code.startsWith('commander.')) {

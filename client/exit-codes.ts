@@ -1,0 +1,30 @@
+/**
+ * The exit codes of the `backfill` command, and what each means. `backfill --help` prints
+ * this table and docs/operations.md repeats it; test/unit/help.test.ts holds all three equal.
+ */
+import type { Progress } from '../core/protocol.ts';
+
+/** Exit codes: 0 success, 1 an error, 2 ended with failed partitions (or a rollback left some alone), 3 cancelled or failed. */
+export const EXIT = { ok: 0, error: 1, failures: 2, notCompleted: 3 } as const;
+
+export type ExitName = keyof typeof EXIT;
+
+/** What each exit code means, in the words of `backfill --help` and docs/operations.md. */
+export const EXIT_MEANINGS: Readonly<Record<ExitName, string>> = {
+  ok: 'success; for wait, start --watch and demo: the backfill completed',
+  error: 'an error: bad input, no server, an unknown id, a wait --timeout that ran out (with --json, the error is on stdout)',
+  failures: 'wait, start --watch, demo: the backfill completed with failed partitions; rollback: it left alone partitions a later backfill changed',
+  notCompleted: 'wait, start --watch, demo: the backfill was cancelled or failed',
+};
+
+/** The exit code of a command that waited for a backfill to end (wait, start --watch, demo). */
+export function exitCodeFor(state: Progress['state']): number {
+  if (state === 'completed') return EXIT.ok;
+  if (state === 'completed_with_failures') return EXIT.failures;
+  return state === 'running' ? EXIT.ok : EXIT.notCompleted;
+}
+
+/** The exit-code table, one line per code: `  0  success; ...`. */
+export function exitCodeLines(): string[] {
+  return (Object.keys(EXIT) as ExitName[]).map((name) => `  ${EXIT[name]}  ${EXIT_MEANINGS[name]}`);
+}

@@ -1,0 +1,241 @@
+/** The command line's help, exit codes and duration flags, without a server. */
+import { readFileSync, readdirSync } from 'node:fs';
+import { stripVTControlCharacters } from 'node:util';
+import type { Command } from 'commander';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { BackfillError } from '../../core/errors.ts';
+import type { ControlState } from '../../core/coordinator.ts';
+import { buildProgram, cappedByOwnLimit, cappedLine, main } from '../../client/cli.ts';
+import { parseDurationFlag } from '../../client/duration-flag.ts';
+import { EXIT, EXIT_MEANINGS, type ExitName } from '../../client/exit-codes.ts';
+import { COMMAND_HELP, HELP_GROUPS } from '../../client/help.ts';
+
+const root = new URL('../../', import.meta.url);
+
+/** What `backfill [command] --help` prints, addHelpText included. */
+function helpOf(command: Command): string {
+  let text = '';
+  command.configureOutput({ writeOut: (chunk) => void (text += chunk) });
+  command.outputHelp();
+  return stripVTControlCharacters(text);
+}
+
+/** Runs the command line in-process; what it printed on stdout and its exit code. */
+async function cli(...args: string[]): Promise<{ stdout: string; code: number }> {
+  let stdout = '';
+  const write = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => ((stdout += String(chunk)), true));
+  vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
+  const before = process.exitCode;
+  try {
+    await main(['node', 'backfill', ...args]);
+    return { stdout, code: Number(process.exitCode ?? 0) };
+  } finally {
+    write.mockRestore();
+    process.exitCode = before;
+  }
+}
+
+afterEach(() => vi.restoreAllMocks());
+
+/** The `code  meaning` lines under a heading of a help text. */
+function exitTable(help: string): Array<[number, string]> {
+  const lines = help.split('\n');
+  const start = lines.indexOf('Exit codes:');
+  expect(start, 'an "Exit codes:" section').toBeGreaterThanOrEqual(0);
+  const rows: Array<[number, string]> = [];
+  for (const line of lines.slice(start + 1)) {
+    const m = /^ {2}(\d+) {2}(.+)$/.exec(line);
+    if (!m) break;
+    rows.push([Number(m[1]), m[2]!]);
+  }
+  return rows;
+}
+
+const expectedExitRows = (): Array<[number, string]> => (Object.keys(EXIT) as ExitName[]).map((name) => [EXIT[name], EXIT_MEANINGS[name]]);
+
+describe('help', () => {
+  const program = buildProgram();
+
+  it('has an entry in COMMAND_HELP for every command, in one of the groups', () => {
+    const groups: string[] = Object.values(HELP_GROUPS);
+    for (const command of program.commands) {
+      const help = COMMAND_HELP[command.name()];
+      expect(help, `COMMAND_HELP['${command.name()}']`).toBeDefined();
+      expect(groups).toContain(help!.group);
+      expect(command.helpGroup()).toBe(help!.group);
+      expect(help!.examples.length, command.name()).toBeGreaterThan(0);
+    }
+  });
+
+  it("ends every command's help with its examples", () => {
+    for (const command of program.commands) {
+      const text = helpOf(command);
+      const examples = text.slice(text.indexOf('\nExamples:\n'));
+      expect(text, command.name()).toContain('\nExamples:\n');
+      for (const [line, does] of COMMAND_HELP[command.name()]!.examples) {
+        expect(examples).toContain(`  $ ${line}\n`);
+        expect(examples).toContain(does);
+      }
+    }
+  });
+
+  it('gives examples that the command line accepts, each under its own command', async () => {
+    // A program whose actions do nothing: parsing checks the arguments, options and their values.
+    const parsed: string[] = [];
+    const dry = buildProgram().exitOverride().configureOutput({ writeErr: () => undefined, writeOut: () => undefined });
+    for (const command of dry.commands) {
+      command.exitOverride().configureOutput({ writeErr: () => undefined, writeOut: () => undefined });
+      command.action(() => void parsed.push(command.name()));
+    }
+    for (const [name, help] of Object.entries(COMMAND_HELP)) {
+      if (!dry.commands.some((c) => c.name() === name)) continue; // a command another branch adds
+      for (const [line] of help.examples) {
+        const words = line.split(/\s+/);
+        expect(words[0]).toBe('backfill');
+        expect(words[1], line).toBe(name);
+        parsed.length = 0;
+        await expect(dry.parseAsync(['node', ...words]), line).resolves.toBeDefined();
+        expect(parsed, line).toEqual([name]);
+      }
+    }
+  });
+
+  it('lists the commands in groups, and the exit codes equal to EXIT', () => {
+    const text = helpOf(program);
+    for (const group of Object.values(HELP_GROUPS)) {
+      if (program.commands.some((c) => c.helpGroup() === group)) expect(text).toContain(`\n${group}\n`);
+    }
+    expect(text).toMatch(/\nPlan and run:\n {2}plan .*\n {2}start .*\n {2}status .*\n {2}wait /);
+    expect(exitTable(text)).toEqual(expectedExitRows());
+  });
+});
+
+describe('exit codes', () => {
+  it('are set only through EXIT or exitCodeFor', () => {
+    const dir = new URL('client/', root);
+    const sources = readdirSync(dir, { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('.ts'));
+    const assignments = sources.flatMap((file) =>
+      readFileSync(new URL(file, dir), 'utf8')
+        .split('\n')
+        .filter((line) => /process\.exitCode\s*=/.test(line))
+        .map((line) => ({ file, line: line.trim() })),
+    );
+    expect(assignments.length).toBeGreaterThan(0);
+    for (const { file, line } of assignments) {
+      expect(line, `${file}: ${line}`).toMatch(/process\.exitCode = (EXIT\.\w+|exitCodeFor\()/);
+    }
+  });
+
+  it('are the table of docs/operations.md', () => {
+    const doc = readFileSync(new URL('docs/operations.md', root), 'utf8');
+    const rows = [...doc.matchAll(/^\| `(\d+)` \| (.+) \|$/gm)].map((m): [number, string] => [Number(m[1]), m[2]!]);
+    expect(rows).toEqual(expectedExitRows());
+  });
+
+  it('are 1 for a malformed duration, before anything connects', async () => {
+    const wait = await cli('wait', 'x', '--timeout', 'soon', '--json');
+    expect(wait.code).toBe(EXIT.error);
+    expect(JSON.parse(wait.stdout).error).toEqual({
+      code: 'invalid_argument',
+      message: "--timeout 'soon' is not a duration: write e.g. 300 (seconds), 90s, 30m or 2h",
+      path: 'timeout',
+    });
+    const status = await cli('status', 'x', '--watch', '--interval', '1000', '--json');
+    expect(status.code).toBe(EXIT.error);
+    expect(JSON.parse(status.stdout).error.message).toBe("--interval '1000' must be from 100ms to 10m (a bare number counts seconds: 1000 is 1000s)");
+  });
+
+  it('are 0 for --help', async () => {
+    expect((await cli('--help')).code).toBe(EXIT.ok);
+    expect((await cli('wait', '--help')).code).toBe(EXIT.ok);
+    expect((await cli('help', 'wait')).code).toBe(EXIT.ok);
+  });
+
+  it("are 1 for a subcommand's usage error, as JSON with --json", async () => {
+    const unknown = await cli('wait', 'x', '--bogus', '--json');
+    expect(unknown.code).toBe(EXIT.error);
+    expect(JSON.parse(unknown.stdout)).toEqual({ error: { code: 'invalid_argument', message: "unknown option '--bogus'" } });
+    const missing = await cli('set-rate', 'x', '--json');
+    expect(missing.code).toBe(EXIT.error);
+    expect(JSON.parse(missing.stdout).error.message).toBe("missing required argument 'per-second'");
+  });
+});
+
+describe('parseDurationFlag', () => {
+  it('reads a bare number as seconds, and every unit of the spec', () => {
+    expect(parseDurationFlag('--timeout', '300')).toBe(300_000);
+    expect(parseDurationFlag('--timeout', '1.5')).toBe(1500);
+    expect(parseDurationFlag('--timeout', ' 600 ')).toBe(600_000);
+    expect(parseDurationFlag('--timeout', '0')).toBe(0);
+    expect(parseDurationFlag('--timeout', '500ms')).toBe(500);
+    expect(parseDurationFlag('--timeout', '90s')).toBe(90_000);
+    expect(parseDurationFlag('--timeout', '30m')).toBe(1_800_000);
+    expect(parseDurationFlag('--timeout', '2h')).toBe(7_200_000);
+    expect(parseDurationFlag('--timeout', '1d')).toBe(86_400_000);
+  });
+
+  it('refuses what is not a duration, naming the flag and how to write one', () => {
+    for (const text of ['', 'soon', '-5', '5 minutes', '1h30m', '1e3', '.5']) {
+      expect(() => parseDurationFlag('--wait-for-datasets', text), text).toThrow(BackfillError);
+    }
+    const error = (() => {
+      try {
+        parseDurationFlag('--wait-for-datasets', 'soon', {}, 'or give no value to wait as long as it takes');
+      } catch (e) {
+        return e as BackfillError;
+      }
+      return undefined;
+    })();
+    expect(error?.toJSON()).toEqual({
+      code: 'invalid_argument',
+      message: "--wait-for-datasets 'soon' is not a duration: write e.g. 300 (seconds), 90s, 30m or 2h, or give no value to wait as long as it takes",
+      path: 'wait-for-datasets',
+    });
+  });
+
+  it('holds a duration to its bounds', () => {
+    const bounds = { minMs: 100, maxMs: 600_000 };
+    expect(parseDurationFlag('--interval', '5s', bounds)).toBe(5000);
+    expect(parseDurationFlag('--interval', '0.5', bounds)).toBe(500);
+    expect(() => parseDurationFlag('--interval', '50ms', bounds)).toThrow("--interval '50ms' must be from 100ms to 10m");
+    expect(() => parseDurationFlag('--interval', '2000', bounds)).toThrow('a bare number counts seconds: 2000 is 2000s');
+    expect(() => parseDurationFlag('--interval', '1ms', { minMs: 100 })).toThrow("--interval '1ms' must be at least 100ms");
+  });
+});
+
+describe('set-rate and set-concurrency without --node', () => {
+  const state: ControlState = {
+    paused: false,
+    rate: 50,
+    concurrency: 32,
+    nodes: [
+      { id: 'orders_raw', rate: null, concurrency: 8 },
+      { id: 'orders_clean', rate: 10, concurrency: 64 },
+      { id: 'daily_revenue', rate: 80, concurrency: 32 },
+    ],
+  };
+
+  it('name the nodes whose own lower limit stays in force', () => {
+    expect(cappedByOwnLimit(state, 'rate')).toEqual([{ node: 'orders_clean', limit: 10 }]);
+    expect(cappedByOwnLimit(state, 'concurrency')).toEqual([{ node: 'orders_raw', limit: 8 }]);
+  });
+
+  it('count every own limit as lower than an unlimited backfill', () => {
+    const unlimited = { ...state, rate: null, concurrency: null };
+    expect(cappedByOwnLimit(unlimited, 'rate')).toEqual([
+      { node: 'orders_clean', limit: 10 },
+      { node: 'daily_revenue', limit: 80 },
+    ]);
+    expect(cappedByOwnLimit(unlimited, 'concurrency').map((c) => c.node)).toEqual(['orders_raw', 'orders_clean', 'daily_revenue']);
+  });
+
+  it('say so in one line, with the command that changes one node', () => {
+    expect(cappedLine('shop-2024', 'rate', [{ node: 'orders_clean', limit: 10 }])).toBe(
+      "\n  capped lower by their own rate: orders_clean 10/s (raise one with 'backfill set-rate shop-2024 <per-second> --node <node>')",
+    );
+    expect(cappedLine('shop-2024', 'concurrency', [{ node: 'orders_raw', limit: 8 }])).toBe(
+      "\n  capped lower by their own concurrency: orders_raw 8 (raise one with 'backfill set-concurrency shop-2024 <n> --node <node>')",
+    );
+    expect(cappedLine('shop-2024', 'rate', [])).toBe('');
+  });
+});
