@@ -13,6 +13,12 @@ type Reply = { id: number; result?: unknown; error?: { name: string; message: st
 
 const ERRORS: Record<string, new (message: string) => Error> = { CheckFailedError, ChecksumMismatchError, SqlError, InvalidDatasetError };
 
+/**
+ * The thread's module. A worker thread starts without its parent's TypeScript loader: from the
+ * sources, thread.mjs registers tsx and then imports thread.ts; compiled, thread.js is plain JavaScript.
+ */
+const THREAD_MODULE = new URL(import.meta.url.endsWith('.ts') ? './thread.mjs' : './thread.js', import.meta.url);
+
 export class ThreadedWarehouse implements Warehouse {
   readonly kind = 'sqlite' as const;
   private readonly thread: Worker;
@@ -22,7 +28,7 @@ export class ThreadedWarehouse implements Warehouse {
   private gone: Error | undefined;
 
   constructor(readonly location: string) {
-    this.thread = new Worker(new URL('./thread.mjs', import.meta.url), { workerData: { location } });
+    this.thread = new Worker(THREAD_MODULE, { workerData: { location } });
     this.thread.on('message', (reply: Reply) => {
       const call = this.pending.get(reply.id);
       if (!call) return;
