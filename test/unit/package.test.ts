@@ -5,13 +5,10 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { builtinModules } from 'node:module';
-import { join, relative } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import ts from 'typescript';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { compiledSpec } from '../../scripts/build.ts';
-
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+import { ROOT, compiledSources, sourceOf } from './build-sources.ts';
 
 type Manifest = {
   private?: boolean;
@@ -28,17 +25,6 @@ type Manifest = {
   devDependencies: Record<string, string>;
 };
 const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as Manifest;
-
-/** The files `npm run build` compiles, from tsconfig.build.json. */
-function compiledSources(): string[] {
-  const path = join(ROOT, 'tsconfig.build.json');
-  const { config, error } = ts.readConfigFile(path, ts.sys.readFile);
-  if (error) throw new Error(ts.flattenDiagnosticMessageText(error.messageText, '\n'));
-  return ts.parseJsonConfigFileContent(config, ts.sys, ROOT, undefined, path).fileNames.map((file) => relative(ROOT, file));
-}
-
-/** `dist/a/b.js` or `dist/a/b.d.ts` → `a/b.ts`, the source it is compiled from. */
-const sourceOf = (target: string) => target.replace(/^\.\//, '').replace(/^dist\//, '').replace(/(\.d)?\.js$|\.d\.ts$/, '.ts');
 
 describe('package.json', () => {
   it('is publishable: not private, a 0.x version, an engine, ESM', () => {
@@ -60,7 +46,7 @@ describe('package.json', () => {
     expect(Object.keys(pkg.exports).sort()).toEqual(['.', './package.json', './worker']);
     const sources = new Set(compiledSources());
     const targets = [pkg.main, pkg.types, ...Object.values(pkg.exports).flatMap((entry) => (typeof entry === 'string' ? [] : [entry.types, entry.default]))];
-    const problems = targets.filter((target) => !target.startsWith('./dist/') || !sources.has(sourceOf(target))).map((target) => `${target} is not compiled from a source in tsconfig.build.json`);
+    const problems = targets.filter((target) => !sources.has(sourceOf(target) ?? '')).map((target) => `${target} is not compiled from a source in tsconfig.build.json`);
     expect(problems).toEqual([]);
     expect(pkg.exports['.']).toEqual({ types: './dist/index.d.ts', default: './dist/index.js' });
   });
