@@ -4,7 +4,7 @@
  * way npm installs it (package.json "files" ships no sources).
  */
 import { readFileSync } from 'node:fs';
-import { join, resolve, sep } from 'node:path';
+import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 /** True when this code runs from the .ts sources. */
@@ -15,9 +15,6 @@ export const CODE_ROOT = resolve(fileURLToPath(new URL('..', import.meta.url)));
 
 /** The package's root, where package.json is: compiled modules sit one level down, in dist/. */
 export const PACKAGE_ROOT = FROM_SOURCES ? CODE_ROOT : resolve(CODE_ROOT, '..');
-
-/** Installed as a dependency (in a node_modules directory: a project's, npx's cache, a global install), not a checkout. */
-export const INSTALLED = PACKAGE_ROOT.split(sep).includes('node_modules');
 
 /** A module of this package by its path without extension (e.g. `workflows/index`): its .ts source or its compiled .js. */
 export function codePath(module: string): string {

@@ -12,7 +12,7 @@ import { accessSync, chmodSync, constants, createWriteStream, existsSync, mkdirS
 import { delimiter, join, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Readable } from 'node:stream';
-import { INSTALLED, PACKAGE_ROOT } from './package.ts';
+import { FROM_SOURCES, PACKAGE_ROOT } from './package.ts';
 
 export const TEMPORAL_CLI_VERSION = 'v1.5.1';
 const GO_PACKAGE = `github.com/temporalio/cli/cmd/temporal@${TEMPORAL_CLI_VERSION}`;
@@ -23,12 +23,13 @@ export function backfillHome(): string {
 }
 
 /**
- * The cache of Temporal binaries. In a checkout of this repository: its .backfill/bin, whatever
- * the working directory or $BACKFILL_HOME. Installed in node_modules, the package's directory is
- * no place for state (npm replaces it on every install, and it may be read-only), so the cache
- * goes under the user's project instead: bin/ in $BACKFILL_HOME, else in ./.backfill.
+ * The cache of Temporal binaries. In a checkout of this repository (running its sources): its
+ * .backfill/bin, whatever the working directory or $BACKFILL_HOME. Compiled, that is installed in
+ * a node_modules (a project's, npx's cache, a global install) or copied into an image, the
+ * package's directory is no place for state (npm replaces it on every install; it may be
+ * read-only), so the cache goes under the user's project: bin/ in $BACKFILL_HOME, else in ./.backfill.
  */
-export const CLI_CACHE_DIR = INSTALLED ? join(backfillHome(), 'bin') : join(PACKAGE_ROOT, '.backfill', 'bin');
+export const CLI_CACHE_DIR = FROM_SOURCES ? join(PACKAGE_ROOT, '.backfill', 'bin') : join(backfillHome(), 'bin');
 
 export function executable(path: string): boolean {
   try {

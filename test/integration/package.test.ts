@@ -85,6 +85,19 @@ describe('the npm package', () => {
     expect(plan.stderr).toBe('');
     expect(plan.json).toMatchObject({ totalPartitions: 175, nodes: [{ id: 'page_views', grain: 'hour', partitions: 168 }, { id: 'daily_pages', grain: 'day', partitions: 7 }] });
 
+    // Compiled, the worker takes the prebuilt workflow bundles, and the Temporal CLI's cache is the project's.
+    const installed = join(dir, 'node_modules', 'backfill', 'dist');
+    const probe = `delete process.env.BACKFILL_HOME;
+      const worker = await import(${JSON.stringify(join(installed, 'workers/worker.js'))});
+      const cli = await import(${JSON.stringify(join(installed, 'scripts/temporal-cli.js'))});
+      console.log(JSON.stringify({ plain: worker.packagedBundle(false), tracing: worker.packagedBundle(true), cache: cli.CLI_CACHE_DIR }));`;
+    const paths = await run(process.execPath, ['--input-type=module', '-e', probe], { cwd: dir });
+    expect(JSON.parse(paths.stdout)).toEqual({
+      plain: { codePath: join(installed, 'workflow-bundle.js') },
+      tracing: { codePath: join(installed, 'workflow-bundle-tracing.js') },
+      cache: join(dir, '.backfill', 'bin'),
+    });
+
     const warehouse = join(dir, '.backfill', 'warehouse.db');
     server = await timed('dev server', () => startDevServer({ dbFile: join(dir, '.backfill', 'temporal.db'), uiPort: null }));
     const env = { TEMPORAL_ADDRESS: server.address };

@@ -12,7 +12,7 @@ type Instruction = { keyword: string; args: string; line: number };
 type Stage = { name: string; image: string; instructions: Instruction[] };
 
 /** Stages and their instructions: comments dropped, continuation lines joined, keywords upper-cased. */
-export function parseDockerfile(text: string): Stage[] {
+function parseDockerfile(text: string): Stage[] {
   const logical: Array<{ text: string; line: number }> = [];
   let pending = '';
   let start = 0;
