@@ -600,6 +600,7 @@ export function buildProgram(): Command {
     .option('--json', 'print the addresses as JSON once ready')
     .action(async (options: Json & TelemetryFlags & { worker: boolean; port: number; uiPort: number; taskQueue?: string[]; transforms?: string[]; warehouse?: string; allowFaultInjection?: boolean }) => {
       await serve(options, async (telemetry) => {
+        const named = transformModules(options.transforms);
         if (!options.worker && telemetry.metrics) {
           throw new BackfillError('invalid_argument', '--metrics-port serves the metrics of the worker, and --no-worker starts none: drop one of the two', 'metrics-port');
         }
@@ -607,7 +608,7 @@ export function buildProgram(): Command {
           port: options.port,
           uiPort: options.uiPort,
           worker: options.worker,
-          transforms: transformModules(options.transforms, await devTransforms()),
+          transforms: named.length > 0 ? named : await devTransforms(),
           queues: parseQueues(options.taskQueue, 'backfill'),
           telemetry,
           ...(options.warehouse !== undefined ? { warehouse: options.warehouse } : {}),
@@ -636,7 +637,7 @@ export function buildProgram(): Command {
 
   program
     .command('demo')
-    .description('all in one: a dev server, a worker and the example backfill with live progress')
+    .description(`all in one: a dev server, a worker and a backfill of ./${PROJECT_SPEC} (else the example) with live progress`)
     .option('--spec <file>', `the spec to run (default: ./${PROJECT_SPEC}, else the shop example)`)
     .option('--json', 'machine-readable output')
     .action(async (options: Json & { spec?: string }) => {
