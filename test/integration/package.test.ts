@@ -84,6 +84,11 @@ describe('the npm package', () => {
     const plan = await timed('plan', () => npx(dir, ['plan', 'backfill.yaml', '--json']));
     expect(plan.stderr).toBe('');
     expect(plan.json).toMatchObject({ totalPartitions: 175, nodes: [{ id: 'page_views', grain: 'hour', partitions: 168 }, { id: 'daily_pages', grain: 'day', partitions: 7 }] });
+    // The scaffold's own check: with its devDependencies installed, `npm test` type-checks transforms.ts against the package's declarations, then plans.
+    await timed('npm install + npm test', async () => {
+      await run('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund'], { cwd: dir });
+      expect((await run('npm', ['test'], { cwd: dir })).stdout).toContain('175 partitions in 2 nodes');
+    });
 
     // Compiled, the worker takes the prebuilt workflow bundles, and the Temporal CLI's cache is the project's.
     const installed = join(dir, 'node_modules', 'backfill', 'dist');
