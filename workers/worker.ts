@@ -55,8 +55,8 @@ export const PACKAGED_BUNDLES = { plain: 'workflow-bundle.js', tracing: 'workflo
 /** The compiled package's prebuilt bundle, so that a worker starts without webpack; none from the sources (it would be stale). */
 export function packagedBundle(tracing: boolean): WorkflowBundleOption | undefined {
   if (FROM_SOURCES) return undefined;
-  const codePath = join(CODE_ROOT, tracing ? PACKAGED_BUNDLES.tracing : PACKAGED_BUNDLES.plain);
-  return existsSync(codePath) ? { codePath } : undefined;
+  const file = join(CODE_ROOT, tracing ? PACKAGED_BUNDLES.tracing : PACKAGED_BUNDLES.plain);
+  return existsSync(file) ? { codePath: file } : undefined;
 }
 
 /**

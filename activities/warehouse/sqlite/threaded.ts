@@ -6,6 +6,7 @@
  */
 import { Worker } from 'node:worker_threads';
 import { CheckFailedError, ChecksumMismatchError, InvalidDatasetError, SqlError, type Warehouse } from '../types.ts';
+import { FROM_SOURCES } from '../../../scripts/package.ts';
 
 type Method = Exclude<keyof Warehouse, 'kind' | 'location'>;
 export type Call = { id: number; method: Method; args: unknown[] };
@@ -17,7 +18,7 @@ const ERRORS: Record<string, new (message: string) => Error> = { CheckFailedErro
  * The thread's module. A worker thread starts without its parent's TypeScript loader: from the
  * sources, thread.mjs registers tsx and then imports thread.ts; compiled, thread.js is plain JavaScript.
  */
-const THREAD_MODULE = new URL(import.meta.url.endsWith('.ts') ? './thread.mjs' : './thread.js', import.meta.url);
+const THREAD_MODULE = new URL(FROM_SOURCES ? './thread.mjs' : './thread.js', import.meta.url);
 
 export class ThreadedWarehouse implements Warehouse {
   readonly kind = 'sqlite' as const;
