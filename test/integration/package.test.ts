@@ -90,14 +90,23 @@ describe('the npm package', () => {
       expect((await run('npm', ['test'], { cwd: dir })).stdout).toContain('175 partitions in 2 nodes');
     });
 
-    // Compiled, the worker takes the prebuilt workflow bundles, and the Temporal CLI's cache is the project's.
+    // The public entry points resolve through package.json "exports"; compiled, the worker takes the
+    // prebuilt workflow bundles, and the Temporal CLI's cache is the project's.
     const installed = join(dir, 'node_modules', 'backfill', 'dist');
     const probe = `delete process.env.BACKFILL_HOME;
+      const api = await import('backfill');
+      const workerApi = await import('backfill/worker');
       const worker = await import(${JSON.stringify(join(installed, 'workers/worker.js'))});
       const cli = await import(${JSON.stringify(join(installed, 'scripts/temporal-cli.js'))});
-      console.log(JSON.stringify({ plain: worker.packagedBundle(false), tracing: worker.packagedBundle(true), cache: cli.CLI_CACHE_DIR }));`;
-    const paths = await run(process.execPath, ['--input-type=module', '-e', probe], { cwd: dir });
-    expect(JSON.parse(paths.stdout)).toEqual({
+      console.log(JSON.stringify({
+        api: ['defineTransforms', 'ThrottledError', 'NonRetryableError', 'BackfillClient', 'resolveSpec', 'loadSpecFile'].filter((name) => typeof api[name] !== 'function'),
+        workerApi: ['createWorkers', 'openWarehouse', 'loadTransforms'].filter((name) => typeof workerApi[name] !== 'function'),
+        plain: worker.packagedBundle(false), tracing: worker.packagedBundle(true), cache: cli.CLI_CACHE_DIR,
+      }));`;
+    const probed = await run(process.execPath, ['--input-type=module', '-e', probe], { cwd: dir });
+    expect(JSON.parse(probed.stdout)).toEqual({
+      api: [],
+      workerApi: [],
       plain: { codePath: join(installed, 'workflow-bundle.js') },
       tracing: { codePath: join(installed, 'workflow-bundle-tracing.js') },
       cache: join(dir, '.backfill', 'bin'),
