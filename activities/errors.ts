@@ -12,3 +12,17 @@ export class ThrottledError extends Error {
 export class NonRetryableError extends Error {
   override readonly name = 'NonRetryableError';
 }
+
+/*
+ * By name as well as by class: a transforms module imports the error classes from its own
+ * project's copy of this package, which need not be the copy the worker runs (a global install,
+ * npx's cache), and classes of two copies are not `instanceof` each other.
+ */
+
+export function isThrottled(error: unknown): error is Error {
+  return error instanceof ThrottledError || (error instanceof Error && error.name === 'ThrottledError');
+}
+
+export function isNonRetryable(error: unknown): error is Error {
+  return error instanceof NonRetryableError || (error instanceof Error && error.name === 'NonRetryableError');
+}

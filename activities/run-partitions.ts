@@ -13,7 +13,7 @@ import type {
   RunPartitionsResult,
 } from '../core/protocol.ts';
 import { parseDuration } from '../core/duration.ts';
-import { NonRetryableError, ThrottledError } from './errors.ts';
+import { isNonRetryable, isThrottled } from './errors.ts';
 import { specHash } from './spec-hash.ts';
 import { PartitionTelemetry } from './telemetry.ts';
 import { collectData, partitionBindings, type PartitionSession, type TransformRegistry } from './transforms.ts';
@@ -30,7 +30,7 @@ function failureType(error: unknown): { type: string; nonRetryable: boolean } {
   if (error instanceof CheckFailedError) return { type: 'CheckFailed', nonRetryable: true };
   if (error instanceof SqlError) return { type: 'SqlError', nonRetryable: true };
   if (error instanceof InvalidDatasetError) return { type: 'InvalidSpec', nonRetryable: true };
-  if (error instanceof NonRetryableError) return { type: 'NonRetryable', nonRetryable: true };
+  if (isNonRetryable(error)) return { type: 'NonRetryable', nonRetryable: true };
   if (error instanceof ApplicationFailure) return { type: error.type ?? 'Error', nonRetryable: error.nonRetryable ?? false };
   return { type: error instanceof Error ? error.name : 'Error', nonRetryable: false };
 }
@@ -143,7 +143,7 @@ export function createActivities(deps: ActivityDeps) {
             finished.push(await runOne(input, task, ctx, definitionHash, telemetry));
             ctx.heartbeat({ finished });
           } catch (error) {
-            if (error instanceof ThrottledError) {
+            if (isThrottled(error)) {
               telemetry.throttled(task, error.message);
               return { finished, throttled: { index: task.index, message: error.message } };
             }

@@ -4,10 +4,11 @@
  * (`insert(rows)`, or `insertFrom(sql)` to compute them inside the warehouse).
  */
 import { createHash } from 'node:crypto';
-import { pathToFileURL } from 'node:url';
 import { resolve } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
+import { BackfillError } from '../core/errors.ts';
 import { NonRetryableError, ThrottledError } from './errors.ts';
+import { importModule } from './modules.ts';
 import type { PartitionInput } from '../core/protocol.ts';
 import type { Bindings, PartitionData, Row, SqlValue } from './warehouse/types.ts';
 
@@ -169,11 +170,12 @@ export function withFaultInjection(registry: TransformRegistry, enabled: boolean
 export async function loadTransforms(modules: readonly string[], base = process.cwd()): Promise<TransformRegistry> {
   const registry = new Map(BUILTIN_TRANSFORMS);
   for (const path of modules) {
-    const url = pathToFileURL(resolve(base, path)).href;
     let loaded: Record<string, unknown>;
     try {
-      loaded = (await import(url)) as Record<string, unknown>;
+      loaded = await importModule(resolve(base, path));
     } catch (error) {
+      // A BackfillError says already which module and what to do.
+      if (error instanceof BackfillError) throw error;
       throw new Error(`could not load transforms from ${path}: ${(error as Error).message}`);
     }
     const record = [loaded.default, loaded.transforms].find(isTransformRecord);

@@ -1,8 +1,14 @@
 #!/usr/bin/env node
-// The `backfill` command: runs the TypeScript sources directly through tsx.
-import { register } from 'tsx/esm/api';
+// The `backfill` command. In a checkout of the repository it runs the TypeScript sources through
+// tsx, so that what runs is what is written (a dist/ left by an earlier build may be stale).
+// Installed, the package holds no sources (package.json "files"): it runs the compiled dist/.
+import { existsSync } from 'node:fs';
 
-register();
-const { main } = await import('../client/cli.ts');
-await main();
-setTimeout(() => process.exit(), 100).unref();
+const sources = new URL('../client/main.ts', import.meta.url);
+if (existsSync(sources)) {
+  const { register } = await import('tsx/esm/api');
+  register();
+  await import(sources.href);
+} else {
+  await import('../dist/client/main.js');
+}

@@ -2,7 +2,7 @@
 /** The `backfill` command line. Every command takes --json for machine-readable output. */
 import { isIP } from 'node:net';
 import { writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { type Command, InvalidArgumentError } from 'commander';
 import pc from 'picocolors';
 import { BackfillError } from '../core/errors.ts';
@@ -16,7 +16,7 @@ import { describeConnection, resolveConnection, type ConnectionOverrides } from 
 import { parseDurationFlag } from './duration-flag.ts';
 import { EXIT, exitCodeFor } from './exit-codes.ts';
 import { BackfillCommand, topLevelHelpText } from './help.ts';
-import { EXAMPLE_TRANSFORMS, parseQueues, portOr, startLocal, startWorker, transformModules } from './local.ts';
+import { EXAMPLE_SPEC, EXAMPLE_TRANSFORMS, parseQueues, portOr, startLocal, startWorker, transformModules } from './local.ts';
 import { ProgressView, headline, renderChanges, renderFailures, renderLineage, renderPlan, renderStatus } from './render.ts';
 import { renderRestores, renderRollback } from './render-rollback.ts';
 import { openWarehouse } from '../activities/warehouse/index.ts';
@@ -27,8 +27,10 @@ import { changeSummary, changedPartitions, type ChangeSummary } from './only-cha
 import type { DatasetWriter } from './dataset-writers.ts';
 import { gatherReport } from './report/gather.ts';
 import { formatOfPath, renderReport, reportFormat } from './report/render.ts';
-import { loadSpecFile } from './spec-file.ts';
+import { PROJECT_SPEC, loadSpecFile, projectSpec, specTransformModules } from './spec-file.ts';
 import { runDemo } from './demo.ts';
+import { scaffold, type InitResult } from './init.ts';
+import { packageJson } from '../scripts/package.ts';
 import { announce, logSettings } from '../workers/logging.ts';
 import { metricsUrl, parseMetricsPort, type TelemetrySettings } from '../workers/telemetry.ts';
 
@@ -214,6 +216,27 @@ function reportWaiting(client: BackfillClient): (writers: DatasetWriter[]) => Pr
   };
 }
 
+/** `dev`'s transforms when none are named: those of the project's spec (./backfill.yaml), else the example's. */
+async function devTransforms(): Promise<string[]> {
+  const spec = projectSpec();
+  return spec ? specTransformModules(spec) : [EXAMPLE_TRANSFORMS];
+}
+
+function renderInit(result: InitResult): string {
+  const where = relative(process.cwd(), result.dir);
+  const kept = result.keptScripts.length > 0 ? ` (your scripts ${result.keptScripts.join(', ')} were kept)` : '';
+  return [
+    `created the pipeline ${pc.bold(result.name)} in ${result.dir}: ${result.written.filter((f) => f !== 'package.json').join(', ')}`,
+    `package.json ${result.packageJson === 'updated' ? `gained the scripts and dependencies it lacked${kept}` : 'written'}`,
+    '',
+    'next:',
+    ...(where === '' ? [] : [`  cd ${where}`]),
+    '  npm install',
+    '  npm run plan     validate the spec and preview its partitions',
+    '  npm run demo     run it on a local Temporal dev server (Web UI on http://localhost:8233)',
+  ].join('\n');
+}
+
 function waitForSignal(): Promise<void> {
   return new Promise((done) => {
     process.once('SIGINT', done);
@@ -228,12 +251,24 @@ export function buildProgram(): Command {
     .option('--address <host:port>', 'Temporal frontend (default $TEMPORAL_ADDRESS, the profile\'s address, or localhost:7233)')
     .option('--namespace <name>', 'Temporal namespace (default $TEMPORAL_NAMESPACE, the profile\'s namespace, or default)')
     .option('--profile <name>', 'profile of the Temporal config file ($TEMPORAL_CONFIG_FILE or ~/.config/temporalio/temporal.toml; default $TEMPORAL_PROFILE or default)')
+    .version(packageJson().version)
     .addHelpText('after', topLevelHelpText())
     // Before any subcommand exists, so that each inherits it: a subcommand's usage error then
     // reaches main() too (JSON with --json, exit code 1) instead of exiting inside commander.
     .exitOverride()
     .showHelpAfterError()
     .configureOutput({ outputError: (text, write) => write(pc.red(text)) });
+
+  program
+    .command('init')
+    .description(`scaffold a pipeline project: ${PROJECT_SPEC} with two datasets, transforms.ts, package.json with scripts, README.md, .gitignore`)
+    .argument('[dir]', 'the directory (created if missing; default: the working directory)', '.')
+    .option('--force', "write into a directory that is not empty: files of the same names are replaced; package.json only gains the scripts and dependencies it lacks")
+    .option('--json', 'machine-readable output')
+    .action((dir: string, options: Json & { force?: boolean }) => {
+      const result = scaffold({ dir, force: options.force === true });
+      print(options.json, result, () => renderInit(result));
+    });
 
   program
     .command('plan')
@@ -596,7 +631,7 @@ export function buildProgram(): Command {
     .option('--port <port>', 'gRPC port', positiveNumber('--port'), 7233)
     .option('--ui-port <port>', 'Web UI port', positiveNumber('--ui-port'), 8233)
     .option('--task-queue <queue...>', 'activity task queues to poll, as name or name=maxActivitiesPerSecond')
-    .option('--transforms <module...>', 'modules that define transforms (default: the examples)')
+    .option('--transforms <module...>', `modules that define transforms (default $BACKFILL_TRANSFORMS, else those ./${PROJECT_SPEC} lists, else the example's)`)
     .option('--warehouse <path>', 'the warehouse: a SQLite file or a postgres:// URL')
     .option('--allow-fault-injection', "let the sleep transform's crashKeys and hangKeys kill or hang the worker (chaos drills only)")
     .option('--metrics-port <port>', `the worker: ${METRICS_PORT_HELP}`)
@@ -605,6 +640,7 @@ export function buildProgram(): Command {
     .option('--json', 'print the addresses as JSON once ready')
     .action(async (options: Json & TelemetryFlags & { worker: boolean; port: number; uiPort: number; taskQueue?: string[]; transforms?: string[]; warehouse?: string; allowFaultInjection?: boolean }) => {
       await serve(options, async (telemetry) => {
+        const named = transformModules(options.transforms);
         if (!options.worker && telemetry.metrics) {
           throw new BackfillError('invalid_argument', '--metrics-port serves the metrics of the worker, and --no-worker starts none: drop one of the two', 'metrics-port');
         }
@@ -612,7 +648,7 @@ export function buildProgram(): Command {
           port: options.port,
           uiPort: options.uiPort,
           worker: options.worker,
-          transforms: transformModules(options.transforms, [EXAMPLE_TRANSFORMS]),
+          transforms: named.length > 0 ? named : await devTransforms(),
           queues: parseQueues(options.taskQueue, 'backfill'),
           telemetry,
           ...(options.warehouse !== undefined ? { warehouse: options.warehouse } : {}),
@@ -641,12 +677,12 @@ export function buildProgram(): Command {
 
   program
     .command('demo')
-    .description('all in one: a dev server, a worker and the example backfill with live progress')
-    .option('--spec <file>', 'the spec to run', 'examples/shop/backfill.yaml')
+    .description(`all in one: a dev server, a worker and a backfill of ./${PROJECT_SPEC} (else the example) with live progress`)
+    .option('--spec <file>', `the spec to run (default: ./${PROJECT_SPEC}, else the shop example)`)
     .option('--json', 'machine-readable output')
-    .action(async (options: Json & { spec: string }) => {
+    .action(async (options: Json & { spec?: string }) => {
       const state = await runDemo({
-        spec: options.spec,
+        spec: options.spec ?? projectSpec() ?? EXAMPLE_SPEC,
         json: options.json,
         port: await portOr(7233),
         uiPort: await portOr(8233),

@@ -63,7 +63,7 @@ export async function runDemo(options: DemoOptions): Promise<Progress['state']> 
             '',
             `${summary.partitions}/${summary.total} partitions (${summary.rows.toLocaleString('en-US')} rows) in ${formatDuration(seconds * 1000)}, ${summary.partitionsPerSecond}/s`,
             `data fingerprint ${pc.bold(summary.fingerprint)} (the same on every run: each partition's checksum is reproducible)`,
-            `warehouse: ${summary.warehouse} (sqlite3 ${summary.warehouse} 'SELECT * FROM weekly_revenue LIMIT 5')`,
+            `warehouse: ${summary.warehouse} (sqlite3 ${summary.warehouse} 'SELECT * FROM ${spec.nodes.at(-1)?.id ?? ''} LIMIT 5')`,
             ...renderFailures(final),
           ].join('\n') + '\n',
         );

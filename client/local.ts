@@ -1,19 +1,20 @@
 /** The local stack of `backfill dev` and `backfill demo`: a dev server on a SQLite file and a worker. */
 import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { NativeConnection, Runtime } from '@temporalio/worker';
 import { openWarehouse, type Warehouse } from '../activities/warehouse/index.ts';
 import { loadTransforms } from '../activities/transforms.ts';
 import { freePort, startDevServer, type DevServer } from '../scripts/dev-server.ts';
 import { backfillHome } from '../scripts/temporal-cli.ts';
+import { CODE_ROOT, codePath } from '../scripts/package.ts';
 import { createWorkers, type BackfillWorkers, type QueueConfig } from '../workers/worker.ts';
 import { installRuntime, type TelemetrySettings } from '../workers/telemetry.ts';
 import { startTracing, tracingRequested } from '../workers/tracing.ts';
 import { checkNamespace, connectionFailure, localConnection, type ConnectionSettings } from './connection.ts';
 import { checkSearchAttributes } from './search-attributes.ts';
 
-/** The example's transforms, loaded by `dev` and `demo` unless others are named. */
-export const EXAMPLE_TRANSFORMS = fileURLToPath(new URL('../examples/shop/transforms.ts', import.meta.url));
+/** The shop example: `demo` runs it, and `dev` loads its transforms, where no project's spec says otherwise. Compiled, it is in dist/ (scripts/build.ts). */
+export const EXAMPLE_SPEC = join(CODE_ROOT, 'examples/shop/backfill.yaml');
+export const EXAMPLE_TRANSFORMS = codePath('examples/shop/transforms');
 
 /** Quiet SDK logs (warnings and errors only) unless BACKFILL_LOG_LEVEL or BACKFILL_LOG_FORMAT say otherwise; see workers/telemetry.ts. */
 export { installRuntime };

@@ -1,17 +1,17 @@
 /** Reads a spec file (YAML, JSON, or a TypeScript/JavaScript module) and validates it. */
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, extname, resolve } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { parseDocument } from 'yaml';
 import { BackfillError } from '../core/errors.ts';
 import { resolveSpec, type ResolvedSpec } from '../core/spec.ts';
 import { loadTransforms } from '../activities/transforms.ts';
+import { importModule } from '../activities/modules.ts';
 
 async function readDocument(path: string): Promise<unknown> {
   const extension = extname(path).toLowerCase();
   if (!existsSync(path)) throw new BackfillError('invalid_argument', `cannot read the spec file ${path}: it does not exist`, 'spec');
   if (['.ts', '.mts', '.js', '.mjs'].includes(extension)) {
-    const module = (await import(pathToFileURL(path).href)) as { default?: unknown; spec?: unknown };
+    const module = await importModule(path);
     const document = module.default ?? module.spec;
     if (document === undefined) throw new BackfillError('invalid_spec', `${path} exports no spec: export default { name, nodes, ... }`);
     return document;
@@ -39,6 +39,27 @@ async function readDocument(path: string): Promise<unknown> {
 
 export type LoadedSpec = { spec: ResolvedSpec; path: string; transformModules: string[] };
 
+/** The spec of a project made by `backfill init`, which `dev` and `demo` use when they are not told otherwise. */
+export const PROJECT_SPEC = 'backfill.yaml';
+
+/** The project's spec in `dir` (default: the working directory), if there is one. */
+export function projectSpec(dir = process.cwd()): string | undefined {
+  const path = resolve(dir, PROJECT_SPEC);
+  return existsSync(path) ? path : undefined;
+}
+
+/** The transform modules a spec document lists under `transforms`, resolved against the spec's directory. */
+function listedModules(document: unknown, path: string): string[] {
+  const listed = (document as { transforms?: unknown })?.transforms;
+  return Array.isArray(listed) ? listed.filter((m): m is string => typeof m === 'string').map((m) => resolve(dirname(path), m)) : [];
+}
+
+/** The transform modules a spec file lists, without validating the rest of it. */
+export async function specTransformModules(file: string): Promise<string[]> {
+  const path = resolve(file);
+  return listedModules(await readDocument(path), path);
+}
+
 /**
  * Loads and validates a spec. Transform names are checked against the built-ins and the
  * modules the spec lists under `transforms` (paths relative to the spec file).
@@ -46,8 +67,7 @@ export type LoadedSpec = { spec: ResolvedSpec; path: string; transformModules: s
 export async function loadSpecFile(file: string): Promise<LoadedSpec> {
   const path = resolve(file);
   const document = await readDocument(path);
-  const listed = (document as { transforms?: unknown })?.transforms;
-  const transformModules = Array.isArray(listed) ? listed.filter((m): m is string => typeof m === 'string').map((m) => resolve(dirname(path), m)) : [];
+  const transformModules = listedModules(document, path);
   let known: Set<string>;
   try {
     known = new Set((await loadTransforms(transformModules)).keys());

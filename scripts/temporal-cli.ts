@@ -2,7 +2,7 @@
  * Finds a `temporal` CLI binary (which embeds the dev server and Web UI), in this order:
  *   1. $TEMPORAL_CLI_PATH
  *   2. `temporal` on PATH
- *   3. the project's cached build: .backfill/bin/temporal in the project's directory
+ *   3. the cached build: .backfill/bin/temporal (CLI_CACHE_DIR)
  *   4. the official download (temporal.download), on a connected machine
  *   5. `go install github.com/temporalio/cli/cmd/temporal@v1.5.1` into the cache, where Go is present
  * Later runs reuse the cached binary.
@@ -10,9 +10,9 @@
 import { spawn } from 'node:child_process';
 import { accessSync, chmodSync, constants, createWriteStream, existsSync, mkdirSync, renameSync, rmSync } from 'node:fs';
 import { delimiter, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { pipeline } from 'node:stream/promises';
 import { Readable } from 'node:stream';
+import { FROM_SOURCES, PACKAGE_ROOT } from './package.ts';
 
 export const TEMPORAL_CLI_VERSION = 'v1.5.1';
 const GO_PACKAGE = `github.com/temporalio/cli/cmd/temporal@${TEMPORAL_CLI_VERSION}`;
@@ -22,8 +22,14 @@ export function backfillHome(): string {
   return resolve(process.env.BACKFILL_HOME ?? '.backfill');
 }
 
-/** The project's own cache of the Temporal CLI, whatever the working directory or $BACKFILL_HOME. */
-export const CLI_CACHE_DIR = fileURLToPath(new URL('../.backfill/bin', import.meta.url));
+/**
+ * The cache of Temporal binaries. In a checkout of this repository (running its sources): its
+ * .backfill/bin, whatever the working directory or $BACKFILL_HOME. Compiled, that is installed in
+ * a node_modules (a project's, npx's cache, a global install) or copied into an image, the
+ * package's directory is no place for state (npm replaces it on every install; it may be
+ * read-only), so the cache goes under the user's project: bin/ in $BACKFILL_HOME, else in ./.backfill.
+ */
+export const CLI_CACHE_DIR = FROM_SOURCES ? join(PACKAGE_ROOT, '.backfill', 'bin') : join(backfillHome(), 'bin');
 
 export function executable(path: string): boolean {
   try {

@@ -23,6 +23,8 @@ export type WorkerProcessOptions = {
   /** --log-format (stderr, in `log`). */
   logFormat?: 'text' | 'json';
   env?: Record<string, string>;
+  /** The `backfill` executable to run (default: this repository's bin/backfill.js; e.g. an installed package's). */
+  bin?: string;
 };
 
 export class WorkerProcess {
@@ -46,7 +48,7 @@ export class WorkerProcess {
 
   /** Starts the process; resolves once it polls its task queues. */
   async start(timeoutMs = 60_000): Promise<void> {
-    const args = [BIN, 'worker', '--warehouse', this.options.warehouse];
+    const args = [this.options.bin ?? BIN, 'worker', '--warehouse', this.options.warehouse];
     const { queue, queueCap } = this.options;
     if (queueCap !== undefined && !queue) throw new Error('queueCap needs a queue');
     if (queue) args.push('--workflow-queue', queue, '--task-queue', queueCap === undefined ? queue : `${queue}=${queueCap}`);

@@ -4,8 +4,8 @@
  * resource; its server-enforced rate (`maxTaskQueueActivitiesPerSecond`) must be the same
  * on every worker that polls it.
  */
-import { fileURLToPath } from 'node:url';
-import { createRequire } from 'node:module';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { NativeConnection, Runtime, Worker, bundleWorkflowCode, type WorkflowBundleOption, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { DEFAULT_TASK_QUEUE } from '../core/protocol.ts';
 import { createRollbackActivities } from '../activities/rollback.ts';
@@ -14,6 +14,7 @@ import { withFaultInjection, type TransformRegistry } from '../activities/transf
 import type { Warehouse } from '../activities/warehouse/types.ts';
 import { partitionLogAttributes } from './logging.ts';
 import { WORKFLOW_TRACING_MODULE, type Tracing } from './tracing.ts';
+import { CODE_ROOT, FROM_SOURCES, codePath, packageJson } from '../scripts/package.ts';
 
 export type QueueConfig = {
   name: string;
@@ -37,13 +38,26 @@ export type WorkerConfig = {
   /** Let the `sleep` transform's crashKeys and hangKeys kill or hang this process (default false: such partitions fail). */
   allowFaultInjection?: boolean;
   codeVersion?: string;
-  /** A prebuilt workflow bundle (tests and benchmarks build it once); else $BACKFILL_WORKFLOW_BUNDLE, else bundled now. */
+  /**
+   * A prebuilt workflow bundle (tests and benchmarks build it once); else $BACKFILL_WORKFLOW_BUNDLE,
+   * else the compiled package's own (`npm run build` makes them), else bundled now.
+   */
   workflowBundle?: WorkflowBundleOption;
   /** OpenTelemetry tracing (tracing.ts); a prebuilt bundle needs `bundleWorkflows({ tracing: true })` for workflow spans. */
   tracing?: Tracing;
 };
 
-export const workflowsPath = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
+export const workflowsPath = codePath('workflows/index');
+
+/** The workflow bundles `npm run build` writes into dist/, without and with the tracing interceptors. */
+export const PACKAGED_BUNDLES = { plain: 'workflow-bundle.js', tracing: 'workflow-bundle-tracing.js' } as const;
+
+/** The compiled package's prebuilt bundle, so that a worker starts without webpack; none from the sources (it would be stale). */
+export function packagedBundle(tracing: boolean): WorkflowBundleOption | undefined {
+  if (FROM_SOURCES) return undefined;
+  const file = join(CODE_ROOT, tracing ? PACKAGED_BUNDLES.tracing : PACKAGED_BUNDLES.plain);
+  return existsSync(file) ? { codePath: file } : undefined;
+}
 
 /**
  * Bundles the workflow code (webpack); a few seconds, so callers that start many workers reuse it.
@@ -68,8 +82,7 @@ const quietBundlerLogger = {
 
 export function codeVersion(): string {
   if (process.env.BACKFILL_CODE_VERSION) return process.env.BACKFILL_CODE_VERSION;
-  const pkg = createRequire(import.meta.url)('../package.json') as { version: string };
-  return `backfill@${pkg.version}`;
+  return `backfill@${packageJson().version}`;
 }
 
 export type BackfillWorkers = {
@@ -94,7 +107,8 @@ export async function createWorkers(config: WorkerConfig): Promise<BackfillWorke
   const { tracing } = config;
   const prebuilt = process.env.BACKFILL_WORKFLOW_BUNDLE ? { codePath: process.env.BACKFILL_WORKFLOW_BUNDLE } : undefined;
   const given = config.workflowBundle ?? prebuilt;
-  const bundle = config.workflows === false ? undefined : (given ?? (await bundleWorkflows({ tracing: tracing !== undefined })));
+  const traced = tracing !== undefined;
+  const bundle = config.workflows === false ? undefined : (given ?? packagedBundle(traced) ?? (await bundleWorkflows({ tracing: traced })));
   if (tracing && given && bundle) {
     Runtime.instance().logger.warn('tracing is on but the workflow bundle was built beforehand: its workflows make spans only if it was built with bundleWorkflows({ tracing: true })');
   }

@@ -4,7 +4,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BackfillError } from '../../core/errors.ts';
-import { loadSpecFile } from '../../client/spec-file.ts';
+import { loadSpecFile, projectSpec, specTransformModules } from '../../client/spec-file.ts';
 
 const EXAMPLE = fileURLToPath(new URL('../../examples/shop/backfill.yaml', import.meta.url));
 
@@ -157,5 +157,20 @@ describe('loadSpecFile on files of its own', () => {
     const error = await rejection(loadSpecFile(path));
     expect(error.code).toBe('invalid_spec');
     expect(error.path).toBe('nodes[0].concurrency');
+  });
+});
+
+describe("a project's spec (what dev and demo run when not told otherwise)", () => {
+  it('is ./backfill.yaml when there is one', () => {
+    const project = join(dir, 'project');
+    mkdirSync(project, { recursive: true });
+    expect(projectSpec(project)).toBeUndefined();
+    writeFileSync(join(project, 'backfill.yaml'), 'name: p\n');
+    expect(projectSpec(project)).toBe(join(project, 'backfill.yaml'));
+  });
+
+  it('lends dev its transform modules, resolved against the spec, without validating the rest', async () => {
+    const path = write('half-written.yaml', 'name: p\ntransforms: [./transforms.ts, lib/more.mjs]\nnodes: []\n');
+    expect(await specTransformModules(path)).toEqual([join(dir, 'transforms.ts'), join(dir, 'lib', 'more.mjs')]);
   });
 });

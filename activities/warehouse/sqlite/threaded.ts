@@ -6,12 +6,19 @@
  */
 import { Worker } from 'node:worker_threads';
 import { CheckFailedError, ChecksumMismatchError, InvalidDatasetError, SqlError, type Warehouse } from '../types.ts';
+import { FROM_SOURCES } from '../../../scripts/package.ts';
 
 type Method = Exclude<keyof Warehouse, 'kind' | 'location'>;
 export type Call = { id: number; method: Method; args: unknown[] };
 type Reply = { id: number; result?: unknown; error?: { name: string; message: string } };
 
 const ERRORS: Record<string, new (message: string) => Error> = { CheckFailedError, ChecksumMismatchError, SqlError, InvalidDatasetError };
+
+/**
+ * The thread's module. A worker thread starts without its parent's TypeScript loader: from the
+ * sources, thread.mjs registers tsx and then imports thread.ts; compiled, thread.js is plain JavaScript.
+ */
+const THREAD_MODULE = new URL(FROM_SOURCES ? './thread.mjs' : './thread.js', import.meta.url);
 
 export class ThreadedWarehouse implements Warehouse {
   readonly kind = 'sqlite' as const;
@@ -22,7 +29,7 @@ export class ThreadedWarehouse implements Warehouse {
   private gone: Error | undefined;
 
   constructor(readonly location: string) {
-    this.thread = new Worker(new URL('./thread.mjs', import.meta.url), { workerData: { location } });
+    this.thread = new Worker(THREAD_MODULE, { workerData: { location } });
     this.thread.on('message', (reply: Reply) => {
       const call = this.pending.get(reply.id);
       if (!call) return;

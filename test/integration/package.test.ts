@@ -1,0 +1,139 @@
+/**
+ * The npm package as a data team gets it: packed (scripts/pack.ts caches the build and the
+ * tarball), installed into a fresh project, `backfill init`, `plan`, and a backfill of the
+ * scaffold run by the installed worker on a dev server of its own. The installed package runs
+ * its compiled code: it holds no TypeScript of its own, and runs without tsx.
+ */
+import { execFile } from 'node:child_process';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { startDevServer, type DevServer } from '../../scripts/dev-server.ts';
+import { installTarball, packTarball, run } from '../../scripts/pack.ts';
+import { packageJson } from '../../scripts/package.ts';
+import { WorkerProcess } from '../../scripts/worker-process.ts';
+
+type Cli = { code: number; stdout: string; stderr: string; json: unknown };
+
+/** `npx --no backfill …` in `cwd`: the installed bin, never a download (--no). */
+function npx(cwd: string, args: string[], env: Record<string, string> = {}): Promise<Cli> {
+  const clean = Object.fromEntries(Object.entries(process.env).filter(([name]) => !/^npm_/i.test(name)));
+  return new Promise((done) => {
+    execFile('npx', ['--no', 'backfill', ...args], { cwd, env: { ...clean, NO_COLOR: '1', ...env }, timeout: 240_000 }, (error, stdout, stderr) => {
+      let json: unknown;
+      try {
+        json = JSON.parse(stdout);
+      } catch {
+        json = undefined;
+      }
+      done({ code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, stdout, stderr, json });
+    });
+  });
+}
+
+const timings: Record<string, string> = {};
+async function timed<T>(label: string, step: () => Promise<T>): Promise<T> {
+  const began = Date.now();
+  try {
+    return await step();
+  } finally {
+    timings[label] = `${((Date.now() - began) / 1000).toFixed(1)} s`;
+  }
+}
+
+describe('the npm package', () => {
+  let project: string | undefined;
+  let server: DevServer | undefined;
+  let worker: WorkerProcess | undefined;
+
+  afterAll(async () => {
+    await worker?.stop();
+    await server?.stop();
+    if (project && !process.env.BACKFILL_KEEP_TEST_FILES) rmSync(project, { recursive: true, force: true });
+    console.info(`package test timings: ${JSON.stringify(timings)}`);
+  });
+
+  it('installs from its tarball; init, plan and a backfill of the scaffold work at once, on compiled code', async () => {
+    const { path: tarball, cached } = await timed('pack', packTarball);
+    timings.packCached = String(cached);
+    const listing = (await run('tar', ['-tzf', tarball], { cwd: tmpdir() })).stdout.split('\n').filter(Boolean).map((f) => f.replace(/^package\//, ''));
+    expect(listing.filter((f) => /\.[mc]?ts$/.test(f) && !f.endsWith('.d.ts') && !f.startsWith('templates/'))).toEqual([]);
+    expect(listing.filter((f) => /^(test|scripts|client|core)\/|thread\.mjs$/.test(f))).toEqual([]);
+    expect(listing).toEqual(
+      expect.arrayContaining([
+        'bin/backfill.js', 'dist/client/main.js', 'dist/index.js', 'dist/index.d.ts', 'dist/workers/index.d.ts',
+        'dist/workflow-bundle.js', 'dist/workflow-bundle-tracing.js', 'dist/activities/warehouse/sqlite/thread.js',
+        'dist/scripts/temporal-cli.js', 'dist/scripts/dev-server.js', 'dist/examples/shop/backfill.yaml', 'templates/init/transforms.ts',
+      ]),
+    );
+
+    const dir = (project = mkdtempSync(join(tmpdir(), 'backfill-package-')));
+    await timed('install', () => installTarball(tarball, dir));
+
+    const refused = await npx(dir, ['init']);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/is not empty .*add --force/);
+    const init = await timed('init', () => npx(dir, ['init', '--force', '--json']));
+    expect(init.json).toMatchObject({ packageJson: 'updated', written: expect.arrayContaining(['backfill.yaml', 'transforms.ts']) });
+    const manifest = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { dependencies: Record<string, string>; scripts: Record<string, string> };
+    expect(manifest.dependencies.backfill).toMatch(/^file:.*\.tgz$/);
+    expect(manifest.scripts.plan).toBe('backfill plan backfill.yaml');
+    expect(readFileSync(join(dir, 'transforms.ts'), 'utf8')).toContain("from 'backfill';");
+
+    const plan = await timed('plan', () => npx(dir, ['plan', 'backfill.yaml', '--json']));
+    expect(plan.stderr).toBe('');
+    expect(plan.json).toMatchObject({ totalPartitions: 175, nodes: [{ id: 'page_views', grain: 'hour', partitions: 168 }, { id: 'daily_pages', grain: 'day', partitions: 7 }] });
+    // The scaffold's own check: with its devDependencies installed, `npm test` type-checks transforms.ts against the package's declarations, then plans.
+    await timed('npm install + npm test', async () => {
+      await run('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund'], { cwd: dir });
+      expect((await run('npm', ['test'], { cwd: dir })).stdout).toContain('175 partitions in 2 nodes');
+    });
+
+    // The public entry points resolve through package.json "exports"; compiled, the worker takes the
+    // prebuilt workflow bundles, and the Temporal CLI's cache is the project's.
+    const installed = join(dir, 'node_modules', 'backfill', 'dist');
+    const probe = `delete process.env.BACKFILL_HOME;
+      const api = await import('backfill');
+      const workerApi = await import('backfill/worker');
+      const worker = await import(${JSON.stringify(join(installed, 'workers/worker.js'))});
+      const cli = await import(${JSON.stringify(join(installed, 'scripts/temporal-cli.js'))});
+      console.log(JSON.stringify({
+        api: ['defineTransforms', 'ThrottledError', 'NonRetryableError', 'BackfillClient', 'resolveSpec', 'loadSpecFile'].filter((name) => typeof api[name] !== 'function'),
+        workerApi: ['createWorkers', 'openWarehouse', 'loadTransforms'].filter((name) => typeof workerApi[name] !== 'function'),
+        plain: worker.packagedBundle(false), tracing: worker.packagedBundle(true), cache: cli.CLI_CACHE_DIR,
+      }));`;
+    const probed = await run(process.execPath, ['--input-type=module', '-e', probe], { cwd: dir });
+    expect(JSON.parse(probed.stdout)).toEqual({
+      api: [],
+      workerApi: [],
+      plain: { codePath: join(installed, 'workflow-bundle.js') },
+      tracing: { codePath: join(installed, 'workflow-bundle-tracing.js') },
+      cache: join(dir, '.backfill', 'bin'),
+    });
+
+    const warehouse = join(dir, '.backfill', 'warehouse.db');
+    server = await timed('dev server', () => startDevServer({ dbFile: join(dir, '.backfill', 'temporal.db'), uiPort: null }));
+    const env = { TEMPORAL_ADDRESS: server.address };
+    worker = new WorkerProcess({ bin: join(dir, 'node_modules', '.bin', 'backfill'), address: server.address, warehouse, transforms: [join(dir, 'transforms.ts')] });
+    await timed('worker start', () => worker!.start());
+
+    const backfill = await timed('backfill', async () => {
+      const started = await npx(dir, ['start', 'backfill.yaml', '--id', 'scaffold-day', '--from', '2024-01-01', '--to', '2024-01-02', '--json'], env);
+      expect(started.json).toMatchObject({ backfillId: 'scaffold-day' });
+      return npx(dir, ['wait', 'scaffold-day', '--timeout', '3m', '--json'], env);
+    });
+    expect(backfill.json).toMatchObject({ state: 'completed', progress: { done: 25, total: 25, failed: 0 } });
+    const lineage = await npx(dir, ['lineage', 'daily_pages', '2024-01-01', '--warehouse', warehouse, '--json']);
+    expect(lineage.json).toMatchObject({ current: { backfillId: 'scaffold-day', rowCount: 5, codeVersion: `backfill@${packageJson().version}` } });
+
+    // Without tsx the package runs on: a spec in JavaScript loads; one in TypeScript fails, naming the fix.
+    rmSync(join(dir, 'node_modules', 'tsx'), { recursive: true, force: true });
+    copyFileSync(join(dir, 'transforms.ts'), join(dir, 'transforms.mjs'));
+    writeFileSync(join(dir, 'js.yaml'), readFileSync(join(dir, 'backfill.yaml'), 'utf8').replace('./transforms.ts', './transforms.mjs'));
+    expect((await npx(dir, ['plan', 'js.yaml', '--json'])).json).toMatchObject({ totalPartitions: 175 });
+    const typescript = await npx(dir, ['plan', 'backfill.yaml', '--json']);
+    expect(typescript.code).toBe(1);
+    expect(typescript.json).toMatchObject({ error: { code: 'invalid_spec', message: expect.stringMatching(/transforms\.ts: .*install tsx \(npm install tsx\), or write the module in JavaScript/) } });
+  }, 900_000);
+});

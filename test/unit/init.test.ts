@@ -1,0 +1,115 @@
+/** `backfill init`: what it writes, what it refuses, and how it joins an existing package.json. */
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
+import { BUILTIN_TRANSFORMS } from '../../activities/transforms.ts';
+import { BackfillError } from '../../core/errors.ts';
+import { expandPlan } from '../../core/plan.ts';
+import { resolveSpec } from '../../core/spec.ts';
+import { projectName, scaffold } from '../../client/init.ts';
+import { packageJson } from '../../scripts/package.ts';
+
+let root: string;
+let count = 0;
+beforeAll(() => {
+  root = mkdtempSync(join(tmpdir(), 'backfill-init-'));
+});
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+function fresh(name = 'pipeline'): string {
+  return join(root, `${count++}`, name);
+}
+
+type Manifest = { name: string; type: string; scripts: Record<string, string>; dependencies: Record<string, string>; devDependencies: Record<string, string> };
+const manifest = (dir: string) => JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as Manifest;
+
+function refusal(run: () => unknown): BackfillError {
+  try {
+    run();
+  } catch (error) {
+    expect(error).toBeInstanceOf(BackfillError);
+    return error as BackfillError;
+  }
+  throw new Error('expected it to refuse');
+}
+
+describe('backfill init', () => {
+  it('writes a project whose spec is valid: an hourly TypeScript dataset and a daily SQL rollup', () => {
+    const dir = fresh('Page Views');
+    const result = scaffold({ dir });
+    expect(result).toMatchObject({ dir, name: 'page-views', packageJson: 'written', keptScripts: [] });
+    expect(readdirSync(dir).sort()).toEqual(['.gitignore', 'README.md', 'backfill.yaml', 'package.json', 'transforms.ts', 'tsconfig.json']);
+
+    const document = parse(readFileSync(join(dir, 'backfill.yaml'), 'utf8')) as { name: string; transforms: string[] };
+    expect(document.name).toBe('page-views');
+    expect(document.transforms).toEqual(['./transforms.ts']);
+    const spec = resolveSpec(document, new Set([...BUILTIN_TRANSFORMS.keys(), 'generate_page_views']));
+    expect(spec.nodes.map((n) => [n.id, n.transform, n.partitions.kind === 'time' ? n.partitions.grain : 'keys'])).toEqual([
+      ['page_views', 'generate_page_views', 'hour'],
+      ['daily_pages', 'sql', 'day'],
+    ]);
+    expect(expandPlan(spec).totalPartitions).toBe(7 * 24 + 7);
+
+    const transforms = readFileSync(join(dir, 'transforms.ts'), 'utf8');
+    expect(transforms).toContain(`from '${packageJson().name}';`);
+    expect(transforms).toContain('generate_page_views:');
+    expect(readFileSync(join(dir, 'README.md'), 'utf8')).toMatch(/^# page-views\n/);
+    expect(readFileSync(join(dir, '.gitignore'), 'utf8')).toMatch(/^\.backfill\/$/m);
+  });
+
+  it("depends on this package's running version, with scripts for each step", () => {
+    const dir = fresh();
+    scaffold({ dir });
+    const { name, type, scripts, dependencies, devDependencies } = manifest(dir);
+    expect([name, type]).toEqual(['pipeline', 'module']);
+    expect(dependencies[packageJson().name]).toBe(`^${packageJson().version}`);
+    expect(dependencies.tsx).toBe(packageJson().optionalDependencies?.tsx);
+    expect(Object.keys(devDependencies).sort()).toEqual(['@types/node', 'typescript']);
+    expect(scripts).toMatchObject({ plan: 'backfill plan backfill.yaml', dev: 'backfill dev --transforms transforms.ts', start: 'backfill start backfill.yaml --watch' });
+    expect(Object.keys(scripts)).toEqual(expect.arrayContaining(['demo', 'worker', 'test']));
+  });
+
+  it('refuses a directory that is not empty, naming --force; .git alone is fine', () => {
+    const dir = fresh();
+    mkdirSync(join(dir, '.git'), { recursive: true });
+    scaffold({ dir });
+    const error = refusal(() => scaffold({ dir }));
+    expect(error.code).toBe('already_exists');
+    expect(error.message).toMatch(/is not empty \(\.gitignore, README\.md, backfill\.yaml, .*\): name a new directory .* or add --force/);
+  });
+
+  it('refuses a file in place of the directory', () => {
+    const file = join(fresh(), 'file');
+    mkdirSync(join(file, '..'), { recursive: true });
+    writeFileSync(file, 'x');
+    expect(refusal(() => scaffold({ dir: file })).message).toMatch(/is a file: name a directory/);
+  });
+
+  it('with --force, joins an existing package.json: keeps its fields, scripts and dependencies, adds what it lacks', () => {
+    const dir = fresh();
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, 'package.json'), JSON.stringify({ dependencies: { [packageJson().name]: 'file:../backfill.tgz', left: '^1.0.0' }, scripts: { test: 'vitest' } }));
+    writeFileSync(join(dir, 'transforms.ts'), '// old');
+    const result = scaffold({ dir, force: true });
+    expect(result).toMatchObject({ packageJson: 'updated', keptScripts: ['test'] });
+    const merged = manifest(dir);
+    expect(merged).toMatchObject({ name: 'pipeline', type: 'module' });
+    expect(merged.scripts.test).toBe('vitest');
+    expect(merged.scripts.plan).toBe('backfill plan backfill.yaml');
+    expect(merged.dependencies).toMatchObject({ [packageJson().name]: 'file:../backfill.tgz', left: '^1.0.0', tsx: packageJson().optionalDependencies?.tsx });
+    expect(readFileSync(join(dir, 'transforms.ts'), 'utf8')).toContain('defineTransforms');
+  });
+
+  it('refuses a package.json it cannot read, naming the file', () => {
+    const dir = fresh();
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, 'package.json'), '{ not json');
+    expect(refusal(() => scaffold({ dir, force: true })).message).toMatch(/package\.json cannot be read as a package\.json .*: fix or remove it/);
+  });
+
+  it('names the project after its directory, as npm allows', () => {
+    expect(['/x/My Pipeline', '/x/.hidden', '/x/data.sync~2', '/x/__'].map(projectName)).toEqual(['my-pipeline', 'hidden', 'data.sync~2', 'pipeline']);
+  });
+});

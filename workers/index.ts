@@ -1,0 +1,9 @@
+/**
+ * The worker API, `import … from 'backfill/worker'`, for a worker process of your own:
+ *
+ *   const workers = await createWorkers({ connection, warehouse: openWarehouse(), transforms: await loadTransforms(['./transforms.js']) });
+ *   await workers.run();
+ */
+export { createWorkers, type BackfillWorkers, type QueueConfig, type WorkerConfig } from './worker.ts';
+export { openWarehouse, type Warehouse } from '../activities/warehouse/index.ts';
+export { loadTransforms, type TransformRegistry } from '../activities/transforms.ts';
