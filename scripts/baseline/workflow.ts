@@ -18,7 +18,7 @@ export async function slidingWindow(total: number, width: number, perRun = 1000,
       started++;
       void noop().then(() => void done++);
     }
-    await condition(() => started - done < width || done === target);
+    await condition(() => (started < target && started - done < width) || done === target);
   }
   if (done < total) await continueAsNew<typeof slidingWindow>(total, width, perRun, done);
   return done;
