@@ -47,6 +47,19 @@ function resultOf(task: PartitionTask, published: Published, startedAt: number):
   };
 }
 
+/** A node's spec hash, computed once per spec (every activity of a node brings the same spec). */
+const specHashes = new Map<string, string>();
+function specHashOf(node: RunPartitionsInput['node']): string {
+  const key = JSON.stringify([node.transform, node.sql, node.params, node.checks]);
+  let hash = specHashes.get(key);
+  if (hash === undefined) {
+    hash = specHash(node);
+    if (specHashes.size >= 1000) specHashes.clear();
+    specHashes.set(key, hash);
+  }
+  return hash;
+}
+
 export function createActivities(deps: ActivityDeps) {
   const runOne = async (input: RunPartitionsInput, task: PartitionTask, ctx: Context, definitionHash: string, telemetry: PartitionTelemetry): Promise<PartitionResult> => {
     const { node } = input;
@@ -134,14 +147,15 @@ export function createActivities(deps: ActivityDeps) {
       // Heartbeat on a timer too, so that a long transform is not mistaken for a dead worker.
       const everyMs = Math.max(200, Math.floor((parseDuration(input.node.heartbeatTimeout) ?? 30_000) / 3));
       const timer = setInterval(() => ctx.heartbeat({ finished }), everyMs);
-      const definitionHash = specHash(input.node);
+      const definitionHash = specHashOf(input.node);
       try {
-        for (const task of input.partitions) {
+        for (const [i, task] of input.partitions.entries()) {
           if (skip.has(task.index)) continue;
           if (ctx.cancellationSignal.aborted) throw new CancelledFailure('cancelled');
           try {
             finished.push(await runOne(input, task, ctx, definitionHash, telemetry));
-            ctx.heartbeat({ finished });
+            // What a retry may skip; the last one is in the result.
+            if (i < input.partitions.length - 1) ctx.heartbeat({ finished });
           } catch (error) {
             if (isThrottled(error)) {
               telemetry.throttled(task, error.message);

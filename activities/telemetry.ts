@@ -33,22 +33,26 @@ export function isRunPartitionsInput(value: unknown): value is RunPartitionsInpu
 }
 
 export class PartitionTelemetry {
-  private readonly completed: MetricCounter;
-  private readonly failures: MetricCounter;
-  private readonly duration: MetricHistogram;
-  private readonly rows: MetricCounter;
-  private readonly throttles: MetricCounter;
+  private meters: { completed: MetricCounter; failures: MetricCounter; duration: MetricHistogram; rows: MetricCounter; throttles: MetricCounter } | undefined;
 
   constructor(
     private readonly ctx: Context,
     private readonly input: RunPartitionsInput,
-  ) {
-    const meter = ctx.metricMeter.withTags({ node: input.node.id });
-    this.completed = meter.createCounter(METRICS.completed, '', 'Partitions published (or found published by an earlier attempt)');
-    this.failures = meter.createCounter(METRICS.failed, '', 'Failed partition attempts; final="true" when the partition will not be retried');
-    this.duration = meter.createHistogram(METRICS.duration, 'float', 's', 'Time from the start of a partition to its publication');
-    this.rows = meter.createCounter(METRICS.rows, '', 'Rows of the partition versions published');
-    this.throttles = meter.createCounter(METRICS.throttles, '', 'Times a downstream system throttled a partition (ThrottledError)');
+  ) {}
+
+  /** Made on first use: an activity that records nothing (a dry run) pays nothing. */
+  private get metrics() {
+    if (!this.meters) {
+      const meter = this.ctx.metricMeter.withTags({ node: this.input.node.id });
+      this.meters = {
+        completed: meter.createCounter(METRICS.completed, '', 'Partitions published (or found published by an earlier attempt)'),
+        failures: meter.createCounter(METRICS.failed, '', 'Failed partition attempts; final="true" when the partition will not be retried'),
+        duration: meter.createHistogram(METRICS.duration, 'float', 's', 'Time from the start of a partition to its publication'),
+        rows: meter.createCounter(METRICS.rows, '', 'Rows of the partition versions published'),
+        throttles: meter.createCounter(METRICS.throttles, '', 'Times a downstream system throttled a partition (ThrottledError)'),
+      };
+    }
+    return this.meters;
   }
 
   private attributes(key: string): Record<string, string | number> {
@@ -57,21 +61,21 @@ export class PartitionTelemetry {
 
   published(result: PartitionResult): void {
     const seconds = Math.max(0, result.finishedAt - result.startedAt) / 1000;
-    this.completed.add(1);
-    this.rows.add(result.rowCount);
-    this.duration.record(seconds);
+    this.metrics.completed.add(1);
+    this.metrics.rows.add(result.rowCount);
+    this.metrics.duration.record(seconds);
     this.ctx.log.info('partition published', { ...this.attributes(result.key), version: result.version, rows: result.rowCount, durationMs: Math.round(seconds * 1000) });
   }
 
   /** A retry after a crash that followed the commit: the partition is there, nothing was written now. */
   foundPublished(result: PartitionResult): void {
-    this.completed.add(1);
+    this.metrics.completed.add(1);
     this.ctx.log.info('partition already published by an earlier attempt', { ...this.attributes(result.key), version: result.version });
   }
 
   failed(task: PartitionTask, error: unknown, type: string, nonRetryable: boolean): void {
     const final = nonRetryable || this.ctx.info.attempt >= this.input.maxAttempts;
-    this.failures.add(1, { type, final: String(final) });
+    this.metrics.failures.add(1, { type, final: String(final) });
     const message = error instanceof Error ? error.message : String(error);
     const meta = { ...this.attributes(task.key), errorType: type, error: message, willRetry: !final };
     // A retry is routine (the SDK warns about every failed attempt anyway); a partition lost for good is not.
@@ -80,7 +84,7 @@ export class PartitionTelemetry {
   }
 
   throttled(task: PartitionTask, message: string): void {
-    this.throttles.add(1);
+    this.metrics.throttles.add(1);
     this.ctx.log.warn('partition throttled by the downstream system', { ...this.attributes(task.key), error: message });
   }
 }
