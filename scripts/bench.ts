@@ -117,6 +117,11 @@ async function withEnvironment<T>(name: string, run: (env: Env) => Promise<T>, o
   }
 }
 
+/** A line on stderr, so that a long scenario shows where it is (and where it hangs, if it does). */
+function progress(line: string): void {
+  process.stderr.write(`${new Date().toISOString().slice(11, 19)} ${line}\n`);
+}
+
 function hours(n: number): string {
   return new Date(Date.UTC(2020, 0, 1) + n * 3_600_000).toISOString();
 }
@@ -143,8 +148,10 @@ async function measure(name: string, env: Env, spec: ResolvedSpec) {
   const { client, memory } = env;
   const began = Date.now();
   const { backfillId } = await client.start(spec);
+  progress(`  ${name}: started ${backfillId}`);
   const outcome = await client.wait(backfillId);
   const seconds = (Date.now() - began) / 1000;
+  progress(`  ${name}: ${outcome.state} in ${seconds.toFixed(1)} s`);
   if (outcome.state !== 'completed') throw new Error(`${name} ended ${outcome.state}`);
   // Visibility catches up with the last runs a moment after they close.
   let runs = await histories(client, backfillId);
@@ -194,8 +201,10 @@ async function baseline(env: Env, total: number, width: number) {
     const began = Date.now();
     const workflowId = `baseline-${Date.now()}`;
     const handle = await env.client.client.workflow.start('slidingWindow', { taskQueue: queue, workflowId, args: [total, width] });
+    progress(`  baseline: started ${workflowId}`);
     await handle.result();
     const seconds = (Date.now() - began) / 1000;
+    progress(`  baseline: completed in ${seconds.toFixed(1)} s`);
     let events = 0;
     let runs = 0;
     for await (const run of env.client.client.workflow.list({ query: `WorkflowId = "${workflowId}"` })) {
