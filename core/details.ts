@@ -12,6 +12,8 @@ import type { ResolvedNode, ResolvedSpec } from './spec.ts';
 
 const count = (n: number) => n.toLocaleString('en-US');
 const rate = (r: number | null) => (r === null ? 'unlimited' : `${Number(r.toFixed(2))}/s`);
+/** A markdown line break that does not start a new paragraph (no margin between the lines). */
+export const HARD_BREAK = '  \n';
 const escape = (text: string) => text.replaceAll('|', '\\|').replaceAll('\n', ' ');
 
 /** `1,528 partitions · 2024-01-01 … 2024-12-31` */
@@ -95,12 +97,13 @@ export type NodeView = {
 };
 
 export function nodeCurrentDetails(view: NodeView): string {
+  // Why it waits comes first: the Web UI shows current details in a frame of fixed height.
   return [
+    `**${waitReasonText(view.reason, view.taskQueue)}**`,
+    '',
     '| queued | running | done | rate | concurrency | throttles | run |',
     '| --- | --- | --- | --- | --- | --- | --- |',
     `| ${count(view.queued)} | ${count(view.running)} | ${count(view.completed)} | ${rate(view.rate)} | ${view.concurrency} | ${view.throttles} | ${view.runs} |`,
-    '',
-    `**${waitReasonText(view.reason, view.taskQueue)}**`,
   ].join('\n');
 }
 
@@ -112,16 +115,17 @@ function eta(seconds: number | null): string {
 }
 
 export function backfillCurrentDetails(progress: Progress): string {
+  // "40 of 100", not "40/100": the Web UI's markdown renders a/b as a typographic fraction.
   const rows = progress.nodes.map(
-    (n) => `| ${n.id} | ${count(n.done)}/${count(n.total)} | ${count(n.running)} | ${count(n.failed)} | ${count(n.blocked)} | ${rate(n.rate)} | ${n.concurrency} | ${eta(n.etaSeconds)} |`,
+    (n) => `| ${n.id} | ${count(n.done)} of ${count(n.total)} | ${count(n.running)} | ${count(n.failed)} | ${count(n.blocked)} | ${rate(n.rate)} | ${n.concurrency} | ${eta(n.etaSeconds)} |`,
   );
   const lastError = progress.nodes.flatMap((n) => n.failures.map((f) => `${n.id}: ${f.message}`))[0];
+  // The headline and the last error first, one paragraph: the Web UI shows current details in a frame of fixed height.
   return [
-    `**${progress.paused ? 'paused' : progress.state}** · ${count(progress.done)}/${count(progress.total)} partitions · rate ${rate(progress.rate)} · ETA ${eta(progress.etaSeconds)}`,
+    `**${progress.paused ? 'paused' : progress.state}** · ${count(progress.done)} of ${count(progress.total)} partitions · backfill rate ${rate(progress.rate)} · ETA ${eta(progress.etaSeconds)}${lastError ? `${HARD_BREAK}Last error: ${escape(lastError.slice(0, 300))}` : ''}`,
     '',
     '| dataset | done | running | failed | blocked | rate | concurrency | ETA |',
     '| --- | --- | --- | --- | --- | --- | --- | --- |',
     ...rows,
-    ...(lastError ? ['', `Last error: ${escape(lastError.slice(0, 300))}`] : []),
   ].join('\n');
 }

@@ -29,7 +29,7 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import { BackfillCoordinator } from '../core/coordinator.ts';
-import { backfillCurrentDetails, backfillSummary, nodeDetails, nodeSummary } from '../core/details.ts';
+import { HARD_BREAK, backfillCurrentDetails, backfillSummary, nodeDetails, nodeSummary } from '../core/details.ts';
 import { expandPlan, upstreamPartitions, type PlanNode } from '../core/plan.ts';
 import { changedNodes } from '../core/spec-changes.ts';
 import type { ResolvedSpec } from '../core/spec.ts';
@@ -241,7 +241,7 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
     const now = workflowTime();
     if (state === 'running' && now - shownAt < 2000) return;
     shownAt = now;
-    setCurrentDetails(`**${backfillSummary(plan)}** · id ${backfillId}\n\n${backfillCurrentDetails(coordinator.progress(backfillId, state, runs))}`);
+    setCurrentDetails(`**${backfillSummary(plan)}** · id ${backfillId}${HARD_BREAK}${backfillCurrentDetails(coordinator.progress(backfillId, state, runs))}`);
   };
 
   const shouldContinueAsNew = () => {

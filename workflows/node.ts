@@ -41,7 +41,7 @@ import {
   type RunPartitionsInput,
   type RunPartitionsResult,
 } from '../core/protocol.ts';
-import { nodeCurrentDetails, nodeSummary } from '../core/details.ts';
+import { HARD_BREAK, nodeCurrentDetails, nodeSummary } from '../core/details.ts';
 import { partitionInputs } from '../core/inputs.ts';
 import { NODE_GAUGES } from '../core/metrics.ts';
 import { RangeSet } from '../core/ranges.ts';
@@ -243,7 +243,7 @@ export async function nodeWorkflow(input: NodeInput): Promise<NodeSummary> {
     // A run after continue-as-new has no static summary: the current details say what the node is.
     const title = `**${nodeSummary(input.backfillId, spec, plan.partitions)}**`;
     setCurrentDetails(
-      `${title}\n\n${nodeCurrentDetails({ ...stats, queued: scheduler.queued, paused: scheduler.paused, runs, reason: scheduler.waitReason(), taskQueue: spec.taskQueue })}`,
+      `${title}${HARD_BREAK}${nodeCurrentDetails({ ...stats, queued: scheduler.queued, paused: scheduler.paused, runs, reason: scheduler.waitReason(), taskQueue: spec.taskQueue })}`,
     );
     rateGauge.set(stats.rate ?? 0);
     concurrencyGauge.set(stats.concurrency);

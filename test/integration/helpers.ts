@@ -149,3 +149,7 @@ export function exampleSpec(dir: string, queue: string, edit: (yaml: string) => 
 }
 
 export const EXAMPLE_TRANSFORMS = join(ROOT, 'examples/shop/transforms.ts');
+
+/** The system's Chromium (never a downloaded one), for playwright-core: headless, and quiet on the network. */
+export const CHROMIUM_PATH = '/usr/bin/chromium';
+export const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];

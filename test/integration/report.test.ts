@@ -15,9 +15,8 @@ import { loadTransforms, type Transform } from '../../activities/transforms.ts';
 import type { BackfillClient, Started } from '../../client/backfill-client.ts';
 import type { Report } from '../../client/report/model.ts';
 import { nodeViewQuery, nodeWorkflowId } from '../../workflows/definitions.ts';
-import { EXAMPLE_TRANSFORMS, ROOT, connectClient, exampleSpec, runCli, scratch, startTestWorker, uniqueQueue, waitFor, type TestWorker } from './helpers.ts';
+import { CHROMIUM_ARGS, CHROMIUM_PATH, EXAMPLE_TRANSFORMS, ROOT, connectClient, exampleSpec, runCli, scratch, startTestWorker, uniqueQueue, waitFor, type TestWorker } from './helpers.ts';
 
-const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 const NODES = ['orders_raw', 'orders_clean', 'daily_revenue', 'revenue_7d', 'weekly_revenue', 'monthly_active_customers'];
 /** The downstream system says "slow down" the first time these days are generated. */
 const THROTTLED_DAYS = new Set(['2024-01-03', '2024-01-04']);
@@ -42,7 +41,7 @@ describe('backfill report', () => {
     };
     worker = await startTestWorker({ queue, warehousePath: join(dir, 'warehouse.db'), transformModules: [EXAMPLE_TRANSFORMS], transforms: { generate_orders: throttling } });
     client = await connectClient();
-    browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS });
+    browser = await chromium.launch({ executablePath: CHROMIUM_PATH, args: CHROMIUM_ARGS });
   });
   afterAll(async () => {
     await browser?.close();
