@@ -219,15 +219,17 @@ export async function nodeWorkflow(input: NodeInput): Promise<NodeSummary> {
       node: activityNode(spec),
       partitions: tasks,
       maxAttempts: spec.retry.maxAttempts,
-    }).then(
-      (result) => settled(batch, { kind: 'completed', finished: result.finished, ...(result.throttled ? { throttled: result.throttled } : {}) }),
-      (error: unknown) => settled(batch, failureOutcome(error)),
-    );
-  };
-
-  const settled = (batch: Batch, outcome: BatchOutcome) => {
-    scheduler.settle(batch.id, outcome);
-    wake = true;
+    })
+      // Two steps, not one: the microtask in between decides the order of commands that
+      // recorded histories replay (test/replay); merging them is a workflow change.
+      .then(
+        (result): BatchOutcome => ({ kind: 'completed', finished: result.finished, ...(result.throttled ? { throttled: result.throttled } : {}) }),
+        failureOutcome,
+      )
+      .then((outcome) => {
+        scheduler.settle(batch.id, outcome);
+        wake = true;
+      });
   };
 
   // What the Web UI shows as current details, and the pace as gauges, refreshed at most once a second.
