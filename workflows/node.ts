@@ -22,6 +22,7 @@ import {
   isCancellation,
   log,
   metricMeter,
+  patched,
   proxyActivities,
   setCurrentDetails,
   setHandler,
@@ -49,6 +50,9 @@ import { NodeScheduler, type Batch, type BatchOutcome } from '../core/scheduler.
 import type { ResolvedNode } from '../core/spec.ts';
 import { workflowTime } from './clock.ts';
 import { assertCoreGeneration, nodeControlSignal, nodeReportSignal, nodeViewQuery } from './definitions.ts';
+
+/** Patch (docs/workflow-versions.md): no report leaves once the run decided to continue as new. */
+export const HOLD_REPORTS_AT_CONTINUE_AS_NEW = 'hold-reports-at-continue-as-new';
 
 type PartitionActivities = { runPartitions(input: RunPartitionsInput): Promise<RunPartitionsResult> };
 
@@ -112,6 +116,12 @@ export async function nodeWorkflow(input: NodeInput): Promise<NodeSummary> {
   let finishing = false;
   let parentGone = false;
   let sending = false;
+  /**
+   * The run is about to continue as new: no report may leave. A report whose signal is
+   * initiated in the workflow task that continues as new is dropped with the run, and the
+   * news it took with it (seen: 1,300 partitions done but never counted by the parent).
+   */
+  let holdingReports = false;
   /** Something happened that the loop must look at. */
   let wake = false;
   let settingsChanged = 0;
@@ -162,7 +172,7 @@ export async function nodeWorkflow(input: NodeInput): Promise<NodeSummary> {
 
   const reporter = async () => {
     for (;;) {
-      await condition(() => scheduler.hasNews || finishing || parentGone);
+      await condition(() => (scheduler.hasNews && !holdingReports) || finishing || parentGone);
       if (parentGone || finishing) return;
       await report();
       await condition(() => finishing, input.tuning.reportIntervalMs, { summary: 'report interval' });
@@ -187,7 +197,7 @@ export async function nodeWorkflow(input: NodeInput): Promise<NodeSummary> {
     const quiet = input.tuning.probeIntervalMs * 3;
     for (;;) {
       if (await condition(() => finishing || parentGone, quiet, { summary: 'parent check' })) return;
-      if (!sending && workflowTime() - heardFromParent >= quiet) await report();
+      if (!sending && !holdingReports && workflowTime() - heardFromParent >= quiet) await report();
     }
   };
 
@@ -271,7 +281,9 @@ export async function nodeWorkflow(input: NodeInput): Promise<NodeSummary> {
       show();
       if (parentGone || (finishing && scheduler.inFlightBatches === 0)) break;
       if (shouldContinueAsNew() && !finishing) {
-        // The report in flight lands first; news not yet sent and batches in flight are carried.
+        // The report in flight lands first, and none leaves after it; news not yet sent and
+        // batches in flight are carried.
+        holdingReports = patched(HOLD_REPORTS_AT_CONTINUE_AS_NEW);
         await condition(() => !sending);
         await condition(allHandlersFinished);
         if (!finishing && !parentGone) {
@@ -283,6 +295,7 @@ export async function nodeWorkflow(input: NodeInput): Promise<NodeSummary> {
             state: { scheduler: scheduler.toState(), runs },
           });
         }
+        holdingReports = false;
         continue;
       }
       wake = false;
