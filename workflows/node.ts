@@ -284,8 +284,15 @@ export async function nodeWorkflow(input: NodeInput): Promise<NodeSummary> {
         // The report in flight lands first, and none leaves after it; news not yet sent and
         // batches in flight are carried.
         holdingReports = patched(HOLD_REPORTS_AT_CONTINUE_AS_NEW);
-        await condition(() => !sending);
-        await condition(allHandlersFinished);
+        if (holdingReports) {
+          // A condition that holds resolves at once, and a report whose turn came before the
+          // hold may still start after that: look again after every wait.
+          do await condition(() => !sending && allHandlersFinished());
+          while (sending || !allHandlersFinished());
+        } else {
+          await condition(() => !sending);
+          await condition(allHandlersFinished);
+        }
         if (!finishing && !parentGone) {
           await continueAsNew<typeof nodeWorkflow>({
             ...input,
