@@ -240,7 +240,13 @@ export async function checkNamespace(connection: NamespaceService, settings: Con
 export async function openConnection(settings: ConnectionSettings, connectTimeoutMs = 5000): Promise<Connection> {
   let connection: Connection;
   try {
-    connection = await Connection.connect({ ...settings.options, connectTimeout: connectTimeoutMs });
+    connection = await Connection.connect({
+      ...settings.options,
+      connectTimeout: connectTimeoutMs,
+      // A page of history is up to 1,000 events; with batched partitions it outgrows gRPC's
+      // default 4 MB (seen: 4.4 MB pages of a million-partition backfill), and the report reads it.
+      channelArgs: { 'grpc.max_receive_message_length': 128 * 1024 * 1024 },
+    });
     await connection.workflowService.getSystemInfo({});
   } catch (error) {
     throw connectionFailure(settings, error);
