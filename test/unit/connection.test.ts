@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import proto from '@temporalio/proto';
 import { BackfillError } from '../../core/errors.ts';
+import { thrownBackfillError } from './backfill-error.ts';
 import {
   connectionFailure,
   describeConnection,
@@ -25,17 +26,6 @@ let dir: string;
 let bare: Record<string, string>;
 
 const resolve = (env: Record<string, string> = {}, overrides: ConnectionOverrides = {}) => resolveConnection(overrides, { ...bare, ...env });
-
-/** The BackfillError `run` throws. */
-function failure(run: () => unknown): BackfillError {
-  try {
-    run();
-  } catch (error) {
-    expect(error).toBeInstanceOf(BackfillError);
-    return error as BackfillError;
-  }
-  throw new Error('expected an error');
-}
 
 const TOML = `
 [profile.default]
@@ -156,7 +146,7 @@ describe('resolveConnection', () => {
   });
 
   it('names a missing TLS file and the variable that points at it', () => {
-    const error = failure(() => resolve({ TEMPORAL_TLS_CLIENT_CERT_PATH: join(dir, 'absent.pem'), TEMPORAL_TLS_CLIENT_KEY_PATH: join(dir, 'client.key') }));
+    const error = thrownBackfillError(() => resolve({ TEMPORAL_TLS_CLIENT_CERT_PATH: join(dir, 'absent.pem'), TEMPORAL_TLS_CLIENT_KEY_PATH: join(dir, 'client.key') }));
     expect(error.code).toBe('invalid_argument');
     expect(error.message).toContain(join(dir, 'absent.pem'));
     expect(error.message).toContain('TEMPORAL_TLS_CLIENT_CERT_PATH');
@@ -166,37 +156,37 @@ describe('resolveConnection', () => {
   it('names a missing TLS file of a profile by its key and profile', () => {
     const file = join(dir, 'tls.toml');
     writeFileSync(file, `[profile.default]\naddress = "x:7233"\n[profile.default.tls]\nserver_ca_cert_path = "${join(dir, 'no-ca.pem')}"\n`);
-    const error = failure(() => resolve({ TEMPORAL_CONFIG_FILE: file }));
+    const error = thrownBackfillError(() => resolve({ TEMPORAL_CONFIG_FILE: file }));
     expect(error.message).toContain(`tls.server_ca_cert_path of profile 'default' in ${file}`);
   });
 
   it('refuses a client certificate without its key', () => {
-    const error = failure(() => resolve({ TEMPORAL_TLS_CLIENT_CERT_PATH: join(dir, 'client.pem') }));
+    const error = thrownBackfillError(() => resolve({ TEMPORAL_TLS_CLIENT_CERT_PATH: join(dir, 'client.pem') }));
     expect(error.message).toMatch(/a client certificate without its key: set both TEMPORAL_TLS_CLIENT_CERT_PATH and TEMPORAL_TLS_CLIENT_KEY_PATH/);
   });
 
   it('refuses TEMPORAL_TLS_DISABLE_HOST_VERIFICATION, which the TypeScript SDK would ignore', () => {
-    expect(failure(() => resolve({ TEMPORAL_TLS_DISABLE_HOST_VERIFICATION: 'true' })).message).toMatch(/not supported.*TEMPORAL_TLS_SERVER_NAME/);
+    expect(thrownBackfillError(() => resolve({ TEMPORAL_TLS_DISABLE_HOST_VERIFICATION: 'true' })).message).toMatch(/not supported.*TEMPORAL_TLS_SERVER_NAME/);
   });
 
   it('refuses a profile that the file does not have, listing those it has', () => {
-    const error = failure(() => resolve({ TEMPORAL_CONFIG_FILE: join(dir, 'temporal.toml') }, { profile: 'staging' }));
+    const error = thrownBackfillError(() => resolve({ TEMPORAL_CONFIG_FILE: join(dir, 'temporal.toml') }, { profile: 'staging' }));
     expect(error.message).toBe(`--profile 'staging' is not a profile of ${join(dir, 'temporal.toml')} (its profiles: default, cloud, plain, meta): fix the name, or add [profile.staging] to the file`);
-    expect(failure(() => resolve({ TEMPORAL_CONFIG_FILE: join(dir, 'temporal.toml'), TEMPORAL_PROFILE: 'staging' })).message).toMatch(/^TEMPORAL_PROFILE 'staging'/);
+    expect(thrownBackfillError(() => resolve({ TEMPORAL_CONFIG_FILE: join(dir, 'temporal.toml'), TEMPORAL_PROFILE: 'staging' })).message).toMatch(/^TEMPORAL_PROFILE 'staging'/);
   });
 
   it('refuses a profile when there is no config file at all', () => {
-    const error = failure(() => resolve({}, { profile: 'prod' }));
+    const error = thrownBackfillError(() => resolve({}, { profile: 'prod' }));
     expect(error.message).toMatch(/--profile 'prod' names a profile, but there is no Temporal config file at .*temporalio\/temporal\.toml: create it/);
   });
 
   it('refuses a TEMPORAL_CONFIG_FILE that does not exist', () => {
-    const error = failure(() => resolve({ TEMPORAL_CONFIG_FILE: join(dir, 'nope.toml') }));
+    const error = thrownBackfillError(() => resolve({ TEMPORAL_CONFIG_FILE: join(dir, 'nope.toml') }));
     expect(error.message).toBe(`TEMPORAL_CONFIG_FILE=${join(dir, 'nope.toml')} does not exist: fix the path, or unset TEMPORAL_CONFIG_FILE`);
   });
 
   it('names a config file that is not valid TOML', () => {
-    const error = failure(() => resolve({ TEMPORAL_CONFIG_FILE: join(dir, 'broken.toml') }));
+    const error = thrownBackfillError(() => resolve({ TEMPORAL_CONFIG_FILE: join(dir, 'broken.toml') }));
     expect(error.message).toContain(`cannot read the Temporal config file ${join(dir, 'broken.toml')}`);
   });
 });

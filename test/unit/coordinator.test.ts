@@ -1,7 +1,7 @@
 /** BackfillCoordinator: what the parent workflow decides, tested without a server. */
 import { describe, expect, it } from 'vitest';
 import { BackfillCoordinator } from '../../core/coordinator.ts';
-import { BackfillError } from '../../core/errors.ts';
+import { thrownBackfillError } from './backfill-error.ts';
 import { addFailures } from '../../core/failures.ts';
 import { expandPlan } from '../../core/plan.ts';
 import type { NodeReport, NodeStats } from '../../core/protocol.ts';
@@ -120,15 +120,8 @@ describe('BackfillCoordinator: limits and controls', () => {
 
   it('validates controls with one schema, naming the problem, and changes nothing on bad input', () => {
     const c = new BackfillCoordinator(plan, { rate: null, concurrency: null });
-    const error = (() => {
-      try {
-        c.validateRate(-1, 'a');
-      } catch (e) {
-        return e as BackfillError;
-      }
-    })();
-    expect(error).toBeInstanceOf(BackfillError);
-    expect(error!.message).toMatch(/above 0/);
+    const error = thrownBackfillError(() => c.validateRate(-1, 'a'));
+    expect(error.message).toMatch(/above 0/);
     expect(() => c.validateRate(2, 'ghost')).toThrow(/unknown node 'ghost'.*a, b/);
     expect(() => c.validateConcurrency(null, 'a')).toThrow(/a node needs a concurrency/);
     expect(c.controlState()).toEqual({ paused: false, rate: null, concurrency: null, nodes: [{ id: 'a', rate: 4, concurrency: 8 }, { id: 'b', rate: null, concurrency: 4 }] });

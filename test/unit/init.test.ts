@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { BUILTIN_TRANSFORMS } from '../../activities/transforms.ts';
-import { BackfillError } from '../../core/errors.ts';
+import { thrownBackfillError } from './backfill-error.ts';
 import { expandPlan } from '../../core/plan.ts';
 import { resolveSpec } from '../../core/spec.ts';
 import { projectName, scaffold } from '../../client/init.ts';
@@ -24,16 +24,6 @@ function fresh(name = 'pipeline'): string {
 
 type Manifest = { name: string; type: string; scripts: Record<string, string>; dependencies: Record<string, string>; devDependencies: Record<string, string> };
 const manifest = (dir: string) => JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as Manifest;
-
-function refusal(run: () => unknown): BackfillError {
-  try {
-    run();
-  } catch (error) {
-    expect(error).toBeInstanceOf(BackfillError);
-    return error as BackfillError;
-  }
-  throw new Error('expected it to refuse');
-}
 
 describe('backfill init', () => {
   it('writes a project whose spec is valid: an hourly TypeScript dataset and a daily SQL rollup', () => {
@@ -75,7 +65,7 @@ describe('backfill init', () => {
     const dir = fresh();
     mkdirSync(join(dir, '.git'), { recursive: true });
     scaffold({ dir });
-    const error = refusal(() => scaffold({ dir }));
+    const error = thrownBackfillError(() => scaffold({ dir }));
     expect(error.code).toBe('already_exists');
     expect(error.message).toMatch(/is not empty \(\.gitignore, README\.md, backfill\.yaml, .*\): name a new directory .* or add --force/);
   });
@@ -84,7 +74,7 @@ describe('backfill init', () => {
     const file = join(fresh(), 'file');
     mkdirSync(join(file, '..'), { recursive: true });
     writeFileSync(file, 'x');
-    expect(refusal(() => scaffold({ dir: file })).message).toMatch(/is a file: name a directory/);
+    expect(thrownBackfillError(() => scaffold({ dir: file })).message).toMatch(/is a file: name a directory/);
   });
 
   it('with --force, joins an existing package.json: keeps its fields, scripts and dependencies, adds what it lacks', () => {
@@ -106,7 +96,7 @@ describe('backfill init', () => {
     const dir = fresh();
     mkdirSync(dir, { recursive: true });
     writeFileSync(join(dir, 'package.json'), '{ not json');
-    expect(refusal(() => scaffold({ dir, force: true })).message).toMatch(/package\.json cannot be read as a package\.json .*: fix or remove it/);
+    expect(thrownBackfillError(() => scaffold({ dir, force: true })).message).toMatch(/package\.json cannot be read as a package\.json .*: fix or remove it/);
   });
 
   it('names the project after its directory, as npm allows', () => {

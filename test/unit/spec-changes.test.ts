@@ -1,6 +1,6 @@
 /** Fix and go on: which spec changes a backfill accepts, and which it refuses naming the difference. */
 import { describe, expect, it } from 'vitest';
-import { BackfillError } from '../../core/errors.ts';
+import { thrownBackfillError } from './backfill-error.ts';
 import { changedNodes } from '../../core/spec-changes.ts';
 import { resolveSpec, type SpecInput } from '../../core/spec.ts';
 
@@ -40,16 +40,9 @@ describe('changedNodes', () => {
   ];
   for (const [what, edit, message] of refused) {
     it(`refuses ${what}, naming the difference and the way out`, () => {
-      const error = (() => {
-        try {
-          changedNodes(spec(), spec(edit));
-        } catch (e) {
-          return e as BackfillError;
-        }
-      })();
-      expect(error).toBeInstanceOf(BackfillError);
-      expect(error!.message).toMatch(message);
-      expect(error!.message).toMatch(/start a new backfill/);
+      const error = thrownBackfillError(() => changedNodes(spec(), spec(edit)));
+      expect(error.message).toMatch(message);
+      expect(error.message).toMatch(/start a new backfill/);
     });
   }
 });
