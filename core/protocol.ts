@@ -49,9 +49,14 @@ export type Tuning = {
   probeIntervalMs: number;
   /** How many times the parent starts a node workflow again that closed without finishing. */
   maxNodeRestarts: number;
+  /**
+   * How long a node waits, before it continues as new, for its in-flight batches to land;
+   * those still running then are carried. Absent in runs started before it existed.
+   */
+  drainMs?: number;
 };
 
-export const DEFAULT_TUNING: Tuning = { reportIntervalMs: 1000, historyLimit: 4000, probeIntervalMs: 120_000, maxNodeRestarts: 3 };
+export const DEFAULT_TUNING = { reportIntervalMs: 1000, historyLimit: 4000, probeIntervalMs: 120_000, maxNodeRestarts: 3, drainMs: 5000 } satisfies Tuning;
 
 /** A failure message and the partitions (index ranges) that failed with it. */
 export type FailureGroup = { message: string; type: string; ranges: RangesJSON };

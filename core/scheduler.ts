@@ -5,8 +5,8 @@
  * that starts the batches it hands out, feeds back their outcomes and the time, and
  * carries its state across continue-as-new.
  *
- * In-flight batches are carried too, not waited for: the next run starts their partitions
- * again first, marked `recheck`, and the partition activity skips any that the previous
+ * In-flight batches are carried too (those the workflow's short drain before continue-as-new
+ * did not see land): the next run starts their partitions again first, marked `recheck`, and the partition activity skips any that the previous
  * run's activity had published in the meantime (a partition is published once either way).
  */
 import type { WaitReason } from './details.ts';

@@ -1,8 +1,8 @@
 /**
  * Records the event histories of representative backfills into test/replay/histories/<label>, for
  * the replay test: pause and resume, rate and concurrency changes, failures and
- * retry-failed, throttling, continue-as-new, a node workflow terminated and started again,
- * and cancellation.
+ * retry-failed, throttling, continue-as-new (batches landing before it, and slow ones carried),
+ * a node workflow terminated and started again, and cancellation.
  *
  *   node --import tsx scripts/record-histories.ts core2-a
  *
@@ -99,6 +99,17 @@ const SCENARIOS: Record<string, Scenario> = {
       await pause(500);
       await client.setRate(id, 80, 'b');
     },
+  },
+  // Slow batches outlast the drain before continue-as-new: they are carried, not waited for.
+  'continue-as-new-carry': {
+    tuning: { historyLimit: 60, drainMs: 100 },
+    spec: {
+      name: 'continue-as-new-carry',
+      partitions: hourly(24),
+      defaults: { concurrency: 4 },
+      nodes: [{ id: 'slow', transform: 'sleep', params: { ms: 600 } }],
+    },
+    async drive() {},
   },
   restart: {
     tuning: { probeIntervalMs: 1000 },

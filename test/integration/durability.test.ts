@@ -253,6 +253,38 @@ describe('durability', () => {
       await worker.stop();
     }
   });
+  it('a busy node lets its batches land before it continues as new: the server does not refuse the hand-over and make the worker replay the run', async () => {
+    const queue = uniqueQueue('drain');
+    const worker = await startTestWorker({ queue, warehousePath: join(scratch('drain'), 'warehouse.db') });
+    try {
+      // Fast partitions, many in flight: completions arrive all the time.
+      const spec = testSpec(queue, {
+        name: 'drain',
+        partitions: { grain: 'hour', start: '2024-01-01', end: '2024-01-26' },
+        defaults: { concurrency: 20 },
+        nodes: [{ id: 'a', transform: 'noop' }],
+      });
+      const { backfillId } = await client.start(spec, { taskQueue: queue, tuning: { historyLimit: 300 } });
+      const outcome = await client.wait(backfillId, 180_000);
+      expect(outcome.state).toBe('completed');
+      expect(outcome.progress).toMatchObject({ done: 600 });
+      const nodeRuns: Array<{ workflowId: string; runId: string }> = [];
+      for await (const execution of client.client.workflow.list({ query: `BackfillId = "${backfillId}" AND WorkflowType = "nodeWorkflow"` })) nodeRuns.push(execution);
+      expect(nodeRuns.length).toBeGreaterThanOrEqual(4);
+      // A continue-as-new whose workflow task saw a new event fails as UnhandledCommand, and the
+      // worker replays the whole run. Carrying 20 busy batches did that 3-4 times a run; after
+      // letting them land, only a timer that fires in that very task could (a rare race).
+      let refused = 0;
+      for (const { workflowId, runId } of nodeRuns) {
+        for (const event of (await client.client.workflow.getHandle(workflowId, runId).fetchHistory()).events!) {
+          if (event.workflowTaskFailedEventAttributes?.failure?.message === 'UnhandledCommand') refused++;
+        }
+      }
+      expect(refused).toBeLessThanOrEqual(1);
+    } finally {
+      await worker.stop();
+    }
+  });
   it('a node workflow that is terminated mid-run is started again with what it held: the backfill completes, each partition published once', async () => {
     const queue = uniqueQueue('lost-node');
     const dir = scratch('lost-node');
