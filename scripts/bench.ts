@@ -6,9 +6,13 @@
  *                                  history events per partition, the largest history of any
  *                                  run, continue-as-new runs, the worker's resident memory
  *   noop-100k-batch10              the same 100,000 partitions, 10 per activity
- *   overhead                       one node of 10,000 `noop` partitions at width 50, unbatched and
- *                                  in batches of 50, as a ratio to a bare Temporal sliding window
- *                                  of 10,000 no-op activities of the same width on the same server
+ *   overhead                       one node of 10,000 `noop` partitions at width 50 unbatched, and
+ *                                  of 100,000 in batches of 50, as a ratio to a bare Temporal sliding window
+ *                                  of 10,000 no-op activities of the same width, each on a fresh
+ *                                  dev server; also the worker's and the server's CPU per partition
+ *   baseline                       the bare sliding window alone
+ *   noop-10k-width50, noop-100k-width50-batch50
+ *                                  the unbatched and the batched parts of `overhead` alone
  *   million                        1,000,000 `noop` partitions (10 nodes x 100,000 hours, window
  *                                  and lag mappings, 100 per activity): time, histories, memory
  *   rate-5, rate-20, rate-100      one node at a fixed rate for 35 s: the achieved rate over
@@ -25,7 +29,7 @@
  * Results are printed and written to .backfill/bench/results.json.
  */
 import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -43,8 +47,34 @@ import { createDatabase, dropDatabase, testPostgresUrl } from './postgres.ts';
 import { WorkerProcess } from './worker-process.ts';
 
 const ROOT = new URL('..', import.meta.url).pathname;
+/** Node options for the workers, e.g. BACKFILL_BENCH_WORKER_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof". */
+const WORKER_NODE_ARGS = process.env.BACKFILL_BENCH_WORKER_NODE_ARGS;
 
 type Sample = { at: number; rssMb: number };
+
+/** CPU time (user + system, all threads) a process has used so far, in ms; 0 once it is gone. */
+function cpuMs(pid: number | undefined): number {
+  try {
+    // Fields after the command's closing parenthesis: state is the 3rd, utime and stime the 14th and 15th.
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
+  } catch {
+    return 0;
+  }
+}
+
+/** CPU used by the worker and the server between two calls, per unit of work. */
+function cpuMeter(env: Env, workerPid = env.workerPid) {
+  const read = () => ({ worker: cpuMs(workerPid), server: cpuMs(env.server.process.pid) });
+  const before = read();
+  return (units: number) => {
+    const after = read();
+    return {
+      workerMsPer: Number(((after.worker - before.worker) / units).toFixed(2)),
+      serverMsPer: Number(((after.server - before.server) / units).toFixed(2)),
+    };
+  };
+}
 
 /** Samples a worker process's resident memory every half second. */
 class MemorySampler {
@@ -67,7 +97,7 @@ class MemorySampler {
   }
 }
 
-type Env = { server: DevServer; client: BackfillClient; memory: MemorySampler; warehouse: Warehouse; dir: string };
+type Env = { server: DevServer; client: BackfillClient; memory: MemorySampler; warehouse: Warehouse; dir: string; workerPid: number | undefined };
 
 type EnvOptions = {
   /** Where partitions are written (default a SQLite file in the run's directory). */
@@ -98,6 +128,7 @@ async function withEnvironment<T>(name: string, run: (env: Env) => Promise<T>, o
         warehouse: location,
         ...(options.transforms ? { transforms: options.transforms } : {}),
         ...(options.maxConcurrentActivities !== undefined ? { maxConcurrentActivities: options.maxConcurrentActivities } : {}),
+        ...(WORKER_NODE_ARGS ? { nodeArgs: WORKER_NODE_ARGS.split(' ') } : {}),
       }),
   );
   await Promise.all(workers.map((w) => w.start()));
@@ -105,7 +136,7 @@ async function withEnvironment<T>(name: string, run: (env: Env) => Promise<T>, o
   const client = await BackfillClient.connect({ address: server.address });
   const warehouse = openWarehouse(location, { inline: true });
   try {
-    return await run({ server, client, memory, warehouse, dir });
+    return await run({ server, client, memory, warehouse, dir, workerPid: workers[0]!.pid });
   } finally {
     memory.stop();
     await client.close();
@@ -147,10 +178,12 @@ async function histories(client: BackfillClient, backfillId: string) {
 async function measure(name: string, env: Env, spec: ResolvedSpec) {
   const { client, memory } = env;
   const began = Date.now();
+  const cpu = cpuMeter(env);
   const { backfillId } = await client.start(spec);
   progress(`  ${name}: started ${backfillId}`);
   const outcome = await client.wait(backfillId);
   const seconds = (Date.now() - began) / 1000;
+  const cpuPerPartition = cpu(expandPlan(spec).totalPartitions);
   progress(`  ${name}: ${outcome.state} in ${seconds.toFixed(1)} s`);
   if (outcome.state !== 'completed') throw new Error(`${name} ended ${outcome.state}`);
   // Visibility catches up with the last runs a moment after they close.
@@ -170,6 +203,7 @@ async function measure(name: string, env: Env, spec: ResolvedSpec) {
     seconds: Number(seconds.toFixed(1)),
     partitionsPerSecond: Number((total / seconds).toFixed(1)),
     runs: runs.length,
+    cpuMsPerPartition: cpuPerPartition,
     historyEventsPerPartition: Number((events / total).toFixed(2)),
     largestHistory: Math.max(...runs.map((r) => r.events)),
     parentRuns: runs.filter((r) => r.workflowId === `backfill/${backfillId}`).length,
@@ -188,7 +222,7 @@ async function noopScenario(name: string, nodes: number, perNode: number, batchS
 /** The bare baseline on the environment's server: a sliding window of no-op activities, in a worker process of its own. */
 async function baseline(env: Env, total: number, width: number) {
   const queue = `baseline-${process.pid}`;
-  const worker = spawn('node', ['--import', 'tsx', join(ROOT, 'scripts/baseline/worker.ts'), env.server.address, queue], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const worker = spawn('node', [...(WORKER_NODE_ARGS?.split(' ') ?? []), '--import', 'tsx', join(ROOT, 'scripts/baseline/worker.ts'), env.server.address, queue], { stdio: ['ignore', 'ignore', 'pipe'] });
   try {
     await new Promise<void>((ready, failed) => {
       let output = '';
@@ -199,10 +233,12 @@ async function baseline(env: Env, total: number, width: number) {
       worker.once('exit', (code) => failed(new Error(`the baseline worker exited (${code}): ${output}`)));
     });
     const began = Date.now();
+    const cpu = cpuMeter(env, worker.pid);
     const workflowId = `baseline-${Date.now()}`;
     const handle = await env.client.client.workflow.start('slidingWindow', { taskQueue: queue, workflowId, args: [total, width] });
     progress(`  baseline: started ${workflowId}`);
     await handle.result();
+    const cpuPerActivity = cpu(total);
     const seconds = (Date.now() - began) / 1000;
     progress(`  baseline: completed in ${seconds.toFixed(1)} s`);
     let events = 0;
@@ -211,32 +247,58 @@ async function baseline(env: Env, total: number, width: number) {
       events += run.historyLength;
       runs++;
     }
-    return { activitiesPerSecond: Number((total / seconds).toFixed(1)), seconds: Number(seconds.toFixed(1)), runs, historyEventsPerActivity: Number((events / total).toFixed(2)) };
+    return { activitiesPerSecond: Number((total / seconds).toFixed(1)), seconds: Number(seconds.toFixed(1)), runs, cpuMsPerActivity: cpuPerActivity, historyEventsPerActivity: Number((events / total).toFixed(2)) };
   } finally {
     await stopProcess(worker);
   }
 }
 
-/** One node of 10,000 `noop` partitions at width 50, unbatched and in batches of 50, against the bare baseline on the same server. */
-async function overheadScenario() {
-  return withEnvironment('overhead', async (env) => {
-    const bare = await baseline(env, 10_000, 50);
-    const oneNode = (batchSize: number) =>
-      resolveSpec({
-        name: `one-node-batch${batchSize}`,
-        partitions: { grain: 'hour', start: '2020-01-01', end: hours(10_000) },
-        defaults: { concurrency: 50, batchSize },
-        nodes: [{ id: 'n1', transform: 'noop' }],
-      });
-    const unbatched = await measure('noop-10k-width50', env, oneNode(1));
-    const batched = await measure('noop-10k-width50-batch50', env, oneNode(50));
-    return {
-      scenario: 'overhead',
-      baseline: bare,
-      unbatched: { partitionsPerSecond: unbatched.partitionsPerSecond, ratio: Number((unbatched.partitionsPerSecond / bare.activitiesPerSecond).toFixed(2)), historyEventsPerPartition: unbatched.historyEventsPerPartition, largestHistory: unbatched.largestHistory },
-      batch50: { partitionsPerSecond: batched.partitionsPerSecond, ratio: Number((batched.partitionsPerSecond / bare.activitiesPerSecond).toFixed(2)), historyEventsPerPartition: batched.historyEventsPerPartition, largestHistory: batched.largestHistory },
-    };
+function oneNode(batchSize: number, partitions = 10_000): ResolvedSpec {
+  return resolveSpec({
+    name: `one-node-batch${batchSize}`,
+    partitions: { grain: 'hour', start: '2020-01-01', end: hours(partitions) },
+    defaults: { concurrency: 50, batchSize },
+    nodes: [{ id: 'n1', transform: 'noop' }],
   });
+}
+
+/** Batches of 50 over 100,000 partitions: 10,000 would take 2 s, mostly the start of the backfill. */
+function batch50() {
+  return withEnvironment('overhead-batch50', (env) => measure('noop-100k-width50-batch50', env, oneNode(50, 100_000)));
+}
+
+/**
+ * One node of 10,000 `noop` partitions at width 50, unbatched, and of 100,000 in batches of 50, against the
+ * bare baseline on the same server build. Each measurement gets a fresh dev server: a server's
+ * SQLite store slows it as it fills (seen: the baseline 10-25 % slower after one earlier run),
+ * so sharing one would favour whichever runs first. The baseline and the unbatched backfill
+ * alternate over `rounds`, and the ratio is of their mean throughputs.
+ */
+async function overheadScenario(rounds = 2) {
+  const bare: Array<Awaited<ReturnType<typeof baseline>>> = [];
+  const unbatched: Array<Awaited<ReturnType<typeof measure>>> = [];
+  for (let round = 0; round < rounds; round++) {
+    bare.push(await withEnvironment('overhead-baseline', (env) => baseline(env, 10_000, 50)));
+    unbatched.push(await withEnvironment('overhead-unbatched', (env) => measure('noop-10k-width50', env, oneNode(1))));
+  }
+  const batched = await batch50();
+  const mean = (values: number[]) => values.reduce((a, b) => a + b, 0) / values.length;
+  const bareRate = mean(bare.map((b) => b.activitiesPerSecond));
+  const unbatchedRate = mean(unbatched.map((u) => u.partitionsPerSecond));
+  const last = unbatched[unbatched.length - 1]!;
+  return {
+    scenario: 'overhead',
+    baseline: { activitiesPerSecond: Number(bareRate.toFixed(1)), rounds: bare.map((b) => b.activitiesPerSecond), cpuMsPerActivity: bare[bare.length - 1]!.cpuMsPerActivity, historyEventsPerActivity: bare[0]!.historyEventsPerActivity },
+    unbatched: {
+      partitionsPerSecond: Number(unbatchedRate.toFixed(1)),
+      rounds: unbatched.map((u) => u.partitionsPerSecond),
+      ratio: Number((unbatchedRate / bareRate).toFixed(2)),
+      cpuMsPerPartition: last.cpuMsPerPartition,
+      historyEventsPerPartition: last.historyEventsPerPartition,
+      largestHistory: last.largestHistory,
+    },
+    batch50: { partitionsPerSecond: batched.partitionsPerSecond, ratio: Number((batched.partitionsPerSecond / bareRate).toFixed(2)), cpuMsPerPartition: batched.cpuMsPerPartition, historyEventsPerPartition: batched.historyEventsPerPartition, largestHistory: batched.largestHistory },
+  };
 }
 
 /** 1,000,000 `noop` partitions: 10 nodes of 100,000 hours, joined by window and lag mappings, 100 per activity. */
@@ -394,6 +456,10 @@ const SCENARIOS: Record<string, () => Promise<Record<string, unknown>>> = {
   'noop-100k': () => noopScenario('noop-100k', 5, 20_000),
   'noop-100k-batch10': () => noopScenario('noop-100k-batch10', 5, 20_000, 10),
   overhead: () => overheadScenario(),
+  // The unbatched half of `overhead` alone, without the baseline: for profiling the worker.
+  baseline: () => withEnvironment('baseline', async (env) => ({ scenario: 'baseline', ...(await baseline(env, 10_000, 50)) })),
+  'noop-100k-width50-batch50': () => batch50(),
+  'noop-10k-width50': () => withEnvironment('noop-10k-width50', (env) => measure('noop-10k-width50', env, oneNode(1))),
   million: () => millionScenario(),
   'rate-5': () => rateScenario(5),
   'rate-20': () => rateScenario(20),

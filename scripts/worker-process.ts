@@ -23,6 +23,8 @@ export type WorkerProcessOptions = {
   /** --log-format (stderr, in `log`). */
   logFormat?: 'text' | 'json';
   env?: Record<string, string>;
+  /** Options for node itself, before the script (e.g. --cpu-prof, which NODE_OPTIONS refuses). */
+  nodeArgs?: string[];
   /** The `backfill` executable to run (default: this repository's bin/backfill.js; e.g. an installed package's). */
   bin?: string;
 };
@@ -57,7 +59,7 @@ export class WorkerProcess {
     if (this.options.maxConcurrentActivities !== undefined) args.push('--max-concurrent-activities', String(this.options.maxConcurrentActivities));
     if (this.options.metricsPort !== undefined) args.push('--metrics-port', String(this.options.metricsPort), '--metrics-host', '127.0.0.1');
     if (this.options.logFormat) args.push('--log-format', this.options.logFormat);
-    const child = spawn('node', args, {
+    const child = spawn('node', [...(this.options.nodeArgs ?? []), ...args], {
       env: { ...process.env, TEMPORAL_ADDRESS: this.options.address, BACKFILL_LOG_LEVEL: 'ERROR', ...this.options.env },
       stdio: ['ignore', 'ignore', 'pipe'],
     });
