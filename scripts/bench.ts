@@ -167,11 +167,26 @@ function chainSpec(nodes: number, perNode: number, batchSize: number): ResolvedS
 }
 
 async function histories(client: BackfillClient, backfillId: string) {
-  const runs: Array<{ workflowId: string; events: number; status: string }> = [];
+  const runs: Array<{ workflowId: string; runId: string; events: number; status: string }> = [];
   for await (const execution of client.client.workflow.list({ query: `BackfillId = "${backfillId}"` })) {
-    runs.push({ workflowId: execution.workflowId, events: execution.historyLength, status: execution.status.name });
+    runs.push({ workflowId: execution.workflowId, runId: execution.runId, events: execution.historyLength, status: execution.status.name });
   }
   return runs;
+}
+
+/**
+ * Workflow tasks that failed, by the runs of the parent and of the node workflows. Each makes the
+ * worker replay the run's whole history; a refused continue-as-new (UnhandledCommand) is the usual one.
+ */
+async function failedWorkflowTasks(client: BackfillClient, backfillId: string, runs: Array<{ workflowId: string; runId: string }>) {
+  const counts = { parent: 0, nodes: 0 };
+  for (const { workflowId, runId } of runs) {
+    const { events } = await client.client.workflow.getHandle(workflowId, runId).fetchHistory();
+    const failed = (events ?? []).filter((e) => e.workflowTaskFailedEventAttributes).length;
+    if (workflowId === `backfill/${backfillId}`) counts.parent += failed;
+    else counts.nodes += failed;
+  }
+  return counts;
 }
 
 /** Runs `spec` to completion and measures it: throughput, history per partition and per run, worker memory. */
@@ -205,6 +220,7 @@ async function measure(name: string, env: Env, spec: ResolvedSpec) {
     runs: runs.length,
     cpuMsPerPartition: cpuPerPartition,
     historyEventsPerPartition: Number((events / total).toFixed(2)),
+    failedWorkflowTasks: await failedWorkflowTasks(client, backfillId, runs),
     largestHistory: Math.max(...runs.map((r) => r.events)),
     parentRuns: runs.filter((r) => r.workflowId === `backfill/${backfillId}`).length,
     // Events in each run of the parent and of the first node workflow.
