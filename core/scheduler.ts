@@ -27,6 +27,11 @@ export type SchedulerOptions = {
   batchSize: number;
   /** Times one partition may be throttled before it fails. */
   maxThrottles: number;
+  /**
+   * A change in how many partitions run is news too, so that the parent shows a node's first
+   * (slow) partitions running before any of them finishes. Off in runs from before it existed.
+   */
+  reportRunning?: boolean;
 };
 
 /** What the parent shows of a node. */
@@ -87,6 +92,8 @@ export class NodeScheduler {
   private throttledSinceAdvance = false;
   /** Something the parent displays changed (rate, throttling) since the last report. */
   private stateChanged = false;
+  /** Partitions running at the last report (a new run's parent heard nothing of this run yet). */
+  private reportedRunning = 0;
 
   /**
    * A fresh scheduler holds `ready` (of which `recheck` may have been published by a node
@@ -306,7 +313,12 @@ export class NodeScheduler {
 
   /** Something completed, failed, or changed that the parent shows. */
   get hasNews(): boolean {
-    return !this.unreportedDone.isEmpty || this.unreportedFailures.length > 0 || this.stateChanged;
+    return (
+      !this.unreportedDone.isEmpty ||
+      this.unreportedFailures.length > 0 ||
+      this.stateChanged ||
+      (this.options.reportRunning === true && this.running !== this.reportedRunning)
+    );
   }
 
   /** Completions and failures the parent must hear of (state-only news can wait). */
@@ -333,6 +345,7 @@ export class NodeScheduler {
     this.unreportedDone.clear();
     this.unreportedFailures = [];
     this.stateChanged = false;
+    this.reportedRunning = body.stats.running;
     return body;
   }
 

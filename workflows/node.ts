@@ -57,6 +57,8 @@ import { assertCoreGeneration, nodeControlSignal, nodeReportSignal, nodeViewQuer
 export const HOLD_REPORTS_AT_CONTINUE_AS_NEW = 'hold-reports-at-continue-as-new';
 /** Patch (docs/workflow-versions.md): in-flight batches land (for at most `tuning.drainMs`) before continue-as-new. */
 export const DRAIN_BEFORE_CONTINUE_AS_NEW = 'drain-before-continue-as-new';
+/** Patch (docs/workflow-versions.md): a change in the number of running partitions is reported. */
+export const REPORT_RUNNING = 'report-running';
 
 type PartitionActivities = { runPartitions(input: RunPartitionsInput): Promise<RunPartitionsResult> };
 
@@ -109,8 +111,10 @@ export async function nodeWorkflow(input: NodeInput): Promise<NodeSummary> {
   let spec = input.node;
   const plan = expandNode(spec, input.upstream, input.range);
   const runs = (input.state?.runs ?? 0) + 1;
+  const reportRunning = patched(REPORT_RUNNING);
+  const schedulerOptions = (node: ResolvedNode) => ({ batchSize: node.batchSize, maxThrottles: node.retry.maxThrottles, reportRunning });
   const scheduler = new NodeScheduler(
-    { batchSize: spec.batchSize, maxThrottles: spec.retry.maxThrottles },
+    schedulerOptions(spec),
     input.settings,
     RangeSet.fromJSON(input.ready),
     input.state?.scheduler,
@@ -140,7 +144,7 @@ export async function nodeWorkflow(input: NodeInput): Promise<NodeSummary> {
     if (control.settings && scheduler.configure(control.settings)) settingsChanged++;
     if (control.node) {
       spec = control.node;
-      scheduler.reconfigure({ batchSize: spec.batchSize, maxThrottles: spec.retry.maxThrottles });
+      scheduler.reconfigure(schedulerOptions(spec));
     }
     if (control.finish) finishing = true;
     wake = true;

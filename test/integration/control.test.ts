@@ -268,6 +268,25 @@ describe('operator control', () => {
     for (const r of published) expect(r.rowCount).toBe(50);
   });
 
+  it('partitions that run long show as running before any of them finishes', async () => {
+    const spec = testSpec(queue, {
+      name: 'running',
+      partitions: { grain: 'hour', start: '2024-01-01', end: '2024-01-02' },
+      defaults: { concurrency: 3, heartbeatTimeout: '2s' },
+      nodes: [{ id: 'long', transform: 'sleep', params: { ms: 60_000 } }],
+    });
+    const { backfillId } = await start(spec);
+    // Nothing finishes for a minute: only a report of the starts can show them.
+    const progress = await waitFor('three partitions running', async () => {
+      const p = await client.progress(backfillId);
+      return p.running === 3 ? p : undefined;
+    }, 20_000);
+    expect(progress).toMatchObject({ done: 0, running: 3, pending: 21 });
+    expect(progress.nodes[0]).toMatchObject({ id: 'long', running: 3 });
+    await client.cancel(backfillId);
+    expect((await client.wait(backfillId, 60_000)).state).toBe('cancelled');
+  });
+
   it('a throttled node lowers its rate, then completes', async () => {
     const spec = testSpec(queue, {
       name: 'throttle',

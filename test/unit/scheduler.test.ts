@@ -90,6 +90,25 @@ describe('NodeScheduler: outcomes', () => {
     expect(RangeSet.fromJSON(s.takeReport().done).isEmpty).toBe(true);
   });
 
+  it('with reportRunning, partitions that start or end are news before any result; without it, only results are', () => {
+    const s = new NodeScheduler(options({ reportRunning: true }), settings({ concurrency: 2 }), span(0, 3));
+    expect(s.hasNews).toBe(false);
+    const [a] = s.startable();
+    expect(s.hasNews).toBe(true);
+    expect(s.hasResults).toBe(false);
+    expect(s.takeReport().stats.running).toBe(2);
+    expect(s.hasNews).toBe(false);
+    s.settle(a!.id, { kind: 'cancelled' });
+    expect(s.hasNews).toBe(true); // one fewer running
+    expect(s.takeReport().stats.running).toBe(1);
+    expect(s.startable()).toHaveLength(1);
+    expect(s.hasNews).toBe(true);
+
+    const before = new NodeScheduler(options(), settings({ concurrency: 2 }), span(0, 3));
+    before.startable();
+    expect(before.hasNews).toBe(false);
+  });
+
   it('a failed batch fails the partition that failed and runs its finished ones as done, the rest again', () => {
     const s = new NodeScheduler(options({ batchSize: 4 }), settings({ concurrency: 1 }), span(0, 8));
     const [batch] = s.startable();
