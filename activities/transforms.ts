@@ -89,7 +89,7 @@ const asStrings = (value: unknown): string[] => (Array.isArray(value) ? value.ma
  * drills. Deterministic failure injection through params:
  *   failKeys: [keys]       always fails these partitions (non-retryable when permanent: true)
  *   failRate: 0.1          fails this fraction of partitions, chosen by a hash of the key
- *   failAttempts: 2        fails the first N attempts of each failing partition, then succeeds
+ *   failAttempts: 2        fails the first N attempts of each failing partition's activity, then succeeds
  *   throttleKeys: [keys]   throws ThrottledError for these partitions, the first throttleTimes (default 1) times they run
  *   throttleRate: 0.1      the same for this fraction of partitions
  *   capacityPerSecond: 10  acts as a downstream system that throttles calls beyond this many per second (per worker)

@@ -70,7 +70,8 @@ const SCENARIOS: Record<string, Scenario> = {
     },
     async drive(client, id) {
       for (let i = 0; i < 100 && (await client.progress(id)).failed === 0; i++) await pause(100);
-      // The injected failure heals after two attempts: the retry succeeds.
+      // The retry's activity starts counting attempts again, so it fails the same way: the
+      // history holds a failure, a retry-failed and a second failure (completed_with_failures).
       await client.retryFailed(id);
     },
   },
