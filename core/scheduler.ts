@@ -6,8 +6,9 @@
  * carries its state across continue-as-new.
  *
  * In-flight batches are carried too (those the workflow's short drain before continue-as-new
- * did not see land): the next run starts their partitions again first, marked `recheck`, and the partition activity skips any that the previous
- * run's activity had published in the meantime (a partition is published once either way).
+ * did not see land): the next run starts their partitions again first, marked `recheck`, and
+ * the partition activity skips any that the previous run's activity had published in the
+ * meantime (a partition is published once either way).
  */
 import type { WaitReason } from './details.ts';
 import { addFailure } from './failures.ts';
