@@ -6,10 +6,10 @@
  *                                  history events per partition, the largest history of any
  *                                  run, continue-as-new runs, the worker's resident memory
  *   noop-100k-batch10              the same 100,000 partitions, 10 per activity
- *   overhead                       one node of 10,000 `noop` partitions at width 50 unbatched, and
- *                                  of 100,000 in batches of 50, as a ratio to a bare Temporal sliding window
- *                                  of 10,000 no-op activities of the same width, each on a fresh
- *                                  dev server; also the worker's and the server's CPU per partition
+ *   overhead                       one node of `noop` partitions at width 50, 10,000 unbatched and
+ *                                  100,000 in batches of 50, as a ratio to a bare Temporal sliding
+ *                                  window of 10,000 no-op activities of the same width, each on a
+ *                                  fresh dev server; also the worker's and the server's CPU per partition
  *   baseline                       the bare sliding window alone
  *   noop-10k-width50, noop-100k-width50-batch50
  *                                  the unbatched and the batched parts of `overhead` alone
@@ -55,7 +55,8 @@ type Sample = { at: number; rssMb: number };
 /** CPU time (user + system, all threads) a process has used so far, in ms; 0 once it is gone. */
 function cpuMs(pid: number | undefined): number {
   try {
-    // Fields after the command's closing parenthesis: state is the 3rd, utime and stime the 14th and 15th.
+    // Fields after the command's closing parenthesis: state is the 3rd, utime and stime the 14th
+    // and 15th, in clock ticks of 10 ms (Linux's USER_HZ).
     const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
     return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
   } catch {
