@@ -48,7 +48,7 @@ import { WorkerProcess } from './worker-process.ts';
 
 const ROOT = new URL('..', import.meta.url).pathname;
 /** Node options for the workers, e.g. BACKFILL_BENCH_WORKER_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof". */
-const WORKER_NODE_ARGS = process.env.BACKFILL_BENCH_WORKER_NODE_ARGS;
+const WORKER_NODE_ARGS = process.env.BACKFILL_BENCH_WORKER_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
 
 type Sample = { at: number; rssMb: number };
 
@@ -129,7 +129,7 @@ async function withEnvironment<T>(name: string, run: (env: Env) => Promise<T>, o
         warehouse: location,
         ...(options.transforms ? { transforms: options.transforms } : {}),
         ...(options.maxConcurrentActivities !== undefined ? { maxConcurrentActivities: options.maxConcurrentActivities } : {}),
-        ...(WORKER_NODE_ARGS ? { nodeArgs: WORKER_NODE_ARGS.split(' ') } : {}),
+        nodeArgs: WORKER_NODE_ARGS,
       }),
   );
   await Promise.all(workers.map((w) => w.start()));
@@ -193,13 +193,14 @@ async function failedWorkflowTasks(client: BackfillClient, backfillId: string, r
 /** Runs `spec` to completion and measures it: throughput, history per partition and per run, worker memory. */
 async function measure(name: string, env: Env, spec: ResolvedSpec) {
   const { client, memory } = env;
+  const total = expandPlan(spec).totalPartitions;
   const began = Date.now();
   const cpu = cpuMeter(env);
   const { backfillId } = await client.start(spec);
   progress(`  ${name}: started ${backfillId}`);
   const outcome = await client.wait(backfillId);
   const seconds = (Date.now() - began) / 1000;
-  const cpuPerPartition = cpu(expandPlan(spec).totalPartitions);
+  const cpuPerPartition = cpu(total);
   progress(`  ${name}: ${outcome.state} in ${seconds.toFixed(1)} s`);
   if (outcome.state !== 'completed') throw new Error(`${name} ended ${outcome.state}`);
   // Visibility catches up with the last runs a moment after they close.
@@ -208,7 +209,6 @@ async function measure(name: string, env: Env, spec: ResolvedSpec) {
     await new Promise((r) => setTimeout(r, 200));
     runs = await histories(client, backfillId);
   }
-  const total = expandPlan(spec).totalPartitions;
   const events = runs.reduce((sum, r) => sum + r.events, 0);
   const rss = memory.samples.map((s) => s.rssMb);
   const quarter = (q: number) => rss[Math.min(rss.length - 1, Math.floor((rss.length - 1) * q))] ?? 0;
@@ -239,7 +239,7 @@ async function noopScenario(name: string, nodes: number, perNode: number, batchS
 /** The bare baseline on the environment's server: a sliding window of no-op activities, in a worker process of its own. */
 async function baseline(env: Env, total: number, width: number) {
   const queue = `baseline-${process.pid}`;
-  const worker = spawn('node', [...(WORKER_NODE_ARGS?.split(' ') ?? []), '--import', 'tsx', join(ROOT, 'scripts/baseline/worker.ts'), env.server.address, queue], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const worker = spawn('node', [...WORKER_NODE_ARGS, '--import', 'tsx', join(ROOT, 'scripts/baseline/worker.ts'), env.server.address, queue], { stdio: ['ignore', 'ignore', 'pipe'] });
   try {
     await new Promise<void>((ready, failed) => {
       let output = '';
