@@ -32,9 +32,10 @@ const CLIENT_CERTIFICATE_ALERTS: Readonly<Record<string, string>> = {
   ERR_SSL_SSLV3_ALERT_CERTIFICATE_UNKNOWN: 'certificate unknown',
   ERR_SSL_SSLV3_ALERT_UNSUPPORTED_CERTIFICATE: 'unsupported certificate',
   ERR_SSL_TLSV1_ALERT_ACCESS_DENIED: 'access denied',
-  // TLS 1.2 servers answer a missing certificate with a handshake failure.
-  ERR_SSL_SSLV3_ALERT_HANDSHAKE_FAILURE: 'handshake failure',
 };
+
+/** How TLS 1.2 servers answer a missing client certificate (and, when one was sent, other mismatches too: then it says nothing sure). */
+const HANDSHAKE_FAILURE = 'ERR_SSL_SSLV3_ALERT_HANDSHAKE_FAILURE';
 
 /** What Node calls a server certificate it cannot verify (its `code`, from OpenSSL's verify errors). */
 const UNTRUSTED_SERVER = new Set([
@@ -86,6 +87,7 @@ function serverIssuer(target: Target, servername: string | undefined, timeoutMs:
       finish(issuer?.CN ? `CN=${issuer.CN}` : null);
     });
     socket.once('error', () => finish(null));
+    socket.once('close', () => finish(null));
   });
 }
 
@@ -122,9 +124,10 @@ function handshake(target: Target, options: ConnectionOptions, expected: string,
         finish({ kind: 'server_name_mismatch', expected, names: altNames(error.cert?.subjectaltname) });
       } else if (UNTRUSTED_SERVER.has(code)) {
         finish({ kind: 'server_not_trusted', reason: error.message, issuer: null });
-      } else if (code in CLIENT_CERTIFICATE_ALERTS) {
+      } else if (code in CLIENT_CERTIFICATE_ALERTS || code === HANDSHAKE_FAILURE) {
         spokeTls = true;
-        finish(options.cert === undefined ? { kind: 'client_certificate_required' } : { kind: 'client_certificate_rejected', alert: CLIENT_CERTIFICATE_ALERTS[code]! });
+        if (options.cert === undefined) finish({ kind: 'client_certificate_required' });
+        else finish(code === HANDSHAKE_FAILURE ? 'unknown' : { kind: 'client_certificate_rejected', alert: CLIENT_CERTIFICATE_ALERTS[code]! });
       } else if (NOT_TLS.has(code)) {
         finish({ kind: 'server_not_tls' });
       } else {

@@ -22,6 +22,8 @@ let client: CertificatePair;
 let intruder: CertificatePair;
 /** Requires a client certificate of the trusted CA; its certificate names localhost and 127.0.0.1. */
 let secured: string;
+/** The same, speaking TLS 1.2 at most. */
+let secured12: string;
 /** Answers in plain text. */
 let plain: string;
 const servers: Server[] = [];
@@ -38,18 +40,23 @@ beforeAll(async () => {
   trustedCa = trusted.cert;
   const server = await issueCertificate(trusted, 'server', 'server', ['localhost', '127.0.0.1']);
   [client, intruder] = await Promise.all([issueCertificate(trusted, 'client', 'client', ['backfill']), issueCertificate(other, 'intruder', 'client', ['intruder'])]);
-  const tlsServer = createTlsServer({
-    cert: readFileSync(server.cert),
-    key: readFileSync(server.key),
-    ca: readFileSync(trusted.cert),
-    requestCert: true,
-    rejectUnauthorized: true,
-    ALPNProtocols: ['h2'],
-  });
-  // An accepted client gets data back, as a gRPC server sends its HTTP/2 SETTINGS.
-  tlsServer.on('secureConnection', (socket) => socket.write(Buffer.from([0, 0, 0, 4, 0, 0, 0, 0, 0])));
-  tlsServer.on('tlsClientError', () => undefined);
-  secured = await listen(tlsServer);
+  const tlsServer = (maxVersion: 'TLSv1.2' | 'TLSv1.3') => {
+    const created = createTlsServer({
+      cert: readFileSync(server.cert),
+      key: readFileSync(server.key),
+      ca: readFileSync(trusted.cert),
+      requestCert: true,
+      rejectUnauthorized: true,
+      ALPNProtocols: ['h2'],
+      maxVersion,
+    });
+    // An accepted client gets data back, as a gRPC server sends its HTTP/2 SETTINGS.
+    created.on('secureConnection', (socket) => socket.write(Buffer.from([0, 0, 0, 4, 0, 0, 0, 0, 0])));
+    created.on('tlsClientError', () => undefined);
+    return created;
+  };
+  secured = await listen(tlsServer('TLSv1.3'));
+  secured12 = await listen(tlsServer('TLSv1.2'));
   const tcpServer = createTcpServer((socket) => {
     socket.on('error', () => undefined);
     socket.once('data', () => socket.end(Buffer.from([0, 0, 0, 4, 0, 0, 0, 0, 0])));
@@ -91,6 +98,9 @@ describe('probeTls', () => {
 
   it('tells a missing client certificate from one the server does not trust', async () => {
     expect(await probeTls(secured, { serverRootCACertificate: pem(trustedCa) })).toEqual({ kind: 'client_certificate_required' });
+    // TLS 1.2 servers say it with a handshake failure.
+    expect(await probeTls(secured12, { serverRootCACertificate: pem(trustedCa) })).toEqual({ kind: 'client_certificate_required' });
+    expect(await probeTls(secured12, withClient(client))).toBeNull();
     // OpenSSL's own server, like Go's in Temporal, says why it refuses a certificate with a TLS alert.
     const server = await openSslServer();
     try {
