@@ -4,12 +4,14 @@
  * `--profile` on top. The client library, the command line and the workers all connect
  * through these settings.
  */
+import { X509Certificate } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { platform } from 'node:os';
 import { isAbsolute, join } from 'node:path';
-import { Connection } from '@temporalio/client';
+import { Connection, type TLSConfig } from '@temporalio/client';
 import { loadClientConfig, loadClientConfigProfile, toClientOptions, type ClientConfigProfile, type ClientConnectConfig } from '@temporalio/envconfig';
 import { BackfillError } from '../core/errors.ts';
+import { probeTls, type TlsProblem } from './tls-probe.ts';
 
 export const DEFAULT_ADDRESS = 'localhost:7233';
 export const DEFAULT_NAMESPACE = 'default';
@@ -195,8 +197,81 @@ function howToChange(settings: ConnectionSettings): string {
   return `set --address and --namespace (or TEMPORAL_ADDRESS and TEMPORAL_NAMESPACE)${profile}, or choose a profile with --profile (or TEMPORAL_PROFILE)`;
 }
 
-/** The error to show when connecting failed: what was tried, and how to change it. */
-export function connectionFailure(settings: ConnectionSettings, error: unknown): BackfillError {
+/** The TLS options the SDK gets, as an object (undefined when TLS is off). */
+function tlsOptions(settings: ConnectionSettings): TLSConfig | undefined {
+  const { tls } = settings.options;
+  if (!tls) return undefined;
+  return tls === true ? {} : tls;
+}
+
+/** `TEMPORAL_TLS_SERVER_NAME (or server_name in [profile.prod.tls] of ~/.config/temporalio/temporal.toml)` */
+function tlsSetting(settings: ConnectionSettings, variables: string, keys: string): string {
+  return settings.profile !== null ? `${variables} (or ${keys} in [profile.${settings.profile}.tls] of ${settings.configFile})` : variables;
+}
+
+const CLIENT_PAIR = ['TEMPORAL_TLS_CLIENT_CERT_PATH and TEMPORAL_TLS_CLIENT_KEY_PATH', 'client_cert_path and client_key_path'] as const;
+
+/** `CN=worker-7, issued by CN=Platform CA, expired 2025-01-01T00:00:00.000Z` */
+function describeCertificate(pem: Uint8Array | undefined): string | null {
+  if (pem === undefined) return null;
+  try {
+    const cert = new X509Certificate(Buffer.from(pem));
+    const name = (dn: string) => dn.split('\n').find((part) => part.startsWith('CN=')) ?? dn.replaceAll('\n', ', ');
+    const expired = Date.parse(cert.validTo) < Date.now() ? `, expired ${new Date(cert.validTo).toISOString()}` : '';
+    return `${name(cert.subject)}, issued by ${name(cert.issuer)}${expired}`;
+  } catch {
+    return null;
+  }
+}
+
+/** The message for a TLS problem that `probeTls` found: the cause, then the setting that fixes it. */
+function tlsFailure(settings: ConnectionSettings, problem: TlsProblem): BackfillError {
+  const tried = describeConnection(settings);
+  const tls = tlsOptions(settings);
+  const clientPair = tlsSetting(settings, ...CLIENT_PAIR);
+  const serverCa = tlsSetting(settings, 'TEMPORAL_TLS_SERVER_CA_CERT_PATH', 'server_ca_cert_path');
+  const serverName = tlsSetting(settings, 'TEMPORAL_TLS_SERVER_NAME', 'server_name');
+  const message = ((): string => {
+    switch (problem.kind) {
+      case 'client_certificate_required':
+        return `the Temporal server requires a client certificate (mTLS), and none was sent (${tried}): set ${clientPair} to a certificate and key issued by a CA the server trusts for clients`;
+      case 'client_certificate_rejected': {
+        const certificate = describeCertificate(tls?.clientCertPair?.crt);
+        const why = problem.alert === 'unknown CA' ? 'it is not signed by a CA the server trusts' : `TLS alert: ${problem.alert}`;
+        return `the Temporal server rejected the client certificate${certificate ? ` (${certificate})` : ''}: ${why} (${tried}); set ${clientPair} to a certificate and key issued by a CA the server trusts for clients`;
+      }
+      case 'server_name_mismatch': {
+        const fix = tls?.serverNameOverride
+          ? `set ${serverName} to one of those names`
+          : `connect to an address the certificate names, or set ${serverName} to one of those names`;
+        return `the Temporal server's certificate does not match the name ${problem.expected} (it names ${problem.names.join(', ') || 'no host'}) (${tried}): ${fix}`;
+      }
+      case 'server_not_trusted':
+        return `the Temporal server's certificate${problem.issuer ? ` (issued by ${problem.issuer})` : ''} is not trusted by this client: ${problem.reason} (${tried}); set ${serverCa} to the certificate of the CA that issued it${problem.reason.includes('expired') ? ', or renew the server\'s certificate' : ''}`;
+      case 'server_not_tls':
+        return `the Temporal server does not speak TLS, and TLS is on (${tried}): set TEMPORAL_TLS=false${settings.profile !== null ? ` (or disabled = true in [profile.${settings.profile}.tls])` : ''}, or turn TLS on at the server`;
+      case 'server_requires_tls':
+        return `the Temporal server speaks TLS, and TLS is off in these settings (${tried}): set TEMPORAL_TLS=true, with TEMPORAL_TLS_SERVER_CA_CERT_PATH when a private CA issued its certificate, and ${CLIENT_PAIR[0]} when it requires client certificates${settings.profile !== null ? ` (or a [profile.${settings.profile}.tls] table in ${settings.configFile})` : ''}`;
+    }
+  })();
+  return new BackfillError('server_unavailable', message);
+}
+
+/**
+ * The error to show when connecting failed: what was tried, why, and how to change it. When the
+ * error is not the server's verdict on credentials, a TLS handshake of its own (`probeTls`) finds
+ * out whether TLS is the cause, since neither SDK client says so clearly.
+ */
+export async function explainConnectionFailure(settings: ConnectionSettings, error: unknown): Promise<BackfillError> {
+  const code = grpcCode(error);
+  if (code === GRPC.UNAUTHENTICATED || code === GRPC.PERMISSION_DENIED) return connectionFailure(settings, error);
+  const problem = await probeTls(settings.address, tlsOptions(settings)).catch(() => null);
+  return connectionFailure(settings, error, problem);
+}
+
+/** The error to show when connecting failed: what was tried, and how to change it; `problem` is what `probeTls` found, if anything. */
+export function connectionFailure(settings: ConnectionSettings, error: unknown, problem: TlsProblem | null = null): BackfillError {
+  if (problem !== null) return tlsFailure(settings, problem);
   const cause = (error as Error).message ?? String(error);
   const tried = describeConnection(settings);
   const code = grpcCode(error);
@@ -249,7 +324,7 @@ export async function openConnection(settings: ConnectionSettings, connectTimeou
     });
     await connection.workflowService.getSystemInfo({});
   } catch (error) {
-    throw connectionFailure(settings, error);
+    throw await explainConnectionFailure(settings, error);
   }
   try {
     await checkNamespace(connection, settings);

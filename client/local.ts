@@ -9,7 +9,7 @@ import { CODE_ROOT, codePath } from '../scripts/package.ts';
 import { createWorkers, type BackfillWorkers, type QueueConfig } from '../workers/worker.ts';
 import { installRuntime, type TelemetrySettings } from '../workers/telemetry.ts';
 import { startTracing, tracingRequested } from '../workers/tracing.ts';
-import { checkNamespace, connectionFailure, localConnection, type ConnectionSettings } from './connection.ts';
+import { checkNamespace, explainConnectionFailure, localConnection, type ConnectionSettings } from './connection.ts';
 import { checkSearchAttributes } from './search-attributes.ts';
 
 /** The shop example: `demo` runs it, and `dev` loads its transforms, where no project's spec says otherwise. Compiled, it is in dist/ (scripts/build.ts). */
@@ -63,7 +63,7 @@ export async function connectWorker(settings: ConnectionSettings): Promise<Nativ
   try {
     connection = await NativeConnection.connect(settings.options);
   } catch (error) {
-    throw connectionFailure(settings, error);
+    throw await explainConnectionFailure(settings, error);
   }
   try {
     await checkNamespace(connection, settings);

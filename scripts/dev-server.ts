@@ -6,7 +6,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, openSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { dirname } from 'node:path';
-import { Connection } from '@temporalio/client';
+import { Connection, type TLSConfig } from '@temporalio/client';
 import { SEARCH_ATTRIBUTES } from '../client/search-attributes.ts';
 import { resolveTemporalCli } from './temporal-cli.ts';
 
@@ -44,15 +44,15 @@ export function freePort(): Promise<number> {
   });
 }
 
-/** Resolves once the frontend answers and the namespace exists. */
-export async function waitForServer(address: string, namespace: string, timeoutMs: number, exited?: () => string | undefined): Promise<void> {
+/** Resolves once the frontend answers and the namespace exists; `tls` when its frontend wants TLS. */
+export async function waitForServer(address: string, namespace: string, timeoutMs: number, exited?: () => string | undefined, tls?: TLSConfig): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   while (Date.now() < deadline) {
     const why = exited?.();
     if (why) throw new Error(why);
     try {
-      const connection = await Connection.connect({ address, connectTimeout: 1000 });
+      const connection = await Connection.connect({ address, connectTimeout: 1000, ...(tls ? { tls } : {}) });
       try {
         await connection.workflowService.describeNamespace({ namespace });
         return;

@@ -9,7 +9,7 @@ import { closeSync, mkdirSync, openSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Connection, isGrpcServiceError } from '@temporalio/client';
+import { Connection, isGrpcServiceError, type TLSConfig } from '@temporalio/client';
 import proto from '@temporalio/proto';
 import { freePort, stopProcess, waitForServer } from './dev-server.ts';
 import { createDatabase, parsePostgresUrl, testPostgresUrl } from './postgres.ts';
@@ -38,7 +38,34 @@ export type TemporalClusterOptions = {
   logLevel?: 'debug' | 'info' | 'warn' | 'error';
   dynamicConfigFile?: string;
   startTimeoutMs?: number;
+  /** TLS on the frontend (the TEMPORAL_TLS_* settings of deploy/temporal/production.yaml). */
+  tls?: FrontendTls;
 };
+
+/** PEM files for a frontend with TLS, and how this module's own probes connect to it. */
+export type FrontendTls = {
+  cert: string;
+  key: string;
+  /** When given, the frontend requires client certificates of this CA (mTLS). */
+  clientCa?: string;
+  /** The server's system worker: its client certificate (needed with `clientCa`), the CA of `cert`, and a name in `cert`. */
+  systemWorker: { cert?: string; key?: string; serverCa: string; serverName: string };
+  /** What the readiness probes and the namespace registration connect with. */
+  client: TLSConfig;
+};
+
+function tlsEnv(tls: FrontendTls | undefined): NodeJS.ProcessEnv {
+  if (!tls) return {};
+  const { systemWorker } = tls;
+  return {
+    TEMPORAL_TLS_FRONTEND_CERT: tls.cert,
+    TEMPORAL_TLS_FRONTEND_KEY: tls.key,
+    ...(tls.clientCa ? { TEMPORAL_TLS_CLIENT_CA_CERT: tls.clientCa } : {}),
+    ...(systemWorker.cert && systemWorker.key ? { TEMPORAL_TLS_SYSTEM_WORKER_CERT: systemWorker.cert, TEMPORAL_TLS_SYSTEM_WORKER_KEY: systemWorker.key } : {}),
+    TEMPORAL_TLS_SERVER_CA_CERT: systemWorker.serverCa,
+    TEMPORAL_TLS_FRONTEND_SERVER_NAME: systemWorker.serverName,
+  };
+}
 
 export type TemporalCluster = {
   address: string;
@@ -100,8 +127,8 @@ async function freeLowPorts(count: number, ip: string, taken: number[]): Promise
  * reads the database, but polls and operator calls go through a namespace cache refreshed every
  * 2 s, so readiness is probed with an operator call.
  */
-async function ensureNamespace(address: string, namespace: string, retentionDays: number, deadline: number, exited: () => string | undefined): Promise<void> {
-  const connection = await Connection.connect({ address });
+async function ensureNamespace(address: string, namespace: string, retentionDays: number, deadline: number, exited: () => string | undefined, tls?: TLSConfig): Promise<void> {
+  const connection = await Connection.connect({ address, ...(tls ? { tls } : {}) });
   try {
     for (;;) {
       const why = exited();
@@ -177,6 +204,7 @@ export async function startTemporalCluster(options: TemporalClusterOptions = {})
     WORKER_MEMBERSHIP_PORT: String(workerMembership),
     DYNAMIC_CONFIG_FILE_PATH: options.dynamicConfigFile ?? DYNAMIC_CONFIG_FILE,
     LOG_LEVEL: options.logLevel ?? 'warn',
+    ...tlsEnv(options.tls),
   };
   const address = `${ip}:${frontendPort}`;
   let child: ChildProcess;
@@ -204,8 +232,8 @@ export async function startTemporalCluster(options: TemporalClusterOptions = {})
     });
     const deadline = Date.now() + startTimeoutMs;
     try {
-      await waitForServer(address, SYSTEM_NAMESPACE, startTimeoutMs, () => exit);
-      await ensureNamespace(address, namespace, options.namespaceRetentionDays ?? 3, deadline, () => exit);
+      await waitForServer(address, SYSTEM_NAMESPACE, startTimeoutMs, () => exit, options.tls?.client);
+      await ensureNamespace(address, namespace, options.namespaceRetentionDays ?? 3, deadline, () => exit, options.tls?.client);
     } catch (error) {
       child.kill('SIGKILL');
       throw error;
