@@ -52,6 +52,15 @@ class Receiver {
   }
 }
 
+/** The error a send failed with (a send that succeeds fails the test). */
+const rejection = (sending: Promise<void>): Promise<Error> =>
+  sending.then(
+    () => {
+      throw new Error('the event was sent');
+    },
+    (error: unknown) => error as Error,
+  );
+
 const http = (url: string, over: Partial<HttpTransportConfig> = {}): HttpTransportConfig => ({ type: 'http', url, timeoutMs: 2000, headers: {}, attempts: 3, ...over });
 
 describe('HttpLineageTransport', () => {
@@ -95,7 +104,7 @@ describe('HttpLineageTransport', () => {
   it('gives up after its attempts, saying what the server answered', async () => {
     receiver = new Receiver([500, 502, 504, 500]);
     const base = await receiver.start();
-    const error = await new HttpLineageTransport(http(base, { attempts: 3 }), 5).send(event()).catch((e: unknown) => e as Error);
+    const error = await rejection(new HttpLineageTransport(http(base, { attempts: 3 }), 5).send(event()));
     expect(receiver.requests).toHaveLength(3);
     expect(error.message).toBe(`POST ${base} failed after 3 attempt(s): HTTP 504: {"error":"busy"}`);
   });
@@ -103,7 +112,7 @@ describe('HttpLineageTransport', () => {
   it('does not repeat an event the server refuses (4xx)', async () => {
     receiver = new Receiver([400]);
     const base = await receiver.start();
-    const error = await new HttpLineageTransport(http(base), 5).send(event()).catch((e: unknown) => e as Error);
+    const error = await rejection(new HttpLineageTransport(http(base), 5).send(event()));
     expect(receiver.requests).toHaveLength(1);
     expect(error.message).toMatch(/HTTP 400/);
   });
@@ -112,7 +121,7 @@ describe('HttpLineageTransport', () => {
     receiver = new Receiver();
     const base = await receiver.start();
     await receiver.stop();
-    const error = await new HttpLineageTransport(http(base, { attempts: 2 }), 5).send(event()).catch((e: unknown) => e as Error);
+    const error = await rejection(new HttpLineageTransport(http(base, { attempts: 2 }), 5).send(event()));
     expect(error.message).toMatch(/failed after 2 attempt\(s\): fetch failed \(ECONNREFUSED\)/);
   });
 
@@ -122,7 +131,7 @@ describe('HttpLineageTransport', () => {
     receiver = new Receiver();
     try {
       const url = `http://127.0.0.1:${(silent.address() as AddressInfo).port}`;
-      const error = await new HttpLineageTransport(http(url, { attempts: 1, timeoutMs: 100 })).send(event()).catch((e: unknown) => e as Error);
+      const error = await rejection(new HttpLineageTransport(http(url, { attempts: 1, timeoutMs: 100 })).send(event()));
       expect(error.message).toMatch(/no answer within 100 ms/);
     } finally {
       silent.closeAllConnections();
