@@ -125,7 +125,7 @@ describe('emitLineage on SQLite', () => {
   });
 
   it('reports each check as an assertion: passed, failed as a warning, failed as an error', () => {
-    const assertions = (e: RunEvent) => (e.outputs[0]!.outputFacets.dataQualityAssertions as { assertions: Array<{ name: string; success: boolean; severity: string }> }).assertions.map((a) => [a.name, a.success, a.severity]);
+    const assertions = (e: RunEvent) => (e.outputs[0]!.outputFacets.dataQualityAssertions as unknown as { assertions: Array<{ name: string; success: boolean; severity: string }> }).assertions.map((a) => [a.name, a.success, a.severity]);
     expect(assertions(find('COMPLETE', 'shop.orders'))).toEqual([
       ['row_count', true, 'error'],
       ['not_null', true, 'error'],
