@@ -21,7 +21,8 @@ const SERVER = process.env.BACKFILL_TEST_POSTGRES_URL ?? 'postgres://backfill:ba
 const database = `backfill_ols_${randomUUID().slice(0, 8)}`;
 const admin = new pg.Client({ connectionString: SERVER });
 let validator: OpenLineageValidator;
-let dir: string;
+let dir: string | undefined;
+let connected = false;
 const scenario: Record<'sqlite' | 'postgres', RunEvent[]> = { sqlite: [], postgres: [] };
 
 beforeAll(async () => {
@@ -34,6 +35,7 @@ beforeAll(async () => {
   scenario.sqlite = sqliteEvents.events;
 
   await admin.connect();
+  connected = true;
   await admin.query(`CREATE DATABASE ${database}`);
   const url = new URL(SERVER);
   url.pathname = `/${database}`;
@@ -44,9 +46,11 @@ beforeAll(async () => {
   scenario.postgres = postgresEvents.events;
 });
 afterAll(async () => {
-  await admin.query(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`);
-  await admin.end();
-  rmSync(dir, { recursive: true, force: true });
+  if (connected) {
+    await admin.query(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`);
+    await admin.end();
+  }
+  if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
 const label = (e: RunEvent) => `${e.eventType} ${e.job.name}`;
