@@ -52,7 +52,10 @@ const DEFAULT_ENDPOINT = 'api/v1/lineage';
 
 const HttpSchema = z.object({
   type: z.literal('http'),
-  url: z.string({ message: 'is required: the OpenLineage server, e.g. http://marquez:5000' }).refine(isHttpUrl, { message: 'must be an http:// or https:// URL' }),
+  url: z
+    .string({ message: 'is required: the OpenLineage server, e.g. http://marquez:5000' })
+    .refine(isHttpUrl, { message: 'must be an http:// or https:// URL' })
+    .refine((url) => !hasCredentials(url), { message: 'must not hold a user or password: give the key as auth: { type: api_key, apiKey } (or OPENLINEAGE_API_KEY)' }),
   endpoint: z.string().default(DEFAULT_ENDPOINT),
   timeout: z.coerce.number().positive({ message: 'must be a number of seconds above 0' }).default(5),
   auth: z
@@ -78,6 +81,17 @@ function isHttpUrl(text: string): boolean {
   } catch {
     return false;
   }
+}
+
+function hasCredentials(text: string): boolean {
+  const url = new URL(text);
+  return url.username !== '' || url.password !== '';
+}
+
+/** A URL fit for a log line: no query string (it may hold a token). */
+export function displayUrl(text: string): string {
+  const url = new URL(text);
+  return `${url.origin}${url.pathname}${url.search ? '?…' : ''}`;
 }
 
 function apiKeyOf(auth: Record<string, unknown>): string | undefined {
@@ -214,6 +228,6 @@ export function lineageSettingsFromEnv(env: NodeJS.ProcessEnv = process.env): Li
 export function describeSettings(settings: LineageSettings): string {
   if (!settings.enabled) return `OpenLineage off: ${settings.why}`;
   const t = settings.transport;
-  const where = t.type === 'http' ? `POST ${t.url}${t.apiKey ? ' (Bearer token)' : ''}` : t.type === 'file' ? `file ${t.path}` : 'console';
+  const where = t.type === 'http' ? `POST ${displayUrl(t.url)}${t.apiKey ? ' (Bearer token)' : ''}` : t.type === 'file' ? `file ${t.path}` : 'console';
   return `OpenLineage on: ${where}, job namespace ${settings.namespace} (from ${settings.source})`;
 }

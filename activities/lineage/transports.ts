@@ -7,7 +7,7 @@ import { appendFile, mkdir, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import type { RunEvent } from '../../core/openlineage.ts';
-import type { FileTransportConfig, HttpTransportConfig, TransportConfig } from './config.ts';
+import { displayUrl, type FileTransportConfig, type HttpTransportConfig, type TransportConfig } from './config.ts';
 
 export interface LineageTransport {
   /** For log lines: where events go (never a secret). */
@@ -28,7 +28,7 @@ export class HttpLineageTransport implements LineageTransport {
     /** The wait before attempt n+1 is backoffMs × 2^(n-1). */
     private readonly backoffMs = 300,
   ) {
-    this.name = `POST ${config.url}`;
+    this.name = `POST ${displayUrl(config.url)}`;
   }
 
   async send(event: RunEvent, signal?: AbortSignal): Promise<void> {

@@ -127,6 +127,9 @@ describe('lineageSettings', () => {
     expect(refusal({}, 'transport: [http]')).toMatch(/transport must be a mapping with a type/);
     expect(refusal({}, '- just\n- a list')).toMatch(/must be a mapping/);
     expect(refusal({}, 'transport: {')).toMatch(/is not valid YAML/);
+    const withPassword = refusal({ OPENLINEAGE_URL: 'https://bob:hunter2@lineage.example.com' });
+    expect(withPassword).toBe('OpenLineage configuration (OPENLINEAGE_URL): transport.url must not hold a user or password: give the key as auth: { type: api_key, apiKey } (or OPENLINEAGE_API_KEY)');
+    expect(withPassword).not.toContain('hunter2');
     expect(refusal({ OPENLINEAGE_CONFIG: '/nope.yml' })).toBe('OpenLineage configuration (OPENLINEAGE_CONFIG): /nope.yml does not exist: point OPENLINEAGE_CONFIG at an openlineage.yml, or unset it');
   });
 
@@ -136,6 +139,10 @@ describe('lineageSettings', () => {
     expect(line).toBe('OpenLineage on: POST http://marquez:5000/api/v1/lineage (Bearer token), job namespace backfill (from OPENLINEAGE_URL)');
     expect(line).not.toContain('very-secret');
     expect(describeSettings(lineageSettings(sources({})))).toMatch(/^OpenLineage off: /);
+    const query = describeSettings(lineageSettings(sources({ OPENLINEAGE_URL: 'http://h/?token=abc' })));
+    expect(query).toBe('OpenLineage on: POST http://h/api/v1/lineage, job namespace backfill (from OPENLINEAGE_URL)');
+    const withQuery = describeSettings(lineageSettings(sources({ OPENLINEAGE_URL: 'http://h/', OPENLINEAGE_ENDPOINT: 'api/v1/lineage?token=abc' })));
+    expect(withQuery).toBe('OpenLineage on: POST http://h/api/v1/lineage?…, job namespace backfill (from OPENLINEAGE_URL)');
   });
 });
 

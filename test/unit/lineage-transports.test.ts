@@ -106,7 +106,15 @@ describe('HttpLineageTransport', () => {
     const base = await receiver.start();
     const error = await rejection(new HttpLineageTransport(http(base, { attempts: 3 }), 5).send(event()));
     expect(receiver.requests).toHaveLength(3);
-    expect(error.message).toBe(`POST ${base} failed after 3 attempt(s): HTTP 504: {"error":"busy"}`);
+    expect(error.message).toBe(`POST ${base}/ failed after 3 attempt(s): HTTP 504: {"error":"busy"}`);
+  });
+
+  it('names the endpoint in its messages without the query string, which may hold a token', async () => {
+    receiver = new Receiver([500]);
+    const base = await receiver.start();
+    const error = await rejection(new HttpLineageTransport(http(`${base}/lineage?token=s3cret`, { attempts: 1 }), 5).send(event()));
+    expect(receiver.requests[0]!.url).toBe('/lineage?token=s3cret');
+    expect(error.message).toBe(`POST ${base}/lineage?… failed after 1 attempt(s): HTTP 500: {"error":"busy"}`);
   });
 
   it('does not repeat an event the server refuses (4xx)', async () => {
