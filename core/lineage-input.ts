@@ -5,11 +5,12 @@
  * activity reads itself. The activity parses this on arrival; workflows import only the type.
  */
 import { z } from 'zod';
+import { GRAINS } from './calendar.ts';
 import { LINEAGE_EVENT_TYPES } from './openlineage.ts';
 import { CheckSchema } from './spec.ts';
 
 const PartitionsSchema = z.union([
-  z.object({ kind: z.literal('time'), grain: z.enum(['hour', 'day', 'week', 'month']), start: z.number(), end: z.number() }),
+  z.object({ kind: z.literal('time'), grain: z.enum(GRAINS), start: z.number(), end: z.number() }),
   z.object({ kind: z.literal('static'), keys: z.array(z.string()) }),
 ]);
 

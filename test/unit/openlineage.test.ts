@@ -15,6 +15,8 @@ import {
   terminalEventType,
   type LineageRun,
 } from '../../core/openlineage.ts';
+import { EmitLineageInputSchema } from '../../core/lineage-input.ts';
+import { resolveSpec } from '../../core/spec.ts';
 
 const day = (d: string) => Date.parse(`${d}T00:00:00Z`);
 const PRODUCER = 'https://www.npmjs.com/package/backfill/v/1.2.3';
@@ -237,5 +239,34 @@ describe('checkAssertions', () => {
 
   it('no checks, no assertions', () => {
     expect(checkAssertions([], ['anything: at all'])).toEqual([]);
+  });
+});
+
+describe('EmitLineageInputSchema', () => {
+  const spec = resolveSpec(
+    {
+      name: 'shop',
+      partitions: { grain: 'day', start: '2024-01-01', end: '2024-02-01' },
+      nodes: [
+        { id: 'a', transform: 'noop', checks: [{ type: 'row_count', min: 1 }] },
+        { id: 'b', transform: 'noop', dependsOn: [{ node: 'a', mapping: 'all' }], partitions: { keys: ['eu', 'us'] } },
+      ],
+    },
+    new Set(['noop']),
+  );
+  const input = { eventType: 'START', eventTime: 1, backfillId: 'bf', runKey: 'rk', startedAt: 1, spec: { name: 'shop' }, range: {} };
+
+  it('takes the resolved spec\'s nodes as they are, for the backfill and for one node', () => {
+    expect(EmitLineageInputSchema.parse({ ...input, run: { kind: 'backfill', nodes: spec.nodes } }).run).toMatchObject({ kind: 'backfill', nodes: [{ id: 'a' }, { id: 'b' }] });
+    const parsed = EmitLineageInputSchema.parse({ ...input, eventType: 'ABORT', error: 'cancelled', run: { kind: 'node', node: spec.nodes[1] } });
+    expect(parsed.run).toMatchObject({ kind: 'node', node: { id: 'b', partitions: { kind: 'static', keys: ['eu', 'us'] }, dependsOn: [{ node: 'a' }] } });
+  });
+
+  it('refuses what is not an event of a known type for a known run', () => {
+    const refused = (value: unknown) => EmitLineageInputSchema.safeParse(value).error?.issues.map((i) => i.path.join('.'));
+    expect(refused({ ...input, eventType: 'RUNNING', run: { kind: 'backfill', nodes: spec.nodes } })).toEqual(['eventType']);
+    expect(refused({ ...input, run: { kind: 'backfill', nodes: [] } })).toEqual(['run.nodes']);
+    expect(refused({ ...input, run: { kind: 'job', node: spec.nodes[0] } })).toEqual(['run.kind']);
+    expect(refused({ ...input, runKey: '', run: { kind: 'node', node: { ...spec.nodes[0], partitions: { kind: 'time', grain: 'year', start: 0, end: 1 } } } })).toEqual(['runKey', 'run.node.partitions']);
   });
 });
