@@ -16,7 +16,7 @@ import type { LineageSettings } from '../../activities/lineage/config.ts';
 import type { LineageTransport } from '../../activities/lineage/transports.ts';
 import { BUILTIN_TRANSFORMS } from '../../activities/transforms.ts';
 import type { Warehouse } from '../../activities/warehouse/types.ts';
-import type { EmitLineageInput, EmitLineageResult } from '../../core/lineage-input.ts';
+import { backfillEnded, backfillStarted, nodeEnded, nodeStarted, type EmitLineageInput, type EmitLineageResult, type LineageBackfill } from '../../core/lineage-input.ts';
 import type { RunEvent } from '../../core/openlineage.ts';
 import type { PartitionTask, RunPartitionsInput } from '../../core/protocol.ts';
 import { resolveSpec, type ResolvedNode } from '../../core/spec.ts';
@@ -82,24 +82,18 @@ export async function runScenario(options: ScenarioOptions): Promise<Emitted> {
   });
   const partitions = createActivities({ warehouse: options.warehouse, transforms: BUILTIN_TRANSFORMS, codeVersion: 'test' });
   const emitted: Emitted = [];
+  // What the workflows pass (core/lineage-input.ts), with a clock of their own.
+  const backfill: LineageBackfill = { backfillId, runKey, startedAt: STARTED_AT, spec: SPEC, range: {} };
   let clock = STARTED_AT;
-  const emit = async (input: Omit<EmitLineageInput, 'backfillId' | 'runKey' | 'startedAt' | 'spec' | 'range' | 'eventTime'>) => {
-    const full: EmitLineageInput = {
-      ...input,
-      eventTime: (clock += 1000),
-      backfillId,
-      runKey,
-      startedAt: STARTED_AT,
-      spec: { name: SPEC.name, ...(SPEC.description ? { description: SPEC.description } : {}) },
-      range: {},
-    };
-    emitted.push({ input: full, result: (await env.run(lineage.emitLineage, full)) as EmitLineageResult });
+  const now = () => (clock += 1000);
+  const emit = async (input: EmitLineageInput) => {
+    emitted.push({ input, result: (await env.run(lineage.emitLineage, input)) as EmitLineageResult });
   };
 
-  await emit({ eventType: 'START', run: { kind: 'backfill', nodes: SPEC.nodes } });
-  for (const n of SPEC.nodes) await emit({ eventType: 'START', run: { kind: 'node', node: n } });
+  await emit(backfillStarted(backfill, now()));
+  for (const n of SPEC.nodes) await emit(nodeStarted(backfill, n, now()));
 
-  const failed = new Map<string, number>();
+  const failed = new Map<string, { count: number; message: string }>();
   for (const n of SPEC.nodes) {
     for (const [index, key] of DAYS.entries()) {
       const task: PartitionTask = {
@@ -117,20 +111,18 @@ export async function runScenario(options: ScenarioOptions): Promise<Emitted> {
         partitions: [task],
         maxAttempts: 1,
       };
-      await env.run(partitions.runPartitions, input).catch(() => failed.set(n.id, (failed.get(n.id) ?? 0) + 1));
+      await env.run(partitions.runPartitions, input).catch((error: Error) => failed.set(n.id, { count: (failed.get(n.id)?.count ?? 0) + 1, message: error.message }));
     }
   }
 
+  let failedPartitions = 0;
   for (const n of SPEC.nodes) {
-    const failures = failed.get(n.id) ?? 0;
-    await emit({
-      eventType: failures > 0 ? 'FAIL' : 'COMPLETE',
-      run: { kind: 'node', node: node(n.id) },
-      ...(failures > 0 ? { error: `${failures} of ${DAYS.length} partitions failed: checks failed` } : {}),
-    });
+    const failures = failed.get(n.id);
+    failedPartitions += failures?.count ?? 0;
+    const progress = { total: DAYS.length, done: DAYS.length - (failures?.count ?? 0), failed: failures?.count ?? 0, blocked: 0, pending: 0, running: 0, failures: failures ? [{ message: failures.message, partitions: failures.count }] : [] };
+    await emit(nodeEnded(backfill, node(n.id), now(), progress));
   }
-  const anyFailed = failed.size > 0;
-  await emit({ eventType: anyFailed ? 'FAIL' : 'COMPLETE', run: { kind: 'backfill', nodes: SPEC.nodes }, ...(anyFailed ? { error: 'completed with failures: flagged' } : {}) });
+  await emit(backfillEnded(backfill, now(), { state: failedPartitions > 0 ? 'completed_with_failures' : 'completed', failedPartitions }));
   return emitted;
 }
 

@@ -144,7 +144,8 @@ describe('emitLineage on SQLite', () => {
   });
 
   it('says why a run failed', () => {
-    expect(find('FAIL', 'shop.flagged').run.facets.errorMessage).toMatchObject({ message: '3 of 3 partitions failed: checks failed' });
+    expect(find('FAIL', 'shop.flagged').run.facets.errorMessage).toMatchObject({ message: '3 of 3 partitions failed; first failure: checks failed: row_count: 5 rows, expected at most 0' });
+    expect(find('FAIL', 'shop').run.facets.errorMessage).toMatchObject({ message: '3 partition(s) failed' });
     expect(find('COMPLETE', 'shop.orders').run.facets.errorMessage).toBeUndefined();
   });
 

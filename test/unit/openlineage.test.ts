@@ -15,7 +15,7 @@ import {
   terminalEventType,
   type LineageRun,
 } from '../../core/openlineage.ts';
-import { EmitLineageInputSchema } from '../../core/lineage-input.ts';
+import { EmitLineageInputSchema, backfillEnded, backfillStarted, nodeEnded, nodeSettled, nodeStarted, type LineageBackfill, type LineageNodeProgress } from '../../core/lineage-input.ts';
 import { resolveSpec } from '../../core/spec.ts';
 
 const day = (d: string) => Date.parse(`${d}T00:00:00Z`);
@@ -268,5 +268,47 @@ describe('EmitLineageInputSchema', () => {
     expect(refused({ ...input, run: { kind: 'backfill', nodes: [] } })).toEqual(['run.nodes']);
     expect(refused({ ...input, run: { kind: 'job', node: spec.nodes[0] } })).toEqual(['run.kind']);
     expect(refused({ ...input, runKey: '', run: { kind: 'node', node: { ...spec.nodes[0], partitions: { kind: 'time', grain: 'year', start: 0, end: 1 } } } })).toEqual(['runKey', 'run.node.partitions']);
+  });
+});
+
+describe('what a workflow passes at each transition', () => {
+  const spec = resolveSpec({ name: 'shop', description: 'd', partitions: { grain: 'day', start: '2024-01-01', end: '2024-01-08' }, nodes: [{ id: 'a', transform: 'noop' }] }, new Set(['noop']));
+  const backfill: LineageBackfill = { backfillId: 'bf', runKey: 'rk', startedAt: 5, spec, range: { from: 7 } };
+  const node = spec.nodes[0]!;
+  const progress = (over: Partial<LineageNodeProgress> = {}): LineageNodeProgress => ({ total: 7, done: 7, failed: 0, blocked: 0, pending: 0, running: 0, failures: [], ...over });
+  const parse = (input: unknown) => EmitLineageInputSchema.parse(input);
+
+  it('the backfill starts and ends: COMPLETE, FAIL with the failed count or the reason, ABORT', () => {
+    expect(parse(backfillStarted(backfill, 10))).toEqual({
+      eventType: 'START',
+      eventTime: 10,
+      backfillId: 'bf',
+      runKey: 'rk',
+      startedAt: 5,
+      spec: { name: 'shop', description: 'd' },
+      range: { from: 7 },
+      run: { kind: 'backfill', nodes: spec.nodes },
+    });
+    expect(backfillEnded(backfill, 20, { state: 'completed' })).toMatchObject({ eventType: 'COMPLETE', eventTime: 20 });
+    expect(backfillEnded(backfill, 20, { state: 'completed' }).error).toBeUndefined();
+    expect(backfillEnded(backfill, 20, { state: 'completed_with_failures', failedPartitions: 3 })).toMatchObject({ eventType: 'FAIL', error: '3 partition(s) failed' });
+    expect(backfillEnded(backfill, 20, { state: 'failed', why: 'node workflow lost' })).toMatchObject({ eventType: 'FAIL', error: 'node workflow lost' });
+    expect(backfillEnded(backfill, 20, { state: 'cancelled' })).toMatchObject({ eventType: 'ABORT', error: 'the backfill was cancelled' });
+    for (const state of ['completed', 'completed_with_failures', 'failed', 'cancelled'] as const) expect(() => parse(backfillEnded(backfill, 1, { state }))).not.toThrow();
+  });
+
+  it('a node starts, and ends once nothing of it is pending or running', () => {
+    expect(parse(nodeStarted(backfill, node, 11))).toMatchObject({ eventType: 'START', run: { kind: 'node', node: { id: 'a' } } });
+    expect(nodeSettled(progress())).toBe(true);
+    expect(nodeSettled(progress({ done: 5, failed: 1, blocked: 1 }))).toBe(true);
+    expect(nodeSettled(progress({ done: 6, pending: 1 }))).toBe(false);
+    expect(nodeSettled(progress({ done: 6, running: 1 }))).toBe(false);
+    expect(nodeEnded(backfill, node, 30, progress())).toMatchObject({ eventType: 'COMPLETE' });
+    expect(nodeEnded(backfill, node, 30, progress({ done: 4, failed: 2, blocked: 1, failures: [{ message: 'row_count: 0 rows', partitions: 2 }] }))).toMatchObject({
+      eventType: 'FAIL',
+      error: '2 of 7 partitions failed, 1 blocked by failed upstream partitions; first failure: row_count: 0 rows',
+    });
+    expect(nodeEnded(backfill, node, 30, progress({ done: 6, blocked: 1 }))).toMatchObject({ eventType: 'FAIL', error: '1 blocked by failed upstream partitions' });
+    expect(nodeEnded(backfill, node, 30, progress({ done: 3, pending: 4 }), true)).toMatchObject({ eventType: 'ABORT', error: 'cancelled with 3 of 7 partitions done' });
   });
 });
