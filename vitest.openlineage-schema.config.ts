@@ -8,7 +8,10 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['test/openlineage-schema/**/*.test.ts'],
-    testTimeout: 60_000,
-    hookTimeout: 60_000,
+    // The shop example runs on a real Temporal dev server, as in the integration suite.
+    globalSetup: ['test/integration/global-setup.ts'],
+    env: { BACKFILL_SHARED_DATASETS: '1' },
+    testTimeout: 180_000,
+    hookTimeout: 180_000,
   },
 });

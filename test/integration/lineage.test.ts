@@ -19,6 +19,7 @@ import { PostgresWarehouse } from '../../activities/warehouse/postgres/warehouse
 import { SqliteWarehouse } from '../../activities/warehouse/sqlite/warehouse.ts';
 import { sqliteNamespace, type RunEvent } from '../../core/openlineage.ts';
 import { readWithClient } from '../lineage/python-client.ts';
+import { exampleWithLineage } from '../lineage/example.ts';
 import { STARTED_AT, runScenario } from '../lineage/scenario.ts';
 
 const SERVER = process.env.BACKFILL_TEST_POSTGRES_URL ?? 'postgres://backfill:backfill@127.0.0.1:5432/postgres';
@@ -143,6 +144,40 @@ describe('the Python client reads the events back', () => {
     expect(await tampered((e) => Object.assign(e.run.facets.processing_engine!, { engine: 'x' }))).toMatch(/has no field 'engine'/);
     expect(await tampered((e) => (e.run.runId = 'not-a-uuid'))).toMatch(/runId|UUID|uuid/);
     expect(await tampered(() => undefined)).toBe('read');
+  });
+});
+
+describe("the example's lineage", () => {
+  it('two weeks of the shop example: a START and a COMPLETE for the backfill and each node run, with its inputs and outputs, read by the Python client', async () => {
+    const file = join(dir, 'example.jsonl');
+    const { spec, result, emitted, warehousePath } = await exampleWithLineage(new FileLineageTransport({ type: 'file', path: file, append: true }));
+    expect(emitted.every((e) => e.sent)).toBe(true);
+    const seen = (await readWithClient([file])) as Seen[];
+    const ns = sqliteNamespace(hostname(), warehousePath);
+    const dataset = (node: string) => `${ns}/main.${node}`;
+    expect(seen.map((s) => `${s.eventType} ${s.job}`)).toEqual([
+      'START backfill/shop',
+      ...spec.nodes.map((n) => `START backfill/shop.${n.id}`),
+      ...spec.nodes.map((n) => `COMPLETE backfill/shop.${n.id}`),
+      'COMPLETE backfill/shop',
+    ]);
+    const backfillRun = lineageRunId(result.carry.startedAt!, result.carry.runKey);
+    for (const node of spec.nodes) {
+      const [start, end] = seen.filter((s) => s.job === `backfill/shop.${node.id}`);
+      expect(start!.runId).toBe(end!.runId);
+      expect(end).toMatchObject({ parentRunId: backfillRun, inputs: node.dependsOn.map((d) => dataset(d.node)) });
+      const rows = result.progress.nodes.find((n) => n.id === node.id)!;
+      expect(rows.failed).toBe(0);
+      expect(end!.outputs).toHaveLength(1);
+      expect(end!.outputs[0]).toMatchObject({ dataset: dataset(node.id), assertions: node.checks.length > 0 ? node.checks.map((c) => [c.name ?? c.type, true]) : null });
+      expect(end!.outputs[0]!.fields!.length).toBeGreaterThan(0);
+    }
+    // The rows each node published are the ledger's; orders_raw's count is the example's own.
+    const raw = seen.find((s) => s.eventType === 'COMPLETE' && s.job === 'backfill/shop.orders_raw')!;
+    expect(raw.outputs[0]!.rowCount).toBeGreaterThan(14 * 150);
+    const end = seen[seen.length - 1]!;
+    expect(end.outputs.map((o) => o.dataset)).toEqual(spec.nodes.map((n) => dataset(n.id)));
+    expect(end.runId).toBe(backfillRun);
   });
 });
 

@@ -14,6 +14,7 @@ import { PostgresWarehouse } from '../../activities/warehouse/postgres/warehouse
 import { SqliteWarehouse } from '../../activities/warehouse/sqlite/warehouse.ts';
 import { buildRunEvent, checkAssertions, partitionSpan, partitionSubset, type LineageRun, type RunEvent } from '../../core/openlineage.ts';
 import { openLineageSpecDir } from '../../scripts/openlineage-spec.ts';
+import { exampleWithLineage } from '../lineage/example.ts';
 import { CollectingTransport, runScenario } from '../lineage/scenario.ts';
 import { OpenLineageValidator } from '../lineage/schema.ts';
 
@@ -118,6 +119,21 @@ describe('the events of a backfill validate', () => {
       expect(validator.problems(buildRunEvent(run))).toEqual([]);
     });
   }
+});
+
+describe("the example's events validate", () => {
+  it('two weeks of the shop example: a START and a COMPLETE for the backfill and each node run, with their datasets', async () => {
+    const transport = new CollectingTransport();
+    const { spec } = await exampleWithLineage(transport);
+    const events = transport.events;
+    expect(events.map(label)).toEqual(['START shop', ...spec.nodes.map((n) => `START shop.${n.id}`), ...spec.nodes.map((n) => `COMPLETE shop.${n.id}`), 'COMPLETE shop']);
+    for (const event of events) expect({ event: label(event), problems: validator.problems(event) }).toEqual({ event: label(event), problems: [] });
+    for (const node of spec.nodes) {
+      const end = events.find((e) => e.eventType === 'COMPLETE' && e.job.name === `shop.${node.id}`)!;
+      expect(end.inputs.map((d) => d.name)).toEqual(node.dependsOn.map((d) => `main.${d.node}`));
+      expect(end.outputs.map((d) => d.name)).toEqual([`main.${node.id}`]);
+    }
+  });
 });
 
 describe('the validator refuses what the schemas refuse', () => {
