@@ -40,7 +40,12 @@ export const EmitLineageInputSchema = z.object({
    */
   run: z.discriminatedUnion('kind', [
     z.object({ kind: z.literal('backfill'), nodes: z.array(LineageNodeSchema).min(1) }),
-    z.object({ kind: z.literal('node'), node: LineageNodeSchema }),
+    z.object({
+      kind: z.literal('node'),
+      node: LineageNodeSchema,
+      /** The node's failure groups (`NodeProgress.failures`): the checks that blocked partitions are read from them. */
+      failures: z.array(z.object({ message: z.string(), type: z.string().optional(), partitions: z.number().int().min(0) })).max(1000).optional(),
+    }),
   ]),
   /** Why the run failed or was aborted (FAIL, ABORT), e.g. '3 partitions failed: <message>'. */
   error: z.string().optional(),
@@ -65,7 +70,7 @@ export type LineageBackfill = {
 type LineageNodeInput = z.input<typeof LineageNodeSchema>;
 
 /** Counts and failures of a node, as `NodeProgress` has them. */
-export type LineageNodeProgress = { total: number; done: number; failed: number; blocked: number; pending: number; running: number; failures: ReadonlyArray<{ message: string; partitions: number }> };
+export type LineageNodeProgress = { total: number; done: number; failed: number; blocked: number; pending: number; running: number; failures: ReadonlyArray<{ message: string; type?: string; partitions: number }> };
 
 function common(backfill: LineageBackfill, eventTime: number) {
   const { name, description } = backfill.spec;
@@ -113,7 +118,8 @@ export function nodeSettled(progress: LineageNodeProgress): boolean {
  * blocked by upstream failures, ABORT when the backfill was cancelled first.
  */
 export function nodeEnded(backfill: LineageBackfill, node: LineageNodeInput, eventTime: number, progress: LineageNodeProgress, cancelled = false): EmitLineageInput {
-  const base = { ...common(backfill, eventTime), run: { kind: 'node' as const, node } };
+  const failures = progress.failures.map((f) => ({ message: f.message, partitions: f.partitions, ...(f.type === undefined ? {} : { type: f.type }) }));
+  const base = { ...common(backfill, eventTime), run: { kind: 'node' as const, node, ...(failures.length > 0 ? { failures } : {}) } };
   if (cancelled) return { ...base, eventType: 'ABORT', error: `cancelled with ${progress.done} of ${progress.total} partitions done` };
   if (progress.failed === 0 && progress.blocked === 0) return { ...base, eventType: 'COMPLETE' };
   const first = progress.failures[0];

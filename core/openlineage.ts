@@ -266,15 +266,30 @@ export function checkLabel(check: CheckInput): string {
   return check.name ?? check.type;
 }
 
+/** Failing partitions per check label. */
+export type CheckFailures = ReadonlyMap<string, number>;
+
 /**
- * The node's checks as data-quality assertions: one per check, failed when any message in
- * `problems` (failed-check errors and warnings of the partitions the run wrote) starts with
- * the check's label.
+ * Adds up which checks failed, from failure messages and how many partitions each stands for:
+ * a message (`checks failed: <label>: ...; <label>: ...`, or a warning `<label>: ...`) counts
+ * for every check whose label starts one of its parts.
  */
-export function checkAssertions(checks: readonly CheckInput[], problems: readonly string[]): Assertion[] {
+export function countCheckFailures(checks: readonly CheckInput[], messages: Iterable<{ message: string; partitions: number }>, into = new Map<string, number>()): Map<string, number> {
+  const labels = [...new Set(checks.map(checkLabel))];
+  for (const { message, partitions } of messages) {
+    const parts = message.replace(/^checks failed: /, '').split('; ');
+    for (const label of labels) {
+      if (parts.some((part) => part.startsWith(`${label}: `))) into.set(label, (into.get(label) ?? 0) + partitions);
+    }
+  }
+  return into;
+}
+
+/** The node's checks as data-quality assertions: one per check, failed when any partition the run wrote failed it. */
+export function checkAssertions(checks: readonly CheckInput[], failures: CheckFailures): Assertion[] {
   return checks.map((check) => {
     const label = checkLabel(check);
-    const failed = problems.filter((p) => p.startsWith(`${label}: `)).length;
+    const failed = failures.get(label) ?? 0;
     const assertion: Assertion = {
       assertion: check.type === 'sql' ? 'custom_sql' : check.type,
       success: failed === 0,
@@ -282,7 +297,7 @@ export function checkAssertions(checks: readonly CheckInput[], problems: readonl
       severity: check.severity ?? 'error',
       description: describeCheck(check),
     };
-    if (failed > 0) assertion.actual = `${failed} failure${failed === 1 ? '' : 's'}`;
+    if (failed > 0) assertion.actual = `failed on ${failed} partition${failed === 1 ? '' : 's'}`;
     if ((check.type === 'not_null' || check.type === 'unique') && check.columns.length === 1) assertion.column = check.columns[0]!;
     if (check.type === 'row_count') {
       const bounds = [check.min !== undefined ? `>= ${check.min}` : '', check.max !== undefined ? `<= ${check.max}` : ''].filter(Boolean);

@@ -15,6 +15,7 @@ import { EmitLineageInputSchema, type EmitLineageResult, type LineageNode } from
 import {
   buildRunEvent,
   checkAssertions,
+  countCheckFailures,
   jobName,
   nominalWindow,
   partitionSpan,
@@ -24,7 +25,6 @@ import {
   type LineageRun,
   type RunEvent,
 } from '../../core/openlineage.ts';
-import type { PartitionRange } from '../../core/spec.ts';
 import type { Warehouse } from '../warehouse/types.ts';
 import type { LineageSettings } from './config.ts';
 import { lineageRunId } from './run-ids.ts';
@@ -67,15 +67,20 @@ export function createLineageActivities(deps: LineageDeps) {
     const backfillJob = { namespace, name: jobName(input.spec.name) };
     const backfillRunId = lineageRunId(input.startedAt, input.runKey);
 
-    const output = async (node: LineageNode, range: PartitionRange): Promise<LineageOutput> => {
-      const span = partitionSpan(node.partitions, range);
+    /** A node's dataset as an output; `failures`: the node run's own (its checks become assertions). */
+    const output = async (node: LineageNode, failures?: ReadonlyArray<{ message: string; type?: string | undefined; partitions: number }>): Promise<LineageOutput> => {
+      const span = partitionSpan(node.partitions, input.range);
       const dataset: LineageOutput = { ...known.dataset(node.id), ...(span ? { subset: partitionSubset(span) } : {}) };
       const fields = await known.fields(node.id);
       if (fields) dataset.fields = fields;
       if (terminal) {
-        const outcome = await known.runOutcome(input.backfillId, input.runKey, node.id);
+        const outcome = await known.runOutcome(input.backfillId, input.runKey, node.id, node.checks);
         dataset.rowCount = outcome.rowCount;
-        if (node.checks.length > 0) dataset.assertions = checkAssertions(node.checks, outcome.problems);
+        if (failures && node.checks.length > 0) {
+          // Warned checks from the ledger; checks that blocked partitions from the run's failures.
+          const blocked = failures.filter((f) => f.type === undefined || f.type === 'CheckFailed');
+          dataset.assertions = checkAssertions(node.checks, countCheckFailures(node.checks, blocked, outcome.warnings));
+        }
       }
       return dataset;
     };
@@ -101,10 +106,10 @@ export function createLineageActivities(deps: LineageDeps) {
         job: { ...backfillJob, kind: 'backfill', ...(input.spec.description ? { description: input.spec.description } : {}) },
         ...(nominal ? { nominal } : {}),
         inputs: [],
-        outputs: await Promise.all(nodes.map((n) => output(n, input.range))),
+        outputs: await Promise.all(nodes.map((n) => output(n))),
       };
     } else {
-      const { node } = input.run;
+      const { node, failures = [] } = input.run;
       const nominal = nominalWindow([partitionSpan(node.partitions, input.range)]);
       run = {
         ...common,
@@ -113,7 +118,7 @@ export function createLineageActivities(deps: LineageDeps) {
         parent: { runId: backfillRunId, job: backfillJob },
         ...(nominal ? { nominal } : {}),
         inputs: await Promise.all([...new Set(node.dependsOn.map((d) => d.node))].map(upstream)),
-        outputs: [await output(node, input.range)],
+        outputs: [await output(node, failures)],
       };
     }
     return buildRunEvent(run);

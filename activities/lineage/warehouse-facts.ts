@@ -1,20 +1,24 @@
 /**
  * What lineage reads from the warehouse, through its public interface only: the datasets'
  * OpenLineage names, their columns as the warehouse knows them, and what one backfill run
- * published into each (rows, and the checks' failures and warnings from the ledger).
+ * published into each (rows, and the checks that warned), from the ledger a page at a time.
  */
 import { hostname } from 'node:os';
-import { postgresNamespace, sqliteNamespace, type DatasetName, type SchemaField } from '../../core/openlineage.ts';
-import type { Warehouse } from '../warehouse/types.ts';
+import { countCheckFailures, postgresNamespace, sqliteNamespace, type DatasetName, type SchemaField } from '../../core/openlineage.ts';
+import type { CheckInput } from '../../core/spec.ts';
+import type { ChangeCursor, Warehouse } from '../warehouse/types.ts';
 
-/** What a run did to one dataset, from the ledger rows it wrote. */
+/** What a run did to one dataset, from the ledger rows of the versions it published. */
 export type RunOutcome = {
   /** Partitions the run published, and their rows (each partition's newest version of the run). */
   partitions: number;
   rowCount: number;
-  /** Failed checks (`<label>: ...`) of every partition version the run wrote: errors that blocked it, warnings it was published with. */
-  problems: string[];
+  /** Partitions published with a warning, by the label of the check that warned. */
+  warnings: Map<string, number>;
 };
+
+/** Partitions read from the ledger at a time: memory stays bounded whatever the size of the node. */
+const PAGE = 500;
 
 export class WarehouseFacts {
   private constructor(
@@ -52,21 +56,21 @@ export class WarehouseFacts {
     return rows.map((r) => (typeof r.type === 'string' && r.type.length > 0 ? { name: String(r.name), type: r.type.toUpperCase() } : { name: String(r.name) }));
   }
 
-  async runOutcome(backfillId: string, runKey: string, node: string): Promise<RunOutcome> {
-    const rows = (await this.warehouse.ledger({ backfillId, node })).filter((r) => r.runKey === runKey);
-    const published = new Map<string, number>();
-    const problems: string[] = [];
-    // Rows come newest version first within a partition.
-    for (const row of rows) {
-      if (row.status === 'published') {
-        if (!published.has(row.partition)) published.set(row.partition, row.rowCount ?? 0);
-        problems.push(...row.warnings);
-      } else if (row.error) {
-        problems.push(...row.error.split('; '));
+  /** What the run published into `node`, a page of the ledger at a time. */
+  async runOutcome(backfillId: string, runKey: string, node: string, checks: readonly CheckInput[]): Promise<RunOutcome> {
+    const outcome: RunOutcome = { partitions: 0, rowCount: 0, warnings: new Map() };
+    let after: ChangeCursor | undefined;
+    do {
+      const page = await this.warehouse.changesBy(backfillId, { node, limit: PAGE, ...(after ? { after } : {}) });
+      const rows = await this.warehouse.ledgerVersions(node, page.changes.map((c) => [c.partition, c.version] as const));
+      for (const row of rows) {
+        if (row.runKey !== runKey || row.status !== 'published') continue;
+        outcome.partitions++;
+        outcome.rowCount += row.rowCount ?? 0;
+        if (row.warnings.length > 0) countCheckFailures(checks, row.warnings.map((message) => ({ message, partitions: 1 })), outcome.warnings);
       }
-    }
-    let rowCount = 0;
-    for (const n of published.values()) rowCount += n;
-    return { partitions: published.size, rowCount, problems };
+      after = page.next ?? undefined;
+    } while (after);
+    return outcome;
   }
 }

@@ -8,7 +8,7 @@
  * - `daily` (reads `orders`): a warn check that fails on one day (published with a warning);
  * - `flagged` (reads `orders`): an error check that fails every day (nothing published: FAIL).
  */
-import type { Logger } from '@temporalio/common';
+import type { ApplicationFailure, Logger } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { createActivities } from '../../activities/run-partitions.ts';
 import { createLineageActivities } from '../../activities/lineage/activity.ts';
@@ -93,7 +93,7 @@ export async function runScenario(options: ScenarioOptions): Promise<Emitted> {
   await emit(backfillStarted(backfill, now()));
   for (const n of SPEC.nodes) await emit(nodeStarted(backfill, n, now()));
 
-  const failed = new Map<string, { count: number; message: string }>();
+  const failed = new Map<string, { count: number; message: string; type: string }>();
   for (const n of SPEC.nodes) {
     for (const [index, key] of DAYS.entries()) {
       const task: PartitionTask = {
@@ -111,7 +111,7 @@ export async function runScenario(options: ScenarioOptions): Promise<Emitted> {
         partitions: [task],
         maxAttempts: 1,
       };
-      await env.run(partitions.runPartitions, input).catch((error: Error) => failed.set(n.id, { count: (failed.get(n.id)?.count ?? 0) + 1, message: error.message }));
+      await env.run(partitions.runPartitions, input).catch((error: ApplicationFailure) => failed.set(n.id, { count: (failed.get(n.id)?.count ?? 0) + 1, message: error.message, type: error.type ?? 'Error' }));
     }
   }
 
@@ -119,7 +119,7 @@ export async function runScenario(options: ScenarioOptions): Promise<Emitted> {
   for (const n of SPEC.nodes) {
     const failures = failed.get(n.id);
     failedPartitions += failures?.count ?? 0;
-    const progress = { total: DAYS.length, done: DAYS.length - (failures?.count ?? 0), failed: failures?.count ?? 0, blocked: 0, pending: 0, running: 0, failures: failures ? [{ message: failures.message, partitions: failures.count }] : [] };
+    const progress = { total: DAYS.length, done: DAYS.length - (failures?.count ?? 0), failed: failures?.count ?? 0, blocked: 0, pending: 0, running: 0, failures: failures ? [{ message: failures.message, type: failures.type, partitions: failures.count }] : [] };
     await emit(nodeEnded(backfill, node(n.id), now(), progress));
   }
   await emit(backfillEnded(backfill, now(), { state: failedPartitions > 0 ? 'completed_with_failures' : 'completed', failedPartitions }));

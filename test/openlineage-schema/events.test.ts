@@ -108,7 +108,7 @@ describe('the events of a backfill validate', () => {
               { type: 'sql', name: 's', sql: 'SELECT 1' },
               { type: 'drift', metric: 'row_count', maxChangePercent: 5 },
             ],
-            ['s: 1 violating rows'],
+            new Map([['s', 1]]),
           ),
         },
       ],
@@ -137,7 +137,7 @@ describe("the example's events validate", () => {
 });
 
 describe('the validator refuses what the schemas refuse', () => {
-  const good = () => JSON.parse(JSON.stringify(scenario.sqlite[scenario.sqlite.length - 1])) as RunEvent;
+  const good = () => JSON.parse(JSON.stringify(scenario.sqlite.find((e) => e.eventType === 'FAIL' && e.job.name === 'shop.flagged'))) as RunEvent;
   const problems = (change: (e: RunEvent) => void) => {
     const event = good();
     change(event);

@@ -134,6 +134,8 @@ describe('emitLineage on SQLite', () => {
     expect(assertions(find('COMPLETE', 'shop.daily'))).toEqual([['quiet day', false, 'warn']]);
     expect(assertions(find('FAIL', 'shop.flagged'))).toEqual([['row_count', false, 'error']]);
     expect(find('START', 'shop.orders').outputs[0]!.outputFacets.dataQualityAssertions).toBeUndefined();
+    // Checks run in the nodes' runs: the backfill's run reports rows only.
+    for (const output of find('FAIL', 'shop').outputs) expect(output.outputFacets.dataQualityAssertions).toBeUndefined();
   });
 
   it('gives the partition range as a subset and as the nominal time', () => {

@@ -6,6 +6,7 @@ import {
   RUN_EVENT_SCHEMA_URL,
   buildRunEvent,
   checkAssertions,
+  countCheckFailures,
   jobName,
   nominalWindow,
   partitionSpan,
@@ -16,7 +17,7 @@ import {
   type LineageRun,
 } from '../../core/openlineage.ts';
 import { EmitLineageInputSchema, backfillEnded, backfillStarted, nodeEnded, nodeSettled, nodeStarted, type LineageBackfill, type LineageNodeProgress } from '../../core/lineage-input.ts';
-import { resolveSpec } from '../../core/spec.ts';
+import { resolveSpec, type CheckInput } from '../../core/spec.ts';
 
 const day = (d: string) => Date.parse(`${d}T00:00:00Z`);
 const PRODUCER = 'https://www.npmjs.com/package/backfill/v/1.2.3';
@@ -205,23 +206,35 @@ describe('partitions', () => {
   });
 });
 
-describe('checkAssertions', () => {
-  it('one assertion per check, failed when a problem starts with its label', () => {
-    const assertions = checkAssertions(
-      [
-        { type: 'row_count', min: 1, max: 1000 },
-        { type: 'not_null', columns: ['order_id'] },
-        { type: 'not_null', columns: ['a', 'b'], name: 'keys present', severity: 'warn' },
-        { type: 'unique', columns: ['order_id'] },
-        { type: 'sql', name: 'revenue is positive', sql: 'SELECT * FROM {{this}} WHERE revenue <= 0' },
-        { type: 'drift', metric: { sum: 'revenue' }, maxChangePercent: 20 },
-      ],
-      ['revenue is positive: 2 violating rows', 'revenue is positive: 1 violating rows', 'keys present: 3 rows have a NULL', 'row_countish: not this one'],
-    );
+describe('checks', () => {
+  const checks: CheckInput[] = [
+    { type: 'row_count', min: 1, max: 1000 },
+    { type: 'not_null', columns: ['order_id'] },
+    { type: 'not_null', columns: ['a', 'b'], name: 'keys present', severity: 'warn' },
+    { type: 'unique', columns: ['order_id'] },
+    { type: 'sql', name: 'revenue is positive', sql: 'SELECT * FROM {{this}} WHERE revenue <= 0' },
+    { type: 'drift', metric: { sum: 'revenue' }, maxChangePercent: 20 },
+  ];
+
+  it('failures count for the checks whose label starts a part of their message, by partitions', () => {
+    const counts = countCheckFailures(checks, [
+      { message: 'checks failed: revenue is positive: 2 violating rows; not_null: 1 rows have order_id NULL', partitions: 3 },
+      { message: 'revenue is positive: 1 violating rows', partitions: 1 },
+      { message: 'keys present: 3 rows have a NULL', partitions: 1 },
+      { message: 'row_countish: not this one', partitions: 9 },
+      { message: 'connection reset', partitions: 2 },
+    ]);
+    expect(Object.fromEntries(counts)).toEqual({ 'revenue is positive': 4, not_null: 3, 'keys present': 1 });
+    // Counts add to what is there already.
+    expect(countCheckFailures(checks, [{ message: 'unique: 2 duplicated values of (order_id)', partitions: 1 }], new Map([['unique', 4]])).get('unique')).toBe(5);
+  });
+
+  it('one assertion per check, failed when any partition failed it', () => {
+    const assertions = checkAssertions(checks, new Map([['revenue is positive', 2], ['keys present', 1]]));
     expect(assertions).toEqual([
       { assertion: 'row_count', success: true, name: 'row_count', severity: 'error', description: 'rows per partition within bounds', expected: '>= 1 and <= 1000' },
       { assertion: 'not_null', success: true, name: 'not_null', severity: 'error', description: 'order_id never NULL', column: 'order_id' },
-      { assertion: 'not_null', success: false, name: 'keys present', severity: 'warn', description: 'a, b never NULL', actual: '1 failure' },
+      { assertion: 'not_null', success: false, name: 'keys present', severity: 'warn', description: 'a, b never NULL', actual: 'failed on 1 partition' },
       { assertion: 'unique', success: true, name: 'unique', severity: 'error', description: '(order_id) unique within a partition', column: 'order_id' },
       {
         assertion: 'custom_sql',
@@ -229,7 +242,7 @@ describe('checkAssertions', () => {
         name: 'revenue is positive',
         severity: 'error',
         description: 'no rows returned by the check query',
-        actual: '2 failures',
+        actual: 'failed on 2 partitions',
         content: 'SELECT * FROM {{this}} WHERE revenue <= 0',
         contentType: 'sql',
       },
@@ -238,7 +251,7 @@ describe('checkAssertions', () => {
   });
 
   it('no checks, no assertions', () => {
-    expect(checkAssertions([], ['anything: at all'])).toEqual([]);
+    expect(checkAssertions([], new Map([['anything', 1]]))).toEqual([]);
   });
 });
 
@@ -304,9 +317,11 @@ describe('what a workflow passes at each transition', () => {
     expect(nodeSettled(progress({ done: 6, pending: 1 }))).toBe(false);
     expect(nodeSettled(progress({ done: 6, running: 1 }))).toBe(false);
     expect(nodeEnded(backfill, node, 30, progress())).toMatchObject({ eventType: 'COMPLETE' });
+    expect(nodeEnded(backfill, node, 30, progress()).run).toEqual({ kind: 'node', node });
     expect(nodeEnded(backfill, node, 30, progress({ done: 4, failed: 2, blocked: 1, failures: [{ message: 'row_count: 0 rows', partitions: 2 }] }))).toMatchObject({
       eventType: 'FAIL',
       error: '2 of 7 partitions failed, 1 blocked by failed upstream partitions; first failure: row_count: 0 rows',
+      run: { kind: 'node', node, failures: [{ message: 'row_count: 0 rows', partitions: 2 }] },
     });
     expect(nodeEnded(backfill, node, 30, progress({ done: 6, blocked: 1 }))).toMatchObject({ eventType: 'FAIL', error: '1 blocked by failed upstream partitions' });
     expect(nodeEnded(backfill, node, 30, progress({ done: 3, pending: 4 }), true)).toMatchObject({ eventType: 'ABORT', error: 'cancelled with 3 of 7 partitions done' });
