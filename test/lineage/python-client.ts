@@ -17,7 +17,11 @@ export const READ_EVENTS = join(PACKAGE_ROOT, 'test', 'lineage', 'read_events.py
 /** The venv's python, with the pinned client installed (a few seconds the first time). */
 export async function pythonWithClient(): Promise<string> {
   const python = join(VENV, 'bin', 'python');
-  if (!existsSync(python)) await run('python3', ['-m', 'venv', VENV], { timeout: 120_000 });
+  if (!existsSync(python)) {
+    await run('python3', ['-m', 'venv', VENV], { timeout: 120_000 }).catch((error: Error) => {
+      throw new Error(`cannot make a Python virtual environment in ${VENV} (on Debian: apt-get install python3-venv): ${error.message}`);
+    });
+  }
   const installed = await run(python, ['-c', "import importlib.metadata as m; print(m.version('openlineage-python'))"]).then(
     (r) => r.stdout.trim(),
     () => '',

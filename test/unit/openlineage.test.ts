@@ -16,7 +16,8 @@ import {
   terminalEventType,
   type LineageRun,
 } from '../../core/openlineage.ts';
-import { EmitLineageInputSchema, backfillEnded, backfillStarted, nodeEnded, nodeSettled, nodeStarted, type LineageBackfill, type LineageNodeProgress } from '../../core/lineage-input.ts';
+import { EmitLineageInputSchema } from '../../core/lineage-input.ts';
+import { backfillEnded, backfillStarted, nodeEnded, nodeSettled, nodeStarted, type LineageBackfill, type LineageNodeProgress } from '../../core/lineage-calls.ts';
 import { resolveSpec, type CheckInput } from '../../core/spec.ts';
 
 const day = (d: string) => Date.parse(`${d}T00:00:00Z`);
