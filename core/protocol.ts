@@ -10,6 +10,7 @@ import type { PartitionRange, ResolvedNode, ResolvedPartitions, ResolvedSpec } f
 
 export type { Limits } from './limits.ts';
 export type { NodeStats } from './scheduler.ts';
+export type { EmitLineageInput, EmitLineageResult } from './lineage-input.ts';
 
 export const DEFAULT_TASK_QUEUE = 'backfill';
 

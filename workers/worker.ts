@@ -10,6 +10,8 @@ import { NativeConnection, Runtime, Worker, bundleWorkflowCode, type WorkflowBun
 import { DEFAULT_TASK_QUEUE } from '../core/protocol.ts';
 import { createRollbackActivities } from '../activities/rollback.ts';
 import { createActivities } from '../activities/run-partitions.ts';
+import { createLineageActivities, producerUri } from '../activities/lineage/activity.ts';
+import { describeSettings, lineageSettingsFromEnv, type LineageSettings } from '../activities/lineage/config.ts';
 import { withFaultInjection, type TransformRegistry } from '../activities/transforms.ts';
 import type { Warehouse } from '../activities/warehouse/types.ts';
 import { partitionLogAttributes } from './logging.ts';
@@ -45,6 +47,8 @@ export type WorkerConfig = {
   workflowBundle?: WorkflowBundleOption;
   /** OpenTelemetry tracing (tracing.ts); a prebuilt bundle needs `bundleWorkflows({ tracing: true })` for workflow spans. */
   tracing?: Tracing;
+  /** Where OpenLineage events go (activities/lineage/config.ts); default: from this process's environment. */
+  lineage?: LineageSettings;
 };
 
 export const workflowsPath = codePath('workflows/index');
@@ -96,6 +100,9 @@ export async function createWorkers(config: WorkerConfig): Promise<BackfillWorke
   const namespace = config.namespace ?? 'default';
   const workflowQueue = config.workflowQueue ?? DEFAULT_TASK_QUEUE;
   const activityQueues = config.activityQueues ?? [{ name: workflowQueue }];
+  // A bad lineage configuration stops the worker here, with the fix, before it takes any work.
+  const lineage = config.lineage ?? lineageSettingsFromEnv();
+  if (lineage.enabled) Runtime.instance().logger.info(describeSettings(lineage));
   const activities = {
     ...createActivities({
       warehouse: config.warehouse,
@@ -103,6 +110,12 @@ export async function createWorkers(config: WorkerConfig): Promise<BackfillWorke
       codeVersion: config.codeVersion ?? codeVersion(),
     }),
     ...createRollbackActivities({ warehouse: config.warehouse }),
+    ...createLineageActivities({
+      warehouse: config.warehouse,
+      settings: lineage,
+      producer: producerUri(packageJson().name, packageJson().version),
+      engineVersion: packageJson().version,
+    }),
   };
   const { tracing } = config;
   const prebuilt = process.env.BACKFILL_WORKFLOW_BUNDLE ? { codePath: process.env.BACKFILL_WORKFLOW_BUNDLE } : undefined;

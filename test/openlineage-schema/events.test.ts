@@ -1,0 +1,172 @@
+/**
+ * Every OpenLineage event backfill makes validates against OpenLineage's published JSON schemas
+ * (draft 2020-12, ajv): the core RunEvent schema and each facet's own schema. The events are
+ * those of a real run on SQLite and PostgreSQL (test/lineage/scenario.ts) and the builder's
+ * other shapes; the validator is shown to refuse broken events too.
+ */
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PostgresWarehouse } from '../../activities/warehouse/postgres/warehouse.ts';
+import { SqliteWarehouse } from '../../activities/warehouse/sqlite/warehouse.ts';
+import { buildRunEvent, checkAssertions, partitionSpan, partitionSubset, type LineageRun, type RunEvent } from '../../core/openlineage.ts';
+import { openLineageSpecDir } from '../../scripts/openlineage-spec.ts';
+import { exampleWithLineage } from '../lineage/example.ts';
+import { CollectingTransport, runScenario } from '../lineage/scenario.ts';
+import { OpenLineageValidator } from '../lineage/schema.ts';
+
+const SERVER = process.env.BACKFILL_TEST_POSTGRES_URL ?? 'postgres://backfill:backfill@127.0.0.1:5432/postgres';
+const database = `backfill_ols_${randomUUID().slice(0, 8)}`;
+const admin = new pg.Client({ connectionString: SERVER });
+let validator: OpenLineageValidator;
+let dir: string | undefined;
+let connected = false;
+const scenario: Record<'sqlite' | 'postgres', RunEvent[]> = { sqlite: [], postgres: [] };
+
+beforeAll(async () => {
+  validator = new OpenLineageValidator(openLineageSpecDir());
+  dir = mkdtempSync(join(tmpdir(), 'backfill-ol-schema-'));
+  const sqlite = new SqliteWarehouse(join(dir, 'warehouse.db'));
+  const sqliteEvents = new CollectingTransport();
+  await runScenario({ warehouse: sqlite, transport: sqliteEvents });
+  await sqlite.close();
+  scenario.sqlite = sqliteEvents.events;
+
+  await admin.connect();
+  connected = true;
+  await admin.query(`CREATE DATABASE ${database}`);
+  const url = new URL(SERVER);
+  url.pathname = `/${database}`;
+  const postgres = new PostgresWarehouse(url.toString());
+  const postgresEvents = new CollectingTransport();
+  await runScenario({ warehouse: postgres, transport: postgresEvents });
+  await postgres.close();
+  scenario.postgres = postgresEvents.events;
+});
+afterAll(async () => {
+  if (connected) {
+    await admin.query(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`);
+    await admin.end();
+  }
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+const label = (e: RunEvent) => `${e.eventType} ${e.job.name}`;
+
+describe('the events of a backfill validate', () => {
+  for (const kind of ['sqlite', 'postgres'] as const) {
+    it(`on ${kind}: START and an end for the backfill and each node, every facet checked`, () => {
+      const events = scenario[kind];
+      expect(events.map(label)).toEqual(['START shop', 'START shop.orders', 'START shop.daily', 'START shop.flagged', 'COMPLETE shop.orders', 'COMPLETE shop.daily', 'FAIL shop.flagged', 'FAIL shop']);
+      for (const event of events) expect({ event: label(event), problems: validator.problems(event) }).toEqual({ event: label(event), problems: [] });
+      // Every kind of facet backfill writes was in these events, so every facet schema was used.
+      const keys = new Set(events.flatMap((e) => [e.run.facets, e.job.facets, ...e.inputs.flatMap((d) => [d.facets, d.inputFacets]), ...e.outputs.flatMap((d) => [d.facets, d.outputFacets])].flatMap((f) => Object.values(f).map((x) => x._schemaURL))));
+      expect(keys.size).toBe(11);
+    });
+  }
+
+  const base: LineageRun = {
+    eventType: 'ABORT',
+    eventTime: Date.parse('2024-06-01T00:00:00Z'),
+    producer: 'https://www.npmjs.com/package/durable-backfill/v/1.0.0',
+    runId: '01900000-0000-7000-8000-000000000001',
+    job: { namespace: 'analytics', name: 'shop', kind: 'backfill', description: 'x' },
+    engine: { name: 'backfill', version: '1.0.0' },
+    error: 'cancelled by alice: wrong range',
+    inputs: [],
+    outputs: [],
+  };
+  const shapes: Record<string, LineageRun> = {
+    'an aborted backfill': base,
+    'static keys listed, on inputs and outputs': {
+      ...base,
+      eventType: 'COMPLETE',
+      inputs: [{ namespace: 'postgres://db:5432', name: 'w.public.a', subset: partitionSubset(partitionSpan({ kind: 'static', keys: ['eu', 'us'] }, {})!), fields: [{ name: 'x' }] }],
+      outputs: [{ namespace: 'postgres://db:5432', name: 'w.public.b', subset: partitionSubset(partitionSpan({ kind: 'static', keys: ['eu'] }, {})!), rowCount: 0, assertions: [] }],
+    },
+    'one time partition, an equality': {
+      ...base,
+      eventType: 'START',
+      nominal: { start: 0, end: 3600_000 },
+      outputs: [{ namespace: 'sqlite://h/w.db', name: 'main.b', subset: partitionSubset(partitionSpan({ kind: 'time', grain: 'hour', start: 0, end: 3600_000 }, {})!) }],
+    },
+    'every kind of check': {
+      ...base,
+      eventType: 'FAIL',
+      outputs: [
+        {
+          namespace: 'sqlite://h/w.db',
+          name: 'main.b',
+          assertions: checkAssertions(
+            [
+              { type: 'row_count', min: 1, max: 9 },
+              { type: 'not_null', columns: ['a', 'b'] },
+              { type: 'unique', columns: ['a'], severity: 'warn' },
+              { type: 'sql', name: 's', sql: 'SELECT 1' },
+              { type: 'drift', metric: 'row_count', maxChangePercent: 5 },
+            ],
+            new Map([['s', 1]]),
+          ),
+        },
+      ],
+    },
+  };
+  for (const [name, run] of Object.entries(shapes)) {
+    it(`and so does ${name}`, () => {
+      expect(validator.problems(buildRunEvent(run))).toEqual([]);
+    });
+  }
+});
+
+describe("the example's events validate", () => {
+  it('two weeks of the shop example: a START and a COMPLETE for the backfill and each node run, with their datasets', async () => {
+    const transport = new CollectingTransport();
+    const { spec } = await exampleWithLineage(transport);
+    const events = transport.events;
+    expect(events.map(label)).toEqual(['START shop', ...spec.nodes.map((n) => `START shop.${n.id}`), ...spec.nodes.map((n) => `COMPLETE shop.${n.id}`), 'COMPLETE shop']);
+    for (const event of events) expect({ event: label(event), problems: validator.problems(event) }).toEqual({ event: label(event), problems: [] });
+    for (const node of spec.nodes) {
+      const end = events.find((e) => e.eventType === 'COMPLETE' && e.job.name === `shop.${node.id}`)!;
+      expect(end.inputs.map((d) => d.name)).toEqual(node.dependsOn.map((d) => `main.${d.node}`));
+      expect(end.outputs.map((d) => d.name)).toEqual([`main.${node.id}`]);
+    }
+  });
+});
+
+describe('the validator refuses what the schemas refuse', () => {
+  const good = () => JSON.parse(JSON.stringify(scenario.sqlite.find((e) => e.eventType === 'FAIL' && e.job.name === 'shop.flagged'))) as RunEvent;
+  const problems = (change: (e: RunEvent) => void) => {
+    const event = good();
+    change(event);
+    return validator.problems(event).map((p) => `${p.where}: ${p.message}`);
+  };
+
+  it('a valid event has no problems, a changed one does', () => {
+    expect(problems(() => undefined)).toEqual([]);
+    expect(problems((e) => Reflect.deleteProperty(e.run, 'runId'))).toContainEqual(expect.stringMatching(/^event\/run: must have required property 'runId'/));
+    expect(problems((e) => (e.run.runId = 'run-1'))).toContainEqual(expect.stringMatching(/^event\/run\/runId: must match format "uuid"/));
+    expect(problems((e) => (e.eventTime = 'yesterday'))).toContainEqual(expect.stringMatching(/^event\/eventTime: must match format "date-time"/));
+    expect(problems((e) => ((e as { eventType: string }).eventType = 'DONE'))).toContainEqual(expect.stringMatching(/^event\/eventType: must be equal to one of the allowed values/));
+  });
+
+  it('a facet is checked against its own schema, under its own name', () => {
+    expect(problems((e) => Reflect.deleteProperty(e.run.facets.errorMessage!, 'programmingLanguage'))).toContainEqual(
+      expect.stringMatching(/^run\.facets\.errorMessage: must have required property 'programmingLanguage'/),
+    );
+    expect(problems((e) => ((e.outputs[0]!.outputFacets.outputStatistics as unknown as { rowCount: unknown }).rowCount = '15'))).toContainEqual(
+      expect.stringMatching(/^outputs\[0\]\.outputFacets\.outputStatistics\/rowCount: must be integer/),
+    );
+    expect(problems((e) => ((e.outputs[0]!.outputFacets.dataQualityAssertions as unknown as { assertions: unknown[] }).assertions = [{ assertion: 'x' }]))).toContainEqual(
+      expect.stringMatching(/dataQualityAssertions\/assertions\/0: must have required property 'success'/),
+    );
+    expect(problems((e) => ((e.run.facets.nominal = e.run.facets.nominalTime!), Reflect.deleteProperty(e.run.facets, 'nominalTime')))).toContainEqual(
+      "run.facets.nominal: its schema names this facet 'nominalTime'",
+    );
+    expect(problems((e) => (e.run.facets.processing_engine!._schemaURL = 'https://openlineage.io/spec/facets/9-9-9/X.json#/$defs/X'))).toContainEqual(
+      'run.facets.processing_engine: names https://openlineage.io/spec/facets/9-9-9/X.json#/$defs/X, which is not among the loaded schemas',
+    );
+  });
+});
