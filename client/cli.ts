@@ -29,6 +29,8 @@ import { gatherReport } from './report/gather.ts';
 import { formatOfPath, renderReport, reportFormat } from './report/render.ts';
 import { PROJECT_SPEC, loadSpecFile, projectSpec, specTransformModules } from './spec-file.ts';
 import { runDemo } from './demo.ts';
+import { DEFAULT_WORKER_SLOTS, estimateOptions, estimatePlan, type EstimateFlags } from './estimate.ts';
+import { renderEstimate } from './render-estimate.ts';
 import { scaffold, type InitResult } from './init.ts';
 import { packageJson } from '../scripts/package.ts';
 import { announce, logSettings } from '../workers/logging.ts';
@@ -152,8 +154,9 @@ const WAREHOUSE_HELP = 'warehouse: a SQLite file or postgres:// URL (default $BA
 const CODE_VERSION_HELP = "the workers' code version (default $BACKFILL_CODE_VERSION, else backfill@<package version>)";
 
 /** --warehouse and --code-version serve --only-changed: alone, they would be ignored without a word. */
-function checkOnlyChanged(options: OnlyChanged): void {
-  const given = [options.warehouse !== undefined && '--warehouse', options.codeVersion !== undefined && '--code-version'].filter(Boolean);
+function checkOnlyChanged(options: OnlyChanged & { estimate?: boolean }): void {
+  // --estimate reads the warehouse's ledger too.
+  const given = [options.warehouse !== undefined && !options.estimate && '--warehouse', options.codeVersion !== undefined && '--code-version'].filter(Boolean);
   if (!options.onlyChanged && given.length > 0) {
     const what = given.length > 1 ? `${given.join(' and ')} only matter` : `${given[0]} only matters`;
     throw new BackfillError('invalid_argument', `${what} with --only-changed: add --only-changed, or leave ${given.length > 1 ? 'them' : 'it'} out`, 'only-changed');
@@ -279,15 +282,22 @@ export function buildProgram(): Command {
     .option('--only-changed', 'also count the partitions that would run with --only-changed (reads the warehouse\'s ledger)')
     .option('--warehouse <path>', WAREHOUSE_HELP)
     .option('--code-version <version>', CODE_VERSION_HELP)
+    .option('--estimate', 'predict the wall time, each node\'s finish and the rows written, from the ledger of earlier backfills (writes nothing)')
+    .option('--rate <per-second>', 'with --estimate: the backfill-wide rate start would be given', (v: string) => parseRate(v))
+    .option('--concurrency <n>', 'with --estimate: the backfill-wide concurrency start would be given', (v: string) => parseConcurrency(v))
+    .option('--queue-cap <queue=per-second...>', "with --estimate: a task queue's server-enforced activities per second (as the workers' --task-queue name=N)")
+    .option('--worker-slots <n>', `with --estimate: activity slots of the workers per task queue (default ${DEFAULT_WORKER_SLOTS}, one worker)`, positiveInteger('--worker-slots'))
+    .option('--assume <duration>', 'with --estimate: how long a partition of a node without history takes (default: nothing beyond orchestration)', (v: string) => parseDurationFlag('--assume', v, { minMs: 0 }))
     .option('--json', 'machine-readable output')
-    .action(async (file: string, options: Json & OnlyChanged & { from?: string; to?: string }) => {
+    .action(async (file: string, options: Json & OnlyChanged & EstimateFlags & { from?: string; to?: string }) => {
       checkOnlyChanged(options);
       const { spec } = await loadSpecFile(file);
       const plan = expandPlan(spec, parseRange(options.from, options.to));
       const summary = planSummary(plan);
-      if (!options.onlyChanged) return print(options.json, summary, () => renderPlan(summary));
-      const changes = (await onlyChanged(plan, options)).summary;
-      print(options.json, { ...summary, onlyChanged: changes }, () => `${renderPlan(summary)}\n${renderChanges(changes)}`);
+      const changes = options.onlyChanged ? await onlyChanged(plan, options) : undefined;
+      const estimate = options.estimate ? await estimatePlan(plan, estimateOptions(spec, options, changes?.skip)) : undefined;
+      const result = { ...summary, ...(changes ? { onlyChanged: changes.summary } : {}), ...(estimate ? { estimate } : {}) };
+      print(options.json, result, () => [renderPlan(summary), ...(changes ? [renderChanges(changes.summary)] : []), ...(estimate ? [renderEstimate(estimate)] : [])].join('\n'));
     });
 
   program
