@@ -7,7 +7,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { BackfillError } from '../core/errors.ts';
-import { DEFAULT_OVERHEAD, simulate, type Forecast, type NodeTiming, type OverheadModel, type QueueCap } from '../core/estimate.ts';
+import { DEFAULT_OVERHEAD, fitOverhead, scaleOverhead, simulate, type Forecast, type NodeTiming, type OverheadFit, type OverheadModel, type QueueCap, type SimulationInput } from '../core/estimate.ts';
 import type { Limits } from '../core/limits.ts';
 import type { Plan, PlanNode } from '../core/plan.ts';
 import type { ResolvedSpec } from '../core/spec.ts';
@@ -24,7 +24,14 @@ export type TimingSource =
   | { kind: 'history'; ledgerRows: number; ownDurations: number; backfills: Array<{ backfillId: string; rows: number }>; from: string; to: string }
   | { kind: 'assumed'; why: string };
 
-export type NodeHistory = { timing: NodeTiming; rowsPerPartition: number | null; rowCounts?: Float64Array; source: TimingSource };
+export type NodeHistory = {
+  timing: NodeTiming;
+  rowsPerPartition: number | null;
+  rowCounts?: Float64Array;
+  source: TimingSource;
+  /** The plan's partitions that have a published version: by whom, and when it ran. */
+  runs?: Array<{ index: number; backfillId: string; startMs: number; finishMs: number }>;
+};
 
 const mean = (values: readonly number[]) => values.reduce((a, b) => a + b, 0) / values.length;
 
@@ -47,11 +54,13 @@ export function nodeHistory(node: PlanNode, rows: readonly LedgerRow[], assumeMs
   const byIndex = new Float64Array(node.partitions.size).fill(Number.NaN);
   const rowCounts = new Float64Array(node.partitions.size).fill(Number.NaN);
   let own = 0;
+  const runs: NonNullable<NodeHistory['runs']> = [];
   for (const row of published) {
     const i = node.partitions.indexOf(row.partition);
     if (i < 0) continue;
     byIndex[i] = row.durationMs;
     rowCounts[i] = row.rowCount ?? Number.NaN;
+    runs.push({ index: i, backfillId: row.backfillId, startMs: Date.parse(row.startedAt), finishMs: Date.parse(row.finishedAt) });
     own++;
   }
   const backfills = new Map<string, number>();
@@ -62,6 +71,7 @@ export function nodeHistory(node: PlanNode, rows: readonly LedgerRow[], assumeMs
     timing: { meanMs: mean(published.map((r) => r.durationMs)), byIndex },
     rowsPerPartition: counts.length > 0 ? mean(counts) : null,
     rowCounts,
+    runs,
     source: {
       kind: 'history',
       ledgerRows: published.length,
@@ -109,6 +119,8 @@ export type EstimateOptions = {
   /** Partitions that --only-changed keeps (they do not run). */
   skip?: Record<string, RangesJSON>;
   overhead?: OverheadModel;
+  /** Calibrate the orchestration costs on the history's largest backfill (default true). */
+  calibrate?: boolean;
 };
 
 /** The ledger of a warehouse, or none when a SQLite file is not there (opening it would create it). */
@@ -130,13 +142,49 @@ export async function histories(plan: Plan, warehouse: Pick<Warehouse, 'publishe
   return out;
 }
 
+/** Fewer partitions than this in the history's largest backfill: too few to calibrate on. */
+export const MIN_CALIBRATION_PARTITIONS = 10;
+
+export type Calibration = OverheadFit & { backfillId: string; partitions: number; spanMs: number };
+
+/**
+ * Calibrates the orchestration costs on the earlier backfill that published most of the
+ * plan's partitions: the plan, narrowed to what that backfill ran (the rest counts as done),
+ * is simulated with its partitions' own durations and must take as long as it did, from its
+ * first partition's start to its last one's finish. Null when no backfill ran enough of them.
+ */
+export function calibrate(plan: Plan, history: ReadonlyMap<string, NodeHistory>, input: Omit<SimulationInput, 'plan' | 'timings' | 'skip' | 'from'>): Calibration | null {
+  const counts = new Map<string, number>();
+  for (const h of history.values()) for (const r of h.runs ?? []) counts.set(r.backfillId, (counts.get(r.backfillId) ?? 0) + 1);
+  const [backfillId, partitions] = [...counts].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]))[0] ?? ['', 0];
+  if (partitions < MIN_CALIBRATION_PARTITIONS) return null;
+  const skip: Record<string, RangesJSON> = {};
+  let first = Infinity;
+  let last = -Infinity;
+  for (const node of plan.nodes) {
+    const ran = new RangeSet();
+    for (const r of history.get(node.id)?.runs ?? []) {
+      if (r.backfillId !== backfillId) continue;
+      ran.add(r.index);
+      first = Math.min(first, r.startMs);
+      last = Math.max(last, r.finishMs);
+    }
+    skip[node.id] = RangeSet.of([0, node.partitions.size]).deleteAll(ran).toJSON();
+  }
+  const timings = new Map([...history].map(([id, h]) => [id, h.timing]));
+  const fit = fitOverhead({ ...input, plan, timings, skip }, last - first);
+  return fit && { ...fit, backfillId, partitions, spanMs: last - first };
+}
+
 /** The estimate as `plan --estimate` reports it: pure, from the histories. */
 export function estimateReport(plan: Plan, history: ReadonlyMap<string, NodeHistory>, options: EstimateOptions & { warehouse: string; warehouseFound: boolean }) {
   const slots = options.workerSlots ?? DEFAULT_WORKER_SLOTS;
   const queues: Record<string, QueueCap> = {};
   for (const node of plan.nodes) queues[node.spec.taskQueue] = { ratePerSecond: null, slots };
   Object.assign(queues, options.queueCaps ?? {});
-  const overhead = options.overhead ?? DEFAULT_OVERHEAD;
+  const base = options.overhead ?? DEFAULT_OVERHEAD;
+  const calibration = options.calibrate === false ? null : calibrate(plan, history, { limits: options.limits, overhead: base, queues });
+  const overhead = calibration ? scaleOverhead(base, calibration.factor) : base;
   const forecast: Forecast = simulate({
     plan,
     limits: options.limits,
@@ -172,12 +220,17 @@ export function estimateReport(plan: Plan, history: ReadonlyMap<string, NodeHist
     limits: options.limits,
     queues,
     assumed: nodes.filter((n) => n.source.kind === 'assumed').map((n) => n.id),
-    overhead,
+    calibration,
+    overhead: roundOverhead(overhead),
     nodes,
   };
 }
 
 export type EstimateReport = ReturnType<typeof estimateReport>;
+
+function roundOverhead(overhead: OverheadModel): OverheadModel {
+  return Object.fromEntries(Object.entries(overhead).map(([k, v]) => [k, Math.round(v * 100) / 100])) as OverheadModel;
+}
 
 /** The indices of a node's partitions that run: all of them but those --only-changed keeps. */
 function ranIndices(node: PlanNode, skip: RangesJSON | undefined): number[] {

@@ -23,6 +23,10 @@ export function renderEstimate(estimate: EstimateReport): string {
   const history = estimate.warehouseFound ? `the ledger of ${estimate.warehouse}` : `no ledger (no warehouse at ${estimate.warehouse})`;
   const rows = estimate.rows === null ? 'rows written unknown (no history for some nodes)' : `about ${number(estimate.rows)} rows written`;
   const o = estimate.overhead;
+  const c = estimate.calibration;
+  const calibration = c
+    ? `calibrated on ${c.backfillId}: its ${number(c.partitions)} partitions ran in ${formatDuration(c.spanMs)} from the first start to the last finish, which the model takes with its costs ×${c.factor}${c.clamped ? ' (the most it scales: the history is far off the model)' : ''}`
+    : 'not calibrated (no earlier backfill ran 10 or more of these partitions): the defaults of docs/estimate.md';
   return [
     `${pc.bold('estimate')}: about ${pc.bold(formatDuration(estimate.wallMs))} from start to end · ${number(estimate.runs)} partitions in ${number(estimate.activities)} activities · ${rows}`,
     table.toString(),
@@ -32,6 +36,7 @@ export function renderEstimate(estimate: EstimateReport): string {
     `limits: rate ${estimate.limits.rate === null ? 'per node' : `${estimate.limits.rate}/s`} · concurrency ${estimate.limits.concurrency ?? 'per node'} · task queues ${Object.entries(estimate.queues)
       .map(([name, cap]) => `${name} (${cap.ratePerSecond === null ? 'no rate cap' : `${cap.ratePerSecond}/s`}, ${cap.slots ?? '∞'} worker slots)`)
       .join(', ')}`,
-    `orchestration (docs/estimate.md): start ${formatDuration(o.startMs)}, ${o.activityMs}ms per activity, ${o.hopMs}ms per signal, reports every ${formatDuration(o.reportIntervalMs)}, ${o.activityCostMs}ms + ${o.partitionCostMs}ms per partition of server and worker work, end ${formatDuration(o.endMs)}; no failures or retries`,
+    `orchestration ${calibration}:`,
+    `  start ${formatDuration(o.startMs)}, ${o.activityMs}ms per activity, ${o.hopMs}ms per signal, reports every ${formatDuration(o.reportIntervalMs)}, ${o.activityCostMs}ms + ${o.partitionCostMs}ms per partition of server and worker work, end ${formatDuration(o.endMs)}; no failures or retries`,
   ].join('\n');
 }

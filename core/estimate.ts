@@ -50,13 +50,13 @@ export type OverheadModel = {
  * users of the machine (docs/estimate.md has the runs and the fit).
  */
 export const DEFAULT_OVERHEAD: OverheadModel = {
-  startMs: 1500,
-  activityMs: 40,
-  hopMs: 40,
+  startMs: 1000,
+  activityMs: 160,
+  hopMs: 80,
   reportIntervalMs: DEFAULT_TUNING.reportIntervalMs,
-  activityCostMs: 5,
-  partitionCostMs: 0.6,
-  endMs: 300,
+  activityCostMs: 40,
+  partitionCostMs: 2.6,
+  endMs: 200,
 };
 
 /** How long each partition of a node takes (its transform, checks and publish, as the ledger's duration_ms measures). */
@@ -248,6 +248,9 @@ type NodeRun = {
   /** Ready partitions the node workflow holds. */
   ready: RangeSet;
   inFlight: number;
+  /** Partitions in flight, and as many as the last report said: a change is news the node reports. */
+  running: number;
+  reportedRunning: number;
   bucket: TokenBucket;
   countedAt: number;
   wakePending: boolean;
@@ -306,6 +309,8 @@ class Simulation {
         share: { rate: own.rate, concurrency: own.concurrency },
         ready: new RangeSet(),
         inFlight: 0,
+        running: 0,
+        reportedRunning: 0,
         bucket: new TokenBucket(null, 1),
         countedAt: 0,
         wakePending: false,
@@ -424,6 +429,8 @@ class Simulation {
     const end = start + this.overhead.activityMs + work;
     queue.slots?.hold(end);
     node.inFlight++;
+    node.running += indices.length;
+    this.scheduleReport(node, now);
     node.forecast.activities++;
     node.forecast.firstStartMs = Math.min(node.forecast.firstStartMs ?? Infinity, start);
     this.anyRan = true;
@@ -432,6 +439,7 @@ class Simulation {
 
   private complete(node: NodeRun, indices: number[], now: number): void {
     node.inFlight--;
+    node.running -= indices.length;
     node.forecast.runs += indices.length;
     node.forecast.finishMs = Math.max(node.forecast.finishMs ?? 0, now);
     for (const i of indices) node.unreported.add(i);
@@ -439,15 +447,25 @@ class Simulation {
     this.dispatch(node, now);
   }
 
-  /** The node's reporter: a report leaves as news comes, but at most once per report interval. */
+  /**
+   * The node's reporter: a report leaves as news comes, but at most once per report interval.
+   * News is what completed, and a change in how many partitions run: the report that says a
+   * node's first partitions started holds back the one that says they finished.
+   */
   private scheduleReport(node: NodeRun, now: number): void {
-    if (node.reportPending) return;
+    if (node.reportPending || !this.hasNews(node)) return;
     node.reportPending = true;
     this.events.push(Math.max(now, node.nextReportAt), { kind: 'report', node: this.index.get(node.plan.id)! });
   }
 
+  private hasNews(node: NodeRun): boolean {
+    return !node.unreported.isEmpty || node.running !== node.reportedRunning;
+  }
+
   private report(node: NodeRun, now: number): void {
     node.reportPending = false;
+    if (!this.hasNews(node)) return;
+    node.reportedRunning = node.running;
     const done = node.unreported;
     node.unreported = new RangeSet();
     const arrives = now + this.overhead.hopMs;
@@ -502,4 +520,58 @@ class Simulation {
     }
     return changed;
   }
+}
+
+/** The overhead model with every orchestration cost multiplied by `factor` (the report interval is a setting, not a cost). */
+export function scaleOverhead(overhead: OverheadModel, factor: number): OverheadModel {
+  return {
+    startMs: overhead.startMs * factor,
+    activityMs: overhead.activityMs * factor,
+    hopMs: overhead.hopMs * factor,
+    reportIntervalMs: overhead.reportIntervalMs,
+    activityCostMs: overhead.activityCostMs * factor,
+    partitionCostMs: overhead.partitionCostMs * factor,
+    endMs: overhead.endMs * factor,
+  };
+}
+
+/** From the first partition's start to the last one's finish. */
+export function spanOf(forecast: Forecast): number | null {
+  const starts = forecast.nodes.map((n) => n.firstStartMs).filter((v): v is number => v !== null);
+  const ends = forecast.nodes.map((n) => n.finishMs).filter((v): v is number => v !== null);
+  return starts.length === 0 ? null : Math.max(...ends) - Math.min(...starts);
+}
+
+/** How far `fitOverhead` scales the model at most, either way. */
+export const MAX_OVERHEAD_FACTOR = 16;
+
+export type OverheadFit = { factor: number; modelSpanMs: number; fittedSpanMs: number; clamped: boolean };
+
+/**
+ * The factor on the orchestration costs under which the simulation of an earlier run (its
+ * plan, its partitions' own durations) takes as long, from its first partition's start to its
+ * last one's finish, as that run did (`spanMs`): what orchestration cost on the machines and
+ * the load of then. A search on the factor's logarithm, within MAX_OVERHEAD_FACTOR.
+ */
+export function fitOverhead(run: SimulationInput, spanMs: number, iterations = 8): OverheadFit | null {
+  const base = run.overhead ?? DEFAULT_OVERHEAD;
+  const span = (factor: number) => spanOf(simulate({ ...run, overhead: scaleOverhead(base, factor) }));
+  const modelSpanMs = span(1);
+  if (modelSpanMs === null || modelSpanMs <= 0 || spanMs <= 0) return null;
+  let lo = -Math.log2(MAX_OVERHEAD_FACTOR);
+  let hi = Math.log2(MAX_OVERHEAD_FACTOR);
+  if (span(2 ** hi)! < spanMs) return { factor: MAX_OVERHEAD_FACTOR, modelSpanMs, fittedSpanMs: span(MAX_OVERHEAD_FACTOR)!, clamped: true };
+  if (span(2 ** lo)! > spanMs) return { factor: 1 / MAX_OVERHEAD_FACTOR, modelSpanMs, fittedSpanMs: span(1 / MAX_OVERHEAD_FACTOR)!, clamped: true };
+  // The span grows with the factor: bisect, starting from where the model stands.
+  let at = modelSpanMs < spanMs ? (lo = 0) : (hi = 0);
+  let best = { factor: 1, fittedSpanMs: modelSpanMs };
+  for (let i = 0; i < iterations; i++) {
+    at = (lo + hi) / 2;
+    const s = span(2 ** at)!;
+    if (Math.abs(s - spanMs) < Math.abs(best.fittedSpanMs - spanMs)) best = { factor: 2 ** at, fittedSpanMs: s };
+    if (Math.abs(s - spanMs) <= spanMs * 0.01) break;
+    if (s < spanMs) lo = at;
+    else hi = at;
+  }
+  return { factor: Math.round(best.factor * 1000) / 1000, modelSpanMs, fittedSpanMs: best.fittedSpanMs, clamped: false };
 }
