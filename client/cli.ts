@@ -32,6 +32,8 @@ import { runDemo } from './demo.ts';
 import { DEFAULT_WORKER_SLOTS, estimateOptions, estimatePlan, type EstimateFlags } from './estimate.ts';
 import { renderEstimate } from './render-estimate.ts';
 import { explainPlan } from '../core/explain.ts';
+import { summaryGraph } from './graph/model.ts';
+import { drawGraph, graphFormat, type GraphFormat } from './graph/render.ts';
 import { explainDocument, renderExplain } from './render-explain.ts';
 import { scaffold, type InitResult } from './init.ts';
 import { packageJson } from '../scripts/package.ts';
@@ -291,13 +293,15 @@ export function buildProgram(): Command {
     .option('--queue-cap <queue=per-second...>', "with --estimate: a task queue's server-enforced activities per second (as the workers' --task-queue name=N)")
     .option('--worker-slots <n>', `with --estimate: activity slots of the workers per task queue (default ${DEFAULT_WORKER_SLOTS}, one worker)`, positiveInteger('--worker-slots'))
     .option('--assume <duration>', 'with --estimate: how long a partition of a node without history takes (default: nothing beyond orchestration)', (v: string) => parseDurationFlag('--assume', v, { minMs: 0 }))
+    .option('--format <format>', 'draw the graph of datasets instead: svg, dot (Graphviz) or mermaid', graphFormat)
     .option('--json', 'machine-readable output')
-    .action(async (file: string, options: Json & OnlyChanged & EstimateFlags & { from?: string; to?: string; explain?: boolean }) => {
+    .action(async (file: string, options: Json & OnlyChanged & EstimateFlags & { from?: string; to?: string; explain?: boolean; format?: GraphFormat }) => {
       checkOnlyChanged(options);
       const { spec } = await loadSpecFile(file);
       const range = parseRange(options.from, options.to);
       const plan = expandPlan(spec, range);
       const summary = planSummary(plan);
+      if (options.format) return void process.stdout.write(await drawGraph(summaryGraph(summary), options.format));
       const changes = options.onlyChanged ? await onlyChanged(plan, options) : undefined;
       const estimate = options.estimate ? await estimatePlan(plan, estimateOptions(spec, options, changes?.skip)) : undefined;
       const explanation = options.explain ? explainPlan(plan, range, changes?.changes.decisions) : undefined;
