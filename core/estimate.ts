@@ -74,8 +74,8 @@ export type SimulationInput = {
   plan: Plan;
   /** Backfill-wide limits. */
   limits: Limits;
-  /** Per-node overrides of their own limits (`set-rate --node`). */
-  overrides?: Readonly<Record<string, Partial<NodeLimits>>>;
+  /** Per-node overrides of their own limits (`set-rate --node`; a null concurrency keeps the spec's, as the coordinator reads it). */
+  overrides?: Readonly<Record<string, Partial<Limits>>>;
   timings: ReadonlyMap<string, NodeTiming>;
   overhead?: OverheadModel;
   /** Caps by task queue name; a queue not named has none. */
