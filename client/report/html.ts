@@ -63,19 +63,19 @@ export async function renderHtml(report: Report): Promise<string> {
 ${facts}
 </dl>
 
-<h2>Graph</h2>
-<p class="sub">The datasets and how each depends on the others (the arrows name the mappings), coloured by how their partitions ended.</p>
-<div class="graph" id="graph">
-${graphSvg}
-</div>
-<p class="legend">${key}</p>
-
 <h2>Timeline</h2>
 <p class="sub">One lane per node; each bar a partition from its start to its finish${escapeHtml(detail)}. Grey: paused. Orange: throttled by the downstream system.</p>
 <div class="timeline" id="timeline">
 ${svg}
 </div>
 ${table(spansTable(report), 'spans')}
+
+<h2>Graph</h2>
+<p class="sub">The datasets and how each depends on the others (the arrows name the mappings), coloured by how their partitions ended.</p>
+<div class="graph" id="graph">
+${graphSvg}
+</div>
+<p class="legend">${key}</p>
 
 <h2>Nodes</h2>
 ${table(nodesTable(report), 'nodes')}

@@ -124,7 +124,7 @@ describe('report as HTML', () => {
 
   it('has every section, with figures formatted and text escaped', async () => {
     const html = await renderReport(sample(), 'html');
-    for (const heading of ['Graph', 'Timeline', 'Nodes', 'What changed against the previous versions', 'Failures and checks', 'Plan', 'Spec and parameters', 'Notes']) {
+    for (const heading of ['Timeline', 'Graph', 'Nodes', 'What changed against the previous versions', 'Failures and checks', 'Plan', 'Spec and parameters', 'Notes']) {
       expect(html).toContain(`<h2>${heading}</h2>`);
     }
     expect(html).toContain('class="state-completed_with_failures"');
