@@ -33,7 +33,7 @@ import { DEFAULT_WORKER_SLOTS, estimateOptions, estimatePlan, type EstimateFlags
 import { renderEstimate } from './render-estimate.ts';
 import { explainPlan } from '../core/explain.ts';
 import { summaryGraph } from './graph/model.ts';
-import { drawGraph, graphFormat, type GraphFormat } from './graph/render.ts';
+import { checkPictureFlags, drawGraph, graphFormat, type GraphFormat } from './graph/render.ts';
 import { explainDocument, renderExplain } from './render-explain.ts';
 import { scaffold, type InitResult } from './init.ts';
 import { packageJson } from '../scripts/package.ts';
@@ -297,6 +297,7 @@ export function buildProgram(): Command {
     .option('--json', 'machine-readable output')
     .action(async (file: string, options: Json & OnlyChanged & EstimateFlags & { from?: string; to?: string; explain?: boolean; format?: GraphFormat }) => {
       checkOnlyChanged(options);
+      checkPictureFlags(options);
       const { spec } = await loadSpecFile(file);
       const range = parseRange(options.from, options.to);
       const plan = expandPlan(spec, range);
@@ -330,6 +331,7 @@ export function buildProgram(): Command {
     .option('--json', 'machine-readable output')
     .action(async (file: string, options: Json & OnlyChanged & { id?: string; from?: string; to?: string; rate?: number | null; concurrency?: number | null; rerun?: boolean; attach?: boolean; watch?: boolean; waitForDatasets?: string | true }, command: Command) => {
       checkOnlyChanged(options);
+      checkPictureFlags(options);
       const { spec } = await loadSpecFile(file);
       const range = parseRange(options.from, options.to);
       const wait = options.waitForDatasets === undefined ? undefined : waitTimeout(options.waitForDatasets);

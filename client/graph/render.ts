@@ -19,3 +19,12 @@ export async function drawGraph(graph: PlanGraph, format: GraphFormat): Promise<
   if (format === 'mermaid') return toMermaid(graph);
   return `${await toSvg(graph)}\n`;
 }
+
+/** `plan --format` prints a picture only: the flags that print something else would be ignored, so they are refused. */
+export function checkPictureFlags(flags: { format?: GraphFormat; json?: boolean; estimate?: boolean; explain?: boolean; onlyChanged?: boolean }): void {
+  if (!flags.format) return;
+  const others = (['json', 'estimate', 'explain', 'onlyChanged'] as const).filter((f) => flags[f]).map((f) => (f === 'onlyChanged' ? '--only-changed' : `--${f}`));
+  if (others.length > 0) {
+    throw new BackfillError('invalid_argument', `--format ${flags.format} prints a picture of the graph only: leave out ${others.join(' and ')}, or --format to print the plan`, 'format');
+  }
+}

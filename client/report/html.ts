@@ -74,8 +74,8 @@ ${table(spansTable(report), 'spans')}
 <p class="sub">The datasets and how each depends on the others (the arrows name the mappings), coloured by how their partitions ended.</p>
 <div class="graph" id="graph">
 ${graphSvg}
-</div>
 <p class="legend">${key}</p>
+</div>
 
 <h2>Nodes</h2>
 ${table(nodesTable(report), 'nodes')}

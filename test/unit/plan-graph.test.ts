@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { toDot } from '../../client/graph/dot.ts';
 import { toMermaid } from '../../client/graph/mermaid.ts';
 import { outcomeOf, planGraph, summaryGraph, type PlanGraph } from '../../client/graph/model.ts';
-import { drawGraph, graphFormat } from '../../client/graph/render.ts';
+import { checkPictureFlags, drawGraph, graphFormat } from '../../client/graph/render.ts';
 import { toSvg } from '../../client/graph/svg.ts';
 import { loadSpecFile } from '../../client/spec-file.ts';
 import { expandPlan, planSummary } from '../../core/plan.ts';
@@ -109,5 +109,11 @@ describe('plan --format', () => {
     const graph = await shop();
     expect(await drawGraph(graph, 'dot')).toBe(toDot(graph));
     expect((await drawGraph(graph, 'svg')).trimEnd().endsWith('</svg>')).toBe(true);
+  });
+
+  it('prints the picture only: flags that print something else are refused', () => {
+    expect(() => checkPictureFlags({ format: 'svg' })).not.toThrow();
+    expect(() => checkPictureFlags({ json: true, estimate: true })).not.toThrow();
+    expect(() => checkPictureFlags({ format: 'dot', json: true, onlyChanged: true })).toThrow(/--format dot prints a picture of the graph only: leave out --json and --only-changed/);
   });
 });
