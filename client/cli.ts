@@ -29,7 +29,7 @@ import { gatherReport } from './report/gather.ts';
 import { formatOfPath, renderReport, reportFormat } from './report/render.ts';
 import { PROJECT_SPEC, loadSpecFile, projectSpec, specTransformModules } from './spec-file.ts';
 import { runDemo } from './demo.ts';
-import { DEFAULT_WORKER_SLOTS, estimateOptions, estimatePlan, type EstimateFlags } from './estimate.ts';
+import { DEFAULT_WORKER_SLOTS, checkEstimateFlags, estimateOptions, estimatePlan, type EstimateFlags } from './estimate.ts';
 import { renderEstimate } from './render-estimate.ts';
 import { explainPlan } from '../core/explain.ts';
 import { summaryGraph } from './graph/model.ts';
@@ -298,6 +298,7 @@ export function buildProgram(): Command {
     .action(async (file: string, options: Json & OnlyChanged & EstimateFlags & { from?: string; to?: string; explain?: boolean; format?: GraphFormat }) => {
       checkOnlyChanged(options);
       checkPictureFlags(options);
+      checkEstimateFlags(options);
       const { spec } = await loadSpecFile(file);
       const range = parseRange(options.from, options.to);
       const plan = expandPlan(spec, range);
@@ -332,6 +333,7 @@ export function buildProgram(): Command {
     .action(async (file: string, options: Json & OnlyChanged & { id?: string; from?: string; to?: string; rate?: number | null; concurrency?: number | null; rerun?: boolean; attach?: boolean; watch?: boolean; waitForDatasets?: string | true }, command: Command) => {
       checkOnlyChanged(options);
       checkPictureFlags(options);
+      checkEstimateFlags(options);
       const { spec } = await loadSpecFile(file);
       const range = parseRange(options.from, options.to);
       const wait = options.waitForDatasets === undefined ? undefined : waitTimeout(options.waitForDatasets);

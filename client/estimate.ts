@@ -259,13 +259,18 @@ export type EstimateFlags = {
   assume?: number;
 };
 
-/** The estimate's options from `plan`'s flags; its own flags without --estimate would be ignored without a word, so they are refused. */
-export function estimateOptions(spec: ResolvedSpec, flags: EstimateFlags, skip?: Record<string, RangesJSON>): EstimateOptions {
+/** The estimate's own flags without --estimate would be ignored without a word: they are refused. */
+export function checkEstimateFlags(flags: EstimateFlags): void {
   const given = (['rate', 'concurrency', 'queueCap', 'workerSlots', 'assume'] as const).filter((k) => flags[k] !== undefined);
   if (!flags.estimate && given.length > 0) {
     const names = given.map((k) => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`);
     throw new BackfillError('invalid_argument', `${names.join(' and ')} only ${names.length > 1 ? 'matter' : 'matters'} with --estimate: add --estimate, or leave ${names.length > 1 ? 'them' : 'it'} out`, 'estimate');
   }
+}
+
+/** The estimate's options from `plan`'s flags. */
+export function estimateOptions(spec: ResolvedSpec, flags: EstimateFlags, skip?: Record<string, RangesJSON>): EstimateOptions {
+  checkEstimateFlags(flags);
   const workerSlots = flags.workerSlots ?? DEFAULT_WORKER_SLOTS;
   return {
     ...(flags.warehouse !== undefined ? { warehouse: flags.warehouse } : {}),

@@ -562,11 +562,12 @@ export function fitOverhead(run: SimulationInput, spanMs: number, iterations = 8
   let hi = Math.log2(MAX_OVERHEAD_FACTOR);
   if (span(2 ** hi)! < spanMs) return { factor: MAX_OVERHEAD_FACTOR, modelSpanMs, fittedSpanMs: span(MAX_OVERHEAD_FACTOR)!, clamped: true };
   if (span(2 ** lo)! > spanMs) return { factor: 1 / MAX_OVERHEAD_FACTOR, modelSpanMs, fittedSpanMs: span(1 / MAX_OVERHEAD_FACTOR)!, clamped: true };
-  // The span grows with the factor: bisect, starting from where the model stands.
-  let at = modelSpanMs < spanMs ? (lo = 0) : (hi = 0);
+  // The span grows with the factor: bisect, from where the model stands (factor 1) on.
+  if (modelSpanMs < spanMs) lo = 0;
+  else hi = 0;
   let best = { factor: 1, fittedSpanMs: modelSpanMs };
   for (let i = 0; i < iterations; i++) {
-    at = (lo + hi) / 2;
+    const at = (lo + hi) / 2;
     const s = span(2 ** at)!;
     if (Math.abs(s - spanMs) < Math.abs(best.fittedSpanMs - spanMs)) best = { factor: 2 ** at, fittedSpanMs: s };
     if (Math.abs(s - spanMs) <= spanMs * 0.01) break;

@@ -1,6 +1,6 @@
 /** The simulation behind `plan --estimate` and `status`'s ETA: each rule the workflows follow, with figures worked out by hand. */
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_OVERHEAD, simulate, type NodeTiming, type OverheadModel, type SimulationInput } from '../../core/estimate.ts';
+import { DEFAULT_OVERHEAD, MAX_OVERHEAD_FACTOR, fitOverhead, scaleOverhead, simulate, spanOf, type NodeTiming, type OverheadModel, type SimulationInput } from '../../core/estimate.ts';
 import { expandPlan } from '../../core/plan.ts';
 import { RangeSet } from '../../core/ranges.ts';
 import { resolveSpec, type SpecInput } from '../../core/spec.ts';
@@ -182,5 +182,39 @@ describe('the simulation', () => {
     expect(forecast.runs).toBe(plan.totalPartitions);
     expect(plan.totalPartitions).toBeGreaterThan(6000);
     expect(forecast.nodes[2]!.finishMs).toBeLessThan(forecast.wallMs);
+  });
+});
+
+describe('calibrating the orchestration costs on an earlier run', () => {
+  const plan = expandPlan(spec([node('a', { concurrency: 2 }), node('b', { dependsOn: ['a'] })], {}, 20));
+  const timings = new Map([['a', { meanMs: 100 }], ['b', { meanMs: 10 }]]);
+  const base = { plan, limits: { rate: null, concurrency: null }, timings, overhead: DEFAULT_OVERHEAD };
+
+  it('scales every cost but the report interval, which is a setting', () => {
+    expect(scaleOverhead(DEFAULT_OVERHEAD, 2)).toEqual({
+      ...Object.fromEntries(Object.entries(DEFAULT_OVERHEAD).map(([k, v]) => [k, v * 2])),
+      reportIntervalMs: DEFAULT_OVERHEAD.reportIntervalMs,
+    });
+  });
+
+  it('finds the factor under which the simulation takes as long as the run did', () => {
+    const doubled = spanOf(simulate({ ...base, overhead: scaleOverhead(DEFAULT_OVERHEAD, 2) }))!;
+    const fit = fitOverhead(base, doubled, 12)!;
+    expect(fit.clamped).toBe(false);
+    expect(fit.factor).toBeGreaterThan(1.9);
+    expect(fit.factor).toBeLessThan(2.1);
+    expect(Math.abs(fit.fittedSpanMs - doubled)).toBeLessThanOrEqual(doubled * 0.01);
+    expect(fit.modelSpanMs).toBe(spanOf(simulate(base)));
+  });
+
+  it('stops at ×16 either way, and says so', () => {
+    expect(fitOverhead(base, 10_000_000)).toMatchObject({ factor: MAX_OVERHEAD_FACTOR, clamped: true });
+    expect(fitOverhead(base, 1)).toMatchObject({ factor: 1 / MAX_OVERHEAD_FACTOR, clamped: true });
+  });
+
+  it('has nothing to fit when nothing ran', () => {
+    const skip = { a: RangeSet.of([0, 20]).toJSON(), b: RangeSet.of([0, 20]).toJSON() };
+    expect(fitOverhead({ ...base, skip }, 1000)).toBeNull();
+    expect(spanOf(simulate({ ...base, skip }))).toBeNull();
   });
 });
