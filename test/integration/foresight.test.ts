@@ -21,6 +21,7 @@ describe('plan --explain, --estimate and status ETA against real runs', () => {
   let client: BackfillClient;
   let dir: string;
   const queue = uniqueQueue('foresight');
+  const env = { BACKFILL_TASK_QUEUE: queue };
 
   beforeAll(async () => {
     dir = scratch('foresight');
@@ -35,7 +36,7 @@ describe('plan --explain, --estimate and status ETA against real runs', () => {
   const warehouse = () => ['--warehouse', join(dir, 'warehouse.db')];
   const executed = async (backfillId: string) => (await worker.warehouse.ledger({ backfillId })).filter((r) => r.status === 'published').length;
   async function startAndWait(spec: string, id: string, extra: string[] = []): Promise<void> {
-    const started = await runCli<Started>(['start', spec, '--id', id, ...RANGE, ...extra, '--json']);
+    const started = await runCli<Started>(['start', spec, '--id', id, ...RANGE, ...extra, '--json'], env);
     expect(started.code, started.stderr).toBe(0);
     expect((await client.wait(id, 180_000)).state).toBe('completed');
   }
@@ -88,12 +89,12 @@ describe('plan --explain, --estimate and status ETA against real runs', () => {
     }
     // Written nothing: the ledger holds the two runs' rows only.
     expect((await worker.warehouse.ledger({})).length).toBe(explain.totalToRun + again.totalToRun);
-  });
+  }, 600_000);
 
   it("gives a running backfill's ETA from the estimate's model, and none to a node that is done", async () => {
     const spec = exampleSpec(dir, queue, (yaml) => yaml.replace('concurrency: 8', 'concurrency: 1\n  rate: 4'));
     const id = `foresight-eta-${Date.now()}`;
-    const started = await runCli<Started>(['start', spec, '--id', id, '--from', '2024-02-01', '--to', '2024-02-15', '--json']);
+    const started = await runCli<Started>(['start', spec, '--id', id, '--from', '2024-02-01', '--to', '2024-02-15', '--json'], env);
     expect(started.code, started.stderr).toBe(0);
     const status = await waitFor(
       'a status with an ETA',
@@ -107,7 +108,7 @@ describe('plan --explain, --estimate and status ETA against real runs', () => {
     expect(status.etaSeconds).toBeGreaterThan(0);
     // The last node cannot end before the backfill does.
     for (const node of status.nodes) expect(node.etaSeconds ?? 0).toBeLessThanOrEqual(status.etaSeconds! + 0.05);
-    const json = await runCli<Status>(['status', id, '--json']);
+    const json = await runCli<Status>(['status', id, '--json'], env);
     expect(json.code, json.stderr).toBe(0);
     expect(json.json!.state === 'completed' || typeof json.json!.etaSeconds === 'number').toBe(true);
     await client.cancel(id);

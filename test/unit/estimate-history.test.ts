@@ -1,6 +1,9 @@
 /** `plan --estimate`'s inputs: durations and rows from ledger rows, what it assumes without them, the calibration, the flags. */
 import { describe, expect, it } from 'vitest';
-import { calibrate, estimateOptions, estimateReport, nodeHistory, parseQueueCaps, type NodeHistory } from '../../client/estimate.ts';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { calibrate, estimateOptions, estimatePlan, estimateReport, nodeHistory, parseQueueCaps, type NodeHistory } from '../../client/estimate.ts';
 import { renderEstimate } from '../../client/render-estimate.ts';
 import type { LedgerRow } from '../../activities/warehouse/types.ts';
 import { DEFAULT_OVERHEAD } from '../../core/estimate.ts';
@@ -148,5 +151,19 @@ describe('the flags of plan --estimate', () => {
 
   it('are refused without --estimate, which they would mean nothing without', () => {
     expect(() => estimateOptions(spec, { rate: 5, assume: 100 })).toThrow(/--rate and --assume only matter with --estimate: add --estimate, or leave them out/);
+  });
+});
+
+describe('estimatePlan', () => {
+  it('creates no warehouse where there is none: it estimates without history', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'backfill-estimate-'));
+    try {
+      const path = join(dir, 'warehouse.db');
+      const report = await estimatePlan(plan, { ...estimateOptions(spec, { estimate: true }), warehouse: path });
+      expect(report).toMatchObject({ warehouse: path, warehouseFound: false, calibration: null, assumed: ['raw', 'clean', 'nap'] });
+      expect(existsSync(path)).toBe(false);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
