@@ -12,7 +12,9 @@ function sourceText(source: TimingSource): string {
   if (source.kind === 'assumed') return source.why;
   const backfills = source.backfills.slice(0, 3).map((b) => `${b.backfillId} (${number(b.rows)})`).join(', ');
   const more = source.backfills.length > 3 ? ` and ${source.backfills.length - 3} more` : '';
-  return `${number(source.ledgerRows)} ledger rows (${number(source.ownDurations)} of this plan's partitions) from ${backfills}${more}`;
+  const day = (iso: string) => iso.slice(0, 10);
+  const when = day(source.from) === day(source.to) ? day(source.from) : `${day(source.from)} to ${day(source.to)}`;
+  return `${number(source.ledgerRows)} ledger rows (${number(source.ownDurations)} of this plan's partitions) from ${backfills}${more}, finished ${when}`;
 }
 
 export function renderEstimate(estimate: EstimateReport): string {

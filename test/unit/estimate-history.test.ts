@@ -120,7 +120,7 @@ describe('estimateReport', () => {
     expect(clean!.finishMs!).toBeLessThan(nap!.finishMs!);
     expect(nap!.finishMs!).toBeLessThan(report.wallMs);
     const text = renderEstimate(report);
-    expect(text).toContain('20 ledger rows (20 of this plan\'s partitions) from b1 (20)');
+    expect(text).toContain('20 ledger rows (20 of this plan\'s partitions) from b1 (20), finished 2026-01-01');
     expect(text).toContain('no history for nap');
     expect(text).toContain('calibrated on b1');
   });
