@@ -332,8 +332,6 @@ export function buildProgram(): Command {
     .option('--json', 'machine-readable output')
     .action(async (file: string, options: Json & OnlyChanged & { id?: string; from?: string; to?: string; rate?: number | null; concurrency?: number | null; rerun?: boolean; attach?: boolean; watch?: boolean; waitForDatasets?: string | true }, command: Command) => {
       checkOnlyChanged(options);
-      checkPictureFlags(options);
-      checkEstimateFlags(options);
       const { spec } = await loadSpecFile(file);
       const range = parseRange(options.from, options.to);
       const wait = options.waitForDatasets === undefined ? undefined : waitTimeout(options.waitForDatasets);

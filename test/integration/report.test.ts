@@ -67,7 +67,7 @@ describe('backfill report', () => {
     const spec = exampleSpec(dir, queue, (yaml) => yaml.replace('ordersPerDay: 200', 'ordersPerDay: 240'));
     const id = `report-${Date.now()}`;
     const started = await runCli<Started>(['start', spec, '--id', id, '--from', '2024-01-01', '--to', '2024-01-11', '--rate', '6', '--json'], env);
-    expect(started.code, started.stderr).toBe(0);
+    expect(started.code, started.stderr + started.stdout).toBe(0);
     await waitFor('a third of the partitions', async () => (await worker.warehouse.ledger({ backfillId: id })).length >= 14, 120_000);
     expect((await client.pause(id)).paused).toBe(true);
     await waitFor('running partitions to finish', async () => (await inflight(id)) === 0, 60_000);
