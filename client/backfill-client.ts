@@ -15,7 +15,7 @@ import proto from '@temporalio/proto';
 import { backfillDetails, backfillSummary } from '../core/details.ts';
 import { BackfillError } from '../core/errors.ts';
 import { topologicalOrder } from '../core/graph.ts';
-import { expandPlan } from '../core/plan.ts';
+import { expandPlan, type Plan } from '../core/plan.ts';
 import { RangeSet } from '../core/ranges.ts';
 import { rollbackWorkflowId, type RollbackInput, type RollbackSummary, type RollbackTuning } from '../core/rollback.ts';
 import { changedNodes } from '../core/spec-changes.ts';
@@ -40,6 +40,7 @@ import type { backfillWorkflow } from '../workflows/backfill.ts';
 import type { rollbackWorkflow } from '../workflows/rollback.ts';
 import { openConnection, resolveConnection, type ConnectionOverrides, type ConnectionSettings } from './connection.ts';
 import { datasetWriters, datasetsBusy, type DatasetWriter } from './dataset-writers.ts';
+import { LiveEtas, liveEta, withLiveEta, type LiveEta } from './eta.ts';
 import { registerSearchAttributes, rejectedAttribute, requireSearchAttributes, unregisteredAttribute, type SetupResult } from './search-attributes.ts';
 import { pollersOf, queueState, waitingNodes, type QueueState, type Waiting } from './waiting.ts';
 import { startTracing, tracingRequested, type Tracing } from '../workers/tracing.ts';
@@ -128,6 +129,9 @@ export class BackfillClient {
   private searchAttributes: { listed: boolean } | undefined;
   /** Each node's activity task queue, by the run whose input told it. */
   private readonly nodeQueues = new Map<string, ReadonlyMap<string, string>>();
+  /** Plans of the backfills `status` asked about, for their live ETA (a backfill's plan never changes). */
+  private readonly plans = new Map<string, Plan>();
+  private readonly etas = new LiveEtas();
 
   private constructor(
     readonly client: Client,
@@ -253,7 +257,23 @@ export class BackfillClient {
     const description = await this.describe(backfillId);
     const progress = await this.progressOf(backfillId, description);
     if (progress.state !== 'running') return { ...progress, waiting: [] };
-    return { ...progress, waiting: await this.waiting(backfillId, description.runId, progress) };
+    const eta = await this.liveEta(backfillId).catch(() => null);
+    return { ...(eta ? withLiveEta(progress, eta) : progress), waiting: await this.waiting(backfillId, description.runId, progress) };
+  }
+
+  /** The ETA of `plan --estimate`'s model from the backfill's state now and its live figures (client/eta.ts). */
+  private liveEta(backfillId: string): Promise<LiveEta> {
+    return this.etas.get(backfillId, async () => {
+      let plan = this.plans.get(backfillId);
+      if (!plan) {
+        const input = await this.inputOf(backfillId);
+        if (!input) throw new Error(`no input in the history of ${backfillId}`);
+        plan = expandPlan(input.spec, input.range);
+        this.plans.set(backfillId, plan);
+      }
+      const carry = await this.client.withDeadline(Date.now() + QUERY_TIMEOUT_MS, () => this.handle(backfillId).query(carryQuery));
+      return liveEta(plan, carry);
+    });
   }
 
   private async progressOf(backfillId: string, description: WorkflowExecutionDescription): Promise<Progress> {

@@ -23,12 +23,18 @@ import { openWarehouse } from '../activities/warehouse/index.ts';
 import { skipOf } from '../core/only-changed.ts';
 import type { Plan } from '../core/plan.ts';
 import { codeVersion } from '../workers/worker.ts';
-import { changeSummary, changedPartitions, type ChangeSummary } from './only-changed.ts';
+import { changeSummary, changedPartitions, type ChangeSummary, type Changes } from './only-changed.ts';
 import type { DatasetWriter } from './dataset-writers.ts';
 import { gatherReport } from './report/gather.ts';
 import { formatOfPath, renderReport, reportFormat } from './report/render.ts';
 import { PROJECT_SPEC, loadSpecFile, projectSpec, specTransformModules } from './spec-file.ts';
 import { runDemo } from './demo.ts';
+import { DEFAULT_WORKER_SLOTS, checkEstimateFlags, estimateOptions, estimatePlan, type EstimateFlags } from './estimate.ts';
+import { renderEstimate } from './render-estimate.ts';
+import { explainPlan } from '../core/explain.ts';
+import { summaryGraph } from './graph/model.ts';
+import { checkPictureFlags, drawGraph, graphFormat, type GraphFormat } from './graph/render.ts';
+import { explainDocument, renderExplain } from './render-explain.ts';
 import { scaffold, type InitResult } from './init.ts';
 import { packageJson } from '../scripts/package.ts';
 import { announce, logSettings } from '../workers/logging.ts';
@@ -152,8 +158,9 @@ const WAREHOUSE_HELP = 'warehouse: a SQLite file or postgres:// URL (default $BA
 const CODE_VERSION_HELP = "the workers' code version (default $BACKFILL_CODE_VERSION, else backfill@<package version>)";
 
 /** --warehouse and --code-version serve --only-changed: alone, they would be ignored without a word. */
-function checkOnlyChanged(options: OnlyChanged): void {
-  const given = [options.warehouse !== undefined && '--warehouse', options.codeVersion !== undefined && '--code-version'].filter(Boolean);
+function checkOnlyChanged(options: OnlyChanged & { estimate?: boolean }): void {
+  // --estimate reads the warehouse's ledger too.
+  const given = [options.warehouse !== undefined && !options.estimate && '--warehouse', options.codeVersion !== undefined && '--code-version'].filter(Boolean);
   if (!options.onlyChanged && given.length > 0) {
     const what = given.length > 1 ? `${given.join(' and ')} only matter` : `${given[0]} only matters`;
     throw new BackfillError('invalid_argument', `${what} with --only-changed: add --only-changed, or leave ${given.length > 1 ? 'them' : 'it'} out`, 'only-changed');
@@ -161,12 +168,12 @@ function checkOnlyChanged(options: OnlyChanged): void {
 }
 
 /** `--only-changed`: which partitions of the plan run again, from the warehouse's ledger. */
-async function onlyChanged(plan: Plan, options: OnlyChanged): Promise<{ summary: ChangeSummary; skip: ReturnType<typeof skipOf> }> {
+async function onlyChanged(plan: Plan, options: OnlyChanged): Promise<{ summary: ChangeSummary; skip: ReturnType<typeof skipOf>; changes: Changes }> {
   const warehouse = openWarehouse(options.warehouse, { inline: true });
   try {
     const version = options.codeVersion ?? codeVersion();
     const changes = await changedPartitions(plan, warehouse, version);
-    return { summary: changeSummary(plan, changes, { warehouse: warehouse.location, codeVersion: version }), skip: skipOf(changes.decisions) };
+    return { summary: changeSummary(plan, changes, { warehouse: warehouse.location, codeVersion: version }), skip: skipOf(changes.decisions), changes };
   } finally {
     await warehouse.close();
   }
@@ -279,15 +286,31 @@ export function buildProgram(): Command {
     .option('--only-changed', 'also count the partitions that would run with --only-changed (reads the warehouse\'s ledger)')
     .option('--warehouse <path>', WAREHOUSE_HELP)
     .option('--code-version <version>', CODE_VERSION_HELP)
+    .option('--explain', 'say why each node is in the backfill: the range, what it waits on through which mapping, what it reads outside the range; with --only-changed, what changed')
+    .option('--estimate', 'predict the wall time, each node\'s finish and the rows written, from the ledger of earlier backfills (writes nothing)')
+    .option('--rate <per-second>', 'with --estimate: the backfill-wide rate start would be given', (v: string) => parseRate(v))
+    .option('--concurrency <n>', 'with --estimate: the backfill-wide concurrency start would be given', (v: string) => parseConcurrency(v))
+    .option('--queue-cap <queue=per-second...>', "with --estimate: a task queue's server-enforced activities per second (as the workers' --task-queue name=N)")
+    .option('--worker-slots <n>', `with --estimate: activity slots of the workers per task queue (default ${DEFAULT_WORKER_SLOTS}, one worker)`, positiveInteger('--worker-slots'))
+    .option('--assume <duration>', 'with --estimate: how long a partition of a node without history takes (default: nothing beyond orchestration)', (v: string) => parseDurationFlag('--assume', v, { minMs: 0 }))
+    .option('--format <format>', 'draw the graph of datasets instead: svg, dot (Graphviz) or mermaid', graphFormat)
     .option('--json', 'machine-readable output')
-    .action(async (file: string, options: Json & OnlyChanged & { from?: string; to?: string }) => {
+    .action(async (file: string, options: Json & OnlyChanged & EstimateFlags & { from?: string; to?: string; explain?: boolean; format?: GraphFormat }) => {
       checkOnlyChanged(options);
+      checkPictureFlags(options);
+      checkEstimateFlags(options);
       const { spec } = await loadSpecFile(file);
-      const plan = expandPlan(spec, parseRange(options.from, options.to));
+      const range = parseRange(options.from, options.to);
+      const plan = expandPlan(spec, range);
       const summary = planSummary(plan);
-      if (!options.onlyChanged) return print(options.json, summary, () => renderPlan(summary));
-      const changes = (await onlyChanged(plan, options)).summary;
-      print(options.json, { ...summary, onlyChanged: changes }, () => `${renderPlan(summary)}\n${renderChanges(changes)}`);
+      if (options.format) return void process.stdout.write(await drawGraph(summaryGraph(summary), options.format));
+      const changes = options.onlyChanged ? await onlyChanged(plan, options) : undefined;
+      const estimate = options.estimate ? await estimatePlan(plan, estimateOptions(spec, options, changes?.skip)) : undefined;
+      const explanation = options.explain ? explainPlan(plan, range, changes?.changes.decisions) : undefined;
+      const result = { ...summary, ...(changes ? { onlyChanged: changes.summary } : {}), ...(explanation ? { explain: explainDocument(explanation, changes?.changes.details) } : {}), ...(estimate ? { estimate } : {}) };
+      print(options.json, result, () =>
+        [renderPlan(summary), ...(changes ? [renderChanges(changes.summary)] : []), ...(explanation ? [renderExplain(explanation, changes?.changes.details)] : []), ...(estimate ? [renderEstimate(estimate)] : [])].join('\n'),
+      );
     });
 
   program

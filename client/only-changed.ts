@@ -5,7 +5,7 @@
  * decides from them.
  */
 import { partitionInputs } from '../core/inputs.ts';
-import { decideRecompute, ownReason, type InputDigest, type Making, type NodeDecision, type OwnReason } from '../core/only-changed.ts';
+import { changedInputs, decideRecompute, ownReason, type InputDigest, type Making, type NodeDecision, type OwnReason } from '../core/only-changed.ts';
 import type { Plan, PlanNode } from '../core/plan.ts';
 import type { PartitionInput } from '../core/protocol.ts';
 import { RangeSet } from '../core/ranges.ts';
@@ -61,8 +61,25 @@ function inputsNow(node: PlanNode, index: number, pointers: ReadonlyMap<string, 
   });
 }
 
+/** A count of partitions by value. */
+export type Tally = Array<{ value: string | null; partitions: number }>;
+
+/** What changed for a node's partitions that run for reasons of their own: what their published versions were made from, against now. */
+export type ChangeDetails = {
+  spec: { now: string; was: Tally };
+  codeVersion: { now: string; was: Tally };
+  /** Upstream nodes whose versions as read changed, with how many partitions read changed versions of each. */
+  inputs: Array<{ node: string; partitions: number }>;
+};
+
+function tally(values: Map<string | null, number>): Tally {
+  return [...values].map(([value, partitions]) => ({ value, partitions })).sort((a, b) => b.partitions - a.partitions || String(a.value).localeCompare(String(b.value)));
+}
+
 export type Changes = {
   decisions: Map<string, NodeDecision>;
+  /** By node: what changed (`plan --explain --only-changed`). */
+  details: Map<string, ChangeDetails>;
   /**
    * Whether the published versions' ledger rows record a spec hash, so that a change of a
    * node's SQL or checks is seen too; without it only the transform and parameters are compared.
@@ -79,6 +96,7 @@ export async function changedPartitions(plan: Plan, warehouse: Pick<Warehouse, '
   let rowsHashed = 0;
   const pointers = new Map<string, Pointers>();
   const own = new Map<string, Partial<Record<OwnReason, RangeSet>>>();
+  const details = new Map<string, ChangeDetails>();
   for (const node of plan.nodes) {
     const rows = await warehouse.publishedRows(node.id);
     pointers.set(node.id, rows.map((r): VersionRef => [r.partition, r.version]));
@@ -88,14 +106,27 @@ export async function changedPartitions(plan: Plan, warehouse: Pick<Warehouse, '
     const base = { transform: node.spec.transform, params: node.spec.params, codeVersion, specHash: specHash(node.spec) };
     const cache = new Map<string, string>();
     const reasons: Partial<Record<OwnReason, RangeSet>> = {};
+    const specs = new Map<string | null, number>();
+    const codes = new Map<string | null, number>();
+    const inputs = new Map<string, number>();
     for (let j = 0; j < node.partitions.size; j++) {
       const row = byKey.get(node.partitions.key(j));
-      const reason = ownReason(row ? makingOf(row) : null, { ...base, inputs: row ? inputsNow(node, j, pointers, cache) : [] });
+      const now = { ...base, inputs: row ? inputsNow(node, j, pointers, cache) : [] };
+      const was = row ? makingOf(row) : null;
+      const reason = ownReason(was, now);
       if (reason) (reasons[reason] ??= new RangeSet()).add(j);
+      if (reason === 'spec') specs.set(row!.specHash, (specs.get(row!.specHash) ?? 0) + 1);
+      if (reason === 'code') codes.set(row!.codeVersion, (codes.get(row!.codeVersion) ?? 0) + 1);
+      if (reason === 'inputs') for (const up of changedInputs(was!.inputs, now.inputs)) inputs.set(up, (inputs.get(up) ?? 0) + 1);
     }
     own.set(node.id, reasons);
+    details.set(node.id, {
+      spec: { now: base.specHash, was: tally(specs) },
+      codeVersion: { now: codeVersion, was: tally(codes) },
+      inputs: [...inputs].map(([up, partitions]) => ({ node: up, partitions })).sort((a, b) => a.node.localeCompare(b.node)),
+    });
   }
-  return { decisions: decideRecompute(plan, own), specHashRecorded: rowsSeen > 0 && rowsHashed === rowsSeen };
+  return { decisions: decideRecompute(plan, own), details, specHashRecorded: rowsSeen > 0 && rowsHashed === rowsSeen };
 }
 
 /** What `plan --only-changed` and `start --only-changed` report: per node, how many partitions run and why. */

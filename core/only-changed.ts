@@ -40,6 +40,13 @@ export function ownReason(published: Making | null, now: Making): OwnReason | nu
   return sameInputs(published.inputs, now.inputs) ? null : 'inputs';
 }
 
+/** The upstream nodes whose versions as read differ between `published` and `now` (a node read by one side only counts too). */
+export function changedInputs(published: readonly InputDigest[], now: readonly InputDigest[]): string[] {
+  const was = new Map(published.map((i) => [i.node, i.digest]));
+  const is = new Map(now.map((i) => [i.node, i.digest]));
+  return [...new Set([...was.keys(), ...is.keys()])].filter((node) => was.get(node) !== is.get(node)).sort();
+}
+
 function sameInputs(a: readonly InputDigest[], b: readonly InputDigest[]): boolean {
   if (a.length !== b.length) return false;
   const digests = new Map(a.map((i) => [i.node, i.digest]));
@@ -54,6 +61,8 @@ export type NodeDecision = {
   skip: RangeSet;
   /** How many partitions run for each reason. */
   reasons: Record<RecomputeReason, number>;
+  /** The partitions that run for each reason (a partition under its first reason only). */
+  runFor: Partial<Record<RecomputeReason, RangeSet>>;
 };
 
 /**
@@ -66,10 +75,12 @@ export function decideRecompute(plan: Plan, own: OwnReasons): Map<string, NodeDe
     const size = node.partitions.size;
     const reasons = Object.fromEntries(RECOMPUTE_REASONS.map((r) => [r, 0])) as Record<RecomputeReason, number>;
     const run = new RangeSet();
+    const runFor: Partial<Record<RecomputeReason, RangeSet>> = {};
     const mine = own.get(node.id) ?? {};
     for (const reason of OWN_REASONS) {
       const fresh = (mine[reason] ?? new RangeSet()).slice(0, size).minus(run);
       reasons[reason] += fresh.size;
+      if (!fresh.isEmpty) runFor[reason] = fresh;
       run.addAll(fresh);
     }
     const upstreamRuns = node.upstream.map((edge) => ({ edge, run: decisions.get(edge.node)!.run })).filter((u) => !u.run.isEmpty);
@@ -78,11 +89,12 @@ export function decideRecompute(plan: Plan, own: OwnReasons): Map<string, NodeDe
         if (run.has(j)) continue;
         if (upstreamRuns.some(({ edge, run: up }) => up.intersectsRange(edge.lo[j]!, edge.hi[j]!))) {
           run.add(j);
+          (runFor.upstream ??= new RangeSet()).add(j);
           reasons.upstream++;
         }
       }
     }
-    decisions.set(node.id, { run, skip: RangeSet.of([0, size]).minus(run), reasons });
+    decisions.set(node.id, { run, skip: RangeSet.of([0, size]).minus(run), reasons, runFor });
   }
   return decisions;
 }

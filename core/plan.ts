@@ -8,7 +8,7 @@
  */
 import { NodePartitions } from './partitions.ts';
 import { topologicalOrder } from './graph.ts';
-import { grainOf, mappingKind } from './mapping.ts';
+import { grainOf, upstreamRange } from './mapping.ts';
 import type { Mapping, PartitionRange, ResolvedNode, ResolvedPartitions, ResolvedSpec } from './spec.ts';
 
 export type PlanEdge = {
@@ -57,26 +57,10 @@ export type PlanStats = {
   maxWidth: number;
 };
 
-function clampRange(lo: number, hi: number, size: number): [number, number] {
-  const l = Math.min(Math.max(lo, 0), size);
-  return [l, Math.min(Math.max(hi, l), size)];
-}
-
 /** The index range [lo, hi) of `up`'s partitions that partition `j` of `down` maps to (empty when lo == hi). */
 export function mappedRange(down: NodePartitions, j: number, up: NodePartitions, mapping: Mapping): [number, number] {
-  const kind = mappingKind(mapping);
-  if (kind === 'all') return [0, up.size];
-  if (down.grain === 'static') {
-    const i = up.indexOf(down.key(j));
-    return i < 0 ? [0, 0] : [i, i + 1];
-  }
-  const w = down.window(j)!;
-  const first = up.indexAt(w.start);
-  const last = up.indexAt(w.end - 1);
-  if (kind === 'identity') return clampRange(first, first + 1, up.size);
-  if (kind === 'window') return clampRange(first, last + 1, up.size);
-  const lag = (mapping as { lag: { from: number; to: number } }).lag;
-  return clampRange(first + lag.from, last + lag.to + 1, up.size);
+  const range = upstreamRange(down, j, up, mapping);
+  return [range.lo, range.hi];
 }
 
 /**

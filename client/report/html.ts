@@ -2,6 +2,8 @@
 import type { Report } from './model.ts';
 import { changesTable, criticalPathText, nodesTable, overview, planTable, problemsTable, spansTable, specTable, type Table } from './sections.ts';
 import { timelineSvg } from './vega.ts';
+import { legend, reportGraph } from './graph.ts';
+import { toSvg } from '../graph/svg.ts';
 
 export function escapeHtml(text: string): string {
   return text.replaceAll('&', '&amp;').replaceAll('<', '&lt;').replaceAll('>', '&gt;').replaceAll('"', '&quot;').replaceAll("'", '&#39;');
@@ -28,13 +30,19 @@ th { background: #f6f8fa; } td.num, th.num { text-align: right; font-variant-num
 dl { display: grid; grid-template-columns: max-content auto; gap: 2px 16px; } dt { color: #59636e; } dd { margin: 0; }
 pre { background: #f6f8fa; padding: .6rem; overflow-x: auto; font-size: 12px; }
 .state-completed { color: #1a7f37; } .state-completed_with_failures, .state-cancelled { color: #9a6700; } .state-failed { color: #d1242f; }
-.timeline svg { max-width: 100%; height: auto; } .none { color: #59636e; } .notes li { color: #59636e; }
+.timeline svg, .graph svg { max-width: 100%; height: auto; }
+.legend span { display: inline-block; margin-right: 14px; } .legend i { display: inline-block; width: 12px; height: 12px; border: 1px solid; border-radius: 3px; vertical-align: -1px; margin-right: 4px; } .none { color: #59636e; } .notes li { color: #59636e; }
 `;
 
 /** The report as an HTML document. */
 export async function renderHtml(report: Report): Promise<string> {
   const b = report.backfill;
   const svg = await timelineSvg(report.timeline);
+  const graph = reportGraph(report);
+  const graphSvg = await toSvg(graph);
+  const key = legend(graph)
+    .map((l) => `<span><i style="background:${l.fill};border-color:${l.line}"></i>${escapeHtml(l.words)}</span>`)
+    .join('');
   const facts = overview(report)
     .map(([label, value]) => `<dt>${escapeHtml(label)}</dt><dd${label === 'state' ? ` class="state-${escapeHtml(b.state)}"` : ''}>${escapeHtml(value)}</dd>`)
     .join('\n');
@@ -61,6 +69,13 @@ ${facts}
 ${svg}
 </div>
 ${table(spansTable(report), 'spans')}
+
+<h2>Graph</h2>
+<p class="sub">The datasets and how each depends on the others (the arrows name the mappings), coloured by how their partitions ended.</p>
+<div class="graph" id="graph">
+${graphSvg}
+<p class="legend">${key}</p>
+</div>
 
 <h2>Nodes</h2>
 ${table(nodesTable(report), 'nodes')}

@@ -1,5 +1,7 @@
 /** The report as Markdown: the same tables as the HTML report; the timeline as its list of spans (the picture is in the HTML). */
 import type { Report } from './model.ts';
+import { reportGraph } from './graph.ts';
+import { toMermaid } from '../graph/mermaid.ts';
 import { changesTable, criticalPathText, nodesTable, overview, planTable, problemsTable, spansTable, specTable, type Table } from './sections.ts';
 
 /** Text that stays inside one table cell and shows as written. */
@@ -33,6 +35,14 @@ export function renderMarkdown(report: Report): string {
     `${timeline} The picture is in the HTML report (\`backfill report ${b.id} --format html\`). Paused and throttled spans:`,
     '',
     table(spansTable(report)),
+    '',
+    '## Graph',
+    '',
+    'The datasets, coloured by how their partitions ended (a Mermaid chart: GitHub and GitLab draw it).',
+    '',
+    '```mermaid',
+    toMermaid(reportGraph(report)).trimEnd(),
+    '```',
     '',
     '## Nodes',
     '',

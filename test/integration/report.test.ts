@@ -2,8 +2,9 @@
  * The audit report end to end: ten days of the example run twice (the second time with a
  * parameter changed, throttled twice, and paused in the middle), then `backfill report`
  * writes HTML, JSON and Markdown; the HTML opens in headless Chromium, which finds the
- * timeline with a lane per node and the paused span, and takes the README's screenshot
- * (BACKFILL_UPDATE_DOCS=1 writes it to docs/images/report.png).
+ * timeline with a lane per node and the paused span, and the graph of datasets coloured by
+ * outcome, and takes the README's screenshots (BACKFILL_UPDATE_DOCS=1 writes them to
+ * docs/images/report.png and report-graph.png).
  */
 import { mkdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -66,7 +67,7 @@ describe('backfill report', () => {
     const spec = exampleSpec(dir, queue, (yaml) => yaml.replace('ordersPerDay: 200', 'ordersPerDay: 240'));
     const id = `report-${Date.now()}`;
     const started = await runCli<Started>(['start', spec, '--id', id, '--from', '2024-01-01', '--to', '2024-01-11', '--rate', '6', '--json'], env);
-    expect(started.code, started.stderr).toBe(0);
+    expect(started.code, started.stderr + started.stdout).toBe(0);
     await waitFor('a third of the partitions', async () => (await worker.warehouse.ledger({ backfillId: id })).length >= 14, 120_000);
     expect((await client.pause(id)).paused).toBe(true);
     await waitFor('running partitions to finish', async () => (await inflight(id)) === 0, 60_000);
@@ -121,6 +122,15 @@ describe('backfill report', () => {
     const box = await timeline.boundingBox();
     expect(box!.width).toBeGreaterThan(600);
     await expect(page.locator('#nodes tbody tr').count()).resolves.toBe(NODES.length);
+    // The graph: a box per dataset, each coloured as completed, an arrow per dependency.
+    await expect(page.locator('#graph svg g.node.dataset.outcome-completed').count()).resolves.toBe(NODES.length);
+    await expect(page.locator('#graph svg g.edge.dependency').count()).resolves.toBe(5);
+    const graphLabels = await page.locator('#graph svg text').allTextContents();
+    for (const node of NODES) expect(graphLabels).toContain(node);
+    expect(graphLabels).toContain('10/10 done');
+    const graphShot = process.env.BACKFILL_UPDATE_DOCS === '1' ? join(ROOT, 'docs/images/report-graph.png') : join(dir, 'report-graph.png');
+    await page.locator('#graph').screenshot({ path: graphShot });
+    expect(statSync(graphShot).size).toBeGreaterThan(10_000);
     // The README's picture; refreshed on request, so that a test run leaves the work tree as it was.
     const screenshot = process.env.BACKFILL_UPDATE_DOCS === '1' ? join(ROOT, 'docs/images/report.png') : join(dir, 'report.png');
     mkdirSync(dirname(screenshot), { recursive: true });

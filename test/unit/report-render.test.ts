@@ -109,7 +109,8 @@ describe('report as HTML', () => {
 
   it('draws the timeline as inline SVG: one lane per node, every partition, the paused and throttled spans', async () => {
     const html = await renderReport(sample(), 'html');
-    const svg = html.slice(html.indexOf('<svg'), html.indexOf('</svg>') + 6);
+    const at = html.indexOf('<svg', html.indexOf('id="timeline"'));
+    const svg = html.slice(at, html.indexOf('</svg>', at) + 6);
     expect(svg.length).toBeGreaterThan(1000);
     const group = (name: string) => new RegExp(`<g class="mark-[a-z]+ role-mark ${name}"[^>]*>(.*?)</g>`, 's').exec(svg)?.[1] ?? '';
     const count = (name: string) => (group(name).match(/<path/g) ?? []).length;
@@ -123,7 +124,7 @@ describe('report as HTML', () => {
 
   it('has every section, with figures formatted and text escaped', async () => {
     const html = await renderReport(sample(), 'html');
-    for (const heading of ['Timeline', 'Nodes', 'What changed against the previous versions', 'Failures and checks', 'Plan', 'Spec and parameters', 'Notes']) {
+    for (const heading of ['Timeline', 'Graph', 'Nodes', 'What changed against the previous versions', 'Failures and checks', 'Plan', 'Spec and parameters', 'Notes']) {
       expect(html).toContain(`<h2>${heading}</h2>`);
     }
     expect(html).toContain('class="state-completed_with_failures"');
@@ -139,6 +140,23 @@ describe('report as HTML', () => {
     expect(html).toContain('<pre>SELECT * FROM orders_raw WHERE a &lt; 1</pre>');
     expect(html).toContain('<td>paused</td><td>all</td><td>2025-06-01 09:00:04Z</td><td>2025-06-01 09:00:06Z</td><td>2.5s</td><td>–</td>');
     expect(html).toContain('<td>throttled</td><td>orders_raw</td><td>2025-06-01 09:00:02Z</td><td>2025-06-01 09:00:02Z</td><td>600ms</td><td>2</td>');
+  });
+
+  it('draws the graph of datasets laid out by Graphviz, each coloured by how it ended, with a legend', async () => {
+    const report = sample();
+    report.plan.nodes[0]!.transform = '<script>alert(2)</script>';
+    const html = await renderReport(report, 'html');
+    const at = html.indexOf('<svg', html.indexOf('id="graph"'));
+    const svg = html.slice(at, html.indexOf('</svg>', at) + 6);
+    const outcome = (id: string) => new RegExp(`<g id="node&#45;${id}" class="node dataset outcome&#45;([a-z]+)">`).exec(svg)?.[1];
+    expect(outcome('orders_raw')).toBe('completed');
+    expect(outcome('orders_clean')).toBe('failed');
+    expect(outcome('daily_revenue')).toBe('blocked');
+    expect((svg.match(/class="edge dependency"/g) ?? []).length).toBe(2);
+    expect(svg).toContain('9/10 done · 1 failed');
+    expect(svg).toContain('&lt;script&gt;alert(2)&lt;/script&gt;');
+    expect(html).not.toContain('<script>alert');
+    expect(html).toMatch(/<p class="legend"><span><i style="background:#dafbe1;border-color:#1a7f37"><\/i>every partition done<\/span><span>.*some partitions failed.*some wait on a failed partition<\/span><\/p>/);
   });
 
   it('draws bins instead of partitions when there are many', async () => {
@@ -160,6 +178,8 @@ describe('report as Markdown', () => {
     expect(md).toContain('| paused | all | 2025-06-01 09:00:04Z |');
     expect(md).toContain('```sql\nSELECT * FROM orders_raw WHERE a < 1\n```');
     expect(md).toContain('- Throttles read from the histories of orders_raw.');
+    expect(md).toContain('```mermaid\nflowchart LR\n  n0["<b>orders_raw</b><br/>day · 10 partitions<br/><small>sql</small><br/><small>10/10 done</small>"]');
+    expect(md).toContain('  class n1 failed\n');
   });
 
   it('keeps a cell on one line', () => {

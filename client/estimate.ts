@@ -1,0 +1,283 @@
+/**
+ * `plan --estimate`: the wall time, each node's finish and the rows written, predicted by
+ * `simulate` (core/estimate.ts) with per-partition durations from the warehouse's ledger of
+ * earlier backfills of the same datasets. It reads the ledger and writes nothing: a SQLite
+ * warehouse that does not exist is not created, it only means there is no history.
+ */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { BackfillError } from '../core/errors.ts';
+import { DEFAULT_OVERHEAD, fitOverhead, scaleOverhead, simulate, type Forecast, type NodeTiming, type OverheadFit, type OverheadModel, type QueueCap, type SimulationInput } from '../core/estimate.ts';
+import type { Limits } from '../core/limits.ts';
+import type { Plan, PlanNode } from '../core/plan.ts';
+import type { ResolvedSpec } from '../core/spec.ts';
+import { RangeSet, type RangesJSON } from '../core/ranges.ts';
+import type { LedgerRow, Warehouse } from '../activities/warehouse/types.ts';
+import { isPostgresUrl, openWarehouse } from '../activities/warehouse/index.ts';
+import { backfillHome } from '../scripts/temporal-cli.ts';
+
+/** The activity slots of one worker per task queue, when none are given (`worker --max-concurrent-activities`' default). */
+export const DEFAULT_WORKER_SLOTS = 200;
+
+/** Where a node's durations come from. */
+export type TimingSource =
+  | { kind: 'history'; ledgerRows: number; ownDurations: number; backfills: Array<{ backfillId: string; rows: number }>; from: string; to: string }
+  | { kind: 'assumed'; why: string };
+
+export type NodeHistory = {
+  timing: NodeTiming;
+  rowsPerPartition: number | null;
+  rowCounts?: Float64Array;
+  source: TimingSource;
+  /** The plan's partitions that have a published version: by whom, and when it ran. */
+  runs?: Array<{ index: number; backfillId: string; startMs: number; finishMs: number }>;
+};
+
+const mean = (values: readonly number[]) => values.reduce((a, b) => a + b, 0) / values.length;
+
+/**
+ * A node's durations from the ledger rows of its published versions: each partition of the
+ * plan that has one takes its own duration, the others the mean of all of them. Without
+ * rows, `sleep` takes its `ms` parameter, `noop` nothing, and anything else `assumeMs`.
+ */
+export function nodeHistory(node: PlanNode, rows: readonly LedgerRow[], assumeMs: number | null): NodeHistory {
+  const published = rows.filter((r) => r.status === 'published');
+  if (published.length === 0) {
+    const ms = node.spec.params.ms;
+    if (node.spec.transform === 'sleep' && typeof ms === 'number') {
+      return { timing: { meanMs: ms }, rowsPerPartition: 0, source: { kind: 'assumed', why: `no history: the sleep transform's ms parameter (${ms}ms)` } };
+    }
+    if (node.spec.transform === 'noop') return { timing: { meanMs: 0 }, rowsPerPartition: 0, source: { kind: 'assumed', why: 'no history: noop takes no time' } };
+    const why = assumeMs === null ? 'no history: assumed to take no time beyond orchestration (a lower bound; --assume <duration> sets a guess)' : `no history: --assume ${assumeMs}ms`;
+    return { timing: { meanMs: assumeMs ?? 0 }, rowsPerPartition: null, source: { kind: 'assumed', why } };
+  }
+  const byIndex = new Float64Array(node.partitions.size).fill(Number.NaN);
+  const rowCounts = new Float64Array(node.partitions.size).fill(Number.NaN);
+  let own = 0;
+  const runs: NonNullable<NodeHistory['runs']> = [];
+  for (const row of published) {
+    const i = node.partitions.indexOf(row.partition);
+    if (i < 0) continue;
+    byIndex[i] = row.durationMs;
+    rowCounts[i] = row.rowCount ?? Number.NaN;
+    runs.push({ index: i, backfillId: row.backfillId, startMs: Date.parse(row.startedAt), finishMs: Date.parse(row.finishedAt) });
+    own++;
+  }
+  const backfills = new Map<string, number>();
+  for (const row of published) backfills.set(row.backfillId, (backfills.get(row.backfillId) ?? 0) + 1);
+  const finished = published.map((r) => r.finishedAt).sort();
+  const counts = published.map((r) => r.rowCount).filter((c): c is number => c !== null);
+  return {
+    timing: { meanMs: mean(published.map((r) => r.durationMs)), byIndex },
+    rowsPerPartition: counts.length > 0 ? mean(counts) : null,
+    rowCounts,
+    runs,
+    source: {
+      kind: 'history',
+      ledgerRows: published.length,
+      ownDurations: own,
+      backfills: [...backfills].map(([backfillId, n]) => ({ backfillId, rows: n })).sort((a, b) => b.rows - a.rows || a.backfillId.localeCompare(b.backfillId)),
+      from: finished[0]!,
+      to: finished[finished.length - 1]!,
+    },
+  };
+}
+
+/** Rows a node would write: each partition's own count where the ledger has it, else the node's mean; null when unknown. */
+function rowsWritten(history: NodeHistory, runs: readonly number[]): number | null {
+  if (history.rowsPerPartition === null) return null;
+  let rows = 0;
+  for (const i of runs) {
+    const own = history.rowCounts?.[i];
+    rows += own !== undefined && !Number.isNaN(own) ? own : history.rowsPerPartition;
+  }
+  return Math.round(rows);
+}
+
+/** `--queue-cap name=per-second`: the server's cap on a task queue's activities per second. */
+export function parseQueueCaps(flags: readonly string[] | undefined, slots: number): Record<string, QueueCap> {
+  const caps: Record<string, QueueCap> = {};
+  for (const entry of flags ?? []) {
+    const [name, perSecond, extra] = entry.split('=');
+    const rate = Number(perSecond);
+    if (!name || perSecond === undefined || extra !== undefined || !(rate > 0)) {
+      throw new BackfillError('invalid_argument', `--queue-cap '${entry}': write <task-queue>=<activities per second>, e.g. backfill=50`, 'queue-cap');
+    }
+    caps[name] = { ratePerSecond: rate, slots };
+  }
+  return caps;
+}
+
+export type EstimateOptions = {
+  warehouse?: string;
+  limits: Limits;
+  /** Task queue caps by name; queues not named get `workerSlots` slots and no rate cap. */
+  queueCaps?: Record<string, QueueCap>;
+  workerSlots?: number;
+  /** The duration of a partition of a node with no history (not sleep or noop). */
+  assumeMs?: number | null;
+  /** Partitions that --only-changed keeps (they do not run). */
+  skip?: Record<string, RangesJSON>;
+  overhead?: OverheadModel;
+  /** Calibrate the orchestration costs on the history's largest backfill (default true). */
+  calibrate?: boolean;
+};
+
+/** The ledger of a warehouse, or none when a SQLite file is not there (opening it would create it). */
+async function withLedger<T>(location: string | undefined, read: (warehouse: Warehouse | null, where: string) => Promise<T>): Promise<T> {
+  const target = location && location.length > 0 ? location : process.env.BACKFILL_WAREHOUSE || join(backfillHome(), 'warehouse.db');
+  if (!isPostgresUrl(target) && !existsSync(target.replace(/^sqlite:(\/\/)?/, ''))) return read(null, target);
+  const warehouse = openWarehouse(target, { inline: true });
+  try {
+    return await read(warehouse, warehouse.location);
+  } finally {
+    await warehouse.close();
+  }
+}
+
+/** The ledger rows of each node's published versions (none without a warehouse). */
+export async function histories(plan: Plan, warehouse: Pick<Warehouse, 'publishedRows'> | null, assumeMs: number | null): Promise<Map<string, NodeHistory>> {
+  const out = new Map<string, NodeHistory>();
+  for (const node of plan.nodes) out.set(node.id, nodeHistory(node, warehouse ? await warehouse.publishedRows(node.id) : [], assumeMs));
+  return out;
+}
+
+/** Fewer partitions than this in the history's largest backfill: too few to calibrate on. */
+export const MIN_CALIBRATION_PARTITIONS = 10;
+
+export type Calibration = OverheadFit & { backfillId: string; partitions: number; spanMs: number };
+
+/**
+ * Calibrates the orchestration costs on the earlier backfill that published most of the
+ * plan's partitions: the plan, narrowed to what that backfill ran (the rest counts as done),
+ * is simulated with its partitions' own durations and must take as long as it did, from its
+ * first partition's start to its last one's finish. Null when no backfill ran enough of them.
+ */
+export function calibrate(plan: Plan, history: ReadonlyMap<string, NodeHistory>, input: Omit<SimulationInput, 'plan' | 'timings' | 'skip' | 'from'>): Calibration | null {
+  const counts = new Map<string, number>();
+  for (const h of history.values()) for (const r of h.runs ?? []) counts.set(r.backfillId, (counts.get(r.backfillId) ?? 0) + 1);
+  const [backfillId, partitions] = [...counts].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]))[0] ?? ['', 0];
+  if (partitions < MIN_CALIBRATION_PARTITIONS) return null;
+  const skip: Record<string, RangesJSON> = {};
+  let first = Infinity;
+  let last = -Infinity;
+  for (const node of plan.nodes) {
+    const ran = new RangeSet();
+    for (const r of history.get(node.id)?.runs ?? []) {
+      if (r.backfillId !== backfillId) continue;
+      ran.add(r.index);
+      first = Math.min(first, r.startMs);
+      last = Math.max(last, r.finishMs);
+    }
+    skip[node.id] = RangeSet.of([0, node.partitions.size]).deleteAll(ran).toJSON();
+  }
+  const timings = new Map([...history].map(([id, h]) => [id, h.timing]));
+  const fit = fitOverhead({ ...input, plan, timings, skip }, last - first);
+  return fit && { ...fit, backfillId, partitions, spanMs: last - first };
+}
+
+/** The estimate as `plan --estimate` reports it: pure, from the histories. */
+export function estimateReport(plan: Plan, history: ReadonlyMap<string, NodeHistory>, options: EstimateOptions & { warehouse: string; warehouseFound: boolean }) {
+  const slots = options.workerSlots ?? DEFAULT_WORKER_SLOTS;
+  const queues: Record<string, QueueCap> = {};
+  for (const node of plan.nodes) queues[node.spec.taskQueue] = { ratePerSecond: null, slots };
+  Object.assign(queues, options.queueCaps ?? {});
+  const base = options.overhead ?? DEFAULT_OVERHEAD;
+  const calibration = options.calibrate === false ? null : calibrate(plan, history, { limits: options.limits, overhead: base, queues });
+  const overhead = calibration ? scaleOverhead(base, calibration.factor) : base;
+  const forecast: Forecast = simulate({
+    plan,
+    limits: options.limits,
+    timings: new Map([...history].map(([id, h]) => [id, h.timing])),
+    overhead,
+    queues,
+    ...(options.skip ? { skip: options.skip } : {}),
+  });
+  const nodes = plan.nodes.map((node, i) => {
+    const h = history.get(node.id)!;
+    const f = forecast.nodes[i]!;
+    const runs = ranIndices(node, options.skip?.[node.id]);
+    return {
+      id: node.id,
+      partitions: node.partitions.size,
+      runs: f.runs,
+      activities: f.activities,
+      meanMs: Math.round(h.timing.meanMs * 10) / 10,
+      firstStartMs: f.firstStartMs === null ? null : Math.round(f.firstStartMs),
+      finishMs: f.finishMs === null ? null : Math.round(f.finishMs),
+      rows: rowsWritten(h, runs),
+      source: h.source,
+    };
+  });
+  const known = nodes.every((n) => n.rows !== null);
+  return {
+    wallMs: Math.round(forecast.wallMs),
+    runs: forecast.runs,
+    activities: forecast.activities,
+    rows: known ? nodes.reduce((sum, n) => sum + n.rows!, 0) : null,
+    warehouse: options.warehouse,
+    warehouseFound: options.warehouseFound,
+    limits: options.limits,
+    queues,
+    assumed: nodes.filter((n) => n.source.kind === 'assumed').map((n) => n.id),
+    calibration,
+    overhead: roundOverhead(overhead),
+    nodes,
+  };
+}
+
+export type EstimateReport = ReturnType<typeof estimateReport>;
+
+function roundOverhead(overhead: OverheadModel): OverheadModel {
+  return Object.fromEntries(Object.entries(overhead).map(([k, v]) => [k, Math.round(v * 100) / 100])) as OverheadModel;
+}
+
+/** The indices of a node's partitions that run: all of them but those --only-changed keeps. */
+function ranIndices(node: PlanNode, skip: RangesJSON | undefined): number[] {
+  const skipped = RangeSet.fromJSON(skip);
+  const out: number[] = [];
+  for (let i = 0; i < node.partitions.size; i++) if (!skipped.has(i)) out.push(i);
+  return out;
+}
+
+/** `plan --estimate`: reads the ledger (if the warehouse is there), simulates, reports. */
+export async function estimatePlan(plan: Plan, options: EstimateOptions): Promise<EstimateReport> {
+  return withLedger(options.warehouse, async (warehouse, where) => {
+    const history = await histories(plan, warehouse, options.assumeMs ?? null);
+    return estimateReport(plan, history, { ...options, warehouse: where, warehouseFound: warehouse !== null });
+  });
+}
+
+/** The flags of `plan --estimate`. */
+export type EstimateFlags = {
+  estimate?: boolean;
+  warehouse?: string;
+  rate?: number | null;
+  concurrency?: number | null;
+  queueCap?: string[];
+  workerSlots?: number;
+  assume?: number;
+};
+
+/** The estimate's own flags without --estimate would be ignored without a word: they are refused. */
+export function checkEstimateFlags(flags: EstimateFlags): void {
+  const given = (['rate', 'concurrency', 'queueCap', 'workerSlots', 'assume'] as const).filter((k) => flags[k] !== undefined);
+  if (!flags.estimate && given.length > 0) {
+    const names = given.map((k) => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`);
+    throw new BackfillError('invalid_argument', `${names.join(' and ')} only ${names.length > 1 ? 'matter' : 'matters'} with --estimate: add --estimate, or leave ${names.length > 1 ? 'them' : 'it'} out`, 'estimate');
+  }
+}
+
+/** The estimate's options from `plan`'s flags. */
+export function estimateOptions(spec: ResolvedSpec, flags: EstimateFlags, skip?: Record<string, RangesJSON>): EstimateOptions {
+  checkEstimateFlags(flags);
+  const workerSlots = flags.workerSlots ?? DEFAULT_WORKER_SLOTS;
+  return {
+    ...(flags.warehouse !== undefined ? { warehouse: flags.warehouse } : {}),
+    limits: { rate: flags.rate !== undefined ? flags.rate : spec.rate, concurrency: flags.concurrency !== undefined ? flags.concurrency : spec.concurrency },
+    queueCaps: parseQueueCaps(flags.queueCap, workerSlots),
+    workerSlots,
+    assumeMs: flags.assume ?? null,
+    ...(skip ? { skip } : {}),
+  };
+}

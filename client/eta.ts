@@ -1,0 +1,81 @@
+/**
+ * `status`'s ETA: the simulation of `plan --estimate` (core/estimate.ts), started from the
+ * backfill's state now (what is done, failed, in hands) and driven by live figures: each
+ * node's time per partition as this run has achieved it, under its current limits.
+ *
+ * A node's live figure is the time a slot of it took per partition (its concurrency times the
+ * time between its first start and its last finish, over the partitions it completed), so it
+ * already holds the orchestration costs per activity: the simulation adds only the signal
+ * hops and report interval between nodes. A node that has not completed a partition yet takes
+ * the figure of the nodes with the same transform, else of all the measured ones; with none
+ * measured there is no ETA yet.
+ */
+import { DEFAULT_OVERHEAD, simulate, type NodeTiming, type OverheadModel } from '../core/estimate.ts';
+import type { Plan } from '../core/plan.ts';
+import type { BackfillCarry, NodeStats, Progress } from '../core/protocol.ts';
+
+/** The orchestration the live figures do not hold: what passes between nodes, and the end. */
+export const LIVE_OVERHEAD: OverheadModel = { ...DEFAULT_OVERHEAD, startMs: 0, activityMs: 0, activityCostMs: 0, partitionCostMs: 0 };
+
+/** A node's time per partition in a slot, as this run achieved it; null before it completed one. */
+export function liveTiming(stats: NodeStats | undefined, batchSize: number): number | null {
+  if (!stats || stats.completed === 0 || stats.firstStartedAt === null || stats.lastFinishedAt === null) return null;
+  const span = Math.max(0, stats.lastFinishedAt - stats.firstStartedAt);
+  // At most as many partitions ran at once as its slots hold, and never more than it completed.
+  const atOnce = Math.min(stats.concurrency * batchSize, stats.completed);
+  return (atOnce * span) / stats.completed;
+}
+
+export type LiveEta = { etaSeconds: number | null; nodes: Record<string, number | null> };
+
+/** The ETA of a running backfill, from its plan and its carried state (the `carry` query). */
+export function liveEta(plan: Plan, carry: Pick<BackfillCarry, 'readiness' | 'reports' | 'limits' | 'overrides'>): LiveEta {
+  const measured = new Map<string, number>();
+  for (const node of plan.nodes) {
+    const ms = liveTiming(carry.reports[node.id], node.spec.batchSize);
+    if (ms !== null) measured.set(node.id, ms);
+  }
+  if (measured.size === 0) return { etaSeconds: null, nodes: Object.fromEntries(plan.nodes.map((n) => [n.id, null])) };
+  const mean = (values: number[]) => values.reduce((a, b) => a + b, 0) / values.length;
+  const all = mean([...measured.values()]);
+  const timings = new Map<string, NodeTiming>();
+  for (const node of plan.nodes) {
+    const alike = plan.nodes.filter((n) => n.spec.transform === node.spec.transform && measured.has(n.id)).map((n) => measured.get(n.id)!);
+    timings.set(node.id, { meanMs: measured.get(node.id) ?? (alike.length > 0 ? mean(alike) : all) });
+  }
+  const forecast = simulate({ plan, limits: carry.limits, overrides: carry.overrides, timings, overhead: LIVE_OVERHEAD, from: carry.readiness });
+  return {
+    etaSeconds: Math.round(forecast.wallMs / 100) / 10,
+    nodes: Object.fromEntries(forecast.nodes.map((n) => [n.id, n.finishMs === null ? 0 : Math.round(n.finishMs / 100) / 10])),
+  };
+}
+
+/** The progress with the live ETA in place of the throughput-based one (`etaSeconds`, overall and per node). */
+export function withLiveEta(progress: Progress, eta: LiveEta): Progress {
+  if (eta.etaSeconds === null) return progress;
+  return {
+    ...progress,
+    etaSeconds: eta.etaSeconds,
+    nodes: progress.nodes.map((n) => (n.id in eta.nodes ? { ...n, etaSeconds: eta.nodes[n.id] ?? n.etaSeconds } : n)),
+  };
+}
+
+/** How long a live ETA is reused (counting down) before the simulation runs again: `status --watch` looks every second. */
+export const ETA_REFRESH_MS = 5000;
+
+/** Live ETAs by backfill, computed at most every ETA_REFRESH_MS and counted down in between. */
+export class LiveEtas {
+  private readonly cache = new Map<string, { at: number; eta: LiveEta }>();
+
+  async get(backfillId: string, compute: () => Promise<LiveEta>, now = Date.now()): Promise<LiveEta> {
+    const cached = this.cache.get(backfillId);
+    if (cached && now - cached.at < ETA_REFRESH_MS) {
+      const elapsed = (now - cached.at) / 1000;
+      const less = (s: number | null) => (s === null ? null : Math.max(0, Math.round((s - elapsed) * 10) / 10));
+      return { etaSeconds: less(cached.eta.etaSeconds), nodes: Object.fromEntries(Object.entries(cached.eta.nodes).map(([id, s]) => [id, less(s)])) };
+    }
+    const eta = await compute();
+    this.cache.set(backfillId, { at: now, eta });
+    return eta;
+  }
+}

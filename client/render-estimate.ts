@@ -1,0 +1,44 @@
+/** Human output of `plan --estimate`: the prediction, per node, and the inputs it used. */
+import Table from 'cli-table3';
+import pc from 'picocolors';
+import { formatDuration } from '../core/duration.ts';
+import type { EstimateReport, TimingSource } from './estimate.ts';
+
+const number = (n: number) => n.toLocaleString('en-US');
+const tableStyle = () => (process.stdout.isTTY ? { head: ['cyan'] } : { head: [], border: [] });
+const at = (ms: number | null) => (ms === null ? '–' : formatDuration(ms));
+
+function sourceText(source: TimingSource): string {
+  if (source.kind === 'assumed') return source.why;
+  const backfills = source.backfills.slice(0, 3).map((b) => `${b.backfillId} (${number(b.rows)})`).join(', ');
+  const more = source.backfills.length > 3 ? ` and ${source.backfills.length - 3} more` : '';
+  const day = (iso: string) => iso.slice(0, 10);
+  const when = day(source.from) === day(source.to) ? day(source.from) : `${day(source.from)} to ${day(source.to)}`;
+  return `${number(source.ledgerRows)} ledger rows (${number(source.ownDurations)} of this plan's partitions) from ${backfills}${more}, finished ${when}`;
+}
+
+export function renderEstimate(estimate: EstimateReport): string {
+  const table = new Table({ head: ['node', 'partitions', 'runs', 'per partition', 'starts', 'finishes', 'rows'], style: tableStyle() });
+  for (const node of estimate.nodes) {
+    table.push([node.id, number(node.partitions), number(node.runs), formatDuration(node.meanMs), at(node.firstStartMs), at(node.finishMs), node.rows === null ? '?' : number(node.rows)]);
+  }
+  const history = estimate.warehouseFound ? `the ledger of ${estimate.warehouse}` : `no ledger (no warehouse at ${estimate.warehouse})`;
+  const rows = estimate.rows === null ? 'rows written unknown (no history for some nodes)' : `about ${number(estimate.rows)} rows written`;
+  const o = estimate.overhead;
+  const c = estimate.calibration;
+  const calibration = c
+    ? `calibrated on ${c.backfillId}: its ${number(c.partitions)} partitions ran in ${formatDuration(c.spanMs)} from the first start to the last finish, which the model takes with its costs ×${c.factor}${c.clamped ? ' (the most it scales: the history is far off the model)' : ''}`
+    : 'not calibrated (no earlier backfill ran 10 or more of these partitions): the defaults of docs/estimate.md';
+  return [
+    `${pc.bold('estimate')}: about ${pc.bold(formatDuration(estimate.wallMs))} from start to end · ${number(estimate.runs)} partitions in ${number(estimate.activities)} activities · ${rows}`,
+    table.toString(),
+    `durations from ${history}:`,
+    ...estimate.nodes.map((n) => `  ${n.id}: ${sourceText(n.source)}`),
+    ...(estimate.assumed.length > 0 ? [pc.yellow(`  no history for ${estimate.assumed.join(', ')}: their figures are assumptions, not measurements`)] : []),
+    `limits: rate ${estimate.limits.rate === null ? 'per node' : `${estimate.limits.rate}/s`} · concurrency ${estimate.limits.concurrency ?? 'per node'} · task queues ${Object.entries(estimate.queues)
+      .map(([name, cap]) => `${name} (${cap.ratePerSecond === null ? 'no rate cap' : `${cap.ratePerSecond}/s`}, ${cap.slots ?? '∞'} worker slots)`)
+      .join(', ')}`,
+    `orchestration ${calibration}:`,
+    `  start ${formatDuration(o.startMs)}, ${o.activityMs}ms per activity, ${o.hopMs}ms per signal, reports every ${formatDuration(o.reportIntervalMs)}, ${o.activityCostMs}ms + ${o.partitionCostMs}ms per partition of server and worker work, end ${formatDuration(o.endMs)}; no failures or retries`,
+  ].join('\n');
+}

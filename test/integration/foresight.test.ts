@@ -1,0 +1,165 @@
+/**
+ * Foresight end to end: `plan --explain` counts what a run then executes (with and without
+ * --only-changed), `plan --estimate` reads the ledger of the run before it, `status` gives the
+ * estimate's ETA while a backfill runs, and `plan --format svg` draws a graph that headless
+ * Chromium lays out with every label inside its box (BACKFILL_UPDATE_DOCS=1 writes the
+ * screenshot to docs/images/plan-graph.png).
+ */
+import { mkdirSync, statSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { chromium, type Browser } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { BackfillClient, Started, Status } from '../../client/backfill-client.ts';
+import type { EstimateReport } from '../../client/estimate.ts';
+import type { Explanation } from '../../core/explain.ts';
+import { CHROMIUM_ARGS, CHROMIUM_PATH, EXAMPLE_TRANSFORMS, ROOT, connectClient, exampleSpec, runCli, scratch, startTestWorker, uniqueQueue, waitFor, type TestWorker } from './helpers.ts';
+
+const RANGE = ['--from', '2024-01-03', '--to', '2024-01-10'];
+
+describe('plan --explain, --estimate and status ETA against real runs', () => {
+  let worker: TestWorker;
+  let client: BackfillClient;
+  let dir: string;
+  const queue = uniqueQueue('foresight');
+  const env = { BACKFILL_TASK_QUEUE: queue };
+
+  beforeAll(async () => {
+    dir = scratch('foresight');
+    worker = await startTestWorker({ queue, warehousePath: join(dir, 'warehouse.db'), transformModules: [EXAMPLE_TRANSFORMS] });
+    client = await connectClient();
+  });
+  afterAll(async () => {
+    await client?.close();
+    await worker?.stop();
+  });
+
+  const warehouse = () => ['--warehouse', join(dir, 'warehouse.db')];
+  const executed = async (backfillId: string) => (await worker.warehouse.ledger({ backfillId })).filter((r) => r.status === 'published').length;
+  async function startAndWait(spec: string, id: string, extra: string[] = []): Promise<void> {
+    const started = await runCli<Started>(['start', spec, '--id', id, ...RANGE, ...extra, '--json'], env);
+    expect(started.code, started.stderr).toBe(0);
+    expect((await client.wait(id, 180_000)).state).toBe('completed');
+  }
+
+  it("explains the partitions a run executes, and with --only-changed those a second run executes; the estimate reads the first run's ledger", async () => {
+    const spec = exampleSpec(dir, queue);
+    const explained = await runCli<{ totalPartitions: number; explain: Explanation }>(['plan', spec, ...RANGE, '--explain', '--json']);
+    expect(explained.code, explained.stderr).toBe(0);
+    const explain = explained.json!.explain;
+    expect(explain.totalToRun).toBe(explained.json!.totalPartitions);
+    expect(explain.nodes.find((n) => n.id === 'weekly_revenue')!.widened.partitions).toBe(2);
+
+    const first = `foresight-first-${Date.now()}`;
+    await startAndWait(spec, first);
+    expect(await executed(first)).toBe(explain.totalToRun);
+    for (const node of explain.nodes) {
+      expect((await worker.warehouse.ledger({ backfillId: first, node: node.id })).length, node.id).toBe(node.partitions);
+    }
+
+    // daily_revenue's SQL changes: with --only-changed, it runs again, and what reads it.
+    const changed = exampleSpec(dir, queue, (yaml) => yaml.replace('COUNT(DISTINCT customer_id) AS customers', 'COUNT(DISTINCT customer_id) AS customers, 1 AS version'));
+    type Changed = { run: number; reasons: Record<string, number>; becauseOf: Array<{ node: string; partitions: number }>; details: { spec: { was: Array<{ value: string | null; partitions: number }> } } };
+    const onlyChanged = await runCli<{ explain: Omit<Explanation, 'nodes'> & { nodes: Array<{ id: string; changed: Changed }> } }>([
+      'plan', changed, ...RANGE, '--explain', '--only-changed', ...warehouse(), '--json',
+    ]);
+    expect(onlyChanged.code, onlyChanged.stderr).toBe(0);
+    const again = onlyChanged.json!.explain;
+    const node = (id: string) => again.nodes.find((n) => n.id === id)!.changed;
+    expect(node('orders_raw')).toMatchObject({ run: 0 });
+    expect(node('daily_revenue')).toMatchObject({ run: 7, reasons: { spec: 7 }, becauseOf: [] });
+    expect(node('daily_revenue').details.spec.was).toEqual([{ value: expect.stringMatching(/^[0-9a-f]+$/), partitions: 7 }]);
+    expect(node('revenue_7d')).toMatchObject({ run: 7, reasons: { upstream: 7 }, becauseOf: [{ node: 'daily_revenue', partitions: 7 }] });
+    expect(node('weekly_revenue')).toMatchObject({ run: 2, becauseOf: [{ node: 'daily_revenue', partitions: 2 }] });
+    expect(again.totalToRun).toBe(16);
+    const second = `foresight-second-${Date.now()}`;
+    await startAndWait(changed, second, ['--only-changed', ...warehouse()]);
+    expect(await executed(second)).toBe(again.totalToRun);
+
+    // The estimate: durations from the ledger's published versions (of both runs), the orchestration calibrated on the larger share.
+    const estimated = await runCli<{ estimate: EstimateReport }>(['plan', spec, ...RANGE, '--estimate', ...warehouse(), '--json']);
+    expect(estimated.code, estimated.stderr).toBe(0);
+    const estimate = estimated.json!.estimate;
+    expect(estimate).toMatchObject({ runs: explain.totalToRun, warehouseFound: true, assumed: [] });
+    expect(estimate.calibration).toMatchObject({ backfillId: second, partitions: 16 });
+    expect(estimate.wallMs).toBeGreaterThan(0);
+    for (const n of estimate.nodes) {
+      expect(n.source.kind, n.id).toBe('history');
+      expect(n.finishMs!, n.id).toBeLessThanOrEqual(estimate.wallMs);
+      expect(n.rows, n.id).toBeGreaterThan(0);
+    }
+    // Written nothing: the ledger holds the two runs' rows only.
+    expect((await worker.warehouse.ledger({})).length).toBe(explain.totalToRun + again.totalToRun);
+  }, 600_000);
+
+  it("gives a running backfill's ETA from the estimate's model, and none to a node that is done", async () => {
+    const spec = exampleSpec(dir, queue, (yaml) => yaml.replace('concurrency: 8', 'concurrency: 1\n  rate: 4'));
+    const id = `foresight-eta-${Date.now()}`;
+    const started = await runCli<Started>(['start', spec, '--id', id, '--from', '2024-02-01', '--to', '2024-02-15', '--json'], env);
+    expect(started.code, started.stderr).toBe(0);
+    const status = await waitFor(
+      'a status with an ETA',
+      async () => {
+        const s = await client.status(id);
+        return s.state === 'running' && s.done > 0 && s.etaSeconds !== null ? s : undefined;
+      },
+      120_000,
+      500,
+    );
+    expect(status.etaSeconds).toBeGreaterThan(0);
+    // The last node cannot end before the backfill does.
+    for (const node of status.nodes) expect(node.etaSeconds ?? 0).toBeLessThanOrEqual(status.etaSeconds! + 0.05);
+    const json = await runCli<Status>(['status', id, '--json'], env);
+    expect(json.code, json.stderr).toBe(0);
+    expect(json.json!.state === 'completed' || typeof json.json!.etaSeconds === 'number').toBe(true);
+    await client.cancel(id);
+    await client.wait(id, 60_000).catch(() => undefined);
+  });
+});
+
+describe('plan --format svg in Chromium', () => {
+  let browser: Browser;
+  let dir: string;
+
+  beforeAll(async () => {
+    dir = scratch('plan-graph');
+    browser = await chromium.launch({ executablePath: CHROMIUM_PATH, args: CHROMIUM_ARGS });
+  });
+  afterAll(async () => {
+    await browser?.close();
+  });
+
+  it('draws a box per dataset, an arrow per dependency, every label inside its box and no two boxes overlapping', async () => {
+    const drawn = await runCli(['plan', join(ROOT, 'examples/shop/backfill.yaml'), '--format', 'svg']);
+    expect(drawn.code, drawn.stderr).toBe(0);
+    const page = await browser.newPage({ viewport: { width: 1240, height: 300 } });
+    await page.setContent(`<!doctype html><html><body style="margin:0;background:#fff">${drawn.stdout}</body></html>`);
+    const boxes = page.locator('svg g.node.dataset');
+    await expect(boxes.count()).resolves.toBe(6);
+    await expect(page.locator('svg g.edge.dependency').count()).resolves.toBe(5);
+    const rects = [];
+    for (let i = 0; i < 6; i++) {
+      const box = boxes.nth(i);
+      const shape = (await box.locator('path').boundingBox())!;
+      for (const text of await box.locator('text').all()) {
+        const t = (await text.boundingBox())!;
+        expect(t.x, await text.textContent() ?? '').toBeGreaterThanOrEqual(shape.x - 0.5);
+        expect(t.x + t.width, await text.textContent() ?? '').toBeLessThanOrEqual(shape.x + shape.width + 0.5);
+      }
+      rects.push(shape);
+    }
+    for (let i = 0; i < rects.length; i++) {
+      for (let j = i + 1; j < rects.length; j++) {
+        const [a, b] = [rects[i]!, rects[j]!];
+        const apart = a.x + a.width <= b.x || b.x + b.width <= a.x || a.y + a.height <= b.y || b.y + b.height <= a.y;
+        expect(apart, `boxes ${i} and ${j} overlap`).toBe(true);
+      }
+    }
+    const labels = await page.locator('svg text').allTextContents();
+    for (const name of ['orders_raw', 'monthly_active_customers', 'lag(-6..0)', 'month · 12 partitions']) expect(labels).toContain(name);
+    const screenshot = process.env.BACKFILL_UPDATE_DOCS === '1' ? join(ROOT, 'docs/images/plan-graph.png') : join(dir, 'plan-graph.png');
+    mkdirSync(dirname(screenshot), { recursive: true });
+    await page.locator('svg').first().screenshot({ path: screenshot });
+    expect(statSync(screenshot).size).toBeGreaterThan(10_000);
+    await page.close();
+  });
+});

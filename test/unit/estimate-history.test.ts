@@ -1,0 +1,169 @@
+/** `plan --estimate`'s inputs: durations and rows from ledger rows, what it assumes without them, the calibration, the flags. */
+import { describe, expect, it } from 'vitest';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { calibrate, estimateOptions, estimatePlan, estimateReport, nodeHistory, parseQueueCaps, type NodeHistory } from '../../client/estimate.ts';
+import { renderEstimate } from '../../client/render-estimate.ts';
+import type { LedgerRow } from '../../activities/warehouse/types.ts';
+import { DEFAULT_OVERHEAD } from '../../core/estimate.ts';
+import { expandPlan, planNode } from '../../core/plan.ts';
+import { RangeSet } from '../../core/ranges.ts';
+import { resolveSpec } from '../../core/spec.ts';
+
+const spec = resolveSpec({
+  name: 'history',
+  partitions: { grain: 'day', start: '2024-01-01', end: '2024-01-21' },
+  nodes: [
+    { id: 'raw', transform: 'generate', concurrency: 2 },
+    { id: 'clean', sql: 'SELECT * FROM raw', dependsOn: ['raw'] },
+    { id: 'nap', transform: 'sleep', params: { ms: 25 }, dependsOn: ['clean'] },
+  ],
+});
+const plan = expandPlan(spec);
+const T0 = Date.UTC(2026, 0, 1);
+
+function row(node: string, day: number, durationMs: number, backfillId: string, extra: Partial<LedgerRow> = {}): LedgerRow {
+  const startedAt = T0 + day * 1000;
+  return {
+    node,
+    partition: `2024-01-${String(day).padStart(2, '0')}`,
+    version: 1,
+    status: 'published',
+    backfillId,
+    runKey: `run-${backfillId}`,
+    workflowId: `backfill/${backfillId}/${node}`,
+    rowCount: 10 * day,
+    checksum: 'c',
+    schemaHash: 's',
+    transform: 'sql',
+    params: {},
+    codeVersion: 'backfill@test',
+    inputs: [],
+    attempt: 1,
+    executions: 1,
+    startedAt: new Date(startedAt).toISOString(),
+    finishedAt: new Date(startedAt + durationMs).toISOString(),
+    durationMs,
+    previousVersion: null,
+    error: null,
+    warnings: [],
+    specHash: 'h',
+    current: true,
+    ...extra,
+  };
+}
+
+describe('nodeHistory', () => {
+  it("gives each partition its own duration and row count, and the others the node's mean", () => {
+    const rows = [row('raw', 1, 100, 'b1'), row('raw', 2, 300, 'b1'), row('raw', 3, 200, 'b2'), { ...row('raw', 4, 9999, 'b2'), status: 'failed_check' as const }];
+    const h = nodeHistory(planNode(plan, 'raw'), rows, null);
+    expect(h.timing.meanMs).toBe(200);
+    expect(Array.from(h.timing.byIndex!.slice(0, 4))).toEqual([100, 300, 200, Number.NaN]);
+    expect(h.rowsPerPartition).toBe(20);
+    expect(h.source).toMatchObject({ kind: 'history', ledgerRows: 3, ownDurations: 3, backfills: [{ backfillId: 'b1', rows: 2 }, { backfillId: 'b2', rows: 1 }] });
+    expect(h.runs).toHaveLength(3);
+  });
+
+  it('counts rows of partitions outside the plan in the mean only', () => {
+    const narrow = expandPlan(spec, { from: Date.UTC(2024, 0, 2), to: Date.UTC(2024, 0, 3) });
+    const h = nodeHistory(planNode(narrow, 'raw'), [row('raw', 1, 100, 'b1'), row('raw', 2, 300, 'b1')], null);
+    expect(h.timing.meanMs).toBe(200);
+    expect(Array.from(h.timing.byIndex!)).toEqual([300]);
+    expect(h.source).toMatchObject({ ledgerRows: 2, ownDurations: 1 });
+  });
+
+  it('without history: sleep takes its ms, noop nothing, others nothing or what --assume says, and says so', () => {
+    expect(nodeHistory(planNode(plan, 'nap'), [], null)).toMatchObject({ timing: { meanMs: 25 }, rowsPerPartition: 0, source: { kind: 'assumed', why: expect.stringContaining('ms parameter (25ms)') } });
+    expect(nodeHistory(planNode(plan, 'clean'), [], null)).toMatchObject({ timing: { meanMs: 0 }, rowsPerPartition: null, source: { why: expect.stringContaining('a lower bound') } });
+    expect(nodeHistory(planNode(plan, 'clean'), [], 150)).toMatchObject({ timing: { meanMs: 150 }, source: { why: 'no history: --assume 150ms' } });
+  });
+});
+
+/** Every partition of `raw` and `clean` ran in backfill b1, one a second; nap never ran. */
+function histories(): Map<string, NodeHistory> {
+  const out = new Map<string, NodeHistory>();
+  for (const node of plan.nodes) {
+    const rows = node.id === 'nap' ? [] : Array.from({ length: 20 }, (_, i) => row(node.id, i + 1, node.id === 'raw' ? 800 : 50, 'b1'));
+    out.set(node.id, nodeHistory(node, rows, null));
+  }
+  return out;
+}
+
+describe('calibrate', () => {
+  it("fits the costs to the largest earlier backfill's span", () => {
+    const c = calibrate(plan, histories(), { limits: { rate: null, concurrency: null }, overhead: DEFAULT_OVERHEAD })!;
+    expect(c).toMatchObject({ backfillId: 'b1', partitions: 40 });
+    // The rows ran from T0 + 1 s to T0 + 20 s + 800 ms.
+    expect(c.spanMs).toBe(19_800);
+    expect(c.factor).toBeGreaterThan(1);
+  });
+
+  it('does not calibrate on fewer than 10 partitions', () => {
+    const few = new Map([...histories()].map(([id, h]) => [id, { ...h, runs: h.runs?.slice(0, 4) ?? [] }]));
+    expect(calibrate(plan, few, { limits: { rate: null, concurrency: null }, overhead: DEFAULT_OVERHEAD })).toBeNull();
+  });
+});
+
+describe('estimateReport', () => {
+  const options = { ...estimateOptions(spec, { estimate: true }), warehouse: '/w.db', warehouseFound: true };
+
+  it('predicts the wall time, each node and the rows, and names its inputs', () => {
+    const report = estimateReport(plan, histories(), options);
+    expect(report.runs).toBe(60);
+    expect(report.assumed).toEqual(['nap']);
+    expect(report.calibration).toMatchObject({ backfillId: 'b1' });
+    expect(report.nodes.map((n) => n.rows)).toEqual([2100, 2100, 0]);
+    expect(report.rows).toBe(4200);
+    const [raw, clean, nap] = report.nodes;
+    expect(raw!.finishMs!).toBeLessThan(clean!.finishMs!);
+    expect(clean!.finishMs!).toBeLessThan(nap!.finishMs!);
+    expect(nap!.finishMs!).toBeLessThan(report.wallMs);
+    const text = renderEstimate(report);
+    expect(text).toContain('20 ledger rows (20 of this plan\'s partitions) from b1 (20), finished 2026-01-01');
+    expect(text).toContain('no history for nap');
+    expect(text).toContain('calibrated on b1');
+  });
+
+  it('leaves out what --only-changed keeps, from the runs and the rows', () => {
+    const skip = { raw: RangeSet.of([0, 20]).toJSON(), clean: RangeSet.of([0, 10]).toJSON() };
+    const report = estimateReport(plan, histories(), { ...options, skip });
+    expect(report.nodes.map((n) => n.runs)).toEqual([0, 10, 20]);
+    expect(report.nodes[1]!.rows).toBe(10 * (11 + 20) * 5);
+  });
+
+  it('without calibration, uses the defaults as they are', () => {
+    expect(estimateReport(plan, histories(), { ...options, calibrate: false })).toMatchObject({ calibration: null, overhead: DEFAULT_OVERHEAD });
+  });
+});
+
+describe('the flags of plan --estimate', () => {
+  it("take start's limits over the spec's, and the queue caps as the workers write them", () => {
+    expect(estimateOptions(spec, { estimate: true, rate: 5, queueCap: ['warehouse=20'], workerSlots: 50, assume: 300 })).toMatchObject({
+      limits: { rate: 5, concurrency: null },
+      queueCaps: { warehouse: { ratePerSecond: 20, slots: 50 } },
+      workerSlots: 50,
+      assumeMs: 300,
+    });
+    expect(() => parseQueueCaps(['warehouse'], 200)).toThrow(/--queue-cap 'warehouse': write <task-queue>=<activities per second>/);
+    expect(() => parseQueueCaps(['a=0'], 200)).toThrow(/--queue-cap 'a=0'/);
+  });
+
+  it('are refused without --estimate, which they would mean nothing without', () => {
+    expect(() => estimateOptions(spec, { rate: 5, assume: 100 })).toThrow(/--rate and --assume only matter with --estimate: add --estimate, or leave them out/);
+  });
+});
+
+describe('estimatePlan', () => {
+  it('creates no warehouse where there is none: it estimates without history', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'backfill-estimate-'));
+    try {
+      const path = join(dir, 'warehouse.db');
+      const report = await estimatePlan(plan, { ...estimateOptions(spec, { estimate: true }), warehouse: path });
+      expect(report).toMatchObject({ warehouse: path, warehouseFound: false, calibration: null, assumed: ['raw', 'clean', 'nap'] });
+      expect(existsSync(path)).toBe(false);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

@@ -1,0 +1,80 @@
+/** `status`'s ETA: the estimate's simulation from a running backfill's state, with live figures. */
+import { describe, expect, it } from 'vitest';
+import { LIVE_OVERHEAD, LiveEtas, liveEta, liveTiming, withLiveEta } from '../../client/eta.ts';
+import { expandPlan } from '../../core/plan.ts';
+import type { NodeStats, Progress } from '../../core/protocol.ts';
+import { RangeSet } from '../../core/ranges.ts';
+import { resolveSpec } from '../../core/spec.ts';
+
+const stats = (s: Partial<NodeStats>): NodeStats => ({ running: 0, rate: null, concurrency: 4, throttles: 0, completed: 0, firstStartedAt: null, lastFinishedAt: null, ...s });
+
+describe('liveTiming', () => {
+  it("is a slot's time per partition: concurrency × span / completed", () => {
+    // 40 partitions in 10 s, 4 at a time: a partition took a slot 1 s.
+    expect(liveTiming(stats({ completed: 40, firstStartedAt: 0, lastFinishedAt: 10_000 }), 1)).toBe(1000);
+    // In batches of 5, 20 partitions at a time.
+    expect(liveTiming(stats({ completed: 40, firstStartedAt: 0, lastFinishedAt: 10_000 }), 5)).toBe(5000);
+  });
+
+  it('counts no more slots than partitions completed, and nothing before the first', () => {
+    expect(liveTiming(stats({ completed: 2, firstStartedAt: 0, lastFinishedAt: 600 }), 1)).toBe(600);
+    expect(liveTiming(stats({ completed: 0 }), 1)).toBeNull();
+    expect(liveTiming(undefined, 1)).toBeNull();
+  });
+});
+
+describe('liveEta', () => {
+  const spec = resolveSpec({
+    name: 'live',
+    partitions: { grain: 'day', start: '2024-01-01', end: '2024-01-21' },
+    nodes: [
+      { id: 'a', transform: 'noop', concurrency: 2 },
+      { id: 'b', transform: 'noop', concurrency: 2, dependsOn: ['a'] },
+    ],
+  });
+  const plan = expandPlan(spec);
+  const limits = { rate: null, concurrency: null };
+
+  it('runs what is left at the pace each node achieved', () => {
+    const carry = {
+      limits,
+      overrides: {},
+      readiness: { a: { done: RangeSet.of([0, 20]).toJSON(), failed: '', inHands: '' }, b: { done: RangeSet.of([0, 10]).toJSON(), failed: '', inHands: RangeSet.of([10, 20]).toJSON() } },
+      // b: 10 done in 5 s, 2 at a time: 1 s each; 10 left, 2 at a time: 5 s.
+      reports: { a: stats({ concurrency: 2, completed: 20, firstStartedAt: 0, lastFinishedAt: 2000 }), b: stats({ concurrency: 2, completed: 10, firstStartedAt: 0, lastFinishedAt: 5000 }) },
+    };
+    const eta = liveEta(plan, carry);
+    expect(eta.nodes).toEqual({ a: 0, b: 5 });
+    // b reports every interval after its last report arrived (0, 1,080, …, 5,400 ms): the
+    // parent hears of the last partitions at 5,480 ms, and ends.
+    const every = LIVE_OVERHEAD.reportIntervalMs + LIVE_OVERHEAD.hopMs;
+    expect(eta.etaSeconds).toBe(Math.round((Math.ceil(5000 / every) * every + LIVE_OVERHEAD.hopMs + LIVE_OVERHEAD.endMs) / 100) / 10);
+  });
+
+  it("gives a node not yet measured the figure of a node with the same transform, and none when nothing is measured", () => {
+    const readiness = { a: { done: RangeSet.of([0, 10]).toJSON(), failed: '', inHands: RangeSet.of([10, 20]).toJSON() }, b: { done: '', failed: '', inHands: RangeSet.of([0, 10]).toJSON() } };
+    const measured = liveEta(plan, { limits, overrides: {}, readiness, reports: { a: stats({ concurrency: 2, completed: 10, firstStartedAt: 0, lastFinishedAt: 1000 }) } });
+    // Both at 200 ms a partition: b's 20 take at least 2 s.
+    expect(measured.nodes.b).toBeGreaterThanOrEqual(2);
+    expect(liveEta(plan, { limits, overrides: {}, readiness, reports: {} })).toEqual({ etaSeconds: null, nodes: { a: null, b: null } });
+  });
+
+  it('replaces the progress ETA only when it has one', () => {
+    const progress = { etaSeconds: 4500, nodes: [{ id: 'a', etaSeconds: 4500 }] } as unknown as Progress;
+    expect(withLiveEta(progress, { etaSeconds: 360, nodes: { a: 300 } })).toMatchObject({ etaSeconds: 360, nodes: [{ id: 'a', etaSeconds: 300 }] });
+    expect(withLiveEta(progress, { etaSeconds: null, nodes: {} })).toBe(progress);
+  });
+});
+
+describe('LiveEtas', () => {
+  it('computes at most every few seconds and counts down in between', async () => {
+    const etas = new LiveEtas();
+    let computed = 0;
+    const compute = async () => (computed++, { etaSeconds: 100, nodes: { a: 50 } });
+    expect(await etas.get('x', compute, 0)).toEqual({ etaSeconds: 100, nodes: { a: 50 } });
+    expect(await etas.get('x', compute, 3000)).toEqual({ etaSeconds: 97, nodes: { a: 47 } });
+    expect(computed).toBe(1);
+    await etas.get('x', compute, 6000);
+    expect(computed).toBe(2);
+  });
+});
