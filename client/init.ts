@@ -2,8 +2,8 @@
 import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { BackfillError } from '../core/errors.ts';
-import { PACKAGE_ROOT, packageJson } from '../scripts/package.ts';
-import { PROJECT_SPEC } from './spec-file.ts';
+import { PACKAGE_ROOT, packageJson } from '../host/package.ts';
+import { PROJECT_SPEC } from './project.ts';
 
 export const TEMPLATES = join(PACKAGE_ROOT, 'templates', 'init');
 

@@ -47,7 +47,7 @@ import { BackfillClient } from '../client/backfill-client.ts';
 import { resolveSpec, type ResolvedSpec } from '../core/spec.ts';
 import { TokenBucket } from '../core/pacing.ts';
 import { DIST, build } from './build.ts';
-import { startDevServer, stopProcess, type DevServer } from './dev-server.ts';
+import { startDevServer, stopProcess, type DevServer } from '../host/dev-server.ts';
 import { createDatabase, dropDatabase, testPostgresUrl } from './postgres.ts';
 import { WorkerProcess } from './worker-process.ts';
 

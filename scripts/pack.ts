@@ -16,9 +16,8 @@ const PREBUILDS = join(PACK_CACHE, 'prebuilds');
 
 /** What goes into the package or its build (package.json "files", tsconfig.build.json): a change to any makes a new tarball. */
 const INPUTS = [
-  'package.json', 'README.md', 'tsconfig.json', 'tsconfig.build.json', 'index.ts', 'bin', 'templates',
-  'core', 'workflows', 'activities', 'workers', 'client', 'examples',
-  'scripts/package.ts', 'scripts/temporal-cli.ts', 'scripts/dev-server.ts', 'scripts/build.ts',
+  'package.json', 'README.md', 'tsconfig.json', 'tsconfig.build.json', 'index.ts', 'transforms.ts', 'bin', 'templates',
+  'core', 'workflows', 'activities', 'workers', 'client', 'host', 'examples', 'scripts/build.ts',
 ];
 
 function filesUnder(path: string): string[] {

@@ -9,9 +9,9 @@ import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from '
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { startDevServer, type DevServer } from '../../scripts/dev-server.ts';
+import { startDevServer, type DevServer } from '../../host/dev-server.ts';
 import { installTarball, packTarball, run } from '../../scripts/pack.ts';
-import { packageJson } from '../../scripts/package.ts';
+import { packageJson } from '../../host/package.ts';
 import { WorkerProcess } from '../../scripts/worker-process.ts';
 
 type Cli = { code: number; stdout: string; stderr: string; json: unknown };

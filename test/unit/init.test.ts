@@ -9,7 +9,7 @@ import { thrownBackfillError } from './backfill-error.ts';
 import { expandPlan } from '../../core/plan.ts';
 import { resolveSpec } from '../../core/spec.ts';
 import { projectName, scaffold } from '../../client/init.ts';
-import { packageJson } from '../../scripts/package.ts';
+import { packageJson } from '../../host/package.ts';
 
 let root: string;
 let count = 0;
