@@ -59,6 +59,10 @@ export function scaffoldManifest(name: string): Manifest {
       start: `backfill start ${PROJECT_SPEC} --watch`,
       worker: 'backfill worker --transforms transforms.ts',
       test: `tsc --noEmit && backfill plan ${PROJECT_SPEC}`,
+      // Any other command: `npm run backfill -- status <id>` runs this project's backfill, never
+      // npm's unrelated package of that name (which `npx backfill` would offer to fetch where
+      // this one is not installed).
+      backfill: 'backfill',
     },
     dependencies: {
       [own.name]: `^${own.version}`,

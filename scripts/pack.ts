@@ -52,7 +52,7 @@ export function run(command: string, args: string[], options: { cwd: string; env
 
 /** The tarball of the package as it is now: built and packed on the first call after a change, else the cached one. */
 export async function packTarball(): Promise<{ path: string; cached: boolean }> {
-  const path = join(PACK_CACHE, `backfill-${packageHash()}.tgz`);
+  const path = join(PACK_CACHE, `durable-backfill-${packageHash()}.tgz`);
   if (existsSync(path)) return { path, cached: true };
   mkdirSync(PACK_CACHE, { recursive: true });
   const staging = mkdtempSync(join(PACK_CACHE, 'staging-'));
