@@ -12,6 +12,9 @@ import { fileURLToPath } from 'node:url';
 const TYPESCRIPT = /\.[mc]?ts$/;
 /** The compiler options of tsconfig.json that change what esbuild emits. */
 const COMPILER_OPTIONS = { target: 'ES2022', verbatimModuleSyntax: true, useDefineForClassFields: true };
+const TRANSFORM = { loader: 'ts', format: 'esm', target: 'node20', sourcemap: 'inline', tsconfigRaw: { compilerOptions: COMPILER_OPTIONS } };
+/** Cached JavaScript is of these options: other options (a change of this file) transpile again. */
+const OPTIONS_HASH = createHash('sha1').update(JSON.stringify(TRANSFORM)).digest('hex').slice(0, 12);
 
 /** Where transpiled modules are kept; none when it cannot be written. */
 let cacheDir;
@@ -41,7 +44,7 @@ export async function load(url, context, nextLoad) {
   if (!url.startsWith('file:') || !TYPESCRIPT.test(url)) return nextLoad(url, context);
   const path = fileURLToPath(url);
   const { size, mtimeMs } = statSync(path);
-  const stamp = `// ${size} ${mtimeMs}\n`;
+  const stamp = `// ${OPTIONS_HASH} ${size} ${mtimeMs}\n`;
   const cached = cacheDir && join(cacheDir, `${createHash('sha1').update(path).digest('hex')}.js`);
   if (cached) {
     try {
@@ -52,14 +55,7 @@ export async function load(url, context, nextLoad) {
     }
   }
   esbuild ??= await import('esbuild');
-  const { code } = esbuild.transformSync(readFileSync(path, 'utf8'), {
-    loader: 'ts',
-    format: 'esm',
-    target: 'node20',
-    sourcefile: path,
-    sourcemap: 'inline',
-    tsconfigRaw: { compilerOptions: COMPILER_OPTIONS },
-  });
+  const { code } = esbuild.transformSync(readFileSync(path, 'utf8'), { ...TRANSFORM, sourcefile: path });
   const source = `${stamp}${code}`;
   if (cached) {
     try {
