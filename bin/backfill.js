@@ -8,6 +8,8 @@ import { fileURLToPath } from 'node:url';
 
 const sources = new URL('../client/main.ts', import.meta.url);
 if (existsSync(sources)) {
+  // Stack traces point into the .ts sources (the loader's JavaScript carries inline source maps).
+  process.setSourceMapsEnabled(true);
   const { register } = await import('node:module');
   const cacheDir = fileURLToPath(new URL('../.backfill/cache/typescript', import.meta.url));
   register('./typescript-loader.mjs', { parentURL: import.meta.url, data: { cacheDir } });
