@@ -1,5 +1,5 @@
 /**
- * One real Temporal dev server (built by scripts/temporal-cli.ts like everywhere else, on a
+ * One real Temporal dev server (built by host/temporal-cli.ts like everywhere else, on a
  * SQLite file) and one workflow bundle for the whole integration suite.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
