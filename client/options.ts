@@ -27,7 +27,7 @@ export const transformsOption = (help: string) => new Option('--transforms <modu
  * The transform modules an option holds: as given on the command line, or split from the
  * comma-separated $BACKFILL_TRANSFORMS (trimmed, empty entries dropped).
  */
-export function listedModules(command: CommandUnknownOpts, values: readonly string[] | undefined): string[] {
+export function transformsGiven(command: CommandUnknownOpts, values: readonly string[] | undefined): string[] {
   if (values === undefined) return [];
   if (command.getOptionValueSource('transforms') !== 'env') return [...values];
   return values.flatMap((value) => value.split(',')).map((m) => m.trim()).filter(Boolean);

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { Command } from '@commander-js/extra-typings';
 import { BackfillError } from '../../core/errors.ts';
 import { HELP_GROUPS, documented } from '../help.ts';
-import { codeVersionOption, jsonOption, listedModules, logFormatOption, positiveNumber, print, transformsOption, warehouseOption } from '../options.ts';
+import { codeVersionOption, jsonOption, logFormatOption, positiveNumber, print, transformsGiven, transformsOption, warehouseOption } from '../options.ts';
 import { PROJECT_SPEC } from '../project.ts';
 import { LOG_FORMAT_HELP, METRICS_PORT_HELP } from './worker.ts';
 
@@ -42,7 +42,7 @@ export function devCommand() {
           import('../../workers/logging.ts'),
           import('../../workers/telemetry.ts'),
         ]);
-        const named = transformModules(listedModules(command, options.transforms));
+        const named = transformModules(transformsGiven(command, options.transforms));
         if (!options.worker && telemetry.metrics) {
           throw new BackfillError('invalid_argument', '--metrics-port serves the metrics of the worker, and --no-worker starts none: drop one of the two', 'metrics-port');
         }

@@ -1,7 +1,7 @@
 /** `backfill worker`: a worker against the Temporal server of $TEMPORAL_ADDRESS or the profile. */
 import { Command } from '@commander-js/extra-typings';
 import { HELP_GROUPS, documented } from '../help.ts';
-import { codeVersionOption, connectionFlags, jsonOption, listedModules, logFormatOption, positiveInteger, print, transformsOption, warehouseOption } from '../options.ts';
+import { codeVersionOption, connectionFlags, jsonOption, logFormatOption, positiveInteger, print, transformsGiven, transformsOption, warehouseOption } from '../options.ts';
 
 export const METRICS_PORT_HELP = "serve Prometheus metrics (the SDK's and backfill_*) on this port, at /metrics";
 export const LOG_FORMAT_HELP = "log lines as 'text' (default) or 'json' (one object per line, INFO and up unless $BACKFILL_LOG_LEVEL says otherwise)";
@@ -39,7 +39,7 @@ export function workerCommand() {
         const queues = parseQueues(options.taskQueue, options.workflowQueue, options.maxConcurrentActivities);
         const worker = await startWorker({
           connection,
-          transforms: transformModules(listedModules(command, options.transforms)),
+          transforms: transformModules(transformsGiven(command, options.transforms)),
           queues,
           workflowQueue: options.workflowQueue,
           workflows: options.workflows,

@@ -7,7 +7,7 @@ import type { BackfillCarry, NodeProgress, Progress } from '../../core/protocol.
 import { resolveSpec } from '../../core/spec.ts';
 import { defaultBackfillId, resumeCarry } from '../../client/backfill-client.ts';
 import { EXIT, buildProgram, exitCodeFor } from '../../client/cli.ts';
-import { listedModules } from '../../client/options.ts';
+import { transformsGiven } from '../../client/options.ts';
 import { parseQueues, transformModules } from '../../client/local.ts';
 import { headline, renderFailures, renderPlan, renderStatus } from '../../client/render.ts';
 
@@ -135,7 +135,7 @@ describe('transform modules (--transforms, else $BACKFILL_TRANSFORMS)', () => {
     const worker = program.commands.find((c) => c.name() === 'worker')!;
     let modules: string[] = [];
     worker.action(function () {
-      modules = transformModules(listedModules(this, this.opts().transforms as string[] | undefined), ['/fallback.ts']);
+      modules = transformModules(transformsGiven(this, this.opts().transforms as string[] | undefined), ['/fallback.ts']);
     });
     await program.parseAsync(['node', 'backfill', 'worker', ...args]);
     return modules;
