@@ -1,4 +1,5 @@
-# The backfill worker and command line, compiled, in three stages:
+# The backfill worker and command line (the npm package durable-backfill, whose command is
+# backfill), compiled, in three stages:
 #   deps     the production dependencies (better-sqlite3 compiles here: the full image has the compilers)
 #   build    every dependency, then `npm run build`: dist/ holds the compiled code, the workflow
 #            bundles and the compiled example

@@ -1,7 +1,8 @@
 /**
- * The package's public API, `import … from 'backfill'`: what a transforms module needs, the
- * spec's types and validation, and the client library that starts and controls backfills.
- * Workers of your own: 'backfill/worker'.
+ * The package's public API, `import … from 'durable-backfill'`: the client library that starts
+ * and controls backfills, the spec's types and validation, and (as in
+ * 'durable-backfill/transforms', which loads far less) what a transforms module needs.
+ * Workers of your own: 'durable-backfill/worker'.
  */
 export { defineTransforms, seededRandom, unitHash, NonRetryableError, ThrottledError, type PartitionSession, type Row, type Transform, type TransformContext } from './activities/index.ts';
 export type { PartitionInput } from './core/protocol.ts';

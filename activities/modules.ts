@@ -7,7 +7,7 @@
 import { extname } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { BackfillError } from '../core/errors.ts';
-import { FROM_SOURCES } from '../scripts/package.ts';
+import { FROM_SOURCES } from '../host/package.ts';
 
 const TYPESCRIPT = new Set(['.ts', '.mts', '.cts']);
 

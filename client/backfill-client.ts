@@ -44,9 +44,16 @@ import { LiveEtas, liveEta, withLiveEta, type LiveEta } from './eta.ts';
 import { registerSearchAttributes, rejectedAttribute, requireSearchAttributes, unregisteredAttribute, type SetupResult } from './search-attributes.ts';
 import { pollersOf, queueState, waitingNodes, type QueueState, type Waiting } from './waiting.ts';
 import { startTracing, tracingRequested, type Tracing } from '../workers/tracing.ts';
+import { settingsFromEnv, type Settings } from '../host/settings.ts';
 
-/** Where to connect: overrides of Temporal's environment configuration, or settings resolved already. */
-export type ConnectOptions = ConnectionOverrides & { settings?: ConnectionSettings; uiUrl?: string };
+/** What a client does when a call says nothing else: the Web UI of its links, the task queue and the dataset check of `start`. */
+export type ClientDefaults = Pick<Settings, 'uiUrl' | 'taskQueue' | 'sharedDatasets'>;
+
+/**
+ * Where to connect: overrides of Temporal's environment configuration, or settings resolved
+ * already; and the client's defaults (else `settingsFromEnv()`'s).
+ */
+export type ConnectOptions = ConnectionOverrides & { settings?: ConnectionSettings; uiUrl?: string; defaults?: ClientDefaults };
 
 export type StartOptions = {
   id?: string;
@@ -63,7 +70,7 @@ export type StartOptions = {
   /**
    * Skip the one-writer-per-dataset check: for a namespace shared by backfills that write to
    * different warehouses (where one node id names different datasets), and test suites.
-   * Default: $BACKFILL_SHARED_DATASETS (1, true or yes), else false.
+   * Default: the client's (`ClientDefaults`: $BACKFILL_SHARED_DATASETS, 1, true or yes), else false.
    */
   sharedDatasets?: boolean;
 };
@@ -139,16 +146,17 @@ export class BackfillClient {
     readonly settings: ConnectionSettings,
     private readonly uiBase: string,
     private readonly tracing: Tracing | undefined,
+    private readonly defaults: ClientDefaults,
   ) {}
 
   static async connect(options: ConnectOptions = {}): Promise<BackfillClient> {
-    const { settings: given, uiUrl, ...overrides } = options;
+    const { settings: given, uiUrl, defaults = settingsFromEnv(), ...overrides } = options;
     const settings = given ?? resolveConnection(overrides);
     const tracing = tracingRequested() ? await startTracing('backfill-client') : undefined;
     const connection = await openConnection(settings);
-    const uiBase = uiUrl ?? process.env.BACKFILL_UI_URL ?? 'http://localhost:8233';
+    const uiBase = uiUrl ?? defaults.uiUrl ?? 'http://localhost:8233';
     const client = new Client({ connection, namespace: settings.namespace, ...(tracing ? { interceptors: tracing.client } : {}) });
-    return new BackfillClient(client, connection, settings, uiBase.replace(/\/$/, ''), tracing);
+    return new BackfillClient(client, connection, settings, uiBase.replace(/\/$/, ''), tracing, defaults);
   }
 
   get namespace(): string {
@@ -197,7 +205,7 @@ export class BackfillClient {
     }
     const workflowId = backfillWorkflowId(backfillId);
     this.searchAttributes ??= { listed: await requireSearchAttributes(this.connection, this.namespace) };
-    const shared = options.sharedDatasets ?? /^(1|true|yes)$/i.test(process.env.BACKFILL_SHARED_DATASETS ?? '');
+    const shared = options.sharedDatasets ?? this.defaults.sharedDatasets;
     if (!shared) await this.datasetsFree(backfillId, spec.nodes.map((n) => n.id), options.waitForDatasets);
     if (options.rerun || carry) {
       // A running backfill keeps its node workflows (starting it again fails below, naming --attach).
@@ -218,7 +226,7 @@ export class BackfillClient {
     try {
       const handle = await this.client.workflow.start<typeof backfillWorkflow>('backfillWorkflow', {
         workflowId,
-        taskQueue: options.taskQueue ?? process.env.BACKFILL_TASK_QUEUE ?? DEFAULT_TASK_QUEUE,
+        taskQueue: options.taskQueue ?? this.defaults.taskQueue ?? DEFAULT_TASK_QUEUE,
         args: [input],
         workflowIdReusePolicy: options.rerun || carry ? WorkflowIdReusePolicy.ALLOW_DUPLICATE : WorkflowIdReusePolicy.REJECT_DUPLICATE,
         typedSearchAttributes: [{ key: BACKFILL_ID, value: backfillId }],

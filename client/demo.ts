@@ -8,12 +8,18 @@ import { BackfillClient, defaultBackfillId } from './backfill-client.ts';
 import type { LocalOptions, LocalStack } from './local.ts';
 import { renderFailures, renderStatus } from './render.ts';
 import { loadSpecFile } from './spec-file.ts';
+import type { Settings } from '../host/settings.ts';
 
 export type DemoOptions = {
   spec: string;
   json: boolean | undefined;
   port: number;
   uiPort: number;
+  /** From the environment: where the dev server keeps its state, and the client's defaults. */
+  settings: Settings;
+  /** The worker's warehouse (default: the warehouse's own) and code version. */
+  warehouse?: string | undefined;
+  codeVersion?: string | undefined;
   startLocal: (options: LocalOptions) => Promise<LocalStack>;
   watch: (client: BackfillClient, id: string, json: boolean | undefined) => Promise<Progress>;
 };
@@ -31,10 +37,19 @@ export async function runDemo(options: DemoOptions): Promise<Progress['state']> 
   const log = (line: string) => options.json || process.stderr.write(`${line}\n`);
   const { spec, transformModules } = await loadSpecFile(options.spec);
   log(pc.dim('starting the Temporal dev server and a worker ...'));
-  const stack = await options.startLocal({ port: options.port, uiPort: options.uiPort, worker: true, transforms: transformModules });
+  const stack = await options.startLocal({
+    home: options.settings.home,
+    port: options.port,
+    uiPort: options.uiPort,
+    worker: true,
+    transforms: transformModules,
+    ...(options.settings.workflowBundle !== undefined ? { workflowBundle: options.settings.workflowBundle } : {}),
+    ...(options.warehouse !== undefined ? { warehouse: options.warehouse } : {}),
+    ...(options.codeVersion !== undefined ? { codeVersion: options.codeVersion } : {}),
+  });
   const began = Date.now();
   try {
-    const client = await BackfillClient.connect({ address: stack.address, ...(stack.uiUrl ? { uiUrl: stack.uiUrl } : {}) });
+    const client = await BackfillClient.connect({ address: stack.address, ...(stack.uiUrl ? { uiUrl: stack.uiUrl } : {}), defaults: options.settings });
     try {
       const started = await client.start(spec, { id: defaultBackfillId(`${spec.name}-demo`) });
       log(`${pc.bold(spec.name)}: backfill ${pc.bold(started.backfillId)} started\n  web UI: ${started.uiUrl}`);

@@ -14,7 +14,7 @@ import type { ResolvedSpec } from '../core/spec.ts';
 import { RangeSet, type RangesJSON } from '../core/ranges.ts';
 import type { LedgerRow, Warehouse } from '../activities/warehouse/types.ts';
 import { isPostgresUrl, openWarehouse } from '../activities/warehouse/index.ts';
-import { backfillHome } from '../scripts/temporal-cli.ts';
+import { backfillHome } from '../host/settings.ts';
 
 /** The activity slots of one worker per task queue, when none are given (`worker --max-concurrent-activities`' default). */
 export const DEFAULT_WORKER_SLOTS = 200;
@@ -125,7 +125,7 @@ export type EstimateOptions = {
 
 /** The ledger of a warehouse, or none when a SQLite file is not there (opening it would create it). */
 async function withLedger<T>(location: string | undefined, read: (warehouse: Warehouse | null, where: string) => Promise<T>): Promise<T> {
-  const target = location && location.length > 0 ? location : process.env.BACKFILL_WAREHOUSE || join(backfillHome(), 'warehouse.db');
+  const target = location && location.length > 0 ? location : join(backfillHome(), 'warehouse.db');
   if (!isPostgresUrl(target) && !existsSync(target.replace(/^sqlite:(\/\/)?/, ''))) return read(null, target);
   const warehouse = openWarehouse(target, { inline: true });
   try {

@@ -2,8 +2,8 @@
 import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { BackfillError } from '../core/errors.ts';
-import { PACKAGE_ROOT, packageJson } from '../scripts/package.ts';
-import { PROJECT_SPEC } from './spec-file.ts';
+import { PACKAGE_ROOT, packageJson } from '../host/package.ts';
+import { PROJECT_SPEC } from './project.ts';
 
 export const TEMPLATES = join(PACKAGE_ROOT, 'templates', 'init');
 
@@ -59,6 +59,10 @@ export function scaffoldManifest(name: string): Manifest {
       start: `backfill start ${PROJECT_SPEC} --watch`,
       worker: 'backfill worker --transforms transforms.ts',
       test: `tsc --noEmit && backfill plan ${PROJECT_SPEC}`,
+      // Any other command: `npm run backfill -- status <id>` runs this project's backfill, never
+      // npm's unrelated package of that name (which `npx backfill` would offer to fetch where
+      // this one is not installed).
+      backfill: 'backfill',
     },
     dependencies: {
       [own.name]: `^${own.version}`,

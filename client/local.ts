@@ -3,9 +3,9 @@ import { join, resolve } from 'node:path';
 import { NativeConnection, Runtime } from '@temporalio/worker';
 import { openWarehouse, type Warehouse } from '../activities/warehouse/index.ts';
 import { loadTransforms } from '../activities/transforms.ts';
-import { freePort, startDevServer, type DevServer } from '../scripts/dev-server.ts';
-import { backfillHome } from '../scripts/temporal-cli.ts';
-import { CODE_ROOT, codePath } from '../scripts/package.ts';
+import { freePort, startDevServer, type DevServer } from '../host/dev-server.ts';
+import { CODE_ROOT, codePath } from '../host/package.ts';
+import { backfillHome } from '../host/settings.ts';
 import { createWorkers, type BackfillWorkers, type QueueConfig } from '../workers/worker.ts';
 import { installRuntime, type TelemetrySettings } from '../workers/telemetry.ts';
 import { startTracing, tracingRequested } from '../workers/tracing.ts';
@@ -16,14 +16,12 @@ import { checkSearchAttributes } from './search-attributes.ts';
 export const EXAMPLE_SPEC = join(CODE_ROOT, 'examples/shop/backfill.yaml');
 export const EXAMPLE_TRANSFORMS = codePath('examples/shop/transforms');
 
-/** Quiet SDK logs (warnings and errors only) unless BACKFILL_LOG_LEVEL or BACKFILL_LOG_FORMAT say otherwise; see workers/telemetry.ts. */
+/** Quiet SDK logs (warnings and errors only) unless BACKFILL_LOG_LEVEL says otherwise; see workers/telemetry.ts. */
 export { installRuntime };
 
-/** Transform modules from --transforms, else $BACKFILL_TRANSFORMS (comma-separated), else `fallback`. */
-export function transformModules(flags: string[] | undefined, fallback: string[] = []): string[] {
-  if (flags && flags.length > 0) return flags.map((m) => resolve(m));
-  const fromEnv = process.env.BACKFILL_TRANSFORMS?.split(',').map((m) => m.trim()).filter(Boolean);
-  if (fromEnv && fromEnv.length > 0) return fromEnv.map((m) => resolve(m));
+/** Transform modules (from --transforms or $BACKFILL_TRANSFORMS), resolved from the working directory; none: `fallback`. */
+export function transformModules(listed: readonly string[] | undefined, fallback: string[] = []): string[] {
+  if (listed && listed.length > 0) return listed.map((m) => resolve(m));
   return fallback;
 }
 
@@ -53,6 +51,10 @@ export type WorkerProcessOptions = {
   allowFaultInjection?: boolean;
   /** Log format and level, Prometheus endpoint (default: text logs at $BACKFILL_LOG_LEVEL or WARN, no metrics). */
   telemetry?: TelemetrySettings;
+  /** Recorded in the ledger (default backfill@<package version>). */
+  codeVersion?: string;
+  /** A prebuilt workflow bundle (default: the package's own, else bundled at start). */
+  workflowBundle?: string;
 };
 
 export type RunningWorker = { workers: BackfillWorkers; warehouse: Warehouse; connection: NativeConnection; done: Promise<void>; stop(): Promise<void> };
@@ -100,6 +102,8 @@ export async function startWorker(options: WorkerProcessOptions): Promise<Runnin
     warehouse,
     transforms: await loadTransforms(options.transforms),
     allowFaultInjection: options.allowFaultInjection ?? false,
+    ...(options.codeVersion !== undefined ? { codeVersion: options.codeVersion } : {}),
+    ...(options.workflowBundle !== undefined ? { workflowBundle: { codePath: options.workflowBundle } } : {}),
     ...(tracing ? { tracing } : {}),
   });
   const done = workers.run();
@@ -133,6 +137,8 @@ export type LocalOptions = {
   warehouse?: string;
   allowFaultInjection?: boolean;
   telemetry?: TelemetrySettings;
+  codeVersion?: string;
+  workflowBundle?: string;
 };
 
 /** Uses `preferred` when it is free, else any free port. */
@@ -165,6 +171,8 @@ export async function startLocal(options: LocalOptions): Promise<LocalStack> {
         ...(options.warehouse !== undefined ? { warehouse: options.warehouse } : {}),
         ...(options.allowFaultInjection ? { allowFaultInjection: true } : {}),
         ...(options.telemetry ? { telemetry: options.telemetry } : {}),
+        ...(options.codeVersion !== undefined ? { codeVersion: options.codeVersion } : {}),
+        ...(options.workflowBundle !== undefined ? { workflowBundle: options.workflowBundle } : {}),
       });
     }
   } catch (error) {

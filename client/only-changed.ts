@@ -5,7 +5,7 @@
  * decides from them.
  */
 import { partitionInputs } from '../core/inputs.ts';
-import { changedInputs, decideRecompute, ownReason, type InputDigest, type Making, type NodeDecision, type OwnReason } from '../core/only-changed.ts';
+import { changedInputs, decideRecompute, ownReason, skipOf, type InputDigest, type Making, type NodeDecision, type OwnReason } from '../core/only-changed.ts';
 import type { Plan, PlanNode } from '../core/plan.ts';
 import type { PartitionInput } from '../core/protocol.ts';
 import { RangeSet } from '../core/ranges.ts';
@@ -144,3 +144,19 @@ export function changeSummary(plan: Plan, changes: Changes, context: { warehouse
 }
 
 export type ChangeSummary = ReturnType<typeof changeSummary>;
+
+/**
+ * `--only-changed`: which partitions of the plan run again, from the ledger of the warehouse at
+ * `location` (default: the warehouse's own), for workers of `codeVersion`.
+ */
+export async function onlyChanged(plan: Plan, options: { warehouse?: string | undefined; codeVersion?: string | undefined }): Promise<{ summary: ChangeSummary; skip: ReturnType<typeof skipOf>; changes: Changes }> {
+  const [{ openWarehouse }, { defaultCodeVersion }] = await Promise.all([import('../activities/warehouse/index.ts'), import('../host/package.ts')]);
+  const warehouse = openWarehouse(options.warehouse, { inline: true });
+  try {
+    const version = options.codeVersion ?? defaultCodeVersion();
+    const changes = await changedPartitions(plan, warehouse, version);
+    return { summary: changeSummary(plan, changes, { warehouse: warehouse.location, codeVersion: version }), skip: skipOf(changes.decisions), changes };
+  } finally {
+    await warehouse.close();
+  }
+}

@@ -39,14 +39,7 @@ async function readDocument(path: string): Promise<unknown> {
 
 export type LoadedSpec = { spec: ResolvedSpec; path: string; transformModules: string[] };
 
-/** The spec of a project made by `backfill init`, which `dev` and `demo` use when they are not told otherwise. */
-export const PROJECT_SPEC = 'backfill.yaml';
-
-/** The project's spec in `dir` (default: the working directory), if there is one. */
-export function projectSpec(dir = process.cwd()): string | undefined {
-  const path = resolve(dir, PROJECT_SPEC);
-  return existsSync(path) ? path : undefined;
-}
+export { PROJECT_SPEC, projectSpec } from './project.ts';
 
 /** The transform modules a spec document lists under `transforms`, resolved against the spec's directory. */
 function listedModules(document: unknown, path: string): string[] {

@@ -1,4 +1,4 @@
-/** Helpers over mappings and partitions that workflows use: no zod here, so workflow bundles stay small. */
+/** Helpers over mappings and partitions that workflows use. (zod reaches the workflow bundle through core/limits.ts only, on purpose: see test/unit/rooms.test.ts.) */
 import type { Grain } from './calendar.ts';
 import type { NodePartitions } from './partitions.ts';
 import type { Mapping, MappingKind, ResolvedPartitions } from './spec.ts';

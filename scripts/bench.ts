@@ -25,12 +25,16 @@
  *   workers-1, workers-2, workers-4
  *                                  `sleep` partitions (250 ms) on 1, 2 and 4 worker processes
  *                                  of 8 activity slots each: throughput grows with workers
+ *   cli                            how long the command line takes: `--version`, `plan` of the
+ *                                  example, and `status` and `pause` of a running backfill, the
+ *                                  median of 10 runs each, compiled (`npm run build`, run as an
+ *                                  installed package runs it) and from the checkout (tsx)
  *
  * Results are printed and written to .backfill/bench/results.json.
  */
 import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import Table from 'cli-table3';
@@ -42,7 +46,8 @@ import { expandPlan } from '../core/plan.ts';
 import { BackfillClient } from '../client/backfill-client.ts';
 import { resolveSpec, type ResolvedSpec } from '../core/spec.ts';
 import { TokenBucket } from '../core/pacing.ts';
-import { startDevServer, stopProcess, type DevServer } from './dev-server.ts';
+import { DIST, build } from './build.ts';
+import { startDevServer, stopProcess, type DevServer } from '../host/dev-server.ts';
 import { createDatabase, dropDatabase, testPostgresUrl } from './postgres.ts';
 import { WorkerProcess } from './worker-process.ts';
 
@@ -467,6 +472,110 @@ async function workersScenario(workers: number) {
   );
 }
 
+type Timed = { wallMs: number; cpuMs: number };
+
+/**
+ * One run of a command: wall time from spawn to exit, and the CPU time (user and system) it used,
+ * which a busy machine inflates less; fails unless it exits 0.
+ */
+function timeCommand(argv: string[], env: NodeJS.ProcessEnv): Promise<Timed> {
+  return new Promise((done, failed) => {
+    const began = process.hrtime.bigint();
+    const child = spawn('/usr/bin/time', ['-f', 'cpu %U %S', process.execPath, ...argv], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    child.once('error', failed);
+    child.once('exit', (code) => {
+      const wallMs = Number(process.hrtime.bigint() - began) / 1e6;
+      const cpu = /cpu (\d+\.\d+) (\d+\.\d+)\s*$/.exec(stderr);
+      if (code === 0 && cpu) done({ wallMs, cpuMs: (Number(cpu[1]) + Number(cpu[2])) * 1000 });
+      else failed(new Error(`node ${argv.join(' ')} exited with ${code}: ${stderr}`));
+    });
+  });
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = sorted.length / 2;
+  return sorted.length % 2 === 1 ? sorted[Math.floor(middle)]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
+}
+
+/** The median wall time (with the fastest and slowest) and CPU time of `runs` runs, after one that warms the caches (the file system's, tsx's). */
+async function timeRuns(argv: string[], env: NodeJS.ProcessEnv, runs = 10) {
+  await timeCommand(argv, env);
+  const times: Timed[] = [];
+  for (let i = 0; i < runs; i++) times.push(await timeCommand(argv, env));
+  const wall = times.map((t) => t.wallMs);
+  return {
+    medianMs: Math.round(median(wall)),
+    minMs: Math.round(Math.min(...wall)),
+    maxMs: Math.round(Math.max(...wall)),
+    cpuMedianMs: Math.round(median(times.map((t) => t.cpuMs))),
+  };
+}
+
+/**
+ * The package as npm installs it, for the compiled runs: its bin/backfill.js and package.json in a
+ * directory without the sources, and dist/ (a link to the fresh build), so that the bin runs dist/.
+ */
+function installedLayout(): { dir: string; bin: string } {
+  const dir = mkdtempSync(join(tmpdir(), 'backfill-bench-installed-'));
+  mkdirSync(join(dir, 'bin'));
+  copyFileSync(join(ROOT, 'bin/backfill.js'), join(dir, 'bin/backfill.js'));
+  copyFileSync(join(ROOT, 'package.json'), join(dir, 'package.json'));
+  symlinkSync(DIST, join(dir, 'dist'));
+  return { dir, bin: join(dir, 'bin/backfill.js') };
+}
+
+/**
+ * How long the command line takes, as a user waits for it: `--version`, `plan` of the example, and
+ * `status` and `pause` of a running backfill (one `sleep` node that outlasts the runs). Compiled
+ * (`npm run build`, then the bin of an installed package) and from the checkout (bin/backfill.js
+ * on the sources, through tsx). Targets: installed, `--version` under 150 ms and `status` under
+ * 400 ms; from a checkout, under twice those.
+ */
+async function cliScenario() {
+  progress('  cli: npm run build');
+  await build();
+  const installed = installedLayout();
+  const load = loadavg().map((l) => Number(l.toFixed(2)));
+  try {
+    return await withEnvironment('cli', async ({ server, client }) => {
+      const spec = resolveSpec({
+        name: 'cli-bench',
+        partitions: { grain: 'hour', start: '2020-01-01', end: hours(10_000) },
+        defaults: { concurrency: 1 },
+        nodes: [{ id: 'slow', transform: 'sleep', params: { ms: 60_000 } }],
+      });
+      const { backfillId } = await client.start(spec);
+      const env = { ...process.env, TEMPORAL_ADDRESS: server.address, NO_COLOR: '1' };
+      const variants = {
+        compiled: { bin: installed.bin, example: join(DIST, 'examples/shop/backfill.yaml') },
+        checkout: { bin: join(ROOT, 'bin/backfill.js'), example: EXAMPLE },
+      };
+      const results: Record<string, Record<string, Awaited<ReturnType<typeof timeRuns>>>> = {};
+      for (const [variant, { bin, example }] of Object.entries(variants)) {
+        results[variant] = {
+          version: await timeRuns([bin, '--version'], env),
+          plan: await timeRuns([bin, 'plan', example], env),
+          status: await timeRuns([bin, 'status', backfillId], env),
+          pause: await timeRuns([bin, 'pause', backfillId], env),
+        };
+        progress(`  cli: ${variant} ${JSON.stringify(results[variant])}`);
+      }
+      await client.cancel(backfillId);
+      return {
+        scenario: 'cli',
+        ...results,
+        targets: { compiled: { version: 150, status: 400 }, checkout: { version: 300, status: 800 } },
+        loadAverageAtStart: load,
+      };
+    });
+  } finally {
+    rmSync(installed.dir, { recursive: true, force: true });
+  }
+}
+
 const SCENARIOS: Record<string, () => Promise<Record<string, unknown>>> = {
   'noop-1k': () => noopScenario('noop-1k', 5, 200),
   'noop-10k': () => noopScenario('noop-10k', 5, 2000),
@@ -490,6 +599,7 @@ const SCENARIOS: Record<string, () => Promise<Record<string, unknown>>> = {
   'workers-1': () => workersScenario(1),
   'workers-2': () => workersScenario(2),
   'workers-4': () => workersScenario(4),
+  cli: () => cliScenario(),
 };
 
 const { values } = parseArgs({ options: { only: { type: 'string' } } });

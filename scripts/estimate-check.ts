@@ -23,8 +23,8 @@ import { loadSpecFile } from '../client/spec-file.ts';
 import { DEFAULT_OVERHEAD, type OverheadModel } from '../core/estimate.ts';
 import { expandPlan } from '../core/plan.ts';
 import { resolveSpec, type ResolvedSpec, type SpecInput } from '../core/spec.ts';
-import { startDevServer } from './dev-server.ts';
-import { CODE_ROOT } from './package.ts';
+import { startDevServer } from '../host/dev-server.ts';
+import { CODE_ROOT } from '../host/package.ts';
 import { WorkerProcess } from './worker-process.ts';
 
 const mode = process.argv[2];

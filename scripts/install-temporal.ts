@@ -3,7 +3,7 @@
  * (clusters on PostgreSQL) are available, building them once with go install where needed, and
  * prints their paths.
  */
-import { resolveTemporalCli } from './temporal-cli.ts';
+import { resolveTemporalCli } from '../host/temporal-cli.ts';
 import { resolveTemporalServer } from './temporal-server.ts';
 
 const cli = await resolveTemporalCli();

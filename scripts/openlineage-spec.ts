@@ -17,7 +17,7 @@ import { copyFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { FACET_SCHEMA_URLS, RUN_EVENT_SCHEMA_URL } from '../core/openlineage.ts';
-import { PACKAGE_ROOT } from './package.ts';
+import { PACKAGE_ROOT } from '../host/package.ts';
 
 /** SHA-256 of each schema file, by its path under https://openlineage.io/spec/. */
 export const SPEC_FILES: Readonly<Record<string, string>> = {

@@ -16,9 +16,8 @@ const PREBUILDS = join(PACK_CACHE, 'prebuilds');
 
 /** What goes into the package or its build (package.json "files", tsconfig.build.json): a change to any makes a new tarball. */
 const INPUTS = [
-  'package.json', 'README.md', 'tsconfig.json', 'tsconfig.build.json', 'index.ts', 'bin', 'templates',
-  'core', 'workflows', 'activities', 'workers', 'client', 'examples',
-  'scripts/package.ts', 'scripts/temporal-cli.ts', 'scripts/dev-server.ts', 'scripts/build.ts',
+  'package.json', 'README.md', 'tsconfig.json', 'tsconfig.build.json', 'index.ts', 'transforms.ts', 'bin', 'templates',
+  'core', 'workflows', 'activities', 'workers', 'client', 'host', 'examples', 'scripts/build.ts',
 ];
 
 function filesUnder(path: string): string[] {
@@ -53,7 +52,7 @@ export function run(command: string, args: string[], options: { cwd: string; env
 
 /** The tarball of the package as it is now: built and packed on the first call after a change, else the cached one. */
 export async function packTarball(): Promise<{ path: string; cached: boolean }> {
-  const path = join(PACK_CACHE, `backfill-${packageHash()}.tgz`);
+  const path = join(PACK_CACHE, `durable-backfill-${packageHash()}.tgz`);
   if (existsSync(path)) return { path, cached: true };
   mkdirSync(PACK_CACHE, { recursive: true });
   const staging = mkdtempSync(join(PACK_CACHE, 'staging-'));

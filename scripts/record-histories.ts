@@ -24,7 +24,7 @@ import { resolveSpec, type SpecInput } from '../core/spec.ts';
 import { createWorkers } from '../workers/worker.ts';
 import type { Tuning } from '../core/protocol.ts';
 import { backfillWorkflowId, nodeWorkflowId } from '../workflows/definitions.ts';
-import { startDevServer } from './dev-server.ts';
+import { startDevServer } from '../host/dev-server.ts';
 
 const label = process.argv[2];
 if (!label || !/^[a-z0-9-]+$/.test(label)) throw new Error('give a label for this recording, e.g. v3 (kept beside the older ones)');

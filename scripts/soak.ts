@@ -20,7 +20,7 @@ import { fingerprint } from '../client/demo.ts';
 import { expandPlan } from '../core/plan.ts';
 import { seededRandom } from '../core/random.ts';
 import { resolveSpec, type ResolvedSpec } from '../core/spec.ts';
-import { freePort, startDevServer, type DevServer } from './dev-server.ts';
+import { freePort, startDevServer, type DevServer } from '../host/dev-server.ts';
 import { createDatabase, dropDatabase, testPostgresUrl } from './postgres.ts';
 import { WorkerProcess } from './worker-process.ts';
 

@@ -11,9 +11,9 @@ import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Connection, isGrpcServiceError, type TLSConfig } from '@temporalio/client';
 import proto from '@temporalio/proto';
-import { freePort, stopProcess, waitForServer } from './dev-server.ts';
+import { freePort, stopProcess, waitForServer } from '../host/dev-server.ts';
 import { createDatabase, parsePostgresUrl, testPostgresUrl } from './postgres.ts';
-import { run } from './temporal-cli.ts';
+import { run } from '../host/temporal-cli.ts';
 import { resolveTemporalServer } from './temporal-server.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));

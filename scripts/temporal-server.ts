@@ -14,7 +14,7 @@ import { execFile } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { CLI_CACHE_DIR, executable, onPath, run } from './temporal-cli.ts';
+import { CLI_CACHE_DIR, executable, onPath, run } from '../host/temporal-cli.ts';
 
 export const TEMPORAL_SERVER_VERSION = 'v1.29.1';
 const MODULE = 'go.temporal.io/server';

@@ -2,7 +2,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { stopProcess } from './dev-server.ts';
+import { stopProcess } from '../host/dev-server.ts';
 
 const BIN = fileURLToPath(new URL('../bin/backfill.js', import.meta.url));
 

@@ -1,5 +1,5 @@
 /**
- * The worker API, `import … from 'backfill/worker'`, for a worker process of your own:
+ * The worker API, `import … from 'durable-backfill/worker'`, for a worker process of your own:
  *
  *   const workers = await createWorkers({ connection, warehouse: openWarehouse(), transforms: await loadTransforms(['./transforms.js']) });
  *   await workers.run();

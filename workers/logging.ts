@@ -1,8 +1,9 @@
 /**
  * Worker logs. By default the SDK's human-readable lines at WARN; with `--log-format json` (or
  * BACKFILL_LOG_FORMAT=json) one JSON object per line, at INFO unless BACKFILL_LOG_LEVEL says
- * otherwise. Either way every line goes through the Runtime logger: the activities' and
- * workflows' own, the SDK's, and the native core's (forwarded, see telemetry.ts).
+ * otherwise (the command line reads both). Either way every line goes through the Runtime
+ * logger: the activities' and workflows' own, the SDK's, and the native core's (forwarded, see
+ * telemetry.ts).
  */
 import type { LogLevel } from '@temporalio/common';
 import { DefaultLogger, type ActivityInterceptorsFactory, type LogEntry, type Logger } from '@temporalio/worker';
@@ -15,17 +16,19 @@ export type LogSettings = { format: LogFormat; level: LogLevel };
 const FORMATS: readonly LogFormat[] = ['text', 'json'];
 const LEVELS: readonly LogLevel[] = ['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR'];
 
-/** The format from --log-format, else $BACKFILL_LOG_FORMAT; the level from $BACKFILL_LOG_LEVEL. */
-export function logSettings(flag?: string, env: NodeJS.ProcessEnv = process.env): LogSettings {
-  const [format, source] = flag !== undefined ? [flag, '--log-format'] : [env.BACKFILL_LOG_FORMAT || 'text', 'BACKFILL_LOG_FORMAT'];
+/**
+ * Log settings from values: the format (--log-format or $BACKFILL_LOG_FORMAT, default text) and
+ * the level ($BACKFILL_LOG_LEVEL, any case; default INFO for JSON, WARN for text).
+ */
+export function logSettings(format = 'text', level?: string): LogSettings {
   if (!(FORMATS as readonly string[]).includes(format)) {
-    throw new BackfillError('invalid_argument', `${source} '${format}' is not a log format: use text (human-readable) or json (one object per line)`, 'log-format');
+    throw new BackfillError('invalid_argument', `--log-format '${format}' is not a log format: use text (human-readable) or json (one object per line)`, 'log-format');
   }
-  const level = (env.BACKFILL_LOG_LEVEL || (format === 'json' ? 'INFO' : 'WARN')).toUpperCase();
-  if (!(LEVELS as readonly string[]).includes(level)) {
-    throw new BackfillError('invalid_argument', `BACKFILL_LOG_LEVEL '${env.BACKFILL_LOG_LEVEL}' is not a log level: use one of ${LEVELS.join(', ')}`, 'log-level');
+  const upper = (level || (format === 'json' ? 'INFO' : 'WARN')).toUpperCase();
+  if (!(LEVELS as readonly string[]).includes(upper)) {
+    throw new BackfillError('invalid_argument', `BACKFILL_LOG_LEVEL '${level}' is not a log level: use one of ${LEVELS.join(', ')}`, 'log-level');
   }
-  return { format: format as LogFormat, level: level as LogLevel };
+  return { format: format as LogFormat, level: upper as LogLevel };
 }
 
 /** Attributes that are noise in a log line (the task token is an opaque credential-like blob). */

@@ -7,6 +7,7 @@
 import { Runtime, type RuntimeOptions } from '@temporalio/worker';
 import { BackfillError } from '../core/errors.ts';
 import { DURATION_BUCKETS_SECONDS, PARTITION_METRICS } from '../core/metrics.ts';
+import { settingsFromEnv } from '../host/settings.ts';
 import { createLogger, logSettings, type LogSettings } from './logging.ts';
 
 export type MetricsSettings = { host: string; port: number };
@@ -61,8 +62,8 @@ function metricsFailure(metrics: MetricsSettings, error: unknown): BackfillError
 
 let installed: string | undefined;
 
-/** Installs the runtime once; a second call must ask for the same settings. */
-export function installRuntime(settings: TelemetrySettings = { log: logSettings() }): void {
+/** Installs the runtime once; a second call must ask for the same settings (default: text logs at $BACKFILL_LOG_LEVEL, else WARN). */
+export function installRuntime(settings: TelemetrySettings = { log: logSettings('text', settingsFromEnv().logLevel) }): void {
   const key = JSON.stringify(settings);
   if (installed !== undefined) {
     if (installed === key) return;

@@ -16,7 +16,7 @@ import { withFaultInjection, type TransformRegistry } from '../activities/transf
 import type { Warehouse } from '../activities/warehouse/types.ts';
 import { partitionLogAttributes } from './logging.ts';
 import { WORKFLOW_TRACING_MODULE, type Tracing } from './tracing.ts';
-import { CODE_ROOT, FROM_SOURCES, codePath, packageJson } from '../scripts/package.ts';
+import { CODE_ROOT, FROM_SOURCES, codePath, defaultCodeVersion, packageJson } from '../host/package.ts';
 
 export type QueueConfig = {
   name: string;
@@ -39,10 +39,12 @@ export type WorkerConfig = {
   transforms: TransformRegistry;
   /** Let the `sleep` transform's crashKeys and hangKeys kill or hang this process (default false: such partitions fail). */
   allowFaultInjection?: boolean;
+  /** Recorded in the ledger (default backfill@<package version>; `backfill worker` takes --code-version or $BACKFILL_CODE_VERSION). */
   codeVersion?: string;
   /**
-   * A prebuilt workflow bundle (tests and benchmarks build it once); else $BACKFILL_WORKFLOW_BUNDLE,
-   * else the compiled package's own (`npm run build` makes them), else bundled now.
+   * A prebuilt workflow bundle (tests and benchmarks build it once; `backfill worker` takes
+   * $BACKFILL_WORKFLOW_BUNDLE), else the compiled package's own (`npm run build` makes them),
+   * else bundled now.
    */
   workflowBundle?: WorkflowBundleOption;
   /** OpenTelemetry tracing (tracing.ts); a prebuilt bundle needs `bundleWorkflows({ tracing: true })` for workflow spans. */
@@ -84,11 +86,6 @@ const quietBundlerLogger = {
   error: (message: string) => console.error(message),
 };
 
-export function codeVersion(): string {
-  if (process.env.BACKFILL_CODE_VERSION) return process.env.BACKFILL_CODE_VERSION;
-  return `backfill@${packageJson().version}`;
-}
-
 export type BackfillWorkers = {
   workers: Worker[];
   /** Runs until shutdown() (or a fatal error); resolves when every worker has stopped. */
@@ -107,7 +104,7 @@ export async function createWorkers(config: WorkerConfig): Promise<BackfillWorke
     ...createActivities({
       warehouse: config.warehouse,
       transforms: withFaultInjection(config.transforms, config.allowFaultInjection === true),
-      codeVersion: config.codeVersion ?? codeVersion(),
+      codeVersion: config.codeVersion ?? defaultCodeVersion(),
     }),
     ...createRollbackActivities({ warehouse: config.warehouse }),
     ...createLineageActivities({
@@ -118,8 +115,7 @@ export async function createWorkers(config: WorkerConfig): Promise<BackfillWorke
     }),
   };
   const { tracing } = config;
-  const prebuilt = process.env.BACKFILL_WORKFLOW_BUNDLE ? { codePath: process.env.BACKFILL_WORKFLOW_BUNDLE } : undefined;
-  const given = config.workflowBundle ?? prebuilt;
+  const given = config.workflowBundle;
   const traced = tracing !== undefined;
   const bundle = config.workflows === false ? undefined : (given ?? packagedBundle(traced) ?? (await bundleWorkflows({ tracing: traced })));
   if (tracing && given && bundle) {

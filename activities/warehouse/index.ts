@@ -5,7 +5,7 @@
  * on the calling thread (short reads, such as the command line's).
  */
 import { join } from 'node:path';
-import { backfillHome } from '../../scripts/temporal-cli.ts';
+import { backfillHome } from '../../host/settings.ts';
 import { PostgresWarehouse } from './postgres/warehouse.ts';
 import { SqliteWarehouse } from './sqlite/warehouse.ts';
 import { ThreadedWarehouse } from './sqlite/threaded.ts';

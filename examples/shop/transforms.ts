@@ -3,7 +3,7 @@
  * the same rows every time for the same day (a PRNG seeded by the partition key), so that
  * re-running the backfill reproduces every checksum.
  */
-import { defineTransforms, seededRandom, unitHash } from '../../activities/index.ts';
+import { defineTransforms, seededRandom, unitHash } from '../../transforms.ts';
 
 const COUNTRIES = [
   { code: 'DE', currency: 'EUR', weight: 5 },

@@ -2,7 +2,7 @@
  * The transforms backfill.yaml names: functions that produce one partition. The worker loads
  * this module (`backfill dev`, `backfill worker --transforms transforms.ts`).
  */
-import { NonRetryableError, defineTransforms, seededRandom, unitHash } from '{{package}}';
+import { NonRetryableError, defineTransforms, seededRandom, unitHash } from '{{package}}/transforms';
 
 const PAGES = ['/', '/pricing', '/docs', '/blog', '/signup'];
 

@@ -6,7 +6,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BackfillClient } from '../../client/backfill-client.ts';
 import { SEARCH_ATTRIBUTES, unregisteredAttribute } from '../../client/search-attributes.ts';
-import { startDevServer, type DevServer } from '../../scripts/dev-server.ts';
+import { startDevServer, type DevServer } from '../../host/dev-server.ts';
 import { BACKFILL_ID } from '../../workflows/definitions.ts';
 import { address, connectClient, scratch, startTestWorker, uniqueQueue, waitFor, workerProcess, type TestWorker } from './helpers.ts';
 
@@ -192,7 +192,7 @@ describe('backfill start, wait, status and control against a running worker', ()
 describe('backfill dev', () => {
   it('serves a dev server with a worker: start then wait completes, and the state survives a restart', async () => {
     const { spawn } = await import('node:child_process');
-    const { freePort } = await import('../../scripts/dev-server.ts');
+    const { freePort } = await import('../../host/dev-server.ts');
     const home = scratch('dev');
     const port = await freePort();
     const uiPort = await freePort();

@@ -12,7 +12,7 @@ import { SqliteWarehouse } from '../../activities/warehouse/sqlite/warehouse.ts'
 import type { ResolvedSpec } from '../../core/spec.ts';
 import { RangeSet } from '../../core/ranges.ts';
 import { expandPlan } from '../../core/plan.ts';
-import { startDevServer, freePort } from '../../scripts/dev-server.ts';
+import { startDevServer, freePort } from '../../host/dev-server.ts';
 import {
   backfillWorkflowId,
   partitionsQuery,

@@ -1,12 +1,12 @@
 /**
- * One real Temporal dev server (built by scripts/temporal-cli.ts like everywhere else, on a
+ * One real Temporal dev server (built by host/temporal-cli.ts like everywhere else, on a
  * SQLite file) and one workflow bundle for the whole integration suite.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestProject } from 'vitest/node';
-import { startDevServer, type DevServer } from '../../scripts/dev-server.ts';
+import { startDevServer, type DevServer } from '../../host/dev-server.ts';
 import { bundleWorkflows } from '../../workers/worker.ts';
 
 declare module 'vitest' {

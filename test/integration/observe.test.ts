@@ -10,7 +10,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BackfillClient } from '../../client/backfill-client.ts';
 import { NODE_GAUGES } from '../../core/metrics.ts';
-import { freePort } from '../../scripts/dev-server.ts';
+import { freePort } from '../../host/dev-server.ts';
 import { ROOT, address, connectClient, scratch, testSpec, uniqueQueue, waitFor, workerProcess } from './helpers.ts';
 
 const run = promisify(execFile);

@@ -1,26 +1,31 @@
 /**
  * The npm package as a data team gets it: packed (scripts/pack.ts caches the build and the
- * tarball), installed into a fresh project, `backfill init`, `plan`, and a backfill of the
- * scaffold run by the installed worker on a dev server of its own. The installed package runs
- * its compiled code: it holds no TypeScript of its own, and runs without tsx.
+ * tarball), installed into a fresh project, `npx durable-backfill init`, `npm install`,
+ * `npm run plan`, and a backfill of the scaffold run by the installed worker on a dev server of
+ * its own. The package is durable-backfill (npm's `backfill` is an unrelated project): nothing
+ * of that name may come from the registry. The installed package runs its compiled code: it
+ * holds no TypeScript of its own, and runs without tsx.
  */
 import { execFile } from 'node:child_process';
 import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { startDevServer, type DevServer } from '../../scripts/dev-server.ts';
+import { startDevServer, type DevServer } from '../../host/dev-server.ts';
 import { installTarball, packTarball, run } from '../../scripts/pack.ts';
-import { packageJson } from '../../scripts/package.ts';
+import { packageJson } from '../../host/package.ts';
 import { WorkerProcess } from '../../scripts/worker-process.ts';
 
 type Cli = { code: number; stdout: string; stderr: string; json: unknown };
 
-/** `npx --no backfill …` in `cwd`: the installed bin, never a download (--no). */
-function npx(cwd: string, args: string[], env: Record<string, string> = {}): Promise<Cli> {
+/**
+ * `npx --no backfill …` in `cwd`: the installed bin, never a download (--no). With `as`, the
+ * package's name instead of the command's (`npx durable-backfill init`: npx runs its one bin).
+ */
+function npx(cwd: string, args: string[], env: Record<string, string> = {}, as = 'backfill'): Promise<Cli> {
   const clean = Object.fromEntries(Object.entries(process.env).filter(([name]) => !/^npm_/i.test(name)));
   return new Promise((done) => {
-    execFile('npx', ['--no', 'backfill', ...args], { cwd, env: { ...clean, NO_COLOR: '1', ...env }, timeout: 240_000 }, (error, stdout, stderr) => {
+    execFile('npx', ['--no', as, ...args], { cwd, env: { ...clean, NO_COLOR: '1', ...env }, timeout: 240_000 }, (error, stdout, stderr) => {
       let json: unknown;
       try {
         json = JSON.parse(stdout);
@@ -64,49 +69,62 @@ describe('the npm package', () => {
       expect.arrayContaining([
         'bin/backfill.js', 'dist/client/main.js', 'dist/index.js', 'dist/index.d.ts', 'dist/workers/index.d.ts',
         'dist/workflow-bundle.js', 'dist/workflow-bundle-tracing.js', 'dist/activities/warehouse/sqlite/thread.js',
-        'dist/scripts/temporal-cli.js', 'dist/scripts/dev-server.js', 'dist/examples/shop/backfill.yaml', 'templates/init/transforms.ts',
+        'dist/host/temporal-cli.js', 'dist/host/dev-server.js', 'dist/host/settings.js', 'dist/transforms.js', 'dist/transforms.d.ts',
+        'dist/examples/shop/backfill.yaml', 'templates/init/transforms.ts',
       ]),
     );
+    expect(listing.filter((f) => f.startsWith('dist/scripts/'))).toEqual([]);
 
     const dir = (project = mkdtempSync(join(tmpdir(), 'backfill-package-')));
     await timed('install', () => installTarball(tarball, dir));
 
-    const refused = await npx(dir, ['init']);
+    // npx runs the package's one bin, `backfill`, from the project: nothing is downloaded (--no).
+    const refused = await npx(dir, ['init'], {}, 'durable-backfill');
     expect(refused.code).toBe(1);
     expect(refused.stderr).toMatch(/is not empty .*add --force/);
-    const init = await timed('init', () => npx(dir, ['init', '--force', '--json']));
+    const init = await timed('init', () => npx(dir, ['init', '--force', '--json'], {}, 'durable-backfill'));
     expect(init.json).toMatchObject({ packageJson: 'updated', written: expect.arrayContaining(['backfill.yaml', 'transforms.ts']) });
     const manifest = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { dependencies: Record<string, string>; scripts: Record<string, string> };
-    expect(manifest.dependencies.backfill).toMatch(/^file:.*\.tgz$/);
+    expect(manifest.dependencies['durable-backfill']).toMatch(/^file:.*\.tgz$/);
+    expect(manifest.dependencies.backfill).toBeUndefined();
     expect(manifest.scripts.plan).toBe('backfill plan backfill.yaml');
-    expect(readFileSync(join(dir, 'transforms.ts'), 'utf8')).toContain("from 'backfill';");
+    expect(readFileSync(join(dir, 'transforms.ts'), 'utf8')).toContain("from 'durable-backfill/transforms';");
 
     const plan = await timed('plan', () => npx(dir, ['plan', 'backfill.yaml', '--json']));
     expect(plan.stderr).toBe('');
     expect(plan.json).toMatchObject({ totalPartitions: 175, nodes: [{ id: 'page_views', grain: 'hour', partitions: 168 }, { id: 'daily_pages', grain: 'day', partitions: 7 }] });
-    // The scaffold's own check: with its devDependencies installed, `npm test` type-checks transforms.ts against the package's declarations, then plans.
-    await timed('npm install + npm test', async () => {
+    // The scaffold's own steps: `npm install`, `npm run plan`, and `npm test`, which type-checks
+    // transforms.ts against the package's declarations, then plans.
+    await timed('npm install + npm run plan + npm test', async () => {
       await run('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund'], { cwd: dir });
+      expect((await run('npm', ['run', 'plan'], { cwd: dir })).stdout).toContain('175 partitions in 2 nodes');
       expect((await run('npm', ['test'], { cwd: dir })).stdout).toContain('175 partitions in 2 nodes');
     });
+    // Nothing named backfill came from the registry: the lockfile knows durable-backfill, from the tarball.
+    const lock = JSON.parse(readFileSync(join(dir, 'package-lock.json'), 'utf8')) as { packages: Record<string, { resolved?: string }> };
+    expect(Object.keys(lock.packages).filter((path) => /(^|\/)node_modules\/backfill$/.test(path))).toEqual([]);
+    expect(lock.packages['node_modules/durable-backfill']?.resolved).toMatch(/^file:.*\.tgz$/);
 
     // The public entry points resolve through package.json "exports"; compiled, the worker takes the
     // prebuilt workflow bundles, and the Temporal CLI's cache is the project's.
-    const installed = join(dir, 'node_modules', 'backfill', 'dist');
+    const installed = join(dir, 'node_modules', 'durable-backfill', 'dist');
     const probe = `delete process.env.BACKFILL_HOME;
-      const api = await import('backfill');
-      const workerApi = await import('backfill/worker');
+      const api = await import('durable-backfill');
+      const workerApi = await import('durable-backfill/worker');
+      const transformsApi = await import('durable-backfill/transforms');
       const worker = await import(${JSON.stringify(join(installed, 'workers/worker.js'))});
-      const cli = await import(${JSON.stringify(join(installed, 'scripts/temporal-cli.js'))});
+      const cli = await import(${JSON.stringify(join(installed, 'host/temporal-cli.js'))});
       console.log(JSON.stringify({
         api: ['defineTransforms', 'ThrottledError', 'NonRetryableError', 'BackfillClient', 'resolveSpec', 'loadSpecFile'].filter((name) => typeof api[name] !== 'function'),
         workerApi: ['createWorkers', 'openWarehouse', 'loadTransforms'].filter((name) => typeof workerApi[name] !== 'function'),
+        transformsApi: ['defineTransforms', 'ThrottledError', 'NonRetryableError', 'seededRandom', 'unitHash'].filter((name) => typeof transformsApi[name] !== 'function'),
         plain: worker.packagedBundle(false), tracing: worker.packagedBundle(true), cache: cli.CLI_CACHE_DIR,
       }));`;
     const probed = await run(process.execPath, ['--input-type=module', '-e', probe], { cwd: dir });
     expect(JSON.parse(probed.stdout)).toEqual({
       api: [],
       workerApi: [],
+      transformsApi: [],
       plain: { codePath: join(installed, 'workflow-bundle.js') },
       tracing: { codePath: join(installed, 'workflow-bundle-tracing.js') },
       cache: join(dir, '.backfill', 'bin'),

@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BackfillClient } from '../../client/backfill-client.ts';
 import { backfillSummary, describePartitions, nodeSummary, waitReasonText, type WaitReason } from '../../core/details.ts';
 import { expandPlan } from '../../core/plan.ts';
-import { startDevServer, type DevServer } from '../../scripts/dev-server.ts';
+import { startDevServer, type DevServer } from '../../host/dev-server.ts';
 import type { WorkerProcess } from '../../scripts/worker-process.ts';
 import { backfillWorkflowId, nodeWorkflowId } from '../../workflows/definitions.ts';
 import { CHROMIUM_ARGS, CHROMIUM_PATH, ROOT, connectClient, scratch, testSpec, uniqueQueue, waitFor, workerProcess } from './helpers.ts';

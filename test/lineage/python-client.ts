@@ -6,7 +6,7 @@ import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { PACKAGE_ROOT } from '../../scripts/package.ts';
+import { PACKAGE_ROOT } from '../../host/package.ts';
 
 const run = promisify(execFile);
 

@@ -6,7 +6,8 @@ import { expandPlan, planSummary } from '../../core/plan.ts';
 import type { BackfillCarry, NodeProgress, Progress } from '../../core/protocol.ts';
 import { resolveSpec } from '../../core/spec.ts';
 import { defaultBackfillId, resumeCarry } from '../../client/backfill-client.ts';
-import { EXIT, exitCodeFor } from '../../client/cli.ts';
+import { EXIT, buildProgram, exitCodeFor } from '../../client/cli.ts';
+import { transformsGiven } from '../../client/options.ts';
 import { parseQueues, transformModules } from '../../client/local.ts';
 import { headline, renderFailures, renderPlan, renderStatus } from '../../client/render.ts';
 
@@ -117,7 +118,7 @@ describe('parseQueues', () => {
   });
 });
 
-describe('transformModules', () => {
+describe('transform modules (--transforms, else $BACKFILL_TRANSFORMS)', () => {
   let saved: string | undefined;
   beforeEach(() => {
     saved = process.env.BACKFILL_TRANSFORMS;
@@ -128,25 +129,37 @@ describe('transformModules', () => {
     else process.env.BACKFILL_TRANSFORMS = saved;
   });
 
-  it('uses the fallback when there are neither flags nor $BACKFILL_TRANSFORMS', () => {
-    expect(transformModules(undefined, ['/fallback.ts'])).toEqual(['/fallback.ts']);
+  /** The modules `backfill worker <args>` would load, with `/fallback.ts` where none are named. */
+  async function modulesOf(...args: string[]): Promise<string[]> {
+    const program = buildProgram();
+    const worker = program.commands.find((c) => c.name() === 'worker')!;
+    let modules: string[] = [];
+    worker.action(function () {
+      modules = transformModules(transformsGiven(this, this.opts().transforms as string[] | undefined), ['/fallback.ts']);
+    });
+    await program.parseAsync(['node', 'backfill', 'worker', ...args]);
+    return modules;
+  }
+
+  it('uses the fallback when there are neither flags nor $BACKFILL_TRANSFORMS', async () => {
+    expect(await modulesOf()).toEqual(['/fallback.ts']);
     expect(transformModules([])).toEqual([]);
   });
 
-  it('reads $BACKFILL_TRANSFORMS (comma-separated, trimmed, empty entries dropped) over the fallback', () => {
+  it('reads $BACKFILL_TRANSFORMS (comma-separated, trimmed, empty entries dropped) over the fallback', async () => {
     process.env.BACKFILL_TRANSFORMS = ' env/one.ts, ,/abs/two.ts,';
-    expect(transformModules(undefined, ['/fallback.ts'])).toEqual([resolve('env/one.ts'), '/abs/two.ts']);
-    expect(transformModules([], ['/fallback.ts'])).toEqual([resolve('env/one.ts'), '/abs/two.ts']);
+    expect(await modulesOf()).toEqual([resolve('env/one.ts'), '/abs/two.ts']);
   });
 
-  it('ignores an empty $BACKFILL_TRANSFORMS', () => {
+  it('ignores an empty $BACKFILL_TRANSFORMS', async () => {
     process.env.BACKFILL_TRANSFORMS = ' , ';
-    expect(transformModules(undefined, ['/fallback.ts'])).toEqual(['/fallback.ts']);
+    expect(await modulesOf()).toEqual(['/fallback.ts']);
   });
 
-  it('prefers flags over $BACKFILL_TRANSFORMS and the fallback, resolved from the working directory', () => {
+  it('prefers flags over $BACKFILL_TRANSFORMS and the fallback, resolved from the working directory', async () => {
     process.env.BACKFILL_TRANSFORMS = 'env/one.ts';
-    expect(transformModules(['flag/a.ts', '/abs/b.ts'], ['/fallback.ts'])).toEqual([resolve('flag/a.ts'), '/abs/b.ts']);
+    expect(await modulesOf('--transforms', 'flag/a.ts', '/abs/b.ts')).toEqual([resolve('flag/a.ts'), '/abs/b.ts']);
+    expect(await modulesOf('--transforms', 'flag/a.ts', '--transforms', 'c,d.ts')).toEqual([resolve('flag/a.ts'), resolve('c,d.ts')]);
   });
 });
 

@@ -9,7 +9,7 @@ import { thrownBackfillError } from './backfill-error.ts';
 import { expandPlan } from '../../core/plan.ts';
 import { resolveSpec } from '../../core/spec.ts';
 import { projectName, scaffold } from '../../client/init.ts';
-import { packageJson } from '../../scripts/package.ts';
+import { packageJson } from '../../host/package.ts';
 
 let root: string;
 let count = 0;
@@ -43,7 +43,9 @@ describe('backfill init', () => {
     expect(expandPlan(spec).totalPartitions).toBe(7 * 24 + 7);
 
     const transforms = readFileSync(join(dir, 'transforms.ts'), 'utf8');
-    expect(transforms).toContain(`from '${packageJson().name}';`);
+    // The transforms entry point, which loads in milliseconds: the package is durable-backfill, never npm's unrelated backfill.
+    expect(packageJson().name).toBe('durable-backfill');
+    expect(transforms).toContain("from 'durable-backfill/transforms';");
     expect(transforms).toContain('generate_page_views:');
     expect(readFileSync(join(dir, 'README.md'), 'utf8')).toMatch(/^# page-views\n/);
     expect(readFileSync(join(dir, '.gitignore'), 'utf8')).toMatch(/^\.backfill\/$/m);
@@ -54,11 +56,14 @@ describe('backfill init', () => {
     scaffold({ dir });
     const { name, type, scripts, dependencies, devDependencies } = manifest(dir);
     expect([name, type]).toEqual(['pipeline', 'module']);
-    expect(dependencies[packageJson().name]).toBe(`^${packageJson().version}`);
+    expect(dependencies['durable-backfill']).toBe(`^${packageJson().version}`);
+    expect(dependencies.backfill).toBeUndefined();
     expect(dependencies.tsx).toBe(packageJson().optionalDependencies?.tsx);
     expect(Object.keys(devDependencies).sort()).toEqual(['@types/node', 'typescript']);
     expect(scripts).toMatchObject({ plan: 'backfill plan backfill.yaml', dev: 'backfill dev --transforms transforms.ts', start: 'backfill start backfill.yaml --watch' });
     expect(Object.keys(scripts)).toEqual(expect.arrayContaining(['demo', 'worker', 'test']));
+    // `npm run backfill -- <command>`: the project's own command, never npm's unrelated `backfill`.
+    expect(scripts.backfill).toBe('backfill');
   });
 
   it('refuses a directory that is not empty, naming --force; .git alone is fine', () => {

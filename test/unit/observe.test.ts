@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import type { NodeProgress, Progress, RunPartitionsInput } from '../../core/protocol.ts';
 import { NODE_GAUGES, PARTITION_METRICS } from '../../core/metrics.ts';
 import { isRunPartitionsInput, partitionAttributes } from '../../activities/telemetry.ts';
-import { telemetryFrom } from '../../client/cli.ts';
+import { telemetryFrom } from '../../client/serve.ts';
 import { renderStatus, renderWaiting } from '../../client/render.ts';
 import { SILENT_AFTER_MS, queueState, waitingNodes, type QueueState } from '../../client/waiting.ts';
 import { jsonLine, logSettings } from '../../workers/logging.ts';
@@ -18,19 +18,19 @@ const plain = (text: string) => stripVTControlCharacters(text);
 
 describe('log settings', () => {
   it('default to human-readable lines at WARN', () => {
-    expect(logSettings(undefined, {})).toEqual({ format: 'text', level: 'WARN' });
+    expect(logSettings()).toEqual({ format: 'text', level: 'WARN' });
   });
 
-  it('JSON logs default to INFO; BACKFILL_LOG_LEVEL wins, in any case', () => {
-    expect(logSettings('json', {})).toEqual({ format: 'json', level: 'INFO' });
-    expect(logSettings(undefined, { BACKFILL_LOG_FORMAT: 'json', BACKFILL_LOG_LEVEL: 'debug' })).toEqual({ format: 'json', level: 'DEBUG' });
-    expect(logSettings('text', { BACKFILL_LOG_FORMAT: 'json' })).toEqual({ format: 'text', level: 'WARN' });
+  it('JSON logs default to INFO; the level ($BACKFILL_LOG_LEVEL) wins, in any case', () => {
+    expect(logSettings('json')).toEqual({ format: 'json', level: 'INFO' });
+    expect(logSettings('json', 'debug')).toEqual({ format: 'json', level: 'DEBUG' });
+    expect(logSettings('text', '')).toEqual({ format: 'text', level: 'WARN' });
+    expect(telemetryFrom({ metricsHost: '0.0.0.0', logFormat: 'json' }, 'error').log).toEqual({ format: 'json', level: 'ERROR' });
   });
 
   it('name the flag or variable and the choices when they are wrong', () => {
-    expect(() => logSettings('xml', {})).toThrow("--log-format 'xml' is not a log format: use text (human-readable) or json (one object per line)");
-    expect(() => logSettings(undefined, { BACKFILL_LOG_FORMAT: 'yaml' })).toThrow("BACKFILL_LOG_FORMAT 'yaml'");
-    expect(() => logSettings(undefined, { BACKFILL_LOG_LEVEL: 'loud' })).toThrow("BACKFILL_LOG_LEVEL 'loud' is not a log level: use one of TRACE, DEBUG, INFO, WARN, ERROR");
+    expect(() => logSettings('xml')).toThrow("--log-format 'xml' is not a log format: use text (human-readable) or json (one object per line)");
+    expect(() => logSettings('text', 'loud')).toThrow("BACKFILL_LOG_LEVEL 'loud' is not a log level: use one of TRACE, DEBUG, INFO, WARN, ERROR");
   });
 });
 

@@ -11,6 +11,7 @@ import { compiledSpec } from '../../scripts/build.ts';
 import { ROOT, compiledSources, sourceOf } from './build-sources.ts';
 
 type Manifest = {
+  name: string;
   private?: boolean;
   version: string;
   type: string;
@@ -34,6 +35,14 @@ describe('package.json', () => {
     expect(pkg.type).toBe('module');
   });
 
+  it("is durable-backfill on npm (the name backfill is another project's), and its command is backfill", () => {
+    expect(pkg.name).toBe('durable-backfill');
+    expect(Object.keys(pkg.bin)).toEqual(['backfill']);
+    // npx durable-backfill runs a package's only bin (npm's rule: one bin, or one named like the package).
+    expect(new Set(Object.values(pkg.bin)).size).toBe(1);
+    expect(readFileSync(join(ROOT, 'README.md'), 'utf8')).toMatch(/npm name `backfill` belongs to another project/);
+  });
+
   it('ships the compiled code, the bin and the templates, and no sources', () => {
     expect([...pkg.files].sort()).toEqual(['bin', 'dist', 'templates']);
     expect(existsSync(join(ROOT, pkg.bin.backfill!))).toBe(true);
@@ -43,12 +52,13 @@ describe('package.json', () => {
   });
 
   it('exports the public API only, each entry compiled by the build', () => {
-    expect(Object.keys(pkg.exports).sort()).toEqual(['.', './package.json', './worker']);
+    expect(Object.keys(pkg.exports).sort()).toEqual(['.', './package.json', './transforms', './worker']);
     const sources = new Set(compiledSources());
     const targets = [pkg.main, pkg.types, ...Object.values(pkg.exports).flatMap((entry) => (typeof entry === 'string' ? [] : [entry.types, entry.default]))];
     const problems = targets.filter((target) => !sources.has(sourceOf(target) ?? '')).map((target) => `${target} is not compiled from a source in tsconfig.build.json`);
     expect(problems).toEqual([]);
     expect(pkg.exports['.']).toEqual({ types: './dist/index.d.ts', default: './dist/index.js' });
+    expect(pkg.exports['./transforms']).toEqual({ types: './dist/transforms.d.ts', default: './dist/transforms.js' });
   });
 
   it('makes tsx optional: only specs and transforms written in TypeScript need it', () => {

@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TLSConfig } from '@temporalio/client';
 import { connectionFailure, resolveConnection } from '../../client/connection.ts';
 import { probeTls, type TlsProblem } from '../../client/tls-probe.ts';
-import { freePort } from '../../scripts/dev-server.ts';
+import { freePort } from '../../host/dev-server.ts';
 import { issueCertificate, makeCertificateAuthority, type CertificatePair } from '../certificates.ts';
 
 let dir: string;

@@ -6,7 +6,7 @@
  */
 import { Worker } from 'node:worker_threads';
 import { CheckFailedError, ChecksumMismatchError, InvalidDatasetError, SqlError, type Warehouse } from '../types.ts';
-import { FROM_SOURCES } from '../../../scripts/package.ts';
+import { FROM_SOURCES } from '../../../host/package.ts';
 
 type Method = Exclude<keyof Warehouse, 'kind' | 'location'>;
 export type Call = { id: number; method: Method; args: unknown[] };

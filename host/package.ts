@@ -1,4 +1,8 @@
 /**
+ * host/ holds what the product needs from the machine it runs on, besides its core: where its
+ * own files are (this module), the settings of its environment (settings.ts), and a Temporal
+ * CLI to run the local dev server with (temporal-cli.ts, dev-server.ts).
+ *
  * Where this package's files are. It runs either from its TypeScript sources (a checkout of
  * the repository, through tsx or vitest) or compiled: every module a .js file under dist/, the
  * way npm installs it (package.json "files" ships no sources).
@@ -28,4 +32,9 @@ let manifest: PackageJson | undefined;
 export function packageJson(): PackageJson {
   manifest ??= JSON.parse(readFileSync(join(PACKAGE_ROOT, 'package.json'), 'utf8')) as PackageJson;
   return manifest;
+}
+
+/** The code version workers record in the ledger when none is given (--code-version, $BACKFILL_CODE_VERSION): `backfill@<package version>`. */
+export function defaultCodeVersion(): string {
+  return `backfill@${packageJson().version}`;
 }

@@ -9,18 +9,14 @@
  */
 import { spawn } from 'node:child_process';
 import { accessSync, chmodSync, constants, createWriteStream, existsSync, mkdirSync, renameSync, rmSync } from 'node:fs';
-import { delimiter, join, resolve } from 'node:path';
+import { delimiter, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Readable } from 'node:stream';
 import { FROM_SOURCES, PACKAGE_ROOT } from './package.ts';
+import { backfillHome } from './settings.ts';
 
 export const TEMPORAL_CLI_VERSION = 'v1.5.1';
 const GO_PACKAGE = `github.com/temporalio/cli/cmd/temporal@${TEMPORAL_CLI_VERSION}`;
-
-/** Where `dev`, `demo` and the worker keep their state (dev server database, warehouse): $BACKFILL_HOME or ./.backfill. */
-export function backfillHome(): string {
-  return resolve(process.env.BACKFILL_HOME ?? '.backfill');
-}
 
 /**
  * The cache of Temporal binaries. In a checkout of this repository (running its sources): its

@@ -1,0 +1,82 @@
+/** `backfill dev`: the embedded Temporal dev server (Web UI on :8233) and a worker. */
+import { join } from 'node:path';
+import { Command } from '@commander-js/extra-typings';
+import { BackfillError } from '../../core/errors.ts';
+import { HELP_GROUPS, documented } from '../help.ts';
+import { codeVersionOption, jsonOption, logFormatOption, positiveNumber, print, transformsGiven, transformsOption, warehouseOption } from '../options.ts';
+import { PROJECT_SPEC } from '../project.ts';
+import { LOG_FORMAT_HELP, METRICS_PORT_HELP } from './worker.ts';
+
+/** `dev`'s transforms when none are named: those of the project's spec (./backfill.yaml), else the example's. */
+async function devTransforms(): Promise<string[]> {
+  const [{ projectSpec, specTransformModules }, { EXAMPLE_TRANSFORMS }] = await Promise.all([import('../spec-file.ts'), import('../local.ts')]);
+  const spec = projectSpec();
+  return spec ? specTransformModules(spec) : [EXAMPLE_TRANSFORMS];
+}
+
+export function devCommand() {
+  return documented(new Command('dev'), HELP_GROUPS.infra, [
+    ['backfill dev', 'the Temporal dev server (Web UI on http://localhost:8233) and a worker with the example transforms'],
+    ['backfill dev --transforms ./transforms.ts', 'with your transforms instead'],
+    ['backfill dev --no-worker', 'the server only; run workers yourself'],
+  ])
+    .description('start the embedded Temporal dev server (Web UI on :8233) and a worker')
+    .option('--no-worker', 'the server only')
+    .option('--port <port>', 'gRPC port', positiveNumber('--port'), 7233)
+    .option('--ui-port <port>', 'Web UI port', positiveNumber('--ui-port'), 8233)
+    .option('--task-queue <queue...>', 'activity task queues to poll, as name or name=maxActivitiesPerSecond')
+    .addOption(transformsOption(`modules that define transforms (default: those ./${PROJECT_SPEC} lists, else the example's)`))
+    .addOption(warehouseOption())
+    .addOption(codeVersionOption())
+    .option('--allow-fault-injection', "let the sleep transform's crashKeys and hangKeys kill or hang the worker (chaos drills only)")
+    .option('--metrics-port <port>', `the worker: ${METRICS_PORT_HELP}`)
+    .option('--metrics-host <ip>', 'the address the metrics port listens on', '127.0.0.1')
+    .addOption(logFormatOption(`the worker: ${LOG_FORMAT_HELP}`))
+    .addOption(jsonOption('print the addresses as JSON once ready'))
+    .action(async (options, command) => {
+      const [{ serve, waitForSignal }, { settingsFromEnv }] = await Promise.all([import('../serve.ts'), import('../../host/settings.ts')]);
+      const settings = settingsFromEnv();
+      await serve(options, settings.logLevel, async (telemetry) => {
+        const [{ parseQueues, startLocal, transformModules }, { announce }, { metricsUrl }] = await Promise.all([
+          import('../local.ts'),
+          import('../../workers/logging.ts'),
+          import('../../workers/telemetry.ts'),
+        ]);
+        const named = transformModules(transformsGiven(command, options.transforms));
+        if (!options.worker && telemetry.metrics) {
+          throw new BackfillError('invalid_argument', '--metrics-port serves the metrics of the worker, and --no-worker starts none: drop one of the two', 'metrics-port');
+        }
+        const stack = await startLocal({
+          home: settings.home,
+          port: options.port,
+          uiPort: options.uiPort,
+          worker: options.worker,
+          transforms: named.length > 0 ? named : await devTransforms(),
+          queues: parseQueues(options.taskQueue, 'backfill'),
+          telemetry,
+          ...(options.warehouse !== undefined ? { warehouse: options.warehouse } : {}),
+          ...(options.codeVersion !== undefined ? { codeVersion: options.codeVersion } : {}),
+          ...(settings.workflowBundle !== undefined ? { workflowBundle: settings.workflowBundle } : {}),
+          ...(options.allowFaultInjection ? { allowFaultInjection: true } : {}),
+        });
+        const metrics = stack.worker && telemetry.metrics ? metricsUrl(telemetry.metrics) : null;
+        if (options.json) {
+          print(true, { address: stack.address, uiUrl: stack.uiUrl, database: stack.server.options.dbFile, worker: stack.worker !== null, warehouse: stack.worker?.warehouse.location ?? null, metricsUrl: metrics }, () => '');
+        }
+        const lines = [
+          `Temporal dev server on ${stack.address} (state in ${join(settings.home, 'temporal.db')})`,
+          `Web UI: ${stack.uiUrl}`,
+          stack.worker ? `worker running; warehouse ${stack.worker.warehouse.location}` : 'no worker (--no-worker)',
+          ...(metrics ? [`metrics: ${metrics}`] : []),
+          'Ctrl-C to stop',
+        ];
+        if (telemetry.log.format === 'json') {
+          announce(telemetry.log, 'dev server ready', { address: stack.address, uiUrl: stack.uiUrl, worker: stack.worker !== null, warehouse: stack.worker?.warehouse.location ?? null, metricsUrl: metrics });
+        } else {
+          process.stderr.write(lines.join('\n') + '\n');
+        }
+        await Promise.race([waitForSignal(), stack.worker?.done ?? new Promise(() => undefined)]);
+        await stack.stop();
+      });
+    });
+}

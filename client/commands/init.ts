@@ -1,0 +1,36 @@
+/** `backfill init [dir]`: a pipeline project. */
+import { relative } from 'node:path';
+import { Command } from '@commander-js/extra-typings';
+import pc from 'picocolors';
+import { HELP_GROUPS, documented } from '../help.ts';
+import type { InitResult } from '../init.ts';
+import { jsonOption, print } from '../options.ts';
+import { PROJECT_SPEC } from '../project.ts';
+
+function renderInit(result: InitResult): string {
+  const where = relative(process.cwd(), result.dir);
+  const kept = result.keptScripts.length > 0 ? ` (your scripts ${result.keptScripts.join(', ')} were kept)` : '';
+  return [
+    `created the pipeline ${pc.bold(result.name)} in ${result.dir}: ${result.written.filter((f) => f !== 'package.json').join(', ')}`,
+    `package.json ${result.packageJson === 'updated' ? `gained the scripts and dependencies it lacked${kept}` : 'written'}`,
+    '',
+    'next:',
+    ...(where === '' ? [] : [`  cd ${where}`]),
+    '  npm install',
+    '  npm run plan     validate the spec and preview its partitions',
+    '  npm run demo     run it on a local Temporal dev server (Web UI on http://localhost:8233)',
+  ].join('\n');
+}
+
+export function initCommand() {
+  return documented(new Command('init'), HELP_GROUPS.infra, [['backfill init my-pipeline', 'a new pipeline project in ./my-pipeline']])
+    .description(`scaffold a pipeline project: ${PROJECT_SPEC} with two datasets, transforms.ts, package.json with scripts, README.md, .gitignore`)
+    .argument('[dir]', 'the directory (created if missing; default: the working directory)', '.')
+    .option('--force', "write into a directory that is not empty: files of the same names are replaced; package.json only gains the scripts and dependencies it lacks")
+    .addOption(jsonOption())
+    .action(async (dir, options) => {
+      const { scaffold } = await import('../init.ts');
+      const result = scaffold({ dir, force: options.force === true });
+      print(options.json, result, () => renderInit(result));
+    });
+}

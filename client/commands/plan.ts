@@ -1,0 +1,97 @@
+/** `backfill plan <spec>`: validates a spec and previews its plan (and, on request, its estimate, its reasons or its picture); needs no server. */
+import { Command, Option } from '@commander-js/extra-typings';
+import { parseDurationFlag } from '../duration-flag.ts';
+import { EXAMPLE_SPEC_PATH as SPEC, HELP_GROUPS, documented } from '../help.ts';
+import { checkOnlyChanged, codeVersionOption, jsonOption, positiveInteger, print, warehouseOption } from '../options.ts';
+
+/** `plan --format`'s pictures (client/graph/render.ts holds the same list; kept here so that the program loads no renderer). */
+const GRAPH_FORMATS = ['svg', 'dot', 'mermaid'] as const;
+
+export function planCommand() {
+  return documented(new Command('plan'), HELP_GROUPS.run, [
+    [`backfill plan ${SPEC}`, 'every node, its partitions and dependencies, the critical path and the width'],
+    [`backfill plan ${SPEC} --from 2024-03-01 --to 2024-04-01 --json`, 'March only, as JSON'],
+    [`backfill plan ${SPEC} --only-changed --warehouse postgres://backfill@db.internal:5432/warehouse`, 'also count what would run again against that warehouse'],
+    [`backfill plan ${SPEC} --estimate --concurrency 20`, 'how long it will take, from the ledger of earlier runs (writes nothing)'],
+    [`backfill plan ${SPEC} --explain --from 2024-03-03 --to 2024-03-10`, 'why each node and partition is in, and what it reads outside the range'],
+    [`backfill plan ${SPEC} --format svg`, 'a picture of the graph, as SVG on stdout (also dot or mermaid)'],
+  ])
+    .description('validate a spec and preview its partitions, critical path and width; needs no server')
+    .argument('<spec>', 'spec file (.yaml, .json or .ts)')
+    .option('--from <date>', 'first partition time (inclusive, UTC)')
+    .option('--to <date>', 'end of the range (exclusive, UTC)')
+    .option('--only-changed', "also count the partitions that would run with --only-changed (reads the warehouse's ledger)")
+    .addOption(warehouseOption())
+    .addOption(codeVersionOption())
+    .option('--explain', 'say why each node is in the backfill: the range, what it waits on through which mapping, what it reads outside the range; with --only-changed, what changed')
+    .option('--estimate', "predict the wall time, each node's finish and the rows written, from the ledger of earlier backfills (writes nothing)")
+    .option('--rate <per-second>', 'with --estimate: the backfill-wide rate start would be given')
+    .option('--concurrency <n>', 'with --estimate: the backfill-wide concurrency start would be given')
+    .option('--queue-cap <queue=per-second...>', "with --estimate: a task queue's server-enforced activities per second (as the workers' --task-queue name=N)")
+    .option('--worker-slots <n>', 'with --estimate: activity slots of the workers per task queue (default 200, one worker)', positiveInteger('--worker-slots'))
+    .option('--assume <duration>', 'with --estimate: how long a partition of a node without history takes (default: nothing beyond orchestration)', (v: string) =>
+      parseDurationFlag('--assume', v, { minMs: 0 }),
+    )
+    .addOption(new Option('--format <format>', 'draw the graph of datasets instead: svg, dot (Graphviz) or mermaid').choices(GRAPH_FORMATS))
+    .addOption(jsonOption())
+    .action(async (file, options, command) => {
+      // --estimate reads the warehouse's ledger too.
+      checkOnlyChanged(command, options.onlyChanged, options.estimate ? ['warehouse'] : []);
+      const [{ loadSpecFile }, { expandPlan, planSummary }, { parseRange }, render, { checkEstimateFlags }, { checkPictureFlags }, { parseConcurrency, parseRate }] = await Promise.all([
+        import('../spec-file.ts'),
+        import('../../core/plan.ts'),
+        import('../../core/spec.ts'),
+        import('../render.ts'),
+        import('../estimate.ts'),
+        import('../graph/render.ts'),
+        import('../../core/limits.ts'),
+      ]);
+      const { warehouse, rate, concurrency, ...rest } = options;
+      const flags = {
+        ...rest,
+        ...(warehouse !== undefined ? { warehouse } : {}),
+        ...(rate !== undefined ? { rate: parseRate(rate) } : {}),
+        ...(concurrency !== undefined ? { concurrency: parseConcurrency(concurrency) } : {}),
+      };
+      checkPictureFlags(flags);
+      checkEstimateFlags(flags);
+      const { spec } = await loadSpecFile(file);
+      const range = parseRange(options.from, options.to);
+      const plan = expandPlan(spec, range);
+      const summary = planSummary(plan);
+      if (options.format) {
+        const [{ drawGraph }, { summaryGraph }] = await Promise.all([import('../graph/render.ts'), import('../graph/model.ts')]);
+        return void process.stdout.write(await drawGraph(summaryGraph(summary), options.format));
+      }
+      if (!options.onlyChanged && !options.estimate && !options.explain) return print(options.json, summary, () => render.renderPlan(summary));
+      const changes = options.onlyChanged ? await (await import('../only-changed.ts')).onlyChanged(plan, options) : undefined;
+      const estimate = options.estimate
+        ? await (async () => {
+            const { estimatePlan, estimateOptions } = await import('../estimate.ts');
+            return estimatePlan(plan, estimateOptions(spec, flags, changes?.skip));
+          })()
+        : undefined;
+      const explained = options.explain
+        ? await (async () => {
+            const [{ explainPlan }, { explainDocument, renderExplain }] = await Promise.all([import('../../core/explain.ts'), import('../render-explain.ts')]);
+            const explanation = explainPlan(plan, range, changes?.changes.decisions);
+            return { document: explainDocument(explanation, changes?.changes.details), text: () => renderExplain(explanation, changes?.changes.details) };
+          })()
+        : undefined;
+      const renderEstimate = estimate ? (await import('../render-estimate.ts')).renderEstimate : undefined;
+      const result = {
+        ...summary,
+        ...(changes ? { onlyChanged: changes.summary } : {}),
+        ...(explained ? { explain: explained.document } : {}),
+        ...(estimate ? { estimate } : {}),
+      };
+      print(options.json, result, () =>
+        [
+          render.renderPlan(summary),
+          ...(changes ? [render.renderChanges(changes.summary)] : []),
+          ...(explained ? [explained.text()] : []),
+          ...(estimate && renderEstimate ? [renderEstimate(estimate)] : []),
+        ].join('\n'),
+      );
+    });
+}

@@ -1,0 +1,30 @@
+/** `backfill resume <id>`: un-pauses a running backfill, or goes on with an ended one in a new run. */
+import { Command } from '@commander-js/extra-typings';
+import { HELP_GROUPS, documented } from '../help.ts';
+import { jsonOption, print } from '../options.ts';
+import { withClient } from '../with-client.ts';
+
+/** The line that names the nodes a new spec changed. */
+export const changedLine = (changed: string[]) => (changed.length > 0 ? `\n  new spec for: ${changed.join(', ')}` : '');
+
+export function resumeCommand() {
+  return documented(new Command('resume'), HELP_GROUPS.control, [
+    ['backfill resume shop-2024', 'un-pauses a running backfill, or goes on with a cancelled or failed one (published partitions are skipped)'],
+    ['backfill resume shop-2024 --spec fixed.yaml', 'goes on with a fixed spec: same nodes and partitions, new SQL, parameters, checks or limits'],
+  ])
+    .description('go on: un-pause a running backfill, or resume a cancelled or failed one in a new run that skips what is published')
+    .argument('<id>', 'backfill id')
+    .option('--spec <file>', 'go on with this spec (the same nodes and partitions; fixed transforms, SQL, parameters, checks or limits)')
+    .addOption(jsonOption())
+    .action(async (id, options, command) => {
+      const spec = options.spec !== undefined ? (await (await import('../spec-file.ts')).loadSpecFile(options.spec)).spec : undefined;
+      await withClient(command, async (client) => {
+        const result = await client.resume(id, spec ? { spec } : {});
+        print(options.json, { backfillId: id, ...result }, () =>
+          result.resumed
+            ? `${id} resumed in a new run; published partitions are skipped${changedLine(result.changed)}\n  web UI: ${result.resumed.uiUrl}`
+            : `${id} resumed${changedLine(result.changed)}`,
+        );
+      });
+    });
+}

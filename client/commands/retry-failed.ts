@@ -1,0 +1,29 @@
+/** `backfill retry-failed <id>`: runs the failed partitions again, then the ones they blocked. */
+import { Command } from '@commander-js/extra-typings';
+import { HELP_GROUPS, documented } from '../help.ts';
+import { jsonOption, print } from '../options.ts';
+import { withClient } from '../with-client.ts';
+import { changedLine } from './resume.ts';
+
+export function retryFailedCommand() {
+  return documented(new Command('retry-failed'), HELP_GROUPS.control, [
+    ['backfill retry-failed shop-2024', 'runs the failed partitions again, then the partitions they blocked'],
+    ['backfill retry-failed shop-2024 --node orders_clean --spec fixed.yaml', "only orders_clean's failures, with the fixed spec"],
+  ])
+    .description('run the failed partitions again, then the ones they blocked (of a running or an ended backfill)')
+    .argument('<id>', 'backfill id')
+    .option('--node <node>', 'only this node')
+    .option('--spec <file>', 'retry with this spec (the same nodes and partitions; fixed transforms, SQL, parameters or checks)')
+    .addOption(jsonOption())
+    .action(async (id, options, command) => {
+      const spec = options.spec !== undefined ? (await (await import('../spec-file.ts')).loadSpecFile(options.spec)).spec : undefined;
+      await withClient(command, async (client) => {
+        const result = await client.retryFailed(id, options.node, spec);
+        print(options.json, { backfillId: id, ...result }, () =>
+          result.resumed
+            ? `${id} resumed in a new run to retry ${result.retried} failed partitions${changedLine(result.changed)}\n  web UI: ${result.resumed.uiUrl}`
+            : `${id}: retrying ${result.retried} failed partitions${changedLine(result.changed)}`,
+        );
+      });
+    });
+}

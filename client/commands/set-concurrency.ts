@@ -1,0 +1,29 @@
+/** `backfill set-concurrency <id> <n>`: how many partitions run at once, in the backfill or one node. */
+import { Command } from '@commander-js/extra-typings';
+import { cappedByOwnLimit, cappedLine } from '../capped.ts';
+import { HELP_GROUPS, documented } from '../help.ts';
+import { jsonOption, print } from '../options.ts';
+import { withClient } from '../with-client.ts';
+
+export function setConcurrencyCommand() {
+  return documented(new Command('set-concurrency'), HELP_GROUPS.control, [
+    ['backfill set-concurrency shop-2024 2 --node orders_clean', 'at most 2 partitions of orders_clean at once'],
+    ['backfill set-concurrency shop-2024 32', 'at most 32 partitions at once in all (a node never exceeds its own concurrency)'],
+  ])
+    .description('change how many partitions run at once, for the backfill or one node')
+    .argument('<id>', 'backfill id')
+    .argument('<n>', "a whole number (or 'unlimited' for the backfill-wide limit)")
+    .option('--node <node>', 'only this node')
+    .addOption(jsonOption())
+    .action(async (id, value, options, command) => {
+      const concurrency = (await import('../../core/limits.ts')).parseConcurrency(value, options.node);
+      await withClient(command, async (client) => {
+        const state = await client.setConcurrency(id, concurrency, options.node);
+        const capped = options.node === undefined ? cappedByOwnLimit(state, 'concurrency') : [];
+        const cappedByOwnConcurrency = capped.map((c) => ({ node: c.node, concurrency: c.limit }));
+        print(options.json, { backfillId: id, ...state, ...(options.node === undefined ? { cappedByOwnConcurrency } : {}) }, () =>
+          `${id}: ${options.node ? `node ${options.node}` : 'backfill'} concurrency is now ${concurrency ?? 'unlimited'}${cappedLine(id, 'concurrency', capped)}`,
+        );
+      });
+    });
+}

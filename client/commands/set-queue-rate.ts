@@ -1,0 +1,25 @@
+/** `backfill set-queue-rate <task-queue> <per-second>`: the server-enforced cap of a task queue. */
+import { Command } from '@commander-js/extra-typings';
+import { HELP_GROUPS, documented } from '../help.ts';
+import { jsonOption, print } from '../options.ts';
+import { withClient } from '../with-client.ts';
+
+export function setQueueRateCommand() {
+  return documented(new Command('set-queue-rate'), HELP_GROUPS.control, [
+    ['backfill set-queue-rate warehouse 20', 'the server starts at most 20 activities a second from task queue warehouse, across all its workers'],
+    ['backfill set-queue-rate warehouse unlimited', "removes that cap (the workers' --task-queue warehouse=<rate> applies again)"],
+  ])
+    .description("cap activities started per second on a task queue, across all its workers (server-enforced); 'unlimited' removes the cap")
+    .argument('<task-queue>', "the activity task queue (a node's taskQueue)")
+    .argument('<per-second>', "activities per second, or 'unlimited'")
+    .addOption(jsonOption())
+    .action(async (queue, value, options, command) => {
+      const rate = (await import('../../core/limits.ts')).parseRate(value);
+      await withClient(command, async (client) => {
+        const result = await client.setQueueRate(queue, rate);
+        print(options.json, result, () =>
+          `task queue ${queue}: ${result.rate === null ? "no server-side cap (workers' own setting applies)" : `at most ${result.rate} activities/s across all workers`}`,
+        );
+      });
+    });
+}

@@ -1,0 +1,98 @@
+/** `backfill start <spec>`: starts a backfill; prints its id and Web UI link. */
+import { Command } from '@commander-js/extra-typings';
+import pc from 'picocolors';
+import { BackfillError } from '../../core/errors.ts';
+import type { BackfillClient, Started } from '../backfill-client.ts';
+import type { DatasetWriter } from '../dataset-writers.ts';
+import { parseDurationFlag } from '../duration-flag.ts';
+import { exitCodeFor } from '../exit-codes.ts';
+import { EXAMPLE_SPEC_PATH as SPEC, HELP_GROUPS, documented } from '../help.ts';
+import type { ChangeSummary } from '../only-changed.ts';
+import { checkOnlyChanged, codeVersionOption, jsonOption, print, warehouseOption } from '../options.ts';
+import { withClient } from '../with-client.ts';
+
+/** `--wait-for-datasets [timeout]`: true (as long as it takes) or a duration. */
+function waitTimeout(value: string | true): { timeoutMs?: number } {
+  if (value === true) return {};
+  return { timeoutMs: parseDurationFlag('--wait-for-datasets', value, {}, 'or give no value to wait as long as it takes') };
+}
+
+/** Tells on stderr which datasets a start waits for, and how far their writers are. */
+function reportWaiting(client: BackfillClient): (writers: DatasetWriter[]) => Promise<void> {
+  return async (writers) => {
+    const lines = await Promise.all(
+      writers.map(async (w) => {
+        const progress = await client.progress(w.backfillId).then((p) => `${p.done}/${p.total} done${p.paused ? ', paused' : ''}`, () => 'progress unknown');
+        return `  ${w.datasets.join(', ')}: written by ${w.backfillId} (${progress})`;
+      }),
+    );
+    process.stderr.write(`waiting for datasets to be free:\n${lines.join('\n')}\n`);
+  };
+}
+
+export function startCommand() {
+  return documented(new Command('start'), HELP_GROUPS.run, [
+    [`backfill start ${SPEC} --id shop-2024 --rate 50 --watch`, 'at most 50 partitions a second in all; bars until it ends (exit code as for wait)'],
+    [`backfill start ${SPEC} --id shop-march --from 2024-03-01 --to 2024-04-01`, 'March only (periods that overlap it: its weeks and the month too)'],
+    [`backfill start ${SPEC} --id shop-2024 --rerun --only-changed`, 'the same id again, running only what changed since it was published'],
+    [`backfill start ${SPEC} --id nightly --wait-for-datasets 600`, 'when another backfill writes these datasets, wait up to 600 s for it instead of failing'],
+  ])
+    .description('start a backfill; prints its id and Web UI link')
+    .argument('<spec>', 'spec file (.yaml, .json or .ts)')
+    .option('--id <id>', 'backfill id (default: the spec name and the time)')
+    .option('--from <date>', 'first partition time (inclusive, UTC)')
+    .option('--to <date>', 'end of the range (exclusive, UTC)')
+    .option('--rate <per-second>', 'backfill-wide rate limit, partitions per second')
+    .option('--concurrency <n>', 'backfill-wide limit on partitions running at once')
+    .option('--rerun', 'run an id again whose earlier backfill has finished')
+    .option('--attach', 'when a backfill with this id is already running, attach to it instead of failing')
+    .option('--only-changed', 'run only the partitions whose spec, code or upstream versions changed since their published version, or that were never published')
+    .addOption(warehouseOption())
+    .addOption(codeVersionOption())
+    .option('--wait-for-datasets [timeout]', 'when running backfills write some of its datasets, wait until they are free (as long as it takes, or up to a duration such as 2h, or 600 for seconds) instead of failing; give it after the spec')
+    .option('--watch', 'show live progress until it ends')
+    .addOption(jsonOption())
+    .action(async (file, options, command) => {
+      const { parseConcurrency, parseRate } = await import('../../core/limits.ts');
+      const rate = options.rate === undefined ? undefined : parseRate(options.rate);
+      const concurrency = options.concurrency === undefined ? undefined : parseConcurrency(options.concurrency);
+      checkOnlyChanged(command, options.onlyChanged);
+      const [{ loadSpecFile }, { expandPlan }, { parseRange }] = await Promise.all([import('../spec-file.ts'), import('../../core/plan.ts'), import('../../core/spec.ts')]);
+      const { spec } = await loadSpecFile(file);
+      const range = parseRange(options.from, options.to);
+      const wait = options.waitForDatasets === undefined ? undefined : waitTimeout(options.waitForDatasets);
+      const changes = options.onlyChanged ? await (await import('../only-changed.ts')).onlyChanged(expandPlan(spec, range), options) : undefined;
+      await withClient(command, async (client) => {
+        let started: Started & { attached?: boolean; onlyChanged?: ChangeSummary };
+        try {
+          started = await client.start(spec, {
+            range,
+            ...(options.id !== undefined ? { id: options.id } : {}),
+            ...(options.rerun ? { rerun: true } : {}),
+            limits: {
+              ...(rate !== undefined ? { rate } : {}),
+              ...(concurrency !== undefined ? { concurrency } : {}),
+            },
+            ...(changes ? { skip: changes.skip } : {}),
+            ...(wait ? { waitForDatasets: { ...wait, onWait: reportWaiting(client) } } : {}),
+          });
+          if (changes) started = { ...started, onlyChanged: changes.summary };
+        } catch (error) {
+          const running = options.attach && options.id !== undefined && error instanceof BackfillError && error.code === 'already_exists'
+            ? await client.describe(options.id).then((d) => (d.status.name === 'RUNNING' ? d : undefined))
+            : undefined;
+          if (!running) throw error;
+          started = { backfillId: options.id!, workflowId: running.workflowId, runId: running.runId, uiUrl: client.uiUrl(running.workflowId, running.runId), attached: true };
+        }
+        const verb = started.attached ? 'attached to' : 'started';
+        const kept = started.onlyChanged ? `\n  only changed: ${started.onlyChanged.totalToRun} partitions run, ${started.onlyChanged.totalSkipped} keep their published versions` : '';
+        print(options.json, started, () => `${verb} ${pc.bold(started.backfillId)}${kept}\n  web UI: ${started.uiUrl}\n  watch:  backfill status ${started.backfillId} --watch`);
+        if (options.watch) {
+          const [{ watch }, { headline, renderFailures }] = await Promise.all([import('../watch.ts'), import('../render.ts')]);
+          const final = await watch(client, started.backfillId, options.json);
+          if (!options.json) process.stdout.write(`${[headline(final), ...renderFailures(final)].join('\n')}\n`);
+          process.exitCode = exitCodeFor(final.state);
+        }
+      });
+    });
+}

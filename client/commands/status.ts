@@ -1,0 +1,35 @@
+/** `backfill status <id>`: per-node progress, throughput, ETA and failures. */
+import { Command } from '@commander-js/extra-typings';
+import { parseDurationFlag } from '../duration-flag.ts';
+import { HELP_GROUPS, documented } from '../help.ts';
+import { jsonOption, print } from '../options.ts';
+import { withClient } from '../with-client.ts';
+
+/** How often `status --watch` looks: a duration from 100 ms to 10 minutes. */
+const INTERVAL_BOUNDS = { minMs: 100, maxMs: 600_000 };
+
+export function statusCommand() {
+  return documented(new Command('status'), HELP_GROUPS.run, [
+    ['backfill status shop-2024', 'one line per node: done, running, failed, blocked, pending, rate, throughput, ETA'],
+    ['backfill status shop-2024 --watch --interval 5s', 'live bars, refreshed every 5 seconds, until it ends'],
+    ['backfill status shop-2024 --json', 'the same as JSON, with `waiting` (nodes whose task queue no worker polls)'],
+  ])
+    .description('per-node progress, throughput, ETA and failures')
+    .argument('<id>', 'backfill id')
+    .option('--watch', 'live progress bars until it ends')
+    .option('--interval <duration>', 'refresh interval with --watch, e.g. 500ms or 5s (a bare number counts seconds; default 1s)', (v) => parseDurationFlag('--interval', v, INTERVAL_BOUNDS), 1000)
+    .addOption(jsonOption())
+    .action(async (id, options, command) => {
+      const { renderStatus } = await import('../render.ts');
+      await withClient(command, async (client) => {
+        if (options.watch) {
+          const { watch } = await import('../watch.ts');
+          const final = await watch(client, id, options.json, options.interval);
+          print(options.json, final, () => renderStatus(final));
+          return;
+        }
+        const status = await client.status(id);
+        print(options.json, status, () => renderStatus(status));
+      });
+    });
+}

@@ -1,0 +1,29 @@
+/** `backfill wait <id>`: blocks until the backfill ends; exit 0 only if it completed. */
+import { Command } from '@commander-js/extra-typings';
+import { parseDurationFlag } from '../duration-flag.ts';
+import { exitCodeFor } from '../exit-codes.ts';
+import { HELP_GROUPS, documented } from '../help.ts';
+import { jsonOption, print } from '../options.ts';
+import { withClient } from '../with-client.ts';
+
+export function waitCommand() {
+  return documented(new Command('wait'), HELP_GROUPS.run, [
+    ['backfill wait shop-2024', 'blocks until it ends: exit 0 completed, 2 with failed partitions, 3 cancelled or failed'],
+    ['backfill wait shop-2024 --timeout 2h', 'gives up (exit 1) after two hours; the backfill runs on'],
+    ['backfill wait shop-2024 --timeout 300', 'a bare number counts seconds'],
+  ])
+    .description('block until the backfill ends; exit 0 only if it completed')
+    .argument('<id>', 'backfill id')
+    .option('--timeout <duration>', 'give up (exit 1) after this long, e.g. 30m, 2h or 300 (a bare number counts seconds)', (v) => parseDurationFlag('--timeout', v))
+    .addOption(jsonOption())
+    .action(async (id, options, command) => {
+      const { headline, renderFailures } = await import('../render.ts');
+      await withClient(command, async (client) => {
+        const outcome = await client.wait(id, options.timeout);
+        print(options.json, { backfillId: id, state: outcome.state, progress: outcome.progress }, () =>
+          outcome.progress ? [headline(outcome.progress), ...renderFailures(outcome.progress)].join('\n') : `${id} ${outcome.state}`,
+        );
+        process.exitCode = exitCodeFor(outcome.state);
+      });
+    });
+}

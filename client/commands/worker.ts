@@ -1,0 +1,68 @@
+/** `backfill worker`: a worker against the Temporal server of $TEMPORAL_ADDRESS or the profile. */
+import { Command } from '@commander-js/extra-typings';
+import { HELP_GROUPS, documented } from '../help.ts';
+import { codeVersionOption, connectionFlags, jsonOption, logFormatOption, positiveInteger, print, transformsGiven, transformsOption, warehouseOption } from '../options.ts';
+
+export const METRICS_PORT_HELP = "serve Prometheus metrics (the SDK's and backfill_*) on this port, at /metrics";
+export const LOG_FORMAT_HELP = "log lines as 'text' (default) or 'json' (one object per line, INFO and up unless $BACKFILL_LOG_LEVEL says otherwise)";
+
+export function workerCommand() {
+  return documented(new Command('worker'), HELP_GROUPS.infra, [
+    ['backfill worker --transforms ./transforms.ts', "the workflows and the 'backfill' activity queue, with your transforms"],
+    ['backfill worker --no-workflows --task-queue warehouse=20 --max-concurrent-activities 8', "only the 'warehouse' queue: 20 activities/s across all its workers, 8 at once on this one"],
+    ['backfill worker --metrics-port 9464 --log-format json', 'Prometheus metrics on :9464/metrics, one JSON log line per event'],
+  ])
+    .description('run a worker against the Temporal server of $TEMPORAL_ADDRESS or the profile (default localhost:7233)')
+    .option('--task-queue <queue...>', 'activity task queues to poll, as name or name=maxActivitiesPerSecond (default: backfill)')
+    .option('--workflow-queue <queue>', 'the workflows task queue', 'backfill')
+    .option('--no-workflows', 'poll activity queues only')
+    .addOption(transformsOption('modules that define transforms'))
+    .option('--max-concurrent-activities <n>', 'partition activities this worker runs at once, per activity queue (default 200)', positiveInteger('--max-concurrent-activities'))
+    .addOption(warehouseOption())
+    .addOption(codeVersionOption())
+    .option('--allow-fault-injection', "let the sleep transform's crashKeys and hangKeys kill or hang this worker (chaos drills only)")
+    .option('--metrics-port <port>', METRICS_PORT_HELP)
+    .option('--metrics-host <ip>', 'the address the metrics port listens on', '0.0.0.0')
+    .addOption(logFormatOption(LOG_FORMAT_HELP))
+    .addOption(jsonOption("print the worker's settings as JSON once it polls"))
+    .action(async (options, command) => {
+      const [{ serve, announceMetrics, waitForSignal }, { settingsFromEnv }] = await Promise.all([import('../serve.ts'), import('../../host/settings.ts')]);
+      const settings = settingsFromEnv();
+      await serve(options, settings.logLevel, async (telemetry) => {
+        const [{ describeConnection, resolveConnection }, { parseQueues, startWorker, transformModules }, { announce }, { metricsUrl }] = await Promise.all([
+          import('../connection.ts'),
+          import('../local.ts'),
+          import('../../workers/logging.ts'),
+          import('../../workers/telemetry.ts'),
+        ]);
+        const connection = resolveConnection(connectionFlags(command));
+        const queues = parseQueues(options.taskQueue, options.workflowQueue, options.maxConcurrentActivities);
+        const worker = await startWorker({
+          connection,
+          transforms: transformModules(transformsGiven(command, options.transforms)),
+          queues,
+          workflowQueue: options.workflowQueue,
+          workflows: options.workflows,
+          telemetry,
+          ...(options.warehouse !== undefined ? { warehouse: options.warehouse } : {}),
+          ...(options.codeVersion !== undefined ? { codeVersion: options.codeVersion } : {}),
+          ...(settings.workflowBundle !== undefined ? { workflowBundle: settings.workflowBundle } : {}),
+          ...(options.allowFaultInjection ? { allowFaultInjection: true } : {}),
+        });
+        const metrics = telemetry.metrics ? metricsUrl(telemetry.metrics) : null;
+        if (options.json) {
+          print(true, { address: connection.address, namespace: connection.namespace, workflowQueue: options.workflows ? options.workflowQueue : null, activityQueues: queues, warehouse: worker.warehouse.location, metricsUrl: metrics }, () => '');
+        }
+        announceMetrics(telemetry);
+        announce(telemetry.log, `worker polling ${queues.map((q) => q.name).join(', ')} on ${describeConnection(connection)}; warehouse ${worker.warehouse.location}`, {
+          taskQueues: queues.map((q) => q.name),
+          workflowQueue: options.workflows ? options.workflowQueue : null,
+          address: connection.address,
+          namespace: connection.namespace,
+          warehouse: worker.warehouse.location,
+        });
+        await Promise.race([worker.done, waitForSignal()]);
+        await worker.stop();
+      });
+    });
+}

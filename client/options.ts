@@ -1,0 +1,84 @@
+/**
+ * Options that several commands share, defined once: commander parses them, fills them from
+ * the environment (`.env()`) and holds them to their allowed values (`.choices()`). Like every
+ * module the program loads before it knows the command, this one imports nothing heavy.
+ */
+import { InvalidArgumentError, Option, type CommandUnknownOpts } from '@commander-js/extra-typings';
+import { BackfillError } from '../core/errors.ts';
+import type { ConnectionOverrides } from './connection.ts';
+
+export const jsonOption = (help = 'machine-readable output') => new Option('--json', help);
+
+/** The warehouse every command that reads or writes one takes. */
+export const warehouseOption = () =>
+  new Option('--warehouse <location>', 'the warehouse: a SQLite file or a postgres:// URL (default .backfill/warehouse.db)').env('BACKFILL_WAREHOUSE');
+
+export const codeVersionOption = (help = "the workers' code version, recorded in the ledger (default backfill@<package version>)") =>
+  new Option('--code-version <version>', help).env('BACKFILL_CODE_VERSION');
+
+export const LOG_FORMATS = ['text', 'json'] as const;
+
+export const logFormatOption = (help: string) => new Option('--log-format <format>', help).choices(LOG_FORMATS).env('BACKFILL_LOG_FORMAT');
+
+/** --transforms: module paths; from $BACKFILL_TRANSFORMS, a comma-separated list. */
+export const transformsOption = (help: string) => new Option('--transforms <module...>', `${help}; in the variable, comma-separated`).env('BACKFILL_TRANSFORMS');
+
+/**
+ * The transform modules an option holds: as given on the command line, or split from the
+ * comma-separated $BACKFILL_TRANSFORMS (trimmed, empty entries dropped).
+ */
+export function transformsGiven(command: CommandUnknownOpts, values: readonly string[] | undefined): string[] {
+  if (values === undefined) return [];
+  if (command.getOptionValueSource('transforms') !== 'env') return [...values];
+  return values.flatMap((value) => value.split(',')).map((m) => m.trim()).filter(Boolean);
+}
+
+export function positiveInteger(label: string) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError(`${label} must be a whole number above 0 (got '${value}')`);
+    return n;
+  };
+}
+
+export function positiveNumber(label: string) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError(`${label} must be a number above 0 (got '${value}')`);
+    return n;
+  };
+}
+
+/** Whether the user gave an option on the command line (not its default, nor its variable). */
+export function givenOnCommandLine(command: CommandUnknownOpts, key: string): boolean {
+  return command.getOptionValueSource(key) === 'cli';
+}
+
+/**
+ * --warehouse and --code-version serve --only-changed: given alone on the command line, they
+ * would be ignored without a word. `usedAnyway` names those another flag uses too.
+ */
+export function checkOnlyChanged(command: CommandUnknownOpts, onlyChanged: boolean | undefined, usedAnyway: ReadonlyArray<'warehouse' | 'codeVersion'> = []): void {
+  const given = (['warehouse', 'codeVersion'] as const)
+    .filter((key) => !usedAnyway.includes(key) && givenOnCommandLine(command, key))
+    .map((key) => (key === 'warehouse' ? '--warehouse' : '--code-version'));
+  if (!onlyChanged && given.length > 0) {
+    const what = given.length > 1 ? `${given.join(' and ')} only matter` : `${given[0]} only matters`;
+    throw new BackfillError('invalid_argument', `${what} with --only-changed: add --only-changed, or leave ${given.length > 1 ? 'them' : 'it'} out`, 'only-changed');
+  }
+}
+
+/** --address, --namespace and --profile (the program's), which win over Temporal's environment configuration. */
+export function connectionFlags(command: CommandUnknownOpts): ConnectionOverrides {
+  const { address, namespace, profile } = command.optsWithGlobals() as ConnectionOverrides;
+  return {
+    ...(address !== undefined ? { address } : {}),
+    ...(namespace !== undefined ? { namespace } : {}),
+    ...(profile !== undefined ? { profile } : {}),
+  };
+}
+
+/** Writes a command's answer: JSON with --json, else the human text. */
+export function print(json: boolean | undefined, value: unknown, human: () => string): void {
+  process.stdout.write(json ? `${JSON.stringify(value, null, 2)}\n` : `${human()}\n`);
+}

@@ -1,0 +1,45 @@
+/** What the long-lived commands (worker, dev) share: their telemetry flags, and how they run and stop. */
+import { isIP } from 'node:net';
+import { BackfillError } from '../core/errors.ts';
+import { EXIT } from './exit-codes.ts';
+import { announce, logSettings } from '../workers/logging.ts';
+import { metricsUrl, parseMetricsPort, type TelemetrySettings } from '../workers/telemetry.ts';
+
+export type TelemetryFlags = { metricsPort?: string; metricsHost: string; logFormat?: string };
+
+/** --metrics-port, --metrics-host and --log-format (or $BACKFILL_LOG_FORMAT), with the log level of the settings ($BACKFILL_LOG_LEVEL). */
+export function telemetryFrom(flags: TelemetryFlags, logLevel?: string): TelemetrySettings {
+  const log = logSettings(flags.logFormat, logLevel);
+  if (flags.metricsPort === undefined) return { log };
+  if (isIP(flags.metricsHost) === 0) {
+    throw new BackfillError('invalid_argument', `--metrics-host '${flags.metricsHost}' is not an IP address: use e.g. 127.0.0.1 (this host only) or 0.0.0.0 (every interface)`, 'metrics-host');
+  }
+  return { log, metrics: { host: flags.metricsHost, port: parseMetricsPort(flags.metricsPort) } };
+}
+
+/**
+ * Runs a long-lived command (worker, dev). With JSON logs, what stops it is a JSON line too,
+ * so that a log pipeline never meets a line it cannot parse.
+ */
+export async function serve(flags: TelemetryFlags, logLevel: string | undefined, run: (telemetry: TelemetrySettings) => Promise<void>): Promise<void> {
+  try {
+    await run(telemetryFrom(flags, logLevel));
+  } catch (error) {
+    if (flags.logFormat !== 'json') throw error;
+    const log = logSettings('json');
+    const failure = error instanceof BackfillError ? error.toJSON() : { code: 'failed', message: error instanceof Error ? error.message : String(error) };
+    announce(log, failure.message, { code: failure.code, ...('path' in failure ? { path: failure.path } : {}) }, 'ERROR');
+    process.exitCode = EXIT.error;
+  }
+}
+
+export function announceMetrics(telemetry: TelemetrySettings): void {
+  if (telemetry.metrics) announce(telemetry.log, `metrics: ${metricsUrl(telemetry.metrics)}`, { metricsUrl: metricsUrl(telemetry.metrics) });
+}
+
+export function waitForSignal(): Promise<void> {
+  return new Promise((done) => {
+    process.once('SIGINT', done);
+    process.once('SIGTERM', done);
+  });
+}

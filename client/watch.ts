@@ -1,0 +1,34 @@
+/** `--watch`: progress until the backfill ends. */
+import { BackfillError } from '../core/errors.ts';
+import type { BackfillClient, Status } from './backfill-client.ts';
+import { ProgressView } from './render.ts';
+
+/** How long `--watch` rides out a Temporal server that does not answer (a restart) before it gives up. */
+const WATCH_PATIENCE_MS = 120_000;
+
+/** Polls status until the backfill ends; draws bars (and stalls) unless --json. */
+export async function watch(client: BackfillClient, backfillId: string, json: boolean | undefined, intervalMs = 1000): Promise<Status> {
+  const view = json ? undefined : new ProgressView();
+  let unanswered: number | null = null;
+  try {
+    for (;;) {
+      let progress: Status;
+      try {
+        progress = await client.status(backfillId);
+        unanswered = null;
+      } catch (error) {
+        // A BackfillError is an answer (not found, no worker); anything else is the connection: look again.
+        if (error instanceof BackfillError) throw error;
+        unanswered ??= Date.now();
+        if (Date.now() - unanswered > WATCH_PATIENCE_MS) throw error;
+        await new Promise((r) => setTimeout(r, 1000));
+        continue;
+      }
+      view?.update(progress);
+      if (progress.state !== 'running') return progress;
+      await new Promise((r) => setTimeout(r, intervalMs));
+    }
+  } finally {
+    view?.stop();
+  }
+}
