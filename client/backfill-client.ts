@@ -19,6 +19,7 @@ import { expandPlan } from '../core/plan.ts';
 import { RangeSet } from '../core/ranges.ts';
 import { rollbackWorkflowId, type RollbackInput, type RollbackSummary, type RollbackTuning } from '../core/rollback.ts';
 import { changedNodes } from '../core/spec-changes.ts';
+import { resumeCarry } from '../core/coordinator.ts';
 import { CORE_GENERATION, DEFAULT_TASK_QUEUE, type BackfillCarry, type BackfillInput, type BackfillResult, type Limits, type Progress, type Tuning } from '../core/protocol.ts';
 import type { RangesJSON } from '../core/ranges.ts';
 import type { PartitionRange, ResolvedSpec } from '../core/spec.ts';
@@ -29,6 +30,7 @@ import {
   nodeWorkflowId,
   pauseUpdate,
   progressQuery,
+  refusedError,
   replaceSpecUpdate,
   resumeUpdate,
   retryFailedUpdate,
@@ -434,8 +436,8 @@ export class BackfillClient {
       return await run(this.handle(backfillId));
     } catch (error) {
       if (error instanceof WorkflowUpdateFailedError) {
-        const cause = error.cause as Error | undefined;
-        throw new BackfillError('invalid_argument', cause?.message ?? error.message);
+        // The workflow refused with the BackfillError's code as the failure type (see `refusal`).
+        throw refusedError(error.cause) ?? new BackfillError('failed', `backfill '${backfillId}' refused the change: ${error.cause?.message ?? error.message}`);
       }
       throw error;
     }
@@ -457,11 +459,24 @@ export class BackfillClient {
    * partitions; transforms, SQL, parameters, checks and limits may differ).
    */
   async resume(backfillId: string, options: { spec?: ResolvedSpec } = {}): Promise<{ state: ControlState | null; changed: string[]; resumed: Started | null }> {
-    const description = await this.describe(backfillId);
+    let description = await this.describe(backfillId);
     if (description.status.name === 'RUNNING') {
-      const changed = options.spec ? await this.replaceSpec(backfillId, options.spec) : [];
-      const state = await this.update(backfillId, (h) => h.executeUpdate(resumeUpdate));
-      return { state, changed, resumed: null };
+      try {
+        const changed = options.spec ? await this.replaceSpec(backfillId, options.spec) : [];
+        const state = await this.update(backfillId, (h) => h.executeUpdate(resumeUpdate));
+        return { state, changed, resumed: null };
+      } catch (error) {
+        // Caught in the moment it ends: the new spec goes on in a new run once it has ended.
+        if (!(error instanceof BackfillError && error.code === 'finishing')) throw error;
+        const ended = await this.wait(backfillId);
+        if (ended.state === 'completed') {
+          throw new BackfillError(
+            'not_running',
+            `backfill '${backfillId}' completed before the new spec could apply: nothing is left to run with it (start it again with --rerun to recompute with the new spec)`,
+          );
+        }
+        description = await this.describe(backfillId);
+      }
     }
     const resumed = await this.goOn(backfillId, description, { ...(options.spec ? { spec: options.spec } : {}) });
     return { state: null, changed: resumed.changed, resumed: resumed.started };
@@ -527,7 +542,7 @@ export class BackfillClient {
         return { retried, changed, resumed: null };
       } catch (error) {
         // Caught in the moment it ends: let it end, then resume it.
-        if (!(error instanceof BackfillError && /finishing/.test(error.message))) throw error;
+        if (!(error instanceof BackfillError && error.code === 'finishing')) throw error;
         await this.wait(backfillId);
         description = await this.describe(backfillId);
       }
@@ -667,25 +682,4 @@ function rootCause(error: Error): Error {
   let cause = error;
   while (cause.cause instanceof Error) cause = cause.cause;
   return cause;
-}
-
-/**
- * The carry that resumes a finished backfill: keep what is done, and run again what failed
- * (of every node, or of `node` only; other nodes keep their failures) and what it blocked.
- */
-export function resumeCarry(carry: BackfillCarry, node?: string): BackfillCarry {
-  const readiness = Object.fromEntries(
-    // Without `inHands`, a node starts afresh from what is done: its failures run again.
-    Object.entries(carry.readiness).map(([id, state]) => [id, node === undefined || id === node ? { done: state.done } : state]),
-  );
-  return {
-    ...carry,
-    readiness,
-    childrenRunning: false,
-    paused: false,
-    failures: node === undefined ? {} : { ...carry.failures, [node]: [] },
-    outbox: {},
-    settings: {},
-    restarts: {},
-  };
 }
