@@ -6,6 +6,7 @@ import {
   WorkflowFailedError,
   WorkflowNotFoundError,
   WorkflowUpdateFailedError,
+  isGrpcServiceError,
   type Connection,
   type WorkflowExecutionDescription,
   type WorkflowHandle,
@@ -100,6 +101,11 @@ export type RollbackStarted = {
 
 /** What `status` shows: the progress, and the nodes whose work waits for a worker nobody runs. */
 export type Status = Progress & { waiting: Waiting[] };
+
+/** Attempts of an update whose workflow task failed before it applied. */
+const UPDATE_ATTEMPTS = 5;
+/** gRPC's status code FAILED_PRECONDITION. */
+const GRPC_FAILED_PRECONDITION = 9;
 
 /** How long a progress query waits for a worker to answer. */
 const QUERY_TIMEOUT_MS = 15_000;
@@ -432,15 +438,38 @@ export class BackfillClient {
     if (description.status.name !== 'RUNNING') {
       throw new BackfillError('not_running', `backfill '${backfillId}' is not running (it ended ${description.status.name.toLowerCase()})`);
     }
-    try {
-      return await run(this.handle(backfillId));
-    } catch (error) {
-      if (error instanceof WorkflowUpdateFailedError) {
-        // The workflow refused with the BackfillError's code as the failure type (see `refusal`).
-        throw refusedError(error.cause) ?? new BackfillError('failed', `backfill '${backfillId}' refused the change: ${error.cause?.message ?? error.message}`);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await run(this.handle(backfillId));
+      } catch (error) {
+        // The workflow task that held the update failed (say, a continue-as-new or the last task
+        // refused because new events arrived): the update did not apply, and the server asks
+        // for it again. A few attempts, then the error as it is.
+        const grpc = error instanceof Error && error.cause !== undefined ? error.cause : error;
+        if (attempt < UPDATE_ATTEMPTS && isGrpcServiceError(grpc) && grpc.code === GRPC_FAILED_PRECONDITION) {
+          const running = await this.describe(backfillId).then((d) => d.status.name === 'RUNNING', () => false);
+          if (running) {
+            await new Promise((r) => setTimeout(r, 100 * attempt));
+            continue;
+          }
+        }
+        throw await this.updateError(backfillId, error);
       }
-      throw error;
     }
+  }
+
+  /** The BackfillError an update failed with: the workflow's refusal as it was raised, or why it did not apply. */
+  private async updateError(backfillId: string, error: unknown): Promise<unknown> {
+    if (error instanceof WorkflowUpdateFailedError) {
+      // The workflow refused with the BackfillError's code as the failure type (see `refusal`).
+      return refusedError(error.cause) ?? new BackfillError('failed', `backfill '${backfillId}' refused the change: ${error.cause?.message ?? error.message}`);
+    }
+    // An update in flight when the backfill closed is aborted: it never applied.
+    const ended = await this.describe(backfillId).then((d) => (d.status.name === 'RUNNING' ? undefined : d.status.name), () => undefined);
+    if (ended !== undefined) {
+      return new BackfillError('not_running', `backfill '${backfillId}' ended (${ended.toLowerCase()}) before the change could apply: nothing changed`);
+    }
+    return error;
   }
 
   pause(backfillId: string): Promise<ControlState> {
