@@ -145,7 +145,7 @@ describe('hardening', () => {
   });
 
   it('with 20 busy nodes reporting all the time, every parent run continues as new within a bounded number of events of its limit', async () => {
-    const historyLimit = 300;
+    const historyLimit = 150;
     const chains = 10;
     const nodes = Array.from({ length: chains }, (_, i) => [
       { id: `raw${i}`, transform: 'noop', concurrency: 2 },
@@ -166,7 +166,7 @@ describe('hardening', () => {
     expect(lengths.length).toBeGreaterThanOrEqual(3);
     // Once a run is at its limit it sends nothing more: what follows is the signals in flight
     // landing (at most one per node) and the reports that arrive meanwhile.
-    for (const length of lengths) expect(length).toBeLessThanOrEqual(historyLimit + 10 * nodes.length);
+    for (const length of lengths) expect(length).toBeLessThanOrEqual(historyLimit + 5 * nodes.length);
   });
 
   describe('control messages from Temporal CLI', () => {
