@@ -525,5 +525,5 @@ describe('resuming an ended run agrees with Readiness', () => {
       }),
       { numRuns: 500, seed: 17 },
     );
-  });
+  }, 60_000);
 });
