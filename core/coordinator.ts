@@ -85,8 +85,13 @@ export class BackfillCoordinator {
     for (const [id, ready] of released) this.out(id).ready.addAll(ready);
   }
 
-  /** A node's report: what completed, what failed, how it is doing. */
-  onReport(report: NodeReport): void {
+  /**
+   * A node's report: what completed, what failed, how it is doing. Anyone may send one (with
+   * Temporal's CLI): one that is not a report of this plan's partitions throws `invalid_argument`
+   * and changes nothing.
+   */
+  onReport(value: unknown): void {
+    const report = this.parseReport(value);
     if (!this.plan.byId.has(report.node)) return;
     const done = RangeSet.fromJSON(report.done);
     this.release(this.readiness.markDone(report.node, done));
@@ -99,6 +104,43 @@ export class BackfillCoordinator {
     this.reports[report.node] = report.stats;
     // Whether a node has work in hands decides its share of the limits.
     this.settingsStale = true;
+  }
+
+  private parseReport(value: unknown): NodeReport {
+    const refuse = (why: string): never => {
+      throw new BackfillError('invalid_argument', `not a node report of this backfill: ${why}`, 'report');
+    };
+    if (typeof value !== 'object' || value === null) return refuse('not an object');
+    const report = value as Record<string, unknown>;
+    if (typeof report.node !== 'string') return refuse('no node');
+    const size = this.plan.byId.get(report.node)?.partitions.size;
+    const ranges = (json: unknown, what: string) => {
+      if (json !== undefined && typeof json !== 'string') refuse(`${what} is not a range set`);
+      let set: RangeSet;
+      try {
+        set = RangeSet.fromJSON(json as string | undefined);
+      } catch {
+        return refuse(`${what} is not a range set`);
+      }
+      for (const [start, end] of set.ranges()) {
+        if (!Number.isInteger(start) || !Number.isInteger(end) || start < 0 || (size !== undefined && end > size)) refuse(`${what} names partitions outside the node's ${size ?? 0}`);
+      }
+    };
+    ranges(report.done, 'done');
+    if (!Array.isArray(report.failures)) return refuse('failures is not a list');
+    for (const group of report.failures as unknown[]) {
+      const g = group as Record<string, unknown> | null;
+      if (typeof g !== 'object' || g === null || typeof g.message !== 'string' || typeof g.type !== 'string') refuse('a failure group has no message or type');
+      ranges(g!.ranges, 'a failure group');
+    }
+    const stats = report.stats as Record<string, unknown> | null;
+    if (typeof stats !== 'object' || stats === null) return refuse('no stats');
+    const count = (v: unknown) => typeof v === 'number' && Number.isFinite(v) && v >= 0;
+    const maybe = (v: unknown) => v === null || count(v);
+    if (!(['running', 'concurrency', 'throttles', 'completed'] as const).every((k) => count(stats[k]))) refuse('stats are not counts');
+    if (!(['rate', 'firstStartedAt', 'lastFinishedAt'] as const).every((k) => maybe(stats[k]))) refuse('stats are not numbers');
+    if (report.final !== undefined && report.final !== 'cancelled') refuse(`final is ${JSON.stringify(report.final)}`);
+    return value as NodeReport;
   }
 
   get settled(): boolean {

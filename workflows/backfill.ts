@@ -101,7 +101,14 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
   const heardFrom = new Map<string, number>();
 
   setHandler(nodeReportSignal, (report: NodeReport) => {
-    coordinator.onReport(report);
+    try {
+      coordinator.onReport(report);
+    } catch (error) {
+      // Not a report of this backfill (sent by hand?): it would have stopped the workflow.
+      if (!(error instanceof BackfillError)) throw error;
+      log.warn(`signal nodeReport ignored: ${error.message}`);
+      return;
+    }
     heardFrom.set(report.node, workflowTime());
     if (report.final === 'cancelled') cancelledNodes.add(report.node);
   });

@@ -239,6 +239,14 @@ describe('hardening', () => {
             }
           }
         }
+        if (kind === 'signal') {
+          // The parent's internal report signal, sent by hand with junk: ignored, nothing breaks.
+          for (const junk of ['{"node":"work","done":"q","failures":[],"stats":{}}', '{"node":"work","done":"r0,zz","failures":[],"stats":{}}', '"x"']) {
+            const result = await temporal(['workflow', 'signal', '--workflow-id', workflowId, '--name', 'nodeReport', '--input', junk]);
+            expect(result.code, result.stderr).toBe(0);
+          }
+          expect((await client.progress(backfillId)).done).toBeLessThan(48);
+        }
         // Sane limits again, then it runs to the end.
         await client.setRate(backfillId, null);
         await client.setRate(backfillId, null, 'work');

@@ -92,6 +92,32 @@ describe('BackfillCoordinator: readiness and the outbox', () => {
     expect(c.progress('x', 'running', 1).nodes[0]!.failures).toEqual([]);
   });
 
+  it('a node report that is not one of this plan (sent by hand) is refused and changes nothing', () => {
+    const c = new BackfillCoordinator(plan, { rate: null, concurrency: null });
+    c.releaseInitial();
+    c.takeInitial('a');
+    const before = JSON.stringify(c.toCarry());
+    const good = report('a', RangeSet.of([0, 1]));
+    for (const junk of [
+      null,
+      'a',
+      { node: 'a' },
+      { ...good, done: 5 },
+      { ...good, done: 'x' },
+      { ...good, done: RangeSet.of([0, 11]).toJSON() },
+      { ...good, failures: 'boom' },
+      { ...good, failures: [{ message: 'm', type: 't', ranges: RangeSet.of([99, 100]).toJSON() }] },
+      { ...good, stats: { ...stats, running: 'many' } },
+      { ...good, stats: { ...stats, rate: Number.NaN } },
+      { ...good, final: 'done' },
+    ]) {
+      expect(thrownBackfillError(() => c.onReport(junk)).message).toMatch(/not a node report of this backfill/);
+    }
+    expect(JSON.stringify(c.toCarry())).toBe(before);
+    c.onReport(good);
+    expect([...c.readiness.done('a')]).toEqual([0]);
+  });
+
   it('a node report for a node it does not know is ignored', () => {
     const c = new BackfillCoordinator(plan, { rate: null, concurrency: null });
     c.onReport(report('ghost', RangeSet.of([0, 1])));
