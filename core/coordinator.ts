@@ -40,6 +40,8 @@ export class BackfillCoordinator {
   private readonly settings: Map<string, NodeSettings>;
   private readonly restarts: Record<string, number>;
   private readonly specs = new Map<string, ResolvedNode>();
+  /** Of a resumed run: partitions the ended run may have published without reporting them (see BackfillCarry.recheck). */
+  private readonly recheck: Record<string, RangesJSON>;
   private settingsStale = true;
   /** Once set, the backfill is ending: nothing new is released. */
   private closing = false;
@@ -57,6 +59,7 @@ export class BackfillCoordinator {
     this.failures = carry?.failures ?? {};
     this.settings = new Map(Object.entries(carry?.settings ?? {}));
     this.restarts = carry?.restarts ?? {};
+    this.recheck = carry?.recheck ?? {};
     for (const node of plan.nodes) {
       const saved = carry?.outbox[node.id];
       this.outbox.set(node.id, {
@@ -248,6 +251,14 @@ export class BackfillCoordinator {
     return ready;
   }
 
+  /**
+   * Of the partitions a node workflow of a resumed run starts with, those the ended run may have
+   * published without reporting (its node workflow lost): the activity looks before it runs them.
+   */
+  recheckOf(id: string): RangeSet {
+    return RangeSet.fromJSON(this.recheck[id]).deleteAll(this.readiness.done(id));
+  }
+
   /** A new spec for a node (transform, SQL, parameters, checks): sent to its workflow for the partitions still to run. */
   replaceNodeSpec(spec: ResolvedNode): void {
     this.refuseWhenClosing('send the new spec once it has ended');
@@ -435,5 +446,11 @@ export function resumeCarry(carry: BackfillCarry, node?: string): BackfillCarry 
     outbox: {},
     settings: {},
     restarts: {},
+    // What the ended run had in hands may have been published by a node workflow it lost.
+    recheck: Object.fromEntries(
+      Object.entries(carry.readiness)
+        .map(([id, state]) => [id, RangeSet.fromJSON(state.inHands).addAll(RangeSet.fromJSON(carry.recheck?.[id])).deleteAll(RangeSet.fromJSON(state.done)).toJSON()])
+        .filter(([, ranges]) => ranges !== ''),
+    ),
   };
 }

@@ -292,7 +292,8 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
       // Partitions that --only-changed keeps count as done before anything is released.
       coordinator.releaseInitial(input.skip);
       coordinator.refreshSettings();
-      await Promise.all(plan.nodes.map((node) => startNode(node, coordinator.takeInitial(node.id))));
+      // A resumed run: what the ended run had in hands may be published already (recheck).
+      await Promise.all(plan.nodes.map((node) => startNode(node, coordinator.takeInitial(node.id), coordinator.recheckOf(node.id))));
     }
     void prober().catch((error: unknown) => {
       if (!isCancellation(error)) log.error(`node checks failed: ${String(error)}`);

@@ -107,7 +107,7 @@ export class World {
     const parent = this.parent!;
     parent.releaseInitial();
     parent.refreshSettings();
-    for (const node of this.plan.nodes) this.startNode(node.id, parent.takeInitial(node.id), new RangeSet());
+    for (const node of this.plan.nodes) this.startNode(node.id, parent.takeInitial(node.id), parent.recheckOf(node.id));
   }
 
   private startNode(id: string, ready: RangeSet, recheck: RangeSet): void {

@@ -10,6 +10,7 @@
  */
 import fc from 'fast-check';
 import { describe, it } from 'vitest';
+import { resolveSpec } from '../../core/spec.ts';
 import { actionArbitrary, holds, specArbitrary } from './model-world.ts';
 
 const RUNS = Number(process.env.BACKFILL_MODEL_RUNS ?? 10_000);
@@ -35,4 +36,16 @@ describe('model: the coordinator, the scheduler and readiness under any interlea
       process.stdout.write(`model test: ${done} of ${RUNS} runs passed (last seed ${seed}) in ${((Date.now() - started) / 1000).toFixed(1)} s\n`);
     }
   }, Math.max(600_000, RUNS * 50));
+
+  // Cases the model found, kept as they were shrunk.
+  it('a partition published by a node workflow lost before its report, then cancel and resume: the resumed run looks before running it again', () => {
+    const spec = resolveSpec({ name: 'model', partitions: { grain: 'day', start: '2024-01-01', end: '2024-01-02' }, nodes: [{ id: 'n0', transform: 'noop', concurrency: 1 }] });
+    holds(spec, [
+      { kind: 'nodeStep', node: 0 },
+      { kind: 'activity', pick: 0, outcome: 'complete' },
+      { kind: 'terminate', node: 0 },
+      { kind: 'cancel', publishRunning: false },
+      { kind: 'resume', node: null },
+    ]);
+  });
 });

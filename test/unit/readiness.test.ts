@@ -506,6 +506,8 @@ describe('resuming an ended run agrees with Readiness', () => {
         // The invariant: what Readiness counts in hands is exactly what the new node workflows start with.
         const handed = new Map(ids.map((id) => [id, resumed.takeInitial(id)]));
         for (const id of ids) expect([...handed.get(id)!], id).toEqual([...resumed.readiness.inHands(id)]);
+        // What the ended run had in hands may have been published unreported: the new run looks first.
+        for (const id of ids) expect([...resumed.recheckOf(id)]).toEqual([...ended.readiness.inHands(id)]);
         // Done stays done; the retried node's failures run again, the others' stay failed.
         for (const id of ids) {
           expect([...resumed.readiness.done(id)]).toEqual([...ended.readiness.done(id)]);
