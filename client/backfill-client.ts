@@ -6,6 +6,7 @@ import {
   WorkflowFailedError,
   WorkflowNotFoundError,
   WorkflowUpdateFailedError,
+  isGrpcServiceError,
   type Connection,
   type WorkflowExecutionDescription,
   type WorkflowHandle,
@@ -19,6 +20,7 @@ import { expandPlan, type Plan } from '../core/plan.ts';
 import { RangeSet } from '../core/ranges.ts';
 import { rollbackWorkflowId, type RollbackInput, type RollbackSummary, type RollbackTuning } from '../core/rollback.ts';
 import { changedNodes } from '../core/spec-changes.ts';
+import { resumeCarry } from '../core/coordinator.ts';
 import { CORE_GENERATION, DEFAULT_TASK_QUEUE, type BackfillCarry, type BackfillInput, type BackfillResult, type Limits, type Progress, type Tuning } from '../core/protocol.ts';
 import type { RangesJSON } from '../core/ranges.ts';
 import type { PartitionRange, ResolvedSpec } from '../core/spec.ts';
@@ -29,6 +31,7 @@ import {
   nodeWorkflowId,
   pauseUpdate,
   progressQuery,
+  refusedError,
   replaceSpecUpdate,
   resumeUpdate,
   retryFailedUpdate,
@@ -106,6 +109,11 @@ export type RollbackStarted = {
 
 /** What `status` shows: the progress, and the nodes whose work waits for a worker nobody runs. */
 export type Status = Progress & { waiting: Waiting[] };
+
+/** Attempts of an update whose workflow task failed before it applied. */
+const UPDATE_ATTEMPTS = 5;
+/** gRPC's status code FAILED_PRECONDITION. */
+const GRPC_FAILED_PRECONDITION = 9;
 
 /** How long a progress query waits for a worker to answer. */
 const QUERY_TIMEOUT_MS = 15_000;
@@ -458,15 +466,38 @@ export class BackfillClient {
     if (description.status.name !== 'RUNNING') {
       throw new BackfillError('not_running', `backfill '${backfillId}' is not running (it ended ${description.status.name.toLowerCase()})`);
     }
-    try {
-      return await run(this.handle(backfillId));
-    } catch (error) {
-      if (error instanceof WorkflowUpdateFailedError) {
-        const cause = error.cause as Error | undefined;
-        throw new BackfillError('invalid_argument', cause?.message ?? error.message);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await run(this.handle(backfillId));
+      } catch (error) {
+        // The workflow task that held the update failed (say, a continue-as-new or the last task
+        // refused because new events arrived): the update did not apply, and the server asks
+        // for it again. A few attempts, then the error as it is.
+        const grpc = error instanceof Error && error.cause !== undefined ? error.cause : error;
+        if (attempt < UPDATE_ATTEMPTS && isGrpcServiceError(grpc) && grpc.code === GRPC_FAILED_PRECONDITION) {
+          const running = await this.describe(backfillId).then((d) => d.status.name === 'RUNNING', () => false);
+          if (running) {
+            await new Promise((r) => setTimeout(r, 100 * attempt));
+            continue;
+          }
+        }
+        throw await this.updateError(backfillId, error);
       }
-      throw error;
     }
+  }
+
+  /** The BackfillError an update failed with: the workflow's refusal as it was raised, or why it did not apply. */
+  private async updateError(backfillId: string, error: unknown): Promise<unknown> {
+    if (error instanceof WorkflowUpdateFailedError) {
+      // The workflow refused with the BackfillError's code as the failure type (see `refusal`).
+      return refusedError(error.cause) ?? new BackfillError('failed', `backfill '${backfillId}' refused the change: ${error.cause?.message ?? error.message}`);
+    }
+    // An update in flight when the backfill closed is aborted: it never applied.
+    const ended = await this.describe(backfillId).then((d) => (d.status.name === 'RUNNING' ? undefined : d.status.name), () => undefined);
+    if (ended !== undefined) {
+      return new BackfillError('not_running', `backfill '${backfillId}' ended (${ended.toLowerCase()}) before the change could apply: nothing changed`);
+    }
+    return error;
   }
 
   pause(backfillId: string): Promise<ControlState> {
@@ -485,11 +516,24 @@ export class BackfillClient {
    * partitions; transforms, SQL, parameters, checks and limits may differ).
    */
   async resume(backfillId: string, options: { spec?: ResolvedSpec } = {}): Promise<{ state: ControlState | null; changed: string[]; resumed: Started | null }> {
-    const description = await this.describe(backfillId);
+    let description = await this.describe(backfillId);
     if (description.status.name === 'RUNNING') {
-      const changed = options.spec ? await this.replaceSpec(backfillId, options.spec) : [];
-      const state = await this.update(backfillId, (h) => h.executeUpdate(resumeUpdate));
-      return { state, changed, resumed: null };
+      try {
+        const changed = options.spec ? await this.replaceSpec(backfillId, options.spec) : [];
+        const state = await this.update(backfillId, (h) => h.executeUpdate(resumeUpdate));
+        return { state, changed, resumed: null };
+      } catch (error) {
+        // Caught in the moment it ends: the new spec goes on in a new run once it has ended.
+        if (!(error instanceof BackfillError && error.code === 'finishing')) throw error;
+        const ended = await this.wait(backfillId);
+        if (ended.state === 'completed') {
+          throw new BackfillError(
+            'not_running',
+            `backfill '${backfillId}' completed before the new spec could apply: nothing is left to run with it (start it again with --rerun to recompute with the new spec)`,
+          );
+        }
+        description = await this.describe(backfillId);
+      }
     }
     const resumed = await this.goOn(backfillId, description, { ...(options.spec ? { spec: options.spec } : {}) });
     return { state: null, changed: resumed.changed, resumed: resumed.started };
@@ -555,7 +599,7 @@ export class BackfillClient {
         return { retried, changed, resumed: null };
       } catch (error) {
         // Caught in the moment it ends: let it end, then resume it.
-        if (!(error instanceof BackfillError && /finishing/.test(error.message))) throw error;
+        if (!(error instanceof BackfillError && error.code === 'finishing')) throw error;
         await this.wait(backfillId);
         description = await this.describe(backfillId);
       }
@@ -695,25 +739,4 @@ function rootCause(error: Error): Error {
   let cause = error;
   while (cause.cause instanceof Error) cause = cause.cause;
   return cause;
-}
-
-/**
- * The carry that resumes a finished backfill: keep what is done, and run again what failed
- * (of every node, or of `node` only; other nodes keep their failures) and what it blocked.
- */
-export function resumeCarry(carry: BackfillCarry, node?: string): BackfillCarry {
-  const readiness = Object.fromEntries(
-    // Without `inHands`, a node starts afresh from what is done: its failures run again.
-    Object.entries(carry.readiness).map(([id, state]) => [id, node === undefined || id === node ? { done: state.done } : state]),
-  );
-  return {
-    ...carry,
-    readiness,
-    childrenRunning: false,
-    paused: false,
-    failures: node === undefined ? {} : { ...carry.failures, [node]: [] },
-    outbox: {},
-    settings: {},
-    restarts: {},
-  };
 }

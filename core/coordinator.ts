@@ -15,8 +15,9 @@ import { progressOf } from './progress.ts';
 import type { BackfillCarry, BackfillState, FailureGroup, NodeControl, NodeOverrides, NodeReport, NodeSettings, NodeStats, Progress } from './protocol.ts';
 import { initialRelease } from './only-changed.ts';
 import { RangeSet, type RangesJSON } from './ranges.ts';
-import { Readiness } from './readiness.ts';
-import type { ResolvedNode } from './spec.ts';
+import { Readiness, resumedReadiness } from './readiness.ts';
+import type { ResolvedNode, ResolvedSpec } from './spec.ts';
+import { changedNodes, parseResolvedSpec } from './spec-changes.ts';
 
 type Outgoing = { ready: RangeSet; settingsDirty: boolean; specDirty: boolean; finish: boolean };
 
@@ -39,6 +40,8 @@ export class BackfillCoordinator {
   private readonly settings: Map<string, NodeSettings>;
   private readonly restarts: Record<string, number>;
   private readonly specs = new Map<string, ResolvedNode>();
+  /** Of a resumed run: partitions the ended run may have published without reporting them (see BackfillCarry.recheck). */
+  private readonly recheck: Record<string, RangesJSON>;
   private settingsStale = true;
   /** Once set, the backfill is ending: nothing new is released. */
   private closing = false;
@@ -56,6 +59,7 @@ export class BackfillCoordinator {
     this.failures = carry?.failures ?? {};
     this.settings = new Map(Object.entries(carry?.settings ?? {}));
     this.restarts = carry?.restarts ?? {};
+    this.recheck = carry?.recheck ?? {};
     for (const node of plan.nodes) {
       const saved = carry?.outbox[node.id];
       this.outbox.set(node.id, {
@@ -84,8 +88,13 @@ export class BackfillCoordinator {
     for (const [id, ready] of released) this.out(id).ready.addAll(ready);
   }
 
-  /** A node's report: what completed, what failed, how it is doing. */
-  onReport(report: NodeReport): void {
+  /**
+   * A node's report: what completed, what failed, how it is doing. Anyone may send one (with
+   * Temporal's CLI): one that is not a report of this plan's partitions throws `invalid_argument`
+   * and changes nothing.
+   */
+  onReport(value: unknown): void {
+    const report = this.parseReport(value);
     if (!this.plan.byId.has(report.node)) return;
     const done = RangeSet.fromJSON(report.done);
     this.release(this.readiness.markDone(report.node, done));
@@ -100,6 +109,43 @@ export class BackfillCoordinator {
     this.settingsStale = true;
   }
 
+  private parseReport(value: unknown): NodeReport {
+    const refuse = (why: string): never => {
+      throw new BackfillError('invalid_argument', `not a node report of this backfill: ${why}`, 'report');
+    };
+    if (typeof value !== 'object' || value === null) return refuse('not an object');
+    const report = value as Record<string, unknown>;
+    if (typeof report.node !== 'string') return refuse('no node');
+    const size = this.plan.byId.get(report.node)?.partitions.size;
+    const ranges = (json: unknown, what: string) => {
+      if (json !== undefined && typeof json !== 'string') refuse(`${what} is not a range set`);
+      let set: RangeSet;
+      try {
+        set = RangeSet.fromJSON(json as string | undefined);
+      } catch {
+        return refuse(`${what} is not a range set`);
+      }
+      for (const [start, end] of set.ranges()) {
+        if (!Number.isInteger(start) || !Number.isInteger(end) || start < 0 || (size !== undefined && end > size)) refuse(`${what} names partitions outside the node's ${size ?? 0}`);
+      }
+    };
+    ranges(report.done, 'done');
+    if (!Array.isArray(report.failures)) return refuse('failures is not a list');
+    for (const group of report.failures as unknown[]) {
+      const g = group as Record<string, unknown> | null;
+      if (typeof g !== 'object' || g === null || typeof g.message !== 'string' || typeof g.type !== 'string') refuse('a failure group has no message or type');
+      ranges(g!.ranges, 'a failure group');
+    }
+    const stats = report.stats as Record<string, unknown> | null;
+    if (typeof stats !== 'object' || stats === null) return refuse('no stats');
+    const count = (v: unknown) => typeof v === 'number' && Number.isFinite(v) && v >= 0;
+    const maybe = (v: unknown) => v === null || count(v);
+    if (!(['running', 'concurrency', 'throttles', 'completed'] as const).every((k) => count(stats[k]))) refuse('stats are not counts');
+    if (!(['rate', 'firstStartedAt', 'lastFinishedAt'] as const).every((k) => maybe(stats[k]))) refuse('stats are not numbers');
+    if (report.final !== undefined && report.final !== 'cancelled') refuse(`final is ${JSON.stringify(report.final)}`);
+    return value as NodeReport;
+  }
+
   get settled(): boolean {
     return this.readiness.settled;
   }
@@ -110,26 +156,47 @@ export class BackfillCoordinator {
 
   // ---- control ----
 
-  private checkNode(node: string | null | undefined): void {
-    if (node !== undefined && node !== null && !this.plan.byId.has(node)) {
-      throw new BackfillError('unknown_node', `unknown node '${node}': this backfill's nodes are ${this.plan.nodes.map((n) => n.id).join(', ')}`, 'node');
+  /** The node a control message names (null: the whole backfill); throws `unknown_node`. */
+  private nodeArg(node: unknown): string | null {
+    if (node === undefined || node === null) return null;
+    if (typeof node !== 'string' || !this.plan.byId.has(node)) {
+      const named = typeof node === 'string' ? `'${node}'` : (JSON.stringify(node) ?? String(node));
+      throw new BackfillError('unknown_node', `unknown node ${named}: this backfill's nodes are ${this.plan.nodes.map((n) => n.id).join(', ')}`, 'node');
     }
+    return node;
   }
 
-  /** Validators: they throw a BackfillError naming the problem, and change nothing. */
-  validateRate(rate: unknown, node?: string | null): number | null {
-    this.checkNode(node);
-    return parseRate(rate);
+  private refuseWhenClosing(what: string): void {
+    if (this.closing) throw new BackfillError('finishing', `the backfill has settled and is finishing: ${what}`);
   }
 
-  validateConcurrency(concurrency: unknown, node?: string | null): number | null {
-    this.checkNode(node);
-    return parseConcurrency(concurrency, node);
+  /*
+   * Control messages arrive from anyone (the client, Temporal's CLI) as raw JSON. Each is parsed
+   * here, once: `parseX` throws a BackfillError naming the problem and changes nothing (the
+   * updates' validators); `setX` parses the same way and applies the parsed value (the update
+   * handlers, the signals), so no raw argument is ever applied.
+   */
+
+  parseRate(rate: unknown, node?: unknown): { rate: number | null; node: string | null } {
+    return { node: this.nodeArg(node), rate: parseRate(rate) };
   }
 
-  validateRetry(node?: string | null): void {
-    this.checkNode(node);
-    if (this.closing) throw new BackfillError('not_running', 'the backfill is finishing; run retry-failed again once it has ended');
+  parseConcurrency(concurrency: unknown, node?: unknown): { concurrency: number | null; node: string | null } {
+    const id = this.nodeArg(node);
+    return { node: id, concurrency: parseConcurrency(concurrency, id) };
+  }
+
+  parseRetry(node?: unknown): string | null {
+    const id = this.nodeArg(node);
+    this.refuseWhenClosing('run retry-failed again once it has ended');
+    return id;
+  }
+
+  /** A new spec (what `resume --spec` and `retry-failed --spec` send): parsed, and the nodes it changes from `current`. */
+  parseSpec(next: unknown, current: ResolvedSpec): { spec: ResolvedSpec; changed: string[] } {
+    this.refuseWhenClosing('send the new spec with retry-failed or resume once it has ended (they go on in a new run)');
+    const spec = parseResolvedSpec(next);
+    return { spec, changed: changedNodes(current, spec) };
   }
 
   setPaused(paused: boolean): ControlState {
@@ -138,31 +205,42 @@ export class BackfillCoordinator {
     return this.controlState();
   }
 
-  setRate(rate: number | null, node?: string | null): ControlState {
-    if (node === undefined || node === null) this.limits.rate = rate;
-    else this.overrides[node] = { ...this.overrides[node], rate };
+  setRate(rate: unknown, node?: unknown): ControlState {
+    const parsed = this.parseRate(rate, node);
+    if (parsed.node === null) this.limits.rate = parsed.rate;
+    else this.overrides[parsed.node] = { ...this.overrides[parsed.node], rate: parsed.rate };
     this.settingsStale = true;
     return this.controlState();
   }
 
-  setConcurrency(concurrency: number | null, node?: string | null): ControlState {
-    if (node === undefined || node === null) this.limits.concurrency = concurrency;
-    else this.overrides[node] = { ...this.overrides[node], concurrency: concurrency! };
+  setConcurrency(concurrency: unknown, node?: unknown): ControlState {
+    const parsed = this.parseConcurrency(concurrency, node);
+    if (parsed.node === null) this.limits.concurrency = parsed.concurrency;
+    // parseConcurrency gives a node a whole number, never null.
+    else this.overrides[parsed.node] = { ...this.overrides[parsed.node], concurrency: parsed.concurrency! };
     this.settingsStale = true;
     return this.controlState();
   }
 
   /** Hands failed partitions (of one node or all) back to run again; returns how many. */
-  retryFailed(node?: string | null): number {
-    const retried = this.readiness.retryFailed(node ?? undefined);
+  retryFailed(node?: unknown): number {
+    const id = this.parseRetry(node);
+    const retried = this.readiness.retryFailed(id ?? undefined);
     let count = 0;
-    for (const [id, ranges] of retried) {
-      this.failures = { ...this.failures, [id]: [] };
+    for (const [nodeId, ranges] of retried) {
+      this.failures = { ...this.failures, [nodeId]: [] };
       count += ranges.size;
     }
     this.release(retried);
     this.settingsStale = true;
     return count;
+  }
+
+  /** Applies a new spec to the partitions still to run; returns it and the nodes it changed. */
+  replaceSpec(next: unknown, current: ResolvedSpec): { spec: ResolvedSpec; changed: string[] } {
+    const parsed = this.parseSpec(next, current);
+    for (const id of parsed.changed) this.replaceNodeSpec(parsed.spec.nodes.find((n) => n.id === id)!);
+    return parsed;
   }
 
   /** What a node workflow starts with (its ready partitions; its settings go with the start too). */
@@ -173,8 +251,17 @@ export class BackfillCoordinator {
     return ready;
   }
 
+  /**
+   * Of the partitions a node workflow of a resumed run starts with, those the ended run may have
+   * published without reporting (its node workflow lost): the activity looks before it runs them.
+   */
+  recheckOf(id: string): RangeSet {
+    return RangeSet.fromJSON(this.recheck[id]).deleteAll(this.readiness.done(id));
+  }
+
   /** A new spec for a node (transform, SQL, parameters, checks): sent to its workflow for the partitions still to run. */
   replaceNodeSpec(spec: ResolvedNode): void {
+    this.refuseWhenClosing('send the new spec once it has ended');
     this.specs.set(spec.id, spec);
     this.out(spec.id).specDirty = true;
     this.settingsStale = true;
@@ -243,6 +330,19 @@ export class BackfillCoordinator {
     if (out.finish) control.finish = true;
     this.outbox.set(id, { ready: new RangeSet(), settingsDirty: false, specDirty: false, finish: false });
     return control;
+  }
+
+  /**
+   * A control could not be delivered because its node workflow has closed. While the backfill
+   * runs, or while the node holds partitions, what it carried goes back to the outbox and the
+   * node must be started again (`restart`). A node with nothing in hands once the backfill is
+   * finishing has nothing left to be told (`gone`): an idle node workflow that was terminated
+   * must not keep the backfill from ending.
+   */
+  undeliverable(id: string, control: NodeControl): 'restart' | 'gone' {
+    if (this.closing && !this.readiness.hasInHands(id)) return 'gone';
+    this.restore(id, control);
+    return 'restart';
   }
 
   restore(id: string, control: NodeControl): void {
@@ -326,4 +426,31 @@ export class BackfillCoordinator {
       restarts: this.restarts,
     };
   }
+}
+
+/**
+ * The carry that resumes an ended backfill in a new run (`resume`, `retry-failed` after it
+ * ended): what is done stays done, the failures of `node` (or of every node) run again, and
+ * every partition that was released but not finished is released again to the new run's node
+ * workflows (see `resumedReadiness`). The operator's limits and the run key stay; what
+ * described the ended run's node workflows (outbox, settings, restarts, running) goes.
+ */
+export function resumeCarry(carry: BackfillCarry, node?: string): BackfillCarry {
+  return {
+    ...carry,
+    readiness: resumedReadiness(carry.readiness, node),
+    childrenRunning: false,
+    paused: false,
+    failures: node === undefined ? {} : { ...carry.failures, [node]: [] },
+    reports: Object.fromEntries(Object.entries(carry.reports).map(([id, stats]) => [id, { ...stats, running: 0 }])),
+    outbox: {},
+    settings: {},
+    restarts: {},
+    // What the ended run had in hands may have been published by a node workflow it lost.
+    recheck: Object.fromEntries(
+      Object.entries(carry.readiness)
+        .map(([id, state]) => [id, RangeSet.fromJSON(state.inHands).addAll(RangeSet.fromJSON(carry.recheck?.[id])).deleteAll(RangeSet.fromJSON(state.done)).toJSON()])
+        .filter(([, ranges]) => ranges !== ''),
+    ),
+  };
 }

@@ -1,21 +1,29 @@
 /** Stable codes for errors a user can act on; `--json` prints them as `{ error: { code, message, path? } }`. */
-export type ErrorCode =
-  | 'invalid_spec'
-  | 'unknown_node'
-  | 'cycle'
-  | 'invalid_date'
-  | 'mapping_mismatch'
-  | 'unknown_transform'
-  | 'invalid_argument'
-  | 'not_found'
-  | 'already_exists'
-  | 'dataset_busy'
-  | 'not_running'
-  | 'still_running'
-  | 'server_unavailable'
-  | 'timeout'
-  | 'no_worker'
-  | 'failed';
+export const ERROR_CODES = [
+  'invalid_spec',
+  'unknown_node',
+  'cycle',
+  'invalid_date',
+  'mapping_mismatch',
+  'unknown_transform',
+  'invalid_argument',
+  'not_found',
+  'already_exists',
+  'dataset_busy',
+  'not_running',
+  /** The backfill has settled and its node workflows are being told to end: it takes no more changes. */
+  'finishing',
+  'still_running',
+  'server_unavailable',
+  'timeout',
+  'no_worker',
+  'failed',
+] as const;
+export type ErrorCode = (typeof ERROR_CODES)[number];
+
+export function isErrorCode(value: unknown): value is ErrorCode {
+  return typeof value === 'string' && (ERROR_CODES as readonly string[]).includes(value);
+}
 
 /** An error that names what is wrong, where (`path`, e.g. `nodes[2].dependsOn[0]`) and the fix. */
 export class BackfillError extends Error {

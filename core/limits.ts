@@ -7,7 +7,8 @@ import { z } from 'zod';
 import { BackfillError } from './errors.ts';
 
 /** Partitions started per second; null means unlimited. */
-export const RateSchema = z.number().positive({ message: 'must be a number of partitions per second above 0' }).nullable();
+const RATE_MESSAGE = 'must be a number of partitions per second above 0';
+export const RateSchema = z.number({ message: RATE_MESSAGE }).positive({ message: RATE_MESSAGE }).nullable();
 const wholeNumber = (max: number) => {
   const message = `must be a whole number from 1 to ${max}`;
   return z.number({ message }).int({ message }).min(1, { message }).max(max, { message });
@@ -21,26 +22,32 @@ export const LimitsSchema = z.strictObject({ rate: RateSchema, concurrency: Back
 export type Limits = z.infer<typeof LimitsSchema>;
 export type NodeLimits = { rate: number | null; concurrency: number };
 
-function check<T>(schema: z.ZodType<T>, value: unknown, what: string, field: string): T {
+/** A value as the operator wrote it, for a message (`JSON.stringify` would show NaN as null). */
+function shown(value: unknown): string {
+  return typeof value === 'number' || value === undefined ? String(value) : (JSON.stringify(value) ?? String(value));
+}
+
+/** `value` parsed by `schema`; `given` is what the operator wrote, named in the error. */
+function check<T>(schema: z.ZodType<T>, value: unknown, given: unknown, what: string, field: string, unlimited: boolean): T {
   const parsed = schema.safeParse(value);
   if (parsed.success) return parsed.data;
-  throw new BackfillError('invalid_argument', `${what} ${parsed.error.issues[0]!.message} (got ${JSON.stringify(value) ?? String(value)})`, field);
+  throw new BackfillError('invalid_argument', `${what} ${parsed.error.issues[0]!.message}${unlimited ? ", or 'unlimited'" : ''} (got ${shown(given)})`, field);
 }
 
 /** A rate for the backfill or one node, as an operator gives it: a number, or null/'unlimited'. */
 export function parseRate(value: unknown): number | null {
   const rate = value === 'unlimited' || value === 'none' ? null : typeof value === 'string' && value.trim() !== '' ? Number(value) : value;
-  return check(RateSchema, rate, "rate, 'unlimited' or a number of partitions per second,", 'rate');
+  return check(RateSchema, rate, value, 'rate', 'rate', true);
 }
 
 /** A concurrency for the backfill (null: no cap) or one node (a whole number from 1 to 1000). */
 export function parseConcurrency(value: unknown, node?: string | null): number | null {
   const n = value === 'unlimited' ? null : typeof value === 'string' && value.trim() !== '' ? Number(value) : value;
   if (node !== undefined && node !== null) {
-    if (n === null) throw new BackfillError('invalid_argument', `a node needs a concurrency: a whole number from 1 to 1000 (got ${String(value)})`, 'concurrency');
-    return check(NodeConcurrencySchema, n, 'concurrency', 'concurrency');
+    if (n === null) throw new BackfillError('invalid_argument', `a node needs a concurrency: a whole number from 1 to 1000 (got ${shown(value)})`, 'concurrency');
+    return check(NodeConcurrencySchema, n, value, 'concurrency', 'concurrency', false);
   }
-  return check(BackfillConcurrencySchema, n, 'concurrency', 'concurrency');
+  return check(BackfillConcurrencySchema, n, value, 'concurrency', 'concurrency', true);
 }
 
 export type Claim = { id: string; cap: number | null; active: boolean };

@@ -82,6 +82,12 @@ export type BackfillCarry = {
   settings: Record<string, NodeSettings>;
   /** Times each node workflow was started again after it closed without finishing. */
   restarts: Record<string, number>;
+  /**
+   * Only in the carry that resumes an ended run: by node, the partitions that run had released
+   * but never heard finish. A node workflow it lost may have published some of them without
+   * reporting it, so the new run's node workflows look before they run them (`recheck`).
+   */
+  recheck?: Record<string, RangesJSON>;
   startedAt: number | null;
   runs: number;
 };

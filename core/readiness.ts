@@ -241,3 +241,21 @@ export class Readiness {
     return out;
   }
 }
+
+/**
+ * The readiness a new run starts from when it resumes a run that has ended (no node workflow
+ * of it is alive): what is done stays done; the failures of `retry` (a node id, or every node
+ * when undefined) are considered again; the other nodes keep theirs. Nothing is in hands: the
+ * partitions an ended run had released but not finished were held by node workflows that are
+ * gone, so the new run must release them again (a carried `inHands` would count them as
+ * released, and no node workflow of the new run would ever get them).
+ */
+export function resumedReadiness(state: ReadinessJSON, retry?: string): ReadinessJSON {
+  return Object.fromEntries(
+    Object.entries(state).map(([id, node]): [string, NodeReadinessJSON] =>
+      // Without `inHands`, a node starts afresh from what is done (its failures run again);
+      // an empty `inHands` keeps its failures failed.
+      retry === undefined || id === retry ? [id, { done: node.done }] : [id, { done: node.done, failed: node.failed ?? '', inHands: '' }],
+    ),
+  );
+}

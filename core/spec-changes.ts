@@ -3,8 +3,10 @@
  * checks or limits), but only one that describes the same partitions: the same nodes, the same
  * partitions of each, the same dependencies. Otherwise what is done would not mean the same.
  */
-import { BackfillError } from './errors.ts';
-import type { ResolvedNode, ResolvedSpec } from './spec.ts';
+import { z } from 'zod';
+import { BackfillError, formatPath } from './errors.ts';
+import { BackfillConcurrencySchema, RateSchema } from './limits.ts';
+import { CheckSchema, SettingsSchema, settingsProblem, type ResolvedNode, type ResolvedSpec } from './spec.ts';
 
 const stable = (value: unknown) => JSON.stringify(value);
 
@@ -34,4 +36,46 @@ export function changedNodes(previous: ResolvedSpec, next: ResolvedSpec): string
     if (stable(runFields(old)) !== stable(runFields(node))) changed.push(id);
   }
   return changed;
+}
+
+/**
+ * A resolved spec as it arrives in a message (anyone may send one with Temporal's CLI): every
+ * setting within the spec's own bounds. Partitions and dependencies are compared with the
+ * running spec by `changedNodes`, which accepts only the same ones.
+ */
+const ResolvedNodeSchema = SettingsSchema.extend({
+  id: z.string().min(1),
+  transform: z.string().min(1),
+  sql: z.string().min(1).optional(),
+  params: z.record(z.string(), z.unknown()),
+  partitions: z.unknown(),
+  dependsOn: z.array(z.unknown()),
+  checks: z.array(CheckSchema),
+});
+
+const ResolvedSpecSchema = z.object({
+  name: z.string().min(1),
+  description: z.string().optional(),
+  transforms: z.array(z.string()),
+  rate: RateSchema,
+  concurrency: BackfillConcurrencySchema,
+  nodes: z.array(ResolvedNodeSchema).min(1),
+});
+
+/** Parses a resolved spec sent to a running backfill; throws an `invalid_spec` BackfillError naming the field. */
+export function parseResolvedSpec(value: unknown): ResolvedSpec {
+  const parsed = ResolvedSpecSchema.safeParse(value);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    const where = formatPath(issue.path) || 'spec';
+    throw new BackfillError('invalid_spec', `the new spec is not a resolved spec: ${where} ${issue.message} (resolve it with resolveSpec, as backfill resume --spec does)`, where);
+  }
+  parsed.data.nodes.forEach((node, i) => {
+    const problem = settingsProblem(node);
+    if (problem) {
+      const where = formatPath(['nodes', i, ...problem.field]);
+      throw new BackfillError('invalid_spec', `the new spec's ${where} ${problem.message}`, where);
+    }
+  });
+  return parsed.data as ResolvedSpec;
 }

@@ -22,9 +22,20 @@ const dateText = z.preprocess(
   }),
 );
 
-const duration = z.string().refine((s) => parseDuration(s) !== undefined, {
-  message: 'is not a duration: write a number and a unit, e.g. 500ms, 30s, 10m, 2h',
-});
+/**
+ * A duration from `min` to `max` (both written as durations), with why the bounds matter: an
+ * activity timeout of 0 makes the server refuse every activity, an interval of 0 retries in a
+ * tight loop, and a timeout of years leaves a lost partition unnoticed for as long.
+ */
+const duration = (min: string, max: string, example: string) =>
+  z.string().superRefine((text, ctx) => {
+    const ms = parseDuration(text);
+    if (ms === undefined) {
+      ctx.addIssue({ code: 'custom', message: `is not a duration: write a number and a unit, e.g. 500ms, 30s, 10m, 2h (from ${min} to ${max})` });
+    } else if (ms < parseDuration(min)! || ms > parseDuration(max)!) {
+      ctx.addIssue({ code: 'custom', message: `must be from ${min} to ${max} (got ${text}), e.g. ${example}` });
+    }
+  });
 
 
 export const TimePartitionsSchema = z.strictObject({
@@ -62,12 +73,13 @@ export const DependencySchema = z.union(
 );
 
 const retryFields = {
-  maxAttempts: z.number().int().min(1, { message: 'must be at least 1' }).max(100),
+  maxAttempts: z.number().int({ message: 'must be a whole number from 1 to 100' }).min(1, { message: 'must be a whole number from 1 to 100' }).max(100, { message: 'must be a whole number from 1 to 100' }),
   /** Times one partition may be throttled (ThrottledError) before it fails. */
-  maxThrottles: z.number().int().min(0).max(100_000),
-  initialInterval: duration,
-  backoffCoefficient: z.number().min(1).max(10),
-  maximumInterval: duration,
+  maxThrottles: z.number().int({ message: 'must be a whole number from 0 to 100000' }).min(0, { message: 'must be a whole number from 0 to 100000' }).max(100_000, { message: 'must be a whole number from 0 to 100000' }),
+  /** The wait before the first retry (then multiplied by backoffCoefficient, up to maximumInterval). */
+  initialInterval: duration('100ms', '1h', '1s'),
+  backoffCoefficient: z.number({ message: 'must be a number from 1 to 10' }).min(1, { message: 'must be a number from 1 to 10' }).max(10, { message: 'must be a number from 1 to 10' }),
+  maximumInterval: duration('100ms', '1d', '1m'),
 };
 
 export const RetrySchema = z.strictObject({
@@ -122,11 +134,13 @@ export const CheckSchema = z.discriminatedUnion(
 const settingFields = {
   concurrency: NodeConcurrencySchema,
   rate: RateSchema,
-  burst: z.number().int().min(1, { message: 'must be at least 1' }).nullable(),
+  burst: z.number().int({ message: 'must be a whole number from 1 to 100000' }).min(1, { message: 'must be a whole number from 1 to 100000' }).max(100_000, { message: 'must be a whole number from 1 to 100000' }).nullable(),
   taskQueue: z.string().min(1),
-  batchSize: z.number().int().min(1).max(1000),
-  timeout: duration,
-  heartbeatTimeout: duration,
+  batchSize: z.number().int({ message: 'must be a whole number from 1 to 1000' }).min(1, { message: 'must be a whole number from 1 to 1000' }).max(1000, { message: 'must be a whole number from 1 to 1000' }),
+  /** How long one partition may run (an activity of `batchSize` partitions gets that many times as long). */
+  timeout: duration('1s', '7d', '10m'),
+  /** How long a running partition may go without a heartbeat before its attempt counts as lost. */
+  heartbeatTimeout: duration('1s', '1d', '30s'),
 };
 
 /** Execution settings a node inherits from `defaults` and may override. */
@@ -260,6 +274,28 @@ function defined<T extends object>(object: T | undefined): Partial<T> {
   return Object.fromEntries(Object.entries(object ?? {}).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
 
+/**
+ * What is wrong with settings whose fields are each within bounds but disagree with each other
+ * (null when nothing): the field to fix, relative to the node, and why.
+ */
+export function settingsProblem(settings: Settings): { field: string[]; message: string } | null {
+  const initial = parseDuration(settings.retry.initialInterval)!;
+  const maximum = parseDuration(settings.retry.maximumInterval)!;
+  if (initial > maximum) {
+    return {
+      field: ['retry', 'initialInterval'],
+      message: `(${settings.retry.initialInterval}) is above retry.maximumInterval (${settings.retry.maximumInterval}): lower initialInterval or raise maximumInterval`,
+    };
+  }
+  if (parseDuration(settings.heartbeatTimeout)! > parseDuration(settings.timeout)!) {
+    return {
+      field: ['heartbeatTimeout'],
+      message: `(${settings.heartbeatTimeout}) is longer than timeout (${settings.timeout}), so it could never fire: lower heartbeatTimeout or raise timeout`,
+    };
+  }
+  return null;
+}
+
 function resolveSettings(defaults: Spec['defaults'], node: NodeSpec): Settings {
   const pick = <K extends keyof Spec['defaults']>(key: K) => (node[key] !== undefined ? node[key] : defaults[key]);
   return SettingsSchema.parse({
@@ -371,8 +407,18 @@ export function resolveSpec(document: unknown, knownTransforms?: ReadonlySet<str
       if (seen.has(dep.node)) fail('invalid_spec', ['nodes', i, 'dependsOn', d], `'${dep.node}' is listed twice: give one entry per upstream node`);
       seen.add(dep.node);
     });
+    const settings = resolveSettings(spec.defaults, node);
+    const problem = settingsProblem(settings);
+    if (problem) {
+      // Name the field where the value was written: on the node, or inherited from defaults.
+      const [first, second] = problem.field as [keyof NodeSpec, string | undefined];
+      const own = (value: Record<string, unknown> | undefined, key: string) => value !== undefined && value[key] !== undefined;
+      const related = first === 'retry' ? ['initialInterval', 'maximumInterval'] : ['heartbeatTimeout', 'timeout'];
+      const onNode = first === 'retry' ? related.some((k) => own(node.retry, k)) : related.some((k) => own(node as Record<string, unknown>, k));
+      fail('invalid_spec', [...(onNode ? ['nodes', i] : ['defaults']), first, ...(second ? [second] : [])], problem.message);
+    }
     return {
-      ...resolveSettings(spec.defaults, node),
+      ...settings,
       id: node.id,
       transform,
       ...(node.sql !== undefined ? { sql: node.sql } : {}),

@@ -2,9 +2,9 @@
  * Records the event histories of representative backfills into test/replay/histories/<label>, for
  * the replay test: pause and resume, rate and concurrency changes, failures and
  * retry-failed, throttling, continue-as-new (batches landing before it, and slow ones carried),
- * a node workflow terminated and started again, and cancellation.
+ * a node workflow terminated and started again, an idle one lost before the end, and cancellation.
  *
- *   node --import tsx scripts/record-histories.ts core2-a
+ *   node --import tsx scripts/record-histories.ts core2-a [scenario,...]
  *
  * Keep the older labels of the current workflow core: the point of the files is that they
  * were made by older code. A change to workflow logic that cannot replay them must go behind
@@ -27,6 +27,8 @@ import { backfillWorkflowId, nodeWorkflowId } from '../workflows/definitions.ts'
 import { startDevServer } from '../host/dev-server.ts';
 
 const label = process.argv[2];
+/** Optionally, the scenarios to record (comma-separated): to add one to a recording without redoing the others. */
+const only = process.argv[3]?.split(',');
 if (!label || !/^[a-z0-9-]+$/.test(label)) throw new Error('give a label for this recording, e.g. v3 (kept beside the older ones)');
 const OUT = new URL(`../test/replay/histories/${label}/`, import.meta.url).pathname;
 const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -101,6 +103,22 @@ const SCENARIOS: Record<string, Scenario> = {
       await client.setRate(id, 80, 'b');
     },
   },
+  // The parent itself reaches its history limit while reports stream in: it stops sending and hands over its outbox.
+  'parent-continue-as-new': {
+    tuning: { historyLimit: 100 },
+    spec: {
+      name: 'parent-continue-as-new',
+      partitions: hourly(48),
+      defaults: { concurrency: 2 },
+      nodes: [
+        { id: 'a', transform: 'noop' },
+        { id: 'b', transform: 'noop', dependsOn: ['a'] },
+        { id: 'c', transform: 'noop' },
+        { id: 'd', transform: 'noop', dependsOn: ['c'] },
+      ],
+    },
+    async drive() {},
+  },
   // Slow batches outlast the drain before continue-as-new: they are carried, not waited for.
   'continue-as-new-carry': {
     tuning: { historyLimit: 60, drainMs: 100 },
@@ -129,6 +147,22 @@ const SCENARIOS: Record<string, Scenario> = {
       await client.client.workflow.getHandle(nodeWorkflowId(id, 'b')).terminate('replay recording: a lost node workflow');
     },
   },
+  // An idle node workflow is lost before the end: its finish cannot be delivered, and the backfill still ends.
+  'lost-idle-node': {
+    tuning: { probeIntervalMs: 1000 },
+    spec: {
+      name: 'lost-idle-node',
+      partitions: hourly(12),
+      nodes: [
+        { id: 'idle', transform: 'noop', partitions: { grain: 'day', start: '2024-01-01', end: '2024-01-02' } },
+        { id: 'busy', transform: 'sleep', params: { ms: 150 }, concurrency: 1 },
+      ],
+    },
+    async drive(client, id) {
+      for (let i = 0; i < 100 && (await client.progress(id)).nodes.find((n) => n.id === 'idle')?.done !== 1; i++) await pause(100);
+      await client.client.workflow.getHandle(nodeWorkflowId(id, 'idle')).terminate('replay recording: an idle node workflow is lost');
+    },
+  },
   cancel: {
     spec: {
       name: 'cancel',
@@ -153,6 +187,7 @@ const running = workers.run();
 const client = await BackfillClient.connect({ address: server.address });
 try {
   for (const [name, scenario] of Object.entries(SCENARIOS)) {
+    if (only && !only.includes(name)) continue;
     const { backfillId } = await client.start(resolveSpec(scenario.spec), {
       id: name,
       tuning: { reportIntervalMs: 200, ...scenario.tuning },

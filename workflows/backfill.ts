@@ -21,6 +21,7 @@ import {
   getExternalWorkflowHandle,
   isCancellation,
   log,
+  patched,
   setCurrentDetails,
   setHandler,
   sleep,
@@ -31,8 +32,7 @@ import {
 import { BackfillCoordinator } from '../core/coordinator.ts';
 import { HARD_BREAK, backfillCurrentDetails, backfillSummary, nodeDetails, nodeSummary } from '../core/details.ts';
 import { expandPlan, upstreamPartitions, type PlanNode } from '../core/plan.ts';
-import { changedNodes } from '../core/spec-changes.ts';
-import type { ResolvedSpec } from '../core/spec.ts';
+import { BackfillError } from '../core/errors.ts';
 import { CORE_GENERATION, DEFAULT_TUNING, type BackfillInput, type BackfillResult, type NodeControl, type NodeReport } from '../core/protocol.ts';
 import type { RangeSet } from '../core/ranges.ts';
 import { workflowTime } from './clock.ts';
@@ -49,6 +49,7 @@ import {
   pauseSignal,
   pauseUpdate,
   progressQuery,
+  refusal,
   replaceSpecUpdate,
   resumeSignal,
   resumeUpdate,
@@ -60,6 +61,15 @@ import {
   setRateUpdate,
 } from './definitions.ts';
 import { nodeWorkflow } from './node.ts';
+
+/**
+ * Patch (docs/workflow-versions.md): once the backfill finishes, a node workflow found gone with
+ * nothing in hands is finished (its `finish` is not put back), and whatever reaches the outbox
+ * while the nodes are told to finish is sent too.
+ */
+export const END_AFTER_FINISH = 'end-after-finish';
+/** Patch (docs/workflow-versions.md): at the history limit, sending stops and the outbox is carried. */
+export const BOUNDED_CONTINUE_AS_NEW = 'bounded-continue-as-new';
 
 /** How long a cancelled backfill waits for its node workflows to wind down. */
 const CANCEL_GRACE = '10 minutes';
@@ -91,49 +101,66 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
   const heardFrom = new Map<string, number>();
 
   setHandler(nodeReportSignal, (report: NodeReport) => {
-    coordinator.onReport(report);
+    try {
+      coordinator.onReport(report);
+    } catch (error) {
+      // Not a report of this backfill (sent by hand?): it would have stopped the workflow.
+      if (!(error instanceof BackfillError)) throw error;
+      log.warn(`signal nodeReport ignored: ${error.message}`);
+      return;
+    }
     heardFrom.set(report.node, workflowTime());
     if (report.final === 'cancelled') cancelledNodes.add(report.node);
   });
 
-  const ignoreInvalid =
-    <A extends unknown[]>(check: (...args: A) => unknown, apply: (...args: A) => unknown) =>
-    (...args: A) => {
+  // Every control argument is parsed where it arrives, by the coordinator method that applies
+  // it: an update's validator parses (and refuses with the BackfillError's code as the failure
+  // type), its handler parses again and applies the parsed value, and a signal with an invalid
+  // payload is ignored and logged.
+  const refusing =
+    <A extends unknown[], R>(run: (...args: A) => R) =>
+    (...args: A): R => {
       try {
-        check(...args);
+        return run(...args);
       } catch (error) {
-        log.warn(`signal ignored: ${(error as Error).message}`);
-        return;
+        throw refusal(error);
       }
-      apply(...args);
     };
-  const setRate = (rate: number | null, node?: string) => coordinator.setRate(rate, node);
-  const setConcurrency = (concurrency: number | null, node?: string) => coordinator.setConcurrency(concurrency, node);
-  const retryFailed = (node?: string | null) => coordinator.retryFailed(node);
-  const checkRate = (rate: number | null, node?: string) => void coordinator.validateRate(rate, node);
-  const checkConcurrency = (concurrency: number | null, node?: string) => void coordinator.validateConcurrency(concurrency, node);
-  const checkRetry = (node?: string | null) => coordinator.validateRetry(node);
+  const ignoringInvalid =
+    <A extends unknown[]>(name: string, run: (...args: A) => unknown) =>
+    (...args: A): void => {
+      try {
+        run(...args);
+      } catch (error) {
+        if (!(error instanceof BackfillError)) throw error;
+        log.warn(`signal ${name} ignored: ${error.message}`);
+      }
+    };
+  const setRate = (rate: unknown, node?: unknown) => coordinator.setRate(rate, node);
+  const setConcurrency = (concurrency: unknown, node?: unknown) => coordinator.setConcurrency(concurrency, node);
+  const retryFailed = (node?: unknown) => coordinator.retryFailed(node);
   setHandler(pauseSignal, () => void coordinator.setPaused(true));
   setHandler(resumeSignal, () => void coordinator.setPaused(false));
-  setHandler(setRateSignal, ignoreInvalid(checkRate, setRate));
-  setHandler(setConcurrencySignal, ignoreInvalid(checkConcurrency, setConcurrency));
-  setHandler(retryFailedSignal, ignoreInvalid(checkRetry, retryFailed));
+  setHandler(setRateSignal, ignoringInvalid('setRate', setRate));
+  setHandler(setConcurrencySignal, ignoringInvalid('setConcurrency', setConcurrency));
+  setHandler(retryFailedSignal, ignoringInvalid('retryFailed', retryFailed));
   setHandler(pauseUpdate, () => coordinator.setPaused(true));
   setHandler(resumeUpdate, () => coordinator.setPaused(false));
-  setHandler(setRateUpdate, setRate, { validator: checkRate });
-  setHandler(setConcurrencyUpdate, setConcurrency, { validator: checkConcurrency });
-  setHandler(retryFailedUpdate, retryFailed, { validator: checkRetry });
+  setHandler(setRateUpdate, refusing(setRate), { validator: refusing((rate: unknown, node?: unknown) => void coordinator.parseRate(rate, node)) });
+  setHandler(setConcurrencyUpdate, refusing(setConcurrency), {
+    validator: refusing((concurrency: unknown, node?: unknown) => void coordinator.parseConcurrency(concurrency, node)),
+  });
+  setHandler(retryFailedUpdate, refusing(retryFailed), { validator: refusing((node?: unknown) => void coordinator.parseRetry(node)) });
   // Fix and go on: a new spec with the same nodes and partitions, for the partitions still to run.
   let spec = input.spec;
   setHandler(
     replaceSpecUpdate,
-    (next: ResolvedSpec) => {
-      const changed = changedNodes(spec, next);
-      spec = next;
-      for (const id of changed) coordinator.replaceNodeSpec(next.nodes.find((n) => n.id === id)!);
-      return changed;
-    },
-    { validator: (next: ResolvedSpec) => void changedNodes(spec, next) },
+    refusing((next: unknown) => {
+      const replaced = coordinator.replaceSpec(next, spec);
+      spec = replaced.spec;
+      return replaced.changed;
+    }),
+    { validator: refusing((next: unknown) => void coordinator.parseSpec(next, spec)) },
   );
   setHandler(progressQuery, () => coordinator.progress(backfillId, 'running', runs));
   setHandler(carryQuery, () => ({ ...coordinator.toCarry(), runKey, childrenRunning: false, startedAt, runs }));
@@ -180,6 +207,10 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
       ],
     }));
 
+  /** Set once the backfill finishes, behind the patch END_AFTER_FINISH. */
+  let endAfterFinish = false;
+  /** The run is handing over to the next (continue-as-new): nothing more is sent, the outbox is carried. */
+  let handingOver = false;
   const deliver = (id: string, control: NodeControl) => {
     sending.add(id);
     CancellationScope.nonCancellable(() => getExternalWorkflowHandle(nodeWorkflowId(backfillId, id)).signal(nodeControlSignal, control))
@@ -188,10 +219,16 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
           if (control.finish) finishedNodes.add(id);
         },
         (error: unknown) => {
-          // Nothing is dropped: it goes back to the outbox, and the node is started again.
-          coordinator.restore(id, control);
-          if (!coordinator.isClosing || coordinator.hasInHands(id)) unreachable.add(id);
-          else finishedNodes.add(id);
+          // Nothing is dropped: it goes back to the outbox, and the node is started again; a
+          // node with nothing left to do at the end is gone (its finish is not kept to send).
+          if (endAfterFinish) {
+            if (coordinator.undeliverable(id, control) === 'gone') finishedNodes.add(id);
+            else unreachable.add(id);
+          } else {
+            coordinator.restore(id, control);
+            if (!coordinator.isClosing || coordinator.hasInHands(id)) unreachable.add(id);
+            else finishedNodes.add(id);
+          }
           log.warn(`node workflow ${id} cannot be reached: ${String(error)}`);
         },
       )
@@ -228,7 +265,7 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
       const now = workflowTime();
       for (const node of plan.nodes) {
         const silentFor = now - (heardFrom.get(node.id) ?? startedAt);
-        if (coordinator.hasInHands(node.id) && silentFor >= tuning.probeIntervalMs && !sending.has(node.id) && !unreachable.has(node.id)) {
+        if (!handingOver && coordinator.hasInHands(node.id) && silentFor >= tuning.probeIntervalMs && !sending.has(node.id) && !unreachable.has(node.id)) {
           deliver(node.id, {});
         }
       }
@@ -255,7 +292,8 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
       // Partitions that --only-changed keeps count as done before anything is released.
       coordinator.releaseInitial(input.skip);
       coordinator.refreshSettings();
-      await Promise.all(plan.nodes.map((node) => startNode(node, coordinator.takeInitial(node.id))));
+      // A resumed run: what the ended run had in hands may be published already (recheck).
+      await Promise.all(plan.nodes.map((node) => startNode(node, coordinator.takeInitial(node.id), coordinator.recheckOf(node.id))));
     }
     void prober().catch((error: unknown) => {
       if (!isCancellation(error)) log.error(`node checks failed: ${String(error)}`);
@@ -264,14 +302,22 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
     for (;;) {
       await condition(
         () =>
-          coordinator.needsRefresh || flushable() || unreachable.size > 0 || (sending.size === 0 && (coordinator.settled || shouldContinueAsNew())),
+          coordinator.needsRefresh ||
+          (!handingOver && (flushable() || unreachable.size > 0)) ||
+          (sending.size === 0 && (coordinator.settled || shouldContinueAsNew())),
       );
       coordinator.refreshSettings();
       showStatus(coordinator.isPaused ? 'paused' : 'running');
       show();
-      await restartUnreachable();
-      flush();
-      if (sending.size > 0 || flushable() || unreachable.size > 0) continue;
+      // With reports streaming in there may never be a moment with nothing to send: once the
+      // history is long enough, nothing more is sent, the signals in flight land, and the
+      // outbox is carried. The run then ends within a bounded number of events of the limit.
+      if (!handingOver && !coordinator.settled && shouldContinueAsNew() && patched(BOUNDED_CONTINUE_AS_NEW)) handingOver = true;
+      if (!handingOver) {
+        await restartUnreachable();
+        flush();
+      }
+      if (sending.size > 0 || (!handingOver && (flushable() || unreachable.size > 0))) continue;
       if (coordinator.settled) break;
       if (shouldContinueAsNew()) {
         await condition(allHandlersFinished);
@@ -285,8 +331,18 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
 
     // Settled: every partition is done, failed or blocked. Let the node workflows end.
     coordinator.finishAll();
+    endAfterFinish = patched(END_AFTER_FINISH);
     flush();
-    await condition(() => sending.size === 0 && !flushable());
+    if (endAfterFinish) {
+      // Whatever is put back in the outbox while the nodes are told to finish is sent too.
+      for (;;) {
+        await condition(() => sending.size === 0 || flushable());
+        if (sending.size === 0 && !flushable()) break;
+        flush();
+      }
+    } else {
+      await condition(() => sending.size === 0 && !flushable());
+    }
     const state = coordinator.anyFailed ? 'completed_with_failures' : 'completed';
     showStatus(state);
     show(state);

@@ -3,7 +3,8 @@
  * Operators use the updates (they validate and reply); the signals with the same names
  * serve fire-and-forget callers such as `temporal workflow signal`.
  */
-import { SearchAttributeType, defineSearchAttributeKey } from '@temporalio/common';
+import { ApplicationFailure, SearchAttributeType, defineSearchAttributeKey } from '@temporalio/common';
+import { BackfillError, isErrorCode } from '../core/errors.ts';
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import type { ControlState } from '../core/coordinator.ts';
 import { CORE_GENERATION, type BackfillCarry, type NodeControl, type NodeReport, type Progress } from '../core/protocol.ts';
@@ -24,6 +25,23 @@ export function assertCoreGeneration(core: unknown): void {
         'let it finish on workers of that release (run them on its task queue until it closes), or cancel it and start it again',
     );
   }
+}
+
+/**
+ * A refusal crosses the wire as an ApplicationFailure whose `type` is the BackfillError's code
+ * and whose details hold its path: the client rebuilds the same error (`refusedError`). Any
+ * other error is returned as it is.
+ */
+export function refusal(error: unknown): unknown {
+  if (!(error instanceof BackfillError)) return error;
+  return ApplicationFailure.create({ message: error.message, type: error.code, nonRetryable: true, details: error.path === undefined ? [] : [error.path] });
+}
+
+/** The BackfillError a workflow refused with (see `refusal`), or undefined when `failure` is not one. */
+export function refusedError(failure: unknown): BackfillError | undefined {
+  if (!(failure instanceof ApplicationFailure) || !isErrorCode(failure.type)) return undefined;
+  const path = failure.details?.[0];
+  return new BackfillError(failure.type, failure.message, typeof path === 'string' ? path : undefined);
 }
 
 export const pauseSignal = defineSignal('pause');

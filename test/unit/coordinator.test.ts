@@ -78,7 +78,7 @@ describe('BackfillCoordinator: readiness and the outbox', () => {
     expect(c.anyFailed).toBe(true);
     c.finishAll();
     expect(c.takeOutgoing('a').finish).toBe(true);
-    expect(() => c.validateRetry()).toThrow(/finishing/);
+    expect(() => c.parseRetry()).toThrow(/finishing/);
   });
 
   it('retryFailed hands failures back and clears their groups', () => {
@@ -90,6 +90,32 @@ describe('BackfillCoordinator: readiness and the outbox', () => {
     expect(c.retryFailed('a')).toBe(2);
     expect(set(c.takeOutgoing('a'))).toEqual([8, 9]);
     expect(c.progress('x', 'running', 1).nodes[0]!.failures).toEqual([]);
+  });
+
+  it('a node report that is not one of this plan (sent by hand) is refused and changes nothing', () => {
+    const c = new BackfillCoordinator(plan, { rate: null, concurrency: null });
+    c.releaseInitial();
+    c.takeInitial('a');
+    const before = JSON.stringify(c.toCarry());
+    const good = report('a', RangeSet.of([0, 1]));
+    for (const junk of [
+      null,
+      'a',
+      { node: 'a' },
+      { ...good, done: 5 },
+      { ...good, done: 'x' },
+      { ...good, done: RangeSet.of([0, 11]).toJSON() },
+      { ...good, failures: 'boom' },
+      { ...good, failures: [{ message: 'm', type: 't', ranges: RangeSet.of([99, 100]).toJSON() }] },
+      { ...good, stats: { ...stats, running: 'many' } },
+      { ...good, stats: { ...stats, rate: Number.NaN } },
+      { ...good, final: 'done' },
+    ]) {
+      expect(thrownBackfillError(() => c.onReport(junk)).message).toMatch(/not a node report of this backfill/);
+    }
+    expect(JSON.stringify(c.toCarry())).toBe(before);
+    c.onReport(good);
+    expect([...c.readiness.done('a')]).toEqual([0]);
   });
 
   it('a node report for a node it does not know is ignored', () => {
@@ -120,10 +146,10 @@ describe('BackfillCoordinator: limits and controls', () => {
 
   it('validates controls with one schema, naming the problem, and changes nothing on bad input', () => {
     const c = new BackfillCoordinator(plan, { rate: null, concurrency: null });
-    const error = thrownBackfillError(() => c.validateRate(-1, 'a'));
+    const error = thrownBackfillError(() => c.parseRate(-1, 'a'));
     expect(error.message).toMatch(/above 0/);
-    expect(() => c.validateRate(2, 'ghost')).toThrow(/unknown node 'ghost'.*a, b/);
-    expect(() => c.validateConcurrency(null, 'a')).toThrow(/a node needs a concurrency/);
+    expect(() => c.parseRate(2, 'ghost')).toThrow(/unknown node 'ghost'.*a, b/);
+    expect(() => c.parseConcurrency(null, 'a')).toThrow(/a node needs a concurrency/);
     expect(c.controlState()).toEqual({ paused: false, rate: null, concurrency: null, nodes: [{ id: 'a', rate: 4, concurrency: 8 }, { id: 'b', rate: null, concurrency: 4 }] });
     expect(c.setRate(9, 'b').nodes[1]).toEqual({ id: 'b', rate: 9, concurrency: 4 });
     expect(c.setConcurrency(2).concurrency).toBe(2);
@@ -181,5 +207,129 @@ describe('carried state has a size budget', () => {
     const restored = new BackfillCoordinator(plan, { rate: null, concurrency: null }, JSON.parse(JSON.stringify(c.toCarry())));
     expect(restored.progress('x', 'running', 1).nodes[0]).toMatchObject({ done: 85_714, failed: 14_286 });
     expect(restored.progress('x', 'running', 1).nodes[1]).toMatchObject({ blocked: 14_286 });
+  });
+});
+
+describe('BackfillCoordinator: control arguments are parsed where they arrive', () => {
+  const plan = chain([
+    { id: 'a', transform: 'noop', concurrency: 8, rate: 4 },
+    { id: 'b', transform: 'noop', dependsOn: ['a'] },
+  ]);
+  const node = (state: ReturnType<BackfillCoordinator['controlState']>, id: string) => state.nodes.find((n) => n.id === id)!;
+
+  it('applies the parsed value, never the raw argument (as Temporal CLI sends them)', () => {
+    const c = new BackfillCoordinator(plan, { rate: 3, concurrency: 5 });
+    expect(c.setRate('unlimited', 'a')).toMatchObject({ rate: 3 });
+    expect(node(c.controlState(), 'a').rate).toBeNull();
+    expect(node(c.setRate('7', 'a'), 'a').rate).toBe(7);
+    expect(c.setRate('7').rate).toBe(7);
+    expect(c.setRate(null).rate).toBeNull();
+    expect(c.setConcurrency('unlimited').concurrency).toBeNull();
+    expect(c.setConcurrency('7').concurrency).toBe(7);
+    expect(node(c.setConcurrency('3', 'b'), 'b').concurrency).toBe(3);
+    c.releaseInitial();
+    c.refreshSettings();
+    for (const id of ['a', 'b']) {
+      const settings = c.settingsOf(id);
+      expect(settings.rate === null || (typeof settings.rate === 'number' && settings.rate > 0)).toBe(true);
+      expect(Number.isInteger(settings.concurrency) && settings.concurrency >= 1).toBe(true);
+    }
+  });
+
+  it('refuses junk with a BackfillError naming it, and changes nothing', () => {
+    const c = new BackfillCoordinator(plan, { rate: 3, concurrency: 5 });
+    const before = c.controlState();
+    for (const junk of [-1, 0, 'abc', '', NaN, Infinity, {}, [], true]) {
+      expect(thrownBackfillError(() => c.setRate(junk)).code).toBe('invalid_argument');
+      expect(thrownBackfillError(() => c.setRate(junk, 'a')).code).toBe('invalid_argument');
+      expect(thrownBackfillError(() => c.setConcurrency(junk)).code).toBe('invalid_argument');
+      expect(thrownBackfillError(() => c.setConcurrency(junk, 'b')).code).toBe('invalid_argument');
+    }
+    expect(thrownBackfillError(() => c.setConcurrency('unlimited', 'a')).message).toMatch(/a node needs a concurrency/);
+    expect(thrownBackfillError(() => c.setConcurrency(null, 'a')).message).toMatch(/a node needs a concurrency/);
+    expect(thrownBackfillError(() => c.setRate(2, 7)).code).toBe('unknown_node');
+    expect(thrownBackfillError(() => c.setRate(2, { id: 'a' })).message).toMatch(/unknown node \{"id":"a"\}/);
+    expect(thrownBackfillError(() => c.retryFailed(['a'])).code).toBe('unknown_node');
+    expect(c.controlState()).toEqual(before);
+    // Nothing to resend: the settings did not change.
+    c.releaseInitial();
+    c.refreshSettings();
+    c.takeInitial('a');
+    c.takeOutgoing('a');
+    c.onReport(report('a', new RangeSet()));
+    c.refreshSettings();
+    expect(c.needsRefresh).toBe(false);
+    expect(c.takeOutgoing('a').settings).toBeUndefined();
+  });
+
+  it('a new spec is parsed: settings out of bounds, or a changed plan, are refused', () => {
+    const spec = resolveSpec({ name: 'c', partitions: { grain: 'day', start: '2024-01-01', end: '2024-01-11' }, nodes: [{ id: 'a', transform: 'noop' }] });
+    const c = new BackfillCoordinator(expandPlan(spec), { rate: null, concurrency: null });
+    const next = structuredClone(spec);
+    next.nodes[0]!.params = { fixed: true };
+    expect(c.replaceSpec(next, spec).changed).toEqual(['a']);
+    const zero = structuredClone(spec);
+    zero.nodes[0]!.timeout = '0s';
+    expect(thrownBackfillError(() => c.parseSpec(zero, spec)).message).toMatch(/nodes\[0\]\.timeout must be from 1s to 7d/);
+    const inverted = structuredClone(spec);
+    inverted.nodes[0]!.retry = { ...inverted.nodes[0]!.retry, initialInterval: '5m', maximumInterval: '1m' };
+    expect(thrownBackfillError(() => c.parseSpec(inverted, spec)).message).toMatch(/retry\.initialInterval \(5m\) is above retry\.maximumInterval/);
+    expect(thrownBackfillError(() => c.parseSpec({ nodes: 'x' }, spec)).code).toBe('invalid_spec');
+    expect(thrownBackfillError(() => c.parseSpec(null, spec)).code).toBe('invalid_spec');
+  });
+});
+
+describe('BackfillCoordinator: the end of a backfill', () => {
+  const plan = chain([
+    { id: 'a', transform: 'noop' },
+    { id: 'b', transform: 'noop', dependsOn: ['a'] },
+  ]);
+  const spec = resolveSpec({
+    name: 'c',
+    partitions: { grain: 'day', start: '2024-01-01', end: '2024-01-11' },
+    defaults: { concurrency: 4 },
+    nodes: [
+      { id: 'a', transform: 'noop' },
+      { id: 'b', transform: 'noop', dependsOn: ['a'] },
+    ],
+  });
+  const settledCoordinator = () => {
+    const c = new BackfillCoordinator(plan, { rate: null, concurrency: null });
+    c.releaseInitial();
+    c.takeInitial('a');
+    c.onReport(report('a', RangeSet.of([0, 10])));
+    c.takeOutgoing('b');
+    c.onReport(report('b', RangeSet.of([0, 10])));
+    expect(c.settled).toBe(true);
+    c.finishAll();
+    return c;
+  };
+
+  it('once finishing, a new spec and retry-failed are refused with the code finishing, and the outbox holds only the finish', () => {
+    const c = settledCoordinator();
+    const next = structuredClone(spec);
+    next.nodes[0]!.params = { fixed: true };
+    expect(thrownBackfillError(() => c.parseSpec(next, spec)).code).toBe('finishing');
+    expect(thrownBackfillError(() => c.replaceSpec(next, spec)).code).toBe('finishing');
+    expect(thrownBackfillError(() => c.retryFailed()).code).toBe('finishing');
+    expect(thrownBackfillError(() => c.replaceNodeSpec(next.nodes[0]!)).code).toBe('finishing');
+    expect(c.takeOutgoing('a')).toEqual({ finish: true });
+  });
+
+  it('a finish that cannot reach a node with nothing in hands is not put back: the node is gone', () => {
+    const c = settledCoordinator();
+    const control = c.takeOutgoing('a');
+    expect(c.undeliverable('a', control)).toBe('gone');
+    expect(c.hasOutgoing('a')).toBe(false);
+  });
+
+  it('while it runs, what cannot be delivered goes back, and the node is started again', () => {
+    const c = new BackfillCoordinator(plan, { rate: null, concurrency: null });
+    c.releaseInitial();
+    c.takeInitial('a');
+    c.onReport(report('a', RangeSet.of([0, 2])));
+    const control = c.takeOutgoing('b');
+    expect(c.undeliverable('b', control)).toBe('restart');
+    expect(set(c.takeOutgoing('b'))).toEqual([0, 1]);
   });
 });

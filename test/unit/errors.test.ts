@@ -1,5 +1,5 @@
 import { describe, it, expect } from 'vitest';
-import { BackfillError, formatPath } from '../../core/errors.ts';
+import { BackfillError, ERROR_CODES, formatPath, isErrorCode } from '../../core/errors.ts';
 
 describe('formatPath', () => {
   it('writes keys with dots and indexes with brackets', () => {
@@ -31,5 +31,31 @@ describe('BackfillError', () => {
     expect(JSON.parse(JSON.stringify({ error: new BackfillError('not_found', 'gone') }))).toEqual({
       error: { code: 'not_found', message: 'gone' },
     });
+  });
+});
+
+describe('refusals cross the wire with their code', () => {
+  it('an ApplicationFailure whose type is the code is rebuilt into the same BackfillError', async () => {
+    const { ApplicationFailure } = await import('@temporalio/common');
+    const { refusal, refusedError } = await import('../../workflows/definitions.ts');
+    for (const code of ERROR_CODES) {
+      const failure = refusal(new BackfillError(code, `refused: ${code}`, 'node'));
+      expect(failure).toBeInstanceOf(ApplicationFailure);
+      expect((failure as InstanceType<typeof ApplicationFailure>).type).toBe(code);
+      expect(refusedError(failure)?.toJSON()).toEqual({ code, message: `refused: ${code}`, path: 'node' });
+    }
+    expect(refusedError(refusal(new BackfillError('finishing', 'no path')))?.toJSON()).toEqual({ code: 'finishing', message: 'no path' });
+    // Anything else is not a refusal: another failure type, or another error.
+    expect(refusedError(ApplicationFailure.create({ message: 'x', type: 'BackfillError' }))).toBeUndefined();
+    expect(refusedError(new Error('x'))).toBeUndefined();
+    const other = new TypeError('x');
+    expect(refusal(other)).toBe(other);
+  });
+
+  it('isErrorCode knows the codes and nothing else', () => {
+    expect(ERROR_CODES.every(isErrorCode)).toBe(true);
+    expect(isErrorCode('finishing')).toBe(true);
+    expect(isErrorCode('BackfillError')).toBe(false);
+    expect(isErrorCode(undefined)).toBe(false);
   });
 });

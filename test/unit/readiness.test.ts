@@ -1,4 +1,8 @@
+import fc from 'fast-check';
 import { describe, it, expect } from 'vitest';
+import { BackfillCoordinator, resumeCarry } from '../../core/coordinator.ts';
+import { addFailures } from '../../core/failures.ts';
+import type { BackfillCarry, NodeStats } from '../../core/protocol.ts';
 import { expandPlan, planNode, type Plan } from '../../core/plan.ts';
 import { RangeSet } from '../../core/ranges.ts';
 import { Readiness } from '../../core/readiness.ts';
@@ -8,6 +12,7 @@ import { seededRandom } from '../../core/random.ts';
 function plan(nodes: unknown[], partitions: unknown = { grain: 'day', start: '2024-01-01', end: '2024-01-11' }): Plan {
   return expandPlan(resolveSpec({ name: 'test', partitions, nodes }));
 }
+const stats: NodeStats = { running: 0, rate: null, concurrency: 4, throttles: 0, completed: 0, firstStartedAt: null, lastFinishedAt: null };
 const n = (id: string, extra: Record<string, unknown> = {}) => ({ id, transform: 'noop', ...extra });
 
 /** A released map as plain arrays, for readable expectations. */
@@ -463,4 +468,64 @@ describe('randomised runs keep every invariant', () => {
       for (const node of p.nodes) expect(r.counts(node.id)).toMatchObject({ done: node.partitions.size, failed: 0, blocked: 0, waiting: 0, inHands: 0 });
     });
   }
+});
+
+describe('resuming an ended run agrees with Readiness', () => {
+  const plan = expandPlan(
+    resolveSpec({
+      name: 'resume',
+      partitions: { grain: 'day', start: '2024-01-01', end: '2024-01-07' },
+      nodes: [
+        { id: 'a', transform: 'noop' },
+        { id: 'b', transform: 'noop', dependsOn: ['a'] },
+        { id: 'c', transform: 'noop' },
+        { id: 'd', transform: 'noop', dependsOn: [{ node: 'b', mapping: { lag: { from: -1, to: 0 } } }, 'c'] },
+      ],
+    }),
+  );
+  const ids = plan.nodes.map((n) => n.id);
+  // Reports of partitions in hands: done or failed, in any order, before the run ends.
+  const reportsArbitrary = fc.array(fc.record({ node: fc.nat({ max: 3 }), index: fc.nat({ max: 5 }), failed: fc.boolean() }), { maxLength: 40 });
+
+  it('every partition a resumed run counts in hands is handed to its new node workflows, and the run settles once they report', () => {
+    fc.assert(
+      fc.property(reportsArbitrary, fc.option(fc.nat({ max: 3 }), { nil: undefined }), (reports, retry) => {
+        const ended = new BackfillCoordinator(plan, { rate: null, concurrency: null });
+        ended.releaseInitial();
+        for (const id of ids) ended.takeInitial(id);
+        for (const r of reports) {
+          const id = ids[r.node]!;
+          if (!ended.readiness.inHands(id).has(r.index)) continue;
+          const one = RangeSet.of([r.index, r.index + 1]);
+          ended.onReport({ node: id, done: r.failed ? '' : one.toJSON(), failures: r.failed ? addFailures([], 'boom', 'Error', one) : [], stats });
+        }
+        const carry = JSON.parse(JSON.stringify({ ...ended.toCarry(), runKey: 'k', childrenRunning: false, startedAt: 0, runs: 1 })) as BackfillCarry;
+        const node = retry === undefined ? undefined : ids[retry];
+        const resumed = new BackfillCoordinator(plan, { rate: null, concurrency: null }, resumeCarry(carry, node));
+        resumed.releaseInitial();
+        // The invariant: what Readiness counts in hands is exactly what the new node workflows start with.
+        const handed = new Map(ids.map((id) => [id, resumed.takeInitial(id)]));
+        for (const id of ids) expect([...handed.get(id)!], id).toEqual([...resumed.readiness.inHands(id)]);
+        // What the ended run had in hands may have been published unreported: the new run looks first.
+        for (const id of ids) expect([...resumed.recheckOf(id)]).toEqual([...ended.readiness.inHands(id)]);
+        // Done stays done; the retried node's failures run again, the others' stay failed.
+        for (const id of ids) {
+          expect([...resumed.readiness.done(id)]).toEqual([...ended.readiness.done(id)]);
+          if (node === undefined || id === node) expect(resumed.readiness.failed(id).isEmpty).toBe(true);
+          else expect([...resumed.readiness.failed(id)]).toEqual([...ended.readiness.failed(id)]);
+        }
+        // Everything handed out completes: the resumed run settles with every partition accounted for.
+        for (let round = 0; round < ids.length + 1 && !resumed.settled; round++) {
+          for (const id of ids) {
+            const more = resumed.takeOutgoing(id).ready;
+            const held = handed.get(id)!.addAll(RangeSet.fromJSON(more));
+            handed.set(id, new RangeSet());
+            if (!held.isEmpty) resumed.onReport({ node: id, done: held.toJSON(), failures: [], stats });
+          }
+        }
+        expect(resumed.settled).toBe(true);
+      }),
+      { numRuns: 500, seed: 17 },
+    );
+  }, 60_000);
 });

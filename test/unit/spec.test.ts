@@ -625,6 +625,40 @@ describe('resolveSpec: bad input names the problem, the place and the fix', () =
     rejects({ ...minimal([{ id: 'a', transform: 'noop' }]), defaults: { retry: { initialInterval: 'soon' } } }, 'invalid_spec', 'defaults.retry.initialInterval');
   });
 
+  it('durations and retry settings have bounds: the error names the field, the bounds and an example', () => {
+    const node = (fields: Record<string, unknown>) => minimal([{ id: 'a', transform: 'noop', ...fields }]);
+    // A timeout of 0 makes the server refuse every activity: the node would wedge for ever.
+    expect(rejects(node({ timeout: '0s' }), 'invalid_spec', 'nodes[0].timeout').message).toBe('nodes[0].timeout: must be from 1s to 7d (got 0s), e.g. 10m');
+    rejects(node({ timeout: '30d' }), 'invalid_spec', 'nodes[0].timeout');
+    expect(rejects(node({ heartbeatTimeout: '0ms' }), 'invalid_spec', 'nodes[0].heartbeatTimeout').message).toMatch(/from 1s to 1d/);
+    rejects(node({ heartbeatTimeout: '400d' }), 'invalid_spec', 'nodes[0].heartbeatTimeout');
+    rejects(node({ retry: { initialInterval: '0s' } }), 'invalid_spec', 'nodes[0].retry.initialInterval');
+    rejects(node({ retry: { maximumInterval: '0ms' } }), 'invalid_spec', 'nodes[0].retry.maximumInterval');
+    rejects(node({ retry: { maximumInterval: '2d' } }), 'invalid_spec', 'nodes[0].retry.maximumInterval');
+    rejects(node({ retry: { backoffCoefficient: 0.5 } }), 'invalid_spec', 'nodes[0].retry.backoffCoefficient');
+    rejects(node({ retry: { maxAttempts: 101 } }), 'invalid_spec', 'nodes[0].retry.maxAttempts');
+    rejects(node({ retry: { maxThrottles: -1 } }), 'invalid_spec', 'nodes[0].retry.maxThrottles');
+    rejects(node({ burst: 0 }), 'invalid_spec', 'nodes[0].burst');
+    rejects(node({ burst: 1e9 }), 'invalid_spec', 'nodes[0].burst');
+    rejects({ ...minimal([{ id: 'a', transform: 'noop' }]), defaults: { timeout: '0s' } }, 'invalid_spec', 'defaults.timeout');
+  });
+
+  it('settings that disagree are refused where they were written: on the node, or in defaults', () => {
+    const inverted = rejects(minimal([{ id: 'a', transform: 'noop', retry: { initialInterval: '5m' } }]), 'invalid_spec', 'nodes[0].retry.initialInterval');
+    expect(inverted.message).toBe('nodes[0].retry.initialInterval: (5m) is above retry.maximumInterval (1m): lower initialInterval or raise maximumInterval');
+    rejects(
+      { ...minimal([{ id: 'a', transform: 'noop' }]), defaults: { retry: { initialInterval: '2m', maximumInterval: '1m' } } },
+      'invalid_spec',
+      'defaults.retry.initialInterval',
+    );
+    const heartbeat = rejects(minimal([{ id: 'a', transform: 'noop', timeout: '10s', heartbeatTimeout: '1m' }]), 'invalid_spec', 'nodes[0].heartbeatTimeout');
+    expect(heartbeat.message).toMatch(/longer than timeout \(10s\), so it could never fire: lower heartbeatTimeout or raise timeout/);
+    rejects({ ...minimal([{ id: 'a', transform: 'noop' }]), defaults: { timeout: '5s' } }, 'invalid_spec', 'defaults.heartbeatTimeout');
+    // Within bounds and in order: accepted.
+    const ok = resolveSpec(minimal([{ id: 'a', transform: 'noop', timeout: '1s', heartbeatTimeout: '1s', retry: { initialInterval: '100ms', maximumInterval: '100ms' } }]));
+    expect(ok.nodes[0]).toMatchObject({ timeout: '1s', heartbeatTimeout: '1s' });
+  });
+
   it('bad static keys', () => {
     rejects(minimal([{ id: 'a', transform: 'noop' }], { keys: [] }), 'invalid_spec', 'partitions.keys');
     const dup = rejects(minimal([{ id: 'a', transform: 'noop' }], { keys: ['eu', 'eu'] }), 'invalid_spec', 'partitions.keys');
