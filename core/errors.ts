@@ -7,6 +7,8 @@ export type ErrorCode =
   | 'mapping_mismatch'
   | 'unknown_transform'
   | 'invalid_argument'
+  | 'invalid_policy'
+  | 'policy_violation'
   | 'not_found'
   | 'already_exists'
   | 'dataset_busy'
