@@ -132,8 +132,14 @@ function ed25519Valid(parsed: SshSignature, message: Buffer): boolean {
 
 const refuse = (code: SignatureRefusal, message: string): VerifyResult => ({ ok: false, code, message });
 
+/** A signed text is a few short lines; a reason longer than this is not one. */
+const MAX_TEXT = 16_384;
+
 /** The whole check, pure but for node:crypto: what the activity runs. */
 export function verifySignedText(input: VerifyInput): VerifyResult {
+  if (input.text.length > MAX_TEXT || input.signature.length > MAX_TEXT) {
+    return refuse('malformed_text', `the signed text or its signature is longer than ${MAX_TEXT} characters: keep the reason short`);
+  }
   let parsed: SshSignature;
   try {
     parsed = parseSshSignature(input.signature);

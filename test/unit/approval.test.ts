@@ -175,6 +175,7 @@ describe('signing with ssh-keygen and verifying natively', () => {
 
   it('refuses garbage, a signature of other bytes, and a text not in canonical form', async () => {
     expect(verifySignedText(input({ text: 'x', signature: 'not a signature' }))).toMatchObject({ ok: false, code: 'malformed_signature' });
+    expect(verifySignedText(input({ text: signedText(subject({ reason: 'x'.repeat(20_000) })), signature: 'x' }))).toMatchObject({ ok: false, code: 'malformed_text' });
     const broken = '-----BEGIN SSH SIGNATURE-----\nU1NIU0lHAAAAAQ==\n-----END SSH SIGNATURE-----\n';
     expect(verifySignedText(input({ text: 'x', signature: broken }))).toMatchObject({ ok: false, code: 'malformed_signature' });
     // A validly signed text that is not a backfill subject.

@@ -135,6 +135,15 @@ describe('matches', () => {
     expect(matches('day?', 'day12')).toBe(false);
     expect(matches('a.b', 'aXb')).toBe(false);
     expect(matches('q-*', 'q-1')).toBe(true);
+    expect(matches('*', '')).toBe(true);
+    expect(matches('a*b*c', 'axxbyyc')).toBe(true);
+    expect(matches('a*b*c', 'axxbyy')).toBe(false);
+    expect(matches('*_raw', 'orders_raw')).toBe(true);
+    expect(matches('**x', 'yx')).toBe(true);
+  });
+
+  it('takes no time over a pattern of many stars', () => {
+    expect(matches(`${'*a'.repeat(30)}*b`, 'a'.repeat(200))).toBe(false);
   });
 });
 
