@@ -8,7 +8,6 @@ export type ErrorCode =
   | 'unknown_transform'
   | 'invalid_argument'
   | 'invalid_policy'
-  | 'policy_violation'
   | 'not_found'
   | 'already_exists'
   | 'dataset_busy'
