@@ -23,7 +23,7 @@
 import { z } from 'zod';
 import { parseDuration } from './duration.ts';
 import { BackfillError } from './errors.ts';
-import { minRate, RateSchema } from './limits.ts';
+import { BackfillConcurrencySchema, minRate, RateSchema } from './limits.ts';
 
 export const DAYS = ['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'] as const;
 export type Day = (typeof DAYS)[number];
@@ -46,11 +46,7 @@ const timeZone = z.string().refine(isTimeZone, {
   message: 'is not a time zone this worker knows: use an IANA name such as Europe/Berlin, America/New_York or UTC',
 });
 
-const concurrency = z
-  .number()
-  .int({ message: 'must be a whole number from 1 to 10000' })
-  .min(1, { message: 'must be a whole number from 1 to 10000' })
-  .max(10_000, { message: 'must be a whole number from 1 to 10000' });
+const concurrency = BackfillConcurrencySchema.unwrap();
 
 export const DaysSchema = z.union([z.enum(['daily', 'weekdays', 'weekends']), z.array(z.enum(DAYS)).min(1, { message: 'needs at least one day' })], {
   message: `must be daily, weekdays, weekends or a list of days (${DAYS.join(', ')})`,

@@ -107,12 +107,20 @@ export async function measure(options: {
     for (const group of options.groups) {
       if (group.startAfterMs) await new Promise((r) => setTimeout(r, group.startAfterMs));
       startedAt[group.label] = Date.now();
-      const { startAfterMs: _ignored, ...input } = group;
-      const handle = await client.workflow.start('loadWorkflow', { taskQueue: queue, workflowId: `${queue}-${group.label}`, args: [input] });
+      const { startAfterMs: _ignored, ...rest } = group;
+      const input: LoadInput = { ...rest, childId: `${queue}-${group.label}-child` };
+      const handle = await client.workflow.start('loadWorkflow', {
+        taskQueue: queue,
+        workflowId: `${queue}-${group.label}`,
+        args: [input],
+        // Inherited: set on the workflow only, it reaches its child and the child's activities.
+        ...(group.inherit && group.priority ? { priority: group.priority } : {}),
+      });
       handles.push(handle);
-      // Its activities are in the backlog once their scheduled events are in the history.
+      // Its activities are in the backlog once their scheduled events are in the (child's) history.
+      const scheduler = group.inherit ? client.workflow.getHandle(input.childId!) : handle;
       for (;;) {
-        const { historyLength } = await handle.describe();
+        const historyLength = await scheduler.describe().then((d) => d.historyLength, () => 0);
         if (historyLength >= group.count + 4) break;
         await new Promise((r) => setTimeout(r, 200));
       }
@@ -145,9 +153,10 @@ export async function measure(options: {
   }
 }
 
-export const fairnessGroups = (count: number, weights: [number, number] = [1, 3]): Group[] => [
-  { label: `weight-${weights[0]}`, count, priority: { fairnessKey: 'backfill-a', fairnessWeight: weights[0] } },
-  { label: `weight-${weights[1]}`, count, priority: { fairnessKey: 'backfill-b', fairnessWeight: weights[1] } },
+/** Two groups with fairness keys of these weights; `inherit`: set on the workflows' starts only (activities inherit it through a child). */
+export const fairnessGroups = (count: number, weights: [number, number] = [1, 3], inherit = false): Group[] => [
+  { label: `weight-${weights[0]}`, count, inherit, priority: { fairnessKey: 'backfill-a', fairnessWeight: weights[0] } },
+  { label: `weight-${weights[1]}`, count, inherit, priority: { fairnessKey: 'backfill-b', fairnessWeight: weights[1] } },
 ];
 
 /** A priority-1 group's time to finish `count` activities, started after a priority-5 backlog, against its time alone. */
@@ -190,6 +199,10 @@ async function main(): Promise<void> {
       const count = Math.min(1900, Math.ceil(rate * (seconds + 10)));
       const fairness = await measure({ address: server.address, bundle, rate, windowMs: seconds * 1000, groups: fairnessGroups(count) });
       console.log(JSON.stringify({ server: server.kind, experiment: 'fairness weights 1 and 3', rate, seconds, total: fairness.total, groups: fairness.groups }));
+      if (args.includes('--inherit')) {
+        const inherited = await measure({ address: server.address, bundle, rate, windowMs: seconds * 1000, groups: fairnessGroups(count, [1, 3], true) });
+        console.log(JSON.stringify({ server: server.kind, experiment: 'fairness weights 1 and 3, set on the workflow start only (child workflow, activities inherit)', rate, seconds, total: inherited.total, groups: inherited.groups }));
+      }
       const priority = await measurePriority(server.address, bundle, rate, 100, 600);
       console.log(JSON.stringify({ server: server.kind, experiment: 'priority 1 after a priority-5 backlog', rate, ...priority }));
     } finally {
