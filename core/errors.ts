@@ -7,6 +7,7 @@ export const ERROR_CODES = [
   'mapping_mismatch',
   'unknown_transform',
   'invalid_argument',
+  'invalid_policy',
   'not_found',
   'already_exists',
   'dataset_busy',

@@ -22,13 +22,15 @@ export type DevServerOptions = {
   startTimeoutMs?: number;
   /** Register the project's search attributes at start (default true); false leaves that to `backfill setup`. */
   searchAttributes?: boolean;
+  /** More dynamic config, as `key: value` with the value in YAML (e.g. `'matching.enableFairness': 'true'`). */
+  dynamicConfig?: Record<string, string>;
 };
 
 export type DevServer = {
   address: string;
   uiUrl: string | null;
   process: ChildProcess;
-  options: Required<Omit<DevServerOptions, 'logFile'>> & { logFile?: string };
+  options: Required<Omit<DevServerOptions, 'logFile' | 'dynamicConfig'>> & { logFile?: string };
   stop(): Promise<void>;
 };
 
@@ -93,6 +95,7 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
     // Timers fire within 100 ms of their time instead of up to a second late (the default shift).
     '--dynamic-config-value', 'history.timerProcessorMaxTimeShift="100ms"',
   ];
+  for (const [key, value] of Object.entries(options.dynamicConfig ?? {})) args.push('--dynamic-config-value', `${key}=${value}`);
   if (resolved.namespace !== 'default') args.push('--namespace', resolved.namespace);
   if (resolved.searchAttributes) {
     for (const [name, type] of Object.entries(SEARCH_ATTRIBUTES)) args.push('--search-attribute', `${name}=${type}`);

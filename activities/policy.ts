@@ -1,0 +1,79 @@
+/**
+ * `loadPolicy`: the policy file the worker was given (`backfill worker --policy <file>`, or
+ * $BACKFILL_POLICY), read afresh for each backfill that starts, with its hash; the workflow
+ * records both, so its history says which policy judged it. No policy configured is an
+ * explicit answer, never a silent default.
+ *
+ * Every worker that polls the workflow task queue must be given the same file: a backfill
+ * is judged by whichever worker runs its activity.
+ */
+import { readFile } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
+import { ApplicationFailure } from '@temporalio/activity';
+import { parseDocument } from 'yaml';
+import { BackfillError } from '../core/errors.ts';
+import { parsePolicy, policyHash, type Policy } from '../core/policy.ts';
+
+/** The variable a worker reads its policy file from when --policy is not given. */
+export const POLICY_ENV = 'BACKFILL_POLICY';
+
+/** The conventional name of the file. */
+export const POLICY_FILE = 'backfill.policy.yaml';
+
+export type LoadedPolicy =
+  | { kind: 'none' }
+  | {
+      kind: 'policy';
+      /** The absolute path the worker read. */
+      path: string;
+      /** policyHash of the file's text and of its allowed-signers file. */
+      hash: string;
+      policy: Policy;
+    };
+
+/** The policy file a worker is given (`--policy`, which commander fills from $BACKFILL_POLICY), else none. */
+export function policyFileFrom(flag: string | undefined): string | undefined {
+  const given = flag;
+  return given === undefined || given.trim() === '' ? undefined : resolve(given);
+}
+
+async function readText(path: string, what: string, field: string): Promise<string> {
+  try {
+    return await readFile(path, 'utf8');
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    const why = code === 'ENOENT' ? 'it does not exist' : (code ?? (error as Error).message);
+    throw new BackfillError('invalid_policy', `cannot read ${what} ${path}: ${why}; fix the path (${field})`, field);
+  }
+}
+
+/** Reads and validates a policy file (and the allowed-signers file it names, relative to it). Throws a BackfillError naming the field and the fix. */
+export async function readPolicyFile(file: string): Promise<Extract<LoadedPolicy, { kind: 'policy' }>> {
+  const path = resolve(file);
+  const text = await readText(path, 'the policy file', `--policy or $${POLICY_ENV}`);
+  const document = parseDocument(text, { prettyErrors: true });
+  if (document.errors.length > 0) throw new BackfillError('invalid_policy', `${path} is not valid YAML: ${document.errors[0]!.message}`);
+  const data: unknown = document.toJS();
+  const signersFile = (data as { approval?: { allowedSignersFile?: unknown } } | null)?.approval?.allowedSignersFile;
+  const signersPath = typeof signersFile === 'string' && signersFile !== '' ? resolve(dirname(path), signersFile) : undefined;
+  const allowedSignersText = signersPath ? await readText(signersPath, 'the allowed signers file', 'approval.allowedSignersFile') : undefined;
+  const policy = parsePolicy(data, { path, ...(allowedSignersText !== undefined ? { allowedSignersText } : {}) });
+  return { kind: 'policy', path, hash: policyHash(text, allowedSignersText), policy };
+}
+
+export function createPolicyActivities(deps: { policyFile: string | undefined }) {
+  return {
+    async loadPolicy(): Promise<LoadedPolicy> {
+      if (deps.policyFile === undefined) return { kind: 'none' };
+      try {
+        return await readPolicyFile(deps.policyFile);
+      } catch (error) {
+        // A policy the worker cannot read stops the start: running unjudged would bypass it.
+        if (error instanceof BackfillError) throw ApplicationFailure.nonRetryable(error.message, 'InvalidPolicy');
+        throw error;
+      }
+    },
+  };
+}
+
+export type PolicyActivities = ReturnType<typeof createPolicyActivities>;

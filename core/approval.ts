@@ -1,0 +1,160 @@
+/**
+ * What an approval (or a signed start) says, as the text its signer signs, and the pure
+ * decisions around it: the plan's hash, whether a verified approval may let a backfill go.
+ *
+ * The signed text is canonical: one field a line, in a fixed order, each value JSON-quoted,
+ * so that a text parses to one subject and renders back to the same bytes. The signature
+ * itself (SSHSIG, `ssh-keygen -Y sign -n backfill`) is checked in an activity
+ * (activities/approval.ts); this module never sees a key.
+ */
+import { canonicalJson } from './canonical.ts';
+import { sha256Hex } from './hash.ts';
+import type { RangesJSON } from './ranges.ts';
+import type { PartitionRange, ResolvedSpec } from './spec.ts';
+
+/** The SSHSIG namespace of every backfill signature: a signature made for git (or anything else) does not count. */
+export const SIGNATURE_NAMESPACE = 'backfill';
+
+export const SIGNED_ACTIONS = ['approve', 'start'] as const;
+export type SignedAction = (typeof SIGNED_ACTIONS)[number];
+
+export type SignedSubject = {
+  action: SignedAction;
+  backfillId: string;
+  /** The Temporal namespace the backfill runs in: an approval for staging is not one for production. */
+  namespace: string;
+  planHash: string;
+  reason: string;
+  /** When it was signed (ISO 8601, UTC): an old signature cannot be replayed past the policy's maximum age. */
+  signedAt: string;
+};
+
+const HEADER = 'backfill signature v1';
+const FIELDS = [
+  ['action', 'action'],
+  ['backfill', 'backfillId'],
+  ['namespace', 'namespace'],
+  ['plan', 'planHash'],
+  ['reason', 'reason'],
+  ['signed-at', 'signedAt'],
+] as const satisfies ReadonlyArray<readonly [string, keyof SignedSubject]>;
+
+/** The exact text a signer signs. */
+export function signedText(subject: SignedSubject): string {
+  return `${HEADER}\n${FIELDS.map(([label, key]) => `${label}: ${JSON.stringify(subject[key])}`).join('\n')}\n`;
+}
+
+/** The subject of a signed text, or why it is not one (it must render back to itself). */
+export function parseSignedText(text: string): SignedSubject | { error: string } {
+  const lines = text.split('\n');
+  if (lines[0] !== HEADER) return { error: `does not start with '${HEADER}': sign the text backfill approve (or start --sign-key) prints` };
+  const values: Partial<Record<keyof SignedSubject, string>> = {};
+  for (const [i, [label, key]] of FIELDS.entries()) {
+    const line = lines[i + 1] ?? '';
+    const prefix = `${label}: `;
+    if (!line.startsWith(prefix)) return { error: `line ${i + 2} should be '${label}: "..."'` };
+    let value: unknown;
+    try {
+      value = JSON.parse(line.slice(prefix.length));
+    } catch {
+      return { error: `line ${i + 2} (${label}) is not a quoted string` };
+    }
+    if (typeof value !== 'string') return { error: `line ${i + 2} (${label}) is not a quoted string` };
+    values[key] = value;
+  }
+  if (!(SIGNED_ACTIONS as readonly string[]).includes(values.action!)) return { error: `action '${values.action}' is not one of ${SIGNED_ACTIONS.join(', ')}` };
+  if (Number.isNaN(Date.parse(values.signedAt!))) return { error: `signed-at '${values.signedAt}' is not a time` };
+  const subject = values as SignedSubject;
+  if (signedText(subject) !== text) return { error: 'is not in canonical form (extra lines or spacing): sign the text exactly as printed' };
+  return subject;
+}
+
+/** What decides what a backfill runs: approving a plan approves exactly this. */
+export type PlanIdentity = {
+  spec: ResolvedSpec;
+  range: PartitionRange;
+  /** Partitions skipped from the start (`--only-changed`), by node. */
+  skip?: Record<string, RangesJSON>;
+  /** Staged (published later) rather than published as it goes. */
+  stage?: boolean;
+};
+
+/**
+ * `sha256:<hex>` over the resolved spec, the range and what is skipped or staged, in
+ * canonical JSON. Limits (rate, concurrency) are not in it: they change how fast, not what,
+ * and the policy caps them at every change.
+ */
+export function planHash(plan: PlanIdentity): string {
+  const identity = {
+    v: 1,
+    spec: plan.spec,
+    range: { from: plan.range.from ?? null, to: plan.range.to ?? null },
+    skip: plan.skip ?? {},
+    stage: plan.stage === true,
+  };
+  return `sha256:${sha256Hex(canonicalJson(identity))}`;
+}
+
+/** A signature the approval activity verified: who signed (by the allowed signers) and what. */
+export type VerifiedSignature = {
+  subject: SignedSubject;
+  /** The principals of the allowed-signers line whose key made it; the first names the signer. */
+  principals: string[];
+  /** `SHA256:…` of the signing key, as ssh-keygen -l prints it. */
+  fingerprint: string;
+};
+
+export type ApprovalDecision = { accepted: true; approver: string } | { accepted: false; code: ApprovalRefusal; message: string };
+
+export type ApprovalRefusal = 'self_approval' | 'expired' | 'from_the_future' | 'wrong_action';
+
+/**
+ * Whether a verified approval lets the backfill go. The activity has already checked the
+ * signature, the key, the namespace and that the text names this backfill and plan; what
+ * is left needs the workflow's knowledge: who started it, and the time.
+ */
+export function decideApproval(input: {
+  approval: VerifiedSignature;
+  /** The verified signed start, when the starter signed it. */
+  start: VerifiedSignature | null;
+  /** The identity the starter's client declared (Temporal's, unproven): a weaker check when the start is not signed. */
+  starterIdentity?: string;
+  now: number;
+  maxAgeMs: number;
+  /** Clock skew tolerated for a signature dated ahead of the workflow's clock. */
+  skewMs?: number;
+}): ApprovalDecision {
+  const { approval, start, now, maxAgeMs } = input;
+  const approver = approval.principals[0]!;
+  if (approval.subject.action !== 'approve') {
+    return { accepted: false, code: 'wrong_action', message: `the signature is for '${approval.subject.action}', not 'approve': sign with backfill approve` };
+  }
+  const signedAt = Date.parse(approval.subject.signedAt);
+  if (signedAt > now + (input.skewMs ?? 300_000)) {
+    return { accepted: false, code: 'from_the_future', message: `the approval is dated ${approval.subject.signedAt}, ahead of the backfill's clock: check the approver's clock and sign again` };
+  }
+  if (now - signedAt > maxAgeMs) {
+    return {
+      accepted: false,
+      code: 'expired',
+      message: `the approval was signed at ${approval.subject.signedAt}, longer ago than the policy allows (approval.maxSignatureAge): sign it again`,
+    };
+  }
+  if (start) {
+    const shared = approval.principals.filter((p) => start.principals.includes(p));
+    if (approval.fingerprint === start.fingerprint || shared.length > 0) {
+      return {
+        accepted: false,
+        code: 'self_approval',
+        message: `${approver} started this backfill and cannot approve it too: another of the policy's allowed signers must approve it`,
+      };
+    }
+  } else if (input.starterIdentity !== undefined && approval.principals.includes(input.starterIdentity)) {
+    return {
+      accepted: false,
+      code: 'self_approval',
+      message: `${approver} started this backfill (by its client identity) and cannot approve it too: another of the policy's allowed signers must approve it`,
+    };
+  }
+  return { accepted: true, approver };
+}

@@ -1,0 +1,27 @@
+/** The one zod issue worth telling a user, with its path: how the spec and the policy report a bad document. */
+import type { z } from 'zod';
+
+export type ZodProblem = { path: PropertyKey[]; message: string };
+
+export function zodProblem(error: z.ZodError): ZodProblem {
+  // Report the most specific issue: a union reports its branches' issues nested inside.
+  let issue: z.core.$ZodIssue = error.issues[0]!;
+  let path: PropertyKey[] = [...issue.path];
+  while (issue.code === 'invalid_union' && issue.errors.length > 0) {
+    const branches = issue.errors.filter((b) => b.length > 0);
+    // A branch that rejects fields of the object itself has the wrong shape (the user meant another branch).
+    const wrongShape = (b: z.core.$ZodIssue[]) => b.some((i) => i.code === 'unrecognized_keys' && i.path.length === 0);
+    const shaped = branches.filter((b) => !wrongShape(b));
+    // Prefer the branch that got furthest (the longest path), which is usually the one the user meant.
+    const deepest = (shaped.length > 0 ? shaped : branches).flat().sort((a, b) => b.path.length - a.path.length)[0];
+    if (!deepest || deepest.path.length === 0) break;
+    path = [...path, ...deepest.path];
+    issue = deepest;
+  }
+  let message = issue.message;
+  if (issue.code === 'unrecognized_keys') message = `has unknown field(s) ${issue.keys.map((k) => `'${k}'`).join(', ')}`;
+  if (issue.code === 'invalid_type' && message.startsWith('Invalid input')) {
+    message = issue.input === undefined ? 'is required' : `must be ${issue.expected}`;
+  }
+  return { path, message };
+}

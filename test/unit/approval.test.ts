@@ -1,0 +1,268 @@
+/**
+ * Approvals that cannot be faked: keys made with ssh-keygen in the test, signatures made with
+ * ssh-keygen -Y sign (client/sign.ts), verified natively (activities/approval.ts).
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { decideApproval, parseSignedText, planHash, signedText, type SignedSubject, type VerifiedSignature } from '../../core/approval.ts';
+import { parseAllowedSigners, type AllowedSigner } from '../../core/signers.ts';
+import { RangeSet } from '../../core/ranges.ts';
+import { resolveSpec } from '../../core/spec.ts';
+import { createApprovalActivities, parseSshSignature, verifySignedText, type VerifyInput } from '../../activities/approval.ts';
+import { signSubject, sshSign } from '../../client/sign.ts';
+
+let dir: string;
+const key = (name: string) => join(dir, name);
+const pub = (name: string) => readFileSync(`${key(name)}.pub`, 'utf8').trim().split(/\s+/);
+
+function keygen(name: string, type: 'ed25519' | 'rsa'): void {
+  execFileSync('ssh-keygen', ['-q', '-t', type, ...(type === 'rsa' ? ['-b', '2048'] : []), '-N', '', '-C', name, '-f', key(name)]);
+}
+
+const spec = resolveSpec({ name: 'revenue', partitions: { grain: 'day', start: '2024-01-01', end: '2024-02-01' }, nodes: [{ id: 'orders', transform: 'noop' }] });
+const plan = planHash({ spec, range: {} });
+const NOW = Date.parse('2024-05-01T12:00:00Z');
+
+const subject = (overrides: Partial<SignedSubject> = {}): SignedSubject => ({
+  action: 'approve',
+  backfillId: 'revenue-2024',
+  namespace: 'default',
+  planHash: plan,
+  reason: 'finance asked for the restated January',
+  signedAt: '2024-05-01T11:59:00.000Z',
+  ...overrides,
+});
+
+let signers: AllowedSigner[];
+const expected = { action: 'approve' as const, backfillId: 'revenue-2024', namespace: 'default', planHash: plan };
+const input = (signed: { text: string; signature: string }, more: Partial<VerifyInput> = {}): VerifyInput => ({
+  ...signed,
+  expected,
+  allowedSigners: signers,
+  now: NOW,
+  ...more,
+});
+
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), 'backfill-approval-'));
+  keygen('alice', 'ed25519');
+  keygen('bob', 'ed25519');
+  keygen('mallory', 'ed25519');
+  keygen('rsa', 'rsa');
+  const [aliceType, aliceKey] = pub('alice');
+  const [, bobKey] = pub('bob');
+  const [, rsaKey] = pub('rsa');
+  signers = parseAllowedSigners(
+    [
+      '# the platform team',
+      `alice@example.com ${aliceType} ${aliceKey} alice's laptop`,
+      `bob@example.com,robert@example.com namespaces="git,backfill" ssh-ed25519 ${bobKey}`,
+    ].join('\n'),
+  );
+  // An RSA key may be listed in a file git reads, but not in a policy.
+  expect(() => parseAllowedSigners(`rsa@example.com ssh-rsa ${rsaKey}`)).toThrow(/ssh-rsa is not accepted/);
+}, 60_000);
+
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describe('signing with ssh-keygen and verifying natively', () => {
+  it('accepts a valid approval and says which principal signed', async () => {
+    const signed = await signSubject(subject(), { keyFile: key('alice') });
+    expect(signed.text).toBe(signedText(subject()));
+    const result = await createApprovalActivities().verifySignature(input(signed));
+    expect(result).toEqual({ ok: true, verified: { subject: subject(), principals: ['alice@example.com'], fingerprint: expect.stringMatching(/^SHA256:/) } });
+    // The same fingerprint as ssh-keygen's own.
+    const listed = execFileSync('ssh-keygen', ['-l', '-f', `${key('alice')}.pub`]).toString().split(' ')[1];
+    expect(result.ok && result.verified.fingerprint).toBe(listed);
+  });
+
+  it('agrees with ssh-keygen -Y verify on the same signature', async () => {
+    const signed = await signSubject(subject(), { keyFile: key('bob') });
+    const file = join(dir, 'allowed_signers');
+    const [, bobKey] = pub('bob');
+    execFileSync('sh', ['-c', `printf '%s\\n' 'bob@example.com ssh-ed25519 ${bobKey}' > ${file}`]);
+    const sigFile = join(dir, 'bob.sig');
+    execFileSync('sh', ['-c', `cat > ${sigFile}`], { input: signed.signature });
+    const out = execFileSync('ssh-keygen', ['-Y', 'verify', '-f', file, '-I', 'bob@example.com', '-n', 'backfill', '-s', sigFile], { input: signed.text }).toString();
+    expect(out).toMatch(/Good "backfill" signature for bob@example.com/);
+    expect(verifySignedText(input(signed))).toMatchObject({ ok: true, verified: { principals: ['bob@example.com', 'robert@example.com'] } });
+  });
+
+  it('verifies a key in ssh-agent when given its .pub file, as git does', async () => {
+    const agent = execFileSync('ssh-agent', ['-s']).toString();
+    const socket = /SSH_AUTH_SOCK=([^;]+)/.exec(agent)![1]!;
+    const pid = Number(/SSH_AGENT_PID=(\d+)/.exec(agent)![1]);
+    try {
+      execFileSync('ssh-add', ['-q', key('alice')], { env: { ...process.env, SSH_AUTH_SOCK: socket } });
+      const previous = process.env.SSH_AUTH_SOCK;
+      process.env.SSH_AUTH_SOCK = socket;
+      try {
+        const signed = await signSubject(subject(), { keyFile: `${key('alice')}.pub` });
+        expect(verifySignedText(input(signed)).ok).toBe(true);
+      } finally {
+        if (previous === undefined) delete process.env.SSH_AUTH_SOCK;
+        else process.env.SSH_AUTH_SOCK = previous;
+      }
+    } finally {
+      process.kill(pid);
+    }
+  });
+
+  it('refuses a key not in the allowed signers', async () => {
+    const signed = await signSubject(subject(), { keyFile: key('mallory') });
+    const result = verifySignedText(input(signed));
+    expect(result).toMatchObject({ ok: false, code: 'unknown_signer' });
+    expect(!result.ok && result.message).toMatch(/is not among the policy's allowed signers/);
+  });
+
+  it('refuses a tampered reason', async () => {
+    const signed = await signSubject(subject(), { keyFile: key('alice') });
+    const tampered = signed.text.replace('finance asked for the restated January', 'finance asked for everything');
+    expect(tampered).not.toBe(signed.text);
+    const result = verifySignedText(input({ ...signed, text: tampered }));
+    expect(result).toMatchObject({ ok: false, code: 'bad_signature' });
+    expect(!result.ok && result.message).toMatch(/changed after it was signed/);
+  });
+
+  it('refuses an approval of another plan', async () => {
+    const other = planHash({ spec, range: { from: Date.parse('2024-01-15T00:00:00Z') } });
+    const signed = await signSubject(subject({ planHash: other }), { keyFile: key('alice') });
+    const result = verifySignedText(input(signed));
+    expect(result).toMatchObject({ ok: false, code: 'other_plan' });
+    expect(!result.ok && result.message).toContain(`approves the plan ${other}, but this backfill runs ${plan}`);
+  });
+
+  it('refuses an approval of another backfill, another namespace or another action', async () => {
+    const otherId = verifySignedText(input(await signSubject(subject({ backfillId: 'revenue-2023' }), { keyFile: key('alice') })));
+    expect(otherId).toMatchObject({ ok: false, code: 'other_backfill' });
+    expect(!otherId.ok && otherId.message).toMatch(/for the backfill 'revenue-2023', not 'revenue-2024'/);
+    const otherNamespace = verifySignedText(input(await signSubject(subject({ namespace: 'staging' }), { keyFile: key('alice') })));
+    expect(otherNamespace).toMatchObject({ ok: false, code: 'other_namespace' });
+    const start = verifySignedText(input(await signSubject(subject({ action: 'start' }), { keyFile: key('alice') })));
+    expect(start).toMatchObject({ ok: false, code: 'other_action' });
+  });
+
+  it('refuses a signature made for another namespace (git)', async () => {
+    const text = signedText(subject());
+    const signature = await sshSign(text, { keyFile: key('alice'), namespace: 'git' });
+    expect(parseSshSignature(signature).namespace).toBe('git');
+    const result = verifySignedText(input({ text, signature }));
+    expect(result).toMatchObject({ ok: false, code: 'wrong_namespace' });
+    expect(!result.ok && result.message).toMatch(/namespace 'git', not 'backfill'/);
+  });
+
+  it('refuses a signature made with an RSA key', async () => {
+    const signed = await signSubject(subject(), { keyFile: key('rsa') });
+    expect(parseSshSignature(signed.signature).keyType).toBe('ssh-rsa');
+    const result = verifySignedText(input(signed));
+    expect(result).toMatchObject({ ok: false, code: 'unsupported_key' });
+    expect(!result.ok && result.message).toMatch(/ssh-rsa key: approvals are signed with ssh-ed25519 keys/);
+  });
+
+  it("refuses a signer whose namespaces leave backfill out, or outside its validity", async () => {
+    const [, aliceKey] = pub('alice');
+    const signed = await signSubject(subject(), { keyFile: key('alice') });
+    const gitOnly = parseAllowedSigners(`alice@example.com namespaces="git" ssh-ed25519 ${aliceKey}`);
+    expect(verifySignedText(input(signed, { allowedSigners: gitOnly }))).toMatchObject({ ok: false, code: 'namespace_not_allowed' });
+    const expired = parseAllowedSigners(`alice@example.com valid-before="20240401" ssh-ed25519 ${aliceKey}`);
+    expect(verifySignedText(input(signed, { allowedSigners: expired }))).toMatchObject({ ok: false, code: 'key_not_valid' });
+    const current = parseAllowedSigners(`alice@example.com valid-after="20240401",valid-before="202406011200Z" ssh-ed25519 ${aliceKey}`);
+    expect(verifySignedText(input(signed, { allowedSigners: current })).ok).toBe(true);
+  });
+
+  it('refuses garbage, a signature of other bytes, and a text not in canonical form', async () => {
+    expect(verifySignedText(input({ text: 'x', signature: 'not a signature' }))).toMatchObject({ ok: false, code: 'malformed_signature' });
+    expect(verifySignedText(input({ text: signedText(subject({ reason: 'x'.repeat(20_000) })), signature: 'x' }))).toMatchObject({ ok: false, code: 'malformed_text' });
+    const broken = '-----BEGIN SSH SIGNATURE-----\nU1NIU0lHAAAAAQ==\n-----END SSH SIGNATURE-----\n';
+    expect(verifySignedText(input({ text: 'x', signature: broken }))).toMatchObject({ ok: false, code: 'malformed_signature' });
+    // A validly signed text that is not a backfill subject.
+    const text = `${signedText(subject())}extra: "line"\n`;
+    const signature = await sshSign(text, { keyFile: key('alice') });
+    expect(verifySignedText(input({ text, signature }))).toMatchObject({ ok: false, code: 'malformed_text' });
+  });
+
+  it('names the key file when ssh-keygen cannot sign', async () => {
+    await expect(sshSign('x', { keyFile: join(dir, 'missing') })).rejects.toThrow(/does not exist/);
+    await expect(sshSign('x', { keyFile: join(dir, 'alice'), sshKeygen: join(dir, 'no-ssh-keygen') })).rejects.toThrow(/ssh-keygen was not found/);
+  });
+});
+
+describe('the signed text', () => {
+  it('renders one line a field and parses back to the same subject', () => {
+    const s = subject({ reason: 'quotes " and\nnewlines' });
+    const text = signedText(s);
+    expect(text.split('\n')[0]).toBe('backfill signature v1');
+    expect(text).toContain('reason: "quotes \\" and\\nnewlines"');
+    expect(parseSignedText(text)).toEqual(s);
+  });
+
+  it('refuses texts that are not canonical', () => {
+    const text = signedText(subject());
+    expect(parseSignedText(text.replace('backfill signature v1', 'v2'))).toHaveProperty('error');
+    expect(parseSignedText(text.replace('"approve"', '"delete"'))).toMatchObject({ error: expect.stringMatching(/action 'delete'/) });
+    expect(parseSignedText(text.replace('reason: "', 'reason:  "'))).toHaveProperty('error');
+    expect(parseSignedText(`${text}\n`)).toMatchObject({ error: expect.stringMatching(/canonical/) });
+    expect(parseSignedText(text.replace(/signed-at: ".*"/, 'signed-at: "yesterday"'))).toMatchObject({ error: expect.stringMatching(/not a time/) });
+    expect(parseSignedText(text.replace(/plan: ".*"/, 'plan: 42'))).toMatchObject({ error: expect.stringMatching(/quoted string/) });
+  });
+});
+
+describe('planHash', () => {
+  it('changes with the spec, the range, what is skipped or staged; not with key order', () => {
+    const base = planHash({ spec, range: {} });
+    expect(base).toMatch(/^sha256:[0-9a-f]{64}$/);
+    const reverse = (value: unknown): unknown =>
+      Array.isArray(value) ? value.map(reverse) : value !== null && typeof value === 'object' ? Object.fromEntries(Object.entries(value).reverse().map(([k, v]) => [k, reverse(v)])) : value;
+    const reordered = reverse(spec) as typeof spec;
+    expect(Object.keys(reordered)).toEqual(Object.keys(spec).reverse());
+    expect(planHash({ spec: reordered, range: {} })).toBe(base);
+    expect(planHash({ spec, range: {}, stage: false, skip: {} })).toBe(base);
+    const others = [
+      planHash({ spec: { ...spec, nodes: [{ ...spec.nodes[0]!, params: { x: 1 } }] }, range: {} }),
+      planHash({ spec, range: { to: Date.parse('2024-01-20T00:00:00Z') } }),
+      planHash({ spec, range: {}, skip: { orders: RangeSet.of([0, 3]).toJSON() } }),
+      planHash({ spec, range: {}, stage: true }),
+    ];
+    expect(new Set([base, ...others]).size).toBe(5);
+  });
+});
+
+describe('decideApproval', () => {
+  const verified = (principals: string[], print: string, overrides: Partial<SignedSubject> = {}): VerifiedSignature => ({
+    subject: subject(overrides),
+    principals,
+    fingerprint: print,
+  });
+  const alice = verified(['alice@example.com'], 'SHA256:alice');
+  const bob = verified(['bob@example.com', 'robert@example.com'], 'SHA256:bob');
+  const base = { now: NOW, maxAgeMs: 3_600_000 };
+
+  it('accepts an approval by someone other than the starter', () => {
+    expect(decideApproval({ ...base, approval: bob, start: verified(['alice@example.com'], 'SHA256:alice', { action: 'start' }) })).toEqual({ accepted: true, approver: 'bob@example.com' });
+    expect(decideApproval({ ...base, approval: bob, start: null })).toEqual({ accepted: true, approver: 'bob@example.com' });
+  });
+
+  it('refuses self-approval: the same principal or the same key as the signed start', () => {
+    const byAlice = decideApproval({ ...base, approval: alice, start: verified(['alice@example.com'], 'SHA256:alice', { action: 'start' }) });
+    expect(byAlice).toMatchObject({ accepted: false, code: 'self_approval' });
+    expect(!byAlice.accepted && byAlice.message).toMatch(/alice@example.com started this backfill and cannot approve it too/);
+    // Another line of the list for the same person.
+    expect(decideApproval({ ...base, approval: bob, start: verified(['robert@example.com'], 'SHA256:other', { action: 'start' }) })).toMatchObject({ code: 'self_approval' });
+    // The same key listed under another name.
+    expect(decideApproval({ ...base, approval: bob, start: verified(['carol@example.com'], 'SHA256:bob', { action: 'start' }) })).toMatchObject({ code: 'self_approval' });
+    // Without a signed start, the starter's declared identity still counts.
+    expect(decideApproval({ ...base, approval: alice, start: null, starterIdentity: 'alice@example.com' })).toMatchObject({ code: 'self_approval' });
+  });
+
+  it('refuses an old approval, one from the future and a signed start offered as an approval', () => {
+    const old = verified(['bob@example.com'], 'SHA256:bob', { signedAt: '2024-05-01T10:00:00.000Z' });
+    expect(decideApproval({ ...base, approval: old, start: null })).toMatchObject({ accepted: false, code: 'expired' });
+    const future = verified(['bob@example.com'], 'SHA256:bob', { signedAt: '2024-05-01T13:00:00.000Z' });
+    expect(decideApproval({ ...base, approval: future, start: null })).toMatchObject({ accepted: false, code: 'from_the_future' });
+    const start = verified(['bob@example.com'], 'SHA256:bob', { action: 'start' });
+    expect(decideApproval({ ...base, approval: start, start: null })).toMatchObject({ accepted: false, code: 'wrong_action' });
+  });
+});

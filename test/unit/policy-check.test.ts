@@ -1,0 +1,202 @@
+/** `policy check` (core/policy-check.ts, client/policy-check.ts) and the loadPolicy activity (activities/policy.ts), on files in a scratch directory. */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { ApplicationFailure } from '@temporalio/activity';
+import { checkSpec } from '../../core/policy-check.ts';
+import { parsePolicy } from '../../core/policy.ts';
+import { resolveSpec } from '../../core/spec.ts';
+import { createPolicyActivities, policyFileFrom, readPolicyFile } from '../../activities/policy.ts';
+import { policyCommand, policyFileForCheck, renderPolicyCheck, runPolicyCheck } from '../../client/policy-check.ts';
+
+const KEY = `AAAAC3NzaC1lZDI1NTE5AAAAI${'B'.repeat(43)}`;
+let dir: string;
+const file = (name: string, text: string) => {
+  const path = join(dir, name);
+  writeFileSync(path, text);
+  return path;
+};
+
+const SPEC = `
+name: revenue
+partitions: { grain: day, start: 2024-01-01, end: 2024-04-01 }
+nodes:
+  - { id: orders, transform: noop }
+  - { id: finance_revenue, transform: noop, dependsOn: [orders], concurrency: 8 }
+`;
+
+const POLICY = `
+version: 1
+caps:
+  backfill: { rate: 100 }
+  datasets:
+    - { match: "finance_*", concurrency: 4 }
+approval:
+  maxPartitions: 100
+  datasets: [finance_*]
+  allowedSignersFile: allowed_signers
+windows:
+  timeZone: Europe/Berlin
+  allow: [{ days: weekdays, from: "22:00", to: "06:00" }]
+budgets:
+  retries: { limit: 50, max: 200 }
+reasons:
+  required: [start]
+`;
+
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), 'backfill-policy-'));
+  file('allowed_signers', `# who may approve\nalice@example.com ssh-ed25519 ${KEY}\n`);
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describe('checkSpec (the function behind policy check)', () => {
+  const spec = resolveSpec({ name: 'small', partitions: { keys: ['a', 'b'] }, nodes: [{ id: 'orders', transform: 'noop' }] });
+  const source = { path: '/etc/backfill.policy.yaml', hash: 'sha256:00' };
+
+  it('says the start would be accepted, with the limits it gets', () => {
+    const check = checkSpec(parsePolicy({ caps: { backfill: { concurrency: 10 } } }), source, { spec, partitions: 2, at: 0 });
+    expect(check).toEqual({
+      policy: source,
+      allowed: true,
+      violations: [],
+      approval: { needed: false, reasons: [] },
+      window: null,
+      limits: { rate: null, concurrency: 10 },
+      nodeRates: {},
+      budgets: { retries: null, cost: null },
+      partitions: 2,
+    });
+  });
+
+  it('lists the violations, why it would need approval, and where the windows stand', () => {
+    const policy = parsePolicy({
+      approval: { maxPartitionSeconds: 100, allowedSigners: [`alice@example.com ssh-ed25519 ${KEY}`] },
+      reasons: { required: true },
+      windows: { allow: [{ from: '22:00', to: '06:00' }] },
+    });
+    const check = checkSpec(policy, source, { spec, partitions: 2, estimatedPartitionSeconds: 500, at: Date.parse('2024-05-01T23:00:00Z') });
+    expect(check.allowed).toBe(false);
+    expect(check.violations.map((v) => v.rule)).toEqual(['reasons.required']);
+    expect(check.approval).toEqual({ needed: true, reasons: ['its estimate of 500 partition-seconds is above the 100 allowed without approval (approval.maxPartitionSeconds)'] });
+    expect(check.window).toEqual({ open: true, description: 'inside the run window until Thu 06:00 UTC, in 7 h' });
+  });
+});
+
+describe('policy check on files', () => {
+  it('reads the spec, the policy and its signers file, and answers as the start would be judged', async () => {
+    const spec = file('spec.yaml', SPEC);
+    const policy = file('backfill.policy.yaml', POLICY);
+    const check = await runPolicyCheck({ spec, policy, now: Date.parse('2024-03-04T17:48:00Z') });
+    expect(check.policy.path).toBe(policy);
+    expect(check.policy.hash).toMatch(/^sha256:/);
+    expect(check.partitions).toBe(182);
+    expect(check.allowed).toBe(false);
+    expect(check.violations.map((v) => v.rule)).toEqual(['reasons.required[0]', 'caps.datasets[0].concurrency']);
+    expect(check.approval.reasons).toEqual([
+      '182 partitions is above the 100 allowed without approval (approval.maxPartitions)',
+      'it writes finance_revenue, which always need approval (approval.datasets)',
+    ]);
+    expect(check.window?.description).toBe('outside the run windows (paused): next window opens Mon 22:00 Europe/Berlin, in 3 h 12 min');
+    expect(check.limits).toEqual({ rate: 100, concurrency: null });
+    const human = renderPolicyCheck(check);
+    expect(human).toContain('✗ the start would be refused (2 rules):');
+    expect(human).toContain('caps.datasets[0].concurrency: node finance_revenue (nodes[1]) has concurrency 8, above the cap of 4 for finance_*');
+    expect(human).toContain('it would wait for an approval');
+    expect(human).toContain('retry budget: 50 failed attempts (at most 200)');
+
+    // A March-only start with a reason and within the cap.
+    const narrower = await runPolicyCheck({ spec: file('ok.yaml', SPEC.replace('concurrency: 8', 'concurrency: 4')), policy, from: '2024-03-01', to: '2024-03-15', reason: 'restate March after the FX fix' });
+    expect(narrower).toMatchObject({ allowed: true, partitions: 28, approval: { needed: true } });
+    expect(narrower.approval.reasons).toEqual(['it writes finance_revenue, which always need approval (approval.datasets)']);
+  });
+
+  it('finds the policy by flag, variable or the working directory, and says what to do without one', () => {
+    expect(policyFileForCheck('a.yaml', dir)).toBe(join(process.cwd(), 'a.yaml'));
+    expect(policyFileForCheck('/etc/p.yaml', dir)).toBe('/etc/p.yaml');
+    expect(policyFileForCheck(undefined, dir)).toBe(join(dir, 'backfill.policy.yaml'));
+    const empty = mkdtempSync(join(tmpdir(), 'backfill-nopolicy-'));
+    try {
+      expect(() => policyFileForCheck(undefined, empty)).toThrow(/no policy to check against: give --policy <file>/);
+    } finally {
+      rmSync(empty, { recursive: true });
+    }
+  });
+
+  describe('the command', () => {
+    let out = '';
+    afterEach(() => {
+      out = '';
+      process.exitCode = undefined;
+      vi.restoreAllMocks();
+    });
+    const run = async (...args: string[]) => {
+      vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
+        out += String(chunk);
+        return true;
+      });
+      await policyCommand().parseAsync(['check', ...args], { from: 'user' });
+      return out;
+    };
+
+    it('prints JSON and exits 1 when the start would be refused, 0 when it would be accepted', async () => {
+      const policy = file('backfill.policy.yaml', POLICY);
+      const refused = JSON.parse(await run(file('spec.yaml', SPEC), '--policy', policy, '--json')) as { allowed: boolean; violations: unknown[] };
+      expect(refused.allowed).toBe(false);
+      expect(process.exitCode).toBe(1);
+      process.exitCode = undefined;
+      out = '';
+      const ok = await run(file('ok.yaml', SPEC.replace('concurrency: 8', 'concurrency: 4')), '--policy', policy, '--reason', 'restate Q1 after the FX fix', '--rate', '50');
+      expect(ok).toContain('✓ the start would be accepted');
+      expect(ok).toContain('limits: rate 50/s');
+      expect(process.exitCode).toBeUndefined();
+    });
+  });
+});
+
+describe('the loadPolicy activity', () => {
+  it('answers "no policy" explicitly when the worker was given none', async () => {
+    await expect(createPolicyActivities({ policyFile: undefined }).loadPolicy()).resolves.toEqual({ kind: 'none' });
+    expect(policyFileFrom(undefined)).toBeUndefined();
+    expect(policyFileFrom(' ')).toBeUndefined();
+    expect(policyFileFrom('/a.yaml')).toBe('/a.yaml');
+  });
+
+  it('returns the parsed policy and the hash of its text and signers, read afresh each time', async () => {
+    const path = file('live.policy.yaml', POLICY);
+    const activities = createPolicyActivities({ policyFile: path });
+    const first = await activities.loadPolicy();
+    expect(first).toMatchObject({ kind: 'policy', path, policy: { caps: { backfill: { rate: 100 } } } });
+    expect(first.kind === 'policy' && first.policy.signers.map((s) => s.principals)).toEqual([['alice@example.com']]);
+    // JSON-safe: it crosses Temporal's payload converter into the workflow.
+    expect(JSON.parse(JSON.stringify(first))).toEqual(first);
+    file('live.policy.yaml', POLICY.replace('rate: 100', 'rate: 50'));
+    const second = await activities.loadPolicy();
+    expect(second.kind === 'policy' && second.policy.caps.backfill.rate).toBe(50);
+    expect(second.kind === 'policy' && first.kind === 'policy' && second.hash !== first.hash).toBe(true);
+    // The signers file is part of the hash.
+    const before = (await readPolicyFile(path)).hash;
+    file('allowed_signers', `alice@example.com ssh-ed25519 ${KEY}\nbob@example.com ssh-ed25519 ${KEY}\n`);
+    expect((await readPolicyFile(path)).hash).not.toBe(before);
+  });
+
+  it('fails without retries, naming the field and the fix, on a policy it cannot use', async () => {
+    const failure = async (text: string | null) => {
+      const path = text === null ? join(dir, 'missing.yaml') : file('bad.policy.yaml', text);
+      try {
+        await createPolicyActivities({ policyFile: path }).loadPolicy();
+      } catch (error) {
+        expect(error).toBeInstanceOf(ApplicationFailure);
+        expect((error as ApplicationFailure).nonRetryable).toBe(true);
+        expect((error as ApplicationFailure).type).toBe('InvalidPolicy');
+        return (error as Error).message;
+      }
+      throw new Error('expected a failure');
+    };
+    expect(await failure(null)).toMatch(/cannot read the policy file .*missing.yaml: it does not exist; fix the path/);
+    expect(await failure('caps: [')).toMatch(/is not valid YAML/);
+    expect(await failure('caps:\n  backfill:\n    rate: fast\n')).toMatch(/caps.backfill.rate: must be number/);
+    expect(await failure('approval:\n  allowedSignersFile: nobody\n')).toMatch(/cannot read the allowed signers file .*nobody: it does not exist; fix the path \(approval.allowedSignersFile\)/);
+  });
+});
