@@ -6,8 +6,8 @@
  */
 import { join } from 'node:path';
 import { backfillHome } from '../../scripts/temporal-cli.ts';
-import { PostgresWarehouse } from './postgres/warehouse.ts';
-import { SqliteWarehouse } from './sqlite/warehouse.ts';
+import { PostgresWarehouse } from './postgres/postgres-dialect.ts';
+import { SqliteWarehouse } from './sqlite/sqlite-dialect.ts';
 import { ThreadedWarehouse } from './sqlite/threaded.ts';
 import type { Warehouse } from './types.ts';
 

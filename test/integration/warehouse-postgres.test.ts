@@ -5,8 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PostgresWarehouse } from '../../activities/warehouse/postgres/warehouse.ts';
-import { SqliteWarehouse } from '../../activities/warehouse/sqlite/warehouse.ts';
+import { PostgresWarehouse } from '../../activities/warehouse/postgres/postgres-dialect.ts';
+import { SqliteWarehouse } from '../../activities/warehouse/sqlite/sqlite-dialect.ts';
 import { quoteIdent, versionsTable } from '../../activities/warehouse/sql.ts';
 import type { PartitionWrite } from '../../activities/warehouse/types.ts';
 import type { RawAccess } from '../warehouse/suite.ts';
@@ -72,7 +72,9 @@ describe('postgres: its own storage', () => {
       const schema = new URL(url).searchParams.get('options')!.split('=')[1]!;
       expect(rows.filter((r) => r.table_schema.startsWith(schema)).map((r) => [r.table_schema.replace(schema, 'S'), r.table_name, r.table_type])).toEqual([
         ['S', 'orders', 'VIEW'],
+        ['S_internal', 'leases', 'BASE TABLE'],
         ['S_internal', 'ledger', 'BASE TABLE'],
+        ['S_internal', 'meta', 'BASE TABLE'],
         ['S_internal', 'orders__versions', 'BASE TABLE'],
         ['S_internal', 'partitions', 'BASE TABLE'],
         ['S_internal', 'rollbacks', 'BASE TABLE'],
