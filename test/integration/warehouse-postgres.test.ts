@@ -10,7 +10,7 @@ import { SqliteWarehouse } from '../../activities/warehouse/sqlite/sqlite-dialec
 import { quoteIdent, versionsTable } from '../../activities/warehouse/sql.ts';
 import type { PartitionWrite } from '../../activities/warehouse/types.ts';
 import type { RawAccess } from '../warehouse/suite.ts';
-import { ORDERS, warehouseSuite, write } from '../warehouse/suite.ts';
+import { ORDERS, rejection, warehouseSuite, write } from '../warehouse/suite.ts';
 
 const SERVER = process.env.BACKFILL_TEST_POSTGRES_URL ?? 'postgres://backfill:backfill@127.0.0.1:5432/postgres';
 const database = `backfill_wh_${randomUUID().slice(0, 8)}`;
@@ -43,6 +43,8 @@ async function fresh(): Promise<{ warehouse: PostgresWarehouse; url: string; raw
     exec: (sql) => execIn(url, sql),
     versionsTable: (node) => `${quoteIdent(internal)}.${quoteIdent(versionsTable(node))}`,
     ledgerTable: `${quoteIdent(internal)}.ledger`,
+    view: (view) => `${quoteIdent(name)}.${quoteIdent(view)}`,
+    scopeTable: 'pg_temp.backfill_scope',
   };
   return { warehouse, url, raw, internal, cleanup: () => warehouse.close() };
 }
@@ -147,6 +149,46 @@ describe('postgres: its own storage', () => {
       const again = new PostgresWarehouse(url, { schema: internal });
       expect(await again.ledger({ node: 'orders' })).toHaveLength(2);
       await again.close();
+    } finally {
+      await cleanup();
+    }
+  });
+
+  it('never shows a password, in its location or its errors: a refused one, one with unencoded @ / :, an unreachable server', async () => {
+    const server = new URL(SERVER);
+    const wrong = new URL(SERVER);
+    wrong.password = 'Wr0ng-s3cret';
+    const cases: Array<[url: string, password: string]> = [
+      [wrong.toString(), 'Wr0ng-s3cret'],
+      [`postgres://${server.username}:Pz8k@Qm3v/Rt6w:Ys2n@${server.host}/postgres`, 'Pz8k@Qm3v/Rt6w:Ys2n'],
+      ['postgres://someone:Hj4d/Kl9@Mn2@127.0.0.1:1/nowhere', 'Hj4d/Kl9@Mn2'],
+    ];
+    for (const [url, password] of cases) {
+      const warehouse = new PostgresWarehouse(url);
+      for (const part of [password, ...password.split(/[@/:]/).filter((p) => p.length > 1)]) expect(warehouse.location, url).not.toContain(part);
+      const error = await rejection(warehouse.publish(write('orders', 'k', { rows: ORDERS })));
+      for (const text of [error.message, String(error.stack), JSON.stringify(error)]) {
+        for (const part of [password, ...password.split(/[@/:]/).filter((p) => p.length > 1)]) expect(text, url).not.toContain(part);
+      }
+      expect(error.message).toContain(warehouse.location);
+      await warehouse.close();
+    }
+  });
+
+  it('keeps its identity across connections, and refuses an upstream named by its schema, quoted or not', async () => {
+    const { warehouse, url, internal, cleanup } = await fresh();
+    try {
+      const again = new PostgresWarehouse(url, { schema: internal });
+      expect(await again.identity()).toBe(await warehouse.identity());
+      await again.close();
+      for (const day of ['2024-01-01', '2024-01-02', '2024-01-03']) await warehouse.publish(write('daily', day, { rows: [{ day }] }));
+      const schema = new URL(url).searchParams.get('options')!.split('=')[1]!;
+      const inputs = [{ node: 'daily', from: '2024-01-01', to: '2024-01-01' }];
+      for (const name of [`${schema}.daily`, `"${schema}"."daily"`, `${schema}."daily"`, `${internal}.daily__versions`, 'public.daily']) {
+        const error = await rejection(warehouse.publish(write('rolling', 'k', { selects: [{ sql: `SELECT COUNT(*) AS n FROM ${name}`, bindings: {} }], inputs })));
+        expect(error.message, name).toMatch(/plain name|does not exist/);
+      }
+      expect(await warehouse.ledger({ node: 'rolling' })).toEqual([]);
     } finally {
       await cleanup();
     }

@@ -56,16 +56,31 @@ const READ_TYPES: pg.CustomTypesConfig = {
   }) as pg.CustomTypesConfig['getTypeParser'],
 };
 
-/**
- * The URL without its password, for messages and `location`. The user information ends at the
- * last `@` before the path or query, so a password with unencoded `@`, `/` or `:` is hidden whole.
- */
+/** The user information of a URL: it ends at the last `@` before the query, so a password may hold unencoded `@`, `/` or `:`. */
+const USERINFO = /^([a-z][a-z0-9+.-]*:\/\/)([^?#]*)@/i;
+
+/** The URL without its password, for messages and `location`. */
 export function redactUrl(url: string): string {
-  const match = /^([a-z][a-z0-9+.-]*:\/\/)([^?#]*)@/i.exec(url);
-  if (!match) return url;
-  const [, scheme, userinfo] = match as unknown as [string, string, string];
-  const colon = userinfo.indexOf(':');
-  return colon < 0 ? url : `${scheme}${userinfo.slice(0, colon)}:***@${url.slice(match[0].length)}`;
+  const match = USERINFO.exec(url);
+  const colon = match ? match[2]!.indexOf(':') : -1;
+  return match && colon >= 0 ? `${match[1]}${match[2]!.slice(0, colon)}:***@${url.slice(match[0].length)}` : url;
+}
+
+/** The URL with its user and password percent-encoded, as the driver parses it, and the password. */
+function connectionUrl(url: string): { url: string; password: string } {
+  const match = USERINFO.exec(url);
+  if (!match) return { url, password: '' };
+  const decode = (text: string) => {
+    try {
+      return decodeURIComponent(text);
+    } catch {
+      return text;
+    }
+  };
+  const [user, ...rest] = match[2]!.split(':');
+  const password = decode(rest.join(':'));
+  const encoded = `${encodeURIComponent(decode(user!))}${rest.length > 0 ? `:${encodeURIComponent(password)}` : ''}`;
+  return { url: `${match[1]}${encoded}@${url.slice(match[0].length)}`, password };
 }
 
 const CODEC: Codec = {
@@ -96,13 +111,11 @@ export class PostgresDialect implements Dialect {
 
   constructor(url: string, options: PostgresOptions = {}) {
     this.location = redactUrl(url);
-    this.password = (() => {
-      const redacted = /^[a-z][a-z0-9+.-]*:\/\/[^:@/?#]*:([^?#]*)@/i.exec(url);
-      return redacted?.[1] ?? '';
-    })();
+    const connection = connectionUrl(url);
+    this.password = connection.password;
     this.schema = options.schema ?? 'backfill';
     this.pool = new pg.Pool({
-      connectionString: url,
+      connectionString: connection.url,
       max: options.poolSize ?? 10,
       types: READ_TYPES,
       application_name: 'backfill',
@@ -159,9 +172,13 @@ export class PostgresDialect implements Dialect {
   widen = widerType;
   value = toParameter;
 
-  /** The message without the password, should a driver or server error ever quote the URL. */
+  /** The error without the password, should a driver or server error ever quote the URL. */
   private redact(error: unknown): unknown {
-    if (this.password && error instanceof Error && error.message.includes(this.password)) error.message = error.message.replaceAll(this.password, '***');
+    if (!this.password || !(error instanceof Error)) return error;
+    for (const form of [this.password, encodeURIComponent(this.password)]) {
+      error.message = error.message.replaceAll(form, '***');
+      if (error.stack) error.stack = error.stack.replaceAll(form, '***');
+    }
     return error;
   }
 
