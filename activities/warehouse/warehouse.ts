@@ -259,7 +259,7 @@ export class SqlWarehouse implements Warehouse {
     const types = new Map<string, string | null>();
     for (const row of data.rows) for (const [name, value] of Object.entries(row)) types.set(name, merge(types.get(name) ?? null, d.typeOf(value)));
     const rowColumns = [...types.keys()];
-    for (const select of selects) for (const c of select.columns) types.set(c.name, types.has(c.name) ? merge(types.get(c.name)!, c.type) : c.type);
+    for (const select of selects) for (const c of select.columns) types.set(c.name, types.has(c.name) ? merge(types.get(c.name) ?? null, c.type) : c.type);
     const wanted = [...types].map(([name, type]) => ({ name, type }));
     assertUserColumns(types.keys());
     await s.ensureDataset(node, wanted, write.adopt === true);
