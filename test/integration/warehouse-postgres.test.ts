@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PostgresWarehouse } from '../../activities/warehouse/postgres/postgres-dialect.ts';
 import { SqliteWarehouse } from '../../activities/warehouse/sqlite/sqlite-dialect.ts';
 import { quoteIdent, versionsTable } from '../../activities/warehouse/sql.ts';
-import type { PartitionWrite } from '../../activities/warehouse/types.ts';
+import { SqlError, type PartitionWrite } from '../../activities/warehouse/types.ts';
 import type { RawAccess } from '../warehouse/suite.ts';
 import { ORDERS, rejection, warehouseSuite, write } from '../warehouse/suite.ts';
 
@@ -172,6 +172,29 @@ describe('postgres: its own storage', () => {
       }
       expect(error.message).toContain(warehouse.location);
       await warehouse.close();
+    }
+  });
+
+  it('refuses spec SQL that calls a function acting outside the query, or hides SQL in a string, before it runs', async () => {
+    const { warehouse, raw, cleanup } = await fresh();
+    try {
+      await warehouse.publish(write('orders', 'k', { rows: ORDERS }));
+      const sqls = [
+        "SELECT set_config('search_path', 'nowhere', false) AS x",
+        'SELECT pg_advisory_lock(42) AS x',
+        `SELECT * FROM ts_stat('SELECT to_tsvector(node) FROM ${raw.ledgerTable.replaceAll("'", "''")}')`,
+        `SELECT query_to_xml('SELECT * FROM ${raw.ledgerTable.replaceAll("'", "''")}', true, false, '') AS x`,
+        'SELECT 1 AS x FOR UPDATE',
+      ];
+      for (const sql of sqls) {
+        const error = await rejection(warehouse.publish(write('bad', 'k', { selects: [{ sql, bindings: {} }] })));
+        expect(error, sql).toBeInstanceOf(SqlError);
+        expect(error.message, sql).toMatch(/may not/);
+        expect(await rejection(warehouse.query(sql)), sql).toBeInstanceOf(SqlError);
+      }
+      expect(await warehouse.query('SELECT current_setting(\'search_path\') AS p')).not.toEqual([{ p: 'nowhere' }]);
+    } finally {
+      await cleanup();
     }
   });
 
