@@ -10,18 +10,7 @@ import Database from 'better-sqlite3';
 import type { ValueKind } from '../checksum.ts';
 import type { Dialect, Params, Session, SpecSql, SpecStatement, Wanted } from '../dialect.ts';
 import type { Codec, ColumnType, InternalTable } from '../ledger.ts';
-import {
-  PARTITION_COLUMN,
-  VERSION_COLUMN,
-  notASelect,
-  outsideScope,
-  quoteIdent,
-  quoteLiteral,
-  scopedSelect,
-  singleStatement,
-  startsAsQuery,
-  versionsTable,
-} from '../sql.ts';
+import { PARTITION_COLUMN, VERSION_COLUMN, notASelect, outsideScope, quoteIdent, quoteLiteral, scopedSelect, singleStatement, startsAsQuery, versionsTable } from '../sql.ts';
 import { InvalidDatasetError, SqlError, SqlRefusedError, type Bindings, type Row, type SqlValue } from '../types.ts';
 import { SqlWarehouse } from '../warehouse.ts';
 
