@@ -24,6 +24,7 @@ export type SpecSql = {
    * outside any partition, which sees the published datasets.
    */
   scope?: readonly ScopedRelation[];
+  /** Relations the statement wrapping it defines for it: `{{this}}` and `{{previous}}` of a check. */
   given?: readonly GivenRelation[];
 };
 
