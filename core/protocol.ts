@@ -21,8 +21,27 @@ export const DEFAULT_TASK_QUEUE = 'backfill';
  */
 export const CORE_GENERATION = 2;
 
+/**
+ * The failure types (ApplicationFailure.type) of the partition activity that no retry heals,
+ * declared once: the activity raises them by these names and the retry policy lists them.
+ */
+export const PARTITION_FAILURES = {
+  nonRetryable: 'NonRetryable',
+  checkFailed: 'CheckFailed',
+  sqlError: 'SqlError',
+  unknownTransform: 'UnknownTransform',
+  invalidOutput: 'InvalidOutput',
+  invalidSpec: 'InvalidSpec',
+  /** The worker's warehouse is not the one the backfill started on. */
+  wrongWarehouse: 'WrongWarehouse',
+  /** The partition's dataset is leased to another run (a stale activity of an earlier run). */
+  staleRun: 'StaleRun',
+} as const;
+
+export type PartitionFailureType = (typeof PARTITION_FAILURES)[keyof typeof PARTITION_FAILURES];
+
 /** Failure types (ApplicationFailure.type) that a partition's retry policy never retries. */
-export const NON_RETRYABLE_TYPES = ['NonRetryable', 'CheckFailed', 'SqlError', 'UnknownTransform', 'InvalidOutput', 'InvalidSpec'];
+export const NON_RETRYABLE_TYPES: PartitionFailureType[] = Object.values(PARTITION_FAILURES);
 
 export type BackfillState = 'running' | 'completed' | 'completed_with_failures' | 'failed' | 'cancelled';
 
@@ -143,7 +162,7 @@ export type NodeInput = {
 export type PartitionInput = { node: string; from: string; to: string; keys?: string[]; all?: boolean };
 
 /** The part of a node's spec the partition activity needs. */
-export type PartitionNode = Pick<ResolvedNode, 'id' | 'transform' | 'sql' | 'params' | 'checks' | 'heartbeatTimeout'>;
+export type PartitionNode = Pick<ResolvedNode, 'id' | 'transform' | 'sql' | 'params' | 'checks' | 'heartbeatTimeout' | 'adopt'>;
 
 /** The progress of one partition activity: what a (batch) activity finished. */
 export type PartitionResult = {
@@ -175,6 +194,8 @@ export type RunPartitionsInput = {
   node: PartitionNode;
   partitions: PartitionTask[];
   maxAttempts: number;
+  /** The identity of the warehouse the backfill started on: a worker on another warehouse refuses the partitions. */
+  warehouseId?: string;
 };
 
 export type RunPartitionsResult = {
