@@ -6,6 +6,7 @@ import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { SqliteWarehouse } from '../../activities/warehouse/sqlite/sqlite-dialect.ts';
 import { quoteIdent, versionsTable } from '../../activities/warehouse/sql.ts';
+import type { Row } from '../../activities/warehouse/types.ts';
 import { warehouseSuite, write } from '../warehouse/suite.ts';
 
 warehouseSuite('sqlite', async () => {
@@ -19,6 +20,14 @@ warehouseSuite('sqlite', async () => {
         const db = new Database(path);
         try {
           db.exec(sql);
+        } finally {
+          db.close();
+        }
+      },
+      rows: async (sql) => {
+        const db = new Database(path, { readonly: true });
+        try {
+          return db.prepare(sql).all() as Row[];
         } finally {
           db.close();
         }
