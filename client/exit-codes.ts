@@ -21,7 +21,8 @@ export const EXIT_MEANINGS: Readonly<Record<ExitName, string>> = {
 export function exitCodeFor(state: Progress['state']): number {
   if (state === 'completed') return EXIT.ok;
   if (state === 'completed_with_failures') return EXIT.failures;
-  return state === 'running' ? EXIT.ok : EXIT.notCompleted;
+  // A staged backfill has computed everything and waits for `publish` or `discard`.
+  return state === 'running' || state === 'staged' ? EXIT.ok : EXIT.notCompleted;
 }
 
 /** The exit-code table, one line per code: `  0  success; ...`. */

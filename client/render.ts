@@ -62,10 +62,12 @@ export function renderChanges(changes: ChangeSummary): string {
 
 const STATE_COLOR: Record<Progress['state'], (s: string) => string> = {
   running: pc.cyan,
+  staged: pc.magenta,
   completed: pc.green,
   completed_with_failures: pc.yellow,
   failed: pc.red,
   cancelled: pc.yellow,
+  discarded: pc.yellow,
 };
 
 export function headline(progress: Progress): string {

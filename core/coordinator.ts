@@ -12,6 +12,7 @@ import { nodeShares, parseConcurrency, parseRate, type Limits, type NodeLimits }
 import { TokenBucket } from './pacing.ts';
 import type { Plan, PlanNode } from './plan.ts';
 import { progressOf } from './progress.ts';
+import { StagedGate, type StagedAction, type StagedDecision } from './staged.ts';
 import type { BackfillCarry, BackfillState, FailureGroup, NodeControl, NodeOverrides, NodeReport, NodeSettings, NodeStats, Progress } from './protocol.ts';
 import { initialRelease } from './only-changed.ts';
 import { RangeSet, type RangesJSON } from './ranges.ts';
@@ -45,13 +46,18 @@ export class BackfillCoordinator {
   private settingsStale = true;
   /** Once set, the backfill is ending: nothing new is released. */
   private closing = false;
+  /** A staged backfill (`start --stage`): its versions wait for publish or discard; null: it publishes as it goes. */
+  readonly staged: StagedGate | null;
 
   constructor(
     private readonly plan: Plan,
     initialLimits: Limits,
     carry?: Omit<BackfillCarry, 'runKey' | 'childrenRunning' | 'startedAt' | 'runs'>,
+    options: { stage?: boolean } = {},
   ) {
     this.readiness = new Readiness(plan, carry?.readiness);
+    // Decided at the first start, then carried (continue-as-new, resume).
+    this.staged = carry?.staged ? new StagedGate(carry.staged) : options.stage && !carry ? new StagedGate() : null;
     this.paused = carry?.paused ?? false;
     this.limits = carry?.limits ?? { ...initialLimits };
     this.overrides = carry?.overrides ?? {};
@@ -424,7 +430,33 @@ export class BackfillCoordinator {
       ),
       settings: Object.fromEntries(this.settings),
       restarts: this.restarts,
+      ...(this.staged ? { staged: this.staged.toCarry() } : {}),
     };
+  }
+
+  /**
+   * The state `status` shows once the partitions have settled: a staged backfill waits for a
+   * decision (`staged`), then ends as its decision says; any other ends completed or with failures.
+   */
+  get endState(): 'staged' | 'discarded' | 'completed' | 'completed_with_failures' {
+    if (this.staged && !this.staged.decided) return 'staged';
+    if (this.staged?.current === 'discarded') return 'discarded';
+    return this.anyFailed ? 'completed_with_failures' : 'completed';
+  }
+
+  /** Parses a publish or discard (the update's validator); refuses a backfill that is not staged. */
+  parseStagedDecision(action: StagedAction, value: unknown): void {
+    this.stagedGate(action).parse(action, value);
+  }
+
+  /** Takes a publish or discard (the update's handler): parsed again, then the gate moves on. */
+  beginStagedDecision(action: StagedAction, value: unknown, at: number): StagedDecision {
+    return this.stagedGate(action).begin(action, value, at);
+  }
+
+  private stagedGate(action: StagedAction): StagedGate {
+    if (!this.staged) throw new BackfillError('not_staged', `this backfill was not started with --stage: its partitions are published as they finish, there is nothing to ${action}`);
+    return this.staged;
   }
 }
 

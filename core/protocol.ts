@@ -7,6 +7,7 @@ import type { RangesJSON } from './ranges.ts';
 import type { ReadinessJSON } from './readiness.ts';
 import type { NodeStats, SchedulerState } from './scheduler.ts';
 import type { PartitionRange, ResolvedNode, ResolvedPartitions, ResolvedSpec } from './spec.ts';
+import type { StagedCarry } from './staged.ts';
 
 export type { Limits } from './limits.ts';
 export type { NodeStats } from './scheduler.ts';
@@ -43,7 +44,8 @@ export type PartitionFailureType = (typeof PARTITION_FAILURES)[keyof typeof PART
 /** Failure types (ApplicationFailure.type) that a partition's retry policy never retries. */
 export const NON_RETRYABLE_TYPES: PartitionFailureType[] = Object.values(PARTITION_FAILURES);
 
-export type BackfillState = 'running' | 'completed' | 'completed_with_failures' | 'failed' | 'cancelled';
+/** `staged`: every partition settled as staged versions, waiting for publish or discard; `discarded`: a staged backfill whose versions were dropped. */
+export type BackfillState = 'running' | 'staged' | 'completed' | 'completed_with_failures' | 'failed' | 'cancelled' | 'discarded';
 
 export type BackfillInput = {
   core: typeof CORE_GENERATION;
@@ -58,6 +60,8 @@ export type BackfillInput = {
   carry?: BackfillCarry;
   /** Partition index ranges, by node, whose published versions stand (`--only-changed`): done from the start. */
   skip?: Record<string, RangesJSON>;
+  /** `start --stage`: every partition is written and checked as a staged version; nothing is published until `publish`. */
+  stage?: boolean;
 };
 
 export type Tuning = {
@@ -117,6 +121,8 @@ export type BackfillCarry = {
   warehouse?: { id: string; location: string };
   /** The backfill emits OpenLineage events; `ended`: the nodes whose run's end was emitted. Absent: it emits none (started before it could). */
   lineage?: { ended: string[] };
+  /** A staged backfill: where it is between staging and its decision. Absent: it publishes as it goes. */
+  staged?: StagedCarry;
 };
 
 /** Settings the parent hands a node workflow: the node's share of every limit. */
@@ -166,6 +172,8 @@ export type NodeInput = {
   state?: { scheduler: SchedulerState; runs: number };
   /** The identity of the backfill's warehouse: a partition activity on a worker of another warehouse refuses it. */
   warehouseId?: string;
+  /** The backfill is staged: its partitions are written as staged versions. */
+  stage?: boolean;
 };
 
 /** Upstream partitions a partition reads: a key range of a time grain, or a list of static keys. */
@@ -206,6 +214,8 @@ export type RunPartitionsInput = {
   maxAttempts: number;
   /** The identity of the warehouse the backfill started on: a worker on another warehouse refuses the partitions. */
   warehouseId?: string;
+  /** Write staged versions (published later, all at once), reading the run's own staged upstream versions. */
+  stage?: boolean;
 };
 
 export type RunPartitionsResult = {
@@ -253,7 +263,7 @@ export type Progress = PartitionCounts & {
 };
 
 export type BackfillResult = {
-  state: Exclude<BackfillState, 'running'>;
+  state: Exclude<BackfillState, 'running' | 'staged'>;
   progress: Progress;
   /** Enough to resume this backfill in a new run (retry-failed after it ended). */
   carry: BackfillCarry;

@@ -140,7 +140,7 @@ export class BackfillSession {
   }
 
   /** The backfill's end: the nodes not ended yet (cancelled: aborted), then the backfill's run. */
-  ended(state: Exclude<BackfillState, 'running'>, nodes: readonly NodeProgress[], why?: string): void {
+  ended(state: Exclude<BackfillState, 'running' | 'staged' | 'discarded'>, nodes: readonly NodeProgress[], why?: string): void {
     if (!this.lineageEnded) return;
     const backfill = this.lineageBackfill;
     const now = workflowTime();

@@ -1,7 +1,9 @@
 /**
  * Model-based test of the coordinator, the scheduler and readiness (see model-world.ts): random
  * plans and random interleavings of everything that can happen to a backfill, with invariants
- * checked after every step, then a fault-free drain that must end the backfill.
+ * checked after every step, then a fault-free drain that must end the backfill. Half the
+ * backfills are staged (`start --stage`): readers see none of their versions until a publish
+ * commits, then all of them; a decision is taken only while the backfill waits for one.
  *
  * CI runs BACKFILL_MODEL_RUNS (default 10,000) cases from a fixed seed (BACKFILL_MODEL_SEED); a
  * failure prints the seed, the path and the shrunk counterexample, which replays with
@@ -27,8 +29,8 @@ describe('model: the coordinator, the scheduler and readiness under any interlea
       const runs = Math.min(CHUNK, RUNS - done);
       const seed = SEED + chunk;
       fc.assert(
-        fc.property(specArbitrary, fc.array(actionArbitrary, { maxLength: 120 }), (spec, actions) => {
-          holds(spec, actions);
+        fc.property(specArbitrary, fc.array(actionArbitrary, { maxLength: 120 }), fc.boolean(), (spec, actions, staged) => {
+          holds(spec, actions, staged);
         }),
         { numRuns: runs, seed },
       );
