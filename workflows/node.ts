@@ -241,6 +241,7 @@ export async function nodeWorkflow(input: NodeInput): Promise<NodeSummary> {
       partitions: tasks,
       maxAttempts: spec.retry.maxAttempts,
       ...(input.warehouseId !== undefined ? { warehouseId: input.warehouseId } : {}),
+      ...(input.stage ? { stage: true } : {}),
     })
       // Two steps, not one: the microtask in between decides the order of commands that
       // recorded histories replay (test/replay); merging them is a workflow change.
