@@ -35,6 +35,7 @@ export function startCommand() {
     [`backfill start ${SPEC} --id shop-2024 --rate 50 --watch`, 'at most 50 partitions a second in all; bars until it ends (exit code as for wait)'],
     [`backfill start ${SPEC} --id shop-march --from 2024-03-01 --to 2024-04-01`, 'March only (periods that overlap it: its weeks and the month too)'],
     [`backfill start ${SPEC} --id shop-2024 --rerun --only-changed`, 'the same id again, running only what changed since it was published'],
+    [`backfill start ${SPEC} --id shop-2024 --stage`, 'staged: nothing is published until backfill publish shop-2024 (backfill diff shop-2024 shows what would change)'],
     [`backfill start ${SPEC} --id nightly --wait-for-datasets 600`, 'when another backfill writes these datasets, wait up to 600 s for it instead of failing'],
   ])
     .description('start a backfill; prints its id and Web UI link')
@@ -50,6 +51,7 @@ export function startCommand() {
     .addOption(warehouseOption())
     .addOption(codeVersionOption())
     .option('--wait-for-datasets [timeout]', 'when running backfills write some of its datasets, wait until they are free (as long as it takes, or up to a duration such as 2h, or 600 for seconds) instead of failing; give it after the spec')
+    .option('--stage', 'write and check every partition as a staged version that nobody reads; compare with backfill diff, then backfill publish (all at once) or backfill discard')
     .option('--watch', 'show live progress until it ends')
     .addOption(jsonOption())
     .action(async (file, options, command) => {
@@ -74,6 +76,7 @@ export function startCommand() {
               ...(concurrency !== undefined ? { concurrency } : {}),
             },
             ...(changes ? { skip: changes.skip } : {}),
+            ...(options.stage ? { stage: true } : {}),
             ...(wait ? { waitForDatasets: { ...wait, onWait: reportWaiting(client) } } : {}),
           });
           if (changes) started = { ...started, onlyChanged: changes.summary };
