@@ -125,7 +125,11 @@ export function renderStatus(progress: Progress & { waiting?: Waiting[] }): stri
       eta(n.etaSeconds),
     ]);
   }
-  return [headline(progress), table.toString(), ...renderWaiting(progress), ...renderFailures(progress)].join('\n');
+  const staged =
+    progress.state === 'staged'
+      ? [pc.magenta(`staged: nothing is published yet. Compare with 'backfill diff ${progress.backfillId}', then 'backfill publish ${progress.backfillId}' or 'backfill discard ${progress.backfillId}'`)]
+      : [];
+  return [headline(progress), table.toString(), ...staged, ...renderWaiting(progress), ...renderFailures(progress)].join('\n');
 }
 
 function barPayload(n: NodeProgress) {
