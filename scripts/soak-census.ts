@@ -16,7 +16,9 @@ export type HistoryCensus = {
   /** WorkflowTaskFailed events, by cause (a failure the worker retried, unless the run is still open at the end). */
   workflowTaskFailures: Record<string, number>;
   workflowTaskTimeouts: number;
-  /** ActivityTaskTimedOut events, by timeout type. */
+  /** Activities that took more than one attempt, by what ended the attempt before the last (the server retries without writing failed attempts to history). */
+  activityRetries: Record<string, number>;
+  /** Activities whose last attempt timed out (ActivityTaskTimedOut), by timeout type. */
   activityTimeouts: Record<string, number>;
   activityFailures: number;
   /** Runs that did not end well: still running when the backfill had ended, failed, terminated or timed out. */
@@ -38,7 +40,7 @@ async function executionsOf(client: BackfillClient, backfillId: string, extra = 
 /** Reads every run's history, a few at a time. */
 export async function historyCensus(client: BackfillClient, backfillId: string): Promise<HistoryCensus> {
   const executions = await executionsOf(client, backfillId);
-  const census: HistoryCensus = { runs: {}, events: 0, workflowTaskFailures: {}, workflowTaskTimeouts: 0, activityTimeouts: {}, activityFailures: 0, notClosedWell: [] };
+  const census: HistoryCensus = { runs: {}, events: 0, workflowTaskFailures: {}, workflowTaskTimeouts: 0, activityRetries: {}, activityTimeouts: {}, activityFailures: 0, notClosedWell: [] };
   const bump = (counts: Record<string, number>, key: string) => (counts[key] = (counts[key] ?? 0) + 1);
   for (const e of executions) {
     bump(census.runs, e.status.name);
@@ -57,6 +59,14 @@ export async function historyCensus(client: BackfillClient, backfillId: string):
           case EventType.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT:
             census.workflowTaskTimeouts++;
             break;
+          case EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED: {
+            const { attempt, lastFailure } = event.activityTaskStartedEventAttributes ?? {};
+            if ((attempt ?? 1) > 1) {
+              const timeout = lastFailure?.timeoutFailureInfo;
+              bump(census.activityRetries, timeout ? `timeout ${enumName(TimeoutType, timeout.timeoutType, 'TIMEOUT_TYPE_')}` : (lastFailure?.message ?? 'unknown').slice(0, 120));
+            }
+            break;
+          }
           case EventType.EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT:
             bump(census.activityTimeouts, enumName(TimeoutType, event.activityTaskTimedOutEventAttributes?.failure?.timeoutFailureInfo?.timeoutType, 'TIMEOUT_TYPE_'));
             break;

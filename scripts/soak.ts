@@ -28,6 +28,7 @@ import { fingerprint } from '../client/demo.ts';
 import { expandPlan } from '../core/plan.ts';
 import { resolveSpec, type ResolvedSpec } from '../core/spec.ts';
 import { bundleWorkflows } from '../workers/worker.ts';
+import { freePort } from './dev-server.ts';
 import { createDatabase, dropDatabase, testPostgresUrl } from './postgres.ts';
 import { chaosSchedule, randomChaos, scheduledChaos, type ChaosAction, type ChaosPlan } from './soak-chaos.ts';
 import { describeRunning, historyCensus, type HistoryCensus } from './soak-census.ts';
@@ -47,6 +48,8 @@ export type SoakOptions = {
   seed?: number;
   /** A fixed number of kills and restarts spread over `chaosMs` (scripts/soak-chaos.ts); without it, random chaos every 3 to 12 s. */
   schedule?: { workerKills: number; serverRestarts: number; gracefulRestarts?: number };
+  /** Each worker kill waits (up to 10 s) until its worker runs a partition, so that the kill interrupts one (default false). */
+  killBusyWorkers?: boolean;
   /** The soak fails, naming what is stuck, when no partition completes for this long (default 10 minutes). */
   stallMs?: number;
   /** Stops the soak (and cleans up) when aborted. */
@@ -79,6 +82,8 @@ export type SoakResult = {
   /** Partitions an attempt reached after another had published them (work redone, not written twice). */
   reachedTwice: number;
   kills: number;
+  /** Kills of a worker that was running partitions at that moment (its Prometheus metrics said so). */
+  killsMidPartition: number;
   serverRestarts: number;
   /** Worker processes that exited without being killed (a worker gives up when the server stays away), and were started again. */
   workerExits: number;
@@ -120,6 +125,19 @@ export function soakSpec(hours: number, rate: number | null = null): ResolvedSpe
 const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const PROGRESS_EVERY_MS = 30_000;
 const WORKER_START_MS = 120_000;
+const BUSY_WAIT_MS = 10_000;
+
+/** Partition activities the worker runs right now, from its Prometheus metrics (undefined: it did not answer). */
+async function activitiesRunning(worker: WorkerProcess): Promise<number | undefined> {
+  if (!worker.metricsUrl || !worker.running) return undefined;
+  try {
+    const text = await (await fetch(worker.metricsUrl, { signal: AbortSignal.timeout(2000) })).text();
+    const match = /^temporal_worker_task_slots_used\{[^}]*worker_type="ActivityWorker"[^}]*\} (\d+)/m.exec(text);
+    return match ? Number(match[1]) : undefined;
+  } catch {
+    return undefined;
+  }
+}
 
 function published(rows: readonly LedgerRow[]): LedgerRow[] {
   return rows.filter((r) => r.status === 'published');
@@ -135,6 +153,7 @@ function firstStartAfter(startTimes: readonly number[], since: number): number |
 /** Runs the chaos against one topology, keeps the workers running, and watches progress. */
 class ChaosDriver {
   kills = 0;
+  killsMidPartition = 0;
   serverRestarts = 0;
   workerExits = 0;
   readonly restarts: Array<ServerRestart & { downMs: number }> = [];
@@ -146,6 +165,7 @@ class ChaosDriver {
     private readonly log: (line: string) => void,
     private readonly stallMs: number,
     private readonly signal: AbortSignal | undefined,
+    private readonly killBusyWorkers: boolean,
   ) {}
 
   /** Drives `plan` for up to `chaosMs` while the backfill runs, then waits for its end. */
@@ -201,11 +221,13 @@ class ChaosDriver {
   private async act(action: ChaosAction): Promise<void> {
     if (action.kind === 'kill-worker') {
       const worker = this.workers[action.worker % this.workers.length]!;
+      const running = await this.busyMoment(worker);
       await worker.kill();
       this.kills++;
+      if (running) this.killsMidPartition++;
       await pause(action.downMs);
       await this.startWorker(worker);
-      this.log(`soak: killed worker ${action.worker} (kill ${this.kills})`);
+      this.log(`soak: killed worker ${action.worker} (kill ${this.kills}${running === undefined ? '' : `, running ${running} partition activities`})`);
       return;
     }
     const restart = await this.server.restart(action.signal, action.downMs);
@@ -216,6 +238,17 @@ class ChaosDriver {
         `down ${action.downMs} ms, serving again ${restart.readyMs} ms after its start${restart.failedStarts.length ? ` (failed starts: ${restart.failedStarts.join('; ')})` : ''}`,
     );
     await this.supervise();
+  }
+
+  /** With killBusyWorkers, waits (up to 10 s) until the worker runs a partition; returns how many it runs. */
+  private async busyMoment(worker: WorkerProcess): Promise<number | undefined> {
+    const until = Date.now() + BUSY_WAIT_MS;
+    let running = await activitiesRunning(worker);
+    while (this.killBusyWorkers && running === 0 && Date.now() < until) {
+      await pause(50);
+      running = await activitiesRunning(worker);
+    }
+    return running;
   }
 
   /** A worker gives up when the server stays away too long; like a supervisor, start it again. */
@@ -263,11 +296,17 @@ export async function soak(options: SoakOptions): Promise<SoakResult> {
     server = await startSoakServer(topology, { dir, databasePrefix: prefix });
     log(`soak: ${topology} topology, Temporal server at ${server.address} (log ${server.logFile})`);
     const address = server.address;
-    workers = Array.from({ length: workerCount }, () => new WorkerProcess({ address, warehouse: url.toString(), env: { BACKFILL_WORKFLOW_BUNDLE: bundlePath } }));
+    const metricsPorts = new Set<number>();
+    while (metricsPorts.size < workerCount) metricsPorts.add(await freePort());
+    const ports = [...metricsPorts];
+    workers = Array.from(
+      { length: workerCount },
+      (_, i) => new WorkerProcess({ address, warehouse: url.toString(), metricsPort: ports[i]!, env: { BACKFILL_WORKFLOW_BUNDLE: bundlePath } }),
+    );
     warehouse = openWarehouse(url.toString(), { inline: true });
     await Promise.all(workers.map((w) => w.start(WORKER_START_MS)));
     client = await BackfillClient.connect({ address });
-    const driver = new ChaosDriver(server, workers, client, log, options.stallMs ?? 600_000, options.signal);
+    const driver = new ChaosDriver(server, workers, client, log, options.stallMs ?? 600_000, options.signal, options.killBusyWorkers ?? false);
 
     const spec = soakSpec(options.hours, rate);
     const total = expandPlan(spec).totalPartitions;
@@ -316,6 +355,7 @@ export async function soak(options: SoakOptions): Promise<SoakResult> {
       publishedTwice: [...perPartition.values()].filter((n) => n > 1).length,
       reachedTwice: rows.filter((r) => r.executions > 1).length,
       kills: driver.kills,
+      killsMidPartition: driver.killsMidPartition,
       serverRestarts: driver.serverRestarts,
       workerExits: driver.workerExits,
       rate,
@@ -371,7 +411,7 @@ if (process.argv[1]?.endsWith('scripts/soak.ts')) {
       workerKills: values.kills === undefined ? Math.ceil((PER_30_MINUTES.workerKills * 1.2 * minutes) / 30) : Number(values.kills),
       serverRestarts: values.restarts === undefined ? Math.ceil((PER_30_MINUTES.serverRestarts * 1.2 * minutes) / 30) : Number(values.restarts),
     };
-    options = { ...common, chaosMs: minutes * 60_000, hours, rate, schedule: wanted };
+    options = { ...common, chaosMs: minutes * 60_000, hours, rate, schedule: wanted, killBusyWorkers: true };
   }
   const result = await soak(options);
   process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
