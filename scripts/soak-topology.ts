@@ -40,8 +40,8 @@ export type SoakServer = {
   logFile: string;
   /** Stops the server with `signal`, waits `downMs`, starts it again on the same state; resolves once it serves the namespace. */
   restart(signal: ServerRestart['signal'], downMs: number): Promise<ServerRestart>;
-  /** Stops it and removes what it stored (the soak's own databases). */
-  close(): Promise<void>;
+  /** Stops it and, unless `keep`, removes what it stored (the soak's own databases). */
+  close(keep?: boolean): Promise<void>;
 };
 
 const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -73,9 +73,9 @@ async function devServer(dir: string): Promise<SoakServer> {
 async function postgresServer(dir: string, databasePrefix: string): Promise<SoakServer> {
   const logFile = join(dir, 'temporal-server.log');
   let cluster: TemporalCluster | undefined;
-  const drop = async () => {
+  const drop = async (keep = false) => {
     await cluster?.stop();
-    await Promise.all([databasePrefix, `${databasePrefix}_visibility`].map((name) => dropDatabase(name).catch(() => undefined)));
+    if (!keep) await Promise.all([databasePrefix, `${databasePrefix}_visibility`].map((name) => dropDatabase(name).catch(() => undefined)));
   };
   try {
     cluster = await startTemporalCluster({ databasePrefix, logFile, logLevel: 'warn' });

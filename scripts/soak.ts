@@ -87,6 +87,8 @@ export type SoakResult = {
   serverRestarts: number;
   /** Worker processes that exited without being killed (a worker gives up when the server stays away), and were started again. */
   workerExits: number;
+  /** Worker starts that failed (timed out or exited before polling); the worker was started again. */
+  workerStartFailures: number;
   /** The first node's pace, partitions per second (null: unpaced). */
   rate: number | null;
   fingerprint: string;
@@ -156,6 +158,9 @@ class ChaosDriver {
   killsMidPartition = 0;
   serverRestarts = 0;
   workerExits = 0;
+  workerStartFailures = 0;
+  /** Workers whose last start failed (killed then): not run, but not exited on their own either. */
+  private readonly notStarted = new Set<WorkerProcess>();
   readonly restarts: Array<ServerRestart & { downMs: number }> = [];
 
   constructor(
@@ -255,8 +260,10 @@ class ChaosDriver {
   private async supervise(): Promise<void> {
     for (const [i, worker] of this.workers.entries()) {
       if (worker.running) continue;
-      this.workerExits++;
-      this.log(`soak: worker ${i} had exited on its own; starting it again. Its last words: ${worker.log.trim().split('\n').slice(-3).join(' | ')}`);
+      if (!this.notStarted.has(worker)) {
+        this.workerExits++;
+        this.log(`soak: worker ${i} had exited on its own; starting it again. Its last words: ${worker.log.trim().split('\n').slice(-3).join(' | ')}`);
+      }
       await this.startWorker(worker);
     }
   }
@@ -265,7 +272,10 @@ class ChaosDriver {
   private async startWorker(worker: WorkerProcess): Promise<void> {
     try {
       await worker.start(WORKER_START_MS);
+      this.notStarted.delete(worker);
     } catch (error) {
+      this.workerStartFailures++;
+      this.notStarted.add(worker);
       this.log(`soak: a worker did not start: ${(error as Error).message.split('\n')[0]}`);
       await worker.kill();
     }
@@ -286,6 +296,7 @@ export async function soak(options: SoakOptions): Promise<SoakResult> {
   let warehouse: Warehouse | undefined;
   let client: BackfillClient | undefined;
   const began = Date.now();
+  let failed = true;
   try {
     await createDatabase(database);
     const url = new URL(testPostgresUrl());
@@ -347,6 +358,7 @@ export async function soak(options: SoakOptions): Promise<SoakResult> {
     const undisturbed = await driver.run(clean.backfillId, undefined, 0);
     if (undisturbed.state !== 'completed') throw new Error(`the undisturbed run ended ${undisturbed.state}`);
     const cleanRows = published(await warehouse.ledger({ backfillId: clean.backfillId }));
+    failed = false;
     return {
       topology,
       partitions: total,
@@ -358,6 +370,7 @@ export async function soak(options: SoakOptions): Promise<SoakResult> {
       killsMidPartition: driver.killsMidPartition,
       serverRestarts: driver.serverRestarts,
       workerExits: driver.workerExits,
+      workerStartFailures: driver.workerStartFailures,
       rate,
       fingerprint: fingerprint(rows),
       undisturbedFingerprint: fingerprint(cleanRows),
@@ -371,9 +384,16 @@ export async function soak(options: SoakOptions): Promise<SoakResult> {
     await client?.close();
     await Promise.all(workers.map((w) => w.stop()));
     await warehouse?.close();
-    await server?.close();
-    await dropDatabase(database).catch(() => undefined);
-    rmSync(dir, { recursive: true, force: true });
+    // BACKFILL_KEEP_TEST_FILES keeps the databases (histories, ledger) too; a failure keeps the logs.
+    const keep = Boolean(process.env.BACKFILL_KEEP_TEST_FILES);
+    await server?.close(keep);
+    if (!keep) await dropDatabase(database).catch(() => undefined);
+    if (failed || keep) {
+      for (const [i, w] of workers.entries()) writeFileSync(join(dir, `worker-${i}.log`), w.log);
+      log(`soak: kept ${dir} (server and worker logs)${keep ? ` and the databases ${prefix}*` : ''}`);
+    } else {
+      rmSync(dir, { recursive: true, force: true });
+    }
   }
 }
 
