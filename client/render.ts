@@ -62,6 +62,8 @@ export function renderChanges(changes: ChangeSummary): string {
 
 const STATE_COLOR: Record<Progress['state'], (s: string) => string> = {
   running: pc.cyan,
+  awaiting_approval: pc.yellow,
+  waiting_for_window: pc.yellow,
   completed: pc.green,
   completed_with_failures: pc.yellow,
   failed: pc.red,

@@ -8,7 +8,8 @@ import { checkSpec } from '../../core/policy-check.ts';
 import { parsePolicy } from '../../core/policy.ts';
 import { resolveSpec } from '../../core/spec.ts';
 import { createPolicyActivities, policyFileFrom, readPolicyFile } from '../../activities/policy.ts';
-import { policyCommand, policyFileForCheck, renderPolicyCheck, runPolicyCheck } from '../../client/policy-check.ts';
+import { policyFileForCheck, renderPolicyCheck, runPolicyCheck } from '../../client/policy-check.ts';
+import { policyCommand } from '../../client/commands/policy.ts';
 
 const KEY = `AAAAC3NzaC1lZDI1NTE5AAAAI${'B'.repeat(43)}`;
 let dir: string;
