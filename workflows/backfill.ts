@@ -71,6 +71,7 @@ import {
   setRateSignal,
   setRateUpdate,
 } from './definitions.ts';
+import { BackfillSession } from './backfill-session.ts';
 import { governanceActivities, judgeStart, refusedStart } from './governance.ts';
 import { nodeWorkflow } from './node.ts';
 
@@ -128,6 +129,23 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
   let admission: { view: Admission; refused: string | null } | null = null;
   /** Whether `backfill cancel` said who and why before the cancellation came. */
   let wasAnnounced = () => false;
+  const starting = !carry?.childrenRunning;
+  const session = new BackfillSession(
+    {
+      backfillId,
+      runKey,
+      startedAt,
+      range: input.range,
+      taskQueue: plan.nodes[0]!.spec.taskQueue,
+      nodes: () => plan.nodes.map((n) => coordinator.nodeSpec(n.id)),
+      name: input.spec.name,
+      ...(input.spec.description !== undefined ? { description: input.spec.description } : {}),
+    },
+    carry,
+    starting,
+  );
+  /** The carried state of this run: the coordinator's, and what the session keeps. */
+  const carryOf = (childrenRunning: boolean) => ({ ...coordinator.toCarry(), ...session.toCarry(), runKey, childrenRunning, startedAt, runs });
 
   const sending = new Set<string>();
   /** Node workflows a signal could not reach: closed, to be started again. */
@@ -282,7 +300,7 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
     });
   }
   setHandler(progressQuery, () => coordinator.progress(backfillId, 'running', runs));
-  setHandler(carryQuery, () => ({ ...coordinator.toCarry(), runKey, childrenRunning: false, startedAt, runs }));
+  setHandler(carryQuery, () => carryOf(false));
   setHandler(partitionsQuery, () =>
     Object.fromEntries(plan.nodes.map((n) => [n.id, { done: coordinator.readiness.done(n.id).toJSON(), failed: coordinator.readiness.failed(n.id).toJSON() }])),
   );
@@ -323,6 +341,7 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
           ready: ready.toJSON(),
           ...(recheck && !recheck.isEmpty ? { recheck: recheck.toJSON() } : {}),
           tuning,
+          ...(session.warehouseId !== undefined ? { warehouseId: session.warehouseId } : {}),
         },
       ],
       // The node workflows outlive each run of this one (continue-as-new); this workflow
@@ -460,14 +479,27 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
   };
   const statusName = () => (governed ? coordinator.statusName() : coordinator.isPaused ? 'paused' : 'running');
 
+  // Nodes whose partitions have all settled end their lineage run; looked at every two seconds at most.
+  let settledAt = -Infinity;
+  const endSettledNodes = () => {
+    const now = workflowTime();
+    if (now - settledAt < 2000) return;
+    settledAt = now;
+    session.nodesSettled(() => coordinator.progress(backfillId, 'running', runs).nodes);
+  };
+
   try {
     showStatus(statusName());
-    if (!carry?.childrenRunning) {
+    if (starting) {
+      // The warehouse the workers write to, and a lease on every dataset, before anything is written
+      // (after the policy's judgement: a refused start leases nothing).
+      if (session.leasing) await session.begin();
       // Partitions that --only-changed keeps count as done before anything is released.
       coordinator.releaseInitial(input.skip);
       coordinator.refreshSettings();
       // A resumed run: what the ended run had in hands may be published already (recheck).
       await Promise.all(plan.nodes.map((node) => startNode(node, coordinator.takeInitial(node.id), coordinator.recheckOf(node.id))));
+      session.started();
     }
     void prober().catch((error: unknown) => {
       if (!isCancellation(error)) log.error(`node checks failed: ${String(error)}`);
@@ -488,6 +520,7 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
       coordinator.refreshSettings();
       showStatus(statusName());
       show();
+      endSettledNodes();
       // With reports streaming in there may never be a moment with nothing to send: once the
       // history is long enough, nothing more is sent, the signals in flight land, and the
       // outbox is carried. The run then ends within a bounded number of events of the limit.
@@ -499,11 +532,12 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
       if (sending.size > 0 || (!handingOver && (flushable() || unreachable.size > 0))) continue;
       if (coordinator.settled) break;
       if (shouldContinueAsNew()) {
+        await session.landed();
         await condition(allHandlersFinished);
         return await continueAsNew<typeof backfillWorkflow>({
           ...input,
           spec,
-          carry: { ...coordinator.toCarry(), runKey, childrenRunning: true, startedAt, runs },
+          carry: carryOf(true),
         });
       }
     }
@@ -523,13 +557,13 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
       await condition(() => sending.size === 0 && !flushable());
     }
     const state = coordinator.anyFailed ? 'completed_with_failures' : 'completed';
+    const progress = coordinator.progress(backfillId, state, runs);
+    session.ended(state, progress.nodes);
+    await session.release();
+    await session.landed();
     showStatus(state);
     show(state);
-    return {
-      state,
-      progress: coordinator.progress(backfillId, state, runs),
-      carry: { ...coordinator.toCarry(), runKey, childrenRunning: false, startedAt, runs },
-    };
+    return { state, progress, carry: carryOf(false) };
   } catch (error) {
     const cancelled = isCancellation(error);
     if (!cancelled && !(error instanceof ApplicationFailure)) throw error;
@@ -548,6 +582,9 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
       );
       const wound = await condition(() => live.every((n) => cancelledNodes.has(n.id)), CANCEL_GRACE);
       if (!wound) log.warn('node workflows did not confirm cancellation in time');
+      session.ended(cancelled ? 'cancelled' : 'failed', coordinator.progress(backfillId, cancelled ? 'cancelled' : 'failed', runs).nodes, cancelled ? undefined : (error as ApplicationFailure).message);
+      await session.release().catch((failure: unknown) => log.warn(`the datasets' leases were not released: ${String(failure)}`));
+      await session.landed();
     });
     throw error;
   }

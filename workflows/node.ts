@@ -75,6 +75,7 @@ function activityNode(spec: ResolvedNode): PartitionNode {
     params: spec.params,
     checks: spec.checks,
     heartbeatTimeout: spec.heartbeatTimeout,
+    ...(spec.adopt ? { adopt: true } : {}),
   };
 }
 
@@ -266,6 +267,7 @@ export async function nodeWorkflow(input: NodeInput): Promise<NodeSummary> {
       partitions: tasks,
       maxAttempts,
       ...(settings.openUntil !== undefined && settings.stopBy !== undefined ? { window: { notAfter: settings.openUntil, stopBy: settings.stopBy } } : {}),
+      ...(input.warehouseId !== undefined ? { warehouseId: input.warehouseId } : {}),
     })
       // Two steps, not one: the microtask in between decides the order of commands that
       // recorded histories replay (test/replay); merging them is a workflow change.
