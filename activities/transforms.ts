@@ -42,6 +42,13 @@ export type TransformContext = {
   /** How many times this partition was throttled (ThrottledError) before this run. */
   throttled: number;
   heartbeat(details?: unknown): void;
+  /**
+   * Reports what producing this partition cost, in the unit the policy's cost budget names
+   * (`budgets.cost: { metric: reported, unit: bytes scanned }`): bytes scanned, credits, a
+   * query's price. Calls add up; the ledger records the partition's total, and the backfill's
+   * cost budget counts it. A transform that never calls it costs 0.
+   */
+  reportCost(amount: number): void;
 };
 
 export type Transform = ((ctx: TransformContext) => Promise<Row[] | void> | Row[] | void) & {
@@ -95,6 +102,7 @@ const asStrings = (value: unknown): string[] => (Array.isArray(value) ? value.ma
  *   capacityPerSecond: 10  acts as a downstream system that throttles calls beyond this many per second (per worker)
  *   hangKeys: [keys]       never finishes ('await': keeps heartbeating; hang: 'busy' blocks the process)
  *   crashKeys: [keys]      kills the worker process on the first attempt
+ *   cost: 5                reports this cost per partition (ctx.reportCost), for cost budgets
  * Crashes and hangs happen only on a worker started with --allow-fault-injection
  * (`faultInjection`); elsewhere such a partition fails for good and the worker lives on.
  */
@@ -125,6 +133,7 @@ async function runSleep(ctx: TransformContext, faultInjection: boolean): Promise
     throw new ThrottledError(`downstream over capacity (${p.capacityPerSecond}/s) for ${ctx.node}`);
   }
   if (ms > 0) await delay(ms, undefined, { signal: ctx.signal });
+  if (typeof p.cost === 'number') ctx.reportCost(p.cost);
   if (chosen(p.failKeys, p.failRate)) {
     const failAttempts = typeof p.failAttempts === 'number' ? p.failAttempts : Infinity;
     if (ctx.attempt <= failAttempts) {

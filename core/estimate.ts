@@ -576,3 +576,23 @@ export function fitOverhead(run: SimulationInput, spanMs: number, iterations = 8
   }
   return { factor: Math.round(best.factor * 1000) / 1000, modelSpanMs, fittedSpanMs: best.fittedSpanMs, clamped: false };
 }
+
+/**
+ * The partition-seconds a plan would spend: each partition that runs (not skipped) for its own
+ * duration where the ledger has one, else its node's mean. What the policy's
+ * `approval.maxPartitionSeconds` is held against, and what a `partitionSeconds` cost budget counts.
+ */
+export function partitionSeconds(plan: Plan, timings: ReadonlyMap<string, NodeTiming>, skip: Readonly<Record<string, RangesJSON>> = {}): number {
+  let ms = 0;
+  for (const node of plan.nodes) {
+    const timing = timings.get(node.id);
+    if (!timing) continue;
+    const skipped = RangeSet.fromJSON(skip[node.id]);
+    for (let i = 0; i < node.partitions.size; i++) {
+      if (skipped.has(i)) continue;
+      const own = timing.byIndex?.[i];
+      ms += own !== undefined && !Number.isNaN(own) ? own : timing.meanMs;
+    }
+  }
+  return ms / 1000;
+}

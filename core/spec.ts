@@ -11,6 +11,7 @@ import { findCycle } from './graph.ts';
 import { BackfillConcurrencySchema, NodeConcurrencySchema, RateSchema } from './limits.ts';
 import { grainOf, mappingKind } from './mapping.ts';
 import { nodeIdProblem } from './names.ts';
+import { WindowsSchema, type Windows } from './windows.ts';
 import { zodProblem } from './zod-errors.ts';
 
 const STATIC_KEY = /^[A-Za-z0-9][A-Za-z0-9._:=-]{0,127}$/;
@@ -201,6 +202,8 @@ export const SpecSchema = z.strictObject({
   /** Backfill-wide limits, shared by all nodes (each node keeps its own limits too). */
   rate: RateSchema.default(null),
   concurrency: BackfillConcurrencySchema.default(null),
+  /** When partitions may start (wall-clock windows in a time zone); the policy's windows apply too. */
+  windows: WindowsSchema.optional(),
   nodes: z.array(NodeSchema).min(1, { message: 'needs at least one node' }),
 });
 
@@ -241,6 +244,8 @@ export type ResolvedSpec = {
   transforms: string[];
   rate: number | null;
   concurrency: number | null;
+  /** Run windows: absent when the spec sets none. */
+  windows?: Windows;
   nodes: ResolvedNode[];
 };
 
@@ -443,6 +448,7 @@ export function resolveSpec(document: unknown, knownTransforms?: ReadonlySet<str
     transforms: spec.transforms,
     rate: spec.rate,
     concurrency: spec.concurrency,
+    ...(spec.windows !== undefined ? { windows: spec.windows } : {}),
     nodes,
   };
 }

@@ -7,8 +7,8 @@
  *   - here: BACKFILL_HOME, BACKFILL_UI_URL, BACKFILL_TASK_QUEUE, BACKFILL_SHARED_DATASETS,
  *     BACKFILL_WORKFLOW_BUNDLE and BACKFILL_LOG_LEVEL, which no flag sets;
  *   - by commander (`.env()` on the flag they back): BACKFILL_WAREHOUSE (--warehouse),
- *     BACKFILL_CODE_VERSION (--code-version), BACKFILL_LOG_FORMAT (--log-format) and
- *     BACKFILL_TRANSFORMS (--transforms);
+ *     BACKFILL_CODE_VERSION (--code-version), BACKFILL_LOG_FORMAT (--log-format),
+ *     BACKFILL_TRANSFORMS (--transforms) and BACKFILL_POLICY (--policy);
  *   - TEMPORAL_* by Temporal's environment configuration (client/connection.ts), OTEL_* by
  *     OpenTelemetry (workers/tracing.ts), TEMPORAL_CLI_PATH by the CLI's resolver (temporal-cli.ts).
  */

@@ -29,6 +29,7 @@ import {
   setHandler,
   workflowInfo,
 } from '@temporalio/workflow';
+import { isNoSpending, noSpending, spend } from '../core/budget.ts';
 import { parseDuration } from '../core/duration.ts';
 import { BackfillError } from '../core/errors.ts';
 import { parseNodeControl } from '../core/node-control.ts';
@@ -40,6 +41,7 @@ import {
   type NodeControl,
   type NodeInput,
   type NodeReport,
+  type NodeSettings,
   type PartitionFailureDetails,
   type PartitionNode,
   type PartitionTask,
@@ -91,6 +93,18 @@ function taskFor(plan: PlanNode, index: number, throttled: number, recheck: bool
   };
 }
 
+/**
+ * How many attempts of an activity that failed for good failed: the attempt it says it was
+ * (every attempt before it failed too), or, for a timeout that said nothing, all it had.
+ */
+function failedAttempts(error: unknown, maxAttempts: number): number {
+  const cause = error instanceof ActivityFailure ? error.cause : error;
+  if (isCancellation(error) || isCancellation(cause)) return 0;
+  const details = (cause instanceof ApplicationFailure ? cause.details?.[0] : cause instanceof TimeoutFailure ? cause.lastHeartbeatDetails : undefined) as Partial<PartitionFailureDetails> | undefined;
+  if (typeof details?.attempt === 'number' && details.attempt >= 1) return details.attempt;
+  return cause instanceof TimeoutFailure ? maxAttempts : 1;
+}
+
 /** What an activity's failure says: which partitions it had finished, which one failed and why. */
 function failureOutcome(error: unknown): BatchOutcome {
   const cause = error instanceof ActivityFailure ? error.cause : error;
@@ -140,6 +154,12 @@ export async function nodeWorkflow(input: NodeInput): Promise<NodeSummary> {
   let settingsChanged = 0;
   let heardFromParent = workflowTime();
   let maxInflight = 0;
+  /** The settings in force (the scheduler's): their run-window deadline holds back new starts. */
+  let settings: NodeSettings = input.state?.scheduler.settings ?? input.settings;
+  /** What the partitions cost and the attempts that failed since the last report (for the parent's budgets). */
+  const spending = input.state?.spent ?? noSpending();
+  /** Run windows: no batch starts at or after the current window's close (the parent's pause may arrive later). */
+  const windowAllows = () => settings.openUntil === undefined || workflowTime() < settings.openUntil;
 
   setHandler(nodeControlSignal, (value: NodeControl) => {
     let control: NodeControl;
@@ -153,7 +173,10 @@ export async function nodeWorkflow(input: NodeInput): Promise<NodeSummary> {
     }
     heardFromParent = workflowTime();
     if (control.ready) scheduler.release(RangeSet.fromJSON(control.ready));
-    if (control.settings && scheduler.configure(control.settings)) settingsChanged++;
+    if (control.settings && scheduler.configure(control.settings)) {
+      settings = control.settings;
+      settingsChanged++;
+    }
     if (control.node) {
       spec = control.node;
       scheduler.reconfigure(schedulerOptions(spec));
@@ -177,7 +200,9 @@ export async function nodeWorkflow(input: NodeInput): Promise<NodeSummary> {
   const parent = getExternalWorkflowHandle(input.parentWorkflowId);
   const report = async (final?: 'cancelled') => {
     const body = scheduler.takeReport();
-    const message: NodeReport = { node: plan.id, ...body, ...(final ? { final } : {}) };
+    const spent = isNoSpending(spending) ? undefined : { ...spending };
+    Object.assign(spending, noSpending());
+    const message: NodeReport = { node: plan.id, ...body, ...(final ? { final } : {}), ...(spent ? { spent } : {}) };
     sending = true;
     try {
       // Never cancelled halfway: a report that leaves must arrive, or the parent loses track.
@@ -244,20 +269,29 @@ export async function nodeWorkflow(input: NodeInput): Promise<NodeSummary> {
       },
     });
     maxInflight = Math.max(maxInflight, scheduler.inFlightBatches);
+    const maxAttempts = spec.retry.maxAttempts;
     runPartitions({
       backfillId: input.backfillId,
       runKey: input.runKey,
       workflowId: workflowInfo().workflowId,
       node: activityNode(spec),
       partitions: tasks,
-      maxAttempts: spec.retry.maxAttempts,
+      maxAttempts,
+      ...(settings.openUntil !== undefined && settings.stopBy !== undefined ? { window: { notAfter: settings.openUntil, stopBy: settings.stopBy } } : {}),
       ...(input.warehouseId !== undefined ? { warehouseId: input.warehouseId } : {}),
     })
       // Two steps, not one: the microtask in between decides the order of commands that
       // recorded histories replay (test/replay); merging them is a workflow change.
       .then(
-        (result): BatchOutcome => ({ kind: 'completed', finished: result.finished, ...(result.throttled ? { throttled: result.throttled } : {}) }),
-        failureOutcome,
+        (result): BatchOutcome => {
+          spend(spending, result.finished, Math.max(0, (result.attempt ?? 1) - 1));
+          return { kind: 'completed', finished: result.finished, ...(result.throttled ? { throttled: result.throttled } : {}) };
+        },
+        (error: unknown): BatchOutcome => {
+          const outcome = failureOutcome(error);
+          spend(spending, outcome.kind === 'failed' ? outcome.finished : [], failedAttempts(error, maxAttempts));
+          return outcome;
+        },
       )
       .then((outcome) => {
         scheduler.settle(batch.id, outcome);
@@ -300,7 +334,7 @@ export async function nodeWorkflow(input: NodeInput): Promise<NodeSummary> {
   try {
     for (;;) {
       scheduler.advance(workflowTime());
-      if (!finishing && !parentGone && !draining) for (const batch of scheduler.startable()) start(batch);
+      if (!finishing && !parentGone && !draining && windowAllows()) for (const batch of scheduler.startable()) start(batch);
       show();
       if (parentGone || (finishing && scheduler.inFlightBatches === 0)) break;
       if (shouldContinueAsNew() && !finishing) {
@@ -336,7 +370,7 @@ export async function nodeWorkflow(input: NodeInput): Promise<NodeSummary> {
             node: spec,
             ready: '',
             recheck: '',
-            state: { scheduler: scheduler.toState(), runs },
+            state: { scheduler: scheduler.toState(), runs, ...(isNoSpending(spending) ? {} : { spent: { ...spending } }) },
           });
         }
         holdingReports = false;

@@ -45,6 +45,8 @@ export async function startTestWorker(options: {
   allowFaultInjection?: boolean;
   /** Where OpenLineage events go (default: nowhere). */
   lineage?: LineageSettings;
+  /** The policy the workers judge every backfill by (backfill worker --policy). */
+  policyFile?: string;
 }): Promise<TestWorker> {
   // Activity failures are expected in these tests; keep the SDK's warnings about them quiet.
   process.env.BACKFILL_LOG_LEVEL ??= 'ERROR';
@@ -62,6 +64,7 @@ export async function startTestWorker(options: {
     allowFaultInjection: options.allowFaultInjection ?? false,
     workflowBundle: { codePath: inject('workflowBundlePath') },
     lineage: options.lineage ?? { enabled: false, why: 'not asked for by the test' },
+    ...(options.policyFile !== undefined ? { policyFile: options.policyFile } : {}),
   });
   const running = workers.run();
   return {

@@ -25,7 +25,7 @@ const refusal = (value: unknown): string => {
 
 describe('parseNodeControl', () => {
   it('accepts what the parent sends: a probe, ready partitions, settings, a new spec of the node, finish', () => {
-    for (const control of [{}, { ready: RangeSet.of([0, 10]).toJSON() }, { settings }, { settings: { ...settings, rate: null, concurrency: 0 } }, { node }, { finish: true }]) {
+    for (const control of [{}, { ready: RangeSet.of([0, 10]).toJSON() }, { settings }, { settings: { ...settings, rate: null, concurrency: 0 } }, { settings: { ...settings, openUntil: 1000, stopBy: 1600 } }, { node }, { finish: true }]) {
       expect(parseNodeControl(control, 'orders', 10)).toBe(control);
     }
   });
@@ -43,6 +43,10 @@ describe('parseNodeControl', () => {
     expect(refusal({ settings: { ...settings, burst: 0 } })).toMatch(/settings\.burst/);
     expect(refusal({ settings: { ...settings, seq: 0 } })).toMatch(/settings\.seq/);
     expect(refusal({ settings: { ...settings, extra: 1 } })).toMatch(/settings/);
+    // A run window's deadline comes whole (the parent sends both, stopBy at or after openUntil).
+    expect(refusal({ settings: { ...settings, openUntil: 1000 } })).toMatch(/settings\.stopBy: openUntil and stopBy come together/);
+    expect(refusal({ settings: { ...settings, openUntil: 1000, stopBy: 999 } })).toMatch(/settings\.stopBy/);
+    expect(refusal({ settings: { ...settings, openUntil: 'soon', stopBy: 1000 } })).toMatch(/settings\.openUntil/);
     expect(refusal({ node: { ...node, id: 'other' } })).toMatch(/node is not a spec of orders/);
     expect(refusal({ node: { ...node, sql: 42 } })).toMatch(/sql is not text/);
     expect(refusal({ node: { ...node, checks: null } })).toMatch(/no params or checks/);
