@@ -35,7 +35,7 @@ function failureType(error: unknown): { type: string; nonRetryable: boolean } {
   return { type: error instanceof Error ? error.name : 'Error', nonRetryable: false };
 }
 
-function resultOf(task: PartitionTask, published: Published, startedAt: number): PartitionResult {
+function resultOf(task: PartitionTask, published: Published, startedAt: number, latencyMs?: number): PartitionResult {
   return {
     index: task.index,
     key: task.key,
@@ -44,6 +44,7 @@ function resultOf(task: PartitionTask, published: Published, startedAt: number):
     checksum: published.checksum,
     startedAt,
     finishedAt: Date.now(),
+    ...(latencyMs !== undefined ? { latencyMs } : {}),
   };
 }
 
@@ -85,6 +86,11 @@ export function createActivities(deps: ActivityDeps) {
       }
     }
     const { data, session } = collectData();
+    // The latency the transform reports for the system it calls: the highest of the partition's.
+    let latencyMs: number | undefined;
+    const reportLatency = (ms: number) => {
+      if (typeof ms === 'number' && Number.isFinite(ms) && ms >= 0) latencyMs = Math.max(latencyMs ?? 0, Math.round(ms));
+    };
     const bindings = partitionBindings(task.key, task.window, node.params);
     // The first read pins the upstream versions it sees; later reads and the ledger use the same ones.
     let pinned: PinnedInput[] | undefined;
@@ -105,6 +111,7 @@ export function createActivities(deps: ActivityDeps) {
       attempt: ctx.info.attempt,
       throttled: task.throttled,
       heartbeat: (details) => ctx.heartbeat(details),
+      reportLatency,
     });
     if (returned !== undefined) {
       if (!Array.isArray(returned)) {
@@ -132,7 +139,7 @@ export function createActivities(deps: ActivityDeps) {
       specHash: definitionHash,
     });
     for (const warning of published.alreadyPublished ? [] : published.warnings) ctx.log.warn(`check warning on ${node.id} ${task.key}: ${warning}`);
-    const result = resultOf(task, published, startedAt);
+    const result = resultOf(task, published, startedAt, latencyMs);
     telemetry.published(result);
     return result;
   };

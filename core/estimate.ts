@@ -17,6 +17,8 @@
  *
  * It does not model failures, retries or throttling: every partition succeeds once.
  */
+import { DEFAULT_BATCH_TARGET, autoBatchSize } from './batching.ts';
+import { parseDuration } from './duration.ts';
 import { nodeShares, type Limits, type NodeLimits } from './limits.ts';
 import { initialRelease } from './only-changed.ts';
 import { TokenBucket } from './pacing.ts';
@@ -263,6 +265,8 @@ type NodeRun = {
   deliverBusyUntil: number;
   deliverPending: boolean;
   forecast: NodeForecast;
+  /** With `batchSize: auto`: whether a batch of it completed, so that the workflow knows its partitions' durations. */
+  measured: boolean;
 };
 
 /** Simulates the run of a plan; pure and deterministic. */
@@ -321,6 +325,7 @@ class Simulation {
         deliverBusyUntil: 0,
         deliverPending: false,
         forecast: { id: plan.id, partitions: plan.partitions.size, runs: 0, activities: 0, firstStartMs: null, finishMs: null },
+        measured: false,
       };
     });
   }
@@ -398,9 +403,8 @@ class Simulation {
     const elapsed = now - node.countedAt;
     if (elapsed > 0) node.bucket.refill(elapsed);
     node.countedAt = now;
-    const batchSize = node.plan.spec.batchSize;
     while (node.inFlight < node.share.concurrency && !node.ready.isEmpty) {
-      const wanted = Math.min(batchSize, node.ready.size);
+      const wanted = Math.min(this.batchSize(node), node.ready.size);
       const granted = node.bucket.take(wanted);
       if (granted < 1) {
         // The workflow's pacing timer: the time to refill half the bucket.
@@ -409,6 +413,18 @@ class Simulation {
       }
       this.startBatch(node, node.ready.take(granted), now);
     }
+  }
+
+  /** The node's batch size; with `auto`, what the workflow picks once its first batch measured the partitions (the node's mean time). */
+  private batchSize(node: NodeRun): number {
+    const { batchSize, batchTarget } = node.plan.spec;
+    if (batchSize !== 'auto') return batchSize;
+    return autoBatchSize({
+      msPerPartition: node.measured ? node.timing.meanMs : null,
+      targetMs: parseDuration(batchTarget ?? DEFAULT_BATCH_TARGET)!,
+      queued: node.ready.size,
+      concurrency: node.share.concurrency,
+    });
   }
 
   private wake(node: NodeRun, at: number): void {
@@ -438,6 +454,7 @@ class Simulation {
   }
 
   private complete(node: NodeRun, indices: number[], now: number): void {
+    node.measured = true;
     node.inFlight--;
     node.running -= indices.length;
     node.forecast.runs += indices.length;

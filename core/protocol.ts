@@ -154,6 +154,8 @@ export type PartitionResult = {
   checksum: string;
   startedAt: number;
   finishedAt: number;
+  /** The latency the transform reported for the system it calls (the highest, when it reported several). */
+  latencyMs?: number;
 };
 
 export type PartitionTask = {

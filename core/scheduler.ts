@@ -10,11 +10,14 @@
  * the partition activity skips any that the previous run's activity had published in the
  * meantime (a partition is published once either way).
  */
+import { DEFAULT_BATCH_TARGET, autoBatchSize, measurePartitions } from './batching.ts';
+import { parseDuration } from './duration.ts';
 import type { WaitReason } from './details.ts';
 import { addFailure } from './failures.ts';
-import { Aimd, TokenBucket, type AimdJSON } from './pacing.ts';
+import { Aimd, LatencyPacer, TokenBucket, type AimdJSON, type LatencyPacerJSON } from './pacing.ts';
 import type { FailureGroup, NodeSettings, PartitionResult } from './protocol.ts';
 import { RangeSet, type RangesJSON } from './ranges.ts';
+import type { ResolvedNode } from './spec.ts';
 
 /** How many recent partition start times estimate the pace a node achieves. */
 const RECENT_STARTS = 20;
@@ -22,10 +25,15 @@ const RECENT_STARTS = 20;
 const RECENT_WINDOW_MS = 5000;
 /** While throttled, the pace is re-examined at least this often, so that it climbs back smoothly. */
 const THROTTLED_TICK_MS = 1000;
+const DEFAULT_BATCH_TARGET_MS = parseDuration(DEFAULT_BATCH_TARGET)!;
 
 export type SchedulerOptions = {
-  /** Partitions per activity. */
-  batchSize: number;
+  /** Partitions per activity, or `auto`: sized from the partitions' measured durations (core/batching.ts). */
+  batchSize: number | 'auto';
+  /** With `auto`, about how long one activity should run. */
+  batchTargetMs?: number;
+  /** Pacing on measured load: the p95 latency of partitions (or the one their transform reports) to stay under. */
+  latencyTargetMs?: number | null;
   /** Times one partition may be throttled before it fails. */
   maxThrottles: number;
   /**
@@ -34,6 +42,20 @@ export type SchedulerOptions = {
    */
   reportRunning?: boolean;
 };
+
+/**
+ * The scheduler's options from a node's spec. Specs of runs started before `batchTarget` and
+ * `pace` existed have neither (and a whole-number batch size).
+ */
+export function schedulerOptionsOf(node: ResolvedNode, reportRunning: boolean): SchedulerOptions {
+  return {
+    batchSize: node.batchSize,
+    maxThrottles: node.retry.maxThrottles,
+    reportRunning,
+    ...(node.batchSize === 'auto' ? { batchTargetMs: parseDuration(node.batchTarget ?? DEFAULT_BATCH_TARGET)! } : {}),
+    ...(node.pace?.latencyTarget ? { latencyTargetMs: parseDuration(node.pace.latencyTarget)! } : {}),
+  };
+}
 
 /** What the parent shows of a node. */
 export type NodeStats = {
@@ -44,6 +66,10 @@ export type NodeStats = {
   completed: number;
   firstStartedAt: number | null;
   lastFinishedAt: number | null;
+  /** With `batchSize: auto`, the size of the node's next batch. */
+  batchSize?: number;
+  /** With a latency target, the p95 of the latest latencies (null before any). */
+  latencyP95Ms?: number | null;
 };
 
 export type SchedulerState = {
@@ -61,6 +87,10 @@ export type SchedulerState = {
   recentStarts: number[];
   /** Partitions throttled before and not yet done, by how many times. */
   throttled: Record<string, RangesJSON>;
+  /** With `batchSize: auto`: the mean time per partition measured so far. */
+  msPerPartition?: number | null;
+  /** With a latency target: its pacing. */
+  latency?: LatencyPacerJSON;
 };
 
 export type Batch = { id: number; indices: number[]; recheck: boolean[]; throttled: number[] };
@@ -80,6 +110,9 @@ export class NodeScheduler {
   private settings: NodeSettings;
   private readonly bucket: TokenBucket;
   private readonly aimd: Aimd;
+  private latency: LatencyPacer;
+  /** With `batchSize: auto`, the mean time per partition so far (null: nothing measured). */
+  private msPerPartition: number | null;
   private countedAt: number | null;
   private readonly unreportedDone: RangeSet;
   private unreportedFailures: FailureGroup[];
@@ -107,6 +140,8 @@ export class NodeScheduler {
     this.carried = RangeSet.fromJSON(state?.carried);
     this.recheck = RangeSet.fromJSON(state?.recheck).addAll(recheck ?? new RangeSet());
     this.aimd = new Aimd(state?.aimd);
+    this.latency = new LatencyPacer(state?.latency);
+    this.msPerPartition = state?.msPerPartition ?? null;
     const [rate, burst] = this.pace();
     this.bucket = new TokenBucket(rate, burst, state?.bucket.tokens);
     this.countedAt = state?.bucket.at ?? null;
@@ -143,9 +178,14 @@ export class NodeScheduler {
     return true;
   }
 
-  /** A new spec of the node may change its batch size and throttle budget. */
+  /** A new spec of the node may change its batch size, throttle budget and latency target. */
   reconfigure(options: SchedulerOptions): void {
     this.options = options;
+    // Without a latency target, nothing lifts a cap it left.
+    if (!options.latencyTargetMs && this.latency.active) {
+      this.latency = new LatencyPacer();
+      this.applyPace();
+    }
   }
 
   get paused(): boolean {
@@ -169,6 +209,12 @@ export class NodeScheduler {
       this.applyPace();
       this.stateChanged = true;
     }
+    const target = this.options.latencyTargetMs;
+    // The latency cap climbs only while it holds work back.
+    if (target && !this.queue.isEmpty && this.bucket.available >= 1 && this.latency.onCalm(target, this.settings.concurrency, elapsed)) {
+      this.applyPace();
+      this.stateChanged = true;
+    }
     this.throttledSinceAdvance = false;
   }
 
@@ -186,14 +232,14 @@ export class NodeScheduler {
   /** Batches to start now: within the concurrency, paced by the bucket; carried partitions first. */
   startable(): Batch[] {
     const batches: Batch[] = [];
-    while (!this.settings.paused && this.inFlight.size < this.settings.concurrency) {
+    while (!this.settings.paused && this.inFlight.size < this.concurrency) {
       let indices: number[];
       if (!this.carried.isEmpty) {
         // Their tokens were spent by the run that started them.
-        indices = this.carried.take(this.options.batchSize);
+        indices = this.carried.take(this.nextBatchSize());
       } else {
         if (this.queue.isEmpty || this.bucket.available < 1) break;
-        indices = this.queue.take(this.bucket.take(Math.min(this.options.batchSize, this.queue.size)));
+        indices = this.queue.take(this.bucket.take(Math.min(this.nextBatchSize(), this.queue.size)));
       }
       const recheck = indices.map((i) => this.recheck.has(i));
       for (const i of indices) this.recheck.delete(i);
@@ -202,6 +248,18 @@ export class NodeScheduler {
       batches.push({ id, indices, recheck, throttled: indices.map((i) => this.throttleCounts.get(i) ?? 0) });
     }
     return batches;
+  }
+
+  /** Partitions for the next activity: the node's batch size, or with `auto`, as many as its measured durations fit in the target. */
+  private nextBatchSize(): number {
+    const { batchSize } = this.options;
+    if (batchSize !== 'auto') return batchSize;
+    return autoBatchSize({
+      msPerPartition: this.msPerPartition,
+      targetMs: this.options.batchTargetMs ?? DEFAULT_BATCH_TARGET_MS,
+      queued: this.queue.size + this.carried.size,
+      concurrency: this.concurrency,
+    });
   }
 
   // ---- outcomes ----
@@ -217,6 +275,8 @@ export class NodeScheduler {
       return;
     }
     this.markDone(outcome.finished);
+    // Only batches started under the concurrency now in force: they never ran beside more than it.
+    if (batch.epoch === this.congestionEpoch) this.observeLatency(outcome.finished);
     const finished = new Set(outcome.finished.map((r) => r.index));
     const rest = batch.indices.filter((i) => !finished.has(i));
     if (outcome.kind === 'failed') {
@@ -251,6 +311,23 @@ export class NodeScheduler {
     }
   }
 
+  /** Latencies of partitions started since the last slow-down: over the target, fewer run at once. */
+  private observeLatency(results: readonly PartitionResult[]): void {
+    const target = this.options.latencyTargetMs;
+    if (!target || results.length === 0) return;
+    const latencies = results.map((r) => r.latencyMs ?? Math.max(0, r.finishedAt - r.startedAt));
+    // This batch has just left: it was running too.
+    if (!this.latency.observe(latencies, target, this.inFlight.size + 1, this.settings.concurrency)) return;
+    this.congestionEpoch++;
+    this.applyPace();
+    this.stateChanged = true;
+  }
+
+  /** Activities the node runs at once: its concurrency, or fewer while its latency target holds it back. */
+  private get concurrency(): number {
+    return this.latency.limit(this.settings.concurrency);
+  }
+
   private fail(index: number, message: string, type: string): void {
     this.throttleCounts.delete(index);
     this.unreportedFailures = addFailure(this.unreportedFailures, message, type, index);
@@ -266,6 +343,7 @@ export class NodeScheduler {
       this.stats.lastFinishedAt = this.stats.lastFinishedAt === null ? r.finishedAt : Math.max(this.stats.lastFinishedAt, r.finishedAt);
       this.recentStarts.push(r.startedAt);
     }
+    if (this.options.batchSize === 'auto') this.msPerPartition = measurePartitions(this.msPerPartition, results.map((r) => r.finishedAt - r.startedAt));
     this.recentStarts.sort((a, b) => a - b);
     this.recentStarts.splice(0, Math.max(0, this.recentStarts.length - RECENT_STARTS));
   }
@@ -292,7 +370,7 @@ export class NodeScheduler {
     const [rate, burst] = this.pace();
     this.bucket.configure(rate, burst);
     this.stats.rate = rate;
-    this.stats.concurrency = this.settings.concurrency;
+    this.stats.concurrency = this.concurrency;
   }
 
   // ---- reporting ----
@@ -331,13 +409,18 @@ export class NodeScheduler {
   waitReason(): WaitReason {
     if (this.settings.paused) return 'paused';
     if (this.queue.isEmpty && this.carried.isEmpty) return this.inFlight.size === 0 ? 'upstream' : null;
-    if (this.inFlight.size >= this.settings.concurrency) return 'concurrency';
+    if (this.inFlight.size >= this.concurrency) return this.concurrency < this.settings.concurrency ? 'slowed' : 'concurrency';
     if (this.bucket.available < 1) return this.aimd.active ? 'throttled' : 'rate';
     return null;
   }
 
   currentStats(): NodeStats {
-    return { ...this.stats, running: this.running };
+    return {
+      ...this.stats,
+      running: this.running,
+      ...(this.options.batchSize === 'auto' ? { batchSize: this.nextBatchSize() } : {}),
+      ...(this.options.latencyTargetMs ? { latencyP95Ms: this.latency.recentP95 } : {}),
+    };
   }
 
   /** The news since the last report; it is cleared (a report that leaves always arrives or the parent is gone). */
@@ -373,6 +456,8 @@ export class NodeScheduler {
       stats: { ...this.stats },
       recentStarts: [...this.recentStarts],
       throttled: Object.fromEntries(Object.entries(throttled).map(([count, set]) => [count, set.toJSON()])),
+      ...(this.options.batchSize === 'auto' ? { msPerPartition: this.msPerPartition } : {}),
+      ...(this.options.latencyTargetMs || this.latency.active ? { latency: this.latency.toJSON() } : {}),
     };
   }
 }

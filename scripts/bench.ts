@@ -50,6 +50,7 @@ import { DIST, build } from './build.ts';
 import { startDevServer, stopProcess, type DevServer } from '../host/dev-server.ts';
 import { createDatabase, dropDatabase, testPostgresUrl } from './postgres.ts';
 import { WorkerProcess } from './worker-process.ts';
+import { dispatchTimings, phases } from './dispatch-timings.ts';
 
 const ROOT = new URL('..', import.meta.url).pathname;
 /** Node options for the workers, e.g. BACKFILL_BENCH_WORKER_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof". */
@@ -444,7 +445,8 @@ async function sqlScenario(perNode: number, warehouse: 'sqlite' | 'postgres') {
 async function workersScenario(workers: number) {
   return withEnvironment(
     `workers-${workers}`,
-    async ({ client }) => {
+    async (env) => {
+      const { client } = env;
       const partitions = 160 * workers;
       const spec = resolveSpec({
         name: `workers-${workers}`,
@@ -454,9 +456,11 @@ async function workersScenario(workers: number) {
       });
       const total = expandPlan(spec).totalPartitions;
       const began = Date.now();
+      const cpu = cpuMeter(env);
       const { backfillId } = await client.start(spec);
       const outcome = await client.wait(backfillId);
-      const seconds = (Date.now() - began) / 1000;
+      const ended = Date.now();
+      const seconds = (ended - began) / 1000;
       if (outcome.state !== 'completed') throw new Error(`workers-${workers} ended ${outcome.state}`);
       return {
         scenario: `workers-${workers}`,
@@ -466,6 +470,10 @@ async function workersScenario(workers: number) {
         seconds: Number(seconds.toFixed(1)),
         partitionsPerSecond: Number((total / seconds).toFixed(1)),
         idealPerSecond: (workers * 8) / 0.25,
+        cpuMsPerPartition: cpu(total),
+        loadAverage: loadavg().map((l) => Number(l.toFixed(2))),
+        phases: await phases(client, backfillId, 'work', began, ended),
+        timings: await dispatchTimings(client, `backfill/${backfillId}/work`, 8),
       };
     },
     { workers, maxConcurrentActivities: 8 },

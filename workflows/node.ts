@@ -48,7 +48,7 @@ import { HARD_BREAK, nodeCurrentDetails, nodeSummary } from '../core/details.ts'
 import { partitionInputs } from '../core/inputs.ts';
 import { NODE_GAUGES } from '../core/metrics.ts';
 import { RangeSet } from '../core/ranges.ts';
-import { NodeScheduler, type Batch, type BatchOutcome } from '../core/scheduler.ts';
+import { NodeScheduler, schedulerOptionsOf, type Batch, type BatchOutcome } from '../core/scheduler.ts';
 import type { ResolvedNode } from '../core/spec.ts';
 import { workflowTime } from './clock.ts';
 import { assertCoreGeneration, nodeControlSignal, nodeReportSignal, nodeViewQuery } from './definitions.ts';
@@ -112,7 +112,7 @@ export async function nodeWorkflow(input: NodeInput): Promise<NodeSummary> {
   const plan = expandNode(spec, input.upstream, input.range);
   const runs = (input.state?.runs ?? 0) + 1;
   const reportRunning = patched(REPORT_RUNNING);
-  const schedulerOptions = (node: ResolvedNode) => ({ batchSize: node.batchSize, maxThrottles: node.retry.maxThrottles, reportRunning });
+  const schedulerOptions = (node: ResolvedNode) => schedulerOptionsOf(node, reportRunning);
   const scheduler = new NodeScheduler(
     schedulerOptions(spec),
     input.settings,

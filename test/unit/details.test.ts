@@ -41,7 +41,7 @@ describe('static summaries and details', () => {
     expect(nodeSummary('shop-1', node.spec, node.partitions)).toBe('shop-1 · rolling · sql · 60 days · 2024-01-01 … 2024-02-29');
     const details = nodeDetails(node.spec, node.partitions);
     expect(details).toContain('**rolling**: sql (SQL), day partitions');
-    expect(details).toContain('| 60 days · 2024-01-01 … 2024-02-29 | orders (lag -6..0) | backfill | 1 | 10m |');
+    expect(details).toContain('| 60 days · 2024-01-01 … 2024-02-29 | orders (lag -6..0) | backfill | auto | 10m |');
   });
 });
 

@@ -19,7 +19,8 @@ function run(nodes: SpecInput['nodes'], options: Partial<Omit<SimulationInput, '
   return simulate({ plan, limits: { rate: resolved.rate, concurrency: resolved.concurrency }, timings, overhead: FREE, ...options });
 }
 
-const node = (id: string, extra: Record<string, unknown> = {}) => ({ id, transform: 'noop', ...extra });
+/** One partition per activity unless a test says otherwise: the rules below are about other things than batching. */
+const node = (id: string, extra: Record<string, unknown> = {}) => ({ id, transform: 'noop', batchSize: 1, ...extra });
 
 describe('one node', () => {
   it('runs in waves of its concurrency', () => {
@@ -34,6 +35,16 @@ describe('one node', () => {
     // 3 + 3 + 3 + 1 partitions.
     expect(forecast.activities).toBe(4);
     expect(forecast.wallMs).toBe(100);
+  });
+
+  it('with batchSize auto, runs the first partition alone, then as many as fit in the batch target', () => {
+    // 30 partitions of 100 ms, one activity at a time: one measures the node, then batches of 20 (2 s).
+    const forecast = run([node('a', { concurrency: 1, batchSize: 'auto' })], { ms: { a: 100 }, days: 30 });
+    expect(forecast.nodes[0]!.activities).toBe(1 + 2);
+    expect(forecast.wallMs).toBe(30 * 100);
+    // A shorter target makes smaller batches; slow partitions (a quarter of the target or more) run alone.
+    expect(run([node('a', { concurrency: 1, batchSize: 'auto', batchTarget: '500ms' })], { ms: { a: 100 }, days: 30 }).nodes[0]!.activities).toBe(1 + Math.ceil(29 / 5));
+    expect(run([node('a', { concurrency: 1, batchSize: 'auto' })], { ms: { a: 500 }, days: 30 }).nodes[0]!.activities).toBe(30);
   });
 
   it('takes each partition\'s own duration where it is known, the mean elsewhere', () => {

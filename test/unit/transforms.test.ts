@@ -113,6 +113,7 @@ function context(fields: Partial<TransformContext> = {}): TransformContext {
     attempt: 1,
     throttled: 0,
     heartbeat: () => undefined,
+    reportLatency: () => undefined,
     ...fields,
   };
 }
