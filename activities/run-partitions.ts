@@ -5,19 +5,21 @@
  * partitions it finished, so that a retry after a crash skips them.
  */
 import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activity';
-import type {
-  PartitionFailureDetails,
-  PartitionResult,
-  PartitionTask,
-  RunPartitionsInput,
-  RunPartitionsResult,
+import {
+  PARTITION_FAILURES,
+  type PartitionFailureDetails,
+  type PartitionResult,
+  type PartitionTask,
+  type RunPartitionsInput,
+  type RunPartitionsResult,
 } from '../core/protocol.ts';
 import { parseDuration } from '../core/duration.ts';
 import { isNonRetryable, isThrottled } from './errors.ts';
 import { specHash } from './spec-hash.ts';
 import { PartitionTelemetry } from './telemetry.ts';
 import { collectData, partitionBindings, type PartitionSession, type TransformRegistry } from './transforms.ts';
-import { CheckFailedError, InvalidDatasetError, SqlError, type PinnedInput, type Published, type Warehouse } from './warehouse/types.ts';
+import { CheckFailedError, InvalidDatasetError, SqlError, StaleRunError, type PinnedInput, type Published, type Warehouse } from './warehouse/types.ts';
+import { createWarehouseActivities } from './warehouse-activities.ts';
 
 export type ActivityDeps = {
   warehouse: Warehouse;
@@ -27,10 +29,11 @@ export type ActivityDeps = {
 };
 
 function failureType(error: unknown): { type: string; nonRetryable: boolean } {
-  if (error instanceof CheckFailedError) return { type: 'CheckFailed', nonRetryable: true };
-  if (error instanceof SqlError) return { type: 'SqlError', nonRetryable: true };
-  if (error instanceof InvalidDatasetError) return { type: 'InvalidSpec', nonRetryable: true };
-  if (isNonRetryable(error)) return { type: 'NonRetryable', nonRetryable: true };
+  if (error instanceof CheckFailedError) return { type: PARTITION_FAILURES.checkFailed, nonRetryable: true };
+  if (error instanceof SqlError) return { type: PARTITION_FAILURES.sqlError, nonRetryable: true };
+  if (error instanceof InvalidDatasetError) return { type: PARTITION_FAILURES.invalidSpec, nonRetryable: true };
+  if (error instanceof StaleRunError) return { type: PARTITION_FAILURES.staleRun, nonRetryable: true };
+  if (isNonRetryable(error)) return { type: PARTITION_FAILURES.nonRetryable, nonRetryable: true };
   if (error instanceof ApplicationFailure) return { type: error.type ?? 'Error', nonRetryable: error.nonRetryable ?? false };
   return { type: error instanceof Error ? error.name : 'Error', nonRetryable: false };
 }
@@ -70,7 +73,7 @@ export function createActivities(deps: ActivityDeps) {
       const known = [...deps.transforms.keys()].sort().join(', ');
       throw ApplicationFailure.nonRetryable(
         `transform '${node.transform}' is not registered on this worker (it has: ${known}): start the worker with --transforms <module> that defines it`,
-        'UnknownTransform',
+        PARTITION_FAILURES.unknownTransform,
       );
     }
     // Orchestration only: nothing is written, versioned or recorded (load tests, dry runs).
@@ -115,7 +118,7 @@ export function createActivities(deps: ActivityDeps) {
     });
     if (returned !== undefined) {
       if (!Array.isArray(returned)) {
-        throw ApplicationFailure.nonRetryable(`transform '${node.transform}' returned ${typeof returned}: return an array of rows or nothing`, 'InvalidOutput');
+        throw ApplicationFailure.nonRetryable(`transform '${node.transform}' returned ${typeof returned}: return an array of rows or nothing`, PARTITION_FAILURES.invalidOutput);
       }
       data.rows.push(...returned);
     }
@@ -137,6 +140,7 @@ export function createActivities(deps: ActivityDeps) {
       attempt: ctx.info.attempt,
       startedAt,
       specHash: definitionHash,
+      ...(node.adopt ? { adopt: true } : {}),
     });
     for (const warning of published.alreadyPublished ? [] : published.warnings) ctx.log.warn(`check warning on ${node.id} ${task.key}: ${warning}`);
     const result = resultOf(task, published, startedAt, latencyMs);
@@ -144,8 +148,28 @@ export function createActivities(deps: ActivityDeps) {
     return result;
   };
 
+  /** The warehouse's identity, read once: a partition of a backfill that started on another warehouse is refused. */
+  let identity: Promise<string> | undefined;
+  const assertSameWarehouse = async (input: RunPartitionsInput): Promise<void> => {
+    if (input.warehouseId === undefined) return;
+    identity ??= deps.warehouse.identity();
+    identity.catch(() => (identity = undefined));
+    const id = await identity;
+    if (id === input.warehouseId) return;
+    throw ApplicationFailure.create({
+      message:
+        `this worker writes to warehouse ${deps.warehouse.location} (identity ${id}), but backfill '${input.backfillId}' started on warehouse ${input.warehouseId}: ` +
+        `start this worker with that backfill's warehouse (BACKFILL_WAREHOUSE or --warehouse), or stop it polling this task queue`,
+      type: PARTITION_FAILURES.wrongWarehouse,
+      nonRetryable: true,
+      details: [{ finished: [], failedIndex: null } satisfies PartitionFailureDetails],
+    });
+  };
+
   return {
+    ...createWarehouseActivities(deps),
     async runPartitions(input: RunPartitionsInput): Promise<RunPartitionsResult> {
+      await assertSameWarehouse(input);
       const ctx = Context.current();
       const telemetry = new PartitionTelemetry(ctx, input);
       const prior = (ctx.info.heartbeatDetails as Partial<PartitionFailureDetails> | undefined)?.finished ?? [];

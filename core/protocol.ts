@@ -21,8 +21,27 @@ export const DEFAULT_TASK_QUEUE = 'backfill';
  */
 export const CORE_GENERATION = 2;
 
+/**
+ * The failure types (ApplicationFailure.type) of the partition activity that no retry heals,
+ * declared once: the activity raises them by these names and the retry policy lists them.
+ */
+export const PARTITION_FAILURES = {
+  nonRetryable: 'NonRetryable',
+  checkFailed: 'CheckFailed',
+  sqlError: 'SqlError',
+  unknownTransform: 'UnknownTransform',
+  invalidOutput: 'InvalidOutput',
+  invalidSpec: 'InvalidSpec',
+  /** The worker's warehouse is not the one the backfill started on. */
+  wrongWarehouse: 'WrongWarehouse',
+  /** The partition's dataset is leased to another run (a stale activity of an earlier run). */
+  staleRun: 'StaleRun',
+} as const;
+
+export type PartitionFailureType = (typeof PARTITION_FAILURES)[keyof typeof PARTITION_FAILURES];
+
 /** Failure types (ApplicationFailure.type) that a partition's retry policy never retries. */
-export const NON_RETRYABLE_TYPES = ['NonRetryable', 'CheckFailed', 'SqlError', 'UnknownTransform', 'InvalidOutput', 'InvalidSpec'];
+export const NON_RETRYABLE_TYPES: PartitionFailureType[] = Object.values(PARTITION_FAILURES);
 
 export type BackfillState = 'running' | 'completed' | 'completed_with_failures' | 'failed' | 'cancelled';
 
@@ -90,6 +109,14 @@ export type BackfillCarry = {
   recheck?: Record<string, RangesJSON>;
   startedAt: number | null;
   runs: number;
+  /**
+   * The warehouse the backfill writes to, as its workers reported it at start, and the
+   * datasets it leased there (one writer per dataset). Absent in runs started before backfills
+   * recorded it: their partitions are not checked against it, and nothing is leased.
+   */
+  warehouse?: { id: string; location: string };
+  /** The backfill emits OpenLineage events; `ended`: the nodes whose run's end was emitted. Absent: it emits none (started before it could). */
+  lineage?: { ended: string[] };
 };
 
 /** Settings the parent hands a node workflow: the node's share of every limit. */
@@ -137,13 +164,15 @@ export type NodeInput = {
   recheck?: RangesJSON;
   tuning: Tuning;
   state?: { scheduler: SchedulerState; runs: number };
+  /** The identity of the backfill's warehouse: a partition activity on a worker of another warehouse refuses it. */
+  warehouseId?: string;
 };
 
 /** Upstream partitions a partition reads: a key range of a time grain, or a list of static keys. */
 export type PartitionInput = { node: string; from: string; to: string; keys?: string[]; all?: boolean };
 
 /** The part of a node's spec the partition activity needs. */
-export type PartitionNode = Pick<ResolvedNode, 'id' | 'transform' | 'sql' | 'params' | 'checks' | 'heartbeatTimeout'>;
+export type PartitionNode = Pick<ResolvedNode, 'id' | 'transform' | 'sql' | 'params' | 'checks' | 'heartbeatTimeout' | 'adopt'>;
 
 /** The progress of one partition activity: what a (batch) activity finished. */
 export type PartitionResult = {
@@ -177,6 +206,8 @@ export type RunPartitionsInput = {
   node: PartitionNode;
   partitions: PartitionTask[];
   maxAttempts: number;
+  /** The identity of the warehouse the backfill started on: a worker on another warehouse refuses the partitions. */
+  warehouseId?: string;
 };
 
 export type RunPartitionsResult = {

@@ -205,6 +205,8 @@ export const NodeSchema = PartialSettingsSchema.extend({
   partitions: PartitionsSchema.optional(),
   dependsOn: z.array(DependencySchema).default([]),
   checks: z.array(CheckSchema).default([]),
+  /** Take over an existing view named after the node, which backfill did not create (else the node is refused). */
+  adopt: z.boolean().optional(),
 });
 
 export const SpecSchema = z.strictObject({
@@ -248,6 +250,7 @@ export type ResolvedNode = Settings & {
   partitions: ResolvedPartitions;
   dependsOn: ResolvedDependency[];
   checks: Check[];
+  adopt?: boolean;
 };
 
 export type ResolvedSpec = {
@@ -429,6 +432,7 @@ export function resolveSpec(document: unknown, knownTransforms?: ReadonlySet<str
       partitions: resolvePartitions(spec, node, i),
       dependsOn: dependsOn as ResolvedDependency[],
       checks: node.checks,
+      ...(node.adopt ? { adopt: true } : {}),
     };
   });
 

@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import proto from '@temporalio/proto';
 import { NativeConnection } from '@temporalio/worker';
 import { BUILTIN_TRANSFORMS } from '../activities/transforms.ts';
-import { SqliteWarehouse } from '../activities/warehouse/sqlite/warehouse.ts';
+import { SqliteWarehouse } from '../activities/warehouse/sqlite/sqlite-dialect.ts';
 import { BackfillClient } from '../client/backfill-client.ts';
 import { installRuntime } from '../client/local.ts';
 import { resolveSpec, type SpecInput } from '../core/spec.ts';

@@ -1,30 +1,30 @@
 /**
- * Checks on a new partition version, written once for both warehouses: a generator yields
- * each one-value query it needs (`SELECT ... AS n`) and the warehouse answers it
- * (synchronously in SQLite, inside a savepoint in PostgreSQL), so that the logic and the
- * messages are the same on both.
+ * Checks on a new partition version, written once for every warehouse: a generator yields
+ * each one-value query it needs (an aggregate over a query of `{{this}}` and `{{previous}}`)
+ * and the warehouse answers it through its door for spec SQL, read-only, so that the logic
+ * and the messages are the same on every engine.
  */
 import type { CheckInput, DriftMetric } from '../../core/spec.ts';
 import { quoteIdent } from './sql.ts';
 
-/** The value `n` of a check's query (null for a SUM over no values), or why its SQL failed. */
+/** The value of a check's aggregate (null for a SUM over no values), or why its SQL failed. */
 export type CheckAnswer = number | null | { error: string };
 
-/** What a check looks at: the new version and the published version it would replace. */
-export type CheckTarget = {
-  rowCount: number;
-  /** A SELECT of the new version's rows; `{{this}}` in SQL checks. */
-  staged: string;
-  /** A SELECT of the partition's published version's rows (`{{previous}}`), or null when it has none. */
-  previous: string | null;
-};
+/** One value a check needs: an aggregate (`COUNT(*)`, `SUM("col")`) over the rows of a query over `{{this}}` and `{{previous}}`. */
+export type CheckQuery = { sql: string; aggregate: string };
+
+/** What a check looks at besides its queries: the new version's row count, and whether a published version exists. */
+export type CheckTarget = { rowCount: number; hasPrevious: boolean };
 
 /** Failed checks by severity: errors block publishing, warnings are recorded with the published version. */
 export type CheckOutcome = { errors: string[]; warnings: string[] };
 
-/** The common table expressions `{{this}}` and `{{previous}}` stand for in checks' SQL. */
-const THIS = '__this';
-const PREVIOUS = '__previous';
+/**
+ * The relations `{{this}}` (the new version) and `{{previous}}` (the published version it
+ * replaces; empty, with the same columns, when there is none) stand for in checks' SQL.
+ */
+export const THIS = '__this';
+export const PREVIOUS = '__previous';
 
 function describeMetric(metric: DriftMetric): string {
   return metric === 'row_count' ? 'row_count' : `sum(${metric.sum})`;
@@ -47,25 +47,22 @@ function formatPercent(change: number): string {
   return `${change >= 0 ? '+' : '-'}${text}%`;
 }
 
-/** Yields one-value queries over the new and the published version; returns the problems found, by severity. */
-export function* evaluateChecks(checks: readonly CheckInput[], target: CheckTarget): Generator<string, CheckOutcome, CheckAnswer> {
+/** Yields the one-value queries it needs over the new and the published version; returns the problems found, by severity. */
+export function* evaluateChecks(checks: readonly CheckInput[], target: CheckTarget): Generator<CheckQuery, CheckOutcome, CheckAnswer> {
   const outcome: CheckOutcome = { errors: [], warnings: [] };
-  // Without a published version `{{previous}}` is empty, with the new version's columns.
-  const previous = target.previous ?? `SELECT * FROM (${target.staged}) AS s WHERE 1 = 0`;
-  const over = (query: string) => `WITH ${THIS} AS (${target.staged}), ${PREVIOUS} AS (${previous}) ${query}`;
   for (const check of checks) {
     const label = check.name ?? check.type;
     // Checks from workflows started before severities existed carry none: they block, as they did then.
     const problems = check.severity === 'warn' ? outcome.warnings : outcome.errors;
-    const ask = function* (sql: string): Generator<string, number | null | undefined, CheckAnswer> {
-      const answer = yield over(sql);
+    const ask = function* (sql: string, aggregate = 'COUNT(*)'): Generator<CheckQuery, number | null | undefined, CheckAnswer> {
+      const answer = yield { sql, aggregate };
       if (answer === null || typeof answer === 'number') return answer;
       problems.push(`${label}: the check's SQL failed: ${answer.error}`);
       return undefined;
     };
     // A SUM over no values is NULL: zero, for comparisons and messages.
-    const numberOf = function* (sql: string): Generator<string, number | undefined, CheckAnswer> {
-      const n = yield* ask(sql);
+    const numberOf = function* (sql: string, aggregate?: string): Generator<CheckQuery, number | undefined, CheckAnswer> {
+      const n = yield* ask(sql, aggregate);
       return n === null ? 0 : n;
     };
     switch (check.type) {
@@ -75,32 +72,31 @@ export function* evaluateChecks(checks: readonly CheckInput[], target: CheckTarg
         break;
       case 'not_null':
         for (const column of check.columns) {
-          const n = yield* numberOf(`SELECT COUNT(*) AS n FROM ${THIS} AS t WHERE ${quoteIdent(column)} IS NULL`);
+          const n = yield* numberOf(`SELECT 1 FROM ${THIS} AS t WHERE ${quoteIdent(column)} IS NULL`);
           if (n === undefined) break;
           if (n > 0) problems.push(`${label}: ${n} rows have ${column} NULL`);
         }
         break;
       case 'unique': {
         const columns = check.columns.map(quoteIdent).join(', ');
-        const n = yield* numberOf(`SELECT COUNT(*) AS n FROM (SELECT ${columns} FROM ${THIS} AS t GROUP BY ${columns} HAVING COUNT(*) > 1) AS d`);
+        const n = yield* numberOf(`SELECT ${columns} FROM ${THIS} AS t GROUP BY ${columns} HAVING COUNT(*) > 1`);
         if (n !== undefined && n > 0) problems.push(`${label}: ${n} duplicated values of (${check.columns.join(', ')})`);
         break;
       }
       case 'sql': {
         const sql = check.sql.replace(/\{\{\s*this\s*\}\}/g, THIS).replace(/\{\{\s*previous\s*\}\}/g, PREVIOUS);
-        const n = yield* numberOf(`SELECT COUNT(*) AS n FROM (${sql}) AS v`);
+        const n = yield* numberOf(sql);
         if (n !== undefined && n > 0) problems.push(`${label}: ${n} violating rows`);
         break;
       }
       case 'drift': {
-        if (target.previous === null) break;
+        if (!target.hasPrevious) break;
+        const { metric } = check;
         const measure = (relation: string) =>
-          check.metric === 'row_count'
-            ? `SELECT COUNT(*) AS n FROM ${relation} AS t`
-            : `SELECT SUM(${quoteIdent(check.metric.sum)}) AS n FROM ${relation} AS t`;
-        const before = yield* numberOf(measure(PREVIOUS));
+          metric === 'row_count' ? numberOf(`SELECT 1 FROM ${relation} AS t`) : numberOf(`SELECT ${quoteIdent(metric.sum)} FROM ${relation} AS t`, `SUM(${quoteIdent(metric.sum)})`);
+        const before = yield* measure(PREVIOUS);
         if (before === undefined) break;
-        const after = yield* numberOf(measure(THIS));
+        const after = yield* measure(THIS);
         if (after === undefined) break;
         const change = percentChange(before, after);
         if (Math.abs(change) > check.maxChangePercent) {
@@ -116,16 +112,8 @@ export function* evaluateChecks(checks: readonly CheckInput[], target: CheckTarg
   return outcome;
 }
 
-/** Drives `evaluateChecks` with a synchronous query. */
-export function checkSync(checks: readonly CheckInput[], target: CheckTarget, answer: (sql: string) => CheckAnswer): CheckOutcome {
-  const run = evaluateChecks(checks, target);
-  let step = run.next();
-  while (!step.done) step = run.next(answer(step.value));
-  return step.value;
-}
-
 /** Drives `evaluateChecks` with an asynchronous query. */
-export async function checkAsync(checks: readonly CheckInput[], target: CheckTarget, answer: (sql: string) => Promise<CheckAnswer>): Promise<CheckOutcome> {
+export async function checkAsync(checks: readonly CheckInput[], target: CheckTarget, answer: (query: CheckQuery) => Promise<CheckAnswer>): Promise<CheckOutcome> {
   const run = evaluateChecks(checks, target);
   let step = run.next();
   while (!step.done) step = run.next(await answer(step.value));

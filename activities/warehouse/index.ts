@@ -1,24 +1,42 @@
 /**
  * Opens the warehouse named by `location` ($BACKFILL_WAREHOUSE, or `--warehouse`):
- * `postgres://…` (or `postgresql://…`) for PostgreSQL, else a SQLite file path (default
- * $BACKFILL_HOME/warehouse.db). Workers use SQLite on a thread of its own; `inline` opens it
- * on the calling thread (short reads, such as the command line's).
+ * `postgres://…` (or `postgresql://…`) for PostgreSQL, `sqlite:<path>` or a plain file path
+ * for SQLite (default $BACKFILL_HOME/warehouse.db). Any other scheme is refused before
+ * anything is created: a mistyped URL must not become a local file. Workers use SQLite on a
+ * thread of its own; `inline` opens it on the calling thread (short reads, such as the
+ * command line's).
  */
 import { join } from 'node:path';
+import { BackfillError } from '../../core/errors.ts';
 import { backfillHome } from '../../host/settings.ts';
-import { PostgresWarehouse } from './postgres/warehouse.ts';
-import { SqliteWarehouse } from './sqlite/warehouse.ts';
+import { PostgresWarehouse, redactUrl } from './postgres/postgres-dialect.ts';
+import { SqliteWarehouse } from './sqlite/sqlite-dialect.ts';
 import { ThreadedWarehouse } from './sqlite/threaded.ts';
 import type { Warehouse } from './types.ts';
+
+export const WAREHOUSE_SCHEMES = ['postgres://', 'postgresql://', 'sqlite:'] as const;
 
 export function isPostgresUrl(location: string): boolean {
   return /^postgres(ql)?:\/\//.test(location);
 }
 
+/** The scheme a location starts with (`lake:` of `lake:///data`), or null for a plain path (a drive letter is a path). */
+function schemeOf(location: string): string | null {
+  const match = /^([A-Za-z][A-Za-z0-9+.-]*):/.exec(location);
+  return match && !/^[A-Za-z]:[\\/]/.test(location) ? `${match[1]!.toLowerCase()}:` : null;
+}
+
 export function openWarehouse(location = process.env.BACKFILL_WAREHOUSE, options: { inline?: boolean } = {}): Warehouse {
   const target = location && location.length > 0 ? location : join(backfillHome(), 'warehouse.db');
   if (isPostgresUrl(target)) return new PostgresWarehouse(target);
-  const path = target.replace(/^sqlite:(\/\/)?/, '');
+  const scheme = schemeOf(target);
+  if (scheme !== null && scheme !== 'sqlite:') {
+    throw new BackfillError(
+      'invalid_argument',
+      `the warehouse ${redactUrl(target)} has scheme '${scheme}', which backfill does not know: use ${WAREHOUSE_SCHEMES.map((s) => `${s}…`).join(', ')} or a plain file path for SQLite (check BACKFILL_WAREHOUSE or --warehouse for a typo)`,
+    );
+  }
+  const path = target.replace(/^sqlite:(\/\/)?/i, '');
   return options.inline ? new SqliteWarehouse(path) : new ThreadedWarehouse(path);
 }
 

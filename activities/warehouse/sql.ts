@@ -1,5 +1,5 @@
 /** SQL text helpers shared by both warehouses: quoting, statements, scopes and named parameters. */
-import { SqlError } from './types.ts';
+import { SqlError, SqlRefusedError } from './types.ts';
 
 export const quoteIdent = (name: string): string => `"${name.replaceAll('"', '""')}"`;
 export const quoteLiteral = (text: string): string => `'${text.replaceAll("'", "''")}'`;
@@ -18,16 +18,42 @@ export function assertUserColumns(names: Iterable<string>): void {
   }
 }
 
-/** A node's SQL must be one SELECT (or WITH ... SELECT, or VALUES) producing the partition's rows. */
-export function assertSelect(sql: string): void {
-  if (!/^\s*(select|with|values)\b/i.test(singleStatement(sql))) {
-    throw new SqlError(`a node's SQL must be a SELECT that returns the partition's rows: ${sql.trim().slice(0, 200)}`);
-  }
-}
-
 /** One statement without the trailing semicolons and whitespace a user may leave. */
 export function singleStatement(sql: string): string {
   return sql.trim().replace(/[;\s]+$/, '');
+}
+
+/** The text after any leading whitespace and comments. */
+export function withoutLeadingComments(sql: string): string {
+  let text = sql;
+  for (;;) {
+    const next = text.replace(/^\s+/, '').replace(/^--[^\n]*(\n|$)/, '').replace(/^\/\*[\s\S]*?\*\//, '');
+    if (next === text) return text;
+    text = next;
+  }
+}
+
+/** A statement of the kinds spec SQL may be: a SELECT, a WITH ... SELECT or VALUES (the engine's own verdict comes on top). */
+export function startsAsQuery(sql: string): boolean {
+  return /^(select|with|values)\b/i.test(withoutLeadingComments(sql));
+}
+
+export const notASelect = (sql: string) =>
+  `spec SQL must be a SELECT (or WITH ... SELECT, or VALUES) that only reads, and one statement: ${sql.trim().slice(0, 200)}`;
+
+/**
+ * Spec SQL inside a partition that reaches backfill's tables otherwise than through a dataset
+ * named plainly (a qualified name, a versions table, the ledger or the pointers, a view over a
+ * dataset): an upstream read that way would show partitions its lineage does not record.
+ */
+export function outsideScope(what: string, spec: { sql: string; scope?: readonly ScopedRelation[] }): SqlRefusedError {
+  const upstream = (spec.scope ?? []).map((r) => r.name);
+  const example = upstream[0] ?? '<upstream>';
+  return new SqlRefusedError(
+    `spec SQL reads ${what} outside the partitions this one maps to: read an upstream dataset by its plain name only (FROM ${example}), ` +
+      `which shows just the partitions this one maps to${upstream.length > 0 ? ` (upstreams here: ${upstream.join(', ')})` : ''}, ` +
+      `and any other dataset by its plain name too: ${spec.sql.trim().slice(0, 200)}`,
+  );
 }
 
 export type ScopedRelation = {
@@ -40,21 +66,27 @@ export type ScopedRelation = {
   scopeTable: string;
 };
 
+/** A relation that backfill defines for the spec SQL it wraps (`{{this}}` and `{{previous}}` of a check). */
+export type GivenRelation = { name: string; select: string; columns: readonly string[] };
+
 /**
- * The user's SELECT with each upstream dataset shadowed by a common table expression that
- * holds only the pinned versions of the partitions in scope. CTE names take precedence over
- * tables and views of the same name in SQLite and PostgreSQL alike, also inside subqueries.
+ * Spec SQL as it runs: each upstream dataset shadowed by a common table expression that
+ * holds only the pinned versions of the partitions in scope, and the given relations beside
+ * them. CTE names take precedence over tables and views of the same name in SQLite and
+ * PostgreSQL alike, also inside subqueries.
  */
-export function scopedSelect(sql: string, relations: readonly ScopedRelation[]): string {
-  const body = singleStatement(sql);
-  if (relations.length === 0) return body;
-  const ctes = relations.map((r) => {
-    const columns = r.columns.length > 0 ? r.columns.map((c) => `v.${quoteIdent(c)}`).join(', ') : 'NULL AS __empty';
-    return (
-      `${quoteIdent(r.name)} AS (SELECT ${columns} FROM ${r.table} v JOIN ${r.scopeTable} s ` +
-      `ON s.node = ${quoteLiteral(r.name)} AND s.partition = v.${PARTITION_COLUMN} AND s.version = v.${VERSION_COLUMN})`
-    );
-  });
+export function scopedSelect(body: string, relations: readonly ScopedRelation[], given: readonly GivenRelation[] = []): string {
+  if (relations.length === 0 && given.length === 0) return body;
+  const ctes = [
+    ...given.map((g) => `${quoteIdent(g.name)} AS (${g.select})`),
+    ...relations.map((r) => {
+      const columns = r.columns.length > 0 ? r.columns.map((c) => `v.${quoteIdent(c)}`).join(', ') : 'NULL AS __empty';
+      return (
+        `${quoteIdent(r.name)} AS (SELECT ${columns} FROM ${r.table} v JOIN ${r.scopeTable} s ` +
+        `ON s.node = ${quoteLiteral(r.name)} AND s.partition = v.${PARTITION_COLUMN} AND s.version = v.${VERSION_COLUMN})`
+      );
+    }),
+  ];
   return `WITH ${ctes.join(',\n')}\nSELECT * FROM (\n${body}\n) AS __scoped`;
 }
 

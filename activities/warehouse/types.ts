@@ -60,6 +60,8 @@ export type PartitionWrite = {
   startedAt: number;
   /** A hash of the node's transform, SQL, params and checks (`specHash`), recorded in the ledger. */
   specHash?: string;
+  /** Take over an existing view named after the node that backfill did not create (else publishing is refused). */
+  adopt?: boolean;
 };
 
 export type Published = {
@@ -172,6 +174,12 @@ export type RollbackFilter = { rollbackId?: string; backfillId?: string; node?: 
 /** One version of one partition of a node. */
 export type VersionRef = readonly [partition: string, version: number];
 
+/** The run that may publish a set of datasets (nodes): one writer per dataset. */
+export type DatasetLease = { backfillId: string; runKey: string; nodes: string[] };
+export type LeaseHolder = { node: string; backfillId: string; runKey: string };
+/** Every dataset leased to the run, or none: then `holders` are the other runs that hold some of them. */
+export type LeaseOutcome = { acquired: true } | { acquired: false; holders: LeaseHolder[] };
+
 export interface Warehouse {
   readonly kind: 'sqlite' | 'postgres';
   /** Where it is (a file path, or a PostgreSQL URL without its password). */
@@ -212,6 +220,16 @@ export interface Warehouse {
   publishedRows(node: string): Promise<LedgerRow[]>;
   /** The ledger rows of these versions of `node`'s partitions (those that exist), ordered by partition. */
   ledgerVersions(node: string, versions: readonly VersionRef[]): Promise<LedgerRow[]>;
+  /** A random identity the warehouse keeps from its first use on: workers on another warehouse tell by it. */
+  identity(): Promise<string>;
+  /**
+   * Leases the datasets to one run, all of them or none, atomically. A dataset leased to an
+   * earlier run of the same backfill passes to this run (`--rerun`, `resume`); one leased to
+   * another backfill is refused, naming it. While a dataset is leased, only its run publishes.
+   */
+  acquireDatasets(lease: DatasetLease): Promise<LeaseOutcome>;
+  /** Releases the datasets the run holds (none: nothing to do). */
+  releaseDatasets(run: { backfillId: string; runKey: string }): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -221,7 +239,17 @@ export class CheckFailedError extends Error {
 
 /** SQL that cannot succeed as written (syntax, unknown table or column, missing parameter). */
 export class SqlError extends Error {
-  override readonly name = 'SqlError';
+  override readonly name: string = 'SqlError';
+}
+
+/** Spec SQL refused before it ran: more than one statement, not a read, or a read outside its scope. */
+export class SqlRefusedError extends SqlError {
+  override readonly name = 'SqlRefusedError';
+}
+
+/** A publish by a run that no longer holds the dataset's lease (a stale activity of an earlier run). */
+export class StaleRunError extends Error {
+  override readonly name = 'StaleRunError';
 }
 
 /** A stored version whose rows no longer hash to the checksum its ledger row recorded. */

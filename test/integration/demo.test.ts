@@ -3,7 +3,7 @@ import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { SqliteWarehouse } from '../../activities/warehouse/sqlite/warehouse.ts';
+import { SqliteWarehouse } from '../../activities/warehouse/sqlite/sqlite-dialect.ts';
 import { scratch } from './helpers.ts';
 
 const run = promisify(execFile);

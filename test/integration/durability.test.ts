@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BackfillClient } from '../../client/backfill-client.ts';
-import { SqliteWarehouse } from '../../activities/warehouse/sqlite/warehouse.ts';
+import { SqliteWarehouse } from '../../activities/warehouse/sqlite/sqlite-dialect.ts';
 import type { ResolvedSpec } from '../../core/spec.ts';
 import { RangeSet } from '../../core/ranges.ts';
 import { expandPlan } from '../../core/plan.ts';

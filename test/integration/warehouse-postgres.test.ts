@@ -5,12 +5,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PostgresWarehouse } from '../../activities/warehouse/postgres/warehouse.ts';
-import { SqliteWarehouse } from '../../activities/warehouse/sqlite/warehouse.ts';
+import { PostgresWarehouse } from '../../activities/warehouse/postgres/postgres-dialect.ts';
+import { SqliteWarehouse } from '../../activities/warehouse/sqlite/sqlite-dialect.ts';
 import { quoteIdent, versionsTable } from '../../activities/warehouse/sql.ts';
-import type { PartitionWrite } from '../../activities/warehouse/types.ts';
+import { SqlError, type PartitionWrite } from '../../activities/warehouse/types.ts';
 import type { RawAccess } from '../warehouse/suite.ts';
-import { ORDERS, warehouseSuite, write } from '../warehouse/suite.ts';
+import { ORDERS, rejection, warehouseSuite, write } from '../warehouse/suite.ts';
 
 const SERVER = process.env.BACKFILL_TEST_POSTGRES_URL ?? 'postgres://backfill:backfill@127.0.0.1:5432/postgres';
 const database = `backfill_wh_${randomUUID().slice(0, 8)}`;
@@ -43,6 +43,8 @@ async function fresh(): Promise<{ warehouse: PostgresWarehouse; url: string; raw
     exec: (sql) => execIn(url, sql),
     versionsTable: (node) => `${quoteIdent(internal)}.${quoteIdent(versionsTable(node))}`,
     ledgerTable: `${quoteIdent(internal)}.ledger`,
+    view: (view) => `${quoteIdent(name)}.${quoteIdent(view)}`,
+    scopeTable: 'pg_temp.backfill_scope',
   };
   return { warehouse, url, raw, internal, cleanup: () => warehouse.close() };
 }
@@ -72,7 +74,9 @@ describe('postgres: its own storage', () => {
       const schema = new URL(url).searchParams.get('options')!.split('=')[1]!;
       expect(rows.filter((r) => r.table_schema.startsWith(schema)).map((r) => [r.table_schema.replace(schema, 'S'), r.table_name, r.table_type])).toEqual([
         ['S', 'orders', 'VIEW'],
+        ['S_internal', 'leases', 'BASE TABLE'],
         ['S_internal', 'ledger', 'BASE TABLE'],
+        ['S_internal', 'meta', 'BASE TABLE'],
         ['S_internal', 'orders__versions', 'BASE TABLE'],
         ['S_internal', 'partitions', 'BASE TABLE'],
         ['S_internal', 'rollbacks', 'BASE TABLE'],
@@ -145,6 +149,69 @@ describe('postgres: its own storage', () => {
       const again = new PostgresWarehouse(url, { schema: internal });
       expect(await again.ledger({ node: 'orders' })).toHaveLength(2);
       await again.close();
+    } finally {
+      await cleanup();
+    }
+  });
+
+  it('never shows a password, in its location or its errors: a refused one, one with unencoded @ / :, an unreachable server', async () => {
+    const server = new URL(SERVER);
+    const wrong = new URL(SERVER);
+    wrong.password = 'Wr0ng-s3cret';
+    const cases: Array<[url: string, password: string]> = [
+      [wrong.toString(), 'Wr0ng-s3cret'],
+      [`postgres://${server.username}:Pz8k@Qm3v/Rt6w:Ys2n@${server.host}/postgres`, 'Pz8k@Qm3v/Rt6w:Ys2n'],
+      ['postgres://someone:Hj4d/Kl9@Mn2@127.0.0.1:1/nowhere', 'Hj4d/Kl9@Mn2'],
+    ];
+    for (const [url, password] of cases) {
+      const warehouse = new PostgresWarehouse(url);
+      for (const part of [password, ...password.split(/[@/:]/).filter((p) => p.length > 1)]) expect(warehouse.location, url).not.toContain(part);
+      const error = await rejection(warehouse.publish(write('orders', 'k', { rows: ORDERS })));
+      for (const text of [error.message, String(error.stack), JSON.stringify(error)]) {
+        for (const part of [password, ...password.split(/[@/:]/).filter((p) => p.length > 1)]) expect(text, url).not.toContain(part);
+      }
+      expect(error.message).toContain(warehouse.location);
+      await warehouse.close();
+    }
+  });
+
+  it('refuses spec SQL that calls a function acting outside the query, or hides SQL in a string, before it runs', async () => {
+    const { warehouse, raw, cleanup } = await fresh();
+    try {
+      await warehouse.publish(write('orders', 'k', { rows: ORDERS }));
+      const sqls = [
+        "SELECT set_config('search_path', 'nowhere', false) AS x",
+        'SELECT pg_advisory_lock(42) AS x',
+        `SELECT * FROM ts_stat('SELECT to_tsvector(node) FROM ${raw.ledgerTable.replaceAll("'", "''")}')`,
+        `SELECT query_to_xml('SELECT * FROM ${raw.ledgerTable.replaceAll("'", "''")}', true, false, '') AS x`,
+        'SELECT 1 AS x FOR UPDATE',
+      ];
+      for (const sql of sqls) {
+        const error = await rejection(warehouse.publish(write('bad', 'k', { selects: [{ sql, bindings: {} }] })));
+        expect(error, sql).toBeInstanceOf(SqlError);
+        expect(error.message, sql).toMatch(/may not/);
+        expect(await rejection(warehouse.query(sql)), sql).toBeInstanceOf(SqlError);
+      }
+      expect(await warehouse.query('SELECT current_setting(\'search_path\') AS p')).not.toEqual([{ p: 'nowhere' }]);
+    } finally {
+      await cleanup();
+    }
+  });
+
+  it('keeps its identity across connections, and refuses an upstream named by its schema, quoted or not', async () => {
+    const { warehouse, url, internal, cleanup } = await fresh();
+    try {
+      const again = new PostgresWarehouse(url, { schema: internal });
+      expect(await again.identity()).toBe(await warehouse.identity());
+      await again.close();
+      for (const day of ['2024-01-01', '2024-01-02', '2024-01-03']) await warehouse.publish(write('daily', day, { rows: [{ day }] }));
+      const schema = new URL(url).searchParams.get('options')!.split('=')[1]!;
+      const inputs = [{ node: 'daily', from: '2024-01-01', to: '2024-01-01' }];
+      for (const name of [`${schema}.daily`, `"${schema}"."daily"`, `${schema}."daily"`, `${internal}.daily__versions`, 'public.daily']) {
+        const error = await rejection(warehouse.publish(write('rolling', 'k', { selects: [{ sql: `SELECT COUNT(*) AS n FROM ${name}`, bindings: {} }], inputs })));
+        expect(error.message, name).toMatch(/plain name|does not exist/);
+      }
+      expect(await warehouse.ledger({ node: 'rolling' })).toEqual([]);
     } finally {
       await cleanup();
     }

@@ -18,7 +18,7 @@ import { changesFromRows, type ChangeRow } from '../../activities/warehouse/chan
 import { percentChange } from '../../activities/warehouse/checks.ts';
 import { schemaHash } from '../../activities/warehouse/checksum.ts';
 import { columnsFromSchemaHash, decideRestore } from '../../activities/warehouse/restore.ts';
-import { SqliteWarehouse } from '../../activities/warehouse/sqlite/warehouse.ts';
+import { SqliteWarehouse } from '../../activities/warehouse/sqlite/sqlite-dialect.ts';
 import type { LedgerRow, RestoreRequest } from '../../activities/warehouse/types.ts';
 import { renderLineage } from '../../client/render.ts';
 import type { PartitionNode, RunPartitionsInput, RunPartitionsResult } from '../../core/protocol.ts';

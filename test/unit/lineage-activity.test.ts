@@ -11,7 +11,7 @@ import { MockActivityEnvironment } from '@temporalio/testing';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createLineageActivities, producerUri } from '../../activities/lineage/activity.ts';
 import { lineageRunId } from '../../activities/lineage/run-ids.ts';
-import { SqliteWarehouse } from '../../activities/warehouse/sqlite/warehouse.ts';
+import { SqliteWarehouse } from '../../activities/warehouse/sqlite/sqlite-dialect.ts';
 import type { EmitLineageInput, EmitLineageResult } from '../../core/lineage-input.ts';
 import { sqliteNamespace, type RunEvent } from '../../core/openlineage.ts';
 import { CollectingTransport, DAYS, SPEC, STARTED_AT, runScenario } from '../lineage/scenario.ts';

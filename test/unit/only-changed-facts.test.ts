@@ -7,7 +7,7 @@ import { changedPartitions } from '../../client/only-changed.ts';
 import { partitionInputs } from '../../core/inputs.ts';
 import { expandPlan, type Plan } from '../../core/plan.ts';
 import { resolveSpec, type ResolvedSpec } from '../../core/spec.ts';
-import { SqliteWarehouse } from '../../activities/warehouse/sqlite/warehouse.ts';
+import { SqliteWarehouse } from '../../activities/warehouse/sqlite/sqlite-dialect.ts';
 
 const CODE = 'backfill@test';
 

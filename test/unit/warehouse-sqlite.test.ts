@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
-import { SqliteWarehouse } from '../../activities/warehouse/sqlite/warehouse.ts';
+import { SqliteWarehouse } from '../../activities/warehouse/sqlite/sqlite-dialect.ts';
 import { quoteIdent, versionsTable } from '../../activities/warehouse/sql.ts';
 import { warehouseSuite, write } from '../warehouse/suite.ts';
 
@@ -25,6 +25,8 @@ warehouseSuite('sqlite', async () => {
       },
       versionsTable: (node) => `main.${quoteIdent(versionsTable(node))}`,
       ledgerTable: 'main.backfill_ledger',
+      view: (name) => `main.${quoteIdent(name)}`,
+      scopeTable: 'temp.backfill_scope',
     },
     cleanup: async () => {
       await warehouse.close();
@@ -65,6 +67,23 @@ describe('sqlite: its own storage', () => {
     expect(await wh.query('SELECT node, partition, version FROM backfill_partitions')).toEqual([{ node: 'orders', partition: 'k', version: 1 }]);
     expect(await wh.query('SELECT COUNT(*) AS n FROM backfill_ledger')).toEqual([{ n: 1 }]);
     await wh.close();
+  });
+
+  it('syncs every commit to disk (synchronous = FULL), so that a publish survives a power loss', async () => {
+    const wh = open();
+    expect(await wh.query('SELECT synchronous FROM pragma_synchronous')).toEqual([{ synchronous: 2 }]);
+    await wh.close();
+  });
+
+  it('keeps its identity in the file', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'backfill-warehouse-'));
+    dirs.push(dir);
+    const first = new SqliteWarehouse(join(dir, 'w.db'));
+    const id = await first.identity();
+    await first.close();
+    const again = new SqliteWarehouse(join(dir, 'w.db'));
+    expect(await again.identity()).toBe(id);
+    await again.close();
   });
 
   it('upgrades a warehouse file from before warnings, spec hashes and rollbacks in place', async () => {

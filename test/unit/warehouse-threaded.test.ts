@@ -70,6 +70,23 @@ describe('ThreadedWarehouse', () => {
     }
   });
 
+  it('answers calls one at a time: concurrent publishes and reads do not interleave their transactions', async () => {
+    const warehouse = new ThreadedWarehouse(join(dir, 'concurrent.db'));
+    try {
+      const days = Array.from({ length: 20 }, (_, i) => `2024-02-${String(i + 1).padStart(2, '0')}`);
+      const calls = days.flatMap((day, i) => [
+        warehouse.publish({ ...write(day, [{ a: i }, { a: i + 100 }], [{ type: 'unique', columns: ['a'] }]), inputs: [{ node: 'events', from: days[0]!, to: day }] }),
+        warehouse.query('SELECT COUNT(*) AS n FROM events'),
+        warehouse.acquireDatasets({ backfillId: 'b', runKey: 'r', nodes: ['events'] }),
+      ]);
+      await Promise.all(calls);
+      expect((await warehouse.ledger({ node: 'events' })).map((r) => [r.status, r.version])).toEqual(days.map(() => ['published', 1]));
+      expect(await warehouse.query('SELECT COUNT(*) AS n FROM events')).toEqual([{ n: 40 }]);
+    } finally {
+      await warehouse.close();
+    }
+  });
+
   it('fails every call with a clear error when the file cannot be opened', async () => {
     const blocker = join(dir, 'not-a-directory');
     writeFileSync(blocker, 'x');

@@ -10,6 +10,7 @@ import {
   ChecksumMismatchError,
   InvalidDatasetError,
   SqlError,
+  StaleRunError,
   type PartitionData,
   type PartitionWrite,
   type RestoreRequest,
@@ -23,6 +24,10 @@ export type RawAccess = {
   /** The qualified name of a dataset's versions table, and of the ledger. */
   versionsTable(node: string): string;
   ledgerTable: string;
+  /** The qualified name of a view in the schema of the datasets' views (a dataset's, or one of the user's). */
+  view(name: string): string;
+  /** The qualified name of the temporary table that scopes a partition's reads. */
+  scopeTable: string;
 };
 
 export type WarehouseFactory = () => Promise<{ warehouse: Warehouse; raw: RawAccess; cleanup(): Promise<void> }>;
@@ -876,6 +881,166 @@ export function warehouseSuite(kind: Warehouse['kind'], open: WarehouseFactory):
       await wh.publish(write('totals', 'all', { rows: [{ n: 2 }], inputs: [{ node: 'regions', from: 'us', to: 'eu', keys: ['us', 'eu'] }] }));
       const [row] = await wh.ledger({ node: 'totals' });
       expect(row!.inputs).toEqual([expect.objectContaining({ node: 'regions', from: 'us', to: 'eu', partitions: 2, versions: { eu: 1, us: 1 } })]);
+    });
+  });
+
+  describe(`${kind}: spec SQL cannot escape (one read-only statement)`, () => {
+    const escapes = (ledger: string) => [
+      `SELECT 1 AS x; COMMIT; DROP TABLE ${ledger}; --`,
+      `SELECT 1 AS x) AS q; COMMIT; DROP TABLE ${ledger}; --`,
+      `SELECT 1 AS x) AS __scoped) AS q; COMMIT; DROP TABLE ${ledger}; --`,
+    ];
+
+    it('a second statement in node SQL is refused before anything runs, and the ledger is intact', async () => {
+      await wh.publish(write('orders', 'k', { rows: ORDERS }));
+      for (const sql of escapes(raw.ledgerTable)) {
+        const error = await rejection(wh.publish(write('bad', 'k', { selects: [{ sql, bindings: {} }] })));
+        expect(error, sql).toBeInstanceOf(SqlError);
+      }
+      expect((await wh.ledger({})).map((r) => r.node)).toEqual(['orders']);
+    });
+
+    it('a second statement in check SQL is refused before anything runs, whatever its severity, and the ledger is intact', async () => {
+      await wh.publish(write('orders', 'k', { rows: ORDERS }));
+      const escape = `SELECT * FROM {{this}}; COMMIT; DROP TABLE ${raw.ledgerTable}; --`;
+      for (const severity of ['error', 'warn'] as const) {
+        const error = await rejection(wh.publish(write('orders', 'k2', { rows: ORDERS, checks: [{ type: 'sql', name: 'escape', sql: escape, severity }] })));
+        expect(error).toBeInstanceOf(SqlError);
+        expect(error).not.toBeInstanceOf(CheckFailedError);
+      }
+      // Closing the parenthesis around it makes SQL that does not parse: a broken check, and nothing runs.
+      const closing = `SELECT * FROM {{this}}) AS v; COMMIT; DROP TABLE ${raw.ledgerTable}; --`;
+      const broken = await rejection(wh.publish(write('orders', 'k2', { rows: ORDERS, checks: [{ type: 'sql', name: 'escape', sql: closing }] })));
+      expect(broken.message).toMatch(/escape: the check's SQL failed/);
+      expect((await wh.ledger({})).map((r) => [r.partition, r.status])).toEqual([
+        ['k', 'published'],
+        ['k2', 'failed_check'],
+      ]);
+    });
+
+    it('query() runs one statement that only reads', async () => {
+      await wh.publish(write('orders', 'k', { rows: ORDERS }));
+      for (const sql of [`SELECT 1 AS x; DROP TABLE ${raw.ledgerTable}`, `DELETE FROM ${raw.ledgerTable}`, `WITH d AS (DELETE FROM ${raw.ledgerTable} RETURNING node) SELECT * FROM d`]) {
+        expect(await rejection(wh.query(sql)), sql).toBeInstanceOf(SqlError);
+      }
+      expect(await wh.ledger({})).toHaveLength(1);
+    });
+
+    it('node SQL that writes or makes tables is refused', async () => {
+      await wh.publish(write('orders', 'k', { rows: ORDERS }));
+      for (const sql of [`WITH d AS (DELETE FROM ${raw.ledgerTable} RETURNING node) SELECT node FROM d`, 'SELECT 1 AS x INTO copied', `UPDATE ${raw.ledgerTable} SET attempt = 9`]) {
+        expect(await rejection(wh.publish(write('bad', 'k', { selects: [{ sql, bindings: {} }] }))), sql).toBeInstanceOf(SqlError);
+      }
+      expect(await wh.ledger({})).toEqual([expect.objectContaining({ node: 'orders', attempt: 1 })]);
+    });
+  });
+
+  describe(`${kind}: inside a partition, an upstream is read by its plain name only`, () => {
+    const days = ['2024-01-01', '2024-01-02', '2024-01-03', '2024-01-04', '2024-01-05'];
+    const inputs = [{ node: 'daily', from: '2024-01-02', to: '2024-01-03' }];
+    const seed = async () => {
+      for (const day of days) await wh.publish(write('daily', day, { rows: [{ day, revenue: 10 }] }));
+      await raw.exec(`CREATE VIEW ${raw.view('my_daily')} AS SELECT * FROM ${raw.view('daily')}`);
+    };
+    /** Every other way to the upstream's rows or to backfill's tables. */
+    const otherNames = () => [raw.view('daily'), raw.versionsTable('daily'), raw.ledgerTable, raw.scopeTable, 'my_daily'];
+
+    it('node SQL naming it otherwise is refused, naming the fix; the plain name reads the mapped partitions', async () => {
+      await seed();
+      for (const name of otherNames()) {
+        const error = await rejection(wh.publish(write('rolling', '2024-01-03', { selects: [{ sql: `SELECT COUNT(*) AS n FROM ${name}`, bindings: {} }], inputs })));
+        expect(error, name).toBeInstanceOf(SqlError);
+        expect(error.message, name).toMatch(/plain name/);
+      }
+      expect(await wh.ledger({ node: 'rolling' })).toEqual([]);
+      await wh.publish(write('rolling', '2024-01-03', { selects: [{ sql: 'SELECT COUNT(*) AS n FROM daily', bindings: {} }], inputs }));
+      expect(await wh.query('SELECT n FROM rolling')).toEqual([{ n: 2 }]);
+    });
+
+    it('check SQL and a transform\'s query() naming it otherwise are refused too; outside a partition any name reads', async () => {
+      await seed();
+      const check = { type: 'sql', name: 'sneaky', sql: `SELECT * FROM {{this}} WHERE n > (SELECT COUNT(*) FROM ${raw.view('daily')})` } as const;
+      const error = await rejection(wh.publish(write('rolling', '2024-01-03', { rows: [{ n: 1 }], checks: [check], inputs })));
+      expect(error).toBeInstanceOf(SqlError);
+      expect(error).not.toBeInstanceOf(CheckFailedError);
+      const pinned = await wh.pin(inputs);
+      for (const name of otherNames()) expect(await rejection(wh.query(`SELECT COUNT(*) AS n FROM ${name}`, {}, pinned)), name).toBeInstanceOf(SqlError);
+      expect(await wh.query('SELECT COUNT(*) AS n FROM daily', {}, pinned)).toEqual([{ n: 2 }]);
+      expect(await wh.query(`SELECT COUNT(*) AS n FROM ${raw.view('daily')}`)).toEqual([{ n: 5 }]);
+    });
+  });
+
+  describe(`${kind}: a node named like an object backfill did not create`, () => {
+    it('is refused, naming the fix, unless it adopts the view; a table is never replaced', async () => {
+      await raw.exec(`CREATE VIEW ${raw.view('orders')} AS SELECT 1 AS a`);
+      const error = await rejection(wh.publish(write('orders', 'k', { rows: ORDERS })));
+      expect(error).toBeInstanceOf(InvalidDatasetError);
+      expect(error.message).toMatch(/adopt: true/);
+      expect(await wh.query('SELECT a FROM orders')).toEqual([{ a: 1 }]);
+      expect(await wh.ledger({})).toEqual([]);
+      await wh.publish(write('orders', 'k', { rows: ORDERS, adopt: true }));
+      expect(await wh.query('SELECT order_id FROM orders ORDER BY order_id')).toEqual([{ order_id: 1 }, { order_id: 2 }, { order_id: 3 }]);
+
+      await raw.exec(`CREATE TABLE ${raw.view('customers')} (id integer)`);
+      await raw.exec(`INSERT INTO ${raw.view('customers')} (id) VALUES (7)`);
+      for (const adopt of [false, true]) {
+        const refused = await rejection(wh.publish(write('customers', 'k', { rows: [{ id: 1 }], adopt })));
+        expect(refused).toBeInstanceOf(InvalidDatasetError);
+        expect(refused.message).toMatch(/rename the node/);
+      }
+      expect(await wh.query('SELECT id FROM customers')).toEqual([{ id: 7 }]);
+    });
+  });
+
+  describe(`${kind}: identity`, () => {
+    it('is random and kept', async () => {
+      const id = await wh.identity();
+      expect(id).toMatch(/^[0-9a-f-]{36}$/);
+      expect(await wh.identity()).toBe(id);
+      const other = await open();
+      try {
+        expect(await other.warehouse.identity()).not.toBe(id);
+      } finally {
+        await other.cleanup();
+      }
+    });
+  });
+
+  describe(`${kind}: dataset leases`, () => {
+    it('leases every dataset or none, naming the runs that hold them', async () => {
+      expect(await wh.acquireDatasets({ backfillId: 'a', runKey: 'a1', nodes: ['orders', 'customers'] })).toEqual({ acquired: true });
+      expect(await wh.acquireDatasets({ backfillId: 'a', runKey: 'a1', nodes: ['orders'] })).toEqual({ acquired: true });
+      expect(await wh.acquireDatasets({ backfillId: 'b', runKey: 'b1', nodes: ['payments', 'orders'] })).toEqual({
+        acquired: false,
+        holders: [{ node: 'orders', backfillId: 'a', runKey: 'a1' }],
+      });
+      // b got none of them: payments is free.
+      expect(await wh.acquireDatasets({ backfillId: 'c', runKey: 'c1', nodes: ['payments'] })).toEqual({ acquired: true });
+      await wh.releaseDatasets({ backfillId: 'a', runKey: 'a1' });
+      expect(await wh.acquireDatasets({ backfillId: 'b', runKey: 'b1', nodes: ['orders', 'customers'] })).toEqual({ acquired: true });
+    });
+
+    it('two backfills racing for a dataset: exactly one gets it', async () => {
+      const ids = ['x', 'y', 'z', 'w'];
+      const outcomes = await Promise.all(ids.map((id) => wh.acquireDatasets({ backfillId: id, runKey: `${id}1`, nodes: [`own_${id}`, 'orders'] })));
+      expect(outcomes.filter((o) => o.acquired)).toHaveLength(1);
+    });
+
+    it('only the run holding the lease publishes: a stale run of the same backfill is refused and writes nothing', async () => {
+      await wh.publish(write('orders', 'k', { backfillId: 'bf-1', runKey: 'run-1', rows: ORDERS }));
+      expect(await wh.acquireDatasets({ backfillId: 'bf-1', runKey: 'run-1', nodes: ['orders'] })).toEqual({ acquired: true });
+      // --rerun: a new run of the same backfill takes the lease over.
+      expect(await wh.acquireDatasets({ backfillId: 'bf-1', runKey: 'run-2', nodes: ['orders'] })).toEqual({ acquired: true });
+      const stale = await rejection(wh.publish(write('orders', 'k2', { backfillId: 'bf-1', runKey: 'run-1', rows: ORDERS })));
+      expect(stale).toBeInstanceOf(StaleRunError);
+      expect(stale.message).toMatch(/run-2/);
+      expect(await rejection(wh.publish(write('orders', 'k', { backfillId: 'bf-1', runKey: 'run-1', rows: ORDERS, attempt: 2 })))).toBeInstanceOf(StaleRunError);
+      expect(await rejection(wh.publish(write('orders', 'k3', { backfillId: 'bf-9', runKey: 'run-9', rows: ORDERS })))).toBeInstanceOf(StaleRunError);
+      expect((await wh.ledger({ node: 'orders' })).map((r) => [r.partition, r.executions])).toEqual([['k', 1]]);
+      expect(await wh.publish(write('orders', 'k2', { backfillId: 'bf-1', runKey: 'run-2', rows: ORDERS }))).toMatchObject({ version: 1 });
+      await wh.releaseDatasets({ backfillId: 'bf-1', runKey: 'run-2' });
+      // No lease: anyone publishes, as before leases.
+      expect(await wh.publish(write('orders', 'k3', { backfillId: 'bf-9', runKey: 'run-9', rows: ORDERS }))).toMatchObject({ version: 1 });
     });
   });
 }

@@ -2,17 +2,17 @@
  * A SQLite warehouse whose work runs on a worker thread. better-sqlite3 is synchronous: a
  * long SELECT on the worker's main thread would stop its heartbeats and its workflow tasks
  * (a partition then times out while it is still being written). On its own thread the
- * main thread stays free; publishes still run one at a time, as SQLite writes do anyway.
+ * main thread stays free; its calls run one at a time, as SQLite writes do anyway.
  */
 import { Worker } from 'node:worker_threads';
-import { CheckFailedError, ChecksumMismatchError, InvalidDatasetError, SqlError, type Warehouse } from '../types.ts';
+import { CheckFailedError, ChecksumMismatchError, InvalidDatasetError, SqlError, SqlRefusedError, StaleRunError, type Warehouse } from '../types.ts';
 import { FROM_SOURCES } from '../../../host/package.ts';
 
 type Method = Exclude<keyof Warehouse, 'kind' | 'location'>;
 export type Call = { id: number; method: Method; args: unknown[] };
 type Reply = { id: number; result?: unknown; error?: { name: string; message: string } };
 
-const ERRORS: Record<string, new (message: string) => Error> = { CheckFailedError, ChecksumMismatchError, SqlError, InvalidDatasetError };
+const ERRORS: Record<string, new (message: string) => Error> = { CheckFailedError, ChecksumMismatchError, SqlError, SqlRefusedError, InvalidDatasetError, StaleRunError };
 
 /**
  * The thread's module. A worker thread starts without its parent's TypeScript loader: from the
@@ -69,6 +69,9 @@ export class ThreadedWarehouse implements Warehouse {
   rollbacks: Warehouse['rollbacks'] = (...args) => this.call('rollbacks', ...args);
   publishedRows: Warehouse['publishedRows'] = (...args) => this.call('publishedRows', ...args);
   ledgerVersions: Warehouse['ledgerVersions'] = (...args) => this.call('ledgerVersions', ...args);
+  identity: Warehouse['identity'] = (...args) => this.call('identity', ...args);
+  acquireDatasets: Warehouse['acquireDatasets'] = (...args) => this.call('acquireDatasets', ...args);
+  releaseDatasets: Warehouse['releaseDatasets'] = (...args) => this.call('releaseDatasets', ...args);
 
   async close(): Promise<void> {
     if (this.gone) return;

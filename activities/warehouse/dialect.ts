@@ -1,0 +1,99 @@
+/**
+ * What a warehouse backend supplies: only what differs between engines. The warehouse
+ * protocol (publish, restore, the ledger, leases) is written once against it, in
+ * `warehouse.ts`; each backend is a dialect of a few hundred lines.
+ */
+import type { ValueKind } from './checksum.ts';
+import type { Codec, InternalTable, TableDef } from './ledger.ts';
+import type { GivenRelation, ScopedRelation } from './sql.ts';
+import type { Bindings, Row } from './types.ts';
+
+/** Parameters of backfill's own statements, named `:name` in their text. */
+export type Params = Record<string, unknown>;
+
+/** A column a new version writes; a null type holds only NULLs, which fit any type. */
+export type Wanted = { name: string; type: string | null };
+
+/** SQL from a spec (node SQL, check SQL, a transform's query()): what it may read, and its parameters. */
+export type SpecSql = {
+  sql: string;
+  bindings: Bindings;
+  /**
+   * Inside a partition: its upstream datasets, read by their plain names and scoped to the
+   * pinned partitions. Any other way to reach backfill's tables is refused. Absent: a read
+   * outside any partition, which sees the published datasets.
+   */
+  scope?: readonly ScopedRelation[];
+  /** Relations the statement wrapping it defines for it: `{{this}}` and `{{previous}}` of a check. */
+  given?: readonly GivenRelation[];
+};
+
+/** Spec SQL that passed the door's rules, ready to run in its session, in one of these ways only. */
+export interface SpecStatement {
+  /** Its rows (a read-only statement). */
+  rows(): Promise<Row[]>;
+  /** Its columns and their types, without running it for real. */
+  columns(): Promise<Wanted[]>;
+  /** Runs it as the source of the new version's rows. */
+  insertInto(table: string, columns: readonly string[], partition: string, version: number): Promise<void>;
+  /** One aggregate over its rows, such as `COUNT(*)` (a check), read-only. */
+  measure(aggregate: string): Promise<number | null>;
+}
+
+/** A connection inside one transaction. */
+export interface Session {
+  /** Rows of one of backfill's own statements. */
+  all<T = Row>(sql: string, params?: Params): Promise<T[]>;
+  run(sql: string, params?: Params): Promise<void>;
+  /** Runs `work` in a savepoint: rolled back when it throws, released when it returns. */
+  savepoint<T>(work: () => Promise<T>): Promise<T>;
+  /** Waits for a lock named `key` until the transaction ends (where the engine has such locks). */
+  lock(key: string): Promise<void>;
+  /** Rows of one of backfill's own SELECTs as arrays, a batch at a time, with how each column's values canonicalize. */
+  stream(sql: string, params: Params, each: (rows: readonly unknown[][], kinds: readonly ValueKind[]) => void): Promise<void>;
+  /** A dataset's columns in table order, without the internal ones; null when it has no versions table. */
+  columns(node: string): Promise<string[] | null>;
+  /**
+   * Makes the dataset's versions table and its view, or adds and widens the columns a new
+   * version brings. An object of the view's name that backfill did not make is refused,
+   * unless `adopt` (a view only).
+   */
+  ensureDataset(node: string, wanted: readonly Wanted[], adopt: boolean): Promise<void>;
+  /** Writes rows a transform returned (values in `columns` order, as `Dialect.value` gives them) into a version. */
+  insertRows(table: string, partition: string, version: number, columns: readonly string[], rows: readonly unknown[][]): Promise<void>;
+  /** The one door for spec SQL: checks its rules before any of it runs. */
+  spec(sql: SpecSql): Promise<SpecStatement>;
+}
+
+export interface Dialect {
+  readonly kind: 'sqlite' | 'postgres';
+  /** Where it is (a file path, or a PostgreSQL URL without its password). */
+  readonly location: string;
+  /** Whether publishes may run at once; if not, the warehouse runs its transactions one at a time. */
+  readonly concurrent: boolean;
+  readonly codec: Codec;
+  /** The qualified name of one of backfill's tables, and of a dataset's versions table. */
+  table(name: InternalTable): string;
+  /** Creates an index of backfill's, if it does not exist. */
+  indexDdl(name: string, table: InternalTable, columns: readonly string[]): string;
+  versionsTable(node: string): string;
+  /** The temporary table of pinned (node, partition, version) rows that scoped reads join. */
+  readonly scopeTable: string;
+  /** A set of rows `j.value`, one per element of a JSON array parameter: `FROM ${jsonEach(':p')} j`. */
+  jsonEach(param: string): string;
+  /** What locks the rows a SELECT reads until commit ('' where writers take turns anyway). */
+  readonly forShare: string;
+  /** A column type's name in this engine. */
+  columnType(type: TableDef['columns'][number]['type']): string;
+  /** The columns a table has now (to add those of newer releases). */
+  tableColumns(session: Session, table: InternalTable): Promise<string[]>;
+  /** Runs in the transaction that creates backfill's tables, before it does (PostgreSQL makes its schema, and finds the one for views). */
+  prepare?(session: Session): Promise<void>;
+  /** The column type of a value a transform returned (null: any), and the type that holds two. */
+  typeOf(value: unknown): string | null;
+  widen(a: string, b: string): string;
+  /** A value a transform returned, as this engine stores it. */
+  value(value: unknown): unknown;
+  transaction<T>(work: (session: Session) => Promise<T>, options?: { lock?: string; readOnly?: boolean }): Promise<T>;
+  close(): Promise<void>;
+}

@@ -1,0 +1,436 @@
+/**
+ * The PostgreSQL dialect: workers on any number of machines write to one database, and
+ * partitions of one node publish in parallel for real (each publish is a transaction that
+ * takes an advisory lock on its own partition only).
+ *
+ * The ledger, the published pointers and every dataset's versions table live in a schema of
+ * their own (`backfill` by default); each dataset is a view, named after its node, in the
+ * connection's current schema (the first of its search_path), so `SELECT * FROM <node>`
+ * reads its published partitions.
+ */
+import pg from 'pg';
+import type { ValueKind } from '../checksum.ts';
+import type { Dialect, Params, Session, SpecSql, SpecStatement, Wanted } from '../dialect.ts';
+import type { Codec, ColumnType, InternalTable } from '../ledger.ts';
+import { PARTITION_COLUMN, VERSION_COLUMN, bindPositional, outsideScope, positionalParameters, quoteIdent, quoteLiteral, scopedSelect, singleStatement, versionsTable } from '../sql.ts';
+import { InvalidDatasetError, SqlError, type Row } from '../types.ts';
+import { SqlWarehouse } from '../warehouse.ts';
+import { parseQuery } from './spec-sql.ts';
+import { UNKNOWN_OID, castFor, kindOf, toParameter, typeOfValue, widerType } from './types.ts';
+
+export type PostgresOptions = {
+  /** The schema of the ledger and the versions tables (default `backfill`). */
+  schema?: string;
+  /** Connections in the pool (default 10): the most partitions this process publishes at once. */
+  poolSize?: number;
+};
+
+const ROWS_PER_FETCH = 2000;
+/** PostgreSQL allows 65,535 parameters per statement. */
+const MAX_PARAMETERS = 60_000;
+/** SQLSTATE classes of errors that the same SQL will hit again: syntax, unknown names, bad data. */
+const NON_RETRYABLE_CLASSES = ['42', '22', '21', '0A', '2F', '25'];
+
+function wrapSqlError(error: unknown, sql: string): never {
+  const code = (error as { code?: unknown })?.code;
+  if (typeof code === 'string' && code.length === 5 && NON_RETRYABLE_CLASSES.includes(code.slice(0, 2))) {
+    throw new SqlError(`${(error as Error).message} in SQL: ${sql.trim().slice(0, 300)}`);
+  }
+  throw error;
+}
+
+/** Raw text for every type: checksums canonicalize it themselves. */
+const RAW_TEXT: pg.CustomTypesConfig = { getTypeParser: () => (value: string) => value };
+
+/** What queries return: numbers as numbers (bigint and numeric too, when safe), dates as text. */
+const READ_TYPES: pg.CustomTypesConfig = {
+  getTypeParser: ((oid: number, format?: string) => {
+    if (oid === 20 || oid === 1700) {
+      return (value: string) => {
+        const n = Number(value);
+        return Number.isSafeInteger(n) || (oid === 1700 && Number.isFinite(n) && !/^\d{16,}$/.test(value)) ? n : value;
+      };
+    }
+    if (oid === 1082) return (value: string) => value;
+    return pg.types.getTypeParser(oid, format as 'text');
+  }) as pg.CustomTypesConfig['getTypeParser'],
+};
+
+/** The user information of a URL: it ends at the last `@` before the query, so a password may hold unencoded `@`, `/` or `:`. */
+const USERINFO = /^([a-z][a-z0-9+.-]*:\/\/)([^?#]*)@/i;
+
+/** The URL without its password, for messages and `location`. */
+export function redactUrl(url: string): string {
+  const match = USERINFO.exec(url);
+  const colon = match ? match[2]!.indexOf(':') : -1;
+  return match && colon >= 0 ? `${match[1]}${match[2]!.slice(0, colon)}:***@${url.slice(match[0].length)}` : url;
+}
+
+/** The URL with its user and password percent-encoded, as the driver parses it, and the password. */
+function connectionUrl(url: string): { url: string; password: string } {
+  const match = USERINFO.exec(url);
+  if (!match) return { url, password: '' };
+  const decode = (text: string) => {
+    try {
+      return decodeURIComponent(text);
+    } catch {
+      return text;
+    }
+  };
+  const [user, ...rest] = match[2]!.split(':');
+  const password = decode(rest.join(':'));
+  const encoded = `${encodeURIComponent(decode(user!))}${rest.length > 0 ? `:${encodeURIComponent(password)}` : ''}`;
+  return { url: `${match[1]}${encoded}@${url.slice(match[0].length)}`, password };
+}
+
+const CODEC: Codec = {
+  json: (value) => JSON.stringify(value),
+  fromJson: <T>(value: unknown) => value as T,
+  bool: (value) => value,
+  fromBool: (value) => value === true,
+  fromTime: (value) => (value instanceof Date ? value.toISOString() : String(value)),
+};
+
+const TYPES: Record<ColumnType, string> = { text: 'text', key: 'text COLLATE "C"', integer: 'integer', bigint: 'bigint', boolean: 'boolean', json: 'jsonb', time: 'timestamptz' };
+
+export class PostgresDialect implements Dialect {
+  readonly kind = 'postgres' as const;
+  readonly concurrent = true;
+  readonly codec = CODEC;
+  readonly location: string;
+  readonly scopeTable = 'pg_temp.backfill_scope';
+  readonly forShare = ' FOR SHARE';
+  readonly schema: string;
+  private readonly pool: pg.Pool;
+  private readonly password: string;
+  /** The schema of the datasets' views (the connection's current schema), found at setup. */
+  viewSchema = '';
+  readonly typeNames = new Map<number, string>();
+  /** Internal statements with their `:name` parameters numbered, once per text. */
+  readonly numbered = new Map<string, { text: string; names: string[] }>();
+
+  constructor(url: string, options: PostgresOptions = {}) {
+    this.location = redactUrl(url);
+    const connection = connectionUrl(url);
+    this.password = connection.password;
+    this.schema = options.schema ?? 'backfill';
+    this.pool = new pg.Pool({
+      connectionString: connection.url,
+      max: options.poolSize ?? 10,
+      types: READ_TYPES,
+      application_name: 'backfill',
+      onConnect: async (client) => {
+        await client.query(
+          `CREATE TEMP TABLE IF NOT EXISTS backfill_scope (node text COLLATE "C" NOT NULL, partition text COLLATE "C" NOT NULL, version integer NOT NULL, PRIMARY KEY (node, partition)) ON COMMIT DELETE ROWS`,
+        );
+      },
+    });
+    // An idle client that loses its connection must not crash the worker: the next query reconnects.
+    this.pool.on('error', () => undefined);
+  }
+
+  table(name: InternalTable): string {
+    return `${quoteIdent(this.schema)}.${name}`;
+  }
+
+  indexDdl(name: string, table: InternalTable, columns: readonly string[]): string {
+    return `CREATE INDEX IF NOT EXISTS ${name} ON ${this.table(table)} (${columns.join(', ')})`;
+  }
+
+  versionsTable(node: string): string {
+    return `${quoteIdent(this.schema)}.${quoteIdent(versionsTable(node))}`;
+  }
+
+  jsonEach(param: string): string {
+    return `jsonb_array_elements(CAST(${param} AS jsonb))`;
+  }
+
+  columnType(type: ColumnType): string {
+    return TYPES[type];
+  }
+
+  async tableColumns(session: Session, table: InternalTable): Promise<string[]> {
+    const rows = await session.all<{ name: string }>(`SELECT column_name AS name FROM information_schema.columns WHERE table_schema = :schema AND table_name = :table`, {
+      schema: this.schema,
+      table,
+    });
+    return rows.map((r) => r.name);
+  }
+
+  async prepare(session: Session): Promise<void> {
+    await session.run(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(this.schema)}`);
+    const [row] = await session.all<{ schema: string | null }>('SELECT current_schema() AS schema');
+    if (!row?.schema) {
+      throw new Error(
+        `the connection's search_path names no existing schema, so dataset views have nowhere to go: create the schema, or set search_path in the URL (e.g. ${this.location}?options=-c%20search_path%3Danalytics)`,
+      );
+    }
+    this.viewSchema = row.schema;
+  }
+
+  typeOf = typeOfValue;
+  widen = widerType;
+  value = toParameter;
+
+  /** The error without the password, should a driver or server error ever quote the URL. */
+  private redact(error: unknown): unknown {
+    if (!this.password || !(error instanceof Error)) return error;
+    for (const form of [this.password, encodeURIComponent(this.password)]) {
+      error.message = error.message.replaceAll(form, '***');
+      if (error.stack) error.stack = error.stack.replaceAll(form, '***');
+    }
+    return error;
+  }
+
+  async transaction<T>(work: (session: Session) => Promise<T>, options: { lock?: string; readOnly?: boolean } = {}): Promise<T> {
+    let client: pg.PoolClient;
+    try {
+      client = await this.pool.connect();
+    } catch (error) {
+      throw new Error(`cannot connect to the PostgreSQL warehouse ${this.location}: ${(this.redact(error) as Error).message}`);
+    }
+    try {
+      await client.query(options.readOnly ? 'BEGIN READ ONLY' : 'BEGIN');
+      const session = new PostgresSession(this, client);
+      if (options.lock) await session.lock(options.lock);
+      const result = await work(session);
+      await client.query('COMMIT');
+      return result;
+    } catch (error) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw this.redact(error);
+    } finally {
+      client.release();
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.pool.end();
+  }
+}
+
+class PostgresSession implements Session {
+  private savepoints = 0;
+
+  constructor(
+    private readonly dialect: PostgresDialect,
+    private readonly client: pg.PoolClient,
+  ) {}
+
+  private statement(sql: string, params: Params): { text: string; values: unknown[] } {
+    let numbered = this.dialect.numbered.get(sql);
+    if (!numbered) this.dialect.numbered.set(sql, (numbered = positionalParameters(sql)));
+    return { text: numbered.text, values: numbered.names.map((n) => params[n] ?? null) };
+  }
+
+  async all<T = Row>(sql: string, params: Params = {}): Promise<T[]> {
+    return (await this.client.query(this.statement(sql, params))).rows as T[];
+  }
+
+  async run(sql: string, params: Params = {}): Promise<void> {
+    await this.client.query(this.statement(sql, params));
+  }
+
+  async savepoint<T>(work: () => Promise<T>, readOnly = false): Promise<T> {
+    const name = `backfill_${++this.savepoints}`;
+    await this.client.query(`SAVEPOINT ${name}${readOnly ? '; SET LOCAL transaction_read_only = on' : ''}`);
+    let result: T;
+    try {
+      result = await work();
+    } catch (error) {
+      await this.client.query(`ROLLBACK TO SAVEPOINT ${name}; RELEASE SAVEPOINT ${name}`).catch(() => undefined);
+      throw error;
+    }
+    // A read-only savepoint rolls back, which also ends its read-only mode.
+    await this.client.query(readOnly ? `ROLLBACK TO SAVEPOINT ${name}; RELEASE SAVEPOINT ${name}` : `RELEASE SAVEPOINT ${name}`);
+    return result;
+  }
+
+  async lock(key: string): Promise<void> {
+    await this.client.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [key]);
+  }
+
+  async stream(sql: string, params: Params, each: (rows: readonly unknown[][], kinds: readonly ValueKind[]) => void): Promise<void> {
+    const { text, values } = this.statement(sql, params);
+    await this.client.query({ text: `DECLARE backfill_rows NO SCROLL CURSOR FOR ${text}`, values });
+    for (;;) {
+      const batch = await this.client.query({ text: `FETCH ${ROWS_PER_FETCH} FROM backfill_rows`, rowMode: 'array', types: RAW_TEXT });
+      each(batch.rows as unknown[][], batch.fields.map((f) => kindOf(f.dataTypeID)));
+      if (batch.rows.length < ROWS_PER_FETCH) break;
+    }
+    await this.client.query('CLOSE backfill_rows');
+  }
+
+  private async columnTypes(node: string): Promise<Array<{ name: string; type: string }> | null> {
+    const table = this.dialect.versionsTable(node);
+    const rows = await this.all<{ name: string; type: string; exists: boolean }>(
+      `SELECT a.attname AS name, format_type(a.atttypid, a.atttypmod) AS type FROM pg_attribute a
+       WHERE a.attrelid = to_regclass(:table) AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum`,
+      { table },
+    );
+    return rows.length > 0 ? rows.filter((c) => !c.name.startsWith('__')) : null;
+  }
+
+  async columns(node: string): Promise<string[] | null> {
+    return (await this.columnTypes(node))?.map((c) => c.name) ?? null;
+  }
+
+  async ensureDataset(node: string, wanted: readonly Wanted[], adopt: boolean): Promise<void> {
+    const fits = (columns: Array<{ name: string; type: string }>) =>
+      wanted.every((w) => columns.some((c) => c.name === w.name && (w.type === null || widerType(c.type, w.type) === c.type)));
+    const before = await this.columnTypes(node);
+    if (before && fits(before)) return;
+    await this.lock(`backfill:ddl:${node}`);
+    const existing = await this.columnTypes(node);
+    const table = this.dialect.versionsTable(node);
+    const view = `${quoteIdent(this.dialect.viewSchema)}.${quoteIdent(node)}`;
+    let dropped = false;
+    const dropView = async () => {
+      if (!dropped) await this.run(`DROP VIEW IF EXISTS ${view}`);
+      dropped = true;
+    };
+    let recreateView = existing === null;
+    if (existing === null) {
+      await this.assertViewFree(node, view, adopt);
+      await this.run(`CREATE TABLE ${table} (${PARTITION_COLUMN} text COLLATE "C" NOT NULL, ${VERSION_COLUMN} integer NOT NULL)`);
+      await this.run(`CREATE INDEX ON ${table} (${PARTITION_COLUMN}, ${VERSION_COLUMN})`);
+    }
+    // A view of the user's that `adopt` takes over, and one made while the table had no columns (`__empty`), go.
+    if (existing === null || existing.length === 0) await dropView();
+    for (const w of wanted) {
+      const have = existing?.find((c) => c.name === w.name);
+      if (!have) {
+        await this.run(`ALTER TABLE ${table} ADD COLUMN ${quoteIdent(w.name)} ${w.type ?? 'text'}`);
+        recreateView = true;
+      } else if (w.type !== null && widerType(have.type, w.type) !== have.type) {
+        // A view pins its columns' types: it is dropped and made again around the change.
+        await dropView();
+        const type = widerType(have.type, w.type);
+        await this.run(`ALTER TABLE ${table} ALTER COLUMN ${quoteIdent(w.name)} TYPE ${type} USING ${quoteIdent(w.name)}::${type}`);
+        recreateView = true;
+      }
+    }
+    if (!recreateView) return;
+    const list = ((await this.columns(node)) ?? []).map((c) => `v.${quoteIdent(c)}`).join(', ') || 'NULL AS __empty';
+    await this.run(
+      `CREATE OR REPLACE VIEW ${view} AS SELECT ${list} FROM ${table} v JOIN ${this.dialect.table('partitions')} p ` +
+        `ON p.node = ${quoteLiteral(node)} AND p.partition = v.${PARTITION_COLUMN} AND p.version = v.${VERSION_COLUMN}`,
+    );
+  }
+
+  /** Before a dataset's first version: its view's name must be free, or a view the node adopts. */
+  private async assertViewFree(node: string, view: string, adopt: boolean): Promise<void> {
+    const [found] = await this.all<{ kind: string }>(`SELECT c.relkind AS kind FROM pg_class c WHERE c.oid = to_regclass(:view)`, { view });
+    if (!found || (found.kind === 'v' && adopt)) return;
+    throw new InvalidDatasetError(
+      found.kind === 'v'
+        ? `dataset '${node}': a view ${view} exists that backfill did not create: set adopt: true on the node to replace it with the dataset's view, or rename the node`
+        : `dataset '${node}': ${view} exists and is not a view backfill created (a table or another object): rename the node, or move that object out of the way (adopt replaces views only)`,
+    );
+  }
+
+  async insertRows(table: string, partition: string, version: number, columns: readonly string[], rows: readonly unknown[][]): Promise<void> {
+    const perRow = columns.length + 2;
+    const chunk = Math.max(1, Math.floor(MAX_PARAMETERS / perRow));
+    const head = `INSERT INTO ${table} (${PARTITION_COLUMN}, ${VERSION_COLUMN}${columns.map((c) => `, ${quoteIdent(c)}`).join('')}) VALUES `;
+    for (let start = 0; start < rows.length; start += chunk) {
+      const values: unknown[] = [];
+      const tuples = rows.slice(start, start + chunk).map((row, r) => {
+        values.push(partition, version, ...row);
+        return `(${Array.from({ length: perRow }, (_, i) => `$${r * perRow + i + 1}`).join(', ')})`;
+      });
+      await this.client.query({ text: head + tuples.join(', '), values });
+    }
+  }
+
+  /** The one door for spec SQL: parsed by PostgreSQL's parser, scoped, and sent with the extended protocol only. */
+  async spec(spec: SpecSql): Promise<SpecStatement> {
+    const { text, names } = positionalParameters(singleStatement(spec.sql), (name) => castFor(spec.bindings[name]));
+    const values = bindPositional(names, spec.bindings);
+    const parsed = await parseQuery(text, spec.sql);
+    if (spec.scope) await this.assertInScope(parsed, spec);
+    const body = scopedSelect(parsed.text, spec.scope ?? [], spec.given ?? []);
+    const run = async (query: string, extra: unknown[] = []) => {
+      // The extended protocol always, parameters or none: it runs one statement, never several.
+      const config = { text: query, values: [...values, ...extra], queryMode: 'extended' } as pg.QueryConfig;
+      try {
+        return await this.client.query(config);
+      } catch (error) {
+        return wrapSqlError(error, spec.sql);
+      }
+    };
+    return {
+      rows: async () => (await run(body)).rows as Row[],
+      columns: () =>
+        this.savepoint(async () => {
+          const probe = await run(`SELECT * FROM (\n${body}\n) AS q LIMIT 0`);
+          const columns: Wanted[] = [];
+          for (const field of probe.fields) columns.push({ name: field.name, type: await this.typeName(field.dataTypeID) });
+          return columns;
+        }, true),
+      insertInto: async (table, columns, partition, version) => {
+        const n = values.length;
+        const cols = columns.map((c) => `, ${quoteIdent(c)}`).join('');
+        const picked = columns.map((c) => `, q.${quoteIdent(c)}`).join('');
+        await run(`INSERT INTO ${table} (${PARTITION_COLUMN}, ${VERSION_COLUMN}${cols}) SELECT $${n + 1}, $${n + 2}${picked} FROM (\n${body}\n) AS q`, [partition, version]);
+      },
+      measure: (aggregate) =>
+        this.savepoint(async () => {
+          const n = ((await run(`SELECT ${aggregate} AS n FROM (\n${body}\n) AS v`)).rows[0] as { n: unknown }).n;
+          return n === null ? null : Number(n);
+        }, true),
+    };
+  }
+
+  /**
+   * Inside a partition, what spec SQL names must not reach backfill's tables (through views
+   * too), except the datasets named plainly: an upstream is scoped, another dataset shows its
+   * published partitions, as it does outside.
+   */
+  private async assertInScope(parsed: Awaited<ReturnType<typeof parseQuery>>, spec: SpecSql): Promise<void> {
+    const plain = new Set([...(spec.scope ?? []).map((r) => r.name), ...(spec.given ?? []).map((g) => g.name), ...parsed.ctes]);
+    const named = parsed.relations.filter((r) => r.schema !== null || !plain.has(r.name));
+    if (named.length === 0) return;
+    const reached = await this.all<{ ord: number; relname: string }>(
+      `WITH RECURSIVE named AS (
+         SELECT n.ord, to_regclass(n.name) AS oid FROM unnest(CAST(:names AS text[]), CAST(:datasets AS text[])) WITH ORDINALITY AS n(name, dataset, ord)
+         WHERE n.dataset IS NULL OR to_regclass(n.dataset) IS NULL
+       ), reads(ord, oid) AS (
+         SELECT ord, oid FROM named WHERE oid IS NOT NULL
+         UNION
+         SELECT r.ord, d.refobjid FROM reads r JOIN pg_rewrite w ON w.ev_class = r.oid
+         JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = w.oid AND d.refclassid = 'pg_class'::regclass
+       )
+       SELECT r.ord, c.relname FROM reads r JOIN pg_class c ON c.oid = r.oid JOIN pg_namespace s ON s.oid = c.relnamespace
+       WHERE s.nspname = :schema OR s.oid = pg_my_temp_schema() ORDER BY r.ord LIMIT 1`,
+      {
+        names: named.map((r) => (r.schema === null ? quoteIdent(r.name) : `${quoteIdent(r.schema)}.${quoteIdent(r.name)}`)),
+        // A plain name with a versions table is a dataset's view.
+        datasets: named.map((r) => (r.schema === null ? this.dialect.versionsTable(r.name) : null)),
+        schema: this.dialect.schema,
+      },
+    );
+    const first = reached[0];
+    if (first) {
+      const r = named[Number(first.ord) - 1]!;
+      throw outsideScope(`${r.schema === null ? r.name : `${r.schema}.${r.name}`}, which reaches backfill's table ${first.relname},`, spec);
+    }
+  }
+
+  private async typeName(oid: number): Promise<string> {
+    if (oid === UNKNOWN_OID) return 'text';
+    let name = this.dialect.typeNames.get(oid);
+    if (name === undefined) {
+      name = (await this.all<{ name: string }>('SELECT format_type(CAST(:oid AS oid), NULL) AS name', { oid }))[0]!.name;
+      this.dialect.typeNames.set(oid, name);
+    }
+    return name;
+  }
+}
+
+/** A warehouse on PostgreSQL. */
+export class PostgresWarehouse extends SqlWarehouse {
+  constructor(url: string, options: PostgresOptions = {}) {
+    super(new PostgresDialect(url, options));
+  }
+}

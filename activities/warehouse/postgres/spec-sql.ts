@@ -1,0 +1,80 @@
+/**
+ * Spec SQL as PostgreSQL's own parser (libpg-query) reads it: exactly one statement, a
+ * query (SELECT, VALUES, WITH ... SELECT) with no data-modifying WITH, no SELECT INTO, no
+ * row locks and no call of the functions that act outside the query; and the relations it
+ * names, for the scope rules.
+ */
+import { parse } from 'libpg-query';
+import { notASelect } from '../sql.ts';
+import { SqlError, SqlRefusedError } from '../types.ts';
+
+export type ParsedQuery = {
+  /** The statement alone, without a trailing semicolon or comment. */
+  text: string;
+  /** Every relation it names (schema null when unqualified). */
+  relations: Array<{ schema: string | null; name: string }>;
+  /** The names its own WITH clauses define. */
+  ctes: Set<string>;
+};
+
+/** Functions that change state outside the query: settings, locks, other sessions, large objects, sequences, other databases, SQL in a string. */
+const ACTS_OUTSIDE =
+  /^(set_config|pg_(try_)?advisory_.*|pg_terminate_backend|pg_cancel_backend|pg_reload_conf|pg_rotate_logfile.*|pg_notify|lo_.*|dblink.*|(query|cursor|table|schema|database)_to_xml.*|ts_stat|ts_rewrite|nextval|setval)$/;
+
+type Node = Record<string, unknown>;
+
+function walk(node: unknown, visit: (kind: string, value: Node) => void): void {
+  if (Array.isArray(node)) for (const item of node) walk(item, visit);
+  else if (node !== null && typeof node === 'object') {
+    for (const [key, value] of Object.entries(node)) {
+      if (/^[A-Z]/.test(key) && value !== null && typeof value === 'object' && !Array.isArray(value)) visit(key, value as Node);
+      walk(value, visit);
+    }
+  }
+}
+
+const shown = (sql: string) => sql.trim().slice(0, 300);
+
+async function analyse(text: string, original: string): Promise<ParsedQuery> {
+  let tree: { stmts?: Array<{ stmt: Node; stmt_location?: number; stmt_len?: number }> };
+  try {
+    tree = (await parse(text)) as typeof tree;
+  } catch (error) {
+    throw new SqlError(`${(error as Error).message} in SQL: ${shown(original)}`);
+  }
+  const statements = tree.stmts ?? [];
+  if (statements.length !== 1) throw new SqlRefusedError(`spec SQL must be exactly one statement, and this is ${statements.length}: ${shown(original)}`);
+  const [{ stmt, stmt_location: at = 0, stmt_len: length = 0 }] = statements as [(typeof statements)[number]];
+  if (!('SelectStmt' in stmt)) throw new SqlRefusedError(notASelect(original));
+  const relations: ParsedQuery['relations'] = [];
+  const ctes = new Set<string>();
+  walk(stmt, (kind, value) => {
+    if (kind === 'SelectStmt' && value.intoClause) throw new SqlRefusedError(`spec SQL may not create tables (SELECT ... INTO): ${shown(original)}`);
+    if (kind === 'SelectStmt' && value.lockingClause) throw new SqlRefusedError(`spec SQL may not lock rows (FOR UPDATE, FOR SHARE): ${shown(original)}`);
+    if (kind === 'CommonTableExpr') {
+      ctes.add(value.ctename as string);
+      if (!('SelectStmt' in (value.ctequery as Node))) throw new SqlRefusedError(`spec SQL may not change data in a WITH clause: ${shown(original)}`);
+    }
+    if (kind === 'FuncCall') {
+      const name = ((value.funcname as Node[]).at(-1)?.String as Node | undefined)?.sval as string | undefined;
+      if (name && ACTS_OUTSIDE.test(name.toLowerCase())) throw new SqlRefusedError(`spec SQL may not call ${name}(), which acts outside the query: ${shown(original)}`);
+    }
+    if (kind === 'RangeVar') relations.push({ schema: (value.schemaname as string | undefined) ?? null, name: value.relname as string });
+  });
+  // Locations count bytes: the statement alone drops a trailing semicolon and what follows it.
+  const bytes = Buffer.from(text);
+  return { text: length > 0 ? bytes.subarray(at, at + length).toString() : bytes.subarray(at).toString(), relations, ctes };
+}
+
+const cache = new Map<string, Promise<ParsedQuery>>();
+
+/** The parse of spec SQL (its `:name` parameters already numbered), or the reason it is refused. */
+export function parseQuery(text: string, original: string): Promise<ParsedQuery> {
+  let parsed = cache.get(text);
+  if (!parsed) {
+    if (cache.size >= 1000) cache.clear();
+    parsed = analyse(text, original);
+    cache.set(text, parsed);
+  }
+  return parsed;
+}

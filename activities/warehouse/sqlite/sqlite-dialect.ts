@@ -1,0 +1,324 @@
+/**
+ * The SQLite dialect: one file in WAL mode, so that several processes on one host can share
+ * it. Writers take turns (`BEGIN IMMEDIATE`), and in one process the warehouse runs its
+ * transactions one at a time: better-sqlite3 has one connection, and its own transaction
+ * wrapper cannot span an `await`, so transactions and savepoints are explicit statements.
+ */
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import Database from 'better-sqlite3';
+import type { ValueKind } from '../checksum.ts';
+import type { Dialect, Params, Session, SpecSql, SpecStatement, Wanted } from '../dialect.ts';
+import type { Codec, ColumnType, InternalTable } from '../ledger.ts';
+import { PARTITION_COLUMN, VERSION_COLUMN, notASelect, outsideScope, quoteIdent, quoteLiteral, scopedSelect, singleStatement, startsAsQuery, versionsTable } from '../sql.ts';
+import { InvalidDatasetError, SqlError, SqlRefusedError, type Bindings, type Row, type SqlValue } from '../types.ts';
+import { SqlWarehouse } from '../warehouse.ts';
+
+const ROWS_PER_BATCH = 2000;
+
+function wrapSqlError(error: unknown, sql: string): never {
+  if (error instanceof RangeError && /named parameter/.test(error.message)) {
+    throw new SqlError(`${error.message}: define it in the node's params, or use :partition, :start, :end, :start_date, :end_date`);
+  }
+  if (error instanceof RangeError && /more than one statement/.test(error.message)) {
+    throw new SqlRefusedError(`spec SQL must be exactly one statement: ${sql.trim().slice(0, 300)}`);
+  }
+  if (error instanceof Database.SqliteError && ['SQLITE_ERROR', 'SQLITE_RANGE', 'SQLITE_MISMATCH'].includes(error.code)) {
+    throw new SqlError(`${error.message} in SQL: ${sql.trim().slice(0, 300)}`);
+  }
+  throw error;
+}
+
+/**
+ * better-sqlite3 binds every JavaScript number as a REAL; whole numbers go as BigInt so that
+ * SQLite does integer arithmetic with them, as PostgreSQL does (`amount * :rate / 100`).
+ */
+function integers(bindings: Bindings): Bindings {
+  const out: Bindings = {};
+  for (const [name, value] of Object.entries(bindings)) out[name] = typeof value === 'number' && Number.isSafeInteger(value) ? BigInt(value) : value;
+  return out;
+}
+
+function defined(params: Params): Params {
+  return Object.fromEntries(Object.entries(params).filter(([, v]) => v !== undefined));
+}
+
+const CODEC: Codec = {
+  json: (value) => JSON.stringify(value),
+  fromJson: <T>(value: unknown) => JSON.parse(value as string) as T,
+  bool: (value) => (value ? 1 : 0),
+  fromBool: (value) => value === 1 || value === true,
+  fromTime: (value) => String(value),
+};
+
+const TYPES: Record<ColumnType, string> = { text: 'TEXT', key: 'TEXT', integer: 'INTEGER', bigint: 'INTEGER', boolean: 'INTEGER', json: 'TEXT', time: 'TEXT' };
+
+export class SqliteDialect implements Dialect {
+  readonly kind = 'sqlite' as const;
+  readonly concurrent = false;
+  readonly codec = CODEC;
+  readonly scopeTable = 'temp.backfill_scope';
+  readonly forShare = '';
+  readonly db: Database.Database;
+  private readonly statements = new Map<string, Database.Statement>();
+  /** Spec SQL that passed the door, by what it was checked against (the schema's version included). */
+  readonly passed = new Set<string>();
+
+  constructor(readonly location: string) {
+    if (location !== ':memory:') mkdirSync(dirname(location), { recursive: true });
+    this.db = new Database(location);
+    this.db.pragma('journal_mode = WAL');
+    // FULL: a publish that returned survives a power loss (NORMAL may lose the last ones in WAL mode).
+    this.db.pragma('synchronous = FULL');
+    this.db.pragma('busy_timeout = 15000');
+    this.db.exec(`CREATE TEMP TABLE IF NOT EXISTS backfill_scope (node TEXT NOT NULL, partition TEXT NOT NULL, version INTEGER NOT NULL, PRIMARY KEY (node, partition))`);
+  }
+
+  table(name: InternalTable): string {
+    return `main.backfill_${name}`;
+  }
+
+  indexDdl(name: string, table: InternalTable, columns: readonly string[]): string {
+    return `CREATE INDEX IF NOT EXISTS main.backfill_${name} ON backfill_${table} (${columns.join(', ')})`;
+  }
+
+  versionsTable(node: string): string {
+    return `main.${quoteIdent(versionsTable(node))}`;
+  }
+
+  jsonEach(param: string): string {
+    return `json_each(${param})`;
+  }
+
+  columnType(type: ColumnType): string {
+    return TYPES[type];
+  }
+
+  async tableColumns(session: Session, table: InternalTable): Promise<string[]> {
+    return (await session.all<{ name: string }>(`SELECT name FROM pragma_table_info(:table, 'main')`, { table: `backfill_${table}` })).map((c) => c.name);
+  }
+
+  /** A column's type comes from its first non-null value. */
+  typeOf(value: unknown): string | null {
+    if (value === null || value === undefined) return null;
+    if (typeof value === 'number') return Number.isInteger(value) ? 'INTEGER' : 'REAL';
+    return typeof value === 'bigint' || typeof value === 'boolean' ? 'INTEGER' : 'TEXT';
+  }
+
+  widen(a: string): string {
+    return a;
+  }
+
+  value(value: unknown): SqlValue {
+    if (value === undefined || value === null) return null;
+    if (typeof value === 'boolean') return value ? 1 : 0;
+    if (typeof value === 'string' || typeof value === 'number' || typeof value === 'bigint') return value;
+    return value instanceof Date ? value.toISOString() : JSON.stringify(value);
+  }
+
+  statement(sql: string): Database.Statement {
+    let statement = this.statements.get(sql);
+    if (!statement) this.statements.set(sql, (statement = this.db.prepare(sql)));
+    return statement;
+  }
+
+  async transaction<T>(work: (session: Session) => Promise<T>, options: { lock?: string; readOnly?: boolean } = {}): Promise<T> {
+    // One writer at a time, across processes too: a writing transaction takes the write lock at once.
+    this.db.exec(options.lock ? 'BEGIN IMMEDIATE' : 'BEGIN');
+    try {
+      const result = await work(new SqliteSession(this));
+      this.db.exec('COMMIT');
+      return result;
+    } catch (error) {
+      if (this.db.inTransaction) this.db.exec('ROLLBACK');
+      throw error;
+    }
+  }
+
+  async close(): Promise<void> {
+    this.db.close();
+  }
+}
+
+class SqliteSession implements Session {
+  private savepoints = 0;
+  private readonly db: Database.Database;
+
+  constructor(private readonly dialect: SqliteDialect) {
+    this.db = dialect.db;
+  }
+
+  async all<T = Row>(sql: string, params: Params = {}): Promise<T[]> {
+    return this.dialect.statement(sql).all(defined(params)) as T[];
+  }
+
+  async run(sql: string, params: Params = {}): Promise<void> {
+    this.dialect.statement(sql).run(defined(params));
+  }
+
+  /** `undo`: roll back even when `work` returns (a check that only looks). */
+  async savepoint<T>(work: () => Promise<T>, undo = false): Promise<T> {
+    const name = `backfill_${++this.savepoints}`;
+    this.db.exec(`SAVEPOINT ${name}`);
+    let result: T;
+    try {
+      result = await work();
+    } catch (error) {
+      this.db.exec(`ROLLBACK TO ${name}; RELEASE ${name}`);
+      throw error;
+    }
+    this.db.exec(undo ? `ROLLBACK TO ${name}; RELEASE ${name}` : `RELEASE ${name}`);
+    return result;
+  }
+
+  async lock(): Promise<void> {
+    // Writers take turns already: a writing transaction begins IMMEDIATE.
+  }
+
+  async stream(sql: string, params: Params, each: (rows: readonly unknown[][], kinds: readonly ValueKind[]) => void): Promise<void> {
+    let batch: unknown[][] = [];
+    for (const row of this.db.prepare(sql).raw().iterate(defined(params)) as IterableIterator<unknown[]>) {
+      batch.push(row);
+      if (batch.length === ROWS_PER_BATCH) (each(batch, []), (batch = []));
+    }
+    each(batch, []);
+  }
+
+  async columns(node: string): Promise<string[] | null> {
+    const all = await this.all<{ name: string }>(`SELECT name FROM pragma_table_info(:table, 'main')`, { table: versionsTable(node) });
+    return all.length > 0 ? all.map((c) => c.name).filter((c) => !c.startsWith('__')) : null;
+  }
+
+  async ensureDataset(node: string, wanted: readonly Wanted[], adopt: boolean): Promise<void> {
+    const table = this.dialect.versionsTable(node);
+    const existing = await this.columns(node);
+    if (existing === null) {
+      const [found] = await this.all<{ type: string }>(`SELECT type FROM main.sqlite_schema WHERE name = :node COLLATE NOCASE`, { node });
+      if (found && !(found.type === 'view' && adopt)) {
+        throw new InvalidDatasetError(
+          found.type === 'view'
+            ? `dataset '${node}': a view ${node} exists that backfill did not create: set adopt: true on the node to replace it with the dataset's view, or rename the node`
+            : `dataset '${node}': a ${found.type} named ${node} exists, and backfill needs the name for the dataset's view: rename the node, or move the ${found.type} out of the way (adopt replaces views only)`,
+        );
+      }
+      const defs = wanted.map((c) => `, ${quoteIdent(c.name)} ${c.type ?? ''}`).join('');
+      this.db.exec(`CREATE TABLE ${table} (${PARTITION_COLUMN} TEXT NOT NULL, ${VERSION_COLUMN} INTEGER NOT NULL${defs})`);
+      this.db.exec(`CREATE INDEX main.${quoteIdent(`${versionsTable(node)}_pk`)} ON ${quoteIdent(versionsTable(node))} (${PARTITION_COLUMN}, ${VERSION_COLUMN})`);
+    } else {
+      const added = wanted.filter((c) => !existing.includes(c.name));
+      for (const column of added) this.db.exec(`ALTER TABLE ${table} ADD COLUMN ${quoteIdent(column.name)} ${column.type ?? ''}`);
+      if (added.length === 0) return;
+    }
+    const list = ((await this.columns(node)) ?? []).map((c) => `v.${quoteIdent(c)}`).join(', ') || 'NULL AS __empty';
+    this.db.exec(`DROP VIEW IF EXISTS main.${quoteIdent(node)}`);
+    this.db.exec(
+      `CREATE VIEW main.${quoteIdent(node)} AS SELECT ${list} FROM ${table} v ` +
+        `JOIN ${this.dialect.table('partitions')} p ON p.node = ${quoteLiteral(node)} AND p.partition = v.${PARTITION_COLUMN} AND p.version = v.${VERSION_COLUMN}`,
+    );
+  }
+
+  async insertRows(table: string, partition: string, version: number, columns: readonly string[], rows: readonly unknown[][]): Promise<void> {
+    const insert = this.db.prepare(
+      `INSERT INTO ${table} (${PARTITION_COLUMN}, ${VERSION_COLUMN}${columns.map((n) => `, ${quoteIdent(n)}`).join('')}) VALUES (?, ?${columns.map(() => ', ?').join('')})`,
+    );
+    for (const row of rows) insert.run(partition, version, ...row);
+  }
+
+  /** The one door for spec SQL: SQLite's own parser takes it alone as exactly one read-only query, in scope. */
+  async spec(spec: SpecSql): Promise<SpecStatement> {
+    const text = singleStatement(spec.sql);
+    if (!startsAsQuery(text)) throw new SqlRefusedError(notASelect(spec.sql));
+    const bindings = integers(spec.bindings);
+    await this.check(text, spec, bindings);
+    const body = scopedSelect(text, spec.scope ?? [], spec.given ?? []);
+    const run = <T>(work: () => T): Promise<T> => {
+      try {
+        return Promise.resolve(work());
+      } catch (error) {
+        return wrapSqlError(error, spec.sql);
+      }
+    };
+    return {
+      rows: () => run(() => this.db.prepare(body).all(bindings) as Row[]),
+      columns: () => run(() => this.db.prepare(body).columns().map((c) => ({ name: c.name, type: null }))),
+      insertInto: (table, columns, partition, version) =>
+        run(() => {
+          const cols = columns.map((c) => `, ${quoteIdent(c)}`).join('');
+          const picked = columns.map((c) => `, q.${quoteIdent(c)}`).join('');
+          const insert = `INSERT INTO ${table} (${PARTITION_COLUMN}, ${VERSION_COLUMN}${cols}) SELECT :__partition, :__version${picked} FROM (\n${body}\n) AS q`;
+          this.db.prepare(insert).run({ ...bindings, __partition: partition, __version: version });
+        }),
+      measure: (aggregate) =>
+        run(() => {
+          const { n } = this.db.prepare(`SELECT ${aggregate} AS n FROM (\n${body}\n) AS v`).get(bindings) as { n: number | bigint | null };
+          return n === null ? null : Number(n);
+        }),
+    };
+  }
+
+  /**
+   * Prepares the statement alone, with each name it may read shadowed by an empty view of the
+   * same columns: one statement only (better-sqlite3 refuses more), one that only reads
+   * (SQLite's verdict), and, inside a partition, one that opens none of backfill's tables (what
+   * it opens is in its program, EXPLAIN): with every dataset's plain name shadowed, anything it
+   * opens of backfill's it reached another way.
+   */
+  private async check(text: string, spec: SpecSql, bindings: Bindings): Promise<void> {
+    const given = [...(spec.scope ?? []), ...(spec.given ?? [])].map((r) => [r.name, r.columns] as const);
+    const key = JSON.stringify([this.db.pragma('main.schema_version', { simple: true }), given, spec.scope !== undefined, text]);
+    if (this.dialect.passed.has(key)) return;
+    const shadows = new Map<string, readonly string[]>(given);
+    if (spec.scope) {
+      // The other datasets, by their plain names, show their published partitions: shadowed too.
+      const datasets = this.db
+        .prepare(
+          `SELECT substr(m.name, 1, length(m.name) - 10) AS node, c.name AS c FROM main.sqlite_schema m
+           LEFT JOIN pragma_table_info(m.name) c ON substr(c.name, 1, 2) <> '__' WHERE m.type = 'table' AND substr(m.name, -10) = '__versions'`,
+        )
+        .all() as Array<{ node: string; c: string | null }>;
+      for (const { node, c } of datasets) if (!given.some(([name]) => name === node)) shadows.set(node, [...(shadows.get(node) ?? []), ...(c === null ? [] : [c])]);
+    }
+    await this.savepoint(async () => {
+      for (const [name, named] of shadows) {
+        const columns = named.length > 0 ? named : ['__empty'];
+        this.db.exec(`CREATE TEMP VIEW ${quoteIdent(name)} (${columns.map(quoteIdent).join(', ')}) AS SELECT ${columns.map(() => 'NULL').join(', ')} WHERE 0`);
+      }
+      let statement: Database.Statement;
+      try {
+        statement = this.db.prepare(text);
+      } catch (error) {
+        return wrapSqlError(error, spec.sql);
+      }
+      if (!statement.reader || !statement.readonly) throw new SqlRefusedError(notASelect(spec.sql));
+      if (!spec.scope) return;
+      let program: Array<{ opcode: string; p2: number; p3: number }>;
+      try {
+        program = this.db.prepare(`EXPLAIN ${text}`).all(bindings) as typeof program;
+      } catch (error) {
+        return wrapSqlError(error, spec.sql);
+      }
+      const roots = this.db.prepare(`SELECT 0 AS db, rootpage, tbl_name FROM main.sqlite_schema UNION ALL SELECT 1, rootpage, tbl_name FROM temp.sqlite_schema`).all() as Array<{
+        db: number;
+        rootpage: number;
+        tbl_name: string;
+      }>;
+      const own = (name: string, db: number) => (db === 0 ? name.startsWith('backfill_') || name.endsWith('__versions') : name === 'backfill_scope');
+      for (const op of program) {
+        if (!/^(OpenRead|OpenWrite|ReopenIdx)$/.test(op.opcode)) continue;
+        const table = roots.find((r) => r.db === op.p3 && r.rootpage === op.p2);
+        if (table && own(table.tbl_name, op.p3)) {
+          throw outsideScope(`backfill's table ${table.tbl_name} (a qualified name such as main.<upstream>, a versions table, a view over a dataset, or a dataset that is not an upstream)`, spec);
+        }
+      }
+    }, true);
+    if (this.dialect.passed.size >= 1000) this.dialect.passed.clear();
+    this.dialect.passed.add(key);
+  }
+}
+
+/** A warehouse in a SQLite file, on the calling thread. */
+export class SqliteWarehouse extends SqlWarehouse {
+  constructor(location: string) {
+    super(new SqliteDialect(location));
+  }
+}

@@ -1,0 +1,471 @@
+/**
+ * The warehouse protocol, written once over a dialect: pinning, publishing (rows, checks,
+ * pointer and ledger row in one transaction), the ledger, what a backfill changed,
+ * restoring, the rollback audit, the warehouse's identity and dataset leases. Every
+ * statement that comes from a spec goes through the dialect's one door (`Session.spec`).
+ */
+import { randomUUID } from 'node:crypto';
+import type { PartitionInput } from '../../core/protocol.ts';
+import { changesFromRows, changesQuery, pageLimit, type ChangeRow } from './changes.ts';
+import { PREVIOUS, THIS, checkAsync, type CheckOutcome } from './checks.ts';
+import { RowHasher, schemaHash, type ValueKind } from './checksum.ts';
+import type { Dialect, Session, SpecStatement, Wanted } from './dialect.ts';
+import { TABLES, ledgerInsert, ledgerRow, ledgerValues, publishedOf, rollbackRecord, type ColumnDef, type LedgerFields } from './ledger.ts';
+import { inputVersions } from './lineage.ts';
+import { assertDataset } from './names.ts';
+import { assertSameChecksum, columnsFromSchemaHash, decideRestore, type RestoreState } from './restore.ts';
+import { PARTITION_COLUMN, VERSION_COLUMN, assertUserColumns, quoteIdent, quoteLiteral, type ScopedRelation } from './sql.ts';
+import {
+  CheckFailedError,
+  ChecksumMismatchError,
+  SqlError,
+  SqlRefusedError,
+  StaleRunError,
+  type Bindings,
+  type ChangesOptions,
+  type ChangesPage,
+  type DatasetLease,
+  type LeaseOutcome,
+  type LedgerFilter,
+  type LedgerRow,
+  type PartitionWrite,
+  type PinnedInput,
+  type Published,
+  type RestoreOutcome,
+  type RestoreRequest,
+  type RollbackFilter,
+  type RollbackRecord,
+  type Row,
+  type VersionRef,
+  type Warehouse,
+} from './types.ts';
+
+type Summary = { rowCount: number; checksum: string; schemaHash: string; columns: string[] };
+type Raw = Record<string, unknown>;
+
+/** `WHERE a = :a AND ...` for the filters that are set. */
+function whereEqual(filters: Record<string, unknown>, prefix = ''): string {
+  const set = Object.keys(filters).filter((c) => filters[c] !== undefined);
+  return set.length > 0 ? `WHERE ${set.map((c) => `${prefix}${c} = :${c}`).join(' AND ')}` : '';
+}
+
+/** A check's errors, thrown inside the staging savepoint so that the new rows roll back. */
+class ChecksFailed extends Error {
+  constructor(readonly outcome: CheckOutcome) {
+    super('checks failed');
+  }
+}
+
+export class SqlWarehouse implements Warehouse {
+  readonly kind: Warehouse['kind'];
+  readonly location: string;
+  private setup: Promise<void> | undefined;
+  /** The transactions of a dialect that runs them one at a time, in turn. */
+  private turn: Promise<unknown> = Promise.resolve();
+  private id: string | undefined;
+
+  constructor(protected readonly dialect: Dialect) {
+    this.kind = dialect.kind;
+    this.location = dialect.location;
+  }
+
+  private t(name: Parameters<Dialect['table']>[0]): string {
+    return this.dialect.table(name);
+  }
+
+  /** Creates backfill's tables once (adding the columns of newer releases) and its identity. */
+  private ready(): Promise<void> {
+    const d = this.dialect;
+    const column = (c: ColumnDef) => `${c.name} ${d.columnType(c.type)}${c.notNull ? ' NOT NULL' : ''}${c.default !== undefined ? ` DEFAULT ${c.default}` : ''}`;
+    this.setup ??= d.transaction(
+      async (s) => {
+        await d.prepare?.(s);
+        for (const table of TABLES) {
+          await s.run(`CREATE TABLE IF NOT EXISTS ${d.table(table.name)} (${table.columns.map(column).join(', ')}, PRIMARY KEY (${table.primaryKey.join(', ')}))`);
+          const have = new Set(await d.tableColumns(s, table.name));
+          for (const added of table.additions ?? []) if (!have.has(added.name)) await s.run(`ALTER TABLE ${d.table(table.name)} ADD COLUMN ${column(added)}`);
+          for (const index of table.indexes ?? []) await s.run(d.indexDdl(index.name, table.name, index.columns));
+        }
+        await s.run(`INSERT INTO ${d.table('meta')} (key, value) VALUES ('identity', :id) ON CONFLICT (key) DO NOTHING`, { id: randomUUID() });
+      },
+      { lock: 'backfill:setup' },
+    );
+    this.setup.catch(() => (this.setup = undefined));
+    return this.setup;
+  }
+
+  /** A transaction once the tables exist; in turn with the others where the dialect runs one at a time. */
+  private tx<T>(work: (s: Session) => Promise<T>, options: { lock?: string; readOnly?: boolean } = {}): Promise<T> {
+    const run = async () => {
+      await this.ready();
+      return this.dialect.transaction(work, options);
+    };
+    if (this.dialect.concurrent) return run();
+    const result = this.turn.then(run, run);
+    this.turn = result.catch(() => undefined);
+    return result;
+  }
+
+  private read<T>(work: (s: Session) => Promise<T>): Promise<T> {
+    return this.tx(work, { readOnly: true });
+  }
+
+  async identity(): Promise<string> {
+    this.id ??= await this.read(async (s) => (await s.all<{ value: string }>(`SELECT value FROM ${this.t('meta')} WHERE key = 'identity'`))[0]!.value);
+    return this.id;
+  }
+
+  pin(inputs: PartitionInput[]): Promise<PinnedInput[]> {
+    return this.read((s) => this.pinWith(s, inputs));
+  }
+
+  private async pinWith(s: Session, inputs: readonly PartitionInput[]): Promise<PinnedInput[]> {
+    const pinned: PinnedInput[] = [];
+    for (const input of inputs) {
+      const { node, keys, all } = input;
+      // Time keys of one grain sort in time order, so a range is a BETWEEN; static keys are listed.
+      const where = all
+        ? ''
+        : keys
+          ? ` AND partition IN (SELECT j.value ->> 0 FROM ${this.dialect.jsonEach(':keys')} j)`
+          : ' AND partition BETWEEN :from AND :to';
+      const rows = await s.all<{ partition: string; version: number }>(`SELECT partition, version FROM ${this.t('partitions')} WHERE node = :node${where}`, {
+        node,
+        ...(all ? {} : keys ? { keys: JSON.stringify(keys.map((k) => [k])) } : { from: input.from, to: input.to }),
+      });
+      pinned.push({ ...input, versions: rows.map((r) => [r.partition, Number(r.version)]) });
+    }
+    return pinned;
+  }
+
+  /** Loads the pinned versions into the scope table; returns the relations that shadow upstream datasets. */
+  private async loadScope(s: Session, pinned: readonly PinnedInput[]): Promise<ScopedRelation[]> {
+    const d = this.dialect;
+    await s.run(`DELETE FROM ${d.scopeTable}`);
+    const relations: ScopedRelation[] = [];
+    for (const input of pinned) {
+      if (input.versions.length > 0) {
+        await s.run(
+          `INSERT INTO ${d.scopeTable} (node, partition, version) SELECT :node, j.value ->> 0, CAST(j.value ->> 1 AS INTEGER) FROM ${d.jsonEach(':versions')} j WHERE true ON CONFLICT DO NOTHING`,
+          { node: input.node, versions: JSON.stringify(input.versions) },
+        );
+      }
+      if (relations.some((r) => r.name === input.node)) continue;
+      const columns = await s.columns(input.node);
+      // An upstream dataset that was never written has no table to shadow: the SQL then fails naming it.
+      if (columns) relations.push({ name: input.node, table: d.versionsTable(input.node), columns, scopeTable: d.scopeTable });
+    }
+    return relations;
+  }
+
+  async query(sql: string, bindings: Bindings = {}, scope?: PinnedInput[]): Promise<Row[]> {
+    return this.read(async (s) => {
+      const relations = scope ? await this.loadScope(s, scope) : undefined;
+      return (await s.spec({ sql, bindings, ...(relations ? { scope: relations } : {}) })).rows();
+    });
+  }
+
+  private async publishedRow(s: Session, node: string, partition: string, runKey: string): Promise<Published | null> {
+    const [row] = await s.all<Raw>(
+      `SELECT version, previous_version, row_count, checksum, schema_hash, warnings FROM ${this.t('ledger')}
+       WHERE node = :node AND partition = :partition AND run_key = :run_key AND status = 'published'`,
+      { node, partition, run_key: runKey },
+    );
+    return row ? publishedOf(this.dialect.codec, row) : null;
+  }
+
+  publishedBy(node: string, partition: string, runKey: string): Promise<Published | null> {
+    return this.read((s) => this.publishedRow(s, node, partition, runKey));
+  }
+
+  async publish(write: PartitionWrite): Promise<Published> {
+    assertDataset(write.node);
+    const { node, partition } = write;
+    const key = { node, partition };
+    const outcome = await this.tx(
+      async (s): Promise<Published | { failed: string }> => {
+        await this.assertLeased(s, write);
+        const already = await this.publishedRow(s, node, partition, write.runKey);
+        if (already) {
+          await s.run(`UPDATE ${this.t('ledger')} SET executions = executions + 1 WHERE node = :node AND partition = :partition AND version = :version`, {
+            ...key,
+            version: already.version,
+          });
+          return { ...already, alreadyPublished: true };
+        }
+        const [latest] = await s.all<{ v: number }>(`SELECT COALESCE(MAX(version), 0) AS v FROM ${this.t('ledger')} WHERE node = :node AND partition = :partition`, key);
+        const version = Number(latest!.v) + 1;
+        const pinned = write.pinned ?? (await this.pinWith(s, write.inputs));
+        const scope = await this.loadScope(s, pinned);
+        const inputs = inputVersions(pinned);
+        const [current] = await s.all<{ version: number }>(`SELECT version FROM ${this.t('partitions')} WHERE node = :node AND partition = :partition`, key);
+        const previousVersion = current ? Number(current.version) : null;
+        let fields: LedgerFields;
+        try {
+          fields = await s.savepoint(async () => {
+            const written = await this.stage(s, write, version, scope);
+            const summary = await this.summarize(s, node, partition, version, written);
+            const checked = await this.runChecks(s, write, version, summary.rowCount, previousVersion, scope);
+            if (checked.errors.length > 0) throw new ChecksFailed(checked);
+            return { ...summary, previousVersion, warnings: checked.warnings };
+          });
+        } catch (error) {
+          if (!(error instanceof ChecksFailed)) throw error;
+          // The new rows went; the failure is recorded under the version it was given.
+          fields = { failed: error.outcome.errors.join('; '), warnings: error.outcome.warnings };
+        }
+        if (!('failed' in fields)) await this.point(s, node, partition, version);
+        await s.run(ledgerInsert(this.t('ledger')), ledgerValues(this.dialect.codec, write, version, fields, inputs));
+        if ('failed' in fields) return { failed: fields.failed };
+        const { columns: _columns, ...published } = fields;
+        return { version, ...published };
+      },
+      // Attempts of one partition (a retry and a worker presumed dead) take turns; other partitions run in parallel.
+      { lock: `backfill:partition:${node}/${partition}` },
+    );
+    // The partition is named by the activity and the failure details: kept out of the message, failures of one cause group together.
+    if ('failed' in outcome) throw new CheckFailedError(`checks failed: ${outcome.failed}`);
+    return outcome;
+  }
+
+  /** Refuses a publish by a run other than the one the dataset is leased to (none: anyone publishes). */
+  private async assertLeased(s: Session, write: PartitionWrite): Promise<void> {
+    const [lease] = await s.all<Raw>(`SELECT backfill_id, run_key FROM ${this.t('leases')} WHERE node = :node${this.dialect.forShare}`, { node: write.node });
+    if (!lease || lease.run_key === write.runKey) return;
+    throw new StaleRunError(
+      `dataset ${write.node} is leased to run ${String(lease.run_key)} of backfill '${String(lease.backfill_id)}', not to this run (${write.runKey} of '${write.backfillId}'): ` +
+        'this attempt belongs to a run that no longer writes the dataset, so it publishes nothing',
+    );
+  }
+
+  private point(s: Session, node: string, partition: string, version: number): Promise<void> {
+    return s.run(
+      `INSERT INTO ${this.t('partitions')} (node, partition, version, published_at) VALUES (:node, :partition, :version, :at)
+       ON CONFLICT (node, partition) DO UPDATE SET version = excluded.version, published_at = excluded.published_at`,
+      { node, partition, version, at: new Date().toISOString() },
+    );
+  }
+
+  /** Writes the version's rows; returns the names of the columns it has. */
+  private async stage(s: Session, write: PartitionWrite, version: number, scope: ScopedRelation[]): Promise<string[]> {
+    const d = this.dialect;
+    const { node, partition, data } = write;
+    const selects: Array<{ statement: SpecStatement; columns: Wanted[] }> = [];
+    for (const { sql, bindings } of data.selects) {
+      const statement = await s.spec({ sql, bindings, scope });
+      selects.push({ statement, columns: await statement.columns() });
+    }
+    const merge = (a: string | null, b: string | null) => (a === null ? b : b === null ? a : d.widen(a, b));
+    const types = new Map<string, string | null>();
+    for (const row of data.rows) for (const [name, value] of Object.entries(row)) types.set(name, merge(types.get(name) ?? null, d.typeOf(value)));
+    const rowColumns = [...types.keys()];
+    for (const select of selects) for (const c of select.columns) types.set(c.name, types.has(c.name) ? merge(types.get(c.name) ?? null, c.type) : c.type);
+    const wanted = [...types].map(([name, type]) => ({ name, type }));
+    assertUserColumns(types.keys());
+    await s.ensureDataset(node, wanted, write.adopt === true);
+    const table = d.versionsTable(node);
+    for (const select of selects) await select.statement.insertInto(table, select.columns.map((c) => c.name), partition, version);
+    if (data.rows.length > 0) await s.insertRows(table, partition, version, rowColumns, data.rows.map((row) => rowColumns.map((c) => d.value(row[c]))));
+    return [...types.keys()];
+  }
+
+  /** Row count, checksum and schema hash of one version, over the columns that version wrote. */
+  private async summarize(s: Session, node: string, partition: string, version: number, written: readonly string[]): Promise<Summary> {
+    const columns = [...written].sort();
+    const list = columns.length > 0 ? columns.map(quoteIdent).join(', ') : 'NULL';
+    let hasher: RowHasher | undefined;
+    const sql = `SELECT ${list} FROM ${this.dialect.versionsTable(node)} WHERE ${PARTITION_COLUMN} = :partition AND ${VERSION_COLUMN} = :version`;
+    await s.stream(sql, { partition, version }, (rows, kinds: readonly ValueKind[]) => {
+      hasher ??= new RowHasher(columns, kinds);
+      for (const row of rows) hasher.add(columns.length > 0 ? row : []);
+    });
+    hasher ??= new RowHasher(columns);
+    return { rowCount: hasher.rowCount, checksum: hasher.checksum(), schemaHash: schemaHash(columns), columns };
+  }
+
+  /** The rows of one stored version, as a SELECT checks can read. */
+  private versionSelect(node: string, partition: string, version: number): string {
+    return `SELECT * FROM ${this.dialect.versionsTable(node)} WHERE ${PARTITION_COLUMN} = ${quoteLiteral(partition)} AND ${VERSION_COLUMN} = ${version}`;
+  }
+
+  private async runChecks(s: Session, write: PartitionWrite, version: number, rowCount: number, previous: number | null, scope: ScopedRelation[]): Promise<CheckOutcome> {
+    if (write.checks.length === 0) return { errors: [], warnings: [] };
+    const staged = this.versionSelect(write.node, write.partition, version);
+    const columns = [PARTITION_COLUMN, VERSION_COLUMN, ...((await s.columns(write.node)) ?? [])];
+    const given = [
+      { name: THIS, select: staged, columns },
+      // Without a published version `{{previous}}` is empty, with the new version's columns.
+      { name: PREVIOUS, select: previous === null ? `SELECT * FROM (${staged}) AS s WHERE 1 = 0` : this.versionSelect(write.node, write.partition, previous), columns },
+    ];
+    return checkAsync(write.checks, { rowCount, hasPrevious: previous !== null }, async ({ sql, aggregate }) => {
+      try {
+        return await (await s.spec({ sql, bindings: {}, scope, given })).measure(aggregate);
+      } catch (error) {
+        // SQL that fails fails its check; SQL refused before it ran fails the publish.
+        if (error instanceof SqlError && !(error instanceof SqlRefusedError)) return { error: error.message };
+        throw error;
+      }
+    });
+  }
+
+  private ledgerSelect(join = ''): string {
+    return `SELECT l.*, (p.version IS NOT NULL) AS current FROM ${join || this.t('ledger') + ' l'}
+      LEFT JOIN ${this.t('partitions')} p ON p.node = l.node AND p.partition = l.partition AND p.version = l.version`;
+  }
+
+  async ledger(filter: LedgerFilter): Promise<LedgerRow[]> {
+    const params = { backfill_id: filter.backfillId, node: filter.node, partition: filter.partition };
+    const rows = await this.read((s) => s.all<Raw>(`${this.ledgerSelect()} ${whereEqual(params, 'l.')} ORDER BY l.node, l.partition, l.version DESC`, params));
+    return rows.map((r) => ledgerRow(this.dialect.codec, r));
+  }
+
+  async publishedRows(node: string): Promise<LedgerRow[]> {
+    const rows = await this.read((s) => s.all<Raw>(`${this.ledgerSelect()} WHERE l.node = :node AND p.version IS NOT NULL ORDER BY l.partition`, { node }));
+    return rows.map((r) => ledgerRow(this.dialect.codec, r));
+  }
+
+  async ledgerVersions(node: string, versions: readonly VersionRef[]): Promise<LedgerRow[]> {
+    if (versions.length === 0) return [];
+    // One statement for any number of versions: the pairs travel as one JSON array, which
+    // drives the join (CROSS JOIN keeps that order), so each pair is one primary-key lookup.
+    const pairs = `${this.dialect.jsonEach(':pairs')} j CROSS JOIN ${this.t('ledger')} l`;
+    const rows = await this.read((s) =>
+      s.all<Raw>(
+        `${this.ledgerSelect(pairs)} WHERE l.node = :node AND l.partition = j.value ->> 0 AND l.version = CAST(j.value ->> 1 AS INTEGER) ORDER BY l.partition, l.version DESC`,
+        { node, pairs: JSON.stringify(versions) },
+      ),
+    );
+    return rows.map((r) => ledgerRow(this.dialect.codec, r));
+  }
+
+  async changesBy(backfillId: string, options: ChangesOptions = {}): Promise<ChangesPage> {
+    const { sql, bindings } = changesQuery({ ledger: this.t('ledger'), pointers: this.t('partitions') }, backfillId, options);
+    return changesFromRows(await this.read((s) => s.all<ChangeRow>(sql, bindings)), pageLimit(options.limit));
+  }
+
+  /** The published version, who published it, and this rollback's earlier restore of the partition. */
+  private async restoreState(s: Session, request: RestoreRequest): Promise<RestoreState> {
+    const { node, partition } = request;
+    const [current] = await s.all<Raw>(
+      `SELECT p.version, l.backfill_id FROM ${this.t('partitions')} p
+       LEFT JOIN ${this.t('ledger')} l ON l.node = p.node AND l.partition = p.partition AND l.version = p.version
+       WHERE p.node = :node AND p.partition = :partition`,
+      { node, partition },
+    );
+    const [recorded] = await s.all<Raw>(
+      `SELECT r.from_version, l.backfill_id, r.to_version, r.forced FROM ${this.t('rollbacks')} r
+       LEFT JOIN ${this.t('ledger')} l ON l.node = r.node AND l.partition = r.partition AND l.version = r.from_version
+       WHERE r.rollback_id = :rollback_id AND r.node = :node AND r.partition = :partition`,
+      { rollback_id: request.rollbackId, node, partition },
+    );
+    const n = (v: unknown) => (v === null || v === undefined ? null : Number(v));
+    return {
+      found: n(current?.version),
+      foundBackfillId: (current?.backfill_id as string | null | undefined) ?? null,
+      recorded: recorded
+        ? { fromVersion: n(recorded.from_version), fromBackfillId: (recorded.backfill_id as string | null) ?? null, toVersion: n(recorded.to_version), forced: this.dialect.codec.fromBool(recorded.forced) }
+        : null,
+    };
+  }
+
+  /** Recomputes the checksum of a stored version as publish did, and compares it with the ledger's. */
+  private async verifyVersion(s: Session, node: string, partition: string, version: number): Promise<void> {
+    const what = `version ${version} of ${node} ${partition}`;
+    const [row] = await s.all<Raw>(
+      `SELECT checksum, row_count, schema_hash, version_columns FROM ${this.t('ledger')} WHERE node = :node AND partition = :partition AND version = :version AND status = 'published'`,
+      { node, partition, version },
+    );
+    if (!row) throw new ChecksumMismatchError(`${what} is not a published version in the ledger: there is no checksum to verify it by, so it was not restored`);
+    const recorded = row.version_columns === null ? undefined : this.dialect.codec.fromJson<string[]>(row.version_columns);
+    const columns = recorded ?? (await this.columnsFor(s, node, partition, version, row.schema_hash as string));
+    if (!columns) {
+      throw new ChecksumMismatchError(
+        `${what}: cannot tell which columns it wrote (it was published before the ledger recorded them, and no set of columns matches its schema hash), so its checksum cannot be verified and it was not restored`,
+      );
+    }
+    assertSameChecksum(what, { checksum: row.checksum as string, rowCount: Number(row.row_count) }, await this.summarize(s, node, partition, version, columns));
+  }
+
+  /** The columns a version published before the ledger kept them wrote, from its values and its schema hash. */
+  private async columnsFor(s: Session, node: string, partition: string, version: number, expected: string): Promise<string[] | undefined> {
+    const names = (await s.columns(node)) ?? [];
+    if (names.length === 0) return columnsFromSchemaHash(expected, [], new Set());
+    const [counts] = await s.all<Raw>(
+      `SELECT ${names.map((c, i) => `COUNT(${quoteIdent(c)}) AS c${i}`).join(', ')} FROM ${this.dialect.versionsTable(node)} WHERE ${PARTITION_COLUMN} = :partition AND ${VERSION_COLUMN} = :version`,
+      { partition, version },
+    );
+    return columnsFromSchemaHash(expected, names, new Set(names.filter((_, i) => Number(counts![`c${i}`]) > 0)));
+  }
+
+  async restore(request: RestoreRequest): Promise<RestoreOutcome> {
+    assertDataset(request.node);
+    const { node, partition, to } = request;
+    return this.tx(
+      async (s) => {
+        const decision = decideRestore(request, await this.restoreState(s, request));
+        if (!decision.move) return decision.outcome;
+        if (to === null) await s.run(`DELETE FROM ${this.t('partitions')} WHERE node = :node AND partition = :partition`, { node, partition });
+        else {
+          await this.verifyVersion(s, node, partition, to);
+          await this.point(s, node, partition, to);
+        }
+        await s.run(
+          `INSERT INTO ${this.t('rollbacks')} (rollback_id, backfill_id, node, partition, from_version, to_version, forced, at)
+           VALUES (:rollback_id, :backfill_id, :node, :partition, :from_version, :to_version, :forced, :at)`,
+          {
+            rollback_id: request.rollbackId,
+            backfill_id: request.backfillId,
+            node,
+            partition,
+            from_version: decision.outcome.found,
+            to_version: to,
+            forced: this.dialect.codec.bool(decision.outcome.forced),
+            at: new Date().toISOString(),
+          },
+        );
+        return decision.outcome;
+      },
+      // Publishes and restores of one partition take turns.
+      { lock: `backfill:partition:${node}/${partition}` },
+    );
+  }
+
+  async rollbacks(filter: RollbackFilter): Promise<RollbackRecord[]> {
+    const params = { rollback_id: filter.rollbackId, backfill_id: filter.backfillId, node: filter.node, partition: filter.partition };
+    const rows = await this.read((s) => s.all<Raw>(`SELECT * FROM ${this.t('rollbacks')} ${whereEqual(params)} ORDER BY at, node, partition`, params));
+    return rows.map((r) => rollbackRecord(this.dialect.codec, r));
+  }
+
+  async acquireDatasets(lease: DatasetLease): Promise<LeaseOutcome> {
+    lease.nodes.forEach(assertDataset);
+    return this.tx(
+      async (s) => {
+        const held = await s.all<Raw>(`SELECT node, backfill_id, run_key FROM ${this.t('leases')} WHERE node IN (SELECT j.value ->> 0 FROM ${this.dialect.jsonEach(':nodes')} j)`, {
+          nodes: JSON.stringify(lease.nodes.map((n) => [n])),
+        });
+        // An earlier run of the same backfill has ended (a rerun starts only then; a resume keeps its run key): its leases pass on.
+        const holders = held.filter((h) => h.backfill_id !== lease.backfillId).map((h) => ({ node: h.node as string, backfillId: h.backfill_id as string, runKey: h.run_key as string }));
+        if (holders.length > 0) return { acquired: false, holders: holders.sort((a, b) => (a.node < b.node ? -1 : 1)) };
+        for (const node of lease.nodes) {
+          await s.run(
+            `INSERT INTO ${this.t('leases')} (node, backfill_id, run_key, acquired_at) VALUES (:node, :backfill_id, :run_key, :at)
+             ON CONFLICT (node) DO UPDATE SET backfill_id = excluded.backfill_id, run_key = excluded.run_key, acquired_at = excluded.acquired_at`,
+            { node, backfill_id: lease.backfillId, run_key: lease.runKey, at: new Date().toISOString() },
+          );
+        }
+        return { acquired: true };
+      },
+      { lock: 'backfill:leases' },
+    );
+  }
+
+  async releaseDatasets(run: { backfillId: string; runKey: string }): Promise<void> {
+    await this.tx((s) => s.run(`DELETE FROM ${this.t('leases')} WHERE backfill_id = :backfill_id AND run_key = :run_key`, { backfill_id: run.backfillId, run_key: run.runKey }), {
+      lock: 'backfill:leases',
+    });
+  }
+
+  close(): Promise<void> {
+    return this.dialect.close();
+  }
+}

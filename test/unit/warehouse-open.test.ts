@@ -1,0 +1,43 @@
+/** Which warehouse a location opens: known schemes only, and nothing created for a mistyped one. */
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { BackfillError } from '../../core/errors.ts';
+import { openWarehouse } from '../../activities/warehouse/index.ts';
+
+const dir = mkdtempSync(join(tmpdir(), 'backfill-open-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describe('openWarehouse', () => {
+  it('refuses a location of an unknown scheme, naming the known ones, and creates nothing', () => {
+    const before = readdirSync(process.cwd());
+    for (const location of ['postgress://backfill:s3cret@db.internal/warehouse', 'lake:///data/lake', 'mysql://root:s3cret@localhost/db', 'duckdb:warehouse.db']) {
+      let error: unknown;
+      try {
+        openWarehouse(location, { inline: true });
+      } catch (e) {
+        error = e;
+      }
+      expect(error, location).toBeInstanceOf(BackfillError);
+      expect((error as BackfillError).code).toBe('invalid_argument');
+      expect((error as Error).message).toMatch(/postgres:\/\/…, postgresql:\/\/…, sqlite:…/);
+      expect((error as Error).message).not.toContain('s3cret');
+    }
+    expect(readdirSync(process.cwd())).toEqual(before);
+    expect(existsSync(join(process.cwd(), 'lake:'))).toBe(false);
+  });
+
+  it('opens SQLite from a plain path or a sqlite: URL', async () => {
+    for (const location of [join(dir, 'plain.db'), `sqlite:${join(dir, 'prefixed.db')}`, `sqlite://${join(dir, 'slashes.db')}`]) {
+      const warehouse = openWarehouse(location, { inline: true });
+      expect(warehouse.kind).toBe('sqlite');
+      await warehouse.publish({
+        node: 'orders', partition: 'k', backfillId: 'b', runKey: 'r', workflowId: 'w', data: { rows: [{ a: 1 }], selects: [] },
+        checks: [], transform: 't', params: {}, codeVersion: 'c', inputs: [], attempt: 1, startedAt: 0,
+      });
+      await warehouse.close();
+    }
+    expect(readdirSync(dir).filter((f) => f.endsWith('.db')).sort()).toEqual(['plain.db', 'prefixed.db', 'slashes.db']);
+  });
+});
