@@ -17,7 +17,7 @@
  *
  * It does not model failures, retries or throttling: every partition succeeds once.
  */
-import { DEFAULT_BATCH_TARGET, autoBatchSize } from './batching.ts';
+import { DEFAULT_BATCH_TARGET, autoBatchSize, probeWindowMs } from './batching.ts';
 import { parseDuration } from './duration.ts';
 import { nodeShares, type Limits, type NodeLimits } from './limits.ts';
 import { initialRelease } from './only-changed.ts';
@@ -198,7 +198,7 @@ class Pace {
 class Slots {
   private readonly free: number[] = [];
 
-  constructor(private readonly count: number) {}
+  constructor(readonly count: number) {}
 
   /** Takes the earliest slot at or after `at`; returns when it is free. */
   take(at: number): number {
@@ -265,8 +265,9 @@ type NodeRun = {
   deliverBusyUntil: number;
   deliverPending: boolean;
   forecast: NodeForecast;
-  /** With `batchSize: auto`: whether a batch of it completed, so that the workflow knows its partitions' durations. */
+  /** With `batchSize: auto`: whether a batch of it completed, so that the workflow knows its partitions' durations; when its first started. */
   measured: boolean;
+  probeStartedAt: number | null;
 };
 
 /** Simulates the run of a plan; pure and deterministic. */
@@ -326,6 +327,7 @@ class Simulation {
         deliverPending: false,
         forecast: { id: plan.id, partitions: plan.partitions.size, runs: 0, activities: 0, firstStartMs: null, finishMs: null },
         measured: false,
+        probeStartedAt: null,
       };
     });
   }
@@ -404,6 +406,11 @@ class Simulation {
     if (elapsed > 0) node.bucket.refill(elapsed);
     node.countedAt = now;
     while (node.inFlight < node.share.concurrency && !node.ready.isEmpty) {
+      const probe = this.probeDeadline(node, now);
+      if (probe !== null) {
+        this.wake(node, probe);
+        return;
+      }
       const wanted = Math.min(this.batchSize(node), node.ready.size);
       const granted = node.bucket.take(wanted);
       if (granted < 1) {
@@ -415,7 +422,11 @@ class Simulation {
     }
   }
 
-  /** The node's batch size; with `auto`, what the workflow picks once its first batch measured the partitions (the node's mean time). */
+  /**
+   * The node's batch size; with `auto`, what the workflow picks once its first batch measured
+   * the partitions (the node's mean time), spread over what can run at once: its concurrency, or
+   * the queue's worker slots when fewer (the workflow learns those from how long batches wait).
+   */
   private batchSize(node: NodeRun): number {
     const { batchSize, batchTarget } = node.plan.spec;
     if (batchSize !== 'auto') return batchSize;
@@ -423,8 +434,15 @@ class Simulation {
       msPerPartition: node.measured ? node.timing.meanMs : null,
       targetMs: parseDuration(batchTarget ?? DEFAULT_BATCH_TARGET)!,
       queued: node.ready.size,
-      concurrency: node.share.concurrency,
+      parallel: Math.min(node.share.concurrency, this.queues[node.queue]!.slots?.count ?? Infinity),
     });
+  }
+
+  /** With `batchSize: auto`, while the node's first partition runs: when it stops waiting for it (as NodeScheduler does). */
+  private probeDeadline(node: NodeRun, now: number): number | null {
+    if (node.plan.spec.batchSize !== 'auto' || node.measured || node.probeStartedAt === null || node.inFlight === 0) return null;
+    const deadline = node.probeStartedAt + probeWindowMs(parseDuration(node.plan.spec.batchTarget ?? DEFAULT_BATCH_TARGET)!);
+    return now < deadline ? deadline : null;
   }
 
   private wake(node: NodeRun, at: number): void {
@@ -434,6 +452,7 @@ class Simulation {
   }
 
   private startBatch(node: NodeRun, indices: number[], now: number): void {
+    if (node.plan.spec.batchSize === 'auto' && node.probeStartedAt === null) node.probeStartedAt = now;
     const queue = this.queues[node.queue]!;
     let start = now;
     if (queue.pace) start = queue.pace.book(start);

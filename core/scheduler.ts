@@ -10,7 +10,7 @@
  * the partition activity skips any that the previous run's activity had published in the
  * meantime (a partition is published once either way).
  */
-import { DEFAULT_BATCH_TARGET, autoBatchSize, measurePartitions } from './batching.ts';
+import { AutoBatcher, DEFAULT_BATCH_TARGET, type AutoBatchJSON } from './batching.ts';
 import { parseDuration } from './duration.ts';
 import type { WaitReason } from './details.ts';
 import { addFailure } from './failures.ts';
@@ -87,8 +87,8 @@ export type SchedulerState = {
   recentStarts: number[];
   /** Partitions throttled before and not yet done, by how many times. */
   throttled: Record<string, RangesJSON>;
-  /** With `batchSize: auto`: the mean time per partition measured so far. */
-  msPerPartition?: number | null;
+  /** With `batchSize: auto`: what it measured. */
+  autoBatch?: AutoBatchJSON;
   /** With a latency target: its pacing. */
   latency?: LatencyPacerJSON;
 };
@@ -111,15 +111,16 @@ export class NodeScheduler {
   private readonly bucket: TokenBucket;
   private readonly aimd: Aimd;
   private latency: LatencyPacer;
-  /** With `batchSize: auto`, the mean time per partition so far (null: nothing measured). */
-  private msPerPartition: number | null;
+  /** With `batchSize: auto`: what it measured (null: a fixed batch size). */
+  private autoBatch: AutoBatcher | null;
   private countedAt: number | null;
   private readonly unreportedDone: RangeSet;
   private unreportedFailures: FailureGroup[];
   private readonly stats: Omit<NodeStats, 'running'>;
   private readonly recentStarts: number[];
   private readonly throttleCounts: Map<number, number>;
-  private readonly inFlight = new Map<number, { indices: number[]; epoch: number }>();
+  /** Batches in flight: their partitions, the congestion epoch and the workflow time they started in. */
+  private readonly inFlight = new Map<number, { indices: number[]; epoch: number; at: number }>();
   private nextBatchId = 1;
   /** Throttles of batches started before the last slow-down belong to the same congestion event. */
   private congestionEpoch = 0;
@@ -141,7 +142,7 @@ export class NodeScheduler {
     this.recheck = RangeSet.fromJSON(state?.recheck).addAll(recheck ?? new RangeSet());
     this.aimd = new Aimd(state?.aimd);
     this.latency = new LatencyPacer(state?.latency);
-    this.msPerPartition = state?.msPerPartition ?? null;
+    this.autoBatch = options.batchSize === 'auto' ? new AutoBatcher(options.batchTargetMs ?? DEFAULT_BATCH_TARGET_MS, state?.autoBatch) : null;
     const [rate, burst] = this.pace();
     this.bucket = new TokenBucket(rate, burst, state?.bucket.tokens);
     this.countedAt = state?.bucket.at ?? null;
@@ -180,6 +181,11 @@ export class NodeScheduler {
 
   /** A new spec of the node may change its batch size, throttle budget and latency target. */
   reconfigure(options: SchedulerOptions): void {
+    const auto = options.batchSize === 'auto';
+    if (!auto) this.autoBatch = null;
+    else if (!this.autoBatch || options.batchTargetMs !== this.options.batchTargetMs) {
+      this.autoBatch = new AutoBatcher(options.batchTargetMs ?? DEFAULT_BATCH_TARGET_MS, this.autoBatch?.toJSON());
+    }
     this.options = options;
     // Without a latency target, nothing lifts a cap it left.
     if (!options.latencyTargetMs && this.latency.active) {
@@ -223,8 +229,15 @@ export class NodeScheduler {
     if (this.settings.paused) return null;
     const waiting = !this.queue.isEmpty;
     if (this.aimd.active && waiting) return Math.min(this.bucket.tick, THROTTLED_TICK_MS);
+    const probe = this.probeDeadline();
+    if (probe !== null && waiting) return Math.max(1, probe - (this.countedAt ?? 0));
     if (this.bucket.limited && !this.bucket.full) return this.bucket.tick;
     return null;
+  }
+
+  /** With `batchSize: auto` and nothing measured, while the first partition runs: when the node stops waiting for it. */
+  private probeDeadline(): number | null {
+    return this.autoBatch?.probeDeadline(this.countedAt ?? 0, this.inFlight.size) ?? null;
   }
 
   // ---- dispatch ----
@@ -232,7 +245,7 @@ export class NodeScheduler {
   /** Batches to start now: within the concurrency, paced by the bucket; carried partitions first. */
   startable(): Batch[] {
     const batches: Batch[] = [];
-    while (!this.settings.paused && this.inFlight.size < this.concurrency) {
+    while (!this.settings.paused && this.inFlight.size < this.concurrency && this.probeDeadline() === null) {
       let indices: number[];
       if (!this.carried.isEmpty) {
         // Their tokens were spent by the run that started them.
@@ -244,7 +257,9 @@ export class NodeScheduler {
       const recheck = indices.map((i) => this.recheck.has(i));
       for (const i of indices) this.recheck.delete(i);
       const id = this.nextBatchId++;
-      this.inFlight.set(id, { indices, epoch: this.congestionEpoch });
+      const at = this.countedAt ?? 0;
+      this.autoBatch?.started(at);
+      this.inFlight.set(id, { indices, epoch: this.congestionEpoch, at });
       batches.push({ id, indices, recheck, throttled: indices.map((i) => this.throttleCounts.get(i) ?? 0) });
     }
     return batches;
@@ -253,13 +268,8 @@ export class NodeScheduler {
   /** Partitions for the next activity: the node's batch size, or with `auto`, as many as its measured durations fit in the target. */
   private nextBatchSize(): number {
     const { batchSize } = this.options;
-    if (batchSize !== 'auto') return batchSize;
-    return autoBatchSize({
-      msPerPartition: this.msPerPartition,
-      targetMs: this.options.batchTargetMs ?? DEFAULT_BATCH_TARGET_MS,
-      queued: this.queue.size + this.carried.size,
-      concurrency: this.concurrency,
-    });
+    if (batchSize !== 'auto' || !this.autoBatch) return batchSize === 'auto' ? 1 : batchSize;
+    return this.autoBatch.size(this.queue.size + this.carried.size, this.concurrency);
   }
 
   // ---- outcomes ----
@@ -275,6 +285,7 @@ export class NodeScheduler {
       return;
     }
     this.markDone(outcome.finished);
+    this.autoBatch?.finished(batch.at, outcome.finished);
     // Only batches started under the concurrency now in force: they never ran beside more than it.
     if (batch.epoch === this.congestionEpoch) this.observeLatency(outcome.finished);
     const finished = new Set(outcome.finished.map((r) => r.index));
@@ -343,7 +354,6 @@ export class NodeScheduler {
       this.stats.lastFinishedAt = this.stats.lastFinishedAt === null ? r.finishedAt : Math.max(this.stats.lastFinishedAt, r.finishedAt);
       this.recentStarts.push(r.startedAt);
     }
-    if (this.options.batchSize === 'auto') this.msPerPartition = measurePartitions(this.msPerPartition, results.map((r) => r.finishedAt - r.startedAt));
     this.recentStarts.sort((a, b) => a - b);
     this.recentStarts.splice(0, Math.max(0, this.recentStarts.length - RECENT_STARTS));
   }
@@ -410,6 +420,7 @@ export class NodeScheduler {
     if (this.settings.paused) return 'paused';
     if (this.queue.isEmpty && this.carried.isEmpty) return this.inFlight.size === 0 ? 'upstream' : null;
     if (this.inFlight.size >= this.concurrency) return this.concurrency < this.settings.concurrency ? 'slowed' : 'concurrency';
+    if (this.probeDeadline() !== null) return 'measuring';
     if (this.bucket.available < 1) return this.aimd.active ? 'throttled' : 'rate';
     return null;
   }
@@ -418,7 +429,7 @@ export class NodeScheduler {
     return {
       ...this.stats,
       running: this.running,
-      ...(this.options.batchSize === 'auto' ? { batchSize: this.nextBatchSize() } : {}),
+      ...(this.autoBatch ? { batchSize: this.nextBatchSize() } : {}),
       ...(this.options.latencyTargetMs ? { latencyP95Ms: this.latency.recentP95 } : {}),
     };
   }
@@ -456,7 +467,7 @@ export class NodeScheduler {
       stats: { ...this.stats },
       recentStarts: [...this.recentStarts],
       throttled: Object.fromEntries(Object.entries(throttled).map(([count, set]) => [count, set.toJSON()])),
-      ...(this.options.batchSize === 'auto' ? { msPerPartition: this.msPerPartition } : {}),
+      ...(this.autoBatch ? { autoBatch: this.autoBatch.toJSON() } : {}),
       ...(this.options.latencyTargetMs || this.latency.active ? { latency: this.latency.toJSON() } : {}),
     };
   }

@@ -45,6 +45,15 @@ describe('one node', () => {
     // A shorter target makes smaller batches; slow partitions (a quarter of the target or more) run alone.
     expect(run([node('a', { concurrency: 1, batchSize: 'auto', batchTarget: '500ms' })], { ms: { a: 100 }, days: 30 }).nodes[0]!.activities).toBe(1 + Math.ceil(29 / 5));
     expect(run([node('a', { concurrency: 1, batchSize: 'auto' })], { ms: { a: 500 }, days: 30 }).nodes[0]!.activities).toBe(30);
+
+    // With more slots, the others wait for the first (100 ms), then go in even shares of what
+    // waits (29 on 3 slots: 10, 7, 4, then smaller as the queue shrinks): the slots stay busy to the end.
+    const wide = run([node('a', { concurrency: 3, batchSize: 'auto' })], { ms: { a: 100 }, days: 30 });
+    expect(wide.wallMs).toBe(100 + 1000);
+    expect(wide.nodes[0]!.activities).toBeLessThan(15);
+    // Slow ones: the others start once the first has run for a quarter of the target.
+    const slow = run([node('a', { concurrency: 3, batchSize: 'auto' })], { ms: { a: 1000 }, days: 3 });
+    expect(slow.wallMs).toBe(1500);
   });
 
   it('takes each partition\'s own duration where it is known, the mean elsewhere', () => {

@@ -262,16 +262,47 @@ describe('NodeScheduler: batchSize auto', () => {
   const finish = (s: NodeScheduler, batch: Batch, ms: number) =>
     s.settle(batch.id, { kind: 'completed', finished: batch.indices.map((i, k) => timed(i, 1000 + k * ms, ms)) });
 
-  it('runs one partition per activity until it has measured some, then as many as fit in the target', () => {
+  it('times one partition first, then runs as many per activity as fit in the target', () => {
     const s = new NodeScheduler(options({ batchSize: 'auto', batchTargetMs: 2000 }), settings({ concurrency: 2 }), span(0, 1000));
-    const first = s.startable();
-    expect(indices(first)).toEqual([[0], [1]]);
+    s.advance(0);
+    const [probe, ...others] = s.startable();
+    expect(probe!.indices).toEqual([0]);
+    expect(others).toEqual([]);
+    // It waits for it for a quarter of the target, with a pacing tick at the end of that.
+    expect(s.waitReason()).toBe('measuring');
+    expect(s.tickMs()).toBe(500);
+    s.advance(100);
+    expect(s.startable()).toEqual([]);
+    expect(s.tickMs()).toBe(400);
     expect(s.currentStats().batchSize).toBe(1);
-    finish(s, first[0]!, 100);
+    finish(s, probe!, 100);
     // 100 ms a partition: 20 fit in 2 s.
     expect(s.currentStats().batchSize).toBe(20);
-    const [next] = s.startable();
-    expect(next!.indices).toEqual(Array.from({ length: 20 }, (_, i) => 2 + i));
+    expect(s.tickMs()).toBeNull();
+    expect(indices(s.startable())).toEqual([Array.from({ length: 20 }, (_, i) => 1 + i), Array.from({ length: 20 }, (_, i) => 21 + i)]);
+  });
+
+  it('a first partition still running after a quarter of the target is slow: the others start one per activity', () => {
+    const s = new NodeScheduler(options({ batchSize: 'auto', batchTargetMs: 2000 }), settings({ concurrency: 3 }), span(0, 10));
+    s.advance(0);
+    expect(indices(s.startable())).toEqual([[0]]);
+    s.advance(499);
+    expect(s.startable()).toEqual([]);
+    s.advance(500);
+    expect(indices(s.startable())).toEqual([[1], [2]]);
+    expect(s.tickMs()).toBeNull();
+    expect(s.waitReason()).toBe('concurrency');
+  });
+
+  it('a first partition that failed measures nothing: another is timed in its place', () => {
+    const s = new NodeScheduler(options({ batchSize: 'auto', batchTargetMs: 2000 }), settings({ concurrency: 3 }), span(0, 10));
+    s.advance(0);
+    const [probe] = s.startable();
+    s.settle(probe!.id, { kind: 'failed', finished: [], failedIndex: 0, message: 'boom', type: 'Error' });
+    s.advance(100);
+    expect(indices(s.startable())).toEqual([[1]]);
+    s.advance(600);
+    expect(indices(s.startable())).toEqual([[2], [3]]);
   });
 
   it('keeps slow partitions one per activity, whatever it measures', () => {
@@ -289,20 +320,23 @@ describe('NodeScheduler: batchSize auto', () => {
     finish(s, batch!, 1);
     expect(s.startable()[0]!.indices).toHaveLength(3);
     expect(s.currentStats().batchSize).toBeUndefined();
-    expect(s.toState().msPerPartition).toBeUndefined();
+    expect(s.toState().autoBatch).toBeUndefined();
   });
 
   it('spreads a short queue over its slots, and carries what it measured across continue-as-new', () => {
     const s = new NodeScheduler(options({ batchSize: 'auto', batchTargetMs: 2000 }), settings({ concurrency: 4 }), span(0, 44));
+    // Partitions start as soon as their batch does (1000): nothing waits for a worker.
+    s.advance(1000);
+    const [probe] = s.startable();
+    finish(s, probe!, 10);
+    // 43 waiting on 4 slots: 11, 8, 6, 5 (each an even share of what waits), not 43 in one.
     const wave = s.startable();
-    expect(wave).toHaveLength(4);
+    expect(wave.map((b) => b.indices.length)).toEqual([11, 8, 6, 5]);
     finish(s, wave[0]!, 10);
-    // 40 waiting on 4 slots: 10 each, not 40 in one.
-    expect(s.startable()[0]!.indices).toHaveLength(10);
     const next = new NodeScheduler(options({ batchSize: 'auto', batchTargetMs: 2000 }), settings(), new RangeSet(), JSON.parse(JSON.stringify(s.toState())));
-    expect(next.toState().msPerPartition).toBe(10);
-    // The 13 carried partitions start first, then the queue's 30: each batch an even share of what waits.
-    expect(next.startable().map((b) => b.indices.length)).toEqual([11, 2, 8, 6]);
+    expect(next.toState().autoBatch?.msPerPartition).toBe(10);
+    // The 19 carried partitions start first, then the queue's 13: each batch an even share of what waits.
+    expect(next.startable().map((b) => b.indices.length)).toEqual([8, 6, 5, 4]);
   });
 });
 
