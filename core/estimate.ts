@@ -481,6 +481,8 @@ class Simulation {
     for (const i of indices) node.unreported.add(i);
     this.scheduleReport(node, now);
     this.dispatch(node, now);
+    // A node with nothing left to run reports its last results at once (the workflow's report-when-idle).
+    if (node.inFlight === 0 && node.ready.isEmpty && !node.unreported.isEmpty) this.events.push(now, { kind: 'report', node: this.index.get(node.plan.id)! });
   }
 
   /**

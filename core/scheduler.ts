@@ -400,6 +400,11 @@ export class NodeScheduler {
     return this.queue.size + this.carried.size;
   }
 
+  /** Nothing runs and nothing waits to run. */
+  get idle(): boolean {
+    return this.inFlight.size === 0 && this.queue.isEmpty && this.carried.isEmpty;
+  }
+
   /** Something completed, failed, or changed that the parent shows. */
   get hasNews(): boolean {
     return (

@@ -101,14 +101,17 @@ describe('readiness', () => {
     expect(forecast.wallMs).toBe(180);
   });
 
-  it("sends a node's reports at most once per report interval, news of partitions starting included", () => {
+  it("sends a node's reports at most once per report interval, news of partitions starting included, and its last results at once", () => {
     const overhead = { ...FREE, hopMs: 10, reportIntervalMs: 1000 };
-    const forecast = run([node('a', { concurrency: 1 }), node('b', { dependsOn: ['a'] })], { ms: { a: 100, b: 0 }, overhead, days: 2 });
-    // a's report that its first day runs leaves at 0 (the parent has it at 10); its days are
-    // done at 100 and 200, and the next report may leave only at 1010: b has both at 1030.
-    expect(forecast.nodes[1]).toMatchObject({ firstStartMs: 1030, finishMs: 1030 });
-    // b's own report that they run holds back the one that they are done, till 2040.
-    expect(forecast.wallMs).toBe(2050);
+    const forecast = run([node('a', { concurrency: 1 }), node('b', { dependsOn: ['a'] })], { ms: { a: 100, b: 0 }, overhead, days: 20 });
+    // a's report that its first day runs leaves at 0 (the parent has it at 10); its days are done
+    // every 100 ms, and the next report may leave only at 1010: b has the first ten at 1030.
+    expect(forecast.nodes[1]).toMatchObject({ firstStartMs: 1030 });
+    // a's last day is done at 2000 and a has nothing left to run: it reports at once rather than
+    // at 2020 (report-when-idle), and b has the last ten at 2020, done with them at once; b,
+    // idle too, reports them at once (its parent has them at 2030).
+    expect(forecast.nodes[1]).toMatchObject({ finishMs: 2020 });
+    expect(forecast.wallMs).toBe(2030);
   });
 
   it('waits for every upstream partition a mapping names', () => {
