@@ -91,6 +91,25 @@ describe('NodeScheduler: outcomes', () => {
     expect(RangeSet.fromJSON(s.takeReport().done).isEmpty).toBe(true);
   });
 
+  it('is idle once nothing runs and nothing waits to run, carried partitions included (the node then reports at once)', () => {
+    expect(new NodeScheduler(options(), settings(), new RangeSet()).idle).toBe(true);
+    const s = new NodeScheduler(options(), settings({ concurrency: 1 }), span(0, 2));
+    expect(s.idle).toBe(false);
+    const [a] = s.startable();
+    complete(s, a!);
+    // One done, one waiting: not idle, though it has results.
+    expect(s.hasResults).toBe(true);
+    expect(s.idle).toBe(false);
+    const [b] = s.startable();
+    expect(s.idle).toBe(false);
+    complete(s, b!);
+    expect(s.idle).toBe(true);
+    expect(s.hasResults).toBe(true);
+    // Carried partitions wait to run too.
+    const carried = new NodeScheduler(options(), settings(), new RangeSet(), { ...s.toState(), carried: span(5, 6).toJSON() });
+    expect(carried.idle).toBe(false);
+  });
+
   it('with reportRunning, partitions that start or end are news before any result; without it, only results are', () => {
     const s = new NodeScheduler(options({ reportRunning: true }), settings({ concurrency: 2 }), span(0, 3));
     expect(s.hasNews).toBe(false);
