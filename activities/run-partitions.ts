@@ -38,7 +38,7 @@ function failureType(error: unknown): { type: string; nonRetryable: boolean } {
   return { type: error instanceof Error ? error.name : 'Error', nonRetryable: false };
 }
 
-function resultOf(task: PartitionTask, published: Published, startedAt: number, cost?: number): PartitionResult {
+function resultOf(task: PartitionTask, published: Published, startedAt: number, cost?: number, latencyMs?: number): PartitionResult {
   return {
     index: task.index,
     key: task.key,
@@ -48,6 +48,7 @@ function resultOf(task: PartitionTask, published: Published, startedAt: number, 
     startedAt,
     finishedAt: Date.now(),
     ...(cost !== undefined ? { cost } : {}),
+    ...(latencyMs !== undefined ? { latencyMs } : {}),
   };
 }
 
@@ -105,6 +106,11 @@ export function createActivities(deps: ActivityDeps) {
       }
     }
     const { data, session } = collectData();
+    // The latency the transform reports for the system it calls: the highest of the partition's.
+    let latencyMs: number | undefined;
+    const reportLatency = (ms: number) => {
+      if (typeof ms === 'number' && Number.isFinite(ms) && ms >= 0) latencyMs = Math.max(latencyMs ?? 0, Math.round(ms));
+    };
     const bindings = partitionBindings(task.key, task.window, node.params);
     // The first read pins the upstream versions it sees; later reads and the ledger use the same ones.
     let pinned: PinnedInput[] | undefined;
@@ -131,6 +137,7 @@ export function createActivities(deps: ActivityDeps) {
         }
         cost = (cost ?? 0) + amount;
       },
+      reportLatency,
     });
     if (returned !== undefined) {
       if (!Array.isArray(returned)) {
@@ -160,7 +167,7 @@ export function createActivities(deps: ActivityDeps) {
       ...(node.adopt ? { adopt: true } : {}),
     });
     for (const warning of published.alreadyPublished ? [] : published.warnings) ctx.log.warn(`check warning on ${node.id} ${task.key}: ${warning}`);
-    const result = resultOf(task, published, startedAt, cost);
+    const result = resultOf(task, published, startedAt, cost, latencyMs);
     telemetry.published(result);
     return result;
   };

@@ -227,6 +227,8 @@ export type PartitionResult = {
   finishedAt: number;
   /** What the transform reported this partition cost (ctx.reportCost), when it did. */
   cost?: number;
+  /** The latency the transform reported for the system it calls (the highest, when it reported several). */
+  latencyMs?: number;
 };
 
 export type PartitionTask = {

@@ -52,7 +52,7 @@ import { HARD_BREAK, nodeCurrentDetails, nodeSummary } from '../core/details.ts'
 import { partitionInputs } from '../core/inputs.ts';
 import { NODE_GAUGES } from '../core/metrics.ts';
 import { RangeSet } from '../core/ranges.ts';
-import { NodeScheduler, type Batch, type BatchOutcome } from '../core/scheduler.ts';
+import { NodeScheduler, schedulerOptionsOf, type Batch, type BatchOutcome } from '../core/scheduler.ts';
 import type { ResolvedNode } from '../core/spec.ts';
 import { workflowTime } from './clock.ts';
 import { assertCoreGeneration, nodeControlSignal, nodeReportSignal, nodeViewQuery } from './definitions.ts';
@@ -63,6 +63,8 @@ export const HOLD_REPORTS_AT_CONTINUE_AS_NEW = 'hold-reports-at-continue-as-new'
 export const DRAIN_BEFORE_CONTINUE_AS_NEW = 'drain-before-continue-as-new';
 /** Patch (docs/workflow-versions.md): a change in the number of running partitions is reported. */
 export const REPORT_RUNNING = 'report-running';
+/** Patch (docs/workflow-versions.md): a node that runs out of work reports its last results at once, not after the report interval. */
+export const REPORT_WHEN_IDLE = 'report-when-idle';
 
 type PartitionActivities = { runPartitions(input: RunPartitionsInput): Promise<RunPartitionsResult> };
 
@@ -129,7 +131,8 @@ export async function nodeWorkflow(input: NodeInput): Promise<NodeSummary> {
   const plan = expandNode(spec, input.upstream, input.range);
   const runs = (input.state?.runs ?? 0) + 1;
   const reportRunning = patched(REPORT_RUNNING);
-  const schedulerOptions = (node: ResolvedNode) => ({ batchSize: node.batchSize, maxThrottles: node.retry.maxThrottles, reportRunning });
+  const reportWhenIdle = patched(REPORT_WHEN_IDLE);
+  const schedulerOptions = (node: ResolvedNode) => schedulerOptionsOf(node, reportRunning);
   const scheduler = new NodeScheduler(
     schedulerOptions(spec),
     input.settings,
@@ -222,7 +225,11 @@ export async function nodeWorkflow(input: NodeInput): Promise<NodeSummary> {
       await condition(() => (scheduler.hasNews && !holdingReports) || finishing || parentGone);
       if (parentGone || finishing) return;
       await report();
-      await condition(() => finishing, input.tuning.reportIntervalMs, { summary: 'report interval' });
+      // The parent may be waiting for a node's last results to finish the backfill, or to
+      // release what they complete downstream: a node with nothing left to run sends them at once.
+      await condition(() => finishing || (reportWhenIdle && !holdingReports && scheduler.idle && scheduler.hasResults), input.tuning.reportIntervalMs, {
+        summary: 'report interval',
+      });
     }
   };
 

@@ -166,7 +166,9 @@ describe('durability', () => {
       const spec = testSpec(queue, {
         name: 'crash',
         partitions: { grain: 'day', start: '2024-01-01', end: '2024-01-21' },
-        defaults: { concurrency: 2, heartbeatTimeout: '2s', timeout: '3s', retry: { initialInterval: '200ms' } },
+        // One partition per activity: a batch's time limit is `timeout` times its partitions,
+        // and the bound below is for one.
+        defaults: { concurrency: 2, heartbeatTimeout: '2s', timeout: '3s', retry: { initialInterval: '200ms' }, batchSize: 1 },
         nodes: [
           { id: 'crashy', transform: 'sleep', params: { ms: 50, crashKeys: ['2024-01-05'] } },
           { id: 'hangy', transform: 'sleep', params: { ms: 50, hangKeys: ['2024-01-07'] } },

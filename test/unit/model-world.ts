@@ -16,6 +16,7 @@
 import fc from 'fast-check';
 import { signedText, type SignatureCheck } from '../../core/approval.ts';
 import { noSpending, type Spending } from '../../core/budget.ts';
+import { AUTO_BATCH_MAX } from '../../core/batching.ts';
 import { BackfillCoordinator, resumeCarry } from '../../core/coordinator.ts';
 import { BackfillError } from '../../core/errors.ts';
 import { Governance } from '../../core/governance.ts';
@@ -24,7 +25,7 @@ import { expandPlan, type Plan } from '../../core/plan.ts';
 import { parseNodeControl } from '../../core/node-control.ts';
 import type { BackfillCarry, NodeControl, NodeReport, PartitionResult } from '../../core/protocol.ts';
 import { RangeSet } from '../../core/ranges.ts';
-import { NodeScheduler, type BatchOutcome, type SchedulerOptions } from '../../core/scheduler.ts';
+import { NodeScheduler, schedulerOptionsOf, type BatchOutcome, type SchedulerOptions } from '../../core/scheduler.ts';
 import { resolveSpec, type ResolvedNode, type ResolvedSpec, type SpecInput } from '../../core/spec.ts';
 
 /** Far below Temporal's 2 MB payload limit; these plans are small, so the carries must be too. */
@@ -208,7 +209,7 @@ export class World {
   }
 
   private options(spec: ResolvedNode): SchedulerOptions {
-    return { batchSize: spec.batchSize, maxThrottles: spec.retry.maxThrottles, reportRunning: true };
+    return schedulerOptionsOf(spec, true);
   }
 
   // ---- the parent's loop (workflows/backfill.ts) ----
@@ -343,6 +344,8 @@ export class World {
       // Under a policy that wants an approval, nothing starts in a run that has not had one.
       if (startable.length > 0 && this.governance?.approval && !this.approvedThisRun) fail(`${id} started partitions before the backfill was approved`);
       for (const batch of startable) {
+        const most = run.spec.batchSize === 'auto' ? AUTO_BATCH_MAX : run.spec.batchSize;
+        if (batch.indices.length > most) fail(`${id} started a batch of ${batch.indices.length} (batch size ${run.spec.batchSize})`);
         const tasks = batch.indices.map((index, i) => ({ index, recheck: batch.recheck[i]! }));
         this.activities.push({ serial: ++this.serials, node: id, instance: run.instance, batchId: batch.id, tasks, orphan: false });
       }
@@ -404,7 +407,9 @@ export class World {
         if (this.published.has(key) && !this.orphaned.has(key)) fail(`${key} published twice within the run key`);
         this.published.add(key);
       }
-      finished.push({ index: task.index, key, version: 1, rowCount: 0, checksum: '', startedAt: this.now, finishedAt: this.now });
+      // Durations and reported latencies vary, so that automatic batches and latency pacing act.
+      const ms = (activity.serial * 37 + task.index * 11) % 1500;
+      finished.push({ index: task.index, key, version: 1, rowCount: 0, checksum: '', startedAt: this.now - ms, finishedAt: this.now, ...(activity.serial % 3 === 0 ? { latencyMs: ms * 2 } : {}) });
     };
     let result: BatchOutcome;
     const [first, ...rest] = activity.tasks;
@@ -444,7 +449,8 @@ export class World {
         target.params = { ...target.params, fix: variant };
         break;
       case 1:
-        target.batchSize = 1 + (variant % 3);
+        target.batchSize = variant % 4 === 3 ? 'auto' : 1 + (variant % 3);
+        target.pace = variant % 2 === 0 ? { latencyTarget: '300ms' } : {};
         break;
       case 2:
         target.retry = { ...target.retry, maxThrottles: variant % 3 };
@@ -568,6 +574,11 @@ export class World {
       states.set(run.id, state);
       if (JSON.stringify(state).length > CARRY_BUDGET) fail(`node ${run.id}'s carried state is over budget`);
       this.checkSettings(run.id, state.settings);
+      // Latency pacing only ever lowers the concurrency, and never to nothing.
+      const { concurrency } = run.scheduler.currentStats();
+      if (concurrency > state.settings.concurrency || (state.settings.concurrency > 0 && concurrency < 1)) {
+        fail(`node ${run.id} runs ${concurrency} at once under a concurrency of ${state.settings.concurrency}`);
+      }
     }
     if (!parent) return;
     // Read without refreshing anything: checking must not change what the model does next.
@@ -674,15 +685,20 @@ export class World {
   }
 }
 
-/** A small graph of day-partitioned nodes: each may depend on earlier ones, with any mapping. */
+/**
+ * A small graph of nodes of 1 to 5 days, or (one plan in four) 4 to 20 hours, enough partitions
+ * for automatic batches and latency pacing to act: each may depend on earlier ones, with any mapping.
+ */
 export const specArbitrary = fc
   .record({
     days: fc.integer({ min: 1, max: 5 }),
+    hourly: fc.integer({ min: 0, max: 3 }).map((n) => n === 0),
     nodes: fc.array(
       fc.record({
         deps: fc.array(fc.record({ on: fc.nat(), mapping: fc.constantFrom('identity', 'all', 'lag') }), { maxLength: 2 }),
         concurrency: fc.integer({ min: 1, max: 3 }),
-        batchSize: fc.integer({ min: 1, max: 3 }),
+        batchSize: fc.constantFrom<number | 'auto'>(1, 2, 3, 'auto'),
+        latencyTarget: fc.constantFrom(null, '200ms', '1s'),
         rate: fc.constantFrom(null, 2),
         maxThrottles: fc.integer({ min: 0, max: 2 }),
       }),
@@ -690,15 +706,26 @@ export const specArbitrary = fc
     ),
     concurrency: fc.constantFrom(null, 1, 3),
   })
-  .map(({ days, nodes, concurrency }) => {
+  .map(({ days, hourly, nodes, concurrency }) => {
     const spec: SpecInput = {
       name: 'model',
-      partitions: { grain: 'day', start: '2024-01-01', end: `2024-01-0${1 + days}` },
+      partitions: hourly
+        ? { grain: 'hour', start: '2024-01-01', end: `2024-01-01T${String(4 * days).padStart(2, '0')}` }
+        : { grain: 'day', start: '2024-01-01', end: `2024-01-0${1 + days}` },
       concurrency,
       nodes: nodes.map((n, i) => {
         const seen = new Set<number>();
         const dependsOn = i === 0 ? [] : n.deps.filter((d) => !seen.has(d.on % i) && seen.add(d.on % i)).map((d) => ({ node: `n${d.on % i}`, mapping: d.mapping === 'lag' ? { lag: { from: -1, to: 0 } } : d.mapping }));
-        return { id: `n${i}`, transform: 'noop', concurrency: n.concurrency, batchSize: n.batchSize, rate: n.rate, retry: { maxThrottles: n.maxThrottles }, dependsOn };
+        return {
+          id: `n${i}`,
+          transform: 'noop',
+          concurrency: n.concurrency,
+          batchSize: n.batchSize,
+          ...(n.latencyTarget ? { pace: { latencyTarget: n.latencyTarget } } : {}),
+          rate: n.rate,
+          retry: { maxThrottles: n.maxThrottles },
+          dependsOn,
+        };
       }),
     };
     return resolveSpec(spec);

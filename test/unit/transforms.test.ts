@@ -114,6 +114,7 @@ function context(fields: Partial<TransformContext> = {}): TransformContext {
     throttled: 0,
     heartbeat: () => undefined,
     reportCost: () => undefined,
+    reportLatency: () => undefined,
     ...fields,
   };
 }
