@@ -326,7 +326,8 @@ class Simulation {
         deliverBusyUntil: 0,
         deliverPending: false,
         forecast: { id: plan.id, partitions: plan.partitions.size, runs: 0, activities: 0, firstStartMs: null, finishMs: null },
-        measured: false,
+        // A running backfill's node with partitions done has measured them already: no probe.
+        measured: !RangeSet.fromJSON(input.from?.[plan.id]?.done).isEmpty,
         probeStartedAt: null,
       };
     });
