@@ -288,15 +288,19 @@ export class SqlWarehouse implements Warehouse {
     return { lease, already: null, latest: Number(latest!.v), current: current ? Number(current.version) : null, pinned };
   }
 
-  /** The new version's rows, summarized and checked, in a savepoint: when a check fails they roll back. */
+  /**
+   * The new version's rows, summarized and checked, in a savepoint when it has checks: when one
+   * fails they roll back (without checks, anything that fails fails the whole publish).
+   */
   private stageAndCheck(s: Session, write: PartitionWrite, version: number, previousVersion: number | null, scope: ScopedRelation[]): Promise<LedgerFields> {
-    return s.savepoint(async () => {
+    const work = async (): Promise<LedgerFields> => {
       const written = await this.stage(s, write, version, scope);
       const summary = await this.summarize(s, write.node, write.partition, version, written);
       const checked = await this.runChecks(s, write, version, previousVersion, summary.rowCount, scope);
       if (checked.errors.length > 0) throw new ChecksFailed(checked);
       return { ...summary, previousVersion, warnings: checked.warnings };
-    });
+    };
+    return write.checks.length > 0 ? s.savepoint(work) : work();
   }
 
   private point(s: Session, node: string, partition: string, version: number): Promise<void> {
