@@ -15,6 +15,7 @@ import { BackfillError } from '../core/errors.ts';
 import { packageJson } from '../host/package.ts';
 import { approveCommand } from './commands/approve.ts';
 import { auditCommand } from './commands/audit.ts';
+import { settingsFromEnv } from '../host/settings.ts';
 import { cancelCommand } from './commands/cancel.ts';
 import { demoCommand } from './commands/demo.ts';
 import { devCommand } from './commands/dev.ts';
@@ -112,6 +113,9 @@ export async function main(argv = process.argv): Promise<void> {
   const json = argv.includes('--json');
   const program = buildProgram();
   try {
+    // Adapters register their schemes before any command opens a warehouse; the registry loads only when some are named.
+    const { warehouseAdapters } = settingsFromEnv();
+    if (warehouseAdapters !== undefined) await (await import('../activities/warehouse/registry.ts')).loadWarehouseAdapters(warehouseAdapters);
     await program.parseAsync(argv);
   } catch (error) {
     const code = (error as { code?: string }).code;
