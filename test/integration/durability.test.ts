@@ -206,7 +206,8 @@ describe('durability', () => {
       const spec = testSpec(queue, {
         name: 'handover',
         partitions: { grain: 'hour', start: '2024-01-01', end: '2024-01-11' },
-        defaults: { concurrency: 8, rate: 60 },
+        // One partition per activity: the many events that make each run continue as new.
+        defaults: { concurrency: 8, rate: 60, batchSize: 1 },
         nodes: [
           { id: 'a', transform: 'noop' },
           { id: 'b', transform: 'noop', dependsOn: ['a'] },
@@ -263,7 +264,7 @@ describe('durability', () => {
       const spec = testSpec(queue, {
         name: 'drain',
         partitions: { grain: 'hour', start: '2024-01-01', end: '2024-01-26' },
-        defaults: { concurrency: 20 },
+        defaults: { concurrency: 20, batchSize: 1 },
         nodes: [{ id: 'a', transform: 'noop' }],
       });
       const { backfillId } = await client.start(spec, { taskQueue: queue, tuning: { historyLimit: 300 } });

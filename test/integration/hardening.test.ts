@@ -152,7 +152,8 @@ describe('hardening', () => {
       { id: `out${i}`, transform: 'noop', concurrency: 2, dependsOn: [`raw${i}`] },
     ]).flat();
     const { backfillId } = await start(
-      { name: 'busy', partitions: { grain: 'hour', start: '2024-01-01', end: '2024-01-02' }, nodes },
+      // One partition per activity: a report per partition keeps the parent busy.
+      { name: 'busy', partitions: { grain: 'hour', start: '2024-01-01', end: '2024-01-02' }, defaults: { batchSize: 1 }, nodes },
       { historyLimit, reportIntervalMs: 100 },
     );
     const outcome = await client.wait(backfillId, 170_000);
