@@ -70,20 +70,20 @@ describe('self-tuning nodes', () => {
   it('pace.latencyTarget: runs fewer partitions at once while the service it calls is slower than the target, and all of them again once it is fast', async () => {
     // Two backfills on two workers of this process call the same simulated service (the
     // `sleep` transform's latencyBase/latencyCapacity, shared by node id within a process):
-    // 20 ms × (1 + calls in flight / 4). The paced node alone, 8 at once: about 60 ms, well
-    // under its 150 ms target. With up to 40 calls of the other backfill as well: up to 260 ms.
-    const service = { latencyBase: 20, latencyCapacity: 4 };
+    // 20 ms × (1 + calls in flight / 2). The paced node alone, 8 at once: about 100 ms, under its
+    // 150 ms target. With 8 or more calls of the other backfill as well: 180 ms and up.
+    const service = { latencyBase: 20, latencyCapacity: 2 };
     const paced = await worker('paced');
     const load = await worker('load');
     const pacedSpec = testSpec(paced.queue, {
       name: 'paced',
-      partitions: { grain: 'hour', start: '2024-01-01', end: '2024-01-21' },
+      partitions: { grain: 'hour', start: '2024-01-01', end: '2024-02-15' },
       defaults: { concurrency: 8, batchSize: 1 },
       nodes: [{ id: 'svc', transform: 'sleep', params: service, pace: { latencyTarget: '150ms' } }],
     });
     const loadSpec = testSpec(load.queue, {
       name: 'load',
-      partitions: { grain: 'hour', start: '2024-01-01', end: '2024-01-10' },
+      partitions: { grain: 'hour', start: '2024-01-01', end: '2024-01-15' },
       defaults: { concurrency: 40, batchSize: 1 },
       nodes: [{ id: 'svc', transform: 'sleep', params: service }],
     });
