@@ -6,7 +6,7 @@
  * raises it; a control without a reason is refused where the policy requires one; and
  * `backfill audit` lists every action with who and why. Temporal's own CLI meets the same rules.
  */
-import { execFile, execFileSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -22,20 +22,7 @@ import { BackfillError } from '../../core/errors.ts';
 import { CORE_GENERATION, type BackfillCarry, type BackfillInput } from '../../core/protocol.ts';
 import type { SpecInput } from '../../core/spec.ts';
 import { approveUpdate, backfillWorkflowId, carryQuery, nodeWorkflowId } from '../../workflows/definitions.ts';
-import { ROOT, address, runCli, scratch, startTestWorker, testSpec, uniqueQueue, waitFor, type TestWorker } from './helpers.ts';
-
-const TEMPORAL = join(ROOT, '.backfill/bin/temporal');
-
-type CliOutcome = { code: number; stdout: string; stderr: string };
-
-/** Temporal's own command line against the integration dev server. */
-function temporal(args: string[]): Promise<CliOutcome> {
-  return new Promise((resolve) => {
-    execFile(TEMPORAL, [...args, '--address', address(), '--namespace', 'default'], { timeout: 60_000 }, (error, stdout, stderr) => {
-      resolve({ code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, stdout, stderr });
-    });
-  });
-}
+import { address, runCli, scratch, startTestWorker, temporal, testSpec, uniqueQueue, waitFor, type TestWorker } from './helpers.ts';
 
 /** Keys the `spend` transform fails on (for good: one failed attempt each); the others take a while. */
 const failing = new Set<string>();

@@ -1,4 +1,5 @@
 /** Helpers for integration tests: real workers on the shared dev server, conditions with timeouts. */
+import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -109,6 +110,18 @@ export async function waitFor<T>(what: string, check: () => Promise<T | undefine
 }
 
 export const ROOT = join(import.meta.dirname, '../..');
+const TEMPORAL = join(ROOT, '.backfill/bin/temporal');
+
+export type CliOutcome = { code: number; stdout: string; stderr: string };
+
+/** Temporal's own command line against the integration dev server. */
+export function temporal(args: string[]): Promise<CliOutcome> {
+  return new Promise((resolve) => {
+    execFile(TEMPORAL, [...args, '--address', address(), '--namespace', 'default'], { timeout: 60_000 }, (error, stdout, stderr) => {
+      resolve({ code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, stdout, stderr });
+    });
+  });
+}
 
 /** A worker in its own process (`backfill worker`), to be killed and restarted like a real one. */
 export function workerProcess(options: WorkerProcessOptions): WorkerProcess {

@@ -8,6 +8,7 @@ import { BackfillError } from '../../core/errors.ts';
 import { Governance, type AdmissionInput } from '../../core/governance.ts';
 import { parsePolicy, type PolicyInput } from '../../core/policy.ts';
 import { resolveSpec } from '../../core/spec.ts';
+import { thrownBackfillError } from './backfill-error.ts';
 
 const key = (c: string) => `AAAAC3NzaC1lZDI1NTE5AAAAI${c.repeat(43)}`;
 const NOW = Date.parse('2024-05-01T12:00:00Z');
@@ -136,17 +137,8 @@ describe('budgets, controls and the round trip', () => {
 
   it('checks controls against the policy: a required reason, a cap', () => {
     const { governance } = admitted();
-    const refused = (run: () => void) => {
-      try {
-        run();
-      } catch (error) {
-        expect(error).toBeInstanceOf(BackfillError);
-        return error as BackfillError;
-      }
-      throw new Error('expected a refusal');
-    };
-    expect(refused(() => governance.check({ action: 'pause' }, spec))).toMatchObject({ code: 'policy_violation', message: expect.stringMatching(/pause needs a reason: add --reason/) });
-    expect(refused(() => governance.check({ action: 'set-rate', rate: 500, reason: 'faster please' }, spec)).message).toMatch(/caps\.backfill\.rate/);
+    expect(thrownBackfillError(() => governance.check({ action: 'pause' }, spec))).toMatchObject({ code: 'policy_violation', message: expect.stringMatching(/pause needs a reason: add --reason/) });
+    expect(thrownBackfillError(() => governance.check({ action: 'set-rate', rate: 500, reason: 'faster please' }, spec)).message).toMatch(/caps\.backfill\.rate/);
     expect(() => governance.check({ action: 'pause', reason: 'maintenance' }, spec)).not.toThrow();
     expect(() => governance.check({ action: 'resume' }, spec)).not.toThrow();
   });

@@ -1,9 +1,9 @@
 /** core/node-control.ts: what a node workflow accepts as its parent's order, and what it ignores. */
 import { describe, expect, it } from 'vitest';
-import { BackfillError } from '../../core/errors.ts';
 import { parseNodeControl } from '../../core/node-control.ts';
 import { RangeSet } from '../../core/ranges.ts';
 import { resolveSpec } from '../../core/spec.ts';
+import { thrownBackfillError } from './backfill-error.ts';
 
 const node = resolveSpec({
   name: 'orders',
@@ -13,14 +13,9 @@ const node = resolveSpec({
 const settings = { seq: 2, rate: 5, burst: 5, concurrency: 4, paused: false };
 
 const refusal = (value: unknown): string => {
-  try {
-    parseNodeControl(value, 'orders', 10);
-  } catch (error) {
-    expect(error).toBeInstanceOf(BackfillError);
-    expect((error as BackfillError).code).toBe('invalid_argument');
-    return (error as Error).message;
-  }
-  throw new Error(`accepted ${JSON.stringify(value)}`);
+  const error = thrownBackfillError(() => parseNodeControl(value, 'orders', 10));
+  expect(error.code).toBe('invalid_argument');
+  return error.message;
 };
 
 describe('parseNodeControl', () => {

@@ -9,9 +9,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
-import { openWarehouse, quoteIdent, registerWarehouse, versionsTable } from '../../warehouse.ts';
+import { openWarehouse, registerWarehouse } from '../../warehouse.ts';
+import { sqliteRawAccess } from './sqlite-raw.ts';
 import { warehouseSuite, write } from '../../warehouse-testkit.ts';
 import { warehouseAdapter } from './fixtures/kit-adapter.ts';
 
@@ -23,20 +23,7 @@ warehouseSuite('sqlite', async () => {
   const warehouse = openWarehouse(`kit://${path}`, { inline: true });
   return {
     warehouse,
-    raw: {
-      exec: async (sql) => {
-        const db = new Database(path);
-        try {
-          db.exec(sql);
-        } finally {
-          db.close();
-        }
-      },
-      versionsTable: (node) => `main.${quoteIdent(versionsTable(node))}`,
-      ledgerTable: 'main.backfill_ledger',
-      view: (name) => `main.${quoteIdent(name)}`,
-      scopeTable: 'temp.backfill_scope',
-    },
+    raw: sqliteRawAccess(path),
     cleanup: async () => {
       await warehouse.close();
       rmSync(dir, { recursive: true, force: true });
