@@ -8,6 +8,10 @@ export const ERROR_CODES = [
   'unknown_transform',
   'invalid_argument',
   'invalid_policy',
+  /** The policy the workers were given refuses a start or a control (the message names the rule and how to comply). */
+  'policy_violation',
+  /** An approval (or a signed start) that does not hold: a bad or unknown signature, another plan, the starter approving. */
+  'approval_refused',
   'not_found',
   'already_exists',
   'dataset_busy',

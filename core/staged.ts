@@ -11,7 +11,8 @@
  */
 import { BackfillError } from './errors.ts';
 
-export type StagedPhase = 'computing' | 'awaiting' | 'publishing' | 'discarding' | 'published' | 'discarded';
+const PHASES = ['computing', 'awaiting', 'publishing', 'discarding', 'published', 'discarded'] as const;
+export type StagedPhase = (typeof PHASES)[number];
 export type StagedAction = 'publish' | 'discard';
 
 /** Who decided, and why: kept in the workflow's state as the audit trail of the decision. */
@@ -43,9 +44,11 @@ export class StagedGate {
   constructor(carry?: StagedCarry) {
     // A run that ended while publishing or discarding (cancelled, failed) waits again: the
     // warehouse's publish and discard are idempotent, so deciding again finishes the work.
-    const phase = carry?.phase ?? 'computing';
+    // A carry comes in the start's input, which anyone who can start a workflow writes: a phase
+    // it does not know starts from the beginning.
+    const phase = carry && PHASES.includes(carry.phase) ? carry.phase : 'computing';
     this.phase = phase === 'publishing' || phase === 'discarding' ? 'awaiting' : phase;
-    this.decision = carry?.decision;
+    this.decision = phase === carry?.phase ? carry.decision : undefined;
   }
 
   get current(): StagedPhase {

@@ -1,12 +1,15 @@
 /**
  * What a warehouse backend supplies: only what differs between engines. The warehouse
  * protocol (publish, restore, the ledger, leases) is written once against it, in
- * `warehouse.ts`; each backend is a dialect of a few hundred lines.
+ * `warehouse.ts` (`SqlWarehouse`); each backend is a dialect of a few hundred lines, and
+ * `new SqlWarehouse(dialect)` is its warehouse. Exported as `durable-backfill/warehouse`:
+ * see docs/warehouses.md.
  */
+import type { PartitionInput } from '../../core/protocol.ts';
 import type { ValueKind } from './checksum.ts';
 import type { Codec, InternalTable, TableDef } from './ledger.ts';
 import type { GivenRelation, ScopedRelation } from './sql.ts';
-import type { Bindings, Row } from './types.ts';
+import type { Bindings, PinnedInput, Published, Row } from './types.ts';
 
 /** Parameters of backfill's own statements, named `:name` in their text. */
 export type Params = Record<string, unknown>;
@@ -34,11 +37,36 @@ export interface SpecStatement {
   rows(): Promise<Row[]>;
   /** Its columns and their types, without running it for real. */
   columns(): Promise<Wanted[]>;
-  /** Runs it as the source of the new version's rows. */
+  /** Runs it as the source of the new version's rows (`columns` as `columns()` gave them). */
   insertInto(table: string, columns: readonly string[], partition: string, version: number): Promise<void>;
   /** One aggregate over its rows, such as `COUNT(*)` (a check), read-only. */
   measure(aggregate: string): Promise<number | null>;
 }
+
+/** A publish about to write, as `Session.startPublish` takes it. */
+export type PublishRequest = {
+  node: string;
+  partition: string;
+  runKey: string;
+  /** The upstream partitions it maps to. */
+  inputs: readonly PartitionInput[];
+  /** The versions its transform already read (`Warehouse.pin`): these, not the published ones, go into its scope. */
+  pinned?: readonly PinnedInput[];
+};
+
+/** What a publish learns before it writes, in its transaction, with its partition locked. */
+export type PublishStart = {
+  /** The run the dataset is leased to (null: no lease, anyone publishes). */
+  lease: { backfillId: string; runKey: string } | null;
+  /** The version this run published already (a retry after a crash), if it did. */
+  already: Published | null;
+  /** The newest version of the partition in the ledger (0: none yet). */
+  latest: number;
+  /** The version published now (null: none). */
+  current: number | null;
+  /** The upstream versions in scope, per input, now in the scope table. */
+  pinned: PinnedInput[];
+};
 
 /** A connection inside one transaction. */
 export interface Session {
@@ -63,10 +91,18 @@ export interface Session {
   insertRows(table: string, partition: string, version: number, columns: readonly string[], rows: readonly unknown[][]): Promise<void>;
   /** The one door for spec SQL: checks its rules before any of it runs. */
   spec(sql: SpecSql): Promise<SpecStatement>;
+  /**
+   * Optional: what `SqlWarehouse` otherwise does in several statements at the start of a
+   * publish (lock the partition, read its lease, this run's published version, the newest and
+   * the published version, pin the inputs into the scope table), in one. It must give exactly
+   * what the protocol's own would (the contract suite runs both).
+   */
+  startPublish?(request: PublishRequest): Promise<PublishStart>;
 }
 
 export interface Dialect {
-  readonly kind: 'sqlite' | 'postgres';
+  /** The engine's name (`sqlite`, `postgres`, or an adapter's own), as `Warehouse.kind`. */
+  readonly kind: string;
   /** Where it is (a file path, or a PostgreSQL URL without its password). */
   readonly location: string;
   /** Whether publishes may run at once; if not, the warehouse runs its transactions one at a time. */
@@ -97,3 +133,7 @@ export interface Dialect {
   transaction<T>(work: (session: Session) => Promise<T>, options?: { lock?: string; readOnly?: boolean }): Promise<T>;
   close(): Promise<void>;
 }
+
+/** The lock a partition's publishes and restores take turns on (`Session.lock`). */
+export const partitionLock = (node: string, partition: string): string => `backfill:partition:${node}/${partition}`;
+

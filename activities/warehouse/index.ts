@@ -1,8 +1,9 @@
 /**
  * Opens the warehouse named by `location` ($BACKFILL_WAREHOUSE, or `--warehouse`):
  * `postgres://…` (or `postgresql://…`) for PostgreSQL, `sqlite:<path>` or a plain file path
- * for SQLite (default $BACKFILL_HOME/warehouse.db). Any other scheme is refused before
- * anything is created: a mistyped URL must not become a local file. Workers use SQLite on a
+ * for SQLite (default $BACKFILL_HOME/warehouse.db), or the scheme of a registered adapter
+ * (registry.ts). Any other scheme is refused before anything is created: a mistyped URL must
+ * not become a local file. Workers use SQLite on a
  * thread of its own; `inline` opens it on the calling thread (short reads, such as the
  * command line's).
  */
@@ -12,6 +13,7 @@ import { backfillHome } from '../../host/settings.ts';
 import { PostgresWarehouse, redactUrl } from './postgres/postgres-dialect.ts';
 import { SqliteWarehouse } from './sqlite/sqlite-dialect.ts';
 import { ThreadedWarehouse } from './sqlite/threaded.ts';
+import { adapterFor, registeredSchemes } from './registry.ts';
 import type { Warehouse } from './types.ts';
 
 export const WAREHOUSE_SCHEMES = ['postgres://', 'postgresql://', 'sqlite:'] as const;
@@ -31,9 +33,13 @@ export function openWarehouse(location = process.env.BACKFILL_WAREHOUSE, options
   if (isPostgresUrl(target)) return new PostgresWarehouse(target);
   const scheme = schemeOf(target);
   if (scheme !== null && scheme !== 'sqlite:') {
+    const adapter = adapterFor(scheme);
+    if (adapter) return adapter.open(target, { inline: options.inline === true });
+    const known = [...WAREHOUSE_SCHEMES, ...registeredSchemes().map((s) => `${s}:`)];
     throw new BackfillError(
       'invalid_argument',
-      `the warehouse ${redactUrl(target)} has scheme '${scheme}', which backfill does not know: use ${WAREHOUSE_SCHEMES.map((s) => `${s}…`).join(', ')} or a plain file path for SQLite (check BACKFILL_WAREHOUSE or --warehouse for a typo)`,
+      `the warehouse ${redactUrl(target)} has scheme '${scheme}', which backfill does not know: use ${known.map((s) => `${s}…`).join(', ')} or a plain file path for SQLite ` +
+        '(check BACKFILL_WAREHOUSE or --warehouse for a typo, or register an adapter for it in BACKFILL_WAREHOUSE_ADAPTERS: docs/warehouses.md)',
     );
   }
   const path = target.replace(/^sqlite:(\/\/)?/i, '');
@@ -41,3 +47,4 @@ export function openWarehouse(location = process.env.BACKFILL_WAREHOUSE, options
 }
 
 export type { Warehouse } from './types.ts';
+export { loadWarehouseAdapters, registerWarehouse, type WarehouseAdapter } from './registry.ts';

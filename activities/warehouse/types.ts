@@ -1,6 +1,7 @@
 /**
- * Where partitions are written and the ledger lives: one interface, two backends (SQLite,
- * PostgreSQL), both held to the same test suite.
+ * Where partitions are written and the ledger lives: one interface, every backend held to the
+ * same test suite (`warehouseSuite` in `durable-backfill/warehouse-testkit`). SQLite and
+ * PostgreSQL are built in; an adapter of anyone's adds an engine (docs/warehouses.md).
  *
  * Each dataset (node) keeps every version of every partition; a view named after the node
  * shows the published version of each partition. Versions are immutable once published:
@@ -223,8 +224,15 @@ export type DiffOptions = {
 
 export type DiffPage = { partitions: PartitionDiff[]; next: ChangeCursor | null };
 
+/**
+ * What publishing several partitions in turn came to: the versions published, in order, up to
+ * the first that failed; that one's error, and nothing of the partitions after it.
+ */
+export type PublishedBatch = { published: Published[]; failed?: { index: number; error: Error } };
+
 export interface Warehouse {
-  readonly kind: 'sqlite' | 'postgres';
+  /** The engine (`sqlite`, `postgres`, or an adapter's own name). */
+  readonly kind: string;
   /** Where it is (a file path, or a PostgreSQL URL without its password). */
   readonly location: string;
   /**
@@ -245,6 +253,12 @@ export interface Warehouse {
    * published the partition, returns that version and writes nothing.
    */
   publish(write: PartitionWrite): Promise<Published>;
+  /**
+   * Publishes partitions in turn, as `publish` would one by one, stopping at the first that
+   * fails; each partition's publish stays atomic. A warehouse may commit them together (one
+   * transaction, one round trip to disk), so a batch activity pays the commit once.
+   */
+  publishMany(writes: readonly PartitionWrite[]): Promise<PublishedBatch>;
   /** The version this run published or staged, if it did (a retry after a crash skips its work). */
   publishedBy(node: string, partition: string, runKey: string): Promise<Published | null>;
   /** Ledger rows, ordered by node, partition and newest version first. */
@@ -317,4 +331,28 @@ export class ChecksumMismatchError extends Error {
 /** A dataset name that is not safe to create tables for (the spec was not validated). */
 export class InvalidDatasetError extends Error {
   override readonly name = 'InvalidDatasetError';
+}
+
+const ERRORS: Record<string, new (message: string) => Error> = { CheckFailedError, ChecksumMismatchError, SqlError, SqlRefusedError, InvalidDatasetError, StaleRunError };
+
+/** A warehouse error again from its name and message (after a thread or process boundary): the classes above, else a plain Error of that name. */
+export function reviveError(error: { name: string; message: string }): Error {
+  const Type = ERRORS[error.name];
+  if (Type) return new Type(error.message);
+  const revived = new Error(error.message);
+  revived.name = error.name;
+  return revived;
+}
+
+/** `publishMany` for a warehouse that publishes one partition at a time: `publish` in turn. */
+export async function publishInTurn(warehouse: Pick<Warehouse, 'publish'>, writes: readonly PartitionWrite[]): Promise<PublishedBatch> {
+  const published: Published[] = [];
+  for (const [index, write] of writes.entries()) {
+    try {
+      published.push(await warehouse.publish(write));
+    } catch (error) {
+      return { published, failed: { index, error: error instanceof Error ? error : new Error(String(error)) } };
+    }
+  }
+  return { published };
 }

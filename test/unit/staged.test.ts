@@ -4,6 +4,8 @@ import { BackfillCoordinator } from '../../core/coordinator.ts';
 import { BackfillError } from '../../core/errors.ts';
 import { expandPlan } from '../../core/plan.ts';
 import { resolveSpec } from '../../core/spec.ts';
+import { Governance } from '../../core/governance.ts';
+import { parsePolicy } from '../../core/policy.ts';
 import { StagedGate } from '../../core/staged.ts';
 
 function codeOf(run: () => unknown): string {
@@ -70,6 +72,13 @@ describe('StagedGate', () => {
     expect(new StagedGate({ phase: 'computing' }).current).toBe('computing');
     expect(new StagedGate({ phase: 'discarded' }).decided).toBe(true);
   });
+
+  it('a carry with a phase it does not know (a hand-made start) starts from computing, without its decision', () => {
+    const junk = new StagedGate({ phase: 'published!' as never, decision: { action: 'publish', by: 'mallory', reason: null, at: 1 } });
+    expect(junk.current).toBe('computing');
+    expect(junk.lastDecision).toBeUndefined();
+    expect(junk.decided).toBe(false);
+  });
 });
 
 describe('BackfillCoordinator: staged', () => {
@@ -101,4 +110,33 @@ describe('BackfillCoordinator: staged', () => {
     const { staged: _gate, ...unstaged } = carried;
     expect(new BackfillCoordinator(plan, limits, unstaged, { stage: true }).staged).toBeNull();
   });
+
+  it('under a policy, publish and discard meet its reasons rule and are kept in the audit trail with who and why', () => {
+    const verdict = Governance.admit({
+      backfillId: 's',
+      policy: parsePolicy({ version: 1, reasons: { required: ['publish', 'discard'], minLength: 5 } }),
+      policyHash: 'sha256:policy',
+      policyPath: '/etc/backfill.policy.yaml',
+      spec,
+      partitions: plan.totalPartitions,
+      limits,
+      overrides: {},
+      planHash: 'sha256:plan',
+      request: { identity: 'ana@host' },
+      startSignature: null,
+      priority: { key: null, fairnessKey: null, fairnessWeight: null },
+      now: 0,
+    });
+    if (!verdict.admitted) throw new Error(verdict.message);
+    const c = new BackfillCoordinator(plan, limits, undefined, { stage: true, now: () => 7 });
+    c.govern(verdict.governance, { limits: verdict.limits, nodeRates: verdict.nodeRates });
+    c.staged!.settle();
+    expect(codeOf(() => c.parseStagedDecision('publish', { by: 'ana@host' }))).toBe('policy_violation');
+    expect(codeOf(() => c.beginStagedDecision('discard', { by: 'ana@host', reason: 'no' }, 7))).toBe('policy_violation');
+    expect(c.staged!.current).toBe('awaiting');
+    expect(c.takeAudit()).toEqual([]);
+    c.beginStagedDecision('publish', ok, 7);
+    expect(c.takeAudit()).toEqual([expect.objectContaining({ action: 'publish', identity: 'ana@host', reason: 'diff reviewed', outcome: 'applied', at: 7 })]);
+  });
 });
+

@@ -3,8 +3,10 @@ import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { writeFileSync } from 'node:fs';
 import { BackfillError } from '../../core/errors.ts';
-import { openWarehouse } from '../../activities/warehouse/index.ts';
+import { loadWarehouseAdapters, openWarehouse, registerWarehouse } from '../../activities/warehouse/index.ts';
+import type { Warehouse } from '../../activities/warehouse/types.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'backfill-open-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -39,5 +41,52 @@ describe('openWarehouse', () => {
       await warehouse.close();
     }
     expect(readdirSync(dir).filter((f) => f.endsWith('.db')).sort()).toEqual(['plain.db', 'prefixed.db', 'slashes.db']);
+  });
+
+  it('opens a registered scheme through its adapter, and still refuses the others, naming the registered ones', () => {
+    const opened: Array<[string, boolean]> = [];
+    const fake = { kind: 'memo' } as unknown as Warehouse;
+    registerWarehouse({ scheme: 'memo', open: (location, options) => (opened.push([location, options.inline]), fake) });
+    expect(openWarehouse('MEMO://bucket/x', { inline: true })).toBe(fake);
+    expect(openWarehouse('memo:somewhere')).toBe(fake);
+    expect(opened).toEqual([
+      ['MEMO://bucket/x', true],
+      ['memo:somewhere', false],
+    ]);
+    expect(() => openWarehouse('memoo://x', { inline: true })).toThrow(/scheme 'memoo:', which backfill does not know: use postgres:\/\/…, postgresql:\/\/…, sqlite:…, memo:…/);
+    expect(() => openWarehouse('memoo://x', { inline: true })).toThrow(/BACKFILL_WAREHOUSE_ADAPTERS: docs\/warehouses\.md/);
+  });
+
+  it('refuses an adapter for a built-in scheme, a taken one or one that is not a scheme', () => {
+    const open = () => ({}) as Warehouse;
+    registerWarehouse({ scheme: 'twice', open });
+    registerWarehouse({ scheme: 'twice:', open });
+    const cases: Array<[() => void, RegExp]> = [
+      [() => registerWarehouse({ scheme: 'postgres', open }), /'postgres:' is built into backfill and cannot be replaced/],
+      [() => registerWarehouse({ scheme: 'SQLite', open }), /'sqlite:' is built into backfill/],
+      [() => registerWarehouse({ scheme: 'twice', open: () => ({}) as Warehouse }), /another warehouse adapter is already registered for 'twice:'/],
+      [() => registerWarehouse({ scheme: '1bad', open }), /must be a URL scheme .* not '1bad'/],
+      [() => registerWarehouse({ scheme: 'noopen' } as unknown as Parameters<typeof registerWarehouse>[0]), /'noopen:' has no open\(location, options\) function/],
+    ];
+    for (const [register, message] of cases) {
+      expect(register).toThrow(BackfillError);
+      expect(register).toThrow(message);
+    }
+  });
+
+  it('loads adapter modules named in BACKFILL_WAREHOUSE_ADAPTERS, relative to the working directory, and says what is wrong with one', async () => {
+    writeFileSync(join(dir, 'adapter.mjs'), "export const warehouseAdapter = { scheme: 'fromfile', open: (location) => ({ kind: 'fromfile', location }) };\n");
+    writeFileSync(join(dir, 'nothing.mjs'), 'export const other = 1;\n');
+    await loadWarehouseAdapters(' fromfile=./adapter.mjs ,', dir);
+    expect(openWarehouse('fromfile://x', { inline: true })).toEqual({ kind: 'fromfile', location: 'fromfile://x' });
+    const cases: Array<[string, RegExp]> = [
+      ['fromfile', /entry 'fromfile' is not scheme=module: e\.g\. bigquery=\.\/adapters\/bigquery\.js/],
+      ['other=./adapter.mjs', /exports the adapter for 'fromfile:', not 'other:'/],
+      ['none=./nothing.mjs', /exports no warehouseAdapter: export const warehouseAdapter = \{ scheme: 'none'/],
+      ['gone=./missing.mjs', /cannot load the warehouse adapter for 'gone:' from \.\/missing\.mjs/],
+    ];
+    for (const [list, message] of cases) await expect(loadWarehouseAdapters(list, dir), list).rejects.toThrow(message);
+    await loadWarehouseAdapters(undefined);
+    await loadWarehouseAdapters('  ');
   });
 });

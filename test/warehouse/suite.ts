@@ -195,6 +195,39 @@ export function warehouseSuite(kind: Warehouse['kind'], open: WarehouseFactory):
       ]);
     });
 
+    it('publishMany publishes in turn up to the first failure, keeps those before it and writes nothing after it', async () => {
+      const bad = { checks: [{ type: 'not_null' as const, columns: ['order_id'] }], rows: [{ order_id: null }] };
+      const { published, failed } = await wh.publishMany([
+        write('orders', '2024-01-01', { rows: [{ order_id: 1 }] }),
+        write('orders', '2024-01-02', { rows: [{ order_id: 2 }] }),
+        write('orders', '2024-01-03', bad),
+        write('orders', '2024-01-04', { rows: [{ order_id: 4 }] }),
+      ]);
+      expect(published.map((p) => [p.version, p.rowCount])).toEqual([
+        [1, 1],
+        [1, 1],
+      ]);
+      expect(failed?.index).toBe(2);
+      expect(failed?.error).toBeInstanceOf(CheckFailedError);
+      expect(failed?.error.message).toMatch(/not_null: 1 rows have order_id NULL/);
+      expect(await view('orders', 'order_id', 'order_id')).toEqual([{ order_id: 1 }, { order_id: 2 }]);
+      // The failed partition's check failure is recorded; the one after it was never reached.
+      expect((await wh.ledger({ node: 'orders' })).map((r) => [r.partition, r.status])).toEqual([
+        ['2024-01-01', 'published'],
+        ['2024-01-02', 'published'],
+        ['2024-01-03', 'failed_check'],
+      ]);
+      expect(await wh.publishMany([])).toEqual({ published: [] });
+    });
+
+    it('publishMany of a retry returns the versions already published', async () => {
+      const first = await wh.publish(write('orders', '2024-01-01', { rows: ORDERS }));
+      const { published, failed } = await wh.publishMany([write('orders', '2024-01-01', { rows: ORDERS, attempt: 2 }), write('orders', '2024-01-02', { rows: ORDERS })]);
+      expect(failed).toBeUndefined();
+      expect(published[0]).toEqual({ ...first, alreadyPublished: true });
+      expect(published[1]).toMatchObject({ version: 1, rowCount: 3, checksum: first.checksum });
+    });
+
     it('other partitions of the node stay as they were', async () => {
       await wh.publish(write('orders', '2024-01-01', { rows: [{ order_id: 1 }] }));
       await wh.publish(write('orders', '2024-01-02', { rows: [{ order_id: 2 }] }));
