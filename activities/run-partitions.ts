@@ -115,7 +115,8 @@ export function createActivities(deps: ActivityDeps) {
     // The first read pins the upstream versions it sees; later reads and the ledger use the same ones.
     let pinned: PinnedInput[] | undefined;
     const query: PartitionSession['query'] = async (sql, b) => {
-      pinned ??= await deps.warehouse.pin(task.inputs);
+      // A staged backfill reads the versions it staged upstream (else the published ones).
+      pinned ??= await deps.warehouse.pin(task.inputs, input.stage ? { runKey: input.runKey } : {});
       return deps.warehouse.query(sql, b, pinned);
     };
     const returned = await transform({
@@ -165,6 +166,7 @@ export function createActivities(deps: ActivityDeps) {
       startedAt,
       specHash: definitionHash,
       ...(node.adopt ? { adopt: true } : {}),
+      ...(input.stage ? { stage: true } : {}),
     });
     for (const warning of published.alreadyPublished ? [] : published.warnings) ctx.log.warn(`check warning on ${node.id} ${task.key}: ${warning}`);
     const result = resultOf(task, published, startedAt, cost, latencyMs);
