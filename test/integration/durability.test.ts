@@ -46,6 +46,13 @@ async function checksums(warehouse: SqliteWarehouse, backfillId: string): Promis
   return new Map((await warehouse.ledger({ backfillId })).map((r) => [`${r.node}/${r.partition}`, r.checksum]));
 }
 
+/** A worker process that allows fault injection (crashes, hangs), on its own queue and SQLite warehouse. */
+function faultInjectionWorker(name: string) {
+  const queue = uniqueQueue(name);
+  const warehousePath = join(scratch(name), 'warehouse.db');
+  return { queue, worker: workerProcess({ address: address(), queue, warehouse: warehousePath, allowFaultInjection: true }), warehouse: new SqliteWarehouse(warehousePath) };
+}
+
 describe('durability', () => {
   let client: BackfillClient;
   beforeAll(async () => {
@@ -156,11 +163,7 @@ describe('durability', () => {
   });
 
   it('a transform that crashes the worker or hangs is brought back by heartbeat and start-to-close timeouts', async () => {
-    const queue = uniqueQueue('crash');
-    const dir = scratch('crash');
-    const warehousePath = join(dir, 'warehouse.db');
-    const worker = workerProcess({ address: address(), queue, warehouse: warehousePath, allowFaultInjection: true });
-    const warehouse = new SqliteWarehouse(warehousePath);
+    const { queue, worker, warehouse } = faultInjectionWorker('crash');
     try {
       await worker.start();
       const spec = testSpec(queue, {
@@ -200,11 +203,7 @@ describe('durability', () => {
   });
 
   it('in a batch, a partition that hangs is timed out by its own timeout, not the batch\'s', async () => {
-    const queue = uniqueQueue('hang-batch');
-    const dir = scratch('hang-batch');
-    const warehousePath = join(dir, 'warehouse.db');
-    const worker = workerProcess({ address: address(), queue, warehouse: warehousePath, allowFaultInjection: true });
-    const warehouse = new SqliteWarehouse(warehousePath);
+    const { queue, worker, warehouse } = faultInjectionWorker('hang-batch');
     try {
       await worker.start();
       const spec = testSpec(queue, {
