@@ -76,6 +76,13 @@ export async function createDatabase(name: string, url = testPostgresUrl()): Pro
   });
 }
 
+/** The URL of database `name` on the server of `url` (same user, password and parameters). */
+export function databaseUrl(name: string, url = testPostgresUrl()): string {
+  const at = new URL(url);
+  at.pathname = `/${name}`;
+  return at.toString();
+}
+
 /** Drops the database if it exists, disconnecting whoever still uses it. */
 export async function dropDatabase(name: string, url = testPostgresUrl()): Promise<void> {
   await withPostgres(url, (client) => client.query(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(name)} WITH (FORCE)`));

@@ -19,7 +19,7 @@ import type { BackfillClient } from '../../client/backfill-client.ts';
 import { BackfillError } from '../../core/errors.ts';
 import { rollbackWorkflowId, type RollbackSummary } from '../../core/rollback.ts';
 import type { ResolvedSpec } from '../../core/spec.ts';
-import { createDatabase, dropDatabase, testPostgresUrl } from '../../scripts/postgres.ts';
+import { createDatabase, databaseUrl, dropDatabase } from '../../scripts/postgres.ts';
 import type { WorkerProcess } from '../../scripts/worker-process.ts';
 import { ROOT, address, connectClient, scratch, testSpec, uniqueQueue, waitFor, workerProcess } from './helpers.ts';
 
@@ -69,9 +69,7 @@ describe.each<Backend>(['sqlite', 'postgres'])('rollback on %s', (kind) => {
   beforeAll(async () => {
     if (kind === 'postgres') {
       await createDatabase(database);
-      const url = new URL(testPostgresUrl());
-      url.pathname = `/${database}`;
-      location = url.toString();
+      location = databaseUrl(database);
     } else {
       location = join(scratch('rollback'), 'warehouse.db');
     }

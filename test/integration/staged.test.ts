@@ -17,7 +17,7 @@ import type { Warehouse } from '../../activities/warehouse/types.ts';
 import type { BackfillClient } from '../../client/backfill-client.ts';
 import type { DiffSummary } from '../../core/diff.ts';
 import type { SpecInput } from '../../core/spec.ts';
-import { createDatabase, dropDatabase, testPostgresUrl } from '../../scripts/postgres.ts';
+import { createDatabase, databaseUrl, dropDatabase } from '../../scripts/postgres.ts';
 import type { WorkerProcess } from '../../scripts/worker-process.ts';
 import { address, connectClient, runCli, scratch, testSpec, uniqueQueue, waitFor, workerProcess } from './helpers.ts';
 
@@ -58,9 +58,7 @@ describe.each<Backend>(['sqlite', 'postgres'])('staged backfills on %s', (kind) 
   beforeAll(async () => {
     if (kind === 'postgres') {
       await createDatabase(database);
-      const url = new URL(testPostgresUrl());
-      url.pathname = `/${database}`;
-      location = url.toString();
+      location = databaseUrl(database);
     } else {
       location = join(dir, 'warehouse.db');
     }
