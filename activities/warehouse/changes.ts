@@ -8,6 +8,25 @@ import type { Change, ChangeCursor, ChangesOptions, ChangesPage } from './types.
 export const DEFAULT_CHANGES_PAGE = 500;
 export const MAX_CHANGES_PAGE = 10_000;
 
+/**
+ * The conditions of one page of ledger rows in node, partition order: one node's only, and those
+ * after the cursor (keyset paging); their parameters go into `params`. `alias` prefixes the
+ * columns (`l.`).
+ */
+export function pageConditions(alias: string, options: { node?: string; after?: ChangeCursor | null }, params: Record<string, unknown>): string[] {
+  const where: string[] = [];
+  if (options.node !== undefined) {
+    where.push(`${alias}node = :node`);
+    params.node = options.node;
+  }
+  if (options.after) {
+    where.push(`(${alias}node > :after_node OR (${alias}node = :after_node AND ${alias}partition > :after_partition))`);
+    params.after_node = options.after.node;
+    params.after_partition = options.after.partition;
+  }
+  return where;
+}
+
 /** One published ledger row of the backfill, with the rows it points at. */
 export type ChangeRow = {
   node: string;
@@ -35,16 +54,7 @@ export function pageLimit(limit: number | undefined): number {
  */
 export function changesQuery(tables: { ledger: string; pointers: string }, backfillId: string, options: ChangesOptions): { sql: string; bindings: Record<string, string | number> } {
   const bindings: Record<string, string | number> = { backfill_id: backfillId, page_limit: pageLimit(options.limit) };
-  const where = [`backfill_id = :backfill_id`, `status = 'published'`];
-  if (options.node !== undefined) {
-    where.push('node = :node');
-    bindings.node = options.node;
-  }
-  if (options.after) {
-    where.push('(node > :after_node OR (node = :after_node AND partition > :after_partition))');
-    bindings.after_node = options.after.node;
-    bindings.after_partition = options.after.partition;
-  }
+  const where = [`backfill_id = :backfill_id`, `status = 'published'`, ...pageConditions('', options, bindings)];
   const { ledger, pointers } = tables;
   const sql = `
     WITH page AS (

@@ -7,7 +7,7 @@
  * from the values themselves, so a dialect supplies nothing beyond its Session.
  */
 import { addDiffs, emptyDiff, type ColumnChange, type DiffSummary, type ColumnStats, type PartitionDiff } from '../../core/diff.ts';
-import { DEFAULT_CHANGES_PAGE, pageLimit } from './changes.ts';
+import { DEFAULT_CHANGES_PAGE, pageConditions, pageLimit } from './changes.ts';
 import type { ValueKind } from './checksum.ts';
 import type { Dialect, Session } from './dialect.ts';
 import { PARTITION_COLUMN, VERSION_COLUMN, quoteIdent } from './sql.ts';
@@ -181,17 +181,8 @@ async function countDifferences(s: Session, table: string, columns: readonly str
 export async function diffPage(s: Session, dialect: Dialect, run: StagedRun, options: DiffOptions = {}): Promise<DiffPage> {
   const { ledger, pointers } = tablesOf(dialect);
   const limit = pageLimit(options.limit ?? DEFAULT_CHANGES_PAGE);
-  const where = [`${ofRun('l.')}`, `l.status = 'staged'`];
   const params: Record<string, unknown> = { ...runParams(run), page_limit: limit };
-  if (options.node !== undefined) {
-    where.push('l.node = :node');
-    params.node = options.node;
-  }
-  if (options.after) {
-    where.push('(l.node > :after_node OR (l.node = :after_node AND l.partition > :after_partition))');
-    params.after_node = options.after.node;
-    params.after_partition = options.after.partition;
-  }
+  const where = [`${ofRun('l.')}`, `l.status = 'staged'`, ...pageConditions('l.', options, params)];
   const rows = await s.all<StagedRow>(
     `SELECT l.node AS "node", l.partition AS "partition", l.version AS "version", p.version AS "published", l.row_count AS "rows_after", pl.row_count AS "rows_before"
      FROM ${ledger} l LEFT JOIN ${pointers} p ON p.node = l.node AND p.partition = l.partition
