@@ -20,9 +20,10 @@ import { openWarehouse } from '../../activities/warehouse/index.ts';
 import { PARTITION_COLUMN, VERSION_COLUMN, quoteIdent, versionsTable } from '../../activities/warehouse/sql.ts';
 import type { LedgerRow, Row, Warehouse } from '../../activities/warehouse/types.ts';
 import type { BackfillClient } from '../../client/backfill-client.ts';
-import type { ChangeSummary } from '../../client/only-changed.ts';
+import { onlyChanged, type ChangeSummary } from '../../client/only-changed.ts';
 import type { Report } from '../../client/report/model.ts';
 import type { DiffSummary } from '../../core/diff.ts';
+import { expandPlan } from '../../core/plan.ts';
 import type { RollbackSummary } from '../../core/rollback.ts';
 import type { SpecInput } from '../../core/spec.ts';
 import { createDatabase, dropDatabase, testPostgresUrl, withPostgres } from '../../scripts/postgres.ts';
@@ -117,8 +118,9 @@ describe.each<Backend>(['sqlite', 'postgres'])('staged backfills on %s', (kind) 
     writeFileSync(file, JSON.stringify(specInput(queue, prefix, factor)));
     return file;
   };
-  /** How many partitions `--only-changed` would run for the spec with `factor`. */
-  const toRun = async (prefix: string, factor: number): Promise<number> => {
+  /** How many partitions `--only-changed` would run for the spec with `factor` (`plan --only-changed`, or in process what it calls). */
+  const toRun = async (prefix: string, factor: number, via: 'cli' | 'process' = 'process'): Promise<number> => {
+    if (via === 'process') return (await onlyChanged(expandPlan(testSpec(queue, specInput(queue, prefix, factor))), { warehouse: location })).summary.totalToRun;
     const plan = await cli<{ onlyChanged: ChangeSummary }>('plan', specFile(prefix, factor), '--only-changed');
     expect(plan.code, plan.stderr).toBe(0);
     return plan.json.onlyChanged.totalToRun;
@@ -153,7 +155,12 @@ describe.each<Backend>(['sqlite', 'postgres'])('staged backfills on %s', (kind) 
   };
   const countsOf = (summary: DiffSummary): Record<string, Counts> => Object.fromEntries(summary.nodes.map((n) => [n.node, { added: n.added, removed: n.removed, changed: n.changed }]));
   const currentVersion = async (row: LedgerRow) => (await warehouse.ledger({ node: row.node, partition: row.partition })).find((r) => r.current)?.version ?? null;
-  const lineage = async (node: string, partition: string) => {
+  /** What `backfill lineage --json` prints (or, in process, the ledger rows it prints). */
+  const lineage = async (node: string, partition: string, via: 'cli' | 'process' = 'process'): Promise<{ current: LedgerRow | null; versions: LedgerRow[] }> => {
+    if (via === 'process') {
+      const versions = await warehouse.ledger({ node, partition });
+      return { current: versions.find((v) => v.current) ?? null, versions };
+    }
     const out = await cli<{ current: LedgerRow | null; versions: LedgerRow[] }>('lineage', node, partition);
     expect(out.code, out.stderr).toBe(0);
     return out.json;
@@ -192,7 +199,7 @@ describe.each<Backend>(['sqlite', 'postgres'])('staged backfills on %s', (kind) 
     expect(stagedReport.staged?.summary.nodes).toEqual(diff.json.nodes);
 
     // Staged versions are staged, and not published, to lineage, --only-changed and rollback.
-    const lineageStaged = await lineage(`${p}_src`, '2024-01-01');
+    const lineageStaged = await lineage(`${p}_src`, '2024-01-01', 'cli');
     expect(lineageStaged.current).toMatchObject({ backfillId: first, version: 1, status: 'published' });
     expect(lineageStaged.versions.map((v) => [v.version, v.backfillId, v.status, v.staged, v.current])).toEqual([
       [2, id, 'staged', true, false],
@@ -201,7 +208,7 @@ describe.each<Backend>(['sqlite', 'postgres'])('staged backfills on %s', (kind) 
     const text = await runCli(['lineage', `${p}_src`, '2024-01-01'], { BACKFILL_WAREHOUSE: location });
     expect(text.stdout).toMatch(/│ 2\s+│ staged\s+│/);
     expect(await toRun(p, 1)).toBe(0);
-    expect(await toRun(p, 2)).toBe(22);
+    expect(await toRun(p, 2, 'cli')).toBe(22);
     const early = await cli<{ error: { code: string } }>('rollback', id);
     expect(early.json.error.code).toBe('still_running');
 
@@ -263,7 +270,8 @@ describe.each<Backend>(['sqlite', 'postgres'])('staged backfills on %s', (kind) 
     // A direct run of the staged spec gives what the publish gave.
     await direct(p, 2);
     expect(await views(warehouse, p)).toEqual(after);
-  });
+    // A dozen command-line runs, each a process of its own: more than the default time on a busy machine.
+  }, 360_000);
 
   it('a staged backfill cancelled before its decision: its versions stay unpublished, and are no rollback target of a later backfill', async () => {
     const p = `c_${kind}`;
@@ -318,7 +326,7 @@ describe.each<Backend>(['sqlite', 'postgres'])('staged backfills on %s', (kind) 
     const rolled = await cli<RollbackSummary>('rollback', started.json!.backfillId);
     expect(rolled.code, rolled.stderr).toBe(0);
     expect(await views(warehouse, p)).toEqual(before);
-  });
+  }, 300_000);
 
   it('a backfill that was not staged refuses diff with a clear error', async () => {
     const p = `n_${kind}`;
