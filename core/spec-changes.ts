@@ -53,6 +53,7 @@ const ResolvedNodeSchema = SettingsSchema.extend({
   dependsOn: z.array(z.unknown()),
   checks: z.array(CheckSchema),
   key: KeySchema.optional(),
+  adopt: z.boolean().optional(),
 });
 
 const ResolvedSpecSchema = z.object({

@@ -47,7 +47,12 @@ describe('changedNodes', () => {
   }
 });
 
-describe('parseResolvedSpec: key columns as a message brings them', () => {
+describe('parseResolvedSpec: the key columns and adopt of a node, as a message brings them', () => {
+  it('takes every field resolveSpec gives a node: adopt too', () => {
+    const adopting = spec((s) => void (s.nodes[0]!.adopt = true));
+    expect(parseResolvedSpec(structuredClone(adopting)).nodes[0]!.adopt).toBe(true);
+  });
+
   it('keeps a node\'s key, and counts a change of key as a change of the node', () => {
     const keyed = spec((s) => void (s.nodes[0]!.key = ['x']));
     expect(parseResolvedSpec(structuredClone(keyed)).nodes[0]!.key).toEqual(['x']);
