@@ -17,6 +17,7 @@ import proto from '@temporalio/proto';
 import { planHash } from '../core/approval.ts';
 import type { AuditEntry, ControlMeta } from '../core/audit.ts';
 import { backfillDetails, backfillSummary } from '../core/details.ts';
+import { diffKeys } from '../core/diff.ts';
 import { BackfillError } from '../core/errors.ts';
 import { topologicalOrder } from '../core/graph.ts';
 import { expandPlan, type Plan } from '../core/plan.ts';
@@ -637,12 +638,16 @@ export class BackfillClient {
     return this.update(backfillId, (h) => h.executeUpdate(action === 'publish' ? publishUpdate : discardUpdate, { args: [request] }));
   }
 
-  /** The run whose versions a staged backfill staged (refused for a backfill that was not started with --stage). */
-  async stagedRun(backfillId: string): Promise<{ backfillId: string; runKey: string; phase: StagedPhase }> {
+  /**
+   * The run whose versions a staged backfill staged, and the key columns its nodes declare (what
+   * `diffStaged` compares by); refused for a backfill that was not started with --stage.
+   */
+  async stagedRun(backfillId: string): Promise<{ backfillId: string; runKey: string; phase: StagedPhase; keys: Record<string, string[]> }> {
     const description = await this.describe(backfillId);
     const carry = await this.endState(backfillId, description.status.name);
     if (!carry.staged) throw new BackfillError('not_staged', `backfill '${backfillId}' was not started with --stage: its partitions were published as they finished (see what it changed with 'backfill report ${backfillId}')`);
-    return { backfillId, runKey: carry.runKey, phase: carry.staged.phase };
+    const input = await this.firstInput(backfillWorkflowId(backfillId), description.runId);
+    return { backfillId, runKey: carry.runKey, phase: carry.staged.phase, keys: diffKeys(input?.spec.nodes ?? []) };
   }
 
   pause(backfillId: string, options: ControlOptions = {}): Promise<ControlState> {

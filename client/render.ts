@@ -243,7 +243,8 @@ export function renderLineage(node: string, partition: string, versions: LedgerR
   for (const v of versions) {
     table.push([
       `${v.version}${v.current ? ' (current)' : ''}`,
-      v.status,
+      // A version written staged says so once published too: it was published by `backfill publish`.
+      v.status === 'published' && v.staged ? 'published (staged)' : v.status,
       v.backfillId,
       v.rowCount === null ? '–' : number(v.rowCount),
       v.checksum ? v.checksum.slice(0, 12) : '–',

@@ -6,7 +6,7 @@
 import { z } from 'zod';
 import { BackfillError, formatPath } from './errors.ts';
 import { BackfillConcurrencySchema, RateSchema } from './limits.ts';
-import { CheckSchema, SettingsSchema, settingsProblem, type ResolvedNode, type ResolvedSpec } from './spec.ts';
+import { CheckSchema, KeySchema, SettingsSchema, settingsProblem, type ResolvedNode, type ResolvedSpec } from './spec.ts';
 import { WindowsSchema } from './windows.ts';
 
 const stable = (value: unknown) => JSON.stringify(value);
@@ -52,6 +52,8 @@ const ResolvedNodeSchema = SettingsSchema.extend({
   partitions: z.unknown(),
   dependsOn: z.array(z.unknown()),
   checks: z.array(CheckSchema),
+  key: KeySchema.optional(),
+  adopt: z.boolean().optional(),
 });
 
 const ResolvedSpecSchema = z.object({

@@ -194,6 +194,31 @@ const PartialSettingsSchema = z.strictObject({
   heartbeatTimeout: settingFields.heartbeatTimeout.optional(),
 });
 
+const KEY_HINT = 'list the columns that identify a row of a partition, e.g. key: [order_id], or leave key out to compare whole rows';
+
+/**
+ * A node's key columns: what identifies a row of one of its partitions. `backfill diff` counts a
+ * row whose key is in both versions but whose other columns differ as changed (without a key, as
+ * one row removed and one added). Checked against the dataset's columns when it is compared.
+ */
+export const KeySchema = z
+  .array(
+    z
+      .string({ message: `must be a column name: ${KEY_HINT}` })
+      .min(1, { message: `is an empty column name: ${KEY_HINT}` })
+      .max(128, { message: 'is longer than 128 characters: name a column of the dataset' })
+      .refine((column) => !column.startsWith('__'), { message: "starts with __: names starting with __ belong to backfill's own columns; name a column of the dataset" }),
+    { message: `must be a list of column names: ${KEY_HINT}` },
+  )
+  .min(1, { message: `needs at least one column: ${KEY_HINT}` })
+  .max(32, { message: 'lists more than 32 columns: a key needs only the columns that identify a row' })
+  .superRefine((columns, ctx) => {
+    columns.forEach((column, i) => {
+      const first = columns.indexOf(column);
+      if (first !== i) ctx.addIssue({ code: 'custom', path: [i], message: `'${column}' is listed twice (also key[${first}]): list each key column once` });
+    });
+  });
+
 export const NodeSchema = PartialSettingsSchema.extend({
   id: z.string().superRefine((id, ctx) => {
     // The id names a view, a table and a workflow: besides its shape, it must avoid names the warehouse, the databases and backfill keep.
@@ -206,6 +231,8 @@ export const NodeSchema = PartialSettingsSchema.extend({
   partitions: PartitionsSchema.optional(),
   dependsOn: z.array(DependencySchema).default([]),
   checks: z.array(CheckSchema).default([]),
+  /** Key columns: `diff` compares rows by them (else whole rows). */
+  key: KeySchema.optional(),
   /** Take over an existing view named after the node, which backfill did not create (else the node is refused). */
   adopt: z.boolean().optional(),
 });
@@ -253,6 +280,8 @@ export type ResolvedNode = Settings & {
   partitions: ResolvedPartitions;
   dependsOn: ResolvedDependency[];
   checks: Check[];
+  /** Key columns: absent, rows are compared whole. */
+  key?: NonNullable<NodeSpec['key']>;
   adopt?: boolean;
 };
 
@@ -437,6 +466,7 @@ export function resolveSpec(document: unknown, knownTransforms?: ReadonlySet<str
       partitions: resolvePartitions(spec, node, i),
       dependsOn: dependsOn as ResolvedDependency[],
       checks: node.checks,
+      ...(node.key ? { key: node.key } : {}),
       ...(node.adopt ? { adopt: true } : {}),
     };
   });

@@ -177,16 +177,20 @@ async function countDifferences(s: Session, table: string, columns: readonly str
   return { added: Number(counts!.added), removed: Number(counts!.removed), changed: Number(counts!.changed) };
 }
 
-/** A page of the run's staged versions against the published versions, in node and partition order. */
+/** A page of the run's staged versions against the published versions (or, `of: 'published'`, its published staged versions against those they replaced), in node and partition order. */
 export async function diffPage(s: Session, dialect: Dialect, run: StagedRun, options: DiffOptions = {}): Promise<DiffPage> {
   const { ledger, pointers } = tablesOf(dialect);
   const limit = pageLimit(options.limit ?? DEFAULT_CHANGES_PAGE);
-  const params: Record<string, unknown> = { ...runParams(run), page_limit: limit };
-  const where = [`${ofRun('l.')}`, `l.status = 'staged'`, ...pageConditions('l.', options, params)];
+  const published = options.of === 'published';
+  if (options.of !== undefined && options.of !== 'staged' && !published) throw new RangeError(`diffStaged: of must be 'staged' or 'published' (got ${String(options.of)})`);
+  // Staged: against the version published now. Published: against the version the publish replaced.
+  const params: Record<string, unknown> = { ...runParams(run), page_limit: limit, ...(published ? { staged: dialect.codec.bool(true) } : {}) };
+  const where = [`${ofRun('l.')}`, published ? `l.status = 'published' AND l.staged = :staged` : `l.status = 'staged'`, ...pageConditions('l.', options, params)];
+  const before = published ? 'l.previous_version' : 'p.version';
   const rows = await s.all<StagedRow>(
-    `SELECT l.node AS "node", l.partition AS "partition", l.version AS "version", p.version AS "published", l.row_count AS "rows_after", pl.row_count AS "rows_before"
-     FROM ${ledger} l LEFT JOIN ${pointers} p ON p.node = l.node AND p.partition = l.partition
-     LEFT JOIN ${ledger} pl ON pl.node = p.node AND pl.partition = p.partition AND pl.version = p.version
+    `SELECT l.node AS "node", l.partition AS "partition", l.version AS "version", ${before} AS "published", l.row_count AS "rows_after", pl.row_count AS "rows_before"
+     FROM ${ledger} l${published ? '' : ` LEFT JOIN ${pointers} p ON p.node = l.node AND p.partition = l.partition`}
+     LEFT JOIN ${ledger} pl ON pl.node = l.node AND pl.partition = l.partition AND pl.version = ${before}
      WHERE ${where.join(' AND ')} ORDER BY l.node, l.partition LIMIT :page_limit`,
     params,
   );
@@ -223,11 +227,11 @@ export async function diffPage(s: Session, dialect: Dialect, run: StagedRun, opt
 }
 
 /** Every page of the run's diff, added up (the workflow's summary, and `diff`'s totals). */
-export async function diffSummary(diff: (options: DiffOptions) => Promise<DiffPage>, keys: DiffOptions['keys']): Promise<DiffSummary> {
+export async function diffSummary(diff: (options: DiffOptions) => Promise<DiffPage>, keys: DiffOptions['keys'], of?: DiffOptions['of']): Promise<DiffSummary> {
   let summary = emptyDiff();
   let after: DiffOptions['after'];
   do {
-    const page = await diff({ ...(keys ? { keys } : {}), ...(after ? { after } : {}) });
+    const page = await diff({ ...(keys ? { keys } : {}), ...(of ? { of } : {}), ...(after ? { after } : {}) });
     summary = addDiffs(summary, page.partitions);
     after = page.next ?? undefined;
   } while (after);

@@ -216,6 +216,13 @@ export type StagedOutcome = {
 export type DiffOptions = {
   /** Key columns by node (a node's `key`); a node without them is compared by whole rows. */
   keys?: Readonly<Record<string, readonly string[]>>;
+  /**
+   * `staged` (the default): the run's staged versions against the versions published now (what
+   * publishing would change). `published`: the run's versions that were staged and have been
+   * published, each against the version its publish replaced (what publishing changed); then a
+   * diff's `stagedVersion` is that version and `publishedVersion` the one before it.
+   */
+  of?: 'staged' | 'published';
   node?: string;
   after?: ChangeCursor;
   /** Partitions per page (default 500). */

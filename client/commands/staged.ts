@@ -24,7 +24,7 @@ export function diffCommand() {
         const run = await client.stagedRun(id);
         const warehouse = openWarehouse(options.warehouse, { inline: true });
         try {
-          const summary = await diffSummary((page) => warehouse.diffStaged({ backfillId: run.backfillId, runKey: run.runKey }, page), undefined);
+          const summary = await diffSummary((page) => warehouse.diffStaged({ backfillId: run.backfillId, runKey: run.runKey }, page), run.keys);
           print(options.json, { backfillId: id, phase: run.phase, ...summary }, () => renderDiff(id, run.phase, summary));
         } finally {
           await warehouse.close();

@@ -5,8 +5,10 @@
  * its node workflows (`backfill/<id>/<node>`; read only for nodes that were throttled).
  */
 import type { temporal } from '@temporalio/proto';
+import { diffSummary } from '../../activities/warehouse/staging.ts';
 import type { LedgerRow, VersionRef, Warehouse } from '../../activities/warehouse/types.ts';
 import { criticalPath } from '../../core/critical-path.ts';
+import { diffKeys } from '../../core/diff.ts';
 import { BackfillError } from '../../core/errors.ts';
 import { grainOf, describeMapping } from '../../core/mapping.ts';
 
@@ -17,7 +19,7 @@ import { backfillWorkflowId, nodeWorkflowId } from '../../workflows/definitions.
 import type { BackfillClient } from '../backfill-client.ts';
 import { visibilityLiteral } from '../dataset-writers.ts';
 import { pauseToggles, pausedSpans, runInfo, throttleEvents, throttledSpans, type Decode, type RunInfo, type ThrottleEvent } from './history.ts';
-import { REPORT_VERSION, type NodeReport, type PlanReport, type Report } from './model.ts';
+import { REPORT_VERSION, type NodeReport, type PlanReport, type Report, type StagedReport } from './model.ts';
 import { ledgerFigures, versionKey } from './summarize.ts';
 import { buildTimeline } from './timeline.ts';
 
@@ -114,6 +116,25 @@ async function replacedVersions(warehouse: Warehouse, rows: readonly LedgerRow[]
   return previous;
 }
 
+/**
+ * What a staged backfill's versions change, from its ledger rows: staged ones against what is
+ * published now; once published, against the versions the publish replaced. Null for a
+ * backfill that staged nothing; a diff the warehouse refuses (a key column the dataset lacks)
+ * becomes a note.
+ */
+async function stagedReport(warehouse: Warehouse, run: { backfillId: string; runKey: string }, input: BackfillInput, ledger: readonly LedgerRow[], notes: string[]): Promise<StagedReport | null> {
+  if (input.stage !== true && !ledger.some((row) => row.staged)) return null;
+  const phase = ledger.some((row) => row.status === 'staged') ? 'staged' : ledger.some((row) => row.status === 'published' && row.staged) ? 'published' : ledger.some((row) => row.status === 'discarded') ? 'discarded' : 'staged';
+  try {
+    const keys = diffKeys(input.spec.nodes);
+    const summary = await diffSummary((page) => warehouse.diffStaged(run, page), keys, phase === 'published' ? 'published' : 'staged');
+    return { phase, summary };
+  } catch (error) {
+    notes.push(`The staged versions could not be compared (${error instanceof Error ? error.message : String(error)}).`);
+    return null;
+  }
+}
+
 /** When each node was throttled, from its node workflow's runs of this backfill run (started since `sinceMs`). */
 async function throttleTimes(
   client: BackfillClient,
@@ -153,6 +174,7 @@ export async function gatherReport(client: BackfillClient, warehouse: Warehouse,
   });
   const ledger = (await warehouse.ledger({ backfillId })).filter((row) => row.runKey === runKey);
   const previous = await replacedVersions(warehouse, ledger);
+  const staged = await stagedReport(warehouse, { backfillId, runKey }, input, ledger, notes);
   const throttled = progress ? progress.nodes.filter((n) => n.throttles > 0).map((n) => n.id) : plan.nodes.map((n) => n.id);
   const first = runs[0]!;
   const throttles = await throttleTimes(client, { id: backfillId, runKey, sinceMs: first.startMs }, plan, throttled, decode);
@@ -237,6 +259,7 @@ export async function gatherReport(client: BackfillClient, warehouse: Warehouse,
       failedChecks: sum((n) => n.failedChecks.reduce((t, g) => t + g.partitions, 0)),
     },
     nodes,
+    staged,
     timeline,
     notes,
   };

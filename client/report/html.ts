@@ -1,6 +1,6 @@
 /** The report as one self-contained HTML file: inline styles, the timeline as inline SVG, no external assets. */
 import type { Report } from './model.ts';
-import { changesTable, criticalPathText, nodesTable, overview, planTable, problemsTable, spansTable, specTable, type Table } from './sections.ts';
+import { changesTable, criticalPathText, nodesTable, overview, planTable, problemsTable, spansTable, specTable, stagedColumnsTable, stagedTable, stagedText, type Table } from './sections.ts';
 import { timelineSvg } from './vega.ts';
 import { legend, reportGraph } from './graph.ts';
 import { toSvg } from '../graph/svg.ts';
@@ -33,6 +33,19 @@ pre { background: #f6f8fa; padding: .6rem; overflow-x: auto; font-size: 12px; }
 .timeline svg, .graph svg { max-width: 100%; height: auto; }
 .legend span { display: inline-block; margin-right: 14px; } .legend i { display: inline-block; width: 12px; height: 12px; border: 1px solid; border-radius: 3px; vertical-align: -1px; margin-right: 4px; } .none { color: #59636e; } .notes li { color: #59636e; }
 `;
+
+/** A staged backfill's diff: what its publish would change, or changed; nothing for a backfill that was not staged. */
+function stagedSection(report: Report): string {
+  const text = stagedText(report);
+  if (text === null) return '';
+  const columns = stagedColumnsTable(report);
+  return [
+    '<h2>Staged versions</h2>',
+    `<p class="sub" id="staged-phase">${escapeHtml(text)}</p>`,
+    report.staged?.phase === 'discarded' ? '' : table(stagedTable(report), 'staged-diff'),
+    columns.rows.length > 0 ? `<h3>Numeric columns</h3>\n${table(columns, 'staged-columns')}` : '',
+  ].filter((part) => part !== '').join('\n');
+}
 
 /** The report as an HTML document. */
 export async function renderHtml(report: Report): Promise<string> {
@@ -82,6 +95,7 @@ ${table(nodesTable(report), 'nodes')}
 
 <h2>What changed against the previous versions</h2>
 ${table(changesTable(report), 'changes')}
+${stagedSection(report)}
 
 <h2>Failures and checks</h2>
 ${table(problemsTable(report), 'problems')}

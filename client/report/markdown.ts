@@ -2,7 +2,7 @@
 import type { Report } from './model.ts';
 import { reportGraph } from './graph.ts';
 import { toMermaid } from '../graph/mermaid.ts';
-import { changesTable, criticalPathText, nodesTable, overview, planTable, problemsTable, spansTable, specTable, type Table } from './sections.ts';
+import { changesTable, criticalPathText, nodesTable, overview, planTable, problemsTable, spansTable, specTable, stagedColumnsTable, stagedTable, stagedText, type Table } from './sections.ts';
 
 /** Text that stays inside one table cell and shows as written. */
 export function escapeCell(text: string): string {
@@ -15,6 +15,21 @@ function table(t: Table): string {
   return [t.head, align, ...t.rows]
     .map((row, r) => `| ${row.map((c) => (r === 1 ? c : escapeCell(c))).join(' | ')} |`)
     .join('\n');
+}
+
+/** A staged backfill's diff: what its publish would change, or changed; nothing for a backfill that was not staged. */
+function stagedSection(report: Report): string[] {
+  const text = stagedText(report);
+  if (text === null) return [];
+  const columns = stagedColumnsTable(report);
+  return [
+    '## Staged versions',
+    '',
+    escapeCell(text),
+    '',
+    ...(report.staged?.phase === 'discarded' ? [] : [table(stagedTable(report)), '']),
+    ...(columns.rows.length > 0 ? ['### Numeric columns', '', table(columns), ''] : []),
+  ];
 }
 
 export function renderMarkdown(report: Report): string {
@@ -52,6 +67,7 @@ export function renderMarkdown(report: Report): string {
     '',
     table(changesTable(report)),
     '',
+    ...stagedSection(report),
     '## Failures and checks',
     '',
     table(problemsTable(report)),

@@ -4,6 +4,7 @@
  * whose marks count milliseconds since the epoch (compact, and what a time scale takes).
  */
 import type { PathStep } from '../../core/critical-path.ts';
+import type { DiffSummary } from '../../core/diff.ts';
 import type { BackfillState } from '../../core/protocol.ts';
 import type { ResolvedSpec } from '../../core/spec.ts';
 
@@ -53,6 +54,14 @@ export type NodeReport = {
   warnedChecks: MessageGroup[];
   changes: NodeChanges;
 };
+
+/**
+ * A staged backfill's versions against the published ones (`backfill diff`). `staged`: not
+ * published yet, against what is published now (what publishing would change). `published`:
+ * published from staging, against the versions the publish replaced (what it changed).
+ * `discarded`: dropped, nothing published (the summary is empty).
+ */
+export type StagedReport = { phase: 'staged' | 'published' | 'discarded'; summary: DiffSummary };
 
 export type Span = { startMs: number; endMs: number };
 
@@ -113,6 +122,8 @@ export type Report = {
   plan: PlanReport;
   totals: { partitions: number; done: number; failed: number | null; blocked: number | null; skipped: number; published: number; retried: number; throttles: number; failedChecks: number };
   nodes: NodeReport[];
+  /** Null for a backfill that was not started with --stage (or whose diff could not be read: see the notes). */
+  staged: StagedReport | null;
   timeline: Timeline;
   /** What the report could not see, and where figures come from. */
   notes: string[];

@@ -2,6 +2,7 @@
  * The report's figures as plain tables of text, shared by the HTML and Markdown renderers so
  * that both say the same thing in the same words.
  */
+import { columnDelta, formatPercent, rowChangePercent } from '../../core/diff.ts';
 import { formatDuration } from '../../core/duration.ts';
 import type { MessageGroup, Report, Span } from './model.ts';
 
@@ -66,6 +67,51 @@ export function changesTable(report: Report): Table {
       const c = node.changes;
       return [node.id, n(node.published), n(c.new), n(c.changed), n(c.unchanged), n(c.rowsBefore), n(c.rowsAfter), signed(c.rowsAfter - c.rowsBefore), n(c.rowsNew)];
     }),
+  };
+}
+
+/** What the staged section compares, in one sentence (null: the backfill was not staged). */
+export function stagedText(report: Report): string | null {
+  const staged = report.staged;
+  if (!staged) return null;
+  const id = report.backfill.id;
+  if (staged.phase === 'discarded') return `The staged versions were discarded: nothing of this backfill was published.`;
+  if (staged.phase === 'published') return `Published from staging: what the publish changed, each version against the version it replaced (rows compared by the node's key columns, else whole rows).`;
+  return `Staged, not published: what 'backfill publish ${id}' would change against the versions published now (rows compared by the node's key columns, else whole rows). Nobody reads these versions yet.`;
+}
+
+/** Per node, rows added, removed and changed by the staged versions (as `backfill diff` prints them). */
+export function stagedTable(report: Report): Table {
+  return {
+    head: ['node', 'partitions', 'rows before', 'rows after', 'added', 'removed', 'changed', 'rows moved', 'compared by'],
+    numeric: [false, true, true, true, true, true, true, true, false],
+    rows: (report.staged?.summary.nodes ?? []).map((d) => [
+      d.node,
+      n(d.partitions),
+      n(d.rowsBefore),
+      n(d.rowsAfter),
+      n(d.added),
+      n(d.removed),
+      n(d.changed),
+      formatPercent(rowChangePercent(d)),
+      d.key ? d.key.join(', ') : 'whole rows',
+    ]),
+  };
+}
+
+/** Per numeric column of each node: its sum after, and the change of its sum, minimum and maximum. */
+export function stagedColumnsTable(report: Report): Table {
+  const delta = (value: number | null) => (value === null ? '–' : `${value > 0 ? '+' : ''}${Number(value.toPrecision(6)).toLocaleString('en-US')}`);
+  return {
+    head: ['node', 'column', 'sum before', 'sum after', 'Δ sum', 'Δ min', 'Δ max'],
+    numeric: [false, false, true, true, true, true, true],
+    rows: (report.staged?.summary.nodes ?? []).flatMap((d) =>
+      d.columns.map((c) => {
+        const change = columnDelta(c);
+        const sum = (stats: typeof c.before) => (stats === null ? '–' : Number(stats.sum.toPrecision(12)).toLocaleString('en-US'));
+        return [d.node, c.column, sum(c.before), sum(c.after), delta(change.sum), delta(change.min), delta(change.max)];
+      }),
+    ),
   };
 }
 

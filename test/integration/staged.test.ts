@@ -1,10 +1,14 @@
 /**
  * Staged backfills on a real server, with a worker in a process of its own, on both warehouses:
  * `start --stage` leaves every dataset as it was; `diff` counts what publishing would change (as
- * SQL EXCEPT counts it); `publish` moves everything at once (a reader polling the views meanwhile
- * never sees a mix) and leaves the datasets as a direct run leaves them; `discard` drops the
- * staged versions; a decision sent straight to the workflow, past the command line, is
- * validated the same way, and a signal of the same name does nothing.
+ * SQL EXCEPT counts it, by the nodes' key columns or whole rows), and so does the report;
+ * `publish` moves everything at once (a reader polling the views meanwhile never sees a mix) and
+ * leaves the datasets as a direct run leaves them; `discard` drops the staged versions; a
+ * decision sent straight to the workflow, past the command line, is validated the same way, and
+ * a signal of the same name does nothing. Rollback, lineage and `--only-changed` tell staged
+ * versions from published ones: a rollback goes back to what was published before, never to a
+ * staged or discarded version; lineage shows staged versions as staged; `--only-changed` counts
+ * only published versions.
  */
 import { randomUUID } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
@@ -13,29 +17,43 @@ import { WorkflowUpdateFailedError } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { canonicalJson } from '../../core/canonical.ts';
 import { openWarehouse } from '../../activities/warehouse/index.ts';
-import type { Warehouse } from '../../activities/warehouse/types.ts';
+import { PARTITION_COLUMN, VERSION_COLUMN, quoteIdent, versionsTable } from '../../activities/warehouse/sql.ts';
+import type { LedgerRow, Row, Warehouse } from '../../activities/warehouse/types.ts';
 import type { BackfillClient } from '../../client/backfill-client.ts';
+import { onlyChanged, type ChangeSummary } from '../../client/only-changed.ts';
+import type { Report } from '../../client/report/model.ts';
 import type { DiffSummary } from '../../core/diff.ts';
+import { expandPlan } from '../../core/plan.ts';
+import type { RollbackSummary } from '../../core/rollback.ts';
 import type { SpecInput } from '../../core/spec.ts';
-import { createDatabase, databaseUrl, dropDatabase } from '../../scripts/postgres.ts';
+import { createDatabase, databaseUrl, dropDatabase, withPostgres } from '../../scripts/postgres.ts';
+import { sqliteRawAccess } from '../unit/sqlite-raw.ts';
 import type { WorkerProcess } from '../../scripts/worker-process.ts';
 import { address, connectClient, runCli, scratch, testSpec, uniqueQueue, waitFor, workerProcess } from './helpers.ts';
 
-/** Daily src (two rows a day, scaled by `factor`), daily totals of it, and weekly totals of those, over the first ten days of 2024. */
+/** Daily src (two rows a day, scaled by `factor`, keyed by k), daily totals of it (no key: whole rows), and weekly totals of those (keyed by week), over the first ten days of 2024. */
 function specInput(queue: string, prefix: string, factor: number): SpecInput {
   return {
     name: `staged-${prefix}`,
     partitions: { grain: 'day', start: '2024-01-01', end: '2024-01-11' },
     defaults: { taskQueue: queue, concurrency: 4, heartbeatTimeout: '5s', retry: { initialInterval: '200ms', maximumInterval: '1s' } },
     nodes: [
-      { id: `${prefix}_src`, sql: 'SELECT :partition AS day, 1 AS k, :factor AS v UNION ALL SELECT :partition, 2, :factor * 2', params: { factor } },
+      { id: `${prefix}_src`, sql: 'SELECT :partition AS day, 1 AS k, :factor AS v UNION ALL SELECT :partition, 2, :factor * 2', params: { factor }, key: ['k'] },
       { id: `${prefix}_daily`, dependsOn: [`${prefix}_src`], sql: `SELECT day, SUM(v) AS total, COUNT(*) AS n FROM ${prefix}_src GROUP BY day` },
-      { id: `${prefix}_weekly`, partitions: { grain: 'week' }, dependsOn: [`${prefix}_daily`], sql: `SELECT :partition AS week, SUM(total) AS total, COUNT(*) AS days FROM ${prefix}_daily` },
+      { id: `${prefix}_weekly`, partitions: { grain: 'week' }, dependsOn: [`${prefix}_daily`], sql: `SELECT :partition AS week, SUM(total) AS total, COUNT(*) AS days FROM ${prefix}_daily`, key: ['week'] },
     ],
   };
 }
 
 const nodesOf = (prefix: string) => [`${prefix}_src`, `${prefix}_daily`, `${prefix}_weekly`];
+
+/** Each dataset's columns and key (null: whole rows), by the node's suffix, as specInput declares them. */
+const SHAPES: Record<string, { columns: string[]; key: string[] | null }> = {
+  src: { columns: ['day', 'k', 'v'], key: ['k'] },
+  daily: { columns: ['day', 'total', 'n'], key: null },
+  weekly: { columns: ['week', 'total', 'days'], key: ['week'] },
+};
+type Counts = { added: number; removed: number; changed: number };
 
 /** Every dataset's rows, as its view shows them. */
 async function views(warehouse: Warehouse, prefix: string): Promise<Record<string, string[]>> {
@@ -81,9 +99,7 @@ describe.each<Backend>(['sqlite', 'postgres'])('staged backfills on %s', (kind) 
   };
   /** `backfill start --stage` from a spec file, until every partition is staged. */
   const staged = async (prefix: string, factor: number): Promise<string> => {
-    const file = join(dir, `${prefix}-${factor}.json`);
-    writeFileSync(file, JSON.stringify(specInput(queue, prefix, factor)));
-    const started = await runCli<{ backfillId: string }>(['start', file, '--stage', '--id', `${prefix}-staged-${factor}`, '--json'], { BACKFILL_TASK_QUEUE: queue });
+    const started = await runCli<{ backfillId: string }>(['start', specFile(prefix, factor), '--stage', '--id', `${prefix}-staged-${factor}`, '--json'], { BACKFILL_TASK_QUEUE: queue });
     expect(started.code, started.stderr).toBe(0);
     const id = started.json!.backfillId;
     await waitFor('every partition to be staged', async () => (await client.progress(id)).state === 'staged', 120_000, 200);
@@ -94,25 +110,105 @@ describe.each<Backend>(['sqlite', 'postgres'])('staged backfills on %s', (kind) 
     return { code: result.code, json: result.json!, stderr: result.stderr };
   };
 
-  it('stage changes nothing readers see; diff counts the change; publish moves it all at once, as a direct run would', async () => {
+  /** The spec file of `prefix` with `factor`, as `start` and `plan` read it. */
+  const specFile = (prefix: string, factor: number): string => {
+    const file = join(dir, `${prefix}-${factor}.json`);
+    writeFileSync(file, JSON.stringify(specInput(queue, prefix, factor)));
+    return file;
+  };
+  /** How many partitions `--only-changed` would run for the spec with `factor` (`plan --only-changed`, or in process what it calls). */
+  const toRun = async (prefix: string, factor: number, via: 'cli' | 'process' = 'process'): Promise<number> => {
+    if (via === 'process') return (await onlyChanged(expandPlan(testSpec(queue, specInput(queue, prefix, factor))), { warehouse: location })).summary.totalToRun;
+    const plan = await cli<{ onlyChanged: ChangeSummary }>('plan', specFile(prefix, factor), '--only-changed');
+    expect(plan.code, plan.stderr).toBe(0);
+    return plan.json.onlyChanged.totalToRun;
+  };
+  /** Rows of a statement, behind the warehouse's back (the datasets' versions tables). */
+  const rawRows = (sql: string): Promise<Row[]> => (kind === 'sqlite' ? sqliteRawAccess(location).rows(sql) : withPostgres(location, async (c) => (await c.query<Row>(sql)).rows));
+  const versionsOf = (node: string) => `${kind === 'sqlite' ? 'main' : 'backfill'}.${quoteIdent(versionsTable(node))}`;
+  /**
+   * Per node, rows (or keys) added, removed and changed by the backfill's versions with `status`
+   * against the partition's `against` version, as SQL EXCEPT counts them.
+   */
+  const exceptCounts = async (id: string, prefix: string, status: LedgerRow['status'], against: (row: LedgerRow) => Promise<number | null>): Promise<Record<string, Counts>> => {
+    const out: Record<string, Counts> = {};
+    for (const row of (await warehouse.ledger({ backfillId: id })).filter((r) => r.status === status)) {
+      const { columns, key } = SHAPES[row.node.slice(prefix.length + 1)]!;
+      const was = (await against(row)) ?? -1;
+      const version = (v: number, list: string[]) => `SELECT ${list.join(', ')} FROM ${versionsOf(row.node)} WHERE ${PARTITION_COLUMN} = '${row.partition}' AND ${VERSION_COLUMN} = ${v}`;
+      const count = async (sql: string) => Number((await rawRows(`SELECT COUNT(*) AS n FROM (${sql}) x`))[0]!.n);
+      const by = key ?? columns;
+      const counts: Counts = {
+        added: await count(`${version(row.version, by)} EXCEPT ${version(was, by)}`),
+        removed: await count(`${version(was, by)} EXCEPT ${version(row.version, by)}`),
+        // Keys in both versions, less the keys whose whole row is in both.
+        changed: key ? await count(`${version(row.version, key)} INTERSECT ${version(was, key)} EXCEPT SELECT ${key.join(', ')} FROM (${version(row.version, columns)} INTERSECT ${version(was, columns)}) s`) : 0,
+      };
+      const sum = (out[row.node] ??= { added: 0, removed: 0, changed: 0 });
+      sum.added += counts.added;
+      sum.removed += counts.removed;
+      sum.changed += counts.changed;
+    }
+    return out;
+  };
+  const countsOf = (summary: DiffSummary): Record<string, Counts> => Object.fromEntries(summary.nodes.map((n) => [n.node, { added: n.added, removed: n.removed, changed: n.changed }]));
+  const currentVersion = async (row: LedgerRow) => (await warehouse.ledger({ node: row.node, partition: row.partition })).find((r) => r.current)?.version ?? null;
+  /** What `backfill lineage --json` prints (or, in process, the ledger rows it prints). */
+  const lineage = async (node: string, partition: string, via: 'cli' | 'process' = 'process'): Promise<{ current: LedgerRow | null; versions: LedgerRow[] }> => {
+    if (via === 'process') {
+      const versions = await warehouse.ledger({ node, partition });
+      return { current: versions.find((v) => v.current) ?? null, versions };
+    }
+    const out = await cli<{ current: LedgerRow | null; versions: LedgerRow[] }>('lineage', node, partition);
+    expect(out.code, out.stderr).toBe(0);
+    return out.json;
+  };
+  const report = async (id: string): Promise<Report> => {
+    const out = await runCli<Report>(['report', id, '--format', 'json', '--output', '-'], { BACKFILL_WAREHOUSE: location });
+    expect(out.code, out.stderr).toBe(0);
+    return out.json!;
+  };
+
+  it('stage changes nothing readers see; diff counts the change; publish moves it all at once, as a direct run would; rollback goes back to before it', async () => {
     const p = `s_${kind}`;
-    await direct(p, 1);
+    const first = await direct(p, 1);
     const before = await views(warehouse, p);
     const id = await staged(p, 2);
     expect(await views(warehouse, p)).toEqual(before);
     const progress = await client.progress(id);
     expect(progress).toMatchObject({ state: 'staged', done: progress.total, failed: 0 });
 
-    // diff: each day of src has both rows changed (2 removed, 2 added), daily one row, weekly one row per week (2 weeks).
+    // diff: each day of src has both rows changed: by its key k, 2 changed (not 2 removed and 2 added); daily by whole rows,
+    // one removed and one added a day; weekly by its key, one changed row per week (2 weeks).
     const diff = await cli<DiffSummary & { phase: string }>('diff', id);
     expect(diff.code, diff.stderr).toBe(0);
     expect(diff.json.phase).toBe('awaiting');
-    expect(diff.json.nodes.map((n) => [n.node, n.partitions, n.added, n.removed, n.changed, n.rowsBefore, n.rowsAfter])).toEqual([
-      [`${p}_daily`, 10, 10, 10, 0, 10, 10],
-      [`${p}_src`, 10, 20, 20, 0, 20, 20],
-      [`${p}_weekly`, 2, 2, 2, 0, 2, 2],
+    expect(diff.json.nodes.map((n) => [n.node, n.key, n.partitions, n.added, n.removed, n.changed, n.rowsBefore, n.rowsAfter])).toEqual([
+      [`${p}_daily`, null, 10, 10, 10, 0, 10, 10],
+      [`${p}_src`, ['k'], 10, 0, 0, 20, 20, 20],
+      [`${p}_weekly`, ['week'], 2, 0, 0, 2, 2, 2],
     ]);
     expect(diff.json.nodes.find((n) => n.node === `${p}_src`)!.columns.find((c) => c.column === 'v')).toEqual({ column: 'v', before: { sum: 30, min: 1, max: 2 }, after: { sum: 60, min: 2, max: 4 } });
+    // The same counts as SQL EXCEPT gives over the versions tables, each staged version against the published one.
+    expect(countsOf(diff.json)).toEqual(await exceptCounts(id, p, 'staged', currentVersion));
+    // The report says the same, as what publishing would change.
+    const stagedReport = await report(id);
+    expect(stagedReport.staged?.phase).toBe('staged');
+    expect(stagedReport.staged?.summary.nodes).toEqual(diff.json.nodes);
+
+    // Staged versions are staged, and not published, to lineage, --only-changed and rollback.
+    const lineageStaged = await lineage(`${p}_src`, '2024-01-01', 'cli');
+    expect(lineageStaged.current).toMatchObject({ backfillId: first, version: 1, status: 'published' });
+    expect(lineageStaged.versions.map((v) => [v.version, v.backfillId, v.status, v.staged, v.current])).toEqual([
+      [2, id, 'staged', true, false],
+      [1, first, 'published', false, true],
+    ]);
+    const text = await runCli(['lineage', `${p}_src`, '2024-01-01'], { BACKFILL_WAREHOUSE: location });
+    expect(text.stdout).toMatch(/│ 2\s+│ staged\s+│/);
+    expect(await toRun(p, 1)).toBe(0);
+    expect(await toRun(p, 2, 'cli')).toBe(22);
+    const early = await cli<{ error: { code: string } }>('rollback', id);
+    expect(early.json.error.code).toBe('still_running');
 
     // Past the command line: a signal named publish does nothing, and an update is validated where it arrives.
     const handle = client.client.workflow.getHandle(`backfill/${id}`);
@@ -147,13 +243,56 @@ describe.each<Backend>(['sqlite', 'postgres'])('staged backfills on %s', (kind) 
     expect(await totals()).toBe('60/60');
     expect((await client.wait(id, 60_000)).state).toBe('completed');
 
-    // Published, it is an ordinary backfill: publishing again is refused, and a direct run of the same spec changes nothing.
+    // Published, it is an ordinary backfill: publishing again is refused.
     const again = await cli<{ error: { code: string } }>('publish', id);
     expect(again.json.error.code).toBe('not_running');
     const after = await views(warehouse, p);
+    expect((await warehouse.ledger({ backfillId: id })).every((r) => r.status === 'published' && r.staged === true)).toBe(true);
+    // The report now says what the publish changed: the diff that was staged, against the versions it replaced.
+    const publishedReport = await report(id);
+    expect(publishedReport.staged?.phase).toBe('published');
+    expect(countsOf(publishedReport.staged!.summary)).toEqual(countsOf(diff.json));
+    expect(countsOf(publishedReport.staged!.summary)).toEqual(await exceptCounts(id, p, 'published', async (row) => row.previousVersion));
+    expect((await lineage(`${p}_src`, '2024-01-01')).current).toMatchObject({ backfillId: id, version: 2, status: 'published', staged: true, previousVersion: 1 });
+    expect(await toRun(p, 2)).toBe(0);
+    expect(await toRun(p, 1)).toBe(22);
+
+    // Rollback goes back to the versions published before it, checksum for checksum.
+    const rolled = await cli<RollbackSummary>('rollback', id);
+    expect(rolled.code, rolled.stderr).toBe(0);
+    expect(rolled.json).toMatchObject({ restored: 22, leftAlone: 0 });
+    expect(await views(warehouse, p)).toEqual(before);
+    expect((await lineage(`${p}_src`, '2024-01-01')).current).toMatchObject({ backfillId: first, version: 1 });
+    expect(await toRun(p, 1)).toBe(0);
+
+    // A direct run of the staged spec gives what the publish gave.
     await direct(p, 2);
     expect(await views(warehouse, p)).toEqual(after);
-    expect((await warehouse.ledger({ backfillId: id })).every((r) => r.status === 'published' && r.staged === true)).toBe(true);
+    // A dozen command-line runs, each a process of its own: more than the default time on a busy machine.
+  }, 360_000);
+
+  it('a staged backfill cancelled before its decision: its versions stay unpublished, and are no rollback target of a later backfill', async () => {
+    const p = `c_${kind}`;
+    const first = await direct(p, 1);
+    const before = await views(warehouse, p);
+    const id = await staged(p, 2);
+    await client.cancel(id);
+    expect((await client.wait(id, 60_000)).state).toBe('cancelled');
+    expect(await views(warehouse, p)).toEqual(before);
+    expect(new Set((await warehouse.ledger({ backfillId: id })).map((r) => r.status))).toEqual(new Set(['staged']));
+    expect(await toRun(p, 2)).toBe(22);
+    // The datasets are free: a later backfill publishes over the published versions, not over the staged ones.
+    const later = await direct(p, 3);
+    const seen = await lineage(`${p}_src`, '2024-01-01');
+    expect(seen.versions.map((v) => [v.version, v.backfillId, v.status, v.previousVersion, v.current])).toEqual([
+      [3, later, 'published', 1, true],
+      [2, id, 'staged', expect.anything(), false],
+      [1, first, 'published', null, false],
+    ]);
+    const rolled = await cli<RollbackSummary>('rollback', later);
+    expect(rolled.code, rolled.stderr).toBe(0);
+    expect(await views(warehouse, p)).toEqual(before);
+    expect((await lineage(`${p}_src`, '2024-01-01')).current).toMatchObject({ backfillId: first, version: 1 });
   });
 
   it('discard drops the staged versions and publishes nothing; the backfill ends discarded', async () => {
@@ -169,10 +308,23 @@ describe.each<Backend>(['sqlite', 'postgres'])('staged backfills on %s', (kind) 
     expect((await client.wait(id, 60_000)).state).toBe('discarded');
     expect(await views(warehouse, p)).toEqual(before);
     expect(new Set((await warehouse.ledger({ backfillId: id })).map((r) => r.status))).toEqual(new Set(['discarded']));
-    // The datasets are free again: a direct run publishes.
-    await direct(p, 3);
+    expect((await lineage(`${p}_src`, '2024-01-02')).versions.map((v) => [v.backfillId, v.status, v.current])).toEqual([
+      [id, 'discarded', false],
+      [expect.stringContaining(`${p}-direct`), 'published', true],
+    ]);
+    const discardedReport = await report(id);
+    expect(discardedReport.staged).toMatchObject({ phase: 'discarded', summary: { partitions: 0 } });
+    // The datasets are free again: start --only-changed runs everything the discarded versions would have changed, and publishes.
+    const started = await runCli<{ backfillId: string; onlyChanged: ChangeSummary }>(['start', specFile(p, 3), '--only-changed', '--id', `${p}-again`, '--json'], { BACKFILL_TASK_QUEUE: queue, BACKFILL_WAREHOUSE: location });
+    expect(started.code, started.stderr).toBe(0);
+    expect(started.json!.onlyChanged).toMatchObject({ totalToRun: 22, totalSkipped: 0 });
+    expect((await client.wait(started.json!.backfillId, 120_000)).state).toBe('completed');
     expect(await views(warehouse, p)).not.toEqual(before);
-  });
+    // Its rollback goes back to the published versions before it, not to the discarded ones.
+    const rolled = await cli<RollbackSummary>('rollback', started.json!.backfillId);
+    expect(rolled.code, rolled.stderr).toBe(0);
+    expect(await views(warehouse, p)).toEqual(before);
+  }, 300_000);
 
   it('a backfill that was not staged refuses diff with a clear error', async () => {
     const p = `n_${kind}`;

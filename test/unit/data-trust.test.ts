@@ -224,5 +224,10 @@ describe('lineage output', () => {
     const text = stripVTControlCharacters(renderLineage('daily', 'k', [row(2, ['drift: row_count went from 3 to 9 (+200%), more than the 50% allowed'], true), row(1, [], false)]));
     expect(text).toContain('parameters: {"factor":2} · spec hash hash-2');
     expect(text).toContain('check warnings:\n  v2: drift: row_count went from 3 to 9 (+200%), more than the 50% allowed');
+    // A staged backfill's versions: staged (not current), and once published, published from staging.
+    const staged = stripVTControlCharacters(renderLineage('daily', 'k', [{ ...row(3, [], false), status: 'staged', staged: true }, { ...row(2, [], true), staged: true }, row(1, [], false)]));
+    expect(staged).toMatch(/│ 3\s+│ staged\s+│ bf-3/);
+    expect(staged).toMatch(/│ 2 \(current\)\s+│ published \(staged\)\s+│ bf-2/);
+    expect(staged).toMatch(/│ 1\s+│ published\s+│ bf-1/);
   });
 });

@@ -1,6 +1,7 @@
 /** Adding up a staged backfill's diff (core/diff.ts). */
 import { describe, expect, it } from 'vitest';
-import { addDiffs, columnDelta, emptyDiff, formatPercent, rowChangePercent, type PartitionDiff } from '../../core/diff.ts';
+import { thrownBackfillError } from './backfill-error.ts';
+import { addDiffs, columnDelta, diffKeys, emptyDiff, formatPercent, rowChangePercent, type PartitionDiff } from '../../core/diff.ts';
 
 const part = (node: string, partition: string, extra: Partial<PartitionDiff> = {}): PartitionDiff => ({
   node,
@@ -73,5 +74,25 @@ describe('formatPercent', () => {
     expect(formatPercent(4.2)).toBe('4.2%');
     expect(formatPercent(1 / 3)).toBe('0.33%');
     expect(formatPercent(Infinity)).toBe('all new');
+  });
+});
+
+describe('diffKeys', () => {
+  it('gives each keyed node its columns and leaves nodes without a key out (compared by whole rows)', () => {
+    expect(diffKeys([{ id: 'orders', key: ['order_id', 'line'] }, { id: 'daily' }])).toEqual({ orders: ['order_id', 'line'] });
+    expect(diffKeys([])).toEqual({});
+  });
+
+  it('refuses a key a workflow input brought that is not a list of distinct column names', () => {
+    for (const [key, message] of [
+      ['order_id', /node orders's key in the backfill's input must be a list of column names/],
+      [['id', 'id'], /node orders's key\[1\] in the backfill's input 'id' is listed twice/],
+      [[], /needs at least one column/],
+      [[{ drop: 'table' }], /key\[0\] in the backfill's input must be a column name/],
+    ] as const) {
+      const error = thrownBackfillError(() => diffKeys([{ id: 'orders', key }]));
+      expect(error.code).toBe('invalid_spec');
+      expect(error.message).toMatch(message);
+    }
   });
 });

@@ -94,6 +94,7 @@ function sample(overrides: { rows?: number } = {}): Report {
       }),
       node('daily_revenue', { done: 9, blocked: 1, published: 9, durations: null }),
     ],
+    staged: null,
     timeline,
     notes: ['Throttles read from the histories of orders_raw.'],
   };
@@ -184,6 +185,46 @@ describe('report as Markdown', () => {
 
   it('keeps a cell on one line', () => {
     expect(escapeCell('a|b\nc [x](y) `z`')).toBe('a\\|b c \\[x\\](y) \\`z\\`');
+  });
+});
+
+/** The sample, started with --stage: orders_clean compared by its key, daily_revenue by whole rows. */
+function stagedSample(phase: NonNullable<Report['staged']>['phase']): Report {
+  const report = sample();
+  const counts = { rowsBefore: 2000, rowsAfter: 2010, added: 12, removed: 2, changed: 40 };
+  const nodes = [
+    { node: 'orders_clean', key: ['order_id'], partitions: 10, ...counts, columns: [{ column: 'amount', before: { sum: 1000.5, min: 1, max: 9 }, after: { sum: 1100, min: 0.5, max: 9 } }] },
+    { node: 'daily_revenue', key: null, partitions: 10, rowsBefore: 10, rowsAfter: 10, added: 3, removed: 3, changed: 0, columns: [] },
+  ];
+  const summary = phase === 'discarded' ? { partitions: 0, rowsBefore: 0, rowsAfter: 0, added: 0, removed: 0, changed: 0, nodes: [] } : { partitions: 20, rowsBefore: 2010, rowsAfter: 2020, added: 15, removed: 5, changed: 40, nodes };
+  return { ...report, staged: { phase, summary } };
+}
+
+describe('report of a staged backfill', () => {
+  it('has a section with the diff per node and the numeric columns, saying what it compares', async () => {
+    const html = await renderReport(stagedSample('staged'), 'html');
+    expect(html).toContain('<h2>Staged versions</h2>');
+    expect(html).toMatch(/id="staged-phase">Staged, not published: what &#39;backfill publish shop-june&#39; would change against the versions published now/);
+    expect(html).toContain('<td>orders_clean</td><td class="num">10</td><td class="num">2,000</td><td class="num">2,010</td><td class="num">12</td><td class="num">2</td><td class="num">40</td><td class="num">2.7%</td><td>order_id</td>');
+    expect(html).toContain('<td>daily_revenue</td><td class="num">10</td><td class="num">10</td><td class="num">10</td><td class="num">3</td><td class="num">3</td><td class="num">0</td><td class="num">60%</td><td>whole rows</td>');
+    expect(html).toContain('<td>orders_clean</td><td>amount</td><td class="num">1,000.5</td><td class="num">1,100</td><td class="num">+99.5</td><td class="num">-0.5</td><td class="num">0</td>');
+    const md = await renderReport(stagedSample('staged'), 'md');
+    expect(md).toContain('## Staged versions');
+    expect(md).toContain('| orders_clean | 10 | 2,000 | 2,010 | 12 | 2 | 40 | 2.7% | order_id |');
+    expect(md).toContain('### Numeric columns');
+  });
+
+  it('says what the publish changed once published, and that nothing was published once discarded', async () => {
+    expect(await renderReport(stagedSample('published'), 'html')).toMatch(/Published from staging: what the publish changed, each version against the version it replaced/);
+    const discarded = await renderReport(stagedSample('discarded'), 'html');
+    expect(discarded).toContain('The staged versions were discarded: nothing of this backfill was published.');
+    expect(discarded).not.toContain('id="staged-diff"');
+    expect(await renderReport(stagedSample('discarded'), 'md')).toContain('The staged versions were discarded');
+  });
+
+  it('has no such section for a backfill that was not staged', async () => {
+    expect(await renderReport(sample(), 'html')).not.toContain('Staged versions');
+    expect(await renderReport(sample(), 'md')).not.toContain('Staged versions');
   });
 });
 

@@ -1,7 +1,7 @@
 /** Fix and go on: which spec changes a backfill accepts, and which it refuses naming the difference. */
 import { describe, expect, it } from 'vitest';
 import { thrownBackfillError } from './backfill-error.ts';
-import { changedNodes } from '../../core/spec-changes.ts';
+import { changedNodes, parseResolvedSpec } from '../../core/spec-changes.ts';
 import { resolveSpec, type SpecInput } from '../../core/spec.ts';
 
 const base: SpecInput = {
@@ -45,4 +45,32 @@ describe('changedNodes', () => {
       expect(error.message).toMatch(/start a new backfill/);
     });
   }
+});
+
+describe('parseResolvedSpec: the key columns and adopt of a node, as a message brings them', () => {
+  it('takes every field resolveSpec gives a node: adopt too', () => {
+    const adopting = spec((s) => void (s.nodes[0]!.adopt = true));
+    expect(parseResolvedSpec(structuredClone(adopting)).nodes[0]!.adopt).toBe(true);
+  });
+
+  it('keeps a node\'s key, and counts a change of key as a change of the node', () => {
+    const keyed = spec((s) => void (s.nodes[0]!.key = ['x']));
+    expect(parseResolvedSpec(structuredClone(keyed)).nodes[0]!.key).toEqual(['x']);
+    expect(changedNodes(spec(), keyed)).toEqual(['a']);
+  });
+
+  it('refuses a key that is not a list of distinct column names, naming the field', () => {
+    for (const [key, message] of [
+      ['x', /nodes\[0\]\.key must be a list of column names/],
+      [[], /nodes\[0\]\.key needs at least one column/],
+      [['x', 'x'], /nodes\[0\]\.key\[1\] 'x' is listed twice/],
+      [['__version'], /nodes\[0\]\.key\[0\] starts with __/],
+    ] as const) {
+      const sent = structuredClone(spec()) as unknown as { nodes: Array<Record<string, unknown>> };
+      sent.nodes[0]!.key = key;
+      const error = thrownBackfillError(() => parseResolvedSpec(sent));
+      expect(error.code).toBe('invalid_spec');
+      expect(error.message).toMatch(message);
+    }
+  });
 });

@@ -714,6 +714,29 @@ describe('resolveSpec: bad input names the problem, the place and the fix', () =
   });
 });
 
+describe('resolveSpec: key columns', () => {
+  it('keeps a node\'s key columns, and leaves them out of a node without', () => {
+    const spec = resolveSpec(minimal([{ id: 'orders', transform: 'noop', key: ['order_id', 'line'] }, { id: 'plain', transform: 'noop' }]));
+    expect(node(spec, 'orders').key).toEqual(['order_id', 'line']);
+    expect('key' in node(spec, 'plain')).toBe(false);
+  });
+
+  const refused: Array<[string, unknown, string, RegExp]> = [
+    ['an empty list', [], 'nodes[0].key', /needs at least one column: list the columns that identify a row .* or leave key out to compare whole rows/],
+    ['a column listed twice', ['id', 'day', 'id'], 'nodes[0].key[2]', /'id' is listed twice \(also key\[0\]\): list each key column once/],
+    ['an empty column name', ['id', ''], 'nodes[0].key[1]', /is an empty column name/],
+    ['a column of backfill\'s own', ['__partition'], 'nodes[0].key[0]', /starts with __: .*name a column of the dataset/],
+    ['one name, not a list', 'id', 'nodes[0].key', /must be a list of column names/],
+    ['a number for a name', [7], 'nodes[0].key[0]', /must be a column name/],
+  ];
+  for (const [what, key, path, message] of refused) {
+    it(`refuses ${what}, naming the field and the fix`, () => {
+      const error = rejects(minimal([{ id: 'orders', transform: 'noop', key }]), 'invalid_spec', path);
+      expect(error.message).toMatch(message);
+    });
+  }
+});
+
 describe('parseRange', () => {
   it('parses open and closed ranges', () => {
     expect(parseRange(undefined, undefined)).toEqual({});

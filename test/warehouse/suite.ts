@@ -5,6 +5,7 @@
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { CheckInput } from '../../core/spec.ts';
+import { PARTITION_COLUMN, VERSION_COLUMN } from '../../activities/warehouse/sql.ts';
 import {
   CheckFailedError,
   ChecksumMismatchError,
@@ -1236,6 +1237,52 @@ export function warehouseSuite(kind: Warehouse['kind'], open: WarehouseFactory):
       await expect(wh.diffStaged(run, { keys: { orders: ['order_no'] } })).rejects.toThrow(/key column order_no of node orders is not in the dataset \(its columns: id, amount\)/);
       await wh.publishStaged(run);
       expect((await wh.diffStaged(run)).partitions).toEqual([]);
+    });
+
+    it("diff's counts equal SQL EXCEPT counts on a changed-parameter fixture, by whole rows and by key, staged and once published", async () => {
+      // One generator, one parameter: a factor that changes v of every third id, drops id 2 and adds id 100; two rows share id 1.
+      const rows = (size: number, factor: number): Row[] => [
+        { id: 1, grp: 'a', v: 1 },
+        ...Array.from({ length: size }, (_, i) => i + 1)
+          .filter((id) => factor === 1 || id !== 2)
+          .map((id) => ({ id, grp: id % 2 === 0 ? 'a' : 'b', v: id % 3 === 0 ? id * factor : id })),
+        ...(factor === 1 ? [] : [{ id: 100, grp: 'b', v: 100 * factor }]),
+      ];
+      const partitions = ['k1', 'k2', 'k3', 'k4'];
+      for (const [i, p] of partitions.entries()) await wh.publish(write('facts', p, { backfillId: 'bf-0', runKey: 'r0', rows: rows(3 + 2 * i, 1) }));
+      for (const [i, p] of partitions.entries()) await wh.publish(staged('facts', p, { rows: rows(3 + 2 * i, 3) }));
+      await wh.publish(staged('facts', 'k5', { rows: rows(4, 3) }));
+
+      const table = raw.versionsTable('facts');
+      const version = (p: string, v: number | null, columns = 'id, grp, v') => `SELECT ${columns} FROM ${table} WHERE ${PARTITION_COLUMN} = '${p}' AND ${VERSION_COLUMN} = ${v ?? -1}`;
+      const count = async (sql: string) => Number((await raw.rows(`SELECT COUNT(*) AS n FROM (${sql}) x`))[0]!.n);
+      /** Per partition: rows (or keys) added, removed and changed, as SQL EXCEPT counts them. */
+      const except = async (p: string, now: number, was: number | null, keyed: boolean) => {
+        if (!keyed) return [p, await count(`${version(p, now)} EXCEPT ${version(p, was)}`), await count(`${version(p, was)} EXCEPT ${version(p, now)}`), 0];
+        const both = `${version(p, now, 'id')} INTERSECT ${version(p, was, 'id')}`;
+        const same = `SELECT id FROM (${version(p, now)} INTERSECT ${version(p, was)}) s`;
+        return [p, await count(`${version(p, now, 'id')} EXCEPT ${version(p, was, 'id')}`), await count(`${version(p, was, 'id')} EXCEPT ${version(p, now, 'id')}`), await count(`${both} EXCEPT ${same}`)];
+      };
+      const check = async (of: 'staged' | 'published') => {
+        for (const keyed of [false, true]) {
+          const page = await wh.diffStaged(run, { of, ...(keyed ? { keys: { facts: ['id'] } } : {}) });
+          expect(page.partitions.map((d) => d.partition)).toEqual([...partitions, 'k5']);
+          const expected = await Promise.all(page.partitions.map((d) => except(d.partition, d.stagedVersion, d.publishedVersion, keyed)));
+          expect(page.partitions.map((d) => [d.partition, d.added, d.removed, d.changed])).toEqual(expected);
+          // The fixture changes something in every partition, and by key a changed row is neither added nor removed.
+          expect(expected.every(([, added]) => Number(added) > 0)).toBe(true);
+          if (keyed) expect(page.partitions.filter((d) => d.publishedVersion !== null).every((d) => d.added === 1 && d.removed === 1 && d.changed >= 1)).toBe(true);
+        }
+      };
+      await check('staged');
+      expect((await wh.diffStaged(run, { of: 'published' })).partitions).toEqual([]);
+      await wh.publishStaged(run);
+      expect((await wh.diffStaged(run)).partitions).toEqual([]);
+      // Once published, the diff of what the publish changed is the diff that was staged.
+      await check('published');
+      const published = await wh.diffStaged(run, { of: 'published', keys: { facts: ['id'] } });
+      expect(published.partitions.map((d) => [d.partition, d.stagedVersion, d.publishedVersion])).toEqual([['k1', 2, 1], ['k2', 2, 1], ['k3', 2, 1], ['k4', 2, 1], ['k5', 1, null]]);
+      await expect(wh.diffStaged(run, { of: 'everything' as 'staged' })).rejects.toThrow(/of must be 'staged' or 'published'/);
     });
   });
 }
