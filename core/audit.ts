@@ -119,6 +119,14 @@ export class AuditTrail {
   }
 }
 
+/** The actions that change a limit of a running backfill: the report marks each on its timeline. */
+export const LIMIT_ACTIONS = ['set-rate', 'set-concurrency', 'set-queue-rate', 'set-budget'] as const satisfies readonly Action[];
+
+/** True for an applied change of a rate, a concurrency, a task queue's rate or a budget. */
+export function isLimitChange(entry: Pick<AuditEntry, 'action' | 'outcome'>): boolean {
+  return entry.outcome === 'applied' && (LIMIT_ACTIONS as readonly string[]).includes(entry.action);
+}
+
 /** `alice@example.com (verified)`, `bob@laptop`: who, for people. */
 export function describeActor(entry: Pick<AuditEntry, 'identity' | 'verified'>): string {
   return entry.verified ? `${entry.identity} (verified signature)` : entry.identity;

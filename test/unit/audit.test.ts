@@ -5,7 +5,7 @@
  */
 import { stripVTControlCharacters } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { AUDIT_BYTES, AUDIT_KEEP, AuditTrail, MAX_IDENTITY, MAX_REASON, describeActor, describeChange, parseMeta, type AuditEntry } from '../../core/audit.ts';
+import { AUDIT_BYTES, AUDIT_KEEP, AuditTrail, MAX_IDENTITY, MAX_REASON, describeActor, describeChange, isLimitChange, parseMeta, type AuditEntry } from '../../core/audit.ts';
 import { BackfillError } from '../../core/errors.ts';
 import { auditOfHistory } from '../../client/audit.ts';
 import { renderAudit } from '../../client/render-audit.ts';
@@ -92,6 +92,16 @@ describe('AuditTrail', () => {
 });
 
 describe('describing entries', () => {
+  it('tells the applied limit changes (the report marks them on its timeline) from every other action', () => {
+    for (const action of ['set-rate', 'set-concurrency', 'set-queue-rate', 'set-budget'] as const) {
+      expect(isLimitChange({ action, outcome: 'applied' })).toBe(true);
+      expect(isLimitChange({ action, outcome: 'refused' })).toBe(false);
+    }
+    for (const action of ['start', 'pause', 'resume', 'cancel', 'retry', 'approve', 'rollback', 'budget-pause', 'replace-spec'] as const) {
+      expect(isLimitChange({ action, outcome: 'applied' })).toBe(false);
+    }
+  });
+
   it('names a verified signer as such', () => {
     expect(describeActor({ identity: 'bob@example.com', verified: true })).toBe('bob@example.com (verified signature)');
     expect(describeActor({ identity: 'bob@laptop', verified: false })).toBe('bob@laptop');
