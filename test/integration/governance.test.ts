@@ -21,6 +21,7 @@ import type { AuditEntry } from '../../core/audit.ts';
 import { BackfillError } from '../../core/errors.ts';
 import { CORE_GENERATION, type BackfillCarry, type BackfillInput } from '../../core/protocol.ts';
 import type { SpecInput } from '../../core/spec.ts';
+import { priorityOfRuns } from '../../scripts/fairness/backfills.ts';
 import { approveUpdate, backfillWorkflowId, carryQuery, nodeWorkflowId } from '../../workflows/definitions.ts';
 import { address, runCli, scratch, startTestWorker, temporal, testSpec, uniqueQueue, waitFor, type TestWorker } from './helpers.ts';
 
@@ -179,12 +180,13 @@ describe('governance on a real server', () => {
     expect((urgent as BackfillError).code).toBe('policy_violation');
     expect(urgent.message).toMatch(/priority 1 is more urgent than this policy allows .*--priority 2/);
 
-    // Within the caps: it runs, and its node workflows run at its priority, under its fairness key and weight.
+    // Within the caps: it runs, and every run of its workflows (they continue as new here) has its priority, fairness key and weight.
     const allowed = `priority-ok-${serial}`;
-    await alice.start(spec([{ id: 'orders', transform: 'noop' }]), { taskQueue: queue, id: allowed, priority: 2, fairnessWeight: 4 });
-    expect((await alice.wait(allowed, 60_000)).state).toBe('completed');
-    const node = await alice.client.workflow.getHandle(nodeWorkflowId(allowed, 'orders')).describe();
-    expect(node.priority).toEqual({ priorityKey: 2, fairnessKey: allowed, fairnessWeight: 4 });
+    await alice.start(spec([{ id: 'orders', transform: 'noop', batchSize: 1 }], 28), { taskQueue: queue, id: allowed, priority: 2, fairnessWeight: 4, tuning: { historyLimit: 60 } });
+    expect((await alice.wait(allowed, 90_000)).state).toBe('completed');
+    const runs = await priorityOfRuns(alice, allowed, ['orders']);
+    expect(runs.filter((r) => r.workflowId === nodeWorkflowId(allowed, 'orders')).length).toBeGreaterThan(1);
+    for (const run of runs) expect(run.priority, `${run.workflowId} ${run.runId}`).toEqual({ priorityKey: 2, fairnessKey: allowed, fairnessWeight: 4 });
   });
 
   describe('approvals that cannot be faked', () => {
