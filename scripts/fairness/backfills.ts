@@ -144,6 +144,10 @@ export type PriorityResult = {
   /** The same, started behind the priority-5 backfill's queued partitions. */
   behindMs: number;
   ratio: number;
+  /** From its first partition's start to its last one's end (the ledger): the queue's part of its time. */
+  queue: { soloMs: number; behindMs: number; ratio: number };
+  /** From its start to its first partition's start: starting its workflows, queuing its partitions. */
+  firstPartitionMs: { solo: number; behind: number };
   /** Partitions of the priority-5 backfill that started while the priority-1 one ran. */
   lowStartedMeanwhile: number;
 };
@@ -156,7 +160,10 @@ export async function measureBackfillPriority(fleet: Fleet, options: { partition
     await fleet.client.start(experimentSpec(fleet, `urgent_${id.endsWith('solo') ? 'solo' : 'behind'}`, options.partitions), { id, taskQueue: fleet.workflowQueue, priority: 1 });
     const outcome = await fleet.client.wait(id, 300_000);
     if (outcome.state !== 'completed') throw new Error(`backfill ${id} ended ${outcome.state}`);
-    return { startMs: at, endMs: Date.now() };
+    const rows = await fleet.warehouse.ledger({ backfillId: id });
+    const first = Math.min(...rows.map((r) => Date.parse(r.startedAt)));
+    const last = Math.max(...rows.map((r) => Date.parse(r.finishedAt)));
+    return { startMs: at, endMs: Date.now(), firstMs: first - at, spanMs: last - first };
   };
   const solo = await timed(`prio-${stamp}-p1-solo`);
   const low = `prio-${stamp}-p5`;
@@ -167,7 +174,15 @@ export async function measureBackfillPriority(fleet: Fleet, options: { partition
     const lowStartedMeanwhile = (await startTimes(fleet, low)).filter((t) => t > behind.startMs && t < behind.endMs).length;
     const soloMs = solo.endMs - solo.startMs;
     const behindMs = behind.endMs - behind.startMs;
-    return { partitions: options.partitions, soloMs, behindMs, ratio: behindMs / soloMs, lowStartedMeanwhile };
+    return {
+      partitions: options.partitions,
+      soloMs,
+      behindMs,
+      ratio: behindMs / soloMs,
+      queue: { soloMs: solo.spanMs, behindMs: behind.spanMs, ratio: behind.spanMs / solo.spanMs },
+      firstPartitionMs: { solo: solo.firstMs, behind: behind.firstMs },
+      lowStartedMeanwhile,
+    };
   } finally {
     await stopBackfill(fleet, low);
   }
