@@ -171,7 +171,8 @@ export async function gatherReport(client: BackfillClient, warehouse: Warehouse,
   );
   const rollbacks = await runsOf<unknown, AuditRecord[]>(client, rollbackWorkflowId(backfillId), decode, (events) => auditOfHistory(events, decode).map((e) => ({ ...e, workflowId: rollbackWorkflowId(backfillId), runId: '' })), { sinceMs: first.startMs });
   const actions = reportActions([...runs.flatMap((run) => run.kept.audit.map((e) => ({ ...e, workflowId, runId: run.runId }))), ...rollbacks.flatMap((run) => run.kept)]);
-  const rows = ledger.map((row) => ({ node: row.node, partition: row.partition, status: row.status, startMs: Date.parse(row.startedAt), endMs: Date.parse(row.finishedAt) }));
+  // A staged (or discarded) version passed its checks like a published one: the timeline shows the work.
+  const rows = ledger.map((row) => ({ node: row.node, partition: row.partition, status: row.status === 'failed_check' ? ('failed_check' as const) : ('published' as const), startMs: Date.parse(row.startedAt), endMs: Date.parse(row.finishedAt) }));
   const timeline = buildTimeline({
     nodes: plan.nodes.map((n) => n.id),
     rows,

@@ -97,7 +97,7 @@ describe('describing entries', () => {
       expect(isLimitChange({ action, outcome: 'applied' })).toBe(true);
       expect(isLimitChange({ action, outcome: 'refused' })).toBe(false);
     }
-    for (const action of ['start', 'pause', 'resume', 'cancel', 'retry', 'approve', 'rollback', 'budget-pause', 'replace-spec'] as const) {
+    for (const action of ['start', 'pause', 'resume', 'cancel', 'retry', 'approve', 'rollback', 'publish', 'discard', 'budget-pause', 'replace-spec'] as const) {
       expect(isLimitChange({ action, outcome: 'applied' })).toBe(false);
     }
   });
