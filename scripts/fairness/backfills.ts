@@ -148,8 +148,10 @@ export type PriorityResult = {
   queue: { soloMs: number; behindMs: number; ratio: number };
   /** From its start to its first partition's start: starting its workflows, queuing its partitions. */
   firstPartitionMs: { solo: number; behind: number };
-  /** Partitions of the priority-5 backfill that started while the priority-1 one ran. */
+  /** Partitions of the priority-5 backfill that started while the priority-1 one ran (from its start to its end). */
   lowStartedMeanwhile: number;
+  /** Of those, the ones that started between its first partition's start and its last one's end: none when priority is strict. */
+  lowStartedAmongIts: number;
 };
 
 /** A priority-1 backfill of `partitions` partitions, alone, then behind a priority-5 backfill of `backlog` partitions. */
@@ -164,7 +166,7 @@ export async function measureBackfillPriority(fleet: Fleet, options: { partition
     const rows = await fleet.warehouse.ledger({ backfillId: id });
     const first = Math.min(...rows.map((r) => Date.parse(r.startedAt)));
     const last = Math.max(...rows.map((r) => Date.parse(r.finishedAt)));
-    return { startMs: at, endMs: Date.now(), firstMs: first - at, spanMs: last - first };
+    return { startMs: at, endMs: Date.now(), firstMs: first - at, spanMs: last - first, first, last };
   };
   const solo = await timed(`prio-${stamp}-p1-solo`);
   const low = `prio-${stamp}-p5`;
@@ -172,7 +174,9 @@ export async function measureBackfillPriority(fleet: Fleet, options: { partition
     await fleet.client.start(experimentSpec(fleet, 'bulk', options.backlog), { id: low, taskQueue: fleet.workflowQueue, priority: 5 });
     await until(`the priority-5 backfill's partitions to be queued and running`, async () => (await startTimes(fleet, low)).length >= 20, 60_000);
     const behind = await timed(`prio-${stamp}-p1-behind`);
-    const lowStartedMeanwhile = (await startTimes(fleet, low)).filter((t) => t > behind.startMs && t < behind.endMs).length;
+    const lowStarts = await startTimes(fleet, low);
+    const lowStartedMeanwhile = lowStarts.filter((t) => t > behind.startMs && t < behind.endMs).length;
+    const lowStartedAmongIts = lowStarts.filter((t) => t > behind.first && t < behind.last).length;
     const soloMs = solo.endMs - solo.startMs;
     const behindMs = behind.endMs - behind.startMs;
     return {
@@ -183,6 +187,7 @@ export async function measureBackfillPriority(fleet: Fleet, options: { partition
       queue: { soloMs: solo.spanMs, behindMs: behind.spanMs, ratio: behind.spanMs / solo.spanMs },
       firstPartitionMs: { solo: solo.firstMs, behind: behind.firstMs },
       lowStartedMeanwhile,
+      lowStartedAmongIts,
     };
   } finally {
     await stopBackfill(fleet, low);

@@ -96,9 +96,12 @@ describe('between real backfills, on a task queue capped at 20/s with fairness o
     const result = await measureBackfillPriority(fleet, { partitions: 300, backlog: 1500 });
     // The queue's part (its first partition's start to its last one's end): what priority decides.
     expect(result.queue.ratio, JSON.stringify(result)).toBeLessThan(1.2);
+    // Once its partitions are queued, none of the priority-5 backfill's go ahead of them (a few at
+    // most, dispatched as they were queued); first in, first out would interleave many.
+    expect(result.lowStartedAmongIts, JSON.stringify(result)).toBeLessThan(30);
     // From start to end it also pays for starting its workflows on a worker busy with the other
-    // backfill, which on a loaded 2-core machine varied from 1 to 5 s (docs/deploying.md): the
-    // whole is held to 1.5× here, where first in, first out would take the priority-5 backlog's 75 s.
-    expect(result.ratio, JSON.stringify(result)).toBeLessThan(1.5);
+    // backfill, which on a loaded 2-core machine took 1.7 to 11.9 s (docs/deploying.md): the goal's
+    // 1.2× is not asserted on the whole; 2× still tells priority from first in, first out (about 2.5×).
+    expect(result.ratio, JSON.stringify(result)).toBeLessThan(2);
   }, 180_000);
 });
