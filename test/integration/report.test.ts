@@ -142,11 +142,12 @@ describe('backfill report', () => {
 
   it('lists both rate changes of a backfill, with identity and reason, in its table and on its timeline; the Web UI shows the recent ones', async () => {
     const id = `report-audit-${Date.now()}`;
-    const started = await runCli<Started>(['start', exampleSpec(dir, queue), '--id', id, '--from', '2024-01-01', '--to', '2024-01-04', '--rate', '3', '--reason', 'reload the first days', '--json'], env);
+    const started = await runCli<Started>(['start', exampleSpec(dir, queue), '--id', id, '--from', '2024-01-01', '--to', '2024-01-04', '--rate', '0.2', '--reason', 'reload the first days', '--json'], env);
     expect(started.code, started.stderr + started.stdout).toBe(0);
     await waitFor('the first partition', async () => (await worker.warehouse.ledger({ backfillId: id })).length >= 1, 60_000);
+    // Slow enough (13 partitions at 0.2/s) to be running when the command line's process gets going on a busy machine.
     // One change through the command line (its identity is <user>@<host>), one through a client that names its sender.
-    const lower = await runCli(['set-rate', id, '1', '--reason', 'the orders API | asked for <less>', '--json'], env);
+    const lower = await runCli(['set-rate', id, '0.5', '--reason', 'the orders API | asked for <less>', '--json'], env);
     expect(lower.code, lower.stderr + lower.stdout).toBe(0);
     const oncall = await BackfillClient.connect({ settings: localConnection(address()), identity: 'bob@oncall' });
     try {
@@ -161,8 +162,8 @@ describe('backfill report', () => {
     const report = json.json!;
     const changes = report.actions.filter((a) => a.action === 'set-rate');
     expect(changes).toHaveLength(2);
-    expect(changes[0]).toMatchObject({ identity: defaultIdentity(), verified: false, reason: 'the orders API | asked for <less>', outcome: 'applied', limitChange: true, change: 'rate 3/s → 1/s' });
-    expect(changes[1]).toMatchObject({ identity: 'bob@oncall', verified: false, reason: 'incident 42 is over', outcome: 'applied', limitChange: true, change: 'rate 1/s → 8/s' });
+    expect(changes[0]).toMatchObject({ identity: defaultIdentity(), verified: false, reason: 'the orders API | asked for <less>', outcome: 'applied', limitChange: true, change: 'rate 0.2/s → 0.5/s' });
+    expect(changes[1]).toMatchObject({ identity: 'bob@oncall', verified: false, reason: 'incident 42 is over', outcome: 'applied', limitChange: true, change: 'rate 0.5/s → 8/s' });
     expect(report.actions[0]).toMatchObject({ action: 'start', reason: 'reload the first days', identity: defaultIdentity() });
     expect(report.timeline.limitChanges.map((c) => c.seq)).toEqual(changes.map((c) => c.seq));
     for (const c of report.timeline.limitChanges) {
@@ -174,8 +175,8 @@ describe('backfill report', () => {
     expect((await runCli(['report', id, '--output', md, ...warehouse()], env)).code).toBe(0);
     const markdown = readFileSync(md, 'utf8');
     expect(markdown).toContain('## Operator actions');
-    expect(markdown).toContain(`| set-rate | ${defaultIdentity()} | declared by the client | the orders API \\| asked for \\<less\\> | rate 3/s → 1/s |`);
-    expect(markdown).toContain('| set-rate | bob@oncall | declared by the client | incident 42 is over | rate 1/s → 8/s |');
+    expect(markdown).toContain(`| set-rate | ${defaultIdentity()} | declared by the client | the orders API \\| asked for \\<less\\> | rate 0.2/s → 0.5/s |`);
+    expect(markdown).toContain('| set-rate | bob@oncall | declared by the client | incident 42 is over | rate 0.5/s → 8/s |');
 
     // In the browser: the table's rows, and a dashed line on the timeline for each change.
     const html = join(dir, 'report-audit.html');
@@ -185,8 +186,8 @@ describe('backfill report', () => {
     const rows = await page.locator('#actions tbody tr').evaluateAll((trs) => trs.map((tr) => [...tr.querySelectorAll('td')].map((td) => td.textContent ?? '')));
     const rateRows = rows.filter((r) => r[2] === 'set-rate');
     expect(rateRows.map((r) => r.slice(3))).toEqual([
-      [defaultIdentity(), 'declared by the client', 'the orders API | asked for <less>', 'rate 3/s → 1/s'],
-      ['bob@oncall', 'declared by the client', 'incident 42 is over', 'rate 1/s → 8/s'],
+      [defaultIdentity(), 'declared by the client', 'the orders API | asked for <less>', 'rate 0.2/s → 0.5/s'],
+      ['bob@oncall', 'declared by the client', 'incident 42 is over', 'rate 0.5/s → 8/s'],
     ]);
     await expect(page.locator('#actions').isVisible()).resolves.toBe(true);
     await expect(page.locator('#timeline g.role-mark.limit-changes > *').count()).resolves.toBe(2);
