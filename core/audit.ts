@@ -149,6 +149,13 @@ export function describeChange(entry: Pick<AuditEntry, 'action' | 'details' | 'o
       return `${String(d.budget)} budget ${'previous' in d ? `${show(d.previous)} → ` : ''}${show(d.limit)}`;
     case 'retry':
       return `${show(d.retried)} failed partitions sent back to run${on}`;
+    case 'start': {
+      const parts = [`${d.resumed === true ? 'resumed' : 'started'}${typeof d.partitions === 'number' ? ` with ${d.partitions.toLocaleString('en-US')} partitions` : ''}`];
+      if (typeof d.priority === 'number') parts.push(`priority ${d.priority}`);
+      if (typeof d.fairnessWeight === 'number') parts.push(`fairness weight ${d.fairnessWeight}`);
+      if (typeof d.policyHash === 'string') parts.push(`policy ${d.policyHash.slice(0, 19)}…`);
+      return parts.join(', ');
+    }
     case 'approve':
       return `approved plan ${String(d.planHash ?? '').slice(0, 19)}…`;
     case 'budget-pause':

@@ -139,7 +139,7 @@ export function recentActionsText(backfillId: string, actions: readonly AuditEnt
   const shown = actions.slice(-limit).reverse();
   const rows = shown.map((e) => {
     const what = plainCell(e.outcome === 'refused' ? `${e.action} (refused)` : e.action);
-    return `| ${formatInstant(e.at).replace('T', ' ')} | ${what} | ${plainCell(describeActor(e), 60)} | ${e.reason === null ? '—' : plainCell(e.reason)} | ${plainCell(describeChange(e), 80) || '—'} |`;
+    return `| ${formatInstant(e.at).replace('T', ' ').replace(/\.\d+Z$/, 'Z')} | ${what} | ${plainCell(describeActor(e), 60)} | ${e.reason === null ? '—' : plainCell(e.reason)} | ${plainCell(describeChange(e), 80) || '—'} |`;
   });
   return [
     `**Recent actions** (${shown.length} of ${count(total)}; backfill audit ${plainCell(backfillId, 200)} lists them all)`,

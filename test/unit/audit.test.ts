@@ -115,6 +115,10 @@ describe('describing entries', () => {
     expect(describeChange({ action: 'set-budget', outcome: 'applied', details: { budget: 'retries', limit: 500, previous: 100, used: 100 } })).toBe('retries budget 100 → 500');
     expect(describeChange({ action: 'retry', outcome: 'applied', details: { retried: 3 } })).toBe('3 failed partitions sent back to run');
     expect(describeChange({ action: 'approve', outcome: 'applied', details: { planHash: 'sha256:0123456789abcdef0123' } })).toBe('approved plan sha256:0123456789ab…');
+    expect(describeChange({ action: 'start', outcome: 'applied', details: { resumed: false, partitions: 1500, policyHash: null, planHash: 'sha256:0123', priority: null, fairnessWeight: null } })).toBe('started with 1,500 partitions');
+    expect(describeChange({ action: 'start', outcome: 'applied', details: { resumed: true, partitions: 12, policyHash: 'sha256:0123456789abcdef0123', planHash: 'sha256:0123', priority: 1, fairnessWeight: 3 } })).toBe(
+      'resumed with 12 partitions, priority 1, fairness weight 3, policy sha256:0123456789ab…',
+    );
     expect(describeChange({ action: 'budget-pause', outcome: 'applied', details: { why: 'the retries budget is spent' } })).toBe('the retries budget is spent');
     expect(describeChange({ action: 'approve', outcome: 'refused', details: { code: 'self_approval', why: 'alice started it' } })).toBe('refused: alice started it');
     expect(describeChange({ action: 'pause', outcome: 'applied', details: { paused: true, previous: false } })).toBe('paused true, previous false');

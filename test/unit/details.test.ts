@@ -93,7 +93,7 @@ describe('current details', () => {
 
   const entry = (seq: number, over: Partial<AuditEntry>): AuditEntry => ({
     seq,
-    at: Date.UTC(2024, 0, 2, 3, 4, seq),
+    at: Date.UTC(2024, 0, 2, 3, 4, seq, 250),
     action: 'set-rate',
     identity: 'alice@laptop',
     verified: false,
