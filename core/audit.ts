@@ -119,6 +119,14 @@ export class AuditTrail {
   }
 }
 
+/** The actions that change a limit of a running backfill: the report marks each on its timeline. */
+export const LIMIT_ACTIONS = ['set-rate', 'set-concurrency', 'set-queue-rate', 'set-budget'] as const satisfies readonly Action[];
+
+/** True for an applied change of a rate, a concurrency, a task queue's rate or a budget. */
+export function isLimitChange(entry: Pick<AuditEntry, 'action' | 'outcome'>): boolean {
+  return entry.outcome === 'applied' && (LIMIT_ACTIONS as readonly string[]).includes(entry.action);
+}
+
 /** `alice@example.com (verified)`, `bob@laptop`: who, for people. */
 export function describeActor(entry: Pick<AuditEntry, 'identity' | 'verified'>): string {
   return entry.verified ? `${entry.identity} (verified signature)` : entry.identity;
@@ -141,6 +149,13 @@ export function describeChange(entry: Pick<AuditEntry, 'action' | 'details' | 'o
       return `${String(d.budget)} budget ${'previous' in d ? `${show(d.previous)} → ` : ''}${show(d.limit)}`;
     case 'retry':
       return `${show(d.retried)} failed partitions sent back to run${on}`;
+    case 'start': {
+      const parts = [`${d.resumed === true ? 'resumed' : 'started'}${typeof d.partitions === 'number' ? ` with ${d.partitions.toLocaleString('en-US')} partitions` : ''}`];
+      if (typeof d.priority === 'number') parts.push(`priority ${d.priority}`);
+      if (typeof d.fairnessWeight === 'number') parts.push(`fairness weight ${d.fairnessWeight}`);
+      if (typeof d.policyHash === 'string') parts.push(`policy ${d.policyHash.slice(0, 19)}…`);
+      return parts.join(', ');
+    }
     case 'approve':
       return `approved plan ${String(d.planHash ?? '').slice(0, 19)}…`;
     case 'budget-pause':

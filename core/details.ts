@@ -3,6 +3,7 @@
  * fixed at its start, and its current details (a small markdown table kept up to date). Pure,
  * so the workflows only call these.
  */
+import { describeActor, describeChange, type AuditEntry } from './audit.ts';
 import { formatInstant, type Grain } from './calendar.ts';
 import { grainOf } from './mapping.ts';
 import type { NodePartitions } from './partitions.ts';
@@ -15,6 +16,17 @@ const rate = (r: number | null) => (r === null ? 'unlimited' : `${Number(r.toFix
 /** A markdown line break that does not start a new paragraph (no margin between the lines). */
 export const HARD_BREAK = '  \n';
 const escape = (text: string) => text.replaceAll('|', '\\|').replaceAll('\n', ' ');
+
+/**
+ * Text anyone may have written (an operator's reason, a declared identity), as one markdown
+ * table cell that shows as written: markdown punctuation escaped (no link, image or HTML gets
+ * through to the Web UI), line breaks folded, and cut to `max` characters.
+ */
+export function plainCell(text: string, max = 80): string {
+  const folded = text.replace(/\s+/g, ' ').trim();
+  const cut = folded.length > max ? `${folded.slice(0, max - 1)}…` : folded;
+  return cut.replace(/[\\`*_{}[\]()<>#+!|~&]/g, (c) => `\\${c}`);
+}
 
 /** `1,528 partitions · 2024-01-01 … 2024-12-31` */
 export function describePartitions(partitions: NodePartitions): string {
@@ -118,12 +130,35 @@ function eta(seconds: number | null): string {
   return `${(seconds / 3600).toFixed(1)}h`;
 }
 
+/** How many operator actions the Web UI's current details show (the newest first). */
+export const RECENT_ACTIONS = 3;
+
+/** The newest operator actions as a small table (the headline says where the whole trail is). */
+export function recentActionsText(backfillId: string, actions: readonly AuditEntry[], total: number, limit = RECENT_ACTIONS): string[] {
+  if (actions.length === 0) return [];
+  const shown = actions.slice(-limit).reverse();
+  const rows = shown.map((e) => {
+    const what = plainCell(e.outcome === 'refused' ? `${e.action} (refused)` : e.action);
+    return `| ${formatInstant(e.at).replace('T', ' ').replace(/\.\d+Z$/, 'Z')} | ${what} | ${plainCell(describeActor(e), 60)} | ${e.reason === null ? '—' : plainCell(e.reason)} | ${plainCell(describeChange(e), 80) || '—'} |`;
+  });
+  return [
+    `**Recent actions** (${shown.length} of ${count(total)}; backfill audit ${plainCell(backfillId, 200)} lists them all)`,
+    '',
+    '| when (UTC) | action | who | why | what changed |',
+    '| --- | --- | --- | --- | --- |',
+    ...rows,
+  ];
+}
+
 export function backfillCurrentDetails(progress: Progress): string {
   // "40 of 100", not "40/100": the Web UI's markdown renders a/b as a typographic fraction.
   const rows = progress.nodes.map(
     (n) => `| ${n.id} | ${count(n.done)} of ${count(n.total)} | ${count(n.running)} | ${count(n.failed)} | ${count(n.blocked)} | ${rate(n.rate)} | ${n.concurrency} | ${eta(n.etaSeconds)} |`,
   );
   const lastError = progress.nodes.flatMap((n) => n.failures.map((f) => `${n.id}: ${f.message}`))[0];
+  // The operator actions last: the progress matters most in the frame's fixed height.
+  const governance = progress.governance;
+  const actions = governance ? recentActionsText(progress.backfillId, governance.recentActions, governance.actions) : [];
   // The headline and the last error first, one paragraph: the Web UI shows current details in a frame of fixed height.
   return [
     `**${progress.paused ? 'paused' : progress.state}** · ${count(progress.done)} of ${count(progress.total)} partitions · backfill rate ${rate(progress.rate)} · ETA ${eta(progress.etaSeconds)}${lastError ? `${HARD_BREAK}Last error: ${escape(lastError.slice(0, 300))}` : ''}`,
@@ -131,5 +166,6 @@ export function backfillCurrentDetails(progress: Progress): string {
     '| dataset | done | running | failed | blocked | rate | concurrency | ETA |',
     '| --- | --- | --- | --- | --- | --- | --- | --- |',
     ...rows,
+    ...(actions.length > 0 ? ['', ...actions] : []),
   ].join('\n');
 }

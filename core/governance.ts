@@ -300,6 +300,12 @@ export class Governance {
         rule: 'fairness key',
         message: `the fairness key '${input.priority.fairnessKey}' is not this backfill's id: a backfill's fairness key is its id ('${input.backfillId}'), so that it never takes another's share; start it with backfill start --fairness-weight, or leave the key out`,
       });
+    } else if (input.priority.fairnessKey === null && input.priority.fairnessWeight !== null) {
+      // Without a key the weight is the empty key's: every unkeyed task of the queue would share it.
+      violations.push({
+        rule: 'fairness key',
+        message: `a fairness weight of ${input.priority.fairnessWeight} without a fairness key would weigh every task of the queue that has no key, not this backfill: give the key too, this backfill's id ('${input.backfillId}'), or start it with backfill start --fairness-weight`,
+      });
     }
     // Limits an operator set on an earlier run (a resume): each meets the caps as a control would.
     for (const [node, own] of Object.entries(input.overrides)) {

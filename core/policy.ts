@@ -353,17 +353,23 @@ export function specViolations(policy: Policy, spec: Pick<ResolvedSpec, 'nodes'>
   return violations;
 }
 
-/** What the policy says of a start's priority and fairness weight. */
+/** What Temporal's matching service gives a task without a priority key (of its 5 levels), and a fairness key without a weight. */
+export const DEFAULT_PRIORITY_KEY = 3;
+export const DEFAULT_FAIRNESS_WEIGHT = 1;
+
+/** What the policy says of a start's priority and fairness weight (unset: the server's defaults). */
 export function priorityViolations(policy: Policy, priority: StartRequest['priority']): Violation[] {
   const violations: Violation[] = [];
   const { highest, maxFairnessWeight } = policy.priority;
-  const key = priority?.key ?? null;
-  const weight = priority?.fairnessWeight ?? null;
-  if (highest !== undefined && key !== null && key < highest) {
-    violations.push({ rule: 'priority.highest', message: `priority ${key} is more urgent than this policy allows (the most urgent is ${highest}; 1 is the most urgent): start with --priority ${highest} or a larger number` });
+  // Unset is not "no priority": the server schedules it at its defaults (priority 3, weight 1).
+  const key = priority?.key ?? DEFAULT_PRIORITY_KEY;
+  const weight = priority?.fairnessWeight ?? DEFAULT_FAIRNESS_WEIGHT;
+  const unset = (given: number | null | undefined) => (given === null || given === undefined ? ' (unset, so the server\'s default)' : '');
+  if (highest !== undefined && key < highest) {
+    violations.push({ rule: 'priority.highest', message: `priority ${key}${unset(priority?.key)} is more urgent than this policy allows (the most urgent is ${highest}; 1 is the most urgent): start with --priority ${highest} or a larger number` });
   }
-  if (maxFairnessWeight !== undefined && weight !== null && weight > maxFairnessWeight) {
-    violations.push({ rule: 'priority.maxFairnessWeight', message: `a fairness weight of ${fmt(weight)} is above the policy's most, ${fmt(maxFairnessWeight)}: start with --fairness-weight ${fmt(maxFairnessWeight)} or less` });
+  if (maxFairnessWeight !== undefined && weight > maxFairnessWeight) {
+    violations.push({ rule: 'priority.maxFairnessWeight', message: `a fairness weight of ${fmt(weight)}${unset(priority?.fairnessWeight)} is above the policy's most, ${fmt(maxFairnessWeight)}: start with --fairness-weight ${fmt(maxFairnessWeight)} or less` });
   }
   return violations;
 }

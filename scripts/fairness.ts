@@ -5,6 +5,11 @@
  * maxTaskQueueActivitiesPerSecond), and a worker counts what each group gets.
  *
  *   node --import tsx scripts/fairness.ts [dev|dev-fair|server|server-fair ...] [--seconds 60]
+ *   node --import tsx scripts/fairness.ts --backfills [dev-fair|server-fair ...] [--seconds 60]
+ *
+ * `--backfills` does the same with real backfills (scripts/fairness/backfills.ts): started
+ * through BackfillClient with `fairnessWeight` and `priority`, one partition per activity,
+ * their shares counted from the warehouse's ledger.
  *
  * `dev` is the dev server of the Temporal CLI (scripts/temporal-cli.ts), `server` the Temporal
  * server we build (scripts/temporal-server.ts) on PostgreSQL; `-fair` turns on
@@ -185,11 +190,35 @@ export async function measurePriority(address: string, bundle: WorkflowBundleWit
   return { soloMs, afterMs, ratio: afterMs === null ? null : afterMs / soloMs, lowStartedMeanwhile: overtaken, mixed: mixed.groups };
 }
 
+/** The experiment with real backfills on each server: the shares of weights 1 and 3, and priority 1 behind priority 5. */
+async function mainBackfills(kinds: string[], seconds: number): Promise<void> {
+  const { measureBackfillPriority, measureBackfillShares, priorityOfRuns, startFleet } = await import('./fairness/backfills.ts');
+  const rate = 20;
+  for (const kind of kinds.length > 0 ? kinds : ['dev-fair']) {
+    const dir = mkdtempSync(join(tmpdir(), 'fairness-backfills-'));
+    const server = await startServer(kind.startsWith('server') ? 'server' : 'dev', kind.endsWith('-fair'), dir);
+    const fleet = await startFleet({ address: server.address, dir, rate });
+    try {
+      // More partitions than the window serves each, so that both stay queued throughout.
+      const shares = await measureBackfillShares(fleet, { rate, windowMs: seconds * 1000, partitions: Math.ceil(rate * (seconds + 20)) });
+      const runs = (await Promise.all(shares.backfills.map((b, i) => priorityOfRuns(fleet.client, b.id, [`load_${i === 0 ? 'a' : 'b'}`])))).flat();
+      console.log(JSON.stringify({ server: server.kind, experiment: 'backfills with fairness weights 1 and 3', rate, seconds, total: shares.total, backfills: shares.backfills, runs: runs.length, runPriorities: [...new Set(runs.map((r) => JSON.stringify(r.priority)))] }));
+      const priority = await measureBackfillPriority(fleet, { partitions: 300, backlog: 1500 });
+      console.log(JSON.stringify({ server: server.kind, experiment: 'a priority-1 backfill behind a priority-5 one', rate, ...priority }));
+    } finally {
+      await fleet.stop();
+      await server.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+}
+
 async function main(): Promise<void> {
   const args = process.argv.slice(2);
   const seconds = args.includes('--seconds') ? Number(args[args.indexOf('--seconds') + 1]) : 60;
   const kinds = args.filter((a) => /^(dev|server)(-fair)?$/.test(a));
   Runtime.install({ logger: new DefaultLogger('ERROR') });
+  if (args.includes('--backfills')) return mainBackfills(kinds, seconds);
   const bundle = await bundleLoadWorkflows();
   const rate = 20;
   for (const kind of kinds.length > 0 ? kinds : ['dev', 'dev-fair']) {

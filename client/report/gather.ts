@@ -15,11 +15,14 @@ import { grainOf, describeMapping } from '../../core/mapping.ts';
 import { expandPlan, planStats, type Plan } from '../../core/plan.ts';
 import type { BackfillInput, NodeInput, Progress } from '../../core/protocol.ts';
 import { RangeSet } from '../../core/ranges.ts';
+import { rollbackWorkflowId } from '../../core/rollback.ts';
+import { auditOfHistory, type AuditRecord } from '../audit.ts';
 import { backfillWorkflowId, nodeWorkflowId } from '../../workflows/definitions.ts';
 import type { BackfillClient } from '../backfill-client.ts';
 import { visibilityLiteral } from '../dataset-writers.ts';
 import { pauseToggles, pausedSpans, runInfo, throttleEvents, throttledSpans, type Decode, type RunInfo, type ThrottleEvent } from './history.ts';
 import { REPORT_VERSION, type NodeReport, type PlanReport, type Report, type StagedReport } from './model.ts';
+import { reportActions } from './actions.ts';
 import { ledgerFigures, versionKey } from './summarize.ts';
 import { buildTimeline } from './timeline.ts';
 
@@ -70,6 +73,9 @@ async function runsOf<Input, Kept>(
   });
   return runs.sort((a, b) => a.startMs - b.startMs);
 }
+
+/** What the report keeps of each parent run's history: its pauses and resumes, and its audit entries. */
+type Kept = { toggles: ReturnType<typeof pauseToggles>; audit: ReturnType<typeof auditOfHistory> };
 
 /** The run key a parent run writes versions under: carried over by continue-as-new and resume, else its chain's first run id. */
 const runKeyOf = (run: RunInfo<BackfillInput>) => run.input?.carry?.runKey ?? run.firstRunId;
@@ -158,7 +164,7 @@ export async function gatherReport(client: BackfillClient, warehouse: Warehouse,
   const latest = await client.describe(backfillId);
   const decode: Decode = (payload) => client.client.options.loadedDataConverter.payloadConverter.fromPayload(payload);
   const workflowId = backfillWorkflowId(backfillId);
-  const allRuns = await runsOf<BackfillInput, ReturnType<typeof pauseToggles>>(client, workflowId, decode, pauseToggles, { latestRunId: latest.runId });
+  const allRuns = await runsOf<BackfillInput, Kept>(client, workflowId, decode, (events) => ({ toggles: pauseToggles(events), audit: auditOfHistory(events, decode) }), { latestRunId: latest.runId });
   const latestRun = allRuns.find((run) => run.runId === latest.runId)!;
   const runKey = runKeyOf(latestRun);
   // A rerun of the same id is another backfill run (a new run key): the report covers the latest one.
@@ -181,10 +187,12 @@ export async function gatherReport(client: BackfillClient, warehouse: Warehouse,
 
   const endMs = latestRun.endMs ?? now;
   const paused = pausedSpans(
-    runs.flatMap((run) => run.kept),
+    runs.flatMap((run) => run.kept.toggles),
     endMs,
     input.carry?.paused ? { atMs: first.startMs } : null,
   );
+  const rollbacks = await runsOf<unknown, AuditRecord[]>(client, rollbackWorkflowId(backfillId), decode, (events) => auditOfHistory(events, decode).map((e) => ({ ...e, workflowId: rollbackWorkflowId(backfillId), runId: '' })), { sinceMs: first.startMs });
+  const actions = reportActions([...runs.flatMap((run) => run.kept.audit.map((e) => ({ ...e, workflowId, runId: run.runId }))), ...rollbacks.flatMap((run) => run.kept)]);
   // A staged (or discarded) version passed its checks like a published one: the timeline shows the work.
   const rows = ledger.map((row) => ({ node: row.node, partition: row.partition, status: row.status === 'failed_check' ? ('failed_check' as const) : ('published' as const), startMs: Date.parse(row.startedAt), endMs: Date.parse(row.finishedAt) }));
   const timeline = buildTimeline({
@@ -194,6 +202,7 @@ export async function gatherReport(client: BackfillClient, warehouse: Warehouse,
     endMs: rows.reduce((max, r) => Math.max(max, r.endMs), endMs),
     paused,
     throttled: plan.nodes.flatMap((n) => throttledSpans(throttles.get(n.id) ?? [], options.throttleGapMs ?? 5000).map((s) => ({ node: n.id, ...s }))),
+    limitChanges: actions.filter((a) => a.limitChange).map((a) => ({ atMs: Date.parse(a.at), seq: a.seq, action: a.action, label: a.change })),
   });
 
   const byNode = new Map<string, LedgerRow[]>();
@@ -261,6 +270,7 @@ export async function gatherReport(client: BackfillClient, warehouse: Warehouse,
     nodes,
     staged,
     timeline,
+    actions,
     notes,
   };
 }

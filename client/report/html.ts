@@ -1,6 +1,6 @@
 /** The report as one self-contained HTML file: inline styles, the timeline as inline SVG, no external assets. */
 import type { Report } from './model.ts';
-import { changesTable, criticalPathText, nodesTable, overview, planTable, problemsTable, spansTable, specTable, stagedColumnsTable, stagedTable, stagedText, type Table } from './sections.ts';
+import { actionsTable, changesTable, criticalPathText, nodesTable, overview, planTable, problemsTable, spansTable, specTable, stagedColumnsTable, stagedTable, stagedText, type Table } from './sections.ts';
 import { timelineSvg } from './vega.ts';
 import { legend, reportGraph } from './graph.ts';
 import { toSvg } from '../graph/svg.ts';
@@ -77,11 +77,15 @@ ${facts}
 </dl>
 
 <h2>Timeline</h2>
-<p class="sub">One lane per node; each bar a partition from its start to its finish${escapeHtml(detail)}. Grey: paused. Orange: throttled by the downstream system.</p>
+<p class="sub">One lane per node; each bar a partition from its start to its finish${escapeHtml(detail)}. Grey: paused. Orange: throttled by the downstream system. Dashed purple: a limit changed by an operator (#: its row in the operator actions).</p>
 <div class="timeline" id="timeline">
 ${svg}
 </div>
 ${table(spansTable(report), 'spans')}
+
+<h2>Operator actions</h2>
+<p class="sub">Every action on this backfill run, from its workflow histories: who sent it (declared by the sender's Temporal client, unless a signature was verified), why, and what it changed. Limit changes are the dashed purple lines on the timeline, labelled with their number.</p>
+${table(actionsTable(report), 'actions')}
 
 <h2>Graph</h2>
 <p class="sub">The datasets and how each depends on the others (the arrows name the mappings), coloured by how their partitions ended.</p>

@@ -2,7 +2,7 @@
 import type { Report } from './model.ts';
 import { reportGraph } from './graph.ts';
 import { toMermaid } from '../graph/mermaid.ts';
-import { changesTable, criticalPathText, nodesTable, overview, planTable, problemsTable, spansTable, specTable, stagedColumnsTable, stagedTable, stagedText, type Table } from './sections.ts';
+import { actionsTable, changesTable, criticalPathText, nodesTable, overview, planTable, problemsTable, spansTable, specTable, stagedColumnsTable, stagedTable, stagedText, type Table } from './sections.ts';
 
 /** Text that stays inside one table cell and shows as written. */
 export function escapeCell(text: string): string {
@@ -50,6 +50,12 @@ export function renderMarkdown(report: Report): string {
     `${timeline} The picture is in the HTML report (\`backfill report ${b.id} --format html\`). Paused and throttled spans:`,
     '',
     table(spansTable(report)),
+    '',
+    '## Operator actions',
+    '',
+    "Every action on this backfill run: who sent it (declared by the sender's Temporal client, unless a signature was verified), why, and what it changed.",
+    '',
+    table(actionsTable(report)),
     '',
     '## Graph',
     '',

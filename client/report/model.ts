@@ -3,6 +3,7 @@
  * the HTML and Markdown renderers draw it. Times are ISO strings, except in the timeline,
  * whose marks count milliseconds since the epoch (compact, and what a time scale takes).
  */
+import type { AuditEntry } from '../../core/audit.ts';
 import type { PathStep } from '../../core/critical-path.ts';
 import type { DiffSummary } from '../../core/diff.ts';
 import type { BackfillState } from '../../core/protocol.ts';
@@ -71,6 +72,9 @@ export type TimelineMark = Span & { node: string; partition: string; slot: numbe
 /** Many partitions at once: per node and time bin, how many ran on average, and how many finished. */
 export type TimelineBin = Span & { node: string; busy: number; finished: number };
 
+/** A limit changed by an operator (rate, concurrency, a task queue's rate, a budget): a rule across every lane. */
+export type TimelineLimitChange = { atMs: number; seq: number; action: string; label: string };
+
 export type Timeline = Span & {
   /** One lane per node, in plan order; `slots` sub-rows hold partitions that overlap in time. */
   lanes: Array<{ node: string; slots: number }>;
@@ -81,6 +85,23 @@ export type Timeline = Span & {
   binMs: number | null;
   paused: Span[];
   throttled: Array<Span & { node: string; count: number }>;
+  /** The limit changes of `Report.actions`, where they happened. */
+  limitChanges: TimelineLimitChange[];
+};
+
+/**
+ * One entry of the audit trail: an operator action (start, pause, rate, budget, approval,
+ * rollback, ...) or what the policy did by itself. `identity` is what the sender's client
+ * declared, unless `verified` (the principal of a signature the workers verified).
+ */
+export type ReportAction = Pick<AuditEntry, 'seq' | 'action' | 'identity' | 'verified' | 'reason' | 'outcome' | 'details'> & {
+  at: string;
+  /** What it changed, in words (`rate 20/s → 50/s (node orders)`), or why it was refused. */
+  change: string;
+  /** An applied change of a rate, a concurrency, a task queue's rate or a budget (marked on the timeline). */
+  limitChange: boolean;
+  /** The workflow whose history recorded it: the backfill's, or its rollback's. */
+  workflowId: string;
 };
 
 export type PlanReport = {
@@ -125,6 +146,8 @@ export type Report = {
   /** Null for a backfill that was not started with --stage (or whose diff could not be read: see the notes). */
   staged: StagedReport | null;
   timeline: Timeline;
+  /** Every operator action on this backfill run, in time order (the audit trail of its histories and its rollbacks'). */
+  actions: ReportAction[];
   /** What the report could not see, and where figures come from. */
   notes: string[];
 };

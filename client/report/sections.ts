@@ -4,6 +4,7 @@
  */
 import { columnDelta, formatPercent, rowChangePercent } from '../../core/diff.ts';
 import { formatDuration } from '../../core/duration.ts';
+import { POLICY_IDENTITY } from '../../core/governance.ts';
 import type { MessageGroup, Report, Span } from './model.ts';
 
 export type Table = { head: string[]; rows: string[][]; numeric?: boolean[] };
@@ -30,11 +31,33 @@ export function overview(report: Report): Array<[string, string]> {
     ['range', range],
     ['partitions', `${n(totals.done)} done of ${n(totals.partitions)} · ${n(totals.failed)} failed · ${n(totals.blocked)} blocked${totals.skipped > 0 ? ` · ${n(totals.skipped)} kept (only changed)` : ''}`],
     ['published', `${n(totals.published)} versions · ${n(totals.retried)} after a retry · ${n(totals.failedChecks)} failed checks · throttled ${n(totals.throttles)} times`],
-    ['limits', `rate ${parameters.rate === null ? 'unlimited' : `${parameters.rate}/s`} · concurrency ${parameters.concurrency ?? 'per node'}`],
+    ['limits', `rate ${parameters.rate === null ? 'unlimited' : `${parameters.rate}/s`} · concurrency ${parameters.concurrency ?? 'per node'} at the start${limitChanges(report)}`],
     ['code version', parameters.codeVersions.join(', ') || '–'],
     ['warehouse', parameters.warehouse],
     ['workflow', `${backfill.workflowId} in ${backfill.namespace} · ${backfill.runs} run(s) · run key ${backfill.runKey}`],
   ];
+}
+
+function limitChanges(report: Report): string {
+  const changes = report.actions.filter((a) => a.limitChange).length;
+  return changes === 0 ? '' : ` · changed ${n(changes)} time${changes === 1 ? '' : 's'} while it ran (see operator actions)`;
+}
+
+/** Every operator action: when, what, who (and whether a signature proved it), why, and what it changed. */
+export function actionsTable(report: Report): Table {
+  return {
+    head: ['#', 'when', 'action', 'who', 'identity', 'why', 'what changed'],
+    numeric: [true, false, false, false, false, false, false],
+    rows: report.actions.map((a) => [
+      String(a.seq),
+      when(a.at),
+      `${a.action}${a.outcome === 'refused' ? ' (refused)' : ''}`,
+      a.identity,
+      a.verified ? 'verified signature' : a.identity === POLICY_IDENTITY ? 'the policy itself' : 'declared by the client',
+      a.reason ?? '–',
+      a.change || '–',
+    ]),
+  };
 }
 
 export function nodesTable(report: Report): Table {

@@ -3,7 +3,7 @@
  * start to its finish (sub-rows keep overlapping partitions apart), or, past a few thousand
  * partitions, time bins with how many partitions ran on average and how many finished.
  */
-import type { Span, Timeline, TimelineBin, TimelineMark } from './model.ts';
+import type { Span, Timeline, TimelineBin, TimelineLimitChange, TimelineMark } from './model.ts';
 
 /** Above this many partitions, the timeline shows bins instead of one mark per partition. */
 export const MAX_MARKS = 3000;
@@ -19,6 +19,7 @@ export type TimelineInput = Span & {
   rows: readonly TimelineRow[];
   paused: Span[];
   throttled: Array<Span & { node: string; count: number }>;
+  limitChanges?: TimelineLimitChange[];
   maxMarks?: number;
   bins?: number;
 };
@@ -70,7 +71,7 @@ function binned(input: TimelineInput, count: number): { bins: TimelineBin[]; bin
 }
 
 export function buildTimeline(input: TimelineInput): Timeline {
-  const base = { startMs: input.startMs, endMs: input.endMs, paused: input.paused, throttled: input.throttled };
+  const base = { startMs: input.startMs, endMs: input.endMs, paused: input.paused, throttled: input.throttled, limitChanges: input.limitChanges ?? [] };
   if (input.rows.length > (input.maxMarks ?? MAX_MARKS)) {
     const { bins, binMs } = binned(input, input.bins ?? BINS);
     return { ...base, lanes: input.nodes.map((node) => ({ node, slots: 1 })), detail: 'bins', marks: [], bins, binMs };

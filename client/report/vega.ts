@@ -7,7 +7,7 @@
 import * as vega from 'vega';
 import type { Timeline } from './model.ts';
 
-export const COLORS = { published: '#4c78a8', failed_check: '#e45756', paused: '#9e9e9e', throttled: '#f58518', lane: '#f4f6f8' } as const;
+export const COLORS = { published: '#4c78a8', failed_check: '#e45756', paused: '#9e9e9e', throttled: '#f58518', limit: '#8250df', lane: '#f4f6f8' } as const;
 const LANE_HEIGHT = 44;
 const WIDTH = 960;
 
@@ -20,6 +20,7 @@ function timeFormat(spanMs: number): string {
 export function timelineSpec(timeline: Timeline): vega.Spec {
   const lanes = timeline.lanes.map((l, i) => ({ ...l, shade: i % 2 }));
   const partitions = timeline.detail === 'partitions';
+  const limits = timeline.limitChanges.length > 0;
   const slots = new Map(lanes.map((l) => [l.node, l.slots]));
   // Marks of zero length (a partition that took no time, a single throttle) stay visible.
   const x2 = (min: number) => ({ signal: `max(scale('time', datum.endMs), scale('time', datum.startMs) + ${min})` });
@@ -36,6 +37,7 @@ export function timelineSpec(timeline: Timeline): vega.Spec {
       { name: 'bin_rows', values: timeline.bins },
       { name: 'paused_spans', values: timeline.paused },
       { name: 'throttled_spans', values: timeline.throttled },
+      { name: 'limit_changes', values: timeline.limitChanges.map((c) => ({ ...c, text: `#${c.seq} ${c.label.length > 32 ? `${c.label.slice(0, 31)}…` : c.label}` })) },
     ],
     scales: [
       { name: 'time', type: 'utc', domain: [timeline.startMs, Math.max(timeline.endMs, timeline.startMs + 1)], range: 'width' },
@@ -44,8 +46,8 @@ export function timelineSpec(timeline: Timeline): vega.Spec {
       {
         name: 'legend',
         type: 'ordinal',
-        domain: [...(partitions ? ['published', 'failed check'] : []), 'paused', 'throttled'],
-        range: [...(partitions ? [COLORS.published, COLORS.failed_check] : []), COLORS.paused, COLORS.throttled],
+        domain: [...(partitions ? ['published', 'failed check'] : []), 'paused', 'throttled', ...(limits ? ['limit change'] : [])],
+        range: [...(partitions ? [COLORS.published, COLORS.failed_check] : []), COLORS.paused, COLORS.throttled, ...(limits ? [COLORS.limit] : [])],
       },
     ],
     axes: [
@@ -53,7 +55,8 @@ export function timelineSpec(timeline: Timeline): vega.Spec {
       { orient: 'left', scale: 'lane', labelFontSize: 12, labelLimit: 400, ticks: false, domain: false },
     ],
     legends: [
-      { fill: 'legend', orient: 'top', direction: 'horizontal', symbolType: 'square' },
+      // Above the limit changes' labels, when there are any.
+      { fill: 'legend', orient: 'top', direction: 'horizontal', symbolType: 'square', offset: limits ? 34 : 18 },
       ...(partitions ? [] : [{ fill: 'busy', type: 'gradient' as const, orient: 'top' as const, direction: 'horizontal' as const, title: 'partitions running (average)', titleLimit: 400, titleFontWeight: 'normal' as const }]),
     ],
     marks: [
@@ -148,6 +151,38 @@ export function timelineSpec(timeline: Timeline): vega.Spec {
             fontSize: { value: 10 },
             fill: { value: '#555555' },
             baseline: { value: 'bottom' },
+          },
+        },
+      },
+      {
+        type: 'rule',
+        name: 'limit-changes',
+        from: { data: 'limit_changes' },
+        encode: {
+          enter: {
+            x: { scale: 'time', field: 'atMs' },
+            y: { value: -26 },
+            y2: { signal: 'height' },
+            stroke: { value: COLORS.limit },
+            strokeWidth: { value: 1.5 },
+            strokeDash: { value: [4, 3] },
+            description: { signal: "'limit change #' + datum.seq + ': ' + datum.label" },
+          },
+        },
+      },
+      {
+        type: 'text',
+        name: 'limit-change-labels',
+        from: { data: 'limit_changes' },
+        encode: {
+          enter: {
+            x: { scale: 'time', field: 'atMs' },
+            dx: { value: 3 },
+            y: { value: -26 },
+            text: { field: 'text' },
+            fontSize: { value: 10 },
+            fill: { value: COLORS.limit },
+            baseline: { value: 'top' },
           },
         },
       },

@@ -5,15 +5,19 @@
  * activities per second by its worker (maxTaskQueueActivitiesPerSecond). On a dev server
  * started with matching.useNewMatcher and matching.enableFairness, each key gets its weight's
  * share and priority 1 goes first; on the suite's dev server (no such config) neither holds.
- * scripts/fairness.ts runs the same over 60 s, on the dev server and the Temporal server.
+ * Then the same with real backfills, started through BackfillClient with a fairness weight and
+ * a priority, one partition per activity, their shares read from the warehouse's ledger.
+ * scripts/fairness.ts runs the same over 60 s (`--backfills` for real backfills), on the dev
+ * server and the Temporal server.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { installRuntime } from '../../client/local.ts';
 import { bundleLoadWorkflows, fairnessGroups, measure, measurePriority, startServer, type Server } from '../../scripts/fairness.ts';
+import { measureBackfillPriority, measureBackfillShares, priorityOfRuns, startFleet, type Fleet } from '../../scripts/fairness/backfills.ts';
 import { address } from './helpers.ts';
 
 const RATE = 20;
@@ -60,4 +64,44 @@ describe('fairness keys and priority on a capped task queue', () => {
     const priority = await measurePriority(address(), bundle, RATE, 50, 400);
     expect(priority.lowStartedMeanwhile).toBeGreaterThan(150);
   });
+});
+
+describe('between real backfills, on a task queue capped at 20/s with fairness on', () => {
+  let fleet: Fleet;
+  beforeAll(async () => {
+    fleet = await startFleet({ address: fair.address, dir, rate: RATE, workflowBundlePath: inject('workflowBundlePath') });
+  });
+  afterAll(async () => {
+    await fleet?.stop();
+  });
+
+  it('backfills started with fairness weights 1 and 3 get 25 % and 75 % (±10 points) of the queue, and every run carries its key and weight', async () => {
+    const result = await measureBackfillShares(fleet, { rate: RATE, windowMs: 20_000, partitions: RATE * 40 });
+    expect(result.total).toBeGreaterThan(RATE * 20 * 0.6);
+    expect(result.total).toBeLessThanOrEqual(RATE * 20 * 1.1);
+    const [light, heavy] = result.backfills;
+    expect(light!.share).toBeGreaterThan(0.15);
+    expect(light!.share).toBeLessThan(0.35);
+    expect(heavy!.share).toBeGreaterThan(0.65);
+    expect(heavy!.share).toBeLessThan(0.85);
+    // The weight reaches the activities through the node workflows, which inherit the parent's.
+    for (const [i, b] of result.backfills.entries()) {
+      const runs = await priorityOfRuns(fleet.client, b.id, [i === 0 ? 'load_a' : 'load_b']);
+      expect(runs.length).toBeGreaterThanOrEqual(2);
+      for (const run of runs) expect(run.priority).toMatchObject({ fairnessKey: b.id, fairnessWeight: b.weight });
+    }
+  }, 180_000);
+
+  it("a priority-1 backfill started behind a priority-5 one: its partitions go through the queue within 1.2× of their time alone", async () => {
+    const result = await measureBackfillPriority(fleet, { partitions: 300, backlog: 1500 });
+    // The queue's part (its first partition's start to its last one's end): what priority decides.
+    expect(result.queue.ratio, JSON.stringify(result)).toBeLessThan(1.2);
+    // Once its partitions are queued, none of the priority-5 backfill's go ahead of them (a few at
+    // most, dispatched as they were queued); first in, first out would interleave many.
+    expect(result.lowStartedAmongIts, JSON.stringify(result)).toBeLessThan(30);
+    // From start to end it also pays for starting its workflows on a worker busy with the other
+    // backfill, which on a loaded 2-core machine took 1.7 to 11.9 s (docs/deploying.md): the goal's
+    // 1.2× is not asserted on the whole; 2× still tells priority from first in, first out (about 2.5×).
+    expect(result.ratio, JSON.stringify(result)).toBeLessThan(2);
+  }, 180_000);
 });

@@ -21,6 +21,7 @@ import type { AuditEntry } from '../../core/audit.ts';
 import { BackfillError } from '../../core/errors.ts';
 import { CORE_GENERATION, type BackfillCarry, type BackfillInput } from '../../core/protocol.ts';
 import type { SpecInput } from '../../core/spec.ts';
+import { priorityOfRuns } from '../../scripts/fairness/backfills.ts';
 import { approveUpdate, backfillWorkflowId, carryQuery, nodeWorkflowId } from '../../workflows/definitions.ts';
 import { address, runCli, scratch, startTestWorker, temporal, testSpec, uniqueQueue, waitFor, type TestWorker } from './helpers.ts';
 
@@ -70,6 +71,7 @@ beforeAll(async () => {
       ...signers.map((s) => `    - "${s}"`),
       'budgets:',
       '  retries: { limit: 2, max: 100 }',
+      'priority: { highest: 2, maxFairnessWeight: 4 }',
       'reasons:',
       `  required: [${REASON_REQUIRED.join(', ')}]`,
       '  minLength: 5',
@@ -152,6 +154,39 @@ describe('governance on a real server', () => {
     expect(failure?.cause?.type).toBe('policy_violation');
     expect(failure?.cause?.message).toMatch(/caps\.backfill\.rate/);
     expect(await exists(alice, nodeWorkflowId(backfillId, 'orders'))).toBe(false);
+  });
+
+  it("the policy's priority caps hold for Temporal's own CLI and the client; an allowed priority reaches the node workflows", async () => {
+    // Temporal's CLI: more urgent than allowed, a weight above the most, and a weight with no key.
+    const backfillId = `priority-cli-${++serial}`;
+    const input: BackfillInput = { core: CORE_GENERATION, backfillId, spec: spec([{ id: 'orders', transform: 'noop' }]), range: {}, governance: { identity: principal('bob') } };
+    const file = join(dir, `${backfillId}.json`);
+    writeFileSync(file, JSON.stringify(input));
+    const started = await temporal(['workflow', 'start', '--type', 'backfillWorkflow', '--task-queue', queue, '--workflow-id', backfillWorkflowId(backfillId), '--input-file', file, '--priority-key', '1', '--fairness-weight', '10']);
+    expect(started.code, started.stderr).toBe(0);
+    const failure = await alice.client.workflow
+      .getHandle(backfillWorkflowId(backfillId))
+      .result()
+      .then(
+        () => null,
+        (error: unknown) => error as Error & { cause?: Error & { type?: string } },
+      );
+    expect(failure?.cause?.type).toBe('policy_violation');
+    for (const rule of ['priority.highest', 'priority.maxFairnessWeight', 'fairness key']) expect(failure?.cause?.message).toContain(rule);
+    expect(await exists(alice, nodeWorkflowId(backfillId, 'orders'))).toBe(false);
+
+    // The client: refused before anything runs.
+    const urgent = await refusal(alice.start(spec([{ id: 'orders', transform: 'noop' }]), { taskQueue: queue, id: `priority-client-${serial}`, priority: 1 }));
+    expect((urgent as BackfillError).code).toBe('policy_violation');
+    expect(urgent.message).toMatch(/priority 1 is more urgent than this policy allows .*--priority 2/);
+
+    // Within the caps: it runs, and every run of its workflows (they continue as new here) has its priority, fairness key and weight.
+    const allowed = `priority-ok-${serial}`;
+    await alice.start(spec([{ id: 'orders', transform: 'noop', batchSize: 1 }], 28), { taskQueue: queue, id: allowed, priority: 2, fairnessWeight: 4, tuning: { historyLimit: 60 } });
+    expect((await alice.wait(allowed, 90_000)).state).toBe('completed');
+    const runs = await priorityOfRuns(alice, allowed, ['orders']);
+    expect(runs.filter((r) => r.workflowId === nodeWorkflowId(allowed, 'orders')).length).toBeGreaterThan(1);
+    for (const run of runs) expect(run.priority, `${run.workflowId} ${run.runId}`).toEqual({ priorityKey: 2, fairnessKey: allowed, fairnessWeight: 4 });
   });
 
   describe('approvals that cannot be faked', () => {

@@ -13,10 +13,11 @@ import { chromium, type Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ThrottledError } from '../../activities/errors.ts';
 import { loadTransforms, type Transform } from '../../activities/transforms.ts';
-import type { BackfillClient, Started } from '../../client/backfill-client.ts';
+import { BackfillClient, defaultIdentity, type Started } from '../../client/backfill-client.ts';
+import { localConnection } from '../../client/connection.ts';
 import type { Report } from '../../client/report/model.ts';
 import { nodeViewQuery, nodeWorkflowId } from '../../workflows/definitions.ts';
-import { CHROMIUM_ARGS, CHROMIUM_PATH, EXAMPLE_TRANSFORMS, ROOT, connectClient, exampleSpec, runCli, scratch, startTestWorker, uniqueQueue, waitFor, type TestWorker } from './helpers.ts';
+import { CHROMIUM_ARGS, CHROMIUM_PATH, EXAMPLE_TRANSFORMS, ROOT, address, connectClient, exampleSpec, runCli, scratch, startTestWorker, uniqueQueue, waitFor, type TestWorker } from './helpers.ts';
 
 const NODES = ['orders_raw', 'orders_clean', 'daily_revenue', 'revenue_7d', 'weekly_revenue', 'monthly_active_customers'];
 /** The downstream system says "slow down" the first time these days are generated. */
@@ -137,6 +138,70 @@ describe('backfill report', () => {
     await page.screenshot({ path: screenshot });
     expect(statSync(screenshot).size).toBeGreaterThan(20_000);
     await page.close();
+  });
+
+  it('lists both rate changes of a backfill, with identity and reason, in its table and on its timeline; the Web UI shows the recent ones', async () => {
+    const id = `report-audit-${Date.now()}`;
+    const started = await runCli<Started>(['start', exampleSpec(dir, queue), '--id', id, '--from', '2024-01-01', '--to', '2024-01-04', '--rate', '0.2', '--reason', 'reload the first days', '--json'], env);
+    expect(started.code, started.stderr + started.stdout).toBe(0);
+    await waitFor('the first partition', async () => (await worker.warehouse.ledger({ backfillId: id })).length >= 1, 60_000);
+    // Slow enough (13 partitions at 0.2/s) to be running when the command line's process gets going on a busy machine.
+    // One change through the command line (its identity is <user>@<host>), one through a client that names its sender.
+    const lower = await runCli(['set-rate', id, '0.5', '--reason', 'the orders API | asked for <less>', '--json'], env);
+    expect(lower.code, lower.stderr + lower.stdout).toBe(0);
+    const oncall = await BackfillClient.connect({ settings: localConnection(address()), identity: 'bob@oncall' });
+    try {
+      await oncall.setRate(id, 8, undefined, { reason: 'incident 42 is over' });
+    } finally {
+      await oncall.close();
+    }
+    expect((await client.wait(id, 120_000)).state).toBe('completed');
+
+    const json = await runCli<Report>(['report', id, '--format', 'json', '--output', '-', ...warehouse()], env);
+    expect(json.code, json.stderr).toBe(0);
+    const report = json.json!;
+    const changes = report.actions.filter((a) => a.action === 'set-rate');
+    expect(changes).toHaveLength(2);
+    expect(changes[0]).toMatchObject({ identity: defaultIdentity(), verified: false, reason: 'the orders API | asked for <less>', outcome: 'applied', limitChange: true, change: 'rate 0.2/s → 0.5/s' });
+    expect(changes[1]).toMatchObject({ identity: 'bob@oncall', verified: false, reason: 'incident 42 is over', outcome: 'applied', limitChange: true, change: 'rate 0.5/s → 8/s' });
+    expect(report.actions[0]).toMatchObject({ action: 'start', reason: 'reload the first days', identity: defaultIdentity() });
+    expect(report.timeline.limitChanges.map((c) => c.seq)).toEqual(changes.map((c) => c.seq));
+    for (const c of report.timeline.limitChanges) {
+      expect(c.atMs).toBeGreaterThanOrEqual(report.timeline.startMs);
+      expect(c.atMs).toBeLessThanOrEqual(report.timeline.endMs);
+    }
+
+    const md = join(dir, 'report-audit.md');
+    expect((await runCli(['report', id, '--output', md, ...warehouse()], env)).code).toBe(0);
+    const markdown = readFileSync(md, 'utf8');
+    expect(markdown).toContain('## Operator actions');
+    expect(markdown).toContain(`| set-rate | ${defaultIdentity()} | declared by the client | the orders API \\| asked for \\<less\\> | rate 0.2/s → 0.5/s |`);
+    expect(markdown).toContain('| set-rate | bob@oncall | declared by the client | incident 42 is over | rate 0.5/s → 8/s |');
+
+    // In the browser: the table's rows, and a dashed line on the timeline for each change.
+    const html = join(dir, 'report-audit.html');
+    expect((await runCli(['report', id, '--output', html, ...warehouse()], env)).code).toBe(0);
+    const page = await browser.newPage({ viewport: { width: 1180, height: 1000 } });
+    await page.goto(`file://${html}`);
+    const rows = await page.locator('#actions tbody tr').evaluateAll((trs) => trs.map((tr) => [...tr.querySelectorAll('td')].map((td) => td.textContent ?? '')));
+    const rateRows = rows.filter((r) => r[2] === 'set-rate');
+    expect(rateRows.map((r) => r.slice(3))).toEqual([
+      [defaultIdentity(), 'declared by the client', 'the orders API | asked for <less>', 'rate 0.2/s → 0.5/s'],
+      ['bob@oncall', 'declared by the client', 'incident 42 is over', 'rate 0.5/s → 8/s'],
+    ]);
+    await expect(page.locator('#actions').isVisible()).resolves.toBe(true);
+    await expect(page.locator('#timeline g.role-mark.limit-changes > *').count()).resolves.toBe(2);
+    const labels = await page.locator('#timeline g.role-mark.limit-change-labels text').allTextContents();
+    expect(labels).toEqual(changes.map((c) => `#${c.seq} ${c.change}`));
+    await page.locator('#timeline').screenshot({ path: join(dir, 'report-audit-timeline.png') });
+    await page.close();
+
+    // The Web UI's current details: the newest actions, newest first, after the progress.
+    const metadata = await client.client.workflow.getHandle(`backfill/${id}`).query<{ currentDetails?: string }>('__temporal_workflow_metadata');
+    const details = metadata.currentDetails ?? '';
+    expect(details).toContain('**Recent actions** (3 of 3;');
+    expect(details.indexOf('bob@oncall')).toBeGreaterThan(details.indexOf('**Recent actions**'));
+    expect(details.indexOf('incident 42 is over')).toBeLessThan(details.indexOf('the orders API \\| asked for \\<less\\>'));
   });
 
   it('names the problem for an unknown backfill and a bad format', async () => {

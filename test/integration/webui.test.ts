@@ -165,6 +165,11 @@ describe('the Temporal Web UI', () => {
       return number(done!);
     };
     const before = await reloadUntil(page, 'the current details of the backfill', current, 45_000);
+    // The operator actions after the progress: here its start, by the test's client, with what it started.
+    const actions = await sectionText(page, 'Current Details', DONE);
+    expect(actions).toContain(`Recent actions (1 of 1; backfill audit ${id} lists them all)`);
+    const who = client.identity.replace(/[.*+?^$()|[\]\\{}]/g, '\\$&');
+    expect(actions).toMatch(new RegExp(`^\\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\dZ\\s+start\\s+${who}\\s+—\\s+started with ${PLAN.totalPartitions} partitions$`, 'm'));
     // "Press R for freshness": the same page, newer details.
     await waitFor(
       'the current details to show more partitions done',

@@ -5,7 +5,7 @@
  */
 import { stripVTControlCharacters } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { AUDIT_BYTES, AUDIT_KEEP, AuditTrail, MAX_IDENTITY, MAX_REASON, describeActor, describeChange, parseMeta, type AuditEntry } from '../../core/audit.ts';
+import { AUDIT_BYTES, AUDIT_KEEP, AuditTrail, MAX_IDENTITY, MAX_REASON, describeActor, describeChange, isLimitChange, parseMeta, type AuditEntry } from '../../core/audit.ts';
 import { BackfillError } from '../../core/errors.ts';
 import { auditOfHistory } from '../../client/audit.ts';
 import { renderAudit } from '../../client/render-audit.ts';
@@ -92,6 +92,16 @@ describe('AuditTrail', () => {
 });
 
 describe('describing entries', () => {
+  it('tells the applied limit changes (the report marks them on its timeline) from every other action', () => {
+    for (const action of ['set-rate', 'set-concurrency', 'set-queue-rate', 'set-budget'] as const) {
+      expect(isLimitChange({ action, outcome: 'applied' })).toBe(true);
+      expect(isLimitChange({ action, outcome: 'refused' })).toBe(false);
+    }
+    for (const action of ['start', 'pause', 'resume', 'cancel', 'retry', 'approve', 'rollback', 'publish', 'discard', 'budget-pause', 'replace-spec'] as const) {
+      expect(isLimitChange({ action, outcome: 'applied' })).toBe(false);
+    }
+  });
+
   it('names a verified signer as such', () => {
     expect(describeActor({ identity: 'bob@example.com', verified: true })).toBe('bob@example.com (verified signature)');
     expect(describeActor({ identity: 'bob@laptop', verified: false })).toBe('bob@laptop');
@@ -105,6 +115,10 @@ describe('describing entries', () => {
     expect(describeChange({ action: 'set-budget', outcome: 'applied', details: { budget: 'retries', limit: 500, previous: 100, used: 100 } })).toBe('retries budget 100 → 500');
     expect(describeChange({ action: 'retry', outcome: 'applied', details: { retried: 3 } })).toBe('3 failed partitions sent back to run');
     expect(describeChange({ action: 'approve', outcome: 'applied', details: { planHash: 'sha256:0123456789abcdef0123' } })).toBe('approved plan sha256:0123456789ab…');
+    expect(describeChange({ action: 'start', outcome: 'applied', details: { resumed: false, partitions: 1500, policyHash: null, planHash: 'sha256:0123', priority: null, fairnessWeight: null } })).toBe('started with 1,500 partitions');
+    expect(describeChange({ action: 'start', outcome: 'applied', details: { resumed: true, partitions: 12, policyHash: 'sha256:0123456789abcdef0123', planHash: 'sha256:0123', priority: 1, fairnessWeight: 3 } })).toBe(
+      'resumed with 12 partitions, priority 1, fairness weight 3, policy sha256:0123456789ab…',
+    );
     expect(describeChange({ action: 'budget-pause', outcome: 'applied', details: { why: 'the retries budget is spent' } })).toBe('the retries budget is spent');
     expect(describeChange({ action: 'approve', outcome: 'refused', details: { code: 'self_approval', why: 'alice started it' } })).toBe('refused: alice started it');
     expect(describeChange({ action: 'pause', outcome: 'applied', details: { paused: true, previous: false } })).toBe('paused true, previous false');

@@ -1,6 +1,7 @@
 /** What the Web UI shows of a backfill: summaries, static details and current details. */
 import { describe, expect, it } from 'vitest';
-import { backfillCurrentDetails, backfillDetails, backfillSummary, describePartitions, nodeCurrentDetails, nodeDetails, nodeSummary, waitReasonText, type WaitReason } from '../../core/details.ts';
+import type { AuditEntry } from '../../core/audit.ts';
+import { RECENT_ACTIONS, backfillCurrentDetails, backfillDetails, plainCell, recentActionsText, backfillSummary, describePartitions, nodeCurrentDetails, nodeDetails, nodeSummary, waitReasonText, type WaitReason } from '../../core/details.ts';
 import { NodePartitions } from '../../core/partitions.ts';
 import { expandPlan } from '../../core/plan.ts';
 import type { Progress } from '../../core/protocol.ts';
@@ -88,5 +89,64 @@ describe('current details', () => {
     expect(text.split('\n')[1]).toBe('Last error: orders: bad \\| sql');
     expect(text).toContain('| orders | 40 of 100 | 2 | 1 | 3 | unlimited | 4 | 61s |');
     expect(backfillCurrentDetails({ ...progress, paused: false, etaSeconds: null, nodes: [] })).toMatch(/^\*\*running\*\* .* ETA —$/m);
+  });
+
+  const entry = (seq: number, over: Partial<AuditEntry>): AuditEntry => ({
+    seq,
+    at: Date.UTC(2024, 0, 2, 3, 4, seq, 250),
+    action: 'set-rate',
+    identity: 'alice@laptop',
+    verified: false,
+    reason: null,
+    outcome: 'applied',
+    details: {},
+    ...over,
+  });
+  const actions: AuditEntry[] = [
+    entry(1, { action: 'start', details: { partitions: 100 } }),
+    entry(2, { action: 'set-rate', identity: 'alice@ops', reason: 'the API team asked for less', details: { rate: 10, previous: 20 } }),
+    entry(3, { action: 'pause', identity: 'carol@ops' }),
+    entry(4, { action: 'approve', identity: 'dana@example.com', verified: true, reason: 'reviewed', details: { planHash: 'sha256:0123456789abcdef0123' } }),
+    entry(5, { action: 'set-rate', identity: 'bob@oncall', reason: 'incident 42 | [link](http://evil.example/x.png) <b>x</b>\nsecond line', details: { rate: 50, previous: 10, node: 'orders' } }),
+  ];
+
+  it('the parent: the newest operator actions after the datasets, newest first, with who, why and what changed', () => {
+    const progress: Progress = {
+      backfillId: 'shop-1', name: 'shop', state: 'running', paused: false, rate: 50, concurrency: null,
+      total: 10, done: 1, running: 1, failed: 0, blocked: 0, pending: 8, throughput: null, etaSeconds: null, runs: 1, nodes: [],
+      governance: {
+        policy: { hash: null, path: null }, planHash: 'sha256:x', starter: { identity: 'alice@laptop', verified: false },
+        approval: { needed: false, reasons: [], approvedBy: null, approvedAt: null }, holds: [], window: null,
+        budgets: { retries: null, cost: null }, priority: { key: null, fairnessWeight: null }, estimate: null,
+        lastAction: actions[4]!, recentActions: actions, actions: 12,
+      },
+    };
+    const text = backfillCurrentDetails(progress);
+    const lines = text.split('\n');
+    // The progress stays on top; the actions follow the dataset table, as a table of their own.
+    expect(lines[0]).toMatch(/^\*\*running\*\*/);
+    const heading = lines.findIndex((l) => l.startsWith('**Recent actions**'));
+    expect(heading).toBeGreaterThan(lines.findIndex((l) => l.startsWith('| dataset |')));
+    expect(lines[heading]).toBe(`**Recent actions** (${RECENT_ACTIONS} of 12; backfill audit shop-1 lists them all)`);
+    const rows = lines.slice(heading + 4);
+    expect(rows).toHaveLength(RECENT_ACTIONS);
+    expect(rows[0]).toBe(
+      '| 2024-01-02 03:04:05Z | set-rate | bob@oncall | incident 42 \\| \\[link\\]\\(http://evil.example/x.png\\) \\<b\\>x\\</b\\> second line | rate 10/s → 50/s \\(node orders\\) |',
+    );
+    expect(rows[1]).toContain('| approve | dana@example.com \\(verified signature\\) | reviewed | approved plan sha256:0123456789ab… |');
+    expect(rows[2]).toBe('| 2024-01-02 03:04:03Z | pause | carol@ops | — | — |');
+    // Older actions are in `backfill audit`, not here.
+    expect(text).not.toContain('the API team asked for less');
+  });
+
+  it('no governance, or no action yet: no actions table', () => {
+    expect(recentActionsText('b', [], 0)).toEqual([]);
+    expect(recentActionsText('b', actions, 5, 1)).toHaveLength(5);
+  });
+
+  it('text anyone wrote is one cell that shows as written: no markdown link, image, HTML or table break gets through', () => {
+    expect(plainCell('![x](http://e/x.png) <img src=x> a|b\n\n# head')).toBe('\\!\\[x\\]\\(http://e/x.png\\) \\<img src=x\\> a\\|b \\# head');
+    expect(plainCell('x'.repeat(200), 10)).toBe(`${'x'.repeat(9)}…`);
+    expect(plainCell('under_score*star*`code`')).toBe('under\\_score\\*star\\*\\`code\\`');
   });
 });

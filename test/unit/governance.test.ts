@@ -70,6 +70,20 @@ describe('Governance.admit', () => {
     expect(verdict.message).toMatch(/caps\.backfill\.rate/);
   });
 
+  it("takes a fairness weight only with the backfill's id as its fairness key", () => {
+    expect(admitted({ priority: { key: 1, fairnessKey: 'q1', fairnessWeight: 3 } }).governance.toJSON().priority).toEqual({ key: 1, fairnessWeight: 3 });
+    expect(admitted({ priority: { key: 2, fairnessKey: null, fairnessWeight: null } }).governance.toJSON().priority).toEqual({ key: 2, fairnessWeight: null });
+    expect(admitted({ priority: { key: null, fairnessKey: 'q1', fairnessWeight: null } }).admitted).toBe(true);
+    for (const priority of [
+      { key: null, fairnessKey: 'q2', fairnessWeight: 3 },
+      { key: null, fairnessKey: null, fairnessWeight: 3 },
+    ]) {
+      const verdict = Governance.admit(input({ priority }));
+      expect(verdict.admitted).toBe(false);
+      if (!verdict.admitted) expect(verdict.violations.map((v) => v.rule)).toEqual(['fairness key']);
+    }
+  });
+
   it('admits one that waits for an approval, with the policy budgets, the cap as its rate and the starter as declared', () => {
     const { governance, limits } = admitted();
     expect(limits.rate).toBe(100);

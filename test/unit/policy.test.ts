@@ -148,6 +148,25 @@ describe('matches', () => {
 });
 
 describe('checkStart', () => {
+  it('holds a start to the most urgent priority and the largest fairness weight; unset ones are the server defaults, 3 and 1', () => {
+    const p = policy({ priority: { highest: 2, maxFairnessWeight: 4 } });
+    expect(start(p, { priority: { key: 2, fairnessWeight: 4 } }).violations).toEqual([]);
+    expect(start(p, { priority: { key: 5, fairnessWeight: 0.5 } }).violations).toEqual([]);
+    expect(start(p, { priority: { key: 1, fairnessWeight: 10 } }).violations).toEqual([
+      { rule: 'priority.highest', message: 'priority 1 is more urgent than this policy allows (the most urgent is 2; 1 is the most urgent): start with --priority 2 or a larger number' },
+      { rule: 'priority.maxFairnessWeight', message: "a fairness weight of 10 is above the policy's most, 4: start with --fairness-weight 4 or less" },
+    ]);
+    // Unset: the server schedules it at priority 3, weight 1. A bulk-only policy refuses that.
+    expect(start(p).violations).toEqual([]);
+    expect(start(p, { priority: { key: null, fairnessWeight: null } }).violations).toEqual([]);
+    const bulk = policy({ priority: { highest: 4, maxFairnessWeight: 0.5 } });
+    expect(start(bulk).violations.map((v) => v.message)).toEqual([
+      "priority 3 (unset, so the server's default) is more urgent than this policy allows (the most urgent is 4; 1 is the most urgent): start with --priority 4 or a larger number",
+      "a fairness weight of 1 (unset, so the server's default) is above the policy's most, 0.5: start with --fairness-weight 0.5 or less",
+    ]);
+    expect(start(bulk, { priority: { key: 4, fairnessWeight: 0.5 } }).violations).toEqual([]);
+  });
+
   it('fills an unset backfill limit with the cap, and refuses one set above it', () => {
     const p = policy({ caps: { backfill: { rate: 100, concurrency: 20 } } });
     expect(start(p)).toMatchObject({ violations: [], limits: { rate: 100, concurrency: 20 } });

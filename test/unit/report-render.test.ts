@@ -1,10 +1,12 @@
 /** The audit report's renderers, from a hand-built report model. */
 import { describe, expect, it } from 'vitest';
+import { reportActions } from '../../client/report/actions.ts';
 import type { Report } from '../../client/report/model.ts';
 import { formatOfPath, renderReport, reportFormat } from '../../client/report/render.ts';
 import { escapeCell } from '../../client/report/markdown.ts';
 import { buildTimeline } from '../../client/report/timeline.ts';
 import { timelineSpec } from '../../client/report/vega.ts';
+import type { AuditRecord } from '../../client/audit.ts';
 import { resolveSpec } from '../../core/spec.ts';
 
 const T0 = Date.UTC(2025, 5, 1, 9, 0, 0);
@@ -31,6 +33,18 @@ function sample(overrides: { rows?: number } = {}): Report {
       endMs: T0 + i * 1000 + k * 400 + 700,
     })),
   );
+  const audit = (seq: number, atS: number, entry: Partial<AuditRecord>): AuditRecord => ({
+    seq, at: T0 + atS * 1000, action: 'set-rate', identity: 'alice@laptop', verified: false, reason: null, outcome: 'applied', details: {}, workflowId: 'backfill/shop-june', runId: 'r1', ...entry,
+  });
+  const actions = reportActions([
+    audit(1, 0, { action: 'start', reason: 'reload June', details: { partitions: 30 } }),
+    audit(2, 3, { identity: 'alice@ops', reason: 'the orders API asked for less', details: { rate: 2, previous: 5 } }),
+    audit(4, 7, { identity: 'bob@oncall', reason: 'incident <42> is over | back to 8', details: { rate: 8, previous: 2, node: 'orders_raw' } }),
+    audit(3, 4, { action: 'pause', identity: 'carol@ops', reason: 'look at the failed check' }),
+    audit(5, 8, { action: 'set-concurrency', identity: 'mallory@laptop', outcome: 'refused', details: { why: 'above the policy cap of 4' } }),
+    audit(6, 9, { action: 'budget-pause', identity: 'policy', details: { why: 'the cost budget of 100 rows is spent' } }),
+    audit(7, 10, { action: 'set-budget', identity: 'dana@example.com', verified: true, reason: 'approved by finance', details: { budget: 'cost', limit: 200, previous: 100 } }),
+  ]);
   const timeline = buildTimeline({
     nodes: NODES,
     rows,
@@ -38,6 +52,7 @@ function sample(overrides: { rows?: number } = {}): Report {
     endMs: T0 + count * 1000 + 2000,
     paused: [{ startMs: T0 + 4000, endMs: T0 + 6500 }],
     throttled: [{ node: 'orders_raw', startMs: T0 + 2000, endMs: T0 + 2600, count: 2 }],
+    limitChanges: actions.filter((a) => a.limitChange).map((a) => ({ atMs: Date.parse(a.at), seq: a.seq, action: a.action, label: a.change })),
   });
   const node = (id: string, extra: Partial<Report['nodes'][number]> = {}): Report['nodes'][number] => ({
     id,
@@ -96,6 +111,7 @@ function sample(overrides: { rows?: number } = {}): Report {
     ],
     staged: null,
     timeline,
+    actions,
     notes: ['Throttles read from the histories of orders_raw.'],
   };
 }
@@ -143,6 +159,41 @@ describe('report as HTML', () => {
     expect(html).toContain('<td>throttled</td><td>orders_raw</td><td>2025-06-01 09:00:02Z</td><td>2025-06-01 09:00:02Z</td><td>600ms</td><td>2</td>');
   });
 
+  it('lists every operator action with who, whether a signature proved it, why and what changed; and marks the limit changes on the timeline', async () => {
+    const report = sample();
+    // In time order, whatever order the histories gave them in.
+    expect(report.actions.map((a) => a.seq)).toEqual([1, 2, 3, 4, 5, 6, 7]);
+    expect(report.actions.filter((a) => a.limitChange).map((a) => a.seq)).toEqual([2, 4, 7]);
+    const html = await renderReport(report, 'html');
+    expect(html).toContain('<h2>Operator actions</h2>');
+    const table = html.slice(html.indexOf('<table id="actions">'), html.indexOf('</table>', html.indexOf('<table id="actions">')));
+    expect((table.match(/<tr>/g) ?? []).length).toBe(1 + 7);
+    expect(table).toContain('<th class="num">#</th><th>when</th><th>action</th><th>who</th><th>identity</th><th>why</th><th>what changed</th>');
+    expect(table).toContain('<td class="num">2</td><td>2025-06-01 09:00:03Z</td><td>set-rate</td><td>alice@ops</td><td>declared by the client</td><td>the orders API asked for less</td><td>rate 5/s → 2/s</td>');
+    expect(table).toContain('<td>set-rate</td><td>bob@oncall</td><td>declared by the client</td><td>incident &lt;42&gt; is over | back to 8</td><td>rate 2/s → 8/s (node orders_raw)</td>');
+    expect(table).toContain('<td>set-concurrency (refused)</td><td>mallory@laptop</td><td>declared by the client</td><td>–</td><td>refused: above the policy cap of 4</td>');
+    expect(table).toContain('<td>budget-pause</td><td>policy</td><td>the policy itself</td>');
+    expect(table).toContain('<td>set-budget</td><td>dana@example.com</td><td>verified signature</td><td>approved by finance</td><td>cost budget 100 → 200</td>');
+    expect(html).not.toContain('<42>');
+    const at = html.indexOf('<svg', html.indexOf('id="timeline"'));
+    const svg = html.slice(at, html.indexOf('</svg>', at) + 6);
+    const group = (name: string) => new RegExp(`<g class="mark-[a-z]+ role-mark ${name}"[^>]*>(.*?)</g>`, 's').exec(svg)?.[1] ?? '';
+    expect((group('limit-changes').match(/<(path|line)/g) ?? []).length).toBe(3);
+    expect(group('limit-changes')).toContain('aria-label="limit change #4: rate 2/s → 8/s (node orders_raw)"');
+    expect(group('limit-change-labels')).toContain('>#2 rate 5/s → 2/s</text>');
+    expect(svg).toContain('>limit change</text>');
+    expect(html).toContain('<dd>rate 5/s · concurrency per node at the start · changed 3 times while it ran (see operator actions)</dd>');
+  });
+
+  it('a backfill without limit changes has no limit marks nor their legend', async () => {
+    const report = sample();
+    report.actions = report.actions.filter((a) => !a.limitChange);
+    report.timeline.limitChanges = [];
+    const html = await renderReport(report, 'html');
+    expect(html).not.toContain('>limit change</text>');
+    expect(html).toContain('<dd>rate 5/s · concurrency per node at the start</dd>');
+  });
+
   it('draws the graph of datasets laid out by Graphviz, each coloured by how it ended, with a legend', async () => {
     const report = sample();
     report.plan.nodes[0]!.transform = '<script>alert(2)</script>';
@@ -181,6 +232,8 @@ describe('report as Markdown', () => {
     expect(md).toContain('- Throttles read from the histories of orders_raw.');
     expect(md).toContain('```mermaid\nflowchart LR\n  n0["<b>orders_raw</b><br/>day · 10 partitions<br/><small>sql</small><br/><small>10/10 done</small>"]');
     expect(md).toContain('  class n1 failed\n');
+    expect(md).toContain('## Operator actions');
+    expect(md).toContain('| 4 | 2025-06-01 09:00:07Z | set-rate | bob@oncall | declared by the client | incident \\<42\\> is over \\| back to 8 | rate 2/s → 8/s (node orders_raw) |');
   });
 
   it('keeps a cell on one line', () => {
