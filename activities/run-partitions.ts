@@ -165,6 +165,7 @@ export function createActivities(deps: ActivityDeps) {
       startedAt,
       specHash: definitionHash,
       ...(node.adopt ? { adopt: true } : {}),
+      ...(cost !== undefined ? { cost } : {}),
     });
     for (const warning of published.alreadyPublished ? [] : published.warnings) ctx.log.warn(`check warning on ${node.id} ${task.key}: ${warning}`);
     const result = resultOf(task, published, startedAt, cost, latencyMs);

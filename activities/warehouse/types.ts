@@ -63,6 +63,8 @@ export type PartitionWrite = {
   specHash?: string;
   /** Take over an existing view named after the node that backfill did not create (else publishing is refused). */
   adopt?: boolean;
+  /** What the transform reported this partition cost (ctx.reportCost), recorded in the ledger. */
+  cost?: number;
 };
 
 export type Published = {
@@ -104,6 +106,8 @@ export type LedgerRow = {
   warnings: string[];
   /** The hash of the node's transform, SQL, params and checks (null: recorded before the ledger kept it). */
   specHash: string | null;
+  /** What the transform reported producing this version cost (ctx.reportCost); null when it reported nothing. */
+  cost: number | null;
   current: boolean;
 };
 
