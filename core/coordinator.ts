@@ -8,7 +8,7 @@
  */
 import { parseSignedText, type SignatureCheck } from './approval.ts';
 import { parseMeta, type AuditEntry, type ControlMeta } from './audit.ts';
-import { parseSpending, type BudgetKind } from './budget.ts';
+import { parseSpending, type BudgetKind, type Spending } from './budget.ts';
 import { mergeFailures, withoutPartitions } from './failures.ts';
 import { BackfillError } from './errors.ts';
 import { POLICY_IDENTITY, type Governance, type Hold } from './governance.ts';
@@ -16,7 +16,7 @@ import { minRate, nodeShares, parseConcurrency, parseRate, type Limits, type Nod
 import { TokenBucket } from './pacing.ts';
 import type { Plan, PlanNode } from './plan.ts';
 import { progressOf } from './progress.ts';
-import type { BackfillCarry, BackfillState, FailureGroup, NodeControl, NodeOverrides, NodeReport, NodeSettings, NodeStats, Progress } from './protocol.ts';
+import type { BackfillCarry, BackfillState, CostAllowance, FailureGroup, NodeControl, NodeOverrides, NodeReport, NodeSettings, NodeStats, Progress } from './protocol.ts';
 import { initialRelease } from './only-changed.ts';
 import { RangeSet, receivedRanges, type RangesJSON } from './ranges.ts';
 import { Readiness, resumedReadiness } from './readiness.ts';
@@ -46,7 +46,11 @@ export type ApprovalOutcome = { accepted: true; approver: string } | { accepted:
 export type BudgetRequest = { budget: BudgetKind; limit: number };
 
 /** Options of a coordinator: the workflow's clock (for the audit trail and the run windows). */
-export type CoordinatorOptions = { now?: () => number };
+export type CoordinatorOptions = {
+  now?: () => number;
+  /** Give node workflows cost allowances (NodeSettings.allowance): a workflow change, behind the patch `cost-allowance`. */
+  allowances?: boolean;
+};
 
 export class BackfillCoordinator {
   readonly readiness: Readiness;
@@ -74,6 +78,9 @@ export class BackfillCoordinator {
   /** Audit entries not yet written to the history (the workflow upserts each into its memo). */
   private unwritten: AuditEntry[] = [];
   private readonly now: () => number;
+  private readonly allowances: boolean;
+  /** The running spending total each node workflow last reported. */
+  private readonly spentTotals: Record<string, Spending>;
 
   constructor(
     private readonly plan: Plan,
@@ -82,6 +89,8 @@ export class BackfillCoordinator {
     options: CoordinatorOptions = {},
   ) {
     this.now = options.now ?? (() => 0);
+    this.allowances = options.allowances ?? false;
+    this.spentTotals = { ...carry?.spentTotals };
     this.readiness = new Readiness(plan, carry?.readiness);
     this.paused = carry?.paused ?? false;
     this.limits = carry?.limits ?? { ...initialLimits };
@@ -136,6 +145,7 @@ export class BackfillCoordinator {
     }
     this.failures = { ...this.failures, [report.node]: failures };
     this.reports[report.node] = report.stats;
+    if (report.total) this.spentTotals[report.node] = report.total;
     if (report.spent && this.governance) {
       const paused = this.governance.spend(report.spent);
       if (paused !== null) this.write(this.governance.record('budget-pause', { identity: POLICY_IDENTITY }, this.now(), { why: paused }));
@@ -171,6 +181,7 @@ export class BackfillCoordinator {
     if (!(['rate', 'firstStartedAt', 'lastFinishedAt'] as const).every((k) => maybe(stats[k]))) refuse('stats are not numbers');
     if (report.final !== undefined && report.final !== 'cancelled') refuse(`final is ${JSON.stringify(report.final)}`);
     if (report.spent !== undefined) parseSpending(report.spent);
+    if (report.total !== undefined) parseSpending(report.total);
     return value as NodeReport;
   }
 
@@ -590,13 +601,16 @@ export class BackfillCoordinator {
       limits,
       this.plan.nodes.map((n) => ({ id: n.id, own: this.ownLimits(n), active: this.readiness.hasInHands(n.id), previous: this.settings.get(n.id) })),
     );
+    const allowances = paused ? null : this.costAllowances();
     for (const node of this.plan.nodes) {
       const share = shares.get(node.id)!;
+      const allowance = allowances?.get(node.id);
       const next: Omit<NodeSettings, 'seq'> = {
         ...share,
         burst: this.specs.get(node.id)!.burst ?? TokenBucket.defaultBurst(share.rate),
         paused,
         ...(deadline && !paused ? { openUntil: deadline.notAfter, stopBy: deadline.stopBy } : {}),
+        ...(allowance ? { allowance } : {}),
       };
       const prev = this.settings.get(node.id);
       if (
@@ -606,13 +620,34 @@ export class BackfillCoordinator {
         prev.concurrency === next.concurrency &&
         prev.paused === next.paused &&
         prev.openUntil === next.openUntil &&
-        prev.stopBy === next.stopBy
+        prev.stopBy === next.stopBy &&
+        prev.allowance?.metric === next.allowance?.metric &&
+        prev.allowance?.until === next.allowance?.until
       ) {
         continue;
       }
       this.settings.set(node.id, { ...next, seq: (prev?.seq ?? 0) + 1 });
       this.out(node.id).settingsDirty = true;
     }
+  }
+
+  /**
+   * Under a capped cost budget: what each node may spend before it stops starting batches. What
+   * is left of the budget is shared equally among the nodes with work in hands, each on top of
+   * the running total it last reported; a node without work gets no more than it has spent.
+   * Every report changes what is left, and so the allowances. A node stops by itself, without
+   * waiting for the parent's pause, so the budget is overspent by the batches running at most.
+   */
+  private costAllowances(): Map<string, CostAllowance> | null {
+    const cost = this.allowances ? this.governance?.budgets.status('cost') : null;
+    const metric = this.governance?.budgets.toJSON().cost?.metric;
+    if (!cost || cost.limit === null || metric === undefined) return null;
+    const active = this.plan.nodes.filter((n) => this.readiness.hasInHands(n.id)).map((n) => n.id);
+    const share = active.length === 0 ? 0 : (cost.remaining ?? 0) / active.length;
+    const activeSet = new Set(active);
+    return new Map(
+      this.plan.nodes.map((n) => [n.id, { metric, until: (this.spentTotals[n.id]?.[metric] ?? 0) + (activeSet.has(n.id) ? share : 0) }]),
+    );
   }
 
   get needsRefresh(): boolean {
@@ -742,6 +777,7 @@ export class BackfillCoordinator {
       settings: Object.fromEntries(this.settings),
       restarts: this.restarts,
       ...(this.governance ? { governance: this.governance.toJSON() } : {}),
+      ...(Object.keys(this.spentTotals).length > 0 ? { spentTotals: { ...this.spentTotals } } : {}),
     };
   }
 }
@@ -764,6 +800,8 @@ export function resumeCarry(carry: BackfillCarry, node?: string): BackfillCarry 
     outbox: {},
     settings: {},
     restarts: {},
+    // The new run's node workflows count their spending afresh.
+    spentTotals: {},
     // What the ended run had in hands may have been published by a node workflow it lost.
     recheck: Object.fromEntries(
       Object.entries(carry.readiness)

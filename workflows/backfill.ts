@@ -89,6 +89,8 @@ export const BOUNDED_CONTINUE_AS_NEW = 'bounded-continue-as-new';
  * audited; approvals, budgets and run windows hold partitions back.
  */
 export const GOVERNANCE = 'governance';
+/** A capped cost budget gives node workflows allowances, so they stop by themselves at the cap (more settings signals). */
+export const COST_ALLOWANCE = 'cost-allowance';
 
 /** Approvals waiting to be verified beyond this many are ignored (a flood of hand-made signals). */
 const MAX_PENDING_APPROVALS = 5;
@@ -108,6 +110,7 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
   const startedAt = carry?.startedAt ?? workflowTime();
   // Before any other command: whether this run is judged by the policy (histories from before governance are not).
   const governed = patched(GOVERNANCE);
+  const allowances = governed && patched(COST_ALLOWANCE);
   // Only a run's own continue-as-new carries a judgement to trust: a client's carry (a resume) is judged again.
   const continued = info.continuedFromExecutionRunId !== undefined;
   const coordinator = new BackfillCoordinator(
@@ -117,7 +120,7 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
       concurrency: input.limits?.concurrency !== undefined ? input.limits.concurrency : input.spec.concurrency,
     },
     carry,
-    { now: workflowTime },
+    { now: workflowTime, allowances },
   );
   if (governed && continued && carry?.governance) coordinator.govern(Governance.fromJSON(carry.governance));
   else if (governed && !continued) coordinator.awaitAdmission();
