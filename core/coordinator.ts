@@ -601,7 +601,8 @@ export class BackfillCoordinator {
       limits,
       this.plan.nodes.map((n) => ({ id: n.id, own: this.ownLimits(n), active: this.readiness.hasInHands(n.id), previous: this.settings.get(n.id) })),
     );
-    const allowances = paused ? null : this.costAllowances();
+    // Kept while held: a node that has not heard of the hold yet may still spend what it was granted.
+    const allowances = this.costAllowances(shares);
     for (const node of this.plan.nodes) {
       const share = shares.get(node.id)!;
       const allowance = allowances?.get(node.id);
@@ -632,22 +633,37 @@ export class BackfillCoordinator {
   }
 
   /**
-   * Under a capped cost budget: what each node may spend before it stops starting batches. What
-   * is left of the budget is shared equally among the nodes with work in hands, each on top of
-   * the running total it last reported; a node without work gets no more than it has spent.
-   * Every report changes what is left, and so the allowances. A node stops by itself, without
-   * waiting for the parent's pause, so the budget is overspent by the batches running at most.
+   * Under a capped cost budget: the running total (in the budget's metric) up to which each
+   * node may spend before it stops starting batches by itself, without waiting for the parent's
+   * pause. Grants never exceed the budget: what was spent plus what is granted and not yet spent
+   * stays within the cap, and what is free goes to the nodes that can run (work in hands and a
+   * share of the concurrency), by their concurrency. A grant is never lowered while its node may
+   * start batches (it may still act on older settings); a node without work is granted nothing
+   * beyond what it spent, which frees its rest for the others. So the backfill overspends by the
+   * batches already running at most.
+   *
+   * One exception keeps the backfill from waiting for ever: when every node that can run has
+   * spent its grant, the grants of nodes left without concurrency are freed too. Such a node
+   * starts nothing under its new settings, but until those reach it, it may still spend what it
+   * held, once more than the budget allows.
    */
-  private costAllowances(): Map<string, CostAllowance> | null {
+  private costAllowances(shares: ReadonlyMap<string, { concurrency: number }>): Map<string, CostAllowance> | null {
     const cost = this.allowances ? this.governance?.budgets.status('cost') : null;
     const metric = this.governance?.budgets.toJSON().cost?.metric;
     if (!cost || cost.limit === null || metric === undefined) return null;
-    const active = this.plan.nodes.filter((n) => this.readiness.hasInHands(n.id)).map((n) => n.id);
-    const share = active.length === 0 ? 0 : (cost.remaining ?? 0) / active.length;
-    const activeSet = new Set(active);
-    return new Map(
-      this.plan.nodes.map((n) => [n.id, { metric, until: (this.spentTotals[n.id]?.[metric] ?? 0) + (activeSet.has(n.id) ? share : 0) }]),
-    );
+    const seen = (id: string) => this.spentTotals[id]?.[metric] ?? 0;
+    const held = (id: string) => Math.max(seen(id), this.settings.get(id)?.allowance?.until ?? 0);
+    const ids = this.plan.nodes.map((n) => n.id);
+    const active = ids.filter((id) => this.readiness.hasInHands(id));
+    const runnable = active.filter((id) => shares.get(id)!.concurrency > 0);
+    const stuck = runnable.every((id) => held(id) <= seen(id));
+    const keeps = new Set(stuck ? runnable : active);
+    const base = new Map(ids.map((id) => [id, keeps.has(id) ? held(id) : seen(id)]));
+    const granted = ids.reduce((sum, id) => sum + base.get(id)! - seen(id), 0);
+    const free = Math.max(0, cost.limit - cost.used - granted);
+    const weight = runnable.reduce((sum, id) => sum + shares.get(id)!.concurrency, 0);
+    const more = (id: string) => (weight > 0 && runnable.includes(id) ? (free * shares.get(id)!.concurrency) / weight : 0);
+    return new Map(ids.map((id) => [id, { metric, until: base.get(id)! + more(id) }]));
   }
 
   get needsRefresh(): boolean {
@@ -717,6 +733,13 @@ export class BackfillCoordinator {
     const attempt = (this.restarts[id] ?? 0) + 1;
     if (attempt > maxRestarts) return null;
     this.restarts[id] = attempt;
+    // The new node workflow counts its spending from 0: what its grant had left goes with it.
+    const allowance = this.settings.get(id)?.allowance;
+    if (allowance) {
+      this.settings.set(id, { ...this.settings.get(id)!, allowance: { ...allowance, until: Math.max(0, allowance.until - (this.spentTotals[id]?.[allowance.metric] ?? 0)) } });
+      this.settingsStale = true;
+    }
+    delete this.spentTotals[id];
     this.refreshSettings();
     // What it held is in hands; what was on its way to it is in the outbox: one new start carries both.
     const ready = this.readiness.inHands(id);

@@ -63,30 +63,42 @@ const report = (node: string, [from, to]: [number, number], spent: Spending, tot
 });
 
 describe('cost allowances', () => {
-  it('share what is left of the budget among the nodes with work, each on top of what it last reported', () => {
+  it('grant what is free of the budget to the nodes with work, never lowering a grant, and free what a node without work did not spend', () => {
     const c = governed();
     expect(c.settingsOf('a').allowance).toEqual({ metric: 'reported', until: 50 });
     expect(c.settingsOf('b').allowance).toEqual({ metric: 'reported', until: 50 });
+    // a spent 30 of its 50: the rest stays granted to it (it may act on these settings for a while yet).
     c.onReport(report('a', [0, 2], cost(30), cost(30)));
-    // 70 left, 35 each: a on top of its 30, b on top of nothing yet.
-    expect(c.settingsOf('a').allowance).toEqual({ metric: 'reported', until: 65 });
-    expect(c.settingsOf('b').allowance).toEqual({ metric: 'reported', until: 35 });
-    // A node whose work is all done gets nothing more; the other gets the rest.
-    c.onReport(report('a', [3, 9], cost(40), cost(70)));
-    expect(c.settingsOf('a').allowance).toEqual({ metric: 'reported', until: 70 });
-    expect(c.settingsOf('b').allowance).toEqual({ metric: 'reported', until: 30 });
+    expect(c.settingsOf('a').allowance).toEqual({ metric: 'reported', until: 50 });
+    expect(c.settingsOf('b').allowance).toEqual({ metric: 'reported', until: 50 });
+    // a is done having spent 35: its other 15 go to b, the only node with work.
+    c.onReport(report('a', [3, 9], cost(5), cost(35)));
+    expect(c.settingsOf('a').allowance).toEqual({ metric: 'reported', until: 35 });
+    expect(c.settingsOf('b').allowance).toEqual({ metric: 'reported', until: 65 });
+    // A node that spent past its grant (the batches it had running) is granted nothing more.
+    c.onReport(report('b', [0, 4], cost(70), cost(70)));
+    expect(c.settingsOf('b')).toMatchObject({ paused: true });
   });
 
-  it('are gone while the budget holds the backfill, and back after set-budget', () => {
+  it('a restarted node workflow counts from 0 and keeps what its grant had left', () => {
     const c = governed();
+    expect(c.settingsOf('a').allowance?.until).toBe(50);
+    c.onReport(report('a', [0, 2], cost(30), cost(30)));
+    const restarted = c.restartNode('a', 3)!;
+    expect(restarted.settings.allowance).toEqual({ metric: 'reported', until: 20 });
+  });
+
+  it('stay while the budget holds the backfill (a node may not have heard of the hold yet), and grow after set-budget', () => {
+    const c = governed();
+    expect(c.settingsOf('a').allowance?.until).toBe(50);
     c.onReport(report('a', [0, 4], cost(60), cost(60)));
     c.onReport(report('b', [0, 3], cost(45), cost(45)));
-    expect(c.settingsOf('a')).toMatchObject({ paused: true });
-    expect(c.settingsOf('a').allowance).toBeUndefined();
+    expect(c.settingsOf('a')).toMatchObject({ paused: true, allowance: { until: 60 } });
+    expect(c.settingsOf('b')).toMatchObject({ paused: true, allowance: { until: 50 } });
     c.setBudget({ budget: 'cost', limit: 125 });
-    // 20 left, 10 each.
-    expect(c.settingsOf('a')).toMatchObject({ paused: false, allowance: { metric: 'reported', until: 70 } });
-    expect(c.settingsOf('b')).toMatchObject({ paused: false, allowance: { metric: 'reported', until: 55 } });
+    // 125 - 105 spent - 5 b may still spend = 15 free, 7.5 each.
+    expect(c.settingsOf('a')).toMatchObject({ paused: false, allowance: { metric: 'reported', until: 67.5 } });
+    expect(c.settingsOf('b')).toMatchObject({ paused: false, allowance: { metric: 'reported', until: 57.5 } });
   });
 
   it('are not given by a parent whose history is from before them (the patch), nor without a cost budget', () => {
