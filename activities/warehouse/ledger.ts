@@ -67,6 +67,8 @@ export const TABLES: readonly TableDef[] = [
       col('version_columns', 'json', false),
       // What the transform reported producing the partition cost (ctx.reportCost); null: it reported nothing.
       col('cost', 'number', false),
+      // Written as a staged version (its status then says whether it is published, staged or discarded).
+      col('staged', 'boolean', true, { default: 'false' }),
     ],
     primaryKey: ['node', 'partition', 'version'],
     indexes: [
@@ -127,7 +129,7 @@ export function ledgerValues(codec: Codec, write: PartitionWrite, version: numbe
     node: write.node,
     partition: write.partition,
     version,
-    status: published ? 'published' : 'failed_check',
+    status: !published ? 'failed_check' : write.stage ? 'staged' : 'published',
     backfill_id: write.backfillId,
     run_key: write.runKey,
     workflow_id: write.workflowId,
@@ -149,6 +151,7 @@ export function ledgerValues(codec: Codec, write: PartitionWrite, version: numbe
     spec_hash: write.specHash ?? null,
     version_columns: published ? codec.json(fields.columns) : null,
     cost: write.cost ?? null,
+    staged: codec.bool(write.stage === true),
   };
 }
 
@@ -191,6 +194,7 @@ export function ledgerRow(codec: Codec, r: Raw): LedgerRow {
     warnings: codec.fromJson(r.warnings),
     specHash: r.spec_hash as string | null,
     cost: numberOrNull(r.cost),
+    staged: codec.fromBool(r.staged),
     current: codec.fromBool(r.current),
   };
 }
@@ -204,6 +208,7 @@ export function publishedOf(codec: Codec, r: Raw): Published {
     checksum: r.checksum as string,
     schemaHash: r.schema_hash as string,
     warnings: codec.fromJson(r.warnings),
+    ...(r.status === 'staged' ? { staged: true } : {}),
   };
 }
 
