@@ -124,9 +124,11 @@ export function backfillCurrentDetails(progress: Progress): string {
     (n) => `| ${n.id} | ${count(n.done)} of ${count(n.total)} | ${count(n.running)} | ${count(n.failed)} | ${count(n.blocked)} | ${rate(n.rate)} | ${n.concurrency} | ${eta(n.etaSeconds)} |`,
   );
   const lastError = progress.nodes.flatMap((n) => n.failures.map((f) => `${n.id}: ${f.message}`))[0];
-  // The headline and the last error first, one paragraph: the Web UI shows current details in a frame of fixed height.
+  // What the policy holds it for (an approval, a budget, a run window: which window opens next).
+  const holds = (progress.governance?.holds ?? []).map((h) => `${HARD_BREAK}Held: ${escape(h.reason.slice(0, 300))}`).join('');
+  // The headline, the holds and the last error first, one paragraph: the Web UI shows current details in a frame of fixed height.
   return [
-    `**${progress.paused ? 'paused' : progress.state}** · ${count(progress.done)} of ${count(progress.total)} partitions · backfill rate ${rate(progress.rate)} · ETA ${eta(progress.etaSeconds)}${lastError ? `${HARD_BREAK}Last error: ${escape(lastError.slice(0, 300))}` : ''}`,
+    `**${progress.paused ? 'paused' : progress.state}** · ${count(progress.done)} of ${count(progress.total)} partitions · backfill rate ${rate(progress.rate)} · ETA ${eta(progress.etaSeconds)}${holds}${lastError ? `${HARD_BREAK}Last error: ${escape(lastError.slice(0, 300))}` : ''}`,
     '',
     '| dataset | done | running | failed | blocked | rate | concurrency | ETA |',
     '| --- | --- | --- | --- | --- | --- | --- | --- |',

@@ -5,7 +5,8 @@
  *   starts nothing while paused, goes on after `set-budget` (client library, then command
  *   line), and its ledger shows every partition once, with the cost it reported;
  * - a backfill whose run window closes while it runs starts no partition until the window
- *   opens again, says in `status` when that is, and finishes on its own.
+ *   opens again, says in `status` and the Web UI's current details when that is, and finishes
+ *   on its own.
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -168,6 +169,12 @@ describe('run windows end to end', () => {
     const status = await runCli(['status', backfillId]);
     expect(status.code, status.stderr).toBe(0);
     expect(status.stdout).toMatch(new RegExp(`outside the run windows \\(paused\\): next window opens \\w{3} ${hhmm(reopen)} UTC`));
+    // The Web UI shows the workflow's current details: they name the next opening too.
+    const handle = client.client.workflow.getHandle(backfillWorkflowId(backfillId));
+    await waitFor('the current details to name the next window', async () => {
+      const metadata = await handle.query<{ currentDetails?: string | null }>('__temporal_workflow_metadata');
+      return metadata.currentDetails?.includes(`Held: outside the run windows (paused): next window opens`) && metadata.currentDetails.includes(`${hhmm(reopen)} UTC`);
+    }, 10_000);
 
     const outcome = await client.wait(backfillId, reopen - Date.now() + 90_000);
     expect(outcome.state).toBe('completed');

@@ -89,4 +89,13 @@ describe('current details', () => {
     expect(text).toContain('| orders | 40 of 100 | 2 | 1 | 3 | unlimited | 4 | 61s |');
     expect(backfillCurrentDetails({ ...progress, paused: false, etaSeconds: null, nodes: [] })).toMatch(/^\*\*running\*\* .* ETA —$/m);
   });
+
+  it('the parent: what the policy holds it for, such as when the next run window opens', () => {
+    const waiting = {
+      backfillId: 'b', name: 'shop', state: 'waiting_for_window', paused: false, rate: null, concurrency: null, total: 10, done: 4, running: 0, failed: 0, blocked: 0, pending: 6,
+      throughput: 0, etaSeconds: null, runs: 1, nodes: [],
+      governance: { holds: [{ kind: 'window', reason: 'outside the run windows (paused): next window opens Fri 06:30 UTC, in 5 min' }] },
+    } as unknown as Progress;
+    expect(backfillCurrentDetails(waiting).split('\n')[1]).toBe('Held: outside the run windows (paused): next window opens Fri 06:30 UTC, in 5 min');
+  });
 });
