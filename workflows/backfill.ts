@@ -474,10 +474,14 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
 
   // The Web UI's current details: progress per dataset, refreshed at most every two seconds.
   let shownAt = -Infinity;
+  let shownHolds = '';
   const show = (state: BackfillResult['state'] | 'running' | 'staged' = 'running') => {
     const now = workflowTime();
-    if (state === 'running' && now - shownAt < 2000) return;
+    // A new hold (or one lifted) shows at once: the backfill may wait for a while with nothing else to show.
+    const holds = coordinator.holds().map((h) => h.kind).join(',');
+    if (state === 'running' && now - shownAt < 2000 && holds === shownHolds) return;
     shownAt = now;
+    shownHolds = holds;
     setCurrentDetails(`**${backfillSummary(plan)}** · id ${backfillId}${HARD_BREAK}${backfillCurrentDetails(coordinator.progress(backfillId, state, runs))}`);
   };
 
