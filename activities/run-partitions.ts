@@ -196,6 +196,7 @@ export function createActivities(deps: ActivityDeps) {
       startedAt,
       specHash: definitionHash,
       ...(node.adopt ? { adopt: true } : {}),
+      ...(cost !== undefined ? { cost } : {}),
       ...(input.stage ? { stage: true } : {}),
     });
     for (const warning of published.alreadyPublished ? [] : published.warnings) ctx.log.warn(`check warning on ${node.id} ${task.key}: ${warning}`);

@@ -237,7 +237,7 @@ export class ProgressView {
 export function renderLineage(node: string, partition: string, versions: LedgerRow[]): string {
   if (versions.length === 0) return `${node} ${partition}: no version in the ledger`;
   const table = new Table({
-    head: ['version', 'status', 'backfill', 'rows', 'checksum', 'transform', 'code', 'attempt', 'finished', 'inputs'],
+    head: ['version', 'status', 'backfill', 'rows', 'checksum', 'transform', 'code', 'attempt', 'finished', 'took', 'cost', 'inputs'],
     style: tableStyle(),
   });
   for (const v of versions) {
@@ -252,6 +252,8 @@ export function renderLineage(node: string, partition: string, versions: LedgerR
       v.codeVersion,
       String(v.attempt),
       v.finishedAt,
+      formatDuration(v.durationMs),
+      v.cost === null ? '–' : number(v.cost),
       v.inputs.map((i) => `${i.node} ${i.from === i.to ? i.from : `${i.from}..${i.to}`} (${i.partitions}, ${i.versions ? Object.values(i.versions).map((x) => `v${x}`).filter((x, k, all) => all.indexOf(x) === k).join(' ') : `digest ${i.digest}`})`).join('\n') || '–',
     ]);
   }

@@ -9,6 +9,7 @@
  */
 import { BackfillError } from './errors.ts';
 import type { Budgets, CostMetric } from './policy.ts';
+import type { PartitionResult } from './protocol.ts';
 
 export type BudgetKind = 'retries' | 'cost';
 
@@ -29,8 +30,11 @@ export type BudgetStatus = {
   unit: string;
 };
 
-/** What one finished partition cost, by the budget's metric. */
-export type PartitionCost = { startedAt: number; finishedAt: number; rowCount: number; reported?: number };
+/**
+ * What one finished partition cost, by the budget's metric: the fields of the activity's
+ * result that measure it (`cost` is what the transform reported through ctx.reportCost).
+ */
+export type PartitionCost = Pick<PartitionResult, 'startedAt' | 'finishedAt' | 'rowCount' | 'cost'>;
 
 export function costOf(metric: CostMetric, partition: PartitionCost): number {
   switch (metric) {
@@ -39,7 +43,7 @@ export function costOf(metric: CostMetric, partition: PartitionCost): number {
     case 'rows':
       return partition.rowCount;
     case 'reported':
-      return partition.reported ?? 0;
+      return partition.cost ?? 0;
   }
 }
 

@@ -8,7 +8,7 @@
  */
 import { parseSignedText, type SignatureCheck } from './approval.ts';
 import { parseMeta, type AuditEntry, type ControlMeta } from './audit.ts';
-import { parseSpending, type BudgetKind } from './budget.ts';
+import { parseSpending, type BudgetKind, type Spending } from './budget.ts';
 import { mergeFailures, withoutPartitions } from './failures.ts';
 import { BackfillError } from './errors.ts';
 import { POLICY_IDENTITY, type Governance, type Hold } from './governance.ts';
@@ -17,7 +17,7 @@ import { TokenBucket } from './pacing.ts';
 import type { Plan, PlanNode } from './plan.ts';
 import { progressOf } from './progress.ts';
 import { StagedGate, type StagedAction, type StagedDecision } from './staged.ts';
-import type { BackfillCarry, BackfillState, FailureGroup, NodeControl, NodeOverrides, NodeReport, NodeSettings, NodeStats, Progress } from './protocol.ts';
+import type { BackfillCarry, BackfillState, CostAllowance, FailureGroup, NodeControl, NodeOverrides, NodeReport, NodeSettings, NodeStats, Progress } from './protocol.ts';
 import { initialRelease } from './only-changed.ts';
 import { RangeSet, receivedRanges, type RangesJSON } from './ranges.ts';
 import { Readiness, resumedReadiness } from './readiness.ts';
@@ -47,10 +47,16 @@ export type ApprovalOutcome = { accepted: true; approver: string } | { accepted:
 export type BudgetRequest = { budget: BudgetKind; limit: number };
 
 /**
- * Options of a coordinator: the workflow's clock (for the audit trail and the run windows), and
- * whether a new backfill is staged (`start --stage`; a carried one keeps what it started with).
+ * Options of a coordinator: the workflow's clock (for the audit trail and the run windows),
+ * whether a new backfill is staged (`start --stage`; a carried one keeps what it started with),
+ * and whether it gives node workflows cost allowances.
  */
-export type CoordinatorOptions = { now?: () => number; stage?: boolean };
+export type CoordinatorOptions = {
+  now?: () => number;
+  stage?: boolean;
+  /** Give node workflows cost allowances (NodeSettings.allowance): a workflow change, behind the patch `cost-allowance`. */
+  allowances?: boolean;
+};
 
 export class BackfillCoordinator {
   readonly readiness: Readiness;
@@ -80,6 +86,9 @@ export class BackfillCoordinator {
   /** Audit entries not yet written to the history (the workflow upserts each into its memo). */
   private unwritten: AuditEntry[] = [];
   private readonly now: () => number;
+  private readonly allowances: boolean;
+  /** The running spending total each node workflow last reported. */
+  private readonly spentTotals: Record<string, Spending>;
 
   constructor(
     private readonly plan: Plan,
@@ -88,6 +97,8 @@ export class BackfillCoordinator {
     options: CoordinatorOptions = {},
   ) {
     this.now = options.now ?? (() => 0);
+    this.allowances = options.allowances ?? false;
+    this.spentTotals = { ...carry?.spentTotals };
     this.readiness = new Readiness(plan, carry?.readiness);
     // Decided at the first start, then carried (continue-as-new, resume).
     this.staged = carry?.staged ? new StagedGate(carry.staged) : options.stage && !carry ? new StagedGate() : null;
@@ -144,6 +155,7 @@ export class BackfillCoordinator {
     }
     this.failures = { ...this.failures, [report.node]: failures };
     this.reports[report.node] = report.stats;
+    if (report.total) this.spentTotals[report.node] = report.total;
     if (report.spent && this.governance) {
       const paused = this.governance.spend(report.spent);
       if (paused !== null) this.write(this.governance.record('budget-pause', { identity: POLICY_IDENTITY }, this.now(), { why: paused }));
@@ -179,6 +191,7 @@ export class BackfillCoordinator {
     if (!(['rate', 'firstStartedAt', 'lastFinishedAt'] as const).every((k) => maybe(stats[k]))) refuse('stats are not numbers');
     if (report.final !== undefined && report.final !== 'cancelled') refuse(`final is ${JSON.stringify(report.final)}`);
     if (report.spent !== undefined) parseSpending(report.spent);
+    if (report.total !== undefined) parseSpending(report.total);
     return value as NodeReport;
   }
 
@@ -598,13 +611,17 @@ export class BackfillCoordinator {
       limits,
       this.plan.nodes.map((n) => ({ id: n.id, own: this.ownLimits(n), active: this.readiness.hasInHands(n.id), previous: this.settings.get(n.id) })),
     );
+    // Kept while held: a node that has not heard of the hold yet may still spend what it was granted.
+    const allowances = this.costAllowances(shares);
     for (const node of this.plan.nodes) {
       const share = shares.get(node.id)!;
+      const allowance = allowances?.get(node.id);
       const next: Omit<NodeSettings, 'seq'> = {
         ...share,
         burst: this.specs.get(node.id)!.burst ?? TokenBucket.defaultBurst(share.rate),
         paused,
         ...(deadline && !paused ? { openUntil: deadline.notAfter, stopBy: deadline.stopBy } : {}),
+        ...(allowance ? { allowance } : {}),
       };
       const prev = this.settings.get(node.id);
       if (
@@ -614,13 +631,49 @@ export class BackfillCoordinator {
         prev.concurrency === next.concurrency &&
         prev.paused === next.paused &&
         prev.openUntil === next.openUntil &&
-        prev.stopBy === next.stopBy
+        prev.stopBy === next.stopBy &&
+        prev.allowance?.metric === next.allowance?.metric &&
+        prev.allowance?.until === next.allowance?.until
       ) {
         continue;
       }
       this.settings.set(node.id, { ...next, seq: (prev?.seq ?? 0) + 1 });
       this.out(node.id).settingsDirty = true;
     }
+  }
+
+  /**
+   * Under a capped cost budget: the running total (in the budget's metric) up to which each
+   * node may spend before it stops starting batches by itself, without waiting for the parent's
+   * pause. Grants never exceed the budget: what was spent plus what is granted and not yet spent
+   * stays within the cap, and what is free goes to the nodes that can run (work in hands and a
+   * share of the concurrency), by their concurrency. A grant is never lowered while its node may
+   * start batches (it may still act on older settings); a node without work is granted nothing
+   * beyond what it spent, which frees its rest for the others. So the backfill overspends by the
+   * batches already running at most.
+   *
+   * One exception keeps the backfill from waiting for ever: when every node that can run has
+   * spent its grant, the grants of nodes left without concurrency are freed too. Such a node
+   * starts nothing under its new settings, but until those reach it, it may still spend what it
+   * held, once more than the budget allows.
+   */
+  private costAllowances(shares: ReadonlyMap<string, { concurrency: number }>): Map<string, CostAllowance> | null {
+    const cost = this.allowances ? this.governance?.budgets.status('cost') : null;
+    const metric = this.governance?.budgets.toJSON().cost?.metric;
+    if (!cost || cost.limit === null || metric === undefined) return null;
+    const seen = (id: string) => this.spentTotals[id]?.[metric] ?? 0;
+    const held = (id: string) => Math.max(seen(id), this.settings.get(id)?.allowance?.until ?? 0);
+    const ids = this.plan.nodes.map((n) => n.id);
+    const active = ids.filter((id) => this.readiness.hasInHands(id));
+    const runnable = active.filter((id) => shares.get(id)!.concurrency > 0);
+    const stuck = runnable.every((id) => held(id) <= seen(id));
+    const keeps = new Set(stuck ? runnable : active);
+    const base = new Map(ids.map((id) => [id, keeps.has(id) ? held(id) : seen(id)]));
+    const granted = ids.reduce((sum, id) => sum + base.get(id)! - seen(id), 0);
+    const free = Math.max(0, cost.limit - cost.used - granted);
+    const weight = runnable.reduce((sum, id) => sum + shares.get(id)!.concurrency, 0);
+    const more = (id: string) => (weight > 0 && runnable.includes(id) ? (free * shares.get(id)!.concurrency) / weight : 0);
+    return new Map(ids.map((id) => [id, { metric, until: base.get(id)! + more(id) }]));
   }
 
   get needsRefresh(): boolean {
@@ -690,6 +743,13 @@ export class BackfillCoordinator {
     const attempt = (this.restarts[id] ?? 0) + 1;
     if (attempt > maxRestarts) return null;
     this.restarts[id] = attempt;
+    // The new node workflow counts its spending from 0: what its grant had left goes with it.
+    const allowance = this.settings.get(id)?.allowance;
+    if (allowance) {
+      this.settings.set(id, { ...this.settings.get(id)!, allowance: { ...allowance, until: Math.max(0, allowance.until - (this.spentTotals[id]?.[allowance.metric] ?? 0)) } });
+      this.settingsStale = true;
+    }
+    delete this.spentTotals[id];
     this.refreshSettings();
     // What it held is in hands; what was on its way to it is in the outbox: one new start carries both.
     const ready = this.readiness.inHands(id);
@@ -751,6 +811,7 @@ export class BackfillCoordinator {
       restarts: this.restarts,
       ...(this.staged ? { staged: this.staged.toCarry() } : {}),
       ...(this.governance ? { governance: this.governance.toJSON() } : {}),
+      ...(Object.keys(this.spentTotals).length > 0 ? { spentTotals: { ...this.spentTotals } } : {}),
     };
   }
 
@@ -802,6 +863,8 @@ export function resumeCarry(carry: BackfillCarry, node?: string): BackfillCarry 
     outbox: {},
     settings: {},
     restarts: {},
+    // The new run's node workflows count their spending afresh.
+    spentTotals: {},
     // What the ended run had in hands may have been published by a node workflow it lost.
     recheck: Object.fromEntries(
       Object.entries(carry.readiness)

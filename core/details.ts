@@ -159,9 +159,11 @@ export function backfillCurrentDetails(progress: Progress): string {
   // The operator actions last: the progress matters most in the frame's fixed height.
   const governance = progress.governance;
   const actions = governance ? recentActionsText(progress.backfillId, governance.recentActions, governance.actions) : [];
-  // The headline and the last error first, one paragraph: the Web UI shows current details in a frame of fixed height.
+  // What the policy holds it for (an approval, a budget, a run window: which window opens next).
+  const holds = (progress.governance?.holds ?? []).map((h) => `${HARD_BREAK}Held: ${escape(h.reason.slice(0, 300))}`).join('');
+  // The headline, the holds and the last error first, one paragraph: the Web UI shows current details in a frame of fixed height.
   return [
-    `**${progress.paused ? 'paused' : progress.state}** · ${count(progress.done)} of ${count(progress.total)} partitions · backfill rate ${rate(progress.rate)} · ETA ${eta(progress.etaSeconds)}${lastError ? `${HARD_BREAK}Last error: ${escape(lastError.slice(0, 300))}` : ''}`,
+    `**${progress.paused ? 'paused' : progress.state}** · ${count(progress.done)} of ${count(progress.total)} partitions · backfill rate ${rate(progress.rate)} · ETA ${eta(progress.etaSeconds)}${holds}${lastError ? `${HARD_BREAK}Last error: ${escape(lastError.slice(0, 300))}` : ''}`,
     '',
     '| dataset | done | running | failed | blocked | rate | concurrency | ETA |',
     '| --- | --- | --- | --- | --- | --- | --- | --- |',

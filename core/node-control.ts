@@ -21,6 +21,8 @@ const NodeSettingsSchema = z.strictObject({
   /** Run windows (a governed parent): no batch starts at or after `openUntil`; running ones stop at `stopBy`. Both or neither. */
   openUntil: z.number().finite().optional(),
   stopBy: z.number().finite().optional(),
+  /** A cost budget: no batch starts once the node's running total in `metric` reaches `until`. */
+  allowance: z.strictObject({ metric: z.enum(['partitionSeconds', 'rows', 'reported']), until: z.number().finite().min(0) }).optional(),
 }).refine((s) => (s.openUntil === undefined) === (s.stopBy === undefined) && (s.openUntil === undefined || s.stopBy! >= s.openUntil), {
   message: 'openUntil and stopBy come together, stopBy not before openUntil',
   path: ['stopBy'],

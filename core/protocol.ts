@@ -3,6 +3,7 @@
  * activity. Plain JSON: everything here crosses Temporal's payload converter.
  */
 import type { Spending } from './budget.ts';
+import type { CostMetric } from './policy.ts';
 import type { GovernanceJSON, GovernanceView } from './governance.ts';
 import type { Limits } from './limits.ts';
 import type { RangesJSON } from './ranges.ts';
@@ -165,6 +166,8 @@ export type BackfillCarry = {
    * recorded it: their partitions are not checked against it, and nothing is leased.
    */
   warehouse?: { id: string; location: string };
+  /** The running spending total each node workflow last reported (`NodeReport.total`), for their cost allowances. */
+  spentTotals?: Record<string, Spending>;
   /** The backfill emits OpenLineage events; `ended`: the nodes whose run's end was emitted. Absent: it emits none (started before it could). */
   lineage?: { ended: string[] };
   /** A staged backfill: where it is between staging and its decision. Absent: it publishes as it goes. */
@@ -182,7 +185,17 @@ export type NodeSettings = {
   openUntil?: number;
   /** Run windows: partitions still running at this instant (close + grace) stop, to run again in the next window. */
   stopBy?: number;
+  /**
+   * A cost budget: the node starts no batch once its own spending in `metric` (the running
+   * total it reports, `NodeReport.total`) reaches `until`, until the parent says more. The parent
+   * gives each active node a share of what is left of the budget on top of what the node last
+   * reported, so the backfill stops within the batches already running of the cap.
+   */
+  allowance?: CostAllowance;
 };
+
+/** See NodeSettings.allowance. */
+export type CostAllowance = { metric: CostMetric; until: number };
 
 /** Parent → node workflow, batched: new ready partitions, settings, a new spec of the node, or the order to finish. An empty one is a probe. */
 export type NodeControl = {
@@ -202,6 +215,8 @@ export type NodeReport = {
   final?: 'cancelled';
   /** What its partitions cost and the attempts that failed, since the last report (for the budgets). */
   spent?: Spending;
+  /** The same, counted since the node workflow started (across its continue-as-new): what an allowance is measured against. */
+  total?: Spending;
 };
 
 /** A node's partitions as its upstream nodes need them: for its inputs' keys. */
@@ -221,7 +236,7 @@ export type NodeInput = {
   /** Of `ready`, the partitions a node workflow that closed without finishing may have published. */
   recheck?: RangesJSON;
   tuning: Tuning;
-  state?: { scheduler: SchedulerState; runs: number; spent?: Spending };
+  state?: { scheduler: SchedulerState; runs: number; spent?: Spending; total?: Spending };
   /** The identity of the backfill's warehouse: a partition activity on a worker of another warehouse refuses it. */
   warehouseId?: string;
   /** The backfill is staged: its partitions are written as staged versions. */

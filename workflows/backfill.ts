@@ -97,6 +97,8 @@ export const STAGED_BACKFILL = 'staged-backfill';
  * audited; approvals, budgets and run windows hold partitions back.
  */
 export const GOVERNANCE = 'governance';
+/** A capped cost budget gives node workflows allowances, so they stop by themselves at the cap (more settings signals). */
+export const COST_ALLOWANCE = 'cost-allowance';
 
 /** Approvals waiting to be verified beyond this many are ignored (a flood of hand-made signals). */
 const MAX_PENDING_APPROVALS = 5;
@@ -116,6 +118,7 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
   const startedAt = carry?.startedAt ?? workflowTime();
   // Before any other command: whether this run is judged by the policy (histories from before governance are not).
   const governed = patched(GOVERNANCE);
+  const allowances = governed && patched(COST_ALLOWANCE);
   // Only a run's own continue-as-new carries a judgement to trust: a client's carry (a resume) is judged again.
   const continued = info.continuedFromExecutionRunId !== undefined;
   const coordinator = new BackfillCoordinator(
@@ -125,7 +128,7 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
       concurrency: input.limits?.concurrency !== undefined ? input.limits.concurrency : input.spec.concurrency,
     },
     carry,
-    { now: workflowTime, stage: input.stage === true },
+    { now: workflowTime, stage: input.stage === true, allowances },
   );
   // Only a backfill started with --stage asks, so no recorded history meets this patch.
   const staged = coordinator.staged !== null && patched(STAGED_BACKFILL) ? coordinator.staged : null;
@@ -471,10 +474,14 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
 
   // The Web UI's current details: progress per dataset, refreshed at most every two seconds.
   let shownAt = -Infinity;
+  let shownHolds = '';
   const show = (state: BackfillResult['state'] | 'running' | 'staged' = 'running') => {
     const now = workflowTime();
-    if (state === 'running' && now - shownAt < 2000) return;
+    // A new hold (or one lifted) shows at once: the backfill may wait for a while with nothing else to show.
+    const holds = coordinator.holds().map((h) => h.kind).join(',');
+    if (state === 'running' && now - shownAt < 2000 && holds === shownHolds) return;
     shownAt = now;
+    shownHolds = holds;
     setCurrentDetails(`**${backfillSummary(plan)}** · id ${backfillId}${HARD_BREAK}${backfillCurrentDetails(coordinator.progress(backfillId, state, runs))}`);
   };
 

@@ -29,7 +29,7 @@ import {
   setHandler,
   workflowInfo,
 } from '@temporalio/workflow';
-import { isNoSpending, noSpending, spend } from '../core/budget.ts';
+import { isNoSpending, noSpending, spend, type PartitionCost } from '../core/budget.ts';
 import { parseDuration } from '../core/duration.ts';
 import { BackfillError } from '../core/errors.ts';
 import { parseNodeControl } from '../core/node-control.ts';
@@ -162,6 +162,14 @@ export async function nodeWorkflow(input: NodeInput): Promise<NodeSummary> {
   let settings: NodeSettings = input.state?.scheduler.settings ?? input.settings;
   /** What the partitions cost and the attempts that failed since the last report (for the parent's budgets). */
   const spending = input.state?.spent ?? noSpending();
+  /** The same since this node workflow started (carried across continue-as-new): its cost allowance is measured against it. */
+  const total = input.state?.total ?? noSpending();
+  const charge = (finished: readonly PartitionCost[], failed: number) => {
+    spend(spending, finished, failed);
+    spend(total, finished, failed);
+  };
+  /** A cost budget: no batch starts once the node spent its allowance (the parent's pause may arrive later). */
+  const budgetAllows = () => settings.allowance === undefined || total[settings.allowance.metric] < settings.allowance.until;
   /** Run windows: no batch starts at or after the current window's close (the parent's pause may arrive later). */
   const windowAllows = () => settings.openUntil === undefined || workflowTime() < settings.openUntil;
 
@@ -206,7 +214,7 @@ export async function nodeWorkflow(input: NodeInput): Promise<NodeSummary> {
     const body = scheduler.takeReport();
     const spent = isNoSpending(spending) ? undefined : { ...spending };
     Object.assign(spending, noSpending());
-    const message: NodeReport = { node: plan.id, ...body, ...(final ? { final } : {}), ...(spent ? { spent } : {}) };
+    const message: NodeReport = { node: plan.id, ...body, ...(final ? { final } : {}), ...(spent ? { spent, total: { ...total } } : {}) };
     sending = true;
     try {
       // Never cancelled halfway: a report that leaves must arrive, or the parent loses track.
@@ -293,12 +301,12 @@ export async function nodeWorkflow(input: NodeInput): Promise<NodeSummary> {
       // recorded histories replay (test/replay); merging them is a workflow change.
       .then(
         (result): BatchOutcome => {
-          spend(spending, result.finished, Math.max(0, (result.attempt ?? 1) - 1));
+          charge(result.finished, Math.max(0, (result.attempt ?? 1) - 1));
           return { kind: 'completed', finished: result.finished, ...(result.throttled ? { throttled: result.throttled } : {}) };
         },
         (error: unknown): BatchOutcome => {
           const outcome = failureOutcome(error);
-          spend(spending, outcome.kind === 'failed' ? outcome.finished : [], failedAttempts(error, maxAttempts));
+          charge(outcome.kind === 'failed' ? outcome.finished : [], failedAttempts(error, maxAttempts));
           return outcome;
         },
       )
@@ -343,7 +351,7 @@ export async function nodeWorkflow(input: NodeInput): Promise<NodeSummary> {
   try {
     for (;;) {
       scheduler.advance(workflowTime());
-      if (!finishing && !parentGone && !draining && windowAllows()) for (const batch of scheduler.startable()) start(batch);
+      if (!finishing && !parentGone && !draining && windowAllows() && budgetAllows()) for (const batch of scheduler.startable()) start(batch);
       show();
       if (parentGone || (finishing && scheduler.inFlightBatches === 0)) break;
       if (shouldContinueAsNew() && !finishing) {
@@ -379,7 +387,12 @@ export async function nodeWorkflow(input: NodeInput): Promise<NodeSummary> {
             node: spec,
             ready: '',
             recheck: '',
-            state: { scheduler: scheduler.toState(), runs, ...(isNoSpending(spending) ? {} : { spent: { ...spending } }) },
+            state: {
+              scheduler: scheduler.toState(),
+              runs,
+              ...(isNoSpending(spending) ? {} : { spent: { ...spending } }),
+              ...(isNoSpending(total) ? {} : { total: { ...total } }),
+            },
           });
         }
         holdingReports = false;

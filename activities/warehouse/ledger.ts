@@ -6,7 +6,8 @@
 import type { InputVersions, LedgerRow, PartitionWrite, Published, RollbackRecord } from './types.ts';
 
 /** Column types as backfill means them; each dialect spells them its own way. */
-export type ColumnType = 'text' | 'key' | 'integer' | 'bigint' | 'boolean' | 'json' | 'time';
+/** `number`: a floating-point number (a reported cost may be a fraction: credits, a price). */
+export type ColumnType = 'text' | 'key' | 'integer' | 'bigint' | 'number' | 'boolean' | 'json' | 'time';
 
 export type ColumnDef = { name: string; type: ColumnType; notNull?: boolean; default?: string };
 
@@ -64,6 +65,8 @@ export const TABLES: readonly TableDef[] = [
       col('spec_hash', 'text', false),
       // The columns the version wrote, which its checksum covers (null: published before they were recorded).
       col('version_columns', 'json', false),
+      // What the transform reported producing the partition cost (ctx.reportCost); null: it reported nothing.
+      col('cost', 'number', false),
       // Written as a staged version (its status then says whether it is published, staged or discarded).
       col('staged', 'boolean', true, { default: 'false' }),
     ],
@@ -147,8 +150,17 @@ export function ledgerValues(codec: Codec, write: PartitionWrite, version: numbe
     warnings: codec.json(fields.warnings),
     spec_hash: write.specHash ?? null,
     version_columns: published ? codec.json(fields.columns) : null,
+    cost: write.cost ?? null,
     staged: codec.bool(write.stage === true),
   };
+}
+
+/** A write's reported cost is a number of 0 or more (the warehouse kit takes writes from any caller). */
+export function assertCost(write: Pick<PartitionWrite, 'node' | 'partition' | 'cost'>): void {
+  const { cost } = write;
+  if (cost !== undefined && !(typeof cost === 'number' && Number.isFinite(cost) && cost >= 0)) {
+    throw new RangeError(`${write.node} ${write.partition}: a reported cost is a number of 0 or more (got ${String(cost)}); leave it out when the transform reported none`);
+  }
 }
 
 type Raw = Record<string, unknown>;
@@ -181,6 +193,7 @@ export function ledgerRow(codec: Codec, r: Raw): LedgerRow {
     error: r.error as string | null,
     warnings: codec.fromJson(r.warnings),
     specHash: r.spec_hash as string | null,
+    cost: numberOrNull(r.cost),
     staged: codec.fromBool(r.staged),
     current: codec.fromBool(r.current),
   };

@@ -66,6 +66,8 @@ export type PartitionWrite = {
   specHash?: string;
   /** Take over an existing view named after the node that backfill did not create (else publishing is refused). */
   adopt?: boolean;
+  /** What the transform reported this partition cost (ctx.reportCost), recorded in the ledger. */
+  cost?: number;
   /**
    * Write and check the version but publish nothing: it is recorded as `staged`, and only
    * `publishStaged` of its run moves the pointer. Its upstream reads prefer the versions its
@@ -120,6 +122,8 @@ export type LedgerRow = {
   warnings: string[];
   /** The hash of the node's transform, SQL, params and checks (null: recorded before the ledger kept it). */
   specHash: string | null;
+  /** What the transform reported producing this version cost (ctx.reportCost); null when it reported nothing. */
+  cost: number | null;
   /** Written as a staged version (published later, or discarded, or still waiting); absent in rows made by hand. */
   staged?: boolean;
   current: boolean;

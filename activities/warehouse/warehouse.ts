@@ -10,7 +10,7 @@ import { changesFromRows, changesQuery, pageLimit, type ChangeRow } from './chan
 import { PREVIOUS, THIS, checkAsync, type CheckOutcome } from './checks.ts';
 import { RowHasher, schemaHash, type ValueKind } from './checksum.ts';
 import { partitionLock, type Dialect, type PublishRequest, type PublishStart, type Session, type SpecStatement, type Wanted } from './dialect.ts';
-import { TABLES, ledgerInsert, ledgerRow, ledgerValues, publishedOf, rollbackRecord, type ColumnDef, type LedgerFields } from './ledger.ts';
+import { TABLES, assertCost, ledgerInsert, ledgerRow, ledgerValues, publishedOf, rollbackRecord, type ColumnDef, type LedgerFields } from './ledger.ts';
 import { inputVersions } from './lineage.ts';
 import { assertDataset } from './names.ts';
 import { assertSameChecksum, columnsFromSchemaHash, decideRestore, type RestoreState } from './restore.ts';
@@ -216,7 +216,7 @@ export class SqlWarehouse implements Warehouse {
    * nothing of those after it is written.
    */
   async publishMany(writes: readonly PartitionWrite[]): Promise<PublishedBatch> {
-    writes.forEach((w) => assertDataset(w.node));
+    writes.forEach((w) => (assertDataset(w.node), assertCost(w)));
     if (writes.length === 0) return { published: [] };
     try {
       return await this.tx(async (s): Promise<PublishedBatch> => {

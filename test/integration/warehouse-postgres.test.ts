@@ -153,7 +153,7 @@ describe('postgres: its own storage', () => {
     }
   });
 
-  it('upgrades a ledger from before warnings, spec hashes and rollbacks in place', async () => {
+  it('upgrades a ledger from before warnings, spec hashes, costs and rollbacks in place', async () => {
     const { warehouse, url, internal, cleanup } = await fresh();
     try {
       await execIn(
@@ -168,10 +168,10 @@ describe('postgres: its own storage', () => {
          INSERT INTO ${internal}.ledger VALUES ('orders', 'k', 1, 'published', 'bf-0', 'r0', 'w0', 1, 'c0', 's0', 'sql', '{}', 'code-0', '[]', 1, 1,
            '2024-01-01T00:00:00Z', '2024-01-01T00:00:01Z', 1000, NULL, NULL);`,
       );
-      expect(await warehouse.ledger({ node: 'orders' })).toEqual([expect.objectContaining({ version: 1, warnings: [], specHash: null, checksum: 'c0' })]);
+      expect(await warehouse.ledger({ node: 'orders' })).toEqual([expect.objectContaining({ version: 1, warnings: [], specHash: null, cost: null, checksum: 'c0' })]);
       expect(await warehouse.rollbacks({})).toEqual([]);
-      await warehouse.publish(write('orders', 'k2', { rows: [{ a: 1 }], specHash: 'abc', checks: [{ type: 'row_count', max: 0, severity: 'warn' }] }));
-      expect((await warehouse.ledger({ node: 'orders', partition: 'k2' }))[0]).toMatchObject({ specHash: 'abc', warnings: ['row_count: 1 rows, expected at most 0'] });
+      await warehouse.publish(write('orders', 'k2', { rows: [{ a: 1 }], specHash: 'abc', cost: 2.5, checks: [{ type: 'row_count', max: 0, severity: 'warn' }] }));
+      expect((await warehouse.ledger({ node: 'orders', partition: 'k2' }))[0]).toMatchObject({ specHash: 'abc', cost: 2.5, warnings: ['row_count: 1 rows, expected at most 0'] });
       const again = new PostgresWarehouse(url, { schema: internal });
       expect(await again.ledger({ node: 'orders' })).toHaveLength(2);
       await again.close();

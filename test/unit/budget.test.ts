@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { BudgetLedger, costOf, type BudgetLedgerJSON } from '../../core/budget.ts';
+import { BudgetLedger, costOf, noSpending, spend, type BudgetLedgerJSON } from '../../core/budget.ts';
 import type { Budgets } from '../../core/policy.ts';
+import type { PartitionResult } from '../../core/protocol.ts';
 
 const budgets = (over: Partial<Budgets> = {}): Budgets => ({
   retries: { limit: 3, max: 10 },
@@ -8,7 +9,17 @@ const budgets = (over: Partial<Budgets> = {}): Budgets => ({
   ...over,
 });
 
-const partition = (seconds: number, rowCount = 0, reported?: number) => ({ startedAt: 1000, finishedAt: 1000 + seconds * 1000, rowCount, ...(reported !== undefined ? { reported } : {}) });
+/** A finished partition as runPartitions returns it (its reported cost in `cost`). */
+const partition = (seconds: number, rowCount = 0, cost?: number): PartitionResult => ({
+  index: 0,
+  key: '2024-01-01',
+  version: 1,
+  rowCount,
+  checksum: 'c',
+  startedAt: 1000,
+  finishedAt: 1000 + seconds * 1000,
+  ...(cost !== undefined ? { cost } : {}),
+});
 
 describe('costOf', () => {
   it('measures a partition by each metric', () => {
@@ -16,6 +27,8 @@ describe('costOf', () => {
     expect(costOf('rows', partition(2.5, 7))).toBe(7);
     expect(costOf('reported', partition(2.5, 7, 1e9))).toBe(1e9);
     expect(costOf('reported', partition(2.5, 7))).toBe(0);
+    // What a node adds up for its report: the cost each partition's result carries.
+    expect(spend(noSpending(), [partition(1, 2, 5), partition(2, 3, 7.5), partition(1, 0)], 1)).toEqual({ failedAttempts: 1, partitionSeconds: 4, rows: 5, reported: 12.5 });
     // A clock that went backwards costs nothing rather than a refund.
     expect(costOf('partitionSeconds', { startedAt: 2000, finishedAt: 1000, rowCount: 0 })).toBe(0);
   });

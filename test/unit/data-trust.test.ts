@@ -194,8 +194,8 @@ describe('columnsFromSchemaHash', () => {
 });
 
 describe('lineage output', () => {
-  it('shows the spec hash of the published version and every version\'s check warnings', () => {
-    const row = (version: number, warnings: string[], current: boolean): LedgerRow => ({
+  it('shows the spec hash of the published version, every version\'s duration and reported cost, and its check warnings', () => {
+    const row = (version: number, warnings: string[], current: boolean, cost: number | null = null): LedgerRow => ({
       node: 'daily',
       partition: 'k',
       version,
@@ -219,9 +219,13 @@ describe('lineage output', () => {
       error: null,
       warnings,
       specHash: `hash-${version}`,
+      cost,
       current,
     });
-    const text = stripVTControlCharacters(renderLineage('daily', 'k', [row(2, ['drift: row_count went from 3 to 9 (+200%), more than the 50% allowed'], true), row(1, [], false)]));
+    const text = stripVTControlCharacters(renderLineage('daily', 'k', [row(2, ['drift: row_count went from 3 to 9 (+200%), more than the 50% allowed'], true, 1234567.5), row(1, [], false)]));
+    expect(text).toMatch(/│ took\s+│ cost\s+│/);
+    expect(text).toMatch(/│ 1.0s\s+│ 1,234,567\.5\s+│/);
+    expect(text).toMatch(/│ 1.0s\s+│ –\s+│/);
     expect(text).toContain('parameters: {"factor":2} · spec hash hash-2');
     expect(text).toContain('check warnings:\n  v2: drift: row_count went from 3 to 9 (+200%), more than the 50% allowed');
     // A staged backfill's versions: staged (not current), and once published, published from staging.

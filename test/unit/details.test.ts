@@ -149,4 +149,19 @@ describe('current details', () => {
     expect(plainCell('x'.repeat(200), 10)).toBe(`${'x'.repeat(9)}…`);
     expect(plainCell('under_score*star*`code`')).toBe('under\\_score\\*star\\*\\`code\\`');
   });
+
+  it('the parent: what the policy holds it for, such as when the next run window opens', () => {
+    const waiting: Progress = {
+      backfillId: 'b', name: 'shop', state: 'waiting_for_window', paused: false, rate: null, concurrency: null, total: 10, done: 4, running: 0, failed: 0, blocked: 0, pending: 6,
+      throughput: 0, etaSeconds: null, runs: 1, nodes: [],
+      governance: {
+        policy: { hash: null, path: null }, planHash: 'sha256:x', starter: { identity: 'alice@laptop', verified: false },
+        approval: { needed: false, reasons: [], approvedBy: null, approvedAt: null },
+        holds: [{ kind: 'window', reason: 'outside the run windows (paused): next window opens Fri 06:30 UTC, in 5 min' }],
+        window: null, budgets: { retries: null, cost: null }, priority: { key: null, fairnessWeight: null }, estimate: null,
+        lastAction: null, recentActions: [], actions: 0,
+      },
+    };
+    expect(backfillCurrentDetails(waiting).split('\n')[1]).toBe('Held: outside the run windows (paused): next window opens Fri 06:30 UTC, in 5 min');
+  });
 });

@@ -49,6 +49,7 @@ function row(node: string, day: number, durationMs: number, backfillId: string, 
     error: null,
     warnings: [],
     specHash: 'h',
+    cost: null,
     current: true,
     ...extra,
   };

@@ -10,12 +10,13 @@
  *
  * A backfill may run under a policy (`GovernanceCase`): an approval it must wait for (approvals
  * arrive verified, refused or forged), a retry budget the node reports spend (and set-budget
- * raises), and a run window the clock crosses. A governed start, like the workflow's, is
+ * raises), a cost budget (each partition costs 1) whose allowances the node workflows keep to,
+ * and a run window the clock crosses. A governed start, like the workflow's, is
  * judged by `Governance.admit`; a resumed one is judged again.
  */
 import fc from 'fast-check';
 import { signedText, type SignatureCheck } from '../../core/approval.ts';
-import { noSpending, type Spending } from '../../core/budget.ts';
+import { isNoSpending, noSpending, type Spending } from '../../core/budget.ts';
 import { AUTO_BATCH_MAX } from '../../core/batching.ts';
 import { BackfillCoordinator, resumeCarry } from '../../core/coordinator.ts';
 import { BackfillError } from '../../core/errors.ts';
@@ -41,8 +42,10 @@ type NodeRun = {
   finishing: boolean;
   reportInFlight: boolean;
   cancelled: boolean;
-  /** Failed attempts since its last report (the node workflow's `spending`, for the parent's budgets). */
+  /** Failed attempts and cost since its last report (the node workflow's `spending`, for the parent's budgets). */
   spent: Spending;
+  /** The same since the node workflow started (across its continue-as-new): its allowance is measured against it. */
+  total: Spending;
 };
 type Activity = { serial: number; node: string; instance: number; batchId: number; tasks: Array<{ index: number; recheck: boolean }>; orphan: boolean };
 type ControlMessage = { node: string; control: NodeControl };
@@ -76,7 +79,7 @@ export type Action =
   | { kind: 'setBudget'; value: unknown };
 
 /** The policy a governed model backfill runs under (null: none, as before governance). */
-export type GovernanceCase = { approval: boolean; retries: number | null; window: boolean } | null;
+export type GovernanceCase = { approval: boolean; retries: number | null; window: boolean; cost?: number | null } | null;
 
 /** Any ed25519 key will do: the model's approvals arrive as the signature check's verdict. */
 const key = (c: string) => `AAAAC3NzaC1lZDI1NTE5AAAAI${c.repeat(43)}`;
@@ -87,10 +90,20 @@ function policyOf(governance: NonNullable<GovernanceCase>): PolicyInput {
   return {
     version: 1,
     ...(governance.approval ? { approval: { datasets: ['*'], allowedSigners: [`starter ssh-ed25519 ${key('C')}`, `approver ssh-ed25519 ${key('D')}`] } } : {}),
-    ...(governance.retries !== null ? { budgets: { retries: { limit: governance.retries, max: 1000 } } } : {}),
+    ...(governance.retries !== null || governance.cost
+      ? {
+          budgets: {
+            ...(governance.retries !== null ? { retries: { limit: governance.retries, max: 1000 } } : {}),
+            ...(governance.cost ? { cost: { metric: 'reported' as const, unit: 'partitions', limit: governance.cost, max: COST_MAX } } : {}),
+          },
+        }
+      : {}),
     ...(governance.window ? { windows: WINDOW } : {}),
   };
 }
+
+/** The most a model backfill's cost budget may be raised to (the drain raises it there). */
+const COST_MAX = 100_000;
 
 export class Violation extends Error {}
 
@@ -122,6 +135,11 @@ export class World {
   private readonly heardFrom = new Map<string, number>();
   private instances = 0;
   private serials = 0;
+  /** Cost budgets: what partitions cost in all (what node runs counted), what was lost with their runs, the highest cap, the most in flight per node. */
+  private chargedCost = 0;
+  private lostCost = 0;
+  private maxCostLimit = 0;
+  private readonly maxInFlight = new Map<string, number>();
   /** What readers see of the run key's versions: all it published, or (staged) nothing until its publish commits. */
   private readonly visible = new Set<string>();
   /** A staged backfill's publish or discard under way (the activity in its update handler). */
@@ -139,6 +157,7 @@ export class World {
   ) {
     this.spec = spec;
     this.plan = expandPlan(spec);
+    this.maxCostLimit = governance?.cost ?? 0;
     this.parent = this.coordinator({ rate: spec.rate, concurrency: spec.concurrency });
     this.startNodes();
   }
@@ -148,7 +167,7 @@ export class World {
    * (what the ended run spent and its audit trail go on); a continue-as-new carries its judgement.
    */
   private coordinator(limits: { rate: number | null; concurrency: number | null }, carry?: BackfillCarry, continued = false): BackfillCoordinator {
-    const parent = new BackfillCoordinator(this.plan, limits, carry, { now: () => this.now, stage: this.staged });
+    const parent = new BackfillCoordinator(this.plan, limits, carry, { now: () => this.now, stage: this.staged, allowances: true });
     if (!this.governance) return parent;
     if (continued) {
       if (!carry?.governance) fail('a governed run continued as new without its governance');
@@ -170,7 +189,9 @@ export class World {
       startSignature: null,
       priority: { key: null, fairnessKey: null, fairnessWeight: null },
       now: this.now,
-      ...(carried ? { spent: { retries: carried.budgets.retries.used, cost: null, costMetric: null }, audit: carried.audit } : {}),
+      ...(carried
+        ? { spent: { retries: carried.budgets.retries.used, cost: carried.budgets.cost?.used ?? null, costMetric: carried.budgets.cost?.metric ?? null }, audit: carried.audit }
+        : {}),
     });
     if (!admission.admitted) fail(`the model's start was refused: ${admission.message}`);
     parent.govern(admission.governance, { limits: admission.limits, nodeRates: admission.nodeRates });
@@ -215,7 +236,7 @@ export class World {
     const parent = this.parent!;
     const spec = parent.nodeSpec(id);
     const scheduler = new NodeScheduler(this.options(spec), parent.settingsOf(id), ready, undefined, recheck);
-    this.nodes.set(id, { id, instance: ++this.instances, scheduler, spec, finishing: false, reportInFlight: false, cancelled: false, spent: noSpending() });
+    this.nodes.set(id, { id, instance: ++this.instances, scheduler, spec, finishing: false, reportInFlight: false, cancelled: false, spent: noSpending(), total: noSpending() });
   }
 
   private options(spec: ResolvedNode): SchedulerOptions {
@@ -329,7 +350,7 @@ export class World {
 
   private report(run: NodeRun, final?: 'cancelled'): void {
     if (!final && !run.scheduler.hasNews) return;
-    const spent = run.spent.failedAttempts > 0 ? { spent: run.spent } : {};
+    const spent = isNoSpending(run.spent) ? {} : { spent: run.spent, total: run.total };
     run.spent = noSpending();
     this.reports.push({ report: json({ node: run.id, ...run.scheduler.takeReport(), ...(final ? { final } : {}), ...spent }), duplicate: false });
     if (!final) run.reportInFlight = true;
@@ -354,7 +375,10 @@ export class World {
     const run = this.nodes.get(id);
     if (!run) return;
     run.scheduler.advance(this.now);
-    if (!run.finishing) {
+    // A cost allowance spent: nothing starts until the parent grants more (workflows/node.ts, budgetAllows).
+    const allowance = run.scheduler.toState().settings.allowance;
+    const allowed = allowance === undefined || run.total[allowance.metric] < allowance.until;
+    if (!run.finishing && allowed) {
       const startable = run.scheduler.startable();
       // Under a policy that wants an approval, nothing starts in a run that has not had one.
       if (startable.length > 0 && this.governance?.approval && !this.approvedThisRun) fail(`${id} started partitions before the backfill was approved`);
@@ -364,10 +388,12 @@ export class World {
         const tasks = batch.indices.map((index, i) => ({ index, recheck: batch.recheck[i]! }));
         this.activities.push({ serial: ++this.serials, node: id, instance: run.instance, batchId: batch.id, tasks, orphan: false });
       }
-    } else if (run.scheduler.inFlightBatches === 0 && !run.reportInFlight) {
+      const running = this.activities.filter((a) => a.node === id && !a.orphan).reduce((sum, a) => sum + a.tasks.length, 0);
+      this.maxInFlight.set(id, Math.max(this.maxInFlight.get(id) ?? 0, running));
+    } else if (run.finishing && run.scheduler.inFlightBatches === 0 && !run.reportInFlight) {
       // Finished: what completed since the last report goes first, then the workflow ends.
       if (run.scheduler.hasResults) {
-        const spent = run.spent.failedAttempts > 0 ? { spent: run.spent } : {};
+        const spent = isNoSpending(run.spent) ? {} : { spent: run.spent, total: run.total };
         this.reports.push({ report: json({ node: id, ...run.scheduler.takeReport(), ...spent }), duplicate: false });
       }
       this.nodes.delete(id);
@@ -391,9 +417,11 @@ export class World {
     const run = this.nodes.get(id);
     if (!run) return;
     this.orphanActivities(run);
-    // Its report in flight is lost with it, and so is everything it held.
+    // Its report in flight is lost with it, and so is everything it held (what they cost too).
+    this.lostCost += run.spent.reported;
     if (run.reportInFlight) {
       const index = this.reports.findIndex((m) => m.report.node === id && !m.duplicate);
+      if (index >= 0) this.lostCost += this.reports[index]!.report.spent?.reported ?? 0;
       if (index >= 0) this.reports.splice(index, 1);
     }
     this.nodes.delete(id);
@@ -407,6 +435,7 @@ export class World {
     const state = json(run.scheduler.toState());
     run.scheduler = new NodeScheduler(this.options(run.spec), state.settings, new RangeSet(), state);
     run.spent = json(run.spent);
+    run.total = json(run.total);
   }
 
   // ---- activities (activities/run-partitions.ts and the warehouse's publish) ----
@@ -425,7 +454,7 @@ export class World {
       }
       // Durations and reported latencies vary, so that automatic batches and latency pacing act.
       const ms = (activity.serial * 37 + task.index * 11) % 1500;
-      finished.push({ index: task.index, key, version: 1, rowCount: 0, checksum: '', startedAt: this.now - ms, finishedAt: this.now, ...(activity.serial % 3 === 0 ? { latencyMs: ms * 2 } : {}) });
+      finished.push({ index: task.index, key, version: 1, rowCount: 0, checksum: '', startedAt: this.now - ms, finishedAt: this.now, cost: 1, ...(activity.serial % 3 === 0 ? { latencyMs: ms * 2 } : {}) });
     };
     let result: BatchOutcome;
     const [first, ...rest] = activity.tasks;
@@ -442,6 +471,10 @@ export class World {
     const run = this.nodes.get(activity.node);
     if (!activity.orphan && run && run.instance === activity.instance) {
       if (result.kind === 'failed') run.spent.failedAttempts += 1;
+      const landed = result.kind === 'cancelled' ? 0 : result.finished.length;
+      run.spent.reported += landed;
+      run.total.reported += landed;
+      this.chargedCost += landed;
       run.scheduler.settle(activity.batchId, result);
     }
   }
@@ -594,6 +627,10 @@ export class World {
       }
       case 'setBudget':
         if (parent) this.control(() => parent.setBudget({ budget: 'retries', limit: action.value }, { identity: 'operator', reason: 'model' }));
+        if (parent && this.governance?.cost) {
+          this.control(() => parent.setBudget({ budget: 'cost', limit: action.value }, { identity: 'operator', reason: 'model' }));
+          if (typeof action.value === 'number' && action.value > 0) this.maxCostLimit = Math.max(this.maxCostLimit, action.value);
+        }
         return;
     }
   }
@@ -625,6 +662,11 @@ export class World {
       if (concurrency > state.settings.concurrency || (state.settings.concurrency > 0 && concurrency < 1)) {
         fail(`node ${run.id} runs ${concurrency} at once under a concurrency of ${state.settings.concurrency}`);
       }
+    }
+    // A cost budget is overspent by what was running when it ran out, at most: each node stops by itself at its allowance.
+    if (this.governance?.cost) {
+      const bound = this.maxCostLimit + [...this.maxInFlight.values()].reduce((a, b) => a + b, 0);
+      if (this.chargedCost - this.lostCost > bound) fail(`partitions cost ${this.chargedCost - this.lostCost} under a cost budget of at most ${this.maxCostLimit} (${bound} with what ran at once)`);
     }
     if (!parent) return;
     // Read without refreshing anything: checking must not change what the model does next.
@@ -713,7 +755,13 @@ export class World {
       const parent = this.parent;
       if (parent?.governed) {
         if (parent.isAwaitingApproval) this.approve(parent, 'valid', true);
-        if (parent.governed.budgetHold !== null) parent.setBudget({ budget: 'retries', limit: 1000 }, { identity: 'operator', reason: 'drain' });
+        if (parent.governed.budgetHold !== null) {
+          if (parent.governed.budgets.status('retries')?.reached) parent.setBudget({ budget: 'retries', limit: 1000 }, { identity: 'operator', reason: 'drain' });
+          if (parent.governed.budgets.status('cost')?.reached) {
+            parent.setBudget({ budget: 'cost', limit: COST_MAX }, { identity: 'operator', reason: 'drain' });
+            this.maxCostLimit = COST_MAX;
+          }
+        }
         const next = parent.nextWindowChange;
         if (parent.holds().some((h) => h.kind === 'window') && next !== null) this.now = Math.max(this.now, next);
       }
@@ -826,9 +874,9 @@ export const actionArbitrary: fc.Arbitrary<Action> = fc.oneof(
   { weight: 1, arbitrary: fc.constantFrom<unknown>(1, 3, 1000, 5000, 0, -1, 2.5, 'x', null).map<Action>((value) => ({ kind: 'setBudget', value })) },
 );
 
-/** No policy (half the cases, as before governance), or a policy with an approval, a retry budget and a run window in any mix. */
+/** No policy (half the cases, as before governance), or a policy with an approval, a retry budget, a cost budget and a run window in any mix. */
 export const governanceArbitrary: fc.Arbitrary<GovernanceCase> = fc.option(
-  fc.record({ approval: fc.boolean(), retries: fc.option(fc.integer({ min: 1, max: 4 }), { nil: null }), window: fc.boolean() }),
+  fc.record({ approval: fc.boolean(), retries: fc.option(fc.integer({ min: 1, max: 4 }), { nil: null }), window: fc.boolean(), cost: fc.option(fc.integer({ min: 1, max: 8 }), { nil: null }) }),
   { nil: null },
 );
 

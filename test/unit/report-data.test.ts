@@ -91,6 +91,7 @@ function row(partition: string, extra: Partial<LedgerRow> = {}): LedgerRow {
     error: null,
     warnings: [],
     specHash: null,
+    cost: null,
     current: true,
     ...extra,
   };

@@ -73,7 +73,7 @@ describe('sqlite: its own storage', () => {
     await again.close();
   });
 
-  it('upgrades a warehouse file from before warnings, spec hashes and rollbacks in place', async () => {
+  it('upgrades a warehouse file from before warnings, spec hashes, costs and rollbacks in place', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'backfill-warehouse-'));
     dirs.push(dir);
     const path = join(dir, 'old.db');
@@ -84,13 +84,13 @@ describe('sqlite: its own storage', () => {
     old.close();
     for (let open = 0; open < 2; open++) {
       const wh = new SqliteWarehouse(path);
-      expect(await wh.ledger({ node: 'orders' })).toEqual([expect.objectContaining({ version: 1, warnings: [], specHash: null, checksum: 'c0' })]);
+      expect(await wh.ledger({ node: 'orders' })).toEqual([expect.objectContaining({ version: 1, warnings: [], specHash: null, cost: null, checksum: 'c0' })]);
       expect(await wh.rollbacks({})).toEqual([]);
       await wh.close();
     }
     const wh = new SqliteWarehouse(path);
-    await wh.publish(write('orders', 'k2', { rows: [{ a: 1 }], specHash: 'abc', checks: [{ type: 'row_count', max: 0, severity: 'warn' }] }));
-    expect((await wh.ledger({ node: 'orders', partition: 'k2' }))[0]).toMatchObject({ specHash: 'abc', warnings: ['row_count: 1 rows, expected at most 0'] });
+    await wh.publish(write('orders', 'k2', { rows: [{ a: 1 }], specHash: 'abc', cost: 2.5, checks: [{ type: 'row_count', max: 0, severity: 'warn' }] }));
+    expect((await wh.ledger({ node: 'orders', partition: 'k2' }))[0]).toMatchObject({ specHash: 'abc', cost: 2.5, warnings: ['row_count: 1 rows, expected at most 0'] });
     await wh.close();
   });
 });

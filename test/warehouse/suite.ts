@@ -712,6 +712,26 @@ export function warehouseSuite(kind: Warehouse['kind'], open: WarehouseFactory):
     });
   });
 
+  describe(`${kind}: cost and duration in the ledger`, () => {
+    it('records the cost a write reports (fractions too) and the duration, null without a cost, also for a failed check', async () => {
+      const startedAt = Date.now() - 1500;
+      await wh.publish(write('orders', 'k1', { rows: ORDERS, cost: 1234.5, startedAt }));
+      await wh.publish(write('orders', 'k2', { rows: ORDERS }));
+      await rejection(wh.publish(write('orders', 'k3', { rows: ORDERS, cost: 7, checks: [{ type: 'row_count', min: 9 }] })));
+      const rows = Object.fromEntries((await wh.ledger({ node: 'orders' })).map((r) => [r.partition, r]));
+      expect(Object.fromEntries(Object.entries(rows).map(([k, r]) => [k, r.cost]))).toEqual({ k1: 1234.5, k2: null, k3: 7 });
+      expect(rows.k1!.durationMs).toBeGreaterThanOrEqual(1500);
+      expect(rows.k1!.durationMs).toBe(Date.parse(rows.k1!.finishedAt) - startedAt);
+    });
+
+    it('refuses a cost that is not a number of 0 or more, and writes nothing', async () => {
+      for (const cost of [-1, Number.NaN, Number.POSITIVE_INFINITY, '5' as unknown as number]) {
+        expect((await rejection(wh.publish(write('orders', 'k', { rows: ORDERS, cost })))).message).toMatch(/orders k: a reported cost is a number of 0 or more/);
+      }
+      expect(await wh.ledger({ node: 'orders' })).toEqual([]);
+    });
+  });
+
   describe(`${kind}: what a backfill changed (changesBy)`, () => {
     /** bf-1 publishes k1 and k2 of orders and x of users; bf-2 publishes k1 and k2 again, and k3 anew. */
     const seed = async () => {

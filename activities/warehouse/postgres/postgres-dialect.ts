@@ -61,7 +61,7 @@ const CODEC: Codec = {
   fromTime: (value) => (value instanceof Date ? value.toISOString() : String(value)),
 };
 
-const TYPES: Record<ColumnType, string> = { text: 'text', key: 'text COLLATE "C"', integer: 'integer', bigint: 'bigint', boolean: 'boolean', json: 'jsonb', time: 'timestamptz' };
+const TYPES: Record<ColumnType, string> = { text: 'text', key: 'text COLLATE "C"', integer: 'integer', bigint: 'bigint', number: 'double precision', boolean: 'boolean', json: 'jsonb', time: 'timestamptz' };
 
 export class PostgresDialect implements Dialect {
   readonly kind = 'postgres' as const;

@@ -51,7 +51,7 @@ const CODEC: Codec = {
   fromTime: (value) => String(value),
 };
 
-const TYPES: Record<ColumnType, string> = { text: 'TEXT', key: 'TEXT', integer: 'INTEGER', bigint: 'INTEGER', boolean: 'INTEGER', json: 'TEXT', time: 'TEXT' };
+const TYPES: Record<ColumnType, string> = { text: 'TEXT', key: 'TEXT', integer: 'INTEGER', bigint: 'INTEGER', number: 'REAL', boolean: 'INTEGER', json: 'TEXT', time: 'TEXT' };
 
 export class SqliteDialect implements Dialect {
   readonly kind = 'sqlite' as const;
