@@ -52,7 +52,7 @@ function days(options: { empty?: string[]; fails?: string[]; throttles?: string[
   };
 }
 
-const node: PartitionNode = { id: 'days', transform: 'days', params: {}, checks: [{ type: 'row_count', min: 1 }], heartbeatTimeout: '30s' };
+const node: PartitionNode = { id: 'days', transform: 'days', params: {}, checks: [{ type: 'row_count', min: 1, severity: 'error' }], heartbeatTimeout: '30s' };
 
 function run(transform: Transform, options: { attempt?: number; finished?: PartitionResult[] } = {}) {
   const input: RunPartitionsInput = {
