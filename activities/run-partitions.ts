@@ -296,9 +296,11 @@ export function createActivities(deps: ActivityDeps) {
             return failure(task, error, i);
           }
           if ('done' in outcome) {
+            // Nothing was written (a dry run) or it was published before: nothing a crash could
+            // lose, so no checkpoint of its own (each heartbeat encodes every finished result:
+            // per partition, that cost grew with the batch). The next commit or the timer's
+            // heartbeat carries it.
             finished.push(outcome.done);
-            // What a retry may skip; the last one is in the result.
-            if (i < input.partitions.length - 1) ctx.heartbeat({ finished, attempt });
             continue;
           }
           buffer.add(outcome.pending);

@@ -144,6 +144,16 @@ describe('a batch activity commits its partitions together', () => {
   });
 });
 
+describe('partitions with nothing to commit', () => {
+  it('a dry run batch sends no heartbeat per partition (each would encode every result so far)', async () => {
+    const noop: Transform = Object.assign(() => undefined, { dryRun: true as const });
+    const { result, heartbeats } = run(noop);
+    expect((await result).finished.map((r) => r.index)).toEqual([0, 1, 2, 3, 4]);
+    expect(heartbeats).toEqual([]);
+    expect(warehouse.calls).toEqual([]);
+  });
+});
+
 describe('PublishBuffer', () => {
   const pending = (workMs: number, rows = 1) => ({
     task: { index: 0, key: 'k', window: null, inputs: [], throttled: 0 },
