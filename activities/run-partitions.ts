@@ -53,6 +53,36 @@ function resultOf(task: PartitionTask, published: Published, startedAt: number, 
   };
 }
 
+/** A partition of a batch ran longer than its node's timeout: retried, as an activity that timed out would be. */
+export class PartitionTimeoutError extends Error {
+  override name = 'PartitionTimeout';
+}
+
+/**
+ * Runs one partition of a batch within the node's per-partition timeout. The activity's own
+ * timeout covers the whole batch (the timeout times its partitions), so without this a partition
+ * that hangs would hold the batch for as long. The transform's signal aborts at the deadline, and
+ * a transform that ignores it is left behind: its attempt fails and the retry runs the partition
+ * again (the abandoned one's rows, should it ever return them, are never committed: nothing holds them for a commit).
+ */
+export async function withinTimeout<T>(timeoutMs: number | null, signal: AbortSignal | null, run: (signal: AbortSignal | null) => Promise<T>): Promise<T> {
+  if (timeoutMs === null) return run(signal);
+  const deadline = new AbortController();
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      const error = new PartitionTimeoutError(`the partition ran longer than its timeout of ${timeoutMs} ms (the node's timeout): it is retried`);
+      deadline.abort(error);
+      reject(error);
+    }, timeoutMs);
+  });
+  try {
+    return await Promise.race([run(signal ? AbortSignal.any([signal, deadline.signal]) : deadline.signal), expired]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** The run window closed: the partition was not started, or was stopped at the end of the grace period (it runs again later). */
 class WindowClosed extends Error {}
 
@@ -124,7 +154,8 @@ export function createActivities(deps: ActivityDeps) {
     // The first read pins the upstream versions it sees; later reads and the ledger use the same ones.
     let pinned: PinnedInput[] | undefined;
     const query: PartitionSession['query'] = async (sql, b) => {
-      pinned ??= await deps.warehouse.pin(task.inputs);
+      // A staged backfill reads the versions it staged upstream (else the published ones).
+      pinned ??= await deps.warehouse.pin(task.inputs, input.stage ? { runKey: input.runKey } : {});
       return deps.warehouse.query(sql, b, pinned);
     };
     const returned = await transform({
@@ -174,6 +205,7 @@ export function createActivities(deps: ActivityDeps) {
       startedAt,
       specHash: definitionHash,
       ...(node.adopt ? { adopt: true } : {}),
+      ...(input.stage ? { stage: true } : {}),
     };
     return { pending: { task, write, startedAt, computedAt: Date.now(), ...(cost !== undefined ? { cost } : {}), ...(latencyMs !== undefined ? { latencyMs } : {}) } };
   };
@@ -241,6 +273,8 @@ export function createActivities(deps: ActivityDeps) {
       const timer = setInterval(() => ctx.heartbeat({ finished, attempt }), everyMs);
       const definitionHash = specHashOf(input.node);
       const window = windowOf(input.window);
+      // Alone, a partition has the activity's timeout; in a batch, each has the node's.
+      const partitionTimeout = input.partitions.length > 1 && input.node.timeout !== undefined ? (parseDuration(input.node.timeout) ?? null) : null;
       const buffer = new PublishBuffer();
       /** A partition's failure, as the workflow reads it; or the batch's result when it is a throttle or the end of the run window. */
       const failure = (task: PartitionTask, error: unknown, i: number): RunPartitionsResult => {
@@ -286,7 +320,7 @@ export function createActivities(deps: ActivityDeps) {
           if (window.closed()) return (await flush()) ?? { finished, attempt, deferred: input.partitions.length - i };
           let outcome: Awaited<ReturnType<typeof runOne>>;
           try {
-            outcome = await runOne(input, task, ctx, definitionHash, telemetry, window.stopped);
+            outcome = await withinTimeout(partitionTimeout, window.stopped, (stopped) => runOne(input, task, ctx, definitionHash, telemetry, stopped));
           } catch (error) {
             // What the batch computed before this partition is committed first, unless it was cancelled.
             if (!(error instanceof CancelledFailure || ctx.cancellationSignal.aborted)) {

@@ -25,6 +25,7 @@ import { rollbackWorkflowId, type RollbackInput, type RollbackSummary, type Roll
 import { CORE_GENERATION, DEFAULT_TASK_QUEUE, type BackfillCarry, type BackfillInput, type BackfillResult, type Limits, type Progress, type Tuning } from '../core/protocol.ts';
 import type { RangesJSON } from '../core/ranges.ts';
 import type { PartitionRange, ResolvedSpec } from '../core/spec.ts';
+import type { StagedPhase } from '../core/staged.ts';
 import {
   BACKFILL_ID,
   admissionUpdate,
@@ -34,6 +35,9 @@ import {
   carryQuery,
   nodeWorkflowId,
   pauseUpdate,
+  publishUpdate,
+  discardUpdate,
+  type StagedReply,
   queueRateUpdate,
   setBudgetUpdate,
   type Admission,
@@ -109,6 +113,8 @@ export type StartOptions = {
    * Default: the client's (`ClientDefaults`: $BACKFILL_SHARED_DATASETS, 1, true or yes), else false.
    */
   sharedDatasets?: boolean;
+  /** `--stage`: write and check every partition as a staged version; publish them later, all at once (`publish`), or `discard` them. */
+  stage?: boolean;
   /** Why (start --reason): kept in the audit trail; the policy may require it. */
   reason?: string;
   /** Sign the start with this ssh-ed25519 key (start --sign-key): then its signer cannot approve it, provably. */
@@ -310,6 +316,7 @@ export class BackfillClient {
       ...(options.tuning ? { tuning: options.tuning } : {}),
       ...(carry ? { carry } : {}),
       ...(skip ? { skip } : {}),
+      ...(options.stage ? { stage: true } : {}),
       governance,
     };
     const taskQueue = options.taskQueue ?? this.defaults.taskQueue ?? DEFAULT_TASK_QUEUE;
@@ -640,6 +647,24 @@ export class BackfillClient {
       return new BackfillError('not_running', `backfill '${backfillId}' ended (${ended.toLowerCase()}) before the change could apply: nothing changed`);
     }
     return error;
+  }
+
+  /**
+   * A staged backfill's decision: publish every staged version at once, or discard them. The
+   * workflow refuses it unless the backfill is staged and waiting; it records who (this
+   * client's identity) and why.
+   */
+  decideStaged(backfillId: string, action: 'publish' | 'discard', reason?: string): Promise<StagedReply> {
+    const request = { by: this.client.options.identity, ...(reason !== undefined ? { reason } : {}) };
+    return this.update(backfillId, (h) => h.executeUpdate(action === 'publish' ? publishUpdate : discardUpdate, { args: [request] }));
+  }
+
+  /** The run whose versions a staged backfill staged (refused for a backfill that was not started with --stage). */
+  async stagedRun(backfillId: string): Promise<{ backfillId: string; runKey: string; phase: StagedPhase }> {
+    const description = await this.describe(backfillId);
+    const carry = await this.endState(backfillId, description.status.name);
+    if (!carry.staged) throw new BackfillError('not_staged', `backfill '${backfillId}' was not started with --stage: its partitions were published as they finished (see what it changed with 'backfill report ${backfillId}')`);
+    return { backfillId, runKey: carry.runKey, phase: carry.staged.phase };
   }
 
   pause(backfillId: string, options: ControlOptions = {}): Promise<ControlState> {

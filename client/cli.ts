@@ -33,6 +33,7 @@ import { setConcurrencyCommand } from './commands/set-concurrency.ts';
 import { setQueueRateCommand } from './commands/set-queue-rate.ts';
 import { setRateCommand } from './commands/set-rate.ts';
 import { setupCommand } from './commands/setup.ts';
+import { diffCommand, discardCommand, publishCommand } from './commands/staged.ts';
 import { startCommand } from './commands/start.ts';
 import { statusCommand } from './commands/status.ts';
 import { waitCommand } from './commands/wait.ts';
@@ -90,6 +91,9 @@ export function buildProgram() {
     .addCommand(setBudgetCommand())
     .addCommand(approveCommand())
     .addCommand(lineageCommand())
+    .addCommand(diffCommand())
+    .addCommand(publishCommand())
+    .addCommand(discardCommand())
     .addCommand(rollbackCommand())
     .addCommand(reportCommand())
     .addCommand(auditCommand())

@@ -65,12 +65,14 @@ export function renderChanges(changes: ChangeSummary): string {
 
 const STATE_COLOR: Record<Progress['state'], (s: string) => string> = {
   running: pc.cyan,
+  staged: pc.magenta,
   awaiting_approval: pc.yellow,
   waiting_for_window: pc.yellow,
   completed: pc.green,
   completed_with_failures: pc.yellow,
   failed: pc.red,
   cancelled: pc.yellow,
+  discarded: pc.yellow,
 };
 
 export function headline(progress: Progress): string {
@@ -150,7 +152,11 @@ export function renderStatus(progress: Progress & { waiting?: Waiting[] }): stri
       eta(n.etaSeconds),
     ]);
   }
-  return [headline(progress), ...renderGovernance(progress), table.toString(), ...renderWaiting(progress), ...renderFailures(progress)].join('\n');
+  const staged =
+    progress.state === 'staged'
+      ? [pc.magenta(`staged: nothing is published yet. Compare with 'backfill diff ${progress.backfillId}', then 'backfill publish ${progress.backfillId}' or 'backfill discard ${progress.backfillId}'`)]
+      : [];
+  return [headline(progress), ...renderGovernance(progress), table.toString(), ...staged, ...renderWaiting(progress), ...renderFailures(progress)].join('\n');
 }
 
 function barPayload(n: NodeProgress) {

@@ -16,6 +16,7 @@ import { minRate, nodeShares, parseConcurrency, parseRate, type Limits, type Nod
 import { TokenBucket } from './pacing.ts';
 import type { Plan, PlanNode } from './plan.ts';
 import { progressOf } from './progress.ts';
+import { StagedGate, type StagedAction, type StagedDecision } from './staged.ts';
 import type { BackfillCarry, BackfillState, FailureGroup, NodeControl, NodeOverrides, NodeReport, NodeSettings, NodeStats, Progress } from './protocol.ts';
 import { initialRelease } from './only-changed.ts';
 import { RangeSet, receivedRanges, type RangesJSON } from './ranges.ts';
@@ -45,8 +46,11 @@ export type ApprovalOutcome = { accepted: true; approver: string } | { accepted:
 /** A budget change as it arrives (set-budget). */
 export type BudgetRequest = { budget: BudgetKind; limit: number };
 
-/** Options of a coordinator: the workflow's clock (for the audit trail and the run windows). */
-export type CoordinatorOptions = { now?: () => number };
+/**
+ * Options of a coordinator: the workflow's clock (for the audit trail and the run windows), and
+ * whether a new backfill is staged (`start --stage`; a carried one keeps what it started with).
+ */
+export type CoordinatorOptions = { now?: () => number; stage?: boolean };
 
 export class BackfillCoordinator {
   readonly readiness: Readiness;
@@ -64,6 +68,8 @@ export class BackfillCoordinator {
   private settingsStale = true;
   /** Once set, the backfill is ending: nothing new is released. */
   private closing = false;
+  /** A staged backfill (`start --stage`): its versions wait for publish or discard; null: it publishes as it goes. */
+  readonly staged: StagedGate | null;
   /** The policy's judgement (null: a backfill from before governance, or not judged yet). */
   private governance: Governance | null = null;
   /** Governed, but the policy has not judged the start yet: controls wait for that. */
@@ -83,6 +89,8 @@ export class BackfillCoordinator {
   ) {
     this.now = options.now ?? (() => 0);
     this.readiness = new Readiness(plan, carry?.readiness);
+    // Decided at the first start, then carried (continue-as-new, resume).
+    this.staged = carry?.staged ? new StagedGate(carry.staged) : options.stage && !carry ? new StagedGate() : null;
     this.paused = carry?.paused ?? false;
     this.limits = carry?.limits ?? { ...initialLimits };
     this.overrides = carry?.overrides ?? {};
@@ -741,8 +749,38 @@ export class BackfillCoordinator {
       ),
       settings: Object.fromEntries(this.settings),
       restarts: this.restarts,
+      ...(this.staged ? { staged: this.staged.toCarry() } : {}),
       ...(this.governance ? { governance: this.governance.toJSON() } : {}),
     };
+  }
+
+  /**
+   * The state `status` shows once the partitions have settled: a staged backfill waits for a
+   * decision (`staged`), then ends as its decision says; any other ends completed or with failures.
+   */
+  get endState(): 'staged' | 'discarded' | 'completed' | 'completed_with_failures' {
+    if (this.staged && !this.staged.decided) return 'staged';
+    if (this.staged?.current === 'discarded') return 'discarded';
+    return this.anyFailed ? 'completed_with_failures' : 'completed';
+  }
+
+  /** Parses a publish or discard (the update's validator); refuses a backfill that is not staged. */
+  parseStagedDecision(action: StagedAction, value: unknown): void {
+    const { reason } = this.stagedGate(action).parse(action, value);
+    this.governance?.check({ action, ...(reason !== null ? { reason } : {}) }, this.specView());
+  }
+
+  /** Takes a publish or discard (the update's handler): parsed again, then the gate moves on; the audit trail records who and why. */
+  beginStagedDecision(action: StagedAction, value: unknown, at: number): StagedDecision {
+    this.parseStagedDecision(action, value);
+    const decision = this.stagedGate(action).begin(action, value, at);
+    this.record(action, { identity: decision.by, ...(decision.reason !== null ? { reason: decision.reason } : {}) });
+    return decision;
+  }
+
+  private stagedGate(action: StagedAction): StagedGate {
+    if (!this.staged) throw new BackfillError('not_staged', `this backfill was not started with --stage: its partitions are published as they finish, there is nothing to ${action}`);
+    return this.staged;
   }
 }
 

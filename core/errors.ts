@@ -19,6 +19,12 @@ export const ERROR_CODES = [
   /** The backfill has settled and its node workflows are being told to end: it takes no more changes. */
   'finishing',
   'still_running',
+  /** A staged-backfill decision (publish, discard) for a backfill that was not started with --stage. */
+  'not_staged',
+  /** A staged backfill still computing its partitions: it takes a decision once it is staged. */
+  'not_ready',
+  /** The staged versions were published or discarded already (or are being). */
+  'already_decided',
   'server_unavailable',
   'timeout',
   'no_worker',

@@ -34,6 +34,8 @@ export const ACTIONS = [
   'set-queue-rate',
   'set-budget',
   'rollback',
+  'publish',
+  'discard',
 ] as const;
 export type Action = (typeof ACTIONS)[number];
 
@@ -444,7 +446,7 @@ export type Control =
   | { action: 'set-concurrency'; concurrency: number | null; node?: string; reason?: string }
   | { action: 'set-queue-rate'; queue: string; rate: number | null; reason?: string }
   | { action: 'set-budget'; budget: 'retries' | 'cost'; limit: number; reason?: string }
-  | { action: 'pause' | 'resume' | 'cancel' | 'retry' | 'approve' | 'rollback'; reason?: string };
+  | { action: 'pause' | 'resume' | 'cancel' | 'retry' | 'approve' | 'rollback' | 'publish' | 'discard'; reason?: string };
 
 /** What the policy says of a control of a running backfill: its violations (none: it may go ahead). */
 export function checkControl(policy: Policy, control: Control, spec?: Pick<ResolvedSpec, 'nodes'>): Violation[] {

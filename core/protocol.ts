@@ -9,6 +9,7 @@ import type { RangesJSON } from './ranges.ts';
 import type { ReadinessJSON } from './readiness.ts';
 import type { NodeStats, SchedulerState } from './scheduler.ts';
 import type { PartitionRange, ResolvedNode, ResolvedPartitions, ResolvedSpec } from './spec.ts';
+import type { StagedCarry } from './staged.ts';
 
 export type { Limits } from './limits.ts';
 export type { NodeStats } from './scheduler.ts';
@@ -49,11 +50,22 @@ export const NON_RETRYABLE_TYPES: PartitionFailureType[] = Object.values(PARTITI
  * Where a backfill stands. `awaiting_approval` (the policy wants a signed approval first) and
  * `waiting_for_window` (outside its run windows) run nothing; a paused backfill is `running`
  * with `paused` set (by an operator, or a spent budget: `governance.holds` says which).
+ * `staged`: every partition settled as staged versions, waiting for publish or discard;
+ * `discarded`: a staged backfill whose versions were dropped.
  */
-export type BackfillState = 'running' | 'awaiting_approval' | 'waiting_for_window' | 'completed' | 'completed_with_failures' | 'failed' | 'cancelled';
+export type BackfillState =
+  | 'running'
+  | 'awaiting_approval'
+  | 'waiting_for_window'
+  | 'staged'
+  | 'completed'
+  | 'completed_with_failures'
+  | 'failed'
+  | 'cancelled'
+  | 'discarded';
 
 /** The states of a backfill that has not ended. */
-export const ACTIVE_STATES = ['running', 'awaiting_approval', 'waiting_for_window'] as const;
+export const ACTIVE_STATES = ['running', 'awaiting_approval', 'waiting_for_window', 'staged'] as const;
 
 export function isActive(state: BackfillState): boolean {
   return (ACTIVE_STATES as readonly string[]).includes(state);
@@ -86,6 +98,8 @@ export type BackfillInput = {
   carry?: BackfillCarry;
   /** Partition index ranges, by node, whose published versions stand (`--only-changed`): done from the start. */
   skip?: Record<string, RangesJSON>;
+  /** `start --stage`: every partition is written and checked as a staged version; nothing is published until `publish`. */
+  stage?: boolean;
   /** What the start says to the policy: reason, identity, a signature, budgets. */
   governance?: StartGovernance;
 };
@@ -153,6 +167,8 @@ export type BackfillCarry = {
   warehouse?: { id: string; location: string };
   /** The backfill emits OpenLineage events; `ended`: the nodes whose run's end was emitted. Absent: it emits none (started before it could). */
   lineage?: { ended: string[] };
+  /** A staged backfill: where it is between staging and its decision. Absent: it publishes as it goes. */
+  staged?: StagedCarry;
 };
 
 /** Settings the parent hands a node workflow: the node's share of every limit. */
@@ -208,13 +224,18 @@ export type NodeInput = {
   state?: { scheduler: SchedulerState; runs: number; spent?: Spending };
   /** The identity of the backfill's warehouse: a partition activity on a worker of another warehouse refuses it. */
   warehouseId?: string;
+  /** The backfill is staged: its partitions are written as staged versions. */
+  stage?: boolean;
 };
 
 /** Upstream partitions a partition reads: a key range of a time grain, or a list of static keys. */
 export type PartitionInput = { node: string; from: string; to: string; keys?: string[]; all?: boolean };
 
 /** The part of a node's spec the partition activity needs. */
-export type PartitionNode = Pick<ResolvedNode, 'id' | 'transform' | 'sql' | 'params' | 'checks' | 'heartbeatTimeout' | 'adopt'>;
+export type PartitionNode = Pick<ResolvedNode, 'id' | 'transform' | 'sql' | 'params' | 'checks' | 'heartbeatTimeout' | 'adopt'> & {
+  /** The node's timeout for one partition, which a batch activity enforces on each of its partitions (absent: from a workflow before it was sent). */
+  timeout?: string;
+};
 
 /** The progress of one partition activity: what a (batch) activity finished. */
 export type PartitionResult = {
@@ -254,6 +275,8 @@ export type RunPartitionsInput = {
   window?: { notAfter: number; stopBy: number };
   /** The identity of the warehouse the backfill started on: a worker on another warehouse refuses the partitions. */
   warehouseId?: string;
+  /** Write staged versions (published later, all at once), reading the run's own staged upstream versions. */
+  stage?: boolean;
 };
 
 export type RunPartitionsResult = {

@@ -22,6 +22,7 @@ import {
   isCancellation,
   log,
   patched,
+  proxyActivities,
   setCurrentDetails,
   setHandler,
   sleep,
@@ -60,7 +61,10 @@ import {
   pauseSignal,
   pauseUpdate,
   progressQuery,
+  publishUpdate,
+  discardUpdate,
   refusal,
+  type StagedReply,
   replaceSpecUpdate,
   resumeSignal,
   resumeUpdate,
@@ -72,6 +76,8 @@ import {
   setRateUpdate,
 } from './definitions.ts';
 import { BackfillSession } from './backfill-session.ts';
+import type { StagedAction, StagedRequest } from '../core/staged.ts';
+import type { WarehouseActivities } from '../activities/warehouse-activities.ts';
 import { governanceActivities, judgeStart, refusedStart } from './governance.ts';
 import { nodeWorkflow } from './node.ts';
 
@@ -83,6 +89,8 @@ import { nodeWorkflow } from './node.ts';
 export const END_AFTER_FINISH = 'end-after-finish';
 /** Patch (docs/workflow-versions.md): at the history limit, sending stops and the outbox is carried. */
 export const BOUNDED_CONTINUE_AS_NEW = 'bounded-continue-as-new';
+/** Patch (docs/workflow-versions.md): a staged backfill writes staged versions and waits for publish or discard. */
+export const STAGED_BACKFILL = 'staged-backfill';
 /**
  * Patch (docs/workflow-versions.md): the policy judges the start (local activities: the policy,
  * the estimate, a signed start) before any node workflow starts; controls are checked and
@@ -117,8 +125,10 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
       concurrency: input.limits?.concurrency !== undefined ? input.limits.concurrency : input.spec.concurrency,
     },
     carry,
-    { now: workflowTime },
+    { now: workflowTime, stage: input.stage === true },
   );
+  // Only a backfill started with --stage asks, so no recorded history meets this patch.
+  const staged = coordinator.staged !== null && patched(STAGED_BACKFILL) ? coordinator.staged : null;
   if (governed && continued && carry?.governance) coordinator.govern(Governance.fromJSON(carry.governance));
   else if (governed && !continued) coordinator.awaitAdmission();
   /** Every audit entry goes to the history too (a memo upsert each): the state keeps the newest only. */
@@ -225,6 +235,41 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
     }),
     { validator: refusing((next: unknown, meta?: unknown) => void coordinator.parseSpec(next, spec, meta)) },
   );
+  /** What `status` says while the workflow runs: a staged backfill whose partitions settled waits for its decision. */
+  const liveState = () => (staged && staged.current !== 'computing' ? 'staged' : 'running');
+  {
+    // Publish or discard: validated where it arrives (whoever sends it; a backfill that is not
+    // staged refuses it with not_staged), then done by the warehouse in one transaction for this
+    // run's staged versions only; a refusal (another run leases a dataset) leaves the backfill
+    // staged, waiting for the next decision.
+    const stagedActivities = proxyActivities<WarehouseActivities>({
+      taskQueue: plan.nodes[0]!.spec.taskQueue,
+      startToCloseTimeout: '10 minutes',
+      retry: { maximumAttempts: 10, maximumInterval: '10 seconds' },
+      summary: 'staged versions',
+    });
+    const decide = (action: StagedAction) => async (request: StagedRequest): Promise<StagedReply> => {
+      let decision;
+      try {
+        decision = coordinator.beginStagedDecision(action, request, workflowTime());
+      } catch (error) {
+        throw refusal(error);
+      } finally {
+        writeAudit();
+      }
+      try {
+        const run = { backfillId, runKey };
+        const outcome = action === 'publish' ? await stagedActivities.publishStaged(run) : await stagedActivities.discardStaged(run);
+        coordinator.staged!.end(true);
+        return { ...outcome, action, by: decision.by, reason: decision.reason };
+      } catch (error) {
+        coordinator.staged!.end(false);
+        throw error;
+      }
+    };
+    setHandler(publishUpdate, decide('publish'), { validator: refusing((request: unknown) => coordinator.parseStagedDecision('publish', request)) });
+    setHandler(discardUpdate, decide('discard'), { validator: refusing((request: unknown) => coordinator.parseStagedDecision('discard', request)) });
+  }
 
   // ---- governance: approvals, budgets, the announced cancel, queue rates, the admission ----
   if (governed) {
@@ -299,7 +344,7 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
       return admission!.view;
     });
   }
-  setHandler(progressQuery, () => coordinator.progress(backfillId, 'running', runs));
+  setHandler(progressQuery, () => coordinator.progress(backfillId, liveState(), runs));
   setHandler(carryQuery, () => carryOf(false));
   setHandler(partitionsQuery, () =>
     Object.fromEntries(plan.nodes.map((n) => [n.id, { done: coordinator.readiness.done(n.id).toJSON(), failed: coordinator.readiness.failed(n.id).toJSON() }])),
@@ -342,6 +387,7 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
           ...(recheck && !recheck.isEmpty ? { recheck: recheck.toJSON() } : {}),
           tuning,
           ...(session.warehouseId !== undefined ? { warehouseId: session.warehouseId } : {}),
+          ...(staged ? { stage: true } : {}),
         },
       ],
       // The node workflows outlive each run of this one (continue-as-new); this workflow
@@ -411,6 +457,8 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
   const prober = async () => {
     for (;;) {
       await sleep(tuning.probeIntervalMs, { summary: 'check node workflows' });
+      // A staged backfill waiting for its decision has no node workflows left to check (and sets no more timers while it waits).
+      if (staged && staged.current !== 'computing') return;
       const now = workflowTime();
       for (const node of plan.nodes) {
         const silentFor = now - (heardFrom.get(node.id) ?? startedAt);
@@ -423,7 +471,7 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
 
   // The Web UI's current details: progress per dataset, refreshed at most every two seconds.
   let shownAt = -Infinity;
-  const show = (state: BackfillResult['state'] | 'running' = 'running') => {
+  const show = (state: BackfillResult['state'] | 'running' | 'staged' = 'running') => {
     const now = workflowTime();
     if (state === 'running' && now - shownAt < 2000) return;
     shownAt = now;
@@ -556,9 +604,18 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
     } else {
       await condition(() => sending.size === 0 && !flushable());
     }
-    const state = coordinator.anyFailed ? 'completed_with_failures' : 'completed';
+    if (staged) {
+      // Every partition is staged (or failed): the datasets stay leased while the backfill waits.
+      staged.settle();
+      showStatus('staged');
+      show('staged');
+      await condition(() => staged.decided);
+      await condition(allHandlersFinished);
+    }
+    const state = coordinator.endState as 'completed' | 'completed_with_failures' | 'discarded';
     const progress = coordinator.progress(backfillId, state, runs);
-    session.ended(state, progress.nodes);
+    // Lineage: discarded versions were never anyone's output.
+    session.ended(state === 'discarded' ? 'cancelled' : state, progress.nodes);
     await session.release();
     await session.landed();
     showStatus(state);

@@ -12,6 +12,8 @@ import type { Hold } from '../core/governance.ts';
 import { CORE_GENERATION, type BackfillCarry, type NodeControl, type NodeReport, type Progress } from '../core/protocol.ts';
 import type { ResolvedSpec } from '../core/spec.ts';
 import type { RangesJSON } from '../core/ranges.ts';
+import type { StagedAction, StagedRequest } from '../core/staged.ts';
+import type { StagedOutcome } from '../activities/warehouse/types.ts';
 
 export type { ControlState } from '../core/coordinator.ts';
 
@@ -96,6 +98,15 @@ export type Admission = {
 };
 /** Waits until the policy has judged the start: what `backfill start` reports before it returns. */
 export const admissionUpdate = defineUpdate<Admission>('admission');
+
+/**
+ * A staged backfill's decision: publish every staged version at once, or discard them. Updates
+ * only (no signal): each is validated where it arrives (the backfill must be staged and waiting,
+ * the argument `{ by, reason? }`), whoever sends it, and replies with what the warehouse did.
+ */
+export type StagedReply = StagedOutcome & { action: StagedAction; by: string; reason: string | null };
+export const publishUpdate = defineUpdate<StagedReply, [StagedRequest]>('publish');
+export const discardUpdate = defineUpdate<StagedReply, [StagedRequest]>('discard');
 
 export const progressQuery = defineQuery<Progress>('progress');
 /** The state a new run needs to go on from this one (also of a cancelled or failed backfill). */

@@ -79,6 +79,7 @@ function activityNode(spec: ResolvedNode): PartitionNode {
     params: spec.params,
     checks: spec.checks,
     heartbeatTimeout: spec.heartbeatTimeout,
+    timeout: spec.timeout,
     ...(spec.adopt ? { adopt: true } : {}),
   };
 }
@@ -286,6 +287,7 @@ export async function nodeWorkflow(input: NodeInput): Promise<NodeSummary> {
       maxAttempts,
       ...(settings.openUntil !== undefined && settings.stopBy !== undefined ? { window: { notAfter: settings.openUntil, stopBy: settings.stopBy } } : {}),
       ...(input.warehouseId !== undefined ? { warehouseId: input.warehouseId } : {}),
+      ...(input.stage ? { stage: true } : {}),
     })
       // Two steps, not one: the microtask in between decides the order of commands that
       // recorded histories replay (test/replay); merging them is a workflow change.

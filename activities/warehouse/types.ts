@@ -15,6 +15,9 @@
  */
 import type { PartitionInput } from '../../core/protocol.ts';
 import type { CheckInput } from '../../core/spec.ts';
+import type { PartitionDiff } from '../../core/diff.ts';
+
+export type { ColumnChange, ColumnStats, PartitionDiff } from '../../core/diff.ts';
 
 export type SqlValue = string | number | bigint | boolean | null;
 export type Row = Record<string, unknown>;
@@ -63,6 +66,12 @@ export type PartitionWrite = {
   specHash?: string;
   /** Take over an existing view named after the node that backfill did not create (else publishing is refused). */
   adopt?: boolean;
+  /**
+   * Write and check the version but publish nothing: it is recorded as `staged`, and only
+   * `publishStaged` of its run moves the pointer. Its upstream reads prefer the versions its
+   * run staged (`pin` with the run key).
+   */
+  stage?: boolean;
 };
 
 export type Published = {
@@ -73,15 +82,22 @@ export type Published = {
   schemaHash: string;
   /** Checks of severity `warn` that failed: the version was published all the same. */
   warnings: string[];
-  /** True when an earlier attempt of the same run had published it: nothing was written this time. */
+  /** True when an earlier attempt of the same run had published (or staged) it: nothing was written this time. */
   alreadyPublished?: boolean;
+  /** The version is staged: written and checked, not published. */
+  staged?: boolean;
 };
 
 export type LedgerRow = {
   node: string;
   partition: string;
   version: number;
-  status: 'published' | 'failed_check';
+  /**
+   * `published`: it passed its checks and its pointer moved (directly, or from staged by
+   * `publishStaged`); `staged`: it passed its checks and waits for its run's publish;
+   * `discarded`: it was staged and dropped (its rows are gone); `failed_check`.
+   */
+  status: LedgerStatus;
   backfillId: string;
   runKey: string;
   workflowId: string;
@@ -104,8 +120,12 @@ export type LedgerRow = {
   warnings: string[];
   /** The hash of the node's transform, SQL, params and checks (null: recorded before the ledger kept it). */
   specHash: string | null;
+  /** Written as a staged version (published later, or discarded, or still waiting); absent in rows made by hand. */
+  staged?: boolean;
   current: boolean;
 };
+
+export type LedgerStatus = 'published' | 'failed_check' | 'staged' | 'discarded';
 
 export type LedgerFilter = { backfillId?: string; node?: string; partition?: string };
 
@@ -181,6 +201,29 @@ export type LeaseHolder = { node: string; backfillId: string; runKey: string };
 /** Every dataset leased to the run, or none: then `holders` are the other runs that hold some of them. */
 export type LeaseOutcome = { acquired: true } | { acquired: false; holders: LeaseHolder[] };
 
+/** The versions one backfill run staged: a run key belongs to one backfill, and both must match. */
+export type StagedRun = { backfillId: string; runKey: string };
+
+/** What `publishStaged` or `discardStaged` did: by node, how many versions it moved (or dropped) now and how many it had before. */
+export type StagedOutcome = {
+  /** Versions published (or discarded) by this call. */
+  versions: number;
+  /** Versions of the run an earlier call had published (or discarded) already: a retried call finds them. */
+  before: number;
+  nodes: Array<{ node: string; versions: number }>;
+};
+
+export type DiffOptions = {
+  /** Key columns by node (a node's `key`); a node without them is compared by whole rows. */
+  keys?: Readonly<Record<string, readonly string[]>>;
+  node?: string;
+  after?: ChangeCursor;
+  /** Partitions per page (default 500). */
+  limit?: number;
+};
+
+export type DiffPage = { partitions: PartitionDiff[]; next: ChangeCursor | null };
+
 /**
  * What publishing several partitions in turn came to: the versions published, in order, up to
  * the first that failed; that one's error, and nothing of the partitions after it.
@@ -192,8 +235,12 @@ export interface Warehouse {
   readonly kind: string;
   /** Where it is (a file path, or a PostgreSQL URL without its password). */
   readonly location: string;
-  /** The published version of every upstream partition `inputs` cover, now. */
-  pin(inputs: PartitionInput[]): Promise<PinnedInput[]>;
+  /**
+   * The published version of every upstream partition `inputs` cover, now; with `runKey`, a
+   * version that run staged wins over the published one (a staged backfill reads its own
+   * staged upstream versions, so the staged graph is consistent in itself).
+   */
+  pin(inputs: PartitionInput[], options?: { runKey?: string }): Promise<PinnedInput[]>;
   /**
    * Runs a read-only query. With `scope`, each upstream dataset it names shows only the
    * pinned versions of the partitions it covers.
@@ -212,7 +259,7 @@ export interface Warehouse {
    * transaction, one round trip to disk), so a batch activity pays the commit once.
    */
   publishMany(writes: readonly PartitionWrite[]): Promise<PublishedBatch>;
-  /** The version this run published, if it did (a retry after a crash skips its work). */
+  /** The version this run published or staged, if it did (a retry after a crash skips its work). */
   publishedBy(node: string, partition: string, runKey: string): Promise<Published | null>;
   /** Ledger rows, ordered by node, partition and newest version first. */
   ledger(filter: LedgerFilter): Promise<LedgerRow[]>;
@@ -244,6 +291,16 @@ export interface Warehouse {
   acquireDatasets(lease: DatasetLease): Promise<LeaseOutcome>;
   /** Releases the datasets the run holds (none: nothing to do). */
   releaseDatasets(run: { backfillId: string; runKey: string }): Promise<void>;
+  /**
+   * Publishes every version the run staged, in one transaction: a reader sees all of them or
+   * none. Idempotent (a second call publishes nothing and counts what the first did). Refused
+   * (`StaleRunError`, nothing moves) when a dataset is leased to another run.
+   */
+  publishStaged(run: StagedRun): Promise<StagedOutcome>;
+  /** Drops every version the run staged, in one transaction: their rows go, their ledger rows say `discarded`. Idempotent. */
+  discardStaged(run: StagedRun): Promise<StagedOutcome>;
+  /** The run's staged versions against the published ones, per partition, a page at a time (as `changesBy`). */
+  diffStaged(run: StagedRun, options?: DiffOptions): Promise<DiffPage>;
   close(): Promise<void>;
 }
 

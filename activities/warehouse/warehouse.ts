@@ -1,6 +1,6 @@
 /**
  * The warehouse protocol, written once over a dialect: pinning, publishing (rows, checks,
- * pointer and ledger row in one transaction), the ledger, what a backfill changed,
+ * pointer and ledger row in one transaction), staged versions (staging.ts), the ledger, what a backfill changed,
  * restoring, the rollback audit, the warehouse's identity and dataset leases. Every
  * statement that comes from a spec goes through the dialect's one door (`Session.spec`).
  */
@@ -14,6 +14,7 @@ import { TABLES, ledgerInsert, ledgerRow, ledgerValues, publishedOf, rollbackRec
 import { inputVersions } from './lineage.ts';
 import { assertDataset } from './names.ts';
 import { assertSameChecksum, columnsFromSchemaHash, decideRestore, type RestoreState } from './restore.ts';
+import { diffPage, discardRun, publishRun, stageLock, stagedVersions } from './staging.ts';
 import { PARTITION_COLUMN, VERSION_COLUMN, assertUserColumns, quoteIdent, quoteLiteral, type ScopedRelation } from './sql.ts';
 import {
   CheckFailedError,
@@ -25,6 +26,8 @@ import {
   type ChangesOptions,
   type ChangesPage,
   type DatasetLease,
+  type DiffOptions,
+  type DiffPage,
   type LeaseOutcome,
   type LedgerFilter,
   type LedgerRow,
@@ -37,6 +40,8 @@ import {
   type RollbackFilter,
   type RollbackRecord,
   type Row,
+  type StagedOutcome,
+  type StagedRun,
   type VersionRef,
   type Warehouse,
 } from './types.ts';
@@ -116,11 +121,12 @@ export class SqlWarehouse implements Warehouse {
     return this.id;
   }
 
-  pin(inputs: PartitionInput[]): Promise<PinnedInput[]> {
-    return this.read((s) => this.pinWith(s, inputs));
+  pin(inputs: PartitionInput[], options: { runKey?: string } = {}): Promise<PinnedInput[]> {
+    return this.read((s) => this.pinWith(s, inputs, options.runKey));
   }
 
-  private async pinWith(s: Session, inputs: readonly PartitionInput[]): Promise<PinnedInput[]> {
+  /** The published versions `inputs` cover; with `runKey`, the versions that run staged win (see `Warehouse.pin`). */
+  private async pinWith(s: Session, inputs: readonly PartitionInput[], runKey?: string): Promise<PinnedInput[]> {
     const pinned: PinnedInput[] = [];
     for (const input of inputs) {
       const { node, keys, all } = input;
@@ -130,11 +136,18 @@ export class SqlWarehouse implements Warehouse {
         : keys
           ? ` AND partition IN (SELECT j.value ->> 0 FROM ${this.dialect.jsonEach(':keys')} j)`
           : ' AND partition BETWEEN :from AND :to';
-      const rows = await s.all<{ partition: string; version: number }>(`SELECT partition, version FROM ${this.t('partitions')} WHERE node = :node${where}`, {
-        node,
-        ...(all ? {} : keys ? { keys: JSON.stringify(keys.map((k) => [k])) } : { from: input.from, to: input.to }),
-      });
-      pinned.push({ ...input, versions: rows.map((r) => [r.partition, Number(r.version)]) });
+      const params = all ? {} : keys ? { keys: JSON.stringify(keys.map((k) => [k])) } : { from: input.from, to: input.to };
+      const rows = await s.all<{ partition: string; version: number }>(`SELECT partition, version FROM ${this.t('partitions')} WHERE node = :node${where}`, { node, ...params });
+      let versions: Array<[string, number]> = rows.map((r) => [r.partition, Number(r.version)]);
+      if (runKey !== undefined) {
+        const staged = await stagedVersions(s, this.t('ledger'), node, where, params, runKey);
+        if (staged.size > 0) {
+          const merged = new Map(versions);
+          for (const [partition, version] of staged) merged.set(partition, version);
+          versions = [...merged];
+        }
+      }
+      pinned.push({ ...input, versions });
     }
     return pinned;
   }
@@ -176,10 +189,11 @@ export class SqlWarehouse implements Warehouse {
     });
   }
 
+  /** The version this run published or staged of the partition (a run writes at most one that passed its checks). */
   private async publishedRow(s: Session, node: string, partition: string, runKey: string): Promise<Published | null> {
     const [row] = await s.all<Raw>(
-      `SELECT version, previous_version, row_count, checksum, schema_hash, warnings FROM ${this.t('ledger')}
-       WHERE node = :node AND partition = :partition AND run_key = :run_key AND status = 'published'`,
+      `SELECT version, previous_version, row_count, checksum, schema_hash, warnings, status FROM ${this.t('ledger')}
+       WHERE node = :node AND partition = :partition AND run_key = :run_key AND status IN ('published', 'staged') ORDER BY version DESC`,
       { node, partition, run_key: runKey },
     );
     return row ? publishedOf(this.dialect.codec, row) : null;
@@ -247,6 +261,8 @@ export class SqlWarehouse implements Warehouse {
         partition,
         version: start.already.version,
       });
+      // Staged by this run, now written directly (the run went on without staging): it is published now.
+      if (start.already.staged && !write.stage) return { ...(await this.promote(s, node, partition, start.already)), alreadyPublished: true };
       return { ...start.already, alreadyPublished: true };
     }
     const version = start.latest + 1;
@@ -260,18 +276,19 @@ export class SqlWarehouse implements Warehouse {
       // The new rows went; the failure is recorded under the version it was given.
       fields = { failed: error.outcome.errors.join('; '), warnings: error.outcome.warnings };
     }
-    if (!('failed' in fields)) await this.point(s, node, partition, version);
+    if (!('failed' in fields) && !write.stage) await this.point(s, node, partition, version);
     await s.run(ledgerInsert(this.t('ledger')), ledgerValues(this.dialect.codec, write, version, fields, inputVersions(start.pinned)));
     if ('failed' in fields) return { failed: fields.failed };
     const { columns: _columns, ...published } = fields;
-    return { version, ...published };
+    return { version, ...published, ...(write.stage ? { staged: true } : {}) };
   }
 
   /** What a publish needs to know before it writes: the dialect's own `startPublish`, or these statements. */
   private async startPublish(s: Session, write: PartitionWrite): Promise<PublishStart> {
     const { node, partition, runKey } = write;
     const request: PublishRequest = { node, partition, runKey, inputs: write.inputs, ...(write.pinned ? { pinned: write.pinned } : {}) };
-    if (s.startPublish) return s.startPublish(request);
+    // A staged write pins its run's staged upstream versions and finds its own staged ones: the statements below do that.
+    if (s.startPublish && !write.stage) return s.startPublish(request);
     const key = { node, partition };
     // Attempts of one partition (a retry and a worker presumed dead) take turns; other partitions run in parallel.
     await s.lock(partitionLock(node, partition));
@@ -283,7 +300,7 @@ export class SqlWarehouse implements Warehouse {
     if (already) return { lease, already, ...skipped };
     const [latest] = await s.all<{ v: number }>(`SELECT COALESCE(MAX(version), 0) AS v FROM ${this.t('ledger')} WHERE node = :node AND partition = :partition`, key);
     const [current] = await s.all<{ version: number }>(`SELECT version FROM ${this.t('partitions')} WHERE node = :node AND partition = :partition`, key);
-    const pinned = write.pinned ?? (await this.pinWith(s, write.inputs));
+    const pinned = write.pinned ?? (await this.pinWith(s, write.inputs, write.stage ? runKey : undefined));
     await this.fillScope(s, pinned);
     return { lease, already: null, latest: Number(latest!.v), current: current ? Number(current.version) : null, pinned };
   }
@@ -301,6 +318,21 @@ export class SqlWarehouse implements Warehouse {
       return { ...summary, previousVersion, warnings: checked.warnings };
     };
     return write.checks.length > 0 ? s.savepoint(work) : work();
+  }
+
+  /** Publishes one version this run staged: its pointer moves, its status becomes published. */
+  private async promote(s: Session, node: string, partition: string, staged: Published): Promise<Published> {
+    const [current] = await s.all<{ version: number }>(`SELECT version FROM ${this.t('partitions')} WHERE node = :node AND partition = :partition`, { node, partition });
+    const previousVersion = current ? Number(current.version) : null;
+    await s.run(`UPDATE ${this.t('ledger')} SET status = 'published', previous_version = :previous WHERE node = :node AND partition = :partition AND version = :version`, {
+      node,
+      partition,
+      version: staged.version,
+      previous: previousVersion,
+    });
+    await this.point(s, node, partition, staged.version);
+    const { staged: _staged, ...rest } = staged;
+    return { ...rest, previousVersion };
   }
 
   private point(s: Session, node: string, partition: string, version: number): Promise<void> {
@@ -528,6 +560,18 @@ export class SqlWarehouse implements Warehouse {
     await this.tx((s) => s.run(`DELETE FROM ${this.t('leases')} WHERE backfill_id = :backfill_id AND run_key = :run_key`, { backfill_id: run.backfillId, run_key: run.runKey }), {
       lock: 'backfill:leases',
     });
+  }
+
+  publishStaged(run: StagedRun): Promise<StagedOutcome> {
+    return this.tx((s) => publishRun(s, this.dialect, run, new Date().toISOString()), { lock: stageLock(run.runKey) });
+  }
+
+  discardStaged(run: StagedRun): Promise<StagedOutcome> {
+    return this.tx((s) => discardRun(s, this.dialect, run), { lock: stageLock(run.runKey) });
+  }
+
+  diffStaged(run: StagedRun, options: DiffOptions = {}): Promise<DiffPage> {
+    return this.read((s) => diffPage(s, this.dialect, run, options));
   }
 
   close(): Promise<void> {

@@ -65,7 +65,8 @@ describe('operator control', () => {
     const spec = testSpec(queue, {
       name: 'pause',
       partitions: { grain: 'hour', start: '2024-01-01', end: '2024-01-03' },
-      defaults: { concurrency: 3 },
+      // One partition per activity: an automatic batch could take every partition before the pause lands.
+      defaults: { concurrency: 3, batchSize: 1 },
       nodes: [{ id: 'work', transform: 'sleep', params: { ms: 100 } }],
     });
     const { backfillId } = await start(spec);

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PostgresWarehouse } from '../../activities/warehouse/postgres/postgres-dialect.ts';
 import { SqliteWarehouse } from '../../activities/warehouse/sqlite/sqlite-dialect.ts';
 import { quoteIdent, versionsTable } from '../../activities/warehouse/sql.ts';
-import { SqlError, type PartitionWrite } from '../../activities/warehouse/types.ts';
+import { SqlError, type PartitionWrite, type Row } from '../../activities/warehouse/types.ts';
 import type { RawAccess } from '../warehouse/suite.ts';
 import { ORDERS, rejection, warehouseSuite, write } from '../warehouse/suite.ts';
 
@@ -41,6 +41,16 @@ async function fresh(): Promise<{ warehouse: PostgresWarehouse; url: string; raw
   const warehouse = new PostgresWarehouse(url, { schema: internal });
   const raw: RawAccess = {
     exec: (sql) => execIn(url, sql),
+    rows: async (sql) => {
+      const client = new pg.Client({ connectionString: url });
+      await client.connect();
+      try {
+        // COUNT(*) is a bigint, which pg returns as a string.
+        return (await client.query<Row>(sql)).rows.map((r) => Object.fromEntries(Object.entries(r).map(([k, v]) => [k, typeof v === 'string' && /^\d+$/.test(v) ? Number(v) : v])));
+      } finally {
+        await client.end();
+      }
+    },
     versionsTable: (node) => `${quoteIdent(internal)}.${quoteIdent(versionsTable(node))}`,
     ledgerTable: `${quoteIdent(internal)}.ledger`,
     view: (view) => `${quoteIdent(name)}.${quoteIdent(view)}`,

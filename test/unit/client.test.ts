@@ -334,6 +334,12 @@ describe('renderStatus', () => {
       expect(text).toContain(heading);
     }
   });
+  it('a staged backfill says how to compare, publish or discard it; a running one does not', () => {
+    const staged = plain(renderStatus(progress({ state: 'staged' })));
+    expect(staged.split('\n')[0]).toMatch(/ staged · /);
+    expect(staged).toContain(`staged: nothing is published yet. Compare with 'backfill diff ${progress().backfillId}', then 'backfill publish ${progress().backfillId}' or 'backfill discard ${progress().backfillId}'`);
+    expect(text).not.toContain('nothing is published yet');
+  });
 });
 
 describe('renderGovernance (status under a policy)', () => {

@@ -47,7 +47,7 @@ type NodeRun = {
 type Activity = { serial: number; node: string; instance: number; batchId: number; tasks: Array<{ index: number; recheck: boolean }>; orphan: boolean };
 type ControlMessage = { node: string; control: NodeControl };
 type ReportMessage = { report: NodeReport; duplicate: boolean };
-type Ended = { state: 'completed' | 'completed_with_failures' | 'cancelled' | 'failed'; carry: BackfillCarry };
+type Ended = { state: 'completed' | 'completed_with_failures' | 'cancelled' | 'failed' | 'discarded'; carry: BackfillCarry };
 
 export type Action =
   | { kind: 'parent' }
@@ -68,6 +68,10 @@ export type Action =
   | { kind: 'setConcurrency'; value: unknown; node: number | null }
   | { kind: 'cancel'; publishRunning: boolean }
   | { kind: 'resume'; node: number | null }
+  /** A staged backfill's publish or discard arrives (an update: `junk` sends an argument that must be refused). */
+  | { kind: 'decide'; action: 'publish' | 'discard'; junk: boolean }
+  /** The warehouse's publish or discard under way lands: done, or refused (another run leases a dataset). */
+  | { kind: 'decisionLands'; ok: boolean }
   | { kind: 'approve'; verdict: 'valid' | 'self' | 'refused' | 'stale' }
   | { kind: 'setBudget'; value: unknown };
 
@@ -118,6 +122,11 @@ export class World {
   private readonly heardFrom = new Map<string, number>();
   private instances = 0;
   private serials = 0;
+  /** What readers see of the run key's versions: all it published, or (staged) nothing until its publish commits. */
+  private readonly visible = new Set<string>();
+  /** A staged backfill's publish or discard under way (the activity in its update handler). */
+  private deciding: 'publish' | 'discard' | null = null;
+
   /** Whether an approval was accepted in the current run of the parent (a resumed run needs one again). */
   private approvedThisRun = false;
   /** Audit entries written to the history so far: their seq only goes up. */
@@ -126,6 +135,7 @@ export class World {
   constructor(
     spec: ResolvedSpec,
     private readonly governance: GovernanceCase = null,
+    private readonly staged = false,
   ) {
     this.spec = spec;
     this.plan = expandPlan(spec);
@@ -138,7 +148,7 @@ export class World {
    * (what the ended run spent and its audit trail go on); a continue-as-new carries its judgement.
    */
   private coordinator(limits: { rate: number | null; concurrency: number | null }, carry?: BackfillCarry, continued = false): BackfillCoordinator {
-    const parent = new BackfillCoordinator(this.plan, limits, carry, { now: () => this.now });
+    const parent = new BackfillCoordinator(this.plan, limits, carry, { now: () => this.now, stage: this.staged });
     if (!this.governance) return parent;
     if (continued) {
       if (!carry?.governance) fail('a governed run continued as new without its governance');
@@ -238,7 +248,10 @@ export class World {
     this.writeAudit();
     if (this.finishing) {
       this.flush();
-      if (this.sending.size === 0 && !this.flushable()) this.end(parent.anyFailed ? 'completed_with_failures' : 'completed');
+      if (this.sending.size > 0 || this.flushable()) return;
+      // A staged backfill waits for its decision once its node workflows have ended.
+      if (parent.staged && !parent.staged.decided) return parent.staged.settle();
+      this.end(parent.endState as Ended['state']);
       return;
     }
     if (!this.handingOver) {
@@ -277,6 +290,8 @@ export class World {
 
   /** Cancelled, or failed for good: node workflows are cancelled, their running partitions land or stop, and their last reports arrive. */
   private abort(state: 'cancelled' | 'failed', publishRunning: boolean): void {
+    // A publish or discard under way is cancelled with the workflow: its transaction committed or it did not.
+    if (this.deciding) this.landDecision(publishRunning);
     for (const activity of [...this.activities]) {
       const run = this.nodes.get(activity.node);
       if (activity.orphan || !run || run.instance !== activity.instance) continue;
@@ -406,6 +421,7 @@ export class World {
         // activity that raced an orphaned one (the warehouse then finds it published).
         if (this.published.has(key) && !this.orphaned.has(key)) fail(`${key} published twice within the run key`);
         this.published.add(key);
+        if (!this.staged) this.visible.add(key);
       }
       // Durations and reported latencies vary, so that automatic batches and latency pacing act.
       const ms = (activity.serial * 37 + task.index * 11) % 1500;
@@ -469,7 +485,7 @@ export class World {
 
   private resume(node: string | null): void {
     const ended = this.ended;
-    if (!ended || ended.state === 'completed') return;
+    if (!ended || ended.state === 'completed' || ended.state === 'discarded') return;
     // Every node workflow of the ended run is closed first (the client waits for that).
     for (const run of [...this.nodes.values()]) this.terminate(run.id);
     this.reports = [];
@@ -477,6 +493,29 @@ export class World {
     this.parent = this.coordinator({ rate: this.spec.rate, concurrency: this.spec.concurrency }, carry);
     this.ended = null;
     this.startNodes();
+  }
+
+  private decide(action: 'publish' | 'discard', junk: boolean): void {
+    const parent = this.parent;
+    if (!parent) return;
+    const before = parent.staged?.current;
+    this.control(() => {
+      parent.parseStagedDecision(action, junk ? { by: 7 } : { by: 'op' });
+      parent.beginStagedDecision(action, junk ? { by: 7 } : { by: 'op', reason: 'model' }, this.now);
+      if (junk) fail(`a ${action} with junk was taken`);
+      if (before !== 'awaiting') fail(`a ${action} was taken in phase ${String(before)}`);
+      this.deciding = action;
+    });
+  }
+
+  /** The warehouse's transaction commits (`ok`) or is refused; the gate hears of it unless the run is gone. */
+  private landDecision(ok: boolean): void {
+    const action = this.deciding;
+    if (!action) return;
+    this.deciding = null;
+    if (ok && action === 'publish') for (const key of this.published) this.visible.add(key);
+    if (ok && action === 'discard') this.published.clear();
+    this.parent?.staged?.end(ok);
   }
 
   apply(action: Action): void {
@@ -535,6 +574,10 @@ export class World {
         return;
       case 'resume':
         return this.resume(action.node === null ? null : this.nodeId(action.node));
+      case 'decide':
+        return this.decide(action.action, action.junk);
+      case 'decisionLands':
+        return this.landDecision(action.ok);
       case 'approve': {
         if (!parent) return;
         // As the update's validator and the signal do first: a backfill that waits for none refuses it here.
@@ -568,6 +611,9 @@ export class World {
 
   check(): void {
     const parent = this.parent;
+    // Readers see nothing of a staged backfill until its publish commits, then all of it at once.
+    if (this.staged && this.visible.size > 0 && this.visible.size !== this.published.size) fail(`readers see ${this.visible.size} of ${this.published.size} staged versions`);
+    if (this.staged && parent?.staged && parent.staged.current !== 'computing' && this.activities.some((a) => !a.orphan)) fail('a partition runs after the backfill was staged');
     const states = new Map<string, ReturnType<NodeScheduler['toState']>>();
     for (const run of this.nodes.values()) {
       const state = run.scheduler.toState();
@@ -644,6 +690,21 @@ export class World {
    * every partition succeeds. The backfill must end, and a completed one must account for every
    * partition.
    */
+  /** The drain's operator: a staged backfill that waits is published (a decision under way lands). */
+  private endStaged(): Ended | null {
+    for (let round = 0; round < 3 && !this.ended && this.parent?.staged; round++) {
+      this.landDecision(true);
+      if (this.parent.staged.current === 'awaiting') this.decide('publish', false);
+      this.landDecision(true);
+      this.parentStep();
+    }
+    // Published: readers see every version it staged; discarded: none. (Cancelled or failed: all or none, as check() holds.)
+    const state = this.ended?.state;
+    if (this.staged && (state === 'completed' || state === 'completed_with_failures') && this.visible.size !== this.published.size) fail(`ended ${state} with ${this.visible.size} of ${this.published.size} versions visible`);
+    if (this.staged && state === 'discarded' && this.visible.size > 0) fail(`discarded with ${this.visible.size} versions visible`);
+    return this.ended;
+  }
+
   drain(maxRounds = 400): Ended {
     this.parent?.setPaused(false);
     for (let round = 0; round < maxRounds; round++) {
@@ -673,7 +734,7 @@ export class World {
       }
       this.check();
     }
-    const ended = this.ended ?? fail(`the backfill did not end: ${JSON.stringify(this.parent!.progress('model', 'running', 1).nodes.map((n) => [n.id, n.done, n.running, n.failed, n.pending]))}`);
+    const ended = this.endStaged() ?? this.ended ?? fail(`the backfill did not end: ${JSON.stringify(this.parent!.progress('model', 'running', 1).nodes.map((n) => [n.id, n.done, n.running, n.failed, n.pending]))}`);
     if (ended.state === 'completed' || ended.state === 'completed_with_failures') {
       const restored = new BackfillCoordinator(this.plan, { rate: null, concurrency: null }, ended.carry);
       if (this.governance && !ended.carry.governance) fail('a governed backfill ended without its governance in the carry');
@@ -759,6 +820,8 @@ export const actionArbitrary: fc.Arbitrary<Action> = fc.oneof(
   { weight: 1, arbitrary: fc.record({ value: limitValue, node: nodeRef }).map<Action>((r) => ({ kind: 'setConcurrency', ...r })) },
   { weight: 1, arbitrary: fc.boolean().map<Action>((publishRunning) => ({ kind: 'cancel', publishRunning })) },
   { weight: 1, arbitrary: nodeRef.map<Action>((node) => ({ kind: 'resume', node })) },
+  { weight: 2, arbitrary: fc.record({ action: fc.constantFrom<'publish' | 'discard'>('publish', 'discard'), junk: fc.boolean() }).map<Action>((r) => ({ kind: 'decide', ...r })) },
+  { weight: 2, arbitrary: fc.boolean().map<Action>((ok) => ({ kind: 'decisionLands', ok })) },
   { weight: 1, arbitrary: fc.constantFrom('valid', 'self', 'refused', 'stale').map<Action>((verdict) => ({ kind: 'approve', verdict: verdict as 'valid' })) },
   { weight: 1, arbitrary: fc.constantFrom<unknown>(1, 3, 1000, 5000, 0, -1, 2.5, 'x', null).map<Action>((value) => ({ kind: 'setBudget', value })) },
 );
@@ -770,8 +833,8 @@ export const governanceArbitrary: fc.Arbitrary<GovernanceCase> = fc.option(
 );
 
 /** Runs the actions, checking the invariants after each, then drains: true when every invariant held. */
-export function holds(spec: ReturnType<typeof resolveSpec>, actions: Action[], governance: GovernanceCase = null): void {
-  const world = new World(spec, governance);
+export function holds(spec: ReturnType<typeof resolveSpec>, actions: Action[], governance: GovernanceCase = null, staged = false): void {
+  const world = new World(spec, governance, staged);
   world.check();
   for (const action of actions) {
     world.apply(action);

@@ -74,6 +74,9 @@ export class ThreadedWarehouse implements Warehouse {
   identity: Warehouse['identity'] = (...args) => this.call('identity', ...args);
   acquireDatasets: Warehouse['acquireDatasets'] = (...args) => this.call('acquireDatasets', ...args);
   releaseDatasets: Warehouse['releaseDatasets'] = (...args) => this.call('releaseDatasets', ...args);
+  publishStaged: Warehouse['publishStaged'] = (...args) => this.call('publishStaged', ...args);
+  discardStaged: Warehouse['discardStaged'] = (...args) => this.call('discardStaged', ...args);
+  diffStaged: Warehouse['diffStaged'] = (...args) => this.call('diffStaged', ...args);
 
   async close(): Promise<void> {
     if (this.gone) return;
