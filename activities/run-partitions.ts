@@ -274,7 +274,9 @@ export function createActivities(deps: ActivityDeps) {
       const definitionHash = specHashOf(input.node);
       const window = windowOf(input.window);
       // Alone, a partition has the activity's timeout; in a batch, each has the node's.
-      const partitionTimeout = input.partitions.length > 1 && input.node.timeout !== undefined ? (parseDuration(input.node.timeout) ?? null) : null;
+      // A dry run's transform runs nothing: no timer, controller and race for each of its partitions.
+      const dryRun = deps.transforms.get(input.node.transform)?.dryRun === true;
+      const partitionTimeout = input.partitions.length > 1 && input.node.timeout !== undefined && !dryRun ? (parseDuration(input.node.timeout) ?? null) : null;
       const buffer = new PublishBuffer();
       /** A partition's failure, as the workflow reads it; or the batch's result when it is a throttle or the end of the run window. */
       const failure = (task: PartitionTask, error: unknown, i: number): RunPartitionsResult => {
