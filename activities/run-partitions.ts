@@ -18,7 +18,8 @@ import { isNonRetryable, isThrottled } from './errors.ts';
 import { specHash } from './spec-hash.ts';
 import { PartitionTelemetry } from './telemetry.ts';
 import { collectData, partitionBindings, type PartitionSession, type TransformRegistry } from './transforms.ts';
-import { CheckFailedError, InvalidDatasetError, SqlError, StaleRunError, type PinnedInput, type Published, type Warehouse } from './warehouse/types.ts';
+import { CheckFailedError, InvalidDatasetError, SqlError, StaleRunError, type PartitionWrite, type PinnedInput, type Published, type Warehouse } from './warehouse/types.ts';
+import { PublishBuffer, type PendingPartition } from './publish-buffer.ts';
 import { createWarehouseActivities } from './warehouse-activities.ts';
 
 export type ActivityDeps = {
@@ -38,7 +39,7 @@ function failureType(error: unknown): { type: string; nonRetryable: boolean } {
   return { type: error instanceof Error ? error.name : 'Error', nonRetryable: false };
 }
 
-function resultOf(task: PartitionTask, published: Published, startedAt: number, cost?: number, latencyMs?: number): PartitionResult {
+function resultOf(task: PartitionTask, published: Published, startedAt: number, finishedAt: number, cost?: number, latencyMs?: number): PartitionResult {
   return {
     index: task.index,
     key: task.key,
@@ -46,7 +47,7 @@ function resultOf(task: PartitionTask, published: Published, startedAt: number, 
     rowCount: published.rowCount,
     checksum: published.checksum,
     startedAt,
-    finishedAt: Date.now(),
+    finishedAt,
     ...(cost !== undefined ? { cost } : {}),
     ...(latencyMs !== undefined ? { latencyMs } : {}),
   };
@@ -62,7 +63,7 @@ export class PartitionTimeoutError extends Error {
  * timeout covers the whole batch (the timeout times its partitions), so without this a partition
  * that hangs would hold the batch for as long. The transform's signal aborts at the deadline, and
  * a transform that ignores it is left behind: its attempt fails and the retry runs the partition
- * again (a late publish of the abandoned one takes turns with it and is found by publishedBy).
+ * again (the abandoned one's rows, should it ever return them, are never committed: nothing holds them for a commit).
  */
 export async function withinTimeout<T>(timeoutMs: number | null, signal: AbortSignal | null, run: (signal: AbortSignal | null) => Promise<T>): Promise<T> {
   if (timeoutMs === null) return run(signal);
@@ -110,7 +111,15 @@ function specHashOf(node: RunPartitionsInput['node']): string {
 }
 
 export function createActivities(deps: ActivityDeps) {
-  const runOne = async (input: RunPartitionsInput, task: PartitionTask, ctx: Context, definitionHash: string, telemetry: PartitionTelemetry, stopped: AbortSignal | null): Promise<PartitionResult> => {
+  /** Runs one partition's transform: its result when there is nothing to publish, else its write, to commit with the batch's next ones. */
+  const runOne = async (
+    input: RunPartitionsInput,
+    task: PartitionTask,
+    ctx: Context,
+    definitionHash: string,
+    telemetry: PartitionTelemetry,
+    stopped: AbortSignal | null,
+  ): Promise<{ done: PartitionResult } | { pending: PendingPartition }> => {
     const { node } = input;
     const startedAt = Date.now();
     const signal = stopped ? AbortSignal.any([ctx.cancellationSignal, stopped]) : ctx.cancellationSignal;
@@ -124,15 +133,15 @@ export function createActivities(deps: ActivityDeps) {
       );
     }
     // Orchestration only: nothing is written, versioned or recorded (load tests, dry runs).
-    if (transform.dryRun) return { index: task.index, key: task.key, version: 0, rowCount: 0, checksum: '', startedAt, finishedAt: Date.now() };
+    if (transform.dryRun) return { done: { index: task.index, key: task.key, version: 0, rowCount: 0, checksum: '', startedAt, finishedAt: Date.now() } };
     // A retry after a crash that followed the commit, or a partition an earlier workflow run
     // may have finished (`recheck`), finds the partition published: nothing to redo.
     if (ctx.info.attempt > 1 || task.recheck) {
       const done = await deps.warehouse.publishedBy(node.id, task.key, input.runKey);
       if (done) {
-        const result = resultOf(task, done, startedAt);
+        const result = resultOf(task, done, startedAt, Date.now());
         telemetry.foundPublished(result);
-        return result;
+        return { done: result };
       }
     }
     const { data, session } = collectData();
@@ -179,7 +188,7 @@ export function createActivities(deps: ActivityDeps) {
     // Cancelled (or its window's grace ran out) while the transform ran: publish nothing.
     if (ctx.cancellationSignal.aborted) throw new CancelledFailure('cancelled before publishing');
     if (stopped?.aborted) throw new WindowClosed('stopped at the end of the run window');
-    const published = await deps.warehouse.publish({
+    const write: PartitionWrite = {
       node: node.id,
       partition: task.key,
       backfillId: input.backfillId,
@@ -198,11 +207,38 @@ export function createActivities(deps: ActivityDeps) {
       ...(node.adopt ? { adopt: true } : {}),
       ...(cost !== undefined ? { cost } : {}),
       ...(input.stage ? { stage: true } : {}),
-    });
-    for (const warning of published.alreadyPublished ? [] : published.warnings) ctx.log.warn(`check warning on ${node.id} ${task.key}: ${warning}`);
-    const result = resultOf(task, published, startedAt, cost, latencyMs);
-    telemetry.published(result);
-    return result;
+    };
+    return { pending: { task, write, startedAt, computedAt: Date.now(), ...(cost !== undefined ? { cost } : {}), ...(latencyMs !== undefined ? { latencyMs } : {}) } };
+  };
+
+  /**
+   * Commits the partitions a batch computed, in one transaction: each is atomic in it, and the
+   * first that fails fails alone. Those after it are committed too (one more transaction),
+   * unless another fails: that one and the rest are not finished and run again. Returns the
+   * results, and the first failure with its partition.
+   */
+  const commit = async (ctx: Context, telemetry: PartitionTelemetry, batch: readonly PendingPartition[]): Promise<{ results: PartitionResult[]; failed?: { task: PartitionTask; error: Error } }> => {
+    const results: PartitionResult[] = [];
+    let rest = batch;
+    let failed: { task: PartitionTask; error: Error } | undefined;
+    while (rest.length > 0) {
+      const began = Date.now();
+      const outcome = await deps.warehouse.publishMany(rest.map((p) => p.write));
+      // Each partition's time is its own work and its share of the commit (pacing and batch sizing read it).
+      const share = (Date.now() - began) / rest.length;
+      for (const [i, published] of outcome.published.entries()) {
+        const p = rest[i]!;
+        for (const warning of published.alreadyPublished ? [] : published.warnings) ctx.log.warn(`check warning on ${p.write.node} ${p.task.key}: ${warning}`);
+        const result = resultOf(p.task, published, p.startedAt, Math.round(p.computedAt + share), p.cost, p.latencyMs);
+        telemetry.published(result);
+        results.push(result);
+      }
+      if (!outcome.failed) break;
+      if (failed) break;
+      failed = { task: rest[outcome.failed.index]!.task, error: outcome.failed.error };
+      rest = rest.slice(outcome.failed.index + 1);
+    }
+    return { results, ...(failed ? { failed } : {}) };
   };
 
   /** The warehouse's identity, read once: a partition of a backfill that started on another warehouse is refused. */
@@ -239,38 +275,78 @@ export function createActivities(deps: ActivityDeps) {
       const definitionHash = specHashOf(input.node);
       const window = windowOf(input.window);
       // Alone, a partition has the activity's timeout; in a batch, each has the node's.
-      const partitionTimeout = input.partitions.length > 1 && input.node.timeout !== undefined ? (parseDuration(input.node.timeout) ?? null) : null;
+      // A dry run's transform runs nothing: no timer, controller and race for each of its partitions.
+      const dryRun = deps.transforms.get(input.node.transform)?.dryRun === true;
+      const partitionTimeout = input.partitions.length > 1 && input.node.timeout !== undefined && !dryRun ? (parseDuration(input.node.timeout) ?? null) : null;
+      const buffer = new PublishBuffer();
+      /** A partition's failure, as the workflow reads it; or the batch's result when it is a throttle or the end of the run window. */
+      const failure = (task: PartitionTask, error: unknown, i: number): RunPartitionsResult => {
+        if (isThrottled(error)) {
+          telemetry.throttled(task, error.message);
+          return { finished, attempt, throttled: { index: task.index, message: error.message } };
+        }
+        if (error instanceof CancelledFailure || ctx.cancellationSignal.aborted) throw new CancelledFailure('cancelled');
+        if (window.stopped?.aborted) return { finished, attempt, deferred: input.partitions.length - i };
+        const { type, nonRetryable } = failureType(error);
+        telemetry.failed(task, error, type, nonRetryable);
+        const details: PartitionFailureDetails = { finished, failedIndex: task.index, attempt };
+        throw ApplicationFailure.create({
+          // The key is in the activity id and the details: kept out of the message, failures of one cause group together.
+          message: error instanceof Error ? error.message : String(error),
+          type,
+          nonRetryable,
+          details: [details],
+          cause: error instanceof Error ? error : undefined,
+        });
+      };
+      /** Commits what the buffer holds, and checkpoints it (a retry skips it); throws (or ends the batch) on a failed partition. */
+      const flush = async (last = false): Promise<RunPartitionsResult | null> => {
+        if (buffer.size === 0) return null;
+        const batch = buffer.take();
+        let committed: Awaited<ReturnType<typeof commit>>;
+        try {
+          committed = await commit(ctx, telemetry, batch);
+        } catch (error) {
+          committed = { results: [], failed: { task: batch[0]!.task, error: error instanceof Error ? error : new Error(String(error)) } };
+        }
+        const { results, failed } = committed;
+        finished.push(...results);
+        // What a retry may skip; at the end of the batch, the result says it.
+        if (results.length > 0 && !(last && !failed)) ctx.heartbeat({ finished, attempt });
+        return failed ? failure(failed.task, failed.error, input.partitions.findIndex((t) => t.index === failed.task.index)) : null;
+      };
       try {
         for (const [i, task] of input.partitions.entries()) {
           if (skip.has(task.index)) continue;
           if (ctx.cancellationSignal.aborted) throw new CancelledFailure('cancelled');
           // Outside the run window nothing starts: the rest run again in the next window.
-          if (window.closed()) return { finished, attempt, deferred: input.partitions.length - i };
+          if (window.closed()) return (await flush()) ?? { finished, attempt, deferred: input.partitions.length - i };
+          let outcome: Awaited<ReturnType<typeof runOne>>;
           try {
-            finished.push(await withinTimeout(partitionTimeout, window.stopped, (stopped) => runOne(input, task, ctx, definitionHash, telemetry, stopped)));
-            // What a retry may skip; the last one is in the result.
-            if (i < input.partitions.length - 1) ctx.heartbeat({ finished, attempt });
+            outcome = await withinTimeout(partitionTimeout, window.stopped, (stopped) => runOne(input, task, ctx, definitionHash, telemetry, stopped));
           } catch (error) {
-            if (isThrottled(error)) {
-              telemetry.throttled(task, error.message);
-              return { finished, attempt, throttled: { index: task.index, message: error.message } };
+            // What the batch computed before this partition is committed first, unless it was cancelled.
+            if (!(error instanceof CancelledFailure || ctx.cancellationSignal.aborted)) {
+              const ended = await flush();
+              if (ended) return ended;
             }
-            if (error instanceof CancelledFailure || ctx.cancellationSignal.aborted) throw new CancelledFailure('cancelled');
-            if (window.stopped?.aborted) return { finished, attempt, deferred: input.partitions.length - i };
-            const { type, nonRetryable } = failureType(error);
-            telemetry.failed(task, error, type, nonRetryable);
-            const details: PartitionFailureDetails = { finished, failedIndex: task.index, attempt };
-            throw ApplicationFailure.create({
-              // The key is in the activity id and the details: kept out of the message, failures of one cause group together.
-              message: error instanceof Error ? error.message : String(error),
-              type,
-              nonRetryable,
-              details: [details],
-              cause: error instanceof Error ? error : undefined,
-            });
+            return failure(task, error, i);
+          }
+          if ('done' in outcome) {
+            // Nothing was written (a dry run) or it was published before: nothing a crash could
+            // lose, so no checkpoint of its own (each heartbeat encodes every finished result:
+            // per partition, that cost grew with the batch). The next commit or the timer's
+            // heartbeat carries it.
+            finished.push(outcome.done);
+            continue;
+          }
+          buffer.add(outcome.pending);
+          if (buffer.full()) {
+            const ended = await flush(i === input.partitions.length - 1);
+            if (ended) return ended;
           }
         }
-        return { finished, attempt };
+        return (await flush(true)) ?? { finished, attempt };
       } finally {
         clearInterval(timer);
         window.dispose();

@@ -12,7 +12,7 @@ import {
   type WorkflowExecutionDescription,
   type WorkflowHandle,
 } from '@temporalio/client';
-import { WorkflowIdReusePolicy, type Priority } from '@temporalio/common';
+import { NamespaceNotFoundError, WorkflowIdReusePolicy, type Priority } from '@temporalio/common';
 import proto from '@temporalio/proto';
 import { planHash } from '../core/approval.ts';
 import type { AuditEntry, ControlMeta } from '../core/audit.ts';
@@ -23,8 +23,6 @@ import { topologicalOrder } from '../core/graph.ts';
 import { expandPlan, type Plan } from '../core/plan.ts';
 import { RangeSet } from '../core/ranges.ts';
 import { rollbackWorkflowId, type RollbackInput, type RollbackSummary, type RollbackTuning } from '../core/rollback.ts';
-import { changedNodes } from '../core/spec-changes.ts';
-import { resumeCarry } from '../core/coordinator.ts';
 import { CORE_GENERATION, DEFAULT_TASK_QUEUE, type BackfillCarry, type BackfillInput, type BackfillResult, type Limits, type Progress, type Tuning } from '../core/protocol.ts';
 import type { RangesJSON } from '../core/ranges.ts';
 import type { PartitionRange, ResolvedSpec } from '../core/spec.ts';
@@ -56,7 +54,7 @@ import {
 import type { backfillWorkflow } from '../workflows/backfill.ts';
 import type { rollbackWorkflow } from '../workflows/rollback.ts';
 import { auditTrail } from './audit.ts';
-import { openConnection, resolveConnection, type ConnectionOverrides, type ConnectionSettings } from './connection.ts';
+import { checkNamespace, openConnection, resolveConnection, type ConnectionOverrides, type ConnectionSettings } from './connection.ts';
 import { datasetWriters, datasetsBusy, type DatasetWriter } from './dataset-writers.ts';
 import { LiveEtas, liveEta, withLiveEta, type LiveEta } from './eta.ts';
 import { registerSearchAttributes, rejectedAttribute, requireSearchAttributes, unregisteredAttribute, type SetupResult } from './search-attributes.ts';
@@ -77,6 +75,11 @@ export type ConnectOptions = ConnectionOverrides & {
   defaults?: ClientDefaults;
   /** Who this client says it is (Temporal's client identity; default <user>@<host>): recorded with every action in the audit trail. */
   identity?: string;
+  /**
+   * false: the namespace is looked up only when a backfill is not found (to say which is
+   * missing), not at connect: one call less for a command that reads one backfill (`status`).
+   */
+  checkNamespace?: boolean;
 };
 
 /** `<user>@<host>`: the identity a client declares when none is given (self-declared: the audit trail says so). */
@@ -225,10 +228,10 @@ export class BackfillClient {
   ) {}
 
   static async connect(options: ConnectOptions = {}): Promise<BackfillClient> {
-    const { settings: given, uiUrl, defaults = settingsFromEnv(), identity = defaultIdentity(), ...overrides } = options;
+    const { settings: given, uiUrl, defaults = settingsFromEnv(), identity = defaultIdentity(), checkNamespace = true, ...overrides } = options;
     const settings = given ?? resolveConnection(overrides);
     const tracing = tracingRequested() ? await startTracing('backfill-client') : undefined;
-    const connection = await openConnection(settings);
+    const connection = await openConnection(settings, undefined, { checkNamespace });
     const uiBase = uiUrl ?? defaults.uiUrl ?? 'http://localhost:8233';
     const client = new Client({ connection, namespace: settings.namespace, identity, ...(tracing ? { interceptors: tracing.client } : {}) });
     return new BackfillClient(client, connection, settings, uiBase.replace(/\/$/, ''), tracing, defaults, identity);
@@ -271,6 +274,8 @@ export class BackfillClient {
     try {
       return await this.handle(backfillId).describe();
     } catch (error) {
+      // A namespace not checked at connect (`checkNamespace: false`): a missing one is named, with the fix.
+      if (error instanceof NamespaceNotFoundError) await checkNamespace(this.connection, this.settings);
       if (error instanceof WorkflowNotFoundError) {
         throw new BackfillError('not_found', `no backfill with id '${backfillId}' in namespace ${this.namespace}: check the id ('backfill start' printed it)`);
       }
@@ -399,24 +404,30 @@ export class BackfillClient {
    */
   async status(backfillId: string): Promise<Status> {
     const description = await this.describe(backfillId);
+    const running = description.status.name === 'RUNNING' || description.status.name === 'CONTINUED_AS_NEW';
+    // What the ETA and the waiting check read is asked for beside the progress, not after it.
+    let input: Promise<BackfillInput | undefined> | undefined;
+    const inputOnce = () => (input ??= this.firstInput(backfillWorkflowId(backfillId), description.runId));
+    const eta = running ? this.liveEta(backfillId, inputOnce).catch(() => null) : null;
     const progress = await this.progressOf(backfillId, description);
     if (progress.state !== 'running') return { ...progress, waiting: [] };
-    const eta = await this.liveEta(backfillId).catch(() => null);
-    return { ...(eta ? withLiveEta(progress, eta) : progress), waiting: await this.waiting(backfillId, description.runId, progress) };
+    const [live, waiting] = await Promise.all([eta, this.waiting(backfillId, description.runId, progress, inputOnce)]);
+    return { ...(live ? withLiveEta(progress, live) : progress), waiting };
   }
 
   /** The ETA of `plan --estimate`'s model from the backfill's state now and its live figures (client/eta.ts). */
-  private liveEta(backfillId: string): Promise<LiveEta> {
+  private liveEta(backfillId: string, inputOf: () => Promise<BackfillInput | undefined>): Promise<LiveEta> {
     return this.etas.get(backfillId, async () => {
+      const carry = this.client.withDeadline(Date.now() + QUERY_TIMEOUT_MS, () => this.handle(backfillId).query(carryQuery));
+      carry.catch(() => undefined);
       let plan = this.plans.get(backfillId);
       if (!plan) {
-        const input = await this.inputOf(backfillId);
+        const input = await inputOf();
         if (!input) throw new Error(`no input in the history of ${backfillId}`);
         plan = expandPlan(input.spec, input.range);
         this.plans.set(backfillId, plan);
       }
-      const carry = await this.client.withDeadline(Date.now() + QUERY_TIMEOUT_MS, () => this.handle(backfillId).query(carryQuery));
-      return liveEta(plan, carry);
+      return liveEta(plan, await carry);
     });
   }
 
@@ -424,19 +435,30 @@ export class BackfillClient {
     const status = description.status.name;
     const handle = this.handle(backfillId);
     if (status === 'RUNNING' || status === 'CONTINUED_AS_NEW') {
-      // Nobody polling the workflows' queue: a short wait covers a worker that is just starting.
-      const unpolled = await this.unpolled(description.taskQueue);
-      const deadline = Date.now() + (unpolled ? UNPOLLED_QUERY_TIMEOUT_MS : QUERY_TIMEOUT_MS);
+      // Asked at once, with the short wait that covers a worker just starting; only when a worker
+      // polls the workflows' queue is it asked again, for the rest of the usual wait.
+      const asked = Date.now();
+      const shortDeadline = asked + UNPOLLED_QUERY_TIMEOUT_MS;
+      const [unpolled, first] = await Promise.all([
+        this.unpolled(description.taskQueue),
+        this.client.withDeadline(shortDeadline, () => handle.query(progressQuery)).then(
+          (progress) => ({ progress }),
+          (error: unknown) => ({ error }),
+        ),
+      ]);
+      if ('progress' in first) return first.progress;
+      if (!timedOut(first.error, shortDeadline)) throw first.error;
+      if (unpolled) {
+        throw new BackfillError(
+          'no_worker',
+          `backfill '${backfillId}' is running but no worker polls its workflow task queue '${description.taskQueue}': start one with 'backfill worker --workflow-queue ${description.taskQueue}'`,
+        );
+      }
+      const deadline = asked + QUERY_TIMEOUT_MS;
       try {
         return await this.client.withDeadline(deadline, () => handle.query(progressQuery));
       } catch (error) {
         if (!timedOut(error, deadline)) throw error;
-        if (unpolled) {
-          throw new BackfillError(
-            'no_worker',
-            `backfill '${backfillId}' is running but no worker polls its workflow task queue '${description.taskQueue}': start one with 'backfill worker --workflow-queue ${description.taskQueue}'`,
-          );
-        }
         throw new BackfillError(
           'timeout',
           `backfill '${backfillId}' is running but no worker answered within ${QUERY_TIMEOUT_MS / 1000}s: start one with 'backfill worker' (task queue ${description.taskQueue})`,
@@ -459,10 +481,10 @@ export class BackfillClient {
     return pollers !== undefined && queueState(pollers, Date.now())?.reason === 'no_worker';
   }
 
-  private async waiting(backfillId: string, runId: string, progress: Progress): Promise<Waiting[]> {
+  private async waiting(backfillId: string, runId: string, progress: Progress, inputOf?: () => Promise<BackfillInput | undefined>): Promise<Waiting[]> {
     const busy = progress.nodes.filter((n) => (progress.paused ? n.running : n.running + n.pending) > 0);
     if (busy.length === 0) return [];
-    const queueOf = await this.queuesOf(backfillId, runId);
+    const queueOf = await this.queuesOf(backfillId, runId, inputOf);
     const now = Date.now();
     const states = new Map<string, QueueState>();
     const queues = new Set(busy.map((n) => queueOf.get(n.id)).filter((q): q is string => q !== undefined));
@@ -477,11 +499,11 @@ export class BackfillClient {
   }
 
   /** Each node's activity task queue, from the spec in the run's input (read once per run). */
-  private async queuesOf(backfillId: string, runId: string): Promise<ReadonlyMap<string, string>> {
+  private async queuesOf(backfillId: string, runId: string, inputOf?: () => Promise<BackfillInput | undefined>): Promise<ReadonlyMap<string, string>> {
     const known = this.nodeQueues.get(runId);
     if (known) return known;
     // A history this reader may not see leaves the check out rather than failing `status`.
-    const input = await this.firstInput(backfillWorkflowId(backfillId), runId).catch(() => undefined);
+    const input = await (inputOf ? inputOf() : this.firstInput(backfillWorkflowId(backfillId), runId)).catch(() => undefined);
     const queues = new Map((input?.spec.nodes ?? []).map((n) => [n.id, n.taskQueue]));
     if (input) this.nodeQueues.set(runId, queues);
     return queues;
@@ -708,6 +730,8 @@ export class BackfillClient {
     const original = await this.inputOf(backfillId);
     if (!original) throw new BackfillError('failed', `cannot read the input of backfill '${backfillId}'`);
     const currentSpec = original.spec;
+    // Loaded here: the coordinator and the spec's schemas weigh on every other command's start.
+    const [{ changedNodes }, { resumeCarry }] = await Promise.all([import('../core/spec-changes.ts'), import('../core/coordinator.ts')]);
     const changed = options.spec ? changedNodes(currentSpec, options.spec) : [];
     if (options.node !== undefined && !currentSpec.nodes.some((n) => n.id === options.node)) {
       throw new BackfillError('invalid_argument', `unknown node '${options.node}': this backfill's nodes are ${currentSpec.nodes.map((n) => n.id).join(', ')}`);

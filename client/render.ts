@@ -13,7 +13,8 @@ import type { NodeProgress, Progress } from '../core/protocol.ts';
 import type { LedgerRow } from '../activities/warehouse/types.ts';
 import type { Waiting } from './waiting.ts';
 
-const number = (n: number) => n.toLocaleString('en-US');
+/** A count with thousands separators; without Intl for whole numbers (its first use loads locale data: tens of ms at start). */
+const number = (n: number) => (Number.isSafeInteger(n) ? String(n).replace(/\B(?=(\d{3})+(?!\d))/g, ',') : n.toLocaleString('en-US'));
 /** Table colours only on a terminal. */
 const tableStyle = () => (process.stdout.isTTY ? { head: ['cyan'] } : { head: [], border: [] });
 const rate = (r: number | null) => (r === null ? 'unlimited' : `${Number(r.toFixed(2))}/s`);

@@ -19,7 +19,8 @@
  */
 import { DEFAULT_BATCH_TARGET, autoBatchSize, probeWindowMs } from './batching.ts';
 import { parseDuration } from './duration.ts';
-import { nodeShares, type Limits, type NodeLimits } from './limits.ts';
+import type { Limits, NodeLimits } from './limits.ts';
+import { nodeShares } from './shares.ts';
 import { initialRelease } from './only-changed.ts';
 import { TokenBucket } from './pacing.ts';
 import type { Plan, PlanNode } from './plan.ts';

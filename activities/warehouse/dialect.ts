@@ -72,6 +72,11 @@ export type PublishStart = {
 export interface Session {
   /** Rows of one of backfill's own statements. */
   all<T = Row>(sql: string, params?: Params): Promise<T[]>;
+  /**
+   * A statement whose result nothing reads. It may go out without waiting (PostgreSQL pipelines
+   * it): its error then comes from the next statement awaited, the end of a savepoint, or the
+   * commit, so the protocol never relies on `run` itself throwing.
+   */
   run(sql: string, params?: Params): Promise<void>;
   /** Runs `work` in a savepoint: rolled back when it throws, released when it returns. */
   savepoint<T>(work: () => Promise<T>): Promise<T>;

@@ -28,12 +28,13 @@ const MAX_PARAMETERS = 60_000;
 /** SQLSTATE classes of errors that the same SQL will hit again: syntax, unknown names, bad data. */
 const NON_RETRYABLE_CLASSES = ['42', '22', '21', '0A', '2F', '25'];
 
-function wrapSqlError(error: unknown, sql: string): never {
+/** A spec statement's error: an SqlError (not retried) when the same SQL would fail again. */
+function sqlErrorOf(error: unknown, sql: string): unknown {
   const code = (error as { code?: unknown })?.code;
   if (typeof code === 'string' && code.length === 5 && NON_RETRYABLE_CLASSES.includes(code.slice(0, 2))) {
-    throw new SqlError(`${(error as Error).message} in SQL: ${sql.trim().slice(0, 300)}`);
+    return new SqlError(`${(error as Error).message} in SQL: ${sql.trim().slice(0, 300)}`);
   }
-  throw error;
+  return error;
 }
 
 /** Raw text for every type: checksums canonicalize it themselves. */
@@ -92,6 +93,8 @@ export class PostgresDialect implements Dialect {
       max: options.poolSize ?? settings.options.poolSize ?? DEFAULT_POOL_SIZE,
       types: READ_TYPES,
       application_name: 'backfill',
+      // Statements go on the wire without waiting for the answers before them (PostgresSession.defer).
+      pipeline: true,
       onConnect: async (client) => {
         await client.query(
           `CREATE TEMP TABLE IF NOT EXISTS backfill_scope (node text COLLATE "C" NOT NULL, partition text COLLATE "C" NOT NULL, version integer NOT NULL, PRIMARY KEY (node, partition)) ON COMMIT DELETE ROWS`,
@@ -167,14 +170,16 @@ export class PostgresDialect implements Dialect {
     } catch (error) {
       throw new Error(`cannot connect to the PostgreSQL warehouse ${this.location}: ${(this.redact(error) as Error).message}`);
     }
+    const session = new PostgresSession(this, client);
     try {
-      await client.query(options.readOnly ? 'BEGIN READ ONLY' : 'BEGIN');
-      const session = new PostgresSession(this, client);
+      session.defer(options.readOnly ? 'BEGIN READ ONLY' : 'BEGIN');
       if (options.lock) await session.lock(options.lock);
       const result = await work(session);
-      await client.query('COMMIT');
+      // Every statement's answer is in before COMMIT's: an aborted transaction's COMMIT would only roll back.
+      await session.query('COMMIT');
       return result;
     } catch (error) {
+      await session.settle().catch(() => undefined);
       await client.query('ROLLBACK').catch(() => undefined);
       throw this.redact(error);
     } finally {
@@ -187,8 +192,20 @@ export class PostgresDialect implements Dialect {
   }
 }
 
+/** A statement as the driver takes it. */
+type Statement = string | pg.QueryConfig | pg.QueryArrayConfig;
+
+/**
+ * A transaction's connection. Statements whose answer nothing reads (BEGIN, writes, DDL,
+ * savepoints, locks) are deferred: sent at once, pipelined ahead of the next statement that is
+ * awaited, which reports the first of their errors instead of its own (after an error the
+ * transaction is aborted, so that one could only fail). So a publish waits on the server about
+ * three times, whatever number of statements it sends (test/integration/postgres-round-trips.test.ts).
+ */
 class PostgresSession implements Session {
   private savepoints = 0;
+  /** Deferred statements not yet answered, each rejecting with the error to report. */
+  private pending: Array<Promise<unknown>> = [];
   /** Datasets' columns as `startPublish` read them, until a dataset's DDL in this session. */
   private readonly known = new Map<string, Array<{ name: string; type: string }> | null>();
 
@@ -203,47 +220,75 @@ class PostgresSession implements Session {
     return { text: numbered.text, values: numbered.names.map((n) => params[n] ?? null) };
   }
 
+  /** Sends a statement whose answer nothing reads; the next statement awaited (or `settle`) reports its error, as `failure` makes it. */
+  defer(config: Statement, failure?: (error: unknown) => unknown): void {
+    const sent = this.client.query(config as pg.QueryConfig) as Promise<unknown>;
+    const reported = failure ? sent.catch((error: unknown) => Promise.reject(failure(error))) : sent;
+    reported.catch(() => undefined);
+    this.pending.push(reported);
+  }
+
+  /** Waits for the deferred statements; throws the first one's error. */
+  async settle(): Promise<void> {
+    for (const sent of this.pending.splice(0)) await sent;
+  }
+
+  /** Sends a statement and waits for its answer, after the deferred statements' (the first error among them wins). */
+  async query(config: Statement, failure?: (error: unknown) => unknown): Promise<pg.QueryResult> {
+    const sent = this.client.query(config as pg.QueryConfig) as Promise<pg.QueryResult>;
+    const answer = failure ? sent.catch((error: unknown) => Promise.reject(failure(error))) : sent;
+    if (this.pending.length > 0) {
+      answer.catch(() => undefined);
+      await this.settle();
+    }
+    return answer;
+  }
+
   async all<T = Row>(sql: string, params: Params = {}): Promise<T[]> {
-    return (await this.client.query(this.statement(sql, params))).rows as T[];
+    return (await this.query(this.statement(sql, params))).rows as T[];
   }
 
   async run(sql: string, params: Params = {}): Promise<void> {
-    await this.client.query(this.statement(sql, params));
+    this.defer(this.statement(sql, params));
   }
 
   async savepoint<T>(work: () => Promise<T>, readOnly = false): Promise<T> {
     const name = `backfill_${++this.savepoints}`;
-    await this.client.query(`SAVEPOINT ${name}${readOnly ? '; SET LOCAL transaction_read_only = on' : ''}`);
+    this.defer(`SAVEPOINT ${name}${readOnly ? '; SET LOCAL transaction_read_only = on' : ''}`);
     let result: T;
     try {
       result = await work();
+      // A read-only savepoint rolls back, which also ends its read-only mode; what it read is in.
+      if (readOnly) this.defer(`ROLLBACK TO SAVEPOINT ${name}; RELEASE SAVEPOINT ${name}`);
+      // Its statements' answers are in before it counts as done: one that failed rolls it back.
+      else await this.query(`RELEASE SAVEPOINT ${name}`);
     } catch (error) {
+      await this.settle().catch(() => undefined);
       await this.client.query(`ROLLBACK TO SAVEPOINT ${name}; RELEASE SAVEPOINT ${name}`).catch(() => undefined);
       throw error;
     }
-    // A read-only savepoint rolls back, which also ends its read-only mode.
-    await this.client.query(readOnly ? `ROLLBACK TO SAVEPOINT ${name}; RELEASE SAVEPOINT ${name}` : `RELEASE SAVEPOINT ${name}`);
     return result;
   }
 
   async lock(key: string): Promise<void> {
-    await this.client.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [key]);
+    // The statements after it wait for it on the server.
+    this.defer({ text: 'SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', values: [key] });
   }
 
   async stream(sql: string, params: Params, each: (rows: readonly unknown[][], kinds: readonly ValueKind[]) => void): Promise<void> {
     const { text, values } = this.statement(sql, params);
-    await this.client.query({ text: `DECLARE backfill_rows NO SCROLL CURSOR FOR ${text}`, values });
+    this.defer({ text: `DECLARE backfill_rows NO SCROLL CURSOR FOR ${text}`, values });
     for (;;) {
-      const batch = await this.client.query({ text: `FETCH ${ROWS_PER_FETCH} FROM backfill_rows`, rowMode: 'array', types: RAW_TEXT });
+      const batch = await this.query({ text: `FETCH ${ROWS_PER_FETCH} FROM backfill_rows`, rowMode: 'array', types: RAW_TEXT });
       each(batch.rows as unknown[][], batch.fields.map((f) => kindOf(f.dataTypeID)));
       if (batch.rows.length < ROWS_PER_FETCH) break;
     }
-    await this.client.query('CLOSE backfill_rows');
+    this.defer('CLOSE backfill_rows');
   }
 
   /** Locks the partition, reads what the protocol decides on, pins the inputs into the scope table: one statement. */
   async startPublish(request: PublishRequest): Promise<PublishStart> {
-    const [row] = (await this.client.query({ text: startCall(this.dialect.schema), values: [startArgument(request)] })).rows as Array<{ start: StartRow }>;
+    const [row] = (await this.query({ text: startCall(this.dialect.schema), values: [startArgument(request)] })).rows as Array<{ start: StartRow }>;
     const start = row!.start;
     for (const [node, columns] of Object.entries(start.columns ?? {})) this.known.set(node, columns && columns.map(([name, type]) => ({ name, type })));
     return publishStartOf(request, start);
@@ -330,7 +375,7 @@ class PostgresSession implements Session {
         values.push(partition, version, ...row);
         return `(${Array.from({ length: perRow }, (_, i) => `$${r * perRow + i + 1}`).join(', ')})`;
       });
-      await this.client.query({ text: head + tuples.join(', '), values });
+      this.defer({ text: head + tuples.join(', '), values });
     }
   }
 
@@ -341,15 +386,10 @@ class PostgresSession implements Session {
     const parsed = await parseQuery(text, spec.sql);
     if (spec.scope) await this.assertInScope(parsed, spec);
     const body = scopedSelect(parsed.text, spec.scope ?? [], spec.given ?? []);
-    const run = async (query: string, extra: unknown[] = []) => {
-      // The extended protocol always, parameters or none: it runs one statement, never several.
-      const config = { text: query, values: [...values, ...extra], queryMode: 'extended' } as pg.QueryConfig;
-      try {
-        return await this.client.query(config);
-      } catch (error) {
-        return wrapSqlError(error, spec.sql);
-      }
-    };
+    // The extended protocol always, parameters or none: it runs one statement, never several.
+    const config = (query: string, extra: unknown[] = []) => ({ text: query, values: [...values, ...extra], queryMode: 'extended' }) as pg.QueryConfig;
+    const failure = (error: unknown) => sqlErrorOf(error, spec.sql);
+    const run = (query: string) => this.query(config(query), failure);
     return {
       rows: async () => (await run(body)).rows as Row[],
       columns: () =>
@@ -363,7 +403,7 @@ class PostgresSession implements Session {
         const n = values.length;
         const cols = columns.map((c) => `, ${quoteIdent(c)}`).join('');
         const picked = columns.map((c) => `, q.${quoteIdent(c)}`).join('');
-        await run(`INSERT INTO ${table} (${PARTITION_COLUMN}, ${VERSION_COLUMN}${cols}) SELECT $${n + 1}, $${n + 2}${picked} FROM (\n${body}\n) AS q`, [partition, version]);
+        this.defer(config(`INSERT INTO ${table} (${PARTITION_COLUMN}, ${VERSION_COLUMN}${cols}) SELECT $${n + 1}, $${n + 2}${picked} FROM (\n${body}\n) AS q`, [partition, version]), failure);
       },
       measure: (aggregate) =>
         this.savepoint(async () => {

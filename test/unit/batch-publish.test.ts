@@ -1,0 +1,191 @@
+/**
+ * A batch activity commits its partitions together (`publishMany`, one transaction) and keeps
+ * every guarantee of publishing them one by one: each partition is atomic, a failing check or
+ * transform fails only its partition, what is committed is checkpointed through heartbeats (a
+ * retry skips it), and no more than a bounded amount of work waits uncommitted. A real SQLite
+ * warehouse; the partition activity as the worker runs it.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { ApplicationFailure } from '@temporalio/common';
+import { MockActivityEnvironment } from '@temporalio/testing';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { ThrottledError } from '../../activities/errors.ts';
+import { COMMIT_AFTER_MS, PublishBuffer } from '../../activities/publish-buffer.ts';
+import { createActivities } from '../../activities/run-partitions.ts';
+import type { Transform } from '../../activities/transforms.ts';
+import { SqliteWarehouse } from '../../activities/warehouse/sqlite/sqlite-dialect.ts';
+import type { PartitionWrite, PublishedBatch } from '../../activities/warehouse/types.ts';
+import type { PartitionFailureDetails, PartitionNode, PartitionResult, RunPartitionsInput, RunPartitionsResult } from '../../core/protocol.ts';
+
+/** A SQLite warehouse that records each publishMany call's partitions. */
+class CountingWarehouse extends SqliteWarehouse {
+  readonly calls: string[][] = [];
+  override publishMany(writes: readonly PartitionWrite[]): Promise<PublishedBatch> {
+    this.calls.push(writes.map((w) => w.partition));
+    return super.publishMany(writes);
+  }
+}
+
+let dir: string;
+let warehouse: CountingWarehouse;
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'backfill-batch-publish-'));
+  warehouse = new CountingWarehouse(join(dir, 'warehouse.db'));
+});
+afterEach(async () => {
+  await warehouse.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const keys = ['2024-01-01', '2024-01-02', '2024-01-03', '2024-01-04', '2024-01-05'];
+
+/** One row per partition, none for `empty` keys; throws or throttles for those keys; waits `waitMs` first. */
+function days(options: { empty?: string[]; fails?: string[]; throttles?: string[]; waitMs?: number } = {}): Transform {
+  return async (ctx) => {
+    if (options.waitMs) await sleep(options.waitMs);
+    if (options.fails?.includes(ctx.partition)) throw new Error(`no data for ${ctx.partition}`);
+    if (options.throttles?.includes(ctx.partition)) throw new ThrottledError('slow down');
+    return options.empty?.includes(ctx.partition) ? [] : [{ day: ctx.partition, n: 1 }];
+  };
+}
+
+const node: PartitionNode = { id: 'days', transform: 'days', params: {}, checks: [{ type: 'row_count', min: 1, severity: 'error' }], heartbeatTimeout: '30s' };
+
+function run(transform: Transform, options: { attempt?: number; finished?: PartitionResult[] } = {}) {
+  const input: RunPartitionsInput = {
+    backfillId: 'bf-1',
+    runKey: 'run-1',
+    workflowId: 'backfill/bf-1/days',
+    node,
+    partitions: keys.map((key, index) => ({ index, key, window: { start: `${key}T00:00:00Z`, end: `${key}T23:59:59Z` }, inputs: [], throttled: 0 })),
+    maxAttempts: 3,
+  };
+  const activities = createActivities({ warehouse, transforms: new Map([['days', transform]]), codeVersion: 'test' });
+  const env = new MockActivityEnvironment({ attempt: options.attempt ?? 1, ...(options.finished ? { heartbeatDetails: { finished: options.finished } } : {}) });
+  const heartbeats: number[][] = [];
+  env.on('heartbeat', (details: { finished: PartitionResult[] }) => heartbeats.push(details.finished.map((r) => r.index)));
+  const result = env.run(activities.runPartitions, input) as Promise<RunPartitionsResult>;
+  return { result, heartbeats };
+}
+
+async function failureOf(promise: Promise<unknown>): Promise<{ failure: ApplicationFailure; details: PartitionFailureDetails }> {
+  const error = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(error).toBeInstanceOf(ApplicationFailure);
+  const failure = error as ApplicationFailure;
+  return { failure, details: failure.details![0] as PartitionFailureDetails };
+}
+
+const published = async () => (await warehouse.ledger({ node: 'days' })).filter((r) => r.status === 'published').map((r) => r.partition).sort();
+
+describe('a batch activity commits its partitions together', () => {
+  it('quick partitions go in one publishMany: one transaction for the batch, each partition its own version and ledger row', async () => {
+    const { result } = run(days());
+    const outcome = await result;
+    expect(outcome.finished.map((r) => r.index)).toEqual([0, 1, 2, 3, 4]);
+    expect(warehouse.calls).toEqual([keys]);
+    expect(await published()).toEqual(keys);
+    // Each partition's time is its own, not the batch's.
+    for (const r of outcome.finished) expect(r.finishedAt).toBeGreaterThanOrEqual(r.startedAt);
+  });
+
+  it('a failing check fails only its partition: those before and after it in the batch are committed, and the failure names it', async () => {
+    const { result } = run(days({ empty: ['2024-01-03'] }));
+    const { failure, details } = await failureOf(result);
+    expect(failure.type).toBe('CheckFailed');
+    expect(failure.nonRetryable).toBe(true);
+    expect(details.failedIndex).toBe(2);
+    expect(details.finished.map((r) => r.index).sort()).toEqual([0, 1, 3, 4]);
+    expect(await published()).toEqual(['2024-01-01', '2024-01-02', '2024-01-04', '2024-01-05']);
+    const failed = (await warehouse.ledger({ node: 'days', partition: '2024-01-03' }))[0]!;
+    expect(failed.status).toBe('failed_check');
+  });
+
+  it('a transform that throws: what the batch computed before it is committed and checkpointed first', async () => {
+    const { result, heartbeats } = run(days({ fails: ['2024-01-04'] }));
+    const { details } = await failureOf(result);
+    expect(details.failedIndex).toBe(3);
+    expect(details.finished.map((r) => r.index)).toEqual([0, 1, 2]);
+    expect(heartbeats.at(-1)).toEqual([0, 1, 2]);
+    expect(await published()).toEqual(keys.slice(0, 3));
+  });
+
+  it('a throttle ends the batch with what came before it committed', async () => {
+    const { result } = run(days({ throttles: ['2024-01-02'] }));
+    const outcome = await result;
+    expect(outcome.throttled).toEqual({ index: 1, message: 'slow down' });
+    expect(outcome.finished.map((r) => r.index)).toEqual([0]);
+    expect(await published()).toEqual(['2024-01-01']);
+  });
+
+  it(`a partition that takes ${COMMIT_AFTER_MS} ms or more commits alone and is checkpointed at once: a crash loses at most one partition's work`, async () => {
+    const { result, heartbeats } = run(days({ waitMs: COMMIT_AFTER_MS }));
+    const outcome = await result;
+    expect(warehouse.calls).toEqual(keys.map((k) => [k]));
+    // Every commit but the last is checkpointed (the last is in the result).
+    expect(heartbeats).toEqual([[0], [0, 1], [0, 1, 2], [0, 1, 2, 3]]);
+    expect(outcome.finished).toHaveLength(5);
+  });
+
+  it('a retry skips what the checkpoint lists and finds published what a crash after the commit left: one version per partition', async () => {
+    const first = await run(days()).result;
+    warehouse.calls.length = 0;
+    // The retry's checkpoint knows of the first two; the crash came after the rest committed.
+    const retry = await run(days(), { attempt: 2, finished: first.finished.slice(0, 2) }).result;
+    expect(retry.finished.map((r) => r.index)).toEqual([0, 1, 2, 3, 4]);
+    expect(retry.finished.slice(2).map((r) => r.version)).toEqual([1, 1, 1]);
+    expect(warehouse.calls).toEqual([]);
+    expect((await warehouse.ledger({ node: 'days' })).map((r) => r.version)).toEqual([1, 1, 1, 1, 1]);
+  });
+});
+
+describe('partitions with nothing to commit', () => {
+  it('a dry run batch sends no heartbeat per partition (each would encode every result so far)', async () => {
+    const noop: Transform = Object.assign(() => undefined, { dryRun: true as const });
+    const { result, heartbeats } = run(noop);
+    expect((await result).finished.map((r) => r.index)).toEqual([0, 1, 2, 3, 4]);
+    expect(heartbeats).toEqual([]);
+    expect(warehouse.calls).toEqual([]);
+  });
+});
+
+describe('PublishBuffer', () => {
+  const pending = (workMs: number, rows = 1) => ({
+    task: { index: 0, key: 'k', window: null, inputs: [], throttled: 0 },
+    write: { data: { rows: Array.from({ length: rows }, () => ({})), selects: [] } } as unknown as PartitionWrite,
+    startedAt: 1000,
+    computedAt: 1000 + workMs,
+  });
+
+  it('holds quick partitions until their work reaches the bound, then gives them all and starts again', () => {
+    const buffer = new PublishBuffer();
+    expect(buffer.full()).toBe(false);
+    buffer.add(pending(COMMIT_AFTER_MS / 2 - 1));
+    buffer.add(pending(COMMIT_AFTER_MS / 2 - 1));
+    expect(buffer.full()).toBe(false);
+    buffer.add(pending(2));
+    expect(buffer.full()).toBe(true);
+    expect(buffer.take()).toHaveLength(3);
+    expect(buffer.size).toBe(0);
+    expect(buffer.full()).toBe(false);
+  });
+
+  it('is full with one long partition, with many rows, or with many partitions', () => {
+    const long = new PublishBuffer();
+    long.add(pending(COMMIT_AFTER_MS));
+    expect(long.full()).toBe(true);
+    const big = new PublishBuffer();
+    big.add(pending(0, 20_000));
+    expect(big.full()).toBe(true);
+    const many = new PublishBuffer();
+    for (let i = 0; i < 99; i++) many.add(pending(0));
+    expect(many.full()).toBe(false);
+    many.add(pending(0));
+    expect(many.full()).toBe(true);
+  });
+});
