@@ -17,7 +17,6 @@ import proto from '@temporalio/proto';
 import { planHash } from '../core/approval.ts';
 import type { AuditEntry, ControlMeta } from '../core/audit.ts';
 import { backfillDetails, backfillSummary } from '../core/details.ts';
-import { diffKeys } from '../core/diff.ts';
 import { BackfillError } from '../core/errors.ts';
 import { topologicalOrder } from '../core/graph.ts';
 import { expandPlan, type Plan } from '../core/plan.ts';
@@ -669,6 +668,8 @@ export class BackfillClient {
     const carry = await this.endState(backfillId, description.status.name);
     if (!carry.staged) throw new BackfillError('not_staged', `backfill '${backfillId}' was not started with --stage: its partitions were published as they finished (see what it changed with 'backfill report ${backfillId}')`);
     const input = await this.firstInput(backfillWorkflowId(backfillId), description.runId);
+    // The key schema is zod's: loaded here, so `status` does not load zod.
+    const { diffKeys } = await import('../core/diff.ts');
     return { backfillId, runKey: carry.runKey, phase: carry.staged.phase, keys: diffKeys(input?.spec.nodes ?? []) };
   }
 
