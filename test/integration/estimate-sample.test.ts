@@ -8,10 +8,12 @@
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BackfillClient, Started } from '../../client/backfill-client.ts';
+import { estimateOptions, estimatePlan } from '../../client/estimate.ts';
 import { fingerprint } from '../../client/demo.ts';
 import type { EstimateReport } from '../../client/estimate.ts';
+import { expandPlan } from '../../core/plan.ts';
 import { canonicalJson } from '../../core/canonical.ts';
-import { EXAMPLE_TRANSFORMS, connectClient, exampleSpec, runCli, scratch, startTestWorker, uniqueQueue, type TestWorker } from './helpers.ts';
+import { EXAMPLE_TRANSFORMS, connectClient, exampleSpec, runCli, scratch, startTestWorker, testSpec, uniqueQueue, type TestWorker } from './helpers.ts';
 
 // Late January to early February: every node has at least 2 partitions (monthly: January and February).
 const RANGE = ['--from', '2024-01-20', '--to', '2024-02-10'];
@@ -108,4 +110,50 @@ describe('plan --estimate --sample', () => {
     expect((await worker.warehouse.ledger({})).length).toBe(ledgerBefore);
     expect(await workflows()).toBe(startedBefore);
   });
+});
+
+/**
+ * The estimate against the run it predicts, on a small spec: two nodes in a chain at different
+ * speeds. The partitions' own time dominates (sleeps of 300 to 600 ms), so that the run the
+ * history came from and the run predicted, seconds apart, see nearly the same machine even when
+ * others load it; what orchestration costs on top is calibrated on the history run.
+ */
+describe('plan --estimate against the run it predicts', () => {
+  let worker: TestWorker;
+  let client: BackfillClient;
+  let dir: string;
+  const queue = uniqueQueue('accuracy');
+
+  beforeAll(async () => {
+    dir = scratch('estimate-accuracy');
+    worker = await startTestWorker({ queue, warehousePath: join(dir, 'warehouse.db') });
+    client = await connectClient();
+  });
+  afterAll(async () => {
+    await client?.close();
+    await worker?.stop();
+  });
+
+  it('predicts the wall time within ±25 % after one earlier run', async () => {
+    const spec = testSpec(queue, {
+      name: 'accuracy',
+      partitions: { grain: 'hour', start: '2024-01-01', end: '2024-01-02' },
+      nodes: [
+        { id: 'acc_slow', transform: 'sleep', params: { ms: 600 }, concurrency: 4 },
+        { id: 'acc_fast', transform: 'sleep', params: { ms: 300 }, concurrency: 2, dependsOn: ['acc_slow'] },
+      ],
+    });
+    const run = async (id: string) => {
+      await client.start(spec, { id });
+      expect((await client.wait(id, 180_000)).state).toBe('completed');
+      const described = await client.describe(id);
+      return described.closeTime!.getTime() - described.startTime.getTime();
+    };
+    await run(`accuracy-history-${Date.now()}`);
+    const estimate = await estimatePlan(expandPlan(spec), { ...estimateOptions(spec, { estimate: true }), warehouse: join(dir, 'warehouse.db') });
+    expect(estimate.calibration).not.toBeNull();
+    const actual = await run(`accuracy-${Date.now()}`);
+    const error = (estimate.wallMs - actual) / actual;
+    expect(Math.abs(error), `predicted ${estimate.wallMs} ms, the run took ${actual} ms`).toBeLessThanOrEqual(0.25);
+  }, 600_000);
 });
