@@ -84,5 +84,19 @@ export async function runSample(client: BackfillClient, spec: ResolvedSpec, sele
 export async function sampleFromCommand(command: CommandUnknownOpts, spec: ResolvedSpec, plan: Plan, range: PartitionRange, value: unknown): Promise<SampleRun> {
   const selection = sampleSelection(plan, parseSample(value, plan));
   const { withClient } = await import('./with-client.ts');
-  return withClient(command, (client) => runSample(client, spec, selection, { range, log: (line) => process.stderr.write(`${line}\n`) }));
+  const log = (line: string) => process.stderr.write(`${line}\n`);
+  return withClient(command, async (client) => {
+    const id = `sample-${defaultBackfillId(spec.name)}`;
+    // Interrupted: the sample must not stay behind, staging partitions nobody will discard.
+    const interrupted = () => {
+      log(`interrupted: cancelling the sample ${id}`);
+      void client.cancel(id, { reason: REASON }).catch(() => undefined).finally(() => process.exit(130));
+    };
+    process.once('SIGINT', interrupted);
+    try {
+      return await runSample(client, spec, selection, { range, id, log });
+    } finally {
+      process.off('SIGINT', interrupted);
+    }
+  });
 }

@@ -216,7 +216,8 @@ export function estimateReport(plan: Plan, history: ReadonlyMap<string, NodeHist
   for (const node of plan.nodes) queues[node.spec.taskQueue] = { ratePerSecond: null, slots };
   Object.assign(queues, options.queueCaps ?? {});
   const base = options.overhead ?? DEFAULT_OVERHEAD;
-  const calibration = options.calibrate === false ? null : calibrate(plan, history, { limits: options.limits, overhead: base, queues });
+  // A sample is too small to calibrate on: its span is its chain of signal hops, not the throughput of a run.
+  const calibration = options.calibrate === false || options.sample ? null : calibrate(plan, history, { limits: options.limits, overhead: base, queues });
   const overhead = calibration ? scaleOverhead(base, calibration.factor) : base;
   const forecast: Forecast = simulate({
     plan,

@@ -37,7 +37,9 @@ export function renderEstimate(estimate: EstimateReport): string {
   const c = estimate.calibration;
   const calibration = c
     ? `calibrated on ${c.backfillId}: its ${number(c.partitions)} partitions ran in ${formatDuration(c.spanMs)} from the first start to the last finish, which the model takes with its costs ×${c.factor}${c.clamped ? ' (the most it scales: the history is far off the model)' : ''}`
-    : 'not calibrated (no earlier backfill ran 10 or more of these partitions): the defaults of docs/estimate.md';
+    : estimate.sample
+      ? 'not calibrated (a sample is too small to calibrate on): the defaults of docs/estimate.md'
+      : 'not calibrated (no earlier backfill ran 10 or more of these partitions): the defaults of docs/estimate.md';
   return [
     `${pc.bold('estimate')}: about ${pc.bold(formatDuration(estimate.wallMs))} from start to end · ${number(estimate.runs)} partitions in ${number(estimate.activities)} activities · ${rows}`,
     table.toString(),

@@ -79,8 +79,8 @@ type Run = { id: string; wallMs: number; load: string; partitionSeconds?: number
 type Check = {
   spec: string;
   partitions: number;
-  /** The estimate from the sample: calibrated on the sample's run (factor), and with the default orchestration costs. */
-  sample: { perNode: number; backfillId: string; sampledInMs: number; predictedMs: number; errorPercent: number; factor: number | null; uncalibratedMs: number; uncalibratedErrorPercent: number } | null;
+  /** The estimate from the sample (its durations, the default orchestration costs). */
+  sample: { perNode: number; backfillId: string; sampledInMs: number; predictedMs: number; errorPercent: number } | null;
   history: Run;
   predictedMs: number;
   calibration: EstimateReport['calibration'];
@@ -133,26 +133,19 @@ try {
       const selection = sampleSelection(plan, parseSample(args.sample, plan));
       const sampled = await runSample(client, spec, selection, { log: (line) => process.stderr.write(`${line}\n`) });
       const estimate = await estimatePlan(plan, { ...options, sample: sampled });
-      const uncalibrated = await estimatePlan(plan, { ...options, sample: sampled, calibrate: false });
       sample = {
         perNode: selection.perNode,
         backfillId: sampled.backfillId,
         sampledInMs: sampled.wallMs,
         predictedMs: estimate.wallMs,
         errorPercent: 0,
-        factor: estimate.calibration?.factor ?? null,
-        uncalibratedMs: uncalibrated.wallMs,
-        uncalibratedErrorPercent: 0,
       };
     }
     const history = await run(spec, `${spec.name}-history-${Date.now()}`);
     const estimate = await estimatePlan(plan, options);
     process.stderr.write(`${spec.name}: the estimate from ${history.id} says ${seconds(estimate.wallMs)}${estimate.calibration ? ` (orchestration ×${estimate.calibration.factor})` : ''}\n`);
     const actual = await run(spec, `${spec.name}-${Date.now()}`);
-    if (sample) {
-      sample.errorPercent = errorPercent(sample.predictedMs, actual.wallMs);
-      sample.uncalibratedErrorPercent = errorPercent(sample.uncalibratedMs, actual.wallMs);
-    }
+    if (sample) sample.errorPercent = errorPercent(sample.predictedMs, actual.wallMs);
     const reportOptions = { ...options, warehouse: location, warehouseFound: true };
     history.partitionSeconds = (await looking(plan, reportOptions, history.id)).partitionSeconds;
     const after = await looking(plan, reportOptions, actual.id);
@@ -194,7 +187,7 @@ for (const c of checks) {
     `${c.history.partitionSeconds} s → ${c.actual.partitionSeconds} s`,
     `${seconds(c.hindsight.predictedMs)} (${signed(c.hindsight.errorPercent)})`,
     c.sample
-      ? `${seconds(c.sample.predictedMs)} (${signed(c.sample.errorPercent)}, ×${c.sample.factor ?? '–'}); default costs ${seconds(c.sample.uncalibratedMs)} (${signed(c.sample.uncalibratedErrorPercent)}); ${c.sample.perNode} per node timed in ${seconds(c.sample.sampledInMs)}`
+      ? `${seconds(c.sample.predictedMs)} (${signed(c.sample.errorPercent)}; ${c.sample.perNode} per node timed in ${seconds(c.sample.sampledInMs)})`
       : '–',
   ]);
 }

@@ -144,7 +144,7 @@ describe('plan --estimate against the run it predicts', () => {
       ],
     });
     const run = async (id: string) => {
-      await client.start(spec, { id });
+      await client.start(spec, { id, taskQueue: queue });
       expect((await client.wait(id, 180_000)).state).toBe('completed');
       const described = await client.describe(id);
       return described.closeTime!.getTime() - described.startTime.getTime();

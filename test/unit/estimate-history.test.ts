@@ -191,6 +191,17 @@ describe('sampleHistory', () => {
     expect(text).toContain('then discarded (4 staged versions dropped, nothing published)');
     expect(text).toContain('raw: sampled 2 partitions (2024-01-06, 2024-01-16)');
   });
+
+  it('does not calibrate the orchestration costs on a sample, however many partitions it timed', async () => {
+    const rows = ['raw', 'clean', 'nap'].flatMap((node) => [6, 7, 16, 17].map((day) => discarded(node, day, 40)));
+    const history = await sampleHistories(plan, { ledger: async () => rows }, sample, null);
+    const options = { ...estimateOptions(spec, { estimate: true }), warehouse: 'w.db', warehouseFound: true };
+    expect(estimateReport(plan, history, options).calibration).toMatchObject({ backfillId: 's1', partitions: 12 });
+    const sampled = estimateReport(plan, history, { ...options, sample });
+    expect(sampled.calibration).toBeNull();
+    expect(sampled.overhead).toEqual(DEFAULT_OVERHEAD);
+    expect(renderEstimate(sampled)).toContain('not calibrated (a sample is too small to calibrate on)');
+  });
 });
 
 describe('estimatePlan', () => {
