@@ -15,6 +15,7 @@ import { RangeSet, type RangesJSON } from '../core/ranges.ts';
 import type { LedgerRow, Warehouse } from '../activities/warehouse/types.ts';
 import { isPostgresUrl, openWarehouse } from '../activities/warehouse/index.ts';
 import { backfillHome } from '../host/settings.ts';
+import type { SampleRun } from './estimate-sample.ts';
 
 /** The activity slots of one worker per task queue, when none are given (`worker --max-concurrent-activities`' default). */
 export const DEFAULT_WORKER_SLOTS = 200;
@@ -22,7 +23,8 @@ export const DEFAULT_WORKER_SLOTS = 200;
 /** Where a node's durations come from. */
 export type TimingSource =
   | { kind: 'history'; ledgerRows: number; ownDurations: number; backfills: Array<{ backfillId: string; rows: number }>; from: string; to: string }
-  | { kind: 'assumed'; why: string };
+  | { kind: 'assumed'; why: string }
+  | { kind: 'sample'; backfillId: string; ledgerRows: number; partitions: string[] };
 
 export type NodeHistory = {
   timing: NodeTiming;
@@ -51,27 +53,12 @@ export function nodeHistory(node: PlanNode, rows: readonly LedgerRow[], assumeMs
     const why = assumeMs === null ? 'no history: assumed to take no time beyond orchestration (a lower bound; --assume <duration> sets a guess)' : `no history: --assume ${assumeMs}ms`;
     return { timing: { meanMs: assumeMs ?? 0 }, rowsPerPartition: null, source: { kind: 'assumed', why } };
   }
-  const byIndex = new Float64Array(node.partitions.size).fill(Number.NaN);
-  const rowCounts = new Float64Array(node.partitions.size).fill(Number.NaN);
-  let own = 0;
-  const runs: NonNullable<NodeHistory['runs']> = [];
-  for (const row of published) {
-    const i = node.partitions.indexOf(row.partition);
-    if (i < 0) continue;
-    byIndex[i] = row.durationMs;
-    rowCounts[i] = row.rowCount ?? Number.NaN;
-    runs.push({ index: i, backfillId: row.backfillId, startMs: Date.parse(row.startedAt), finishMs: Date.parse(row.finishedAt) });
-    own++;
-  }
+  const { own, ...measured } = fromRows(node, published);
   const backfills = new Map<string, number>();
   for (const row of published) backfills.set(row.backfillId, (backfills.get(row.backfillId) ?? 0) + 1);
   const finished = published.map((r) => r.finishedAt).sort();
-  const counts = published.map((r) => r.rowCount).filter((c): c is number => c !== null);
   return {
-    timing: { meanMs: mean(published.map((r) => r.durationMs)), byIndex },
-    rowsPerPartition: counts.length > 0 ? mean(counts) : null,
-    rowCounts,
-    runs,
+    ...measured,
     source: {
       kind: 'history',
       ledgerRows: published.length,
@@ -81,6 +68,41 @@ export function nodeHistory(node: PlanNode, rows: readonly LedgerRow[], assumeMs
       to: finished[finished.length - 1]!,
     },
   };
+}
+
+/** Durations and row counts from ledger rows (at least one): each plan partition that has a row takes its own, the others the mean. */
+function fromRows(node: PlanNode, rows: readonly LedgerRow[]): Omit<NodeHistory, 'source'> & { own: number } {
+  const byIndex = new Float64Array(node.partitions.size).fill(Number.NaN);
+  const rowCounts = new Float64Array(node.partitions.size).fill(Number.NaN);
+  let own = 0;
+  const runs: NonNullable<NodeHistory['runs']> = [];
+  for (const row of rows) {
+    const i = node.partitions.indexOf(row.partition);
+    if (i < 0) continue;
+    byIndex[i] = row.durationMs;
+    rowCounts[i] = row.rowCount ?? Number.NaN;
+    runs.push({ index: i, backfillId: row.backfillId, startMs: Date.parse(row.startedAt), finishMs: Date.parse(row.finishedAt) });
+    own++;
+  }
+  const counts = rows.map((r) => r.rowCount).filter((c): c is number => c !== null);
+  return { timing: { meanMs: mean(rows.map((r) => r.durationMs)), byIndex }, rowsPerPartition: counts.length > 0 ? mean(counts) : null, rowCounts, runs, own };
+}
+
+/**
+ * A node's durations from its sample (`--sample`): the ledger rows the sample's staged backfill
+ * wrote for it (discarded since, still staged, or failed a check), whatever the node's history. A node whose
+ * sampled partitions all failed has none: it is assumed as without history, and says so.
+ */
+export function sampleHistory(node: PlanNode, rows: readonly LedgerRow[], sample: { backfillId: string; partitions: Record<string, string[]> }, assumeMs: number | null): NodeHistory {
+  // A partition whose check failed took its time too (the check may fail for want of upstream data the sample skipped).
+  const mine = rows.filter((r) => r.node === node.id && r.backfillId === sample.backfillId && r.status !== 'published');
+  if (mine.length === 0) {
+    const fallback = nodeHistory(node, [], assumeMs);
+    if (fallback.source.kind !== 'assumed') return fallback;
+    return { ...fallback, source: { kind: 'assumed', why: `the sample ${sample.backfillId} timed none of its partitions (they failed or waited on one that did); ${fallback.source.why.replace(/^no history: /, '')}` } };
+  }
+  const { own: _own, ...measured } = fromRows(node, mine);
+  return { ...measured, source: { kind: 'sample', backfillId: sample.backfillId, ledgerRows: mine.length, partitions: sample.partitions[node.id] ?? [] } };
 }
 
 /** Rows a node would write: each partition's own count where the ledger has it, else the node's mean; null when unknown. */
@@ -121,6 +143,8 @@ export type EstimateOptions = {
   overhead?: OverheadModel;
   /** Calibrate the orchestration costs on the history's largest backfill (default true). */
   calibrate?: boolean;
+  /** `--sample`: the staged backfill that timed N partitions per node; its durations replace the history's. */
+  sample?: SampleRun;
 };
 
 /** The ledger of a warehouse, or none when a SQLite file is not there (opening it would create it). */
@@ -140,6 +164,15 @@ export async function histories(plan: Plan, warehouse: Pick<Warehouse, 'publishe
   const out = new Map<string, NodeHistory>();
   for (const node of plan.nodes) out.set(node.id, nodeHistory(node, warehouse ? await warehouse.publishedRows(node.id) : [], assumeMs));
   return out;
+}
+
+/** Each node's durations from the ledger rows of the sample's staged backfill. */
+export async function sampleHistories(plan: Plan, warehouse: Pick<Warehouse, 'ledger'>, sample: SampleRun, assumeMs: number | null): Promise<Map<string, NodeHistory>> {
+  const rows = await warehouse.ledger({ backfillId: sample.backfillId });
+  if (rows.length === 0) {
+    throw new BackfillError('not_found', `the sample ${sample.backfillId} ran, but this warehouse's ledger has none of its rows: pass --warehouse (or set BACKFILL_WAREHOUSE) to the warehouse the workers write`, 'warehouse');
+  }
+  return new Map(plan.nodes.map((node) => [node.id, sampleHistory(node, rows, sample, assumeMs)]));
 }
 
 /** Fewer partitions than this in the history's largest backfill: too few to calibrate on. */
@@ -183,7 +216,8 @@ export function estimateReport(plan: Plan, history: ReadonlyMap<string, NodeHist
   for (const node of plan.nodes) queues[node.spec.taskQueue] = { ratePerSecond: null, slots };
   Object.assign(queues, options.queueCaps ?? {});
   const base = options.overhead ?? DEFAULT_OVERHEAD;
-  const calibration = options.calibrate === false ? null : calibrate(plan, history, { limits: options.limits, overhead: base, queues });
+  // A sample is too small to calibrate on: its span is its chain of signal hops, not the throughput of a run.
+  const calibration = options.calibrate === false || options.sample ? null : calibrate(plan, history, { limits: options.limits, overhead: base, queues });
   const overhead = calibration ? scaleOverhead(base, calibration.factor) : base;
   const forecast: Forecast = simulate({
     plan,
@@ -224,6 +258,10 @@ export function estimateReport(plan: Plan, history: ReadonlyMap<string, NodeHist
     limits: options.limits,
     queues,
     assumed: nodes.filter((n) => n.source.kind === 'assumed').map((n) => n.id),
+    /** `--sample`: what was timed; its staged versions were discarded, so nothing was published. */
+    sample: options.sample
+      ? { backfillId: options.sample.backfillId, perNode: options.sample.perNode, partitions: options.sample.partitions, wallMs: options.sample.wallMs, failed: options.sample.failed, discarded: options.sample.discarded, published: 0 }
+      : null,
     calibration,
     overhead: roundOverhead(overhead),
     nodes,
@@ -247,7 +285,11 @@ function ranIndices(node: PlanNode, skip: RangesJSON | undefined): number[] {
 /** `plan --estimate`: reads the ledger (if the warehouse is there), simulates, reports. */
 export async function estimatePlan(plan: Plan, options: EstimateOptions): Promise<EstimateReport> {
   return withLedger(options.warehouse, async (warehouse, where) => {
-    const history = await histories(plan, warehouse, options.assumeMs ?? null);
+    const sample = options.sample;
+    if (sample && !warehouse) {
+      throw new BackfillError('not_found', `the sample ${sample.backfillId} ran, but there is no warehouse at ${where} to read its durations from: pass --warehouse (or set BACKFILL_WAREHOUSE) to the workers' warehouse`, 'warehouse');
+    }
+    const history = sample ? await sampleHistories(plan, warehouse!, sample, options.assumeMs ?? null) : await histories(plan, warehouse, options.assumeMs ?? null);
     return estimateReport(plan, history, { ...options, warehouse: where, warehouseFound: warehouse !== null });
   });
 }
@@ -261,11 +303,12 @@ export type EstimateFlags = {
   queueCap?: string[];
   workerSlots?: number;
   assume?: number;
+  sample?: string;
 };
 
 /** The estimate's own flags without --estimate would be ignored without a word: they are refused. */
 export function checkEstimateFlags(flags: EstimateFlags): void {
-  const given = (['rate', 'concurrency', 'queueCap', 'workerSlots', 'assume'] as const).filter((k) => flags[k] !== undefined);
+  const given = (['rate', 'concurrency', 'queueCap', 'workerSlots', 'assume', 'sample'] as const).filter((k) => flags[k] !== undefined);
   if (!flags.estimate && given.length > 0) {
     const names = given.map((k) => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`);
     throw new BackfillError('invalid_argument', `${names.join(' and ')} only ${names.length > 1 ? 'matter' : 'matters'} with --estimate: add --estimate, or leave ${names.length > 1 ? 'them' : 'it'} out`, 'estimate');

@@ -10,6 +10,10 @@ const at = (ms: number | null) => (ms === null ? '–' : formatDuration(ms));
 
 function sourceText(source: TimingSource): string {
   if (source.kind === 'assumed') return source.why;
+  if (source.kind === 'sample') {
+    const keys = source.partitions.length > 6 ? `${source.partitions.slice(0, 5).join(', ')} … ${source.partitions[source.partitions.length - 1]}` : source.partitions.join(', ');
+    return `sampled ${number(source.ledgerRows)} partition${source.ledgerRows === 1 ? '' : 's'} (${keys})`;
+  }
   const backfills = source.backfills.slice(0, 3).map((b) => `${b.backfillId} (${number(b.rows)})`).join(', ');
   const more = source.backfills.length > 3 ? ` and ${source.backfills.length - 3} more` : '';
   const day = (iso: string) => iso.slice(0, 10);
@@ -22,13 +26,20 @@ export function renderEstimate(estimate: EstimateReport): string {
   for (const node of estimate.nodes) {
     table.push([node.id, number(node.partitions), number(node.runs), formatDuration(node.meanMs), at(node.firstStartMs), at(node.finishMs), node.rows === null ? '?' : number(node.rows)]);
   }
-  const history = estimate.warehouseFound ? `the ledger of ${estimate.warehouse}` : `no ledger (no warehouse at ${estimate.warehouse})`;
+  const sample = estimate.sample;
+  const history = sample
+    ? `a sample: ${sample.perNode} partition${sample.perNode === 1 ? '' : 's'} per node run as staged backfill ${sample.backfillId} in ${formatDuration(sample.wallMs)}, then discarded (${number(sample.discarded)} staged versions dropped, nothing published)${sample.failed > 0 ? `; ${number(sample.failed)} failed` : ''}, read from the ledger of ${estimate.warehouse}`
+    : estimate.warehouseFound
+      ? `the ledger of ${estimate.warehouse}`
+      : `no ledger (no warehouse at ${estimate.warehouse})`;
   const rows = estimate.rows === null ? 'rows written unknown (no history for some nodes)' : `about ${number(estimate.rows)} rows written`;
   const o = estimate.overhead;
   const c = estimate.calibration;
   const calibration = c
     ? `calibrated on ${c.backfillId}: its ${number(c.partitions)} partitions ran in ${formatDuration(c.spanMs)} from the first start to the last finish, which the model takes with its costs ×${c.factor}${c.clamped ? ' (the most it scales: the history is far off the model)' : ''}`
-    : 'not calibrated (no earlier backfill ran 10 or more of these partitions): the defaults of docs/estimate.md';
+    : estimate.sample
+      ? 'not calibrated (a sample is too small to calibrate on): the defaults of docs/estimate.md'
+      : 'not calibrated (no earlier backfill ran 10 or more of these partitions): the defaults of docs/estimate.md';
   return [
     `${pc.bold('estimate')}: about ${pc.bold(formatDuration(estimate.wallMs))} from start to end · ${number(estimate.runs)} partitions in ${number(estimate.activities)} activities · ${rows}`,
     table.toString(),

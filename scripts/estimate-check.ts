@@ -4,13 +4,12 @@
  *
  *   node --import tsx scripts/estimate-check.ts calibrate   # small runs; fits OverheadModel to them
  *   node --import tsx scripts/estimate-check.ts refit       # fits again to the runs calibrate saved (after a change to the model)
- *   node --import tsx scripts/estimate-check.ts check       # the example and examples/speeds: run, estimate, run again
  *
  * `calibrate` runs a few small backfills that each stress one part of the model, then fits
  * the model's parameters so that simulating each run with its own ledger durations gives its
- * measured wall time (the parent workflow's start to close). `check` runs a spec once (the
- * history), asks `plan --estimate` for the next run, runs it again and compares. Results go
- * to .backfill/estimate/<mode>.json.
+ * measured wall time (the parent workflow's start to close). Results go to
+ * .backfill/estimate/<mode>.json. How close the estimate comes to real runs is
+ * scripts/estimate-accuracy.ts.
  */
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
@@ -19,7 +18,6 @@ import { openWarehouse } from '../activities/warehouse/index.ts';
 import { BackfillClient } from '../client/backfill-client.ts';
 import { localConnection } from '../client/connection.ts';
 import { estimateOptions, estimateReport, histories } from '../client/estimate.ts';
-import { loadSpecFile } from '../client/spec-file.ts';
 import { DEFAULT_OVERHEAD, type OverheadModel } from '../core/estimate.ts';
 import { expandPlan } from '../core/plan.ts';
 import { resolveSpec, type ResolvedSpec, type SpecInput } from '../core/spec.ts';
@@ -28,8 +26,8 @@ import { CODE_ROOT } from '../host/package.ts';
 import { WorkerProcess } from './worker-process.ts';
 
 const mode = process.argv[2];
-if (mode !== 'calibrate' && mode !== 'check' && mode !== 'refit') {
-  process.stderr.write('usage: scripts/estimate-check.ts calibrate|refit|check\n');
+if (mode !== 'calibrate' && mode !== 'refit') {
+  process.stderr.write('usage: scripts/estimate-check.ts calibrate|refit (how close the estimate comes: scripts/estimate-accuracy.ts)\n');
   process.exit(2);
 }
 const out = join(CODE_ROOT, '.backfill/estimate');
@@ -77,18 +75,6 @@ async function run(spec: ResolvedSpec, id: string): Promise<number> {
   const wallMs = described.closeTime!.getTime() - described.startTime.getTime();
   process.stderr.write(`${id}: ${(wallMs / 1000).toFixed(1)} s (load ${before} → ${load()})\n`);
   return wallMs;
-}
-
-/** The estimate of a run of `spec`, from what the warehouse's ledger holds now. */
-async function estimate(spec: ResolvedSpec, overhead: OverheadModel) {
-  const plan = expandPlan(spec);
-  const warehouse = openWarehouse(warehousePath, { inline: true });
-  try {
-    const history = await histories(plan, warehouse, null);
-    return estimateReport(plan, history, { ...estimateOptions(spec, { estimate: true }), overhead, warehouse: warehousePath, warehouseFound: true });
-  } finally {
-    await warehouse.close();
-  }
 }
 
 const sleepSpec = (name: string, nodes: SpecInput['nodes'], end = '2024-01-02', grain: 'hour' | 'day' = 'day') =>
@@ -169,27 +155,6 @@ try {
     results.fitted = fitted;
     results.fit = runs.map((r) => describeRun(r, fitted));
     results.runs = runs.map((r): SavedRun => ({ what: r.what, spec: r.spec, wallMs: r.wallMs, durations: saveHistory(r.history) }));
-  } else {
-    const shop = (await loadSpecFile(join(CODE_ROOT, 'examples/shop/backfill.yaml'))).spec;
-    const speeds = (await loadSpecFile(join(CODE_ROOT, 'examples/speeds/backfill.yaml'))).spec;
-    const checks = [];
-    for (const spec of [shop, speeds]) {
-      const first = await run(spec, `${spec.name}-history-${Date.now()}`);
-      const predicted = await estimate(spec, DEFAULT_OVERHEAD);
-      const loadBefore = load();
-      const actual = await run(spec, `${spec.name}-${Date.now()}`);
-      checks.push({
-        spec: spec.name,
-        partitions: predicted.runs,
-        historyRunMs: first,
-        predictedMs: predicted.wallMs,
-        actualMs: actual,
-        errorPercent: Math.round(((predicted.wallMs - actual) / actual) * 1000) / 10,
-        load: `${loadBefore} → ${load()}`,
-        nodes: predicted.nodes.map((n) => ({ id: n.id, predictedFinishMs: n.finishMs, meanMs: n.meanMs })),
-      });
-    }
-    results.checks = checks;
   }
 } finally {
   results.loadAtEnd = load();

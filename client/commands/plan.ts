@@ -13,6 +13,7 @@ export function planCommand() {
     [`backfill plan ${SPEC} --from 2024-03-01 --to 2024-04-01 --json`, 'March only, as JSON'],
     [`backfill plan ${SPEC} --only-changed --warehouse postgres://backfill@db.internal:5432/warehouse`, 'also count what would run again against that warehouse'],
     [`backfill plan ${SPEC} --estimate --concurrency 20`, 'how long it will take, from the ledger of earlier runs (writes nothing)'],
+    [`backfill plan ${SPEC} --estimate --sample 3`, 'no history yet: time 3 partitions per node on the workers, staged and discarded (nothing is published)'],
     [`backfill plan ${SPEC} --explain --from 2024-03-03 --to 2024-03-10`, 'why each node and partition is in, and what it reads outside the range'],
     [`backfill plan ${SPEC} --format svg`, 'a picture of the graph, as SVG on stdout (also dot or mermaid)'],
   ])
@@ -31,6 +32,10 @@ export function planCommand() {
     .option('--worker-slots <n>', 'with --estimate: activity slots of the workers per task queue (default 200, one worker)', positiveInteger('--worker-slots'))
     .option('--assume <duration>', 'with --estimate: how long a partition of a node without history takes (default: nothing beyond orchestration)', (v: string) =>
       parseDurationFlag('--assume', v, { minMs: 0 }),
+    )
+    .option(
+      '--sample <n>',
+      "with --estimate: time n partitions per node (spread over the range) on the workers instead of reading history; they run as a staged backfill that is discarded, so nothing is published (needs a server and workers, and --warehouse set to the workers' warehouse)",
     )
     .addOption(new Option('--format <format>', 'draw the graph of datasets instead: svg, dot (Graphviz) or mermaid').choices(GRAPH_FORMATS))
     .addOption(jsonOption())
@@ -68,7 +73,8 @@ export function planCommand() {
       const estimate = options.estimate
         ? await (async () => {
             const { estimatePlan, estimateOptions } = await import('../estimate.ts');
-            return estimatePlan(plan, estimateOptions(spec, flags, changes?.skip));
+            const sample = options.sample === undefined ? undefined : await (await import('../estimate-sample.ts')).sampleFromCommand(command, spec, plan, range, options.sample);
+            return estimatePlan(plan, { ...estimateOptions(spec, flags, changes?.skip), ...(sample ? { sample } : {}) });
           })()
         : undefined;
       const explained = options.explain

@@ -3,7 +3,8 @@ import { describe, expect, it } from 'vitest';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { calibrate, estimateOptions, estimatePlan, estimateReport, nodeHistory, parseQueueCaps, type NodeHistory } from '../../client/estimate.ts';
+import { calibrate, estimateOptions, estimatePlan, estimateReport, nodeHistory, parseQueueCaps, sampleHistories, sampleHistory, type NodeHistory } from '../../client/estimate.ts';
+import type { SampleRun } from '../../client/estimate-sample.ts';
 import { renderEstimate } from '../../client/render-estimate.ts';
 import type { LedgerRow } from '../../activities/warehouse/types.ts';
 import { DEFAULT_OVERHEAD } from '../../core/estimate.ts';
@@ -152,6 +153,55 @@ describe('the flags of plan --estimate', () => {
 
   it('are refused without --estimate, which they would mean nothing without', () => {
     expect(() => estimateOptions(spec, { rate: 5, assume: 100 })).toThrow(/--rate and --assume only matter with --estimate: add --estimate, or leave them out/);
+    expect(() => estimateOptions(spec, { sample: '3' })).toThrow(/--sample only matters with --estimate/);
+  });
+});
+
+describe('sampleHistory', () => {
+  const sample: SampleRun = { backfillId: 's1', perNode: 2, partitions: { raw: ['2024-01-06', '2024-01-16'], clean: ['2024-01-06', '2024-01-16'], nap: ['2024-01-06', '2024-01-16'] }, wallMs: 3000, failed: 0, discarded: 4 };
+  const discarded = (node: string, day: number, ms: number, backfillId = 's1') => row(node, day, ms, backfillId, { status: 'discarded', staged: true, current: false });
+
+  it("takes the sample's durations, not the history's, and says which partitions it sampled", () => {
+    const rows = [discarded('raw', 6, 40), { ...discarded('raw', 16, 60), status: 'failed_check' as const }, row('raw', 7, 5000, 'old'), discarded('raw', 8, 9000, 'other-sample')];
+    const h = sampleHistory(planNode(plan, 'raw'), rows, sample, null);
+    expect(h.timing.meanMs).toBe(50);
+    expect(h.timing.byIndex![5]).toBe(40);
+    expect(h.timing.byIndex![15]).toBe(60);
+    expect(h.timing.byIndex![6]).toBeNaN();
+    expect(h.source).toEqual({ kind: 'sample', backfillId: 's1', ledgerRows: 2, partitions: ['2024-01-06', '2024-01-16'] });
+    expect(h.runs!.map((r) => r.backfillId)).toEqual(['s1', 's1']);
+  });
+
+  it('without a timed partition of a node (they failed), assumes as without history, and says why', () => {
+    const h = sampleHistory(planNode(plan, 'clean'), [discarded('raw', 6, 40)], sample, 120);
+    expect(h).toMatchObject({ timing: { meanMs: 120 }, source: { kind: 'assumed', why: 'the sample s1 timed none of its partitions (they failed or waited on one that did); --assume 120ms' } });
+  });
+
+  it('refuses a ledger without any of the sample\'s rows: the workers write another warehouse', async () => {
+    await expect(sampleHistories(plan, { ledger: async () => [] }, sample, null)).rejects.toThrow(/has none of its rows: pass --warehouse/);
+  });
+
+  it('is reported as a sample that published nothing', async () => {
+    const rows = ['raw', 'clean', 'nap'].flatMap((node) => [discarded(node, 6, 40), discarded(node, 16, 60)]);
+    const history = await sampleHistories(plan, { ledger: async () => rows }, sample, null);
+    const report = estimateReport(plan, history, { ...estimateOptions(spec, { estimate: true }), sample, warehouse: 'w.db', warehouseFound: true });
+    expect(report.sample).toEqual({ backfillId: 's1', perNode: 2, partitions: sample.partitions, wallMs: 3000, failed: 0, discarded: 4, published: 0 });
+    expect(report.assumed).toEqual([]);
+    const text = renderEstimate(report);
+    expect(text).toContain('a sample: 2 partitions per node run as staged backfill s1');
+    expect(text).toContain('then discarded (4 staged versions dropped, nothing published)');
+    expect(text).toContain('raw: sampled 2 partitions (2024-01-06, 2024-01-16)');
+  });
+
+  it('does not calibrate the orchestration costs on a sample, however many partitions it timed', async () => {
+    const rows = ['raw', 'clean', 'nap'].flatMap((node) => [6, 7, 16, 17].map((day) => discarded(node, day, 40)));
+    const history = await sampleHistories(plan, { ledger: async () => rows }, sample, null);
+    const options = { ...estimateOptions(spec, { estimate: true }), warehouse: 'w.db', warehouseFound: true };
+    expect(estimateReport(plan, history, options).calibration).toMatchObject({ backfillId: 's1', partitions: 12 });
+    const sampled = estimateReport(plan, history, { ...options, sample });
+    expect(sampled.calibration).toBeNull();
+    expect(sampled.overhead).toEqual(DEFAULT_OVERHEAD);
+    expect(renderEstimate(sampled)).toContain('not calibrated (a sample is too small to calibrate on)');
   });
 });
 

@@ -1,0 +1,159 @@
+/**
+ * `plan --estimate --sample N` on a real server: it times N partitions per node as a staged
+ * backfill on the workers, estimates from their durations (not the history's), says what it
+ * sampled, and leaves every dataset as it was: the same rows in every view, the same published
+ * versions, and the sampled versions discarded in the ledger. A bad N is refused before anything
+ * starts.
+ */
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { BackfillClient, Started } from '../../client/backfill-client.ts';
+import { estimateOptions, estimatePlan } from '../../client/estimate.ts';
+import { fingerprint } from '../../client/demo.ts';
+import type { EstimateReport } from '../../client/estimate.ts';
+import { expandPlan } from '../../core/plan.ts';
+import { canonicalJson } from '../../core/canonical.ts';
+import { EXAMPLE_TRANSFORMS, connectClient, exampleSpec, runCli, scratch, startTestWorker, testSpec, uniqueQueue, type TestWorker } from './helpers.ts';
+
+// Late January to early February: every node has at least 2 partitions (monthly: January and February).
+const RANGE = ['--from', '2024-01-20', '--to', '2024-02-10'];
+const NODES = ['orders_raw', 'orders_clean', 'daily_revenue', 'revenue_7d', 'weekly_revenue', 'monthly_active_customers'];
+
+describe('plan --estimate --sample', () => {
+  let worker: TestWorker;
+  let client: BackfillClient;
+  let dir: string;
+  let spec: string;
+  const queue = uniqueQueue('sample');
+  const env = { BACKFILL_TASK_QUEUE: queue };
+
+  beforeAll(async () => {
+    dir = scratch('estimate-sample');
+    worker = await startTestWorker({ queue, warehousePath: join(dir, 'warehouse.db'), transformModules: [EXAMPLE_TRANSFORMS] });
+    client = await connectClient();
+    spec = exampleSpec(dir, queue);
+  });
+  afterAll(async () => {
+    await client?.close();
+    await worker?.stop();
+  });
+
+  const warehouse = () => ['--warehouse', join(dir, 'warehouse.db')];
+  /** Per dataset: a hash of its view's rows and a fingerprint of its published versions' checksums. */
+  async function fingerprints(): Promise<Record<string, { view: string; published: string }>> {
+    const out: Record<string, { view: string; published: string }> = {};
+    for (const node of NODES) {
+      const rows = (await worker.warehouse.query(`SELECT * FROM ${node}`)).map((r) => canonicalJson(r)).sort();
+      const published = (await worker.warehouse.ledger({ node })).filter((r) => r.status === 'published' && r.current);
+      out[node] = { view: `${rows.length}:${fingerprint(rows.map((r, i) => ({ node, partition: String(i), checksum: r })))}`, published: `${published.length}:${fingerprint(published)}` };
+    }
+    return out;
+  }
+
+  it('times N partitions per node as a staged backfill, estimates from them, and changes no dataset', async () => {
+    const first = `sample-history-${Date.now()}`;
+    const started = await runCli<Started>(['start', spec, '--id', first, ...RANGE, '--json'], env);
+    expect(started.code, started.stderr).toBe(0);
+    expect((await client.wait(first, 180_000)).state).toBe('completed');
+    const before = await fingerprints();
+    const ledgerBefore = (await worker.warehouse.ledger({})).length;
+
+    const sampled = await runCli<{ totalPartitions: number; estimate: EstimateReport }>(['plan', spec, ...RANGE, '--estimate', '--sample', '2', ...warehouse(), '--json'], env);
+    expect(sampled.code, sampled.stderr).toBe(0);
+    const estimate = sampled.json!.estimate;
+    const sample = estimate.sample!;
+    expect(sample).toMatchObject({ perNode: 2, failed: 0, discarded: 12, published: 0 });
+    expect(sampled.stderr).toContain(`sampling 2 partitions per node as staged backfill ${sample.backfillId}`);
+    expect(sample.partitions).toMatchObject({ orders_raw: ['2024-01-25', '2024-02-04'], weekly_revenue: expect.any(Array), monthly_active_customers: ['2024-01', '2024-02'] });
+    // The sample's durations, though the node has history: each node says which partitions it timed.
+    for (const node of estimate.nodes) {
+      expect(node.source, node.id).toEqual({ kind: 'sample', backfillId: sample.backfillId, ledgerRows: 2, partitions: sample.partitions[node.id] });
+    }
+    expect(estimate.runs).toBe(sampled.json!.totalPartitions);
+    expect(estimate.wallMs).toBeGreaterThan(0);
+
+    // Nothing visible changed; the ledger has the sample's versions, discarded, and nothing else new.
+    expect(await fingerprints()).toEqual(before);
+    const rows = await worker.warehouse.ledger({ backfillId: sample.backfillId });
+    expect(rows).toHaveLength(12);
+    expect(new Set(rows.map((r) => r.status))).toEqual(new Set(['discarded']));
+    expect(rows.every((r) => r.staged === true && !r.current)).toBe(true);
+    expect(new Set(rows.map((r) => `${r.node}/${r.partition}`))).toEqual(new Set(Object.entries(sample.partitions).flatMap(([node, keys]) => keys.map((k) => `${node}/${k}`))));
+    expect((await worker.warehouse.ledger({})).length).toBe(ledgerBefore + 12);
+    expect((await client.progress(sample.backfillId)).state).toBe('discarded');
+
+    // The text says it sampled, what, and that nothing was published.
+    const text = await runCli(['plan', spec, ...RANGE, '--estimate', '--sample', '1', ...warehouse()], env);
+    expect(text.code, text.stderr).toBe(0);
+    expect(text.stdout).toMatch(/durations from a sample: 1 partition per node run as staged backfill sample-\S+ in .+, then discarded \(6 staged versions dropped, nothing published\)/);
+    expect(text.stdout).toMatch(/orders_raw: sampled 1 partition \(2024-01-30\)/);
+    expect(await fingerprints()).toEqual(before);
+  }, 600_000);
+
+  it('refuses a bad --sample before anything starts, naming the fix', async () => {
+    const ledgerBefore = (await worker.warehouse.ledger({})).length;
+    const workflows = async () => (await client.client.workflow.count(`TaskQueue = "${queue}"`)).count;
+    const startedBefore = await workflows();
+    const cases: Array<[string[], RegExp]> = [
+      [['--estimate', '--sample', '0'], /--sample must be a whole number of partitions per node above 0 \(got '0'\)/],
+      [['--estimate', '--sample', 'two'], /--sample must be a whole number/],
+      [['--estimate', '--sample', '1.5'], /--sample must be a whole number/],
+      [['--estimate', '--sample', '3'], /--sample 3 asks for more partitions per node than the plan has: monthly_active_customers has 2; use --sample 2 or less/],
+      [['--sample', '2'], /--sample only matters with --estimate: add --estimate/],
+    ];
+    for (const [flags, message] of cases) {
+      const refused = await runCli<{ error: { code: string; message: string } }>(['plan', spec, ...RANGE, ...flags, ...(flags.includes('--estimate') ? warehouse() : []), '--json'], env);
+      expect(refused.code, flags.join(' ')).not.toBe(0);
+      expect(refused.json?.error.code, flags.join(' ')).toBe('invalid_argument');
+      expect(refused.json!.error.message).toMatch(message);
+    }
+    expect((await worker.warehouse.ledger({})).length).toBe(ledgerBefore);
+    expect(await workflows()).toBe(startedBefore);
+  });
+});
+
+/**
+ * The estimate against the run it predicts, on a small spec: two nodes in a chain at different
+ * speeds. The partitions' own time dominates (sleeps of 300 to 600 ms), so that the run the
+ * history came from and the run predicted, seconds apart, see nearly the same machine even when
+ * others load it; what orchestration costs on top is calibrated on the history run.
+ */
+describe('plan --estimate against the run it predicts', () => {
+  let worker: TestWorker;
+  let client: BackfillClient;
+  let dir: string;
+  const queue = uniqueQueue('accuracy');
+
+  beforeAll(async () => {
+    dir = scratch('estimate-accuracy');
+    worker = await startTestWorker({ queue, warehousePath: join(dir, 'warehouse.db') });
+    client = await connectClient();
+  });
+  afterAll(async () => {
+    await client?.close();
+    await worker?.stop();
+  });
+
+  it('predicts the wall time within ±25 % after one earlier run', async () => {
+    const spec = testSpec(queue, {
+      name: 'accuracy',
+      partitions: { grain: 'hour', start: '2024-01-01', end: '2024-01-02' },
+      nodes: [
+        { id: 'acc_slow', transform: 'sleep', params: { ms: 600 }, concurrency: 4 },
+        { id: 'acc_fast', transform: 'sleep', params: { ms: 300 }, concurrency: 2, dependsOn: ['acc_slow'] },
+      ],
+    });
+    const run = async (id: string) => {
+      await client.start(spec, { id, taskQueue: queue });
+      expect((await client.wait(id, 180_000)).state).toBe('completed');
+      const described = await client.describe(id);
+      return described.closeTime!.getTime() - described.startTime.getTime();
+    };
+    await run(`accuracy-history-${Date.now()}`);
+    const estimate = await estimatePlan(expandPlan(spec), { ...estimateOptions(spec, { estimate: true }), warehouse: join(dir, 'warehouse.db') });
+    expect(estimate.calibration).not.toBeNull();
+    const actual = await run(`accuracy-${Date.now()}`);
+    const error = (estimate.wallMs - actual) / actual;
+    expect(Math.abs(error), `predicted ${estimate.wallMs} ms, the run took ${actual} ms`).toBeLessThanOrEqual(0.25);
+  }, 600_000);
+});
