@@ -65,6 +65,7 @@ export function renderChanges(changes: ChangeSummary): string {
 const STATE_COLOR: Record<Progress['state'], (s: string) => string> = {
   running: pc.cyan,
   staged: pc.magenta,
+  awaiting_canary: pc.magenta,
   awaiting_approval: pc.yellow,
   waiting_for_window: pc.yellow,
   completed: pc.green,
@@ -72,6 +73,7 @@ const STATE_COLOR: Record<Progress['state'], (s: string) => string> = {
   failed: pc.red,
   cancelled: pc.yellow,
   discarded: pc.yellow,
+  canary_failed: pc.red,
 };
 
 export function headline(progress: Progress): string {
