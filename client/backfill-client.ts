@@ -28,11 +28,14 @@ import { CORE_GENERATION, DEFAULT_TASK_QUEUE, type BackfillCarry, type BackfillI
 import type { RangesJSON } from '../core/ranges.ts';
 import type { PartitionRange, ResolvedSpec } from '../core/spec.ts';
 import type { StagedPhase } from '../core/staged.ts';
+import { canaryOfInput, parseCanary, type CanaryPhase } from '../core/canary.ts';
 import {
   BACKFILL_ID,
   admissionUpdate,
   announceCancelUpdate,
+  approveCanaryUpdate,
   approveUpdate,
+  type CanaryReply,
   backfillWorkflowId,
   carryQuery,
   nodeWorkflowId,
@@ -112,6 +115,8 @@ export type StartOptions = {
   sharedDatasets?: boolean;
   /** `--stage`: write and check every partition as a staged version; publish them later, all at once (`publish`), or `discard` them. */
   stage?: boolean;
+  /** `--canary N`: N partitions per node first (with the spec's `canary:` pick and auto), staged; then it waits for `approve` or `discard`. */
+  canary?: number;
   /** Why (start --reason): kept in the audit trail; the policy may require it. */
   reason?: string;
   /** Sign the start with this ssh-ed25519 key (start --sign-key): then its signer cannot approve it, provably. */
@@ -291,6 +296,9 @@ export class BackfillClient {
       const parentRunning = await this.describe(backfillId).then((d) => d.status.name === 'RUNNING', () => false);
       if (!parentRunning) await this.nodesClosed(backfillId, spec.nodes.map((n) => n.id));
     }
+    // Refused here, before anything starts (the workflow refuses them too: anyone may start one).
+    const canary = options.canary === undefined ? undefined : parseCanary({ ...spec.canary, partitions: options.canary });
+    if (!carry) canaryOfInput({ spec, ...(canary ? { canary } : {}), ...(options.stage ? { stage: true } : {}) });
     const plan = expandPlan(spec, options.range ?? {});
     const range = options.range ?? {};
     const skip = options.skip && Object.keys(options.skip).length > 0 ? options.skip : undefined;
@@ -312,6 +320,7 @@ export class BackfillClient {
       ...(carry ? { carry } : {}),
       ...(skip ? { skip } : {}),
       ...(options.stage ? { stage: true } : {}),
+      ...(canary && !carry ? { canary } : {}),
       governance,
     };
     const taskQueue = options.taskQueue ?? this.defaults.taskQueue ?? DEFAULT_TASK_QUEUE;
@@ -637,10 +646,20 @@ export class BackfillClient {
     return this.update(backfillId, (h) => h.executeUpdate(action === 'publish' ? publishUpdate : discardUpdate, { args: [request] }));
   }
 
-  /** The run whose versions a staged backfill staged (refused for a backfill that was not started with --stage). */
-  async stagedRun(backfillId: string): Promise<{ backfillId: string; runKey: string; phase: StagedPhase }> {
+  /**
+   * A canary's approval: its slice's staged versions are published and the rest of the backfill
+   * runs. Not the policy's signed approval (`approve`): the workflow refuses it with `not_canary`
+   * for a backfill without a canary, `not_ready` while the slice runs.
+   */
+  approveCanary(backfillId: string, reason: string): Promise<CanaryReply> {
+    return this.update(backfillId, (h) => h.executeUpdate(approveCanaryUpdate, { args: [{ by: this.client.options.identity, reason }] }));
+  }
+
+  /** The run whose versions a staged backfill (or a canary's slice) staged (refused for a backfill that was not started with --stage or --canary). */
+  async stagedRun(backfillId: string): Promise<{ backfillId: string; runKey: string; phase: StagedPhase | CanaryPhase }> {
     const description = await this.describe(backfillId);
     const carry = await this.endState(backfillId, description.status.name);
+    if (carry.canary && !carry.staged) return { backfillId, runKey: carry.runKey, phase: carry.canary.phase };
     if (!carry.staged) throw new BackfillError('not_staged', `backfill '${backfillId}' was not started with --stage: its partitions were published as they finished (see what it changed with 'backfill report ${backfillId}')`);
     return { backfillId, runKey: carry.runKey, phase: carry.staged.phase };
   }

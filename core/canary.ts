@@ -74,6 +74,21 @@ export function parseCanary(value: unknown): Canary {
   return parsed.data;
 }
 
+/**
+ * The canary a new backfill runs, from its input as it arrives (anyone may start one with
+ * Temporal's CLI): `canary` (start --canary, over the spec's), else the spec's `canary:`, parsed;
+ * null without one. A staged backfill has none (both at once is refused).
+ */
+export function canaryOfInput(input: { canary?: unknown; stage?: boolean; spec: { canary?: unknown } }): Canary | null {
+  const raw = input.canary ?? input.spec.canary;
+  if (raw === undefined || raw === null) return null;
+  const canary = parseCanary(raw);
+  if (input.stage === true) {
+    throw new BackfillError('invalid_argument', '--stage and a canary do not go together: a canary stages its slice and publishes the rest as it runs; start with one or the other', 'canary');
+  }
+  return canary;
+}
+
 /** `count` indices of [0, size) picked as `pick` says, among those not in `skip`. */
 function pickIndices(size: number, count: number, pick: Canary['pick'], skip: RangeSet): number[] {
   const candidates: number[] = [];
