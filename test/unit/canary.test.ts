@@ -11,6 +11,8 @@ import { RangeSet } from '../../core/ranges.ts';
 import { resolveSpec, type SpecInput } from '../../core/spec.ts';
 import { thrownBackfillError } from './backfill-error.ts';
 import { World } from './model-world.ts';
+import { backfillCurrentDetails, canaryDetails } from '../../core/details.ts';
+import { renderCanary } from '../../client/render.ts';
 
 const days = { grain: 'day' as const, start: '2024-01-01', end: '2024-01-11' };
 const spec = (nodes: SpecInput['nodes'], extra: Partial<SpecInput> = {}) => resolveSpec({ name: 'c', partitions: days, defaults: { concurrency: 4 }, nodes, ...extra });
@@ -235,6 +237,30 @@ describe('canary: the coordinator', () => {
     expect(entry).toMatchObject({ action: 'publish', identity: 'ana@host', reason: 'diff reviewed', details: { canary: true, auto: false } });
     // The policy's own approval is another gate: this backfill never waited for one.
     expect(c.isAwaitingApproval).toBe(false);
+  });
+});
+
+describe('canary: what status and the Web UI show', () => {
+  it('says it waits, what to do, and the diff per dataset; nothing without a canary', () => {
+    const c = new BackfillCoordinator(plan, { rate: null, concurrency: null }, undefined, { canary: parseCanary({ partitions: 1, auto: { maxRowChange: '5%' } }) });
+    c.releaseInitial();
+    for (const node of plan.nodes) c.onReport(report(node.id, c.readiness.inHands(node.id)));
+    for (const node of plan.nodes) c.onReport(report(node.id, c.readiness.inHands(node.id)));
+    for (const node of plan.nodes) c.onReport(report(node.id, c.readiness.inHands(node.id)));
+    c.finishAll();
+    c.settleCanary();
+    c.noteCanaryDiff(diffOf('daily', 12));
+    const progress = c.progress('shop-1', 'running', 1);
+    const details = backfillCurrentDetails(progress);
+    expect(details).toMatch(/^\*\*awaiting_canary\*\*/);
+    expect(details).toMatch(/\*\*Canary\*\*: the canary waits: 5 partitions \(1 per dataset, newest, and what they need upstream\) staged; backfill approve shop-1 --reason \.\.\. goes on, backfill discard shop-1 drops it · auto within 5%/);
+    expect(details).toMatch(/canary.auto did not go on: daily changes 12% of its rows/);
+    expect(details).toMatch(/\| daily \| 2 \| 100 \| 100 \| 0 \| 0 \| 12 \| 12% \|/);
+    const text = renderCanary(progress).join('\n');
+    expect(text).toMatch(/canary: waits\. 5 partitions .* Approve with 'backfill approve shop-1 --reason "\.\.\."'/);
+    expect(text).toMatch(/daily .* 12%/);
+    expect(canaryDetails(undefined, 'x')).toEqual([]);
+    expect(renderCanary({ ...progress, canary: undefined })).toEqual([]);
   });
 });
 
