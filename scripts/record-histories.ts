@@ -2,7 +2,7 @@
  * Records the event histories of representative backfills into test/replay/histories/<label>, for
  * the replay test: pause and resume, rate and concurrency changes, failures and
  * retry-failed, throttling, continue-as-new (batches landing before it, and slow ones carried),
- * a node workflow terminated and started again, an idle one lost before the end, and cancellation.
+ * a node workflow terminated and started again, an idle one lost before the end, a canary approved, and cancellation.
  *
  *   node --import tsx scripts/record-histories.ts core2-a [scenario,...]
  *
@@ -161,6 +161,23 @@ const SCENARIOS: Record<string, Scenario> = {
     async drive(client, id) {
       for (let i = 0; i < 100 && (await client.progress(id)).nodes.find((n) => n.id === 'idle')?.done !== 1; i++) await pause(100);
       await client.client.workflow.getHandle(nodeWorkflowId(id, 'idle')).terminate('replay recording: an idle node workflow is lost');
+    },
+  },
+  // A canary: its slice runs staged and waits; the approval publishes it and the node workflows start again for the rest.
+  canary: {
+    spec: {
+      name: 'canary',
+      partitions: { grain: 'day', start: '2024-01-01', end: '2024-01-11' },
+      defaults: { concurrency: 2 },
+      canary: { partitions: 2, pick: 'spread' },
+      nodes: [
+        { id: 'a', transform: 'noop' },
+        { id: 'b', transform: 'noop', dependsOn: [{ node: 'a', mapping: { lag: { from: -1, to: 0 } } }] },
+      ],
+    },
+    async drive(client, id) {
+      for (let i = 0; i < 200 && (await client.progress(id)).state !== 'awaiting_canary'; i++) await pause(100);
+      await client.approveCanary(id, 'replay recording: the canary looks right');
     },
   },
   cancel: {
