@@ -175,7 +175,7 @@ describe.each<Backend>(['sqlite', 'postgres'])('canary backfills on %s', (kind) 
     expect(await views(warehouse, p)).toEqual(after);
   });
 
-  it('a failing check in the slice stops the backfill: nothing beyond the slice is written', async () => {
+  it('a failing check in the slice stops the backfill: nothing beyond the slice is written; fixed and resumed, the canary runs again', async () => {
     const p = `f_${kind}`;
     await direct(p, 1);
     const before = await views(warehouse, p);
@@ -193,8 +193,20 @@ describe.each<Backend>(['sqlite', 'postgres'])('canary backfills on %s', (kind) 
     const progress = (await client.wait(id)).progress!;
     expect(progress.canary).toMatchObject({ phase: 'failed' });
     expect(progress.canary!.note).toMatch(/3 partitions of the canary failed \(first: .*_src: .*not_too_big.*\); nothing beyond the canary was written/);
-    // The datasets are free again.
-    await direct(p, 2);
+
+    // Fixed (the check allows the values) and resumed: the slice's failures run again, staged, and the canary waits again.
+    const fixed = join(dir, `${p}-fixed.json`);
+    writeFileSync(fixed, JSON.stringify(specInput(queue, p, 3, undefined, 100)));
+    const resumed = await cli<{ resumed: unknown }>('resume', id, '--spec', fixed);
+    expect(resumed.code, resumed.stderr).toBe(0);
+    const again = await awaiting(id);
+    expect(again.canary).toMatchObject({ phase: 'awaiting', partitions: 7 });
+    expect(await views(warehouse, p)).toEqual(before);
+    expect((await ledgerOf(id)).filter((r) => r.status === 'staged' || r.status === 'published').every((r) => sliceOf(p).has(r.key))).toBe(true);
+    const approved = await cli<{ versions: number }>('approve', id, '--reason', 'fixed the check');
+    expect(approved.json.versions).toBe(7);
+    expect((await client.wait(id, 120_000)).state).toBe('completed');
+    expect((await ledgerOf(id)).filter((r) => r.status === 'published')).toHaveLength(22);
   });
 
   it('discard drops the slice and ends the backfill; auto goes on by itself within its bounds', async () => {
