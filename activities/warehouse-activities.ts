@@ -4,7 +4,9 @@
  * leases that make one writer per dataset atomic, and a staged backfill's publish and discard.
  */
 import { ApplicationFailure } from '@temporalio/activity';
+import { canaryDiffOf, type CanaryDiff } from '../core/canary.ts';
 import { PARTITION_FAILURES } from '../core/protocol.ts';
+import { diffSummary } from './warehouse/staging.ts';
 import { StaleRunError, type DatasetLease, type LeaseOutcome, type StagedOutcome, type StagedRun, type Warehouse } from './warehouse/types.ts';
 
 /** A refusal that will not heal by retrying (another run leases a dataset) fails the activity for good. */
@@ -38,6 +40,10 @@ export function createWarehouseActivities(deps: { warehouse: Warehouse }) {
     /** Drops every version the run staged (a staged backfill's discard). */
     discardStaged(run: StagedRun): Promise<StagedOutcome> {
       return refusingStale(() => warehouse.discardStaged(run));
+    },
+    /** What the run's staged versions change, counted per dataset (a canary's slice, for status and canary.auto). */
+    async diffStagedCounts(run: StagedRun): Promise<CanaryDiff> {
+      return canaryDiffOf(await diffSummary((page) => warehouse.diffStaged(run, page), undefined));
     },
   };
 }

@@ -26,11 +26,14 @@ import { CORE_GENERATION, DEFAULT_TASK_QUEUE, type BackfillCarry, type BackfillI
 import type { RangesJSON } from '../core/ranges.ts';
 import type { PartitionRange, ResolvedSpec } from '../core/spec.ts';
 import type { StagedPhase } from '../core/staged.ts';
+import type { CanaryPhase } from '../core/canary.ts';
 import {
   BACKFILL_ID,
   admissionUpdate,
   announceCancelUpdate,
+  approveCanaryUpdate,
   approveUpdate,
+  type CanaryReply,
   backfillWorkflowId,
   carryQuery,
   nodeWorkflowId,
@@ -115,6 +118,8 @@ export type StartOptions = {
   sharedDatasets?: boolean;
   /** `--stage`: write and check every partition as a staged version; publish them later, all at once (`publish`), or `discard` them. */
   stage?: boolean;
+  /** `--canary N`: N partitions per node first (with the spec's `canary:` pick and auto), staged; then it waits for `approve` or `discard`. */
+  canary?: number;
   /** Why (start --reason): kept in the audit trail; the policy may require it. */
   reason?: string;
   /** Sign the start with this ssh-ed25519 key (start --sign-key): then its signer cannot approve it, provably. */
@@ -296,6 +301,10 @@ export class BackfillClient {
       const parentRunning = await this.describe(backfillId).then((d) => d.status.name === 'RUNNING', () => false);
       if (!parentRunning) await this.nodesClosed(backfillId, spec.nodes.map((n) => n.id));
     }
+    // Refused here, before anything starts (the workflow refuses them too: anyone may start one).
+    const { canaryOfInput, parseCanary } = await import('../core/canary.ts');
+    const canary = options.canary === undefined ? undefined : parseCanary({ ...spec.canary, partitions: options.canary });
+    if (!carry) canaryOfInput({ spec, ...(canary ? { canary } : {}), ...(options.stage ? { stage: true } : {}) });
     const plan = expandPlan(spec, options.range ?? {});
     const range = options.range ?? {};
     const skip = options.skip && Object.keys(options.skip).length > 0 ? options.skip : undefined;
@@ -317,6 +326,7 @@ export class BackfillClient {
       ...(carry ? { carry } : {}),
       ...(skip ? { skip } : {}),
       ...(options.stage ? { stage: true } : {}),
+      ...(canary && !carry ? { canary } : {}),
       governance,
     };
     const taskQueue = options.taskQueue ?? this.defaults.taskQueue ?? DEFAULT_TASK_QUEUE;
@@ -660,17 +670,28 @@ export class BackfillClient {
   }
 
   /**
-   * The run whose versions a staged backfill staged, and the key columns its nodes declare (what
-   * `diffStaged` compares by); refused for a backfill that was not started with --stage.
+   * A canary's approval: its slice's staged versions are published and the rest of the backfill
+   * runs. Not the policy's signed approval (`approve`): the workflow refuses it with `not_canary`
+   * for a backfill without a canary, `not_ready` while the slice runs.
    */
-  async stagedRun(backfillId: string): Promise<{ backfillId: string; runKey: string; phase: StagedPhase; keys: Record<string, string[]> }> {
+  approveCanary(backfillId: string, reason: string): Promise<CanaryReply> {
+    return this.update(backfillId, (h) => h.executeUpdate(approveCanaryUpdate, { args: [{ by: this.client.options.identity, reason }] }));
+  }
+
+  /**
+   * The run whose versions a staged backfill (or a canary's slice) staged, and the key columns its
+   * nodes declare (what `diffStaged` compares by); refused for a backfill that was not started
+   * with --stage or --canary.
+   */
+  async stagedRun(backfillId: string): Promise<{ backfillId: string; runKey: string; phase: StagedPhase | CanaryPhase; keys: Record<string, string[]> }> {
     const description = await this.describe(backfillId);
     const carry = await this.endState(backfillId, description.status.name);
-    if (!carry.staged) throw new BackfillError('not_staged', `backfill '${backfillId}' was not started with --stage: its partitions were published as they finished (see what it changed with 'backfill report ${backfillId}')`);
+    const phase = carry.staged?.phase ?? carry.canary?.phase;
+    if (phase === undefined) throw new BackfillError('not_staged', `backfill '${backfillId}' was not started with --stage: its partitions were published as they finished (see what it changed with 'backfill report ${backfillId}')`);
     const input = await this.firstInput(backfillWorkflowId(backfillId), description.runId);
     // The key schema is zod's: loaded here, so `status` does not load zod.
-    const { diffKeys } = await import('../core/diff.ts');
-    return { backfillId, runKey: carry.runKey, phase: carry.staged.phase, keys: diffKeys(input?.spec.nodes ?? []) };
+    const { diffKeys } = await import('../core/diff-keys.ts');
+    return { backfillId, runKey: carry.runKey, phase, keys: diffKeys(input?.spec.nodes ?? []) };
   }
 
   pause(backfillId: string, options: ControlOptions = {}): Promise<ControlState> {

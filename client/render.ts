@@ -5,6 +5,7 @@ import pc from 'picocolors';
 import { describeActor, describeChange } from '../core/audit.ts';
 import type { BudgetStatus } from '../core/budget.ts';
 import { formatDuration } from '../core/duration.ts';
+import { formatPercent, rowChangePercent } from '../core/diff.ts';
 import { describeMapping } from '../core/mapping.ts';
 import type { PlanSummary } from '../core/plan.ts';
 import { RECOMPUTE_REASONS } from '../core/only-changed.ts';
@@ -66,6 +67,7 @@ export function renderChanges(changes: ChangeSummary): string {
 const STATE_COLOR: Record<Progress['state'], (s: string) => string> = {
   running: pc.cyan,
   staged: pc.magenta,
+  awaiting_canary: pc.magenta,
   awaiting_approval: pc.yellow,
   waiting_for_window: pc.yellow,
   completed: pc.green,
@@ -73,6 +75,7 @@ const STATE_COLOR: Record<Progress['state'], (s: string) => string> = {
   failed: pc.red,
   cancelled: pc.yellow,
   discarded: pc.yellow,
+  canary_failed: pc.red,
 };
 
 export function headline(progress: Progress): string {
@@ -156,7 +159,32 @@ export function renderStatus(progress: Progress & { waiting?: Waiting[] }): stri
     progress.state === 'staged'
       ? [pc.magenta(`staged: nothing is published yet. Compare with 'backfill diff ${progress.backfillId}', then 'backfill publish ${progress.backfillId}' or 'backfill discard ${progress.backfillId}'`)]
       : [];
-  return [headline(progress), ...renderGovernance(progress), table.toString(), ...staged, ...renderWaiting(progress), ...renderFailures(progress)].join('\n');
+  return [headline(progress), ...renderGovernance(progress), table.toString(), ...staged, ...renderCanary(progress), ...renderWaiting(progress), ...renderFailures(progress)].join('\n');
+}
+
+/** A canary: where it is, its diff per dataset once known, and what to do while it waits. */
+export function renderCanary(progress: Progress): string[] {
+  const canary = progress.canary;
+  if (!canary) return [];
+  const id = progress.backfillId;
+  const slice = `${number(canary.partitions)} partitions (${canary.perNode} per dataset, ${canary.pick}, and what they need upstream)`;
+  const says: Record<typeof canary.phase, string> = {
+    running: `canary: running ${slice}, staged; nothing beyond it runs until it is approved`,
+    awaiting: `canary: waits. ${slice} staged. Approve with 'backfill approve ${id} --reason "..."' (the rest runs), or drop with 'backfill discard ${id}'; 'backfill diff ${id}' shows every column`,
+    approving: 'canary: being approved (its staged versions are being published)',
+    approved: `canary: approved${canary.decision ? ` by ${canary.decision.by}${canary.decision.auto ? ' (within its bounds)' : ''}` : ''}; the rest runs as usual`,
+    discarding: 'canary: being discarded',
+    discarded: `canary: discarded${canary.decision ? ` by ${canary.decision.by}` : ''}; nothing beyond it was written`,
+    failed: 'canary: failed; the backfill stopped and nothing beyond the canary was written',
+  };
+  const lines = [pc.magenta(says[canary.phase] + (canary.auto ? ` · auto within ${canary.auto.maxRowChange}` : ''))];
+  if (canary.note) lines.push(`  ${canary.note}`);
+  if (canary.diff && canary.phase !== 'running') {
+    const table = new Table({ head: ['canary diff', 'partitions', 'rows before', 'rows after', 'added', 'removed', 'changed', 'rows moved'], style: tableStyle() });
+    for (const n of canary.diff.nodes) table.push([n.node, number(n.partitions), number(n.rowsBefore), number(n.rowsAfter), number(n.added), number(n.removed), number(n.changed), formatPercent(rowChangePercent(n))]);
+    lines.push(table.toString());
+  }
+  return lines;
 }
 
 function barPayload(n: NodeProgress) {

@@ -17,11 +17,12 @@ import { TokenBucket } from './pacing.ts';
 import type { Plan, PlanNode } from './plan.ts';
 import { progressOf } from './progress.ts';
 import { StagedGate, type StagedAction, type StagedDecision } from './staged.ts';
+import { CanaryGate, canaryScope, type CanaryAction, type CanaryDecision, type CanaryDiff } from './canary.ts';
 import type { BackfillCarry, BackfillState, CostAllowance, FailureGroup, NodeControl, NodeOverrides, NodeReport, NodeSettings, NodeStats, Progress } from './protocol.ts';
 import { initialRelease } from './only-changed.ts';
 import { RangeSet, receivedRanges, type RangesJSON } from './ranges.ts';
 import { Readiness, resumedReadiness } from './readiness.ts';
-import type { ResolvedNode, ResolvedSpec } from './spec.ts';
+import type { Canary, ResolvedNode, ResolvedSpec } from './spec.ts';
 import { changedNodes, parseResolvedSpec } from './spec-changes.ts';
 import type { EffectiveLimits } from './windows.ts';
 
@@ -56,6 +57,9 @@ export type CoordinatorOptions = {
   stage?: boolean;
   /** Give node workflows cost allowances (NodeSettings.allowance): a workflow change, behind the patch `cost-allowance`. */
   allowances?: boolean;
+  /** A new canary backfill (parsed: `parseCanary`); its slice skips what `skip` (--only-changed) keeps. A carried one keeps its own. */
+  canary?: Canary | null;
+  skip?: Record<string, RangesJSON>;
 };
 
 export class BackfillCoordinator {
@@ -76,6 +80,8 @@ export class BackfillCoordinator {
   private closing = false;
   /** A staged backfill (`start --stage`): its versions wait for publish or discard; null: it publishes as it goes. */
   readonly staged: StagedGate | null;
+  /** A canary backfill: its slice runs staged first and waits for approve or discard; null: no canary. */
+  readonly canary: CanaryGate | null;
   /** The policy's judgement (null: a backfill from before governance, or not judged yet). */
   private governance: Governance | null = null;
   /** Governed, but the policy has not judged the start yet: controls wait for that. */
@@ -102,6 +108,13 @@ export class BackfillCoordinator {
     this.readiness = new Readiness(plan, carry?.readiness);
     // Decided at the first start, then carried (continue-as-new, resume).
     this.staged = carry?.staged ? new StagedGate(carry.staged) : options.stage && !carry ? new StagedGate() : null;
+    this.canary = carry?.canary
+      ? new CanaryGate({ carry: carry.canary }, plan)
+      : options.canary && !carry
+        ? new CanaryGate({ config: options.canary, scope: canaryScope(plan, options.canary, options.skip) }, plan)
+        : null;
+    // Before anything is released: while the canary's slice runs, nothing beyond it is.
+    if (this.canary?.limiting) this.readiness.limitTo(this.canary.scope);
     this.paused = carry?.paused ?? false;
     this.limits = carry?.limits ?? { ...initialLimits };
     this.overrides = carry?.overrides ?? {};
@@ -757,6 +770,22 @@ export class BackfillCoordinator {
     return { ready, settings: this.settings.get(id)!, node: this.specs.get(id)!, attempt };
   }
 
+  /**
+   * After the canary's approval: what a node workflow starts with again (it ended with the
+   * slice): every partition in hands, and its settings. Not counted as a restart.
+   */
+  startAgain(id: string): { ready: RangeSet; settings: NodeSettings; node: ResolvedNode } {
+    this.refreshSettings();
+    const ready = this.readiness.inHands(id);
+    this.outbox.set(id, { ready: new RangeSet(), settingsDirty: false, specDirty: false, finish: false });
+    return { ready, settings: this.settings.get(id)!, node: this.specs.get(id)! };
+  }
+
+  /** The canary is approved and published, and the rest is not released yet: `liftCanary` next. */
+  get canaryToLift(): boolean {
+    return this.canary?.current === 'approved' && this.readiness.limited;
+  }
+
   restartsOf(id: string): number {
     return this.restarts[id] ?? 0;
   }
@@ -768,7 +797,8 @@ export class BackfillCoordinator {
     const holds = g ? this.holds() : [];
     // A backfill that runs nothing because of its policy says why in its state.
     const name = g ? this.statusName() : 'running';
-    const shown: BackfillState = state !== 'running' ? state : name === 'awaiting_approval' || name === 'waiting_for_window' ? name : state;
+    const held: BackfillState = state !== 'running' ? state : name === 'awaiting_approval' || name === 'waiting_for_window' ? name : state;
+    const shown: BackfillState = held === 'running' && this.canary?.waiting ? 'awaiting_canary' : held;
     const progress = progressOf({
       backfillId,
       name: this.plan.name,
@@ -782,7 +812,7 @@ export class BackfillCoordinator {
       lastSettings: this.settings,
       runs,
     });
-    return g ? { ...progress, governance: g.view(this.now(), holds) } : progress;
+    return { ...progress, ...(g ? { governance: g.view(this.now(), holds) } : {}), ...(this.canary ? { canary: this.canary.view() } : {}) };
   }
 
   get isPaused(): boolean {
@@ -810,6 +840,7 @@ export class BackfillCoordinator {
       settings: Object.fromEntries(this.settings),
       restarts: this.restarts,
       ...(this.staged ? { staged: this.staged.toCarry() } : {}),
+      ...(this.canary ? { canary: this.canary.toCarry() } : {}),
       ...(this.governance ? { governance: this.governance.toJSON() } : {}),
       ...(Object.keys(this.spentTotals).length > 0 ? { spentTotals: { ...this.spentTotals } } : {}),
     };
@@ -819,9 +850,10 @@ export class BackfillCoordinator {
    * The state `status` shows once the partitions have settled: a staged backfill waits for a
    * decision (`staged`), then ends as its decision says; any other ends completed or with failures.
    */
-  get endState(): 'staged' | 'discarded' | 'completed' | 'completed_with_failures' {
+  get endState(): 'staged' | 'discarded' | 'completed' | 'completed_with_failures' | 'canary_failed' {
     if (this.staged && !this.staged.decided) return 'staged';
-    if (this.staged?.current === 'discarded') return 'discarded';
+    if (this.staged?.current === 'discarded' || this.canary?.current === 'discarded') return 'discarded';
+    if (this.canary?.current === 'failed') return 'canary_failed';
     return this.anyFailed ? 'completed_with_failures' : 'completed';
   }
 
@@ -840,8 +872,70 @@ export class BackfillCoordinator {
   }
 
   private stagedGate(action: StagedAction): StagedGate {
+    if (!this.staged && this.canary) {
+      throw new BackfillError('not_staged', `this is a canary backfill: backfill approve <id> --reason ... publishes its slice and lets the rest run, backfill discard <id> drops it (there is nothing to ${action} on its own)`);
+    }
     if (!this.staged) throw new BackfillError('not_staged', `this backfill was not started with --stage: its partitions are published as they finish, there is nothing to ${action}`);
     return this.staged;
+  }
+
+  // ---- canary ----
+
+  /** Partitions are written as staged versions: a staged backfill, or a canary's slice. */
+  get stagesWrites(): boolean {
+    return this.staged !== null || this.canary?.limiting === true;
+  }
+
+  /** The canary's slice has settled (the node workflows have ended): a failure in it stops the backfill, else it waits. */
+  settleCanary(): void {
+    const gate = this.canary;
+    if (!gate || gate.current !== 'running') return;
+    const failed = this.plan.nodes.filter((n) => !this.readiness.failed(n.id).isEmpty);
+    if (failed.length === 0) return gate.settle(null);
+    const count = failed.reduce((sum, n) => sum + this.readiness.failed(n.id).size, 0);
+    const first = failed[0]!;
+    const message = this.failures[first.id]?.[0]?.message ?? 'failed';
+    gate.settle(`${count} partition${count === 1 ? '' : 's'} of the canary failed (first: ${first.id}: ${message.slice(0, 300)}); nothing beyond the canary was written`);
+    this.record('discard', { identity: POLICY_IDENTITY }, { canary: true, stopped: gate.view().note ?? '' });
+  }
+
+  /** The slice's diff is known: true when `canary.auto` goes on by itself. */
+  noteCanaryDiff(diff: CanaryDiff): boolean {
+    return this.canary?.noteDiff(diff) ?? false;
+  }
+
+  /** Parses a canary approve or discard (the update's validator); the policy judges it as a publish or a discard. */
+  parseCanaryDecision(action: CanaryAction, value: unknown): void {
+    if (!this.canary) {
+      throw new BackfillError(
+        'not_canary',
+        action === 'approve'
+          ? 'this backfill has no canary: a policy approval is signed (backfill approve <id> --reason ... --sign-key <key>)'
+          : 'this backfill has no canary and is not staged: there is nothing to discard',
+      );
+    }
+    const { reason } = this.canary.parse(action, value);
+    this.governance?.check({ action: action === 'approve' ? 'publish' : 'discard', ...(reason !== null ? { reason } : {}) }, this.specView());
+  }
+
+  /** Takes a canary decision (the update's handler, or `auto`): parsed again; the audit trail records who and why. */
+  beginCanaryDecision(action: CanaryAction, value: unknown, at: number, auto = false): CanaryDecision {
+    this.parseCanaryDecision(action, value);
+    const decision = this.canary!.begin(action, value, at, auto);
+    this.record(action === 'approve' ? 'publish' : 'discard', { identity: decision.by, ...(decision.reason !== null ? { reason: decision.reason } : {}) }, { canary: true, auto });
+    return decision;
+  }
+
+  /**
+   * The canary's slice is published: the backfill runs on as usual. Everything whose upstream is
+   * done is released; the node workflows (which ended with the slice) are started again.
+   */
+  liftCanary(): void {
+    if (this.canary?.current !== 'approved') throw new Error(`the canary is ${this.canary?.current ?? 'absent'}, not approved`);
+    this.closing = false;
+    for (const out of this.outbox.values()) out.finish = false;
+    this.release(this.readiness.lift());
+    this.settingsStale = true;
   }
 }
 

@@ -9,6 +9,8 @@ import { grainOf } from './mapping.ts';
 import type { NodePartitions } from './partitions.ts';
 import type { Plan } from './plan.ts';
 import type { Progress } from './protocol.ts';
+import type { CanaryView } from './canary.ts';
+import { formatPercent, rowChangePercent } from './diff.ts';
 import type { ResolvedNode, ResolvedSpec } from './spec.ts';
 
 const count = (n: number) => n.toLocaleString('en-US');
@@ -150,6 +152,36 @@ export function recentActionsText(backfillId: string, actions: readonly AuditEnt
   ];
 }
 
+/**
+ * A canary in a few lines: where it is, its slice, and (once known) its diff per dataset; what to
+ * do next while it waits. Empty without a canary.
+ */
+export function canaryDetails(canary: CanaryView | undefined, backfillId: string): string[] {
+  if (!canary) return [];
+  const slice = `${count(canary.partitions)} partitions (${canary.perNode} per dataset, ${canary.pick}, and what they need upstream)`;
+  const phase: Record<CanaryView['phase'], string> = {
+    running: `the canary runs ${slice}, staged`,
+    awaiting: `the canary waits: ${slice} staged; backfill approve ${backfillId} --reason ... goes on, backfill discard ${backfillId} drops it`,
+    approving: 'the canary is being approved: its staged versions are being published',
+    approved: `the canary was approved${canary.decision ? ` by ${canary.decision.by}` : ''}: the rest runs`,
+    discarding: 'the canary is being discarded',
+    discarded: `the canary was discarded${canary.decision ? ` by ${canary.decision.by}` : ''}: nothing beyond it was written`,
+    failed: 'the canary failed: the backfill stopped, nothing beyond the canary was written',
+  };
+  const lines = [`**Canary**: ${phase[canary.phase]}${canary.auto ? ` · auto within ${canary.auto.maxRowChange}` : ''}`];
+  if (canary.note) lines.push(escape(canary.note.slice(0, 400)));
+  const diff = canary.diff;
+  if (diff && canary.phase !== 'running') {
+    lines.push(
+      '',
+      '| dataset | partitions | rows before | rows after | added | removed | changed | rows moved |',
+      '| --- | --- | --- | --- | --- | --- | --- | --- |',
+      ...diff.nodes.map((n) => `| ${n.node} | ${count(n.partitions)} | ${count(n.rowsBefore)} | ${count(n.rowsAfter)} | ${count(n.added)} | ${count(n.removed)} | ${count(n.changed)} | ${formatPercent(rowChangePercent(n))} |`),
+    );
+  }
+  return lines;
+}
+
 export function backfillCurrentDetails(progress: Progress): string {
   // "40 of 100", not "40/100": the Web UI's markdown renders a/b as a typographic fraction.
   const rows = progress.nodes.map(
@@ -168,6 +200,7 @@ export function backfillCurrentDetails(progress: Progress): string {
     '| dataset | done | running | failed | blocked | rate | concurrency | ETA |',
     '| --- | --- | --- | --- | --- | --- | --- | --- |',
     ...rows,
+    ...(progress.canary ? ['', ...canaryDetails(progress.canary, progress.backfillId)] : []),
     ...(actions.length > 0 ? ['', ...actions] : []),
   ].join('\n');
 }

@@ -3,8 +3,6 @@
  * partition's published version (`Warehouse.diffStaged`), and these functions add the
  * partitions up per node and in all, and judge the result against a canary's bounds. Pure.
  */
-import { BackfillError } from './errors.ts';
-import { KeySchema } from './spec.ts';
 
 /** A numeric column's sum, minimum and maximum over one version (null: the version has no value in it). */
 export type ColumnStats = { sum: number; min: number; max: number };
@@ -102,24 +100,4 @@ export function columnDelta(change: ColumnChange): { sum: number | null; min: nu
 export function formatPercent(value: number): string {
   if (!Number.isFinite(value)) return 'all new';
   return `${Number(value.toFixed(2))}%`;
-}
-
-/**
- * The key columns `diffStaged` compares each node by (`DiffOptions.keys`), from the spec a
- * backfill's workflow input holds. Anyone who can start a workflow writes that input, so each
- * key is parsed again here: one that is not a list of distinct column names is refused.
- */
-export function diffKeys(nodes: ReadonlyArray<{ id: string; key?: unknown }>): Record<string, string[]> {
-  const keys: Record<string, string[]> = {};
-  for (const node of nodes) {
-    if (node.key === undefined) continue;
-    const parsed = KeySchema.safeParse(node.key);
-    if (!parsed.success) {
-      const issue = parsed.error.issues[0]!;
-      const where = `key${issue.path.map((p) => `[${String(p)}]`).join('')}`;
-      throw new BackfillError('invalid_spec', `node ${node.id}'s ${where} in the backfill's input ${issue.message} (the spec was not checked by backfill start)`, `nodes.${node.id}.key`);
-    }
-    keys[node.id] = parsed.data;
-  }
-  return keys;
 }

@@ -21,6 +21,8 @@ export const ERROR_CODES = [
   'still_running',
   /** A staged-backfill decision (publish, discard) for a backfill that was not started with --stage. */
   'not_staged',
+  /** A canary decision (approve without a signature, discard) for a backfill that has no canary. */
+  'not_canary',
   /** A staged backfill still computing its partitions: it takes a decision once it is staged. */
   'not_ready',
   /** The staged versions were published or discarded already (or are being). */

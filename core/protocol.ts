@@ -11,6 +11,7 @@ import type { ReadinessJSON } from './readiness.ts';
 import type { NodeStats, SchedulerState } from './scheduler.ts';
 import type { PartitionRange, ResolvedNode, ResolvedPartitions, ResolvedSpec } from './spec.ts';
 import type { StagedCarry } from './staged.ts';
+import type { CanaryCarry, CanaryView } from './canary.ts';
 
 export type { Limits } from './limits.ts';
 export type { NodeStats } from './scheduler.ts';
@@ -52,21 +53,25 @@ export const NON_RETRYABLE_TYPES: PartitionFailureType[] = Object.values(PARTITI
  * `waiting_for_window` (outside its run windows) run nothing; a paused backfill is `running`
  * with `paused` set (by an operator, or a spent budget: `governance.holds` says which).
  * `staged`: every partition settled as staged versions, waiting for publish or discard;
- * `discarded`: a staged backfill whose versions were dropped.
+ * `discarded`: a staged backfill whose versions were dropped (or a canary that was discarded).
+ * `awaiting_canary`: a canary's slice settled as staged versions, waiting for approve or discard;
+ * `canary_failed`: a partition of the canary's slice failed, and the backfill stopped there.
  */
 export type BackfillState =
   | 'running'
   | 'awaiting_approval'
   | 'waiting_for_window'
   | 'staged'
+  | 'awaiting_canary'
   | 'completed'
   | 'completed_with_failures'
   | 'failed'
   | 'cancelled'
-  | 'discarded';
+  | 'discarded'
+  | 'canary_failed';
 
 /** The states of a backfill that has not ended. */
-export const ACTIVE_STATES = ['running', 'awaiting_approval', 'waiting_for_window', 'staged'] as const;
+export const ACTIVE_STATES = ['running', 'awaiting_approval', 'waiting_for_window', 'staged', 'awaiting_canary'] as const;
 
 export function isActive(state: BackfillState): boolean {
   return (ACTIVE_STATES as readonly string[]).includes(state);
@@ -101,6 +106,8 @@ export type BackfillInput = {
   skip?: Record<string, RangesJSON>;
   /** `start --stage`: every partition is written and checked as a staged version; nothing is published until `publish`. */
   stage?: boolean;
+  /** `start --canary N` (over the spec's `canary:`): a slice first, staged, then it waits for approve or discard. Parsed by the workflow. */
+  canary?: unknown;
   /** What the start says to the policy: reason, identity, a signature, budgets. */
   governance?: StartGovernance;
 };
@@ -172,6 +179,8 @@ export type BackfillCarry = {
   lineage?: { ended: string[] };
   /** A staged backfill: where it is between staging and its decision. Absent: it publishes as it goes. */
   staged?: StagedCarry;
+  /** A canary backfill: its slice and where it is. Absent: no canary (or one from before canaries existed). */
+  canary?: CanaryCarry;
 };
 
 /** Settings the parent hands a node workflow: the node's share of every limit. */
@@ -342,6 +351,8 @@ export type Progress = PartitionCounts & {
   nodes: NodeProgress[];
   /** The policy's judgement, holds, windows, budgets and the last operator action (absent before governance existed). */
   governance?: GovernanceView;
+  /** A canary backfill: its slice, where it is, the slice's diff and the decision. */
+  canary?: CanaryView;
 };
 
 export type BackfillResult = {

@@ -35,6 +35,8 @@ export type NodeCounts = {
 export class Readiness {
   private readonly states = new Map<string, NodeState>();
   private blockedCache: Map<string, RangeSet> | undefined;
+  /** A canary's slice, by node: while set, nothing outside it is released (see `limitTo`). */
+  private scope: ReadonlyMap<string, RangeSet> | null = null;
 
   /**
    * `state` restores a previous run. Without `inHands` (a fresh run that resumes from the
@@ -68,11 +70,33 @@ export class Readiness {
     return node.upstream.every((edge) => this.state(edge.node).done.containsRange(edge.lo[j]!, edge.hi[j]!));
   }
 
+  /**
+   * A canary: only the partitions of `scope` are released until `lift`; the others wait as if
+   * their upstream were still to come. Set before anything is released.
+   */
+  limitTo(scope: ReadonlyMap<string, RangeSet>): void {
+    this.scope = scope;
+  }
+
+  /** A canary's slice limits what is released. */
+  get limited(): boolean {
+    return this.scope !== null;
+  }
+
+  /** The canary is approved: every partition whose dependencies are done is released now, by node. */
+  lift(): Map<string, RangeSet> {
+    this.scope = null;
+    return this.releaseAll();
+  }
+
   /** Releases, among `candidates` of `node`, those not yet released whose dependencies are done. */
   private releaseReady(node: PlanNode, candidates: RangeSet): RangeSet {
     const state = this.state(node.id);
     const ready = new RangeSet();
-    for (const [start, end] of candidates.minus(state.released).ranges()) {
+    const limit = this.scope?.get(node.id);
+    // candidates ∩ scope
+    const within = this.scope ? candidates.minus(candidates.minus(limit ?? new RangeSet())) : candidates;
+    for (const [start, end] of within.minus(state.released).ranges()) {
       for (let j = start; j < end; j++) if (this.depsDone(node, j)) ready.add(j);
     }
     state.released.addAll(ready);

@@ -237,6 +237,36 @@ export const NodeSchema = PartialSettingsSchema.extend({
   adopt: z.boolean().optional(),
 });
 
+/** `maxRowChange: '5%'`: rows added, removed and changed, in percent of the rows published before. */
+const PERCENT = /^(\d{1,6})(\.\d{1,4})?%$/;
+
+/**
+ * `canary:` (or `start --canary N`): the backfill first runs `partitions` partitions per node
+ * (picked newest, oldest or spread over the range) and everything they need upstream, as staged
+ * versions, then waits for `backfill approve` or `backfill discard`; with `auto`, it goes on by
+ * itself when every check passed and each dataset's diff is within the bounds.
+ */
+export const CanarySchema = z.strictObject({
+  partitions: z
+    .number({ message: 'must be a whole number of partitions per node, e.g. 3' })
+    .int({ message: 'must be a whole number of partitions per node, e.g. 3' })
+    .min(1, { message: 'must be 1 or more partitions per node' })
+    .max(1000, { message: 'must be at most 1000 partitions per node: a canary is a slice, not the backfill' }),
+  pick: z.enum(['newest', 'oldest', 'spread'], { message: "must be newest, oldest or spread" }).default('newest'),
+  auto: z
+    .strictObject({
+      maxRowChange: z.string({ message: "must be a percentage such as '5%'" }).regex(PERCENT, { message: "must be a percentage such as '5%' (rows added, removed and changed per dataset, of the rows published before)" }),
+    })
+    .optional(),
+});
+export type Canary = z.output<typeof CanarySchema>;
+export type CanaryInput = z.input<typeof CanarySchema>;
+
+/** The percentage of `maxRowChange: '5%'` (5). */
+export function percentOf(text: string): number {
+  return Number(text.slice(0, -1));
+}
+
 export const SpecSchema = z.strictObject({
   name: z.string().min(1, { message: 'is required: name the backfill, e.g. name: daily-revenue' }),
   description: z.string().optional(),
@@ -249,6 +279,8 @@ export const SpecSchema = z.strictObject({
   concurrency: BackfillConcurrencySchema.default(null),
   /** When partitions may start (wall-clock windows in a time zone); the policy's windows apply too. */
   windows: WindowsSchema.optional(),
+  /** Run a slice first, staged, and wait for an approval (see CanarySchema). */
+  canary: CanarySchema.optional(),
   nodes: z.array(NodeSchema).min(1, { message: 'needs at least one node' }),
 });
 
@@ -293,6 +325,8 @@ export type ResolvedSpec = {
   concurrency: number | null;
   /** Run windows: absent when the spec sets none. */
   windows?: Windows;
+  /** A canary slice first: absent when the spec sets none. */
+  canary?: Canary;
   nodes: ResolvedNode[];
 };
 
@@ -499,6 +533,7 @@ export function resolveSpec(document: unknown, knownTransforms?: ReadonlySet<str
     rate: spec.rate,
     concurrency: spec.concurrency,
     ...(spec.windows !== undefined ? { windows: spec.windows } : {}),
+    ...(spec.canary !== undefined ? { canary: spec.canary } : {}),
     nodes,
   };
 }

@@ -2,7 +2,7 @@
  * Records the event histories of representative backfills into test/replay/histories/<label>, for
  * the replay test: pause and resume, rate and concurrency changes, failures and
  * retry-failed, throttling, continue-as-new (batches landing before it, and slow ones carried),
- * a node workflow terminated and started again, an idle one lost before the end, and cancellation.
+ * a node workflow terminated and started again, an idle one lost before the end, a canary approved, and cancellation.
  *
  *   node --import tsx scripts/record-histories.ts core2-a [scenario,...]
  *
@@ -163,6 +163,23 @@ const SCENARIOS: Record<string, Scenario> = {
       await client.client.workflow.getHandle(nodeWorkflowId(id, 'idle')).terminate('replay recording: an idle node workflow is lost');
     },
   },
+  // A canary: its slice runs staged and waits; the approval publishes it and the node workflows start again for the rest.
+  canary: {
+    spec: {
+      name: 'canary',
+      partitions: { grain: 'day', start: '2024-01-01', end: '2024-01-11' },
+      defaults: { concurrency: 2 },
+      canary: { partitions: 2, pick: 'spread' },
+      nodes: [
+        { id: 'a', transform: 'noop' },
+        { id: 'b', transform: 'noop', dependsOn: [{ node: 'a', mapping: { lag: { from: -1, to: 0 } } }] },
+      ],
+    },
+    async drive(client, id) {
+      for (let i = 0; i < 200 && (await client.progress(id)).state !== 'awaiting_canary'; i++) await pause(100);
+      await client.approveCanary(id, 'replay recording: the canary looks right');
+    },
+  },
   cancel: {
     spec: {
       name: 'cancel',
@@ -193,7 +210,8 @@ try {
       tuning: { reportIntervalMs: 200, ...scenario.tuning },
     });
     await scenario.drive(client, backfillId);
-    const outcome = await client.wait(backfillId, 120_000);
+    // Generous: a busy machine slows the throttled scenario well past two minutes.
+    const outcome = await client.wait(backfillId, 600_000);
     const target = join(OUT, name);
     rmSync(target, { recursive: true, force: true });
     mkdirSync(target, { recursive: true });

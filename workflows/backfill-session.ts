@@ -140,7 +140,7 @@ export class BackfillSession {
   }
 
   /** The backfill's end: the nodes not ended yet (cancelled: aborted), then the backfill's run. */
-  ended(state: Exclude<BackfillResult['state'], 'discarded'>, nodes: readonly NodeProgress[], why?: string): void {
+  ended(state: Exclude<BackfillResult['state'], 'discarded' | 'canary_failed'>, nodes: readonly NodeProgress[], why?: string): void {
     if (!this.lineageEnded) return;
     const backfill = this.lineageBackfill;
     const now = workflowTime();

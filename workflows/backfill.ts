@@ -31,13 +31,15 @@ import {
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
+import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
+import { AUTO_IDENTITY, canaryOfInput, type CanaryAction } from '../core/canary.ts';
 import { BackfillCoordinator, type ApprovalOutcome } from '../core/coordinator.ts';
 import { planHash } from '../core/approval.ts';
 import { Governance } from '../core/governance.ts';
 import { HARD_BREAK, backfillCurrentDetails, backfillSummary, nodeDetails, nodeSummary } from '../core/details.ts';
 import { expandPlan, upstreamPartitions, type PlanNode } from '../core/plan.ts';
 import { BackfillError } from '../core/errors.ts';
-import { CORE_GENERATION, DEFAULT_TUNING, type BackfillInput, type BackfillResult, type NodeControl, type NodeReport } from '../core/protocol.ts';
+import { CORE_GENERATION, DEFAULT_TUNING, type BackfillInput, type BackfillResult, type BackfillState, type NodeControl, type NodeReport } from '../core/protocol.ts';
 import type { RangeSet } from '../core/ranges.ts';
 import { workflowTime } from './clock.ts';
 import {
@@ -46,8 +48,10 @@ import {
   BACKFILL_STATUS,
   admissionUpdate,
   announceCancelUpdate,
+  approveCanaryUpdate,
   approveSignal,
   approveUpdate,
+  type CanaryReply,
   assertCoreGeneration,
   carryQuery,
   queueRateUpdate,
@@ -99,6 +103,11 @@ export const STAGED_BACKFILL = 'staged-backfill';
 export const GOVERNANCE = 'governance';
 /** A capped cost budget gives node workflows allowances, so they stop by themselves at the cap (more settings signals). */
 export const COST_ALLOWANCE = 'cost-allowance';
+/**
+ * Patch (docs/workflow-versions.md): a canary backfill runs its slice staged, waits for approve
+ * or discard (or canary.auto), then starts its node workflows again for the rest.
+ */
+export const CANARY = 'canary';
 
 /** Approvals waiting to be verified beyond this many are ignored (a flood of hand-made signals). */
 const MAX_PENDING_APPROVALS = 5;
@@ -121,6 +130,15 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
   const allowances = governed && patched(COST_ALLOWANCE);
   // Only a run's own continue-as-new carries a judgement to trust: a client's carry (a resume) is judged again.
   const continued = info.continuedFromExecutionRunId !== undefined;
+  // A canary arrives in the input (anyone may start one): parsed here; a bad one fails the start, before anything runs.
+  let canaryConfig;
+  try {
+    canaryConfig = carry ? null : canaryOfInput(input);
+  } catch (error) {
+    throw refusal(error);
+  }
+  // Only a backfill with a canary asks, so no recorded history meets this patch.
+  const withCanary = (canaryConfig !== null || carry?.canary !== undefined) && patched(CANARY);
   const coordinator = new BackfillCoordinator(
     plan,
     {
@@ -128,8 +146,9 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
       concurrency: input.limits?.concurrency !== undefined ? input.limits.concurrency : input.spec.concurrency,
     },
     carry,
-    { now: workflowTime, stage: input.stage === true, allowances },
+    { now: workflowTime, stage: input.stage === true, allowances, canary: withCanary ? canaryConfig : null, ...(input.skip ? { skip: input.skip } : {}) },
   );
+  const canary = withCanary ? coordinator.canary : null;
   // Only a backfill started with --stage asks, so no recorded history meets this patch.
   const staged = coordinator.staged !== null && patched(STAGED_BACKFILL) ? coordinator.staged : null;
   if (governed && continued && carry?.governance) coordinator.govern(Governance.fromJSON(carry.governance));
@@ -238,8 +257,10 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
     }),
     { validator: refusing((next: unknown, meta?: unknown) => void coordinator.parseSpec(next, spec, meta)) },
   );
-  /** What `status` says while the workflow runs: a staged backfill whose partitions settled waits for its decision. */
+  /** What `status` says while the workflow runs: a staged backfill whose partitions settled waits for its decision (a waiting canary says so itself). */
   const liveState = () => (staged && staged.current !== 'computing' ? 'staged' : 'running');
+  let decideCanary: (action: CanaryAction, request: unknown, auto?: boolean) => Promise<CanaryReply> = () => Promise.reject(new Error('not ready'));
+  let readCanaryDiff: () => ReturnType<WarehouseActivities['diffStagedCounts']> = () => Promise.reject(new Error('not ready'));
   {
     // Publish or discard: validated where it arrives (whoever sends it; a backfill that is not
     // staged refuses it with not_staged), then done by the warehouse in one transaction for this
@@ -271,7 +292,34 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
       }
     };
     setHandler(publishUpdate, decide('publish'), { validator: refusing((request: unknown) => coordinator.parseStagedDecision('publish', request)) });
-    setHandler(discardUpdate, decide('discard'), { validator: refusing((request: unknown) => coordinator.parseStagedDecision('discard', request)) });
+    // A canary's approve or discard: its slice's staged versions are published (the rest then runs) or dropped (the backfill ends).
+    decideCanary = async (action: CanaryAction, request: unknown, auto = false): Promise<CanaryReply> => {
+      let decision;
+      try {
+        decision = coordinator.beginCanaryDecision(action, request, workflowTime(), auto);
+      } catch (error) {
+        throw refusal(error);
+      } finally {
+        writeAudit();
+      }
+      try {
+        const run = { backfillId, runKey };
+        const outcome = action === 'approve' ? await stagedActivities.publishStaged(run) : await stagedActivities.discardStaged(run);
+        coordinator.canary!.end(true);
+        return { ...outcome, action, by: decision.by, reason: decision.reason };
+      } catch (error) {
+        coordinator.canary!.end(false);
+        throw error;
+      }
+    };
+    readCanaryDiff = () => stagedActivities.diffStagedCounts({ backfillId, runKey });
+    const decideCanaryOrStaged = decideCanary;
+    setHandler(discardUpdate, (request: StagedRequest) => (canary ? decideCanaryOrStaged('discard', request).then((reply) => ({ ...reply, action: 'discard' as const })) : decide('discard')(request)), {
+      validator: refusing((request: unknown) => (canary ? coordinator.parseCanaryDecision('discard', request) : coordinator.parseStagedDecision('discard', request))),
+    });
+    setHandler(approveCanaryUpdate, (request: StagedRequest) => decideCanaryOrStaged('approve', request), {
+      validator: refusing((request: unknown) => coordinator.parseCanaryDecision('approve', request)),
+    });
   }
 
   // ---- governance: approvals, budgets, the announced cancel, queue rates, the admission ----
@@ -390,7 +438,7 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
           ...(recheck && !recheck.isEmpty ? { recheck: recheck.toJSON() } : {}),
           tuning,
           ...(session.warehouseId !== undefined ? { warehouseId: session.warehouseId } : {}),
-          ...(staged ? { stage: true } : {}),
+          ...(staged || canary?.limiting ? { stage: true } : {}),
         },
       ],
       // The node workflows outlive each run of this one (continue-as-new); this workflow
@@ -462,6 +510,8 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
       await sleep(tuning.probeIntervalMs, { summary: 'check node workflows' });
       // A staged backfill waiting for its decision has no node workflows left to check (and sets no more timers while it waits).
       if (staged && staged.current !== 'computing') return;
+      // Nor has a canary waiting for its decision; after its approval the node workflows run again.
+      if (canary?.waiting) await condition(() => !canary.waiting);
       const now = workflowTime();
       for (const node of plan.nodes) {
         const silentFor = now - (heardFrom.get(node.id) ?? startedAt);
@@ -475,7 +525,7 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
   // The Web UI's current details: progress per dataset, refreshed at most every two seconds.
   let shownAt = -Infinity;
   let shownHolds = '';
-  const show = (state: BackfillResult['state'] | 'running' | 'staged' = 'running') => {
+  const show = (state: BackfillState = 'running') => {
     const now = workflowTime();
     // A new hold (or one lifted) shows at once: the backfill may wait for a while with nothing else to show.
     const holds = coordinator.holds().map((h) => h.kind).join(',');
@@ -543,6 +593,54 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
     session.nodesSettled(() => coordinator.progress(backfillId, 'running', runs).nodes);
   };
 
+  /**
+   * The canary's slice has settled and its node workflows have been told to end: a failure in it
+   * stops the backfill; else its diff is read (canary.auto may go on by itself) and it waits for
+   * approve or discard.
+   */
+  const canaryDecided = async () => {
+    const gate = canary!;
+    if (gate.current === 'running') {
+      coordinator.settleCanary();
+      writeAudit();
+      if (gate.decided) return void log.warn(`backfill ${backfillId}: ${gate.view().note ?? 'the canary failed'}`);
+      showStatus('awaiting_canary');
+      show('awaiting_canary');
+      let goes = false;
+      try {
+        goes = coordinator.noteCanaryDiff(await readCanaryDiff());
+      } catch (error) {
+        gate.noteDiffFailed(error instanceof Error ? error.message : String(error));
+      }
+      if (goes) {
+        const bound = gate.config.auto!.maxRowChange;
+        await decideCanary('approve', { by: AUTO_IDENTITY, reason: `every partition of the canary passed its checks, and each dataset's rows changed within ${bound}` }, true).catch((error: unknown) => {
+          log.warn(`canary.auto could not go on: ${String(error)}`);
+        });
+      }
+    }
+    showStatus('awaiting_canary');
+    show('awaiting_canary');
+    await condition(() => gate.decided);
+    await condition(allHandlersFinished);
+  };
+
+  /** After the canary's approval: a node workflow that ran the slice closes first (until then a start with its id fails). */
+  const startAgain = async (node: PlanNode) => {
+    const again = coordinator.startAgain(node.id);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await startNode(node, again.ready);
+      } catch (error) {
+        if (!(error instanceof WorkflowExecutionAlreadyStartedError)) throw error;
+        if (attempt >= 120) {
+          throw ApplicationFailure.nonRetryable(`node workflow ${nodeWorkflowId(backfillId, node.id)} did not close after the canary: see its history, then 'backfill resume ${backfillId}'`, 'NodeWorkflowLost');
+        }
+        await sleep(Math.min(attempt, 5) * 1000, { summary: 'until the canary\'s node workflow closes' });
+      }
+    }
+  };
+
   try {
     showStatus(statusName());
     if (starting) {
@@ -565,51 +663,63 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
       });
     }
 
+    // A canary runs this twice: its slice, then (approved) the rest.
     for (;;) {
-      await condition(
-        () =>
-          coordinator.needsRefresh ||
-          (!handingOver && (flushable() || unreachable.size > 0)) ||
-          (sending.size === 0 && (coordinator.settled || shouldContinueAsNew())),
-      );
-      coordinator.refreshSettings();
-      showStatus(statusName());
-      show();
-      endSettledNodes();
-      // With reports streaming in there may never be a moment with nothing to send: once the
-      // history is long enough, nothing more is sent, the signals in flight land, and the
-      // outbox is carried. The run then ends within a bounded number of events of the limit.
-      if (!handingOver && !coordinator.settled && shouldContinueAsNew() && patched(BOUNDED_CONTINUE_AS_NEW)) handingOver = true;
-      if (!handingOver) {
-        await restartUnreachable();
-        flush();
-      }
-      if (sending.size > 0 || (!handingOver && (flushable() || unreachable.size > 0))) continue;
-      if (coordinator.settled) break;
-      if (shouldContinueAsNew()) {
-        await session.landed();
-        await condition(allHandlersFinished);
-        return await continueAsNew<typeof backfillWorkflow>({
-          ...input,
-          spec,
-          carry: carryOf(true),
-        });
-      }
-    }
-
-    // Settled: every partition is done, failed or blocked. Let the node workflows end.
-    coordinator.finishAll();
-    endAfterFinish = patched(END_AFTER_FINISH);
-    flush();
-    if (endAfterFinish) {
-      // Whatever is put back in the outbox while the nodes are told to finish is sent too.
       for (;;) {
-        await condition(() => sending.size === 0 || flushable());
-        if (sending.size === 0 && !flushable()) break;
-        flush();
+        await condition(
+          () =>
+            coordinator.needsRefresh ||
+            (!handingOver && (flushable() || unreachable.size > 0)) ||
+            (sending.size === 0 && (coordinator.settled || shouldContinueAsNew())),
+        );
+        coordinator.refreshSettings();
+        showStatus(statusName());
+        show();
+        endSettledNodes();
+        // With reports streaming in there may never be a moment with nothing to send: once the
+        // history is long enough, nothing more is sent, the signals in flight land, and the
+        // outbox is carried. The run then ends within a bounded number of events of the limit.
+        if (!handingOver && !coordinator.settled && shouldContinueAsNew() && patched(BOUNDED_CONTINUE_AS_NEW)) handingOver = true;
+        if (!handingOver) {
+          await restartUnreachable();
+          flush();
+        }
+        if (sending.size > 0 || (!handingOver && (flushable() || unreachable.size > 0))) continue;
+        if (coordinator.settled) break;
+        if (shouldContinueAsNew()) {
+          await session.landed();
+          await condition(allHandlersFinished);
+          return await continueAsNew<typeof backfillWorkflow>({
+            ...input,
+            spec,
+            carry: carryOf(true),
+          });
+        }
       }
-    } else {
-      await condition(() => sending.size === 0 && !flushable());
+
+      // Settled: every partition is done, failed or blocked. Let the node workflows end.
+      coordinator.finishAll();
+      endAfterFinish = patched(END_AFTER_FINISH);
+      flush();
+      if (endAfterFinish) {
+        // Whatever is put back in the outbox while the nodes are told to finish is sent too.
+        for (;;) {
+          await condition(() => sending.size === 0 || flushable());
+          if (sending.size === 0 && !flushable()) break;
+          flush();
+        }
+      } else {
+        await condition(() => sending.size === 0 && !flushable());
+      }
+      if (canary && !canary.decided) await canaryDecided();
+      if (canary && coordinator.canaryToLift) {
+        // Approved and published: the rest is released, and the node workflows (which ended with the slice) start again.
+        coordinator.liftCanary();
+        finishedNodes.clear();
+        await Promise.all(plan.nodes.map((node) => startAgain(node)));
+        continue;
+      }
+      break;
     }
     if (staged) {
       // Every partition is staged (or failed): the datasets stay leased while the backfill waits.
@@ -619,10 +729,10 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
       await condition(() => staged.decided);
       await condition(allHandlersFinished);
     }
-    const state = coordinator.endState as 'completed' | 'completed_with_failures' | 'discarded';
+    const state = coordinator.endState as 'completed' | 'completed_with_failures' | 'discarded' | 'canary_failed';
     const progress = coordinator.progress(backfillId, state, runs);
-    // Lineage: discarded versions were never anyone's output.
-    session.ended(state === 'discarded' ? 'cancelled' : state, progress.nodes);
+    // Lineage: discarded versions were never anyone's output; a canary stopped by a failure failed.
+    session.ended(state === 'discarded' ? 'cancelled' : state === 'canary_failed' ? 'failed' : state, progress.nodes, state === 'canary_failed' ? (canary?.view().note ?? undefined) : undefined);
     await session.release();
     await session.landed();
     showStatus(state);

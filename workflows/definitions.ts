@@ -13,6 +13,7 @@ import { CORE_GENERATION, type BackfillCarry, type NodeControl, type NodeReport,
 import type { ResolvedSpec } from '../core/spec.ts';
 import type { RangesJSON } from '../core/ranges.ts';
 import type { StagedAction, StagedRequest } from '../core/staged.ts';
+import type { CanaryAction } from '../core/canary.ts';
 import type { StagedOutcome } from '../activities/warehouse/types.ts';
 
 export type { ControlState } from '../core/coordinator.ts';
@@ -106,7 +107,17 @@ export const admissionUpdate = defineUpdate<Admission>('admission');
  */
 export type StagedReply = StagedOutcome & { action: StagedAction; by: string; reason: string | null };
 export const publishUpdate = defineUpdate<StagedReply, [StagedRequest]>('publish');
+/** Of a staged backfill, or of a canary backfill that waits: its staged versions are dropped and the backfill ends (a canary's reply says `action: 'discard'` too). */
 export const discardUpdate = defineUpdate<StagedReply, [StagedRequest]>('discard');
+
+/**
+ * A canary's approval: `{ by, reason }` (the reason is required). Not the policy's signed
+ * approval (`approve`): this one judges the slice's data, publishes its staged versions and lets
+ * the rest run; the policy judges it as a publish. Refused with `not_canary` for a backfill
+ * without a canary, `not_ready` while the slice runs, `already_decided` after.
+ */
+export type CanaryReply = StagedOutcome & { action: CanaryAction; by: string; reason: string | null };
+export const approveCanaryUpdate = defineUpdate<CanaryReply, [StagedRequest]>('approveCanary');
 
 export const progressQuery = defineQuery<Progress>('progress');
 /** The state a new run needs to go on from this one (also of a cancelled or failed backfill). */

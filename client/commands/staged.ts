@@ -10,8 +10,8 @@ export function diffCommand() {
     ['backfill diff shop-2024', 'per dataset: rows added, removed and changed by the staged versions, and the change of each numeric column'],
     ['backfill diff shop-2024 --json', 'the same per partition, as JSON'],
   ])
-    .description('compare a staged backfill with what is published: rows added, removed and changed, numeric columns')
-    .argument('<id>', 'backfill id (started with --stage)')
+    .description("compare a staged backfill (or a canary's slice) with what is published: rows added, removed and changed, numeric columns")
+    .argument('<id>', 'backfill id (started with --stage or --canary)')
     .addOption(warehouseOption())
     .addOption(jsonOption())
     .action(async (id, options, command) => {
@@ -38,10 +38,10 @@ function decisionCommand(action: 'publish' | 'discard') {
   return documented(new Command(action), HELP_GROUPS.control, [
     publish
       ? ['backfill publish shop-2024 --reason reviewed', 'every staged version is published in one transaction: readers see all of it or none']
-      : ['backfill discard shop-2024 --reason wrong-factor', 'the staged versions are dropped; what is published stays'],
+      : ['backfill discard shop-2024 --reason wrong-factor', 'the staged versions (of a staged backfill, or of a canary that waits) are dropped; what is published stays, and a canary backfill ends'],
   ])
-    .description(publish ? 'publish every staged version of a staged backfill at once' : 'drop every staged version of a staged backfill; nothing is published')
-    .argument('<id>', 'backfill id (started with --stage, now staged)')
+    .description(publish ? 'publish every staged version of a staged backfill at once' : 'drop every staged version of a staged backfill, or of a canary that waits (the backfill then ends); nothing is published')
+    .argument('<id>', publish ? 'backfill id (started with --stage, now staged)' : 'backfill id (staged, or a canary that waits)')
     .option('--reason <text>', 'why, kept with the decision in the backfill\'s state')
     .addOption(jsonOption())
     .action(async (id, options, command) => {

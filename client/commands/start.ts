@@ -47,6 +47,7 @@ export function startCommand() {
     [`backfill start ${SPEC} --id shop-march --from 2024-03-01 --to 2024-04-01`, 'March only (periods that overlap it: its weeks and the month too)'],
     [`backfill start ${SPEC} --id shop-2024 --rerun --only-changed`, 'the same id again, running only what changed since it was published'],
     [`backfill start ${SPEC} --id shop-2024 --stage`, 'staged: nothing is published until backfill publish shop-2024 (backfill diff shop-2024 shows what would change)'],
+    [`backfill start ${SPEC} --id shop-2024 --canary 3`, 'the 3 newest partitions of each dataset (and what they need) first, staged; it waits for backfill approve shop-2024 --reason ... or backfill discard shop-2024'],
     [`backfill start ${SPEC} --id nightly --wait-for-datasets 600`, 'when another backfill writes these datasets, wait up to 600 s for it instead of failing'],
     [`backfill start ${SPEC} --id restate-2024 --reason finance-restated-2024-FIN-1234 --sign-key ~/.ssh/id_ed25519`, 'a signed start with its reason: the signer cannot approve it too'],
     [`backfill start ${SPEC} --id urgent-fix --priority 1 --fairness-weight 3`, 'ahead of priority 2-5 backfills on shared task queues, and 3 times the share of a weight-1 one'],
@@ -65,6 +66,7 @@ export function startCommand() {
     .addOption(codeVersionOption())
     .option('--wait-for-datasets [timeout]', 'when running backfills write some of its datasets, wait until they are free (as long as it takes, or up to a duration such as 2h, or 600 for seconds) instead of failing; give it after the spec')
     .option('--stage', 'write and check every partition as a staged version that nobody reads; compare with backfill diff, then backfill publish (all at once) or backfill discard')
+    .option('--canary <n>', "first run n partitions per dataset (the spec's canary.pick, else the newest) and what they need, staged, then wait for backfill approve or discard (over the spec's canary.partitions)", positiveInteger('--canary'))
     .addOption(reasonOption("why, kept in the backfill's audit trail (the policy may require one)"))
     .option('--sign-key <file>', 'sign the start with this ssh-ed25519 key (or its .pub when the key is in ssh-agent), as the policy may require')
     .option('--priority <1-5>', 'task-queue priority: 1 is the most urgent, 5 the least (default: the server\'s, 3)', positiveInteger('--priority'))
@@ -96,6 +98,7 @@ export function startCommand() {
             },
             ...(changes ? { skip: changes.skip } : {}),
             ...(options.stage ? { stage: true } : {}),
+            ...(options.canary !== undefined ? { canary: options.canary } : {}),
             ...(wait ? { waitForDatasets: { ...wait, onWait: reportWaiting(client) } } : {}),
             ...(options.reason !== undefined ? { reason: options.reason } : {}),
             ...(options.signKey !== undefined ? { signKey: options.signKey } : {}),

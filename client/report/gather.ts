@@ -8,7 +8,7 @@ import type { temporal } from '@temporalio/proto';
 import { diffSummary } from '../../activities/warehouse/staging.ts';
 import type { LedgerRow, VersionRef, Warehouse } from '../../activities/warehouse/types.ts';
 import { criticalPath } from '../../core/critical-path.ts';
-import { diffKeys } from '../../core/diff.ts';
+import { diffKeys } from '../../core/diff-keys.ts';
 import { BackfillError } from '../../core/errors.ts';
 import { grainOf, describeMapping } from '../../core/mapping.ts';
 

@@ -1,7 +1,8 @@
 /** Adding up a staged backfill's diff (core/diff.ts). */
 import { describe, expect, it } from 'vitest';
 import { thrownBackfillError } from './backfill-error.ts';
-import { addDiffs, columnDelta, diffKeys, emptyDiff, formatPercent, rowChangePercent, type PartitionDiff } from '../../core/diff.ts';
+import { diffKeys } from '../../core/diff-keys.ts';
+import { addDiffs, columnDelta, emptyDiff, formatPercent, rowChangePercent, type PartitionDiff } from '../../core/diff.ts';
 
 const part = (node: string, partition: string, extra: Partial<PartitionDiff> = {}): PartitionDiff => ({
   node,

@@ -18,6 +18,7 @@ import fc from 'fast-check';
 import { signedText, type SignatureCheck } from '../../core/approval.ts';
 import { isNoSpending, noSpending, type Spending } from '../../core/budget.ts';
 import { AUTO_BATCH_MAX } from '../../core/batching.ts';
+import { AUTO_IDENTITY } from '../../core/canary.ts';
 import { BackfillCoordinator, resumeCarry } from '../../core/coordinator.ts';
 import { BackfillError } from '../../core/errors.ts';
 import { Governance } from '../../core/governance.ts';
@@ -27,7 +28,7 @@ import { parseNodeControl } from '../../core/node-control.ts';
 import type { BackfillCarry, NodeControl, NodeReport, PartitionResult } from '../../core/protocol.ts';
 import { RangeSet } from '../../core/ranges.ts';
 import { NodeScheduler, schedulerOptionsOf, type BatchOutcome, type SchedulerOptions } from '../../core/scheduler.ts';
-import { resolveSpec, type ResolvedNode, type ResolvedSpec, type SpecInput } from '../../core/spec.ts';
+import { resolveSpec, type Canary, type ResolvedNode, type ResolvedSpec, type SpecInput } from '../../core/spec.ts';
 
 /** Far below Temporal's 2 MB payload limit; these plans are small, so the carries must be too. */
 export const CARRY_BUDGET = 64 * 1024;
@@ -46,11 +47,13 @@ type NodeRun = {
   spent: Spending;
   /** The same since the node workflow started (across its continue-as-new): its allowance is measured against it. */
   total: Spending;
+  /** Started to write staged versions (a staged backfill, or a canary's slice). */
+  stage: boolean;
 };
-type Activity = { serial: number; node: string; instance: number; batchId: number; tasks: Array<{ index: number; recheck: boolean }>; orphan: boolean };
+type Activity = { serial: number; node: string; instance: number; batchId: number; tasks: Array<{ index: number; recheck: boolean }>; orphan: boolean; stage: boolean };
 type ControlMessage = { node: string; control: NodeControl };
 type ReportMessage = { report: NodeReport; duplicate: boolean };
-type Ended = { state: 'completed' | 'completed_with_failures' | 'cancelled' | 'failed' | 'discarded'; carry: BackfillCarry };
+type Ended = { state: 'completed' | 'completed_with_failures' | 'cancelled' | 'failed' | 'discarded' | 'canary_failed'; carry: BackfillCarry };
 
 export type Action =
   | { kind: 'parent' }
@@ -142,8 +145,10 @@ export class World {
   private readonly maxInFlight = new Map<string, number>();
   /** What readers see of the run key's versions: all it published, or (staged) nothing until its publish commits. */
   private readonly visible = new Set<string>();
-  /** A staged backfill's publish or discard under way (the activity in its update handler). */
-  private deciding: 'publish' | 'discard' | null = null;
+  /** A staged backfill's publish or discard, or a canary's approve or discard, under way (the activity in its update handler). */
+  private deciding: 'publish' | 'discard' | 'approve' | null = null;
+  /** After a canary's approval: the node workflows to start again once the ones that ran the slice have closed. */
+  private startAgain = new Set<string>();
 
   /** Whether an approval was accepted in the current run of the parent (a resumed run needs one again). */
   private approvedThisRun = false;
@@ -154,6 +159,7 @@ export class World {
     spec: ResolvedSpec,
     private readonly governance: GovernanceCase = null,
     private readonly staged = false,
+    private readonly canary: Canary | null = null,
   ) {
     this.spec = spec;
     this.plan = expandPlan(spec);
@@ -167,7 +173,7 @@ export class World {
    * (what the ended run spent and its audit trail go on); a continue-as-new carries its judgement.
    */
   private coordinator(limits: { rate: number | null; concurrency: number | null }, carry?: BackfillCarry, continued = false): BackfillCoordinator {
-    const parent = new BackfillCoordinator(this.plan, limits, carry, { now: () => this.now, stage: this.staged, allowances: true });
+    const parent = new BackfillCoordinator(this.plan, limits, carry, { now: () => this.now, stage: this.staged, allowances: true, canary: this.canary });
     if (!this.governance) return parent;
     if (continued) {
       if (!carry?.governance) fail('a governed run continued as new without its governance');
@@ -236,7 +242,7 @@ export class World {
     const parent = this.parent!;
     const spec = parent.nodeSpec(id);
     const scheduler = new NodeScheduler(this.options(spec), parent.settingsOf(id), ready, undefined, recheck);
-    this.nodes.set(id, { id, instance: ++this.instances, scheduler, spec, finishing: false, reportInFlight: false, cancelled: false, spent: noSpending(), total: noSpending() });
+    this.nodes.set(id, { id, instance: ++this.instances, scheduler, spec, finishing: false, reportInFlight: false, cancelled: false, spent: noSpending(), total: noSpending(), stage: parent.stagesWrites });
   }
 
   private options(spec: ResolvedNode): SchedulerOptions {
@@ -272,7 +278,18 @@ export class World {
       if (this.sending.size > 0 || this.flushable()) return;
       // A staged backfill waits for its decision once its node workflows have ended.
       if (parent.staged && !parent.staged.decided) return parent.staged.settle();
+      if (this.canaryStep(parent)) return;
       this.end(parent.endState as Ended['state']);
+      return;
+    }
+    if (this.startAgain.size > 0) {
+      // The slice's node workflows close first (a start with their id fails until then), and nothing is sent meanwhile.
+      for (const id of [...this.startAgain]) {
+        if (this.nodes.has(id)) continue;
+        const again = parent.startAgain(id);
+        this.startNode(id, again.ready, new RangeSet());
+        this.startAgain.delete(id);
+      }
       return;
     }
     if (!this.handingOver) {
@@ -299,6 +316,35 @@ export class World {
     }
   }
 
+  /**
+   * The canary once its slice has settled and its node workflows have ended (workflows/backfill.ts):
+   * a failure stops the backfill; else the diff is read (auto may approve) and it waits; once
+   * approved, the rest is released and the node workflows start again. True: the parent waits.
+   */
+  private canaryStep(parent: BackfillCoordinator): boolean {
+    const gate = parent.canary;
+    if (!gate) return false;
+    if (gate.current === 'running') {
+      parent.settleCanary();
+      if ((gate.current as string) === 'failed') return false;
+      // The warehouse's diff of the slice: some rows change (0 to 6 of 100, around auto's 5%).
+      const moved = this.published.size % 7;
+      const diff = { partitions: this.published.size, rowsBefore: 100, rowsAfter: 100, added: moved, removed: 0, changed: 0 };
+      if (parent.noteCanaryDiff({ ...diff, nodes: [{ node: this.plan.nodes[0]!.id, ...diff }] })) {
+        if (moved > 5) fail(`canary.auto went on with ${moved}% of the rows changed`);
+        parent.beginCanaryDecision('approve', { by: AUTO_IDENTITY, reason: 'within bounds' }, this.now, true);
+        this.deciding = 'approve';
+      }
+      return true;
+    }
+    if (gate.waiting) return true;
+    if (!parent.canaryToLift) return false;
+    parent.liftCanary();
+    this.finishing = false;
+    for (const node of this.plan.nodes) this.startAgain.add(node.id);
+    return true;
+  }
+
   private end(state: Ended['state']): void {
     this.ended = { state, carry: json({ ...this.parent!.toCarry(), runKey: 'run', childrenRunning: false, startedAt: 0, runs: 1 }) };
     this.parent = null;
@@ -307,6 +353,7 @@ export class World {
     this.unreachable.clear();
     this.handingOver = false;
     this.finishing = false;
+    this.startAgain.clear();
   }
 
   /** Cancelled, or failed for good: node workflows are cancelled, their running partitions land or stop, and their last reports arrive. */
@@ -386,7 +433,7 @@ export class World {
         const most = run.spec.batchSize === 'auto' ? AUTO_BATCH_MAX : run.spec.batchSize;
         if (batch.indices.length > most) fail(`${id} started a batch of ${batch.indices.length} (batch size ${run.spec.batchSize})`);
         const tasks = batch.indices.map((index, i) => ({ index, recheck: batch.recheck[i]! }));
-        this.activities.push({ serial: ++this.serials, node: id, instance: run.instance, batchId: batch.id, tasks, orphan: false });
+        this.activities.push({ serial: ++this.serials, node: id, instance: run.instance, batchId: batch.id, tasks, orphan: false, stage: run.stage });
       }
       const running = this.activities.filter((a) => a.node === id && !a.orphan).reduce((sum, a) => sum + a.tasks.length, 0);
       this.maxInFlight.set(id, Math.max(this.maxInFlight.get(id) ?? 0, running));
@@ -450,7 +497,7 @@ export class World {
         // activity that raced an orphaned one (the warehouse then finds it published).
         if (this.published.has(key) && !this.orphaned.has(key)) fail(`${key} published twice within the run key`);
         this.published.add(key);
-        if (!this.staged) this.visible.add(key);
+        if (!activity.stage) this.visible.add(key);
       }
       // Durations and reported latencies vary, so that automatic batches and latency pacing act.
       const ms = (activity.serial * 37 + task.index * 11) % 1500;
@@ -519,6 +566,7 @@ export class World {
   private resume(node: string | null): void {
     const ended = this.ended;
     if (!ended || ended.state === 'completed' || ended.state === 'discarded') return;
+    // A canary that stopped on a failure runs its slice again (its failures retried).
     // Every node workflow of the ended run is closed first (the client waits for that).
     for (const run of [...this.nodes.values()]) this.terminate(run.id);
     this.reports = [];
@@ -531,6 +579,7 @@ export class World {
   private decide(action: 'publish' | 'discard', junk: boolean): void {
     const parent = this.parent;
     if (!parent) return;
+    if (parent.canary) return this.decideCanary(action === 'publish' ? 'approve' : 'discard', junk);
     const before = parent.staged?.current;
     this.control(() => {
       parent.parseStagedDecision(action, junk ? { by: 7 } : { by: 'op' });
@@ -541,14 +590,44 @@ export class World {
     });
   }
 
+  /** A canary's approve or discard arrives (`publish` plays approve); only while it waits for one. */
+  private decideCanary(action: 'approve' | 'discard', junk: boolean): void {
+    const parent = this.parent!;
+    const before = parent.canary!.current;
+    if (junk) {
+      // A publish of a canary is refused (approve is its word), as are an approval without a reason and an unknown field.
+      const refused = (attempt: () => unknown, what: string) => {
+        try {
+          attempt();
+        } catch (error) {
+          if (error instanceof BackfillError) return;
+          throw error;
+        }
+        fail(`${what} was taken`);
+      };
+      refused(() => parent.parseStagedDecision('publish', { by: 'op' }), 'a publish of a canary');
+      refused(() => parent.beginCanaryDecision('approve', { by: 'op' }, this.now), 'a canary approval without a reason');
+      refused(() => parent.beginCanaryDecision(action, { by: 'op', reason: 'x', extra: 1 }, this.now), 'a canary decision with an unknown field');
+      if (parent.canary!.current !== before) fail(`a refused canary ${action} moved the canary from ${before} to ${parent.canary!.current}`);
+      return;
+    }
+    this.control(() => {
+      parent.parseCanaryDecision(action, { by: 'op', reason: 'model' });
+      parent.beginCanaryDecision(action, { by: 'op', reason: 'model' }, this.now);
+      if (before !== 'awaiting') fail(`a canary ${action} was taken in phase ${before}`);
+      this.deciding = action;
+    });
+  }
+
   /** The warehouse's transaction commits (`ok`) or is refused; the gate hears of it unless the run is gone. */
   private landDecision(ok: boolean): void {
     const action = this.deciding;
     if (!action) return;
     this.deciding = null;
-    if (ok && action === 'publish') for (const key of this.published) this.visible.add(key);
+    if (ok && (action === 'publish' || action === 'approve')) for (const key of this.published) this.visible.add(key);
     if (ok && action === 'discard') this.published.clear();
-    this.parent?.staged?.end(ok);
+    if (action === 'approve' || (action === 'discard' && this.parent?.canary)) this.parent?.canary?.end(ok);
+    else this.parent?.staged?.end(ok);
   }
 
   apply(action: Action): void {
@@ -651,6 +730,7 @@ export class World {
     // Readers see nothing of a staged backfill until its publish commits, then all of it at once.
     if (this.staged && this.visible.size > 0 && this.visible.size !== this.published.size) fail(`readers see ${this.visible.size} of ${this.published.size} staged versions`);
     if (this.staged && parent?.staged && parent.staged.current !== 'computing' && this.activities.some((a) => !a.orphan)) fail('a partition runs after the backfill was staged');
+    this.checkCanary();
     const states = new Map<string, ReturnType<NodeScheduler['toState']>>();
     for (const run of this.nodes.values()) {
       const state = run.scheduler.toState();
@@ -721,6 +801,35 @@ export class World {
     }
   }
 
+  /**
+   * A canary: until its approval nothing beyond its slice is released or written, and readers see
+   * none of it; once stopped by a failure or discarded, nothing beyond the slice was ever written.
+   */
+  private checkCanary(): void {
+    const gate = this.parent?.canary;
+    const slice = (id: string) => gate?.scope.get(id) ?? this.scopeOf(id);
+    const limited = gate ? gate.limiting : this.ended !== null && (this.ended.state === 'canary_failed' || (this.ended.state === 'discarded' && this.canary !== null));
+    if (!this.canary || !limited) return;
+    for (const key of this.published) {
+      const [node, index] = key.split('/') as [string, string];
+      if (!slice(node).has(Number(index))) fail(`${key} was written beyond the canary's slice (phase ${gate?.current ?? this.ended?.state})`);
+    }
+    if (gate && this.visible.size > 0 && gate.current !== 'approved') fail(`readers see ${this.visible.size} versions of a canary in phase ${gate.current}`);
+    if (gate?.waiting && this.activities.some((a) => !a.orphan)) fail('a partition runs while the canary waits for its decision');
+    const parent = this.parent;
+    if (!parent || !gate) return;
+    if ((gate.waiting || gate.current === 'approved') && gate.lastDecision?.action !== 'discard' && parent.readiness.limited && parent.anyFailed) fail(`the canary is ${gate.current} with a failure in its slice`);
+    for (const node of this.plan.nodes) {
+      const touched = parent.readiness.done(node.id).clone().addAll(parent.readiness.failed(node.id)).addAll(parent.readiness.inHands(node.id));
+      for (const index of touched) if (!slice(node.id).has(index)) fail(`${node.id}/${index} was released beyond the canary's slice`);
+    }
+  }
+
+  /** The slice as the ended run carried it. */
+  private scopeOf(id: string): RangeSet {
+    return RangeSet.fromJSON(this.ended?.carry.canary?.scope[id]);
+  }
+
   private checkSettings(id: string, settings: { rate: number | null; concurrency: number; burst: number }): void {
     if (!(settings.rate === null || (Number.isFinite(settings.rate) && settings.rate > 0))) fail(`node ${id} settings rate ${String(settings.rate)}`);
     if (!(Number.isInteger(settings.concurrency) && settings.concurrency >= 0)) fail(`node ${id} settings concurrency ${String(settings.concurrency)}`);
@@ -744,6 +853,7 @@ export class World {
     const state = this.ended?.state;
     if (this.staged && (state === 'completed' || state === 'completed_with_failures') && this.visible.size !== this.published.size) fail(`ended ${state} with ${this.visible.size} of ${this.published.size} versions visible`);
     if (this.staged && state === 'discarded' && this.visible.size > 0) fail(`discarded with ${this.visible.size} versions visible`);
+    if (this.canary && (state === 'completed' || state === 'completed_with_failures') && this.visible.size !== this.published.size) fail(`a canary backfill ended ${state} with ${this.visible.size} of ${this.published.size} versions visible`);
     return this.ended;
   }
 
@@ -765,6 +875,8 @@ export class World {
         const next = parent.nextWindowChange;
         if (parent.holds().some((h) => h.kind === 'window') && next !== null) this.now = Math.max(this.now, next);
       }
+      if (this.parent?.canary?.current === 'awaiting') this.decideCanary('approve', false);
+      if (this.parent?.canary) this.landDecision(true);
       this.parentStep();
       while (this.controls.length > 0) this.deliverControl(0);
       for (const node of this.plan.nodes) this.nodeStep(node.id);
@@ -874,6 +986,17 @@ export const actionArbitrary: fc.Arbitrary<Action> = fc.oneof(
   { weight: 1, arbitrary: fc.constantFrom<unknown>(1, 3, 1000, 5000, 0, -1, 2.5, 'x', null).map<Action>((value) => ({ kind: 'setBudget', value })) },
 );
 
+/** A canary (one case in three): 1 to 3 partitions per node, picked any way, with or without auto. */
+export const canaryArbitrary: fc.Arbitrary<Canary | null> = fc.oneof(
+  { weight: 2, arbitrary: fc.constant(null) },
+  {
+    weight: 1,
+    arbitrary: fc
+      .record({ partitions: fc.integer({ min: 1, max: 3 }), pick: fc.constantFrom<Canary['pick']>('newest', 'oldest', 'spread'), auto: fc.boolean() })
+      .map(({ partitions, pick, auto }): Canary => ({ partitions, pick, ...(auto ? { auto: { maxRowChange: '5%' } } : {}) })),
+  },
+);
+
 /** No policy (half the cases, as before governance), or a policy with an approval, a retry budget, a cost budget and a run window in any mix. */
 export const governanceArbitrary: fc.Arbitrary<GovernanceCase> = fc.option(
   fc.record({ approval: fc.boolean(), retries: fc.option(fc.integer({ min: 1, max: 4 }), { nil: null }), window: fc.boolean(), cost: fc.option(fc.integer({ min: 1, max: 8 }), { nil: null }) }),
@@ -881,8 +1004,9 @@ export const governanceArbitrary: fc.Arbitrary<GovernanceCase> = fc.option(
 );
 
 /** Runs the actions, checking the invariants after each, then drains: true when every invariant held. */
-export function holds(spec: ReturnType<typeof resolveSpec>, actions: Action[], governance: GovernanceCase = null, staged = false): void {
-  const world = new World(spec, governance, staged);
+export function holds(spec: ReturnType<typeof resolveSpec>, actions: Action[], governance: GovernanceCase = null, staged = false, canary: Canary | null = null): void {
+  // A backfill is staged or has a canary, not both (the start refuses both).
+  const world = new World(spec, governance, staged && !canary, canary);
   world.check();
   for (const action of actions) {
     world.apply(action);

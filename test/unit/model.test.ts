@@ -4,7 +4,9 @@
  * interleavings of everything that can happen to a backfill, with invariants checked after every
  * step, then a fault-free drain that must end the backfill. Half the backfills are staged
  * (`start --stage`): readers see none of their versions until a publish commits, then all of
- * them; a decision is taken only while the backfill waits for one.
+ * them; a decision is taken only while the backfill waits for one. A third have a canary: nothing
+ * beyond its slice is released or written until its approval (a failure in it stops the backfill
+ * with nothing further written), readers see none of it before, and `auto` goes on only within bounds.
  *
  * CI runs BACKFILL_MODEL_RUNS (default 10,000) cases from a fixed seed (BACKFILL_MODEL_SEED); a
  * failure prints the seed, the path and the shrunk counterexample, which replays with
@@ -14,7 +16,7 @@
 import fc from 'fast-check';
 import { describe, it } from 'vitest';
 import { resolveSpec } from '../../core/spec.ts';
-import { actionArbitrary, governanceArbitrary, holds, specArbitrary } from './model-world.ts';
+import { actionArbitrary, canaryArbitrary, governanceArbitrary, holds, specArbitrary } from './model-world.ts';
 
 const RUNS = Number(process.env.BACKFILL_MODEL_RUNS ?? 10_000);
 const SEED = Number(process.env.BACKFILL_MODEL_SEED ?? 20_240_301);
@@ -30,8 +32,8 @@ describe('model: the coordinator, the scheduler and readiness under any interlea
       const runs = Math.min(CHUNK, RUNS - done);
       const seed = SEED + chunk;
       fc.assert(
-        fc.property(specArbitrary, governanceArbitrary, fc.array(actionArbitrary, { maxLength: 120 }), fc.boolean(), (spec, governance, actions, staged) => {
-          holds(spec, actions, governance, staged);
+        fc.property(specArbitrary, governanceArbitrary, fc.array(actionArbitrary, { maxLength: 120 }), fc.boolean(), canaryArbitrary, (spec, governance, actions, staged, canary) => {
+          holds(spec, actions, governance, staged, canary);
         }),
         { numRuns: runs, seed },
       );
