@@ -6,7 +6,7 @@
 import type { ValueKind } from './checksum.ts';
 import type { Codec, InternalTable, TableDef } from './ledger.ts';
 import type { GivenRelation, ScopedRelation } from './sql.ts';
-import type { Bindings, Row } from './types.ts';
+import type { Bindings, Row, Warehouse } from './types.ts';
 
 /** Parameters of backfill's own statements, named `:name` in their text. */
 export type Params = Record<string, unknown>;
@@ -63,11 +63,24 @@ export interface Session {
   insertRows(table: string, partition: string, version: number, columns: readonly string[], rows: readonly unknown[][]): Promise<void>;
   /** The one door for spec SQL: checks its rules before any of it runs. */
   spec(sql: SpecSql): Promise<SpecStatement>;
+  /**
+   * Where an engine keeps each version apart (the lake: a file per version), the rows of one
+   * version with the internal columns, as a relation to read FROM. Without it, the protocol
+   * filters the versions table.
+   */
+  versionRows?(node: string, partition: string, version: number): Promise<string>;
+  /**
+   * Likewise, the rows of these pinned versions of an upstream dataset, with `columns`: what a
+   * partition's scoped read of it shows. Without it, the versions table is joined with the scope table.
+   */
+  pinnedRows?(node: string, versions: ReadonlyArray<readonly [partition: string, version: number]>, columns: readonly string[]): Promise<string>;
+  /** Hears of every move of a published pointer (null: removed), for an engine that mirrors them outside its tables (the lake's files). */
+  pointed?(node: string, partition: string, version: number | null): Promise<void>;
 }
 
 export interface Dialect {
-  readonly kind: 'sqlite' | 'postgres';
-  /** Where it is (a file path, or a PostgreSQL URL without its password). */
+  readonly kind: Warehouse['kind'];
+  /** Where it is (a file path, a PostgreSQL URL without its password, or a lake's directory). */
   readonly location: string;
   /** Whether publishes may run at once; if not, the warehouse runs its transactions one at a time. */
   readonly concurrent: boolean;

@@ -1,6 +1,6 @@
 /**
- * Where partitions are written and the ledger lives: one interface, two backends (SQLite,
- * PostgreSQL), both held to the same test suite.
+ * Where partitions are written and the ledger lives: one interface, three backends (SQLite,
+ * PostgreSQL, a Parquet lake on DuckDB), all held to the same test suite.
  *
  * Each dataset (node) keeps every version of every partition; a view named after the node
  * shows the published version of each partition. Versions are immutable once published:
@@ -181,8 +181,8 @@ export type LeaseHolder = { node: string; backfillId: string; runKey: string };
 export type LeaseOutcome = { acquired: true } | { acquired: false; holders: LeaseHolder[] };
 
 export interface Warehouse {
-  readonly kind: 'sqlite' | 'postgres';
-  /** Where it is (a file path, or a PostgreSQL URL without its password). */
+  readonly kind: 'sqlite' | 'postgres' | 'lake';
+  /** Where it is (a file path, a PostgreSQL URL without its password, or a lake's directory). */
   readonly location: string;
   /** The published version of every upstream partition `inputs` cover, now. */
   pin(inputs: PartitionInput[]): Promise<PinnedInput[]>;

@@ -81,9 +81,11 @@ export class SqlWarehouse implements Warehouse {
       async (s) => {
         await d.prepare?.(s);
         for (const table of TABLES) {
-          await s.run(`CREATE TABLE IF NOT EXISTS ${d.table(table.name)} (${table.columns.map(column).join(', ')}, PRIMARY KEY (${table.primaryKey.join(', ')}))`);
           const have = new Set(await d.tableColumns(s, table.name));
-          for (const added of table.additions ?? []) if (!have.has(added.name)) await s.run(`ALTER TABLE ${d.table(table.name)} ADD COLUMN ${column(added)}`);
+          // A new table gets every column at once; an older one the columns of newer releases.
+          const columns = have.size === 0 ? [...table.columns, ...(table.additions ?? [])] : table.columns;
+          await s.run(`CREATE TABLE IF NOT EXISTS ${d.table(table.name)} (${columns.map(column).join(', ')}, PRIMARY KEY (${table.primaryKey.join(', ')}))`);
+          for (const added of table.additions ?? []) if (have.size > 0 && !have.has(added.name)) await s.run(`ALTER TABLE ${d.table(table.name)} ADD COLUMN ${column(added)}`);
           for (const index of table.indexes ?? []) await s.run(d.indexDdl(index.name, table.name, index.columns));
         }
         await s.run(`INSERT INTO ${d.table('meta')} (key, value) VALUES ('identity', :id) ON CONFLICT (key) DO NOTHING`, { id: randomUUID() });
@@ -143,6 +145,7 @@ export class SqlWarehouse implements Warehouse {
     const d = this.dialect;
     await s.run(`DELETE FROM ${d.scopeTable}`);
     const relations: ScopedRelation[] = [];
+    const versions = new Map<string, Array<readonly [string, number]>>();
     for (const input of pinned) {
       if (input.versions.length > 0) {
         await s.run(
@@ -150,10 +153,14 @@ export class SqlWarehouse implements Warehouse {
           { node: input.node, versions: JSON.stringify(input.versions) },
         );
       }
+      versions.set(input.node, [...(versions.get(input.node) ?? []), ...input.versions]);
       if (relations.some((r) => r.name === input.node)) continue;
       const columns = await s.columns(input.node);
       // An upstream dataset that was never written has no table to shadow: the SQL then fails naming it.
       if (columns) relations.push({ name: input.node, table: d.versionsTable(input.node), columns, scopeTable: d.scopeTable });
+    }
+    if (s.pinnedRows) {
+      for (const relation of relations) relation.rows = await s.pinnedRows(relation.name, versions.get(relation.name) ?? [], relation.columns);
     }
     return relations;
   }
@@ -238,12 +245,22 @@ export class SqlWarehouse implements Warehouse {
     );
   }
 
-  private point(s: Session, node: string, partition: string, version: number): Promise<void> {
-    return s.run(
-      `INSERT INTO ${this.t('partitions')} (node, partition, version, published_at) VALUES (:node, :partition, :version, :at)
-       ON CONFLICT (node, partition) DO UPDATE SET version = excluded.version, published_at = excluded.published_at`,
-      { node, partition, version, at: new Date().toISOString() },
-    );
+  private async point(s: Session, node: string, partition: string, version: number | null): Promise<void> {
+    if (version === null) await s.run(`DELETE FROM ${this.t('partitions')} WHERE node = :node AND partition = :partition`, { node, partition });
+    else {
+      await s.run(
+        `INSERT INTO ${this.t('partitions')} (node, partition, version, published_at) VALUES (:node, :partition, :version, :at)
+         ON CONFLICT (node, partition) DO UPDATE SET version = excluded.version, published_at = excluded.published_at`,
+        { node, partition, version, at: new Date().toISOString() },
+      );
+    }
+    await s.pointed?.(node, partition, version);
+  }
+
+  /** The rows of one version, to read FROM: the dialect's own relation, or its versions table filtered. */
+  private async versionFrom(s: Session, node: string, partition: string, version: number): Promise<{ from: string; params: Record<string, unknown> }> {
+    if (s.versionRows) return { from: `${await s.versionRows(node, partition, version)} AS v`, params: {} };
+    return { from: `${this.dialect.versionsTable(node)} WHERE ${PARTITION_COLUMN} = :partition AND ${VERSION_COLUMN} = :version`, params: { partition, version } };
   }
 
   /** Writes the version's rows; returns the names of the columns it has. */
@@ -274,8 +291,8 @@ export class SqlWarehouse implements Warehouse {
     const columns = [...written].sort();
     const list = columns.length > 0 ? columns.map(quoteIdent).join(', ') : 'NULL';
     let hasher: RowHasher | undefined;
-    const sql = `SELECT ${list} FROM ${this.dialect.versionsTable(node)} WHERE ${PARTITION_COLUMN} = :partition AND ${VERSION_COLUMN} = :version`;
-    await s.stream(sql, { partition, version }, (rows, kinds: readonly ValueKind[]) => {
+    const { from, params } = await this.versionFrom(s, node, partition, version);
+    await s.stream(`SELECT ${list} FROM ${from}`, params, (rows, kinds: readonly ValueKind[]) => {
       hasher ??= new RowHasher(columns, kinds);
       for (const row of rows) hasher.add(columns.length > 0 ? row : []);
     });
@@ -284,18 +301,19 @@ export class SqlWarehouse implements Warehouse {
   }
 
   /** The rows of one stored version, as a SELECT checks can read. */
-  private versionSelect(node: string, partition: string, version: number): string {
+  private async versionSelect(s: Session, node: string, partition: string, version: number): Promise<string> {
+    if (s.versionRows) return `SELECT * FROM ${await s.versionRows(node, partition, version)} AS v`;
     return `SELECT * FROM ${this.dialect.versionsTable(node)} WHERE ${PARTITION_COLUMN} = ${quoteLiteral(partition)} AND ${VERSION_COLUMN} = ${version}`;
   }
 
   private async runChecks(s: Session, write: PartitionWrite, version: number, rowCount: number, previous: number | null, scope: ScopedRelation[]): Promise<CheckOutcome> {
     if (write.checks.length === 0) return { errors: [], warnings: [] };
-    const staged = this.versionSelect(write.node, write.partition, version);
+    const staged = await this.versionSelect(s, write.node, write.partition, version);
     const columns = [PARTITION_COLUMN, VERSION_COLUMN, ...((await s.columns(write.node)) ?? [])];
     const given = [
       { name: THIS, select: staged, columns },
       // Without a published version `{{previous}}` is empty, with the new version's columns.
-      { name: PREVIOUS, select: previous === null ? `SELECT * FROM (${staged}) AS s WHERE 1 = 0` : this.versionSelect(write.node, write.partition, previous), columns },
+      { name: PREVIOUS, select: previous === null ? `SELECT * FROM (${staged}) AS s WHERE 1 = 0` : await this.versionSelect(s, write.node, write.partition, previous), columns },
     ];
     return checkAsync(write.checks, { rowCount, hasPrevious: previous !== null }, async ({ sql, aggregate }) => {
       try {
@@ -390,10 +408,8 @@ export class SqlWarehouse implements Warehouse {
   private async columnsFor(s: Session, node: string, partition: string, version: number, expected: string): Promise<string[] | undefined> {
     const names = (await s.columns(node)) ?? [];
     if (names.length === 0) return columnsFromSchemaHash(expected, [], new Set());
-    const [counts] = await s.all<Raw>(
-      `SELECT ${names.map((c, i) => `COUNT(${quoteIdent(c)}) AS c${i}`).join(', ')} FROM ${this.dialect.versionsTable(node)} WHERE ${PARTITION_COLUMN} = :partition AND ${VERSION_COLUMN} = :version`,
-      { partition, version },
-    );
+    const { from, params } = await this.versionFrom(s, node, partition, version);
+    const [counts] = await s.all<Raw>(`SELECT ${names.map((c, i) => `COUNT(${quoteIdent(c)}) AS c${i}`).join(', ')} FROM ${from}`, params);
     return columnsFromSchemaHash(expected, names, new Set(names.filter((_, i) => Number(counts![`c${i}`]) > 0)));
   }
 
@@ -404,11 +420,8 @@ export class SqlWarehouse implements Warehouse {
       async (s) => {
         const decision = decideRestore(request, await this.restoreState(s, request));
         if (!decision.move) return decision.outcome;
-        if (to === null) await s.run(`DELETE FROM ${this.t('partitions')} WHERE node = :node AND partition = :partition`, { node, partition });
-        else {
-          await this.verifyVersion(s, node, partition, to);
-          await this.point(s, node, partition, to);
-        }
+        if (to !== null) await this.verifyVersion(s, node, partition, to);
+        await this.point(s, node, partition, to);
         await s.run(
           `INSERT INTO ${this.t('rollbacks')} (rollback_id, backfill_id, node, partition, from_version, to_version, forced, at)
            VALUES (:rollback_id, :backfill_id, :node, :partition, :from_version, :to_version, :forced, :at)`,
