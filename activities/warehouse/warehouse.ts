@@ -76,7 +76,8 @@ export class SqlWarehouse implements Warehouse {
   /** Creates backfill's tables once (adding the columns of newer releases) and its identity. */
   private ready(): Promise<void> {
     const d = this.dialect;
-    const column = (c: ColumnDef) => `${c.name} ${d.columnType(c.type)}${c.notNull ? ' NOT NULL' : ''}${c.default !== undefined ? ` DEFAULT ${c.default}` : ''}`;
+    // Names quoted: `at` is a keyword in DuckDB.
+    const column = (c: ColumnDef) => `${quoteIdent(c.name)} ${d.columnType(c.type)}${c.notNull ? ' NOT NULL' : ''}${c.default !== undefined ? ` DEFAULT ${c.default}` : ''}`;
     this.setup ??= d.transaction(
       async (s) => {
         await d.prepare?.(s);
@@ -346,10 +347,11 @@ export class SqlWarehouse implements Warehouse {
     if (versions.length === 0) return [];
     // One statement for any number of versions: the pairs travel as one JSON array, which
     // drives the join (CROSS JOIN keeps that order), so each pair is one primary-key lookup.
+    // `->>` in parentheses: DuckDB binds it more loosely than `=`.
     const pairs = `${this.dialect.jsonEach(':pairs')} j CROSS JOIN ${this.t('ledger')} l`;
     const rows = await this.read((s) =>
       s.all<Raw>(
-        `${this.ledgerSelect(pairs)} WHERE l.node = :node AND l.partition = j.value ->> 0 AND l.version = CAST(j.value ->> 1 AS INTEGER) ORDER BY l.partition, l.version DESC`,
+        `${this.ledgerSelect(pairs)} WHERE l.node = :node AND l.partition = (j.value ->> 0) AND l.version = CAST(j.value ->> 1 AS INTEGER) ORDER BY l.partition, l.version DESC`,
         { node, pairs: JSON.stringify(versions) },
       ),
     );
@@ -423,7 +425,7 @@ export class SqlWarehouse implements Warehouse {
         if (to !== null) await this.verifyVersion(s, node, partition, to);
         await this.point(s, node, partition, to);
         await s.run(
-          `INSERT INTO ${this.t('rollbacks')} (rollback_id, backfill_id, node, partition, from_version, to_version, forced, at)
+          `INSERT INTO ${this.t('rollbacks')} (rollback_id, backfill_id, node, partition, from_version, to_version, forced, "at")
            VALUES (:rollback_id, :backfill_id, :node, :partition, :from_version, :to_version, :forced, :at)`,
           {
             rollback_id: request.rollbackId,
@@ -445,7 +447,7 @@ export class SqlWarehouse implements Warehouse {
 
   async rollbacks(filter: RollbackFilter): Promise<RollbackRecord[]> {
     const params = { rollback_id: filter.rollbackId, backfill_id: filter.backfillId, node: filter.node, partition: filter.partition };
-    const rows = await this.read((s) => s.all<Raw>(`SELECT * FROM ${this.t('rollbacks')} ${whereEqual(params)} ORDER BY at, node, partition`, params));
+    const rows = await this.read((s) => s.all<Raw>(`SELECT * FROM ${this.t('rollbacks')} ${whereEqual(params)} ORDER BY "at", node, partition`, params));
     return rows.map((r) => rollbackRecord(this.dialect.codec, r));
   }
 
