@@ -1,7 +1,8 @@
 /**
  * Opens the warehouse named by `location` ($BACKFILL_WAREHOUSE, or `--warehouse`):
- * `postgres://…` (or `postgresql://…`) for PostgreSQL, `sqlite:<path>` or a plain file path
- * for SQLite (default $BACKFILL_HOME/warehouse.db). Any other scheme is refused before
+ * `postgres://…` (or `postgresql://…`) for PostgreSQL, `lake:///<directory>` for a Parquet
+ * lake on DuckDB, `sqlite:<path>` or a plain file path for SQLite (default
+ * $BACKFILL_HOME/warehouse.db). Any other scheme is refused before
  * anything is created: a mistyped URL must not become a local file. Workers use SQLite on a
  * thread of its own; `inline` opens it on the calling thread (short reads, such as the
  * command line's).
@@ -9,12 +10,13 @@
 import { join } from 'node:path';
 import { BackfillError } from '../../core/errors.ts';
 import { backfillHome } from '../../host/settings.ts';
+import { LakeWarehouse } from './lake/lake-dialect.ts';
 import { PostgresWarehouse, redactUrl } from './postgres/postgres-dialect.ts';
 import { SqliteWarehouse } from './sqlite/sqlite-dialect.ts';
 import { ThreadedWarehouse } from './sqlite/threaded.ts';
 import type { Warehouse } from './types.ts';
 
-export const WAREHOUSE_SCHEMES = ['postgres://', 'postgresql://', 'sqlite:'] as const;
+export const WAREHOUSE_SCHEMES = ['postgres://', 'postgresql://', 'lake://', 'sqlite:'] as const;
 
 export function isPostgresUrl(location: string): boolean {
   return /^postgres(ql)?:\/\//.test(location);
@@ -30,6 +32,12 @@ export function openWarehouse(location = process.env.BACKFILL_WAREHOUSE, options
   const target = location && location.length > 0 ? location : join(backfillHome(), 'warehouse.db');
   if (isPostgresUrl(target)) return new PostgresWarehouse(target);
   const scheme = schemeOf(target);
+  if (scheme === 'lake:') {
+    // lake:///srv/lake (an absolute path), or lake:data/lake (relative to the working directory).
+    const path = target.replace(/^lake:(\/\/)?/i, '');
+    if (path.length === 0) throw new BackfillError('invalid_argument', `the lake ${target} names no directory: use lake:///absolute/path/to/lake`);
+    return new LakeWarehouse(path);
+  }
   if (scheme !== null && scheme !== 'sqlite:') {
     throw new BackfillError(
       'invalid_argument',

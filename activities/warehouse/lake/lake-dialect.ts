@@ -1,0 +1,598 @@
+/**
+ * The lake dialect: a directory of Parquet files, written and read with DuckDB, that any
+ * Parquet reader can read without backfill (see `layout.ts`). Every version of a partition is
+ * a Parquet file of its own, immutable once written; the ledger, the published pointers, the
+ * rollback audit, the leases and each dataset's view live in a DuckDB catalogue inside the
+ * directory (`_backfill/catalog.duckdb`), which one process at a time holds (`catalogue.ts`).
+ *
+ * A publish stages the new version's rows in a temporary table, checks them there, and at
+ * commit writes them to the version's file (durably, under its final name) before the
+ * catalogue's transaction commits: a version in the ledger always has its file. The published
+ * files in the dataset's directory follow the pointers right after the commit, still under the
+ * lock; a holder that dies in between leaves the moves recorded in the catalogue, and the next
+ * holder finishes them before anything else.
+ */
+import { chmodSync, existsSync, mkdirSync, rmSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { DuckDBConnection, DuckDBInstance, type DuckDBValue } from '@duckdb/node-api';
+import type { ValueKind } from '../checksum.ts';
+import type { Dialect, Params, Session, SpecSql, SpecStatement, Wanted } from '../dialect.ts';
+import type { Codec, ColumnType, InternalTable } from '../ledger.ts';
+import { PARTITION_COLUMN, VERSION_COLUMN, bindPositional, notASelect, outsideScope, positionalParameters, quoteIdent, quoteLiteral, scopedSelect, singleStatement, versionsTable } from '../sql.ts';
+import { InvalidDatasetError, SqlError, SqlRefusedError, type Row } from '../types.ts';
+import { SqlWarehouse } from '../warehouse.ts';
+import { CATALOG, CatalogueHold, type HoldOptions } from './catalogue.ts';
+import { LakeLayout, mirror, settle } from './layout.ts';
+import { ACTS_OUTSIDE, ROW_FUNCTIONS, fileShaped, parseQuery, shown, type ParsedQuery } from './spec-sql.ts';
+import { castFor, jsValue, kindOf, rawValue, toStored, typeName, typeOfValue, widerType } from './values.ts';
+
+const CODEC: Codec = {
+  json: (value) => JSON.stringify(value),
+  fromJson: <T>(value: unknown) => JSON.parse(value as string) as T,
+  bool: (value) => value,
+  fromBool: (value) => value === true,
+  fromTime: (value) => String(value),
+};
+
+// Times are ISO 8601 text, as the protocol writes them: they sort in time order and read back unchanged.
+const TYPES: Record<ColumnType, string> = { text: 'VARCHAR', key: 'VARCHAR', integer: 'INTEGER', bigint: 'BIGINT', boolean: 'BOOLEAN', json: 'VARCHAR', time: 'VARCHAR' };
+
+/** DuckDB's errors that the same SQL will hit again. */
+const SQL_ERRORS = /^(Parser|Binder|Catalog|Conversion|Invalid Input|Out of Range|Not implemented|Invalid type|Constraint|Permission) Error/;
+
+function wrapSqlError(error: unknown, sql: string): never {
+  if (error instanceof Error && SQL_ERRORS.test(error.message)) {
+    const message = error.message.split('\n')[0]!;
+    if (/^Permission Error/.test(message)) throw new SqlRefusedError(`${message}: spec SQL reads only the lake's datasets, by name: ${shown(sql)}`);
+    throw new SqlError(`${message} in SQL: ${shown(sql)}`);
+  }
+  throw error;
+}
+
+/** A dataset's columns and their types, as the catalogue keeps them (type VARCHAR for a column that only held NULLs). */
+type Column = { name: string; type: string };
+
+/** The catalogue's own tables besides the protocol's: the datasets' columns and views, and pointer moves not yet mirrored in files. */
+const OWN_TABLES = [
+  `CREATE TABLE IF NOT EXISTS ${CATALOG}.backfill.datasets (node VARCHAR NOT NULL PRIMARY KEY, columns VARCHAR NOT NULL, view VARCHAR)`,
+  `CREATE TABLE IF NOT EXISTS ${CATALOG}.backfill.mirror (node VARCHAR NOT NULL, partition VARCHAR NOT NULL, PRIMARY KEY (node, partition))`,
+];
+
+const ROWS_PER_INSERT = 500;
+
+export type LakeOptions = HoldOptions;
+
+export class LakeDialect implements Dialect {
+  readonly kind = 'lake' as const;
+  readonly concurrent = false;
+  readonly codec = CODEC;
+  readonly scopeTable = 'temp.main.backfill_scope';
+  readonly forShare = '';
+  readonly location: string;
+  readonly layout: LakeLayout;
+  readonly hold: CatalogueHold;
+  private opened: Promise<{ instance: DuckDBInstance; connection: DuckDBConnection }> | undefined;
+  /** Pointer moves mirrored in files, whose records the next write transaction (or the release) clears. */
+  mirrored: Array<[node: string, partition: string]> = [];
+  /** Own statements with their `:name` parameters numbered, once per text. */
+  readonly numbered = new Map<string, { text: string; names: string[] }>();
+
+  constructor(root: string, options: LakeOptions = {}) {
+    this.location = resolve(root);
+    this.layout = new LakeLayout(this.location);
+    this.hold = new CatalogueHold(
+      () => this.connection(),
+      this.layout,
+      () => this.recover(),
+      () => this.clearMirrored(),
+      options,
+    );
+  }
+
+  /** The process's DuckDB: in memory, with the catalogue attached while held, kept inside the lake. */
+  async connection(): Promise<DuckDBConnection> {
+    this.opened ??= (async () => {
+      mkdirSync(this.layout.catalogDir, { recursive: true });
+      const instance = await DuckDBInstance.create(':memory:');
+      const connection = await instance.connect();
+      const root = `${this.location}/`;
+      for (const statement of [
+        `SET allowed_directories = [${quoteLiteral(root)}]`,
+        `SET temp_directory = ${quoteLiteral(`${this.layout.catalogDir}/tmp-${process.pid}`)}`,
+        'SET enable_external_access = false',
+        'SET autoinstall_known_extensions = false',
+        'SET autoload_known_extensions = false',
+        'SET allow_community_extensions = false',
+        // Division of whole numbers is whole, as in SQLite and PostgreSQL.
+        'SET integer_division = true',
+        'SET lock_configuration = true',
+        `CREATE TEMP TABLE backfill_scope (node VARCHAR NOT NULL, partition VARCHAR NOT NULL, version INTEGER NOT NULL, PRIMARY KEY (node, partition))`,
+      ]) {
+        await connection.run(statement);
+      }
+      return { instance, connection };
+    })();
+    this.opened.catch(() => (this.opened = undefined));
+    return (await this.opened).connection;
+  }
+
+  table(name: InternalTable): string {
+    return `${CATALOG}.backfill.${name}`;
+  }
+
+  indexDdl(name: string, table: InternalTable, columns: readonly string[]): string {
+    return `CREATE INDEX IF NOT EXISTS ${name} ON ${this.table(table)} (${columns.join(', ')})`;
+  }
+
+  /** The temporary table that holds the versions a transaction stages, before they become files. */
+  versionsTable(node: string): string {
+    return `temp.main.${quoteIdent(versionsTable(node))}`;
+  }
+
+  jsonEach(param: string): string {
+    return `json_each(${param})`;
+  }
+
+  columnType(type: ColumnType): string {
+    return TYPES[type];
+  }
+
+  async tableColumns(session: Session, table: InternalTable): Promise<string[]> {
+    const rows = await session.all<{ name: string }>(
+      `SELECT column_name AS name FROM duckdb_columns() WHERE database_name = '${CATALOG}' AND schema_name = 'backfill' AND table_name = :table`,
+      { table },
+    );
+    return rows.map((r) => r.name);
+  }
+
+  async prepare(session: Session): Promise<void> {
+    await session.run(`CREATE SCHEMA IF NOT EXISTS ${CATALOG}.backfill`);
+    for (const ddl of OWN_TABLES) await session.run(ddl);
+  }
+
+  typeOf = typeOfValue;
+  widen = widerType;
+  value = toStored;
+
+  async transaction<T>(work: (session: Session) => Promise<T>, options: { lock?: string; readOnly?: boolean } = {}): Promise<T> {
+    const c = await this.connection();
+    await this.hold.acquire();
+    this.hold.busy = true;
+    const session = new LakeSession(this, c, options.readOnly === true);
+    try {
+      await c.run('BEGIN TRANSACTION');
+      let result: T;
+      try {
+        if (!session.readOnly) await this.clearMirrored(session);
+        result = await work(session);
+        await session.beforeCommit();
+        await c.run('COMMIT');
+      } catch (error) {
+        await c.run('ROLLBACK').catch(() => undefined);
+        session.discardFiles();
+        throw error;
+      }
+      await session.afterCommit();
+      return result;
+    } finally {
+      await session.dropStaging();
+      this.hold.busy = false;
+      await this.hold.done().catch(() => undefined);
+    }
+  }
+
+  /** Forgets the records of pointer moves already mirrored in files (in a transaction of its own when none is given). */
+  private async clearMirrored(session?: LakeSession): Promise<void> {
+    if (this.mirrored.length === 0) return;
+    const done = this.mirrored;
+    this.mirrored = [];
+    const sql = `DELETE FROM ${CATALOG}.backfill.mirror WHERE node = :node AND partition = :partition`;
+    if (session) {
+      for (const [node, partition] of done) await session.run(sql, { node, partition });
+      return;
+    }
+    const c = await this.connection();
+    await c.run('BEGIN TRANSACTION');
+    try {
+      const s = new LakeSession(this, c, false);
+      for (const [node, partition] of done) await s.run(sql, { node, partition });
+      await c.run('COMMIT');
+    } catch (error) {
+      await c.run('ROLLBACK').catch(() => undefined);
+      this.mirrored.push(...done);
+      throw error;
+    }
+  }
+
+  /**
+   * On taking the catalogue: finishes the pointer moves a holder that died did not mirror in
+   * files, and makes the views again when this process sees the lake at another path.
+   */
+  private async recover(): Promise<void> {
+    const c = await this.connection();
+    const s = new LakeSession(this, c, false);
+    const [exists] = await s.all<{ n: number }>(`SELECT COUNT(*) AS n FROM duckdb_tables() WHERE database_name = '${CATALOG}' AND schema_name = 'backfill' AND table_name = 'mirror'`);
+    if (!exists || Number(exists.n) === 0) return;
+    const pending = await s.all<{ node: string; partition: string; version: number | null }>(
+      `SELECT m.node, m.partition, p.version FROM ${CATALOG}.backfill.mirror m LEFT JOIN ${this.table('partitions')} p ON p.node = m.node AND p.partition = m.partition`,
+    );
+    for (const { node, partition, version } of pending) mirror(this.layout, node, partition, version === null ? null : this.layout.version(node, partition, Number(version)));
+    const [root] = await s.all<{ value: string }>(`SELECT value FROM ${this.table('meta')} WHERE key = 'lake_root'`);
+    // A lake first seen here, or at another path: every view is made again with this process's paths.
+    const moved = root === undefined || root.value !== this.location;
+    const nodes = moved ? (await s.all<{ node: string }>(`SELECT node FROM ${CATALOG}.backfill.datasets`)).map((r) => r.node) : [...new Set(pending.map((p) => p.node))];
+    await s.refreshViews(nodes, moved);
+    this.mirrored.push(...pending.map((p): [string, string] => [p.node, p.partition]));
+    if (root?.value !== this.location) {
+      await s.run(`INSERT INTO ${this.table('meta')} (key, value) VALUES ('lake_root', :root) ON CONFLICT (key) DO UPDATE SET value = excluded.value`, { root: this.location });
+    }
+  }
+
+  async close(): Promise<void> {
+    if (!this.opened) return;
+    await this.hold.close();
+    const { connection, instance } = await this.opened;
+    connection.closeSync();
+    instance.closeSync();
+    this.opened = undefined;
+    rmSync(`${this.layout.catalogDir}/tmp-${process.pid}`, { recursive: true, force: true });
+  }
+}
+
+type Staged = { node: string; partition: string; version: number; columns: Set<string> };
+
+class LakeSession implements Session {
+  /** Versions staged in this transaction, by `node/partition/version`. */
+  private staged = new Map<string, Staged>();
+  /** Datasets whose columns this transaction changes: their new columns. */
+  private pending = new Map<string, Column[]>();
+  /** Staging tables made in this transaction, by table name: their node. */
+  private stagingTables = new Map<string, string>();
+  /** Pointer moves, by `node\0partition`. */
+  private moves = new Map<string, { node: string; partition: string; version: number | null }>();
+  private datasets: Map<string, Column[]> | undefined;
+  /** Files written for this transaction's versions, removed if it does not commit. */
+  private written: string[] = [];
+
+  constructor(
+    private readonly dialect: LakeDialect,
+    private readonly c: DuckDBConnection,
+    readonly readOnly: boolean,
+  ) {}
+
+  private statement(sql: string, params: Params): { text: string; values: DuckDBValue[] } {
+    let numbered = this.dialect.numbered.get(sql);
+    if (!numbered) this.dialect.numbered.set(sql, (numbered = positionalParameters(sql)));
+    return { text: numbered.text, values: numbered.names.map((n) => (params[n] ?? null) as DuckDBValue) };
+  }
+
+  async all<T = Row>(sql: string, params: Params = {}): Promise<T[]> {
+    const { text, values } = this.statement(sql, params);
+    const reader = await this.c.runAndReadAll(text, values);
+    const names = reader.columnNames();
+    return reader.getRows().map((row) => Object.fromEntries(row.map((v, i) => [names[i]!, jsValue(v)]))) as T[];
+  }
+
+  async run(sql: string, params: Params = {}): Promise<void> {
+    const { text, values } = this.statement(sql, params);
+    await this.c.run(text, values);
+  }
+
+  /** DuckDB has no savepoints: what the work staged and the column changes it made are undone by hand. */
+  async savepoint<T>(work: () => Promise<T>): Promise<T> {
+    const staged = new Set(this.staged.keys());
+    const pending = new Map(this.pending);
+    try {
+      return await work();
+    } catch (error) {
+      for (const [key, version] of this.staged) {
+        if (staged.has(key)) continue;
+        await this.c.run(`DELETE FROM ${this.dialect.versionsTable(version.node)} WHERE ${PARTITION_COLUMN} = ${quoteLiteral(version.partition)} AND ${VERSION_COLUMN} = ${version.version}`);
+        this.staged.delete(key);
+      }
+      this.pending = pending;
+      throw error;
+    }
+  }
+
+  async lock(): Promise<void> {
+    // The whole catalogue is held by this process: writers take turns already.
+  }
+
+  async stream(sql: string, params: Params, each: (rows: readonly unknown[][], kinds: readonly ValueKind[]) => void): Promise<void> {
+    const { text, values } = this.statement(sql, params);
+    const result = await this.c.stream(text, values);
+    const kinds = result.columnTypes().map(kindOf);
+    for (;;) {
+      const chunk = await result.fetchChunk();
+      if (!chunk || chunk.rowCount === 0) break;
+      each(chunk.getRows().map((row) => row.map(rawValue)), kinds);
+    }
+  }
+
+  private async known(): Promise<Map<string, Column[]>> {
+    if (!this.datasets) {
+      const rows = await this.all<{ node: string; columns: string }>(`SELECT node, columns FROM ${CATALOG}.backfill.datasets`);
+      this.datasets = new Map(rows.map((r) => [r.node, JSON.parse(r.columns) as Column[]]));
+    }
+    return this.datasets;
+  }
+
+  /** A dataset's columns, with this transaction's changes; null when it has none yet. */
+  private async datasetColumns(node: string): Promise<Column[] | null> {
+    return this.pending.get(node) ?? (await this.known()).get(node) ?? null;
+  }
+
+  async columns(node: string): Promise<string[] | null> {
+    return (await this.datasetColumns(node))?.map((c) => c.name) ?? null;
+  }
+
+  async ensureDataset(node: string, wanted: readonly Wanted[], adopt: boolean): Promise<void> {
+    const existing = await this.datasetColumns(node);
+    if (existing === null) await this.assertNameFree(node, adopt);
+    const columns = [...(existing ?? [])];
+    for (const w of wanted) {
+      const have = columns.findIndex((c) => c.name === w.name);
+      if (have < 0) columns.push({ name: w.name, type: w.type ?? 'VARCHAR' });
+      else if (w.type !== null) columns[have] = { name: w.name, type: widerType(columns[have]!.type, w.type) };
+    }
+    if (existing === null || JSON.stringify(columns) !== JSON.stringify(existing)) this.pending.set(node, columns);
+    const table = this.dialect.versionsTable(node);
+    if (!this.stagingTables.has(table)) {
+      await this.c.run(`DROP TABLE IF EXISTS ${table}`);
+      const defs = columns.map((c) => `, ${quoteIdent(c.name)} ${c.type}`).join('');
+      await this.c.run(`CREATE TEMP TABLE ${quoteIdent(versionsTable(node))} (${PARTITION_COLUMN} VARCHAR NOT NULL, ${VERSION_COLUMN} INTEGER NOT NULL${defs})`);
+      this.stagingTables.set(table, node);
+      return;
+    }
+    const staging = (await this.c.runAndReadAll(`SELECT column_name, data_type FROM duckdb_columns() WHERE database_name = 'temp' AND table_name = ${quoteLiteral(versionsTable(node))}`)).getRows();
+    for (const column of columns) {
+      const found = staging.find((r) => r[0] === column.name);
+      if (!found) await this.c.run(`ALTER TABLE ${table} ADD COLUMN ${quoteIdent(column.name)} ${column.type}`);
+      else if (found[1] !== column.type) await this.c.run(`ALTER TABLE ${table} ALTER COLUMN ${quoteIdent(column.name)} TYPE ${column.type}`);
+    }
+  }
+
+  /** Before a dataset's first version: its view's name must be free in the catalogue, or a view the node adopts. */
+  private async assertNameFree(node: string, adopt: boolean): Promise<void> {
+    const [found] = await this.all<{ kind: string }>(
+      `SELECT 'view' AS kind FROM duckdb_views() WHERE database_name = '${CATALOG}' AND schema_name = 'main' AND lower(view_name) = lower(:node)
+       UNION ALL SELECT 'table' FROM duckdb_tables() WHERE database_name = '${CATALOG}' AND schema_name = 'main' AND lower(table_name) = lower(:node)`,
+      { node },
+    );
+    if (!found || (found.kind === 'view' && adopt)) return;
+    throw new InvalidDatasetError(
+      found.kind === 'view'
+        ? `dataset '${node}': a view ${node} exists in the lake's catalogue that backfill did not create: set adopt: true on the node to replace it with the dataset's view, or rename the node`
+        : `dataset '${node}': a table named ${node} exists in the lake's catalogue, and backfill needs the name for the dataset's view: rename the node, or move the table out of the way (adopt replaces views only)`,
+    );
+  }
+
+  private stage(table: string, partition: string, version: number, columns: readonly string[]): void {
+    const node = this.stagingTables.get(table);
+    if (node === undefined) throw new Error(`the lake stages versions in tables it made in this transaction, and ${table} is not one`);
+    const key = `${node}/${partition}/${version}`;
+    const staged = this.staged.get(key) ?? { node, partition, version, columns: new Set<string>() };
+    for (const c of columns) staged.columns.add(c);
+    this.staged.set(key, staged);
+  }
+
+  async insertRows(table: string, partition: string, version: number, columns: readonly string[], rows: readonly unknown[][]): Promise<void> {
+    this.stage(table, partition, version, columns);
+    const head = `INSERT INTO ${table} (${PARTITION_COLUMN}, ${VERSION_COLUMN}${columns.map((c) => `, ${quoteIdent(c)}`).join('')}) VALUES `;
+    const perRow = columns.length + 2;
+    for (let start = 0; start < rows.length; start += ROWS_PER_INSERT) {
+      const values: DuckDBValue[] = [];
+      const tuples = rows.slice(start, start + ROWS_PER_INSERT).map((row, r) => {
+        values.push(partition, version, ...(row as DuckDBValue[]));
+        return `(${Array.from({ length: perRow }, (_, i) => `$${r * perRow + i + 1}`).join(', ')})`;
+      });
+      await this.c.run(head + tuples.join(', '), values);
+    }
+  }
+
+  /** The relation of a dataset's columns with no rows, typed: the left side of reads that may find no file, or files without some columns. */
+  private async typedEmpty(node: string, internal: boolean): Promise<string> {
+    const columns = (await this.datasetColumns(node)) ?? [];
+    const list = [
+      ...(internal ? [`CAST(NULL AS VARCHAR) AS ${PARTITION_COLUMN}`, `CAST(NULL AS INTEGER) AS ${VERSION_COLUMN}`] : []),
+      ...columns.map((c) => `CAST(NULL AS ${c.type}) AS ${quoteIdent(c.name)}`),
+    ];
+    return `SELECT ${list.length > 0 ? list.join(', ') : 'NULL AS __empty'} WHERE false`;
+  }
+
+  async versionRows(node: string, partition: string, version: number): Promise<string> {
+    const table = this.dialect.versionsTable(node);
+    // A version this transaction writes without rows (none inserted, so none staged yet): its file holds no rows.
+    if (!this.staged.has(`${node}/${partition}/${version}`) && this.stagingTables.has(table) && !existsSync(this.dialect.layout.version(node, partition, version))) {
+      const [known] = await this.all<{ n: number }>(`SELECT COUNT(*) AS n FROM ${this.dialect.table('ledger')} WHERE node = :node AND partition = :partition AND version = :version`, {
+        node,
+        partition,
+        version,
+      });
+      if (Number(known?.n ?? 0) === 0) this.stage(table, partition, version, []);
+    }
+    if (this.staged.has(`${node}/${partition}/${version}`)) {
+      return `(SELECT * FROM ${this.dialect.versionsTable(node)} WHERE ${PARTITION_COLUMN} = ${quoteLiteral(partition)} AND ${VERSION_COLUMN} = ${version})`;
+    }
+    const file = this.dialect.layout.version(node, partition, version);
+    if (!existsSync(file)) throw new Error(`version ${version} of ${node} ${partition}: its file ${file} is missing from the lake`);
+    return `(${await this.typedEmpty(node, true)} UNION ALL BY NAME SELECT * FROM read_parquet(${quoteLiteral(file)}))`;
+  }
+
+  async pinnedRows(node: string, versions: ReadonlyArray<readonly [string, number]>, columns: readonly string[]): Promise<string> {
+    const list = columns.length > 0 ? columns.map(quoteIdent).join(', ') : 'NULL AS __empty';
+    const empty = await this.typedEmpty(node, false);
+    if (versions.length === 0) return `SELECT ${list} FROM (${empty})`;
+    const files = versions.map(([partition, version]) => quoteLiteral(this.dialect.layout.version(node, partition, version)));
+    return `SELECT ${list} FROM (${empty} UNION ALL BY NAME SELECT * EXCLUDE (${PARTITION_COLUMN}, ${VERSION_COLUMN}) FROM read_parquet([${files.join(', ')}], union_by_name = true, hive_partitioning = false))`;
+  }
+
+  async pointed(node: string, partition: string, version: number | null): Promise<void> {
+    this.moves.set(`${node}\0${partition}`, { node, partition, version });
+  }
+
+  /** Writes each staged version to its file, and records the dataset changes and pointer moves, in the transaction that commits them. */
+  async beforeCommit(): Promise<void> {
+    const { layout } = this.dialect;
+    for (const version of this.staged.values()) {
+      const target = layout.version(version.node, version.partition, version.version);
+      const incoming = layout.scratch(version.node);
+      this.written.push(incoming);
+      const columns = [...version.columns].map(quoteIdent).map((c) => `, ${c}`).join('');
+      await this.c.run(
+        `COPY (SELECT ${PARTITION_COLUMN}, ${VERSION_COLUMN}${columns} FROM ${this.dialect.versionsTable(version.node)} ` +
+          `WHERE ${PARTITION_COLUMN} = ${quoteLiteral(version.partition)} AND ${VERSION_COLUMN} = ${version.version}) TO ${quoteLiteral(incoming)} (FORMAT parquet, COMPRESSION zstd)`,
+      );
+      chmodSync(incoming, 0o444);
+      settle(incoming, target, layout.versions(version.node, version.partition));
+      this.written.push(target);
+    }
+    for (const [node, columns] of this.pending) {
+      await this.run(`INSERT INTO ${CATALOG}.backfill.datasets (node, columns) VALUES (:node, :columns) ON CONFLICT (node) DO UPDATE SET columns = excluded.columns`, {
+        node,
+        columns: JSON.stringify(columns),
+      });
+    }
+    for (const move of this.moves.values()) {
+      await this.run(`INSERT INTO ${CATALOG}.backfill.mirror (node, partition) VALUES (:node, :partition) ON CONFLICT DO NOTHING`, move);
+    }
+  }
+
+  /** After the commit: the published files follow the pointers, and the views their datasets. */
+  async afterCommit(): Promise<void> {
+    if (this.moves.size === 0 && this.pending.size === 0) return;
+    for (const { node, partition, version } of this.moves.values()) mirror(this.dialect.layout, node, partition, version === null ? null : this.dialect.layout.version(node, partition, version));
+    this.datasets = undefined;
+    await this.c.run('BEGIN TRANSACTION');
+    try {
+      await this.refreshViews([...new Set([...[...this.moves.values()].map((m) => m.node), ...this.pending.keys()])], false);
+      await this.c.run('COMMIT');
+    } catch (error) {
+      await this.c.run('ROLLBACK').catch(() => undefined);
+      throw error;
+    }
+    this.dialect.mirrored.push(...[...this.moves.values()].map((m): [string, string] => [m.node, m.partition]));
+  }
+
+  /**
+   * Makes each dataset's view read its published files (or, while it has none, show its
+   * columns empty), where the view is not that already (`force`: whatever it is).
+   */
+  async refreshViews(nodes: readonly string[], force: boolean): Promise<void> {
+    for (const node of nodes) {
+      const [row] = await this.all<{ columns: string; view: string | null; published: number }>(
+        `SELECT d.columns, d.view, (SELECT COUNT(*) FROM ${this.dialect.table('partitions')} p WHERE p.node = d.node) AS published FROM ${CATALOG}.backfill.datasets d WHERE d.node = :node`,
+        { node },
+      );
+      if (!row) continue;
+      const columns = JSON.parse(row.columns) as Column[];
+      const empty = await this.typedEmpty(node, false);
+      const view =
+        Number(row.published) > 0 && columns.length > 0
+          ? `SELECT * FROM (${empty}) UNION ALL BY NAME SELECT * EXCLUDE (${PARTITION_COLUMN}, ${VERSION_COLUMN}) FROM read_parquet(${quoteLiteral(this.dialect.layout.publishedGlob(node))}, union_by_name = true, hive_partitioning = false)`
+          : empty;
+      if (!force && view === row.view) continue;
+      await this.c.run(`CREATE OR REPLACE VIEW ${CATALOG}.main.${quoteIdent(node)} AS ${view}`);
+      await this.run(`UPDATE ${CATALOG}.backfill.datasets SET view = :view WHERE node = :node`, { node, view });
+    }
+  }
+
+  /** Removes the files written for a transaction that did not commit. */
+  discardFiles(): void {
+    for (const file of this.written) rmSync(file, { force: true });
+    this.written = [];
+  }
+
+  async dropStaging(): Promise<void> {
+    for (const table of this.stagingTables.keys()) await this.c.run(`DROP TABLE IF EXISTS ${table}`).catch(() => undefined);
+    this.stagingTables.clear();
+  }
+
+  /** The one door for spec SQL: DuckDB's parser reads it alone as exactly one query; it names no file, no table function that reads, and, inside a partition, datasets by their plain names only. */
+  async spec(spec: SpecSql): Promise<SpecStatement> {
+    const { text, names } = positionalParameters(singleStatement(spec.sql), (name) => castFor(spec.bindings[name]));
+    const values = bindPositional(names, spec.bindings) as DuckDBValue[];
+    const parsed = await parseQuery(this.c, text, spec.sql);
+    await this.assertAllowed(parsed, spec);
+    const body = scopedSelect(text, spec.scope ?? [], spec.given ?? []);
+    const run = async <T>(work: () => Promise<T>): Promise<T> => {
+      try {
+        return await work();
+      } catch (error) {
+        return wrapSqlError(error, spec.sql);
+      }
+    };
+    return {
+      rows: () =>
+        run(async () => {
+          const reader = await this.c.runAndReadAll(body, values);
+          const columns = reader.columnNames();
+          return reader.getRows().map((row) => Object.fromEntries(row.map((v, i) => [columns[i]!, jsValue(v)])));
+        }),
+      columns: () =>
+        run(async () => {
+          const prepared = await this.c.prepare(body);
+          return Array.from({ length: prepared.columnCount }, (_, i) => ({ name: prepared.columnName(i), type: typeName(prepared.columnType(i)) }));
+        }),
+      insertInto: (table, columns, partition, version) =>
+        run(async () => {
+          this.stage(table, partition, version, columns);
+          const n = values.length;
+          const cols = columns.map((c) => `, ${quoteIdent(c)}`).join('');
+          const picked = columns.map((c) => `, q.${quoteIdent(c)}`).join('');
+          await this.c.run(`INSERT INTO ${table} (${PARTITION_COLUMN}, ${VERSION_COLUMN}${cols}) SELECT $${n + 1}, $${n + 2}${picked} FROM (\n${body}\n) AS q`, [...values, partition, version]);
+        }),
+      measure: (aggregate) =>
+        run(async () => {
+          const reader = await this.c.runAndReadAll(`SELECT ${aggregate} AS n FROM (\n${body}\n) AS v`, values);
+          const n = jsValue(reader.getRows()[0]![0]!);
+          return n === null ? null : Number(n);
+        }),
+    };
+  }
+
+  /** The door's rules on what spec SQL names. */
+  private async assertAllowed(parsed: ParsedQuery, spec: SpecSql): Promise<void> {
+    const inPartition = spec.scope !== undefined;
+    const refuse = (what: string, why: string) =>
+      inPartition ? outsideScope(what, spec) : new SqlRefusedError(`spec SQL may not ${why}: read the lake's datasets by name: ${shown(spec.sql)}`);
+    if (parsed.otherSources.length > 0) throw new SqlRefusedError(notASelect(spec.sql));
+    for (const fn of parsed.tableFunctions) {
+      if (!ROW_FUNCTIONS.has(fn)) throw refuse(`the table function ${fn}(), which reads files or the catalogue,`, `call the table function ${fn}(), which reads files or the catalogue`);
+    }
+    for (const fn of parsed.functions) if (ACTS_OUTSIDE.has(fn)) throw new SqlRefusedError(`spec SQL may not call ${fn}(), which acts outside the query: ${shown(spec.sql)}`);
+    for (const r of parsed.relations) {
+      const full = [r.catalog, r.schema, r.name].filter((p) => p.length > 0).join('.');
+      if ([r.catalog, r.schema, r.name].some(fileShaped)) throw refuse(`the file ${r.name}`, `name a file (${r.name})`);
+      if (!inPartition || r.cte) continue;
+      const plain = r.catalog === '' && r.schema === '';
+      const lower = r.name.toLowerCase();
+      const named = [...(spec.scope ?? []), ...(spec.given ?? [])].some((g) => g.name.toLowerCase() === lower);
+      if (plain && (named || (await this.datasetColumns(lower)) !== null)) continue;
+      // A plain name that names nothing fails as unknown when it runs; anything else it names is not a dataset.
+      if (plain && !(await this.exists(lower))) continue;
+      throw outsideScope(`${full} (a qualified name, a view or table that is not a dataset, or one of backfill's own tables)`, spec);
+    }
+  }
+
+  private async exists(name: string): Promise<boolean> {
+    const [row] = await this.all<{ n: number }>(
+      `SELECT (SELECT COUNT(*) FROM duckdb_tables() WHERE lower(table_name) = :name) + (SELECT COUNT(*) FROM duckdb_views() WHERE lower(view_name) = :name) AS n`,
+      { name },
+    );
+    return Number(row?.n ?? 0) > 0;
+  }
+}
+
+/** A warehouse in a lake directory. */
+export class LakeWarehouse extends SqlWarehouse {
+  constructor(root: string, options: LakeOptions = {}) {
+    super(new LakeDialect(root, options));
+  }
+
+  /** The lake's dialect (its layout, its catalogue's hold). */
+  get lake(): LakeDialect {
+    return this.dialect as LakeDialect;
+  }
+}
