@@ -7,6 +7,8 @@ export default defineConfig({
         test: {
           name: 'unit',
           include: ['test/unit/**/*.test.ts'],
+          // Tests read the plain text; CI may force colour (FORCE_COLOR) on the whole run.
+          env: { NO_COLOR: '1' },
           sequence: { groupOrder: 0 },
         },
       },
@@ -18,7 +20,7 @@ export default defineConfig({
           globalSetup: ['test/integration/global-setup.ts'],
           // Test files run backfills at once on one namespace, each on its own warehouse, with
           // the same node ids: one writer per dataset is tested where it is asked for (datasets.test.ts).
-          env: { BACKFILL_SHARED_DATASETS: '1' },
+          env: { BACKFILL_SHARED_DATASETS: '1', NO_COLOR: '1' },
           testTimeout: 180_000,
           hookTimeout: 180_000,
           // Each file starts its own workers against the shared dev server; two at a time fit 2 cores.

@@ -21,3 +21,5 @@ export function createWarehouseActivities(deps: { warehouse: Warehouse }) {
     },
   };
 }
+
+export type WarehouseActivities = ReturnType<typeof createWarehouseActivities>;

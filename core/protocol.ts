@@ -109,6 +109,14 @@ export type BackfillCarry = {
   recheck?: Record<string, RangesJSON>;
   startedAt: number | null;
   runs: number;
+  /**
+   * The warehouse the backfill writes to, as its workers reported it at start, and the
+   * datasets it leased there (one writer per dataset). Absent in runs started before backfills
+   * recorded it: their partitions are not checked against it, and nothing is leased.
+   */
+  warehouse?: { id: string; location: string };
+  /** The backfill emits OpenLineage events; `ended`: the nodes whose run's end was emitted. Absent: it emits none (started before it could). */
+  lineage?: { ended: string[] };
 };
 
 /** Settings the parent hands a node workflow: the node's share of every limit. */
@@ -156,6 +164,8 @@ export type NodeInput = {
   recheck?: RangesJSON;
   tuning: Tuning;
   state?: { scheduler: SchedulerState; runs: number };
+  /** The identity of the backfill's warehouse: a partition activity on a worker of another warehouse refuses it. */
+  warehouseId?: string;
 };
 
 /** Upstream partitions a partition reads: a key range of a time grain, or a list of static keys. */

@@ -60,6 +60,7 @@ import {
   setRateSignal,
   setRateUpdate,
 } from './definitions.ts';
+import { BackfillSession } from './backfill-session.ts';
 import { nodeWorkflow } from './node.ts';
 
 /**
@@ -92,6 +93,23 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
     },
     carry,
   );
+  const starting = !carry?.childrenRunning;
+  const session = new BackfillSession(
+    {
+      backfillId,
+      runKey,
+      startedAt,
+      range: input.range,
+      taskQueue: plan.nodes[0]!.spec.taskQueue,
+      nodes: () => plan.nodes.map((n) => coordinator.nodeSpec(n.id)),
+      name: input.spec.name,
+      ...(input.spec.description !== undefined ? { description: input.spec.description } : {}),
+    },
+    carry,
+    starting,
+  );
+  /** The carried state of this run: the coordinator's, and what the session keeps. */
+  const carryOf = (childrenRunning: boolean) => ({ ...coordinator.toCarry(), ...session.toCarry(), runKey, childrenRunning, startedAt, runs });
 
   const sending = new Set<string>();
   /** Node workflows a signal could not reach: closed, to be started again. */
@@ -163,7 +181,7 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
     { validator: refusing((next: unknown) => void coordinator.parseSpec(next, spec)) },
   );
   setHandler(progressQuery, () => coordinator.progress(backfillId, 'running', runs));
-  setHandler(carryQuery, () => ({ ...coordinator.toCarry(), runKey, childrenRunning: false, startedAt, runs }));
+  setHandler(carryQuery, () => carryOf(false));
   setHandler(partitionsQuery, () =>
     Object.fromEntries(plan.nodes.map((n) => [n.id, { done: coordinator.readiness.done(n.id).toJSON(), failed: coordinator.readiness.failed(n.id).toJSON() }])),
   );
@@ -193,6 +211,7 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
           ready: ready.toJSON(),
           ...(recheck && !recheck.isEmpty ? { recheck: recheck.toJSON() } : {}),
           tuning,
+          ...(session.warehouseId !== undefined ? { warehouseId: session.warehouseId } : {}),
         },
       ],
       // The node workflows outlive each run of this one (continue-as-new); this workflow
@@ -286,14 +305,26 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
     return current.continueAsNewSuggested || current.historyLength >= tuning.historyLimit;
   };
 
+  // Nodes whose partitions have all settled end their lineage run; looked at every two seconds at most.
+  let settledAt = -Infinity;
+  const endSettledNodes = () => {
+    const now = workflowTime();
+    if (now - settledAt < 2000) return;
+    settledAt = now;
+    session.nodesSettled(() => coordinator.progress(backfillId, 'running', runs).nodes);
+  };
+
   try {
     showStatus(coordinator.isPaused ? 'paused' : 'running');
-    if (!carry?.childrenRunning) {
+    if (starting) {
+      // The warehouse the workers write to, and a lease on every dataset, before anything is written.
+      if (session.leasing) await session.begin();
       // Partitions that --only-changed keeps count as done before anything is released.
       coordinator.releaseInitial(input.skip);
       coordinator.refreshSettings();
       // A resumed run: what the ended run had in hands may be published already (recheck).
       await Promise.all(plan.nodes.map((node) => startNode(node, coordinator.takeInitial(node.id), coordinator.recheckOf(node.id))));
+      session.started();
     }
     void prober().catch((error: unknown) => {
       if (!isCancellation(error)) log.error(`node checks failed: ${String(error)}`);
@@ -309,6 +340,7 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
       coordinator.refreshSettings();
       showStatus(coordinator.isPaused ? 'paused' : 'running');
       show();
+      endSettledNodes();
       // With reports streaming in there may never be a moment with nothing to send: once the
       // history is long enough, nothing more is sent, the signals in flight land, and the
       // outbox is carried. The run then ends within a bounded number of events of the limit.
@@ -320,11 +352,12 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
       if (sending.size > 0 || (!handingOver && (flushable() || unreachable.size > 0))) continue;
       if (coordinator.settled) break;
       if (shouldContinueAsNew()) {
+        await session.landed();
         await condition(allHandlersFinished);
         return await continueAsNew<typeof backfillWorkflow>({
           ...input,
           spec,
-          carry: { ...coordinator.toCarry(), runKey, childrenRunning: true, startedAt, runs },
+          carry: carryOf(true),
         });
       }
     }
@@ -344,13 +377,13 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
       await condition(() => sending.size === 0 && !flushable());
     }
     const state = coordinator.anyFailed ? 'completed_with_failures' : 'completed';
+    const progress = coordinator.progress(backfillId, state, runs);
+    session.ended(state, progress.nodes);
+    await session.release();
+    await session.landed();
     showStatus(state);
     show(state);
-    return {
-      state,
-      progress: coordinator.progress(backfillId, state, runs),
-      carry: { ...coordinator.toCarry(), runKey, childrenRunning: false, startedAt, runs },
-    };
+    return { state, progress, carry: carryOf(false) };
   } catch (error) {
     const cancelled = isCancellation(error);
     if (!cancelled && !(error instanceof ApplicationFailure)) throw error;
@@ -367,6 +400,9 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
       );
       const wound = await condition(() => live.every((n) => cancelledNodes.has(n.id)), CANCEL_GRACE);
       if (!wound) log.warn('node workflows did not confirm cancellation in time');
+      session.ended(cancelled ? 'cancelled' : 'failed', coordinator.progress(backfillId, cancelled ? 'cancelled' : 'failed', runs).nodes, cancelled ? undefined : (error as ApplicationFailure).message);
+      await session.release().catch((failure: unknown) => log.warn(`the datasets' leases were not released: ${String(failure)}`));
+      await session.landed();
     });
     throw error;
   }

@@ -73,6 +73,7 @@ function activityNode(spec: ResolvedNode): PartitionNode {
     params: spec.params,
     checks: spec.checks,
     heartbeatTimeout: spec.heartbeatTimeout,
+    ...(spec.adopt ? { adopt: true } : {}),
   };
 }
 
@@ -239,6 +240,7 @@ export async function nodeWorkflow(input: NodeInput): Promise<NodeSummary> {
       node: activityNode(spec),
       partitions: tasks,
       maxAttempts: spec.retry.maxAttempts,
+      ...(input.warehouseId !== undefined ? { warehouseId: input.warehouseId } : {}),
     })
       // Two steps, not one: the microtask in between decides the order of commands that
       // recorded histories replay (test/replay); merging them is a workflow change.

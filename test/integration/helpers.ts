@@ -8,6 +8,7 @@ import { BackfillClient } from '../../client/backfill-client.ts';
 import { localConnection } from '../../client/connection.ts';
 import { installRuntime } from '../../client/local.ts';
 import { loadTransforms, type Transform } from '../../activities/transforms.ts';
+import type { LineageSettings } from '../../activities/lineage/config.ts';
 import { ThreadedWarehouse } from '../../activities/warehouse/sqlite/threaded.ts';
 import { createWorkers, type BackfillWorkers, type QueueConfig } from '../../workers/worker.ts';
 import { WorkerProcess, type WorkerProcessOptions } from '../../scripts/worker-process.ts';
@@ -42,6 +43,8 @@ export async function startTestWorker(options: {
   extraQueues?: QueueConfig[];
   /** Let the sleep transform's crashKeys and hangKeys kill or hang this (the test's own) process. */
   allowFaultInjection?: boolean;
+  /** Where OpenLineage events go (default: nowhere). */
+  lineage?: LineageSettings;
 }): Promise<TestWorker> {
   // Activity failures are expected in these tests; keep the SDK's warnings about them quiet.
   process.env.BACKFILL_LOG_LEVEL ??= 'ERROR';
@@ -58,6 +61,7 @@ export async function startTestWorker(options: {
     transforms: registry,
     allowFaultInjection: options.allowFaultInjection ?? false,
     workflowBundle: { codePath: inject('workflowBundlePath') },
+    lineage: options.lineage ?? { enabled: false, why: 'not asked for by the test' },
   });
   const running = workers.run();
   return {

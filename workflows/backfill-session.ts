@@ -1,0 +1,167 @@
+/**
+ * What a backfill does around its partitions, outside the coordinator: at the start of a run
+ * that starts its node workflows it learns which warehouse its workers write to and leases
+ * its datasets there (one writer per dataset, all or none; a partition activity of another
+ * run key can then no longer publish them), and at its end it releases them. It also emits
+ * the OpenLineage events of the backfill's run and of each node's run.
+ *
+ * Whether a backfill does either is decided once, by a patch at its first start, and carried
+ * (`BackfillCarry.warehouse`, `.lineage`): a backfill started before these existed never
+ * releases what it did not lease, nor ends a lineage run it never started.
+ */
+import { ApplicationFailure, log, patched, proxyActivities } from '@temporalio/workflow';
+import { backfillEnded, backfillStarted, nodeEnded, nodeSettled, nodeStarted, type LineageBackfill } from '../core/lineage-calls.ts';
+import type { BackfillCarry, BackfillState, NodeProgress } from '../core/protocol.ts';
+import type { PartitionRange, ResolvedNode } from '../core/spec.ts';
+import type { LineageActivities } from '../activities/lineage/activity.ts';
+import type { WarehouseActivities } from '../activities/warehouse-activities.ts';
+import { workflowTime } from './clock.ts';
+
+/** Patch (docs/workflow-versions.md): a backfill records its warehouse's identity and leases its datasets. */
+export const WAREHOUSE_LEASE = 'warehouse-lease';
+/** Patch (docs/workflow-versions.md): a backfill emits OpenLineage events. */
+export const OPENLINEAGE_EVENTS = 'openlineage-events';
+
+export type SessionContext = {
+  backfillId: string;
+  runKey: string;
+  startedAt: number;
+  range: PartitionRange;
+  /** Where these activities run: the task queue of the backfill's first node (its workers write to the backfill's warehouse). */
+  taskQueue: string;
+  nodes(): readonly ResolvedNode[];
+  name: string;
+  description?: string;
+};
+
+export class BackfillSession {
+  /** The warehouse the backfill writes to; undefined: not recorded (a backfill started before it was). */
+  private warehouse: { id: string; location: string } | undefined;
+  /** Set when the backfill emits lineage: the nodes whose run's end was emitted. */
+  private readonly lineageEnded: Set<string> | undefined;
+  /** Lineage events on their way: a run ends or continues as new only once they have landed. */
+  private readonly emitting = new Set<Promise<unknown>>();
+  private readonly warehouseActivities: WarehouseActivities;
+  private readonly lineageActivities: LineageActivities;
+
+  constructor(
+    private readonly context: SessionContext,
+    carry: Pick<BackfillCarry, 'warehouse' | 'lineage'> | undefined,
+    starting: boolean,
+  ) {
+    this.warehouse = carry?.warehouse;
+    // A run that starts the node workflows (a new backfill, or one resumed) starts every lineage
+    // run afresh, and decides whether to emit at all; a run after continue-as-new carries both.
+    const emits = starting ? carry?.lineage !== undefined || patched(OPENLINEAGE_EVENTS) : carry?.lineage !== undefined;
+    this.lineageEnded = emits ? new Set(starting ? [] : carry?.lineage?.ended) : undefined;
+    const options = { taskQueue: context.taskQueue, startToCloseTimeout: '1 minute', retry: { maximumAttempts: 10, maximumInterval: '10 seconds' } } as const;
+    this.warehouseActivities = proxyActivities<WarehouseActivities>({ ...options, summary: 'warehouse' });
+    this.lineageActivities = proxyActivities<LineageActivities>({ ...options, summary: 'OpenLineage event', retry: { maximumAttempts: 3 } });
+  }
+
+  /** The identity node workflows hand their partitions, so that a worker of another warehouse refuses them. */
+  get warehouseId(): string | undefined {
+    return this.warehouse?.id;
+  }
+
+  /** Whether this run records the warehouse and leases the datasets: decided by a patch at a start, carried after. */
+  get leasing(): boolean {
+    return this.warehouse !== undefined || patched(WAREHOUSE_LEASE);
+  }
+
+  /**
+   * At the start of a run that starts the node workflows (when `leasing`): which warehouse the
+   * workers write to (a resumed backfill must find the one it started on), then the leases of
+   * its datasets.
+   */
+  async begin(): Promise<void> {
+    const found = await this.warehouseActivities.warehouseIdentity();
+    if (this.warehouse !== undefined && this.warehouse.id !== found.id) {
+      throw ApplicationFailure.nonRetryable(
+        `backfill '${this.context.backfillId}' started on warehouse ${this.warehouse.location} (identity ${this.warehouse.id}), but the workers of task queue ` +
+          `'${this.context.taskQueue}' write to ${found.location} (identity ${found.id}): run workers on the backfill's warehouse, then resume it`,
+        'WrongWarehouse',
+      );
+    }
+    this.warehouse = found;
+    const nodes = this.context.nodes().map((n) => n.id);
+    const lease = await this.warehouseActivities.acquireDatasets({ backfillId: this.context.backfillId, runKey: this.context.runKey, nodes });
+    if (!lease.acquired) {
+      const who = lease.holders.map((h) => `${h.node} by backfill '${h.backfillId}'`).join('; ');
+      const first = lease.holders[0]?.backfillId ?? '';
+      throw ApplicationFailure.create({
+        message:
+          `backfill '${this.context.backfillId}' would write datasets that another backfill writes in warehouse ${found.location} (${who}): one writer per dataset. ` +
+          `Wait for it ('backfill wait ${first}') or cancel it, then start this one again`,
+        type: 'dataset_busy',
+        nonRetryable: true,
+      });
+    }
+  }
+
+  /** At the end of the backfill, whatever the end: the datasets are free for other backfills. */
+  async release(): Promise<void> {
+    if (this.warehouse === undefined) return;
+    await this.warehouseActivities.releaseDatasets({ backfillId: this.context.backfillId, runKey: this.context.runKey });
+  }
+
+  private get lineageBackfill(): LineageBackfill {
+    const { backfillId, runKey, startedAt, name, description, range } = this.context;
+    return { backfillId, runKey, startedAt, spec: { name, ...(description !== undefined ? { description } : {}), nodes: [...this.context.nodes()] }, range };
+  }
+
+  private emit(input: Parameters<LineageActivities['emitLineage']>[0]): void {
+    const sent: Promise<unknown> = this.lineageActivities.emitLineage(input).then(
+      () => undefined,
+      (error: unknown) => log.warn(`OpenLineage event not emitted: ${String(error)}`),
+    );
+    this.emitting.add(sent);
+    void sent.finally(() => this.emitting.delete(sent));
+  }
+
+  /** The backfill's run and every node's run START (the node workflows were just started). */
+  started(): void {
+    if (!this.lineageEnded) return;
+    const backfill = this.lineageBackfill;
+    const now = workflowTime();
+    this.emit(backfillStarted(backfill, now));
+    for (const node of this.context.nodes()) this.emit(nodeStarted(backfill, node, now));
+  }
+
+  /** Ends the lineage run of every node that has settled (nothing of it pending or running). */
+  nodesSettled(progress: () => readonly NodeProgress[]): void {
+    if (!this.lineageEnded || this.lineageEnded.size === this.context.nodes().length) return;
+    const backfill = this.lineageBackfill;
+    for (const node of progress()) {
+      if (this.lineageEnded.has(node.id) || !nodeSettled(node)) continue;
+      this.lineageEnded.add(node.id);
+      this.emit(nodeEnded(backfill, this.context.nodes().find((n) => n.id === node.id)!, workflowTime(), node));
+    }
+  }
+
+  /** The backfill's end: the nodes not ended yet (cancelled: aborted), then the backfill's run. */
+  ended(state: Exclude<BackfillState, 'running'>, nodes: readonly NodeProgress[], why?: string): void {
+    if (!this.lineageEnded) return;
+    const backfill = this.lineageBackfill;
+    const now = workflowTime();
+    for (const node of nodes) {
+      if (this.lineageEnded.has(node.id)) continue;
+      this.lineageEnded.add(node.id);
+      this.emit(nodeEnded(backfill, this.context.nodes().find((n) => n.id === node.id)!, now, node, state === 'cancelled'));
+    }
+    const failedPartitions = nodes.reduce((sum, n) => sum + n.failed, 0);
+    this.emit(backfillEnded(backfill, now, { state, failedPartitions, ...(why !== undefined ? { why } : {}) }));
+  }
+
+  /** Lineage events on their way land first (before the run ends or continues as new). */
+  async landed(): Promise<void> {
+    while (this.emitting.size > 0) await Promise.all([...this.emitting]);
+  }
+
+  toCarry(): Pick<BackfillCarry, 'warehouse' | 'lineage'> {
+    return {
+      ...(this.warehouse !== undefined ? { warehouse: this.warehouse } : {}),
+      ...(this.lineageEnded ? { lineage: { ended: [...this.lineageEnded] } } : {}),
+    };
+  }
+}
