@@ -1,15 +1,16 @@
 /** The warehouse contract on a Parquet lake, and what is the lake's own. */
-import { mkdirSync, mkdtempSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DuckDBInstance } from '@duckdb/node-api';
-import { afterEach } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { CatalogueHold } from '../../activities/warehouse/lake/catalogue.ts';
 import { LakeWarehouse } from '../../activities/warehouse/lake/lake-dialect.ts';
 import { LakeLayout } from '../../activities/warehouse/lake/layout.ts';
 import { quoteIdent, quoteLiteral } from '../../activities/warehouse/sql.ts';
 import type { RawAccess } from '../warehouse/suite.ts';
-import { warehouseSuite } from '../warehouse/suite.ts';
+import { SqlError } from '../../activities/warehouse/types.ts';
+import { rejection, warehouseSuite, write } from '../warehouse/suite.ts';
 
 /**
  * Writes behind the lake's back: SQL on its catalogue (taken from the warehouse the way
@@ -63,4 +64,114 @@ warehouseSuite('lake', async () => {
   const root = freshRoot();
   const warehouse = new LakeWarehouse(root);
   return { warehouse, raw: lakeRawAccess(warehouse.location), cleanup: () => warehouse.close() };
+});
+
+/** Rows of `sql` read by a DuckDB of the test's own, with no backfill in between. */
+async function readDirectly(sql: string): Promise<unknown[][]> {
+  const instance = await DuckDBInstance.create(':memory:');
+  try {
+    const connection = await instance.connect();
+    const rows = (await connection.runAndReadAll(sql)).getRows();
+    connection.closeSync();
+    return rows.map((row) => row.map((v) => (typeof v === 'bigint' ? Number(v) : v)));
+  } finally {
+    instance.closeSync();
+  }
+}
+
+describe('lake: the files', () => {
+  it('keep every version as a Parquet file, and the dataset directory holds exactly the published ones, following publishes and restores', async () => {
+    const root = freshRoot();
+    const wh = new LakeWarehouse(root);
+    try {
+      await wh.publish(write('orders', '2024-01-01', { runKey: 'r1', rows: [{ id: 1 }] }));
+      await wh.publish(write('orders', '2024-01-02', { runKey: 'r1', rows: [{ id: 2 }] }));
+      await wh.publish(write('orders', '2024-01-01', { backfillId: 'bf-2', runKey: 'r2', rows: [{ id: 10, note: 'new column' }] }));
+      await wh.publish(write('orders', '2024-01-03', { runKey: 'r1', rows: [{ id: 3 }], checks: [{ type: 'row_count', min: 2 }] })).catch(() => undefined);
+      const published = () => readdirSync(join(root, 'orders')).filter((f) => f.endsWith('.parquet')).sort();
+      const direct = () => readDirectly(`SELECT id FROM read_parquet('${root}/orders/*.parquet', union_by_name = true) ORDER BY id`);
+      expect(published()).toEqual(['2024-01-01.parquet', '2024-01-02.parquet']);
+      expect(readdirSync(join(root, 'orders', '_versions', '2024-01-01')).sort()).toEqual(['1.parquet', '2.parquet']);
+      // A version whose checks failed left no file behind.
+      expect(existsSync(join(root, 'orders', '_versions', '2024-01-03'))).toBe(false);
+      expect(await direct()).toEqual([[2], [10]]);
+
+      await wh.restore({ rollbackId: 'rb', backfillId: 'bf-2', node: 'orders', partition: '2024-01-01', from: 2, to: 1 });
+      expect(await direct()).toEqual([[1], [2]]);
+      expect(await wh.query('SELECT id FROM orders ORDER BY id')).toEqual([{ id: 1 }, { id: 2 }]);
+      await wh.restore({ rollbackId: 'rb', backfillId: 'bf-2', node: 'orders', partition: '2024-01-02', from: 1, to: null, force: true });
+      expect(published()).toEqual(['2024-01-01.parquet']);
+      expect(await direct()).toEqual([[1]]);
+    } finally {
+      await wh.close();
+    }
+  });
+
+  it('name a partition key that is not a plain file name so that it stays inside its directory', async () => {
+    const root = freshRoot();
+    const wh = new LakeWarehouse(root);
+    try {
+      await wh.publish(write('static', '../../escape', { rows: [{ id: 1 }] }));
+      await wh.publish(write('static', '_hidden', { rows: [{ id: 2 }] }));
+      expect(readdirSync(join(root, 'static')).filter((f) => f.endsWith('.parquet')).sort()).toEqual(['%2E%2E%2F%2E%2E%2Fescape.parquet', '%5Fhidden.parquet']);
+      expect(existsSync(join(root, '..', 'escape.parquet'))).toBe(false);
+      expect(await wh.query('SELECT id FROM static ORDER BY id')).toEqual([{ id: 1 }, { id: 2 }]);
+    } finally {
+      await wh.close();
+    }
+  });
+});
+
+describe('lake: spec SQL stays inside the lake', () => {
+  const outside = [
+    "SELECT * FROM read_csv('/etc/passwd')",
+    "SELECT * FROM read_text('/etc/passwd')",
+    "SELECT * FROM '/etc/passwd'",
+    'SELECT * FROM "/etc/passwd"',
+    "WITH x AS (SELECT * FROM read_text('/etc/passwd')) SELECT * FROM x",
+    "SELECT (SELECT content FROM read_text('/etc/passwd')) AS c",
+    "SELECT * FROM orders, LATERAL (SELECT * FROM read_blob('/etc/passwd'))",
+    "SELECT * FROM glob('/etc/*')",
+    "SELECT * FROM query('SELECT * FROM read_text(''/etc/passwd'')')",
+    "SELECT * FROM query_table('/etc/passwd')",
+  ];
+
+  it('cannot read /etc/passwd (or any file) by any name, in a query, a node\'s SQL or a check', async () => {
+    const wh = new LakeWarehouse(freshRoot());
+    try {
+      await wh.publish(write('orders', 'k', { rows: [{ id: 1 }] }));
+      for (const sql of outside) {
+        const queried = await rejection(wh.query(sql));
+        expect(queried, sql).toBeInstanceOf(SqlError);
+        expect(queried.message, sql).not.toMatch(/root:/);
+        expect(await rejection(wh.publish(write('copied', 'k', { selects: [{ sql, bindings: {} }] }))), sql).toBeInstanceOf(SqlError);
+        const check = { type: 'sql', name: 'peek', sql: `SELECT * FROM {{this}} WHERE EXISTS (${sql})` } as const;
+        expect(await rejection(wh.publish(write('checked', 'k', { rows: [{ id: 1 }], checks: [check] }))), sql).toBeInstanceOf(SqlError);
+      }
+      expect(await wh.ledger({ node: 'copied' })).toEqual([]);
+      expect(existsSync(join(wh.location, 'copied'))).toBe(false);
+    } finally {
+      await wh.close();
+    }
+  });
+
+  it('and below the door, the engine itself reads and writes nothing outside the lake, and its settings are locked', async () => {
+    const wh = new LakeWarehouse(freshRoot());
+    try {
+      await wh.publish(write('orders', 'k', { rows: [{ id: 1 }] }));
+      const connection = await wh.lake.connection();
+      const refused = async (sql: string) => (await rejection(connection.run(sql))).message;
+      expect(await refused("SELECT * FROM read_csv('/etc/passwd')")).toMatch(/Permission Error/);
+      expect(await refused(`SELECT * FROM read_csv('${wh.location}/../../../etc/passwd')`)).toMatch(/Permission Error/);
+      expect(await refused(`COPY (SELECT 1 AS a) TO '${join(wh.location, '..', 'out.csv')}'`)).toMatch(/Permission Error/);
+      expect(await refused(`ATTACH '${join(wh.location, '..', 'other.duckdb')}' AS other`)).toMatch(/Permission Error/);
+      expect(await refused('LOAD httpfs')).toMatch(/disabled/);
+      for (const setting of ['SET enable_external_access = true', "SET allowed_directories = ['/']", "SET allowed_paths = ['/etc/passwd']", 'SET lock_configuration = false', 'RESET lock_configuration']) {
+        expect(await refused(setting), setting).toMatch(/configuration has been locked/);
+      }
+      expect(existsSync(join(wh.location, '..', 'out.csv'))).toBe(false);
+    } finally {
+      await wh.close();
+    }
+  });
 });
