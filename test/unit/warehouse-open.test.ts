@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { BackfillError } from '../../core/errors.ts';
-import { openWarehouse } from '../../activities/warehouse/index.ts';
+import { openWarehouse, warehouseExists } from '../../activities/warehouse/index.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'backfill-open-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -54,6 +54,9 @@ describe('openWarehouse', () => {
     expect(await warehouse.query('SELECT a FROM orders')).toEqual([{ a: 1 }]);
     await warehouse.close();
     expect(existsSync(join(root, 'orders', 'k.parquet'))).toBe(true);
+    expect(warehouseExists(`lake://${root}`)).toBe(true);
+    expect(warehouseExists(`lake://${join(dir, 'no-lake')}`)).toBe(false);
+    expect(existsSync(join(dir, 'no-lake'))).toBe(false);
     for (const location of ['lake:', 'lake://']) {
       expect(() => openWarehouse(location, { inline: true }), location).toThrow(/names no directory: use lake:\/\/\/absolute\/path/);
     }
