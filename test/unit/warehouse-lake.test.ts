@@ -122,6 +122,19 @@ describe('lake: the files', () => {
   });
 });
 
+describe('lake: values', () => {
+  it('whole numbers beyond 64 bits, in rows and in bindings, are the doubles they are', async () => {
+    const wh = new LakeWarehouse(freshRoot());
+    try {
+      await wh.publish(write('big', 'k', { rows: [{ n: 1e21 }, { n: 2 ** 60 }, { n: 1 }] }));
+      expect(await wh.query('SELECT n FROM big ORDER BY n')).toEqual([{ n: 1 }, { n: 2 ** 60 }, { n: 1e21 }]);
+      expect(await wh.query('SELECT COUNT(*) AS c FROM big WHERE n >= :min', { min: 1e21 })).toEqual([{ c: 1 }]);
+    } finally {
+      await wh.close();
+    }
+  });
+});
+
 describe('lake: spec SQL stays inside the lake', () => {
   const outside = [
     "SELECT * FROM read_csv('/etc/passwd')",

@@ -24,7 +24,7 @@ import { SqlWarehouse } from '../warehouse.ts';
 import { CATALOG, CatalogueHold, type HoldOptions } from './catalogue.ts';
 import { LakeLayout, mirror, settle } from './layout.ts';
 import { ACTS_OUTSIDE, ROW_FUNCTIONS, fileShaped, parseQuery, shown, type ParsedQuery } from './spec-sql.ts';
-import { castFor, jsValue, kindOf, rawValue, toStored, typeName, typeOfValue, widerType } from './values.ts';
+import { bindTypes, castFor, jsValue, kindOf, rawValue, toStored, typeName, typeOfValue, widerType } from './values.ts';
 
 const CODEC: Codec = {
   json: (value) => JSON.stringify(value),
@@ -268,14 +268,14 @@ class LakeSession implements Session {
 
   async all<T = Row>(sql: string, params: Params = {}): Promise<T[]> {
     const { text, values } = this.statement(sql, params);
-    const reader = await this.c.runAndReadAll(text, values);
+    const reader = await this.c.runAndReadAll(text, values, bindTypes(values));
     const names = reader.columnNames();
     return reader.getRows().map((row) => Object.fromEntries(row.map((v, i) => [names[i]!, jsValue(v)]))) as T[];
   }
 
   async run(sql: string, params: Params = {}): Promise<void> {
     const { text, values } = this.statement(sql, params);
-    await this.c.run(text, values);
+    await this.c.run(text, values, bindTypes(values));
   }
 
   /** DuckDB has no savepoints: what the work staged and the column changes it made are undone by hand. */
@@ -301,7 +301,7 @@ class LakeSession implements Session {
 
   async stream(sql: string, params: Params, each: (rows: readonly unknown[][], kinds: readonly ValueKind[]) => void): Promise<void> {
     const { text, values } = this.statement(sql, params);
-    const result = await this.c.stream(text, values);
+    const result = await this.c.stream(text, values, bindTypes(values));
     const kinds = result.columnTypes().map(kindOf);
     for (;;) {
       const chunk = await result.fetchChunk();
@@ -387,7 +387,7 @@ class LakeSession implements Session {
         values.push(partition, version, ...(row as DuckDBValue[]));
         return `(${Array.from({ length: perRow }, (_, i) => `$${r * perRow + i + 1}`).join(', ')})`;
       });
-      await this.c.run(head + tuples.join(', '), values);
+      await this.c.run(head + tuples.join(', '), values, bindTypes(values));
     }
   }
 
@@ -526,7 +526,7 @@ class LakeSession implements Session {
     return {
       rows: () =>
         run(async () => {
-          const reader = await this.c.runAndReadAll(body, values);
+          const reader = await this.c.runAndReadAll(body, values, bindTypes(values));
           const columns = reader.columnNames();
           return reader.getRows().map((row) => Object.fromEntries(row.map((v, i) => [columns[i]!, jsValue(v)])));
         }),
@@ -541,11 +541,11 @@ class LakeSession implements Session {
           const n = values.length;
           const cols = columns.map((c) => `, ${quoteIdent(c)}`).join('');
           const picked = columns.map((c) => `, q.${quoteIdent(c)}`).join('');
-          await this.c.run(`INSERT INTO ${table} (${PARTITION_COLUMN}, ${VERSION_COLUMN}${cols}) SELECT $${n + 1}, $${n + 2}${picked} FROM (\n${body}\n) AS q`, [...values, partition, version]);
+          await this.c.run(`INSERT INTO ${table} (${PARTITION_COLUMN}, ${VERSION_COLUMN}${cols}) SELECT $${n + 1}, $${n + 2}${picked} FROM (\n${body}\n) AS q`, [...values, partition, version], bindTypes(values));
         }),
       measure: (aggregate) =>
         run(async () => {
-          const reader = await this.c.runAndReadAll(`SELECT ${aggregate} AS n FROM (\n${body}\n) AS v`, values);
+          const reader = await this.c.runAndReadAll(`SELECT ${aggregate} AS n FROM (\n${body}\n) AS v`, values, bindTypes(values));
           const n = jsValue(reader.getRows()[0]![0]!);
           return n === null ? null : Number(n);
         }),

@@ -3,7 +3,7 @@
  * same shapes SQLite and PostgreSQL give), values in the canonical form checksums take, the
  * type a transform's value needs, and how two types widen.
  */
-import { DuckDBBlobValue, DuckDBDecimalValue, DuckDBTypeId, type DuckDBType, type DuckDBValue } from '@duckdb/node-api';
+import { DOUBLE, DuckDBBlobValue, DuckDBDecimalValue, DuckDBTypeId, type DuckDBType, type DuckDBValue } from '@duckdb/node-api';
 import type { ValueKind } from '../checksum.ts';
 
 const INTEGERS = new Set([
@@ -94,4 +94,17 @@ export function castFor(value: unknown): string {
 export function typeName(type: DuckDBType): string | null {
   if (type.typeId === DuckDBTypeId.SQLNULL) return null;
   return type.toString();
+}
+
+/**
+ * The types to bind `values` with: DuckDB's client binds a whole number as BIGINT, which a
+ * number beyond 2^63 (1e21) overflows, so those bind as the DOUBLE they are.
+ */
+export function bindTypes(values: readonly DuckDBValue[]): DuckDBType[] {
+  // Sparse: a hole lets the client infer the type.
+  const types: DuckDBType[] = [];
+  values.forEach((v, i) => {
+    if (typeof v === 'number' && Number.isInteger(v) && !Number.isSafeInteger(v)) types[i] = DOUBLE;
+  });
+  return types;
 }
