@@ -1,7 +1,9 @@
 /** The warehouse contract on a Parquet lake, and what is the lake's own. */
+import { execFile } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { afterEach, describe, expect, it } from 'vitest';
 import { CatalogueHold } from '../../activities/warehouse/lake/catalogue.ts';
@@ -120,6 +122,38 @@ describe('lake: the files', () => {
       await wh.close();
     }
   });
+});
+
+describe('lake: several processes', () => {
+  it('publish to one lake at once: every publish lands, versions of one partition are numbered in turn, and the files follow the pointers', async () => {
+    const root = freshRoot();
+    const wh = new LakeWarehouse(root);
+    const publisher = join(import.meta.dirname, '..', 'lake', 'publisher.ts');
+    const days = (from: number) => Array.from({ length: 8 }, (_, i) => `2024-01-${String(from + i).padStart(2, '0')}`);
+    try {
+      // This process holds the catalogue first, so the others must wait for it to let go.
+      await wh.publish(write('orders', '2024-02-01', { runKey: 'here', rows: [{ partition: '2024-02-01', writer: 'here', pid: process.pid }] }));
+      const run = promisify(execFile);
+      const others = ['a', 'b'].map((key, i) => run(process.execPath, ['--import', 'tsx', publisher, root, `run-${key}`, ...days(1 + i * 8), 'shared'], { timeout: 120_000 }));
+      for (const day of days(17)) await wh.publish(write('orders', day, { runKey: 'here', rows: [{ partition: day, writer: 'here', pid: process.pid }] }));
+      await Promise.all(others);
+
+      const ledger = await wh.ledger({ node: 'orders' });
+      expect(ledger.filter((r) => r.status === 'published')).toHaveLength(27);
+      const shared = ledger.filter((r) => r.partition === 'shared');
+      expect(shared.map((r) => r.version).sort()).toEqual([1, 2]);
+      expect(new Set(shared.map((r) => r.runKey))).toEqual(new Set(['run-a', 'run-b']));
+      const published = await wh.publishedRows('orders');
+      expect(published).toHaveLength(26);
+      expect(await wh.query('SELECT COUNT(*) AS n, COUNT(DISTINCT pid) AS writers FROM orders')).toEqual([{ n: 26, writers: 3 }]);
+      const latest = shared.find((r) => r.version === 2)!;
+      expect(await readDirectly(`SELECT writer FROM read_parquet('${root}/orders/shared.parquet')`)).toEqual([[latest.runKey]]);
+      expect(readdirSync(join(root, 'orders')).filter((f) => f.endsWith('.parquet'))).toHaveLength(26);
+    } finally {
+      await wh.close();
+    }
+    // Three processes start and take turns: a few seconds, more on a busy machine.
+  }, 120_000);
 });
 
 describe('lake: values', () => {
