@@ -9,6 +9,8 @@ export default defineConfig({
           include: ['test/unit/**/*.test.ts'],
           // Tests read the plain text; CI may force colour (FORCE_COLOR) on the whole run.
           env: { NO_COLOR: '1' },
+          // Some unit tests walk the sources or many seeds: seconds on a busy machine.
+          testTimeout: 30_000,
           sequence: { groupOrder: 0 },
         },
       },

@@ -48,6 +48,13 @@ export async function runDemo(options: DemoOptions): Promise<Progress['state']> 
     ...(options.codeVersion !== undefined ? { codeVersion: options.codeVersion } : {}),
   });
   const began = Date.now();
+  // Stopped by a signal (Ctrl-C, a timeout's SIGTERM), the demo still stops its dev server and worker.
+  const interrupted = (signal: NodeJS.Signals) => {
+    log(pc.dim(`${signal}: stopping the dev server and the worker ...`));
+    void stack.stop().finally(() => process.exit(signal === 'SIGINT' ? 130 : 143));
+  };
+  process.once('SIGINT', interrupted);
+  process.once('SIGTERM', interrupted);
   try {
     const client = await BackfillClient.connect({ address: stack.address, ...(stack.uiUrl ? { uiUrl: stack.uiUrl } : {}), defaults: options.settings });
     try {
@@ -88,6 +95,8 @@ export async function runDemo(options: DemoOptions): Promise<Progress['state']> 
       await client.close();
     }
   } finally {
+    process.off('SIGINT', interrupted);
+    process.off('SIGTERM', interrupted);
     log(pc.dim(`stopping (the dev server's state stays in ${dirname(stack.server.options.dbFile)})`));
     await stack.stop();
   }

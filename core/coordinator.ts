@@ -14,7 +14,7 @@ import type { Plan, PlanNode } from './plan.ts';
 import { progressOf } from './progress.ts';
 import type { BackfillCarry, BackfillState, FailureGroup, NodeControl, NodeOverrides, NodeReport, NodeSettings, NodeStats, Progress } from './protocol.ts';
 import { initialRelease } from './only-changed.ts';
-import { RangeSet, type RangesJSON } from './ranges.ts';
+import { RangeSet, receivedRanges, type RangesJSON } from './ranges.ts';
 import { Readiness, resumedReadiness } from './readiness.ts';
 import type { ResolvedNode, ResolvedSpec } from './spec.ts';
 import { changedNodes, parseResolvedSpec } from './spec-changes.ts';
@@ -118,16 +118,8 @@ export class BackfillCoordinator {
     if (typeof report.node !== 'string') return refuse('no node');
     const size = this.plan.byId.get(report.node)?.partitions.size;
     const ranges = (json: unknown, what: string) => {
-      if (json !== undefined && typeof json !== 'string') refuse(`${what} is not a range set`);
-      let set: RangeSet;
-      try {
-        set = RangeSet.fromJSON(json as string | undefined);
-      } catch {
-        return refuse(`${what} is not a range set`);
-      }
-      for (const [start, end] of set.ranges()) {
-        if (!Number.isInteger(start) || !Number.isInteger(end) || start < 0 || (size !== undefined && end > size)) refuse(`${what} names partitions outside the node's ${size ?? 0}`);
-      }
+      const set = receivedRanges(json, size ?? Number.POSITIVE_INFINITY);
+      if (typeof set === 'string') refuse(`${what} ${set}`);
     };
     ranges(report.done, 'done');
     if (!Array.isArray(report.failures)) return refuse('failures is not a list');

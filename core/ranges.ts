@@ -241,3 +241,21 @@ export class RangeSet {
     return this.values();
   }
 }
+
+/**
+ * A range set that arrived in a message (a signal anyone with access to the namespace can send):
+ * the set, or why it is not one of partitions 0 to `size` - 1.
+ */
+export function receivedRanges(json: unknown, size: number): RangeSet | string {
+  if (json !== undefined && typeof json !== 'string') return 'is not a range set';
+  let set: RangeSet;
+  try {
+    set = RangeSet.fromJSON(json);
+  } catch {
+    return 'is not a range set';
+  }
+  for (const [start, end] of set.ranges()) {
+    if (!Number.isInteger(start) || !Number.isInteger(end) || start < 0 || end > size) return `names partitions outside the node's ${size}`;
+  }
+  return set;
+}

@@ -30,6 +30,8 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import { parseDuration } from '../core/duration.ts';
+import { BackfillError } from '../core/errors.ts';
+import { parseNodeControl } from '../core/node-control.ts';
 import { windowStrings } from '../core/partitions.ts';
 import { expandNode, type PlanNode } from '../core/plan.ts';
 import {
@@ -139,7 +141,16 @@ export async function nodeWorkflow(input: NodeInput): Promise<NodeSummary> {
   let heardFromParent = workflowTime();
   let maxInflight = 0;
 
-  setHandler(nodeControlSignal, (control: NodeControl) => {
+  setHandler(nodeControlSignal, (value: NodeControl) => {
+    let control: NodeControl;
+    try {
+      control = parseNodeControl(value, plan.id, plan.partitions.size);
+    } catch (error) {
+      // Not an order of this node's parent (sent by hand?): it would have stopped the node workflow.
+      if (!(error instanceof BackfillError)) throw error;
+      log.warn(`signal nodeControl ignored: ${error.message}`);
+      return;
+    }
     heardFromParent = workflowTime();
     if (control.ready) scheduler.release(RangeSet.fromJSON(control.ready));
     if (control.settings && scheduler.configure(control.settings)) settingsChanged++;

@@ -1,10 +1,11 @@
 /** `backfill demo` end to end, twice: it completes, and every partition's checksum is reproduced. */
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { SqliteWarehouse } from '../../activities/warehouse/sqlite/sqlite-dialect.ts';
-import { scratch } from './helpers.ts';
+import { scratch, waitFor } from './helpers.ts';
 
 const run = promisify(execFile);
 const BIN = join(import.meta.dirname, '../../bin/backfill.js');
@@ -39,5 +40,30 @@ describe('backfill demo', () => {
     } finally {
       await warehouse.close();
     }
+  });
+
+  it('stopped by SIGTERM, stops its dev server and worker too', async () => {
+    const home = scratch('demo-stopped');
+    /** Processes whose command line names this home (the dev server's database is there). */
+    const using = () =>
+      readdirSync('/proc')
+        .filter((pid) => /^\d+$/.test(pid))
+        .filter((pid) => {
+          try {
+            return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(home);
+          } catch {
+            return false;
+          }
+        });
+    const demo = spawn('node', [BIN, 'demo'], { env: { ...process.env, BACKFILL_HOME: home, NO_COLOR: '1' }, cwd: join(import.meta.dirname, '../..'), stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    demo.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const exited = new Promise<number | null>((resolve) => demo.once('exit', (code) => resolve(code)));
+    await waitFor('the demo to start its backfill', () => stderr.includes('started'), 120_000);
+    expect(using().length).toBeGreaterThan(0);
+    demo.kill('SIGTERM');
+    expect(await exited).toBe(143);
+    expect(stderr).toContain('SIGTERM: stopping the dev server and the worker');
+    await waitFor('no process of the demo left', () => using().length === 0, 30_000);
   });
 });

@@ -245,6 +245,12 @@ describe('hardening', () => {
             const result = await temporal(['workflow', 'signal', '--workflow-id', workflowId, '--name', 'nodeReport', '--input', junk]);
             expect(result.code, result.stderr).toBe(0);
           }
+          // A node workflow's order signal, sent by hand with junk: ignored (logged), the node carries on.
+          const junkOrders = ['"x"', '{"ready":"abc"}', '{"ready":"r0,zz"}', '{"settings":{"seq":99,"rate":-1,"burst":1,"concurrency":1,"paused":false}}', '{"node":{"id":"evil"}}', '{"finish":"yes"}'];
+          for (const junk of junkOrders) {
+            const result = await temporal(['workflow', 'signal', '--workflow-id', nodeWorkflowId(backfillId, 'after'), '--name', 'nodeControl', '--input', junk]);
+            expect(result.code, result.stderr).toBe(0);
+          }
           expect((await client.progress(backfillId)).done).toBeLessThan(48);
         }
         // Sane limits again, then it runs to the end.

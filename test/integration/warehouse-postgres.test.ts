@@ -62,6 +62,22 @@ async function execIn(url: string, sql: string): Promise<void> {
 warehouseSuite('postgres', fresh);
 
 describe('postgres: its own storage', () => {
+  it('sets up once when several workers open a fresh warehouse at the same moment', async () => {
+    // A fresh database and the default schema: each connection looked the schema up at connect
+    // (search_path "$user"), so its catalogue cache says it is missing after another created it.
+    const db = `backfill_wh_${randomUUID().slice(0, 8)}`;
+    await admin.query(`CREATE DATABASE ${db}`);
+    const workers = Array.from({ length: 4 }, () => new PostgresWarehouse(urlFor(db)));
+    try {
+      const outcomes = await Promise.allSettled(workers.map((w) => w.ledger({})));
+      expect(outcomes.filter((o) => o.status === 'rejected')).toEqual([]);
+      expect(new Set(await Promise.all(workers.map((w) => w.identity()))).size).toBe(1);
+    } finally {
+      await Promise.all(workers.map((w) => w.close()));
+      await admin.query(`DROP DATABASE IF EXISTS ${db} WITH (FORCE)`);
+    }
+  });
+
   it('keeps the ledger and versions in a schema of their own and the datasets as views on the search path', async () => {
     const { warehouse, url, cleanup } = await fresh();
     try {

@@ -12,6 +12,7 @@ import fc from 'fast-check';
 import { BackfillCoordinator, resumeCarry } from '../../core/coordinator.ts';
 import { BackfillError } from '../../core/errors.ts';
 import { expandPlan, type Plan } from '../../core/plan.ts';
+import { parseNodeControl } from '../../core/node-control.ts';
 import type { BackfillCarry, NodeControl, NodeReport, PartitionResult } from '../../core/protocol.ts';
 import { RangeSet } from '../../core/ranges.ts';
 import { NodeScheduler, type BatchOutcome, type SchedulerOptions } from '../../core/scheduler.ts';
@@ -207,6 +208,8 @@ export class World {
       if (this.parent!.undeliverable(node, control) === 'restart') this.unreachable.add(node);
       return;
     }
+    // What the node workflow checks on arrival (core/node-control.ts): every order of the parent passes.
+    parseNodeControl(control, node, this.plan.byId.get(node)!.partitions.size);
     if (control.ready) run.scheduler.release(RangeSet.fromJSON(control.ready));
     if (control.settings) run.scheduler.configure(control.settings);
     if (control.node) {

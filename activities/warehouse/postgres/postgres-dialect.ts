@@ -158,7 +158,11 @@ export class PostgresDialect implements Dialect {
   }
 
   async prepare(session: Session): Promise<void> {
-    await session.run(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(this.schema)}`);
+    // Read the catalogue with a fresh snapshot: after waiting on the setup's advisory lock, this
+    // connection's catalogue cache may not yet know the schema another worker just created, and
+    // CREATE SCHEMA IF NOT EXISTS alone would then fail on pg_namespace's unique index.
+    const [known] = await session.all<{ found: boolean }>('SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = :schema) AS found', { schema: this.schema });
+    if (!known?.found) await session.run(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(this.schema)}`);
     const [row] = await session.all<{ schema: string | null }>('SELECT current_schema() AS schema');
     if (!row?.schema) {
       throw new Error(
