@@ -38,7 +38,7 @@ function failureType(error: unknown): { type: string; nonRetryable: boolean } {
   return { type: error instanceof Error ? error.name : 'Error', nonRetryable: false };
 }
 
-function resultOf(task: PartitionTask, published: Published, startedAt: number): PartitionResult {
+function resultOf(task: PartitionTask, published: Published, startedAt: number, cost?: number, latencyMs?: number): PartitionResult {
   return {
     index: task.index,
     key: task.key,
@@ -47,7 +47,23 @@ function resultOf(task: PartitionTask, published: Published, startedAt: number):
     checksum: published.checksum,
     startedAt,
     finishedAt: Date.now(),
+    ...(cost !== undefined ? { cost } : {}),
+    ...(latencyMs !== undefined ? { latencyMs } : {}),
   };
+}
+
+/** The run window closed: the partition was not started, or was stopped at the end of the grace period (it runs again later). */
+class WindowClosed extends Error {}
+
+/**
+ * The run window of a batch: `closed` once no partition may start (its close), `stopped`
+ * (an AbortSignal) once running ones must stop (close + grace).
+ */
+function windowOf(window: RunPartitionsInput['window']): { closed(): boolean; stopped: AbortSignal | null; dispose(): void } {
+  if (!window) return { closed: () => false, stopped: null, dispose: () => undefined };
+  const stop = new AbortController();
+  const timer = setTimeout(() => stop.abort(new WindowClosed('the run window closed and its grace period is over')), Math.max(0, window.stopBy - Date.now()));
+  return { closed: () => Date.now() >= window.notAfter, stopped: stop.signal, dispose: () => clearTimeout(timer) };
 }
 
 /** A node's spec hash, computed once per spec (every activity of a node brings the same spec). */
@@ -64,9 +80,11 @@ function specHashOf(node: RunPartitionsInput['node']): string {
 }
 
 export function createActivities(deps: ActivityDeps) {
-  const runOne = async (input: RunPartitionsInput, task: PartitionTask, ctx: Context, definitionHash: string, telemetry: PartitionTelemetry): Promise<PartitionResult> => {
+  const runOne = async (input: RunPartitionsInput, task: PartitionTask, ctx: Context, definitionHash: string, telemetry: PartitionTelemetry, stopped: AbortSignal | null): Promise<PartitionResult> => {
     const { node } = input;
     const startedAt = Date.now();
+    const signal = stopped ? AbortSignal.any([ctx.cancellationSignal, stopped]) : ctx.cancellationSignal;
+    let cost: number | undefined;
     const transform = deps.transforms.get(node.transform);
     if (!transform) {
       const known = [...deps.transforms.keys()].sort().join(', ');
@@ -88,11 +106,17 @@ export function createActivities(deps: ActivityDeps) {
       }
     }
     const { data, session } = collectData();
+    // The latency the transform reports for the system it calls: the highest of the partition's.
+    let latencyMs: number | undefined;
+    const reportLatency = (ms: number) => {
+      if (typeof ms === 'number' && Number.isFinite(ms) && ms >= 0) latencyMs = Math.max(latencyMs ?? 0, Math.round(ms));
+    };
     const bindings = partitionBindings(task.key, task.window, node.params);
     // The first read pins the upstream versions it sees; later reads and the ledger use the same ones.
     let pinned: PinnedInput[] | undefined;
     const query: PartitionSession['query'] = async (sql, b) => {
-      pinned ??= await deps.warehouse.pin(task.inputs);
+      // A staged backfill reads the versions it staged upstream (else the published ones).
+      pinned ??= await deps.warehouse.pin(task.inputs, input.stage ? { runKey: input.runKey } : {});
       return deps.warehouse.query(sql, b, pinned);
     };
     const returned = await transform({
@@ -104,10 +128,17 @@ export function createActivities(deps: ActivityDeps) {
       inputs: task.inputs,
       bindings,
       warehouse: { ...session, query },
-      signal: ctx.cancellationSignal,
+      signal,
       attempt: ctx.info.attempt,
       throttled: task.throttled,
       heartbeat: (details) => ctx.heartbeat(details),
+      reportCost: (amount) => {
+        if (typeof amount !== 'number' || !Number.isFinite(amount) || amount < 0) {
+          throw ApplicationFailure.nonRetryable(`transform '${node.transform}' reported a cost of ${String(amount)}: report a number of 0 or more`, 'InvalidOutput');
+        }
+        cost = (cost ?? 0) + amount;
+      },
+      reportLatency,
     });
     if (returned !== undefined) {
       if (!Array.isArray(returned)) {
@@ -115,8 +146,9 @@ export function createActivities(deps: ActivityDeps) {
       }
       data.rows.push(...returned);
     }
-    // Cancelled while the transform ran: publish nothing.
+    // Cancelled (or its window's grace ran out) while the transform ran: publish nothing.
     if (ctx.cancellationSignal.aborted) throw new CancelledFailure('cancelled before publishing');
+    if (stopped?.aborted) throw new WindowClosed('stopped at the end of the run window');
     const published = await deps.warehouse.publish({
       node: node.id,
       partition: task.key,
@@ -134,9 +166,10 @@ export function createActivities(deps: ActivityDeps) {
       startedAt,
       specHash: definitionHash,
       ...(node.adopt ? { adopt: true } : {}),
+      ...(input.stage ? { stage: true } : {}),
     });
     for (const warning of published.alreadyPublished ? [] : published.warnings) ctx.log.warn(`check warning on ${node.id} ${task.key}: ${warning}`);
-    const result = resultOf(task, published, startedAt);
+    const result = resultOf(task, published, startedAt, cost, latencyMs);
     telemetry.published(result);
     return result;
   };
@@ -170,25 +203,30 @@ export function createActivities(deps: ActivityDeps) {
       const skip = new Set(prior.map((r) => r.index));
       // Heartbeat on a timer too, so that a long transform is not mistaken for a dead worker.
       const everyMs = Math.max(200, Math.floor((parseDuration(input.node.heartbeatTimeout) ?? 30_000) / 3));
-      const timer = setInterval(() => ctx.heartbeat({ finished }), everyMs);
+      const attempt = ctx.info.attempt;
+      const timer = setInterval(() => ctx.heartbeat({ finished, attempt }), everyMs);
       const definitionHash = specHashOf(input.node);
+      const window = windowOf(input.window);
       try {
         for (const [i, task] of input.partitions.entries()) {
           if (skip.has(task.index)) continue;
           if (ctx.cancellationSignal.aborted) throw new CancelledFailure('cancelled');
+          // Outside the run window nothing starts: the rest run again in the next window.
+          if (window.closed()) return { finished, attempt, deferred: input.partitions.length - i };
           try {
-            finished.push(await runOne(input, task, ctx, definitionHash, telemetry));
+            finished.push(await runOne(input, task, ctx, definitionHash, telemetry, window.stopped));
             // What a retry may skip; the last one is in the result.
-            if (i < input.partitions.length - 1) ctx.heartbeat({ finished });
+            if (i < input.partitions.length - 1) ctx.heartbeat({ finished, attempt });
           } catch (error) {
             if (isThrottled(error)) {
               telemetry.throttled(task, error.message);
-              return { finished, throttled: { index: task.index, message: error.message } };
+              return { finished, attempt, throttled: { index: task.index, message: error.message } };
             }
             if (error instanceof CancelledFailure || ctx.cancellationSignal.aborted) throw new CancelledFailure('cancelled');
+            if (window.stopped?.aborted) return { finished, attempt, deferred: input.partitions.length - i };
             const { type, nonRetryable } = failureType(error);
             telemetry.failed(task, error, type, nonRetryable);
-            const details: PartitionFailureDetails = { finished, failedIndex: task.index };
+            const details: PartitionFailureDetails = { finished, failedIndex: task.index, attempt };
             throw ApplicationFailure.create({
               // The key is in the activity id and the details: kept out of the message, failures of one cause group together.
               message: error instanceof Error ? error.message : String(error),
@@ -199,9 +237,10 @@ export function createActivities(deps: ActivityDeps) {
             });
           }
         }
-        return { finished };
+        return { finished, attempt };
       } finally {
         clearInterval(timer);
+        window.dispose();
       }
     },
   };

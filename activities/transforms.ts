@@ -42,6 +42,19 @@ export type TransformContext = {
   /** How many times this partition was throttled (ThrottledError) before this run. */
   throttled: number;
   heartbeat(details?: unknown): void;
+  /**
+   * Reports what producing this partition cost, in the unit the policy's cost budget names
+   * (`budgets.cost: { metric: reported, unit: bytes scanned }`): bytes scanned, credits, a
+   * query's price. Calls add up; the ledger records the partition's total, and the backfill's
+   * cost budget counts it. A transform that never calls it costs 0.
+   */
+  reportCost(amount: number): void;
+  /**
+   * Reports how long the system this transform calls took to answer (a query's time, in ms).
+   * A node with `pace: { latencyTarget }` slows down when the p95 of these goes over its target;
+   * a partition counts the highest latency it reported, or without any, its own duration.
+   */
+  reportLatency(ms: number): void;
 };
 
 export type Transform = ((ctx: TransformContext) => Promise<Row[] | void> | Row[] | void) & {
@@ -71,6 +84,26 @@ export function unitHash(text: string): number {
   return createHash('sha256').update(text).digest().readUInt32BE(0) / 2 ** 32;
 }
 
+/** Calls in flight per node, for the simulated downstream latency of `sleep`. */
+const inFlightCalls = new Map<string, number>();
+
+/**
+ * A call to a simulated service whose latency grows with its load: `base` × (1 + calls in
+ * flight / `capacity`), the calls in flight counted in this worker process, this one included.
+ * It reports the latency it took to the node's latency pacing.
+ */
+async function loadedCall(ctx: TransformContext, base: number, capacity: number): Promise<void> {
+  const inFlight = (inFlightCalls.get(ctx.node) ?? 0) + 1;
+  inFlightCalls.set(ctx.node, inFlight);
+  const started = Date.now();
+  try {
+    await delay(base * (1 + inFlight / capacity), undefined, { signal: ctx.signal });
+  } finally {
+    inFlightCalls.set(ctx.node, (inFlightCalls.get(ctx.node) ?? 1) - 1);
+  }
+  ctx.reportLatency(Date.now() - started);
+}
+
 /** Recent call times per node, for the simulated downstream capacity of `sleep`. */
 const recentCalls = new Map<string, number[]>();
 function admit(node: string, perSecond: number): boolean {
@@ -93,8 +126,11 @@ const asStrings = (value: unknown): string[] => (Array.isArray(value) ? value.ma
  *   throttleKeys: [keys]   throws ThrottledError for these partitions, the first throttleTimes (default 1) times they run
  *   throttleRate: 0.1      the same for this fraction of partitions
  *   capacityPerSecond: 10  acts as a downstream system that throttles calls beyond this many per second (per worker)
+ *   latencyBase: 50,       then calls a downstream system whose latency grows with its load: latencyBase ms ×
+ *   latencyCapacity: 4     (1 + calls in flight / latencyCapacity), in flight per worker; it reports that latency
  *   hangKeys: [keys]       never finishes ('await': keeps heartbeating; hang: 'busy' blocks the process)
  *   crashKeys: [keys]      kills the worker process on the first attempt
+ *   cost: 5                reports this cost per partition (ctx.reportCost), for cost budgets
  * Crashes and hangs happen only on a worker started with --allow-fault-injection
  * (`faultInjection`); elsewhere such a partition fails for good and the worker lives on.
  */
@@ -125,6 +161,11 @@ async function runSleep(ctx: TransformContext, faultInjection: boolean): Promise
     throw new ThrottledError(`downstream over capacity (${p.capacityPerSecond}/s) for ${ctx.node}`);
   }
   if (ms > 0) await delay(ms, undefined, { signal: ctx.signal });
+  if (typeof p.cost === 'number') ctx.reportCost(p.cost);
+  if (typeof p.latencyBase === 'number' && p.latencyBase > 0) {
+    const capacity = typeof p.latencyCapacity === 'number' && p.latencyCapacity > 0 ? p.latencyCapacity : 1;
+    await loadedCall(ctx, p.latencyBase, capacity);
+  }
   if (chosen(p.failKeys, p.failRate)) {
     const failAttempts = typeof p.failAttempts === 'number' ? p.failAttempts : Infinity;
     if (ctx.attempt <= failAttempts) {

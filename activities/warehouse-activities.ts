@@ -1,9 +1,21 @@
 /**
  * Activities about the warehouse itself, for the backfill workflow: which warehouse a worker
  * writes to (a backfill records it at start, and partitions refuse another), and the dataset
- * leases that make one writer per dataset atomic.
+ * leases that make one writer per dataset atomic, and a staged backfill's publish and discard.
  */
-import type { DatasetLease, LeaseOutcome, Warehouse } from './warehouse/types.ts';
+import { ApplicationFailure } from '@temporalio/activity';
+import { PARTITION_FAILURES } from '../core/protocol.ts';
+import { StaleRunError, type DatasetLease, type LeaseOutcome, type StagedOutcome, type StagedRun, type Warehouse } from './warehouse/types.ts';
+
+/** A refusal that will not heal by retrying (another run leases a dataset) fails the activity for good. */
+async function refusingStale<T>(work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (error) {
+    if (error instanceof StaleRunError) throw ApplicationFailure.nonRetryable(error.message, PARTITION_FAILURES.staleRun);
+    throw error;
+  }
+}
 
 export function createWarehouseActivities(deps: { warehouse: Warehouse }) {
   const { warehouse } = deps;
@@ -18,6 +30,14 @@ export function createWarehouseActivities(deps: { warehouse: Warehouse }) {
     },
     releaseDatasets(run: { backfillId: string; runKey: string }): Promise<void> {
       return warehouse.releaseDatasets(run);
+    },
+    /** Publishes every version the run staged, in one transaction (a staged backfill's publish). */
+    publishStaged(run: StagedRun): Promise<StagedOutcome> {
+      return refusingStale(() => warehouse.publishStaged(run));
+    },
+    /** Drops every version the run staged (a staged backfill's discard). */
+    discardStaged(run: StagedRun): Promise<StagedOutcome> {
+      return refusingStale(() => warehouse.discardStaged(run));
     },
   };
 }

@@ -1,5 +1,6 @@
 /** The typed client library behind the `backfill` command line. */
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { hostname, userInfo } from 'node:os';
 import {
   Client,
   WorkflowExecutionAlreadyStartedError,
@@ -11,8 +12,10 @@ import {
   type WorkflowExecutionDescription,
   type WorkflowHandle,
 } from '@temporalio/client';
-import { WorkflowIdReusePolicy } from '@temporalio/common';
+import { WorkflowIdReusePolicy, type Priority } from '@temporalio/common';
 import proto from '@temporalio/proto';
+import { planHash } from '../core/approval.ts';
+import type { AuditEntry, ControlMeta } from '../core/audit.ts';
 import { backfillDetails, backfillSummary } from '../core/details.ts';
 import { BackfillError } from '../core/errors.ts';
 import { topologicalOrder } from '../core/graph.ts';
@@ -24,12 +27,22 @@ import { resumeCarry } from '../core/coordinator.ts';
 import { CORE_GENERATION, DEFAULT_TASK_QUEUE, type BackfillCarry, type BackfillInput, type BackfillResult, type Limits, type Progress, type Tuning } from '../core/protocol.ts';
 import type { RangesJSON } from '../core/ranges.ts';
 import type { PartitionRange, ResolvedSpec } from '../core/spec.ts';
+import type { StagedPhase } from '../core/staged.ts';
 import {
   BACKFILL_ID,
+  admissionUpdate,
+  announceCancelUpdate,
+  approveUpdate,
   backfillWorkflowId,
   carryQuery,
   nodeWorkflowId,
   pauseUpdate,
+  publishUpdate,
+  discardUpdate,
+  type StagedReply,
+  queueRateUpdate,
+  setBudgetUpdate,
+  type Admission,
   progressQuery,
   refusedError,
   replaceSpecUpdate,
@@ -41,6 +54,7 @@ import {
 } from '../workflows/definitions.ts';
 import type { backfillWorkflow } from '../workflows/backfill.ts';
 import type { rollbackWorkflow } from '../workflows/rollback.ts';
+import { auditTrail } from './audit.ts';
 import { openConnection, resolveConnection, type ConnectionOverrides, type ConnectionSettings } from './connection.ts';
 import { datasetWriters, datasetsBusy, type DatasetWriter } from './dataset-writers.ts';
 import { LiveEtas, liveEta, withLiveEta, type LiveEta } from './eta.ts';
@@ -56,7 +70,27 @@ export type ClientDefaults = Pick<Settings, 'uiUrl' | 'taskQueue' | 'sharedDatas
  * Where to connect: overrides of Temporal's environment configuration, or settings resolved
  * already; and the client's defaults (else `settingsFromEnv()`'s).
  */
-export type ConnectOptions = ConnectionOverrides & { settings?: ConnectionSettings; uiUrl?: string; defaults?: ClientDefaults };
+export type ConnectOptions = ConnectionOverrides & {
+  settings?: ConnectionSettings;
+  uiUrl?: string;
+  defaults?: ClientDefaults;
+  /** Who this client says it is (Temporal's client identity; default <user>@<host>): recorded with every action in the audit trail. */
+  identity?: string;
+};
+
+/** `<user>@<host>`: the identity a client declares when none is given (self-declared: the audit trail says so). */
+export function defaultIdentity(): string {
+  let user = 'unknown';
+  try {
+    user = userInfo().username;
+  } catch {
+    // No user database entry (a container): the host alone still says where it came from.
+  }
+  return `${user}@${hostname()}`;
+}
+
+/** Why an operator does what they do: kept in the audit trail (the policy may require it). */
+export type ControlOptions = { reason?: string };
 
 export type StartOptions = {
   id?: string;
@@ -76,6 +110,26 @@ export type StartOptions = {
    * Default: the client's (`ClientDefaults`: $BACKFILL_SHARED_DATASETS, 1, true or yes), else false.
    */
   sharedDatasets?: boolean;
+  /** `--stage`: write and check every partition as a staged version; publish them later, all at once (`publish`), or `discard` them. */
+  stage?: boolean;
+  /** Why (start --reason): kept in the audit trail; the policy may require it. */
+  reason?: string;
+  /** Sign the start with this ssh-ed25519 key (start --sign-key): then its signer cannot approve it, provably. */
+  signKey?: string;
+  /** Task-queue priority, 1 (most urgent) to 5; unset: the server's default (3). */
+  priority?: number;
+  /** The backfill's fairness weight on a shared task queue (its fairness key is its id). */
+  fairnessWeight?: number;
+  /** Budgets it asks for (within the policy's most). */
+  budgets?: { retries?: number; cost?: number };
+  /**
+   * Wait for the policy's decision before returning (default true): a refused start throws
+   * `policy_violation` naming the rules. When no worker polls the workflow task queue it is not
+   * waited for (`admission` is then null).
+   */
+  admission?: boolean;
+  /** A new run of a backfill that ended (resume, retry-failed), for the audit trail. */
+  action?: 'start' | 'resume';
 };
 
 export type DatasetWait = {
@@ -87,11 +141,18 @@ export type DatasetWait = {
   onWait?: (writers: DatasetWriter[]) => void | Promise<void>;
 };
 
-export type Started = { backfillId: string; workflowId: string; runId: string; uiUrl: string };
+export type Started = {
+  backfillId: string;
+  workflowId: string;
+  runId: string;
+  uiUrl: string;
+  /** What the policy decided: running, or waiting (awaiting_approval, waiting_for_window); null when it was not waited for. */
+  admission?: Admission | null;
+};
 
 export type Outcome = { backfillId: string; state: Progress['state']; progress: Progress | null };
 
-export type RollbackOptions = {
+export type RollbackOptions = ControlOptions & {
   /** Restore also the partitions a later backfill changed since. */
   force?: boolean;
   /** Batch size, heartbeat timeout and history limit of the rollback workflow (tests make it small). */
@@ -109,6 +170,9 @@ export type RollbackStarted = {
 
 /** What `status` shows: the progress, and the nodes whose work waits for a worker nobody runs. */
 export type Status = Progress & { waiting: Waiting[] };
+
+/** How long `start` waits for the policy's decision. */
+const ADMISSION_TIMEOUT_MS = 60_000;
 
 /** Attempts of an update whose workflow task failed before it applied. */
 const UPDATE_ATTEMPTS = 5;
@@ -155,16 +219,23 @@ export class BackfillClient {
     private readonly uiBase: string,
     private readonly tracing: Tracing | undefined,
     private readonly defaults: ClientDefaults,
+    /** Who this client says it is, to Temporal and in every control it sends. */
+    readonly identity: string,
   ) {}
 
   static async connect(options: ConnectOptions = {}): Promise<BackfillClient> {
-    const { settings: given, uiUrl, defaults = settingsFromEnv(), ...overrides } = options;
+    const { settings: given, uiUrl, defaults = settingsFromEnv(), identity = defaultIdentity(), ...overrides } = options;
     const settings = given ?? resolveConnection(overrides);
     const tracing = tracingRequested() ? await startTracing('backfill-client') : undefined;
     const connection = await openConnection(settings);
     const uiBase = uiUrl ?? defaults.uiUrl ?? 'http://localhost:8233';
-    const client = new Client({ connection, namespace: settings.namespace, ...(tracing ? { interceptors: tracing.client } : {}) });
-    return new BackfillClient(client, connection, settings, uiBase.replace(/\/$/, ''), tracing, defaults);
+    const client = new Client({ connection, namespace: settings.namespace, identity, ...(tracing ? { interceptors: tracing.client } : {}) });
+    return new BackfillClient(client, connection, settings, uiBase.replace(/\/$/, ''), tracing, defaults, identity);
+  }
+
+  /** The `{ reason, identity }` every control carries. */
+  private meta(options: ControlOptions = {}): ControlMeta {
+    return { identity: this.identity, ...(options.reason !== undefined && options.reason.trim() !== '' ? { reason: options.reason } : {}) };
   }
 
   get namespace(): string {
@@ -221,27 +292,42 @@ export class BackfillClient {
       if (!parentRunning) await this.nodesClosed(backfillId, spec.nodes.map((n) => n.id));
     }
     const plan = expandPlan(spec, options.range ?? {});
+    const range = options.range ?? {};
+    const skip = options.skip && Object.keys(options.skip).length > 0 ? options.skip : undefined;
+    const priority = startPriority(backfillId, options);
+    const governance = {
+      identity: this.identity,
+      ...(options.reason !== undefined && options.reason.trim() !== '' ? { reason: options.reason.trim() } : {}),
+      ...(options.budgets ? { budgets: options.budgets } : {}),
+      ...(options.action ? { action: options.action } : {}),
+      ...(options.signKey !== undefined ? { signature: await this.signStart(options.signKey, backfillId, spec, range, skip, options.reason) } : {}),
+    };
     const input: BackfillInput = {
       core: CORE_GENERATION,
       backfillId,
       spec,
-      range: options.range ?? {},
+      range,
       ...(options.limits ? { limits: options.limits } : {}),
       ...(options.tuning ? { tuning: options.tuning } : {}),
       ...(carry ? { carry } : {}),
-      ...(options.skip && Object.keys(options.skip).length > 0 ? { skip: options.skip } : {}),
+      ...(skip ? { skip } : {}),
+      ...(options.stage ? { stage: true } : {}),
+      governance,
     };
+    const taskQueue = options.taskQueue ?? this.defaults.taskQueue ?? DEFAULT_TASK_QUEUE;
+    let started: Started;
     try {
       const handle = await this.client.workflow.start<typeof backfillWorkflow>('backfillWorkflow', {
         workflowId,
-        taskQueue: options.taskQueue ?? this.defaults.taskQueue ?? DEFAULT_TASK_QUEUE,
+        taskQueue,
         args: [input],
         workflowIdReusePolicy: options.rerun || carry ? WorkflowIdReusePolicy.ALLOW_DUPLICATE : WorkflowIdReusePolicy.REJECT_DUPLICATE,
         typedSearchAttributes: [{ key: BACKFILL_ID, value: backfillId }],
         staticSummary: backfillSummary(plan),
-        staticDetails: backfillDetails(spec, plan, options.range ?? {}),
+        staticDetails: backfillDetails(spec, plan, range),
+        ...(priority ? { priority } : {}),
       });
-      return { backfillId, workflowId, runId: handle.firstExecutionRunId, uiUrl: this.uiUrl(workflowId, handle.firstExecutionRunId) };
+      started = { backfillId, workflowId, runId: handle.firstExecutionRunId, uiUrl: this.uiUrl(workflowId, handle.firstExecutionRunId) };
     } catch (error) {
       // Credentials that may not list search attributes learn of missing ones here, before anything ran.
       const unregistered = unregisteredAttribute(error);
@@ -255,6 +341,47 @@ export class BackfillClient {
             : `backfill '${backfillId}' already ran: pass --rerun to run it again deliberately, or choose another --id`,
           'id',
         );
+      }
+      throw error;
+    }
+    if (options.admission === false) return started;
+    return { ...started, admission: await this.admission(backfillId, taskQueue) };
+  }
+
+  /** The signed start: the canonical text of this start, signed with `keyFile` (ssh-keygen -Y sign). */
+  private async signStart(keyFile: string, backfillId: string, spec: ResolvedSpec, range: PartitionRange, skip: Record<string, RangesJSON> | undefined, reason: string | undefined) {
+    const { signSubject } = await import('./sign.ts');
+    return signSubject(
+      {
+        action: 'start',
+        backfillId,
+        namespace: this.namespace,
+        planHash: planHash({ spec, range, ...(skip ? { skip } : {}) }),
+        reason: reason?.trim() ?? '',
+        signedAt: new Date().toISOString(),
+      },
+      { keyFile },
+    );
+  }
+
+  /**
+   * Waits for the policy's decision on a start (the workers judge it): what it is waiting for,
+   * or the refusal as a `policy_violation` naming the rules. Null when no worker polls the
+   * workflow task queue (nobody can judge it yet) or none answered in time.
+   */
+  async admission(backfillId: string, taskQueue: string, timeoutMs = ADMISSION_TIMEOUT_MS): Promise<Admission | null> {
+    if (await this.unpolled(taskQueue)) return null;
+    const handle = this.handle(backfillId);
+    const deadline = Date.now() + timeoutMs;
+    try {
+      return await this.client.withDeadline(deadline, () => handle.executeUpdate(admissionUpdate));
+    } catch (error) {
+      if (error instanceof WorkflowUpdateFailedError) throw refusedError(error.cause) ?? error;
+      if (timedOut(error, deadline)) return null;
+      // The workflow closed before the update reached it: a refused start has failed by now.
+      const failure = await handle.result().then(() => undefined, (e: unknown) => e);
+      if (failure instanceof WorkflowFailedError && failure.cause instanceof Error && (failure.cause as { type?: string }).type === 'policy_violation') {
+        throw new BackfillError('policy_violation', failure.cause.message);
       }
       throw error;
     }
@@ -500,13 +627,31 @@ export class BackfillClient {
     return error;
   }
 
-  pause(backfillId: string): Promise<ControlState> {
-    return this.update(backfillId, (h) => h.executeUpdate(pauseUpdate));
+  /**
+   * A staged backfill's decision: publish every staged version at once, or discard them. The
+   * workflow refuses it unless the backfill is staged and waiting; it records who (this
+   * client's identity) and why.
+   */
+  decideStaged(backfillId: string, action: 'publish' | 'discard', reason?: string): Promise<StagedReply> {
+    const request = { by: this.client.options.identity, ...(reason !== undefined ? { reason } : {}) };
+    return this.update(backfillId, (h) => h.executeUpdate(action === 'publish' ? publishUpdate : discardUpdate, { args: [request] }));
+  }
+
+  /** The run whose versions a staged backfill staged (refused for a backfill that was not started with --stage). */
+  async stagedRun(backfillId: string): Promise<{ backfillId: string; runKey: string; phase: StagedPhase }> {
+    const description = await this.describe(backfillId);
+    const carry = await this.endState(backfillId, description.status.name);
+    if (!carry.staged) throw new BackfillError('not_staged', `backfill '${backfillId}' was not started with --stage: its partitions were published as they finished (see what it changed with 'backfill report ${backfillId}')`);
+    return { backfillId, runKey: carry.runKey, phase: carry.staged.phase };
+  }
+
+  pause(backfillId: string, options: ControlOptions = {}): Promise<ControlState> {
+    return this.update(backfillId, (h) => h.executeUpdate(pauseUpdate, { args: [this.meta(options)] }));
   }
 
   /** A new spec for a running backfill (same nodes and partitions): the nodes it changed. */
-  replaceSpec(backfillId: string, spec: ResolvedSpec): Promise<string[]> {
-    return this.update(backfillId, (h) => h.executeUpdate(replaceSpecUpdate, { args: [spec] }));
+  replaceSpec(backfillId: string, spec: ResolvedSpec, options: ControlOptions = {}): Promise<string[]> {
+    return this.update(backfillId, (h) => h.executeUpdate(replaceSpecUpdate, { args: [spec, this.meta(options)] }));
   }
 
   /**
@@ -515,12 +660,12 @@ export class BackfillClient {
    * that skips every published partition, with its spec or `spec` (the same nodes and
    * partitions; transforms, SQL, parameters, checks and limits may differ).
    */
-  async resume(backfillId: string, options: { spec?: ResolvedSpec } = {}): Promise<{ state: ControlState | null; changed: string[]; resumed: Started | null }> {
+  async resume(backfillId: string, options: { spec?: ResolvedSpec } & ControlOptions = {}): Promise<{ state: ControlState | null; changed: string[]; resumed: Started | null }> {
     let description = await this.describe(backfillId);
     if (description.status.name === 'RUNNING') {
       try {
-        const changed = options.spec ? await this.replaceSpec(backfillId, options.spec) : [];
-        const state = await this.update(backfillId, (h) => h.executeUpdate(resumeUpdate));
+        const changed = options.spec ? await this.replaceSpec(backfillId, options.spec, options) : [];
+        const state = await this.update(backfillId, (h) => h.executeUpdate(resumeUpdate, { args: [this.meta(options)] }));
         return { state, changed, resumed: null };
       } catch (error) {
         // Caught in the moment it ends: the new spec goes on in a new run once it has ended.
@@ -535,7 +680,7 @@ export class BackfillClient {
         description = await this.describe(backfillId);
       }
     }
-    const resumed = await this.goOn(backfillId, description, { ...(options.spec ? { spec: options.spec } : {}) });
+    const resumed = await this.goOn(backfillId, description, { ...(options.spec ? { spec: options.spec } : {}), ...(options.reason !== undefined ? { reason: options.reason } : {}) });
     return { state: null, changed: resumed.changed, resumed: resumed.started };
   }
 
@@ -553,7 +698,7 @@ export class BackfillClient {
   private async goOn(
     backfillId: string,
     description: Awaited<ReturnType<BackfillClient['describe']>>,
-    options: { spec?: ResolvedSpec; node?: string },
+    options: { spec?: ResolvedSpec; node?: string } & ControlOptions,
   ): Promise<{ started: Started; changed: string[] }> {
     const original = await this.inputOf(backfillId);
     if (!original) throw new BackfillError('failed', `cannot read the input of backfill '${backfillId}'`);
@@ -572,30 +717,69 @@ export class BackfillClient {
         taskQueue: description.taskQueue,
         ...(original.limits ? { limits: original.limits } : {}),
         ...(original.tuning ? { tuning: original.tuning } : {}),
+        ...(original.governance?.budgets ? { budgets: original.governance.budgets } : {}),
+        ...(description.priority?.priorityKey ? { priority: description.priority.priorityKey } : {}),
+        ...(description.priority?.fairnessWeight ? { fairnessWeight: description.priority.fairnessWeight } : {}),
+        ...(options.reason !== undefined ? { reason: options.reason } : {}),
+        action: 'resume',
       },
       resumeCarry(carry, options.node),
     );
     return { started, changed };
   }
 
-  setRate(backfillId: string, rate: number | null, node?: string): Promise<ControlState> {
-    return this.update(backfillId, (h) => h.executeUpdate(setRateUpdate, { args: node === undefined ? [rate] : [rate, node] }));
+  setRate(backfillId: string, rate: number | null, node?: string, options: ControlOptions = {}): Promise<ControlState> {
+    return this.update(backfillId, (h) => h.executeUpdate(setRateUpdate, { args: [rate, node ?? null, this.meta(options)] }));
   }
 
-  setConcurrency(backfillId: string, concurrency: number | null, node?: string): Promise<ControlState> {
-    return this.update(backfillId, (h) => h.executeUpdate(setConcurrencyUpdate, { args: node === undefined ? [concurrency] : [concurrency, node] }));
+  setConcurrency(backfillId: string, concurrency: number | null, node?: string, options: ControlOptions = {}): Promise<ControlState> {
+    return this.update(backfillId, (h) => h.executeUpdate(setConcurrencyUpdate, { args: [concurrency, node ?? null, this.meta(options)] }));
+  }
+
+  /** `set-budget`: a new cap for the retry or the cost budget; a paused backfill goes on from where it is. */
+  setBudget(backfillId: string, budget: 'retries' | 'cost', limit: number, options: ControlOptions = {}): Promise<ControlState> {
+    return this.update(backfillId, (h) => h.executeUpdate(setBudgetUpdate, { args: [{ budget, limit }, this.meta(options)] }));
+  }
+
+  /**
+   * Approves a backfill that waits for an approval: signs its id, the plan's hash (read from the
+   * backfill) and `reason` with `signKey` (ssh-keygen -Y sign), and sends it. The workers verify
+   * the signature against the policy's allowed signers; a refusal throws `approval_refused` with why.
+   */
+  async approve(backfillId: string, options: { reason: string; signKey: string }): Promise<{ approver: string; state: ControlState; planHash: string }> {
+    const progress = await this.progress(backfillId);
+    const governance = progress.governance;
+    if (!governance) throw new BackfillError('approval_refused', `backfill '${backfillId}' runs under no policy (it started before governance existed): there is nothing to approve`);
+    if (!governance.approval.needed || governance.approval.approvedBy !== null) {
+      throw new BackfillError(
+        'approval_refused',
+        governance.approval.approvedBy !== null ? `backfill '${backfillId}' was approved already, by ${governance.approval.approvedBy}` : `backfill '${backfillId}' does not wait for an approval: its policy asks for none`,
+      );
+    }
+    const { signSubject } = await import('./sign.ts');
+    const signed = await signSubject(
+      { action: 'approve', backfillId, namespace: this.namespace, planHash: governance.planHash, reason: options.reason.trim(), signedAt: new Date().toISOString() },
+      { keyFile: options.signKey },
+    );
+    const result = await this.update(backfillId, (h) => h.executeUpdate(approveUpdate, { args: [signed, this.meta()] }));
+    return { ...result, planHash: governance.planHash };
+  }
+
+  /** Every operator action on a backfill, from the histories of all its runs (the workflows keep only the newest). */
+  audit(backfillId: string): Promise<AuditEntry[]> {
+    return auditTrail(this, backfillId);
   }
 
   /**
    * Runs the failed partitions again (then the partitions they blocked). A running backfill
    * does it in place; a finished one is resumed in a new run that skips what is done.
    */
-  async retryFailed(backfillId: string, node?: string, spec?: ResolvedSpec): Promise<{ retried: number; changed: string[]; resumed: Started | null }> {
+  async retryFailed(backfillId: string, node?: string, spec?: ResolvedSpec, options: ControlOptions = {}): Promise<{ retried: number; changed: string[]; resumed: Started | null }> {
     let description = await this.describe(backfillId);
     if (description.status.name === 'RUNNING') {
       try {
-        const changed = spec ? await this.replaceSpec(backfillId, spec) : [];
-        const retried = await this.update(backfillId, (h) => h.executeUpdate(retryFailedUpdate, { args: [node ?? null] }));
+        const changed = spec ? await this.replaceSpec(backfillId, spec, options) : [];
+        const retried = await this.update(backfillId, (h) => h.executeUpdate(retryFailedUpdate, { args: [node ?? null, this.meta(options)] }));
         return { retried, changed, resumed: null };
       } catch (error) {
         // Caught in the moment it ends: let it end, then resume it.
@@ -612,7 +796,7 @@ export class BackfillClient {
     const failed = Object.entries(carry.readiness)
       .filter(([id]) => node === undefined || id === node)
       .reduce((sum, [, state]) => sum + RangeSet.fromJSON(state.failed).size, 0);
-    const { started, changed } = await this.goOn(backfillId, description, { ...(spec ? { spec } : {}), ...(node !== undefined ? { node } : {}) });
+    const { started, changed } = await this.goOn(backfillId, description, { ...(spec ? { spec } : {}), ...(node !== undefined ? { node } : {}), ...(options.reason !== undefined ? { reason: options.reason } : {}) });
     return { retried: failed, changed, resumed: started };
   }
 
@@ -658,6 +842,7 @@ export class BackfillClient {
       force: options.force === true,
       taskQueues: Object.fromEntries(nodes.map((n) => [n.id, n.taskQueue])),
       ...(options.tuning ? { tuning: options.tuning } : {}),
+      audit: this.meta(options),
     };
     this.searchAttributes ??= { listed: await requireSearchAttributes(this.connection, this.namespace) };
     try {
@@ -685,6 +870,8 @@ export class BackfillClient {
       return await handle.result();
     } catch (error) {
       if (!(error instanceof WorkflowFailedError)) throw error;
+      const cause = rootCause(error);
+      if ((cause as { type?: string }).type === 'policy_violation') throw new BackfillError('policy_violation', cause.message);
       throw new BackfillError(
         'failed',
         `the rollback of backfill '${backfillId}' failed: ${rootCause(error).message} — the partitions it restored before stay restored; ` +
@@ -704,28 +891,93 @@ export class BackfillClient {
    * all its workers (UpdateTaskQueueConfig, server 1.29+); null removes it, which restores
    * the cap the workers set (maxTaskQueueActivitiesPerSecond).
    */
-  async setQueueRate(taskQueue: string, rate: number | null): Promise<{ taskQueue: string; rate: number | null }> {
+  async setQueueRate(taskQueue: string, rate: number | null, options: ControlOptions = {}): Promise<{ taskQueue: string; rate: number | null; recordedBy: string[]; unreachable: string[] }> {
+    // A task-queue RPC, not a workflow message: every running backfill with nodes on the queue
+    // judges it by its policy and records it first; the server keeps who and why with the rate.
+    const { recordedBy, unreachable } = await this.askRunningBackfills(taskQueue, rate, options);
+    const reason = options.reason?.trim() || (rate === null ? 'backfill set-queue-rate unlimited' : `backfill set-queue-rate ${rate}`);
     const response = await this.connection.workflowService.updateTaskQueueConfig({
       namespace: this.namespace,
-      identity: 'backfill-cli',
+      identity: this.identity,
       taskQueue,
       taskQueueType: proto.temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY,
       updateQueueRateLimit: {
         ...(rate === null ? {} : { rateLimit: { requestsPerSecond: rate } }),
-        reason: rate === null ? 'backfill set-queue-rate unlimited' : `backfill set-queue-rate ${rate}`,
+        reason,
       },
     });
     const current = response.config?.queueRateLimit?.rateLimit?.requestsPerSecond;
-    return { taskQueue, rate: current ?? null };
+    return { taskQueue, rate: current ?? null, recordedBy, unreachable };
   }
 
-  async cancel(backfillId: string): Promise<void> {
+  /** Sends `queueRate` to every running backfill: those with nodes on the queue judge and record it; a refusal stops the change. */
+  private async askRunningBackfills(taskQueue: string, rate: number | null, options: ControlOptions): Promise<{ recordedBy: string[]; unreachable: string[] }> {
+    const recordedBy: string[] = [];
+    const unreachable: string[] = [];
+    const running: string[] = [];
+    for await (const execution of this.client.workflow.list({ query: `WorkflowType = 'backfillWorkflow' AND ExecutionStatus = 'Running'` })) running.push(execution.workflowId);
+    for (const workflowId of running) {
+      const backfillId = workflowId.replace(/^backfill\//, '');
+      try {
+        const mine = await this.client.withDeadline(Date.now() + 10_000, () =>
+          this.client.workflow.getHandle<typeof backfillWorkflow>(workflowId).executeUpdate(queueRateUpdate, { args: [{ queue: taskQueue, rate }, this.meta(options)] }),
+        );
+        if (mine) recordedBy.push(backfillId);
+      } catch (error) {
+        if (error instanceof WorkflowUpdateFailedError) {
+          const refused = refusedError(error.cause);
+          // A backfill from before governance has no such update: it neither judges nor records.
+          if (!refused && /handler|not found|unknown update/i.test(String(error.cause?.message))) continue;
+          if (refused) throw new BackfillError(refused.code, `backfill '${backfillId}' (on task queue ${taskQueue}) ${refused.message}`, refused.path);
+          throw error;
+        }
+        unreachable.push(backfillId);
+      }
+    }
+    return { recordedBy, unreachable };
+  }
+
+  /**
+   * Cancels a running backfill. It says who and why first (an update the policy may refuse when
+   * it requires a reason), then asks the server to cancel with the same identity and reason,
+   * which the history's WorkflowExecutionCancelRequested event keeps.
+   */
+  async cancel(backfillId: string, options: ControlOptions = {}): Promise<void> {
     const description = await this.describe(backfillId);
     if (description.status.name !== 'RUNNING') {
       throw new BackfillError('not_running', `backfill '${backfillId}' is not running (it ended ${description.status.name.toLowerCase()})`);
     }
-    await this.handle(backfillId).cancel();
+    try {
+      await this.update(backfillId, (h) => h.executeUpdate(announceCancelUpdate, { args: [this.meta(options)] }));
+    } catch (error) {
+      // A backfill from before governance has no such update: it is cancelled all the same.
+      if (error instanceof BackfillError) throw error;
+      if (!(error instanceof WorkflowUpdateFailedError) || !/handler|not found|unknown update/i.test(String(error.cause?.message))) throw error;
+    }
+    await this.connection.workflowService.requestCancelWorkflowExecution({
+      namespace: this.namespace,
+      workflowExecution: { workflowId: backfillWorkflowId(backfillId) },
+      identity: this.identity,
+      requestId: randomUUID(),
+      reason: options.reason?.trim() || 'backfill cancel',
+    });
   }
+}
+
+/** The task-queue priority of a start: its priority key, and its fairness key (its id) and weight. */
+export function startPriority(backfillId: string, options: Pick<StartOptions, 'priority' | 'fairnessWeight'>): Priority | undefined {
+  if (options.priority !== undefined && (!Number.isInteger(options.priority) || options.priority < 1 || options.priority > 5)) {
+    throw new BackfillError('invalid_argument', `--priority must be a whole number from 1 (most urgent) to 5 (got ${options.priority})`, 'priority');
+  }
+  if (options.fairnessWeight !== undefined && !(options.fairnessWeight > 0 && Number.isFinite(options.fairnessWeight))) {
+    throw new BackfillError('invalid_argument', `--fairness-weight must be a number above 0 (got ${options.fairnessWeight})`, 'fairness-weight');
+  }
+  if (options.priority === undefined && options.fairnessWeight === undefined) return undefined;
+  return {
+    ...(options.priority !== undefined ? { priorityKey: options.priority } : {}),
+    fairnessKey: backfillId,
+    ...(options.fairnessWeight !== undefined ? { fairnessWeight: options.fairnessWeight } : {}),
+  };
 }
 
 /** A new rollback's id, recorded with each of its restores: the backfill, the UTC time and a random suffix. */

@@ -13,6 +13,9 @@ import { Command } from '@commander-js/extra-typings';
 import pc from 'picocolors';
 import { BackfillError } from '../core/errors.ts';
 import { packageJson } from '../host/package.ts';
+import { approveCommand } from './commands/approve.ts';
+import { auditCommand } from './commands/audit.ts';
+import { settingsFromEnv } from '../host/settings.ts';
 import { cancelCommand } from './commands/cancel.ts';
 import { demoCommand } from './commands/demo.ts';
 import { devCommand } from './commands/dev.ts';
@@ -20,14 +23,17 @@ import { initCommand } from './commands/init.ts';
 import { lineageCommand } from './commands/lineage.ts';
 import { pauseCommand } from './commands/pause.ts';
 import { planCommand } from './commands/plan.ts';
+import { policyCommand } from './commands/policy.ts';
 import { reportCommand } from './commands/report.ts';
 import { resumeCommand } from './commands/resume.ts';
 import { retryFailedCommand } from './commands/retry-failed.ts';
 import { rollbackCommand } from './commands/rollback.ts';
+import { setBudgetCommand } from './commands/set-budget.ts';
 import { setConcurrencyCommand } from './commands/set-concurrency.ts';
 import { setQueueRateCommand } from './commands/set-queue-rate.ts';
 import { setRateCommand } from './commands/set-rate.ts';
 import { setupCommand } from './commands/setup.ts';
+import { diffCommand, discardCommand, publishCommand } from './commands/staged.ts';
 import { startCommand } from './commands/start.ts';
 import { statusCommand } from './commands/status.ts';
 import { waitCommand } from './commands/wait.ts';
@@ -74,6 +80,7 @@ export function buildProgram() {
     .addCommand(startCommand())
     .addCommand(statusCommand())
     .addCommand(waitCommand())
+    .addCommand(policyCommand())
     .addCommand(pauseCommand())
     .addCommand(cancelCommand())
     .addCommand(resumeCommand())
@@ -81,9 +88,15 @@ export function buildProgram() {
     .addCommand(setRateCommand())
     .addCommand(setConcurrencyCommand())
     .addCommand(setQueueRateCommand())
+    .addCommand(setBudgetCommand())
+    .addCommand(approveCommand())
     .addCommand(lineageCommand())
+    .addCommand(diffCommand())
+    .addCommand(publishCommand())
+    .addCommand(discardCommand())
     .addCommand(rollbackCommand())
     .addCommand(reportCommand())
+    .addCommand(auditCommand())
     .addCommand(initCommand())
     .addCommand(setupCommand())
     .addCommand(workerCommand())
@@ -104,6 +117,9 @@ export async function main(argv = process.argv): Promise<void> {
   const json = argv.includes('--json');
   const program = buildProgram();
   try {
+    // Adapters register their schemes before any command opens a warehouse; the registry loads only when some are named.
+    const { warehouseAdapters } = settingsFromEnv();
+    if (warehouseAdapters !== undefined) await (await import('../activities/warehouse/registry.ts')).loadWarehouseAdapters(warehouseAdapters);
     await program.parseAsync(argv);
   } catch (error) {
     const code = (error as { code?: string }).code;

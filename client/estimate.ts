@@ -6,7 +6,7 @@
  */
 import { join } from 'node:path';
 import { BackfillError } from '../core/errors.ts';
-import { DEFAULT_OVERHEAD, fitOverhead, scaleOverhead, simulate, type Forecast, type NodeTiming, type OverheadFit, type OverheadModel, type QueueCap, type SimulationInput } from '../core/estimate.ts';
+import { DEFAULT_OVERHEAD, fitOverhead, partitionSeconds, scaleOverhead, simulate, type Forecast, type NodeTiming, type OverheadFit, type OverheadModel, type QueueCap, type SimulationInput } from '../core/estimate.ts';
 import type { Limits } from '../core/limits.ts';
 import type { Plan, PlanNode } from '../core/plan.ts';
 import type { ResolvedSpec } from '../core/spec.ts';
@@ -209,8 +209,12 @@ export function estimateReport(plan: Plan, history: ReadonlyMap<string, NodeHist
     };
   });
   const known = nodes.every((n) => n.rows !== null);
+  // Unknown when a node's durations are only assumed (a guess, or no time at all): the policy's threshold must not be held against a guess.
+  const guessed = plan.nodes.some((node) => history.get(node.id)!.rowsPerPartition === null && history.get(node.id)!.source.kind === 'assumed');
   return {
     wallMs: Math.round(forecast.wallMs),
+    /** The partitions' own run time summed (what approval.maxPartitionSeconds is held against); null when some node's durations are unknown. */
+    partitionSeconds: guessed ? null : Math.round(partitionSeconds(plan, new Map([...history].map(([id, h]) => [id, h.timing])), options.skip) * 10) / 10,
     runs: forecast.runs,
     activities: forecast.activities,
     rows: known ? nodes.reduce((sum, n) => sum + n.rows!, 0) : null,

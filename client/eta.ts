@@ -18,11 +18,13 @@ import type { BackfillCarry, NodeStats, Progress } from '../core/protocol.ts';
 export const LIVE_OVERHEAD: OverheadModel = { ...DEFAULT_OVERHEAD, startMs: 0, activityMs: 0, activityCostMs: 0, partitionCostMs: 0 };
 
 /** A node's time per partition in a slot, as this run achieved it; null before it completed one. */
-export function liveTiming(stats: NodeStats | undefined, batchSize: number): number | null {
+export function liveTiming(stats: NodeStats | undefined, batchSize: number | 'auto'): number | null {
   if (!stats || stats.completed === 0 || stats.firstStartedAt === null || stats.lastFinishedAt === null) return null;
   const span = Math.max(0, stats.lastFinishedAt - stats.firstStartedAt);
-  // At most as many partitions ran at once as its slots hold, and never more than it completed.
-  const atOnce = Math.min(stats.concurrency * batchSize, stats.completed);
+  // At most as many partitions ran at once as its slots hold, and never more than it completed
+  // (an automatic batch size as the node last reported it).
+  const size = batchSize === 'auto' ? (stats.batchSize ?? 1) : batchSize;
+  const atOnce = Math.min(stats.concurrency * size, stats.completed);
   return (atOnce * span) / stats.completed;
 }
 

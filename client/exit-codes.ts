@@ -11,17 +11,18 @@ export type ExitName = keyof typeof EXIT;
 
 /** What each exit code means, in the words of `backfill --help` and docs/operations.md. */
 export const EXIT_MEANINGS: Readonly<Record<ExitName, string>> = {
-  ok: 'success; for wait, start --watch and demo: the backfill completed',
+  ok: 'success; for wait, start --watch and demo: the backfill completed (start --stage --watch: it is staged)',
   error: 'an error: bad input, no server, an unknown id, a wait --timeout that ran out (with --json, the error is on stdout)',
   failures: 'wait, start --watch, demo: the backfill completed with failed partitions; rollback: it left alone partitions a later backfill changed',
-  notCompleted: 'wait, start --watch, demo: the backfill was cancelled or failed',
+  notCompleted: 'wait, start --watch, demo: the backfill was cancelled or failed (or its staged versions were discarded)',
 };
 
 /** The exit code of a command that waited for a backfill to end (wait, start --watch, demo). */
 export function exitCodeFor(state: Progress['state']): number {
   if (state === 'completed') return EXIT.ok;
   if (state === 'completed_with_failures') return EXIT.failures;
-  return state === 'running' ? EXIT.ok : EXIT.notCompleted;
+  // A staged backfill has computed everything and waits for `publish` or `discard`.
+  return state === 'running' || state === 'staged' ? EXIT.ok : EXIT.notCompleted;
 }
 
 /** The exit-code table, one line per code: `  0  success; ...`. */

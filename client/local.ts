@@ -55,6 +55,8 @@ export type WorkerProcessOptions = {
   codeVersion?: string;
   /** A prebuilt workflow bundle (default: the package's own, else bundled at start). */
   workflowBundle?: string;
+  /** The policy file backfills are judged by (--policy, $BACKFILL_POLICY). */
+  policyFile?: string;
 };
 
 export type RunningWorker = { workers: BackfillWorkers; warehouse: Warehouse; connection: NativeConnection; done: Promise<void>; stop(): Promise<void> };
@@ -105,6 +107,7 @@ export async function startWorker(options: WorkerProcessOptions): Promise<Runnin
     ...(options.codeVersion !== undefined ? { codeVersion: options.codeVersion } : {}),
     ...(options.workflowBundle !== undefined ? { workflowBundle: { codePath: options.workflowBundle } } : {}),
     ...(tracing ? { tracing } : {}),
+    ...(options.policyFile !== undefined ? { policyFile: options.policyFile } : {}),
   });
   const done = workers.run();
   let stopped: Promise<void> | undefined;
@@ -139,7 +142,14 @@ export type LocalOptions = {
   telemetry?: TelemetrySettings;
   codeVersion?: string;
   workflowBundle?: string;
+  policyFile?: string;
 };
+
+/**
+ * The dynamic config that turns on task-queue priority (the new matcher) and fairness on the
+ * dev server (docs/deploying.md, "Priority and fairness between backfills").
+ */
+export const FAIRNESS_DYNAMIC_CONFIG = { 'matching.useNewMatcher': 'true', 'matching.enableFairness': 'true' } as const;
 
 /** Uses `preferred` when it is free, else any free port. */
 export async function portOr(preferred: number): Promise<number> {
@@ -158,6 +168,8 @@ export async function startLocal(options: LocalOptions): Promise<LocalStack> {
     port: options.port ?? 7233,
     uiPort: options.uiPort === undefined ? 8233 : options.uiPort,
     logFile: join(home, 'temporal.log'),
+    // start --priority and --fairness-weight work on the dev server as on a configured cluster.
+    dynamicConfig: FAIRNESS_DYNAMIC_CONFIG,
   });
   let worker: RunningWorker | null = null;
   try {
@@ -173,6 +185,7 @@ export async function startLocal(options: LocalOptions): Promise<LocalStack> {
         ...(options.telemetry ? { telemetry: options.telemetry } : {}),
         ...(options.codeVersion !== undefined ? { codeVersion: options.codeVersion } : {}),
         ...(options.workflowBundle !== undefined ? { workflowBundle: options.workflowBundle } : {}),
+        ...(options.policyFile !== undefined ? { policyFile: options.policyFile } : {}),
       });
     }
   } catch (error) {

@@ -16,6 +16,13 @@ export const warehouseOption = () =>
 export const codeVersionOption = (help = "the workers' code version, recorded in the ledger (default backfill@<package version>)") =>
   new Option('--code-version <version>', help).env('BACKFILL_CODE_VERSION');
 
+/** The policy file a worker judges backfills by (docs/governance.md); every worker of the workflow task queue needs the same one. */
+export const policyOption = (help = "the policy file backfills are judged by (docs/governance.md); give every worker of the workflow task queue the same file") =>
+  new Option('--policy <file>', help).env('BACKFILL_POLICY');
+
+/** --reason: why an operator does what they do, kept in the backfill's audit trail (the policy may require it). */
+export const reasonOption = (help = "why, kept in the backfill's audit trail (the policy may require one)") => new Option('--reason <text>', help);
+
 export const LOG_FORMATS = ['text', 'json'] as const;
 
 export const logFormatOption = (help: string) => new Option('--log-format <format>', help).choices(LOG_FORMATS).env('BACKFILL_LOG_FORMAT');

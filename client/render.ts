@@ -2,6 +2,8 @@
 import Table from 'cli-table3';
 import cliProgress from 'cli-progress';
 import pc from 'picocolors';
+import { describeActor, describeChange } from '../core/audit.ts';
+import type { BudgetStatus } from '../core/budget.ts';
 import { formatDuration } from '../core/duration.ts';
 import { describeMapping } from '../core/mapping.ts';
 import type { PlanSummary } from '../core/plan.ts';
@@ -62,10 +64,14 @@ export function renderChanges(changes: ChangeSummary): string {
 
 const STATE_COLOR: Record<Progress['state'], (s: string) => string> = {
   running: pc.cyan,
+  staged: pc.magenta,
+  awaiting_approval: pc.yellow,
+  waiting_for_window: pc.yellow,
   completed: pc.green,
   completed_with_failures: pc.yellow,
   failed: pc.red,
   cancelled: pc.yellow,
+  discarded: pc.yellow,
 };
 
 export function headline(progress: Progress): string {
@@ -104,6 +110,28 @@ export function renderWaiting(progress: Progress & { waiting?: Waiting[] }): str
   return (progress.waiting ?? []).map((w) => waitingLine(progress, w));
 }
 
+const budgetLine = (b: BudgetStatus) =>
+  `${b.budget} ${number(b.used)}${b.limit !== null ? ` of ${number(b.limit)}` : ''} ${b.unit}${b.reached ? pc.yellow(' (spent)') : ''}`;
+
+/**
+ * Under a policy: what holds the backfill (an operator's pause, an approval, a spent budget, a
+ * closed run window), the run window, the budgets and the last operator action, with who and why.
+ */
+export function renderGovernance(progress: Progress): string[] {
+  const g = progress.governance;
+  if (!g) return [];
+  const lines = g.holds.map((h) => pc.yellow(`  ⏸ ${h.reason}`));
+  if (g.window && !g.holds.some((h) => h.kind === 'window')) lines.push(`  run window: ${g.window.description}`);
+  const budgets = [g.budgets.retries, g.budgets.cost].filter((b): b is BudgetStatus => b !== null && b.limit !== null);
+  if (budgets.length > 0) lines.push(`  budgets: ${budgets.map(budgetLine).join(' · ')}`);
+  const last = g.lastAction;
+  if (last) {
+    const when = new Date(last.at).toISOString().replace('T', ' ').replace(/\.\d+Z$/, ' UTC');
+    lines.push(`  last action: ${last.action}${last.outcome === 'refused' ? ' (refused)' : ''} by ${describeActor(last)} at ${when}${last.reason !== null ? `: "${last.reason}"` : ''} · ${describeChange(last)}`);
+  }
+  return lines;
+}
+
 export function renderStatus(progress: Progress & { waiting?: Waiting[] }): string {
   const table = new Table({
     head: ['node', 'done', 'running', 'failed', 'blocked', 'pending', 'rate', 'concurrency', 'throughput', 'ETA'],
@@ -123,7 +151,11 @@ export function renderStatus(progress: Progress & { waiting?: Waiting[] }): stri
       eta(n.etaSeconds),
     ]);
   }
-  return [headline(progress), table.toString(), ...renderWaiting(progress), ...renderFailures(progress)].join('\n');
+  const staged =
+    progress.state === 'staged'
+      ? [pc.magenta(`staged: nothing is published yet. Compare with 'backfill diff ${progress.backfillId}', then 'backfill publish ${progress.backfillId}' or 'backfill discard ${progress.backfillId}'`)]
+      : [];
+  return [headline(progress), ...renderGovernance(progress), table.toString(), ...staged, ...renderWaiting(progress), ...renderFailures(progress)].join('\n');
 }
 
 function barPayload(n: NodeProgress) {

@@ -104,6 +104,9 @@ export type VerifiedSignature = {
   fingerprint: string;
 };
 
+/** What the signature check (the `verifySignature` activity) answered: the verified signature, or why not (a code and a message that names the fix). */
+export type SignatureCheck = { ok: true; verified: VerifiedSignature } | { ok: false; code: string; message: string };
+
 export type ApprovalDecision = { accepted: true; approver: string } | { accepted: false; code: ApprovalRefusal; message: string };
 
 export type ApprovalRefusal = 'self_approval' | 'expired' | 'from_the_future' | 'wrong_action';

@@ -7,6 +7,7 @@
  *
  * Pure and plain-JSON (toJSON/fromJSON), to cross continue-as-new.
  */
+import { BackfillError } from './errors.ts';
 import type { Budgets, CostMetric } from './policy.ts';
 
 export type BudgetKind = 'retries' | 'cost';
@@ -42,6 +43,42 @@ export function costOf(metric: CostMetric, partition: PartitionCost): number {
   }
 }
 
+/**
+ * What partitions cost since a node's last report, in every metric a cost budget may use, and
+ * the partition attempts that failed (each attempt Temporal retried counts). Node reports carry
+ * it to the parent, which adds it to its `BudgetLedger`.
+ */
+export type Spending = { failedAttempts: number; partitionSeconds: number; rows: number; reported: number };
+
+export function noSpending(): Spending {
+  return { failedAttempts: 0, partitionSeconds: 0, rows: 0, reported: 0 };
+}
+
+export function isNoSpending(s: Spending): boolean {
+  return s.failedAttempts === 0 && s.partitionSeconds === 0 && s.rows === 0 && s.reported === 0;
+}
+
+/** `into` plus what `partitions` cost and `failedAttempts` more failed attempts (in place; returns it). */
+export function spend(into: Spending, partitions: readonly PartitionCost[], failedAttempts = 0): Spending {
+  into.failedAttempts += failedAttempts;
+  for (const p of partitions) {
+    into.partitionSeconds += costOf('partitionSeconds', p);
+    into.rows += costOf('rows', p);
+    into.reported += costOf('reported', p);
+  }
+  return into;
+}
+
+/** A report's spending as it arrives (anyone may send a report with Temporal's CLI): four counts of 0 or more. */
+export function parseSpending(value: unknown): Spending {
+  const s = value as Record<string, unknown> | null;
+  const count = (v: unknown) => typeof v === 'number' && Number.isFinite(v) && v >= 0;
+  if (typeof s !== 'object' || s === null || !(['failedAttempts', 'partitionSeconds', 'rows', 'reported'] as const).every((k) => count(s[k]))) {
+    throw new BackfillError('invalid_argument', 'not a node report of this backfill: spent is not four counts (failedAttempts, partitionSeconds, rows, reported)', 'report');
+  }
+  return { failedAttempts: s.failedAttempts as number, partitionSeconds: s.partitionSeconds as number, rows: s.rows as number, reported: s.reported as number };
+}
+
 const fmt = (n: number) => n.toLocaleString('en-US', { maximumFractionDigits: 2 });
 
 export class BudgetLedger {
@@ -67,6 +104,12 @@ export class BudgetLedger {
   addFailures(attempts: number): void {
     if (!(attempts >= 0)) throw new RangeError(`failed attempts must be 0 or more (got ${attempts})`);
     this.state.retries.used += attempts;
+  }
+
+  /** What a node report says was spent: its failed attempts and its partitions' cost by the cost budget's metric. */
+  addSpending(spent: Spending): void {
+    this.state.retries.used += spent.failedAttempts;
+    if (this.state.cost) this.state.cost.used += spent[this.state.cost.metric];
   }
 
   /** What finished partitions cost, by the cost budget's metric (nothing without a cost budget). */

@@ -6,18 +6,24 @@
  * ever lost: a node workflow that closed without finishing is started again with every
  * partition it held.
  */
+import { parseSignedText, type SignatureCheck } from './approval.ts';
+import { parseMeta, type AuditEntry, type ControlMeta } from './audit.ts';
+import { parseSpending, type BudgetKind } from './budget.ts';
 import { mergeFailures, withoutPartitions } from './failures.ts';
 import { BackfillError } from './errors.ts';
-import { nodeShares, parseConcurrency, parseRate, type Limits, type NodeLimits } from './limits.ts';
+import { POLICY_IDENTITY, type Governance, type Hold } from './governance.ts';
+import { minRate, nodeShares, parseConcurrency, parseRate, type Limits, type NodeLimits } from './limits.ts';
 import { TokenBucket } from './pacing.ts';
 import type { Plan, PlanNode } from './plan.ts';
 import { progressOf } from './progress.ts';
+import { StagedGate, type StagedAction, type StagedDecision } from './staged.ts';
 import type { BackfillCarry, BackfillState, FailureGroup, NodeControl, NodeOverrides, NodeReport, NodeSettings, NodeStats, Progress } from './protocol.ts';
 import { initialRelease } from './only-changed.ts';
 import { RangeSet, receivedRanges, type RangesJSON } from './ranges.ts';
 import { Readiness, resumedReadiness } from './readiness.ts';
 import type { ResolvedNode, ResolvedSpec } from './spec.ts';
 import { changedNodes, parseResolvedSpec } from './spec-changes.ts';
+import type { EffectiveLimits } from './windows.ts';
 
 type Outgoing = { ready: RangeSet; settingsDirty: boolean; specDirty: boolean; finish: boolean };
 
@@ -27,7 +33,24 @@ export type ControlState = {
   rate: number | null;
   concurrency: number | null;
   nodes: Array<{ id: string; rate: number | null; concurrency: number }>;
+  /** Under a policy: what keeps partitions from starting besides `paused` (an approval, a budget, a window). */
+  holds?: Hold[];
 };
+
+/** A signed approval as it arrives: the canonical text and its SSH signature. */
+export type ApprovalRequest = { text: string; signature: string };
+
+/** What an approval came to: who approved, or why it was refused (a code and a message with the fix). */
+export type ApprovalOutcome = { accepted: true; approver: string } | { accepted: false; code: string; message: string };
+
+/** A budget change as it arrives (set-budget). */
+export type BudgetRequest = { budget: BudgetKind; limit: number };
+
+/**
+ * Options of a coordinator: the workflow's clock (for the audit trail and the run windows), and
+ * whether a new backfill is staged (`start --stage`; a carried one keeps what it started with).
+ */
+export type CoordinatorOptions = { now?: () => number; stage?: boolean };
 
 export class BackfillCoordinator {
   readonly readiness: Readiness;
@@ -45,13 +68,29 @@ export class BackfillCoordinator {
   private settingsStale = true;
   /** Once set, the backfill is ending: nothing new is released. */
   private closing = false;
+  /** A staged backfill (`start --stage`): its versions wait for publish or discard; null: it publishes as it goes. */
+  readonly staged: StagedGate | null;
+  /** The policy's judgement (null: a backfill from before governance, or not judged yet). */
+  private governance: Governance | null = null;
+  /** Governed, but the policy has not judged the start yet: controls wait for that. */
+  private admitting = false;
+  /** What the run windows said when last looked at (null: no windows). */
+  private windows: EffectiveLimits | null = null;
+  private deadline: { notAfter: number; stopBy: number } | null = null;
+  /** Audit entries not yet written to the history (the workflow upserts each into its memo). */
+  private unwritten: AuditEntry[] = [];
+  private readonly now: () => number;
 
   constructor(
     private readonly plan: Plan,
     initialLimits: Limits,
     carry?: Omit<BackfillCarry, 'runKey' | 'childrenRunning' | 'startedAt' | 'runs'>,
+    options: CoordinatorOptions = {},
   ) {
+    this.now = options.now ?? (() => 0);
     this.readiness = new Readiness(plan, carry?.readiness);
+    // Decided at the first start, then carried (continue-as-new, resume).
+    this.staged = carry?.staged ? new StagedGate(carry.staged) : options.stage && !carry ? new StagedGate() : null;
     this.paused = carry?.paused ?? false;
     this.limits = carry?.limits ?? { ...initialLimits };
     this.overrides = carry?.overrides ?? {};
@@ -105,6 +144,10 @@ export class BackfillCoordinator {
     }
     this.failures = { ...this.failures, [report.node]: failures };
     this.reports[report.node] = report.stats;
+    if (report.spent && this.governance) {
+      const paused = this.governance.spend(report.spent);
+      if (paused !== null) this.write(this.governance.record('budget-pause', { identity: POLICY_IDENTITY }, this.now(), { why: paused }));
+    }
     // Whether a node has work in hands decides its share of the limits.
     this.settingsStale = true;
   }
@@ -135,6 +178,7 @@ export class BackfillCoordinator {
     if (!(['running', 'concurrency', 'throttles', 'completed'] as const).every((k) => count(stats[k]))) refuse('stats are not counts');
     if (!(['rate', 'firstStartedAt', 'lastFinishedAt'] as const).every((k) => maybe(stats[k]))) refuse('stats are not numbers');
     if (report.final !== undefined && report.final !== 'cancelled') refuse(`final is ${JSON.stringify(report.final)}`);
+    if (report.spent !== undefined) parseSpending(report.spent);
     return value as NodeReport;
   }
 
@@ -169,54 +213,102 @@ export class BackfillCoordinator {
    * handlers, the signals), so no raw argument is ever applied.
    */
 
-  parseRate(rate: unknown, node?: unknown): { rate: number | null; node: string | null } {
-    return { node: this.nodeArg(node), rate: parseRate(rate) };
+  /** The nodes as the policy's checks see them (their task queues, their own limits). */
+  private specView(): Pick<ResolvedSpec, 'nodes'> {
+    return { nodes: [...this.specs.values()] };
   }
 
-  parseConcurrency(concurrency: unknown, node?: unknown): { concurrency: number | null; node: string | null } {
-    const id = this.nodeArg(node);
-    return { node: id, concurrency: parseConcurrency(concurrency, id) };
+  /** A control's `{ reason, identity }`, checked: not before the policy has judged the start. */
+  private meta(meta: unknown): ControlMeta {
+    const parsed = parseMeta(meta);
+    if (this.admitting) throw new BackfillError('not_running', 'the backfill is starting: the policy has not judged it yet; send this again in a moment');
+    return parsed;
   }
 
-  parseRetry(node?: unknown): string | null {
+  private record(action: AuditEntry['action'], meta: ControlMeta, details: AuditEntry['details'] = {}): void {
+    if (this.governance) this.write(this.governance.record(action, meta, this.now(), details));
+  }
+
+  private write(entry: AuditEntry): void {
+    this.unwritten.push(entry);
+  }
+
+  parseRate(rate: unknown, node?: unknown, meta?: unknown): { rate: number | null; node: string | null; meta: ControlMeta } {
+    const parsed = { node: this.nodeArg(node), rate: parseRate(rate), meta: this.meta(meta) };
+    this.governance?.check({ action: 'set-rate', rate: parsed.rate, ...(parsed.node !== null ? { node: parsed.node } : {}), ...(parsed.meta.reason !== undefined ? { reason: parsed.meta.reason } : {}) }, this.specView());
+    return parsed;
+  }
+
+  parseConcurrency(concurrency: unknown, node?: unknown, meta?: unknown): { concurrency: number | null; node: string | null; meta: ControlMeta } {
     const id = this.nodeArg(node);
+    const parsed = { node: id, concurrency: parseConcurrency(concurrency, id), meta: this.meta(meta) };
+    this.governance?.check(
+      { action: 'set-concurrency', concurrency: parsed.concurrency, ...(id !== null ? { node: id } : {}), ...(parsed.meta.reason !== undefined ? { reason: parsed.meta.reason } : {}) },
+      this.specView(),
+    );
+    return parsed;
+  }
+
+  parseRetry(node?: unknown, meta?: unknown): { node: string | null; meta: ControlMeta } {
+    const id = this.nodeArg(node);
+    const parsed = this.meta(meta);
     this.refuseWhenClosing('run retry-failed again once it has ended');
-    return id;
+    this.governance?.check({ action: 'retry', ...(parsed.reason !== undefined ? { reason: parsed.reason } : {}) }, this.specView());
+    return { node: id, meta: parsed };
+  }
+
+  parsePause(paused: boolean, meta?: unknown): ControlMeta {
+    const parsed = this.meta(meta);
+    this.governance?.check({ action: paused ? 'pause' : 'resume', ...(parsed.reason !== undefined ? { reason: parsed.reason } : {}) }, this.specView());
+    return parsed;
   }
 
   /** A new spec (what `resume --spec` and `retry-failed --spec` send): parsed, and the nodes it changes from `current`. */
-  parseSpec(next: unknown, current: ResolvedSpec): { spec: ResolvedSpec; changed: string[] } {
+  parseSpec(next: unknown, current: ResolvedSpec, meta?: unknown): { spec: ResolvedSpec; changed: string[]; meta: ControlMeta } {
     this.refuseWhenClosing('send the new spec with retry-failed or resume once it has ended (they go on in a new run)');
+    const parsed = this.meta(meta);
     const spec = parseResolvedSpec(next);
-    return { spec, changed: changedNodes(current, spec) };
+    const changed = changedNodes(current, spec);
+    if (this.governance) {
+      this.governance.check({ action: 'resume', ...(parsed.reason !== undefined ? { reason: parsed.reason } : {}) }, this.specView());
+      this.governance.checkSpec(spec, this.limits.concurrency);
+    }
+    return { spec, changed, meta: parsed };
   }
 
-  setPaused(paused: boolean): ControlState {
+  setPaused(paused: boolean, meta?: unknown): ControlState {
+    const parsed = this.parsePause(paused, meta);
+    const previous = this.paused;
     this.paused = paused;
     this.settingsStale = true;
+    this.record(paused ? 'pause' : 'resume', parsed, { paused, previous });
     return this.controlState();
   }
 
-  setRate(rate: unknown, node?: unknown): ControlState {
-    const parsed = this.parseRate(rate, node);
+  setRate(rate: unknown, node?: unknown, meta?: unknown): ControlState {
+    const parsed = this.parseRate(rate, node, meta);
+    const previous = parsed.node === null ? this.limits.rate : this.ownLimits(this.plan.byId.get(parsed.node)!).rate;
     if (parsed.node === null) this.limits.rate = parsed.rate;
     else this.overrides[parsed.node] = { ...this.overrides[parsed.node], rate: parsed.rate };
     this.settingsStale = true;
+    this.record('set-rate', parsed.meta, { rate: parsed.rate, previous, ...(parsed.node !== null ? { node: parsed.node } : {}) });
     return this.controlState();
   }
 
-  setConcurrency(concurrency: unknown, node?: unknown): ControlState {
-    const parsed = this.parseConcurrency(concurrency, node);
+  setConcurrency(concurrency: unknown, node?: unknown, meta?: unknown): ControlState {
+    const parsed = this.parseConcurrency(concurrency, node, meta);
+    const previous = parsed.node === null ? this.limits.concurrency : this.ownLimits(this.plan.byId.get(parsed.node)!).concurrency;
     if (parsed.node === null) this.limits.concurrency = parsed.concurrency;
     // parseConcurrency gives a node a whole number, never null.
     else this.overrides[parsed.node] = { ...this.overrides[parsed.node], concurrency: parsed.concurrency! };
     this.settingsStale = true;
+    this.record('set-concurrency', parsed.meta, { concurrency: parsed.concurrency, previous, ...(parsed.node !== null ? { node: parsed.node } : {}) });
     return this.controlState();
   }
 
   /** Hands failed partitions (of one node or all) back to run again; returns how many. */
-  retryFailed(node?: unknown): number {
-    const id = this.parseRetry(node);
+  retryFailed(node?: unknown, meta?: unknown): number {
+    const { node: id, meta: parsed } = this.parseRetry(node, meta);
     const retried = this.readiness.retryFailed(id ?? undefined);
     let count = 0;
     for (const [nodeId, ranges] of retried) {
@@ -225,14 +317,226 @@ export class BackfillCoordinator {
     }
     this.release(retried);
     this.settingsStale = true;
+    this.record('retry', parsed, { retried: count, ...(id !== null ? { node: id } : {}) });
     return count;
   }
 
-  /** Applies a new spec to the partitions still to run; returns it and the nodes it changed. */
-  replaceSpec(next: unknown, current: ResolvedSpec): { spec: ResolvedSpec; changed: string[] } {
-    const parsed = this.parseSpec(next, current);
+  /**
+   * Applies a new spec to the partitions still to run; returns it and the nodes it changed.
+   * Under a policy that wanted an approval, the new plan (`planHashOf` the new spec) needs one again.
+   */
+  replaceSpec(next: unknown, current: ResolvedSpec, meta?: unknown, planHashOf?: (spec: ResolvedSpec) => string): { spec: ResolvedSpec; changed: string[] } {
+    const parsed = this.parseSpec(next, current, meta);
     for (const id of parsed.changed) this.replaceNodeSpec(parsed.spec.nodes.find((n) => n.id === id)!);
+    if (this.governance) {
+      const again = planHashOf ? this.governance.replacePlan(planHashOf(parsed.spec)) : false;
+      this.record('replace-spec', parsed.meta, { changed: parsed.changed.join(', '), approvalAgain: again });
+      this.settingsStale = true;
+    }
+    return { spec: parsed.spec, changed: parsed.changed };
+  }
+
+  // ---- governance ----
+
+  /** Governed: controls wait until `govern` (the policy judges the start first). */
+  awaitAdmission(): void {
+    this.admitting = true;
+  }
+
+  /** The policy's judgement of the start (or the one carried across continue-as-new); `limits` replace the requested ones. */
+  govern(governance: Governance, options: { limits?: Limits; nodeRates?: Record<string, number> } = {}): void {
+    this.governance = governance;
+    this.admitting = false;
+    if (options.limits) {
+      this.limits.rate = options.limits.rate;
+      this.limits.concurrency = options.limits.concurrency;
+    }
+    for (const [node, rate] of Object.entries(options.nodeRates ?? {})) {
+      if (this.overrides[node]?.rate === undefined && this.plan.byId.has(node)) this.overrides[node] = { ...this.overrides[node], rate };
+    }
+    this.applyWindows();
+    this.settingsStale = true;
+  }
+
+  get governed(): Governance | null {
+    return this.governance;
+  }
+
+  /** Records the start (or its refusal) in the audit trail. */
+  recordStart(meta: ControlMeta & { verified?: boolean }, details: AuditEntry['details']): void {
+    if (!this.governance) return;
+    const action = details.resumed === true ? 'resume' : 'start';
+    if (meta.verified && meta.identity !== undefined) this.write(this.governance.recordVerified(action, meta.identity, meta.reason ?? '', this.now(), details));
+    else this.record(action, meta, details);
+  }
+
+  /**
+   * Where the run windows stand now: whether partitions may start, lower limits, and when
+   * that changes next (the workflow sets a timer for it). Null without windows.
+   */
+  applyWindows(): number | null {
+    if (!this.governance?.hasWindows) return null;
+    const now = this.now();
+    const next = this.governance.windowLimits(now);
+    const deadline = next && !next.paused ? this.governance.deadline(now) : null;
+    const before = JSON.stringify([this.windows && { ...this.windows, nextChangeAt: null }, this.deadline]);
+    this.windows = next;
+    this.deadline = deadline;
+    if (JSON.stringify([next && { ...next, nextChangeAt: null }, deadline]) !== before) this.settingsStale = true;
+    return next?.nextChangeAt ?? null;
+  }
+
+  /** When the run windows change next (null: never, or no windows). */
+  get nextWindowChange(): number | null {
+    return this.windows?.nextChangeAt ?? null;
+  }
+
+  /** What keeps partitions from starting, besides nothing to do. */
+  holds(): Hold[] {
+    const holds: Hold[] = [];
+    if (this.paused) holds.push({ kind: 'operator', reason: 'paused by an operator (backfill resume goes on)' });
+    const g = this.governance;
+    if (!g) return holds;
+    if (g.awaitingApproval) holds.push({ kind: 'approval', reason: `waits for an approval: ${g.approvalReasons.join('; ')} (backfill approve <id> --reason ... --sign-key <key>)` });
+    const budget = g.budgetHold;
+    if (budget !== null) holds.push({ kind: 'budget', reason: budget });
+    if (this.windows?.paused) holds.push({ kind: 'window', reason: g.windowView(this.now())?.description ?? 'outside the run windows' });
+    return holds;
+  }
+
+  private get held(): boolean {
+    if (this.paused || this.admitting) return true;
+    const g = this.governance;
+    return g !== null && (g.awaitingApproval || g.budgetHold !== null || this.windows?.paused === true);
+  }
+
+  get isAwaitingApproval(): boolean {
+    return this.governance?.awaitingApproval === true;
+  }
+
+  /** An approval as it arrives (the update's validator, the signal): its text and signature, and the reason it signs. */
+  parseApproval(value: unknown, meta?: unknown): ApprovalRequest & { reason: string } {
+    this.meta(meta);
+    const v = value as Record<string, unknown> | null;
+    if (typeof v !== 'object' || v === null || typeof v.text !== 'string' || typeof v.signature !== 'string') {
+      throw new BackfillError('invalid_argument', 'an approval is { text, signature }: the signed text and its SSH signature (backfill approve makes both)', 'approval');
+    }
+    if (!this.governance) throw new BackfillError('approval_refused', 'this backfill runs under no policy (it started before governance existed): there is nothing to approve');
+    const subject = parseSignedText(v.text);
+    if ('error' in subject) throw new BackfillError('approval_refused', `the signed text ${subject.error}`, 'approval');
+    if (!this.governance.awaitingApproval) {
+      const verdict = this.governance.judgeApproval({ ok: false, code: '', message: '' }, this.now());
+      const why = this.isAwaitingApproval || verdict.accepted ? '' : `: ${verdict.message.replace(/^[^:]*: /, '')}`;
+      throw new BackfillError('approval_refused', `this backfill is not waiting for an approval${why}`);
+    }
+    this.governance.check({ action: 'approve', reason: subject.reason }, this.specView());
+    return { text: v.text, signature: v.signature, reason: subject.reason };
+  }
+
+  /**
+   * What the `verifySignature` activity said of an approval, judged with what only the backfill
+   * knows (who started it, the time); recorded in the audit trail either way.
+   */
+  approve(check: SignatureCheck, reason: string, meta?: unknown): ApprovalOutcome {
+    const parsed = parseMeta(meta);
+    const g = this.governance;
+    if (!g) return { accepted: false, code: 'no_policy', message: 'this backfill runs under no policy: there is nothing to approve' };
+    const now = this.now();
+    const decision = g.judgeApproval(check, now);
+    const signer = check.ok ? check.verified.principals[0]! : null;
+    if (!decision.accepted) {
+      const details = { code: decision.code, why: decision.message, planHash: g.planHash, ...(check.ok ? { fingerprint: check.verified.fingerprint } : {}) };
+      if (signer !== null) this.write(g.recordVerified('approve', signer, reason, now, details, 'refused'));
+      else this.write(g.record('approve', parsed, now, details, 'refused'));
+      return { accepted: false, code: decision.code, message: decision.message };
+    }
+    g.approve(decision.approver, now);
+    this.write(g.recordVerified('approve', decision.approver, reason, now, { planHash: g.planHash, fingerprint: check.ok ? check.verified.fingerprint : '' }));
+    this.settingsStale = true;
+    return { accepted: true, approver: decision.approver };
+  }
+
+  /** A budget change as it arrives; throws what is wrong (a junk value, the policy's most). */
+  parseBudget(value: unknown, meta?: unknown): BudgetRequest & { meta: ControlMeta } {
+    const parsed = this.meta(meta);
+    const v = value as Record<string, unknown> | null;
+    if (typeof v !== 'object' || v === null || (v.budget !== 'retries' && v.budget !== 'cost') || typeof v.limit !== 'number' || !Number.isFinite(v.limit) || v.limit <= 0) {
+      throw new BackfillError('invalid_argument', "a budget change is { budget: 'retries' | 'cost', limit: <a number above 0> }", 'budget');
+    }
+    if (v.budget === 'retries' && !Number.isInteger(v.limit)) throw new BackfillError('invalid_argument', `a retries budget counts failed attempts: a whole number (got ${v.limit})`, 'budget');
+    if (!this.governance) throw new BackfillError('invalid_argument', 'this backfill started before budgets existed: it has none to set', 'budget');
+    if (v.budget === 'cost' && this.governance.budgets.status('cost') === null) {
+      throw new BackfillError('invalid_argument', 'this backfill has no cost budget (the policy defines no budgets.cost): there is none to raise', 'budget');
+    }
+    this.governance.check({ action: 'set-budget', budget: v.budget, limit: v.limit, ...(parsed.reason !== undefined ? { reason: parsed.reason } : {}) }, this.specView());
+    return { budget: v.budget, limit: v.limit, meta: parsed };
+  }
+
+  /** `set-budget`: a new cap; what was spent stays, so a raised budget lets a paused backfill go on where it was. */
+  setBudget(value: unknown, meta?: unknown): ControlState {
+    const parsed = this.parseBudget(value, meta);
+    const g = this.governance!;
+    const previous = g.budgets.status(parsed.budget)?.limit ?? null;
+    g.setBudget(parsed.budget, parsed.limit);
+    this.settingsStale = true;
+    this.record('set-budget', parsed.meta, { budget: parsed.budget, limit: parsed.limit, previous, used: g.budgets.status(parsed.budget)?.used ?? 0 });
+    return this.controlState();
+  }
+
+  parseCancel(meta?: unknown): ControlMeta {
+    const parsed = this.meta(meta);
+    this.governance?.check({ action: 'cancel', ...(parsed.reason !== undefined ? { reason: parsed.reason } : {}) }, this.specView());
     return parsed;
+  }
+
+  /** `cancel` says who and why before it cancels (a cancellation itself carries neither). */
+  noteCancel(meta?: unknown): void {
+    this.record('cancel', this.parseCancel(meta), { requested: true });
+  }
+
+  /** A cancellation nobody announced (Temporal's CLI, the Web UI): recorded as it is. */
+  noteUnannouncedCancel(): void {
+    this.record('cancel', { identity: 'unknown (cancelled without backfill cancel: the WorkflowExecutionCancelRequested event names the requester)' }, { requested: true, announced: false });
+  }
+
+  /**
+   * `set-queue-rate` on a task queue some of this backfill's nodes run on: judged by this
+   * backfill's policy and recorded in its trail (the change itself is a task-queue RPC the
+   * client sends once every backfill on the queue has agreed). False: none of its nodes use the queue.
+   */
+  parseQueueRate(value: unknown, meta?: unknown): { queue: string; rate: number | null; meta: ControlMeta; mine: boolean } {
+    const parsed = this.meta(meta);
+    const v = value as Record<string, unknown> | null;
+    if (typeof v !== 'object' || v === null || typeof v.queue !== 'string') throw new BackfillError('invalid_argument', 'a queue rate is { queue, rate }', 'queue');
+    const rate = parseRate(v.rate);
+    const mine = [...this.specs.values()].some((n) => n.taskQueue === v.queue);
+    if (mine) this.governance?.check({ action: 'set-queue-rate', queue: v.queue, rate, ...(parsed.reason !== undefined ? { reason: parsed.reason } : {}) }, this.specView());
+    return { queue: v.queue, rate, meta: parsed, mine };
+  }
+
+  noteQueueRate(value: unknown, meta?: unknown): boolean {
+    const parsed = this.parseQueueRate(value, meta);
+    if (parsed.mine) this.record('set-queue-rate', parsed.meta, { queue: parsed.queue, rate: parsed.rate });
+    return parsed.mine;
+  }
+
+  /**
+   * The BackfillStatus search attribute: awaiting_approval, paused (by an operator or a spent
+   * budget), waiting_for_window, or running.
+   */
+  statusName(): 'awaiting_approval' | 'paused' | 'waiting_for_window' | 'running' {
+    const holds = this.holds();
+    if (holds.some((h) => h.kind === 'approval')) return 'awaiting_approval';
+    if (holds.some((h) => h.kind === 'operator' || h.kind === 'budget')) return 'paused';
+    if (holds.some((h) => h.kind === 'window')) return 'waiting_for_window';
+    return 'running';
+  }
+
+  /** Audit entries since the last call, for the workflow to write to its history. */
+  takeAudit(): AuditEntry[] {
+    const out = this.unwritten;
+    this.unwritten = [];
+    return out;
   }
 
   /** What a node workflow starts with (its ready partitions; its settings go with the start too). */
@@ -275,6 +579,7 @@ export class BackfillCoordinator {
       rate: this.limits.rate,
       concurrency: this.limits.concurrency,
       nodes: this.plan.nodes.map((n) => ({ id: n.id, ...this.ownLimits(n) })),
+      ...(this.governance ? { holds: this.holds().filter((h) => h.kind !== 'operator') } : {}),
     };
   }
 
@@ -282,15 +587,37 @@ export class BackfillCoordinator {
   refreshSettings(): void {
     if (!this.settingsStale) return;
     this.settingsStale = false;
+    // Run windows may lower the limits (a lower rate at night's edges), never raise them.
+    const w = this.windows;
+    const limits: Limits = w
+      ? { rate: minRate(this.limits.rate, w.rate), concurrency: w.concurrency === null ? this.limits.concurrency : Math.min(this.limits.concurrency ?? Infinity, w.concurrency) }
+      : this.limits;
+    const paused = this.held;
+    const deadline = this.deadline;
     const shares = nodeShares(
-      this.limits,
+      limits,
       this.plan.nodes.map((n) => ({ id: n.id, own: this.ownLimits(n), active: this.readiness.hasInHands(n.id), previous: this.settings.get(n.id) })),
     );
     for (const node of this.plan.nodes) {
       const share = shares.get(node.id)!;
-      const next = { ...share, burst: this.specs.get(node.id)!.burst ?? TokenBucket.defaultBurst(share.rate), paused: this.paused };
+      const next: Omit<NodeSettings, 'seq'> = {
+        ...share,
+        burst: this.specs.get(node.id)!.burst ?? TokenBucket.defaultBurst(share.rate),
+        paused,
+        ...(deadline && !paused ? { openUntil: deadline.notAfter, stopBy: deadline.stopBy } : {}),
+      };
       const prev = this.settings.get(node.id);
-      if (prev && prev.rate === next.rate && prev.burst === next.burst && prev.concurrency === next.concurrency && prev.paused === next.paused) continue;
+      if (
+        prev &&
+        prev.rate === next.rate &&
+        prev.burst === next.burst &&
+        prev.concurrency === next.concurrency &&
+        prev.paused === next.paused &&
+        prev.openUntil === next.openUntil &&
+        prev.stopBy === next.stopBy
+      ) {
+        continue;
+      }
       this.settings.set(node.id, { ...next, seq: (prev?.seq ?? 0) + 1 });
       this.out(node.id).settingsDirty = true;
     }
@@ -377,11 +704,16 @@ export class BackfillCoordinator {
   // ---- views ----
 
   progress(backfillId: string, state: BackfillState, runs: number): Progress {
-    return progressOf({
+    const g = this.governance;
+    const holds = g ? this.holds() : [];
+    // A backfill that runs nothing because of its policy says why in its state.
+    const name = g ? this.statusName() : 'running';
+    const shown: BackfillState = state !== 'running' ? state : name === 'awaiting_approval' || name === 'waiting_for_window' ? name : state;
+    const progress = progressOf({
       backfillId,
       name: this.plan.name,
-      state,
-      paused: this.paused,
+      state: shown,
+      paused: this.paused || holds.some((h) => h.kind === 'budget'),
       limits: this.limits,
       plan: this.plan,
       readiness: this.readiness,
@@ -390,6 +722,7 @@ export class BackfillCoordinator {
       lastSettings: this.settings,
       runs,
     });
+    return g ? { ...progress, governance: g.view(this.now(), holds) } : progress;
   }
 
   get isPaused(): boolean {
@@ -416,7 +749,38 @@ export class BackfillCoordinator {
       ),
       settings: Object.fromEntries(this.settings),
       restarts: this.restarts,
+      ...(this.staged ? { staged: this.staged.toCarry() } : {}),
+      ...(this.governance ? { governance: this.governance.toJSON() } : {}),
     };
+  }
+
+  /**
+   * The state `status` shows once the partitions have settled: a staged backfill waits for a
+   * decision (`staged`), then ends as its decision says; any other ends completed or with failures.
+   */
+  get endState(): 'staged' | 'discarded' | 'completed' | 'completed_with_failures' {
+    if (this.staged && !this.staged.decided) return 'staged';
+    if (this.staged?.current === 'discarded') return 'discarded';
+    return this.anyFailed ? 'completed_with_failures' : 'completed';
+  }
+
+  /** Parses a publish or discard (the update's validator); refuses a backfill that is not staged. */
+  parseStagedDecision(action: StagedAction, value: unknown): void {
+    const { reason } = this.stagedGate(action).parse(action, value);
+    this.governance?.check({ action, ...(reason !== null ? { reason } : {}) }, this.specView());
+  }
+
+  /** Takes a publish or discard (the update's handler): parsed again, then the gate moves on; the audit trail records who and why. */
+  beginStagedDecision(action: StagedAction, value: unknown, at: number): StagedDecision {
+    this.parseStagedDecision(action, value);
+    const decision = this.stagedGate(action).begin(action, value, at);
+    this.record(action, { identity: decision.by, ...(decision.reason !== null ? { reason: decision.reason } : {}) });
+    return decision;
+  }
+
+  private stagedGate(action: StagedAction): StagedGate {
+    if (!this.staged) throw new BackfillError('not_staged', `this backfill was not started with --stage: its partitions are published as they finish, there is nothing to ${action}`);
+    return this.staged;
   }
 }
 

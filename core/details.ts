@@ -64,7 +64,7 @@ export function nodeDetails(node: ResolvedNode, partitions: NodePartitions): str
 }
 
 /** Why a node starts nothing right now, if it does not. */
-export type WaitReason = 'paused' | 'throttled' | 'rate' | 'concurrency' | 'upstream' | null;
+export type WaitReason = 'paused' | 'throttled' | 'slowed' | 'measuring' | 'rate' | 'concurrency' | 'upstream' | null;
 
 export function waitReasonText(reason: WaitReason, taskQueue: string): string {
   switch (reason) {
@@ -72,6 +72,10 @@ export function waitReasonText(reason: WaitReason, taskQueue: string): string {
       return 'paused by an operator';
     case 'throttled':
       return 'throttled by the downstream system: running at a reduced pace';
+    case 'slowed':
+      return 'slowed by its latency target: fewer partitions at once';
+    case 'measuring':
+      return 'timing its first partition, to size its batches (batchSize auto)';
     case 'rate':
       return 'waiting for its rate limit';
     case 'concurrency':

@@ -8,6 +8,10 @@ export const ERROR_CODES = [
   'unknown_transform',
   'invalid_argument',
   'invalid_policy',
+  /** The policy the workers were given refuses a start or a control (the message names the rule and how to comply). */
+  'policy_violation',
+  /** An approval (or a signed start) that does not hold: a bad or unknown signature, another plan, the starter approving. */
+  'approval_refused',
   'not_found',
   'already_exists',
   'dataset_busy',
@@ -15,6 +19,12 @@ export const ERROR_CODES = [
   /** The backfill has settled and its node workflows are being told to end: it takes no more changes. */
   'finishing',
   'still_running',
+  /** A staged-backfill decision (publish, discard) for a backfill that was not started with --stage. */
+  'not_staged',
+  /** A staged backfill still computing its partitions: it takes a decision once it is staged. */
+  'not_ready',
+  /** The staged versions were published or discarded already (or are being). */
+  'already_decided',
   'server_unavailable',
   'timeout',
   'no_worker',

@@ -17,6 +17,8 @@
  *
  * It does not model failures, retries or throttling: every partition succeeds once.
  */
+import { DEFAULT_BATCH_TARGET, autoBatchSize, probeWindowMs } from './batching.ts';
+import { parseDuration } from './duration.ts';
 import { nodeShares, type Limits, type NodeLimits } from './limits.ts';
 import { initialRelease } from './only-changed.ts';
 import { TokenBucket } from './pacing.ts';
@@ -196,7 +198,7 @@ class Pace {
 class Slots {
   private readonly free: number[] = [];
 
-  constructor(private readonly count: number) {}
+  constructor(readonly count: number) {}
 
   /** Takes the earliest slot at or after `at`; returns when it is free. */
   take(at: number): number {
@@ -263,6 +265,9 @@ type NodeRun = {
   deliverBusyUntil: number;
   deliverPending: boolean;
   forecast: NodeForecast;
+  /** With `batchSize: auto`: whether a batch of it completed, so that the workflow knows its partitions' durations; when its first started. */
+  measured: boolean;
+  probeStartedAt: number | null;
 };
 
 /** Simulates the run of a plan; pure and deterministic. */
@@ -321,6 +326,9 @@ class Simulation {
         deliverBusyUntil: 0,
         deliverPending: false,
         forecast: { id: plan.id, partitions: plan.partitions.size, runs: 0, activities: 0, firstStartMs: null, finishMs: null },
+        // A running backfill's node with partitions done has measured them already: no probe.
+        measured: !RangeSet.fromJSON(input.from?.[plan.id]?.done).isEmpty,
+        probeStartedAt: null,
       };
     });
   }
@@ -398,9 +406,13 @@ class Simulation {
     const elapsed = now - node.countedAt;
     if (elapsed > 0) node.bucket.refill(elapsed);
     node.countedAt = now;
-    const batchSize = node.plan.spec.batchSize;
     while (node.inFlight < node.share.concurrency && !node.ready.isEmpty) {
-      const wanted = Math.min(batchSize, node.ready.size);
+      const probe = this.probeDeadline(node, now);
+      if (probe !== null) {
+        this.wake(node, probe);
+        return;
+      }
+      const wanted = Math.min(this.batchSize(node), node.ready.size);
       const granted = node.bucket.take(wanted);
       if (granted < 1) {
         // The workflow's pacing timer: the time to refill half the bucket.
@@ -411,6 +423,29 @@ class Simulation {
     }
   }
 
+  /**
+   * The node's batch size; with `auto`, what the workflow picks once its first batch measured
+   * the partitions (the node's mean time), spread over what can run at once: its concurrency, or
+   * the queue's worker slots when fewer (the workflow learns those from how long batches wait).
+   */
+  private batchSize(node: NodeRun): number {
+    const { batchSize, batchTarget } = node.plan.spec;
+    if (batchSize !== 'auto') return batchSize;
+    return autoBatchSize({
+      msPerPartition: node.measured ? node.timing.meanMs : null,
+      targetMs: parseDuration(batchTarget ?? DEFAULT_BATCH_TARGET)!,
+      queued: node.ready.size,
+      parallel: Math.min(node.share.concurrency, this.queues[node.queue]!.slots?.count ?? Infinity),
+    });
+  }
+
+  /** With `batchSize: auto`, while the node's first partition runs: when it stops waiting for it (as NodeScheduler does). */
+  private probeDeadline(node: NodeRun, now: number): number | null {
+    if (node.plan.spec.batchSize !== 'auto' || node.measured || node.probeStartedAt === null || node.inFlight === 0) return null;
+    const deadline = node.probeStartedAt + probeWindowMs(parseDuration(node.plan.spec.batchTarget ?? DEFAULT_BATCH_TARGET)!);
+    return now < deadline ? deadline : null;
+  }
+
   private wake(node: NodeRun, at: number): void {
     if (node.wakePending) return;
     node.wakePending = true;
@@ -418,6 +453,7 @@ class Simulation {
   }
 
   private startBatch(node: NodeRun, indices: number[], now: number): void {
+    if (node.plan.spec.batchSize === 'auto' && node.probeStartedAt === null) node.probeStartedAt = now;
     const queue = this.queues[node.queue]!;
     let start = now;
     if (queue.pace) start = queue.pace.book(start);
@@ -438,6 +474,7 @@ class Simulation {
   }
 
   private complete(node: NodeRun, indices: number[], now: number): void {
+    node.measured = true;
     node.inFlight--;
     node.running -= indices.length;
     node.forecast.runs += indices.length;
@@ -445,6 +482,8 @@ class Simulation {
     for (const i of indices) node.unreported.add(i);
     this.scheduleReport(node, now);
     this.dispatch(node, now);
+    // A node with nothing left to run reports its last results at once (the workflow's report-when-idle).
+    if (node.inFlight === 0 && node.ready.isEmpty && !node.unreported.isEmpty) this.events.push(now, { kind: 'report', node: this.index.get(node.plan.id)! });
   }
 
   /**
@@ -575,4 +614,24 @@ export function fitOverhead(run: SimulationInput, spanMs: number, iterations = 8
     else hi = at;
   }
   return { factor: Math.round(best.factor * 1000) / 1000, modelSpanMs, fittedSpanMs: best.fittedSpanMs, clamped: false };
+}
+
+/**
+ * The partition-seconds a plan would spend: each partition that runs (not skipped) for its own
+ * duration where the ledger has one, else its node's mean. What the policy's
+ * `approval.maxPartitionSeconds` is held against, and what a `partitionSeconds` cost budget counts.
+ */
+export function partitionSeconds(plan: Plan, timings: ReadonlyMap<string, NodeTiming>, skip: Readonly<Record<string, RangesJSON>> = {}): number {
+  let ms = 0;
+  for (const node of plan.nodes) {
+    const timing = timings.get(node.id);
+    if (!timing) continue;
+    const skipped = RangeSet.fromJSON(skip[node.id]);
+    for (let i = 0; i < node.partitions.size; i++) {
+      if (skipped.has(i)) continue;
+      const own = timing.byIndex?.[i];
+      ms += own !== undefined && !Number.isNaN(own) ? own : timing.meanMs;
+    }
+  }
+  return ms / 1000;
 }

@@ -18,6 +18,12 @@ const NodeSettingsSchema = z.strictObject({
   burst: z.number().finite().positive(),
   concurrency: z.number().int().min(0).max(100_000),
   paused: z.boolean(),
+  /** Run windows (a governed parent): no batch starts at or after `openUntil`; running ones stop at `stopBy`. Both or neither. */
+  openUntil: z.number().finite().optional(),
+  stopBy: z.number().finite().optional(),
+}).refine((s) => (s.openUntil === undefined) === (s.stopBy === undefined) && (s.openUntil === undefined || s.stopBy! >= s.openUntil), {
+  message: 'openUntil and stopBy come together, stopBy not before openUntil',
+  path: ['stopBy'],
 });
 
 /** `value` as a NodeControl for node `node` of `partitions` partitions, or a BackfillError naming what is wrong. */

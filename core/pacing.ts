@@ -168,3 +168,112 @@ export class Aimd {
     return { ceiling: this.ceiling, step: this.step, recoverAt: this.recoverAt, throttles: this.throttleCount };
   }
 }
+
+export type LatencyPacerJSON = { limit: number | null; samples: number[]; slowdowns: number };
+
+/** The latest latencies a decision looks at (of partitions started since the last slow-down). */
+export const LATENCY_WINDOW = 20;
+/** Fewer latencies than this decide nothing yet. */
+export const LATENCY_MIN_SAMPLES = 5;
+/** A slow-down keeps at least this much of the partitions running, however far over the target the p95 was ... */
+const SLOWDOWN_FLOOR = 0.5;
+/** ... and at most this much, however close to it. */
+const SLOWDOWN_CEILING = 0.9;
+/**
+ * The cap climbs only while the p95 is below this share of the target, and holds between it and
+ * the target: probing right up to the target would put every probe's partitions over it.
+ */
+const CLIMB_BELOW = 0.9;
+
+/** The 95th percentile of `values` (nearest rank); null when empty. */
+export function p95(values: readonly number[]): number | null {
+  if (values.length === 0) return null;
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.ceil(sorted.length * 0.95) - 1)]!;
+}
+
+/**
+ * Pacing on measured load (`pace: { latencyTarget }`): additive increase, multiplicative
+ * decrease of how many activities a node runs at once, driven by the latency of its
+ * partitions (or the latency its transform reports for the system it calls).
+ *
+ * It limits what runs at once rather than the rate of starts: what loads a warehouse is the
+ * work in flight, and by Little's law (in flight = rate × latency) a fixed rate puts ever more
+ * work in flight as latency grows, feeding the queue it reacts to, while a cap on the work in
+ * flight bounds the load however slow the system gets. The rate follows: the cap divided by
+ * the latency.
+ *
+ * When the p95 of the latest latencies goes over the target, the cap drops to what was running
+ * times target / p95 (kept between half and nine tenths of it); while the p95 stays below nine
+ * tenths of the target and work waits, it climbs by one activity per target's worth of time
+ * (about one per round trip at the target), up to the node's concurrency, where the cap is
+ * lifted; in between, it holds. It sits beside `Aimd` (throttling errors, on the rate): both apply.
+ */
+export class LatencyPacer {
+  /** Activities at once; fractional while it climbs (the whole part applies). Null: no cap of its own. */
+  private cap: number | null;
+  private samples: number[];
+  private slowdownCount: number;
+
+  constructor(state?: LatencyPacerJSON) {
+    this.cap = state?.limit ?? null;
+    this.samples = state?.samples ? [...state.samples] : [];
+    this.slowdownCount = state?.slowdowns ?? 0;
+  }
+
+  get active(): boolean {
+    return this.cap !== null;
+  }
+
+  get slowdowns(): number {
+    return this.slowdownCount;
+  }
+
+  /** The p95 of the latest latencies since the last slow-down; null before any. */
+  get recentP95(): number | null {
+    return p95(this.samples);
+  }
+
+  /** Activities the node may run at once, given its concurrency. */
+  limit(concurrency: number): number {
+    return this.cap === null ? concurrency : Math.max(1, Math.min(concurrency, Math.floor(this.cap)));
+  }
+
+  /**
+   * Latencies of partitions whose activities started since the last slow-down, with nothing
+   * older in flight (older ones describe a load no longer in force). `running` is how many
+   * activities the node runs now, `concurrency` its limit. Returns whether it slowed down.
+   */
+  observe(latencies: readonly number[], targetMs: number, running: number, concurrency: number): boolean {
+    if (latencies.length === 0) return false;
+    this.samples.push(...latencies);
+    this.samples.splice(0, Math.max(0, this.samples.length - LATENCY_WINDOW));
+    const high = p95(this.samples)!;
+    if (this.samples.length < LATENCY_MIN_SAMPLES || high <= targetMs) return false;
+    const keep = Math.min(SLOWDOWN_CEILING, Math.max(SLOWDOWN_FLOOR, targetMs / high));
+    const current = Math.min(this.limit(concurrency), Math.max(1, running));
+    this.cap = Math.max(1, Math.floor(current * keep));
+    this.samples = [];
+    this.slowdownCount++;
+    return true;
+  }
+
+  /**
+   * `elapsedMs` passed with work waiting: the cap climbs while the p95 is well under the target
+   * (not before a latency since the last slow-down says so), and is lifted once it reaches the
+   * node's concurrency. Returns whether the limit that applies changed.
+   */
+  onCalm(targetMs: number, concurrency: number, elapsedMs: number): boolean {
+    if (this.cap === null) return false;
+    const high = p95(this.samples);
+    if (high === null || high > targetMs * CLIMB_BELOW) return false;
+    const before = this.limit(concurrency);
+    this.cap += elapsedMs / targetMs;
+    if (this.cap >= concurrency) this.cap = null;
+    return this.limit(concurrency) !== before;
+  }
+
+  toJSON(): LatencyPacerJSON {
+    return { limit: this.cap, samples: [...this.samples], slowdowns: this.slowdownCount };
+  }
+}

@@ -17,6 +17,8 @@ export type PolicyCheckInput = {
   reason?: string;
   /** The principal that would sign the start, when it would be signed. */
   signedBy?: string;
+  /** The priority and fairness weight it would start with. */
+  priority?: { key: number | null; fairnessWeight: number | null };
   /** Now: to say where the run windows stand. */
   at: number;
 };
@@ -43,6 +45,7 @@ export function checkSpec(policy: Policy, source: { path: string; hash: string }
     ...(input.estimatedPartitionSeconds !== undefined ? { estimatedPartitionSeconds: input.estimatedPartitionSeconds } : {}),
     ...(input.reason !== undefined ? { reason: input.reason } : {}),
     ...(input.signedBy !== undefined ? { signedBy: input.signedBy } : {}),
+    ...(input.priority ? { priority: input.priority } : {}),
   });
   const approval = decision.waitFor.find((w) => w.kind === 'approval');
   let window: PolicyCheck['window'] = null;

@@ -34,6 +34,8 @@ export const ACTIONS = [
   'set-queue-rate',
   'set-budget',
   'rollback',
+  'publish',
+  'discard',
 ] as const;
 export type Action = (typeof ACTIONS)[number];
 
@@ -116,6 +118,15 @@ export const PolicySchema = z.strictObject({
       /** Failed partition attempts across the backfill before it pauses. */
       retries: RetryBudgetSchema.optional(),
       cost: CostBudgetSchema.optional(),
+    })
+    .default({}),
+  /** Task-queue priority and fairness between backfills (start --priority, --fairness-weight). */
+  priority: z
+    .strictObject({
+      /** The most urgent priority a start may ask for: 1 is the most urgent, 5 the least (unset: any). */
+      highest: z.number().int({ message: 'must be a whole number from 1 to 5' }).min(1, { message: 'must be a whole number from 1 to 5' }).max(5, { message: 'must be a whole number from 1 to 5' }).optional(),
+      /** The largest fairness weight a start may ask for. */
+      maxFairnessWeight: positive('fairness weight').optional(),
     })
     .default({}),
   reasons: z
@@ -244,6 +255,8 @@ export type StartRequest = {
   signedBy?: string;
   /** Now (the workflow's clock): with windows, whether the backfill must wait for one. */
   at?: number;
+  /** The task-queue priority it starts with (1 most urgent … 5), and its fairness weight; null: unset. */
+  priority?: { key: number | null; fairnessWeight: number | null };
 };
 
 export type StartDecision = {
@@ -295,6 +308,66 @@ function checkBudgetRequest(policy: Policy, kind: 'retries' | 'cost', asked: num
   return asked;
 }
 
+/** Node rates the policy's dataset caps impose where a node sets none (node id → rate). */
+export function capNodeRates(policy: Policy, spec: Pick<ResolvedSpec, 'nodes'>): Record<string, number> {
+  const nodeRates: Record<string, number> = {};
+  for (const node of spec.nodes) {
+    for (const { cap } of datasetCaps(policy, node.id)) {
+      if (cap.rate !== undefined && node.rate === null) nodeRates[node.id] = Math.min(nodeRates[node.id] ?? Infinity, cap.rate);
+    }
+  }
+  return nodeRates;
+}
+
+/**
+ * What the policy's caps say of a spec's own limits: each node's rate and concurrency against
+ * the dataset caps that match it, and the partitions one backfill can run at once on each task
+ * queue (its nodes' concurrency, bounded by `concurrency`) against the queue caps. The start
+ * checks it, and so does a new spec sent to a running backfill.
+ */
+export function specViolations(policy: Policy, spec: Pick<ResolvedSpec, 'nodes'>, concurrency: number | null): Violation[] {
+  const violations: Violation[] = [];
+  spec.nodes.forEach((node, n) => {
+    for (const { cap, index } of datasetCaps(policy, node.id)) {
+      if (cap.rate !== undefined && node.rate !== null && node.rate > cap.rate) {
+        violations.push({ rule: `caps.datasets[${index}].rate`, message: `node ${node.id} (nodes[${n}]) has rate ${fmt(node.rate)}/s, above the cap of ${fmt(cap.rate)}/s for ${cap.match}: set its rate to ${fmt(cap.rate)} or less` });
+      }
+      if (cap.concurrency !== undefined && node.concurrency > cap.concurrency) {
+        violations.push({ rule: `caps.datasets[${index}].concurrency`, message: `node ${node.id} (nodes[${n}]) has concurrency ${node.concurrency}, above the cap of ${cap.concurrency} for ${cap.match}: set its concurrency to ${cap.concurrency} or less` });
+      }
+    }
+  });
+  const queues = [...new Set(spec.nodes.map((n) => n.taskQueue))];
+  for (const queue of queues) {
+    const onQueue = spec.nodes.filter((n) => n.taskQueue === queue);
+    const most = Math.min(onQueue.reduce((sum, n) => sum + n.concurrency, 0), concurrency ?? Infinity);
+    for (const { cap, index } of queueCaps(policy, queue)) {
+      if (cap.concurrency !== undefined && most > cap.concurrency) {
+        violations.push({
+          rule: `caps.taskQueues[${index}].concurrency`,
+          message: `up to ${most} partitions would run at once on task queue ${queue} (${onQueue.map((n) => n.id).join(', ')}), above its cap of ${cap.concurrency}: start with --concurrency ${cap.concurrency} or lower the nodes' concurrency`,
+        });
+      }
+    }
+  }
+  return violations;
+}
+
+/** What the policy says of a start's priority and fairness weight. */
+export function priorityViolations(policy: Policy, priority: StartRequest['priority']): Violation[] {
+  const violations: Violation[] = [];
+  const { highest, maxFairnessWeight } = policy.priority;
+  const key = priority?.key ?? null;
+  const weight = priority?.fairnessWeight ?? null;
+  if (highest !== undefined && key !== null && key < highest) {
+    violations.push({ rule: 'priority.highest', message: `priority ${key} is more urgent than this policy allows (the most urgent is ${highest}; 1 is the most urgent): start with --priority ${highest} or a larger number` });
+  }
+  if (maxFairnessWeight !== undefined && weight !== null && weight > maxFairnessWeight) {
+    violations.push({ rule: 'priority.maxFairnessWeight', message: `a fairness weight of ${fmt(weight)} is above the policy's most, ${fmt(maxFairnessWeight)}: start with --fairness-weight ${fmt(maxFairnessWeight)} or less` });
+  }
+  return violations;
+}
+
 /** What the policy says of a backfill about to start. */
 export function checkStart(policy: Policy, request: StartRequest): StartDecision {
   const violations: Violation[] = [];
@@ -322,36 +395,8 @@ export function checkStart(policy: Policy, request: StartRequest): StartDecision
     }
   }
 
-  // Per dataset: each node meets every cap whose pattern matches its id.
-  const nodeRates: Record<string, number> = {};
-  spec.nodes.forEach((node, n) => {
-    for (const { cap, index } of datasetCaps(policy, node.id)) {
-      if (cap.rate !== undefined) {
-        if (node.rate === null) nodeRates[node.id] = Math.min(nodeRates[node.id] ?? Infinity, cap.rate);
-        else if (node.rate > cap.rate) {
-          violations.push({ rule: `caps.datasets[${index}].rate`, message: `node ${node.id} (nodes[${n}]) has rate ${fmt(node.rate)}/s, above the cap of ${fmt(cap.rate)}/s for ${cap.match}: set its rate to ${fmt(cap.rate)} or less` });
-        }
-      }
-      if (cap.concurrency !== undefined && node.concurrency > cap.concurrency) {
-        violations.push({ rule: `caps.datasets[${index}].concurrency`, message: `node ${node.id} (nodes[${n}]) has concurrency ${node.concurrency}, above the cap of ${cap.concurrency} for ${cap.match}: set its concurrency to ${cap.concurrency} or less` });
-      }
-    }
-  });
-
-  // Per task queue: the partitions one backfill can run on it at once.
-  const queues = [...new Set(spec.nodes.map((n) => n.taskQueue))];
-  for (const queue of queues) {
-    const onQueue = spec.nodes.filter((n) => n.taskQueue === queue);
-    const most = Math.min(onQueue.reduce((sum, n) => sum + n.concurrency, 0), limits.concurrency ?? Infinity);
-    for (const { cap, index } of queueCaps(policy, queue)) {
-      if (cap.concurrency !== undefined && most > cap.concurrency) {
-        violations.push({
-          rule: `caps.taskQueues[${index}].concurrency`,
-          message: `up to ${most} partitions would run at once on task queue ${queue} (${onQueue.map((n) => n.id).join(', ')}), above its cap of ${cap.concurrency}: start with --concurrency ${cap.concurrency} or lower the nodes' concurrency`,
-        });
-      }
-    }
-  }
+  violations.push(...specViolations(policy, spec, limits.concurrency));
+  const nodeRates = capNodeRates(policy, spec);
 
   // Budgets.
   const budgets: Budgets = { retries: null, cost: null };
@@ -379,6 +424,7 @@ export function checkStart(policy: Policy, request: StartRequest): StartDecision
   }
   const protectedNodes = spec.nodes.filter((n) => approval.datasets.some((p) => matches(p, n.id))).map((n) => n.id);
   if (protectedNodes.length > 0) approvalReasons.push(`it writes ${protectedNodes.join(', ')}, which always need approval (approval.datasets)`);
+  violations.push(...priorityViolations(policy, request.priority));
   if (approval.signedStart && request.signedBy === undefined) {
     violations.push({ rule: 'approval.signedStart', message: 'the policy wants every start signed: start with --sign-key <your ssh-ed25519 key> (one of the allowed signers)' });
   }
@@ -400,10 +446,10 @@ export type Control =
   | { action: 'set-concurrency'; concurrency: number | null; node?: string; reason?: string }
   | { action: 'set-queue-rate'; queue: string; rate: number | null; reason?: string }
   | { action: 'set-budget'; budget: 'retries' | 'cost'; limit: number; reason?: string }
-  | { action: 'pause' | 'resume' | 'cancel' | 'retry' | 'approve' | 'rollback'; reason?: string };
+  | { action: 'pause' | 'resume' | 'cancel' | 'retry' | 'approve' | 'rollback' | 'publish' | 'discard'; reason?: string };
 
 /** What the policy says of a control of a running backfill: its violations (none: it may go ahead). */
-export function checkControl(policy: Policy, control: Control, spec?: ResolvedSpec): Violation[] {
+export function checkControl(policy: Policy, control: Control, spec?: Pick<ResolvedSpec, 'nodes'>): Violation[] {
   const violations: Violation[] = [];
   const reason = reasonViolation(policy, control.action, control.reason);
   if (reason) violations.push(reason);

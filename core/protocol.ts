@@ -2,11 +2,14 @@
  * Messages between the client, the parent workflow, the node workflows and the partition
  * activity. Plain JSON: everything here crosses Temporal's payload converter.
  */
+import type { Spending } from './budget.ts';
+import type { GovernanceJSON, GovernanceView } from './governance.ts';
 import type { Limits } from './limits.ts';
 import type { RangesJSON } from './ranges.ts';
 import type { ReadinessJSON } from './readiness.ts';
 import type { NodeStats, SchedulerState } from './scheduler.ts';
 import type { PartitionRange, ResolvedNode, ResolvedPartitions, ResolvedSpec } from './spec.ts';
+import type { StagedCarry } from './staged.ts';
 
 export type { Limits } from './limits.ts';
 export type { NodeStats } from './scheduler.ts';
@@ -43,7 +46,44 @@ export type PartitionFailureType = (typeof PARTITION_FAILURES)[keyof typeof PART
 /** Failure types (ApplicationFailure.type) that a partition's retry policy never retries. */
 export const NON_RETRYABLE_TYPES: PartitionFailureType[] = Object.values(PARTITION_FAILURES);
 
-export type BackfillState = 'running' | 'completed' | 'completed_with_failures' | 'failed' | 'cancelled';
+/**
+ * Where a backfill stands. `awaiting_approval` (the policy wants a signed approval first) and
+ * `waiting_for_window` (outside its run windows) run nothing; a paused backfill is `running`
+ * with `paused` set (by an operator, or a spent budget: `governance.holds` says which).
+ * `staged`: every partition settled as staged versions, waiting for publish or discard;
+ * `discarded`: a staged backfill whose versions were dropped.
+ */
+export type BackfillState =
+  | 'running'
+  | 'awaiting_approval'
+  | 'waiting_for_window'
+  | 'staged'
+  | 'completed'
+  | 'completed_with_failures'
+  | 'failed'
+  | 'cancelled'
+  | 'discarded';
+
+/** The states of a backfill that has not ended. */
+export const ACTIVE_STATES = ['running', 'awaiting_approval', 'waiting_for_window', 'staged'] as const;
+
+export function isActive(state: BackfillState): boolean {
+  return (ACTIVE_STATES as readonly string[]).includes(state);
+}
+
+/** What a start says to the policy the workers judge it by (every field is checked there, none is trusted). */
+export type StartGovernance = {
+  /** Why (start --reason); the policy may require one. */
+  reason?: string;
+  /** The identity the starter's client declares (self-declared: recorded as such). */
+  identity?: string;
+  /** A signed start (start --sign-key): the canonical text and its SSH signature. */
+  signature?: { text: string; signature: string };
+  /** Budgets the start asks for, within the policy's most. */
+  budgets?: { retries?: number; cost?: number };
+  /** A new run of a backfill that ended (resume, retry-failed): judged as a start. */
+  action?: 'start' | 'resume';
+};
 
 export type BackfillInput = {
   core: typeof CORE_GENERATION;
@@ -58,6 +98,10 @@ export type BackfillInput = {
   carry?: BackfillCarry;
   /** Partition index ranges, by node, whose published versions stand (`--only-changed`): done from the start. */
   skip?: Record<string, RangesJSON>;
+  /** `start --stage`: every partition is written and checked as a staged version; nothing is published until `publish`. */
+  stage?: boolean;
+  /** What the start says to the policy: reason, identity, a signature, budgets. */
+  governance?: StartGovernance;
 };
 
 export type Tuning = {
@@ -110,6 +154,12 @@ export type BackfillCarry = {
   startedAt: number | null;
   runs: number;
   /**
+   * The policy's judgement and what follows from it (approval, budgets, windows, audit trail).
+   * Trusted only from the run's own continue-as-new; a run started by a client (a resume) is
+   * judged again. Absent in runs started before governance existed.
+   */
+  governance?: GovernanceJSON;
+  /**
    * The warehouse the backfill writes to, as its workers reported it at start, and the
    * datasets it leased there (one writer per dataset). Absent in runs started before backfills
    * recorded it: their partitions are not checked against it, and nothing is leased.
@@ -117,6 +167,8 @@ export type BackfillCarry = {
   warehouse?: { id: string; location: string };
   /** The backfill emits OpenLineage events; `ended`: the nodes whose run's end was emitted. Absent: it emits none (started before it could). */
   lineage?: { ended: string[] };
+  /** A staged backfill: where it is between staging and its decision. Absent: it publishes as it goes. */
+  staged?: StagedCarry;
 };
 
 /** Settings the parent hands a node workflow: the node's share of every limit. */
@@ -126,6 +178,10 @@ export type NodeSettings = {
   burst: number;
   concurrency: number;
   paused: boolean;
+  /** Run windows: no partition starts at or after this instant (the current window's close). */
+  openUntil?: number;
+  /** Run windows: partitions still running at this instant (close + grace) stop, to run again in the next window. */
+  stopBy?: number;
 };
 
 /** Parent → node workflow, batched: new ready partitions, settings, a new spec of the node, or the order to finish. An empty one is a probe. */
@@ -144,6 +200,8 @@ export type NodeReport = {
   stats: NodeStats;
   /** Set on the node workflow's last report before it ends (cancellation). */
   final?: 'cancelled';
+  /** What its partitions cost and the attempts that failed, since the last report (for the budgets). */
+  spent?: Spending;
 };
 
 /** A node's partitions as its upstream nodes need them: for its inputs' keys. */
@@ -163,9 +221,11 @@ export type NodeInput = {
   /** Of `ready`, the partitions a node workflow that closed without finishing may have published. */
   recheck?: RangesJSON;
   tuning: Tuning;
-  state?: { scheduler: SchedulerState; runs: number };
+  state?: { scheduler: SchedulerState; runs: number; spent?: Spending };
   /** The identity of the backfill's warehouse: a partition activity on a worker of another warehouse refuses it. */
   warehouseId?: string;
+  /** The backfill is staged: its partitions are written as staged versions. */
+  stage?: boolean;
 };
 
 /** Upstream partitions a partition reads: a key range of a time grain, or a list of static keys. */
@@ -183,6 +243,10 @@ export type PartitionResult = {
   checksum: string;
   startedAt: number;
   finishedAt: number;
+  /** What the transform reported this partition cost (ctx.reportCost), when it did. */
+  cost?: number;
+  /** The latency the transform reported for the system it calls (the highest, when it reported several). */
+  latencyMs?: number;
 };
 
 export type PartitionTask = {
@@ -204,18 +268,26 @@ export type RunPartitionsInput = {
   node: PartitionNode;
   partitions: PartitionTask[];
   maxAttempts: number;
+  /** Run windows: start no partition at or after `notAfter`; stop one still running at `stopBy` (it runs again later). */
+  window?: { notAfter: number; stopBy: number };
   /** The identity of the warehouse the backfill started on: a worker on another warehouse refuses the partitions. */
   warehouseId?: string;
+  /** Write staged versions (published later, all at once), reading the run's own staged upstream versions. */
+  stage?: boolean;
 };
 
 export type RunPartitionsResult = {
   finished: PartitionResult[];
+  /** The activity's attempt: attempt - 1 attempts failed before this one (for the retry budget). */
+  attempt?: number;
+  /** Partitions not run because the run window closed (they run again in the next one). */
+  deferred?: number;
   /** The downstream system throttled this partition; it and the rest of the batch were not run. */
   throttled?: { index: number; message: string };
 };
 
 /** Details attached to a partition activity's failure, so that the workflow knows what finished. */
-export type PartitionFailureDetails = { finished: PartitionResult[]; failedIndex: number | null };
+export type PartitionFailureDetails = { finished: PartitionResult[]; failedIndex: number | null; attempt?: number };
 
 /** Partition counts: total = done + running + failed + blocked + pending. */
 export type PartitionCounts = {
@@ -250,10 +322,12 @@ export type Progress = PartitionCounts & {
   etaSeconds: number | null;
   runs: number;
   nodes: NodeProgress[];
+  /** The policy's judgement, holds, windows, budgets and the last operator action (absent before governance existed). */
+  governance?: GovernanceView;
 };
 
 export type BackfillResult = {
-  state: Exclude<BackfillState, 'running'>;
+  state: Exclude<BackfillState, (typeof ACTIVE_STATES)[number]>;
   progress: Progress;
   /** Enough to resume this backfill in a new run (retry-failed after it ended). */
   carry: BackfillCarry;

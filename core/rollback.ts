@@ -66,6 +66,8 @@ export type RollbackInput = {
   taskQueues?: Record<string, string>;
   tuning?: Partial<RollbackTuning>;
   carry?: RollbackCarry;
+  /** Who asked for it (the client's declared identity) and why: judged by the policy, kept in the audit trail. */
+  audit?: { identity?: string; reason?: string };
 };
 
 export type RollbackBatchInput = {

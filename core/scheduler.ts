@@ -10,11 +10,14 @@
  * the partition activity skips any that the previous run's activity had published in the
  * meantime (a partition is published once either way).
  */
+import { AutoBatcher, DEFAULT_BATCH_TARGET, type AutoBatchJSON } from './batching.ts';
+import { parseDuration } from './duration.ts';
 import type { WaitReason } from './details.ts';
 import { addFailure } from './failures.ts';
-import { Aimd, TokenBucket, type AimdJSON } from './pacing.ts';
+import { Aimd, LatencyPacer, TokenBucket, type AimdJSON, type LatencyPacerJSON } from './pacing.ts';
 import type { FailureGroup, NodeSettings, PartitionResult } from './protocol.ts';
 import { RangeSet, type RangesJSON } from './ranges.ts';
+import type { ResolvedNode } from './spec.ts';
 
 /** How many recent partition start times estimate the pace a node achieves. */
 const RECENT_STARTS = 20;
@@ -22,10 +25,15 @@ const RECENT_STARTS = 20;
 const RECENT_WINDOW_MS = 5000;
 /** While throttled, the pace is re-examined at least this often, so that it climbs back smoothly. */
 const THROTTLED_TICK_MS = 1000;
+const DEFAULT_BATCH_TARGET_MS = parseDuration(DEFAULT_BATCH_TARGET)!;
 
 export type SchedulerOptions = {
-  /** Partitions per activity. */
-  batchSize: number;
+  /** Partitions per activity, or `auto`: sized from the partitions' measured durations (core/batching.ts). */
+  batchSize: number | 'auto';
+  /** With `auto`, about how long one activity should run. */
+  batchTargetMs?: number;
+  /** Pacing on measured load: the p95 latency of partitions (or the one their transform reports) to stay under. */
+  latencyTargetMs?: number | null;
   /** Times one partition may be throttled before it fails. */
   maxThrottles: number;
   /**
@@ -34,6 +42,20 @@ export type SchedulerOptions = {
    */
   reportRunning?: boolean;
 };
+
+/**
+ * The scheduler's options from a node's spec. Specs of runs started before `batchTarget` and
+ * `pace` existed have neither (and a whole-number batch size).
+ */
+export function schedulerOptionsOf(node: ResolvedNode, reportRunning: boolean): SchedulerOptions {
+  return {
+    batchSize: node.batchSize,
+    maxThrottles: node.retry.maxThrottles,
+    reportRunning,
+    ...(node.batchSize === 'auto' ? { batchTargetMs: parseDuration(node.batchTarget ?? DEFAULT_BATCH_TARGET)! } : {}),
+    ...(node.pace?.latencyTarget ? { latencyTargetMs: parseDuration(node.pace.latencyTarget)! } : {}),
+  };
+}
 
 /** What the parent shows of a node. */
 export type NodeStats = {
@@ -44,6 +66,10 @@ export type NodeStats = {
   completed: number;
   firstStartedAt: number | null;
   lastFinishedAt: number | null;
+  /** With `batchSize: auto`, the size of the node's next batch. */
+  batchSize?: number;
+  /** With a latency target, the p95 of the latest latencies (null before any). */
+  latencyP95Ms?: number | null;
 };
 
 export type SchedulerState = {
@@ -61,6 +87,10 @@ export type SchedulerState = {
   recentStarts: number[];
   /** Partitions throttled before and not yet done, by how many times. */
   throttled: Record<string, RangesJSON>;
+  /** With `batchSize: auto`: what it measured. */
+  autoBatch?: AutoBatchJSON;
+  /** With a latency target: its pacing. */
+  latency?: LatencyPacerJSON;
 };
 
 export type Batch = { id: number; indices: number[]; recheck: boolean[]; throttled: number[] };
@@ -80,13 +110,17 @@ export class NodeScheduler {
   private settings: NodeSettings;
   private readonly bucket: TokenBucket;
   private readonly aimd: Aimd;
+  private latency: LatencyPacer;
+  /** With `batchSize: auto`: what it measured (null: a fixed batch size). */
+  private autoBatch: AutoBatcher | null;
   private countedAt: number | null;
   private readonly unreportedDone: RangeSet;
   private unreportedFailures: FailureGroup[];
   private readonly stats: Omit<NodeStats, 'running'>;
   private readonly recentStarts: number[];
   private readonly throttleCounts: Map<number, number>;
-  private readonly inFlight = new Map<number, { indices: number[]; epoch: number }>();
+  /** Batches in flight: their partitions, the congestion epoch and the workflow time they started in. */
+  private readonly inFlight = new Map<number, { indices: number[]; epoch: number; at: number }>();
   private nextBatchId = 1;
   /** Throttles of batches started before the last slow-down belong to the same congestion event. */
   private congestionEpoch = 0;
@@ -107,6 +141,8 @@ export class NodeScheduler {
     this.carried = RangeSet.fromJSON(state?.carried);
     this.recheck = RangeSet.fromJSON(state?.recheck).addAll(recheck ?? new RangeSet());
     this.aimd = new Aimd(state?.aimd);
+    this.latency = new LatencyPacer(state?.latency);
+    this.autoBatch = options.batchSize === 'auto' ? new AutoBatcher(options.batchTargetMs ?? DEFAULT_BATCH_TARGET_MS, state?.autoBatch) : null;
     const [rate, burst] = this.pace();
     this.bucket = new TokenBucket(rate, burst, state?.bucket.tokens);
     this.countedAt = state?.bucket.at ?? null;
@@ -143,9 +179,19 @@ export class NodeScheduler {
     return true;
   }
 
-  /** A new spec of the node may change its batch size and throttle budget. */
+  /** A new spec of the node may change its batch size, throttle budget and latency target. */
   reconfigure(options: SchedulerOptions): void {
+    const auto = options.batchSize === 'auto';
+    if (!auto) this.autoBatch = null;
+    else if (!this.autoBatch || options.batchTargetMs !== this.options.batchTargetMs) {
+      this.autoBatch = new AutoBatcher(options.batchTargetMs ?? DEFAULT_BATCH_TARGET_MS, this.autoBatch?.toJSON());
+    }
     this.options = options;
+    // Without a latency target, nothing lifts a cap it left.
+    if (!options.latencyTargetMs && this.latency.active) {
+      this.latency = new LatencyPacer();
+      this.applyPace();
+    }
   }
 
   get paused(): boolean {
@@ -169,6 +215,12 @@ export class NodeScheduler {
       this.applyPace();
       this.stateChanged = true;
     }
+    const target = this.options.latencyTargetMs;
+    // The latency cap climbs only while it holds work back.
+    if (target && !this.queue.isEmpty && this.bucket.available >= 1 && this.latency.onCalm(target, this.settings.concurrency, elapsed)) {
+      this.applyPace();
+      this.stateChanged = true;
+    }
     this.throttledSinceAdvance = false;
   }
 
@@ -177,8 +229,15 @@ export class NodeScheduler {
     if (this.settings.paused) return null;
     const waiting = !this.queue.isEmpty;
     if (this.aimd.active && waiting) return Math.min(this.bucket.tick, THROTTLED_TICK_MS);
+    const probe = this.probeDeadline();
+    if (probe !== null && waiting) return Math.max(1, probe - (this.countedAt ?? 0));
     if (this.bucket.limited && !this.bucket.full) return this.bucket.tick;
     return null;
+  }
+
+  /** With `batchSize: auto` and nothing measured, while the first partition runs: when the node stops waiting for it. */
+  private probeDeadline(): number | null {
+    return this.autoBatch?.probeDeadline(this.countedAt ?? 0, this.inFlight.size) ?? null;
   }
 
   // ---- dispatch ----
@@ -186,22 +245,31 @@ export class NodeScheduler {
   /** Batches to start now: within the concurrency, paced by the bucket; carried partitions first. */
   startable(): Batch[] {
     const batches: Batch[] = [];
-    while (!this.settings.paused && this.inFlight.size < this.settings.concurrency) {
+    while (!this.settings.paused && this.inFlight.size < this.concurrency && this.probeDeadline() === null) {
       let indices: number[];
       if (!this.carried.isEmpty) {
         // Their tokens were spent by the run that started them.
-        indices = this.carried.take(this.options.batchSize);
+        indices = this.carried.take(this.nextBatchSize());
       } else {
         if (this.queue.isEmpty || this.bucket.available < 1) break;
-        indices = this.queue.take(this.bucket.take(Math.min(this.options.batchSize, this.queue.size)));
+        indices = this.queue.take(this.bucket.take(Math.min(this.nextBatchSize(), this.queue.size)));
       }
       const recheck = indices.map((i) => this.recheck.has(i));
       for (const i of indices) this.recheck.delete(i);
       const id = this.nextBatchId++;
-      this.inFlight.set(id, { indices, epoch: this.congestionEpoch });
+      const at = this.countedAt ?? 0;
+      this.autoBatch?.started(at);
+      this.inFlight.set(id, { indices, epoch: this.congestionEpoch, at });
       batches.push({ id, indices, recheck, throttled: indices.map((i) => this.throttleCounts.get(i) ?? 0) });
     }
     return batches;
+  }
+
+  /** Partitions for the next activity: the node's batch size, or with `auto`, as many as its measured durations fit in the target. */
+  private nextBatchSize(): number {
+    const { batchSize } = this.options;
+    if (batchSize !== 'auto' || !this.autoBatch) return batchSize === 'auto' ? 1 : batchSize;
+    return this.autoBatch.size(this.queue.size + this.carried.size, this.concurrency);
   }
 
   // ---- outcomes ----
@@ -217,6 +285,9 @@ export class NodeScheduler {
       return;
     }
     this.markDone(outcome.finished);
+    this.autoBatch?.finished(batch.at, outcome.finished);
+    // Only batches started under the concurrency now in force: they never ran beside more than it.
+    if (batch.epoch === this.congestionEpoch) this.observeLatency(outcome.finished);
     const finished = new Set(outcome.finished.map((r) => r.index));
     const rest = batch.indices.filter((i) => !finished.has(i));
     if (outcome.kind === 'failed') {
@@ -249,6 +320,23 @@ export class NodeScheduler {
       this.congestionEpoch++;
       this.applyPace();
     }
+  }
+
+  /** Latencies of partitions started since the last slow-down: over the target, fewer run at once. */
+  private observeLatency(results: readonly PartitionResult[]): void {
+    const target = this.options.latencyTargetMs;
+    if (!target || results.length === 0) return;
+    const latencies = results.map((r) => r.latencyMs ?? Math.max(0, r.finishedAt - r.startedAt));
+    // This batch has just left: it was running too.
+    if (!this.latency.observe(latencies, target, this.inFlight.size + 1, this.settings.concurrency)) return;
+    this.congestionEpoch++;
+    this.applyPace();
+    this.stateChanged = true;
+  }
+
+  /** Activities the node runs at once: its concurrency, or fewer while its latency target holds it back. */
+  private get concurrency(): number {
+    return this.latency.limit(this.settings.concurrency);
   }
 
   private fail(index: number, message: string, type: string): void {
@@ -292,7 +380,7 @@ export class NodeScheduler {
     const [rate, burst] = this.pace();
     this.bucket.configure(rate, burst);
     this.stats.rate = rate;
-    this.stats.concurrency = this.settings.concurrency;
+    this.stats.concurrency = this.concurrency;
   }
 
   // ---- reporting ----
@@ -310,6 +398,11 @@ export class NodeScheduler {
 
   get queued(): number {
     return this.queue.size + this.carried.size;
+  }
+
+  /** Nothing runs and nothing waits to run. */
+  get idle(): boolean {
+    return this.inFlight.size === 0 && this.queue.isEmpty && this.carried.isEmpty;
   }
 
   /** Something completed, failed, or changed that the parent shows. */
@@ -331,13 +424,19 @@ export class NodeScheduler {
   waitReason(): WaitReason {
     if (this.settings.paused) return 'paused';
     if (this.queue.isEmpty && this.carried.isEmpty) return this.inFlight.size === 0 ? 'upstream' : null;
-    if (this.inFlight.size >= this.settings.concurrency) return 'concurrency';
+    if (this.inFlight.size >= this.concurrency) return this.concurrency < this.settings.concurrency ? 'slowed' : 'concurrency';
+    if (this.probeDeadline() !== null) return 'measuring';
     if (this.bucket.available < 1) return this.aimd.active ? 'throttled' : 'rate';
     return null;
   }
 
   currentStats(): NodeStats {
-    return { ...this.stats, running: this.running };
+    return {
+      ...this.stats,
+      running: this.running,
+      ...(this.autoBatch ? { batchSize: this.nextBatchSize() } : {}),
+      ...(this.options.latencyTargetMs ? { latencyP95Ms: this.latency.recentP95 } : {}),
+    };
   }
 
   /** The news since the last report; it is cleared (a report that leaves always arrives or the parent is gone). */
@@ -373,6 +472,8 @@ export class NodeScheduler {
       stats: { ...this.stats },
       recentStarts: [...this.recentStarts],
       throttled: Object.fromEntries(Object.entries(throttled).map(([count, set]) => [count, set.toJSON()])),
+      ...(this.autoBatch ? { autoBatch: this.autoBatch.toJSON() } : {}),
+      ...(this.options.latencyTargetMs || this.latency.active ? { latency: this.latency.toJSON() } : {}),
     };
   }
 }

@@ -7,6 +7,7 @@ import { z } from 'zod';
 import { BackfillError, formatPath } from './errors.ts';
 import { BackfillConcurrencySchema, RateSchema } from './limits.ts';
 import { CheckSchema, SettingsSchema, settingsProblem, type ResolvedNode, type ResolvedSpec } from './spec.ts';
+import { WindowsSchema } from './windows.ts';
 
 const stable = (value: unknown) => JSON.stringify(value);
 
@@ -59,6 +60,8 @@ const ResolvedSpecSchema = z.object({
   transforms: z.array(z.string()),
   rate: RateSchema,
   concurrency: BackfillConcurrencySchema,
+  /** Kept as sent; a running backfill goes on with the windows it started with. */
+  windows: WindowsSchema.optional(),
   nodes: z.array(ResolvedNodeSchema).min(1),
 });
 

@@ -4,6 +4,7 @@
  * complete, plain-JSON `ResolvedSpec` and never parse anything themselves.
  */
 import { z } from 'zod';
+import { DEFAULT_BATCH_TARGET } from './batching.ts';
 import { GRAINS, formatInstant, grainsFit, keyExample, parseInstant, type Grain } from './calendar.ts';
 import { parseDuration } from './duration.ts';
 import { BackfillError, formatPath, type ErrorCode } from './errors.ts';
@@ -11,6 +12,7 @@ import { findCycle } from './graph.ts';
 import { BackfillConcurrencySchema, NodeConcurrencySchema, RateSchema } from './limits.ts';
 import { grainOf, mappingKind } from './mapping.ts';
 import { nodeIdProblem } from './names.ts';
+import { WindowsSchema, type Windows } from './windows.ts';
 import { zodProblem } from './zod-errors.ts';
 
 const STATIC_KEY = /^[A-Za-z0-9][A-Za-z0-9._:=-]{0,127}$/;
@@ -132,12 +134,25 @@ export const CheckSchema = z.discriminatedUnion(
   { message: "must have type 'row_count', 'not_null', 'unique', 'sql' or 'drift'" },
 );
 
+const BATCH_SIZE_MESSAGE = "must be 'auto' or a whole number from 1 to 1000";
+
 const settingFields = {
   concurrency: NodeConcurrencySchema,
   rate: RateSchema,
   burst: z.number().int({ message: 'must be a whole number from 1 to 100000' }).min(1, { message: 'must be a whole number from 1 to 100000' }).max(100_000, { message: 'must be a whole number from 1 to 100000' }).nullable(),
   taskQueue: z.string().min(1),
-  batchSize: z.number().int({ message: 'must be a whole number from 1 to 1000' }).min(1, { message: 'must be a whole number from 1 to 1000' }).max(1000, { message: 'must be a whole number from 1 to 1000' }),
+  /** Partitions per activity, or `auto`: as many as the partitions' measured durations fit in `batchTarget` (core/batching.ts). */
+  batchSize: z.union(
+    [
+      z.literal('auto'),
+      z.number().int({ message: BATCH_SIZE_MESSAGE }).min(1, { message: BATCH_SIZE_MESSAGE }).max(1000, { message: BATCH_SIZE_MESSAGE }),
+    ],
+    { message: BATCH_SIZE_MESSAGE },
+  ),
+  /** With `batchSize: auto`, about how long one activity runs. */
+  batchTarget: duration('100ms', '1h', '2s'),
+  /** Pacing on measured load: the node slows down when the p95 latency of its partitions goes over `latencyTarget`. */
+  pace: z.strictObject({ latencyTarget: duration('10ms', '1h', '500ms').optional() }),
   /** How long one partition may run (an activity of `batchSize` partitions gets that many times as long). */
   timeout: duration('1s', '7d', '10m'),
   /** How long a running partition may go without a heartbeat before its attempt counts as lost. */
@@ -151,7 +166,9 @@ export const SettingsSchema = z.strictObject({
   burst: settingFields.burst.default(null),
   retry: RetrySchema.default(RetrySchema.parse({})),
   taskQueue: settingFields.taskQueue.default('backfill'),
-  batchSize: settingFields.batchSize.default(1),
+  batchSize: settingFields.batchSize.default('auto'),
+  batchTarget: settingFields.batchTarget.default(DEFAULT_BATCH_TARGET),
+  pace: settingFields.pace.default({}),
   timeout: settingFields.timeout.default('10m'),
   heartbeatTimeout: settingFields.heartbeatTimeout.default('30s'),
 });
@@ -171,6 +188,8 @@ const PartialSettingsSchema = z.strictObject({
     .optional(),
   taskQueue: settingFields.taskQueue.optional(),
   batchSize: settingFields.batchSize.optional(),
+  batchTarget: settingFields.batchTarget.optional(),
+  pace: settingFields.pace.optional(),
   timeout: settingFields.timeout.optional(),
   heartbeatTimeout: settingFields.heartbeatTimeout.optional(),
 });
@@ -201,6 +220,8 @@ export const SpecSchema = z.strictObject({
   /** Backfill-wide limits, shared by all nodes (each node keeps its own limits too). */
   rate: RateSchema.default(null),
   concurrency: BackfillConcurrencySchema.default(null),
+  /** When partitions may start (wall-clock windows in a time zone); the policy's windows apply too. */
+  windows: WindowsSchema.optional(),
   nodes: z.array(NodeSchema).min(1, { message: 'needs at least one node' }),
 });
 
@@ -241,6 +262,8 @@ export type ResolvedSpec = {
   transforms: string[];
   rate: number | null;
   concurrency: number | null;
+  /** Run windows: absent when the spec sets none. */
+  windows?: Windows;
   nodes: ResolvedNode[];
 };
 
@@ -291,6 +314,8 @@ function resolveSettings(defaults: Spec['defaults'], node: NodeSpec): Settings {
     retry: { ...defined(defaults.retry), ...defined(node.retry) },
     taskQueue: pick('taskQueue'),
     batchSize: pick('batchSize'),
+    batchTarget: pick('batchTarget'),
+    pace: pick('pace'),
     timeout: pick('timeout'),
     heartbeatTimeout: pick('heartbeatTimeout'),
   });
@@ -443,6 +468,7 @@ export function resolveSpec(document: unknown, knownTransforms?: ReadonlySet<str
     transforms: spec.transforms,
     rate: spec.rate,
     concurrency: spec.concurrency,
+    ...(spec.windows !== undefined ? { windows: spec.windows } : {}),
     nodes,
   };
 }

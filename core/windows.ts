@@ -321,6 +321,26 @@ export function effectiveLimits(schedules: readonly RunWindows[], t: number, bas
   return { rate, concurrency, paused, open, nextChangeAt };
 }
 
+/**
+ * While partitions may start under every schedule: the instant the first schedule that pauses
+ * outside its windows closes (`notAfter`: no partition starts at or after it) and that instant
+ * plus the schedule's grace (`stopBy`: partitions still running then stop, to run again in the
+ * next window). Null when no pausing schedule will close (or one is closed now).
+ */
+export function startDeadline(schedules: readonly RunWindows[], t: number): { notAfter: number; stopBy: number } | null {
+  let best: { notAfter: number; stopBy: number } | null = null;
+  for (const schedule of schedules) {
+    if (schedule.spec.outside !== 'pause') continue;
+    const state = schedule.at(t);
+    if (!state.open) return null;
+    if (state.closesAt === null) continue;
+    const stopBy = state.closesAt + schedule.graceMs;
+    if (!best || state.closesAt < best.notAfter) best = { notAfter: state.closesAt, stopBy: best ? Math.min(best.stopBy, stopBy) : stopBy };
+    else best.stopBy = Math.min(best.stopBy, stopBy);
+  }
+  return best;
+}
+
 /** `3 h 12 min`, `45 min`, `under a minute`: how long until an instant, for people. */
 export function formatWait(ms: number): string {
   const minutes = Math.floor(ms / 60_000);

@@ -5,10 +5,10 @@
  *
  * Which variable is read where:
  *   - here: BACKFILL_HOME, BACKFILL_UI_URL, BACKFILL_TASK_QUEUE, BACKFILL_SHARED_DATASETS,
- *     BACKFILL_WORKFLOW_BUNDLE and BACKFILL_LOG_LEVEL, which no flag sets;
+ *     BACKFILL_WORKFLOW_BUNDLE, BACKFILL_LOG_LEVEL and BACKFILL_WAREHOUSE_ADAPTERS, which no flag sets;
  *   - by commander (`.env()` on the flag they back): BACKFILL_WAREHOUSE (--warehouse),
- *     BACKFILL_CODE_VERSION (--code-version), BACKFILL_LOG_FORMAT (--log-format) and
- *     BACKFILL_TRANSFORMS (--transforms);
+ *     BACKFILL_CODE_VERSION (--code-version), BACKFILL_LOG_FORMAT (--log-format),
+ *     BACKFILL_TRANSFORMS (--transforms) and BACKFILL_POLICY (--policy);
  *   - TEMPORAL_* by Temporal's environment configuration (client/connection.ts), OTEL_* by
  *     OpenTelemetry (workers/tracing.ts), TEMPORAL_CLI_PATH by the CLI's resolver (temporal-cli.ts).
  */
@@ -29,6 +29,8 @@ export type Settings = {
   workflowBundle?: string;
   /** The workers' log level ($BACKFILL_LOG_LEVEL); unset: INFO for JSON logs, WARN for text. */
   logLevel?: string;
+  /** Warehouse adapter modules by scheme ($BACKFILL_WAREHOUSE_ADAPTERS, `scheme=module,…`: activities/warehouse/registry.ts). */
+  warehouseAdapters?: string;
 };
 
 /** A variable's value; an empty one counts as unset. */
@@ -48,11 +50,13 @@ export function settingsFromEnv(env: Env = process.env): Settings {
   const taskQueue = value(env, 'BACKFILL_TASK_QUEUE');
   const workflowBundle = value(env, 'BACKFILL_WORKFLOW_BUNDLE');
   const logLevel = value(env, 'BACKFILL_LOG_LEVEL');
+  const warehouseAdapters = value(env, 'BACKFILL_WAREHOUSE_ADAPTERS');
   return {
     ...settings,
     ...(uiUrl !== undefined ? { uiUrl } : {}),
     ...(taskQueue !== undefined ? { taskQueue } : {}),
     ...(workflowBundle !== undefined ? { workflowBundle } : {}),
     ...(logLevel !== undefined ? { logLevel } : {}),
+    ...(warehouseAdapters !== undefined ? { warehouseAdapters } : {}),
   };
 }

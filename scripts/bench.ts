@@ -23,8 +23,11 @@
  *                                  partitions per node: its time per partition (flat when reads
  *                                  are scoped to the partitions a partition maps to)
  *   workers-1, workers-2, workers-4
- *                                  `sleep` partitions (250 ms) on 1, 2 and 4 worker processes
- *                                  of 8 activity slots each: throughput grows with workers
+ *                                  `sleep` partitions (250 ms, 30 s of ideal work) on 1, 2 and 4
+ *                                  worker processes of 8 activity slots each: throughput against
+ *                                  the ideal, where the time goes (dispatch, completion, idle slots)
+ *   workers-1-batch1, workers-2-batch1, workers-4-batch1
+ *                                  the same with one partition per activity
  *   cli                            how long the command line takes: `--version`, `plan` of the
  *                                  example, and `status` and `pause` of a running backfill, the
  *                                  median of 10 runs each, compiled (`npm run build`, run as an
@@ -50,6 +53,7 @@ import { DIST, build } from './build.ts';
 import { startDevServer, stopProcess, type DevServer } from '../host/dev-server.ts';
 import { createDatabase, dropDatabase, testPostgresUrl } from './postgres.ts';
 import { WorkerProcess } from './worker-process.ts';
+import { dispatchTimings, phases } from './dispatch-timings.ts';
 
 const ROOT = new URL('..', import.meta.url).pathname;
 /** Node options for the workers, e.g. BACKFILL_BENCH_WORKER_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof". */
@@ -440,32 +444,53 @@ async function sqlScenario(perNode: number, warehouse: 'sqlite' | 'postgres') {
   );
 }
 
-/** `sleep` partitions of 250 ms on `workers` worker processes of 8 activity slots each. */
-async function workersScenario(workers: number) {
+/**
+ * `sleep` partitions of 250 ms on `workers` worker processes of 8 activity slots each: 30 s of
+ * work at the ideal pace (each slot always busy), so that the start and the end of the backfill
+ * (about a second together, reported as `phases`) do not hide how throughput scales. `batchSize`
+ * is the spec's (none: `auto`, the default); `timings` says where each activity's time went.
+ */
+async function workersScenario(workers: number, batchSize?: number) {
+  const name = `workers-${workers}${batchSize === undefined ? '' : `-batch${batchSize}`}`;
   return withEnvironment(
-    `workers-${workers}`,
-    async ({ client }) => {
-      const partitions = 160 * workers;
+    name,
+    async (env) => {
+      const { client } = env;
+      const partitions = 960 * workers;
       const spec = resolveSpec({
-        name: `workers-${workers}`,
+        name,
         partitions: { grain: 'hour', start: '2020-01-01', end: hours(partitions) },
-        defaults: { concurrency: 200 },
+        defaults: { concurrency: 200, ...(batchSize === undefined ? {} : { batchSize }) },
         nodes: [{ id: 'work', transform: 'sleep', params: { ms: 250 } }],
       });
       const total = expandPlan(spec).totalPartitions;
+      const load = loadavg().map((l) => Number(l.toFixed(2)));
       const began = Date.now();
+      const cpu = cpuMeter(env);
       const { backfillId } = await client.start(spec);
       const outcome = await client.wait(backfillId);
-      const seconds = (Date.now() - began) / 1000;
-      if (outcome.state !== 'completed') throw new Error(`workers-${workers} ended ${outcome.state}`);
+      const ended = Date.now();
+      const seconds = (ended - began) / 1000;
+      if (outcome.state !== 'completed') throw new Error(`${name} ended ${outcome.state}`);
+      const ideal = (workers * 8) / 0.25;
+      const phase = await phases(client, backfillId, 'work', began, ended);
+      const steady = total / (phase.activitiesMs / 1000);
       return {
-        scenario: `workers-${workers}`,
+        scenario: name,
         workers,
         slotsPerWorker: 8,
         partitions: total,
         seconds: Number(seconds.toFixed(1)),
         partitionsPerSecond: Number((total / seconds).toFixed(1)),
-        idealPerSecond: (workers * 8) / 0.25,
+        idealPerSecond: ideal,
+        ofIdeal: Number((total / seconds / ideal).toFixed(3)),
+        // From the first activity's start to the last one's end: without the backfill's start and end.
+        activitiesPerSecond: Number(steady.toFixed(1)),
+        activitiesOfIdeal: Number((steady / ideal).toFixed(3)),
+        cpuMsPerPartition: cpu(total),
+        loadAverage: { atStart: load, atEnd: loadavg().map((l) => Number(l.toFixed(2))) },
+        phases: phase,
+        timings: await dispatchTimings(client, `backfill/${backfillId}/work`, 8),
       };
     },
     { workers, maxConcurrentActivities: 8 },
@@ -599,6 +624,10 @@ const SCENARIOS: Record<string, () => Promise<Record<string, unknown>>> = {
   'workers-1': () => workersScenario(1),
   'workers-2': () => workersScenario(2),
   'workers-4': () => workersScenario(4),
+  // One partition per activity: what dispatching each partition costs.
+  'workers-1-batch1': () => workersScenario(1, 1),
+  'workers-2-batch1': () => workersScenario(2, 1),
+  'workers-4-batch1': () => workersScenario(4, 1),
   cli: () => cliScenario(),
 };
 

@@ -23,8 +23,9 @@ import { dropDatabase } from './postgres.ts';
 import { startTemporalCluster } from './temporal-cluster.ts';
 import type { LoadInput } from './fairness/workflows.ts';
 
-/** The dynamic config that turns on priority (the new matcher) and fairness on a server of 1.29. */
-export const FAIRNESS_DYNAMIC_CONFIG = { 'matching.useNewMatcher': 'true', 'matching.enableFairness': 'true' } as const;
+import { FAIRNESS_DYNAMIC_CONFIG } from '../client/local.ts';
+
+export { FAIRNESS_DYNAMIC_CONFIG };
 
 export type Server = { kind: string; address: string; stop(): Promise<void> };
 

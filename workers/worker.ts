@@ -8,6 +8,9 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { NativeConnection, Runtime, Worker, bundleWorkflowCode, type WorkflowBundleOption, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { DEFAULT_TASK_QUEUE } from '../core/protocol.ts';
+import { createApprovalActivities } from '../activities/approval.ts';
+import { createEstimateActivities } from '../activities/estimate.ts';
+import { createPolicyActivities, readPolicyFile } from '../activities/policy.ts';
 import { createRollbackActivities } from '../activities/rollback.ts';
 import { createActivities } from '../activities/run-partitions.ts';
 import { createLineageActivities, producerUri } from '../activities/lineage/activity.ts';
@@ -51,6 +54,13 @@ export type WorkerConfig = {
   tracing?: Tracing;
   /** Where OpenLineage events go (activities/lineage/config.ts); default: from this process's environment. */
   lineage?: LineageSettings;
+  /**
+   * The policy file every backfill whose workflows this worker runs is judged by (`backfill
+   * worker --policy`, $BACKFILL_POLICY). Every worker of the workflow task queue must be given
+   * the same file: the backfill workflow reads it through a local activity, on whichever
+   * workflow worker runs its start.
+   */
+  policyFile?: string;
 };
 
 export const workflowsPath = codePath('workflows/index');
@@ -114,6 +124,19 @@ export async function createWorkers(config: WorkerConfig): Promise<BackfillWorke
       engineVersion: packageJson().version,
     }),
   };
+  // A policy the worker cannot read stops it here, with the field and the fix, before it takes any work.
+  if (config.policyFile !== undefined) {
+    const loaded = await readPolicyFile(config.policyFile);
+    Runtime.instance().logger.info(`policy ${loaded.path} (${loaded.hash})`);
+  }
+  // The policy, the trusted estimate and signature checks run as local activities of the
+  // workflow worker: the workers that run the workflows judge them, never an activity-only
+  // worker of some other team's queue.
+  const governance = {
+    ...createPolicyActivities({ policyFile: config.policyFile }),
+    ...createApprovalActivities(),
+    ...createEstimateActivities({ warehouse: config.warehouse }),
+  };
   const { tracing } = config;
   const given = config.workflowBundle;
   const traced = tracing !== undefined;
@@ -142,7 +165,8 @@ export async function createWorkers(config: WorkerConfig): Promise<BackfillWorke
         ...(sinks ? { sinks } : {}),
         maxConcurrentWorkflowTaskExecutions: 40,
         maxCachedWorkflows: 400,
-        ...(sameQueue ? activityOptions(sameQueue) : { enableNonLocalActivities: false }),
+        ...(sameQueue ? activityOptions(sameQueue) : { interceptors, enableNonLocalActivities: false }),
+        activities: { ...(sameQueue ? activities : {}), ...governance },
       }),
     );
   }

@@ -11,7 +11,7 @@
  */
 import { ApplicationFailure, log, patched, proxyActivities } from '@temporalio/workflow';
 import { backfillEnded, backfillStarted, nodeEnded, nodeSettled, nodeStarted, type LineageBackfill } from '../core/lineage-calls.ts';
-import type { BackfillCarry, BackfillState, NodeProgress } from '../core/protocol.ts';
+import type { BackfillCarry, BackfillResult, NodeProgress } from '../core/protocol.ts';
 import type { PartitionRange, ResolvedNode } from '../core/spec.ts';
 import type { LineageActivities } from '../activities/lineage/activity.ts';
 import type { WarehouseActivities } from '../activities/warehouse-activities.ts';
@@ -140,7 +140,7 @@ export class BackfillSession {
   }
 
   /** The backfill's end: the nodes not ended yet (cancelled: aborted), then the backfill's run. */
-  ended(state: Exclude<BackfillState, 'running'>, nodes: readonly NodeProgress[], why?: string): void {
+  ended(state: Exclude<BackfillResult['state'], 'discarded'>, nodes: readonly NodeProgress[], why?: string): void {
     if (!this.lineageEnded) return;
     const backfill = this.lineageBackfill;
     const now = workflowTime();

@@ -22,14 +22,18 @@ import {
   isCancellation,
   log,
   patched,
+  proxyActivities,
   setCurrentDetails,
   setHandler,
   sleep,
   startChild,
+  upsertMemo,
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
-import { BackfillCoordinator } from '../core/coordinator.ts';
+import { BackfillCoordinator, type ApprovalOutcome } from '../core/coordinator.ts';
+import { planHash } from '../core/approval.ts';
+import { Governance } from '../core/governance.ts';
 import { HARD_BREAK, backfillCurrentDetails, backfillSummary, nodeDetails, nodeSummary } from '../core/details.ts';
 import { expandPlan, upstreamPartitions, type PlanNode } from '../core/plan.ts';
 import { BackfillError } from '../core/errors.ts';
@@ -40,8 +44,16 @@ import {
   BACKFILL_ID,
   BACKFILL_NODE,
   BACKFILL_STATUS,
+  admissionUpdate,
+  announceCancelUpdate,
+  approveSignal,
+  approveUpdate,
   assertCoreGeneration,
   carryQuery,
+  queueRateUpdate,
+  setBudgetSignal,
+  setBudgetUpdate,
+  type Admission,
   nodeControlSignal,
   nodeReportSignal,
   nodeWorkflowId,
@@ -49,7 +61,10 @@ import {
   pauseSignal,
   pauseUpdate,
   progressQuery,
+  publishUpdate,
+  discardUpdate,
   refusal,
+  type StagedReply,
   replaceSpecUpdate,
   resumeSignal,
   resumeUpdate,
@@ -61,6 +76,9 @@ import {
   setRateUpdate,
 } from './definitions.ts';
 import { BackfillSession } from './backfill-session.ts';
+import type { StagedAction, StagedRequest } from '../core/staged.ts';
+import type { WarehouseActivities } from '../activities/warehouse-activities.ts';
+import { governanceActivities, judgeStart, refusedStart } from './governance.ts';
 import { nodeWorkflow } from './node.ts';
 
 /**
@@ -71,6 +89,17 @@ import { nodeWorkflow } from './node.ts';
 export const END_AFTER_FINISH = 'end-after-finish';
 /** Patch (docs/workflow-versions.md): at the history limit, sending stops and the outbox is carried. */
 export const BOUNDED_CONTINUE_AS_NEW = 'bounded-continue-as-new';
+/** Patch (docs/workflow-versions.md): a staged backfill writes staged versions and waits for publish or discard. */
+export const STAGED_BACKFILL = 'staged-backfill';
+/**
+ * Patch (docs/workflow-versions.md): the policy judges the start (local activities: the policy,
+ * the estimate, a signed start) before any node workflow starts; controls are checked and
+ * audited; approvals, budgets and run windows hold partitions back.
+ */
+export const GOVERNANCE = 'governance';
+
+/** Approvals waiting to be verified beyond this many are ignored (a flood of hand-made signals). */
+const MAX_PENDING_APPROVALS = 5;
 
 /** How long a cancelled backfill waits for its node workflows to wind down. */
 const CANCEL_GRACE = '10 minutes';
@@ -85,6 +114,10 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
   const runKey = carry?.runKey ?? info.firstExecutionRunId;
   const runs = (carry?.runs ?? 0) + 1;
   const startedAt = carry?.startedAt ?? workflowTime();
+  // Before any other command: whether this run is judged by the policy (histories from before governance are not).
+  const governed = patched(GOVERNANCE);
+  // Only a run's own continue-as-new carries a judgement to trust: a client's carry (a resume) is judged again.
+  const continued = info.continuedFromExecutionRunId !== undefined;
   const coordinator = new BackfillCoordinator(
     plan,
     {
@@ -92,7 +125,20 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
       concurrency: input.limits?.concurrency !== undefined ? input.limits.concurrency : input.spec.concurrency,
     },
     carry,
+    { now: workflowTime, stage: input.stage === true },
   );
+  // Only a backfill started with --stage asks, so no recorded history meets this patch.
+  const staged = coordinator.staged !== null && patched(STAGED_BACKFILL) ? coordinator.staged : null;
+  if (governed && continued && carry?.governance) coordinator.govern(Governance.fromJSON(carry.governance));
+  else if (governed && !continued) coordinator.awaitAdmission();
+  /** Every audit entry goes to the history too (a memo upsert each): the state keeps the newest only. */
+  const writeAudit = () => {
+    for (const entry of coordinator.takeAudit()) upsertMemo({ audit: entry });
+  };
+  /** What the policy decided about the start, for the admission update (null until it has). */
+  let admission: { view: Admission; refused: string | null } | null = null;
+  /** Whether `backfill cancel` said who and why before the cancellation came. */
+  let wasAnnounced = () => false;
   const starting = !carry?.childrenRunning;
   const session = new BackfillSession(
     {
@@ -129,6 +175,7 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
     }
     heardFrom.set(report.node, workflowTime());
     if (report.final === 'cancelled') cancelledNodes.add(report.node);
+    writeAudit();
   });
 
   // Every control argument is parsed where it arrives, by the coordinator method that applies
@@ -142,6 +189,8 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
         return run(...args);
       } catch (error) {
         throw refusal(error);
+      } finally {
+        writeAudit();
       }
     };
   const ignoringInvalid =
@@ -152,39 +201,165 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
       } catch (error) {
         if (!(error instanceof BackfillError)) throw error;
         log.warn(`signal ${name} ignored: ${error.message}`);
+      } finally {
+        writeAudit();
       }
     };
-  const setRate = (rate: unknown, node?: unknown) => coordinator.setRate(rate, node);
-  const setConcurrency = (concurrency: unknown, node?: unknown) => coordinator.setConcurrency(concurrency, node);
-  const retryFailed = (node?: unknown) => coordinator.retryFailed(node);
-  setHandler(pauseSignal, () => void coordinator.setPaused(true));
-  setHandler(resumeSignal, () => void coordinator.setPaused(false));
+  const setRate = (rate: unknown, node?: unknown, meta?: unknown) => coordinator.setRate(rate, node, meta);
+  const setConcurrency = (concurrency: unknown, node?: unknown, meta?: unknown) => coordinator.setConcurrency(concurrency, node, meta);
+  const retryFailed = (node?: unknown, meta?: unknown) => coordinator.retryFailed(node, meta);
+  const setBudget = (request: unknown, meta?: unknown) => coordinator.setBudget(request, meta);
+  // Runs before governance ignore what they never took (an argument; the policy's messages).
+  const legacy = !governed;
+  setHandler(pauseSignal, ignoringInvalid('pause', (meta?: unknown) => coordinator.setPaused(true, legacy ? undefined : meta)));
+  setHandler(resumeSignal, ignoringInvalid('resume', (meta?: unknown) => coordinator.setPaused(false, legacy ? undefined : meta)));
   setHandler(setRateSignal, ignoringInvalid('setRate', setRate));
   setHandler(setConcurrencySignal, ignoringInvalid('setConcurrency', setConcurrency));
   setHandler(retryFailedSignal, ignoringInvalid('retryFailed', retryFailed));
-  setHandler(pauseUpdate, () => coordinator.setPaused(true));
-  setHandler(resumeUpdate, () => coordinator.setPaused(false));
-  setHandler(setRateUpdate, refusing(setRate), { validator: refusing((rate: unknown, node?: unknown) => void coordinator.parseRate(rate, node)) });
+  setHandler(pauseUpdate, refusing((meta?: unknown) => coordinator.setPaused(true, meta)), { validator: refusing((meta?: unknown) => void coordinator.parsePause(true, meta)) });
+  setHandler(resumeUpdate, refusing((meta?: unknown) => coordinator.setPaused(false, meta)), { validator: refusing((meta?: unknown) => void coordinator.parsePause(false, meta)) });
+  setHandler(setRateUpdate, refusing(setRate), { validator: refusing((rate: unknown, node?: unknown, meta?: unknown) => void coordinator.parseRate(rate, node, meta)) });
   setHandler(setConcurrencyUpdate, refusing(setConcurrency), {
-    validator: refusing((concurrency: unknown, node?: unknown) => void coordinator.parseConcurrency(concurrency, node)),
+    validator: refusing((concurrency: unknown, node?: unknown, meta?: unknown) => void coordinator.parseConcurrency(concurrency, node, meta)),
   });
-  setHandler(retryFailedUpdate, refusing(retryFailed), { validator: refusing((node?: unknown) => void coordinator.parseRetry(node)) });
+  setHandler(retryFailedUpdate, refusing(retryFailed), { validator: refusing((node?: unknown, meta?: unknown) => void coordinator.parseRetry(node, meta)) });
   // Fix and go on: a new spec with the same nodes and partitions, for the partitions still to run.
   let spec = input.spec;
+  const planHashOf = (next: typeof spec) => planHash({ spec: next, range: input.range, ...(input.skip ? { skip: input.skip } : {}) });
   setHandler(
     replaceSpecUpdate,
-    refusing((next: unknown) => {
-      const replaced = coordinator.replaceSpec(next, spec);
+    refusing((next: unknown, meta?: unknown) => {
+      const replaced = coordinator.replaceSpec(next, spec, meta, planHashOf);
       spec = replaced.spec;
       return replaced.changed;
     }),
-    { validator: refusing((next: unknown) => void coordinator.parseSpec(next, spec)) },
+    { validator: refusing((next: unknown, meta?: unknown) => void coordinator.parseSpec(next, spec, meta)) },
   );
-  setHandler(progressQuery, () => coordinator.progress(backfillId, 'running', runs));
+  /** What `status` says while the workflow runs: a staged backfill whose partitions settled waits for its decision. */
+  const liveState = () => (staged && staged.current !== 'computing' ? 'staged' : 'running');
+  {
+    // Publish or discard: validated where it arrives (whoever sends it; a backfill that is not
+    // staged refuses it with not_staged), then done by the warehouse in one transaction for this
+    // run's staged versions only; a refusal (another run leases a dataset) leaves the backfill
+    // staged, waiting for the next decision.
+    const stagedActivities = proxyActivities<WarehouseActivities>({
+      taskQueue: plan.nodes[0]!.spec.taskQueue,
+      startToCloseTimeout: '10 minutes',
+      retry: { maximumAttempts: 10, maximumInterval: '10 seconds' },
+      summary: 'staged versions',
+    });
+    const decide = (action: StagedAction) => async (request: StagedRequest): Promise<StagedReply> => {
+      let decision;
+      try {
+        decision = coordinator.beginStagedDecision(action, request, workflowTime());
+      } catch (error) {
+        throw refusal(error);
+      } finally {
+        writeAudit();
+      }
+      try {
+        const run = { backfillId, runKey };
+        const outcome = action === 'publish' ? await stagedActivities.publishStaged(run) : await stagedActivities.discardStaged(run);
+        coordinator.staged!.end(true);
+        return { ...outcome, action, by: decision.by, reason: decision.reason };
+      } catch (error) {
+        coordinator.staged!.end(false);
+        throw error;
+      }
+    };
+    setHandler(publishUpdate, decide('publish'), { validator: refusing((request: unknown) => coordinator.parseStagedDecision('publish', request)) });
+    setHandler(discardUpdate, decide('discard'), { validator: refusing((request: unknown) => coordinator.parseStagedDecision('discard', request)) });
+  }
+
+  // ---- governance: approvals, budgets, the announced cancel, queue rates, the admission ----
+  if (governed) {
+    setHandler(setBudgetSignal, ignoringInvalid('setBudget', setBudget));
+    setHandler(setBudgetUpdate, refusing(setBudget), { validator: refusing((request: unknown, meta?: unknown) => void coordinator.parseBudget(request, meta)) });
+    let cancelAnnounced = false;
+    setHandler(
+      announceCancelUpdate,
+      refusing((meta?: unknown) => {
+        coordinator.noteCancel(meta);
+        cancelAnnounced = true;
+      }),
+      { validator: refusing((meta?: unknown) => void coordinator.parseCancel(meta)) },
+    );
+    wasAnnounced = () => cancelAnnounced;
+    setHandler(queueRateUpdate, refusing((request: unknown, meta?: unknown) => coordinator.noteQueueRate(request, meta)), {
+      validator: refusing((request: unknown, meta?: unknown) => void coordinator.parseQueueRate(request, meta)),
+    });
+
+    // Approvals are verified one at a time (an activity each), in the order they arrived.
+    let verifying = false;
+    let pending = 0;
+    const approve = async (raw: unknown, meta?: unknown): Promise<ApprovalOutcome> => {
+      const request = coordinator.parseApproval(raw, meta);
+      pending++;
+      try {
+        await condition(() => !verifying);
+        verifying = true;
+        const g = coordinator.governed!;
+        const check = await governanceActivities.verifySignature({
+          signature: request.signature,
+          text: request.text,
+          expected: { action: 'approve', backfillId, namespace: info.namespace, planHash: g.planHash },
+          allowedSigners: g.policy.signers,
+          now: workflowTime(),
+        });
+        return coordinator.approve(check, request.reason, meta);
+      } finally {
+        verifying = false;
+        pending--;
+        writeAudit();
+      }
+    };
+    setHandler(
+      approveUpdate,
+      async (raw: unknown, meta?: unknown) => {
+        try {
+          const outcome = await approve(raw, meta);
+          if (!outcome.accepted) throw new BackfillError('approval_refused', `the approval is refused (${outcome.code}): ${outcome.message}`);
+          return { approver: outcome.approver, state: coordinator.controlState() };
+        } catch (error) {
+          throw refusal(error);
+        }
+      },
+      { validator: refusing((raw: unknown, meta?: unknown) => void coordinator.parseApproval(raw, meta)) },
+    );
+    setHandler(approveSignal, (raw: unknown, meta?: unknown) => {
+      if (pending >= MAX_PENDING_APPROVALS) return void log.warn(`signal approve ignored: ${pending} approvals are being verified already`);
+      approve(raw, meta).then(
+        (outcome) => {
+          if (!outcome.accepted) log.warn(`signal approve refused (${outcome.code}): ${outcome.message}`);
+        },
+        (error: unknown) => {
+          if (!(error instanceof BackfillError)) throw error;
+          log.warn(`signal approve ignored: ${error.message}`);
+        },
+      );
+    });
+    setHandler(admissionUpdate, async () => {
+      await condition(() => admission !== null);
+      if (admission!.refused !== null) throw refusal(new BackfillError('policy_violation', admission!.refused));
+      return admission!.view;
+    });
+  }
+  setHandler(progressQuery, () => coordinator.progress(backfillId, liveState(), runs));
   setHandler(carryQuery, () => carryOf(false));
   setHandler(partitionsQuery, () =>
     Object.fromEntries(plan.nodes.map((n) => [n.id, { done: coordinator.readiness.done(n.id).toJSON(), failed: coordinator.readiness.failed(n.id).toJSON() }])),
   );
+
+  const admissionView = (): Admission => {
+    const g = coordinator.governed;
+    const state = coordinator.progress(backfillId, 'running', runs).state;
+    return {
+      state: state === 'awaiting_approval' || state === 'waiting_for_window' ? state : 'running',
+      policy: g ? { hash: g.policyHash, path: g.toJSON().policy.path } : null,
+      planHash: g?.planHash ?? null,
+      holds: g ? coordinator.holds() : [],
+    };
+  };
 
   let status = '';
   const showStatus = (next: string) => {
@@ -212,6 +387,7 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
           ...(recheck && !recheck.isEmpty ? { recheck: recheck.toJSON() } : {}),
           tuning,
           ...(session.warehouseId !== undefined ? { warehouseId: session.warehouseId } : {}),
+          ...(staged ? { stage: true } : {}),
         },
       ],
       // The node workflows outlive each run of this one (continue-as-new); this workflow
@@ -281,6 +457,8 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
   const prober = async () => {
     for (;;) {
       await sleep(tuning.probeIntervalMs, { summary: 'check node workflows' });
+      // A staged backfill waiting for its decision has no node workflows left to check (and sets no more timers while it waits).
+      if (staged && staged.current !== 'computing') return;
       const now = workflowTime();
       for (const node of plan.nodes) {
         const silentFor = now - (heardFrom.get(node.id) ?? startedAt);
@@ -293,7 +471,7 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
 
   // The Web UI's current details: progress per dataset, refreshed at most every two seconds.
   let shownAt = -Infinity;
-  const show = (state: BackfillResult['state'] | 'running' = 'running') => {
+  const show = (state: BackfillResult['state'] | 'running' | 'staged' = 'running') => {
     const now = workflowTime();
     if (state === 'running' && now - shownAt < 2000) return;
     shownAt = now;
@@ -305,6 +483,50 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
     return current.continueAsNewSuggested || current.historyLength >= tuning.historyLimit;
   };
 
+  if (governed && !continued) {
+    // The policy judges the start before anything runs.
+    const verdict = await judgeStart(input, plan, coordinator);
+    const request = input.governance ?? {};
+    if (!verdict.admitted) {
+      admission = { view: { state: 'running', policy: verdict.policy, planHash: null, holds: [] }, refused: verdict.message };
+      upsertMemo({
+        governance: { policy: verdict.policy, refused: verdict.message },
+        audit: { seq: 1, at: workflowTime(), action: request.action ?? 'start', identity: request.identity ?? 'unknown', verified: false, reason: request.reason ?? null, outcome: 'refused', details: { why: verdict.message } },
+      });
+      showStatus('refused');
+      await condition(allHandlersFinished);
+      throw refusedStart(verdict.message);
+    }
+    coordinator.govern(verdict.governance, { limits: verdict.limits, nodeRates: verdict.nodeRates });
+    const g = verdict.governance;
+    coordinator.recordStart(
+      { ...(request.reason !== undefined ? { reason: request.reason } : {}), identity: g.starter.identity, verified: g.starter.verified },
+      {
+        resumed: request.action === 'resume',
+        partitions: plan.totalPartitions,
+        policyHash: g.policyHash,
+        planHash: g.planHash,
+        priority: info.priority?.priorityKey || null,
+        fairnessWeight: info.priority?.fairnessWeight || null,
+      },
+    );
+    writeAudit();
+    upsertMemo({ governance: { policy: verdict.policy, planHash: g.planHash } });
+    log.info(`backfill ${backfillId} admitted by policy ${verdict.policy?.hash ?? '(none)'}${g.awaitingApproval ? '; it waits for an approval' : ''}`);
+  }
+  admission = { view: admissionView(), refused: null };
+
+  /** Run windows: at each opening and closing, the limits and holds change (a timer to the next). */
+  const windowWatcher = async () => {
+    for (;;) {
+      const next = coordinator.applyWindows();
+      if (next === null) return;
+      const opens = coordinator.holds().some((h) => h.kind === 'window');
+      await sleep(Math.max(1, next - workflowTime()), { summary: opens ? 'until the run window opens' : 'until the run window closes' });
+    }
+  };
+  const statusName = () => (governed ? coordinator.statusName() : coordinator.isPaused ? 'paused' : 'running');
+
   // Nodes whose partitions have all settled end their lineage run; looked at every two seconds at most.
   let settledAt = -Infinity;
   const endSettledNodes = () => {
@@ -315,9 +537,10 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
   };
 
   try {
-    showStatus(coordinator.isPaused ? 'paused' : 'running');
+    showStatus(statusName());
     if (starting) {
-      // The warehouse the workers write to, and a lease on every dataset, before anything is written.
+      // The warehouse the workers write to, and a lease on every dataset, before anything is written
+      // (after the policy's judgement: a refused start leases nothing).
       if (session.leasing) await session.begin();
       // Partitions that --only-changed keeps count as done before anything is released.
       coordinator.releaseInitial(input.skip);
@@ -329,6 +552,11 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
     void prober().catch((error: unknown) => {
       if (!isCancellation(error)) log.error(`node checks failed: ${String(error)}`);
     });
+    if (governed) {
+      void windowWatcher().catch((error: unknown) => {
+        if (!isCancellation(error)) log.error(`run window timer failed: ${String(error)}`);
+      });
+    }
 
     for (;;) {
       await condition(
@@ -338,7 +566,7 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
           (sending.size === 0 && (coordinator.settled || shouldContinueAsNew())),
       );
       coordinator.refreshSettings();
-      showStatus(coordinator.isPaused ? 'paused' : 'running');
+      showStatus(statusName());
       show();
       endSettledNodes();
       // With reports streaming in there may never be a moment with nothing to send: once the
@@ -376,9 +604,18 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
     } else {
       await condition(() => sending.size === 0 && !flushable());
     }
-    const state = coordinator.anyFailed ? 'completed_with_failures' : 'completed';
+    if (staged) {
+      // Every partition is staged (or failed): the datasets stay leased while the backfill waits.
+      staged.settle();
+      showStatus('staged');
+      show('staged');
+      await condition(() => staged.decided);
+      await condition(allHandlersFinished);
+    }
+    const state = coordinator.endState as 'completed' | 'completed_with_failures' | 'discarded';
     const progress = coordinator.progress(backfillId, state, runs);
-    session.ended(state, progress.nodes);
+    // Lineage: discarded versions were never anyone's output.
+    session.ended(state === 'discarded' ? 'cancelled' : state, progress.nodes);
     await session.release();
     await session.landed();
     showStatus(state);
@@ -389,6 +626,8 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
     if (!cancelled && !(error instanceof ApplicationFailure)) throw error;
     // Cancelled, or failed for good: the node workflows stop too.
     await CancellationScope.nonCancellable(async () => {
+      if (cancelled && governed && !wasAnnounced()) coordinator.noteUnannouncedCancel();
+      writeAudit();
       showStatus(cancelled ? 'cancelled' : 'failed');
       const live = plan.nodes.filter((n) => !finishedNodes.has(n.id) && !unreachable.has(n.id));
       await Promise.all(

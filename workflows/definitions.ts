@@ -6,10 +6,14 @@
 import { ApplicationFailure, SearchAttributeType, defineSearchAttributeKey } from '@temporalio/common';
 import { BackfillError, isErrorCode } from '../core/errors.ts';
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
-import type { ControlState } from '../core/coordinator.ts';
+import type { ApprovalRequest, BudgetRequest, ControlState } from '../core/coordinator.ts';
+import type { ControlMeta } from '../core/audit.ts';
+import type { Hold } from '../core/governance.ts';
 import { CORE_GENERATION, type BackfillCarry, type NodeControl, type NodeReport, type Progress } from '../core/protocol.ts';
 import type { ResolvedSpec } from '../core/spec.ts';
 import type { RangesJSON } from '../core/ranges.ts';
+import type { StagedAction, StagedRequest } from '../core/staged.ts';
+import type { StagedOutcome } from '../activities/warehouse/types.ts';
 
 export type { ControlState } from '../core/coordinator.ts';
 
@@ -44,21 +48,65 @@ export function refusedError(failure: unknown): BackfillError | undefined {
   return new BackfillError(failure.type, failure.message, typeof path === 'string' ? path : undefined);
 }
 
-export const pauseSignal = defineSignal('pause');
-export const resumeSignal = defineSignal('resume');
-export const setRateSignal = defineSignal<[rate: number | null, node?: string]>('setRate');
-export const setConcurrencySignal = defineSignal<[concurrency: number | null, node?: string]>('setConcurrency');
-export const retryFailedSignal = defineSignal<[node?: string | null]>('retryFailed');
+/*
+ * Every control takes, last, `{ reason?, identity? }` (ControlMeta): why, and who the sender's
+ * client says it is. The policy may require the reason; both go into the audit trail. A
+ * control that omits it (a Temporal CLI signal) is recorded with an unknown identity.
+ */
+export const pauseSignal = defineSignal<[meta?: ControlMeta]>('pause');
+export const resumeSignal = defineSignal<[meta?: ControlMeta]>('resume');
+export const setRateSignal = defineSignal<[rate: number | null, node?: string | null, meta?: ControlMeta]>('setRate');
+export const setConcurrencySignal = defineSignal<[concurrency: number | null, node?: string | null, meta?: ControlMeta]>('setConcurrency');
+export const retryFailedSignal = defineSignal<[node?: string | null, meta?: ControlMeta]>('retryFailed');
+/** A signed approval: verified by the `verifySignature` activity, its result kept in the history and the audit trail. */
+export const approveSignal = defineSignal<[request: ApprovalRequest, meta?: ControlMeta]>('approve');
+export const setBudgetSignal = defineSignal<[request: BudgetRequest, meta?: ControlMeta]>('setBudget');
 
-export const pauseUpdate = defineUpdate<ControlState>('pause');
-export const resumeUpdate = defineUpdate<ControlState>('resume');
-export const setRateUpdate = defineUpdate<ControlState, [rate: number | null, node?: string]>('setRate');
-export const setConcurrencyUpdate = defineUpdate<ControlState, [concurrency: number | null, node?: string]>('setConcurrency');
+export const pauseUpdate = defineUpdate<ControlState, [meta: ControlMeta]>('pause');
+export const resumeUpdate = defineUpdate<ControlState, [meta: ControlMeta]>('resume');
+export const setRateUpdate = defineUpdate<ControlState, [rate: number | null, node?: string | null, meta?: ControlMeta]>('setRate');
+export const setConcurrencyUpdate = defineUpdate<ControlState, [concurrency: number | null, node?: string | null, meta?: ControlMeta]>('setConcurrency');
 /** Replies with the number of failed partitions sent back to run. */
-export const retryFailedUpdate = defineUpdate<number, [node: string | null]>('retryFailed');
+export const retryFailedUpdate = defineUpdate<number, [node: string | null, meta?: ControlMeta]>('retryFailed');
 
 /** A new spec for the backfill (same nodes and partitions; fixed transforms, SQL, params, checks or limits): replies with the nodes it changed. */
-export const replaceSpecUpdate = defineUpdate<string[], [ResolvedSpec]>('replaceSpec');
+export const replaceSpecUpdate = defineUpdate<string[], [ResolvedSpec, meta?: ControlMeta]>('replaceSpec');
+
+/** Replies with the approver once the signature is verified and the approval accepted; refused with `approval_refused` and why. */
+export const approveUpdate = defineUpdate<{ approver: string; state: ControlState }, [request: ApprovalRequest, meta?: ControlMeta]>('approve');
+/** `set-budget`: a new cap for the retry or the cost budget (within the policy's most); what was spent stays. */
+export const setBudgetUpdate = defineUpdate<ControlState, [request: BudgetRequest, meta?: ControlMeta]>('setBudget');
+/**
+ * `cancel` announces itself first, with who and why (a workflow cancellation carries neither),
+ * then cancels the workflow; the policy may require the reason. A cancellation nobody announced
+ * is recorded as such.
+ */
+export const announceCancelUpdate = defineUpdate<void, [meta: ControlMeta]>('announceCancel');
+/**
+ * `set-queue-rate` asks each running backfill first: one with nodes on the queue judges the new
+ * rate by its policy and records it (true); one without replies false. The rate itself is a
+ * task-queue RPC the client sends once all agree.
+ */
+export const queueRateUpdate = defineUpdate<boolean, [request: { queue: string; rate: number | null }, meta?: ControlMeta]>('queueRate');
+
+/** What the policy decided about the start: admitted (maybe to wait), or refused (the update fails with `policy_violation`). */
+export type Admission = {
+  state: 'running' | 'awaiting_approval' | 'waiting_for_window';
+  policy: { hash: string | null; path: string | null } | null;
+  planHash: string | null;
+  holds: Hold[];
+};
+/** Waits until the policy has judged the start: what `backfill start` reports before it returns. */
+export const admissionUpdate = defineUpdate<Admission>('admission');
+
+/**
+ * A staged backfill's decision: publish every staged version at once, or discard them. Updates
+ * only (no signal): each is validated where it arrives (the backfill must be staged and waiting,
+ * the argument `{ by, reason? }`), whoever sends it, and replies with what the warehouse did.
+ */
+export type StagedReply = StagedOutcome & { action: StagedAction; by: string; reason: string | null };
+export const publishUpdate = defineUpdate<StagedReply, [StagedRequest]>('publish');
+export const discardUpdate = defineUpdate<StagedReply, [StagedRequest]>('discard');
 
 export const progressQuery = defineQuery<Progress>('progress');
 /** The state a new run needs to go on from this one (also of a cancelled or failed backfill). */

@@ -29,6 +29,7 @@ import {
   setHandler,
   workflowInfo,
 } from '@temporalio/workflow';
+import { isNoSpending, noSpending, spend } from '../core/budget.ts';
 import { parseDuration } from '../core/duration.ts';
 import { BackfillError } from '../core/errors.ts';
 import { parseNodeControl } from '../core/node-control.ts';
@@ -40,6 +41,7 @@ import {
   type NodeControl,
   type NodeInput,
   type NodeReport,
+  type NodeSettings,
   type PartitionFailureDetails,
   type PartitionNode,
   type PartitionTask,
@@ -50,7 +52,7 @@ import { HARD_BREAK, nodeCurrentDetails, nodeSummary } from '../core/details.ts'
 import { partitionInputs } from '../core/inputs.ts';
 import { NODE_GAUGES } from '../core/metrics.ts';
 import { RangeSet } from '../core/ranges.ts';
-import { NodeScheduler, type Batch, type BatchOutcome } from '../core/scheduler.ts';
+import { NodeScheduler, schedulerOptionsOf, type Batch, type BatchOutcome } from '../core/scheduler.ts';
 import type { ResolvedNode } from '../core/spec.ts';
 import { workflowTime } from './clock.ts';
 import { assertCoreGeneration, nodeControlSignal, nodeReportSignal, nodeViewQuery } from './definitions.ts';
@@ -61,6 +63,8 @@ export const HOLD_REPORTS_AT_CONTINUE_AS_NEW = 'hold-reports-at-continue-as-new'
 export const DRAIN_BEFORE_CONTINUE_AS_NEW = 'drain-before-continue-as-new';
 /** Patch (docs/workflow-versions.md): a change in the number of running partitions is reported. */
 export const REPORT_RUNNING = 'report-running';
+/** Patch (docs/workflow-versions.md): a node that runs out of work reports its last results at once, not after the report interval. */
+export const REPORT_WHEN_IDLE = 'report-when-idle';
 
 type PartitionActivities = { runPartitions(input: RunPartitionsInput): Promise<RunPartitionsResult> };
 
@@ -91,6 +95,18 @@ function taskFor(plan: PlanNode, index: number, throttled: number, recheck: bool
   };
 }
 
+/**
+ * How many attempts of an activity that failed for good failed: the attempt it says it was
+ * (every attempt before it failed too), or, for a timeout that said nothing, all it had.
+ */
+function failedAttempts(error: unknown, maxAttempts: number): number {
+  const cause = error instanceof ActivityFailure ? error.cause : error;
+  if (isCancellation(error) || isCancellation(cause)) return 0;
+  const details = (cause instanceof ApplicationFailure ? cause.details?.[0] : cause instanceof TimeoutFailure ? cause.lastHeartbeatDetails : undefined) as Partial<PartitionFailureDetails> | undefined;
+  if (typeof details?.attempt === 'number' && details.attempt >= 1) return details.attempt;
+  return cause instanceof TimeoutFailure ? maxAttempts : 1;
+}
+
 /** What an activity's failure says: which partitions it had finished, which one failed and why. */
 function failureOutcome(error: unknown): BatchOutcome {
   const cause = error instanceof ActivityFailure ? error.cause : error;
@@ -115,7 +131,8 @@ export async function nodeWorkflow(input: NodeInput): Promise<NodeSummary> {
   const plan = expandNode(spec, input.upstream, input.range);
   const runs = (input.state?.runs ?? 0) + 1;
   const reportRunning = patched(REPORT_RUNNING);
-  const schedulerOptions = (node: ResolvedNode) => ({ batchSize: node.batchSize, maxThrottles: node.retry.maxThrottles, reportRunning });
+  const reportWhenIdle = patched(REPORT_WHEN_IDLE);
+  const schedulerOptions = (node: ResolvedNode) => schedulerOptionsOf(node, reportRunning);
   const scheduler = new NodeScheduler(
     schedulerOptions(spec),
     input.settings,
@@ -140,6 +157,12 @@ export async function nodeWorkflow(input: NodeInput): Promise<NodeSummary> {
   let settingsChanged = 0;
   let heardFromParent = workflowTime();
   let maxInflight = 0;
+  /** The settings in force (the scheduler's): their run-window deadline holds back new starts. */
+  let settings: NodeSettings = input.state?.scheduler.settings ?? input.settings;
+  /** What the partitions cost and the attempts that failed since the last report (for the parent's budgets). */
+  const spending = input.state?.spent ?? noSpending();
+  /** Run windows: no batch starts at or after the current window's close (the parent's pause may arrive later). */
+  const windowAllows = () => settings.openUntil === undefined || workflowTime() < settings.openUntil;
 
   setHandler(nodeControlSignal, (value: NodeControl) => {
     let control: NodeControl;
@@ -153,7 +176,10 @@ export async function nodeWorkflow(input: NodeInput): Promise<NodeSummary> {
     }
     heardFromParent = workflowTime();
     if (control.ready) scheduler.release(RangeSet.fromJSON(control.ready));
-    if (control.settings && scheduler.configure(control.settings)) settingsChanged++;
+    if (control.settings && scheduler.configure(control.settings)) {
+      settings = control.settings;
+      settingsChanged++;
+    }
     if (control.node) {
       spec = control.node;
       scheduler.reconfigure(schedulerOptions(spec));
@@ -177,7 +203,9 @@ export async function nodeWorkflow(input: NodeInput): Promise<NodeSummary> {
   const parent = getExternalWorkflowHandle(input.parentWorkflowId);
   const report = async (final?: 'cancelled') => {
     const body = scheduler.takeReport();
-    const message: NodeReport = { node: plan.id, ...body, ...(final ? { final } : {}) };
+    const spent = isNoSpending(spending) ? undefined : { ...spending };
+    Object.assign(spending, noSpending());
+    const message: NodeReport = { node: plan.id, ...body, ...(final ? { final } : {}), ...(spent ? { spent } : {}) };
     sending = true;
     try {
       // Never cancelled halfway: a report that leaves must arrive, or the parent loses track.
@@ -197,7 +225,11 @@ export async function nodeWorkflow(input: NodeInput): Promise<NodeSummary> {
       await condition(() => (scheduler.hasNews && !holdingReports) || finishing || parentGone);
       if (parentGone || finishing) return;
       await report();
-      await condition(() => finishing, input.tuning.reportIntervalMs, { summary: 'report interval' });
+      // The parent may be waiting for a node's last results to finish the backfill, or to
+      // release what they complete downstream: a node with nothing left to run sends them at once.
+      await condition(() => finishing || (reportWhenIdle && !holdingReports && scheduler.idle && scheduler.hasResults), input.tuning.reportIntervalMs, {
+        summary: 'report interval',
+      });
     }
   };
 
@@ -244,20 +276,30 @@ export async function nodeWorkflow(input: NodeInput): Promise<NodeSummary> {
       },
     });
     maxInflight = Math.max(maxInflight, scheduler.inFlightBatches);
+    const maxAttempts = spec.retry.maxAttempts;
     runPartitions({
       backfillId: input.backfillId,
       runKey: input.runKey,
       workflowId: workflowInfo().workflowId,
       node: activityNode(spec),
       partitions: tasks,
-      maxAttempts: spec.retry.maxAttempts,
+      maxAttempts,
+      ...(settings.openUntil !== undefined && settings.stopBy !== undefined ? { window: { notAfter: settings.openUntil, stopBy: settings.stopBy } } : {}),
       ...(input.warehouseId !== undefined ? { warehouseId: input.warehouseId } : {}),
+      ...(input.stage ? { stage: true } : {}),
     })
       // Two steps, not one: the microtask in between decides the order of commands that
       // recorded histories replay (test/replay); merging them is a workflow change.
       .then(
-        (result): BatchOutcome => ({ kind: 'completed', finished: result.finished, ...(result.throttled ? { throttled: result.throttled } : {}) }),
-        failureOutcome,
+        (result): BatchOutcome => {
+          spend(spending, result.finished, Math.max(0, (result.attempt ?? 1) - 1));
+          return { kind: 'completed', finished: result.finished, ...(result.throttled ? { throttled: result.throttled } : {}) };
+        },
+        (error: unknown): BatchOutcome => {
+          const outcome = failureOutcome(error);
+          spend(spending, outcome.kind === 'failed' ? outcome.finished : [], failedAttempts(error, maxAttempts));
+          return outcome;
+        },
       )
       .then((outcome) => {
         scheduler.settle(batch.id, outcome);
@@ -300,7 +342,7 @@ export async function nodeWorkflow(input: NodeInput): Promise<NodeSummary> {
   try {
     for (;;) {
       scheduler.advance(workflowTime());
-      if (!finishing && !parentGone && !draining) for (const batch of scheduler.startable()) start(batch);
+      if (!finishing && !parentGone && !draining && windowAllows()) for (const batch of scheduler.startable()) start(batch);
       show();
       if (parentGone || (finishing && scheduler.inFlightBatches === 0)) break;
       if (shouldContinueAsNew() && !finishing) {
@@ -336,7 +378,7 @@ export async function nodeWorkflow(input: NodeInput): Promise<NodeSummary> {
             node: spec,
             ready: '',
             recheck: '',
-            state: { scheduler: scheduler.toState(), runs },
+            state: { scheduler: scheduler.toState(), runs, ...(isNoSpending(spending) ? {} : { spent: { ...spending } }) },
           });
         }
         holdingReports = false;

@@ -1,12 +1,15 @@
 /**
  * What a warehouse backend supplies: only what differs between engines. The warehouse
  * protocol (publish, restore, the ledger, leases) is written once against it, in
- * `warehouse.ts`; each backend is a dialect of a few hundred lines.
+ * `warehouse.ts` (`SqlWarehouse`); each backend is a dialect of a few hundred lines, and
+ * `new SqlWarehouse(dialect)` is its warehouse. Exported as `durable-backfill/warehouse`:
+ * see docs/warehouses.md.
  */
+import type { PartitionInput } from '../../core/protocol.ts';
 import type { ValueKind } from './checksum.ts';
 import type { Codec, InternalTable, TableDef } from './ledger.ts';
-import type { GivenRelation, ScopedRelation } from './sql.ts';
-import type { Bindings, Row, Warehouse } from './types.ts';
+import { PARTITION_COLUMN, VERSION_COLUMN, quoteLiteral, type GivenRelation, type ScopedRelation } from './sql.ts';
+import type { Bindings, PinnedInput, Published, Row } from './types.ts';
 
 /** Parameters of backfill's own statements, named `:name` in their text. */
 export type Params = Record<string, unknown>;
@@ -34,11 +37,36 @@ export interface SpecStatement {
   rows(): Promise<Row[]>;
   /** Its columns and their types, without running it for real. */
   columns(): Promise<Wanted[]>;
-  /** Runs it as the source of the new version's rows. */
+  /** Runs it as the source of the new version's rows (`columns` as `columns()` gave them). */
   insertInto(table: string, columns: readonly string[], partition: string, version: number): Promise<void>;
   /** One aggregate over its rows, such as `COUNT(*)` (a check), read-only. */
   measure(aggregate: string): Promise<number | null>;
 }
+
+/** A publish about to write, as `Session.startPublish` takes it. */
+export type PublishRequest = {
+  node: string;
+  partition: string;
+  runKey: string;
+  /** The upstream partitions it maps to. */
+  inputs: readonly PartitionInput[];
+  /** The versions its transform already read (`Warehouse.pin`): these, not the published ones, go into its scope. */
+  pinned?: readonly PinnedInput[];
+};
+
+/** What a publish learns before it writes, in its transaction, with its partition locked. */
+export type PublishStart = {
+  /** The run the dataset is leased to (null: no lease, anyone publishes). */
+  lease: { backfillId: string; runKey: string } | null;
+  /** The version this run published already (a retry after a crash), if it did. */
+  already: Published | null;
+  /** The newest version of the partition in the ledger (0: none yet). */
+  latest: number;
+  /** The version published now (null: none). */
+  current: number | null;
+  /** The upstream versions in scope, per input, now in the scope table. */
+  pinned: PinnedInput[];
+};
 
 /** A connection inside one transaction. */
 export interface Session {
@@ -76,11 +104,24 @@ export interface Session {
   pinnedRows?(node: string, versions: ReadonlyArray<readonly [partition: string, version: number]>, columns: readonly string[]): Promise<string>;
   /** Hears of every move of a published pointer (null: removed), for an engine that mirrors them outside its tables (the lake's files). */
   pointed?(node: string, partition: string, version: number | null): Promise<void>;
+  /**
+   * Where an engine keeps each version apart, drops these versions' rows (a discarded staged
+   * version's), once the transaction commits. Without it, they are deleted from the versions table.
+   */
+  dropVersions?(node: string, versions: ReadonlyArray<readonly [partition: string, version: number]>): Promise<void>;
+  /**
+   * Optional: what `SqlWarehouse` otherwise does in several statements at the start of a
+   * publish (lock the partition, read its lease, this run's published version, the newest and
+   * the published version, pin the inputs into the scope table), in one. It must give exactly
+   * what the protocol's own would (the contract suite runs both).
+   */
+  startPublish?(request: PublishRequest): Promise<PublishStart>;
 }
 
 export interface Dialect {
-  readonly kind: Warehouse['kind'];
-  /** Where it is (a file path, a PostgreSQL URL without its password, or a lake's directory). */
+  /** The engine's name (`sqlite`, `postgres`, or an adapter's own), as `Warehouse.kind`. */
+  readonly kind: string;
+  /** Where it is (a file path, a PostgreSQL URL without its password, a lake's directory). */
   readonly location: string;
   /** Whether publishes may run at once; if not, the warehouse runs its transactions one at a time. */
   readonly concurrent: boolean;
@@ -109,4 +150,14 @@ export interface Dialect {
   value(value: unknown): unknown;
   transaction<T>(work: (session: Session) => Promise<T>, options?: { lock?: string; readOnly?: boolean }): Promise<T>;
   close(): Promise<void>;
+}
+
+/** The lock a partition's publishes and restores take turns on (`Session.lock`). */
+export const partitionLock = (node: string, partition: string): string => `backfill:partition:${node}/${partition}`;
+
+
+/** A SELECT of one version's rows with the internal columns: the session's own relation, or the versions table filtered. */
+export async function versionSelect(s: Session, dialect: Dialect, node: string, partition: string, version: number): Promise<string> {
+  if (s.versionRows) return `SELECT * FROM ${await s.versionRows(node, partition, version)} AS v`;
+  return `SELECT * FROM ${dialect.versionsTable(node)} WHERE ${PARTITION_COLUMN} = ${quoteLiteral(partition)} AND ${VERSION_COLUMN} = ${version}`;
 }

@@ -64,6 +64,8 @@ export const TABLES: readonly TableDef[] = [
       col('spec_hash', 'text', false),
       // The columns the version wrote, which its checksum covers (null: published before they were recorded).
       col('version_columns', 'json', false),
+      // Written as a staged version (its status then says whether it is published, staged or discarded).
+      col('staged', 'boolean', true, { default: 'false' }),
     ],
     primaryKey: ['node', 'partition', 'version'],
     indexes: [
@@ -124,7 +126,7 @@ export function ledgerValues(codec: Codec, write: PartitionWrite, version: numbe
     node: write.node,
     partition: write.partition,
     version,
-    status: published ? 'published' : 'failed_check',
+    status: !published ? 'failed_check' : write.stage ? 'staged' : 'published',
     backfill_id: write.backfillId,
     run_key: write.runKey,
     workflow_id: write.workflowId,
@@ -145,6 +147,7 @@ export function ledgerValues(codec: Codec, write: PartitionWrite, version: numbe
     warnings: codec.json(fields.warnings),
     spec_hash: write.specHash ?? null,
     version_columns: published ? codec.json(fields.columns) : null,
+    staged: codec.bool(write.stage === true),
   };
 }
 
@@ -178,6 +181,7 @@ export function ledgerRow(codec: Codec, r: Raw): LedgerRow {
     error: r.error as string | null,
     warnings: codec.fromJson(r.warnings),
     specHash: r.spec_hash as string | null,
+    staged: codec.fromBool(r.staged),
     current: codec.fromBool(r.current),
   };
 }
@@ -191,6 +195,7 @@ export function publishedOf(codec: Codec, r: Raw): Published {
     checksum: r.checksum as string,
     schemaHash: r.schema_hash as string,
     warnings: codec.fromJson(r.warnings),
+    ...(r.status === 'staged' ? { staged: true } : {}),
   };
 }
 

@@ -1,6 +1,8 @@
 /**
- * Where partitions are written and the ledger lives: one interface, three backends (SQLite,
- * PostgreSQL, a Parquet lake on DuckDB), all held to the same test suite.
+ * Where partitions are written and the ledger lives: one interface, every backend held to the
+ * same test suite (`warehouseSuite` in `durable-backfill/warehouse-testkit`). SQLite and
+ * PostgreSQL are built in, a Parquet lake on DuckDB is an adapter that ships with backfill,
+ * and an adapter of anyone's adds an engine (docs/warehouses.md).
  *
  * Each dataset (node) keeps every version of every partition; a view named after the node
  * shows the published version of each partition. Versions are immutable once published:
@@ -14,6 +16,9 @@
  */
 import type { PartitionInput } from '../../core/protocol.ts';
 import type { CheckInput } from '../../core/spec.ts';
+import type { PartitionDiff } from '../../core/diff.ts';
+
+export type { ColumnChange, ColumnStats, PartitionDiff } from '../../core/diff.ts';
 
 export type SqlValue = string | number | bigint | boolean | null;
 export type Row = Record<string, unknown>;
@@ -62,6 +67,12 @@ export type PartitionWrite = {
   specHash?: string;
   /** Take over an existing view named after the node that backfill did not create (else publishing is refused). */
   adopt?: boolean;
+  /**
+   * Write and check the version but publish nothing: it is recorded as `staged`, and only
+   * `publishStaged` of its run moves the pointer. Its upstream reads prefer the versions its
+   * run staged (`pin` with the run key).
+   */
+  stage?: boolean;
 };
 
 export type Published = {
@@ -72,15 +83,22 @@ export type Published = {
   schemaHash: string;
   /** Checks of severity `warn` that failed: the version was published all the same. */
   warnings: string[];
-  /** True when an earlier attempt of the same run had published it: nothing was written this time. */
+  /** True when an earlier attempt of the same run had published (or staged) it: nothing was written this time. */
   alreadyPublished?: boolean;
+  /** The version is staged: written and checked, not published. */
+  staged?: boolean;
 };
 
 export type LedgerRow = {
   node: string;
   partition: string;
   version: number;
-  status: 'published' | 'failed_check';
+  /**
+   * `published`: it passed its checks and its pointer moved (directly, or from staged by
+   * `publishStaged`); `staged`: it passed its checks and waits for its run's publish;
+   * `discarded`: it was staged and dropped (its rows are gone); `failed_check`.
+   */
+  status: LedgerStatus;
   backfillId: string;
   runKey: string;
   workflowId: string;
@@ -103,8 +121,12 @@ export type LedgerRow = {
   warnings: string[];
   /** The hash of the node's transform, SQL, params and checks (null: recorded before the ledger kept it). */
   specHash: string | null;
+  /** Written as a staged version (published later, or discarded, or still waiting); absent in rows made by hand. */
+  staged?: boolean;
   current: boolean;
 };
+
+export type LedgerStatus = 'published' | 'failed_check' | 'staged' | 'discarded';
 
 export type LedgerFilter = { backfillId?: string; node?: string; partition?: string };
 
@@ -180,12 +202,46 @@ export type LeaseHolder = { node: string; backfillId: string; runKey: string };
 /** Every dataset leased to the run, or none: then `holders` are the other runs that hold some of them. */
 export type LeaseOutcome = { acquired: true } | { acquired: false; holders: LeaseHolder[] };
 
+/** The versions one backfill run staged: a run key belongs to one backfill, and both must match. */
+export type StagedRun = { backfillId: string; runKey: string };
+
+/** What `publishStaged` or `discardStaged` did: by node, how many versions it moved (or dropped) now and how many it had before. */
+export type StagedOutcome = {
+  /** Versions published (or discarded) by this call. */
+  versions: number;
+  /** Versions of the run an earlier call had published (or discarded) already: a retried call finds them. */
+  before: number;
+  nodes: Array<{ node: string; versions: number }>;
+};
+
+export type DiffOptions = {
+  /** Key columns by node (a node's `key`); a node without them is compared by whole rows. */
+  keys?: Readonly<Record<string, readonly string[]>>;
+  node?: string;
+  after?: ChangeCursor;
+  /** Partitions per page (default 500). */
+  limit?: number;
+};
+
+export type DiffPage = { partitions: PartitionDiff[]; next: ChangeCursor | null };
+
+/**
+ * What publishing several partitions in turn came to: the versions published, in order, up to
+ * the first that failed; that one's error, and nothing of the partitions after it.
+ */
+export type PublishedBatch = { published: Published[]; failed?: { index: number; error: Error } };
+
 export interface Warehouse {
-  readonly kind: 'sqlite' | 'postgres' | 'lake';
+  /** The engine (`sqlite`, `postgres`, `lake`, or an adapter's own name). */
+  readonly kind: string;
   /** Where it is (a file path, a PostgreSQL URL without its password, or a lake's directory). */
   readonly location: string;
-  /** The published version of every upstream partition `inputs` cover, now. */
-  pin(inputs: PartitionInput[]): Promise<PinnedInput[]>;
+  /**
+   * The published version of every upstream partition `inputs` cover, now; with `runKey`, a
+   * version that run staged wins over the published one (a staged backfill reads its own
+   * staged upstream versions, so the staged graph is consistent in itself).
+   */
+  pin(inputs: PartitionInput[], options?: { runKey?: string }): Promise<PinnedInput[]>;
   /**
    * Runs a read-only query. With `scope`, each upstream dataset it names shows only the
    * pinned versions of the partitions it covers.
@@ -198,7 +254,13 @@ export interface Warehouse {
    * published the partition, returns that version and writes nothing.
    */
   publish(write: PartitionWrite): Promise<Published>;
-  /** The version this run published, if it did (a retry after a crash skips its work). */
+  /**
+   * Publishes partitions in turn, as `publish` would one by one, stopping at the first that
+   * fails; each partition's publish stays atomic. A warehouse may commit them together (one
+   * transaction, one round trip to disk), so a batch activity pays the commit once.
+   */
+  publishMany(writes: readonly PartitionWrite[]): Promise<PublishedBatch>;
+  /** The version this run published or staged, if it did (a retry after a crash skips its work). */
   publishedBy(node: string, partition: string, runKey: string): Promise<Published | null>;
   /** Ledger rows, ordered by node, partition and newest version first. */
   ledger(filter: LedgerFilter): Promise<LedgerRow[]>;
@@ -230,6 +292,16 @@ export interface Warehouse {
   acquireDatasets(lease: DatasetLease): Promise<LeaseOutcome>;
   /** Releases the datasets the run holds (none: nothing to do). */
   releaseDatasets(run: { backfillId: string; runKey: string }): Promise<void>;
+  /**
+   * Publishes every version the run staged, in one transaction: a reader sees all of them or
+   * none. Idempotent (a second call publishes nothing and counts what the first did). Refused
+   * (`StaleRunError`, nothing moves) when a dataset is leased to another run.
+   */
+  publishStaged(run: StagedRun): Promise<StagedOutcome>;
+  /** Drops every version the run staged, in one transaction: their rows go, their ledger rows say `discarded`. Idempotent. */
+  discardStaged(run: StagedRun): Promise<StagedOutcome>;
+  /** The run's staged versions against the published ones, per partition, a page at a time (as `changesBy`). */
+  diffStaged(run: StagedRun, options?: DiffOptions): Promise<DiffPage>;
   close(): Promise<void>;
 }
 
@@ -260,4 +332,28 @@ export class ChecksumMismatchError extends Error {
 /** A dataset name that is not safe to create tables for (the spec was not validated). */
 export class InvalidDatasetError extends Error {
   override readonly name = 'InvalidDatasetError';
+}
+
+const ERRORS: Record<string, new (message: string) => Error> = { CheckFailedError, ChecksumMismatchError, SqlError, SqlRefusedError, InvalidDatasetError, StaleRunError };
+
+/** A warehouse error again from its name and message (after a thread or process boundary): the classes above, else a plain Error of that name. */
+export function reviveError(error: { name: string; message: string }): Error {
+  const Type = ERRORS[error.name];
+  if (Type) return new Type(error.message);
+  const revived = new Error(error.message);
+  revived.name = error.name;
+  return revived;
+}
+
+/** `publishMany` for a warehouse that publishes one partition at a time: `publish` in turn. */
+export async function publishInTurn(warehouse: Pick<Warehouse, 'publish'>, writes: readonly PartitionWrite[]): Promise<PublishedBatch> {
+  const published: Published[] = [];
+  for (const [index, write] of writes.entries()) {
+    try {
+      published.push(await warehouse.publish(write));
+    } catch (error) {
+      return { published, failed: { index, error: error instanceof Error ? error : new Error(String(error)) } };
+    }
+  }
+  return { published };
 }

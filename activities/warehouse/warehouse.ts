@@ -1,6 +1,6 @@
 /**
  * The warehouse protocol, written once over a dialect: pinning, publishing (rows, checks,
- * pointer and ledger row in one transaction), the ledger, what a backfill changed,
+ * pointer and ledger row in one transaction), staged versions (staging.ts), the ledger, what a backfill changed,
  * restoring, the rollback audit, the warehouse's identity and dataset leases. Every
  * statement that comes from a spec goes through the dialect's one door (`Session.spec`).
  */
@@ -9,12 +9,13 @@ import type { PartitionInput } from '../../core/protocol.ts';
 import { changesFromRows, changesQuery, pageLimit, type ChangeRow } from './changes.ts';
 import { PREVIOUS, THIS, checkAsync, type CheckOutcome } from './checks.ts';
 import { RowHasher, schemaHash, type ValueKind } from './checksum.ts';
-import type { Dialect, Session, SpecStatement, Wanted } from './dialect.ts';
+import { partitionLock, versionSelect, type Dialect, type PublishRequest, type PublishStart, type Session, type SpecStatement, type Wanted } from './dialect.ts';
 import { TABLES, ledgerInsert, ledgerRow, ledgerValues, publishedOf, rollbackRecord, type ColumnDef, type LedgerFields } from './ledger.ts';
 import { inputVersions } from './lineage.ts';
 import { assertDataset } from './names.ts';
 import { assertSameChecksum, columnsFromSchemaHash, decideRestore, type RestoreState } from './restore.ts';
-import { PARTITION_COLUMN, VERSION_COLUMN, assertUserColumns, quoteIdent, quoteLiteral, type ScopedRelation } from './sql.ts';
+import { diffPage, discardRun, publishRun, stageLock, stagedVersions } from './staging.ts';
+import { PARTITION_COLUMN, VERSION_COLUMN, assertUserColumns, quoteIdent, type ScopedRelation } from './sql.ts';
 import {
   CheckFailedError,
   ChecksumMismatchError,
@@ -25,17 +26,22 @@ import {
   type ChangesOptions,
   type ChangesPage,
   type DatasetLease,
+  type DiffOptions,
+  type DiffPage,
   type LeaseOutcome,
   type LedgerFilter,
   type LedgerRow,
   type PartitionWrite,
   type PinnedInput,
   type Published,
+  type PublishedBatch,
   type RestoreOutcome,
   type RestoreRequest,
   type RollbackFilter,
   type RollbackRecord,
   type Row,
+  type StagedOutcome,
+  type StagedRun,
   type VersionRef,
   type Warehouse,
 } from './types.ts';
@@ -118,11 +124,12 @@ export class SqlWarehouse implements Warehouse {
     return this.id;
   }
 
-  pin(inputs: PartitionInput[]): Promise<PinnedInput[]> {
-    return this.read((s) => this.pinWith(s, inputs));
+  pin(inputs: PartitionInput[], options: { runKey?: string } = {}): Promise<PinnedInput[]> {
+    return this.read((s) => this.pinWith(s, inputs, options.runKey));
   }
 
-  private async pinWith(s: Session, inputs: readonly PartitionInput[]): Promise<PinnedInput[]> {
+  /** The published versions `inputs` cover; with `runKey`, the versions that run staged win (see `Warehouse.pin`). */
+  private async pinWith(s: Session, inputs: readonly PartitionInput[], runKey?: string): Promise<PinnedInput[]> {
     const pinned: PinnedInput[] = [];
     for (const input of inputs) {
       const { node, keys, all } = input;
@@ -132,28 +139,41 @@ export class SqlWarehouse implements Warehouse {
         : keys
           ? ` AND partition IN (SELECT j.value ->> 0 FROM ${this.dialect.jsonEach(':keys')} j)`
           : ' AND partition BETWEEN :from AND :to';
-      const rows = await s.all<{ partition: string; version: number }>(`SELECT partition, version FROM ${this.t('partitions')} WHERE node = :node${where}`, {
-        node,
-        ...(all ? {} : keys ? { keys: JSON.stringify(keys.map((k) => [k])) } : { from: input.from, to: input.to }),
-      });
-      pinned.push({ ...input, versions: rows.map((r) => [r.partition, Number(r.version)]) });
+      const params = all ? {} : keys ? { keys: JSON.stringify(keys.map((k) => [k])) } : { from: input.from, to: input.to };
+      const rows = await s.all<{ partition: string; version: number }>(`SELECT partition, version FROM ${this.t('partitions')} WHERE node = :node${where}`, { node, ...params });
+      let versions: Array<[string, number]> = rows.map((r) => [r.partition, Number(r.version)]);
+      if (runKey !== undefined) {
+        const staged = await stagedVersions(s, this.t('ledger'), node, where, params, runKey);
+        if (staged.size > 0) {
+          const merged = new Map(versions);
+          for (const [partition, version] of staged) merged.set(partition, version);
+          versions = [...merged];
+        }
+      }
+      pinned.push({ ...input, versions });
     }
     return pinned;
   }
 
-  /** Loads the pinned versions into the scope table; returns the relations that shadow upstream datasets. */
-  private async loadScope(s: Session, pinned: readonly PinnedInput[]): Promise<ScopedRelation[]> {
+  /** Loads the pinned versions into the scope table that scoped reads join. */
+  private async fillScope(s: Session, pinned: readonly PinnedInput[]): Promise<void> {
     const d = this.dialect;
     await s.run(`DELETE FROM ${d.scopeTable}`);
+    for (const input of pinned) {
+      if (input.versions.length === 0) continue;
+      await s.run(
+        `INSERT INTO ${d.scopeTable} (node, partition, version) SELECT :node, j.value ->> 0, CAST(j.value ->> 1 AS INTEGER) FROM ${d.jsonEach(':versions')} j WHERE true ON CONFLICT DO NOTHING`,
+        { node: input.node, versions: JSON.stringify(input.versions) },
+      );
+    }
+  }
+
+  /** The relations that shadow the upstream datasets, by their plain names, inside a partition. */
+  private async relations(s: Session, pinned: readonly PinnedInput[]): Promise<ScopedRelation[]> {
+    const d = this.dialect;
     const relations: ScopedRelation[] = [];
     const versions = new Map<string, Array<readonly [string, number]>>();
     for (const input of pinned) {
-      if (input.versions.length > 0) {
-        await s.run(
-          `INSERT INTO ${d.scopeTable} (node, partition, version) SELECT :node, j.value ->> 0, CAST(j.value ->> 1 AS INTEGER) FROM ${d.jsonEach(':versions')} j WHERE true ON CONFLICT DO NOTHING`,
-          { node: input.node, versions: JSON.stringify(input.versions) },
-        );
-      }
       versions.set(input.node, [...(versions.get(input.node) ?? []), ...input.versions]);
       if (relations.some((r) => r.name === input.node)) continue;
       const columns = await s.columns(input.node);
@@ -168,15 +188,20 @@ export class SqlWarehouse implements Warehouse {
 
   async query(sql: string, bindings: Bindings = {}, scope?: PinnedInput[]): Promise<Row[]> {
     return this.read(async (s) => {
-      const relations = scope ? await this.loadScope(s, scope) : undefined;
+      let relations: ScopedRelation[] | undefined;
+      if (scope) {
+        await this.fillScope(s, scope);
+        relations = await this.relations(s, scope);
+      }
       return (await s.spec({ sql, bindings, ...(relations ? { scope: relations } : {}) })).rows();
     });
   }
 
+  /** The version this run published or staged of the partition (a run writes at most one that passed its checks). */
   private async publishedRow(s: Session, node: string, partition: string, runKey: string): Promise<Published | null> {
     const [row] = await s.all<Raw>(
-      `SELECT version, previous_version, row_count, checksum, schema_hash, warnings FROM ${this.t('ledger')}
-       WHERE node = :node AND partition = :partition AND run_key = :run_key AND status = 'published'`,
+      `SELECT version, previous_version, row_count, checksum, schema_hash, warnings, status FROM ${this.t('ledger')}
+       WHERE node = :node AND partition = :partition AND run_key = :run_key AND status IN ('published', 'staged') ORDER BY version DESC`,
       { node, partition, run_key: runKey },
     );
     return row ? publishedOf(this.dialect.codec, row) : null;
@@ -187,63 +212,135 @@ export class SqlWarehouse implements Warehouse {
   }
 
   async publish(write: PartitionWrite): Promise<Published> {
-    assertDataset(write.node);
-    const { node, partition } = write;
-    const key = { node, partition };
-    const outcome = await this.tx(
-      async (s): Promise<Published | { failed: string }> => {
-        await this.assertLeased(s, write);
-        const already = await this.publishedRow(s, node, partition, write.runKey);
-        if (already) {
-          await s.run(`UPDATE ${this.t('ledger')} SET executions = executions + 1 WHERE node = :node AND partition = :partition AND version = :version`, {
-            ...key,
-            version: already.version,
-          });
-          return { ...already, alreadyPublished: true };
-        }
-        const [latest] = await s.all<{ v: number }>(`SELECT COALESCE(MAX(version), 0) AS v FROM ${this.t('ledger')} WHERE node = :node AND partition = :partition`, key);
-        const version = Number(latest!.v) + 1;
-        const pinned = write.pinned ?? (await this.pinWith(s, write.inputs));
-        const scope = await this.loadScope(s, pinned);
-        const inputs = inputVersions(pinned);
-        const [current] = await s.all<{ version: number }>(`SELECT version FROM ${this.t('partitions')} WHERE node = :node AND partition = :partition`, key);
-        const previousVersion = current ? Number(current.version) : null;
-        let fields: LedgerFields;
-        try {
-          fields = await s.savepoint(async () => {
-            const written = await this.stage(s, write, version, scope);
-            const summary = await this.summarize(s, node, partition, version, written);
-            const checked = await this.runChecks(s, write, version, summary.rowCount, previousVersion, scope);
-            if (checked.errors.length > 0) throw new ChecksFailed(checked);
-            return { ...summary, previousVersion, warnings: checked.warnings };
-          });
-        } catch (error) {
-          if (!(error instanceof ChecksFailed)) throw error;
-          // The new rows went; the failure is recorded under the version it was given.
-          fields = { failed: error.outcome.errors.join('; '), warnings: error.outcome.warnings };
-        }
-        if (!('failed' in fields)) await this.point(s, node, partition, version);
-        await s.run(ledgerInsert(this.t('ledger')), ledgerValues(this.dialect.codec, write, version, fields, inputs));
-        if ('failed' in fields) return { failed: fields.failed };
-        const { columns: _columns, ...published } = fields;
-        return { version, ...published };
-      },
-      // Attempts of one partition (a retry and a worker presumed dead) take turns; other partitions run in parallel.
-      { lock: `backfill:partition:${node}/${partition}` },
-    );
-    // The partition is named by the activity and the failure details: kept out of the message, failures of one cause group together.
-    if ('failed' in outcome) throw new CheckFailedError(`checks failed: ${outcome.failed}`);
-    return outcome;
+    const { published, failed } = await this.publishMany([write]);
+    if (failed) throw failed.error;
+    return published[0]!;
   }
 
-  /** Refuses a publish by a run other than the one the dataset is leased to (none: anyone publishes). */
-  private async assertLeased(s: Session, write: PartitionWrite): Promise<void> {
-    const [lease] = await s.all<Raw>(`SELECT backfill_id, run_key FROM ${this.t('leases')} WHERE node = :node${this.dialect.forShare}`, { node: write.node });
-    if (!lease || lease.run_key === write.runKey) return;
-    throw new StaleRunError(
-      `dataset ${write.node} is leased to run ${String(lease.run_key)} of backfill '${String(lease.backfill_id)}', not to this run (${write.runKey} of '${write.backfillId}'): ` +
-        'this attempt belongs to a run that no longer writes the dataset, so it publishes nothing',
-    );
+  /**
+   * Publishes the partitions in turn in one transaction: one commit for all of them. Each
+   * partition's publish is atomic on its own (a savepoint around it): the first that fails
+   * keeps what its checks recorded and ends the batch; those before it are committed, and
+   * nothing of those after it is written.
+   */
+  async publishMany(writes: readonly PartitionWrite[]): Promise<PublishedBatch> {
+    writes.forEach((w) => assertDataset(w.node));
+    if (writes.length === 0) return { published: [] };
+    try {
+      return await this.tx(async (s): Promise<PublishedBatch> => {
+        const published: Published[] = [];
+        for (const [index, write] of writes.entries()) {
+          let outcome: Published | { failed: string };
+          try {
+            // Alone, a partition needs no savepoint of its own: the transaction is its.
+            outcome = writes.length === 1 ? await this.publishOne(s, write) : await s.savepoint(() => this.publishOne(s, write));
+          } catch (error) {
+            if (index === 0) throw error;
+            return { published, failed: { index, error: error instanceof Error ? error : new Error(String(error)) } };
+          }
+          // The partition is named by the activity and the failure details: kept out of the message, failures of one cause group together.
+          if ('failed' in outcome) return { published, failed: { index, error: new CheckFailedError(`checks failed: ${outcome.failed}`) } };
+          published.push(outcome);
+        }
+        return { published };
+      });
+    } catch (error) {
+      return { published: [], failed: { index: 0, error: error instanceof Error ? error : new Error(String(error)) } };
+    }
+  }
+
+  /**
+   * One partition's publish, in a transaction of its own or in a batch's: what it needs to
+   * know first (one round trip where the dialect has `startPublish`), its rows, checks and
+   * summary (one more), then the pointer and the ledger row, which go with the commit.
+   */
+  private async publishOne(s: Session, write: PartitionWrite): Promise<Published | { failed: string }> {
+    const { node, partition } = write;
+    const start = await this.startPublish(s, write);
+    if (start.lease && start.lease.runKey !== write.runKey) {
+      throw new StaleRunError(
+        `dataset ${node} is leased to run ${start.lease.runKey} of backfill '${start.lease.backfillId}', not to this run (${write.runKey} of '${write.backfillId}'): ` +
+          'this attempt belongs to a run that no longer writes the dataset, so it publishes nothing',
+      );
+    }
+    if (start.already) {
+      await s.run(`UPDATE ${this.t('ledger')} SET executions = executions + 1 WHERE node = :node AND partition = :partition AND version = :version`, {
+        node,
+        partition,
+        version: start.already.version,
+      });
+      // Staged by this run, now written directly (the run went on without staging): it is published now.
+      if (start.already.staged && !write.stage) return { ...(await this.promote(s, node, partition, start.already)), alreadyPublished: true };
+      return { ...start.already, alreadyPublished: true };
+    }
+    const version = start.latest + 1;
+    const previousVersion = start.current;
+    const scope = await this.relations(s, start.pinned);
+    let fields: LedgerFields;
+    try {
+      fields = await this.stageAndCheck(s, write, version, previousVersion, scope);
+    } catch (error) {
+      if (!(error instanceof ChecksFailed)) throw error;
+      // The new rows went; the failure is recorded under the version it was given.
+      fields = { failed: error.outcome.errors.join('; '), warnings: error.outcome.warnings };
+    }
+    if (!('failed' in fields) && !write.stage) await this.point(s, node, partition, version);
+    await s.run(ledgerInsert(this.t('ledger')), ledgerValues(this.dialect.codec, write, version, fields, inputVersions(start.pinned)));
+    if ('failed' in fields) return { failed: fields.failed };
+    const { columns: _columns, ...published } = fields;
+    return { version, ...published, ...(write.stage ? { staged: true } : {}) };
+  }
+
+  /** What a publish needs to know before it writes: the dialect's own `startPublish`, or these statements. */
+  private async startPublish(s: Session, write: PartitionWrite): Promise<PublishStart> {
+    const { node, partition, runKey } = write;
+    const request: PublishRequest = { node, partition, runKey, inputs: write.inputs, ...(write.pinned ? { pinned: write.pinned } : {}) };
+    // A staged write pins its run's staged upstream versions and finds its own staged ones: the statements below do that.
+    if (s.startPublish && !write.stage) return s.startPublish(request);
+    const key = { node, partition };
+    // Attempts of one partition (a retry and a worker presumed dead) take turns; other partitions run in parallel.
+    await s.lock(partitionLock(node, partition));
+    const [held] = await s.all<Raw>(`SELECT backfill_id, run_key FROM ${this.t('leases')} WHERE node = :node${this.dialect.forShare}`, { node });
+    const lease = held ? { backfillId: String(held.backfill_id), runKey: String(held.run_key) } : null;
+    const skipped = { latest: 0, current: null, pinned: [] };
+    if (lease && lease.runKey !== runKey) return { lease, already: null, ...skipped };
+    const already = await this.publishedRow(s, node, partition, runKey);
+    if (already) return { lease, already, ...skipped };
+    const [latest] = await s.all<{ v: number }>(`SELECT COALESCE(MAX(version), 0) AS v FROM ${this.t('ledger')} WHERE node = :node AND partition = :partition`, key);
+    const [current] = await s.all<{ version: number }>(`SELECT version FROM ${this.t('partitions')} WHERE node = :node AND partition = :partition`, key);
+    const pinned = write.pinned ?? (await this.pinWith(s, write.inputs, write.stage ? runKey : undefined));
+    await this.fillScope(s, pinned);
+    return { lease, already: null, latest: Number(latest!.v), current: current ? Number(current.version) : null, pinned };
+  }
+
+  /**
+   * The new version's rows, summarized and checked, in a savepoint when it has checks: when one
+   * fails they roll back (without checks, anything that fails fails the whole publish).
+   */
+  private stageAndCheck(s: Session, write: PartitionWrite, version: number, previousVersion: number | null, scope: ScopedRelation[]): Promise<LedgerFields> {
+    const work = async (): Promise<LedgerFields> => {
+      const written = await this.stage(s, write, version, scope);
+      const summary = await this.summarize(s, write.node, write.partition, version, written);
+      const checked = await this.runChecks(s, write, version, previousVersion, summary.rowCount, scope);
+      if (checked.errors.length > 0) throw new ChecksFailed(checked);
+      return { ...summary, previousVersion, warnings: checked.warnings };
+    };
+    return write.checks.length > 0 ? s.savepoint(work) : work();
+  }
+
+  /** Publishes one version this run staged: its pointer moves, its status becomes published. */
+  private async promote(s: Session, node: string, partition: string, staged: Published): Promise<Published> {
+    const [current] = await s.all<{ version: number }>(`SELECT version FROM ${this.t('partitions')} WHERE node = :node AND partition = :partition`, { node, partition });
+    const previousVersion = current ? Number(current.version) : null;
+    await s.run(`UPDATE ${this.t('ledger')} SET status = 'published', previous_version = :previous WHERE node = :node AND partition = :partition AND version = :version`, {
+      node,
+      partition,
+      version: staged.version,
+      previous: previousVersion,
+    });
+    await this.point(s, node, partition, staged.version);
+    const { staged: _staged, ...rest } = staged;
+    return { ...rest, previousVersion };
   }
 
   private async point(s: Session, node: string, partition: string, version: number | null): Promise<void> {
@@ -302,12 +399,11 @@ export class SqlWarehouse implements Warehouse {
   }
 
   /** The rows of one stored version, as a SELECT checks can read. */
-  private async versionSelect(s: Session, node: string, partition: string, version: number): Promise<string> {
-    if (s.versionRows) return `SELECT * FROM ${await s.versionRows(node, partition, version)} AS v`;
-    return `SELECT * FROM ${this.dialect.versionsTable(node)} WHERE ${PARTITION_COLUMN} = ${quoteLiteral(partition)} AND ${VERSION_COLUMN} = ${version}`;
+  private versionSelect(s: Session, node: string, partition: string, version: number): Promise<string> {
+    return versionSelect(s, this.dialect, node, partition, version);
   }
 
-  private async runChecks(s: Session, write: PartitionWrite, version: number, rowCount: number, previous: number | null, scope: ScopedRelation[]): Promise<CheckOutcome> {
+  private async runChecks(s: Session, write: PartitionWrite, version: number, previous: number | null, rowCount: number, scope: ScopedRelation[]): Promise<CheckOutcome> {
     if (write.checks.length === 0) return { errors: [], warnings: [] };
     const staged = await this.versionSelect(s, write.node, write.partition, version);
     const columns = [PARTITION_COLUMN, VERSION_COLUMN, ...((await s.columns(write.node)) ?? [])];
@@ -441,7 +537,7 @@ export class SqlWarehouse implements Warehouse {
         return decision.outcome;
       },
       // Publishes and restores of one partition take turns.
-      { lock: `backfill:partition:${node}/${partition}` },
+      { lock: partitionLock(node, partition) },
     );
   }
 
@@ -478,6 +574,18 @@ export class SqlWarehouse implements Warehouse {
     await this.tx((s) => s.run(`DELETE FROM ${this.t('leases')} WHERE backfill_id = :backfill_id AND run_key = :run_key`, { backfill_id: run.backfillId, run_key: run.runKey }), {
       lock: 'backfill:leases',
     });
+  }
+
+  publishStaged(run: StagedRun): Promise<StagedOutcome> {
+    return this.tx((s) => publishRun(s, this.dialect, run, new Date().toISOString()), { lock: stageLock(run.runKey) });
+  }
+
+  discardStaged(run: StagedRun): Promise<StagedOutcome> {
+    return this.tx((s) => discardRun(s, this.dialect, run), { lock: stageLock(run.runKey) });
+  }
+
+  diffStaged(run: StagedRun, options: DiffOptions = {}): Promise<DiffPage> {
+    return this.read((s) => diffPage(s, this.dialect, run, options));
   }
 
   close(): Promise<void> {

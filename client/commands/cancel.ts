@@ -1,17 +1,18 @@
 /** `backfill cancel <id>`: cancels the backfill; running partitions are cancelled cleanly. */
 import { Command } from '@commander-js/extra-typings';
 import { HELP_GROUPS, documented } from '../help.ts';
-import { jsonOption, print } from '../options.ts';
+import { jsonOption, print, reasonOption } from '../options.ts';
 import { withClient } from '../with-client.ts';
 
 export function cancelCommand() {
   return documented(new Command('cancel'), HELP_GROUPS.control, [['backfill cancel shop-2024', 'running partitions stop at their next heartbeat; nothing half-written is published']])
     .description('cancel the backfill; running partitions are cancelled cleanly')
     .argument('<id>', 'backfill id')
+    .addOption(reasonOption())
     .addOption(jsonOption())
     .action(async (id, options, command) => {
       await withClient(command, async (client) => {
-        await client.cancel(id);
+        await client.cancel(id, options);
         print(options.json, { backfillId: id, cancelRequested: true }, () =>
           `${id}: cancellation requested (running partitions stop at their next heartbeat); 'backfill wait ${id}' waits for it`,
         );

@@ -1,9 +1,9 @@
 /** `backfill dev`: the embedded Temporal dev server (Web UI on :8233) and a worker. */
-import { join } from 'node:path';
+import { join, resolve as resolvePath } from 'node:path';
 import { Command } from '@commander-js/extra-typings';
 import { BackfillError } from '../../core/errors.ts';
 import { HELP_GROUPS, documented } from '../help.ts';
-import { codeVersionOption, jsonOption, logFormatOption, positiveNumber, print, transformsGiven, transformsOption, warehouseOption } from '../options.ts';
+import { codeVersionOption, policyOption, jsonOption, logFormatOption, positiveNumber, print, transformsGiven, transformsOption, warehouseOption } from '../options.ts';
 import { PROJECT_SPEC } from '../project.ts';
 import { LOG_FORMAT_HELP, METRICS_PORT_HELP } from './worker.ts';
 
@@ -28,6 +28,7 @@ export function devCommand() {
     .addOption(transformsOption(`modules that define transforms (default: those ./${PROJECT_SPEC} lists, else the example's)`))
     .addOption(warehouseOption())
     .addOption(codeVersionOption())
+    .addOption(policyOption())
     .option('--allow-fault-injection', "let the sleep transform's crashKeys and hangKeys kill or hang the worker (chaos drills only)")
     .option('--metrics-port <port>', `the worker: ${METRICS_PORT_HELP}`)
     .option('--metrics-host <ip>', 'the address the metrics port listens on', '127.0.0.1')
@@ -56,6 +57,7 @@ export function devCommand() {
           telemetry,
           ...(options.warehouse !== undefined ? { warehouse: options.warehouse } : {}),
           ...(options.codeVersion !== undefined ? { codeVersion: options.codeVersion } : {}),
+          ...(options.policy !== undefined && options.policy.trim() !== '' ? { policyFile: resolvePath(options.policy) } : {}),
           ...(settings.workflowBundle !== undefined ? { workflowBundle: settings.workflowBundle } : {}),
           ...(options.allowFaultInjection ? { allowFaultInjection: true } : {}),
         });

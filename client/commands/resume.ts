@@ -1,8 +1,12 @@
 /** `backfill resume <id>`: un-pauses a running backfill, or goes on with an ended one in a new run. */
 import { Command } from '@commander-js/extra-typings';
 import { HELP_GROUPS, documented } from '../help.ts';
-import { jsonOption, print } from '../options.ts';
+import { jsonOption, print, reasonOption } from '../options.ts';
 import { withClient } from '../with-client.ts';
+
+/** What still holds a backfill back after a control (an approval, a spent budget, a closed window). */
+export const heldLine = (state: { holds?: Array<{ reason: string }> } | null) =>
+  state?.holds && state.holds.length > 0 ? `\n  still held: ${state.holds.map((h) => h.reason).join('; ')}` : '';
 
 /** The line that names the nodes a new spec changed. */
 export const changedLine = (changed: string[]) => (changed.length > 0 ? `\n  new spec for: ${changed.join(', ')}` : '');
@@ -15,15 +19,16 @@ export function resumeCommand() {
     .description('go on: un-pause a running backfill, or resume a cancelled or failed one in a new run that skips what is published')
     .argument('<id>', 'backfill id')
     .option('--spec <file>', 'go on with this spec (the same nodes and partitions; fixed transforms, SQL, parameters, checks or limits)')
+    .addOption(reasonOption())
     .addOption(jsonOption())
     .action(async (id, options, command) => {
       const spec = options.spec !== undefined ? (await (await import('../spec-file.ts')).loadSpecFile(options.spec)).spec : undefined;
       await withClient(command, async (client) => {
-        const result = await client.resume(id, spec ? { spec } : {});
+        const result = await client.resume(id, { ...(spec ? { spec } : {}), ...(options.reason !== undefined ? { reason: options.reason } : {}) });
         print(options.json, { backfillId: id, ...result }, () =>
           result.resumed
             ? `${id} resumed in a new run; published partitions are skipped${changedLine(result.changed)}\n  web UI: ${result.resumed.uiUrl}`
-            : `${id} resumed${changedLine(result.changed)}`,
+            : `${id} resumed${changedLine(result.changed)}${heldLine(result.state)}`,
         );
       });
     });

@@ -1,7 +1,7 @@
 /** `backfill retry-failed <id>`: runs the failed partitions again, then the ones they blocked. */
 import { Command } from '@commander-js/extra-typings';
 import { HELP_GROUPS, documented } from '../help.ts';
-import { jsonOption, print } from '../options.ts';
+import { jsonOption, print, reasonOption } from '../options.ts';
 import { withClient } from '../with-client.ts';
 import { changedLine } from './resume.ts';
 
@@ -14,11 +14,12 @@ export function retryFailedCommand() {
     .argument('<id>', 'backfill id')
     .option('--node <node>', 'only this node')
     .option('--spec <file>', 'retry with this spec (the same nodes and partitions; fixed transforms, SQL, parameters or checks)')
+    .addOption(reasonOption())
     .addOption(jsonOption())
     .action(async (id, options, command) => {
       const spec = options.spec !== undefined ? (await (await import('../spec-file.ts')).loadSpecFile(options.spec)).spec : undefined;
       await withClient(command, async (client) => {
-        const result = await client.retryFailed(id, options.node, spec);
+        const result = await client.retryFailed(id, options.node, spec, options);
         print(options.json, { backfillId: id, ...result }, () =>
           result.resumed
             ? `${id} resumed in a new run to retry ${result.retried} failed partitions${changedLine(result.changed)}\n  web UI: ${result.resumed.uiUrl}`

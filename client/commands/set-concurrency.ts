@@ -2,7 +2,7 @@
 import { Command } from '@commander-js/extra-typings';
 import { cappedByOwnLimit, cappedLine } from '../capped.ts';
 import { HELP_GROUPS, documented } from '../help.ts';
-import { jsonOption, print } from '../options.ts';
+import { jsonOption, print, reasonOption } from '../options.ts';
 import { withClient } from '../with-client.ts';
 
 export function setConcurrencyCommand() {
@@ -14,11 +14,12 @@ export function setConcurrencyCommand() {
     .argument('<id>', 'backfill id')
     .argument('<n>', "a whole number (or 'unlimited' for the backfill-wide limit)")
     .option('--node <node>', 'only this node')
+    .addOption(reasonOption())
     .addOption(jsonOption())
     .action(async (id, value, options, command) => {
       const concurrency = (await import('../../core/limits.ts')).parseConcurrency(value, options.node);
       await withClient(command, async (client) => {
-        const state = await client.setConcurrency(id, concurrency, options.node);
+        const state = await client.setConcurrency(id, concurrency, options.node, options);
         const capped = options.node === undefined ? cappedByOwnLimit(state, 'concurrency') : [];
         const cappedByOwnConcurrency = capped.map((c) => ({ node: c.node, concurrency: c.limit }));
         print(options.json, { backfillId: id, ...state, ...(options.node === undefined ? { cappedByOwnConcurrency } : {}) }, () =>

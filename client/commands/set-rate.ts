@@ -2,7 +2,7 @@
 import { Command } from '@commander-js/extra-typings';
 import { cappedByOwnLimit, cappedLine } from '../capped.ts';
 import { HELP_GROUPS, documented } from '../help.ts';
-import { jsonOption, print } from '../options.ts';
+import { jsonOption, print, reasonOption } from '../options.ts';
 import { withClient } from '../with-client.ts';
 
 export function setRateCommand() {
@@ -15,11 +15,12 @@ export function setRateCommand() {
     .argument('<id>', 'backfill id')
     .argument('<per-second>', "partitions per second, or 'unlimited'")
     .option('--node <node>', 'only this node')
+    .addOption(reasonOption())
     .addOption(jsonOption())
     .action(async (id, value, options, command) => {
       const rate = (await import('../../core/limits.ts')).parseRate(value);
       await withClient(command, async (client) => {
-        const state = await client.setRate(id, rate, options.node);
+        const state = await client.setRate(id, rate, options.node, options);
         // A node whose own rate is lower keeps it: name those, so that a raised backfill rate surprises nobody.
         const capped = options.node === undefined ? cappedByOwnLimit(state, 'rate') : [];
         const cappedByOwnRate = capped.map((c) => ({ node: c.node, rate: c.limit }));

@@ -8,7 +8,7 @@ import { parseDurationFlag } from '../duration-flag.ts';
 import { exitCodeFor } from '../exit-codes.ts';
 import { EXAMPLE_SPEC_PATH as SPEC, HELP_GROUPS, documented } from '../help.ts';
 import type { ChangeSummary } from '../only-changed.ts';
-import { checkOnlyChanged, codeVersionOption, jsonOption, print, warehouseOption } from '../options.ts';
+import { checkOnlyChanged, codeVersionOption, jsonOption, positiveInteger, positiveNumber, print, reasonOption, warehouseOption } from '../options.ts';
 import { withClient } from '../with-client.ts';
 
 /** `--wait-for-datasets [timeout]`: true (as long as it takes) or a duration. */
@@ -30,12 +30,26 @@ function reportWaiting(client: BackfillClient): (writers: DatasetWriter[]) => Pr
   };
 }
 
+/** What the policy decided, as `start` says it: the policy's hash, and what the backfill waits for. */
+function admissionLines(started: Started & { attached?: boolean }): string {
+  const admission = started.admission;
+  if (admission === undefined || started.attached) return '';
+  if (admission === null) return `\n  ${pc.yellow('the policy has not judged it yet (no worker polls its workflow task queue): backfill status tells once one does')}`;
+  const lines = admission.policy ? [`\n  policy: ${admission.policy.path ?? ''} (${(admission.policy.hash ?? '').slice(0, 19)}…)`] : [];
+  for (const hold of admission.holds) lines.push(`\n  ${pc.yellow(hold.kind === 'approval' ? 'awaiting approval' : hold.kind === 'window' ? 'waiting for its run window' : 'held')}: ${hold.reason}`);
+  if (admission.state === 'awaiting_approval') lines.push(`\n  approve: backfill approve ${started.backfillId} --reason "..." --sign-key <key> (another of the policy's allowed signers)`);
+  return lines.join('');
+}
+
 export function startCommand() {
   return documented(new Command('start'), HELP_GROUPS.run, [
     [`backfill start ${SPEC} --id shop-2024 --rate 50 --watch`, 'at most 50 partitions a second in all; bars until it ends (exit code as for wait)'],
     [`backfill start ${SPEC} --id shop-march --from 2024-03-01 --to 2024-04-01`, 'March only (periods that overlap it: its weeks and the month too)'],
     [`backfill start ${SPEC} --id shop-2024 --rerun --only-changed`, 'the same id again, running only what changed since it was published'],
+    [`backfill start ${SPEC} --id shop-2024 --stage`, 'staged: nothing is published until backfill publish shop-2024 (backfill diff shop-2024 shows what would change)'],
     [`backfill start ${SPEC} --id nightly --wait-for-datasets 600`, 'when another backfill writes these datasets, wait up to 600 s for it instead of failing'],
+    [`backfill start ${SPEC} --id restate-2024 --reason finance-restated-2024-FIN-1234 --sign-key ~/.ssh/id_ed25519`, 'a signed start with its reason: the signer cannot approve it too'],
+    [`backfill start ${SPEC} --id urgent-fix --priority 1 --fairness-weight 3`, 'ahead of priority 2-5 backfills on shared task queues, and 3 times the share of a weight-1 one'],
   ])
     .description('start a backfill; prints its id and Web UI link')
     .argument('<spec>', 'spec file (.yaml, .json or .ts)')
@@ -50,6 +64,13 @@ export function startCommand() {
     .addOption(warehouseOption())
     .addOption(codeVersionOption())
     .option('--wait-for-datasets [timeout]', 'when running backfills write some of its datasets, wait until they are free (as long as it takes, or up to a duration such as 2h, or 600 for seconds) instead of failing; give it after the spec')
+    .option('--stage', 'write and check every partition as a staged version that nobody reads; compare with backfill diff, then backfill publish (all at once) or backfill discard')
+    .addOption(reasonOption("why, kept in the backfill's audit trail (the policy may require one)"))
+    .option('--sign-key <file>', 'sign the start with this ssh-ed25519 key (or its .pub when the key is in ssh-agent), as the policy may require')
+    .option('--priority <1-5>', 'task-queue priority: 1 is the most urgent, 5 the least (default: the server\'s, 3)', positiveInteger('--priority'))
+    .option('--fairness-weight <weight>', "its share of a task queue shared with other backfills, against theirs (default 1)", positiveNumber('--fairness-weight'))
+    .option('--retry-budget <attempts>', 'pause once this many partition attempts have failed (within the policy\'s most)', positiveInteger('--retry-budget'))
+    .option('--cost-budget <amount>', "pause once the partitions cost this much, in the policy's cost metric (within its most)", positiveNumber('--cost-budget'))
     .option('--watch', 'show live progress until it ends')
     .addOption(jsonOption())
     .action(async (file, options, command) => {
@@ -74,7 +95,15 @@ export function startCommand() {
               ...(concurrency !== undefined ? { concurrency } : {}),
             },
             ...(changes ? { skip: changes.skip } : {}),
+            ...(options.stage ? { stage: true } : {}),
             ...(wait ? { waitForDatasets: { ...wait, onWait: reportWaiting(client) } } : {}),
+            ...(options.reason !== undefined ? { reason: options.reason } : {}),
+            ...(options.signKey !== undefined ? { signKey: options.signKey } : {}),
+            ...(options.priority !== undefined ? { priority: options.priority } : {}),
+            ...(options.fairnessWeight !== undefined ? { fairnessWeight: options.fairnessWeight } : {}),
+            ...(options.retryBudget !== undefined || options.costBudget !== undefined
+              ? { budgets: { ...(options.retryBudget !== undefined ? { retries: options.retryBudget } : {}), ...(options.costBudget !== undefined ? { cost: options.costBudget } : {}) } }
+              : {}),
           });
           if (changes) started = { ...started, onlyChanged: changes.summary };
         } catch (error) {
@@ -86,7 +115,7 @@ export function startCommand() {
         }
         const verb = started.attached ? 'attached to' : 'started';
         const kept = started.onlyChanged ? `\n  only changed: ${started.onlyChanged.totalToRun} partitions run, ${started.onlyChanged.totalSkipped} keep their published versions` : '';
-        print(options.json, started, () => `${verb} ${pc.bold(started.backfillId)}${kept}\n  web UI: ${started.uiUrl}\n  watch:  backfill status ${started.backfillId} --watch`);
+        print(options.json, started, () => `${verb} ${pc.bold(started.backfillId)}${kept}${admissionLines(started)}\n  web UI: ${started.uiUrl}\n  watch:  backfill status ${started.backfillId} --watch`);
         if (options.watch) {
           const [{ watch }, { headline, renderFailures }] = await Promise.all([import('../watch.ts'), import('../render.ts')]);
           const final = await watch(client, started.backfillId, options.json);

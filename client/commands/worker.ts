@@ -1,7 +1,8 @@
 /** `backfill worker`: a worker against the Temporal server of $TEMPORAL_ADDRESS or the profile. */
+import { resolve as resolvePath } from 'node:path';
 import { Command } from '@commander-js/extra-typings';
 import { HELP_GROUPS, documented } from '../help.ts';
-import { codeVersionOption, connectionFlags, jsonOption, logFormatOption, positiveInteger, print, transformsGiven, transformsOption, warehouseOption } from '../options.ts';
+import { codeVersionOption, policyOption, connectionFlags, jsonOption, logFormatOption, positiveInteger, print, transformsGiven, transformsOption, warehouseOption } from '../options.ts';
 
 export const METRICS_PORT_HELP = "serve Prometheus metrics (the SDK's and backfill_*) on this port, at /metrics";
 export const LOG_FORMAT_HELP = "log lines as 'text' (default) or 'json' (one object per line, INFO and up unless $BACKFILL_LOG_LEVEL says otherwise)";
@@ -20,6 +21,7 @@ export function workerCommand() {
     .option('--max-concurrent-activities <n>', 'partition activities this worker runs at once, per activity queue (default 200)', positiveInteger('--max-concurrent-activities'))
     .addOption(warehouseOption())
     .addOption(codeVersionOption())
+    .addOption(policyOption())
     .option('--allow-fault-injection', "let the sleep transform's crashKeys and hangKeys kill or hang this worker (chaos drills only)")
     .option('--metrics-port <port>', METRICS_PORT_HELP)
     .option('--metrics-host <ip>', 'the address the metrics port listens on', '0.0.0.0')
@@ -46,6 +48,7 @@ export function workerCommand() {
           telemetry,
           ...(options.warehouse !== undefined ? { warehouse: options.warehouse } : {}),
           ...(options.codeVersion !== undefined ? { codeVersion: options.codeVersion } : {}),
+          ...(options.policy !== undefined && options.policy.trim() !== '' ? { policyFile: resolvePath(options.policy) } : {}),
           ...(settings.workflowBundle !== undefined ? { workflowBundle: settings.workflowBundle } : {}),
           ...(options.allowFaultInjection ? { allowFaultInjection: true } : {}),
         });

@@ -163,7 +163,8 @@ export async function gatherReport(client: BackfillClient, warehouse: Warehouse,
     endMs,
     input.carry?.paused ? { atMs: first.startMs } : null,
   );
-  const rows = ledger.map((row) => ({ node: row.node, partition: row.partition, status: row.status, startMs: Date.parse(row.startedAt), endMs: Date.parse(row.finishedAt) }));
+  // A staged (or discarded) version passed its checks like a published one: the timeline shows the work.
+  const rows = ledger.map((row) => ({ node: row.node, partition: row.partition, status: row.status === 'failed_check' ? ('failed_check' as const) : ('published' as const), startMs: Date.parse(row.startedAt), endMs: Date.parse(row.finishedAt) }));
   const timeline = buildTimeline({
     nodes: plan.nodes.map((n) => n.id),
     rows,

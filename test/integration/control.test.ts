@@ -3,12 +3,14 @@
  * bounded retries, blocked partitions, retry-failed, cancellation and adaptive backoff.
  */
 import { setTimeout as delay } from 'node:timers/promises';
+import { defaultPayloadConverter } from '@temporalio/common';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import type { BackfillClient } from '../../client/backfill-client.ts';
 import { NonRetryableError } from '../../activities/errors.ts';
 import type { Transform } from '../../activities/transforms.ts';
 import type { LedgerRow } from '../../activities/warehouse/types.ts';
+import type { RunPartitionsInput } from '../../core/protocol.ts';
 import { nodeViewQuery, nodeWorkflowId } from '../../workflows/definitions.ts';
 import { connectClient, scratch, startRate, startTestWorker, testSpec, uniqueQueue, waitFor, type TestWorker } from './helpers.ts';
 
@@ -63,7 +65,8 @@ describe('operator control', () => {
     const spec = testSpec(queue, {
       name: 'pause',
       partitions: { grain: 'hour', start: '2024-01-01', end: '2024-01-03' },
-      defaults: { concurrency: 3 },
+      // One partition per activity: an automatic batch could take every partition before the pause lands.
+      defaults: { concurrency: 3, batchSize: 1 },
       nodes: [{ id: 'work', transform: 'sleep', params: { ms: 100 } }],
     });
     const { backfillId } = await start(spec);
@@ -163,9 +166,15 @@ describe('operator control', () => {
     // 2024-01-10 is in 2024-W02: that week is blocked, the other three complete.
     expect(nodes.weekly).toMatchObject({ total: 4, done: 3, blocked: 1 });
 
-    // The server's own record: the last attempt of that activity was the third.
+    // The server's own record: the last attempt of the activity that ran it (alone, or in a
+    // batch) was the third.
     const history = await client.client.workflow.getHandle(nodeWorkflowId(backfillId, 'source')).fetchHistory();
-    const scheduled = history.events!.find((e) => e.activityTaskScheduledEventAttributes?.activityId === 'source/2024-01-10')!;
+    const ran = history.events!.filter((e) => {
+      const payload = e.activityTaskScheduledEventAttributes?.input?.payloads?.[0];
+      return payload !== undefined && defaultPayloadConverter.fromPayload<RunPartitionsInput>(payload).partitions.some((p) => p.key === '2024-01-10');
+    });
+    expect(ran).toHaveLength(1);
+    const scheduled = ran[0]!;
     const started = history.events!.find((e) => Number(e.activityTaskStartedEventAttributes?.scheduledEventId) === Number(scheduled.eventId))!;
     expect(started.activityTaskStartedEventAttributes!.attempt).toBe(3);
   });

@@ -166,7 +166,9 @@ describe('durability', () => {
       const spec = testSpec(queue, {
         name: 'crash',
         partitions: { grain: 'day', start: '2024-01-01', end: '2024-01-21' },
-        defaults: { concurrency: 2, heartbeatTimeout: '2s', timeout: '3s', retry: { initialInterval: '200ms' } },
+        // One partition per activity: a batch's time limit is `timeout` times its partitions,
+        // and the bound below is for one.
+        defaults: { concurrency: 2, heartbeatTimeout: '2s', timeout: '3s', retry: { initialInterval: '200ms' }, batchSize: 1 },
         nodes: [
           { id: 'crashy', transform: 'sleep', params: { ms: 50, crashKeys: ['2024-01-05'] } },
           { id: 'hangy', transform: 'sleep', params: { ms: 50, hangKeys: ['2024-01-07'] } },
@@ -204,7 +206,8 @@ describe('durability', () => {
       const spec = testSpec(queue, {
         name: 'handover',
         partitions: { grain: 'hour', start: '2024-01-01', end: '2024-01-11' },
-        defaults: { concurrency: 8, rate: 60 },
+        // One partition per activity: the many events that make each run continue as new.
+        defaults: { concurrency: 8, rate: 60, batchSize: 1 },
         nodes: [
           { id: 'a', transform: 'noop' },
           { id: 'b', transform: 'noop', dependsOn: ['a'] },
@@ -261,7 +264,7 @@ describe('durability', () => {
       const spec = testSpec(queue, {
         name: 'drain',
         partitions: { grain: 'hour', start: '2024-01-01', end: '2024-01-26' },
-        defaults: { concurrency: 20 },
+        defaults: { concurrency: 20, batchSize: 1 },
         nodes: [{ id: 'a', transform: 'noop' }],
       });
       const { backfillId } = await client.start(spec, { taskQueue: queue, tuning: { historyLimit: 300 } });

@@ -3,7 +3,6 @@
  * retry of one node after a cancel completes, and control messages sent with Temporal's own
  * CLI are applied as parsed or refused with a message.
  */
-import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BackfillClient } from '../../client/backfill-client.ts';
@@ -12,7 +11,7 @@ import type { Transform } from '../../activities/transforms.ts';
 import { BackfillError } from '../../core/errors.ts';
 import type { SpecInput } from '../../core/spec.ts';
 import { backfillWorkflowId, nodeWorkflowId, type ControlState } from '../../workflows/definitions.ts';
-import { ROOT, address, connectClient, scratch, startTestWorker, testSpec, uniqueQueue, waitFor, type TestWorker } from './helpers.ts';
+import { connectClient, scratch, startTestWorker, temporal, testSpec, uniqueQueue, waitFor, type TestWorker } from './helpers.ts';
 
 /** Keys the `fragile` transform fails on, until a test fixes the cause by removing them. */
 const broken = new Set<string>();
@@ -21,19 +20,6 @@ const transforms: Record<string, Transform> = {
     if (broken.has(`${node}/${partition}`)) throw new NonRetryableError(`source data for ${partition} is corrupt`);
   },
 };
-
-const TEMPORAL = join(ROOT, '.backfill/bin/temporal');
-
-type CliOutcome = { code: number; stdout: string; stderr: string };
-
-/** Temporal's own command line against the integration dev server. */
-function temporal(args: string[]): Promise<CliOutcome> {
-  return new Promise((resolve) => {
-    execFile(TEMPORAL, [...args, '--address', address(), '--namespace', 'default'], { timeout: 60_000 }, (error, stdout, stderr) => {
-      resolve({ code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, stdout, stderr });
-    });
-  });
-}
 
 describe('hardening', () => {
   let worker: TestWorker;
@@ -152,7 +138,8 @@ describe('hardening', () => {
       { id: `out${i}`, transform: 'noop', concurrency: 2, dependsOn: [`raw${i}`] },
     ]).flat();
     const { backfillId } = await start(
-      { name: 'busy', partitions: { grain: 'hour', start: '2024-01-01', end: '2024-01-02' }, nodes },
+      // One partition per activity: a report per partition keeps the parent busy.
+      { name: 'busy', partitions: { grain: 'hour', start: '2024-01-01', end: '2024-01-02' }, defaults: { batchSize: 1 }, nodes },
       { historyLimit, reportIntervalMs: 100 },
     );
     const outcome = await client.wait(backfillId, 170_000);

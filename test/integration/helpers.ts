@@ -1,4 +1,5 @@
 /** Helpers for integration tests: real workers on the shared dev server, conditions with timeouts. */
+import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -45,6 +46,8 @@ export async function startTestWorker(options: {
   allowFaultInjection?: boolean;
   /** Where OpenLineage events go (default: nowhere). */
   lineage?: LineageSettings;
+  /** The policy the workers judge every backfill by (backfill worker --policy). */
+  policyFile?: string;
 }): Promise<TestWorker> {
   // Activity failures are expected in these tests; keep the SDK's warnings about them quiet.
   process.env.BACKFILL_LOG_LEVEL ??= 'ERROR';
@@ -62,6 +65,7 @@ export async function startTestWorker(options: {
     allowFaultInjection: options.allowFaultInjection ?? false,
     workflowBundle: { codePath: inject('workflowBundlePath') },
     lineage: options.lineage ?? { enabled: false, why: 'not asked for by the test' },
+    ...(options.policyFile !== undefined ? { policyFile: options.policyFile } : {}),
   });
   const running = workers.run();
   return {
@@ -106,6 +110,18 @@ export async function waitFor<T>(what: string, check: () => Promise<T | undefine
 }
 
 export const ROOT = join(import.meta.dirname, '../..');
+const TEMPORAL = join(ROOT, '.backfill/bin/temporal');
+
+export type CliOutcome = { code: number; stdout: string; stderr: string };
+
+/** Temporal's own command line against the integration dev server. */
+export function temporal(args: string[]): Promise<CliOutcome> {
+  return new Promise((resolve) => {
+    execFile(TEMPORAL, [...args, '--address', address(), '--namespace', 'default'], { timeout: 60_000 }, (error, stdout, stderr) => {
+      resolve({ code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, stdout, stderr });
+    });
+  });
+}
 
 /** A worker in its own process (`backfill worker`), to be killed and restarted like a real one. */
 export function workerProcess(options: WorkerProcessOptions): WorkerProcess {

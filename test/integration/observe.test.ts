@@ -144,7 +144,9 @@ describe('observing a backfill', () => {
       const spec = testSpec(queue, {
         name: 'jsonlog',
         partitions: { grain: 'day', start: '2024-01-01', end: '2024-01-04' },
-        defaults: { retry: { maxAttempts: 2, initialInterval: '100ms' } },
+        // One partition per activity: the SDK's line about a batch's activity names the batch
+        // (`2024-01-02..2024-01-03`), and this test follows one partition's lines.
+        defaults: { retry: { maxAttempts: 2, initialInterval: '100ms' }, batchSize: 1 },
         nodes: [{ id: 'bad', transform: 'sleep', params: { failKeys: ['2024-01-02'] } }],
       });
       const { backfillId } = await client.start(spec, { taskQueue: queue });

@@ -27,7 +27,8 @@ describe('task queue rate limits', () => {
     const spec = testSpec(queue, {
       name: 'queue-cap',
       partitions: { grain: 'hour', start: '2024-01-01', end: '2024-01-21' },
-      defaults: { concurrency: 50 },
+      // One partition per activity: the server's cap counts activities, the ledger partitions.
+      defaults: { concurrency: 50, batchSize: 1 },
       nodes: [{ id: 'load', transform: 'sleep', taskQueue: warehouseQueue }],
     });
     const { backfillId } = await client.start(spec, { taskQueue: queue, tuning: { reportIntervalMs: 250 } });

@@ -27,7 +27,9 @@ describe('partition-level readiness', () => {
     const spec = testSpec(queue, {
       name: 'readiness',
       partitions: { grain: 'day', start: '2024-01-01', end: '2024-03-01' },
-      defaults: { concurrency: 2 },
+      // One partition per activity: a batch publishes its partitions one by one but the node
+      // hears of them together, which would blur what this test measures.
+      defaults: { concurrency: 2, batchSize: 1 },
       nodes: [
         // Slow enough that the upstream node takes several seconds in all.
         { id: 'events', transform: 'sleep', params: { ms: 40 } },

@@ -84,7 +84,8 @@ describe('Temporal server on PostgreSQL', () => {
     const spec = testSpec(queue, {
       name: 'server-cap',
       partitions: { grain: 'hour', start: '2024-01-01', end: '2024-01-14' },
-      defaults: { concurrency: 200 },
+      // One partition per activity: the cap counts activities, the ledger partitions.
+      defaults: { concurrency: 200, batchSize: 1 },
       nodes: [{ id: 'load', transform: 'sleep', params: { ms: 20 } }],
     });
     const total = expandPlan(spec).totalPartitions;

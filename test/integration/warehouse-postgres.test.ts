@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PostgresWarehouse } from '../../activities/warehouse/postgres/postgres-dialect.ts';
 import { SqliteWarehouse } from '../../activities/warehouse/sqlite/sqlite-dialect.ts';
 import { quoteIdent, versionsTable } from '../../activities/warehouse/sql.ts';
-import { SqlError, type PartitionWrite } from '../../activities/warehouse/types.ts';
+import { SqlError, type PartitionWrite, type Row } from '../../activities/warehouse/types.ts';
 import type { RawAccess } from '../warehouse/suite.ts';
 import { ORDERS, rejection, warehouseSuite, write } from '../warehouse/suite.ts';
 
@@ -41,6 +41,16 @@ async function fresh(): Promise<{ warehouse: PostgresWarehouse; url: string; raw
   const warehouse = new PostgresWarehouse(url, { schema: internal });
   const raw: RawAccess = {
     exec: (sql) => execIn(url, sql),
+    rows: async (sql) => {
+      const client = new pg.Client({ connectionString: url });
+      await client.connect();
+      try {
+        // COUNT(*) is a bigint, which pg returns as a string.
+        return (await client.query<Row>(sql)).rows.map((r) => Object.fromEntries(Object.entries(r).map(([k, v]) => [k, typeof v === 'string' && /^\d+$/.test(v) ? Number(v) : v])));
+      } finally {
+        await client.end();
+      }
+    },
     versionsTable: (node) => `${quoteIdent(internal)}.${quoteIdent(versionsTable(node))}`,
     ledgerTable: `${quoteIdent(internal)}.ledger`,
     view: (view) => `${quoteIdent(name)}.${quoteIdent(view)}`,
@@ -212,6 +222,65 @@ describe('postgres: its own storage', () => {
     } finally {
       await cleanup();
     }
+  });
+
+  it('starts a publish with its own function, which runs only as the statement backfill sends', async () => {
+    const { warehouse, url, internal, cleanup } = await fresh();
+    try {
+      await warehouse.publish(write('orders', 'k', { rows: ORDERS }));
+      const call = `SELECT ${quoteIdent(internal)}.publish_start_v1('{"node":"orders","partition":"k","runKey":"x","inputs":[]}'::jsonb) AS start`;
+      // From spec SQL: refused before it runs, in a publish and in a query.
+      const error = await rejection(warehouse.publish(write('bad', 'k', { selects: [{ sql: call, bindings: {} }] })));
+      expect(error).toBeInstanceOf(SqlError);
+      expect(error.message).toMatch(/may not call publish_start_v1\(\)/);
+      expect(await rejection(warehouse.query(call))).toBeInstanceOf(SqlError);
+      // From any other statement, as the same user: the function itself refuses.
+      const client = new pg.Client({ connectionString: url });
+      await client.connect();
+      try {
+        const direct = await rejection(client.query(call));
+        expect(direct.message).toMatch(/publish_start_v1\(\) is backfill's own/);
+        expect((direct as Error & { code?: string }).code).toBe('42501');
+        const { rows } = await client.query(
+          `SELECT has_function_privilege('public', '${internal}.publish_start_v1(jsonb)', 'EXECUTE') AS public_may, p.prosecdef AS definer
+           FROM pg_proc p WHERE p.oid = '${internal}.publish_start_v1(jsonb)'::regprocedure`,
+        );
+        expect(rows).toEqual([{ public_may: false, definer: false }]);
+      } finally {
+        await client.end();
+      }
+    } finally {
+      await cleanup();
+    }
+  });
+
+  it('takes its schema and pool size from the URL, and refuses settings it does not know', async () => {
+    const name = `u_${randomUUID().slice(0, 8)}`;
+    const base = new URL(urlFor(database, 'public'));
+    base.searchParams.set('backfill_schema', name);
+    base.searchParams.set('backfill_pool_size', '2');
+    const warehouse = new PostgresWarehouse(base.toString());
+    try {
+      const published = await Promise.all(['a', 'b', 'c', 'd'].map((k) => warehouse.publish(write('pooled', k, { rows: [{ k }] }))));
+      expect(published.map((p) => p.version)).toEqual([1, 1, 1, 1]);
+      const client = new pg.Client({ connectionString: urlFor(database) });
+      await client.connect();
+      try {
+        const { rows } = await client.query(`SELECT COUNT(*)::int AS n FROM ${quoteIdent(name)}.ledger`);
+        expect(rows).toEqual([{ n: 4 }]);
+        const pool = await client.query(`SELECT COUNT(*)::int AS n FROM pg_stat_activity WHERE datname = $1 AND application_name = 'backfill'`, [database]);
+        expect(pool.rows[0].n).toBeLessThanOrEqual(2);
+      } finally {
+        await client.query(`DROP SCHEMA ${quoteIdent(name)} CASCADE`);
+        await client.query('DROP VIEW IF EXISTS public.pooled');
+        await client.end();
+      }
+    } finally {
+      await warehouse.close();
+    }
+    const typo = new URL(urlFor(database));
+    typo.searchParams.set('backfill_shema', 'x');
+    expect(() => new PostgresWarehouse(typo.toString())).toThrow(/unknown setting backfill_shema: backfill reads backfill_schema and backfill_pool_size/);
   });
 
   it('keeps its identity across connections, and refuses an upstream named by its schema, quoted or not', async () => {

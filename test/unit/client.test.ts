@@ -10,7 +10,8 @@ import { resumeCarry } from '../../core/coordinator.ts';
 import { EXIT, buildProgram, exitCodeFor } from '../../client/cli.ts';
 import { transformsGiven } from '../../client/options.ts';
 import { parseQueues, transformModules } from '../../client/local.ts';
-import { headline, renderFailures, renderPlan, renderStatus } from '../../client/render.ts';
+import { headline, renderFailures, renderGovernance, renderPlan, renderStatus } from '../../client/render.ts';
+import type { GovernanceView } from '../../core/governance.ts';
 
 const plain = (text: string) => stripVTControlCharacters(text);
 
@@ -332,5 +333,65 @@ describe('renderStatus', () => {
     for (const heading of ['node', 'done', 'running', 'failed', 'blocked', 'pending', 'rate', 'concurrency', 'throughput', 'ETA']) {
       expect(text).toContain(heading);
     }
+  });
+  it('a staged backfill says how to compare, publish or discard it; a running one does not', () => {
+    const staged = plain(renderStatus(progress({ state: 'staged' })));
+    expect(staged.split('\n')[0]).toMatch(/ staged · /);
+    expect(staged).toContain(`staged: nothing is published yet. Compare with 'backfill diff ${progress().backfillId}', then 'backfill publish ${progress().backfillId}' or 'backfill discard ${progress().backfillId}'`);
+    expect(text).not.toContain('nothing is published yet');
+  });
+});
+
+describe('renderGovernance (status under a policy)', () => {
+  const governance = (fields: Partial<GovernanceView> = {}): GovernanceView => ({
+    policy: { hash: 'sha256:abc', path: '/etc/backfill.policy.yaml' },
+    planHash: 'sha256:0123456789abcdef0123',
+    starter: { identity: 'alice@example.com', verified: true },
+    approval: { needed: true, reasons: ['it writes finance_orders, which always need approval (approval.datasets)'], approvedBy: null, approvedAt: null },
+    holds: [],
+    window: null,
+    budgets: { retries: null, cost: null },
+    priority: { key: null, fairnessWeight: null },
+    estimate: null,
+    lastAction: null,
+    recentActions: [],
+    actions: 0,
+    ...fields,
+  });
+
+  it('says nothing for a backfill without a policy', () => {
+    expect(renderGovernance(progress())).toEqual([]);
+  });
+
+  it('names each hold, the budgets and the last action with who and why (colour or not)', () => {
+    const view = governance({
+      holds: [
+        { kind: 'approval', reason: 'waits for an approval: it writes finance_orders (backfill approve <id> --reason ... --sign-key <key>)' },
+        { kind: 'budget', reason: 'the retries budget is spent: 2 of 2 failed attempts; raise it with backfill set-budget <id> --retries <n> to go on' },
+      ],
+      budgets: { retries: { budget: 'retries', limit: 2, used: 2, remaining: 0, reached: true, over: 0, unit: 'failed attempts' }, cost: null },
+      lastAction: { seq: 3, at: Date.parse('2024-05-01T12:00:00.500Z'), action: 'set-rate', identity: 'bob@example.com', verified: false, reason: 'source is slow', outcome: 'applied', details: { rate: 5, previous: 20 } },
+    });
+    const lines = renderGovernance(progress({ governance: view })).map((l) => stripVTControlCharacters(l));
+    expect(lines).toEqual([
+      '  ⏸ waits for an approval: it writes finance_orders (backfill approve <id> --reason ... --sign-key <key>)',
+      '  ⏸ the retries budget is spent: 2 of 2 failed attempts; raise it with backfill set-budget <id> --retries <n> to go on',
+      '  budgets: retries 2 of 2 failed attempts (spent)',
+      '  last action: set-rate by bob@example.com at 2024-05-01 12:00:00 UTC: "source is slow" · rate 20/s → 5/s',
+    ]);
+    // In the status, right under the headline.
+    const status = plain(renderStatus(progress({ governance: view }))).split('\n');
+    expect(status.slice(1, 5)).toEqual(lines);
+  });
+
+  it('shows the run window while it is open, and a verified approver as such', () => {
+    const view = governance({
+      window: { open: true, description: 'inside a run window until 06:00 Europe/Berlin', opensAt: null, closesAt: 0 },
+      lastAction: { seq: 2, at: 0, action: 'approve', identity: 'bob@example.com', verified: true, reason: 'reviewed', outcome: 'applied', details: { planHash: 'sha256:0123456789abcdef0123' } },
+    });
+    expect(renderGovernance(progress({ governance: view })).map((l) => stripVTControlCharacters(l))).toEqual([
+      '  run window: inside a run window until 06:00 Europe/Berlin',
+      '  last action: approve by bob@example.com (verified signature) at 1970-01-01 00:00:00 UTC: "reviewed" · approved plan sha256:0123456789ab…',
+    ]);
   });
 });

@@ -41,7 +41,7 @@ describe('static summaries and details', () => {
     expect(nodeSummary('shop-1', node.spec, node.partitions)).toBe('shop-1 · rolling · sql · 60 days · 2024-01-01 … 2024-02-29');
     const details = nodeDetails(node.spec, node.partitions);
     expect(details).toContain('**rolling**: sql (SQL), day partitions');
-    expect(details).toContain('| 60 days · 2024-01-01 … 2024-02-29 | orders (lag -6..0) | backfill | 1 | 10m |');
+    expect(details).toContain('| 60 days · 2024-01-01 … 2024-02-29 | orders (lag -6..0) | backfill | auto | 10m |');
   });
 });
 
@@ -53,12 +53,13 @@ describe('current details', () => {
   });
 
   it('has a sentence for every reason', () => {
-    const reasons: WaitReason[] = ['paused', 'throttled', 'rate', 'concurrency', 'upstream', null];
+    const reasons: WaitReason[] = ['paused', 'throttled', 'rate', 'concurrency', 'upstream', 'slowed', 'measuring', null];
     const texts = reasons.map((r) => waitReasonText(r, 'q'));
     expect(new Set(texts).size).toBe(reasons.length);
     expect(texts[0]).toMatch(/paused/);
     expect(texts[4]).toMatch(/upstream/);
-    expect(texts[5]).toBe('running');
+    expect(texts[6]).toMatch(/batchSize auto/);
+    expect(texts[7]).toBe('running');
   });
 
   it('the parent: a headline with the ETA, a row per dataset and the last error', () => {

@@ -19,7 +19,8 @@ function run(nodes: SpecInput['nodes'], options: Partial<Omit<SimulationInput, '
   return simulate({ plan, limits: { rate: resolved.rate, concurrency: resolved.concurrency }, timings, overhead: FREE, ...options });
 }
 
-const node = (id: string, extra: Record<string, unknown> = {}) => ({ id, transform: 'noop', ...extra });
+/** One partition per activity unless a test says otherwise: the rules below are about other things than batching. */
+const node = (id: string, extra: Record<string, unknown> = {}) => ({ id, transform: 'noop', batchSize: 1, ...extra });
 
 describe('one node', () => {
   it('runs in waves of its concurrency', () => {
@@ -34,6 +35,25 @@ describe('one node', () => {
     // 3 + 3 + 3 + 1 partitions.
     expect(forecast.activities).toBe(4);
     expect(forecast.wallMs).toBe(100);
+  });
+
+  it('with batchSize auto, runs the first partition alone, then as many as fit in the batch target', () => {
+    // 30 partitions of 100 ms, one activity at a time: one measures the node, then batches of 20 (2 s).
+    const forecast = run([node('a', { concurrency: 1, batchSize: 'auto' })], { ms: { a: 100 }, days: 30 });
+    expect(forecast.nodes[0]!.activities).toBe(1 + 2);
+    expect(forecast.wallMs).toBe(30 * 100);
+    // A shorter target makes smaller batches; slow partitions (a quarter of the target or more) run alone.
+    expect(run([node('a', { concurrency: 1, batchSize: 'auto', batchTarget: '500ms' })], { ms: { a: 100 }, days: 30 }).nodes[0]!.activities).toBe(1 + Math.ceil(29 / 5));
+    expect(run([node('a', { concurrency: 1, batchSize: 'auto' })], { ms: { a: 500 }, days: 30 }).nodes[0]!.activities).toBe(30);
+
+    // With more slots, the others wait for the first (100 ms), then go in even shares of what
+    // waits (29 on 3 slots: 10, 7, 4, then smaller as the queue shrinks): the slots stay busy to the end.
+    const wide = run([node('a', { concurrency: 3, batchSize: 'auto' })], { ms: { a: 100 }, days: 30 });
+    expect(wide.wallMs).toBe(100 + 1000);
+    expect(wide.nodes[0]!.activities).toBeLessThan(15);
+    // Slow ones: the others start once the first has run for a quarter of the target.
+    const slow = run([node('a', { concurrency: 3, batchSize: 'auto' })], { ms: { a: 1000 }, days: 3 });
+    expect(slow.wallMs).toBe(1500);
   });
 
   it('takes each partition\'s own duration where it is known, the mean elsewhere', () => {
@@ -81,14 +101,17 @@ describe('readiness', () => {
     expect(forecast.wallMs).toBe(180);
   });
 
-  it("sends a node's reports at most once per report interval, news of partitions starting included", () => {
+  it("sends a node's reports at most once per report interval, news of partitions starting included, and its last results at once", () => {
     const overhead = { ...FREE, hopMs: 10, reportIntervalMs: 1000 };
-    const forecast = run([node('a', { concurrency: 1 }), node('b', { dependsOn: ['a'] })], { ms: { a: 100, b: 0 }, overhead, days: 2 });
-    // a's report that its first day runs leaves at 0 (the parent has it at 10); its days are
-    // done at 100 and 200, and the next report may leave only at 1010: b has both at 1030.
-    expect(forecast.nodes[1]).toMatchObject({ firstStartMs: 1030, finishMs: 1030 });
-    // b's own report that they run holds back the one that they are done, till 2040.
-    expect(forecast.wallMs).toBe(2050);
+    const forecast = run([node('a', { concurrency: 1 }), node('b', { dependsOn: ['a'] })], { ms: { a: 100, b: 0 }, overhead, days: 20 });
+    // a's report that its first day runs leaves at 0 (the parent has it at 10); its days are done
+    // every 100 ms, and the next report may leave only at 1010: b has the first ten at 1030.
+    expect(forecast.nodes[1]).toMatchObject({ firstStartMs: 1030 });
+    // a's last day is done at 2000 and a has nothing left to run: it reports at once rather than
+    // at 2020 (report-when-idle), and b has the last ten at 2020, done with them at once; b,
+    // idle too, reports them at once (its parent has them at 2030).
+    expect(forecast.nodes[1]).toMatchObject({ finishMs: 2020 });
+    expect(forecast.wallMs).toBe(2030);
   });
 
   it('waits for every upstream partition a mapping names', () => {

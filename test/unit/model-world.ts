@@ -7,15 +7,25 @@
  * JSON); node workflows terminated; cancellation; retry-failed and resume of an ended backfill.
  * The loops of workflows/backfill.ts and workflows/node.ts are played by the methods below, with
  * the same decisions (they call the same core methods).
+ *
+ * A backfill may run under a policy (`GovernanceCase`): an approval it must wait for (approvals
+ * arrive verified, refused or forged), a retry budget the node reports spend (and set-budget
+ * raises), and a run window the clock crosses. A governed start, like the workflow's, is
+ * judged by `Governance.admit`; a resumed one is judged again.
  */
 import fc from 'fast-check';
+import { signedText, type SignatureCheck } from '../../core/approval.ts';
+import { noSpending, type Spending } from '../../core/budget.ts';
+import { AUTO_BATCH_MAX } from '../../core/batching.ts';
 import { BackfillCoordinator, resumeCarry } from '../../core/coordinator.ts';
 import { BackfillError } from '../../core/errors.ts';
+import { Governance } from '../../core/governance.ts';
+import { parsePolicy, type PolicyInput } from '../../core/policy.ts';
 import { expandPlan, type Plan } from '../../core/plan.ts';
 import { parseNodeControl } from '../../core/node-control.ts';
 import type { BackfillCarry, NodeControl, NodeReport, PartitionResult } from '../../core/protocol.ts';
 import { RangeSet } from '../../core/ranges.ts';
-import { NodeScheduler, type BatchOutcome, type SchedulerOptions } from '../../core/scheduler.ts';
+import { NodeScheduler, schedulerOptionsOf, type BatchOutcome, type SchedulerOptions } from '../../core/scheduler.ts';
 import { resolveSpec, type ResolvedNode, type ResolvedSpec, type SpecInput } from '../../core/spec.ts';
 
 /** Far below Temporal's 2 MB payload limit; these plans are small, so the carries must be too. */
@@ -31,11 +41,13 @@ type NodeRun = {
   finishing: boolean;
   reportInFlight: boolean;
   cancelled: boolean;
+  /** Failed attempts since its last report (the node workflow's `spending`, for the parent's budgets). */
+  spent: Spending;
 };
 type Activity = { serial: number; node: string; instance: number; batchId: number; tasks: Array<{ index: number; recheck: boolean }>; orphan: boolean };
 type ControlMessage = { node: string; control: NodeControl };
 type ReportMessage = { report: NodeReport; duplicate: boolean };
-type Ended = { state: 'completed' | 'completed_with_failures' | 'cancelled' | 'failed'; carry: BackfillCarry };
+type Ended = { state: 'completed' | 'completed_with_failures' | 'cancelled' | 'failed' | 'discarded'; carry: BackfillCarry };
 
 export type Action =
   | { kind: 'parent' }
@@ -55,7 +67,30 @@ export type Action =
   | { kind: 'setRate'; value: unknown; node: number | null }
   | { kind: 'setConcurrency'; value: unknown; node: number | null }
   | { kind: 'cancel'; publishRunning: boolean }
-  | { kind: 'resume'; node: number | null };
+  | { kind: 'resume'; node: number | null }
+  /** A staged backfill's publish or discard arrives (an update: `junk` sends an argument that must be refused). */
+  | { kind: 'decide'; action: 'publish' | 'discard'; junk: boolean }
+  /** The warehouse's publish or discard under way lands: done, or refused (another run leases a dataset). */
+  | { kind: 'decisionLands'; ok: boolean }
+  | { kind: 'approve'; verdict: 'valid' | 'self' | 'refused' | 'stale' }
+  | { kind: 'setBudget'; value: unknown };
+
+/** The policy a governed model backfill runs under (null: none, as before governance). */
+export type GovernanceCase = { approval: boolean; retries: number | null; window: boolean } | null;
+
+/** Any ed25519 key will do: the model's approvals arrive as the signature check's verdict. */
+const key = (c: string) => `AAAAC3NzaC1lZDI1NTE5AAAAI${c.repeat(43)}`;
+/** The window: 00:17 to 00:19 UTC every day; the model's clock starts at 00:16:40 on its first day. */
+const WINDOW = { timeZone: 'UTC', allow: [{ days: 'daily' as const, from: '00:17', to: '00:19' }], grace: '10s' };
+
+function policyOf(governance: NonNullable<GovernanceCase>): PolicyInput {
+  return {
+    version: 1,
+    ...(governance.approval ? { approval: { datasets: ['*'], allowedSigners: [`starter ssh-ed25519 ${key('C')}`, `approver ssh-ed25519 ${key('D')}`] } } : {}),
+    ...(governance.retries !== null ? { budgets: { retries: { limit: governance.retries, max: 1000 } } } : {}),
+    ...(governance.window ? { windows: WINDOW } : {}),
+  };
+}
 
 export class Violation extends Error {}
 
@@ -87,12 +122,77 @@ export class World {
   private readonly heardFrom = new Map<string, number>();
   private instances = 0;
   private serials = 0;
+  /** What readers see of the run key's versions: all it published, or (staged) nothing until its publish commits. */
+  private readonly visible = new Set<string>();
+  /** A staged backfill's publish or discard under way (the activity in its update handler). */
+  private deciding: 'publish' | 'discard' | null = null;
 
-  constructor(spec: ResolvedSpec) {
+  /** Whether an approval was accepted in the current run of the parent (a resumed run needs one again). */
+  private approvedThisRun = false;
+  /** Audit entries written to the history so far: their seq only goes up. */
+  private lastSeq = 0;
+
+  constructor(
+    spec: ResolvedSpec,
+    private readonly governance: GovernanceCase = null,
+    private readonly staged = false,
+  ) {
     this.spec = spec;
     this.plan = expandPlan(spec);
-    this.parent = new BackfillCoordinator(this.plan, { rate: spec.rate, concurrency: spec.concurrency });
+    this.parent = this.coordinator({ rate: spec.rate, concurrency: spec.concurrency });
     this.startNodes();
+  }
+
+  /**
+   * A parent run as the workflow makes one: a new start or a resume is judged by the policy
+   * (what the ended run spent and its audit trail go on); a continue-as-new carries its judgement.
+   */
+  private coordinator(limits: { rate: number | null; concurrency: number | null }, carry?: BackfillCarry, continued = false): BackfillCoordinator {
+    const parent = new BackfillCoordinator(this.plan, limits, carry, { now: () => this.now, stage: this.staged });
+    if (!this.governance) return parent;
+    if (continued) {
+      if (!carry?.governance) fail('a governed run continued as new without its governance');
+      parent.govern(Governance.fromJSON(carry.governance));
+      return parent;
+    }
+    const carried = carry?.governance;
+    const admission = Governance.admit({
+      backfillId: 'model',
+      policy: parsePolicy(policyOf(this.governance)),
+      policyHash: 'sha256:model',
+      policyPath: 'model.policy.yaml',
+      spec: this.spec,
+      partitions: this.plan.totalPartitions,
+      limits: parent.controlState(),
+      overrides: {},
+      planHash: 'sha256:plan',
+      request: { identity: 'starter' },
+      startSignature: null,
+      priority: { key: null, fairnessKey: null, fairnessWeight: null },
+      now: this.now,
+      ...(carried ? { spent: { retries: carried.budgets.retries.used, cost: null, costMetric: null }, audit: carried.audit } : {}),
+    });
+    if (!admission.admitted) fail(`the model's start was refused: ${admission.message}`);
+    parent.govern(admission.governance, { limits: admission.limits, nodeRates: admission.nodeRates });
+    parent.recordStart({ identity: 'starter' }, { resumed: carry !== undefined });
+    this.approvedThisRun = false;
+    return parent;
+  }
+
+  /** What the `verifySignature` activity would answer, and when the approval was signed. */
+  private signature(verdict: 'valid' | 'self' | 'refused' | 'stale'): SignatureCheck {
+    if (verdict === 'refused') return { ok: false, code: 'unknown_signer', message: 'not among the allowed signers' };
+    const signedAt = new Date(verdict === 'stale' ? this.now - 2 * 3_600_000 : this.now).toISOString();
+    const principal = verdict === 'self' ? 'starter' : 'approver';
+    return { ok: true, verified: { subject: { action: 'approve', backfillId: 'model', namespace: 'default', planHash: 'sha256:plan', reason: 'looked at it', signedAt }, principals: [principal], fingerprint: `SHA256:${principal}` } };
+  }
+
+  /** The workflow writes the audit entries to its history as they come: in order, never twice. */
+  private writeAudit(): void {
+    for (const entry of this.parent?.takeAudit() ?? []) {
+      if (entry.seq <= this.lastSeq) fail(`audit entry ${entry.seq} after ${this.lastSeq}`);
+      this.lastSeq = entry.seq;
+    }
   }
 
   get isEnded(): Ended | null {
@@ -115,11 +215,11 @@ export class World {
     const parent = this.parent!;
     const spec = parent.nodeSpec(id);
     const scheduler = new NodeScheduler(this.options(spec), parent.settingsOf(id), ready, undefined, recheck);
-    this.nodes.set(id, { id, instance: ++this.instances, scheduler, spec, finishing: false, reportInFlight: false, cancelled: false });
+    this.nodes.set(id, { id, instance: ++this.instances, scheduler, spec, finishing: false, reportInFlight: false, cancelled: false, spent: noSpending() });
   }
 
   private options(spec: ResolvedNode): SchedulerOptions {
-    return { batchSize: spec.batchSize, maxThrottles: spec.retry.maxThrottles, reportRunning: true };
+    return schedulerOptionsOf(spec, true);
   }
 
   // ---- the parent's loop (workflows/backfill.ts) ----
@@ -142,10 +242,16 @@ export class World {
   private parentStep(): void {
     const parent = this.parent;
     if (!parent) return;
+    // The window timer has fired by now (the workflow sleeps until the next change).
+    parent.applyWindows();
     parent.refreshSettings();
+    this.writeAudit();
     if (this.finishing) {
       this.flush();
-      if (this.sending.size === 0 && !this.flushable()) this.end(parent.anyFailed ? 'completed_with_failures' : 'completed');
+      if (this.sending.size > 0 || this.flushable()) return;
+      // A staged backfill waits for its decision once its node workflows have ended.
+      if (parent.staged && !parent.staged.decided) return parent.staged.settle();
+      this.end(parent.endState as Ended['state']);
       return;
     }
     if (!this.handingOver) {
@@ -166,7 +272,7 @@ export class World {
     }
     if (this.handingOver) {
       // Continue-as-new: the state through JSON; the node workflows live on.
-      this.parent = new BackfillCoordinator(this.plan, { rate: null, concurrency: null }, json({ ...parent.toCarry(), runKey: 'run', childrenRunning: true, startedAt: 0, runs: 1 }));
+      this.parent = this.coordinator({ rate: null, concurrency: null }, json({ ...parent.toCarry(), runKey: 'run', childrenRunning: true, startedAt: 0, runs: 1 }), true);
       this.unreachable.clear();
       this.handingOver = false;
     }
@@ -184,6 +290,8 @@ export class World {
 
   /** Cancelled, or failed for good: node workflows are cancelled, their running partitions land or stop, and their last reports arrive. */
   private abort(state: 'cancelled' | 'failed', publishRunning: boolean): void {
+    // A publish or discard under way is cancelled with the workflow: its transaction committed or it did not.
+    if (this.deciding) this.landDecision(publishRunning);
     for (const activity of [...this.activities]) {
       const run = this.nodes.get(activity.node);
       if (activity.orphan || !run || run.instance !== activity.instance) continue;
@@ -221,7 +329,9 @@ export class World {
 
   private report(run: NodeRun, final?: 'cancelled'): void {
     if (!final && !run.scheduler.hasNews) return;
-    this.reports.push({ report: json({ node: run.id, ...run.scheduler.takeReport(), ...(final ? { final } : {}) }), duplicate: false });
+    const spent = run.spent.failedAttempts > 0 ? { spent: run.spent } : {};
+    run.spent = noSpending();
+    this.reports.push({ report: json({ node: run.id, ...run.scheduler.takeReport(), ...(final ? { final } : {}), ...spent }), duplicate: false });
     if (!final) run.reportInFlight = true;
   }
 
@@ -245,13 +355,21 @@ export class World {
     if (!run) return;
     run.scheduler.advance(this.now);
     if (!run.finishing) {
-      for (const batch of run.scheduler.startable()) {
+      const startable = run.scheduler.startable();
+      // Under a policy that wants an approval, nothing starts in a run that has not had one.
+      if (startable.length > 0 && this.governance?.approval && !this.approvedThisRun) fail(`${id} started partitions before the backfill was approved`);
+      for (const batch of startable) {
+        const most = run.spec.batchSize === 'auto' ? AUTO_BATCH_MAX : run.spec.batchSize;
+        if (batch.indices.length > most) fail(`${id} started a batch of ${batch.indices.length} (batch size ${run.spec.batchSize})`);
         const tasks = batch.indices.map((index, i) => ({ index, recheck: batch.recheck[i]! }));
         this.activities.push({ serial: ++this.serials, node: id, instance: run.instance, batchId: batch.id, tasks, orphan: false });
       }
     } else if (run.scheduler.inFlightBatches === 0 && !run.reportInFlight) {
       // Finished: what completed since the last report goes first, then the workflow ends.
-      if (run.scheduler.hasResults) this.reports.push({ report: json({ node: id, ...run.scheduler.takeReport() }), duplicate: false });
+      if (run.scheduler.hasResults) {
+        const spent = run.spent.failedAttempts > 0 ? { spent: run.spent } : {};
+        this.reports.push({ report: json({ node: id, ...run.scheduler.takeReport(), ...spent }), duplicate: false });
+      }
       this.nodes.delete(id);
     }
   }
@@ -288,6 +406,7 @@ export class World {
     this.orphanActivities(run);
     const state = json(run.scheduler.toState());
     run.scheduler = new NodeScheduler(this.options(run.spec), state.settings, new RangeSet(), state);
+    run.spent = json(run.spent);
   }
 
   // ---- activities (activities/run-partitions.ts and the warehouse's publish) ----
@@ -302,8 +421,11 @@ export class World {
         // activity that raced an orphaned one (the warehouse then finds it published).
         if (this.published.has(key) && !this.orphaned.has(key)) fail(`${key} published twice within the run key`);
         this.published.add(key);
+        if (!this.staged) this.visible.add(key);
       }
-      finished.push({ index: task.index, key, version: 1, rowCount: 0, checksum: '', startedAt: this.now, finishedAt: this.now });
+      // Durations and reported latencies vary, so that automatic batches and latency pacing act.
+      const ms = (activity.serial * 37 + task.index * 11) % 1500;
+      finished.push({ index: task.index, key, version: 1, rowCount: 0, checksum: '', startedAt: this.now - ms, finishedAt: this.now, ...(activity.serial % 3 === 0 ? { latencyMs: ms * 2 } : {}) });
     };
     let result: BatchOutcome;
     const [first, ...rest] = activity.tasks;
@@ -318,7 +440,10 @@ export class World {
       result = rest.length > 0 ? { kind: 'failed', finished, failedIndex: rest[0]!.index, message: 'half', type: 'Error' } : { kind: 'completed', finished };
     }
     const run = this.nodes.get(activity.node);
-    if (!activity.orphan && run && run.instance === activity.instance) run.scheduler.settle(activity.batchId, result);
+    if (!activity.orphan && run && run.instance === activity.instance) {
+      if (result.kind === 'failed') run.spent.failedAttempts += 1;
+      run.scheduler.settle(activity.batchId, result);
+    }
   }
 
   // ---- operators ----
@@ -340,7 +465,8 @@ export class World {
         target.params = { ...target.params, fix: variant };
         break;
       case 1:
-        target.batchSize = 1 + (variant % 3);
+        target.batchSize = variant % 4 === 3 ? 'auto' : 1 + (variant % 3);
+        target.pace = variant % 2 === 0 ? { latencyTarget: '300ms' } : {};
         break;
       case 2:
         target.retry = { ...target.retry, maxThrottles: variant % 3 };
@@ -359,14 +485,37 @@ export class World {
 
   private resume(node: string | null): void {
     const ended = this.ended;
-    if (!ended || ended.state === 'completed') return;
+    if (!ended || ended.state === 'completed' || ended.state === 'discarded') return;
     // Every node workflow of the ended run is closed first (the client waits for that).
     for (const run of [...this.nodes.values()]) this.terminate(run.id);
     this.reports = [];
     const carry = json(resumeCarry(ended.carry, node ?? undefined));
-    this.parent = new BackfillCoordinator(this.plan, { rate: this.spec.rate, concurrency: this.spec.concurrency }, carry);
+    this.parent = this.coordinator({ rate: this.spec.rate, concurrency: this.spec.concurrency }, carry);
     this.ended = null;
     this.startNodes();
+  }
+
+  private decide(action: 'publish' | 'discard', junk: boolean): void {
+    const parent = this.parent;
+    if (!parent) return;
+    const before = parent.staged?.current;
+    this.control(() => {
+      parent.parseStagedDecision(action, junk ? { by: 7 } : { by: 'op' });
+      parent.beginStagedDecision(action, junk ? { by: 7 } : { by: 'op', reason: 'model' }, this.now);
+      if (junk) fail(`a ${action} with junk was taken`);
+      if (before !== 'awaiting') fail(`a ${action} was taken in phase ${String(before)}`);
+      this.deciding = action;
+    });
+  }
+
+  /** The warehouse's transaction commits (`ok`) or is refused; the gate hears of it unless the run is gone. */
+  private landDecision(ok: boolean): void {
+    const action = this.deciding;
+    if (!action) return;
+    this.deciding = null;
+    if (ok && action === 'publish') for (const key of this.published) this.visible.add(key);
+    if (ok && action === 'discard') this.published.clear();
+    this.parent?.staged?.end(ok);
   }
 
   apply(action: Action): void {
@@ -425,19 +574,57 @@ export class World {
         return;
       case 'resume':
         return this.resume(action.node === null ? null : this.nodeId(action.node));
+      case 'decide':
+        return this.decide(action.action, action.junk);
+      case 'decisionLands':
+        return this.landDecision(action.ok);
+      case 'approve': {
+        if (!parent) return;
+        // As the update's validator and the signal do first: a backfill that waits for none refuses it here.
+        const check = this.signature(action.verdict);
+        const text = signedText(check.ok ? check.verified.subject : { action: 'approve', backfillId: 'model', namespace: 'default', planHash: 'sha256:plan', reason: 'looked at it', signedAt: new Date(this.now).toISOString() });
+        try {
+          parent.parseApproval({ text, signature: 'checked by the activity' }, { identity: 'approver' });
+        } catch (error) {
+          if (!(error instanceof BackfillError)) throw error;
+          if (parent.isAwaitingApproval) fail(`an approval was refused before its check while the backfill waits for one: ${error.message}`);
+          return;
+        }
+        return this.approve(parent, action.verdict, parent.isAwaitingApproval);
+      }
+      case 'setBudget':
+        if (parent) this.control(() => parent.setBudget({ budget: 'retries', limit: action.value }, { identity: 'operator', reason: 'model' }));
+        return;
     }
+  }
+
+  /** An approval as the workflow handles one: the activity's verdict, then the coordinator's judgement. */
+  private approve(parent: BackfillCoordinator, verdict: 'valid' | 'self' | 'refused' | 'stale', waiting: boolean): void {
+    if (!parent.governed) return;
+    const outcome = parent.approve(this.signature(verdict), 'looked at it', { identity: 'approver' });
+    if (outcome.accepted !== (verdict === 'valid' && waiting)) fail(`approval ${verdict} (waiting: ${waiting}) came to ${JSON.stringify(outcome)}`);
+    if (outcome.accepted) this.approvedThisRun = true;
+    this.writeAudit();
   }
 
   // ---- invariants ----
 
   check(): void {
     const parent = this.parent;
+    // Readers see nothing of a staged backfill until its publish commits, then all of it at once.
+    if (this.staged && this.visible.size > 0 && this.visible.size !== this.published.size) fail(`readers see ${this.visible.size} of ${this.published.size} staged versions`);
+    if (this.staged && parent?.staged && parent.staged.current !== 'computing' && this.activities.some((a) => !a.orphan)) fail('a partition runs after the backfill was staged');
     const states = new Map<string, ReturnType<NodeScheduler['toState']>>();
     for (const run of this.nodes.values()) {
       const state = run.scheduler.toState();
       states.set(run.id, state);
       if (JSON.stringify(state).length > CARRY_BUDGET) fail(`node ${run.id}'s carried state is over budget`);
       this.checkSettings(run.id, state.settings);
+      // Latency pacing only ever lowers the concurrency, and never to nothing.
+      const { concurrency } = run.scheduler.currentStats();
+      if (concurrency > state.settings.concurrency || (state.settings.concurrency > 0 && concurrency < 1)) {
+        fail(`node ${run.id} runs ${concurrency} at once under a concurrency of ${state.settings.concurrency}`);
+      }
     }
     if (!parent) return;
     // Read without refreshing anything: checking must not change what the model does next.
@@ -445,6 +632,13 @@ export class World {
     const size = JSON.stringify(carried).length;
     if (size > CARRY_BUDGET) fail(`the parent's carried state is ${size} bytes`);
     const state = parent.controlState();
+    const held = (state.holds ?? []).filter((h) => h.kind !== 'window' || this.governance?.window);
+    if (held.length > 0) {
+      for (const node of this.plan.nodes) {
+        const settings = carried.settings[node.id];
+        if (settings && !settings.paused && !parent.needsRefresh) fail(`${node.id}'s settings let partitions start while the backfill is held (${held.map((h) => h.kind).join(', ')})`);
+      }
+    }
     if (!(state.rate === null || (Number.isFinite(state.rate) && state.rate > 0))) fail(`backfill rate ${String(state.rate)}`);
     if (!(state.concurrency === null || (Number.isInteger(state.concurrency) && state.concurrency >= 1))) fail(`backfill concurrency ${String(state.concurrency)}`);
     for (const node of state.nodes) {
@@ -496,10 +690,33 @@ export class World {
    * every partition succeeds. The backfill must end, and a completed one must account for every
    * partition.
    */
+  /** The drain's operator: a staged backfill that waits is published (a decision under way lands). */
+  private endStaged(): Ended | null {
+    for (let round = 0; round < 3 && !this.ended && this.parent?.staged; round++) {
+      this.landDecision(true);
+      if (this.parent.staged.current === 'awaiting') this.decide('publish', false);
+      this.landDecision(true);
+      this.parentStep();
+    }
+    // Published: readers see every version it staged; discarded: none. (Cancelled or failed: all or none, as check() holds.)
+    const state = this.ended?.state;
+    if (this.staged && (state === 'completed' || state === 'completed_with_failures') && this.visible.size !== this.published.size) fail(`ended ${state} with ${this.visible.size} of ${this.published.size} versions visible`);
+    if (this.staged && state === 'discarded' && this.visible.size > 0) fail(`discarded with ${this.visible.size} versions visible`);
+    return this.ended;
+  }
+
   drain(maxRounds = 400): Ended {
     this.parent?.setPaused(false);
     for (let round = 0; round < maxRounds; round++) {
       if (this.ended) break;
+      // The operator approves and raises the budget; outside the run window the clock goes on to the next one.
+      const parent = this.parent;
+      if (parent?.governed) {
+        if (parent.isAwaitingApproval) this.approve(parent, 'valid', true);
+        if (parent.governed.budgetHold !== null) parent.setBudget({ budget: 'retries', limit: 1000 }, { identity: 'operator', reason: 'drain' });
+        const next = parent.nextWindowChange;
+        if (parent.holds().some((h) => h.kind === 'window') && next !== null) this.now = Math.max(this.now, next);
+      }
       this.parentStep();
       while (this.controls.length > 0) this.deliverControl(0);
       for (const node of this.plan.nodes) this.nodeStep(node.id);
@@ -517,9 +734,10 @@ export class World {
       }
       this.check();
     }
-    const ended = this.ended ?? fail(`the backfill did not end: ${JSON.stringify(this.parent!.progress('model', 'running', 1).nodes.map((n) => [n.id, n.done, n.running, n.failed, n.pending]))}`);
+    const ended = this.endStaged() ?? this.ended ?? fail(`the backfill did not end: ${JSON.stringify(this.parent!.progress('model', 'running', 1).nodes.map((n) => [n.id, n.done, n.running, n.failed, n.pending]))}`);
     if (ended.state === 'completed' || ended.state === 'completed_with_failures') {
       const restored = new BackfillCoordinator(this.plan, { rate: null, concurrency: null }, ended.carry);
+      if (this.governance && !ended.carry.governance) fail('a governed backfill ended without its governance in the carry');
       const progress = restored.progress('model', ended.state, 1);
       if (progress.done + progress.failed + progress.blocked !== progress.total) fail(`ended ${ended.state} with partitions unaccounted for: ${JSON.stringify(progress)}`);
       if (ended.state === 'completed' && progress.done !== progress.total) fail('completed without every partition done');
@@ -528,15 +746,20 @@ export class World {
   }
 }
 
-/** A small graph of day-partitioned nodes: each may depend on earlier ones, with any mapping. */
+/**
+ * A small graph of nodes of 1 to 5 days, or (one plan in four) 4 to 20 hours, enough partitions
+ * for automatic batches and latency pacing to act: each may depend on earlier ones, with any mapping.
+ */
 export const specArbitrary = fc
   .record({
     days: fc.integer({ min: 1, max: 5 }),
+    hourly: fc.integer({ min: 0, max: 3 }).map((n) => n === 0),
     nodes: fc.array(
       fc.record({
         deps: fc.array(fc.record({ on: fc.nat(), mapping: fc.constantFrom('identity', 'all', 'lag') }), { maxLength: 2 }),
         concurrency: fc.integer({ min: 1, max: 3 }),
-        batchSize: fc.integer({ min: 1, max: 3 }),
+        batchSize: fc.constantFrom<number | 'auto'>(1, 2, 3, 'auto'),
+        latencyTarget: fc.constantFrom(null, '200ms', '1s'),
         rate: fc.constantFrom(null, 2),
         maxThrottles: fc.integer({ min: 0, max: 2 }),
       }),
@@ -544,15 +767,26 @@ export const specArbitrary = fc
     ),
     concurrency: fc.constantFrom(null, 1, 3),
   })
-  .map(({ days, nodes, concurrency }) => {
+  .map(({ days, hourly, nodes, concurrency }) => {
     const spec: SpecInput = {
       name: 'model',
-      partitions: { grain: 'day', start: '2024-01-01', end: `2024-01-0${1 + days}` },
+      partitions: hourly
+        ? { grain: 'hour', start: '2024-01-01', end: `2024-01-01T${String(4 * days).padStart(2, '0')}` }
+        : { grain: 'day', start: '2024-01-01', end: `2024-01-0${1 + days}` },
       concurrency,
       nodes: nodes.map((n, i) => {
         const seen = new Set<number>();
         const dependsOn = i === 0 ? [] : n.deps.filter((d) => !seen.has(d.on % i) && seen.add(d.on % i)).map((d) => ({ node: `n${d.on % i}`, mapping: d.mapping === 'lag' ? { lag: { from: -1, to: 0 } } : d.mapping }));
-        return { id: `n${i}`, transform: 'noop', concurrency: n.concurrency, batchSize: n.batchSize, rate: n.rate, retry: { maxThrottles: n.maxThrottles }, dependsOn };
+        return {
+          id: `n${i}`,
+          transform: 'noop',
+          concurrency: n.concurrency,
+          batchSize: n.batchSize,
+          ...(n.latencyTarget ? { pace: { latencyTarget: n.latencyTarget } } : {}),
+          rate: n.rate,
+          retry: { maxThrottles: n.maxThrottles },
+          dependsOn,
+        };
       }),
     };
     return resolveSpec(spec);
@@ -586,11 +820,21 @@ export const actionArbitrary: fc.Arbitrary<Action> = fc.oneof(
   { weight: 1, arbitrary: fc.record({ value: limitValue, node: nodeRef }).map<Action>((r) => ({ kind: 'setConcurrency', ...r })) },
   { weight: 1, arbitrary: fc.boolean().map<Action>((publishRunning) => ({ kind: 'cancel', publishRunning })) },
   { weight: 1, arbitrary: nodeRef.map<Action>((node) => ({ kind: 'resume', node })) },
+  { weight: 2, arbitrary: fc.record({ action: fc.constantFrom<'publish' | 'discard'>('publish', 'discard'), junk: fc.boolean() }).map<Action>((r) => ({ kind: 'decide', ...r })) },
+  { weight: 2, arbitrary: fc.boolean().map<Action>((ok) => ({ kind: 'decisionLands', ok })) },
+  { weight: 1, arbitrary: fc.constantFrom('valid', 'self', 'refused', 'stale').map<Action>((verdict) => ({ kind: 'approve', verdict: verdict as 'valid' })) },
+  { weight: 1, arbitrary: fc.constantFrom<unknown>(1, 3, 1000, 5000, 0, -1, 2.5, 'x', null).map<Action>((value) => ({ kind: 'setBudget', value })) },
+);
+
+/** No policy (half the cases, as before governance), or a policy with an approval, a retry budget and a run window in any mix. */
+export const governanceArbitrary: fc.Arbitrary<GovernanceCase> = fc.option(
+  fc.record({ approval: fc.boolean(), retries: fc.option(fc.integer({ min: 1, max: 4 }), { nil: null }), window: fc.boolean() }),
+  { nil: null },
 );
 
 /** Runs the actions, checking the invariants after each, then drains: true when every invariant held. */
-export function holds(spec: ReturnType<typeof resolveSpec>, actions: Action[]): void {
-  const world = new World(spec);
+export function holds(spec: ReturnType<typeof resolveSpec>, actions: Action[], governance: GovernanceCase = null, staged = false): void {
+  const world = new World(spec, governance, staged);
   world.check();
   for (const action of actions) {
     world.apply(action);

@@ -1,7 +1,10 @@
 /**
  * Model-based test of the coordinator, the scheduler and readiness (see model-world.ts): random
- * plans and random interleavings of everything that can happen to a backfill, with invariants
- * checked after every step, then a fault-free drain that must end the backfill.
+ * plans, with or without a policy (an approval, a retry budget, a run window), and random
+ * interleavings of everything that can happen to a backfill, with invariants checked after every
+ * step, then a fault-free drain that must end the backfill. Half the backfills are staged
+ * (`start --stage`): readers see none of their versions until a publish commits, then all of
+ * them; a decision is taken only while the backfill waits for one.
  *
  * CI runs BACKFILL_MODEL_RUNS (default 10,000) cases from a fixed seed (BACKFILL_MODEL_SEED); a
  * failure prints the seed, the path and the shrunk counterexample, which replays with
@@ -11,7 +14,7 @@
 import fc from 'fast-check';
 import { describe, it } from 'vitest';
 import { resolveSpec } from '../../core/spec.ts';
-import { actionArbitrary, holds, specArbitrary } from './model-world.ts';
+import { actionArbitrary, governanceArbitrary, holds, specArbitrary } from './model-world.ts';
 
 const RUNS = Number(process.env.BACKFILL_MODEL_RUNS ?? 10_000);
 const SEED = Number(process.env.BACKFILL_MODEL_SEED ?? 20_240_301);
@@ -27,8 +30,8 @@ describe('model: the coordinator, the scheduler and readiness under any interlea
       const runs = Math.min(CHUNK, RUNS - done);
       const seed = SEED + chunk;
       fc.assert(
-        fc.property(specArbitrary, fc.array(actionArbitrary, { maxLength: 120 }), (spec, actions) => {
-          holds(spec, actions);
+        fc.property(specArbitrary, governanceArbitrary, fc.array(actionArbitrary, { maxLength: 120 }), fc.boolean(), (spec, governance, actions, staged) => {
+          holds(spec, actions, governance, staged);
         }),
         { numRuns: runs, seed },
       );

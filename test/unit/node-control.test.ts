@@ -1,9 +1,9 @@
 /** core/node-control.ts: what a node workflow accepts as its parent's order, and what it ignores. */
 import { describe, expect, it } from 'vitest';
-import { BackfillError } from '../../core/errors.ts';
 import { parseNodeControl } from '../../core/node-control.ts';
 import { RangeSet } from '../../core/ranges.ts';
 import { resolveSpec } from '../../core/spec.ts';
+import { thrownBackfillError } from './backfill-error.ts';
 
 const node = resolveSpec({
   name: 'orders',
@@ -13,19 +13,14 @@ const node = resolveSpec({
 const settings = { seq: 2, rate: 5, burst: 5, concurrency: 4, paused: false };
 
 const refusal = (value: unknown): string => {
-  try {
-    parseNodeControl(value, 'orders', 10);
-  } catch (error) {
-    expect(error).toBeInstanceOf(BackfillError);
-    expect((error as BackfillError).code).toBe('invalid_argument');
-    return (error as Error).message;
-  }
-  throw new Error(`accepted ${JSON.stringify(value)}`);
+  const error = thrownBackfillError(() => parseNodeControl(value, 'orders', 10));
+  expect(error.code).toBe('invalid_argument');
+  return error.message;
 };
 
 describe('parseNodeControl', () => {
   it('accepts what the parent sends: a probe, ready partitions, settings, a new spec of the node, finish', () => {
-    for (const control of [{}, { ready: RangeSet.of([0, 10]).toJSON() }, { settings }, { settings: { ...settings, rate: null, concurrency: 0 } }, { node }, { finish: true }]) {
+    for (const control of [{}, { ready: RangeSet.of([0, 10]).toJSON() }, { settings }, { settings: { ...settings, rate: null, concurrency: 0 } }, { settings: { ...settings, openUntil: 1000, stopBy: 1600 } }, { node }, { finish: true }]) {
       expect(parseNodeControl(control, 'orders', 10)).toBe(control);
     }
   });
@@ -43,6 +38,10 @@ describe('parseNodeControl', () => {
     expect(refusal({ settings: { ...settings, burst: 0 } })).toMatch(/settings\.burst/);
     expect(refusal({ settings: { ...settings, seq: 0 } })).toMatch(/settings\.seq/);
     expect(refusal({ settings: { ...settings, extra: 1 } })).toMatch(/settings/);
+    // A run window's deadline comes whole (the parent sends both, stopBy at or after openUntil).
+    expect(refusal({ settings: { ...settings, openUntil: 1000 } })).toMatch(/settings\.stopBy: openUntil and stopBy come together/);
+    expect(refusal({ settings: { ...settings, openUntil: 1000, stopBy: 999 } })).toMatch(/settings\.stopBy/);
+    expect(refusal({ settings: { ...settings, openUntil: 'soon', stopBy: 1000 } })).toMatch(/settings\.openUntil/);
     expect(refusal({ node: { ...node, id: 'other' } })).toMatch(/node is not a spec of orders/);
     expect(refusal({ node: { ...node, sql: 42 } })).toMatch(/sql is not text/);
     expect(refusal({ node: { ...node, checks: null } })).toMatch(/no params or checks/);

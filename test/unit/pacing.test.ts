@@ -1,5 +1,5 @@
 import { describe, it, expect } from 'vitest';
-import { Aimd, MAX_LATENESS_MS, MAX_TICK_MS, MIN_RATE, MIN_TICK_MS, TokenBucket } from '../../core/pacing.ts';
+import { Aimd, LATENCY_MIN_SAMPLES, LATENCY_WINDOW, LatencyPacer, MAX_LATENESS_MS, MAX_TICK_MS, MIN_RATE, MIN_TICK_MS, TokenBucket, p95 } from '../../core/pacing.ts';
 import { seededRandom } from '../../core/random.ts';
 
 describe('TokenBucket', () => {
@@ -331,5 +331,87 @@ describe('Aimd', () => {
     restored.onCalm(null, 60_000);
     aimd.onCalm(null, 60_000);
     expect(restored.toJSON()).toEqual(aimd.toJSON());
+  });
+});
+
+describe('p95', () => {
+  it('is the nearest-rank 95th percentile', () => {
+    expect(p95([])).toBeNull();
+    expect(p95([7])).toBe(7);
+    expect(p95(Array.from({ length: 20 }, (_, i) => i + 1))).toBe(19);
+    expect(p95(Array.from({ length: 100 }, (_, i) => 100 - i))).toBe(95);
+  });
+});
+
+describe('LatencyPacer', () => {
+  const high = (n: number, ms = 1000) => Array.from({ length: n }, () => ms);
+
+  it('holds no cap until a p95 over the target, from enough latencies', () => {
+    const pacer = new LatencyPacer();
+    expect(pacer.active).toBe(false);
+    expect(pacer.limit(40)).toBe(40);
+    expect(pacer.observe(high(LATENCY_MIN_SAMPLES - 1), 500, 40, 40)).toBe(false);
+    expect(pacer.recentP95).toBe(1000);
+    expect(pacer.observe([100], 500, 40, 40)).toBe(true);
+    expect(pacer.active).toBe(true);
+    expect(pacer.slowdowns).toBe(1);
+    // Latencies of the old pace are forgotten.
+    expect(pacer.recentP95).toBeNull();
+  });
+
+  it('cuts what was running by target / p95, kept between a half and nine tenths', () => {
+    const cut = (ms: number, running = 40, concurrency = 40) => {
+      const pacer = new LatencyPacer();
+      pacer.observe(high(LATENCY_MIN_SAMPLES, ms), 500, running, concurrency);
+      return pacer.limit(concurrency);
+    };
+    expect(cut(625)).toBe(32); // 0.8
+    expect(cut(520)).toBe(36); // 0.96: at most 0.9
+    expect(cut(5000)).toBe(20); // 0.1: at least 0.5
+    // From what was running when fewer than the concurrency ran, never below one.
+    expect(cut(625, 10, 40)).toBe(8);
+    expect(cut(5000, 1, 40)).toBe(1);
+  });
+
+  it('climbs one activity per target of calm time while the p95 is below nine tenths of the target, holds up to it, and lifts at the concurrency', () => {
+    const pacer = new LatencyPacer();
+    pacer.observe(high(LATENCY_MIN_SAMPLES), 500, 20, 40);
+    expect(pacer.limit(40)).toBe(10);
+    // Nothing measured since the slow-down: no climbing yet.
+    expect(pacer.onCalm(500, 40, 10_000)).toBe(false);
+    pacer.observe([300], 500, 10, 40);
+    expect(pacer.onCalm(500, 40, 250)).toBe(false); // 10.5: the same whole limit
+    expect(pacer.onCalm(500, 40, 250)).toBe(true);
+    expect(pacer.limit(40)).toBe(11);
+    // Between 0.9 × target and the target it holds.
+    pacer.observe(Array.from({ length: LATENCY_WINDOW }, () => 480), 500, 11, 40);
+    expect(pacer.onCalm(500, 40, 5000)).toBe(false);
+    expect(pacer.limit(40)).toBe(11);
+    pacer.observe(Array.from({ length: LATENCY_WINDOW }, () => 100), 500, 11, 40);
+    pacer.onCalm(500, 40, 14_000);
+    expect(pacer.limit(40)).toBe(39);
+    pacer.onCalm(500, 40, 1000);
+    expect(pacer.active).toBe(false);
+    expect(pacer.limit(40)).toBe(40);
+  });
+
+  it('a concurrency lowered below the cap applies, and a cap at the concurrency is lifted', () => {
+    const pacer = new LatencyPacer();
+    pacer.observe(high(LATENCY_MIN_SAMPLES), 500, 20, 20);
+    expect(pacer.limit(4)).toBe(4);
+    pacer.observe([10], 500, 4, 4);
+    pacer.onCalm(500, 4, 1);
+    expect(pacer.active).toBe(false);
+  });
+
+  it('keeps only the latest latencies, and carries everything through JSON', () => {
+    const pacer = new LatencyPacer();
+    pacer.observe(Array.from({ length: 100 }, (_, i) => i), 1000, 4, 4);
+    expect(pacer.toJSON().samples).toHaveLength(LATENCY_WINDOW);
+    pacer.observe(high(LATENCY_WINDOW, 2000), 1000, 30, 40);
+    const copy = new LatencyPacer(JSON.parse(JSON.stringify(pacer.toJSON())));
+    expect(copy.toJSON()).toEqual(pacer.toJSON());
+    expect(copy.limit(40)).toBe(15);
+    expect(copy.slowdowns).toBe(1);
   });
 });

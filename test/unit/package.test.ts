@@ -23,6 +23,8 @@ type Manifest = {
   engines: { node: string };
   dependencies: Record<string, string>;
   optionalDependencies?: Record<string, string>;
+  peerDependencies?: Record<string, string>;
+  peerDependenciesMeta?: Record<string, { optional?: boolean }>;
   devDependencies: Record<string, string>;
 };
 const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as Manifest;
@@ -52,13 +54,15 @@ describe('package.json', () => {
   });
 
   it('exports the public API only, each entry compiled by the build', () => {
-    expect(Object.keys(pkg.exports).sort()).toEqual(['.', './package.json', './transforms', './worker']);
+    expect(Object.keys(pkg.exports).sort()).toEqual(['.', './package.json', './transforms', './warehouse', './warehouse-testkit', './worker']);
     const sources = new Set(compiledSources());
     const targets = [pkg.main, pkg.types, ...Object.values(pkg.exports).flatMap((entry) => (typeof entry === 'string' ? [] : [entry.types, entry.default]))];
     const problems = targets.filter((target) => !sources.has(sourceOf(target) ?? '')).map((target) => `${target} is not compiled from a source in tsconfig.build.json`);
     expect(problems).toEqual([]);
     expect(pkg.exports['.']).toEqual({ types: './dist/index.d.ts', default: './dist/index.js' });
     expect(pkg.exports['./transforms']).toEqual({ types: './dist/transforms.d.ts', default: './dist/transforms.js' });
+    expect(pkg.exports['./warehouse']).toEqual({ types: './dist/warehouse.d.ts', default: './dist/warehouse.js' });
+    expect(pkg.exports['./warehouse-testkit']).toEqual({ types: './dist/warehouse-testkit.d.ts', default: './dist/warehouse-testkit.js' });
   });
 
   it('makes tsx optional: only specs and transforms written in TypeScript need it', () => {
@@ -67,7 +71,10 @@ describe('package.json', () => {
   });
 
   it('lists every package the compiled code imports as a dependency', () => {
-    const installed = new Set([...Object.keys(pkg.dependencies), ...Object.keys(pkg.optionalDependencies ?? {})]);
+    // An optional peer is the caller's own: vitest, which only the warehouse testkit imports.
+    const peers = Object.keys(pkg.peerDependencies ?? {});
+    expect(peers.filter((name) => pkg.peerDependenciesMeta?.[name]?.optional !== true)).toEqual([]);
+    const installed = new Set([...Object.keys(pkg.dependencies), ...Object.keys(pkg.optionalDependencies ?? {}), ...peers]);
     const builtins = new Set(builtinModules);
     const imported = compiledSources().flatMap((file) => {
       const text = readFileSync(join(ROOT, file), 'utf8');
@@ -82,6 +89,7 @@ describe('package.json', () => {
       .filter(({ name }) => !installed.has(name))
       .map(({ file, name }) => `${file} imports ${name}, which is not a dependency${pkg.devDependencies[name] ? ' (it is a devDependency)' : ''}`);
     expect(problems).toEqual([]);
+    expect(imported.filter(({ name }) => peers.includes(name)).map(({ file }) => file)).toEqual(['test/warehouse/suite.ts']);
   });
 });
 

@@ -18,7 +18,7 @@ import { cycles, importsOf, modulesUnder, packageOf, reachable } from './import-
 
 const WORKFLOW_PACKAGES = ['@temporalio/common', '@temporalio/workflow', 'zod', '@noble/hashes'];
 const PRODUCT = ['core', 'workflows', 'activities', 'workers', 'client', 'host', 'examples'];
-const ENTRY_POINTS = ['index.ts', 'transforms.ts', 'workers/index.ts', 'client/main.ts'];
+const ENTRY_POINTS = ['index.ts', 'transforms.ts', 'warehouse.ts', 'warehouse-testkit.ts', 'workers/index.ts', 'client/main.ts'];
 
 describe('workflows/', () => {
   const { packages } = reachable(modulesUnder('workflows'), { dynamic: true });

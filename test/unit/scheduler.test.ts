@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import type { NodeSettings, PartitionResult } from '../../core/protocol.ts';
 import { RangeSet } from '../../core/ranges.ts';
 import { seededRandom } from '../../core/random.ts';
+import { p95 } from '../../core/pacing.ts';
 import { NodeScheduler, type Batch, type SchedulerOptions } from '../../core/scheduler.ts';
 
 const settings = (over: Partial<NodeSettings> = {}): NodeSettings => ({ seq: 1, rate: null, burst: 1, concurrency: 4, paused: false, ...over });
@@ -88,6 +89,25 @@ describe('NodeScheduler: outcomes', () => {
     expect(report.stats).toMatchObject({ completed: 2, firstStartedAt: 100, lastFinishedAt: 210, running: 1 });
     expect(s.hasNews).toBe(false);
     expect(RangeSet.fromJSON(s.takeReport().done).isEmpty).toBe(true);
+  });
+
+  it('is idle once nothing runs and nothing waits to run, carried partitions included (the node then reports at once)', () => {
+    expect(new NodeScheduler(options(), settings(), new RangeSet()).idle).toBe(true);
+    const s = new NodeScheduler(options(), settings({ concurrency: 1 }), span(0, 2));
+    expect(s.idle).toBe(false);
+    const [a] = s.startable();
+    complete(s, a!);
+    // One done, one waiting: not idle, though it has results.
+    expect(s.hasResults).toBe(true);
+    expect(s.idle).toBe(false);
+    const [b] = s.startable();
+    expect(s.idle).toBe(false);
+    complete(s, b!);
+    expect(s.idle).toBe(true);
+    expect(s.hasResults).toBe(true);
+    // Carried partitions wait to run too.
+    const carried = new NodeScheduler(options(), settings(), new RangeSet(), { ...s.toState(), carried: span(5, 6).toJSON() });
+    expect(carried.idle).toBe(false);
   });
 
   it('with reportRunning, partitions that start or end are news before any result; without it, only results are', () => {
@@ -253,5 +273,225 @@ describe('NodeScheduler: continue-as-new carries everything, in-flight batches i
       const all = [...done, ...failed].sort((a, b) => a - b);
       expect(all, `seed ${seed}`).toEqual(Array.from({ length: 200 }, (_, i) => i));
     }
+  });
+});
+
+describe('NodeScheduler: batchSize auto', () => {
+  const timed = (index: number, startedAt: number, ms: number): PartitionResult => ({ ...result(index, startedAt), finishedAt: startedAt + ms });
+  const finish = (s: NodeScheduler, batch: Batch, ms: number) =>
+    s.settle(batch.id, { kind: 'completed', finished: batch.indices.map((i, k) => timed(i, 1000 + k * ms, ms)) });
+
+  it('times one partition first, then runs as many per activity as fit in the target', () => {
+    const s = new NodeScheduler(options({ batchSize: 'auto', batchTargetMs: 2000 }), settings({ concurrency: 2 }), span(0, 1000));
+    s.advance(0);
+    const [probe, ...others] = s.startable();
+    expect(probe!.indices).toEqual([0]);
+    expect(others).toEqual([]);
+    // It waits for it for a quarter of the target, with a pacing tick at the end of that.
+    expect(s.waitReason()).toBe('measuring');
+    expect(s.tickMs()).toBe(500);
+    s.advance(100);
+    expect(s.startable()).toEqual([]);
+    expect(s.tickMs()).toBe(400);
+    expect(s.currentStats().batchSize).toBe(1);
+    finish(s, probe!, 100);
+    // 100 ms a partition: 20 fit in 2 s.
+    expect(s.currentStats().batchSize).toBe(20);
+    expect(s.tickMs()).toBeNull();
+    expect(indices(s.startable())).toEqual([Array.from({ length: 20 }, (_, i) => 1 + i), Array.from({ length: 20 }, (_, i) => 21 + i)]);
+  });
+
+  it('a first partition still running after a quarter of the target is slow: the others start one per activity', () => {
+    const s = new NodeScheduler(options({ batchSize: 'auto', batchTargetMs: 2000 }), settings({ concurrency: 3 }), span(0, 10));
+    s.advance(0);
+    expect(indices(s.startable())).toEqual([[0]]);
+    s.advance(499);
+    expect(s.startable()).toEqual([]);
+    s.advance(500);
+    expect(indices(s.startable())).toEqual([[1], [2]]);
+    expect(s.tickMs()).toBeNull();
+    expect(s.waitReason()).toBe('concurrency');
+  });
+
+  it('a first partition that failed measures nothing: another is timed in its place', () => {
+    const s = new NodeScheduler(options({ batchSize: 'auto', batchTargetMs: 2000 }), settings({ concurrency: 3 }), span(0, 10));
+    s.advance(0);
+    const [probe] = s.startable();
+    s.settle(probe!.id, { kind: 'failed', finished: [], failedIndex: 0, message: 'boom', type: 'Error' });
+    s.advance(100);
+    expect(indices(s.startable())).toEqual([[1]]);
+    s.advance(600);
+    expect(indices(s.startable())).toEqual([[2], [3]]);
+  });
+
+  it('keeps slow partitions one per activity, whatever it measures', () => {
+    const s = new NodeScheduler(options({ batchSize: 'auto', batchTargetMs: 2000 }), settings({ concurrency: 1 }), span(0, 10));
+    for (let i = 0; i < 5; i++) {
+      const [batch] = s.startable();
+      expect(batch!.indices).toHaveLength(1);
+      finish(s, batch!, 1000);
+    }
+  });
+
+  it('an explicit batch size wins, and reports no automatic size', () => {
+    const s = new NodeScheduler(options({ batchSize: 3, batchTargetMs: 2000 }), settings({ concurrency: 1 }), span(0, 10));
+    const [batch] = s.startable();
+    finish(s, batch!, 1);
+    expect(s.startable()[0]!.indices).toHaveLength(3);
+    expect(s.currentStats().batchSize).toBeUndefined();
+    expect(s.toState().autoBatch).toBeUndefined();
+  });
+
+  it('spreads a short queue over its slots, and carries what it measured across continue-as-new', () => {
+    const s = new NodeScheduler(options({ batchSize: 'auto', batchTargetMs: 2000 }), settings({ concurrency: 4 }), span(0, 44));
+    // Partitions start as soon as their batch does (1000): nothing waits for a worker.
+    s.advance(1000);
+    const [probe] = s.startable();
+    finish(s, probe!, 10);
+    // 43 waiting on 4 slots: 11, 8, 6, 5 (each an even share of what waits), not 43 in one.
+    const wave = s.startable();
+    expect(wave.map((b) => b.indices.length)).toEqual([11, 8, 6, 5]);
+    finish(s, wave[0]!, 10);
+    const next = new NodeScheduler(options({ batchSize: 'auto', batchTargetMs: 2000 }), settings(), new RangeSet(), JSON.parse(JSON.stringify(s.toState())));
+    expect(next.toState().autoBatch?.msPerPartition).toBe(10);
+    // The 19 carried partitions start first, then the queue's 13: each batch an even share of what waits.
+    expect(next.startable().map((b) => b.indices.length)).toEqual([8, 6, 5, 4]);
+  });
+});
+
+/**
+ * A service whose latency grows with its load, as the `sleep` transform's latencyBase and
+ * latencyCapacity simulate it: base × (1 + calls in flight / capacity). Driven by the scheduler
+ * as the node workflow drives it (it wakes on completions and on pacing ticks), with a dispatch
+ * delay between a start and the call. Without `reported`, partitions carry only their duration.
+ */
+class SimulatedService {
+  private events: Array<{ at: number; kind: 'call' | 'done' | 'tick'; batch?: Batch; started?: number; latency?: number; scheduled?: number }> = [];
+  private now = 0;
+  private inFlight = 0;
+  private ticking = false;
+  readonly calls: Array<{ at: number; latency: number }> = [];
+
+  constructor(
+    private readonly s: NodeScheduler,
+    public shape: { base: number; capacity: number },
+    private readonly options: { dispatchMs?: number; reported?: boolean } = {},
+  ) {
+    this.wake();
+  }
+
+  private push(event: SimulatedService['events'][number]): void {
+    const at = this.events.findIndex((other) => other.at > event.at);
+    this.events.splice(at < 0 ? this.events.length : at, 0, event);
+  }
+
+  private wake(scheduled?: number): void {
+    this.s.advance(this.now, scheduled);
+    for (const batch of this.s.startable()) this.push({ at: this.now + (this.options.dispatchMs ?? 20), kind: 'call', batch });
+    const tick = this.s.tickMs();
+    if (tick !== null && !this.ticking) {
+      this.ticking = true;
+      this.push({ at: this.now + tick, kind: 'tick', scheduled: tick });
+    }
+  }
+
+  /** Runs until `seconds` from the simulation's start. */
+  run(seconds: number): this {
+    while (this.events.length > 0 && this.events[0]!.at <= seconds * 1000) {
+      const event = this.events.shift()!;
+      this.now = event.at;
+      if (event.kind === 'call') {
+        this.inFlight++;
+        const latency = this.shape.base * (1 + this.inFlight / this.shape.capacity);
+        this.calls.push({ at: this.now, latency });
+        this.push({ at: this.now + latency, kind: 'done', batch: event.batch, started: this.now, latency });
+      } else if (event.kind === 'done') {
+        this.inFlight--;
+        // The transform's own figure, or only the partition's duration (a little longer than the call).
+        const finished = event.batch!.indices.map((index) => ({
+          ...result(index, event.started! - 5),
+          finishedAt: this.now + 5,
+          ...(this.options.reported === false ? {} : { latencyMs: event.latency! }),
+        }));
+        this.s.settle(event.batch!.id, { kind: 'completed', finished });
+        this.wake();
+      } else {
+        this.ticking = false;
+        this.wake(event.scheduled);
+      }
+    }
+    return this;
+  }
+
+  /** Calls made from `fromSeconds` on, per second, and their p95 latency. */
+  since(fromSeconds: number, toSeconds: number): { rate: number; p95: number | null } {
+    const late = this.calls.filter((c) => c.at >= fromSeconds * 1000 && c.at < toSeconds * 1000);
+    return { rate: late.length / (toSeconds - fromSeconds), p95: p95(late.map((c) => c.latency)) };
+  }
+}
+
+describe('NodeScheduler: pacing on measured latency', () => {
+  const paced = (concurrency: number, target = 500) =>
+    new NodeScheduler(options({ latencyTargetMs: target }), settings({ concurrency }), span(0, 1_000_000));
+
+  for (const shape of [
+    { base: 50, capacity: 2 },
+    { base: 100, capacity: 4 },
+    { base: 20, capacity: 1 },
+    { base: 50, capacity: 4 },
+  ]) {
+    it(`converges within 20 % of what a service (base ${shape.base} ms, capacity ${shape.capacity}) takes at the target, its p95 under it`, () => {
+      const s = paced(200);
+      const service = new SimulatedService(s, shape).run(120);
+      // At the target the service holds capacity × (target / base - 1) calls, each for the target.
+      const capacity = (shape.capacity * (500 / shape.base - 1)) / 0.5;
+      const { rate, p95: high } = service.since(60, 120);
+      expect(rate).toBeGreaterThanOrEqual(0.8 * capacity);
+      expect(rate).toBeLessThanOrEqual(1.2 * capacity);
+      expect(high).toBeLessThanOrEqual(500);
+      expect(s.waitReason()).toBe('slowed');
+      expect(s.currentStats().concurrency).toBeLessThan(200);
+    });
+  }
+
+  it('without a reported latency, paces on the partitions\' own durations', () => {
+    const service = new SimulatedService(paced(100, 600), { base: 50, capacity: 2 }, { reported: false }).run(90);
+    const { rate, p95: high } = service.since(45, 90);
+    // Durations are the call plus 10 ms, so calls stay under 590 ms.
+    expect(high).toBeLessThanOrEqual(590);
+    expect(rate).toBeGreaterThanOrEqual(0.8 * ((2 * (600 / 50 - 1)) / 0.6));
+  });
+
+  it('a node whose service keeps up is never slowed', () => {
+    const s = paced(10);
+    new SimulatedService(s, { base: 50, capacity: 100 }).run(30);
+    expect(s.currentStats()).toMatchObject({ concurrency: 10 });
+    expect(s.toState().latency).toMatchObject({ limit: null, slowdowns: 0 });
+  });
+
+  it('climbs back once the service recovers, up to the concurrency, and a spec without a target lifts the cap', () => {
+    const s = paced(40);
+    const service = new SimulatedService(s, { base: 50, capacity: 1 }).run(60);
+    expect(s.currentStats().concurrency).toBeLessThan(15);
+    // The service gets room: the cap climbs one activity per target's worth of time.
+    service.shape = { base: 10, capacity: 100 };
+    service.run(70);
+    expect(s.currentStats().concurrency).toBeLessThan(40);
+    service.run(90);
+    expect(s.currentStats().concurrency).toBe(40);
+    const again = paced(40);
+    new SimulatedService(again, { base: 50, capacity: 1 }).run(30);
+    expect(again.currentStats().concurrency).toBeLessThan(40);
+    again.reconfigure(options());
+    expect(again.currentStats().concurrency).toBe(40);
+  });
+
+  it('carries its cap and latencies across continue-as-new', () => {
+    const s = paced(200);
+    new SimulatedService(s, { base: 50, capacity: 2 }).run(60);
+    const state = JSON.parse(JSON.stringify(s.toState()));
+    const next = new NodeScheduler(options({ latencyTargetMs: 500 }), settings({ concurrency: 200 }), new RangeSet(), state);
+    expect(next.currentStats().concurrency).toBe(s.currentStats().concurrency);
+    expect(next.currentStats().latencyP95Ms).toBe(s.currentStats().latencyP95Ms);
   });
 });

@@ -151,7 +151,9 @@ describe('resolveSpec: defaults', () => {
     expect(a.burst).toBeNull();
     expect(a.retry).toEqual({ maxAttempts: 3, maxThrottles: 50, initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '1m' });
     expect(a.taskQueue).toBe('backfill');
-    expect(a.batchSize).toBe(1);
+    expect(a.batchSize).toBe('auto');
+    expect(a.batchTarget).toBe('2s');
+    expect(a.pace).toEqual({});
     expect(a.timeout).toBe('10m');
     expect(a.heartbeatTimeout).toBe('30s');
     expect(a.params).toEqual({});
@@ -165,7 +167,7 @@ describe('resolveSpec: defaults', () => {
 
   it('the schemas agree with those defaults', () => {
     expect(RetrySchema.parse({})).toEqual({ maxAttempts: 3, maxThrottles: 50, initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '1m' });
-    expect(SettingsSchema.parse({})).toMatchObject({ concurrency: 4, rate: null, taskQueue: 'backfill', batchSize: 1, timeout: '10m' });
+    expect(SettingsSchema.parse({})).toMatchObject({ concurrency: 4, rate: null, taskQueue: 'backfill', batchSize: 'auto', batchTarget: '2s', pace: {}, timeout: '10m' });
   });
 
   it('node settings override defaults, which override built-ins', () => {
@@ -619,6 +621,14 @@ describe('resolveSpec: bad input names the problem, the place and the fix', () =
     rejects(minimal([{ id: 'a', transform: 'noop', rate: 0 }]), 'invalid_spec', 'nodes[0].rate');
     rejects(minimal([{ id: 'a', transform: 'noop', rate: -1 }]), 'invalid_spec', 'nodes[0].rate');
     rejects(minimal([{ id: 'a', transform: 'noop', batchSize: 0 }]), 'invalid_spec', 'nodes[0].batchSize');
+    expect(rejects(minimal([{ id: 'a', transform: 'noop', batchSize: 'big' }]), 'invalid_spec', 'nodes[0].batchSize').message).toBe(
+      "nodes[0].batchSize: must be 'auto' or a whole number from 1 to 1000",
+    );
+    rejects(minimal([{ id: 'a', transform: 'noop', batchTarget: '10ms' }]), 'invalid_spec', 'nodes[0].batchTarget');
+    rejects(minimal([{ id: 'a', transform: 'noop', batchTarget: '2h' }]), 'invalid_spec', 'nodes[0].batchTarget');
+    expect(rejects(minimal([{ id: 'a', transform: 'noop', pace: { latencyTarget: 'fast' } }]), 'invalid_spec', 'nodes[0].pace.latencyTarget').message).toMatch(/500ms/);
+    rejects(minimal([{ id: 'a', transform: 'noop', pace: { latencyTarget: '1ms' } }]), 'invalid_spec', 'nodes[0].pace.latencyTarget');
+    rejects(minimal([{ id: 'a', transform: 'noop', pace: { latency: '500ms' } }]), 'invalid_spec', 'nodes[0].pace');
     rejects(minimal([{ id: 'a', transform: 'noop', retry: { maxAttempts: 0 } }]), 'invalid_spec', 'nodes[0].retry.maxAttempts');
     const timeout = rejects(minimal([{ id: 'a', transform: 'noop', timeout: '10 minutes' }]), 'invalid_spec', 'nodes[0].timeout');
     expect(timeout.message).toContain('30s');

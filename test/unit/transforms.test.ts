@@ -113,6 +113,8 @@ function context(fields: Partial<TransformContext> = {}): TransformContext {
     attempt: 1,
     throttled: 0,
     heartbeat: () => undefined,
+    reportCost: () => undefined,
+    reportLatency: () => undefined,
     ...fields,
   };
 }

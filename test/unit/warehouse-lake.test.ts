@@ -1,18 +1,19 @@
-/** The warehouse contract on a Parquet lake, and what is the lake's own. */
+/**
+ * The warehouse contract on a Parquet lake, opened as any adapter's warehouse is (its scheme,
+ * `lake://`, through the public entry; the kit from the testkit entry), and what is the lake's own.
+ */
 import { execFile } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { DuckDBInstance } from '@duckdb/node-api';
+import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
 import { afterEach, describe, expect, it } from 'vitest';
 import { CatalogueHold } from '../../activities/warehouse/lake/catalogue.ts';
 import { LakeWarehouse } from '../../activities/warehouse/lake/lake-dialect.ts';
 import { LakeLayout } from '../../activities/warehouse/lake/layout.ts';
-import { quoteIdent, quoteLiteral } from '../../activities/warehouse/sql.ts';
-import type { RawAccess } from '../warehouse/suite.ts';
-import { SqlError } from '../../activities/warehouse/types.ts';
-import { rejection, warehouseSuite, write } from '../warehouse/suite.ts';
+import { SqlError, openWarehouse, quoteIdent, quoteLiteral, type Row } from '../../warehouse.ts';
+import { rejection, warehouseSuite, write, type RawAccess } from '../../warehouse-testkit.ts';
 
 /**
  * Writes behind the lake's back: SQL on its catalogue (taken from the warehouse the way
@@ -22,35 +23,49 @@ import { rejection, warehouseSuite, write } from '../warehouse/suite.ts';
 export function lakeRawAccess(root: string): RawAccess {
   const layout = new LakeLayout(root);
   const versionsOf = (node: string) => quoteLiteral(join(root, node, '_versions', '*', '*.parquet'));
-  const exec = async (sql: string) => {
+  /** Runs `work` on a DuckDB of its own holding the lake's catalogue, as another process would. */
+  const withCatalogue = async <T>(work: (connection: DuckDBConnection) => Promise<T>): Promise<T> => {
     const instance = await DuckDBInstance.create(':memory:');
     const connection = await instance.connect();
     const hold = new CatalogueHold(async () => connection, layout, async () => undefined, async () => undefined, { minHoldMs: 0 });
     mkdirSync(layout.catalogDir, { recursive: true });
     try {
       await hold.acquire();
-      const tamper = /^UPDATE '([^']+)' SET (\w+) = '([^']*)' WHERE __partition = '([^']+)' AND __version = (\d+)$/.exec(sql.trim());
-      if (tamper) {
-        const [, glob, column, value, partition, version] = tamper;
-        const node = glob!.slice(root.length + 1).split('/')[0]!;
-        const file = layout.version(node, partition!, Number(version));
-        const rewritten = `${file}.tampered`;
-        const source = `read_parquet(${quoteLiteral(file)})`;
-        const has = (await connection.runAndReadAll(`SELECT column_name FROM (DESCRIBE SELECT * FROM ${source})`)).getRows().some((r) => r[0] === column);
-        // A column the version's file lacks held NULL in that version: the update gives it a value.
-        const select = has ? `* REPLACE (${quoteLiteral(value!)} AS ${quoteIdent(column!)})` : `*, ${quoteLiteral(value!)} AS ${quoteIdent(column!)}`;
-        await connection.run(`COPY (SELECT ${select} FROM ${source}) TO ${quoteLiteral(rewritten)} (FORMAT parquet)`);
-        renameSync(rewritten, file);
-      } else {
-        await connection.run(sql);
-      }
+      return await work(connection);
     } finally {
       await hold.close();
       connection.closeSync();
       instance.closeSync();
     }
   };
-  return { exec, versionsTable: versionsOf, ledgerTable: 'lake.backfill.ledger', view: (name) => `lake.main.${quoteIdent(name)}`, scopeTable: 'temp.main.backfill_scope' };
+  const exec = (sql: string) =>
+    withCatalogue(async (connection) => {
+      const tamper = /^UPDATE '([^']+)' SET (\w+) = '([^']*)' WHERE __partition = '([^']+)' AND __version = (\d+)$/.exec(sql.trim());
+      if (!tamper) return void (await connection.run(sql));
+      const [, glob, column, value, partition, version] = tamper;
+      const node = glob!.slice(root.length + 1).split('/')[0]!;
+      const file = layout.version(node, partition!, Number(version));
+      const rewritten = `${file}.tampered`;
+      const source = `read_parquet(${quoteLiteral(file)})`;
+      const has = (await connection.runAndReadAll(`SELECT column_name FROM (DESCRIBE SELECT * FROM ${source})`)).getRows().some((r) => r[0] === column);
+      // A column the version's file lacks held NULL in that version: the update gives it a value.
+      const select = has ? `* REPLACE (${quoteLiteral(value!)} AS ${quoteIdent(column!)})` : `*, ${quoteLiteral(value!)} AS ${quoteIdent(column!)}`;
+      await connection.run(`COPY (SELECT ${select} FROM ${source}) TO ${quoteLiteral(rewritten)} (FORMAT parquet)`);
+      renameSync(rewritten, file);
+    });
+  // A dataset's versions are its version files; with none, an empty relation (DuckDB refuses a glob that matches nothing).
+  const rows = (sql: string) =>
+    withCatalogue(async (connection) => {
+      const expanded = sql.replace(/'([^']+)\/_versions\/\*\/\*\.parquet'/g, (_, dataset: string) => {
+        const dir = join(dataset, '_versions');
+        const files = existsSync(dir) ? readdirSync(dir, { recursive: true, encoding: 'utf8' }).filter((f) => /(^|\/)\d+\.parquet$/.test(f)).map((f) => quoteLiteral(join(dir, f))) : [];
+        return files.length > 0 ? `read_parquet([${files.join(', ')}], union_by_name = true)` : '(SELECT NULL AS __partition WHERE false)';
+      });
+      const reader = await connection.runAndReadAll(expanded);
+      const names = reader.columnNames();
+      return reader.getRows().map((row) => Object.fromEntries(row.map((v, i) => [names[i]!, typeof v === 'bigint' ? Number(v) : v]))) as Row[];
+    });
+  return { exec, rows, versionsTable: versionsOf, ledgerTable: 'lake.backfill.ledger', view: (name) => `lake.main.${quoteIdent(name)}`, scopeTable: 'temp.main.backfill_scope' };
 }
 
 const dirs: string[] = [];
@@ -64,7 +79,7 @@ function freshRoot(): string {
 
 warehouseSuite('lake', async () => {
   const root = freshRoot();
-  const warehouse = new LakeWarehouse(root);
+  const warehouse = openWarehouse(`lake://${root}`, { inline: true });
   return { warehouse, raw: lakeRawAccess(warehouse.location), cleanup: () => warehouse.close() };
 });
 

@@ -3,8 +3,10 @@ import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { writeFileSync } from 'node:fs';
 import { BackfillError } from '../../core/errors.ts';
-import { openWarehouse, warehouseExists } from '../../activities/warehouse/index.ts';
+import { loadWarehouseAdapters, openWarehouse, registerWarehouse, warehouseExists } from '../../activities/warehouse/index.ts';
+import type { Warehouse } from '../../activities/warehouse/types.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'backfill-open-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -21,7 +23,7 @@ describe('openWarehouse', () => {
       }
       expect(error, location).toBeInstanceOf(BackfillError);
       expect((error as BackfillError).code).toBe('invalid_argument');
-      expect((error as Error).message).toMatch(/postgres:\/\/…, postgresql:\/\/…, lake:\/\/…, sqlite:…/);
+      expect((error as Error).message).toMatch(/postgres:\/\/…, postgresql:\/\/…, sqlite:…, lake:…/);
       expect((error as Error).message).not.toContain('s3cret');
     }
     expect(readdirSync(process.cwd())).toEqual(before);
@@ -60,5 +62,58 @@ describe('openWarehouse', () => {
     for (const location of ['lake:', 'lake://']) {
       expect(() => openWarehouse(location, { inline: true }), location).toThrow(/names no directory: use lake:\/\/\/absolute\/path/);
     }
+  });
+
+  it('opens a registered scheme through its adapter, and still refuses the others, naming the registered ones', () => {
+    const opened: Array<[string, boolean]> = [];
+    const fake = { kind: 'memo' } as unknown as Warehouse;
+    registerWarehouse({ scheme: 'memo', open: (location, options) => (opened.push([location, options.inline]), fake) });
+    expect(openWarehouse('MEMO://bucket/x', { inline: true })).toBe(fake);
+    expect(openWarehouse('memo:somewhere')).toBe(fake);
+    expect(opened).toEqual([
+      ['MEMO://bucket/x', true],
+      ['memo:somewhere', false],
+    ]);
+    expect(() => openWarehouse('memoo://x', { inline: true })).toThrow(/scheme 'memoo:', which backfill does not know: use postgres:\/\/…, postgresql:\/\/…, sqlite:…, lake:…, memo:…/);
+    expect(() => openWarehouse('memoo://x', { inline: true })).toThrow(/BACKFILL_WAREHOUSE_ADAPTERS: docs\/warehouses\.md/);
+  });
+
+  it('refuses an adapter for a built-in scheme, a taken one or one that is not a scheme', () => {
+    const open = () => ({}) as Warehouse;
+    registerWarehouse({ scheme: 'twice', open });
+    registerWarehouse({ scheme: 'twice:', open });
+    const cases: Array<[() => void, RegExp]> = [
+      [() => registerWarehouse({ scheme: 'postgres', open }), /'postgres:' is built into backfill and cannot be replaced/],
+      [() => registerWarehouse({ scheme: 'SQLite', open }), /'sqlite:' is built into backfill/],
+      [() => registerWarehouse({ scheme: 'twice', open: () => ({}) as Warehouse }), /another warehouse adapter is already registered for 'twice:'/],
+      [() => registerWarehouse({ scheme: '1bad', open }), /must be a URL scheme .* not '1bad'/],
+      [() => registerWarehouse({ scheme: 'noopen' } as unknown as Parameters<typeof registerWarehouse>[0]), /'noopen:' has no open\(location, options\) function/],
+    ];
+    for (const [register, message] of cases) {
+      expect(register).toThrow(BackfillError);
+      expect(register).toThrow(message);
+    }
+  });
+
+  it('loads adapter modules named in BACKFILL_WAREHOUSE_ADAPTERS, relative to the working directory, and says what is wrong with one', async () => {
+    writeFileSync(join(dir, 'adapter.mjs'), "export const warehouseAdapter = { scheme: 'fromfile', open: (location) => ({ kind: 'fromfile', location }) };\n");
+    writeFileSync(join(dir, 'nothing.mjs'), 'export const other = 1;\n');
+    await loadWarehouseAdapters(' fromfile=./adapter.mjs ,', dir);
+    expect(openWarehouse('fromfile://x', { inline: true })).toEqual({ kind: 'fromfile', location: 'fromfile://x' });
+    const cases: Array<[string, RegExp]> = [
+      ['fromfile', /entry 'fromfile' is not scheme=module: e\.g\. bigquery=\.\/adapters\/bigquery\.js/],
+      ['other=./adapter.mjs', /exports the adapter for 'fromfile:', not 'other:'/],
+      ['none=./nothing.mjs', /exports no warehouseAdapter: export const warehouseAdapter = \{ scheme: 'none'/],
+      ['gone=./missing.mjs', /cannot load the warehouse adapter for 'gone:' from \.\/missing\.mjs/],
+    ];
+    for (const [list, message] of cases) await expect(loadWarehouseAdapters(list, dir), list).rejects.toThrow(message);
+    await loadWarehouseAdapters(undefined);
+    await loadWarehouseAdapters('  ');
+  });
+  it('lets an adapter registered for lake: take the bundled lake\'s place (this test comes last: the registry is the process\'s)', () => {
+    const mine = { kind: 'my-lake' } as unknown as Warehouse;
+    registerWarehouse({ scheme: 'lake', open: () => mine });
+    expect(openWarehouse(`lake://${join(dir, 'elsewhere')}`, { inline: true })).toBe(mine);
+    expect(() => registerWarehouse({ scheme: 'lake', open: () => mine })).toThrow(/another warehouse adapter is already registered for 'lake:'/);
   });
 });

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { SqliteWarehouse } from '../../activities/warehouse/sqlite/sqlite-dialect.ts';
-import { quoteIdent, versionsTable } from '../../activities/warehouse/sql.ts';
+import { sqliteRawAccess } from './sqlite-raw.ts';
 import { warehouseSuite, write } from '../warehouse/suite.ts';
 
 warehouseSuite('sqlite', async () => {
@@ -14,20 +14,7 @@ warehouseSuite('sqlite', async () => {
   const warehouse = new SqliteWarehouse(path);
   return {
     warehouse,
-    raw: {
-      exec: async (sql) => {
-        const db = new Database(path);
-        try {
-          db.exec(sql);
-        } finally {
-          db.close();
-        }
-      },
-      versionsTable: (node) => `main.${quoteIdent(versionsTable(node))}`,
-      ledgerTable: 'main.backfill_ledger',
-      view: (name) => `main.${quoteIdent(name)}`,
-      scopeTable: 'temp.backfill_scope',
-    },
+    raw: sqliteRawAccess(path),
     cleanup: async () => {
       await warehouse.close();
       rmSync(dir, { recursive: true, force: true });

@@ -40,6 +40,10 @@ describe('ThreadedWarehouse', () => {
       expect((failed as Error).message).toMatch(/1 rows have a NULL/);
       const bad = await warehouse.query('SELEC 1').catch((e: unknown) => e);
       expect(bad).toBeInstanceOf(SqlError);
+      const batch = await warehouse.publishMany([write('2024-01-03', [{ a: 3 }]), write('2024-01-04', [{ a: null }], [{ type: 'not_null', columns: ['a'] }])]);
+      expect(batch.published.map((p) => p.version)).toEqual([1]);
+      expect(batch.failed?.index).toBe(1);
+      expect(batch.failed?.error).toBeInstanceOf(CheckFailedError);
     } finally {
       await warehouse.close();
     }

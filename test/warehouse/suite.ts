@@ -21,6 +21,8 @@ import {
 /** Writes behind the warehouse's back (a tampered version, a ledger from before a column existed), in the backend's own SQL names. */
 export type RawAccess = {
   exec(sql: string): Promise<void>;
+  /** Rows of a statement run behind the warehouse's back (counts come back as numbers). */
+  rows(sql: string): Promise<Row[]>;
   /** The qualified name of a dataset's versions table, and of the ledger. */
   versionsTable(node: string): string;
   ledgerTable: string;
@@ -191,6 +193,39 @@ export function warehouseSuite(kind: Warehouse['kind'], open: WarehouseFactory):
         [2, 'run-2', true, 1],
         [1, 'run-1', false, null],
       ]);
+    });
+
+    it('publishMany publishes in turn up to the first failure, keeps those before it and writes nothing after it', async () => {
+      const bad = { checks: [{ type: 'not_null' as const, columns: ['order_id'] }], rows: [{ order_id: null }] };
+      const { published, failed } = await wh.publishMany([
+        write('orders', '2024-01-01', { rows: [{ order_id: 1 }] }),
+        write('orders', '2024-01-02', { rows: [{ order_id: 2 }] }),
+        write('orders', '2024-01-03', bad),
+        write('orders', '2024-01-04', { rows: [{ order_id: 4 }] }),
+      ]);
+      expect(published.map((p) => [p.version, p.rowCount])).toEqual([
+        [1, 1],
+        [1, 1],
+      ]);
+      expect(failed?.index).toBe(2);
+      expect(failed?.error).toBeInstanceOf(CheckFailedError);
+      expect(failed?.error.message).toMatch(/not_null: 1 rows have order_id NULL/);
+      expect(await view('orders', 'order_id', 'order_id')).toEqual([{ order_id: 1 }, { order_id: 2 }]);
+      // The failed partition's check failure is recorded; the one after it was never reached.
+      expect((await wh.ledger({ node: 'orders' })).map((r) => [r.partition, r.status])).toEqual([
+        ['2024-01-01', 'published'],
+        ['2024-01-02', 'published'],
+        ['2024-01-03', 'failed_check'],
+      ]);
+      expect(await wh.publishMany([])).toEqual({ published: [] });
+    });
+
+    it('publishMany of a retry returns the versions already published', async () => {
+      const first = await wh.publish(write('orders', '2024-01-01', { rows: ORDERS }));
+      const { published, failed } = await wh.publishMany([write('orders', '2024-01-01', { rows: ORDERS, attempt: 2 }), write('orders', '2024-01-02', { rows: ORDERS })]);
+      expect(failed).toBeUndefined();
+      expect(published[0]).toEqual({ ...first, alreadyPublished: true });
+      expect(published[1]).toMatchObject({ version: 1, rowCount: 3, checksum: first.checksum });
     });
 
     it('other partitions of the node stay as they were', async () => {
@@ -1042,6 +1077,166 @@ export function warehouseSuite(kind: Warehouse['kind'], open: WarehouseFactory):
       await wh.releaseDatasets({ backfillId: 'bf-1', runKey: 'run-2' });
       // No lease: anyone publishes, as before leases.
       expect(await wh.publish(write('orders', 'k3', { backfillId: 'bf-9', runKey: 'run-9', rows: ORDERS }))).toMatchObject({ version: 1 });
+    });
+  });
+
+  describe(`${kind}: staged versions`, () => {
+    const staged = (node: string, partition: string, options: WriteOptions = {}) => write(node, partition, { backfillId: 'bf-s', runKey: 'rs', stage: true, ...options });
+    const run = { backfillId: 'bf-s', runKey: 'rs' };
+    /** Published: orders k1 (ids 1, 2) and k2 (id 3). Staged by bf-s: orders k1 (ids 1, 20), k2 (id 3, unchanged), k3 (id 4, new), and users k1. */
+    const seed = async () => {
+      await wh.publish(write('orders', 'k1', { backfillId: 'bf-0', runKey: 'r0', rows: [{ id: 1, amount: 10 }, { id: 2, amount: 20 }] }));
+      await wh.publish(write('orders', 'k2', { backfillId: 'bf-0', runKey: 'r0', rows: [{ id: 3, amount: 30 }] }));
+      await wh.publish(staged('orders', 'k1', { rows: [{ id: 1, amount: 10 }, { id: 2, amount: 25 }, { id: 20, amount: 5 }] }));
+      await wh.publish(staged('orders', 'k2', { rows: [{ id: 3, amount: 30 }] }));
+      await wh.publish(staged('orders', 'k3', { rows: [{ id: 4, amount: 40 }] }));
+      await wh.publish(staged('users', 'k1', { rows: [{ id: 7 }] }));
+    };
+    const ids = async (node = 'orders') => (await wh.query(`SELECT id FROM ${node} ORDER BY id`)).map((r) => Number(r.id));
+
+    it('are written and checked but not published: readers see the published versions only', async () => {
+      await wh.publish(write('orders', 'k1', { backfillId: 'bf-0', runKey: 'r0', rows: [{ id: 1 }] }));
+      const out = await wh.publish(staged('orders', 'k1', { rows: [{ id: 2 }], checks: [{ type: 'row_count', min: 1 }] }));
+      expect(out).toMatchObject({ version: 2, previousVersion: 1, rowCount: 1, staged: true });
+      await wh.publish(staged('orders', 'k2', { rows: [{ id: 3 }] }));
+      expect(await ids()).toEqual([1]);
+      expect((await wh.ledger({ node: 'orders' })).map((r) => [r.partition, r.version, r.status, r.staged, r.current])).toEqual([
+        ['k1', 2, 'staged', true, false],
+        ['k1', 1, 'published', false, true],
+        ['k2', 1, 'staged', true, false],
+      ]);
+      // A staged backfill changed nothing yet.
+      expect((await wh.changesBy('bf-s')).changes).toEqual([]);
+      // A retry finds its staged version and writes nothing.
+      expect(await wh.publish(staged('orders', 'k1', { rows: [{ id: 99 }], attempt: 2 }))).toMatchObject({ version: 2, staged: true, alreadyPublished: true });
+      expect(await wh.publishedBy('orders', 'k1', 'rs')).toMatchObject({ version: 2, staged: true });
+    });
+
+    it('a staged version whose check fails is recorded as failed and never staged', async () => {
+      const failed = await rejection(wh.publish(staged('orders', 'k1', { rows: [{ id: 1 }], checks: [{ type: 'row_count', min: 2 }] })));
+      expect(failed).toBeInstanceOf(CheckFailedError);
+      expect((await wh.ledger({ node: 'orders' })).map((r) => r.status)).toEqual(['failed_check']);
+      expect(await wh.publishStaged(run)).toEqual({ versions: 0, before: 0, nodes: [] });
+    });
+
+    it('downstream partitions of the run read its staged upstream versions; everyone else reads the published ones', async () => {
+      await wh.publish(write('orders', 'k1', { backfillId: 'bf-0', runKey: 'r0', rows: [{ id: 1 }] }));
+      await wh.publish(staged('orders', 'k1', { rows: [{ id: 2 }, { id: 3 }] }));
+      const input = { node: 'orders', from: 'k1', to: 'k1' };
+      expect((await wh.pin([input], { runKey: 'rs' }))[0]!.versions).toEqual([['k1', 2]]);
+      expect((await wh.pin([input]))[0]!.versions).toEqual([['k1', 1]]);
+      expect((await wh.pin([input], { runKey: 'someone-else' }))[0]!.versions).toEqual([['k1', 1]]);
+      const totals = staged('totals', 'k1', { selects: [{ sql: 'SELECT COUNT(*) AS n FROM orders', bindings: {} }], inputs: [input] });
+      await wh.publish(totals);
+      await wh.publishStaged(run);
+      expect(await wh.query('SELECT n FROM totals')).toEqual([{ n: 2 }]);
+      expect((await wh.ledger({ node: 'totals' }))[0]!.inputs).toEqual([expect.objectContaining({ node: 'orders', versions: { k1: 2 } })]);
+    });
+
+    it('publish moves every staged pointer of the run at once, records what each replaced, and is idempotent', async () => {
+      await seed();
+      expect(await ids()).toEqual([1, 2, 3]);
+      expect(await ids('users')).toEqual([]);
+      expect(await wh.publishStaged(run)).toEqual({ versions: 4, before: 0, nodes: [{ node: 'orders', versions: 3 }, { node: 'users', versions: 1 }] });
+      expect(await ids()).toEqual([1, 2, 3, 4, 20]);
+      expect(await ids('users')).toEqual([7]);
+      expect((await wh.ledger({ backfillId: 'bf-s' })).map((r) => [r.node, r.partition, r.version, r.status, r.staged, r.previousVersion, r.current])).toEqual([
+        ['orders', 'k1', 2, 'published', true, 1, true],
+        ['orders', 'k2', 2, 'published', true, 1, true],
+        ['orders', 'k3', 1, 'published', true, null, true],
+        ['users', 'k1', 1, 'published', true, null, true],
+      ]);
+      expect(await wh.publishStaged(run)).toEqual({ versions: 0, before: 4, nodes: [] });
+      // Once published, it is an ordinary backfill: what it changed, and a rollback of it.
+      expect((await wh.changesBy('bf-s')).changes.map((c) => [c.node, c.partition, c.previousVersion, c.currentVersion])).toEqual([
+        ['orders', 'k1', 1, 2],
+        ['orders', 'k2', 1, 2],
+        ['orders', 'k3', null, 1],
+        ['users', 'k1', null, 1],
+      ]);
+      expect(await wh.restore({ rollbackId: 'rb', backfillId: 'bf-s', node: 'orders', partition: 'k1', from: 2, to: 1 })).toMatchObject({ status: 'restored' });
+      expect(await ids()).toEqual([1, 2, 3, 4]);
+    });
+
+    it('a reader during publish sees all of the staged versions or none', async () => {
+      const partitions = Array.from({ length: 40 }, (_, i) => `k${String(i).padStart(2, '0')}`);
+      for (const p of partitions) await wh.publish(write('orders', p, { backfillId: 'bf-0', runKey: 'r0', rows: [{ id: 1, amount: 1 }] }));
+      for (const p of partitions) await wh.publish(staged('orders', p, { rows: [{ id: 1, amount: 2 }] }));
+      const seen = new Set<string>();
+      let done = false;
+      const publishing = wh.publishStaged(run).finally(() => (done = true));
+      while (!done) {
+        const [row] = await wh.query('SELECT SUM(amount) AS total FROM orders');
+        seen.add(String(Number(row!.total)));
+      }
+      expect((await publishing).versions).toBe(40);
+      const [after] = await wh.query('SELECT SUM(amount) AS total FROM orders');
+      expect(Number(after!.total)).toBe(80);
+      expect([...seen].every((t) => t === '40' || t === '80')).toBe(true);
+    });
+
+    it('only the run that staged them publishes them: another backfill id or run key moves nothing', async () => {
+      await seed();
+      expect(await wh.publishStaged({ backfillId: 'bf-other', runKey: 'rs' })).toEqual({ versions: 0, before: 0, nodes: [] });
+      expect(await wh.publishStaged({ backfillId: 'bf-s', runKey: 'r-other' })).toEqual({ versions: 0, before: 0, nodes: [] });
+      expect(await ids()).toEqual([1, 2, 3]);
+    });
+
+    it('publish is refused, moving nothing, while another run holds a dataset the run staged', async () => {
+      await seed();
+      expect(await wh.acquireDatasets({ backfillId: 'bf-x', runKey: 'rx', nodes: ['users'] })).toEqual({ acquired: true });
+      const refused = await rejection(wh.publishStaged(run));
+      expect(refused).toBeInstanceOf(StaleRunError);
+      expect(refused.message).toMatch(/users is leased to run rx of .*'bf-x'/);
+      expect(await ids()).toEqual([1, 2, 3]);
+      expect((await wh.ledger({ backfillId: 'bf-s' })).every((r) => r.status === 'staged')).toBe(true);
+      await wh.releaseDatasets({ backfillId: 'bf-x', runKey: 'rx' });
+      expect(await wh.acquireDatasets({ backfillId: 'bf-s', runKey: 'rs', nodes: ['orders', 'users'] })).toEqual({ acquired: true });
+      expect((await wh.publishStaged(run)).versions).toBe(4);
+    });
+
+    it('discard drops the staged rows, marks the ledger discarded, publishes nothing and is idempotent', async () => {
+      await seed();
+      expect(await wh.discardStaged(run)).toEqual({ versions: 4, before: 0, nodes: [{ node: 'orders', versions: 3 }, { node: 'users', versions: 1 }] });
+      expect(await ids()).toEqual([1, 2, 3]);
+      // Only the two published versions' rows are left in the dataset's versions table.
+      expect(await raw.rows(`SELECT COUNT(*) AS n FROM ${raw.versionsTable('orders')}`)).toEqual([{ n: 3 }]);
+      expect(await raw.rows(`SELECT COUNT(*) AS n FROM ${raw.versionsTable('users')}`)).toEqual([{ n: 0 }]);
+      expect((await wh.ledger({ backfillId: 'bf-s' })).map((r) => r.status)).toEqual(['discarded', 'discarded', 'discarded', 'discarded']);
+      expect(await wh.discardStaged(run)).toEqual({ versions: 0, before: 4, nodes: [] });
+      expect(await wh.publishStaged(run)).toEqual({ versions: 0, before: 0, nodes: [] });
+      expect(await ids()).toEqual([1, 2, 3]);
+      // The next run of the partition takes a version number of its own.
+      expect(await wh.publish(write('orders', 'k1', { backfillId: 'bf-2', runKey: 'r2', rows: [{ id: 9 }] }))).toMatchObject({ version: 3, previousVersion: 1 });
+    });
+
+    it('diff counts rows added, removed and changed per partition, by key or by whole rows, with numeric columns', async () => {
+      await seed();
+      const page = await wh.diffStaged(run, { keys: { orders: ['id'] } });
+      expect(page.next).toBeNull();
+      expect(page.partitions.map((d) => [d.node, d.partition, d.publishedVersion, d.stagedVersion, d.rowsBefore, d.rowsAfter, d.added, d.removed, d.changed, d.key])).toEqual([
+        ['orders', 'k1', 1, 2, 2, 3, 1, 0, 1, ['id']],
+        ['orders', 'k2', 1, 2, 1, 1, 0, 0, 0, ['id']],
+        ['orders', 'k3', null, 1, 0, 1, 1, 0, 0, ['id']],
+        ['users', 'k1', null, 1, 0, 1, 1, 0, 0, null],
+      ]);
+      expect(page.partitions[0]!.columns).toEqual([
+        { column: 'id', before: { sum: 3, min: 1, max: 2 }, after: { sum: 23, min: 1, max: 20 } },
+        { column: 'amount', before: { sum: 30, min: 10, max: 20 }, after: { sum: 40, min: 5, max: 25 } },
+      ]);
+      // Whole rows: a changed row is one removed and one added.
+      const rows = await wh.diffStaged(run, { node: 'orders' });
+      expect(rows.partitions.map((d) => [d.partition, d.added, d.removed, d.changed])).toEqual([
+        ['k1', 2, 1, 0],
+        ['k2', 0, 0, 0],
+        ['k3', 1, 0, 0],
+      ]);
+      const first = await wh.diffStaged(run, { limit: 2 });
+      expect(first.next).toEqual({ node: 'orders', partition: 'k2' });
+      expect((await wh.diffStaged(run, { limit: 2, after: first.next! })).partitions.map((d) => `${d.node}/${d.partition}`)).toEqual(['orders/k3', 'users/k1']);
+      await expect(wh.diffStaged(run, { keys: { orders: ['order_no'] } })).rejects.toThrow(/key column order_no of node orders is not in the dataset \(its columns: id, amount\)/);
+      await wh.publishStaged(run);
+      expect((await wh.diffStaged(run)).partitions).toEqual([]);
     });
   });
 }

@@ -15,7 +15,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { DuckDBConnection } from '@duckdb/node-api';
-import { quoteLiteral } from '../sql.ts';
+import { quoteLiteral } from '../../../warehouse.ts';
 import type { LakeLayout } from './layout.ts';
 
 /** The name the catalogue is attached under in the process's DuckDB. */

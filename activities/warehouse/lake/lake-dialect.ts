@@ -15,12 +15,34 @@
 import { chmodSync, existsSync, mkdirSync, rmSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { DuckDBConnection, DuckDBInstance, type DuckDBValue } from '@duckdb/node-api';
-import type { ValueKind } from '../checksum.ts';
-import type { Dialect, Params, Session, SpecSql, SpecStatement, Wanted } from '../dialect.ts';
-import type { Codec, ColumnType, InternalTable } from '../ledger.ts';
-import { PARTITION_COLUMN, VERSION_COLUMN, bindPositional, notASelect, outsideScope, positionalParameters, quoteIdent, quoteLiteral, scopedSelect, singleStatement, versionsTable } from '../sql.ts';
-import { InvalidDatasetError, SqlError, SqlRefusedError, type Row } from '../types.ts';
-import { SqlWarehouse } from '../warehouse.ts';
+import {
+  InvalidDatasetError,
+  PARTITION_COLUMN,
+  SqlError,
+  SqlRefusedError,
+  SqlWarehouse,
+  VERSION_COLUMN,
+  bindPositional,
+  notASelect,
+  outsideScope,
+  positionalParameters,
+  quoteIdent,
+  quoteLiteral,
+  scopedSelect,
+  singleStatement,
+  versionsTable,
+  type Codec,
+  type ColumnType,
+  type Dialect,
+  type InternalTable,
+  type Params,
+  type Row,
+  type Session,
+  type SpecSql,
+  type SpecStatement,
+  type ValueKind,
+  type Wanted,
+} from '../../../warehouse.ts';
 import { CATALOG, CatalogueHold, type HoldOptions } from './catalogue.ts';
 import { LakeLayout, mirror, settle } from './layout.ts';
 import { ACTS_OUTSIDE, ROW_FUNCTIONS, fileShaped, parseQuery, shown, type ParsedQuery } from './spec-sql.ts';
@@ -261,6 +283,8 @@ class LakeSession implements Session {
   private moves = new Map<string, { node: string; partition: string; version: number | null }>();
   /** Files written for this transaction's versions, removed if it does not commit. */
   private written: string[] = [];
+  /** Files of versions this transaction drops (discarded staged versions), removed once it commits. */
+  private dropped: string[] = [];
 
   constructor(
     private readonly dialect: LakeDialect,
@@ -437,6 +461,10 @@ class LakeSession implements Session {
     return `SELECT ${list} FROM (${empty} UNION ALL BY NAME SELECT * EXCLUDE (${PARTITION_COLUMN}, ${VERSION_COLUMN}) FROM read_parquet([${files.join(', ')}], union_by_name = true, hive_partitioning = false))`;
   }
 
+  async dropVersions(node: string, versions: ReadonlyArray<readonly [string, number]>): Promise<void> {
+    for (const [partition, version] of versions) this.dropped.push(this.dialect.layout.version(node, partition, version));
+  }
+
   async pointed(node: string, partition: string, version: number | null): Promise<void> {
     this.moves.set(`${node}\0${partition}`, { node, partition, version });
   }
@@ -474,6 +502,8 @@ class LakeSession implements Session {
 
   /** After the commit: the published files follow the pointers, and the views their datasets. */
   async afterCommit(): Promise<void> {
+    // A dropped version's file goes once the ledger says so; should this process die first, the file stays, unread.
+    for (const file of this.dropped.splice(0)) rmSync(file, { force: true });
     if (this.moves.size === 0 && this.pending.size === 0) return;
     for (const { node, partition, version } of this.moves.values()) mirror(this.dialect.layout, node, partition, version === null ? null : this.dialect.layout.version(node, partition, version));
     if (this.pending.size > 0) this.dialect.datasets = undefined;

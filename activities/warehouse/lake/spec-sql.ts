@@ -9,8 +9,7 @@
  * files too, which hold versions its partition must not read.
  */
 import type { DuckDBConnection } from '@duckdb/node-api';
-import { notASelect, quoteLiteral } from '../sql.ts';
-import { SqlError, SqlRefusedError } from '../types.ts';
+import { SqlError, SqlRefusedError, notASelect, quoteLiteral } from '../../../warehouse.ts';
 
 export type NamedRelation = { catalog: string; schema: string; name: string; /** Whether a common table expression of this name is in scope where it is named. */ cte: boolean };
 

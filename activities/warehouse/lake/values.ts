@@ -4,7 +4,7 @@
  * type a transform's value needs, and how two types widen.
  */
 import { DOUBLE, DuckDBBlobValue, DuckDBDecimalValue, DuckDBTypeId, type DuckDBType, type DuckDBValue } from '@duckdb/node-api';
-import type { ValueKind } from '../checksum.ts';
+import type { ValueKind } from '../../../warehouse.ts';
 
 const INTEGERS = new Set([
   DuckDBTypeId.TINYINT,

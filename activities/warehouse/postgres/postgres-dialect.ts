@@ -10,20 +10,17 @@
  */
 import pg from 'pg';
 import type { ValueKind } from '../checksum.ts';
-import type { Dialect, Params, Session, SpecSql, SpecStatement, Wanted } from '../dialect.ts';
+import type { Dialect, Params, PublishRequest, PublishStart, Session, SpecSql, SpecStatement, Wanted } from '../dialect.ts';
 import type { Codec, ColumnType, InternalTable } from '../ledger.ts';
 import { PARTITION_COLUMN, VERSION_COLUMN, bindPositional, outsideScope, positionalParameters, quoteIdent, quoteLiteral, scopedSelect, singleStatement, versionsTable } from '../sql.ts';
 import { InvalidDatasetError, SqlError, type Row } from '../types.ts';
 import { SqlWarehouse } from '../warehouse.ts';
+import { DEFAULT_POOL_SIZE, DEFAULT_SCHEMA, assertSchemaName, connectionUrl, postgresSettings, redactUrl, type PostgresOptions } from './connection.ts';
+import { publishStartOf, startArgument, startCall, startDdl, startSignature, type StartRow } from './publish-start.ts';
 import { parseQuery } from './spec-sql.ts';
-import { UNKNOWN_OID, castFor, kindOf, toParameter, typeOfValue, widerType } from './types.ts';
 
-export type PostgresOptions = {
-  /** The schema of the ledger and the versions tables (default `backfill`). */
-  schema?: string;
-  /** Connections in the pool (default 10): the most partitions this process publishes at once. */
-  poolSize?: number;
-};
+export { redactUrl, type PostgresOptions } from './connection.ts';
+import { UNKNOWN_OID, castFor, kindOf, toParameter, typeOfValue, widerType } from './types.ts';
 
 const ROWS_PER_FETCH = 2000;
 /** PostgreSQL allows 65,535 parameters per statement. */
@@ -56,33 +53,6 @@ const READ_TYPES: pg.CustomTypesConfig = {
   }) as pg.CustomTypesConfig['getTypeParser'],
 };
 
-/** The user information of a URL: it ends at the last `@` before the query, so a password may hold unencoded `@`, `/` or `:`. */
-const USERINFO = /^([a-z][a-z0-9+.-]*:\/\/)([^?#]*)@/i;
-
-/** The URL without its password, for messages and `location`. */
-export function redactUrl(url: string): string {
-  const match = USERINFO.exec(url);
-  const colon = match ? match[2]!.indexOf(':') : -1;
-  return match && colon >= 0 ? `${match[1]}${match[2]!.slice(0, colon)}:***@${url.slice(match[0].length)}` : url;
-}
-
-/** The URL with its user and password percent-encoded, as the driver parses it, and the password. */
-function connectionUrl(url: string): { url: string; password: string } {
-  const match = USERINFO.exec(url);
-  if (!match) return { url, password: '' };
-  const decode = (text: string) => {
-    try {
-      return decodeURIComponent(text);
-    } catch {
-      return text;
-    }
-  };
-  const [user, ...rest] = match[2]!.split(':');
-  const password = decode(rest.join(':'));
-  const encoded = `${encodeURIComponent(decode(user!))}${rest.length > 0 ? `:${encodeURIComponent(password)}` : ''}`;
-  return { url: `${match[1]}${encoded}@${url.slice(match[0].length)}`, password };
-}
-
 const CODEC: Codec = {
   json: (value) => JSON.stringify(value),
   fromJson: <T>(value: unknown) => value as T,
@@ -109,14 +79,17 @@ export class PostgresDialect implements Dialect {
   /** Internal statements with their `:name` parameters numbered, once per text. */
   readonly numbered = new Map<string, { text: string; names: string[] }>();
 
+  /** `options` win over the URL's own `backfill_schema` and `backfill_pool_size` (connection.ts). */
   constructor(url: string, options: PostgresOptions = {}) {
+    const settings = postgresSettings(url);
     this.location = redactUrl(url);
-    const connection = connectionUrl(url);
+    const connection = connectionUrl(settings.url);
     this.password = connection.password;
-    this.schema = options.schema ?? 'backfill';
+    this.schema = options.schema ?? settings.options.schema ?? DEFAULT_SCHEMA;
+    assertSchemaName(this.schema, url);
     this.pool = new pg.Pool({
       connectionString: connection.url,
-      max: options.poolSize ?? 10,
+      max: options.poolSize ?? settings.options.poolSize ?? DEFAULT_POOL_SIZE,
       types: READ_TYPES,
       application_name: 'backfill',
       onConnect: async (client) => {
@@ -170,6 +143,9 @@ export class PostgresDialect implements Dialect {
       );
     }
     this.viewSchema = row.schema;
+    // The start of a publish in one round trip (publish-start.ts): backfill's own, called by no one else.
+    await session.run(startDdl(this.schema));
+    await session.run(`REVOKE EXECUTE ON FUNCTION ${startSignature(this.schema)} FROM PUBLIC`);
   }
 
   typeOf = typeOfValue;
@@ -215,6 +191,8 @@ export class PostgresDialect implements Dialect {
 
 class PostgresSession implements Session {
   private savepoints = 0;
+  /** Datasets' columns as `startPublish` read them, until a dataset's DDL in this session. */
+  private readonly known = new Map<string, Array<{ name: string; type: string }> | null>();
 
   constructor(
     private readonly dialect: PostgresDialect,
@@ -265,7 +243,16 @@ class PostgresSession implements Session {
     await this.client.query('CLOSE backfill_rows');
   }
 
-  private async columnTypes(node: string): Promise<Array<{ name: string; type: string }> | null> {
+  /** Locks the partition, reads what the protocol decides on, pins the inputs into the scope table: one statement. */
+  async startPublish(request: PublishRequest): Promise<PublishStart> {
+    const [row] = (await this.client.query({ text: startCall(this.dialect.schema), values: [startArgument(request)] })).rows as Array<{ start: StartRow }>;
+    const start = row!.start;
+    for (const [node, columns] of Object.entries(start.columns ?? {})) this.known.set(node, columns && columns.map(([name, type]) => ({ name, type })));
+    return publishStartOf(request, start);
+  }
+
+  private async columnTypes(node: string, fresh = false): Promise<Array<{ name: string; type: string }> | null> {
+    if (!fresh && this.known.has(node)) return this.known.get(node)!;
     const table = this.dialect.versionsTable(node);
     const rows = await this.all<{ name: string; type: string; exists: boolean }>(
       `SELECT a.attname AS name, format_type(a.atttypid, a.atttypmod) AS type FROM pg_attribute a
@@ -285,7 +272,9 @@ class PostgresSession implements Session {
     const before = await this.columnTypes(node);
     if (before && fits(before)) return;
     await this.lock(`backfill:ddl:${node}`);
-    const existing = await this.columnTypes(node);
+    // What the catalogue says now, and from here on: the DDL below changes it.
+    this.known.delete(node);
+    const existing = await this.columnTypes(node, true);
     const table = this.dialect.versionsTable(node);
     const view = `${quoteIdent(this.dialect.viewSchema)}.${quoteIdent(node)}`;
     let dropped = false;

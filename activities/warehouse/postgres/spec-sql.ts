@@ -17,9 +17,9 @@ export type ParsedQuery = {
   ctes: Set<string>;
 };
 
-/** Functions that change state outside the query: settings, locks, other sessions, large objects, sequences, other databases, SQL in a string. */
+/** Functions that change state outside the query: settings, locks, other sessions, large objects, sequences, other databases, SQL in a string, backfill's own (publish-start.ts). */
 const ACTS_OUTSIDE =
-  /^(set_config|pg_(try_)?advisory_.*|pg_terminate_backend|pg_cancel_backend|pg_reload_conf|pg_rotate_logfile.*|pg_notify|lo_.*|dblink.*|(query|cursor|table|schema|database)_to_xml.*|ts_stat|ts_rewrite|nextval|setval)$/;
+  /^(set_config|pg_(try_)?advisory_.*|pg_terminate_backend|pg_cancel_backend|pg_reload_conf|pg_rotate_logfile.*|pg_notify|lo_.*|dblink.*|(query|cursor|table|schema|database)_to_xml.*|ts_stat|ts_rewrite|nextval|setval|publish_start_v\d+)$/;
 
 type Node = Record<string, unknown>;
 

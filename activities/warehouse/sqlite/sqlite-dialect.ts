@@ -124,7 +124,7 @@ export class SqliteDialect implements Dialect {
 
   async transaction<T>(work: (session: Session) => Promise<T>, options: { lock?: string; readOnly?: boolean } = {}): Promise<T> {
     // One writer at a time, across processes too: a writing transaction takes the write lock at once.
-    this.db.exec(options.lock ? 'BEGIN IMMEDIATE' : 'BEGIN');
+    this.db.exec(options.readOnly ? 'BEGIN' : 'BEGIN IMMEDIATE');
     try {
       const result = await work(new SqliteSession(this));
       this.db.exec('COMMIT');

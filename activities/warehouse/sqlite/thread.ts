@@ -4,18 +4,24 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { SqliteWarehouse } from './sqlite-dialect.ts';
-import type { Call } from './threaded.ts';
+import type { PublishedBatch } from '../types.ts';
+import type { Call, SentBatch, SentError } from './threaded.ts';
 
 const warehouse = new SqliteWarehouse((workerData as { location: string }).location);
 let previous: Promise<void> = Promise.resolve();
 
+const sent = (error: unknown): SentError => (error instanceof Error ? { name: error.name, message: error.message } : { name: 'Error', message: String(error) });
+
 async function answer({ id, method, args }: Call): Promise<void> {
   try {
-    const result = await (warehouse[method] as (...a: unknown[]) => Promise<unknown>).apply(warehouse, args);
+    let result = await (warehouse[method] as (...a: unknown[]) => Promise<unknown>).apply(warehouse, args);
+    if (method === 'publishMany') {
+      const { published, failed } = result as PublishedBatch;
+      result = (failed ? { published, failed: { index: failed.index, error: sent(failed.error) } } : { published }) satisfies SentBatch;
+    }
     parentPort!.postMessage({ id, result });
   } catch (error) {
-    const e = error instanceof Error ? error : new Error(String(error));
-    parentPort!.postMessage({ id, error: { name: e.name, message: e.message } });
+    parentPort!.postMessage({ id, error: sent(error) });
   }
 }
 

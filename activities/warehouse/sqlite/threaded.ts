@@ -5,14 +5,15 @@
  * main thread stays free; its calls run one at a time, as SQLite writes do anyway.
  */
 import { Worker } from 'node:worker_threads';
-import { CheckFailedError, ChecksumMismatchError, InvalidDatasetError, SqlError, SqlRefusedError, StaleRunError, type Warehouse } from '../types.ts';
+import { reviveError, type PublishedBatch, type Warehouse } from '../types.ts';
 import { FROM_SOURCES } from '../../../host/package.ts';
 
 type Method = Exclude<keyof Warehouse, 'kind' | 'location'>;
 export type Call = { id: number; method: Method; args: unknown[] };
-type Reply = { id: number; result?: unknown; error?: { name: string; message: string } };
-
-const ERRORS: Record<string, new (message: string) => Error> = { CheckFailedError, ChecksumMismatchError, SqlError, SqlRefusedError, InvalidDatasetError, StaleRunError };
+export type SentError = { name: string; message: string };
+type Reply = { id: number; result?: unknown; error?: SentError };
+/** `publishMany`'s result as it crosses to the thread's parent: its error as name and message. */
+export type SentBatch = Omit<PublishedBatch, 'failed'> & { failed?: { index: number; error: SentError } };
 
 /**
  * The thread's module. A worker thread starts without its parent's TypeScript loader: from the
@@ -35,10 +36,7 @@ export class ThreadedWarehouse implements Warehouse {
       if (!call) return;
       this.pending.delete(reply.id);
       if (!reply.error) return call.resolve(reply.result);
-      const Type = ERRORS[reply.error.name];
-      const error = Type ? new Type(reply.error.message) : new Error(reply.error.message);
-      if (!Type) error.name = reply.error.name;
-      call.reject(error);
+      call.reject(reviveError(reply.error));
     });
     this.thread.on('error', (error) => this.failAll(new Error(`the warehouse ${location} failed: ${error.message}`)));
     this.thread.on('exit', (code) => this.failAll(new Error(`the warehouse thread for ${location} exited (code ${code})`)));
@@ -62,6 +60,10 @@ export class ThreadedWarehouse implements Warehouse {
   pin: Warehouse['pin'] = (...args) => this.call('pin', ...args);
   query: Warehouse['query'] = (...args) => this.call('query', ...args);
   publish: Warehouse['publish'] = (...args) => this.call('publish', ...args);
+  publishMany: Warehouse['publishMany'] = async (...args) => {
+    const { published, failed } = (await this.call('publishMany', ...args)) as SentBatch;
+    return failed ? { published, failed: { index: failed.index, error: reviveError(failed.error) } } : { published };
+  };
   publishedBy: Warehouse['publishedBy'] = (...args) => this.call('publishedBy', ...args);
   ledger: Warehouse['ledger'] = (...args) => this.call('ledger', ...args);
   changesBy: Warehouse['changesBy'] = (...args) => this.call('changesBy', ...args);
@@ -72,6 +74,9 @@ export class ThreadedWarehouse implements Warehouse {
   identity: Warehouse['identity'] = (...args) => this.call('identity', ...args);
   acquireDatasets: Warehouse['acquireDatasets'] = (...args) => this.call('acquireDatasets', ...args);
   releaseDatasets: Warehouse['releaseDatasets'] = (...args) => this.call('releaseDatasets', ...args);
+  publishStaged: Warehouse['publishStaged'] = (...args) => this.call('publishStaged', ...args);
+  discardStaged: Warehouse['discardStaged'] = (...args) => this.call('discardStaged', ...args);
+  diffStaged: Warehouse['diffStaged'] = (...args) => this.call('diffStaged', ...args);
 
   async close(): Promise<void> {
     if (this.gone) return;

@@ -1,0 +1,59 @@
+/**
+ * `backfill policy check <spec> [--policy file]`: what the policy says of a spec before it starts
+ * (the same checks the workflow runs at the start). Exit 0 when the start would be accepted, even
+ * if it would wait for an approval or a run window; 1 when it would be refused.
+ */
+import { Argument, Command, Option } from '@commander-js/extra-typings';
+import { BackfillError } from '../../core/errors.ts';
+import { EXIT } from '../exit-codes.ts';
+import { HELP_GROUPS, documented } from '../help.ts';
+import { jsonOption, positiveInteger, positiveNumber, print, warehouseOption } from '../options.ts';
+
+const POLICY_ENV = 'BACKFILL_POLICY';
+
+function partitionSeconds(v: string): number {
+  const n = Number(v);
+  if (!Number.isFinite(n) || n < 0) throw new BackfillError('invalid_argument', `--partition-seconds must be a number of 0 or more (got '${v}')`, 'partition-seconds');
+  return n;
+}
+
+export function policyCommand() {
+  return documented(new Command('policy'), HELP_GROUPS.run, [
+    ['backfill policy check examples/shop/backfill.yaml --policy backfill.policy.yaml', 'violations (exit 1), whether it would wait for an approval and why, the limits and budgets it would get'],
+    ['backfill policy check examples/shop/backfill.yaml --from 2024-03-01 --to 2024-04-01 --reason restate-march-FIN-1234 --json', 'March only with its reason, against $BACKFILL_POLICY or ./backfill.policy.yaml, as JSON'],
+  ])
+    .description('policy check <spec>: what the policy the workers are given says of a spec before it starts: violations (exit 1), whether it would wait for an approval and why, the limits and budgets it would get')
+    .addArgument(new Argument('<action>', 'what to do').choices(['check']))
+    .argument('<spec>', 'spec file (.yaml, .json or .ts)')
+    .addOption(new Option('--policy <file>', `the policy file (default $${POLICY_ENV}, else ./backfill.policy.yaml)`).env(POLICY_ENV))
+    .option('--from <date>', 'first partition time (inclusive, UTC)')
+    .option('--to <date>', 'end of the range (exclusive, UTC)')
+    .option('--rate <per-second>', 'the backfill-wide rate it would start with')
+    .option('--concurrency <n>', 'the backfill-wide concurrency it would start with')
+    .option('--priority <1-5>', 'the priority it would start with', positiveInteger('--priority'))
+    .option('--fairness-weight <weight>', 'the fairness weight it would start with', positiveNumber('--fairness-weight'))
+    .option('--partition-seconds <n>', "the plan's estimated partition-seconds (default: plan --estimate's, from the warehouse's ledger)", partitionSeconds)
+    .addOption(warehouseOption())
+    .option('--reason <text>', 'the reason it would start with')
+    .option('--signed-by <principal>', 'the allowed signer who would sign the start (start --sign-key)')
+    .addOption(jsonOption())
+    .action(async (_action, spec, options) => {
+      const [{ runPolicyCheck, renderPolicyCheck }, { parseConcurrency, parseRate }] = await Promise.all([import('../policy-check.ts'), import('../../core/limits.ts')]);
+      const check = await runPolicyCheck({
+        spec,
+        ...(options.policy !== undefined ? { policy: options.policy } : {}),
+        ...(options.from !== undefined ? { from: options.from } : {}),
+        ...(options.to !== undefined ? { to: options.to } : {}),
+        ...(options.rate !== undefined ? { rate: parseRate(options.rate) } : {}),
+        ...(options.concurrency !== undefined ? { concurrency: parseConcurrency(options.concurrency) } : {}),
+        ...(options.priority !== undefined ? { priority: options.priority } : {}),
+        ...(options.fairnessWeight !== undefined ? { fairnessWeight: options.fairnessWeight } : {}),
+        ...(options.partitionSeconds !== undefined ? { partitionSeconds: options.partitionSeconds } : {}),
+        ...(options.warehouse !== undefined ? { warehouse: options.warehouse } : {}),
+        ...(options.reason !== undefined ? { reason: options.reason } : {}),
+        ...(options.signedBy !== undefined ? { signedBy: options.signedBy } : {}),
+      });
+      print(options.json, check, () => renderPolicyCheck(check));
+      if (!check.allowed) process.exitCode = EXIT.error;
+    });
+}

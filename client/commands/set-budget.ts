@@ -1,0 +1,32 @@
+/** `backfill set-budget <id> --retries N | --cost X`: raise (or lower) a running backfill's budget. */
+import { Command } from '@commander-js/extra-typings';
+import { BackfillError } from '../../core/errors.ts';
+import { HELP_GROUPS, documented } from '../help.ts';
+import { jsonOption, positiveInteger, positiveNumber, print, reasonOption } from '../options.ts';
+import { withClient } from '../with-client.ts';
+import { heldLine } from './resume.ts';
+
+export function setBudgetCommand() {
+  return documented(new Command('set-budget'), HELP_GROUPS.control, [
+    ['backfill set-budget restate-2024 --retries 500 --reason upstream-API-flaky-INC-77', 'up to 500 failed attempts in all; a backfill the retry budget paused goes on'],
+    ['backfill set-budget restate-2024 --cost 2e12 --reason finance-approved-2TB-FIN-1234', 'a new cost cap, in the policy\'s cost metric; what was spent stays counted'],
+  ])
+    .description("change a running backfill's retry or cost budget (within the policy's most); what was spent stays counted, and a backfill a budget paused goes on")
+    .argument('<id>', 'backfill id')
+    .option('--retries <attempts>', 'failed partition attempts allowed in all', positiveInteger('--retries'))
+    .option('--cost <amount>', "cost allowed in all, in the policy's cost metric", positiveNumber('--cost'))
+    .addOption(reasonOption())
+    .addOption(jsonOption())
+    .action(async (id, options, command) => {
+      const changes = [
+        ...(options.retries !== undefined ? [{ budget: 'retries' as const, limit: options.retries }] : []),
+        ...(options.cost !== undefined ? [{ budget: 'cost' as const, limit: options.cost }] : []),
+      ];
+      if (changes.length === 0) throw new BackfillError('invalid_argument', 'give --retries <attempts> or --cost <amount> (or both)', 'budget');
+      await withClient(command, async (client) => {
+        let state: Awaited<ReturnType<typeof client.setBudget>> | null = null;
+        for (const change of changes) state = await client.setBudget(id, change.budget, change.limit, options);
+        print(options.json, { backfillId: id, ...state }, () => `${id}: ${changes.map((c) => `${c.budget} budget ${c.limit.toLocaleString('en-US')}`).join(', ')}${heldLine(state)}`);
+      });
+    });
+}

@@ -1,0 +1,153 @@
+/**
+ * The audit trail of one backfill: every operator action (start, pause, resume, cancel, rate,
+ * concurrency, queue rate, budget, retry, approve, rollback) with who sent it, why, and what it
+ * changed; and what the policy did by itself (a budget that paused the backfill).
+ *
+ * Who: the identity the sender's client declared (Temporal's client identity is self-declared,
+ * so it is recorded as such, `verified: false`), or for a signed approval or start the
+ * principal whose key the `verifySignature` activity verified (`verified: true`).
+ *
+ * The workflow keeps the newest entries in its state (bounded in count and bytes, so that they
+ * cross continue-as-new within the carry's budget) and writes every entry to its history (one
+ * memo upsert each): `backfill audit` and the report read the history, `status` the state.
+ */
+import { BackfillError } from './errors.ts';
+import type { Action } from './policy.ts';
+
+/** Entries beside the policy's actions: what the policy did by itself (a spent budget), and a new spec sent to a running backfill. */
+export type OtherAction = 'budget-pause' | 'replace-spec';
+
+export type AuditEntry = {
+  /** 1, 2, ... over the whole backfill (all its runs). */
+  seq: number;
+  /** The workflow's time, epoch milliseconds. */
+  at: number;
+  action: Action | OtherAction;
+  /** Who: a declared client identity, a verified principal, or `policy` for what the policy did by itself. */
+  identity: string;
+  /** True when `identity` is the principal of a verified signature. */
+  verified: boolean;
+  reason: string | null;
+  /** applied; or refused (a refused approval is recorded: the attempt is worth knowing). */
+  outcome: 'applied' | 'refused';
+  /** What it changed: e.g. { rate: 50, previous: 20, node: 'orders' }, or why it was refused. */
+  details: Record<string, string | number | boolean | null>;
+};
+
+/** What a control message says about its sender (the last argument of every control). */
+export type ControlMeta = { reason?: string; identity?: string };
+
+/** The most characters of a reason, and of an identity, a message may carry. */
+export const MAX_REASON = 2000;
+export const MAX_IDENTITY = 200;
+
+/** Who sent a message that said nothing of it (Temporal's own CLI, a hand-made signal). */
+export const UNKNOWN_IDENTITY = 'unknown (no identity sent: Temporal CLI or another client)';
+
+/**
+ * Parses a control's `{ reason, identity }` as it arrives (anyone may send junk with Temporal's
+ * CLI): absent is fine; anything else but short strings throws `invalid_argument`.
+ */
+export function parseMeta(value: unknown): ControlMeta {
+  if (value === undefined || value === null) return {};
+  if (typeof value !== 'object' || Array.isArray(value)) {
+    throw new BackfillError('invalid_argument', `the control's last argument must be { reason?, identity? } (got ${JSON.stringify(value) ?? typeof value})`, 'reason');
+  }
+  const { reason, identity, ...rest } = value as Record<string, unknown>;
+  const extra = Object.keys(rest);
+  if (extra.length > 0) throw new BackfillError('invalid_argument', `the control's last argument has unknown fields ${extra.join(', ')}: it takes reason and identity`, 'reason');
+  const text = (v: unknown, name: string, max: number): string | undefined => {
+    if (v === undefined || v === null) return undefined;
+    if (typeof v !== 'string') throw new BackfillError('invalid_argument', `${name} must be text (got ${typeof v})`, name);
+    if (v.length > max) throw new BackfillError('invalid_argument', `${name} is longer than ${max} characters: keep it short`, name);
+    return v.trim() === '' ? undefined : v.trim();
+  };
+  const out: ControlMeta = {};
+  const r = text(reason, 'reason', MAX_REASON);
+  const i = text(identity, 'identity', MAX_IDENTITY);
+  if (r !== undefined) out.reason = r;
+  if (i !== undefined) out.identity = i;
+  return out;
+}
+
+export type AuditTrailJSON = { next: number; entries: AuditEntry[] };
+
+/** How many entries the state keeps, and how many bytes of JSON at most. */
+export const AUDIT_KEEP = 50;
+export const AUDIT_BYTES = 24 * 1024;
+
+/** The newest entries, bounded in count and bytes; the sequence goes on across continue-as-new. */
+export class AuditTrail {
+  private constructor(
+    private next: number,
+    private readonly entries: AuditEntry[],
+  ) {}
+
+  static empty(): AuditTrail {
+    return new AuditTrail(1, []);
+  }
+
+  static fromJSON(json: AuditTrailJSON | undefined): AuditTrail {
+    return json ? new AuditTrail(json.next, json.entries.map((e) => ({ ...e, details: { ...e.details } }))) : AuditTrail.empty();
+  }
+
+  toJSON(): AuditTrailJSON {
+    return { next: this.next, entries: this.entries.map((e) => ({ ...e, details: { ...e.details } })) };
+  }
+
+  /** Adds an entry (numbered here) and drops the oldest beyond the bounds; returns it. */
+  record(entry: Omit<AuditEntry, 'seq'>): AuditEntry {
+    const full: AuditEntry = { seq: this.next++, ...entry };
+    this.entries.push(full);
+    while (this.entries.length > AUDIT_KEEP) this.entries.shift();
+    while (this.entries.length > 1 && JSON.stringify(this.entries).length > AUDIT_BYTES) this.entries.shift();
+    return full;
+  }
+
+  /** The newest entries, oldest first. */
+  recent(count = AUDIT_KEEP): AuditEntry[] {
+    return this.entries.slice(-count);
+  }
+
+  get last(): AuditEntry | null {
+    return this.entries[this.entries.length - 1] ?? null;
+  }
+
+  /** How many entries the backfill has recorded in all (the history has them all; the state the newest). */
+  get total(): number {
+    return this.next - 1;
+  }
+}
+
+/** `alice@example.com (verified)`, `bob@laptop`: who, for people. */
+export function describeActor(entry: Pick<AuditEntry, 'identity' | 'verified'>): string {
+  return entry.verified ? `${entry.identity} (verified signature)` : entry.identity;
+}
+
+/** What an entry changed, in a few words: `rate 20/s → 50/s (node orders)`. */
+export function describeChange(entry: Pick<AuditEntry, 'action' | 'details' | 'outcome'>): string {
+  const d = entry.details;
+  const show = (v: unknown, unit = '') => (v === null || v === undefined ? 'unlimited' : `${String(v)}${unit}`);
+  const on = typeof d.node === 'string' ? ` (node ${d.node})` : typeof d.queue === 'string' ? ` (task queue ${d.queue})` : '';
+  const refused = entry.outcome === 'refused' ? `refused: ${String(d.why ?? '')}` : '';
+  if (refused) return refused;
+  switch (entry.action) {
+    case 'set-rate':
+    case 'set-queue-rate':
+      return `rate ${'previous' in d ? `${show(d.previous, '/s')} → ` : ''}${show(d.rate, '/s')}${on}`;
+    case 'set-concurrency':
+      return `concurrency ${'previous' in d ? `${show(d.previous)} → ` : ''}${show(d.concurrency)}${on}`;
+    case 'set-budget':
+      return `${String(d.budget)} budget ${'previous' in d ? `${show(d.previous)} → ` : ''}${show(d.limit)}`;
+    case 'retry':
+      return `${show(d.retried)} failed partitions sent back to run${on}`;
+    case 'approve':
+      return `approved plan ${String(d.planHash ?? '').slice(0, 19)}…`;
+    case 'budget-pause':
+      return String(d.why ?? 'a budget is spent');
+    default: {
+      const parts = Object.entries(d).map(([k, v]) => `${k} ${String(v)}`);
+      return parts.join(', ');
+    }
+  }
+}

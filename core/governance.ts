@@ -1,0 +1,367 @@
+/**
+ * `Governance`: what the policy the workers were given decided about one backfill, and what
+ * follows from it while the backfill runs. Pure and plain-JSON (it crosses continue-as-new in
+ * the parent's carry); the coordinator owns one and asks it:
+ *
+ * - at the start, `admit`: the policy's verdict on the start (violations, each naming its rule
+ *   and how to comply), or the governance it runs under: the limits and budgets it gets, whether
+ *   it waits for an approval, its run windows;
+ * - for every control: `check` (refused with `policy_violation`, naming the rule) and `record`
+ *   (the audit trail);
+ * - for the holds that keep partitions from starting: an approval not yet given, a spent
+ *   budget, a closed run window;
+ * - for approvals: `judgeApproval` (the signature was verified by the `verifySignature`
+ *   activity; what is left needs the backfill's own knowledge: who started it, and the time).
+ */
+import { AuditTrail, UNKNOWN_IDENTITY, type AuditEntry, type AuditTrailJSON, type ControlMeta } from './audit.ts';
+import { decideApproval, type ApprovalDecision, type SignatureCheck, type VerifiedSignature } from './approval.ts';
+import { BudgetLedger, type BudgetKind, type BudgetLedgerJSON, type BudgetStatus, type Spending } from './budget.ts';
+import { BackfillError } from './errors.ts';
+import type { Limits } from './limits.ts';
+import {
+  checkControl,
+  checkStart,
+  describeViolations,
+  maxSignatureAgeMs,
+  parsePolicy,
+  specViolations,
+  type Control,
+  type Policy,
+  type Violation,
+} from './policy.ts';
+import type { NodeOverrides, StartGovernance } from './protocol.ts';
+import type { ResolvedSpec } from './spec.ts';
+import { RunWindows, describeWindows, effectiveLimits, startDeadline, type EffectiveLimits, type Windows } from './windows.ts';
+
+/** The policy of workers given none: it allows everything (and asks for nothing). */
+export const EMPTY_POLICY: Policy = parsePolicy({ version: 1 });
+
+/** The identity recorded for what the policy did by itself (a budget that paused the backfill). */
+export const POLICY_IDENTITY = 'policy';
+
+export type Priority = { key: number | null; fairnessWeight: number | null };
+
+export type GovernanceJSON = {
+  policy: { hash: string | null; path: string | null; document: Policy };
+  /** planHash of what this backfill runs (approvals sign it). */
+  planHash: string;
+  /** Who started it: a verified principal (signed start), else the declared identity. */
+  starter: { identity: string; verified: boolean; signature: VerifiedSignature | null };
+  approval: { needed: boolean; reasons: string[]; approvedBy: string | null; approvedAt: number | null };
+  budgets: BudgetLedgerJSON;
+  /** The budget pause last recorded in the audit trail (recorded once each time a cap is reached). */
+  budgetHold: string | null;
+  /** The spec's run windows and the policy's: every one must allow. */
+  windows: Windows[];
+  audit: AuditTrailJSON;
+  priority: Priority;
+  /** The trusted estimate of partition-seconds (computed by the workers from the ledger), when it was needed. */
+  estimate: number | null;
+};
+
+export type HoldKind = 'operator' | 'approval' | 'window' | 'budget';
+export type Hold = { kind: HoldKind; reason: string };
+
+export type WindowView = { open: boolean; description: string; opensAt: number | null; closesAt: number | null };
+
+/** What `status`, the Web UI and the report show of a backfill's governance. */
+export type GovernanceView = {
+  policy: { hash: string | null; path: string | null };
+  planHash: string;
+  starter: { identity: string; verified: boolean };
+  approval: { needed: boolean; reasons: string[]; approvedBy: string | null; approvedAt: number | null };
+  holds: Hold[];
+  window: WindowView | null;
+  budgets: { retries: BudgetStatus | null; cost: BudgetStatus | null };
+  priority: Priority;
+  estimate: number | null;
+  lastAction: AuditEntry | null;
+  recentActions: AuditEntry[];
+  /** Entries recorded in all (the history holds them all, the state the newest). */
+  actions: number;
+};
+
+const clone = <T>(value: T): T => JSON.parse(JSON.stringify(value)) as T;
+
+export class Governance {
+  readonly audit: AuditTrail;
+  readonly budgets: BudgetLedger;
+  readonly schedules: RunWindows[];
+  private readonly state: Omit<GovernanceJSON, 'audit' | 'budgets'>;
+
+  private constructor(json: GovernanceJSON) {
+    const { audit, budgets, ...rest } = json;
+    this.state = clone(rest);
+    this.audit = AuditTrail.fromJSON(audit);
+    this.budgets = BudgetLedger.fromJSON(budgets);
+    this.schedules = rest.windows.map((w) => new RunWindows(w));
+  }
+
+  /** Governance carried by the run's own continue-as-new. */
+  static fromJSON(json: GovernanceJSON): Governance {
+    return new Governance(json);
+  }
+
+  toJSON(): GovernanceJSON {
+    return { ...clone(this.state), audit: this.audit.toJSON(), budgets: this.budgets.toJSON() };
+  }
+
+  get policy(): Policy {
+    return this.state.policy.document;
+  }
+
+  get policyHash(): string | null {
+    return this.state.policy.hash;
+  }
+
+  get planHash(): string {
+    return this.state.planHash;
+  }
+
+  get starter(): GovernanceJSON['starter'] {
+    return this.state.starter;
+  }
+
+  // ---- approval ----
+
+  get awaitingApproval(): boolean {
+    return this.state.approval.needed && this.state.approval.approvedBy === null;
+  }
+
+  get approvalReasons(): string[] {
+    return [...this.state.approval.reasons];
+  }
+
+  /**
+   * Whether a signature the activity checked approves this backfill: refused when the check
+   * refused it, when nothing waits for an approval, when its signer started the backfill, or
+   * when it is too old.
+   */
+  judgeApproval(check: SignatureCheck, now: number): ApprovalDecision | { accepted: false; code: string; message: string } {
+    if (!check.ok) return { accepted: false, code: check.code, message: check.message };
+    if (!this.awaitingApproval) {
+      const why = this.state.approval.needed ? `it was approved already by ${this.state.approval.approvedBy}` : 'the policy did not ask for an approval';
+      return { accepted: false, code: 'not_awaiting_approval', message: `this backfill is not waiting for an approval: ${why}` };
+    }
+    return decideApproval({
+      approval: check.verified,
+      start: this.state.starter.signature,
+      ...(this.state.starter.verified ? {} : { starterIdentity: this.state.starter.identity }),
+      now,
+      maxAgeMs: maxSignatureAgeMs(this.policy),
+    });
+  }
+
+  /** An accepted approval lets the backfill go. */
+  approve(approver: string, now: number): void {
+    this.state.approval.approvedBy = approver;
+    this.state.approval.approvedAt = now;
+  }
+
+  /**
+   * The backfill now runs another plan (a new spec): an approval was for the old one, so a
+   * backfill that needed one needs one again, of the new plan.
+   */
+  replacePlan(planHash: string): boolean {
+    const changed = planHash !== this.state.planHash;
+    this.state.planHash = planHash;
+    if (changed && this.state.approval.needed) {
+      this.state.approval.approvedBy = null;
+      this.state.approval.approvedAt = null;
+    }
+    return changed && this.state.approval.needed;
+  }
+
+  // ---- controls and the audit trail ----
+
+  /** Throws `policy_violation` naming every rule a control breaks. */
+  check(control: Control, spec: Pick<ResolvedSpec, 'nodes'>): void {
+    const violations = checkControl(this.policy, control, spec);
+    if (violations.length > 0) throw violationError(violations);
+  }
+
+  /** A new spec sent to the running backfill: its nodes' own limits meet the dataset and queue caps. */
+  checkSpec(spec: Pick<ResolvedSpec, 'nodes'>, concurrency: number | null): void {
+    const violations = specViolations(this.policy, spec, concurrency);
+    if (violations.length > 0) throw violationError(violations);
+  }
+
+  record(action: AuditEntry['action'], meta: ControlMeta, at: number, details: AuditEntry['details'] = {}, outcome: AuditEntry['outcome'] = 'applied'): AuditEntry {
+    return this.audit.record({ at, action, identity: meta.identity ?? UNKNOWN_IDENTITY, verified: false, reason: meta.reason ?? null, outcome, details });
+  }
+
+  /** An entry whose identity is a verified principal (a signed approval). */
+  recordVerified(action: AuditEntry['action'], principal: string, reason: string, at: number, details: AuditEntry['details'], outcome: AuditEntry['outcome'] = 'applied'): AuditEntry {
+    return this.audit.record({ at, action, identity: principal, verified: true, reason, outcome, details });
+  }
+
+  // ---- budgets ----
+
+  /** Adds what a report says was spent; returns the pause reason when a cap is newly reached (to record), else null. */
+  spend(spent: Spending): string | null {
+    this.budgets.addSpending(spent);
+    return this.noteBudgetHold();
+  }
+
+  /** `set-budget`: a new cap; what was spent stays counted. */
+  setBudget(budget: BudgetKind, limit: number): void {
+    try {
+      this.budgets.setLimit(budget, limit);
+    } catch (error) {
+      throw new BackfillError('invalid_argument', (error as Error).message, 'budget');
+    }
+    this.noteBudgetHold();
+  }
+
+  /** Updates which budget pause was last recorded; returns it when it is new. */
+  private noteBudgetHold(): string | null {
+    const reason = this.budgets.pauseReason();
+    const fresh = reason !== null && this.state.budgetHold === null;
+    this.state.budgetHold = reason;
+    return fresh ? reason : null;
+  }
+
+  get budgetHold(): string | null {
+    return this.budgets.pauseReason();
+  }
+
+  // ---- run windows ----
+
+  get hasWindows(): boolean {
+    return this.schedules.length > 0;
+  }
+
+  /** What the windows say at `now`: paused, lower limits, and when that changes; null without windows. */
+  windowLimits(now: number): EffectiveLimits | null {
+    return this.hasWindows ? effectiveLimits(this.schedules, now, { rate: null, concurrency: null }) : null;
+  }
+
+  /** While partitions may start: when no new one may (the window's close) and when running ones stop (close + grace). */
+  deadline(now: number): { notAfter: number; stopBy: number } | null {
+    return this.hasWindows ? startDeadline(this.schedules, now) : null;
+  }
+
+  windowView(now: number): WindowView | null {
+    const limits = this.windowLimits(now);
+    if (!limits) return null;
+    const names = this.state.windows.length > 1 ? ['the spec', 'the policy'] : [];
+    const description = this.schedules.map((s, i) => `${names[i] ? `${names[i]}: ` : ''}${describeWindows(s, now)}`).join('; ');
+    return { open: limits.open, description, opensAt: limits.paused ? limits.nextChangeAt : null, closesAt: limits.paused ? null : limits.nextChangeAt };
+  }
+
+  // ---- views ----
+
+  view(now: number, holds: Hold[]): GovernanceView {
+    return {
+      policy: { hash: this.state.policy.hash, path: this.state.policy.path },
+      planHash: this.state.planHash,
+      starter: { identity: this.state.starter.identity, verified: this.state.starter.verified },
+      approval: { ...this.state.approval, reasons: [...this.state.approval.reasons] },
+      holds,
+      window: this.windowView(now),
+      budgets: { retries: this.budgets.status('retries'), cost: this.budgets.status('cost') },
+      priority: { ...this.state.priority },
+      estimate: this.state.estimate,
+      lastAction: this.audit.last,
+      recentActions: this.audit.recent(10),
+      actions: this.audit.total,
+    };
+  }
+
+  // ---- the start ----
+
+  /** The policy's verdict on a start: the violations, or the governance the backfill runs under. */
+  static admit(input: AdmissionInput): Admission {
+    const { policy, request } = input;
+    const violations: Violation[] = [];
+    let starter: GovernanceJSON['starter'] = { identity: request.identity ?? UNKNOWN_IDENTITY, verified: false, signature: null };
+    if (input.startSignature) {
+      if (input.startSignature.ok) {
+        const verified = input.startSignature.verified;
+        starter = { identity: verified.principals[0]!, verified: true, signature: verified };
+      } else {
+        violations.push({ rule: 'start signature', message: `the start's signature was refused (${input.startSignature.code}): ${input.startSignature.message}` });
+      }
+    }
+    const decision = checkStart(policy, {
+      spec: input.spec,
+      partitions: input.partitions,
+      limits: input.limits,
+      ...(input.estimate !== undefined ? { estimatedPartitionSeconds: input.estimate } : {}),
+      ...(request.reason !== undefined ? { reason: request.reason } : {}),
+      ...(request.budgets ? { budgets: request.budgets } : {}),
+      ...(starter.verified ? { signedBy: starter.identity } : {}),
+      at: input.now,
+      priority: { key: input.priority.key, fairnessWeight: input.priority.fairnessWeight },
+    });
+    violations.push(...decision.violations);
+    if (input.priority.fairnessKey !== null && input.priority.fairnessKey !== input.backfillId) {
+      violations.push({
+        rule: 'fairness key',
+        message: `the fairness key '${input.priority.fairnessKey}' is not this backfill's id: a backfill's fairness key is its id ('${input.backfillId}'), so that it never takes another's share; start it with backfill start --fairness-weight, or leave the key out`,
+      });
+    }
+    // Limits an operator set on an earlier run (a resume): each meets the caps as a control would.
+    for (const [node, own] of Object.entries(input.overrides)) {
+      if (own.rate !== undefined) violations.push(...checkControl(policy, { action: 'set-rate', rate: own.rate, node }, input.spec));
+      if (own.concurrency !== undefined) violations.push(...checkControl(policy, { action: 'set-concurrency', concurrency: own.concurrency, node }, input.spec));
+    }
+    if (violations.length > 0) return { admitted: false, violations, message: describeViolations(violations) };
+
+    const approval = decision.waitFor.find((w) => w.kind === 'approval');
+    const budgets = BudgetLedger.start(decision.budgets).toJSON();
+    // A resume goes on spending from where the ended run was (its carry).
+    if (input.spent) {
+      budgets.retries.used = input.spent.retries;
+      if (budgets.cost && input.spent.cost !== null && input.spent.costMetric === budgets.cost.metric) budgets.cost.used = input.spent.cost;
+    }
+    const governance = new Governance({
+      policy: { hash: input.policyHash, path: input.policyPath, document: policy },
+      planHash: input.planHash,
+      starter,
+      approval: { needed: approval !== undefined, reasons: approval?.kind === 'approval' ? approval.reasons : [], approvedBy: null, approvedAt: null },
+      budgets,
+      budgetHold: null,
+      windows: [...(input.spec.windows ? [input.spec.windows] : []), ...(policy.windows ? [policy.windows] : [])],
+      audit: input.audit ?? { next: 1, entries: [] },
+      priority: { key: input.priority.key, fairnessWeight: input.priority.fairnessWeight },
+      estimate: input.estimate ?? null,
+    });
+    governance.noteBudgetHold();
+    return { admitted: true, governance, limits: decision.limits, nodeRates: decision.nodeRates };
+  }
+}
+
+export type AdmissionInput = {
+  backfillId: string;
+  policy: Policy;
+  policyHash: string | null;
+  policyPath: string | null;
+  spec: ResolvedSpec;
+  /** Partitions it would run (the plan's, less what is skipped or done already). */
+  partitions: number;
+  /** The backfill-wide limits it asks for (a start's, or a resumed run's carried ones). */
+  limits: Limits;
+  /** Node limits an operator set on the run a resume goes on from. */
+  overrides: NodeOverrides;
+  planHash: string;
+  /** Partition-seconds, estimated by the workers from the ledger (only when the policy needs it). */
+  estimate?: number;
+  request: StartGovernance;
+  /** The checked signature of a signed start. */
+  startSignature: SignatureCheck | null;
+  /** The priority the workflow was started with (workflowInfo().priority: what the server schedules by). */
+  priority: Priority & { fairnessKey: string | null };
+  now: number;
+  /** A resume: what the ended run had spent, and its audit trail. */
+  spent?: { retries: number; cost: number | null; costMetric: string | null };
+  audit?: AuditTrailJSON;
+};
+
+export type Admission =
+  | { admitted: false; violations: Violation[]; message: string }
+  | { admitted: true; governance: Governance; limits: Limits; nodeRates: Record<string, number> };
+
+function violationError(violations: readonly Violation[]): BackfillError {
+  return new BackfillError('policy_violation', `refused by the policy: ${describeViolations(violations).replaceAll('\n', '; ')}`, violations[0]?.rule);
+}

@@ -1,0 +1,157 @@
+/**
+ * The audit trail: what a control's `{ reason, identity }` may be (anyone may send junk with
+ * Temporal's CLI), the bounded trail the workflow keeps, how entries read for people, and how
+ * `backfill audit` rebuilds the whole trail from a history.
+ */
+import { stripVTControlCharacters } from 'node:util';
+import { describe, expect, it } from 'vitest';
+import { AUDIT_BYTES, AUDIT_KEEP, AuditTrail, MAX_IDENTITY, MAX_REASON, describeActor, describeChange, parseMeta, type AuditEntry } from '../../core/audit.ts';
+import { BackfillError } from '../../core/errors.ts';
+import { auditOfHistory } from '../../client/audit.ts';
+import { renderAudit } from '../../client/render-audit.ts';
+
+const entry = (fields: Partial<AuditEntry> = {}): Omit<AuditEntry, 'seq'> => ({
+  at: Date.parse('2024-05-01T12:00:00Z'),
+  action: 'pause',
+  identity: 'bob@laptop',
+  verified: false,
+  reason: 'warehouse maintenance',
+  outcome: 'applied',
+  details: { paused: true, previous: false },
+  ...fields,
+});
+
+const refusal = (value: unknown): BackfillError => {
+  try {
+    parseMeta(value);
+  } catch (error) {
+    expect(error).toBeInstanceOf(BackfillError);
+    return error as BackfillError;
+  }
+  throw new Error(`expected ${JSON.stringify(value)} to be refused`);
+};
+
+describe('parseMeta', () => {
+  it('takes nothing, or a reason and an identity, trimmed; blank ones count as absent', () => {
+    expect(parseMeta(undefined)).toEqual({});
+    expect(parseMeta(null)).toEqual({});
+    expect(parseMeta({})).toEqual({});
+    expect(parseMeta({ reason: '  source fixed  ', identity: 'bob@laptop' })).toEqual({ reason: 'source fixed', identity: 'bob@laptop' });
+    expect(parseMeta({ reason: '   ', identity: null })).toEqual({});
+  });
+
+  it('refuses anything else with invalid_argument, naming the field', () => {
+    expect(refusal('junk').message).toMatch(/must be \{ reason\?, identity\? \} \(got "junk"\)/);
+    expect(refusal([1]).message).toMatch(/must be \{ reason\?, identity\? \}/);
+    expect(refusal(5).code).toBe('invalid_argument');
+    expect(refusal({ reason: 'x', admin: true }).message).toBe("the control's last argument has unknown fields admin: it takes reason and identity");
+    expect(refusal({ reason: 42 })).toMatchObject({ path: 'reason', message: 'reason must be text (got number)' });
+    expect(refusal({ identity: {} })).toMatchObject({ path: 'identity' });
+    expect(refusal({ reason: 'x'.repeat(MAX_REASON + 1) }).message).toMatch(/longer than 2000 characters/);
+    expect(refusal({ identity: 'x'.repeat(MAX_IDENTITY + 1) }).message).toMatch(/longer than 200 characters/);
+    expect(parseMeta({ reason: 'x'.repeat(MAX_REASON) }).reason).toHaveLength(MAX_REASON);
+  });
+});
+
+describe('AuditTrail', () => {
+  it('numbers entries 1, 2, ... and goes on numbering across a JSON round trip (continue-as-new)', () => {
+    const trail = AuditTrail.empty();
+    expect(trail.record(entry()).seq).toBe(1);
+    expect(trail.record(entry({ action: 'resume' })).seq).toBe(2);
+    const again = AuditTrail.fromJSON(JSON.parse(JSON.stringify(trail.toJSON())));
+    expect(again.record(entry({ action: 'set-rate' })).seq).toBe(3);
+    expect(again.total).toBe(3);
+    expect(again.last?.action).toBe('set-rate');
+    expect(again.recent(2).map((e) => e.seq)).toEqual([2, 3]);
+    expect(AuditTrail.fromJSON(undefined).total).toBe(0);
+  });
+
+  it(`keeps the newest ${AUDIT_KEEP} entries and at most ${AUDIT_BYTES} bytes, and counts them all`, () => {
+    const trail = AuditTrail.empty();
+    for (let i = 0; i < AUDIT_KEEP + 25; i++) trail.record(entry());
+    expect(trail.recent()).toHaveLength(AUDIT_KEEP);
+    expect(trail.recent()[0]!.seq).toBe(26);
+    expect(trail.total).toBe(AUDIT_KEEP + 25);
+    const long = AuditTrail.empty();
+    for (let i = 0; i < 40; i++) long.record(entry({ reason: 'r'.repeat(1500) }));
+    expect(JSON.stringify(long.toJSON().entries).length).toBeLessThanOrEqual(AUDIT_BYTES);
+    expect(long.last?.seq).toBe(40);
+    // One entry is kept whatever its size: the newest is never lost from the state.
+    const huge = AuditTrail.empty();
+    huge.record(entry({ reason: 'r'.repeat(AUDIT_BYTES * 2) }));
+    expect(huge.recent()).toHaveLength(1);
+  });
+
+  it('hands out copies: changing what it returned changes nothing kept', () => {
+    const trail = AuditTrail.empty();
+    trail.record(entry());
+    const json = trail.toJSON();
+    json.entries[0]!.details.paused = false;
+    expect(trail.toJSON().entries[0]!.details.paused).toBe(true);
+  });
+});
+
+describe('describing entries', () => {
+  it('names a verified signer as such', () => {
+    expect(describeActor({ identity: 'bob@example.com', verified: true })).toBe('bob@example.com (verified signature)');
+    expect(describeActor({ identity: 'bob@laptop', verified: false })).toBe('bob@laptop');
+  });
+
+  it('says what each change did, in a few words', () => {
+    expect(describeChange({ action: 'set-rate', outcome: 'applied', details: { rate: 50, previous: 20, node: 'orders' } })).toBe('rate 20/s → 50/s (node orders)');
+    expect(describeChange({ action: 'set-rate', outcome: 'applied', details: { rate: null, previous: 5 } })).toBe('rate 5/s → unlimited');
+    expect(describeChange({ action: 'set-queue-rate', outcome: 'applied', details: { rate: 100, queue: 'warehouse' } })).toBe('rate 100/s (task queue warehouse)');
+    expect(describeChange({ action: 'set-concurrency', outcome: 'applied', details: { concurrency: 4, previous: 8 } })).toBe('concurrency 8 → 4');
+    expect(describeChange({ action: 'set-budget', outcome: 'applied', details: { budget: 'retries', limit: 500, previous: 100, used: 100 } })).toBe('retries budget 100 → 500');
+    expect(describeChange({ action: 'retry', outcome: 'applied', details: { retried: 3 } })).toBe('3 failed partitions sent back to run');
+    expect(describeChange({ action: 'approve', outcome: 'applied', details: { planHash: 'sha256:0123456789abcdef0123' } })).toBe('approved plan sha256:0123456789ab…');
+    expect(describeChange({ action: 'budget-pause', outcome: 'applied', details: { why: 'the retries budget is spent' } })).toBe('the retries budget is spent');
+    expect(describeChange({ action: 'approve', outcome: 'refused', details: { code: 'self_approval', why: 'alice started it' } })).toBe('refused: alice started it');
+    expect(describeChange({ action: 'pause', outcome: 'applied', details: { paused: true, previous: false } })).toBe('paused true, previous false');
+  });
+
+  it('renders backfill audit as a table of who, when, why and what, the same with colours forced or not', () => {
+    const trail = AuditTrail.empty();
+    const entries = [
+      trail.record(entry({ action: 'start', identity: 'alice@example.com', verified: true, reason: 'finance restated Q1', details: { partitions: 90 } })),
+      trail.record(entry({ action: 'approve', identity: 'alice@example.com', verified: true, reason: 'mine', outcome: 'refused', details: { code: 'self_approval', why: 'alice started it' } })),
+      trail.record(entry({ action: 'set-rate', reason: null, details: { rate: 5, previous: 20 } })),
+    ];
+    const text = stripVTControlCharacters(renderAudit('q1', entries));
+    const lines = text.split('\n');
+    expect(lines[0]).toBe('q1: 3 actions');
+    expect(text).toContain('2024-05-01 12:00:00');
+    // Cells wrap at their column's width: look for what fits on one line.
+    const row = (seq: number) => lines.find((l) => l.split('│')[1]?.trim() === String(seq))!;
+    expect(row(2)).toMatch(/│ approve .*│ alice@example.com .*│ mine .*│ refused: alice started it/);
+    expect(text).toContain('(refused)');
+    expect(text).toContain('(verified');
+    expect(row(3)).toMatch(/│ set-rate .*│ bob@laptop .*│ – .*│ rate 20\/s → 5\/s/);
+    expect(stripVTControlCharacters(renderAudit('q1', []))).toMatch(/^q1: no actions recorded/);
+  });
+});
+
+describe('auditOfHistory (backfill audit reads the history)', () => {
+  const memo = (value: unknown) => ({ workflowPropertiesModifiedEventAttributes: { upsertedMemo: { fields: { audit: { data: Buffer.from(JSON.stringify(value)) } } } } });
+  const decode = (payload: { data?: Uint8Array | null }) => JSON.parse(Buffer.from(payload.data!).toString()) as unknown;
+
+  it('reads every audit memo in order and skips what is not an entry', () => {
+    const events = [memo({ seq: 1, ...entry({ action: 'start' }) }), memo(null), memo('junk'), { workflowTaskCompletedEventAttributes: {} }, memo({ seq: 2, ...entry() })];
+    expect(auditOfHistory(events, decode).map((e) => [e.seq, e.action])).toEqual([
+      [1, 'start'],
+      [2, 'pause'],
+    ]);
+  });
+
+  it('completes an unannounced cancel with the requester and reason the server recorded', () => {
+    const events = [
+      memo({ seq: 1, ...entry({ action: 'start' }) }),
+      { workflowExecutionCancelRequestedEventAttributes: { identity: '4242@ops-host', cause: 'cleanup' } },
+      memo({ seq: 2, ...entry({ action: 'cancel', identity: 'unknown (cancelled without backfill cancel)', reason: null, details: { requested: true, announced: false } }) }),
+    ];
+    expect(auditOfHistory(events, decode)[1]).toMatchObject({ action: 'cancel', identity: '4242@ops-host (from the cancellation request)', reason: 'cleanup' });
+    // An announced cancel (backfill cancel said who and why) is left as it was.
+    const announced = [memo({ seq: 1, ...entry({ action: 'cancel', details: { requested: true } }) }), { workflowExecutionCancelRequestedEventAttributes: { identity: 'cli', cause: 'x' } }];
+    expect(auditOfHistory(announced, decode)[0]).toMatchObject({ identity: 'bob@laptop', reason: 'warehouse maintenance' });
+  });
+});

@@ -1,0 +1,107 @@
+/**
+ * What the backfill workflow asks of the policy at its start, through local activities of the
+ * worker that runs it: the workers of the workflow task queue hold the policy file (every one
+ * the same file), so the policy that judges a backfill is the platform team's, whoever started
+ * it and however (the command line, the client library, Temporal's own CLI).
+ *
+ * - `loadPolicy`: the worker's policy file and its hash (recorded in the history: the local
+ *   activity's marker, and the memo);
+ * - `estimatePartitionSeconds`: the trusted estimate, from the warehouse's ledger, only when the
+ *   policy has an approval threshold in partition-seconds (a client's figure is never taken);
+ * - `verifySignature`: a signed start (and, later, each approval).
+ */
+import { ActivityFailure, ApplicationFailure, proxyLocalActivities, workflowInfo } from '@temporalio/workflow';
+import type { ApprovalActivities } from '../activities/approval.ts';
+import type { EstimateActivities } from '../activities/estimate.ts';
+import type { PolicyActivities } from '../activities/policy.ts';
+import { planHash, type SignatureCheck } from '../core/approval.ts';
+import type { BackfillCoordinator } from '../core/coordinator.ts';
+import { EMPTY_POLICY, Governance, type Admission } from '../core/governance.ts';
+import type { Plan } from '../core/plan.ts';
+import type { BackfillInput } from '../core/protocol.ts';
+import { RangeSet, type RangesJSON } from '../core/ranges.ts';
+import { workflowTime } from './clock.ts';
+
+export const governanceActivities = proxyLocalActivities<PolicyActivities & ApprovalActivities & EstimateActivities>({
+  startToCloseTimeout: '2 minutes',
+  // A policy file the worker cannot read is not retried (InvalidPolicy); anything else a few times.
+  retry: { maximumAttempts: 3, nonRetryableErrorTypes: ['InvalidPolicy'] },
+});
+
+/** The reason a local activity failed, for a message. */
+function failureMessage(error: unknown): string {
+  const cause = error instanceof ActivityFailure ? error.cause : error;
+  return cause instanceof Error ? cause.message : String(cause);
+}
+
+/** Partitions done already (a resumed run's carry) or skipped (`--only-changed`), by node. */
+function notRun(plan: Plan, coordinator: BackfillCoordinator, skip: Record<string, RangesJSON> = {}): Record<string, RangesJSON> {
+  return Object.fromEntries(plan.nodes.map((n) => [n.id, coordinator.readiness.done(n.id).clone().addAll(RangeSet.fromJSON(skip[n.id])).toJSON()]));
+}
+
+/**
+ * The policy's verdict on this start: the governance it runs under, or the violations. A policy
+ * the worker cannot read refuses the start (running unjudged would bypass it).
+ */
+export async function judgeStart(input: BackfillInput, plan: Plan, coordinator: BackfillCoordinator): Promise<Admission & { policy: { hash: string | null; path: string | null } | null }> {
+  const info = workflowInfo();
+  let loaded: Awaited<ReturnType<typeof governanceActivities.loadPolicy>>;
+  try {
+    loaded = await governanceActivities.loadPolicy();
+  } catch (error) {
+    const message = `the workers cannot read their policy file: ${failureMessage(error)}`;
+    return { admitted: false, violations: [{ rule: 'policy file', message }], message, policy: null };
+  }
+  const policy = loaded.kind === 'policy' ? loaded.policy : EMPTY_POLICY;
+  const source = loaded.kind === 'policy' ? { hash: loaded.hash, path: loaded.path } : null;
+  const skipped = notRun(plan, coordinator, input.skip);
+  const hash = planHash({ spec: input.spec, range: input.range, ...(input.skip ? { skip: input.skip } : {}) });
+  let estimate: number | undefined;
+  if (policy.approval.maxPartitionSeconds !== undefined) {
+    const result = await governanceActivities.estimatePartitionSeconds({ spec: input.spec, range: input.range, skip: skipped });
+    if (result.partitionSeconds !== null) estimate = result.partitionSeconds;
+  }
+  const request = input.governance ?? {};
+  let startSignature: SignatureCheck | null = null;
+  if (request.signature) {
+    startSignature = await governanceActivities.verifySignature({
+      signature: request.signature.signature,
+      text: request.signature.text,
+      expected: { action: 'start', backfillId: input.backfillId, namespace: info.namespace, planHash: hash },
+      allowedSigners: policy.signers,
+      now: workflowTime(),
+    });
+  }
+  const done = plan.nodes.reduce((sum, n) => sum + RangeSet.fromJSON(skipped[n.id]).size, 0);
+  const state = coordinator.controlState();
+  const carried = input.carry?.governance;
+  const priority = info.priority;
+  const verdict = Governance.admit({
+    backfillId: input.backfillId,
+    policy,
+    policyHash: source?.hash ?? null,
+    policyPath: source?.path ?? null,
+    spec: input.spec,
+    partitions: Math.max(0, plan.totalPartitions - done),
+    limits: { rate: state.rate, concurrency: state.concurrency },
+    overrides: input.carry?.overrides ?? {},
+    planHash: hash,
+    ...(estimate !== undefined ? { estimate } : {}),
+    request,
+    startSignature,
+    priority: { key: priority?.priorityKey || null, fairnessKey: priority?.fairnessKey || null, fairnessWeight: priority?.fairnessWeight || null },
+    now: workflowTime(),
+    ...(carried
+      ? {
+          spent: { retries: carried.budgets.retries.used, cost: carried.budgets.cost?.used ?? null, costMetric: carried.budgets.cost?.metric ?? null },
+          audit: carried.audit,
+        }
+      : {}),
+  });
+  return { ...verdict, policy: source };
+}
+
+/** The failure a refused start ends with: the rules and how to comply, typed with the error code. */
+export function refusedStart(message: string): ApplicationFailure {
+  return ApplicationFailure.create({ message: `the policy refuses this backfill:\n${message}`, type: 'policy_violation', nonRetryable: true });
+}
