@@ -61,8 +61,24 @@ function walk(value: unknown, scope: ReadonlySet<string>, found: ParsedQuery): v
   if (type === 'TABLE_FUNCTION') walk((node.function as Node | undefined)?.children, inner, found);
 }
 
+/**
+ * What spec SQL names, by its text: a node's SQL is the same text for each of its partitions, and
+ * a parse is a round trip to DuckDB. Refusals are not kept (they are thrown again on each try).
+ */
+const parsed = new Map<string, ParsedQuery>();
+const PARSED_KEPT = 1000;
+
 /** Parses one statement of spec SQL (its `:name` parameters already numbered): refused unless it is exactly one query. */
 export async function parseQuery(connection: DuckDBConnection, text: string, original: string): Promise<ParsedQuery> {
+  const known = parsed.get(text);
+  if (known) return known;
+  const found = await parseAnew(connection, text, original);
+  if (parsed.size >= PARSED_KEPT) parsed.delete(parsed.keys().next().value!);
+  parsed.set(text, found);
+  return found;
+}
+
+async function parseAnew(connection: DuckDBConnection, text: string, original: string): Promise<ParsedQuery> {
   const reader = await connection.runAndReadAll(`SELECT json_serialize_sql(${quoteLiteral(text)}) AS tree`);
   const tree = JSON.parse(String(reader.getRows()[0]![0])) as { error?: boolean; error_type?: string; error_message?: string; statements?: Array<{ node: Node }> };
   if (tree.error) {
