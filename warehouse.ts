@@ -7,6 +7,7 @@
  * (activities/warehouse/lake/) is an adapter built from this entry alone.
  * Its conformance kit is `durable-backfill/warehouse-testkit`. See docs/warehouses.md.
  */
+export type { PartitionInput } from './core/protocol.ts';
 export type {
   Bindings,
   InputVersions,
@@ -39,6 +40,7 @@ export type { Dialect, Params, PublishRequest, PublishStart, Session, SpecSql, S
 export { partitionLock } from './activities/warehouse/dialect.ts';
 export { SqlWarehouse } from './activities/warehouse/warehouse.ts';
 export type { Codec, ColumnType, InternalTable, TableDef } from './activities/warehouse/ledger.ts';
+export { publishedOf } from './activities/warehouse/ledger.ts';
 export type { ValueKind } from './activities/warehouse/checksum.ts';
 export {
   PARTITION_COLUMN,

@@ -26,6 +26,7 @@ import {
   notASelect,
   outsideScope,
   positionalParameters,
+  publishedOf,
   quoteIdent,
   quoteLiteral,
   scopedSelect,
@@ -36,6 +37,10 @@ import {
   type Dialect,
   type InternalTable,
   type Params,
+  type PartitionInput,
+  type PinnedInput,
+  type PublishRequest,
+  type PublishStart,
   type Row,
   type Session,
   type SpecSql,
@@ -529,6 +534,53 @@ class LakeSession implements Session {
     if (versions.length === 0) return `SELECT ${list} FROM (${empty})`;
     const files = versions.map(([partition, version]) => quoteLiteral(this.dialect.layout.version(node, partition, version)));
     return `SELECT ${list} FROM (${empty} UNION ALL BY NAME SELECT * EXCLUDE (${PARTITION_COLUMN}, ${VERSION_COLUMN}) FROM read_parquet([${files.join(', ')}], union_by_name = true, hive_partitioning = false))`;
+  }
+
+  /**
+   * The start of a publish in one statement instead of four (its lease, this run's version, the
+   * newest and the published version), then the inputs' published versions, as the protocol's own
+   * would read them: a statement costs DuckDB milliseconds, and the lake's publishes take turns.
+   */
+  async startPublish(request: PublishRequest): Promise<PublishStart> {
+    const { node, partition, runKey } = request;
+    const [row] = await this.all<Row>(
+      `SELECT le.backfill_id AS lease_backfill, le.run_key AS lease_run,
+         (SELECT COALESCE(MAX(version), 0) FROM ${this.dialect.table('ledger')} WHERE node = :node AND partition = :partition) AS latest,
+         (SELECT version FROM ${this.dialect.table('partitions')} WHERE node = :node AND partition = :partition) AS current,
+         a.version, a.previous_version, a.row_count, a.checksum, a.schema_hash, a.warnings, a.status
+       FROM (SELECT 1 AS one) o
+       LEFT JOIN ${this.dialect.table('leases')} le ON le.node = :node
+       LEFT JOIN (SELECT version, previous_version, row_count, checksum, schema_hash, warnings, status FROM ${this.dialect.table('ledger')}
+         WHERE node = :node AND partition = :partition AND run_key = :run_key AND status IN ('published', 'staged') ORDER BY version DESC LIMIT 1) a ON true`,
+      { node, partition, run_key: runKey },
+    );
+    const lease = row!.lease_run === null ? null : { backfillId: String(row!.lease_backfill), runKey: String(row!.lease_run) };
+    const skipped = { latest: 0, current: null, pinned: [] };
+    if (lease && lease.runKey !== runKey) return { lease, already: null, ...skipped };
+    if (row!.version !== null) return { lease, already: publishedOf(this.dialect.codec, row!), ...skipped };
+    const pinned = request.pinned ? [...request.pinned] : await this.pin(request.inputs);
+    return { lease, already: null, latest: Number(row!.latest), current: row!.current === null ? null : Number(row!.current), pinned };
+  }
+
+  /** The published version of every upstream partition `inputs` cover (as `Warehouse.pin` without a run key). */
+  private async pin(inputs: readonly PartitionInput[]): Promise<PinnedInput[]> {
+    const pinned: PinnedInput[] = [];
+    for (const input of inputs) {
+      const params: Params = { node: input.node };
+      let where = '';
+      if (input.all) {
+        // Every partition of the upstream.
+      } else if (input.keys) {
+        input.keys.forEach((key, i) => (params[`k${i}`] = key));
+        where = input.keys.length === 0 ? ' AND false' : ` AND partition IN (${input.keys.map((_, i) => `:k${i}`).join(', ')})`;
+      } else {
+        Object.assign(params, { from: input.from, to: input.to });
+        where = ' AND partition BETWEEN :from AND :to';
+      }
+      const rows = await this.all<{ partition: string; version: number }>(`SELECT partition, version FROM ${this.dialect.table('partitions')} WHERE node = :node${where}`, params);
+      pinned.push({ ...input, versions: rows.map((r) => [r.partition, Number(r.version)]) });
+    }
+    return pinned;
   }
 
   async dropVersions(node: string, versions: ReadonlyArray<readonly [string, number]>): Promise<void> {
