@@ -3,7 +3,7 @@
  * `lake://`, through the public entry; the kit from the testkit entry), and what is the lake's own.
  */
 import { execFile } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -235,5 +235,32 @@ describe('lake: spec SQL stays inside the lake', () => {
     } finally {
       await wh.close();
     }
+  });
+});
+
+describe('lake: an adapter built from the kit alone', () => {
+  it("imports nothing of backfill but the public entry durable-backfill/warehouse (and its own modules, Node's and DuckDB's)", () => {
+    const dir = join(import.meta.dirname, '..', '..', 'activities', 'warehouse', 'lake');
+    const sources = readdirSync(dir).filter((f) => f.endsWith('.ts'));
+    expect(sources).toContain('adapter.ts');
+    for (const file of sources) {
+      const text = readFileSync(join(dir, file), 'utf8');
+      const specifiers = [...text.matchAll(/(?:from|import)\s*\(?\s*'([^']+)'/g)].map((m) => m[1]!);
+      expect(specifiers.length, file).toBeGreaterThan(0);
+      for (const specifier of specifiers) {
+        expect(specifier.startsWith('node:') || specifier === '@duckdb/node-api' || specifier === '../../../warehouse.ts' || /^\.\/[\w-]+\.ts$/.test(specifier), `${file} imports ${specifier}`).toBe(true);
+      }
+    }
+  });
+
+  it('is registered for lake: by default, and opens without loading DuckDB until its first call', async () => {
+    const root = freshRoot();
+    const warehouse = openWarehouse(`lake://${root}`, { inline: true });
+    expect(warehouse).not.toBeInstanceOf(LakeWarehouse);
+    expect([warehouse.kind, warehouse.location]).toEqual(['lake', root]);
+    expect(existsSync(root)).toBe(false);
+    await warehouse.close();
+    expect(existsSync(root)).toBe(false);
+    expect(() => openWarehouse('lake:', { inline: true })).toThrow(/names no directory: use lake:\/\/\/absolute\/path/);
   });
 });
