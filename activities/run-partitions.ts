@@ -52,6 +52,36 @@ function resultOf(task: PartitionTask, published: Published, startedAt: number, 
   };
 }
 
+/** A partition of a batch ran longer than its node's timeout: retried, as an activity that timed out would be. */
+export class PartitionTimeoutError extends Error {
+  override name = 'PartitionTimeout';
+}
+
+/**
+ * Runs one partition of a batch within the node's per-partition timeout. The activity's own
+ * timeout covers the whole batch (the timeout times its partitions), so without this a partition
+ * that hangs would hold the batch for as long. The transform's signal aborts at the deadline, and
+ * a transform that ignores it is left behind: its attempt fails and the retry runs the partition
+ * again (a late publish of the abandoned one takes turns with it and is found by publishedBy).
+ */
+export async function withinTimeout<T>(timeoutMs: number | null, signal: AbortSignal | null, run: (signal: AbortSignal | null) => Promise<T>): Promise<T> {
+  if (timeoutMs === null) return run(signal);
+  const deadline = new AbortController();
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      const error = new PartitionTimeoutError(`the partition ran longer than its timeout of ${timeoutMs} ms (the node's timeout): it is retried`);
+      deadline.abort(error);
+      reject(error);
+    }, timeoutMs);
+  });
+  try {
+    return await Promise.race([run(signal ? AbortSignal.any([signal, deadline.signal]) : deadline.signal), expired]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** The run window closed: the partition was not started, or was stopped at the end of the grace period (it runs again later). */
 class WindowClosed extends Error {}
 
@@ -207,6 +237,8 @@ export function createActivities(deps: ActivityDeps) {
       const timer = setInterval(() => ctx.heartbeat({ finished, attempt }), everyMs);
       const definitionHash = specHashOf(input.node);
       const window = windowOf(input.window);
+      // Alone, a partition has the activity's timeout; in a batch, each has the node's.
+      const partitionTimeout = input.partitions.length > 1 && input.node.timeout !== undefined ? (parseDuration(input.node.timeout) ?? null) : null;
       try {
         for (const [i, task] of input.partitions.entries()) {
           if (skip.has(task.index)) continue;
@@ -214,7 +246,7 @@ export function createActivities(deps: ActivityDeps) {
           // Outside the run window nothing starts: the rest run again in the next window.
           if (window.closed()) return { finished, attempt, deferred: input.partitions.length - i };
           try {
-            finished.push(await runOne(input, task, ctx, definitionHash, telemetry, window.stopped));
+            finished.push(await withinTimeout(partitionTimeout, window.stopped, (stopped) => runOne(input, task, ctx, definitionHash, telemetry, stopped)));
             // What a retry may skip; the last one is in the result.
             if (i < input.partitions.length - 1) ctx.heartbeat({ finished, attempt });
           } catch (error) {

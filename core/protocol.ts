@@ -232,7 +232,10 @@ export type NodeInput = {
 export type PartitionInput = { node: string; from: string; to: string; keys?: string[]; all?: boolean };
 
 /** The part of a node's spec the partition activity needs. */
-export type PartitionNode = Pick<ResolvedNode, 'id' | 'transform' | 'sql' | 'params' | 'checks' | 'heartbeatTimeout' | 'adopt'>;
+export type PartitionNode = Pick<ResolvedNode, 'id' | 'transform' | 'sql' | 'params' | 'checks' | 'heartbeatTimeout' | 'adopt'> & {
+  /** The node's timeout for one partition, which a batch activity enforces on each of its partitions (absent: from a workflow before it was sent). */
+  timeout?: string;
+};
 
 /** The progress of one partition activity: what a (batch) activity finished. */
 export type PartitionResult = {

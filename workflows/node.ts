@@ -79,6 +79,7 @@ function activityNode(spec: ResolvedNode): PartitionNode {
     params: spec.params,
     checks: spec.checks,
     heartbeatTimeout: spec.heartbeatTimeout,
+    timeout: spec.timeout,
     ...(spec.adopt ? { adopt: true } : {}),
   };
 }

@@ -199,6 +199,39 @@ describe('durability', () => {
     }
   });
 
+  it('in a batch, a partition that hangs is timed out by its own timeout, not the batch\'s', async () => {
+    const queue = uniqueQueue('hang-batch');
+    const dir = scratch('hang-batch');
+    const warehousePath = join(dir, 'warehouse.db');
+    const worker = workerProcess({ address: address(), queue, warehouse: warehousePath, allowFaultInjection: true });
+    const warehouse = new SqliteWarehouse(warehousePath);
+    try {
+      await worker.start();
+      const spec = testSpec(queue, {
+        name: 'hang-batch',
+        partitions: { grain: 'day', start: '2024-01-01', end: '2024-01-31' },
+        // One batch of 30: the activity's limit is 30 × 3 s = 90 s, the partition's 3 s.
+        defaults: { concurrency: 1, heartbeatTimeout: '2s', timeout: '3s', retry: { initialInterval: '200ms' }, batchSize: 30 },
+        nodes: [{ id: 'hangy', transform: 'sleep', params: { ms: 10, hangKeys: ['2024-01-03'] } }],
+      });
+      const startedAt = Date.now();
+      const { backfillId } = await client.start(spec, { taskQueue: queue });
+      const outcome = await client.wait(backfillId, 80_000);
+      expect(outcome.state).toBe('completed');
+      expect(outcome.progress!.done).toBe(30);
+      const rows = await warehouse.ledger({ backfillId });
+      const hung = rows.find((r) => r.partition === '2024-01-03')!;
+      expect(hung.attempt).toBe(2);
+      // Well inside the batch's 90 s: its own 3 s, the retry's backoff and the rest of the batch.
+      expect(Date.parse(hung.finishedAt) - startedAt).toBeLessThan(45_000);
+      // The partitions the hung attempt had finished were not run again.
+      expect(rows.filter((r) => r.partition < '2024-01-03').every((r) => r.attempt === 1 && r.executions === 1)).toBe(true);
+    } finally {
+      await worker.stop();
+      await warehouse.close();
+    }
+  });
+
   it('continue-as-new hands over the state while control signals keep arriving; none is lost', async () => {
     const queue = uniqueQueue('handover');
     const worker = await startTestWorker({ queue, warehousePath: join(scratch('handover'), 'warehouse.db') });

@@ -1,6 +1,6 @@
 /** backfill's own settings in a PostgreSQL warehouse URL: read, checked and taken out before the driver sees the URL. */
 import { describe, expect, it } from 'vitest';
-import { postgresSettings, redactUrl } from '../../activities/warehouse/postgres/connection.ts';
+import { postgresSettings, redactSecret, redactUrl } from '../../activities/warehouse/postgres/connection.ts';
 
 describe('postgresSettings', () => {
   it('reads backfill_schema and backfill_pool_size and leaves the driver the rest of the URL', () => {
@@ -29,6 +29,18 @@ describe('postgresSettings', () => {
       expect(() => postgresSettings(url), url).toThrow(message);
       expect(() => postgresSettings(url), url).not.toThrow(/secret/);
     }
+  });
+
+  it('takes the password out of error text where it sits as one, and anywhere when it is long', () => {
+    const short = 'backfill';
+    expect(redactSecret('relation "backfill.ledger" does not exist', short)).toBe('relation "backfill.ledger" does not exist');
+    expect(redactSecret('cannot reach postgres://backfill:backfill@h/db', short)).toBe('cannot reach postgres://backfill:***@h/db');
+    expect(redactSecret('host=h password=backfill user=u', short)).toBe('host=h password=*** user=u');
+    expect(redactSecret('{"user":"u","password":"backfill"}', short)).toBe('{"user":"u","password":"***"}');
+    expect(redactSecret("{ password: 'backfill' }", short)).toBe("{ password: '***' }");
+    const long = 'p@ss/word:with-12+chars';
+    expect(redactSecret(`echo ${long} and ${encodeURIComponent(long)}`, long)).toBe('echo *** and ***');
+    expect(redactSecret('nothing to hide', '')).toBe('nothing to hide');
   });
 
   it('redacts the password only', () => {

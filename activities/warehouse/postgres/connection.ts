@@ -31,6 +31,33 @@ export function redactUrl(url: string): string {
   return match && colon >= 0 ? `${match[1]}${match[2]!.slice(0, colon)}:***@${url.slice(match[0].length)}` : url;
 }
 
+/** A password this long is unlikely to be a word of an ordinary message, so any occurrence of it goes. */
+const DISTINCTIVE = 12;
+
+/**
+ * The text without the password, should a driver or server error ever quote it: where it sits
+ * as a password (a URL's user information, `password=`, a JSON field), as typed or
+ * percent-encoded; anywhere at all when it is long enough not to be an ordinary word. A short
+ * password such as `backfill` is also a schema's and a table's name: masking every occurrence
+ * would turn `relation "backfill.ledger"` into `relation "***.ledger"`.
+ */
+export function redactSecret(text: string, password: string): string {
+  if (!password) return text;
+  let out = text;
+  for (const form of new Set([password, encodeURIComponent(password)])) {
+    if (form.length >= DISTINCTIVE) {
+      out = out.replaceAll(form, '***');
+      continue;
+    }
+    out = out
+      .replaceAll(`:${form}@`, ':***@')
+      .replaceAll(`password=${form}`, 'password=***')
+      .replaceAll(`"password":"${form}"`, '"password":"***"')
+      .replaceAll(`password: '${form}'`, "password: '***'");
+  }
+  return out;
+}
+
 /** The URL with its user and password percent-encoded, as the driver parses it, and the password. */
 export function connectionUrl(url: string): { url: string; password: string } {
   const match = USERINFO.exec(url);

@@ -15,7 +15,7 @@ import type { Codec, ColumnType, InternalTable } from '../ledger.ts';
 import { PARTITION_COLUMN, VERSION_COLUMN, bindPositional, outsideScope, positionalParameters, quoteIdent, quoteLiteral, scopedSelect, singleStatement, versionsTable } from '../sql.ts';
 import { InvalidDatasetError, SqlError, type Row } from '../types.ts';
 import { SqlWarehouse } from '../warehouse.ts';
-import { DEFAULT_POOL_SIZE, DEFAULT_SCHEMA, assertSchemaName, connectionUrl, postgresSettings, redactUrl, type PostgresOptions } from './connection.ts';
+import { DEFAULT_POOL_SIZE, DEFAULT_SCHEMA, assertSchemaName, connectionUrl, postgresSettings, redactSecret, redactUrl, type PostgresOptions } from './connection.ts';
 import { publishStartOf, startArgument, startCall, startDdl, startSignature, type StartRow } from './publish-start.ts';
 import { parseQuery } from './spec-sql.ts';
 
@@ -155,10 +155,8 @@ export class PostgresDialect implements Dialect {
   /** The error without the password, should a driver or server error ever quote the URL. */
   private redact(error: unknown): unknown {
     if (!this.password || !(error instanceof Error)) return error;
-    for (const form of [this.password, encodeURIComponent(this.password)]) {
-      error.message = error.message.replaceAll(form, '***');
-      if (error.stack) error.stack = error.stack.replaceAll(form, '***');
-    }
+    error.message = redactSecret(error.message, this.password);
+    if (error.stack) error.stack = redactSecret(error.stack, this.password);
     return error;
   }
 
