@@ -2,9 +2,12 @@
  * What a warehouse adapter imports, `import … from 'durable-backfill/warehouse'`: the warehouse
  * interface and its types and errors, the dialect interface with `SqlWarehouse` (the one
  * protocol written over any dialect), the SQL helpers the built-in dialects share, the SQLite
- * and PostgreSQL dialects as references, and `registerWarehouse` to serve a URL scheme.
+ * and PostgreSQL dialects as references, `registerWarehouse` to serve a URL scheme, and
+ * `deferredWarehouse` for an adapter whose driver should load only when used. The Parquet lake
+ * (activities/warehouse/lake/) is an adapter built from this entry alone.
  * Its conformance kit is `durable-backfill/warehouse-testkit`. See docs/warehouses.md.
  */
+export type { PartitionInput } from './core/protocol.ts';
 export type {
   Bindings,
   InputVersions,
@@ -37,11 +40,13 @@ export type { Dialect, Params, PublishRequest, PublishStart, Session, SpecSql, S
 export { partitionLock } from './activities/warehouse/dialect.ts';
 export { SqlWarehouse } from './activities/warehouse/warehouse.ts';
 export type { Codec, ColumnType, InternalTable, TableDef } from './activities/warehouse/ledger.ts';
+export { publishedOf } from './activities/warehouse/ledger.ts';
 export type { ValueKind } from './activities/warehouse/checksum.ts';
 export {
   PARTITION_COLUMN,
   VERSION_COLUMN,
   bindPositional,
+  notASelect,
   outsideScope,
   positionalParameters,
   quoteIdent,
@@ -56,3 +61,5 @@ export { SqliteDialect, SqliteWarehouse } from './activities/warehouse/sqlite/sq
 export { PostgresDialect, PostgresWarehouse, type PostgresOptions } from './activities/warehouse/postgres/postgres-dialect.ts';
 export { openWarehouse } from './activities/warehouse/index.ts';
 export { loadWarehouseAdapters, registerWarehouse, registeredSchemes, type WarehouseAdapter } from './activities/warehouse/registry.ts';
+export { deferredWarehouse } from './activities/warehouse/deferred.ts';
+export { BackfillError, type ErrorCode } from './core/errors.ts';

@@ -33,6 +33,13 @@ export function fingerprint(rows: Array<{ node: string; partition: string; check
   return hash.digest('hex').slice(0, 16);
 }
 
+/** A command that shows a dataset's first rows, for the warehouse's kind. */
+function lookInside(kind: string, location: string, node: string): string {
+  if (kind === 'lake') return `duckdb -c "SELECT * FROM read_parquet('${location}/${node}/*.parquet') LIMIT 5"`;
+  if (kind === 'postgres') return `psql -c 'SELECT * FROM ${node} LIMIT 5'`;
+  return `sqlite3 ${location} 'SELECT * FROM ${node} LIMIT 5'`;
+}
+
 export async function runDemo(options: DemoOptions): Promise<Progress['state']> {
   const log = (line: string) => options.json || process.stderr.write(`${line}\n`);
   const { spec, transformModules } = await loadSpecFile(options.spec);
@@ -85,7 +92,7 @@ export async function runDemo(options: DemoOptions): Promise<Progress['state']> 
             '',
             `${summary.partitions}/${summary.total} partitions (${summary.rows.toLocaleString('en-US')} rows) in ${formatDuration(seconds * 1000)}, ${summary.partitionsPerSecond}/s`,
             `data fingerprint ${pc.bold(summary.fingerprint)} (the same on every run: each partition's checksum is reproducible)`,
-            `warehouse: ${summary.warehouse} (sqlite3 ${summary.warehouse} 'SELECT * FROM ${spec.nodes.at(-1)?.id ?? ''} LIMIT 5')`,
+            `warehouse: ${summary.warehouse} (${lookInside(stack.worker!.warehouse.kind, summary.warehouse, spec.nodes.at(-1)?.id ?? '')})`,
             ...renderFailures(final),
           ].join('\n') + '\n',
         );

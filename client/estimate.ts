@@ -4,7 +4,6 @@
  * earlier backfills of the same datasets. It reads the ledger and writes nothing: a SQLite
  * warehouse that does not exist is not created, it only means there is no history.
  */
-import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { BackfillError } from '../core/errors.ts';
 import { DEFAULT_OVERHEAD, fitOverhead, partitionSeconds, scaleOverhead, simulate, type Forecast, type NodeTiming, type OverheadFit, type OverheadModel, type QueueCap, type SimulationInput } from '../core/estimate.ts';
@@ -13,7 +12,7 @@ import type { Plan, PlanNode } from '../core/plan.ts';
 import type { ResolvedSpec } from '../core/spec.ts';
 import { RangeSet, type RangesJSON } from '../core/ranges.ts';
 import type { LedgerRow, Warehouse } from '../activities/warehouse/types.ts';
-import { isPostgresUrl, openWarehouse } from '../activities/warehouse/index.ts';
+import { openWarehouse, warehouseExists } from '../activities/warehouse/index.ts';
 import { backfillHome } from '../host/settings.ts';
 import type { SampleRun } from './estimate-sample.ts';
 
@@ -150,7 +149,7 @@ export type EstimateOptions = {
 /** The ledger of a warehouse, or none when a SQLite file is not there (opening it would create it). */
 async function withLedger<T>(location: string | undefined, read: (warehouse: Warehouse | null, where: string) => Promise<T>): Promise<T> {
   const target = location && location.length > 0 ? location : join(backfillHome(), 'warehouse.db');
-  if (!isPostgresUrl(target) && !existsSync(target.replace(/^sqlite:(\/\/)?/, ''))) return read(null, target);
+  if (!warehouseExists(target)) return read(null, target);
   const warehouse = openWarehouse(target, { inline: true });
   try {
     return await read(warehouse, warehouse.location);

@@ -17,8 +17,9 @@
  *                                  and lag mappings, 100 per activity): time, histories, memory
  *   rate-5, rate-20, rate-100      one node at a fixed rate for 35 s: the achieved rate over
  *                                  the 30 s after the first second, and the busiest 1 s window
- *   example-sqlite, example-postgres
- *                                  the shop example (1,528 partitions) on each warehouse
+ *   example-sqlite, example-postgres, example-lake
+ *                                  the shop example (1,528 partitions) on each warehouse, with
+ *                                  the load average when it ended (the machine may be shared)
  *   sql-100, sql-3000 (-postgres)  a SQL node reading its upstream partition, at 100 and 3,000
  *                                  partitions per node: its time per partition (flat when reads
  *                                  are scoped to the partitions a partition maps to)
@@ -110,8 +111,8 @@ class MemorySampler {
 type Env = { server: DevServer; client: BackfillClient; memory: MemorySampler; warehouse: Warehouse; dir: string; workerPid: number | undefined };
 
 type EnvOptions = {
-  /** Where partitions are written (default a SQLite file in the run's directory). */
-  warehouse?: 'sqlite' | 'postgres';
+  /** Where partitions are written (default a SQLite file in the run's directory; a lake is a directory there). */
+  warehouse?: 'sqlite' | 'postgres' | 'lake';
   workers?: number;
   maxConcurrentActivities?: number;
   transforms?: string[];
@@ -129,6 +130,7 @@ async function withEnvironment<T>(name: string, run: (env: Env) => Promise<T>, o
     url.pathname = `/${database}`;
     location = url.toString();
   }
+  if (options.warehouse === 'lake') location = `lake://${join(dir, 'lake')}`;
   const server = await startDevServer({ dbFile: join(dir, 'temporal.db'), uiPort: null, logFile: join(dir, 'temporal.log') });
   const workers = Array.from(
     { length: options.workers ?? 1 },
@@ -383,7 +385,7 @@ async function rateScenario(rate: number, seconds = 35) {
 const EXAMPLE = join(ROOT, 'examples/shop/backfill.yaml');
 
 /** The shop example on one warehouse: partitions per second, and its data fingerprint. */
-async function exampleScenario(warehouse: 'sqlite' | 'postgres') {
+async function exampleScenario(warehouse: 'sqlite' | 'postgres' | 'lake') {
   const { spec, transformModules } = await loadSpecFile(EXAMPLE);
   return withEnvironment(
     `example-${warehouse}`,
@@ -400,6 +402,7 @@ async function exampleScenario(warehouse: 'sqlite' | 'postgres') {
         seconds: Number(seconds.toFixed(1)),
         partitionsPerSecond: Number((published.length / seconds).toFixed(1)),
         fingerprint: fingerprint(published),
+        loadAverage: loadavg().map((l) => Number(l.toFixed(2))),
       };
     },
     { warehouse, transforms: transformModules },
@@ -617,6 +620,7 @@ const SCENARIOS: Record<string, () => Promise<Record<string, unknown>>> = {
   'rate-100': () => rateScenario(100),
   'example-sqlite': () => exampleScenario('sqlite'),
   'example-postgres': () => exampleScenario('postgres'),
+  'example-lake': () => exampleScenario('lake'),
   'sql-100': () => sqlScenario(100, 'sqlite'),
   'sql-3000': () => sqlScenario(3000, 'sqlite'),
   'sql-100-postgres': () => sqlScenario(100, 'postgres'),

@@ -8,7 +8,7 @@
 import type { PartitionInput } from '../../core/protocol.ts';
 import type { ValueKind } from './checksum.ts';
 import type { Codec, InternalTable, TableDef } from './ledger.ts';
-import type { GivenRelation, ScopedRelation } from './sql.ts';
+import { PARTITION_COLUMN, VERSION_COLUMN, quoteLiteral, type GivenRelation, type ScopedRelation } from './sql.ts';
 import type { Bindings, PinnedInput, Published, Row } from './types.ts';
 
 /** Parameters of backfill's own statements, named `:name` in their text. */
@@ -97,6 +97,24 @@ export interface Session {
   /** The one door for spec SQL: checks its rules before any of it runs. */
   spec(sql: SpecSql): Promise<SpecStatement>;
   /**
+   * Where an engine keeps each version apart (the lake: a file per version), the rows of one
+   * version with the internal columns, as a relation to read FROM. Without it, the protocol
+   * filters the versions table.
+   */
+  versionRows?(node: string, partition: string, version: number): Promise<string>;
+  /**
+   * Likewise, the rows of these pinned versions of an upstream dataset, with `columns`: what a
+   * partition's scoped read of it shows. Without it, the versions table is joined with the scope table.
+   */
+  pinnedRows?(node: string, versions: ReadonlyArray<readonly [partition: string, version: number]>, columns: readonly string[]): Promise<string>;
+  /** Hears of every move of a published pointer (null: removed), for an engine that mirrors them outside its tables (the lake's files). */
+  pointed?(node: string, partition: string, version: number | null): Promise<void>;
+  /**
+   * Where an engine keeps each version apart, drops these versions' rows (a discarded staged
+   * version's), once the transaction commits. Without it, they are deleted from the versions table.
+   */
+  dropVersions?(node: string, versions: ReadonlyArray<readonly [partition: string, version: number]>): Promise<void>;
+  /**
    * Optional: what `SqlWarehouse` otherwise does in several statements at the start of a
    * publish (lock the partition, read its lease, this run's published version, the newest and
    * the published version, pin the inputs into the scope table), in one. It must give exactly
@@ -108,7 +126,7 @@ export interface Session {
 export interface Dialect {
   /** The engine's name (`sqlite`, `postgres`, or an adapter's own), as `Warehouse.kind`. */
   readonly kind: string;
-  /** Where it is (a file path, or a PostgreSQL URL without its password). */
+  /** Where it is (a file path, a PostgreSQL URL without its password, a lake's directory). */
   readonly location: string;
   /** Whether publishes may run at once; if not, the warehouse runs its transactions one at a time. */
   readonly concurrent: boolean;
@@ -142,3 +160,9 @@ export interface Dialect {
 /** The lock a partition's publishes and restores take turns on (`Session.lock`). */
 export const partitionLock = (node: string, partition: string): string => `backfill:partition:${node}/${partition}`;
 
+
+/** A SELECT of one version's rows with the internal columns: the session's own relation, or the versions table filtered. */
+export async function versionSelect(s: Session, dialect: Dialect, node: string, partition: string, version: number): Promise<string> {
+  if (s.versionRows) return `SELECT * FROM ${await s.versionRows(node, partition, version)} AS v`;
+  return `SELECT * FROM ${dialect.versionsTable(node)} WHERE ${PARTITION_COLUMN} = ${quoteLiteral(partition)} AND ${VERSION_COLUMN} = ${version}`;
+}

@@ -1,19 +1,20 @@
 /**
  * Opens the warehouse named by `location` ($BACKFILL_WAREHOUSE, or `--warehouse`):
  * `postgres://…` (or `postgresql://…`) for PostgreSQL, `sqlite:<path>` or a plain file path
- * for SQLite (default $BACKFILL_HOME/warehouse.db), or the scheme of a registered adapter
- * (registry.ts). Any other scheme is refused before anything is created: a mistyped URL must
- * not become a local file. Workers use SQLite on a
- * thread of its own; `inline` opens it on the calling thread (short reads, such as the
- * command line's).
+ * for SQLite (default $BACKFILL_HOME/warehouse.db), or the scheme of an adapter (registry.ts:
+ * the Parquet lake's `lake:///<directory>` is bundled, others are registered). Any other scheme
+ * is refused before anything is created: a mistyped URL must not become a local file. Workers
+ * use SQLite on a thread of its own; `inline` opens it on the calling thread (short reads, such
+ * as the command line's).
  */
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { BackfillError } from '../../core/errors.ts';
 import { backfillHome } from '../../host/settings.ts';
 import { PostgresWarehouse, redactUrl } from './postgres/postgres-dialect.ts';
 import { SqliteWarehouse } from './sqlite/sqlite-dialect.ts';
 import { ThreadedWarehouse } from './sqlite/threaded.ts';
-import { adapterFor, registeredSchemes } from './registry.ts';
+import { adapterFor, registeredSchemes, type WarehouseAdapter } from './registry.ts';
 import type { Warehouse } from './types.ts';
 
 export const WAREHOUSE_SCHEMES = ['postgres://', 'postgresql://', 'sqlite:'] as const;
@@ -28,13 +29,16 @@ function schemeOf(location: string): string | null {
   return match && !/^[A-Za-z]:[\\/]/.test(location) ? `${match[1]!.toLowerCase()}:` : null;
 }
 
-export function openWarehouse(location = process.env.BACKFILL_WAREHOUSE, options: { inline?: boolean } = {}): Warehouse {
+type Located = { kind: 'postgres'; url: string } | { kind: 'adapter'; adapter: WarehouseAdapter; location: string } | { kind: 'sqlite'; path: string };
+
+/** What `location` names, refused when its scheme is unknown. */
+function locate(location: string | undefined): Located {
   const target = location && location.length > 0 ? location : join(backfillHome(), 'warehouse.db');
-  if (isPostgresUrl(target)) return new PostgresWarehouse(target);
+  if (isPostgresUrl(target)) return { kind: 'postgres', url: target };
   const scheme = schemeOf(target);
   if (scheme !== null && scheme !== 'sqlite:') {
     const adapter = adapterFor(scheme);
-    if (adapter) return adapter.open(target, { inline: options.inline === true });
+    if (adapter) return { kind: 'adapter', adapter, location: target };
     const known = [...WAREHOUSE_SCHEMES, ...registeredSchemes().map((s) => `${s}:`)];
     throw new BackfillError(
       'invalid_argument',
@@ -42,8 +46,26 @@ export function openWarehouse(location = process.env.BACKFILL_WAREHOUSE, options
         '(check BACKFILL_WAREHOUSE or --warehouse for a typo, or register an adapter for it in BACKFILL_WAREHOUSE_ADAPTERS: docs/warehouses.md)',
     );
   }
-  const path = target.replace(/^sqlite:(\/\/)?/i, '');
-  return options.inline ? new SqliteWarehouse(path) : new ThreadedWarehouse(path);
+  return { kind: 'sqlite', path: target.replace(/^sqlite:(\/\/)?/i, '') };
+}
+
+export function openWarehouse(location = process.env.BACKFILL_WAREHOUSE, options: { inline?: boolean } = {}): Warehouse {
+  const found = locate(location);
+  if (found.kind === 'postgres') return new PostgresWarehouse(found.url);
+  if (found.kind === 'adapter') return found.adapter.open(found.location, { inline: options.inline === true });
+  return options.inline ? new SqliteWarehouse(found.path) : new ThreadedWarehouse(found.path);
+}
+
+/**
+ * Whether a warehouse is at `location` already: opening a SQLite file that is not there (or a
+ * lake, or another adapter's that says so) would make one, so a reader that only looks
+ * (`plan --estimate`) checks first. A PostgreSQL URL is taken to be there.
+ */
+export function warehouseExists(location = process.env.BACKFILL_WAREHOUSE): boolean {
+  const found = locate(location);
+  if (found.kind === 'postgres') return true;
+  if (found.kind === 'adapter') return found.adapter.exists?.(found.location) ?? true;
+  return existsSync(found.path);
 }
 
 export type { Warehouse } from './types.ts';

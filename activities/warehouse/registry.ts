@@ -3,6 +3,10 @@
  * `BACKFILL_WAREHOUSE=bigquery://…` open through `open`. SQLite and PostgreSQL are built in
  * and cannot be replaced; a scheme nobody registered stays refused (index.ts).
  *
+ * Adapters that ship with backfill (the Parquet lake, `lake://`, in `lake/adapter.ts`, built
+ * from the public entry only, as anyone's) are registered by default; an adapter registered
+ * for the same scheme takes the bundled one's place.
+ *
  * Workers and commands started by the `backfill` command load adapter modules named in
  * `BACKFILL_WAREHOUSE_ADAPTERS` (`bigquery=./adapters/bigquery.js,lake=@acme/backfill-lake`)
  * before they open the warehouse: each module exports `warehouseAdapter`. See docs/warehouses.md.
@@ -10,6 +14,7 @@
 import { isAbsolute, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { BackfillError } from '../../core/errors.ts';
+import { warehouseAdapter as lakeAdapter } from './lake/adapter.ts';
 import type { Warehouse } from './types.ts';
 
 export type WarehouseAdapter = {
@@ -21,17 +26,28 @@ export type WarehouseAdapter = {
    * work elsewhere. Nothing should connect before the first call: opening must be cheap.
    */
   open(location: string, options: { inline: boolean }): Warehouse;
+  /**
+   * Optional: whether a warehouse is at `location` already, for readers that only look
+   * (`plan --estimate`) where opening would make one. Without it, one is taken to be there.
+   */
+  exists?(location: string): boolean;
 };
 
 export const BUILT_IN_SCHEMES = ['postgres', 'postgresql', 'sqlite'] as const;
 const SCHEME = /^[a-z][a-z0-9+.-]*$/;
 const adapters = new Map<string, WarehouseAdapter>();
 
+/** The adapters that ship with backfill, by scheme (read when asked: the lake's module imports the public entry, which imports this one). */
+const bundled = (): ReadonlyMap<string, WarehouseAdapter> => new Map([[lakeAdapter.scheme, lakeAdapter]]);
+
 function invalid(message: string): BackfillError {
   return new BackfillError('invalid_argument', message);
 }
 
-/** Registers an adapter for its scheme. Registering the same adapter again does nothing; another one for a taken scheme is refused. */
+/**
+ * Registers an adapter for its scheme. Registering the same adapter again does nothing; another
+ * one for a taken scheme is refused, except a bundled adapter's scheme, which it takes over.
+ */
 export function registerWarehouse(adapter: WarehouseAdapter): void {
   const scheme = typeof adapter?.scheme === 'string' ? adapter.scheme.replace(/:$/, '').toLowerCase() : '';
   if (!SCHEME.test(scheme)) {
@@ -48,14 +64,15 @@ export function registerWarehouse(adapter: WarehouseAdapter): void {
   adapters.set(scheme, adapter);
 }
 
-/** The adapter registered for a scheme (`lake`, without `:`), if any. */
+/** The adapter registered for a scheme (`lake`, without `:`), or the bundled one, if any. */
 export function adapterFor(scheme: string): WarehouseAdapter | undefined {
-  return adapters.get(scheme.replace(/:$/, '').toLowerCase());
+  const name = scheme.replace(/:$/, '').toLowerCase();
+  return adapters.get(name) ?? bundled().get(name);
 }
 
-/** The schemes adapters registered, sorted. */
+/** The schemes adapters serve (registered or bundled), sorted. */
 export function registeredSchemes(): string[] {
-  return [...adapters.keys()].sort();
+  return [...new Set([...bundled().keys(), ...adapters.keys()])].sort();
 }
 
 /**

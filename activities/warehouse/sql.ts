@@ -64,6 +64,8 @@ export type ScopedRelation = {
   columns: readonly string[];
   /** The table holding the pinned (node, partition, version) rows. */
   scopeTable: string;
+  /** A SELECT of exactly the pinned rows with `columns`, where the dialect reads them directly (`Session.pinnedRows`). */
+  rows?: string;
 };
 
 /** A relation that backfill defines for the spec SQL it wraps (`{{this}}` and `{{previous}}` of a check). */
@@ -80,6 +82,7 @@ export function scopedSelect(body: string, relations: readonly ScopedRelation[],
   const ctes = [
     ...given.map((g) => `${quoteIdent(g.name)} AS (${g.select})`),
     ...relations.map((r) => {
+      if (r.rows !== undefined) return `${quoteIdent(r.name)} AS (${r.rows})`;
       const columns = r.columns.length > 0 ? r.columns.map((c) => `v.${quoteIdent(c)}`).join(', ') : 'NULL AS __empty';
       return (
         `${quoteIdent(r.name)} AS (SELECT ${columns} FROM ${r.table} v JOIN ${r.scopeTable} s ` +

@@ -9,7 +9,7 @@
 import { addDiffs, emptyDiff, type ColumnChange, type DiffSummary, type ColumnStats, type PartitionDiff } from '../../core/diff.ts';
 import { DEFAULT_CHANGES_PAGE, pageConditions, pageLimit } from './changes.ts';
 import type { ValueKind } from './checksum.ts';
-import type { Dialect, Session } from './dialect.ts';
+import { versionSelect, type Dialect, type Session } from './dialect.ts';
 import { PARTITION_COLUMN, VERSION_COLUMN, quoteIdent } from './sql.ts';
 import { SqlError, StaleRunError, type DiffOptions, type DiffPage, type StagedOutcome, type StagedRun } from './types.ts';
 
@@ -80,6 +80,13 @@ export async function publishRun(s: Session, dialect: Dialect, run: StagedRun, a
     params,
   );
   // A run stages one version per partition (a retry finds it); the newest wins should there be more.
+  if (s.pointed) {
+    const moves = await s.all<{ node: string; partition: string; version: number }>(
+      `SELECT node, partition, MAX(version) AS version FROM ${ledger} WHERE ${RUN} AND status = 'staged' GROUP BY node, partition`,
+      params,
+    );
+    for (const m of moves) await s.pointed(m.node, m.partition, Number(m.version));
+  }
   await s.run(
     `INSERT INTO ${pointers} (node, partition, version, published_at)
      SELECT node, partition, MAX(version), :at FROM ${ledger} WHERE ${RUN} AND status = 'staged' GROUP BY node, partition
@@ -100,6 +107,14 @@ export async function discardRun(s: Session, dialect: Dialect, run: StagedRun): 
   }));
   const before = total(await countByNode(s, dialect, run, 'discarded'));
   for (const { node } of nodes) {
+    if (s.dropVersions) {
+      const versions = await s.all<{ partition: string; version: number }>(
+        `SELECT partition, version FROM ${ledger} WHERE node = :node AND ${RUN} AND status = 'staged'`,
+        { ...params, node },
+      );
+      await s.dropVersions(node, versions.map((v) => [v.partition, Number(v.version)] as const));
+      continue;
+    }
     await s.run(
       `DELETE FROM ${dialect.versionsTable(node)} AS v WHERE EXISTS (
          SELECT 1 FROM ${ledger} l WHERE l.node = :node AND ${ofRun('l.')} AND l.status = 'staged'
@@ -135,12 +150,12 @@ class ColumnTally {
 }
 
 /** Per column, the sum, minimum and maximum of one version (a column with any value that is not a number is left out). */
-async function columnTallies(s: Session, table: string, columns: readonly string[], partition: string, version: number | null): Promise<ColumnTally[]> {
+async function columnTallies(s: Session, dialect: Dialect, node: string, columns: readonly string[], partition: string, version: number | null): Promise<ColumnTally[]> {
   const tallies = columns.map(() => new ColumnTally());
   if (version === null || columns.length === 0) return tallies;
   await s.stream(
-    `SELECT ${columns.map(quoteIdent).join(', ')} FROM ${table} WHERE ${PARTITION_COLUMN} = :partition AND ${VERSION_COLUMN} = :version`,
-    { partition, version },
+    `SELECT ${columns.map(quoteIdent).join(', ')} FROM (${await versionSelect(s, dialect, node, partition, version)}) AS v`,
+    {},
     (rows, kinds) => {
       for (const row of rows) for (let i = 0; i < tallies.length; i++) tallies[i]!.add(row[i], kinds[i]);
     },
@@ -160,20 +175,25 @@ function numericChanges(columns: readonly string[], before: readonly ColumnTally
 }
 
 /** Added, removed and changed rows (or keys) of one partition, in one statement of set operations. */
-async function countDifferences(s: Session, table: string, columns: readonly string[], key: readonly string[] | null, row: StagedRow): Promise<{ added: number; removed: number; changed: number }> {
+async function countDifferences(s: Session, dialect: Dialect, columns: readonly string[], key: readonly string[] | null, row: StagedRow): Promise<{ added: number; removed: number; changed: number }> {
   const all = columns.length > 0 ? columns.map(quoteIdent).join(', ') : `${PARTITION_COLUMN}`;
-  const version = (param: string) => `SELECT ${all} FROM ${table} WHERE ${PARTITION_COLUMN} = :partition AND ${VERSION_COLUMN} = :${param}`;
+  const stagedRows = await versionSelect(s, dialect, row.node, row.partition, row.version);
+  // No published version: the staged one's columns, without rows.
+  const relation = {
+    staged: `SELECT ${all} FROM (${stagedRows}) AS v`,
+    published: row.published === null ? `SELECT ${all} FROM (${stagedRows}) AS v WHERE 1 = 0` : `SELECT ${all} FROM (${await versionSelect(s, dialect, row.node, row.partition, row.published)}) AS v`,
+  };
   const k = key && key.length > 0 ? key.map(quoteIdent).join(', ') : null;
   const sql = k
-    ? `WITH s AS (${version('staged')}), p AS (${version('published')})
+    ? `WITH s AS (${relation.staged}), p AS (${relation.published})
        SELECT (SELECT COUNT(*) FROM (SELECT ${k} FROM s EXCEPT SELECT ${k} FROM p) a) AS added,
               (SELECT COUNT(*) FROM (SELECT ${k} FROM p EXCEPT SELECT ${k} FROM s) r) AS removed,
               (SELECT COUNT(*) FROM (SELECT ${k} FROM (SELECT * FROM s EXCEPT SELECT * FROM p) x INTERSECT SELECT ${k} FROM p) c) AS changed`
-    : `WITH s AS (${version('staged')}), p AS (${version('published')})
+    : `WITH s AS (${relation.staged}), p AS (${relation.published})
        SELECT (SELECT COUNT(*) FROM (SELECT * FROM s EXCEPT SELECT * FROM p) a) AS added,
               (SELECT COUNT(*) FROM (SELECT * FROM p EXCEPT SELECT * FROM s) r) AS removed,
               0 AS changed`;
-  const [counts] = await s.all<{ added: number; removed: number; changed: number }>(sql, { partition: row.partition, staged: row.version, published: row.published });
+  const [counts] = await s.all<{ added: number; removed: number; changed: number }>(sql);
   return { added: Number(counts!.added), removed: Number(counts!.removed), changed: Number(counts!.changed) };
 }
 
@@ -207,9 +227,8 @@ export async function diffPage(s: Session, dialect: Dialect, run: StagedRun, opt
         `key column${missing.length > 1 ? 's' : ''} ${missing.join(', ')} of node ${row.node} ${missing.length > 1 ? 'are' : 'is'} not in the dataset (its columns: ${columns.join(', ') || 'none'}): fix the node's key in the spec`,
       );
     }
-    const table = dialect.versionsTable(row.node);
-    const counts = await countDifferences(s, table, columns, key, row);
-    const [before, after] = [await columnTallies(s, table, columns, row.partition, row.published), await columnTallies(s, table, columns, row.partition, row.version)];
+    const counts = await countDifferences(s, dialect, columns, key, row);
+    const [before, after] = [await columnTallies(s, dialect, row.node, columns, row.partition, row.published), await columnTallies(s, dialect, row.node, columns, row.partition, row.version)];
     partitions.push({
       node: row.node,
       partition: row.partition,

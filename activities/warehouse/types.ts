@@ -1,7 +1,8 @@
 /**
  * Where partitions are written and the ledger lives: one interface, every backend held to the
  * same test suite (`warehouseSuite` in `durable-backfill/warehouse-testkit`). SQLite and
- * PostgreSQL are built in; an adapter of anyone's adds an engine (docs/warehouses.md).
+ * PostgreSQL are built in, a Parquet lake on DuckDB is an adapter that ships with backfill,
+ * and an adapter of anyone's adds an engine (docs/warehouses.md).
  *
  * Each dataset (node) keeps every version of every partition; a view named after the node
  * shows the published version of each partition. Versions are immutable once published:
@@ -242,9 +243,9 @@ export type DiffPage = { partitions: PartitionDiff[]; next: ChangeCursor | null 
 export type PublishedBatch = { published: Published[]; failed?: { index: number; error: Error } };
 
 export interface Warehouse {
-  /** The engine (`sqlite`, `postgres`, or an adapter's own name). */
+  /** The engine (`sqlite`, `postgres`, `lake`, or an adapter's own name). */
   readonly kind: string;
-  /** Where it is (a file path, or a PostgreSQL URL without its password). */
+  /** Where it is (a file path, a PostgreSQL URL without its password, or a lake's directory). */
   readonly location: string;
   /**
    * The published version of every upstream partition `inputs` cover, now; with `runKey`, a

@@ -9,13 +9,13 @@ import type { PartitionInput } from '../../core/protocol.ts';
 import { changesFromRows, changesQuery, pageLimit, type ChangeRow } from './changes.ts';
 import { PREVIOUS, THIS, checkAsync, type CheckOutcome } from './checks.ts';
 import { RowHasher, schemaHash, type ValueKind } from './checksum.ts';
-import { partitionLock, type Dialect, type PublishRequest, type PublishStart, type Session, type SpecStatement, type Wanted } from './dialect.ts';
+import { partitionLock, versionSelect, type Dialect, type PublishRequest, type PublishStart, type Session, type SpecStatement, type Wanted } from './dialect.ts';
 import { TABLES, assertCost, ledgerInsert, ledgerRow, ledgerValues, publishedOf, rollbackRecord, type ColumnDef, type LedgerFields } from './ledger.ts';
 import { inputVersions } from './lineage.ts';
 import { assertDataset } from './names.ts';
 import { assertSameChecksum, columnsFromSchemaHash, decideRestore, type RestoreState } from './restore.ts';
 import { diffPage, discardRun, publishRun, stageLock, stagedVersions } from './staging.ts';
-import { PARTITION_COLUMN, VERSION_COLUMN, assertUserColumns, quoteIdent, quoteLiteral, type ScopedRelation } from './sql.ts';
+import { PARTITION_COLUMN, VERSION_COLUMN, assertUserColumns, quoteIdent, type ScopedRelation } from './sql.ts';
 import {
   CheckFailedError,
   ChecksumMismatchError,
@@ -82,14 +82,17 @@ export class SqlWarehouse implements Warehouse {
   /** Creates backfill's tables once (adding the columns of newer releases) and its identity. */
   private ready(): Promise<void> {
     const d = this.dialect;
-    const column = (c: ColumnDef) => `${c.name} ${d.columnType(c.type)}${c.notNull ? ' NOT NULL' : ''}${c.default !== undefined ? ` DEFAULT ${c.default}` : ''}`;
+    // Names quoted: `at` is a keyword in DuckDB.
+    const column = (c: ColumnDef) => `${quoteIdent(c.name)} ${d.columnType(c.type)}${c.notNull ? ' NOT NULL' : ''}${c.default !== undefined ? ` DEFAULT ${c.default}` : ''}`;
     this.setup ??= d.transaction(
       async (s) => {
         await d.prepare?.(s);
         for (const table of TABLES) {
-          await s.run(`CREATE TABLE IF NOT EXISTS ${d.table(table.name)} (${table.columns.map(column).join(', ')}, PRIMARY KEY (${table.primaryKey.join(', ')}))`);
           const have = new Set(await d.tableColumns(s, table.name));
-          for (const added of table.additions ?? []) if (!have.has(added.name)) await s.run(`ALTER TABLE ${d.table(table.name)} ADD COLUMN ${column(added)}`);
+          // A new table gets every column at once; an older one the columns of newer releases.
+          const columns = have.size === 0 ? [...table.columns, ...(table.additions ?? [])] : table.columns;
+          await s.run(`CREATE TABLE IF NOT EXISTS ${d.table(table.name)} (${columns.map(column).join(', ')}, PRIMARY KEY (${table.primaryKey.join(', ')}))`);
+          for (const added of table.additions ?? []) if (have.size > 0 && !have.has(added.name)) await s.run(`ALTER TABLE ${d.table(table.name)} ADD COLUMN ${column(added)}`);
           for (const index of table.indexes ?? []) await s.run(d.indexDdl(index.name, table.name, index.columns));
         }
         await s.run(`INSERT INTO ${d.table('meta')} (key, value) VALUES ('identity', :id) ON CONFLICT (key) DO NOTHING`, { id: randomUUID() });
@@ -154,6 +157,8 @@ export class SqlWarehouse implements Warehouse {
 
   /** Loads the pinned versions into the scope table that scoped reads join. */
   private async fillScope(s: Session, pinned: readonly PinnedInput[]): Promise<void> {
+    // A session that reads pinned versions directly (`pinnedRows`) joins no scope table.
+    if (s.pinnedRows) return;
     const d = this.dialect;
     await s.run(`DELETE FROM ${d.scopeTable}`);
     for (const input of pinned) {
@@ -169,11 +174,16 @@ export class SqlWarehouse implements Warehouse {
   private async relations(s: Session, pinned: readonly PinnedInput[]): Promise<ScopedRelation[]> {
     const d = this.dialect;
     const relations: ScopedRelation[] = [];
+    const versions = new Map<string, Array<readonly [string, number]>>();
     for (const input of pinned) {
+      versions.set(input.node, [...(versions.get(input.node) ?? []), ...input.versions]);
       if (relations.some((r) => r.name === input.node)) continue;
       const columns = await s.columns(input.node);
       // An upstream dataset that was never written has no table to shadow: the SQL then fails naming it.
       if (columns) relations.push({ name: input.node, table: d.versionsTable(input.node), columns, scopeTable: d.scopeTable });
+    }
+    if (s.pinnedRows) {
+      for (const relation of relations) relation.rows = await s.pinnedRows(relation.name, versions.get(relation.name) ?? [], relation.columns);
     }
     return relations;
   }
@@ -276,7 +286,7 @@ export class SqlWarehouse implements Warehouse {
       // The new rows went; the failure is recorded under the version it was given.
       fields = { failed: error.outcome.errors.join('; '), warnings: error.outcome.warnings };
     }
-    if (!('failed' in fields) && !write.stage) await this.point(s, node, partition, version);
+    if (!('failed' in fields) && !write.stage) await this.point(s, node, partition, version, previousVersion);
     await s.run(ledgerInsert(this.t('ledger')), ledgerValues(this.dialect.codec, write, version, fields, inputVersions(start.pinned)));
     if ('failed' in fields) return { failed: fields.failed };
     const { columns: _columns, ...published } = fields;
@@ -330,17 +340,37 @@ export class SqlWarehouse implements Warehouse {
       version: staged.version,
       previous: previousVersion,
     });
-    await this.point(s, node, partition, staged.version);
+    await this.point(s, node, partition, staged.version, previousVersion);
     const { staged: _staged, ...rest } = staged;
     return { ...rest, previousVersion };
   }
 
-  private point(s: Session, node: string, partition: string, version: number): Promise<void> {
-    return s.run(
-      `INSERT INTO ${this.t('partitions')} (node, partition, version, published_at) VALUES (:node, :partition, :version, :at)
-       ON CONFLICT (node, partition) DO UPDATE SET version = excluded.version, published_at = excluded.published_at`,
-      { node, partition, version, at: new Date().toISOString() },
-    );
+  /**
+   * Moves the published pointer. With `current`, the version published now as read under the
+   * partition's lock, it is a plain insert or update (an upsert costs some engines, DuckDB among
+   * them, several times more).
+   */
+  private async point(s: Session, node: string, partition: string, version: number | null, current?: number | null): Promise<void> {
+    const at = new Date().toISOString();
+    if (version === null) await s.run(`DELETE FROM ${this.t('partitions')} WHERE node = :node AND partition = :partition`, { node, partition });
+    else if (current === null) {
+      await s.run(`INSERT INTO ${this.t('partitions')} (node, partition, version, published_at) VALUES (:node, :partition, :version, :at)`, { node, partition, version, at });
+    } else if (current !== undefined) {
+      await s.run(`UPDATE ${this.t('partitions')} SET version = :version, published_at = :at WHERE node = :node AND partition = :partition`, { node, partition, version, at });
+    } else {
+      await s.run(
+        `INSERT INTO ${this.t('partitions')} (node, partition, version, published_at) VALUES (:node, :partition, :version, :at)
+         ON CONFLICT (node, partition) DO UPDATE SET version = excluded.version, published_at = excluded.published_at`,
+        { node, partition, version, at },
+      );
+    }
+    await s.pointed?.(node, partition, version);
+  }
+
+  /** The rows of one version, to read FROM: the dialect's own relation, or its versions table filtered. */
+  private async versionFrom(s: Session, node: string, partition: string, version: number): Promise<{ from: string; params: Record<string, unknown> }> {
+    if (s.versionRows) return { from: `${await s.versionRows(node, partition, version)} AS v`, params: {} };
+    return { from: `${this.dialect.versionsTable(node)} WHERE ${PARTITION_COLUMN} = :partition AND ${VERSION_COLUMN} = :version`, params: { partition, version } };
   }
 
   /** Writes the version's rows; returns the names of the columns it has. */
@@ -371,8 +401,8 @@ export class SqlWarehouse implements Warehouse {
     const columns = [...written].sort();
     const list = columns.length > 0 ? columns.map(quoteIdent).join(', ') : 'NULL';
     let hasher: RowHasher | undefined;
-    const sql = `SELECT ${list} FROM ${this.dialect.versionsTable(node)} WHERE ${PARTITION_COLUMN} = :partition AND ${VERSION_COLUMN} = :version`;
-    await s.stream(sql, { partition, version }, (rows, kinds: readonly ValueKind[]) => {
+    const { from, params } = await this.versionFrom(s, node, partition, version);
+    await s.stream(`SELECT ${list} FROM ${from}`, params, (rows, kinds: readonly ValueKind[]) => {
       hasher ??= new RowHasher(columns, kinds);
       for (const row of rows) hasher.add(columns.length > 0 ? row : []);
     });
@@ -381,18 +411,18 @@ export class SqlWarehouse implements Warehouse {
   }
 
   /** The rows of one stored version, as a SELECT checks can read. */
-  private versionSelect(node: string, partition: string, version: number): string {
-    return `SELECT * FROM ${this.dialect.versionsTable(node)} WHERE ${PARTITION_COLUMN} = ${quoteLiteral(partition)} AND ${VERSION_COLUMN} = ${version}`;
+  private versionSelect(s: Session, node: string, partition: string, version: number): Promise<string> {
+    return versionSelect(s, this.dialect, node, partition, version);
   }
 
   private async runChecks(s: Session, write: PartitionWrite, version: number, previous: number | null, rowCount: number, scope: ScopedRelation[]): Promise<CheckOutcome> {
     if (write.checks.length === 0) return { errors: [], warnings: [] };
-    const staged = this.versionSelect(write.node, write.partition, version);
+    const staged = await this.versionSelect(s, write.node, write.partition, version);
     const columns = [PARTITION_COLUMN, VERSION_COLUMN, ...((await s.columns(write.node)) ?? [])];
     const given = [
       { name: THIS, select: staged, columns },
       // Without a published version `{{previous}}` is empty, with the new version's columns.
-      { name: PREVIOUS, select: previous === null ? `SELECT * FROM (${staged}) AS s WHERE 1 = 0` : this.versionSelect(write.node, write.partition, previous), columns },
+      { name: PREVIOUS, select: previous === null ? `SELECT * FROM (${staged}) AS s WHERE 1 = 0` : await this.versionSelect(s, write.node, write.partition, previous), columns },
     ];
     return checkAsync(write.checks, { rowCount, hasPrevious: previous !== null }, async ({ sql, aggregate }) => {
       try {
@@ -425,10 +455,11 @@ export class SqlWarehouse implements Warehouse {
     if (versions.length === 0) return [];
     // One statement for any number of versions: the pairs travel as one JSON array, which
     // drives the join (CROSS JOIN keeps that order), so each pair is one primary-key lookup.
+    // `->>` in parentheses: DuckDB binds it more loosely than `=`.
     const pairs = `${this.dialect.jsonEach(':pairs')} j CROSS JOIN ${this.t('ledger')} l`;
     const rows = await this.read((s) =>
       s.all<Raw>(
-        `${this.ledgerSelect(pairs)} WHERE l.node = :node AND l.partition = j.value ->> 0 AND l.version = CAST(j.value ->> 1 AS INTEGER) ORDER BY l.partition, l.version DESC`,
+        `${this.ledgerSelect(pairs)} WHERE l.node = :node AND l.partition = (j.value ->> 0) AND l.version = CAST(j.value ->> 1 AS INTEGER) ORDER BY l.partition, l.version DESC`,
         { node, pairs: JSON.stringify(versions) },
       ),
     );
@@ -487,10 +518,8 @@ export class SqlWarehouse implements Warehouse {
   private async columnsFor(s: Session, node: string, partition: string, version: number, expected: string): Promise<string[] | undefined> {
     const names = (await s.columns(node)) ?? [];
     if (names.length === 0) return columnsFromSchemaHash(expected, [], new Set());
-    const [counts] = await s.all<Raw>(
-      `SELECT ${names.map((c, i) => `COUNT(${quoteIdent(c)}) AS c${i}`).join(', ')} FROM ${this.dialect.versionsTable(node)} WHERE ${PARTITION_COLUMN} = :partition AND ${VERSION_COLUMN} = :version`,
-      { partition, version },
-    );
+    const { from, params } = await this.versionFrom(s, node, partition, version);
+    const [counts] = await s.all<Raw>(`SELECT ${names.map((c, i) => `COUNT(${quoteIdent(c)}) AS c${i}`).join(', ')} FROM ${from}`, params);
     return columnsFromSchemaHash(expected, names, new Set(names.filter((_, i) => Number(counts![`c${i}`]) > 0)));
   }
 
@@ -501,13 +530,10 @@ export class SqlWarehouse implements Warehouse {
       async (s) => {
         const decision = decideRestore(request, await this.restoreState(s, request));
         if (!decision.move) return decision.outcome;
-        if (to === null) await s.run(`DELETE FROM ${this.t('partitions')} WHERE node = :node AND partition = :partition`, { node, partition });
-        else {
-          await this.verifyVersion(s, node, partition, to);
-          await this.point(s, node, partition, to);
-        }
+        if (to !== null) await this.verifyVersion(s, node, partition, to);
+        await this.point(s, node, partition, to);
         await s.run(
-          `INSERT INTO ${this.t('rollbacks')} (rollback_id, backfill_id, node, partition, from_version, to_version, forced, at)
+          `INSERT INTO ${this.t('rollbacks')} (rollback_id, backfill_id, node, partition, from_version, to_version, forced, "at")
            VALUES (:rollback_id, :backfill_id, :node, :partition, :from_version, :to_version, :forced, :at)`,
           {
             rollback_id: request.rollbackId,
@@ -529,7 +555,7 @@ export class SqlWarehouse implements Warehouse {
 
   async rollbacks(filter: RollbackFilter): Promise<RollbackRecord[]> {
     const params = { rollback_id: filter.rollbackId, backfill_id: filter.backfillId, node: filter.node, partition: filter.partition };
-    const rows = await this.read((s) => s.all<Raw>(`SELECT * FROM ${this.t('rollbacks')} ${whereEqual(params)} ORDER BY at, node, partition`, params));
+    const rows = await this.read((s) => s.all<Raw>(`SELECT * FROM ${this.t('rollbacks')} ${whereEqual(params)} ORDER BY "at", node, partition`, params));
     return rows.map((r) => rollbackRecord(this.dialect.codec, r));
   }
 

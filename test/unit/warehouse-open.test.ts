@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { writeFileSync } from 'node:fs';
 import { BackfillError } from '../../core/errors.ts';
-import { loadWarehouseAdapters, openWarehouse, registerWarehouse } from '../../activities/warehouse/index.ts';
+import { loadWarehouseAdapters, openWarehouse, registerWarehouse, warehouseExists } from '../../activities/warehouse/index.ts';
 import type { Warehouse } from '../../activities/warehouse/types.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'backfill-open-'));
@@ -14,7 +14,7 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 describe('openWarehouse', () => {
   it('refuses a location of an unknown scheme, naming the known ones, and creates nothing', () => {
     const before = readdirSync(process.cwd());
-    for (const location of ['postgress://backfill:s3cret@db.internal/warehouse', 'lake:///data/lake', 'mysql://root:s3cret@localhost/db', 'duckdb:warehouse.db']) {
+    for (const location of ['postgress://backfill:s3cret@db.internal/warehouse', 'lakes:///data/lake', 'mysql://root:s3cret@localhost/db', 'duckdb:warehouse.db']) {
       let error: unknown;
       try {
         openWarehouse(location, { inline: true });
@@ -23,11 +23,11 @@ describe('openWarehouse', () => {
       }
       expect(error, location).toBeInstanceOf(BackfillError);
       expect((error as BackfillError).code).toBe('invalid_argument');
-      expect((error as Error).message).toMatch(/postgres:\/\/…, postgresql:\/\/…, sqlite:…/);
+      expect((error as Error).message).toMatch(/postgres:\/\/…, postgresql:\/\/…, sqlite:…, lake:…/);
       expect((error as Error).message).not.toContain('s3cret');
     }
     expect(readdirSync(process.cwd())).toEqual(before);
-    expect(existsSync(join(process.cwd(), 'lake:'))).toBe(false);
+    expect(existsSync(join(process.cwd(), 'lakes:'))).toBe(false);
   });
 
   it('opens SQLite from a plain path or a sqlite: URL', async () => {
@@ -43,6 +43,27 @@ describe('openWarehouse', () => {
     expect(readdirSync(dir).filter((f) => f.endsWith('.db')).sort()).toEqual(['plain.db', 'prefixed.db', 'slashes.db']);
   });
 
+  it('opens a lake from lake:///absolute/path, creating it on first use, and refuses a lake URL without a directory', async () => {
+    const root = join(dir, 'lake');
+    const warehouse = openWarehouse(`lake://${root}`, { inline: true });
+    expect(warehouse.kind).toBe('lake');
+    expect(warehouse.location).toBe(root);
+    expect(existsSync(root)).toBe(false);
+    await warehouse.publish({
+      node: 'orders', partition: 'k', backfillId: 'b', runKey: 'r', workflowId: 'w', data: { rows: [{ a: 1 }], selects: [] },
+      checks: [], transform: 't', params: {}, codeVersion: 'c', inputs: [], attempt: 1, startedAt: 0,
+    });
+    expect(await warehouse.query('SELECT a FROM orders')).toEqual([{ a: 1 }]);
+    await warehouse.close();
+    expect(existsSync(join(root, 'orders', 'k.parquet'))).toBe(true);
+    expect(warehouseExists(`lake://${root}`)).toBe(true);
+    expect(warehouseExists(`lake://${join(dir, 'no-lake')}`)).toBe(false);
+    expect(existsSync(join(dir, 'no-lake'))).toBe(false);
+    for (const location of ['lake:', 'lake://']) {
+      expect(() => openWarehouse(location, { inline: true }), location).toThrow(/names no directory: use lake:\/\/\/absolute\/path/);
+    }
+  });
+
   it('opens a registered scheme through its adapter, and still refuses the others, naming the registered ones', () => {
     const opened: Array<[string, boolean]> = [];
     const fake = { kind: 'memo' } as unknown as Warehouse;
@@ -53,7 +74,7 @@ describe('openWarehouse', () => {
       ['MEMO://bucket/x', true],
       ['memo:somewhere', false],
     ]);
-    expect(() => openWarehouse('memoo://x', { inline: true })).toThrow(/scheme 'memoo:', which backfill does not know: use postgres:\/\/…, postgresql:\/\/…, sqlite:…, memo:…/);
+    expect(() => openWarehouse('memoo://x', { inline: true })).toThrow(/scheme 'memoo:', which backfill does not know: use postgres:\/\/…, postgresql:\/\/…, sqlite:…, lake:…, memo:…/);
     expect(() => openWarehouse('memoo://x', { inline: true })).toThrow(/BACKFILL_WAREHOUSE_ADAPTERS: docs\/warehouses\.md/);
   });
 
@@ -88,5 +109,11 @@ describe('openWarehouse', () => {
     for (const [list, message] of cases) await expect(loadWarehouseAdapters(list, dir), list).rejects.toThrow(message);
     await loadWarehouseAdapters(undefined);
     await loadWarehouseAdapters('  ');
+  });
+  it('lets an adapter registered for lake: take the bundled lake\'s place (this test comes last: the registry is the process\'s)', () => {
+    const mine = { kind: 'my-lake' } as unknown as Warehouse;
+    registerWarehouse({ scheme: 'lake', open: () => mine });
+    expect(openWarehouse(`lake://${join(dir, 'elsewhere')}`, { inline: true })).toBe(mine);
+    expect(() => registerWarehouse({ scheme: 'lake', open: () => mine })).toThrow(/another warehouse adapter is already registered for 'lake:'/);
   });
 });

@@ -321,12 +321,13 @@ export function warehouseSuite(kind: Warehouse['kind'], open: WarehouseFactory):
 
   describe(`${kind}: SELECTs run in the warehouse`, () => {
     it('insert the rows a SELECT returns, with :partition and :start bound', async () => {
+      // Column names every engine takes unquoted (`at` is a keyword in DuckDB).
       await wh.publish(
         write('events', '2024-01-01', {
           rows: [
-            { id: 1, at: '2024-01-01T03:00:00Z', amount: 5 },
-            { id: 2, at: '2024-01-01T09:00:00Z', amount: 7 },
-            { id: 3, at: '2024-01-02T01:00:00Z', amount: 100 },
+            { id: 1, happened_at: '2024-01-01T03:00:00Z', amount: 5 },
+            { id: 2, happened_at: '2024-01-01T09:00:00Z', amount: 7 },
+            { id: 3, happened_at: '2024-01-02T01:00:00Z', amount: 100 },
           ],
         }),
       );
@@ -334,7 +335,7 @@ export function warehouseSuite(kind: Warehouse['kind'], open: WarehouseFactory):
         write('daily', '2024-01-01', {
           selects: [
             {
-              sql: 'SELECT :partition AS day, COUNT(*) AS events, SUM(amount) AS total FROM events WHERE at >= :start AND at < :end',
+              sql: 'SELECT :partition AS day, COUNT(*) AS events, SUM(amount) AS total FROM events WHERE happened_at >= :start AND happened_at < :end',
               bindings: { partition: '2024-01-01', start: '2024-01-01T00:00:00Z', end: '2024-01-02T00:00:00Z' },
             },
           ],

@@ -1,0 +1,45 @@
+/**
+ * A warehouse whose engine loads on its first call. An adapter's `open` must be cheap and
+ * synchronous; one whose driver is heavy (a native module, such as the lake's DuckDB) returns
+ * this, so a process that never uses the warehouse never loads the driver.
+ */
+import type { Warehouse } from './types.ts';
+
+export function deferredWarehouse(identity: { kind: string; location: string }, load: () => Promise<Warehouse>): Warehouse {
+  let loading: Promise<Warehouse> | undefined;
+  const loaded = (): Promise<Warehouse> => {
+    if (!loading) {
+      loading = load();
+      // A failed load (the driver missing) is tried again by the next call, not remembered.
+      loading.catch(() => (loading = undefined));
+    }
+    return loading;
+  };
+  return {
+    kind: identity.kind,
+    location: identity.location,
+    pin: async (...args) => (await loaded()).pin(...args),
+    query: async (...args) => (await loaded()).query(...args),
+    publish: async (...args) => (await loaded()).publish(...args),
+    publishMany: async (...args) => (await loaded()).publishMany(...args),
+    publishedBy: async (...args) => (await loaded()).publishedBy(...args),
+    ledger: async (...args) => (await loaded()).ledger(...args),
+    changesBy: async (...args) => (await loaded()).changesBy(...args),
+    restore: async (...args) => (await loaded()).restore(...args),
+    rollbacks: async (...args) => (await loaded()).rollbacks(...args),
+    publishedRows: async (...args) => (await loaded()).publishedRows(...args),
+    ledgerVersions: async (...args) => (await loaded()).ledgerVersions(...args),
+    identity: async () => (await loaded()).identity(),
+    acquireDatasets: async (...args) => (await loaded()).acquireDatasets(...args),
+    releaseDatasets: async (...args) => (await loaded()).releaseDatasets(...args),
+    publishStaged: async (...args) => (await loaded()).publishStaged(...args),
+    discardStaged: async (...args) => (await loaded()).discardStaged(...args),
+    diffStaged: async (...args) => (await loaded()).diffStaged(...args),
+    // Closing a warehouse never used loads nothing.
+    close: async () => {
+      const opened = loading ? await loading.catch(() => undefined) : undefined;
+      loading = undefined;
+      await opened?.close();
+    },
+  };
+}

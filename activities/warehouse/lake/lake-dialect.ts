@@ -1,0 +1,772 @@
+/**
+ * The lake dialect: a directory of Parquet files, written and read with DuckDB, that any
+ * Parquet reader can read without backfill (see `layout.ts`). Every version of a partition is
+ * a Parquet file of its own, immutable once written; the ledger, the published pointers, the
+ * rollback audit, the leases and each dataset's view live in a DuckDB catalogue inside the
+ * directory (`_backfill/catalog.duckdb`), which one process at a time holds (`catalogue.ts`).
+ *
+ * A publish stages the new version's rows in a temporary table, checks them there, and at
+ * commit writes them to the version's file (durably, under its final name) before the
+ * catalogue's transaction commits: a version in the ledger always has its file. The published
+ * files in the dataset's directory follow the pointers right after the commit, still under the
+ * lock; a holder that dies in between leaves the moves recorded in the catalogue, and the next
+ * holder finishes them before anything else.
+ */
+import { chmodSync, existsSync, mkdirSync, rmSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { DuckDBConnection, DuckDBInstance, type DuckDBAppender, type DuckDBValue } from '@duckdb/node-api';
+import {
+  InvalidDatasetError,
+  PARTITION_COLUMN,
+  SqlError,
+  SqlRefusedError,
+  SqlWarehouse,
+  VERSION_COLUMN,
+  bindPositional,
+  notASelect,
+  outsideScope,
+  positionalParameters,
+  publishedOf,
+  quoteIdent,
+  quoteLiteral,
+  scopedSelect,
+  singleStatement,
+  versionsTable,
+  type Codec,
+  type ColumnType,
+  type Dialect,
+  type InternalTable,
+  type Params,
+  type PartitionInput,
+  type PinnedInput,
+  type PublishRequest,
+  type PublishStart,
+  type Row,
+  type Session,
+  type SpecSql,
+  type SpecStatement,
+  type ValueKind,
+  type Wanted,
+} from '../../../warehouse.ts';
+import { CATALOG, CatalogueHold, type HoldOptions } from './catalogue.ts';
+import { LakeLayout, mirror, settle } from './layout.ts';
+import { ACTS_OUTSIDE, ROW_FUNCTIONS, fileShaped, parseQuery, shown, type ParsedQuery } from './spec-sql.ts';
+import { bindTypes, castFor, jsValue, kindOf, rawValue, toStored, typeName, typeOfValue, widerType } from './values.ts';
+
+const CODEC: Codec = {
+  json: (value) => JSON.stringify(value),
+  fromJson: <T>(value: unknown) => JSON.parse(value as string) as T,
+  bool: (value) => value,
+  fromBool: (value) => value === true,
+  fromTime: (value) => String(value),
+};
+
+// Times are ISO 8601 text, as the protocol writes them: they sort in time order and read back unchanged.
+const TYPES: Record<ColumnType, string> = { text: 'VARCHAR', key: 'VARCHAR', integer: 'INTEGER', bigint: 'BIGINT', number: 'DOUBLE', boolean: 'BOOLEAN', json: 'VARCHAR', time: 'VARCHAR' };
+
+/** DuckDB's errors that the same SQL will hit again. */
+const SQL_ERRORS = /^(Parser|Binder|Catalog|Conversion|Invalid Input|Out of Range|Not implemented|Invalid type|Constraint|Permission) Error/;
+
+function wrapSqlError(error: unknown, sql: string): never {
+  if (error instanceof Error && SQL_ERRORS.test(error.message)) {
+    const message = error.message.split('\n')[0]!;
+    if (/^Permission Error/.test(message)) throw new SqlRefusedError(`${message}: spec SQL reads only the lake's datasets, by name: ${shown(sql)}`);
+    throw new SqlError(`${message} in SQL: ${shown(sql)}`);
+  }
+  throw error;
+}
+
+/** A dataset's columns and their types, as the catalogue keeps them (type VARCHAR for a column that only held NULLs). */
+type Column = { name: string; type: string };
+
+/** The catalogue's own tables besides the protocol's: the datasets' columns and views, and pointer moves not yet mirrored in files. */
+const OWN_TABLES = [
+  `CREATE TABLE IF NOT EXISTS ${CATALOG}.backfill.datasets (node VARCHAR NOT NULL PRIMARY KEY, columns VARCHAR NOT NULL, view VARCHAR)`,
+  `CREATE TABLE IF NOT EXISTS ${CATALOG}.backfill.mirror (node VARCHAR NOT NULL, partition VARCHAR NOT NULL, PRIMARY KEY (node, partition))`,
+];
+
+const ROWS_PER_INSERT = 500;
+/** Records of mirrored pointer moves kept before a write transaction forgets them. */
+const MIRRORED_KEPT = 200;
+
+export type LakeOptions = HoldOptions;
+
+/** Whether `value` goes into a column of `type` as it is, through the appender. */
+function appendable(value: unknown, type: string): boolean {
+  if (value === null || value === undefined) return true;
+  switch (type) {
+    case 'VARCHAR':
+      return typeof value === 'string';
+    case 'BIGINT':
+      return (typeof value === 'number' && Number.isSafeInteger(value)) || (typeof value === 'bigint' && BigInt.asIntN(64, value) === value);
+    case 'HUGEINT':
+      return (typeof value === 'number' && Number.isSafeInteger(value)) || (typeof value === 'bigint' && BigInt.asIntN(128, value) === value);
+    case 'DOUBLE':
+      return typeof value === 'number';
+    case 'BOOLEAN':
+      return typeof value === 'boolean';
+    default:
+      return false;
+  }
+}
+
+function append(appender: DuckDBAppender, value: unknown, type: string): void {
+  if (value === null || value === undefined) appender.appendNull();
+  else if (type === 'VARCHAR') appender.appendVarchar(value as string);
+  else if (type === 'BIGINT') appender.appendBigInt(BigInt(value as number | bigint));
+  else if (type === 'HUGEINT') appender.appendHugeInt(BigInt(value as number | bigint));
+  else if (type === 'DOUBLE') appender.appendDouble(value as number);
+  else appender.appendBoolean(value as boolean);
+}
+
+/** (node, partition) pairs as a VALUES list of `:name` parameters (DuckDB's json_each costs more). */
+function pairs(list: ReadonlyArray<readonly [string, string]>): { values: string; params: Params } {
+  const params: Params = {};
+  const values = list.map(([node, partition], i) => ((params[`n${i}`] = node), (params[`p${i}`] = partition), `(:n${i}, :p${i})`)).join(', ');
+  return { values, params };
+}
+
+export class LakeDialect implements Dialect {
+  readonly kind = 'lake' as const;
+  readonly concurrent = false;
+  readonly codec = CODEC;
+  readonly scopeTable = 'temp.main.backfill_scope';
+  readonly forShare = '';
+  readonly location: string;
+  readonly layout: LakeLayout;
+  readonly hold: CatalogueHold;
+  private opened: Promise<{ instance: DuckDBInstance; connection: DuckDBConnection }> | undefined;
+  /** Pointer moves mirrored in files, whose records the next write transaction (or the release) clears. */
+  mirrored: Array<[node: string, partition: string]> = [];
+  /** Own statements with their `:name` parameters numbered, once per text. */
+  readonly numbered = new Map<string, { text: string; names: string[] }>();
+  /**
+   * While this process holds the catalogue (no one else changes it): the datasets' columns as
+   * committed, and the datasets whose view reads their published files already. Forgotten at
+   * each attach.
+   */
+  datasets: Map<string, Column[]> | undefined;
+  readonly filesViews = new Set<string>();
+
+  constructor(root: string, options: LakeOptions = {}) {
+    this.location = resolve(root);
+    this.layout = new LakeLayout(this.location);
+    this.hold = new CatalogueHold(
+      () => this.connection(),
+      this.layout,
+      () => this.recover(),
+      () => this.clearMirrored(),
+      options,
+    );
+  }
+
+  /** The process's DuckDB: in memory, with the catalogue attached while held, kept inside the lake. */
+  async connection(): Promise<DuckDBConnection> {
+    this.opened ??= (async () => {
+      mkdirSync(this.layout.catalogDir, { recursive: true });
+      const instance = await DuckDBInstance.create(':memory:');
+      const connection = await instance.connect();
+      const root = `${this.location}/`;
+      for (const statement of [
+        `SET allowed_directories = [${quoteLiteral(root)}]`,
+        `SET temp_directory = ${quoteLiteral(`${this.layout.catalogDir}/tmp-${process.pid}`)}`,
+        'SET enable_external_access = false',
+        'SET autoinstall_known_extensions = false',
+        'SET autoload_known_extensions = false',
+        'SET allow_community_extensions = false',
+        // Division of whole numbers is whole, as in SQLite and PostgreSQL.
+        'SET integer_division = true',
+        'SET lock_configuration = true',
+        `CREATE TEMP TABLE backfill_scope (node VARCHAR NOT NULL, partition VARCHAR NOT NULL, version INTEGER NOT NULL, PRIMARY KEY (node, partition))`,
+      ]) {
+        await connection.run(statement);
+      }
+      return { instance, connection };
+    })();
+    this.opened.catch(() => (this.opened = undefined));
+    return (await this.opened).connection;
+  }
+
+  table(name: InternalTable): string {
+    return `${CATALOG}.backfill.${name}`;
+  }
+
+  indexDdl(name: string, table: InternalTable, columns: readonly string[]): string {
+    return `CREATE INDEX IF NOT EXISTS ${name} ON ${this.table(table)} (${columns.join(', ')})`;
+  }
+
+  /** The temporary table that holds the versions a transaction stages, before they become files. */
+  versionsTable(node: string): string {
+    return `temp.main.${quoteIdent(versionsTable(node))}`;
+  }
+
+  jsonEach(param: string): string {
+    return `json_each(${param})`;
+  }
+
+  columnType(type: ColumnType): string {
+    return TYPES[type];
+  }
+
+  async tableColumns(session: Session, table: InternalTable): Promise<string[]> {
+    const rows = await session.all<{ name: string }>(
+      `SELECT column_name AS name FROM duckdb_columns() WHERE database_name = '${CATALOG}' AND schema_name = 'backfill' AND table_name = :table`,
+      { table },
+    );
+    return rows.map((r) => r.name);
+  }
+
+  async prepare(session: Session): Promise<void> {
+    await session.run(`CREATE SCHEMA IF NOT EXISTS ${CATALOG}.backfill`);
+    for (const ddl of OWN_TABLES) await session.run(ddl);
+  }
+
+  typeOf = typeOfValue;
+  widen = widerType;
+  value = toStored;
+
+  async transaction<T>(work: (session: Session) => Promise<T>, options: { lock?: string; readOnly?: boolean } = {}): Promise<T> {
+    const c = await this.connection();
+    await this.hold.acquire();
+    this.hold.busy = true;
+    const session = new LakeSession(this, c, options.readOnly === true);
+    try {
+      await c.run('BEGIN TRANSACTION');
+      let result: T;
+      try {
+        if (!session.readOnly) await this.clearMirrored(session);
+        result = await work(session);
+        await session.beforeCommit();
+        await c.run('COMMIT');
+      } catch (error) {
+        await c.run('ROLLBACK').catch(() => undefined);
+        session.discardFiles();
+        throw error;
+      }
+      await session.afterCommit();
+      return result;
+    } finally {
+      await session.dropStaging();
+      this.hold.busy = false;
+      await this.hold.done().catch(() => undefined);
+    }
+  }
+
+  /**
+   * Forgets the records of pointer moves already mirrored in files, in one statement: inside a
+   * write transaction once enough have gathered (until then a record costs only a look at the
+   * file's link on the next attach), and all of them, in a transaction of their own, before the
+   * catalogue is let go.
+   */
+  private async clearMirrored(session?: LakeSession): Promise<void> {
+    if (this.mirrored.length === 0 || (session && this.mirrored.length < MIRRORED_KEPT)) return;
+    const done = this.mirrored;
+    this.mirrored = [];
+    const { values, params } = pairs(done);
+    const sql = `DELETE FROM ${CATALOG}.backfill.mirror m WHERE EXISTS (SELECT 1 FROM (VALUES ${values}) v(node, partition) WHERE m.node = v.node AND m.partition = v.partition)`;
+    if (session) return session.run(sql, params);
+    const c = await this.connection();
+    await c.run('BEGIN TRANSACTION');
+    try {
+      await new LakeSession(this, c, false).run(sql, params);
+      await c.run('COMMIT');
+    } catch (error) {
+      await c.run('ROLLBACK').catch(() => undefined);
+      this.mirrored.push(...done);
+      throw error;
+    }
+  }
+
+  /**
+   * On taking the catalogue: finishes the pointer moves a holder that died did not mirror in
+   * files, and makes the views again when this process sees the lake at another path.
+   */
+  private async recover(): Promise<void> {
+    this.datasets = undefined;
+    this.filesViews.clear();
+    const c = await this.connection();
+    const s = new LakeSession(this, c, false);
+    const [exists] = await s.all<{ n: number }>(`SELECT COUNT(*) AS n FROM duckdb_tables() WHERE database_name = '${CATALOG}' AND schema_name = 'backfill' AND table_name = 'mirror'`);
+    if (!exists || Number(exists.n) === 0) return;
+    const pending = await s.all<{ node: string; partition: string; version: number | null }>(
+      `SELECT m.node, m.partition, p.version FROM ${CATALOG}.backfill.mirror m LEFT JOIN ${this.table('partitions')} p ON p.node = m.node AND p.partition = m.partition`,
+    );
+    for (const { node, partition, version } of pending) mirror(this.layout, node, partition, version === null ? null : this.layout.version(node, partition, Number(version)));
+    const [root] = await s.all<{ value: string }>(`SELECT value FROM ${this.table('meta')} WHERE key = 'lake_root'`);
+    // A lake first seen here, or at another path: every view is made again with this process's paths.
+    const moved = root === undefined || root.value !== this.location;
+    const nodes = moved ? (await s.all<{ node: string }>(`SELECT node FROM ${CATALOG}.backfill.datasets`)).map((r) => r.node) : [...new Set(pending.map((p) => p.node))];
+    await s.refreshViews(nodes, moved);
+    this.mirrored.push(...pending.map((p): [string, string] => [p.node, p.partition]));
+    if (root?.value !== this.location) {
+      await s.run(`INSERT INTO ${this.table('meta')} (key, value) VALUES ('lake_root', :root) ON CONFLICT (key) DO UPDATE SET value = excluded.value`, { root: this.location });
+    }
+  }
+
+  async close(): Promise<void> {
+    if (!this.opened) return;
+    await this.hold.close();
+    const { connection, instance } = await this.opened;
+    connection.closeSync();
+    instance.closeSync();
+    this.opened = undefined;
+    rmSync(`${this.layout.catalogDir}/tmp-${process.pid}`, { recursive: true, force: true });
+  }
+}
+
+type Staged = { node: string; partition: string; version: number; columns: Set<string> };
+
+class LakeSession implements Session {
+  /** Versions staged in this transaction, by `node/partition/version`. */
+  private staged = new Map<string, Staged>();
+  /** Datasets whose columns this transaction changes: their new columns. */
+  private pending = new Map<string, Column[]>();
+  /** Staging tables made in this transaction, by table name: their node. */
+  private stagingTables = new Map<string, string>();
+  /** Pointer moves, by `node\0partition`. */
+  private moves = new Map<string, { node: string; partition: string; version: number | null }>();
+  /** Files written for this transaction's versions, removed if it does not commit. */
+  private written: string[] = [];
+  /** Files of versions this transaction drops (discarded staged versions), removed once it commits. */
+  private dropped: string[] = [];
+
+  constructor(
+    private readonly dialect: LakeDialect,
+    private readonly c: DuckDBConnection,
+    readonly readOnly: boolean,
+  ) {}
+
+  private statement(sql: string, params: Params): { text: string; values: DuckDBValue[] } {
+    let numbered = this.dialect.numbered.get(sql);
+    if (!numbered) this.dialect.numbered.set(sql, (numbered = positionalParameters(sql)));
+    return { text: numbered.text, values: numbered.names.map((n) => (params[n] ?? null) as DuckDBValue) };
+  }
+
+  async all<T = Row>(sql: string, params: Params = {}): Promise<T[]> {
+    const { text, values } = this.statement(sql, params);
+    // A materialized result, read at once: half the cost of a result reader in DuckDB's client.
+    const result = await this.c.run(text, values, bindTypes(values));
+    const names = result.columnNames();
+    return (await result.getRows()).map((row) => Object.fromEntries(row.map((v, i) => [names[i]!, jsValue(v)]))) as T[];
+  }
+
+  async run(sql: string, params: Params = {}): Promise<void> {
+    const { text, values } = this.statement(sql, params);
+    await this.c.run(text, values, bindTypes(values));
+  }
+
+  /** DuckDB has no savepoints: what the work staged and the column changes it made are undone by hand. */
+  async savepoint<T>(work: () => Promise<T>): Promise<T> {
+    const staged = new Set(this.staged.keys());
+    const pending = new Map(this.pending);
+    try {
+      return await work();
+    } catch (error) {
+      for (const [key, version] of this.staged) {
+        if (staged.has(key)) continue;
+        await this.c.run(`DELETE FROM ${this.dialect.versionsTable(version.node)} WHERE ${PARTITION_COLUMN} = ${quoteLiteral(version.partition)} AND ${VERSION_COLUMN} = ${version.version}`);
+        this.staged.delete(key);
+      }
+      this.pending = pending;
+      throw error;
+    }
+  }
+
+  async lock(): Promise<void> {
+    // The whole catalogue is held by this process: writers take turns already.
+  }
+
+  async stream(sql: string, params: Params, each: (rows: readonly unknown[][], kinds: readonly ValueKind[]) => void): Promise<void> {
+    const { text, values } = this.statement(sql, params);
+    const result = await this.c.stream(text, values, bindTypes(values));
+    const kinds = result.columnTypes().map(kindOf);
+    for (;;) {
+      const chunk = await result.fetchChunk();
+      if (!chunk || chunk.rowCount === 0) break;
+      each(chunk.getRows().map((row) => row.map(rawValue)), kinds);
+    }
+  }
+
+  private async known(): Promise<Map<string, Column[]>> {
+    if (!this.dialect.datasets) {
+      const rows = await this.all<{ node: string; columns: string }>(`SELECT node, columns FROM ${CATALOG}.backfill.datasets`);
+      this.dialect.datasets = new Map(rows.map((r) => [r.node, JSON.parse(r.columns) as Column[]]));
+    }
+    return this.dialect.datasets;
+  }
+
+  /** A dataset's columns, with this transaction's changes; null when it has none yet. */
+  private async datasetColumns(node: string): Promise<Column[] | null> {
+    return this.pending.get(node) ?? (await this.known()).get(node) ?? null;
+  }
+
+  async columns(node: string): Promise<string[] | null> {
+    return (await this.datasetColumns(node))?.map((c) => c.name) ?? null;
+  }
+
+  async ensureDataset(node: string, wanted: readonly Wanted[], adopt: boolean): Promise<void> {
+    const existing = await this.datasetColumns(node);
+    if (existing === null) await this.assertNameFree(node, adopt);
+    const columns = [...(existing ?? [])];
+    for (const w of wanted) {
+      const have = columns.findIndex((c) => c.name === w.name);
+      if (have < 0) columns.push({ name: w.name, type: w.type ?? 'VARCHAR' });
+      else if (w.type !== null) columns[have] = { name: w.name, type: widerType(columns[have]!.type, w.type) };
+    }
+    if (existing === null || JSON.stringify(columns) !== JSON.stringify(existing)) this.pending.set(node, columns);
+    const table = this.dialect.versionsTable(node);
+    if (!this.stagingTables.has(table)) {
+      const defs = columns.map((c) => `, ${quoteIdent(c.name)} ${c.type}`).join('');
+      // OR REPLACE: a table an earlier transaction failed to drop goes.
+      await this.c.run(`CREATE OR REPLACE TEMP TABLE ${quoteIdent(versionsTable(node))} (${PARTITION_COLUMN} VARCHAR NOT NULL, ${VERSION_COLUMN} INTEGER NOT NULL${defs})`);
+      this.stagingTables.set(table, node);
+      return;
+    }
+    const staging = (await this.c.runAndReadAll(`SELECT column_name, data_type FROM duckdb_columns() WHERE database_name = 'temp' AND table_name = ${quoteLiteral(versionsTable(node))}`)).getRows();
+    for (const column of columns) {
+      const found = staging.find((r) => r[0] === column.name);
+      if (!found) await this.c.run(`ALTER TABLE ${table} ADD COLUMN ${quoteIdent(column.name)} ${column.type}`);
+      else if (found[1] !== column.type) await this.c.run(`ALTER TABLE ${table} ALTER COLUMN ${quoteIdent(column.name)} TYPE ${column.type}`);
+    }
+  }
+
+  /** Before a dataset's first version: its view's name must be free in the catalogue, or a view the node adopts. */
+  private async assertNameFree(node: string, adopt: boolean): Promise<void> {
+    const [found] = await this.all<{ kind: string }>(
+      `SELECT 'view' AS kind FROM duckdb_views() WHERE database_name = '${CATALOG}' AND schema_name = 'main' AND lower(view_name) = lower(:node)
+       UNION ALL SELECT 'table' FROM duckdb_tables() WHERE database_name = '${CATALOG}' AND schema_name = 'main' AND lower(table_name) = lower(:node)`,
+      { node },
+    );
+    if (!found || (found.kind === 'view' && adopt)) return;
+    throw new InvalidDatasetError(
+      found.kind === 'view'
+        ? `dataset '${node}': a view ${node} exists in the lake's catalogue that backfill did not create: set adopt: true on the node to replace it with the dataset's view, or rename the node`
+        : `dataset '${node}': a table named ${node} exists in the lake's catalogue, and backfill needs the name for the dataset's view: rename the node, or move the table out of the way (adopt replaces views only)`,
+    );
+  }
+
+  private stage(table: string, partition: string, version: number, columns: readonly string[]): void {
+    const node = this.stagingTables.get(table);
+    if (node === undefined) throw new Error(`the lake stages versions in tables it made in this transaction, and ${table} is not one`);
+    const key = `${node}/${partition}/${version}`;
+    const staged = this.staged.get(key) ?? { node, partition, version, columns: new Set<string>() };
+    for (const c of columns) staged.columns.add(c);
+    this.staged.set(key, staged);
+  }
+
+  async insertRows(table: string, partition: string, version: number, columns: readonly string[], rows: readonly unknown[][]): Promise<void> {
+    this.stage(table, partition, version, columns);
+    if (await this.appendRows(table, partition, version, columns, rows)) return;
+    const head = `INSERT INTO ${table} (${PARTITION_COLUMN}, ${VERSION_COLUMN}${columns.map((c) => `, ${quoteIdent(c)}`).join('')}) VALUES `;
+    const perRow = columns.length + 2;
+    for (let start = 0; start < rows.length; start += ROWS_PER_INSERT) {
+      const values: DuckDBValue[] = [];
+      const tuples = rows.slice(start, start + ROWS_PER_INSERT).map((row, r) => {
+        values.push(partition, version, ...(row as DuckDBValue[]));
+        return `(${Array.from({ length: perRow }, (_, i) => `$${r * perRow + i + 1}`).join(', ')})`;
+      });
+      await this.c.run(head + tuples.join(', '), values, bindTypes(values));
+    }
+  }
+
+  /**
+   * Appends the rows through DuckDB's appender, a fraction of an INSERT's cost for a few hundred
+   * rows, when every value is already of its column's type (so nothing is cast differently from
+   * an INSERT); false, having appended nothing, when one is not.
+   */
+  private async appendRows(table: string, partition: string, version: number, columns: readonly string[], rows: readonly unknown[][]): Promise<boolean> {
+    const node = this.stagingTables.get(table);
+    const dataset = node === undefined ? null : await this.datasetColumns(node);
+    if (node === undefined || dataset === null || rows.length === 0) return false;
+    // The staging table's columns are the dataset's, in its order (made so, and widened with it).
+    const at = dataset.map((c) => columns.indexOf(c.name));
+    if (columns.some((c) => !dataset.some((d) => d.name === c))) return false;
+    const fits = rows.every((row) => dataset.every((c, i) => at[i]! < 0 || appendable(row[at[i]!], c.type)));
+    if (!fits) return false;
+    const appender = await this.c.createAppender(versionsTable(node), 'main', 'temp');
+    try {
+      if (appender.columnCount !== dataset.length + 2) return false;
+      for (const row of rows) {
+        appender.appendVarchar(partition);
+        appender.appendInteger(version);
+        dataset.forEach((c, i) => append(appender, at[i]! < 0 ? null : row[at[i]!], c.type));
+        appender.endRow();
+      }
+      appender.flushSync();
+    } finally {
+      appender.closeSync();
+    }
+    return true;
+  }
+
+  /** The relation of a dataset's columns with no rows, typed: the left side of reads that may find no file, or files without some columns. */
+  private async typedEmpty(node: string, internal: boolean): Promise<string> {
+    const columns = (await this.datasetColumns(node)) ?? [];
+    const list = [
+      ...(internal ? [`CAST(NULL AS VARCHAR) AS ${PARTITION_COLUMN}`, `CAST(NULL AS INTEGER) AS ${VERSION_COLUMN}`] : []),
+      ...columns.map((c) => `CAST(NULL AS ${c.type}) AS ${quoteIdent(c.name)}`),
+    ];
+    return `SELECT ${list.length > 0 ? list.join(', ') : 'NULL AS __empty'} WHERE false`;
+  }
+
+  async versionRows(node: string, partition: string, version: number): Promise<string> {
+    const table = this.dialect.versionsTable(node);
+    // A version this transaction writes without rows (none inserted, so none staged yet): its file holds no rows.
+    if (!this.staged.has(`${node}/${partition}/${version}`) && this.stagingTables.has(table) && !existsSync(this.dialect.layout.version(node, partition, version))) {
+      const [known] = await this.all<{ n: number }>(`SELECT COUNT(*) AS n FROM ${this.dialect.table('ledger')} WHERE node = :node AND partition = :partition AND version = :version`, {
+        node,
+        partition,
+        version,
+      });
+      if (Number(known?.n ?? 0) === 0) this.stage(table, partition, version, []);
+    }
+    if (this.staged.has(`${node}/${partition}/${version}`)) {
+      return `(SELECT * FROM ${this.dialect.versionsTable(node)} WHERE ${PARTITION_COLUMN} = ${quoteLiteral(partition)} AND ${VERSION_COLUMN} = ${version})`;
+    }
+    const file = this.dialect.layout.version(node, partition, version);
+    if (!existsSync(file)) throw new Error(`version ${version} of ${node} ${partition}: its file ${file} is missing from the lake`);
+    return `(${await this.typedEmpty(node, true)} UNION ALL BY NAME SELECT * FROM read_parquet(${quoteLiteral(file)}))`;
+  }
+
+  async pinnedRows(node: string, versions: ReadonlyArray<readonly [string, number]>, columns: readonly string[]): Promise<string> {
+    const list = columns.length > 0 ? columns.map(quoteIdent).join(', ') : 'NULL AS __empty';
+    const empty = await this.typedEmpty(node, false);
+    if (versions.length === 0) return `SELECT ${list} FROM (${empty})`;
+    const files = versions.map(([partition, version]) => quoteLiteral(this.dialect.layout.version(node, partition, version)));
+    return `SELECT ${list} FROM (${empty} UNION ALL BY NAME SELECT * EXCLUDE (${PARTITION_COLUMN}, ${VERSION_COLUMN}) FROM read_parquet([${files.join(', ')}], union_by_name = true, hive_partitioning = false))`;
+  }
+
+  /**
+   * The start of a publish in one statement instead of four (its lease, this run's version, the
+   * newest and the published version), then the inputs' published versions, as the protocol's own
+   * would read them: a statement costs DuckDB milliseconds, and the lake's publishes take turns.
+   */
+  async startPublish(request: PublishRequest): Promise<PublishStart> {
+    const { node, partition, runKey } = request;
+    const [row] = await this.all<Row>(
+      `SELECT le.backfill_id AS lease_backfill, le.run_key AS lease_run,
+         (SELECT COALESCE(MAX(version), 0) FROM ${this.dialect.table('ledger')} WHERE node = :node AND partition = :partition) AS latest,
+         (SELECT version FROM ${this.dialect.table('partitions')} WHERE node = :node AND partition = :partition) AS current,
+         a.version, a.previous_version, a.row_count, a.checksum, a.schema_hash, a.warnings, a.status
+       FROM (SELECT 1 AS one) o
+       LEFT JOIN ${this.dialect.table('leases')} le ON le.node = :node
+       LEFT JOIN (SELECT version, previous_version, row_count, checksum, schema_hash, warnings, status FROM ${this.dialect.table('ledger')}
+         WHERE node = :node AND partition = :partition AND run_key = :run_key AND status IN ('published', 'staged') ORDER BY version DESC LIMIT 1) a ON true`,
+      { node, partition, run_key: runKey },
+    );
+    const lease = row!.lease_run === null ? null : { backfillId: String(row!.lease_backfill), runKey: String(row!.lease_run) };
+    const skipped = { latest: 0, current: null, pinned: [] };
+    if (lease && lease.runKey !== runKey) return { lease, already: null, ...skipped };
+    if (row!.version !== null) return { lease, already: publishedOf(this.dialect.codec, row!), ...skipped };
+    const pinned = request.pinned ? [...request.pinned] : await this.pin(request.inputs);
+    return { lease, already: null, latest: Number(row!.latest), current: row!.current === null ? null : Number(row!.current), pinned };
+  }
+
+  /** The published version of every upstream partition `inputs` cover (as `Warehouse.pin` without a run key). */
+  private async pin(inputs: readonly PartitionInput[]): Promise<PinnedInput[]> {
+    const pinned: PinnedInput[] = [];
+    for (const input of inputs) {
+      const params: Params = { node: input.node };
+      let where = '';
+      if (input.all) {
+        // Every partition of the upstream.
+      } else if (input.keys) {
+        input.keys.forEach((key, i) => (params[`k${i}`] = key));
+        where = input.keys.length === 0 ? ' AND false' : ` AND partition IN (${input.keys.map((_, i) => `:k${i}`).join(', ')})`;
+      } else {
+        Object.assign(params, { from: input.from, to: input.to });
+        where = ' AND partition BETWEEN :from AND :to';
+      }
+      const rows = await this.all<{ partition: string; version: number }>(`SELECT partition, version FROM ${this.dialect.table('partitions')} WHERE node = :node${where}`, params);
+      pinned.push({ ...input, versions: rows.map((r) => [r.partition, Number(r.version)]) });
+    }
+    return pinned;
+  }
+
+  async dropVersions(node: string, versions: ReadonlyArray<readonly [string, number]>): Promise<void> {
+    for (const [partition, version] of versions) this.dropped.push(this.dialect.layout.version(node, partition, version));
+  }
+
+  async pointed(node: string, partition: string, version: number | null): Promise<void> {
+    this.moves.set(`${node}\0${partition}`, { node, partition, version });
+  }
+
+  /** Writes each staged version to its file, and records the dataset changes and pointer moves, in the transaction that commits them. */
+  async beforeCommit(): Promise<void> {
+    const { layout } = this.dialect;
+    for (const version of this.staged.values()) {
+      const target = layout.version(version.node, version.partition, version.version);
+      const incoming = layout.scratch(version.node);
+      this.written.push(incoming);
+      const columns = [...version.columns].map(quoteIdent).map((c) => `, ${c}`).join('');
+      await this.c.run(
+        `COPY (SELECT ${PARTITION_COLUMN}, ${VERSION_COLUMN}${columns} FROM ${this.dialect.versionsTable(version.node)} ` +
+          `WHERE ${PARTITION_COLUMN} = ${quoteLiteral(version.partition)} AND ${VERSION_COLUMN} = ${version.version}) TO ${quoteLiteral(incoming)} (FORMAT parquet, COMPRESSION zstd)`,
+      );
+      chmodSync(incoming, 0o444);
+      settle(incoming, target, layout.versions(version.node, version.partition));
+      this.written.push(target);
+    }
+    for (const [node, columns] of this.pending) {
+      await this.run(`INSERT INTO ${CATALOG}.backfill.datasets (node, columns) VALUES (:node, :columns) ON CONFLICT (node) DO UPDATE SET columns = excluded.columns`, {
+        node,
+        columns: JSON.stringify(columns),
+      });
+    }
+    for (const move of this.moves.values()) {
+      // Not ON CONFLICT, which costs DuckDB several times more (nor a VALUES list, which costs more than one of these per move).
+      await this.run(
+        `INSERT INTO ${CATALOG}.backfill.mirror (node, partition) SELECT :node, :partition WHERE NOT EXISTS (SELECT 1 FROM ${CATALOG}.backfill.mirror WHERE node = :node AND partition = :partition)`,
+        move,
+      );
+    }
+
+
+  }
+
+  /** After the commit: the published files follow the pointers, and the views their datasets. */
+  async afterCommit(): Promise<void> {
+    // A dropped version's file goes once the ledger says so; should this process die first, the file stays, unread.
+    for (const file of this.dropped.splice(0)) rmSync(file, { force: true });
+    if (this.moves.size === 0 && this.pending.size === 0) return;
+    for (const { node, partition, version } of this.moves.values()) mirror(this.dialect.layout, node, partition, version === null ? null : this.dialect.layout.version(node, partition, version));
+    if (this.pending.size > 0) this.dialect.datasets = undefined;
+    this.dialect.mirrored.push(...[...this.moves.values()].map((m): [string, string] => [m.node, m.partition]));
+    // A view changes with its dataset's columns, or between no published file and some.
+    const views = new Set(this.pending.keys());
+    for (const move of this.moves.values()) if (move.version === null || !this.dialect.filesViews.has(move.node)) views.add(move.node);
+    if (views.size === 0) return;
+    await this.c.run('BEGIN TRANSACTION');
+    try {
+      await this.refreshViews([...views], false);
+      await this.c.run('COMMIT');
+    } catch (error) {
+      await this.c.run('ROLLBACK').catch(() => undefined);
+      this.dialect.filesViews.clear();
+      throw error;
+    }
+  }
+
+  /**
+   * Makes each dataset's view read its published files (or, while it has none, show its
+   * columns empty), where the view is not that already (`force`: whatever it is).
+   */
+  async refreshViews(nodes: readonly string[], force: boolean): Promise<void> {
+    for (const node of nodes) {
+      const [row] = await this.all<{ columns: string; view: string | null; published: number }>(
+        `SELECT d.columns, d.view, (SELECT COUNT(*) FROM ${this.dialect.table('partitions')} p WHERE p.node = d.node) AS published FROM ${CATALOG}.backfill.datasets d WHERE d.node = :node`,
+        { node },
+      );
+      if (!row) continue;
+      const columns = JSON.parse(row.columns) as Column[];
+      const empty = await this.typedEmpty(node, false);
+      const files = Number(row.published) > 0 && columns.length > 0;
+      const view = files
+        ? `SELECT * FROM (${empty}) UNION ALL BY NAME SELECT * EXCLUDE (${PARTITION_COLUMN}, ${VERSION_COLUMN}) FROM read_parquet(${quoteLiteral(this.dialect.layout.publishedGlob(node))}, union_by_name = true, hive_partitioning = false)`
+          : empty;
+      if (files) this.dialect.filesViews.add(node);
+      else this.dialect.filesViews.delete(node);
+      if (!force && view === row.view) continue;
+      await this.c.run(`CREATE OR REPLACE VIEW ${CATALOG}.main.${quoteIdent(node)} AS ${view}`);
+      await this.run(`UPDATE ${CATALOG}.backfill.datasets SET view = :view WHERE node = :node`, { node, view });
+    }
+  }
+
+  /** Removes the files written for a transaction that did not commit. */
+  discardFiles(): void {
+    for (const file of this.written) rmSync(file, { force: true });
+    this.written = [];
+  }
+
+  async dropStaging(): Promise<void> {
+    for (const table of this.stagingTables.keys()) await this.c.run(`DROP TABLE IF EXISTS ${table}`).catch(() => undefined);
+    this.stagingTables.clear();
+  }
+
+  /** The one door for spec SQL: DuckDB's parser reads it alone as exactly one query; it names no file, no table function that reads, and, inside a partition, datasets by their plain names only. */
+  async spec(spec: SpecSql): Promise<SpecStatement> {
+    const { text, names } = positionalParameters(singleStatement(spec.sql), (name) => castFor(spec.bindings[name]));
+    const values = bindPositional(names, spec.bindings) as DuckDBValue[];
+    const parsed = await parseQuery(this.c, text, spec.sql);
+    await this.assertAllowed(parsed, spec);
+    const body = scopedSelect(text, spec.scope ?? [], spec.given ?? []);
+    const run = async <T>(work: () => Promise<T>): Promise<T> => {
+      try {
+        return await work();
+      } catch (error) {
+        return wrapSqlError(error, spec.sql);
+      }
+    };
+    return {
+      rows: () =>
+        run(async () => {
+          const reader = await this.c.runAndReadAll(body, values, bindTypes(values));
+          const columns = reader.columnNames();
+          return reader.getRows().map((row) => Object.fromEntries(row.map((v, i) => [columns[i]!, jsValue(v)])));
+        }),
+      columns: () =>
+        run(async () => {
+          const prepared = await this.c.prepare(body);
+          return Array.from({ length: prepared.columnCount }, (_, i) => ({ name: prepared.columnName(i), type: typeName(prepared.columnType(i)) }));
+        }),
+      insertInto: (table, columns, partition, version) =>
+        run(async () => {
+          this.stage(table, partition, version, columns);
+          const n = values.length;
+          const cols = columns.map((c) => `, ${quoteIdent(c)}`).join('');
+          const picked = columns.map((c) => `, q.${quoteIdent(c)}`).join('');
+          await this.c.run(`INSERT INTO ${table} (${PARTITION_COLUMN}, ${VERSION_COLUMN}${cols}) SELECT $${n + 1}, $${n + 2}${picked} FROM (\n${body}\n) AS q`, [...values, partition, version], bindTypes(values));
+        }),
+      measure: (aggregate) =>
+        run(async () => {
+          const reader = await this.c.runAndReadAll(`SELECT ${aggregate} AS n FROM (\n${body}\n) AS v`, values, bindTypes(values));
+          const n = jsValue(reader.getRows()[0]![0]!);
+          return n === null ? null : Number(n);
+        }),
+    };
+  }
+
+  /** The door's rules on what spec SQL names. */
+  private async assertAllowed(parsed: ParsedQuery, spec: SpecSql): Promise<void> {
+    const inPartition = spec.scope !== undefined;
+    const refuse = (what: string, why: string) =>
+      inPartition ? outsideScope(what, spec) : new SqlRefusedError(`spec SQL may not ${why}: read the lake's datasets by name: ${shown(spec.sql)}`);
+    if (parsed.otherSources.length > 0) throw new SqlRefusedError(notASelect(spec.sql));
+    for (const fn of parsed.tableFunctions) {
+      if (!ROW_FUNCTIONS.has(fn)) throw refuse(`the table function ${fn}(), which reads files or the catalogue,`, `call the table function ${fn}(), which reads files or the catalogue`);
+    }
+    for (const fn of parsed.functions) if (ACTS_OUTSIDE.has(fn)) throw new SqlRefusedError(`spec SQL may not call ${fn}(), which acts outside the query: ${shown(spec.sql)}`);
+    for (const r of parsed.relations) {
+      const full = [r.catalog, r.schema, r.name].filter((p) => p.length > 0).join('.');
+      if ([r.catalog, r.schema, r.name].some(fileShaped)) throw refuse(`the file ${r.name}`, `name a file (${r.name})`);
+      if (!inPartition || r.cte) continue;
+      const plain = r.catalog === '' && r.schema === '';
+      const lower = r.name.toLowerCase();
+      const named = [...(spec.scope ?? []), ...(spec.given ?? [])].some((g) => g.name.toLowerCase() === lower);
+      if (plain && (named || (await this.datasetColumns(lower)) !== null)) continue;
+      // A plain name that names nothing fails as unknown when it runs; anything else it names is not a dataset.
+      if (plain && !(await this.exists(lower))) continue;
+      throw outsideScope(`${full} (a qualified name, a view or table that is not a dataset, or one of backfill's own tables)`, spec);
+    }
+  }
+
+  private async exists(name: string): Promise<boolean> {
+    const [row] = await this.all<{ n: number }>(
+      `SELECT (SELECT COUNT(*) FROM duckdb_tables() WHERE lower(table_name) = :name) + (SELECT COUNT(*) FROM duckdb_views() WHERE lower(view_name) = :name) AS n`,
+      { name },
+    );
+    return Number(row?.n ?? 0) > 0;
+  }
+}
+
+/** A warehouse in a lake directory. */
+export class LakeWarehouse extends SqlWarehouse {
+  constructor(root: string, options: LakeOptions = {}) {
+    super(new LakeDialect(root, options));
+  }
+
+  /** The lake's dialect (its layout, its catalogue's hold). */
+  get lake(): LakeDialect {
+    return this.dialect as LakeDialect;
+  }
+}

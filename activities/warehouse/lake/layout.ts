@@ -1,0 +1,130 @@
+/**
+ * Where a lake keeps things, so that any Parquet reader finds the published data without
+ * backfill:
+ *
+ *   <lake>/<node>/<partition>.parquet                  the published version of each partition
+ *   <lake>/<node>/_versions/<partition>/<n>.parquet    every version, immutable once written
+ *   <lake>/_backfill/catalog.duckdb                    the ledger, the pointers, the datasets' views
+ *
+ * A dataset's directory holds exactly its published partitions, one file each (a hard link to
+ * the version's file, or a copy where links are not possible); readers skip `_`-prefixed paths
+ * by convention (Spark, pyarrow, polars' hive scan), so `spark.read.parquet('<lake>/orders')`
+ * or `read_parquet('<lake>/orders/*.parquet')` reads what backfill's view shows.
+ */
+import { closeSync, constants, copyFileSync, fsyncSync, linkSync, mkdirSync, openSync, renameSync, rmSync, statSync, unlinkSync } from 'node:fs';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+
+export const CATALOG_DIR = '_backfill';
+export const CATALOG_FILE = 'catalog.duckdb';
+export const VERSIONS_DIR = '_versions';
+
+/**
+ * A partition key as a file name: letters, digits, `-` and `=` stay, anything else (and a
+ * leading `_`, which readers would skip) is percent-encoded, so `2024-01-01` stays as it is and
+ * no key reaches outside its directory.
+ */
+export function fileKey(partition: string): string {
+  let out = '';
+  for (const [i, char] of [...partition].entries()) {
+    const plain = /[A-Za-z0-9=-]/.test(char) || (char === '_' && i > 0);
+    out += plain ? char : [...Buffer.from(char)].map((b) => `%${b.toString(16).toUpperCase().padStart(2, '0')}`).join('');
+  }
+  return out.length > 0 ? out : '%';
+}
+
+export class LakeLayout {
+  constructor(readonly root: string) {}
+
+  get catalogDir(): string {
+    return join(this.root, CATALOG_DIR);
+  }
+
+  get catalog(): string {
+    return join(this.catalogDir, CATALOG_FILE);
+  }
+
+  /** Marker files of the processes waiting for the catalogue. */
+  get waiting(): string {
+    return join(this.catalogDir, 'waiting');
+  }
+
+  dataset(node: string): string {
+    return join(this.root, node);
+  }
+
+  /** The directory of a partition's versions. */
+  versions(node: string, partition: string): string {
+    return join(this.root, node, VERSIONS_DIR, fileKey(partition));
+  }
+
+  version(node: string, partition: string, version: number): string {
+    return join(this.versions(node, partition), `${version}.parquet`);
+  }
+
+  published(node: string, partition: string): string {
+    return join(this.root, node, `${fileKey(partition)}.parquet`);
+  }
+
+  /** What a dataset's view reads: its published files. */
+  publishedGlob(node: string): string {
+    return join(this.root, node, '*.parquet');
+  }
+
+  /** A name beside `path` for a file on its way there (`_`-prefixed: readers skip it). */
+  scratch(node: string): string {
+    mkdirSync(join(this.root, node, VERSIONS_DIR), { recursive: true });
+    return join(this.root, node, VERSIONS_DIR, `_incoming-${randomBytes(6).toString('hex')}.parquet`);
+  }
+}
+
+function fsyncPath(path: string, flags: number): void {
+  const fd = openSync(path, flags);
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Moves a finished file into place, durably: the file's bytes, then its name. */
+export function settle(written: string, target: string, directory: string): void {
+  fsyncPath(written, constants.O_RDONLY);
+  mkdirSync(directory, { recursive: true });
+  renameSync(written, target);
+  fsyncPath(directory, constants.O_RDONLY);
+}
+
+/**
+ * Makes `target` the published file of a partition, or removes it (`source` null), atomically
+ * for a reader listing the directory: a new link is made beside it and renamed over it.
+ */
+export function mirror(layout: LakeLayout, node: string, partition: string, source: string | null): void {
+  const target = layout.published(node, partition);
+  if (source === null) {
+    rmSync(target, { force: true });
+    return;
+  }
+  try {
+    if (statSync(target).ino === statSync(source).ino) return;
+  } catch {
+    // No published file yet.
+  }
+  const incoming = layout.scratch(node);
+  try {
+    linkSync(source, incoming);
+  } catch {
+    // A filesystem without hard links (or across devices): a copy holds the same bytes.
+    copyFileSync(source, incoming);
+  }
+  try {
+    renameSync(incoming, target);
+  } catch (error) {
+    try {
+      unlinkSync(incoming);
+    } catch {
+      // Already gone.
+    }
+    throw error;
+  }
+}

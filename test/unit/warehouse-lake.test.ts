@@ -1,0 +1,266 @@
+/**
+ * The warehouse contract on a Parquet lake, opened as any adapter's warehouse is (its scheme,
+ * `lake://`, through the public entry; the kit from the testkit entry), and what is the lake's own.
+ */
+import { execFile } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
+import { afterEach, describe, expect, it } from 'vitest';
+import { CatalogueHold } from '../../activities/warehouse/lake/catalogue.ts';
+import { LakeWarehouse } from '../../activities/warehouse/lake/lake-dialect.ts';
+import { LakeLayout } from '../../activities/warehouse/lake/layout.ts';
+import { SqlError, openWarehouse, quoteIdent, quoteLiteral, type Row } from '../../warehouse.ts';
+import { rejection, warehouseSuite, write, type RawAccess } from '../../warehouse-testkit.ts';
+
+/**
+ * Writes behind the lake's back: SQL on its catalogue (taken from the warehouse the way
+ * another process takes it), and a change to a stored version, which in a lake is a rewrite
+ * of the version's Parquet file.
+ */
+export function lakeRawAccess(root: string): RawAccess {
+  const layout = new LakeLayout(root);
+  const versionsOf = (node: string) => quoteLiteral(join(root, node, '_versions', '*', '*.parquet'));
+  /** Runs `work` on a DuckDB of its own holding the lake's catalogue, as another process would. */
+  const withCatalogue = async <T>(work: (connection: DuckDBConnection) => Promise<T>): Promise<T> => {
+    const instance = await DuckDBInstance.create(':memory:');
+    const connection = await instance.connect();
+    const hold = new CatalogueHold(async () => connection, layout, async () => undefined, async () => undefined, { minHoldMs: 0 });
+    mkdirSync(layout.catalogDir, { recursive: true });
+    try {
+      await hold.acquire();
+      return await work(connection);
+    } finally {
+      await hold.close();
+      connection.closeSync();
+      instance.closeSync();
+    }
+  };
+  const exec = (sql: string) =>
+    withCatalogue(async (connection) => {
+      const tamper = /^UPDATE '([^']+)' SET (\w+) = '([^']*)' WHERE __partition = '([^']+)' AND __version = (\d+)$/.exec(sql.trim());
+      if (!tamper) return void (await connection.run(sql));
+      const [, glob, column, value, partition, version] = tamper;
+      const node = glob!.slice(root.length + 1).split('/')[0]!;
+      const file = layout.version(node, partition!, Number(version));
+      const rewritten = `${file}.tampered`;
+      const source = `read_parquet(${quoteLiteral(file)})`;
+      const has = (await connection.runAndReadAll(`SELECT column_name FROM (DESCRIBE SELECT * FROM ${source})`)).getRows().some((r) => r[0] === column);
+      // A column the version's file lacks held NULL in that version: the update gives it a value.
+      const select = has ? `* REPLACE (${quoteLiteral(value!)} AS ${quoteIdent(column!)})` : `*, ${quoteLiteral(value!)} AS ${quoteIdent(column!)}`;
+      await connection.run(`COPY (SELECT ${select} FROM ${source}) TO ${quoteLiteral(rewritten)} (FORMAT parquet)`);
+      renameSync(rewritten, file);
+    });
+  // A dataset's versions are its version files; with none, an empty relation (DuckDB refuses a glob that matches nothing).
+  const rows = (sql: string) =>
+    withCatalogue(async (connection) => {
+      const expanded = sql.replace(/'([^']+)\/_versions\/\*\/\*\.parquet'/g, (_, dataset: string) => {
+        const dir = join(dataset, '_versions');
+        const files = existsSync(dir) ? readdirSync(dir, { recursive: true, encoding: 'utf8' }).filter((f) => /(^|\/)\d+\.parquet$/.test(f)).map((f) => quoteLiteral(join(dir, f))) : [];
+        return files.length > 0 ? `read_parquet([${files.join(', ')}], union_by_name = true)` : '(SELECT NULL AS __partition WHERE false)';
+      });
+      const reader = await connection.runAndReadAll(expanded);
+      const names = reader.columnNames();
+      return reader.getRows().map((row) => Object.fromEntries(row.map((v, i) => [names[i]!, typeof v === 'bigint' ? Number(v) : v]))) as Row[];
+    });
+  return { exec, rows, versionsTable: versionsOf, ledgerTable: 'lake.backfill.ledger', view: (name) => `lake.main.${quoteIdent(name)}`, scopeTable: 'temp.main.backfill_scope' };
+}
+
+const dirs: string[] = [];
+afterEach(() => dirs.splice(0).forEach((d) => rmSync(d, { recursive: true, force: true })));
+
+function freshRoot(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'backfill-lake-'));
+  dirs.push(dir);
+  return join(dir, 'lake');
+}
+
+warehouseSuite('lake', async () => {
+  const root = freshRoot();
+  const warehouse = openWarehouse(`lake://${root}`, { inline: true });
+  return { warehouse, raw: lakeRawAccess(warehouse.location), cleanup: () => warehouse.close() };
+});
+
+/** Rows of `sql` read by a DuckDB of the test's own, with no backfill in between. */
+async function readDirectly(sql: string): Promise<unknown[][]> {
+  const instance = await DuckDBInstance.create(':memory:');
+  try {
+    const connection = await instance.connect();
+    const rows = (await connection.runAndReadAll(sql)).getRows();
+    connection.closeSync();
+    return rows.map((row) => row.map((v) => (typeof v === 'bigint' ? Number(v) : v)));
+  } finally {
+    instance.closeSync();
+  }
+}
+
+describe('lake: the files', () => {
+  it('keep every version as a Parquet file, and the dataset directory holds exactly the published ones, following publishes and restores', async () => {
+    const root = freshRoot();
+    const wh = new LakeWarehouse(root);
+    try {
+      await wh.publish(write('orders', '2024-01-01', { runKey: 'r1', rows: [{ id: 1 }] }));
+      await wh.publish(write('orders', '2024-01-02', { runKey: 'r1', rows: [{ id: 2 }] }));
+      await wh.publish(write('orders', '2024-01-01', { backfillId: 'bf-2', runKey: 'r2', rows: [{ id: 10, note: 'new column' }] }));
+      await wh.publish(write('orders', '2024-01-03', { runKey: 'r1', rows: [{ id: 3 }], checks: [{ type: 'row_count', min: 2 }] })).catch(() => undefined);
+      const published = () => readdirSync(join(root, 'orders')).filter((f) => f.endsWith('.parquet')).sort();
+      const direct = () => readDirectly(`SELECT id FROM read_parquet('${root}/orders/*.parquet', union_by_name = true) ORDER BY id`);
+      expect(published()).toEqual(['2024-01-01.parquet', '2024-01-02.parquet']);
+      expect(readdirSync(join(root, 'orders', '_versions', '2024-01-01')).sort()).toEqual(['1.parquet', '2.parquet']);
+      // A version whose checks failed left no file behind.
+      expect(existsSync(join(root, 'orders', '_versions', '2024-01-03'))).toBe(false);
+      expect(await direct()).toEqual([[2], [10]]);
+
+      await wh.restore({ rollbackId: 'rb', backfillId: 'bf-2', node: 'orders', partition: '2024-01-01', from: 2, to: 1 });
+      expect(await direct()).toEqual([[1], [2]]);
+      expect(await wh.query('SELECT id FROM orders ORDER BY id')).toEqual([{ id: 1 }, { id: 2 }]);
+      await wh.restore({ rollbackId: 'rb', backfillId: 'bf-2', node: 'orders', partition: '2024-01-02', from: 1, to: null, force: true });
+      expect(published()).toEqual(['2024-01-01.parquet']);
+      expect(await direct()).toEqual([[1]]);
+    } finally {
+      await wh.close();
+    }
+  });
+
+  it('name a partition key that is not a plain file name so that it stays inside its directory', async () => {
+    const root = freshRoot();
+    const wh = new LakeWarehouse(root);
+    try {
+      await wh.publish(write('static', '../../escape', { rows: [{ id: 1 }] }));
+      await wh.publish(write('static', '_hidden', { rows: [{ id: 2 }] }));
+      expect(readdirSync(join(root, 'static')).filter((f) => f.endsWith('.parquet')).sort()).toEqual(['%2E%2E%2F%2E%2E%2Fescape.parquet', '%5Fhidden.parquet']);
+      expect(existsSync(join(root, '..', 'escape.parquet'))).toBe(false);
+      expect(await wh.query('SELECT id FROM static ORDER BY id')).toEqual([{ id: 1 }, { id: 2 }]);
+    } finally {
+      await wh.close();
+    }
+  });
+});
+
+describe('lake: several processes', () => {
+  it('publish to one lake at once: every publish lands, versions of one partition are numbered in turn, and the files follow the pointers', async () => {
+    const root = freshRoot();
+    const wh = new LakeWarehouse(root);
+    const publisher = join(import.meta.dirname, '..', 'lake', 'publisher.ts');
+    const days = (from: number) => Array.from({ length: 8 }, (_, i) => `2024-01-${String(from + i).padStart(2, '0')}`);
+    try {
+      // This process holds the catalogue first, so the others must wait for it to let go.
+      await wh.publish(write('orders', '2024-02-01', { runKey: 'here', rows: [{ partition: '2024-02-01', writer: 'here', pid: process.pid }] }));
+      const run = promisify(execFile);
+      const others = ['a', 'b'].map((key, i) => run(process.execPath, ['--import', 'tsx', publisher, root, `run-${key}`, ...days(1 + i * 8), 'shared'], { timeout: 120_000 }));
+      for (const day of days(17)) await wh.publish(write('orders', day, { runKey: 'here', rows: [{ partition: day, writer: 'here', pid: process.pid }] }));
+      await Promise.all(others);
+
+      const ledger = await wh.ledger({ node: 'orders' });
+      expect(ledger.filter((r) => r.status === 'published')).toHaveLength(27);
+      const shared = ledger.filter((r) => r.partition === 'shared');
+      expect(shared.map((r) => r.version).sort()).toEqual([1, 2]);
+      expect(new Set(shared.map((r) => r.runKey))).toEqual(new Set(['run-a', 'run-b']));
+      const published = await wh.publishedRows('orders');
+      expect(published).toHaveLength(26);
+      expect(await wh.query('SELECT COUNT(*) AS n, COUNT(DISTINCT pid) AS writers FROM orders')).toEqual([{ n: 26, writers: 3 }]);
+      const latest = shared.find((r) => r.version === 2)!;
+      expect(await readDirectly(`SELECT writer FROM read_parquet('${root}/orders/shared.parquet')`)).toEqual([[latest.runKey]]);
+      expect(readdirSync(join(root, 'orders')).filter((f) => f.endsWith('.parquet'))).toHaveLength(26);
+    } finally {
+      await wh.close();
+    }
+    // Three processes start and take turns: a few seconds, more on a busy machine.
+  }, 120_000);
+});
+
+describe('lake: values', () => {
+  it('whole numbers beyond 64 bits, in rows and in bindings, are the doubles they are', async () => {
+    const wh = new LakeWarehouse(freshRoot());
+    try {
+      await wh.publish(write('big', 'k', { rows: [{ n: 1e21 }, { n: 2 ** 60 }, { n: 1 }] }));
+      expect(await wh.query('SELECT n FROM big ORDER BY n')).toEqual([{ n: 1 }, { n: 2 ** 60 }, { n: 1e21 }]);
+      expect(await wh.query('SELECT COUNT(*) AS c FROM big WHERE n >= :min', { min: 1e21 })).toEqual([{ c: 1 }]);
+    } finally {
+      await wh.close();
+    }
+  });
+});
+
+describe('lake: spec SQL stays inside the lake', () => {
+  const outside = [
+    "SELECT * FROM read_csv('/etc/passwd')",
+    "SELECT * FROM read_text('/etc/passwd')",
+    "SELECT * FROM '/etc/passwd'",
+    'SELECT * FROM "/etc/passwd"',
+    "WITH x AS (SELECT * FROM read_text('/etc/passwd')) SELECT * FROM x",
+    "SELECT (SELECT content FROM read_text('/etc/passwd')) AS c",
+    "SELECT * FROM orders, LATERAL (SELECT * FROM read_blob('/etc/passwd'))",
+    "SELECT * FROM glob('/etc/*')",
+    "SELECT * FROM query('SELECT * FROM read_text(''/etc/passwd'')')",
+    "SELECT * FROM query_table('/etc/passwd')",
+  ];
+
+  it('cannot read /etc/passwd (or any file) by any name, in a query, a node\'s SQL or a check', async () => {
+    const wh = new LakeWarehouse(freshRoot());
+    try {
+      await wh.publish(write('orders', 'k', { rows: [{ id: 1 }] }));
+      for (const sql of outside) {
+        const queried = await rejection(wh.query(sql));
+        expect(queried, sql).toBeInstanceOf(SqlError);
+        expect(queried.message, sql).not.toMatch(/root:/);
+        expect(await rejection(wh.publish(write('copied', 'k', { selects: [{ sql, bindings: {} }] }))), sql).toBeInstanceOf(SqlError);
+        const check = { type: 'sql', name: 'peek', sql: `SELECT * FROM {{this}} WHERE EXISTS (${sql})` } as const;
+        expect(await rejection(wh.publish(write('checked', 'k', { rows: [{ id: 1 }], checks: [check] }))), sql).toBeInstanceOf(SqlError);
+      }
+      expect(await wh.ledger({ node: 'copied' })).toEqual([]);
+      expect(existsSync(join(wh.location, 'copied'))).toBe(false);
+    } finally {
+      await wh.close();
+    }
+  });
+
+  it('and below the door, the engine itself reads and writes nothing outside the lake, and its settings are locked', async () => {
+    const wh = new LakeWarehouse(freshRoot());
+    try {
+      await wh.publish(write('orders', 'k', { rows: [{ id: 1 }] }));
+      const connection = await wh.lake.connection();
+      const refused = async (sql: string) => (await rejection(connection.run(sql))).message;
+      expect(await refused("SELECT * FROM read_csv('/etc/passwd')")).toMatch(/Permission Error/);
+      expect(await refused(`SELECT * FROM read_csv('${wh.location}/../../../etc/passwd')`)).toMatch(/Permission Error/);
+      expect(await refused(`COPY (SELECT 1 AS a) TO '${join(wh.location, '..', 'out.csv')}'`)).toMatch(/Permission Error/);
+      expect(await refused(`ATTACH '${join(wh.location, '..', 'other.duckdb')}' AS other`)).toMatch(/Permission Error/);
+      expect(await refused('LOAD httpfs')).toMatch(/disabled/);
+      for (const setting of ['SET enable_external_access = true', "SET allowed_directories = ['/']", "SET allowed_paths = ['/etc/passwd']", 'SET lock_configuration = false', 'RESET lock_configuration']) {
+        expect(await refused(setting), setting).toMatch(/configuration has been locked/);
+      }
+      expect(existsSync(join(wh.location, '..', 'out.csv'))).toBe(false);
+    } finally {
+      await wh.close();
+    }
+  });
+});
+
+describe('lake: an adapter built from the kit alone', () => {
+  it("imports nothing of backfill but the public entry durable-backfill/warehouse (and its own modules, Node's and DuckDB's)", () => {
+    const dir = join(import.meta.dirname, '..', '..', 'activities', 'warehouse', 'lake');
+    const sources = readdirSync(dir).filter((f) => f.endsWith('.ts'));
+    expect(sources).toContain('adapter.ts');
+    for (const file of sources) {
+      const text = readFileSync(join(dir, file), 'utf8');
+      const specifiers = [...text.matchAll(/(?:from|import)\s*\(?\s*'([^']+)'/g)].map((m) => m[1]!);
+      expect(specifiers.length, file).toBeGreaterThan(0);
+      for (const specifier of specifiers) {
+        expect(specifier.startsWith('node:') || specifier === '@duckdb/node-api' || specifier === '../../../warehouse.ts' || /^\.\/[\w-]+\.ts$/.test(specifier), `${file} imports ${specifier}`).toBe(true);
+      }
+    }
+  });
+
+  it('is registered for lake: by default, and opens without loading DuckDB until its first call', async () => {
+    const root = freshRoot();
+    const warehouse = openWarehouse(`lake://${root}`, { inline: true });
+    expect(warehouse).not.toBeInstanceOf(LakeWarehouse);
+    expect([warehouse.kind, warehouse.location]).toEqual(['lake', root]);
+    expect(existsSync(root)).toBe(false);
+    await warehouse.close();
+    expect(existsSync(root)).toBe(false);
+    expect(() => openWarehouse('lake:', { inline: true })).toThrow(/names no directory: use lake:\/\/\/absolute\/path/);
+  });
+});
