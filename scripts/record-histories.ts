@@ -2,26 +2,39 @@
  * Records the event histories of representative backfills into test/replay/histories/<label>, for
  * the replay test: pause and resume, rate and concurrency changes, failures and
  * retry-failed, throttling, continue-as-new (batches landing before it, and slow ones carried),
- * a node workflow terminated and started again, an idle one lost before the end, a canary approved, and cancellation.
+ * a node workflow terminated and started again, an idle one lost before the end, cancellation,
+ * a canary approved,
+ * a backfill refused the datasets another one leases, staged backfills published and
+ * discarded, and governance: a signed start that waits for an approval (a self-approval
+ * refused), controls with reasons, a retry budget spent and raised, a run window that closes
+ * and opens again, and a rollback refused for want of a reason and then run. Every worker
+ * emits OpenLineage events (to a file).
  *
  *   node --import tsx scripts/record-histories.ts core2-a [scenario,...]
+ *
+ * A scenario with a `policy` runs on a task queue of its own, polled by workers given that
+ * policy (the policy is the workers', not the backfill's). A full recording checks that every
+ * patch in flight (docs/workflow-versions.md) left its marker in some history.
  *
  * Keep the older labels of the current workflow core: the point of the files is that they
  * were made by older code. A change to workflow logic that cannot replay them must go behind
  * `patched()`; record a new label after such a change, so that the next one is checked against
  * it too. docs/workflow-versions.md says when patches and recordings are retired.
  */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import proto from '@temporalio/proto';
 import { NativeConnection } from '@temporalio/worker';
 import { BUILTIN_TRANSFORMS } from '../activities/transforms.ts';
 import { SqliteWarehouse } from '../activities/warehouse/sqlite/sqlite-dialect.ts';
-import { BackfillClient } from '../client/backfill-client.ts';
+import type { LineageSettings } from '../activities/lineage/config.ts';
+import { BackfillClient, type StartOptions } from '../client/backfill-client.ts';
 import { installRuntime } from '../client/local.ts';
+import type { PolicyInput } from '../core/policy.ts';
 import { resolveSpec, type SpecInput } from '../core/spec.ts';
-import { createWorkers } from '../workers/worker.ts';
+import { bundleWorkflows, createWorkers, type BackfillWorkers } from '../workers/worker.ts';
 import type { Tuning } from '../core/protocol.ts';
 import { backfillWorkflowId, nodeWorkflowId } from '../workflows/definitions.ts';
 import { startDevServer } from '../host/dev-server.ts';
@@ -30,12 +43,64 @@ const label = process.argv[2];
 /** Optionally, the scenarios to record (comma-separated): to add one to a recording without redoing the others. */
 const only = process.argv[3]?.split(',');
 if (!label || !/^[a-z0-9-]+$/.test(label)) throw new Error('give a label for this recording, e.g. v3 (kept beside the older ones)');
-const OUT = new URL(`../test/replay/histories/${label}/`, import.meta.url).pathname;
-const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const ROOT = new URL('../', import.meta.url).pathname;
+const OUT = join(ROOT, `test/replay/histories/${label}/`);
+const pause = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-type Scenario = { spec: SpecInput; tuning?: Partial<Tuning>; drive(client: BackfillClient, id: string): Promise<void> };
+/** Polls `check` until it holds; fails after `timeoutMs` naming what it waited for. */
+async function until(what: string, check: () => Promise<boolean | undefined>, timeoutMs = 120_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`gave up waiting for ${what} after ${timeoutMs} ms`);
+    await pause(100);
+  }
+}
+
+/** Rejects unless `promise` is refused with a message matching `expected` (a refusal the history should hold). */
+async function refused(promise: Promise<unknown>, expected: RegExp): Promise<void> {
+  const error = await promise.then(
+    () => null,
+    (e: unknown) => e as Error,
+  );
+  if (error === null) throw new Error(`expected a refusal matching ${expected}, but it was accepted`);
+  if (!expected.test(String(error.message))) throw new Error(`expected a refusal matching ${expected}, got: ${error.message}`);
+}
+
+/** The people of the governed scenarios: alice starts (and signs her start), bob approves. */
+type Person = 'alice' | 'bob';
+const PEOPLE: Person[] = ['alice', 'bob'];
+const principal = (person: Person) => `${person}@example.com`;
+
+type Context = {
+  /** Each person's client (its identity is their principal). */
+  as: Record<Person, BackfillClient>;
+  /** Each person's private ssh-ed25519 key file. */
+  key: Record<Person, string>;
+  /** The recorder's options for a start (its tuning). */
+  startOptions: Pick<StartOptions, 'tuning'>;
+};
+
+type Scenario = {
+  spec: SpecInput;
+  tuning?: Partial<Tuning>;
+  /** The workers' policy: the scenario runs on a task queue of its own, polled by workers given it. `signers`: alice's and bob's allowed-signers lines. */
+  policy?: (signers: string[]) => PolicyInput;
+  /** Who starts it (default: the recorder's client). */
+  starter?: Person;
+  /** More start options (a reason, a signature, --stage). */
+  start?: (ctx: Context) => Partial<StartOptions>;
+  /** Before the start, once its workers run (to start at a chosen moment). */
+  before?: () => Promise<void>;
+  /** The operator's actions; it may start more backfills, whose histories are recorded too. */
+  drive(client: BackfillClient, id: string, ctx: Context): Promise<void | { backfills: string[] }>;
+};
 
 const hourly = (hours: number) => ({ grain: 'hour' as const, start: '2024-01-01', end: new Date(Date.UTC(2024, 0, 1) + hours * 3_600_000).toISOString() });
+const MINUTE = 60_000;
+/** HH:MM (UTC) of an instant. */
+const clock = (t: number) => new Date(t).toISOString().slice(11, 16);
+/** The `windowed` scenario's window closes at this minute and opens again one minute later (set when its workers start). */
+let windowClosesAt = 0;
 
 const SCENARIOS: Record<string, Scenario> = {
   control: {
@@ -176,7 +241,7 @@ const SCENARIOS: Record<string, Scenario> = {
       ],
     },
     async drive(client, id) {
-      for (let i = 0; i < 200 && (await client.progress(id)).state !== 'awaiting_canary'; i++) await pause(100);
+      await until('the canary to wait for approval', async () => (await client.progress(id)).state === 'awaiting_canary');
       await client.approveCanary(id, 'replay recording: the canary looks right');
     },
   },
@@ -192,44 +257,256 @@ const SCENARIOS: Record<string, Scenario> = {
       await client.cancel(id);
     },
   },
+  // Two backfills of one dataset: the second is refused the lease the first holds (dataset_busy) and fails before any node workflow starts.
+  'dataset-busy': {
+    spec: {
+      name: 'dataset-busy',
+      partitions: hourly(8),
+      defaults: { concurrency: 1 },
+      nodes: [{ id: 'leased', transform: 'sleep', params: { ms: 250 } }],
+    },
+    async drive(client, id, { startOptions }) {
+      const second = `${id}-second`;
+      // Past the client's own check (sharedDatasets), so that the workflow's lease refuses it.
+      await client.start(resolveSpec({ ...SCENARIOS['dataset-busy']!.spec, name: second }), { ...startOptions, id: second, sharedDatasets: true });
+      const failure = client.client.workflow.getHandle(backfillWorkflowId(second)).result();
+      await refused(failure.catch((error: Error) => Promise.reject(error.cause ?? error)), /another backfill writes/);
+      return { backfills: [second] };
+    },
+  },
+  // Staged: every partition written as a staged version, then published at once (a reason, as its policy requires).
+  'staged-publish': {
+    policy: () => ({ version: 1, reasons: { required: ['start', 'publish', 'discard'], minLength: 5 } }),
+    start: () => ({ stage: true, reason: 'restating January, to be checked first' }),
+    spec: {
+      name: 'staged-publish',
+      partitions: hourly(12),
+      defaults: { concurrency: 3 },
+      nodes: [
+        { id: 'staged_orders', transform: 'sleep', params: { ms: 20 } },
+        { id: 'staged_revenue', transform: 'sleep', dependsOn: ['staged_orders'] },
+      ],
+    },
+    async drive(client, id) {
+      await until('every partition to be staged', async () => (await client.progress(id)).state === 'staged');
+      await client.decideStaged(id, 'publish', 'diff reviewed with finance');
+    },
+  },
+  // Staged, then discarded (no policy: an ungoverned decision).
+  'staged-discard': {
+    start: () => ({ stage: true }),
+    spec: {
+      name: 'staged-discard',
+      partitions: hourly(8),
+      defaults: { concurrency: 2 },
+      nodes: [{ id: 'staged_draft', transform: 'sleep', params: { ms: 20 } }],
+    },
+    async drive(client, id) {
+      await until('every partition to be staged', async () => (await client.progress(id)).state === 'staged');
+      await client.decideStaged(id, 'discard');
+    },
+  },
+  // Governance: a signed start waits for an approval (alice's own is refused, bob's releases it);
+  // two partitions fail for good and spend the retry budget, which pauses the backfill; controls
+  // with reasons; set-budget raises the budget and it ends with its failures.
+  governed: {
+    policy: (signers) => ({
+      version: 1,
+      approval: { datasets: ['protected_*'], allowedSigners: signers },
+      budgets: { retries: { limit: 2, max: 10 } },
+      reasons: { required: true, minLength: 5 },
+    }),
+    starter: 'alice',
+    start: ({ key }) => ({ reason: 'finance restated January', signKey: key.alice }),
+    spec: {
+      name: 'governed',
+      partitions: { grain: 'day', start: '2024-01-01', end: '2024-01-17' },
+      nodes: [{ id: 'protected_orders', transform: 'sleep', concurrency: 1, params: { ms: 300, failKeys: ['2024-01-01', '2024-01-02'], permanent: true } }],
+    },
+    async drive(client, id, { as, key }) {
+      await refused(as.alice.approve(id, { reason: 'approving my own backfill', signKey: key.alice }), /self_approval/);
+      await as.bob.approve(id, { reason: 'reviewed with finance', signKey: key.bob });
+      await until('the retry budget to pause it', async () => {
+        const p = await client.progress(id);
+        return p.governance?.holds.some((h) => h.kind === 'budget') && p.running === 0;
+      });
+      await as.bob.setRate(id, 20, undefined, { reason: 'gentler on the source' });
+      await as.bob.pause(id, { reason: 'looking at the two failures' });
+      await as.bob.resume(id, { reason: 'the failures are known' });
+      await as.bob.setBudget(id, 'retries', 5, { reason: 'two corrupt days, known (INC-7)' });
+    },
+  },
+  // A run window that closes while partitions run (stopped after the grace period) and opens a
+  // minute later; a second backfill started while it is closed waits for it from its start.
+  windowed: {
+    policy: () => {
+      // The next minute at least 20 s away: the start comes 8 s before it (before()).
+      windowClosesAt = Math.ceil((Date.now() + 20_000) / MINUTE) * MINUTE;
+      const allow = [
+        { from: clock(windowClosesAt - 10 * MINUTE), to: clock(windowClosesAt) },
+        { from: clock(windowClosesAt + MINUTE), to: clock(windowClosesAt + 30 * MINUTE) },
+      ];
+      return { version: 1, windows: { timeZone: 'UTC', allow, grace: '1s' } };
+    },
+    before: () => pause(Math.max(0, windowClosesAt - 8_000 - Date.now())),
+    spec: {
+      name: 'windowed',
+      partitions: hourly(6),
+      defaults: { concurrency: 2 },
+      nodes: [{ id: 'nightly', transform: 'sleep', params: { ms: 5000 } }],
+    },
+    async drive(client, id, { startOptions }) {
+      await until('the window to close', async () => (await client.progress(id)).state === 'waiting_for_window');
+      const late = `${id}-late`;
+      const started = await client.start(resolveSpec({ ...SCENARIOS.windowed!.spec, name: late, defaults: { concurrency: 2, taskQueue: queueOf('windowed') }, nodes: [{ id: 'nightly_late', transform: 'sleep', params: { ms: 50 } }] }), { ...startOptions, id: late, taskQueue: queueOf('windowed') });
+      if (started.admission?.state !== 'waiting_for_window') throw new Error(`${late} should wait for the window from its start, but is ${started.admission?.state}`);
+      await client.wait(late, 3 * MINUTE);
+      return { backfills: [late] };
+    },
+  },
+  // A rollback under a policy that wants a reason: refused without one (the rollback workflow fails), then run (continuing as new on the way).
+  rollback: {
+    policy: () => ({ version: 1, reasons: { required: ['start', 'rollback'], minLength: 5 } }),
+    start: () => ({ reason: 'loading January, to roll it back' }),
+    spec: {
+      name: 'rollback',
+      partitions: { grain: 'day', start: '2024-01-01', end: '2024-01-07' },
+      nodes: [
+        { id: 'rolled_orders', transform: 'sleep', params: { ms: 10 } },
+        { id: 'rolled_revenue', transform: 'sleep', dependsOn: ['rolled_orders'] },
+      ],
+    },
+    async drive(client, id) {
+      await client.wait(id, 60_000);
+      await refused(client.rollback(id), /rollback needs a reason/);
+      await client.rollback(id, { reason: 'January was loaded twice', tuning: { batchSize: 2, historyLimit: 20 } });
+    },
+  },
 };
+
+/** The task queue of a scenario with a policy (its workers hold the policy). */
+function queueOf(scenario: string): string {
+  return `record-${scenario}`;
+}
+
+/** The patch ids a history's markers name (Temporal's patch markers). */
+function patchesIn(history: proto.temporal.api.history.v1.IHistory): string[] {
+  const ids: string[] = [];
+  for (const event of history.events ?? []) {
+    const marker = event.markerRecordedEventAttributes;
+    if (marker?.markerName !== 'core_patch') continue;
+    const data = marker.details?.['patch-data']?.payloads?.[0]?.data;
+    if (data) ids.push((JSON.parse(Buffer.from(data).toString('utf8')) as { id: string }).id);
+  }
+  return ids;
+}
+
+/** The patches in flight, from docs/workflow-versions.md's table. */
+function patchesInFlight(): string[] {
+  const text = readFileSync(join(ROOT, 'docs/workflow-versions.md'), 'utf8');
+  return [...text.matchAll(/^\| `([a-z0-9-]+)` \(`workflows\//gm)].map((m) => m[1]!);
+}
 
 installRuntime();
 const dir = mkdtempSync(join(tmpdir(), 'backfill-record-'));
 const server = await startDevServer({ dbFile: join(dir, 'temporal.db'), uiPort: null });
 const connection = await NativeConnection.connect({ address: server.address });
 const warehouse = new SqliteWarehouse(join(dir, 'warehouse.db'));
-const workers = await createWorkers({ connection, warehouse, transforms: BUILTIN_TRANSFORMS });
+const lineageFile = join(dir, 'openlineage.jsonl');
+const lineage: LineageSettings = { enabled: true, namespace: 'backfill', transport: { type: 'file', path: lineageFile, append: true }, source: 'record-histories' };
+const workflowBundle = await bundleWorkflows();
+const workersOf = (options: { workflowQueue?: string; policyFile?: string } = {}) =>
+  createWorkers({ connection, warehouse, transforms: BUILTIN_TRANSFORMS, workflowBundle, lineage, ...options });
+const workers = await workersOf();
 const running = workers.run();
 const client = await BackfillClient.connect({ address: server.address });
+
+// alice's and bob's keys (ssh-keygen), their allowed-signers lines and their clients.
+const key = {} as Record<Person, string>;
+const as = {} as Record<Person, BackfillClient>;
+const signers: string[] = [];
+for (const person of PEOPLE) {
+  key[person] = join(dir, `${person}_ed25519`);
+  execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', principal(person), '-f', key[person]]);
+  const [type, body] = readFileSync(`${key[person]}.pub`, 'utf8').trim().split(/\s+/);
+  signers.push(`${principal(person)} ${type} ${body}`);
+  as[person] = await BackfillClient.connect({ address: server.address, identity: principal(person) });
+}
+
+/** Workers that poll a scenario's own queue with its policy; stopped once it is recorded. */
+async function governedWorkers(name: string, scenario: Scenario): Promise<{ queue: string; stop(): Promise<void> }> {
+  const queue = queueOf(name);
+  const policyFile = join(dir, `${name}.policy.yaml`);
+  // JSON is YAML: the policy file as an operator would write it.
+  writeFileSync(policyFile, JSON.stringify(scenario.policy!(signers), null, 2));
+  const set: BackfillWorkers = await workersOf({ workflowQueue: queue, policyFile });
+  const run = set.run();
+  return {
+    queue,
+    stop: async () => {
+      set.shutdown();
+      await run;
+    },
+  };
+}
+
+const recorded = new Map<string, string[]>();
 try {
   for (const [name, scenario] of Object.entries(SCENARIOS)) {
     if (only && !only.includes(name)) continue;
-    const { backfillId } = await client.start(resolveSpec(scenario.spec), {
-      id: name,
-      tuning: { reportIntervalMs: 200, ...scenario.tuning },
-    });
-    await scenario.drive(client, backfillId);
-    // Generous: a busy machine slows the throttled scenario well past two minutes.
-    const outcome = await client.wait(backfillId, 600_000);
-    const target = join(OUT, name);
-    rmSync(target, { recursive: true, force: true });
-    mkdirSync(target, { recursive: true });
-    let files = 0;
-    // Every run of the parent and of each node workflow.
-    const executions: Array<{ workflowId: string; runId: string }> = [];
-    for await (const e of client.client.workflow.list({ query: `BackfillId = "${backfillId}"` })) executions.push(e);
-    if (!executions.some((e) => e.workflowId === backfillWorkflowId(backfillId))) throw new Error(`${name}: the parent is missing from visibility`);
-    for (const { workflowId, runId } of executions) {
-      const history = await client.client.workflow.getHandle(workflowId, runId).fetchHistory();
-      // Protobuf binary: exactly what the server sent, read back with History.decode.
-      writeFileSync(join(target, `${workflowId.replaceAll('/', '_')}--${runId}.binpb`), proto.temporal.api.history.v1.History.encode(history).finish());
-      files++;
+    const governed = scenario.policy ? await governedWorkers(name, scenario) : undefined;
+    try {
+      const tuning = { reportIntervalMs: 200, ...scenario.tuning };
+      const ctx: Context = { as, key, startOptions: { tuning } };
+      const starter = scenario.starter ? as[scenario.starter] : client;
+      const spec = governed ? { ...scenario.spec, defaults: { ...scenario.spec.defaults, taskQueue: governed.queue } } : scenario.spec;
+      await scenario.before?.();
+      const { backfillId } = await starter.start(resolveSpec(spec), {
+        id: name,
+        tuning,
+        ...(governed ? { taskQueue: governed.queue } : {}),
+        ...scenario.start?.(ctx),
+      });
+      const more = (await scenario.drive(client, backfillId, ctx)) ?? { backfills: [] };
+      // Generous: a busy machine slows the throttled scenario well past two minutes.
+      const outcome = await client.wait(backfillId, 600_000);
+      const target = join(OUT, name);
+      rmSync(target, { recursive: true, force: true });
+      mkdirSync(target, { recursive: true });
+      let files = 0;
+      for (const id of [backfillId, ...more.backfills]) {
+        // Every run of the parent, of each node workflow and of a rollback, once all are closed (visibility lags a little).
+        const executions: Array<{ workflowId: string; runId: string; status: { name: string } }> = [];
+        await until(`${id}: every run closed and listed`, async () => {
+          executions.length = 0;
+          for await (const e of client.client.workflow.list({ query: `BackfillId = "${id}"` })) executions.push(e);
+          return executions.some((e) => e.workflowId === backfillWorkflowId(id)) && executions.every((e) => e.status.name !== 'RUNNING');
+        }, 30_000);
+        for (const { workflowId, runId } of executions) {
+          const history = await client.client.workflow.getHandle(workflowId, runId).fetchHistory();
+          recorded.set(`${name}/${workflowId}/${runId}`, patchesIn(history));
+          // Protobuf binary: exactly what the server sent, read back with History.decode.
+          writeFileSync(join(target, `${workflowId.replaceAll('/', '_')}--${runId}.binpb`), proto.temporal.api.history.v1.History.encode(history).finish());
+          files++;
+        }
+      }
+      process.stderr.write(`${name}: ${outcome.state}, ${files} histories\n`);
+    } finally {
+      await governed?.stop();
     }
-    process.stderr.write(`${name}: ${outcome.state}, ${files} histories\n`);
+  }
+  const events = existsSync(lineageFile) ? readFileSync(lineageFile, 'utf8').split('\n').filter(Boolean).length : 0;
+  process.stderr.write(`OpenLineage: ${events} events written\n`);
+  if (recorded.size > 0 && events === 0) throw new Error('no OpenLineage event was written: the recording does not exercise openlineage-events');
+  if (!only) {
+    const seen = new Set([...recorded.values()].flat());
+    const missing = patchesInFlight().filter((p) => !seen.has(p));
+    if (missing.length > 0) throw new Error(`no history of this recording exercises ${missing.join(', ')}: add a scenario that does (docs/workflow-versions.md)`);
+    process.stderr.write(`every patch in flight is exercised: ${[...seen].sort().join(', ')}\n`);
   }
 } finally {
   await client.close();
+  for (const person of PEOPLE) await as[person]?.close();
   workers.shutdown();
   await running;
   await connection.close();
