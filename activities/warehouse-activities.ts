@@ -5,6 +5,7 @@
  */
 import { ApplicationFailure } from '@temporalio/activity';
 import { canaryDiffOf, type CanaryDiff } from '../core/canary.ts';
+import { diffKeys } from '../core/diff-keys.ts';
 import { PARTITION_FAILURES } from '../core/protocol.ts';
 import { diffSummary } from './warehouse/staging.ts';
 import { StaleRunError, type DatasetLease, type LeaseOutcome, type StagedOutcome, type StagedRun, type Warehouse } from './warehouse/types.ts';
@@ -41,9 +42,20 @@ export function createWarehouseActivities(deps: { warehouse: Warehouse }) {
     discardStaged(run: StagedRun): Promise<StagedOutcome> {
       return refusingStale(() => warehouse.discardStaged(run));
     },
-    /** What the run's staged versions change, counted per dataset (a canary's slice, for status and canary.auto). */
-    async diffStagedCounts(run: StagedRun): Promise<CanaryDiff> {
-      return canaryDiffOf(await diffSummary((page) => warehouse.diffStaged(run, page), undefined));
+    /**
+     * What the run's staged versions change, counted per dataset (a canary's slice, for status and
+     * canary.auto), by the key columns the nodes declare. The nodes come from the workflow's input,
+     * which anyone may write: their keys are parsed again (`diffKeys`).
+     */
+    async diffStagedCounts(run: StagedRun, nodes: ReadonlyArray<{ id: string; key?: unknown }> = []): Promise<CanaryDiff> {
+      let keys: Record<string, string[]>;
+      try {
+        keys = diffKeys(nodes);
+      } catch (error) {
+        // The same input fails every attempt.
+        throw ApplicationFailure.nonRetryable(error instanceof Error ? error.message : String(error), 'invalid_spec');
+      }
+      return canaryDiffOf(await diffSummary((page) => warehouse.diffStaged(run, page), Object.keys(keys).length > 0 ? keys : undefined));
     },
   };
 }

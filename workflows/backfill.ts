@@ -312,7 +312,8 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
         throw error;
       }
     };
-    readCanaryDiff = () => stagedActivities.diffStagedCounts({ backfillId, runKey });
+    // The key columns go as written (parsed again in the activity): an argument's change, which replay does not compare.
+    readCanaryDiff = () => stagedActivities.diffStagedCounts({ backfillId, runKey }, input.spec.nodes.map((n) => ({ id: n.id, ...(n.key ? { key: n.key } : {}) })));
     const decideCanaryOrStaged = decideCanary;
     setHandler(discardUpdate, (request: StagedRequest) => (canary ? decideCanaryOrStaged('discard', request).then((reply) => ({ ...reply, action: 'discard' as const })) : decide('discard')(request)), {
       validator: refusing((request: unknown) => (canary ? coordinator.parseCanaryDecision('discard', request) : coordinator.parseStagedDecision('discard', request))),
