@@ -759,6 +759,13 @@ export class BackfillClient {
       throw new BackfillError('invalid_argument', `unknown node '${options.node}': this backfill's nodes are ${currentSpec.nodes.map((n) => n.id).join(', ')}`);
     }
     const carry = await this.endState(backfillId, description.status.name);
+    // Its staged versions are gone: a new run would count their partitions done and recompute nothing.
+    if (carry.staged?.phase === 'discarded' || carry.canary?.phase === 'discarded') {
+      throw new BackfillError(
+        'not_running',
+        `backfill '${backfillId}' was discarded: the versions it staged were dropped, so there is nothing to resume (start it again with backfill start <spec> --id ${backfillId} --rerun)`,
+      );
+    }
     await this.nodesClosed(backfillId, currentSpec.nodes.map((n) => n.id));
     const started = await this.start(
       options.spec ?? currentSpec,

@@ -314,6 +314,10 @@ describe.each<Backend>(['sqlite', 'postgres'])('staged backfills on %s', (kind) 
     ]);
     const discardedReport = await report(id);
     expect(discardedReport.staged).toMatchObject({ phase: 'discarded', summary: { partitions: 0 } });
+    // Its versions are gone: resume would count their partitions done and write nothing.
+    const resumed = await cli<{ error: { code: string; message: string } }>('resume', id);
+    expect(resumed.code).not.toBe(0);
+    expect(resumed.json.error).toMatchObject({ code: 'not_running', message: expect.stringMatching(/was discarded: .* --rerun/) });
     // The datasets are free again: start --only-changed runs everything the discarded versions would have changed, and publishes.
     const started = await runCli<{ backfillId: string; onlyChanged: ChangeSummary }>(['start', specFile(p, 3), '--only-changed', '--id', `${p}-again`, '--json'], { BACKFILL_TASK_QUEUE: queue, BACKFILL_WAREHOUSE: location });
     expect(started.code, started.stderr).toBe(0);
