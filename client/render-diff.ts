@@ -1,12 +1,13 @@
 /** Human output of `backfill diff`: what publishing a staged backfill would change, per dataset. */
 import Table from 'cli-table3';
 import pc from 'picocolors';
-import { columnDelta, formatPercent, rowChangePercent, type DiffSummary } from '../core/diff.ts';
+import { columnDelta, formatPercent, rowChangePercent, type DiffSummary, type PartitionDiff } from '../core/diff.ts';
 
 const number = (n: number) => n.toLocaleString('en-US');
 const signed = (n: number | null) => (n === null ? '–' : `${n > 0 ? '+' : ''}${Number(n.toPrecision(6)).toLocaleString('en-US')}`);
 
-export function renderDiff(backfillId: string, phase: string, summary: DiffSummary): string {
+/** `partitions` (--partitions): the table lists those whose rows changed. */
+export function renderDiff(backfillId: string, phase: string, summary: DiffSummary, partitions?: readonly PartitionDiff[]): string {
   const style = process.stdout.isTTY ? { head: ['cyan'] } : { head: [], border: [] };
   const lines = [
     `${pc.bold(backfillId)}: ${number(summary.partitions)} staged partition${summary.partitions === 1 ? '' : 's'} against what is published (${phase})`,
@@ -28,6 +29,12 @@ export function renderDiff(backfillId: string, phase: string, summary: DiffSumma
     }
   }
   if (columns.length > 0) lines.push('numeric columns (staged against published):', columns.toString());
+  if (partitions) {
+    const changed = partitions.filter((p) => p.added + p.removed + p.changed > 0);
+    const each = new Table({ head: ['node', 'partition', 'version', 'rows before', 'rows after', 'added', 'removed', 'changed'], style });
+    for (const p of changed) each.push([p.node, p.partition, `${p.publishedVersion ?? '–'} → ${p.stagedVersion}`, number(p.rowsBefore), number(p.rowsAfter), number(p.added), number(p.removed), number(p.changed)]);
+    lines.push(`partitions whose rows changed: ${number(changed.length)} of ${number(partitions.length)}`, ...(changed.length > 0 ? [each.toString()] : []));
+  }
   lines.push(`publish with 'backfill publish ${backfillId}', or drop with 'backfill discard ${backfillId}'`);
   return lines.join('\n');
 }

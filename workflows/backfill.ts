@@ -108,6 +108,11 @@ export const COST_ALLOWANCE = 'cost-allowance';
  * or discard (or canary.auto), then starts its node workflows again for the rest.
  */
 export const CANARY = 'canary';
+/**
+ * Patch (docs/workflow-versions.md): a staged backfill's node runs end their OpenLineage runs at
+ * its publish (COMPLETE) or discard (ABORT), not as they settle: staged outputs are no one's yet.
+ */
+export const STAGED_LINEAGE = 'staged-lineage';
 
 /** Approvals waiting to be verified beyond this many are ignored (a flood of hand-made signals). */
 const MAX_PENDING_APPROVALS = 5;
@@ -151,6 +156,7 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
   const canary = withCanary ? coordinator.canary : null;
   // Only a backfill started with --stage asks, so no recorded history meets this patch.
   const staged = coordinator.staged !== null && patched(STAGED_BACKFILL) ? coordinator.staged : null;
+  const lineageAtDecision = staged !== null && patched(STAGED_LINEAGE);
   if (governed && continued && carry?.governance) coordinator.govern(Governance.fromJSON(carry.governance));
   else if (governed && !continued) coordinator.awaitAdmission();
   /** Every audit entry goes to the history too (a memo upsert each): the state keeps the newest only. */
@@ -588,6 +594,7 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
   // Nodes whose partitions have all settled end their lineage run; looked at every two seconds at most.
   let settledAt = -Infinity;
   const endSettledNodes = () => {
+    if (lineageAtDecision) return;
     const now = workflowTime();
     if (now - settledAt < 2000) return;
     settledAt = now;

@@ -245,12 +245,18 @@ export async function diffPage(s: Session, dialect: Dialect, run: StagedRun, opt
   return { partitions, next: partitions.length === limit && last ? { node: last.node, partition: last.partition } : null };
 }
 
-/** Every page of the run's diff, added up (the workflow's summary, and `diff`'s totals). */
-export async function diffSummary(diff: (options: DiffOptions) => Promise<DiffPage>, keys: DiffOptions['keys'], of?: DiffOptions['of']): Promise<DiffSummary> {
+/** Every page of the run's diff, added up (the workflow's summary, and `diff`'s totals); `each` sees every page's partitions. */
+export async function diffSummary(
+  diff: (options: DiffOptions) => Promise<DiffPage>,
+  keys: DiffOptions['keys'],
+  of?: DiffOptions['of'],
+  each?: (partitions: readonly PartitionDiff[]) => void,
+): Promise<DiffSummary> {
   let summary = emptyDiff();
   let after: DiffOptions['after'];
   do {
     const page = await diff({ ...(keys ? { keys } : {}), ...(of ? { of } : {}), ...(after ? { after } : {}) });
+    each?.(page.partitions);
     summary = addDiffs(summary, page.partitions);
     after = page.next ?? undefined;
   } while (after);

@@ -1,6 +1,7 @@
 /** A staged backfill (`start --stage`): `diff` compares its staged versions with the published ones, `publish` publishes them all at once, `discard` drops them. */
 import { Command } from '@commander-js/extra-typings';
 import pc from 'picocolors';
+import type { PartitionDiff } from '../../core/diff.ts';
 import { HELP_GROUPS, documented } from '../help.ts';
 import { jsonOption, print, warehouseOption } from '../options.ts';
 import { withClient } from '../with-client.ts';
@@ -8,11 +9,13 @@ import { withClient } from '../with-client.ts';
 export function diffCommand() {
   return documented(new Command('diff'), HELP_GROUPS.audit, [
     ['backfill diff shop-2024', 'per dataset: rows added, removed and changed by the staged versions, and the change of each numeric column'],
-    ['backfill diff shop-2024 --json', 'the same per partition, as JSON'],
+    ['backfill diff shop-2024 --json', 'the same per dataset, as JSON'],
+    ['backfill diff shop-2024 --partitions', 'and each partition whose rows changed (with --json: every staged partition)'],
   ])
     .description("compare a staged backfill (or a canary's slice) with what is published: rows added, removed and changed, numeric columns")
     .argument('<id>', 'backfill id (started with --stage or --canary)')
     .addOption(warehouseOption())
+    .option('--partitions', 'also each partition: its rows before and after, added, removed and changed')
     .addOption(jsonOption())
     .action(async (id, options, command) => {
       const [{ openWarehouse }, { diffSummary }, { renderDiff }] = await Promise.all([
@@ -24,8 +27,12 @@ export function diffCommand() {
         const run = await client.stagedRun(id);
         const warehouse = openWarehouse(options.warehouse, { inline: true });
         try {
-          const summary = await diffSummary((page) => warehouse.diffStaged({ backfillId: run.backfillId, runKey: run.runKey }, page), run.keys);
-          print(options.json, { backfillId: id, phase: run.phase, ...summary }, () => renderDiff(id, run.phase, summary));
+          const partitions: PartitionDiff[] = [];
+          const keep = options.partitions ? (page: readonly PartitionDiff[]) => partitions.push(...page) : undefined;
+          const summary = await diffSummary((page) => warehouse.diffStaged({ backfillId: run.backfillId, runKey: run.runKey }, page), run.keys, undefined, keep);
+          print(options.json, { backfillId: id, phase: run.phase, ...summary, ...(options.partitions ? { partitionDiffs: partitions } : {}) }, () =>
+            renderDiff(id, run.phase, summary, options.partitions ? partitions : undefined),
+          );
         } finally {
           await warehouse.close();
         }

@@ -11,7 +11,7 @@
  * only published versions.
  */
 import { randomUUID } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { WorkflowUpdateFailedError } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -22,7 +22,7 @@ import type { LedgerRow, Row, Warehouse } from '../../activities/warehouse/types
 import type { BackfillClient } from '../../client/backfill-client.ts';
 import { onlyChanged, type ChangeSummary } from '../../client/only-changed.ts';
 import type { Report } from '../../client/report/model.ts';
-import type { DiffSummary } from '../../core/diff.ts';
+import type { DiffSummary, PartitionDiff } from '../../core/diff.ts';
 import { expandPlan } from '../../core/plan.ts';
 import type { RollbackSummary } from '../../core/rollback.ts';
 import type { SpecInput } from '../../core/spec.ts';
@@ -72,6 +72,16 @@ describe.each<Backend>(['sqlite', 'postgres'])('staged backfills on %s', (kind) 
   let worker: WorkerProcess;
   let warehouse: Warehouse;
   let client: BackfillClient;
+  // The workers' OpenLineage events, one per line.
+  const lineageFile = join(dir, 'openlineage.jsonl');
+  /** How each node run of `prefix` ended in OpenLineage after `since` (ms), and whether no earlier than `notBefore`. */
+  const nodeRunEnds = (prefix: string, since: number, notBefore: number) => {
+    const events = existsSync(lineageFile) ? readFileSync(lineageFile, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as { eventType: string; eventTime: string; job: { name: string } }) : [];
+    return events
+      .filter((e) => e.job.name.startsWith(`staged-${prefix}.`) && e.eventType !== 'START' && Date.parse(e.eventTime) >= since)
+      .map((e) => [e.job.name, e.eventType, Date.parse(e.eventTime) >= notBefore])
+      .sort();
+  };
 
   beforeAll(async () => {
     if (kind === 'postgres') {
@@ -80,7 +90,12 @@ describe.each<Backend>(['sqlite', 'postgres'])('staged backfills on %s', (kind) 
     } else {
       location = join(dir, 'warehouse.db');
     }
-    worker = workerProcess({ address: address(), queue, warehouse: location });
+    worker = workerProcess({
+      address: address(),
+      queue,
+      warehouse: location,
+      env: { OPENLINEAGE__TRANSPORT__TYPE: 'file', OPENLINEAGE__TRANSPORT__LOG_FILE_PATH: lineageFile, OPENLINEAGE__TRANSPORT__APPEND: 'true' },
+    });
     await worker.start();
     warehouse = openWarehouse(location, { inline: true });
     client = await connectClient();
@@ -173,6 +188,7 @@ describe.each<Backend>(['sqlite', 'postgres'])('staged backfills on %s', (kind) 
     const p = `s_${kind}`;
     const first = await direct(p, 1);
     const before = await views(warehouse, p);
+    const stagedAt = Date.now();
     const id = await staged(p, 2);
     expect(await views(warehouse, p)).toEqual(before);
     const progress = await client.progress(id);
@@ -191,6 +207,13 @@ describe.each<Backend>(['sqlite', 'postgres'])('staged backfills on %s', (kind) 
     expect(diff.json.nodes.find((n) => n.node === `${p}_src`)!.columns.find((c) => c.column === 'v')).toEqual({ column: 'v', before: { sum: 30, min: 1, max: 2 }, after: { sum: 60, min: 2, max: 4 } });
     // The same counts as SQL EXCEPT gives over the versions tables, each staged version against the published one.
     expect(countsOf(diff.json)).toEqual(await exceptCounts(id, p, 'staged', currentVersion));
+    // Per partition: every staged partition, adding up to the totals; the table lists those that changed.
+    const each = await cli<{ partitionDiffs: PartitionDiff[] }>('diff', id, '--partitions');
+    expect(each.json.partitionDiffs).toHaveLength(22);
+    expect(each.json.partitionDiffs.filter((d) => d.node === `${p}_src`).reduce((sum, d) => sum + d.changed, 0)).toBe(20);
+    expect(each.json.partitionDiffs.find((d) => d.node === `${p}_src` && d.partition === '2024-01-03')).toMatchObject({ rowsBefore: 2, rowsAfter: 2, added: 0, removed: 0, changed: 2, publishedVersion: 1, stagedVersion: 2 });
+    const eachText = await runCli(['diff', id, '--partitions'], { BACKFILL_WAREHOUSE: location });
+    expect(eachText.stdout).toMatch(/partitions whose rows changed: 22 of 22/);
     // The report says the same, as what publishing would change.
     const stagedReport = await report(id);
     expect(stagedReport.staged?.phase).toBe('staged');
@@ -234,6 +257,7 @@ describe.each<Backend>(['sqlite', 'postgres'])('staged backfills on %s', (kind) 
         await new Promise((r) => setImmediate(r));
       }
     })();
+    const publishAt = Date.now();
     const published = await cli<{ versions: number; by: string; reason: string | null }>('publish', id, '--reason', 'diff reviewed');
     publishing = false;
     await reader;
@@ -242,6 +266,8 @@ describe.each<Backend>(['sqlite', 'postgres'])('staged backfills on %s', (kind) 
     expect([...seen].filter((t) => t !== '30/30' && t !== '60/60'), `totals seen: ${[...seen].join(', ')}`).toEqual([]);
     expect(await totals()).toBe('60/60');
     expect((await client.wait(id, 60_000)).state).toBe('completed');
+    // OpenLineage: each node run completes with the publish, not when its partitions were staged.
+    expect(nodeRunEnds(p, stagedAt, publishAt)).toEqual(nodesOf(p).map((n) => [`staged-${p}.${n}`, 'COMPLETE', true]).sort());
 
     // Published, it is an ordinary backfill: publishing again is refused.
     const again = await cli<{ error: { code: string } }>('publish', id);
@@ -299,6 +325,7 @@ describe.each<Backend>(['sqlite', 'postgres'])('staged backfills on %s', (kind) 
     const p = `d_${kind}`;
     await direct(p, 1);
     const before = await views(warehouse, p);
+    const stagedAt = Date.now();
     const id = await staged(p, 3);
     const early = await cli<{ error: { code: string } }>('publish', `${p}-nobody`);
     expect(early.json.error.code).toBe('not_found');
@@ -306,6 +333,8 @@ describe.each<Backend>(['sqlite', 'postgres'])('staged backfills on %s', (kind) 
     expect(discarded.code, discarded.stderr).toBe(0);
     expect(discarded.json.versions).toBe(22);
     expect((await client.wait(id, 60_000)).state).toBe('discarded');
+    // OpenLineage: its node runs were aborted, never completed.
+    expect(nodeRunEnds(p, stagedAt, stagedAt)).toEqual(nodesOf(p).map((n) => [`staged-${p}.${n}`, 'ABORT', true]).sort());
     expect(await views(warehouse, p)).toEqual(before);
     expect(new Set((await warehouse.ledger({ backfillId: id })).map((r) => r.status))).toEqual(new Set(['discarded']));
     expect((await lineage(`${p}_src`, '2024-01-02')).versions.map((v) => [v.backfillId, v.status, v.current])).toEqual([
