@@ -278,10 +278,15 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
       retry: { maximumAttempts: 10, maximumInterval: '10 seconds' },
       summary: 'staged versions',
     });
-    const decide = (action: StagedAction) => async (request: StagedRequest): Promise<StagedReply> => {
+    /**
+     * A decision on the run's staged versions (a staged backfill's, or a canary's slice's): the
+     * gate begins it (or refuses it), the audit trail records it, the versions are published or
+     * dropped, and the gate hears how that went.
+     */
+    const carryOut = async <A extends string>(action: A, publish: boolean, begin: () => { by: string; reason: string | null }, gate: { end(ok: boolean): void }) => {
       let decision;
       try {
-        decision = coordinator.beginStagedDecision(action, request, workflowTime());
+        decision = begin();
       } catch (error) {
         throw refusal(error);
       } finally {
@@ -289,35 +294,20 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
       }
       try {
         const run = { backfillId, runKey };
-        const outcome = action === 'publish' ? await stagedActivities.publishStaged(run) : await stagedActivities.discardStaged(run);
-        coordinator.staged!.end(true);
+        const outcome = publish ? await stagedActivities.publishStaged(run) : await stagedActivities.discardStaged(run);
+        gate.end(true);
         return { ...outcome, action, by: decision.by, reason: decision.reason };
       } catch (error) {
-        coordinator.staged!.end(false);
+        gate.end(false);
         throw error;
       }
     };
+    const decide = (action: StagedAction) => (request: StagedRequest): Promise<StagedReply> =>
+      carryOut(action, action === 'publish', () => coordinator.beginStagedDecision(action, request, workflowTime()), coordinator.staged!);
     setHandler(publishUpdate, decide('publish'), { validator: refusing((request: unknown) => coordinator.parseStagedDecision('publish', request)) });
     // A canary's approve or discard: its slice's staged versions are published (the rest then runs) or dropped (the backfill ends).
-    decideCanary = async (action: CanaryAction, request: unknown, auto = false): Promise<CanaryReply> => {
-      let decision;
-      try {
-        decision = coordinator.beginCanaryDecision(action, request, workflowTime(), auto);
-      } catch (error) {
-        throw refusal(error);
-      } finally {
-        writeAudit();
-      }
-      try {
-        const run = { backfillId, runKey };
-        const outcome = action === 'approve' ? await stagedActivities.publishStaged(run) : await stagedActivities.discardStaged(run);
-        coordinator.canary!.end(true);
-        return { ...outcome, action, by: decision.by, reason: decision.reason };
-      } catch (error) {
-        coordinator.canary!.end(false);
-        throw error;
-      }
-    };
+    decideCanary = (action: CanaryAction, request: unknown, auto = false): Promise<CanaryReply> =>
+      carryOut(action, action === 'approve', () => coordinator.beginCanaryDecision(action, request, workflowTime(), auto), coordinator.canary!);
     // The key columns go as written (parsed again in the activity): an argument's change, which replay does not compare.
     readCanaryDiff = () => stagedActivities.diffStagedCounts({ backfillId, runKey }, input.spec.nodes.map((n) => ({ id: n.id, ...(n.key ? { key: n.key } : {}) })));
     const decideCanaryOrStaged = decideCanary;
