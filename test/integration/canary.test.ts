@@ -11,16 +11,13 @@ import { randomUUID } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { WorkflowFailedError, WorkflowUpdateFailedError } from '@temporalio/client';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { canonicalJson } from '../../core/canonical.ts';
-import { openWarehouse } from '../../activities/warehouse/index.ts';
 import type { Warehouse } from '../../activities/warehouse/types.ts';
-import type { BackfillClient } from '../../client/backfill-client.ts';
 import { CORE_GENERATION, type BackfillInput, type Progress } from '../../core/protocol.ts';
 import type { CanaryInput, SpecInput } from '../../core/spec.ts';
-import { createDatabase, dropDatabase, testPostgresUrl } from '../../scripts/postgres.ts';
-import type { WorkerProcess } from '../../scripts/worker-process.ts';
-import { address, connectClient, runCli, scratch, testSpec, uniqueQueue, waitFor, workerProcess } from './helpers.ts';
+import { backendFixture, type Backend } from './backend-fixture.ts';
+import { runCli, testSpec, waitFor } from './helpers.ts';
 
 /**
  * Daily src (two rows a day, scaled by `factor`; a check refuses values above `most`), daily
@@ -59,41 +56,13 @@ async function views(warehouse: Warehouse, prefix: string): Promise<Record<strin
   return out;
 }
 
-type Backend = 'sqlite' | 'postgres';
-
 describe.each<Backend>(['sqlite', 'postgres'])('canary backfills on %s', (kind) => {
-  const queue = uniqueQueue(`canary-${kind}`);
-  const database = `backfill_cn_${randomUUID().slice(0, 8)}`;
-  const dir = scratch(`canary-${kind}`);
-  let location: string;
-  let worker: WorkerProcess;
-  let warehouse: Warehouse;
-  let client: BackfillClient;
-
-  beforeAll(async () => {
-    if (kind === 'postgres') {
-      await createDatabase(database);
-      const url = new URL(testPostgresUrl());
-      url.pathname = `/${database}`;
-      location = url.toString();
-    } else {
-      location = join(dir, 'warehouse.db');
-    }
-    worker = workerProcess({ address: address(), queue, warehouse: location });
-    await worker.start();
-    warehouse = openWarehouse(location, { inline: true });
-    client = await connectClient();
-  });
-  afterAll(async () => {
-    await client?.close();
-    await worker?.stop();
-    await warehouse?.close();
-    if (kind === 'postgres') await dropDatabase(database);
-  });
+  const fx = backendFixture(kind, 'canary');
+  const { queue, dir, location } = fx;
 
   const direct = async (prefix: string, factor: number): Promise<string> => {
-    const { backfillId } = await client.start(testSpec(queue, specInput(queue, prefix, factor)), { taskQueue: queue, tuning: { reportIntervalMs: 200 }, id: `${prefix}-direct-${randomUUID().slice(0, 6)}` });
-    expect((await client.wait(backfillId, 120_000)).state).toBe('completed');
+    const { backfillId } = await fx.client.start(testSpec(queue, specInput(queue, prefix, factor)), { taskQueue: queue, tuning: { reportIntervalMs: 200 }, id: `${prefix}-direct-${randomUUID().slice(0, 6)}` });
+    expect((await fx.client.wait(backfillId, 120_000)).state).toBe('completed');
     return backfillId;
   };
   const cli = async <T>(...args: string[]) => {
@@ -110,23 +79,23 @@ describe.each<Backend>(['sqlite', 'postgres'])('canary backfills on %s', (kind) 
     return started.json.backfillId;
   };
   const awaiting = (id: string) => waitFor('the canary to wait', async () => {
-    const progress = await client.progress(id);
+    const progress = await fx.client.progress(id);
     return progress.state === 'awaiting_canary' && progress.canary?.diff ? progress : undefined;
   }, 120_000, 200);
   /** What the ledger holds of a backfill: node/partition → statuses. */
   const ledgerOf = async (id: string) => {
-    const rows = await warehouse.ledger({ backfillId: id });
+    const rows = await fx.warehouse.ledger({ backfillId: id });
     return rows.map((r) => ({ key: `${r.node}/${r.partition}`, status: r.status, staged: r.staged }));
   };
 
   it('runs the slice staged and waits (status shows its diff); approve publishes it and the rest runs as a direct run would', async () => {
     const p = `a_${kind}`;
     await direct(p, 1);
-    const before = await views(warehouse, p);
+    const before = await views(fx.warehouse, p);
     // canary.auto is declared, but every row changes: it waits, and says why.
     const id = await startCanary(p, 2, { canary: { partitions: 5, pick: 'newest', auto: { maxRowChange: '5%' } } });
     const progress: Progress = await awaiting(id);
-    expect(await views(warehouse, p)).toEqual(before);
+    expect(await views(fx.warehouse, p)).toEqual(before);
     expect(progress.canary).toMatchObject({ phase: 'awaiting', perNode: 1, pick: 'newest', partitions: 7 });
     expect(progress.canary!.note).toMatch(/canary.auto did not go on: .* changes 200% of its rows, above canary.auto.maxRowChange 5%/);
     expect(progress.canary!.diff!.nodes.map((n) => [n.node, n.partitions, n.added, n.removed, n.changed]).sort()).toEqual([
@@ -145,7 +114,7 @@ describe.each<Backend>(['sqlite', 'postgres'])('canary backfills on %s', (kind) 
     expect(diff.json).toMatchObject({ phase: 'awaiting', partitions: 7 });
 
     // Past the command line: a signal does nothing; the update is validated where it arrives; publish is not the canary's word.
-    const handle = client.client.workflow.getHandle(`backfill/${id}`);
+    const handle = fx.client.client.workflow.getHandle(`backfill/${id}`);
     await handle.signal('approveCanary', { by: 'mallory', reason: 'x' });
     for (const junk of [{ by: 'mallory' }, { by: 'mallory', reason: 'x', force: true }, 'yes']) {
       const refused = await handle.executeUpdate('approveCanary', { args: [junk] }).catch((e: unknown) => e);
@@ -157,13 +126,13 @@ describe.each<Backend>(['sqlite', 'postgres'])('canary backfills on %s', (kind) 
     expect(publish.json.error.message).toMatch(/canary backfill: backfill approve/);
     // Without --reason the command line refuses before sending anything.
     expect((await runCli(['approve', id])).code).not.toBe(0);
-    expect((await client.progress(id)).state).toBe('awaiting_canary');
-    expect(await views(warehouse, p)).toEqual(before);
+    expect((await fx.client.progress(id)).state).toBe('awaiting_canary');
+    expect(await views(fx.warehouse, p)).toEqual(before);
 
     const approved = await cli<{ versions: number; by: string; reason: string; canary: boolean }>('approve', id, '--reason', 'canary diff reviewed');
     expect(approved.code, approved.stderr).toBe(0);
     expect(approved.json).toMatchObject({ canary: true, versions: 7, reason: 'canary diff reviewed' });
-    const ended = await client.wait(id, 120_000);
+    const ended = await fx.client.wait(id, 120_000);
     expect(ended.state).toBe('completed');
     expect(ended.progress!.canary).toMatchObject({ phase: 'approved', decision: { action: 'approve', reason: 'canary diff reviewed', auto: false } });
     const rows = await ledgerOf(id);
@@ -171,16 +140,16 @@ describe.each<Backend>(['sqlite', 'postgres'])('canary backfills on %s', (kind) 
     expect(rows.every((r) => r.status === 'published')).toBe(true);
     expect(new Set(rows.filter((r) => r.staged).map((r) => r.key))).toEqual(sliceOf(p));
     // As a direct run of the same spec leaves the datasets.
-    const after = await views(warehouse, p);
+    const after = await views(fx.warehouse, p);
     expect(after).not.toEqual(before);
     await direct(p, 2);
-    expect(await views(warehouse, p)).toEqual(after);
+    expect(await views(fx.warehouse, p)).toEqual(after);
   });
 
   it('a failing check in the slice stops the backfill: nothing beyond the slice is written; fixed and resumed, the canary runs again', async () => {
     const p = `f_${kind}`;
     await direct(p, 1);
-    const before = await views(warehouse, p);
+    const before = await views(fx.warehouse, p);
     // v = 3 and 6: the check refuses values above 5 in every src partition the canary runs.
     const id = await startCanary(p, 3, { most: 5 });
     const waited = await runCli<{ state: string }>(['wait', id, '--json', '--timeout', '120']);
@@ -191,8 +160,8 @@ describe.each<Backend>(['sqlite', 'postgres'])('canary backfills on %s', (kind) 
     expect(ledger.filter((r) => !sliceOf(p).has(r.key))).toEqual([]);
     expect(new Set(ledger.map((r) => r.key))).toEqual(new Set(SLICE_DAYS.map((d) => `${p}_src/${d}`)));
     expect(ledger.every((r) => r.status !== 'published')).toBe(true);
-    expect(await views(warehouse, p)).toEqual(before);
-    const progress = (await client.wait(id)).progress!;
+    expect(await views(fx.warehouse, p)).toEqual(before);
+    const progress = (await fx.client.wait(id)).progress!;
     expect(progress.canary).toMatchObject({ phase: 'failed' });
     expect(progress.canary!.note).toMatch(/3 partitions of the canary failed \(first: .*_src: .*not_too_big.*\); nothing beyond the canary was written/);
 
@@ -203,36 +172,36 @@ describe.each<Backend>(['sqlite', 'postgres'])('canary backfills on %s', (kind) 
     expect(resumed.code, resumed.stderr).toBe(0);
     const again = await awaiting(id);
     expect(again.canary).toMatchObject({ phase: 'awaiting', partitions: 7 });
-    expect(await views(warehouse, p)).toEqual(before);
+    expect(await views(fx.warehouse, p)).toEqual(before);
     expect((await ledgerOf(id)).filter((r) => r.status === 'staged' || r.status === 'published').every((r) => sliceOf(p).has(r.key))).toBe(true);
     const approved = await cli<{ versions: number }>('approve', id, '--reason', 'fixed the check');
     expect(approved.json.versions).toBe(7);
-    expect((await client.wait(id, 120_000)).state).toBe('completed');
+    expect((await fx.client.wait(id, 120_000)).state).toBe('completed');
     expect((await ledgerOf(id)).filter((r) => r.status === 'published')).toHaveLength(22);
   });
 
   it('discard drops the slice and ends the backfill; auto goes on by itself within its bounds', async () => {
     const p = `d_${kind}`;
     await direct(p, 1);
-    const before = await views(warehouse, p);
+    const before = await views(fx.warehouse, p);
     const id = await startCanary(p, 4);
     await awaiting(id);
     const discarded = await cli<{ versions: number; action: string }>('discard', id, '--reason', 'wrong factor');
     expect(discarded.code, discarded.stderr).toBe(0);
     expect(discarded.json).toMatchObject({ versions: 7, action: 'discard' });
-    expect((await client.wait(id, 60_000)).state).toBe('discarded');
-    expect(await views(warehouse, p)).toEqual(before);
+    expect((await fx.client.wait(id, 60_000)).state).toBe('discarded');
+    expect(await views(fx.warehouse, p)).toEqual(before);
     const ledger = await ledgerOf(id);
     expect(new Set(ledger.map((r) => r.key))).toEqual(sliceOf(p));
     expect(new Set(ledger.map((r) => r.status))).toEqual(new Set(['discarded']));
 
     // The same factor as published: the slice changes no row, and auto goes on with nobody approving.
     const auto = await startCanary(p, 1, { canary: { partitions: 1, auto: { maxRowChange: '0%' } }, flag: false });
-    const ended = await client.wait(auto, 120_000);
+    const ended = await fx.client.wait(auto, 120_000);
     expect(ended.state).toBe('completed');
     expect(ended.progress!.canary).toMatchObject({ phase: 'approved', decision: { by: 'canary.auto', auto: true }, diff: { added: 0, removed: 0, changed: 0, partitions: 7 } });
     expect(await ledgerOf(auto)).toHaveLength(22);
-    expect(await views(warehouse, p)).toEqual(before);
+    expect(await views(fx.warehouse, p)).toEqual(before);
   });
 
   it("a start with a bad canary, sent past the command line, fails before anything runs; the command line refuses it first", async () => {
@@ -240,11 +209,11 @@ describe.each<Backend>(['sqlite', 'postgres'])('canary backfills on %s', (kind) 
     const spec = testSpec(queue, specInput(queue, p, 1));
     const id = `${p}-bad-${randomUUID().slice(0, 6)}`;
     const input: BackfillInput = { core: CORE_GENERATION, backfillId: id, spec, range: {}, canary: { partitions: -3 } };
-    const handle = await client.client.workflow.start('backfillWorkflow', { workflowId: `backfill/${id}`, taskQueue: queue, args: [input] });
+    const handle = await fx.client.client.workflow.start('backfillWorkflow', { workflowId: `backfill/${id}`, taskQueue: queue, args: [input] });
     const failure = await handle.result().catch((e: unknown) => e);
     expect(failure).toBeInstanceOf(WorkflowFailedError);
     expect((failure as WorkflowFailedError).cause?.message).toMatch(/canary.partitions must be 1 or more/);
-    expect(await warehouse.ledger({ backfillId: id })).toEqual([]);
+    expect(await fx.warehouse.ledger({ backfillId: id })).toEqual([]);
     const both = await cli<{ error: { code: string; message: string } }>('start', join(dir, 'none.json'), '--canary', '0');
     expect(both.code).not.toBe(0);
     const file = join(dir, `${p}.json`);

@@ -5,23 +5,19 @@
  * later backfill changed is reported and left alone, unless --force.
  */
 import { execFile } from 'node:child_process';
-import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import Database from 'better-sqlite3';
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { canonicalJson } from '../../core/canonical.ts';
-import { openWarehouse } from '../../activities/warehouse/index.ts';
 import { quoteIdent, versionsTable } from '../../activities/warehouse/sql.ts';
 import type { Warehouse } from '../../activities/warehouse/types.ts';
-import type { BackfillClient } from '../../client/backfill-client.ts';
 import { BackfillError } from '../../core/errors.ts';
 import { rollbackWorkflowId, type RollbackSummary } from '../../core/rollback.ts';
 import type { ResolvedSpec } from '../../core/spec.ts';
-import { createDatabase, databaseUrl, dropDatabase } from '../../scripts/postgres.ts';
-import type { WorkerProcess } from '../../scripts/worker-process.ts';
-import { ROOT, address, connectClient, scratch, testSpec, uniqueQueue, waitFor, workerProcess } from './helpers.ts';
+import { backendFixture, type Backend } from './backend-fixture.ts';
+import { ROOT, address, testSpec, waitFor } from './helpers.ts';
 
 const run = promisify(execFile);
 
@@ -56,34 +52,9 @@ async function snapshot(warehouse: Warehouse, prefix: string): Promise<Snapshot>
   return { views, current };
 }
 
-type Backend = 'sqlite' | 'postgres';
-
 describe.each<Backend>(['sqlite', 'postgres'])('rollback on %s', (kind) => {
-  const queue = uniqueQueue(`rollback-${kind}`);
-  const database = `backfill_rb_${randomUUID().slice(0, 8)}`;
-  let location: string;
-  let worker: WorkerProcess;
-  let warehouse: Warehouse;
-  let client: BackfillClient;
-
-  beforeAll(async () => {
-    if (kind === 'postgres') {
-      await createDatabase(database);
-      location = databaseUrl(database);
-    } else {
-      location = join(scratch('rollback'), 'warehouse.db');
-    }
-    worker = workerProcess({ address: address(), queue, warehouse: location });
-    await worker.start();
-    warehouse = openWarehouse(location, { inline: true });
-    client = await connectClient();
-  });
-  afterAll(async () => {
-    await client?.close();
-    await worker?.stop();
-    await warehouse?.close();
-    if (kind === 'postgres') await dropDatabase(database);
-  });
+  const fx = backendFixture(kind, 'rollback');
+  const { queue, location } = fx;
 
   /** Changes stored rows behind the warehouse's back (PostgreSQL keeps the versions tables in the schema `backfill`). */
   const tamper = async (node: string, set: string, partition: string, version: number): Promise<void> => {
@@ -108,61 +79,61 @@ describe.each<Backend>(['sqlite', 'postgres'])('rollback on %s', (kind) => {
   };
 
   const backfill = async (spec: ResolvedSpec): Promise<string> => {
-    const { backfillId } = await client.start(spec, { taskQueue: queue, tuning: { reportIntervalMs: 200 } });
-    expect((await client.wait(backfillId, 120_000)).state).toBe('completed');
+    const { backfillId } = await fx.client.start(spec, { taskQueue: queue, tuning: { reportIntervalMs: 200 } });
+    expect((await fx.client.wait(backfillId, 120_000)).state).toBe('completed');
     return backfillId;
   };
 
   it('restores every dataset to its state before the backfill, checksum for checksum; a second rollback changes nothing', async () => {
     const p = `a_${kind}`;
     await backfill(sqlSpec(queue, p, { factor: 1, to: '2024-01-11' }));
-    const before = await snapshot(warehouse, p);
+    const before = await snapshot(fx.warehouse, p);
     const second = await backfill(sqlSpec(queue, p, { factor: 2, to: '2024-01-13' }));
-    const changed = await snapshot(warehouse, p);
+    const changed = await snapshot(fx.warehouse, p);
     expect(changed.views).not.toEqual(before.views);
     expect(Object.values(changed.current).every((c) => c.backfillId === second)).toBe(true);
 
     // 10 days and 2 weeks existed before; the 2 new days of src and daily did not.
-    const summary = await client.rollback(second);
+    const summary = await fx.client.rollback(second);
     expect(summary).toMatchObject({ backfillId: second, restored: 22, removed: 4, alreadyRestored: 0, leftAlone: 0, forced: 0, changedBy: {} });
     expect(summary.nodes.map((n) => n.node)).toEqual([`${p}_weekly`, `${p}_daily`, `${p}_src`]);
-    expect(await snapshot(warehouse, p)).toEqual(before);
-    const audit = await warehouse.rollbacks({ backfillId: second });
+    expect(await snapshot(fx.warehouse, p)).toEqual(before);
+    const audit = await fx.warehouse.rollbacks({ backfillId: second });
     expect(audit).toHaveLength(26);
     expect(new Set(audit.map((r) => r.rollbackId))).toEqual(new Set([summary.rollbackId]));
 
-    const again = await client.rollback(second);
+    const again = await fx.client.rollback(second);
     expect(again).toMatchObject({ restored: 0, removed: 0, alreadyRestored: 26, leftAlone: 0 });
     expect(again.rollbackId).not.toBe(summary.rollbackId);
-    expect(await snapshot(warehouse, p)).toEqual(before);
-    expect(await warehouse.rollbacks({ backfillId: second })).toHaveLength(26);
+    expect(await snapshot(fx.warehouse, p)).toEqual(before);
+    expect(await fx.warehouse.rollbacks({ backfillId: second })).toHaveLength(26);
   });
 
   it('a worker killed mid-rollback and started again finishes it, restoring each partition once', async () => {
     const p = `k_${kind}`;
     await backfill(sqlSpec(queue, p, { factor: 1, to: '2024-01-31' }));
-    const before = await snapshot(warehouse, p);
+    const before = await snapshot(fx.warehouse, p);
     const second = await backfill(sqlSpec(queue, p, { factor: 5, to: '2024-01-31' }));
     const total = Object.keys(before.current).length;
 
     // One partition per activity and a short history: slow enough to be killed in the middle, and it continues as new.
-    const pending = client.rollback(second, { tuning: { batchSize: 1, heartbeatTimeout: '2s', historyLimit: 150 } });
+    const pending = fx.client.rollback(second, { tuning: { batchSize: 1, heartbeatTimeout: '2s', historyLimit: 150 } });
     pending.catch(() => undefined);
     const restoredBeforeKill = await waitFor('the rollback to restore some partitions', async () => {
-      const n = (await warehouse.rollbacks({ backfillId: second })).length;
+      const n = (await fx.warehouse.rollbacks({ backfillId: second })).length;
       return n >= 5 ? n : undefined;
     }, 60_000, 20);
-    await worker.kill();
-    const description = await client.client.workflow.getHandle(rollbackWorkflowId(second)).describe();
+    await fx.worker.kill();
+    const description = await fx.client.client.workflow.getHandle(rollbackWorkflowId(second)).describe();
     expect(description.status.name).toBe('RUNNING');
     expect(restoredBeforeKill).toBeLessThan(total);
-    await worker.start();
+    await fx.worker.start();
 
     const summary: RollbackSummary = await pending;
     expect(summary).toMatchObject({ restored: total, removed: 0, alreadyRestored: 0, leftAlone: 0 });
     expect(summary.runs).toBeGreaterThan(1);
-    expect(await snapshot(warehouse, p)).toEqual(before);
-    const audit = await warehouse.rollbacks({ backfillId: second });
+    expect(await snapshot(fx.warehouse, p)).toEqual(before);
+    const audit = await fx.warehouse.rollbacks({ backfillId: second });
     expect(audit).toHaveLength(total);
     expect(new Set(audit.map((r) => `${r.node}/${r.partition}`)).size).toBe(total);
   });
@@ -170,11 +141,11 @@ describe.each<Backend>(['sqlite', 'postgres'])('rollback on %s', (kind) => {
   it('leaves alone and reports a partition a later backfill changed; --force restores it too (the command line)', async () => {
     const p = `f_${kind}`;
     await backfill(sqlSpec(queue, p, { factor: 1, to: '2024-01-11' }));
-    const before = await snapshot(warehouse, p);
+    const before = await snapshot(fx.warehouse, p);
     const second = await backfill(sqlSpec(queue, p, { factor: 2, to: '2024-01-11' }));
     // Two days of src and daily, and the week they fall in.
     const third = await backfill(sqlSpec(queue, p, { factor: 3, from: '2024-01-03', to: '2024-01-05' }));
-    const byThird = Object.entries((await snapshot(warehouse, p)).current)
+    const byThird = Object.entries((await snapshot(fx.warehouse, p)).current)
       .filter(([, c]) => c.backfillId === third)
       .map(([key]) => key)
       .sort();
@@ -195,14 +166,14 @@ describe.each<Backend>(['sqlite', 'postgres'])('rollback on %s', (kind) => {
     expect(first.json).toMatchObject({ restored: 17, removed: 0, leftAlone: 5, forced: 0, changedBy: { [third]: 5 } });
     expect(first.json.leftAloneExamples.map((e) => `${e.node}/${e.partition}`).sort()).toEqual(byThird);
     expect(first.json.leftAloneExamples.every((e) => e.changedBy === third && e.version === 2 && e.currentVersion === 3)).toBe(true);
-    const now = await snapshot(warehouse, p);
+    const now = await snapshot(fx.warehouse, p);
     for (const [key, c] of Object.entries(now.current)) expect(c.backfillId, key).toBe(byThird.includes(key) ? third : before.current[key]!.backfillId);
 
     const forced = await rollback('--force');
     expect(forced.code).toBe(0);
     expect(forced.json).toMatchObject({ restored: 5, forced: 5, alreadyRestored: 17, leftAlone: 0, force: true });
-    expect(await snapshot(warehouse, p)).toEqual(before);
-    expect((await warehouse.rollbacks({ backfillId: second })).filter((r) => r.forced).map((r) => `${r.node}/${r.partition}`).sort()).toEqual(byThird);
+    expect(await snapshot(fx.warehouse, p)).toEqual(before);
+    expect((await fx.warehouse.rollbacks({ backfillId: second })).filter((r) => r.forced).map((r) => `${r.node}/${r.partition}`).sort()).toEqual(byThird);
     const lineage = await cli('lineage', `${p}_src`, '2024-01-03', '--warehouse', location);
     expect(lineage.json).toMatchObject({
       current: { version: 1, backfillId: before.current[`${p}_src/2024-01-03`]!.backfillId },
@@ -215,13 +186,13 @@ describe.each<Backend>(['sqlite', 'postgres'])('rollback on %s', (kind) => {
     await backfill(sqlSpec(queue, p, { factor: 1, to: '2024-01-04' }));
     const second = await backfill(sqlSpec(queue, p, { factor: 2, to: '2024-01-04' }));
     await tamper(`${p}_src`, 'v = 999', '2024-01-02', 1);
-    const error = await client.rollback(second).catch((e: unknown) => e);
+    const error = await fx.client.rollback(second).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(BackfillError);
     expect((error as Error).message).toMatch(
       new RegExp(`the rollback of backfill '${second}' failed: version 1 of ${p}_src 2024-01-02: its rows hash to [0-9a-f]{16}… \\(2 rows\\), but the ledger recorded`),
     );
     expect((error as Error).message).toMatch(/run 'backfill rollback .*' again/);
-    const state = (await snapshot(warehouse, p)).current;
+    const state = (await snapshot(fx.warehouse, p)).current;
     // Downstream first: weekly and daily were restored, src up to the tampered partition.
     expect(state[`${p}_daily/2024-01-03`]!.backfillId).not.toBe(second);
     expect(state[`${p}_src/2024-01-01`]!.backfillId).not.toBe(second);
@@ -236,18 +207,18 @@ describe.each<Backend>(['sqlite', 'postgres'])('rollback on %s', (kind) => {
       defaults: { concurrency: 1 },
       nodes: [{ id: `r_${kind}`, transform: 'sleep', params: { ms: 200 } }],
     });
-    const { backfillId } = await client.start(spec, { taskQueue: queue, tuning: { reportIntervalMs: 200 } });
-    const refused = await client.rollback(backfillId).catch((e: unknown) => e);
+    const { backfillId } = await fx.client.start(spec, { taskQueue: queue, tuning: { reportIntervalMs: 200 } });
+    const refused = await fx.client.rollback(backfillId).catch((e: unknown) => e);
     expect(refused).toBeInstanceOf(BackfillError);
     expect(refused).toMatchObject({ code: 'still_running' });
     expect((refused as Error).message).toMatch(/is still running: cancel it first \('backfill cancel .*'\) or wait for it to end/);
 
-    await waitFor('a partition to be published', async () => (await warehouse.ledger({ backfillId })).length > 0);
-    await client.cancel(backfillId);
-    expect((await client.wait(backfillId, 60_000)).state).toBe('cancelled');
-    const published = (await warehouse.ledger({ backfillId })).length;
-    const summary = await client.rollback(backfillId);
+    await waitFor('a partition to be published', async () => (await fx.warehouse.ledger({ backfillId })).length > 0);
+    await fx.client.cancel(backfillId);
+    expect((await fx.client.wait(backfillId, 60_000)).state).toBe('cancelled');
+    const published = (await fx.warehouse.ledger({ backfillId })).length;
+    const summary = await fx.client.rollback(backfillId);
     expect(summary).toMatchObject({ restored: 0, removed: published, leftAlone: 0 });
-    expect(await warehouse.query(`SELECT COUNT(*) AS n FROM r_${kind}`)).toEqual([{ n: 0 }]);
+    expect(await fx.warehouse.query(`SELECT COUNT(*) AS n FROM r_${kind}`)).toEqual([{ n: 0 }]);
   });
 });

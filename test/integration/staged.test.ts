@@ -14,22 +14,20 @@ import { randomUUID } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { WorkflowUpdateFailedError } from '@temporalio/client';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { canonicalJson } from '../../core/canonical.ts';
-import { openWarehouse } from '../../activities/warehouse/index.ts';
 import { PARTITION_COLUMN, VERSION_COLUMN, quoteIdent, versionsTable } from '../../activities/warehouse/sql.ts';
 import type { LedgerRow, Row, Warehouse } from '../../activities/warehouse/types.ts';
-import type { BackfillClient } from '../../client/backfill-client.ts';
 import { onlyChanged, type ChangeSummary } from '../../client/only-changed.ts';
 import type { Report } from '../../client/report/model.ts';
 import type { DiffSummary, PartitionDiff } from '../../core/diff.ts';
 import { expandPlan } from '../../core/plan.ts';
 import type { RollbackSummary } from '../../core/rollback.ts';
 import type { SpecInput } from '../../core/spec.ts';
-import { createDatabase, databaseUrl, dropDatabase, withPostgres } from '../../scripts/postgres.ts';
+import { withPostgres } from '../../scripts/postgres.ts';
 import { sqliteRawAccess } from '../unit/sqlite-raw.ts';
-import type { WorkerProcess } from '../../scripts/worker-process.ts';
-import { address, connectClient, runCli, scratch, testSpec, uniqueQueue, waitFor, workerProcess } from './helpers.ts';
+import { backendFixture, type Backend } from './backend-fixture.ts';
+import { runCli, scratch, testSpec, waitFor } from './helpers.ts';
 
 /** Daily src (two rows a day, scaled by `factor`, keyed by k), daily totals of it (no key: whole rows), and weekly totals of those (keyed by week), over the first ten days of 2024. */
 function specInput(queue: string, prefix: string, factor: number): SpecInput {
@@ -62,18 +60,10 @@ async function views(warehouse: Warehouse, prefix: string): Promise<Record<strin
   return out;
 }
 
-type Backend = 'sqlite' | 'postgres';
-
 describe.each<Backend>(['sqlite', 'postgres'])('staged backfills on %s', (kind) => {
-  const queue = uniqueQueue(`staged-${kind}`);
-  const database = `backfill_st_${randomUUID().slice(0, 8)}`;
-  const dir = scratch(`staged-${kind}`);
-  let location: string;
-  let worker: WorkerProcess;
-  let warehouse: Warehouse;
-  let client: BackfillClient;
   // The workers' OpenLineage events, one per line.
-  const lineageFile = join(dir, 'openlineage.jsonl');
+  const lineageFile = join(scratch(`staged-lineage-${kind}`), 'openlineage.jsonl');
+  const fx = backendFixture(kind, 'staged', { OPENLINEAGE__TRANSPORT__TYPE: 'file', OPENLINEAGE__TRANSPORT__LOG_FILE_PATH: lineageFile, OPENLINEAGE__TRANSPORT__APPEND: 'true' });
   /** How each node run of `prefix` ended in OpenLineage after `since` (ms), and whether no earlier than `notBefore`. */
   const nodeRunEnds = (prefix: string, since: number, notBefore: number) => {
     const events = existsSync(lineageFile) ? readFileSync(lineageFile, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as { eventType: string; eventTime: string; job: { name: string } }) : [];
@@ -82,34 +72,11 @@ describe.each<Backend>(['sqlite', 'postgres'])('staged backfills on %s', (kind) 
       .map((e) => [e.job.name, e.eventType, Date.parse(e.eventTime) >= notBefore])
       .sort();
   };
-
-  beforeAll(async () => {
-    if (kind === 'postgres') {
-      await createDatabase(database);
-      location = databaseUrl(database);
-    } else {
-      location = join(dir, 'warehouse.db');
-    }
-    worker = workerProcess({
-      address: address(),
-      queue,
-      warehouse: location,
-      env: { OPENLINEAGE__TRANSPORT__TYPE: 'file', OPENLINEAGE__TRANSPORT__LOG_FILE_PATH: lineageFile, OPENLINEAGE__TRANSPORT__APPEND: 'true' },
-    });
-    await worker.start();
-    warehouse = openWarehouse(location, { inline: true });
-    client = await connectClient();
-  });
-  afterAll(async () => {
-    await client?.close();
-    await worker?.stop();
-    await warehouse?.close();
-    if (kind === 'postgres') await dropDatabase(database);
-  });
+  const { queue, dir, location } = fx;
 
   const direct = async (prefix: string, factor: number): Promise<string> => {
-    const { backfillId } = await client.start(testSpec(queue, specInput(queue, prefix, factor)), { taskQueue: queue, tuning: { reportIntervalMs: 200 }, id: `${prefix}-direct-${randomUUID().slice(0, 6)}` });
-    expect((await client.wait(backfillId, 120_000)).state).toBe('completed');
+    const { backfillId } = await fx.client.start(testSpec(queue, specInput(queue, prefix, factor)), { taskQueue: queue, tuning: { reportIntervalMs: 200 }, id: `${prefix}-direct-${randomUUID().slice(0, 6)}` });
+    expect((await fx.client.wait(backfillId, 120_000)).state).toBe('completed');
     return backfillId;
   };
   /** `backfill start --stage` from a spec file, until every partition is staged. */
@@ -117,7 +84,7 @@ describe.each<Backend>(['sqlite', 'postgres'])('staged backfills on %s', (kind) 
     const started = await runCli<{ backfillId: string }>(['start', specFile(prefix, factor), '--stage', '--id', `${prefix}-staged-${factor}`, '--json'], { BACKFILL_TASK_QUEUE: queue });
     expect(started.code, started.stderr).toBe(0);
     const id = started.json!.backfillId;
-    await waitFor('every partition to be staged', async () => (await client.progress(id)).state === 'staged', 120_000, 200);
+    await waitFor('every partition to be staged', async () => (await fx.client.progress(id)).state === 'staged', 120_000, 200);
     return id;
   };
   const cli = async <T>(...args: string[]) => {
@@ -147,7 +114,7 @@ describe.each<Backend>(['sqlite', 'postgres'])('staged backfills on %s', (kind) 
    */
   const exceptCounts = async (id: string, prefix: string, status: LedgerRow['status'], against: (row: LedgerRow) => Promise<number | null>): Promise<Record<string, Counts>> => {
     const out: Record<string, Counts> = {};
-    for (const row of (await warehouse.ledger({ backfillId: id })).filter((r) => r.status === status)) {
+    for (const row of (await fx.warehouse.ledger({ backfillId: id })).filter((r) => r.status === status)) {
       const { columns, key } = SHAPES[row.node.slice(prefix.length + 1)]!;
       const was = (await against(row)) ?? -1;
       const version = (v: number, list: string[]) => `SELECT ${list.join(', ')} FROM ${versionsOf(row.node)} WHERE ${PARTITION_COLUMN} = '${row.partition}' AND ${VERSION_COLUMN} = ${v}`;
@@ -167,11 +134,11 @@ describe.each<Backend>(['sqlite', 'postgres'])('staged backfills on %s', (kind) 
     return out;
   };
   const countsOf = (summary: DiffSummary): Record<string, Counts> => Object.fromEntries(summary.nodes.map((n) => [n.node, { added: n.added, removed: n.removed, changed: n.changed }]));
-  const currentVersion = async (row: LedgerRow) => (await warehouse.ledger({ node: row.node, partition: row.partition })).find((r) => r.current)?.version ?? null;
+  const currentVersion = async (row: LedgerRow) => (await fx.warehouse.ledger({ node: row.node, partition: row.partition })).find((r) => r.current)?.version ?? null;
   /** What `backfill lineage --json` prints (or, in process, the ledger rows it prints). */
   const lineage = async (node: string, partition: string, via: 'cli' | 'process' = 'process'): Promise<{ current: LedgerRow | null; versions: LedgerRow[] }> => {
     if (via === 'process') {
-      const versions = await warehouse.ledger({ node, partition });
+      const versions = await fx.warehouse.ledger({ node, partition });
       return { current: versions.find((v) => v.current) ?? null, versions };
     }
     const out = await cli<{ current: LedgerRow | null; versions: LedgerRow[] }>('lineage', node, partition);
@@ -187,11 +154,11 @@ describe.each<Backend>(['sqlite', 'postgres'])('staged backfills on %s', (kind) 
   it('stage changes nothing readers see; diff counts the change; publish moves it all at once, as a direct run would; rollback goes back to before it', async () => {
     const p = `s_${kind}`;
     const first = await direct(p, 1);
-    const before = await views(warehouse, p);
+    const before = await views(fx.warehouse, p);
     const stagedAt = Date.now();
     const id = await staged(p, 2);
-    expect(await views(warehouse, p)).toEqual(before);
-    const progress = await client.progress(id);
+    expect(await views(fx.warehouse, p)).toEqual(before);
+    const progress = await fx.client.progress(id);
     expect(progress).toMatchObject({ state: 'staged', done: progress.total, failed: 0 });
 
     // diff: each day of src has both rows changed: by its key k, 2 changed (not 2 removed and 2 added); daily by whole rows,
@@ -234,18 +201,18 @@ describe.each<Backend>(['sqlite', 'postgres'])('staged backfills on %s', (kind) 
     expect(early.json.error.code).toBe('still_running');
 
     // Past the command line: a signal named publish does nothing, and an update is validated where it arrives.
-    const handle = client.client.workflow.getHandle(`backfill/${id}`);
+    const handle = fx.client.client.workflow.getHandle(`backfill/${id}`);
     await handle.signal('publish', { by: 'mallory' });
     const refused = await handle.executeUpdate('publish', { args: [{ by: 'mallory', extra: 'x' }] }).catch((e: unknown) => e);
     expect(refused).toBeInstanceOf(WorkflowUpdateFailedError);
     expect((refused as WorkflowUpdateFailedError).cause?.message).toMatch(/unknown field extra/);
-    expect(await views(warehouse, p)).toEqual(before);
-    expect((await client.progress(id)).state).toBe('staged');
+    expect(await views(fx.warehouse, p)).toEqual(before);
+    expect((await fx.client.progress(id)).state).toBe('staged');
 
     // A reader polling the views during publish sees the old totals or the new ones, never a mix.
     // One statement: one snapshot of both datasets.
     const totals = async () => {
-      const [row] = await warehouse.query(`SELECT (SELECT SUM(v) FROM ${p}_src) AS src, (SELECT SUM(total) FROM ${p}_daily) AS daily`);
+      const [row] = await fx.warehouse.query(`SELECT (SELECT SUM(v) FROM ${p}_src) AS src, (SELECT SUM(total) FROM ${p}_daily) AS daily`);
       return `${Number(row!.src)}/${Number(row!.daily)}`;
     };
     const seen = new Set<string>();
@@ -265,15 +232,15 @@ describe.each<Backend>(['sqlite', 'postgres'])('staged backfills on %s', (kind) 
     expect(published.json).toMatchObject({ versions: 22, reason: 'diff reviewed' });
     expect([...seen].filter((t) => t !== '30/30' && t !== '60/60'), `totals seen: ${[...seen].join(', ')}`).toEqual([]);
     expect(await totals()).toBe('60/60');
-    expect((await client.wait(id, 60_000)).state).toBe('completed');
+    expect((await fx.client.wait(id, 60_000)).state).toBe('completed');
     // OpenLineage: each node run completes with the publish, not when its partitions were staged.
     expect(nodeRunEnds(p, stagedAt, publishAt)).toEqual(nodesOf(p).map((n) => [`staged-${p}.${n}`, 'COMPLETE', true]).sort());
 
     // Published, it is an ordinary backfill: publishing again is refused.
     const again = await cli<{ error: { code: string } }>('publish', id);
     expect(again.json.error.code).toBe('not_running');
-    const after = await views(warehouse, p);
-    expect((await warehouse.ledger({ backfillId: id })).every((r) => r.status === 'published' && r.staged === true)).toBe(true);
+    const after = await views(fx.warehouse, p);
+    expect((await fx.warehouse.ledger({ backfillId: id })).every((r) => r.status === 'published' && r.staged === true)).toBe(true);
     // The report now says what the publish changed: the diff that was staged, against the versions it replaced.
     const publishedReport = await report(id);
     expect(publishedReport.staged?.phase).toBe('published');
@@ -287,25 +254,25 @@ describe.each<Backend>(['sqlite', 'postgres'])('staged backfills on %s', (kind) 
     const rolled = await cli<RollbackSummary>('rollback', id);
     expect(rolled.code, rolled.stderr).toBe(0);
     expect(rolled.json).toMatchObject({ restored: 22, leftAlone: 0 });
-    expect(await views(warehouse, p)).toEqual(before);
+    expect(await views(fx.warehouse, p)).toEqual(before);
     expect((await lineage(`${p}_src`, '2024-01-01')).current).toMatchObject({ backfillId: first, version: 1 });
     expect(await toRun(p, 1)).toBe(0);
 
     // A direct run of the staged spec gives what the publish gave.
     await direct(p, 2);
-    expect(await views(warehouse, p)).toEqual(after);
+    expect(await views(fx.warehouse, p)).toEqual(after);
     // A dozen command-line runs, each a process of its own: more than the default time on a busy machine.
   }, 360_000);
 
   it('a staged backfill cancelled before its decision: its versions stay unpublished, and are no rollback target of a later backfill', async () => {
     const p = `c_${kind}`;
     const first = await direct(p, 1);
-    const before = await views(warehouse, p);
+    const before = await views(fx.warehouse, p);
     const id = await staged(p, 2);
-    await client.cancel(id);
-    expect((await client.wait(id, 60_000)).state).toBe('cancelled');
-    expect(await views(warehouse, p)).toEqual(before);
-    expect(new Set((await warehouse.ledger({ backfillId: id })).map((r) => r.status))).toEqual(new Set(['staged']));
+    await fx.client.cancel(id);
+    expect((await fx.client.wait(id, 60_000)).state).toBe('cancelled');
+    expect(await views(fx.warehouse, p)).toEqual(before);
+    expect(new Set((await fx.warehouse.ledger({ backfillId: id })).map((r) => r.status))).toEqual(new Set(['staged']));
     expect(await toRun(p, 2)).toBe(22);
     // The datasets are free: a later backfill publishes over the published versions, not over the staged ones.
     const later = await direct(p, 3);
@@ -317,14 +284,14 @@ describe.each<Backend>(['sqlite', 'postgres'])('staged backfills on %s', (kind) 
     ]);
     const rolled = await cli<RollbackSummary>('rollback', later);
     expect(rolled.code, rolled.stderr).toBe(0);
-    expect(await views(warehouse, p)).toEqual(before);
+    expect(await views(fx.warehouse, p)).toEqual(before);
     expect((await lineage(`${p}_src`, '2024-01-01')).current).toMatchObject({ backfillId: first, version: 1 });
   });
 
   it('discard drops the staged versions and publishes nothing; the backfill ends discarded', async () => {
     const p = `d_${kind}`;
     await direct(p, 1);
-    const before = await views(warehouse, p);
+    const before = await views(fx.warehouse, p);
     const stagedAt = Date.now();
     const id = await staged(p, 3);
     const early = await cli<{ error: { code: string } }>('publish', `${p}-nobody`);
@@ -332,11 +299,11 @@ describe.each<Backend>(['sqlite', 'postgres'])('staged backfills on %s', (kind) 
     const discarded = await cli<{ versions: number }>('discard', id, '--reason', 'wrong factor');
     expect(discarded.code, discarded.stderr).toBe(0);
     expect(discarded.json.versions).toBe(22);
-    expect((await client.wait(id, 60_000)).state).toBe('discarded');
+    expect((await fx.client.wait(id, 60_000)).state).toBe('discarded');
     // OpenLineage: its node runs were aborted, never completed.
     expect(nodeRunEnds(p, stagedAt, stagedAt)).toEqual(nodesOf(p).map((n) => [`staged-${p}.${n}`, 'ABORT', true]).sort());
-    expect(await views(warehouse, p)).toEqual(before);
-    expect(new Set((await warehouse.ledger({ backfillId: id })).map((r) => r.status))).toEqual(new Set(['discarded']));
+    expect(await views(fx.warehouse, p)).toEqual(before);
+    expect(new Set((await fx.warehouse.ledger({ backfillId: id })).map((r) => r.status))).toEqual(new Set(['discarded']));
     expect((await lineage(`${p}_src`, '2024-01-02')).versions.map((v) => [v.backfillId, v.status, v.current])).toEqual([
       [id, 'discarded', false],
       [expect.stringContaining(`${p}-direct`), 'published', true],
@@ -351,12 +318,12 @@ describe.each<Backend>(['sqlite', 'postgres'])('staged backfills on %s', (kind) 
     const started = await runCli<{ backfillId: string; onlyChanged: ChangeSummary }>(['start', specFile(p, 3), '--only-changed', '--id', `${p}-again`, '--json'], { BACKFILL_TASK_QUEUE: queue, BACKFILL_WAREHOUSE: location });
     expect(started.code, started.stderr).toBe(0);
     expect(started.json!.onlyChanged).toMatchObject({ totalToRun: 22, totalSkipped: 0 });
-    expect((await client.wait(started.json!.backfillId, 120_000)).state).toBe('completed');
-    expect(await views(warehouse, p)).not.toEqual(before);
+    expect((await fx.client.wait(started.json!.backfillId, 120_000)).state).toBe('completed');
+    expect(await views(fx.warehouse, p)).not.toEqual(before);
     // Its rollback goes back to the published versions before it, not to the discarded ones.
     const rolled = await cli<RollbackSummary>('rollback', started.json!.backfillId);
     expect(rolled.code, rolled.stderr).toBe(0);
-    expect(await views(warehouse, p)).toEqual(before);
+    expect(await views(fx.warehouse, p)).toEqual(before);
   }, 300_000);
 
   it('a backfill that was not staged refuses diff with a clear error', async () => {
