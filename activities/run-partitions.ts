@@ -223,7 +223,7 @@ export function createActivities(deps: ActivityDeps) {
     let failed: { task: PartitionTask; error: Error } | undefined;
     while (rest.length > 0) {
       const began = Date.now();
-      const outcome = await deps.warehouse.publishMany(rest.map((p) => p.write));
+      const outcome = await deps.warehouse.publishMany(rest.map((p) => ({ ...p.write, computedAt: p.computedAt })));
       // Each partition's time is its own work and its share of the commit (pacing and batch sizing read it).
       const share = (Date.now() - began) / rest.length;
       for (const [i, published] of outcome.published.entries()) {

@@ -121,9 +121,10 @@ export function ledgerInsert(ledger: string): string {
   return `INSERT INTO ${ledger} (${LEDGER_COLUMNS.join(', ')}) VALUES (${LEDGER_COLUMNS.map((c) => `:${c}`).join(', ')})`;
 }
 
-/** The parameters of the ledger's INSERT for one publish or failed check. */
-export function ledgerValues(codec: Codec, write: PartitionWrite, version: number, fields: LedgerFields, inputs: InputVersions[]): Record<string, unknown> {
+/** The parameters of the ledger's INSERT for one publish or failed check; `publishBegan`: when this partition's publish began. */
+export function ledgerValues(codec: Codec, write: PartitionWrite, version: number, fields: LedgerFields, inputs: InputVersions[], publishBegan?: number): Record<string, unknown> {
   const finishedAt = Date.now();
+  const durationMs = write.computedAt !== undefined && publishBegan !== undefined ? Math.max(0, write.computedAt - write.startedAt) + (finishedAt - publishBegan) : finishedAt - write.startedAt;
   const published = !('failed' in fields);
   return {
     node: write.node,
@@ -144,7 +145,7 @@ export function ledgerValues(codec: Codec, write: PartitionWrite, version: numbe
     executions: 1,
     started_at: new Date(write.startedAt).toISOString(),
     finished_at: new Date(finishedAt).toISOString(),
-    duration_ms: finishedAt - write.startedAt,
+    duration_ms: durationMs,
     previous_version: published ? fields.previousVersion : null,
     error: published ? null : fields.failed,
     warnings: codec.json(fields.warnings),

@@ -63,6 +63,12 @@ export type PartitionWrite = {
   pinned?: PinnedInput[];
   attempt: number;
   startedAt: number;
+  /**
+   * When its transform returned, where a batch commits it later: the ledger's duration is the
+   * work until then plus its own publish, without its wait for the commit (its finish is the
+   * commit, when readers first see it).
+   */
+  computedAt?: number;
   /** A hash of the node's transform, SQL, params and checks (`specHash`), recorded in the ledger. */
   specHash?: string;
   /** Take over an existing view named after the node that backfill did not create (else publishing is refused). */

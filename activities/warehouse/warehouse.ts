@@ -258,6 +258,7 @@ export class SqlWarehouse implements Warehouse {
    */
   private async publishOne(s: Session, write: PartitionWrite): Promise<Published | { failed: string }> {
     const { node, partition } = write;
+    const began = Date.now();
     const start = await this.startPublish(s, write);
     if (start.lease && start.lease.runKey !== write.runKey) {
       throw new StaleRunError(
@@ -287,7 +288,7 @@ export class SqlWarehouse implements Warehouse {
       fields = { failed: error.outcome.errors.join('; '), warnings: error.outcome.warnings };
     }
     if (!('failed' in fields) && !write.stage) await this.point(s, node, partition, version, previousVersion);
-    await s.run(ledgerInsert(this.t('ledger')), ledgerValues(this.dialect.codec, write, version, fields, inputVersions(start.pinned)));
+    await s.run(ledgerInsert(this.t('ledger')), ledgerValues(this.dialect.codec, write, version, fields, inputVersions(start.pinned), began));
     if ('failed' in fields) return { failed: fields.failed };
     const { columns: _columns, ...published } = fields;
     return { version, ...published, ...(write.stage ? { staged: true } : {}) };

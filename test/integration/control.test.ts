@@ -127,7 +127,9 @@ describe('operator control', () => {
     const spec = testSpec(queue, {
       name: 'concurrency',
       partitions: { grain: 'hour', start: '2024-01-01', end: '2024-01-04' },
-      defaults: { concurrency: 3 },
+      // One partition per activity: in a batch, a partition's ledger span runs to the batch's
+      // commit, past the start of the next one it computes (the concurrency is of activities).
+      defaults: { concurrency: 3, batchSize: 1 },
       nodes: [{ id: 'work', transform: 'sleep', params: { ms: 150 } }],
     });
     const { backfillId } = await start(spec);

@@ -145,6 +145,20 @@ describe('a batch activity commits its partitions together', () => {
 });
 
 describe('partitions with nothing to commit', () => {
+  it("the ledger's duration is each partition's own work, not its wait for the batch's commit; its finish is the commit", async () => {
+    const { result } = run(days({ waitMs: 40 }));
+    expect((await result).finished).toHaveLength(5);
+    // One commit for all five: the first waited about 160 ms for it.
+    expect(warehouse.calls).toHaveLength(1);
+    const rows = (await warehouse.ledger({ backfillId: 'bf-1' })).sort((a, b) => a.startedAt.localeCompare(b.startedAt));
+    const first = rows[0]!;
+    const span = Date.parse(first.finishedAt) - Date.parse(first.startedAt);
+    expect(span).toBeGreaterThanOrEqual(5 * 40 - 5);
+    // Its own 40 ms and its publish; not the four other partitions' 160 ms it waited through.
+    expect(first.durationMs).toBeLessThan(span - 100);
+    for (const row of rows) expect(row.durationMs).toBeGreaterThanOrEqual(39);
+  });
+
   it('a dry run batch sends no heartbeat per partition (each would encode every result so far)', async () => {
     const noop: Transform = Object.assign(() => undefined, { dryRun: true as const });
     const { result, heartbeats } = run(noop);
