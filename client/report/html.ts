@@ -1,7 +1,7 @@
 /** The report as one self-contained HTML file: inline styles, the timeline as inline SVG, no external assets. */
 import type { Report } from './model.ts';
-import { actionsTable, changesTable, criticalPathText, nodesTable, overview, planTable, problemsTable, spansTable, specTable, stagedColumnsTable, stagedTable, stagedText, type Table } from './sections.ts';
-import { timelineSvg } from './vega.ts';
+import { actionsTable, changesTable, criticalPathText, rateText, nodesTable, overview, planTable, problemsTable, spansTable, specTable, stagedColumnsTable, stagedTable, stagedText, type Table } from './sections.ts';
+import { rateSvg, timelineSvg } from './vega.ts';
 import { legend, reportGraph } from './graph.ts';
 import { toSvg } from '../graph/svg.ts';
 
@@ -47,10 +47,17 @@ function stagedSection(report: Report): string {
   ].filter((part) => part !== '').join('\n');
 }
 
+/** The rate's time bin, in words. */
+function rateBin(report: Report): string {
+  const first = report.timeline.rate[0];
+  const seconds = first ? Math.round((first.endMs - first.startMs) / 1000) : 1;
+  return seconds === 1 ? 'one second' : `${seconds} seconds`;
+}
+
 /** The report as an HTML document. */
 export async function renderHtml(report: Report): Promise<string> {
   const b = report.backfill;
-  const svg = await timelineSvg(report.timeline);
+  const [svg, rate] = await Promise.all([timelineSvg(report.timeline), rateSvg(report.timeline)]);
   const graph = reportGraph(report);
   const graphSvg = await toSvg(graph);
   const key = legend(graph)
@@ -80,6 +87,11 @@ ${facts}
 <p class="sub">One lane per node; each bar a partition from its start to its finish${escapeHtml(detail)}. Grey: paused. Orange: throttled by the downstream system. Dashed purple: a limit changed by an operator (#: its row in the operator actions).</p>
 <div class="timeline" id="timeline">
 ${svg}
+</div>
+<h3>Rate over time</h3>
+<p class="sub">Partitions finished per second, every node's, in time bins of ${escapeHtml(rateBin(report))}; paused spans and limit changes as on the timeline. ${escapeHtml(rateText(report))}</p>
+<div class="timeline" id="rate">
+${rate}
 </div>
 ${table(spansTable(report), 'spans')}
 

@@ -2,7 +2,7 @@
 import type { Report } from './model.ts';
 import { reportGraph } from './graph.ts';
 import { toMermaid } from '../graph/mermaid.ts';
-import { actionsTable, changesTable, criticalPathText, nodesTable, overview, planTable, problemsTable, spansTable, specTable, stagedColumnsTable, stagedTable, stagedText, type Table } from './sections.ts';
+import { actionsTable, changesTable, criticalPathText, rateText, nodesTable, overview, planTable, problemsTable, spansTable, specTable, stagedColumnsTable, stagedTable, stagedText, type Table } from './sections.ts';
 
 /** Text that stays inside one table cell and shows as written. */
 export function escapeCell(text: string): string {
@@ -47,7 +47,7 @@ export function renderMarkdown(report: Report): string {
     '',
     '## Timeline',
     '',
-    `${timeline} The picture is in the HTML report (\`backfill report ${b.id} --format html\`). Paused and throttled spans:`,
+    `${timeline} ${rateText(report)} The picture is in the HTML report (\`backfill report ${b.id} --format html\`). Paused and throttled spans:`,
     '',
     table(spansTable(report)),
     '',

@@ -75,6 +75,9 @@ export type TimelineBin = Span & { node: string; busy: number; finished: number 
 /** A limit changed by an operator (rate, concurrency, a task queue's rate, a budget): a rule across every lane. */
 export type TimelineLimitChange = { atMs: number; seq: number; action: string; label: string };
 
+/** Partitions that finished per second (every node's) in one time bin. */
+export type TimelineRate = Span & { perSecond: number };
+
 export type Timeline = Span & {
   /** One lane per node, in plan order; `slots` sub-rows hold partitions that overlap in time. */
   lanes: Array<{ node: string; slots: number }>;
@@ -87,6 +90,8 @@ export type Timeline = Span & {
   throttled: Array<Span & { node: string; count: number }>;
   /** The limit changes of `Report.actions`, where they happened. */
   limitChanges: TimelineLimitChange[];
+  /** The backfill's rate over time: partitions finished per second, in bins of a second or more. */
+  rate: TimelineRate[];
 };
 
 /**

@@ -167,6 +167,17 @@ export function planTable(report: Report): Table {
   };
 }
 
+/** The rate over time in a sentence: the partitions finished per second at the peak, and on average over the run. */
+export function rateText(report: Report): string {
+  const { rate, startMs, endMs } = report.timeline;
+  const finished = rate.reduce((sum, r) => sum + r.perSecond * ((r.endMs - r.startMs) / 1000), 0);
+  if (rate.length === 0 || finished === 0) return 'No partition finished.';
+  const peak = rate.reduce((best, r) => (r.perSecond > best.perSecond ? r : best));
+  const mean = finished / Math.max(1, (endMs - startMs) / 1000);
+  const at = new Date(peak.startMs).toISOString().slice(11, 19);
+  return `Rate: ${peak.perSecond.toLocaleString('en-US')} partitions/s at its peak (from ${at} UTC), ${(Math.round(mean * 100) / 100).toLocaleString('en-US')}/s on average.`;
+}
+
 export function criticalPathText(report: Report): string {
   const path = report.plan.criticalPath.map((step) => `${step.node} ${step.partition}`).join(' → ');
   return `${n(report.plan.criticalPathLength)} partitions${path ? `: ${path}` : ''} · widest point ${n(report.plan.maxWidth)} partitions at once`;

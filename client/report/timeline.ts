@@ -3,7 +3,7 @@
  * start to its finish (sub-rows keep overlapping partitions apart), or, past a few thousand
  * partitions, time bins with how many partitions ran on average and how many finished.
  */
-import type { Span, Timeline, TimelineBin, TimelineLimitChange, TimelineMark } from './model.ts';
+import type { Span, Timeline, TimelineBin, TimelineLimitChange, TimelineMark, TimelineRate } from './model.ts';
 
 /** Above this many partitions, the timeline shows bins instead of one mark per partition. */
 export const MAX_MARKS = 3000;
@@ -11,6 +11,8 @@ export const MAX_MARKS = 3000;
 export const BINS = 240;
 /** Sub-rows of a lane at most; partitions beyond share them. */
 export const MAX_SLOTS = 12;
+/** Time bins of the rate over time, at most; each is a second or longer. */
+export const RATE_BINS = 120;
 
 export type TimelineRow = { node: string; partition: string; status: 'published' | 'failed_check'; startMs: number; endMs: number };
 
@@ -70,8 +72,31 @@ function binned(input: TimelineInput, count: number): { bins: TimelineBin[]; bin
   return { bins, binMs };
 }
 
+/**
+ * Partitions finished per second across the whole span, in `count` bins at most, each a second
+ * or longer; every bin, empty ones included, so that a stall shows as one. The last bin may end
+ * past the span.
+ */
+export function rateOverTime(rows: readonly { endMs: number }[], span: Span, count = RATE_BINS): TimelineRate[] {
+  const length = Math.max(1, span.endMs - span.startMs);
+  const binMs = Math.max(1000, Math.ceil(length / count));
+  const finished = new Array<number>(Math.ceil(length / binMs)).fill(0);
+  for (const row of rows) {
+    const bin = Math.min(finished.length - 1, Math.max(0, Math.floor((row.endMs - span.startMs) / binMs)));
+    finished[bin]!++;
+  }
+  return finished.map((n, i) => ({ startMs: span.startMs + i * binMs, endMs: span.startMs + (i + 1) * binMs, perSecond: Math.round((n / (binMs / 1000)) * 100) / 100 }));
+}
+
 export function buildTimeline(input: TimelineInput): Timeline {
-  const base = { startMs: input.startMs, endMs: input.endMs, paused: input.paused, throttled: input.throttled, limitChanges: input.limitChanges ?? [] };
+  const base = {
+    startMs: input.startMs,
+    endMs: input.endMs,
+    paused: input.paused,
+    throttled: input.throttled,
+    limitChanges: input.limitChanges ?? [],
+    rate: rateOverTime(input.rows, input),
+  };
   if (input.rows.length > (input.maxMarks ?? MAX_MARKS)) {
     const { bins, binMs } = binned(input, input.bins ?? BINS);
     return { ...base, lanes: input.nodes.map((node) => ({ node, slots: 1 })), detail: 'bins', marks: [], bins, binMs };

@@ -2,7 +2,8 @@
  * The timeline picture: a Vega specification of the report's timeline, rendered headlessly
  * to SVG. One lane per node (a band on the y axis), partitions as bars over UTC time (or
  * time bins shaded by how many partitions ran), paused spans across every lane, throttled
- * spans at the top of their lane. Marks are named, so the SVG has classes to find them by.
+ * spans at the top of their lane; and under it the rate over time on the same time axis. Marks
+ * are named, so the SVG has classes to find them by.
  */
 import * as vega from 'vega';
 import type { Timeline } from './model.ts';
@@ -190,12 +191,105 @@ export function timelineSpec(timeline: Timeline): vega.Spec {
   };
 }
 
-/** The timeline as an SVG document (a string), rendered without a browser. */
-export async function timelineSvg(timeline: Timeline): Promise<string> {
-  const view = new vega.View(vega.parse(timelineSpec(timeline)), { renderer: 'none' });
+const RATE_HEIGHT = 110;
+
+/**
+ * The rate over time under the timeline, on the same time axis: partitions finished per second
+ * (a step per time bin), the paused spans, and the limit changes as the same dashed rules.
+ */
+export function rateSpec(timeline: Timeline): vega.Spec {
+  return {
+    $schema: 'https://vega.github.io/schema/vega/v6.json',
+    description: 'Partitions finished per second',
+    width: WIDTH,
+    height: RATE_HEIGHT,
+    padding: 8,
+    background: 'white',
+    data: [
+      // The step's last point, so the last bin has a width too.
+      { name: 'rate_rows', values: [...timeline.rate.map((r) => ({ atMs: r.startMs, perSecond: r.perSecond })), ...timeline.rate.slice(-1).map((r) => ({ atMs: r.endMs, perSecond: r.perSecond }))] },
+      { name: 'paused_spans', values: timeline.paused },
+      { name: 'limit_changes', values: timeline.limitChanges },
+    ],
+    scales: [
+      { name: 'time', type: 'utc', domain: [timeline.startMs, Math.max(timeline.endMs, timeline.startMs + 1)], range: 'width' },
+      { name: 'rate', type: 'linear', domain: { data: 'rate_rows', field: 'perSecond' }, range: 'height', zero: true, nice: true },
+    ],
+    axes: [
+      { orient: 'bottom', scale: 'time', grid: true, gridOpacity: 0.25, labelOverlap: true, formatType: 'utc', format: timeFormat(timeline.endMs - timeline.startMs), title: 'UTC' },
+      { orient: 'left', scale: 'rate', grid: true, gridOpacity: 0.25, tickCount: 4, title: 'partitions/s' },
+    ],
+    marks: [
+      {
+        type: 'rect',
+        name: 'rate-paused',
+        from: { data: 'paused_spans' },
+        encode: {
+          enter: {
+            x: { scale: 'time', field: 'startMs' },
+            x2: { signal: "max(scale('time', datum.endMs), scale('time', datum.startMs) + 2)" },
+            y: { value: 0 },
+            y2: { signal: 'height' },
+            fill: { value: COLORS.paused },
+            fillOpacity: { value: 0.35 },
+            description: { value: 'paused' },
+          },
+        },
+      },
+      {
+        type: 'area',
+        name: 'rate',
+        from: { data: 'rate_rows' },
+        encode: {
+          enter: {
+            x: { scale: 'time', field: 'atMs' },
+            y: { scale: 'rate', field: 'perSecond' },
+            y2: { scale: 'rate', value: 0 },
+            interpolate: { value: 'step-after' },
+            fill: { value: COLORS.published },
+            fillOpacity: { value: 0.25 },
+            stroke: { value: COLORS.published },
+            strokeWidth: { value: 1.5 },
+            description: { value: 'partitions finished per second' },
+          },
+        },
+      },
+      {
+        type: 'rule',
+        name: 'rate-limit-changes',
+        from: { data: 'limit_changes' },
+        encode: {
+          enter: {
+            x: { scale: 'time', field: 'atMs' },
+            y: { value: 0 },
+            y2: { signal: 'height' },
+            stroke: { value: COLORS.limit },
+            strokeWidth: { value: 1.5 },
+            strokeDash: { value: [4, 3] },
+            description: { signal: "'limit change #' + datum.seq + ': ' + datum.label" },
+          },
+        },
+      },
+    ],
+  };
+}
+
+/** A Vega specification rendered to an SVG document (a string), without a browser. */
+async function toSvgText(spec: vega.Spec): Promise<string> {
+  const view = new vega.View(vega.parse(spec), { renderer: 'none' });
   try {
     return await view.toSVG();
   } finally {
     view.finalize();
   }
+}
+
+/** The timeline as an SVG document (a string), rendered without a browser. */
+export function timelineSvg(timeline: Timeline): Promise<string> {
+  return toSvgText(timelineSpec(timeline));
+}
+
+/** The rate over time as an SVG document. */
+export function rateSvg(timeline: Timeline): Promise<string> {
+  return toSvgText(rateSpec(timeline));
 }

@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import type { LedgerRow } from '../../activities/warehouse/types.ts';
 import { pauseToggles, pausedSpans, runInfo, throttleEvents, throttledSpans, type Decode } from '../../client/report/history.ts';
 import { durationStats, groupMessages, ledgerFigures, nodeChanges, percentile, versionKey, warningsOf } from '../../client/report/summarize.ts';
-import { buildTimeline, MAX_SLOTS } from '../../client/report/timeline.ts';
+import { buildTimeline, MAX_SLOTS, RATE_BINS, rateOverTime } from '../../client/report/timeline.ts';
 
 type HistoryEvent = temporal.api.history.v1.IHistoryEvent;
 const T0 = Date.UTC(2025, 0, 1);
@@ -179,6 +179,24 @@ describe('buildTimeline', () => {
     const timeline = buildTimeline({ nodes: ['a'], rows, startMs: 0, endMs: 10, paused: [], throttled: [] });
     expect(timeline.lanes[0]!.slots).toBe(MAX_SLOTS);
     expect(Math.max(...timeline.marks.map((m) => m.slot))).toBe(MAX_SLOTS - 1);
+  });
+
+  it('the rate over time: partitions finished per second in bins of a second or more, empty bins included', () => {
+    const ends = [500, 1500, 1600, 3999].map((endMs) => ({ endMs }));
+    expect(rateOverTime(ends, { startMs: 0, endMs: 4000 }).map((r) => [r.startMs, r.endMs, r.perSecond])).toEqual([
+      [0, 1000, 1],
+      [1000, 2000, 2],
+      [2000, 3000, 0],
+      [3000, 4000, 1],
+    ]);
+    // A long run: at most RATE_BINS bins, each partition counted once.
+    const many = Array.from({ length: 10_000 }, (_, i) => ({ endMs: i * 100 }));
+    const rate = rateOverTime(many, { startMs: 0, endMs: 1_000_000 });
+    expect(rate.length).toBeLessThanOrEqual(RATE_BINS);
+    expect(rate.reduce((sum, r) => sum + Math.round((r.perSecond * (r.endMs - r.startMs)) / 1000), 0)).toBe(10_000);
+    for (const r of rate.slice(0, -1)) expect(r.perSecond).toBeCloseTo(10, 0);
+    // A finish past the span (a clock a little ahead) goes in the last bin.
+    expect(rateOverTime([{ endMs: 5000 }], { startMs: 0, endMs: 2000 }).map((r) => r.perSecond)).toEqual([0, 1]);
   });
 
   it('bins 100,000 partitions: average running and finished per bin, every partition counted once', () => {

@@ -183,6 +183,14 @@ describe('report as HTML', () => {
     expect(group('limit-change-labels')).toContain('>#2 rate 5/s → 2/s</text>');
     expect(svg).toContain('>limit change</text>');
     expect(html).toContain('<dd>rate 5/s · concurrency per node at the start · changed 3 times while it ran (see operator actions)</dd>');
+    // The rate over time under it, on the same time axis, with the same limit changes.
+    const rateAt = html.indexOf('<svg', html.indexOf('id="rate"'));
+    const rateSvg = html.slice(rateAt, html.indexOf('</svg>', rateAt) + 6);
+    const rateGroup = (name: string) => new RegExp(`<g class="mark-[a-z]+ role-mark ${name}"[^>]*>(.*?)</g>`, 's').exec(rateSvg)?.[1] ?? '';
+    expect(rateGroup('rate')).toMatch(/<path[^>]*d="M/);
+    expect((rateGroup('rate-limit-changes').match(/<(path|line)/g) ?? []).length).toBe(3);
+    expect(rateSvg).toContain('>partitions/s</text>');
+    expect(html).toMatch(/Rate: [\d.,]+ partitions\/s at its peak \(from \d\d:\d\d:\d\d UTC\), [\d.,]+\/s on average\./);
   });
 
   it('a backfill without limit changes has no limit marks nor their legend', async () => {
