@@ -41,6 +41,12 @@ export type SchedulerOptions = {
    * (slow) partitions running before any of them finishes. Off in runs from before it existed.
    */
   reportRunning?: boolean;
+  /**
+   * A concurrency of 0 (a hold: a budget, a run window, a share of nothing) starts nothing under
+   * a latency cap too. Before, the cap's floor of one let an activity start. Off in runs from
+   * before it existed.
+   */
+  zeroHolds?: boolean;
 };
 
 /**
@@ -336,7 +342,8 @@ export class NodeScheduler {
 
   /** Activities the node runs at once: its concurrency, or fewer while its latency target holds it back. */
   private get concurrency(): number {
-    return this.latency.limit(this.settings.concurrency);
+    const limited = this.latency.limit(this.settings.concurrency);
+    return this.options.zeroHolds ? Math.min(limited, this.settings.concurrency) : limited;
   }
 
   private fail(index: number, message: string, type: string): void {

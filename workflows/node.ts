@@ -65,6 +65,8 @@ export const DRAIN_BEFORE_CONTINUE_AS_NEW = 'drain-before-continue-as-new';
 export const REPORT_RUNNING = 'report-running';
 /** Patch (docs/workflow-versions.md): a node that runs out of work reports its last results at once, not after the report interval. */
 export const REPORT_WHEN_IDLE = 'report-when-idle';
+/** Patch (docs/workflow-versions.md): a concurrency of 0 (a hold) stops a node under a latency cap too. */
+export const LATENCY_CAP_HOLDS = 'latency-cap-holds';
 
 type PartitionActivities = { runPartitions(input: RunPartitionsInput): Promise<RunPartitionsResult> };
 
@@ -133,7 +135,8 @@ export async function nodeWorkflow(input: NodeInput): Promise<NodeSummary> {
   const runs = (input.state?.runs ?? 0) + 1;
   const reportRunning = patched(REPORT_RUNNING);
   const reportWhenIdle = patched(REPORT_WHEN_IDLE);
-  const schedulerOptions = (node: ResolvedNode) => schedulerOptionsOf(node, reportRunning);
+  const zeroHolds = patched(LATENCY_CAP_HOLDS);
+  const schedulerOptions = (node: ResolvedNode) => ({ ...schedulerOptionsOf(node, reportRunning), zeroHolds });
   const scheduler = new NodeScheduler(
     schedulerOptions(spec),
     input.settings,

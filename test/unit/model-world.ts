@@ -246,7 +246,7 @@ export class World {
   }
 
   private options(spec: ResolvedNode): SchedulerOptions {
-    return schedulerOptionsOf(spec, true);
+    return { ...schedulerOptionsOf(spec, true), zeroHolds: true };
   }
 
   // ---- the parent's loop (workflows/backfill.ts) ----

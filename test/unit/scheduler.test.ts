@@ -486,6 +486,25 @@ describe('NodeScheduler: pacing on measured latency', () => {
     expect(again.currentStats().concurrency).toBe(40);
   });
 
+  it('a concurrency of 0 (a hold) starts nothing under a latency cap; runs from before the fix let one start', () => {
+    for (const zeroHolds of [true, false]) {
+      const s = new NodeScheduler(options({ latencyTargetMs: 500, zeroHolds }), settings({ concurrency: 40 }), span(0, 1_000_000));
+      const service = new SimulatedService(s, { base: 50, capacity: 1 }).run(30);
+      expect(s.currentStats().concurrency).toBeLessThan(40);
+      // Held: what runs finishes, and nothing new starts (before the fix, one at a time went on).
+      s.configure(settings({ seq: 2, concurrency: 0 }));
+      service.run(60);
+      const started = service.since(31, 60).rate;
+      if (zeroHolds) {
+        expect(started).toBe(0);
+        expect(s.running).toBe(0);
+        expect(s.startable()).toEqual([]);
+      } else {
+        expect(started).toBeGreaterThan(0);
+      }
+    }
+  });
+
   it('carries its cap and latencies across continue-as-new', () => {
     const s = paced(200);
     new SimulatedService(s, { base: 50, capacity: 2 }).run(60);
