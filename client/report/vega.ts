@@ -18,13 +18,55 @@ function timeFormat(spanMs: number): string {
   return spanMs <= 86_400_000 ? '%H:%M' : '%b %d %H:%M';
 }
 
+// Marks of zero length (a partition that took no time, a single throttle) stay visible.
+const x2 = (min: number) => ({ signal: `max(scale('time', datum.endMs), scale('time', datum.startMs) + ${min})` });
+
+/** The paused spans, across the whole height (data `paused_spans`). */
+function pausedMark(name: string): vega.Mark {
+  return {
+    type: 'rect',
+    name,
+    from: { data: 'paused_spans' },
+    encode: {
+      enter: {
+        x: { scale: 'time', field: 'startMs' },
+        x2: x2(2),
+        y: { value: 0 },
+        y2: { signal: 'height' },
+        fill: { value: COLORS.paused },
+        fillOpacity: { value: 0.35 },
+        stroke: { value: COLORS.paused },
+        description: { value: 'paused' },
+      },
+    },
+  };
+}
+
+/** The limit changes as dashed rules from `top` down the whole height (data `limit_changes`). */
+function limitRules(name: string, top: number): vega.Mark {
+  return {
+    type: 'rule',
+    name,
+    from: { data: 'limit_changes' },
+    encode: {
+      enter: {
+        x: { scale: 'time', field: 'atMs' },
+        y: { value: top },
+        y2: { signal: 'height' },
+        stroke: { value: COLORS.limit },
+        strokeWidth: { value: 1.5 },
+        strokeDash: { value: [4, 3] },
+        description: { signal: "'limit change #' + datum.seq + ': ' + datum.label" },
+      },
+    },
+  };
+}
+
 export function timelineSpec(timeline: Timeline): vega.Spec {
   const lanes = timeline.lanes.map((l, i) => ({ ...l, shade: i % 2 }));
   const partitions = timeline.detail === 'partitions';
   const limits = timeline.limitChanges.length > 0;
   const slots = new Map(lanes.map((l) => [l.node, l.slots]));
-  // Marks of zero length (a partition that took no time, a single throttle) stay visible.
-  const x2 = (min: number) => ({ signal: `max(scale('time', datum.endMs), scale('time', datum.startMs) + ${min})` });
   return {
     $schema: 'https://vega.github.io/schema/vega/v6.json',
     description: `Timeline of ${lanes.length} nodes`,
@@ -122,23 +164,7 @@ export function timelineSpec(timeline: Timeline): vega.Spec {
           },
         },
       },
-      {
-        type: 'rect',
-        name: 'paused',
-        from: { data: 'paused_spans' },
-        encode: {
-          enter: {
-            x: { scale: 'time', field: 'startMs' },
-            x2: x2(2),
-            y: { value: 0 },
-            y2: { signal: 'height' },
-            fill: { value: COLORS.paused },
-            fillOpacity: { value: 0.35 },
-            stroke: { value: COLORS.paused },
-            description: { value: 'paused' },
-          },
-        },
-      },
+      pausedMark('paused'),
       {
         type: 'text',
         name: 'paused-labels',
@@ -155,22 +181,7 @@ export function timelineSpec(timeline: Timeline): vega.Spec {
           },
         },
       },
-      {
-        type: 'rule',
-        name: 'limit-changes',
-        from: { data: 'limit_changes' },
-        encode: {
-          enter: {
-            x: { scale: 'time', field: 'atMs' },
-            y: { value: -26 },
-            y2: { signal: 'height' },
-            stroke: { value: COLORS.limit },
-            strokeWidth: { value: 1.5 },
-            strokeDash: { value: [4, 3] },
-            description: { signal: "'limit change #' + datum.seq + ': ' + datum.label" },
-          },
-        },
-      },
+      limitRules('limit-changes', -26),
       {
         type: 'text',
         name: 'limit-change-labels',
@@ -220,22 +231,7 @@ export function rateSpec(timeline: Timeline): vega.Spec {
       { orient: 'left', scale: 'rate', grid: true, gridOpacity: 0.25, tickCount: 4, title: 'partitions/s' },
     ],
     marks: [
-      {
-        type: 'rect',
-        name: 'rate-paused',
-        from: { data: 'paused_spans' },
-        encode: {
-          enter: {
-            x: { scale: 'time', field: 'startMs' },
-            x2: { signal: "max(scale('time', datum.endMs), scale('time', datum.startMs) + 2)" },
-            y: { value: 0 },
-            y2: { signal: 'height' },
-            fill: { value: COLORS.paused },
-            fillOpacity: { value: 0.35 },
-            description: { value: 'paused' },
-          },
-        },
-      },
+      pausedMark('rate-paused'),
       {
         type: 'area',
         name: 'rate',
@@ -254,22 +250,7 @@ export function rateSpec(timeline: Timeline): vega.Spec {
           },
         },
       },
-      {
-        type: 'rule',
-        name: 'rate-limit-changes',
-        from: { data: 'limit_changes' },
-        encode: {
-          enter: {
-            x: { scale: 'time', field: 'atMs' },
-            y: { value: 0 },
-            y2: { signal: 'height' },
-            stroke: { value: COLORS.limit },
-            strokeWidth: { value: 1.5 },
-            strokeDash: { value: [4, 3] },
-            description: { signal: "'limit change #' + datum.seq + ': ' + datum.label" },
-          },
-        },
-      },
+      limitRules('rate-limit-changes', 0),
     ],
   };
 }
