@@ -61,12 +61,20 @@ export function nodeSettled(progress: LineageNodeProgress): boolean {
 
 /**
  * A node's run's end: COMPLETE when every partition is done, FAIL when some failed or are
- * blocked by upstream failures, ABORT when the backfill was cancelled first.
+ * blocked by upstream failures, ABORT when the backfill was cancelled first (`why` says how, when
+ * it was not an operator's cancel: a staged backfill's discard).
  */
-export function nodeEnded(backfill: LineageBackfill, node: LineageNodeInput, eventTime: number, progress: LineageNodeProgress, cancelled = false): EmitLineageInput {
+export function nodeEnded(
+  backfill: LineageBackfill,
+  node: LineageNodeInput,
+  eventTime: number,
+  progress: LineageNodeProgress,
+  cancelled = false,
+  why?: string,
+): EmitLineageInput {
   const failures = progress.failures.map((f) => ({ message: f.message, partitions: f.partitions, ...(f.type === undefined ? {} : { type: f.type }) }));
   const base = { ...common(backfill, eventTime), run: { kind: 'node' as const, node, ...(failures.length > 0 ? { failures } : {}) } };
-  if (cancelled) return { ...base, eventType: 'ABORT', error: `cancelled with ${progress.done} of ${progress.total} partitions done` };
+  if (cancelled) return { ...base, eventType: 'ABORT', error: why ?? `cancelled with ${progress.done} of ${progress.total} partitions done` };
   if (progress.failed === 0 && progress.blocked === 0) return { ...base, eventType: 'COMPLETE' };
   const first = progress.failures[0];
   const parts = [

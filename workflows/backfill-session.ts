@@ -147,7 +147,7 @@ export class BackfillSession {
     for (const node of nodes) {
       if (this.lineageEnded.has(node.id)) continue;
       this.lineageEnded.add(node.id);
-      this.emit(nodeEnded(backfill, this.context.nodes().find((n) => n.id === node.id)!, now, node, state === 'cancelled'));
+      this.emit(nodeEnded(backfill, this.context.nodes().find((n) => n.id === node.id)!, now, node, state === 'cancelled', state === 'cancelled' ? why : undefined));
     }
     const failedPartitions = nodes.reduce((sum, n) => sum + n.failed, 0);
     this.emit(backfillEnded(backfill, now, { state, failedPartitions, ...(why !== undefined ? { why } : {}) }));

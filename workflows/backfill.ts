@@ -117,6 +117,8 @@ export const STAGED_LINEAGE = 'staged-lineage';
 /** Approvals waiting to be verified beyond this many are ignored (a flood of hand-made signals). */
 const MAX_PENDING_APPROVALS = 5;
 
+/** The lineage ABORT of a discarded backfill's runs: nothing of theirs was ever published. */
+const DISCARDED_WHY = 'discarded: the staged versions were dropped and nothing was published';
 /** How long a cancelled backfill waits for its node workflows to wind down. */
 const CANCEL_GRACE = '10 minutes';
 
@@ -730,7 +732,8 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
     const state = coordinator.endState as 'completed' | 'completed_with_failures' | 'discarded' | 'canary_failed';
     const progress = coordinator.progress(backfillId, state, runs);
     // Lineage: discarded versions were never anyone's output; a canary stopped by a failure failed.
-    session.ended(state === 'discarded' ? 'cancelled' : state === 'canary_failed' ? 'failed' : state, progress.nodes, state === 'canary_failed' ? (canary?.view().note ?? undefined) : undefined);
+    const why = state === 'canary_failed' ? (canary?.view().note ?? undefined) : state === 'discarded' ? DISCARDED_WHY : undefined;
+    session.ended(state === 'discarded' ? 'cancelled' : state === 'canary_failed' ? 'failed' : state, progress.nodes, why);
     await session.release();
     await session.landed();
     showStatus(state);

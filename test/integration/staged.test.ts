@@ -302,6 +302,9 @@ describe.each<Backend>(['sqlite', 'postgres'])('staged backfills on %s', (kind) 
     expect((await fx.client.wait(id, 60_000)).state).toBe('discarded');
     // OpenLineage: its node runs were aborted, never completed.
     expect(nodeRunEnds(p, stagedAt, stagedAt)).toEqual(nodesOf(p).map((n) => [`staged-${p}.${n}`, 'ABORT', true]).sort());
+    const aborts = readFileSync(lineageFile, 'utf8').split('\n').filter((l) => l.includes(`"staged-${p}.`) && l.includes('"ABORT"'));
+    expect(aborts).toHaveLength(nodesOf(p).length);
+    for (const line of aborts) expect(line).toContain('discarded: the staged versions were dropped');
     expect(await views(fx.warehouse, p)).toEqual(before);
     expect(new Set((await fx.warehouse.ledger({ backfillId: id })).map((r) => r.status))).toEqual(new Set(['discarded']));
     expect((await lineage(`${p}_src`, '2024-01-02')).versions.map((v) => [v.backfillId, v.status, v.current])).toEqual([

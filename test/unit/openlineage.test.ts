@@ -326,5 +326,6 @@ describe('what a workflow passes at each transition', () => {
     });
     expect(nodeEnded(backfill, node, 30, progress({ done: 6, blocked: 1 }))).toMatchObject({ eventType: 'FAIL', error: '1 blocked by failed upstream partitions' });
     expect(nodeEnded(backfill, node, 30, progress({ done: 3, pending: 4 }), true)).toMatchObject({ eventType: 'ABORT', error: 'cancelled with 3 of 7 partitions done' });
+    expect(nodeEnded(backfill, node, 30, progress({ done: 7 }), true, 'discarded')).toMatchObject({ eventType: 'ABORT', error: 'discarded' });
   });
 });
