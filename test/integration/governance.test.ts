@@ -115,6 +115,17 @@ const exists = async (client: BackfillClient, workflowId: string) =>
       },
     );
 
+/** Starts `input` with Temporal's own CLI, as anyone who can reach the server can (`extra`: more of its flags). */
+async function startWithTemporalCli(input: BackfillInput, extra: string[] = []): Promise<void> {
+  const file = join(dir, `${input.backfillId}.json`);
+  writeFileSync(file, JSON.stringify(input));
+  const started = await temporal(['workflow', 'start', '--type', 'backfillWorkflow', '--task-queue', queue, '--workflow-id', backfillWorkflowId(input.backfillId), '--input-file', file, ...extra]);
+  expect(started.code, started.stderr).toBe(0);
+}
+
+/** How a workflow started with Temporal's CLI failed (it must fail): the cause carries the refusal's code. */
+const failureOf = async (backfillId: string) => (await refusal(alice.client.workflow.getHandle(backfillWorkflowId(backfillId)).result())) as Error & { cause?: Error & { type?: string } };
+
 const auditOf = async (backfillId: string): Promise<AuditEntry[]> => {
   const result = await runCli<AuditEntry[] | { entries: AuditEntry[] }>(['audit', backfillId, '--json']);
   expect(result.code, result.stderr).toBe(0);
@@ -139,20 +150,10 @@ describe('governance on a real server', () => {
   it('a start with Temporal\'s own CLI meets the same policy', async () => {
     const backfillId = `temporal-cli-${++serial}`;
     const input: BackfillInput = { core: CORE_GENERATION, backfillId, spec: spec([{ id: 'orders', transform: 'noop' }]), range: {}, limits: { rate: 500 }, governance: { identity: principal('bob') } };
-    const file = join(dir, `${backfillId}.json`);
-    writeFileSync(file, JSON.stringify(input));
-    const started = await temporal(['workflow', 'start', '--type', 'backfillWorkflow', '--task-queue', queue, '--workflow-id', backfillWorkflowId(backfillId), '--input-file', file]);
-    expect(started.code, started.stderr).toBe(0);
-    await waitFor('the start to be refused', async () => (await alice.client.workflow.getHandle(backfillWorkflowId(backfillId)).describe()).status.name === 'FAILED');
-    const failure = await alice.client.workflow
-      .getHandle(backfillWorkflowId(backfillId))
-      .result()
-      .then(
-        () => null,
-        (error: unknown) => error as Error & { cause?: Error & { type?: string } },
-      );
-    expect(failure?.cause?.type).toBe('policy_violation');
-    expect(failure?.cause?.message).toMatch(/caps\.backfill\.rate/);
+    await startWithTemporalCli(input);
+    const failure = await failureOf(backfillId);
+    expect(failure.cause?.type).toBe('policy_violation');
+    expect(failure.cause?.message).toMatch(/caps\.backfill\.rate/);
     expect(await exists(alice, nodeWorkflowId(backfillId, 'orders'))).toBe(false);
   });
 
@@ -160,19 +161,10 @@ describe('governance on a real server', () => {
     // Temporal's CLI: more urgent than allowed, a weight above the most, and a weight with no key.
     const backfillId = `priority-cli-${++serial}`;
     const input: BackfillInput = { core: CORE_GENERATION, backfillId, spec: spec([{ id: 'orders', transform: 'noop' }]), range: {}, governance: { identity: principal('bob') } };
-    const file = join(dir, `${backfillId}.json`);
-    writeFileSync(file, JSON.stringify(input));
-    const started = await temporal(['workflow', 'start', '--type', 'backfillWorkflow', '--task-queue', queue, '--workflow-id', backfillWorkflowId(backfillId), '--input-file', file, '--priority-key', '1', '--fairness-weight', '10']);
-    expect(started.code, started.stderr).toBe(0);
-    const failure = await alice.client.workflow
-      .getHandle(backfillWorkflowId(backfillId))
-      .result()
-      .then(
-        () => null,
-        (error: unknown) => error as Error & { cause?: Error & { type?: string } },
-      );
-    expect(failure?.cause?.type).toBe('policy_violation');
-    for (const rule of ['priority.highest', 'priority.maxFairnessWeight', 'fairness key']) expect(failure?.cause?.message).toContain(rule);
+    await startWithTemporalCli(input, ['--priority-key', '1', '--fairness-weight', '10']);
+    const failure = await failureOf(backfillId);
+    expect(failure.cause?.type).toBe('policy_violation');
+    for (const rule of ['priority.highest', 'priority.maxFairnessWeight', 'fairness key']) expect(failure.cause?.message).toContain(rule);
     expect(await exists(alice, nodeWorkflowId(backfillId, 'orders'))).toBe(false);
 
     // The client: refused before anything runs.
@@ -385,10 +377,7 @@ describe('governance on a real server', () => {
       const forgedId = `forged-carry-${++serial}`;
       const forgedCarry = { ...carry, governance: { ...carry.governance!, approval: { ...carry.governance!.approval, approvedBy: principal('bob'), approvedAt: Date.now() } } };
       const input: BackfillInput = { core: CORE_GENERATION, backfillId: forgedId, spec: spec([{ id: 'protected_ledger', transform: 'noop' }]), range: {}, carry: forgedCarry };
-      const file = join(dir, `${forgedId}.json`);
-      writeFileSync(file, JSON.stringify(input));
-      const started = await temporal(['workflow', 'start', '--type', 'backfillWorkflow', '--task-queue', queue, '--workflow-id', backfillWorkflowId(forgedId), '--input-file', file]);
-      expect(started.code, started.stderr).toBe(0);
+      await startWithTemporalCli(input);
       const progress = await waitFor('the forged start to be judged', async () => {
         const p = await alice.progress(forgedId);
         return p.governance ? p : undefined;
