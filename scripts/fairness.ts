@@ -11,7 +11,7 @@
  * through BackfillClient with `fairnessWeight` and `priority`, one partition per activity,
  * their shares counted from the warehouse's ledger.
  *
- * `dev` is the dev server of the Temporal CLI (scripts/temporal-cli.ts), `server` the Temporal
+ * `dev` is the dev server of the Temporal CLI (host/temporal-cli.ts), `server` the Temporal
  * server we build (scripts/temporal-server.ts) on PostgreSQL; `-fair` turns on
  * matching.useNewMatcher and matching.enableFairness.
  */
