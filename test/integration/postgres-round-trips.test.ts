@@ -76,11 +76,20 @@ describe('round trips of a publish on PostgreSQL', () => {
     expect(sent.roundTrips).toBe(3);
   });
 
-  it('a SQL partition reading its upstream: 4 (its columns are probed first); with checks, one more', async () => {
-    await warehouse.publish(next('daily', { selects: [daily], inputs: upstream }));
-    expect((await traffic(() => warehouse.publish(next('daily', { selects: [daily], inputs: upstream })))).roundTrips).toBe(4);
-    const checked = await traffic(() => warehouse.publish(next('daily', { selects: [daily], inputs: upstream, checks: [{ type: 'row_count', min: 1, severity: 'error' }] })));
-    expect(checked.roundTrips).toBe(5);
+  it('a SQL partition reading its upstream: 4 when its columns are probed (once per SQL text and upstream types), then 3; checks add their queries only', async () => {
+    const node = 'daily';
+    await warehouse.publish(next(node, { selects: [daily], inputs: upstream }));
+    const other = { sql: `${daily.sql} ORDER BY country`, bindings: {} };
+    expect((await traffic(() => warehouse.publish(next(node, { selects: [other], inputs: upstream })))).roundTrips).toBe(4);
+    expect((await traffic(() => warehouse.publish(next(node, { selects: [other], inputs: upstream })))).roundTrips).toBe(3);
+    expect((await traffic(() => warehouse.publish(next(node, { selects: [daily], inputs: upstream })))).roundTrips).toBe(3);
+    // A row count needs no query; the checks' savepoint is released with the commit.
+    const counted = await traffic(() => warehouse.publish(next(node, { selects: [daily], inputs: upstream, checks: [{ type: 'row_count', min: 1, severity: 'error' }] })));
+    expect(counted.roundTrips).toBe(3);
+    const checked = await traffic(() =>
+      warehouse.publish(next(node, { selects: [daily], inputs: upstream, checks: [{ type: 'sql', name: 'positive', sql: 'SELECT * FROM {{this}} WHERE total <= 0', severity: 'error' }] })),
+    );
+    expect(checked.roundTrips).toBe(4);
   });
 
   it('a batch in one publishMany: 3 a partition and 1 for the commit', async () => {
