@@ -76,7 +76,7 @@ describe('round trips of a publish on PostgreSQL', () => {
     expect(sent.roundTrips).toBe(3);
   });
 
-  it('a SQL partition reading its upstream: 4 when its columns are probed (once per SQL text and upstream types), then 3; checks add their queries only', async () => {
+  it("a SQL partition reading its upstream: 4 when its columns are probed (once per SQL text and upstream types), then 3; its checks' queries add one, however many", async () => {
     const node = 'daily';
     await warehouse.publish(next(node, { selects: [daily], inputs: upstream }));
     const other = { sql: `${daily.sql} ORDER BY country`, bindings: {} };
@@ -90,6 +90,21 @@ describe('round trips of a publish on PostgreSQL', () => {
       warehouse.publish(next(node, { selects: [daily], inputs: upstream, checks: [{ type: 'sql', name: 'positive', sql: 'SELECT * FROM {{this}} WHERE total <= 0', severity: 'error' }] })),
     );
     expect(checked.roundTrips).toBe(4);
+    // Every check's query goes out at once, each in a read-only savepoint of its own: one wait for all of them.
+    const several = await traffic(() =>
+      warehouse.publish(
+        next(node, {
+          selects: [daily],
+          inputs: upstream,
+          checks: [
+            { type: 'not_null', columns: ['country', 'total'], severity: 'error' },
+            { type: 'unique', columns: ['country'], severity: 'error' },
+            { type: 'sql', name: 'positive', sql: 'SELECT * FROM {{this}} WHERE total <= 0', severity: 'warn' },
+          ],
+        }),
+      ),
+    );
+    expect(several.roundTrips).toBe(4);
   });
 
   it('a batch in one publishMany: 3 a partition and 1 for the commit', async () => {

@@ -209,6 +209,7 @@ type Statement = string | pg.QueryConfig | pg.QueryArrayConfig;
  * savepoint whose other statements are all answered is released without waiting for that either.
  */
 class PostgresSession implements Session {
+  readonly pipelines = true;
   private savepoints = 0;
   /** Deferred statements not yet answered, each rejecting with the error to report. */
   private pending: Array<Promise<unknown>> = [];
@@ -284,6 +285,29 @@ class PostgresSession implements Session {
       throw error;
     }
     return result;
+  }
+
+  /**
+   * A read-only statement in a savepoint of its own, sent with the savepoint's start and end
+   * before any answer is awaited: several can be on the wire at once (checks), each in turn on
+   * the server, and one that fails leaves the transaction as it was. The deferred statements
+   * before it report their errors first, as `query` does.
+   */
+  private async aside(config: Statement, failure: (error: unknown) => unknown): Promise<pg.QueryResult> {
+    const name = `backfill_${++this.savepoints}`;
+    const earlier = this.pending.splice(0);
+    this.unsure = 0;
+    // It fails only where the transaction already has: the error it reports is the cause's, not the SQL's.
+    const begun = this.client.query(`SAVEPOINT ${name}; SET LOCAL transaction_read_only = on`) as Promise<unknown>;
+    begun.catch(() => undefined);
+    const sent = this.client.query(config as pg.QueryConfig) as Promise<pg.QueryResult>;
+    const answer = sent.catch((error: unknown) => Promise.reject(failure(error)));
+    answer.catch(() => undefined);
+    // Rolled back whether it failed or not: a read-only savepoint changed nothing, and this also ends its read-only mode.
+    this.defer(`ROLLBACK TO SAVEPOINT ${name}; RELEASE SAVEPOINT ${name}`, undefined, true);
+    for (const statement of earlier) await statement;
+    await begun;
+    return answer;
   }
 
   async lock(key: string): Promise<void> {
@@ -430,11 +454,10 @@ class PostgresSession implements Session {
         const picked = columns.map((c) => `, q.${quoteIdent(c)}`).join('');
         this.defer(config(`INSERT INTO ${table} (${PARTITION_COLUMN}, ${VERSION_COLUMN}${cols}) SELECT $${n + 1}, $${n + 2}${picked} FROM (\n${body}\n) AS q`, [partition, version]), failure);
       },
-      measure: (aggregate) =>
-        this.savepoint(async () => {
-          const n = ((await run(`SELECT ${aggregate} AS n FROM (\n${body}\n) AS v`)).rows[0] as { n: unknown }).n;
-          return n === null ? null : Number(n);
-        }, true),
+      measure: async (aggregate) => {
+        const n = ((await this.aside(config(`SELECT ${aggregate} AS n FROM (\n${body}\n) AS v`), failure)).rows[0] as { n: unknown }).n;
+        return n === null ? null : Number(n);
+      },
     };
   }
 
