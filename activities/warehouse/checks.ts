@@ -112,10 +112,47 @@ export function* evaluateChecks(checks: readonly CheckInput[], target: CheckTarg
   return outcome;
 }
 
-/** Drives `evaluateChecks` with an asynchronous query. */
-export async function checkAsync(checks: readonly CheckInput[], target: CheckTarget, answer: (query: CheckQuery) => Promise<CheckAnswer>): Promise<CheckOutcome> {
+/**
+ * Drives `evaluateChecks` with an asynchronous query. `together`: every query the checks will
+ * ask (those they ask when every answer is a number) is asked at once, before any answer is in,
+ * so that a connection that pipelines waits on the server once for all of them; an answer that
+ * is an error can end a check early, and the queries it then does not ask go unread.
+ */
+export async function checkAsync(
+  checks: readonly CheckInput[],
+  target: CheckTarget,
+  answer: (query: CheckQuery) => Promise<CheckAnswer>,
+  options: { together?: boolean } = {},
+): Promise<CheckOutcome> {
+  const asked = new Map<string, Array<Promise<CheckAnswer>>>();
+  const keyOf = (query: CheckQuery) => JSON.stringify([query.sql, query.aggregate]);
+  if (options.together) {
+    for (const query of plannedQueries(checks, target)) {
+      const sent = answer(query);
+      // Read below, or left unread when an error ends its check early.
+      sent.catch(() => undefined);
+      asked.set(keyOf(query), [...(asked.get(keyOf(query)) ?? []), sent]);
+    }
+  }
+  try {
+    const run = evaluateChecks(checks, target);
+    let step = run.next();
+    while (!step.done) step = run.next(await (asked.get(keyOf(step.value))?.shift() ?? answer(step.value)));
+    return step.value;
+  } finally {
+    // Nothing asked is still on the wire when the caller goes on.
+    for (const sent of [...asked.values()].flat()) await sent.catch(() => undefined);
+  }
+}
+
+/** The queries the checks ask when every answer is a number (an answer's value never changes which queries follow). */
+export function plannedQueries(checks: readonly CheckInput[], target: CheckTarget): CheckQuery[] {
+  const queries: CheckQuery[] = [];
   const run = evaluateChecks(checks, target);
   let step = run.next();
-  while (!step.done) step = run.next(await answer(step.value));
-  return step.value;
+  while (!step.done) {
+    queries.push(step.value);
+    step = run.next(0);
+  }
+  return queries;
 }

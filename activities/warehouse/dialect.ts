@@ -121,6 +121,11 @@ export interface Session {
    * what the protocol's own would (the contract suite runs both).
    */
   startPublish?(request: PublishRequest): Promise<PublishStart>;
+  /**
+   * Whether statements of spec SQL may be in flight at once on this session (`SpecStatement.measure`
+   * of several checks): the connection pipelines them, and each keeps to a savepoint of its own.
+   */
+  readonly pipelines?: boolean;
 }
 
 export interface Dialect {

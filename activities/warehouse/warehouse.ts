@@ -433,7 +433,7 @@ export class SqlWarehouse implements Warehouse {
         if (error instanceof SqlError && !(error instanceof SqlRefusedError)) return { error: error.message };
         throw error;
       }
-    });
+    }, { together: s.pipelines === true });
   }
 
   private ledgerSelect(join = ''): string {

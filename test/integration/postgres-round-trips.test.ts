@@ -76,11 +76,35 @@ describe('round trips of a publish on PostgreSQL', () => {
     expect(sent.roundTrips).toBe(3);
   });
 
-  it('a SQL partition reading its upstream: 4 (its columns are probed first); with checks, one more', async () => {
-    await warehouse.publish(next('daily', { selects: [daily], inputs: upstream }));
-    expect((await traffic(() => warehouse.publish(next('daily', { selects: [daily], inputs: upstream })))).roundTrips).toBe(4);
-    const checked = await traffic(() => warehouse.publish(next('daily', { selects: [daily], inputs: upstream, checks: [{ type: 'row_count', min: 1, severity: 'error' }] })));
-    expect(checked.roundTrips).toBe(5);
+  it("a SQL partition reading its upstream: 4 when its columns are probed (once per SQL text and upstream types), then 3; its checks' queries add one, however many", async () => {
+    const node = 'daily';
+    await warehouse.publish(next(node, { selects: [daily], inputs: upstream }));
+    const other = { sql: `${daily.sql} ORDER BY country`, bindings: {} };
+    expect((await traffic(() => warehouse.publish(next(node, { selects: [other], inputs: upstream })))).roundTrips).toBe(4);
+    expect((await traffic(() => warehouse.publish(next(node, { selects: [other], inputs: upstream })))).roundTrips).toBe(3);
+    expect((await traffic(() => warehouse.publish(next(node, { selects: [daily], inputs: upstream })))).roundTrips).toBe(3);
+    // A row count needs no query; the checks' savepoint is released with the commit.
+    const counted = await traffic(() => warehouse.publish(next(node, { selects: [daily], inputs: upstream, checks: [{ type: 'row_count', min: 1, severity: 'error' }] })));
+    expect(counted.roundTrips).toBe(3);
+    const checked = await traffic(() =>
+      warehouse.publish(next(node, { selects: [daily], inputs: upstream, checks: [{ type: 'sql', name: 'positive', sql: 'SELECT * FROM {{this}} WHERE total <= 0', severity: 'error' }] })),
+    );
+    expect(checked.roundTrips).toBe(4);
+    // Every check's query goes out at once, each in a read-only savepoint of its own: one wait for all of them.
+    const several = await traffic(() =>
+      warehouse.publish(
+        next(node, {
+          selects: [daily],
+          inputs: upstream,
+          checks: [
+            { type: 'not_null', columns: ['country', 'total'], severity: 'error' },
+            { type: 'unique', columns: ['country'], severity: 'error' },
+            { type: 'sql', name: 'positive', sql: 'SELECT * FROM {{this}} WHERE total <= 0', severity: 'warn' },
+          ],
+        }),
+      ),
+    );
+    expect(several.roundTrips).toBe(4);
   });
 
   it('a batch in one publishMany: 3 a partition and 1 for the commit', async () => {

@@ -143,6 +143,22 @@ describe('postgres: its own storage', () => {
     }
   });
 
+  it("probes a SQL node's columns again once an upstream column widens, so a value is never rounded to the old type", async () => {
+    const { warehouse, cleanup } = await fresh();
+    try {
+      const doubled = (partition: string) => write('doubled', partition, { selects: [{ sql: 'SELECT n * 2 AS m FROM src', bindings: {} }], inputs: [{ node: 'src', from: partition, to: partition }] });
+      await warehouse.publish(write('src', 'a', { rows: [{ n: 1 }] }));
+      await warehouse.publish(doubled('a'));
+      await warehouse.publish(doubled('a'));
+      // The same SQL over the same upstream types: the columns the first publish probed.
+      await warehouse.publish(write('src', 'b', { rows: [{ n: 1.25 }] }));
+      await warehouse.publish(doubled('b'));
+      expect(await warehouse.query('SELECT m FROM doubled ORDER BY m')).toEqual([{ m: 2 }, { m: 2.5 }]);
+    } finally {
+      await cleanup();
+    }
+  });
+
   it('stores booleans as booleans and objects as JSON text', async () => {
     const { warehouse, cleanup } = await fresh();
     try {

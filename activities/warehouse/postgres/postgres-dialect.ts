@@ -79,6 +79,8 @@ export class PostgresDialect implements Dialect {
   readonly typeNames = new Map<number, string>();
   /** Internal statements with their `:name` parameters numbered, once per text. */
   readonly numbered = new Map<string, { text: string; names: string[] }>();
+  /** The columns spec SQL yields, by its scoped text and its upstreams' column types (`PostgresSession.probeKey`). */
+  readonly probed = new Map<string, Wanted[]>();
 
   /** `options` win over the URL's own `backfill_schema` and `backfill_pool_size` (connection.ts). */
   constructor(url: string, options: PostgresOptions = {}) {
@@ -201,11 +203,18 @@ type Statement = string | pg.QueryConfig | pg.QueryArrayConfig;
  * awaited, which reports the first of their errors instead of its own (after an error the
  * transaction is aborted, so that one could only fail). So a publish waits on the server about
  * three times, whatever number of statements it sends (test/integration/postgres-round-trips.test.ts).
+ *
+ * Some deferred statements cannot fail unless the transaction already has (ending a read-only
+ * savepoint, closing a cursor, releasing a savepoint): they are `settled` when sent, and a
+ * savepoint whose other statements are all answered is released without waiting for that either.
  */
 class PostgresSession implements Session {
+  readonly pipelines = true;
   private savepoints = 0;
   /** Deferred statements not yet answered, each rejecting with the error to report. */
   private pending: Array<Promise<unknown>> = [];
+  /** How many of `pending` could fail on their own (see `defer`'s `settled`). */
+  private unsure = 0;
   /** Datasets' columns as `startPublish` read them, until a dataset's DDL in this session. */
   private readonly known = new Map<string, Array<{ name: string; type: string }> | null>();
 
@@ -220,16 +229,22 @@ class PostgresSession implements Session {
     return { text: numbered.text, values: numbered.names.map((n) => params[n] ?? null) };
   }
 
-  /** Sends a statement whose answer nothing reads; the next statement awaited (or `settle`) reports its error, as `failure` makes it. */
-  defer(config: Statement, failure?: (error: unknown) => unknown): void {
+  /**
+   * Sends a statement whose answer nothing reads; the next statement awaited (or `settle`)
+   * reports its error, as `failure` makes it. `settled`: it fails only where the transaction
+   * has already failed (or its connection gone), which the next statement awaited reports anyway.
+   */
+  defer(config: Statement, failure?: (error: unknown) => unknown, settled = false): void {
     const sent = this.client.query(config as pg.QueryConfig) as Promise<unknown>;
     const reported = failure ? sent.catch((error: unknown) => Promise.reject(failure(error))) : sent;
     reported.catch(() => undefined);
     this.pending.push(reported);
+    if (!settled) this.unsure++;
   }
 
   /** Waits for the deferred statements; throws the first one's error. */
   async settle(): Promise<void> {
+    this.unsure = 0;
     for (const sent of this.pending.splice(0)) await sent;
   }
 
@@ -259,8 +274,10 @@ class PostgresSession implements Session {
     try {
       result = await work();
       // A read-only savepoint rolls back, which also ends its read-only mode; what it read is in.
-      if (readOnly) this.defer(`ROLLBACK TO SAVEPOINT ${name}; RELEASE SAVEPOINT ${name}`);
+      if (readOnly) this.defer(`ROLLBACK TO SAVEPOINT ${name}; RELEASE SAVEPOINT ${name}`, undefined, true);
       // Its statements' answers are in before it counts as done: one that failed rolls it back.
+      // When they are (the last one was awaited), the release goes with the next statement.
+      else if (this.unsure === 0) this.defer(`RELEASE SAVEPOINT ${name}`, undefined, true);
       else await this.query(`RELEASE SAVEPOINT ${name}`);
     } catch (error) {
       await this.settle().catch(() => undefined);
@@ -268,6 +285,29 @@ class PostgresSession implements Session {
       throw error;
     }
     return result;
+  }
+
+  /**
+   * A read-only statement in a savepoint of its own, sent with the savepoint's start and end
+   * before any answer is awaited: several can be on the wire at once (checks), each in turn on
+   * the server, and one that fails leaves the transaction as it was. The deferred statements
+   * before it report their errors first, as `query` does.
+   */
+  private async aside(config: Statement, failure: (error: unknown) => unknown): Promise<pg.QueryResult> {
+    const name = `backfill_${++this.savepoints}`;
+    const earlier = this.pending.splice(0);
+    this.unsure = 0;
+    // It fails only where the transaction already has: the error it reports is the cause's, not the SQL's.
+    const begun = this.client.query(`SAVEPOINT ${name}; SET LOCAL transaction_read_only = on`) as Promise<unknown>;
+    begun.catch(() => undefined);
+    const sent = this.client.query(config as pg.QueryConfig) as Promise<pg.QueryResult>;
+    const answer = sent.catch((error: unknown) => Promise.reject(failure(error)));
+    answer.catch(() => undefined);
+    // Rolled back whether it failed or not: a read-only savepoint changed nothing, and this also ends its read-only mode.
+    this.defer(`ROLLBACK TO SAVEPOINT ${name}; RELEASE SAVEPOINT ${name}`, undefined, true);
+    for (const statement of earlier) await statement;
+    await begun;
+    return answer;
   }
 
   async lock(key: string): Promise<void> {
@@ -283,7 +323,7 @@ class PostgresSession implements Session {
       each(batch.rows as unknown[][], batch.fields.map((f) => kindOf(f.dataTypeID)));
       if (batch.rows.length < ROWS_PER_FETCH) break;
     }
-    this.defer('CLOSE backfill_rows');
+    this.defer('CLOSE backfill_rows', undefined, true);
   }
 
   /** Locks the partition, reads what the protocol decides on, pins the inputs into the scope table: one statement. */
@@ -390,27 +430,55 @@ class PostgresSession implements Session {
     const config = (query: string, extra: unknown[] = []) => ({ text: query, values: [...values, ...extra], queryMode: 'extended' }) as pg.QueryConfig;
     const failure = (error: unknown) => sqlErrorOf(error, spec.sql);
     const run = (query: string) => this.query(config(query), failure);
+    const key = this.probeKey(parsed, spec, body);
     return {
       rows: async () => (await run(body)).rows as Row[],
-      columns: () =>
-        this.savepoint(async () => {
+      columns: async () => {
+        const known = key === null ? undefined : this.dialect.probed.get(key);
+        if (known) return known.map((c) => ({ ...c }));
+        const columns = await this.savepoint(async () => {
           const probe = await run(`SELECT * FROM (\n${body}\n) AS q LIMIT 0`);
-          const columns: Wanted[] = [];
-          for (const field of probe.fields) columns.push({ name: field.name, type: await this.typeName(field.dataTypeID) });
-          return columns;
-        }, true),
+          const found: Wanted[] = [];
+          for (const field of probe.fields) found.push({ name: field.name, type: await this.typeName(field.dataTypeID) });
+          return found;
+        }, true);
+        if (key !== null) {
+          if (this.dialect.probed.size >= 1000) this.dialect.probed.clear();
+          this.dialect.probed.set(key, columns.map((c) => ({ ...c })));
+        }
+        return columns;
+      },
       insertInto: async (table, columns, partition, version) => {
         const n = values.length;
         const cols = columns.map((c) => `, ${quoteIdent(c)}`).join('');
         const picked = columns.map((c) => `, q.${quoteIdent(c)}`).join('');
         this.defer(config(`INSERT INTO ${table} (${PARTITION_COLUMN}, ${VERSION_COLUMN}${cols}) SELECT $${n + 1}, $${n + 2}${picked} FROM (\n${body}\n) AS q`, [partition, version]), failure);
       },
-      measure: (aggregate) =>
-        this.savepoint(async () => {
-          const n = ((await run(`SELECT ${aggregate} AS n FROM (\n${body}\n) AS v`)).rows[0] as { n: unknown }).n;
-          return n === null ? null : Number(n);
-        }, true),
+      measure: async (aggregate) => {
+        const n = ((await this.aside(config(`SELECT ${aggregate} AS n FROM (\n${body}\n) AS v`), failure)).rows[0] as { n: unknown }).n;
+        return n === null ? null : Number(n);
+      },
     };
+  }
+
+  /**
+   * What decides the columns of spec SQL that reads only its upstreams (and its own WITH
+   * names): its text, bindings' casts included, and the upstreams' columns with their types as
+   * this transaction read them (`startPublish`, under the partition's lock). The same key gives
+   * the same columns, so a node's partitions probe once per worker, not once each. Null (probe
+   * every time) when it names anything else, whose columns could change unseen.
+   */
+  private probeKey(parsed: Awaited<ReturnType<typeof parseQuery>>, spec: SpecSql, body: string): string | null {
+    if (!spec.scope || (spec.given ?? []).length > 0) return null;
+    const scoped = new Set(spec.scope.map((r) => r.name));
+    if (parsed.relations.some((r) => r.schema !== null || !(scoped.has(r.name) || parsed.ctes.has(r.name)))) return null;
+    const upstreams: Array<[string, Array<{ name: string; type: string }>]> = [];
+    for (const relation of spec.scope) {
+      const columns = this.known.get(relation.name);
+      if (!columns) return null;
+      upstreams.push([relation.name, columns]);
+    }
+    return JSON.stringify([body, upstreams]);
   }
 
   /**
