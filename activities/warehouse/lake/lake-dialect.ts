@@ -50,8 +50,9 @@ import {
 } from '../../../warehouse.ts';
 import { CATALOG, CatalogueHold, type HoldOptions } from './catalogue.ts';
 import { LakeLayout, mirror, settle } from './layout.ts';
+import { PreparedStatements } from './statements.ts';
 import { ACTS_OUTSIDE, ROW_FUNCTIONS, fileShaped, parseQuery, shown, type ParsedQuery } from './spec-sql.ts';
-import { bindTypes, castFor, jsValue, kindOf, rawValue, toStored, typeName, typeOfValue, widerType } from './values.ts';
+import { castFor, jsValue, kindOf, rawValue, toStored, typeName, typeOfValue, widerType } from './values.ts';
 
 const CODEC: Codec = {
   json: (value) => JSON.stringify(value),
@@ -135,7 +136,7 @@ export class LakeDialect implements Dialect {
   readonly location: string;
   readonly layout: LakeLayout;
   readonly hold: CatalogueHold;
-  private opened: Promise<{ instance: DuckDBInstance; connection: DuckDBConnection }> | undefined;
+  private opened: Promise<{ instance: DuckDBInstance; connection: DuckDBConnection; statements: PreparedStatements }> | undefined;
   /** Pointer moves mirrored in files, whose records the next write transaction (or the release) clears. */
   mirrored: Array<[node: string, partition: string]> = [];
   /** Own statements with their `:name` parameters numbered, once per text. */
@@ -160,6 +161,12 @@ export class LakeDialect implements Dialect {
     );
   }
 
+  /** The statements kept prepared on the process's connection. */
+  async statements(): Promise<PreparedStatements> {
+    await this.connection();
+    return (await this.opened!).statements;
+  }
+
   /** The process's DuckDB: in memory, with the catalogue attached while held, kept inside the lake. */
   async connection(): Promise<DuckDBConnection> {
     this.opened ??= (async () => {
@@ -181,7 +188,7 @@ export class LakeDialect implements Dialect {
       ]) {
         await connection.run(statement);
       }
-      return { instance, connection };
+      return { instance, connection, statements: new PreparedStatements(connection) };
     })();
     this.opened.catch(() => (this.opened = undefined));
     return (await this.opened).connection;
@@ -229,7 +236,7 @@ export class LakeDialect implements Dialect {
     const c = await this.connection();
     await this.hold.acquire();
     this.hold.busy = true;
-    const session = new LakeSession(this, c, options.readOnly === true);
+    const session = new LakeSession(this, c, await this.statements(), options.readOnly === true);
     try {
       await c.run('BEGIN TRANSACTION');
       let result: T;
@@ -268,7 +275,7 @@ export class LakeDialect implements Dialect {
     const c = await this.connection();
     await c.run('BEGIN TRANSACTION');
     try {
-      await new LakeSession(this, c, false).run(sql, params);
+      await new LakeSession(this, c, await this.statements(), false).run(sql, params);
       await c.run('COMMIT');
     } catch (error) {
       await c.run('ROLLBACK').catch(() => undefined);
@@ -284,8 +291,9 @@ export class LakeDialect implements Dialect {
   private async recover(): Promise<void> {
     this.datasets = undefined;
     this.filesViews.clear();
+    this.mirrored = [];
     const c = await this.connection();
-    const s = new LakeSession(this, c, false);
+    const s = new LakeSession(this, c, await this.statements(), false);
     const [exists] = await s.all<{ n: number }>(`SELECT COUNT(*) AS n FROM duckdb_tables() WHERE database_name = '${CATALOG}' AND schema_name = 'backfill' AND table_name = 'mirror'`);
     if (!exists || Number(exists.n) === 0) return;
     const pending = await s.all<{ node: string; partition: string; version: number | null }>(
@@ -297,7 +305,8 @@ export class LakeDialect implements Dialect {
     const moved = root === undefined || root.value !== this.location;
     const nodes = moved ? (await s.all<{ node: string }>(`SELECT node FROM ${CATALOG}.backfill.datasets`)).map((r) => r.node) : [...new Set(pending.map((p) => p.node))];
     await s.refreshViews(nodes, moved);
-    this.mirrored.push(...pending.map((p): [string, string] => [p.node, p.partition]));
+    // What the table holds is what this process now knows to be recorded.
+    this.mirrored = pending.map((p): [string, string] => [p.node, p.partition]);
     if (root?.value !== this.location) {
       await s.run(`INSERT INTO ${this.table('meta')} (key, value) VALUES ('lake_root', :root) ON CONFLICT (key) DO UPDATE SET value = excluded.value`, { root: this.location });
     }
@@ -306,7 +315,8 @@ export class LakeDialect implements Dialect {
   async close(): Promise<void> {
     if (!this.opened) return;
     await this.hold.close();
-    const { connection, instance } = await this.opened;
+    const { connection, instance, statements } = await this.opened;
+    statements.clear();
     connection.closeSync();
     instance.closeSync();
     this.opened = undefined;
@@ -333,6 +343,7 @@ class LakeSession implements Session {
   constructor(
     private readonly dialect: LakeDialect,
     private readonly c: DuckDBConnection,
+    private readonly prepared: PreparedStatements,
     readonly readOnly: boolean,
   ) {}
 
@@ -345,14 +356,14 @@ class LakeSession implements Session {
   async all<T = Row>(sql: string, params: Params = {}): Promise<T[]> {
     const { text, values } = this.statement(sql, params);
     // A materialized result, read at once: half the cost of a result reader in DuckDB's client.
-    const result = await this.c.run(text, values, bindTypes(values));
+    const result = await this.prepared.run(text, values);
     const names = result.columnNames();
     return (await result.getRows()).map((row) => Object.fromEntries(row.map((v, i) => [names[i]!, jsValue(v)]))) as T[];
   }
 
   async run(sql: string, params: Params = {}): Promise<void> {
     const { text, values } = this.statement(sql, params);
-    await this.c.run(text, values, bindTypes(values));
+    await this.prepared.run(text, values);
   }
 
   /** DuckDB has no savepoints: what the work staged and the column changes it made are undone by hand. */
@@ -378,7 +389,7 @@ class LakeSession implements Session {
 
   async stream(sql: string, params: Params, each: (rows: readonly unknown[][], kinds: readonly ValueKind[]) => void): Promise<void> {
     const { text, values } = this.statement(sql, params);
-    const result = await this.c.stream(text, values, bindTypes(values));
+    const result = await this.prepared.stream(text, values);
     const kinds = result.columnTypes().map(kindOf);
     for (;;) {
       const chunk = await result.fetchChunk();
@@ -465,7 +476,7 @@ class LakeSession implements Session {
         values.push(partition, version, ...(row as DuckDBValue[]));
         return `(${Array.from({ length: perRow }, (_, i) => `$${r * perRow + i + 1}`).join(', ')})`;
       });
-      await this.c.run(head + tuples.join(', '), values, bindTypes(values));
+      await this.prepared.run(head + tuples.join(', '), values);
     }
   }
 
@@ -613,15 +624,13 @@ class LakeSession implements Session {
         columns: JSON.stringify(columns),
       });
     }
-    for (const move of this.moves.values()) {
-      // Not ON CONFLICT, which costs DuckDB several times more (nor a VALUES list, which costs more than one of these per move).
-      await this.run(
-        `INSERT INTO ${CATALOG}.backfill.mirror (node, partition) SELECT :node, :partition WHERE NOT EXISTS (SELECT 1 FROM ${CATALOG}.backfill.mirror WHERE node = :node AND partition = :partition)`,
-        move,
-      );
+    // The records in the table are exactly `mirrored` while this process holds the catalogue
+    // (read at attach, added to at each commit): a move recorded already needs no statement, and
+    // one that is not needs no test (not ON CONFLICT, which costs DuckDB several times more).
+    const recorded = new Set(this.dialect.mirrored.map(([node, partition]) => `${node}\0${partition}`));
+    for (const [key, move] of this.moves) {
+      if (!recorded.has(key)) await this.run(`INSERT INTO ${CATALOG}.backfill.mirror (node, partition) VALUES (:node, :partition)`, move);
     }
-
-
   }
 
   /** After the commit: the published files follow the pointers, and the views their datasets. */
@@ -629,9 +638,10 @@ class LakeSession implements Session {
     // A dropped version's file goes once the ledger says so; should this process die first, the file stays, unread.
     for (const file of this.dropped.splice(0)) rmSync(file, { force: true });
     if (this.moves.size === 0 && this.pending.size === 0) return;
-    for (const { node, partition, version } of this.moves.values()) mirror(this.dialect.layout, node, partition, version === null ? null : this.dialect.layout.version(node, partition, version));
-    if (this.pending.size > 0) this.dialect.datasets = undefined;
+    // Recorded now, before the files move (which may fail): the records are in the catalogue.
     this.dialect.mirrored.push(...[...this.moves.values()].map((m): [string, string] => [m.node, m.partition]));
+    if (this.pending.size > 0) this.dialect.datasets = undefined;
+    for (const { node, partition, version } of this.moves.values()) mirror(this.dialect.layout, node, partition, version === null ? null : this.dialect.layout.version(node, partition, version));
     // A view changes with its dataset's columns, or between no published file and some.
     const views = new Set(this.pending.keys());
     for (const move of this.moves.values()) if (move.version === null || !this.dialect.filesViews.has(move.node)) views.add(move.node);
@@ -700,14 +710,18 @@ class LakeSession implements Session {
     return {
       rows: () =>
         run(async () => {
-          const reader = await this.c.runAndReadAll(body, values, bindTypes(values));
-          const columns = reader.columnNames();
-          return reader.getRows().map((row) => Object.fromEntries(row.map((v, i) => [columns[i]!, jsValue(v)])));
+          const result = await this.prepared.run(body, values, { once: true });
+          const columns = result.columnNames();
+          return (await result.getRows()).map((row) => Object.fromEntries(row.map((v, i) => [columns[i]!, jsValue(v)])));
         }),
       columns: () =>
         run(async () => {
           const prepared = await this.c.prepare(body);
-          return Array.from({ length: prepared.columnCount }, (_, i) => ({ name: prepared.columnName(i), type: typeName(prepared.columnType(i)) }));
+          try {
+            return Array.from({ length: prepared.columnCount }, (_, i) => ({ name: prepared.columnName(i), type: typeName(prepared.columnType(i)) }));
+          } finally {
+            prepared.destroySync();
+          }
         }),
       insertInto: (table, columns, partition, version) =>
         run(async () => {
@@ -715,12 +729,12 @@ class LakeSession implements Session {
           const n = values.length;
           const cols = columns.map((c) => `, ${quoteIdent(c)}`).join('');
           const picked = columns.map((c) => `, q.${quoteIdent(c)}`).join('');
-          await this.c.run(`INSERT INTO ${table} (${PARTITION_COLUMN}, ${VERSION_COLUMN}${cols}) SELECT $${n + 1}, $${n + 2}${picked} FROM (\n${body}\n) AS q`, [...values, partition, version], bindTypes(values));
+          await this.prepared.run(`INSERT INTO ${table} (${PARTITION_COLUMN}, ${VERSION_COLUMN}${cols}) SELECT $${n + 1}, $${n + 2}${picked} FROM (\n${body}\n) AS q`, [...values, partition, version], { once: true });
         }),
       measure: (aggregate) =>
         run(async () => {
-          const reader = await this.c.runAndReadAll(`SELECT ${aggregate} AS n FROM (\n${body}\n) AS v`, values, bindTypes(values));
-          const n = jsValue(reader.getRows()[0]![0]!);
+          const result = await this.prepared.run(`SELECT ${aggregate} AS n FROM (\n${body}\n) AS v`, values, { once: true });
+          const n = jsValue((await result.getRows())[0]![0]!);
           return n === null ? null : Number(n);
         }),
     };
