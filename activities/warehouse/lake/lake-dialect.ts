@@ -139,6 +139,12 @@ export class LakeDialect implements Dialect {
   private opened: Promise<{ instance: DuckDBInstance; connection: DuckDBConnection; statements: PreparedStatements }> | undefined;
   /** Pointer moves mirrored in files, whose records the next write transaction (or the release) clears. */
   mirrored: Array<[node: string, partition: string]> = [];
+  /**
+   * The pointer moves recorded in the catalogue's mirror table (`node\0partition`), mirrored
+   * or not: while this process holds the catalogue nobody else changes the table, so it knows
+   * them (read at attach, changed by its commits), and a move recorded already needs no statement.
+   */
+  readonly recorded = new Set<string>();
   /** Own statements with their `:name` parameters numbered, once per text. */
   readonly numbered = new Map<string, { text: string; names: string[] }>();
   /**
@@ -156,7 +162,7 @@ export class LakeDialect implements Dialect {
       () => this.connection(),
       this.layout,
       () => this.recover(),
-      () => this.clearMirrored(),
+      async () => void (await this.clearMirrored()),
       options,
     );
   }
@@ -241,12 +247,14 @@ export class LakeDialect implements Dialect {
       await c.run('BEGIN TRANSACTION');
       let result: T;
       try {
-        if (!session.readOnly) await this.clearMirrored(session);
+        if (!session.readOnly) session.cleared = await this.clearMirrored(session);
         result = await work(session);
         await session.beforeCommit();
         await c.run('COMMIT');
       } catch (error) {
         await c.run('ROLLBACK').catch(() => undefined);
+        // The records this transaction would have cleared are still there, their moves still mirrored.
+        this.mirrored.push(...session.cleared);
         session.discardFiles();
         throw error;
       }
@@ -265,13 +273,17 @@ export class LakeDialect implements Dialect {
    * file's link on the next attach), and all of them, in a transaction of their own, before the
    * catalogue is let go.
    */
-  private async clearMirrored(session?: LakeSession): Promise<void> {
-    if (this.mirrored.length === 0 || (session && this.mirrored.length < MIRRORED_KEPT)) return;
+  private async clearMirrored(session?: LakeSession): Promise<Array<[string, string]>> {
+    if (this.mirrored.length === 0 || (session && this.mirrored.length < MIRRORED_KEPT)) return [];
     const done = this.mirrored;
     this.mirrored = [];
     const { values, params } = pairs(done);
     const sql = `DELETE FROM ${CATALOG}.backfill.mirror m WHERE EXISTS (SELECT 1 FROM (VALUES ${values}) v(node, partition) WHERE m.node = v.node AND m.partition = v.partition)`;
-    if (session) return session.run(sql, params);
+    // In a write transaction: the records go when it commits (and `recorded` with them, then).
+    if (session) {
+      await session.run(sql, params);
+      return done;
+    }
     const c = await this.connection();
     await c.run('BEGIN TRANSACTION');
     try {
@@ -282,6 +294,8 @@ export class LakeDialect implements Dialect {
       this.mirrored.push(...done);
       throw error;
     }
+    for (const [node, partition] of done) this.recorded.delete(`${node}\0${partition}`);
+    return done;
   }
 
   /**
@@ -292,6 +306,7 @@ export class LakeDialect implements Dialect {
     this.datasets = undefined;
     this.filesViews.clear();
     this.mirrored = [];
+    this.recorded.clear();
     const c = await this.connection();
     const s = new LakeSession(this, c, await this.statements(), false);
     const [exists] = await s.all<{ n: number }>(`SELECT COUNT(*) AS n FROM duckdb_tables() WHERE database_name = '${CATALOG}' AND schema_name = 'backfill' AND table_name = 'mirror'`);
@@ -305,7 +320,8 @@ export class LakeDialect implements Dialect {
     const moved = root === undefined || root.value !== this.location;
     const nodes = moved ? (await s.all<{ node: string }>(`SELECT node FROM ${CATALOG}.backfill.datasets`)).map((r) => r.node) : [...new Set(pending.map((p) => p.node))];
     await s.refreshViews(nodes, moved);
-    // What the table holds is what this process now knows to be recorded.
+    // What the table holds is what this process now knows to be recorded, every move mirrored.
+    for (const p of pending) this.recorded.add(`${p.node}\0${p.partition}`);
     this.mirrored = pending.map((p): [string, string] => [p.node, p.partition]);
     if (root?.value !== this.location) {
       await s.run(`INSERT INTO ${this.table('meta')} (key, value) VALUES ('lake_root', :root) ON CONFLICT (key) DO UPDATE SET value = excluded.value`, { root: this.location });
@@ -339,6 +355,8 @@ class LakeSession implements Session {
   private written: string[] = [];
   /** Files of versions this transaction drops (discarded staged versions), removed once it commits. */
   private dropped: string[] = [];
+  /** Records of mirrored moves this transaction clears. */
+  cleared: Array<[string, string]> = [];
 
   constructor(
     private readonly dialect: LakeDialect,
@@ -624,12 +642,11 @@ class LakeSession implements Session {
         columns: JSON.stringify(columns),
       });
     }
-    // The records in the table are exactly `mirrored` while this process holds the catalogue
-    // (read at attach, added to at each commit): a move recorded already needs no statement, and
-    // one that is not needs no test (not ON CONFLICT, which costs DuckDB several times more).
-    const recorded = new Set(this.dialect.mirrored.map(([node, partition]) => `${node}\0${partition}`));
+    // A move recorded already needs no statement, and one that is not needs no test (not ON
+    // CONFLICT, which costs DuckDB several times more); this transaction's clearing counts.
+    const cleared = new Set(this.cleared.map(([node, partition]) => `${node}\0${partition}`));
     for (const [key, move] of this.moves) {
-      if (!recorded.has(key)) await this.run(`INSERT INTO ${CATALOG}.backfill.mirror (node, partition) VALUES (:node, :partition)`, move);
+      if (cleared.has(key) || !this.dialect.recorded.has(key)) await this.run(`INSERT INTO ${CATALOG}.backfill.mirror (node, partition) VALUES (:node, :partition)`, move);
     }
   }
 
@@ -637,11 +654,17 @@ class LakeSession implements Session {
   async afterCommit(): Promise<void> {
     // A dropped version's file goes once the ledger says so; should this process die first, the file stays, unread.
     for (const file of this.dropped.splice(0)) rmSync(file, { force: true });
+    for (const [node, partition] of this.cleared) this.dialect.recorded.delete(`${node}\0${partition}`);
     if (this.moves.size === 0 && this.pending.size === 0) return;
-    // Recorded now, before the files move (which may fail): the records are in the catalogue.
-    this.dialect.mirrored.push(...[...this.moves.values()].map((m): [string, string] => [m.node, m.partition]));
     if (this.pending.size > 0) this.dialect.datasets = undefined;
-    for (const { node, partition, version } of this.moves.values()) mirror(this.dialect.layout, node, partition, version === null ? null : this.dialect.layout.version(node, partition, version));
+    for (const key of this.moves.keys()) this.dialect.recorded.add(key);
+    // A partition's record is one for all its moves: an earlier move mirrored does not clear a later one that is not.
+    this.dialect.mirrored = this.dialect.mirrored.filter(([node, partition]) => !this.moves.has(`${node}\0${partition}`));
+    for (const { node, partition, version } of this.moves.values()) {
+      mirror(this.dialect.layout, node, partition, version === null ? null : this.dialect.layout.version(node, partition, version));
+      // Cleared only once its file follows: should the move fail, the next holder finishes it.
+      this.dialect.mirrored.push([node, partition]);
+    }
     // A view changes with its dataset's columns, or between no published file and some.
     const views = new Set(this.pending.keys());
     for (const move of this.moves.values()) if (move.version === null || !this.dialect.filesViews.has(move.node)) views.add(move.node);
