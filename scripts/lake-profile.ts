@@ -3,12 +3,13 @@
  * publishes `days` days of three shop-like nodes (rows given, a SQL node reading its upstream
  * day with checks, a grouped SQL node with a SQL check) into a fresh lake, `batch` partitions
  * per publishMany, and prints the statements DuckDB ran per publish, by kind, with their time.
- * A development tool: it wraps DuckDB's connection methods to count and time each statement.
+ * A development tool: it wraps DuckDB's connection and prepared statement methods to count and
+ * time each statement (preparing one is counted apart from running it).
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DuckDBConnection } from '@duckdb/node-api';
+import { DuckDBConnection, DuckDBPreparedStatement } from '@duckdb/node-api';
 import { openWarehouse, type Warehouse } from '../warehouse.ts';
 import type { PartitionWrite } from '../activities/warehouse/types.ts';
 
@@ -29,6 +30,15 @@ const kindOf = (sql: string) =>
 
 /** Calls inside a counted call (runAndReadAll runs through run) are not counted again. */
 let depth = 0;
+function count(kind: string, began: number): void {
+  const t = tallies.get(kind) ?? { count: 0, ms: 0 };
+  t.count++;
+  t.ms += performance.now() - began;
+  tallies.set(kind, t);
+  statements++;
+}
+/** The text each prepared statement was prepared from (the lake keeps its statements prepared). */
+const texts = new WeakMap<object, string>();
 for (const method of ['run', 'runAndReadAll', 'stream', 'prepare'] as const) {
   const original = DuckDBConnection.prototype[method] as (this: DuckDBConnection, sql: string, ...rest: unknown[]) => Promise<unknown>;
   (DuckDBConnection.prototype as unknown as Record<string, unknown>)[method] = async function (this: DuckDBConnection, sql: string, ...rest: unknown[]) {
@@ -36,15 +46,23 @@ for (const method of ['run', 'runAndReadAll', 'stream', 'prepare'] as const) {
     const began = performance.now();
     depth++;
     try {
-      return await original.call(this, sql, ...rest);
+      const result = await original.call(this, sql, ...rest);
+      if (method === 'prepare') texts.set(result as object, sql);
+      return result;
     } finally {
       depth--;
-      const kind = `${method === 'run' ? '' : `${method}: `}${kindOf(sql)}`;
-      const t = tallies.get(kind) ?? { count: 0, ms: 0 };
-      t.count++;
-      t.ms += performance.now() - began;
-      tallies.set(kind, t);
-      statements++;
+      count(`${method === 'run' ? '' : `${method}: `}${kindOf(sql)}`, began);
+    }
+  };
+}
+for (const method of ['run', 'stream'] as const) {
+  const original = DuckDBPreparedStatement.prototype[method] as (this: DuckDBPreparedStatement) => Promise<unknown>;
+  (DuckDBPreparedStatement.prototype as unknown as Record<string, unknown>)[method] = async function (this: DuckDBPreparedStatement) {
+    const began = performance.now();
+    try {
+      return await original.call(this);
+    } finally {
+      count(`prepared ${method}: ${kindOf(texts.get(this) ?? '?')}`, began);
     }
   };
 }

@@ -1,6 +1,6 @@
 /**
- * One warehouse of each kind for a describe block of integration tests: a SQLite file, or a
- * PostgreSQL database of its own (dropped after); a worker in a process of its own polling a task
+ * One warehouse of each kind for a describe block of integration tests: a SQLite file, a
+ * PostgreSQL database of its own (dropped after), or a Parquet lake directory; a worker in a process of its own polling a task
  * queue of its own, writing to it; the warehouse opened inline, to read what readers see; and a
  * client of the shared dev server.
  */
@@ -14,12 +14,12 @@ import { createDatabase, databaseUrl, dropDatabase } from '../../scripts/postgre
 import type { WorkerProcess } from '../../scripts/worker-process.ts';
 import { address, connectClient, scratch, uniqueQueue, workerProcess } from './helpers.ts';
 
-export type Backend = 'sqlite' | 'postgres';
+export type Backend = 'sqlite' | 'postgres' | 'lake';
 
 export type BackendFixture = {
   readonly kind: Backend;
   readonly queue: string;
-  /** Scratch files of the block (the SQLite file lives here). */
+  /** Scratch files of the block (the SQLite file and the lake live here). */
   readonly dir: string;
   /** The warehouse's URL or path, as `--warehouse` takes it. */
   readonly location: string;
@@ -37,7 +37,7 @@ export function backendFixture(kind: Backend, name: string, env: Record<string, 
     kind,
     queue: uniqueQueue(`${name}-${kind}`),
     dir,
-    location: kind === 'postgres' ? databaseUrl(database) : join(dir, 'warehouse.db'),
+    location: kind === 'postgres' ? databaseUrl(database) : kind === 'lake' ? `lake://${join(dir, 'lake')}` : join(dir, 'warehouse.db'),
   } as BackendFixture;
   beforeAll(async () => {
     if (kind === 'postgres') await createDatabase(database);

@@ -1,17 +1,21 @@
 /**
- * Rollback on a real server, with a worker in a process of its own, on both warehouses: a
+ * Rollback on a real server, with a worker in a process of its own, on every warehouse (SQLite,
+ * PostgreSQL and the Parquet lake): a
  * backfill rolled back leaves every dataset as it was before it, checksum for checksum; a
  * worker killed mid-rollback loses nothing; a second rollback changes nothing; a partition a
  * later backfill changed is reported and left alone, unless --force.
  */
 import { execFile } from 'node:child_process';
+import { existsSync, readdirSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { DuckDBInstance } from '@duckdb/node-api';
 import Database from 'better-sqlite3';
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { canonicalJson } from '../../core/canonical.ts';
-import { quoteIdent, versionsTable } from '../../activities/warehouse/sql.ts';
+import { LakeLayout } from '../../activities/warehouse/lake/layout.ts';
+import { quoteIdent, quoteLiteral, versionsTable } from '../../activities/warehouse/sql.ts';
 import type { Warehouse } from '../../activities/warehouse/types.ts';
 import { BackfillError } from '../../core/errors.ts';
 import { rollbackWorkflowId, type RollbackSummary } from '../../core/rollback.ts';
@@ -37,27 +41,75 @@ function sqlSpec(queue: string, prefix: string, options: { factor: number; from?
 
 const nodesOf = (prefix: string) => [`${prefix}_src`, `${prefix}_daily`, `${prefix}_weekly`];
 
-type Snapshot = { views: Record<string, string[]>; current: Record<string, { version: number; checksum: string | null; backfillId: string }> };
+type Snapshot = {
+  views: Record<string, string[]>;
+  current: Record<string, { version: number; checksum: string | null; backfillId: string }>;
+  /** On a lake: each dataset's published Parquet files as a plain DuckDB reads them, without backfill. */
+  files?: Record<string, string[]>;
+};
 
-/** What the datasets show (their views' rows) and what the ledger says is published (version, checksum, backfill). */
-async function snapshot(warehouse: Warehouse, prefix: string): Promise<Snapshot> {
+/** Rows of `sql` read by a DuckDB of the test's own, with no backfill in between (whole numbers as numbers, as backfill reads them). */
+async function duckdbRows(sql: string): Promise<Record<string, unknown>[]> {
+  const instance = await DuckDBInstance.create(':memory:');
+  try {
+    const connection = await instance.connect();
+    try {
+      const rows = (await connection.runAndReadAll(sql)).getRowObjects();
+      return rows.map((row) => Object.fromEntries(Object.entries(row).map(([k, v]) => [k, typeof v === 'bigint' ? Number(v) : v])));
+    } finally {
+      connection.closeSync();
+    }
+  } finally {
+    instance.closeSync();
+  }
+}
+
+/** What any Parquet reader sees of a lake's dataset: its directory's published files, backfill's own columns left out. */
+async function publishedFiles(root: string, node: string): Promise<string[]> {
+  const dir = join(root, node);
+  // DuckDB refuses a glob that matches nothing: no published file is no row.
+  if (!existsSync(dir) || !readdirSync(dir).some((f) => f.endsWith('.parquet'))) return [];
+  const rows = await duckdbRows(`SELECT * EXCLUDE (__partition, __version) FROM read_parquet(${quoteLiteral(join(dir, '*.parquet'))}, union_by_name = true)`);
+  return rows.map((row) => canonicalJson(row)).sort();
+}
+
+/** What the datasets show (their views' rows) and what the ledger says is published (version, checksum, backfill); on a lake, also the published files. */
+async function snapshotOf(warehouse: Warehouse, prefix: string, lakeRoot?: string): Promise<Snapshot> {
   const views: Snapshot['views'] = {};
   const current: Snapshot['current'] = {};
+  const files: NonNullable<Snapshot['files']> = {};
   for (const node of nodesOf(prefix)) {
     views[node] = (await warehouse.query(`SELECT * FROM ${node}`)).map((row) => canonicalJson(row)).sort();
     for (const row of await warehouse.ledger({ node })) {
       if (row.current) current[`${node}/${row.partition}`] = { version: row.version, checksum: row.checksum, backfillId: row.backfillId };
     }
+    if (lakeRoot !== undefined) {
+      files[node] = await publishedFiles(lakeRoot, node);
+      // A reader without backfill sees exactly what the dataset's view shows.
+      expect(files[node], `${node}: the published files against the view`).toEqual(views[node]);
+    }
   }
-  return { views, current };
+  return lakeRoot === undefined ? { views, current } : { views, current, files };
 }
 
-describe.each<Backend>(['sqlite', 'postgres'])('rollback on %s', (kind) => {
+describe.each<Backend>(['sqlite', 'postgres', 'lake'])('rollback on %s', (kind) => {
   const fx = backendFixture(kind, 'rollback');
   const { queue, location } = fx;
+  const lakeRoot = kind === 'lake' ? join(fx.dir, 'lake') : undefined;
+  const snapshot = (warehouse: Warehouse, prefix: string) => snapshotOf(warehouse, prefix, lakeRoot);
 
-  /** Changes stored rows behind the warehouse's back (PostgreSQL keeps the versions tables in the schema `backfill`). */
+  /**
+   * Changes stored rows behind the warehouse's back (PostgreSQL keeps the versions tables in the
+   * schema `backfill`; a lake's version is a file, rewritten with the change).
+   */
   const tamper = async (node: string, set: string, partition: string, version: number): Promise<void> => {
+    if (kind === 'lake') {
+      const file = new LakeLayout(lakeRoot!).version(node, partition, version);
+      const [column, value] = set.split(/\s*=\s*/);
+      await duckdbRows(`COPY (SELECT * REPLACE (${value} AS ${quoteIdent(column!)}) FROM read_parquet(${quoteLiteral(file)})) TO ${quoteLiteral(`${file}.tampered`)} (FORMAT parquet)`);
+      renameSync(`${file}.tampered`, file);
+      return;
+    }
     const table = `${kind === 'postgres' ? 'backfill.' : ''}${quoteIdent(versionsTable(node))}`;
     const sql = `UPDATE ${table} SET ${set} WHERE __partition = '${partition}' AND __version = ${version}`;
     if (kind === 'sqlite') {

@@ -124,6 +124,38 @@ describe('lake: the files', () => {
     }
   });
 
+  it('a pointer move whose file did not follow (the holder failed or died after the commit) is finished by the next holder, and a moved partition is recorded once', async () => {
+    const root = freshRoot();
+    const publishedFile = join(root, 'orders', '2024-01-01.parquet');
+    const wh = new LakeWarehouse(root);
+    try {
+      await wh.publish(write('orders', '2024-01-01', { runKey: 'r1', rows: [{ id: 1 }] }));
+      // Republished while its record is kept (not yet cleared): recorded once, no conflict.
+      await wh.publish(write('orders', '2024-01-01', { backfillId: 'bf-2', runKey: 'r2', rows: [{ id: 2 }] }));
+      expect(await readDirectly(`SELECT id FROM read_parquet('${publishedFile}')`)).toEqual([[2]]);
+      // A directory where the published file goes: the move after the next commit fails.
+      rmSync(publishedFile);
+      mkdirSync(join(publishedFile, 'blocker'), { recursive: true });
+      const failed = await wh.publish(write('orders', '2024-01-01', { backfillId: 'bf-3', runKey: 'r3', rows: [{ id: 3 }] })).catch((e: unknown) => e);
+      expect(failed).toBeInstanceOf(Error);
+      expect((await wh.publishedRows('orders')).map((r) => r.version)).toEqual([3]);
+      rmSync(publishedFile, { recursive: true });
+    } finally {
+      // Letting go clears the records of moves that were mirrored, and keeps the one that was not.
+      await wh.close();
+    }
+    const next = new LakeWarehouse(root);
+    try {
+      await next.identity();
+      expect(await readDirectly(`SELECT id FROM read_parquet('${publishedFile}')`)).toEqual([[3]]);
+      expect(await next.query('SELECT id FROM orders')).toEqual([{ id: 3 }]);
+      await next.publish(write('orders', '2024-01-01', { backfillId: 'bf-4', runKey: 'r4', rows: [{ id: 4 }] }));
+      expect(await readDirectly(`SELECT id FROM read_parquet('${publishedFile}')`)).toEqual([[4]]);
+    } finally {
+      await next.close();
+    }
+  });
+
   it('name a partition key that is not a plain file name so that it stays inside its directory', async () => {
     const root = freshRoot();
     const wh = new LakeWarehouse(root);

@@ -50,8 +50,9 @@ import {
 } from '../../../warehouse.ts';
 import { CATALOG, CatalogueHold, type HoldOptions } from './catalogue.ts';
 import { LakeLayout, mirror, settle } from './layout.ts';
+import { PreparedStatements } from './statements.ts';
 import { ACTS_OUTSIDE, ROW_FUNCTIONS, fileShaped, parseQuery, shown, type ParsedQuery } from './spec-sql.ts';
-import { bindTypes, castFor, jsValue, kindOf, rawValue, toStored, typeName, typeOfValue, widerType } from './values.ts';
+import { castFor, jsValue, kindOf, rawValue, toStored, typeName, typeOfValue, widerType } from './values.ts';
 
 const CODEC: Codec = {
   json: (value) => JSON.stringify(value),
@@ -135,9 +136,15 @@ export class LakeDialect implements Dialect {
   readonly location: string;
   readonly layout: LakeLayout;
   readonly hold: CatalogueHold;
-  private opened: Promise<{ instance: DuckDBInstance; connection: DuckDBConnection }> | undefined;
+  private opened: Promise<{ instance: DuckDBInstance; connection: DuckDBConnection; statements: PreparedStatements }> | undefined;
   /** Pointer moves mirrored in files, whose records the next write transaction (or the release) clears. */
   mirrored: Array<[node: string, partition: string]> = [];
+  /**
+   * The pointer moves recorded in the catalogue's mirror table (`node\0partition`), mirrored
+   * or not: while this process holds the catalogue nobody else changes the table, so it knows
+   * them (read at attach, changed by its commits), and a move recorded already needs no statement.
+   */
+  readonly recorded = new Set<string>();
   /** Own statements with their `:name` parameters numbered, once per text. */
   readonly numbered = new Map<string, { text: string; names: string[] }>();
   /**
@@ -155,9 +162,15 @@ export class LakeDialect implements Dialect {
       () => this.connection(),
       this.layout,
       () => this.recover(),
-      () => this.clearMirrored(),
+      async () => void (await this.clearMirrored()),
       options,
     );
+  }
+
+  /** The statements kept prepared on the process's connection. */
+  async statements(): Promise<PreparedStatements> {
+    await this.connection();
+    return (await this.opened!).statements;
   }
 
   /** The process's DuckDB: in memory, with the catalogue attached while held, kept inside the lake. */
@@ -181,7 +194,7 @@ export class LakeDialect implements Dialect {
       ]) {
         await connection.run(statement);
       }
-      return { instance, connection };
+      return { instance, connection, statements: new PreparedStatements(connection) };
     })();
     this.opened.catch(() => (this.opened = undefined));
     return (await this.opened).connection;
@@ -229,17 +242,19 @@ export class LakeDialect implements Dialect {
     const c = await this.connection();
     await this.hold.acquire();
     this.hold.busy = true;
-    const session = new LakeSession(this, c, options.readOnly === true);
+    const session = new LakeSession(this, c, await this.statements(), options.readOnly === true);
     try {
       await c.run('BEGIN TRANSACTION');
       let result: T;
       try {
-        if (!session.readOnly) await this.clearMirrored(session);
+        if (!session.readOnly) session.cleared = await this.clearMirrored(session);
         result = await work(session);
         await session.beforeCommit();
         await c.run('COMMIT');
       } catch (error) {
         await c.run('ROLLBACK').catch(() => undefined);
+        // The records this transaction would have cleared are still there, their moves still mirrored.
+        this.mirrored.push(...session.cleared);
         session.discardFiles();
         throw error;
       }
@@ -258,23 +273,29 @@ export class LakeDialect implements Dialect {
    * file's link on the next attach), and all of them, in a transaction of their own, before the
    * catalogue is let go.
    */
-  private async clearMirrored(session?: LakeSession): Promise<void> {
-    if (this.mirrored.length === 0 || (session && this.mirrored.length < MIRRORED_KEPT)) return;
+  private async clearMirrored(session?: LakeSession): Promise<Array<[string, string]>> {
+    if (this.mirrored.length === 0 || (session && this.mirrored.length < MIRRORED_KEPT)) return [];
     const done = this.mirrored;
     this.mirrored = [];
     const { values, params } = pairs(done);
     const sql = `DELETE FROM ${CATALOG}.backfill.mirror m WHERE EXISTS (SELECT 1 FROM (VALUES ${values}) v(node, partition) WHERE m.node = v.node AND m.partition = v.partition)`;
-    if (session) return session.run(sql, params);
+    // In a write transaction: the records go when it commits (and `recorded` with them, then).
+    if (session) {
+      await session.run(sql, params);
+      return done;
+    }
     const c = await this.connection();
     await c.run('BEGIN TRANSACTION');
     try {
-      await new LakeSession(this, c, false).run(sql, params);
+      await new LakeSession(this, c, await this.statements(), false).run(sql, params);
       await c.run('COMMIT');
     } catch (error) {
       await c.run('ROLLBACK').catch(() => undefined);
       this.mirrored.push(...done);
       throw error;
     }
+    for (const [node, partition] of done) this.recorded.delete(`${node}\0${partition}`);
+    return done;
   }
 
   /**
@@ -284,8 +305,10 @@ export class LakeDialect implements Dialect {
   private async recover(): Promise<void> {
     this.datasets = undefined;
     this.filesViews.clear();
+    this.mirrored = [];
+    this.recorded.clear();
     const c = await this.connection();
-    const s = new LakeSession(this, c, false);
+    const s = new LakeSession(this, c, await this.statements(), false);
     const [exists] = await s.all<{ n: number }>(`SELECT COUNT(*) AS n FROM duckdb_tables() WHERE database_name = '${CATALOG}' AND schema_name = 'backfill' AND table_name = 'mirror'`);
     if (!exists || Number(exists.n) === 0) return;
     const pending = await s.all<{ node: string; partition: string; version: number | null }>(
@@ -297,7 +320,9 @@ export class LakeDialect implements Dialect {
     const moved = root === undefined || root.value !== this.location;
     const nodes = moved ? (await s.all<{ node: string }>(`SELECT node FROM ${CATALOG}.backfill.datasets`)).map((r) => r.node) : [...new Set(pending.map((p) => p.node))];
     await s.refreshViews(nodes, moved);
-    this.mirrored.push(...pending.map((p): [string, string] => [p.node, p.partition]));
+    // What the table holds is what this process now knows to be recorded, every move mirrored.
+    for (const p of pending) this.recorded.add(`${p.node}\0${p.partition}`);
+    this.mirrored = pending.map((p): [string, string] => [p.node, p.partition]);
     if (root?.value !== this.location) {
       await s.run(`INSERT INTO ${this.table('meta')} (key, value) VALUES ('lake_root', :root) ON CONFLICT (key) DO UPDATE SET value = excluded.value`, { root: this.location });
     }
@@ -306,7 +331,8 @@ export class LakeDialect implements Dialect {
   async close(): Promise<void> {
     if (!this.opened) return;
     await this.hold.close();
-    const { connection, instance } = await this.opened;
+    const { connection, instance, statements } = await this.opened;
+    statements.clear();
     connection.closeSync();
     instance.closeSync();
     this.opened = undefined;
@@ -329,10 +355,13 @@ class LakeSession implements Session {
   private written: string[] = [];
   /** Files of versions this transaction drops (discarded staged versions), removed once it commits. */
   private dropped: string[] = [];
+  /** Records of mirrored moves this transaction clears. */
+  cleared: Array<[string, string]> = [];
 
   constructor(
     private readonly dialect: LakeDialect,
     private readonly c: DuckDBConnection,
+    private readonly prepared: PreparedStatements,
     readonly readOnly: boolean,
   ) {}
 
@@ -345,14 +374,14 @@ class LakeSession implements Session {
   async all<T = Row>(sql: string, params: Params = {}): Promise<T[]> {
     const { text, values } = this.statement(sql, params);
     // A materialized result, read at once: half the cost of a result reader in DuckDB's client.
-    const result = await this.c.run(text, values, bindTypes(values));
+    const result = await this.prepared.run(text, values);
     const names = result.columnNames();
     return (await result.getRows()).map((row) => Object.fromEntries(row.map((v, i) => [names[i]!, jsValue(v)]))) as T[];
   }
 
   async run(sql: string, params: Params = {}): Promise<void> {
     const { text, values } = this.statement(sql, params);
-    await this.c.run(text, values, bindTypes(values));
+    await this.prepared.run(text, values);
   }
 
   /** DuckDB has no savepoints: what the work staged and the column changes it made are undone by hand. */
@@ -378,7 +407,7 @@ class LakeSession implements Session {
 
   async stream(sql: string, params: Params, each: (rows: readonly unknown[][], kinds: readonly ValueKind[]) => void): Promise<void> {
     const { text, values } = this.statement(sql, params);
-    const result = await this.c.stream(text, values, bindTypes(values));
+    const result = await this.prepared.stream(text, values);
     const kinds = result.columnTypes().map(kindOf);
     for (;;) {
       const chunk = await result.fetchChunk();
@@ -465,7 +494,7 @@ class LakeSession implements Session {
         values.push(partition, version, ...(row as DuckDBValue[]));
         return `(${Array.from({ length: perRow }, (_, i) => `$${r * perRow + i + 1}`).join(', ')})`;
       });
-      await this.c.run(head + tuples.join(', '), values, bindTypes(values));
+      await this.prepared.run(head + tuples.join(', '), values);
     }
   }
 
@@ -613,25 +642,29 @@ class LakeSession implements Session {
         columns: JSON.stringify(columns),
       });
     }
-    for (const move of this.moves.values()) {
-      // Not ON CONFLICT, which costs DuckDB several times more (nor a VALUES list, which costs more than one of these per move).
-      await this.run(
-        `INSERT INTO ${CATALOG}.backfill.mirror (node, partition) SELECT :node, :partition WHERE NOT EXISTS (SELECT 1 FROM ${CATALOG}.backfill.mirror WHERE node = :node AND partition = :partition)`,
-        move,
-      );
+    // A move recorded already needs no statement, and one that is not needs no test (not ON
+    // CONFLICT, which costs DuckDB several times more); this transaction's clearing counts.
+    const cleared = new Set(this.cleared.map(([node, partition]) => `${node}\0${partition}`));
+    for (const [key, move] of this.moves) {
+      if (cleared.has(key) || !this.dialect.recorded.has(key)) await this.run(`INSERT INTO ${CATALOG}.backfill.mirror (node, partition) VALUES (:node, :partition)`, move);
     }
-
-
   }
 
   /** After the commit: the published files follow the pointers, and the views their datasets. */
   async afterCommit(): Promise<void> {
     // A dropped version's file goes once the ledger says so; should this process die first, the file stays, unread.
     for (const file of this.dropped.splice(0)) rmSync(file, { force: true });
+    for (const [node, partition] of this.cleared) this.dialect.recorded.delete(`${node}\0${partition}`);
     if (this.moves.size === 0 && this.pending.size === 0) return;
-    for (const { node, partition, version } of this.moves.values()) mirror(this.dialect.layout, node, partition, version === null ? null : this.dialect.layout.version(node, partition, version));
     if (this.pending.size > 0) this.dialect.datasets = undefined;
-    this.dialect.mirrored.push(...[...this.moves.values()].map((m): [string, string] => [m.node, m.partition]));
+    for (const key of this.moves.keys()) this.dialect.recorded.add(key);
+    // A partition's record is one for all its moves: an earlier move mirrored does not clear a later one that is not.
+    this.dialect.mirrored = this.dialect.mirrored.filter(([node, partition]) => !this.moves.has(`${node}\0${partition}`));
+    for (const { node, partition, version } of this.moves.values()) {
+      mirror(this.dialect.layout, node, partition, version === null ? null : this.dialect.layout.version(node, partition, version));
+      // Cleared only once its file follows: should the move fail, the next holder finishes it.
+      this.dialect.mirrored.push([node, partition]);
+    }
     // A view changes with its dataset's columns, or between no published file and some.
     const views = new Set(this.pending.keys());
     for (const move of this.moves.values()) if (move.version === null || !this.dialect.filesViews.has(move.node)) views.add(move.node);
@@ -700,14 +733,18 @@ class LakeSession implements Session {
     return {
       rows: () =>
         run(async () => {
-          const reader = await this.c.runAndReadAll(body, values, bindTypes(values));
-          const columns = reader.columnNames();
-          return reader.getRows().map((row) => Object.fromEntries(row.map((v, i) => [columns[i]!, jsValue(v)])));
+          const result = await this.prepared.run(body, values, { once: true });
+          const columns = result.columnNames();
+          return (await result.getRows()).map((row) => Object.fromEntries(row.map((v, i) => [columns[i]!, jsValue(v)])));
         }),
       columns: () =>
         run(async () => {
           const prepared = await this.c.prepare(body);
-          return Array.from({ length: prepared.columnCount }, (_, i) => ({ name: prepared.columnName(i), type: typeName(prepared.columnType(i)) }));
+          try {
+            return Array.from({ length: prepared.columnCount }, (_, i) => ({ name: prepared.columnName(i), type: typeName(prepared.columnType(i)) }));
+          } finally {
+            prepared.destroySync();
+          }
         }),
       insertInto: (table, columns, partition, version) =>
         run(async () => {
@@ -715,12 +752,12 @@ class LakeSession implements Session {
           const n = values.length;
           const cols = columns.map((c) => `, ${quoteIdent(c)}`).join('');
           const picked = columns.map((c) => `, q.${quoteIdent(c)}`).join('');
-          await this.c.run(`INSERT INTO ${table} (${PARTITION_COLUMN}, ${VERSION_COLUMN}${cols}) SELECT $${n + 1}, $${n + 2}${picked} FROM (\n${body}\n) AS q`, [...values, partition, version], bindTypes(values));
+          await this.prepared.run(`INSERT INTO ${table} (${PARTITION_COLUMN}, ${VERSION_COLUMN}${cols}) SELECT $${n + 1}, $${n + 2}${picked} FROM (\n${body}\n) AS q`, [...values, partition, version], { once: true });
         }),
       measure: (aggregate) =>
         run(async () => {
-          const reader = await this.c.runAndReadAll(`SELECT ${aggregate} AS n FROM (\n${body}\n) AS v`, values, bindTypes(values));
-          const n = jsValue(reader.getRows()[0]![0]!);
+          const result = await this.prepared.run(`SELECT ${aggregate} AS n FROM (\n${body}\n) AS v`, values, { once: true });
+          const n = jsValue((await result.getRows())[0]![0]!);
           return n === null ? null : Number(n);
         }),
     };
