@@ -4,40 +4,17 @@
  *
  * Adding a command: write client/commands/<name>.ts exporting a function that returns the
  * command (`documented(new Command('<name>'), HELP_GROUPS.<group>, [examples])` with its
- * options and action), and add one `.addCommand(<name>Command())` line below. Keep the
- * module's own imports light (commander, the shared options, help): it is loaded for every
- * command, `--version` included. Import what the action needs inside the action, so that a
- * command pays only for what it uses.
+ * options and action), and add one line for it to COMMANDS below. The program loads a
+ * command's module only when the command line names it (or lists every command, for the
+ * top-level help). Keep the module's own imports light (commander, the shared options, help):
+ * import what the action needs inside the action, so that `--help` stays quick and a command
+ * pays only for what it uses.
  */
-import { Command } from '@commander-js/extra-typings';
+import { Command, type CommandUnknownOpts } from '@commander-js/extra-typings';
 import pc from 'picocolors';
 import { BackfillError } from '../core/errors.ts';
 import { packageJson } from '../host/package.ts';
-import { approveCommand } from './commands/approve.ts';
-import { auditCommand } from './commands/audit.ts';
 import { settingsFromEnv } from '../host/settings.ts';
-import { cancelCommand } from './commands/cancel.ts';
-import { demoCommand } from './commands/demo.ts';
-import { devCommand } from './commands/dev.ts';
-import { initCommand } from './commands/init.ts';
-import { lineageCommand } from './commands/lineage.ts';
-import { pauseCommand } from './commands/pause.ts';
-import { planCommand } from './commands/plan.ts';
-import { policyCommand } from './commands/policy.ts';
-import { reportCommand } from './commands/report.ts';
-import { resumeCommand } from './commands/resume.ts';
-import { retryFailedCommand } from './commands/retry-failed.ts';
-import { rollbackCommand } from './commands/rollback.ts';
-import { setBudgetCommand } from './commands/set-budget.ts';
-import { setConcurrencyCommand } from './commands/set-concurrency.ts';
-import { setQueueRateCommand } from './commands/set-queue-rate.ts';
-import { setRateCommand } from './commands/set-rate.ts';
-import { setupCommand } from './commands/setup.ts';
-import { diffCommand, discardCommand, publishCommand } from './commands/staged.ts';
-import { startCommand } from './commands/start.ts';
-import { statusCommand } from './commands/status.ts';
-import { waitCommand } from './commands/wait.ts';
-import { workerCommand } from './commands/worker.ts';
 import { EXIT } from './exit-codes.ts';
 import { topLevelHelpText } from './help.ts';
 
@@ -62,8 +39,70 @@ class Program extends Command {
   }
 }
 
-export function buildProgram() {
-  return new Program()
+/**
+ * Each command by name, in the order `backfill --help` lists them, with the module that makes it.
+ * A module is loaded only when the command line needs its command (commandsFor), so that
+ * `--version` loads none and `status` loads only its own.
+ */
+const COMMANDS = {
+  plan: async () => (await import('./commands/plan.ts')).planCommand(),
+  start: async () => (await import('./commands/start.ts')).startCommand(),
+  status: async () => (await import('./commands/status.ts')).statusCommand(),
+  wait: async () => (await import('./commands/wait.ts')).waitCommand(),
+  policy: async () => (await import('./commands/policy.ts')).policyCommand(),
+  pause: async () => (await import('./commands/pause.ts')).pauseCommand(),
+  cancel: async () => (await import('./commands/cancel.ts')).cancelCommand(),
+  resume: async () => (await import('./commands/resume.ts')).resumeCommand(),
+  'retry-failed': async () => (await import('./commands/retry-failed.ts')).retryFailedCommand(),
+  'set-rate': async () => (await import('./commands/set-rate.ts')).setRateCommand(),
+  'set-concurrency': async () => (await import('./commands/set-concurrency.ts')).setConcurrencyCommand(),
+  'set-queue-rate': async () => (await import('./commands/set-queue-rate.ts')).setQueueRateCommand(),
+  'set-budget': async () => (await import('./commands/set-budget.ts')).setBudgetCommand(),
+  approve: async () => (await import('./commands/approve.ts')).approveCommand(),
+  lineage: async () => (await import('./commands/lineage.ts')).lineageCommand(),
+  diff: async () => (await import('./commands/staged.ts')).diffCommand(),
+  publish: async () => (await import('./commands/staged.ts')).publishCommand(),
+  discard: async () => (await import('./commands/staged.ts')).discardCommand(),
+  rollback: async () => (await import('./commands/rollback.ts')).rollbackCommand(),
+  report: async () => (await import('./commands/report.ts')).reportCommand(),
+  audit: async () => (await import('./commands/audit.ts')).auditCommand(),
+  init: async () => (await import('./commands/init.ts')).initCommand(),
+  setup: async () => (await import('./commands/setup.ts')).setupCommand(),
+  worker: async () => (await import('./commands/worker.ts')).workerCommand(),
+  dev: async () => (await import('./commands/dev.ts')).devCommand(),
+  demo: async () => (await import('./commands/demo.ts')).demoCommand(),
+} satisfies Record<string, () => Promise<CommandUnknownOpts>>;
+
+export type CommandName = keyof typeof COMMANDS;
+
+export const COMMAND_NAMES = Object.keys(COMMANDS) as CommandName[];
+
+/** The program's options that take a value: the word after one is its value, not a command. */
+const VALUE_OPTIONS = new Set(['--address', '--namespace', '--profile']);
+
+const isCommandName = (word: string): word is CommandName => Object.hasOwn(COMMANDS, word);
+
+/**
+ * The commands the program needs to parse `argv` as it would with all of them: the one it names;
+ * none for `--version` without a command (commander answers it from the program's options);
+ * every one otherwise, for the top-level help, `help`, and the suggestion after a mistyped name.
+ */
+export function commandsFor(argv: readonly string[]): CommandName[] {
+  const args = argv.slice(2);
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    if (arg === '--') break;
+    if (VALUE_OPTIONS.has(arg)) i++;
+    else if (!arg.startsWith('-')) return isCommandName(arg) ? [arg] : COMMAND_NAMES;
+  }
+  const asksHelp = args.some((arg) => arg === '-h' || arg === '--help');
+  const asksVersion = args.some((arg) => arg === '-V' || arg === '--version');
+  return asksVersion && !asksHelp ? [] : COMMAND_NAMES;
+}
+
+/** The program with `commands` (every one unless named), each loaded from its module. */
+export async function buildProgram(commands: readonly CommandName[] = COMMAND_NAMES) {
+  const program = new Program()
     .name('backfill')
     .description('Durable, rate-limited backfills of partitioned datasets, on Temporal')
     .option('--address <host:port>', "Temporal frontend (default $TEMPORAL_ADDRESS, the profile's address, or localhost:7233)")
@@ -75,33 +114,9 @@ export function buildProgram() {
     // reaches main() too (JSON with --json, exit code 1) instead of exiting inside commander.
     .exitOverride()
     .showHelpAfterError()
-    .configureOutput({ outputError: (text, write) => write(pc.red(text)) })
-    .addCommand(planCommand())
-    .addCommand(startCommand())
-    .addCommand(statusCommand())
-    .addCommand(waitCommand())
-    .addCommand(policyCommand())
-    .addCommand(pauseCommand())
-    .addCommand(cancelCommand())
-    .addCommand(resumeCommand())
-    .addCommand(retryFailedCommand())
-    .addCommand(setRateCommand())
-    .addCommand(setConcurrencyCommand())
-    .addCommand(setQueueRateCommand())
-    .addCommand(setBudgetCommand())
-    .addCommand(approveCommand())
-    .addCommand(lineageCommand())
-    .addCommand(diffCommand())
-    .addCommand(publishCommand())
-    .addCommand(discardCommand())
-    .addCommand(rollbackCommand())
-    .addCommand(reportCommand())
-    .addCommand(auditCommand())
-    .addCommand(initCommand())
-    .addCommand(setupCommand())
-    .addCommand(workerCommand())
-    .addCommand(devCommand())
-    .addCommand(demoCommand());
+    .configureOutput({ outputError: (text, write) => write(pc.red(text)) });
+  for (const command of await Promise.all(commands.map((name) => COMMANDS[name]()))) program.addCommand(command);
+  return program;
 }
 
 function reportError(error: unknown, json: boolean): void {
@@ -115,8 +130,8 @@ function reportError(error: unknown, json: boolean): void {
 
 export async function main(argv = process.argv): Promise<void> {
   const json = argv.includes('--json');
-  const program = buildProgram();
   try {
+    const program = await buildProgram(commandsFor(argv));
     // Adapters register their schemes before any command opens a warehouse; the registry loads only when some are named.
     const { warehouseAdapters } = settingsFromEnv();
     if (warehouseAdapters !== undefined) await (await import('../activities/warehouse/registry.ts')).loadWarehouseAdapters(warehouseAdapters);

@@ -1,6 +1,5 @@
 /** Human output of the command line: plan, status and lineage tables, live progress bars. */
 import Table from 'cli-table3';
-import cliProgress from 'cli-progress';
 import pc from 'picocolors';
 import { describeActor, describeChange } from '../core/audit.ts';
 import type { BudgetStatus } from '../core/budget.ts';
@@ -101,7 +100,7 @@ function since(iso: string | null): string {
 }
 
 /** The line of a node whose partitions wait for a worker nobody runs: the node, the queue, the fix. */
-function waitingLine(progress: Progress, w: Waiting): string {
+export function waitingLine(progress: Progress, w: Waiting): string {
   const node = progress.nodes.find((n) => n.id === w.node);
   const count = node ? (progress.paused ? node.running : node.running + node.pending) : 0;
   const why = w.reason === 'no_worker' ? 'no worker polls it' : `its workers last polled${since(w.lastPollAt)} (stopped, or every slot busy)`;
@@ -187,7 +186,8 @@ export function renderCanary(progress: Progress): string[] {
   return lines;
 }
 
-function barPayload(n: NodeProgress) {
+/** What a node's progress bar says beside the bar (client/progress-view.ts). */
+export function barPayload(n: NodeProgress) {
   const parts = [`${number(n.done)}/${number(n.total)}`];
   if (n.running > 0) parts.push(`${n.running} running`);
   if (n.failed > 0) parts.push(pc.red(`${n.failed} failed`));
@@ -195,72 +195,6 @@ function barPayload(n: NodeProgress) {
   parts.push(throughput(n.throughput), n.etaSeconds === 0 ? 'done' : `ETA ${eta(n.etaSeconds)}`);
   if (n.throttles > 0) parts.push(pc.yellow(`throttled ×${n.throttles}, now ${rate(n.rate)}`));
   return { details: parts.join(' · ') };
-}
-
-/**
- * Live progress: one bar per node on a terminal; on a pipe (CI logs), a short status line
- * every few seconds instead.
- */
-export class ProgressView {
-  private multibar: cliProgress.MultiBar | undefined;
-  private bars = new Map<string, cliProgress.SingleBar>();
-  private header: cliProgress.SingleBar | undefined;
-  /** A line per node that has waited for a worker, blank once it no longer does. */
-  private waitingLines = new Map<string, cliProgress.SingleBar>();
-  private lastLine = 0;
-  private readonly tty: boolean;
-
-  constructor(private readonly out: NodeJS.WriteStream = process.stderr) {
-    this.tty = Boolean(out.isTTY);
-  }
-
-  update(progress: Progress & { waiting?: Waiting[] }): void {
-    if (!this.tty) {
-      const now = Date.now();
-      if (now - this.lastLine >= 5000 || progress.state !== 'running') {
-        this.lastLine = now;
-        this.out.write(`${[headline(progress), ...renderWaiting(progress)].join('\n')}\n`);
-      }
-      return;
-    }
-    if (!this.multibar) {
-      const width = Math.max(...progress.nodes.map((n) => n.id.length), 8);
-      this.multibar = new cliProgress.MultiBar(
-        {
-          stream: this.out,
-          hideCursor: true,
-          clearOnComplete: false,
-          barsize: 28,
-          autopadding: true,
-          format: (options, params, payload: { name?: string; details?: string; line?: string }) => {
-            if (payload.line !== undefined) return payload.line;
-            const size = options.barsize ?? 28;
-            const filled = Math.round(params.progress * size);
-            const bar = pc.green('█'.repeat(filled)) + pc.dim('░'.repeat(size - filled));
-            return `${(payload.name ?? '').padEnd(width)} ${bar} ${String(Math.floor(params.progress * 100)).padStart(3)}%  ${payload.details ?? ''}`;
-          },
-        },
-        cliProgress.Presets.shades_classic,
-      );
-      this.header = this.multibar.create(1, 0, { line: headline(progress) });
-      for (const node of progress.nodes) {
-        this.bars.set(node.id, this.multibar.create(Math.max(node.total, 1), 0, { name: node.id, ...barPayload(node) }));
-      }
-    }
-    this.header?.update(0, { line: headline(progress) });
-    for (const node of progress.nodes) {
-      this.bars.get(node.id)?.update(node.total === 0 ? 1 : node.done + node.failed, { name: node.id, ...barPayload(node) });
-    }
-    const multibar = this.multibar;
-    const waiting = new Map((progress.waiting ?? []).map((w) => [w.node, waitingLine(progress, w)]));
-    for (const node of waiting.keys()) if (!this.waitingLines.has(node)) this.waitingLines.set(node, multibar.create(1, 0, { line: '' }));
-    for (const [node, bar] of this.waitingLines) bar.update(0, { line: waiting.get(node) ?? '' });
-  }
-
-  stop(): void {
-    this.multibar?.stop();
-    this.multibar = undefined;
-  }
 }
 
 export function renderLineage(node: string, partition: string, versions: LedgerRow[]): string {

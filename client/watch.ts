@@ -1,7 +1,7 @@
 /** `--watch`: progress until the backfill ends. */
 import { BackfillError } from '../core/errors.ts';
 import type { BackfillClient, Status } from './backfill-client.ts';
-import { ProgressView } from './render.ts';
+import { ProgressView } from './progress-view.ts';
 
 /** How long `--watch` rides out a Temporal server that does not answer (a restart) before it gives up. */
 const WATCH_PATIENCE_MS = 120_000;

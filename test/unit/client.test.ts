@@ -133,7 +133,7 @@ describe('transform modules (--transforms, else $BACKFILL_TRANSFORMS)', () => {
 
   /** The modules `backfill worker <args>` would load, with `/fallback.ts` where none are named. */
   async function modulesOf(...args: string[]): Promise<string[]> {
-    const program = buildProgram();
+    const program = await buildProgram();
     const worker = program.commands.find((c) => c.name() === 'worker')!;
     let modules: string[] = [];
     worker.action(function () {

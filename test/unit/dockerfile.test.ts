@@ -142,8 +142,8 @@ describe('docker-compose.yml on this image', () => {
     expect(problems).toEqual([]);
   });
 
-  it("runs commands the image has: compiled modules, no TypeScript, the command line's own commands", () => {
-    const commands = new Set([...buildProgram().commands.map((c) => c.name()), '--help']);
+  it("runs commands the image has: compiled modules, no TypeScript, the command line's own commands", async () => {
+    const commands = new Set([...(await buildProgram()).commands.map((c) => c.name()), '--help']);
     const compiled = new Set(compiledSources());
     const problems = built.flatMap(([name, service]) => {
       const env = Array.isArray(service.environment) ? service.environment : Object.entries(service.environment ?? {}).map(([k, v]) => `${k}=${String(v)}`);

@@ -6,7 +6,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { BackfillError } from '../../core/errors.ts';
 import type { ControlState } from '../../core/coordinator.ts';
 import { cappedByOwnLimit, cappedLine } from '../../client/capped.ts';
-import { buildProgram, main } from '../../client/cli.ts';
+import { COMMAND_NAMES, buildProgram, commandsFor, main } from '../../client/cli.ts';
 import { parseDurationFlag } from '../../client/duration-flag.ts';
 import { EXIT, EXIT_MEANINGS, type ExitName } from '../../client/exit-codes.ts';
 import { HELP_GROUPS, examplesOf } from '../../client/help.ts';
@@ -54,8 +54,9 @@ function exitTable(help: string): Array<[number, string]> {
 
 const expectedExitRows = (): Array<[number, string]> => (Object.keys(EXIT) as ExitName[]).map((name) => [EXIT[name], EXIT_MEANINGS[name]]);
 
+const program = await buildProgram();
+
 describe('help', () => {
-  const program = buildProgram();
 
   it('files every command under one of the groups, with examples', () => {
     const groups: string[] = Object.values(HELP_GROUPS);
@@ -80,7 +81,7 @@ describe('help', () => {
   it('gives examples that the command line accepts, each under its own command', async () => {
     // A program whose actions do nothing: parsing checks the arguments, options and their values.
     const parsed: string[] = [];
-    const dry = buildProgram().exitOverride().configureOutput({ writeErr: () => undefined, writeOut: () => undefined });
+    const dry = (await buildProgram()).exitOverride().configureOutput({ writeErr: () => undefined, writeOut: () => undefined });
     for (const command of dry.commands) {
       command.exitOverride().configureOutput({ writeErr: () => undefined, writeOut: () => undefined });
       command.action(() => void parsed.push(command.name()));
@@ -104,6 +105,47 @@ describe('help', () => {
     }
     expect(text).toMatch(/\nPlan and run:\n {2}plan .*\n {2}start .*\n {2}status .*\n {2}wait /);
     expect(exitTable(text)).toEqual(expectedExitRows());
+  });
+});
+
+describe('the commands a command line loads', () => {
+  const argv = (...args: string[]) => ['node', 'backfill', ...args];
+
+  it('are each named as its key', async () => {
+    expect((await buildProgram()).commands.map((c) => c.name())).toEqual(COMMAND_NAMES);
+  });
+
+  it('are the one the command line names, past the program\'s options and their values', () => {
+    expect(commandsFor(argv('status', 'shop-2024', '--json'))).toEqual(['status']);
+    expect(commandsFor(argv('--address', 'plan', '--namespace=x', 'status', 'x'))).toEqual(['status']);
+    expect(commandsFor(argv('--profile', 'prod', 'pause', 'x', '--version'))).toEqual(['pause']);
+    expect(commandsFor(argv('set-rate', '--help'))).toEqual(['set-rate']);
+  });
+
+  it('are none for --version alone, and every one for the top-level help, `help` and a name commander does not know', () => {
+    expect(commandsFor(argv('--version'))).toEqual([]);
+    expect(commandsFor(argv('-V', '--address', 'x'))).toEqual([]);
+    for (const args of [[], ['--help'], ['-h', '--version'], ['help', 'status'], ['stats', 'x'], ['--', 'status']]) {
+      expect(commandsFor(argv(...args)), args.join(' ')).toEqual(COMMAND_NAMES);
+    }
+  });
+
+  it('answer --version, a command\'s help and a mistyped name as the whole program does', async () => {
+    const version = await cli('--version');
+    expect(version).toEqual({ stdout: `${JSON.parse(readFileSync(new URL('package.json', root), 'utf8')).version}\n`, code: EXIT.ok });
+    const alone = await cli('status', '--help');
+    expect(alone.code).toBe(EXIT.ok);
+    expect(alone.stdout).toBe(helpOf((await buildProgram()).commands.find((c) => c.name() === 'status')!));
+    let stderr = '';
+    vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => ((stderr += String(chunk)), true));
+    const before = process.exitCode;
+    try {
+      await main(['node', 'backfill', 'stauts', 'x']);
+      expect(process.exitCode).toBe(EXIT.error);
+    } finally {
+      process.exitCode = before;
+    }
+    expect(stripVTControlCharacters(stderr)).toContain('(Did you mean status?)');
   });
 });
 
