@@ -191,7 +191,15 @@ export class RangeSet {
   }
 
   deleteAll(other: RangeSet): this {
-    for (const [start, end] of other.ranges()) this.deleteRange(start, end);
+    if (this.bounds.length === 0) return this;
+    // Only the ranges of `other` within this set's span can remove anything: a set of one
+    // partition minus the done ranges of a year looks at one or two of them, not all.
+    const last = this.bounds[this.bounds.length - 1]!;
+    for (let r = other.firstEndingAfter(this.bounds[0]!); r * 2 < other.bounds.length && this.bounds.length > 0; r++) {
+      const start = other.bounds[r * 2]!;
+      if (start >= last) break;
+      this.deleteRange(start, other.bounds[r * 2 + 1]!);
+    }
     return this;
   }
 

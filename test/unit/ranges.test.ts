@@ -254,6 +254,30 @@ describe('set operations and serialisation', () => {
     ]);
   });
 
+  it('deleteAll and minus agree with a plain set on random operands, from any side of each other', () => {
+    const random = seededRandom(11);
+    const members = (set: RangeSet) => [...set.ranges()].flatMap(([s, e]) => Array.from({ length: e - s }, (_, i) => s + i));
+    const randomSet = () => {
+      const set = new RangeSet();
+      const offset = Math.floor(random() * 200);
+      for (let i = 0, n = Math.floor(random() * 12); i < n; i++) {
+        const start = offset + Math.floor(random() * 150);
+        set.addRange(start, start + 1 + Math.floor(random() * 20));
+      }
+      return set;
+    };
+    for (let run = 0; run < 2000; run++) {
+      const a = randomSet();
+      const b = randomSet();
+      const gone = new Set(members(b));
+      const expected = members(a).filter((v) => !gone.has(v));
+      const diff = a.minus(b);
+      expect(members(diff)).toEqual(expected);
+      expect(diff.size).toBe(expected.length);
+      expect(members(a.clone().deleteAll(b))).toEqual(expected);
+    }
+  });
+
   it('slice keeps the members within bounds', () => {
     const set = RangeSet.of([0, 5], [10, 15], [20, 25]);
     expect(ranges(set.slice(3, 12))).toEqual([
