@@ -34,7 +34,9 @@ afterAll(async () => {
  * What `work` sends through any pg client of this process: every statement, and the round
  * trips, counted as the times a client sent a statement with no other of its statements
  * unanswered (the connection pipelines, so a statement sent while others are on the wire
- * shares their wait).
+ * shares their wait). The counts are upper bounds: a statement sent without waiting shares the
+ * wait of those still unanswered, and on a loaded machine, where the server answers later, more
+ * of them do (CI once saw a partition with a check in 3 round trips, not 4).
  */
 async function traffic(work: () => Promise<unknown>): Promise<{ statements: string[]; roundTrips: number }> {
   const statements: string[] = [];
@@ -73,23 +75,23 @@ describe('round trips of a publish on PostgreSQL', () => {
     await warehouse.publish(next('orders', { rows: ORDERS }));
     const sent = await traffic(() => warehouse.publish(next('orders', { rows: ORDERS })));
     expect(sent.statements).toHaveLength(9);
-    expect(sent.roundTrips).toBe(3);
+    expect(sent.roundTrips).toBeLessThanOrEqual(3);
   });
 
   it("a SQL partition reading its upstream: 4 when its columns are probed (once per SQL text and upstream types), then 3; its checks' queries add one, however many", async () => {
     const node = 'daily';
     await warehouse.publish(next(node, { selects: [daily], inputs: upstream }));
     const other = { sql: `${daily.sql} ORDER BY country`, bindings: {} };
-    expect((await traffic(() => warehouse.publish(next(node, { selects: [other], inputs: upstream })))).roundTrips).toBe(4);
-    expect((await traffic(() => warehouse.publish(next(node, { selects: [other], inputs: upstream })))).roundTrips).toBe(3);
-    expect((await traffic(() => warehouse.publish(next(node, { selects: [daily], inputs: upstream })))).roundTrips).toBe(3);
+    expect((await traffic(() => warehouse.publish(next(node, { selects: [other], inputs: upstream })))).roundTrips).toBeLessThanOrEqual(4);
+    expect((await traffic(() => warehouse.publish(next(node, { selects: [other], inputs: upstream })))).roundTrips).toBeLessThanOrEqual(3);
+    expect((await traffic(() => warehouse.publish(next(node, { selects: [daily], inputs: upstream })))).roundTrips).toBeLessThanOrEqual(3);
     // A row count needs no query; the checks' savepoint is released with the commit.
     const counted = await traffic(() => warehouse.publish(next(node, { selects: [daily], inputs: upstream, checks: [{ type: 'row_count', min: 1, severity: 'error' }] })));
-    expect(counted.roundTrips).toBe(3);
+    expect(counted.roundTrips).toBeLessThanOrEqual(3);
     const checked = await traffic(() =>
       warehouse.publish(next(node, { selects: [daily], inputs: upstream, checks: [{ type: 'sql', name: 'positive', sql: 'SELECT * FROM {{this}} WHERE total <= 0', severity: 'error' }] })),
     );
-    expect(checked.roundTrips).toBe(4);
+    expect(checked.roundTrips).toBeLessThanOrEqual(4);
     // Every check's query goes out at once, each in a read-only savepoint of its own: one wait for all of them.
     const several = await traffic(() =>
       warehouse.publish(
@@ -104,12 +106,12 @@ describe('round trips of a publish on PostgreSQL', () => {
         }),
       ),
     );
-    expect(several.roundTrips).toBe(4);
+    expect(several.roundTrips).toBeLessThanOrEqual(4);
   });
 
   it('a batch in one publishMany: 3 a partition and 1 for the commit', async () => {
     const sent = await traffic(() => warehouse.publishMany(Array.from({ length: 10 }, () => next('orders', { rows: ORDERS }))));
-    expect(sent.roundTrips).toBe(31);
+    expect(sent.roundTrips).toBeLessThanOrEqual(31);
   });
 });
 
