@@ -77,8 +77,15 @@ export type CommandName = keyof typeof COMMANDS;
 
 export const COMMAND_NAMES = Object.keys(COMMANDS) as CommandName[];
 
+/** The program's own options, before any command's: each takes a value. */
+const PROGRAM_OPTIONS = [
+  ['--address <host:port>', "Temporal frontend (default $TEMPORAL_ADDRESS, the profile's address, or localhost:7233)"],
+  ['--namespace <name>', "Temporal namespace (default $TEMPORAL_NAMESPACE, the profile's namespace, or default)"],
+  ['--profile <name>', 'profile of the Temporal config file ($TEMPORAL_CONFIG_FILE or ~/.config/temporalio/temporal.toml; default $TEMPORAL_PROFILE or default)'],
+] as const;
+
 /** The program's options that take a value: the word after one is its value, not a command. */
-const VALUE_OPTIONS = new Set(['--address', '--namespace', '--profile']);
+const VALUE_OPTIONS = new Set<string>(PROGRAM_OPTIONS.map(([flags]) => flags.split(' ')[0]!));
 
 const isCommandName = (word: string): word is CommandName => Object.hasOwn(COMMANDS, word);
 
@@ -102,12 +109,9 @@ export function commandsFor(argv: readonly string[]): CommandName[] {
 
 /** The program with `commands` (every one unless named), each loaded from its module. */
 export async function buildProgram(commands: readonly CommandName[] = COMMAND_NAMES) {
-  const program = new Program()
-    .name('backfill')
-    .description('Durable, rate-limited backfills of partitioned datasets, on Temporal')
-    .option('--address <host:port>', "Temporal frontend (default $TEMPORAL_ADDRESS, the profile's address, or localhost:7233)")
-    .option('--namespace <name>', "Temporal namespace (default $TEMPORAL_NAMESPACE, the profile's namespace, or default)")
-    .option('--profile <name>', 'profile of the Temporal config file ($TEMPORAL_CONFIG_FILE or ~/.config/temporalio/temporal.toml; default $TEMPORAL_PROFILE or default)')
+  const program = new Program().name('backfill').description('Durable, rate-limited backfills of partitioned datasets, on Temporal');
+  for (const [flags, description] of PROGRAM_OPTIONS) program.option(flags, description);
+  program
     .version(packageJson().version)
     .addHelpText('after', topLevelHelpText())
     // Before any command is added, so that each inherits it: a command's usage error then
