@@ -42,6 +42,10 @@ export function createWarehouseActivities(deps: { warehouse: Warehouse }) {
     discardStaged(run: StagedRun): Promise<StagedOutcome> {
       return refusingStale(() => warehouse.discardStaged(run));
     },
+    /** Drops every version an ended run staged (it was cancelled or failed while staging); refused while the run still leases a dataset. */
+    discardEndedRun(run: StagedRun): Promise<StagedOutcome> {
+      return refusingStale(() => warehouse.discardStaged(run, { ended: true }));
+    },
     /**
      * What the run's staged versions change, counted per dataset (a canary's slice, for status and
      * canary.auto), by the key columns the nodes declare. The nodes come from the workflow's input,

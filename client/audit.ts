@@ -8,6 +8,7 @@
 import type { temporal } from '@temporalio/proto';
 import type { AuditEntry } from '../core/audit.ts';
 import { rollbackWorkflowId } from '../core/rollback.ts';
+import { discardWorkflowId } from '../core/staged.ts';
 import { backfillWorkflowId } from '../workflows/definitions.ts';
 import type { BackfillClient } from './backfill-client.ts';
 
@@ -49,12 +50,12 @@ async function runsOf(client: BackfillClient, workflowId: string): Promise<Array
   return runs.sort((a, b) => a.startMs - b.startMs);
 }
 
-/** The whole audit trail of a backfill: its runs' entries, then its rollbacks', in time order. */
+/** The whole audit trail of a backfill: its runs' entries, then its rollbacks' and the discard of what it staged before it ended, in time order. */
 export async function auditTrail(client: BackfillClient, backfillId: string): Promise<AuditRecord[]> {
   await client.describe(backfillId);
   const decode = (payload: Payload) => client.client.options.loadedDataConverter.payloadConverter.fromPayload(payload);
   const records: AuditRecord[] = [];
-  for (const workflowId of [backfillWorkflowId(backfillId), rollbackWorkflowId(backfillId)]) {
+  for (const workflowId of [backfillWorkflowId(backfillId), rollbackWorkflowId(backfillId), discardWorkflowId(backfillId)]) {
     let runs = await runsOf(client, workflowId);
     // Visibility lags a little behind a run that just started: the current run is always there.
     if (workflowId === backfillWorkflowId(backfillId) && runs.length === 0) runs = [{ runId: (await client.describe(backfillId)).runId, startMs: 0 }];
@@ -63,7 +64,7 @@ export async function auditTrail(client: BackfillClient, backfillId: string): Pr
       for (const entry of auditOfHistory(history.events ?? [], decode)) records.push({ ...entry, workflowId, runId: run.runId });
     }
   }
-  // Entries of one run are in order already; runs and rollbacks interleave by time.
+  // Entries of one run are in order already; runs, rollbacks and discards interleave by time.
   return records.map((r, i) => ({ r, i })).sort((a, b) => a.r.at - b.r.at || a.i - b.i).map(({ r }) => r);
 }
 

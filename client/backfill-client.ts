@@ -25,7 +25,7 @@ import { rollbackWorkflowId, type RollbackInput, type RollbackSummary, type Roll
 import { CORE_GENERATION, DEFAULT_TASK_QUEUE, type BackfillCarry, type BackfillInput, type BackfillResult, type Limits, type Progress, type Tuning } from '../core/protocol.ts';
 import type { RangesJSON } from '../core/ranges.ts';
 import type { PartitionRange, ResolvedSpec } from '../core/spec.ts';
-import type { StagedPhase } from '../core/staged.ts';
+import { discardWorkflowId, type DiscardEndedInput, type StagedPhase } from '../core/staged.ts';
 import type { CanaryPhase } from '../core/canary.ts';
 import {
   BACKFILL_ID,
@@ -55,6 +55,7 @@ import {
 } from '../workflows/definitions.ts';
 import type { backfillWorkflow } from '../workflows/backfill.ts';
 import type { rollbackWorkflow } from '../workflows/rollback.ts';
+import type { discardEndedWorkflow } from '../workflows/discard.ts';
 import { auditTrail } from './audit.ts';
 import { checkNamespace, openConnection, resolveConnection, type ConnectionOverrides, type ConnectionSettings } from './connection.ts';
 import { datasetWriters, datasetsBusy, type DatasetWriter } from './dataset-writers.ts';
@@ -184,6 +185,8 @@ const ADMISSION_TIMEOUT_MS = 60_000;
 
 /** Attempts of an update whose workflow task failed before it applied. */
 const UPDATE_ATTEMPTS = 5;
+/** How a backfill ended before a staged decision: its staged versions need a discard of their own. */
+const ENDED_UNDECIDED = new Set(['CANCELLED', 'FAILED', 'TERMINATED', 'TIMED_OUT']);
 /** gRPC's status code FAILED_PRECONDITION. */
 const GRPC_FAILED_PRECONDITION = 9;
 
@@ -664,9 +667,73 @@ export class BackfillClient {
    * workflow refuses it unless the backfill is staged and waiting; it records who (this
    * client's identity) and why.
    */
-  decideStaged(backfillId: string, action: 'publish' | 'discard', reason?: string): Promise<StagedReply> {
+  async decideStaged(backfillId: string, action: 'publish' | 'discard', reason?: string): Promise<StagedReply> {
+    if (action === 'discard') {
+      const description = await this.describe(backfillId);
+      if (ENDED_UNDECIDED.has(description.status.name)) return this.discardEnded(backfillId, description, reason);
+    }
     const request = { by: this.client.options.identity, ...(reason !== undefined ? { reason } : {}) };
     return this.update(backfillId, (h) => h.executeUpdate(action === 'publish' ? publishUpdate : discardUpdate, { args: [request] }));
+  }
+
+  /**
+   * `discard` of a staged backfill (or a canary) that was cancelled or failed before its
+   * decision: what its run staged would stay in the warehouse for good, so a workflow of its own
+   * (`discardEndedWorkflow`) drops it, under the policy's rules for a discard. Idempotent.
+   */
+  private async discardEnded(backfillId: string, description: Awaited<ReturnType<BackfillClient['describe']>>, reason?: string): Promise<StagedReply> {
+    const carry = await this.endState(backfillId, description.status.name);
+    const phase = carry.staged?.phase ?? carry.canary?.phase;
+    if (phase === undefined) {
+      throw new BackfillError('not_staged', `backfill '${backfillId}' was not started with --stage or --canary: it staged nothing (it ended ${description.status.name.toLowerCase()})`);
+    }
+    if (phase === 'published') {
+      throw new BackfillError('not_staged', `backfill '${backfillId}' published its staged versions before it ended: there is nothing staged to drop (undo the publish with backfill rollback ${backfillId})`);
+    }
+    const input = await this.firstInput(backfillWorkflowId(backfillId), description.runId);
+    if (!input) throw new BackfillError('failed', `cannot read the spec of backfill '${backfillId}' from its workflow history, so its workers' task queue is unknown: is the history still retained?`);
+    // A node workflow still winding down may stage one more partition: wait until they have closed.
+    await this.nodesClosed(backfillId, input.spec.nodes.map((n) => n.id));
+    const workflowId = discardWorkflowId(backfillId);
+    const discard: DiscardEndedInput = { backfillId, runKey: carry.runKey, taskQueue: input.spec.nodes[0]!.taskQueue, audit: this.meta({ ...(reason !== undefined ? { reason } : {}) }) };
+    this.searchAttributes ??= { listed: await requireSearchAttributes(this.connection, this.namespace) };
+    let handle: WorkflowHandle<typeof discardEndedWorkflow>;
+    try {
+      handle = await this.client.workflow.start<typeof discardEndedWorkflow>('discardEndedWorkflow', {
+        workflowId,
+        taskQueue: description.taskQueue,
+        args: [discard],
+        // A second discard finds nothing left to drop; one running already is joined.
+        workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE,
+        workflowIdConflictPolicy: 'USE_EXISTING',
+        typedSearchAttributes: [{ key: BACKFILL_ID, value: backfillId }],
+      });
+    } catch (error) {
+      const unregistered = unregisteredAttribute(error);
+      if (unregistered !== undefined) throw rejectedAttribute(this.namespace, unregistered, this.searchAttributes.listed);
+      throw error;
+    }
+    try {
+      const outcome = await handle.result();
+      return { ...outcome, action: 'discard', by: this.client.options.identity ?? 'unknown', reason: reason ?? null };
+    } catch (error) {
+      if (!(error instanceof WorkflowFailedError)) throw error;
+      const cause = rootCause(error);
+      if ((cause as { type?: string }).type === 'policy_violation') throw new BackfillError('policy_violation', cause.message);
+      throw new BackfillError('failed', `the discard of what backfill '${backfillId}' staged failed: ${cause.message}`);
+    }
+  }
+
+  /** Whether a discard of an ended run dropped what `runKey` staged (a resume would then count those partitions done). */
+  private async discardedAfterEnd(backfillId: string, runKey: string): Promise<boolean> {
+    const workflowId = discardWorkflowId(backfillId);
+    const description = await this.client.workflow
+      .getHandle(workflowId)
+      .describe()
+      .catch((error: unknown) => (error instanceof WorkflowNotFoundError ? undefined : Promise.reject(error)));
+    if (description?.status.name !== 'COMPLETED') return false;
+    const input = (await this.firstInput(workflowId, description.runId)) as unknown as DiscardEndedInput | undefined;
+    return input?.runKey === runKey;
   }
 
   /**
@@ -760,7 +827,7 @@ export class BackfillClient {
     }
     const carry = await this.endState(backfillId, description.status.name);
     // Its staged versions are gone: a new run would count their partitions done and recompute nothing.
-    if (carry.staged?.phase === 'discarded' || carry.canary?.phase === 'discarded') {
+    if (carry.staged?.phase === 'discarded' || carry.canary?.phase === 'discarded' || ((carry.staged || carry.canary) && (await this.discardedAfterEnd(backfillId, carry.runKey)))) {
       throw new BackfillError(
         'not_running',
         `backfill '${backfillId}' was discarded: the versions it staged were dropped, so there is nothing to resume (start it again with backfill start <spec> --id ${backfillId} --rerun)`,

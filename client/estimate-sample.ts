@@ -74,8 +74,8 @@ export async function runSample(client: BackfillClient, spec: ResolvedSpec, sele
       await new Promise((resolve) => setTimeout(resolve, options.pollMs ?? 500));
     }
   } catch (error) {
-    // Not staged yet (held, failed, too slow): stop it; what it staged stays out of every view.
-    if (!staged) await client.cancel(backfillId, { reason: REASON }).catch(() => undefined);
+    // Not staged yet (held, failed, too slow): stop it, and drop what it staged.
+    if (!staged) await cancelAndDiscard(client, backfillId, log);
     throw error;
   }
 }
@@ -89,8 +89,8 @@ export async function sampleFromCommand(command: CommandUnknownOpts, spec: Resol
     const id = `sample-${defaultBackfillId(spec.name)}`;
     // Interrupted: the sample must not stay behind, staging partitions nobody will discard.
     const interrupted = () => {
-      log(`interrupted: cancelling the sample ${id}`);
-      void client.cancel(id, { reason: REASON }).catch(() => undefined).finally(() => process.exit(130));
+      log(`interrupted: cancelling the sample ${id} and dropping what it staged (interrupt again to leave it as it is)`);
+      void cancelAndDiscard(client, id, log).finally(() => process.exit(130));
     };
     process.once('SIGINT', interrupted);
     try {
@@ -99,4 +99,19 @@ export async function sampleFromCommand(command: CommandUnknownOpts, spec: Resol
       process.off('SIGINT', interrupted);
     }
   });
+}
+
+/** Stops a sample that did not finish, and drops the versions it staged: no staged row of it stays in the warehouse. */
+async function cancelAndDiscard(client: BackfillClient, backfillId: string, log: (line: string) => void): Promise<void> {
+  try {
+    // Ended already (it failed): there is nothing to cancel, and its staged versions go all the same.
+    await client.cancel(backfillId, { reason: REASON }).catch((error: unknown) => {
+      if (!(error instanceof BackfillError && error.code === 'not_running')) throw error;
+    });
+    await client.wait(backfillId, 120_000).catch(() => undefined);
+    const reply = await client.decideStaged(backfillId, 'discard', REASON);
+    log(`the sample's ${reply.versions} staged version${reply.versions === 1 ? '' : 's'} discarded`);
+  } catch (error) {
+    log(`the sample ${backfillId} may have left staged versions (no reader sees them): ${error instanceof Error ? error.message : String(error)}; drop them with backfill discard ${backfillId}`);
+  }
 }

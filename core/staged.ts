@@ -110,3 +110,19 @@ export class StagedGate {
     return { phase: this.phase, ...(this.decision ? { decision: this.decision } : {}) };
   }
 }
+
+/** `backfill discard` of a staged backfill that ended (cancelled or failed) before its decision: the workflow that drops what it staged. */
+export function discardWorkflowId(backfillId: string): string {
+  return `backfill/${backfillId}/discard`;
+}
+
+/** What `discardEndedWorkflow` drops: the versions one ended run of a backfill staged. */
+export type DiscardEndedInput = {
+  backfillId: string;
+  /** The run whose staged versions go (the backfill's run key, which its carry keeps). */
+  runKey: string;
+  /** The task queue of workers that reach the backfill's warehouse (its first node's). */
+  taskQueue: string;
+  /** Who asked for it (the client's declared identity) and why: judged by the policy, kept in the memo. */
+  audit?: { identity?: string; reason?: string };
+};

@@ -10,14 +10,16 @@
  *   policy has an approval threshold in partition-seconds (a client's figure is never taken);
  * - `verifySignature`: a signed start (and, later, each approval).
  */
-import { ActivityFailure, ApplicationFailure, proxyLocalActivities, workflowInfo } from '@temporalio/workflow';
+import { ActivityFailure, ApplicationFailure, proxyLocalActivities, upsertMemo, workflowInfo } from '@temporalio/workflow';
 import type { ApprovalActivities } from '../activities/approval.ts';
 import type { EstimateActivities } from '../activities/estimate.ts';
 import type { PolicyActivities } from '../activities/policy.ts';
 import { planHash, type SignatureCheck } from '../core/approval.ts';
+import { UNKNOWN_IDENTITY, parseMeta, type AuditEntry } from '../core/audit.ts';
 import type { BackfillCoordinator } from '../core/coordinator.ts';
 import { EMPTY_POLICY, Governance, type Admission } from '../core/governance.ts';
 import type { Plan } from '../core/plan.ts';
+import { checkControl, describeViolations } from '../core/policy.ts';
 import type { BackfillInput } from '../core/protocol.ts';
 import { RangeSet, type RangesJSON } from '../core/ranges.ts';
 import { workflowTime } from './clock.ts';
@@ -104,4 +106,36 @@ export async function judgeStart(input: BackfillInput, plan: Plan, coordinator: 
 /** The failure a refused start ends with: the rules and how to comply, typed with the error code. */
 export function refusedStart(message: string): ApplicationFailure {
   return ApplicationFailure.create({ message: `the policy refuses this backfill:\n${message}`, type: 'policy_violation', nonRetryable: true });
+}
+
+/**
+ * A control that acts on an ended backfill in a workflow of its own (a rollback, a discard of
+ * what a cancelled staged backfill left): the policy's rules for it (a reason) are met first,
+ * and who asked and why go to the memo, refused or applied, with `details` of the policy's hash.
+ */
+export async function judgeEndedControl(
+  action: 'rollback' | 'discard',
+  audit: unknown,
+  details: (policyHash: string | null) => AuditEntry['details'],
+): Promise<void> {
+  let meta: ReturnType<typeof parseMeta>;
+  try {
+    meta = parseMeta(audit);
+  } catch {
+    meta = {};
+  }
+  let loaded: Awaited<ReturnType<typeof governanceActivities.loadPolicy>>;
+  try {
+    loaded = await governanceActivities.loadPolicy();
+  } catch (error) {
+    throw ApplicationFailure.create({ message: `the workers cannot read their policy file: ${error instanceof Error ? (error.cause as Error | undefined)?.message ?? error.message : String(error)}`, type: 'policy_violation', nonRetryable: true });
+  }
+  const policy = loaded.kind === 'policy' ? loaded.policy : EMPTY_POLICY;
+  const violations = checkControl(policy, { action, ...(meta.reason !== undefined ? { reason: meta.reason } : {}) });
+  const entry = { seq: 1, at: workflowTime(), action, identity: meta.identity ?? UNKNOWN_IDENTITY, verified: false, reason: meta.reason ?? null };
+  if (violations.length > 0) {
+    upsertMemo({ audit: { ...entry, outcome: 'refused', details: { why: describeViolations(violations) } } });
+    throw ApplicationFailure.create({ message: `the policy refuses this ${action}:\n${describeViolations(violations)}`, type: 'policy_violation', nonRetryable: true });
+  }
+  upsertMemo({ audit: { ...entry, outcome: 'applied', details: details(loaded.kind === 'policy' ? loaded.hash : null) } });
 }

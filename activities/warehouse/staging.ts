@@ -11,7 +11,7 @@ import { DEFAULT_CHANGES_PAGE, pageConditions, pageLimit } from './changes.ts';
 import type { ValueKind } from './checksum.ts';
 import { versionSelect, type Dialect, type Session } from './dialect.ts';
 import { PARTITION_COLUMN, VERSION_COLUMN, quoteIdent } from './sql.ts';
-import { SqlError, StaleRunError, type DiffOptions, type DiffPage, type StagedOutcome, type StagedRun } from './types.ts';
+import { SqlError, StaleRunError, type DiffOptions, type DiffPage, type DiscardOptions, type StagedOutcome, type StagedRun } from './types.ts';
 
 type Tables = { ledger: string; pointers: string; leases: string };
 
@@ -98,9 +98,18 @@ export async function publishRun(s: Session, dialect: Dialect, run: StagedRun, a
 }
 
 /** Drops every version the run staged: its rows are deleted, its ledger row says `discarded`. The caller holds `stageLock`. */
-export async function discardRun(s: Session, dialect: Dialect, run: StagedRun): Promise<StagedOutcome> {
-  const { ledger } = tablesOf(dialect);
+export async function discardRun(s: Session, dialect: Dialect, run: StagedRun, options: DiscardOptions = {}): Promise<StagedOutcome> {
+  const { ledger, leases } = tablesOf(dialect);
   const params = runParams(run);
+  if (options.ended) {
+    const [held] = await s.all<{ node: string }>(`SELECT node FROM ${leases} WHERE ${RUN} ORDER BY node LIMIT 1${dialect.forShare}`, params);
+    if (held) {
+      throw new StaleRunError(
+        `run ${run.runKey} of backfill '${run.backfillId}' still leases dataset ${held.node}: it is running, so it decides on its staged versions itself ` +
+          `(nothing was dropped); discard through it with backfill discard ${run.backfillId}`,
+      );
+    }
+  }
   const nodes = (await s.all<{ node: string; n: number }>(`SELECT node, COUNT(*) AS n FROM ${ledger} WHERE ${RUN} AND status = 'staged' GROUP BY node ORDER BY node`, params)).map((r) => ({
     node: r.node,
     versions: Number(r.n),

@@ -214,6 +214,11 @@ export type LeaseOutcome = { acquired: true } | { acquired: false; holders: Leas
 
 /** The versions one backfill run staged: a run key belongs to one backfill, and both must match. */
 export type StagedRun = { backfillId: string; runKey: string };
+/**
+ * `ended`: the run has ended (cancelled or failed while staging): refuse (`StaleRunError`, nothing
+ * dropped) while it still leases a dataset, for then it is running and decides for itself.
+ */
+export type DiscardOptions = { ended?: boolean };
 
 /** What `publishStaged` or `discardStaged` did: by node, how many versions it moved (or dropped) now and how many it had before. */
 export type StagedOutcome = {
@@ -316,7 +321,7 @@ export interface Warehouse {
    */
   publishStaged(run: StagedRun): Promise<StagedOutcome>;
   /** Drops every version the run staged, in one transaction: their rows go, their ledger rows say `discarded`. Idempotent. */
-  discardStaged(run: StagedRun): Promise<StagedOutcome>;
+  discardStaged(run: StagedRun, options?: DiscardOptions): Promise<StagedOutcome>;
   /** The run's staged versions against the published ones, per partition, a page at a time (as `changesBy`). */
   diffStaged(run: StagedRun, options?: DiffOptions): Promise<DiffPage>;
   close(): Promise<void>;

@@ -42,6 +42,7 @@ import {
   type Row,
   type StagedOutcome,
   type StagedRun,
+  type DiscardOptions,
   type VersionRef,
   type Warehouse,
 } from './types.ts';
@@ -593,8 +594,8 @@ export class SqlWarehouse implements Warehouse {
     return this.tx((s) => publishRun(s, this.dialect, run, new Date().toISOString()), { lock: stageLock(run.runKey) });
   }
 
-  discardStaged(run: StagedRun): Promise<StagedOutcome> {
-    return this.tx((s) => discardRun(s, this.dialect, run), { lock: stageLock(run.runKey) });
+  discardStaged(run: StagedRun, options: DiscardOptions = {}): Promise<StagedOutcome> {
+    return this.tx((s) => discardRun(s, this.dialect, run, options), { lock: stageLock(run.runKey) });
   }
 
   diffStaged(run: StagedRun, options: DiffOptions = {}): Promise<DiffPage> {

@@ -16,6 +16,7 @@ import { expandPlan, planStats, type Plan } from '../../core/plan.ts';
 import type { BackfillInput, NodeInput, Progress } from '../../core/protocol.ts';
 import { RangeSet } from '../../core/ranges.ts';
 import { rollbackWorkflowId } from '../../core/rollback.ts';
+import { discardWorkflowId } from '../../core/staged.ts';
 import { auditOfHistory, type AuditRecord } from '../audit.ts';
 import { backfillWorkflowId, nodeWorkflowId } from '../../workflows/definitions.ts';
 import type { BackfillClient } from '../backfill-client.ts';
@@ -191,8 +192,10 @@ export async function gatherReport(client: BackfillClient, warehouse: Warehouse,
     endMs,
     input.carry?.paused ? { atMs: first.startMs } : null,
   );
-  const rollbacks = await runsOf<unknown, AuditRecord[]>(client, rollbackWorkflowId(backfillId), decode, (events) => auditOfHistory(events, decode).map((e) => ({ ...e, workflowId: rollbackWorkflowId(backfillId), runId: '' })), { sinceMs: first.startMs });
-  const actions = reportActions([...runs.flatMap((run) => run.kept.audit.map((e) => ({ ...e, workflowId, runId: run.runId }))), ...rollbacks.flatMap((run) => run.kept)]);
+  // Rollbacks, and the discard of what a cancelled staged backfill left, are workflows of their own.
+  const ofWorkflow = (id: string) => runsOf<unknown, AuditRecord[]>(client, id, decode, (events) => auditOfHistory(events, decode).map((e) => ({ ...e, workflowId: id, runId: '' })), { sinceMs: first.startMs });
+  const others = [...(await ofWorkflow(rollbackWorkflowId(backfillId))), ...(await ofWorkflow(discardWorkflowId(backfillId)))];
+  const actions = reportActions([...runs.flatMap((run) => run.kept.audit.map((e) => ({ ...e, workflowId, runId: run.runId }))), ...others.flatMap((run) => run.kept)]);
   // A staged (or discarded) version passed its checks like a published one: the timeline shows the work.
   const rows = ledger.map((row) => ({ node: row.node, partition: row.partition, status: row.status === 'failed_check' ? ('failed_check' as const) : ('published' as const), startMs: Date.parse(row.startedAt), endMs: Date.parse(row.finishedAt) }));
   const timeline = buildTimeline({

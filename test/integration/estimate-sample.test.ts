@@ -5,6 +5,8 @@
  * versions, and the sampled versions discarded in the ledger. A bad N is refused before anything
  * starts.
  */
+import { spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BackfillClient, Started } from '../../client/backfill-client.ts';
@@ -13,7 +15,7 @@ import { fingerprint } from '../../client/demo.ts';
 import type { EstimateReport } from '../../client/estimate.ts';
 import { expandPlan } from '../../core/plan.ts';
 import { canonicalJson } from '../../core/canonical.ts';
-import { EXAMPLE_TRANSFORMS, connectClient, exampleSpec, runCli, scratch, startTestWorker, testSpec, uniqueQueue, type TestWorker } from './helpers.ts';
+import { BIN, EXAMPLE_TRANSFORMS, address, connectClient, exampleSpec, runCli, scratch, startTestWorker, testSpec, uniqueQueue, waitFor, type TestWorker } from './helpers.ts';
 
 // Late January to early February: every node has at least 2 partitions (monthly: January and February).
 const RANGE = ['--from', '2024-01-20', '--to', '2024-02-10'];
@@ -89,6 +91,37 @@ describe('plan --estimate --sample', () => {
     expect(text.stdout).toMatch(/orders_raw: sampled 1 partition \(2024-01-30\)/);
     expect(await fingerprints()).toEqual(before);
   }, 600_000);
+
+  it('an interrupted sample is cancelled and what it staged is dropped', async () => {
+    // A fast node stages its sample at once; a slow one keeps the sample running until the interrupt.
+    const file = join(dir, 'interrupted.json');
+    writeFileSync(
+      file,
+      JSON.stringify({
+        name: 'interrupted-sample',
+        partitions: { grain: 'day', start: '2024-01-01', end: '2024-01-05' },
+        defaults: { taskQueue: queue, heartbeatTimeout: '5s' },
+        nodes: [
+          { id: 'sample_fast', sql: 'SELECT :partition AS day, 1 AS v' },
+          { id: 'sample_slow', transform: 'sleep', params: { ms: 4000 }, concurrency: 1 },
+        ],
+      }),
+    );
+    const child = spawn('node', [BIN, 'plan', file, '--estimate', '--sample', '2', ...warehouse(), '--json'], { env: { ...process.env, ...env, TEMPORAL_ADDRESS: address(), NO_COLOR: '1' } });
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => (stderr += String(chunk)));
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    await waitFor('the sample to start', async () => /as staged backfill (\S+)/.test(stderr), 60_000, 100);
+    const id = /as staged backfill (\S+)/.exec(stderr)![1]!;
+    await waitFor('the fast node to stage its sample', async () => (await worker.warehouse.ledger({ backfillId: id, node: 'sample_fast' })).filter((r) => r.status === 'staged').length === 2, 60_000, 200);
+    child.kill('SIGINT');
+    expect(await exited, stderr).toBe(130);
+    expect(stderr).toContain(`interrupted: cancelling the sample ${id}`);
+    expect((await client.describe(id)).status.name).toBe('CANCELLED');
+    const rows = await worker.warehouse.ledger({ backfillId: id });
+    expect(rows.filter((r) => r.node === 'sample_fast')).toHaveLength(2);
+    expect(new Set(rows.map((r) => r.status))).toEqual(new Set(['discarded']));
+  }, 300_000);
 
   it('refuses a bad --sample before anything starts, naming the fix', async () => {
     const ledgerBefore = (await worker.warehouse.ledger({})).length;

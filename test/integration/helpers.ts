@@ -133,7 +133,7 @@ export function startRate(rows: ReadonlyArray<{ startedAt: string }>, from: numb
   return rows.filter((r) => Date.parse(r.startedAt) >= from && Date.parse(r.startedAt) < to).length / ((to - from) / 1000);
 }
 
-const BIN = join(ROOT, 'bin/backfill.js');
+export const BIN = join(ROOT, 'bin/backfill.js');
 
 export type CliResult<T> = { code: number; stdout: string; stderr: string; json: T | undefined };
 

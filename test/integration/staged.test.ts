@@ -13,7 +13,7 @@
 import { randomUUID } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { WorkflowUpdateFailedError } from '@temporalio/client';
+import { WorkflowFailedError, WorkflowUpdateFailedError } from '@temporalio/client';
 import { describe, expect, it } from 'vitest';
 import { canonicalJson } from '../../core/canonical.ts';
 import { PARTITION_COLUMN, VERSION_COLUMN, quoteIdent, versionsTable } from '../../activities/warehouse/sql.ts';
@@ -287,6 +287,44 @@ describe.each<Backend>(['sqlite', 'postgres'])('staged backfills on %s', (kind) 
     expect(await views(fx.warehouse, p)).toEqual(before);
     expect((await lineage(`${p}_src`, '2024-01-01')).current).toMatchObject({ backfillId: first, version: 1 });
   });
+
+  it('a staged backfill cancelled before its decision: discard drops what it staged, in a workflow of its own that a running backfill refuses', async () => {
+    const p = `x_${kind}`;
+    await direct(p, 1);
+    const before = await views(fx.warehouse, p);
+    const id = await staged(p, 4);
+    const { runKey } = await fx.client.stagedRun(id);
+    // Started straight through Temporal, past the command line, while the backfill holds its datasets: refused, nothing dropped.
+    const early = fx.client.client.workflow.start('discardEndedWorkflow', { workflowId: `${id}-early-discard`, taskQueue: queue, args: [{ backfillId: id, runKey, taskQueue: queue }] });
+    const failure = await (await early).result().then(() => null, (error: unknown) => error);
+    expect(failure).toBeInstanceOf(WorkflowFailedError);
+    let why: unknown = failure;
+    while (why instanceof Error && why.cause instanceof Error) why = why.cause;
+    expect((why as Error).message).toMatch(/still leases dataset .*nothing was dropped/);
+    expect(new Set((await fx.warehouse.ledger({ backfillId: id })).map((r) => r.status))).toEqual(new Set(['staged']));
+
+    await fx.client.cancel(id);
+    expect((await fx.client.wait(id, 60_000)).state).toBe('cancelled');
+    const discarded = await cli<{ versions: number; before: number; action: string }>('discard', id, '--reason', 'left by a cancel');
+    expect(discarded.code, discarded.stderr).toBe(0);
+    expect(discarded.json).toMatchObject({ versions: 22, before: 0, action: 'discard' });
+    expect(new Set((await fx.warehouse.ledger({ backfillId: id })).map((r) => r.status))).toEqual(new Set(['discarded']));
+    expect(await views(fx.warehouse, p)).toEqual(before);
+    // Idempotent: a second discard finds what the first dropped.
+    const again = await cli<{ versions: number; before: number }>('discard', id);
+    expect(again.json).toMatchObject({ versions: 0, before: 22 });
+    // Its versions are gone: resume would count their partitions done and write nothing.
+    const resumed = await cli<{ error: { code: string; message: string } }>('resume', id);
+    expect(resumed.code).not.toBe(0);
+    expect(resumed.json.error.message).toMatch(/was discarded: .* --rerun/);
+    // The audit trail says who dropped them and why.
+    const audit = await cli<{ entries: Array<{ action: string; reason: string | null; outcome: string; workflowId: string }> }>('audit', id);
+    expect(audit.code, audit.stderr).toBe(0);
+    expect(audit.json.entries.filter((e) => e.action === 'discard')).toEqual([
+      expect.objectContaining({ reason: 'left by a cancel', outcome: 'applied', workflowId: `backfill/${id}/discard` }),
+      expect.objectContaining({ reason: null, outcome: 'applied', workflowId: `backfill/${id}/discard` }),
+    ]);
+  }, 300_000);
 
   it('discard drops the staged versions and publishes nothing; the backfill ends discarded', async () => {
     const p = `d_${kind}`;

@@ -1231,6 +1231,20 @@ export function warehouseSuite(kind: Warehouse['kind'], open: WarehouseFactory):
       expect(await wh.publish(write('orders', 'k1', { backfillId: 'bf-2', runKey: 'r2', rows: [{ id: 9 }] }))).toMatchObject({ version: 3, previousVersion: 1 });
     });
 
+    it("an ended run's discard is refused, dropping nothing, while the run still leases a dataset", async () => {
+      await seed();
+      expect(await wh.acquireDatasets({ backfillId: 'bf-s', runKey: 'rs', nodes: ['orders'] })).toEqual({ acquired: true });
+      const refused = await rejection(wh.discardStaged(run, { ended: true }));
+      expect(refused).toBeInstanceOf(StaleRunError);
+      expect(refused.message).toMatch(/run rs of backfill 'bf-s' still leases dataset orders/);
+      expect((await wh.ledger({ backfillId: 'bf-s' })).every((r) => r.status === 'staged')).toBe(true);
+      // Another run's lease is no sign of this one running.
+      await wh.releaseDatasets({ backfillId: 'bf-s', runKey: 'rs' });
+      expect(await wh.acquireDatasets({ backfillId: 'bf-x', runKey: 'rx', nodes: ['users'] })).toEqual({ acquired: true });
+      expect((await wh.discardStaged(run, { ended: true })).versions).toBe(4);
+      expect((await wh.ledger({ backfillId: 'bf-s' })).map((r) => r.status)).toEqual(['discarded', 'discarded', 'discarded', 'discarded']);
+    });
+
     it('diff counts rows added, removed and changed per partition, by key or by whole rows, with numeric columns', async () => {
       await seed();
       const page = await wh.diffStaged(run, { keys: { orders: ['id'] } });
