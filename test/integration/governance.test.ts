@@ -53,7 +53,7 @@ let worker: TestWorker;
 let alice: BackfillClient;
 let bob: BackfillClient;
 
-const REASON_REQUIRED = ['pause', 'resume', 'cancel', 'set-rate', 'set-budget'];
+const REASON_REQUIRED = ['pause', 'resume', 'cancel', 'set-rate', 'set-budget', 'discard'];
 
 beforeAll(async () => {
   const signers = [keygen('alice'), keygen('bob')];
@@ -322,6 +322,23 @@ describe('governance on a real server', () => {
       expect(human.code, human.stderr).toBe(0);
       expect(human.stdout).toMatch(/set-budget/);
       expect(human.stdout).toContain('two corrupt days, known (INC-77)');
+    });
+
+    it('the discard of what a cancelled staged backfill left meets the reasons rule, and the audit trail has who and why', async () => {
+      const id = (await bob.start(spec([{ id: 'staged_left', sql: 'SELECT :partition AS day, 1 AS v' }]), { taskQueue: queue, id: `left-${serial}`, stage: true })).backfillId;
+      await waitFor('its partitions to be staged', async () => (await bob.progress(id)).state === 'staged', 60_000, 200);
+      await bob.cancel(id, { reason: 'the source changed again' });
+      expect((await bob.wait(id, 60_000)).state).toBe('cancelled');
+      const refused = await refusal(bob.decideStaged(id, 'discard'));
+      expect(refused).toMatchObject({ code: 'policy_violation', message: expect.stringMatching(/discard needs a reason: add --reason/) });
+      expect(new Set((await worker.warehouse.ledger({ backfillId: id })).map((r) => r.status))).toEqual(new Set(['staged']));
+      expect(await bob.decideStaged(id, 'discard', 'left behind by the cancel')).toMatchObject({ versions: 3, by: principal('bob') });
+      expect(new Set((await worker.warehouse.ledger({ backfillId: id })).map((r) => r.status))).toEqual(new Set(['discarded']));
+      const discards = (await auditOf(id)).filter((e) => e.action === 'discard').map((e) => ({ outcome: e.outcome, identity: e.identity, reason: e.reason }));
+      expect(discards).toEqual([
+        { outcome: 'refused', identity: principal('bob'), reason: null },
+        { outcome: 'applied', identity: principal('bob'), reason: 'left behind by the cancel' },
+      ]);
     });
   });
 
