@@ -12,12 +12,15 @@ import type { Transform } from '../../activities/transforms.ts';
 import type { LedgerRow } from '../../activities/warehouse/types.ts';
 import type { RunPartitionsInput } from '../../core/protocol.ts';
 import { nodeViewQuery, nodeWorkflowId } from '../../workflows/definitions.ts';
-import { connectClient, scratch, startRate, startTestWorker, testSpec, uniqueQueue, waitFor, type TestWorker } from './helpers.ts';
+import { Gate, connectClient, scratch, startRate, startTestWorker, testSpec, uniqueQueue, waitFor, type TestWorker } from './helpers.ts';
 
 /** Keys the `fragile` transform fails on, until a test "fixes the cause" by removing them. */
 const broken = new Set<string>();
+/** Holds the paused backfill's partitions from 08:00 on until the pause has landed. */
+const pauseGate = new Gate();
 
 const transforms: Record<string, Transform> = {
+  held_for_pause: pauseGate.holding('2024-01-01T08'),
   fragile: ({ node, partition }) => {
     if (broken.has(`${node}/${partition}`)) throw new NonRetryableError(`source data for ${partition} is corrupt`);
   },
@@ -67,17 +70,21 @@ describe('operator control', () => {
       partitions: { grain: 'hour', start: '2024-01-01', end: '2024-01-03' },
       // One partition per activity: an automatic batch could take every partition before the pause lands.
       defaults: { concurrency: 3, batchSize: 1 },
-      nodes: [{ id: 'work', transform: 'sleep', params: { ms: 100 } }],
+      // The first 8 hours run, the rest wait at the gate until the pause has landed: with 100 ms
+      // sleeps, a loaded machine could finish all 48 before the pause reached the node.
+      nodes: [{ id: 'work', transform: 'held_for_pause' }],
     });
     const { backfillId } = await start(spec);
     await waitFor('a few partitions done', async () => (await ledger(backfillId)).length >= 6);
 
     const paused = await client.pause(backfillId);
     expect(paused.paused).toBe(true);
+    pauseGate.open();
     await waitFor('running partitions to finish', async () => (await nodeView(backfillId, 'work')).inflightActivities === 0);
     const pausedAt = Date.now();
     const before = (await ledger(backfillId)).length;
-    expect(before).toBeLessThan(48);
+    // The 8 before the gate and the 3 (the concurrency) held at it when the pause landed.
+    expect(before).toBeLessThanOrEqual(8 + 3);
     // Watch a while: nothing starts.
     await delay(2500);
     const during = await ledger(backfillId);
