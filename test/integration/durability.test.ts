@@ -130,7 +130,9 @@ describe('durability', () => {
     try {
       await worker.start();
       own = await BackfillClient.connect({ address: server.address });
-      const spec = shopSpec(queue, 60, 15);
+      // At 6 partitions a second a node takes 10 s at least: the server stops well before the end
+      // (at 15, 20 done left some 3 s, and a loaded machine could finish before the stop).
+      const spec = shopSpec(queue, 60, 6);
       const { backfillId } = await own.start(spec, { taskQueue: queue, tuning: { reportIntervalMs: 300 } });
       await waitFor('some partitions done', async () => (await warehouse.ledger({ backfillId })).length >= 20);
       await server.stop();
