@@ -20,9 +20,12 @@ const broken = new Set<string>();
 const pauseGate = new Gate();
 /** Holds partitions until their backfill is cancelled. */
 const neverOpened = new Gate();
+/** Holds the retry test's slow node from its 8th day on until the in-place retry has been asked for. */
+const retryGate = new Gate();
 
 const transforms: Record<string, Transform> = {
   held_for_pause: pauseGate.holding('2024-01-01T08'),
+  held_for_retry: retryGate.holding('2024-01-08'),
   fragile: ({ node, partition }) => {
     if (broken.has(`${node}/${partition}`)) throw new NonRetryableError(`source data for ${partition} is corrupt`);
   },
@@ -201,8 +204,9 @@ describe('operator control', () => {
       nodes: [
         { id: 'flaky', transform: 'fragile' },
         { id: 'after', transform: 'sleep', dependsOn: ['flaky'] },
-        // Keeps the backfill running while the operator fixes the data.
-        { id: 'slow', transform: 'sleep', params: { ms: 400 }, concurrency: 1 },
+        // Keeps the backfill running while the operator fixes the data: a gate, as 14 partitions
+        // of 400 ms (5.6 s) could end before a loaded machine got to the in-place retry.
+        { id: 'slow', transform: 'held_for_retry', concurrency: 1 },
       ],
     });
     const { backfillId } = await start(spec);
@@ -210,6 +214,7 @@ describe('operator control', () => {
     expect((await client.progress(backfillId)).state).toBe('running');
     broken.delete('flaky/2024-01-03');
     const inPlace = await client.retryFailed(backfillId);
+    retryGate.open();
     expect(inPlace).toMatchObject({ retried: 2, resumed: null });
 
     const first = await client.wait(backfillId, 120_000);
