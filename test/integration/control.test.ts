@@ -23,7 +23,35 @@ const neverOpened = new Gate();
 /** Holds the retry test's slow node from its 8th day on until the in-place retry has been asked for. */
 const retryGate = new Gate();
 
+/**
+ * The concurrency test's meeting point: a partition waits (3 s at most) until as many partitions as
+ * the test expects are in the transform at once, so the cap is reached whenever it allows it,
+ * however unevenly a loaded machine dispatches them.
+ */
+const meeting = { inside: 0, expected: 3, waiting: new Set<() => void>() };
+const meet = async (signal: AbortSignal): Promise<void> => {
+  if (++meeting.inside >= meeting.expected) {
+    for (const release of meeting.waiting) release();
+    meeting.waiting.clear();
+    return;
+  }
+  await new Promise<void>((resolve) => {
+    const release = () => (clearTimeout(timer), resolve());
+    const timer = setTimeout(() => (meeting.waiting.delete(release), resolve()), 3000);
+    meeting.waiting.add(release);
+    signal.addEventListener('abort', release, { once: true });
+  });
+};
+
 const transforms: Record<string, Transform> = {
+  meeting: async ({ signal }) => {
+    try {
+      await meet(signal);
+      await delay(150, undefined, { signal });
+    } finally {
+      meeting.inside--;
+    }
+  },
   held_for_pause: pauseGate.holding('2024-01-01T08'),
   held_for_retry: retryGate.holding('2024-01-08'),
   fragile: ({ node, partition }) => {
@@ -143,11 +171,14 @@ describe('operator control', () => {
       // One partition per activity: in a batch, a partition's ledger span runs to the batch's
       // commit, past the start of the next one it computes (the concurrency is of activities).
       defaults: { concurrency: 3, batchSize: 1 },
-      nodes: [{ id: 'work', transform: 'sleep', params: { ms: 150 } }],
+      // Partitions meet (see meet): with plain 150 ms sleeps, a loaded machine could dispatch so
+      // unevenly that 3 never ran at once before the change, or 4 after it.
+      nodes: [{ id: 'work', transform: 'meeting' }],
     });
     const { backfillId } = await start(spec);
     await waitFor('a dozen partitions', async () => (await ledger(backfillId)).length >= 12);
     await client.setConcurrency(backfillId, 6, 'work');
+    meeting.expected = 6;
     const changedAt = Date.now();
     expect((await client.wait(backfillId, 120_000)).state).toBe('completed');
     const rows = await ledger(backfillId);
