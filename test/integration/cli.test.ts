@@ -155,7 +155,9 @@ describe('backfill start, wait, status and control against a running worker', ()
   });
 
   it('start --attach joins a backfill that is already running instead of failing', async () => {
-    const spec = writeSpec(dir, 'slow.yaml', `name: slow\npartitions: { grain: hour, start: 2024-01-01, end: 2024-01-05 }\ndefaults: { taskQueue: ${queue}, rate: 2 }\nnodes:\n  - { id: a, transform: noop }\n`);
+    // Two weeks of hours at 2 a second (168 s): still running after four command-line processes,
+    // each seconds long on a loaded machine (four days, 48 s, was not far off). Cancelled, it costs nothing.
+    const spec = writeSpec(dir, 'slow.yaml', `name: slow\npartitions: { grain: hour, start: 2024-01-01, end: 2024-01-15 }\ndefaults: { taskQueue: ${queue}, rate: 2 }\nnodes:\n  - { id: a, transform: noop }\n`);
     const id = `cli-attach-${Date.now()}`;
     const first = await backfill(['start', spec, '--id', id, '--json'], env);
     expect(first.code).toBe(0);

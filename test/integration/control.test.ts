@@ -12,18 +12,55 @@ import type { Transform } from '../../activities/transforms.ts';
 import type { LedgerRow } from '../../activities/warehouse/types.ts';
 import type { RunPartitionsInput } from '../../core/protocol.ts';
 import { nodeViewQuery, nodeWorkflowId } from '../../workflows/definitions.ts';
-import { connectClient, scratch, startRate, startTestWorker, testSpec, uniqueQueue, waitFor, type TestWorker } from './helpers.ts';
+import { Gate, connectClient, scratch, startRate, startTestWorker, testSpec, uniqueQueue, waitFor, type TestWorker } from './helpers.ts';
 
 /** Keys the `fragile` transform fails on, until a test "fixes the cause" by removing them. */
 const broken = new Set<string>();
+/** Holds the paused backfill's partitions from 08:00 on until the pause has landed. */
+const pauseGate = new Gate();
+/** Holds partitions until their backfill is cancelled. */
+const neverOpened = new Gate();
+/** Holds the retry test's slow node from its 8th day on until the in-place retry has been asked for. */
+const retryGate = new Gate();
+
+/**
+ * The concurrency test's meeting point: a partition waits (3 s at most) until as many partitions as
+ * the test expects are in the transform at once, so the cap is reached whenever it allows it,
+ * however unevenly a loaded machine dispatches them.
+ */
+const meeting = { inside: 0, expected: 3, waiting: new Set<() => void>() };
+const meet = async (signal: AbortSignal): Promise<void> => {
+  if (++meeting.inside >= meeting.expected) {
+    for (const release of meeting.waiting) release();
+    meeting.waiting.clear();
+    return;
+  }
+  await new Promise<void>((resolve) => {
+    const release = () => (clearTimeout(timer), resolve());
+    const timer = setTimeout(() => (meeting.waiting.delete(release), resolve()), 3000);
+    meeting.waiting.add(release);
+    signal.addEventListener('abort', release, { once: true });
+  });
+};
 
 const transforms: Record<string, Transform> = {
+  meeting: async ({ signal }) => {
+    try {
+      await meet(signal);
+      await delay(150, undefined, { signal });
+    } finally {
+      meeting.inside--;
+    }
+  },
+  held_for_pause: pauseGate.holding('2024-01-01T08'),
+  held_for_retry: retryGate.holding('2024-01-08'),
   fragile: ({ node, partition }) => {
     if (broken.has(`${node}/${partition}`)) throw new NonRetryableError(`source data for ${partition} is corrupt`);
   },
-  /** Writes 50 rows after a cancellable pause: a partition with data that could be half-written. */
+  /** Writes 50 rows after a cancellable pause: a partition with data that could be half-written. From `holdFrom` on, it waits at a gate that never opens. */
   slow_rows: async ({ partition, signal, params }) => {
     await delay(typeof params.ms === 'number' ? params.ms : 300, undefined, { signal });
+    if (typeof params.holdFrom === 'string' && partition >= params.holdFrom) await neverOpened.pass(signal);
     return Array.from({ length: 50 }, (_, i) => ({ partition, i, value: i * 7 }));
   },
 };
@@ -67,17 +104,21 @@ describe('operator control', () => {
       partitions: { grain: 'hour', start: '2024-01-01', end: '2024-01-03' },
       // One partition per activity: an automatic batch could take every partition before the pause lands.
       defaults: { concurrency: 3, batchSize: 1 },
-      nodes: [{ id: 'work', transform: 'sleep', params: { ms: 100 } }],
+      // The first 8 hours run, the rest wait at the gate until the pause has landed: with 100 ms
+      // sleeps, a loaded machine could finish all 48 before the pause reached the node.
+      nodes: [{ id: 'work', transform: 'held_for_pause' }],
     });
     const { backfillId } = await start(spec);
     await waitFor('a few partitions done', async () => (await ledger(backfillId)).length >= 6);
 
     const paused = await client.pause(backfillId);
     expect(paused.paused).toBe(true);
+    pauseGate.open();
     await waitFor('running partitions to finish', async () => (await nodeView(backfillId, 'work')).inflightActivities === 0);
     const pausedAt = Date.now();
     const before = (await ledger(backfillId)).length;
-    expect(before).toBeLessThan(48);
+    // The 8 before the gate and the 3 (the concurrency) held at it when the pause landed.
+    expect(before).toBeLessThanOrEqual(8 + 3);
     // Watch a while: nothing starts.
     await delay(2500);
     const during = await ledger(backfillId);
@@ -130,11 +171,14 @@ describe('operator control', () => {
       // One partition per activity: in a batch, a partition's ledger span runs to the batch's
       // commit, past the start of the next one it computes (the concurrency is of activities).
       defaults: { concurrency: 3, batchSize: 1 },
-      nodes: [{ id: 'work', transform: 'sleep', params: { ms: 150 } }],
+      // Partitions meet (see meet): with plain 150 ms sleeps, a loaded machine could dispatch so
+      // unevenly that 3 never ran at once before the change, or 4 after it.
+      nodes: [{ id: 'work', transform: 'meeting' }],
     });
     const { backfillId } = await start(spec);
     await waitFor('a dozen partitions', async () => (await ledger(backfillId)).length >= 12);
     await client.setConcurrency(backfillId, 6, 'work');
+    meeting.expected = 6;
     const changedAt = Date.now();
     expect((await client.wait(backfillId, 120_000)).state).toBe('completed');
     const rows = await ledger(backfillId);
@@ -191,8 +235,9 @@ describe('operator control', () => {
       nodes: [
         { id: 'flaky', transform: 'fragile' },
         { id: 'after', transform: 'sleep', dependsOn: ['flaky'] },
-        // Keeps the backfill running while the operator fixes the data.
-        { id: 'slow', transform: 'sleep', params: { ms: 400 }, concurrency: 1 },
+        // Keeps the backfill running while the operator fixes the data: a gate, as 14 partitions
+        // of 400 ms (5.6 s) could end before a loaded machine got to the in-place retry.
+        { id: 'slow', transform: 'held_for_retry', concurrency: 1 },
       ],
     });
     const { backfillId } = await start(spec);
@@ -200,6 +245,7 @@ describe('operator control', () => {
     expect((await client.progress(backfillId)).state).toBe('running');
     broken.delete('flaky/2024-01-03');
     const inPlace = await client.retryFailed(backfillId);
+    retryGate.open();
     expect(inPlace).toMatchObject({ retried: 2, resumed: null });
 
     const first = await client.wait(backfillId, 120_000);
@@ -256,7 +302,9 @@ describe('operator control', () => {
       partitions: { grain: 'hour', start: '2024-01-01', end: '2024-01-03' },
       defaults: { concurrency: 4, heartbeatTimeout: '2s' },
       nodes: [
-        { id: 'rows', transform: 'slow_rows', params: { ms: 400 } },
+        // The second day never finishes: 48 partitions of 400 ms, 4 at a time, were about 5 s of
+        // work, which a loaded machine could finish before the cancel landed, failing 'published < 48'.
+        { id: 'rows', transform: 'slow_rows', params: { ms: 400, holdFrom: '2024-01-02T00' } },
         { id: 'long', transform: 'sleep', params: { ms: 60_000 } },
       ],
     });
@@ -282,7 +330,7 @@ describe('operator control', () => {
     expect(rows.filter((r) => r.node === 'long')).toHaveLength(0);
     const published = rows.filter((r) => r.node === 'rows');
     expect(published.length).toBeGreaterThanOrEqual(4);
-    expect(published.length).toBeLessThan(48);
+    expect(published.length).toBeLessThanOrEqual(24);
     // Every partition is either fully published (50 rows, a ledger row) or absent.
     const stored = (await worker.warehouse.query('SELECT __partition AS p, __version AS v, COUNT(*) AS n FROM rows__versions GROUP BY 1, 2')) as Array<{ p: string; v: number; n: number }>;
     expect(stored.map((s) => s.p).sort()).toEqual(published.map((r) => r.partition).sort());

@@ -27,8 +27,10 @@ describe('one writer per dataset', () => {
     await worker?.stop();
   });
 
-  const hours = { grain: 'hour' as const, start: '2024-01-01', end: '2024-01-03' };
-  /** A slow backfill writing `nodes` (two partitions a second). */
+  // A week of hours: at 2 a second, 84 s, so that each slow backfill still runs when the test
+  // cancels it, however loaded the machine (two days, 24 s, could be used up by the steps before).
+  const hours = { grain: 'hour' as const, start: '2024-01-01', end: '2024-01-08' };
+  /** A slow backfill writing `nodes` (two partitions a second); every test cancels or ends it. */
   const slow = (name: string, nodes: string[], taskQueue = queue) =>
     testSpec(taskQueue, { name, partitions: hours, defaults: { rate: 2 }, nodes: nodes.map((id) => ({ id, transform: 'noop' })) });
   /**
@@ -117,7 +119,7 @@ describe('one writer per dataset', () => {
     let stderr = '';
     const waiting = runCli<{ backfillId: string }>(['start', spec, '--id', second, '--wait-for-datasets', '2m', '--json'], { BACKFILL_TASK_QUEUE: queue, BACKFILL_SHARED_DATASETS: '0' }, { onStderr: (text) => (stderr += text) });
     await waitFor('the command line to say it waits', () => stderr.includes('waiting for datasets to be free'));
-    expect(stderr).toMatch(new RegExp(`waiting for datasets to be free:\\n  clicks: written by ${third} \\(\\d+/48 done\\)`));
+    expect(stderr).toMatch(new RegExp(`waiting for datasets to be free:\\n  clicks: written by ${third} \\(\\d+/168 done\\)`));
     await client.cancel(third);
     const started = await waiting;
     expect(started.code, started.stderr).toBe(0);

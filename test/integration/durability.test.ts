@@ -21,7 +21,7 @@ import {
   setConcurrencySignal,
   setRateSignal,
 } from '../../workflows/definitions.ts';
-import { ROOT, address, connectClient, scratch, startTestWorker, testSpec, uniqueQueue, waitFor, workerProcess } from './helpers.ts';
+import { Gate, ROOT, address, connectClient, scratch, startTestWorker, testSpec, uniqueQueue, waitFor, workerProcess } from './helpers.ts';
 
 const SHOP_TRANSFORMS = join(ROOT, 'examples/shop/transforms.ts');
 
@@ -130,7 +130,9 @@ describe('durability', () => {
     try {
       await worker.start();
       own = await BackfillClient.connect({ address: server.address });
-      const spec = shopSpec(queue, 60, 15);
+      // At 6 partitions a second a node takes 10 s at least: the server stops well before the end
+      // (at 15, 20 done left some 3 s, and a loaded machine could finish before the stop).
+      const spec = shopSpec(queue, 60, 6);
       const { backfillId } = await own.start(spec, { taskQueue: queue, tuning: { reportIntervalMs: 300 } });
       await waitFor('some partitions done', async () => (await warehouse.ledger({ backfillId })).length >= 20);
       await server.stop();
@@ -323,7 +325,10 @@ describe('durability', () => {
   it('a node workflow that is terminated mid-run is started again with what it held: the backfill completes, each partition published once', async () => {
     const queue = uniqueQueue('lost-node');
     const dir = scratch('lost-node');
-    const worker = await startTestWorker({ queue, warehousePath: join(dir, 'warehouse.db') });
+    // b's second day waits at the gate until b's workflow is terminated: with 200 ms sleeps, a
+    // loaded machine could finish b before the terminate reached it, and there was nothing to lose.
+    const gate = new Gate();
+    const worker = await startTestWorker({ queue, warehousePath: join(dir, 'warehouse.db'), transforms: { held: gate.holding('2024-01-02T00') } });
     try {
       const spec = testSpec(queue, {
         name: 'lost-node',
@@ -331,13 +336,16 @@ describe('durability', () => {
         defaults: { concurrency: 4 },
         nodes: [
           { id: 'a', transform: 'sleep', params: { ms: 30 } },
-          { id: 'b', transform: 'sleep', params: { ms: 200 }, dependsOn: ['a'] },
+          // One partition per activity: a batch with a held partition would commit none of the others.
+          { id: 'b', transform: 'held', batchSize: 1, dependsOn: ['a'] },
         ],
       });
       const { backfillId } = await client.start(spec, { taskQueue: queue, tuning: { probeIntervalMs: 1000, reportIntervalMs: 200 } });
       const ledger = () => worker.warehouse.ledger({ backfillId });
       await waitFor('b to be under way', async () => (await ledger()).filter((r) => r.node === 'b').length >= 5);
       await client.client.workflow.getHandle(`backfill/${backfillId}/b`).terminate('test: a lost node workflow');
+      // The held activities of the terminated run finish now, publishing what it will never report.
+      gate.open();
       const outcome = await client.wait(backfillId, 120_000);
       expect(outcome.state).toBe('completed');
       expect(outcome.progress!.done).toBe(96);
@@ -358,18 +366,23 @@ describe('durability', () => {
 
   it('node workflows left by a terminated parent do not block --rerun: they are cancelled first', async () => {
     const queue = uniqueQueue('orphans');
-    const worker = await startTestWorker({ queue, warehousePath: join(scratch('orphans'), 'warehouse.db') });
+    // Partitions from 02:00 wait at the gate until the rerun has started: with 500 ms sleeps, a
+    // loaded machine could end the backfill before the terminate, and leave no orphan to cancel.
+    const gate = new Gate();
+    const worker = await startTestWorker({ queue, warehousePath: join(scratch('orphans'), 'warehouse.db'), transforms: { held: gate.holding('2024-01-01T02') } });
     try {
       const spec = testSpec(queue, {
         name: 'orphans',
         partitions: { grain: 'hour', start: '2024-01-01', end: '2024-01-02' },
-        defaults: { concurrency: 2 },
-        nodes: [{ id: 'slow', transform: 'sleep', params: { ms: 500 } }],
+        // One partition per activity, so that a held one holds back no other's commit; the cancel reaches a held one at its next heartbeat.
+        defaults: { concurrency: 2, batchSize: 1, heartbeatTimeout: '2s' },
+        nodes: [{ id: 'slow', transform: 'held' }],
       });
       const { backfillId } = await client.start(spec, { taskQueue: queue });
       await waitFor('the first partition', async () => (await worker.warehouse.ledger({ backfillId })).length > 0);
       await client.client.workflow.getHandle(backfillWorkflowId(backfillId)).terminate('test: the parent is gone');
       const rerun = await client.start(spec, { id: backfillId, taskQueue: queue, rerun: true });
+      gate.open();
       expect(rerun.backfillId).toBe(backfillId);
       expect((await client.wait(backfillId, 120_000)).state).toBe('completed');
     } finally {

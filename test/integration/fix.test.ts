@@ -7,16 +7,18 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BackfillClient } from '../../client/backfill-client.ts';
 import type { SpecInput } from '../../core/spec.ts';
-import { connectClient, scratch, startTestWorker, testSpec, uniqueQueue, waitFor, type TestWorker } from './helpers.ts';
+import { Gate, connectClient, scratch, startTestWorker, testSpec, uniqueQueue, waitFor, type TestWorker } from './helpers.ts';
 
 describe('fix and go on', () => {
   let client: BackfillClient;
   let worker: TestWorker;
   const queue = uniqueQueue('fix');
+  /** Holds the resumed backfill's partitions from 08:00 on until it has been cancelled. */
+  const resumeGate = new Gate();
 
   beforeAll(async () => {
     client = await connectClient();
-    worker = await startTestWorker({ queue, warehousePath: join(scratch('fix'), 'warehouse.db') });
+    worker = await startTestWorker({ queue, warehousePath: join(scratch('fix'), 'warehouse.db'), transforms: { held: resumeGate.holding('2024-01-01T08') } });
   });
   afterAll(async () => {
     await client?.close();
@@ -73,15 +75,20 @@ describe('fix and go on', () => {
     const slow: SpecInput = {
       name: 'resume',
       partitions: { grain: 'hour', start: '2024-01-01', end: '2024-01-02' },
-      defaults: { concurrency: 2 },
-      nodes: [{ id: 'work', transform: 'sleep', params: { ms: 200 } }],
+      // The first 8 hours run, the rest wait at the gate: with 200 ms partitions, a loaded machine
+      // could finish all of them before the cancel landed. One partition per activity, so that a
+      // held one does not hold back the commit of a batch; a short heartbeat timeout lets the cancel reach it.
+      defaults: { concurrency: 2, batchSize: 1, heartbeatTimeout: '2s' },
+      nodes: [{ id: 'work', transform: 'held' }],
     };
     const { backfillId } = await client.start(testSpec(queue, slow), { taskQueue: queue });
     await waitFor('a few partitions', async () => (await worker.warehouse.ledger({ backfillId })).length >= 6);
     await client.cancel(backfillId);
     expect((await client.wait(backfillId, 60_000)).state).toBe('cancelled');
     const publishedAtCancel = (await worker.warehouse.ledger({ backfillId })).filter((r) => r.status === 'published').length;
-    expect(publishedAtCancel).toBeLessThan(24);
+    expect(publishedAtCancel).toBeGreaterThanOrEqual(6);
+    expect(publishedAtCancel).toBeLessThanOrEqual(8);
+    resumeGate.open();
 
     const resumed = await client.resume(backfillId);
     expect(resumed.resumed?.backfillId).toBe(backfillId);

@@ -23,13 +23,16 @@ import { CORE_GENERATION, type BackfillCarry, type BackfillInput } from '../../c
 import type { SpecInput } from '../../core/spec.ts';
 import { priorityOfRuns } from '../../scripts/fairness/backfills.ts';
 import { approveUpdate, backfillWorkflowId, carryQuery, nodeWorkflowId } from '../../workflows/definitions.ts';
-import { address, runCli, scratch, startTestWorker, temporal, testSpec, uniqueQueue, waitFor, type TestWorker } from './helpers.ts';
+import { Gate, address, runCli, scratch, startTestWorker, temporal, testSpec, uniqueQueue, waitFor, type TestWorker } from './helpers.ts';
 
 /** Keys the `spend` transform fails on (for good: one failed attempt each); the others take a while. */
 const failing = new Set<string>();
+/** Days from the 10th on wait here until the retry budget has paused the backfill: it cannot run out of work first. */
+const afterBudget = new Gate();
 const transforms: Record<string, Transform> = {
   spend: async ({ node, partition, signal }) => {
     if (failing.has(`${node}/${partition}`)) throw new NonRetryableError(`source data for ${partition} is corrupt`);
+    if (partition >= '2024-01-10') await afterBudget.pass(signal);
     await new Promise<void>((resolve) => {
       const timer = setTimeout(resolve, 250);
       signal.addEventListener('abort', () => (clearTimeout(timer), resolve()), { once: true });
@@ -254,8 +257,10 @@ describe('governance on a real server', () => {
       const budgetSpec = spec([{ id: 'spend', transform: 'spend', concurrency: 1 }], 20);
       failing.add('spend/2024-01-01').add('spend/2024-01-02');
       backfillId = (await bob.start(budgetSpec, { taskQueue: queue, id: `budget-${serial}`, tuning: { reportIntervalMs: 250 } })).backfillId;
+      await waitFor('the retry budget to pause the backfill', async () => (await bob.progress(backfillId)).governance?.holds.some((h) => h.kind === 'budget'), 60_000);
+      afterBudget.open();
       const held = await waitFor(
-        'the retry budget to pause the backfill',
+        'the running partitions to finish',
         async () => {
           const p = await bob.progress(backfillId);
           return p.governance?.holds.some((h) => h.kind === 'budget') && p.running === 0 ? p : undefined;

@@ -11,11 +11,14 @@ import type { Transform } from '../../activities/transforms.ts';
 import { BackfillError } from '../../core/errors.ts';
 import type { SpecInput } from '../../core/spec.ts';
 import { backfillWorkflowId, nodeWorkflowId, type ControlState } from '../../workflows/definitions.ts';
-import { connectClient, scratch, startTestWorker, temporal, testSpec, uniqueQueue, waitFor, type TestWorker } from './helpers.ts';
+import { Gate, connectClient, scratch, startTestWorker, temporal, testSpec, uniqueQueue, waitFor, type TestWorker } from './helpers.ts';
 
 /** Keys the `fragile` transform fails on, until a test fixes the cause by removing them. */
 const broken = new Set<string>();
+/** Holds the busy node of the idle-lost test from 06:00 on until the idle node workflow has been terminated. */
+const busyGate = new Gate();
 const transforms: Record<string, Transform> = {
+  held_busy: busyGate.holding('2024-01-01T06'),
   fragile: ({ node, partition }) => {
     if (broken.has(`${node}/${partition}`)) throw new NonRetryableError(`source data for ${partition} is corrupt`);
   },
@@ -92,11 +95,14 @@ describe('hardening', () => {
       partitions: { grain: 'hour', start: '2024-01-01', end: '2024-01-01T12' },
       nodes: [
         { id: 'idle', transform: 'noop', partitions: { grain: 'day', start: '2024-01-01', end: '2024-01-02' } },
-        { id: 'busy', transform: 'sleep', params: { ms: 300 }, concurrency: 1 },
+        // Keeps the backfill from finishing until the idle node is lost: 12 partitions of 300 ms
+        // (3.6 s) could all be done before a loaded machine got to the terminate.
+        { id: 'busy', transform: 'held_busy', concurrency: 1 },
       ],
     });
     await waitFor('idle to be done', async () => (await client.progress(backfillId)).nodes.find((n) => n.id === 'idle')!.done === 1);
     await client.client.workflow.getHandle(nodeWorkflowId(backfillId, 'idle')).terminate('test: an idle node workflow is lost');
+    busyGate.open();
     const outcome = await client.wait(backfillId, 60_000);
     expect(outcome.state).toBe('completed');
     expect(outcome.progress).toMatchObject({ done: 13, failed: 0 });

@@ -109,6 +109,46 @@ export async function waitFor<T>(what: string, check: () => Promise<T | undefine
   }
 }
 
+/**
+ * A gate the test opens: partitions held at it cannot finish before the test has acted (cancelled,
+ * paused, terminated), however fast or slow the machine runs, instead of hoping a duration is long enough.
+ */
+export class Gate {
+  #open = false;
+  readonly #waiting = new Set<() => void>();
+
+  open(): void {
+    this.#open = true;
+    for (const release of this.#waiting) release();
+    this.#waiting.clear();
+  }
+
+  /** Resolves once the gate is open; rejects when `signal` aborts (the activity was cancelled). */
+  pass(signal: AbortSignal): Promise<void> {
+    if (this.#open) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const release = () => {
+        signal.removeEventListener('abort', abort);
+        resolve();
+      };
+      const abort = () => {
+        this.#waiting.delete(release);
+        reject(signal.reason instanceof Error ? signal.reason : new Error('cancelled at the gate'));
+      };
+      if (signal.aborted) return abort();
+      this.#waiting.add(release);
+      signal.addEventListener('abort', abort, { once: true });
+    });
+  }
+
+  /** A transform that writes nothing and holds every partition whose key sorts at or after `from` at this gate. */
+  holding(from: string): Transform {
+    return async ({ partition, signal }) => {
+      if (partition >= from) await this.pass(signal);
+    };
+  }
+}
+
 export const ROOT = join(import.meta.dirname, '../..');
 const TEMPORAL = join(ROOT, '.backfill/bin/temporal');
 

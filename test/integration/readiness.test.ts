@@ -7,15 +7,17 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BackfillClient } from '../../client/backfill-client.ts';
 import { expandPlan, upstreamOf } from '../../core/plan.ts';
 import type { LedgerRow } from '../../activities/warehouse/types.ts';
-import { connectClient, scratch, startTestWorker, testSpec, uniqueQueue, type TestWorker } from './helpers.ts';
+import { Gate, connectClient, scratch, startTestWorker, testSpec, uniqueQueue, waitFor, type TestWorker } from './helpers.ts';
 
 describe('partition-level readiness', () => {
   let worker: TestWorker;
   let client: BackfillClient;
   const queue = uniqueQueue('readiness');
+  /** The upstream node's last day waits here until every downstream node has started: the whole node cannot be done first. */
+  const lastDay = new Gate();
 
   beforeAll(async () => {
-    worker = await startTestWorker({ queue, warehousePath: `${scratch('readiness')}/warehouse.db` });
+    worker = await startTestWorker({ queue, warehousePath: `${scratch('readiness')}/warehouse.db`, transforms: { last_day_held: lastDay.holding('2024-02-29') } });
     client = await connectClient();
   });
   afterAll(async () => {
@@ -31,8 +33,9 @@ describe('partition-level readiness', () => {
       // hears of them together, which would blur what this test measures.
       defaults: { concurrency: 2, batchSize: 1 },
       nodes: [
-        // Slow enough that the upstream node takes several seconds in all.
-        { id: 'events', transform: 'sleep', params: { ms: 40 } },
+        // Its last day is held (see lastDay): a loaded machine could otherwise run all of it
+        // before the first downstream partition started, which only readiness should decide.
+        { id: 'events', transform: 'last_day_held' },
         { id: 'sessions', transform: 'sleep', params: { ms: 10 }, dependsOn: ['events'] },
         { id: 'rolling', transform: 'sleep', dependsOn: [{ node: 'sessions', mapping: { lag: { from: -6, to: 0 } } }] },
         { id: 'weekly', transform: 'sleep', partitions: { grain: 'week' }, dependsOn: ['events'] },
@@ -40,6 +43,12 @@ describe('partition-level readiness', () => {
       ],
     });
     const started = await client.start(spec, { taskQueue: queue, tuning: { reportIntervalMs: 200 } });
+    // Released when every downstream node has published a partition, or after a minute (then the assertions below fail).
+    await waitFor('every downstream node to start', async () => {
+      const nodes = new Set((await worker.warehouse.ledger({ backfillId: started.backfillId })).map((r) => r.node));
+      return ['sessions', 'rolling', 'weekly', 'monthly'].every((n) => nodes.has(n));
+    }).catch(() => undefined);
+    lastDay.open();
     const outcome = await client.wait(started.backfillId, 120_000);
     expect(outcome.state).toBe('completed');
     expect(outcome.progress?.done).toBe(expandPlan(spec).totalPartitions);

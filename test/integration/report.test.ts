@@ -17,11 +17,13 @@ import { BackfillClient, defaultIdentity, type Started } from '../../client/back
 import { localConnection } from '../../client/connection.ts';
 import type { Report } from '../../client/report/model.ts';
 import { nodeViewQuery, nodeWorkflowId } from '../../workflows/definitions.ts';
-import { CHROMIUM_ARGS, CHROMIUM_PATH, EXAMPLE_TRANSFORMS, ROOT, address, connectClient, exampleSpec, runCli, scratch, startTestWorker, uniqueQueue, waitFor, type TestWorker } from './helpers.ts';
+import { CHROMIUM_ARGS, CHROMIUM_PATH, EXAMPLE_TRANSFORMS, Gate, ROOT, address, connectClient, exampleSpec, runCli, scratch, startTestWorker, uniqueQueue, waitFor, type TestWorker } from './helpers.ts';
 
 const NODES = ['orders_raw', 'orders_clean', 'daily_revenue', 'revenue_7d', 'weekly_revenue', 'monthly_active_customers'];
 /** The downstream system says "slow down" the first time these days are generated. */
 const THROTTLED_DAYS = new Set(['2024-01-03', '2024-01-04']);
+/** The reported backfill's last two days of orders wait here until it is paused: it cannot end before the pause lands. */
+const lastDays = new Gate();
 
 describe('backfill report', () => {
   let worker: TestWorker;
@@ -39,6 +41,7 @@ describe('backfill report', () => {
     const throttling: Transform = async (ctx) => {
       if (ctx.params.ordersPerDay === 240 && THROTTLED_DAYS.has(ctx.partition) && ctx.throttled === 0) throw new ThrottledError(`orders API: slow down (${ctx.partition})`);
       await delay(200, undefined, { signal: ctx.signal });
+      if (ctx.params.ordersPerDay === 240 && ctx.partition >= '2024-01-09') await lastDays.pass(ctx.signal);
       return generate(ctx);
     };
     worker = await startTestWorker({ queue, warehousePath: join(dir, 'warehouse.db'), transformModules: [EXAMPLE_TRANSFORMS], transforms: { generate_orders: throttling } });
@@ -71,6 +74,7 @@ describe('backfill report', () => {
     expect(started.code, started.stderr + started.stdout).toBe(0);
     await waitFor('a third of the partitions', async () => (await worker.warehouse.ledger({ backfillId: id })).length >= 14, 120_000);
     expect((await client.pause(id)).paused).toBe(true);
+    lastDays.open();
     await waitFor('running partitions to finish', async () => (await inflight(id)) === 0, 60_000);
     // An operator's pause of a couple of seconds: what the timeline must show.
     await delay(2000);

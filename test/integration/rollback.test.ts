@@ -255,7 +255,9 @@ describe.each<Backend>(['sqlite', 'postgres', 'lake'])('rollback on %s', (kind) 
   it('refuses a backfill that is still running, and rolls it back once cancelled', async () => {
     const spec = testSpec(queue, {
       name: 'rollback-running',
-      partitions: { grain: 'day', start: '2024-01-01', end: '2024-02-01' },
+      // A year at 200 ms a day, one at a time: over a minute, so that it is still running for the
+      // refusal and the cancel however loaded the machine (a month took about 6 s in all).
+      partitions: { grain: 'day', start: '2024-01-01', end: '2025-01-01' },
       defaults: { concurrency: 1 },
       nodes: [{ id: `r_${kind}`, transform: 'sleep', params: { ms: 200 } }],
     });

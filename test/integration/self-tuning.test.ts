@@ -70,8 +70,10 @@ describe('self-tuning nodes', () => {
   it('pace.latencyTarget: runs fewer partitions at once while the service it calls is slower than the target, and all of them again once it is fast', async () => {
     // Two backfills on two workers of this process call the same simulated service (the
     // `sleep` transform's latencyBase/latencyCapacity, shared by node id within a process):
-    // 20 ms × (1 + calls in flight / 2). The paced node alone, 8 at once: about 100 ms, under its
-    // 150 ms target. With 8 or more calls of the other backfill as well: 180 ms and up.
+    // 20 ms × (1 + calls in flight / 2). The paced node alone, 8 at once: about 100 ms, well under
+    // its 250 ms target, with room for a loaded machine's timer delays (a 150 ms target left 35 ms
+    // below the 135 ms it climbs under). With the other backfill's 40 calls as well: 420 ms and up.
+    const TARGET_MS = 250;
     const service = { latencyBase: 20, latencyCapacity: 2 };
     const paced = await worker('paced');
     const load = await worker('load');
@@ -79,7 +81,7 @@ describe('self-tuning nodes', () => {
       name: 'paced',
       partitions: { grain: 'hour', start: '2024-01-01', end: '2024-02-15' },
       defaults: { concurrency: 8, batchSize: 1 },
-      nodes: [{ id: 'svc', transform: 'sleep', params: service, pace: { latencyTarget: '150ms' } }],
+      nodes: [{ id: 'svc', transform: 'sleep', params: service, pace: { latencyTarget: `${TARGET_MS}ms` } }],
     });
     const loadSpec = testSpec(load.queue, {
       name: 'load',
@@ -94,7 +96,7 @@ describe('self-tuning nodes', () => {
     // Alone: it measures latencies under the target and runs at its full concurrency.
     await waitFor('the paced node to measure latencies under its target', async () => {
       const latency = await p95();
-      return latency !== null && latency < 150 && (await view()).concurrency === 8;
+      return latency !== null && latency < TARGET_MS && (await view()).concurrency === 8;
     });
 
     // The other backfill loads the service: the paced node lowers its concurrency.
@@ -112,7 +114,7 @@ describe('self-tuning nodes', () => {
       return now.concurrency === 8 ? now : undefined;
     }, 60_000);
     expect(recovered.queued).toBeGreaterThan(0);
-    await waitFor('the paced node to report latencies under its target again', async () => ((await p95()) ?? Infinity) < 150);
+    await waitFor('the paced node to report latencies under its target again', async () => ((await p95()) ?? Infinity) < TARGET_MS);
 
     const outcome = await client.wait(backfillId, 180_000);
     expect(outcome.state).toBe('completed');

@@ -29,7 +29,9 @@ describe("a backfill's warehouse", () => {
     workers.push(right);
     const rightIdentity = await right.warehouse.identity();
     client = await connectClient();
-    const spec = testSpec(queue, { name: 'identity', partitions: hours, defaults: { rate: 4, concurrency: 1 }, nodes: [{ id: 'events', sql: 'SELECT :partition AS hour' }] });
+    // At 2 a second the day takes at least 12 s, for the first report, the right worker's stop and
+    // the wrong one's start to happen while partitions are left (at 4, 6 s was tight under load).
+    const spec = testSpec(queue, { name: 'identity', partitions: hours, defaults: { rate: 2, concurrency: 1 }, nodes: [{ id: 'events', sql: 'SELECT :partition AS hour' }] });
     const id = `identity-${Date.now()}`;
     await client.start(spec, { id, taskQueue: queue });
     await waitFor('a partition done on the right warehouse', async () => (await client!.progress(id)).done > 0, 60_000);
@@ -56,7 +58,9 @@ describe("a backfill's warehouse", () => {
     const worker = await startTestWorker({ queue, warehousePath: join(dir, 'warehouse.db') });
     workers.push(worker);
     client = await connectClient();
-    const slow = testSpec(queue, { name: 'first', partitions: hours, defaults: { rate: 2 }, nodes: [{ id: 'sessions', sql: 'SELECT :partition AS hour' }] });
+    // A week of hours at 2 a second (84 s): it is still writing when the second is refused and when
+    // it is cancelled, however loaded the machine (a day, 12 s, left little for both). Cancelled, it costs nothing.
+    const slow = testSpec(queue, { name: 'first', partitions: { ...hours, end: '2024-01-08' }, defaults: { rate: 2 }, nodes: [{ id: 'sessions', sql: 'SELECT :partition AS hour' }] });
     const first = `lease-first-${Date.now()}`;
     await client.start(slow, { id: first, taskQueue: queue });
     await waitFor('the first backfill to write', async () => (await client!.progress(first)).done > 0, 60_000);
