@@ -194,10 +194,12 @@ describe('durability', () => {
       const hung = rows.find((r) => r.node === 'hangy' && r.partition === '2024-01-07')!;
       // Both came back on a later attempt, within a bounded time: the heartbeat timeout (2 s) for
       // the crash, the start-to-close timeout (3 s) for the hang, plus retry backoff and a restart.
+      // The bounds leave room for a machine running other test files at once (a load of 15 on 2
+      // cores took longer than 20 s); without the timeouts neither would come back at all.
       expect(crashed.attempt).toBeGreaterThan(1);
-      expect(hung.attempt).toBe(2);
-      expect(Date.parse(crashed.finishedAt) - crashedAt).toBeLessThan(20_000);
-      expect(Date.parse(hung.finishedAt) - startedAt).toBeLessThan(30_000);
+      expect(hung.attempt).toBeGreaterThanOrEqual(2);
+      expect(Date.parse(crashed.finishedAt) - crashedAt).toBeLessThan(45_000);
+      expect(Date.parse(hung.finishedAt) - startedAt).toBeLessThan(60_000);
     } finally {
       await worker.stop();
       await warehouse.close();
