@@ -135,6 +135,13 @@ export interface Dialect {
   readonly location: string;
   /** Whether publishes may run at once; if not, the warehouse runs its transactions one at a time. */
   readonly concurrent: boolean;
+  /**
+   * Optionally, for a dialect whose transactions run one at a time and cost most in their
+   * commit (the lake): the publishes that wait for their turn commit together, in one
+   * transaction, each still atomic and answered as if it had run alone (see
+   * `SqlWarehouse.publishMany`).
+   */
+  readonly groupsPublishes?: boolean;
   readonly codec: Codec;
   /** The qualified name of one of backfill's tables, and of a dataset's versions table. */
   table(name: InternalTable): string;

@@ -56,6 +56,13 @@ function whereEqual(filters: Record<string, unknown>, prefix = ''): string {
   return set.length > 0 ? `WHERE ${set.map((c) => `${prefix}${c} = :${c}`).join(' AND ')}` : '';
 }
 
+/** Publishes waiting for their turn, committed together (`Dialect.groupsPublishes`). */
+type GroupedPublish = { writes: readonly PartitionWrite[]; answer: (batch: PublishedBatch) => void };
+type PublishGroup = { requests: GroupedPublish[]; partitions: number; rows: number };
+/** A group takes no more partitions or rows than this; a publish that would pass them starts the next group. */
+const GROUP_MAX_PARTITIONS = 100;
+const GROUP_MAX_ROWS = 50_000;
+
 /** A check's errors, thrown inside the staging savepoint so that the new rows roll back. */
 class ChecksFailed extends Error {
   constructor(readonly outcome: CheckOutcome) {
@@ -69,6 +76,8 @@ export class SqlWarehouse implements Warehouse {
   private setup: Promise<void> | undefined;
   /** The transactions of a dialect that runs them one at a time, in turn. */
   private turn: Promise<unknown> = Promise.resolve();
+  /** The group of publishes waiting for the turn, still open to more. */
+  private gathering: PublishGroup | undefined;
   private id: string | undefined;
 
   constructor(protected readonly dialect: Dialect) {
@@ -106,11 +115,17 @@ export class SqlWarehouse implements Warehouse {
 
   /** A transaction once the tables exist; in turn with the others where the dialect runs one at a time. */
   private tx<T>(work: (s: Session) => Promise<T>, options: { lock?: string; readOnly?: boolean } = {}): Promise<T> {
-    const run = async () => {
-      await this.ready();
-      return this.dialect.transaction(work, options);
-    };
-    if (this.dialect.concurrent) return run();
+    const run = () => this.txNow(work, options);
+    return this.dialect.concurrent ? run() : this.inTurn(run);
+  }
+
+  /** A transaction now (the caller has the turn, or the dialect needs none). */
+  private async txNow<T>(work: (s: Session) => Promise<T>, options: { lock?: string; readOnly?: boolean } = {}): Promise<T> {
+    await this.ready();
+    return this.dialect.transaction(work, options);
+  }
+
+  private inTurn<T>(run: () => Promise<T>): Promise<T> {
     const result = this.turn.then(run, run);
     this.turn = result.catch(() => undefined);
     return result;
@@ -229,27 +244,81 @@ export class SqlWarehouse implements Warehouse {
   async publishMany(writes: readonly PartitionWrite[]): Promise<PublishedBatch> {
     writes.forEach((w) => (assertDataset(w.node), assertCost(w)));
     if (writes.length === 0) return { published: [] };
-    try {
-      return await this.tx(async (s): Promise<PublishedBatch> => {
-        const published: Published[] = [];
-        for (const [index, write] of writes.entries()) {
-          let outcome: Published | { failed: string };
-          try {
-            // Alone, a partition needs no savepoint of its own: the transaction is its.
-            outcome = writes.length === 1 ? await this.publishOne(s, write) : await s.savepoint(() => this.publishOne(s, write));
-          } catch (error) {
-            if (index === 0) throw error;
-            return { published, failed: { index, error: error instanceof Error ? error : new Error(String(error)) } };
-          }
-          // The partition is named by the activity and the failure details: kept out of the message, failures of one cause group together.
-          if ('failed' in outcome) return { published, failed: { index, error: new CheckFailedError(`checks failed: ${outcome.failed}`) } };
-          published.push(outcome);
-        }
-        return { published };
+    if (this.dialect.groupsPublishes && !this.dialect.concurrent) return this.grouped(writes);
+    return this.publishAlone(writes, (work) => this.tx(work));
+  }
+
+  /**
+   * A publish that waits for its turn joins the group of those waiting with it: when the turn
+   * comes, the group commits in one transaction (a dialect with `groupsPublishes`, whose
+   * transactions run one at a time and cost most in their commit). Each publish in it reads
+   * what those before it wrote, as it would have in a transaction after theirs, and is answered
+   * as it would have been alone: should any write of the group throw (rather than fail its
+   * checks, which its own savepoint contains), the group's transaction rolls back and each
+   * publish runs again alone, in a transaction of its own.
+   */
+  private grouped(writes: readonly PartitionWrite[]): Promise<PublishedBatch> {
+    const rows = writes.reduce((n, w) => n + w.data.rows.length, 0);
+    let group = this.gathering;
+    if (!group || group.partitions + writes.length > GROUP_MAX_PARTITIONS || group.rows + rows > GROUP_MAX_ROWS) {
+      const opened: PublishGroup = { requests: [], partitions: 0, rows: 0 };
+      this.gathering = group = opened;
+      void this.inTurn(async () => {
+        if (this.gathering === opened) this.gathering = undefined;
+        await this.publishGroup(opened.requests).catch((error: unknown) => {
+          // Not expected (each publish's failure is its answer), but no publish is left waiting.
+          const failed = { index: 0, error: error instanceof Error ? error : new Error(String(error)) };
+          for (const r of opened.requests) r.answer({ published: [], failed });
+        });
       });
+    }
+    group.partitions += writes.length;
+    group.rows += rows;
+    return new Promise((answer) => group.requests.push({ writes, answer }));
+  }
+
+  private async publishGroup(requests: readonly GroupedPublish[]): Promise<void> {
+    if (requests.length > 1) {
+      const outcomes = await this.txNow(async (s) => {
+        const batches: PublishedBatch[] = [];
+        for (const { writes } of requests) batches.push(await this.publishEach(s, writes, { grouped: true }));
+        return batches;
+      }).catch(() => undefined);
+      if (outcomes) return requests.forEach((r, i) => r.answer(outcomes[i]!));
+    }
+    for (const r of requests) r.answer(await this.publishAlone(r.writes, (work) => this.txNow(work)));
+  }
+
+  /** The writes published in one transaction of their own: a failure before any is committed is the batch's. */
+  private async publishAlone(writes: readonly PartitionWrite[], tx: <T>(work: (s: Session) => Promise<T>) => Promise<T>): Promise<PublishedBatch> {
+    try {
+      return await tx((s) => this.publishEach(s, writes, { grouped: false }));
     } catch (error) {
       return { published: [], failed: { index: 0, error: error instanceof Error ? error : new Error(String(error)) } };
     }
+  }
+
+  /**
+   * Publishes `writes` in turn in the session's transaction, stopping at the first that fails.
+   * Alone in its transaction, the batch throws a failure of its first write (the transaction
+   * rolls back), keeps the writes before a later one that throws, and a single write needs no
+   * savepoint of its own; in a group, any write that throws throws (the group runs again apart).
+   */
+  private async publishEach(s: Session, writes: readonly PartitionWrite[], { grouped }: { grouped: boolean }): Promise<PublishedBatch> {
+    const published: Published[] = [];
+    for (const [index, write] of writes.entries()) {
+      let outcome: Published | { failed: string };
+      try {
+        outcome = writes.length === 1 || grouped ? await this.publishOne(s, write) : await s.savepoint(() => this.publishOne(s, write));
+      } catch (error) {
+        if (index === 0 || grouped) throw error;
+        return { published, failed: { index, error: error instanceof Error ? error : new Error(String(error)) } };
+      }
+      // The partition is named by the activity and the failure details: kept out of the message, failures of one cause group together.
+      if ('failed' in outcome) return { published, failed: { index, error: new CheckFailedError(`checks failed: ${outcome.failed}`) } };
+      published.push(outcome);
+    }
+    return { published };
   }
 
   /**

@@ -221,6 +221,48 @@ export function warehouseSuite(kind: Warehouse['kind'], open: WarehouseFactory):
       expect(await wh.publishMany([])).toEqual({ published: [] });
     });
 
+    it('publishes made at once are each answered as if alone: a failed check ends only its own batch, and the others commit', async () => {
+      const bad = { checks: [{ type: 'not_null' as const, columns: ['order_id'] }], rows: [{ order_id: null }] };
+      // Made in one tick, they wait for the same turn (a lake commits them together).
+      const [a, c, d] = await Promise.all([
+        wh.publishMany([write('orders', '2024-01-01', { rows: [{ order_id: 1 }] }), write('orders', '2024-01-02', { rows: [{ order_id: 2 }] })]),
+        wh.publishMany([write('orders', '2024-01-03', { rows: [{ order_id: 3 }] }), write('orders', '2024-01-04', bad), write('orders', '2024-01-05', { rows: [{ order_id: 5 }] })]),
+        wh.publishMany([write('orders', '2024-01-06', { rows: [{ order_id: 6 }] })]),
+      ]);
+      expect(a).toMatchObject({ published: [{ version: 1 }, { version: 1 }] });
+      expect(a.failed).toBeUndefined();
+      expect(c.published.map((p) => p.rowCount)).toEqual([1]);
+      expect(c.failed?.index).toBe(1);
+      expect(c.failed?.error).toBeInstanceOf(CheckFailedError);
+      expect(d.failed).toBeUndefined();
+      expect(await view('orders', 'order_id', 'order_id')).toEqual([1, 2, 3, 6].map((order_id) => ({ order_id })));
+      expect((await wh.ledger({ node: 'orders' })).map((r) => [r.partition, r.status]).sort()).toEqual([
+        ['2024-01-01', 'published'],
+        ['2024-01-02', 'published'],
+        ['2024-01-03', 'published'],
+        ['2024-01-04', 'failed_check'],
+        ['2024-01-06', 'published'],
+      ]);
+    });
+
+    it('a publish that throws, made at once with others, fails alone: nothing of it is written, and the others commit', async () => {
+      const [a, b, c] = await Promise.all([
+        wh.publishMany([write('orders', '2024-01-01', { rows: [{ order_id: 1 }] })]),
+        wh.publishMany([write('orders', '2024-01-02', { selects: [{ sql: 'SELECT no_such_column FROM no_such_table', bindings: {} }] }), write('orders', '2024-01-03', { rows: [{ order_id: 3 }] })]),
+        wh.publishMany([write('orders', '2024-01-04', { rows: [{ order_id: 4 }] }), write('orders', '2024-01-05', { selects: [{ sql: 'SELECT no_such_column FROM no_such_table', bindings: {} }] })]),
+      ]);
+      expect(a.failed).toBeUndefined();
+      expect(b.published).toEqual([]);
+      expect(b.failed?.index).toBe(0);
+      expect(b.failed?.error).toBeInstanceOf(SqlError);
+      // A batch keeps the partitions before one that throws.
+      expect(c.published.map((p) => p.version)).toEqual([1]);
+      expect(c.failed?.index).toBe(1);
+      expect(c.failed?.error).toBeInstanceOf(SqlError);
+      expect(await view('orders', 'order_id', 'order_id')).toEqual([1, 4].map((order_id) => ({ order_id })));
+      expect((await wh.ledger({ node: 'orders' })).map((r) => r.partition).sort()).toEqual(['2024-01-01', '2024-01-04']);
+    });
+
     it('publishMany of a retry returns the versions already published', async () => {
       const first = await wh.publish(write('orders', '2024-01-01', { rows: ORDERS }));
       const { published, failed } = await wh.publishMany([write('orders', '2024-01-01', { rows: ORDERS, attempt: 2 }), write('orders', '2024-01-02', { rows: ORDERS })]);

@@ -49,7 +49,7 @@ import {
   type Wanted,
 } from '../../../warehouse.ts';
 import { CATALOG, CatalogueHold, type HoldOptions } from './catalogue.ts';
-import { LakeLayout, mirror, settle } from './layout.ts';
+import { LakeLayout, mirror, settleAll } from './layout.ts';
 import { PreparedStatements } from './statements.ts';
 import { ACTS_OUTSIDE, ROW_FUNCTIONS, fileShaped, parseQuery, shown, type ParsedQuery } from './spec-sql.ts';
 import { castFor, jsValue, kindOf, rawValue, toStored, typeName, typeOfValue, widerType } from './values.ts';
@@ -87,6 +87,8 @@ const OWN_TABLES = [
 ];
 
 const ROWS_PER_INSERT = 500;
+/** Records of pointer moves inserted by one statement, at most. */
+const MIRROR_RECORDS_PER_INSERT = 200;
 /** Records of mirrored pointer moves kept before a write transaction forgets them. */
 const MIRRORED_KEPT = 200;
 
@@ -130,6 +132,8 @@ function pairs(list: ReadonlyArray<readonly [string, string]>): { values: string
 export class LakeDialect implements Dialect {
   readonly kind = 'lake' as const;
   readonly concurrent = false;
+  // A transaction's commit (and the catalogue's sync) is most of a small publish's cost: those waiting commit together.
+  readonly groupsPublishes = true;
   readonly codec = CODEC;
   readonly scopeTable = 'temp.main.backfill_scope';
   readonly forShare = '';
@@ -347,8 +351,8 @@ class LakeSession implements Session {
   private staged = new Map<string, Staged>();
   /** Datasets whose columns this transaction changes: their new columns. */
   private pending = new Map<string, Column[]>();
-  /** Staging tables made in this transaction, by table name: their node. */
-  private stagingTables = new Map<string, string>();
+  /** Staging tables made in this transaction, by table name: their node, and their columns' types as made and altered. */
+  private stagingTables = new Map<string, { node: string; columns: Map<string, string> }>();
   /** Pointer moves, by `node\0partition`. */
   private moves = new Map<string, { node: string; partition: string; version: number | null }>();
   /** Files written for this transaction's versions, removed if it does not commit. */
@@ -444,18 +448,20 @@ class LakeSession implements Session {
     }
     if (existing === null || JSON.stringify(columns) !== JSON.stringify(existing)) this.pending.set(node, columns);
     const table = this.dialect.versionsTable(node);
-    if (!this.stagingTables.has(table)) {
+    const staging = this.stagingTables.get(table);
+    if (!staging) {
       const defs = columns.map((c) => `, ${quoteIdent(c.name)} ${c.type}`).join('');
       // OR REPLACE: a table an earlier transaction failed to drop goes.
       await this.c.run(`CREATE OR REPLACE TEMP TABLE ${quoteIdent(versionsTable(node))} (${PARTITION_COLUMN} VARCHAR NOT NULL, ${VERSION_COLUMN} INTEGER NOT NULL${defs})`);
-      this.stagingTables.set(table, node);
+      this.stagingTables.set(table, { node, columns: new Map(columns.map((c) => [c.name, c.type])) });
       return;
     }
-    const staging = (await this.c.runAndReadAll(`SELECT column_name, data_type FROM duckdb_columns() WHERE database_name = 'temp' AND table_name = ${quoteLiteral(versionsTable(node))}`)).getRows();
+    // The table is this transaction's: its columns are those it was made and altered with (no catalogue lookup).
     for (const column of columns) {
-      const found = staging.find((r) => r[0] === column.name);
-      if (!found) await this.c.run(`ALTER TABLE ${table} ADD COLUMN ${quoteIdent(column.name)} ${column.type}`);
-      else if (found[1] !== column.type) await this.c.run(`ALTER TABLE ${table} ALTER COLUMN ${quoteIdent(column.name)} TYPE ${column.type}`);
+      const found = staging.columns.get(column.name);
+      if (found === undefined) await this.c.run(`ALTER TABLE ${table} ADD COLUMN ${quoteIdent(column.name)} ${column.type}`);
+      else if (found !== column.type) await this.c.run(`ALTER TABLE ${table} ALTER COLUMN ${quoteIdent(column.name)} TYPE ${column.type}`);
+      staging.columns.set(column.name, column.type);
     }
   }
 
@@ -475,7 +481,7 @@ class LakeSession implements Session {
   }
 
   private stage(table: string, partition: string, version: number, columns: readonly string[]): void {
-    const node = this.stagingTables.get(table);
+    const node = this.stagingTables.get(table)?.node;
     if (node === undefined) throw new Error(`the lake stages versions in tables it made in this transaction, and ${table} is not one`);
     const key = `${node}/${partition}/${version}`;
     const staged = this.staged.get(key) ?? { node, partition, version, columns: new Set<string>() };
@@ -504,7 +510,7 @@ class LakeSession implements Session {
    * an INSERT); false, having appended nothing, when one is not.
    */
   private async appendRows(table: string, partition: string, version: number, columns: readonly string[], rows: readonly unknown[][]): Promise<boolean> {
-    const node = this.stagingTables.get(table);
+    const node = this.stagingTables.get(table)?.node;
     const dataset = node === undefined ? null : await this.datasetColumns(node);
     if (node === undefined || dataset === null || rows.length === 0) return false;
     // The staging table's columns are the dataset's, in its order (made so, and widened with it).
@@ -623,19 +629,20 @@ class LakeSession implements Session {
   /** Writes each staged version to its file, and records the dataset changes and pointer moves, in the transaction that commits them. */
   async beforeCommit(): Promise<void> {
     const { layout } = this.dialect;
+    const files: Array<{ written: string; target: string; directory: string }> = [];
     for (const version of this.staged.values()) {
       const target = layout.version(version.node, version.partition, version.version);
       const incoming = layout.scratch(version.node);
-      this.written.push(incoming);
+      this.written.push(incoming, target);
       const columns = [...version.columns].map(quoteIdent).map((c) => `, ${c}`).join('');
       await this.c.run(
         `COPY (SELECT ${PARTITION_COLUMN}, ${VERSION_COLUMN}${columns} FROM ${this.dialect.versionsTable(version.node)} ` +
           `WHERE ${PARTITION_COLUMN} = ${quoteLiteral(version.partition)} AND ${VERSION_COLUMN} = ${version.version}) TO ${quoteLiteral(incoming)} (FORMAT parquet, COMPRESSION zstd)`,
       );
       chmodSync(incoming, 0o444);
-      settle(incoming, target, layout.versions(version.node, version.partition));
-      this.written.push(target);
+      files.push({ written: incoming, target, directory: layout.versions(version.node, version.partition) });
     }
+    await settleAll(files);
     for (const [node, columns] of this.pending) {
       await this.run(`INSERT INTO ${CATALOG}.backfill.datasets (node, columns) VALUES (:node, :columns) ON CONFLICT (node) DO UPDATE SET columns = excluded.columns`, {
         node,
@@ -645,8 +652,11 @@ class LakeSession implements Session {
     // A move recorded already needs no statement, and one that is not needs no test (not ON
     // CONFLICT, which costs DuckDB several times more); this transaction's clearing counts.
     const cleared = new Set(this.cleared.map(([node, partition]) => `${node}\0${partition}`));
-    for (const [key, move] of this.moves) {
-      if (cleared.has(key) || !this.dialect.recorded.has(key)) await this.run(`INSERT INTO ${CATALOG}.backfill.mirror (node, partition) VALUES (:node, :partition)`, move);
+    const records = [...this.moves].filter(([key]) => cleared.has(key) || !this.dialect.recorded.has(key)).map(([, move]): [string, string] => [move.node, move.partition]);
+    // One statement for the transaction's moves, however many partitions it publishes.
+    for (let start = 0; start < records.length; start += MIRROR_RECORDS_PER_INSERT) {
+      const { values, params } = pairs(records.slice(start, start + MIRROR_RECORDS_PER_INSERT));
+      await this.run(`INSERT INTO ${CATALOG}.backfill.mirror (node, partition) VALUES ${values}`, params);
     }
   }
 

@@ -11,7 +11,8 @@
  * by convention (Spark, pyarrow, polars' hive scan), so `spark.read.parquet('<lake>/orders')`
  * or `read_parquet('<lake>/orders/*.parquet')` reads what backfill's view shows.
  */
-import { closeSync, constants, copyFileSync, fsyncSync, linkSync, mkdirSync, openSync, renameSync, rmSync, statSync, unlinkSync } from 'node:fs';
+import { constants, copyFileSync, linkSync, mkdirSync, renameSync, rmSync, statSync, unlinkSync } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 
@@ -78,21 +79,27 @@ export class LakeLayout {
   }
 }
 
-function fsyncPath(path: string, flags: number): void {
-  const fd = openSync(path, flags);
+async function fsyncAsync(path: string): Promise<void> {
+  const handle = await open(path, constants.O_RDONLY);
   try {
-    fsyncSync(fd);
+    await handle.sync();
   } finally {
-    closeSync(fd);
+    await handle.close();
   }
 }
 
-/** Moves a finished file into place, durably: the file's bytes, then its name. */
-export function settle(written: string, target: string, directory: string): void {
-  fsyncPath(written, constants.O_RDONLY);
-  mkdirSync(directory, { recursive: true });
-  renameSync(written, target);
-  fsyncPath(directory, constants.O_RDONLY);
+/**
+ * Moves finished files into place, durably: their bytes, then their names. The syncs of a
+ * transaction's files go out together, off the main thread (a sync waits for the disk, and
+ * the filesystem's journal commits those that wait with it at once).
+ */
+export async function settleAll(files: ReadonlyArray<{ written: string; target: string; directory: string }>): Promise<void> {
+  await Promise.all(files.map((f) => fsyncAsync(f.written)));
+  for (const f of files) {
+    mkdirSync(f.directory, { recursive: true });
+    renameSync(f.written, f.target);
+  }
+  await Promise.all([...new Set(files.map((f) => f.directory))].map(fsyncAsync));
 }
 
 /**
