@@ -60,6 +60,7 @@ import { checkNamespace, openConnection, resolveConnection, type ConnectionOverr
 import { datasetWriters, datasetsBusy, type DatasetWriter } from './dataset-writers.ts';
 import { LiveEtas, liveEta, withLiveEta, type LiveEta } from './eta.ts';
 import { registerSearchAttributes, rejectedAttribute, requireSearchAttributes, unregisteredAttribute, type SetupResult } from './search-attributes.ts';
+import { QUERY_TIMEOUT_MS, UNPOLLED_QUERY_TIMEOUT_MS, noAnswerError, noWorkerError } from './status-errors.ts';
 import { pollersOf, queueState, waitingNodes, type QueueState, type Waiting } from './waiting.ts';
 import { startTracing, tracingRequested, type Tracing } from '../workers/tracing.ts';
 import { settingsFromEnv, type Settings } from '../host/settings.ts';
@@ -187,10 +188,6 @@ const UPDATE_ATTEMPTS = 5;
 /** gRPC's status code FAILED_PRECONDITION. */
 const GRPC_FAILED_PRECONDITION = 9;
 
-/** How long a progress query waits for a worker to answer. */
-const QUERY_TIMEOUT_MS = 15_000;
-/** The same when no worker polls the workflows' task queue: only a worker starting right now could answer. */
-const UNPOLLED_QUERY_TIMEOUT_MS = 3000;
 
 const ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,199}$/;
 
@@ -457,21 +454,13 @@ export class BackfillClient {
       ]);
       if ('progress' in first) return first.progress;
       if (!timedOut(first.error, shortDeadline)) throw first.error;
-      if (unpolled) {
-        throw new BackfillError(
-          'no_worker',
-          `backfill '${backfillId}' is running but no worker polls its workflow task queue '${description.taskQueue}': start one with 'backfill worker --workflow-queue ${description.taskQueue}'`,
-        );
-      }
+      if (unpolled) throw noWorkerError(backfillId, description.taskQueue);
       const deadline = asked + QUERY_TIMEOUT_MS;
       try {
         return await this.client.withDeadline(deadline, () => handle.query(progressQuery));
       } catch (error) {
         if (!timedOut(error, deadline)) throw error;
-        throw new BackfillError(
-          'timeout',
-          `backfill '${backfillId}' is running but no worker answered within ${QUERY_TIMEOUT_MS / 1000}s: start one with 'backfill worker' (task queue ${description.taskQueue})`,
-        );
+        throw noAnswerError(backfillId, description.taskQueue);
       }
     }
     if (status === 'COMPLETED') return ((await handle.result()) as BackfillResult).progress;
