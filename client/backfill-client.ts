@@ -61,7 +61,8 @@ import { datasetWriters, datasetsBusy, type DatasetWriter } from './dataset-writ
 import { LiveEtas, liveEta, withLiveEta, type LiveEta } from './eta.ts';
 import { registerSearchAttributes, rejectedAttribute, requireSearchAttributes, unregisteredAttribute, type SetupResult } from './search-attributes.ts';
 import { QUERY_TIMEOUT_MS, UNPOLLED_QUERY_TIMEOUT_MS, noAnswerError, noWorkerError } from './status-errors.ts';
-import { pollersOf, queueState, waitingNodes, type QueueState, type Waiting } from './waiting.ts';
+import { pollersOf } from './pollers.ts';
+import { queueState, waitingNodes, type QueueState, type Waiting } from './waiting.ts';
 import { startTracing, tracingRequested, type Tracing } from '../workers/tracing.ts';
 import { settingsFromEnv, type Settings } from '../host/settings.ts';
 
