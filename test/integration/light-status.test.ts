@@ -83,6 +83,19 @@ describe('status through the light path', () => {
     expect(cli.json).toEqual(await client.status(backfillId));
   });
 
+  it('says no_worker as the SDK client does when no worker polls the workflow task queue', async () => {
+    const unpolled = uniqueQueue('light-unpolled');
+    const spec = testSpec(unpolled, { name: 'light-unpolled', partitions: { grain: 'day', start: '2024-01-01', end: '2024-01-03' }, nodes: [{ id: 'a', transform: 'noop' }] });
+    const { backfillId } = await client.start(spec, { taskQueue: unpolled });
+    try {
+      const [light, sdk] = await Promise.all([lightStatus(localConnection(address()), backfillId).catch((e: unknown) => e), freshStatus(backfillId).catch((e: unknown) => e)]);
+      expect(light).toMatchObject({ code: 'no_worker', message: expect.stringContaining(`workflow task queue '${unpolled}'`) });
+      expect((light as Error).message).toBe((sdk as Error).message);
+    } finally {
+      await client.cancel(backfillId);
+    }
+  });
+
   it('steps aside for a backfill that does not exist, and the error names it as before', async () => {
     expect(await lightStatus(localConnection(address()), 'no-such-backfill')).toBeNull();
     const cli = await runCli<ErrorJson>(['status', 'no-such-backfill', '--json']);
