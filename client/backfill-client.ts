@@ -58,7 +58,7 @@ import type { rollbackWorkflow } from '../workflows/rollback.ts';
 import { auditTrail } from './audit.ts';
 import { checkNamespace, openConnection, resolveConnection, type ConnectionOverrides, type ConnectionSettings } from './connection.ts';
 import { datasetWriters, datasetsBusy, type DatasetWriter } from './dataset-writers.ts';
-import { LiveEtas, liveEta, withLiveEta, type LiveEta } from './eta.ts';
+import { LiveEtas, NO_LIVE_ETA, anyMeasured, liveEta, withLiveEta, type LiveEta } from './eta.ts';
 import { registerSearchAttributes, rejectedAttribute, requireSearchAttributes, unregisteredAttribute, type SetupResult } from './search-attributes.ts';
 import { QUERY_TIMEOUT_MS, UNPOLLED_QUERY_TIMEOUT_MS, noAnswerError, noWorkerError } from './status-errors.ts';
 import { pollersOf } from './pollers.ts';
@@ -425,16 +425,19 @@ export class BackfillClient {
   /** The ETA of `plan --estimate`'s model from the backfill's state now and its live figures (client/eta.ts). */
   private liveEta(backfillId: string, inputOf: () => Promise<BackfillInput | undefined>): Promise<LiveEta> {
     return this.etas.get(backfillId, async () => {
-      const carry = this.client.withDeadline(Date.now() + QUERY_TIMEOUT_MS, () => this.handle(backfillId).query(carryQuery));
-      carry.catch(() => undefined);
+      // The input is asked for beside the carried state (unless the plan is known): the waiting check reads it too.
+      const asked = this.plans.has(backfillId) ? undefined : inputOf();
+      asked?.catch(() => undefined);
+      const carry = await this.client.withDeadline(Date.now() + QUERY_TIMEOUT_MS, () => this.handle(backfillId).query(carryQuery));
+      if (!anyMeasured(carry.reports)) return NO_LIVE_ETA;
       let plan = this.plans.get(backfillId);
       if (!plan) {
-        const input = await inputOf();
+        const input = await (asked ?? inputOf());
         if (!input) throw new Error(`no input in the history of ${backfillId}`);
         plan = expandPlan(input.spec, input.range);
         this.plans.set(backfillId, plan);
       }
-      return liveEta(plan, await carry);
+      return liveEta(plan, carry);
     });
   }
 

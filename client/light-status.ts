@@ -16,7 +16,7 @@ import type { BackfillCarry, BackfillInput, Progress } from '../core/protocol.ts
 import { QUERY_NAMES, backfillWorkflowId } from '../core/workflow-ids.ts';
 import type { Status } from './backfill-client.ts';
 import type { ConnectionSettings } from './connection.ts';
-import { liveEta, withLiveEta, type LiveEta } from './eta.ts';
+import { NO_LIVE_ETA, anyMeasured, liveEta, withLiveEta, type LiveEta } from './eta.ts';
 import { QUERY_TIMEOUT_MS, UNPOLLED_QUERY_TIMEOUT_MS, noAnswerError, noWorkerError } from './status-errors.ts';
 import { StatusRpc, StatusRpcError, speaksPlainGrpc } from './status-rpc.ts';
 import { WORKFLOW_EXECUTION_STATUS_RUNNING } from './status-wire.ts';
@@ -93,11 +93,14 @@ async function statusOf(rpc: StatusRpc, backfillId: string): Promise<Status | nu
 
 /** The live ETA (client/eta.ts) from the backfill's carried state and its plan. */
 async function etaOf(rpc: StatusRpc, workflowId: string, inputOf: () => Promise<BackfillInput | undefined>): Promise<LiveEta> {
-  const carry = rpc.query(workflowId, QUERY_NAMES.carry, Date.now() + QUERY_TIMEOUT_MS) as Promise<BackfillCarry>;
-  carry.catch(() => undefined);
-  const input = await inputOf();
+  // The input is asked for beside the carried state: the waiting check reads it too.
+  const asked = inputOf();
+  asked.catch(() => undefined);
+  const carry = (await rpc.query(workflowId, QUERY_NAMES.carry, Date.now() + QUERY_TIMEOUT_MS)) as BackfillCarry;
+  if (!anyMeasured(carry.reports)) return NO_LIVE_ETA;
+  const input = await asked;
   if (!input) throw new Error(`no input in the history of ${workflowId}`);
-  return liveEta(expandPlan(input.spec, input.range), await carry);
+  return liveEta(expandPlan(input.spec, input.range), carry);
 }
 
 /** The nodes whose work waits on an activity task queue no worker polls. */
