@@ -14,6 +14,8 @@ import type { Poller } from './waiting.ts';
 
 const SERVICE = 'temporal.api.workflowservice.v1.WorkflowService';
 const MESSAGES = 'temporal.api.workflowservice.v1';
+const GRPC_DEADLINE_EXCEEDED = 4;
+const GRPC_RESOURCE_EXHAUSTED = 8;
 
 /** The messages `status` reads, as protobufjs decodes them to plain objects. */
 type Execution = { workflowId?: string; runId?: string };
@@ -74,7 +76,25 @@ export class StatusRpc {
     for (const [key, value] of Object.entries(settings.options.metadata ?? {})) this.metadata.set(key, value);
   }
 
-  private call<T>(method: string, request: object, deadline: number): Promise<T> {
+  /**
+   * One call, tried again while the server says RESOURCE_EXHAUSTED (e.g. "consistent query buffer
+   * is full": a workflow takes only a few queries at a time) until `deadline`, as the SDK's
+   * connection does. Every other failure is final: the caller then asks the SDK's client.
+   */
+  private async call<T>(method: string, request: object, deadline: number): Promise<T> {
+    for (let wait = 50; ; wait = Math.min(wait * 2, 1000)) {
+      try {
+        return await this.callOnce<T>(method, request, deadline);
+      } catch (error) {
+        if (!(error instanceof StatusRpcError) || error.code !== GRPC_RESOURCE_EXHAUSTED) throw error;
+        // Busy until the deadline: a timeout, as the SDK's connection reports it.
+        if (Date.now() + wait >= deadline) throw new StatusRpcError(method, GRPC_DEADLINE_EXCEEDED, `deadline exceeded while the server was busy (${error.message})`);
+        await new Promise((resolve) => setTimeout(resolve, wait));
+      }
+    }
+  }
+
+  private callOnce<T>(method: string, request: object, deadline: number): Promise<T> {
     const requestType = type(`${MESSAGES}.${method}Request`);
     const responseType = type(`${MESSAGES}.${method}Response`);
     return new Promise((resolve, reject) => {

@@ -58,7 +58,14 @@ describe('status through the light path', () => {
       });
       const settings = localConnection(address());
       expect(lightStatusApplies(settings)).toBe(true);
-      const [light, sdk] = await Promise.all([lightStatus(settings, backfillId), freshStatus(backfillId)]);
+      // A still moment: the SDK client tells the same before and after the light path reads (one
+      // after the other: the server buffers only a few queries per workflow at a time).
+      const { light, sdk } = await waitFor('the same status before and after the light read', async () => {
+        const before = await freshStatus(backfillId);
+        const read = await lightStatus(settings, backfillId);
+        const after = await freshStatus(backfillId);
+        return JSON.stringify(before) === JSON.stringify(after) ? { light: read, sdk: after } : undefined;
+      });
       expect(light).not.toBeNull();
       expect(light).toEqual(sdk);
       // Not a vacuous match: both carry the live ETA and the waiting node.
@@ -89,7 +96,8 @@ describe('status through the light path', () => {
     const spec = testSpec(unpolled, { name: 'light-unpolled', partitions: { grain: 'day', start: '2024-01-01', end: '2024-01-03' }, nodes: [{ id: 'a', transform: 'noop' }] });
     const { backfillId } = await client.start(spec, { taskQueue: unpolled });
     try {
-      const [light, sdk] = await Promise.all([lightStatus(localConnection(address()), backfillId).catch((e: unknown) => e), freshStatus(backfillId).catch((e: unknown) => e)]);
+      const light = await lightStatus(localConnection(address()), backfillId).catch((e: unknown) => e);
+      const sdk = await freshStatus(backfillId).catch((e: unknown) => e);
       expect(light).toMatchObject({ code: 'no_worker', message: expect.stringContaining(`workflow task queue '${unpolled}'`) });
       expect((light as Error).message).toBe((sdk as Error).message);
     } finally {
