@@ -59,9 +59,11 @@ import type { discardEndedWorkflow } from '../workflows/discard.ts';
 import { auditTrail } from './audit.ts';
 import { checkNamespace, openConnection, resolveConnection, type ConnectionOverrides, type ConnectionSettings } from './connection.ts';
 import { datasetWriters, datasetsBusy, type DatasetWriter } from './dataset-writers.ts';
-import { LiveEtas, liveEta, withLiveEta, type LiveEta } from './eta.ts';
+import { LiveEtas, NO_LIVE_ETA, anyMeasured, liveEta, withLiveEta, type LiveEta } from './eta.ts';
 import { registerSearchAttributes, rejectedAttribute, requireSearchAttributes, unregisteredAttribute, type SetupResult } from './search-attributes.ts';
-import { pollersOf, queueState, waitingNodes, type QueueState, type Waiting } from './waiting.ts';
+import { QUERY_TIMEOUT_MS, UNPOLLED_QUERY_TIMEOUT_MS, noAnswerError, noWorkerError } from './status-errors.ts';
+import { pollersOf } from './pollers.ts';
+import { queueState, waitingNodes, type QueueState, type Waiting } from './waiting.ts';
 import { startTracing, tracingRequested, type Tracing } from '../workers/tracing.ts';
 import { settingsFromEnv, type Settings } from '../host/settings.ts';
 
@@ -190,10 +192,6 @@ const ENDED_UNDECIDED = new Set(['CANCELLED', 'FAILED', 'TERMINATED', 'TIMED_OUT
 /** gRPC's status code FAILED_PRECONDITION. */
 const GRPC_FAILED_PRECONDITION = 9;
 
-/** How long a progress query waits for a worker to answer. */
-const QUERY_TIMEOUT_MS = 15_000;
-/** The same when no worker polls the workflows' task queue: only a worker starting right now could answer. */
-const UNPOLLED_QUERY_TIMEOUT_MS = 3000;
 
 const ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,199}$/;
 
@@ -430,16 +428,19 @@ export class BackfillClient {
   /** The ETA of `plan --estimate`'s model from the backfill's state now and its live figures (client/eta.ts). */
   private liveEta(backfillId: string, inputOf: () => Promise<BackfillInput | undefined>): Promise<LiveEta> {
     return this.etas.get(backfillId, async () => {
-      const carry = this.client.withDeadline(Date.now() + QUERY_TIMEOUT_MS, () => this.handle(backfillId).query(carryQuery));
-      carry.catch(() => undefined);
+      // The input is asked for beside the carried state (unless the plan is known): the waiting check reads it too.
+      const asked = this.plans.has(backfillId) ? undefined : inputOf();
+      asked?.catch(() => undefined);
+      const carry = await this.client.withDeadline(Date.now() + QUERY_TIMEOUT_MS, () => this.handle(backfillId).query(carryQuery));
+      if (!anyMeasured(carry.reports)) return NO_LIVE_ETA;
       let plan = this.plans.get(backfillId);
       if (!plan) {
-        const input = await inputOf();
+        const input = await (asked ?? inputOf());
         if (!input) throw new Error(`no input in the history of ${backfillId}`);
         plan = expandPlan(input.spec, input.range);
         this.plans.set(backfillId, plan);
       }
-      return liveEta(plan, await carry);
+      return liveEta(plan, carry);
     });
   }
 
@@ -460,21 +461,13 @@ export class BackfillClient {
       ]);
       if ('progress' in first) return first.progress;
       if (!timedOut(first.error, shortDeadline)) throw first.error;
-      if (unpolled) {
-        throw new BackfillError(
-          'no_worker',
-          `backfill '${backfillId}' is running but no worker polls its workflow task queue '${description.taskQueue}': start one with 'backfill worker --workflow-queue ${description.taskQueue}'`,
-        );
-      }
+      if (unpolled) throw noWorkerError(backfillId, description.taskQueue);
       const deadline = asked + QUERY_TIMEOUT_MS;
       try {
         return await this.client.withDeadline(deadline, () => handle.query(progressQuery));
       } catch (error) {
         if (!timedOut(error, deadline)) throw error;
-        throw new BackfillError(
-          'timeout',
-          `backfill '${backfillId}' is running but no worker answered within ${QUERY_TIMEOUT_MS / 1000}s: start one with 'backfill worker' (task queue ${description.taskQueue})`,
-        );
+        throw noAnswerError(backfillId, description.taskQueue);
       }
     }
     if (status === 'COMPLETED') return ((await handle.result()) as BackfillResult).progress;

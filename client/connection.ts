@@ -8,7 +8,7 @@ import { X509Certificate } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { platform } from 'node:os';
 import { isAbsolute, join } from 'node:path';
-import { Connection, type TLSConfig } from '@temporalio/client';
+import type { Connection, TLSConfig } from '@temporalio/client';
 import { loadClientConfig, loadClientConfigProfile, toClientOptions, type ClientConfigProfile, type ClientConnectConfig } from '@temporalio/envconfig';
 import { BackfillError } from '../core/errors.ts';
 import { probeTls, type TlsProblem } from './tls-probe.ts';
@@ -317,6 +317,8 @@ export async function checkNamespace(connection: NamespaceService, settings: Con
  * here (one call less): the caller checks it when a call finds nothing.
  */
 export async function openConnection(settings: ConnectionSettings, connectTimeoutMs = 5000, options: { checkNamespace?: boolean } = {}): Promise<Connection> {
+  // Loaded here, not with the module: resolving the settings (`status`'s light path) needs no SDK.
+  const { Connection } = await import('@temporalio/client');
   let connection: Connection;
   try {
     connection = await Connection.connect({

@@ -30,6 +30,18 @@ export function liveTiming(stats: NodeStats | undefined, batchSize: number | 'au
 
 export type LiveEta = { etaSeconds: number | null; nodes: Record<string, number | null> };
 
+/**
+ * Whether any node has a live figure yet (whatever its batch size). Until one has, there is no
+ * live ETA, and the caller need not expand the plan to learn so (for a large backfill, the
+ * plan is most of what the ETA would cost).
+ */
+export function anyMeasured(reports: BackfillCarry['reports']): boolean {
+  return Object.values(reports).some((stats) => liveTiming(stats, 1) !== null);
+}
+
+/** No live ETA (yet): `withLiveEta` leaves the progress as it is. */
+export const NO_LIVE_ETA: LiveEta = { etaSeconds: null, nodes: {} };
+
 /** The ETA of a running backfill, from its plan and its carried state (the `carry` query). */
 export function liveEta(plan: Plan, carry: Pick<BackfillCarry, 'readiness' | 'reports' | 'limits' | 'overrides'>): LiveEta {
   const measured = new Map<string, number>();

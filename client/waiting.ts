@@ -3,9 +3,6 @@
  * no worker polls. The server lists a queue's pollers (`DescribeTaskQueue`) with the time of
  * each one's last poll, and forgets a poller five minutes after it.
  */
-import type { Connection } from '@temporalio/client';
-import { optionalTsToMs } from '@temporalio/common/lib/time.js';
-import proto from '@temporalio/proto';
 import type { NodeProgress } from '../core/protocol.ts';
 
 /**
@@ -52,14 +49,4 @@ export function waitingNodes(
     if (work > 0 && taskQueue !== undefined && state) waiting.push({ node: node.id, taskQueue, ...state });
   }
   return waiting;
-}
-
-export async function pollersOf(connection: Connection, namespace: string, taskQueue: string, type: 'workflow' | 'activity'): Promise<Poller[]> {
-  const { TaskQueueType } = proto.temporal.api.enums.v1;
-  const response = await connection.workflowService.describeTaskQueue({
-    namespace,
-    taskQueue: { name: taskQueue },
-    taskQueueType: type === 'workflow' ? TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW : TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY,
-  });
-  return (response.pollers ?? []).map((p) => ({ identity: p.identity ?? '', lastAccessMs: optionalTsToMs(p.lastAccessTime) }));
 }

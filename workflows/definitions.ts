@@ -9,6 +9,7 @@ import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import type { ApprovalRequest, BudgetRequest, ControlState } from '../core/coordinator.ts';
 import type { ControlMeta } from '../core/audit.ts';
 import type { Hold } from '../core/governance.ts';
+import { QUERY_NAMES } from '../core/workflow-ids.ts';
 import { CORE_GENERATION, type BackfillCarry, type NodeControl, type NodeReport, type Progress } from '../core/protocol.ts';
 import type { ResolvedSpec } from '../core/spec.ts';
 import type { RangesJSON } from '../core/ranges.ts';
@@ -119,9 +120,9 @@ export const discardUpdate = defineUpdate<StagedReply, [StagedRequest]>('discard
 export type CanaryReply = StagedOutcome & { action: CanaryAction; by: string; reason: string | null };
 export const approveCanaryUpdate = defineUpdate<CanaryReply, [StagedRequest]>('approveCanary');
 
-export const progressQuery = defineQuery<Progress>('progress');
+export const progressQuery = defineQuery<Progress>(QUERY_NAMES.progress);
 /** The state a new run needs to go on from this one (also of a cancelled or failed backfill). */
-export const carryQuery = defineQuery<BackfillCarry>('carry');
+export const carryQuery = defineQuery<BackfillCarry>(QUERY_NAMES.carry);
 
 /** Which partitions are done and failed, by node, as index ranges (for audits and tests). */
 export type PartitionSets = Record<string, { done: RangesJSON; failed: RangesJSON }>;
@@ -151,10 +152,4 @@ export const BACKFILL_ID = defineSearchAttributeKey('BackfillId', SearchAttribut
 export const BACKFILL_NODE = defineSearchAttributeKey('BackfillNode', SearchAttributeType.KEYWORD);
 export const BACKFILL_STATUS = defineSearchAttributeKey('BackfillStatus', SearchAttributeType.KEYWORD);
 
-export function nodeWorkflowId(backfillId: string, nodeId: string): string {
-  return `backfill/${backfillId}/${nodeId}`;
-}
-
-export function backfillWorkflowId(backfillId: string): string {
-  return `backfill/${backfillId}`;
-}
+export { backfillWorkflowId, nodeWorkflowId } from '../core/workflow-ids.ts';

@@ -2,7 +2,7 @@
 import { Command } from '@commander-js/extra-typings';
 import { parseDurationFlag } from '../duration-flag.ts';
 import { HELP_GROUPS, documented } from '../help.ts';
-import { jsonOption, print } from '../options.ts';
+import { connectionFlags, jsonOption, print } from '../options.ts';
 import { withClient } from '../with-client.ts';
 
 /** How often `status --watch` looks: a duration from 100 ms to 10 minutes. */
@@ -21,6 +21,21 @@ export function statusCommand() {
     .addOption(jsonOption())
     .action(async (id, options, command) => {
       const { renderStatus } = await import('../render.ts');
+      if (!options.watch) {
+        // A running backfill is read without the Temporal SDK's client when the settings allow it
+        // (light-status.ts); anything else, and every error, goes through the SDK's client below.
+        const [{ lightStatus }, { resolveConnection }, { tracingRequested }] = await Promise.all([
+          import('../light-status.ts'),
+          import('../connection.ts'),
+          import('../../workers/tracing.ts'),
+        ]);
+        const settings = resolveConnection(connectionFlags(command));
+        const status = tracingRequested() ? null : await lightStatus(settings, id);
+        if (status) {
+          print(options.json, status, () => renderStatus(status));
+          return;
+        }
+      }
       await withClient(command, async (client) => {
         if (options.watch) {
           const { watch } = await import('../watch.ts');

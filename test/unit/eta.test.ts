@@ -1,6 +1,6 @@
 /** `status`'s ETA: the estimate's simulation from a running backfill's state, with live figures. */
 import { describe, expect, it } from 'vitest';
-import { LIVE_OVERHEAD, LiveEtas, liveEta, liveTiming, withLiveEta } from '../../client/eta.ts';
+import { LIVE_OVERHEAD, LiveEtas, NO_LIVE_ETA, anyMeasured, liveEta, liveTiming, withLiveEta } from '../../client/eta.ts';
 import { expandPlan } from '../../core/plan.ts';
 import type { NodeStats, Progress } from '../../core/protocol.ts';
 import { RangeSet } from '../../core/ranges.ts';
@@ -20,6 +20,19 @@ describe('liveTiming', () => {
     expect(liveTiming(stats({ completed: 2, firstStartedAt: 0, lastFinishedAt: 600 }), 1)).toBe(600);
     expect(liveTiming(stats({ completed: 0 }), 1)).toBeNull();
     expect(liveTiming(undefined, 1)).toBeNull();
+  });
+});
+
+describe('anyMeasured', () => {
+  it('is true once a node has a live figure, whatever its batch size, and then only', () => {
+    const measured = stats({ completed: 3, firstStartedAt: 0, lastFinishedAt: 900 });
+    expect(anyMeasured({ a: stats({}), b: measured })).toBe(true);
+    expect(anyMeasured({})).toBe(false);
+    expect(anyMeasured({ a: stats({ completed: 0, firstStartedAt: 0 }), b: stats({ completed: 2, firstStartedAt: 0, lastFinishedAt: null }) })).toBe(false);
+    for (const batchSize of [1, 7, 'auto'] as const) {
+      expect(liveTiming(measured, batchSize)).not.toBeNull();
+      expect(liveTiming(stats({ completed: 0 }), batchSize)).toBeNull();
+    }
   });
 });
 
@@ -56,6 +69,9 @@ describe('liveEta', () => {
     // Both at 200 ms a partition: b's 20 take at least 2 s.
     expect(measured.nodes.b).toBeGreaterThanOrEqual(2);
     expect(liveEta(plan, { limits, overrides: {}, readiness, reports: {} })).toEqual({ etaSeconds: null, nodes: { a: null, b: null } });
+    // Skipping the plan when nothing is measured (NO_LIVE_ETA) changes nothing the progress shows.
+    const progress = { etaSeconds: 12, nodes: [{ id: 'a', etaSeconds: 3 }] } as unknown as Progress;
+    expect(withLiveEta(progress, NO_LIVE_ETA)).toEqual(withLiveEta(progress, liveEta(plan, { limits, overrides: {}, readiness, reports: {} })));
   });
 
   it('replaces the progress ETA only when it has one', () => {

@@ -1,0 +1,124 @@
+/**
+ * `backfill status <id>` of a running backfill without the Temporal SDK's client: the same reads
+ * as `BackfillClient.status` (progress, the live ETA, the nodes waiting for a worker), made
+ * through client/status-rpc.ts, so that the command answers in a fraction of the time the SDK
+ * takes to load.
+ *
+ * It answers only what it can answer exactly as the SDK's client would: a running backfill, on
+ * plain gRPC, with JSON payloads. For anything else (a backfill that ended, TLS or an API key, a
+ * call that failed, a payload it cannot decode) it returns null, and the caller asks the SDK's
+ * client, which also words every error. The errors it throws itself are the SDK path's own
+ * verdicts: no worker polls the workflows' queue, or none answered in time.
+ */
+import { BackfillError } from '../core/errors.ts';
+import { expandPlan } from '../core/plan.ts';
+import type { BackfillCarry, BackfillInput, Progress } from '../core/protocol.ts';
+import { QUERY_NAMES, backfillWorkflowId } from '../core/workflow-ids.ts';
+import type { Status } from './backfill-client.ts';
+import type { ConnectionSettings } from './connection.ts';
+import { NO_LIVE_ETA, anyMeasured, liveEta, withLiveEta, type LiveEta } from './eta.ts';
+import { QUERY_TIMEOUT_MS, UNPOLLED_QUERY_TIMEOUT_MS, noAnswerError, noWorkerError } from './status-errors.ts';
+import { StatusRpc, StatusRpcError, speaksPlainGrpc } from './status-rpc.ts';
+import { WORKFLOW_EXECUTION_STATUS_RUNNING } from './status-wire.ts';
+import { queueState, waitingNodes, type QueueState, type Waiting } from './waiting.ts';
+
+/** How long describing the workflow may take before the SDK's client is asked instead. */
+const DESCRIBE_TIMEOUT_MS = 5000;
+/** gRPC's DEADLINE_EXCEEDED. */
+const GRPC_DEADLINE_EXCEEDED = 4;
+
+function timedOut(error: unknown): boolean {
+  return error instanceof StatusRpcError && (error.code === GRPC_DEADLINE_EXCEEDED || /deadline|timed? ?out/i.test(error.message));
+}
+
+/** Whether `lightStatus` may answer for these settings (else go straight to the SDK's client). */
+export function lightStatusApplies(settings: ConnectionSettings): boolean {
+  return speaksPlainGrpc(settings);
+}
+
+/**
+ * The status of a running backfill, as `BackfillClient.status` gives it; null when this path
+ * cannot tell it exactly (see the module's comment). Throws only `no_worker` and `timeout`.
+ */
+export async function lightStatus(settings: ConnectionSettings, backfillId: string): Promise<Status | null> {
+  if (!lightStatusApplies(settings)) return null;
+  const rpc = new StatusRpc(settings);
+  try {
+    return await statusOf(rpc, backfillId);
+  } catch (error) {
+    if (error instanceof BackfillError) throw error;
+    return null;
+  } finally {
+    rpc.close();
+  }
+}
+
+async function statusOf(rpc: StatusRpc, backfillId: string): Promise<Status | null> {
+  const workflowId = backfillWorkflowId(backfillId);
+  const description = await rpc.describe(workflowId, Date.now() + DESCRIBE_TIMEOUT_MS);
+  if (description.status !== WORKFLOW_EXECUTION_STATUS_RUNNING) return null;
+  const execution = { workflowId, runId: description.runId };
+  // What the ETA and the waiting check read is asked for beside the progress, not after it.
+  let input: Promise<BackfillInput | undefined> | undefined;
+  const inputOnce = () => (input ??= rpc.firstInput(execution, Date.now() + QUERY_TIMEOUT_MS) as Promise<BackfillInput | undefined>);
+  const eta = etaOf(rpc, workflowId, inputOnce).catch(() => null);
+
+  const asked = Date.now();
+  const [unpolled, first] = await Promise.all([
+    rpc.pollers(description.taskQueue, 'workflow', asked + QUERY_TIMEOUT_MS).then(
+      (pollers) => queueState(pollers, Date.now())?.reason === 'no_worker',
+      () => false,
+    ),
+    rpc.query(workflowId, QUERY_NAMES.progress, asked + UNPOLLED_QUERY_TIMEOUT_MS).then(
+      (progress) => ({ progress: progress as Progress }),
+      (error: unknown) => ({ error }),
+    ),
+  ]);
+  let progress: Progress;
+  if ('progress' in first) progress = first.progress;
+  else {
+    if (!timedOut(first.error)) throw first.error;
+    if (unpolled) throw noWorkerError(backfillId, description.taskQueue);
+    try {
+      progress = (await rpc.query(workflowId, QUERY_NAMES.progress, asked + QUERY_TIMEOUT_MS)) as Progress;
+    } catch (error) {
+      if (!timedOut(error)) throw error;
+      throw noAnswerError(backfillId, description.taskQueue);
+    }
+  }
+  if (progress.state !== 'running') return { ...progress, waiting: [] };
+  const [live, waiting] = await Promise.all([eta, waitingOf(rpc, progress, inputOnce)]);
+  return { ...(live ? withLiveEta(progress, live) : progress), waiting };
+}
+
+/** The live ETA (client/eta.ts) from the backfill's carried state and its plan. */
+async function etaOf(rpc: StatusRpc, workflowId: string, inputOf: () => Promise<BackfillInput | undefined>): Promise<LiveEta> {
+  // The input is asked for beside the carried state: the waiting check reads it too.
+  const asked = inputOf();
+  asked.catch(() => undefined);
+  const carry = (await rpc.query(workflowId, QUERY_NAMES.carry, Date.now() + QUERY_TIMEOUT_MS)) as BackfillCarry;
+  if (!anyMeasured(carry.reports)) return NO_LIVE_ETA;
+  const input = await asked;
+  if (!input) throw new Error(`no input in the history of ${workflowId}`);
+  return liveEta(expandPlan(input.spec, input.range), carry);
+}
+
+/** The nodes whose work waits on an activity task queue no worker polls. */
+async function waitingOf(rpc: StatusRpc, progress: Progress, inputOf: () => Promise<BackfillInput | undefined>): Promise<Waiting[]> {
+  const busy = progress.nodes.filter((n) => (progress.paused ? n.running : n.running + n.pending) > 0);
+  if (busy.length === 0) return [];
+  // A history this reader may not see leaves the check out rather than failing `status`.
+  const input = await inputOf().catch(() => undefined);
+  const queueOf = new Map((input?.spec.nodes ?? []).map((n) => [n.id, n.taskQueue]));
+  const now = Date.now();
+  const states = new Map<string, QueueState>();
+  const queues = new Set(busy.map((n) => queueOf.get(n.id)).filter((q): q is string => q !== undefined));
+  await Promise.all(
+    [...queues].map(async (queue) => {
+      const pollers = await rpc.pollers(queue, 'activity', Date.now() + QUERY_TIMEOUT_MS).catch(() => undefined);
+      const state = pollers && queueState(pollers, now);
+      if (state) states.set(queue, state);
+    }),
+  );
+  return waitingNodes(busy, progress.paused, queueOf, states);
+}
