@@ -11,6 +11,9 @@ export default defineConfig({
           env: { NO_COLOR: '1' },
           // Some unit tests walk the sources or many seeds: seconds on a busy machine.
           testTimeout: 30_000,
+          // Two files at a time: the default (one fewer than the cores) ran them one by one, and
+          // the model test's two halves alone took four minutes.
+          maxWorkers: 2,
           sequence: { groupOrder: 0 },
         },
       },
