@@ -689,23 +689,10 @@ export class BackfillClient {
     await this.nodesClosed(backfillId, input.spec.nodes.map((n) => n.id));
     const workflowId = discardWorkflowId(backfillId);
     const discard: DiscardEndedInput = { backfillId, runKey: carry.runKey, taskQueue: input.spec.nodes[0]!.taskQueue, audit: this.meta({ ...(reason !== undefined ? { reason } : {}) }) };
-    this.searchAttributes ??= { listed: await requireSearchAttributes(this.connection, this.namespace) };
-    let handle: WorkflowHandle<typeof discardEndedWorkflow>;
-    try {
-      handle = await this.client.workflow.start<typeof discardEndedWorkflow>('discardEndedWorkflow', {
-        workflowId,
-        taskQueue: description.taskQueue,
-        args: [discard],
-        // A second discard finds nothing left to drop; one running already is joined.
-        workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE,
-        workflowIdConflictPolicy: 'USE_EXISTING',
-        typedSearchAttributes: [{ key: BACKFILL_ID, value: backfillId }],
-      });
-    } catch (error) {
-      const unregistered = unregisteredAttribute(error);
-      if (unregistered !== undefined) throw rejectedAttribute(this.namespace, unregistered, this.searchAttributes.listed);
-      throw error;
-    }
+    // A second discard finds nothing left to drop; one running already is joined.
+    const handle = await this.taggedStart(() =>
+      this.client.workflow.start<typeof discardEndedWorkflow>('discardEndedWorkflow', { workflowId, taskQueue: description.taskQueue, args: [discard], ...this.afterEnd(backfillId) }),
+    );
     try {
       const outcome = await handle.result();
       return { ...outcome, action: 'discard', by: this.client.options.identity ?? 'unknown', reason: reason ?? null };
@@ -962,18 +949,27 @@ export class BackfillClient {
       ...(options.tuning ? { tuning: options.tuning } : {}),
       audit: this.meta(options),
     };
+    // A rollback may run again after one finished (it then finds everything restored); one running already is joined.
+    const handle = await this.taggedStart(() =>
+      this.client.workflow.start<typeof rollbackWorkflow>('rollbackWorkflow', { workflowId, taskQueue: description.taskQueue, args: [input], ...this.afterEnd(backfillId) }),
+    );
+    return { backfillId, workflowId, runId: handle.firstExecutionRunId, uiUrl: this.uiUrl(workflowId, handle.firstExecutionRunId), attached: false };
+  }
+
+  /** How a workflow that acts on an ended backfill (a rollback, a discard of what it staged) starts: again after one finished, joining one that runs, tagged with the backfill's id. */
+  private afterEnd(backfillId: string) {
+    return {
+      workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE,
+      workflowIdConflictPolicy: 'USE_EXISTING' as const,
+      typedSearchAttributes: [{ key: BACKFILL_ID, value: backfillId }],
+    };
+  }
+
+  /** A start whose search attribute the namespace may lack: refused, it names the attribute and how to register it. */
+  private async taggedStart<T>(start: () => Promise<T>): Promise<T> {
     this.searchAttributes ??= { listed: await requireSearchAttributes(this.connection, this.namespace) };
     try {
-      const handle = await this.client.workflow.start<typeof rollbackWorkflow>('rollbackWorkflow', {
-        workflowId,
-        taskQueue: description.taskQueue,
-        args: [input],
-        // A rollback may run again after one finished (it then finds everything restored); one running already is joined.
-        workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE,
-        workflowIdConflictPolicy: 'USE_EXISTING',
-        typedSearchAttributes: [{ key: BACKFILL_ID, value: backfillId }],
-      });
-      return { backfillId, workflowId, runId: handle.firstExecutionRunId, uiUrl: this.uiUrl(workflowId, handle.firstExecutionRunId), attached: false };
+      return await start();
     } catch (error) {
       const unregistered = unregisteredAttribute(error);
       if (unregistered !== undefined) throw rejectedAttribute(this.namespace, unregistered, this.searchAttributes.listed);
