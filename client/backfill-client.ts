@@ -232,6 +232,19 @@ export class BackfillClient {
     readonly identity: string,
   ) {}
 
+  /** Calls `status` starts beside its answer and may return or throw without (see `close`). */
+  private readonly beside = new Set<Promise<void>>();
+
+  private alongside<T>(call: Promise<T>): Promise<T> {
+    const settled = call.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.beside.add(settled);
+    void settled.then(() => this.beside.delete(settled));
+    return call;
+  }
+
   static async connect(options: ConnectOptions = {}): Promise<BackfillClient> {
     const { settings: given, uiUrl, defaults = settingsFromEnv(), identity = defaultIdentity(), checkNamespace = true, ...overrides } = options;
     const settings = given ?? resolveConnection(overrides);
@@ -261,6 +274,11 @@ export class BackfillClient {
   }
 
   async close(): Promise<void> {
+    // The SDK retries a call that failed for a passing reason (a full query buffer, say) after a
+    // pause; the connection closed under that pause makes the retry throw where nothing catches it,
+    // and the process dies. So what `status` left running beside its answer ends first, each call
+    // within its deadline.
+    await Promise.all(this.beside);
     await this.connection.close();
     await this.tracing?.flush();
   }
@@ -417,9 +435,11 @@ export class BackfillClient {
     const running = description.status.name === 'RUNNING' || description.status.name === 'CONTINUED_AS_NEW';
     // What the ETA and the waiting check read is asked for beside the progress, not after it.
     let input: Promise<BackfillInput | undefined> | undefined;
-    const inputOnce = () => (input ??= this.firstInput(backfillWorkflowId(backfillId), description.runId));
-    const eta = running ? this.liveEta(backfillId, inputOnce).catch(() => null) : null;
-    const progress = await this.progressOf(backfillId, description);
+    const inputOnce = () => (input ??= this.alongside(this.firstInput(backfillWorkflowId(backfillId), description.runId)));
+    // With no worker the ETA's query could only wait out its deadline, after status has said so.
+    const unpolled = running ? this.unpolled(description.taskQueue) : undefined;
+    const eta = unpolled ? this.alongside(unpolled.then((none) => (none ? null : this.liveEta(backfillId, inputOnce)))).catch(() => null) : null;
+    const progress = await this.progressOf(backfillId, description, unpolled);
     if (progress.state !== 'running') return { ...progress, waiting: [] };
     const [live, waiting] = await Promise.all([eta, this.waiting(backfillId, description.runId, progress, inputOnce)]);
     return { ...(live ? withLiveEta(progress, live) : progress), waiting };
@@ -444,7 +464,7 @@ export class BackfillClient {
     });
   }
 
-  private async progressOf(backfillId: string, description: WorkflowExecutionDescription): Promise<Progress> {
+  private async progressOf(backfillId: string, description: WorkflowExecutionDescription, unpolled?: Promise<boolean>): Promise<Progress> {
     const status = description.status.name;
     const handle = this.handle(backfillId);
     if (status === 'RUNNING' || status === 'CONTINUED_AS_NEW') {
@@ -452,8 +472,8 @@ export class BackfillClient {
       // polls the workflows' queue is it asked again, for the rest of the usual wait.
       const asked = Date.now();
       const shortDeadline = asked + UNPOLLED_QUERY_TIMEOUT_MS;
-      const [unpolled, first] = await Promise.all([
-        this.unpolled(description.taskQueue),
+      const [none, first] = await Promise.all([
+        unpolled ?? this.unpolled(description.taskQueue),
         this.client.withDeadline(shortDeadline, () => handle.query(progressQuery)).then(
           (progress) => ({ progress }),
           (error: unknown) => ({ error }),
@@ -461,7 +481,7 @@ export class BackfillClient {
       ]);
       if ('progress' in first) return first.progress;
       if (!timedOut(first.error, shortDeadline)) throw first.error;
-      if (unpolled) throw noWorkerError(backfillId, description.taskQueue);
+      if (none) throw noWorkerError(backfillId, description.taskQueue);
       const deadline = asked + QUERY_TIMEOUT_MS;
       try {
         return await this.client.withDeadline(deadline, () => handle.query(progressQuery));
