@@ -221,6 +221,8 @@ class PostgresSession implements Session {
   private pending: Array<Promise<unknown>> = [];
   /** How many of `pending` could fail on their own (see `defer`'s `settled`). */
   private unsure = 0;
+  /** Whether the connection's writes are held until the next tick (`corked`). */
+  private corking = false;
   /** Datasets' columns as `startPublish` read them, until a dataset's DDL in this session. */
   private readonly known = new Map<string, Array<{ name: string; type: string }> | null>();
 
@@ -241,11 +243,28 @@ class PostgresSession implements Session {
    * has already failed (or its connection gone), which the next statement awaited reports anyway.
    */
   defer(config: Statement, failure?: (error: unknown) => unknown, settled = false): void {
+    this.corked();
     const sent = this.client.query(config as pg.QueryConfig) as Promise<unknown>;
     const reported = failure ? sent.catch((error: unknown) => Promise.reject(failure(error))) : sent;
     reported.catch(() => undefined);
     this.pending.push(reported);
     if (!settled) this.unsure++;
+  }
+
+  /**
+   * Holds the connection's writes until the current tick's work is done: the statements sent
+   * meanwhile (deferred ones and the one awaited after them) leave in one write, not one system
+   * call each (the driver writes each statement as it is given), and the server reads them at once.
+   */
+  private corked(): void {
+    if (this.corking) return;
+    const stream = this.client.connection.stream;
+    this.corking = true;
+    stream.cork();
+    process.nextTick(() => {
+      this.corking = false;
+      stream.uncork();
+    });
   }
 
   /** Waits for the deferred statements; throws the first one's error. */
@@ -256,6 +275,7 @@ class PostgresSession implements Session {
 
   /** Sends a statement and waits for its answer, after the deferred statements' (the first error among them wins). */
   async query(config: Statement, failure?: (error: unknown) => unknown): Promise<pg.QueryResult> {
+    this.corked();
     const sent = this.client.query(config as pg.QueryConfig) as Promise<pg.QueryResult>;
     const answer = failure ? sent.catch((error: unknown) => Promise.reject(failure(error))) : sent;
     if (this.pending.length > 0) {
@@ -287,7 +307,7 @@ class PostgresSession implements Session {
       else await this.query(`RELEASE SAVEPOINT ${name}`);
     } catch (error) {
       await this.settle().catch(() => undefined);
-      await this.client.query(`ROLLBACK TO SAVEPOINT ${name}; RELEASE SAVEPOINT ${name}`).catch(() => undefined);
+      await this.query(`ROLLBACK TO SAVEPOINT ${name}; RELEASE SAVEPOINT ${name}`).catch(() => undefined);
       throw error;
     }
     return result;
@@ -304,6 +324,7 @@ class PostgresSession implements Session {
     const earlier = this.pending.splice(0);
     this.unsure = 0;
     // It fails only where the transaction already has: the error it reports is the cause's, not the SQL's.
+    this.corked();
     const begun = this.client.query(`SAVEPOINT ${name}; SET LOCAL transaction_read_only = on`) as Promise<unknown>;
     begun.catch(() => undefined);
     const sent = this.client.query(config as pg.QueryConfig) as Promise<pg.QueryResult>;
