@@ -36,17 +36,20 @@ export function grainsFit(a: Grain, b: Grain): boolean {
   return nests(a, b) || nests(b, a);
 }
 
-const pad = (n: number, width = 2): string => String(n).padStart(width, '0');
+const pad = (n: number, width = 2): string => `${n}`.padStart(width, '0');
+
+// Read once: the workflow sandbox reads a global (`Math`) through the vm context's interceptor (see core/mapping.ts).
+const { floor } = Math;
 
 /** Start of the period of `grain` that contains `ms`. */
 export function floorTo(ms: number, grain: Grain): number {
   switch (grain) {
     case 'hour':
-      return Math.floor(ms / HOUR_MS) * HOUR_MS;
+      return floor(ms / HOUR_MS) * HOUR_MS;
     case 'day':
-      return Math.floor(ms / DAY_MS) * DAY_MS;
+      return floor(ms / DAY_MS) * DAY_MS;
     case 'week':
-      return Math.floor((ms - FIRST_MONDAY_MS) / WEEK_MS) * WEEK_MS + FIRST_MONDAY_MS;
+      return floor((ms - FIRST_MONDAY_MS) / WEEK_MS) * WEEK_MS + FIRST_MONDAY_MS;
     case 'month': {
       const d = new Date(ms);
       return Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), 1);
@@ -74,11 +77,11 @@ export function addPeriods(periodStart: number, grain: Grain, n: number): number
 export function periodNumber(ms: number, grain: Grain): number {
   switch (grain) {
     case 'hour':
-      return Math.floor(ms / HOUR_MS);
+      return floor(ms / HOUR_MS);
     case 'day':
-      return Math.floor(ms / DAY_MS);
+      return floor(ms / DAY_MS);
     case 'week':
-      return Math.floor((ms - FIRST_MONDAY_MS) / WEEK_MS);
+      return floor((ms - FIRST_MONDAY_MS) / WEEK_MS);
     case 'month': {
       const d = new Date(ms);
       return (d.getUTCFullYear() - 1970) * 12 + d.getUTCMonth();
@@ -90,8 +93,8 @@ export function periodNumber(ms: number, grain: Grain): number {
 function isoWeek(mondayMs: number): { year: number; week: number } {
   const thursday = new Date(mondayMs + 3 * DAY_MS);
   const year = thursday.getUTCFullYear();
-  const dayOfYear = Math.floor((thursday.getTime() - Date.UTC(year, 0, 1)) / DAY_MS);
-  return { year, week: Math.floor(dayOfYear / 7) + 1 };
+  const dayOfYear = floor((thursday.getTime() - Date.UTC(year, 0, 1)) / DAY_MS);
+  return { year, week: floor(dayOfYear / 7) + 1 };
 }
 
 /** Monday of ISO week 1 of `year`: the week that holds January 4th. */

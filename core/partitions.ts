@@ -12,6 +12,9 @@ import type { PartitionRange, ResolvedPartitions } from './spec.ts';
 
 export type PartitionWindow = { start: number; end: number };
 
+// Read once: the workflow sandbox reads a global (`Number`) through the vm context's interceptor (see core/mapping.ts).
+const { isInteger } = Number;
+
 export class NodePartitions {
   private readonly staticKeys: readonly string[];
   private readonly firstPeriod: number;
@@ -52,7 +55,7 @@ export class NodePartitions {
   }
 
   key(index: number): string {
-    if (!(Number.isInteger(index) && index >= 0 && index < this.count)) {
+    if (!(isInteger(index) && index >= 0 && index < this.count)) {
       throw new RangeError(`partition index ${index} is outside 0..${this.count - 1}`);
     }
     return this.grain === 'static' ? this.staticKeys[index]! : formatKey(addPeriods(this.firstStart, this.grain, index), this.grain);
@@ -68,8 +71,20 @@ export class NodePartitions {
   /** The UTC window [start, end) of a time partition; undefined for static keys. */
   window(index: number): PartitionWindow | undefined {
     if (this.grain === 'static') return undefined;
-    const start = addPeriods(this.firstStart, this.grain, index);
-    return { start, end: addPeriods(start, this.grain, 1) };
+    const start = this.startOf(index);
+    return { start, end: this.endOf(start) };
+  }
+
+  /** The start of a time partition's window (`window` without its object). */
+  startOf(index: number): number {
+    if (this.grain === 'static') throw new TypeError('static partitions have no time window');
+    return addPeriods(this.firstStart, this.grain, index);
+  }
+
+  /** The end of the window that starts at `start` (a partition's `startOf`). */
+  endOf(start: number): number {
+    if (this.grain === 'static') throw new TypeError('static partitions have no time window');
+    return addPeriods(start, this.grain, 1);
   }
 
   /**
@@ -98,3 +113,4 @@ export class NodePartitions {
 export function windowStrings(window: PartitionWindow | undefined): { start: string; end: string } | null {
   return window ? { start: formatInstant(window.start), end: formatInstant(window.end) } : null;
 }
+

@@ -8,7 +8,7 @@
  */
 import { NodePartitions } from './partitions.ts';
 import { topologicalOrder } from './graph.ts';
-import { grainOf, upstreamRange } from './mapping.ts';
+import { grainOf, upstreamRange, upstreamRanges } from './mapping.ts';
 import type { Mapping, PartitionRange, ResolvedNode, ResolvedPartitions, ResolvedSpec } from './spec.ts';
 
 export type PlanEdge = {
@@ -69,9 +69,7 @@ export function mappedRange(down: NodePartitions, j: number, up: NodePartitions,
  */
 function buildEdge(down: NodePartitions, up: NodePartitions, full: NodePartitions, upId: string, mapping: Mapping): PlanEdge {
   const n = down.size;
-  const lo = new Int32Array(n);
-  const hi = new Int32Array(n);
-  for (let j = 0; j < n; j++) [lo[j], hi[j]] = mappedRange(down, j, up, mapping);
+  const { lo, hi } = upstreamRanges(down, up, mapping);
   let monotone = true;
   for (let j = 1; j < n && monotone; j++) monotone = lo[j]! >= lo[j - 1]! && hi[j]! >= hi[j - 1]!;
   return { node: upId, mapping, lo, hi, monotone, source: up, full, target: down };

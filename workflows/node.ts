@@ -88,14 +88,12 @@ function activityNode(spec: ResolvedNode): PartitionNode {
 
 /** A partition as the activity sees it: its key, window and the upstream partitions it reads. */
 function taskFor(plan: PlanNode, index: number, throttled: number, recheck: boolean): PartitionTask {
-  return {
-    index,
-    key: plan.partitions.key(index),
-    ...(recheck ? { recheck: true } : {}),
-    throttled,
-    window: windowStrings(plan.partitions.window(index)),
-    inputs: partitionInputs(plan, index),
-  };
+  const key = plan.partitions.key(index);
+  const window = windowStrings(plan.partitions.window(index));
+  const inputs = partitionInputs(plan, index);
+  // Written out, not spread: in the sandbox the spread helper's reads of \`Object\` cost more than
+  // the rest of the task (the million benchmark). The same fields in the same order either way.
+  return recheck ? { index, key, recheck: true, throttled, window, inputs } : { index, key, throttled, window, inputs };
 }
 
 /**

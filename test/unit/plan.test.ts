@@ -1,6 +1,8 @@
 import { describe, it, expect } from 'vitest';
 import { expandNode, upstreamPartitions, expandPlan, planNode, planStats, planSummary, upstreamOf, type Plan, type PlanEdge } from '../../core/plan.ts';
-import { parseRange, resolveSpec, type ResolvedSpec } from '../../core/spec.ts';
+import { parseRange, resolveSpec, type Mapping, type PartitionRange, type ResolvedSpec } from '../../core/spec.ts';
+import { upstreamRange, upstreamRanges } from '../../core/mapping.ts';
+import { NodePartitions } from '../../core/partitions.ts';
 
 
 /** Resolves a spec of the given nodes over day partitions [start, end) unless the nodes say otherwise. */
@@ -673,5 +675,45 @@ describe('planNode, upstreamOf and planSummary', () => {
     const p = expandPlan(spec([n('c', { dependsOn: ['b'] }), n('b', { dependsOn: ['a'] }), n('a'), n('z')]));
     expect(p.nodes.map((x) => x.id)).toEqual(['a', 'b', 'c', 'z']);
     expect(planStats(p).criticalPathLength).toBe(3);
+  });
+});
+
+describe('upstreamRanges', () => {
+  it("gives each partition the range upstreamRange gives it alone (one scratch range serves them all), for every pair of grains, mapping and narrowed range", () => {
+    const grains = ['hour', 'day', 'week', 'month'] as const;
+    const mappings: Mapping[] = ['identity', 'window', 'all', { lag: { from: -3, to: 0 } }, { lag: { from: -30, to: 2 } }, { lag: { from: 1, to: 5 } }];
+    const start = Date.UTC(2023, 11, 28, 5);
+    const end = Date.UTC(2024, 2, 3, 17);
+    const ranges: PartitionRange[] = [{}, { from: Date.UTC(2024, 0, 15), to: Date.UTC(2024, 1, 2, 7) }, { from: Date.UTC(2024, 1, 29) }];
+    let compared = 0;
+    for (const downGrain of grains) {
+      for (const upGrain of grains) {
+        for (const range of ranges) {
+          const down = NodePartitions.of({ kind: 'time', grain: downGrain, start, end }, range);
+          const ups = [NodePartitions.of({ kind: 'time', grain: upGrain, start, end }, range), NodePartitions.of({ kind: 'time', grain: upGrain, start, end })];
+          for (const up of ups) {
+            for (const mapping of mappings) {
+              const { lo, hi } = upstreamRanges(down, up, mapping);
+              expect(lo.length).toBe(down.size);
+              for (let j = 0; j < down.size; j++) {
+                const one = upstreamRange(down, j, up, mapping);
+                expect([lo[j], hi[j]], `${downGrain} <- ${upGrain} ${JSON.stringify(mapping)} #${j}`).toEqual([one.lo, one.hi]);
+                compared++;
+              }
+            }
+          }
+        }
+      }
+    }
+    expect(compared).toBeGreaterThan(10_000);
+  });
+
+  it('maps static keys by key, and a time node to them not at all', () => {
+    const keys = NodePartitions.of({ kind: 'static', keys: ['a', 'b', 'c'] });
+    const some = NodePartitions.of({ kind: 'static', keys: ['c', 'a'] });
+    expect([...upstreamRanges(some, keys, 'identity').lo]).toEqual([2, 0]);
+    expect([...upstreamRanges(some, keys, 'identity').hi]).toEqual([3, 1]);
+    expect([...upstreamRanges(keys, some, 'identity').hi].map((h, i) => h - upstreamRanges(keys, some, 'identity').lo[i]!)).toEqual([1, 0, 1]);
+    expect([...upstreamRanges(keys, some, 'all').hi]).toEqual([2, 2, 2]);
   });
 });
