@@ -3,7 +3,7 @@ import type { Grain } from './calendar.ts';
 import type { NodePartitions } from './partitions.ts';
 import type { Mapping, MappingKind, ResolvedPartitions } from './spec.ts';
 
-// Read once: in the workflow sandbox every read of a global (\`Math\`) goes through the vm
+// Read once: in the workflow sandbox every read of a global (`Math`) goes through the vm
 // context's interceptor, about a microsecond, and a node workflow maps 100,000 partitions a run.
 const { min, max } = Math;
 
@@ -38,10 +38,9 @@ export function upstreamRange(down: NodePartitions, j: number, up: NodePartition
 }
 
 /**
- * `upstreamRange` of every partition of `down`, as the index arrays a plan's edge keeps. A
- * time node's ranges go through one scratch range: a node workflow computes them for each of
- * its partitions in every run (100,000 for a node of 100,000 hours), and an object or two per
- * partition was most of its workflow thread's time in the `million` benchmark.
+ * `upstreamRange` of every partition of `down`, as the index arrays a plan's edge keeps. A node
+ * workflow computes them for each of its partitions in every run (100,000 for a node of 100,000
+ * hours), so a time node's ranges go through one scratch range instead of two objects each.
  */
 export function upstreamRanges(down: NodePartitions, up: NodePartitions, mapping: Mapping): { lo: Int32Array; hi: Int32Array } {
   const n = down.size;
