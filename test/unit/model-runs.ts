@@ -37,4 +37,4 @@ export function randomBackfills(runs: number, seed: number): void {
 export const firstHalf = (runs: number) => Math.ceil(runs / 2);
 
 /** The second half's first seed: after every chunk of the first half's. */
-export const secondHalfSeed = (runs: number, seed: number) => seed + Math.max(1, Math.ceil(firstHalf(runs) / 50_000));
+export const secondHalfSeed = (runs: number, seed: number) => seed + Math.max(1, Math.ceil(firstHalf(runs) / CHUNK));
