@@ -1,19 +1,26 @@
 /**
- * OpenLineage's published JSON schemas that backfill's events follow, for the tests that
- * validate every event against them. They are not kept in this repository, and no package
- * registry ships them (OpenLineage's clients on PyPI, Maven Central and the Go proxy carry code
- * generated from them, not the schemas), so they come from a copy of what openlineage.io/spec
- * serves: the `website/static/spec` folder of a checkout of the OpenLineage repository (the
- * same tree, `2-0-2/OpenLineage.json`, `facets/<version>/<Facet>.json`), or its `spec` folder.
+ * OpenLineage's published JSON schemas that backfill's events follow, for the test that
+ * validates every event against them (test/integration/openlineage-schema.test.ts). They are
+ * not kept in this repository. Each file must have the SHA-256 pinned below, so what the test
+ * validates against is exactly the published version the events name in their `_schemaURL`s,
+ * wherever it came from:
  *
- *   node --import tsx scripts/openlineage-spec.ts <OpenLineage checkout>/website/static/spec
+ * - By default, from a package on crates.io that ships them verbatim (`SPEC_PACKAGE`): the core
+ *   schema and five of the eleven facet schemas the events name. It is downloaded once, checked
+ *   against its own SHA-256, and unpacked into .backfill/openlineage-spec/. The facets it lacks
+ *   are checked against the core schema's definition of a facet only.
+ * - From a folder that has them all: the `website/static/spec` folder of a checkout of the
+ *   OpenLineage repository (the tree openlineage.io/spec serves: `2-0-2/OpenLineage.json`,
+ *   `facets/<version>/<Facet>.json`), or its `spec` folder.
  *
- * copies them into .backfill/openlineage-spec/ (or `OPENLINEAGE_SPEC_DIR`, read by the tests,
- * does the same on first use). Each file must have the SHA-256 pinned below: what the tests
- * validate against is exactly the published version the events name in their `_schemaURL`s.
+ *   node --import tsx scripts/openlineage-spec.ts [<OpenLineage checkout>/website/static/spec]
+ *
+ * fills the cache (`OPENLINEAGE_SPEC_DIR`, read by the test, gives the folder).
  */
 import { createHash } from 'node:crypto';
-import { copyFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { FACET_SCHEMA_URLS, RUN_EVENT_SCHEMA_URL } from '../core/openlineage.ts';
@@ -35,13 +42,13 @@ export const SPEC_FILES: Readonly<Record<string, string>> = {
   'facets/1-0-0/BaseSubsetDatasetFacet.json': '5f270e440b586beae7c4b31bef495dda940cd0f2830e10b442e9f8f6855b11c1',
 };
 
-const SITE = 'https://openlineage.io/spec/';
+export const SPEC_SITE = 'https://openlineage.io/spec/';
 
 /** The file under openlineage.io/spec/ that a schema URL (with or without a fragment) names. */
 export function specPath(schemaUrl: string): string {
   const path = schemaUrl.split('#')[0]!;
-  if (!path.startsWith(SITE)) throw new Error(`${schemaUrl} is not a schema under ${SITE}`);
-  return path.slice(SITE.length);
+  if (!path.startsWith(SPEC_SITE)) throw new Error(`${schemaUrl} is not a schema under ${SPEC_SITE}`);
+  return path.slice(SPEC_SITE.length);
 }
 
 // Every schema an event names is pinned above, and nothing else.
@@ -68,8 +75,24 @@ function findIn(source: string, path: string): string | undefined {
   return candidates.find((file) => existsSync(file) && sha256(file) === SPEC_FILES[path]);
 }
 
-/** Copies the pinned schemas from `source` into `target`; names the ones it cannot find. */
-export function installSpec(source: string, target = SPEC_CACHE): void {
+/**
+ * A published package that carries the core schema and some facet schemas, byte for byte as
+ * OpenLineage publishes them (test fixtures of a Rust crate, Apache-2.0 like the schemas,
+ * copied from OpenLineage 1.50.0): the only registry copy found. Its own SHA-256 is pinned too.
+ */
+export const SPEC_PACKAGE = {
+  url: 'https://static.crates.io/crates/datafusion-openlineage/datafusion-openlineage-0.0.12.crate',
+  sha256: 'c3174cdfb83e6ada02b64b2684f696ca382886cae5ce98d12ec802bbb1392129',
+  folder: 'datafusion-openlineage-0.0.12/tests/schemas/openlineage',
+} as const;
+
+const CORE = specPath(RUN_EVENT_SCHEMA_URL);
+
+/**
+ * Copies the pinned schemas from `source` into `target`; returns the ones it cannot find.
+ * `complete`: every one must be there (a checkout's folder); else the core schema must.
+ */
+export function installSpec(source: string, target = SPEC_CACHE, complete = true): string[] {
   const missing: string[] = [];
   for (const path of Object.keys(SPEC_FILES)) {
     if (verified(target, path)) continue;
@@ -81,32 +104,47 @@ export function installSpec(source: string, target = SPEC_CACHE): void {
     mkdirSync(dirname(join(target, path)), { recursive: true });
     copyFileSync(file, join(target, path));
   }
-  if (missing.length > 0) {
+  if (complete ? missing.length > 0 : missing.includes(CORE)) {
     throw new Error(
       `${source} has no copy of ${missing.join(', ')} with the pinned SHA-256: give the website/static/spec folder of an OpenLineage checkout (it keeps every published version)`,
     );
   }
+  return missing;
 }
 
-/** The folder of verified schemas: the cache, filled from `OPENLINEAGE_SPEC_DIR` when needed. */
-export function openLineageSpecDir(env: NodeJS.ProcessEnv = process.env): string {
-  if (Object.keys(SPEC_FILES).every((path) => verified(SPEC_CACHE, path))) return SPEC_CACHE;
-  const source = env.OPENLINEAGE_SPEC_DIR;
-  if (!source) {
-    throw new Error(
-      `OpenLineage's JSON schemas are not in ${SPEC_CACHE}: run 'node --import tsx scripts/openlineage-spec.ts <dir>' or set OPENLINEAGE_SPEC_DIR to the website/static/spec folder of an OpenLineage checkout`,
-    );
+/** Downloads `SPEC_PACKAGE`, checks it, and installs the pinned schemas it has; returns the ones it lacks. */
+export async function fetchSpec(target = SPEC_CACHE): Promise<string[]> {
+  const response = await fetch(SPEC_PACKAGE.url).catch((error: unknown) => {
+    throw new Error(`cannot download OpenLineage's schemas from ${SPEC_PACKAGE.url}: ${(error as Error).message}; or give a folder that has them (OPENLINEAGE_SPEC_DIR)`);
+  });
+  if (!response.ok) throw new Error(`downloading ${SPEC_PACKAGE.url} answered ${response.status}; or give a folder that has OpenLineage's schemas (OPENLINEAGE_SPEC_DIR)`);
+  const bytes = Buffer.from(await response.arrayBuffer());
+  const sum = createHash('sha256').update(bytes).digest('hex');
+  if (sum !== SPEC_PACKAGE.sha256) throw new Error(`${SPEC_PACKAGE.url} has SHA-256 ${sum}, not the pinned ${SPEC_PACKAGE.sha256}: it is not the package this test was written against`);
+  const dir = mkdtempSync(join(tmpdir(), 'backfill-openlineage-'));
+  try {
+    const archive = join(dir, 'package.tar.gz');
+    writeFileSync(archive, bytes);
+    execFileSync('tar', ['-xzf', archive, '-C', dir, SPEC_PACKAGE.folder]);
+    return installSpec(join(dir, SPEC_PACKAGE.folder), target, false);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
-  installSpec(source);
-  return SPEC_CACHE;
+}
+
+/** The folder of verified schemas, and the pinned ones it lacks. */
+export type InstalledSpec = { dir: string; missing: string[] };
+
+/** The cache of verified schemas: filled from `OPENLINEAGE_SPEC_DIR` when set, else from `SPEC_PACKAGE` when it lacks the core. */
+export async function openLineageSpec(env: NodeJS.ProcessEnv = process.env): Promise<InstalledSpec> {
+  const lacking = () => Object.keys(SPEC_FILES).filter((path) => !verified(SPEC_CACHE, path));
+  if (env.OPENLINEAGE_SPEC_DIR) installSpec(env.OPENLINEAGE_SPEC_DIR);
+  else if (lacking().includes(CORE)) await fetchSpec();
+  return { dir: SPEC_CACHE, missing: lacking() };
 }
 
 if (process.argv[1] && resolve(process.argv[1]) === resolve(fileURLToPath(import.meta.url))) {
   const source = process.argv[2] ?? process.env.OPENLINEAGE_SPEC_DIR;
-  if (!source) {
-    console.error('usage: node --import tsx scripts/openlineage-spec.ts <OpenLineage checkout>/website/static/spec');
-    process.exit(2);
-  }
-  installSpec(source);
-  console.log(`OpenLineage schemas verified in ${SPEC_CACHE}`);
+  const missing = source ? installSpec(source) : await fetchSpec();
+  console.log(`OpenLineage schemas verified in ${SPEC_CACHE}${missing.length > 0 ? `; not in ${SPEC_PACKAGE.url}: ${missing.join(', ')}` : ''}`);
 }

@@ -1,8 +1,10 @@
 /**
  * Every OpenLineage event backfill makes validates against OpenLineage's published JSON schemas
- * (draft 2020-12, ajv): the core RunEvent schema and each facet's own schema. The events are
- * those of a real run on SQLite and PostgreSQL (test/lineage/scenario.ts) and the builder's
- * other shapes; the validator is shown to refuse broken events too.
+ * (draft 2020-12, ajv): the core RunEvent schema and each facet's own schema where it is at
+ * hand (scripts/openlineage-spec.ts: on a clean machine, the five facet schemas a published
+ * package carries; all eleven from an OpenLineage checkout). The events are those of a real
+ * run on SQLite and PostgreSQL (test/lineage/scenario.ts), of the shop example, and the
+ * builder's other shapes; the validator is shown to refuse broken events too.
  */
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -13,7 +15,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PostgresWarehouse } from '../../activities/warehouse/postgres/postgres-dialect.ts';
 import { SqliteWarehouse } from '../../activities/warehouse/sqlite/sqlite-dialect.ts';
 import { buildRunEvent, checkAssertions, partitionSpan, partitionSubset, type LineageRun, type RunEvent } from '../../core/openlineage.ts';
-import { openLineageSpecDir } from '../../scripts/openlineage-spec.ts';
+import { FACET_SCHEMA_URLS, RUN_EVENT_SCHEMA_URL } from '../../core/openlineage.ts';
+import { openLineageSpec, specPath, type InstalledSpec } from '../../scripts/openlineage-spec.ts';
 import { exampleWithLineage, jobEvents } from '../lineage/example.ts';
 import { CollectingTransport, runScenario } from '../lineage/scenario.ts';
 import { OpenLineageValidator } from '../lineage/schema.ts';
@@ -22,12 +25,14 @@ const SERVER = process.env.BACKFILL_TEST_POSTGRES_URL ?? 'postgres://backfill:ba
 const database = `backfill_ols_${randomUUID().slice(0, 8)}`;
 const admin = new pg.Client({ connectionString: SERVER });
 let validator: OpenLineageValidator;
+let spec: InstalledSpec;
 let dir: string | undefined;
 let connected = false;
 const scenario: Record<'sqlite' | 'postgres', RunEvent[]> = { sqlite: [], postgres: [] };
 
 beforeAll(async () => {
-  validator = new OpenLineageValidator(openLineageSpecDir());
+  spec = await openLineageSpec();
+  validator = new OpenLineageValidator(spec.dir, spec.missing);
   dir = mkdtempSync(join(tmpdir(), 'backfill-ol-schema-'));
   const sqlite = new SqliteWarehouse(join(dir, 'warehouse.db'));
   const sqliteEvents = new CollectingTransport();
@@ -134,13 +139,14 @@ describe("the example's events validate", () => {
   });
 });
 
+/** The problems of the failed node's event from SQLite, once `change` broke it. */
+function problems(change: (e: RunEvent) => void): string[] {
+  const event = JSON.parse(JSON.stringify(scenario.sqlite.find((e) => e.eventType === 'FAIL' && e.job.name === 'shop.flagged'))) as RunEvent;
+  change(event);
+  return validator.problems(event).map((p) => `${p.where}: ${p.message}`);
+}
+
 describe('the validator refuses what the schemas refuse', () => {
-  const good = () => JSON.parse(JSON.stringify(scenario.sqlite.find((e) => e.eventType === 'FAIL' && e.job.name === 'shop.flagged'))) as RunEvent;
-  const problems = (change: (e: RunEvent) => void) => {
-    const event = good();
-    change(event);
-    return validator.problems(event).map((p) => `${p.where}: ${p.message}`);
-  };
 
   it('a valid event has no problems, a changed one does', () => {
     expect(problems(() => undefined)).toEqual([]);
@@ -157,14 +163,31 @@ describe('the validator refuses what the schemas refuse', () => {
     expect(problems((e) => ((e.outputs[0]!.outputFacets.outputStatistics as unknown as { rowCount: unknown }).rowCount = '15'))).toContainEqual(
       expect.stringMatching(/^outputs\[0\]\.outputFacets\.outputStatistics\/rowCount: must be integer/),
     );
-    expect(problems((e) => ((e.outputs[0]!.outputFacets.dataQualityAssertions as unknown as { assertions: unknown[] }).assertions = [{ assertion: 'x' }]))).toContainEqual(
-      expect.stringMatching(/dataQualityAssertions\/assertions\/0: must have required property 'success'/),
+    expect(problems((e) => Reflect.deleteProperty((e.inputs[0]!.facets.schema as unknown as { fields: object[] }).fields[0]!, 'name'))).toContainEqual(
+      expect.stringMatching(/^inputs\[0\]\.facets\.schema\/fields\/0: must have required property 'name'/),
     );
-    expect(problems((e) => ((e.run.facets.nominal = e.run.facets.nominalTime!), Reflect.deleteProperty(e.run.facets, 'nominalTime')))).toContainEqual(
-      "run.facets.nominal: its schema names this facet 'nominalTime'",
+    expect(problems((e) => ((e.run.facets.engine = e.run.facets.processing_engine!), Reflect.deleteProperty(e.run.facets, 'processing_engine')))).toContainEqual(
+      "run.facets.engine: its schema names this facet 'processing_engine'",
     );
     expect(problems((e) => (e.run.facets.processing_engine!._schemaURL = 'https://openlineage.io/spec/facets/9-9-9/X.json#/$defs/X'))).toContainEqual(
       'run.facets.processing_engine: names https://openlineage.io/spec/facets/9-9-9/X.json#/$defs/X, which is not among the loaded schemas',
     );
+  });
+});
+
+describe('the schemas the events were checked against', () => {
+  // What the package downloaded on a clean machine carries (scripts/openlineage-spec.ts).
+  const inPackage = ['ProcessingEngineRunFacet', 'SchemaDatasetFacet', 'DatasourceDatasetFacet', 'ErrorMessageRunFacet', 'OutputStatisticsOutputDatasetFacet'];
+
+  it('the core schema and at least the facet schemas the published package carries, each at the version the events name', () => {
+    const named = Object.values(FACET_SCHEMA_URLS).map(specPath);
+    expect(spec.missing).not.toContain(specPath(RUN_EVENT_SCHEMA_URL));
+    for (const facet of inPackage) expect(named.filter((p) => p.endsWith(`/${facet}.json`) && !spec.missing.includes(p))).toHaveLength(1);
+  });
+
+  it('a facet without its schema at hand was checked by the core schema only, and only those', () => {
+    const partly = [...validator.partlyChecked].map(specPath).sort();
+    expect(partly.every((p) => spec.missing.includes(p))).toBe(true);
+    expect(problems((e) => Reflect.deleteProperty(e.run.facets.nominalTime!, '_producer'))).toContainEqual(expect.stringMatching(/_producer/));
   });
 });
