@@ -399,18 +399,24 @@ async function exampleScenario(warehouse: 'sqlite' | 'postgres' | 'lake') {
   const { spec, transformModules } = await loadSpecFile(EXAMPLE);
   return withEnvironment(
     `example-${warehouse}`,
-    async ({ client, warehouse: wh }) => {
+    async (env) => {
+      const { client, warehouse: wh } = env;
       const began = Date.now();
+      const cpu = cpuMeter(env);
       const { backfillId } = await client.start(spec);
       const outcome = await client.wait(backfillId);
       const seconds = (Date.now() - began) / 1000;
       if (outcome.state !== 'completed') throw new Error(`example-${warehouse} ended ${outcome.state}`);
       const published = (await wh.ledger({ backfillId })).filter((r) => r.status === 'published');
+      const events = (await histories(client, backfillId)).reduce((sum, r) => sum + r.events, 0);
       return {
         scenario: `example-${warehouse}`,
         partitions: published.length,
         seconds: Number(seconds.toFixed(1)),
         partitionsPerSecond: Number((published.length / seconds).toFixed(1)),
+        // The worker's and the Temporal server's CPU time per partition (a PostgreSQL warehouse's own is not in either).
+        cpuMsPerPartition: cpu(published.length),
+        historyEventsPerPartition: Number((events / published.length).toFixed(2)),
         fingerprint: fingerprint(published),
         loadAverage: loadavg().map((l) => Number(l.toFixed(2))),
       };
