@@ -5,21 +5,25 @@
  * the row hashes combined by addition, so that neither row order nor engine changes the
  * result and a partition of any size is hashed in constant memory.
  */
-import { createHash } from 'node:crypto';
+import { createHash, hash } from 'node:crypto';
 
 export type ValueKind = 'number' | 'boolean' | 'text' | 'unknown';
 
-const MODULUS = 1n << 256n;
+const WORD = 2 ** 32;
+/** Rows between carry folds: a limb then holds at most 2^20 + 1 words below 2^32, exact in a double (2^53). */
+const FOLD_EVERY = 2 ** 20;
 
 /** A number's canonical text: integers exactly (whatever their size), others in JavaScript's shortest form. */
 export function canonicalNumber(value: number | bigint | string): string {
   if (typeof value === 'bigint') return value.toString();
   if (typeof value === 'string') {
     const text = value.trim();
-    if (/^[+-]?\d+$/.test(text)) return BigInt(text).toString();
+    // Up to 15 characters the digits are below 2^53, so Number parses them exactly.
+    if (/^[+-]?\d+$/.test(text)) return text.length <= 15 ? String(Number(text)) : BigInt(text).toString();
     if (/^[+-]?\d+\.0*$/.test(text)) return BigInt(text.slice(0, text.indexOf('.'))).toString();
     return canonicalNumber(Number(text));
   }
+  if (Number.isSafeInteger(value)) return String(value);
   if (Number.isInteger(value)) return BigInt(value).toString();
   if (Number.isNaN(value)) return 'NaN';
   return String(value);
@@ -40,21 +44,32 @@ export function canonicalValue(value: unknown, kind: ValueKind = 'unknown'): str
   return `s:${JSON.stringify(value)}`;
 }
 
-/** Hashes rows (values in the order of `columns`) into one order-independent checksum. */
+/**
+ * Hashes rows (values in the order of `columns`) into one order-independent checksum.
+ * The sum of the row hashes modulo 2^256 is kept in eight 32-bit limbs held in doubles, whose
+ * carries are folded only every `foldEvery` rows; the BigInt is built once, in `checksum()`.
+ */
 export class RowHasher {
-  private sum = 0n;
+  private readonly limbs = new Float64Array(8);
   private count = 0;
+  private unfolded = 0;
 
   constructor(
     private readonly columns: readonly string[],
     private readonly kinds: readonly ValueKind[] = [],
+    private readonly foldEvery = FOLD_EVERY,
   ) {}
 
   add(values: readonly unknown[]): void {
     const canonical = values.map((v, i) => canonicalValue(v, this.kinds[i]));
-    const digest = createHash('sha256').update(JSON.stringify(canonical)).digest('hex');
-    this.sum = (this.sum + BigInt(`0x${digest}`)) % MODULUS;
+    // A 'binary' (latin1) digest is one character per byte: cheaper than a hex string or a Buffer.
+    const digest = hash('sha256', JSON.stringify(canonical), 'binary');
+    const limbs = this.limbs;
+    for (let i = 0, j = 0; i < 8; i++, j += 4) {
+      limbs[i]! += ((digest.charCodeAt(j) << 24) | (digest.charCodeAt(j + 1) << 16) | (digest.charCodeAt(j + 2) << 8) | digest.charCodeAt(j + 3)) >>> 0;
+    }
     this.count++;
+    if (++this.unfolded >= this.foldEvery) this.fold();
   }
 
   get rowCount(): number {
@@ -63,9 +78,23 @@ export class RowHasher {
 
   /** The checksum of the rows added: their columns, count and the sum of their hashes. */
   checksum(): string {
+    this.fold();
+    let sum = 0n;
+    for (const limb of this.limbs) sum = (sum << 32n) | BigInt(limb);
     return createHash('sha256')
-      .update(`${JSON.stringify(this.columns)}\n${this.count}\n${this.sum.toString(16)}`)
+      .update(`${JSON.stringify(this.columns)}\n${this.count}\n${sum.toString(16)}`)
       .digest('hex');
+  }
+
+  /** Carries each limb's excess into the next more significant one; the top limb's carry is dropped (mod 2^256). */
+  private fold(): void {
+    let carry = 0;
+    for (let i = 7; i >= 0; i--) {
+      const total = this.limbs[i]! + carry;
+      carry = Math.floor(total / WORD);
+      this.limbs[i] = total - carry * WORD;
+    }
+    this.unfolded = 0;
   }
 }
 

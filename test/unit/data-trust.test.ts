@@ -3,6 +3,7 @@
  * severities (a real SQLite warehouse, the built-in sql transform), and the pure parts of
  * rollback (which version a backfill replaced, whether a restore moves the pointer).
  */
+import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { stripVTControlCharacters } from 'node:util';
 import { tmpdir } from 'node:os';
@@ -16,7 +17,7 @@ import { canonicalJson } from '../../core/canonical.ts';
 import { BUILTIN_TRANSFORMS } from '../../activities/transforms.ts';
 import { changesFromRows, type ChangeRow } from '../../activities/warehouse/changes.ts';
 import { percentChange } from '../../activities/warehouse/checks.ts';
-import { schemaHash } from '../../activities/warehouse/checksum.ts';
+import { canonicalValue, RowHasher, schemaHash, type ValueKind } from '../../activities/warehouse/checksum.ts';
 import { columnsFromSchemaHash, decideRestore } from '../../activities/warehouse/restore.ts';
 import { SqliteWarehouse } from '../../activities/warehouse/sqlite/sqlite-dialect.ts';
 import type { LedgerRow, RestoreRequest } from '../../activities/warehouse/types.ts';
@@ -176,6 +177,148 @@ describe('decideRestore', () => {
       move: false,
       outcome: { node: 'n', partition: 'k', status: 'restored', found: 3, foundBackfillId: 'bf-3', to: 1, forced: true },
     });
+  });
+});
+
+/** The checksum algorithm before the row hasher kept its sum in limbs: the reference every checksum must match. */
+function referenceNumber(value: number | bigint | string): string {
+  if (typeof value === 'bigint') return value.toString();
+  if (typeof value === 'string') {
+    const text = value.trim();
+    if (/^[+-]?\d+$/.test(text)) return BigInt(text).toString();
+    if (/^[+-]?\d+\.0*$/.test(text)) return BigInt(text.slice(0, text.indexOf('.'))).toString();
+    return referenceNumber(Number(text));
+  }
+  if (Number.isInteger(value)) return BigInt(value).toString();
+  if (Number.isNaN(value)) return 'NaN';
+  return String(value);
+}
+
+function referenceValue(value: unknown, kind: ValueKind = 'unknown'): string | null {
+  if (value === null || value === undefined) return null;
+  if (typeof value === 'number' || typeof value === 'bigint') return `n:${referenceNumber(value)}`;
+  if (typeof value === 'boolean') return `n:${value ? 1 : 0}`;
+  if (typeof value === 'string') {
+    if (kind === 'number') return `n:${referenceNumber(value)}`;
+    if (kind === 'boolean') return `n:${value === 't' || value === 'true' ? 1 : 0}`;
+    return `s:${value}`;
+  }
+  if (value instanceof Uint8Array) return `b:${Buffer.from(value).toString('hex')}`;
+  if (value instanceof Date) return `s:${value.toISOString()}`;
+  return `s:${JSON.stringify(value)}`;
+}
+
+function referenceChecksum(columns: readonly string[], kinds: readonly ValueKind[], rows: readonly (readonly unknown[])[]): string {
+  let sum = 0n;
+  for (const values of rows) {
+    const digest = createHash('sha256').update(JSON.stringify(values.map((v, i) => referenceValue(v, kinds[i])))).digest('hex');
+    sum = (sum + BigInt(`0x${digest}`)) % (1n << 256n);
+  }
+  return createHash('sha256').update(`${JSON.stringify(columns)}\n${rows.length}\n${sum.toString(16)}`).digest('hex');
+}
+
+/** A seeded generator of awkward values, so that a failure reproduces. */
+function randomValues(seed: number): { value: () => unknown; kind: () => ValueKind; int: (n: number) => number } {
+  let state = seed >>> 0;
+  const next = (): number => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
+  };
+  const int = (n: number): number => Math.floor(next() * n);
+  const pick = <T>(items: readonly T[]): T => items[int(items.length)]!;
+  const numbers = [0, -0, 1, -1, 12, 0.1, -2.5, 1e21, 1e-7, 2 ** 53, 2 ** 53 + 2, -(2 ** 60), 2 ** 70, Number.MAX_SAFE_INTEGER, -Number.MAX_SAFE_INTEGER, Number.MAX_VALUE, Number.MIN_VALUE, NaN, Infinity, -Infinity];
+  const numericTexts = ['12', '12.000', '12.5', '-0', '+007', ' 42 ', '-000.00', '1e3', '0.1', '', 'abc', 'NaN', '-Infinity', '999999999999999', '1000000000000000', '-999999999999999', '+99999999999999', '123456789012345678901234567890', '9007199254740993', '0x1f', '12.', '.5'];
+  const texts = ['t', 'true', 'f', 'false', 'TRUE', '1', 'plain', 'Zoë', '日本語', '😀 emoji', 'say "hi"', 'back\\slash', 'tab\tnew\nline\r', '\u0000\u0001\u001f\u007f', '\ud800 lone', 'end \udfff', '\u2028\u2029', '[1,2]', 'null'];
+  const value = (): unknown => {
+    switch (int(12)) {
+      case 0: return pick(numbers);
+      case 1: return (next() - 0.5) * 10 ** int(25);
+      case 2: return int(2 ** 31) - 2 ** 30;
+      case 3: return BigInt(int(2 ** 31)) ** BigInt(1 + int(4)) * (next() < 0.5 ? -1n : 1n);
+      case 4: return next() < 0.5;
+      case 5: return pick(numericTexts);
+      case 6: return pick(texts);
+      case 7: return `${pick(texts)}${String.fromCharCode(int(0x10000))}${int(1000)}`;
+      case 8: return next() < 0.5 ? null : undefined;
+      case 9: return Uint8Array.from({ length: int(6) }, () => int(256));
+      case 10: return new Date(int(2 ** 31) * 1000);
+      default: return pick([{ a: 1, b: 'x' }, [1, 'two', null], {}, { nested: { q: '"' } }]);
+    }
+  };
+  const kind = (): ValueKind => pick(['number', 'boolean', 'text', 'unknown'] as const);
+  return { value, kind, int };
+}
+
+function randomTable(seed: number, rowCount: number, width: number): { columns: string[]; kinds: ValueKind[]; rows: unknown[][] } {
+  const r = randomValues(seed);
+  const columns = Array.from({ length: width }, (_, i) => `c${i}`);
+  const kinds = columns.map(() => r.kind());
+  // Some rows are shorter or longer than the columns: the hasher hashes what it is given.
+  const rows = Array.from({ length: rowCount }, () => Array.from({ length: Math.max(0, width + r.int(3) - 1) }, () => r.value()));
+  return { columns, kinds, rows };
+}
+
+function hashed(columns: readonly string[], kinds: readonly ValueKind[], rows: readonly (readonly unknown[])[], foldEvery?: number): RowHasher {
+  const hasher = new RowHasher(columns, kinds, foldEvery);
+  for (const row of rows) hasher.add(row);
+  return hasher;
+}
+
+describe('RowHasher', () => {
+  it('gives the checksums it gave before its sum was kept in limbs (pinned)', () => {
+    const checksum = (columns: string[], kinds: ValueKind[], rows: unknown[][]): string => hashed(columns, kinds, rows).checksum();
+    expect(checksum(['a', 'b'], [], [])).toBe('2f2fcf2b8edd93950bf4a21d7b807b0bb46c991ef379e3bcee4f6c6fba615386');
+    expect(checksum([], [], [[], []])).toBe('84472a58e234f9b89ab4642d230440b0c08eff5248a168d702d00a529ee728e9');
+    expect(checksum(['id', 'name'], ['number', 'text'], [['12', 'Zoë "q"']])).toBe('b6b78432c52e171161504ac2a07e84e6dcb16360fab4be4cc9cb5e7d85fa0fa7');
+    expect(checksum(['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h'], ['number', 'boolean', 'text', 'unknown', 'unknown', 'unknown', 'number', 'unknown'], [
+      ['12.000', 't', 'x\n\u0001', 1.5, -0, null, '-0012', new Uint8Array([0, 255])],
+      [9007199254740993n, 'f', '', NaN, 2 ** 70, undefined, ' 3.25 ', new Date(Date.UTC(2024, 1, 29, 12))],
+      [-7, true, '\ud800', { b: 1, a: [2] }, false, 'n', '1e3', 'plain'],
+    ])).toBe('93bdd0b6e9b2f2b02fcef5c9b688bd13b1cbcb698565db70d167925dbfebbbc5');
+    const many = Array.from({ length: 5000 }, (_, i) => [String(i), `row ${i}`]);
+    expect(checksum(['i', 's'], ['number', 'text'], many)).toBe('9f62cf54fe7279c864454202b1c964171d4a47df4e53ba5e963ced3b73634578');
+  });
+
+  it('canonical values are what they were, for every kind of value', () => {
+    const r = randomValues(7);
+    for (let i = 0; i < 20_000; i++) {
+      const value = r.value();
+      const kind = r.kind();
+      expect(canonicalValue(value, kind), `${String(value)} as ${kind}`).toBe(referenceValue(value, kind));
+    }
+  });
+
+  it('matches the old algorithm on 0, 1 and 3,000 random rows of awkward values, and reading the checksum changes nothing', () => {
+    for (const [seed, count] of [[1, 0], [2, 1], [3, 3000]] as const) {
+      const { columns, kinds, rows } = randomTable(seed, count, 8);
+      const hasher = hashed(columns, kinds, rows);
+      expect(hasher.rowCount).toBe(count);
+      expect(hasher.checksum()).toBe(referenceChecksum(columns, kinds, rows));
+      expect(hasher.checksum()).toBe(referenceChecksum(columns, kinds, rows));
+    }
+    const { columns, kinds, rows } = randomTable(4, 200, 5);
+    const hasher = hashed(columns, kinds, rows.slice(0, 120));
+    expect(hasher.checksum()).toBe(referenceChecksum(columns, kinds, rows.slice(0, 120)));
+    for (const row of rows.slice(120)) hasher.add(row);
+    expect(hasher.checksum()).toBe(referenceChecksum(columns, kinds, rows));
+  });
+
+  it('matches the old algorithm on 100,000 rows, whose limbs carry many times', () => {
+    const { columns, kinds, rows } = randomTable(5, 100_000, 3);
+    expect(hashed(columns, kinds, rows).checksum()).toBe(referenceChecksum(columns, kinds, rows));
+  });
+
+  it('matches the old algorithm whenever it folds the carries: every row, every few rows, across a checksum read', () => {
+    const { columns, kinds, rows } = randomTable(6, 5000, 4);
+    const expected = referenceChecksum(columns, kinds, rows);
+    for (const foldEvery of [1, 2, 3, 7, 1000, 4999, 5000, 5001]) expect(hashed(columns, kinds, rows, foldEvery).checksum(), `fold every ${foldEvery}`).toBe(expected);
+    const hasher = hashed(columns, kinds, rows.slice(0, 2500), 1000);
+    hasher.checksum();
+    for (const row of rows.slice(2500)) hasher.add(row);
+    expect(hasher.checksum()).toBe(expected);
   });
 });
 
