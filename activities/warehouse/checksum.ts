@@ -61,7 +61,8 @@ export class RowHasher {
   ) {}
 
   add(values: readonly unknown[]): void {
-    const canonical = values.map((v, i) => canonicalValue(v, this.kinds[i]));
+    const canonical: (string | null)[] = new Array<string | null>(values.length);
+    for (let i = 0; i < values.length; i++) canonical[i] = canonicalValue(values[i], this.kinds[i]);
     // A 'binary' (latin1) digest is one character per byte: cheaper than a hex string or a Buffer.
     const digest = hash('sha256', JSON.stringify(canonical), 'binary');
     const limbs = this.limbs;
