@@ -76,15 +76,19 @@ BEGIN
   IF held IS NOT NULL AND held ->> 'runKey' IS DISTINCT FROM the_run THEN
     RETURN jsonb_build_object('lease', held);
   END IF;
-  SELECT jsonb_build_object('version', l.version, 'previousVersion', l.previous_version, 'rowCount', l.row_count, 'checksum', l.checksum,
-                            'schemaHash', l.schema_hash, 'warnings', l.warnings)
-    INTO already FROM ${s}.ledger l
-    WHERE l.node = the_node AND l.partition = the_partition AND l.run_key = the_run AND l.status = 'published';
+  -- The ledger and the pointers grow as a backfill runs: what reads them is planned for their
+  -- size now. A cached plan made while they were nearly empty would scan them whole, and keep
+  -- doing so as they grew (see the connection's plan_cache_mode, postgres-dialect.ts).
+  PERFORM set_config('plan_cache_mode', 'force_custom_plan', true);
+  SELECT (SELECT jsonb_build_object('version', l.version, 'previousVersion', l.previous_version, 'rowCount', l.row_count, 'checksum', l.checksum,
+                                    'schemaHash', l.schema_hash, 'warnings', l.warnings)
+            FROM ${s}.ledger l WHERE l.node = the_node AND l.partition = the_partition AND l.run_key = the_run AND l.status = 'published'),
+         (SELECT COALESCE(MAX(l.version), 0) FROM ${s}.ledger l WHERE l.node = the_node AND l.partition = the_partition),
+         (SELECT p.version FROM ${s}.partitions p WHERE p.node = the_node AND p.partition = the_partition)
+    INTO already, latest, published;
   IF already IS NOT NULL THEN
     RETURN jsonb_build_object('lease', held, 'already', already);
   END IF;
-  SELECT COALESCE(MAX(l.version), 0) INTO latest FROM ${s}.ledger l WHERE l.node = the_node AND l.partition = the_partition;
-  SELECT p.version INTO published FROM ${s}.partitions p WHERE p.node = the_node AND p.partition = the_partition;
   DELETE FROM pg_temp.backfill_scope;
   FOR input IN SELECT j.value FROM jsonb_array_elements(request -> 'inputs') j LOOP
     IF input ? 'versions' THEN
@@ -100,6 +104,8 @@ BEGIN
       SELECT input ->> 'node', v.value ->> 0, (v.value ->> 1)::integer FROM jsonb_array_elements(versions) v ON CONFLICT DO NOTHING;
     pinned := pinned || jsonb_build_array(versions);
   END LOOP;
+  -- The catalogue's plan does not go stale: made once per connection.
+  PERFORM set_config('plan_cache_mode', 'force_generic_plan', true);
   SELECT jsonb_object_agg(n.node, CASE WHEN ${versionsTable('n.node')} IS NULL THEN NULL ELSE COALESCE((
       SELECT jsonb_agg(jsonb_build_array(a.attname, format_type(a.atttypid, a.atttypmod)) ORDER BY a.attnum) FROM pg_attribute a
       WHERE a.attrelid = ${versionsTable('n.node')} AND a.attnum > 0 AND NOT a.attisdropped AND left(a.attname, 2) <> '__'), '[]'::jsonb) END)
@@ -112,7 +118,10 @@ END`;
 export function startDdl(schema: string): string {
   return (
     `CREATE OR REPLACE FUNCTION ${startSignature(schema).replace('(jsonb)', '(request jsonb)')} RETURNS jsonb ` +
-    `LANGUAGE plpgsql VOLATILE SECURITY INVOKER SET search_path = pg_catalog, pg_temp AS $backfill$${startBody(schema)}$backfill$`
+    `LANGUAGE plpgsql VOLATILE SECURITY INVOKER SET search_path = pg_catalog, pg_temp ` +
+    // Statements that read no growing table keep one plan per connection; the body plans the others afresh.
+    `SET plan_cache_mode = force_generic_plan ` +
+    `AS $backfill$${startBody(schema)}$backfill$`
   );
 }
 
