@@ -76,10 +76,11 @@ BEGIN
   IF held IS NOT NULL AND held ->> 'runKey' IS DISTINCT FROM the_run THEN
     RETURN jsonb_build_object('lease', held);
   END IF;
-  -- The ledger and the pointers grow as a backfill runs: what reads them is planned for their
-  -- size now. A cached plan made while they were nearly empty would scan them whole, and keep
-  -- doing so as they grew (see the connection's plan_cache_mode, postgres-dialect.ts).
-  PERFORM set_config('plan_cache_mode', 'force_custom_plan', true);
+  -- Each statement keeps the plan made on its first run in this connection (the function's
+  -- plan_cache_mode). The ledger and the pointers grow as a backfill runs, so what reads them
+  -- is planned without sequential scans: a plan made while they were nearly empty would
+  -- otherwise scan them whole, and keep doing so as they grew. Their indexes serve every read.
+  PERFORM set_config('enable_seqscan', 'off', true);
   SELECT (SELECT jsonb_build_object('version', l.version, 'previousVersion', l.previous_version, 'rowCount', l.row_count, 'checksum', l.checksum,
                                     'schemaHash', l.schema_hash, 'warnings', l.warnings)
             FROM ${s}.ledger l WHERE l.node = the_node AND l.partition = the_partition AND l.run_key = the_run AND l.status = 'published'),
@@ -89,7 +90,11 @@ BEGIN
   IF already IS NOT NULL THEN
     RETURN jsonb_build_object('lease', held, 'already', already);
   END IF;
+  -- Emptied whole: a scan of the table, not of its index (which also holds the rows this
+  -- transaction's earlier publishes deleted).
+  PERFORM set_config('enable_seqscan', 'on', true);
   DELETE FROM pg_temp.backfill_scope;
+  PERFORM set_config('enable_seqscan', 'off', true);
   FOR input IN SELECT j.value FROM jsonb_array_elements(request -> 'inputs') j LOOP
     IF input ? 'versions' THEN
       versions := input -> 'versions';
@@ -104,8 +109,6 @@ BEGIN
       SELECT input ->> 'node', v.value ->> 0, (v.value ->> 1)::integer FROM jsonb_array_elements(versions) v ON CONFLICT DO NOTHING;
     pinned := pinned || jsonb_build_array(versions);
   END LOOP;
-  -- The catalogue's plan does not go stale: made once per connection.
-  PERFORM set_config('plan_cache_mode', 'force_generic_plan', true);
   SELECT jsonb_object_agg(n.node, CASE WHEN ${versionsTable('n.node')} IS NULL THEN NULL ELSE COALESCE((
       SELECT jsonb_agg(jsonb_build_array(a.attname, format_type(a.atttypid, a.atttypmod)) ORDER BY a.attnum) FROM pg_attribute a
       WHERE a.attrelid = ${versionsTable('n.node')} AND a.attnum > 0 AND NOT a.attisdropped AND left(a.attname, 2) <> '__'), '[]'::jsonb) END)
@@ -119,7 +122,7 @@ export function startDdl(schema: string): string {
   return (
     `CREATE OR REPLACE FUNCTION ${startSignature(schema).replace('(jsonb)', '(request jsonb)')} RETURNS jsonb ` +
     `LANGUAGE plpgsql VOLATILE SECURITY INVOKER SET search_path = pg_catalog, pg_temp ` +
-    // Statements that read no growing table keep one plan per connection; the body plans the others afresh.
+    // One plan per statement and connection, not one per call (see the body).
     `SET plan_cache_mode = force_generic_plan ` +
     `AS $backfill$${startBody(schema)}$backfill$`
   );
