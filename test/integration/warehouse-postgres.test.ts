@@ -328,6 +328,37 @@ describe('postgres: its own storage', () => {
 });
 
 describe('the same data gives the same checksums on SQLite and PostgreSQL', () => {
+  it('rows a transform returns arrive as written, whatever their text holds, on a new dataset, a widened one and one that fits', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'backfill-parity-'));
+    const sqlite = new SqliteWarehouse(join(dir, 'warehouse.db'));
+    const { warehouse: postgres, raw, cleanup } = await fresh();
+    // What an array literal must escape or could mistake (quotes, backslashes, braces, commas,
+    // NULL as text, blanks), and numbers, booleans, nulls, objects and dates beside them.
+    const awkward = ['say "hi"', 'back\\slash', '{a,b}', 'NULL', '', ' padded ', 'line\nbreak\ttab', 'ünïcode ✓ 😀', "it's", ',', '\\"'];
+    const rows = awkward.map((text, i) => ({ id: i, text, n: [0.1, -0, 1e21, 2 ** 53 - 1, Number.POSITIVE_INFINITY][i % 5]!, flag: i % 2 === 0, none: null, obj: { i, text } }));
+    const writes: PartitionWrite[] = [
+      write('awkward', 'k1', { rows }),
+      // `id` widens from bigint to double precision.
+      write('awkward', 'k2', { rows: [{ id: 1.5, text: '}', n: 1, flag: true, none: null, obj: [] }] }),
+      write('awkward', 'k3', { rows: [{ id: 7, text: '"', n: -1, flag: false, none: 'now text', obj: 'plain', at: new Date(Date.UTC(2024, 1, 29)) }] }),
+      write('awkward', 'k4', { rows: rows.slice(0, 3) }),
+    ];
+    try {
+      for (const w of writes) {
+        const a = await sqlite.publish(w);
+        const b = await postgres.publish(w);
+        expect(b.checksum, `${w.node} ${w.partition}`).toBe(a.checksum);
+        expect(b.rowCount).toBe(a.rowCount);
+      }
+      const stored = await raw.rows(`SELECT text FROM ${raw.view('awkward')} WHERE id < 100 ORDER BY id, text`);
+      expect(stored.map((r) => r.text).sort()).toEqual([...awkward, '}', '"', ...awkward.slice(0, 3)].sort());
+    } finally {
+      await sqlite.close();
+      await cleanup();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('rows from a transform, SELECT results, aggregates, booleans, nulls and text', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'backfill-parity-'));
     const sqlite = new SqliteWarehouse(join(dir, 'warehouse.db'));
