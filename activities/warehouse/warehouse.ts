@@ -463,7 +463,7 @@ export class SqlWarehouse implements Warehouse {
     await s.ensureDataset(node, wanted, write.adopt === true);
     const table = d.versionsTable(node);
     for (const select of selects) await select.statement.insertInto(table, select.columns.map((c) => c.name), partition, version);
-    if (data.rows.length > 0) await s.insertRows(table, partition, version, rowColumns, data.rows.map((row) => rowColumns.map((c) => d.value(row[c]))));
+    if (data.rows.length > 0) await s.insertRows(table, partition, version, rowColumns, data.rows.map((row) => rowColumns.map((c) => d.value(storable(row[c])))));
     return [...types.keys()];
   }
 
@@ -674,4 +674,9 @@ export class SqlWarehouse implements Warehouse {
   close(): Promise<void> {
     return this.dialect.close();
   }
+}
+
+/** A value as every engine can store it alike: SQLite cannot hold NaN (it would make it NULL), so no engine is given one. */
+function storable(value: unknown): unknown {
+  return typeof value === 'number' && Number.isNaN(value) ? null : value;
 }

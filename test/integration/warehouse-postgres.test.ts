@@ -333,9 +333,10 @@ describe('the same data gives the same checksums on SQLite and PostgreSQL', () =
     const sqlite = new SqliteWarehouse(join(dir, 'warehouse.db'));
     const { warehouse: postgres, raw, cleanup } = await fresh();
     // What an array literal must escape or could mistake (quotes, backslashes, braces, commas,
-    // NULL as text, blanks), and numbers, booleans, nulls, objects and dates beside them.
+    // NULL as text, blanks), and numbers (NaN, which SQLite cannot hold, too), booleans, nulls,
+    // objects and dates beside them.
     const awkward = ['say "hi"', 'back\\slash', '{a,b}', 'NULL', '', ' padded ', 'line\nbreak\ttab', 'ünïcode ✓ 😀', "it's", ',', '\\"'];
-    const rows = awkward.map((text, i) => ({ id: i, text, n: [0.1, -0, 1e21, 2 ** 53 - 1, Number.POSITIVE_INFINITY][i % 5]!, flag: i % 2 === 0, none: null, obj: { i, text } }));
+    const rows = awkward.map((text, i) => ({ id: i, text, n: [0.1, -0, 1e21, 2 ** 53 - 1, Number.POSITIVE_INFINITY, Number.NaN][i % 6]!, flag: i % 2 === 0, none: null, obj: { i, text } }));
     const writes: PartitionWrite[] = [
       write('awkward', 'k1', { rows }),
       // `id` widens from bigint to double precision.
