@@ -361,6 +361,8 @@ describe('the same data gives the same checksums on SQLite and PostgreSQL', () =
       write('awkward', 'k2', { rows: [{ id: 1.5, text: '}', n: 1, flag: true, none: null, obj: [] }] }),
       write('awkward', 'k3', { rows: [{ id: 7, text: '"', n: -1, flag: false, none: 'now text', obj: 'plain', at: new Date(Date.UTC(2024, 1, 29)) }] }),
       write('awkward', 'k4', { rows: rows.slice(0, 3) }),
+      // Rows with no columns at all.
+      write('blank', 'k1', { rows: [{}, {}] }),
     ];
     await publishOnBoth(writes, async (raw) => {
       const stored = await raw.rows(`SELECT text FROM ${raw.view('awkward')}`);
