@@ -57,6 +57,11 @@ export type CoordinatorOptions = {
   stage?: boolean;
   /** Give node workflows cost allowances (NodeSettings.allowance): a workflow change, behind the patch `cost-allowance`. */
   allowances?: boolean;
+  /**
+   * Record no budget pause for the spending that finished the backfill (every partition done,
+   * none failed): nothing is left to pause. A workflow change, behind the patch `budget-spent-at-finish`.
+   */
+  quietFinalBudget?: boolean;
   /** A new canary backfill (parsed: `parseCanary`); its slice skips what `skip` (--only-changed) keeps. A carried one keeps its own. */
   canary?: Canary | null;
   skip?: Record<string, RangesJSON>;
@@ -93,6 +98,7 @@ export class BackfillCoordinator {
   private unwritten: AuditEntry[] = [];
   private readonly now: () => number;
   private readonly allowances: boolean;
+  private readonly quietFinalBudget: boolean;
   /** The running spending total each node workflow last reported. */
   private readonly spentTotals: Record<string, Spending>;
 
@@ -104,6 +110,7 @@ export class BackfillCoordinator {
   ) {
     this.now = options.now ?? (() => 0);
     this.allowances = options.allowances ?? false;
+    this.quietFinalBudget = options.quietFinalBudget ?? false;
     this.spentTotals = { ...carry?.spentTotals };
     this.readiness = new Readiness(plan, carry?.readiness);
     // Decided at the first start, then carried (continue-as-new, resume).
@@ -171,7 +178,8 @@ export class BackfillCoordinator {
     if (report.total) this.spentTotals[report.node] = report.total;
     if (report.spent && this.governance) {
       const paused = this.governance.spend(report.spent);
-      if (paused !== null) this.write(this.governance.record('budget-pause', { identity: POLICY_IDENTITY }, this.now(), { why: paused }));
+      const finished = this.quietFinalBudget && this.settled && !this.anyFailed;
+      if (paused !== null && !finished) this.write(this.governance.record('budget-pause', { identity: POLICY_IDENTITY }, this.now(), { why: paused }));
     }
     // Whether a node has work in hands decides its share of the limits.
     this.settingsStale = true;

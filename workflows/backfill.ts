@@ -103,6 +103,8 @@ export const STAGED_BACKFILL = 'staged-backfill';
 export const GOVERNANCE = 'governance';
 /** A capped cost budget gives node workflows allowances, so they stop by themselves at the cap (more settings signals). */
 export const COST_ALLOWANCE = 'cost-allowance';
+/** The spending that finished every partition records no budget pause (CoordinatorOptions.quietFinalBudget). */
+export const BUDGET_SPENT_AT_FINISH = 'budget-spent-at-finish';
 /**
  * Patch (docs/workflow-versions.md): a canary backfill runs its slice staged, waits for approve
  * or discard (or canary.auto), then starts its node workflows again for the rest.
@@ -135,6 +137,7 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
   // Before any other command: whether this run is judged by the policy (histories from before governance are not).
   const governed = patched(GOVERNANCE);
   const allowances = governed && patched(COST_ALLOWANCE);
+  const quietFinalBudget = governed && patched(BUDGET_SPENT_AT_FINISH);
   // Only a run's own continue-as-new carries a judgement to trust: a client's carry (a resume) is judged again.
   const continued = info.continuedFromExecutionRunId !== undefined;
   // A canary arrives in the input (anyone may start one): parsed here; a bad one fails the start, before anything runs.
@@ -153,7 +156,7 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
       concurrency: input.limits?.concurrency !== undefined ? input.limits.concurrency : input.spec.concurrency,
     },
     carry,
-    { now: workflowTime, stage: input.stage === true, allowances, canary: withCanary ? canaryConfig : null, ...(input.skip ? { skip: input.skip } : {}) },
+    { now: workflowTime, stage: input.stage === true, allowances, quietFinalBudget, canary: withCanary ? canaryConfig : null, ...(input.skip ? { skip: input.skip } : {}) },
   );
   const canary = withCanary ? coordinator.canary : null;
   // Only a backfill started with --stage asks, so no recorded history meets this patch.

@@ -114,11 +114,12 @@ describe('a cost budget end to end', () => {
     expect(again.governance!.budgets.cost!.used).toBeLessThanOrEqual(raised + ONE_BATCH);
     expect(again.done).toBeLessThan(PARTITIONS);
 
-    const cli = await runCli(['set-budget', backfillId, '--cost', String(2 * PARTITIONS * PER_PARTITION), '--reason', 'finance approved the whole backfill']);
+    // Exactly what the backfill costs: the last partition spends the budget as it finishes the backfill.
+    const cli = await runCli(['set-budget', backfillId, '--cost', String(PARTITIONS * PER_PARTITION), '--reason', 'finance approved the whole backfill']);
     expect(cli.code, cli.stderr).toBe(0);
     const outcome = await client.wait(backfillId, 60_000);
     expect(outcome.state).toBe('completed');
-    expect(outcome.progress?.governance?.budgets.cost).toMatchObject({ used: PARTITIONS * PER_PARTITION, limit: 2 * PARTITIONS * PER_PARTITION, reached: false });
+    expect(outcome.progress?.governance?.budgets.cost).toMatchObject({ used: PARTITIONS * PER_PARTITION, limit: PARTITIONS * PER_PARTITION, reached: true });
     const ledger = await worker.warehouse.ledger({ backfillId });
     expectEachOnce(ledger, PARTITIONS);
     expect(ledger.every((r) => r.cost === PER_PARTITION)).toBe(true);
@@ -126,6 +127,7 @@ describe('a cost budget end to end', () => {
     const audit = await runCli<{ entries: Array<{ action: string }> }>(['audit', backfillId, '--json']);
     expect(audit.code, audit.stderr).toBe(0);
     const actions = audit.json!.entries.filter((e) => e.action === 'set-budget' || e.action === 'budget-pause');
+    // No pause for the spending that finished it: nothing was left to pause.
     expect(actions.map((e) => e.action)).toEqual(['budget-pause', 'set-budget', 'budget-pause', 'set-budget']);
   });
 });

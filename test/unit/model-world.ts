@@ -173,7 +173,7 @@ export class World {
    * (what the ended run spent and its audit trail go on); a continue-as-new carries its judgement.
    */
   private coordinator(limits: { rate: number | null; concurrency: number | null }, carry?: BackfillCarry, continued = false): BackfillCoordinator {
-    const parent = new BackfillCoordinator(this.plan, limits, carry, { now: () => this.now, stage: this.staged, allowances: true, canary: this.canary });
+    const parent = new BackfillCoordinator(this.plan, limits, carry, { now: () => this.now, stage: this.staged, allowances: true, quietFinalBudget: true, canary: this.canary });
     if (!this.governance) return parent;
     if (continued) {
       if (!carry?.governance) fail('a governed run continued as new without its governance');
@@ -214,10 +214,15 @@ export class World {
     return { ok: true, verified: { subject: { action: 'approve', backfillId: 'model', namespace: 'default', planHash: 'sha256:plan', reason: 'looked at it', signedAt }, principals: [principal], fingerprint: `SHA256:${principal}` } };
   }
 
-  /** The workflow writes the audit entries to its history as they come: in order, never twice. */
-  private writeAudit(): void {
+  /**
+   * The workflow writes the audit entries to its history as they come: in order, never twice.
+   * `finished`: right after the report that finished every partition, which records no budget
+   * pause (nothing is left to pause).
+   */
+  private writeAudit(finished = false): void {
     for (const entry of this.parent?.takeAudit() ?? []) {
       if (entry.seq <= this.lastSeq) fail(`audit entry ${entry.seq} after ${this.lastSeq}`);
+      if (finished && entry.action === 'budget-pause') fail(`a budget pause recorded by the report that finished every partition: ${String(entry.details.why)}`);
       this.lastSeq = entry.seq;
     }
   }
@@ -410,7 +415,10 @@ export class World {
     // A duplicate stays in flight (and is never counted as holding anything).
     if (duplicate) this.reports.push({ report: json(message.report), duplicate: true });
     this.reports.splice(index, 1);
+    // What earlier steps recorded is written first, so that what follows is this report's.
+    this.writeAudit();
     this.parent.onReport(message.report);
+    if (this.parent.settled && !this.parent.anyFailed) this.writeAudit(true);
     this.heardFrom.set(message.report.node, this.now);
     const run = this.nodes.get(message.report.node);
     if (run && !message.duplicate) run.reportInFlight = false;
