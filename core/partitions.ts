@@ -113,4 +113,3 @@ export class NodePartitions {
 export function windowStrings(window: PartitionWindow | undefined): { start: string; end: string } | null {
   return window ? { start: formatInstant(window.start), end: formatInstant(window.end) } : null;
 }
-

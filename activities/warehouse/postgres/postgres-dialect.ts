@@ -99,10 +99,11 @@ export class PostgresDialect implements Dialect {
       pipeline: true,
       onConnect: async (client) => {
         // Each statement is planned for its parameters and the tables as they are now. A cached
-        // generic plan (a prepared statement's, or one inside publish_start) is made once and kept
-        // for the connection's life, from the table sizes of that moment: made while a first
-        // backfill's tables were nearly empty, it slowed that backfill and the next ones on the
-        // same connections as the tables grew (the example: 9.0 s, then 11.5 s; with this, 7.2 and 7.4).
+        // generic plan is made once and kept for the connection's life, from the table sizes of
+        // that moment: made while a first backfill's tables were nearly empty, it slowed that
+        // backfill and the next ones on the same connections as the tables grew (the example:
+        // 9.0 s, then 11.5 s; with this, 7.2 and 7.4). publish_start sets its own mode and keeps
+        // its plans safe by their shape (publish-start.ts); this covers any other cached plan.
         await client.query(
           `SET plan_cache_mode = force_custom_plan;
            CREATE TEMP TABLE IF NOT EXISTS backfill_scope (node text COLLATE "C" NOT NULL, partition text COLLATE "C" NOT NULL, version integer NOT NULL, PRIMARY KEY (node, partition)) ON COMMIT DELETE ROWS`,
