@@ -48,7 +48,8 @@ export function progressOf(inputs: ProgressInputs): Progress {
       failed: counts.failed,
       blocked: counts.blocked,
       pending: counts.total - counts.done - counts.failed - counts.blocked - running,
-      rate: report?.rate !== undefined ? report.rate : (settings?.rate ?? null),
+      // Before its first settings reach it (just after the start), a node runs at its spec's limits.
+      rate: report?.rate !== undefined ? report.rate : settings ? settings.rate : (node.spec.rate ?? null),
       concurrency: settings?.concurrency ?? node.spec.concurrency,
       throttles: report?.throttles ?? 0,
       throughput,

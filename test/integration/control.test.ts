@@ -4,14 +4,14 @@
  */
 import { setTimeout as delay } from 'node:timers/promises';
 import { defaultPayloadConverter } from '@temporalio/common';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import type { BackfillClient } from '../../client/backfill-client.ts';
 import { NonRetryableError } from '../../activities/errors.ts';
 import type { Transform } from '../../activities/transforms.ts';
 import type { LedgerRow } from '../../activities/warehouse/types.ts';
 import type { RunPartitionsInput } from '../../core/protocol.ts';
-import { nodeViewQuery, nodeWorkflowId } from '../../workflows/definitions.ts';
+import { backfillWorkflowId, nodeViewQuery, nodeWorkflowId } from '../../workflows/definitions.ts';
 import { Gate, connectClient, scratch, startRate, startTestWorker, testSpec, uniqueQueue, waitFor, type TestWorker } from './helpers.ts';
 
 /** Keys the `fragile` transform fails on, until a test "fixes the cause" by removing them. */
@@ -94,7 +94,21 @@ describe('operator control', () => {
     await worker?.stop();
   });
 
-  const start = (spec: ReturnType<typeof testSpec>) => client.start(spec, { taskQueue: queue, tuning: { reportIntervalMs: 250 } });
+  /** The backfills each test started: every one writes the dataset `work`, so one a failed test left running would hold its lease and fail the tests after it. */
+  const started: string[] = [];
+  const start = async (spec: ReturnType<typeof testSpec>) => {
+    const run = await client.start(spec, { taskQueue: queue, tuning: { reportIntervalMs: 250 } });
+    started.push(run.backfillId);
+    return run;
+  };
+  afterEach(async () => {
+    for (const backfillId of started.splice(0)) {
+      const { status } = await client.client.workflow.getHandle(backfillWorkflowId(backfillId)).describe();
+      if (status.name !== 'RUNNING') continue;
+      await client.cancel(backfillId);
+      await client.wait(backfillId, 60_000);
+    }
+  });
   const ledger = (backfillId: string) => worker.warehouse.ledger({ backfillId });
   const nodeView = (backfillId: string, node: string) => client.client.workflow.getHandle(nodeWorkflowId(backfillId, node)).query(nodeViewQuery);
 
@@ -113,6 +127,9 @@ describe('operator control', () => {
 
     const paused = await client.pause(backfillId);
     expect(paused.paused).toBe(true);
+    // The pause reaches the node a workflow task after the backfill records it: opening the gate
+    // before then lets a finished partition's slot go to one more (CI saw 12).
+    await waitFor('the node to hear the pause', async () => (await nodeView(backfillId, 'work')).paused);
     pauseGate.open();
     await waitFor('running partitions to finish', async () => (await nodeView(backfillId, 'work')).inflightActivities === 0);
     const pausedAt = Date.now();

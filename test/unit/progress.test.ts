@@ -8,14 +8,14 @@ import { resolveSpec } from '../../core/spec.ts';
 
 const n = (id: string, extra: Record<string, unknown> = {}) => ({ id, transform: 'noop', ...extra });
 
-/** a -> b -> c over five days, and an unrelated z (concurrency 7). */
+/** a -> b -> c over five days, and an unrelated z (concurrency 7, rate 2). */
 function chainPlan(): Plan {
   return expandPlan(
     resolveSpec({
       name: 'progress-test',
       partitions: { grain: 'day', start: '2024-01-01', end: '2024-01-06' },
       defaults: { concurrency: 3 },
-      nodes: [n('a'), n('b', { dependsOn: ['a'] }), n('c', { dependsOn: ['b'] }), n('z', { concurrency: 7 })],
+      nodes: [n('a'), n('b', { dependsOn: ['a'] }), n('c', { dependsOn: ['b'] }), n('z', { concurrency: 7, rate: 2 })],
     }),
   );
 }
@@ -267,7 +267,7 @@ describe('progressOf throughput and ETA', () => {
 });
 
 describe('progressOf rate and concurrency', () => {
-  it('rate comes from the node report, then the last settings, else null; concurrency from settings, else the spec', () => {
+  it('rate comes from the node report, then the last settings, else the spec; concurrency from settings, else the spec', () => {
     const plan = chainPlan();
     const r = mixedReadiness(plan);
     const p = progressOf(
@@ -286,7 +286,9 @@ describe('progressOf rate and concurrency', () => {
     expect(node(p, 'b')).toMatchObject({ rate: null, concurrency: 6, throttles: 0 });
     // c: no report, so the settings
     expect(node(p, 'c')).toMatchObject({ rate: 8, concurrency: 2 });
-    // z: neither: unlimited, and the spec's own concurrency
-    expect(node(p, 'z')).toMatchObject({ rate: null, concurrency: 7, throttles: 0 });
+    // z: neither (its node has not heard from the parent yet): the spec's own rate and concurrency
+    expect(node(p, 'z')).toMatchObject({ rate: 2, concurrency: 7, throttles: 0 });
+    // and a node whose spec sets no rate is unlimited
+    expect(node(progressOf(inputs(plan, r)), 'a')).toMatchObject({ rate: null, concurrency: 3 });
   });
 });
