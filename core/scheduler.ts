@@ -47,6 +47,12 @@ export type SchedulerOptions = {
    * before it existed.
    */
   zeroHolds?: boolean;
+  /**
+   * With `batchSize: auto`, the batches started together share the queue evenly (43 waiting on 4
+   * slots: 11, 11, 11, 10). Before, each took a share of what the ones before it left (11, 8, 6,
+   * 5), so a round left partitions for more, smaller activities. Off in runs from before it existed.
+   */
+  evenShares?: boolean;
 };
 
 /**
@@ -251,14 +257,16 @@ export class NodeScheduler {
   /** Batches to start now: within the concurrency, paced by the bucket; carried partitions first. */
   startable(): Batch[] {
     const batches: Batch[] = [];
+    let share: number | undefined;
+    const size = () => (this.options.evenShares ? (share ??= this.nextBatchSize()) : this.nextBatchSize());
     while (!this.settings.paused && this.inFlight.size < this.concurrency && this.probeDeadline() === null) {
       let indices: number[];
       if (!this.carried.isEmpty) {
         // Their tokens were spent by the run that started them.
-        indices = this.carried.take(this.nextBatchSize());
+        indices = this.carried.take(size());
       } else {
         if (this.queue.isEmpty || this.bucket.available < 1) break;
-        indices = this.queue.take(this.bucket.take(Math.min(this.nextBatchSize(), this.queue.size)));
+        indices = this.queue.take(this.bucket.take(Math.min(size(), this.queue.size)));
       }
       const recheck = indices.map((i) => this.recheck.has(i));
       for (const i of indices) this.recheck.delete(i);

@@ -67,6 +67,8 @@ export const REPORT_RUNNING = 'report-running';
 export const REPORT_WHEN_IDLE = 'report-when-idle';
 /** Patch (docs/workflow-versions.md): a concurrency of 0 (a hold) stops a node under a latency cap too. */
 export const LATENCY_CAP_HOLDS = 'latency-cap-holds';
+/** Patch (docs/workflow-versions.md): automatic batches started together share the queue evenly (SchedulerOptions.evenShares). */
+export const EVEN_BATCH_SHARES = 'even-batch-shares';
 
 type PartitionActivities = { runPartitions(input: RunPartitionsInput): Promise<RunPartitionsResult> };
 
@@ -134,7 +136,8 @@ export async function nodeWorkflow(input: NodeInput): Promise<NodeSummary> {
   const reportRunning = patched(REPORT_RUNNING);
   const reportWhenIdle = patched(REPORT_WHEN_IDLE);
   const zeroHolds = patched(LATENCY_CAP_HOLDS);
-  const schedulerOptions = (node: ResolvedNode) => ({ ...schedulerOptionsOf(node, reportRunning), zeroHolds });
+  const evenShares = patched(EVEN_BATCH_SHARES);
+  const schedulerOptions = (node: ResolvedNode) => ({ ...schedulerOptionsOf(node, reportRunning), zeroHolds, evenShares });
   const scheduler = new NodeScheduler(
     schedulerOptions(spec),
     input.settings,

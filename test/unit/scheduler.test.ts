@@ -342,20 +342,41 @@ describe('NodeScheduler: batchSize auto', () => {
     expect(s.toState().autoBatch).toBeUndefined();
   });
 
-  it('spreads a short queue over its slots, and carries what it measured across continue-as-new', () => {
-    const s = new NodeScheduler(options({ batchSize: 'auto', batchTargetMs: 2000 }), settings({ concurrency: 4 }), span(0, 44));
+  it('spreads a short queue evenly over its slots, and carries what it measured across continue-as-new', () => {
+    const s = new NodeScheduler(options({ batchSize: 'auto', batchTargetMs: 2000, evenShares: true }), settings({ concurrency: 4 }), span(0, 44));
     // Partitions start as soon as their batch does (1000): nothing waits for a worker.
     s.advance(1000);
     const [probe] = s.startable();
     finish(s, probe!, 10);
-    // 43 waiting on 4 slots: 11, 8, 6, 5 (each an even share of what waits), not 43 in one.
+    // 43 waiting on 4 slots: an even share each, not 43 in one.
     const wave = s.startable();
-    expect(wave.map((b) => b.indices.length)).toEqual([11, 8, 6, 5]);
+    expect(wave.map((b) => b.indices.length)).toEqual([11, 11, 11, 10]);
     finish(s, wave[0]!, 10);
-    const next = new NodeScheduler(options({ batchSize: 'auto', batchTargetMs: 2000 }), settings(), new RangeSet(), JSON.parse(JSON.stringify(s.toState())));
+    // One slot free, nothing waiting: nothing starts.
+    expect(s.startable()).toEqual([]);
+    const next = new NodeScheduler(options({ batchSize: 'auto', batchTargetMs: 2000, evenShares: true }), settings(), new RangeSet(), JSON.parse(JSON.stringify(s.toState())));
     expect(next.toState().autoBatch?.msPerPartition).toBe(10);
-    // The 19 carried partitions start first, then the queue's 13: each batch an even share of what waits.
-    expect(next.startable().map((b) => b.indices.length)).toEqual([8, 6, 5, 4]);
+    // The 32 carried partitions start first, an even share of them on each slot.
+    expect(next.startable().map((b) => b.indices.length)).toEqual([8, 8, 8, 8]);
+  });
+
+  it('an even share is still capped by what fits in the target; a slot freed later takes a share of what waits then', () => {
+    const s = new NodeScheduler(options({ batchSize: 'auto', batchTargetMs: 2000, evenShares: true }), settings({ concurrency: 4 }), span(0, 1001));
+    s.advance(1000);
+    finish(s, s.startable()[0]!, 40);
+    // 1000 waiting, 50 fit in the target (40 ms each): four batches of 50, not of 250.
+    const wave = s.startable();
+    expect(wave.map((b) => b.indices.length)).toEqual([50, 50, 50, 50]);
+    finish(s, wave[0]!, 10);
+    // Faster now (the running mean moved from 40 towards 10 ms, to 31): the freed slot takes the 64 that fit, of the 800 waiting.
+    expect(s.startable().map((b) => b.indices.length)).toEqual([64]);
+  });
+
+  it('in runs from before even shares, each batch of a round took a share of what the ones before it left', () => {
+    const s = new NodeScheduler(options({ batchSize: 'auto', batchTargetMs: 2000 }), settings({ concurrency: 4 }), span(0, 44));
+    s.advance(1000);
+    finish(s, s.startable()[0]!, 10);
+    expect(s.startable().map((b) => b.indices.length)).toEqual([11, 8, 6, 5]);
   });
 });
 
