@@ -11,7 +11,8 @@
  * batch changes what a retry redoes by at most one partition.
  *
  * A batch takes no more than an even share of the waiting partitions among the activities that
- * can run at once, so that a short queue is spread over them rather than run in one activity.
+ * can run at once, so that a short queue is spread over them rather than run in one activity;
+ * the batches a node starts together take the same share, of the queue as it was before the first.
  * How many can run at once is the node's concurrency, unless its activities wait in the task
  * queue for a worker: then the workers, not the concurrency, bound it, and by Little's law they
  * run about concurrency × run time / (wait + run time) of them.

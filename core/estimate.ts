@@ -407,13 +407,15 @@ class Simulation {
     const elapsed = now - node.countedAt;
     if (elapsed > 0) node.bucket.refill(elapsed);
     node.countedAt = now;
+    // The batches started together share the queue evenly (NodeScheduler's evenShares).
+    let share: number | undefined;
     while (node.inFlight < node.share.concurrency && !node.ready.isEmpty) {
       const probe = this.probeDeadline(node, now);
       if (probe !== null) {
         this.wake(node, probe);
         return;
       }
-      const wanted = Math.min(this.batchSize(node), node.ready.size);
+      const wanted = Math.min((share ??= this.batchSize(node)), node.ready.size);
       const granted = node.bucket.take(wanted);
       if (granted < 1) {
         // The workflow's pacing timer: the time to refill half the bucket.
