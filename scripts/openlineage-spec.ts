@@ -69,6 +69,21 @@ function verified(dir: string, path: string): boolean {
   return existsSync(file) && sha256(file) === SPEC_FILES[path];
 }
 
+/**
+ * The pinned schema files present in `dir`, each checked against its pin: a validator loads
+ * these and nothing else, so a file put there by hand (altered, or not pinned) is never used.
+ */
+export function pinnedFiles(dir: string): string[] {
+  const found: string[] = [];
+  for (const path of Object.keys(SPEC_FILES)) {
+    const file = join(dir, path);
+    if (!existsSync(file)) continue;
+    if (!verified(dir, path)) throw new Error(`${file} is not the pinned ${path} (its SHA-256 differs): delete ${dir} and run the test again to fetch the schemas anew`);
+    found.push(file);
+  }
+  return found;
+}
+
 /** Where a pinned file is in a source folder: the site's tree, or the repository's unversioned `spec` folder. */
 function findIn(source: string, path: string): string | undefined {
   const candidates = [join(source, path), join(source, basename(path)), join(source, 'facets', basename(path))];

@@ -7,9 +7,9 @@
  * builder's other shapes; the validator is shown to refuse broken events too.
  */
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PostgresWarehouse } from '../../activities/warehouse/postgres/postgres-dialect.ts';
@@ -139,11 +139,11 @@ describe("the example's events validate", () => {
   });
 });
 
-/** The problems of the failed node's event from SQLite, once `change` broke it. */
-function problems(change: (e: RunEvent) => void): string[] {
+/** The problems `using` finds in the failed node's event from SQLite, once `change` broke it. */
+function problems(change: (e: RunEvent) => void, using = validator): string[] {
   const event = JSON.parse(JSON.stringify(scenario.sqlite.find((e) => e.eventType === 'FAIL' && e.job.name === 'shop.flagged'))) as RunEvent;
   change(event);
-  return validator.problems(event).map((p) => `${p.where}: ${p.message}`);
+  return using.problems(event).map((p) => `${p.where}: ${p.message}`);
 }
 
 describe('the validator refuses what the schemas refuse', () => {
@@ -189,5 +189,43 @@ describe('the schemas the events were checked against', () => {
     const partly = [...validator.partlyChecked].map(specPath).sort();
     expect(partly.every((p) => spec.missing.includes(p))).toBe(true);
     expect(problems((e) => Reflect.deleteProperty(e.run.facets.nominalTime!, '_producer'))).toContainEqual(expect.stringMatching(/_producer/));
+  });
+});
+
+describe('the validator loads the pinned schemas only', () => {
+  const core = specPath(RUN_EVENT_SCHEMA_URL);
+  const facet = specPath(FACET_SCHEMA_URLS.errorMessage);
+  /** A folder with the cached core schema, and `extra` files written beside it. */
+  const folder = (extra: Record<string, string>) => {
+    const at = mkdtempSync(join(tmpdir(), 'backfill-ol-pins-'));
+    mkdirSync(dirname(join(at, core)), { recursive: true });
+    copyFileSync(join(spec.dir, core), join(at, core));
+    for (const [path, text] of Object.entries(extra)) {
+      mkdirSync(dirname(join(at, path)), { recursive: true });
+      writeFileSync(join(at, path), text);
+    }
+    return at;
+  };
+
+  it('refuses a pinned file whose SHA-256 is not its pin, naming it', () => {
+    const at = folder({ [facet]: JSON.stringify({ $id: FACET_SCHEMA_URLS.errorMessage.split('#')[0], type: 'object' }) });
+    try {
+      expect(() => new OpenLineageValidator(at)).toThrow(new RegExp(`is not the pinned ${facet.replace(/[.]/g, '\\.')} \\(its SHA-256 differs\\)`));
+    } finally {
+      rmSync(at, { recursive: true, force: true });
+    }
+  });
+
+  it('never loads a file nobody pinned: a facet naming it is reported, not passed', () => {
+    const url = 'https://openlineage.io/spec/facets/1-0-0/Planted.json';
+    const at = folder({ 'facets/1-0-0/Planted.json': JSON.stringify({ $id: url, $defs: { Planted: {} } }) });
+    try {
+      const planted = new OpenLineageValidator(at);
+      expect(problems((e) => (e.run.facets.errorMessage!._schemaURL = `${url}#/$defs/Planted`), planted)).toContainEqual(
+        `run.facets.errorMessage: names ${url}#/$defs/Planted, which is not among the loaded schemas`,
+      );
+    } finally {
+      rmSync(at, { recursive: true, force: true });
+    }
   });
 });

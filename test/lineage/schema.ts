@@ -3,26 +3,19 @@
  * with ajv): the event against the core RunEvent schema, and every facet in it against the
  * schema its `_schemaURL` names, under the key that schema gives the facet. A facet whose
  * schema is among `absent` (pinned, but not in the folder: scripts/openlineage-spec.ts) is
- * checked by the core schema's definition of a facet only, and `partlyChecked` names it.
+ * checked by the core schema's definition of a facet only, and `partlyChecked` names it. It loads
+ * the pinned files of the folder only, and refuses one whose SHA-256 is not its pin.
  */
-import { readdirSync, readFileSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import { Ajv2020, type ValidateFunction } from 'ajv/dist/2020.js';
 import addFormatsPlugin from 'ajv-formats';
 import { RUN_EVENT_SCHEMA_URL } from '../../core/openlineage.ts';
-import { SPEC_SITE, specPath } from '../../scripts/openlineage-spec.ts';
+import { SPEC_SITE, pinnedFiles, specPath } from '../../scripts/openlineage-spec.ts';
 
 // ajv-formats is CommonJS: its default export arrives wrapped under ESM.
 const addFormats = ((addFormatsPlugin as unknown as { default?: typeof addFormatsPlugin }).default ?? addFormatsPlugin) as unknown as (ajv: Ajv2020) => Ajv2020;
 
 type Schema = { $id: string; properties?: Record<string, { $ref?: string }> };
-
-function jsonFiles(dir: string): string[] {
-  return readdirSync(dir).flatMap((name) => {
-    const path = join(dir, name);
-    return statSync(path).isDirectory() ? jsonFiles(path) : name.endsWith('.json') ? [path] : [];
-  });
-}
 
 export type SchemaProblem = { where: string; message: string };
 
@@ -42,7 +35,8 @@ export class OpenLineageValidator {
     this.ajv = new Ajv2020({ allErrors: true, strict: true, strictTypes: false, strictRequired: false });
     this.ajv.addKeyword('example');
     addFormats(this.ajv);
-    for (const file of jsonFiles(specDir)) {
+    // The pinned files only, each checked against its pin.
+    for (const file of pinnedFiles(specDir)) {
       const schema = JSON.parse(readFileSync(file, 'utf8')) as Schema;
       this.ajv.addSchema(schema);
       for (const [key, property] of Object.entries(schema.properties ?? {})) {
