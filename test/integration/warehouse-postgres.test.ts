@@ -370,6 +370,23 @@ describe('the same data gives the same checksums on SQLite and PostgreSQL', () =
     });
   });
 
+  it("a NaN that spec SQL computes is stored as NULL, as SQLite stores it (and as a transform's NaN is)", async () => {
+    // Infinity minus itself: NaN on both engines, which SQLite cannot hold.
+    await publishOnBoth(
+      [
+        write('edges', 'k', { rows: [{ id: 1, n: Number.POSITIVE_INFINITY }, { id: 2, n: 2.5 }] }),
+        write('spread', 'k', { selects: [{ sql: 'SELECT id, n - n AS d, CAST(n - n AS NUMERIC) AS e FROM edges', bindings: {} }], inputs: [{ node: 'edges', from: 'k', to: 'k' }] }),
+      ],
+      async (raw) => {
+        const stored = await raw.rows(`SELECT id, d, e FROM ${raw.view('spread')} ORDER BY id`);
+        expect(stored).toEqual([
+          { id: 1, d: null, e: null },
+          { id: 2, d: 0, e: 0 },
+        ]);
+      },
+    );
+  });
+
   it('rows from a transform, SELECT results, aggregates, booleans, nulls and text', async () => {
     await publishOnBoth([
       write('orders', '2024-01-01', { rows: [...ORDERS, { order_id: 4, country: 'NL', amount: 0.1 + 0.2, paid: true, note: null }] }),

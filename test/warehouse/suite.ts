@@ -352,6 +352,19 @@ export function warehouseSuite(kind: Warehouse['kind'], open: WarehouseFactory):
       expect(b.rowCount).toBe(2);
     });
 
+    it('store a NaN that SQL computes as NULL, as SQLite must: the same rows give the same checksum on every engine', async () => {
+      await wh.publish(write('edges', 'k', { rows: [{ id: 1, n: Number.POSITIVE_INFINITY }, { id: 2, n: 2.5 }] }));
+      const inputs = [{ node: 'edges', from: 'k', to: 'k' }];
+      // Infinity minus itself is NaN.
+      const nan = await wh.publish(write('nan', 'k', { selects: [{ sql: 'SELECT id, n - n AS d FROM edges', bindings: {} }], inputs }));
+      const nulls = await wh.publish(write('nulls', 'k', { selects: [{ sql: 'SELECT id, CASE WHEN id = 1 THEN NULL ELSE n - n END AS d FROM edges', bindings: {} }], inputs }));
+      expect(nan.checksum).toBe(nulls.checksum);
+      expect(await view('nan', 'id, d', 'id')).toEqual([
+        { id: 1, d: null },
+        { id: 2, d: 0 },
+      ]);
+    });
+
     it("ignore columns that only other partitions of the dataset have", async () => {
       const first = await wh.publish(write('orders', 'k1', { rows: [{ x: 1 }, { x: 2 }] }));
       await wh.publish(write('orders', 'k2', { rows: [{ x: 1, extra: 'e' }] }));

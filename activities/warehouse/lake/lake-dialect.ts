@@ -63,6 +63,15 @@ const CODEC: Codec = {
 };
 
 // Times are ISO 8601 text, as the protocol writes them: they sort in time order and read back unchanged.
+/**
+ * A column of spec SQL's result, as staged: NaN (which DuckDB's floating types hold) becomes
+ * NULL, as SQLite stores it and as a transform's NaN is stored, so that the same SQL gives the
+ * same rows and checksums on every engine. The cast is the one the INSERT would make.
+ */
+function withoutNaN(column: string, type: string | undefined): string {
+  return type === 'DOUBLE' || type === 'FLOAT' ? `NULLIF(CAST(${column} AS ${type}), 'NaN'::${type})` : column;
+}
+
 const TYPES: Record<ColumnType, string> = { text: 'VARCHAR', key: 'VARCHAR', integer: 'INTEGER', bigint: 'BIGINT', number: 'DOUBLE', boolean: 'BOOLEAN', json: 'VARCHAR', time: 'VARCHAR' };
 
 /** DuckDB's errors that the same SQL will hit again. */
@@ -761,7 +770,8 @@ class LakeSession implements Session {
           this.stage(table, partition, version, columns);
           const n = values.length;
           const cols = columns.map((c) => `, ${quoteIdent(c)}`).join('');
-          const picked = columns.map((c) => `, q.${quoteIdent(c)}`).join('');
+          const types = this.stagingTables.get(table)?.columns;
+          const picked = columns.map((c) => `, ${withoutNaN(`q.${quoteIdent(c)}`, types?.get(c))}`).join('');
           await this.prepared.run(`INSERT INTO ${table} (${PARTITION_COLUMN}, ${VERSION_COLUMN}${cols}) SELECT $${n + 1}, $${n + 2}${picked} FROM (\n${body}\n) AS q`, [...values, partition, version], { once: true });
         }),
       measure: (aggregate) =>

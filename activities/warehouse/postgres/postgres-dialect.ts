@@ -37,6 +37,17 @@ function sqlErrorOf(error: unknown, sql: string): unknown {
   return error;
 }
 
+/**
+ * A column of spec SQL's result, as stored: NaN (which floating and numeric types hold) becomes
+ * NULL, as SQLite stores it and as a transform's NaN is stored (warehouse.ts `storable`), so
+ * that the same SQL gives the same rows and checksums on every engine. The cast is the one
+ * the INSERT would make.
+ */
+function withoutNaN(column: string, type: string | undefined): string {
+  if (type === undefined || !(type === 'double precision' || type === 'real' || type === 'numeric' || type.startsWith('numeric('))) return column;
+  return `NULLIF(${column}::${type}, 'NaN')`;
+}
+
 /** Raw text for every type: checksums canonicalize it themselves. */
 const RAW_TEXT: pg.CustomTypesConfig = { getTypeParser: () => (value: string) => value };
 
@@ -506,7 +517,8 @@ class PostgresSession implements Session {
       insertInto: async (table, columns, partition, version) => {
         const n = values.length;
         const cols = columns.map((c) => `, ${quoteIdent(c)}`).join('');
-        const picked = columns.map((c) => `, q.${quoteIdent(c)}`).join('');
+        const types = this.fitted.get(table);
+        const picked = columns.map((c) => `, ${withoutNaN(`q.${quoteIdent(c)}`, types?.get(c))}`).join('');
         this.defer(config(`INSERT INTO ${table} (${PARTITION_COLUMN}, ${VERSION_COLUMN}${cols}) SELECT $${n + 1}, $${n + 2}${picked} FROM (\n${body}\n) AS q`, [partition, version]), failure);
       },
       measure: async (aggregate) => {
