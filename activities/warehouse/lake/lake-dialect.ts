@@ -62,7 +62,6 @@ const CODEC: Codec = {
   fromTime: (value) => String(value),
 };
 
-// Times are ISO 8601 text, as the protocol writes them: they sort in time order and read back unchanged.
 /**
  * A column of spec SQL's result, as staged: NaN (which DuckDB's floating types hold) becomes
  * NULL, as SQLite stores it and as a transform's NaN is stored, so that the same SQL gives the
@@ -72,6 +71,7 @@ function withoutNaN(column: string, type: string | undefined): string {
   return type === 'DOUBLE' || type === 'FLOAT' ? `NULLIF(CAST(${column} AS ${type}), 'NaN'::${type})` : column;
 }
 
+// Times are ISO 8601 text, as the protocol writes them: they sort in time order and read back unchanged.
 const TYPES: Record<ColumnType, string> = { text: 'VARCHAR', key: 'VARCHAR', integer: 'INTEGER', bigint: 'BIGINT', number: 'DOUBLE', boolean: 'BOOLEAN', json: 'VARCHAR', time: 'VARCHAR' };
 
 /** DuckDB's errors that the same SQL will hit again. */
