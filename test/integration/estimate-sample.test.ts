@@ -173,13 +173,18 @@ describe('plan --estimate against the run it predicts', () => {
     await worker?.stop();
   });
 
-  it('predicts the wall time within ±35 % after one earlier run', async () => {
+  // Both runs are measured under whatever load the test file running beside this one puts on
+  // the two cores: one retry measures both again (CI once saw a history run slowed by a
+  // neighbour calibrate a prediction of 16.8 s for a run of 10.9 s). Each attempt writes
+  // datasets of its own, so that it calibrates on its own history run only.
+  it('predicts the wall time within ±35 % after one earlier run', { retry: 1, timeout: 600_000 }, async () => {
+    const tag = Date.now().toString(36);
     const spec = testSpec(queue, {
       name: 'accuracy',
       partitions: { grain: 'hour', start: '2024-01-01', end: '2024-01-02' },
       nodes: [
-        { id: 'acc_slow', transform: 'sleep', params: { ms: 1200 }, concurrency: 4 },
-        { id: 'acc_fast', transform: 'sleep', params: { ms: 600 }, concurrency: 2, dependsOn: ['acc_slow'] },
+        { id: `acc_slow_${tag}`, transform: 'sleep', params: { ms: 1200 }, concurrency: 4 },
+        { id: `acc_fast_${tag}`, transform: 'sleep', params: { ms: 600 }, concurrency: 2, dependsOn: [`acc_slow_${tag}`] },
       ],
     });
     const run = async (id: string) => {
@@ -194,5 +199,5 @@ describe('plan --estimate against the run it predicts', () => {
     const actual = await run(`accuracy-${Date.now()}`);
     const error = (estimate.wallMs - actual) / actual;
     expect(Math.abs(error), `predicted ${estimate.wallMs} ms, the run took ${actual} ms`).toBeLessThanOrEqual(0.35);
-  }, 600_000);
+  });
 });
