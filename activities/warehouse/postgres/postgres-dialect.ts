@@ -237,7 +237,7 @@ class PostgresSession implements Session {
   private corking = false;
   /** Datasets' columns as `startPublish` read them, until a dataset's DDL in this session. */
   private readonly known = new Map<string, Array<{ name: string; type: string }> | null>();
-  /** Each versions table's column types once `ensureDataset` made it fit, for `insertRows`. */
+  /** Each versions table's column types once `ensureDataset` made it fit: the casts of `insertRows`, and which of spec SQL's columns can hold NaN. */
   private readonly fitted = new Map<string, Map<string, string>>();
 
   constructor(
