@@ -38,8 +38,8 @@
  * Results are printed and written to .backfill/bench/results.json.
  */
 import { spawn } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { loadavg, tmpdir } from 'node:os';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import Table from 'cli-table3';
@@ -53,7 +53,7 @@ import { resolveSpec, type ResolvedSpec } from '../core/spec.ts';
 import { TokenBucket } from '../core/pacing.ts';
 import { DIST, build } from './build.ts';
 import { startDevServer, stopProcess, type DevServer } from '../host/dev-server.ts';
-import { createDatabase, dropDatabase, testPostgresUrl } from './postgres.ts';
+import { createDatabase, dropDatabase, testPostgresUrl, withPostgres } from './postgres.ts';
 import { WorkerProcess } from './worker-process.ts';
 import { dispatchTimings, phases } from './dispatch-timings.ts';
 
@@ -63,27 +63,86 @@ const WORKER_NODE_ARGS = process.env.BACKFILL_BENCH_WORKER_NODE_ARGS?.split(' ')
 
 type Sample = { at: number; rssMb: number };
 
+/** The fields of /proc/<pid>/stat after the command's closing parenthesis (state is the first). */
+function statFields(pid: number): string[] {
+  return readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+}
+
+/** Clock ticks (Linux's USER_HZ, 100 a second) in ms. */
+const TICK_MS = 10;
+
 /** CPU time (user + system, all threads) a process has used so far, in ms; 0 once it is gone. */
 function cpuMs(pid: number | undefined): number {
   try {
-    // Fields after the command's closing parenthesis: state is the 3rd, utime and stime the 14th
-    // and 15th, in clock ticks of 10 ms (Linux's USER_HZ).
-    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-    return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
+    // utime and stime are the 14th and 15th fields of the line.
+    const fields = statFields(pid!);
+    return (Number(fields[11]) + Number(fields[12])) * TICK_MS;
   } catch {
     return 0;
   }
 }
 
-/** CPU used by the worker and the server between two calls, per unit of work. */
+/**
+ * CPU time a local PostgreSQL server has used so far, in ms: its postmaster's own, the children
+ * it has reaped (the backends of connections that closed), and the children still running.
+ */
+function postgresCpuMs(postmaster: number): number {
+  const own = statFields(postmaster);
+  let ms = (Number(own[11]) + Number(own[12]) + Number(own[13]) + Number(own[14])) * TICK_MS;
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const fields = statFields(Number(entry));
+      if (Number(fields[1]) === postmaster) ms += (Number(fields[11]) + Number(fields[12])) * TICK_MS;
+    } catch {
+      // The process ended meanwhile: its time is in the postmaster's reaped children now.
+    }
+  }
+  return ms;
+}
+
+/** The postmaster of the PostgreSQL at `url`, when it runs on this machine (else undefined). */
+async function localPostmaster(url: string): Promise<number | undefined> {
+  // Read while the connection is open: its backend ends with it.
+  return withPostgres(url, async (c) => {
+    const backend = Number((await c.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid);
+    try {
+      return Number(statFields(backend)[1]);
+    } catch {
+      return undefined;
+    }
+  });
+}
+
+/** All cores' busy and total time so far, in ms (/proc/stat: idle and iowait are the 4th and 5th). */
+function machineCpuMs(): { busy: number; total: number } {
+  const ticks = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+  const total = ticks.reduce((a, b) => a + b, 0) * TICK_MS;
+  return { busy: total - (ticks[3]! + ticks[4]!) * TICK_MS, total };
+}
+
+/**
+ * CPU per partition of the worker, the Temporal server and (on a local PostgreSQL warehouse) the
+ * PostgreSQL server, and how many of the machine's cores were busy on average: on a machine
+ * where they share a few cores, the sum, not the worker's part alone, sets the pace.
+ */
 function cpuMeter(env: Env, workerPid = env.workerPid) {
-  const read = () => ({ worker: cpuMs(workerPid), server: cpuMs(env.server.process.pid) });
+  const read = () => ({
+    worker: cpuMs(workerPid),
+    server: cpuMs(env.server.process.pid),
+    postgres: env.postmaster === undefined ? 0 : postgresCpuMs(env.postmaster),
+    machine: machineCpuMs(),
+  });
   const before = read();
   return (units: number) => {
     const after = read();
+    const per = (ms: number) => Number((ms / units).toFixed(2));
     return {
-      workerMsPer: Number(((after.worker - before.worker) / units).toFixed(2)),
-      serverMsPer: Number(((after.server - before.server) / units).toFixed(2)),
+      workerMsPer: per(after.worker - before.worker),
+      serverMsPer: per(after.server - before.server),
+      ...(env.postmaster === undefined ? {} : { postgresMsPer: per(after.postgres - before.postgres) }),
+      busyCores: Number((((after.machine.busy - before.machine.busy) / (after.machine.total - before.machine.total)) * cpus().length).toFixed(2)),
+      cores: cpus().length,
     };
   };
 }
@@ -109,7 +168,16 @@ class MemorySampler {
   }
 }
 
-type Env = { server: DevServer; client: BackfillClient; memory: MemorySampler; warehouse: Warehouse; dir: string; workerPid: number | undefined };
+type Env = {
+  server: DevServer;
+  client: BackfillClient;
+  memory: MemorySampler;
+  warehouse: Warehouse;
+  dir: string;
+  workerPid: number | undefined;
+  /** The postmaster of a PostgreSQL warehouse on this machine, whose CPU the scenario counts too. */
+  postmaster: number | undefined;
+};
 
 type EnvOptions = {
   /** Where partitions are written (default a SQLite file in the run's directory; a lake is a directory there). */
@@ -123,6 +191,7 @@ async function withEnvironment<T>(name: string, run: (env: Env) => Promise<T>, o
   const dir = mkdtempSync(join(tmpdir(), `backfill-bench-${name}-`));
   let location = join(dir, 'warehouse.db');
   let database: string | undefined;
+  let postmaster: number | undefined;
   if (options.warehouse === 'postgres') {
     database = `backfill_bench_${name.replaceAll('-', '_')}_${process.pid}`;
     await dropDatabase(database);
@@ -130,6 +199,7 @@ async function withEnvironment<T>(name: string, run: (env: Env) => Promise<T>, o
     const url = new URL(testPostgresUrl());
     url.pathname = `/${database}`;
     location = url.toString();
+    postmaster = await localPostmaster(location);
   }
   if (options.warehouse === 'lake') location = `lake://${join(dir, 'lake')}`;
   const server = await startDevServer({ dbFile: join(dir, 'temporal.db'), uiPort: null, logFile: join(dir, 'temporal.log') });
@@ -149,7 +219,7 @@ async function withEnvironment<T>(name: string, run: (env: Env) => Promise<T>, o
   const client = await BackfillClient.connect({ address: server.address });
   const warehouse = openWarehouse(location, { inline: true });
   try {
-    return await run({ server, client, memory, warehouse, dir, workerPid: workers[0]!.pid });
+    return await run({ server, client, memory, warehouse, dir, workerPid: workers[0]!.pid, postmaster });
   } finally {
     memory.stop();
     await client.close();
@@ -406,6 +476,7 @@ async function exampleScenario(warehouse: 'sqlite' | 'postgres' | 'lake') {
       const { backfillId } = await client.start(spec);
       const outcome = await client.wait(backfillId);
       const seconds = (Date.now() - began) / 1000;
+      const cpuPerPartition = cpu(expandPlan(spec).totalPartitions);
       if (outcome.state !== 'completed') throw new Error(`example-${warehouse} ended ${outcome.state}`);
       const published = (await wh.ledger({ backfillId })).filter((r) => r.status === 'published');
       const events = (await histories(client, backfillId)).reduce((sum, r) => sum + r.events, 0);
@@ -414,8 +485,7 @@ async function exampleScenario(warehouse: 'sqlite' | 'postgres' | 'lake') {
         partitions: published.length,
         seconds: Number(seconds.toFixed(1)),
         partitionsPerSecond: Number((published.length / seconds).toFixed(1)),
-        // The worker's and the Temporal server's CPU time per partition (a PostgreSQL warehouse's own is not in either).
-        cpuMsPerPartition: cpu(published.length),
+        cpuMsPerPartition: cpuPerPartition,
         historyEventsPerPartition: Number((events / published.length).toFixed(2)),
         fingerprint: fingerprint(published),
         loadAverage: loadavg().map((l) => Number(l.toFixed(2))),
