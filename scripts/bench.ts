@@ -20,7 +20,9 @@
  *                                  the 30 s after the first second, and the busiest 1 s window
  *   example-sqlite, example-postgres, example-lake
  *                                  the shop example (1,528 partitions) on each warehouse, with
- *                                  the load average when it ended (the machine may be shared)
+ *                                  the CPU a partition of the worker, the Temporal server and a
+ *                                  local PostgreSQL, the cores busy on average, and the load
+ *                                  average when it ended (the machine may be shared)
  *   sql-100, sql-3000 (-postgres)  a SQL node reading its upstream partition, at 100 and 3,000
  *                                  partitions per node: its time per partition (flat when reads
  *                                  are scoped to the partitions a partition maps to)
