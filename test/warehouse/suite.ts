@@ -1069,6 +1069,25 @@ export function warehouseSuite(kind: Warehouse['kind'], open: WarehouseFactory):
       expect(await wh.query('SELECT n FROM rolling')).toEqual([{ n: 2 }]);
     });
 
+    it('a WITH of the same name does not let another way through, wherever the WITH is; WITH names of its own still read', async () => {
+      await seed();
+      const sneaky = [
+        // A WITH elsewhere in the statement defines the name, but not where it is read.
+        'SELECT COUNT(*) AS n FROM my_daily WHERE EXISTS (WITH my_daily AS (SELECT 1 AS one) SELECT one FROM my_daily)',
+        // A WITH that is not recursive reads the relation of its own name.
+        'WITH my_daily AS (SELECT * FROM my_daily) SELECT COUNT(*) AS n FROM my_daily',
+      ];
+      for (const sql of sneaky) {
+        const error = await rejection(wh.publish(write('rolling', '2024-01-03', { selects: [{ sql, bindings: {} }], inputs })));
+        expect(error, sql).toBeInstanceOf(SqlError);
+        expect(await rejection(wh.query(sql, {}, await wh.pin(inputs))), sql).toBeInstanceOf(SqlError);
+      }
+      expect(await wh.ledger({ node: 'rolling' })).toEqual([]);
+      const own = 'WITH counted AS (SELECT COUNT(*) AS n FROM daily), again AS (SELECT n FROM counted) SELECT n FROM again';
+      await wh.publish(write('rolling', '2024-01-03', { selects: [{ sql: own, bindings: {} }], inputs }));
+      expect(await wh.query('SELECT n FROM rolling')).toEqual([{ n: 2 }]);
+    });
+
     it('check SQL and a transform\'s query() naming it otherwise are refused too; outside a partition any name reads', async () => {
       await seed();
       const check = { type: 'sql', name: 'sneaky', sql: `SELECT * FROM {{this}} WHERE n > (SELECT COUNT(*) FROM ${raw.view('daily')})` } as const;

@@ -796,7 +796,9 @@ class LakeSession implements Session {
     for (const r of parsed.relations) {
       const full = [r.catalog, r.schema, r.name].filter((p) => p.length > 0).join('.');
       if ([r.catalog, r.schema, r.name].some(fileShaped)) throw refuse(`the file ${r.name}`, `name a file (${r.name})`);
-      if (!inPartition || r.cte) continue;
+      // A name the SQL's own WITH defines is looked up like any other: where it is read, the WITH
+      // may not be in scope (one nested elsewhere, or one that reads the relation of its own name).
+      if (!inPartition) continue;
       const plain = r.catalog === '' && r.schema === '';
       const lower = r.name.toLowerCase();
       const named = [...(spec.scope ?? []), ...(spec.given ?? [])].some((g) => g.name.toLowerCase() === lower);

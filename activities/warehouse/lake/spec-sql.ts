@@ -1,7 +1,7 @@
 /**
  * Spec SQL as DuckDB's own parser reads it (`json_serialize_sql`, which serializes SELECTs
- * only): exactly one statement, a query, and what it names — the relations (with the common
- * table expressions in scope where each is named), the table functions and the functions.
+ * only): exactly one statement, a query, and what it names — the relations (a name its own
+ * WITH defines among them), the table functions and the functions.
  *
  * DuckDB reads files and URLs from SQL (`read_csv('/etc/passwd')`, `FROM 'x.parquet'`). The
  * engine's own settings keep it inside the lake (external access is off, only the lake's
@@ -11,7 +11,7 @@
 import type { DuckDBConnection } from '@duckdb/node-api';
 import { SqlError, SqlRefusedError, notASelect, quoteLiteral } from '../../../warehouse.ts';
 
-export type NamedRelation = { catalog: string; schema: string; name: string; /** Whether a common table expression of this name is in scope where it is named. */ cte: boolean };
+export type NamedRelation = { catalog: string; schema: string; name: string };
 
 export type ParsedQuery = {
   relations: NamedRelation[];
@@ -27,27 +27,16 @@ type Node = Record<string, unknown>;
 
 const shown = (sql: string) => sql.trim().slice(0, 300);
 
-/** The names a node's WITH clause defines. */
-function cteNames(node: Node): string[] {
-  const map = (node.cte_map as { map?: Array<{ key: string }> } | undefined)?.map ?? [];
-  return map.map((entry) => entry.key.toLowerCase());
-}
-
-function walk(value: unknown, scope: ReadonlySet<string>, found: ParsedQuery): void {
+function walk(value: unknown, found: ParsedQuery): void {
   if (Array.isArray(value)) {
-    for (const item of value) walk(item, scope, found);
+    for (const item of value) walk(item, found);
     return;
   }
   if (value === null || typeof value !== 'object') return;
   const node = value as Node;
-  const names = cteNames(node);
-  const inner = names.length > 0 ? new Set([...scope, ...names]) : scope;
   const type = node.type;
   if (type === 'BASE_TABLE' && node.class === undefined) {
-    const name = String(node.table_name ?? '');
-    const catalog = String(node.catalog_name ?? '');
-    const schema = String(node.schema_name ?? '');
-    found.relations.push({ catalog, schema, name, cte: catalog === '' && schema === '' && inner.has(name.toLowerCase()) });
+    found.relations.push({ catalog: String(node.catalog_name ?? ''), schema: String(node.schema_name ?? ''), name: String(node.table_name ?? '') });
   } else if (type === 'TABLE_FUNCTION' && node.class === undefined) {
     const fn = node.function as Node | undefined;
     found.tableFunctions.push(String(fn?.function_name ?? '').toLowerCase());
@@ -56,9 +45,9 @@ function walk(value: unknown, scope: ReadonlySet<string>, found: ParsedQuery): v
   } else if (type === 'SHOW_REF' || type === 'COLUMN_DATA') {
     found.otherSources.push(String(type));
   }
-  for (const [key, child] of Object.entries(node)) if (key !== 'function' || type !== 'TABLE_FUNCTION') walk(child, inner, found);
+  for (const [key, child] of Object.entries(node)) if (key !== 'function' || type !== 'TABLE_FUNCTION') walk(child, found);
   // A table function's arguments are expressions: walked for the functions they call.
-  if (type === 'TABLE_FUNCTION') walk((node.function as Node | undefined)?.children, inner, found);
+  if (type === 'TABLE_FUNCTION') walk((node.function as Node | undefined)?.children, found);
 }
 
 /**
@@ -92,7 +81,7 @@ async function parseAnew(connection: DuckDBConnection, text: string, original: s
   const extracted = await connection.extractStatements(text);
   if (extracted.count !== 1) throw new SqlRefusedError(`spec SQL must be exactly one statement: ${shown(original)}`);
   const found: ParsedQuery = { relations: [], tableFunctions: [], functions: [], otherSources: [] };
-  walk(statements[0]!.node, new Set(), found);
+  walk(statements[0]!.node, found);
   return found;
 }
 

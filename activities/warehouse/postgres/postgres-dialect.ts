@@ -551,10 +551,14 @@ class PostgresSession implements Session {
   /**
    * Inside a partition, what spec SQL names must not reach backfill's tables (through views
    * too), except the datasets named plainly: an upstream is scoped, another dataset shows its
-   * published partitions, as it does outside.
+   * published partitions, as it does outside. Only the names backfill defines around the SQL
+   * are exempt: a name the SQL's own WITH defines is looked up like any other, since where it
+   * is read the WITH may not be in scope (one nested elsewhere, or one that reads the relation
+   * of its own name). Such a name that is no relation passes; one that shadows a way to
+   * backfill's tables is refused.
    */
   private async assertInScope(parsed: Awaited<ReturnType<typeof parseQuery>>, spec: SpecSql): Promise<void> {
-    const plain = new Set([...(spec.scope ?? []).map((r) => r.name), ...(spec.given ?? []).map((g) => g.name), ...parsed.ctes]);
+    const plain = new Set([...(spec.scope ?? []).map((r) => r.name), ...(spec.given ?? []).map((g) => g.name)]);
     const named = parsed.relations.filter((r) => r.schema !== null || !plain.has(r.name));
     if (named.length === 0) return;
     const reached = await this.all<{ ord: number; relname: string }>(
