@@ -4,6 +4,7 @@
  * dialect only says how each column type is spelled and how values travel (its codec).
  */
 import type { InputVersions, LedgerRow, PartitionWrite, Published, RollbackRecord } from './types.ts';
+import type { ValueKind } from './checksum.ts';
 
 /** Column types as backfill means them; each dialect spells them its own way. */
 /** `number`: a floating-point number (a reported cost may be a fraction: credits, a price). */
@@ -69,6 +70,9 @@ export const TABLES: readonly TableDef[] = [
       col('cost', 'number', false),
       // Written as a staged version (its status then says whether it is published, staged or discarded).
       col('staged', 'boolean', true, { default: 'false' }),
+      // How the checksum read each of version_columns (number, boolean, text), so that a restore reads
+      // them the same way after a later version widened a column's type (null: not recorded).
+      col('version_kinds', 'json', false),
     ],
     primaryKey: ['node', 'partition', 'version'],
     indexes: [
@@ -111,7 +115,7 @@ export const TABLES: readonly TableDef[] = [
 
 /** What a publish recorded of the version it published, or why it failed. */
 export type LedgerFields =
-  | { rowCount: number; checksum: string; schemaHash: string; columns: string[]; previousVersion: number | null; warnings: string[] }
+  | { rowCount: number; checksum: string; schemaHash: string; columns: string[]; kinds: ValueKind[]; previousVersion: number | null; warnings: string[] }
   | { failed: string; warnings: string[] };
 
 const LEDGER_COLUMNS = [...TABLES[0]!.columns, ...TABLES[0]!.additions!].map((c) => c.name);
@@ -153,6 +157,7 @@ export function ledgerValues(codec: Codec, write: PartitionWrite, version: numbe
     version_columns: published ? codec.json(fields.columns) : null,
     cost: write.cost ?? null,
     staged: codec.bool(write.stage === true),
+    version_kinds: published ? codec.json(fields.kinds) : null,
   };
 }
 

@@ -47,7 +47,8 @@ import {
   type Warehouse,
 } from './types.ts';
 
-type Summary = { rowCount: number; checksum: string; schemaHash: string; columns: string[] };
+/** A version's summary: its checksum covers `columns`, each read as its `kinds` says. */
+type Summary = { rowCount: number; checksum: string; schemaHash: string; columns: string[]; kinds: ValueKind[] };
 type Raw = Record<string, unknown>;
 
 /** `WHERE a = :a AND ...` for the filters that are set. */
@@ -360,7 +361,7 @@ export class SqlWarehouse implements Warehouse {
     if (!('failed' in fields) && !write.stage) await this.point(s, node, partition, version, previousVersion);
     await s.run(ledgerInsert(this.t('ledger')), ledgerValues(this.dialect.codec, write, version, fields, inputVersions(start.pinned), began));
     if ('failed' in fields) return { failed: fields.failed };
-    const { columns: _columns, ...published } = fields;
+    const { columns: _columns, kinds: _kinds, ...published } = fields;
     return { version, ...published, ...(write.stage ? { staged: true } : {}) };
   }
 
@@ -467,18 +468,26 @@ export class SqlWarehouse implements Warehouse {
     return [...types.keys()];
   }
 
-  /** Row count, checksum and schema hash of one version, over the columns that version wrote. */
-  private async summarize(s: Session, node: string, partition: string, version: number, written: readonly string[]): Promise<Summary> {
+  /**
+   * Row count, checksum and schema hash of one version, over the columns that version wrote,
+   * each read as the engine types it now, or as `recorded` says (a restore: the kinds its
+   * publish read, which a later widening of a column's type must not change).
+   */
+  private async summarize(s: Session, node: string, partition: string, version: number, written: readonly string[], recorded?: readonly ValueKind[]): Promise<Summary> {
     const columns = [...written].sort();
     const list = columns.length > 0 ? columns.map(quoteIdent).join(', ') : 'NULL';
     let hasher: RowHasher | undefined;
+    let read: readonly ValueKind[] = [];
     const { from, params } = await this.versionFrom(s, node, partition, version);
     await s.stream(`SELECT ${list} FROM ${from}`, params, (rows, kinds: readonly ValueKind[]) => {
-      hasher ??= new RowHasher(columns, kinds);
+      if (!hasher) {
+        read = recorded ?? kinds;
+        hasher = new RowHasher(columns, read);
+      }
       for (const row of rows) hasher.add(columns.length > 0 ? row : []);
     });
     hasher ??= new RowHasher(columns);
-    return { rowCount: hasher.rowCount, checksum: hasher.checksum(), schemaHash: schemaHash(columns), columns };
+    return { rowCount: hasher.rowCount, checksum: hasher.checksum(), schemaHash: schemaHash(columns), columns, kinds: columns.length > 0 ? [...read] : [] };
   }
 
   /** The rows of one stored version, as a SELECT checks can read. */
@@ -571,18 +580,19 @@ export class SqlWarehouse implements Warehouse {
   private async verifyVersion(s: Session, node: string, partition: string, version: number): Promise<void> {
     const what = `version ${version} of ${node} ${partition}`;
     const [row] = await s.all<Raw>(
-      `SELECT checksum, row_count, schema_hash, version_columns FROM ${this.t('ledger')} WHERE node = :node AND partition = :partition AND version = :version AND status = 'published'`,
+      `SELECT checksum, row_count, schema_hash, version_columns, version_kinds FROM ${this.t('ledger')} WHERE node = :node AND partition = :partition AND version = :version AND status = 'published'`,
       { node, partition, version },
     );
     if (!row) throw new ChecksumMismatchError(`${what} is not a published version in the ledger: there is no checksum to verify it by, so it was not restored`);
     const recorded = row.version_columns === null ? undefined : this.dialect.codec.fromJson<string[]>(row.version_columns);
+    const kinds = row.version_kinds === null || row.version_kinds === undefined || !recorded ? undefined : this.dialect.codec.fromJson<ValueKind[]>(row.version_kinds);
     const columns = recorded ?? (await this.columnsFor(s, node, partition, version, row.schema_hash as string));
     if (!columns) {
       throw new ChecksumMismatchError(
         `${what}: cannot tell which columns it wrote (it was published before the ledger recorded them, and no set of columns matches its schema hash), so its checksum cannot be verified and it was not restored`,
       );
     }
-    assertSameChecksum(what, { checksum: row.checksum as string, rowCount: Number(row.row_count) }, await this.summarize(s, node, partition, version, columns));
+    assertSameChecksum(what, { checksum: row.checksum as string, rowCount: Number(row.row_count) }, await this.summarize(s, node, partition, version, columns, kinds));
   }
 
   /** The columns a version published before the ledger kept them wrote, from its values and its schema hash. */

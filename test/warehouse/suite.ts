@@ -878,6 +878,14 @@ export function warehouseSuite(kind: Warehouse['kind'], open: WarehouseFactory):
       expect(Number.isNaN(Date.parse(record!.at))).toBe(false);
     });
 
+    it('restores a version written before a later one widened a column\'s type (a number, then text): its rows still hash as they did', async () => {
+      await wh.publish(write('orders', 'k1', { backfillId: 'bf-1', runKey: 'r1', rows: [{ id: 1, code: 5, paid: true }] }));
+      await wh.publish(write('orders', 'k1', { backfillId: 'bf-2', runKey: 'r2', rows: [{ id: 1, code: 'A5', paid: 'yes' }] }));
+      expect(await wh.restore(restoreOf('k1', 2, 1))).toMatchObject({ status: 'restored', to: 1 });
+      const [row] = await wh.query('SELECT code, paid FROM orders');
+      expect(String(row!.code)).toBe('5');
+    });
+
     it('removes a partition the backfill created: the view no longer shows it, the ledger keeps its versions', async () => {
       await seed();
       expect(await wh.restore(restoreOf('k3', 1, null))).toMatchObject({ status: 'removed', found: 1, to: null });
