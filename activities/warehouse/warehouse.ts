@@ -593,15 +593,42 @@ export class SqlWarehouse implements Warehouse {
       );
     }
     assertSameChecksum(what, { checksum: row.checksum as string, rowCount: Number(row.row_count) }, await this.summarize(s, node, partition, version, columns, kinds));
+    await this.assertUnwrittenNull(s, what, node, partition, version, columns);
+  }
+
+  /**
+   * The checksum covers the columns the version wrote. Every other column of the dataset (one a
+   * later version added) held NULL in all of its rows when it was published, and still must:
+   * the dataset's view shows those columns too, so a value given to them since would be
+   * published again by the restore, unseen by the checksum.
+   */
+  private async assertUnwrittenNull(s: Session, what: string, node: string, partition: string, version: number, written: readonly string[]): Promise<void> {
+    const wrote = new Set(written);
+    const others = ((await s.columns(node)) ?? []).filter((c) => !wrote.has(c));
+    if (others.length === 0) return;
+    const counts = await this.valueCounts(s, node, partition, version, others);
+    const filled = others.map((column, i) => ({ column, rows: counts[i]! })).filter((f) => f.rows > 0);
+    if (filled.length === 0) return;
+    const which = filled.map((f) => `column ${f.column} holds a value in ${f.rows} of its rows`).join(', ');
+    throw new ChecksumMismatchError(
+      `${what}: ${which}, but the version wrote no such column (its rows held NULL there when it was published): ` +
+        'the stored version was changed since, so it was not restored. Find out what changed it before restoring anything there; nothing else of this partition was touched',
+    );
   }
 
   /** The columns a version published before the ledger kept them wrote, from its values and its schema hash. */
   private async columnsFor(s: Session, node: string, partition: string, version: number, expected: string): Promise<string[] | undefined> {
     const names = (await s.columns(node)) ?? [];
     if (names.length === 0) return columnsFromSchemaHash(expected, [], new Set());
+    const counts = await this.valueCounts(s, node, partition, version, names);
+    return columnsFromSchemaHash(expected, names, new Set(names.filter((_, i) => counts[i]! > 0)));
+  }
+
+  /** How many of a version's rows hold a value (not NULL) in each of `columns`, in their order. */
+  private async valueCounts(s: Session, node: string, partition: string, version: number, columns: readonly string[]): Promise<number[]> {
     const { from, params } = await this.versionFrom(s, node, partition, version);
-    const [counts] = await s.all<Raw>(`SELECT ${names.map((c, i) => `COUNT(${quoteIdent(c)}) AS c${i}`).join(', ')} FROM ${from}`, params);
-    return columnsFromSchemaHash(expected, names, new Set(names.filter((_, i) => Number(counts![`c${i}`]) > 0)));
+    const [counts] = await s.all<Raw>(`SELECT ${columns.map((c, i) => `COUNT(${quoteIdent(c)}) AS c${i}`).join(', ')} FROM ${from}`, params);
+    return columns.map((_, i) => Number(counts?.[`c${i}`] ?? 0));
   }
 
   async restore(request: RestoreRequest): Promise<RestoreOutcome> {

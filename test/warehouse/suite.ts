@@ -933,6 +933,18 @@ export function warehouseSuite(kind: Warehouse['kind'], open: WarehouseFactory):
       expect(await wh.rollbacks({})).toEqual([]);
     });
 
+    it('refuses a version whose rows gained values in a column it never wrote, naming the column, and moves nothing', async () => {
+      // Version 1 wrote id and amount; version 2 added note, which version 1's rows hold as NULL.
+      await wh.publish(write('orders', 'k1', { backfillId: 'bf-1', runKey: 'r1', rows: [{ id: 1, amount: 10 }] }));
+      await wh.publish(write('orders', 'k1', { backfillId: 'bf-2', runKey: 'r2', rows: [{ id: 1, amount: 99, note: 'v2' }] }));
+      await raw.exec(`UPDATE ${raw.versionsTable('orders')} SET note = 'TAMPERED' WHERE __partition = 'k1' AND __version = 1`);
+      const error = await rejection(wh.restore(restoreOf('k1', 2, 1)));
+      expect(error).toBeInstanceOf(ChecksumMismatchError);
+      expect(error.message).toMatch(/version 1 of orders k1: column note holds a value in 1 of its rows, but the version wrote no such column/);
+      expect(await view('orders', 'id, amount, note', 'id')).toEqual([{ id: 1, amount: 99, note: 'v2' }]);
+      expect(await wh.rollbacks({})).toEqual([]);
+    });
+
     it('refuses a version that is not published in the ledger', async () => {
       await seed();
       const error = await rejection(wh.restore(restoreOf('k1', 2, 7)));
