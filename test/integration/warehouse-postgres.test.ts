@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PostgresWarehouse } from '../../activities/warehouse/postgres/postgres-dialect.ts';
+import { START_FUNCTION } from '../../activities/warehouse/postgres/publish-start.ts';
 import { SqliteWarehouse } from '../../activities/warehouse/sqlite/sqlite-dialect.ts';
 import { quoteIdent, versionsTable } from '../../activities/warehouse/sql.ts';
 import { SqlError, type PartitionWrite, type Row } from '../../activities/warehouse/types.ts';
@@ -244,24 +245,27 @@ describe('postgres: its own storage', () => {
     const { warehouse, url, internal, cleanup } = await fresh();
     try {
       await warehouse.publish(write('orders', 'k', { rows: ORDERS }));
-      const call = `SELECT ${quoteIdent(internal)}.publish_start_v1('{"node":"orders","partition":"k","runKey":"x","inputs":[]}'::jsonb) AS start`;
+      expect(START_FUNCTION).toBe('publish_start_v2');
+      const call = `SELECT ${quoteIdent(internal)}.${START_FUNCTION}('{"node":"orders","partition":"k","runKey":"x","inputs":[]}'::jsonb) AS start`;
       // From spec SQL: refused before it runs, in a publish and in a query.
       const error = await rejection(warehouse.publish(write('bad', 'k', { selects: [{ sql: call, bindings: {} }] })));
       expect(error).toBeInstanceOf(SqlError);
-      expect(error.message).toMatch(/may not call publish_start_v1\(\)/);
+      expect(error.message).toMatch(/may not call publish_start_v2\(\)/);
       expect(await rejection(warehouse.query(call))).toBeInstanceOf(SqlError);
       // From any other statement, as the same user: the function itself refuses.
       const client = new pg.Client({ connectionString: url });
       await client.connect();
       try {
         const direct = await rejection(client.query(call));
-        expect(direct.message).toMatch(/publish_start_v1\(\) is backfill's own/);
+        expect(direct.message).toMatch(/publish_start_v2\(\) is backfill's own/);
         expect((direct as Error & { code?: string }).code).toBe('42501');
         const { rows } = await client.query(
-          `SELECT has_function_privilege('public', '${internal}.publish_start_v1(jsonb)', 'EXECUTE') AS public_may, p.prosecdef AS definer
-           FROM pg_proc p WHERE p.oid = '${internal}.publish_start_v1(jsonb)'::regprocedure`,
+          `SELECT has_function_privilege('public', '${internal}.${START_FUNCTION}(jsonb)', 'EXECUTE') AS public_may, p.prosecdef AS definer,
+             to_regprocedure('${internal}.publish_start_v1(jsonb)') IS NULL AS no_v1
+           FROM pg_proc p WHERE p.oid = '${internal}.${START_FUNCTION}(jsonb)'::regprocedure`,
         );
-        expect(rows).toEqual([{ public_may: false, definer: false }]);
+        // Only this release's function is made: an earlier release's stays for its workers where it made one.
+        expect(rows).toEqual([{ public_may: false, definer: false, no_v1: true }]);
       } finally {
         await client.end();
       }

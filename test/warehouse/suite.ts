@@ -1227,6 +1227,20 @@ export function warehouseSuite(kind: Warehouse['kind'], open: WarehouseFactory):
       expect(await wh.publishedBy('orders', 'k1', 'rs')).toMatchObject({ version: 2, staged: true });
     });
 
+    it('a write of the run without stage publishes the version the run staged of the partition, writing nothing new', async () => {
+      await wh.publish(write('orders', 'k0', { backfillId: 'bf-0', runKey: 'r0', rows: [{ id: 0 }] }));
+      await wh.publish(staged('orders', 'k1', { rows: [{ id: 1 }] }));
+      // The run went on without staging (a canary approved, say): its retry of k1 finds the staged version and publishes it.
+      const out = await wh.publish(write('orders', 'k1', { ...run, rows: [{ id: 2 }], attempt: 2 }));
+      expect(out).toMatchObject({ version: 1, previousVersion: null, rowCount: 1, alreadyPublished: true });
+      expect(out.staged).toBeUndefined();
+      expect(await ids()).toEqual([0, 1]);
+      expect((await wh.ledger({ node: 'orders', partition: 'k1' })).map((r) => [r.version, r.status, r.current])).toEqual([[1, 'published', true]]);
+      // Nothing is left staged for a later publish to move the pointer back to.
+      expect(await wh.publishStaged(run)).toMatchObject({ versions: 0, nodes: [] });
+      expect(await ids()).toEqual([0, 1]);
+    });
+
     it('a staged version whose check fails is recorded as failed and never staged', async () => {
       const failed = await rejection(wh.publish(staged('orders', 'k1', { rows: [{ id: 1 }], checks: [{ type: 'row_count', min: 2 }] })));
       expect(failed).toBeInstanceOf(CheckFailedError);

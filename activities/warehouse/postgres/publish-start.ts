@@ -1,9 +1,9 @@
 /**
  * The one function backfill keeps in its PostgreSQL schema: the start of a publish in one
  * statement. It does what the protocol's `startPublish` would do in seven or more (lock the
- * partition, read its lease, this run's published version, the newest and the published
- * version, pin the inputs into the scope table) and returns the datasets' columns besides, so
- * that the rest of a publish needs no catalogue reads.
+ * partition, read its lease, this run's published or staged version, the newest and the
+ * published version, pin the inputs into the scope table) and returns the datasets' columns
+ * besides, so that the rest of a publish needs no catalogue reads.
  *
  * It decides nothing: the protocol (warehouse.ts) reads what it returns and decides, as it
  * does on every engine. It writes only the session's own temporary scope table and takes the
@@ -15,21 +15,28 @@
  * SQL can do" in docs/deploying.md.
  *
  * Its name carries a version: a release that changes what it takes or returns adds a new one,
- * so that workers of two releases on one warehouse never replace each other's.
+ * so that workers of two releases on one warehouse never replace each other's. v1 found only
+ * the run's published version, not its staged one (which a write without stage must promote,
+ * as the protocol's own statements do): v2 returns either, the newest, and whether it is
+ * staged. A warehouse keeps the v1 an earlier release made, for that release's workers.
  */
 import type { PinnedInput, Published } from '../types.ts';
 import type { PublishRequest, PublishStart } from '../dialect.ts';
 import { quoteIdent, quoteLiteral } from '../sql.ts';
 
-export const START_FUNCTION = 'publish_start_v1';
+export const START_FUNCTION = 'publish_start_v2';
 
 /** Columns of a dataset's versions table as the function reads them: [name, type], in table order. */
 type ColumnPairs = Array<[name: string, type: string]>;
 
+/** This run's version of the partition, as the function returns it. */
+type StartPublished = Omit<Published, 'alreadyPublished' | 'staged'> & { staged: boolean };
+
 /** What the function returns. */
 export type StartRow = {
   lease: { backfillId: string; runKey: string } | null;
-  already?: Published | null;
+  /** The run's published or staged version (the newest). */
+  already?: StartPublished | null;
   latest?: number;
   current?: number | null;
   /** Per input, in order: [partition, version] pairs. */
@@ -82,8 +89,9 @@ BEGIN
   -- otherwise scan them whole, and keep doing so as they grew. Their indexes serve every read.
   PERFORM set_config('enable_seqscan', 'off', true);
   SELECT (SELECT jsonb_build_object('version', l.version, 'previousVersion', l.previous_version, 'rowCount', l.row_count, 'checksum', l.checksum,
-                                    'schemaHash', l.schema_hash, 'warnings', l.warnings)
-            FROM ${s}.ledger l WHERE l.node = the_node AND l.partition = the_partition AND l.run_key = the_run AND l.status = 'published'),
+                                    'schemaHash', l.schema_hash, 'warnings', l.warnings, 'staged', l.status = 'staged')
+            FROM ${s}.ledger l WHERE l.node = the_node AND l.partition = the_partition AND l.run_key = the_run AND l.status IN ('published', 'staged')
+            ORDER BY l.version DESC LIMIT 1),
          (SELECT COALESCE(MAX(l.version), 0) FROM ${s}.ledger l WHERE l.node = the_node AND l.partition = the_partition),
          (SELECT p.version FROM ${s}.partitions p WHERE p.node = the_node AND p.partition = the_partition)
     INTO already, latest, published;
@@ -136,13 +144,18 @@ export function startArgument(request: PublishRequest): string {
 
 /** What the protocol reads of the function's answer. */
 export function publishStartOf(request: PublishRequest, row: StartRow): PublishStart {
-  const already = row.already ?? null;
+  let already: Published | null = null;
+  if (row.already) {
+    // As the protocol's own read gives it: `staged` only when it is (a write without stage then promotes it).
+    const { staged, ...rest } = row.already;
+    already = { ...rest, version: Number(rest.version), rowCount: Number(rest.rowCount), ...(staged ? { staged: true } : {}) };
+  }
   const pinned: PinnedInput[] = request.pinned
     ? [...request.pinned]
     : (row.pinned ?? []).map((versions, i) => ({ ...request.inputs[i]!, versions: versions.map(([partition, version]) => [partition, Number(version)] as [string, number]) }));
   return {
     lease: row.lease,
-    already: already && { ...already, version: Number(already.version), rowCount: Number(already.rowCount) },
+    already,
     latest: Number(row.latest ?? 0),
     current: row.current === undefined || row.current === null ? null : Number(row.current),
     pinned,
