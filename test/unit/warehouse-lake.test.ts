@@ -40,16 +40,18 @@ export function lakeRawAccess(root: string): RawAccess {
   };
   const exec = (sql: string) =>
     withCatalogue(async (connection) => {
-      const tamper = /^UPDATE '([^']+)' SET (\w+) = '([^']*)' WHERE __partition = '([^']+)' AND __version = (\d+)$/.exec(sql.trim());
+      const tamper = /^UPDATE '([^']+)' SET (\w+) = (?:'([^']*)'|(-?\d+)) WHERE __partition = '([^']+)' AND __version = (\d+)$/.exec(sql.trim());
       if (!tamper) return void (await connection.run(sql));
-      const [, glob, column, value, partition, version] = tamper;
+      const [, glob, column, text, integer, partition, version] = tamper;
+      // Text, or an integer literal kept a number (its column's type).
+      const literal = integer ?? quoteLiteral(text!);
       const node = glob!.slice(root.length + 1).split('/')[0]!;
       const file = layout.version(node, partition!, Number(version));
       const rewritten = `${file}.tampered`;
       const source = `read_parquet(${quoteLiteral(file)})`;
       const has = (await connection.runAndReadAll(`SELECT column_name FROM (DESCRIBE SELECT * FROM ${source})`)).getRows().some((r) => r[0] === column);
       // A column the version's file lacks held NULL in that version: the update gives it a value.
-      const select = has ? `* REPLACE (${quoteLiteral(value!)} AS ${quoteIdent(column!)})` : `*, ${quoteLiteral(value!)} AS ${quoteIdent(column!)}`;
+      const select = has ? `* REPLACE (${literal} AS ${quoteIdent(column!)})` : `*, ${literal} AS ${quoteIdent(column!)}`;
       await connection.run(`COPY (SELECT ${select} FROM ${source}) TO ${quoteLiteral(rewritten)} (FORMAT parquet)`);
       renameSync(rewritten, file);
     });

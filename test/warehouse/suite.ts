@@ -5,6 +5,7 @@
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { CheckInput } from '../../core/spec.ts';
+import { RowHasher } from '../../activities/warehouse/checksum.ts';
 import { PARTITION_COLUMN, VERSION_COLUMN } from '../../activities/warehouse/sql.ts';
 import {
   CheckFailedError,
@@ -363,6 +364,25 @@ export function warehouseSuite(kind: Warehouse['kind'], open: WarehouseFactory):
         { id: 1, d: null },
         { id: 2, d: 0 },
       ]);
+    });
+
+    it('hash integers above 2^53 exactly, as every engine stores them: the same on every engine, different for different ones', async () => {
+      const big = 9007199254740993n;
+      // The checksum every engine must give: the exact integers, hashed as the row hasher hashes them.
+      const expected = (ids: readonly (bigint | number)[]): string => {
+        const hasher = new RowHasher(['id']);
+        for (const id of ids) hasher.add([id]);
+        return hasher.checksum();
+      };
+      const a = await wh.publish(write('a', 'k', { rows: [{ id: big }, { id: 1n }] }));
+      const b = await wh.publish(write('b', 'k', { rows: [{ id: big - 1n }, { id: 1n }] }));
+      const c = await wh.publish(write('c', 'k', { selects: [{ sql: `SELECT ${big} AS id UNION ALL SELECT 1`, bindings: {} }] }));
+      expect(a.checksum).toBe(expected([big, 1n]));
+      expect(b.checksum).toBe(expected([big - 1n, 1n]));
+      expect(b.checksum).not.toBe(a.checksum);
+      expect(c.checksum).toBe(a.checksum);
+      // Small integers hash as they always did, whether they come back as numbers or as bigints.
+      expect(expected([big, 1n])).toBe(expected([big, 1]));
     });
 
     it("ignore columns that only other partitions of the dataset have", async () => {
@@ -942,6 +962,14 @@ export function warehouseSuite(kind: Warehouse['kind'], open: WarehouseFactory):
       expect(error).toBeInstanceOf(ChecksumMismatchError);
       expect(error.message).toMatch(/version 1 of orders k1: column note holds a value in 1 of its rows, but the version wrote no such column/);
       expect(await view('orders', 'id, amount, note', 'id')).toEqual([{ id: 1, amount: 99, note: 'v2' }]);
+      expect(await wh.rollbacks({})).toEqual([]);
+    });
+
+    it('refuses a version whose integer above 2^53 changed in place by one', async () => {
+      await wh.publish(write('orders', 'k1', { rows: [{ id: 9007199254740993n }] }));
+      await wh.publish(write('orders', 'k1', { backfillId: 'bf-2', runKey: 'run-2', rows: [{ id: 1 }] }));
+      await raw.exec(`UPDATE ${raw.versionsTable('orders')} SET id = 9007199254740992 WHERE __partition = 'k1' AND __version = 1`);
+      expect(await rejection(wh.restore(restoreOf('k1', 2, 1)))).toBeInstanceOf(ChecksumMismatchError);
       expect(await wh.rollbacks({})).toEqual([]);
     });
 

@@ -175,9 +175,14 @@ class SqliteSession implements Session {
     // Writers take turns already: a writing transaction begins IMMEDIATE.
   }
 
+  /**
+   * Integers come back exact, as BigInt (safeIntegers): a number would round those above 2^53,
+   * and the checksums hash them (`canonicalNumber` hashes a small one as it hashes a number).
+   * Every consumer of `stream` takes a bigint (the checksum, the column tallies of a diff).
+   */
   async stream(sql: string, params: Params, each: (rows: readonly unknown[][], kinds: readonly ValueKind[]) => void): Promise<void> {
     let batch: unknown[][] = [];
-    for (const row of this.db.prepare(sql).raw().iterate(defined(params)) as IterableIterator<unknown[]>) {
+    for (const row of this.db.prepare(sql).safeIntegers(true).raw().iterate(defined(params)) as IterableIterator<unknown[]>) {
       batch.push(row);
       if (batch.length === ROWS_PER_BATCH) (each(batch, []), (batch = []));
     }
