@@ -80,6 +80,12 @@ export interface Session {
   run(sql: string, params?: Params): Promise<void>;
   /** Runs `work` in a savepoint: rolled back when it throws, released when it returns. */
   savepoint<T>(work: () => Promise<T>): Promise<T>;
+  /**
+   * True once the engine itself ended the transaction (SQLite rolls all of it back on a full
+   * disk, an I/O error, ...): nothing written in it is kept, and it will not commit (the
+   * transaction throws the error that ended it).
+   */
+  readonly ended?: boolean;
   /** Waits for a lock named `key` until the transaction ends (where the engine has such locks). */
   lock(key: string): Promise<void>;
   /** Rows of one of backfill's own SELECTs as arrays, a batch at a time, with how each column's values canonicalize. */

@@ -240,7 +240,8 @@ export class SqlWarehouse implements Warehouse {
    * Publishes the partitions in turn in one transaction: one commit for all of them. Each
    * partition's publish is atomic on its own (a savepoint around it): the first that fails
    * keeps what its checks recorded and ends the batch; those before it are committed, and
-   * nothing of those after it is written.
+   * nothing of those after it is written. A failure that ends the whole transaction (SQLite
+   * rolls it back itself on a full disk) keeps none: the batch fails at index 0 with it.
    */
   async publishMany(writes: readonly PartitionWrite[]): Promise<PublishedBatch> {
     writes.forEach((w) => (assertDataset(w.node), assertCost(w)));
@@ -304,6 +305,8 @@ export class SqlWarehouse implements Warehouse {
    * Alone in its transaction, the batch throws a failure of its first write (the transaction
    * rolls back), keeps the writes before a later one that throws, and a single write needs no
    * savepoint of its own; in a group, any write that throws throws (the group runs again apart).
+   * A failure that ended the whole transaction (SQLite rolls it back itself on a full disk)
+   * throws too: the writes before it are gone with it.
    */
   private async publishEach(s: Session, writes: readonly PartitionWrite[], { grouped }: { grouped: boolean }): Promise<PublishedBatch> {
     const published: Published[] = [];
@@ -312,7 +315,7 @@ export class SqlWarehouse implements Warehouse {
       try {
         outcome = writes.length === 1 || grouped ? await this.publishOne(s, write) : await s.savepoint(() => this.publishOne(s, write));
       } catch (error) {
-        if (index === 0 || grouped) throw error;
+        if (index === 0 || grouped || s.ended === true) throw error;
         return { published, failed: { index, error: error instanceof Error ? error : new Error(String(error)) } };
       }
       // The partition is named by the activity and the failure details: kept out of the message, failures of one cause group together.

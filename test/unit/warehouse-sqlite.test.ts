@@ -4,9 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
-import { SqliteWarehouse } from '../../activities/warehouse/sqlite/sqlite-dialect.ts';
+import { SqliteWarehouse, type SqliteDialect } from '../../activities/warehouse/sqlite/sqlite-dialect.ts';
 import { sqliteRawAccess } from './sqlite-raw.ts';
-import { warehouseSuite, write } from '../warehouse/suite.ts';
+import { rejection, warehouseSuite, write } from '../warehouse/suite.ts';
 
 warehouseSuite('sqlite', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'backfill-warehouse-'));
@@ -91,6 +91,62 @@ describe('sqlite: its own storage', () => {
     const wh = new SqliteWarehouse(path);
     await wh.publish(write('orders', 'k2', { rows: [{ a: 1 }], specHash: 'abc', cost: 2.5, checks: [{ type: 'row_count', max: 0, severity: 'warn' }] }));
     expect((await wh.ledger({ node: 'orders', partition: 'k2' }))[0]).toMatchObject({ specHash: 'abc', cost: 2.5, warnings: ['row_count: 1 rows, expected at most 0'] });
+    await wh.close();
+  });
+});
+
+describe('sqlite: a transaction SQLite rolls back itself (a full disk)', () => {
+  const dirs: string[] = [];
+  afterEach(() => dirs.splice(0).forEach((d) => rmSync(d, { recursive: true, force: true })));
+
+  /** A warehouse whose file may grow by 20 pages more: a big write fills it, and SQLite rolls the whole transaction back (with only a few pages more it rolls back the statement alone). */
+  class Cramped extends SqliteWarehouse {
+    cramp(): void {
+      const { db } = this.dialect as SqliteDialect;
+      db.pragma(`max_page_count = ${Number(db.pragma('page_count', { simple: true })) + 20}`);
+    }
+
+    roomy(): void {
+      (this.dialect as SqliteDialect).db.pragma('max_page_count = 1073741823');
+    }
+  }
+  const open = async (): Promise<Cramped> => {
+    const dir = mkdtempSync(join(tmpdir(), 'backfill-warehouse-'));
+    dirs.push(dir);
+    const wh = new Cramped(join(dir, 'warehouse.db'));
+    await wh.publish(write('seed', 'k', { rows: [{ a: 1 }] }));
+    wh.cramp();
+    return wh;
+  };
+  const big = (partition: string, options: Parameters<typeof write>[2] = {}) =>
+    write('big', partition, { rows: Array.from({ length: 5000 }, (_, i) => ({ i, s: String(i).padEnd(200, 'x') })), ...options });
+  const full = /database or disk is full/;
+
+  it('fails a batch with its cause, keeps none of its earlier writes, and commits nothing', async () => {
+    const wh = await open();
+    const outcome = await wh.publishMany([write('small', 'k', { rows: [{ a: 1 }] }), big('k')]);
+    expect(outcome.published).toEqual([]);
+    expect(outcome.failed?.error.message).toMatch(full);
+    expect(await wh.ledger({})).toEqual([expect.objectContaining({ node: 'seed' })]);
+    wh.roomy();
+    expect(await wh.publishMany([write('small', 'k', { rows: [{ a: 1 }] }), big('k')])).toMatchObject({ published: [{ version: 1 }, { version: 1 }] });
+    await wh.close();
+  });
+
+  it('fails a write with checks with its cause, not a missing savepoint', async () => {
+    const wh = await open();
+    const error = await rejection(wh.publish(big('k', { checks: [{ type: 'row_count', min: 1 }] })));
+    expect(error.message).toMatch(full);
+    expect(await wh.ledger({ node: 'big' })).toEqual([]);
+    wh.roomy();
+    expect(await wh.publish(big('k', { checks: [{ type: 'row_count', min: 1 }] }))).toMatchObject({ version: 1, rowCount: 5000 });
+    await wh.close();
+  });
+
+  it('fails a write without checks with its cause', async () => {
+    const wh = await open();
+    expect((await rejection(wh.publish(big('k')))).message).toMatch(full);
+    expect(await wh.ledger({ node: 'big' })).toEqual([]);
     await wh.close();
   });
 });

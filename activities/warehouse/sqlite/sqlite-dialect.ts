@@ -122,16 +122,29 @@ export class SqliteDialect implements Dialect {
     return statement;
   }
 
+  /**
+   * SQLite may roll back the whole transaction itself (a full disk, an I/O error, ...): the
+   * session then knows the error that ended it, and the transaction throws that error rather
+   * than commit (nothing of it is kept) or report what failed after it.
+   */
   async transaction<T>(work: (session: Session) => Promise<T>, options: { lock?: string; readOnly?: boolean } = {}): Promise<T> {
     // One writer at a time, across processes too: a writing transaction takes the write lock at once.
     this.db.exec(options.readOnly ? 'BEGIN' : 'BEGIN IMMEDIATE');
+    const session = new SqliteSession(this);
     try {
-      const result = await work(new SqliteSession(this));
+      const result = await work(session);
+      session.assertOpen();
       this.db.exec('COMMIT');
       return result;
     } catch (error) {
-      if (this.db.inTransaction) this.db.exec('ROLLBACK');
-      throw error;
+      if (this.db.inTransaction) {
+        try {
+          this.db.exec('ROLLBACK');
+        } catch {
+          // The error that got here says more than the rollback's.
+        }
+      }
+      throw session.endedBy?.error ?? error;
     }
   }
 
@@ -143,31 +156,69 @@ export class SqliteDialect implements Dialect {
 class SqliteSession implements Session {
   private savepoints = 0;
   private readonly db: Database.Database;
+  /** The error with which SQLite ended the transaction itself (or a savepoint could not be rolled back). */
+  endedBy: { error: unknown } | undefined;
 
   constructor(private readonly dialect: SqliteDialect) {
     this.db = dialect.db;
   }
 
+  get ended(): boolean {
+    return this.endedBy !== undefined;
+  }
+
+  /** Throws the error that ended the transaction, if it ended: a statement after it would run on its own, outside any transaction. */
+  assertOpen(): void {
+    if (!this.endedBy && !this.db.inTransaction) this.endedBy = { error: new Error('SQLite ended the transaction itself (it rolled it back): nothing of it was kept') };
+    if (this.endedBy) throw this.endedBy.error;
+  }
+
+  /** Runs one statement of the transaction; one that ends it (SQLite rolled it all back) ends the session. */
+  private guard<T>(work: () => T): T {
+    this.assertOpen();
+    try {
+      return work();
+    } catch (error) {
+      if (!this.db.inTransaction) this.endedBy ??= { error };
+      throw error;
+    }
+  }
+
+  private exec(sql: string): void {
+    this.guard(() => this.db.exec(sql));
+  }
+
   async all<T = Row>(sql: string, params: Params = {}): Promise<T[]> {
-    return this.dialect.statement(sql).all(defined(params)) as T[];
+    return this.guard(() => this.dialect.statement(sql).all(defined(params)) as T[]);
   }
 
   async run(sql: string, params: Params = {}): Promise<void> {
-    this.dialect.statement(sql).run(defined(params));
+    this.guard(() => this.dialect.statement(sql).run(defined(params)));
   }
 
-  /** `undo`: roll back even when `work` returns (a check that only looks). */
+  /**
+   * `undo`: roll back even when `work` returns (a check that only looks). When `work` throws,
+   * its error is the savepoint's: rolled back if SQLite has not ended the transaction already,
+   * and if the rollback fails too, the transaction is ended (it must not commit half a write).
+   */
   async savepoint<T>(work: () => Promise<T>, undo = false): Promise<T> {
     const name = `backfill_${++this.savepoints}`;
-    this.db.exec(`SAVEPOINT ${name}`);
+    this.exec(`SAVEPOINT ${name}`);
     let result: T;
     try {
       result = await work();
     } catch (error) {
-      this.db.exec(`ROLLBACK TO ${name}; RELEASE ${name}`);
+      if (!this.db.inTransaction) this.endedBy ??= { error };
+      else if (!this.endedBy) {
+        try {
+          this.db.exec(`ROLLBACK TO ${name}; RELEASE ${name}`);
+        } catch {
+          this.endedBy = { error };
+        }
+      }
       throw error;
     }
-    this.db.exec(undo ? `ROLLBACK TO ${name}; RELEASE ${name}` : `RELEASE ${name}`);
+    this.exec(undo ? `ROLLBACK TO ${name}; RELEASE ${name}` : `RELEASE ${name}`);
     return result;
   }
 
@@ -181,12 +232,14 @@ class SqliteSession implements Session {
    * Every consumer of `stream` takes a bigint (the checksum, the column tallies of a diff).
    */
   async stream(sql: string, params: Params, each: (rows: readonly unknown[][], kinds: readonly ValueKind[]) => void): Promise<void> {
-    let batch: unknown[][] = [];
-    for (const row of this.db.prepare(sql).safeIntegers(true).raw().iterate(defined(params)) as IterableIterator<unknown[]>) {
-      batch.push(row);
-      if (batch.length === ROWS_PER_BATCH) (each(batch, []), (batch = []));
-    }
-    each(batch, []);
+    this.guard(() => {
+      let batch: unknown[][] = [];
+      for (const row of this.db.prepare(sql).safeIntegers(true).raw().iterate(defined(params)) as IterableIterator<unknown[]>) {
+        batch.push(row);
+        if (batch.length === ROWS_PER_BATCH) (each(batch, []), (batch = []));
+      }
+      each(batch, []);
+    });
   }
 
   async columns(node: string): Promise<string[] | null> {
@@ -207,16 +260,16 @@ class SqliteSession implements Session {
         );
       }
       const defs = wanted.map((c) => `, ${quoteIdent(c.name)} ${c.type ?? ''}`).join('');
-      this.db.exec(`CREATE TABLE ${table} (${PARTITION_COLUMN} TEXT NOT NULL, ${VERSION_COLUMN} INTEGER NOT NULL${defs})`);
-      this.db.exec(`CREATE INDEX main.${quoteIdent(`${versionsTable(node)}_pk`)} ON ${quoteIdent(versionsTable(node))} (${PARTITION_COLUMN}, ${VERSION_COLUMN})`);
+      this.exec(`CREATE TABLE ${table} (${PARTITION_COLUMN} TEXT NOT NULL, ${VERSION_COLUMN} INTEGER NOT NULL${defs})`);
+      this.exec(`CREATE INDEX main.${quoteIdent(`${versionsTable(node)}_pk`)} ON ${quoteIdent(versionsTable(node))} (${PARTITION_COLUMN}, ${VERSION_COLUMN})`);
     } else {
       const added = wanted.filter((c) => !existing.includes(c.name));
-      for (const column of added) this.db.exec(`ALTER TABLE ${table} ADD COLUMN ${quoteIdent(column.name)} ${column.type ?? ''}`);
+      for (const column of added) this.exec(`ALTER TABLE ${table} ADD COLUMN ${quoteIdent(column.name)} ${column.type ?? ''}`);
       if (added.length === 0) return;
     }
     const list = ((await this.columns(node)) ?? []).map((c) => `v.${quoteIdent(c)}`).join(', ') || 'NULL AS __empty';
-    this.db.exec(`DROP VIEW IF EXISTS main.${quoteIdent(node)}`);
-    this.db.exec(
+    this.exec(`DROP VIEW IF EXISTS main.${quoteIdent(node)}`);
+    this.exec(
       `CREATE VIEW main.${quoteIdent(node)} AS SELECT ${list} FROM ${table} v ` +
         `JOIN ${this.dialect.table('partitions')} p ON p.node = ${quoteLiteral(node)} AND p.partition = v.${PARTITION_COLUMN} AND p.version = v.${VERSION_COLUMN}`,
     );
@@ -226,7 +279,9 @@ class SqliteSession implements Session {
     const insert = this.db.prepare(
       `INSERT INTO ${table} (${PARTITION_COLUMN}, ${VERSION_COLUMN}${columns.map((n) => `, ${quoteIdent(n)}`).join('')}) VALUES (?, ?${columns.map(() => ', ?').join('')})`,
     );
-    for (const row of rows) insert.run(partition, version, ...row);
+    this.guard(() => {
+      for (const row of rows) insert.run(partition, version, ...row);
+    });
   }
 
   /** The one door for spec SQL: SQLite's own parser takes it alone as exactly one read-only query, in scope. */
@@ -238,7 +293,7 @@ class SqliteSession implements Session {
     const body = scopedSelect(text, spec.scope ?? [], spec.given ?? []);
     const run = <T>(work: () => T): Promise<T> => {
       try {
-        return Promise.resolve(work());
+        return Promise.resolve(this.guard(work));
       } catch (error) {
         return wrapSqlError(error, spec.sql);
       }
@@ -286,7 +341,7 @@ class SqliteSession implements Session {
     await this.savepoint(async () => {
       for (const [name, named] of shadows) {
         const columns = named.length > 0 ? named : ['__empty'];
-        this.db.exec(`CREATE TEMP VIEW ${quoteIdent(name)} (${columns.map(quoteIdent).join(', ')}) AS SELECT ${columns.map(() => 'NULL').join(', ')} WHERE 0`);
+        this.exec(`CREATE TEMP VIEW ${quoteIdent(name)} (${columns.map(quoteIdent).join(', ')}) AS SELECT ${columns.map(() => 'NULL').join(', ')} WHERE 0`);
       }
       let statement: Database.Statement;
       try {
