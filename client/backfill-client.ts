@@ -63,6 +63,7 @@ import { LiveEtas, NO_LIVE_ETA, anyMeasured, liveEta, withLiveEta, type LiveEta 
 import { registerSearchAttributes, rejectedAttribute, requireSearchAttributes, unregisteredAttribute, type SetupResult } from './search-attributes.ts';
 import { QUERY_TIMEOUT_MS, UNPOLLED_QUERY_TIMEOUT_MS, noAnswerError, noWorkerError } from './status-errors.ts';
 import { pollersOf } from './pollers.ts';
+import { setLongTimeout } from './long-timeout.ts';
 import { queueState, waitingNodes, type QueueState, type Waiting } from './waiting.ts';
 import { startTracing, tracingRequested, type Tracing } from '../workers/tracing.ts';
 import { settingsFromEnv, type Settings } from '../host/settings.ts';
@@ -538,7 +539,6 @@ export class BackfillClient {
   async wait(backfillId: string, timeoutMs?: number): Promise<Outcome> {
     await this.describe(backfillId);
     const handle = this.handle(backfillId);
-    const deadline = timeoutMs === undefined ? undefined : Date.now() + timeoutMs;
     const outcome = async (): Promise<Outcome> => {
       for (;;) {
         try {
@@ -555,18 +555,18 @@ export class BackfillClient {
         }
       }
     };
-    if (deadline === undefined) return outcome();
-    let timer: NodeJS.Timeout | undefined;
+    if (timeoutMs === undefined) return outcome();
+    let cancelTimer: (() => void) | undefined;
     const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () => reject(new BackfillError('timeout', `backfill '${backfillId}' did not finish within ${timeoutMs! / 1000}s; it is still running`)),
+      cancelTimer = setLongTimeout(
+        () => reject(new BackfillError('timeout', `backfill '${backfillId}' did not finish within ${timeoutMs / 1000}s; it is still running`)),
         timeoutMs,
       );
     });
     try {
       return await Promise.race([outcome(), timeout]);
     } finally {
-      clearTimeout(timer);
+      cancelTimer?.();
     }
   }
 
