@@ -313,6 +313,11 @@ export class BackfillClient {
       throw new BackfillError('invalid_argument', `--id '${backfillId}' must be letters, digits and . _ : - (at most 200)`, 'id');
     }
     const workflowId = backfillWorkflowId(backfillId);
+    // Refused here, before anything connects or waits (the workflow refuses them too: anyone may start one).
+    const priority = startPriority(backfillId, options);
+    const { canaryOfInput, parseCanary } = await import('../core/canary.ts');
+    const canary = options.canary === undefined ? undefined : parseCanary({ ...spec.canary, partitions: options.canary });
+    if (!carry) canaryOfInput({ spec, ...(canary ? { canary } : {}), ...(options.stage ? { stage: true } : {}) });
     this.searchAttributes ??= { listed: await requireSearchAttributes(this.connection, this.namespace) };
     const shared = options.sharedDatasets ?? this.defaults.sharedDatasets;
     if (!shared) await this.datasetsFree(backfillId, spec.nodes.map((n) => n.id), options.waitForDatasets);
@@ -321,14 +326,9 @@ export class BackfillClient {
       const parentRunning = await this.describe(backfillId).then((d) => d.status.name === 'RUNNING', () => false);
       if (!parentRunning) await this.nodesClosed(backfillId, spec.nodes.map((n) => n.id));
     }
-    // Refused here, before anything starts (the workflow refuses them too: anyone may start one).
-    const { canaryOfInput, parseCanary } = await import('../core/canary.ts');
-    const canary = options.canary === undefined ? undefined : parseCanary({ ...spec.canary, partitions: options.canary });
-    if (!carry) canaryOfInput({ spec, ...(canary ? { canary } : {}), ...(options.stage ? { stage: true } : {}) });
     const plan = expandPlan(spec, options.range ?? {});
     const range = options.range ?? {};
     const skip = options.skip && Object.keys(options.skip).length > 0 ? options.skip : undefined;
-    const priority = startPriority(backfillId, options);
     const governance = {
       identity: this.identity,
       ...(options.reason !== undefined && options.reason.trim() !== '' ? { reason: options.reason.trim() } : {}),

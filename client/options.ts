@@ -48,6 +48,17 @@ export function positiveInteger(label: string) {
   };
 }
 
+/** A whole number from `min` to `max`; `meaning` says what the ends mean, e.g. '1 is the most urgent'. */
+export function integerFrom(label: string, min: number, max: number, meaning?: string) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < min || n > max) {
+      throw new InvalidArgumentError(`${label} must be a whole number from ${min} to ${max}${meaning ? ` (${meaning})` : ''} (got '${value}')`);
+    }
+    return n;
+  };
+}
+
 export function positiveNumber(label: string) {
   return (value: string): number => {
     const n = Number(value);

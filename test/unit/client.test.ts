@@ -5,7 +5,7 @@ import { RangeSet } from '../../core/ranges.ts';
 import { expandPlan, planSummary } from '../../core/plan.ts';
 import type { BackfillCarry, NodeProgress, Progress } from '../../core/protocol.ts';
 import { resolveSpec } from '../../core/spec.ts';
-import { defaultBackfillId } from '../../client/backfill-client.ts';
+import { defaultBackfillId, type BackfillClient } from '../../client/backfill-client.ts';
 import { resumeCarry } from '../../core/coordinator.ts';
 import { EXIT, buildProgram, exitCodeFor } from '../../client/cli.ts';
 import { transformsGiven } from '../../client/options.ts';
@@ -393,5 +393,36 @@ describe('renderGovernance (status under a policy)', () => {
       '  run window: inside a run window until 06:00 Europe/Berlin',
       '  last action: approve by bob@example.com (verified signature) at 1970-01-01 00:00:00 UTC: "reviewed" · approved plan sha256:0123456789ab…',
     ]);
+  });
+});
+
+describe('BackfillClient.start refuses a bad --priority or --canary before it asks the server anything', () => {
+  /** A client whose connection fails the test when used: start must refuse before it connects, lists or waits. */
+  async function offlineClient(): Promise<{ client: BackfillClient; calls: string[] }> {
+    const { BackfillClient } = await import('../../client/backfill-client.ts');
+    const calls: string[] = [];
+    const service = new Proxy({}, { get: (_, name) => () => Promise.reject(new Error(`the server was asked: ${calls[calls.push(String(name)) - 1]}`)) });
+    const client = Object.create(BackfillClient.prototype) as BackfillClient;
+    Object.defineProperties(client, {
+      connection: { value: { operatorService: service, workflowService: service } },
+      settings: { value: { namespace: 'default' } },
+      defaults: { value: {} },
+      identity: { value: 'test' },
+    });
+    return { client, calls };
+  }
+  const spec = resolveSpec({ name: 'shop', partitions: { grain: 'day', start: '2024-01-01', end: '2024-01-03' }, nodes: [{ id: 'a', transform: 'noop' }] });
+
+  it('a priority outside 1-5', async () => {
+    const { client, calls } = await offlineClient();
+    await expect(client.start(spec, { id: 'x', priority: 7, waitForDatasets: {} })).rejects.toMatchObject({ code: 'invalid_argument', path: 'priority' });
+    expect(calls).toEqual([]);
+  });
+
+  it('a canary with --stage, and a canary of no partitions', async () => {
+    const { client, calls } = await offlineClient();
+    await expect(client.start(spec, { id: 'x', canary: 2, stage: true, waitForDatasets: {} })).rejects.toMatchObject({ code: 'invalid_argument', path: 'canary' });
+    await expect(client.start(spec, { id: 'x', canary: 0, waitForDatasets: {} })).rejects.toMatchObject({ code: 'invalid_spec' });
+    expect(calls).toEqual([]);
   });
 });

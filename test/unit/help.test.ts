@@ -184,6 +184,15 @@ describe('exit codes', () => {
     expect(JSON.parse(status.stdout).error.message).toBe("--interval '1000' must be from 100ms to 10m (a bare number counts seconds: 1000 is 1000s)");
   });
 
+  it('are 1 for a --priority outside 1-5, before anything connects', async () => {
+    const start = await cli('start', 'examples/shop/backfill.yaml', '--priority', '7', '--json');
+    expect(start.code).toBe(EXIT.error);
+    expect(JSON.parse(start.stdout).error).toEqual({
+      code: 'invalid_argument',
+      message: "option '--priority <1-5>' argument '7' is invalid. --priority must be a whole number from 1 to 5 (1 is the most urgent) (got '7')",
+    });
+  });
+
   it('are 0 for --help', async () => {
     expect((await cli('--help')).code).toBe(EXIT.ok);
     expect((await cli('wait', '--help')).code).toBe(EXIT.ok);
