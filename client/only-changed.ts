@@ -150,8 +150,9 @@ export type ChangeSummary = ReturnType<typeof changeSummary>;
  * `location` (default: the warehouse's own), for workers of `codeVersion`.
  */
 export async function onlyChanged(plan: Plan, options: { warehouse?: string | undefined; codeVersion?: string | undefined }): Promise<{ summary: ChangeSummary; skip: ReturnType<typeof skipOf>; changes: Changes }> {
-  const [{ openWarehouse }, { defaultCodeVersion }] = await Promise.all([import('../activities/warehouse/index.ts'), import('../host/package.ts')]);
-  const warehouse = openWarehouse(options.warehouse, { inline: true });
+  const [{ openExistingWarehouse }, { defaultCodeVersion }] = await Promise.all([import('./existing-warehouse.ts'), import('../host/package.ts')]);
+  // No warehouse there is a wrong location far more often than a first run: running everything on a typo would be costly.
+  const warehouse = await openExistingWarehouse(options.warehouse, '--only-changed', 'on a first run, when nothing is published yet, leave out --only-changed (every partition runs)');
   try {
     const version = options.codeVersion ?? defaultCodeVersion();
     const changes = await changedPartitions(plan, warehouse, version);

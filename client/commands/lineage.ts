@@ -15,12 +15,12 @@ export function lineageCommand() {
     .addOption(warehouseOption())
     .addOption(jsonOption())
     .action(async (node, partition, options) => {
-      const [{ openWarehouse }, { renderLineage }, { renderRestores }] = await Promise.all([
-        import('../../activities/warehouse/index.ts'),
+      const [{ openExistingWarehouse }, { renderLineage }, { renderRestores }] = await Promise.all([
+        import('../existing-warehouse.ts'),
         import('../render.ts'),
         import('../render-rollback.ts'),
       ]);
-      const warehouse = openWarehouse(options.warehouse, { inline: true });
+      const warehouse = await openExistingWarehouse(options.warehouse, 'lineage');
       try {
         const versions = await warehouse.ledger({ node, partition });
         if (versions.length === 0) {

@@ -20,18 +20,21 @@ export function reportCommand() {
     .addOption(warehouseOption())
     .addOption(jsonOption('print where it was written as JSON'))
     .action(async (id, options, command) => {
-      const [{ writeFile }, { openWarehouse }, { gatherReport }, { formatOfPath, renderReport }] = await Promise.all([
+      const [{ writeFile }, { openWarehouse, warehouseExists }, { warehouseTarget }, { gatherReport }, { formatOfPath, renderReport }] = await Promise.all([
         import('node:fs/promises'),
         import('../../activities/warehouse/index.ts'),
+        import('../existing-warehouse.ts'),
         import('../report/gather.ts'),
         import('../report/render.ts'),
       ]);
       const format = options.format ?? formatOfPath(options.output ?? '') ?? 'html';
       const output = options.output ?? `report-${id}.${format}`;
-      const warehouse = openWarehouse(options.warehouse, { inline: true });
+      // Opening a warehouse that is not there would create an empty one: gatherReport decides without it.
+      const target = warehouseTarget(options.warehouse);
+      const warehouse = warehouseExists(target) ? openWarehouse(target, { inline: true }) : null;
       try {
         await withClient(command, async (client) => {
-          const report = await gatherReport(client, warehouse, id);
+          const report = await gatherReport(client, warehouse ?? { missing: target }, id);
           const text = await renderReport(report, format);
           if (output === '-') return void process.stdout.write(text);
           await writeFile(output, text);
@@ -40,7 +43,7 @@ export function reportCommand() {
           );
         });
       } finally {
-        await warehouse.close();
+        await warehouse?.close();
       }
     });
 }

@@ -18,25 +18,26 @@ export function diffCommand() {
     .option('--partitions', 'also each partition: its rows before and after, added, removed and changed')
     .addOption(jsonOption())
     .action(async (id, options, command) => {
-      const [{ openWarehouse }, { diffSummary }, { renderDiff }] = await Promise.all([
-        import('../../activities/warehouse/index.ts'),
+      const [{ openExistingWarehouse }, { diffSummary }, { renderDiff }] = await Promise.all([
+        import('../existing-warehouse.ts'),
         import('../../activities/warehouse/staging.ts'),
         import('../render-diff.ts'),
       ]);
-      await withClient(command, async (client) => {
-        const run = await client.stagedRun(id);
-        const warehouse = openWarehouse(options.warehouse, { inline: true });
-        try {
+      // Refused before connecting when no warehouse is there (opening one would create it empty).
+      const warehouse = await openExistingWarehouse(options.warehouse, 'diff');
+      try {
+        await withClient(command, async (client) => {
+          const run = await client.stagedRun(id);
           const partitions: PartitionDiff[] = [];
           const keep = options.partitions ? (page: readonly PartitionDiff[]) => partitions.push(...page) : undefined;
           const summary = await diffSummary((page) => warehouse.diffStaged({ backfillId: run.backfillId, runKey: run.runKey }, page), run.keys, undefined, keep);
           print(options.json, { backfillId: id, phase: run.phase, ...summary, ...(options.partitions ? { partitionDiffs: partitions } : {}) }, () =>
             renderDiff(id, run.phase, summary, options.partitions ? partitions : undefined),
           );
-        } finally {
-          await warehouse.close();
-        }
-      });
+        });
+      } finally {
+        await warehouse.close();
+      }
     });
 }
 

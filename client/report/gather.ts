@@ -5,6 +5,7 @@
  * its node workflows (`backfill/<id>/<node>`; read only for nodes that were throttled).
  */
 import type { temporal } from '@temporalio/proto';
+import { noWarehouse } from '../existing-warehouse.ts';
 import { diffSummary } from '../../activities/warehouse/staging.ts';
 import type { LedgerRow, VersionRef, Warehouse } from '../../activities/warehouse/types.ts';
 import { criticalPath } from '../../core/critical-path.ts';
@@ -160,7 +161,13 @@ async function throttleTimes(
   return times;
 }
 
-export async function gatherReport(client: BackfillClient, warehouse: Warehouse, backfillId: string, options: GatherOptions = {}): Promise<Report> {
+/**
+ * `warehouse`: the workers' warehouse, or `{ missing: location }` when none is there. Without one,
+ * a backfill that ran no partition yet (refused, awaiting approval or its window) is reported from
+ * its workflow history alone; any other is refused (`noWarehouse`), rather than reported as
+ * having written nothing.
+ */
+export async function gatherReport(client: BackfillClient, warehouse: Warehouse | { missing: string }, backfillId: string, options: GatherOptions = {}): Promise<Report> {
   const now = options.now ?? Date.now();
   const latest = await client.describe(backfillId);
   const decode: Decode = (payload) => client.client.options.loadedDataConverter.payloadConverter.fromPayload(payload);
@@ -179,9 +186,16 @@ export async function gatherReport(client: BackfillClient, warehouse: Warehouse,
     notes.push(`Progress could not be read (${error instanceof Error ? error.message : String(error)}): "done" counts published partitions, failed and blocked are unknown.`);
     return null;
   });
-  const ledger = (await warehouse.ledger({ backfillId })).filter((row) => row.runKey === runKey);
-  const previous = await replacedVersions(warehouse, ledger);
-  const staged = await stagedReport(warehouse, { backfillId, runKey }, input, ledger, notes);
+  if ('missing' in warehouse) {
+    if (progress === null || progress.done + progress.failed + progress.running > 0) {
+      throw noWarehouse(warehouse.missing, 'report', 'only a backfill that ran no partition yet is reported without one');
+    }
+    notes.push(`No warehouse at ${warehouse.missing} (none was created): this backfill ran no partition yet, so the report comes from its workflow history alone.`);
+  }
+  const ledger = 'missing' in warehouse ? [] : (await warehouse.ledger({ backfillId })).filter((row) => row.runKey === runKey);
+  const previous = 'missing' in warehouse ? new Map<string, LedgerRow>() : await replacedVersions(warehouse, ledger);
+  const staged = 'missing' in warehouse ? null : await stagedReport(warehouse, { backfillId, runKey }, input, ledger, notes);
+  const location = 'missing' in warehouse ? warehouse.missing : warehouse.location;
   const throttled = progress ? progress.nodes.filter((n) => n.throttles > 0).map((n) => n.id) : plan.nodes.map((n) => n.id);
   const first = runs[0]!;
   const throttles = await throttleTimes(client, { id: backfillId, runKey, sinceMs: first.startMs }, plan, throttled, decode);
@@ -230,7 +244,7 @@ export async function gatherReport(client: BackfillClient, warehouse: Warehouse,
   const sum = (pick: (n: NodeReport) => number) => nodes.reduce((total, n) => total + pick(n), 0);
   const known = (pick: (n: NodeReport) => number | null) => (nodes.every((n) => pick(n) !== null) ? sum((n) => pick(n)!) : null);
   const codeVersions = [...new Set(ledger.map((r) => r.codeVersion))].sort();
-  if (ledger.length === 0) notes.push(`The ledger of ${warehouse.location} has no row of this backfill run: is it the warehouse the workers wrote to (--warehouse)?`);
+  if (ledger.length === 0 && !('missing' in warehouse)) notes.push(`The ledger of ${location} has no row of this backfill run: is it the warehouse the workers wrote to (--warehouse)?`);
   if (throttled.length > 0) notes.push(`Throttles read from the histories of ${throttled.join(', ')}.`);
 
   return {
@@ -256,7 +270,7 @@ export async function gatherReport(client: BackfillClient, warehouse: Warehouse,
       concurrency: input.limits?.concurrency !== undefined ? input.limits.concurrency : input.spec.concurrency,
       onlyChanged: input.skip !== undefined,
       codeVersions,
-      warehouse: warehouse.location,
+      warehouse: location,
     },
     plan: planReport(plan),
     totals: {
