@@ -7,6 +7,7 @@ import {
   WorkflowFailedError,
   WorkflowNotFoundError,
   WorkflowUpdateFailedError,
+  QueryNotRegisteredError,
   isGrpcServiceError,
   type Connection,
   type WorkflowExecutionDescription,
@@ -42,6 +43,7 @@ import {
   discardUpdate,
   type StagedReply,
   queueRateUpdate,
+  judgeQueueRateQuery,
   setBudgetUpdate,
   type Admission,
   progressQuery,
@@ -151,6 +153,18 @@ export type DatasetWait = {
   pollMs?: number;
   /** Called each time it looks and the datasets are still written by others. */
   onWait?: (writers: DatasetWriter[]) => void | Promise<void>;
+};
+
+/** What `set-queue-rate` did: the cap now, who recorded it, and who could not be asked or record it. */
+export type QueueRateResult = {
+  taskQueue: string;
+  rate: number | null;
+  /** Backfills with nodes on the queue that recorded the change in their audit trail. */
+  recordedBy: string[];
+  /** Backfills with nodes on the queue that did not answer: not asked, changed anyway with --force. */
+  unreachable: string[];
+  /** Backfills that agreed but whose record did not arrive after the cap changed (their worker went away). */
+  notRecorded: string[];
 };
 
 export type Started = {
@@ -1024,11 +1038,27 @@ export class BackfillClient {
    * Sets the server-enforced cap on activities started per second on a task queue, across
    * all its workers (UpdateTaskQueueConfig, server 1.29+); null removes it, which restores
    * the cap the workers set (maxTaskQueueActivitiesPerSecond).
+   *
+   * A task-queue RPC, not a workflow message, so every running backfill with nodes on the queue
+   * judges it by its policy first, and records it only once all agreed and the cap changed:
+   * one refusal leaves the cap and every trail as they were. A backfill with nodes on the queue
+   * that does not answer (no worker) stops the change too, unless `force`: then the cap changes
+   * without its judgement, and `unreachable` names it.
    */
-  async setQueueRate(taskQueue: string, rate: number | null, options: ControlOptions = {}): Promise<{ taskQueue: string; rate: number | null; recordedBy: string[]; unreachable: string[] }> {
-    // A task-queue RPC, not a workflow message: every running backfill with nodes on the queue
-    // judges it by its policy and records it first; the server keeps who and why with the rate.
-    const { recordedBy, unreachable } = await this.askRunningBackfills(taskQueue, rate, options);
+  async setQueueRate(taskQueue: string, rate: number | null, options: ControlOptions & { force?: boolean } = {}): Promise<QueueRateResult> {
+    const judged = await this.judgeQueueRate(taskQueue, rate, options);
+    if (judged.unreachable.length > 0 && !options.force) {
+      throw new BackfillError(
+        'no_worker',
+        `${judged.unreachable.map((id) => `'${id}'`).join(', ')} (nodes on task queue ${taskQueue}) did not answer (no worker, or none in time), so ${judged.unreachable.length === 1 ? 'its policy' : 'their policies'} could not judge the rate: ` +
+          `the cap is unchanged and nothing was recorded. Start ${judged.unreachable.length === 1 ? 'its' : 'their'} workers ('backfill status <id>' says why) and run set-queue-rate again, ` +
+          `or pass --force to change the cap without ${judged.unreachable.length === 1 ? 'its' : 'their'} judgement (it is not recorded in ${judged.unreachable.length === 1 ? 'its' : 'their'} audit trail)`,
+        'force',
+      );
+    }
+    // Backfills whose code predates the judging query judge and record in one step, before the cap changes (as before).
+    const recordedBy: string[] = [];
+    for (const backfillId of judged.unjudged) if (await this.recordQueueRate(backfillId, taskQueue, rate, options, true)) recordedBy.push(backfillId);
     const reason = options.reason?.trim() || (rate === null ? 'backfill set-queue-rate unlimited' : `backfill set-queue-rate ${rate}`);
     const response = await this.connection.workflowService.updateTaskQueueConfig({
       namespace: this.namespace,
@@ -1041,34 +1071,66 @@ export class BackfillClient {
       },
     });
     const current = response.config?.queueRateLimit?.rateLimit?.requestsPerSecond;
-    return { taskQueue, rate: current ?? null, recordedBy, unreachable };
+    const notRecorded: string[] = [];
+    for (const backfillId of judged.agreed) {
+      if (await this.recordQueueRate(backfillId, taskQueue, rate, options, false).catch(() => false)) recordedBy.push(backfillId);
+      else notRecorded.push(backfillId);
+    }
+    return { taskQueue, rate: current ?? null, recordedBy, unreachable: judged.unreachable, notRecorded };
   }
 
-  /** Sends `queueRate` to every running backfill: those with nodes on the queue judge and record it; a refusal stops the change. */
-  private async askRunningBackfills(taskQueue: string, rate: number | null, options: ControlOptions): Promise<{ recordedBy: string[]; unreachable: string[] }> {
-    const recordedBy: string[] = [];
+  /**
+   * Asks every running backfill how its policy judges the rate (a query: nothing is recorded).
+   * `agreed`: the queue is theirs and the rate allowed; `unjudged`: code from before the query;
+   * `unreachable`: no answer, and nodes on the queue (or a spec that could not be read). Throws
+   * the refusals, naming every backfill that refused.
+   */
+  private async judgeQueueRate(taskQueue: string, rate: number | null, options: ControlOptions): Promise<{ agreed: string[]; unjudged: string[]; unreachable: string[] }> {
+    const agreed: string[] = [];
+    const unjudged: string[] = [];
     const unreachable: string[] = [];
-    const running: string[] = [];
-    for await (const execution of this.client.workflow.list({ query: `WorkflowType = 'backfillWorkflow' AND ExecutionStatus = 'Running'` })) running.push(execution.workflowId);
-    for (const workflowId of running) {
+    const refusals: BackfillError[] = [];
+    const running: Array<{ workflowId: string; runId: string }> = [];
+    for await (const execution of this.client.workflow.list({ query: `WorkflowType = 'backfillWorkflow' AND ExecutionStatus = 'Running'` })) running.push({ workflowId: execution.workflowId, runId: execution.runId });
+    for (const { workflowId, runId } of running) {
       const backfillId = workflowId.replace(/^backfill\//, '');
       try {
-        const mine = await this.client.withDeadline(Date.now() + 10_000, () =>
-          this.client.workflow.getHandle<typeof backfillWorkflow>(workflowId).executeUpdate(queueRateUpdate, { args: [{ queue: taskQueue, rate }, this.meta(options)] }),
+        const judgement = await this.client.withDeadline(Date.now() + 10_000, () =>
+          this.client.workflow.getHandle<typeof backfillWorkflow>(workflowId).query(judgeQueueRateQuery, { queue: taskQueue, rate }, this.meta(options)),
         );
-        if (mine) recordedBy.push(backfillId);
+        if (judgement.refused) refusals.push(new BackfillError(judgement.refused.code, `backfill '${backfillId}' (on task queue ${taskQueue}) ${judgement.refused.message}`, judgement.refused.path));
+        else if (judgement.mine) agreed.push(backfillId);
       } catch (error) {
-        if (error instanceof WorkflowUpdateFailedError) {
-          const refused = refusedError(error.cause);
-          // A backfill from before governance has no such update: it neither judges nor records.
-          if (!refused && /handler|not found|unknown update/i.test(String(error.cause?.message))) continue;
-          if (refused) throw new BackfillError(refused.code, `backfill '${backfillId}' (on task queue ${taskQueue}) ${refused.message}`, refused.path);
-          throw error;
+        if (error instanceof QueryNotRegisteredError) {
+          unjudged.push(backfillId);
+          continue;
         }
-        unreachable.push(backfillId);
+        const queues = await this.queuesOf(backfillId, runId);
+        if (queues.size === 0 || [...queues.values()].includes(taskQueue)) unreachable.push(backfillId);
       }
     }
-    return { recordedBy, unreachable };
+    const first = refusals[0];
+    if (first) throw new BackfillError(first.code, `${refusals.map((r) => r.message).join('; ')} — the cap is unchanged and nothing was recorded`, first.path);
+    return { agreed, unjudged, unreachable };
+  }
+
+  /**
+   * Sends `queueRate` to one backfill, which records it when the queue is its own (true). With
+   * `refuse` a refusal stops the change (a backfill that could not be asked first); a backfill
+   * from before governance has no such update and records nothing (false).
+   */
+  private async recordQueueRate(backfillId: string, taskQueue: string, rate: number | null, options: ControlOptions, refuse: boolean): Promise<boolean> {
+    try {
+      return await this.client.withDeadline(Date.now() + 10_000, () =>
+        this.handle(backfillId).executeUpdate(queueRateUpdate, { args: [{ queue: taskQueue, rate }, this.meta(options)] }),
+      );
+    } catch (error) {
+      if (!(error instanceof WorkflowUpdateFailedError)) throw error;
+      const refused = refusedError(error.cause);
+      if (!refused && /handler|not found|unknown update/i.test(String(error.cause?.message))) return false;
+      if (refused && refuse) throw new BackfillError(refused.code, `backfill '${backfillId}' (on task queue ${taskQueue}) ${refused.message}`, refused.path);
+      throw error;
+    }
   }
 
   /**

@@ -10,7 +10,7 @@ import { parseSignedText, type SignatureCheck } from './approval.ts';
 import { parseMeta, type AuditEntry, type ControlMeta } from './audit.ts';
 import { parseSpending, type BudgetKind, type Spending } from './budget.ts';
 import { mergeFailures, withoutPartitions } from './failures.ts';
-import { BackfillError } from './errors.ts';
+import { BackfillError, type ErrorCode } from './errors.ts';
 import { POLICY_IDENTITY, type Governance, type Hold } from './governance.ts';
 import { minRate, nodeShares, parseConcurrency, parseRate, type Limits, type NodeLimits } from './limits.ts';
 import { TokenBucket } from './pacing.ts';
@@ -66,6 +66,9 @@ export type CoordinatorOptions = {
   canary?: Canary | null;
   skip?: Record<string, RangesJSON>;
 };
+
+/** How a backfill's policy judges a new task-queue rate: `refused` holds the BackfillError it would throw. */
+export type QueueRateJudgement = { mine: boolean; refused: { code: ErrorCode; message: string; path?: string } | null };
 
 export class BackfillCoordinator {
   readonly readiness: Readiness;
@@ -546,6 +549,21 @@ export class BackfillCoordinator {
     const mine = [...this.specs.values()].some((n) => n.taskQueue === v.queue);
     if (mine) this.governance?.check({ action: 'set-queue-rate', queue: v.queue, rate, ...(parsed.reason !== undefined ? { reason: parsed.reason } : {}) }, this.specView());
     return { queue: v.queue, rate, meta: parsed, mine };
+  }
+
+  /**
+   * `set-queue-rate`'s first round (a query: it records nothing): whether the queue is this
+   * backfill's, and its policy's refusal, if any. The client asks every backfill before it
+   * changes the cap, then sends `noteQueueRate` to record it, so no trail keeps a change that a
+   * later backfill refused.
+   */
+  judgeQueueRate(value: unknown, meta?: unknown): QueueRateJudgement {
+    try {
+      return { mine: this.parseQueueRate(value, meta).mine, refused: null };
+    } catch (error) {
+      if (error instanceof BackfillError) return { mine: true, refused: error.toJSON() };
+      throw error;
+    }
   }
 
   noteQueueRate(value: unknown, meta?: unknown): boolean {

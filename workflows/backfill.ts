@@ -55,6 +55,7 @@ import {
   assertCoreGeneration,
   carryQuery,
   queueRateUpdate,
+  judgeQueueRateQuery,
   setBudgetSignal,
   setBudgetUpdate,
   type Admission,
@@ -341,6 +342,7 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
     setHandler(queueRateUpdate, refusing((request: unknown, meta?: unknown) => coordinator.noteQueueRate(request, meta)), {
       validator: refusing((request: unknown, meta?: unknown) => void coordinator.parseQueueRate(request, meta)),
     });
+    setHandler(judgeQueueRateQuery, (request: unknown, meta?: unknown) => coordinator.judgeQueueRate(request, meta));
 
     // Approvals are verified one at a time (an activity each), in the order they arrived.
     let verifying = false;

@@ -1,0 +1,43 @@
+/** The backfill's side of set-queue-rate: the judging query answers and records nothing; the update records. */
+import { describe, expect, it } from 'vitest';
+import { BackfillCoordinator } from '../../core/coordinator.ts';
+import { Governance } from '../../core/governance.ts';
+import { expandPlan } from '../../core/plan.ts';
+import { parsePolicy } from '../../core/policy.ts';
+import { resolveSpec } from '../../core/spec.ts';
+
+const spec = resolveSpec({
+  name: 'q',
+  partitions: { grain: 'day', start: '2024-01-01', end: '2024-01-03' },
+  nodes: [{ id: 'a', transform: 'noop', taskQueue: 'warehouse' }],
+});
+const plan = expandPlan(spec, {});
+
+function governed(): BackfillCoordinator {
+  const c = new BackfillCoordinator(plan, { rate: null, concurrency: null });
+  const policy = parsePolicy({ version: 1, caps: { taskQueues: [{ match: 'warehouse', rate: 40 }] } });
+  const admission = Governance.admit({
+    backfillId: 'q', policy, policyHash: 'sha256:p', policyPath: 'p.yaml', spec, partitions: plan.totalPartitions, limits: c.controlState(), overrides: {},
+    planHash: 'sha256:plan', request: { identity: 'starter' }, startSignature: null, priority: { key: null, fairnessKey: null, fairnessWeight: null }, now: 0,
+  });
+  if (!admission.admitted) throw new Error(admission.message);
+  c.govern(admission.governance);
+  c.takeAudit();
+  return c;
+}
+
+describe('judgeQueueRate (set-queue-rate, first round)', () => {
+  it('answers whether the queue is its own and how the policy judges the rate, and records nothing', () => {
+    const c = governed();
+    expect(c.judgeQueueRate({ queue: 'warehouse', rate: 40 }, { identity: 'ops' })).toEqual({ mine: true, refused: null });
+    expect(c.judgeQueueRate({ queue: 'other', rate: 1000 }, { identity: 'ops' })).toEqual({ mine: false, refused: null });
+    expect(c.judgeQueueRate({ queue: 'warehouse', rate: 41 }, { identity: 'ops' })).toEqual({
+      mine: true,
+      refused: { code: 'policy_violation', message: expect.stringContaining('above its cap of 40/s'), path: expect.any(String) },
+    });
+    expect(c.takeAudit()).toEqual([]);
+    // The second round records it.
+    expect(c.noteQueueRate({ queue: 'warehouse', rate: 40 }, { identity: 'ops' })).toBe(true);
+    expect(c.takeAudit()).toMatchObject([{ action: 'set-queue-rate', details: { queue: 'warehouse', rate: 40 } }]);
+  });
+});

@@ -1,0 +1,117 @@
+/**
+ * `set-queue-rate` asks every running backfill on the queue before it changes the server's cap,
+ * and has them record it only after: a refusal or a silent backfill leaves the cap and every
+ * audit trail as they were (unless --force). The server is faked: a list of running backfills,
+ * each answering the judging query and the recording update as the test says.
+ */
+import { defaultPayloadConverter } from '@temporalio/common';
+import { QueryNotRegisteredError } from '@temporalio/client';
+import { describe, expect, it } from 'vitest';
+import { BackfillClient } from '../../client/backfill-client.ts';
+import type { QueueRateJudgement } from '../../core/coordinator.ts';
+
+type Backfill = { id: string; queues: string[]; judge: () => QueueRateJudgement };
+const agrees = (): QueueRateJudgement => ({ mine: true, refused: null });
+const silent = (): QueueRateJudgement => {
+  throw new Error('deadline exceeded: no worker answered');
+};
+const refuses = (): QueueRateJudgement => ({ mine: true, refused: { code: 'policy_violation', message: 'refused: set-queue-rate above caps.taskQueues[warehouse].rate (40/s)' } });
+
+/** A client over a fake server; `calls` lists what reached it that changes something. */
+function fakeClient(backfills: Backfill[]): { client: BackfillClient; calls: string[] } {
+  const calls: string[] = [];
+  const byWorkflow = new Map(backfills.map((b) => [`backfill/${b.id}`, b]));
+  const temporal = {
+    options: { loadedDataConverter: { payloadConverter: defaultPayloadConverter } },
+    withDeadline: <T>(_deadline: number, run: () => Promise<T>) => run(),
+    workflow: {
+      async *list() {
+        for (const b of backfills) yield { workflowId: `backfill/${b.id}`, runId: `run-${b.id}` };
+      },
+      getHandle: (workflowId: string) => {
+        const b = byWorkflow.get(workflowId)!;
+        return {
+          query: async (definition: { name: string }) => {
+            if (definition.name !== 'judgeQueueRate') throw new Error(`unexpected query ${definition.name}`);
+            return b.judge();
+          },
+          executeUpdate: async (definition: { name: string }) => {
+            if (b.judge === silent) throw new Error('deadline exceeded: no worker answered');
+            calls.push(`record ${b.id}`);
+            return b.queues.includes('warehouse');
+          },
+        };
+      },
+    },
+  };
+  const workflowService = {
+    updateTaskQueueConfig: async (request: { taskQueue: string; updateQueueRateLimit: { rateLimit?: { requestsPerSecond: number } } }) => {
+      calls.push(`cap ${request.taskQueue} ${request.updateQueueRateLimit.rateLimit?.requestsPerSecond ?? 'unlimited'}`);
+      return { config: { queueRateLimit: { rateLimit: request.updateQueueRateLimit.rateLimit } } };
+    },
+    getWorkflowExecutionHistory: async (request: { execution: { workflowId: string } }) => {
+      const b = byWorkflow.get(request.execution.workflowId)!;
+      const input = { spec: { nodes: b.queues.map((taskQueue, i) => ({ id: `n${i}`, taskQueue })) } };
+      return { history: { events: [{ workflowExecutionStartedEventAttributes: { input: { payloads: [defaultPayloadConverter.toPayload(input)] } } }] } };
+    },
+  };
+  const client = Object.create(BackfillClient.prototype) as BackfillClient;
+  Object.defineProperties(client, {
+    client: { value: temporal },
+    connection: { value: { workflowService } },
+    settings: { value: { namespace: 'default' } },
+    identity: { value: 'ops@test' },
+    nodeQueues: { value: new Map() },
+  });
+  return { client, calls };
+}
+
+describe('set-queue-rate', () => {
+  it('a later refusal leaves the cap unchanged and nothing recorded by the backfills that agreed first', async () => {
+    const { client, calls } = fakeClient([
+      { id: 'a', queues: ['warehouse'], judge: agrees },
+      { id: 'b', queues: ['warehouse'], judge: refuses },
+    ]);
+    await expect(client.setQueueRate('warehouse', 80, { reason: 'INC-1' })).rejects.toMatchObject({
+      code: 'policy_violation',
+      message: expect.stringMatching(/^backfill 'b' \(on task queue warehouse\) refused: .* the cap is unchanged and nothing was recorded$/),
+    });
+    expect(calls).toEqual([]);
+  });
+
+  it('a backfill on the queue that does not answer blocks the change, unless --force, which names it', async () => {
+    const backfills = [
+      { id: 'a', queues: ['warehouse'], judge: agrees },
+      { id: 'down', queues: ['warehouse'], judge: silent },
+      { id: 'elsewhere-down', queues: ['other'], judge: silent },
+    ];
+    const blocked = fakeClient(backfills);
+    await expect(blocked.client.setQueueRate('warehouse', 80)).rejects.toMatchObject({ code: 'no_worker', message: expect.stringMatching(/^'down' \(nodes on task queue warehouse\) did not answer.*--force/) });
+    expect(blocked.calls).toEqual([]);
+
+    const forced = fakeClient(backfills);
+    await expect(forced.client.setQueueRate('warehouse', 80, { force: true })).resolves.toEqual({
+      taskQueue: 'warehouse',
+      rate: 80,
+      recordedBy: ['a'],
+      unreachable: ['down'],
+      notRecorded: [],
+    });
+    // The cap changes first, and only then does the backfill that agreed record it.
+    expect(forced.calls).toEqual(['cap warehouse 80', 'record a']);
+  });
+
+  it('a backfill whose code predates the judging query judges and records in one step, before the cap changes', async () => {
+    const legacy = (): QueueRateJudgement => {
+      throw new QueryNotRegisteredError('unknown queryType judgeQueueRate', 3);
+    };
+    const { client, calls } = fakeClient([
+      { id: 'new', queues: ['warehouse'], judge: agrees },
+      { id: 'old', queues: ['warehouse'], judge: legacy },
+      { id: 'other', queues: ['other'], judge: () => ({ mine: false, refused: null }) },
+    ]);
+    const result = await client.setQueueRate('warehouse', null);
+    expect(calls).toEqual(['record old', 'cap warehouse unlimited', 'record new']);
+    expect(result).toMatchObject({ rate: null, recordedBy: ['old', 'new'], unreachable: [] });
+  });
+});
