@@ -6,6 +6,32 @@ import { jsonOption, positiveInteger, positiveNumber, print, reasonOption } from
 import { withClient } from '../with-client.ts';
 import { heldLine } from './resume.ts';
 
+export type BudgetChange = { budget: 'retries' | 'cost'; limit: number };
+
+/**
+ * Applies each change in turn (one update each: the workflow judges one budget at a time), and
+ * returns the last reply. When one is refused after another applied, the error says what
+ * already applied, since it stays applied.
+ */
+export async function applyBudgets<T>(changes: readonly BudgetChange[], apply: (change: BudgetChange) => Promise<T>): Promise<T> {
+  const applied: string[] = [];
+  let last: T | undefined;
+  for (const change of changes) {
+    try {
+      last = await apply(change);
+    } catch (error) {
+      if (applied.length === 0) throw error;
+      const message = error instanceof Error ? error.message : String(error);
+      const code = error instanceof BackfillError ? error.code : 'failed';
+      const path = error instanceof BackfillError ? error.path : undefined;
+      throw new BackfillError(code, `${applied.join(', ')} (applied, and stays so); ${change.budget} refused: ${message}`, path);
+    }
+    applied.push(`${change.budget} budget set to ${change.limit.toLocaleString('en-US')}`);
+  }
+  if (last === undefined) throw new BackfillError('invalid_argument', 'give --retries <attempts> or --cost <amount> (or both)', 'budget');
+  return last;
+}
+
 export function setBudgetCommand() {
   return documented(new Command('set-budget'), HELP_GROUPS.control, [
     ['backfill set-budget restate-2024 --retries 500 --reason upstream-API-flaky-INC-77', 'up to 500 failed attempts in all; a backfill the retry budget paused goes on'],
@@ -18,14 +44,13 @@ export function setBudgetCommand() {
     .addOption(reasonOption())
     .addOption(jsonOption())
     .action(async (id, options, command) => {
-      const changes = [
+      const changes: BudgetChange[] = [
         ...(options.retries !== undefined ? [{ budget: 'retries' as const, limit: options.retries }] : []),
         ...(options.cost !== undefined ? [{ budget: 'cost' as const, limit: options.cost }] : []),
       ];
       if (changes.length === 0) throw new BackfillError('invalid_argument', 'give --retries <attempts> or --cost <amount> (or both)', 'budget');
       await withClient(command, async (client) => {
-        let state: Awaited<ReturnType<typeof client.setBudget>> | null = null;
-        for (const change of changes) state = await client.setBudget(id, change.budget, change.limit, options);
+        const state = await applyBudgets(changes, (change) => client.setBudget(id, change.budget, change.limit, options));
         print(options.json, { backfillId: id, ...state }, () => `${id}: ${changes.map((c) => `${c.budget} budget ${c.limit.toLocaleString('en-US')}`).join(', ')}${heldLine(state)}`);
       });
     });
