@@ -9,8 +9,8 @@ import { BackfillError } from '../core/errors.ts';
 import type { Warehouse } from '../activities/warehouse/types.ts';
 import { backfillHome } from '../host/settings.ts';
 
-/** Where a reader looks: `location` (--warehouse, else $BACKFILL_WAREHOUSE), else the default SQLite file. */
-export function warehouseTarget(location: string | undefined = process.env.BACKFILL_WAREHOUSE): string {
+/** Where a reader looks: `location` (--warehouse, which commander fills from $BACKFILL_WAREHOUSE), else the default SQLite file. */
+export function warehouseTarget(location: string | undefined): string {
   return location && location.length > 0 ? location : join(backfillHome(), 'warehouse.db');
 }
 

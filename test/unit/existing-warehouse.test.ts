@@ -6,8 +6,8 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { runCli as cli } from './run-cli.ts';
 import { openWarehouse } from '../../activities/warehouse/index.ts';
-import { main } from '../../client/cli.ts';
 import { EXIT } from '../../client/exit-codes.ts';
 import { onlyChanged } from '../../client/only-changed.ts';
 import { loadSpecFile } from '../../client/spec-file.ts';
@@ -26,20 +26,6 @@ beforeAll(async () => {
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 afterEach(() => vi.restoreAllMocks());
-
-/** Runs the command line in-process: what it printed on stdout and its exit code. */
-async function cli(...args: string[]): Promise<{ stdout: string; code: number }> {
-  let stdout = '';
-  vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => ((stdout += String(chunk)), true));
-  vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
-  const before = process.exitCode;
-  try {
-    await main(['node', 'backfill', ...args]);
-    return { stdout, code: Number(process.exitCode ?? 0) };
-  } finally {
-    process.exitCode = before;
-  }
-}
 
 describe('a reader of a warehouse that is not there', () => {
   it('--only-changed refuses, names the location and the first-run case, and creates nothing', async () => {

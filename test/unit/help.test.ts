@@ -3,6 +3,7 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { stripVTControlCharacters } from 'node:util';
 import type { CommandUnknownOpts } from '@commander-js/extra-typings';
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { runCli as cli } from './run-cli.ts';
 import { BackfillError } from '../../core/errors.ts';
 import type { ControlState } from '../../core/coordinator.ts';
 import { cappedByOwnLimit, cappedLine } from '../../client/capped.ts';
@@ -19,21 +20,6 @@ function helpOf(command: CommandUnknownOpts): string {
   command.configureOutput({ writeOut: (chunk) => void (text += chunk) });
   command.outputHelp();
   return stripVTControlCharacters(text);
-}
-
-/** Runs the command line in-process; what it printed on stdout and its exit code. */
-async function cli(...args: string[]): Promise<{ stdout: string; code: number }> {
-  let stdout = '';
-  const write = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => ((stdout += String(chunk)), true));
-  vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
-  const before = process.exitCode;
-  try {
-    await main(['node', 'backfill', ...args]);
-    return { stdout, code: Number(process.exitCode ?? 0) };
-  } finally {
-    write.mockRestore();
-    process.exitCode = before;
-  }
 }
 
 afterEach(() => vi.restoreAllMocks());

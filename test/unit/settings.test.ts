@@ -3,7 +3,8 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { main } from '../../client/cli.ts';
+import { runCli } from './run-cli.ts';
+import { SqliteWarehouse } from '../../activities/warehouse/sqlite/sqlite-dialect.ts';
 import { backfillHome, settingsFromEnv } from '../../host/settings.ts';
 import { ROOT } from './build-sources.ts';
 import { modulesUnder } from './import-graph.ts';
@@ -55,18 +56,9 @@ describe('the environment is read at the edge', () => {
 describe('flags filled from variables', () => {
   const EXAMPLE = new URL('../../examples/shop/backfill.yaml', import.meta.url).pathname;
 
-  async function cli(env: Record<string, string>, ...args: string[]): Promise<{ stdout: string; code: number }> {
-    let stdout = '';
-    vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => ((stdout += String(chunk)), true));
-    vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
+  function cli(env: Record<string, string>, ...args: string[]): Promise<{ stdout: string; code: number }> {
     for (const [name, value] of Object.entries(env)) vi.stubEnv(name, value);
-    const before = process.exitCode;
-    try {
-      await main(['node', 'backfill', ...args]);
-      return { stdout, code: Number(process.exitCode ?? 0) };
-    } finally {
-      process.exitCode = before;
-    }
+    return runCli(...args);
   }
 
   afterEach(() => {
@@ -86,6 +78,10 @@ describe('flags filled from variables', () => {
     const dir = mkdtempSync(join(tmpdir(), 'backfill-settings-'));
     try {
       const warehouse = join(dir, 'w.db');
+      // A warehouse the workers made (an empty one: nothing published yet); one that is not there is refused.
+      const made = new SqliteWarehouse(warehouse);
+      await made.identity();
+      await made.close();
       const planned = await cli({ BACKFILL_WAREHOUSE: warehouse, BACKFILL_CODE_VERSION: 'v9' }, 'plan', EXAMPLE, '--only-changed', '--json');
       expect(planned.code).toBe(0);
       expect(JSON.parse(planned.stdout).onlyChanged).toMatchObject({ warehouse, codeVersion: 'v9', totalToRun: 1528, totalSkipped: 0 });
