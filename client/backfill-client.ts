@@ -44,6 +44,7 @@ import {
   type StagedReply,
   queueRateUpdate,
   judgeQueueRateQuery,
+  judgeBudgetQuery,
   setBudgetUpdate,
   type Admission,
   progressQuery,
@@ -878,6 +879,32 @@ export class BackfillClient {
   /** `set-budget`: a new cap for the retry or the cost budget; a paused backfill goes on from where it is. */
   setBudget(backfillId: string, budget: 'retries' | 'cost', limit: number, options: ControlOptions = {}): Promise<ControlState> {
     return this.update(backfillId, (h) => h.executeUpdate(setBudgetUpdate, { args: [{ budget, limit }, this.meta(options)] }));
+  }
+
+  /**
+   * Asks a running backfill's policy how it judges each budget change, applying none (a query),
+   * and throws the refusals together: `set-budget` changes several budgets with one update each,
+   * so it judges them all first, and one refused leaves every budget as it was. A backfill whose
+   * code predates the query judges each change as it applies.
+   */
+  async judgeBudgets(backfillId: string, changes: ReadonlyArray<{ budget: 'retries' | 'cost'; limit: number }>, options: ControlOptions = {}): Promise<void> {
+    const description = await this.describe(backfillId);
+    if (description.status.name !== 'RUNNING') return; // the update says it is not running
+    const refusals: BackfillError[] = [];
+    for (const change of changes) {
+      let refused;
+      try {
+        ({ refused } = await this.client.withDeadline(Date.now() + QUERY_TIMEOUT_MS, () =>
+          this.handle(backfillId).query(judgeBudgetQuery, { budget: change.budget, limit: change.limit }, this.meta(options)),
+        ));
+      } catch (error) {
+        if (error instanceof QueryNotRegisteredError) return;
+        throw error;
+      }
+      if (refused) refusals.push(new BackfillError(refused.code, `${change.budget}: ${refused.message}`, refused.path));
+    }
+    const first = refusals[0];
+    if (first) throw new BackfillError(first.code, `${refusals.map((r) => r.message).join('; ')} — no budget was changed`, first.path);
   }
 
   /**

@@ -67,8 +67,20 @@ export type CoordinatorOptions = {
   skip?: Record<string, RangesJSON>;
 };
 
-/** How a backfill's policy judges a new task-queue rate: `refused` holds the BackfillError it would throw. */
-export type QueueRateJudgement = { mine: boolean; refused: { code: ErrorCode; message: string; path?: string } | null };
+/** How a backfill's policy judges a change without applying it (a query's answer): `refused` holds the BackfillError applying it would throw. */
+export type Judgement = { refused: { code: ErrorCode; message: string; path?: string } | null };
+/** How a backfill's policy judges a new task-queue rate, and whether the queue is its own. */
+export type QueueRateJudgement = Judgement & { mine: boolean };
+
+/** The judgement of `parse`, which throws a BackfillError to refuse. */
+function judged<T>(parse: () => T): { value: T; refused: null } | { value?: undefined; refused: NonNullable<Judgement['refused']> } {
+  try {
+    return { value: parse(), refused: null };
+  } catch (error) {
+    if (error instanceof BackfillError) return { refused: error.toJSON() };
+    throw error;
+  }
+}
 
 export class BackfillCoordinator {
   readonly readiness: Readiness;
@@ -509,6 +521,14 @@ export class BackfillCoordinator {
     return { budget: v.budget, limit: v.limit, meta: parsed };
   }
 
+  /**
+   * `set-budget`'s first round (a query: it applies and records nothing): how the policy judges
+   * the change. The client judges every budget it changes first, so that one refused applies none.
+   */
+  judgeBudget(value: unknown, meta?: unknown): Judgement {
+    return { refused: judged(() => this.parseBudget(value, meta)).refused };
+  }
+
   /** `set-budget`: a new cap; what was spent stays, so a raised budget lets a paused backfill go on where it was. */
   setBudget(value: unknown, meta?: unknown): ControlState {
     const parsed = this.parseBudget(value, meta);
@@ -558,12 +578,8 @@ export class BackfillCoordinator {
    * later backfill refused.
    */
   judgeQueueRate(value: unknown, meta?: unknown): QueueRateJudgement {
-    try {
-      return { mine: this.parseQueueRate(value, meta).mine, refused: null };
-    } catch (error) {
-      if (error instanceof BackfillError) return { mine: true, refused: error.toJSON() };
-      throw error;
-    }
+    const judgement = judged(() => this.parseQueueRate(value, meta));
+    return judgement.refused ? { mine: true, refused: judgement.refused } : { mine: judgement.value.mine, refused: null };
   }
 
   noteQueueRate(value: unknown, meta?: unknown): boolean {

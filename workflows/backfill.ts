@@ -56,6 +56,7 @@ import {
   carryQuery,
   queueRateUpdate,
   judgeQueueRateQuery,
+  judgeBudgetQuery,
   setBudgetSignal,
   setBudgetUpdate,
   type Admission,
@@ -329,6 +330,7 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
   if (governed) {
     setHandler(setBudgetSignal, ignoringInvalid('setBudget', setBudget));
     setHandler(setBudgetUpdate, refusing(setBudget), { validator: refusing((request: unknown, meta?: unknown) => void coordinator.parseBudget(request, meta)) });
+    setHandler(judgeBudgetQuery, (request: unknown, meta?: unknown) => coordinator.judgeBudget(request, meta));
     let cancelAnnounced = false;
     setHandler(
       announceCancelUpdate,

@@ -1,4 +1,4 @@
-/** The backfill's side of set-queue-rate: the judging query answers and records nothing; the update records. */
+/** The backfill's side of set-queue-rate and set-budget: the judging queries answer and change nothing; the updates apply and record. */
 import { describe, expect, it } from 'vitest';
 import { BackfillCoordinator } from '../../core/coordinator.ts';
 import { Governance } from '../../core/governance.ts';
@@ -39,5 +39,22 @@ describe('judgeQueueRate (set-queue-rate, first round)', () => {
     // The second round records it.
     expect(c.noteQueueRate({ queue: 'warehouse', rate: 40 }, { identity: 'ops' })).toBe(true);
     expect(c.takeAudit()).toMatchObject([{ action: 'set-queue-rate', details: { queue: 'warehouse', rate: 40 } }]);
+  });
+});
+
+describe('judgeBudget (set-budget, first round)', () => {
+  it('judges a budget change as the update would, and changes and records nothing', () => {
+    const c = governed();
+    const before = c.controlState();
+    expect(c.judgeBudget({ budget: 'retries', limit: 500 }, { identity: 'ops' })).toEqual({ refused: null });
+    // This policy defines no cost budget: the update would refuse it, and so does the judgement.
+    expect(c.judgeBudget({ budget: 'cost', limit: 2e12 }, { identity: 'ops' })).toEqual({
+      refused: { code: 'invalid_argument', message: expect.stringContaining('no cost budget'), path: 'budget' },
+    });
+    expect(c.judgeBudget({ budget: 'retries', limit: 1.5 }, { identity: 'ops' }).refused).toMatchObject({ code: 'invalid_argument' });
+    expect(c.takeAudit()).toEqual([]);
+    expect(c.controlState()).toEqual(before);
+    c.setBudget({ budget: 'retries', limit: 500 }, { identity: 'ops' });
+    expect(c.takeAudit()).toMatchObject([{ action: 'set-budget', details: { budget: 'retries', limit: 500 } }]);
   });
 });
