@@ -44,7 +44,8 @@ import {
   type StagedReply,
   queueRateUpdate,
   judgeQueueRateQuery,
-  judgeBudgetQuery,
+  judgeChangeQuery,
+  type JudgedChange,
   setBudgetUpdate,
   type Admission,
   progressQuery,
@@ -882,29 +883,28 @@ export class BackfillClient {
   }
 
   /**
-   * Asks a running backfill's policy how it judges each budget change, applying none (a query),
-   * and throws the refusals together: `set-budget` changes several budgets with one update each,
-   * so it judges them all first, and one refused leaves every budget as it was. A backfill whose
-   * code predates the query judges each change as it applies.
+   * Asks a running backfill's policy how it judges each change, applying none (a query), and
+   * throws the refusals together. A command that sends several updates (`set-budget --retries
+   * --cost`, `retry-failed --spec`) judges them all first, so that one refused applies none. A
+   * backfill whose code predates the query judges each change as it applies.
    */
-  async judgeBudgets(backfillId: string, changes: ReadonlyArray<{ budget: 'retries' | 'cost'; limit: number }>, options: ControlOptions = {}): Promise<void> {
+  async judgeChanges(backfillId: string, changes: readonly JudgedChange[], options: ControlOptions = {}): Promise<void> {
     const description = await this.describe(backfillId);
     if (description.status.name !== 'RUNNING') return; // the update says it is not running
     const refusals: BackfillError[] = [];
     for (const change of changes) {
       let refused;
       try {
-        ({ refused } = await this.client.withDeadline(Date.now() + QUERY_TIMEOUT_MS, () =>
-          this.handle(backfillId).query(judgeBudgetQuery, { budget: change.budget, limit: change.limit }, this.meta(options)),
-        ));
+        ({ refused } = await this.client.withDeadline(Date.now() + QUERY_TIMEOUT_MS, () => this.handle(backfillId).query(judgeChangeQuery, change, this.meta(options))));
       } catch (error) {
         if (error instanceof QueryNotRegisteredError) return;
         throw error;
       }
-      if (refused) refusals.push(new BackfillError(refused.code, `${change.budget}: ${refused.message}`, refused.path));
+      const label = change.action === 'set-budget' ? change.budget : change.action;
+      if (refused) refusals.push(new BackfillError(refused.code, `${label}: ${refused.message}`, refused.path));
     }
     const first = refusals[0];
-    if (first) throw new BackfillError(first.code, `${refusals.map((r) => r.message).join('; ')} — no budget was changed`, first.path);
+    if (first) throw new BackfillError(first.code, `${refusals.map((r) => r.message).join('; ')} — nothing was changed`, first.path);
   }
 
   /**
@@ -944,6 +944,8 @@ export class BackfillClient {
     let description = await this.describe(backfillId);
     if (description.status.name === 'RUNNING') {
       try {
+        // With a new spec, two updates: the retry is judged first, so that a refused one leaves the spec as it was.
+        if (spec) await this.judgeChanges(backfillId, [{ action: 'retry', ...(node !== undefined ? { node } : {}) }], options);
         const changed = spec ? await this.replaceSpec(backfillId, spec, options) : [];
         const retried = await this.update(backfillId, (h) => h.executeUpdate(retryFailedUpdate, { args: [node ?? null, this.meta(options)] }));
         return { retried, changed, resumed: null };

@@ -71,6 +71,8 @@ export type CoordinatorOptions = {
 export type Judgement = { refused: { code: ErrorCode; message: string; path?: string } | null };
 /** How a backfill's policy judges a new task-queue rate, and whether the queue is its own. */
 export type QueueRateJudgement = Judgement & { mine: boolean };
+/** A change judged before it is applied (`judgeChange`). */
+export type JudgedChange = { action: 'set-budget'; budget: BudgetKind; limit: number } | { action: 'retry'; node?: string };
 
 /** The judgement of `parse`, which throws a BackfillError to refuse. */
 function judged<T>(parse: () => T): { value: T; refused: null } | { value?: undefined; refused: NonNullable<Judgement['refused']> } {
@@ -522,11 +524,19 @@ export class BackfillCoordinator {
   }
 
   /**
-   * `set-budget`'s first round (a query: it applies and records nothing): how the policy judges
-   * the change. The client judges every budget it changes first, so that one refused applies none.
+   * The first round of a command that sends more than one update (a query: it applies and records
+   * nothing): how the policy judges one of its changes. `set-budget --retries --cost` and
+   * `retry-failed --spec` judge every change first, so that one refused applies none.
    */
-  judgeBudget(value: unknown, meta?: unknown): Judgement {
-    return { refused: judged(() => this.parseBudget(value, meta)).refused };
+  judgeChange(change: unknown, meta?: unknown): Judgement {
+    const c = change as { action?: unknown; node?: unknown } | null;
+    return {
+      refused: judged(() => {
+        if (c?.action === 'set-budget') return this.parseBudget(c, meta);
+        if (c?.action === 'retry') return this.parseRetry(c.node ?? undefined, meta);
+        throw new BackfillError('invalid_argument', "a change to judge is { action: 'set-budget', budget, limit } or { action: 'retry', node? }", 'action');
+      }).refused,
+    };
   }
 
   /** `set-budget`: a new cap; what was spent stays, so a raised budget lets a paused backfill go on where it was. */

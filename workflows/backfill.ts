@@ -56,7 +56,7 @@ import {
   carryQuery,
   queueRateUpdate,
   judgeQueueRateQuery,
-  judgeBudgetQuery,
+  judgeChangeQuery,
   setBudgetSignal,
   setBudgetUpdate,
   type Admission,
@@ -258,6 +258,7 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
     validator: refusing((concurrency: unknown, node?: unknown, meta?: unknown) => void coordinator.parseConcurrency(concurrency, node, meta)),
   });
   setHandler(retryFailedUpdate, refusing(retryFailed), { validator: refusing((node?: unknown, meta?: unknown) => void coordinator.parseRetry(node, meta)) });
+  setHandler(judgeChangeQuery, (change: unknown, meta?: unknown) => coordinator.judgeChange(change, meta));
   // Fix and go on: a new spec with the same nodes and partitions, for the partitions still to run.
   let spec = input.spec;
   const planHashOf = (next: typeof spec) => planHash({ spec: next, range: input.range, ...(input.skip ? { skip: input.skip } : {}) });
@@ -330,7 +331,6 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
   if (governed) {
     setHandler(setBudgetSignal, ignoringInvalid('setBudget', setBudget));
     setHandler(setBudgetUpdate, refusing(setBudget), { validator: refusing((request: unknown, meta?: unknown) => void coordinator.parseBudget(request, meta)) });
-    setHandler(judgeBudgetQuery, (request: unknown, meta?: unknown) => coordinator.judgeBudget(request, meta));
     let cancelAnnounced = false;
     setHandler(
       announceCancelUpdate,

@@ -6,7 +6,7 @@
 import { ApplicationFailure, SearchAttributeType, defineSearchAttributeKey } from '@temporalio/common';
 import { BackfillError, isErrorCode } from '../core/errors.ts';
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
-import type { ApprovalRequest, BudgetRequest, ControlState, Judgement, QueueRateJudgement } from '../core/coordinator.ts';
+import type { ApprovalRequest, BudgetRequest, ControlState, JudgedChange, Judgement, QueueRateJudgement } from '../core/coordinator.ts';
 import type { ControlMeta } from '../core/audit.ts';
 import type { Hold } from '../core/governance.ts';
 import { QUERY_NAMES } from '../core/workflow-ids.ts';
@@ -17,7 +17,7 @@ import type { StagedAction, StagedRequest } from '../core/staged.ts';
 import type { CanaryAction } from '../core/canary.ts';
 import type { StagedOutcome } from '../activities/warehouse/types.ts';
 
-export type { ControlState, Judgement, QueueRateJudgement } from '../core/coordinator.ts';
+export type { ControlState, JudgedChange, Judgement, QueueRateJudgement } from '../core/coordinator.ts';
 
 /**
  * Workflows started by backfill 0.1 have no `core` in their input and cannot replay on this
@@ -96,10 +96,11 @@ export const queueRateUpdate = defineUpdate<boolean, [request: { queue: string; 
  */
 export const judgeQueueRateQuery = defineQuery<QueueRateJudgement, [request: { queue: string; rate: number | null }, meta?: ControlMeta]>('judgeQueueRate');
 /**
- * `set-budget`'s first round: how the backfill's policy judges a budget change, applying and
- * recording nothing. A backfill whose code predates it answers QueryNotRegistered.
+ * The first round of a command that sends more than one update: how the backfill's policy judges
+ * one of its changes, applying and recording nothing. A backfill whose code predates it answers
+ * QueryNotRegistered.
  */
-export const judgeBudgetQuery = defineQuery<Judgement, [request: BudgetRequest, meta?: ControlMeta]>('judgeBudget');
+export const judgeChangeQuery = defineQuery<Judgement, [change: JudgedChange, meta?: ControlMeta]>('judgeChange');
 
 /** What the policy decided about the start: admitted (maybe to wait), or refused (the update fails with `policy_violation`). */
 export type Admission = {

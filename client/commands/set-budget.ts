@@ -10,7 +10,7 @@ export type BudgetChange = { budget: 'retries' | 'cost'; limit: number };
 
 /**
  * Applies each change in turn (one update each), and returns the last reply. The client judged
- * them all first (`judgeBudgets`); should one still be refused after another applied (a backfill
+ * them all first (`judgeChanges`); should one still be refused after another applied (a backfill
  * whose code predates that judgement, or a policy that changed meanwhile), the error says what
  * already applied, since it stays applied.
  */
@@ -52,7 +52,7 @@ export function setBudgetCommand() {
       if (changes.length === 0) throw new BackfillError('invalid_argument', 'give --retries <attempts> or --cost <amount> (or both)', 'budget');
       await withClient(command, async (client) => {
         // Judged together first, so that a refused one applies none of them.
-        await client.judgeBudgets(id, changes, options);
+        await client.judgeChanges(id, changes.map((c) => ({ action: 'set-budget' as const, ...c })), options);
         const state = await applyBudgets(changes, (change) => client.setBudget(id, change.budget, change.limit, options));
         print(options.json, { backfillId: id, ...state }, () => `${id}: ${changes.map((c) => `${c.budget} budget ${c.limit.toLocaleString('en-US')}`).join(', ')}${heldLine(state)}`);
       });

@@ -108,7 +108,7 @@ describe('a cost budget end to end', () => {
     const budgetsBefore = (await client.progress(backfillId)).governance?.budgets;
     const both = await runCli(['set-budget', backfillId, '--retries', '500', '--cost', '2e6', '--reason', 'the second is more than the policy allows']);
     expect(both.code).not.toBe(0);
-    expect(both.stderr).toMatch(/cost: .*budgets\.cost.*no budget was changed/);
+    expect(both.stderr).toMatch(/cost: .*budgets\.cost.*nothing was changed/);
     expect((await client.progress(backfillId)).governance?.budgets).toEqual(budgetsBefore);
     expect((await client.progress(backfillId)).governance?.budgets.cost).toMatchObject({ limit: cap });
   });

@@ -13,9 +13,9 @@ const spec = resolveSpec({
 });
 const plan = expandPlan(spec, {});
 
-function governed(): BackfillCoordinator {
+function governed(rules: Record<string, unknown> = { caps: { taskQueues: [{ match: 'warehouse', rate: 40 }] } }): BackfillCoordinator {
   const c = new BackfillCoordinator(plan, { rate: null, concurrency: null });
-  const policy = parsePolicy({ version: 1, caps: { taskQueues: [{ match: 'warehouse', rate: 40 }] } });
+  const policy = parsePolicy({ version: 1, ...rules });
   const admission = Governance.admit({
     backfillId: 'q', policy, policyHash: 'sha256:p', policyPath: 'p.yaml', spec, partitions: plan.totalPartitions, limits: c.controlState(), overrides: {},
     planHash: 'sha256:plan', request: { identity: 'starter' }, startSignature: null, priority: { key: null, fairnessKey: null, fairnessWeight: null }, now: 0,
@@ -42,19 +42,30 @@ describe('judgeQueueRate (set-queue-rate, first round)', () => {
   });
 });
 
-describe('judgeBudget (set-budget, first round)', () => {
+describe('judgeChange (set-budget and retry-failed --spec, first round)', () => {
   it('judges a budget change as the update would, and changes and records nothing', () => {
     const c = governed();
     const before = c.controlState();
-    expect(c.judgeBudget({ budget: 'retries', limit: 500 }, { identity: 'ops' })).toEqual({ refused: null });
+    expect(c.judgeChange({ action: 'set-budget', budget: 'retries', limit: 500 }, { identity: 'ops' })).toEqual({ refused: null });
     // This policy defines no cost budget: the update would refuse it, and so does the judgement.
-    expect(c.judgeBudget({ budget: 'cost', limit: 2e12 }, { identity: 'ops' })).toEqual({
+    expect(c.judgeChange({ action: 'set-budget', budget: 'cost', limit: 2e12 }, { identity: 'ops' })).toEqual({
       refused: { code: 'invalid_argument', message: expect.stringContaining('no cost budget'), path: 'budget' },
     });
-    expect(c.judgeBudget({ budget: 'retries', limit: 1.5 }, { identity: 'ops' }).refused).toMatchObject({ code: 'invalid_argument' });
+    expect(c.judgeChange({ action: 'set-budget', budget: 'retries', limit: 1.5 }, { identity: 'ops' }).refused).toMatchObject({ code: 'invalid_argument' });
     expect(c.takeAudit()).toEqual([]);
     expect(c.controlState()).toEqual(before);
     c.setBudget({ budget: 'retries', limit: 500 }, { identity: 'ops' });
     expect(c.takeAudit()).toMatchObject([{ action: 'set-budget', details: { budget: 'retries', limit: 500 } }]);
+  });
+});
+
+describe('judgeChange (retry-failed --spec, first round)', () => {
+  it('judges a retry as the update would (a policy that requires a reason for it), and changes nothing', () => {
+    const c = governed({ reasons: { required: ['retry'] } });
+    expect(c.judgeChange({ action: 'retry' }, { identity: 'ops' }).refused).toMatchObject({ code: 'policy_violation', message: expect.stringMatching(/reason/) });
+    expect(c.judgeChange({ action: 'retry', node: 'a' }, { identity: 'ops', reason: 'the fix is in' })).toEqual({ refused: null });
+    expect(c.judgeChange({ action: 'retry', node: 'nope' }, { identity: 'ops', reason: 'r' }).refused).toMatchObject({ code: 'unknown_node' });
+    expect(c.judgeChange({ action: 'drop-tables' }, { identity: 'ops' }).refused).toMatchObject({ code: 'invalid_argument', path: 'action' });
+    expect(c.takeAudit()).toEqual([]);
   });
 });
