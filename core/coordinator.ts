@@ -14,6 +14,7 @@ import { BackfillError, type ErrorCode } from './errors.ts';
 import { POLICY_IDENTITY, type Governance, type Hold } from './governance.ts';
 import { minRate, nodeShares, parseConcurrency, parseRate, type Limits, type NodeLimits } from './limits.ts';
 import { TokenBucket } from './pacing.ts';
+import { capNodeRates } from './policy.ts';
 import type { Plan, PlanNode } from './plan.ts';
 import { progressOf } from './progress.ts';
 import { StagedGate, type StagedAction, type StagedDecision } from './staged.ts';
@@ -380,6 +381,10 @@ export class BackfillCoordinator {
     const parsed = this.parseSpec(next, current, meta);
     for (const id of parsed.changed) this.replaceNodeSpec(parsed.spec.nodes.find((n) => n.id === id)!);
     if (this.governance) {
+      // A node the new spec leaves without a rate meets its dataset caps' rate, as at the start.
+      for (const [node, rate] of Object.entries(capNodeRates(this.governance.policy, parsed.spec))) {
+        if (this.overrides[node]?.rate === undefined) this.overrides[node] = { ...this.overrides[node], rate };
+      }
       const again = planHashOf ? this.governance.replacePlan(planHashOf(parsed.spec)) : false;
       this.record('replace-spec', parsed.meta, { changed: parsed.changed.join(', '), approvalAgain: again });
       this.settingsStale = true;

@@ -143,6 +143,16 @@ export class Governance {
       const why = this.state.approval.needed ? `it was approved already by ${this.state.approval.approvedBy}` : 'the policy did not ask for an approval';
       return { accepted: false, code: 'not_awaiting_approval', message: `this backfill is not waiting for an approval: ${why}` };
     }
+    // The signature was checked against the plan of its arrival; a new spec may have come while it
+    // was checked (the check is an activity), and an approval is for one plan only.
+    const signed = check.verified.subject.planHash;
+    if (signed !== this.state.planHash) {
+      return {
+        accepted: false,
+        code: 'other_plan',
+        message: `the signature approves the plan ${signed}, but this backfill now runs ${this.state.planHash} (a new spec came meanwhile): review this plan and sign it`,
+      };
+    }
     return decideApproval({
       approval: check.verified,
       start: this.state.starter.signature,
@@ -273,6 +283,9 @@ export class Governance {
   /** The policy's verdict on a start: the violations, or the governance the backfill runs under. */
   static admit(input: AdmissionInput): Admission {
     const { policy, request } = input;
+    // The client sends a well-formed request; Temporal's own CLI can send anything in its place.
+    const malformed = startRequestViolations(request);
+    if (malformed.length > 0) return { admitted: false, violations: malformed, message: describeViolations(malformed) };
     const violations: Violation[] = [];
     let starter: GovernanceJSON['starter'] = { identity: request.identity ?? UNKNOWN_IDENTITY, verified: false, signature: null };
     if (input.startSignature) {
@@ -363,6 +376,47 @@ export type AdmissionInput = {
   spent?: { retries: number; cost: number | null; costMetric: string | null };
   audit?: AuditTrailJSON;
 };
+
+/**
+ * What is wrong with a start's governance request (its input's `governance`): a reason or an
+ * identity that is not text, a budget that is not a number above 0 (a whole number of retries),
+ * a signature that is not its text and signature. Such a request is refused as it is, never read
+ * as something else: a budget of null or "unbounded" would otherwise run with no cap at all.
+ */
+export function startRequestViolations(request: unknown): Violation[] {
+  const out: Violation[] = [];
+  if (request === null || typeof request !== 'object' || Array.isArray(request)) {
+    return [{ rule: 'start request', message: "a start's governance is an object ({ reason?, identity?, budgets?, signature? }): start it with backfill start" }];
+  }
+  const r = request as Record<string, unknown>;
+  for (const field of ['reason', 'identity'] as const) {
+    if (r[field] !== undefined && typeof r[field] !== 'string') out.push({ rule: 'start request', message: `the start's ${field} must be text (got ${JSON.stringify(r[field])})` });
+  }
+  if (r.budgets !== undefined) {
+    const budgets = r.budgets as Record<string, unknown> | null;
+    if (budgets === null || typeof budgets !== 'object' || Array.isArray(budgets)) {
+      out.push({ rule: 'start request', message: "the budgets a start asks for are { retries?, cost? }: leave them out to take the policy's" });
+    } else {
+      for (const [kind, asked] of Object.entries(budgets)) {
+        const whole = kind === 'retries';
+        const valid = (kind === 'retries' || kind === 'cost') && typeof asked === 'number' && Number.isFinite(asked) && asked > 0 && (!whole || Number.isInteger(asked));
+        if (!valid) {
+          out.push({
+            rule: `budgets.${kind}`,
+            message: `a start's ${kind} budget must be ${whole ? 'a whole number' : 'a number'} above 0 (got ${JSON.stringify(asked)}): leave it out to take the policy's`,
+          });
+        }
+      }
+    }
+  }
+  if (r.signature !== undefined) {
+    const sig = r.signature as Record<string, unknown> | null;
+    if (sig === null || typeof sig !== 'object' || typeof sig.text !== 'string' || typeof sig.signature !== 'string') {
+      out.push({ rule: 'start signature', message: "a start's signature is { text, signature }, both text: sign it with backfill start --sign-key" });
+    }
+  }
+  return out;
+}
 
 export type Admission =
   | { admitted: false; violations: Violation[]; message: string }

@@ -17,7 +17,7 @@ import type { PolicyActivities } from '../activities/policy.ts';
 import { planHash, type SignatureCheck } from '../core/approval.ts';
 import { UNKNOWN_IDENTITY, parseMeta, type AuditEntry } from '../core/audit.ts';
 import type { BackfillCoordinator } from '../core/coordinator.ts';
-import { EMPTY_POLICY, Governance, type Admission } from '../core/governance.ts';
+import { EMPTY_POLICY, Governance, startRequestViolations, type Admission } from '../core/governance.ts';
 import type { Plan } from '../core/plan.ts';
 import { checkControl, describeViolations } from '../core/policy.ts';
 import type { BackfillInput } from '../core/protocol.ts';
@@ -65,7 +65,8 @@ export async function judgeStart(input: BackfillInput, plan: Plan, coordinator: 
   }
   const request = input.governance ?? {};
   let startSignature: SignatureCheck | null = null;
-  if (request.signature) {
+  // A malformed request is refused by admit; its signature is checked only when well-formed.
+  if (request.signature && startRequestViolations(request).length === 0) {
     startSignature = await governanceActivities.verifySignature({
       signature: request.signature.signature,
       text: request.signature.text,

@@ -1,0 +1,93 @@
+/**
+ * What a caller of Temporal's own CLI can send in place of the client, and what a change of spec
+ * can slip past: a start's governance request that is not what the client sends, a resume --spec
+ * that drops a node's rate under a dataset cap, an approval checked against a plan replaced meanwhile.
+ */
+import { describe, expect, it } from 'vitest';
+import type { SignatureCheck } from '../../core/approval.ts';
+import { BackfillCoordinator } from '../../core/coordinator.ts';
+import { Governance, startRequestViolations, type AdmissionInput } from '../../core/governance.ts';
+import { expandPlan } from '../../core/plan.ts';
+import { parsePolicy, type PolicyInput } from '../../core/policy.ts';
+import { resolveSpec, type SpecInput } from '../../core/spec.ts';
+
+const NOW = Date.parse('2024-05-01T12:00:00Z');
+const specInput = (rate: number | null): SpecInput => ({
+  name: 'g',
+  partitions: { grain: 'day', start: '2024-01-01', end: '2024-01-11' },
+  nodes: [{ id: 'finance_x', transform: 'noop', ...(rate !== null ? { rate } : {}) }],
+});
+const spec = resolveSpec(specInput(5));
+
+function admit(policy: PolicyInput, request: unknown, fields: Partial<AdmissionInput> = {}) {
+  return Governance.admit({
+    backfillId: 'q1', policy: parsePolicy(policy), policyHash: null, policyPath: null, spec, partitions: 10, limits: { rate: null, concurrency: null }, overrides: {},
+    planHash: 'sha256:plan', request: request as AdmissionInput['request'], startSignature: null, priority: { key: null, fairnessKey: null, fairnessWeight: null }, now: NOW, ...fields,
+  });
+}
+
+describe("a start's governance request, as Temporal's CLI can send it", () => {
+  const BUDGETS: PolicyInput = { version: 1, budgets: { retries: { limit: 5, max: 10 }, cost: { metric: 'rows', limit: 100, max: 1000 } } };
+
+  it('a budget of null, text or 0 is refused, never read as no cap', () => {
+    for (const budgets of [{ retries: null, cost: null }, { cost: 'unbounded' }, { retries: 0 }, { retries: 2.5 }, { cost: Number.POSITIVE_INFINITY }, [], null]) {
+      const verdict = admit(BUDGETS, { identity: 'ops', budgets });
+      expect(verdict.admitted, JSON.stringify(budgets)).toBe(false);
+      if (!verdict.admitted) expect(verdict.message).toMatch(/budget|budgets/);
+    }
+    // Left out, or within the policy's most: the policy's limit, or what was asked.
+    const plain = admit(BUDGETS, { identity: 'ops' });
+    expect(plain.admitted && plain.governance.budgets.status('retries')?.limit).toBe(5);
+    const asked = admit(BUDGETS, { identity: 'ops', budgets: { retries: 8, cost: 500 } });
+    expect(asked.admitted && [asked.governance.budgets.status('retries')?.limit, asked.governance.budgets.status('cost')?.limit]).toEqual([8, 500]);
+  });
+
+  it('a reason or identity that is not text is refused (it made every workflow task of the start fail)', () => {
+    const reasons: PolicyInput = { version: 1, reasons: { required: ['start'] } };
+    expect(() => admit(reasons, { reason: 12345678901 })).not.toThrow();
+    expect(admit(reasons, { reason: 12345678901 })).toMatchObject({ admitted: false, message: expect.stringMatching(/reason must be text/) });
+    expect(admit(reasons, { identity: { name: 'x' }, reason: 'a good reason' })).toMatchObject({ admitted: false, message: expect.stringMatching(/identity must be text/) });
+    expect(admit(reasons, { reason: 'a good reason' }).admitted).toBe(true);
+  });
+
+  it('a signature that is not its text and signature is refused before it is checked', () => {
+    expect(startRequestViolations({ signature: { text: 5 } })).toEqual([expect.objectContaining({ rule: 'start signature' })]);
+    expect(startRequestViolations({ signature: { text: 't', signature: 's' } })).toEqual([]);
+    expect(startRequestViolations('junk')).toEqual([expect.objectContaining({ rule: 'start request' })]);
+  });
+});
+
+describe('resume --spec under a dataset cap', () => {
+  it("a node the new spec leaves without a rate meets the cap's rate, as at the start (set-rate unlimited is refused too)", () => {
+    const plan = expandPlan(spec, {});
+    const c = new BackfillCoordinator(plan, { rate: 200, concurrency: null });
+    const verdict = admit({ version: 1, caps: { datasets: [{ match: 'finance_*', rate: 10 }] } }, { identity: 'ops' });
+    if (!verdict.admitted) throw new Error(verdict.message);
+    c.govern(verdict.governance, { limits: verdict.limits, nodeRates: verdict.nodeRates });
+    expect(c.controlState().nodes).toEqual([expect.objectContaining({ id: 'finance_x', rate: 5 })]);
+    expect(() => c.setRate(null, 'finance_x', { identity: 'ops' })).toThrow(/caps\.datasets\[0\]\.rate/);
+    c.replaceSpec(resolveSpec(specInput(null)), spec, { identity: 'ops' });
+    expect(c.controlState().nodes).toEqual([expect.objectContaining({ id: 'finance_x', rate: 10 })]);
+  });
+});
+
+describe('an approval checked while a new spec came', () => {
+  it('is refused: it approves the plan it was signed for, not the new one', () => {
+    const policy: PolicyInput = { version: 1, approval: { datasets: ['finance_*'], allowedSigners: [`bob@example.com ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI${'D'.repeat(43)}`] } };
+    const verdict = admit(policy, { identity: 'alice' });
+    if (!verdict.admitted) throw new Error(verdict.message);
+    const { governance } = verdict;
+    const signed: SignatureCheck = {
+      ok: true,
+      verified: {
+        subject: { action: 'approve', backfillId: 'q1', namespace: 'default', planHash: 'sha256:plan', reason: 'reviewed', signedAt: new Date(NOW).toISOString() },
+        principals: ['bob@example.com'],
+        fingerprint: 'SHA256:bob',
+      },
+    };
+    expect(governance.judgeApproval(signed, NOW)).toMatchObject({ accepted: true });
+    governance.replacePlan('sha256:new-plan');
+    expect(governance.awaitingApproval).toBe(true);
+    expect(governance.judgeApproval(signed, NOW)).toMatchObject({ accepted: false, code: 'other_plan', message: expect.stringMatching(/sha256:new-plan/) });
+  });
+});
