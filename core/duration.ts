@@ -1,6 +1,14 @@
 const UNIT_MS = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
 const DURATION_PATTERN = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)$/;
 
+/**
+ * Whether `text` is a duration exactly as Temporal's SDK parses one (the `ms` package): a number,
+ * spaces at most, then the unit; no space around it. A spec's durations go to Temporal as written.
+ */
+export function isExactDuration(text: string): boolean {
+  return /^\d+(?:\.\d+)? *(ms|s|m|h|d)$/.test(text);
+}
+
 /** Milliseconds in a duration such as `500ms`, `30s`, `10m`, `2h`, `1d`; undefined when malformed. */
 export function parseDuration(text: string): number | undefined {
   const m = DURATION_PATTERN.exec(text.trim());

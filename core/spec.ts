@@ -6,7 +6,7 @@
 import { z } from 'zod';
 import { DEFAULT_BATCH_TARGET } from './batching.ts';
 import { GRAINS, formatInstant, grainsFit, keyExample, parseInstant, type Grain } from './calendar.ts';
-import { parseDuration } from './duration.ts';
+import { isExactDuration, parseDuration } from './duration.ts';
 import { BackfillError, formatPath, type ErrorCode } from './errors.ts';
 import { findCycle } from './graph.ts';
 import { BackfillConcurrencySchema, NodeConcurrencySchema, RateSchema } from './limits.ts';
@@ -33,7 +33,7 @@ const dateText = z.preprocess(
 const duration = (min: string, max: string, example: string) =>
   z.string().superRefine((text, ctx) => {
     const ms = parseDuration(text);
-    if (ms === undefined) {
+    if (ms === undefined || !isExactDuration(text)) {
       ctx.addIssue({ code: 'custom', message: `is not a duration: write a number and a unit, e.g. 500ms, 30s, 10m, 2h (from ${min} to ${max})` });
     } else if (ms < parseDuration(min)! || ms > parseDuration(max)!) {
       ctx.addIssue({ code: 'custom', message: `must be from ${min} to ${max} (got ${text}), e.g. ${example}` });
@@ -106,13 +106,18 @@ export const DriftMetricSchema = z.union([z.literal('row_count'), z.strictObject
 export const CheckSchema = z.discriminatedUnion(
   'type',
   [
-    z.strictObject({
-      type: z.literal('row_count'),
-      name: z.string().optional(),
-      min: z.number().int().min(0).optional(),
-      max: z.number().int().min(0).optional(),
-      severity: SeveritySchema,
-    }),
+    z
+      .strictObject({
+        type: z.literal('row_count'),
+        name: z.string().optional(),
+        min: z.number().int().min(0).optional(),
+        max: z.number().int().min(0).optional(),
+        severity: SeveritySchema,
+      })
+      .refine((c) => c.min === undefined || c.max === undefined || c.min <= c.max, {
+        message: 'min is above max: no row count passes such a check, so every partition would fail it',
+        path: ['max'],
+      }),
     z.strictObject({ type: z.literal('not_null'), name: z.string().optional(), columns: z.array(z.string()).min(1), severity: SeveritySchema }),
     z.strictObject({ type: z.literal('unique'), name: z.string().optional(), columns: z.array(z.string()).min(1), severity: SeveritySchema }),
     z.strictObject({

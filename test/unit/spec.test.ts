@@ -648,6 +648,15 @@ describe('resolveSpec: bad input names the problem, the place and the fix', () =
     rejects(node({ retry: { backoffCoefficient: 0.5 } }), 'invalid_spec', 'nodes[0].retry.backoffCoefficient');
     rejects(node({ retry: { maxAttempts: 101 } }), 'invalid_spec', 'nodes[0].retry.maxAttempts');
     rejects(node({ retry: { maxThrottles: -1 } }), 'invalid_spec', 'nodes[0].retry.maxThrottles');
+    // Temporal's SDK parses a duration as written: space around it made every partition of the node fail unrun.
+    for (const text of [' 30s', '30s ', '30\ts']) {
+      expect(rejects(node({ heartbeatTimeout: text }), 'invalid_spec', 'nodes[0].heartbeatTimeout').message, JSON.stringify(text)).toMatch(/is not a duration/);
+      rejects(node({ retry: { initialInterval: text } }), 'invalid_spec', 'nodes[0].retry.initialInterval');
+    }
+    expect(resolveSpec(node({ heartbeatTimeout: '30 s' })).nodes[0]!.heartbeatTimeout).toBe('30 s');
+    // A row_count check no count can pass fails every partition after computing it.
+    expect(rejects(node({ checks: [{ type: 'row_count', min: 10, max: 5 }] }), 'invalid_spec', 'nodes[0].checks[0].max').message).toMatch(/min is above max/);
+    expect(resolveSpec(node({ checks: [{ type: 'row_count', min: 5, max: 5 }] })).nodes[0]!.checks).toEqual([expect.objectContaining({ min: 5, max: 5 })]);
     rejects(node({ burst: 0 }), 'invalid_spec', 'nodes[0].burst');
     rejects(node({ burst: 1e9 }), 'invalid_spec', 'nodes[0].burst');
     rejects({ ...minimal([{ id: 'a', transform: 'noop' }]), defaults: { timeout: '0s' } }, 'invalid_spec', 'defaults.timeout');
