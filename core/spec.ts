@@ -145,7 +145,12 @@ const settingFields = {
   concurrency: NodeConcurrencySchema,
   rate: RateSchema,
   burst: z.number().int({ message: 'must be a whole number from 1 to 100000' }).min(1, { message: 'must be a whole number from 1 to 100000' }).max(100_000, { message: 'must be a whole number from 1 to 100000' }).nullable(),
-  taskQueue: z.string().min(1),
+  // As Temporal's server takes a task queue's name: every activity on a name it refuses would fail to schedule.
+  taskQueue: z
+    .string()
+    .min(1)
+    .max(1000, { message: 'is longer than the 1,000 characters a Temporal task queue name may have' })
+    .refine((name) => !name.startsWith('/_sys/'), { message: "starts with /_sys/, which Temporal keeps for its own task queues: choose another name" }),
   /** Partitions per activity, or `auto`: as many as the partitions' measured durations fit in `batchTarget` (core/batching.ts). */
   batchSize: z.union(
     [

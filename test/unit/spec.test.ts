@@ -654,6 +654,8 @@ describe('resolveSpec: bad input names the problem, the place and the fix', () =
       rejects(node({ retry: { initialInterval: text } }), 'invalid_spec', 'nodes[0].retry.initialInterval');
     }
     expect(resolveSpec(node({ heartbeatTimeout: '30 s' })).nodes[0]!.heartbeatTimeout).toBe('30 s');
+    expect(rejects(node({ taskQueue: '/_sys/backfill' }), 'invalid_spec', 'nodes[0].taskQueue').message).toMatch(/Temporal keeps/);
+    rejects(node({ taskQueue: 'q'.repeat(1001) }), 'invalid_spec', 'nodes[0].taskQueue');
     // A row_count check no count can pass fails every partition after computing it.
     expect(rejects(node({ checks: [{ type: 'row_count', min: 10, max: 5 }] }), 'invalid_spec', 'nodes[0].checks[0].max').message).toMatch(/min is above max/);
     expect(resolveSpec(node({ checks: [{ type: 'row_count', min: 5, max: 5 }] })).nodes[0]!.checks).toEqual([expect.objectContaining({ min: 5, max: 5 })]);
