@@ -298,6 +298,15 @@ export class BackfillCoordinator {
       { action: 'set-concurrency', concurrency: parsed.concurrency, ...(id !== null ? { node: id } : {}), ...(parsed.meta.reason !== undefined ? { reason: parsed.meta.reason } : {}) },
       this.specView(),
     );
+    if (this.governance) {
+      // The nodes of a task queue together, as the start was judged (a node's own check sees it alone).
+      const nodes = (changed: boolean) =>
+        this.plan.nodes.map((n) => ({ id: n.id, taskQueue: this.specs.get(n.id)!.taskQueue, concurrency: changed && n.id === id ? parsed.concurrency! : this.ownLimits(n).concurrency }));
+      this.governance.checkQueues(
+        { nodes: nodes(false), concurrency: this.limits.concurrency },
+        { nodes: nodes(true), concurrency: id === null ? parsed.concurrency : this.limits.concurrency },
+      );
+    }
     return parsed;
   }
 

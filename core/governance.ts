@@ -24,6 +24,7 @@ import {
   describeViolations,
   maxSignatureAgeMs,
   parsePolicy,
+  queueConcurrencyViolations,
   specViolations,
   type Control,
   type Policy,
@@ -187,6 +188,12 @@ export class Governance {
   /** Throws `policy_violation` naming every rule a control breaks. */
   check(control: Control, spec: Pick<ResolvedSpec, 'nodes'>): void {
     const violations = checkControl(this.policy, control, spec);
+    if (violations.length > 0) throw violationError(violations);
+  }
+
+  /** A set-concurrency: what the backfill runs at once on each task queue stays within its caps (see queueConcurrencyViolations). */
+  checkQueues(before: Parameters<typeof queueConcurrencyViolations>[1], after: Parameters<typeof queueConcurrencyViolations>[2]): void {
+    const violations = queueConcurrencyViolations(this.policy, before, after);
     if (violations.length > 0) throw violationError(violations);
   }
 

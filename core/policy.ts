@@ -338,15 +338,55 @@ export function specViolations(policy: Policy, spec: Pick<ResolvedSpec, 'nodes'>
       }
     }
   });
-  const queues = [...new Set(spec.nodes.map((n) => n.taskQueue))];
-  for (const queue of queues) {
-    const onQueue = spec.nodes.filter((n) => n.taskQueue === queue);
-    const most = Math.min(onQueue.reduce((sum, n) => sum + n.concurrency, 0), concurrency ?? Infinity);
+  for (const [queue, load] of queueLoads(spec.nodes, concurrency)) {
     for (const { cap, index } of queueCaps(policy, queue)) {
-      if (cap.concurrency !== undefined && most > cap.concurrency) {
+      if (cap.concurrency !== undefined && load.most > cap.concurrency) {
         violations.push({
           rule: `caps.taskQueues[${index}].concurrency`,
-          message: `up to ${most} partitions would run at once on task queue ${queue} (${onQueue.map((n) => n.id).join(', ')}), above its cap of ${cap.concurrency}: start with --concurrency ${cap.concurrency} or lower the nodes' concurrency`,
+          message: `up to ${load.most} partitions would run at once on task queue ${queue} (${load.nodes.join(', ')}), above its cap of ${cap.concurrency}: start with --concurrency ${cap.concurrency} or lower the nodes' concurrency`,
+        });
+      }
+    }
+  }
+  return violations;
+}
+
+/** Nodes with the concurrency they run at (a node's own, or an operator's for it). */
+export type NodeConcurrency = ReadonlyArray<{ id: string; taskQueue: string; concurrency: number }>;
+
+/** The most partitions a backfill runs at once on each task queue: its nodes' concurrency there, summed, bounded by the backfill's. */
+function queueLoads(nodes: NodeConcurrency, concurrency: number | null): Map<string, { most: number; nodes: string[] }> {
+  const loads = new Map<string, { most: number; nodes: string[] }>();
+  for (const node of nodes) {
+    const load = loads.get(node.taskQueue) ?? { most: 0, nodes: [] };
+    load.most += node.concurrency;
+    load.nodes.push(node.id);
+    loads.set(node.taskQueue, load);
+  }
+  for (const load of loads.values()) load.most = Math.min(load.most, concurrency ?? Infinity);
+  return loads;
+}
+
+/**
+ * A set-concurrency (of a node, or of the backfill) as the start was judged: what the backfill
+ * then runs at once on each task queue must stay within the queue's cap, unless the change does
+ * not raise it (lowering towards the cap is always allowed).
+ */
+export function queueConcurrencyViolations(
+  policy: Policy,
+  before: { nodes: NodeConcurrency; concurrency: number | null },
+  after: { nodes: NodeConcurrency; concurrency: number | null },
+): Violation[] {
+  const violations: Violation[] = [];
+  const was = queueLoads(before.nodes, before.concurrency);
+  for (const [queue, load] of queueLoads(after.nodes, after.concurrency)) {
+    if (load.most <= (was.get(queue)?.most ?? 0)) continue;
+    for (const { cap, index } of queueCaps(policy, queue)) {
+      if (cap.concurrency !== undefined && load.most > cap.concurrency) {
+        const most = load.most === Infinity ? 'unlimited' : String(load.most);
+        violations.push({
+          rule: `caps.taskQueues[${index}].concurrency`,
+          message: `with this change up to ${most} partitions would run at once on task queue ${queue} (${load.nodes.join(', ')}), above its cap of ${cap.concurrency}: set a lower concurrency, here or on the queue's other nodes`,
         });
       }
     }

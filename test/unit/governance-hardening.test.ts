@@ -91,3 +91,37 @@ describe('an approval checked while a new spec came', () => {
     expect(governance.judgeApproval(signed, NOW)).toMatchObject({ accepted: false, code: 'other_plan', message: expect.stringMatching(/sha256:new-plan/) });
   });
 });
+
+describe('set-concurrency under a task queue cap', () => {
+  const twoNodes = (concurrency: number) =>
+    resolveSpec({
+      name: 'q',
+      partitions: { grain: 'day', start: '2024-01-01', end: '2024-01-11' },
+      nodes: [
+        { id: 'a', transform: 'noop', taskQueue: 'wh', concurrency },
+        { id: 'b', transform: 'noop', taskQueue: 'wh', concurrency },
+      ],
+    });
+  function governedOn(queueSpec: ReturnType<typeof twoNodes>, backfillConcurrency: number | null): BackfillCoordinator {
+    const c = new BackfillCoordinator(expandPlan(queueSpec, {}), { rate: null, concurrency: backfillConcurrency });
+    const verdict = admit({ version: 1, caps: { taskQueues: [{ match: 'wh', concurrency: 4 }] } }, { identity: 'ops' }, { spec: queueSpec, limits: { rate: null, concurrency: backfillConcurrency } });
+    if (!verdict.admitted) throw new Error(verdict.message);
+    c.govern(verdict.governance, { limits: verdict.limits, nodeRates: verdict.nodeRates });
+    return c;
+  }
+
+  it("judges the queue's nodes together, as the start was judged: a node's own value under the cap is not enough", () => {
+    const c = governedOn(twoNodes(2), null);
+    expect(() => c.setConcurrency(4, 'a', { identity: 'ops' })).toThrow(/caps\.taskQueues\[0\]\.concurrency: with this change up to 6 partitions/);
+    expect(c.setConcurrency(1, 'a', { identity: 'ops' }).nodes.find((n) => n.id === 'a')?.concurrency).toBe(1);
+    expect(c.setConcurrency(3, 'b', { identity: 'ops' }).nodes.find((n) => n.id === 'b')?.concurrency).toBe(3);
+  });
+
+  it('a backfill-wide concurrency that lifts the bound is refused; lowering is always allowed', () => {
+    const c = governedOn(twoNodes(4), 4);
+    expect(() => c.setConcurrency(null, undefined, { identity: 'ops' })).toThrow(/up to 8 partitions/);
+    expect(() => c.setConcurrency(6, undefined, { identity: 'ops' })).toThrow(/up to 6 partitions/);
+    expect(c.setConcurrency(3, undefined, { identity: 'ops' }).concurrency).toBe(3);
+    expect(c.setConcurrency(2, 'a', { identity: 'ops' }).nodes.find((n) => n.id === 'a')?.concurrency).toBe(2);
+  });
+});
