@@ -199,6 +199,12 @@ export type RollbackStarted = {
 /** What `status` shows: the progress, and the nodes whose work waits for a worker nobody runs. */
 export type Status = Progress & { waiting: Waiting[] };
 
+/** The refusals of a change judged by several backfills, or of several changes, as one error (the first's code): `unchanged` says what stayed as it was. */
+function throwTogether(refusals: readonly BackfillError[], unchanged: string): void {
+  const first = refusals[0];
+  if (first) throw new BackfillError(first.code, `${refusals.map((r) => r.message).join('; ')} — ${unchanged}`, first.path);
+}
+
 /** How long `start` waits for the policy's decision. */
 const ADMISSION_TIMEOUT_MS = 60_000;
 
@@ -903,8 +909,7 @@ export class BackfillClient {
       const label = change.action === 'set-budget' ? change.budget : change.action;
       if (refused) refusals.push(new BackfillError(refused.code, `${label}: ${refused.message}`, refused.path));
     }
-    const first = refusals[0];
-    if (first) throw new BackfillError(first.code, `${refusals.map((r) => r.message).join('; ')} — nothing was changed`, first.path);
+    throwTogether(refusals, 'nothing was changed');
   }
 
   /**
@@ -1138,8 +1143,7 @@ export class BackfillClient {
         if (queues.size === 0 || [...queues.values()].includes(taskQueue)) unreachable.push(backfillId);
       }
     }
-    const first = refusals[0];
-    if (first) throw new BackfillError(first.code, `${refusals.map((r) => r.message).join('; ')} — the cap is unchanged and nothing was recorded`, first.path);
+    throwTogether(refusals, 'the cap is unchanged and nothing was recorded');
     return { agreed, unjudged, unreachable };
   }
 

@@ -1,26 +1,12 @@
 /** What start and plan say about --only-changed and busy datasets, without a server. */
 import { stripVTControlCharacters } from 'node:util';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { main } from '../../client/cli.ts';
+import { runCli as cli } from './run-cli.ts';
 import { datasetsBusy } from '../../client/dataset-writers.ts';
 import type { ChangeSummary } from '../../client/only-changed.ts';
 import { renderChanges } from '../../client/render.ts';
 
 const EXAMPLE = new URL('../../examples/shop/backfill.yaml', import.meta.url).pathname;
-
-/** Runs the command line in-process; returns what it printed on stdout and its exit code. */
-async function cli(...args: string[]): Promise<{ stdout: string; code: number }> {
-  let stdout = '';
-  const write = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => ((stdout += String(chunk)), true));
-  const before = process.exitCode;
-  try {
-    await main(['node', 'backfill', ...args]);
-    return { stdout, code: Number(process.exitCode ?? 0) };
-  } finally {
-    write.mockRestore();
-    process.exitCode = before;
-  }
-}
 
 afterEach(() => vi.restoreAllMocks());
 
