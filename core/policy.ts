@@ -301,8 +301,7 @@ function queueCaps(policy: Policy, queue: string): Array<{ cap: PolicyDocument['
 function checkBudgetRequest(policy: Policy, kind: 'retries' | 'cost', asked: number | undefined, out: Violation[]): number | null {
   const budget = policy.budgets[kind];
   if (!budget) return asked ?? null;
-  // Governance.admit refuses any other value (startRequestViolations); null is taken as not asked.
-  if (asked === undefined || asked === null) return budget.limit;
+  if (asked === undefined) return budget.limit;
   if (budget.max !== undefined && asked > budget.max) {
     out.push({ rule: `budgets.${kind}.max`, message: `a ${kind} budget of ${fmt(asked)} is above the policy's most, ${fmt(budget.max)}: ask for ${fmt(budget.max)} or less` });
   }
