@@ -20,7 +20,7 @@ import type { AuditEntry, ControlMeta } from '../core/audit.ts';
 import { backfillDetails, backfillSummary } from '../core/details.ts';
 import { BackfillError } from '../core/errors.ts';
 import { topologicalOrder } from '../core/graph.ts';
-import { expandPlan, type Plan } from '../core/plan.ts';
+import { expandPlan, requirePartitionsInRange, type Plan } from '../core/plan.ts';
 import { RangeSet } from '../core/ranges.ts';
 import { rollbackWorkflowId, type RollbackInput, type RollbackSummary, type RollbackTuning } from '../core/rollback.ts';
 import { CORE_GENERATION, DEFAULT_TASK_QUEUE, type BackfillCarry, type BackfillInput, type BackfillResult, type Limits, type Progress, type Tuning } from '../core/protocol.ts';
@@ -340,6 +340,9 @@ export class BackfillClient {
     const { canaryOfInput, parseCanary } = await import('../core/canary.ts');
     const canary = options.canary === undefined ? undefined : parseCanary({ ...spec.canary, partitions: options.canary });
     if (!carry) canaryOfInput({ spec, ...(canary ? { canary } : {}), ...(options.stage ? { stage: true } : {}) });
+    const range = options.range ?? {};
+    const plan = expandPlan(spec, range);
+    requirePartitionsInRange(plan, range);
     this.searchAttributes ??= { listed: await requireSearchAttributes(this.connection, this.namespace) };
     const shared = options.sharedDatasets ?? this.defaults.sharedDatasets;
     if (!shared) await this.datasetsFree(backfillId, spec.nodes.map((n) => n.id), options.waitForDatasets);
@@ -348,8 +351,6 @@ export class BackfillClient {
       const parentRunning = await this.describe(backfillId).then((d) => d.status.name === 'RUNNING', () => false);
       if (!parentRunning) await this.nodesClosed(backfillId, spec.nodes.map((n) => n.id));
     }
-    const plan = expandPlan(spec, options.range ?? {});
-    const range = options.range ?? {};
     const skip = options.skip && Object.keys(options.skip).length > 0 ? options.skip : undefined;
     const governance = {
       identity: this.identity,

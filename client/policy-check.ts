@@ -9,7 +9,7 @@ import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import pc from 'picocolors';
 import { BackfillError } from '../core/errors.ts';
-import { expandPlan } from '../core/plan.ts';
+import { expandPlan, requirePartitionsInRange } from '../core/plan.ts';
 import { checkSpec, type PolicyCheck } from '../core/policy-check.ts';
 import { parseRange } from '../core/spec.ts';
 import { POLICY_ENV, POLICY_FILE, policyFileFrom, readPolicyFile } from '../activities/policy.ts';
@@ -48,7 +48,9 @@ export function policyFileForCheck(flag: string | undefined, cwd = process.cwd()
 export async function runPolicyCheck(options: PolicyCheckOptions): Promise<PolicyCheckResult> {
   const file = policyFileForCheck(options.policy);
   const [{ spec }, loaded] = await Promise.all([loadSpecFile(options.spec), readPolicyFile(file)]);
-  const plan = expandPlan(spec, parseRange(options.from, options.to));
+  const range = parseRange(options.from, options.to);
+  const plan = expandPlan(spec, range);
+  requirePartitionsInRange(plan, range);
   let partitionSeconds = options.partitionSeconds;
   let estimateFrom: PolicyCheckResult['estimate'] = partitionSeconds !== undefined ? { partitionSeconds, source: '--partition-seconds' } : null;
   if (partitionSeconds === undefined && loaded.policy.approval.maxPartitionSeconds !== undefined) {

@@ -6,6 +6,8 @@
  * partitions, so a dependency is stored as an index range [lo, hi) per partition and edge
  * (two Int32Arrays), whatever the mapping: 100,000 partitions cost under a megabyte.
  */
+import { formatInstant } from './calendar.ts';
+import { BackfillError } from './errors.ts';
 import { NodePartitions } from './partitions.ts';
 import { topologicalOrder } from './graph.ts';
 import { grainOf, upstreamRange, upstreamRanges } from './mapping.ts';
@@ -98,6 +100,23 @@ export function expandPlan(spec: ResolvedSpec, range: PartitionRange = {}): Plan
     nodes.push(node);
   }
   return { name: spec.name, nodes, byId, totalPartitions: nodes.reduce((sum, n) => sum + n.partitions.size, 0) };
+}
+
+/**
+ * Refuses a `--from`/`--to` that leaves no partition of any node: a backfill started with it
+ * would run nothing and report itself completed, which reads as if the range had been done.
+ */
+export function requirePartitionsInRange(plan: Plan, range: PartitionRange): void {
+  if (plan.totalPartitions > 0 || (range.from === undefined && range.to === undefined)) return;
+  const spans = plan.nodes.flatMap((n) => (n.spec.partitions.kind === 'static' ? [] : [n.spec.partitions]));
+  const first = formatInstant(Math.min(...spans.map((s) => s.start)));
+  const end = formatInstant(Math.max(...spans.map((s) => s.end)));
+  const asked = `${range.from === undefined ? 'the start' : formatInstant(range.from)} to ${range.to === undefined ? 'the end' : formatInstant(range.to)}`;
+  throw new BackfillError(
+    'invalid_date',
+    `--from/--to (${asked}) holds no partition of any node: the spec's partitions run from ${first} to ${end} (exclusive); choose a range that overlaps them, or leave out --from and --to for all of them`,
+    range.from === undefined ? 'to' : 'from',
+  );
 }
 
 /**

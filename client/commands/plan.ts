@@ -42,7 +42,7 @@ export function planCommand() {
     .action(async (file, options, command) => {
       // --estimate reads the warehouse's ledger too.
       checkOnlyChanged(command, options.onlyChanged, options.estimate ? ['warehouse'] : []);
-      const [{ loadSpecFile }, { expandPlan, planSummary }, { parseRange }, render, { checkEstimateFlags }, { checkPictureFlags }, { parseConcurrency, parseRate }] = await Promise.all([
+      const [{ loadSpecFile }, { expandPlan, planSummary, requirePartitionsInRange }, { parseRange }, render, { checkEstimateFlags }, { checkPictureFlags }, { parseConcurrency, parseRate }] = await Promise.all([
         import('../spec-file.ts'),
         import('../../core/plan.ts'),
         import('../../core/spec.ts'),
@@ -63,6 +63,7 @@ export function planCommand() {
       const { spec } = await loadSpecFile(file);
       const range = parseRange(options.from, options.to);
       const plan = expandPlan(spec, range);
+      requirePartitionsInRange(plan, range);
       const summary = planSummary(plan);
       if (options.format) {
         const [{ drawGraph }, { summaryGraph }] = await Promise.all([import('../graph/render.ts'), import('../graph/model.ts')]);

@@ -80,11 +80,14 @@ export function startCommand() {
       const rate = options.rate === undefined ? undefined : parseRate(options.rate);
       const concurrency = options.concurrency === undefined ? undefined : parseConcurrency(options.concurrency);
       checkOnlyChanged(command, options.onlyChanged);
-      const [{ loadSpecFile }, { expandPlan }, { parseRange }] = await Promise.all([import('../spec-file.ts'), import('../../core/plan.ts'), import('../../core/spec.ts')]);
+      const [{ loadSpecFile }, { expandPlan, requirePartitionsInRange }, { parseRange }] = await Promise.all([import('../spec-file.ts'), import('../../core/plan.ts'), import('../../core/spec.ts')]);
       const { spec } = await loadSpecFile(file);
       const range = parseRange(options.from, options.to);
       const wait = options.waitForDatasets === undefined ? undefined : waitTimeout(options.waitForDatasets);
-      const changes = options.onlyChanged ? await (await import('../only-changed.ts')).onlyChanged(expandPlan(spec, range), options) : undefined;
+      // Refused before connecting (the client checks it again for library callers).
+      const plan = expandPlan(spec, range);
+      requirePartitionsInRange(plan, range);
+      const changes = options.onlyChanged ? await (await import('../only-changed.ts')).onlyChanged(plan, options) : undefined;
       await withClient(command, async (client) => {
         let started: Started & { attached?: boolean; onlyChanged?: ChangeSummary };
         try {

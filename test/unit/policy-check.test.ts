@@ -113,6 +113,8 @@ describe('policy check on files', () => {
     const narrower = await runPolicyCheck({ spec: file('ok.yaml', SPEC.replace('concurrency: 8', 'concurrency: 4')), policy, from: '2024-03-01', to: '2024-03-15', reason: 'restate March after the FX fix' });
     expect(narrower).toMatchObject({ allowed: true, partitions: 28, approval: { needed: true } });
     expect(narrower.approval.reasons).toEqual(['it writes finance_revenue, which always need approval (approval.datasets)']);
+    // A range that holds no partition is refused as the start refuses it.
+    await expect(runPolicyCheck({ spec, policy, from: '2031-01-01' })).rejects.toMatchObject({ code: 'invalid_date', path: 'from', message: expect.stringContaining('holds no partition of any node') });
   });
 
   it('finds the policy by flag, variable or the working directory, and says what to do without one', () => {

@@ -45,6 +45,26 @@ describe('--only-changed options', () => {
   });
 });
 
+describe('a --from/--to that holds no partition', () => {
+  const message = (range: string) =>
+    `--from/--to (${range}) holds no partition of any node: the spec's partitions run from 2024-01-01T00:00:00Z to 2025-01-01T00:00:00Z (exclusive); choose a range that overlaps them, or leave out --from and --to for all of them`;
+
+  it('is refused by plan and start (before connecting: no server listens at this address)', async () => {
+    const plan = await cli('plan', EXAMPLE, '--from', '2030-01-01', '--to', '2030-02-01', '--json');
+    expect(plan.code).toBe(1);
+    expect(JSON.parse(plan.stdout).error).toEqual({ code: 'invalid_date', message: message('2030-01-01T00:00:00Z to 2030-02-01T00:00:00Z'), path: 'from' });
+    const start = await cli('start', EXAMPLE, '--to', '2023-06-01', '--address', '127.0.0.1:1', '--json');
+    expect(start.code).toBe(1);
+    expect(JSON.parse(start.stdout).error).toEqual({ code: 'invalid_date', message: message('the start to 2023-06-01T00:00:00Z'), path: 'to' });
+  });
+
+  it('is not refused when the range overlaps a node, even by one partition', async () => {
+    const plan = await cli('plan', EXAMPLE, '--from', '2024-12-31', '--to', '2030-01-01', '--json');
+    expect(plan.code).toBe(0);
+    expect(JSON.parse(plan.stdout).totalPartitions).toBeGreaterThan(0);
+  });
+});
+
 describe('datasetsBusy', () => {
   const writers = [
     { backfillId: 'first', datasets: ['orders', 'sessions'] },
