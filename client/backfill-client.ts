@@ -15,7 +15,7 @@ import {
 } from '@temporalio/client';
 import { NamespaceNotFoundError, WorkflowIdReusePolicy, type Priority } from '@temporalio/common';
 import proto from '@temporalio/proto';
-import { planHash } from '../core/approval.ts';
+import { planHash, type PlanIdentity } from '../core/approval.ts';
 import type { AuditEntry, ControlMeta } from '../core/audit.ts';
 import { backfillDetails, backfillSummary } from '../core/details.ts';
 import { BackfillError } from '../core/errors.ts';
@@ -357,7 +357,9 @@ export class BackfillClient {
       ...(options.reason !== undefined && options.reason.trim() !== '' ? { reason: options.reason.trim() } : {}),
       ...(options.budgets ? { budgets: options.budgets } : {}),
       ...(options.action ? { action: options.action } : {}),
-      ...(options.signKey !== undefined ? { signature: await this.signStart(options.signKey, backfillId, spec, range, skip, options.reason) } : {}),
+      ...(options.signKey !== undefined
+        ? { signature: await this.signStart(options.signKey, backfillId, { spec, range, ...(skip ? { skip } : {}), stage: options.stage === true, canary: canary && !carry ? canary : undefined }, options.reason) }
+        : {}),
     };
     const input: BackfillInput = {
       core: CORE_GENERATION,
@@ -407,14 +409,14 @@ export class BackfillClient {
   }
 
   /** The signed start: the canonical text of this start, signed with `keyFile` (ssh-keygen -Y sign). */
-  private async signStart(keyFile: string, backfillId: string, spec: ResolvedSpec, range: PartitionRange, skip: Record<string, RangesJSON> | undefined, reason: string | undefined) {
+  private async signStart(keyFile: string, backfillId: string, plan: PlanIdentity, reason: string | undefined) {
     const { signSubject } = await import('./sign.ts');
     return signSubject(
       {
         action: 'start',
         backfillId,
         namespace: this.namespace,
-        planHash: planHash({ spec, range, ...(skip ? { skip } : {}) }),
+        planHash: planHash(plan),
         reason: reason?.trim() ?? '',
         signedAt: new Date().toISOString(),
       },

@@ -77,10 +77,12 @@ export type PlanIdentity = {
   skip?: Record<string, RangesJSON>;
   /** Staged (published later) rather than published as it goes. */
   stage?: boolean;
+  /** The start's `--canary` (a slice staged first), as the start input gives it; absent without one. */
+  canary?: unknown;
 };
 
 /**
- * `sha256:<hex>` over the resolved spec, the range and what is skipped or staged, in
+ * `sha256:<hex>` over the resolved spec, the range and what is skipped, staged or a canary, in
  * canonical JSON. Limits (rate, concurrency) are not in it: they change how fast, not what,
  * and the policy caps them at every change.
  */
@@ -91,6 +93,8 @@ export function planHash(plan: PlanIdentity): string {
     range: { from: plan.range.from ?? null, to: plan.range.to ?? null },
     skip: plan.skip ?? {},
     stage: plan.stage === true,
+    // Only when given, so that the hash of a start without a canary stays what it was.
+    ...(plan.canary !== undefined && plan.canary !== null ? { canary: plan.canary } : {}),
   };
   return `sha256:${sha256Hex(canonicalJson(identity))}`;
 }

@@ -261,7 +261,7 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
   setHandler(judgeChangeQuery, (change: unknown, meta?: unknown) => coordinator.judgeChange(change, meta));
   // Fix and go on: a new spec with the same nodes and partitions, for the partitions still to run.
   let spec = input.spec;
-  const planHashOf = (next: typeof spec) => planHash({ spec: next, range: input.range, ...(input.skip ? { skip: input.skip } : {}) });
+  const planHashOf = (next: typeof spec) => planHash({ spec: next, range: input.range, ...(input.skip ? { skip: input.skip } : {}), stage: input.stage === true, canary: input.canary });
   setHandler(
     replaceSpecUpdate,
     refusing((next: unknown, meta?: unknown) => {

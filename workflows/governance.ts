@@ -57,7 +57,7 @@ export async function judgeStart(input: BackfillInput, plan: Plan, coordinator: 
   const policy = loaded.kind === 'policy' ? loaded.policy : EMPTY_POLICY;
   const source = loaded.kind === 'policy' ? { hash: loaded.hash, path: loaded.path } : null;
   const skipped = notRun(plan, coordinator, input.skip);
-  const hash = planHash({ spec: input.spec, range: input.range, ...(input.skip ? { skip: input.skip } : {}) });
+  const hash = planHash({ spec: input.spec, range: input.range, ...(input.skip ? { skip: input.skip } : {}), stage: input.stage === true, canary: input.canary });
   let estimate: number | undefined;
   if (policy.approval.maxPartitionSeconds !== undefined) {
     const result = await governanceActivities.estimatePartitionSeconds({ spec: input.spec, range: input.range, skip: skipped });

@@ -200,6 +200,20 @@ describe('governance on a real server', () => {
       expect(hash).toBe(planHash({ spec: protectedSpec, range: {} }));
     });
 
+    it('a staged start of the same plan has a plan hash of its own: an approval of one does not approve the other', async () => {
+      const started = await alice.start(protectedSpec, { taskQueue: queue, id: `approval-staged-${serial}`, reason: 'finance restated Q1, staged', signKey: key('alice'), stage: true });
+      expect(started.admission?.state).toBe('awaiting_approval');
+      const staged = (await alice.progress(started.backfillId)).governance!.planHash;
+      expect(staged).toBe(planHash({ spec: protectedSpec, range: {}, stage: true }));
+      expect(staged).not.toBe(hash);
+      // Bob's approval of the direct start's plan, sent to the staged one, is another plan's.
+      const subject = { action: 'approve' as const, backfillId: started.backfillId, namespace: 'default', planHash: hash, reason: 'reviewed the direct run', signedAt: new Date().toISOString() };
+      const signed = await signSubject(subject, { keyFile: key('bob') });
+      const refused = await refusal(bob.client.workflow.getHandle(backfillWorkflowId(started.backfillId)).executeUpdate(approveUpdate, { args: [signed, { identity: principal('bob') }] }));
+      expect(String((refused as WorkflowUpdateFailedError).cause?.message)).toMatch(/other_plan/);
+      await alice.cancel(started.backfillId, { reason: 'test over' });
+    });
+
     it('self-approval, an unlisted key, a junk signature and another plan\'s hash are each refused', async () => {
       const self = await refusal(alice.approve(backfillId, { reason: 'looks right to me', signKey: key('alice') }));
       expect(self.message).toMatch(/self_approval/);

@@ -225,8 +225,12 @@ describe('planHash', () => {
       planHash({ spec, range: { to: Date.parse('2024-01-20T00:00:00Z') } }),
       planHash({ spec, range: {}, skip: { orders: RangeSet.of([0, 3]).toJSON() } }),
       planHash({ spec, range: {}, stage: true }),
+      planHash({ spec, range: {}, canary: { partitions: 2 } }),
     ];
-    expect(new Set([base, ...others]).size).toBe(5);
+    expect(new Set([base, ...others]).size).toBe(6);
+    // No canary given is the hash of a start without one, as before canaries were in it.
+    expect(planHash({ spec, range: {}, canary: undefined })).toBe(base);
+    expect(planHash({ spec, range: {}, canary: null })).toBe(base);
   });
 });
 
