@@ -16,9 +16,9 @@ export type PartitionDiff = {
   publishedVersion: number | null;
   rowsBefore: number;
   rowsAfter: number;
-  /** Distinct rows (or keys) in the staged version and not in the published one. */
+  /** Rows (or keys) in the staged version and not in the published one, copies counted (`withCopies`). */
   added: number;
-  /** Distinct rows (or keys) in the published version and not in the staged one. */
+  /** Rows (or keys) in the published version and not in the staged one, copies counted (`withCopies`). */
   removed: number;
   /** Keys in both whose rows differ (0 without key columns: a changed row is one removed and one added). */
   changed: number;
@@ -66,6 +66,20 @@ function addCounts<T extends DiffCounts>(into: T, from: DiffCounts): T {
     removed: into.removed + from.removed,
     changed: into.changed + from.changed,
   };
+}
+
+/**
+ * Added and removed counted with their copies. Set operations (`EXCEPT`) compare distinct rows
+ * or keys, so a version with every row twice (a join that fans out) compared as unchanged. The
+ * row counts tell how many copies came or went: rows after − rows before = added − removed for
+ * rows counted with their copies, so a surplus the distinct counts do not explain is added (or
+ * removed) copies. A lower bound: copies added to one row and removed from another cancel out.
+ */
+export function withCopies<T extends { rowsBefore: number; rowsAfter: number; added: number; removed: number }>(counts: T): T {
+  const surplus = counts.rowsAfter - counts.rowsBefore - (counts.added - counts.removed);
+  if (surplus > 0) return { ...counts, added: counts.added + surplus };
+  if (surplus < 0) return { ...counts, removed: counts.removed - surplus };
+  return counts;
 }
 
 /** `summary` with the partitions of a page added (nodes in the order they first come). */

@@ -6,7 +6,7 @@
  * CONFLICT`, `EXCEPT`, `INTERSECT` and a `DELETE` with an alias; numeric columns are told
  * from the values themselves, so a dialect supplies nothing beyond its Session.
  */
-import { addDiffs, emptyDiff, type ColumnChange, type DiffSummary, type ColumnStats, type PartitionDiff } from '../../core/diff.ts';
+import { addDiffs, emptyDiff, withCopies, type ColumnChange, type DiffSummary, type ColumnStats, type PartitionDiff } from '../../core/diff.ts';
 import { DEFAULT_CHANGES_PAGE, pageConditions, pageLimit } from './changes.ts';
 import type { ValueKind } from './checksum.ts';
 import { versionSelect, type Dialect, type Session } from './dialect.ts';
@@ -243,9 +243,7 @@ export async function diffPage(s: Session, dialect: Dialect, run: StagedRun, opt
       partition: row.partition,
       stagedVersion: row.version,
       publishedVersion: row.published,
-      rowsBefore: row.published === null ? 0 : Number(row.rows_before ?? 0),
-      rowsAfter: Number(row.rows_after ?? 0),
-      ...counts,
+      ...withCopies({ rowsBefore: row.published === null ? 0 : Number(row.rows_before ?? 0), rowsAfter: Number(row.rows_after ?? 0), ...counts }),
       key: key ? [...key] : null,
       columns: numericChanges(columns, before, after),
     });

@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { thrownBackfillError } from './backfill-error.ts';
 import { diffKeys } from '../../core/diff-keys.ts';
-import { addDiffs, columnDelta, emptyDiff, formatPercent, rowChangePercent, type PartitionDiff } from '../../core/diff.ts';
+import { addDiffs, columnDelta, emptyDiff, formatPercent, rowChangePercent, withCopies, type PartitionDiff } from '../../core/diff.ts';
 
 const part = (node: string, partition: string, extra: Partial<PartitionDiff> = {}): PartitionDiff => ({
   node,
@@ -47,6 +47,19 @@ describe('addDiffs', () => {
 
   it('adding nothing changes nothing', () => {
     expect(addDiffs(emptyDiff(), [])).toEqual(emptyDiff());
+  });
+});
+
+describe('withCopies', () => {
+  it('counts the copies the row counts show and distinct counts miss, as added or removed', () => {
+    // Every row twice: EXCEPT sees nothing new.
+    expect(withCopies({ rowsBefore: 3, rowsAfter: 6, added: 0, removed: 0 })).toEqual({ rowsBefore: 3, rowsAfter: 6, added: 3, removed: 0 });
+    expect(withCopies({ rowsBefore: 6, rowsAfter: 3, added: 0, removed: 0 })).toEqual({ rowsBefore: 6, rowsAfter: 3, added: 0, removed: 3 });
+    // One row new and one copy more.
+    expect(withCopies({ rowsBefore: 3, rowsAfter: 5, added: 1, removed: 0 })).toMatchObject({ added: 2, removed: 0 });
+    // Distinct rows that explain the counts are left as they are (other fields kept).
+    const plain = { rowsBefore: 3, rowsAfter: 3, added: 1, removed: 1, changed: 2 };
+    expect(withCopies(plain)).toBe(plain);
   });
 });
 
