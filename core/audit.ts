@@ -41,6 +41,9 @@ export type ControlMeta = { reason?: string; identity?: string };
 export const MAX_REASON = 2000;
 export const MAX_IDENTITY = 200;
 
+/** The identity recorded for what the policy did by itself (a budget that paused the backfill); no sender may declare it. */
+export const POLICY_IDENTITY = 'policy';
+
 /** Who sent a message that said nothing of it (Temporal's own CLI, a hand-made signal). */
 export const UNKNOWN_IDENTITY = 'unknown (no identity sent: Temporal CLI or another client)';
 
@@ -66,6 +69,9 @@ export function parseMeta(value: unknown): ControlMeta {
   const r = text(reason, 'reason', MAX_REASON);
   const i = text(identity, 'identity', MAX_IDENTITY);
   if (r !== undefined) out.reason = r;
+  if (i !== undefined && i.toLowerCase() === POLICY_IDENTITY) {
+    throw new BackfillError('invalid_argument', `identity '${i}' is reserved for what the policy does by itself: send your own (e.g. you@example.com)`, 'identity');
+  }
   if (i !== undefined) out.identity = i;
   return out;
 }
@@ -127,9 +133,14 @@ export function isLimitChange(entry: Pick<AuditEntry, 'action' | 'outcome'>): bo
   return entry.outcome === 'applied' && (LIMIT_ACTIONS as readonly string[]).includes(entry.action);
 }
 
-/** `alice@example.com (verified)`, `bob@laptop`: who, for people. */
+/**
+ * `alice@example.com (verified signature)`, `bob@laptop (declared)`, `the policy`: who, for
+ * people. Every actor ends with how it is known, chosen here, so a declared identity that reads
+ * like a verified one (`alice (verified signature)`) still ends in `(declared)`.
+ */
 export function describeActor(entry: Pick<AuditEntry, 'identity' | 'verified'>): string {
-  return entry.verified ? `${entry.identity} (verified signature)` : entry.identity;
+  if (entry.verified) return `${entry.identity} (verified signature)`;
+  return entry.identity === POLICY_IDENTITY ? 'the policy' : `${entry.identity} (declared)`;
 }
 
 /** What an entry changed, in a few words: `rate 20/s → 50/s (node orders)`. */

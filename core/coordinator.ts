@@ -7,11 +7,11 @@
  * partition it held.
  */
 import { parseSignedText, type SignatureCheck } from './approval.ts';
-import { parseMeta, type AuditEntry, type ControlMeta } from './audit.ts';
+import { POLICY_IDENTITY, parseMeta, type AuditEntry, type ControlMeta } from './audit.ts';
 import { parseSpending, type BudgetKind, type Spending } from './budget.ts';
 import { mergeFailures, withoutPartitions } from './failures.ts';
 import { BackfillError, type ErrorCode } from './errors.ts';
-import { POLICY_IDENTITY, type Governance, type Hold } from './governance.ts';
+import type { Governance, Hold } from './governance.ts';
 import { minRate, nodeShares, parseConcurrency, parseRate, type Limits, type NodeLimits } from './limits.ts';
 import { TokenBucket } from './pacing.ts';
 import { capNodeRates } from './policy.ts';

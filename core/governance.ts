@@ -13,7 +13,7 @@
  * - for approvals: `judgeApproval` (the signature was verified by the `verifySignature`
  *   activity; what is left needs the backfill's own knowledge: who started it, and the time).
  */
-import { AuditTrail, UNKNOWN_IDENTITY, type AuditEntry, type AuditTrailJSON, type ControlMeta } from './audit.ts';
+import { AuditTrail, POLICY_IDENTITY, UNKNOWN_IDENTITY, type AuditEntry, type AuditTrailJSON, type ControlMeta } from './audit.ts';
 import { decideApproval, type ApprovalDecision, type SignatureCheck, type VerifiedSignature } from './approval.ts';
 import { BudgetLedger, type BudgetKind, type BudgetLedgerJSON, type BudgetStatus, type Spending } from './budget.ts';
 import { BackfillError } from './errors.ts';
@@ -37,8 +37,6 @@ import { RunWindows, describeWindows, effectiveLimits, startDeadline, type Effec
 /** The policy of workers given none: it allows everything (and asks for nothing). */
 export const EMPTY_POLICY: Policy = parsePolicy({ version: 1 });
 
-/** The identity recorded for what the policy did by itself (a budget that paused the backfill). */
-export const POLICY_IDENTITY = 'policy';
 
 export type Priority = { key: number | null; fairnessWeight: number | null };
 
@@ -398,6 +396,9 @@ export function startRequestViolations(request: unknown): Violation[] {
   const r = request as Record<string, unknown>;
   for (const field of ['reason', 'identity'] as const) {
     if (r[field] !== undefined && typeof r[field] !== 'string') out.push({ rule: 'start request', message: `the start's ${field} must be text (got ${JSON.stringify(r[field])})` });
+  }
+  if (typeof r.identity === 'string' && r.identity.trim().toLowerCase() === POLICY_IDENTITY) {
+    out.push({ rule: 'start request', message: `identity '${r.identity.trim()}' is reserved for what the policy does by itself: start with your own (e.g. you@example.com)` });
   }
   if (r.budgets !== undefined) {
     const budgets = r.budgets as Record<string, unknown> | null;

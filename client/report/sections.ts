@@ -4,7 +4,7 @@
  */
 import { columnDelta, formatPercent, rowChangePercent } from '../../core/diff.ts';
 import { formatDuration } from '../../core/duration.ts';
-import { POLICY_IDENTITY } from '../../core/governance.ts';
+import { POLICY_IDENTITY } from '../../core/audit.ts';
 import type { MessageGroup, Report, Span } from './model.ts';
 
 export type Table = { head: string[]; rows: string[][]; numeric?: boolean[] };

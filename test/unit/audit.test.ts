@@ -5,8 +5,9 @@
  */
 import { stripVTControlCharacters } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { AUDIT_BYTES, AUDIT_KEEP, AuditTrail, MAX_IDENTITY, MAX_REASON, describeActor, describeChange, isLimitChange, parseMeta, type AuditEntry } from '../../core/audit.ts';
+import { AUDIT_BYTES, AUDIT_KEEP, AuditTrail, MAX_IDENTITY, MAX_REASON, POLICY_IDENTITY, describeActor, describeChange, isLimitChange, parseMeta, type AuditEntry } from '../../core/audit.ts';
 import { BackfillError } from '../../core/errors.ts';
+import { startRequestViolations } from '../../core/governance.ts';
 import { auditOfHistory } from '../../client/audit.ts';
 import { renderAudit } from '../../client/render-audit.ts';
 
@@ -104,7 +105,18 @@ describe('describing entries', () => {
 
   it('names a verified signer as such', () => {
     expect(describeActor({ identity: 'bob@example.com', verified: true })).toBe('bob@example.com (verified signature)');
-    expect(describeActor({ identity: 'bob@laptop', verified: false })).toBe('bob@laptop');
+    expect(describeActor({ identity: 'bob@laptop', verified: false })).toBe('bob@laptop (declared)');
+    expect(describeActor({ identity: POLICY_IDENTITY, verified: false })).toBe('the policy');
+    // A declared identity that reads like a verified one still ends with how it is known.
+    expect(describeActor({ identity: 'alice@example.com (verified signature)', verified: false })).toBe('alice@example.com (verified signature) (declared)');
+  });
+
+  it("refuses a declared identity of 'policy' (what the policy does by itself), in a control and in a start", () => {
+    for (const identity of ['policy', ' Policy ']) {
+      expect(() => parseMeta({ identity })).toThrow(/identity '.*' is reserved for what the policy does by itself/);
+      expect(startRequestViolations({ identity }).map((v) => v.message)).toEqual([expect.stringMatching(/is reserved for what the policy does by itself/)]);
+    }
+    expect(parseMeta({ identity: 'policy-bot@example.com' })).toEqual({ identity: 'policy-bot@example.com' });
   });
 
   it('says what each change did, in a few words', () => {

@@ -377,7 +377,7 @@ describe('renderGovernance (status under a policy)', () => {
       '  ⏸ waits for an approval: it writes finance_orders (backfill approve <id> --reason ... --sign-key <key>)',
       '  ⏸ the retries budget is spent: 2 of 2 failed attempts; raise it with backfill set-budget <id> --retries <n> to go on',
       '  budgets: retries 2 of 2 failed attempts (spent)',
-      '  last action: set-rate by bob@example.com at 2024-05-01 12:00:00 UTC: "source is slow" · rate 20/s → 5/s',
+      '  last action: set-rate by bob@example.com (declared) at 2024-05-01 12:00:00 UTC: "source is slow" · rate 20/s → 5/s',
     ]);
     // In the status, right under the headline.
     const status = plain(renderStatus(progress({ governance: view }))).split('\n');

@@ -131,10 +131,10 @@ describe('current details', () => {
     const rows = lines.slice(heading + 4);
     expect(rows).toHaveLength(RECENT_ACTIONS);
     expect(rows[0]).toBe(
-      '| 2024-01-02 03:04:05Z | set-rate | bob@oncall | incident 42 \\| \\[link\\]\\(http://evil.example/x.png\\) \\<b\\>x\\</b\\> second line | rate 10/s → 50/s \\(node orders\\) |',
+      '| 2024-01-02 03:04:05Z | set-rate | bob@oncall \\(declared\\) | incident 42 \\| \\[link\\]\\(http://evil.example/x.png\\) \\<b\\>x\\</b\\> second line | rate 10/s → 50/s \\(node orders\\) |',
     );
     expect(rows[1]).toContain('| approve | dana@example.com \\(verified signature\\) | reviewed | approved plan sha256:0123456789ab… |');
-    expect(rows[2]).toBe('| 2024-01-02 03:04:03Z | pause | carol@ops | — | — |');
+    expect(rows[2]).toBe('| 2024-01-02 03:04:03Z | pause | carol@ops \\(declared\\) | — | — |');
     // Older actions are in `backfill audit`, not here.
     expect(text).not.toContain('the API team asked for less');
   });
