@@ -843,14 +843,15 @@ export class BackfillClient {
   ): Promise<{ started: Started; changed: string[] }> {
     const original = await this.inputOf(backfillId);
     if (!original) throw new BackfillError('failed', `cannot read the input of backfill '${backfillId}'`);
-    const currentSpec = original.spec;
     // Loaded here: the coordinator and the spec's schemas weigh on every other command's start.
-    const [{ changedNodes }, { resumeCarry }] = await Promise.all([import('../core/spec-changes.ts'), import('../core/coordinator.ts')]);
+    const [{ changedNodes }, { resumeCarry, resumedSpec }] = await Promise.all([import('../core/spec-changes.ts'), import('../core/coordinator.ts')]);
+    const carry = await this.endState(backfillId, description.status.name);
+    // A fix sent while the last run ran (resume --spec) is in its end state, not in its input.
+    const currentSpec = resumedSpec(carry, original.spec);
     const changed = options.spec ? changedNodes(currentSpec, options.spec) : [];
     if (options.node !== undefined && !currentSpec.nodes.some((n) => n.id === options.node)) {
       throw new BackfillError('invalid_argument', `unknown node '${options.node}': this backfill's nodes are ${currentSpec.nodes.map((n) => n.id).join(', ')}`);
     }
-    const carry = await this.endState(backfillId, description.status.name);
     // Its staged versions are gone: a new run would count their partitions done and recompute nothing.
     if (carry.staged?.phase === 'discarded' || carry.canary?.phase === 'discarded' || ((carry.staged || carry.canary) && (await this.discardedAfterEnd(backfillId, carry.runKey)))) {
       throw new BackfillError(
@@ -976,7 +977,10 @@ export class BackfillClient {
     return { retried: failed, changed, resumed: started };
   }
 
-  /** The input of the backfill's latest run: after continue-as-new or a fix, its spec is the current one. */
+  /**
+   * The input of the backfill's latest run. Its spec is the one the run started with (after a
+   * continue-as-new, the current one); a spec a `resume --spec` sent to it since is in its carry.
+   */
   async inputOf(backfillId: string): Promise<BackfillInput | undefined> {
     const description = await this.describe(backfillId);
     return this.firstInput(backfillWorkflowId(backfillId), description.runId);

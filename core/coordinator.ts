@@ -1010,11 +1010,13 @@ export class BackfillCoordinator {
  * ended): what is done stays done, the failures of `node` (or of every node) run again, and
  * every partition that was released but not finished is released again to the new run's node
  * workflows (see `resumedReadiness`). The operator's limits and the run key stay; what
- * described the ended run's node workflows (outbox, settings, restarts, running) goes.
+ * described the ended run's node workflows (outbox, settings, restarts, running) goes. The
+ * carried spec goes too: the new run takes it as its input's (`resumedSpec`).
  */
 export function resumeCarry(carry: BackfillCarry, node?: string): BackfillCarry {
+  const { spec: _inTheInput, ...kept } = carry;
   return {
-    ...carry,
+    ...kept,
     readiness: resumedReadiness(carry.readiness, node),
     childrenRunning: false,
     paused: false,
@@ -1032,4 +1034,13 @@ export function resumeCarry(carry: BackfillCarry, node?: string): BackfillCarry 
         .filter(([, ranges]) => ranges !== ''),
     ),
   };
+}
+
+/**
+ * The spec a new run of an ended backfill goes on with (unless the operator gives another): the
+ * one its last run ran with, which a `resume --spec` may have sent it while it ran (carried in
+ * its end state), else that run's input's. The new run's policy judges it like any start's.
+ */
+export function resumedSpec(carry: BackfillCarry, input: ResolvedSpec): ResolvedSpec {
+  return carry.spec ?? input;
 }

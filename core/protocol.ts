@@ -181,6 +181,13 @@ export type BackfillCarry = {
   staged?: StagedCarry;
   /** A canary backfill: its slice and where it is. Absent: no canary (or one from before canaries existed). */
   canary?: CanaryCarry;
+  /**
+   * Only in the carry a run ends with (its result, the carry query): the spec it ran with when a
+   * new one (`resume --spec`) replaced its input's, for the next run a client starts (which takes
+   * it as its input's spec, judged as any start). Absent: the input's spec, or a run from before
+   * it was carried. A workflow never reads it from its input.
+   */
+  spec?: ResolvedSpec;
 };
 
 /** Settings the parent hands a node workflow: the node's share of every limit. */

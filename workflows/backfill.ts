@@ -191,6 +191,10 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
   );
   /** The carried state of this run: the coordinator's, and what the session keeps. */
   const carryOf = (childrenRunning: boolean) => ({ ...coordinator.toCarry(), ...session.toCarry(), runKey, childrenRunning, startedAt, runs });
+  /** The spec this run runs with: its input's, until a new one (`resume --spec`) replaces it. */
+  let spec = input.spec;
+  /** What a client resumes an ended run from (its result, the carry query): with the spec that replaced the input's. */
+  const endCarry = () => ({ ...carryOf(false), ...(spec !== input.spec ? { spec } : {}) });
 
   const sending = new Set<string>();
   /** Node workflows a signal could not reach: closed, to be started again. */
@@ -260,7 +264,6 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
   setHandler(retryFailedUpdate, refusing(retryFailed), { validator: refusing((node?: unknown, meta?: unknown) => void coordinator.parseRetry(node, meta)) });
   setHandler(judgeChangeQuery, (change: unknown, meta?: unknown) => coordinator.judgeChange(change, meta));
   // Fix and go on: a new spec with the same nodes and partitions, for the partitions still to run.
-  let spec = input.spec;
   const planHashOf = (next: typeof spec) => planHash({ spec: next, range: input.range, ...(input.skip ? { skip: input.skip } : {}), stage: input.stage === true, canary: input.canary });
   setHandler(
     replaceSpecUpdate,
@@ -402,7 +405,7 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
     });
   }
   setHandler(progressQuery, () => coordinator.progress(backfillId, liveState(), runs));
-  setHandler(carryQuery, () => carryOf(false));
+  setHandler(carryQuery, endCarry);
   setHandler(partitionsQuery, () =>
     Object.fromEntries(plan.nodes.map((n) => [n.id, { done: coordinator.readiness.done(n.id).toJSON(), failed: coordinator.readiness.failed(n.id).toJSON() }])),
   );
@@ -745,7 +748,7 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
     await session.landed();
     showStatus(state);
     show(state);
-    return { state, progress, carry: carryOf(false) };
+    return { state, progress, carry: endCarry() };
   } catch (error) {
     const cancelled = isCancellation(error);
     if (!cancelled && !(error instanceof ApplicationFailure)) throw error;

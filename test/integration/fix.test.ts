@@ -1,11 +1,13 @@
 /**
  * Fix and go on: a backfill whose SQL is broken is fixed with a new spec and completes,
- * recomputing only what failed and what it blocked; a cancelled backfill resumes and skips what
- * it had published.
+ * recomputing only what failed and what it blocked; a fix sent while it ran is what a later new
+ * run goes on with; a cancelled backfill resumes and skips what it had published.
  */
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BackfillClient } from '../../client/backfill-client.ts';
+import { NonRetryableError } from '../../activities/errors.ts';
+import type { Transform } from '../../activities/transforms.ts';
 import type { SpecInput } from '../../core/spec.ts';
 import { Gate, connectClient, scratch, startTestWorker, testSpec, uniqueQueue, waitFor, type TestWorker } from './helpers.ts';
 
@@ -15,10 +17,40 @@ describe('fix and go on', () => {
   const queue = uniqueQueue('fix');
   /** Holds the resumed backfill's partitions from 08:00 on until it has been cancelled. */
   const resumeGate = new Gate();
+  /** By `params.gate`: holds the partitions that did not fail until the fix has been sent. */
+  const fixGates = { retry: new Gate(), cancel: new Gate() };
+  /** Fails the partitions listed in `params.bad` (the bug); a spec without them is the fix. */
+  const picky: Transform = async ({ partition, params, signal }) => {
+    if ((params.bad as string[]).includes(partition)) throw new NonRetryableError(`bug for ${partition}`);
+    await fixGates[params.gate as keyof typeof fixGates].pass(signal);
+  };
+  /** One node of six hours (a dataset per gate) whose transform fails the hours in `bad`, the others held at the gate. */
+  const bugged = (gate: keyof typeof fixGates, bad: string[]): SpecInput => ({
+    name: `fix-then-${gate}`,
+    partitions: { grain: 'hour', start: '2024-01-01', end: '2024-01-01T06' },
+    defaults: { concurrency: 2, batchSize: 1, heartbeatTimeout: '2s' },
+    nodes: [{ id: `fx_${gate}`, transform: 'picky', params: { gate, bad } }],
+  });
+  const hours = ['00', '01', '02', '03', '04', '05'].map((h) => `2024-01-01T${h}`);
+  /** Starts a bugged backfill, waits for its first failure, and sends the fix while the rest waits at the gate. */
+  const fixWhileRunning = async (gate: keyof typeof fixGates): Promise<string> => {
+    const { backfillId } = await client.start(testSpec(queue, bugged(gate, [hours[0]!])), { taskQueue: queue, tuning: { reportIntervalMs: 100 } });
+    await waitFor('the first partition to fail', async () => (await client.progress(backfillId)).nodes[0]!.failed === 1, 30_000);
+    const { changed, resumed } = await client.resume(backfillId, { spec: testSpec(queue, bugged(gate, [])) });
+    expect({ changed, resumed }).toEqual({ changed: [`fx_${gate}`], resumed: null });
+    return backfillId;
+  };
+  /** The new run of the backfill started with the fix, and published every hour. */
+  const expectFixedRun = async (backfillId: string, gate: keyof typeof fixGates) => {
+    expect((await client.inputOf(backfillId))?.spec.nodes[0]!.params).toEqual({ gate, bad: [] });
+    expect((await client.wait(backfillId, 60_000)).state).toBe('completed');
+    const published = (await worker.warehouse.ledger({ backfillId })).filter((r) => r.status === 'published');
+    expect(published.map((r) => r.partition).sort()).toEqual(hours);
+  };
 
   beforeAll(async () => {
     client = await connectClient();
-    worker = await startTestWorker({ queue, warehousePath: join(scratch('fix'), 'warehouse.db'), transforms: { held: resumeGate.holding('2024-01-01T08') } });
+    worker = await startTestWorker({ queue, warehousePath: join(scratch('fix'), 'warehouse.db'), transforms: { held: resumeGate.holding('2024-01-01T08'), picky } });
   });
   afterAll(async () => {
     await client?.close();
@@ -60,6 +92,25 @@ describe('fix and go on', () => {
     const keys = after.map((r) => `${r.node}/${r.partition}`);
     expect(new Set(keys).size).toBe(keys.length);
     expect(await worker.warehouse.query('SELECT COUNT(*) AS n, SUM(total) AS total FROM daily')).toEqual([{ n: 10, total: 70 }]);
+  });
+
+  // Before, the new run took the ended run's input, the spec from before the fix, and failed again.
+  it('a fix sent to a running backfill (resume --spec) is what a later retry-failed runs with', async () => {
+    const backfillId = await fixWhileRunning('retry');
+    fixGates.retry.open();
+    expect((await client.wait(backfillId, 60_000)).state).toBe('completed_with_failures');
+    expect((await client.retryFailed(backfillId)).retried).toBe(1);
+    await expectFixedRun(backfillId, 'retry');
+  });
+
+  it('a fix sent to a running backfill that is then cancelled is what its resume runs with', async () => {
+    const backfillId = await fixWhileRunning('cancel');
+    await client.cancel(backfillId);
+    expect((await client.wait(backfillId, 60_000)).state).toBe('cancelled');
+    fixGates.cancel.open();
+    // Where a cancelled backfill stopped comes from the carry query, answered by replaying it.
+    expect((await client.resume(backfillId)).resumed?.backfillId).toBe(backfillId);
+    await expectFixedRun(backfillId, 'cancel');
   });
 
   it('a new spec that changes the partitions is refused, naming the difference, and nothing starts', async () => {

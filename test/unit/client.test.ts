@@ -6,7 +6,7 @@ import { expandPlan, planSummary } from '../../core/plan.ts';
 import type { BackfillCarry, NodeProgress, Progress } from '../../core/protocol.ts';
 import { resolveSpec } from '../../core/spec.ts';
 import { defaultBackfillId, type BackfillClient } from '../../client/backfill-client.ts';
-import { resumeCarry } from '../../core/coordinator.ts';
+import { resumeCarry, resumedSpec } from '../../core/coordinator.ts';
 import { EXIT, buildProgram, exitCodeFor } from '../../client/cli.ts';
 import { transformsGiven } from '../../client/options.ts';
 import { parseQueues, transformModules } from '../../client/local.ts';
@@ -90,6 +90,19 @@ describe('resumeCarry', () => {
     const before = structuredClone(carry);
     resumeCarry(carry);
     expect(carry).toEqual(before);
+  });
+
+  // The new run takes the carried spec as its input's, where the policy judges it.
+  const started = resolveSpec({ name: 's', partitions: { grain: 'day', start: '2024-01-01', end: '2024-01-03' }, nodes: [{ id: 'a', transform: 'noop', params: { v: 1 } }] });
+  const fixed = resolveSpec({ name: 's', partitions: { grain: 'day', start: '2024-01-01', end: '2024-01-03' }, nodes: [{ id: 'a', transform: 'noop', params: { v: 2 } }] });
+
+  it('leaves out the spec a new spec (resume --spec) put in place of the input\'s', () => {
+    expect(resumeCarry({ ...carry, spec: fixed })).not.toHaveProperty('spec');
+  });
+
+  it('goes on with the carried spec, else (a run that kept its input\'s, or a worker from before it was carried) the input\'s', () => {
+    expect(resumedSpec({ ...carry, spec: fixed }, started)).toBe(fixed);
+    expect(resumedSpec(carry, started)).toBe(started);
   });
 });
 
