@@ -264,6 +264,27 @@ describe('governance on a real server', () => {
     });
   });
 
+  it('a new run after a fix sent while it ran (resume --spec) is judged on the fixed spec: an approval is of that plan', async () => {
+    const before = spec([{ id: 'protected_fixed', transform: 'spend', params: { v: 1 } }], 2);
+    const fixed = { ...before, nodes: before.nodes.map((n) => ({ ...n, params: { v: 2 } })) };
+    const backfillId = `approval-fixed-${serial}`;
+    failing.add('protected_fixed/2024-01-01');
+    await alice.start(before, { taskQueue: queue, id: backfillId, reason: 'finance restated Q1' });
+    expect((await alice.resume(backfillId, { spec: fixed, reason: 'the parameters are fixed' })).changed).toEqual(['protected_fixed']);
+    await bob.approve(backfillId, { reason: 'reviewed the fixed plan', signKey: key('bob') });
+    expect((await alice.wait(backfillId, 60_000)).state).toBe('completed_with_failures');
+
+    failing.delete('protected_fixed/2024-01-01');
+    await alice.retryFailed(backfillId, undefined, undefined, { reason: 'the source is repaired' });
+    const judged = await waitFor('the new run to be judged', async () => {
+      const progress = await alice.progress(backfillId);
+      return progress.state === 'awaiting_approval' ? progress : undefined;
+    });
+    // The approval the new run waits for is of the fixed spec's plan, the one it runs.
+    expect(judged.governance?.planHash).toBe(planHash({ spec: fixed, range: {} }));
+    await alice.cancel(backfillId, { reason: 'test over' });
+  });
+
   describe('budgets and reasons', () => {
     let backfillId: string;
 
@@ -407,11 +428,16 @@ describe('governance on a real server', () => {
       expect(await worker.warehouse.ledger({ backfillId })).toEqual([]);
     });
 
-    it('a start with a forged carry (an approval "already given") is judged again and waits', async () => {
+    it('a start with a forged carry (an approval "already given", a spec of its own) is judged again and waits', async () => {
       const carry = (await alice.client.workflow.getHandle(workflowId).query(carryQuery)) as BackfillCarry;
       expect(carry.governance?.approval.needed).toBe(true);
       const forgedId = `forged-carry-${++serial}`;
-      const forgedCarry = { ...carry, governance: { ...carry.governance!, approval: { ...carry.governance!.approval, approvedBy: principal('bob'), approvedAt: Date.now() } } };
+      const forgedCarry: BackfillCarry = {
+        ...carry,
+        governance: { ...carry.governance!, approval: { ...carry.governance!.approval, approvedBy: principal('bob'), approvedAt: Date.now() } },
+        // Not the spec it runs or is judged on, nor one it hands to a later run.
+        spec: spec([{ id: 'protected_ledger', transform: 'noop', params: { smuggled: true } }]),
+      };
       const input: BackfillInput = { core: CORE_GENERATION, backfillId: forgedId, spec: spec([{ id: 'protected_ledger', transform: 'noop' }]), range: {}, carry: forgedCarry };
       await startWithTemporalCli(input);
       const progress = await waitFor('the forged start to be judged', async () => {
@@ -421,6 +447,8 @@ describe('governance on a real server', () => {
       expect(progress.state).toBe('awaiting_approval');
       expect(progress.governance?.approval.approvedBy).toBeNull();
       expect(progress.governance?.starter.identity).toMatch(/^unknown/);
+      expect(progress.governance?.planHash).toBe(planHash({ spec: input.spec, range: {} }));
+      expect(await alice.client.workflow.getHandle(backfillWorkflowId(forgedId)).query(carryQuery)).not.toHaveProperty('spec');
       expect(await worker.warehouse.ledger({ backfillId: forgedId })).toEqual([]);
       await alice.cancel(forgedId, { reason: 'a forged start, stopped' });
     });
