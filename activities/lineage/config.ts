@@ -18,7 +18,7 @@
 import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { parse as parseYaml } from 'yaml';
+import { YAMLError, parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { BackfillError } from '../../core/errors.ts';
 import { DEFAULT_JOB_NAMESPACE } from '../../core/openlineage.ts';
@@ -103,7 +103,23 @@ function fail(source: string, message: string): never {
   throw new BackfillError('invalid_argument', `OpenLineage configuration (${source}): ${message}`);
 }
 
-/** `OPENLINEAGE__A__B=v` as `{ a: { b: v } }`; values that parse as JSON are taken as JSON. */
+/** A YAML parse error's message and where, without the source text around it. */
+function yamlProblem(error: unknown, text: string): string {
+  if (!(error instanceof YAMLError)) return String(error);
+  const offset = error.pos[0];
+  const before = text.slice(0, offset).split('\n');
+  return `${error.message} at line ${before.length}, column ${before[before.length - 1]!.length + 1}`;
+}
+
+/**
+ * Whether an `OPENLINEAGE__` variable's value is text whatever it looks like: a key, a header or
+ * an address made of digits (`APIKEY=20240613123456`, a header `123e4567`) is not a number.
+ */
+function isTextSetting(path: readonly string[]): boolean {
+  return path.includes('auth') || path.includes('custom_headers') || path.includes('headers') || ['url', 'endpoint', 'apikey', 'api_key', 'namespace', 'name'].includes(path[path.length - 1]!);
+}
+
+/** `OPENLINEAGE__A__B=v` as `{ a: { b: v } }`; values that parse as JSON are taken as JSON, except text settings' (`isTextSetting`) unless an object. */
 function configFromEnv(env: ConfigSources['env']): Record<string, unknown> {
   const config: Record<string, unknown> = {};
   // Reverse order: a top-level key set whole (OPENLINEAGE__TRANSPORT='{...}') wins over its parts.
@@ -112,7 +128,8 @@ function configFromEnv(env: ConfigSources['env']): Record<string, unknown> {
     const path = key.slice('OPENLINEAGE__'.length).split('__').map((p) => p.toLowerCase());
     let value: unknown = env[key];
     try {
-      value = JSON.parse(env[key]!);
+      const parsed: unknown = JSON.parse(env[key]!);
+      if (!isTextSetting(path) || isObject(parsed)) value = parsed;
     } catch {
       // a plain string
     }
@@ -161,9 +178,10 @@ export function lineageSettings(sources: ConfigSources): LineageSettings {
   if (file) {
     let parsed: unknown;
     try {
-      parsed = parseYaml(file.text);
+      // Not pretty: a pretty error quotes the line, which may hold an API key or a header.
+      parsed = parseYaml(file.text, { prettyErrors: false });
     } catch (error) {
-      fail(file.path, `is not valid YAML: ${(error as Error).message}`);
+      fail(file.path, `is not valid YAML: ${yamlProblem(error, file.text)} (the line is not shown: it may hold a secret)`);
     }
     if (parsed !== null && parsed !== undefined && !isObject(parsed)) fail(file.path, 'must be a mapping, e.g. transport: { type: http, url: http://marquez:5000 }');
     fromFile = (parsed as Record<string, unknown> | null) ?? {};

@@ -101,6 +101,16 @@ describe('lineageSettings', () => {
     expect(merged).toMatchObject({ transport: { url: 'http://from-file/api/v1/lineage', apiKey: 'env-key' } });
   });
 
+  it('OPENLINEAGE__ keys, headers and addresses are text even when they read as numbers', () => {
+    const env = { OPENLINEAGE__TRANSPORT__TYPE: 'http', OPENLINEAGE__TRANSPORT__URL: 'http://marquez:5000' };
+    const keyed = lineageSettings(sources({ ...env, OPENLINEAGE__TRANSPORT__AUTH__TYPE: 'api_key', OPENLINEAGE__TRANSPORT__AUTH__APIKEY: '20240613123456' }));
+    expect(keyed).toMatchObject({ transport: { apiKey: '20240613123456' } });
+    const headed = lineageSettings(sources({ ...env, OPENLINEAGE__TRANSPORT__CUSTOM_HEADERS__X_TOKEN: '123e4567', OPENLINEAGE__TRANSPORT__CUSTOM_HEADERS__X_ID: '90071992547409931234' }));
+    expect(headed).toMatchObject({ transport: { headers: { x_token: '123e4567', x_id: '90071992547409931234' } } });
+    // Numbers and flags elsewhere are still parsed.
+    expect(lineageSettings(sources({ ...env, OPENLINEAGE__TRANSPORT__TIMEOUT: '9' }))).toMatchObject({ transport: { timeoutMs: 9000 } });
+  });
+
   it('transport type noop turns lineage off', () => {
     expect(lineageSettings(sources({ OPENLINEAGE__TRANSPORT__TYPE: 'noop', OPENLINEAGE_URL: 'http://h' }))).toMatchObject({ enabled: false });
   });
@@ -127,6 +137,11 @@ describe('lineageSettings', () => {
     expect(refusal({}, 'transport: [http]')).toMatch(/transport must be a mapping with a type/);
     expect(refusal({}, '- just\n- a list')).toMatch(/must be a mapping/);
     expect(refusal({}, 'transport: {')).toMatch(/is not valid YAML/);
+    // Where, but not the line: it may hold a key or a header.
+    const secret = refusal({}, 'transport:\n  type: http\n  url: http://marquez:5000\n  auth:\n    type: api_key\n    apiKey: sk-live-SECRET123: x\n');
+    expect(secret).toBe(
+      'OpenLineage configuration (/work/openlineage.yml): is not valid YAML: Nested mappings are not allowed in compact mappings at line 6, column 13 (the line is not shown: it may hold a secret)',
+    );
     const withPassword = refusal({ OPENLINEAGE_URL: 'https://bob:hunter2@lineage.example.com' });
     expect(withPassword).toBe('OpenLineage configuration (OPENLINEAGE_URL): transport.url must not hold a user or password: give the key as auth: { type: api_key, apiKey } (or OPENLINEAGE_API_KEY)');
     expect(withPassword).not.toContain('hunter2');
