@@ -46,6 +46,24 @@ export function freePort(): Promise<number> {
   });
 }
 
+/**
+ * Refuses a port something already listens on. The dev server would exit at once (address in
+ * use) while the other server answered in its place, and its caller would run against that one.
+ */
+export function requirePortFree(ip: string, port: number, what: string, flag: string): Promise<void> {
+  return new Promise((done, failed) => {
+    const server = createServer();
+    server.once('error', (error: NodeJS.ErrnoException) =>
+      failed(
+        error.code === 'EADDRINUSE'
+          ? new Error(`${what} port ${ip}:${port} is in use (another Temporal server, or a backfill dev still running?): stop it, or choose another port with ${flag}`)
+          : error,
+      ),
+    );
+    server.listen(port, ip, () => server.close(() => done()));
+  });
+}
+
 /** Resolves once the frontend answers and the namespace exists; `tls` when its frontend wants TLS. */
 export async function waitForServer(address: string, namespace: string, timeoutMs: number, exited?: () => string | undefined, tls?: TLSConfig): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -81,6 +99,8 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
     searchAttributes: options.searchAttributes ?? true,
     ...(options.logFile !== undefined ? { logFile: options.logFile } : {}),
   };
+  await requirePortFree(resolved.ip, resolved.port, "the dev server's", '--port');
+  if (resolved.uiPort !== null) await requirePortFree(resolved.ip, resolved.uiPort, "the Web UI's", '--ui-port');
   mkdirSync(dirname(resolved.dbFile), { recursive: true });
   const args = [
     'server', 'start-dev',
@@ -110,6 +130,10 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
   }
   const child = spawn(cli, args, { stdio: ['ignore', out, out] });
   let exit: string | undefined;
+  // A binary that cannot be run (EACCES, ENOENT) is an 'error' event: without a listener it would end the process.
+  child.once('error', (error) => {
+    exit = `the Temporal CLI at ${cli} could not be started: ${error.message}`;
+  });
   child.once('exit', (code, signal) => {
     exit = `the Temporal dev server exited (${signal ?? `code ${code}`}) before it was ready${resolved.logFile ? `; see ${resolved.logFile}` : ''}`;
   });

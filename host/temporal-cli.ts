@@ -8,7 +8,7 @@
  * Later runs reuse the cached binary.
  */
 import { spawn } from 'node:child_process';
-import { accessSync, chmodSync, constants, createWriteStream, existsSync, mkdirSync, renameSync, rmSync } from 'node:fs';
+import { accessSync, chmodSync, constants, createWriteStream, existsSync, mkdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Readable } from 'node:stream';
@@ -29,8 +29,9 @@ export const CLI_CACHE_DIR = FROM_SOURCES ? join(PACKAGE_ROOT, '.backfill', 'bin
 
 export function executable(path: string): boolean {
   try {
+    // X_OK holds for a directory too (it can be entered): a folder named temporal on PATH is no CLI.
     accessSync(path, constants.X_OK);
-    return true;
+    return statSync(path).isFile();
   } catch {
     return false;
   }

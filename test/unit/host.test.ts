@@ -1,0 +1,69 @@
+/** What the host layer refuses before it runs anything: a port in use, a folder where the Temporal CLI should be. */
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { freePort, requirePortFree, startDevServer } from '../../host/dev-server.ts';
+import { executable, resolveTemporalCli } from '../../host/temporal-cli.ts';
+
+const cleanups: (() => void | Promise<void>)[] = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+function scratch(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'backfill-host-'));
+  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+async function listening(port: number): Promise<Server> {
+  const server = createServer();
+  await new Promise<void>((done) => server.listen(port, '127.0.0.1', done));
+  cleanups.push(() => new Promise<void>((done) => server.close(() => done())));
+  return server;
+}
+
+describe('a dev server on a port in use', () => {
+  it('is refused, naming the port and the flag, before anything starts', async () => {
+    const port = await freePort();
+    await expect(requirePortFree('127.0.0.1', port, "the dev server's", '--port')).resolves.toBeUndefined();
+    await listening(port);
+    await expect(requirePortFree('127.0.0.1', port, "the dev server's", '--port')).rejects.toThrow(
+      `the dev server's port 127.0.0.1:${port} is in use (another Temporal server, or a backfill dev still running?): stop it, or choose another port with --port`,
+    );
+    // Before, another server answering at the port made the start look ready while its own process exited.
+    await expect(startDevServer({ dbFile: join(scratch(), 'temporal.db'), port, uiPort: null })).rejects.toThrow(/port 127\.0\.0\.1:\d+ is in use/);
+    const uiPort = await freePort();
+    await listening(uiPort);
+    await expect(startDevServer({ dbFile: join(scratch(), 'temporal.db'), port: await freePort(), uiPort })).rejects.toThrow(/the Web UI's port .* --ui-port/);
+  });
+});
+
+describe('the Temporal CLI resolver', () => {
+  it('takes files it may run, not folders', () => {
+    const dir = scratch();
+    mkdirSync(join(dir, 'folder'));
+    writeFileSync(join(dir, 'script'), '#!/bin/sh\n');
+    chmodSync(join(dir, 'script'), 0o755);
+    writeFileSync(join(dir, 'plain'), 'x');
+    chmodSync(join(dir, 'plain'), 0o644);
+    expect([executable(join(dir, 'folder')), executable(join(dir, 'script')), executable(join(dir, 'plain')), executable(join(dir, 'missing'))]).toEqual([false, true, false, false]);
+  });
+
+  it('passes over a folder named temporal on PATH', async () => {
+    const dir = scratch();
+    mkdirSync(join(dir, 'temporal'));
+    const { PATH: path, TEMPORAL_CLI_PATH: cliPath } = process.env;
+    cleanups.push(() => {
+      process.env.PATH = path;
+      if (cliPath !== undefined) process.env.TEMPORAL_CLI_PATH = cliPath;
+    });
+    delete process.env.TEMPORAL_CLI_PATH;
+    process.env.PATH = `${dir}:${path}`;
+    const cli = await resolveTemporalCli({ allowDownload: false, log: () => undefined });
+    expect(cli).not.toBe(join(dir, 'temporal'));
+    expect(executable(cli)).toBe(true);
+  });
+});
