@@ -310,6 +310,15 @@ export function warehouseSuite(kind: Warehouse['kind'], open: WarehouseFactory):
       expect(await wh.query('SELECT id, amount FROM late')).toEqual([{ id: 1, amount: 5 }]);
     });
 
+    it('a partition published again with no rows shows none, in the view and in a downstream partition that reads it', async () => {
+      await wh.publish(write('orders', '2024-01-01', { rows: [{ order_id: 1 }] }));
+      await wh.publish(write('orders', '2024-01-01', { runKey: 'run-2', rows: [] }));
+      expect(await wh.query('SELECT order_id FROM orders')).toEqual([]);
+      const down = await wh.publish(write('counts', '2024-01-01', { selects: [{ sql: 'SELECT COUNT(order_id) AS n FROM orders', bindings: {} }], inputs: [{ node: 'orders', from: '2024-01-01', to: '2024-01-01' }] }));
+      expect(down.rowCount).toBe(1);
+      expect(await wh.query('SELECT n FROM counts')).toEqual([{ n: 0 }]);
+    });
+
     it('a version whose column holds only NULLs leaves the column as it was', async () => {
       await wh.publish(write('sales', 'k1', { rows: [{ id: 1, amount: 5 }] }));
       await wh.publish(write('sales', 'k2', { rows: [{ id: 2, amount: null }] }));

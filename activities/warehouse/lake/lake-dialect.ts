@@ -574,10 +574,9 @@ class LakeSession implements Session {
 
   async pinnedRows(node: string, versions: ReadonlyArray<readonly [string, number]>, columns: readonly string[]): Promise<string> {
     const list = columns.length > 0 ? columns.map(quoteIdent).join(', ') : 'NULL AS __empty';
-    const empty = await this.typedEmpty(node, false);
-    if (versions.length === 0) return `SELECT ${list} FROM (${empty})`;
+    if (versions.length === 0) return `SELECT ${list} FROM (${await this.typedEmpty(node, false)})`;
     const files = versions.map(([partition, version]) => quoteLiteral(this.dialect.layout.version(node, partition, version)));
-    return `SELECT ${list} FROM (${empty} UNION ALL BY NAME SELECT * EXCLUDE (${PARTITION_COLUMN}, ${VERSION_COLUMN}) FROM read_parquet([${files.join(', ')}], union_by_name = true, hive_partitioning = false))`;
+    return `SELECT ${list} FROM (${await this.typedEmpty(node, true)} UNION ALL BY NAME SELECT * FROM read_parquet([${files.join(', ')}], union_by_name = true, hive_partitioning = false))`;
   }
 
   /**
@@ -711,11 +710,11 @@ class LakeSession implements Session {
       );
       if (!row) continue;
       const columns = JSON.parse(row.columns) as Column[];
-      const empty = await this.typedEmpty(node, false);
       const files = Number(row.published) > 0 && columns.length > 0;
+      // The internal columns go after the union: a file of a version without rows may hold no other column.
       const view = files
-        ? `SELECT * FROM (${empty}) UNION ALL BY NAME SELECT * EXCLUDE (${PARTITION_COLUMN}, ${VERSION_COLUMN}) FROM read_parquet(${quoteLiteral(this.dialect.layout.publishedGlob(node))}, union_by_name = true, hive_partitioning = false)`
-          : empty;
+        ? `SELECT * EXCLUDE (${PARTITION_COLUMN}, ${VERSION_COLUMN}) FROM (${await this.typedEmpty(node, true)} UNION ALL BY NAME SELECT * FROM read_parquet(${quoteLiteral(this.dialect.layout.publishedGlob(node))}, union_by_name = true, hive_partitioning = false))`
+        : await this.typedEmpty(node, false);
       if (files) this.dialect.filesViews.add(node);
       else this.dialect.filesViews.delete(node);
       if (!force && view === row.view) continue;
