@@ -103,6 +103,13 @@ export interface Session {
   /** The one door for spec SQL: checks its rules before any of it runs. */
   spec(sql: SpecSql): Promise<SpecStatement>;
   /**
+   * Hears of each new version this transaction writes, before any of its rows (a version may
+   * get none). Where an engine keeps each version apart (the lake: a file per version), it
+   * stores every such version itself, rows or not: what lies at the version's place already
+   * (a file an attempt that died before its commit left) is not that version.
+   */
+  newVersion?(node: string, partition: string, version: number): Promise<void>;
+  /**
    * Where an engine keeps each version apart (the lake: a file per version), the rows of one
    * version with the internal columns, as a relation to read FROM. Without it, the protocol
    * filters the versions table.

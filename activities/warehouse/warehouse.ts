@@ -465,6 +465,7 @@ export class SqlWarehouse implements Warehouse {
     const wanted = [...types].map(([name, type]) => ({ name, type }));
     assertUserColumns(types.keys());
     await s.ensureDataset(node, wanted, write.adopt === true);
+    await s.newVersion?.(node, partition, version);
     const table = d.versionsTable(node);
     for (const select of selects) await select.statement.insertInto(table, select.columns.map((c) => c.name), partition, version);
     if (data.rows.length > 0) await s.insertRows(table, partition, version, rowColumns, data.rows.map((row) => rowColumns.map((c) => d.value(storable(row[c])))));

@@ -158,6 +158,32 @@ describe('lake: the files', () => {
     }
   });
 
+  it('a version file left by a publisher killed before its commit is not the version that reuses its number, even one with no rows', async () => {
+    const root = freshRoot();
+    const killed = await promisify(execFile)(process.execPath, ['--import', 'tsx', join(import.meta.dirname, '..', 'lake', 'crash-at-commit.ts'), root], { timeout: 60_000 }).then(
+      () => 'exited',
+      (e: { signal?: string; stderr?: string }) => e.signal ?? e.stderr,
+    );
+    expect(killed).toBe('SIGKILL');
+    // The killed attempt's file, at version 2's place, with no ledger row.
+    expect(existsSync(new LakeLayout(root).version('orders', '2024-01-01', 2))).toBe(true);
+    const wh = new LakeWarehouse(root);
+    try {
+      // A later run (a day that now has no orders) publishes the partition with no rows.
+      const published = await wh.publish(write('orders', '2024-01-01', { runKey: 'run-3', backfillId: 'bf-3', rows: [] }));
+      expect(published).toMatchObject({ version: 2, rowCount: 0 });
+      expect(await wh.query('SELECT id, note FROM orders')).toEqual([]);
+      expect(await readDirectly(`SELECT COUNT(*) FROM read_parquet('${new LakeLayout(root).version('orders', '2024-01-01', 2)}')`)).toEqual([[0]]);
+      // Back to version 1 and forward again: version 2's checksum is that of no rows.
+      await wh.restore({ rollbackId: 'rb', backfillId: 'bf-3', node: 'orders', partition: '2024-01-01', from: 2, to: 1 });
+      expect(await wh.query('SELECT id FROM orders')).toEqual([{ id: 1 }]);
+      await wh.restore({ rollbackId: 'rb2', backfillId: 'bf-3', node: 'orders', partition: '2024-01-01', from: 1, to: 2 });
+      expect(await wh.query('SELECT id FROM orders')).toEqual([]);
+    } finally {
+      await wh.close();
+    }
+  }, 90_000);
+
   it('name a partition key that is not a plain file name so that it stays inside its directory', async () => {
     const root = freshRoot();
     const wh = new LakeWarehouse(root);

@@ -7,7 +7,9 @@
  *
  * A publish stages the new version's rows in a temporary table, checks them there, and at
  * commit writes them to the version's file (durably, under its final name) before the
- * catalogue's transaction commits: a version in the ledger always has its file. The published
+ * catalogue's transaction commits: a version in the ledger always has its file. Every new
+ * version is written so, rows or not, over any file a holder that died before its commit left
+ * under that version's number (which the ledger never got, so it is given again). The published
  * files in the dataset's directory follow the pointers right after the commit, still under the
  * lock; a holder that dies in between leaves the moves recorded in the catalogue, and the next
  * holder finishes them before anything else.
@@ -553,17 +555,12 @@ class LakeSession implements Session {
     return `SELECT ${list.length > 0 ? list.join(', ') : 'NULL AS __empty'} WHERE false`;
   }
 
+  /** A new version is staged from the start, so that its file is written at commit even when no rows come. */
+  async newVersion(node: string, partition: string, version: number): Promise<void> {
+    this.stage(this.dialect.versionsTable(node), partition, version, []);
+  }
+
   async versionRows(node: string, partition: string, version: number): Promise<string> {
-    const table = this.dialect.versionsTable(node);
-    // A version this transaction writes without rows (none inserted, so none staged yet): its file holds no rows.
-    if (!this.staged.has(`${node}/${partition}/${version}`) && this.stagingTables.has(table) && !existsSync(this.dialect.layout.version(node, partition, version))) {
-      const [known] = await this.all<{ n: number }>(`SELECT COUNT(*) AS n FROM ${this.dialect.table('ledger')} WHERE node = :node AND partition = :partition AND version = :version`, {
-        node,
-        partition,
-        version,
-      });
-      if (Number(known?.n ?? 0) === 0) this.stage(table, partition, version, []);
-    }
     if (this.staged.has(`${node}/${partition}/${version}`)) {
       return `(SELECT * FROM ${this.dialect.versionsTable(node)} WHERE ${PARTITION_COLUMN} = ${quoteLiteral(partition)} AND ${VERSION_COLUMN} = ${version})`;
     }
