@@ -10,6 +10,7 @@
 export type { PartitionInput } from './core/protocol.ts';
 export type {
   Bindings,
+  DatasetFacts,
   InputVersions,
   LeaseHolder,
   LeaseOutcome,
@@ -63,3 +64,4 @@ export { openWarehouse } from './activities/warehouse/index.ts';
 export { loadWarehouseAdapters, registerWarehouse, registeredSchemes, type WarehouseAdapter } from './activities/warehouse/registry.ts';
 export { deferredWarehouse } from './activities/warehouse/deferred.ts';
 export { BackfillError, type ErrorCode } from './core/errors.ts';
+export type { SchemaField } from './core/openlineage.ts';

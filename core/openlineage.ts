@@ -213,6 +213,24 @@ export function sqliteNamespace(host: string, absolutePath: string): string {
   return `sqlite://${host}${path.split('/').map(encodeURIComponent).join('/')}`;
 }
 
+/** A column as a schema facet lists it: its type as the engine declares it, upper-cased (none: no type). */
+export function schemaField(name: string, declared: string | null | undefined): SchemaField {
+  return declared ? { name, type: declared.toUpperCase() } : { name };
+}
+
+/**
+ * The namespace of a warehouse that does not name its datasets itself (an adapter without
+ * `lineageDataset`): its location as a URI, `{scheme}://{host}{path}`, without the credentials,
+ * query or fragment a URL may hold; or `{kind}:{location}` for a location that is no URL. The
+ * dataset name is then the node's.
+ */
+export function locationNamespace(kind: string, location: string): string {
+  const url = URL.canParse(location) ? new URL(location) : undefined;
+  // A drive letter (C:\\data) parses as a one-letter scheme: it is a path.
+  if (!url || url.protocol.length <= 2) return `${kind}:${location}`;
+  return `${url.protocol}//${url.host}${url.pathname}`;
+}
+
 // ----- partitions -----
 
 /** The field a subset condition compares: the partition key (`2024-03-01`, `2024-W09`, a static key). */

@@ -35,6 +35,10 @@ export function deferredWarehouse(identity: { kind: string; location: string }, 
     publishStaged: async (...args) => (await loaded()).publishStaged(...args),
     discardStaged: async (...args) => (await loaded()).discardStaged(...args),
     diffStaged: async (...args) => (await loaded()).diffStaged(...args),
+    lineageDataset: async (node) => {
+      const warehouse = await loaded();
+      return warehouse.lineageDataset ? warehouse.lineageDataset(node) : null;
+    },
     // Closing a warehouse never used loads nothing.
     close: async () => {
       const opened = loading ? await loading.catch(() => undefined) : undefined;

@@ -9,7 +9,7 @@ import type { PartitionInput } from '../../core/protocol.ts';
 import type { ValueKind } from './checksum.ts';
 import type { Codec, InternalTable, TableDef } from './ledger.ts';
 import { PARTITION_COLUMN, VERSION_COLUMN, quoteLiteral, type GivenRelation, type ScopedRelation } from './sql.ts';
-import type { Bindings, PinnedInput, Published, Row } from './types.ts';
+import type { Bindings, DatasetFacts, PinnedInput, Published, Row } from './types.ts';
 
 /** Parameters of backfill's own statements, named `:name` in their text. */
 export type Params = Record<string, unknown>;
@@ -179,6 +179,8 @@ export interface Dialect {
   /** A value a transform returned, as this engine stores it. */
   value(value: unknown): unknown;
   transaction<T>(work: (session: Session) => Promise<T>, options?: { lock?: string; readOnly?: boolean }): Promise<T>;
+  /** Optionally, for lineage: how OpenLineage names `node`'s dataset, and its columns, read in a read-only session (`Warehouse.lineageDataset`). */
+  lineageDataset?(session: Session, node: string): Promise<DatasetFacts>;
   close(): Promise<void>;
 }
 

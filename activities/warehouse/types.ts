@@ -17,6 +17,7 @@
 import type { PartitionInput } from '../../core/protocol.ts';
 import type { CheckInput } from '../../core/spec.ts';
 import type { PartitionDiff } from '../../core/diff.ts';
+import type { DatasetName, SchemaField } from '../../core/openlineage.ts';
 
 export type { ColumnChange, ColumnStats, PartitionDiff } from '../../core/diff.ts';
 
@@ -253,6 +254,13 @@ export type DiffPage = { partitions: PartitionDiff[]; next: ChangeCursor | null 
  */
 export type PublishedBatch = { published: Published[]; failed?: { index: number; error: Error } };
 
+/**
+ * A dataset as OpenLineage names it (its naming spec, https://openlineage.io/docs/spec/naming),
+ * with its columns in order and their types as the engine declares them; `fields` is absent
+ * while the dataset does not exist.
+ */
+export type DatasetFacts = DatasetName & { fields?: SchemaField[] };
+
 export interface Warehouse {
   /** The engine (`sqlite`, `postgres`, `lake`, or an adapter's own name). */
   readonly kind: string;
@@ -324,6 +332,12 @@ export interface Warehouse {
   discardStaged(run: StagedRun, options?: DiscardOptions): Promise<StagedOutcome>;
   /** The run's staged versions against the published ones, per partition, a page at a time (as `changesBy`). */
   diffStaged(run: StagedRun, options?: DiffOptions): Promise<DiffPage>;
+  /**
+   * Optional, for lineage: `node`'s dataset (its view) as OpenLineage names it, with its
+   * columns; read by the warehouse itself, never through spec SQL. Absent, or null: lineage
+   * names the dataset after the warehouse's location (`locationNamespace`) and gives no schema.
+   */
+  lineageDataset?(node: string): Promise<DatasetFacts | null>;
   close(): Promise<void>;
 }
 

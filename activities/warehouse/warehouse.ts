@@ -25,6 +25,7 @@ import {
   type Bindings,
   type ChangesOptions,
   type ChangesPage,
+  type DatasetFacts,
   type DatasetLease,
   type DiffOptions,
   type DiffPage,
@@ -134,6 +135,11 @@ export class SqlWarehouse implements Warehouse {
 
   private read<T>(work: (s: Session) => Promise<T>): Promise<T> {
     return this.tx(work, { readOnly: true });
+  }
+
+  async lineageDataset(node: string): Promise<DatasetFacts | null> {
+    const facts = this.dialect.lineageDataset?.bind(this.dialect);
+    return facts ? this.read((s) => facts(s, node)) : null;
   }
 
   async identity(): Promise<string> {

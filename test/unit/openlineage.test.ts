@@ -11,7 +11,9 @@ import {
   nominalWindow,
   partitionSpan,
   partitionSubset,
+  locationNamespace,
   postgresNamespace,
+  schemaField,
   sqliteNamespace,
   terminalEventType,
   type LineageRun,
@@ -150,6 +152,19 @@ describe('names', () => {
     expect(sqliteNamespace('worker-1', '/var/lib/backfill/warehouse.db')).toBe('sqlite://worker-1/var/lib/backfill/warehouse.db');
     expect(sqliteNamespace('h', '/data/my files/w#1.db')).toBe('sqlite://h/data/my%20files/w%231.db');
     expect(sqliteNamespace('h', 'relative.db')).toBe('sqlite://h/relative.db');
+  });
+
+  it("a warehouse that does not name its datasets: its location as a URI, without credentials, query or fragment", () => {
+    expect(locationNamespace('bigquery', 'bigquery://user:secret@my-project/analytics?key=abc#x')).toBe('bigquery://my-project/analytics');
+    expect(locationNamespace('kit', 'kit:/tmp/warehouse.db')).toBe('kit:///tmp/warehouse.db');
+    expect(locationNamespace('kit', '/tmp/warehouse.db')).toBe('kit:/tmp/warehouse.db');
+    expect(locationNamespace('kit', 'C:\\data\\warehouse.db')).toBe('kit:C:\\data\\warehouse.db');
+  });
+
+  it('a column of the schema facet: its declared type upper-cased, or none', () => {
+    expect(schemaField('amount', 'integer')).toEqual({ name: 'amount', type: 'INTEGER' });
+    expect(schemaField('raw', '')).toEqual({ name: 'raw' });
+    expect(schemaField('raw', null)).toEqual({ name: 'raw' });
   });
 });
 

@@ -35,6 +35,7 @@ describe('ThreadedWarehouse', () => {
       expect((await warehouse.ledger({ node: 'events' }))[0]).toMatchObject({ partition: '2024-01-01', status: 'published', current: true });
       expect((await warehouse.publishedRows('events')).map((r) => r.partition)).toEqual(['2024-01-01']);
       expect((await warehouse.ledgerVersions('events', [['2024-01-01', 1]])).map((r) => r.version)).toEqual([1]);
+      expect(await warehouse.lineageDataset('events')).toMatchObject({ name: 'main.events', fields: [{ name: 'a' }] });
       const failed = await warehouse.publish(write('2024-01-02', [{ a: null }], [{ type: 'not_null', columns: ['a'] }])).catch((e: unknown) => e);
       expect(failed).toBeInstanceOf(CheckFailedError);
       expect((failed as Error).message).toMatch(/1 rows have a NULL/);

@@ -1182,6 +1182,24 @@ export function warehouseSuite(kind: Warehouse['kind'], open: WarehouseFactory):
     });
   });
 
+  describe(`${kind}: lineage facts`, () => {
+    // Optional: a warehouse without lineageDataset gets events named after its location, without a schema.
+    it('names a dataset for OpenLineage, and lists its columns in order once it exists', async () => {
+      if (!wh.lineageDataset) return;
+      const before = await wh.lineageDataset('orders');
+      if (before === null) return;
+      expect(before.fields).toBeUndefined();
+      await wh.publish(write('orders', '2024-01-01', { rows: ORDERS }));
+      const after = await wh.lineageDataset('orders');
+      expect(after).toMatchObject({ namespace: before.namespace, name: before.name });
+      expect(after!.namespace.length).toBeGreaterThan(0);
+      expect(after!.name).toMatch(/orders$/);
+      expect(after!.fields!.map((f) => f.name)).toEqual(['order_id', 'country', 'amount']);
+      for (const f of after!.fields!) expect(f.type === undefined || (typeof f.type === 'string' && f.type.length > 0)).toBe(true);
+      expect((await wh.lineageDataset('daily'))!.name).not.toBe(after!.name);
+    });
+  });
+
   describe(`${kind}: identity`, () => {
     it('is random and kept', async () => {
       const id = await wh.identity();

@@ -36,6 +36,7 @@ import {
   versionsTable,
   type Codec,
   type ColumnType,
+  type DatasetFacts,
   type Dialect,
   type InternalTable,
   type Params,
@@ -341,6 +342,17 @@ export class LakeDialect implements Dialect {
     if (root?.value !== this.location) {
       await s.run(`INSERT INTO ${this.table('meta')} (key, value) VALUES ('lake_root', :root) ON CONFLICT (key) DO UPDATE SET value = excluded.value`, { root: this.location });
     }
+  }
+
+  /**
+   * A dataset is its directory of published files: OpenLineage's local file system names it
+   * `file` and its path. Its columns are those the catalogue keeps, read by the lake itself
+   * (spec SQL may not read the catalogue).
+   */
+  async lineageDataset(session: Session, node: string): Promise<DatasetFacts> {
+    const [row] = await session.all<{ columns: string }>(`SELECT columns FROM ${CATALOG}.backfill.datasets WHERE node = :node`, { node });
+    const columns = row ? (JSON.parse(row.columns) as Column[]) : undefined;
+    return { namespace: 'file', name: this.layout.dataset(node), ...(columns ? { fields: columns.map((c) => ({ name: c.name, type: c.type })) } : {}) };
   }
 
   async close(): Promise<void> {

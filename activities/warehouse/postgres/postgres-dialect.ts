@@ -9,11 +9,12 @@
  * reads its published partitions.
  */
 import pg from 'pg';
+import { postgresNamespace, schemaField } from '../../../core/openlineage.ts';
 import type { ValueKind } from '../checksum.ts';
 import type { Dialect, Params, PublishRequest, PublishStart, Session, SpecSql, SpecStatement, Wanted } from '../dialect.ts';
 import type { Codec, ColumnType, InternalTable } from '../ledger.ts';
 import { PARTITION_COLUMN, VERSION_COLUMN, bindPositional, outsideScope, positionalParameters, quoteIdent, quoteLiteral, scopedSelect, singleStatement, versionsTable } from '../sql.ts';
-import { InvalidDatasetError, SqlError, type Row } from '../types.ts';
+import { InvalidDatasetError, SqlError, type DatasetFacts, type Row } from '../types.ts';
 import { SqlWarehouse } from '../warehouse.ts';
 import { DEFAULT_POOL_SIZE, DEFAULT_SCHEMA, assertSchemaName, connectionUrl, postgresSettings, redactSecret, redactUrl, type PostgresOptions } from './connection.ts';
 import { publishStartOf, startArgument, startCall, startDdl, startSignature, type StartRow } from './publish-start.ts';
@@ -205,6 +206,20 @@ export class PostgresDialect implements Dialect {
     } finally {
       client.release();
     }
+  }
+
+  /** `postgres://{host}:{port}` and `{database}.{schema}.{node}`, the schema of the views (the connection's current one). */
+  async lineageDataset(session: Session, node: string): Promise<DatasetFacts> {
+    const [where] = await session.all<{ db: string; schema: string }>('SELECT current_database() AS db, current_schema() AS schema');
+    const columns = await session.all<{ name: string; type: string }>(
+      `SELECT column_name AS name, data_type AS type FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = :view ORDER BY ordinal_position`,
+      { view: node },
+    );
+    return {
+      namespace: postgresNamespace(this.location),
+      name: `${where?.db}.${where?.schema}.${node}`,
+      ...(columns.length > 0 ? { fields: columns.map((c) => schemaField(c.name, c.type)) } : {}),
+    };
   }
 
   async close(): Promise<void> {

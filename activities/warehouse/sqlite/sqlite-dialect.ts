@@ -5,13 +5,15 @@
  * wrapper cannot span an `await`, so transactions and savepoints are explicit statements.
  */
 import { mkdirSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
+import { schemaField, sqliteNamespace } from '../../../core/openlineage.ts';
 import type { ValueKind } from '../checksum.ts';
 import type { Dialect, Params, Session, SpecSql, SpecStatement, Wanted } from '../dialect.ts';
 import type { Codec, ColumnType, InternalTable } from '../ledger.ts';
 import { PARTITION_COLUMN, VERSION_COLUMN, notASelect, outsideScope, quoteIdent, quoteLiteral, scopedSelect, singleStatement, startsAsQuery, versionsTable } from '../sql.ts';
-import { InvalidDatasetError, SqlError, SqlRefusedError, type Bindings, type Row, type SqlValue } from '../types.ts';
+import { InvalidDatasetError, SqlError, SqlRefusedError, type Bindings, type DatasetFacts, type Row, type SqlValue } from '../types.ts';
 import { SqlWarehouse } from '../warehouse.ts';
 
 const ROWS_PER_BATCH = 2000;
@@ -146,6 +148,14 @@ export class SqliteDialect implements Dialect {
       }
       throw session.endedBy?.error ?? error;
     }
+  }
+
+  /** `sqlite://{host}{file}` and `main.{node}`: the file the connection has open (the location may be relative). */
+  async lineageDataset(session: Session, node: string): Promise<DatasetFacts> {
+    const [db] = await session.all<{ file: string }>("SELECT file FROM pragma_database_list WHERE name = 'main'");
+    const file = db && db.file.length > 0 ? db.file : this.location;
+    const columns = await session.all<{ name: string; type: string }>("SELECT name, type FROM pragma_table_info(:view, 'main') ORDER BY cid", { view: node });
+    return { namespace: sqliteNamespace(hostname(), file), name: `main.${node}`, ...(columns.length > 0 ? { fields: columns.map((c) => schemaField(c.name, c.type)) } : {}) };
   }
 
   async close(): Promise<void> {

@@ -48,13 +48,13 @@ export class ThreadedWarehouse implements Warehouse {
     this.pending.clear();
   }
 
-  private call<M extends Method>(method: M, ...args: Parameters<Warehouse[M]>): ReturnType<Warehouse[M]> {
-    if (this.gone) return Promise.reject(this.gone) as ReturnType<Warehouse[M]>;
+  private call<M extends Method>(method: M, ...args: Parameters<NonNullable<Warehouse[M]>>): ReturnType<NonNullable<Warehouse[M]>> {
+    if (this.gone) return Promise.reject(this.gone) as ReturnType<NonNullable<Warehouse[M]>>;
     const id = this.next++;
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
       this.thread.postMessage({ id, method, args } satisfies Call);
-    }) as ReturnType<Warehouse[M]>;
+    }) as ReturnType<NonNullable<Warehouse[M]>>;
   }
 
   pin: Warehouse['pin'] = (...args) => this.call('pin', ...args);
@@ -77,6 +77,7 @@ export class ThreadedWarehouse implements Warehouse {
   publishStaged: Warehouse['publishStaged'] = (...args) => this.call('publishStaged', ...args);
   discardStaged: Warehouse['discardStaged'] = (...args) => this.call('discardStaged', ...args);
   diffStaged: Warehouse['diffStaged'] = (...args) => this.call('diffStaged', ...args);
+  lineageDataset: NonNullable<Warehouse['lineageDataset']> = (...args) => this.call('lineageDataset', ...args);
 
   async close(): Promise<void> {
     if (this.gone) return;
