@@ -20,7 +20,6 @@ import {
   nominalWindow,
   partitionSpan,
   partitionSubset,
-  type LineageDataset,
   type LineageOutput,
   type LineageRun,
   type RunEvent,
@@ -47,21 +46,26 @@ export function producerUri(name: string, version: string): string {
   return `https://www.npmjs.com/package/${encodeURIComponent(name).replace('%40', '@')}/v/${encodeURIComponent(version)}`;
 }
 
+/**
+ * Every value, once all have settled, or the first failure: the event is not made, and no read
+ * of the warehouse for it is still running (a worker may close the warehouse right after).
+ */
+async function allSettled<T>(work: ReadonlyArray<Promise<T>>): Promise<T[]> {
+  const values: T[] = [];
+  for (const result of await Promise.allSettled(work)) {
+    if (result.status === 'rejected') throw result.reason;
+    values.push(result.value);
+  }
+  return values;
+}
+
 export function createLineageActivities(deps: LineageDeps) {
   const settings = deps.settings;
   const transport: LineageTransport | undefined = settings.enabled ? (deps.transport ?? createTransport(settings.transport)) : undefined;
-  let facts: Promise<WarehouseFacts> | undefined;
-  const warehouseFacts = () => {
-    facts ??= WarehouseFacts.of(deps.warehouse).catch((error: unknown) => {
-      facts = undefined; // try again on the next event
-      throw error;
-    });
-    return facts;
-  };
+  const known = new WarehouseFacts(deps.warehouse);
 
   const build = async (raw: unknown): Promise<RunEvent> => {
     const input = EmitLineageInputSchema.parse(raw);
-    const known = await warehouseFacts();
     const namespace = settings.enabled ? settings.namespace : '';
     const terminal = input.eventType !== 'START';
     const backfillJob = { namespace, name: jobName(input.spec.name) };
@@ -70,9 +74,7 @@ export function createLineageActivities(deps: LineageDeps) {
     /** A node's dataset as an output; `failures`: the node run's own (its checks become assertions). */
     const output = async (node: LineageNode, failures?: ReadonlyArray<{ message: string; type?: string | undefined; partitions: number }>): Promise<LineageOutput> => {
       const span = partitionSpan(node.partitions, input.range);
-      const dataset: LineageOutput = { ...known.dataset(node.id), ...(span ? { subset: partitionSubset(span) } : {}) };
-      const fields = await known.fields(node.id);
-      if (fields) dataset.fields = fields;
+      const dataset: LineageOutput = { ...(await known.dataset(node.id)), ...(span ? { subset: partitionSubset(span) } : {}) };
       if (terminal) {
         const outcome = await known.runOutcome(input.backfillId, input.runKey, node.id, node.checks);
         dataset.rowCount = outcome.rowCount;
@@ -83,10 +85,6 @@ export function createLineageActivities(deps: LineageDeps) {
         }
       }
       return dataset;
-    };
-    const upstream = async (id: string): Promise<LineageDataset> => {
-      const fields = await known.fields(id);
-      return { ...known.dataset(id), ...(fields ? { fields } : {}) };
     };
 
     const common = {
@@ -106,7 +104,7 @@ export function createLineageActivities(deps: LineageDeps) {
         job: { ...backfillJob, kind: 'backfill', ...(input.spec.description ? { description: input.spec.description } : {}) },
         ...(nominal ? { nominal } : {}),
         inputs: [],
-        outputs: await Promise.all(nodes.map((n) => output(n))),
+        outputs: await allSettled(nodes.map((n) => output(n))),
       };
     } else {
       const { node, failures = [] } = input.run;
@@ -117,7 +115,7 @@ export function createLineageActivities(deps: LineageDeps) {
         job: { namespace, name: jobName(input.spec.name, node.id), kind: 'node' },
         parent: { runId: backfillRunId, job: backfillJob },
         ...(nominal ? { nominal } : {}),
-        inputs: await Promise.all([...new Set(node.dependsOn.map((d) => d.node))].map(upstream)),
+        inputs: await allSettled([...new Set(node.dependsOn.map((d) => d.node))].map((id) => known.dataset(id))),
         outputs: [await output(node, failures)],
       };
     }

@@ -1,10 +1,10 @@
 /**
  * What lineage reads from the warehouse, through its public interface only: the datasets'
- * OpenLineage names, their columns as the warehouse knows them, and what one backfill run
- * published into each (rows, and the checks that warned), from the ledger a page at a time.
+ * OpenLineage names and their columns, as the warehouse answers them itself
+ * (`Warehouse.lineageDataset`, never spec SQL), and what one backfill run published into each
+ * (rows, and the checks that warned), from the ledger a page at a time.
  */
-import { hostname } from 'node:os';
-import { countCheckFailures, postgresNamespace, sqliteNamespace, type DatasetName, type SchemaField } from '../../core/openlineage.ts';
+import { countCheckFailures, locationNamespace, type LineageDataset } from '../../core/openlineage.ts';
 import type { CheckInput } from '../../core/spec.ts';
 import type { ChangeCursor, Warehouse } from '../warehouse/types.ts';
 
@@ -21,39 +21,17 @@ export type RunOutcome = {
 const PAGE = 500;
 
 export class WarehouseFacts {
-  private constructor(
-    private readonly warehouse: Warehouse,
-    private readonly namespace: string,
-    /** The qualified name of a node's dataset without the node: `db.schema.` or `main.`. */
-    private readonly prefix: string,
-  ) {}
+  constructor(private readonly warehouse: Warehouse) {}
 
-  /** Learns once where the warehouse's datasets live. */
-  static async of(warehouse: Warehouse, host = hostname()): Promise<WarehouseFacts> {
-    if (warehouse.kind === 'postgres') {
-      const [row] = await warehouse.query('SELECT current_database() AS db, current_schema() AS schema');
-      return new WarehouseFacts(warehouse, postgresNamespace(warehouse.location), `${String(row?.db)}.${String(row?.schema)}.`);
-    }
-    // SQLite: the file the connection has open (the location may be relative).
-    const [row] = await warehouse.query("SELECT file FROM pragma_database_list WHERE name = 'main'");
-    const file = typeof row?.file === 'string' && row.file.length > 0 ? row.file : warehouse.location;
-    return new WarehouseFacts(warehouse, sqliteNamespace(host, file), 'main.');
-  }
-
-  dataset(node: string): DatasetName {
-    return { namespace: this.namespace, name: `${this.prefix}${node}` };
-  }
-
-  /** The dataset's columns in order, or undefined when it does not exist yet. */
-  async fields(node: string): Promise<SchemaField[] | undefined> {
-    const sql =
-      this.warehouse.kind === 'postgres'
-        ? `SELECT column_name AS name, data_type AS type FROM information_schema.columns
-           WHERE table_schema = current_schema() AND table_name = :view ORDER BY ordinal_position`
-        : 'SELECT name, type FROM pragma_table_info(:view) ORDER BY cid';
-    const rows = await this.warehouse.query(sql, { view: node });
-    if (rows.length === 0) return undefined;
-    return rows.map((r) => (typeof r.type === 'string' && r.type.length > 0 ? { name: String(r.name), type: r.type.toUpperCase() } : { name: String(r.name) }));
+  /**
+   * The node's dataset, with its columns once it exists. A warehouse that does not name its
+   * datasets (an adapter without `lineageDataset`) still has them in every event: named after
+   * its location, without a schema.
+   */
+  async dataset(node: string): Promise<LineageDataset> {
+    const told = (await this.warehouse.lineageDataset?.(node)) ?? null;
+    if (!told) return { namespace: locationNamespace(this.warehouse.kind, this.warehouse.location), name: node };
+    return { namespace: told.namespace, name: told.name, ...(told.fields ? { fields: told.fields } : {}) };
   }
 
   /** What the run published into `node`, a page of the ledger at a time. */

@@ -11,7 +11,9 @@ import { MockActivityEnvironment } from '@temporalio/testing';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createLineageActivities, producerUri } from '../../activities/lineage/activity.ts';
 import { lineageRunId } from '../../activities/lineage/run-ids.ts';
+import { LakeWarehouse } from '../../activities/warehouse/lake/lake-dialect.ts';
 import { SqliteWarehouse } from '../../activities/warehouse/sqlite/sqlite-dialect.ts';
+import type { Warehouse } from '../../activities/warehouse/types.ts';
 import type { EmitLineageInput, EmitLineageResult } from '../../core/lineage-input.ts';
 import { sqliteNamespace, type RunEvent } from '../../core/openlineage.ts';
 import { CollectingTransport, DAYS, SPEC, STARTED_AT, runScenario } from '../lineage/scenario.ts';
@@ -235,9 +237,9 @@ describe('emitLineage never fails the backfill', () => {
     const transport = new CollectingTransport();
     let calls = 0;
     const flaky = Object.create(warehouse) as SqliteWarehouse;
-    flaky.query = async (...args: Parameters<SqliteWarehouse['query']>) => {
+    flaky.lineageDataset = async (node: string) => {
       if (calls++ === 0) throw new Error('database is locked');
-      return warehouse.query(...args);
+      return warehouse.lineageDataset(node);
     };
     const lineage = createLineageActivities({ ...deps, warehouse: flaky, settings: { enabled: true, namespace: 'backfill', source: 'test', transport: { type: 'console' } }, transport });
     expect(await emit(lineage, input())).toMatchObject({ sent: false, error: 'database is locked' });
@@ -245,10 +247,78 @@ describe('emitLineage never fails the backfill', () => {
     expect(transport.events).toHaveLength(1);
   });
 
+  it('a failed read of the warehouse: the event is not made until every other read of it has ended', async () => {
+    let slowEnded = false;
+    const failing = Object.create(warehouse) as SqliteWarehouse;
+    failing.lineageDataset = async (node: string) => {
+      if (node === 'orders') throw new Error('database is locked');
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      slowEnded = true;
+      return warehouse.lineageDataset(node);
+    };
+    const lineage = createLineageActivities({ ...deps, warehouse: failing, settings: { enabled: true, namespace: 'backfill', source: 'test', transport: { type: 'console' } }, transport: new CollectingTransport() });
+    expect(await emit(lineage, input())).toMatchObject({ sent: false, error: 'database is locked' });
+    // The worker may close the warehouse now: nothing of the event still reads it.
+    expect(slowEnded).toBe(true);
+  });
+
   it('lineage off: no event is made and the warehouse is not asked', async () => {
     const transport = new CollectingTransport();
     const lineage = createLineageActivities({ ...deps, settings: { enabled: false, why: 'OPENLINEAGE_DISABLED=true' }, transport });
     expect(await emit(lineage, input())).toEqual({ events: 0, sent: false, transport: 'off' });
     expect(transport.events).toEqual([]);
+  });
+});
+
+describe('emitLineage on a warehouse other than SQLite and PostgreSQL', () => {
+  let dir: string;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'backfill-lineage-'));
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+  const find = (events: RunEvent[], eventType: string, job: string) => events.find((e) => e.eventType === eventType && e.job.name === job)!;
+
+  it('a lake: every event, its datasets named as OpenLineage names local files (file, the dataset\'s directory), with their columns', async () => {
+    const root = join(dir, 'lake');
+    const warehouse = new LakeWarehouse(root);
+    const transport = new CollectingTransport();
+    try {
+      const emitted = await runScenario({ warehouse, transport, runKey: 'run-1' });
+      expect(emitted.map((e) => e.result.error ?? 'ok')).toEqual(emitted.map(() => 'ok'));
+      expect(transport.events).toHaveLength(8);
+      const end = find(transport.events, 'COMPLETE', 'shop.daily');
+      expect(end.outputs[0]).toMatchObject({ namespace: 'file', name: join(root, 'daily') });
+      expect(end.outputs[0]!.facets.schema).toMatchObject({ fields: [{ name: 'day', type: 'VARCHAR' }, { name: 'orders', type: 'BIGINT' }, { name: 'revenue_cents' }] });
+      expect(end.inputs.map((d) => `${d.namespace}|${d.name}`)).toEqual([`file|${join(root, 'orders')}`]);
+      expect(end.outputs[0]!.outputFacets.outputStatistics).toMatchObject({ rowCount: 3 });
+    } finally {
+      await warehouse.close();
+    }
+  }, 60_000);
+
+  it("an adapter that does not name its datasets: every event, its datasets named after the warehouse's location, without a schema", async () => {
+    const sqlite = new SqliteWarehouse(join(dir, 'warehouse.db'));
+    // An adapter written before the optional lineageDataset: every other method, its own kind and location.
+    const own: Record<string, unknown> = { lineageDataset: undefined, kind: 'kit', location: 'kit://user:secret@analytics.example/warehouse?token=abc' };
+    const adapter = new Proxy(sqlite, {
+      get: (target, key) => {
+        if (typeof key === 'string' && key in own) return own[key];
+        const value: unknown = Reflect.get(target, key, target);
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    }) as Warehouse;
+    const transport = new CollectingTransport();
+    try {
+      const emitted = await runScenario({ warehouse: adapter, transport, runKey: 'run-1' });
+      expect(emitted.map((e) => e.result.error ?? 'ok')).toEqual(emitted.map(() => 'ok'));
+      expect(transport.events).toHaveLength(8);
+      const end = find(transport.events, 'COMPLETE', 'shop.daily');
+      expect(end.outputs[0]).toMatchObject({ namespace: 'kit://analytics.example/warehouse', name: 'daily' });
+      expect(end.outputs[0]!.facets.schema).toBeUndefined();
+      expect(end.inputs.map((d) => d.name)).toEqual(['orders']);
+      expect(JSON.stringify(transport.events)).not.toMatch(/secret|token=abc/);
+    } finally {
+      await sqlite.close();
+    }
   });
 });
