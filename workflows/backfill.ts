@@ -117,6 +117,12 @@ export const CANARY = 'canary';
  * its publish (COMPLETE) or discard (ABORT), not as they settle: staged outputs are no one's yet.
  */
 export const STAGED_LINEAGE = 'staged-lineage';
+/**
+ * Patch (docs/workflow-versions.md): a canary backfill's node runs end their OpenLineage runs
+ * once the slice is approved (as they settle), or at its end (a discard aborts them), not as
+ * the staged slice settles.
+ */
+export const CANARY_LINEAGE = 'canary-lineage';
 
 /** Approvals waiting to be verified beyond this many are ignored (a flood of hand-made signals). */
 const MAX_PENDING_APPROVALS = 5;
@@ -164,6 +170,8 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
   // Only a backfill started with --stage asks, so no recorded history meets this patch.
   const staged = coordinator.staged !== null && patched(STAGED_BACKFILL) ? coordinator.staged : null;
   const lineageAtDecision = staged !== null && patched(STAGED_LINEAGE);
+  // Only a backfill with a canary asks, so no recorded history without one meets this patch.
+  const canaryLineage = withCanary && patched(CANARY_LINEAGE);
   if (governed && continued && carry?.governance) coordinator.govern(Governance.fromJSON(carry.governance));
   else if (governed && !continued) coordinator.awaitAdmission();
   /** Every audit entry goes to the history too (a memo upsert each): the state keeps the newest only. */
@@ -596,7 +604,7 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
   // Nodes whose partitions have all settled end their lineage run; looked at every two seconds at most.
   let settledAt = -Infinity;
   const endSettledNodes = () => {
-    if (lineageAtDecision) return;
+    if (lineageAtDecision || (canaryLineage && canary?.limiting)) return;
     const now = workflowTime();
     if (now - settledAt < 2000) return;
     settledAt = now;
