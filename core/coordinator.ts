@@ -72,6 +72,13 @@ export type CoordinatorOptions = {
 export type Judgement = { refused: { code: ErrorCode; message: string; path?: string } | null };
 /** How a backfill's policy judges a new task-queue rate, and whether the queue is its own. */
 export type QueueRateJudgement = Judgement & { mine: boolean };
+/**
+ * How long after `backfill cancel` announced itself (who, why) a cancellation is taken as that
+ * announcement's: the client sends it at once after, so a minute covers a busy worker; a later
+ * one is recorded as nobody's (its requester is in the history's cancel-request event).
+ */
+export const ANNOUNCED_CANCEL_WINDOW_MS = 60_000;
+
 /** A change judged before it is applied (`judgeChange`). */
 export type JudgedChange = { action: 'set-budget'; budget: BudgetKind; limit: number } | { action: 'retry'; node?: string };
 
@@ -115,6 +122,8 @@ export class BackfillCoordinator {
   /** Audit entries not yet written to the history (the workflow upserts each into its memo). */
   private unwritten: AuditEntry[] = [];
   private readonly now: () => number;
+  /** The last `backfill cancel` announcement of this run, and when it came. */
+  private announcedCancel: { meta: ControlMeta; at: number } | undefined;
   private readonly allowances: boolean;
   private readonly quietFinalBudget: boolean;
   /** The running spending total each node workflow last reported. */
@@ -570,9 +579,32 @@ export class BackfillCoordinator {
     return parsed;
   }
 
-  /** `cancel` says who and why before it cancels (a cancellation itself carries neither). */
+  /**
+   * `cancel` says who and why before it cancels (a cancellation itself carries neither),
+   * recorded at once: what histories from before `cancel-recorded-when-it-comes` do.
+   */
   noteCancel(meta?: unknown): void {
     this.record('cancel', this.parseCancel(meta), { requested: true });
+  }
+
+  /**
+   * `cancel` says who and why before it cancels: kept until the cancellation comes
+   * (`noteCancelCame`). An announcement no cancellation follows (the client lost its connection
+   * before it sent it) records nothing: the backfill was not cancelled.
+   */
+  announceCancel(meta?: unknown): void {
+    this.announcedCancel = { meta: this.parseCancel(meta), at: this.now() };
+  }
+
+  /**
+   * The cancellation came: it was the announcer's if they announced it just before (the client
+   * sends it right after); else nobody said who, as with Temporal's CLI or the Web UI, even if
+   * someone announced one long ago and never sent it.
+   */
+  noteCancelCame(): void {
+    const announced = this.announcedCancel;
+    if (announced && this.now() - announced.at <= ANNOUNCED_CANCEL_WINDOW_MS) this.record('cancel', announced.meta, { requested: true });
+    else this.noteUnannouncedCancel();
   }
 
   /** A cancellation nobody announced (Temporal's CLI, the Web UI): recorded as it is. */

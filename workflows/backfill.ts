@@ -123,6 +123,13 @@ export const STAGED_LINEAGE = 'staged-lineage';
  * the staged slice settles.
  */
 export const CANARY_LINEAGE = 'canary-lineage';
+/**
+ * Patch (docs/workflow-versions.md): `backfill cancel`'s announcement (who, why) is recorded
+ * when the cancellation comes, if it comes within a minute; before, it was recorded at once, so
+ * an announcement never followed by its cancellation stayed in the trail, and a later cancel by
+ * anyone was credited to the announcer.
+ */
+export const CANCEL_RECORDED_WHEN_IT_COMES = 'cancel-recorded-when-it-comes';
 
 /** Approvals waiting to be verified beyond this many are ignored (a flood of hand-made signals). */
 const MAX_PENDING_APPROVALS = 5;
@@ -146,6 +153,7 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
   const governed = patched(GOVERNANCE);
   const allowances = governed && patched(COST_ALLOWANCE);
   const quietFinalBudget = governed && patched(BUDGET_SPENT_AT_FINISH);
+  const cancelWhenItComes = governed && patched(CANCEL_RECORDED_WHEN_IT_COMES);
   // Only a run's own continue-as-new carries a judgement to trust: a client's carry (a resume) is judged again.
   const continued = info.continuedFromExecutionRunId !== undefined;
   // A canary arrives in the input (anyone may start one): parsed here; a bad one fails the start, before anything runs.
@@ -346,6 +354,7 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
     setHandler(
       announceCancelUpdate,
       refusing((meta?: unknown) => {
+        if (cancelWhenItComes) return coordinator.announceCancel(meta);
         coordinator.noteCancel(meta);
         cancelAnnounced = true;
       }),
@@ -762,7 +771,8 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
     if (!cancelled && !(error instanceof ApplicationFailure)) throw error;
     // Cancelled, or failed for good: the node workflows stop too.
     await CancellationScope.nonCancellable(async () => {
-      if (cancelled && governed && !wasAnnounced()) coordinator.noteUnannouncedCancel();
+      if (cancelled && cancelWhenItComes) coordinator.noteCancelCame();
+      else if (cancelled && governed && !wasAnnounced()) coordinator.noteUnannouncedCancel();
       writeAudit();
       showStatus(cancelled ? 'cancelled' : 'failed');
       const live = plan.nodes.filter((n) => !finishedNodes.has(n.id) && !unreachable.has(n.id));

@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { SignatureCheck } from '../../core/approval.ts';
-import { BackfillCoordinator } from '../../core/coordinator.ts';
+import { ANNOUNCED_CANCEL_WINDOW_MS, BackfillCoordinator } from '../../core/coordinator.ts';
 import { Governance, startRequestViolations, type AdmissionInput } from '../../core/governance.ts';
 import { expandPlan } from '../../core/plan.ts';
 import { parsePolicy, type PolicyInput } from '../../core/policy.ts';
@@ -123,5 +123,45 @@ describe('set-concurrency under a task queue cap', () => {
     expect(() => c.setConcurrency(6, undefined, { identity: 'ops' })).toThrow(/up to 6 partitions/);
     expect(c.setConcurrency(3, undefined, { identity: 'ops' }).concurrency).toBe(3);
     expect(c.setConcurrency(2, 'a', { identity: 'ops' }).nodes.find((n) => n.id === 'a')?.concurrency).toBe(2);
+  });
+});
+
+describe('backfill cancel: who and why are recorded when the cancellation comes', () => {
+  const governed = (clock: { now: number }, policy: PolicyInput = { version: 1 }) => {
+    const c = new BackfillCoordinator(expandPlan(spec, {}), { rate: null, concurrency: null }, undefined, { now: () => clock.now });
+    const verdict = admit(policy, { identity: 'ops' });
+    if (!verdict.admitted) throw new Error(verdict.message);
+    c.govern(verdict.governance, { limits: verdict.limits, nodeRates: verdict.nodeRates });
+    c.takeAudit();
+    return c;
+  };
+  const cancels = (c: BackfillCoordinator) => c.takeAudit().filter((e) => e.action === 'cancel').map((e) => ({ identity: e.identity, reason: e.reason, details: e.details }));
+
+  it("an announcement followed by its cancellation records the announcer's who and why, once", () => {
+    const clock = { now: NOW };
+    const c = governed(clock);
+    c.announceCancel({ identity: 'alice@example.com', reason: 'wrong source' });
+    expect(cancels(c)).toEqual([]);
+    clock.now += 2_000;
+    c.noteCancelCame();
+    expect(cancels(c)).toEqual([{ identity: 'alice@example.com', reason: 'wrong source', details: { requested: true } }]);
+  });
+
+  it('an announcement no cancellation follows records nothing; a cancellation long after it is nobody\'s, not the announcer\'s', () => {
+    const clock = { now: NOW };
+    const c = governed(clock);
+    c.announceCancel({ identity: 'alice@example.com', reason: 'wrong source' });
+    clock.now += ANNOUNCED_CANCEL_WINDOW_MS + 1;
+    expect(cancels(c)).toEqual([]);
+    c.noteCancelCame();
+    expect(cancels(c)).toEqual([{ identity: expect.stringMatching(/^unknown/), reason: null, details: { requested: true, announced: false } }]);
+  });
+
+  it('an announcement the policy refuses (no reason) is refused and kept for nothing', () => {
+    const clock = { now: NOW };
+    const c = governed(clock, { version: 1, reasons: { required: ['cancel'] } });
+    expect(() => c.announceCancel({ identity: 'bob@laptop' })).toThrow(/reason/);
+    c.noteCancelCame();
+    expect(cancels(c)).toEqual([expect.objectContaining({ identity: expect.stringMatching(/^unknown/), details: { requested: true, announced: false } })]);
   });
 });
