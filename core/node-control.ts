@@ -2,15 +2,16 @@
  * The parent's orders to a node workflow (`nodeControl`), checked where they arrive: anyone who
  * may signal workflows in the namespace can send one by hand (`temporal workflow signal`), and a
  * malformed one must not stop the node workflow or push its scheduler out of bounds. Checks
- * shape and bounds only: partitions of this node, limits the scheduler can run with, the node's
- * own id. Whether an order is wise is the parent's decision (docs/deploying.md, "What an
+ * shape and bounds only: partitions of this node, limits the scheduler can run with, a whole spec
+ * of this node with its partitions and dependencies. Whether an order is wise is the parent's decision (docs/deploying.md, "What an
  * operator with Temporal access can do").
  */
 import { z } from 'zod';
 import { BackfillError } from './errors.ts';
 import type { NodeControl } from './protocol.ts';
 import { receivedRanges } from './ranges.ts';
-import { SettingsSchema, settingsProblem } from './spec.ts';
+import { parseSentNode } from './spec-changes.ts';
+import type { ResolvedNode } from './spec.ts';
 
 const NodeSettingsSchema = z.strictObject({
   seq: z.number().int().min(1),
@@ -28,8 +29,9 @@ const NodeSettingsSchema = z.strictObject({
   path: ['stopBy'],
 });
 
-/** `value` as a NodeControl for node `node` of `partitions` partitions, or a BackfillError naming what is wrong. */
-export function parseNodeControl(value: unknown, node: string, partitions: number): NodeControl {
+/** `value` as a NodeControl for the running node `current` of `partitions` partitions, or a BackfillError naming what is wrong. */
+export function parseNodeControl(value: unknown, current: ResolvedNode, partitions: number): NodeControl {
+  const node = current.id;
   const refuse = (why: string): never => {
     throw new BackfillError('invalid_argument', `not a control of node ${node}: ${why}`, 'control');
   };
@@ -39,21 +41,20 @@ export function parseNodeControl(value: unknown, node: string, partitions: numbe
   if (unknownKeys.length > 0) refuse(`unknown field ${unknownKeys[0]}`);
   const ready = receivedRanges(control.ready, partitions);
   if (typeof ready === 'string') refuse(`ready ${ready}`);
+  let settings: NodeControl['settings'];
   if (control.settings !== undefined) {
-    const settings = NodeSettingsSchema.safeParse(control.settings);
-    if (!settings.success) refuse(`settings.${settings.error.issues[0]!.path.join('.')}: ${settings.error.issues[0]!.message}`);
+    const parsed = NodeSettingsSchema.safeParse(control.settings);
+    if (!parsed.success) return refuse(`settings.${parsed.error.issues[0]!.path.join('.')}: ${parsed.error.issues[0]!.message}`);
+    settings = parsed.data;
   }
-  if (control.node !== undefined) {
-    const spec = control.node as Record<string, unknown> | null;
-    if (typeof spec !== 'object' || spec === null || spec.id !== node) refuse(`node is not a spec of ${node}`);
-    const own = spec!;
-    if (typeof own.transform !== 'string' || (own.sql !== undefined && typeof own.sql !== 'string')) refuse('node has no transform or its sql is not text');
-    if (typeof own.params !== 'object' || own.params === null || !Array.isArray(own.checks)) refuse('node has no params or checks');
-    const settings = SettingsSchema.safeParse(Object.fromEntries(Object.keys(SettingsSchema.shape).map((k) => [k, own[k]])));
-    if (!settings.success) refuse(`node.${settings.error.issues[0]!.path.join('.')}: ${settings.error.issues[0]!.message}`);
-    const problem = settingsProblem(settings.data!);
-    if (problem) refuse(`node.${problem.field.join('.')}: ${problem.message}`);
-  }
+  const spec = control.node === undefined ? undefined : parseSentNode(control.node, current);
+  if (typeof spec === 'string') return refuse(spec);
   if (control.finish !== undefined && typeof control.finish !== 'boolean') refuse('finish is not true or false');
-  return control as NodeControl;
+  // What was parsed, never what was sent: the node workflow applies this.
+  return {
+    ...(control.ready !== undefined ? { ready: control.ready as string } : {}),
+    ...(settings ? { settings } : {}),
+    ...(spec ? { node: spec } : {}),
+    ...(control.finish !== undefined ? { finish: control.finish as boolean } : {}),
+  };
 }

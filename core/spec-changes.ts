@@ -6,7 +6,7 @@
 import { z } from 'zod';
 import { BackfillError, formatPath } from './errors.ts';
 import { BackfillConcurrencySchema, RateSchema } from './limits.ts';
-import { CheckSchema, KeySchema, SettingsSchema, settingsProblem, type ResolvedNode, type ResolvedSpec } from './spec.ts';
+import { CheckSchema, KeySchema, ResolvedSettingsSchema, SettingsSchema, settingsProblem, type ResolvedNode, type ResolvedSpec } from './spec.ts';
 import { WindowsSchema } from './windows.ts';
 
 const stable = (value: unknown) => JSON.stringify(value);
@@ -44,7 +44,7 @@ export function changedNodes(previous: ResolvedSpec, next: ResolvedSpec): string
  * setting within the spec's own bounds. Partitions and dependencies are compared with the
  * running spec by `changedNodes`, which accepts only the same ones.
  */
-const ResolvedNodeSchema = SettingsSchema.extend({
+const nodeFields = {
   id: z.string().min(1),
   transform: z.string().min(1),
   sql: z.string().min(1).optional(),
@@ -54,7 +54,10 @@ const ResolvedNodeSchema = SettingsSchema.extend({
   checks: z.array(CheckSchema),
   key: KeySchema.optional(),
   adopt: z.boolean().optional(),
-});
+};
+const ResolvedNodeSchema = SettingsSchema.extend(nodeFields);
+/** A node as the parent hands it to its node workflow: the parent sends it whole, so nothing is filled in. */
+const WholeNodeSchema = ResolvedSettingsSchema.extend(nodeFields);
 
 const ResolvedSpecSchema = z.object({
   name: z.string().min(1),
@@ -83,4 +86,25 @@ export function parseResolvedSpec(value: unknown): ResolvedSpec {
     }
   });
   return parsed.data as ResolvedSpec;
+}
+
+/**
+ * A new spec of the running node `current` as it arrives in a `nodeControl` (anyone may send one
+ * with Temporal's CLI): parsed whole, every setting within bounds, and the same node with the same
+ * partitions and dependencies (the node workflow expands its plan from them when it continues as
+ * new). Returns the parsed node, or why it is not one, naming the field.
+ */
+export function parseSentNode(value: unknown, current: ResolvedNode): ResolvedNode | string {
+  const parsed = WholeNodeSchema.safeParse(value);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    return `${formatPath(['node', ...issue.path])}: ${issue.message}`;
+  }
+  const node = parsed.data as ResolvedNode;
+  if (node.id !== current.id) return `node is not a spec of ${current.id}`;
+  if (stable(node.partitions) !== stable(current.partitions) || stable(node.dependsOn) !== stable(current.dependsOn)) {
+    return `node changes the partitions or dependencies of ${current.id}`;
+  }
+  const problem = settingsProblem(node);
+  return problem ? `${formatPath(['node', ...problem.field])}: ${problem.message}` : node;
 }

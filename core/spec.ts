@@ -183,6 +183,24 @@ export const SettingsSchema = z.strictObject({
   heartbeatTimeout: settingFields.heartbeatTimeout.default('30s'),
 });
 
+/**
+ * Settings as `resolveSpec` leaves them, every field present and none filled in: what a resolved
+ * node carries in a message. A default here would change a node that came without its settings
+ * (made by hand), for example to the default task queue, where no worker of its warehouse listens.
+ */
+export const ResolvedSettingsSchema = z.strictObject({
+  concurrency: settingFields.concurrency,
+  rate: settingFields.rate,
+  burst: settingFields.burst,
+  retry: z.strictObject(retryFields),
+  taskQueue: settingFields.taskQueue,
+  batchSize: settingFields.batchSize,
+  batchTarget: settingFields.batchTarget,
+  pace: settingFields.pace,
+  timeout: settingFields.timeout,
+  heartbeatTimeout: settingFields.heartbeatTimeout,
+});
+
 const PartialSettingsSchema = z.strictObject({
   concurrency: settingFields.concurrency.optional(),
   rate: settingFields.rate.optional(),

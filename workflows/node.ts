@@ -180,7 +180,7 @@ export async function nodeWorkflow(input: NodeInput): Promise<NodeSummary> {
   setHandler(nodeControlSignal, (value: NodeControl) => {
     let control: NodeControl;
     try {
-      control = parseNodeControl(value, plan.id, plan.partitions.size);
+      control = parseNodeControl(value, spec, plan.partitions.size);
     } catch (error) {
       // Not an order of this node's parent (sent by hand?): it would have stopped the node workflow.
       if (!(error instanceof BackfillError)) throw error;

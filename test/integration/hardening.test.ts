@@ -241,7 +241,16 @@ describe('hardening', () => {
             expect(result.code, result.stderr).toBe(0);
           }
           // A node workflow's order signal, sent by hand with junk: ignored (logged), the node carries on.
-          const junkOrders = ['"x"', '{"ready":"abc"}', '{"ready":"r0,zz"}', '{"settings":{"seq":99,"rate":-1,"burst":1,"concurrency":1,"paused":false}}', '{"node":{"id":"evil"}}', '{"finish":"yes"}'];
+          // A spec of the node itself without its settings (seen: every workflow task of the node failed on its missing retry, for good).
+          const junkOrders = [
+            '"x"',
+            '{"ready":"abc"}',
+            '{"ready":"r0,zz"}',
+            '{"settings":{"seq":99,"rate":-1,"burst":1,"concurrency":1,"paused":false}}',
+            '{"node":{"id":"evil"}}',
+            '{"node":{"id":"after","transform":"noop","params":{},"checks":[]}}',
+            '{"finish":"yes"}',
+          ];
           for (const junk of junkOrders) {
             const result = await temporal(['workflow', 'signal', '--workflow-id', nodeWorkflowId(backfillId, 'after'), '--name', 'nodeControl', '--input', junk]);
             expect(result.code, result.stderr).toBe(0);
@@ -257,6 +266,12 @@ describe('hardening', () => {
         const outcome = await client.wait(backfillId, 90_000);
         expect(outcome.state).toBe('completed');
         expect(outcome.progress).toMatchObject({ done: 48, failed: 0 });
+        // Ignored, not half applied: no workflow task of the node workflows failed on the way.
+        for (const node of ['work', 'after']) {
+          const history = await client.client.workflow.getHandle(nodeWorkflowId(backfillId, node)).fetchHistory();
+          const taskFailures = (history.events ?? []).filter((e) => e.workflowTaskFailedEventAttributes).map((e) => e.workflowTaskFailedEventAttributes!.failure?.message);
+          expect(taskFailures, node).toEqual([]);
+        }
       });
     }
   });

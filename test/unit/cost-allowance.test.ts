@@ -142,9 +142,10 @@ describe('cost allowances', () => {
 
   it('a node control carrying a junk allowance is refused where it arrives', () => {
     const settings = { seq: 2, rate: null, burst: 1, concurrency: 2, paused: false };
-    expect(parseNodeControl({ settings: { ...settings, allowance: { metric: 'reported', until: 10 } } }, 'a', 10).settings?.allowance).toEqual({ metric: 'reported', until: 10 });
+    const a = spec.nodes.find((n) => n.id === 'a')!;
+    expect(parseNodeControl({ settings: { ...settings, allowance: { metric: 'reported', until: 10 } } }, a, 10).settings?.allowance).toEqual({ metric: 'reported', until: 10 });
     for (const allowance of [{ metric: 'dollars', until: 10 }, { metric: 'reported', until: -1 }, { metric: 'reported' }, { metric: 'rows', until: 1, extra: true }]) {
-      expect(() => parseNodeControl({ settings: { ...settings, allowance } }, 'a', 10)).toThrow(/not a control of node a: settings\.allowance/);
+      expect(() => parseNodeControl({ settings: { ...settings, allowance } }, a, 10)).toThrow(/not a control of node a: settings\.allowance/);
     }
   });
 });

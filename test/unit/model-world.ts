@@ -389,15 +389,15 @@ export class World {
       if (this.parent!.undeliverable(node, control) === 'restart') this.unreachable.add(node);
       return;
     }
-    // What the node workflow checks on arrival (core/node-control.ts): every order of the parent passes.
-    parseNodeControl(control, node, this.plan.byId.get(node)!.partitions.size);
-    if (control.ready) run.scheduler.release(RangeSet.fromJSON(control.ready));
-    if (control.settings) run.scheduler.configure(control.settings);
-    if (control.node) {
-      run.spec = control.node;
-      run.scheduler.reconfigure(this.options(control.node));
+    // What the node workflow checks on arrival and then applies (core/node-control.ts): every order of the parent passes.
+    const parsed = parseNodeControl(control, run.spec, this.plan.byId.get(node)!.partitions.size);
+    if (parsed.ready) run.scheduler.release(RangeSet.fromJSON(parsed.ready));
+    if (parsed.settings) run.scheduler.configure(parsed.settings);
+    if (parsed.node) {
+      run.spec = parsed.node;
+      run.scheduler.reconfigure(this.options(parsed.node));
     }
-    if (control.finish) run.finishing = true;
+    if (parsed.finish) run.finishing = true;
   }
 
   private report(run: NodeRun, final?: 'cancelled'): void {
