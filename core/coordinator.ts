@@ -17,12 +17,12 @@ import { TokenBucket } from './pacing.ts';
 import { capNodeRates } from './policy.ts';
 import type { Plan, PlanNode } from './plan.ts';
 import { progressOf } from './progress.ts';
-import { StagedGate, type StagedAction, type StagedDecision } from './staged.ts';
+import { StagedGate, resumedStaged, type StagedAction, type StagedDecision } from './staged.ts';
 import { CanaryGate, canaryScope, type CanaryAction, type CanaryDecision, type CanaryDiff } from './canary.ts';
 import type { BackfillCarry, BackfillState, CostAllowance, FailureGroup, NodeControl, NodeOverrides, NodeReport, NodeSettings, NodeStats, Progress } from './protocol.ts';
 import { initialRelease } from './only-changed.ts';
 import { RangeSet, receivedRanges, type RangesJSON } from './ranges.ts';
-import { Readiness, resumedReadiness } from './readiness.ts';
+import { Readiness, resumeRunsAgain, resumedReadiness } from './readiness.ts';
 import type { Canary, ResolvedNode, ResolvedSpec } from './spec.ts';
 import { changedNodes, parseResolvedSpec } from './spec-changes.ts';
 import type { EffectiveLimits } from './windows.ts';
@@ -1043,12 +1043,14 @@ export class BackfillCoordinator {
  * every partition that was released but not finished is released again to the new run's node
  * workflows (see `resumedReadiness`). The operator's limits and the run key stay; what
  * described the ended run's node workflows (outbox, settings, restarts, running) goes. The
- * carried spec goes too: the new run takes it as its input's (`resumedSpec`).
+ * carried spec goes too: the new run takes it as its input's (`resumedSpec`). A staged
+ * backfill's gate goes back to computing when the new run writes anything (`resumedStaged`).
  */
 export function resumeCarry(carry: BackfillCarry, node?: string): BackfillCarry {
   const { spec: _inTheInput, ...kept } = carry;
   return {
     ...kept,
+    ...(carry.staged ? { staged: resumedStaged(carry.staged, resumeRunsAgain(carry.readiness, node)) } : {}),
     readiness: resumedReadiness(carry.readiness, node),
     childrenRunning: false,
     paused: false,

@@ -283,3 +283,14 @@ export function resumedReadiness(state: ReadinessJSON, retry?: string): Readines
     ),
   );
 }
+
+/**
+ * Whether the run `resumedReadiness(state, retry)` makes of a run that had settled (every
+ * partition done, failed, or blocked by a failure) hands its node workflows anything: the
+ * failures it retries (then what they blocked), or what the ended run still had in hands.
+ */
+export function resumeRunsAgain(state: ReadinessJSON, retry?: string): boolean {
+  return Object.entries(state).some(
+    ([id, node]) => (retry === undefined || id === retry) && !(RangeSet.fromJSON(node.failed).isEmpty && RangeSet.fromJSON(node.inHands).isEmpty),
+  );
+}

@@ -111,6 +111,19 @@ export class StagedGate {
   }
 }
 
+/**
+ * The gate a resumed run (`resume`, `retry-failed` of an ended backfill) starts with. Whatever
+ * the resumed run computes again is written as staged versions, so it stages, waits and is
+ * decided like the first: a run that ended before its decision (cancelled while computing,
+ * awaiting or deciding) computes again; one that published computes again when `rerun` (its
+ * failures run again), else stays published with nothing left to stage. A discarded one stays
+ * discarded (the client refuses to resume it: its versions are gone).
+ */
+export function resumedStaged(carry: StagedCarry, rerun: boolean): StagedCarry {
+  if (carry.phase === 'discarded' || (carry.phase === 'published' && !rerun)) return carry;
+  return { phase: 'computing' };
+}
+
 /** `backfill discard` of a staged backfill that ended (cancelled or failed) before its decision: the workflow that drops what it staged. */
 export function discardWorkflowId(backfillId: string): string {
   return `backfill/${backfillId}/discard`;

@@ -326,6 +326,39 @@ describe.each<Backend>(['sqlite', 'postgres'])('staged backfills on %s', (kind) 
     ]);
   }, 300_000);
 
+  it('published with a failure, then retry-failed with the fix: the retried partitions are staged, wait for a publish of their own, and are published by it', async () => {
+    const p = `r_${kind}`;
+    // The source of 2024-01-02 fails a blocking check: it, its daily total and the first week's total are not staged.
+    const bugged = specInput(queue, p, 1);
+    bugged.nodes[0] = { ...bugged.nodes[0]!, checks: [{ type: 'sql', name: 'not_jan_2', sql: "SELECT * FROM {{this}} WHERE day = '2024-01-02'" }] };
+    const buggedFile = join(dir, `${p}-bugged.json`);
+    writeFileSync(buggedFile, JSON.stringify(bugged));
+    const started = await runCli<{ backfillId: string }>(['start', buggedFile, '--stage', '--id', `${p}-staged`, '--json'], { BACKFILL_TASK_QUEUE: queue });
+    expect(started.code, started.stderr).toBe(0);
+    const id = started.json!.backfillId;
+    await waitFor('every partition to be staged', async () => (await fx.client.progress(id)).state === 'staged', 120_000, 200);
+    expect((await cli('publish', id, '--reason', 'all but one day')).code).toBe(0);
+    expect((await fx.client.wait(id, 60_000)).state).toBe('completed_with_failures');
+    const afterFirst = await views(fx.warehouse, p);
+    expect(afterFirst[`${p}_daily`]).toHaveLength(9);
+
+    // The fix: the same spec without the check. The retried run stages, and says so before anyone may publish.
+    const retried = await cli<{ resumed: unknown }>('retry-failed', id, '--spec', specFile(p, 1));
+    expect(retried.code, retried.stderr).toBe(0);
+    await waitFor('the retried partitions to be staged', async () => (await fx.client.progress(id)).state === 'staged', 120_000, 200);
+    expect(await views(fx.warehouse, p)).toEqual(afterFirst);
+    const stagedNow = (await fx.warehouse.ledger({ backfillId: id })).filter((r) => r.status === 'staged').map((r) => `${r.node}/${r.partition}`).sort();
+    expect(stagedNow).toEqual([`${p}_daily/2024-01-02`, `${p}_src/2024-01-02`, `${p}_weekly/2024-W01`]);
+
+    expect((await cli('publish', id, '--reason', 'the fixed day')).code).toBe(0);
+    expect((await fx.client.wait(id, 60_000)).state).toBe('completed');
+    expect(new Set((await fx.warehouse.ledger({ backfillId: id })).map((r) => r.status))).toEqual(new Set(['published', 'failed_check']));
+    const all = await views(fx.warehouse, p);
+    expect(all[`${p}_src`]).toHaveLength(20);
+    expect(all[`${p}_daily`]).toHaveLength(10);
+    expect(all[`${p}_weekly`]!.map((row) => JSON.parse(row) as { days: number }).map((row) => row.days).sort()).toEqual([3, 7]);
+  }, 300_000);
+
   it('discard drops the staged versions and publishes nothing; the backfill ends discarded', async () => {
     const p = `d_${kind}`;
     await direct(p, 1);

@@ -505,6 +505,8 @@ export class World {
         // activity that raced an orphaned one (the warehouse then finds it published).
         if (this.published.has(key) && !this.orphaned.has(key)) fail(`${key} published twice within the run key`);
         this.published.add(key);
+        // Readers see a staged backfill's versions through its publish only, never one by one.
+        if (!activity.stage && this.staged) fail(`${key} of a staged backfill was published by its own activity`);
         if (!activity.stage) this.visible.add(key);
       }
       // Durations and reported latencies vary, so that automatic batches and latency pacing act.
@@ -594,6 +596,7 @@ export class World {
       parent.beginStagedDecision(action, junk ? { by: 7 } : { by: 'op', reason: 'model' }, this.now);
       if (junk) fail(`a ${action} with junk was taken`);
       if (before !== 'awaiting') fail(`a ${action} was taken in phase ${String(before)}`);
+      this.noneInHands(parent, action);
       this.deciding = action;
     });
   }
@@ -623,8 +626,15 @@ export class World {
       parent.parseCanaryDecision(action, { by: 'op', reason: 'model' });
       parent.beginCanaryDecision(action, { by: 'op', reason: 'model' }, this.now);
       if (before !== 'awaiting') fail(`a canary ${action} was taken in phase ${before}`);
+      this.noneInHands(parent, action);
       this.deciding = action;
     });
+  }
+
+  /** A decision covers every staged version: one taken with partitions in hands leaves theirs out. */
+  private noneInHands(parent: BackfillCoordinator, action: string): void {
+    const busy = this.plan.nodes.filter((n) => parent.hasInHands(n.id));
+    if (busy.length > 0) fail(`a ${action} was taken while ${busy[0]!.id} has partitions in hands`);
   }
 
   /** The warehouse's transaction commits (`ok`) or is refused; the gate hears of it unless the run is gone. */
@@ -633,7 +643,8 @@ export class World {
     if (!action) return;
     this.deciding = null;
     if (ok && (action === 'publish' || action === 'approve')) for (const key of this.published) this.visible.add(key);
-    if (ok && action === 'discard') this.published.clear();
+    // A discard drops the run key's staged versions; what an earlier publish of it published stays.
+    if (ok && action === 'discard') for (const key of [...this.published]) if (!this.visible.has(key)) this.published.delete(key);
     if (action === 'approve' || (action === 'discard' && this.parent?.canary)) this.parent?.canary?.end(ok);
     else this.parent?.staged?.end(ok);
   }
@@ -735,8 +746,8 @@ export class World {
 
   check(): void {
     const parent = this.parent;
-    // Readers see nothing of a staged backfill until its publish commits, then all of it at once.
-    if (this.staged && this.visible.size > 0 && this.visible.size !== this.published.size) fail(`readers see ${this.visible.size} of ${this.published.size} staged versions`);
+    // Readers see nothing of a staged backfill until its publish commits, then all of it at once
+    // (settleActivity and landDecision). A resumed run after a publish stages what it runs again.
     if (this.staged && parent?.staged && parent.staged.current !== 'computing' && this.activities.some((a) => !a.orphan)) fail('a partition runs after the backfill was staged');
     this.checkCanary();
     const states = new Map<string, ReturnType<NodeScheduler['toState']>>();
@@ -857,10 +868,10 @@ export class World {
       this.landDecision(true);
       this.parentStep();
     }
-    // Published: readers see every version it staged; discarded: none. (Cancelled or failed: all or none, as check() holds.)
+    // Published: readers see every version it staged; discarded: none of those staged since its last publish is left.
     const state = this.ended?.state;
     if (this.staged && (state === 'completed' || state === 'completed_with_failures') && this.visible.size !== this.published.size) fail(`ended ${state} with ${this.visible.size} of ${this.published.size} versions visible`);
-    if (this.staged && state === 'discarded' && this.visible.size > 0) fail(`discarded with ${this.visible.size} versions visible`);
+    if (this.staged && state === 'discarded' && this.visible.size !== this.published.size) fail(`discarded with ${this.published.size - this.visible.size} staged versions left`);
     if (this.canary && (state === 'completed' || state === 'completed_with_failures') && this.visible.size !== this.published.size) fail(`a canary backfill ended ${state} with ${this.visible.size} of ${this.published.size} versions visible`);
     return this.ended;
   }

@@ -18,7 +18,27 @@
 import { describe, it } from 'vitest';
 import { resolveSpec } from '../../core/spec.ts';
 import { MODEL_RUNS, MODEL_SEED, firstHalf, randomBackfills } from './model-runs.ts';
-import { holds } from './model-world.ts';
+import { holds, type Action } from './model-world.ts';
+
+/** A staged plan of two days: the first run stages one, fails the other, settles and waits for its decision. */
+const twoDays = resolveSpec({ name: 'model', partitions: { grain: 'day', start: '2024-01-01', end: '2024-01-03' }, nodes: [{ id: 'n0', transform: 'noop', concurrency: 2, batchSize: 1 }] });
+const oneRound = (outcome: 'complete' | 'fail'): Action[] => [
+  { kind: 'nodeStep', node: 0 },
+  { kind: 'activity', pick: 0, outcome },
+  { kind: 'report', node: 0 },
+  { kind: 'deliverReport', pick: 0, duplicate: false },
+  { kind: 'parent' },
+  { kind: 'deliverControl', pick: 0 },
+];
+const stagedWithAFailure: Action[] = [
+  ...oneRound('fail'),
+  ...oneRound('complete'),
+  { kind: 'parent' },
+  { kind: 'deliverControl', pick: 0 },
+  { kind: 'nodeStep', node: 0 },
+  { kind: 'parent' },
+  { kind: 'parent' },
+];
 
 describe('model: the coordinator, the scheduler and readiness under any interleaving', () => {
   randomBackfills(firstHalf(MODEL_RUNS), MODEL_SEED);
@@ -33,5 +53,14 @@ describe('model: the coordinator, the scheduler and readiness under any interlea
       { kind: 'cancel', publishRunning: false },
       { kind: 'resume', node: null },
     ]);
+  });
+
+  // Cases a review found (read-a), kept in the same form.
+  it('a staged backfill published with a failure, then resumed: the partition run again is staged and published by a decision of its own, not left staged', () => {
+    holds(twoDays, [...stagedWithAFailure, { kind: 'decide', action: 'publish', junk: false }, { kind: 'decisionLands', ok: true }, { kind: 'parent' }, { kind: 'resume', node: null }], null, true);
+  });
+
+  it('a staged backfill cancelled while awaiting its decision, then resumed: no publish is taken while the retried partition is in hands', () => {
+    holds(twoDays, [...stagedWithAFailure, { kind: 'cancel', publishRunning: false }, { kind: 'resume', node: null }, { kind: 'decide', action: 'publish', junk: false }, { kind: 'decisionLands', ok: true }], null, true);
   });
 });

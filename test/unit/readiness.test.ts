@@ -5,7 +5,7 @@ import { addFailures } from '../../core/failures.ts';
 import type { BackfillCarry, NodeStats } from '../../core/protocol.ts';
 import { expandPlan, planNode, type Plan } from '../../core/plan.ts';
 import { RangeSet } from '../../core/ranges.ts';
-import { Readiness } from '../../core/readiness.ts';
+import { Readiness, resumeRunsAgain, resumedReadiness } from '../../core/readiness.ts';
 import { resolveSpec } from '../../core/spec.ts';
 import { seededRandom } from '../../core/random.ts';
 
@@ -351,6 +351,33 @@ describe('serialisation', () => {
     expect(r.releaseAll().has('a')).toBe(false);
     expect([...r.blocked('b')]).toEqual([10, 11]);
     expectCountsAddUp(r, p);
+  });
+
+  it('resumeRunsAgain says whether the resumed run of a settled one releases anything, for every node retried or all', () => {
+    const p = build();
+    /** Settles a run in which `fail` of a fails: everything else that can run is done. */
+    const settled = (fail: RangeSet) => {
+      const r = new Readiness(p);
+      let released = r.releaseAll();
+      while (released.size > 0) {
+        const next = new Map<string, RangeSet>();
+        for (const [id, ready] of released) {
+          const failed = id === 'a' ? ready.minus(ready.minus(fail)) : new RangeSet();
+          if (!failed.isEmpty) r.markFailed(id, failed);
+          for (const [down, more] of r.markDone(id, ready.minus(failed))) next.set(down, (next.get(down) ?? new RangeSet()).addAll(more));
+        }
+        released = next;
+      }
+      expect(r.settled).toBe(true);
+      return JSON.parse(JSON.stringify(r.toJSON()));
+    };
+    for (const fail of [new RangeSet(), set(14), set(0, 20)]) {
+      const json = settled(fail);
+      for (const retry of [undefined, 'a', 'b', 'w', 'z']) {
+        const releases = new Readiness(p, resumedReadiness(json, retry)).releaseAll().size > 0;
+        expect(resumeRunsAgain(json, retry), `fail ${[...fail].join(',')} retry ${retry}`).toBe(releases);
+      }
+    }
   });
 
   it('a node missing from the saved state starts fresh', () => {

@@ -1,12 +1,15 @@
 /** A staged backfill's life after its partitions (core/staged.ts), and the coordinator's part in it. */
 import { describe, expect, it } from 'vitest';
-import { BackfillCoordinator } from '../../core/coordinator.ts';
+import { BackfillCoordinator, resumeCarry } from '../../core/coordinator.ts';
 import { BackfillError } from '../../core/errors.ts';
+import { addFailures } from '../../core/failures.ts';
 import { expandPlan } from '../../core/plan.ts';
+import type { BackfillCarry, NodeReport, NodeStats } from '../../core/protocol.ts';
+import { RangeSet } from '../../core/ranges.ts';
 import { resolveSpec } from '../../core/spec.ts';
 import { Governance } from '../../core/governance.ts';
 import { parsePolicy } from '../../core/policy.ts';
-import { StagedGate } from '../../core/staged.ts';
+import { StagedGate, resumedStaged, type StagedPhase } from '../../core/staged.ts';
 
 function codeOf(run: () => unknown): string {
   try {
@@ -81,6 +84,27 @@ describe('StagedGate', () => {
   });
 });
 
+describe('resumedStaged: the gate a resumed run starts with', () => {
+  const decision = { action: 'publish' as const, by: 'ana@host', reason: null, at: 1 };
+
+  it('a run that ended before its decision computes again, then waits for one of its own', () => {
+    for (const phase of ['computing', 'awaiting', 'publishing', 'discarding'] as const) {
+      expect(resumedStaged({ phase, decision }, false)).toEqual({ phase: 'computing' });
+      expect(resumedStaged({ phase, decision }, true)).toEqual({ phase: 'computing' });
+    }
+  });
+
+  it('a published one computes again when partitions run again (they are staged and need a publish); else it stays published', () => {
+    expect(resumedStaged({ phase: 'published', decision }, true)).toEqual({ phase: 'computing' });
+    expect(resumedStaged({ phase: 'published', decision }, false)).toEqual({ phase: 'published', decision });
+  });
+
+  it('a discarded one stays discarded (the client refuses to resume it)', () => {
+    const phase: StagedPhase = 'discarded';
+    expect(resumedStaged({ phase, decision: { ...decision, action: 'discard' } }, true).phase).toBe('discarded');
+  });
+});
+
 describe('BackfillCoordinator: staged', () => {
   const spec = resolveSpec({ name: 's', partitions: { grain: 'day', start: '2024-01-01', end: '2024-01-03' }, nodes: [{ id: 'a', transform: 'noop' }] });
   const plan = expandPlan(spec);
@@ -138,5 +162,78 @@ describe('BackfillCoordinator: staged', () => {
     c.beginStagedDecision('publish', ok, 7);
     expect(c.takeAudit()).toEqual([expect.objectContaining({ action: 'publish', identity: 'ana@host', reason: 'diff reviewed', outcome: 'applied', at: 7 })]);
   });
-});
 
+  describe('resumed after it ended (resume, retry-failed)', () => {
+    const three = expandPlan(resolveSpec({ name: 's', partitions: { grain: 'day', start: '2024-01-01', end: '2024-01-04' }, nodes: [{ id: 'a', transform: 'noop' }] }));
+    const stats: NodeStats = { running: 0, rate: null, concurrency: 4, throttles: 0, completed: 0, firstStartedAt: null, lastFinishedAt: null };
+    const report = (done: RangeSet, failed?: RangeSet): NodeReport => ({ node: 'a', done: done.toJSON(), failures: failed ? addFailures([], 'boom', 'Error', failed) : [], stats });
+    /** What the ended run left (its result, or the carry query): through JSON, as the client reads it. */
+    const ended = (c: BackfillCoordinator): BackfillCarry => JSON.parse(JSON.stringify({ ...c.toCarry(), runKey: 'r', childrenRunning: false, startedAt: 0, runs: 1 }));
+    /** A first run: two days staged, the third failed, settled and waiting for its decision. */
+    const settledWithAFailure = () => {
+      const first = new BackfillCoordinator(three, limits, undefined, { stage: true });
+      first.releaseInitial();
+      first.onReport(report(RangeSet.of([0, 2]), RangeSet.of([2, 3])));
+      first.finishAll();
+      first.staged!.settle();
+      return first;
+    };
+
+    it('published with a failure, then retried: the partition run again is staged, waited for and published, not left staged under a completed backfill', () => {
+      const first = settledWithAFailure();
+      first.beginStagedDecision('publish', ok, 1);
+      first.staged!.end(true);
+      expect(first.endState).toBe('completed_with_failures');
+      for (const node of [undefined, 'a']) {
+        const resumed = new BackfillCoordinator(three, limits, resumeCarry(ended(first), node), {});
+        resumed.releaseInitial();
+        expect(resumed.stagesWrites).toBe(true);
+        expect(resumed.staged!.current).toBe('computing');
+        expect(resumed.endState).toBe('staged');
+        resumed.onReport(report(RangeSet.of([2, 3])));
+        expect(resumed.settled).toBe(true);
+        // The workflow then settles the gate and waits for a decision: the retried version is published by one.
+        expect(resumed.staged!.decided).toBe(false);
+        resumed.finishAll();
+        resumed.staged!.settle();
+        resumed.beginStagedDecision('publish', ok, 2);
+        resumed.staged!.end(true);
+        expect(resumed.endState).toBe('completed');
+      }
+    });
+
+    it('published with nothing failed, then resumed: nothing runs again, so it stays published and ends as it did', () => {
+      const first = new BackfillCoordinator(three, limits, undefined, { stage: true });
+      first.releaseInitial();
+      first.onReport(report(RangeSet.of([0, 3])));
+      first.finishAll();
+      first.staged!.settle();
+      first.beginStagedDecision('publish', ok, 1);
+      first.staged!.end(true);
+      const carry = ended(first);
+      const resumed = new BackfillCoordinator(three, limits, resumeCarry(carry), {});
+      resumed.releaseInitial();
+      expect(resumed.settled).toBe(true);
+      expect(resumed.staged!.current).toBe('published');
+      expect(resumed.endState).toBe('completed');
+    });
+
+    it('cancelled while awaiting its decision, then retried: it computes again, and no publish is taken while the retried partition is in hands', () => {
+      const first = settledWithAFailure();
+      expect(first.staged!.current).toBe('awaiting');
+      const resumed = new BackfillCoordinator(three, limits, resumeCarry(ended(first)), {});
+      resumed.releaseInitial();
+      expect(resumed.hasInHands('a')).toBe(true);
+      // status says running, not staged, and a publish would have left the retried version out of it for good.
+      expect(resumed.staged!.current).toBe('computing');
+      expect(codeOf(() => resumed.parseStagedDecision('publish', ok))).toBe('not_ready');
+      expect(codeOf(() => resumed.beginStagedDecision('discard', ok, 2))).toBe('not_ready');
+      resumed.onReport(report(RangeSet.of([2, 3])));
+      resumed.finishAll();
+      resumed.staged!.settle();
+      resumed.beginStagedDecision('publish', ok, 3);
+      resumed.staged!.end(true);
+      expect(resumed.endState).toBe('completed');
+    });
+  });
+});
