@@ -958,6 +958,7 @@ export class BackfillCoordinator {
   /** Parses a publish or discard (the update's validator); refuses a backfill that is not staged. */
   parseStagedDecision(action: StagedAction, value: unknown): void {
     const { reason } = this.stagedGate(action).parse(action, value);
+    this.assertSettled(action);
     this.governance?.check({ action, ...(reason !== null ? { reason } : {}) }, this.specView());
   }
 
@@ -967,6 +968,18 @@ export class BackfillCoordinator {
     const decision = this.stagedGate(action).begin(action, value, at);
     this.record(action, { identity: decision.by, ...(decision.reason !== null ? { reason: decision.reason } : {}) });
     return decision;
+  }
+
+  /**
+   * A decision covers every staged version, so none is taken while partitions are in hands: their
+   * versions, staged later, would be left out of a publish (or a discard) for good. The gates wait
+   * for the settled run already; this holds whatever phase a carry brought.
+   */
+  private assertSettled(action: StagedAction | CanaryAction): void {
+    const busy = this.plan.nodes.filter((n) => this.readiness.hasInHands(n.id)).map((n) => n.id);
+    if (busy.length > 0) {
+      throw new BackfillError('not_ready', `partitions of ${busy.join(', ')} are still being computed: wait until status says ${this.staged ? 'staged' : 'awaiting_canary'}, then ${action}`);
+    }
   }
 
   private stagedGate(action: StagedAction): StagedGate {
@@ -1013,6 +1026,7 @@ export class BackfillCoordinator {
       );
     }
     const { reason } = this.canary.parse(action, value);
+    this.assertSettled(action);
     this.governance?.check({ action: action === 'approve' ? 'publish' : 'discard', ...(reason !== null ? { reason } : {}) }, this.specView());
   }
 

@@ -217,6 +217,18 @@ describe('canary: the coordinator', () => {
     expect(indices(next.readiness.inHands('daily'))).toEqual([9]);
   });
 
+  it('a carry that says awaiting while partitions of the slice are in hands (a start made by hand) takes no decision until they settle', () => {
+    const c = start();
+    const carry = JSON.parse(JSON.stringify({ ...c.toCarry(), runKey: 'r', childrenRunning: false, startedAt: 0, runs: 1 }));
+    const next = new BackfillCoordinator(plan, { rate: null, concurrency: null }, { ...carry, canary: { ...carry.canary, phase: 'awaiting' } });
+    expect(next.canary!.current).toBe('awaiting');
+    expect(next.settled).toBe(false);
+    // An approval would publish what is staged so far; the rest of the slice, staged later, never would be.
+    expect(thrownBackfillError(() => next.parseCanaryDecision('approve', ok)).code).toBe('not_ready');
+    expect(thrownBackfillError(() => next.beginCanaryDecision('discard', ok, 1)).message).toMatch(/still being computed: wait until status says awaiting_canary, then discard/);
+    expect(next.canary!.current).toBe('awaiting');
+  });
+
   it('discard ends it discarded; a backfill without a canary refuses an unsigned approval', () => {
     const c = start();
     runSlice(c);

@@ -235,5 +235,24 @@ describe('BackfillCoordinator: staged', () => {
       resumed.staged!.end(true);
       expect(resumed.endState).toBe('completed');
     });
+
+    it('a carry that says awaiting while partitions are in hands (a start made by hand) takes no decision until they settle', () => {
+      const first = settledWithAFailure();
+      const carry = ended(first);
+      const resumed = new BackfillCoordinator(three, limits, { ...carry, readiness: { a: { done: carry.readiness.a!.done } } }, {});
+      resumed.releaseInitial();
+      expect(resumed.staged!.current).toBe('awaiting');
+      expect(resumed.hasInHands('a')).toBe(true);
+      const error = (() => {
+        try {
+          resumed.parseStagedDecision('publish', ok);
+        } catch (e) {
+          return e as BackfillError;
+        }
+        throw new Error('taken');
+      })();
+      expect(error.code).toBe('not_ready');
+      expect(error.message).toMatch(/partitions of a are still being computed: wait until status says staged, then publish/);
+    });
   });
 });
