@@ -6,7 +6,7 @@
 import { z } from 'zod';
 import { BackfillError, formatPath } from './errors.ts';
 import { BackfillConcurrencySchema, RateSchema } from './limits.ts';
-import { CheckSchema, KeySchema, ResolvedSettingsSchema, SettingsSchema, settingsProblem, type ResolvedNode, type ResolvedSpec } from './spec.ts';
+import { CheckSchema, KeySchema, ResolvedSettingsSchema, settingsProblem, type ResolvedNode, type ResolvedSpec } from './spec.ts';
 import { WindowsSchema } from './windows.ts';
 
 const stable = (value: unknown) => JSON.stringify(value);
@@ -55,8 +55,11 @@ const nodeFields = {
   key: KeySchema.optional(),
   adopt: z.boolean().optional(),
 };
-const ResolvedNodeSchema = SettingsSchema.extend(nodeFields);
-/** A node as the parent hands it to its node workflow: the parent sends it whole, so nothing is filled in. */
+/**
+ * A node as a resolved spec holds it (`resume --spec` sends one; the parent hands one to its node
+ * workflow): whole, so nothing is filled in. Filled defaults would move a node sent without its
+ * settings to the default task queue, where no worker may listen.
+ */
 const WholeNodeSchema = ResolvedSettingsSchema.extend(nodeFields);
 
 const ResolvedSpecSchema = z.object({
@@ -67,7 +70,7 @@ const ResolvedSpecSchema = z.object({
   concurrency: BackfillConcurrencySchema,
   /** Kept as sent; a running backfill goes on with the windows it started with. */
   windows: WindowsSchema.optional(),
-  nodes: z.array(ResolvedNodeSchema).min(1),
+  nodes: z.array(WholeNodeSchema).min(1),
 });
 
 /** Parses a resolved spec sent to a running backfill; throws an `invalid_spec` BackfillError naming the field. */

@@ -47,6 +47,19 @@ describe('changedNodes', () => {
   }
 });
 
+describe('parseResolvedSpec: a node sent without its settings', () => {
+  it('is refused, naming the field, rather than filled with defaults (a default task queue may have no worker)', () => {
+    for (const field of ['taskQueue', 'retry', 'timeout', 'concurrency']) {
+      const sent = structuredClone(spec()) as unknown as { nodes: Array<Record<string, unknown>> };
+      delete sent.nodes[0]![field];
+      const error = thrownBackfillError(() => parseResolvedSpec(sent));
+      expect(error.code, field).toBe('invalid_spec');
+      expect(error.message, field).toContain(`nodes[0].${field}`);
+    }
+    expect(parseResolvedSpec(structuredClone(spec())).nodes[0]!.taskQueue).toBe(spec().nodes[0]!.taskQueue);
+  });
+});
+
 describe('parseResolvedSpec: the key columns and adopt of a node, as a message brings them', () => {
   it('takes every field resolveSpec gives a node: adopt too', () => {
     const adopting = spec((s) => void (s.nodes[0]!.adopt = true));
