@@ -53,6 +53,22 @@ function resultOf(task: PartitionTask, published: Published, startedAt: number, 
   };
 }
 
+/**
+ * Every row a transform produced (returned or inserted) is an object of column values: any
+ * other value would fail the publish with a TypeError, retried in vain, as each attempt
+ * repeats it.
+ */
+function assertRows(rows: readonly unknown[], transform: string): void {
+  const index = rows.findIndex((row) => typeof row !== 'object' || row === null || Array.isArray(row));
+  if (index === -1) return;
+  const row = rows[index];
+  const what = row === null ? 'null' : Array.isArray(row) ? 'an array' : typeof row;
+  throw ApplicationFailure.nonRetryable(
+    `transform '${transform}' produced ${what} as row ${index}: every row must be an object with one key per column`,
+    PARTITION_FAILURES.invalidOutput,
+  );
+}
+
 /** A partition of a batch ran longer than its node's timeout: retried, as an activity that timed out would be. */
 export class PartitionTimeoutError extends Error {
   override name = 'PartitionTimeout';
@@ -185,6 +201,7 @@ export function createActivities(deps: ActivityDeps) {
       }
       data.rows.push(...returned);
     }
+    assertRows(data.rows, node.transform);
     // Cancelled (or its window's grace ran out) while the transform ran: publish nothing.
     if (ctx.cancellationSignal.aborted) throw new CancelledFailure('cancelled before publishing');
     if (stopped?.aborted) throw new WindowClosed('stopped at the end of the run window');

@@ -145,6 +145,21 @@ describe('a batch activity commits its partitions together', () => {
   });
 });
 
+describe('what a transform produces', () => {
+  it('a row that is not an object (a null a transform returned or inserted) fails the partition at once as InvalidOutput, naming the row', async () => {
+    for (const transform of [
+      (() => [{ day: '2024-01-01' }, null]) as unknown as Transform,
+      ((ctx) => void ctx.warehouse.insert([{ day: ctx.partition }, { day: ctx.partition }, 7 as never])) satisfies Transform,
+    ]) {
+      const { result } = run(transform);
+      const { failure, details } = await failureOf(result);
+      expect([failure.type, failure.nonRetryable, details.failedIndex]).toEqual(['InvalidOutput', true, 0]);
+      expect(failure.message).toMatch(/transform 'days' produced (null as row 1|number as row 2): every row must be an object/);
+    }
+    expect(await published()).toEqual([]);
+  });
+});
+
 describe('partitions with nothing to commit', () => {
   it("the ledger's duration is each partition's own work, not its wait for the batch's commit; its finish is the commit", async () => {
     const { result } = run(days({ waitMs: 40 }));
