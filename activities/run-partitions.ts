@@ -6,6 +6,7 @@
  */
 import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activity';
 import {
+  NON_RETRYABLE_TYPES,
   PARTITION_FAILURES,
   type PartitionFailureDetails,
   type PartitionResult,
@@ -29,14 +30,24 @@ export type ActivityDeps = {
   codeVersion: string;
 };
 
-function failureType(error: unknown): { type: string; nonRetryable: boolean } {
-  if (error instanceof CheckFailedError) return { type: PARTITION_FAILURES.checkFailed, nonRetryable: true };
-  if (error instanceof SqlError) return { type: PARTITION_FAILURES.sqlError, nonRetryable: true };
-  if (error instanceof InvalidDatasetError) return { type: PARTITION_FAILURES.invalidSpec, nonRetryable: true };
-  if (error instanceof StaleRunError) return { type: PARTITION_FAILURES.staleRun, nonRetryable: true };
-  if (isNonRetryable(error)) return { type: PARTITION_FAILURES.nonRetryable, nonRetryable: true };
-  if (error instanceof ApplicationFailure) return { type: error.type ?? 'Error', nonRetryable: error.nonRetryable ?? false };
-  return { type: error instanceof Error ? error.name : 'Error', nonRetryable: false };
+/** The failure types the retry policy never retries: only the project's own errors, and an ApplicationFailure thrown on purpose, carry them. */
+const RESERVED_TYPES: ReadonlySet<string> = new Set(NON_RETRYABLE_TYPES);
+
+/** How a partition's error fails its activity: the failure's type, whether a retry may heal it, and its message. */
+function classify(error: unknown): { type: string; nonRetryable: boolean; message: string } {
+  const message = error instanceof Error ? error.message : String(error);
+  if (error instanceof CheckFailedError) return { type: PARTITION_FAILURES.checkFailed, nonRetryable: true, message };
+  if (error instanceof SqlError) return { type: PARTITION_FAILURES.sqlError, nonRetryable: true, message };
+  if (error instanceof InvalidDatasetError) return { type: PARTITION_FAILURES.invalidSpec, nonRetryable: true, message };
+  if (error instanceof StaleRunError) return { type: PARTITION_FAILURES.staleRun, nonRetryable: true, message };
+  if (isNonRetryable(error)) return { type: PARTITION_FAILURES.nonRetryable, nonRetryable: true, message };
+  if (error instanceof ApplicationFailure) return { type: error.type ?? 'Error', nonRetryable: error.nonRetryable ?? false, message };
+  const name = error instanceof Error ? error.name : 'Error';
+  // Another library's error named like a reserved type (the mariadb connector names all its
+  // errors SqlError, a lost connection too) would never be retried: it gets a neutral type,
+  // and its name goes in the message.
+  if (RESERVED_TYPES.has(name)) return { type: 'Error', nonRetryable: false, message: `${name}: ${message}` };
+  return { type: name, nonRetryable: false, message };
 }
 
 function resultOf(task: PartitionTask, published: Published, startedAt: number, finishedAt: number, cost?: number, latencyMs?: number): PartitionResult {
@@ -304,12 +315,12 @@ export function createActivities(deps: ActivityDeps) {
         }
         if (error instanceof CancelledFailure || ctx.cancellationSignal.aborted) throw new CancelledFailure('cancelled');
         if (window.stopped?.aborted) return { finished, attempt, deferred: input.partitions.length - i };
-        const { type, nonRetryable } = failureType(error);
+        const { type, nonRetryable, message } = classify(error);
         telemetry.failed(task, error, type, nonRetryable);
         const details: PartitionFailureDetails = { finished, failedIndex: task.index, attempt };
         throw ApplicationFailure.create({
           // The key is in the activity id and the details: kept out of the message, failures of one cause group together.
-          message: error instanceof Error ? error.message : String(error),
+          message,
           type,
           nonRetryable,
           details: [details],

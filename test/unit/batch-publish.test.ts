@@ -18,7 +18,7 @@ import { createActivities } from '../../activities/run-partitions.ts';
 import type { Transform } from '../../activities/transforms.ts';
 import { SqliteWarehouse } from '../../activities/warehouse/sqlite/sqlite-dialect.ts';
 import type { PartitionWrite, PublishedBatch } from '../../activities/warehouse/types.ts';
-import type { PartitionFailureDetails, PartitionNode, PartitionResult, RunPartitionsInput, RunPartitionsResult } from '../../core/protocol.ts';
+import { NON_RETRYABLE_TYPES, type PartitionFailureDetails, type PartitionNode, type PartitionResult, type RunPartitionsInput, type RunPartitionsResult } from '../../core/protocol.ts';
 
 /** A SQLite warehouse that records each publishMany call's partitions. */
 class CountingWarehouse extends SqliteWarehouse {
@@ -145,7 +145,38 @@ describe('a batch activity commits its partitions together', () => {
   });
 });
 
-describe('what a transform produces', () => {
+describe('what a failing partition tells the retry policy', () => {
+  it('another library\'s error named like a reserved failure type is retried: a transient mariadb SqlError (a lost connection) is not a SQL error of the spec', async () => {
+    // The mariadb connector names all its errors SqlError, lost connections and deadlocks too.
+    class SqlError extends Error {
+      override name = 'SqlError';
+    }
+    const { result } = run(() => {
+      throw new SqlError('(conn:12, no: 45028, SQLState: 08S01) socket has unexpectedly been closed');
+    });
+    const { failure } = await failureOf(result);
+    expect(failure.nonRetryable).toBe(false);
+    // The node's retry policy never retries the reserved types, whatever nonRetryable says.
+    expect(NON_RETRYABLE_TYPES as string[]).not.toContain(failure.type);
+    expect(failure.message).toBe('SqlError: (conn:12, no: 45028, SQLState: 08S01) socket has unexpectedly been closed');
+  });
+
+  it("a foreign error keeps its name as the failure's type when it is not reserved", async () => {
+    const { result } = run(() => {
+      throw new TypeError('x is not a function');
+    });
+    const { failure } = await failureOf(result);
+    expect([failure.type, failure.nonRetryable, failure.message]).toEqual(['TypeError', false, 'x is not a function']);
+  });
+
+  it('a transform may still fail a partition for good with an ApplicationFailure of a reserved type', async () => {
+    const { result } = run(() => {
+      throw ApplicationFailure.nonRetryable('bad rows', 'InvalidOutput');
+    });
+    const { failure } = await failureOf(result);
+    expect([failure.type, failure.nonRetryable]).toEqual(['InvalidOutput', true]);
+  });
+
   it('a row that is not an object (a null a transform returned or inserted) fails the partition at once as InvalidOutput, naming the row', async () => {
     for (const transform of [
       (() => [{ day: '2024-01-01' }, null]) as unknown as Transform,
