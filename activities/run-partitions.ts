@@ -307,13 +307,15 @@ export function createActivities(deps: ActivityDeps) {
       const dryRun = deps.transforms.get(input.node.transform)?.dryRun === true;
       const partitionTimeout = input.partitions.length > 1 && input.node.timeout !== undefined && !dryRun ? (parseDuration(input.node.timeout) ?? null) : null;
       const buffer = new PublishBuffer();
+      /** The batch's cancellation, with what it committed before it (the workflow counts those done). */
+      const cancelled = () => new CancelledFailure('cancelled', [{ finished, failedIndex: null, attempt } satisfies PartitionFailureDetails]);
       /** A partition's failure, as the workflow reads it; or the batch's result when it is a throttle or the end of the run window. */
       const failure = (task: PartitionTask, error: unknown, i: number): RunPartitionsResult => {
         if (isThrottled(error)) {
           telemetry.throttled(task, error.message);
           return { finished, attempt, throttled: { index: task.index, message: error.message } };
         }
-        if (error instanceof CancelledFailure || ctx.cancellationSignal.aborted) throw new CancelledFailure('cancelled');
+        if (error instanceof CancelledFailure || ctx.cancellationSignal.aborted) throw cancelled();
         if (window.stopped?.aborted) return { finished, attempt, deferred: input.partitions.length - i };
         const { type, nonRetryable, message } = classify(error);
         telemetry.failed(task, error, type, nonRetryable);
@@ -346,7 +348,7 @@ export function createActivities(deps: ActivityDeps) {
       try {
         for (const [i, task] of input.partitions.entries()) {
           if (skip.has(task.index)) continue;
-          if (ctx.cancellationSignal.aborted) throw new CancelledFailure('cancelled');
+          if (ctx.cancellationSignal.aborted) throw cancelled();
           // Outside the run window nothing starts: the rest run again in the next window.
           if (window.closed()) return (await flush()) ?? { finished, attempt, deferred: input.partitions.length - i };
           let outcome: Awaited<ReturnType<typeof runOne>>;

@@ -110,7 +110,8 @@ export type Batch = { id: number; indices: number[]; recheck: boolean[]; throttl
 export type BatchOutcome =
   | { kind: 'completed'; finished: PartitionResult[]; throttled?: { index: number; message: string } }
   | { kind: 'failed'; finished: PartitionResult[]; failedIndex: number | null; message: string; type: string }
-  | { kind: 'cancelled' };
+  /** `finished`: what the batch committed before it was cancelled (an older worker sends nothing). */
+  | { kind: 'cancelled'; finished?: PartitionResult[] };
 
 export type NodeReportBody = { done: RangesJSON; failures: FailureGroup[]; stats: NodeStats };
 
@@ -294,8 +295,11 @@ export class NodeScheduler {
     if (!batch) return;
     this.inFlight.delete(batchId);
     if (outcome.kind === 'cancelled') {
-      // Cancelled, not failed: it may run again later.
-      for (const i of batch.indices) this.queue.add(i);
+      // Cancelled, not failed: what it committed is done, the rest may run again later.
+      const finished = outcome.finished ?? [];
+      this.markDone(finished);
+      const done = new Set(finished.map((r) => r.index));
+      for (const i of batch.indices) if (!done.has(i)) this.queue.add(i);
       return;
     }
     this.markDone(outcome.finished);

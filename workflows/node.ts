@@ -15,6 +15,7 @@ import {
   ActivityFailure,
   ApplicationFailure,
   CancellationScope,
+  CancelledFailure,
   TimeoutFailure,
   allHandlersFinished,
   condition,
@@ -44,6 +45,7 @@ import {
   type NodeSettings,
   type PartitionFailureDetails,
   type PartitionNode,
+  type PartitionResult,
   type PartitionTask,
   type RunPartitionsInput,
   type RunPartitionsResult,
@@ -110,10 +112,16 @@ function failedAttempts(error: unknown, maxAttempts: number): number {
   return cause instanceof TimeoutFailure ? maxAttempts : 1;
 }
 
+/** What a cancelled batch had committed before its cancellation (its details; none from an older worker). */
+function cancelledFinished(cause: unknown): PartitionResult[] {
+  const details = (cause instanceof CancelledFailure ? cause.details?.[0] : undefined) as Partial<PartitionFailureDetails> | undefined;
+  return Array.isArray(details?.finished) ? details.finished : [];
+}
+
 /** What an activity's failure says: which partitions it had finished, which one failed and why. */
 function failureOutcome(error: unknown): BatchOutcome {
   const cause = error instanceof ActivityFailure ? error.cause : error;
-  if (isCancellation(error) || isCancellation(cause)) return { kind: 'cancelled' };
+  if (isCancellation(error) || isCancellation(cause)) return { kind: 'cancelled', finished: cancelledFinished(cause) };
   let details: Partial<PartitionFailureDetails> | undefined;
   let message = cause instanceof Error ? cause.message : String(cause);
   let type = 'Error';
@@ -310,7 +318,7 @@ export async function nodeWorkflow(input: NodeInput): Promise<NodeSummary> {
         },
         (error: unknown): BatchOutcome => {
           const outcome = failureOutcome(error);
-          charge(outcome.kind === 'failed' ? outcome.finished : [], failedAttempts(error, maxAttempts));
+          charge(outcome.kind === 'completed' ? [] : (outcome.finished ?? []), failedAttempts(error, maxAttempts));
           return outcome;
         },
       )

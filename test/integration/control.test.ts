@@ -355,6 +355,24 @@ describe('operator control', () => {
     for (const r of published) expect(r.rowCount).toBe(50);
   });
 
+  it('a batch cancelled halfway counts the partitions it had published as done', async () => {
+    const spec = testSpec(queue, {
+      name: 'cancel-batch',
+      partitions: { grain: 'hour', start: '2024-01-01', end: '2024-01-02' },
+      // One batch of 24 partitions of 600 ms: each commits alone (over COMMIT_AFTER_MS), and the cancel lands midway.
+      defaults: { concurrency: 1, batchSize: 24, heartbeatTimeout: '2s' },
+      nodes: [{ id: 'rows', transform: 'slow_rows', params: { ms: 600 } }],
+    });
+    const { backfillId } = await start(spec);
+    await waitFor('some partitions of the batch published', async () => (await ledger(backfillId)).length >= 2);
+    await client.cancel(backfillId);
+    const outcome = await client.wait(backfillId, 60_000);
+    expect(outcome.state).toBe('cancelled');
+    const published = (await ledger(backfillId)).filter((r) => r.status === 'published');
+    expect(published.length).toBeLessThan(24);
+    expect(outcome.progress?.done).toBe(published.length);
+  });
+
   it('partitions that run long show as running before any of them finishes', async () => {
     const spec = testSpec(queue, {
       name: 'running',

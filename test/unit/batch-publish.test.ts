@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ApplicationFailure } from '@temporalio/common';
+import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ThrottledError } from '../../activities/errors.ts';
@@ -68,7 +68,7 @@ function run(transform: Transform, options: { attempt?: number; finished?: Parti
   const heartbeats: number[][] = [];
   env.on('heartbeat', (details: { finished: PartitionResult[] }) => heartbeats.push(details.finished.map((r) => r.index)));
   const result = env.run(activities.runPartitions, input) as Promise<RunPartitionsResult>;
-  return { result, heartbeats };
+  return { result, heartbeats, env };
 }
 
 async function failureOf(promise: Promise<unknown>): Promise<{ failure: ApplicationFailure; details: PartitionFailureDetails }> {
@@ -142,6 +142,30 @@ describe('a batch activity commits its partitions together', () => {
     expect(retry.finished.slice(2).map((r) => r.version)).toEqual([1, 1, 1]);
     expect(warehouse.calls).toEqual([]);
     expect((await warehouse.ledger({ node: 'days' })).map((r) => r.version)).toEqual([1, 1, 1, 1, 1]);
+  });
+});
+
+describe('a cancelled batch', () => {
+  it('reports the partitions it committed before the cancel: the workflow counts them done', async () => {
+    // Each partition takes over COMMIT_AFTER_MS, so each commits (and is checkpointed) alone.
+    const slow: Transform = async (ctx) => {
+      await sleep(COMMIT_AFTER_MS + 50, undefined, { signal: ctx.signal });
+      return [{ day: ctx.partition, n: 1 }];
+    };
+    const { result, heartbeats, env } = run(slow);
+    // Cancelled while the second partition runs: the first is committed by then.
+    await sleep(COMMIT_AFTER_MS + 300);
+    env.cancel();
+    const error = await result.then(
+      () => null,
+      (e: unknown) => e,
+    );
+    expect(error).toBeInstanceOf(CancelledFailure);
+    expect(await published()).toEqual(['2024-01-01']);
+    expect(heartbeats).toEqual([[0]]);
+    const details = (error as CancelledFailure).details[0] as PartitionFailureDetails;
+    expect(details.finished.map((r) => r.key)).toEqual(['2024-01-01']);
+    expect(details.failedIndex).toBeNull();
   });
 });
 

@@ -155,6 +155,16 @@ describe('NodeScheduler: outcomes', () => {
     expect(s.hasResults).toBe(false);
   });
 
+  it('a cancelled batch that committed some partitions first: those are done and reported, the rest go back to the queue', () => {
+    const s = new NodeScheduler(options({ batchSize: 4 }), settings({ concurrency: 1 }), span(0, 4));
+    const [batch] = s.startable();
+    s.settle(batch!.id, { kind: 'cancelled', finished: [result(0), result(1)] });
+    const report = s.takeReport();
+    expect(report.done).toBe(RangeSet.of([0, 2]).toJSON());
+    expect(report.stats.completed).toBe(2);
+    expect(indices(s.startable())).toEqual([[2, 3]]);
+  });
+
   it('an outcome of an unknown batch changes nothing', () => {
     const s = new NodeScheduler(options(), settings(), span(0, 2));
     s.settle(99, { kind: 'completed', finished: [result(0)] });
