@@ -4,7 +4,8 @@
  * one commit, each partition atomic in it), but never holds more than a bounded amount of
  * work uncommitted: a crash loses at most the work since the last commit, which is one
  * partition's when a partition takes `COMMIT_AFTER_MS` or more, and under that much time
- * otherwise.
+ * otherwise. A partition's work counts the SQL it queued (`insertFrom`), which runs in the
+ * commit: as measured by earlier commits, and until then as `COMMIT_AFTER_MS` (it commits alone).
  */
 import type { PartitionTask } from '../core/protocol.ts';
 import type { PartitionWrite } from './warehouse/types.ts';
@@ -36,9 +37,11 @@ export class PublishBuffer {
     return this.held.length;
   }
 
-  add(pending: PendingPartition): void {
+  /** `queuedMs`: how long the SQL it queued takes in the commit, as measured; unknown, the most a commit may hold. */
+  add(pending: PendingPartition, queuedMs?: number): void {
     this.held.push(pending);
-    this.workMs += Math.max(0, pending.computedAt - pending.startedAt);
+    const queued = pending.write.data.selects.length === 0 ? 0 : (queuedMs ?? COMMIT_AFTER_MS);
+    this.workMs += Math.max(0, pending.computedAt - pending.startedAt) + queued;
     this.rows += pending.write.data.rows.length;
   }
 

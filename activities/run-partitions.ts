@@ -19,7 +19,7 @@ import { isNonRetryable, isThrottled } from './errors.ts';
 import { specHash } from './spec-hash.ts';
 import { PartitionTelemetry } from './telemetry.ts';
 import { collectData, partitionBindings, type PartitionSession, type TransformRegistry } from './transforms.ts';
-import { CheckFailedError, InvalidDatasetError, SqlError, StaleRunError, type PartitionWrite, type PinnedInput, type Published, type Warehouse } from './warehouse/types.ts';
+import { CheckFailedError, CommitDeadlineError, InvalidDatasetError, SqlError, StaleRunError, type PartitionWrite, type PinnedInput, type Published, type Warehouse } from './warehouse/types.ts';
 import { PublishBuffer, type PendingPartition } from './publish-buffer.ts';
 import { createWarehouseActivities } from './warehouse-activities.ts';
 
@@ -40,6 +40,8 @@ function classify(error: unknown): { type: string; nonRetryable: boolean; messag
   if (error instanceof SqlError) return { type: PARTITION_FAILURES.sqlError, nonRetryable: true, message };
   if (error instanceof InvalidDatasetError) return { type: PARTITION_FAILURES.invalidSpec, nonRetryable: true, message };
   if (error instanceof StaleRunError) return { type: PARTITION_FAILURES.staleRun, nonRetryable: true, message };
+  // Its queued SQL outlasted the partition's timeout: retried, as a timeout is.
+  if (error instanceof CommitDeadlineError) return { type: new PartitionTimeoutError().name, nonRetryable: false, message };
   if (isNonRetryable(error)) return { type: PARTITION_FAILURES.nonRetryable, nonRetryable: true, message };
   if (error instanceof ApplicationFailure) return { type: error.type ?? 'Error', nonRetryable: error.nonRetryable ?? false, message };
   const name = error instanceof Error ? error.name : 'Error';
@@ -110,6 +112,40 @@ export async function withinTimeout<T>(timeoutMs: number | null, signal: AbortSi
   }
 }
 
+/**
+ * Waits for a commit that runs queued SQL (its partitions' work) until their time is up
+ * (`timeoutMs`) or the run window stops (`stopped`), then throws why. The warehouse may still be
+ * running it, but commits nothing of it after that moment (`PartitionWrite.commitBy`).
+ */
+async function commitWithin<T>(work: Promise<T>, timeoutMs: number | null, stopped: AbortSignal | null): Promise<T> {
+  // Left behind, its end is no one's to hear.
+  work.catch(() => undefined);
+  const done = new AbortController();
+  let timer: NodeJS.Timeout | undefined;
+  const bounds: Array<Promise<never>> = [];
+  if (timeoutMs !== null) {
+    bounds.push(
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new PartitionTimeoutError(`the partitions' SQL ran longer than their timeout (${timeoutMs} ms in all, the node's timeout each): they are retried`)), timeoutMs);
+      }),
+    );
+  }
+  if (stopped) {
+    bounds.push(
+      new Promise<never>((_, reject) => {
+        if (stopped.aborted) return reject(stopped.reason as Error);
+        stopped.addEventListener('abort', () => reject(stopped.reason as Error), { once: true, signal: done.signal });
+      }),
+    );
+  }
+  try {
+    return await Promise.race([work, ...bounds]);
+  } finally {
+    clearTimeout(timer);
+    done.abort();
+  }
+}
+
 /** The run window closed: the partition was not started, or was stopped at the end of the grace period (it runs again later). */
 class WindowClosed extends Error {}
 
@@ -137,7 +173,32 @@ function specHashOf(node: RunPartitionsInput['node']): string {
   return hash;
 }
 
+/**
+ * How long a partition's queued SQL takes in its commit, per node definition, as last measured
+ * on this worker: the publish buffer counts it as the partition's work.
+ */
+class QueuedSqlTimes {
+  private readonly measured = new Map<string, number>();
+
+  private static key(write: PartitionWrite): string {
+    return `${write.node}/${write.specHash ?? ''}`;
+  }
+
+  get(write: PartitionWrite): number | undefined {
+    return this.measured.get(QueuedSqlTimes.key(write));
+  }
+
+  /** A commit of these writes took `msEach` per partition. */
+  record(writes: readonly PartitionWrite[], msEach: number): void {
+    const queued = writes.find((w) => w.data.selects.length > 0);
+    if (!queued) return;
+    if (this.measured.size >= 1000) this.measured.clear();
+    this.measured.set(QueuedSqlTimes.key(queued), msEach);
+  }
+}
+
 export function createActivities(deps: ActivityDeps) {
+  const queuedSql = new QueuedSqlTimes();
   /** Runs one partition's transform: its result when there is nothing to publish, else its write, to commit with the batch's next ones. */
   const runOne = async (
     input: RunPartitionsInput,
@@ -245,15 +306,22 @@ export function createActivities(deps: ActivityDeps) {
    * unless another fails: that one and the rest are not finished and run again. Returns the
    * results, and the first failure with its partition.
    */
-  const commit = async (ctx: Context, telemetry: PartitionTelemetry, batch: readonly PendingPartition[]): Promise<{ results: PartitionResult[]; failed?: { task: PartitionTask; error: Error } }> => {
+  const commit = async (
+    ctx: Context,
+    telemetry: PartitionTelemetry,
+    batch: readonly PendingPartition[],
+    commitBy: number | undefined,
+  ): Promise<{ results: PartitionResult[]; failed?: { task: PartitionTask; error: Error } }> => {
     const results: PartitionResult[] = [];
     let rest = batch;
     let failed: { task: PartitionTask; error: Error } | undefined;
     while (rest.length > 0) {
       const began = Date.now();
-      const outcome = await deps.warehouse.publishMany(rest.map((p) => ({ ...p.write, computedAt: p.computedAt })));
+      const writes = rest.map((p) => ({ ...p.write, computedAt: p.computedAt, ...(commitBy !== undefined ? { commitBy } : {}) }));
+      const outcome = await deps.warehouse.publishMany(writes);
       // Each partition's time is its own work and its share of the commit (pacing and batch sizing read it).
       const share = (Date.now() - began) / rest.length;
+      if (!outcome.failed) queuedSql.record(writes, share);
       for (const [i, published] of outcome.published.entries()) {
         const p = rest[i]!;
         for (const warning of published.alreadyPublished ? [] : published.warnings) ctx.log.warn(`check warning on ${p.write.node} ${p.task.key}: ${warning}`);
@@ -329,13 +397,22 @@ export function createActivities(deps: ActivityDeps) {
           cause: error instanceof Error ? error : undefined,
         });
       };
+      /**
+       * Commits partitions whose queued SQL runs in the commit: that is their work, so it has
+       * the bounds a transform has, the partitions' timeout and the run window's stop.
+       */
+      const commitSql = (batch: readonly PendingPartition[]) => {
+        const timeoutMs = partitionTimeout === null ? null : partitionTimeout * batch.length;
+        const commitBy = Math.min(timeoutMs === null ? Infinity : Date.now() + timeoutMs, input.window?.stopBy ?? Infinity);
+        return commitWithin(commit(ctx, telemetry, batch, Number.isFinite(commitBy) ? commitBy : undefined), timeoutMs, window.stopped);
+      };
       /** Commits what the buffer holds, and checkpoints it (a retry skips it); throws (or ends the batch) on a failed partition. */
       const flush = async (last = false): Promise<RunPartitionsResult | null> => {
         if (buffer.size === 0) return null;
         const batch = buffer.take();
         let committed: Awaited<ReturnType<typeof commit>>;
         try {
-          committed = await commit(ctx, telemetry, batch);
+          committed = batch.some((p) => p.write.data.selects.length > 0) ? await commitSql(batch) : await commit(ctx, telemetry, batch, undefined);
         } catch (error) {
           committed = { results: [], failed: { task: batch[0]!.task, error: error instanceof Error ? error : new Error(String(error)) } };
         }
@@ -370,7 +447,7 @@ export function createActivities(deps: ActivityDeps) {
             finished.push(outcome.done);
             continue;
           }
-          buffer.add(outcome.pending);
+          buffer.add(outcome.pending, queuedSql.get(outcome.pending.write));
           if (buffer.full()) {
             const ended = await flush(i === input.partitions.length - 1);
             if (ended) return ended;

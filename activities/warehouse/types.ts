@@ -77,6 +77,12 @@ export type PartitionWrite = {
   /** What the transform reported this partition cost (ctx.reportCost), recorded in the ledger. */
   cost?: number;
   /**
+   * Epoch ms after which none of this partition may be committed (the end of its run window, or
+   * of its timeout): SQL it queued that finishes later is rolled back (`CommitDeadlineError`),
+   * as its batch has given up waiting for it. A warehouse that cannot tell may ignore it.
+   */
+  commitBy?: number;
+  /**
    * Write and check the version but publish nothing: it is recorded as `staged`, and only
    * `publishStaged` of its run moves the pointer. Its upstream reads prefer the versions its
    * run staged (`pin` with the run key).
@@ -360,6 +366,11 @@ export class StaleRunError extends Error {
   override readonly name = 'StaleRunError';
 }
 
+/** A partition whose work ended after its `commitBy`: nothing of it was committed. */
+export class CommitDeadlineError extends Error {
+  override readonly name = 'CommitDeadlineError';
+}
+
 /** A stored version whose rows no longer hash to the checksum its ledger row recorded. */
 export class ChecksumMismatchError extends Error {
   override readonly name = 'ChecksumMismatchError';
@@ -370,7 +381,7 @@ export class InvalidDatasetError extends Error {
   override readonly name = 'InvalidDatasetError';
 }
 
-const ERRORS: Record<string, new (message: string) => Error> = { CheckFailedError, ChecksumMismatchError, SqlError, SqlRefusedError, InvalidDatasetError, StaleRunError };
+const ERRORS: Record<string, new (message: string) => Error> = { CheckFailedError, ChecksumMismatchError, CommitDeadlineError, SqlError, SqlRefusedError, InvalidDatasetError, StaleRunError };
 
 /** A warehouse error again from its name and message (after a thread or process boundary): the classes above, else a plain Error of that name. */
 export function reviveError(error: { name: string; message: string }): Error {

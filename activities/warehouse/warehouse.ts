@@ -19,6 +19,7 @@ import { PARTITION_COLUMN, VERSION_COLUMN, assertUserColumns, quoteIdent, type S
 import {
   CheckFailedError,
   ChecksumMismatchError,
+  CommitDeadlineError,
   SqlError,
   SqlRefusedError,
   StaleRunError,
@@ -56,6 +57,15 @@ type Raw = Record<string, unknown>;
 function whereEqual(filters: Record<string, unknown>, prefix = ''): string {
   const set = Object.keys(filters).filter((c) => filters[c] !== undefined);
   return set.length > 0 ? `WHERE ${set.map((c) => `${prefix}${c} = :${c}`).join(' AND ')}` : '';
+}
+
+/**
+ * Refuses a partition whose batch stopped waiting for it (`commitBy`): before its SQL runs, and
+ * after, as a statement that is running cannot be stopped.
+ */
+function assertInTime(write: PartitionWrite): void {
+  if (write.commitBy === undefined || Date.now() <= write.commitBy) return;
+  throw new CommitDeadlineError('the partition\'s work ended after its batch stopped waiting for it (its run window closed or its timeout passed): nothing of it is committed');
 }
 
 /** Publishes waiting for their turn, committed together (`Dialect.groupsPublishes`). */
@@ -358,6 +368,7 @@ export class SqlWarehouse implements Warehouse {
     }
     const version = start.latest + 1;
     const previousVersion = start.current;
+    assertInTime(write);
     const scope = await this.relations(s, start.pinned);
     let fields: LedgerFields;
     try {
@@ -367,6 +378,7 @@ export class SqlWarehouse implements Warehouse {
       // The new rows went; the failure is recorded under the version it was given.
       fields = { failed: error.outcome.errors.join('; '), warnings: error.outcome.warnings };
     }
+    assertInTime(write);
     if (!('failed' in fields) && !write.stage) await this.point(s, node, partition, version, previousVersion);
     await s.run(ledgerInsert(this.t('ledger')), ledgerValues(this.dialect.codec, write, version, fields, inputVersions(start.pinned), began));
     if ('failed' in fields) return { failed: fields.failed };

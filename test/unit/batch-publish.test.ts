@@ -15,7 +15,8 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ThrottledError } from '../../activities/errors.ts';
 import { COMMIT_AFTER_MS, PublishBuffer } from '../../activities/publish-buffer.ts';
 import { createActivities } from '../../activities/run-partitions.ts';
-import type { Transform } from '../../activities/transforms.ts';
+import { BUILTIN_TRANSFORMS, type Transform } from '../../activities/transforms.ts';
+import { ThreadedWarehouse } from '../../activities/warehouse/sqlite/threaded.ts';
 import { SqliteWarehouse } from '../../activities/warehouse/sqlite/sqlite-dialect.ts';
 import type { PartitionWrite, PublishedBatch } from '../../activities/warehouse/types.ts';
 import { NON_RETRYABLE_TYPES, type PartitionFailureDetails, type PartitionNode, type PartitionResult, type RunPartitionsInput, type RunPartitionsResult } from '../../core/protocol.ts';
@@ -239,6 +240,86 @@ describe('partitions with nothing to commit', () => {
   });
 });
 
+describe('a batch of SQL partitions: their SQL runs in the commit, within the bounds of the batch', () => {
+  /** About 0.8 s of SQLite work per partition (a recursive count). */
+  const SLOW_SQL = 'WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 5000000) SELECT :partition AS day, COUNT(*) AS n FROM c';
+  const QUICK_SQL = 'SELECT :partition AS day, 1 AS n';
+  /** What a worker opens for a SQLite warehouse: the warehouse on a thread of its own, so that timers run while SQL does. */
+  let threaded: ThreadedWarehouse;
+  let commits: string[][];
+  beforeEach(() => {
+    threaded = new ThreadedWarehouse(join(dir, 'threaded.db'));
+    const publishMany = threaded.publishMany;
+    commits = [];
+    threaded.publishMany = async (writes) => {
+      const outcome = await publishMany(writes);
+      commits.push(outcome.published.map((_, i) => writes[i]!.partition));
+      return outcome;
+    };
+  });
+  afterEach(() => threaded.close());
+
+  const sqlActivities = () => createActivities({ warehouse: threaded, transforms: new Map(BUILTIN_TRANSFORMS), codeVersion: 'test' });
+  function runSql(sql: string, options: { count: number; timeout?: string; window?: RunPartitionsInput['window']; runKey?: string; activities?: ReturnType<typeof sqlActivities> }) {
+    const sqlNode: PartitionNode = { id: 'daily', transform: 'sql', sql, params: {}, checks: [], heartbeatTimeout: '30s', ...(options.timeout ? { timeout: options.timeout } : {}) };
+    const input: RunPartitionsInput = {
+      backfillId: 'bf-1',
+      runKey: options.runKey ?? 'run-1',
+      workflowId: 'backfill/bf-1/daily',
+      node: sqlNode,
+      partitions: keys.slice(0, options.count).map((key, index) => ({ index, key, window: { start: `${key}T00:00:00Z`, end: `${key}T23:59:59Z` }, inputs: [], throttled: 0 })),
+      maxAttempts: 3,
+      ...(options.window ? { window: options.window } : {}),
+    };
+    const activities = options.activities ?? sqlActivities();
+    const env = new MockActivityEnvironment({ attempt: 1 });
+    const heartbeats: number[][] = [];
+    env.on('heartbeat', (details: { finished: PartitionResult[] }) => heartbeats.push(details.finished.map((r) => r.index)));
+    return { result: env.run(activities.runPartitions, input) as Promise<RunPartitionsResult>, heartbeats };
+  }
+  /** What is published once the SQL the batch left behind has ended (the thread runs its calls in turn). */
+  const publishedSql = async () => (await threaded.ledger({ node: 'daily' })).filter((r) => r.status === 'published').map((r) => r.partition);
+
+  it(`a partition whose SQL takes ${COMMIT_AFTER_MS} ms or more commits alone and is checkpointed: its SQL counts as its work`, async () => {
+    const { result, heartbeats } = runSql(SLOW_SQL, { count: 3 });
+    expect((await result).finished).toHaveLength(3);
+    expect(commits).toEqual(keys.slice(0, 3).map((k) => [k]));
+    expect(heartbeats).toEqual([[0], [0, 1]]);
+  }, 30_000);
+
+  it("quick SQL partitions still commit together: the first alone, as its SQL is not measured yet; the worker remembers the node's measure", async () => {
+    const activities = sqlActivities();
+    expect((await runSql(QUICK_SQL, { count: 5, activities }).result).finished).toHaveLength(5);
+    expect(commits[0]).toEqual([keys[0]]);
+    // The first commit also created the dataset: it measured more than the SQL takes, and the next ones correct it.
+    expect(commits.length).toBeLessThan(5);
+    commits.length = 0;
+    expect((await runSql(QUICK_SQL, { count: 5, activities, runKey: 'run-2' }).result).finished).toHaveLength(5);
+    expect(commits).toEqual([keys]);
+  });
+
+  it("SQL that outlasts the node's timeout fails the attempt as a timeout (retried), and none of it is committed", async () => {
+    const began = Date.now();
+    const { result } = runSql(SLOW_SQL, { count: 3, timeout: '200ms' });
+    const { failure, details } = await failureOf(result);
+    expect(Date.now() - began).toBeLessThan(700);
+    expect([failure.type, failure.nonRetryable, details.failedIndex]).toEqual(['PartitionTimeout', false, 0]);
+    expect(await publishedSql()).toEqual([]);
+  }, 30_000);
+
+  it('SQL still running when the run window stops is left uncommitted, and its partitions are deferred to the next window', async () => {
+    const now = Date.now();
+    const stopBy = now + 300;
+    const { result } = runSql(SLOW_SQL, { count: 3, window: { notAfter: now + 100, stopBy } });
+    const outcome = await result;
+    expect(Date.now()).toBeLessThan(stopBy + 200);
+    expect(outcome.finished).toEqual([]);
+    expect(outcome.deferred).toBe(3);
+    expect(await publishedSql()).toEqual([]);
+    expect(commits).toEqual([[]]);
+  }, 30_000);
+});
+
 describe('PublishBuffer', () => {
   const pending = (workMs: number, rows = 1) => ({
     task: { index: 0, key: 'k', window: null, inputs: [], throttled: 0 },
@@ -258,6 +339,20 @@ describe('PublishBuffer', () => {
     expect(buffer.take()).toHaveLength(3);
     expect(buffer.size).toBe(0);
     expect(buffer.full()).toBe(false);
+  });
+
+  it("counts a partition's queued SQL as its work: as measured, or until measured as a long partition's", () => {
+    const sql = (transformMs: number) => ({ ...pending(transformMs, 0), write: { data: { rows: [], selects: [{ sql: 'SELECT 1', bindings: {} }] } } as unknown as PartitionWrite });
+    const unmeasured = new PublishBuffer();
+    unmeasured.add(sql(0));
+    expect(unmeasured.full()).toBe(true);
+    const quick = new PublishBuffer();
+    quick.add(sql(1), 5);
+    quick.add(sql(1), 5);
+    expect(quick.full()).toBe(false);
+    const slow = new PublishBuffer();
+    slow.add(sql(1), COMMIT_AFTER_MS);
+    expect(slow.full()).toBe(true);
   });
 
   it('is full with one long partition, with many rows, or with many partitions', () => {
