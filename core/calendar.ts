@@ -144,9 +144,11 @@ export function keyExample(grain: Grain): string {
   return KEY_EXAMPLES[grain];
 }
 
+/** Date.UTC reads years 0-99 as 1900-1999; no backfill reaches that far back, so keys start at year 1000. */
+const FIRST_YEAR = 1000;
+
 function validDate(year: number, month: number, day: number): number | undefined {
-  // Date.UTC reads years 0-99 as 1900-1999; no backfill reaches that far back.
-  if (year < 1000 || month < 1 || month > 12 || day < 1) return undefined;
+  if (year < FIRST_YEAR || month < 1 || month > 12 || day < 1) return undefined;
   const ms = Date.UTC(year, month - 1, day);
   return new Date(ms).getUTCDate() === day ? ms : undefined;
 }
@@ -165,7 +167,7 @@ export function parseKey(key: string, grain: Grain): number | undefined {
     case 'day':
       return validDate(year, a, b ?? 0);
     case 'week':
-      if (a < 1 || a > isoWeeksInYear(year)) return undefined;
+      if (year < FIRST_YEAR || a < 1 || a > isoWeeksInYear(year)) return undefined;
       return firstIsoMonday(year) + (a - 1) * WEEK_MS;
     case 'month':
       return validDate(year, a, 1);

@@ -160,6 +160,11 @@ describe('parseKey', () => {
       ['2024-01-00', 'day'],
       ['2024-1-01', 'day'],
       ['24-01-01', 'day'],
+      // Date.UTC would read years 0-99 as the 1900s.
+      ['0050-01-01', 'day'],
+      ['0050-01', 'month'],
+      ['0050-W01', 'week'],
+      ['0999-W10', 'week'],
       ['2024-03-01T24', 'hour'],
       ['2024-03-01T5', 'hour'],
       ['2024-03-01T05:00', 'hour'],
@@ -342,6 +347,9 @@ describe('parseInstant', () => {
       '2024/03/01',
       '20240301',
       '2024-3-1',
+      '0050-01-01',
+      '0050-03',
+      '0050-W01',
     ]) {
       expect(parseInstant(text), text).toBeUndefined();
     }
