@@ -4,6 +4,7 @@
  * workflow hands these to the partition activity; `--only-changed` recomputes what they
  * would pin now.
  */
+import { mappingKind } from './mapping.ts';
 import { mappedRange, type PlanNode } from './plan.ts';
 import type { PartitionInput } from './protocol.ts';
 
@@ -15,8 +16,9 @@ export function partitionInputs(node: PlanNode, index: number): PartitionInput[]
     if (hi <= lo) continue;
     const range = { node: edge.node, from: edge.full.key(lo), to: edge.full.key(hi - 1) };
     if (edge.full.grain !== 'static') inputs.push(range);
-    // Static keys do not sort by meaning: name them, or say "every partition" for mapping all.
-    else inputs.push(lo === 0 && hi === edge.full.size ? { ...range, all: true } : { ...range, keys: edge.full.keys(lo, hi) });
+    // Static keys do not sort by meaning: name them, or say "every partition" for mapping all
+    // (only then: an identity on a node of one key names that key, not every key ever published).
+    else inputs.push(mappingKind(edge.mapping) === 'all' ? { ...range, all: true } : { ...range, keys: edge.full.keys(lo, hi) });
   }
   return inputs;
 }

@@ -1,8 +1,14 @@
 /** What a partition reads: every upstream partition it maps to, within the backfill's range or not. */
-import { describe, expect, it } from 'vitest';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { partitionInputs } from '../../core/inputs.ts';
 import { expandPlan, planNode } from '../../core/plan.ts';
-import { parseRange, resolveSpec } from '../../core/spec.ts';
+import { parseRange, resolveSpec, type ResolvedSpec } from '../../core/spec.ts';
+import { SqliteWarehouse } from '../../activities/warehouse/sqlite/sqlite-dialect.ts';
+import type { Row } from '../../activities/warehouse/types.ts';
+import { write } from '../warehouse/suite.ts';
 
 const spec = resolveSpec({
   name: 'inputs',
@@ -52,5 +58,41 @@ describe('partitionInputs', () => {
   it('names static keys, or all of them for mapping all', () => {
     expect(inputsOf({}, 'by_region', 'us')).toEqual([{ node: 'regions', from: 'us', to: 'us', keys: ['us'] }]);
     expect(inputsOf({}, 'all_regions', '2024-05-01')).toEqual([{ node: 'regions', from: 'eu', to: 'apac', all: true }]);
+  });
+});
+
+/** What partition `key` of `node` reads with `sql` on a warehouse, pinned as the partition activity pins its inputs. */
+describe('what a partition reads in the warehouse', () => {
+  let dir: string;
+  let wh: SqliteWarehouse;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'backfill-inputs-'));
+    wh = new SqliteWarehouse(join(dir, 'w.db'));
+  });
+  afterEach(async () => {
+    await wh.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const publish = async (node: string, keys: string[]) => {
+    for (const key of keys) await wh.publish(write(node, key, { rows: [{ key }] }));
+  };
+  const reads = async (of: ResolvedSpec, node: string, key: string, sql: string): Promise<Row[]> => {
+    const planned = planNode(expandPlan(of), node);
+    return wh.query(sql, {}, await wh.pin(partitionInputs(planned, planned.partitions.indexOf(key))));
+  };
+
+  const regions = resolveSpec({
+    name: 'regions',
+    nodes: [
+      { id: 'regions', transform: 'noop', partitions: { keys: ['eu'] } },
+      { id: 'by_region', transform: 'noop', partitions: { keys: ['eu', 'us'] }, dependsOn: ['regions'] },
+    ],
+  });
+
+  it('a static identity on a node of one key reads that key, not every key an earlier spec published', async () => {
+    await publish('regions', ['eu', 'us']);
+    expect(partitionInputs(planNode(expandPlan(regions), 'by_region'), 0)).toEqual([{ node: 'regions', from: 'eu', to: 'eu', keys: ['eu'] }]);
+    expect(await reads(regions, 'by_region', 'eu', 'SELECT key FROM regions ORDER BY key')).toEqual([{ key: 'eu' }]);
   });
 });
