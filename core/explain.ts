@@ -7,7 +7,7 @@
  * present, not recomputed), and which the mapping names that the upstream node does not have.
  * With `--only-changed`, each node also says how many partitions run and why.
  */
-import { describeMapping, grainOf, upstreamRange } from './mapping.ts';
+import { describeMapping, grainOf, upstreamRange, type UpstreamRange } from './mapping.ts';
 import { RECOMPUTE_REASONS, type NodeDecision, type RecomputeReason } from './only-changed.ts';
 import type { Plan, PlanEdge, PlanNode } from './plan.ts';
 import { RangeSet } from './ranges.ts';
@@ -87,12 +87,22 @@ function sourceOffset(edge: PlanEdge): number {
   return edge.full.indexOf(edge.source.key(0));
 }
 
+/**
+ * Adds the periods of [namedLo, namedHi) that `size` partitions from index 0 do not hold: those
+ * before the first counted back from it in `before` (index -1 is 0), those after the last in `after`.
+ */
+function addBeyond(range: UpstreamRange, size: number, before: RangeSet, after: RangeSet): void {
+  const { namedLo, namedHi } = range;
+  if (namedLo < Math.min(namedHi, 0)) before.addRange(-Math.min(namedHi, 0), -namedLo);
+  if (namedHi > Math.max(namedLo, size)) after.addRange(Math.max(namedLo, size) - size, namedHi - size);
+}
+
 function explainEdge(edge: PlanEdge): EdgeExplanation {
   const waitsFor = new RangeSet();
   const read = new RangeSet();
+  const before = new RangeSet();
+  const after = new RangeSet();
   let waiting = 0;
-  let before = 0;
-  let after = 0;
   let missing = 0;
   const n = edge.target.size;
   for (let j = 0; j < n; j++) {
@@ -102,9 +112,8 @@ function explainEdge(edge: PlanEdge): EdgeExplanation {
     }
     const full = upstreamRange(edge.target, j, edge.full, edge.mapping);
     if (full.hi > full.lo) read.addRange(full.lo, full.hi);
-    // Ranges reaching before the first partition all end at it, so the widest is their union (the same after the last).
-    before = Math.max(before, full.before);
-    after = Math.max(after, full.after);
+    addBeyond(full, edge.full.size, before, after);
+    // Each static partition names its own key: a key one lacks is no other's.
     missing += full.missing;
   }
   const offset = sourceOffset(edge);
@@ -115,7 +124,7 @@ function explainEdge(edge: PlanEdge): EdgeExplanation {
     waiting,
     waitsFor: span((i) => edge.source.key(i), waitsFor),
     readsOutside: span((i) => edge.full.key(i), outside),
-    missing: missing + before + after,
+    missing: missing + before.size + after.size,
   };
 }
 

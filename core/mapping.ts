@@ -21,20 +21,21 @@ export function grainOf(partitions: ResolvedPartitions): Grain | 'static' {
 
 /**
  * The upstream partitions that partition `j` of `down` maps to: the index range [lo, hi) of
- * `up`'s partitions, and what the mapping named beyond them, which `up` does not have:
- * `before` partitions before its first and `after` after its last (a lag reaching back past
- * the start, a window sticking out of the range), or `missing` keys of a static node.
+ * `up`'s partitions, and [namedLo, namedHi), the periods the mapping names in the same index
+ * space before they are cut to `up`'s partitions (a lag reaching back past the first, a window
+ * sticking out past the last; the same as [lo, hi) for a static node or mapping `all`), or
+ * `missing`, 1 for a static key `up` lacks.
  */
-export type UpstreamRange = { lo: number; hi: number; before: number; after: number; missing: number };
+export type UpstreamRange = { lo: number; hi: number; namedLo: number; namedHi: number; missing: number };
 
 export function upstreamRange(down: NodePartitions, j: number, up: NodePartitions, mapping: Mapping): UpstreamRange {
   const kind = mappingKind(mapping);
-  if (kind === 'all') return { lo: 0, hi: up.size, before: 0, after: 0, missing: 0 };
+  if (kind === 'all') return { lo: 0, hi: up.size, namedLo: 0, namedHi: up.size, missing: 0 };
   if (down.grain === 'static') {
     const i = up.indexOf(down.key(j));
-    return i < 0 ? { lo: 0, hi: 0, before: 0, after: 0, missing: 1 } : { lo: i, hi: i + 1, before: 0, after: 0, missing: 0 };
+    return i < 0 ? { lo: 0, hi: 0, namedLo: 0, namedHi: 0, missing: 1 } : { lo: i, hi: i + 1, namedLo: i, namedHi: i + 1, missing: 0 };
   }
-  return timeRangeInto({ lo: 0, hi: 0, before: 0, after: 0, missing: 0 }, down, j, up, mapping);
+  return timeRangeInto({ lo: 0, hi: 0, namedLo: 0, namedHi: 0, missing: 0 }, down, j, up, mapping);
 }
 
 /**
@@ -47,7 +48,7 @@ export function upstreamRanges(down: NodePartitions, up: NodePartitions, mapping
   const lo = new Int32Array(n);
   const hi = new Int32Array(n);
   const timed = down.grain !== 'static' && mappingKind(mapping) !== 'all';
-  const scratch: UpstreamRange = { lo: 0, hi: 0, before: 0, after: 0, missing: 0 };
+  const scratch: UpstreamRange = { lo: 0, hi: 0, namedLo: 0, namedHi: 0, missing: 0 };
   for (let j = 0; j < n; j++) {
     const range = timed ? timeRangeInto(scratch, down, j, up, mapping) : upstreamRange(down, j, up, mapping);
     lo[j] = range.lo;
@@ -63,12 +64,10 @@ function timeRangeInto(out: UpstreamRange, down: NodePartitions, j: number, up: 
   const last = up.indexAt(down.endOf(start) - 1);
   const from = typeof mapping === 'string' ? 0 : mapping.lag.from;
   const to = typeof mapping === 'string' ? 0 : mapping.lag.to;
-  const wantLo = first + from;
-  const wantHi = mapping === 'identity' ? first + 1 : last + to + 1;
-  out.lo = min(max(wantLo, 0), up.size);
-  out.hi = min(max(wantHi, out.lo), up.size);
-  out.before = max(0, min(wantHi, 0) - wantLo);
-  out.after = max(0, wantHi - max(wantLo, up.size));
+  out.namedLo = first + from;
+  out.namedHi = mapping === 'identity' ? first + 1 : last + to + 1;
+  out.lo = min(max(out.namedLo, 0), up.size);
+  out.hi = min(max(out.namedHi, out.lo), up.size);
   out.missing = 0;
   return out;
 }

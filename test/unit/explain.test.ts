@@ -27,24 +27,24 @@ describe('upstreamRange', () => {
   const weeks = NodePartitions.of({ kind: 'time', grain: 'week', start: Date.UTC(2024, 0, 1), end: Date.UTC(2024, 0, 29) });
 
   it('names what a lag reaches back past the first partition', () => {
-    expect(upstreamRange(days, 2, days, { lag: { from: -6, to: 0 } })).toEqual({ lo: 0, hi: 3, before: 4, after: 0, missing: 0 });
-    expect(upstreamRange(days, 9, days, { lag: { from: -1, to: 2 } })).toEqual({ lo: 8, hi: 10, before: 0, after: 2, missing: 0 });
-    // Entirely before: nothing to wait for, all of it missing.
-    expect(upstreamRange(days, 0, days, { lag: { from: -3, to: -1 } })).toEqual({ lo: 0, hi: 0, before: 3, after: 0, missing: 0 });
+    expect(upstreamRange(days, 2, days, { lag: { from: -6, to: 0 } })).toEqual({ lo: 0, hi: 3, namedLo: -4, namedHi: 3, missing: 0 });
+    expect(upstreamRange(days, 9, days, { lag: { from: -1, to: 2 } })).toEqual({ lo: 8, hi: 10, namedLo: 8, namedHi: 12, missing: 0 });
+    // Entirely before: nothing to wait for, all of it named before the first.
+    expect(upstreamRange(days, 0, days, { lag: { from: -3, to: -1 } })).toEqual({ lo: 0, hi: 0, namedLo: -3, namedHi: 0, missing: 0 });
   });
 
   it('names the days of a week the daily node does not have', () => {
     // Week 2 (Jan 8–14) needs days 7..13, of which days 10..13 (Jan 11–14) are past the daily node's end.
-    expect(upstreamRange(weeks, 1, days, 'window')).toEqual({ lo: 7, hi: 10, before: 0, after: 4, missing: 0 });
-    expect(upstreamRange(weeks, 3, days, 'window')).toEqual({ lo: 10, hi: 10, before: 0, after: 7, missing: 0 });
+    expect(upstreamRange(weeks, 1, days, 'window')).toEqual({ lo: 7, hi: 10, namedLo: 7, namedHi: 14, missing: 0 });
+    expect(upstreamRange(weeks, 3, days, 'window')).toEqual({ lo: 10, hi: 10, namedLo: 21, namedHi: 28, missing: 0 });
   });
 
   it('names a static key the upstream node lacks, and never clamps mapping all', () => {
     const mine = NodePartitions.of({ kind: 'static', keys: ['a', 'b', 'c'] });
     const theirs = NodePartitions.of({ kind: 'static', keys: ['b', 'a'] });
-    expect(upstreamRange(mine, 0, theirs, 'identity')).toEqual({ lo: 1, hi: 2, before: 0, after: 0, missing: 0 });
-    expect(upstreamRange(mine, 2, theirs, 'identity')).toEqual({ lo: 0, hi: 0, before: 0, after: 0, missing: 1 });
-    expect(upstreamRange(mine, 2, days, 'all')).toEqual({ lo: 0, hi: 10, before: 0, after: 0, missing: 0 });
+    expect(upstreamRange(mine, 0, theirs, 'identity')).toEqual({ lo: 1, hi: 2, namedLo: 1, namedHi: 2, missing: 0 });
+    expect(upstreamRange(mine, 2, theirs, 'identity')).toEqual({ lo: 0, hi: 0, namedLo: 0, namedHi: 0, missing: 1 });
+    expect(upstreamRange(mine, 2, days, 'all')).toEqual({ lo: 0, hi: 10, namedLo: 0, namedHi: 10, missing: 0 });
   });
 });
 
@@ -82,6 +82,27 @@ describe('explainPlan on the example', () => {
     expect(lag.readsOutside).toEqual({ partitions: 2, runs: ['2024-01-01 … 2024-01-02'], moreRuns: 0 });
     expect(lag.missing).toBe(4);
     expect(e.totalPartitions).toBe(31);
+  });
+
+  it('counts each partition the mapping names that the upstream node does not have once, however many partitions name it', () => {
+    const plan = expandPlan(
+      resolveSpec({
+        name: 'missing',
+        nodes: [
+          { id: 'days', transform: 'noop', partitions: { grain: 'day', start: '2024-01-01', end: '2024-01-11' } },
+          { id: 'lagged', transform: 'noop', partitions: { grain: 'day', start: '2024-01-01', end: '2024-01-11' }, dependsOn: [{ node: 'days', mapping: { lag: { from: -10, to: -8 } } }] },
+          { id: 'weeks', transform: 'noop', partitions: { grain: 'week', start: '2024-01-01', end: '2024-02-05' }, dependsOn: ['days'] },
+          { id: 'regions', transform: 'noop', partitions: { keys: ['eu'] } },
+          { id: 'by_region', transform: 'noop', partitions: { keys: ['eu', 'us', 'apac'] }, dependsOn: ['regions'] },
+        ],
+      }),
+    );
+    const e = explainPlan(plan);
+    // 1 to 8 January name 22 December to 31 December: 10 days, not the 3 one partition names.
+    expect(byId(e, 'lagged').upstream[0]!.missing).toBe(10);
+    // W02 names 11 to 14 January, W03 to W05 three whole weeks: 4 + 21 days.
+    expect(byId(e, 'weeks').upstream[0]!.missing).toBe(25);
+    expect(byId(e, 'by_region').upstream[0]!.missing).toBe(2);
   });
 
   it('says static nodes take every key, and nodes out of the range run nothing', () => {
