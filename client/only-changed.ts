@@ -51,7 +51,7 @@ function pinnedNow(pointers: Pointers, input: PartitionInput): VersionRef[] {
 /** Digests of what partition `index` would read now; inputs shared by many partitions (mapping all) are hashed once. */
 function inputsNow(node: PlanNode, index: number, pointers: ReadonlyMap<string, Pointers>, cache: Map<string, string>): InputDigest[] {
   return partitionInputs(node, index).map((input) => {
-    const key = `${input.node}\u0000${input.from}\u0000${input.to}\u0000${input.all ? '*' : (input.keys ?? []).join(',')}`;
+    const key = `${input.node}\u0000${input.from}\u0000${input.to}\u0000${input.all ? '*' : input.keys ? `[${input.keys.join(',')}]` : ''}`;
     let digest = cache.get(key);
     if (digest === undefined) {
       digest = inputDigest(pinnedNow(pointers.get(input.node) ?? [], input));

@@ -10,7 +10,7 @@ import type { PlanSummary } from '../core/plan.ts';
 import { RECOMPUTE_REASONS } from '../core/only-changed.ts';
 import type { ChangeSummary } from './only-changed.ts';
 import type { NodeProgress, Progress } from '../core/protocol.ts';
-import type { LedgerRow } from '../activities/warehouse/types.ts';
+import type { InputVersions, LedgerRow } from '../activities/warehouse/types.ts';
 import type { Waiting } from './waiting.ts';
 
 /** A count with thousands separators; without Intl for whole numbers (its first use loads locale data: tens of ms at start). */
@@ -197,6 +197,14 @@ export function barPayload(n: NodeProgress) {
   return { details: parts.join(' · ') };
 }
 
+/** One upstream input of a version: `days 2024-01-02..2024-01-08 (7, v1 v2)`, or `(0)` when it read nothing of it. */
+function describeInput(i: InputVersions): string {
+  const range = i.from === i.to ? i.from : `${i.from}..${i.to}`;
+  if (i.partitions === 0) return `${i.node} ${range} (0)`;
+  const versions = i.versions ? Object.values(i.versions).map((x) => `v${x}`).filter((x, k, all) => all.indexOf(x) === k).join(' ') : `digest ${i.digest}`;
+  return `${i.node} ${range} (${i.partitions}, ${versions})`;
+}
+
 export function renderLineage(node: string, partition: string, versions: LedgerRow[]): string {
   if (versions.length === 0) return `${node} ${partition}: no version in the ledger`;
   const table = new Table({
@@ -217,7 +225,7 @@ export function renderLineage(node: string, partition: string, versions: LedgerR
       v.finishedAt,
       formatDuration(v.durationMs),
       v.cost === null ? '–' : number(v.cost),
-      v.inputs.map((i) => `${i.node} ${i.from === i.to ? i.from : `${i.from}..${i.to}`} (${i.partitions}, ${i.versions ? Object.values(i.versions).map((x) => `v${x}`).filter((x, k, all) => all.indexOf(x) === k).join(' ') : `digest ${i.digest}`})`).join('\n') || '–',
+      v.inputs.map(describeInput).join('\n') || '–',
     ]);
   }
   const current = versions.find((v) => v.current);

@@ -61,6 +61,15 @@ export class NodePartitions {
     return this.grain === 'static' ? this.staticKeys[index]! : formatKey(addPeriods(this.firstStart, this.grain, index), this.grain);
   }
 
+  /**
+   * The key of the period `index` periods after this node's first partition, one of its
+   * partitions or not (time grains only): what a lag reaching back past the first names.
+   */
+  periodKey(index: number): string {
+    if (this.grain === 'static') throw new TypeError('static partitions have no periods');
+    return formatKey(addPeriods(this.firstStart, this.grain, index), this.grain);
+  }
+
   /** Keys of the partitions [start, end). */
   keys(start = 0, end = this.count): string[] {
     const out: string[] = [];

@@ -10,7 +10,7 @@ import { formatInstant } from './calendar.ts';
 import { BackfillError } from './errors.ts';
 import { NodePartitions } from './partitions.ts';
 import { topologicalOrder } from './graph.ts';
-import { grainOf, upstreamRange, upstreamRanges } from './mapping.ts';
+import { grainOf, upstreamRanges } from './mapping.ts';
 import type { Mapping, PartitionRange, ResolvedNode, ResolvedPartitions, ResolvedSpec } from './spec.ts';
 
 export type PlanEdge = {
@@ -27,7 +27,7 @@ export type PlanEdge = {
   /**
    * The upstream node's partitions whatever the range: a partition reads every upstream
    * partition it maps to, also those outside the range (they are not waited for: they are
-   * treated as present), so its inputs are named in this index space (`mappedRange`).
+   * treated as present), so its inputs are named in this index space (`partitionInputs`).
    */
   full: NodePartitions;
   /** The downstream node's partitions (this edge's `j`). */
@@ -58,12 +58,6 @@ export type PlanStats = {
   /** The largest number of partitions that share one depth. */
   maxWidth: number;
 };
-
-/** The index range [lo, hi) of `up`'s partitions that partition `j` of `down` maps to (empty when lo == hi). */
-export function mappedRange(down: NodePartitions, j: number, up: NodePartitions, mapping: Mapping): [number, number] {
-  const range = upstreamRange(down, j, up, mapping);
-  return [range.lo, range.hi];
-}
 
 /**
  * `up` is the upstream node's partitions within the backfill's range (what partitions wait

@@ -377,4 +377,23 @@ describe('lineage output', () => {
     expect(staged).toMatch(/│ 2 \(current\)\s+│ published \(staged\)\s+│ bf-2/);
     expect(staged).toMatch(/│ 1\s+│ published\s+│ bf-1/);
   });
+
+  it('shows each input with its partitions and versions, and an input that read nothing as (0)', () => {
+    const row = (inputs: LedgerRow['inputs']): LedgerRow => ({
+      node: 'vs_yesterday', partition: '2024-01-05', version: 1, status: 'published', backfillId: 'bf', runKey: 'r', workflowId: 'w', rowCount: 1,
+      checksum: 'c'.repeat(64), schemaHash: 's', transform: 'sql', params: {}, codeVersion: 'code', inputs, attempt: 1, executions: 1,
+      startedAt: '2024-01-01T00:00:00.000Z', finishedAt: '2024-01-01T00:00:01.000Z', durationMs: 1000, previousVersion: null, error: null,
+      warnings: [], specHash: null, cost: null, current: true,
+    });
+    const text = stripVTControlCharacters(
+      renderLineage('vs_yesterday', '2024-01-05', [
+        row([
+          { node: 'days', from: '2024-01-04', to: '2024-01-04', partitions: 0, versions: {}, digest: 'd0' },
+          { node: 'weeks', from: '2024-01-01', to: '2024-01-02', partitions: 2, versions: { '2024-01-01': 1, '2024-01-02': 2 }, digest: 'd1' },
+        ]),
+      ]),
+    );
+    expect(text).toContain('days 2024-01-04 (0)');
+    expect(text).toContain('weeks 2024-01-01..2024-01-02 (2, v1 v2)');
+  });
 });

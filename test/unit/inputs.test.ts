@@ -30,6 +30,25 @@ const inputsOf = (range: ReturnType<typeof parseRange>, node: string, key: strin
   return partitionInputs(planned, planned.partitions.indexOf(key));
 };
 
+const inputsIn = (of: ResolvedSpec, node: string, key: string) => {
+  const planned = planNode(expandPlan(of), node);
+  return partitionInputs(planned, planned.partitions.indexOf(key));
+};
+
+/** Days 5 to 9 January; a week node running past them; a static node with a key its upstream lacks. */
+const edges = resolveSpec({
+  name: 'edges',
+  partitions: { grain: 'day', start: '2024-01-05', end: '2024-01-10' },
+  nodes: [
+    { id: 'days', transform: 'noop' },
+    { id: 'vs_yesterday', transform: 'noop', dependsOn: [{ node: 'days', mapping: { lag: { from: -1, to: -1 } } }] },
+    { id: 'vs_tomorrow', transform: 'noop', dependsOn: [{ node: 'days', mapping: { lag: { from: 1, to: 1 } } }] },
+    { id: 'weeks', transform: 'noop', partitions: { grain: 'week', end: '2024-01-29' }, dependsOn: ['days'] },
+    { id: 'regions', transform: 'noop', partitions: { keys: ['eu'] } },
+    { id: 'by_region', transform: 'noop', partitions: { keys: ['eu', 'us'] }, dependsOn: ['regions'] },
+  ],
+});
+
 describe('partitionInputs', () => {
   it('names the upstream partitions a partition maps to', () => {
     expect(inputsOf({}, 'rolling', '2024-03-10')).toEqual([{ node: 'daily', from: '2024-03-04', to: '2024-03-10' }]);
@@ -53,6 +72,13 @@ describe('partitionInputs', () => {
 
   it('stops at the upstream node\'s own bounds', () => {
     expect(inputsOf({}, 'rolling', '2024-01-02')).toEqual([{ node: 'daily', from: '2024-01-01', to: '2024-01-02' }]);
+  });
+
+  it('names every upstream node, with no keys where the mapping names no partition the node has', () => {
+    expect(inputsIn(edges, 'vs_yesterday', '2024-01-05')).toEqual([{ node: 'days', from: '2024-01-04', to: '2024-01-04', keys: [] }]);
+    expect(inputsIn(edges, 'vs_tomorrow', '2024-01-09')).toEqual([{ node: 'days', from: '2024-01-10', to: '2024-01-10', keys: [] }]);
+    expect(inputsIn(edges, 'weeks', '2024-W04')).toEqual([{ node: 'days', from: '2024-01-22', to: '2024-01-28', keys: [] }]);
+    expect(inputsIn(edges, 'by_region', 'us')).toEqual([{ node: 'regions', from: 'us', to: 'us', keys: [] }]);
   });
 
   it('names static keys, or all of them for mapping all', () => {
@@ -88,6 +114,19 @@ describe('what a partition reads in the warehouse', () => {
       { id: 'regions', transform: 'noop', partitions: { keys: ['eu'] } },
       { id: 'by_region', transform: 'noop', partitions: { keys: ['eu', 'us'] }, dependsOn: ['regions'] },
     ],
+  });
+
+  it('a partition whose mapping names no partition its upstream node has reads none of it, not the whole dataset', async () => {
+    await publish('days', ['2024-01-05', '2024-01-06', '2024-01-07', '2024-01-08', '2024-01-09']);
+    await publish('regions', ['eu', 'us']);
+    const count = 'SELECT COUNT(*) AS n FROM days';
+    // The first day's yesterday, the last day's tomorrow and a week past the days: none published.
+    expect(await reads(edges, 'vs_yesterday', '2024-01-05', count)).toEqual([{ n: 0 }]);
+    expect(await reads(edges, 'vs_yesterday', '2024-01-06', count)).toEqual([{ n: 1 }]);
+    expect(await reads(edges, 'vs_tomorrow', '2024-01-09', count)).toEqual([{ n: 0 }]);
+    expect(await reads(edges, 'weeks', '2024-W04', count)).toEqual([{ n: 0 }]);
+    // regions 'us' was published by an earlier spec; this one's regions has no 'us'.
+    expect(await reads(edges, 'by_region', 'us', 'SELECT key FROM regions')).toEqual([]);
   });
 
   it('a static identity on a node of one key reads that key, not every key an earlier spec published', async () => {

@@ -102,4 +102,27 @@ describe('changedPartitions', () => {
     // rolling 01-05 and 01-06 read days before the range, in the full run and in this one alike.
     for (const node of narrow.nodes) expect(changes.decisions.get(node.id)!.run.size, node.id).toBe(0);
   });
+
+  it('a version that recorded no input for a dependency (it read the whole upstream dataset) runs again, once', async () => {
+    const spec = resolveSpec({
+      name: 'edges',
+      partitions: { grain: 'day', start: '2024-01-05', end: '2024-01-08' },
+      nodes: [
+        { id: 'days', transform: 'gen' },
+        { id: 'vs_yesterday', transform: 'sql', sql: 'SELECT COUNT(*) AS n FROM days', dependsOn: [{ node: 'days', mapping: { lag: { from: -1, to: -1 } } }] },
+      ],
+    });
+    const plan = expandPlan(spec);
+    await run(plan, 'first');
+    // As a release that left the input out published the first day: no input recorded.
+    const first = plan.byId.get('vs_yesterday')!;
+    expect(partitionInputs(first, 0)).toHaveLength(1);
+    const row = { node: 'vs_yesterday', partition: '2024-01-05', backfillId: 'old', runKey: 'old', workflowId: 'w', data: { rows: [{ n: 3 }], selects: [] } };
+    await warehouse.publish({ ...row, checks: [], transform: 'sql', params: {}, codeVersion: CODE, inputs: [], attempt: 1, startedAt: Date.now() });
+    const changes = await changedPartitions(plan, warehouse, CODE);
+    expect(counts(changes)).toEqual({ days: 0, vs_yesterday: 1 });
+    expect(changes.decisions.get('vs_yesterday')!.reasons.inputs).toBe(1);
+    await run(plan, 'second', ['vs_yesterday']);
+    expect(counts(await changedPartitions(plan, warehouse, CODE))).toEqual({ days: 0, vs_yesterday: 0 });
+  });
 });

@@ -54,6 +54,14 @@ describe('NodePartitions of time partitions', () => {
     expect(() => days.key(-1)).toThrow(/outside 0\.\.1/);
   });
 
+  it('periodKey names the periods before and after the partitions too', () => {
+    const days = NodePartitions.of(time('day', '2024-01-01', '2024-01-03'));
+    expect([-2, -1, 0, 1, 2].map((i) => days.periodKey(i))).toEqual(['2023-12-30', '2023-12-31', '2024-01-01', '2024-01-02', '2024-01-03']);
+    const weeks = NodePartitions.of(time('week', '2024-01-01', '2024-01-08'));
+    expect(weeks.periodKey(-1)).toBe('2023-W52');
+    expect(NodePartitions.of(time('month', '2024-01-01', '2024-02-01')).periodKey(-13)).toBe('2022-12');
+  });
+
   it('narrows to a range by overlap', () => {
     const spec = time('day', '2024-01-01', '2024-03-01');
     const narrowed = NodePartitions.of(spec, { from: at('2024-01-15T12:00:00'), to: at('2024-01-18') });
@@ -82,6 +90,7 @@ describe('NodePartitions of static keys', () => {
   it('has no windows and no time index', () => {
     expect(regions.window(0)).toBeUndefined();
     expect(() => regions.indexAt(0)).toThrow(TypeError);
+    expect(() => regions.periodKey(0)).toThrow(TypeError);
   });
 });
 

@@ -513,6 +513,30 @@ export function warehouseSuite(kind: Warehouse['kind'], open: WarehouseFactory):
       expect(await wh.query('SELECT days, pairs FROM report')).toEqual([{ days: 5, pairs: 10 }]);
     });
 
+    it('an input that lists no keys reads none of its node: FROM <node> is empty, not every published partition', async () => {
+      await seed();
+      await wh.publish(write('regions', 'eu', { rows: [{ region: 'eu' }] }));
+      // What a partition reads when its mapping names no partition its upstream node has.
+      const none = [
+        { node: 'daily', from: '2023-12-31', to: '2023-12-31', keys: [] },
+        { node: 'regions', from: 'us', to: 'us', keys: [] },
+      ];
+      const sql = 'SELECT (SELECT COUNT(*) FROM daily) AS days, (SELECT COUNT(*) FROM regions) AS regions';
+      await wh.publish(write('report', 'us', { selects: [{ sql, bindings: {} }], inputs: none }));
+      expect(await wh.query('SELECT days, regions FROM report')).toEqual([{ days: 0, regions: 0 }]);
+      const pinned = await wh.pin(none);
+      expect(pinned.map((p) => p.versions)).toEqual([[], []]);
+      expect(await wh.query(sql, {}, pinned)).toEqual([{ days: 0, regions: 0 }]);
+      expect((await wh.pin(none, { runKey: 'run-1' })).map((p) => p.versions)).toEqual([[], []]);
+      const [row] = await wh.ledger({ node: 'report' });
+      expect(row!.inputs).toEqual([
+        expect.objectContaining({ node: 'daily', from: '2023-12-31', to: '2023-12-31', partitions: 0, versions: {} }),
+        expect.objectContaining({ node: 'regions', from: 'us', to: 'us', partitions: 0, versions: {} }),
+      ]);
+      // The plain name is still the only way in.
+      expect(await rejection(wh.query(`SELECT COUNT(*) AS n FROM ${raw.view('daily')}`, {}, pinned))).toBeInstanceOf(SqlError);
+    });
+
     it('pins what a transform read: a newer upstream version does not change its reads or its lineage', async () => {
       await seed();
       const inputs = [{ node: 'daily', from: '2024-01-01', to: '2024-01-02' }];
