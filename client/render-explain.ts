@@ -24,10 +24,16 @@ export function explainDocument(explanation: Explanation, details?: ReadonlyMap<
   return { ...explanation, nodes: explanation.nodes.map((n) => (n.changed ? { ...n, changed: { ...n.changed, details: details.get(n.id) ?? null } } : n)) };
 }
 
+/** What the mapping names that the upstream node does not have, and what is read of it. */
+function missingPart(edge: EdgeExplanation): string {
+  if (edge.grain === 'static') return `the mapping names ${plural(edge.missing, 'key')} ${edge.node} does not have: reads none of them`;
+  return `the mapping names ${plural(edge.missing, 'partition')} outside ${edge.node} (before its start or after its end): reads them as published, never computes them`;
+}
+
 function edgeLine(edge: EdgeExplanation): string {
   const parts = [`waits on ${edge.node} through ${edge.mapping}: ${plural(edge.waiting, 'partition')} ${edge.waiting === 1 ? 'waits' : 'wait'} for ${number(edge.waitsFor.partitions)} of it${keys(edge.waitsFor)}`];
   if (edge.readsOutside.partitions > 0) parts.push(`reads ${number(edge.readsOutside.partitions)} outside the range as published${keys(edge.readsOutside)}, not recomputed`);
-  if (edge.missing > 0) parts.push(`the mapping names ${plural(edge.missing, 'partition')} ${edge.node} does not have (before its start or after its end)`);
+  if (edge.missing > 0) parts.push(missingPart(edge));
   return `    ${parts.join('; ')}`;
 }
 

@@ -4,7 +4,8 @@
  * coarser node's partition that sticks out of the range widens the backfill. Each upstream
  * edge says through which mapping the node waits on which upstream partitions of the
  * backfill, which upstream partitions outside the range it reads as they are (treated as
- * present, not recomputed), and which the mapping names that the upstream node does not have.
+ * present, not recomputed), and which the mapping names that the upstream node does not have
+ * (read as far as published, for periods outside the node's own).
  * With `--only-changed`, each node also says how many partitions run and why.
  */
 import { describeMapping, grainOf, upstreamRange, type UpstreamRange } from './mapping.ts';
@@ -21,6 +22,8 @@ const RUNS = 3;
 
 export type EdgeExplanation = {
   node: string;
+  /** The grain of `node`, or `static`. */
+  grain: string;
   mapping: string;
   /** Partitions of this node that wait for partitions of `node` in the backfill. */
   waiting: number;
@@ -28,7 +31,11 @@ export type EdgeExplanation = {
   waitsFor: KeySpan;
   /** Distinct partitions of `node` outside the backfill's range that this node reads: treated as present, not recomputed. */
   readsOutside: KeySpan;
-  /** Partitions the mapping names that `node` does not have (before its first or after its last partition, or keys it lacks). */
+  /**
+   * Partitions the mapping names that `node` does not have: periods before its first or after
+   * its last partition, which are read as far as they are published (an earlier backfill's),
+   * or static keys it lacks, which read nothing.
+   */
   missing: number;
 };
 
@@ -120,6 +127,7 @@ function explainEdge(edge: PlanEdge): EdgeExplanation {
   const outside = read.minus(RangeSet.of([offset, offset + edge.source.size]));
   return {
     node: edge.node,
+    grain: edge.full.grain,
     mapping: describeMapping(edge.mapping),
     waiting,
     waitsFor: span((i) => edge.source.key(i), waitsFor),

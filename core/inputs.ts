@@ -4,7 +4,7 @@
  * workflow hands these to the partition activity; `--only-changed` recomputes what they
  * would pin now.
  */
-import { mappingKind, upstreamRange, type UpstreamRange } from './mapping.ts';
+import { mappingKind, upstreamRange } from './mapping.ts';
 import type { PlanEdge, PlanNode } from './plan.ts';
 import type { PartitionInput } from './protocol.ts';
 
@@ -14,28 +14,20 @@ export function partitionInputs(node: PlanNode, index: number): PartitionInput[]
 }
 
 /**
- * What partition `index` reads of one upstream node: every upstream partition it maps to,
- * within the backfill's range or not (see PlanEdge.full). When the mapping names none the
- * node has, the input lists no keys, so that `FROM <node>` shows nothing rather than the
- * whole dataset.
+ * What partition `index` reads of one upstream node. Of a time node: every period its mapping
+ * names, within the backfill's range or not (see PlanEdge.full), and also before or after the
+ * node's own partitions: a rolling window on the spec's first day reads whatever of the days
+ * before it an earlier backfill published (they are not waited for: see Readiness). Of a
+ * static node: its key, or every key for mapping `all`; a key the node lacks lists no keys, so
+ * that `FROM <node>` shows nothing rather than the whole dataset.
  */
 function edgeInput(edge: PlanEdge, index: number): PartitionInput {
   const { node, full } = edge;
   const range = upstreamRange(edge.target, index, full, edge.mapping);
-  if (range.hi <= range.lo) return { node, ...namedKeys(edge, index, range), keys: [] };
-  const from = full.key(range.lo);
-  const to = full.key(range.hi - 1);
-  if (full.grain !== 'static') return { node, from, to };
+  if (full.grain !== 'static') return { node, from: full.periodKey(range.namedLo), to: full.periodKey(range.namedHi - 1) };
   // Static keys do not sort by meaning: name them, or say "every partition" for mapping all
   // (only then: an identity on a node of one key names that key, not every key ever published).
-  return mappingKind(edge.mapping) === 'all' ? { node, from, to, all: true } : { node, from, to, keys: full.keys(range.lo, range.hi) };
-}
-
-/** What a mapping names of a node that has none of it, for lineage: the periods, or the static key the node lacks. */
-function namedKeys(edge: PlanEdge, index: number, range: UpstreamRange): { from: string; to: string } {
-  if (edge.full.grain === 'static') {
-    const key = edge.target.key(index);
-    return { from: key, to: key };
-  }
-  return { from: edge.full.periodKey(range.namedLo), to: edge.full.periodKey(range.namedHi - 1) };
+  if (mappingKind(edge.mapping) === 'all') return { node, from: full.key(0), to: full.key(full.size - 1), all: true };
+  const key = edge.target.key(index);
+  return { node, from: key, to: key, keys: full.keys(range.lo, range.hi) };
 }

@@ -27,7 +27,8 @@ export type PlanEdge = {
   /**
    * The upstream node's partitions whatever the range: a partition reads every upstream
    * partition it maps to, also those outside the range (they are not waited for: they are
-   * treated as present), so its inputs are named in this index space (`partitionInputs`).
+   * treated as present), and of a time node the periods before and after them too, so its
+   * inputs are named in this index space (`partitionInputs`).
    */
   full: NodePartitions;
   /** The downstream node's partitions (this edge's `j`). */

@@ -70,9 +70,9 @@ describe('partitionInputs', () => {
   });
   const plan = expandPlan(spec);
 
-  it('names a key range for time grains, clamped to the plan', () => {
+  it('names a key range for time grains, reaching before the first partition', () => {
     expect(partitionInputs(planNode(plan, 'rolling'), 5)).toEqual([{ node: 'days', from: '2024-01-04', to: '2024-01-06' }]);
-    expect(partitionInputs(planNode(plan, 'rolling'), 0)).toEqual([{ node: 'days', from: '2024-01-01', to: '2024-01-01' }]);
+    expect(partitionInputs(planNode(plan, 'rolling'), 0)).toEqual([{ node: 'days', from: '2023-12-30', to: '2024-01-01' }]);
     expect(partitionInputs(planNode(plan, 'weeks'), 1)).toEqual([{ node: 'days', from: '2024-01-08', to: '2024-01-14' }]);
     expect(partitionInputs(planNode(plan, 'days'), 0)).toEqual([]);
   });

@@ -70,14 +70,19 @@ describe('partitionInputs', () => {
     expect(edge.source.keys(edge.lo[j], edge.hi[j])).toEqual(['2024-03-03']);
   });
 
-  it('stops at the upstream node\'s own bounds', () => {
-    expect(inputsOf({}, 'rolling', '2024-01-02')).toEqual([{ node: 'daily', from: '2024-01-01', to: '2024-01-02' }]);
+  it('reaches before and after the upstream node\'s own partitions: those are read as published, not waited for', () => {
+    expect(inputsOf({}, 'rolling', '2024-01-02')).toEqual([{ node: 'daily', from: '2023-12-27', to: '2024-01-02' }]);
+    // Week 1 of 2025 starts on 30 December 2024 and ends after the daily node.
+    expect(inputsOf({}, 'weekly', '2025-W01')).toEqual([{ node: 'daily', from: '2024-12-30', to: '2025-01-05' }]);
+    const rolling = planNode(expandPlan(spec), 'rolling');
+    expect(rolling.upstream[0]!.lo[1]).toBe(0);
+    expect(rolling.upstream[0]!.hi[1]).toBe(2);
   });
 
-  it('names every upstream node, with no keys where the mapping names no partition the node has', () => {
-    expect(inputsIn(edges, 'vs_yesterday', '2024-01-05')).toEqual([{ node: 'days', from: '2024-01-04', to: '2024-01-04', keys: [] }]);
-    expect(inputsIn(edges, 'vs_tomorrow', '2024-01-09')).toEqual([{ node: 'days', from: '2024-01-10', to: '2024-01-10', keys: [] }]);
-    expect(inputsIn(edges, 'weeks', '2024-W04')).toEqual([{ node: 'days', from: '2024-01-22', to: '2024-01-28', keys: [] }]);
+  it('names every upstream node: the periods its mapping names, the node\'s partitions or not, and no keys for a static key it lacks', () => {
+    expect(inputsIn(edges, 'vs_yesterday', '2024-01-05')).toEqual([{ node: 'days', from: '2024-01-04', to: '2024-01-04' }]);
+    expect(inputsIn(edges, 'vs_tomorrow', '2024-01-09')).toEqual([{ node: 'days', from: '2024-01-10', to: '2024-01-10' }]);
+    expect(inputsIn(edges, 'weeks', '2024-W04')).toEqual([{ node: 'days', from: '2024-01-22', to: '2024-01-28' }]);
     expect(inputsIn(edges, 'by_region', 'us')).toEqual([{ node: 'regions', from: 'us', to: 'us', keys: [] }]);
   });
 
@@ -127,6 +132,29 @@ describe('what a partition reads in the warehouse', () => {
     expect(await reads(edges, 'weeks', '2024-W04', count)).toEqual([{ n: 0 }]);
     // regions 'us' was published by an earlier spec; this one's regions has no 'us'.
     expect(await reads(edges, 'by_region', 'us', 'SELECT key FROM regions')).toEqual([]);
+  });
+
+  it('a rolling window on the first day reads the days an earlier backfill published before the spec\'s start', async () => {
+    const shop = resolveSpec({
+      name: 'shop',
+      partitions: { grain: 'day', start: '2024-01-01', end: '2024-02-01' },
+      nodes: [
+        { id: 'daily_revenue', transform: 'noop' },
+        { id: 'revenue_7d', transform: 'noop', dependsOn: [{ node: 'daily_revenue', mapping: { lag: { from: -6, to: 0 } } }] },
+      ],
+    });
+    // 2023-12-26 to 2023-12-31 were published by an earlier backfill; 2023-12-25 is outside the window.
+    await publish('daily_revenue', ['2023-12-25', '2023-12-26', '2023-12-27', '2023-12-28', '2023-12-29', '2023-12-30', '2023-12-31', '2024-01-01']);
+    expect(await reads(shop, 'revenue_7d', '2024-01-01', 'SELECT COUNT(*) AS days, MIN(key) AS first FROM daily_revenue')).toEqual([{ days: 7, first: '2023-12-26' }]);
+    // It does not wait for them: only 2024-01-01 is in the plan.
+    const edge = planNode(expandPlan(shop), 'revenue_7d').upstream[0]!;
+    expect(edge.source.keys(edge.lo[0]!, edge.hi[0]!)).toEqual(['2024-01-01']);
+  });
+
+  it('a partition reads the published days around the spec its mapping names: yesterday before the first, a week past the days', async () => {
+    await publish('days', ['2024-01-04', '2024-01-05', '2024-01-20', '2024-01-22']);
+    expect(await reads(edges, 'vs_yesterday', '2024-01-05', 'SELECT key FROM days')).toEqual([{ key: '2024-01-04' }]);
+    expect(await reads(edges, 'weeks', '2024-W04', 'SELECT key FROM days')).toEqual([{ key: '2024-01-22' }]);
   });
 
   it('a static identity on a node of one key reads that key, not every key an earlier spec published', async () => {
