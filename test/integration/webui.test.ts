@@ -169,7 +169,7 @@ describe('the Temporal Web UI', () => {
     const actions = await sectionText(page, 'Current Details', DONE);
     expect(actions).toContain(`Recent actions (1 of 1; backfill audit ${id} lists them all)`);
     const who = client.identity.replace(/[.*+?^$()|[\]\\{}]/g, '\\$&');
-    expect(actions).toMatch(new RegExp(`^\\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\dZ\\s+start\\s+${who}\\s+—\\s+started with ${PLAN.totalPartitions} partitions$`, 'm'));
+    expect(actions).toMatch(new RegExp(`^\\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\dZ\\s+start\\s+${who} \\(declared\\)\\s+—\\s+started with ${PLAN.totalPartitions} partitions$`, 'm'));
     // "Press R for freshness": the same page, newer details.
     await waitFor(
       'the current details to show more partitions done',
