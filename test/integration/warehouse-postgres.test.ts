@@ -7,6 +7,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PostgresWarehouse } from '../../activities/warehouse/postgres/postgres-dialect.ts';
 import { START_FUNCTION } from '../../activities/warehouse/postgres/publish-start.ts';
+import { actsOutside } from '../../activities/warehouse/postgres/spec-sql.ts';
 import { SqliteWarehouse } from '../../activities/warehouse/sqlite/sqlite-dialect.ts';
 import { quoteIdent, versionsTable } from '../../activities/warehouse/sql.ts';
 import { SqlError, type PartitionWrite, type Row } from '../../activities/warehouse/types.ts';
@@ -28,8 +29,11 @@ beforeAll(async () => {
   await admin.connect();
   await admin.query(`CREATE DATABASE ${database}`);
 });
+/** Roles a test made, dropped with the database, whose objects they own. */
+const roles: string[] = [];
 afterAll(async () => {
   await admin.query(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`);
+  for (const role of roles) await admin.query(`DROP ROLE IF EXISTS ${role}`);
   await admin.end();
 });
 
@@ -39,7 +43,8 @@ async function fresh(): Promise<{ warehouse: PostgresWarehouse; url: string; raw
   await execIn(urlFor(database), `CREATE SCHEMA ${name}`);
   const url = urlFor(database, name);
   const internal = `${name}_internal`;
-  const warehouse = new PostgresWarehouse(url, { schema: internal });
+  // The tests connect as a superuser: its warning has a test of its own.
+  const warehouse = new PostgresWarehouse(url, { schema: internal, warn: () => undefined });
   const raw: RawAccess = {
     exec: (sql) => execIn(url, sql),
     rows: async (sql) => {
@@ -228,6 +233,12 @@ describe('postgres: its own storage', () => {
         `SELECT * FROM ts_stat('SELECT to_tsvector(node) FROM ${raw.ledgerTable.replaceAll("'", "''")}')`,
         `SELECT query_to_xml('SELECT * FROM ${raw.ledgerTable.replaceAll("'", "''")}', true, false, '') AS x`,
         'SELECT 1 AS x FOR UPDATE',
+        // The server's files, which a superuser role reads.
+        "SELECT split_part(pg_read_file('/etc/passwd'), E'\\n', 1) AS line",
+        "SELECT COUNT(*) AS n FROM pg_catalog.pg_ls_dir('.') AS f",
+        "SELECT (pg_stat_file('postgresql.conf')).size AS n",
+        "SELECT pg_logical_emit_message(true, 'backfill', 'x') AS lsn",
+        'SELECT PG_TERMINATE_BACKEND(pg_backend_pid()) AS x',
       ];
       for (const sql of sqls) {
         const error = await rejection(warehouse.publish(write('bad', 'k', { selects: [{ sql, bindings: {} }] })));
@@ -239,6 +250,48 @@ describe('postgres: its own storage', () => {
     } finally {
       await cleanup();
     }
+  });
+
+  it('refuses every function PostgreSQL keeps from PUBLIC, and those that change the server', async () => {
+    const { rows } = await admin.query<{ name: string }>(
+      `SELECT DISTINCT p.proname AS name FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+       WHERE n.nspname = 'pg_catalog' AND p.proacl IS NOT NULL
+         AND NOT EXISTS (SELECT 1 FROM aclexplode(p.proacl) a WHERE a.grantee = 0 AND a.privilege_type = 'EXECUTE')`,
+    );
+    expect(rows.length).toBeGreaterThan(30);
+    const changing = ['pg_reload_conf', 'pg_rotate_logfile', 'pg_create_logical_replication_slot', 'pg_drop_replication_slot', 'pg_logical_slot_get_changes', 'pg_replication_slot_advance', 'brin_summarize_range', 'pg_cancel_backend', 'lo_import'];
+    expect([...rows.map((r) => r.name), ...changing].filter((name) => !actsOutside(name))).toEqual([]);
+    expect(['count', 'pg_backend_pid', 'now', 'coalesce', 'pg_get_viewdef'].filter(actsOutside)).toEqual([]);
+  });
+
+  it('warns once at start-up when its role is a superuser, and not with a role made as docker-compose.yml makes it', async () => {
+    const { rows } = await admin.query<{ superuser: boolean }>('SELECT rolsuper AS superuser FROM pg_roles WHERE rolname = current_user');
+    expect(rows, 'the tests connect as a superuser').toEqual([{ superuser: true }]);
+    const use = async (url: string, schema: string) => {
+      const warnings: string[] = [];
+      const warehouse = new PostgresWarehouse(url, { schema, warn: (message) => warnings.push(message) });
+      try {
+        await warehouse.publish(write('orders', 'k', { rows: ORDERS }));
+        expect(await warehouse.query('SELECT COUNT(*) AS n FROM orders')).toEqual([{ n: 3 }]);
+        await warehouse.publish(write('orders', 'k2', { rows: ORDERS }));
+      } finally {
+        await warehouse.close();
+      }
+      return warnings;
+    };
+    const schema = `su_${randomUUID().slice(0, 8)}`;
+    await execIn(urlFor(database), `CREATE SCHEMA ${schema}`);
+    expect(await use(urlFor(database, schema), `${schema}_internal`)).toEqual([expect.stringMatching(/connects as \w+, a superuser\..*Connect the workers with a role that is not superuser \(docs\/deploying.md/)]);
+
+    // deploy/compose/warehouse-role.sh: CONNECT, TEMPORARY and CREATE on the database; the views go in the schema of the role's name.
+    const role = `bf_worker_${randomUUID().slice(0, 8)}`;
+    roles.push(role);
+    await admin.query(`CREATE ROLE ${role} LOGIN NOSUPERUSER PASSWORD 'worker'`);
+    await admin.query(`GRANT CONNECT, TEMPORARY, CREATE ON DATABASE ${database} TO ${role}`);
+    const url = new URL(urlFor(database));
+    url.username = role;
+    url.password = 'worker';
+    expect(await use(url.toString(), role)).toEqual([]);
   });
 
   it('starts a publish with its own function, which runs only as the statement backfill sends', async () => {
