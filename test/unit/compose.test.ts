@@ -194,6 +194,26 @@ describe('docker-compose.yml', () => {
     expect(problems).toEqual([]);
   });
 
+  it("connects the workers to the warehouse as a role that is not its superuser, which a mounted init script creates", () => {
+    const problems: string[] = [];
+    const warehouse = services.warehouse ?? {};
+    const superuser = environment(warehouse).get('POSTGRES_USER') ?? 'postgres';
+    for (const [name, service] of named.filter(([, service]) => isWorker(service))) {
+      const location = environment(service).get('BACKFILL_WAREHOUSE') ?? '';
+      const user = /^postgres(?:ql)?:\/\/([^:@/]+)/.exec(location)?.[1];
+      if (user === undefined) problems.push(`service "${name}": BACKFILL_WAREHOUSE names no PostgreSQL user`);
+      else if (user === superuser) problems.push(`service "${name}" connects to the warehouse as ${user}, its superuser (POSTGRES_USER)`);
+    }
+    const init = repoMounts(warehouse).filter(({ target }) => target.startsWith('/docker-entrypoint-initdb.d/'));
+    if (init.length === 0) problems.push('service "warehouse" mounts no init script to create the workers\' role');
+    for (const { source } of init) {
+      const path = join(ROOT, source);
+      if (existsSync(path) && !/NOSUPERUSER/.test(readFileSync(path, 'utf8'))) problems.push(`service "warehouse": ${source} does not create a role with NOSUPERUSER`);
+      if (existsSync(path) && (statSync(path).mode & 0o111) === 0) problems.push(`service "warehouse": ${source} is not executable, so the image would source it into its own shell`);
+    }
+    expect(problems).toEqual([]);
+  });
+
   it('builds from contexts that have a Dockerfile', () => {
     const problems = named.flatMap(([name, { build }]) => {
       if (build === undefined) return [];

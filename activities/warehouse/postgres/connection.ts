@@ -15,6 +15,8 @@ export type PostgresOptions = {
   schema?: string;
   /** Connections in the pool (default 10): the most partitions this process publishes at once. */
   poolSize?: number;
+  /** Where the warehouse's start-up warnings go (default `console.warn`). */
+  warn?: (message: string) => void;
 };
 
 export const DEFAULT_SCHEMA = 'backfill';

@@ -93,6 +93,8 @@ export class PostgresDialect implements Dialect {
   readonly numbered = new Map<string, { text: string; names: string[] }>();
   /** The columns spec SQL yields, by its scoped text and its upstreams' column types (`PostgresSession.probeKey`). */
   readonly probed = new Map<string, Wanted[]>();
+  private readonly warn: (message: string) => void;
+  private warnedSuperuser = false;
 
   /** `options` win over the URL's own `backfill_schema` and `backfill_pool_size` (connection.ts). */
   constructor(url: string, options: PostgresOptions = {}) {
@@ -101,6 +103,7 @@ export class PostgresDialect implements Dialect {
     const connection = connectionUrl(settings.url);
     this.password = connection.password;
     this.schema = options.schema ?? settings.options.schema ?? DEFAULT_SCHEMA;
+    this.warn = options.warn ?? ((message) => console.warn(message));
     assertSchemaName(this.schema, url);
     this.pool = new pg.Pool({
       connectionString: connection.url,
@@ -167,9 +170,26 @@ export class PostgresDialect implements Dialect {
       );
     }
     this.viewSchema = row.schema;
+    await this.warnIfSuperuser(session);
     // The start of a publish in one round trip (publish-start.ts): backfill's own, called by no one else.
     await session.run(startDdl(this.schema));
     await session.run(`REVOKE EXECUTE ON FUNCTION ${startSignature(this.schema)} FROM PUBLIC`);
+  }
+
+  /**
+   * Spec SQL runs with the workers' role. A superuser reaches what the door for spec SQL is not
+   * made to hold back (the server's files, every table, other sessions): said once, not refused,
+   * since the warehouse still works.
+   */
+  private async warnIfSuperuser(session: Session): Promise<void> {
+    if (this.warnedSuperuser) return;
+    const [role] = await session.all<{ name: string; superuser: boolean }>('SELECT rolname AS name, rolsuper AS superuser FROM pg_roles WHERE rolname = current_user');
+    if (!role?.superuser) return;
+    this.warnedSuperuser = true;
+    this.warn(
+      `warning: the PostgreSQL warehouse ${this.location} connects as ${role.name}, a superuser. Spec SQL runs with that role, and a superuser reaches more than backfill's checks of spec SQL hold back (the server's files, every table, other sessions). ` +
+        `Connect the workers with a role that is not superuser (docs/deploying.md, "The workers' database role").`,
+    );
   }
 
   typeOf = typeOfValue;
