@@ -61,6 +61,17 @@ async function fresh(): Promise<{ warehouse: PostgresWarehouse; url: string; raw
     ledgerTable: `${quoteIdent(internal)}.ledger`,
     view: (view) => `${quoteIdent(name)}.${quoteIdent(view)}`,
     scopeTable: 'pg_temp.backfill_scope',
+    catalogReads: [
+      "SELECT attname, COALESCE(most_common_vals::text, histogram_bounds::text) AS vals FROM pg_stats WHERE tablename = 'daily__versions'",
+      'SELECT COUNT(*) AS n FROM pg_catalog.pg_stats',
+      'SELECT COUNT(*) AS n FROM "pg_catalog"."pg_class"',
+      'SELECT COUNT(*) AS n FROM PG_STATISTIC',
+      'SELECT n_live_tup FROM pg_stat_user_tables',
+      'SELECT COUNT(*) AS n FROM information_schema.tables',
+      'WITH pg_stats AS (SELECT 1 AS x) SELECT COUNT(*) AS n FROM pg_stats',
+      'SELECT pg_stat_get_live_tuples(CAST({{versions}} AS regclass)) AS n',
+      'SELECT pg_catalog.pg_total_relation_size({{ledger}}) AS n',
+    ],
   };
   return { warehouse, url, raw, internal, cleanup: () => warehouse.close() };
 }
@@ -354,6 +365,23 @@ describe('postgres: its own storage', () => {
     const typo = new URL(urlFor(database));
     typo.searchParams.set('backfill_shema', 'x');
     expect(() => new PostgresWarehouse(typo.toString())).toThrow(/unknown setting backfill_shema: backfill reads backfill_schema and backfill_pool_size/);
+  });
+
+  it("refuses, inside a partition, the statistics ANALYZE gathered of every partition, also through a view of yours", async () => {
+    const { warehouse, raw, cleanup } = await fresh();
+    try {
+      for (const day of ['2024-01-01', '2024-01-02', '2024-01-03']) await warehouse.publish(write('daily', day, { rows: [{ day, revenue: 100 + Number(day.slice(-2)) }] }));
+      // What autovacuum does by itself once a table has changed enough.
+      await raw.exec(`ANALYZE ${raw.versionsTable('daily')}; ANALYZE ${raw.ledgerTable}`);
+      await raw.exec(`CREATE VIEW ${raw.view('my_stats')} AS SELECT tablename, histogram_bounds::text AS vals FROM pg_stats`);
+      const sql = "SELECT vals FROM my_stats WHERE tablename = 'daily__versions'";
+      expect(await warehouse.query(sql)).not.toEqual([]);
+      const inputs = [{ node: 'daily', from: '2024-01-02', to: '2024-01-02' }];
+      const error = await rejection(warehouse.query(sql, {}, await warehouse.pin(inputs)));
+      expect(error.message).toMatch(/my_stats, which reads the database's catalog \(pg_catalog.pg_stats\).*plain name/);
+    } finally {
+      await cleanup();
+    }
   });
 
   it('keeps its identity across connections, and refuses an upstream named by its schema, quoted or not', async () => {

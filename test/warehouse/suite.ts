@@ -34,6 +34,14 @@ export type RawAccess = {
   view(name: string): string;
   /** The qualified name of the temporary table that scopes a partition's reads. */
   scopeTable: string;
+  /**
+   * Spec SQL in the engine's own words that reads its catalog or statistics about backfill's
+   * tables (PostgreSQL's `pg_stats`, SQLite's `dbstat`): sizes and values that span every
+   * partition, so a partition's SQL must be refused them. Each may name `{{versions}}` (the
+   * upstream's versions table, as a string literal) and `{{ledger}}`. Optional: without it the
+   * kit skips that test.
+   */
+  catalogReads?: readonly string[];
 };
 
 export type WarehouseFactory = () => Promise<{ warehouse: Warehouse; raw: RawAccess; cleanup(): Promise<void> }>;
@@ -1181,6 +1189,28 @@ export function warehouseSuite(kind: Warehouse['kind'], open: WarehouseFactory):
       for (const name of otherNames()) expect(await rejection(wh.query(`SELECT COUNT(*) AS n FROM ${name}`, {}, pinned)), name).toBeInstanceOf(SqlError);
       expect(await wh.query('SELECT COUNT(*) AS n FROM daily', {}, pinned)).toEqual([{ n: 2 }]);
       expect(await wh.query(`SELECT COUNT(*) AS n FROM ${raw.view('daily')}`)).toEqual([{ n: 5 }]);
+    });
+  });
+
+  describe(`${kind}: inside a partition, the engine's catalog and statistics are not a way to other partitions`, () => {
+    it('node SQL, check SQL and a transform\'s query() reading them are refused', async () => {
+      if (!raw.catalogReads) return;
+      for (const day of ['2024-01-01', '2024-01-02', '2024-01-03']) await wh.publish(write('daily', day, { rows: Array.from({ length: 20 }, (_, i) => ({ day, revenue: i })) }));
+      const inputs = [{ node: 'daily', from: '2024-01-02', to: '2024-01-02' }];
+      const pinned = await wh.pin(inputs);
+      const literal = (name: string) => `'${name.replaceAll("'", "''")}'`;
+      const reads = raw.catalogReads.map((sql) => sql.replaceAll('{{versions}}', literal(raw.versionsTable('daily'))).replaceAll('{{ledger}}', literal(raw.ledgerTable)));
+      for (const sql of reads) {
+        const error = await rejection(wh.query(sql, {}, pinned));
+        expect(error, sql).toBeInstanceOf(SqlError);
+        expect(error.message, sql).toMatch(/plain name/);
+        expect(await rejection(wh.publish(write('leak', '2024-01-02', { selects: [{ sql, bindings: {} }], inputs }))), sql).toBeInstanceOf(SqlError);
+        const check = { type: 'sql', name: 'leak', sql: `SELECT * FROM {{this}} WHERE EXISTS (${sql})` } as const;
+        const checked = await rejection(wh.publish(write('leak', '2024-01-02', { rows: [{ n: 1 }], checks: [check], inputs })));
+        expect(checked, sql).toBeInstanceOf(SqlError);
+        expect(checked, sql).not.toBeInstanceOf(CheckFailedError);
+      }
+      expect(await wh.ledger({ node: 'leak' })).toEqual([]);
     });
   });
 

@@ -18,11 +18,13 @@ import { InvalidDatasetError, SqlError, type DatasetFacts, type Row } from '../t
 import { SqlWarehouse } from '../warehouse.ts';
 import { DEFAULT_POOL_SIZE, DEFAULT_SCHEMA, assertSchemaName, connectionUrl, postgresSettings, redactSecret, redactUrl, type PostgresOptions } from './connection.ts';
 import { publishStartOf, startArgument, startCall, startDdl, startSignature, type StartRow } from './publish-start.ts';
-import { parseQuery } from './spec-sql.ts';
+import { parseQuery, readsCatalog } from './spec-sql.ts';
 
 export { redactUrl, type PostgresOptions } from './connection.ts';
 import { UNKNOWN_OID, castFor, kindOf, toParameter, typeOfValue, widerType } from './types.ts';
 
+/** Schemas spec SQL inside a partition may not read: their statistics and sizes span every partition. */
+const CATALOG_SCHEMAS = ['pg_catalog', 'information_schema', 'pg_toast'];
 const ROWS_PER_FETCH = 2000;
 /** PostgreSQL allows 65,535 parameters per statement. */
 const MAX_PARAMETERS = 60_000;
@@ -590,13 +592,19 @@ class PostgresSession implements Session {
    * are exempt: a name the SQL's own WITH defines is looked up like any other, since where it
    * is read the WITH may not be in scope (one nested elsewhere, or one that reads the relation
    * of its own name). Such a name that is no relation passes; one that shadows a way to
-   * backfill's tables is refused.
+   * backfill's tables is refused. So is the system catalog, whose statistics views (pg_stats)
+   * show values of every partition: a partition's SQL has no need of it. A view over a catalog
+   * table is seen only through the dependencies PostgreSQL records, and it records none on its
+   * own pinned tables (pg_class, pg_statistic): spec authors cannot create views, and yours
+   * should not expose those.
    */
   private async assertInScope(parsed: Awaited<ReturnType<typeof parseQuery>>, spec: SpecSql): Promise<void> {
+    const reader = [...parsed.functions].find(readsCatalog);
+    if (reader) throw outsideScope(`${reader}(), which reads the database's catalog or statistics,`, spec);
     const plain = new Set([...(spec.scope ?? []).map((r) => r.name), ...(spec.given ?? []).map((g) => g.name)]);
     const named = parsed.relations.filter((r) => r.schema !== null || !plain.has(r.name));
     if (named.length === 0) return;
-    const reached = await this.all<{ ord: number; relname: string }>(
+    const reached = await this.all<{ ord: number; nspname: string; relname: string; catalog: boolean }>(
       `WITH RECURSIVE named AS (
          SELECT n.ord, to_regclass(n.name) AS oid FROM unnest(CAST(:names AS text[]), CAST(:datasets AS text[])) WITH ORDINALITY AS n(name, dataset, ord)
          WHERE n.dataset IS NULL OR to_regclass(n.dataset) IS NULL
@@ -606,9 +614,11 @@ class PostgresSession implements Session {
          SELECT r.ord, d.refobjid FROM reads r JOIN pg_rewrite w ON w.ev_class = r.oid
          JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = w.oid AND d.refclassid = 'pg_class'::regclass
        )
-       SELECT r.ord, c.relname FROM reads r JOIN pg_class c ON c.oid = r.oid JOIN pg_namespace s ON s.oid = c.relnamespace
-       WHERE s.nspname = :schema OR s.oid = pg_my_temp_schema() ORDER BY r.ord LIMIT 1`,
+       SELECT r.ord, s.nspname, c.relname, s.nspname = ANY(CAST(:catalogs AS text[])) AS catalog
+       FROM reads r JOIN pg_class c ON c.oid = r.oid JOIN pg_namespace s ON s.oid = c.relnamespace
+       WHERE s.nspname = :schema OR s.oid = pg_my_temp_schema() OR s.nspname = ANY(CAST(:catalogs AS text[])) ORDER BY r.ord LIMIT 1`,
       {
+        catalogs: CATALOG_SCHEMAS,
         names: named.map((r) => (r.schema === null ? quoteIdent(r.name) : `${quoteIdent(r.schema)}.${quoteIdent(r.name)}`)),
         // A plain name with a versions table is a dataset's view.
         datasets: named.map((r) => (r.schema === null ? this.dialect.versionsTable(r.name) : null)),
@@ -618,7 +628,8 @@ class PostgresSession implements Session {
     const first = reached[0];
     if (first) {
       const r = named[Number(first.ord) - 1]!;
-      throw outsideScope(`${r.schema === null ? r.name : `${r.schema}.${r.name}`}, which reaches backfill's table ${first.relname},`, spec);
+      const name = r.schema === null ? r.name : `${r.schema}.${r.name}`;
+      throw outsideScope(first.catalog ? `${name}, which reads the database's catalog (${first.nspname}.${first.relname}),` : `${name}, which reaches backfill's table ${first.relname},`, spec);
     }
   }
 

@@ -15,6 +15,8 @@ export type ParsedQuery = {
   relations: Array<{ schema: string | null; name: string }>;
   /** The names its own WITH clauses define. */
   ctes: Set<string>;
+  /** The functions it calls, unqualified and in lower case. */
+  functions: Set<string>;
 };
 
 /**
@@ -46,6 +48,13 @@ const ACTS_OUTSIDE = new RegExp(
 /** Whether spec SQL may not call the function of this (unqualified) name. */
 export const actsOutside = (name: string): boolean => ACTS_OUTSIDE.test(name.toLowerCase());
 
+/** Functions that read the catalog's statistics, sizes or definitions, which span every partition of a table. */
+const READS_CATALOG =
+  /^(pg_stat_.*|pg_(total_)?relation_size|pg_(table|indexes|database|tablespace)_size|pg_relation_file(node|path)|pg_filenode_relation|pg_get_.*|pg_describe_object|pg_identify_object.*|pg_partition_.*|pg_sequence_.*|currval|lastval|(obj|col|shobj)_description|pg_lock_status|pg_blocking_pids)$/;
+
+/** Whether spec SQL inside a partition may not call the function of this (unqualified) name. */
+export const readsCatalog = (name: string): boolean => READS_CATALOG.test(name.toLowerCase());
+
 type Node = Record<string, unknown>;
 
 function walk(node: unknown, visit: (kind: string, value: Node) => void): void {
@@ -73,6 +82,7 @@ async function analyse(text: string, original: string): Promise<ParsedQuery> {
   if (!('SelectStmt' in stmt)) throw new SqlRefusedError(notASelect(original));
   const relations: ParsedQuery['relations'] = [];
   const ctes = new Set<string>();
+  const functions = new Set<string>();
   walk(stmt, (kind, value) => {
     if (kind === 'SelectStmt' && value.intoClause) throw new SqlRefusedError(`spec SQL may not create tables (SELECT ... INTO): ${shown(original)}`);
     if (kind === 'SelectStmt' && value.lockingClause) throw new SqlRefusedError(`spec SQL may not lock rows (FOR UPDATE, FOR SHARE): ${shown(original)}`);
@@ -82,13 +92,14 @@ async function analyse(text: string, original: string): Promise<ParsedQuery> {
     }
     if (kind === 'FuncCall') {
       const name = ((value.funcname as Node[]).at(-1)?.String as Node | undefined)?.sval as string | undefined;
+      if (name) functions.add(name.toLowerCase());
       if (name && actsOutside(name)) throw new SqlRefusedError(`spec SQL may not call ${name}(), which acts outside the query: ${shown(original)}`);
     }
     if (kind === 'RangeVar') relations.push({ schema: (value.schemaname as string | undefined) ?? null, name: value.relname as string });
   });
   // Locations count bytes: the statement alone drops a trailing semicolon and what follows it.
   const bytes = Buffer.from(text);
-  return { text: length > 0 ? bytes.subarray(at, at + length).toString() : bytes.subarray(at).toString(), relations, ctes };
+  return { text: length > 0 ? bytes.subarray(at, at + length).toString() : bytes.subarray(at).toString(), relations, ctes, functions };
 }
 
 const cache = new Map<string, Promise<ParsedQuery>>();
