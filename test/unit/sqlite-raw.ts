@@ -26,5 +26,11 @@ export function sqliteRawAccess(path: string): RawAccess {
     ledgerTable: 'main.backfill_ledger',
     view: (name) => `main.${quoteIdent(name)}`,
     scopeTable: 'temp.backfill_scope',
+    catalogReads: [
+      "SELECT name, SUM(ncell) AS cells, SUM(payload) AS bytes FROM dbstat WHERE name IN ('daily__versions', 'backfill_ledger') GROUP BY name",
+      // Named like a row function that is allowed.
+      "SELECT COUNT(*) AS n FROM dbstat('main') AS json_each",
+      "SELECT COUNT(*) AS n FROM daily WHERE EXISTS (SELECT 1 FROM pragma_table_info('backfill_ledger'))",
+    ],
   };
 }

@@ -62,6 +62,20 @@ describe('sqlite: its own storage', () => {
     await wh.close();
   });
 
+  it('refuses, inside a partition, the row counts ANALYZE keeps in sqlite_stat1; json_each and json_tree still read', async () => {
+    const wh = open();
+    for (const day of ['2024-01-01', '2024-01-02', '2024-01-03']) await wh.publish(write('daily', day, { rows: [{ day, revenue: 1 }] }));
+    await wh.query('SELECT 1 AS x');
+    const raw = sqliteRawAccess(wh.location);
+    await raw.exec('ANALYZE');
+    const pinned = await wh.pin([{ node: 'daily', from: '2024-01-02', to: '2024-01-02' }]);
+    const error = await rejection(wh.query("SELECT stat FROM sqlite_stat1 WHERE tbl = 'daily__versions'", {}, pinned));
+    expect(error.message).toMatch(/sqlite_stat1, whose statistics count the rows of every partition.*plain name/);
+    const rows = "SELECT COUNT(*) AS n FROM daily, json_each('[1, 2]') AS a, json_tree('{\"b\": 1}') AS b WHERE b.type = 'integer'";
+    expect(await wh.query(rows, {}, pinned)).toEqual([{ n: 2 }]);
+    await wh.close();
+  });
+
   it('keeps its identity in the file', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'backfill-warehouse-'));
     dirs.push(dir);

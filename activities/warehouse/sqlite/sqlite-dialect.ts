@@ -361,7 +361,7 @@ class SqliteSession implements Session {
       }
       if (!statement.reader || !statement.readonly) throw new SqlRefusedError(notASelect(spec.sql));
       if (!spec.scope) return;
-      let program: Array<{ opcode: string; p2: number; p3: number }>;
+      let program: Array<{ opcode: string; p2: number; p3: number; p4: string | null }>;
       try {
         program = this.db.prepare(`EXPLAIN ${text}`).all(bindings) as typeof program;
       } catch (error) {
@@ -373,9 +373,16 @@ class SqliteSession implements Session {
         tbl_name: string;
       }>;
       const own = (name: string, db: number) => (db === 0 ? name.startsWith('backfill_') || name.endsWith('__versions') : name === 'backfill_scope');
+      const rowFunctions = program.some((op) => op.opcode === 'VOpen') ? this.rowFunctionTables() : new Set<string>();
       for (const op of program) {
+        if (op.opcode === 'VOpen' && !rowFunctions.has(String(op.p4))) {
+          throw outsideScope(`a virtual table other than json_each and json_tree (dbstat shows the pages of every partition and of the ledger)`, spec);
+        }
         if (!/^(OpenRead|OpenWrite|ReopenIdx)$/.test(op.opcode)) continue;
         const table = roots.find((r) => r.db === op.p3 && r.rootpage === op.p2);
+        if (table && op.p3 === 0 && table.tbl_name.startsWith('sqlite_stat')) {
+          throw outsideScope(`${table.tbl_name}, whose statistics count the rows of every partition,`, spec);
+        }
         if (table && own(table.tbl_name, op.p3)) {
           throw outsideScope(`backfill's table ${table.tbl_name} (a qualified name such as main.<upstream>, a versions table, a view over a dataset, or a dataset that is not an upstream)`, spec);
         }
@@ -383,6 +390,16 @@ class SqliteSession implements Session {
     }, true);
     if (this.dialect.passed.size >= 1000) this.dialect.passed.clear();
     this.dialect.passed.add(key);
+  }
+
+  /**
+   * The virtual tables a partition's SQL may open: the row functions json_each and json_tree.
+   * A program names the table it opens with VOpen only by its address (`vtab:<address>`), so
+   * theirs are read from a program of this connection that opens them.
+   */
+  private rowFunctionTables(): Set<string> {
+    const program = this.db.prepare(`EXPLAIN SELECT 1 FROM json_each('[]'), json_tree('[]')`).all() as Array<{ opcode: string; p4: string | null }>;
+    return new Set(program.filter((op) => op.opcode === 'VOpen').map((op) => String(op.p4)));
   }
 }
 
