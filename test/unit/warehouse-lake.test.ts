@@ -67,7 +67,14 @@ export function lakeRawAccess(root: string): RawAccess {
       const names = reader.columnNames();
       return reader.getRows().map((row) => Object.fromEntries(row.map((v, i) => [names[i]!, typeof v === 'bigint' ? Number(v) : v]))) as Row[];
     });
-  return { exec, rows, versionsTable: versionsOf, ledgerTable: 'lake.backfill.ledger', view: (name) => `lake.main.${quoteIdent(name)}`, scopeTable: 'temp.main.backfill_scope' };
+  const catalogReads = [
+    // Built-in macros over the catalogue's table functions (duckdb_views(), pragma_database_size(), duckdb_types()).
+    'SELECT COUNT(*) AS views, MIN(left(pg_get_viewdef(x), 40)) AS first FROM range(0, 3000) t(x) WHERE pg_get_viewdef(x) IS NOT NULL',
+    "SELECT pg_catalog.get_block_size('lake') AS n",
+    'SELECT format_type(CAST(x AS INTEGER), 0) AS t FROM range(0, 30) t(x)',
+    'SELECT pg_get_constraintdef(CAST(1 AS BIGINT), true) AS c',
+  ];
+  return { exec, rows, versionsTable: versionsOf, ledgerTable: 'lake.backfill.ledger', view: (name) => `lake.main.${quoteIdent(name)}`, scopeTable: 'temp.main.backfill_scope', catalogReads };
 }
 
 const dirs: string[] = [];

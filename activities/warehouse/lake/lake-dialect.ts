@@ -54,7 +54,7 @@ import {
 import { CATALOG, CatalogueHold, type HoldOptions } from './catalogue.ts';
 import { LakeLayout, mirror, settleAll } from './layout.ts';
 import { PreparedStatements } from './statements.ts';
-import { ACTS_OUTSIDE, ROW_FUNCTIONS, fileShaped, parseQuery, shown, type ParsedQuery } from './spec-sql.ts';
+import { ACTS_OUTSIDE, ROW_FUNCTIONS, fileShaped, macrosThatRead, parseQuery, shown, type ParsedQuery } from './spec-sql.ts';
 import { castFor, jsValue, kindOf, rawValue, toStored, typeName, typeOfValue, widerType } from './values.ts';
 
 const CODEC: Codec = {
@@ -799,6 +799,10 @@ class LakeSession implements Session {
     if (parsed.otherSources.length > 0) throw new SqlRefusedError(notASelect(spec.sql));
     for (const fn of parsed.tableFunctions) {
       if (!ROW_FUNCTIONS.has(fn)) throw refuse(`the table function ${fn}(), which reads files or the catalogue,`, `call the table function ${fn}(), which reads files or the catalogue`);
+    }
+    const reading = await macrosThatRead(this.c);
+    for (const fn of parsed.functions) {
+      if (reading.has(fn)) throw refuse(`${fn}(), a macro that reads the catalogue,`, `call ${fn}(), a macro that reads the catalogue`);
     }
     for (const fn of parsed.functions) if (ACTS_OUTSIDE.has(fn)) throw new SqlRefusedError(`spec SQL may not call ${fn}(), which acts outside the query: ${shown(spec.sql)}`);
     for (const r of parsed.relations) {

@@ -91,6 +91,58 @@ export const ROW_FUNCTIONS = new Set(['range', 'generate_series', 'unnest']);
 /** Functions that act outside the query: sequences, session variables, the random seed. */
 export const ACTS_OUTSIDE = new Set(['nextval', 'currval', 'setseed', 'getvariable', 'set_variable']);
 
+/**
+ * The macros (DuckDB's built-in ones among them) whose body reads a relation or calls a table
+ * function other than the row functions, or calls such a macro: `pg_get_viewdef` reads
+ * `duckdb_views()`, `get_block_size` reads `pragma_database_size()`. Calling one by name is
+ * calling what the rules refuse. Read once per connection from `duckdb_functions()`.
+ */
+const readingMacros = new WeakMap<DuckDBConnection, Promise<Set<string>>>();
+
+export function macrosThatRead(connection: DuckDBConnection): Promise<Set<string>> {
+  let found = readingMacros.get(connection);
+  if (!found) {
+    found = findMacrosThatRead(connection);
+    found.catch(() => readingMacros.delete(connection));
+    readingMacros.set(connection, found);
+  }
+  return found;
+}
+
+async function findMacrosThatRead(connection: DuckDBConnection): Promise<Set<string>> {
+  const reader = await connection.runAndReadAll(
+    `SELECT lower(function_name) AS name, function_type = 'macro' AS scalar, macro_definition AS body FROM duckdb_functions() WHERE function_type IN ('macro', 'table_macro') AND macro_definition IS NOT NULL`,
+  );
+  // In turn: one connection runs one statement at a time.
+  const bodies: Array<{ name: string; found: ParsedQuery | null }> = [];
+  for (const [name, scalar, body] of reader.getRows()) {
+    bodies.push({ name: String(name), found: await serialized(connection, scalar === true ? `SELECT ${String(body)}` : String(body)) });
+  }
+  const reading = new Set<string>();
+  for (const { name, found } of bodies) {
+    // A body DuckDB cannot serialize is taken to read: nothing unseen gets through.
+    if (found === null || found.relations.length > 0 || found.tableFunctions.some((fn) => !ROW_FUNCTIONS.has(fn))) reading.add(name);
+  }
+  // Macros that call those, to a fixed point.
+  for (let grew = true; grew; ) {
+    grew = false;
+    for (const { name, found } of bodies) {
+      if (!reading.has(name) && found?.functions.some((fn) => reading.has(fn))) grew = reading.add(name) !== undefined;
+    }
+  }
+  return reading;
+}
+
+/** What a query names, or null when DuckDB cannot serialize it. */
+async function serialized(connection: DuckDBConnection, sql: string): Promise<ParsedQuery | null> {
+  const reader = await connection.runAndReadAll(`SELECT json_serialize_sql(${quoteLiteral(sql)}) AS tree`);
+  const tree = JSON.parse(String(reader.getRows()[0]![0])) as { error?: boolean; statements?: Array<{ node: Node }> };
+  if (tree.error || tree.statements?.length !== 1) return null;
+  const found: ParsedQuery = { relations: [], tableFunctions: [], functions: [], otherSources: [] };
+  walk(tree.statements[0]!.node, found);
+  return found;
+}
+
 /** A relation name DuckDB would read as a file or a URL (`FROM 'orders.parquet'`, `FROM 's3://...'`). */
 export function fileShaped(name: string): boolean {
   return /[./\\:*?]/.test(name);
