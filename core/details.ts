@@ -17,7 +17,6 @@ const count = (n: number) => n.toLocaleString('en-US');
 const rate = (r: number | null) => (r === null ? 'unlimited' : `${Number(r.toFixed(2))}/s`);
 /** A markdown line break that does not start a new paragraph (no margin between the lines). */
 export const HARD_BREAK = '  \n';
-const escape = (text: string) => text.replaceAll('|', '\\|').replaceAll('\n', ' ');
 
 /**
  * Text anyone may have written (an operator's reason, a declared identity), as one markdown
@@ -29,6 +28,14 @@ export function plainCell(text: string, max = 80): string {
   const cut = folded.length > max ? `${folded.slice(0, max - 1)}…` : folded;
   return cut.replace(/[\\`*_{}[\]()<>#+!|~&]/g, (c) => `\\${c}`);
 }
+
+/**
+ * Spec text (a description, a transform's name, a task queue), a failure's message, a declared
+ * identity: shown as written, as `plainCell` shows a reason, whatever its length. The Web UI
+ * renders details as markdown, so a spec's description could otherwise put a link to anywhere
+ * (or HTML) in what the operator reads.
+ */
+const escape = (text: string) => plainCell(text, Number.MAX_SAFE_INTEGER);
 
 /** `1,528 partitions · 2024-01-01 … 2024-12-31` */
 export function describePartitions(partitions: NodePartitions): string {
@@ -50,7 +57,7 @@ export function backfillDetails(spec: ResolvedSpec, plan: Plan, range: { from?: 
   const window = range.from !== undefined || range.to !== undefined ? `\n\nRange: ${range.from !== undefined ? formatInstant(range.from) : '…'} → ${range.to !== undefined ? formatInstant(range.to) : '…'}` : '';
   const rows = plan.nodes.map((node) => {
     const deps = node.spec.dependsOn.map((d) => `${d.node} (${mappingText(d.mapping)})`).join(', ') || '—';
-    return `| ${node.id} | ${grainOf(node.spec.partitions)} | ${describePartitions(node.partitions)} | ${node.spec.transform} | ${deps} |`;
+    return `| ${node.id} | ${grainOf(node.spec.partitions)} | ${describePartitions(node.partitions)} | ${escape(node.spec.transform)} | ${deps} |`;
   });
   return [
     `**${escape(spec.name)}**${spec.description ? ` — ${escape(spec.description)}` : ''}${window}`,
@@ -69,11 +76,11 @@ export function nodeDetails(node: ResolvedNode, partitions: NodePartitions): str
   const grain: Grain | 'static' = partitions.grain;
   const deps = node.dependsOn.map((d) => `${d.node} (${mappingText(d.mapping)})`).join(', ') || 'none';
   return [
-    `**${node.id}**: ${node.transform}${node.sql ? ' (SQL)' : ''}, ${grain} partitions`,
+    `**${node.id}**: ${escape(node.transform)}${node.sql ? ' (SQL)' : ''}, ${grain} partitions`,
     '',
     `| partitions | depends on | task queue | batch | timeout |`,
     '| --- | --- | --- | --- | --- |',
-    `| ${describePartitions(partitions)} | ${deps} | ${node.taskQueue} | ${node.batchSize} | ${node.timeout} |`,
+    `| ${describePartitions(partitions)} | ${deps} | ${escape(node.taskQueue)} | ${node.batchSize} | ${node.timeout} |`,
   ].join('\n');
 }
 
@@ -117,7 +124,7 @@ export type NodeView = {
 export function nodeCurrentDetails(view: NodeView): string {
   // Why it waits comes first: the Web UI shows current details in a frame of fixed height.
   return [
-    `**${waitReasonText(view.reason, view.taskQueue)}**`,
+    `**${waitReasonText(view.reason, escape(view.taskQueue))}**`,
     '',
     '| queued | running | done | rate | concurrency | throttles | run |',
     '| --- | --- | --- | --- | --- | --- | --- |',
@@ -163,9 +170,9 @@ export function canaryDetails(canary: CanaryView | undefined, backfillId: string
     running: `the canary runs ${slice}, staged`,
     awaiting: `the canary waits: ${slice} staged; backfill approve ${backfillId} --reason ... goes on, backfill discard ${backfillId} drops it`,
     approving: 'the canary is being approved: its staged versions are being published',
-    approved: `the canary was approved${canary.decision ? ` by ${canary.decision.by}` : ''}: the rest runs`,
+    approved: `the canary was approved${canary.decision ? ` by ${escape(canary.decision.by)}` : ''}: the rest runs`,
     discarding: 'the canary is being discarded',
-    discarded: `the canary was discarded${canary.decision ? ` by ${canary.decision.by}` : ''}: nothing beyond it was written`,
+    discarded: `the canary was discarded${canary.decision ? ` by ${escape(canary.decision.by)}` : ''}: nothing beyond it was written`,
     failed: 'the canary failed: the backfill stopped, nothing beyond the canary was written',
   };
   const lines = [`**Canary**: ${phase[canary.phase]}${canary.auto ? ` · auto within ${canary.auto.maxRowChange}` : ''}`];

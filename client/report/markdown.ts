@@ -6,7 +6,18 @@ import { actionsTable, changesTable, criticalPathText, rateText, nodesTable, ove
 
 /** Text that stays inside one table cell and shows as written. */
 export function escapeCell(text: string): string {
-  return text.replace(/\\/g, '\\\\').replace(/\|/g, '\\|').replace(/[*`<>[\]]/g, (c) => `\\${c}`).replace(/\r?\n/g, ' ');
+  return text.replace(/\\/g, '\\\\').replace(/\|/g, '\\|').replace(/[*`<>[\]]/g, (c) => `\\${c}`).replace(/\r\n|\r|\n/g, ' ');
+}
+
+/**
+ * A fenced code block that holds `code` whatever it contains: its fence is longer than any run of
+ * backticks in it (CommonMark closes a fence at the first line of at least as many), so SQL with
+ * three backticks in a comment cannot end the block and put its own Markdown in the report.
+ */
+export function codeBlock(code: string, language: string): string[] {
+  const longest = Math.max(0, ...(code.match(/`+/g) ?? []).map((run) => run.length));
+  const fence = '`'.repeat(Math.max(3, longest + 1));
+  return [`${fence}${language}`, code, fence];
 }
 
 function table(t: Table): string {
@@ -88,7 +99,7 @@ export function renderMarkdown(report: Report): string {
     '',
     table(specTable(report)),
     '',
-    ...report.spec.nodes.filter((node) => node.sql !== undefined).flatMap((node) => [`### ${node.id}`, '', '```sql', node.sql!.trimEnd(), '```', '']),
+    ...report.spec.nodes.filter((node) => node.sql !== undefined).flatMap((node) => [`### ${node.id}`, '', ...codeBlock(node.sql!.trimEnd(), 'sql'), '']),
     ...(report.notes.length > 0 ? ['## Notes', '', ...report.notes.map((note) => `- ${escapeCell(note)}`), ''] : []),
   ].join('\n');
 }

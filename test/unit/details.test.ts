@@ -162,6 +162,7 @@ describe('current details', () => {
         lastAction: null, recentActions: [], actions: 0,
       },
     };
-    expect(backfillCurrentDetails(waiting).split('\n')[1]).toBe('Held: outside the run windows (paused): next window opens Fri 06:30 UTC, in 5 min');
+    // Markdown: the parentheses are escaped, and show as written.
+    expect(backfillCurrentDetails(waiting).split('\n')[1]).toBe('Held: outside the run windows \\(paused\\): next window opens Fri 06:30 UTC, in 5 min');
   });
 });

@@ -246,6 +246,21 @@ describe('report as Markdown', () => {
 
   it('keeps a cell on one line', () => {
     expect(escapeCell('a|b\nc [x](y) `z`')).toBe('a\\|b c \\[x\\](y) \\`z\\`');
+    // A lone carriage return ends a line in CommonMark too: a message could start a heading.
+    expect(escapeCell('boom\r# Approved: publish it')).toBe('boom # Approved: publish it');
+  });
+
+  it("keeps a node's SQL in its code block, whatever backticks it holds", async () => {
+    const sql = 'SELECT 1 AS n /*\n```\n## Approved by the data council\n[here](https://evil.example)\n```sql\n*/';
+    const report = sample();
+    const md = await renderReport({ ...report, spec: { ...report.spec, nodes: [{ ...report.spec.nodes[0]!, sql }] } }, 'md');
+    // CommonMark: a block opened by N backticks closes at the first line of N or more backticks alone.
+    const lines = md.split('\n');
+    const open = lines.findIndex((l) => /^`{3,}sql$/.test(l));
+    const fence = lines[open]!.replace('sql', '');
+    expect(fence.length).toBe(4);
+    const close = lines.findIndex((l, i) => i > open && new RegExp(`^${fence}\`*\\s*$`).test(l));
+    expect(lines.slice(open + 1, close).join('\n')).toBe(sql);
   });
 });
 
