@@ -2,10 +2,12 @@
 import Table from 'cli-table3';
 import pc from 'picocolors';
 import { describeActor, describeChange, type AuditEntry } from '../core/audit.ts';
+import { printable } from './printable.ts';
 
 const tableStyle = () => (process.stdout.isTTY ? { head: ['cyan'] } : { head: [], border: [] });
 
-export function renderAudit(backfillId: string, entries: readonly AuditEntry[]): string {
+export function renderAudit(backfillId: string, shown: readonly AuditEntry[]): string {
+  const entries = printable(shown);
   if (entries.length === 0) return `${backfillId}: no actions recorded (it started before backfill kept an audit trail, or under a release without one)`;
   const table = new Table({ head: ['#', 'when (UTC)', 'action', 'who', 'why', 'what'], style: tableStyle(), wordWrap: true, colWidths: [5, 22, 16, 28, 34, 40] });
   for (const e of entries) {

@@ -12,6 +12,7 @@ import type { ChangeSummary } from './only-changed.ts';
 import type { NodeProgress, Progress } from '../core/protocol.ts';
 import type { InputVersions, LedgerRow } from '../activities/warehouse/types.ts';
 import type { Waiting } from './waiting.ts';
+import { printable } from './printable.ts';
 
 /** A count with thousands separators; without Intl for whole numbers (its first use loads locale data: tens of ms at start). */
 const number = (n: number) => (Number.isSafeInteger(n) ? String(n).replace(/\B(?=(\d{3})+(?!\d))/g, ',') : n.toLocaleString('en-US'));
@@ -77,14 +78,16 @@ const STATE_COLOR: Record<Progress['state'], (s: string) => string> = {
   canary_failed: pc.red,
 };
 
-export function headline(progress: Progress): string {
+export function headline(shown: Progress): string {
+  const progress = printable(shown);
   const state = STATE_COLOR[progress.state](progress.state + (progress.paused && progress.state === 'running' ? ' (paused)' : ''));
   const limits = `rate ${rate(progress.rate)} · concurrency ${progress.concurrency ?? 'per node'}`;
   const left = progress.state === 'running' ? ` · ETA ${eta(progress.etaSeconds)}` : '';
   return `${pc.bold(progress.backfillId)} ${state} · ${number(progress.done)}/${number(progress.total)} done · ${throughput(progress.throughput)}${left} · ${limits}`;
 }
 
-export function renderFailures(progress: Progress): string[] {
+export function renderFailures(shown: Progress): string[] {
+  const progress = printable(shown);
   const lines: string[] = [];
   for (const node of progress.nodes) {
     for (const failure of node.failures) {
@@ -109,7 +112,8 @@ export function waitingLine(progress: Progress, w: Waiting): string {
   );
 }
 
-export function renderWaiting(progress: Progress & { waiting?: Waiting[] }): string[] {
+export function renderWaiting(shown: Progress & { waiting?: Waiting[] }): string[] {
+  const progress = printable(shown);
   return (progress.waiting ?? []).map((w) => waitingLine(progress, w));
 }
 
@@ -120,7 +124,8 @@ const budgetLine = (b: BudgetStatus) =>
  * Under a policy: what holds the backfill (an operator's pause, an approval, a spent budget, a
  * closed run window), the run window, the budgets and the last operator action, with who and why.
  */
-export function renderGovernance(progress: Progress): string[] {
+export function renderGovernance(shown: Progress): string[] {
+  const progress = printable(shown);
   const g = progress.governance;
   if (!g) return [];
   const lines = g.holds.map((h) => pc.yellow(`  ⏸ ${h.reason}`));
@@ -135,7 +140,8 @@ export function renderGovernance(progress: Progress): string[] {
   return lines;
 }
 
-export function renderStatus(progress: Progress & { waiting?: Waiting[] }): string {
+export function renderStatus(shown: Progress & { waiting?: Waiting[] }): string {
+  const progress = printable(shown);
   const table = new Table({
     head: ['node', 'done', 'running', 'failed', 'blocked', 'pending', 'rate', 'concurrency', 'throughput', 'ETA'],
     style: tableStyle(),
@@ -162,7 +168,8 @@ export function renderStatus(progress: Progress & { waiting?: Waiting[] }): stri
 }
 
 /** A canary: where it is, its diff per dataset once known, and what to do while it waits. */
-export function renderCanary(progress: Progress): string[] {
+export function renderCanary(shown: Progress): string[] {
+  const progress = printable(shown);
   const canary = progress.canary;
   if (!canary) return [];
   const id = progress.backfillId;
