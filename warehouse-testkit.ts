@@ -3,8 +3,8 @@
  * the contract suite every built-in warehouse passes, for an adapter to prove itself with one
  * call inside a vitest test file (vitest is the caller's: this module imports it).
  *
- *   warehouseSuite('bigquery', async () => ({ warehouse, raw, cleanup }));
+ *   warehouseSuite('bigquery', async () => ({ warehouse, raw, cleanup }), { runaway: 'SELECT …' });
  *
  * See docs/warehouses.md for what `raw` must give.
  */
-export { ORDERS, rejection, warehouseSuite, write, type RawAccess, type WarehouseFactory } from './test/warehouse/suite.ts';
+export { ORDERS, rejection, settledWithin, warehouseSuite, write, type EngineTraits, type RawAccess, type WarehouseFactory } from './test/warehouse/suite.ts';

@@ -21,6 +21,7 @@ export type {
   PinnedInput,
   Published,
   PublishedBatch,
+  QueryOptions,
   RestoreOutcome,
   RestoreRequest,
   Row,
@@ -30,6 +31,7 @@ export type {
 export {
   CheckFailedError,
   ChecksumMismatchError,
+  CommitDeadlineError,
   InvalidDatasetError,
   SqlError,
   SqlRefusedError,
@@ -38,7 +40,7 @@ export {
   reviveError,
 } from './activities/warehouse/types.ts';
 export type { Dialect, Params, PublishRequest, PublishStart, Session, SpecSql, SpecStatement, Wanted } from './activities/warehouse/dialect.ts';
-export { partitionLock } from './activities/warehouse/dialect.ts';
+export { deadlineError, partitionLock, timeLeft } from './activities/warehouse/dialect.ts';
 export { SqlWarehouse } from './activities/warehouse/warehouse.ts';
 export type { Codec, ColumnType, InternalTable, TableDef } from './activities/warehouse/ledger.ts';
 export { publishedOf } from './activities/warehouse/ledger.ts';

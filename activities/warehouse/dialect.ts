@@ -9,7 +9,7 @@ import type { PartitionInput } from '../../core/protocol.ts';
 import type { ValueKind } from './checksum.ts';
 import type { Codec, InternalTable, TableDef } from './ledger.ts';
 import { PARTITION_COLUMN, VERSION_COLUMN, quoteLiteral, type GivenRelation, type ScopedRelation } from './sql.ts';
-import type { Bindings, DatasetFacts, PinnedInput, Published, Row } from './types.ts';
+import { CommitDeadlineError, type Bindings, type DatasetFacts, type PinnedInput, type Published, type Row } from './types.ts';
 
 /** Parameters of backfill's own statements, named `:name` in their text. */
 export type Params = Record<string, unknown>;
@@ -29,6 +29,11 @@ export type SpecSql = {
   scope?: readonly ScopedRelation[];
   /** Relations the statement wrapping it defines for it: `{{this}}` and `{{previous}}` of a check. */
   given?: readonly GivenRelation[];
+  /**
+   * Epoch ms at which the engine stops the statement, and it throws `CommitDeadlineError`
+   * (`timeLeft`): the partition's time is up. Absent: no deadline.
+   */
+  deadline?: number;
 };
 
 /** Spec SQL that passed the door's rules, ready to run in its session, in one of these ways only. */
@@ -183,6 +188,19 @@ export interface Dialect {
   lineageDataset?(session: Session, node: string): Promise<DatasetFacts>;
   close(): Promise<void>;
 }
+
+/**
+ * The milliseconds a statement with this deadline may still run (at least 1), or
+ * `CommitDeadlineError` when it has passed: the statement must not start.
+ */
+export function timeLeft(deadline: number, now = Date.now()): number {
+  if (now < deadline) return Math.ceil(deadline - now);
+  throw deadlineError();
+}
+
+/** What spec SQL stopped at its deadline throws. */
+export const deadlineError = (): CommitDeadlineError =>
+  new CommitDeadlineError("the partition's SQL was stopped at its deadline (its run window closed or the node's timeout passed): nothing of it is committed, and it is retried");
 
 /** The lock a partition's publishes and restores take turns on (`Session.lock`). */
 export const partitionLock = (node: string, partition: string): string => `backfill:partition:${node}/${partition}`;

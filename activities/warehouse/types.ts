@@ -46,6 +46,9 @@ export type InputVersions = {
   digest: string;
 };
 
+/** How long a read may run: a transform's `query()` ends with its partition's time. */
+export type QueryOptions = { deadline?: number };
+
 export type PartitionWrite = {
   node: string;
   partition: string;
@@ -78,8 +81,9 @@ export type PartitionWrite = {
   cost?: number;
   /**
    * Epoch ms after which none of this partition may be committed (the end of its run window, or
-   * of its timeout): SQL it queued that finishes later is rolled back (`CommitDeadlineError`),
-   * as its batch has given up waiting for it. A warehouse that cannot tell may ignore it.
+   * of its timeout): its SQL is stopped then where the engine can stop it, and SQL that finishes
+   * later is rolled back (`CommitDeadlineError`), as its batch has given up waiting for it. A
+   * warehouse that cannot tell may ignore it.
    */
   commitBy?: number;
   /**
@@ -280,9 +284,10 @@ export interface Warehouse {
   pin(inputs: PartitionInput[], options?: { runKey?: string }): Promise<PinnedInput[]>;
   /**
    * Runs a read-only query. With `scope`, each upstream dataset it names shows only the
-   * pinned versions of the partitions it covers.
+   * pinned versions of the partitions it covers. With `deadline` (epoch ms), the engine stops
+   * it then (`CommitDeadlineError`), where it can.
    */
-  query(sql: string, bindings?: Bindings, scope?: PinnedInput[]): Promise<Row[]>;
+  query(sql: string, bindings?: Bindings, scope?: PinnedInput[], options?: QueryOptions): Promise<Row[]>;
   /**
    * Writes `data` as a new version of the partition, runs the checks, then publishes it and
    * records its ledger row, atomically. Throws `CheckFailedError` when a check fails
@@ -366,7 +371,10 @@ export class StaleRunError extends Error {
   override readonly name = 'StaleRunError';
 }
 
-/** A partition whose work ended after its `commitBy`: nothing of it was committed. */
+/**
+ * A partition whose work ended after its `commitBy`, or spec SQL stopped at its deadline:
+ * nothing of it was committed. Retried, as a timeout is.
+ */
 export class CommitDeadlineError extends Error {
   override readonly name = 'CommitDeadlineError';
 }

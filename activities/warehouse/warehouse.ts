@@ -36,6 +36,7 @@ import {
   type PartitionWrite,
   type PinnedInput,
   type Published,
+  type QueryOptions,
   type PublishedBatch,
   type RestoreOutcome,
   type RestoreRequest,
@@ -67,6 +68,9 @@ function assertInTime(write: PartitionWrite): void {
   if (write.commitBy === undefined || Date.now() <= write.commitBy) return;
   throw new CommitDeadlineError('the partition\'s work ended after its batch stopped waiting for it (its run window closed or its timeout passed): nothing of it is committed');
 }
+
+/** The deadline a partition's spec SQL runs under: its `commitBy`. */
+const deadlineOf = (write: PartitionWrite): { deadline?: number } => (write.commitBy === undefined ? {} : { deadline: write.commitBy });
 
 /** Publishes waiting for their turn, committed together (`Dialect.groupsPublishes`). */
 type GroupedPublish = { writes: readonly PartitionWrite[]; answer: (batch: PublishedBatch) => void };
@@ -221,14 +225,15 @@ export class SqlWarehouse implements Warehouse {
     return relations;
   }
 
-  async query(sql: string, bindings: Bindings = {}, scope?: PinnedInput[]): Promise<Row[]> {
+  async query(sql: string, bindings: Bindings = {}, scope?: PinnedInput[], options: QueryOptions = {}): Promise<Row[]> {
+    const deadline = options.deadline === undefined ? {} : { deadline: options.deadline };
     return this.read(async (s) => {
       let relations: ScopedRelation[] | undefined;
       if (scope) {
         await this.fillScope(s, scope);
         relations = await this.relations(s, scope);
       }
-      return (await s.spec({ sql, bindings, ...(relations ? { scope: relations } : {}) })).rows();
+      return (await s.spec({ sql, bindings, ...(relations ? { scope: relations } : {}), ...deadline })).rows();
     });
   }
 
@@ -472,7 +477,7 @@ export class SqlWarehouse implements Warehouse {
     const { node, partition, data } = write;
     const selects: Array<{ statement: SpecStatement; columns: Wanted[] }> = [];
     for (const { sql, bindings } of data.selects) {
-      const statement = await s.spec({ sql, bindings, scope });
+      const statement = await s.spec({ sql, bindings, scope, ...deadlineOf(write) });
       selects.push({ statement, columns: await statement.columns() });
     }
     const merge = (a: string | null, b: string | null) => (a === null ? b : b === null ? a : d.widen(a, b));
@@ -528,7 +533,7 @@ export class SqlWarehouse implements Warehouse {
     ];
     return checkAsync(write.checks, { rowCount, hasPrevious: previous !== null }, async ({ sql, aggregate }) => {
       try {
-        return await (await s.spec({ sql, bindings: {}, scope, given })).measure(aggregate);
+        return await (await s.spec({ sql, bindings: {}, scope, given, ...deadlineOf(write) })).measure(aggregate);
       } catch (error) {
         // SQL that fails fails its check; SQL refused before it ran fails the publish.
         if (error instanceof SqlError && !(error instanceof SqlRefusedError)) return { error: error.message };

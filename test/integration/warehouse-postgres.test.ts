@@ -10,13 +10,15 @@ import { START_FUNCTION } from '../../activities/warehouse/postgres/publish-star
 import { actsOutside } from '../../activities/warehouse/postgres/spec-sql.ts';
 import { SqliteWarehouse } from '../../activities/warehouse/sqlite/sqlite-dialect.ts';
 import { quoteIdent, versionsTable } from '../../activities/warehouse/sql.ts';
-import { SqlError, type PartitionWrite, type Row } from '../../activities/warehouse/types.ts';
+import { CommitDeadlineError, SqlError, type PartitionWrite, type Row } from '../../activities/warehouse/types.ts';
 import type { RawAccess } from '../warehouse/suite.ts';
-import { ORDERS, rejection, warehouseSuite, write } from '../warehouse/suite.ts';
+import { ORDERS, rejection, settledWithin, warehouseSuite, write } from '../warehouse/suite.ts';
 
 const SERVER = process.env.BACKFILL_TEST_POSTGRES_URL ?? 'postgres://backfill:backfill@127.0.0.1:5432/postgres';
 const database = `backfill_wh_${randomUUID().slice(0, 8)}`;
 const admin = new pg.Client({ connectionString: SERVER });
+/** Spec SQL that never ends, and costs the server nothing while it runs. */
+const runaway = (tag: string) => `SELECT pg_sleep(600) IS NULL AS ${tag}`;
 
 function urlFor(db: string, searchPath?: string): string {
   const url = new URL(SERVER);
@@ -86,7 +88,22 @@ async function execIn(url: string, sql: string): Promise<void> {
   }
 }
 
-warehouseSuite('postgres', fresh);
+warehouseSuite('postgres', fresh, { runaway: runaway('n') });
+
+describe('postgres: spec SQL that never ends', () => {
+  it('is stopped on the server at its deadline: it holds no connection and no lock after it', async () => {
+    const { warehouse, cleanup } = await fresh();
+    try {
+      const tag = `runaway_${randomUUID().slice(0, 8)}`;
+      const late = write('spin', 'k', { selects: [{ sql: runaway(tag), bindings: {} }], commitBy: Date.now() + 300 });
+      expect(await rejection(settledWithin(warehouse.publish(late), 15_000))).toBeInstanceOf(CommitDeadlineError);
+      const { rows } = await admin.query(`SELECT pid FROM pg_stat_activity WHERE state = 'active' AND query LIKE '%' || $1 || '%' AND pid <> pg_backend_pid()`, [tag]);
+      expect(rows).toEqual([]);
+    } finally {
+      await cleanup();
+    }
+  }, 30_000);
+});
 
 describe('postgres: its own storage', () => {
   it('sets up once when several workers open a fresh warehouse at the same moment', async () => {

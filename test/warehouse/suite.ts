@@ -12,6 +12,7 @@ import { rowChangePercent } from '../../core/diff.ts';
 import {
   CheckFailedError,
   ChecksumMismatchError,
+  CommitDeadlineError,
   InvalidDatasetError,
   SqlError,
   StaleRunError,
@@ -45,6 +46,15 @@ export type RawAccess = {
 };
 
 export type WarehouseFactory = () => Promise<{ warehouse: Warehouse; raw: RawAccess; cleanup(): Promise<void> }>;
+
+/** What the kit needs to know of an engine beyond its warehouse. */
+export type EngineTraits = {
+  /**
+   * A read-only SELECT that never ends, in the engine's SQL, for the tests that it is stopped at
+   * its deadline; absent where the engine cannot stop a statement (SQLite: docs/deploying.md).
+   */
+  runaway?: string;
+};
 
 type WriteOptions = Partial<Omit<PartitionWrite, 'data'>> & { rows?: Row[]; selects?: PartitionData['selects'] };
 
@@ -84,7 +94,16 @@ export async function rejection(promise: Promise<unknown>): Promise<Error> {
   return error as Error;
 }
 
-export function warehouseSuite(kind: Warehouse['kind'], open: WarehouseFactory): void {
+/** `work`'s outcome, or a rejection saying it had none `ms` later. */
+export function settledWithin<T>(work: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`still running ${ms} ms later`)), ms);
+  });
+  return Promise.race([work, late]).finally(() => clearTimeout(timer));
+}
+
+export function warehouseSuite(kind: Warehouse['kind'], open: WarehouseFactory, engine: EngineTraits = {}): void {
   let wh: Warehouse;
   let raw: RawAccess;
   let cleanup: () => Promise<void>;
@@ -1567,6 +1586,44 @@ export function warehouseSuite(kind: Warehouse['kind'], open: WarehouseFactory):
       const published = await wh.diffStaged(run, { of: 'published', keys: { facts: ['id'] } });
       expect(published.partitions.map((d) => [d.partition, d.stagedVersion, d.publishedVersion])).toEqual([['k1', 2, 1], ['k2', 2, 1], ['k3', 2, 1], ['k4', 2, 1], ['k5', 1, null]]);
       await expect(wh.diffStaged(run, { of: 'everything' as 'staged' })).rejects.toThrow(/of must be 'staged' or 'published'/);
+    });
+  });
+
+  describe.skipIf(engine.runaway === undefined)(`${kind}: spec SQL that never ends is stopped at its deadline`, () => {
+    const runaway = engine.runaway!;
+    /** Far above the deadlines below: a statement still running then was never stopped. */
+    const BOUND_MS = 15_000;
+    const count = async (node: string) => Number((await wh.query(`SELECT COUNT(*) AS n FROM ${node}`))[0]!.n);
+
+    it("a node's SQL: nothing of the partition is committed, and the warehouse answers the next call", async () => {
+      await wh.publish(write('orders', 'k', { rows: ORDERS }));
+      const late = write('spin', 'k', { selects: [{ sql: runaway, bindings: {} }], commitBy: Date.now() + 300 });
+      expect(await rejection(settledWithin(wh.publish(late), BOUND_MS))).toBeInstanceOf(CommitDeadlineError);
+      expect(await wh.ledger({ node: 'spin' })).toEqual([]);
+      expect(await count('orders')).toBe(3);
+      // Its retry, with SQL that ends, publishes it.
+      expect(await wh.publish(write('spin', 'k', { selects: [{ sql: 'SELECT 1 AS n', bindings: {} }], attempt: 2 }))).toMatchObject({ version: 1 });
+    }, 30_000);
+
+    it("a check's SQL: the publish fails as late, not as a failed check", async () => {
+      const checks = [{ type: 'sql' as const, name: 'spins', sql: runaway }];
+      const late = write('orders', 'k', { rows: ORDERS, checks, commitBy: Date.now() + 300 });
+      expect(await rejection(settledWithin(wh.publish(late), BOUND_MS))).toBeInstanceOf(CommitDeadlineError);
+      expect(await wh.ledger({ node: 'orders' })).toEqual([]);
+      await wh.publish(write('orders', 'k', { rows: ORDERS }));
+      expect(await count('orders')).toBe(3);
+    }, 30_000);
+
+    it("a query() with a deadline (a transform's read inside its partition)", async () => {
+      await wh.publish(write('orders', 'k', { rows: ORDERS }));
+      const pinned = await wh.pin([{ node: 'orders', from: 'k', to: 'k' }]);
+      expect(await rejection(settledWithin(wh.query(runaway, {}, pinned, { deadline: Date.now() + 300 }), BOUND_MS))).toBeInstanceOf(CommitDeadlineError);
+      expect(await count('orders')).toBe(3);
+    }, 30_000);
+
+    it('a deadline already passed: the statement does not start', async () => {
+      expect(await rejection(settledWithin(wh.query(runaway, {}, undefined, { deadline: Date.now() - 1 }), BOUND_MS))).toBeInstanceOf(CommitDeadlineError);
+      expect(await wh.query('SELECT 1 AS n', {}, undefined, { deadline: Date.now() + 60_000 })).toEqual([{ n: 1 }]);
     });
   });
 }

@@ -11,7 +11,7 @@
 import pg from 'pg';
 import { postgresNamespace, schemaField } from '../../../core/openlineage.ts';
 import type { ValueKind } from '../checksum.ts';
-import type { Dialect, Params, PublishRequest, PublishStart, Session, SpecSql, SpecStatement, Wanted } from '../dialect.ts';
+import { deadlineError, timeLeft, type Dialect, type Params, type PublishRequest, type PublishStart, type Session, type SpecSql, type SpecStatement, type Wanted } from '../dialect.ts';
 import type { Codec, ColumnType, InternalTable } from '../ledger.ts';
 import { PARTITION_COLUMN, VERSION_COLUMN, bindPositional, outsideScope, positionalParameters, quoteIdent, quoteLiteral, scopedSelect, singleStatement, versionsTable } from '../sql.ts';
 import { InvalidDatasetError, SqlError, type DatasetFacts, type Row } from '../types.ts';
@@ -31,9 +31,16 @@ const MAX_PARAMETERS = 60_000;
 /** SQLSTATE classes of errors that the same SQL will hit again: syntax, unknown names, bad data. */
 const NON_RETRYABLE_CLASSES = ['42', '22', '21', '0A', '2F', '25'];
 
-/** A spec statement's error: an SqlError (not retried) when the same SQL would fail again. */
+/** The SQLSTATE of a statement cancelled, by `statement_timeout` among others. */
+const QUERY_CANCELED = '57014';
+
+/**
+ * A spec statement's error: an SqlError (not retried) when the same SQL would fail again, the
+ * deadline's error when `statement_timeout` stopped it.
+ */
 function sqlErrorOf(error: unknown, sql: string): unknown {
   const code = (error as { code?: unknown })?.code;
+  if (code === QUERY_CANCELED && /statement timeout/.test((error as Error).message)) return deadlineError();
   if (typeof code === 'string' && code.length === 5 && NON_RETRYABLE_CLASSES.includes(code.slice(0, 2))) {
     return new SqlError(`${(error as Error).message} in SQL: ${sql.trim().slice(0, 300)}`);
   }
@@ -276,6 +283,8 @@ class PostgresSession implements Session {
   private readonly known = new Map<string, Array<{ name: string; type: string }> | null>();
   /** Each versions table's column types once `ensureDataset` made it fit: the casts of `insertRows`, and which of spec SQL's columns can hold NaN. */
   private readonly fitted = new Map<string, Map<string, string>>();
+  /** Whether a spec statement of this transaction set `statement_timeout` (`bound`). */
+  private timed = false;
 
   constructor(
     private readonly dialect: PostgresDialect,
@@ -530,7 +539,10 @@ class PostgresSession implements Session {
     if (spec.scope) await this.assertInScope(parsed, spec);
     const body = scopedSelect(parsed.text, spec.scope ?? [], spec.given ?? []);
     // The extended protocol always, parameters or none: it runs one statement, never several.
-    const config = (query: string, extra: unknown[] = []) => ({ text: query, values: [...values, ...extra], queryMode: 'extended' }) as pg.QueryConfig;
+    const config = (query: string, extra: unknown[] = []) => {
+      this.bound(spec.deadline);
+      return { text: query, values: [...values, ...extra], queryMode: 'extended' } as pg.QueryConfig;
+    };
     const failure = (error: unknown) => sqlErrorOf(error, spec.sql);
     const run = (query: string) => this.query(config(query), failure);
     const key = this.probeKey(parsed, spec, body);
@@ -563,6 +575,19 @@ class PostgresSession implements Session {
         return n === null ? null : Number(n);
       },
     };
+  }
+
+  /**
+   * Bounds the spec statement sent next by its deadline: the server stops it then, whether or
+   * not this process is still there to ask, and frees its connection and the partition's lock.
+   * Statements after it in the transaction keep the bound (the next spec statement's replaces
+   * it); they are backfill's own and short, and past the deadline nothing of it commits anyway.
+   */
+  private bound(deadline: number | undefined): void {
+    if (deadline === undefined && !this.timed) return;
+    this.timed = deadline !== undefined;
+    // Settled: a SET fails only where the transaction already has.
+    this.defer(deadline === undefined ? 'SET LOCAL statement_timeout TO DEFAULT' : `SET LOCAL statement_timeout = ${timeLeft(deadline)}`, undefined, true);
   }
 
   /**
