@@ -90,7 +90,7 @@ warehouseSuite('lake', async () => {
   const root = freshRoot();
   const warehouse = openWarehouse(`lake://${root}`, { inline: true });
   return { warehouse, raw: lakeRawAccess(warehouse.location), cleanup: () => warehouse.close() };
-});
+}, { runaway: 'SELECT COUNT(*) AS n FROM range(1000000000000000000)' });
 
 /** Rows of `sql` read by a DuckDB of the test's own, with no backfill in between. */
 async function readDirectly(sql: string): Promise<unknown[][]> {

@@ -25,6 +25,7 @@ import {
   SqlWarehouse,
   VERSION_COLUMN,
   bindPositional,
+  deadlineError,
   notASelect,
   outsideScope,
   positionalParameters,
@@ -33,6 +34,7 @@ import {
   quoteLiteral,
   scopedSelect,
   singleStatement,
+  timeLeft,
   versionsTable,
   type Codec,
   type ColumnType,
@@ -384,6 +386,8 @@ class LakeSession implements Session {
   private dropped: string[] = [];
   /** Records of mirrored moves this transaction clears. */
   cleared: Array<[string, string]> = [];
+  /** A statement interrupted at its deadline aborts DuckDB's transaction: nothing more runs in it. */
+  private interrupted = false;
 
   constructor(
     private readonly dialect: LakeDialect,
@@ -411,6 +415,10 @@ class LakeSession implements Session {
     await this.prepared.run(text, values);
   }
 
+  get ended(): boolean {
+    return this.interrupted;
+  }
+
   /** DuckDB has no savepoints: what the work staged and the column changes it made are undone by hand. */
   async savepoint<T>(work: () => Promise<T>): Promise<T> {
     const staged = new Set(this.staged.keys());
@@ -418,6 +426,7 @@ class LakeSession implements Session {
     try {
       return await work();
     } catch (error) {
+      if (this.interrupted) throw error;
       for (const [key, version] of this.staged) {
         if (staged.has(key)) continue;
         await this.c.run(`DELETE FROM ${this.dialect.versionsTable(version.node)} WHERE ${PARTITION_COLUMN} = ${quoteLiteral(version.partition)} AND ${VERSION_COLUMN} = ${version.version}`);
@@ -750,13 +759,14 @@ class LakeSession implements Session {
     const parsed = await parseQuery(this.c, text, spec.sql);
     await this.assertAllowed(parsed, spec);
     const body = scopedSelect(text, spec.scope ?? [], spec.given ?? []);
-    const run = async <T>(work: () => Promise<T>): Promise<T> => {
-      try {
-        return await work();
-      } catch (error) {
-        return wrapSqlError(error, spec.sql);
-      }
-    };
+    const run = <T>(work: () => Promise<T>): Promise<T> =>
+      this.untilDeadline(spec.deadline, async () => {
+        try {
+          return await work();
+        } catch (error) {
+          return wrapSqlError(error, spec.sql);
+        }
+      });
     return {
       rows: () =>
         run(async () => {
@@ -789,6 +799,28 @@ class LakeSession implements Session {
           return n === null ? null : Number(n);
         }),
     };
+  }
+
+  /**
+   * Runs spec SQL's `work`, interrupted at its deadline: the process's one connection would
+   * otherwise stay with a statement that never ends, and every later call wait behind it.
+   */
+  private async untilDeadline<T>(deadline: number | undefined, work: () => Promise<T>): Promise<T> {
+    if (deadline === undefined) return work();
+    let fired = false;
+    const timer = setTimeout(() => {
+      fired = true;
+      this.c.interrupt();
+    }, timeLeft(deadline));
+    try {
+      return await work();
+    } catch (error) {
+      if (!fired) throw error;
+      this.interrupted = true;
+      throw deadlineError();
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   /** The door's rules on what spec SQL names. */
