@@ -146,6 +146,12 @@ async function commitWithin<T>(work: Promise<T>, timeoutMs: number | null, stopp
   }
 }
 
+/** The earliest of the bounds that are set (epoch ms); undefined when none is. */
+function earliest(...bounds: Array<number | null | undefined>): number | undefined {
+  const set = bounds.filter((b): b is number => b !== null && b !== undefined);
+  return set.length > 0 ? Math.min(...set) : undefined;
+}
+
 /** The run window closed: the partition was not started, or was stopped at the end of the grace period (it runs again later). */
 class WindowClosed extends Error {}
 
@@ -207,6 +213,7 @@ export function createActivities(deps: ActivityDeps) {
     definitionHash: string,
     telemetry: PartitionTelemetry,
     stopped: AbortSignal | null,
+    deadline: number | undefined,
   ): Promise<{ done: PartitionResult } | { pending: PendingPartition }> => {
     const { node } = input;
     const startedAt = Date.now();
@@ -244,7 +251,8 @@ export function createActivities(deps: ActivityDeps) {
     const query: PartitionSession['query'] = async (sql, b) => {
       // A staged backfill reads the versions it staged upstream (else the published ones).
       pinned ??= await deps.warehouse.pin(task.inputs, input.stage ? { runKey: input.runKey } : {});
-      return deps.warehouse.query(sql, b, pinned);
+      // Its SQL ends with the partition's time, as the transform does: the warehouse stops it then.
+      return deps.warehouse.query(sql, b, pinned, deadline === undefined ? {} : { deadline });
     };
     const returned = await transform({
       node: node.id,
@@ -373,7 +381,12 @@ export function createActivities(deps: ActivityDeps) {
       // Alone, a partition has the activity's timeout; in a batch, each has the node's.
       // A dry run's transform runs nothing: no timer, controller and race for each of its partitions.
       const dryRun = deps.transforms.get(input.node.transform)?.dryRun === true;
-      const partitionTimeout = input.partitions.length > 1 && input.node.timeout !== undefined && !dryRun ? (parseDuration(input.node.timeout) ?? null) : null;
+      const nodeTimeout = input.node.timeout === undefined || dryRun ? null : (parseDuration(input.node.timeout) ?? null);
+      const partitionTimeout = input.partitions.length > 1 ? nodeTimeout : null;
+      // Where the activity's own timeout ends it (the node's timeout for each partition): its SQL, alone too, stops by then.
+      const activityEnds = nodeTimeout === null ? null : Date.now() + nodeTimeout * input.partitions.length;
+      /** When the SQL of a partition that starts now must have ended. */
+      const partitionDeadline = () => earliest(partitionTimeout === null ? null : Date.now() + partitionTimeout, activityEnds, input.window?.stopBy);
       const buffer = new PublishBuffer();
       /** The batch's cancellation, with what it committed before it (the workflow counts those done). */
       const cancelled = () => new CancelledFailure('cancelled', [{ finished, failedIndex: null, attempt } satisfies PartitionFailureDetails]);
@@ -403,8 +416,8 @@ export function createActivities(deps: ActivityDeps) {
        */
       const commitSql = (batch: readonly PendingPartition[]) => {
         const timeoutMs = partitionTimeout === null ? null : partitionTimeout * batch.length;
-        const commitBy = Math.min(timeoutMs === null ? Infinity : Date.now() + timeoutMs, input.window?.stopBy ?? Infinity);
-        return commitWithin(commit(ctx, telemetry, batch, Number.isFinite(commitBy) ? commitBy : undefined), timeoutMs, window.stopped);
+        const commitBy = earliest(timeoutMs === null ? null : Date.now() + timeoutMs, input.window?.stopBy, activityEnds);
+        return commitWithin(commit(ctx, telemetry, batch, commitBy), timeoutMs, window.stopped);
       };
       /** Commits what the buffer holds, and checkpoints it (a retry skips it); throws (or ends the batch) on a failed partition. */
       const flush = async (last = false): Promise<RunPartitionsResult | null> => {
@@ -430,7 +443,8 @@ export function createActivities(deps: ActivityDeps) {
           if (window.closed()) return (await flush()) ?? { finished, attempt, deferred: input.partitions.length - i };
           let outcome: Awaited<ReturnType<typeof runOne>>;
           try {
-            outcome = await withinTimeout(partitionTimeout, window.stopped, (stopped) => runOne(input, task, ctx, definitionHash, telemetry, stopped));
+            const deadline = partitionDeadline();
+            outcome = await withinTimeout(partitionTimeout, window.stopped, (stopped) => runOne(input, task, ctx, definitionHash, telemetry, stopped, deadline));
           } catch (error) {
             // What the batch computed before this partition is committed first, unless it was cancelled.
             if (!(error instanceof CancelledFailure || ctx.cancellationSignal.aborted)) {

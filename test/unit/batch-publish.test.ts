@@ -320,6 +320,68 @@ describe('a batch of SQL partitions: their SQL runs in the commit, within the bo
   }, 30_000);
 });
 
+describe("a partition's SQL has until its partition's time is up", () => {
+  /** A SQLite warehouse that records the deadline of each query() and the commitBy of each write. */
+  class DeadlineWarehouse extends SqliteWarehouse {
+    readonly deadlines: Array<number | undefined> = [];
+    readonly commitBys: Array<number | undefined> = [];
+    override query(...[sql, bindings, scope, options]: Parameters<SqliteWarehouse['query']>): ReturnType<SqliteWarehouse['query']> {
+      this.deadlines.push(options?.deadline);
+      return super.query(sql, bindings, scope, options);
+    }
+    override publishMany(writes: readonly PartitionWrite[]): Promise<PublishedBatch> {
+      this.commitBys.push(...writes.map((w) => w.commitBy));
+      return super.publishMany(writes);
+    }
+  }
+  const TIMEOUT_MS = 600_000;
+  /** Reads the warehouse, then queues SQL for the rows. */
+  const reads: Transform = async (ctx) => {
+    await ctx.warehouse.query('SELECT 1 AS n');
+    ctx.warehouse.insertFrom('SELECT :partition AS day, 1 AS n', ctx.bindings);
+    return [];
+  };
+
+  async function runWith(count: number): Promise<{ recorded: DeadlineWarehouse; began: number }> {
+    const recorded = new DeadlineWarehouse(join(dir, `deadlines-${count}.db`));
+    const timedNode: PartitionNode = { id: 'timed', transform: 'reads', params: {}, checks: [], heartbeatTimeout: '30s', timeout: '10m' };
+    const input: RunPartitionsInput = {
+      backfillId: 'bf-1',
+      runKey: 'run-1',
+      workflowId: 'backfill/bf-1/timed',
+      node: timedNode,
+      partitions: keys.slice(0, count).map((key, index) => ({ index, key, window: { start: `${key}T00:00:00Z`, end: `${key}T23:59:59Z` }, inputs: [], throttled: 0 })),
+      maxAttempts: 3,
+    };
+    const activities = createActivities({ warehouse: recorded, transforms: new Map([['reads', reads]]), codeVersion: 'test' });
+    const began = Date.now();
+    try {
+      await new MockActivityEnvironment({ attempt: 1 }).run(activities.runPartitions, input);
+    } finally {
+      await recorded.close();
+    }
+    return { recorded, began };
+  }
+
+  it("alone, by the activity's timeout (the node's): its query() and its queued SQL stop then", async () => {
+    const { recorded, began } = await runWith(1);
+    for (const deadline of [...recorded.deadlines, ...recorded.commitBys]) {
+      expect(deadline).toBeGreaterThanOrEqual(began + TIMEOUT_MS);
+      expect(deadline).toBeLessThanOrEqual(Date.now() + TIMEOUT_MS);
+    }
+    expect([recorded.deadlines.length, recorded.commitBys.length]).toEqual([1, 1]);
+  });
+
+  it("in a batch, each query() by its partition's own timeout from its start", async () => {
+    const { recorded, began } = await runWith(3);
+    expect(recorded.deadlines).toHaveLength(3);
+    for (const deadline of recorded.deadlines) {
+      expect(deadline).toBeGreaterThanOrEqual(began + TIMEOUT_MS);
+      expect(deadline).toBeLessThanOrEqual(Date.now() + TIMEOUT_MS);
+    }
+  });
+});
+
 describe('PublishBuffer', () => {
   const pending = (workMs: number, rows = 1) => ({
     task: { index: 0, key: 'k', window: null, inputs: [], throttled: 0 },
