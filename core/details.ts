@@ -189,6 +189,11 @@ export function canaryDetails(canary: CanaryView | undefined, backfillId: string
   return lines;
 }
 
+/** "paused" only while it runs: a backfill that ended while paused has ended. */
+function headlineState(progress: Progress): string {
+  return progress.paused && progress.state === 'running' ? 'paused' : progress.state;
+}
+
 export function backfillCurrentDetails(progress: Progress): string {
   // "40 of 100", not "40/100": the Web UI's markdown renders a/b as a typographic fraction.
   const rows = progress.nodes.map(
@@ -202,7 +207,7 @@ export function backfillCurrentDetails(progress: Progress): string {
   const holds = (progress.governance?.holds ?? []).map((h) => `${HARD_BREAK}Held: ${escape(h.reason.slice(0, 300))}`).join('');
   // The headline, the holds and the last error first, one paragraph: the Web UI shows current details in a frame of fixed height.
   return [
-    `**${progress.paused ? 'paused' : progress.state}** · ${count(progress.done)} of ${count(progress.total)} partitions · backfill rate ${rate(progress.rate)} · ETA ${eta(progress.etaSeconds)}${holds}${lastError ? `${HARD_BREAK}Last error: ${escape(lastError.slice(0, 300))}` : ''}`,
+    `**${headlineState(progress)}** · ${count(progress.done)} of ${count(progress.total)} partitions · backfill rate ${rate(progress.rate)} · ETA ${eta(progress.etaSeconds)}${holds}${lastError ? `${HARD_BREAK}Last error: ${escape(lastError.slice(0, 300))}` : ''}`,
     '',
     '| dataset | done | running | failed | blocked | rate | concurrency | ETA |',
     '| --- | --- | --- | --- | --- | --- | --- | --- |',

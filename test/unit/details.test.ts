@@ -91,6 +91,12 @@ describe('current details', () => {
     expect(backfillCurrentDetails({ ...progress, paused: false, etaSeconds: null, nodes: [] })).toMatch(/^\*\*running\*\* .* ETA —$/m);
   });
 
+  it('the parent: a backfill that ended while paused is headlined by how it ended, not "paused"', () => {
+    const node = { id: 'orders', total: 10, done: 10, running: 0, failed: 0, blocked: 0, pending: 0, rate: null, concurrency: 4, throttles: 0, throughput: 1, etaSeconds: 0, failures: [] };
+    const ended: Progress = { backfillId: 'b', name: 'shop', state: 'completed', paused: true, rate: null, concurrency: null, total: 10, done: 10, running: 0, failed: 0, blocked: 0, pending: 0, throughput: 1, etaSeconds: 0, runs: 1, nodes: [node] };
+    expect(backfillCurrentDetails(ended).split('\n')[0]).toMatch(/^\*\*completed\*\* · /);
+  });
+
   const entry = (seq: number, over: Partial<AuditEntry>): AuditEntry => ({
     seq,
     at: Date.UTC(2024, 0, 2, 3, 4, seq, 250),
