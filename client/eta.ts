@@ -60,7 +60,7 @@ export function liveEta(plan: Plan, carry: Pick<BackfillCarry, 'readiness' | 're
   const forecast = simulate({ plan, limits: carry.limits, overrides: carry.overrides, timings, overhead: LIVE_OVERHEAD, from: carry.readiness });
   return {
     etaSeconds: Math.round(forecast.wallMs / 100) / 10,
-    nodes: Object.fromEntries(forecast.nodes.map((n) => [n.id, n.finishMs === null ? 0 : Math.round(n.finishMs / 100) / 10])),
+    nodes: Object.fromEntries(forecast.nodes.map((n) => [n.id, n.finishMs === null ? null : Math.round(n.finishMs / 100) / 10])),
   };
 }
 

@@ -24,9 +24,14 @@ function throughputOf(completed: number, first: number | null, last: number | nu
   return completed / ((last - first) / 1000);
 }
 
-function etaOf(remaining: number, throughput: number | null): number | null {
-  if (remaining === 0) return 0;
-  return throughput ? remaining / throughput : null;
+/**
+ * Seconds until what is left is done: 0 once nothing is left, null while the pace is unknown or
+ * all that is left cannot run (blocked or failed): such a node is not done.
+ */
+function etaOf(left: number, runnable: number, throughput: number | null): number | null {
+  if (left === 0) return 0;
+  if (runnable === 0) return null;
+  return throughput ? runnable / throughput : null;
 }
 
 const EXAMPLES = 3;
@@ -53,7 +58,7 @@ export function progressOf(inputs: ProgressInputs): Progress {
       concurrency: settings?.concurrency ?? node.spec.concurrency,
       throttles: report?.throttles ?? 0,
       throughput,
-      etaSeconds: etaOf(remaining, throughput),
+      etaSeconds: etaOf(counts.total - counts.done, remaining, throughput),
       failures: (inputs.failures[node.id] ?? []).map((group) => {
         const ranges = RangeSet.fromJSON(group.ranges);
         const examples: string[] = [];
@@ -95,8 +100,8 @@ export function progressOf(inputs: ProgressInputs): Progress {
     pending: total - done - failed - blocked - running,
     throughput,
     // The slowest node bounds the whole backfill.
-    etaSeconds: nodes.some((n) => n.etaSeconds === null && n.total - n.done - n.failed - n.blocked > 0)
-      ? etaOf(total - done - failed - blocked, throughput)
+    etaSeconds: nodes.some((n) => n.etaSeconds === null && n.total - n.done - n.failed - n.blocked > 0) || total - done - failed - blocked === 0
+      ? etaOf(total - done, total - done - failed - blocked, throughput)
       : Math.max(0, ...nodes.map((n) => n.etaSeconds ?? 0)),
     runs: inputs.runs,
     nodes,

@@ -57,7 +57,8 @@ describe('liveEta', () => {
       reports: { a: stats({ concurrency: 2, completed: 20, firstStartedAt: 0, lastFinishedAt: 2000 }), b: stats({ concurrency: 2, completed: 10, firstStartedAt: 0, lastFinishedAt: 5000 }) },
     };
     const eta = liveEta(plan, carry);
-    expect(eta.nodes).toEqual({ a: 0, b: 5 });
+    // a has nothing left to simulate: no figure of its own (the progress says whether it is done).
+    expect(eta.nodes).toEqual({ a: null, b: 5 });
     // b, with nothing left to run, reports its last partitions at once (report-when-idle): the
     // parent hears of them one hop after 5,000 ms, and ends.
     expect(eta.etaSeconds).toBe(Math.round((5000 + LIVE_OVERHEAD.hopMs + LIVE_OVERHEAD.endMs) / 100) / 10);
@@ -72,6 +73,15 @@ describe('liveEta', () => {
     // Skipping the plan when nothing is measured (NO_LIVE_ETA) changes nothing the progress shows.
     const progress = { etaSeconds: 12, nodes: [{ id: 'a', etaSeconds: 3 }] } as unknown as Progress;
     expect(withLiveEta(progress, NO_LIVE_ETA)).toEqual(withLiveEta(progress, liveEta(plan, { limits, overrides: {}, readiness, reports: {} })));
+  });
+
+  it('leaves a node it ran nothing for to the progress: done, or blocked behind failed partitions', () => {
+    const readiness = { a: { done: RangeSet.of([0, 10]).toJSON(), failed: RangeSet.of([10, 20]).toJSON(), inHands: '' }, b: { done: RangeSet.of([0, 10]).toJSON(), failed: '', inHands: '' } };
+    const reports = { a: stats({ concurrency: 2, completed: 10, firstStartedAt: 0, lastFinishedAt: 1000 }), b: stats({ concurrency: 2, completed: 10, firstStartedAt: 0, lastFinishedAt: 1000 }) };
+    const eta = liveEta(plan, { limits, overrides: {}, readiness, reports });
+    expect(eta.nodes.b).toBeNull();
+    const progress = { etaSeconds: null, nodes: [{ id: 'a', etaSeconds: null }, { id: 'b', etaSeconds: null }] } as unknown as Progress;
+    expect(withLiveEta(progress, eta).nodes.map((n) => n.etaSeconds)).toEqual([null, null]);
   });
 
   it('replaces the progress ETA only when it has one', () => {

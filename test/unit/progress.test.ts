@@ -1,4 +1,5 @@
 import { describe, it, expect } from 'vitest';
+import { barPayload, renderStatus } from '../../client/render.ts';
 import { expandPlan, type Plan } from '../../core/plan.ts';
 import { progressOf, type ProgressInputs } from '../../core/progress.ts';
 import type { FailureGroup, NodeStats, NodeSettings, Progress } from '../../core/protocol.ts';
@@ -214,7 +215,7 @@ describe('progressOf throughput and ETA', () => {
     expect(p.etaSeconds).toBe(0);
   });
 
-  it('ETA is 0 when what is left is failed or blocked', () => {
+  it('ETA is null, not 0 ("done"), when all that is left is failed or blocked', () => {
     const plan = chainPlan();
     const r = new Readiness(plan);
     r.releaseAll();
@@ -225,8 +226,15 @@ describe('progressOf throughput and ETA', () => {
     r.markDone('z', RangeSet.of([0, 5]));
     const p = progressOf(inputs(plan, r, { state: 'completed_with_failures' }));
     expect(p).toMatchObject({ failed: 1, blocked: 2, pending: 0, running: 0 });
-    expect(p.etaSeconds).toBe(0);
+    expect(p.etaSeconds).toBeNull();
+    expect(node(p, 'a').etaSeconds).toBeNull();
+    expect(node(p, 'b').etaSeconds).toBeNull();
+    expect(node(p, 'z').etaSeconds).toBe(0);
     expectCountsAddUp(p);
+    // status prints it "–", not "done".
+    const row = renderStatus(p).split('\n').find((l) => l.includes(' b '))!;
+    expect(row, row).not.toMatch(/\bdone\b/);
+    expect(barPayload(node(p, 'b')).details).not.toMatch(/\bdone\b/);
   });
 
   it('the slowest node bounds the whole backfill', () => {
