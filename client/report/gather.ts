@@ -17,12 +17,13 @@ import { expandPlan, planStats, type Plan } from '../../core/plan.ts';
 import type { BackfillInput, NodeInput, Progress } from '../../core/protocol.ts';
 import { RangeSet } from '../../core/ranges.ts';
 import { rollbackWorkflowId } from '../../core/rollback.ts';
+import type { ResolvedSpec } from '../../core/spec.ts';
 import { discardWorkflowId } from '../../core/staged.ts';
 import { auditOfHistory, type AuditRecord } from '../audit.ts';
 import { backfillWorkflowId, nodeWorkflowId } from '../../workflows/definitions.ts';
 import type { BackfillClient } from '../backfill-client.ts';
 import { visibilityLiteral } from '../dataset-writers.ts';
-import { pauseToggles, pausedSpans, runInfo, throttleEvents, throttledSpans, type Decode, type RunInfo, type ThrottleEvent } from './history.ts';
+import { endSpec, pauseToggles, pausedSpans, runInfo, throttleEvents, throttledSpans, type Decode, type RunInfo, type ThrottleEvent } from './history.ts';
 import { REPORT_VERSION, type NodeReport, type PlanReport, type Report, type StagedReport } from './model.ts';
 import { reportActions } from './actions.ts';
 import { ledgerFigures, versionKey } from './summarize.ts';
@@ -77,7 +78,24 @@ async function runsOf<Input, Kept>(
 }
 
 /** What the report keeps of each parent run's history: its pauses and resumes, and its audit entries. */
-type Kept = { toggles: ReturnType<typeof pauseToggles>; audit: ReturnType<typeof auditOfHistory> };
+type Kept = { toggles: ReturnType<typeof pauseToggles>; audit: ReturnType<typeof auditOfHistory>; endSpec: ResolvedSpec | null };
+
+/** The spec a run last ran with: one that replaced its input's while it ran, else its input's. */
+const specOf = (run: Run<BackfillInput, Kept>) => run.kept.endSpec ?? run.input?.spec;
+
+/**
+ * The spec the backfill run last ran with (`retry-failed --spec` and `resume --spec` replace it),
+ * and a note saying when it was replaced.
+ */
+function latestSpec(runs: ReadonlyArray<Run<BackfillInput, Kept>>, first: ResolvedSpec, notes: string[]): ResolvedSpec {
+  const spec = specOf(runs[runs.length - 1]!) ?? first;
+  const same = (other: ResolvedSpec | undefined) => other === undefined || JSON.stringify(other) === JSON.stringify(first);
+  if (same(spec)) return spec;
+  const changed = runs.find((run) => !same(run.input?.spec)) ?? runs.find((run) => !same(run.kept.endSpec ?? undefined))!;
+  const during = same(changed.input?.spec) ? 'during the run started' : 'by the run started';
+  notes.push(`The spec was replaced (resume or retry-failed --spec) ${during} ${new Date(changed.startMs).toISOString()}: this report shows the spec the backfill last ran with.`);
+  return spec;
+}
 
 /** The run key a parent run writes versions under: carried over by continue-as-new and resume, else its chain's first run id. */
 const runKeyOf = (run: RunInfo<BackfillInput>) => run.input?.carry?.runKey ?? run.firstRunId;
@@ -172,7 +190,7 @@ export async function gatherReport(client: BackfillClient, warehouse: Warehouse 
   const latest = await client.describe(backfillId);
   const decode: Decode = (payload) => client.client.options.loadedDataConverter.payloadConverter.fromPayload(payload);
   const workflowId = backfillWorkflowId(backfillId);
-  const allRuns = await runsOf<BackfillInput, Kept>(client, workflowId, decode, (events) => ({ toggles: pauseToggles(events), audit: auditOfHistory(events, decode) }), { latestRunId: latest.runId });
+  const allRuns = await runsOf<BackfillInput, Kept>(client, workflowId, decode, (events) => ({ toggles: pauseToggles(events), audit: auditOfHistory(events, decode), endSpec: endSpec(events, decode) }), { latestRunId: latest.runId });
   const latestRun = allRuns.find((run) => run.runId === latest.runId)!;
   const runKey = runKeyOf(latestRun);
   // A rerun of the same id is another backfill run (a new run key): the report covers the latest one.
@@ -180,8 +198,9 @@ export async function gatherReport(client: BackfillClient, warehouse: Warehouse 
   const input = runs[0]!.input;
   if (!input) throw new BackfillError('failed', `cannot read the input of backfill '${backfillId}' from its history`);
 
-  const plan = expandPlan(input.spec, input.range);
   const notes: string[] = [];
+  const spec = latestSpec(runs, input.spec, notes);
+  const plan = expandPlan(spec, input.range);
   const progress = await client.progress(backfillId).catch((error: unknown) => {
     notes.push(`Progress could not be read (${error instanceof Error ? error.message : String(error)}): "done" counts published partitions, failed and blocked are unknown.`);
     return null;
@@ -262,12 +281,12 @@ export async function gatherReport(client: BackfillClient, warehouse: Warehouse 
       runs: runs.length,
       uiUrl: client.uiUrl(workflowId),
     },
-    spec: input.spec,
+    spec,
     parameters: {
       from: input.range.from === undefined ? null : new Date(input.range.from).toISOString(),
       to: input.range.to === undefined ? null : new Date(input.range.to).toISOString(),
-      rate: input.limits?.rate !== undefined ? input.limits.rate : input.spec.rate,
-      concurrency: input.limits?.concurrency !== undefined ? input.limits.concurrency : input.spec.concurrency,
+      rate: input.limits?.rate !== undefined ? input.limits.rate : spec.rate,
+      concurrency: input.limits?.concurrency !== undefined ? input.limits.concurrency : spec.concurrency,
       onlyChanged: input.skip !== undefined,
       codeVersions,
       warehouse: location,

@@ -6,7 +6,8 @@
  */
 import type { temporal } from '@temporalio/proto';
 import { optionalTsToMs } from '@temporalio/common';
-import type { RunPartitionsResult } from '../../core/protocol.ts';
+import type { BackfillResult, RunPartitionsResult } from '../../core/protocol.ts';
+import type { ResolvedSpec } from '../../core/spec.ts';
 import type { Span } from './model.ts';
 
 type HistoryEvent = temporal.api.history.v1.IHistoryEvent;
@@ -40,6 +41,17 @@ export function runInfo<Input>(runId: string, events: readonly HistoryEvent[], d
     startMs: first ? timeOf(first) : 0,
     endMs: closed ? timeOf(last) : null,
   };
+}
+
+/**
+ * The spec a run ended carrying when one (`resume --spec`) replaced its input's while it ran
+ * (`BackfillCarry.spec` in its result); null when it did not, or has not ended.
+ */
+export function endSpec(events: readonly HistoryEvent[], decode: Decode): ResolvedSpec | null {
+  const payload = events[events.length - 1]?.workflowExecutionCompletedEventAttributes?.result?.payloads?.[0];
+  if (!payload) return null;
+  const result = decode(payload) as Partial<BackfillResult> | null;
+  return result?.carry?.spec ?? null;
 }
 
 const PAUSE = 'pause';

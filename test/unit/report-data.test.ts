@@ -2,10 +2,14 @@
 import { defaultPayloadConverter, msNumberToTs } from '@temporalio/common';
 import type { temporal } from '@temporalio/proto';
 import { describe, expect, it } from 'vitest';
-import type { LedgerRow } from '../../activities/warehouse/types.ts';
+import type { LedgerRow, Warehouse } from '../../activities/warehouse/types.ts';
+import type { BackfillClient } from '../../client/backfill-client.ts';
+import { gatherReport } from '../../client/report/gather.ts';
 import { pauseToggles, pausedSpans, runInfo, throttleEvents, throttledSpans, type Decode } from '../../client/report/history.ts';
+import { renderMarkdown } from '../../client/report/markdown.ts';
 import { durationStats, groupMessages, ledgerFigures, nodeChanges, percentile, versionKey, warningsOf } from '../../client/report/summarize.ts';
 import { buildTimeline, MAX_SLOTS, RATE_BINS, rateOverTime } from '../../client/report/timeline.ts';
+import { resolveSpec } from '../../core/spec.ts';
 
 type HistoryEvent = temporal.api.history.v1.IHistoryEvent;
 const T0 = Date.UTC(2025, 0, 1);
@@ -208,5 +212,60 @@ describe('buildTimeline', () => {
     // Each node runs a 40 ms partition every 20 ms: two at a time, on average.
     const middle = timeline.bins.filter((b) => b.node === 'a').slice(10, 200);
     for (const bin of middle) expect(bin.busy).toBeCloseTo(2, 1);
+  });
+});
+
+describe("gatherReport: the spec the backfill last ran with", () => {
+  const base = { name: 'shop', partitions: { grain: 'day', start: '2024-01-01', end: '2024-01-03' } } as const;
+  const broken = resolveSpec({ ...base, nodes: [{ id: 'daily', sql: 'SELECT amount FROM orders_raw WHERE broken' }] });
+  const fixed = resolveSpec({ ...base, nodes: [{ id: 'daily', sql: 'SELECT amount FROM orders_raw' }] });
+  const started = (s: number, runId: string, input: unknown): HistoryEvent => ({ eventTime: at(s), workflowExecutionStartedEventAttributes: { firstExecutionRunId: runId, input: { payloads: [payload(input)] } } });
+  const completed = (s: number, result: unknown = null): HistoryEvent => ({ eventTime: at(s), workflowExecutionCompletedEventAttributes: { result: { payloads: [payload(result)] } } });
+
+  /** A client that knows these runs of `backfill/b1` (the last is the latest) and nothing else. */
+  function clientOf(histories: Record<string, HistoryEvent[]>): BackfillClient {
+    const runIds = Object.keys(histories);
+    return {
+      namespace: 'default',
+      uiUrl: () => 'http://localhost:8233/x',
+      describe: async () => ({ runId: runIds[runIds.length - 1], status: { name: 'COMPLETED' } }),
+      progress: async () => { throw new Error('no progress in this test'); },
+      client: {
+        options: { loadedDataConverter: { payloadConverter: defaultPayloadConverter } },
+        workflow: {
+          list: ({ query }: { query: string }) => (async function* () {
+            if (query.includes("'backfill/b1'")) for (const runId of runIds) yield { runId, startTime: new Date(runInfo(runId, histories[runId]!, decode).startMs) };
+          })(),
+          getHandle: (_id: string, runId: string) => ({ fetchHistory: async () => ({ events: histories[runId] ?? [] }) }),
+        },
+      },
+    } as unknown as BackfillClient;
+  }
+  const warehouse = { location: '/tmp/w.db', ledger: async () => [], ledgerVersions: async () => [] } as unknown as Warehouse;
+
+  it('after retry-failed --spec fixed.yaml (a new run of the same backfill run): the fix, not the first run\'s broken SQL', async () => {
+    const client = clientOf({
+      r1: [started(0, 'r1', { backfillId: 'b1', spec: broken, range: {} }), completed(60)],
+      r2: [started(120, 'r2', { backfillId: 'b1', spec: fixed, range: {}, carry: { runKey: 'r1' } }), completed(180)],
+    });
+    const r = await gatherReport(client, warehouse, 'b1', { now: T0 + 200_000 });
+    expect(r.backfill.runs).toBe(2);
+    expect(r.spec.nodes[0]!.sql).toBe('SELECT amount FROM orders_raw');
+    expect(renderMarkdown(r)).not.toContain('WHERE broken');
+    expect(r.notes.join('\n')).toContain(`by the run started ${new Date(T0 + 120_000).toISOString()}`);
+  });
+
+  it('after resume --spec while it ran: the spec its run ended carrying', async () => {
+    const client = clientOf({ r1: [started(0, 'r1', { backfillId: 'b1', spec: broken, range: {} }), completed(60, { state: 'completed', carry: { spec: fixed } })] });
+    const r = await gatherReport(client, warehouse, 'b1', { now: T0 + 200_000 });
+    expect(r.spec.nodes[0]!.sql).toBe('SELECT amount FROM orders_raw');
+    expect(r.notes.join('\n')).toContain(`during the run started ${new Date(T0).toISOString()}`);
+  });
+
+  it('an unchanged spec: no note', async () => {
+    const client = clientOf({ r1: [started(0, 'r1', { backfillId: 'b1', spec: fixed, range: {} }), completed(60)] });
+    const r = await gatherReport(client, warehouse, 'b1', { now: T0 + 200_000 });
+    expect(r.spec).toEqual(fixed);
+    expect(r.notes.filter((n) => n.includes('spec was replaced'))).toEqual([]);
   });
 });
