@@ -77,8 +77,8 @@ async function runsOf<Input, Kept>(
   return runs.sort((a, b) => a.startMs - b.startMs);
 }
 
-/** What the report keeps of each parent run's history: its pauses and resumes, and its audit entries. */
-type Kept = { toggles: ReturnType<typeof pauseToggles>; audit: ReturnType<typeof auditOfHistory>; endSpec: ResolvedSpec | null };
+/** What the report keeps of each parent run's history: its audit entries, and a spec it ended carrying. */
+type Kept = { audit: ReturnType<typeof auditOfHistory>; endSpec: ResolvedSpec | null };
 
 /** The spec a run last ran with: one that replaced its input's while it ran, else its input's. */
 const specOf = (run: Run<BackfillInput, Kept>) => run.kept.endSpec ?? run.input?.spec;
@@ -190,7 +190,7 @@ export async function gatherReport(client: BackfillClient, warehouse: Warehouse 
   const latest = await client.describe(backfillId);
   const decode: Decode = (payload) => client.client.options.loadedDataConverter.payloadConverter.fromPayload(payload);
   const workflowId = backfillWorkflowId(backfillId);
-  const allRuns = await runsOf<BackfillInput, Kept>(client, workflowId, decode, (events) => ({ toggles: pauseToggles(events), audit: auditOfHistory(events, decode), endSpec: endSpec(events, decode) }), { latestRunId: latest.runId });
+  const allRuns = await runsOf<BackfillInput, Kept>(client, workflowId, decode, (events) => ({ audit: auditOfHistory(events, decode), endSpec: endSpec(events, decode) }), { latestRunId: latest.runId });
   const latestRun = allRuns.find((run) => run.runId === latest.runId)!;
   const runKey = runKeyOf(latestRun);
   // A rerun of the same id is another backfill run (a new run key): the report covers the latest one.
@@ -221,7 +221,8 @@ export async function gatherReport(client: BackfillClient, warehouse: Warehouse 
 
   const endMs = latestRun.endMs ?? now;
   const paused = pausedSpans(
-    runs.flatMap((run) => run.kept.toggles),
+    // Over all runs at once: a budget spent in one run holds the next one paused too.
+    pauseToggles(runs.flatMap((run) => run.kept.audit)),
     endMs,
     input.carry?.paused ? { atMs: first.startMs } : null,
   );

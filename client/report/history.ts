@@ -1,11 +1,12 @@
 /**
  * What workflow histories tell the report: the input of each run, when the backfill was
- * paused and resumed (the parent's signals and updates), and when a downstream system
+ * paused and went on (its audit trail), and when a downstream system
  * throttled a node (its activities' results). Payloads are decoded by the caller's
  * converter, so this stays a function of the events.
  */
 import type { temporal } from '@temporalio/proto';
 import { optionalTsToMs } from '@temporalio/common';
+import type { AuditEntry } from '../../core/audit.ts';
 import type { BackfillResult, RunPartitionsResult } from '../../core/protocol.ts';
 import type { ResolvedSpec } from '../../core/spec.ts';
 import type { Span } from './model.ts';
@@ -54,18 +55,31 @@ export function endSpec(events: readonly HistoryEvent[], decode: Decode): Resolv
   return result?.carry?.spec ?? null;
 }
 
-const PAUSE = 'pause';
-const RESUME = 'resume';
+/** A budget pause names each budget it found spent: "the cost budget is spent: …". */
+const SPENT = /the (retries|cost) budget is spent/g;
 
-/** Pause and resume requests the parent took (signals, and updates it accepted), in history order. */
-export function pauseToggles(events: readonly HistoryEvent[]): Array<{ atMs: number; paused: boolean }> {
+/**
+ * When the backfill paused and went on, from its audit trail (in order): an operator's pause
+ * and resume, and a spent budget until `set-budget` raised it. Only applied entries count: a
+ * refused pause (a junk argument sent by hand, a policy's no) paused nothing.
+ */
+export function pauseToggles(entries: readonly AuditEntry[]): Array<{ atMs: number; paused: boolean }> {
   const toggles: Array<{ atMs: number; paused: boolean }> = [];
-  for (const event of events) {
-    const name =
-      event.workflowExecutionSignaledEventAttributes?.signalName ??
-      event.workflowExecutionUpdateAcceptedEventAttributes?.acceptedRequest?.input?.name ??
-      undefined;
-    if (name === PAUSE || name === RESUME) toggles.push({ atMs: timeOf(event), paused: name === PAUSE });
+  let operator = false;
+  const spent = new Set<string>();
+  let paused = false;
+  for (const entry of entries) {
+    if (entry.outcome !== 'applied') continue;
+    const d = entry.details;
+    if (entry.action === 'pause' || entry.action === 'resume') operator = entry.action === 'pause';
+    else if (entry.action === 'budget-pause') for (const [, budget] of String(d.why ?? '').matchAll(SPENT)) spent.add(budget!);
+    else if (entry.action === 'set-budget' && typeof d.budget === 'string' && typeof d.limit === 'number' && typeof d.used === 'number') {
+      if (d.used >= d.limit) spent.add(d.budget);
+      else spent.delete(d.budget);
+    } else continue;
+    const now = operator || spent.size > 0;
+    if (now !== paused) toggles.push({ atMs: entry.at, paused: now });
+    paused = now;
   }
   return toggles;
 }

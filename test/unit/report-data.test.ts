@@ -9,6 +9,7 @@ import { pauseToggles, pausedSpans, runInfo, throttleEvents, throttledSpans, typ
 import { renderMarkdown } from '../../client/report/markdown.ts';
 import { durationStats, groupMessages, ledgerFigures, nodeChanges, percentile, versionKey, warningsOf } from '../../client/report/summarize.ts';
 import { buildTimeline, MAX_SLOTS, RATE_BINS, rateOverTime } from '../../client/report/timeline.ts';
+import type { AuditEntry } from '../../core/audit.ts';
 import { resolveSpec } from '../../core/spec.ts';
 
 type HistoryEvent = temporal.api.history.v1.IHistoryEvent;
@@ -33,22 +34,50 @@ describe('histories', () => {
     expect(runInfo('open', parent.slice(0, 3), decode).endMs).toBeNull();
   });
 
-  it('finds pause and resume, by signal or update', () => {
-    expect(pauseToggles(parent)).toEqual([
+  const entry = (seq: number, s: number, action: AuditEntry['action'], details: AuditEntry['details'] = {}, outcome: AuditEntry['outcome'] = 'applied'): AuditEntry => ({ seq, at: T0 + s * 1000, action, identity: 'ops', verified: false, reason: null, outcome, details });
+  const trail: AuditEntry[] = [
+    entry(1, 0, 'start'),
+    entry(2, 20, 'pause', { paused: true, previous: false }),
+    entry(3, 25, 'pause', { paused: true, previous: true }),
+    entry(4, 30, 'resume', { paused: false, previous: true }),
+    entry(5, 40, 'pause', { paused: true, previous: false }),
+  ];
+
+  it('finds pauses and resumes in the audit trail; a repeated pause changes nothing', () => {
+    expect(pauseToggles(trail)).toEqual([
       { atMs: T0 + 20_000, paused: true },
-      { atMs: T0 + 25_000, paused: true },
       { atMs: T0 + 30_000, paused: false },
       { atMs: T0 + 40_000, paused: true },
     ]);
   });
 
-  it('turns them into paused spans; a pause still on ends at the end; a repeated pause changes nothing', () => {
-    expect(pausedSpans(pauseToggles(parent), T0 + 60_000)).toEqual([
+  it('turns them into paused spans; a pause still on ends at the end', () => {
+    expect(pausedSpans(pauseToggles(trail), T0 + 60_000)).toEqual([
       { startMs: T0 + 20_000, endMs: T0 + 30_000 },
       { startMs: T0 + 40_000, endMs: T0 + 60_000 },
     ]);
     expect(pausedSpans([{ atMs: 5, paused: false }], 10, { atMs: 1 })).toEqual([{ startMs: 1, endMs: 5 }]);
     expect(pausedSpans([], 10)).toEqual([]);
+  });
+
+  it('draws no pause the backfill refused (a pause signal with a junk argument, a policy that says no)', () => {
+    const refused = [entry(1, 0, 'start'), entry(2, 10, 'pause', { why: 'the policy allows pause only to oncall' }, 'refused')];
+    expect(pausedSpans(pauseToggles(refused), T0 + 600_000)).toEqual([]);
+  });
+
+  it('draws a spent budget as paused until set-budget raises it, and a resume does not lift it', () => {
+    const budget = [
+      entry(1, 0, 'start'),
+      entry(2, 10, 'budget-pause', { why: 'the cost budget is spent: 10 of 10 partition-seconds; raise it with backfill set-budget <id> --cost <more> to go on' }),
+      entry(3, 20, 'resume', { paused: false, previous: false }),
+      entry(4, 30, 'set-budget', { budget: 'cost', limit: 8, previous: 10, used: 10 }),
+      entry(5, 40, 'set-budget', { budget: 'cost', limit: 20, previous: 8, used: 10 }),
+      entry(6, 50, 'set-budget', { budget: 'cost', limit: 5, previous: 20, used: 12 }),
+    ];
+    expect(pausedSpans(pauseToggles(budget), T0 + 60_000)).toEqual([
+      { startMs: T0 + 10_000, endMs: T0 + 40_000 },
+      { startMs: T0 + 50_000, endMs: T0 + 60_000 },
+    ]);
   });
 
   it('finds throttled activity results, and groups throttles close in time into spans', () => {
