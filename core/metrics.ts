@@ -16,8 +16,9 @@ export const PARTITION_METRICS = {
 } as const;
 
 /**
- * Gauges for the node workflows to set through the workflow `metricMeter`, labelled `backfill`
- * and `node`:
+ * Gauges for the node workflows to set through the workflow `metricMeter`, labelled `node` and
+ * `task_queue` (the node's activity queue); not the backfill id, for the reason the partition
+ * metrics leave it out (activities/telemetry.ts):
  * - rate: the node's current pace in partitions per second (after throttling), 0 when unlimited
  *   (SDK gauges take no negative values, and a throttled pace never reaches 0);
  * - concurrency: the node's current concurrency cap.

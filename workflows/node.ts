@@ -329,7 +329,8 @@ export async function nodeWorkflow(input: NodeInput): Promise<NodeSummary> {
   };
 
   // What the Web UI shows as current details, and the pace as gauges, refreshed at most once a second.
-  const meter = metricMeter.withTags({ backfill: input.backfillId, node: plan.id, task_queue: spec.taskQueue });
+  // Not the backfill id: the exporter keeps every series it has seen, for as long as the worker lives.
+  const meter = metricMeter.withTags({ node: plan.id, task_queue: spec.taskQueue });
   const rateGauge = meter.createGauge(NODE_GAUGES.rate, 'float', 'partitions/s', "the node's current pace after throttling (0: unlimited)");
   const concurrencyGauge = meter.createGauge(NODE_GAUGES.concurrency, 'int', 'partitions', "the node's current concurrency limit");
   let shownAt = -Infinity;

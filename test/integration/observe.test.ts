@@ -115,6 +115,31 @@ describe('observing a backfill', () => {
     }
   });
 
+  it('backfills one after another on a worker leave one node gauge series per node, not one per backfill', async () => {
+    const queue = uniqueQueue('cardinality');
+    const dir = scratch('cardinality');
+    const worker = workerProcess({ address: address(), queue, warehouse: join(dir, 'warehouse.db'), metricsPort: await freePort() });
+    try {
+      await worker.start();
+      const spec = testSpec(queue, { name: 'card', partitions: { grain: 'day', start: '2024-01-01', end: '2024-01-03' }, nodes: [{ id: 'a', transform: 'noop' }, { id: 'b', transform: 'noop', dependsOn: ['a'] }] });
+      for (let i = 0; i < 3; i++) {
+        const { backfillId } = await client.start(spec, { taskQueue: queue, id: `${queue}-nightly-${i}` });
+        expect((await client.wait(backfillId, 60_000)).state).toBe('completed');
+      }
+      const series = await waitFor('the node gauges of both nodes on /metrics', async () => {
+        const gauges = (await scrape(worker.metricsUrl!)).filter((s) => s.name === NODE_GAUGES.concurrency);
+        return ['a', 'b'].every((node) => gauges.some((s) => s.labels.node === node)) ? gauges : undefined;
+      });
+      expect(series.map((s) => s.labels.node).sort()).toEqual(['a', 'b']);
+      for (const s of series) {
+        expect(s.labels).not.toHaveProperty('backfill');
+        expect(s.labels.task_queue).toBe(queue);
+      }
+    } finally {
+      await worker.stop();
+    }
+  });
+
   it('a metrics port in use stops the worker with the port and the fix', async () => {
     const busy = createServer();
     const port = await freePort();

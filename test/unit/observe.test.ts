@@ -222,6 +222,11 @@ describe('the Grafana dashboard', () => {
     for (const metric of Object.values(NODE_GAUGES)) expect(ours, `${metric} on no panel`).toContain(metric);
   });
 
+  it('neither filters nor groups by a backfill id: the metrics carry none (a series per backfill would never go away)', () => {
+    expect(dashboard.templating.list.map((v) => v.name)).not.toContain('backfill');
+    for (const expr of exprs) expect(expr).not.toMatch(/\bbackfill\s*(=|!=|=~|!~)|by \([^)]*\bbackfill\b/);
+  });
+
   it('has unique panel ids, fits the 24-column grid, and every query uses the datasource and variables it defines', () => {
     expect(new Set(dashboard.panels.map((p) => p.id)).size).toBe(dashboard.panels.length);
     for (const panel of dashboard.panels) expect(panel.gridPos.x + panel.gridPos.w, panel.title).toBeLessThanOrEqual(24);
