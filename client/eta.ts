@@ -4,7 +4,8 @@
  * node's time per partition as this run has achieved it, under its current limits.
  *
  * A node's live figure is the time a slot of it took per partition (its concurrency times the
- * time between its first start and its last finish, over the partitions it completed), so it
+ * time between its first start and its last finish less the time it was paused, over the
+ * partitions it completed), so it
  * already holds the orchestration costs per activity: the simulation adds only the signal
  * hops and report interval between nodes. A node that has not completed a partition yet takes
  * the figure of the nodes with the same transform, else of all the measured ones; with none
@@ -12,6 +13,7 @@
  */
 import { DEFAULT_OVERHEAD, simulate, type NodeTiming, type OverheadModel } from '../core/estimate.ts';
 import type { Plan } from '../core/plan.ts';
+import { isHeld, withoutEta, workSpanMs } from '../core/progress.ts';
 import type { BackfillCarry, NodeStats, Progress } from '../core/protocol.ts';
 
 /** The orchestration the live figures do not hold: what passes between nodes, and the end. */
@@ -19,8 +21,8 @@ export const LIVE_OVERHEAD: OverheadModel = { ...DEFAULT_OVERHEAD, startMs: 0, a
 
 /** A node's time per partition in a slot, as this run achieved it; null before it completed one. */
 export function liveTiming(stats: NodeStats | undefined, batchSize: number | 'auto'): number | null {
-  if (!stats || stats.completed === 0 || stats.firstStartedAt === null || stats.lastFinishedAt === null) return null;
-  const span = Math.max(0, stats.lastFinishedAt - stats.firstStartedAt);
+  const span = stats && stats.completed > 0 ? workSpanMs(stats) : null;
+  if (!stats || span === null) return null;
   // At most as many partitions ran at once as its slots hold, and never more than it completed
   // (an automatic batch size as the node last reported it).
   const size = batchSize === 'auto' ? (stats.batchSize ?? 1) : batchSize;
@@ -64,8 +66,9 @@ export function liveEta(plan: Plan, carry: Pick<BackfillCarry, 'readiness' | 're
   };
 }
 
-/** The progress with the live ETA in place of the throughput-based one (`etaSeconds`, overall and per node). */
+/** The progress with the live ETA in place of the throughput-based one (`etaSeconds`, overall and per node); none while paused or held. */
 export function withLiveEta(progress: Progress, eta: LiveEta): Progress {
+  if (isHeld(progress)) return withoutEta(progress);
   if (eta.etaSeconds === null) return progress;
   return {
     ...progress,

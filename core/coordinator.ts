@@ -237,6 +237,7 @@ export class BackfillCoordinator {
     const maybe = (v: unknown) => v === null || count(v);
     if (!(['running', 'concurrency', 'throttles', 'completed'] as const).every((k) => count(stats[k]))) refuse('stats are not counts');
     if (!(['rate', 'firstStartedAt', 'lastFinishedAt'] as const).every((k) => maybe(stats[k]))) refuse('stats are not numbers');
+    if (stats.pausedMs !== undefined && !count(stats.pausedMs)) refuse('stats are not numbers');
     if (report.final !== undefined && report.final !== 'cancelled') refuse(`final is ${JSON.stringify(report.final)}`);
     if (report.spent !== undefined) parseSpending(report.spent);
     if (report.total !== undefined) parseSpending(report.total);

@@ -18,10 +18,30 @@ export type ProgressInputs = {
   runs: number;
 };
 
-/** Partitions per second between the first start and the last finish, or null before two are known. */
-function throughputOf(completed: number, first: number | null, last: number | null): number | null {
-  if (completed === 0 || first === null || last === null || last <= first) return null;
-  return completed / ((last - first) / 1000);
+/** The time from the first start to the last finish, less the time paused within it; null before both are known. */
+export function workSpanMs(stats: Pick<NodeStats, 'firstStartedAt' | 'lastFinishedAt' | 'pausedMs'>): number | null {
+  if (stats.firstStartedAt === null || stats.lastFinishedAt === null) return null;
+  return Math.max(0, stats.lastFinishedAt - stats.firstStartedAt - (stats.pausedMs ?? 0));
+}
+
+/** Partitions per second over the time worked, or null before it is known. */
+function throughputOf(completed: number, spanMs: number | null): number | null {
+  if (completed === 0 || spanMs === null || spanMs <= 0) return null;
+  return completed / (spanMs / 1000);
+}
+
+/** States in which nothing starts until someone, or the clock, lets it. */
+const HELD: readonly BackfillState[] = ['awaiting_approval', 'waiting_for_window', 'awaiting_canary'];
+
+/** Paused (by an operator or a spent budget) or held: nothing says when it goes on, so no ETA does. */
+export function isHeld(progress: Pick<Progress, 'paused' | 'state'>): boolean {
+  return progress.paused || HELD.includes(progress.state);
+}
+
+/** No ETA, but what is done stays done. */
+export function withoutEta(progress: Progress): Progress {
+  const held = (eta: number | null) => (eta === 0 ? 0 : null);
+  return { ...progress, etaSeconds: held(progress.etaSeconds), nodes: progress.nodes.map((n) => ({ ...n, etaSeconds: held(n.etaSeconds) })) };
 }
 
 /**
@@ -42,7 +62,7 @@ export function progressOf(inputs: ProgressInputs): Progress {
     const counts = readiness.counts(node.id);
     const report = reports[node.id];
     const running = Math.min(report?.running ?? 0, counts.inHands);
-    const throughput = report ? throughputOf(report.completed, report.firstStartedAt, report.lastFinishedAt) : null;
+    const throughput = report ? throughputOf(report.completed, workSpanMs(report)) : null;
     const settings = inputs.lastSettings.get(node.id);
     const remaining = counts.total - counts.done - counts.failed - counts.blocked;
     return {
@@ -75,17 +95,16 @@ export function progressOf(inputs: ProgressInputs): Progress {
   const completed = reported.reduce((acc, r) => acc + r.completed, 0);
   const firsts = reported.map((r) => r.firstStartedAt).filter((v): v is number => v !== null);
   const lasts = reported.map((r) => r.lastFinishedAt).filter((v): v is number => v !== null);
-  const throughput = throughputOf(
-    completed,
-    firsts.length > 0 ? Math.min(...firsts) : null,
-    lasts.length > 0 ? Math.max(...lasts) : null,
-  );
+  // Paused time: what every node was paused for (one node paused alone left the others working).
+  const pausedMs = reported.length > 0 ? Math.min(...reported.map((r) => r.pausedMs ?? 0)) : 0;
+  const span = workSpanMs({ firstStartedAt: firsts.length > 0 ? Math.min(...firsts) : null, lastFinishedAt: lasts.length > 0 ? Math.max(...lasts) : null, pausedMs });
+  const throughput = throughputOf(completed, span);
   const total = sum((n) => n.total);
   const done = sum((n) => n.done);
   const failed = sum((n) => n.failed);
   const blocked = sum((n) => n.blocked);
   const running = sum((n) => n.running);
-  return {
+  const progress: Progress = {
     backfillId: inputs.backfillId,
     name: inputs.name,
     state: inputs.state,
@@ -106,4 +125,5 @@ export function progressOf(inputs: ProgressInputs): Progress {
     runs: inputs.runs,
     nodes,
   };
+  return isHeld(progress) ? withoutEta(progress) : progress;
 }

@@ -78,6 +78,8 @@ export type NodeStats = {
   completed: number;
   firstStartedAt: number | null;
   lastFinishedAt: number | null;
+  /** Of the time from the first start to the last finish, how long the node was paused (absent: none counted). */
+  pausedMs?: number;
   /** With `batchSize: auto`, the size of the node's next batch. */
   batchSize?: number;
   /** With a latency target, the p95 of the latest latencies (null before any). */
@@ -103,7 +105,12 @@ export type SchedulerState = {
   autoBatch?: AutoBatchJSON;
   /** With a latency target: its pacing. */
   latency?: LatencyPacerJSON;
+  /** Pauses not yet counted in `stats.pausedMs`: [paused at, went on at (null: still paused)]. */
+  pauses?: Pause[];
 };
+
+/** When the node was paused, and when it went on (null: it still is). */
+export type Pause = [from: number, to: number | null];
 
 export type Batch = { id: number; indices: number[]; recheck: boolean[]; throttled: number[] };
 
@@ -142,6 +149,8 @@ export class NodeScheduler {
   private stateChanged = false;
   /** Partitions running at the last report (a new run's parent heard nothing of this run yet). */
   private reportedRunning = 0;
+  /** Pauses the last finish has not passed yet (a span counts a pause once it holds all of it). */
+  private pauses: Pause[];
 
   /**
    * A fresh scheduler holds `ready` (of which `recheck` may have been published by a node
@@ -170,6 +179,7 @@ export class NodeScheduler {
       lastFinishedAt: null,
     };
     this.recentStarts = state?.recentStarts ?? [];
+    this.pauses = state?.pauses ?? [];
     this.throttleCounts = new Map();
     for (const [count, ranges] of Object.entries(state?.throttled ?? {})) {
       for (const index of RangeSet.fromJSON(ranges)) this.throttleCounts.set(index, Number(count));
@@ -183,9 +193,10 @@ export class NodeScheduler {
     this.queue.addAll(ready);
   }
 
-  /** New settings from the parent; older ones (a lower seq) are ignored. Returns whether they applied. */
-  configure(settings: NodeSettings): boolean {
+  /** New settings from the parent at workflow time `now`; older ones (a lower seq) are ignored. Returns whether they applied. */
+  configure(settings: NodeSettings, now: number): boolean {
     if (settings.seq <= this.settings.seq) return false;
+    if (settings.paused !== this.settings.paused) this.notePause(settings.paused, now);
     this.settings = settings;
     this.applyPace();
     this.stateChanged = true;
@@ -212,6 +223,23 @@ export class NodeScheduler {
   }
 
   // ---- time ----
+
+  private notePause(paused: boolean, now: number): void {
+    const last = this.pauses[this.pauses.length - 1];
+    if (paused) this.pauses.push([now, null]);
+    else if (last && last[1] === null) last[1] = now;
+  }
+
+  /** Counts in `pausedMs` the pauses within the span from the first start to the last finish. */
+  private countPauses(): void {
+    const { firstStartedAt: first, lastFinishedAt: last } = this.stats;
+    if (first === null || last === null) return;
+    const passed = this.pauses.filter(([, to]) => to !== null && to <= last);
+    if (passed.length === 0) return;
+    const ms = passed.reduce((sum, [from, to]) => sum + Math.max(0, to! - Math.max(from, first)), 0);
+    this.stats.pausedMs = (this.stats.pausedMs ?? 0) + ms;
+    this.pauses = this.pauses.filter((pause) => !passed.includes(pause));
+  }
 
   /**
    * The workflow's time is `now`: refill the bucket for the time since it was last counted
@@ -373,6 +401,7 @@ export class NodeScheduler {
       this.stats.lastFinishedAt = this.stats.lastFinishedAt === null ? r.finishedAt : Math.max(this.stats.lastFinishedAt, r.finishedAt);
       this.recentStarts.push(r.startedAt);
     }
+    this.countPauses();
     this.recentStarts.sort((a, b) => a - b);
     this.recentStarts.splice(0, Math.max(0, this.recentStarts.length - RECENT_STARTS));
   }
@@ -493,6 +522,7 @@ export class NodeScheduler {
       throttled: Object.fromEntries(Object.entries(throttled).map(([count, set]) => [count, set.toJSON()])),
       ...(this.autoBatch ? { autoBatch: this.autoBatch.toJSON() } : {}),
       ...(this.options.latencyTargetMs || this.latency.active ? { latency: this.latency.toJSON() } : {}),
+      ...(this.pauses.length > 0 ? { pauses: this.pauses.map(([from, to]): Pause => [from, to]) } : {}),
     };
   }
 }

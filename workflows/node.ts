@@ -197,7 +197,7 @@ export async function nodeWorkflow(input: NodeInput): Promise<NodeSummary> {
     }
     heardFromParent = workflowTime();
     if (control.ready) scheduler.release(RangeSet.fromJSON(control.ready));
-    if (control.settings && scheduler.configure(control.settings)) {
+    if (control.settings && scheduler.configure(control.settings, heardFromParent)) {
       settings = control.settings;
       settingsChanged++;
     }

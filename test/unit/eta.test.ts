@@ -21,6 +21,11 @@ describe('liveTiming', () => {
     expect(liveTiming(stats({ completed: 0 }), 1)).toBeNull();
     expect(liveTiming(undefined, 1)).toBeNull();
   });
+
+  it('leaves out the time the node was paused', () => {
+    // 10 partitions, one at a time, in 10 s of work and an hour's pause.
+    expect(liveTiming(stats({ concurrency: 1, completed: 10, firstStartedAt: 0, lastFinishedAt: 3_610_000, pausedMs: 3_600_000 }), 1)).toBe(1000);
+  });
 });
 
 describe('anyMeasured', () => {
@@ -82,6 +87,26 @@ describe('liveEta', () => {
     expect(eta.nodes.b).toBeNull();
     const progress = { etaSeconds: null, nodes: [{ id: 'a', etaSeconds: null }, { id: 'b', etaSeconds: null }] } as unknown as Progress;
     expect(withLiveEta(progress, eta).nodes.map((n) => n.etaSeconds)).toEqual([null, null]);
+  });
+
+  describe('after a pause', () => {
+    const one = resolveSpec({ name: 'live', partitions: { grain: 'day', start: '2024-01-01', end: '2024-04-10' }, nodes: [{ id: 'a', transform: 'noop', concurrency: 1 }] });
+    const hundred = expandPlan(one);
+    // 10 partitions at 1 s each, one at a time, an hour's pause, resumed, 1 more in 1 s: 89 left.
+    const ran = stats({ concurrency: 1, completed: 11, firstStartedAt: 0, lastFinishedAt: 3_611_000, pausedMs: 3_600_000 });
+    const carry = { limits, overrides: {}, readiness: { a: { done: RangeSet.of([0, 11]).toJSON(), failed: '', inHands: '' } }, reports: { a: ran } };
+
+    it('counts only the time worked: 89 partitions at 1 s each is about 90 s, not hours', () => {
+      expect(liveEta(hundred, carry).etaSeconds).toBeGreaterThan(85);
+      expect(liveEta(hundred, carry).etaSeconds).toBeLessThan(120);
+    });
+
+    it('shows no ETA while paused, and a node that is done stays done', () => {
+      const progress = { paused: true, etaSeconds: 4, nodes: [{ id: 'a', etaSeconds: 4 }, { id: 'b', etaSeconds: 0 }] } as unknown as Progress;
+      const shown = withLiveEta(progress, liveEta(hundred, carry));
+      expect(shown.etaSeconds).toBeNull();
+      expect(shown.nodes.map((n) => n.etaSeconds)).toEqual([null, 0]);
+    });
   });
 
   it('replaces the progress ETA only when it has one', () => {

@@ -392,7 +392,7 @@ export class World {
     // What the node workflow checks on arrival and then applies (core/node-control.ts): every order of the parent passes.
     const parsed = parseNodeControl(control, run.spec, this.plan.byId.get(node)!.partitions.size);
     if (parsed.ready) run.scheduler.release(RangeSet.fromJSON(parsed.ready));
-    if (parsed.settings) run.scheduler.configure(parsed.settings);
+    if (parsed.settings) run.scheduler.configure(parsed.settings, this.now);
     if (parsed.node) {
       run.spec = parsed.node;
       run.scheduler.reconfigure(this.options(parsed.node));

@@ -177,6 +177,40 @@ describe('progressOf throughput and ETA', () => {
     expect(p.throughput).toBeCloseTo(10 / 4); // 10 in [10 s, 14 s]
   });
 
+  it('throughput leaves out the time paused: what every node was paused for, overall', () => {
+    const plan = chainPlan();
+    const r = mixedReadiness(plan);
+    const p = progressOf(
+      inputs(plan, r, {
+        reports: {
+          a: report({ completed: 4, firstStartedAt: 0, lastFinishedAt: 62_000, pausedMs: 60_000 }),
+          z: report({ completed: 6, firstStartedAt: 0, lastFinishedAt: 63_000, pausedMs: 61_000 }),
+        },
+      }),
+    );
+    expect(node(p, 'a').throughput).toBeCloseTo(2); // 4 in 2 s of work
+    expect(node(p, 'z').throughput).toBeCloseTo(3); // 6 in 2 s of work
+    expect(p.throughput).toBeCloseTo(10 / 3); // 10 in 63 s less the 60 s both were paused
+  });
+
+  it('a paused backfill has no ETA (a node that is done stays done), and status shows –', () => {
+    const plan = chainPlan();
+    const r = new Readiness(plan);
+    r.releaseAll();
+    r.markDone('a', RangeSet.of([0, 5]));
+    r.markDone('z', set(0));
+    const reports = { a: report({ completed: 5, firstStartedAt: 0, lastFinishedAt: 1000 }), z: report({ completed: 1, firstStartedAt: 0, lastFinishedAt: 1000 }) };
+    const p = progressOf(inputs(plan, r, { paused: true, reports }));
+    expect(p.etaSeconds).toBeNull();
+    expect(node(p, 'a').etaSeconds).toBe(0);
+    expect(node(p, 'z').etaSeconds).toBeNull();
+    const headline = renderStatus(p).split('\n')[0]!;
+    expect(headline).toContain('running (paused)');
+    expect(headline).toContain('ETA –');
+    expect(progressOf(inputs(plan, r, { state: 'waiting_for_window', reports })).etaSeconds).toBeNull();
+    expect(progressOf(inputs(plan, r, { reports })).etaSeconds).not.toBeNull();
+  });
+
   it('throughput and ETA are null before there is data', () => {
     const plan = chainPlan();
     const r = mixedReadiness(plan);

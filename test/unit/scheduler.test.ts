@@ -33,13 +33,28 @@ describe('NodeScheduler: dispatch', () => {
     const s = new NodeScheduler(options(), settings({ paused: true }), span(0, 3));
     expect(s.startable()).toEqual([]);
     expect(s.tickMs()).toBeNull();
-    expect(s.configure(settings({ seq: 2, paused: false }))).toBe(true);
+    expect(s.configure(settings({ seq: 2, paused: false }), 0)).toBe(true);
     expect(indices(s.startable())).toEqual([[0], [1], [2]]);
+  });
+
+  it('counts the time it was paused between its first start and its last finish, once a finish passes the pause', () => {
+    const s = new NodeScheduler(options({ batchSize: 1 }), settings({ concurrency: 1 }), span(0, 4));
+    let [batch] = s.startable();
+    complete(s, batch!, 0); // 0 → 10
+    s.configure(settings({ seq: 2, paused: true }), 20);
+    s.configure(settings({ seq: 3, paused: false }), 3_620);
+    expect(s.currentStats().pausedMs).toBeUndefined(); // the span (0 → 10) holds none of it yet
+    // It goes on across continue-as-new.
+    const t = new NodeScheduler(options({ batchSize: 1 }), settings({ seq: 3, concurrency: 1 }), undefined, s.toState());
+    [batch] = t.startable();
+    complete(t, batch!, 3_630); // 3,630 → 3,640
+    expect(t.currentStats()).toMatchObject({ firstStartedAt: 0, lastFinishedAt: 3_640, pausedMs: 3_600 });
+    expect(t.toState().pauses).toBeUndefined();
   });
 
   it('ignores settings older than the ones it has', () => {
     const s = new NodeScheduler(options(), settings({ seq: 5 }), span(0, 3));
-    expect(s.configure(settings({ seq: 4, paused: true }))).toBe(false);
+    expect(s.configure(settings({ seq: 4, paused: true }), 0)).toBe(false);
     expect(s.paused).toBe(false);
   });
 
@@ -523,7 +538,7 @@ describe('NodeScheduler: pacing on measured latency', () => {
       const service = new SimulatedService(s, { base: 50, capacity: 1 }).run(30);
       expect(s.currentStats().concurrency).toBeLessThan(40);
       // Held: what runs finishes, and nothing new starts (before the fix, one at a time went on).
-      s.configure(settings({ seq: 2, concurrency: 0 }));
+      s.configure(settings({ seq: 2, concurrency: 0 }), 0);
       service.run(60);
       const started = service.since(31, 60).rate;
       if (zeroHolds) {
