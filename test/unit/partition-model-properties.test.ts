@@ -204,119 +204,115 @@ function buildCase(c: Case): { defs: NodeDef[]; plan: Plan; range: PartitionRang
   return { defs, plan, range };
 }
 
+/** Runs `check` on `runs` random cases that make a plan (`buildCase` gives up on some). */
+function forEachCase(runs: number, check: (built: NonNullable<ReturnType<typeof buildCase>>, c: Parameters<typeof buildCase>[0]) => void): void {
+  fc.assert(
+    fc.property(caseArb, (c) => {
+      const built = buildCase(c);
+      if (built) check(built, c);
+    }),
+    { numRuns: runs },
+  );
+}
+
 describe('plan edges agree with a brute-force mapping', () => {
   it('every partition waits for exactly the in-range upstream partitions it maps to', () => {
-    fc.assert(
-      fc.property(caseArb, (c) => {
-        const built = buildCase(c);
-        if (!built) return;
-        const { defs, plan, range } = built;
-        const byId = new Map(defs.map((d) => [d.id, d]));
-        for (const node of plan.nodes) {
-          const def = byId.get(node.id)!;
-          const mine = inPlanKeys(def, range);
-          expect(node.partitions.keys(), `${node.id} keys`).toEqual(mine.map((p) => (typeof p === 'string' ? p : refKey(p, def.grain as G))));
-          for (const edge of node.upstream) {
-            const up = byId.get(edge.node)!;
-            const upInPlan = new Set(inPlanKeys(up, range).map((p) => (typeof p === 'string' ? p : refKey(p, up.grain as G))));
-            mine.forEach((p, j) => {
-              const want = refNeeds(def, p, up, edge.mapping).filter((k) => upInPlan.has(k));
-              const got = edge.source.keys(edge.lo[j]!, edge.hi[j]!);
-              expect(got, `${node.id}[${node.partitions.key(j)}] <- ${edge.node} ${JSON.stringify(edge.mapping)}`).toEqual(want);
-            });
-          }
+    forEachCase(3000, (built) => {
+      const { defs, plan, range } = built;
+      const byId = new Map(defs.map((d) => [d.id, d]));
+      for (const node of plan.nodes) {
+        const def = byId.get(node.id)!;
+        const mine = inPlanKeys(def, range);
+        expect(node.partitions.keys(), `${node.id} keys`).toEqual(mine.map((p) => (typeof p === 'string' ? p : refKey(p, def.grain as G))));
+        for (const edge of node.upstream) {
+          const up = byId.get(edge.node)!;
+          const upInPlan = new Set(inPlanKeys(up, range).map((p) => (typeof p === 'string' ? p : refKey(p, up.grain as G))));
+          mine.forEach((p, j) => {
+            const want = refNeeds(def, p, up, edge.mapping).filter((k) => upInPlan.has(k));
+            const got = edge.source.keys(edge.lo[j]!, edge.hi[j]!);
+            expect(got, `${node.id}[${node.partitions.key(j)}] <- ${edge.node} ${JSON.stringify(edge.mapping)}`).toEqual(want);
+          });
         }
-      }),
-      { numRuns: 3000 },
-    );
+      }
+    });
   });
 });
 
 describe('what a partition reads agrees with a brute-force mapping', () => {
   it('a time upstream: every period its mapping names; a static one: its key if the node has it, or every key for all', () => {
-    fc.assert(
-      fc.property(caseArb, (c) => {
-        const built = buildCase(c);
-        if (!built) return;
-        const { defs, plan, range } = built;
-        const byId = new Map(defs.map((d) => [d.id, d]));
-        for (const node of plan.nodes) {
-          const def = byId.get(node.id)!;
-          inPlanKeys(def, range).forEach((p, j) => {
-            const inputs = partitionInputs(node, j);
-            expect(inputs.map((i) => i.node)).toEqual(node.upstream.map((e) => e.node));
-            node.upstream.forEach((edge, k) => {
-              const up = byId.get(edge.node)!;
-              const input = inputs[k]!;
-              const where = `${node.id}[${node.partitions.key(j)}] <- ${edge.node} ${JSON.stringify(edge.mapping)}`;
-              if (up.grain !== 'static') {
-                const named = refNamed(def, p, up, edge.mapping);
-                expect({ from: input.from, to: input.to, keys: input.keys, all: input.all }, where).toEqual({ from: named[0], to: named[named.length - 1], keys: undefined, all: undefined });
-              } else if (edge.mapping === 'all') {
-                expect(input.all, where).toBe(true);
-              } else {
-                expect(input.keys, where).toEqual(refNeeds(def, p, up, edge.mapping));
-              }
-            });
+    forEachCase(1500, (built) => {
+      const { defs, plan, range } = built;
+      const byId = new Map(defs.map((d) => [d.id, d]));
+      for (const node of plan.nodes) {
+        const def = byId.get(node.id)!;
+        inPlanKeys(def, range).forEach((p, j) => {
+          const inputs = partitionInputs(node, j);
+          expect(inputs.map((i) => i.node)).toEqual(node.upstream.map((e) => e.node));
+          node.upstream.forEach((edge, k) => {
+            const up = byId.get(edge.node)!;
+            const input = inputs[k]!;
+            const where = `${node.id}[${node.partitions.key(j)}] <- ${edge.node} ${JSON.stringify(edge.mapping)}`;
+            if (up.grain !== 'static') {
+              const named = refNamed(def, p, up, edge.mapping);
+              expect({ from: input.from, to: input.to, keys: input.keys, all: input.all }, where).toEqual({ from: named[0], to: named[named.length - 1], keys: undefined, all: undefined });
+            } else if (edge.mapping === 'all') {
+              expect(input.all, where).toBe(true);
+            } else {
+              expect(input.keys, where).toEqual(refNeeds(def, p, up, edge.mapping));
+            }
           });
-        }
-      }),
-      { numRuns: 1500 },
-    );
+        });
+      }
+    });
   });
 });
 
 describe('readiness agrees with a brute-force reference, across JSON carries', () => {
   it('releases a partition exactly when all it needs in range is done, and every partition in the end', () => {
-    fc.assert(
-      fc.property(caseArb, (c) => {
-        const built = buildCase(c);
-        if (!built) return;
-        const { plan } = built;
-        let r = new Readiness(plan);
-        const released = new Map<string, Set<number>>(plan.nodes.map((n) => [n.id, new Set()]));
-        const done = new Map<string, Set<number>>(plan.nodes.map((n) => [n.id, new Set()]));
-        const depsDone = (id: string, j: number) =>
-          plan.byId.get(id)!.upstream.every((e) => {
-            for (let i = e.lo[j]!; i < e.hi[j]!; i++) if (!done.get(e.node)!.has(i)) return false;
-            return true;
-          });
-        const take = (m: Map<string, RangeSet>) => {
-          for (const [id, set] of m) {
-            for (const j of set) {
-              expect(released.get(id)!.has(j), `${id}[${j}] released twice`).toBe(false);
-              expect(depsDone(id, j), `${id}[${j}] released before its upstream is done`).toBe(true);
-              released.get(id)!.add(j);
-            }
+    forEachCase(1500, (built, c) => {
+      const { plan } = built;
+      let r = new Readiness(plan);
+      const released = new Map<string, Set<number>>(plan.nodes.map((n) => [n.id, new Set()]));
+      const done = new Map<string, Set<number>>(plan.nodes.map((n) => [n.id, new Set()]));
+      const depsDone = (id: string, j: number) =>
+        plan.byId.get(id)!.upstream.every((e) => {
+          for (let i = e.lo[j]!; i < e.hi[j]!; i++) if (!done.get(e.node)!.has(i)) return false;
+          return true;
+        });
+      const take = (m: Map<string, RangeSet>) => {
+        for (const [id, set] of m) {
+          for (const j of set) {
+            expect(released.get(id)!.has(j), `${id}[${j}] released twice`).toBe(false);
+            expect(depsDone(id, j), `${id}[${j}] released before its upstream is done`).toBe(true);
+            released.get(id)!.add(j);
           }
-        };
-        take(r.releaseAll());
-        let step = 0;
-        for (;;) {
-          const inHands: Array<[string, number]> = [];
-          for (const [id, s] of released) for (const j of s) if (!done.get(id)!.has(j)) inHands.push([id, j]);
-          // eager: nothing unreleased has its upstream done
-          for (const node of plan.nodes)
-            for (let j = 0; j < node.partitions.size; j++)
-              if (!released.get(node.id)!.has(j)) expect(depsDone(node.id, j), `${node.id}[${j}] ready but not released`).toBe(false);
-          if (inHands.length === 0) break;
-          const pick = c.order[step % c.order.length]!;
-          const [id, j] = inHands[pick % inHands.length]!;
-          // a batch: j and maybe its neighbours in hand
-          const batch = new RangeSet().add(j);
-          done.get(id)!.add(j);
-          take(r.markDone(id, batch));
-          if (c.carry[step % Math.max(1, c.carry.length)]) {
-            const json = JSON.parse(JSON.stringify(r.toJSON()));
-            r = new Readiness(plan, json);
-            take(r.releaseAll());
-          }
-          step++;
         }
-        for (const node of plan.nodes) expect(done.get(node.id)!.size, `${node.id} all done`).toBe(node.partitions.size);
-      }),
-      { numRuns: 1500 },
-    );
+      };
+      take(r.releaseAll());
+      let step = 0;
+      for (;;) {
+        const inHands: Array<[string, number]> = [];
+        for (const [id, s] of released) for (const j of s) if (!done.get(id)!.has(j)) inHands.push([id, j]);
+        // eager: nothing unreleased has its upstream done
+        for (const node of plan.nodes)
+          for (let j = 0; j < node.partitions.size; j++)
+            if (!released.get(node.id)!.has(j)) expect(depsDone(node.id, j), `${node.id}[${j}] ready but not released`).toBe(false);
+        if (inHands.length === 0) break;
+        const pick = c.order[step % c.order.length]!;
+        const [id, j] = inHands[pick % inHands.length]!;
+        // a batch: j and maybe its neighbours in hand
+        const batch = new RangeSet().add(j);
+        done.get(id)!.add(j);
+        take(r.markDone(id, batch));
+        if (c.carry[step % Math.max(1, c.carry.length)]) {
+          const json = JSON.parse(JSON.stringify(r.toJSON()));
+          r = new Readiness(plan, json);
+          take(r.releaseAll());
+        }
+        step++;
+      }
+      for (const node of plan.nodes) expect(done.get(node.id)!.size, `${node.id} all done`).toBe(node.partitions.size);
+    });
   });
 });
 
