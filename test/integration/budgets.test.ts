@@ -177,11 +177,11 @@ describe('run windows end to end', () => {
     const status = await runCli(['status', backfillId]);
     expect(status.code, status.stderr).toBe(0);
     expect(status.stdout).toMatch(new RegExp(`outside the run windows \\(paused\\): next window opens \\w{3} ${hhmm(reopen)} UTC`));
-    // The Web UI shows the workflow's current details: they name the next opening too.
+    // The Web UI shows the workflow's current details (markdown: its parentheses escaped): they name the next opening too.
     const handle = client.client.workflow.getHandle(backfillWorkflowId(backfillId));
     await waitFor('the current details to name the next window', async () => {
       const metadata = await handle.query<{ currentDetails?: string | null }>('__temporal_workflow_metadata');
-      return metadata.currentDetails?.includes(`Held: outside the run windows (paused): next window opens`) && metadata.currentDetails.includes(`${hhmm(reopen)} UTC`);
+      return metadata.currentDetails?.includes(`Held: outside the run windows \\(paused\\): next window opens`) && metadata.currentDetails.includes(`${hhmm(reopen)} UTC`);
     }, 10_000);
 
     const outcome = await client.wait(backfillId, reopen - Date.now() + 90_000);
