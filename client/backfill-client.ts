@@ -341,8 +341,8 @@ export class BackfillClient {
     const canary = options.canary === undefined ? undefined : parseCanary({ ...spec.canary, partitions: options.canary });
     if (!carry) canaryOfInput({ spec, ...(canary ? { canary } : {}), ...(options.stage ? { stage: true } : {}) });
     const range = options.range ?? {};
+    requirePartitionsInRange(spec, range);
     const plan = expandPlan(spec, range);
-    requirePartitionsInRange(plan, range);
     this.searchAttributes ??= { listed: await requireSearchAttributes(this.connection, this.namespace) };
     const shared = options.sharedDatasets ?? this.defaults.sharedDatasets;
     if (!shared) await this.datasetsFree(backfillId, spec.nodes.map((n) => n.id), options.waitForDatasets);

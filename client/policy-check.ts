@@ -50,7 +50,7 @@ export async function runPolicyCheck(options: PolicyCheckOptions): Promise<Polic
   const [{ spec }, loaded] = await Promise.all([loadSpecFile(options.spec), readPolicyFile(file)]);
   const range = parseRange(options.from, options.to);
   const plan = expandPlan(spec, range);
-  requirePartitionsInRange(plan, range);
+  requirePartitionsInRange(spec, range);
   let partitionSeconds = options.partitionSeconds;
   let estimateFrom: PolicyCheckResult['estimate'] = partitionSeconds !== undefined ? { partitionSeconds, source: '--partition-seconds' } : null;
   if (partitionSeconds === undefined && loaded.policy.approval.maxPartitionSeconds !== undefined) {

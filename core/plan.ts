@@ -100,10 +100,12 @@ export function expandPlan(spec: ResolvedSpec, range: PartitionRange = {}): Plan
 /**
  * Refuses a `--from`/`--to` that leaves no partition of any node: a backfill started with it
  * would run nothing and report itself completed, which reads as if the range had been done.
+ * Counts each node's partitions without expanding the plan (the start expands it later).
  */
-export function requirePartitionsInRange(plan: Plan, range: PartitionRange): void {
-  if (plan.totalPartitions > 0 || (range.from === undefined && range.to === undefined)) return;
-  const spans = plan.nodes.flatMap((n) => (n.spec.partitions.kind === 'static' ? [] : [n.spec.partitions]));
+export function requirePartitionsInRange(spec: ResolvedSpec, range: PartitionRange): void {
+  if (range.from === undefined && range.to === undefined) return;
+  if (spec.nodes.some((n) => NodePartitions.of(n.partitions, range).size > 0)) return;
+  const spans = spec.nodes.flatMap((n) => (n.partitions.kind === 'static' ? [] : [n.partitions]));
   const first = formatInstant(Math.min(...spans.map((s) => s.start)));
   const end = formatInstant(Math.max(...spans.map((s) => s.end)));
   const asked = `${range.from === undefined ? 'the start' : formatInstant(range.from)} to ${range.to === undefined ? 'the end' : formatInstant(range.to)}`;

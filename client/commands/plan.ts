@@ -63,7 +63,7 @@ export function planCommand() {
       const { spec } = await loadSpecFile(file);
       const range = parseRange(options.from, options.to);
       const plan = expandPlan(spec, range);
-      requirePartitionsInRange(plan, range);
+      requirePartitionsInRange(spec, range);
       const summary = planSummary(plan);
       if (options.format) {
         const [{ drawGraph }, { summaryGraph }] = await Promise.all([import('../graph/render.ts'), import('../graph/model.ts')]);

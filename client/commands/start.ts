@@ -85,9 +85,8 @@ export function startCommand() {
       const range = parseRange(options.from, options.to);
       const wait = options.waitForDatasets === undefined ? undefined : waitTimeout(options.waitForDatasets);
       // Refused before connecting (the client checks it again for library callers).
-      const plan = expandPlan(spec, range);
-      requirePartitionsInRange(plan, range);
-      const changes = options.onlyChanged ? await (await import('../only-changed.ts')).onlyChanged(plan, options) : undefined;
+      requirePartitionsInRange(spec, range);
+      const changes = options.onlyChanged ? await (await import('../only-changed.ts')).onlyChanged(expandPlan(spec, range), options) : undefined;
       await withClient(command, async (client) => {
         let started: Started & { attached?: boolean; onlyChanged?: ChangeSummary };
         try {
