@@ -401,6 +401,31 @@ describe('postgres: its own storage', () => {
     }
   });
 
+  it('refuses, inside a partition, a view of yours over catalog tables PostgreSQL records no dependency on (pinned: pg_class, pg_statistic)', async () => {
+    const { warehouse, raw, cleanup } = await fresh();
+    try {
+      for (const day of ['2024-01-01', '2024-01-02', '2024-01-03']) await warehouse.publish(write('daily', day, { rows: [{ day, revenue: 100 + Number(day.slice(-2)) }] }));
+      await raw.exec(`ANALYZE ${raw.versionsTable('daily')}`);
+      await raw.exec(
+        `CREATE VIEW ${raw.view('my_sizes')} AS SELECT relname, reltuples FROM pg_class;
+         CREATE VIEW ${raw.view('my_values')} AS SELECT s.stavalues1::text AS vals FROM pg_statistic s;
+         CREATE VIEW ${raw.view('my_nested')} AS SELECT * FROM (SELECT relname FROM ${raw.view('my_sizes')}) AS n WHERE EXISTS (SELECT 1 FROM ${raw.view('my_values')})`,
+      );
+      const pinned = await warehouse.pin([{ node: 'daily', from: '2024-01-02', to: '2024-01-02' }]);
+      const reads: Array<[string, RegExp]> = [
+        ["SELECT reltuples FROM my_sizes WHERE relname = 'daily__versions'", /my_sizes, which reads the database's catalog \(pg_catalog.pg_class\)/],
+        ['SELECT vals FROM my_values', /my_values, which reads the database's catalog \(pg_catalog.pg_statistic\)/],
+        ['SELECT relname FROM my_nested', /my_nested, which reads the database's catalog \(pg_catalog.pg_(class|statistic)\)/],
+      ];
+      for (const [sql, refusal] of reads) {
+        expect(await warehouse.query(sql), sql).not.toEqual([]);
+        expect((await rejection(warehouse.query(sql, {}, pinned))).message, sql).toMatch(refusal);
+      }
+    } finally {
+      await cleanup();
+    }
+  });
+
   it('keeps its identity across connections, and refuses an upstream named by its schema, quoted or not', async () => {
     const { warehouse, url, internal, cleanup } = await fresh();
     try {
