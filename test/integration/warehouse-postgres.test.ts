@@ -103,6 +103,29 @@ describe('postgres: spec SQL that never ends', () => {
       await cleanup();
     }
   }, 30_000);
+
+  it("keeps a stricter statement_timeout of the workers' role: that stops it, long before the partition's time is up", async () => {
+    const role = `bf_strict_${randomUUID().slice(0, 8)}`;
+    roles.push(role);
+    await admin.query(`CREATE ROLE ${role} LOGIN NOSUPERUSER PASSWORD 'worker'`);
+    await admin.query(`GRANT CONNECT, TEMPORARY, CREATE ON DATABASE ${database} TO ${role}`);
+    await admin.query(`ALTER ROLE ${role} SET statement_timeout = '1s'`);
+    const url = new URL(urlFor(database));
+    url.username = role;
+    url.password = 'worker';
+    // Its internal schema has the role's name, so the views go there too (search_path "$user").
+    const warehouse = new PostgresWarehouse(url.toString(), { schema: role });
+    try {
+      const stopped = /stopped by the statement_timeout \(1000 ms\) of the workers' role, the database or the URL/;
+      const timed = await rejection(settledWithin(warehouse.query(runaway('n'), {}, undefined, { deadline: Date.now() + 20_000 }), 10_000));
+      expect(timed).toBeInstanceOf(CommitDeadlineError);
+      expect(timed.message).toMatch(stopped);
+      const untimed = await rejection(settledWithin(warehouse.query(runaway('n')), 10_000));
+      expect(untimed.message).toMatch(stopped);
+    } finally {
+      await warehouse.close();
+    }
+  }, 60_000);
 });
 
 describe('postgres: its own storage', () => {

@@ -14,7 +14,7 @@ import type { ValueKind } from '../checksum.ts';
 import { deadlineError, timeLeft, type Dialect, type Params, type PublishRequest, type PublishStart, type Session, type SpecSql, type SpecStatement, type Wanted } from '../dialect.ts';
 import type { Codec, ColumnType, InternalTable } from '../ledger.ts';
 import { PARTITION_COLUMN, VERSION_COLUMN, bindPositional, outsideScope, positionalParameters, quoteIdent, quoteLiteral, scopedSelect, singleStatement, versionsTable } from '../sql.ts';
-import { InvalidDatasetError, SqlError, type DatasetFacts, type Row } from '../types.ts';
+import { CommitDeadlineError, InvalidDatasetError, SqlError, type DatasetFacts, type Row } from '../types.ts';
 import { SqlWarehouse } from '../warehouse.ts';
 import { DEFAULT_POOL_SIZE, DEFAULT_SCHEMA, assertSchemaName, connectionUrl, postgresSettings, redactSecret, redactUrl, type PostgresOptions } from './connection.ts';
 import { publishStartOf, startArgument, startCall, startDdl, startSignature, type StartRow } from './publish-start.ts';
@@ -36,13 +36,20 @@ const NON_RETRYABLE_CLASSES = ['42', '22', '21', '0A', '2F', '25'];
 /** The SQLSTATE of a statement cancelled, by `statement_timeout` among others. */
 const QUERY_CANCELED = '57014';
 
+/** What spec SQL stopped by the connection's own `statement_timeout` (`PostgresSession.bound`) throws. */
+const ownTimeoutError = (ms: number): CommitDeadlineError =>
+  new CommitDeadlineError(
+    `the partition's SQL was stopped by the statement_timeout (${ms} ms) of the workers' role, the database or the URL, before the partition's time was up: nothing of it is committed, and it is retried; raise that statement_timeout if the SQL needs longer`,
+  );
+
 /**
  * A spec statement's error: an SqlError (not retried) when the same SQL would fail again, the
- * deadline's error when `statement_timeout` stopped it.
+ * deadline's error when `statement_timeout` stopped it (`own`: the connection's own, stricter
+ * one, was the bound).
  */
-function sqlErrorOf(error: unknown, sql: string): unknown {
+function sqlErrorOf(error: unknown, sql: string, own: number | undefined): unknown {
   const code = (error as { code?: unknown })?.code;
-  if (code === QUERY_CANCELED && /statement timeout/.test((error as Error).message)) return deadlineError();
+  if (code === QUERY_CANCELED && /statement timeout/.test((error as Error).message)) return own === undefined ? deadlineError() : ownTimeoutError(own);
   if (typeof code === 'string' && code.length === 5 && NON_RETRYABLE_CLASSES.includes(code.slice(0, 2))) {
     return new SqlError(`${(error as Error).message} in SQL: ${sql.trim().slice(0, 300)}`);
   }
@@ -106,6 +113,8 @@ export class PostgresDialect implements Dialect {
   readonly probed = new Map<string, Wanted[]>();
   private readonly warn: (message: string) => void;
   private warnedSuperuser = false;
+  /** Each connection's `statement_timeout` as it connected (its role's, database's or URL's; 0: none). */
+  private readonly ownTimeouts = new WeakMap<pg.ClientBase, number>();
 
   /** `options` win over the URL's own `backfill_schema` and `backfill_pool_size` (connection.ts). */
   constructor(url: string, options: PostgresOptions = {}) {
@@ -134,6 +143,8 @@ export class PostgresDialect implements Dialect {
           `SET plan_cache_mode = force_custom_plan;
            CREATE TEMP TABLE IF NOT EXISTS backfill_scope (node text COLLATE "C" NOT NULL, partition text COLLATE "C" NOT NULL, version integer NOT NULL, PRIMARY KEY (node, partition)) ON COMMIT DELETE ROWS`,
         );
+        const { rows } = await client.query<{ ms: number }>(`SELECT CAST(setting AS integer) AS ms FROM pg_settings WHERE name = 'statement_timeout'`);
+        this.ownTimeouts.set(client, rows[0]?.ms ?? 0);
       },
     });
     // An idle client that loses its connection must not crash the worker: the next query reconnects.
@@ -222,7 +233,7 @@ export class PostgresDialect implements Dialect {
     } catch (error) {
       throw new Error(`cannot connect to the PostgreSQL warehouse ${this.location}: ${(this.redact(error) as Error).message}`);
     }
-    const session = new PostgresSession(this, client);
+    const session = new PostgresSession(this, client, this.ownTimeouts.get(client) ?? 0);
     try {
       session.defer(options.readOnly ? 'BEGIN READ ONLY' : 'BEGIN');
       if (options.lock) await session.lock(options.lock);
@@ -291,6 +302,8 @@ class PostgresSession implements Session {
   constructor(
     private readonly dialect: PostgresDialect,
     private readonly client: pg.PoolClient,
+    /** The connection's own `statement_timeout` in ms (0: none), which spec SQL's bound never exceeds. */
+    private readonly ownTimeout: number,
   ) {}
 
   private statement(sql: string, params: Params): { text: string; values: unknown[] } {
@@ -541,12 +554,16 @@ class PostgresSession implements Session {
     if (spec.scope) await this.assertInScope(parsed, spec);
     const body = scopedSelect(parsed.text, spec.scope ?? [], spec.given ?? []);
     // The extended protocol always, parameters or none: it runs one statement, never several.
-    const config = (query: string, extra: unknown[] = []) => {
-      this.bound(spec.deadline);
-      return { text: query, values: [...values, ...extra], queryMode: 'extended' } as pg.QueryConfig;
+    // Bounded as it is sent, its error is read with the bound it had.
+    const statement = (query: string, extra: unknown[] = []) => {
+      const own = this.bound(spec.deadline);
+      const config = { text: query, values: [...values, ...extra], queryMode: 'extended' } as pg.QueryConfig;
+      return { config, failure: (error: unknown) => sqlErrorOf(error, spec.sql, own) };
     };
-    const failure = (error: unknown) => sqlErrorOf(error, spec.sql);
-    const run = (query: string) => this.query(config(query), failure);
+    const run = (query: string) => {
+      const { config, failure } = statement(query);
+      return this.query(config, failure);
+    };
     const key = this.probeKey(parsed, spec, body);
     return {
       rows: async () => (await run(body)).rows as Row[],
@@ -570,10 +587,12 @@ class PostgresSession implements Session {
         const cols = columns.map((c) => `, ${quoteIdent(c)}`).join('');
         const types = this.fitted.get(table);
         const picked = columns.map((c) => `, ${withoutNaN(`q.${quoteIdent(c)}`, types?.get(c))}`).join('');
-        this.defer(config(`INSERT INTO ${table} (${PARTITION_COLUMN}, ${VERSION_COLUMN}${cols}) SELECT $${n + 1}, $${n + 2}${picked} FROM (\n${body}\n) AS q`, [partition, version]), failure);
+        const { config, failure } = statement(`INSERT INTO ${table} (${PARTITION_COLUMN}, ${VERSION_COLUMN}${cols}) SELECT $${n + 1}, $${n + 2}${picked} FROM (\n${body}\n) AS q`, [partition, version]);
+        this.defer(config, failure);
       },
       measure: async (aggregate) => {
-        const n = ((await this.aside(config(`SELECT ${aggregate} AS n FROM (\n${body}\n) AS v`), failure)).rows[0] as { n: unknown }).n;
+        const { config, failure } = statement(`SELECT ${aggregate} AS n FROM (\n${body}\n) AS v`);
+        const n = ((await this.aside(config, failure)).rows[0] as { n: unknown }).n;
         return n === null ? null : Number(n);
       },
     };
@@ -584,12 +603,21 @@ class PostgresSession implements Session {
    * not this process is still there to ask, and frees its connection and the partition's lock.
    * Statements after it in the transaction keep the bound (the next spec statement's replaces
    * it); they are backfill's own and short, and past the deadline nothing of it commits anyway.
+   * An operator's stricter `statement_timeout` holds: the bound is the smaller of the two.
+   * Returns the connection's own timeout when that is what bounds the statement.
    */
-  private bound(deadline: number | undefined): void {
-    if (deadline === undefined && !this.timed) return;
-    this.timed = deadline !== undefined;
-    // Settled: a SET fails only where the transaction already has.
-    this.defer(deadline === undefined ? 'SET LOCAL statement_timeout TO DEFAULT' : `SET LOCAL statement_timeout = ${timeLeft(deadline)}`, undefined, true);
+  private bound(deadline: number | undefined): number | undefined {
+    const own = this.ownTimeout > 0 ? this.ownTimeout : undefined;
+    if (deadline === undefined) {
+      // Settled: a SET fails only where the transaction already has. DEFAULT is the connection's own.
+      if (this.timed) this.defer('SET LOCAL statement_timeout TO DEFAULT', undefined, true);
+      this.timed = false;
+      return own;
+    }
+    const left = timeLeft(deadline);
+    this.timed = true;
+    this.defer(`SET LOCAL statement_timeout = ${own === undefined ? left : Math.min(own, left)}`, undefined, true);
+    return own !== undefined && own <= left ? own : undefined;
   }
 
   /**
