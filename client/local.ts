@@ -3,7 +3,7 @@ import { join, resolve } from 'node:path';
 import { NativeConnection, Runtime } from '@temporalio/worker';
 import { openWarehouse, type Warehouse } from '../activities/warehouse/index.ts';
 import { loadTransforms } from '../activities/transforms.ts';
-import { freePort, startDevServer, type DevServer } from '../host/dev-server.ts';
+import { freePort, portFree, startDevServer, type DevServer } from '../host/dev-server.ts';
 import { CODE_ROOT, codePath } from '../host/package.ts';
 import { backfillHome } from '../host/settings.ts';
 import { createWorkers, type BackfillWorkers, type QueueConfig } from '../workers/worker.ts';
@@ -153,12 +153,9 @@ export const FAIRNESS_DYNAMIC_CONFIG = { 'matching.useNewMatcher': 'true', 'matc
 
 /** Uses `preferred` when it is free, else any free port. */
 export async function portOr(preferred: number): Promise<number> {
-  const { createServer } = await import('node:net');
-  return new Promise((done) => {
-    const server = createServer();
-    server.once('error', () => void freePort().then(done));
-    server.listen(preferred, '127.0.0.1', () => server.close(() => done(preferred)));
-  });
+  // Any failure to listen on it (in use or not) makes it one not to use.
+  const free = await portFree('127.0.0.1', preferred).catch(() => false);
+  return free ? preferred : freePort();
 }
 
 export async function startLocal(options: LocalOptions): Promise<LocalStack> {

@@ -47,21 +47,24 @@ export function freePort(): Promise<number> {
 }
 
 /**
+ * Whether `port` on `host` is free: listening on it works. False when something listens there
+ * already; rejects when the address cannot be listened on at all (no such interface, no right).
+ */
+export function portFree(host: string, port: number): Promise<boolean> {
+  return new Promise((done, failed) => {
+    const server = createServer();
+    server.once('error', (error: NodeJS.ErrnoException) => (error.code === 'EADDRINUSE' ? done(false) : failed(error)));
+    server.listen(port, host, () => server.close(() => done(true)));
+  });
+}
+
+/**
  * Refuses a port something already listens on. The dev server would exit at once (address in
  * use) while the other server answered in its place, and its caller would run against that one.
  */
-export function requirePortFree(ip: string, port: number, what: string, flag: string): Promise<void> {
-  return new Promise((done, failed) => {
-    const server = createServer();
-    server.once('error', (error: NodeJS.ErrnoException) =>
-      failed(
-        error.code === 'EADDRINUSE'
-          ? new Error(`${what} port ${ip}:${port} is in use (another Temporal server, or a backfill dev still running?): stop it, or choose another port with ${flag}`)
-          : error,
-      ),
-    );
-    server.listen(port, ip, () => server.close(() => done()));
-  });
+export async function requirePortFree(ip: string, port: number, what: string, flag: string): Promise<void> {
+  if (await portFree(ip, port)) return;
+  throw new Error(`${what} port ${ip}:${port} is in use (another Temporal server, or a backfill dev still running?): stop it, or choose another port with ${flag}`);
 }
 
 /** Resolves once the frontend answers and the namespace exists; `tls` when its frontend wants TLS. */

@@ -4,7 +4,8 @@ import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { freePort, requirePortFree, startDevServer } from '../../host/dev-server.ts';
+import { portOr } from '../../client/local.ts';
+import { freePort, portFree, requirePortFree, startDevServer } from '../../host/dev-server.ts';
 import { executable, resolveTemporalCli } from '../../host/temporal-cli.ts';
 
 const cleanups: (() => void | Promise<void>)[] = [];
@@ -38,6 +39,21 @@ describe('a dev server on a port in use', () => {
     const uiPort = await freePort();
     await listening(uiPort);
     await expect(startDevServer({ dbFile: join(scratch(), 'temporal.db'), port: await freePort(), uiPort })).rejects.toThrow(/the Web UI's port .* --ui-port/);
+  });
+});
+
+describe('one probe of a free port, for the dev server and the demo', () => {
+  it('says free or in use, rejects an address nothing can listen on, and the demo takes another port when its own is in use', async () => {
+    const port = await freePort();
+    expect(await portFree('127.0.0.1', port)).toBe(true);
+    expect(await portOr(port)).toBe(port);
+    await listening(port);
+    expect(await portFree('127.0.0.1', port)).toBe(false);
+    const other = await portOr(port);
+    expect(other).not.toBe(port);
+    expect(await portFree('127.0.0.1', other)).toBe(true);
+    // TEST-NET-1 (RFC 5737): no interface of this machine has it.
+    await expect(portFree('192.0.2.1', port)).rejects.toThrow(/EADDRNOTAVAIL/);
   });
 });
 
