@@ -6,6 +6,7 @@ import { formatDuration } from '../core/duration.ts';
 import type { Progress } from '../core/protocol.ts';
 import { BackfillClient, defaultBackfillId } from './backfill-client.ts';
 import type { LocalOptions, LocalStack } from './local.ts';
+import { printable } from './printable.ts';
 import { renderFailures, renderStatus } from './render.ts';
 import { loadSpecFile } from './spec-file.ts';
 import type { Settings } from '../host/settings.ts';
@@ -93,7 +94,7 @@ export async function runDemo(options: DemoOptions): Promise<Progress['state']> 
             `${summary.partitions}/${summary.total} partitions (${summary.rows.toLocaleString('en-US')} rows) in ${formatDuration(seconds * 1000)}, ${summary.partitionsPerSecond}/s`,
             `data fingerprint ${pc.bold(summary.fingerprint)} (the same on every run: each partition's checksum is reproducible)`,
             `warehouse: ${summary.warehouse} (${lookInside(stack.worker!.warehouse.kind, summary.warehouse, spec.nodes.at(-1)?.id ?? '')})`,
-            ...renderFailures(final),
+            ...renderFailures(printable(final)),
           ].join('\n') + '\n',
         );
       }

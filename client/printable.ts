@@ -11,10 +11,22 @@ export function printableText(text: string): string {
   return text.replace(UNPRINTABLE, ' ');
 }
 
+declare const PRINTABLE: unique symbol;
+
+/**
+ * What `printable` made: every string in it is printable. Renderers of sections take it, so the
+ * text they print went through `printable` once, where the output is put together.
+ */
+export type Printable<T> = T & { readonly [PRINTABLE]: true };
+
 /** `value` with every string in it made printable (`printableText`), keys and structure kept. */
-export function printable<T>(value: T): T {
-  if (typeof value === 'string') return printableText(value) as T;
-  if (Array.isArray(value)) return value.map((item: unknown) => printable(item)) as T;
-  if (value !== null && typeof value === 'object') return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, printable(v)])) as T;
+export function printable<T>(value: T): Printable<T> {
+  return printed(value) as Printable<T>;
+}
+
+function printed(value: unknown): unknown {
+  if (typeof value === 'string') return printableText(value);
+  if (Array.isArray(value)) return value.map(printed);
+  if (value !== null && typeof value === 'object') return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, printed(v)]));
   return value;
 }

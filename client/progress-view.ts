@@ -5,7 +5,8 @@
 import cliProgress from 'cli-progress';
 import pc from 'picocolors';
 import type { Progress } from '../core/protocol.ts';
-import { barPayload, headline, renderWaiting, waitingLine } from './render.ts';
+import { printable } from './printable.ts';
+import { barPayload, headline, renderWaiting } from './render.ts';
 import type { Waiting } from './waiting.ts';
 
 /**
@@ -25,7 +26,9 @@ export class ProgressView {
     this.tty = Boolean(out.isTTY);
   }
 
-  update(progress: Progress & { waiting?: Waiting[] }): void {
+  update(shown: Progress & { waiting?: Waiting[] }): void {
+    // Once for the whole update: the headline, the bars' node names and the waiting lines print its text.
+    const progress = printable(shown);
     if (!this.tty) {
       const now = Date.now();
       if (now - this.lastLine >= 5000 || progress.state !== 'running') {
@@ -63,7 +66,8 @@ export class ProgressView {
       this.bars.get(node.id)?.update(node.total === 0 ? 1 : node.done + node.failed, { name: node.id, ...barPayload(node) });
     }
     const multibar = this.multibar;
-    const waiting = new Map((progress.waiting ?? []).map((w) => [w.node, waitingLine(progress, w)]));
+    const lines = renderWaiting(progress);
+    const waiting = new Map((progress.waiting ?? []).map((w, i) => [w.node, lines[i] ?? '']));
     for (const node of waiting.keys()) if (!this.waitingLines.has(node)) this.waitingLines.set(node, multibar.create(1, 0, { line: '' }));
     for (const [node, bar] of this.waitingLines) bar.update(0, { line: waiting.get(node) ?? '' });
   }

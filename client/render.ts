@@ -12,7 +12,7 @@ import type { ChangeSummary } from './only-changed.ts';
 import type { NodeProgress, Progress } from '../core/protocol.ts';
 import type { InputVersions, LedgerRow } from '../activities/warehouse/types.ts';
 import type { Waiting } from './waiting.ts';
-import { printable } from './printable.ts';
+import { printable, type Printable } from './printable.ts';
 
 /** A count with thousands separators; without Intl for whole numbers (its first use loads locale data: tens of ms at start). */
 const number = (n: number) => (Number.isSafeInteger(n) ? String(n).replace(/\B(?=(\d{3})+(?!\d))/g, ',') : n.toLocaleString('en-US'));
@@ -78,16 +78,14 @@ const STATE_COLOR: Record<Progress['state'], (s: string) => string> = {
   canary_failed: pc.red,
 };
 
-export function headline(shown: Progress): string {
-  const progress = printable(shown);
+export function headline(progress: Printable<Progress>): string {
   const state = STATE_COLOR[progress.state](progress.state + (progress.paused && progress.state === 'running' ? ' (paused)' : ''));
   const limits = `rate ${rate(progress.rate)} · concurrency ${progress.concurrency ?? 'per node'}`;
   const left = progress.state === 'running' ? ` · ETA ${eta(progress.etaSeconds)}` : '';
   return `${pc.bold(progress.backfillId)} ${state} · ${number(progress.done)}/${number(progress.total)} done · ${throughput(progress.throughput)}${left} · ${limits}`;
 }
 
-export function renderFailures(shown: Progress): string[] {
-  const progress = printable(shown);
+export function renderFailures(progress: Printable<Progress>): string[] {
   const lines: string[] = [];
   for (const node of progress.nodes) {
     for (const failure of node.failures) {
@@ -102,8 +100,8 @@ function since(iso: string | null): string {
   return iso === null ? '' : ` ${formatDuration(Math.max(0, Date.now() - Date.parse(iso)))} ago`;
 }
 
-/** The line of a node whose partitions wait for a worker nobody runs: the node, the queue, the fix. */
-export function waitingLine(progress: Progress, w: Waiting): string {
+/** The line of a node whose partitions wait for a worker nobody runs: the node, the queue, the fix (`w`: one of `progress.waiting`). */
+function waitingLine(progress: Printable<Progress>, w: Waiting): string {
   const node = progress.nodes.find((n) => n.id === w.node);
   const count = node ? (progress.paused ? node.running : node.running + node.pending) : 0;
   const why = w.reason === 'no_worker' ? 'no worker polls it' : `its workers last polled${since(w.lastPollAt)} (stopped, or every slot busy)`;
@@ -112,8 +110,8 @@ export function waitingLine(progress: Progress, w: Waiting): string {
   );
 }
 
-export function renderWaiting(shown: Progress & { waiting?: Waiting[] }): string[] {
-  const progress = printable(shown);
+/** A line per entry of `progress.waiting`, in its order. */
+export function renderWaiting(progress: Printable<Progress & { waiting?: Waiting[] }>): string[] {
   return (progress.waiting ?? []).map((w) => waitingLine(progress, w));
 }
 
@@ -124,8 +122,7 @@ const budgetLine = (b: BudgetStatus) =>
  * Under a policy: what holds the backfill (an operator's pause, an approval, a spent budget, a
  * closed run window), the run window, the budgets and the last operator action, with who and why.
  */
-export function renderGovernance(shown: Progress): string[] {
-  const progress = printable(shown);
+export function renderGovernance(progress: Printable<Progress>): string[] {
   const g = progress.governance;
   if (!g) return [];
   const lines = g.holds.map((h) => pc.yellow(`  ⏸ ${h.reason}`));
@@ -140,6 +137,7 @@ export function renderGovernance(shown: Progress): string[] {
   return lines;
 }
 
+/** The whole status; its text made printable here, once, for every section. */
 export function renderStatus(shown: Progress & { waiting?: Waiting[] }): string {
   const progress = printable(shown);
   const table = new Table({
@@ -167,9 +165,14 @@ export function renderStatus(shown: Progress & { waiting?: Waiting[] }): string 
   return [headline(progress), ...renderGovernance(progress), table.toString(), ...staged, ...renderCanary(progress), ...renderWaiting(progress), ...renderFailures(progress)].join('\n');
 }
 
-/** A canary: where it is, its diff per dataset once known, and what to do while it waits. */
-export function renderCanary(shown: Progress): string[] {
+/** How a backfill ended, as `wait` and `start --watch` print it: the headline and the failures. */
+export function renderEnd(shown: Progress): string {
   const progress = printable(shown);
+  return [headline(progress), ...renderFailures(progress)].join('\n');
+}
+
+/** A canary: where it is, its diff per dataset once known, and what to do while it waits. */
+export function renderCanary(progress: Printable<Progress>): string[] {
   const canary = progress.canary;
   if (!canary) return [];
   const id = progress.backfillId;

@@ -122,9 +122,9 @@ export function startCommand() {
         const kept = started.onlyChanged ? `\n  only changed: ${started.onlyChanged.totalToRun} partitions run, ${started.onlyChanged.totalSkipped} keep their published versions` : '';
         print(options.json, started, () => `${verb} ${pc.bold(started.backfillId)}${kept}${admissionLines(started)}\n  web UI: ${started.uiUrl}\n  watch:  backfill status ${started.backfillId} --watch`);
         if (options.watch) {
-          const [{ watch }, { headline, renderFailures }] = await Promise.all([import('../watch.ts'), import('../render.ts')]);
+          const [{ watch }, { renderEnd }] = await Promise.all([import('../watch.ts'), import('../render.ts')]);
           const final = await watch(client, started.backfillId, options.json);
-          if (!options.json) process.stdout.write(`${[headline(final), ...renderFailures(final)].join('\n')}\n`);
+          if (!options.json) process.stdout.write(`${renderEnd(final)}\n`);
           process.exitCode = exitCodeFor(final.state);
         }
       });

@@ -17,11 +17,11 @@ export function waitCommand() {
     .option('--timeout <duration>', 'give up (exit 1) after this long, e.g. 30m, 2h or 300 (a bare number counts seconds)', (v) => parseDurationFlag('--timeout', v))
     .addOption(jsonOption())
     .action(async (id, options, command) => {
-      const { headline, renderFailures } = await import('../render.ts');
+      const { renderEnd } = await import('../render.ts');
       await withClient(command, async (client) => {
         const outcome = await client.wait(id, options.timeout);
         print(options.json, { backfillId: id, state: outcome.state, progress: outcome.progress }, () =>
-          outcome.progress ? [headline(outcome.progress), ...renderFailures(outcome.progress)].join('\n') : `${id} ${outcome.state}`,
+          outcome.progress ? renderEnd(outcome.progress) : `${id} ${outcome.state}`,
         );
         process.exitCode = exitCodeFor(outcome.state);
       });

@@ -13,6 +13,7 @@ import { thrownBackfillError } from './backfill-error.ts';
 import { World } from './model-world.ts';
 import { backfillCurrentDetails, canaryDetails } from '../../core/details.ts';
 import { renderCanary } from '../../client/render.ts';
+import { printable } from '../../client/printable.ts';
 
 const days = { grain: 'day' as const, start: '2024-01-01', end: '2024-01-11' };
 const spec = (nodes: SpecInput['nodes'], extra: Partial<SpecInput> = {}) => resolveSpec({ name: 'c', partitions: days, defaults: { concurrency: 4 }, nodes, ...extra });
@@ -268,11 +269,11 @@ describe('canary: what status and the Web UI show', () => {
     expect(details).toMatch(/\*\*Canary\*\*: the canary waits: 5 partitions \(1 per dataset, newest, and what they need upstream\) staged; backfill approve shop-1 --reason \.\.\. goes on, backfill discard shop-1 drops it · auto within 5%/);
     expect(details).toMatch(/canary.auto did not go on: daily changes 12% of its rows/);
     expect(details).toMatch(/\| daily \| 2 \| 100 \| 100 \| 0 \| 0 \| 12 \| 12% \|/);
-    const text = renderCanary(progress).join('\n');
+    const text = renderCanary(printable(progress)).join('\n');
     expect(text).toMatch(/canary: waits\. 5 partitions .* Approve with 'backfill approve shop-1 --reason "\.\.\."'/);
     expect(text).toMatch(/daily .* 12%/);
     expect(canaryDetails(undefined, 'x')).toEqual([]);
-    expect(renderCanary({ ...progress, canary: undefined })).toEqual([]);
+    expect(renderCanary(printable({ ...progress, canary: undefined }))).toEqual([]);
   });
 });
 

@@ -10,6 +10,7 @@ import { resumeCarry, resumedSpec } from '../../core/coordinator.ts';
 import { EXIT, buildProgram, exitCodeFor } from '../../client/cli.ts';
 import { transformsGiven } from '../../client/options.ts';
 import { parseQueues, transformModules } from '../../client/local.ts';
+import { printable } from '../../client/printable.ts';
 import { headline, renderFailures, renderGovernance, renderPlan, renderStatus } from '../../client/render.ts';
 import type { GovernanceView } from '../../core/governance.ts';
 
@@ -295,31 +296,31 @@ function progress(fields: Partial<Progress> = {}): Progress {
 
 describe('headline', () => {
   it('shows id, state, done/total, throughput, ETA and limits', () => {
-    expect(plain(headline(progress()))).toBe(
+    expect(plain(headline(printable(progress())))).toBe(
       'shop-1 running · 2,000/2,400 done · 20.0/s · ETA 19.2s · rate unlimited · concurrency per node',
     );
   });
 
   it('marks a paused running backfill and shows backfill-wide limits', () => {
-    const text = plain(headline(progress({ paused: true, rate: 1.234, concurrency: 3, throughput: null, etaSeconds: null })));
+    const text = plain(headline(printable(progress({ paused: true, rate: 1.234, concurrency: 3, throughput: null, etaSeconds: null }))));
     expect(text).toBe('shop-1 running (paused) · 2,000/2,400 done · – · ETA – · rate 1.23/s · concurrency 3');
   });
 
   it('does not mark a finished backfill as paused', () => {
-    expect(plain(headline(progress({ state: 'cancelled', paused: true })))).toMatch(/^shop-1 cancelled · /);
+    expect(plain(headline(printable(progress({ state: 'cancelled', paused: true }))))).toMatch(/^shop-1 cancelled · /);
   });
 });
 
 describe('renderFailures', () => {
   it('prints one line per failure group, with examples and how many more', () => {
-    expect(renderFailures(progress()).map(plain)).toEqual([
+    expect(renderFailures(printable(progress())).map(plain)).toEqual([
       '  ✗ orders_raw: 5 failed (2024-01-01, 2024-01-02, 2024-01-03 and 2 more): injected failure',
       '  ✗ orders_raw: 1 failed (2024-02-01): bad sql',
     ]);
   });
 
   it('prints nothing without failures', () => {
-    expect(renderFailures(progress({ nodes: [nodeProgress({ id: 'a', total: 1, done: 1 })] }))).toEqual([]);
+    expect(renderFailures(printable(progress({ nodes: [nodeProgress({ id: 'a', total: 1, done: 1 })] })))).toEqual([]);
   });
 });
 
@@ -328,8 +329,8 @@ describe('renderStatus', () => {
   const lines = text.split('\n');
 
   it('starts with the headline and ends with the failure lines', () => {
-    expect(lines[0]).toBe(plain(headline(progress())));
-    expect(lines.slice(-2)).toEqual(renderFailures(progress()).map(plain));
+    expect(lines[0]).toBe(plain(headline(printable(progress()))));
+    expect(lines.slice(-2)).toEqual(renderFailures(printable(progress())).map(plain));
   });
 
   it('has a row per node with its counts, rate, concurrency, throughput and ETA', () => {
@@ -373,7 +374,7 @@ describe('renderGovernance (status under a policy)', () => {
   });
 
   it('says nothing for a backfill without a policy', () => {
-    expect(renderGovernance(progress())).toEqual([]);
+    expect(renderGovernance(printable(progress()))).toEqual([]);
   });
 
   it('names each hold, the budgets and the last action with who and why (colour or not)', () => {
@@ -385,7 +386,7 @@ describe('renderGovernance (status under a policy)', () => {
       budgets: { retries: { budget: 'retries', limit: 2, used: 2, remaining: 0, reached: true, over: 0, unit: 'failed attempts' }, cost: null },
       lastAction: { seq: 3, at: Date.parse('2024-05-01T12:00:00.500Z'), action: 'set-rate', identity: 'bob@example.com', verified: false, reason: 'source is slow', outcome: 'applied', details: { rate: 5, previous: 20 } },
     });
-    const lines = renderGovernance(progress({ governance: view })).map((l) => stripVTControlCharacters(l));
+    const lines = renderGovernance(printable(progress({ governance: view }))).map((l) => stripVTControlCharacters(l));
     expect(lines).toEqual([
       '  ⏸ waits for an approval: it writes finance_orders (backfill approve <id> --reason ... --sign-key <key>)',
       '  ⏸ the retries budget is spent: 2 of 2 failed attempts; raise it with backfill set-budget <id> --retries <n> to go on',
@@ -402,7 +403,7 @@ describe('renderGovernance (status under a policy)', () => {
       window: { open: true, description: 'inside a run window until 06:00 Europe/Berlin', opensAt: null, closesAt: 0 },
       lastAction: { seq: 2, at: 0, action: 'approve', identity: 'bob@example.com', verified: true, reason: 'reviewed', outcome: 'applied', details: { planHash: 'sha256:0123456789abcdef0123' } },
     });
-    expect(renderGovernance(progress({ governance: view })).map((l) => stripVTControlCharacters(l))).toEqual([
+    expect(renderGovernance(printable(progress({ governance: view }))).map((l) => stripVTControlCharacters(l))).toEqual([
       '  run window: inside a run window until 06:00 Europe/Berlin',
       '  last action: approve by bob@example.com (verified signature) at 1970-01-01 00:00:00 UTC: "reviewed" · approved plan sha256:0123456789ab…',
     ]);

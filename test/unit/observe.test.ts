@@ -7,6 +7,7 @@ import type { NodeProgress, Progress, RunPartitionsInput } from '../../core/prot
 import { NODE_GAUGES, PARTITION_METRICS } from '../../core/metrics.ts';
 import { isRunPartitionsInput, partitionAttributes } from '../../activities/telemetry.ts';
 import { telemetryFrom } from '../../client/serve.ts';
+import { printable } from '../../client/printable.ts';
 import { renderStatus, renderWaiting } from '../../client/render.ts';
 import { SILENT_AFTER_MS, queueState, waitingNodes, type QueueState } from '../../client/waiting.ts';
 import { jsonLine, logSettings } from '../../workers/logging.ts';
@@ -184,7 +185,7 @@ describe('status output', () => {
   const stalled = progress([node('orders', { done: 4, running: 4, pending: 2 }), node('daily', { pending: 10 })]);
 
   it('names the node, the queue and the fix', () => {
-    const lines = renderWaiting({ ...stalled, waiting: [{ node: 'orders', taskQueue: 'warehouse', reason: 'no_worker', lastPollAt: null }] }).map(plain);
+    const lines = renderWaiting(printable({ ...stalled, waiting: [{ node: 'orders', taskQueue: 'warehouse', reason: 'no_worker', lastPollAt: null }] })).map(plain);
     expect(lines).toEqual([
       "  ⚠ orders: 6 partitions wait on task queue 'warehouse', and no worker polls it: start a worker with 'backfill worker --no-workflows --task-queue warehouse'",
     ]);
@@ -193,13 +194,13 @@ describe('status output', () => {
 
   it('tells how long silent workers have been silent', () => {
     const lastPollAt = new Date(Date.now() - 5 * 60_000).toISOString();
-    const [line] = renderWaiting({ ...stalled, waiting: [{ node: 'daily', taskQueue: 'backfill', reason: 'workers_silent', lastPollAt }] }).map(plain);
+    const [line] = renderWaiting(printable({ ...stalled, waiting: [{ node: 'daily', taskQueue: 'backfill', reason: 'workers_silent', lastPollAt }] })).map(plain);
     expect(line).toMatch(/daily: 10 partitions wait on task queue 'backfill', and its workers last polled 5m( \d\ds)? ago \(stopped, or every slot busy\)/);
   });
 
   it('says nothing when nothing waits', () => {
-    expect(renderWaiting({ ...stalled, waiting: [] })).toEqual([]);
-    expect(renderWaiting(stalled)).toEqual([]);
+    expect(renderWaiting(printable({ ...stalled, waiting: [] }))).toEqual([]);
+    expect(renderWaiting(printable(stalled))).toEqual([]);
   });
 });
 

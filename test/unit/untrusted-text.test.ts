@@ -3,7 +3,8 @@
  * declared identity) reaches operators as text: never as live markdown or HTML in the Web UI's
  * details, never as escape sequences in their terminal.
  */
-import { describe, expect, it } from 'vitest';
+import { Writable } from 'node:stream';
+import { describe, expect, it, vi } from 'vitest';
 import { backfillCurrentDetails, backfillDetails, nodeDetails } from '../../core/details.ts';
 import { expandPlan } from '../../core/plan.ts';
 import type { NodeProgress, Progress } from '../../core/protocol.ts';
@@ -11,7 +12,14 @@ import { resolveSpec } from '../../core/spec.ts';
 import { renderStatus } from '../../client/render.ts';
 import { renderAudit } from '../../client/render-audit.ts';
 import { printable, printableText } from '../../client/printable.ts';
+import { ProgressView } from '../../client/progress-view.ts';
 import type { AuditEntry } from '../../core/audit.ts';
+
+// Counts the calls of printable from the renderers; its own walk inside is not counted.
+vi.mock('../../client/printable.ts', async (original) => {
+  const actual = await original<typeof import('../../client/printable.ts')>();
+  return { ...actual, printable: vi.fn(actual.printable) };
+});
 
 const LINK = '[Approve the fix here](https://evil.example/login)';
 const HTML = '<img src=x onerror=alert(1)>';
@@ -82,5 +90,24 @@ describe('status and audit in a terminal: no control characters from reasons, id
   it('printable keeps text and structure, and blanks control and bidirectional characters', () => {
     expect(printableText('a\u001b[2Kb\u202ec\td')).toBe('a [2Kb c d');
     expect(printable({ n: 1, list: ['x\u0007', null], nested: { s: '\u009b' } })).toEqual({ n: 1, list: ['x ', null], nested: { s: ' ' } });
+  });
+
+  it('status makes its text printable once, where it is put together, not again in each section', () => {
+    const p = progress({ waiting: [{ node: 'daily', taskQueue: 'q', reason: 'no_worker', lastPollAt: null }] } as Partial<Progress>);
+    vi.mocked(printable).mockClear();
+    renderStatus(p);
+    expect(vi.mocked(printable)).toHaveBeenCalledTimes(1);
+  });
+
+  it("--watch on a terminal: the line of a node waiting on a task queue (any string) as text", () => {
+    const written: string[] = [];
+    const out = Object.assign(new Writable({ write: (chunk: Buffer, _encoding, done) => void (written.push(chunk.toString()), done()) }), { isTTY: true, columns: 400 });
+    const view = new ProgressView(out as unknown as NodeJS.WriteStream);
+    const OSC8 = '\u001b]8;;https://evil.example\u0007see runbook\u001b]8;;\u0007';
+    view.update({ ...progress(), waiting: [{ node: 'daily', taskQueue: `q ${OSC8}`, reason: 'no_worker', lastPollAt: null }] });
+    view.stop();
+    const text = written.join('');
+    expect(text).toContain("task queue 'q  ]8;;https://evil.example see runbook ]8;; '");
+    expect(text.includes('\u001b]8;;'), JSON.stringify(text)).toBe(false);
   });
 });
