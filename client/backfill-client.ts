@@ -19,7 +19,7 @@ import { planHash, type PlanIdentity } from '../core/approval.ts';
 import type { AuditEntry, ControlMeta } from '../core/audit.ts';
 import { backfillDetails, backfillSummary } from '../core/details.ts';
 import { BackfillError } from '../core/errors.ts';
-import { topologicalOrder } from '../core/graph.ts';
+import { rollbackNodes, type RollbackNodes, type RunNode } from '../core/rollback-order.ts';
 import { expandPlan, requirePartitionsInRange, type Plan } from '../core/plan.ts';
 import { RangeSet } from '../core/ranges.ts';
 import { rollbackWorkflowId, type RollbackInput, type RollbackSummary, type RollbackTuning } from '../core/rollback.ts';
@@ -1010,17 +1010,14 @@ export class BackfillClient {
       .then((d) => (d.status.name === 'RUNNING' ? d : undefined), (error: unknown) => (error instanceof WorkflowNotFoundError ? undefined : Promise.reject(error)));
     if (running) return { backfillId, workflowId, runId: running.runId, uiUrl: this.uiUrl(workflowId, running.runId), attached: true };
 
-    const original = await this.inputOf(backfillId);
-    if (!original) throw new BackfillError('failed', `cannot read the spec of backfill '${backfillId}' from its workflow history, so its nodes are unknown: is the history still retained?`);
-    const nodes = original.spec.nodes;
-    await this.nodesClosed(backfillId, nodes.map((n) => n.id));
-    const order = topologicalOrder(nodes.map((n) => ({ id: n.id, upstream: n.dependsOn.map((d) => d.node) }))).reverse();
+    const { order, taskQueues } = await this.rollbackOrder(backfillId, description.runId);
+    await this.nodesClosed(backfillId, order);
     const input: RollbackInput = {
       backfillId,
       rollbackId: rollbackId(backfillId),
       order,
       force: options.force === true,
-      taskQueues: Object.fromEntries(nodes.map((n) => [n.id, n.taskQueue])),
+      taskQueues,
       ...(options.tuning ? { tuning: options.tuning } : {}),
       audit: this.meta(options),
     };
@@ -1029,6 +1026,34 @@ export class BackfillClient {
       this.client.workflow.start<typeof rollbackWorkflow>('rollbackWorkflow', { workflowId, taskQueue: description.taskQueue, args: [input], ...this.afterEnd(backfillId) }),
     );
     return { backfillId, workflowId, runId: handle.firstExecutionRunId, uiUrl: this.uiUrl(workflowId, handle.firstExecutionRunId), attached: false };
+  }
+
+  /**
+   * The nodes a rollback of the backfill walks, downstream first: those of every run of its id
+   * (the ledger keeps what each published), not only the latest run's (`start --rerun` may
+   * name fewer). A run whose input cannot be read fails the rollback rather than skip its nodes.
+   */
+  async rollbackOrder(backfillId: string, latestRunId: string): Promise<RollbackNodes> {
+    const workflowId = backfillWorkflowId(backfillId);
+    const runs: Array<{ runId: string; startMs: number }> = [];
+    for await (const execution of this.client.workflow.list({ query: `WorkflowId = '${workflowId.replaceAll("'", "\\'")}'` })) {
+      runs.push({ runId: execution.runId, startMs: execution.startTime.getTime() });
+    }
+    // Visibility lags a little behind a run that just started: the latest run is always there.
+    if (!runs.some((r) => r.runId === latestRunId)) runs.push({ runId: latestRunId, startMs: Infinity });
+    runs.sort((a, b) => a.startMs - b.startMs);
+    const specs: RunNode[][] = [];
+    for (const run of runs) {
+      const input = await this.firstInput(workflowId, run.runId);
+      if (!input) {
+        throw new BackfillError(
+          'failed',
+          `cannot read the spec of run ${run.runId} of backfill '${backfillId}' from its workflow history, so the nodes it published are unknown and nothing was rolled back: is the history still retained?`,
+        );
+      }
+      specs.push(input.spec.nodes);
+    }
+    return rollbackNodes(specs);
   }
 
   /** How a workflow that acts on an ended backfill (a rollback, a discard of what it staged) starts: again after one finished, joining one that runs, tagged with the backfill's id. */

@@ -1,0 +1,56 @@
+/**
+ * Rolling back a backfill id that ran more than once, on a real server with a worker in a
+ * process of its own (SQLite): the rollback covers the nodes of every run, not only the latest
+ * spec's.
+ */
+import { randomUUID } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import type { ResolvedSpec } from '../../core/spec.ts';
+import { backendFixture } from './backend-fixture.ts';
+import { testSpec } from './helpers.ts';
+
+const SUFFIX = randomUUID().slice(0, 6);
+
+describe('rollback across the runs of a backfill (sqlite)', () => {
+  const fx = backendFixture('sqlite', 'rollback-runs');
+  const { queue } = fx;
+
+  /** Daily nodes, each `SELECT day, factor`, from 2024-01-01 to `to` (exclusive); `dependsOn` by node. */
+  const spec = (nodes: string[], factor: number, options: { to?: string; from?: string; dependsOn?: Record<string, string[]>; sql?: string; maxAttempts?: number } = {}): ResolvedSpec =>
+    testSpec(queue, {
+      name: 'rollback-runs',
+      partitions: { grain: 'day', start: options.from ?? '2024-01-01', end: options.to ?? '2024-01-04' },
+      defaults: { concurrency: 2, heartbeatTimeout: '5s', retry: { initialInterval: '200ms', maximumInterval: '1s', ...(options.maxAttempts ? { maxAttempts: options.maxAttempts } : {}) } },
+      nodes: nodes.map((id) => ({
+        id,
+        sql: options.sql ?? 'SELECT :partition AS day, :factor AS v',
+        params: { factor },
+        checks: [{ type: 'row_count' as const, min: 1 }],
+        ...(options.dependsOn?.[id] ? { dependsOn: options.dependsOn[id] } : {}),
+      })),
+    });
+
+  const run = async (s: ResolvedSpec, id: string, extra: { rerun?: boolean } = {}) => {
+    await fx.client.start(s, { taskQueue: queue, id, ...extra });
+    return (await fx.client.wait(id, 120_000)).state;
+  };
+  const values = async (node: string) => (await fx.warehouse.query(`SELECT day, v FROM ${node} ORDER BY day`)).map((r) => `${String(r.day)}=${Number(r.v)}`);
+  const publishedBy = async (backfillId: string) =>
+    (await fx.warehouse.changesBy(backfillId)).changes.filter((c) => c.currentBackfillId === backfillId).map((c) => `${c.node}/${c.partition}`);
+
+  it('rolls back the nodes an earlier run published, that a --rerun with fewer nodes left out', async () => {
+    const [a, b] = ['rr_a', 'rr_b'];
+    expect(await run(spec([a, b], 1), `rr-base-${SUFFIX}`)).toBe('completed');
+    const bad = `rr-bad-${SUFFIX}`;
+    expect(await run(spec([a, b], 2), bad)).toBe('completed');
+    // Run again, deliberately, for one node only: its latest spec no longer names rr_b.
+    expect(await run(spec([a], 3), bad, { rerun: true })).toBe('completed');
+
+    const summary = await fx.client.rollback(bad);
+    expect(summary.nodes.map((n) => n.node).sort()).toEqual([a, b]);
+    expect(summary).toMatchObject({ restored: 6, removed: 0, leftAlone: 0 });
+    expect(await values(a)).toEqual(['2024-01-01=1', '2024-01-02=1', '2024-01-03=1']);
+    expect(await values(b)).toEqual(['2024-01-01=1', '2024-01-02=1', '2024-01-03=1']);
+    expect(await publishedBy(bad)).toEqual([]);
+  });
+});
