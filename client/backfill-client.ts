@@ -835,12 +835,55 @@ export class BackfillClient {
     }
   }
 
+  /**
+   * Refuses to go on with a backfill rolled back since its last run began (or being rolled
+   * back): a new run would count the partitions the rollback restored as done, publish only
+   * what failed, and end `completed` with most of its data undone. A rollback the policy
+   * refused restored nothing, so it does not count.
+   */
+  private async notRolledBack(backfillId: string, description: WorkflowExecutionDescription): Promise<void> {
+    const workflowId = rollbackWorkflowId(backfillId);
+    const latest = await this.client.workflow
+      .getHandle(workflowId)
+      .describe()
+      .catch((error: unknown) => (error instanceof WorkflowNotFoundError ? undefined : Promise.reject(error)));
+    const since = description.startTime.getTime();
+    if (!latest || latest.startTime.getTime() < since) return;
+    const runs = new Map<string, string>([[latest.runId, latest.status.name]]);
+    for await (const execution of this.client.workflow.list({ query: `WorkflowId = '${workflowId.replaceAll("'", "\\'")}'` })) {
+      if (execution.startTime.getTime() >= since) runs.set(execution.runId, execution.status.name);
+    }
+    const fix = `start it again, deliberately, to recompute every partition: backfill start <spec> --id ${backfillId} --rerun`;
+    if (latest.status.name === 'RUNNING') {
+      throw new BackfillError('not_running', `backfill '${backfillId}' is being rolled back, so there is nothing to resume: wait for the rollback to end ('backfill rollback ${backfillId}' attaches to it), then ${fix}`);
+    }
+    for (const [runId, status] of runs) {
+      if (status === 'FAILED' && (await this.refusedByPolicy(workflowId, runId))) continue;
+      throw new BackfillError(
+        'not_running',
+        `backfill '${backfillId}' was rolled back after its last run (rollback ${status.toLowerCase()}): the partitions it published are back at their versions before it, ` +
+          `and a resumed run would count them done and recompute nothing; ${fix}`,
+      );
+    }
+  }
+
+  /** Whether a failed rollback run was the policy's refusal, which it meets before restoring anything. */
+  private async refusedByPolicy(workflowId: string, runId: string): Promise<boolean> {
+    try {
+      await this.client.workflow.getHandle(workflowId, runId, { followRuns: false }).result();
+      return false;
+    } catch (error) {
+      return error instanceof WorkflowFailedError && (rootCause(error) as { type?: string }).type === 'policy_violation';
+    }
+  }
+
   /** A new run of a closed backfill that skips what is published (the failures of `node`, or of every node, run again). */
   private async goOn(
     backfillId: string,
     description: Awaited<ReturnType<BackfillClient['describe']>>,
     options: { spec?: ResolvedSpec; node?: string } & ControlOptions,
   ): Promise<{ started: Started; changed: string[] }> {
+    await this.notRolledBack(backfillId, description);
     const original = await this.inputOf(backfillId);
     if (!original) throw new BackfillError('failed', `cannot read the input of backfill '${backfillId}'`);
     // Loaded here: the coordinator and the spec's schemas weigh on every other command's start.

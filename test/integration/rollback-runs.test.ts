@@ -1,10 +1,11 @@
 /**
  * Rolling back a backfill id that ran more than once, on a real server with a worker in a
  * process of its own (SQLite): the rollback covers the nodes of every run, not only the latest
- * spec's.
+ * spec's; and a backfill rolled back is not resumed into a `completed` that is mostly undone.
  */
 import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
+import { BackfillError } from '../../core/errors.ts';
 import type { ResolvedSpec } from '../../core/spec.ts';
 import { backendFixture } from './backend-fixture.ts';
 import { testSpec } from './helpers.ts';
@@ -52,5 +53,32 @@ describe('rollback across the runs of a backfill (sqlite)', () => {
     expect(await values(a)).toEqual(['2024-01-01=1', '2024-01-02=1', '2024-01-03=1']);
     expect(await values(b)).toEqual(['2024-01-01=1', '2024-01-02=1', '2024-01-03=1']);
     expect(await publishedBy(bad)).toEqual([]);
+  });
+
+  it('refuses to resume or retry a backfill rolled back since its last run, naming --rerun; a new run lifts it', async () => {
+    const node = 'rs_r';
+    const id = `rs-${SUFFIX}`;
+    // 2024-01-02 has no row: its row_count check fails, the other three days are published.
+    const failing = spec([node], 2, { to: '2024-01-05', sql: "SELECT :partition AS day, :factor AS v WHERE :partition <> '2024-01-02'", maxAttempts: 1 });
+    const fixed = spec([node], 2, { to: '2024-01-05' });
+    expect(await run(failing, id)).toBe('completed_with_failures');
+    expect(await fx.client.rollback(id)).toMatchObject({ removed: 3, restored: 0 });
+
+    for (const resumeIt of [() => fx.client.retryFailed(id, undefined, fixed), () => fx.client.resume(id, { spec: fixed })]) {
+      const refused = await resumeIt().catch((e: unknown) => e);
+      expect(refused).toBeInstanceOf(BackfillError);
+      expect(refused).toMatchObject({ code: 'not_running' });
+      expect((refused as Error).message).toMatch(new RegExp(`backfill '${id}' was rolled back after its last run .*backfill start <spec> --id ${id} --rerun`));
+    }
+    const described = await fx.client.describe(id);
+    expect(described.status.name).toBe('COMPLETED');
+    expect(await values(node)).toEqual([]);
+
+    // A run after the rollback is a backfill of its own again: its failures can be retried.
+    expect(await run(failing, id, { rerun: true })).toBe('completed_with_failures');
+    const retried = await fx.client.retryFailed(id, undefined, fixed);
+    expect(retried.resumed).not.toBeNull();
+    expect((await fx.client.wait(id, 120_000)).state).toBe('completed');
+    expect(await values(node)).toEqual(['2024-01-01=2', '2024-01-02=2', '2024-01-03=2', '2024-01-04=2']);
   });
 });
