@@ -61,6 +61,8 @@ import type { backfillWorkflow } from '../workflows/backfill.ts';
 import type { rollbackWorkflow } from '../workflows/rollback.ts';
 import type { discardEndedWorkflow } from '../workflows/discard.ts';
 import { auditTrail } from './audit.ts';
+import type { RollbackPreview } from './rollback-preview.ts';
+import type { Warehouse } from '../activities/warehouse/types.ts';
 import { checkNamespace, openConnection, resolveConnection, type ConnectionOverrides, type ConnectionSettings } from './connection.ts';
 import { datasetWriters, datasetsBusy, type DatasetWriter } from './dataset-writers.ts';
 import { LiveEtas, NO_LIVE_ETA, anyMeasured, liveEta, withLiveEta, type LiveEta } from './eta.ts';
@@ -1135,6 +1137,24 @@ export class BackfillClient {
           `fix the cause and run 'backfill rollback ${backfillId}' again (what is restored already is skipped)`,
       );
     }
+  }
+
+  /**
+   * What `rollback` would do, read from `warehouse`'s ledger (the workers' warehouse): per node,
+   * what it would restore, remove and leave alone, and who changed what it leaves alone. It
+   * starts nothing and writes nothing (orphaned node workflows, which a rollback ends, are left).
+   */
+  async previewRollback(backfillId: string, warehouse: Pick<Warehouse, 'changesBy'>, options: Pick<RollbackOptions, 'force'> = {}): Promise<RollbackPreview> {
+    const description = await this.describe(backfillId);
+    if (description.status.name === 'RUNNING') {
+      throw new BackfillError(
+        'still_running',
+        `backfill '${backfillId}' is still running, so it cannot be rolled back yet: cancel it first ('backfill cancel ${backfillId}') or wait for it to end ('backfill wait ${backfillId}'), then preview its rollback`,
+      );
+    }
+    const { order } = await this.rollbackOrder(backfillId, description.runId);
+    const { previewRollback } = await import('./rollback-preview.ts');
+    return previewRollback(warehouse, backfillId, order, options.force === true);
   }
 
   /** `startRollback`, then its summary once it ends. */

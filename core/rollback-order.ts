@@ -45,3 +45,8 @@ export function rollbackNodes(runs: ReadonlyArray<readonly RunNode[]>): Rollback
   return { order: upstreamFirst.reverse(), taskQueues };
 }
 
+/** `order`, then the nodes of `found` it lacks (sorted): a node the ledger names but no readable run does is still covered. */
+export function withUnlisted(order: readonly string[], found: Iterable<string>): string[] {
+  const known = new Set(order);
+  return [...order, ...[...new Set(found)].filter((n) => !known.has(n)).sort()];
+}

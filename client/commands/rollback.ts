@@ -2,23 +2,41 @@
 import { Command } from '@commander-js/extra-typings';
 import { EXIT } from '../exit-codes.ts';
 import { HELP_GROUPS, documented } from '../help.ts';
-import { jsonOption, print, reasonOption } from '../options.ts';
+import { jsonOption, print, reasonOption, warehouseOption } from '../options.ts';
 import { withClient } from '../with-client.ts';
 
 export function rollbackCommand() {
   return documented(new Command('rollback'), HELP_GROUPS.audit, [
     ['backfill rollback shop-2024', 'every partition it published goes back to its version before it; exit 2 if some were left alone'],
     ['backfill rollback shop-2024 --force', 'also those a later backfill changed since, undoing those changes'],
+    ['backfill rollback shop-2024 --dry-run --warehouse postgres://backfill@db.internal:5432/warehouse', "what it would restore, remove and leave alone per node (and who changed those), read from the workers' warehouse; starts nothing, changes nothing"],
   ])
     .description('restore every partition the backfill changed to its version before it (checksums verified); exits 2 if some were left alone')
     .argument('<id>', 'backfill id (it must have ended: cancel or wait for it first)')
     .option('--force', 'also restore partitions that a later backfill changed since, undoing those changes')
+    .option('--dry-run', "only show what the rollback would restore, remove and leave alone, per node, read from the ledger of --warehouse (the workers' warehouse); start nothing, change nothing")
+    .addOption(warehouseOption())
     .addOption(reasonOption())
     .addOption(jsonOption())
     .action(async (id, options, command) => {
       const { renderRollback } = await import('../render-rollback.ts');
+      const force = options.force === true;
+      if (options.dryRun) {
+        const { openExistingWarehouse } = await import('../existing-warehouse.ts');
+        // Refused before connecting when no warehouse is there (opening one would create it empty).
+        const warehouse = await openExistingWarehouse(options.warehouse, 'rollback --dry-run');
+        try {
+          await withClient(command, async (client) => {
+            const preview = await client.previewRollback(id, warehouse, { force });
+            print(options.json, preview, () => renderRollback(preview, { unlisted: preview.unlisted }));
+          });
+        } finally {
+          await warehouse.close();
+        }
+        return;
+      }
       await withClient(command, async (client) => {
-        const summary = await client.rollback(id, { force: options.force === true, ...(options.reason !== undefined ? { reason: options.reason } : {}) });
+        const summary = await client.rollback(id, { force, ...(options.reason !== undefined ? { reason: options.reason } : {}) });
         print(options.json, summary, () => renderRollback(summary));
         if (summary.leftAlone > 0 && !summary.force) process.exitCode = EXIT.failures;
       });

@@ -1,14 +1,18 @@
 /**
  * Rolling back a backfill id that ran more than once, on a real server with a worker in a
  * process of its own (SQLite): the rollback covers the nodes of every run, not only the latest
- * spec's; and a backfill rolled back is not resumed into a `completed` that is mostly undone.
+ * spec's; a backfill rolled back is not resumed into a `completed` that is mostly undone; and
+ * `rollback --dry-run` shows exactly what the rollback then does, changing nothing.
  */
 import { randomUUID } from 'node:crypto';
+import { WorkflowNotFoundError } from '@temporalio/client';
 import { describe, expect, it } from 'vitest';
 import { BackfillError } from '../../core/errors.ts';
+import { rollbackWorkflowId, type RollbackSummary } from '../../core/rollback.ts';
 import type { ResolvedSpec } from '../../core/spec.ts';
+import type { RollbackPreview } from '../../client/rollback-preview.ts';
 import { backendFixture } from './backend-fixture.ts';
-import { testSpec } from './helpers.ts';
+import { runCli, testSpec } from './helpers.ts';
 
 const SUFFIX = randomUUID().slice(0, 6);
 
@@ -80,5 +84,51 @@ describe('rollback across the runs of a backfill (sqlite)', () => {
     expect(retried.resumed).not.toBeNull();
     expect((await fx.client.wait(id, 120_000)).state).toBe('completed');
     expect(await values(node)).toEqual(['2024-01-01=2', '2024-01-02=2', '2024-01-03=2', '2024-01-04=2']);
+  });
+
+  it('--dry-run shows per node what the rollback then does, and who changed what it leaves alone, changing nothing', async () => {
+    const [a, b] = ['dr_a', 'dr_b'];
+    const dependsOn = { [b]: [a] };
+    const base = `dr-base-${SUFFIX}`;
+    const bad = `dr-bad-${SUFFIX}`;
+    const later = `dr-later-${SUFFIX}`;
+    expect(await run(spec([a, b], 1, { dependsOn }), base)).toBe('completed');
+    // One more day than before: the rollback removes it.
+    expect(await run(spec([a, b], 2, { dependsOn, to: '2024-01-05' }), bad)).toBe('completed');
+    expect(await run(spec([a], 3, { from: '2024-01-02', to: '2024-01-03' }), later)).toBe('completed');
+    const ledgerBefore = await fx.warehouse.ledger({});
+    const valuesBefore = [await values(a), await values(b)];
+
+    const cli = await runCli<RollbackPreview>(['rollback', bad, '--dry-run', '--warehouse', fx.location, '--json']);
+    expect(cli.code, cli.stderr).toBe(0);
+    const preview = cli.json!;
+    expect(preview).toMatchObject({ dryRun: true, backfillId: bad, restored: 5, removed: 2, alreadyRestored: 0, leftAlone: 1, forced: 0, changedBy: { [later]: 1 }, unlisted: [] });
+    expect(preview.nodes).toEqual([
+      { node: b, restored: 3, removed: 1, alreadyRestored: 0, leftAlone: 0, forced: 0 },
+      { node: a, restored: 2, removed: 1, alreadyRestored: 0, leftAlone: 1, forced: 0 },
+    ]);
+    expect(preview.leftAloneExamples).toEqual([{ node: a, partition: '2024-01-02', version: 2, currentVersion: 3, changedBy: later }]);
+    // Nothing was started, nothing written.
+    const notStarted = await fx.client.client.workflow.getHandle(rollbackWorkflowId(bad)).describe().catch((e: unknown) => e);
+    expect(notStarted).toBeInstanceOf(WorkflowNotFoundError);
+    expect(await fx.warehouse.ledger({})).toEqual(ledgerBefore);
+    expect(await fx.warehouse.rollbacks({ backfillId: bad })).toEqual([]);
+    expect([await values(a), await values(b)]).toEqual(valuesBefore);
+
+    const text = await runCli(['rollback', bad, '--dry-run', '--warehouse', fx.location]);
+    expect(text.code, text.stderr).toBe(0);
+    expect(text.stdout).toContain(`would roll back ${bad} (dry run: nothing was started or changed)`);
+    expect(text.stdout).toContain(`would leave alone: 1 partition changed since by ${later} (1)`);
+    expect(text.stdout).toContain(`${a} 2024-01-02: ${bad} published version 2, now version 3 by ${later}`);
+
+    // The rollback does what the preview said.
+    const summary: RollbackSummary = await fx.client.rollback(bad);
+    const { dryRun: _dryRun, unlisted: _unlisted, rollbackId: _previewId, runs: _previewRuns, ...previewed } = preview;
+    const { rollbackId: _rollbackId, runs: _runs, ...done } = summary;
+    expect(done).toEqual(previewed);
+
+    // With --force, what it left alone; a preview after the rollback finds the rest restored.
+    const forced = await runCli<RollbackPreview>(['rollback', bad, '--dry-run', '--force', '--warehouse', fx.location, '--json']);
+    expect(forced.json).toMatchObject({ restored: 1, removed: 0, alreadyRestored: 7, leftAlone: 0, forced: 1, force: true });
   });
 });

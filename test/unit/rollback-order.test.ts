@@ -1,6 +1,6 @@
 /** Which nodes a rollback walks, and in what order, over every run of a backfill id (core/rollback-order.ts). */
 import { describe, expect, it } from 'vitest';
-import { rollbackNodes, type RunNode } from '../../core/rollback-order.ts';
+import { rollbackNodes, withUnlisted, type RunNode } from '../../core/rollback-order.ts';
 
 const node = (id: string, upstream: string[] = [], taskQueue = 'q'): RunNode => ({ id, dependsOn: upstream.map((u) => ({ node: u })), taskQueue });
 
@@ -32,5 +32,11 @@ describe('rollbackNodes', () => {
 
   it('of no run: nothing', () => {
     expect(rollbackNodes([])).toEqual({ order: [], taskQueues: {} });
+  });
+});
+
+describe('withUnlisted', () => {
+  it('appends the nodes found elsewhere that the order lacks, sorted, once each', () => {
+    expect(withUnlisted(['b', 'a'], ['z', 'a', 'c', 'z'])).toEqual(['b', 'a', 'c', 'z']);
   });
 });

@@ -3,6 +3,8 @@ import { stripVTControlCharacters } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { rollbackId } from '../../client/backfill-client.ts';
 import { renderRestores, renderRollback } from '../../client/render-rollback.ts';
+import { PREVIEW_ROLLBACK_ID, previewRollback } from '../../client/rollback-preview.ts';
+import type { Change, ChangesOptions, ChangesPage } from '../../activities/warehouse/types.ts';
 import {
   MAX_LEFT_ALONE_EXAMPLES,
   UNPUBLISHED,
@@ -104,6 +106,67 @@ describe('renderRollback', () => {
     expect(text).toContain('daily 2024-01-02: bf-2 published version 2, now version 3 by bf-3');
     expect(text).toContain('daily 2024-01-03: bf-2 published version 2, now none by –');
     expect(text).toContain("run 'backfill rollback bf-2 --force' to restore them too");
+  });
+});
+
+describe('previewRollback', () => {
+  const change = (node: string, partition: string, version: number, previousVersion: number | null, currentVersion: number | null, currentBackfillId: string | null): Change => ({
+    node,
+    partition,
+    version,
+    checksum: 'c',
+    previousVersion,
+    previousChecksum: previousVersion === null ? null : 'p',
+    currentVersion,
+    currentBackfillId,
+  });
+  const changes = [
+    change('daily', '2024-01-01', 2, 1, 2, 'bf-2'),
+    change('daily', '2024-01-02', 2, null, 2, 'bf-2'),
+    change('daily', '2024-01-03', 2, 1, 1, 'bf-1'),
+    change('daily', '2024-01-04', 2, 1, 3, 'bf-3'),
+    change('gone', 'k', 1, null, 1, 'bf-2'),
+    change('weekly', '2024-W01', 2, 1, 2, 'bf-2'),
+  ];
+  /** The ledger's pages, two changes at a time, as changesBy returns them. */
+  const warehouse = {
+    calls: 0,
+    async changesBy(_backfillId: string, options: ChangesOptions = {}): Promise<ChangesPage> {
+      this.calls++;
+      const after = options.after;
+      const from = after ? changes.findIndex((c) => c.node === after.node && c.partition === after.partition) + 1 : 0;
+      const page = changes.slice(from, from + 2);
+      const last = page[page.length - 1];
+      return { changes: page, next: from + 2 < changes.length && last ? { node: last.node, partition: last.partition } : null };
+    },
+  };
+
+  it('decides each partition as a restore would, per node in the rollback order, and lists the nodes no run names', async () => {
+    const preview = await previewRollback(warehouse, 'bf-2', ['weekly', 'daily', 'idle'], false);
+    expect(warehouse.calls).toBe(3);
+    expect(preview).toMatchObject({ dryRun: true, rollbackId: PREVIEW_ROLLBACK_ID, restored: 2, removed: 2, alreadyRestored: 1, leftAlone: 1, forced: 0, changedBy: { 'bf-3': 1 }, unlisted: ['gone'] });
+    expect(preview.nodes.map((n) => [n.node, n.restored, n.removed, n.alreadyRestored, n.leftAlone])).toEqual([
+      ['weekly', 1, 0, 0, 0],
+      ['daily', 1, 1, 1, 1],
+      ['idle', 0, 0, 0, 0],
+      ['gone', 0, 1, 0, 0],
+    ]);
+    expect(preview.leftAloneExamples).toEqual([{ node: 'daily', partition: '2024-01-04', version: 2, currentVersion: 3, changedBy: 'bf-3' }]);
+  });
+
+  it('with force, counts what it would restore over a later backfill', async () => {
+    expect(await previewRollback(warehouse, 'bf-2', ['weekly', 'daily', 'gone'], true)).toMatchObject({ restored: 3, forced: 1, leftAlone: 0, force: true, unlisted: [] });
+  });
+
+  it('renders as a preview, naming the nodes it would not walk', () => {
+    const summary = { ...emptySummary({ backfillId: 'bf-2', rollbackId: PREVIEW_ROLLBACK_ID, force: false }), restored: 3, leftAlone: 1, changedBy: { 'bf-3': 1 } };
+    const text = stripVTControlCharacters(renderRollback(summary, { unlisted: ['gone'] }));
+    expect(text).toContain('would roll back bf-2 (dry run: nothing was started or changed)');
+    expect(text).toMatch(/would restore: +3 partitions to their version before bf-2/);
+    expect(text).toMatch(/would leave alone: 1 partition changed since by bf-3 \(1\)/);
+    expect(text).toMatch(/not walked: +gone: the ledger holds versions of bf-2 there/);
+    expect(text).toContain("run 'backfill rollback bf-2' to do it");
+    expect(text).not.toContain('rolled back');
   });
 });
 
