@@ -130,6 +130,12 @@ export const CANARY_LINEAGE = 'canary-lineage';
  * anyone was credited to the announcer.
  */
 export const CANCEL_RECORDED_WHEN_IT_COMES = 'cancel-recorded-when-it-comes';
+/**
+ * Patch (docs/workflow-versions.md): an `approve` signal's handler returns its verification, so
+ * a continue-as-new (which waits for every handler) waits for it; before, it ran on its own and
+ * was dropped with the run when the task that received it continued as new.
+ */
+export const APPROVE_SIGNAL_DRAINED = 'approve-signal-drained';
 
 /** Approvals waiting to be verified beyond this many are ignored (a flood of hand-made signals). */
 const MAX_PENDING_APPROVALS = 5;
@@ -154,6 +160,7 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
   const allowances = governed && patched(COST_ALLOWANCE);
   const quietFinalBudget = governed && patched(BUDGET_SPENT_AT_FINISH);
   const cancelWhenItComes = governed && patched(CANCEL_RECORDED_WHEN_IT_COMES);
+  const approveDrained = governed && patched(APPROVE_SIGNAL_DRAINED);
   // Only a run's own continue-as-new carries a judgement to trust: a client's carry (a resume) is judged again.
   const continued = info.continuedFromExecutionRunId !== undefined;
   // A canary arrives in the input (anyone may start one): parsed here; a bad one fails the start, before anything runs.
@@ -403,17 +410,20 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
       },
       { validator: refusing((raw: unknown, meta?: unknown) => void coordinator.parseApproval(raw, meta)) },
     );
-    setHandler(approveSignal, (raw: unknown, meta?: unknown) => {
+    setHandler(approveSignal, async (raw: unknown, meta?: unknown) => {
       if (pending >= MAX_PENDING_APPROVALS) return void log.warn(`signal approve ignored: ${pending} approvals are being verified already`);
-      approve(raw, meta).then(
+      const verified = approve(raw, meta).then(
         (outcome) => {
           if (!outcome.accepted) log.warn(`signal approve refused (${outcome.code}): ${outcome.message}`);
         },
         (error: unknown) => {
+          // Cancelled with the backfill: a handler that threw it would end the workflow before its cleanup.
+          if (isCancellation(error)) return void log.warn('signal approve dropped: the backfill is being cancelled');
           if (!(error instanceof BackfillError)) throw error;
           log.warn(`signal approve ignored: ${error.message}`);
         },
       );
+      if (approveDrained) await verified;
     });
     setHandler(admissionUpdate, async () => {
       await condition(() => admission !== null);

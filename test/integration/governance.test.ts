@@ -22,7 +22,7 @@ import { BackfillError } from '../../core/errors.ts';
 import { CORE_GENERATION, type BackfillCarry, type BackfillInput } from '../../core/protocol.ts';
 import type { SpecInput } from '../../core/spec.ts';
 import { priorityOfRuns } from '../../scripts/fairness/backfills.ts';
-import { approveUpdate, backfillWorkflowId, carryQuery, nodeWorkflowId } from '../../workflows/definitions.ts';
+import { approveSignal, approveUpdate, backfillWorkflowId, carryQuery, nodeReportSignal, nodeWorkflowId } from '../../workflows/definitions.ts';
 import { Gate, address, runCli, scratch, startTestWorker, temporal, testSpec, uniqueQueue, waitFor, type TestWorker } from './helpers.ts';
 
 /** Keys the `spend` transform fails on (for good: one failed attempt each); the others take a while. */
@@ -462,5 +462,59 @@ describe('governance on a real server', () => {
       expect(cancel).toMatchObject({ reason: null, verified: false, details: { announced: false } });
       expect(cancel!.identity).toMatch(/^\S+ \(from the cancellation request\)$/);
     });
+  });
+});
+
+/**
+ * A run that continues as new (here at a low `tuning.historyLimit`, reached with signals it
+ * ignores) in the very workflow task that brings an approval: it is not lost with the run.
+ */
+describe('across a continue-as-new of the parent', () => {
+  const handleOf = (backfillId: string) => alice.client.workflow.getHandle(backfillWorkflowId(backfillId));
+  /** The latest run's history length once it has stopped growing. */
+  async function settledLength(backfillId: string): Promise<{ length: number; runId: string }> {
+    let last = -1;
+    for (;;) {
+      const d = await handleOf(backfillId).describe();
+      if (d.historyLength === last) return { length: d.historyLength, runId: d.runId };
+      last = d.historyLength;
+      await new Promise((r) => setTimeout(r, 400));
+    }
+  }
+  /** A report of no node, which the workflow ignores: four events (the signal and a workflow task) and no command. */
+  async function filler(backfillId: string, before: number): Promise<void> {
+    await handleOf(backfillId).signal<[unknown]>(nodeReportSignal.name, {});
+    await waitFor('the filler to land', async () => (await handleOf(backfillId).describe()).historyLength > before);
+  }
+  async function awaitingApproval(historyLimit: number): Promise<string> {
+    const id = `approval-can-${++serial}`;
+    await alice.start(spec([{ id: `protected_can_${serial}`, transform: 'noop' }]), { taskQueue: queue, id, reason: 'finance restated Q1', signKey: key('alice'), tuning: { historyLimit } });
+    await waitFor('the approval to be awaited', async () => (await alice.progress(id)).state === 'awaiting_approval');
+    return id;
+  }
+  /** Where a run awaiting approval levels off (measured once, at a limit it never reaches). */
+  let baseline = 0;
+  beforeAll(async () => {
+    const id = await awaitingApproval(1000);
+    baseline = (await settledLength(id)).length;
+    await alice.cancel(id, { reason: 'the measure is taken' });
+  });
+
+  it('an approve signal whose workflow task continues as new is verified first, applied and audited', async () => {
+    const limit = baseline + 14;
+    const id = await awaitingApproval(limit);
+    let { length, runId } = await settledLength(id);
+    while (length + 3 < limit) {
+      await filler(id, length);
+      ({ length, runId } = await settledLength(id));
+    }
+    // The signal's workflow task starts at or past the limit: it continues as new.
+    const hash = (await alice.progress(id)).governance!.planHash;
+    const signed = await signSubject({ action: 'approve', backfillId: id, namespace: 'default', planHash: hash, reason: 'reviewed with finance', signedAt: new Date().toISOString() }, { keyFile: key('bob') });
+    await bob.client.workflow.getHandle(backfillWorkflowId(id)).signal(approveSignal, signed, { identity: principal('bob') });
+    expect((await alice.wait(id, 60_000)).state).toBe('completed');
+    expect((await handleOf(id).describe()).runId).not.toBe(runId);
+    const approvals = (await alice.audit(id)).filter((e) => e.action === 'approve');
+    expect(approvals.map((e) => [e.outcome, e.identity, e.verified, e.reason])).toEqual([['applied', principal('bob'), true, 'reviewed with finance']]);
   });
 });
