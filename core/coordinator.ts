@@ -139,6 +139,7 @@ export class BackfillCoordinator {
     this.allowances = options.allowances ?? false;
     this.quietFinalBudget = options.quietFinalBudget ?? false;
     this.spentTotals = { ...carry?.spentTotals };
+    this.announcedCancel = announcedOf(carry?.announcedCancel);
     this.readiness = new Readiness(plan, carry?.readiness);
     // Decided at the first start, then carried (continue-as-new, resume).
     this.staged = carry?.staged ? new StagedGate(carry.staged) : options.stage && !carry ? new StagedGate() : null;
@@ -942,6 +943,7 @@ export class BackfillCoordinator {
       ...(this.canary ? { canary: this.canary.toCarry() } : {}),
       ...(this.governance ? { governance: this.governance.toJSON() } : {}),
       ...(Object.keys(this.spentTotals).length > 0 ? { spentTotals: { ...this.spentTotals } } : {}),
+      ...(this.announcedCancel ? { announcedCancel: { meta: { ...this.announcedCancel.meta }, at: this.announcedCancel.at } } : {}),
     };
   }
 
@@ -1062,7 +1064,8 @@ export class BackfillCoordinator {
  * backfill's gate goes back to computing when the new run writes anything (`resumedStaged`).
  */
 export function resumeCarry(carry: BackfillCarry, node?: string): BackfillCarry {
-  const { spec: _inTheInput, ...kept } = carry;
+  // An announcement was of the ended run's cancel: the new run's is announced again.
+  const { spec: _inTheInput, announcedCancel: _ofTheEndedRun, ...kept } = carry;
   return {
     ...kept,
     ...(carry.staged ? { staged: resumedStaged(carry.staged, resumeRunsAgain(carry.readiness, node)) } : {}),
@@ -1092,4 +1095,16 @@ export function resumeCarry(carry: BackfillCarry, node?: string): BackfillCarry 
  */
 export function resumedSpec(carry: BackfillCarry, input: ResolvedSpec): ResolvedSpec {
   return carry.spec ?? input;
+}
+
+/** A carried announcement, as anyone may write a start's carry: one that does not parse is none. */
+function announcedOf(value: unknown): { meta: ControlMeta; at: number } | undefined {
+  if (typeof value !== 'object' || value === null) return undefined;
+  const { meta, at } = value as Record<string, unknown>;
+  if (typeof at !== 'number' || !Number.isFinite(at)) return undefined;
+  try {
+    return { meta: parseMeta(meta), at };
+  } catch {
+    return undefined;
+  }
 }

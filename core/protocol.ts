@@ -12,6 +12,7 @@ import type { NodeStats, SchedulerState } from './scheduler.ts';
 import type { PartitionRange, ResolvedNode, ResolvedPartitions, ResolvedSpec } from './spec.ts';
 import type { StagedCarry } from './staged.ts';
 import type { CanaryCarry, CanaryView } from './canary.ts';
+import type { ControlMeta } from './audit.ts';
 
 export type { Limits } from './limits.ts';
 export type { NodeStats } from './scheduler.ts';
@@ -181,6 +182,12 @@ export type BackfillCarry = {
   staged?: StagedCarry;
   /** A canary backfill: its slice and where it is. Absent: no canary (or one from before canaries existed). */
   canary?: CanaryCarry;
+  /**
+   * `backfill cancel`'s announcement (who, why) and when it came (workflow time), not yet
+   * followed by its cancellation: the cancellation may come in the next run. Absent: none (or a
+   * run from before it was carried). Not carried into a resumed run.
+   */
+  announcedCancel?: { meta: ControlMeta; at: number };
   /**
    * Only in the carry a run ends with (its result, the carry query): the spec it ran with when a
    * new one (`resume --spec`) replaced its input's, for the next run a client starts (which takes

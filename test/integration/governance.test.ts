@@ -22,7 +22,7 @@ import { BackfillError } from '../../core/errors.ts';
 import { CORE_GENERATION, type BackfillCarry, type BackfillInput } from '../../core/protocol.ts';
 import type { SpecInput } from '../../core/spec.ts';
 import { priorityOfRuns } from '../../scripts/fairness/backfills.ts';
-import { approveSignal, approveUpdate, backfillWorkflowId, carryQuery, nodeReportSignal, nodeWorkflowId } from '../../workflows/definitions.ts';
+import { admissionUpdate, approveSignal, approveUpdate, backfillWorkflowId, carryQuery, nodeReportSignal, nodeWorkflowId } from '../../workflows/definitions.ts';
 import { Gate, address, runCli, scratch, startTestWorker, temporal, testSpec, uniqueQueue, waitFor, type TestWorker } from './helpers.ts';
 
 /** Keys the `spend` transform fails on (for good: one failed attempt each); the others take a while. */
@@ -467,7 +467,8 @@ describe('governance on a real server', () => {
 
 /**
  * A run that continues as new (here at a low `tuning.historyLimit`, reached with signals it
- * ignores) in the very workflow task that brings an approval: it is not lost with the run.
+ * ignores) in the very workflow task that brings an approval or a cancel's announcement: neither
+ * is lost with the run.
  */
 describe('across a continue-as-new of the parent', () => {
   const handleOf = (backfillId: string) => alice.client.workflow.getHandle(backfillWorkflowId(backfillId));
@@ -516,5 +517,22 @@ describe('across a continue-as-new of the parent', () => {
     expect((await handleOf(id).describe()).runId).not.toBe(runId);
     const approvals = (await alice.audit(id)).filter((e) => e.action === 'approve');
     expect(approvals.map((e) => [e.outcome, e.identity, e.verified, e.reason])).toEqual([['applied', principal('bob'), true, 'reviewed with finance']]);
+  });
+
+  it("backfill cancel's announcement in a workflow task that continues as new: the cancel that follows is the announcer's", async () => {
+    const limit = baseline + 14;
+    const id = await awaitingApproval(limit);
+    let { length, runId } = await settledLength(id);
+    // The announcement's workflow task must start at the limit: fillers, then updates (fewer events each) to get there.
+    while (length + 2 < limit) {
+      if (length + 3 < limit) await filler(id, length);
+      else await handleOf(id).executeUpdate(admissionUpdate);
+      ({ length, runId } = await settledLength(id));
+    }
+    await alice.cancel(id, { reason: 'wrong range, stopping it' });
+    expect((await alice.wait(id, 60_000)).state).toBe('cancelled');
+    expect((await handleOf(id).describe()).runId).not.toBe(runId);
+    const cancels = (await alice.audit(id)).filter((e) => e.action === 'cancel');
+    expect(cancels.map((e) => [e.identity, e.reason, e.details])).toEqual([[principal('alice'), 'wrong range, stopping it', { requested: true }]]);
   });
 });

@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { SignatureCheck } from '../../core/approval.ts';
-import { ANNOUNCED_CANCEL_WINDOW_MS, BackfillCoordinator } from '../../core/coordinator.ts';
+import { ANNOUNCED_CANCEL_WINDOW_MS, BackfillCoordinator, resumeCarry } from '../../core/coordinator.ts';
 import { Governance, startRequestViolations, type AdmissionInput } from '../../core/governance.ts';
 import { expandPlan } from '../../core/plan.ts';
 import { parsePolicy, type PolicyInput } from '../../core/policy.ts';
@@ -155,6 +155,24 @@ describe('backfill cancel: who and why are recorded when the cancellation comes'
     expect(cancels(c)).toEqual([]);
     c.noteCancelCame();
     expect(cancels(c)).toEqual([{ identity: expect.stringMatching(/^unknown/), reason: null, details: { requested: true, announced: false } }]);
+  });
+
+  it('an announcement crosses a continue-as-new: the cancellation that comes in the next run is the announcer\'s; a resumed run starts without it', () => {
+    const clock = { now: NOW };
+    const c = governed(clock);
+    c.announceCancel({ identity: 'alice@example.com', reason: 'wrong source' });
+    const carry = c.toCarry();
+    expect(carry.announcedCancel).toEqual({ meta: { identity: 'alice@example.com', reason: 'wrong source' }, at: NOW });
+    const next = new BackfillCoordinator(expandPlan(spec, {}), { rate: null, concurrency: null }, carry, { now: () => clock.now });
+    next.govern(Governance.fromJSON(carry.governance!));
+    clock.now += 2_000;
+    next.noteCancelCame();
+    expect(cancels(next)).toEqual([{ identity: 'alice@example.com', reason: 'wrong source', details: { requested: true } }]);
+    const full = { ...carry, runKey: 'r', childrenRunning: true, startedAt: NOW, runs: 1 };
+    expect(resumeCarry(full)).not.toHaveProperty('announcedCancel');
+    // A carry anyone may write: an announcement that does not parse is none.
+    const forged = new BackfillCoordinator(expandPlan(spec, {}), { rate: null, concurrency: null }, { ...carry, announcedCancel: { meta: { identity: 7 }, at: NOW } as never }, { now: () => clock.now });
+    expect(forged.toCarry()).not.toHaveProperty('announcedCancel');
   });
 
   it('an announcement the policy refuses (no reason) is refused and kept for nothing', () => {
