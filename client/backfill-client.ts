@@ -663,7 +663,8 @@ export class BackfillClient {
     return (await this.handle(backfillId).result()) as BackfillResult;
   }
 
-  private async update<R>(backfillId: string, run: (handle: WorkflowHandle<typeof backfillWorkflow>) => Promise<R>): Promise<R> {
+  /** `decision`: a staged decision, whose activity may outlive a workflow that closes under it. */
+  private async update<R>(backfillId: string, run: (handle: WorkflowHandle<typeof backfillWorkflow>) => Promise<R>, decision?: 'publish' | 'discard'): Promise<R> {
     const description = await this.describe(backfillId);
     if (description.status.name !== 'RUNNING') {
       throw new BackfillError('not_running', `backfill '${backfillId}' is not running (it ended ${description.status.name.toLowerCase()})`);
@@ -683,19 +684,26 @@ export class BackfillClient {
             continue;
           }
         }
-        throw await this.updateError(backfillId, error);
+        throw await this.updateError(backfillId, error, decision);
       }
     }
   }
 
   /** The BackfillError an update failed with: the workflow's refusal as it was raised, or why it did not apply. */
-  private async updateError(backfillId: string, error: unknown): Promise<unknown> {
+  private async updateError(backfillId: string, error: unknown, decision?: 'publish' | 'discard'): Promise<unknown> {
     if (error instanceof WorkflowUpdateFailedError) {
       // The workflow refused with the BackfillError's code as the failure type (see `refusal`).
       return refusedError(error.cause) ?? new BackfillError('failed', `backfill '${backfillId}' refused the change: ${error.cause?.message ?? error.message}`);
     }
     // An update in flight when the backfill closed is aborted: it never applied.
     const ended = await this.describe(backfillId).then((d) => (d.status.name === 'RUNNING' ? undefined : d.status.name), () => undefined);
+    if (ended !== undefined && decision !== undefined) {
+      // A cancel waits for a decision under way, but a termination does not: the warehouse may have carried it out all the same.
+      return new BackfillError(
+        'not_running',
+        `backfill '${backfillId}' ended (${ended.toLowerCase()}) before its ${decision} replied: if it had begun, the warehouse may have carried it out all the same ('backfill lineage <dataset> <partition>' shows whether its versions are ${decision === 'publish' ? 'published' : 'discarded'})`,
+      );
+    }
     if (ended !== undefined) {
       return new BackfillError('not_running', `backfill '${backfillId}' ended (${ended.toLowerCase()}) before the change could apply: nothing changed`);
     }
@@ -713,7 +721,7 @@ export class BackfillClient {
       if (ENDED_UNDECIDED.has(description.status.name)) return this.discardEnded(backfillId, description, reason);
     }
     const request = { by: this.client.options.identity, ...(reason !== undefined ? { reason } : {}) };
-    return this.update(backfillId, (h) => h.executeUpdate(action === 'publish' ? publishUpdate : discardUpdate, { args: [request] }));
+    return this.update(backfillId, (h) => h.executeUpdate(action === 'publish' ? publishUpdate : discardUpdate, { args: [request] }), action);
   }
 
   /**
@@ -769,7 +777,7 @@ export class BackfillClient {
    * for a backfill without a canary, `not_ready` while the slice runs.
    */
   approveCanary(backfillId: string, reason: string): Promise<CanaryReply> {
-    return this.update(backfillId, (h) => h.executeUpdate(approveCanaryUpdate, { args: [{ by: this.client.options.identity, reason }] }));
+    return this.update(backfillId, (h) => h.executeUpdate(approveCanaryUpdate, { args: [{ by: this.client.options.identity, reason }] }), 'publish');
   }
 
   /**

@@ -72,6 +72,9 @@ export type CoordinatorOptions = {
 export type Judgement = { refused: { code: ErrorCode; message: string; path?: string } | null };
 /** How a backfill's policy judges a new task-queue rate, and whether the queue is its own. */
 export type QueueRateJudgement = Judgement & { mine: boolean };
+/** A staged decision (publish, discard, a canary's) that landed while a cancel waited for it: what it did, and whether it ended the backfill. */
+export type LateCancel = { note: string; ended: boolean };
+
 /**
  * How long after `backfill cancel` announced itself (who, why) a cancellation is taken as that
  * announcement's: the client sends it at once after, so a minute covers a busy worker; a later
@@ -288,8 +291,8 @@ export class BackfillCoordinator {
     return parsed;
   }
 
-  private record(action: AuditEntry['action'], meta: ControlMeta, details: AuditEntry['details'] = {}): void {
-    if (this.governance) this.write(this.governance.record(action, meta, this.now(), details));
+  private record(action: AuditEntry['action'], meta: ControlMeta, details: AuditEntry['details'] = {}, outcome: AuditEntry['outcome'] = 'applied'): void {
+    if (this.governance) this.write(this.governance.record(action, meta, this.now(), details, outcome));
   }
 
   private write(entry: AuditEntry): void {
@@ -603,15 +606,21 @@ export class BackfillCoordinator {
    * sends it right after); else nobody said who, as with Temporal's CLI or the Web UI, even if
    * someone announced one long ago and never sent it.
    */
-  noteCancelCame(): void {
+  noteCancelCame(late?: LateCancel): void {
     const announced = this.announcedCancel;
-    if (announced && this.now() - announced.at <= ANNOUNCED_CANCEL_WINDOW_MS) this.record('cancel', announced.meta, { requested: true });
-    else this.noteUnannouncedCancel();
+    if (announced && this.now() - announced.at <= ANNOUNCED_CANCEL_WINDOW_MS) this.recordCancel(announced.meta, { requested: true }, late);
+    else this.noteUnannouncedCancel(late);
   }
 
   /** A cancellation nobody announced (Temporal's CLI, the Web UI): recorded as it is. */
-  noteUnannouncedCancel(): void {
-    this.record('cancel', { identity: 'unknown (cancelled without backfill cancel: the WorkflowExecutionCancelRequested event names the requester)' }, { requested: true, announced: false });
+  noteUnannouncedCancel(late?: LateCancel): void {
+    this.recordCancel({ identity: 'unknown (cancelled without backfill cancel: the WorkflowExecutionCancelRequested event names the requester)' }, { requested: true, announced: false }, late);
+  }
+
+  /** A decision that landed before the cancel took effect: one that ended the backfill leaves the cancel nothing to do (refused, and why). */
+  private recordCancel(meta: ControlMeta, details: AuditEntry['details'], late: LateCancel | undefined): void {
+    if (late?.ended) this.record('cancel', meta, { ...details, why: late.note }, 'refused');
+    else this.record('cancel', meta, late ? { ...details, note: late.note } : details);
   }
 
   /**

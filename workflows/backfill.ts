@@ -33,7 +33,7 @@ import {
 } from '@temporalio/workflow';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import { AUTO_IDENTITY, canaryOfInput, type CanaryAction } from '../core/canary.ts';
-import { BackfillCoordinator, type ApprovalOutcome } from '../core/coordinator.ts';
+import { BackfillCoordinator, type ApprovalOutcome, type LateCancel } from '../core/coordinator.ts';
 import { planHash } from '../core/approval.ts';
 import { Governance } from '../core/governance.ts';
 import { HARD_BREAK, backfillCurrentDetails, backfillSummary, nodeDetails, nodeSummary } from '../core/details.ts';
@@ -136,6 +136,13 @@ export const CANCEL_RECORDED_WHEN_IT_COMES = 'cancel-recorded-when-it-comes';
  * was dropped with the run when the task that received it continued as new.
  */
 export const APPROVE_SIGNAL_DRAINED = 'approve-signal-drained';
+/**
+ * Patch (docs/workflow-versions.md): a staged decision under way (publish, discard, a canary's
+ * approve or discard) is not cancelled with the backfill: the cancel waits for it before the
+ * datasets' leases go, and one that published is the backfill's outcome; before, the activity
+ * was cancelled under a warehouse that went on and committed it with no lease held.
+ */
+export const DECISION_OUTLIVES_CANCEL = 'decision-outlives-cancel';
 
 /** Approvals waiting to be verified beyond this many are ignored (a flood of hand-made signals). */
 const MAX_PENDING_APPROVALS = 5;
@@ -187,6 +194,8 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
   const lineageAtDecision = staged !== null && patched(STAGED_LINEAGE);
   // Only a backfill with a canary asks, so no recorded history without one meets this patch.
   const canaryLineage = withCanary && patched(CANARY_LINEAGE);
+  // Only a staged or canary backfill asks, so no recorded history without one meets this patch.
+  const outlivesCancel = (staged !== null || canary !== null) && patched(DECISION_OUTLIVES_CANCEL);
   if (governed && continued && carry?.governance) coordinator.govern(Governance.fromJSON(carry.governance));
   else if (governed && !continued) coordinator.awaitAdmission();
   /** Every audit entry goes to the history too (a memo upsert each): the state keeps the newest only. */
@@ -299,6 +308,10 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
   );
   /** What `status` says while the workflow runs: a staged backfill whose partitions settled waits for its decision (a waiting canary says so itself). */
   const liveState = () => (staged && staged.current !== 'computing' ? 'staged' : 'running');
+  /** A decision's activity is under way (behind DECISION_OUTLIVES_CANCEL): a cancel waits for it before the leases go. */
+  let deciding = false;
+  /** The backfill is being cancelled, or fails: no decision begins any more (behind DECISION_OUTLIVES_CANCEL). */
+  let winding = false;
   let decideCanary: (action: CanaryAction, request: unknown, auto?: boolean) => Promise<CanaryReply> = () => Promise.reject(new Error('not ready'));
   let readCanaryDiff: () => ReturnType<WarehouseActivities['diffStagedCounts']> = () => Promise.reject(new Error('not ready'));
   {
@@ -312,6 +325,9 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
       retry: { maximumAttempts: 10, maximumInterval: '10 seconds' },
       summary: 'staged versions',
     });
+    const notWinding = () => {
+      if (outlivesCancel && winding) throw new BackfillError('not_running', 'the backfill is being cancelled (or failed): it takes no decision any more, and nothing was published or dropped');
+    };
     /**
      * A decision on the run's staged versions (a staged backfill's, or a canary's slice's): the
      * gate begins it (or refuses it), the audit trail records it, the versions are published or
@@ -320,6 +336,7 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
     const carryOut = async <A extends string>(action: A, publish: boolean, begin: () => { by: string; reason: string | null }, gate: { end(ok: boolean): void }) => {
       let decision;
       try {
+        notWinding();
         decision = begin();
       } catch (error) {
         throw refusal(error);
@@ -328,17 +345,27 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
       }
       try {
         const run = { backfillId, runKey };
-        const outcome = publish ? await stagedActivities.publishStaged(run) : await stagedActivities.discardStaged(run);
+        const act = () => (publish ? stagedActivities.publishStaged(run) : stagedActivities.discardStaged(run));
+        // Once the activity is on a worker, cancelling it does not stop its transaction: it runs to its end, and the cancel waits for it.
+        deciding = outlivesCancel;
+        const outcome = outlivesCancel ? await CancellationScope.nonCancellable(act) : await act();
         gate.end(true);
         return { ...outcome, action, by: decision.by, reason: decision.reason };
       } catch (error) {
         gate.end(false);
         throw error;
+      } finally {
+        deciding = false;
       }
     };
     const decide = (action: StagedAction) => (request: StagedRequest): Promise<StagedReply> =>
       carryOut(action, action === 'publish', () => coordinator.beginStagedDecision(action, request, workflowTime()), coordinator.staged!);
-    setHandler(publishUpdate, decide('publish'), { validator: refusing((request: unknown) => coordinator.parseStagedDecision('publish', request)) });
+    setHandler(publishUpdate, decide('publish'), {
+      validator: refusing((request: unknown) => {
+        notWinding();
+        coordinator.parseStagedDecision('publish', request);
+      }),
+    });
     // A canary's approve or discard: its slice's staged versions are published (the rest then runs) or dropped (the backfill ends).
     decideCanary = (action: CanaryAction, request: unknown, auto = false): Promise<CanaryReply> =>
       carryOut(action, action === 'approve', () => coordinator.beginCanaryDecision(action, request, workflowTime(), auto), coordinator.canary!);
@@ -346,10 +373,17 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
     readCanaryDiff = () => stagedActivities.diffStagedCounts({ backfillId, runKey }, input.spec.nodes.map((n) => ({ id: n.id, ...(n.key ? { key: n.key } : {}) })));
     const decideCanaryOrStaged = decideCanary;
     setHandler(discardUpdate, (request: StagedRequest) => (canary ? decideCanaryOrStaged('discard', request).then((reply) => ({ ...reply, action: 'discard' as const })) : decide('discard')(request)), {
-      validator: refusing((request: unknown) => (canary ? coordinator.parseCanaryDecision('discard', request) : coordinator.parseStagedDecision('discard', request))),
+      validator: refusing((request: unknown) => {
+        notWinding();
+        if (canary) coordinator.parseCanaryDecision('discard', request);
+        else coordinator.parseStagedDecision('discard', request);
+      }),
     });
     setHandler(approveCanaryUpdate, (request: StagedRequest) => decideCanaryOrStaged('approve', request), {
-      validator: refusing((request: unknown) => coordinator.parseCanaryDecision('approve', request)),
+      validator: refusing((request: unknown) => {
+        notWinding();
+        coordinator.parseCanaryDecision('approve', request);
+      }),
     });
   }
 
@@ -678,6 +712,32 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
     }
   };
 
+  /** The end of a backfill whose partitions settled (and whose decision, staged or canary, is taken). */
+  const end = async (): Promise<BackfillResult> => {
+    const state = coordinator.endState as 'completed' | 'completed_with_failures' | 'discarded' | 'canary_failed';
+    const progress = coordinator.progress(backfillId, state, runs);
+    // Lineage: discarded versions were never anyone's output; a canary stopped by a failure failed.
+    const why = state === 'canary_failed' ? (canary?.view().note ?? undefined) : state === 'discarded' ? DISCARDED_WHY : undefined;
+    session.ended(state === 'discarded' ? 'cancelled' : state === 'canary_failed' ? 'failed' : state, progress.nodes, why);
+    await session.release();
+    await session.landed();
+    showStatus(state);
+    show(state);
+    return { state, progress, carry: endCarry() };
+  };
+
+  /**
+   * Once a decision under way has landed (the leases are released only after it): what it did
+   * that a cancel no longer undoes, and whether it ended the backfill; null: nothing was decided.
+   */
+  const decisionLanded = async (): Promise<LateCancel | null> => {
+    await condition(() => !deciding);
+    if (staged?.current === 'published') return { note: 'the staged versions were published before the cancel took effect', ended: true };
+    if (staged?.current === 'discarded' || canary?.current === 'discarded') return { note: 'the staged versions were dropped before the cancel took effect', ended: true };
+    if (coordinator.canaryToLift) return { note: "the canary's slice was published before the cancel took effect; the rest does not run", ended: false };
+    return null;
+  };
+
   try {
     showStatus(statusName());
     if (starting) {
@@ -766,22 +826,24 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
       await condition(() => staged.decided);
       await condition(allHandlersFinished);
     }
-    const state = coordinator.endState as 'completed' | 'completed_with_failures' | 'discarded' | 'canary_failed';
-    const progress = coordinator.progress(backfillId, state, runs);
-    // Lineage: discarded versions were never anyone's output; a canary stopped by a failure failed.
-    const why = state === 'canary_failed' ? (canary?.view().note ?? undefined) : state === 'discarded' ? DISCARDED_WHY : undefined;
-    session.ended(state === 'discarded' ? 'cancelled' : state === 'canary_failed' ? 'failed' : state, progress.nodes, why);
-    await session.release();
-    await session.landed();
-    showStatus(state);
-    show(state);
-    return { state, progress, carry: endCarry() };
+    return await end();
   } catch (error) {
     const cancelled = isCancellation(error);
     if (!cancelled && !(error instanceof ApplicationFailure)) throw error;
+    winding = true;
+    const late = outlivesCancel ? await CancellationScope.nonCancellable(decisionLanded) : null;
+    if (cancelled && late?.ended) {
+      // The decision ended the backfill before the cancel could: it ends as the decision says (the decision's caller hears it first).
+      if (cancelWhenItComes) coordinator.noteCancelCame(late);
+      writeAudit();
+      return await CancellationScope.nonCancellable(async () => {
+        await condition(allHandlersFinished);
+        return await end();
+      });
+    }
     // Cancelled, or failed for good: the node workflows stop too.
     await CancellationScope.nonCancellable(async () => {
-      if (cancelled && cancelWhenItComes) coordinator.noteCancelCame();
+      if (cancelled && cancelWhenItComes) coordinator.noteCancelCame(late ?? undefined);
       else if (cancelled && governed && !wasAnnounced()) coordinator.noteUnannouncedCancel();
       writeAudit();
       showStatus(cancelled ? 'cancelled' : 'failed');
@@ -795,7 +857,7 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
       );
       const wound = await condition(() => live.every((n) => cancelledNodes.has(n.id)), CANCEL_GRACE);
       if (!wound) log.warn('node workflows did not confirm cancellation in time');
-      session.ended(cancelled ? 'cancelled' : 'failed', coordinator.progress(backfillId, cancelled ? 'cancelled' : 'failed', runs).nodes, cancelled ? undefined : (error as ApplicationFailure).message);
+      session.ended(cancelled ? 'cancelled' : 'failed', coordinator.progress(backfillId, cancelled ? 'cancelled' : 'failed', runs).nodes, cancelled ? late?.note : (error as ApplicationFailure).message);
       await session.release().catch((failure: unknown) => log.warn(`the datasets' leases were not released: ${String(failure)}`));
       await session.landed();
     });

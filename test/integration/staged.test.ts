@@ -11,12 +11,15 @@
  * only published versions.
  */
 import { randomUUID } from 'node:crypto';
+import Database from 'better-sqlite3';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { WorkflowFailedError, WorkflowUpdateFailedError } from '@temporalio/client';
+import proto from '@temporalio/proto';
 import { describe, expect, it } from 'vitest';
 import { canonicalJson } from '../../core/canonical.ts';
 import { PARTITION_COLUMN, VERSION_COLUMN, quoteIdent, versionsTable } from '../../activities/warehouse/sql.ts';
+import { stageLock } from '../../activities/warehouse/staging.ts';
 import type { LedgerRow, Row, Warehouse } from '../../activities/warehouse/types.ts';
 import { onlyChanged, type ChangeSummary } from '../../client/only-changed.ts';
 import type { Report } from '../../client/report/model.ts';
@@ -398,6 +401,70 @@ describe.each<Backend>(['sqlite', 'postgres'])('staged backfills on %s', (kind) 
     const rolled = await cli<RollbackSummary>('rollback', started.json!.backfillId);
     expect(rolled.code, rolled.stderr).toBe(0);
     expect(await views(fx.warehouse, p)).toEqual(before);
+  }, 300_000);
+
+  /**
+   * Holds the lock a publish of `runKey` takes (as a big transaction would), until the returned
+   * function lets it go: the publish waits on it.
+   */
+  const holdPublish = async (runKey: string): Promise<() => Promise<void>> => {
+    if (kind === 'sqlite') {
+      const db = new Database(location);
+      db.exec('BEGIN IMMEDIATE');
+      return async () => {
+        db.exec('COMMIT');
+        db.close();
+      };
+    }
+    let letGo!: () => void;
+    const released = new Promise<void>((resolve) => {
+      letGo = resolve;
+    });
+    let held!: () => void;
+    const holding = new Promise<void>((resolve) => {
+      held = resolve;
+    });
+    const session = withPostgres(location, async (c) => {
+      await c.query('SELECT pg_advisory_lock(hashtextextended($1, 0))', [stageLock(runKey)]);
+      held();
+      await released;
+    });
+    await Promise.race([holding, session]);
+    return async () => {
+      letGo();
+      await session;
+    };
+  };
+
+  it('a cancel while the publish is under way waits for it: the backfill ends published, says so, and frees its datasets after', async () => {
+    const p = `k_${kind}`;
+    const id = await staged(p, 2);
+    const stagedAt = Date.now();
+    const handle = fx.client.client.workflow.getHandle(`backfill/${id}`);
+    const letGo = await holdPublish((await fx.client.stagedRun(id)).runKey);
+    const publishing = fx.client.decideStaged(id, 'publish', 'diff reviewed');
+    await waitFor('the publish to be under way on the worker', async () =>
+      ((await handle.describe()).raw.pendingActivities ?? []).some((a) => a.activityType?.name === 'publishStaged' && a.state === proto.temporal.api.enums.v1.PendingActivityState.PENDING_ACTIVITY_STATE_STARTED),
+    );
+    await fx.client.cancel(id, { reason: 'changed my mind' });
+    // The cancel waits for the publish (and keeps the datasets leased meanwhile).
+    await new Promise((r) => setTimeout(r, 2000));
+    expect((await handle.describe()).status.name).toBe('RUNNING');
+    await letGo();
+    expect(await publishing).toMatchObject({ action: 'publish', versions: 22, by: expect.any(String), reason: 'diff reviewed' });
+    const result = await fx.client.wait(id, 60_000);
+    expect(result.state).toBe('completed');
+    expect((await handle.describe()).status.name).toBe('COMPLETED');
+    expect(new Set((await fx.warehouse.ledger({ backfillId: id })).map((r) => r.status))).toEqual(new Set(['published']));
+    expect((await views(fx.warehouse, p))[`${p}_src`]).toHaveLength(20);
+    // The trail and the result say that the cancel came too late; lineage completed the node runs.
+    const cancel = (await fx.client.audit(id)).find((e) => e.action === 'cancel');
+    expect(cancel).toMatchObject({ outcome: 'refused', reason: 'changed my mind', details: { why: 'the staged versions were published before the cancel took effect' } });
+    expect((await fx.client.result(id)).progress.governance?.lastAction).toMatchObject({ action: 'cancel', outcome: 'refused' });
+    await waitFor('the node runs to end in lineage', () => nodeRunEnds(p, stagedAt, stagedAt).length === nodesOf(p).length);
+    expect(nodeRunEnds(p, stagedAt, stagedAt)).toEqual(nodesOf(p).map((n) => [`staged-${p}.${n}`, 'COMPLETE', true]).sort());
+    // Its leases were released once it ended: another backfill writes the datasets.
+    await direct(p, 3);
   }, 300_000);
 
   it('a backfill that was not staged refuses diff with a clear error', async () => {

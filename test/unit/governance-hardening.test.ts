@@ -175,6 +175,17 @@ describe('backfill cancel: who and why are recorded when the cancellation comes'
     expect(forged.toCarry()).not.toHaveProperty('announcedCancel');
   });
 
+  it('a staged decision that landed while the cancel waited: one that ended the backfill leaves the cancel refused, with why; else a note', () => {
+    const clock = { now: NOW };
+    const c = governed(clock);
+    c.announceCancel({ identity: 'alice@example.com', reason: 'wrong source' });
+    c.noteCancelCame({ note: 'the staged versions were published before the cancel took effect', ended: true });
+    const [refused] = c.takeAudit();
+    expect(refused).toMatchObject({ action: 'cancel', outcome: 'refused', identity: 'alice@example.com', details: { requested: true, why: 'the staged versions were published before the cancel took effect' } });
+    c.noteCancelCame({ note: "the canary's slice was published before the cancel took effect; the rest does not run", ended: false });
+    expect(c.takeAudit()).toEqual([expect.objectContaining({ outcome: 'applied', details: { requested: true, note: "the canary's slice was published before the cancel took effect; the rest does not run" } })]);
+  });
+
   it('an announcement the policy refuses (no reason) is refused and kept for nothing', () => {
     const clock = { now: NOW };
     const c = governed(clock, { version: 1, reasons: { required: ['cancel'] } });
