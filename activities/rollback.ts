@@ -6,12 +6,14 @@
  */
 import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activity';
 import { addOutcome, emptyBatch, type RollbackBatchInput, type RollbackBatchProgress, type RollbackBatchResult } from '../core/rollback.ts';
-import { ChecksumMismatchError, InvalidDatasetError, type Warehouse } from './warehouse/types.ts';
+import { ChecksumMismatchError, InvalidDatasetError, StaleRunError, type Warehouse } from './warehouse/types.ts';
 
 /** Failures no retry heals, as the types the workflow does not retry (ROLLBACK_NON_RETRYABLE_TYPES). */
 function failureOf(error: unknown): unknown {
   if (error instanceof ChecksumMismatchError) return ApplicationFailure.nonRetryable(error.message, 'ChecksumMismatch');
   if (error instanceof InvalidDatasetError) return ApplicationFailure.nonRetryable(error.message, 'InvalidSpec');
+  // Another backfill leases the dataset: it runs for as long as it runs, so the rollback stops and says whom to wait for.
+  if (error instanceof StaleRunError) return ApplicationFailure.nonRetryable(error.message, 'dataset_busy');
   return error;
 }
 

@@ -663,6 +663,7 @@ export class SqlWarehouse implements Warehouse {
     const { node, partition, to } = request;
     return this.tx(
       async (s) => {
+        await this.assertNotLeasedToOther(s, request);
         const decision = decideRestore(request, await this.restoreState(s, request));
         if (!decision.move) return decision.outcome;
         if (to !== null) await this.verifyVersion(s, node, partition, to);
@@ -685,6 +686,25 @@ export class SqlWarehouse implements Warehouse {
       },
       // Publishes and restores of one partition take turns.
       { lock: partitionLock(node, partition) },
+    );
+  }
+
+  /**
+   * A dataset leased to another backfill is that backfill's to write (publishes of any other run
+   * are refused): a rollback moves none of its pointers meanwhile, or the running backfill would
+   * publish over what the rollback restored (and a later rollback of it bring back what this one undid).
+   * Leases are released when their backfill ends, however it ends, so only a running backfill
+   * (or one staged and waiting for its decision) blocks a rollback.
+   */
+  private async assertNotLeasedToOther(s: Session, request: RestoreRequest): Promise<void> {
+    const { node, partition, backfillId } = request;
+    const [held] = await s.all<Raw>(`SELECT backfill_id, run_key FROM ${this.t('leases')} WHERE node = :node${this.dialect.forShare}`, { node });
+    if (!held || held.backfill_id === backfillId) return;
+    const holder = String(held.backfill_id);
+    throw new StaleRunError(
+      `dataset ${node} is leased to run ${String(held.run_key)} of backfill '${holder}', which is running and writes it: rolling back '${backfillId}' there now ` +
+        `would move its partitions under that backfill, so ${node} ${partition} was not restored (nothing of it moved). ` +
+        `Wait for '${holder}' to end ('backfill wait ${holder}') or cancel it ('backfill cancel ${holder}'), then run 'backfill rollback ${backfillId}' again (what is restored already is skipped)`,
     );
   }
 

@@ -1053,6 +1053,26 @@ export function warehouseSuite(kind: Warehouse['kind'], open: WarehouseFactory, 
       expect(error.message).toMatch(/cannot tell which columns it wrote/);
     });
 
+    it('refuses while another backfill leases the dataset (as a publish of another run is), naming it and the fix, and moves nothing', async () => {
+      await seed();
+      expect(await wh.acquireDatasets({ backfillId: 'bf-9', runKey: 'r9', nodes: ['orders'] })).toEqual({ acquired: true });
+      await expect(wh.publish(write('orders', 'k4', { backfillId: 'bf-2', runKey: 'r2', rows: [{ id: 40 }] }))).rejects.toBeInstanceOf(StaleRunError);
+      for (const [partition, to] of [['k1', 1], ['k3', null]] as const) {
+        const error = await rejection(wh.restore(restoreOf(partition, partition === 'k1' ? 2 : 1, to)));
+        expect(error).toBeInstanceOf(StaleRunError);
+        expect(error.message).toMatch(/dataset orders is leased to run r9 of backfill 'bf-9'.*Wait for 'bf-9' to end \('backfill wait bf-9'\) or cancel it \('backfill cancel bf-9'\), then run 'backfill rollback bf-2' again/);
+      }
+      expect(await ids()).toEqual([10, 11, 20, 30]);
+      expect(await wh.rollbacks({})).toEqual([]);
+      // Its lease is released when the backfill ends, whatever the end: the rollback goes ahead then.
+      await wh.releaseDatasets({ backfillId: 'bf-9', runKey: 'r9' });
+      expect(await wh.restore(restoreOf('k1', 2, 1))).toMatchObject({ status: 'restored' });
+      // A lease of the backfill being rolled back (an earlier run whose release failed) does not stop its own rollback.
+      await wh.acquireDatasets({ backfillId: 'bf-2', runKey: 'r2', nodes: ['orders'] });
+      expect(await wh.restore(restoreOf('k3', 1, null))).toMatchObject({ status: 'removed' });
+      expect(await ids()).toEqual([1, 20]);
+    });
+
     it('refuses dataset names that are not safe, before touching anything', async () => {
       const error = await rejection(wh.restore({ ...restoreOf('k', 2, 1), node: 'x; DROP TABLE y' }));
       expect(error).toBeInstanceOf(InvalidDatasetError);
