@@ -172,6 +172,12 @@ export interface Dialect {
   jsonEach(param: string): string;
   /** What locks the rows a SELECT reads until commit ('' where writers take turns anyway). */
   readonly forShare: string;
+  /**
+   * What locks the rows a SELECT reads for writing until commit; absent or '' where writers take
+   * turns anyway. A staged publish and a restore lock the pointers they read this way, so that
+   * neither moves a pointer the other read before it moved.
+   */
+  readonly forUpdate?: string;
   /** A column type's name in this engine. */
   columnType(type: TableDef['columns'][number]['type']): string;
   /** The columns a table has now (to add those of newer releases). */

@@ -74,6 +74,15 @@ export async function publishRun(s: Session, dialect: Dialect, run: StagedRun, a
   }));
   const before = total(await countByNode(s, dialect, run, 'published'));
   if (nodes.length === 0) return { versions: 0, before, nodes: [] };
+  // The pointers about to move are locked before they are read: a restore of one of them (which
+  // locks it too) commits before, and is replaced as what it restored, or waits and finds this run's version.
+  if (dialect.forUpdate) {
+    await s.all(
+      `SELECT COUNT(*) AS n FROM (SELECT p.node FROM ${pointers} p
+       WHERE EXISTS (SELECT 1 FROM ${ledger} l WHERE l.node = p.node AND l.partition = p.partition AND ${ofRun('l.')} AND l.status = 'staged')${dialect.forUpdate}) locked`,
+      params,
+    );
+  }
   await s.run(
     `UPDATE ${ledger} AS l SET previous_version = (SELECT p.version FROM ${pointers} p WHERE p.node = l.node AND p.partition = l.partition)
      WHERE ${ofRun('l.')} AND l.status = 'staged'`,

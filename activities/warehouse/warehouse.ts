@@ -664,6 +664,8 @@ export class SqlWarehouse implements Warehouse {
     return this.tx(
       async (s) => {
         await this.assertNotLeasedToOther(s, request);
+        // Publishes of the partition wait for its lock; a staged publish locks the pointer row itself (publishRun).
+        if (this.dialect.forUpdate) await s.all(`SELECT version FROM ${this.t('partitions')} WHERE node = :node AND partition = :partition${this.dialect.forUpdate}`, { node, partition });
         const decision = decideRestore(request, await this.restoreState(s, request));
         if (!decision.move) return decision.outcome;
         if (to !== null) await this.verifyVersion(s, node, partition, to);

@@ -1359,6 +1359,29 @@ export function warehouseSuite(kind: Warehouse['kind'], open: WarehouseFactory, 
     };
     const ids = async (node = 'orders') => (await wh.query(`SELECT id FROM ${node} ORDER BY id`)).map((r) => Number(r.id));
 
+    it('a publish racing a rollback: each staged version records the version it replaced, and no restore moves a pointer over one', async () => {
+      // v1 by bf-x, v2 by bf-a, v3 staged by bf-s (no lease: a backfill from before leases); `rollback bf-a` runs while bf-s publishes.
+      const parts = Array.from({ length: 160 }, (_, i) => `p${String(i).padStart(3, '0')}`);
+      const all = (backfillId: string, id: number, stage = false) =>
+        wh.publishMany(parts.map((p) => write('orders', p, { backfillId, runKey: `r-${backfillId}`, rows: [{ id }], ...(stage ? { stage } : {}) })));
+      await all('bf-x', 1);
+      await all('bf-a', 2);
+      await all('bf-s', 3, true);
+      const restoring = Promise.all(
+        [0, 1, 2, 3].map(async (lane) => {
+          for (let i = lane; i < parts.length; i += 4) await wh.restore({ rollbackId: 'rb-a', backfillId: 'bf-a', node: 'orders', partition: parts[i]!, from: 2, to: 1 });
+        }),
+      );
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      expect(await wh.publishStaged({ backfillId: 'bf-s', runKey: 'r-bf-s' })).toMatchObject({ versions: parts.length });
+      await restoring;
+      const restored = new Set((await wh.rollbacks({ rollbackId: 'rb-a' })).map((r) => r.partition));
+      const ledger = await wh.ledger({ backfillId: 'bf-s' });
+      expect(ledger.filter((r) => !r.current)).toEqual([]);
+      expect(ledger.filter((r) => r.previousVersion !== (restored.has(r.partition) ? 1 : 2)).map((r) => [r.partition, r.previousVersion, restored.has(r.partition)])).toEqual([]);
+      expect(new Set((await wh.query('SELECT id FROM orders')).map((r) => Number(r.id)))).toEqual(new Set([3]));
+    });
+
     it('are written and checked but not published: readers see the published versions only', async () => {
       await wh.publish(write('orders', 'k1', { backfillId: 'bf-0', runKey: 'r0', rows: [{ id: 1 }] }));
       const out = await wh.publish(staged('orders', 'k1', { rows: [{ id: 2 }], checks: [{ type: 'row_count', min: 1 }] }));

@@ -101,6 +101,7 @@ export class PostgresDialect implements Dialect {
   readonly location: string;
   readonly scopeTable = 'pg_temp.backfill_scope';
   readonly forShare = ' FOR SHARE';
+  readonly forUpdate = ' FOR UPDATE';
   readonly schema: string;
   private readonly pool: pg.Pool;
   private readonly password: string;
