@@ -164,3 +164,28 @@ export function addBatch(summary: RollbackSummary, node: string, batch: Rollback
     leftAloneExamples: [...summary.leftAloneExamples, ...batch.leftAloneExamples].slice(0, MAX_LEFT_ALONE_EXAMPLES),
   };
 }
+
+/** A published version of a partition, as the walk back to a rollback's target reads it. */
+export type VersionLink = { previousVersion: number | null; checksum: string | null; backfillId: string; rolledBack: boolean };
+
+/** A version to restore (null: none, the partition is removed) and its checksum. */
+export type RestoreTarget = { version: number | null; checksum: string | null };
+
+/**
+ * Where a rollback of `backfillId` takes a partition whose version before the backfill is
+ * `target`: back past every version that a rollback of its own backfill undid there, or that
+ * is the backfill's own, to the newest version neither (or none). Restoring a version that was
+ * rolled back would publish again what its rollback undid. `links`: the partition's published
+ * versions; each one's previous version is older than it, so the walk ends.
+ */
+export function restoreTarget(backfillId: string, target: RestoreTarget, links: ReadonlyMap<number, VersionLink>): RestoreTarget {
+  let at = target;
+  for (;;) {
+    if (at.version === null) return at;
+    const link = links.get(at.version);
+    if (!link || (!link.rolledBack && link.backfillId !== backfillId)) return at;
+    const previous = link.previousVersion;
+    if (previous !== null && previous >= at.version) return at;
+    at = { version: previous, checksum: previous === null ? null : (links.get(previous)?.checksum ?? null) };
+  }
+}

@@ -37,7 +37,42 @@ export type ChangeRow = {
   previousChecksum: string | null;
   currentVersion: number | null;
   currentBackfillId: string | null;
+  /** 1 when the version it replaced belongs to a backfill rolled back in that partition since (see `rolledBack`). */
+  previousRolledBack?: number | boolean | null;
 };
+
+type Tables = { ledger: string; pointers: string; rollbacks: string };
+
+/**
+ * Whether the ledger row aliased `alias` was rolled back: a rollback of its backfill undid the
+ * partition's versions up to it or a later one (moving the pointer or, changed since, leaving it).
+ * Rollbacks recorded before `rolled_back_version` was kept count by the version they moved from.
+ */
+export function rolledBack(rollbacks: string, alias: string): string {
+  return `CASE WHEN EXISTS (SELECT 1 FROM ${rollbacks} r WHERE r.node = ${alias}.node AND r.partition = ${alias}.partition AND r.backfill_id = ${alias}.backfill_id
+    AND COALESCE(r.rolled_back_version, r.from_version) >= ${alias}.version) THEN 1 ELSE 0 END`;
+}
+
+/**
+ * Who last moved the pointer aliased `alias`: the newest rollback that moved it to its version
+ * (as \`rollback <id>\`), else \`publisher\` (the backfill that published the version). A
+ * version is published once, before any restore to it, so a restore to it is the later move.
+ */
+export function movedBy(rollbacks: string, alias: string, publisher: string): string {
+  return `COALESCE((SELECT 'rollback ' || r.rollback_id FROM ${rollbacks} r WHERE r.node = ${alias}.node AND r.partition = ${alias}.partition
+    AND r.to_version = ${alias}.version AND r.outcome IS NULL ORDER BY r."at" DESC, r.rollback_id DESC LIMIT 1), ${publisher})`;
+}
+
+/** A published version of a partition with what the walk back to a rollback's target needs (`linksQuery`). */
+export type LinkRow = { node: string; partition: string; version: number; previousVersion: number | null; checksum: string | null; backfillId: string; rolledBack: number | boolean };
+
+/** Every published version of the partitions given as a JSON array of [node, partition] (`pairs`, the dialect's jsonEach of it). */
+export function linksQuery(tables: Tables, pairs: string): string {
+  return `SELECT l.node AS "node", l.partition AS "partition", l.version AS "version", l.previous_version AS "previousVersion", l.checksum AS "checksum",
+      l.backfill_id AS "backfillId", ${rolledBack(tables.rollbacks, 'l')} AS "rolledBack"
+    FROM ${pairs} j CROSS JOIN ${tables.ledger} l
+    WHERE l.node = (j.value ->> 0) AND l.partition = (j.value ->> 1) AND l.status = 'published'`;
+}
 
 export function pageLimit(limit: number | undefined): number {
   const n = limit ?? DEFAULT_CHANGES_PAGE;
@@ -52,17 +87,18 @@ export function pageLimit(limit: number | undefined): number {
  * partitions (in node, partition order), each with the checksum of the version it replaced
  * and the partition's published version now.
  */
-export function changesQuery(tables: { ledger: string; pointers: string }, backfillId: string, options: ChangesOptions): { sql: string; bindings: Record<string, string | number> } {
+export function changesQuery(tables: Tables, backfillId: string, options: ChangesOptions): { sql: string; bindings: Record<string, string | number> } {
   const bindings: Record<string, string | number> = { backfill_id: backfillId, page_limit: pageLimit(options.limit) };
   const where = [`backfill_id = :backfill_id`, `status = 'published'`, ...pageConditions('', options, bindings)];
-  const { ledger, pointers } = tables;
+  const { ledger, pointers, rollbacks } = tables;
   const sql = `
     WITH page AS (
       SELECT DISTINCT node, partition FROM ${ledger} WHERE ${where.join(' AND ')}
       ORDER BY node, partition LIMIT :page_limit
     )
     SELECT l.node AS "node", l.partition AS "partition", l.version AS "version", l.previous_version AS "previousVersion",
-      l.checksum AS "checksum", pl.checksum AS "previousChecksum", p.version AS "currentVersion", cl.backfill_id AS "currentBackfillId"
+      l.checksum AS "checksum", pl.checksum AS "previousChecksum", p.version AS "currentVersion", ${movedBy(rollbacks, 'p', 'cl.backfill_id')} AS "currentBackfillId",
+      ${rolledBack(rollbacks, 'pl')} AS "previousRolledBack"
     FROM page
     JOIN ${ledger} l ON l.node = page.node AND l.partition = page.partition AND l.backfill_id = :backfill_id AND l.status = 'published'
     LEFT JOIN ${ledger} pl ON pl.node = l.node AND pl.partition = l.partition AND pl.version = l.previous_version
@@ -76,9 +112,12 @@ export function changesQuery(tables: { ledger: string; pointers: string }, backf
  * One change per partition from its rows (sorted by node, partition, version). A backfill
  * run again publishes a partition more than once: the rollback target is what its first
  * publish of the latest unbroken run of its versions replaced, so a later backfill's
- * version in between is kept, and the backfill's own earlier versions are not.
+ * version in between is kept, and the backfill's own earlier versions are not. `walkBack`:
+ * the changes (by index) whose target was rolled back since, to walk further back from
+ * (`restoreTarget`).
  */
-export function changesFromRows(rows: readonly ChangeRow[], limit: number): ChangesPage {
+export function changesFromRows(rows: readonly ChangeRow[], limit: number): ChangesPage & { walkBack: Set<number> } {
+  const walkBack = new Set<number>();
   const changes: Change[] = [];
   let at = 0;
   while (at < rows.length) {
@@ -91,6 +130,7 @@ export function changesFromRows(rows: readonly ChangeRow[], limit: number): Chan
     const newest = rows[at - 1]!;
     let earliest = newest;
     for (let prev = earliest.previousVersion; prev !== null && byVersion.has(prev); prev = earliest.previousVersion) earliest = byVersion.get(prev)!;
+    if (earliest.previousVersion !== null && Number(earliest.previousRolledBack ?? 0) === 1) walkBack.add(changes.length);
     changes.push({
       node: newest.node,
       partition: newest.partition,
@@ -104,5 +144,5 @@ export function changesFromRows(rows: readonly ChangeRow[], limit: number): Chan
   }
   const last = changes[changes.length - 1];
   const next: ChangeCursor | null = changes.length === limit && last ? { node: last.node, partition: last.partition } : null;
-  return { changes, next };
+  return { changes, next, walkBack };
 }

@@ -97,6 +97,13 @@ export const TABLES: readonly TableDef[] = [
       col('forced', 'boolean'),
       col('at', 'time'),
     ],
+    additions: [
+      // The newest version of the backfill that the rollback undid there (null: recorded before it was kept).
+      col('rolled_back_version', 'integer', false),
+      // Null: the pointer moved (from_version to to_version). `changed_since` or `already_restored`: it did not,
+      // but the backfill's versions up to rolled_back_version count as rolled back all the same.
+      col('outcome', 'text', false),
+    ],
     primaryKey: ['rollback_id', 'node', 'partition'],
     indexes: [
       { name: 'rollbacks_by_partition', columns: ['node', 'partition'] },

@@ -15,20 +15,25 @@ export type RestoreState = {
   recorded: { fromVersion: number | null; fromBackfillId: string | null; toVersion: number | null; forced: boolean } | null;
 };
 
-export type RestoreDecision = { move: boolean; outcome: RestoreOutcome };
+/**
+ * `move`: the pointer moves to `to`; `record`: the outcome is recorded (all but a replay), also
+ * when nothing moves, for the backfill's versions count as rolled back from then on (`changesBy`).
+ * Only a move is replayed: a partition left as it was is decided again (`force` may move it).
+ */
+export type RestoreDecision = { move: boolean; record: boolean; outcome: RestoreOutcome };
 
 export function decideRestore(request: RestoreRequest, state: RestoreState): RestoreDecision {
   const { node, partition } = request;
   const { recorded } = state;
   if (recorded) {
     const status = recorded.toVersion === null ? 'removed' : 'restored';
-    return { move: false, outcome: { node, partition, status, found: recorded.fromVersion, foundBackfillId: recorded.fromBackfillId, to: recorded.toVersion, forced: recorded.forced } };
+    return { move: false, record: false, outcome: { node, partition, status, found: recorded.fromVersion, foundBackfillId: recorded.fromBackfillId, to: recorded.toVersion, forced: recorded.forced } };
   }
   const found = { node, partition, found: state.found, foundBackfillId: state.foundBackfillId };
-  if (state.found === request.to) return { move: false, outcome: { ...found, status: 'already_restored', to: state.found, forced: false } };
+  if (state.found === request.to) return { move: false, record: true, outcome: { ...found, status: 'already_restored', to: state.found, forced: false } };
   const ours = state.found === request.from;
-  if (!ours && !request.force) return { move: false, outcome: { ...found, status: 'changed_since', to: state.found, forced: false } };
-  return { move: true, outcome: { ...found, status: request.to === null ? 'removed' : 'restored', to: request.to, forced: !ours } };
+  if (!ours && !request.force) return { move: false, record: true, outcome: { ...found, status: 'changed_since', to: state.found, forced: false } };
+  return { move: true, record: true, outcome: { ...found, status: request.to === null ? 'removed' : 'restored', to: request.to, forced: !ours } };
 }
 
 /** Above this many columns that hold only NULLs in a version, its columns are not guessed from its schema hash. */

@@ -6,7 +6,8 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { PartitionInput } from '../../core/protocol.ts';
-import { changesFromRows, changesQuery, pageLimit, type ChangeRow } from './changes.ts';
+import { restoreTarget, type VersionLink } from '../../core/rollback.ts';
+import { changesFromRows, changesQuery, linksQuery, movedBy, pageLimit, type ChangeRow, type LinkRow } from './changes.ts';
 import { PREVIOUS, THIS, checkAsync, type CheckOutcome } from './checks.ts';
 import { RowHasher, schemaHash, type ValueKind } from './checksum.ts';
 import { partitionLock, versionSelect, type Dialect, type PublishRequest, type PublishStart, type Session, type SpecStatement, type Wanted } from './dialect.ts';
@@ -574,15 +575,32 @@ export class SqlWarehouse implements Warehouse {
   }
 
   async changesBy(backfillId: string, options: ChangesOptions = {}): Promise<ChangesPage> {
-    const { sql, bindings } = changesQuery({ ledger: this.t('ledger'), pointers: this.t('partitions') }, backfillId, options);
-    return changesFromRows(await this.read((s) => s.all<ChangeRow>(sql, bindings)), pageLimit(options.limit));
+    const tables = { ledger: this.t('ledger'), pointers: this.t('partitions'), rollbacks: this.t('rollbacks') };
+    const { sql, bindings } = changesQuery(tables, backfillId, options);
+    const { walkBack, ...page } = changesFromRows(await this.read((s) => s.all<ChangeRow>(sql, bindings)), pageLimit(options.limit));
+    if (walkBack.size === 0) return page;
+    // Some targets were rolled back themselves: the published versions of those partitions, to walk further back.
+    const pairs = [...walkBack].map((i) => [page.changes[i]!.node, page.changes[i]!.partition]);
+    const links = await this.read((s) => s.all<LinkRow>(linksQuery(tables, this.dialect.jsonEach(':pairs')), { pairs: JSON.stringify(pairs) }));
+    const byPartition = new Map<string, Map<number, VersionLink>>();
+    for (const l of links) {
+      const key = `${l.node}\u0000${l.partition}`;
+      const versions = byPartition.get(key) ?? byPartition.set(key, new Map()).get(key)!;
+      versions.set(Number(l.version), { previousVersion: l.previousVersion === null ? null : Number(l.previousVersion), checksum: l.checksum, backfillId: l.backfillId, rolledBack: Number(l.rolledBack) === 1 });
+    }
+    const changes = page.changes.map((change, i) => {
+      if (!walkBack.has(i)) return change;
+      const target = restoreTarget(backfillId, { version: change.previousVersion, checksum: change.previousChecksum }, byPartition.get(`${change.node}\u0000${change.partition}`) ?? new Map());
+      return { ...change, previousVersion: target.version, previousChecksum: target.checksum };
+    });
+    return { changes, next: page.next };
   }
 
   /** The published version, who published it, and this rollback's earlier restore of the partition. */
   private async restoreState(s: Session, request: RestoreRequest): Promise<RestoreState> {
     const { node, partition } = request;
     const [current] = await s.all<Raw>(
-      `SELECT p.version, l.backfill_id FROM ${this.t('partitions')} p
+      `SELECT p.version, ${movedBy(this.t('rollbacks'), 'p', 'l.backfill_id')} AS backfill_id FROM ${this.t('partitions')} p
        LEFT JOIN ${this.t('ledger')} l ON l.node = p.node AND l.partition = p.partition AND l.version = p.version
        WHERE p.node = :node AND p.partition = :partition`,
       { node, partition },
@@ -590,7 +608,7 @@ export class SqlWarehouse implements Warehouse {
     const [recorded] = await s.all<Raw>(
       `SELECT r.from_version, l.backfill_id, r.to_version, r.forced FROM ${this.t('rollbacks')} r
        LEFT JOIN ${this.t('ledger')} l ON l.node = r.node AND l.partition = r.partition AND l.version = r.from_version
-       WHERE r.rollback_id = :rollback_id AND r.node = :node AND r.partition = :partition`,
+       WHERE r.rollback_id = :rollback_id AND r.node = :node AND r.partition = :partition AND r.outcome IS NULL`,
       { rollback_id: request.rollbackId, node, partition },
     );
     const n = (v: unknown) => (v === null || v === undefined ? null : Number(v));
@@ -598,7 +616,12 @@ export class SqlWarehouse implements Warehouse {
       found: n(current?.version),
       foundBackfillId: (current?.backfill_id as string | null | undefined) ?? null,
       recorded: recorded
-        ? { fromVersion: n(recorded.from_version), fromBackfillId: (recorded.backfill_id as string | null) ?? null, toVersion: n(recorded.to_version), forced: this.dialect.codec.fromBool(recorded.forced) }
+        ? {
+            fromVersion: n(recorded.from_version),
+            fromBackfillId: (recorded.backfill_id as string | null) ?? null,
+            toVersion: n(recorded.to_version),
+            forced: this.dialect.codec.fromBool(recorded.forced),
+          }
         : null,
     };
   }
@@ -667,21 +690,29 @@ export class SqlWarehouse implements Warehouse {
         // Publishes of the partition wait for its lock; a staged publish locks the pointer row itself (publishRun).
         if (this.dialect.forUpdate) await s.all(`SELECT version FROM ${this.t('partitions')} WHERE node = :node AND partition = :partition${this.dialect.forUpdate}`, { node, partition });
         const decision = decideRestore(request, await this.restoreState(s, request));
-        if (!decision.move) return decision.outcome;
-        if (to !== null) await this.verifyVersion(s, node, partition, to);
-        await this.point(s, node, partition, to);
+        if (!decision.record) return decision.outcome;
+        if (decision.move) {
+          if (to !== null) await this.verifyVersion(s, node, partition, to);
+          await this.point(s, node, partition, to);
+        }
+        // A partition left as it was is recorded too (not in the audit): the backfill's versions there count as rolled back.
+        // Decided again by the same rollback, it replaces that record (a move is replayed, and never replaced).
         await s.run(
-          `INSERT INTO ${this.t('rollbacks')} (rollback_id, backfill_id, node, partition, from_version, to_version, forced, "at")
-           VALUES (:rollback_id, :backfill_id, :node, :partition, :from_version, :to_version, :forced, :at)`,
+          `INSERT INTO ${this.t('rollbacks')} (rollback_id, backfill_id, node, partition, from_version, to_version, forced, "at", rolled_back_version, outcome)
+           VALUES (:rollback_id, :backfill_id, :node, :partition, :from_version, :to_version, :forced, :at, :rolled_back_version, :outcome)
+           ON CONFLICT (rollback_id, node, partition) DO UPDATE SET from_version = excluded.from_version, to_version = excluded.to_version,
+             forced = excluded.forced, "at" = excluded."at", rolled_back_version = excluded.rolled_back_version, outcome = excluded.outcome`,
           {
             rollback_id: request.rollbackId,
             backfill_id: request.backfillId,
             node,
             partition,
             from_version: decision.outcome.found,
-            to_version: to,
+            to_version: decision.outcome.to,
             forced: this.dialect.codec.bool(decision.outcome.forced),
             at: new Date().toISOString(),
+            rolled_back_version: request.from,
+            outcome: decision.move ? null : decision.outcome.status,
           },
         );
         return decision.outcome;
@@ -712,7 +743,10 @@ export class SqlWarehouse implements Warehouse {
 
   async rollbacks(filter: RollbackFilter): Promise<RollbackRecord[]> {
     const params = { rollback_id: filter.rollbackId, backfill_id: filter.backfillId, node: filter.node, partition: filter.partition };
-    const rows = await this.read((s) => s.all<Raw>(`SELECT * FROM ${this.t('rollbacks')} ${whereEqual(params)} ORDER BY "at", node, partition`, params));
+    // The moves only: a restore that moved nothing is kept for changesBy, not for the audit.
+    const where = whereEqual(params);
+    const moved = `${where ? `${where} AND` : 'WHERE'} outcome IS NULL`;
+    const rows = await this.read((s) => s.all<Raw>(`SELECT * FROM ${this.t('rollbacks')} ${moved} ORDER BY "at", node, partition`, params));
     return rows.map((r) => rollbackRecord(this.dialect.codec, r));
   }
 

@@ -175,8 +175,15 @@ describe('decideRestore', () => {
     const recorded = { fromVersion: 3, fromBackfillId: 'bf-3', toVersion: 1, forced: true };
     expect(decideRestore(request, { found: 5, foundBackfillId: 'bf-5', recorded })).toEqual({
       move: false,
+      record: false,
       outcome: { node: 'n', partition: 'k', status: 'restored', found: 3, foundBackfillId: 'bf-3', to: 1, forced: true },
     });
+  });
+
+  it('records what it decided, also when nothing moves (the backfill counts as rolled back there)', () => {
+    expect(decideRestore(request, state(1, 'bf-1'))).toMatchObject({ move: false, record: true });
+    expect(decideRestore(request, state(3, 'bf-3'))).toMatchObject({ move: false, record: true });
+    expect(decideRestore(request, state(2, 'bf-2'))).toMatchObject({ move: true, record: true });
   });
 });
 

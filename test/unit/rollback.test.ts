@@ -12,8 +12,10 @@ import {
   addOutcome,
   emptyBatch,
   emptySummary,
+  restoreTarget,
   rollbackWorkflowId,
   type RollbackBatchResult,
+  type VersionLink,
 } from '../../core/rollback.ts';
 
 type Status = 'restored' | 'removed' | 'already_restored' | 'changed_since';
@@ -184,5 +186,39 @@ describe('renderRestores', () => {
       `  ${at}  v2 → v1  rolling back bf-2 (rb-1)`,
       `  ${at}  v3 → none  rolling back bf-1 (rb-2), forced over a later backfill`,
     ]);
+  });
+});
+
+describe('restoreTarget', () => {
+  const link = (backfillId: string, previousVersion: number | null, rolledBack = false): VersionLink => ({ previousVersion, checksum: `c-${backfillId}`, backfillId, rolledBack });
+  // v1 by x, v2 by a, v3 by b, v4 by c.
+  const links = new Map([
+    [1, link('x', null)],
+    [2, link('a', 1)],
+    [3, link('b', 2)],
+    [4, link('c', 3)],
+  ]);
+
+  it('keeps a target whose backfill was not rolled back', () => {
+    expect(restoreTarget('c', { version: 3, checksum: 'c-b' }, links)).toEqual({ version: 3, checksum: 'c-b' });
+  });
+
+  it('walks past versions rolled back since, and past the backfill\'s own, to the newest neither', () => {
+    const rolled = new Map(links).set(3, link('b', 2, true)).set(2, link('a', 1, true));
+    expect(restoreTarget('c', { version: 3, checksum: 'c-b' }, rolled)).toEqual({ version: 1, checksum: 'c-x' });
+    expect(restoreTarget('a', { version: 3, checksum: 'c-b' }, new Map(links).set(3, link('b', 2, true)))).toEqual({ version: 1, checksum: 'c-x' });
+  });
+
+  it('ends at none when every version back to the first was rolled back (the partition is removed)', () => {
+    const rolled = new Map([
+      [1, link('x', null, true)],
+      [2, link('a', 1, true)],
+    ]);
+    expect(restoreTarget('b', { version: 2, checksum: 'c-a' }, rolled)).toEqual({ version: null, checksum: null });
+  });
+
+  it('stops at a version it knows nothing of, and never loops', () => {
+    expect(restoreTarget('c', { version: 9, checksum: 'c9' }, links)).toEqual({ version: 9, checksum: 'c9' });
+    expect(restoreTarget('c', { version: 2, checksum: 'c2' }, new Map([[2, link('a', 2, true)]]))).toEqual({ version: 2, checksum: 'c2' });
   });
 });

@@ -18,6 +18,7 @@ import {
   StaleRunError,
   type PartitionData,
   type PartitionWrite,
+  type RestoreOutcome,
   type RestoreRequest,
   type Row,
   type Warehouse,
@@ -1076,6 +1077,95 @@ export function warehouseSuite(kind: Warehouse['kind'], open: WarehouseFactory, 
     it('refuses dataset names that are not safe, before touching anything', async () => {
       const error = await rejection(wh.restore({ ...restoreOf('k', 2, 1), node: 'x; DROP TABLE y' }));
       expect(error).toBeInstanceOf(InvalidDatasetError);
+    });
+  });
+
+  describe(`${kind}: rolling back after another rollback`, () => {
+    /** What a rollback does, over the warehouse (rollbackBatch): each change restored to its target. */
+    const rollBack = async (backfillId: string, force = false) => {
+      const { changes } = await wh.changesBy(backfillId, { limit: 1000 });
+      const outcomes: RestoreOutcome[] = [];
+      for (const c of changes) outcomes.push(await wh.restore({ rollbackId: `rb-${backfillId}`, backfillId, node: c.node, partition: c.partition, from: c.version, to: c.previousVersion, force }));
+      return outcomes;
+    };
+    const pub = (partition: string, backfillId: string, id: number, runKey = `r-${backfillId}`) => wh.publish(write('orders', partition, { backfillId, runKey, rows: [{ id }] }));
+    const ids = async () => (await wh.query('SELECT id FROM orders ORDER BY id')).map((r) => Number(r.id));
+
+    it('a version whose backfill was rolled back is no target: A then B, or B then A, leave the version before both', async () => {
+      for (const [k, order] of [['k', ['bf-a', 'bf-b']], ['j', ['bf-b', 'bf-a']]] as const) {
+        await pub(k, 'bf-x', 1);
+        await pub(k, 'bf-a', 2);
+        await pub(k, 'bf-b', 3);
+        const [first, second] = order;
+        await rollBack(first);
+        await rollBack(second);
+      }
+      // k: the rollback of bf-a left k alone (bf-b had changed it), then bf-b's goes past bf-a's version 2 to 1.
+      expect((await wh.ledger({ partition: 'k' })).find((r) => r.current)).toMatchObject({ version: 1, backfillId: 'bf-x' });
+      expect((await wh.ledger({ partition: 'j' })).find((r) => r.current)).toMatchObject({ version: 1, backfillId: 'bf-x' });
+      // The audit lists moves only: k moved once (by bf-b's rollback), j twice.
+      expect((await wh.rollbacks({})).map((r) => [r.partition, r.backfillId, r.fromVersion, r.toVersion])).toEqual([
+        ['k', 'bf-b', 3, 1],
+        ['j', 'bf-b', 3, 2],
+        ['j', 'bf-a', 2, 1],
+      ]);
+    });
+
+    it("a backfill that ran over one rolled back while it ran: once both are rolled back, neither's rows are published", async () => {
+      await pub('k1', 'bf-x', 1);
+      await pub('k2', 'bf-x', 2);
+      await pub('k1', 'bf-a', 10);
+      await pub('k2', 'bf-a', 20);
+      await wh.acquireDatasets({ backfillId: 'bf-b', runKey: 'r-bf-b', nodes: ['orders'] });
+      await pub('k2', 'bf-b', 200);
+      await expect(rollBack('bf-a')).rejects.toBeInstanceOf(StaleRunError);
+      await wh.releaseDatasets({ backfillId: 'bf-b', runKey: 'r-bf-b' });
+      expect((await rollBack('bf-a')).map((o) => [o.partition, o.status, o.foundBackfillId])).toEqual([
+        ['k1', 'restored', 'bf-a'],
+        ['k2', 'changed_since', 'bf-b'],
+      ]);
+      expect((await wh.changesBy('bf-b')).changes).toMatchObject([{ partition: 'k2', version: 3, previousVersion: 1 }]);
+      expect((await rollBack('bf-b')).map((o) => [o.partition, o.status, o.to])).toEqual([['k2', 'restored', 1]]);
+      expect(await ids()).toEqual([1, 2]);
+    });
+
+    it('a pointer a rollback moved is reported as moved by that rollback, and --force does not bring rolled-back rows back', async () => {
+      await pub('k', 'bf-x', 1);
+      await pub('k', 'bf-a', 2);
+      await pub('k', 'bf-b', 3);
+      expect(await rollBack('bf-a', true)).toMatchObject([{ status: 'restored', found: 3, to: 1, forced: true }]);
+      expect((await wh.changesBy('bf-b')).changes).toMatchObject([{ version: 3, previousVersion: 1, currentVersion: 1, currentBackfillId: 'rollback rb-bf-a' }]);
+      expect(await rollBack('bf-b')).toMatchObject([{ status: 'already_restored', to: 1 }]);
+      expect(await rollBack('bf-b', true)).toMatchObject([{ status: 'already_restored', to: 1 }]);
+      expect(await ids()).toEqual([1]);
+      // Another backfill's rollback that finds the pointer where a rollback put it names that rollback, not bf-x.
+      await pub('j', 'bf-x', 1);
+      await pub('j', 'bf-c', 2);
+      await pub('j', 'bf-d', 3);
+      await pub('j', 'bf-e', 4);
+      await wh.restore({ rollbackId: 'rb-d', backfillId: 'bf-d', node: 'orders', partition: 'j', from: 3, to: 2, force: true });
+      expect(await wh.restore({ rollbackId: 'rb-x', backfillId: 'bf-x', node: 'orders', partition: 'j', from: 1, to: null })).toMatchObject({
+        status: 'changed_since',
+        found: 2,
+        foundBackfillId: 'rollback rb-d',
+      });
+    });
+
+    it('a backfill run again after its rollback publishes versions that are targets again', async () => {
+      await pub('k', 'bf-x', 1);
+      await pub('k', 'bf-a', 2);
+      await rollBack('bf-a');
+      await pub('k', 'bf-a', 3, 'r-bf-a-again');
+      await pub('k', 'bf-b', 4);
+      expect((await wh.changesBy('bf-b')).changes).toMatchObject([{ version: 4, previousVersion: 3 }]);
+      expect(await rollBack('bf-b')).toMatchObject([{ status: 'restored', to: 3 }]);
+      // A version the walk reaches that the rolled-back backfill published itself is skipped too.
+      await pub('j', 'bf-x', 1);
+      await pub('j', 'bf-c', 2);
+      await pub('j', 'bf-d', 3);
+      await pub('j', 'bf-c', 4, 'r-bf-c-again');
+      await rollBack('bf-d');
+      expect((await wh.changesBy('bf-c')).changes).toMatchObject([{ partition: 'j', version: 4, previousVersion: 1 }]);
     });
   });
 
