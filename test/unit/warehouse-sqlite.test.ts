@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
-import { SqliteWarehouse, type SqliteDialect } from '../../activities/warehouse/sqlite/sqlite-dialect.ts';
+import { SqliteWarehouse, pgFloatText, type SqliteDialect } from '../../activities/warehouse/sqlite/sqlite-dialect.ts';
 import { sqliteRawAccess } from './sqlite-raw.ts';
 import { rejection, warehouseSuite, write } from '../warehouse/suite.ts';
 
@@ -38,7 +38,7 @@ describe('sqlite: its own storage', () => {
     await wh.close();
   });
 
-  it('stores booleans as 0/1, objects as JSON, and a column typed by its first non-null value', async () => {
+  it('stores booleans as 0/1, objects as JSON, and a column typed by the values it gets', async () => {
     const wh = open();
     await wh.publish(write('t', 'k', { rows: [{ flag: true, meta: { a: [1] }, n: null }, { flag: false, meta: null, n: 2.5 }] }));
     expect(await wh.query('SELECT flag, meta, n, typeof(n) AS nt FROM t ORDER BY flag')).toEqual([
@@ -46,6 +46,76 @@ describe('sqlite: its own storage', () => {
       { flag: 1, meta: '{"a":[1]}', n: null, nt: 'null' },
     ]);
     await wh.close();
+  });
+
+  it('widens a column by making its versions table again: declared types, its indexes, and views of the user\'s over the dataset stay', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'backfill-warehouse-'));
+    dirs.push(dir);
+    const path = join(dir, 'warehouse.db');
+    const wh = new SqliteWarehouse(path);
+    const raw = sqliteRawAccess(path);
+    await wh.publish(write('orders', 'k1', { backfillId: 'bf-1', runKey: 'r1', rows: [{ id: 1, zip: 2134, paid: true, n: 1 }] }));
+    await raw.exec(`CREATE INDEX main.orders_by_zip ON orders__versions (zip); CREATE VIEW main.zips AS SELECT zip FROM orders`);
+    await wh.publish(write('orders', 'k2', { backfillId: 'bf-1', runKey: 'r1', rows: [{ id: 2, zip: 'N1', paid: 'no', n: 2.5 }, { id: 3, zip: 7, paid: null, n: 2 }] }));
+    const types = await raw.rows(`SELECT name, type FROM pragma_table_info('orders__versions') ORDER BY cid`);
+    expect(types).toEqual([
+      { name: '__partition', type: 'TEXT' },
+      { name: '__version', type: 'INTEGER' },
+      { name: 'id', type: 'INTEGER' },
+      { name: 'zip', type: 'TEXT' },
+      { name: 'paid', type: 'TEXT' },
+      { name: 'n', type: 'REAL' },
+    ]);
+    expect((await raw.rows(`SELECT name FROM sqlite_schema WHERE type = 'index' AND tbl_name = 'orders__versions' ORDER BY name`)).map((r) => r.name)).toEqual([
+      'orders__versions_pk',
+      'orders_by_zip',
+    ]);
+    expect(await wh.query('SELECT zip, typeof(zip) AS t FROM zips ORDER BY zip')).toEqual([
+      { zip: '2134', t: 'text' },
+      { zip: '7', t: 'text' },
+      { zip: 'N1', t: 'text' },
+    ]);
+    expect(await wh.query('SELECT id, paid, n, typeof(n) AS t FROM orders ORDER BY id')).toEqual([
+      { id: 1, paid: 'true', n: 1, t: 'real' },
+      { id: 2, paid: 'no', n: 2.5, t: 'real' },
+      { id: 3, paid: null, n: 2, t: 'real' },
+    ]);
+    await wh.close();
+  });
+
+  it('a version recorded before SQLite recorded how it read its columns still verifies after a column widens', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'backfill-warehouse-'));
+    dirs.push(dir);
+    const path = join(dir, 'warehouse.db');
+    const wh = new SqliteWarehouse(path);
+    const raw = sqliteRawAccess(path);
+    await wh.publish(write('orders', 'k1', { backfillId: 'bf-1', runKey: 'r1', rows: [{ id: 1, zip: 2134, note: 'a' }] }));
+    // What a publish of an earlier release recorded: no kinds.
+    await raw.exec(`UPDATE backfill_ledger SET version_kinds = '[]'`);
+    await wh.publish(write('orders', 'k1', { backfillId: 'bf-2', runKey: 'r2', rows: [{ id: 1, zip: '02134', note: 'b' }] }));
+    expect(await raw.rows(`SELECT version, version_kinds FROM backfill_ledger ORDER BY version`)).toEqual([
+      { version: 1, version_kinds: '["unknown","unknown","number"]' },
+      { version: 2, version_kinds: '["number","text","text"]' },
+    ]);
+    expect(await wh.restore({ rollbackId: 'rb-1', backfillId: 'bf-2', node: 'orders', partition: 'k1', from: 2, to: 1 })).toMatchObject({ status: 'restored', to: 1 });
+    expect(await wh.query('SELECT zip FROM orders')).toEqual([{ zip: '2134' }]);
+    await wh.close();
+  });
+
+  it('writes a double widened to text as PostgreSQL does', () => {
+    const cases: Array<[number, string]> = [
+      [2, '2'],
+      [2.5, '2.5'],
+      [1e15, '1e+15'],
+      [123456789012345.6, '123456789012345.6'],
+      [1e-4, '0.0001'],
+      [1e-5, '1e-05'],
+      [5e-324, '5e-324'],
+      [-1.5e300, '-1.5e+300'],
+      [Number.POSITIVE_INFINITY, 'Infinity'],
+      [Number.NEGATIVE_INFINITY, '-Infinity'],
+    ];
+    for (const [n, text] of cases) expect(pgFloatText(n)).toBe(text);
   });
 
   it('keeps the ledger in backfill_ledger and the published pointers in backfill_partitions', async () => {

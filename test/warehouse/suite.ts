@@ -433,6 +433,84 @@ export function warehouseSuite(kind: Warehouse['kind'], open: WarehouseFactory, 
     });
   });
 
+  describe(`${kind}: a column's type widens as PostgreSQL's does`, () => {
+    /** The checksum every engine must give for these rows (values in the order of the sorted `columns`). */
+    const expected = (columns: readonly string[], rows: readonly unknown[][]): string => {
+      const hasher = new RowHasher(columns);
+      for (const row of rows) hasher.add(row);
+      return hasher.checksum();
+    };
+
+    it('values of several types in one partition end as text, the same rows and checksum on every engine', async () => {
+      const mixed = await wh.publish(write('mixed', 'k', { rows: [{ id: 1, c: 1 }, { id: 2, c: '1' }, { id: 3, c: 2.5 }] }));
+      expect(await view('mixed', 'id, c', 'id')).toEqual([
+        { id: 1, c: '1' },
+        { id: 2, c: '1' },
+        { id: 3, c: '2.5' },
+      ]);
+      expect(mixed.checksum).toBe(expected(['c', 'id'], [['1', 1], ['1', 2], ['2.5', 3]]));
+      const flags = await wh.publish(write('flags', 'k', { rows: [{ id: 1, f: true }, { id: 2, f: 2 }, { id: 3, f: 'x' }, { id: 4, f: false }] }));
+      expect(await view('flags', 'id, f', 'id')).toEqual([
+        { id: 1, f: 'true' },
+        { id: 2, f: '2' },
+        { id: 3, f: 'x' },
+        { id: 4, f: 'false' },
+      ]);
+      expect(flags.checksum).toBe(expected(['f', 'id'], [['true', 1], ['2', 2], ['x', 3], ['false', 4]]));
+      const numbers = await wh.publish(write('numbers', 'k', { rows: [{ id: 1, n: 2 }, { id: 2, n: 2.5 }] }));
+      expect(await view('numbers', 'id, n', 'id')).toEqual([
+        { id: 1, n: 2 },
+        { id: 2, n: 2.5 },
+      ]);
+      expect(numbers.checksum).toBe(expected(['id', 'n'], [[1, 2], [2, 2.5]]));
+    });
+
+    it('a later version that needs a wider type widens the column: its values as written, earlier versions as text, and a restore of an earlier version verifies', async () => {
+      await wh.publish(write('orders', 'k1', { backfillId: 'bf-1', runKey: 'r1', rows: [{ id: 1, zip: 2134, paid: true, amount: 2 }] }));
+      await wh.publish(write('orders', 'k2', { backfillId: 'bf-1', runKey: 'r1', rows: [{ id: 2, zip: 501, paid: false, amount: 3 }] }));
+      const fixed = await wh.publish(write('orders', 'k1', { backfillId: 'bf-2', runKey: 'r2', rows: [{ id: 1, zip: '02134', paid: 'yes', amount: 2.5 }] }));
+      expect(await view('orders', 'id, zip, paid, amount', 'id')).toEqual([
+        { id: 1, zip: '02134', paid: 'yes', amount: 2.5 },
+        { id: 2, zip: '501', paid: 'false', amount: 3 },
+      ]);
+      expect(fixed.checksum).toBe(expected(['amount', 'id', 'paid', 'zip'], [[2.5, 1, 'yes', '02134']]));
+      // Version 1 of k1 is read as it was published: its checksum still verifies.
+      const restore: RestoreRequest = { rollbackId: 'rb-1', backfillId: 'bf-2', node: 'orders', partition: 'k1', from: 2, to: 1 };
+      expect(await wh.restore(restore)).toMatchObject({ status: 'restored', to: 1 });
+      expect(await view('orders', 'id, zip, paid, amount', 'id')).toEqual([
+        { id: 1, zip: '2134', paid: 'true', amount: 2 },
+        { id: 2, zip: '501', paid: 'false', amount: 3 },
+      ]);
+      // And forward again: version 2's text verifies too.
+      expect(await wh.restore({ ...restore, rollbackId: 'rb-2', backfillId: 'bf-1', from: 1, to: 2, force: true })).toMatchObject({ status: 'restored', to: 2 });
+      expect(await view('orders', 'zip', 'zip')).toEqual([{ zip: '02134' }, { zip: '501' }]);
+    });
+
+    it('fractions widened to text read as PostgreSQL writes them, and their version still verifies', async () => {
+      const rows = [{ id: 1, x: 0.5 }, { id: 2, x: 1.5e-7 }, { id: 3, x: 123456789012345.6 }, { id: 4, x: 0.1 + 0.2 }, { id: 6, x: -3.25e200 }];
+      await wh.publish(write('readings', 'k1', { backfillId: 'bf-1', runKey: 'r1', rows }));
+      await wh.publish(write('readings', 'k1', { backfillId: 'bf-2', runKey: 'r2', rows: [{ id: 1, x: 'none' }] }));
+      expect(await wh.restore({ rollbackId: 'rb-1', backfillId: 'bf-2', node: 'readings', partition: 'k1', from: 2, to: 1 })).toMatchObject({ status: 'restored', to: 1 });
+      expect((await view('readings', 'x', 'id')).map((r) => r.x)).toEqual(['0.5', '1.5e-07', '123456789012345.6', '0.30000000000000004', '-3.25e+200']);
+    });
+
+    it('a column widens in a version of another partition, and a later version of the first partition writes its old type again', async () => {
+      await wh.publish(write('orders', 'k1', { backfillId: 'bf-1', runKey: 'r1', rows: [{ id: 1, zip: 2134 }] }));
+      await wh.publish(write('orders', 'k2', { backfillId: 'bf-1', runKey: 'r1', rows: [{ id: 2, zip: 'N1 9GU' }] }));
+      const again = await wh.publish(write('orders', 'k1', { backfillId: 'bf-2', runKey: 'r2', rows: [{ id: 1, zip: 2135 }] }));
+      expect(await view('orders', 'id, zip', 'id')).toEqual([
+        { id: 1, zip: '2135' },
+        { id: 2, zip: 'N1 9GU' },
+      ]);
+      expect(again.checksum).toBe(expected(['id', 'zip'], [[1, '2135']]));
+      expect(await wh.restore({ rollbackId: 'rb-1', backfillId: 'bf-2', node: 'orders', partition: 'k1', from: 2, to: 1 })).toMatchObject({ status: 'restored', to: 1 });
+      expect(await view('orders', 'id, zip', 'id')).toEqual([
+        { id: 1, zip: '2134' },
+        { id: 2, zip: 'N1 9GU' },
+      ]);
+    });
+  });
+
   describe(`${kind}: SELECTs run in the warehouse`, () => {
     it('insert the rows a SELECT returns, with :partition and :start bound', async () => {
       // Column names every engine takes unquoted (`at` is a keyword in DuckDB).

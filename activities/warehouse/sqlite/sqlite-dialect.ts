@@ -53,6 +53,61 @@ const CODEC: Codec = {
   fromTime: (value) => String(value),
 };
 
+/** Types that hold every value of the types before them; anything else (BOOLEAN) widens to TEXT. */
+const LADDER = ['INTEGER', 'REAL', 'TEXT'];
+
+/** The narrower of two column types that holds the values of both (PostgreSQL's ladder, in SQLite's types). */
+export function widerType(a: string, b: string): string {
+  if (a === b) return a;
+  const i = LADDER.indexOf(a);
+  const j = LADDER.indexOf(b);
+  if (i < 0 || j < 0) return 'TEXT';
+  return LADDER[Math.max(i, j)]!;
+}
+
+/**
+ * The type a column declared `have` takes to hold values that need `wanted`. An untyped column
+ * (spec SQL's, or one whose first values were all NULL) keeps each value as it comes, and an
+ * INTEGER column holds booleans as 1 and 0, as every boolean column did before BOOLEAN was declared.
+ */
+function fitted(have: string, wanted: string): string {
+  if (have === '' || (have === 'INTEGER' && wanted === 'BOOLEAN')) return have;
+  return widerType(have, wanted);
+}
+
+/** How the checksum reads a column of this declared type (as PostgreSQL's `kindOf`): numbers, booleans, text. */
+function kindOfDeclared(type: string | null): ValueKind {
+  const t = (type ?? '').toUpperCase();
+  if (t === 'BOOLEAN') return 'boolean';
+  if (t === 'INTEGER' || t === 'REAL') return 'number';
+  return t === 'TEXT' ? 'text' : 'unknown';
+}
+
+/**
+ * A number as PostgreSQL's `float8out` writes a double precision as text: the shortest digits
+ * that read back as the same number, in exponent form below 1e-4 and from 1e15 on.
+ */
+export function pgFloatText(n: number): string {
+  if (Number.isNaN(n)) return 'NaN';
+  if (!Number.isFinite(n)) return n > 0 ? 'Infinity' : '-Infinity';
+  if (Object.is(n, -0)) return '-0';
+  const [mantissa, exponent] = n.toExponential().split('e') as [string, string];
+  const e = Number(exponent);
+  if (e < -4 || e >= 15) return `${mantissa}e${e < 0 ? '-' : '+'}${String(Math.abs(e)).padStart(2, '0')}`;
+  return String(n);
+}
+
+/**
+ * A stored value as the text PostgreSQL makes of it when its column widens to text (`::text`):
+ * a boolean (1 or 0 in a BOOLEAN column) as true or false, an integer as its digits, a double
+ * as `float8out` writes it. Integers come as BigInt (the function reads them safely).
+ */
+function widenedText(value: unknown, wasBoolean: unknown): unknown {
+  if (typeof value === 'bigint') return wasBoolean === 1n && (value === 0n || value === 1n) ? String(value === 1n) : value.toString();
+  if (typeof value === 'number') return pgFloatText(value);
+  return value;
+}
+
 const TYPES: Record<ColumnType, string> = { text: 'TEXT', key: 'TEXT', integer: 'INTEGER', bigint: 'INTEGER', number: 'REAL', boolean: 'INTEGER', json: 'TEXT', time: 'TEXT' };
 
 export class SqliteDialect implements Dialect {
@@ -73,6 +128,7 @@ export class SqliteDialect implements Dialect {
     // FULL: a publish that returned survives a power loss (NORMAL may lose the last ones in WAL mode).
     this.db.pragma('synchronous = FULL');
     this.db.pragma('busy_timeout = 15000');
+    this.db.function('backfill_widened_text', { deterministic: true, safeIntegers: true }, widenedText);
     this.db.exec(`CREATE TEMP TABLE IF NOT EXISTS backfill_scope (node TEXT NOT NULL, partition TEXT NOT NULL, version INTEGER NOT NULL, PRIMARY KEY (node, partition))`);
   }
 
@@ -100,21 +156,26 @@ export class SqliteDialect implements Dialect {
     return (await session.all<{ name: string }>(`SELECT name FROM pragma_table_info(:table, 'main')`, { table: `backfill_${table}` })).map((c) => c.name);
   }
 
-  /** A column's type comes from its first non-null value. */
+  /**
+   * The column type one value needs, as PostgreSQL's (`typeOfValue`): a whole number INTEGER, a
+   * fraction REAL, a boolean BOOLEAN (stored as 1 or 0), anything else TEXT.
+   */
   typeOf(value: unknown): string | null {
     if (value === null || value === undefined) return null;
     if (typeof value === 'number') return Number.isInteger(value) ? 'INTEGER' : 'REAL';
-    return typeof value === 'bigint' || typeof value === 'boolean' ? 'INTEGER' : 'TEXT';
+    if (typeof value === 'bigint') return 'INTEGER';
+    return typeof value === 'boolean' ? 'BOOLEAN' : 'TEXT';
   }
 
-  widen(a: string): string {
-    return a;
+  /** The narrowest type that holds the values of both, as PostgreSQL's `widerType`: INTEGER < REAL < TEXT, and a boolean with anything else TEXT. */
+  widen(a: string, b: string): string {
+    return widerType(a, b);
   }
 
+  /** A boolean stays one here: `insertRows` stores it as its column's type has it (1 or 0, or 'true' or 'false' in a TEXT column). */
   value(value: unknown): SqlValue {
     if (value === undefined || value === null) return null;
-    if (typeof value === 'boolean') return value ? 1 : 0;
-    if (typeof value === 'string' || typeof value === 'number' || typeof value === 'bigint') return value;
+    if (typeof value === 'string' || typeof value === 'number' || typeof value === 'bigint' || typeof value === 'boolean') return value;
     return value instanceof Date ? value.toISOString() : JSON.stringify(value);
   }
 
@@ -161,6 +222,21 @@ export class SqliteDialect implements Dialect {
   async close(): Promise<void> {
     this.db.close();
   }
+}
+
+/** A column of a versions table: its declared type (upper case, '' when it has none), and whether it is NOT NULL. */
+type Declared = { name: string; type: string; required: number };
+/** A column whose declared type changes. */
+type Widening = { from: string; to: string };
+
+/**
+ * A value a transform returned (as `SqliteDialect.value` gives it), as its column stores it: in
+ * a TEXT column a number or a boolean is the text PostgreSQL stores (`String(value)`, `true`),
+ * a boolean elsewhere 1 or 0. (A number would otherwise be bound as a REAL, and text of 1 read `1.0`.)
+ */
+function stored(value: unknown, text: boolean): unknown {
+  if (typeof value === 'boolean') return text ? String(value) : value ? 1 : 0;
+  return text && typeof value === 'number' ? String(value) : value;
 }
 
 class SqliteSession implements Session {
@@ -240,15 +316,19 @@ class SqliteSession implements Session {
    * Integers come back exact, as BigInt (safeIntegers): a number would round those above 2^53,
    * and the checksums hash them (`canonicalNumber` hashes a small one as it hashes a number).
    * Every consumer of `stream` takes a bigint (the checksum, the column tallies of a diff).
+   * Each column's kind is that of its declared type: a version's checksum records it, so that a
+   * restore reads the version's numbers as numbers after its column widened to TEXT.
    */
   async stream(sql: string, params: Params, each: (rows: readonly unknown[][], kinds: readonly ValueKind[]) => void): Promise<void> {
     this.guard(() => {
+      const statement = this.db.prepare(sql);
+      const kinds = statement.columns().map((c) => kindOfDeclared(c.type));
       let batch: unknown[][] = [];
-      for (const row of this.db.prepare(sql).safeIntegers(true).raw().iterate(defined(params)) as IterableIterator<unknown[]>) {
+      for (const row of statement.safeIntegers(true).raw().iterate(defined(params)) as IterableIterator<unknown[]>) {
         batch.push(row);
-        if (batch.length === ROWS_PER_BATCH) (each(batch, []), (batch = []));
+        if (batch.length === ROWS_PER_BATCH) (each(batch, kinds), (batch = []));
       }
-      each(batch, []);
+      each(batch, kinds);
     });
   }
 
@@ -257,9 +337,15 @@ class SqliteSession implements Session {
     return all.length > 0 ? all.map((c) => c.name).filter((c) => !c.startsWith('__')) : null;
   }
 
+  /** The versions table's columns, internal ones too, with their declared types; null when it has none. */
+  private async declared(node: string): Promise<Declared[] | null> {
+    const all = await this.all<Declared>(`SELECT name, upper(type) AS type, "notnull" AS required FROM pragma_table_info(:table, 'main') ORDER BY cid`, { table: versionsTable(node) });
+    return all.length > 0 ? all : null;
+  }
+
   async ensureDataset(node: string, wanted: readonly Wanted[], adopt: boolean): Promise<void> {
     const table = this.dialect.versionsTable(node);
-    const existing = await this.columns(node);
+    const existing = await this.declared(node);
     if (existing === null) {
       const [found] = await this.all<{ type: string }>(`SELECT type FROM main.sqlite_schema WHERE name = :node COLLATE NOCASE`, { node });
       if (found && !(found.type === 'view' && adopt)) {
@@ -273,9 +359,17 @@ class SqliteSession implements Session {
       this.exec(`CREATE TABLE ${table} (${PARTITION_COLUMN} TEXT NOT NULL, ${VERSION_COLUMN} INTEGER NOT NULL${defs})`);
       this.exec(`CREATE INDEX main.${quoteIdent(`${versionsTable(node)}_pk`)} ON ${quoteIdent(versionsTable(node))} (${PARTITION_COLUMN}, ${VERSION_COLUMN})`);
     } else {
-      const added = wanted.filter((c) => !existing.includes(c.name));
+      const added = wanted.filter((c) => !existing.some((e) => e.name === c.name));
+      const widened = new Map<string, Widening>();
+      for (const w of wanted) {
+        const have = existing.find((e) => e.name === w.name);
+        if (!have || w.type === null) continue;
+        const type = fitted(have.type, w.type);
+        if (type !== have.type) widened.set(w.name, { from: have.type, to: type });
+      }
       for (const column of added) this.exec(`ALTER TABLE ${table} ADD COLUMN ${quoteIdent(column.name)} ${column.type ?? ''}`);
-      if (added.length === 0) return;
+      if (widened.size > 0) await this.rebuild(node, widened);
+      if (added.length === 0 && widened.size === 0) return;
     }
     const list = ((await this.columns(node)) ?? []).map((c) => `v.${quoteIdent(c)}`).join(', ') || 'NULL AS __empty';
     this.exec(`DROP VIEW IF EXISTS main.${quoteIdent(node)}`);
@@ -285,13 +379,62 @@ class SqliteSession implements Session {
     );
   }
 
+  /**
+   * Widens columns of a dataset's versions table, as PostgreSQL's ALTER COLUMN ... TYPE does:
+   * SQLite cannot change a column's type, so the table is made again (its documented way: a new
+   * table, the rows copied over, the old one dropped, the new one renamed, its indexes made
+   * again), in the publish's transaction. A value of a column widened to TEXT becomes the text
+   * PostgreSQL's `::text` makes of it. The caller makes the dataset's view again.
+   *
+   * Each version's checksum recorded how it read each column (`version_kinds`): a restore reads
+   * its numbers, now text, as numbers again. Versions published before SQLite recorded that
+   * (their kinds `[]`) get the kind of each column widened now, the others read as before.
+   */
+  private async rebuild(node: string, widened: ReadonlyMap<string, Widening>): Promise<void> {
+    const name = versionsTable(node);
+    const fresh = `${name}__widened`;
+    const columns = (await this.declared(node)) ?? [];
+    const indexes = await this.all<{ sql: string }>(`SELECT sql FROM main.sqlite_schema WHERE type = 'index' AND tbl_name = :name AND sql IS NOT NULL`, { name });
+    this.exec(`DROP VIEW IF EXISTS main.${quoteIdent(node)}`);
+    const defs = columns.map((c) => `${quoteIdent(c.name)} ${widened.get(c.name)?.to ?? c.type}${c.required ? ' NOT NULL' : ''}`);
+    this.exec(`CREATE TABLE main.${quoteIdent(fresh)} (${defs.join(', ')})`);
+    const picked = columns.map((c) => {
+      const w = widened.get(c.name);
+      return w?.to === 'TEXT' ? `backfill_widened_text(${quoteIdent(c.name)}, ${w.from === 'BOOLEAN' ? 1 : 0})` : quoteIdent(c.name);
+    });
+    this.exec(`INSERT INTO main.${quoteIdent(fresh)} (${columns.map((c) => quoteIdent(c.name)).join(', ')}) SELECT ${picked.join(', ')} FROM main.${quoteIdent(name)}`);
+    this.exec(`DROP TABLE main.${quoteIdent(name)}`);
+    // Views of the user's over the dataset's view (dropped above) must not stop the rename: it leaves them as they are.
+    const legacy = this.db.pragma('legacy_alter_table', { simple: true }) as number;
+    this.exec('PRAGMA legacy_alter_table = ON');
+    try {
+      this.exec(`ALTER TABLE main.${quoteIdent(fresh)} RENAME TO ${quoteIdent(name)}`);
+    } finally {
+      if (!legacy && this.db.inTransaction) this.db.exec('PRAGMA legacy_alter_table = OFF');
+    }
+    for (const { sql } of indexes) this.exec(sql);
+    const kinds = [...widened].map(([column, w]) => `WHEN ${quoteLiteral(column)} THEN ${quoteLiteral(kindOfDeclared(w.from))}`).join(' ');
+    await this.run(
+      `UPDATE ${this.dialect.table('ledger')} SET version_kinds = (SELECT json_group_array(CASE j.value ${kinds} ELSE 'unknown' END) FROM (SELECT value FROM json_each(version_columns) ORDER BY key) j)
+       WHERE node = :node AND version_kinds = '[]' AND json_array_length(version_columns) > 0`,
+      { node },
+    );
+  }
+
   async insertRows(table: string, partition: string, version: number, columns: readonly string[], rows: readonly unknown[][]): Promise<void> {
     const insert = this.db.prepare(
       `INSERT INTO ${table} (${PARTITION_COLUMN}, ${VERSION_COLUMN}${columns.map((n) => `, ${quoteIdent(n)}`).join('')}) VALUES (?, ?${columns.map(() => ', ?').join('')})`,
     );
+    const text = columns.length > 0 ? this.declaredText(table, columns) : [];
     this.guard(() => {
-      for (const row of rows) insert.run(partition, version, ...row);
+      for (const row of rows) insert.run(partition, version, ...row.map((value, i) => stored(value, text[i] === true)));
     });
+  }
+
+  /** Per column, whether the table declares it TEXT (prepared afresh: a prepared statement keeps the types it was prepared with). */
+  private declaredText(table: string, columns: readonly string[]): boolean[] {
+    const declared = this.guard(() => this.db.prepare(`SELECT ${columns.map(quoteIdent).join(', ')} FROM ${table} LIMIT 0`).columns());
+    return declared.map((c) => (c.type ?? '').toUpperCase() === 'TEXT');
   }
 
   /** The one door for spec SQL: SQLite's own parser takes it alone as exactly one read-only query, in scope. */
