@@ -33,13 +33,20 @@ export function canonicalNumber(value: number | bigint | string): string {
   return String(value);
 }
 
+/** Whether text reads as a number (NaN and the infinities as PostgreSQL writes them included). */
+function numeric(text: string): boolean {
+  const t = text.trim();
+  return t === 'NaN' || (t !== '' && !Number.isNaN(Number(t)));
+}
+
 /** The canonical form of one value, typed by what the engine said the column holds. */
 export function canonicalValue(value: unknown, kind: ValueKind = 'unknown'): string | null {
   if (value === null || value === undefined) return null;
   if (typeof value === 'number' || typeof value === 'bigint') return `n:${canonicalNumber(value)}`;
   if (typeof value === 'boolean') return `n:${value ? 1 : 0}`;
   if (typeof value === 'string') {
-    if (kind === 'number') return `n:${canonicalNumber(value)}`;
+    // Text that is no number (SQL's text in a column typed for numbers) keeps its own form: as NaN it would hash like any other.
+    if (kind === 'number') return numeric(value) ? `n:${canonicalNumber(value)}` : `s:${value}`;
     if (kind === 'boolean') return `n:${value === 't' || value === 'true' ? 1 : 0}`;
     return `s:${value}`;
   }

@@ -206,7 +206,9 @@ function referenceValue(value: unknown, kind: ValueKind = 'unknown'): string | n
   if (typeof value === 'number' || typeof value === 'bigint') return `n:${referenceNumber(value)}`;
   if (typeof value === 'boolean') return `n:${value ? 1 : 0}`;
   if (typeof value === 'string') {
-    if (kind === 'number') return `n:${referenceNumber(value)}`;
+    // Text that is no number keeps its own form in a column typed for numbers (SQLite's SQL may put it there).
+    const t = value.trim();
+    if (kind === 'number') return t === 'NaN' || (t !== '' && !Number.isNaN(Number(t))) ? `n:${referenceNumber(value)}` : `s:${value}`;
     if (kind === 'boolean') return `n:${value === 't' || value === 'true' ? 1 : 0}`;
     return `s:${value}`;
   }
@@ -287,6 +289,14 @@ describe('RowHasher', () => {
     ])).toBe('93bdd0b6e9b2f2b02fcef5c9b688bd13b1cbcb698565db70d167925dbfebbbc5');
     const many = Array.from({ length: 5000 }, (_, i) => [String(i), `row ${i}`]);
     expect(checksum(['i', 's'], ['number', 'text'], many)).toBe('9f62cf54fe7279c864454202b1c964171d4a47df4e53ba5e963ced3b73634578');
+  });
+
+  it('text that is no number, read from a column typed for numbers, hashes as itself: two such texts do not hash alike as NaN', () => {
+    expect(canonicalValue('abc', 'number')).toBe('s:abc');
+    expect(canonicalValue('', 'number')).toBe('s:');
+    expect(canonicalValue('NaN', 'number')).toBe('n:NaN');
+    expect(canonicalValue(' 12.50 ', 'number')).toBe('n:12.5');
+    expect(hashed(['x'], ['number'], [['abc']]).checksum()).not.toBe(hashed(['x'], ['number'], [['xyz']]).checksum());
   });
 
   it('canonical values are what they were, for every kind of value', () => {
