@@ -63,6 +63,12 @@ export type CoordinatorOptions = {
    * none failed): nothing is left to pause. A workflow change, behind the patch `budget-spent-at-finish`.
    */
   quietFinalBudget?: boolean;
+  /**
+   * The run windows' limits change where one window hands over to another with other limits,
+   * not only where the windows close: a workflow change (a timer at each hand-over), behind the
+   * patch `window-handovers`.
+   */
+  windowHandovers?: boolean;
   /** A new canary backfill (parsed: `parseCanary`); its slice skips what `skip` (--only-changed) keeps. A carried one keeps its own. */
   canary?: Canary | null;
   skip?: Record<string, RangesJSON>;
@@ -129,6 +135,7 @@ export class BackfillCoordinator {
   private announcedCancel: { meta: ControlMeta; at: number } | undefined;
   private readonly allowances: boolean;
   private readonly quietFinalBudget: boolean;
+  private readonly windowHandovers: boolean;
   /** The running spending total each node workflow last reported. */
   private readonly spentTotals: Record<string, Spending>;
 
@@ -141,6 +148,7 @@ export class BackfillCoordinator {
     this.now = options.now ?? (() => 0);
     this.allowances = options.allowances ?? false;
     this.quietFinalBudget = options.quietFinalBudget ?? false;
+    this.windowHandovers = options.windowHandovers ?? false;
     this.spentTotals = { ...carry?.spentTotals };
     this.announcedCancel = announcedOf(carry?.announcedCancel);
     this.readiness = new Readiness(plan, carry?.readiness);
@@ -456,7 +464,7 @@ export class BackfillCoordinator {
   applyWindows(): number | null {
     if (!this.governance?.hasWindows) return null;
     const now = this.now();
-    const next = this.governance.windowLimits(now);
+    const next = this.governance.windowLimits(now, this.windowHandovers);
     const deadline = next && !next.paused ? this.governance.deadline(now) : null;
     const before = JSON.stringify([this.windows && { ...this.windows, nextChangeAt: null }, this.deadline]);
     this.windows = next;

@@ -246,9 +246,12 @@ export class Governance {
     return this.schedules.length > 0;
   }
 
-  /** What the windows say at `now`: paused, lower limits, and when that changes; null without windows. */
-  windowLimits(now: number): EffectiveLimits | null {
-    return this.hasWindows ? effectiveLimits(this.schedules, now, { rate: null, concurrency: null }) : null;
+  /**
+   * What the windows say at `now`: paused, lower limits, and when that changes (with `handovers`,
+   * where one window hands over to another with other limits too); null without windows.
+   */
+  windowLimits(now: number, handovers = false): EffectiveLimits | null {
+    return this.hasWindows ? effectiveLimits(this.schedules, now, { rate: null, concurrency: null }, handovers) : null;
   }
 
   /** While partitions may start: when no new one may (the window's close) and when running ones stop (close + grace). */

@@ -18,7 +18,8 @@
  *   02:30 on Europe/Berlin's spring-forward night is 03:30 CEST. A wall time that happens
  *   twice (the hour repeated when clocks go back) is its first occurrence. So 22:00–06:00
  *   lasts 7 hours on the spring-forward night and 9 on the fall-back night.
- * - Windows that overlap or touch are one window: it closes at the end of the last.
+ * - Windows that overlap or touch are one window: it closes at the end of the last. Where one
+ *   hands over to another with other limits, the limits change there (`RunWindows.nextChange`).
  */
 import { z } from 'zod';
 import { parseDuration } from './duration.ts';
@@ -200,6 +201,17 @@ export class RunWindows {
 
   /** The window intervals opening on the local dates from `fromDay` to `toDay` days around `t`'s, merged where they overlap or touch. */
   intervals(t: number, fromDay = -1, toDay = 8): Interval[] {
+    const merged: Interval[] = [];
+    for (const iv of this.rawIntervals(t, fromDay, toDay)) {
+      const last = merged[merged.length - 1];
+      if (last && iv.start <= last.end) last.end = Math.max(last.end, iv.end);
+      else merged.push({ ...iv });
+    }
+    return merged;
+  }
+
+  /** Each window's own intervals opening on the local dates from `fromDay` to `toDay` days around `t`'s, by start. */
+  private rawIntervals(t: number, fromDay: number, toDay: number): Interval[] {
     const zone = this.spec.timeZone;
     const w = wallTime(zone, t);
     const today = Date.UTC(w.year, w.month - 1, w.day);
@@ -217,13 +229,7 @@ export class RunWindows {
       });
     }
     raw.sort((a, b) => a.start - b.start || a.end - b.end);
-    const merged: Interval[] = [];
-    for (const iv of raw) {
-      const last = merged[merged.length - 1];
-      if (last && iv.start <= last.end) last.end = Math.max(last.end, iv.end);
-      else merged.push({ ...iv });
-    }
-    return merged;
+    return raw;
   }
 
   /** Where `t` stands: inside a window (and until when), or outside (and when the next opens). */
@@ -241,6 +247,32 @@ export class RunWindows {
 
   isOpen(t: number): boolean {
     return this.at(t).open;
+  }
+
+  /**
+   * When what the windows say next changes after `t`: they open or close, or one window hands
+   * over to another with other limits (22:00–23:00 at rate 5, then 23:00–05:00 at full rate:
+   * 23:00, though the two close together at 05:00). Null: never within the week ahead.
+   */
+  nextChange(t: number): number | null {
+    const state = this.at(t);
+    if (!state.open) return state.opensAt;
+    const close = state.closesAt ?? Infinity;
+    const limitsNow = this.limitsKey(state.window);
+    const edges = new Set<number>();
+    for (const iv of this.rawIntervals(t, -1, 8)) {
+      for (const edge of [iv.start, iv.end]) if (edge > t && edge < close) edges.add(edge);
+    }
+    for (const edge of [...edges].sort((a, b) => a - b)) {
+      if (this.limitsKey(this.windowAt(edge)) !== limitsNow) return edge;
+    }
+    return state.closesAt;
+  }
+
+  /** The limits a window sets (as `effectiveLimits` reads them), as a key to compare: windows with the same limits hand over unseen. */
+  private limitsKey(window: number | null): string {
+    const w = this.spec.allow[window ?? 0]!;
+    return `${w.rate ?? null} ${w.concurrency ?? null}`;
   }
 
   /** The first window (by its place in `allow`) whose own span holds `t`. */
@@ -294,15 +326,19 @@ function minCount(a: number | null, b: number | null | undefined): number | null
 /**
  * The limits in force at `t` under every schedule (a spec's and a policy's windows): paused
  * when any schedule pauses, else the lowest rate and concurrency any of them sets.
+ *
+ * `handovers`: `nextChangeAt` is also where one window hands over to another with other limits
+ * (`RunWindows.nextChange`). Without it, the close of the merged windows: a workflow change
+ * (patch `window-handovers`), which runs from before it keep.
  */
-export function effectiveLimits(schedules: readonly RunWindows[], t: number, base: BaseLimits): EffectiveLimits {
+export function effectiveLimits(schedules: readonly RunWindows[], t: number, base: BaseLimits, handovers = false): EffectiveLimits {
   let { rate, concurrency } = base;
   let paused = false;
   let open = true;
   let nextChangeAt: number | null = null;
   for (const schedule of schedules) {
     const state = schedule.at(t);
-    const change = state.open ? state.closesAt : state.opensAt;
+    const change = state.open ? (handovers ? schedule.nextChange(t) : state.closesAt) : state.opensAt;
     if (change !== null) nextChangeAt = nextChangeAt === null ? change : Math.min(nextChangeAt, change);
     if (state.open) {
       const window = schedule.spec.allow[state.window ?? 0]!;

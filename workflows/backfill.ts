@@ -143,6 +143,11 @@ export const APPROVE_SIGNAL_DRAINED = 'approve-signal-drained';
  * was cancelled under a warehouse that went on and committed it with no lease held.
  */
 export const DECISION_OUTLIVES_CANCEL = 'decision-outlives-cancel';
+/**
+ * Patch (docs/workflow-versions.md): the run-window timer wakes where one window hands over to
+ * another with other limits too, not only where the windows close (CoordinatorOptions.windowHandovers).
+ */
+export const WINDOW_HANDOVERS = 'window-handovers';
 
 /** Approvals waiting to be verified beyond this many are ignored (a flood of hand-made signals). */
 const MAX_PENDING_APPROVALS = 5;
@@ -168,6 +173,7 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
   const quietFinalBudget = governed && patched(BUDGET_SPENT_AT_FINISH);
   const cancelWhenItComes = governed && patched(CANCEL_RECORDED_WHEN_IT_COMES);
   const approveDrained = governed && patched(APPROVE_SIGNAL_DRAINED);
+  const windowHandovers = governed && patched(WINDOW_HANDOVERS);
   // Only a run's own continue-as-new carries a judgement to trust: a client's carry (a resume) is judged again.
   const continued = info.continuedFromExecutionRunId !== undefined;
   // A canary arrives in the input (anyone may start one): parsed here; a bad one fails the start, before anything runs.
@@ -186,7 +192,7 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
       concurrency: input.limits?.concurrency !== undefined ? input.limits.concurrency : input.spec.concurrency,
     },
     carry,
-    { now: workflowTime, stage: input.stage === true, allowances, quietFinalBudget, canary: withCanary ? canaryConfig : null, ...(input.skip ? { skip: input.skip } : {}) },
+    { now: workflowTime, stage: input.stage === true, allowances, quietFinalBudget, windowHandovers, canary: withCanary ? canaryConfig : null, ...(input.skip ? { skip: input.skip } : {}) },
   );
   const canary = withCanary ? coordinator.canary : null;
   // Only a backfill started with --stage asks, so no recorded history meets this patch.

@@ -3,9 +3,11 @@ import { describe, expect, it } from 'vitest';
 import { BackfillCoordinator } from '../../core/coordinator.ts';
 import { thrownBackfillError } from './backfill-error.ts';
 import { addFailures } from '../../core/failures.ts';
+import { Governance } from '../../core/governance.ts';
 import { expandPlan } from '../../core/plan.ts';
 import type { NodeReport, NodeStats } from '../../core/protocol.ts';
 import { RangeSet } from '../../core/ranges.ts';
+import { parsePolicy } from '../../core/policy.ts';
 import { NodeScheduler } from '../../core/scheduler.ts';
 import { resolveSpec, type SpecInput } from '../../core/spec.ts';
 
@@ -332,5 +334,65 @@ describe('BackfillCoordinator: the end of a backfill', () => {
     const control = c.takeOutgoing('b');
     expect(c.undeliverable('b', control)).toBe('restart');
     expect(set(c.takeOutgoing('b'))).toEqual([0, 1]);
+  });
+});
+
+describe('BackfillCoordinator: run windows', () => {
+  const spec = resolveSpec({ name: 'w', partitions: { grain: 'day', start: '2024-01-01', end: '2024-03-01' }, nodes: [{ id: 'a', transform: 'noop' }] });
+  const plan = expandPlan(spec);
+  const at = (iso: string) => Date.parse(iso);
+
+  /** A backfill under a policy whose night starts at 1/s from 22:00 and runs at full rate from 23:00 (one merged window until 06:00). */
+  function night(windowHandovers: boolean, clock: { now: number }): BackfillCoordinator {
+    const c = new BackfillCoordinator(plan, { rate: null, concurrency: null }, undefined, { now: () => clock.now, windowHandovers });
+    const admission = Governance.admit({
+      backfillId: 'w',
+      policy: parsePolicy({ version: 1, windows: { timeZone: 'UTC', allow: [{ from: '22:00', to: '23:00', rate: 1 }, { from: '23:00', to: '06:00' }] } }),
+      policyHash: 'sha256:p',
+      policyPath: 'p.yaml',
+      spec,
+      partitions: plan.totalPartitions,
+      limits: c.controlState(),
+      overrides: {},
+      planHash: 'sha256:plan',
+      request: { identity: 'starter' },
+      startSignature: null,
+      priority: { key: null, fairnessKey: null, fairnessWeight: null },
+      now: clock.now,
+    });
+    if (!admission.admitted) throw new Error(admission.message);
+    c.govern(admission.governance);
+    c.releaseInitial();
+    return c;
+  }
+
+  /** What the workflow's window watcher does: look at the windows, sleep until the next change; the settings after each wake. */
+  function watch(c: BackfillCoordinator, clock: { now: number }, until: number): string[] {
+    const seen: string[] = [];
+    for (let next = c.applyWindows(); next !== null && next <= until; next = c.applyWindows()) {
+      clock.now = next;
+      c.applyWindows();
+      c.refreshSettings();
+      const s = c.settingsOf('a');
+      seen.push(`${new Date(clock.now).toISOString().slice(11, 16)} rate ${s.rate} ${s.paused ? 'paused' : 'runs'}`);
+    }
+    return seen;
+  }
+
+  it('the timer wakes where one window hands over to another with other limits, so the edge rate ends at 23:00', () => {
+    const clock = { now: at('2024-05-01T21:00:00Z') };
+    const c = night(true, clock);
+    expect(c.settingsOf('a')).toMatchObject({ paused: true });
+    expect(watch(c, clock, at('2024-05-02T06:00:00Z'))).toEqual(['22:00 rate 1 runs', '23:00 rate null runs', '06:00 rate null paused']);
+    // The close partitions must not start after stays the merged window's.
+    clock.now = at('2024-05-01T22:30:00Z');
+    const other = night(true, clock);
+    expect(other.settingsOf('a')).toMatchObject({ rate: 1, openUntil: at('2024-05-02T06:00:00Z') });
+  });
+
+  it('runs from before the patch window-handovers sleep until the merged window closes: the edge rate holds all night', () => {
+    const clock = { now: at('2024-05-01T21:00:00Z') };
+    const c = night(false, clock);
+    expect(watch(c, clock, at('2024-05-02T06:00:00Z'))).toEqual(['22:00 rate 1 runs', '06:00 rate null paused']);
   });
 });

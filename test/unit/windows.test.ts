@@ -9,6 +9,7 @@ import {
   instantOf,
   isTimeZone,
   offsetAt,
+  startDeadline,
   wallTime,
   type WindowsInput,
 } from '../../core/windows.ts';
@@ -209,10 +210,59 @@ describe('RunWindows', () => {
 describe('effectiveLimits', () => {
   const base = { rate: 200, concurrency: 20 };
 
-  it('inside a window keeps the base limits, below any the window sets', () => {
+  it('inside a window keeps the base limits, below any the window sets; the next change is where the limits change', () => {
     const w = windows({ allow: [{ from: '00:00', to: '06:00', rate: 50 }, { from: '06:00', to: '08:00' }] });
-    expect(effectiveLimits([w], at('2024-05-01T01:00:00Z'), base)).toEqual({ rate: 50, concurrency: 20, paused: false, open: true, nextChangeAt: at('2024-05-01T08:00:00Z') });
-    expect(effectiveLimits([w], at('2024-05-01T07:00:00Z'), base)).toMatchObject({ rate: 200, concurrency: 20, paused: false, open: true });
+    expect(effectiveLimits([w], at('2024-05-01T01:00:00Z'), base, true)).toEqual({ rate: 50, concurrency: 20, paused: false, open: true, nextChangeAt: at('2024-05-01T06:00:00Z') });
+    expect(effectiveLimits([w], at('2024-05-01T07:00:00Z'), base, true)).toEqual({ rate: 200, concurrency: 20, paused: false, open: true, nextChangeAt: at('2024-05-01T08:00:00Z') });
+    // Runs from before the patch window-handovers: the close of the merged windows, so the rate of 50 held until 08:00.
+    expect(effectiveLimits([w], at('2024-05-01T01:00:00Z'), base)).toMatchObject({ rate: 50, nextChangeAt: at('2024-05-01T08:00:00Z') });
+  });
+
+  it('a window handing over to another with other limits is a change, though the merged windows close later', () => {
+    // The edges of the night at 5/s, the middle at full rate: 22:00–06:00 is one merged window.
+    const night = windows({ allow: [{ from: '22:00', to: '23:00', rate: 5 }, { from: '23:00', to: '05:00' }, { from: '05:00', to: '06:00', rate: 5 }] });
+    const limits = (iso: string) => effectiveLimits([night], at(iso), base, true);
+    expect(limits('2024-05-01T21:00:00Z')).toMatchObject({ paused: true, nextChangeAt: at('2024-05-01T22:00:00Z') });
+    expect(limits('2024-05-01T22:30:00Z')).toMatchObject({ rate: 5, nextChangeAt: at('2024-05-01T23:00:00Z') });
+    expect(limits('2024-05-01T23:00:00Z')).toMatchObject({ rate: 200, nextChangeAt: at('2024-05-02T05:00:00Z') });
+    expect(limits('2024-05-02T05:30:00Z')).toMatchObject({ rate: 5, nextChangeAt: at('2024-05-02T06:00:00Z') });
+    // The real close stays the merged window's: partitions may start until 06:00.
+    expect(night.at(at('2024-05-01T22:30:00Z')).closesAt).toBe(at('2024-05-02T06:00:00Z'));
+    expect(startDeadline([night], at('2024-05-01T22:30:00Z'))?.notAfter).toBe(at('2024-05-02T06:00:00Z'));
+    // Windows with the same limits hand over unseen; an overlap changes where the later window's limits take over.
+    expect(windows({ allow: [{ from: '00:00', to: '12:00' }, { from: '12:00', to: '24:00' }] }).nextChange(at('2024-05-01T10:00:00Z'))).toBeNull();
+    const overlapping = windows({ allow: [{ from: '08:00', to: '12:00', concurrency: 2 }, { from: '11:00', to: '14:00' }] });
+    expect(overlapping.nextChange(at('2024-05-01T09:00:00Z'))).toBe(at('2024-05-01T12:00:00Z'));
+    expect(overlapping.nextChange(at('2024-05-01T12:00:00Z'))).toBe(at('2024-05-01T14:00:00Z'));
+  });
+
+  it('nextChangeAt agrees with a scan: the limits hold until it and change there (DST nights too)', () => {
+    const key = (w: RunWindows, t: number) => {
+      const { nextChangeAt: _, ...limits } = effectiveLimits([w], t, base, true);
+      return JSON.stringify(limits);
+    };
+    const schedules: Array<[WindowsInput, string]> = [
+      [{ allow: [{ from: '22:00', to: '23:00', rate: 5 }, { from: '23:00', to: '05:00' }, { from: '05:00', to: '06:00', concurrency: 2 }] }, '2024-05-01T00:00:00Z'],
+      // Midnight does not exist on 8 September 2024 in Santiago (clocks go from 00:00 to 01:00).
+      [{ timeZone: 'America/Santiago', allow: [{ from: '20:00', to: '00:00' }, { from: '00:00', to: '01:00', rate: 1 }] }, '2024-09-05T00:00:00Z'],
+      [{ timeZone: 'Europe/Berlin', allow: [{ days: ['mon', 'tue', 'wed', 'thu', 'fri', 'sat'], from: '00:00', to: '24:00' }, { days: ['sun'], from: '00:00', to: '23:00', rate: 3 }] }, '2024-10-24T00:00:00Z'],
+    ];
+    for (const [input, startIso] of schedules) {
+      const w = windows(input);
+      const end = at(startIso) + 4 * 24 * H;
+      let changes = 0;
+      for (let t = at(startIso); t < end; changes++) {
+        const next = effectiveLimits([w], t, base, true).nextChangeAt;
+        expect(next, `${startIso} ${new Date(t).toISOString()}`).not.toBeNull();
+        for (let m = t + 10 * 60_000; m < Math.min(next!, end); m += 10 * 60_000) expect(key(w, m), new Date(m).toISOString()).toBe(key(w, t));
+        if (next! < end) {
+          expect(key(w, next! - 1), new Date(next! - 1).toISOString()).toBe(key(w, t));
+          expect(key(w, next!), new Date(next!).toISOString()).not.toBe(key(w, t));
+        }
+        t = next!;
+      }
+      expect(changes).toBeGreaterThanOrEqual(4);
+    }
   });
 
   it("outside, pauses, or lowers the rate (never raises it)", () => {
