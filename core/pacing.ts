@@ -259,17 +259,29 @@ export class LatencyPacer {
   }
 
   /**
+   * Whether the cap is what holds work back: `inFlight` activities run, as many as it allows,
+   * and fewer than the node's `concurrency` (of which a share of nothing, 0, holds it instead).
+   */
+  binds(inFlight: number, concurrency: number): boolean {
+    return this.cap !== null && concurrency > 0 && Math.floor(this.cap) < concurrency && inFlight >= this.limit(concurrency);
+  }
+
+  /**
    * `elapsedMs` passed with work waiting: the cap climbs while the p95 is well under the target
    * (not before a latency since the last slow-down says so), and is lifted once it reaches the
    * node's concurrency. Returns whether the limit that applies changed.
+   *
+   * `keepAtZero`: a concurrency of 0 (a hold) never lifts the cap, which would let the node
+   * restart at full concurrency against a system it measured as overloaded. Off in runs from
+   * before it existed (patch `latency-cap-climbs-when-it-binds`).
    */
-  onCalm(targetMs: number, concurrency: number, elapsedMs: number): boolean {
+  onCalm(targetMs: number, concurrency: number, elapsedMs: number, keepAtZero = false): boolean {
     if (this.cap === null) return false;
     const high = p95(this.samples);
     if (high === null || high > targetMs * CLIMB_BELOW) return false;
     const before = this.limit(concurrency);
     this.cap += elapsedMs / targetMs;
-    if (this.cap >= concurrency) this.cap = null;
+    if (this.cap >= concurrency && !(keepAtZero && concurrency <= 0)) this.cap = null;
     return this.limit(concurrency) !== before;
   }
 

@@ -53,6 +53,15 @@ export type SchedulerOptions = {
    * 5), so a round left partitions for more, smaller activities. Off in runs from before it existed.
    */
   evenShares?: boolean;
+  /**
+   * The latency cap climbs only while it is what holds work back (not paused, as many running
+   * as it allows, below the concurrency), and time is counted under the settings it passed
+   * under; a concurrency of 0 never lifts it. Before, it climbed whenever work waited, so a
+   * hold, a night outside the run windows or a lowered concurrency lifted it, and the node
+   * went on at full concurrency against a system it had measured as overloaded. Off in runs
+   * from before it existed.
+   */
+  climbWhenBinding?: boolean;
 };
 
 /**
@@ -151,6 +160,11 @@ export class NodeScheduler {
   private reportedRunning = 0;
   /** Pauses the last finish has not passed yet (a span counts a pause once it holds all of it). */
   private pauses: Pause[];
+  /**
+   * The latency cap held work back when batches were last started (or settings last changed):
+   * the time until the next `advance` lets it climb. Batches that land in between leave it set.
+   */
+  private capHolds = false;
 
   /**
    * A fresh scheduler holds `ready` (of which `recheck` may have been published by a node
@@ -196,9 +210,12 @@ export class NodeScheduler {
   /** New settings from the parent at workflow time `now`; older ones (a lower seq) are ignored. Returns whether they applied. */
   configure(settings: NodeSettings, now: number): boolean {
     if (settings.seq <= this.settings.seq) return false;
+    // The time before the change counts under the settings it passed under (a pause lets no cap climb).
+    if (this.options.climbWhenBinding) this.advance(now);
     if (settings.paused !== this.settings.paused) this.notePause(settings.paused, now);
     this.settings = settings;
     this.applyPace();
+    this.noteCapHolds();
     this.stateChanged = true;
     return true;
   }
@@ -258,11 +275,16 @@ export class NodeScheduler {
     }
     const target = this.options.latencyTargetMs;
     // The latency cap climbs only while it holds work back.
-    if (target && !this.queue.isEmpty && this.bucket.available >= 1 && this.latency.onCalm(target, this.settings.concurrency, elapsed)) {
+    if (target && (this.capHolds || !this.options.climbWhenBinding) && !this.queue.isEmpty && this.bucket.available >= 1 && this.latency.onCalm(target, this.settings.concurrency, elapsed, this.options.climbWhenBinding)) {
       this.applyPace();
       this.stateChanged = true;
     }
     this.throttledSinceAdvance = false;
+  }
+
+  /** Whether the latency cap holds work back from now on (SchedulerOptions.climbWhenBinding). */
+  private noteCapHolds(): void {
+    this.capHolds = !this.settings.paused && !this.queue.isEmpty && this.latency.binds(this.inFlight.size, this.settings.concurrency);
   }
 
   /** How long to wait before the next pacing tick, or null when no tick is needed. */
@@ -305,6 +327,7 @@ export class NodeScheduler {
       this.inFlight.set(id, { indices, epoch: this.congestionEpoch, at });
       batches.push({ id, indices, recheck, throttled: indices.map((i) => this.throttleCounts.get(i) ?? 0) });
     }
+    this.noteCapHolds();
     return batches;
   }
 

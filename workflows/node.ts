@@ -71,6 +71,8 @@ export const REPORT_WHEN_IDLE = 'report-when-idle';
 export const LATENCY_CAP_HOLDS = 'latency-cap-holds';
 /** Patch (docs/workflow-versions.md): automatic batches started together share the queue evenly (SchedulerOptions.evenShares). */
 export const EVEN_BATCH_SHARES = 'even-batch-shares';
+/** Patch (docs/workflow-versions.md): the latency cap climbs only while it holds work back (SchedulerOptions.climbWhenBinding). */
+export const LATENCY_CAP_CLIMBS_WHEN_IT_BINDS = 'latency-cap-climbs-when-it-binds';
 
 type PartitionActivities = { runPartitions(input: RunPartitionsInput): Promise<RunPartitionsResult> };
 
@@ -145,7 +147,8 @@ export async function nodeWorkflow(input: NodeInput): Promise<NodeSummary> {
   const reportWhenIdle = patched(REPORT_WHEN_IDLE);
   const zeroHolds = patched(LATENCY_CAP_HOLDS);
   const evenShares = patched(EVEN_BATCH_SHARES);
-  const schedulerOptions = (node: ResolvedNode) => ({ ...schedulerOptionsOf(node, reportRunning), zeroHolds, evenShares });
+  const climbWhenBinding = patched(LATENCY_CAP_CLIMBS_WHEN_IT_BINDS);
+  const schedulerOptions = (node: ResolvedNode) => ({ ...schedulerOptionsOf(node, reportRunning), zeroHolds, evenShares, climbWhenBinding });
   const scheduler = new NodeScheduler(
     schedulerOptions(spec),
     input.settings,

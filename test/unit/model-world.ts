@@ -251,7 +251,7 @@ export class World {
   }
 
   private options(spec: ResolvedNode): SchedulerOptions {
-    return { ...schedulerOptionsOf(spec, true), zeroHolds: true, evenShares: true };
+    return { ...schedulerOptionsOf(spec, true), zeroHolds: true, evenShares: true, climbWhenBinding: true };
   }
 
   // ---- the parent's loop (workflows/backfill.ts) ----

@@ -404,6 +404,22 @@ describe('LatencyPacer', () => {
     expect(pacer.active).toBe(false);
   });
 
+  it('binds only while as many run as it allows, below a concurrency above 0; a concurrency of 0 lifts it only in runs from before', () => {
+    const pacer = new LatencyPacer();
+    pacer.observe(high(LATENCY_MIN_SAMPLES), 500, 20, 40);
+    expect(pacer.limit(40)).toBe(10);
+    expect(pacer.binds(10, 40)).toBe(true);
+    expect(pacer.binds(9, 40)).toBe(false);
+    expect(pacer.binds(10, 10)).toBe(false);
+    expect(pacer.binds(10, 5)).toBe(false);
+    expect(pacer.binds(10, 0)).toBe(false);
+    pacer.observe([100], 500, 10, 40);
+    expect(pacer.onCalm(500, 0, 1000, true)).toBe(false);
+    expect(pacer.active).toBe(true);
+    pacer.onCalm(500, 0, 1000);
+    expect(pacer.active).toBe(false);
+  });
+
   it('keeps only the latest latencies, and carries everything through JSON', () => {
     const pacer = new LatencyPacer();
     pacer.observe(Array.from({ length: 100 }, (_, i) => i), 1000, 4, 4);

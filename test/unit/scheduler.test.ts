@@ -478,7 +478,7 @@ class SimulatedService {
 
 describe('NodeScheduler: pacing on measured latency', () => {
   const paced = (concurrency: number, target = 500) =>
-    new NodeScheduler(options({ latencyTargetMs: target }), settings({ concurrency }), span(0, 1_000_000));
+    new NodeScheduler(options({ latencyTargetMs: target, zeroHolds: true, climbWhenBinding: true }), settings({ concurrency }), span(0, 1_000_000));
 
   for (const shape of [
     { base: 50, capacity: 2 },
@@ -549,6 +549,69 @@ describe('NodeScheduler: pacing on measured latency', () => {
         expect(started).toBeGreaterThan(0);
       }
     }
+  });
+
+  describe('the cap climbs only while it holds work back (climbWhenBinding)', () => {
+    const M = 60_000;
+    /** Capped at 9 by its latency target (1 min) with 9 running; its latest latencies (30 s) let it climb one activity a minute. */
+    function capped(climbWhenBinding: boolean): { s: NodeScheduler; running: Batch[] } {
+      const opts = options({ latencyTargetMs: M, zeroHolds: true, climbWhenBinding });
+      const fresh = new NodeScheduler(opts, settings({ concurrency: 40 }), span(0, 1_000_000));
+      fresh.advance(0);
+      const s = new NodeScheduler(opts, settings({ concurrency: 40 }), undefined, { ...fresh.toState(), latency: { limit: 9, samples: Array(20).fill(30_000), slowdowns: 1 } });
+      const running = s.startable();
+      expect(running).toHaveLength(9);
+      return { s, running };
+    }
+
+    it('climbs one activity a minute while as many run as the cap allows, batches landing in between too', () => {
+      const { s, running } = capped(true);
+      complete(s, running[0]!, 30_000);
+      s.advance(M);
+      expect(s.currentStats().concurrency).toBe(10);
+      expect(s.startable()).toHaveLength(2);
+      // Fewer running than the cap allows (nothing waits for it): it holds.
+      const { s: idle, running: landing } = capped(true);
+      for (const batch of landing) complete(idle, batch);
+      idle.configure(settings({ seq: 2, concurrency: 40 }), 0);
+      idle.advance(10 * M);
+      expect(idle.toState().latency?.limit).toBe(9);
+    });
+
+    it('a share of 0 (a hold) keeps the cap: the node goes on at it, not at its concurrency; runs from before lifted it', () => {
+      for (const climbWhenBinding of [true, false]) {
+        const { s } = capped(climbWhenBinding);
+        s.configure(settings({ seq: 2, concurrency: 0 }), 0);
+        s.advance(M);
+        s.configure(settings({ seq: 3, concurrency: 40 }), M);
+        s.advance(M + 1);
+        expect(s.startable()).toHaveLength(climbWhenBinding ? 0 : 31);
+      }
+    });
+
+    it('a night paused (outside the run window) lets no time count: the cap is where it was', () => {
+      for (const climbWhenBinding of [true, false]) {
+        const { s, running } = capped(climbWhenBinding);
+        s.configure(settings({ seq: 2, concurrency: 40, paused: true }), 0);
+        for (const batch of running) complete(s, batch, M);
+        s.advance(M);
+        const morning = 8 * 60 * M;
+        s.configure(settings({ seq: 3, concurrency: 40 }), morning);
+        s.advance(morning);
+        expect(s.startable()).toHaveLength(climbWhenBinding ? 9 : 40);
+      }
+    });
+
+    it('a concurrency lowered below the cap for a while does not lift it', () => {
+      for (const climbWhenBinding of [true, false]) {
+        const { s } = capped(climbWhenBinding);
+        s.configure(settings({ seq: 2, concurrency: 5 }), 0);
+        s.advance(2 * M);
+        s.configure(settings({ seq: 3, concurrency: 40 }), 2 * M);
+        s.advance(2 * M + 1);
+        expect(s.currentStats().concurrency).toBe(climbWhenBinding ? 9 : 40);
+      }
+    });
   });
 
   it('carries its cap and latencies across continue-as-new', () => {
