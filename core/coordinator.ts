@@ -69,6 +69,13 @@ export type CoordinatorOptions = {
    * patch `window-handovers`.
    */
   windowHandovers?: boolean;
+  /**
+   * After a canary's approval, a node workflow started again counts its spending from 0, so its
+   * cost allowance goes on from what its grant had left, as after a restart. Before, it kept the
+   * grant in the old workflow's running total: a new node could spend the whole cap again. A
+   * workflow change (the settings it starts with, then its signals), behind the patch `canary-start-counts-afresh`.
+   */
+  canaryCountsAfresh?: boolean;
   /** A new canary backfill (parsed: `parseCanary`); its slice skips what `skip` (--only-changed) keeps. A carried one keeps its own. */
   canary?: Canary | null;
   skip?: Record<string, RangesJSON>;
@@ -136,6 +143,7 @@ export class BackfillCoordinator {
   private readonly allowances: boolean;
   private readonly quietFinalBudget: boolean;
   private readonly windowHandovers: boolean;
+  private readonly canaryCountsAfresh: boolean;
   /** The running spending total each node workflow last reported. */
   private readonly spentTotals: Record<string, Spending>;
 
@@ -149,6 +157,7 @@ export class BackfillCoordinator {
     this.allowances = options.allowances ?? false;
     this.quietFinalBudget = options.quietFinalBudget ?? false;
     this.windowHandovers = options.windowHandovers ?? false;
+    this.canaryCountsAfresh = options.canaryCountsAfresh ?? false;
     this.spentTotals = { ...carry?.spentTotals };
     this.announcedCancel = announcedOf(carry?.announcedCancel);
     this.readiness = new Readiness(plan, carry?.readiness);
@@ -873,13 +882,7 @@ export class BackfillCoordinator {
     const attempt = (this.restarts[id] ?? 0) + 1;
     if (attempt > maxRestarts) return null;
     this.restarts[id] = attempt;
-    // The new node workflow counts its spending from 0: what its grant had left goes with it.
-    const allowance = this.settings.get(id)?.allowance;
-    if (allowance) {
-      this.settings.set(id, { ...this.settings.get(id)!, allowance: { ...allowance, until: Math.max(0, allowance.until - (this.spentTotals[id]?.[allowance.metric] ?? 0)) } });
-      this.settingsStale = true;
-    }
-    delete this.spentTotals[id];
+    this.countAfresh(id);
     this.refreshSettings();
     // What it held is in hands; what was on its way to it is in the outbox: one new start carries both.
     const ready = this.readiness.inHands(id);
@@ -892,10 +895,21 @@ export class BackfillCoordinator {
    * slice): every partition in hands, and its settings. Not counted as a restart.
    */
   startAgain(id: string): { ready: RangeSet; settings: NodeSettings; node: ResolvedNode } {
+    if (this.canaryCountsAfresh) this.countAfresh(id);
     this.refreshSettings();
     const ready = this.readiness.inHands(id);
     this.outbox.set(id, { ready: new RangeSet(), settingsDirty: false, specDirty: false, finish: false });
     return { ready, settings: this.settings.get(id)!, node: this.specs.get(id)! };
+  }
+
+  /** A new node workflow counts its spending from 0: what its grant had left goes with it. */
+  private countAfresh(id: string): void {
+    const allowance = this.settings.get(id)?.allowance;
+    if (allowance) {
+      this.settings.set(id, { ...this.settings.get(id)!, allowance: { ...allowance, until: Math.max(0, allowance.until - (this.spentTotals[id]?.[allowance.metric] ?? 0)) } });
+      this.settingsStale = true;
+    }
+    delete this.spentTotals[id];
   }
 
   /** The canary is approved and published, and the rest is not released yet: `liftCanary` next. */

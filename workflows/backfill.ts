@@ -148,6 +148,12 @@ export const DECISION_OUTLIVES_CANCEL = 'decision-outlives-cancel';
  * another with other limits too, not only where the windows close (CoordinatorOptions.windowHandovers).
  */
 export const WINDOW_HANDOVERS = 'window-handovers';
+/**
+ * Patch (docs/workflow-versions.md): after a canary's approval, the node workflows started again
+ * count their spending from 0, and their cost allowances from what their grants had left
+ * (CoordinatorOptions.canaryCountsAfresh).
+ */
+export const CANARY_START_COUNTS_AFRESH = 'canary-start-counts-afresh';
 
 /** Approvals waiting to be verified beyond this many are ignored (a flood of hand-made signals). */
 const MAX_PENDING_APPROVALS = 5;
@@ -185,6 +191,8 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
   }
   // Only a backfill with a canary asks, so no recorded history meets this patch.
   const withCanary = (canaryConfig !== null || carry?.canary !== undefined) && patched(CANARY);
+  // Only a governed backfill with a canary asks.
+  const canaryCountsAfresh = withCanary && allowances && patched(CANARY_START_COUNTS_AFRESH);
   const coordinator = new BackfillCoordinator(
     plan,
     {
@@ -192,7 +200,7 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
       concurrency: input.limits?.concurrency !== undefined ? input.limits.concurrency : input.spec.concurrency,
     },
     carry,
-    { now: workflowTime, stage: input.stage === true, allowances, quietFinalBudget, windowHandovers, canary: withCanary ? canaryConfig : null, ...(input.skip ? { skip: input.skip } : {}) },
+    { now: workflowTime, stage: input.stage === true, allowances, quietFinalBudget, windowHandovers, canaryCountsAfresh, canary: withCanary ? canaryConfig : null, ...(input.skip ? { skip: input.skip } : {}) },
   );
   const canary = withCanary ? coordinator.canary : null;
   // Only a backfill started with --stage asks, so no recorded history meets this patch.

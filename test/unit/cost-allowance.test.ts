@@ -6,6 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { noSpending, type Spending } from '../../core/budget.ts';
+import { parseCanary } from '../../core/canary.ts';
 import { BackfillCoordinator, resumeCarry } from '../../core/coordinator.ts';
 import { Governance } from '../../core/governance.ts';
 import { parseNodeControl } from '../../core/node-control.ts';
@@ -29,11 +30,15 @@ const stats: NodeStats = { running: 0, rate: null, concurrency: 4, throttles: 0,
 const cost = (reported: number): Spending => ({ ...noSpending(), reported });
 
 function governed(
-  options: { allowances?: boolean; limit?: number } = {},
+  options: { allowances?: boolean; limit?: number; canary?: { countsAfresh: boolean } } = {},
   carry?: Omit<BackfillCarry, 'runKey' | 'childrenRunning' | 'startedAt' | 'runs'>,
   limits: { rate: number | null; concurrency: number | null } = { rate: null, concurrency: null },
 ): BackfillCoordinator {
-  const coordinator = new BackfillCoordinator(plan, limits, carry, { now: () => 0, allowances: options.allowances ?? true });
+  const coordinator = new BackfillCoordinator(plan, limits, carry, {
+    now: () => 0,
+    allowances: options.allowances ?? true,
+    ...(options.canary ? { canary: parseCanary({ partitions: 1 }), canaryCountsAfresh: options.canary.countsAfresh } : {}),
+  });
   const admission = Governance.admit({
     backfillId: 'metered',
     policy: parsePolicy({ version: 1, budgets: { cost: { metric: 'reported', unit: 'credits', limit: options.limit ?? 100, max: 1000 } } }),
@@ -98,6 +103,26 @@ describe('cost allowances', () => {
     c.onReport(report('a', [0, 2], cost(30), cost(30)));
     const restarted = c.restartNode('a', 3)!;
     expect(restarted.settings.allowance).toEqual({ metric: 'reported', until: 20 });
+  });
+
+  it("after a canary's approval, the node workflows started again count from 0 and keep what their grants had left; runs from before kept the whole cap", () => {
+    for (const countsAfresh of [true, false]) {
+      const c = governed({ canary: { countsAfresh } });
+      // The slice: one partition a node, 40 credits for a's, 10 for b's.
+      const slice = (id: string) => [...c.takeInitial(id)][0]!;
+      const [a, b] = [slice('a'), slice('b')];
+      c.onReport(report('a', [a, a], cost(40), cost(40)));
+      c.onReport(report('b', [b, b], cost(10), cost(10)));
+      c.finishAll();
+      c.settleCanary();
+      c.beginCanaryDecision('approve', { by: 'ana@host', reason: 'diff reviewed' }, 1);
+      c.canary!.end(true);
+      c.liftCanary();
+      const [again, againB] = [c.startAgain('a'), c.startAgain('b')];
+      // 50 credits are left of 100; the new node workflows count from 0. Before, their grants
+      // were in the old workflows' totals (40 + 25, 10 + 25): together the whole cap again.
+      expect([again.settings.allowance?.until, againB.settings.allowance?.until]).toEqual(countsAfresh ? [25, 25] : [65, 35]);
+    }
   });
 
   it('stay while the budget holds the backfill (a node may not have heard of the hold yet), and grow after set-budget', () => {

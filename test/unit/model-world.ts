@@ -173,7 +173,7 @@ export class World {
    * (what the ended run spent and its audit trail go on); a continue-as-new carries its judgement.
    */
   private coordinator(limits: { rate: number | null; concurrency: number | null }, carry?: BackfillCarry, continued = false): BackfillCoordinator {
-    const parent = new BackfillCoordinator(this.plan, limits, carry, { now: () => this.now, stage: this.staged, allowances: true, quietFinalBudget: true, windowHandovers: true, canary: this.canary });
+    const parent = new BackfillCoordinator(this.plan, limits, carry, { now: () => this.now, stage: this.staged, allowances: true, quietFinalBudget: true, windowHandovers: true, canaryCountsAfresh: true, canary: this.canary });
     if (!this.governance) return parent;
     if (continued) {
       if (!carry?.governance) fail('a governed run continued as new without its governance');
