@@ -146,6 +146,8 @@ export class BackfillCoordinator {
   private readonly canaryCountsAfresh: boolean;
   /** The running spending total each node workflow last reported. */
   private readonly spentTotals: Record<string, Spending>;
+  /** When the backfill let nothing start (BackfillCarry.held): noted where the settings are computed, with the workflow's clock. */
+  private readonly heldSpans: Array<[from: number, to: number | null]>;
 
   constructor(
     private readonly plan: Plan,
@@ -160,6 +162,7 @@ export class BackfillCoordinator {
     this.canaryCountsAfresh = options.canaryCountsAfresh ?? false;
     this.spentTotals = { ...carry?.spentTotals };
     this.announcedCancel = announcedOf(carry?.announcedCancel);
+    this.heldSpans = (carry?.held ?? []).map(([from, to]): [number, number | null] => [from, to]);
     this.readiness = new Readiness(plan, carry?.readiness);
     // Decided at the first start, then carried (continue-as-new, resume).
     this.staged = carry?.staged ? new StagedGate(carry.staged) : options.stage && !carry ? new StagedGate() : null;
@@ -745,6 +748,7 @@ export class BackfillCoordinator {
       ? { rate: minRate(this.limits.rate, w.rate), concurrency: w.concurrency === null ? this.limits.concurrency : Math.min(this.limits.concurrency ?? Infinity, w.concurrency) }
       : this.limits;
     const paused = this.held;
+    this.noteHeld(paused);
     const deadline = this.deadline;
     const shares = nodeShares(
       limits,
@@ -779,6 +783,17 @@ export class BackfillCoordinator {
       this.settings.set(node.id, { ...next, seq: (prev?.seq ?? 0) + 1 });
       this.out(node.id).settingsDirty = true;
     }
+  }
+
+  /**
+   * Every change of what holds the backfill marks its settings stale, so this sees each hold
+   * begin and end. Only queries and the carry read the spans: no command depends on them.
+   */
+  private noteHeld(held: boolean): void {
+    const last = this.heldSpans[this.heldSpans.length - 1];
+    const holding = last !== undefined && last[1] === null;
+    if (held && !holding) this.heldSpans.push([this.now(), null]);
+    else if (!held && holding) last[1] = this.now();
   }
 
   /**
@@ -942,6 +957,7 @@ export class BackfillCoordinator {
       failures: this.failures,
       lastSettings: this.settings,
       runs,
+      held: this.heldSpans,
     });
     return { ...progress, ...(g ? { governance: g.view(this.now(), holds) } : {}), ...(this.canary ? { canary: this.canary.view() } : {}) };
   }
@@ -975,6 +991,7 @@ export class BackfillCoordinator {
       ...(this.governance ? { governance: this.governance.toJSON() } : {}),
       ...(Object.keys(this.spentTotals).length > 0 ? { spentTotals: { ...this.spentTotals } } : {}),
       ...(this.announcedCancel ? { announcedCancel: { meta: { ...this.announcedCancel.meta }, at: this.announcedCancel.at } } : {}),
+      ...(this.heldSpans.length > 0 ? { held: this.heldSpans.map(([from, to]): [number, number | null] => [from, to]) } : {}),
     };
   }
 

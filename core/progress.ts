@@ -16,7 +16,14 @@ export type ProgressInputs = {
   failures: Readonly<Record<string, FailureGroup[]>>;
   lastSettings: ReadonlyMap<string, NodeSettings>;
   runs: number;
+  /** When the backfill let nothing start, by the parent's clock (BackfillCarry.held); absent: only the nodes' pausedMs are known. */
+  held?: ReadonlyArray<readonly [from: number, to: number | null]>;
 };
+
+/** How much of `spans` (an open one: until now) lies within [from, to]. */
+export function heldWithin(spans: ReadonlyArray<readonly [from: number, to: number | null]>, from: number, to: number): number {
+  return spans.reduce((sum, [start, end]) => sum + Math.max(0, Math.min(end ?? Infinity, to) - Math.max(start, from)), 0);
+}
 
 /** The time from the first start to the last finish, less the time paused within it; null before both are known. */
 export function workSpanMs(stats: Pick<NodeStats, 'firstStartedAt' | 'lastFinishedAt' | 'pausedMs'>): number | null {
@@ -95,9 +102,13 @@ export function progressOf(inputs: ProgressInputs): Progress {
   const completed = reported.reduce((acc, r) => acc + r.completed, 0);
   const firsts = reported.map((r) => r.firstStartedAt).filter((v): v is number => v !== null);
   const lasts = reported.map((r) => r.lastFinishedAt).filter((v): v is number => v !== null);
-  // Paused time: what every node was paused for (one node paused alone left the others working).
-  const pausedMs = reported.length > 0 ? Math.min(...reported.map((r) => r.pausedMs ?? 0)) : 0;
-  const span = workSpanMs({ firstStartedAt: firsts.length > 0 ? Math.min(...firsts) : null, lastFinishedAt: lasts.length > 0 ? Math.max(...lasts) : null, pausedMs });
+  const first = firsts.length > 0 ? Math.min(...firsts) : null;
+  const last = lasts.length > 0 ? Math.max(...lasts) : null;
+  // What every node was paused for is a floor only: a node that finished before a pause counts none of it.
+  // The backfill's own held spans count it all (a run from before they were kept has the floor alone).
+  const everyNode = reported.length > 0 ? Math.min(...reported.map((r) => r.pausedMs ?? 0)) : 0;
+  const pausedMs = first !== null && last !== null && inputs.held ? Math.max(everyNode, heldWithin(inputs.held, first, last)) : everyNode;
+  const span = workSpanMs({ firstStartedAt: first, lastFinishedAt: last, pausedMs });
   const throughput = throughputOf(completed, span);
   const total = sum((n) => n.total);
   const done = sum((n) => n.done);

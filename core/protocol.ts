@@ -176,6 +176,12 @@ export type BackfillCarry = {
   warehouse?: { id: string; location: string };
   /** The running spending total each node workflow last reported (`NodeReport.total`), for their cost allowances. */
   spentTotals?: Record<string, Spending>;
+  /**
+   * When the backfill let nothing start (paused, a budget, an approval, outside its run windows),
+   * by the parent's clock: [from, to] (to null: it still is). Throughput and ETA leave them out.
+   * Absent: a run from before it was kept.
+   */
+  held?: Array<[from: number, to: number | null]>;
   /** The backfill emits OpenLineage events; `ended`: the nodes whose run's end was emitted. Absent: it emits none (started before it could). */
   lineage?: { ended: string[] };
   /** A staged backfill: where it is between staging and its decision. Absent: it publishes as it goes. */

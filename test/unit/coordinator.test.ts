@@ -337,6 +337,37 @@ describe('BackfillCoordinator: the end of a backfill', () => {
   });
 });
 
+describe('BackfillCoordinator: the time the backfill was held', () => {
+  it('throughput leaves out an operator pause, once an upstream node had finished before it', () => {
+    const plan = chain([
+      { id: 'a', transform: 'noop' },
+      { id: 'b', transform: 'noop', dependsOn: ['a'] },
+    ]);
+    const clock = { now: 0 };
+    const c = new BackfillCoordinator(plan, { rate: null, concurrency: null }, undefined, { now: () => clock.now });
+    c.releaseInitial();
+    c.refreshSettings();
+    const H = 3_600_000;
+    const ran = (node: string, done: [number, number], firstStartedAt: number, lastFinishedAt: number, completed: number) =>
+      c.onReport({ ...report(node, RangeSet.of(done)), stats: { ...stats, completed, firstStartedAt, lastFinishedAt } });
+    // a runs its 10 partitions in 10 s; b follows a second behind and is half done when the operator pauses at 6 s, for an hour.
+    ran('a', [0, 10], 0, 10_000, 10);
+    ran('b', [0, 5], 1000, 6000, 5);
+    clock.now = 6000;
+    c.setPaused(true);
+    c.refreshSettings();
+    clock.now = 6000 + H;
+    c.setPaused(false);
+    c.refreshSettings();
+    ran('b', [5, 10], 1000, 11_000 + H, 10);
+    // 20 partitions in 11 s of work (a reports no pause: it had finished).
+    expect(c.progress('p', 'running', 1).throughput).toBeCloseTo(20 / 11);
+    // Carried across continue-as-new.
+    const copy = new BackfillCoordinator(plan, { rate: null, concurrency: null }, JSON.parse(JSON.stringify(c.toCarry())), { now: () => clock.now });
+    expect(copy.progress('p', 'running', 1).throughput).toBeCloseTo(20 / 11);
+  });
+});
+
 describe('BackfillCoordinator: run windows', () => {
   const spec = resolveSpec({ name: 'w', partitions: { grain: 'day', start: '2024-01-01', end: '2024-03-01' }, nodes: [{ id: 'a', transform: 'noop' }] });
   const plan = expandPlan(spec);

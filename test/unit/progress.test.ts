@@ -193,6 +193,23 @@ describe('progressOf throughput and ETA', () => {
     expect(p.throughput).toBeCloseTo(10 / 3); // 10 in 63 s less the 60 s both were paused
   });
 
+  it("throughput leaves out the backfill's own held spans within its work span, though a node that had finished counts no pause", () => {
+    const plan = chainPlan();
+    const r = mixedReadiness(plan);
+    const H = 3_600_000;
+    // a finished at 5 s, before the hour's pause at 6 s; b went on after it.
+    const reports = {
+      a: report({ completed: 5, firstStartedAt: 0, lastFinishedAt: 5000, pausedMs: 0 }),
+      b: report({ completed: 5, firstStartedAt: 1000, lastFinishedAt: 11_000 + H, pausedMs: H }),
+    };
+    // Held before the start too (an approval), and once more after the last finish: neither counts.
+    const held: Array<[number, number | null]> = [[-60_000, 0], [6000, 6000 + H], [12_000 + H, null]];
+    const p = progressOf(inputs(plan, r, { reports, held }));
+    expect(p.throughput).toBeCloseTo(10 / 11); // 10 in 11 s of work
+    // Without the spans (a run from before they were kept) only what every node was paused for counts: none.
+    expect(progressOf(inputs(plan, r, { reports })).throughput).toBeCloseTo(10 / (11 + 3600));
+  });
+
   it('a paused backfill has no ETA (a node that is done stays done), and status shows –', () => {
     const plan = chainPlan();
     const r = new Readiness(plan);
