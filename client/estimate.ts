@@ -115,14 +115,18 @@ function rowsWritten(history: NodeHistory, runs: readonly number[]): number | nu
   return Math.round(rows);
 }
 
-/** `--queue-cap name=per-second`: the server's cap on a task queue's activities per second. */
+/** `--queue-cap name=per-second`: the server's cap on a task queue's activities per second (finite, above 0). */
 export function parseQueueCaps(flags: readonly string[] | undefined, slots: number): Record<string, QueueCap> {
   const caps: Record<string, QueueCap> = {};
   for (const entry of flags ?? []) {
     const [name, perSecond, extra] = entry.split('=');
     const rate = Number(perSecond);
-    if (!name || perSecond === undefined || extra !== undefined || !(rate > 0)) {
-      throw new BackfillError('invalid_argument', `--queue-cap '${entry}': write <task-queue>=<activities per second>, e.g. backfill=50`, 'queue-cap');
+    if (!name || perSecond === undefined || perSecond.trim() === '' || extra !== undefined || !Number.isFinite(rate) || !(rate > 0)) {
+      throw new BackfillError(
+        'invalid_argument',
+        `--queue-cap '${entry}': write <task-queue>=<activities per second>, a finite number above 0, e.g. backfill=50 (leave a queue out for no cap)`,
+        'queue-cap',
+      );
     }
     caps[name] = { ratePerSecond: rate, slots };
   }

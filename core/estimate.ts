@@ -300,7 +300,8 @@ class Simulation {
         const cap = input.queues?.[taskQueue];
         queueIndex.set(taskQueue, this.queues.length);
         this.queues.push({
-          pace: cap?.ratePerSecond ? new Pace(cap.ratePerSecond, TokenBucket.defaultBurst(cap.ratePerSecond)) : null,
+          // An infinite rate caps nothing (and would book NaN start times).
+          pace: cap?.ratePerSecond && Number.isFinite(cap.ratePerSecond) ? new Pace(cap.ratePerSecond, TokenBucket.defaultBurst(cap.ratePerSecond)) : null,
           slots: cap?.slots ? new Slots(cap.slots) : null,
         });
       }

@@ -149,6 +149,11 @@ describe('the flags of plan --estimate', () => {
     });
     expect(() => parseQueueCaps(['warehouse'], 200)).toThrow(/--queue-cap 'warehouse': write <task-queue>=<activities per second>/);
     expect(() => parseQueueCaps(['a=0'], 200)).toThrow(/--queue-cap 'a=0'/);
+    // Not a cap: an infinite rate (or one too large for a number) would print ∞ and leave the simulation with NaN start times.
+    for (const rate of ['Infinity', '1e400', '-Infinity', 'NaN', '', ' ']) {
+      expect(() => parseQueueCaps([`a=${rate}`], 200)).toThrow(new RegExp(`--queue-cap 'a=${rate}': .*a finite number above 0`));
+    }
+    expect(parseQueueCaps(['a=0.5', 'b=1e6'], 200)).toEqual({ a: { ratePerSecond: 0.5, slots: 200 }, b: { ratePerSecond: 1e6, slots: 200 } });
   });
 
   it('are refused without --estimate, which they would mean nothing without', () => {

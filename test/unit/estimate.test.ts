@@ -167,6 +167,9 @@ describe('shared limits and task queues', () => {
     // Another queue is not capped.
     const other = run([node('a', { concurrency: 100, taskQueue: 'other' })], { ms: { a: 0 }, days: 20, queues: { backfill: { ratePerSecond: 10, slots: null } } });
     expect(other.wallMs).toBe(0);
+    // An infinite cap caps nothing (its start times were NaN, and the simulation never ended).
+    const infinite = run([node('a', { concurrency: 100 })], { ms: { a: 0 }, days: 20, queues: { backfill: { ratePerSecond: Infinity, slots: null } } });
+    expect(infinite.wallMs).toBe(0);
   });
 });
 
