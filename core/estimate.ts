@@ -22,7 +22,7 @@ import { parseDuration } from './duration.ts';
 import type { Limits, NodeLimits } from './limits.ts';
 import { nodeShares } from './shares.ts';
 import { initialRelease } from './only-changed.ts';
-import { TokenBucket } from './pacing.ts';
+import { MAX_TICK_MS, TokenBucket } from './pacing.ts';
 import type { Plan, PlanNode } from './plan.ts';
 import { DEFAULT_TUNING } from './protocol.ts';
 import { RangeSet, type RangesJSON } from './ranges.ts';
@@ -118,7 +118,7 @@ type Event =
   | { kind: 'arrive'; node: number; ready: RangeSet }
   | { kind: 'deliver'; node: number }
   | { kind: 'complete'; node: number; indices: number[] }
-  | { kind: 'wake'; node: number }
+  | { kind: 'wake'; node: number; seq: number }
   | { kind: 'report'; node: number }
   | { kind: 'parent'; node: number; done: RangeSet };
 
@@ -257,6 +257,10 @@ type NodeRun = {
   bucket: TokenBucket;
   countedAt: number;
   wakePending: boolean;
+  /** The pending wake's number: a wake of another number was dropped (`rearm`) and does nothing. */
+  wakeSeq: number;
+  /** Whether the pending wake jumps over pacing ticks to the next token (`pacingWake`): a change of rate rearms it. */
+  wakeJump: boolean;
   /** Completed, not yet reported to the parent. */
   unreported: RangeSet;
   nextReportAt: number;
@@ -321,6 +325,8 @@ class Simulation {
         bucket: new TokenBucket(null, 1),
         countedAt: 0,
         wakePending: false,
+        wakeSeq: 0,
+        wakeJump: false,
         unreported: new RangeSet(),
         nextReportAt: 0,
         reportPending: false,
@@ -379,6 +385,7 @@ class Simulation {
         this.dispatch(node, time);
         return;
       case 'wake':
+        if (event.seq !== node.wakeSeq) return;
         node.wakePending = false;
         this.dispatch(node, time);
         return;
@@ -419,8 +426,8 @@ class Simulation {
       const wanted = Math.min((share ??= this.batchSize(node)), node.ready.size);
       const granted = node.bucket.take(wanted);
       if (granted < 1) {
-        // The workflow's pacing timer: the time to refill half the bucket.
-        this.wake(node, now + node.bucket.tick);
+        const next = this.pacingWake(node, now);
+        this.wake(node, next.at, next.jump);
         return;
       }
       this.startBatch(node, node.ready.take(granted), now);
@@ -450,10 +457,34 @@ class Simulation {
     return now < deadline ? deadline : null;
   }
 
-  private wake(node: NodeRun, at: number): void {
+  /**
+   * When a node short of tokens looks again: the workflow's pacing timer, the time to refill half
+   * the bucket. At rates so low that the timer is at its longest (MAX_TICK_MS: under burst/120
+   * a second), ticks go by without a token for hours or years (at 1e-9 a second, 1.7e7 of them
+   * per token): the node sleeps through them to the first tick by which a whole token has come,
+   * the tick at which the workflow finds it. Faster rates tick as before, token or not.
+   */
+  private pacingWake(node: NodeRun, now: number): { at: number; jump: boolean } {
+    const tick = node.bucket.tick;
+    const rate = node.share.rate;
+    if (tick < MAX_TICK_MS || rate === null) return { at: now + tick, jump: false };
+    // A token is whole at 1 - 1e-9 (TokenBucket.available).
+    const ticks = Math.max(1, Math.ceil(((1 - 1e-9 - node.bucket.tokens) * 1000) / rate / tick));
+    return { at: now + ticks * tick, jump: ticks > 1 };
+  }
+
+  private wake(node: NodeRun, at: number, jump = false): void {
     if (node.wakePending) return;
     node.wakePending = true;
-    this.events.push(at, { kind: 'wake', node: this.index.get(node.plan.id)! });
+    node.wakeJump = jump;
+    this.events.push(at, { kind: 'wake', node: this.index.get(node.plan.id)!, seq: node.wakeSeq });
+  }
+
+  /** A wake that jumped to the next token at the old rate is dropped when the rate changes: the caller dispatches the node again. */
+  private rearm(node: NodeRun): void {
+    if (!node.wakePending || !node.wakeJump) return;
+    node.wakeSeq++;
+    node.wakePending = false;
   }
 
   private startBatch(node: NodeRun, indices: number[], now: number): void {
@@ -557,6 +588,7 @@ class Simulation {
       if (share.rate === node.share.rate && share.concurrency === node.share.concurrency) continue;
       if (!initial && share.rate !== node.share.rate) {
         node.bucket.configure(share.rate, node.plan.spec.burst ?? TokenBucket.defaultBurst(share.rate));
+        this.rearm(node);
       }
       node.share = share;
       changed.push(node);

@@ -209,6 +209,22 @@ describe('the simulation', () => {
     expect(plan.totalPartitions).toBeGreaterThan(6000);
     expect(forecast.nodes[2]!.finishMs).toBeLessThan(forecast.wallMs);
   });
+
+  it('at a very low rate, sleeps from one token to the next instead of ticking through the minutes between', () => {
+    // The pacing timer is at its longest (1 min) below 1/120 a second: a token every 20 min comes on the 20th tick, as ticking finds it.
+    expect(run([node('a', { rate: 1 / 1200 })], { days: 5 }).wallMs).toBe(4 * 1_200_000);
+    // One token every 1e12 ms is a tick every minute for 31 years: each comes at the first tick after it, and the simulation ends at once.
+    const started = Date.now();
+    const slow = run([node('a', { rate: 1e-9 })], { days: 10 });
+    expect(Date.now() - started).toBeLessThan(2000);
+    expect(slow.wallMs).toBe(9 * Math.ceil(1e12 / 60_000) * 60_000);
+    // A backfill-wide rate as low, shared among nodes, and a queue's many partitions (744 hours at 1e-9 a second, as status' ETA asks every 5 s).
+    const resolved = resolveSpec({ name: 'slow', rate: 1e-9, partitions: { grain: 'hour', start: '2024-01-01', end: '2024-02-01' }, nodes: [node('a'), node('b', { dependsOn: ['a'] })] });
+    const plan = expandPlan(resolved);
+    const wide = simulate({ plan, limits: { rate: resolved.rate, concurrency: resolved.concurrency }, timings: new Map([['a', { meanMs: 1000 }]]), overhead: FREE });
+    expect(wide.runs).toBe(2 * 744);
+    expect(Date.now() - started).toBeLessThan(5000);
+  });
 });
 
 describe('calibrating the orchestration costs on an earlier run', () => {
