@@ -10,6 +10,7 @@ import { DEFAULT_OVERHEAD, fitOverhead, partitionSeconds, scaleOverhead, simulat
 import type { Limits } from '../core/limits.ts';
 import type { Plan, PlanNode } from '../core/plan.ts';
 import type { ResolvedSpec } from '../core/spec.ts';
+import { RunWindows, describeWindows, effectiveLimits, type Windows } from '../core/windows.ts';
 import { RangeSet, type RangesJSON } from '../core/ranges.ts';
 import type { LedgerRow, Warehouse } from '../activities/warehouse/types.ts';
 import { openWarehouse, warehouseExists } from '../activities/warehouse/index.ts';
@@ -148,6 +149,12 @@ export type EstimateOptions = {
   calibrate?: boolean;
   /** `--sample`: the staged backfill that timed N partitions per node; its durations replace the history's. */
   sample?: SampleRun;
+  /** Run windows the backfill would run under (the spec's; the policy's when known): the estimate starts at `now` and follows them. */
+  windows?: Windows[];
+  /** The spec's canary: its slice and its wait for an approval are not in the estimate, which says so. */
+  canary?: boolean;
+  /** The estimate's clock: when the simulated backfill starts (default: now). */
+  now?: number;
 };
 
 /** The ledger of a warehouse, or none when a SQLite file is not there (opening it would create it). */
@@ -222,6 +229,8 @@ export function estimateReport(plan: Plan, history: ReadonlyMap<string, NodeHist
   // A sample is too small to calibrate on: its span is its chain of signal hops, not the throughput of a run.
   const calibration = options.calibrate === false || options.sample ? null : calibrate(plan, history, { limits: options.limits, overhead: base, queues });
   const overhead = calibration ? scaleOverhead(base, calibration.factor) : base;
+  const schedules = (options.windows ?? []).map((w) => new RunWindows(w));
+  const startAt = options.now ?? Date.now();
   const forecast: Forecast = simulate({
     plan,
     limits: options.limits,
@@ -229,6 +238,8 @@ export function estimateReport(plan: Plan, history: ReadonlyMap<string, NodeHist
     overhead,
     queues,
     ...(options.skip ? { skip: options.skip } : {}),
+    // As the policy's governance reads them: lower limits only, on top of the backfill's own.
+    ...(schedules.length > 0 ? { windows: { startAt, limitsAt: (at: number) => effectiveLimits(schedules, at, { rate: null, concurrency: null }) } } : {}),
   });
   const nodes = plan.nodes.map((node, i) => {
     const h = history.get(node.id)!;
@@ -247,6 +258,13 @@ export function estimateReport(plan: Plan, history: ReadonlyMap<string, NodeHist
     };
   });
   const known = nodes.every((n) => n.rows !== null);
+  const toRun = plan.nodes.reduce((sum, node) => sum + ranIndices(node, options.skip?.[node.id]).length, 0);
+  const warnings = [
+    ...(schedules.length > 0 && forecast.runs < toRun ? [`the run windows never open again: ${toRun - forecast.runs} partitions would never run`] : []),
+    ...(options.canary
+      ? ["the spec's canary runs a slice first and waits for its approval (or canary.auto): neither is in the estimate, which runs the whole plan at once"]
+      : []),
+  ];
   // Unknown when a node's durations are only assumed (a guess, or no time at all): the policy's threshold must not be held against a guess.
   const guessed = plan.nodes.some((node) => history.get(node.id)!.rowsPerPartition === null && history.get(node.id)!.source.kind === 'assumed');
   return {
@@ -267,6 +285,12 @@ export function estimateReport(plan: Plan, history: ReadonlyMap<string, NodeHist
       : null,
     calibration,
     overhead: roundOverhead(overhead),
+    /** Run windows followed from `startsAt` (null: none): partitions start only while they allow, at their limits. */
+    windows: schedules.length > 0 ? { schedules: schedules.length, startsAt: new Date(startAt).toISOString(), description: schedules.map((s) => describeWindows(s, startAt)) } : null,
+    /** Whether the spec has a canary, whose slice and wait for an approval the estimate leaves out. */
+    canary: options.canary === true,
+    /** What the estimate leaves out for this plan, to print beside it. */
+    warnings,
     nodes,
   };
 }
@@ -329,5 +353,7 @@ export function estimateOptions(spec: ResolvedSpec, flags: EstimateFlags, skip?:
     workerSlots,
     assumeMs: flags.assume ?? null,
     ...(skip ? { skip } : {}),
+    ...(spec.windows ? { windows: [spec.windows] } : {}),
+    ...(spec.canary ? { canary: true } : {}),
   };
 }

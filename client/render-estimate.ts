@@ -49,6 +49,10 @@ export function renderEstimate(estimate: EstimateReport): string {
     `limits: rate ${estimate.limits.rate === null ? 'per node' : `${estimate.limits.rate}/s`} · concurrency ${estimate.limits.concurrency ?? 'per node'} · task queues ${Object.entries(estimate.queues)
       .map(([name, cap]) => `${name} (${cap.ratePerSecond === null ? 'no rate cap' : `${cap.ratePerSecond}/s`}, ${cap.slots ?? '∞'} worker slots)`)
       .join(', ')}`,
+    ...(estimate.windows
+      ? [`run windows, from a start now (${estimate.windows.startsAt.slice(0, 16).replace('T', ' ')} UTC): partitions start only while they allow; ${estimate.windows.description.join('; ')}`]
+      : []),
+    ...estimate.warnings.map((w) => pc.yellow(`not in the estimate: ${w}`)),
     `orchestration ${calibration}:`,
     `  start ${formatDuration(o.startMs)}, ${o.activityMs}ms per activity, ${o.hopMs}ms per signal, reports every ${formatDuration(o.reportIntervalMs)}, ${o.activityCostMs}ms + ${o.partitionCostMs}ms per partition of server and worker work, end ${formatDuration(o.endMs)}; no failures or retries`,
   ].join('\n');

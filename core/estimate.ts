@@ -7,7 +7,9 @@
  * report to the parent, which leaves at most once per report interval); each node's
  * concurrency and batch size, and its token bucket (`TokenBucket`, refilled on pacing ticks);
  * the backfill-wide rate and concurrency shared among the nodes with work (`nodeShares`);
- * and per task queue, the server's cap on activities per second and the workers' slots.
+ * per task queue, the server's cap on activities per second and the workers' slots; and run
+ * windows (`SimulationInput.windows`): partitions start only while they allow, at the lower
+ * limits they set inside or outside them.
  *
  * What it adds (`OverheadModel`, calibrated in docs/estimate.md): the start and the end of a
  * backfill, the time an activity holds its slot beyond its partitions' own durations, the
@@ -15,18 +17,21 @@
  * and per partition, which the server and workers do with finite CPU and so bound the
  * throughput of many short partitions.
  *
- * It does not model failures, retries or throttling: every partition succeeds once.
+ * It does not model failures, retries or throttling: every partition succeeds once. Nor does it
+ * model a window's close cutting running partitions short (they run to their end), or a
+ * canary's slice and its wait for an approval.
  */
 import { DEFAULT_BATCH_TARGET, autoBatchSize, probeWindowMs } from './batching.ts';
 import { parseDuration } from './duration.ts';
 import type { Limits, NodeLimits } from './limits.ts';
-import { nodeShares } from './shares.ts';
+import { minRate, nodeShares } from './shares.ts';
 import { initialRelease } from './only-changed.ts';
 import { MAX_TICK_MS, TokenBucket } from './pacing.ts';
 import type { Plan, PlanNode } from './plan.ts';
 import { DEFAULT_TUNING } from './protocol.ts';
 import { RangeSet, type RangesJSON } from './ranges.ts';
 import { Readiness, type ReadinessJSON } from './readiness.ts';
+import type { EffectiveLimits } from './windows.ts';
 
 /** What orchestration costs, in milliseconds; see docs/estimate.md for how each was measured. */
 export type OverheadModel = {
@@ -90,6 +95,13 @@ export type SimulationInput = {
    * simulation starts from it, at time 0 = now, with the partitions in hands queued again.
    */
   from?: ReadinessJSON;
+  /**
+   * Run windows (the spec's and the policy's): what they allow at a wall-clock instant, as
+   * `effectiveLimits` of core/windows.ts says it (paused, or lower limits, and when that changes
+   * next), and the instant of the simulation's time 0. Partitions start only while the windows
+   * allow; their limits lower the backfill-wide ones, as the coordinator applies them.
+   */
+  windows?: { startAt: number; limitsAt: (at: number) => EffectiveLimits };
 };
 
 export type NodeForecast = {
@@ -120,19 +132,27 @@ type Event =
   | { kind: 'complete'; node: number; indices: number[] }
   | { kind: 'wake'; node: number; seq: number }
   | { kind: 'report'; node: number }
-  | { kind: 'parent'; node: number; done: RangeSet };
+  | { kind: 'parent'; node: number; done: RangeSet }
+  | { kind: 'window' };
 
 class EventQueue {
   private readonly times: number[] = [];
   private readonly seqs: number[] = [];
   private readonly events: Event[] = [];
   private seq = 0;
+  private working = 0;
 
   get size(): number {
     return this.events.length;
   }
 
+  /** Events that are work under way (not a node's wake, which only a node with ready partitions waits for, nor a window's change). */
+  get work(): number {
+    return this.working;
+  }
+
   push(time: number, event: Event): void {
+    if (event.kind !== 'wake' && event.kind !== 'window') this.working++;
     this.times.push(time);
     this.seqs.push(this.seq++);
     this.events.push(event);
@@ -147,6 +167,7 @@ class EventQueue {
 
   pop(): { time: number; event: Event } {
     const top = { time: this.times[0]!, event: this.events[0]! };
+    if (top.event.kind !== 'wake' && top.event.kind !== 'window') this.working--;
     const last = this.events.length - 1;
     this.swap(0, last);
     this.times.pop();
@@ -291,11 +312,14 @@ class Simulation {
   private readonly shared: boolean;
   private lastReportAt = 0;
   private anyRan = false;
+  /** What the run windows allow now (null: no windows). */
+  private windowed: EffectiveLimits | null = null;
 
   constructor(private readonly input: SimulationInput) {
     this.overhead = input.overhead ?? DEFAULT_OVERHEAD;
     this.readiness = new Readiness(input.plan, input.from);
-    this.shared = input.limits.rate !== null || input.limits.concurrency !== null;
+    // Windows change the backfill-wide limits, which the nodes share.
+    this.shared = input.limits.rate !== null || input.limits.concurrency !== null || input.windows !== undefined;
     const queueIndex = new Map<string, number>();
     this.nodes = input.plan.nodes.map((plan, i) => {
       this.index.set(plan.id, i);
@@ -344,6 +368,7 @@ class Simulation {
   run(): Forecast {
     const start = this.input.from ? 0 : this.overhead.startMs;
     const released = this.input.from ? this.resumed() : initialRelease(this.input.plan, this.readiness, this.input.skip);
+    this.applyWindows(0, false);
     this.refreshShares(true);
     for (const node of this.nodes) {
       const burst = node.plan.spec.burst ?? TokenBucket.defaultBurst(node.share.rate);
@@ -352,6 +377,7 @@ class Simulation {
       const ready = released.get(node.plan.id);
       if (ready && !ready.isEmpty) this.events.push(start, { kind: 'arrive', node: this.index.get(node.plan.id)!, ready });
     }
+    this.applyWindows(0);
     while (this.events.size > 0) {
       const { time, event } = this.events.pop();
       this.handle(time, event);
@@ -377,7 +403,26 @@ class Simulation {
     return out;
   }
 
+  /** What the windows allow at `now`, and an event at their next change (while anything is left to run). */
+  private applyWindows(now: number, schedule = true): void {
+    const windows = this.input.windows;
+    if (!windows) return;
+    this.windowed = windows.limitsAt(windows.startAt + now);
+    if (!schedule) return;
+    const next = this.windowed.nextChangeAt === null ? null : this.windowed.nextChangeAt - windows.startAt;
+    // A change that is not ahead would never let time move on: the windows stay as they are.
+    if (next !== null && next > now && (this.events.work > 0 || this.nodes.some((n) => !n.ready.isEmpty || !n.outbox.isEmpty))) this.events.push(next, { kind: 'window' });
+  }
+
+  /** A window opens or closes: the limits are shared again, and every node looks at what it may start. */
+  private windowChange(now: number): void {
+    this.applyWindows(now);
+    this.refreshShares(false);
+    for (const node of this.nodes) this.dispatch(node, now);
+  }
+
   private handle(time: number, event: Event): void {
+    if (event.kind === 'window') return this.windowChange(time);
     const node = this.nodes[event.node]!;
     switch (event.kind) {
       case 'arrive':
@@ -415,6 +460,8 @@ class Simulation {
     const elapsed = now - node.countedAt;
     if (elapsed > 0) node.bucket.refill(elapsed);
     node.countedAt = now;
+    // Outside the windows (pause): nothing starts until the next opens (`windowChange`).
+    if (this.windowed?.paused) return;
     // The batches started together share the queue evenly (NodeScheduler's evenShares).
     let share: number | undefined;
     while (node.inFlight < node.share.concurrency && !node.ready.isEmpty) {
@@ -578,8 +625,13 @@ class Simulation {
 
   /** Each node's share of the backfill-wide limits, among the nodes with work in hands (as the coordinator shares them). */
   private refreshShares(initial: boolean): NodeRun[] {
+    // Run windows may lower the limits, never raise them (as the coordinator applies them).
+    const w = this.windowed;
+    const limits = w
+      ? { rate: minRate(this.input.limits.rate, w.rate), concurrency: w.concurrency === null ? this.input.limits.concurrency : Math.min(this.input.limits.concurrency ?? Infinity, w.concurrency) }
+      : this.input.limits;
     const shares = nodeShares(
-      this.input.limits,
+      limits,
       this.nodes.map((n) => ({ id: n.plan.id, own: n.own, active: this.readiness.hasInHands(n.plan.id), ...(initial ? {} : { previous: n.share }) })),
     );
     const changed: NodeRun[] = [];

@@ -10,9 +10,9 @@ import type { LedgerRow } from '../../activities/warehouse/types.ts';
 import { DEFAULT_OVERHEAD } from '../../core/estimate.ts';
 import { expandPlan, planNode } from '../../core/plan.ts';
 import { RangeSet } from '../../core/ranges.ts';
-import { resolveSpec } from '../../core/spec.ts';
+import { resolveSpec, type SpecInput } from '../../core/spec.ts';
 
-const spec = resolveSpec({
+const INPUT: SpecInput = {
   name: 'history',
   partitions: { grain: 'day', start: '2024-01-01', end: '2024-01-21' },
   nodes: [
@@ -20,7 +20,8 @@ const spec = resolveSpec({
     { id: 'clean', sql: 'SELECT * FROM raw', dependsOn: ['raw'] },
     { id: 'nap', transform: 'sleep', params: { ms: 25 }, dependsOn: ['clean'] },
   ],
-});
+};
+const spec = resolveSpec(INPUT);
 const plan = expandPlan(spec);
 const T0 = Date.UTC(2026, 0, 1);
 
@@ -132,6 +133,26 @@ describe('estimateReport', () => {
     const report = estimateReport(plan, histories(), { ...options, skip });
     expect(report.nodes.map((n) => n.runs)).toEqual([0, 10, 20]);
     expect(report.nodes[1]!.rows).toBe(10 * (11 + 20) * 5);
+  });
+
+  it("follows the spec's run windows from now, and says what it leaves out of a canary", () => {
+    const windowed = { ...spec, windows: resolveSpec({ ...INPUT, windows: { allow: [{ days: ['sun'], from: '01:00', to: '02:00' }] } }).windows!, canary: resolveSpec({ ...INPUT, canary: { partitions: 2 } }).canary! };
+    const monday = Date.UTC(2024, 0, 1);
+    const report = estimateReport(plan, histories(), { ...estimateOptions(windowed, { estimate: true }), calibrate: false, now: monday, warehouse: '/w.db', warehouseFound: true });
+    // Outside the window it pauses: nothing starts before Sunday 01:00 UTC, six days and an hour on.
+    const opens = Date.UTC(2024, 0, 7, 1) - monday;
+    expect(Math.min(...report.nodes.map((n) => n.firstStartMs!))).toBeGreaterThanOrEqual(opens);
+    expect(report.wallMs).toBeGreaterThan(opens);
+    expect(report.windows).toMatchObject({ schedules: 1, startsAt: '2024-01-01T00:00:00.000Z' });
+    // Started inside the window, it runs as without one.
+    const inside = estimateReport(plan, histories(), { ...estimateOptions(windowed, { estimate: true }), calibrate: false, now: Date.UTC(2024, 0, 7, 1), warehouse: '/w.db', warehouseFound: true });
+    expect(inside.wallMs).toBe(estimateReport(plan, histories(), { ...options, calibrate: false }).wallMs);
+    expect(report.canary).toBe(true);
+    expect(report.warnings).toEqual([expect.stringMatching(/canary runs a slice first and waits for its approval/)]);
+    const text = renderEstimate(report);
+    expect(text).toContain('run windows, from a start now (2024-01-01 00:00 UTC)');
+    expect(text).toContain('not in the estimate: the spec\'s canary');
+    expect(estimateReport(plan, histories(), options)).toMatchObject({ windows: null, canary: false, warnings: [] });
   });
 
   it('without calibration, uses the defaults as they are', () => {

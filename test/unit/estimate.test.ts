@@ -190,6 +190,57 @@ describe('a backfill under way (status)', () => {
   });
 });
 
+describe('run windows', () => {
+  type Limits = { rate: number | null; concurrency: number | null };
+  /** Windows as effectiveLimits says them: `spans` of [from, to, limits] (ms from the start at 1e9), closed (`outside`) elsewhere. */
+  const windows = (spans: Array<[number, number, Limits?]>, outside: 'pause' | Limits = 'pause'): SimulationInput['windows'] => ({
+    startAt: 1e9,
+    limitsAt: (at) => {
+      const t = at - 1e9;
+      const inside = spans.find(([from, to]) => from <= t && t < to);
+      const changes = spans.flatMap(([from, to]) => [from, to]).filter((c) => c > t);
+      const nextChangeAt = changes.length > 0 ? 1e9 + Math.min(...changes) : null;
+      if (inside) return { rate: inside[2]?.rate ?? null, concurrency: inside[2]?.concurrency ?? null, paused: false, open: true, nextChangeAt };
+      return outside === 'pause' ? { rate: null, concurrency: null, paused: true, open: false, nextChangeAt } : { ...outside, paused: false, open: false, nextChangeAt };
+    },
+  });
+  const a = [node('a', { concurrency: 3 })];
+
+  it('starts nothing until a window opens', () => {
+    // 10 partitions of 100 ms, 3 at a time, once the window opens at 10 s.
+    const forecast = run(a, { ms: { a: 100 }, windows: windows([[10_000, 1e12]]) });
+    expect(forecast.nodes[0]!.firstStartMs).toBe(10_000);
+    expect(forecast.wallMs).toBe(10_000 + 400);
+  });
+
+  it('starts nothing once it closes (running partitions finish), until the next opens', () => {
+    // Open for 250 ms: three waves start (0, 100, 200); the tenth partition waits for the next window, at 60 s.
+    const forecast = run(a, { ms: { a: 100 }, windows: windows([[0, 250], [60_000, 70_000]]) });
+    expect(forecast.runs).toBe(10);
+    expect(forecast.wallMs).toBe(60_000 + 100);
+  });
+
+  it('runs at the lower limits inside a window, or at the outside rate instead of pausing', () => {
+    expect(run(a, { ms: { a: 100 }, windows: windows([[0, 1e12, { rate: null, concurrency: 1 }]]) }).wallMs).toBe(1000);
+    // Outside at 2 a second (a burst of 2), until the window opens at 2 s: then 3 at a time.
+    const outside = run(a, { ms: { a: 100 }, windows: windows([[2000, 1e12]], { rate: 2, concurrency: null }) });
+    expect(outside.nodes[0]!.firstStartMs).toBe(0);
+    expect(outside.runs).toBe(10);
+    expect(outside.wallMs).toBeLessThan(2000 + 400);
+    expect(outside.wallMs).toBeGreaterThan(2000);
+  });
+
+  it('ends when no window opens again, with what could not run unrun', () => {
+    const forecast = run(a, { ms: { a: 100 }, windows: windows([[0, 150]]) });
+    expect(forecast.runs).toBe(6);
+  });
+
+  it('without windows, or with windows always open, is the same estimate', () => {
+    const nodes = [node('a', { concurrency: 3, rate: 5 }), node('b', { dependsOn: ['a'], batchSize: 2 })];
+    expect(run(nodes, { ms: { a: 37, b: 11 }, overhead: DEFAULT_OVERHEAD, windows: windows([[0, 1e15]]) })).toEqual(run(nodes, { ms: { a: 37, b: 11 }, overhead: DEFAULT_OVERHEAD }));
+  });
+});
+
 describe('the simulation', () => {
   it('is deterministic', () => {
     const nodes = [node('a', { concurrency: 3, rate: 5 }), node('b', { dependsOn: [{ node: 'a', mapping: { lag: { from: -2, to: 0 } } }], batchSize: 2 }), node('c', { dependsOn: ['a', 'b'] })];
