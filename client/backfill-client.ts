@@ -781,9 +781,9 @@ export class BackfillClient {
   }
 
   /**
-   * The run whose versions a staged backfill (or a canary's slice) staged, and the key columns its
-   * nodes declare (what `diffStaged` compares by); refused for a backfill that was not started
-   * with --stage or --canary.
+   * The run whose versions a staged backfill (or a canary's slice) staged, and the key columns
+   * the nodes of the spec it runs with now declare (what `diffStaged` compares by); refused for a
+   * backfill that was not started with --stage or --canary.
    */
   async stagedRun(backfillId: string): Promise<{ backfillId: string; runKey: string; phase: StagedPhase | CanaryPhase; keys: Record<string, string[]> }> {
     const description = await this.describe(backfillId);
@@ -792,8 +792,19 @@ export class BackfillClient {
     if (phase === undefined) throw new BackfillError('not_staged', `backfill '${backfillId}' was not started with --stage: its partitions were published as they finished (see what it changed with 'backfill report ${backfillId}')`);
     const input = await this.firstInput(backfillWorkflowId(backfillId), description.runId);
     // The key schema is zod's: loaded here, so `status` does not load zod.
-    const { diffKeys } = await import('../core/diff-keys.ts');
-    return { backfillId, runKey: carry.runKey, phase, keys: diffKeys(input?.spec.nodes ?? []) };
+    const [{ diffKeys }, { resumedSpec }] = await Promise.all([import('../core/diff-keys.ts'), import('../core/coordinator.ts')]);
+    // The keys of the spec the run uses now: a `resume --spec` sent while it ran is in its carry, not in its input.
+    const spec = input ? resumedSpec(carry, input.spec) : carry.spec;
+    return { backfillId, runKey: carry.runKey, phase, keys: diffKeys(spec?.nodes ?? []) };
+  }
+
+  /**
+   * The spec a running backfill took from a `resume --spec` since its run started (in its carry,
+   * not yet in its history): null when none did, or when no worker answers in time.
+   */
+  async replacedSpec(backfillId: string): Promise<ResolvedSpec | null> {
+    const carry = await this.client.withDeadline(Date.now() + QUERY_TIMEOUT_MS, () => this.handle(backfillId).query(carryQuery)).catch(() => null);
+    return carry?.spec ?? null;
   }
 
   pause(backfillId: string, options: ControlOptions = {}): Promise<ControlState> {

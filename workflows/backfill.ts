@@ -383,8 +383,10 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
     // A canary's approve or discard: its slice's staged versions are published (the rest then runs) or dropped (the backfill ends).
     decideCanary = (action: CanaryAction, request: unknown, auto = false): Promise<CanaryReply> =>
       carryOut(action, action === 'approve', () => coordinator.beginCanaryDecision(action, request, workflowTime(), auto), coordinator.canary!);
-    // The key columns go as written (parsed again in the activity): an argument's change, which replay does not compare.
-    readCanaryDiff = () => stagedActivities.diffStagedCounts({ backfillId, runKey }, input.spec.nodes.map((n) => ({ id: n.id, ...(n.key ? { key: n.key } : {}) })));
+    // The key columns of the spec the run uses now (a `resume --spec` replaces it), as written
+    // (parsed again in the activity). No patch: replay compares an activity's type and id, not
+    // its arguments, and takes its result from the history.
+    readCanaryDiff = () => stagedActivities.diffStagedCounts({ backfillId, runKey }, spec.nodes.map((n) => ({ id: n.id, ...(n.key ? { key: n.key } : {}) })));
     const decideCanaryOrStaged = decideCanary;
     setHandler(discardUpdate, (request: StagedRequest) => (canary ? decideCanaryOrStaged('discard', request).then((reply) => ({ ...reply, action: 'discard' as const })) : decide('discard')(request)), {
       validator: refusing((request: unknown) => {

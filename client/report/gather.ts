@@ -144,15 +144,16 @@ async function replacedVersions(warehouse: Warehouse, rows: readonly LedgerRow[]
 
 /**
  * What a staged backfill's versions change, from its ledger rows: staged ones against what is
- * published now; once published, against the versions the publish replaced. Null for a
+ * published now; once published, against the versions the publish replaced; compared by the
+ * key columns of `spec`, the one the backfill last ran with. Null for a
  * backfill that staged nothing; a diff the warehouse refuses (a key column the dataset lacks)
  * becomes a note.
  */
-async function stagedReport(warehouse: Warehouse, run: { backfillId: string; runKey: string }, input: BackfillInput, ledger: readonly LedgerRow[], notes: string[]): Promise<StagedReport | null> {
+async function stagedReport(warehouse: Warehouse, run: { backfillId: string; runKey: string }, input: BackfillInput, spec: ResolvedSpec, ledger: readonly LedgerRow[], notes: string[]): Promise<StagedReport | null> {
   if (input.stage !== true && !ledger.some((row) => row.staged)) return null;
   const phase = ledger.some((row) => row.status === 'staged') ? 'staged' : ledger.some((row) => row.status === 'published' && row.staged) ? 'published' : ledger.some((row) => row.status === 'discarded') ? 'discarded' : 'staged';
   try {
-    const keys = diffKeys(input.spec.nodes);
+    const keys = diffKeys(spec.nodes);
     const summary = await diffSummary((page) => warehouse.diffStaged(run, page), keys, phase === 'published' ? 'published' : 'staged');
     return { phase, summary };
   } catch (error) {
@@ -190,7 +191,11 @@ export async function gatherReport(client: BackfillClient, warehouse: Warehouse 
   const latest = await client.describe(backfillId);
   const decode: Decode = (payload) => client.client.options.loadedDataConverter.payloadConverter.fromPayload(payload);
   const workflowId = backfillWorkflowId(backfillId);
-  const allRuns = await runsOf<BackfillInput, Kept>(client, workflowId, decode, (events) => ({ audit: auditOfHistory(events, decode), endSpec: endSpec(events, decode) }), { latestRunId: latest.runId });
+  // A spec a `resume --spec` sent to the run still running is in its carry, not yet in its history.
+  const replaced = latest.status.name === 'RUNNING' ? await client.replacedSpec(backfillId) : null;
+  const allRuns = (
+    await runsOf<BackfillInput, Kept>(client, workflowId, decode, (events) => ({ audit: auditOfHistory(events, decode), endSpec: endSpec(events, decode) }), { latestRunId: latest.runId })
+  ).map((run) => (replaced && run.runId === latest.runId ? { ...run, kept: { ...run.kept, endSpec: replaced } } : run));
   const latestRun = allRuns.find((run) => run.runId === latest.runId)!;
   const runKey = runKeyOf(latestRun);
   // A rerun of the same id is another backfill run (a new run key): the report covers the latest one.
@@ -213,7 +218,7 @@ export async function gatherReport(client: BackfillClient, warehouse: Warehouse 
   }
   const ledger = 'missing' in warehouse ? [] : (await warehouse.ledger({ backfillId })).filter((row) => row.runKey === runKey);
   const previous = 'missing' in warehouse ? new Map<string, LedgerRow>() : await replacedVersions(warehouse, ledger);
-  const staged = 'missing' in warehouse ? null : await stagedReport(warehouse, { backfillId, runKey }, input, ledger, notes);
+  const staged = 'missing' in warehouse ? null : await stagedReport(warehouse, { backfillId, runKey }, input, spec, ledger, notes);
   const location = 'missing' in warehouse ? warehouse.missing : warehouse.location;
   const throttled = progress ? progress.nodes.filter((n) => n.throttles > 0).map((n) => n.id) : plan.nodes.map((n) => n.id);
   const first = runs[0]!;

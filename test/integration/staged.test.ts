@@ -467,6 +467,41 @@ describe.each<Backend>(['sqlite', 'postgres'])('staged backfills on %s', (kind) 
     await direct(p, 3);
   }, 300_000);
 
+  it('a new spec while staging: diff and the report compare by its key columns', async () => {
+    const p = `k_${kind}`;
+    // Two rows a day keyed by k, with no key declared; the staged run is slow (a rate) so that the new spec arrives while it computes.
+    const keyed = (factor: number, key: boolean): SpecInput => ({
+      name: `staged-${p}`,
+      partitions: { grain: 'day', start: '2024-01-01', end: '2024-01-04' },
+      defaults: { taskQueue: queue, concurrency: 4, heartbeatTimeout: '5s', retry: { initialInterval: '200ms', maximumInterval: '1s' } },
+      nodes: [{ id: `${p}_src`, sql: 'SELECT :partition AS day, 1 AS k, :factor AS v UNION ALL SELECT :partition, 2, :factor * 2', params: { factor }, ...(factor > 1 ? { rate: 0.25 } : {}), ...(key ? { key: ['k'] } : {}) }],
+    });
+    const fileOf = (factor: number, key: boolean) => {
+      const file = join(dir, `${p}-${factor}-${key ? 'key' : 'rows'}.json`);
+      writeFileSync(file, JSON.stringify(keyed(factor, key)));
+      return file;
+    };
+    const { backfillId: first } = await fx.client.start(testSpec(queue, keyed(1, false)), { taskQueue: queue, tuning: { reportIntervalMs: 200 }, id: `${p}-direct-${randomUUID().slice(0, 6)}` });
+    expect((await fx.client.wait(first, 120_000)).state).toBe('completed');
+    const started = await runCli<{ backfillId: string }>(['start', fileOf(2, false), '--stage', '--id', `${p}-staged-${randomUUID().slice(0, 6)}`, '--json'], { BACKFILL_TASK_QUEUE: queue });
+    expect(started.code, started.stderr).toBe(0);
+    const id = started.json!.backfillId;
+    const resumed = await runCli(['resume', id, '--spec', fileOf(2, true), '--json'], { BACKFILL_WAREHOUSE: location, BACKFILL_TASK_QUEUE: queue }, { timeoutMs: 60_000 });
+    // Applied while it computed.
+    expect(resumed.code, resumed.stderr).toBe(0);
+    await waitFor('every partition to be staged', async () => (await fx.client.progress(id)).state === 'staged', 120_000, 200);
+
+    // Compared by k, the key the spec it runs with now declares: 6 rows changed, none added or removed (by whole rows: 6 and 6).
+    const diff = await cli<DiffSummary>('diff', id);
+    expect(diff.code, diff.stderr).toBe(0);
+    expect(diff.json.nodes.map((n) => [n.node, n.key, n.added, n.removed, n.changed])).toEqual([[`${p}_src`, ['k'], 0, 0, 6]]);
+    expect((await report(id)).staged?.summary.nodes.map((n) => [n.key, n.added, n.removed, n.changed])).toEqual([[['k'], 0, 0, 6]]);
+
+    const discarded = await cli<{ versions: number }>('discard', id, '--reason', 'keys checked');
+    expect(discarded.code, discarded.stderr).toBe(0);
+    expect((await fx.client.wait(id, 60_000)).state).toBe('discarded');
+  }, 300_000);
+
   it('a backfill that was not staged refuses diff with a clear error', async () => {
     const p = `n_${kind}`;
     const id = await direct(p, 1);
