@@ -216,6 +216,9 @@ const UPDATE_ATTEMPTS = 5;
 const ENDED_UNDECIDED = new Set(['CANCELLED', 'FAILED', 'TERMINATED', 'TIMED_OUT']);
 /** gRPC's status code FAILED_PRECONDITION. */
 const GRPC_FAILED_PRECONDITION = 9;
+/** How long a change refused while the backfill settles (`finishing`) waits for its end before it gives up. */
+const FINISHING_WAIT_MS = 5 * 60_000;
+const FINISHING_POLL_MS = 1000;
 
 
 const ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,199}$/;
@@ -825,25 +828,64 @@ export class BackfillClient {
   async resume(backfillId: string, options: { spec?: ResolvedSpec } & ControlOptions = {}): Promise<{ state: ControlState | null; changed: string[]; resumed: Started | null }> {
     let description = await this.describe(backfillId);
     if (description.status.name === 'RUNNING') {
-      try {
-        const changed = options.spec ? await this.replaceSpec(backfillId, options.spec, options) : [];
-        const state = await this.update(backfillId, (h) => h.executeUpdate(resumeUpdate, { args: [this.meta(options)] }));
-        return { state, changed, resumed: null };
-      } catch (error) {
-        // Caught in the moment it ends: the new spec goes on in a new run once it has ended.
-        if (!(error instanceof BackfillError && error.code === 'finishing')) throw error;
-        const ended = await this.wait(backfillId);
-        if (ended.state === 'completed') {
-          throw new BackfillError(
-            'not_running',
-            `backfill '${backfillId}' completed before the new spec could apply: nothing is left to run with it (start it again with --rerun to recompute with the new spec)`,
-          );
-        }
-        description = await this.describe(backfillId);
+      const outcome = await this.changeRunning(
+        backfillId,
+        async () => {
+          const changed = options.spec ? await this.replaceSpec(backfillId, options.spec, options) : [];
+          const state = await this.update(backfillId, (h) => h.executeUpdate(resumeUpdate, { args: [this.meta(options)] }));
+          return { state, changed };
+        },
+        (state) =>
+          state === 'staged'
+            ? `a new spec cannot change what it staged: publish or discard first (backfill publish|discard ${backfillId}); a fix after staging is a new staged run: backfill start <spec> --id ${backfillId} --rerun --stage`
+            : `a new spec cannot change the slice it staged: approve it first (backfill approve ${backfillId} --reason ...; the new spec then applies to the rest with resume --spec), or discard it and start again with the fix (backfill start <spec> --id ${backfillId} --rerun --canary <n>)`,
+      );
+      if ('applied' in outcome) return { ...outcome.applied, resumed: null };
+      // Caught in the moment it ended: the new spec goes on in a new run.
+      if (outcome.ended.state === 'completed') {
+        throw new BackfillError(
+          'not_running',
+          `backfill '${backfillId}' completed before the new spec could apply: nothing is left to run with it (start it again with --rerun to recompute with the new spec)`,
+        );
       }
+      description = await this.describe(backfillId);
     }
     const resumed = await this.goOn(backfillId, description, { ...(options.spec ? { spec: options.spec } : {}), ...(options.reason !== undefined ? { reason: options.reason } : {}) });
     return { state: null, changed: resumed.changed, resumed: resumed.started };
+  }
+
+  /**
+   * A change to a running backfill (`change` sends its updates). One refused because the backfill
+   * has settled (`finishing`) is sent again until it applies or the backfill has ended (then
+   * `ended`), for at most FINISHING_WAIT_MS; a backfill that settled into waiting for a decision
+   * (staged, or a canary's slice) ends only after one, so the change is refused at once, with
+   * `whileDeciding`: what to do instead.
+   */
+  private async changeRunning<R>(backfillId: string, change: () => Promise<R>, whileDeciding: (state: 'staged' | 'awaiting_canary') => string): Promise<{ applied: R } | { ended: Outcome }> {
+    const deadline = Date.now() + FINISHING_WAIT_MS;
+    for (let settling = false; ; settling = true) {
+      try {
+        return { applied: await change() };
+      } catch (error) {
+        if (!(error instanceof BackfillError && (error.code === 'finishing' || (settling && error.code === 'not_running')))) throw error;
+        // Ended meanwhile (an update in flight as it closed is aborted too): the caller goes on from its end.
+        const status = (await this.describe(backfillId)).status.name;
+        if (status !== 'RUNNING') return { ended: await this.wait(backfillId) };
+        if (error.code !== 'finishing') throw error;
+      }
+      const state = await this.progress(backfillId).then((p) => p.state, () => null);
+      if (state === 'staged' || state === 'awaiting_canary') {
+        const what = state === 'staged' ? 'has staged its partitions and waits for publish or discard' : "has run its canary's slice and waits for approve or discard";
+        throw new BackfillError('finishing', `backfill '${backfillId}' ${what}: ${whileDeciding(state)}`);
+      }
+      if (Date.now() >= deadline) {
+        throw new BackfillError(
+          'timeout',
+          `backfill '${backfillId}' has settled but did not end within ${FINISHING_WAIT_MS / 60_000} minutes: nothing changed (see backfill status ${backfillId}; once it has ended, send this again)`,
+        );
+      }
+      await new Promise((r) => setTimeout(r, FINISHING_POLL_MS));
+    }
   }
 
   /** The state a closed backfill ended with: its result, or (cancelled, failed) a query a worker answers by replaying it. */
@@ -1016,18 +1058,23 @@ export class BackfillClient {
   async retryFailed(backfillId: string, node?: string, spec?: ResolvedSpec, options: ControlOptions = {}): Promise<{ retried: number; changed: string[]; resumed: Started | null }> {
     let description = await this.describe(backfillId);
     if (description.status.name === 'RUNNING') {
-      try {
-        // With a new spec, two updates: the retry is judged first, so that a refused one leaves the spec as it was.
-        if (spec) await this.judgeChanges(backfillId, [{ action: 'retry', ...(node !== undefined ? { node } : {}) }], options);
-        const changed = spec ? await this.replaceSpec(backfillId, spec, options) : [];
-        const retried = await this.update(backfillId, (h) => h.executeUpdate(retryFailedUpdate, { args: [node ?? null, this.meta(options)] }));
-        return { retried, changed, resumed: null };
-      } catch (error) {
-        // Caught in the moment it ends: let it end, then resume it.
-        if (!(error instanceof BackfillError && error.code === 'finishing')) throw error;
-        await this.wait(backfillId);
-        description = await this.describe(backfillId);
-      }
+      const outcome = await this.changeRunning(
+        backfillId,
+        async () => {
+          // With a new spec, two updates: the retry is judged first, so that a refused one leaves the spec as it was.
+          if (spec) await this.judgeChanges(backfillId, [{ action: 'retry', ...(node !== undefined ? { node } : {}) }], options);
+          const changed = spec ? await this.replaceSpec(backfillId, spec, options) : [];
+          const retried = await this.update(backfillId, (h) => h.executeUpdate(retryFailedUpdate, { args: [node ?? null, this.meta(options)] }));
+          return { retried, changed };
+        },
+        (state) =>
+          state === 'staged'
+            ? `publish or discard first (backfill publish|discard ${backfillId}); after a publish, retry-failed stages the failed partitions again in a new run`
+            : `its slice has no failures to retry (a failure stops a canary): approve or discard it first (backfill approve|discard ${backfillId})`,
+      );
+      if ('applied' in outcome) return { ...outcome.applied, resumed: null };
+      // Caught in the moment it ended: it is resumed.
+      description = await this.describe(backfillId);
     }
     const status = description.status.name;
     if (status === 'COMPLETED' && (await this.result(backfillId)).state !== 'completed_with_failures') {

@@ -288,8 +288,18 @@ export class BackfillCoordinator {
     return node;
   }
 
-  private refuseWhenClosing(what: string): void {
-    if (this.closing) throw new BackfillError('finishing', `the backfill has settled and is finishing: ${what}`);
+  /**
+   * Refuses a change once the backfill has settled: it is finishing (`what`: go on in a new run
+   * once it has ended), or it waits for a decision on what it staged, which no change can touch
+   * (`whileDeciding`). Only text differs: a refusal leaves nothing in the history.
+   */
+  private refuseWhenClosing(what: string, whileDeciding: string): void {
+    if (!this.closing) return;
+    if (this.staged && !this.staged.decided) throw new BackfillError('finishing', `the backfill has staged its partitions and waits for publish or discard: ${whileDeciding}`);
+    if (this.canary && !this.canary.decided) {
+      throw new BackfillError('finishing', `the backfill has run its canary's slice and waits for approve or discard: ${whileDeciding}`);
+    }
+    throw new BackfillError('finishing', `the backfill has settled and is finishing: ${what}`);
   }
 
   /*
@@ -347,7 +357,7 @@ export class BackfillCoordinator {
   parseRetry(node?: unknown, meta?: unknown): { node: string | null; meta: ControlMeta } {
     const id = this.nodeArg(node);
     const parsed = this.meta(meta);
-    this.refuseWhenClosing('run retry-failed again once it has ended');
+    this.refuseWhenClosing('run retry-failed again once it has ended', 'decide first; after a publish, retry-failed stages the failed partitions again in a new run');
     this.governance?.check({ action: 'retry', ...(parsed.reason !== undefined ? { reason: parsed.reason } : {}) }, this.specView());
     return { node: id, meta: parsed };
   }
@@ -360,7 +370,10 @@ export class BackfillCoordinator {
 
   /** A new spec (what `resume --spec` and `retry-failed --spec` send): parsed, and the nodes it changes from `current`. */
   parseSpec(next: unknown, current: ResolvedSpec, meta?: unknown): { spec: ResolvedSpec; changed: string[]; meta: ControlMeta } {
-    this.refuseWhenClosing('send the new spec with retry-failed or resume once it has ended (they go on in a new run)');
+    this.refuseWhenClosing(
+      'send the new spec with retry-failed or resume once it has ended (they go on in a new run)',
+      'a new spec cannot change what it staged; decide first (a fix after staging is a new staged run: backfill start <spec> --id <id> --rerun, with --stage or --canary)',
+    );
     const parsed = this.meta(meta);
     const spec = parseResolvedSpec(next);
     const changed = changedNodes(current, spec);
@@ -712,7 +725,7 @@ export class BackfillCoordinator {
 
   /** A new spec for a node (transform, SQL, parameters, checks): sent to its workflow for the partitions still to run. */
   replaceNodeSpec(spec: ResolvedNode): void {
-    this.refuseWhenClosing('send the new spec once it has ended');
+    this.refuseWhenClosing('send the new spec once it has ended', 'a new spec cannot change what it staged; decide first');
     this.specs.set(spec.id, spec);
     this.out(spec.id).specDirty = true;
     this.settingsStale = true;

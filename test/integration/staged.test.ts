@@ -467,8 +467,8 @@ describe.each<Backend>(['sqlite', 'postgres'])('staged backfills on %s', (kind) 
     await direct(p, 3);
   }, 300_000);
 
-  it('a new spec while staging: diff and the report compare by its key columns', async () => {
-    const p = `k_${kind}`;
+  it('a new spec while staging: diff and the report compare by its key columns; once staged, resume --spec is refused at once, naming the fix', async () => {
+    const p = `kk_${kind}`;
     // Two rows a day keyed by k, with no key declared; the staged run is slow (a rate) so that the new spec arrives while it computes.
     const keyed = (factor: number, key: boolean): SpecInput => ({
       name: `staged-${p}`,
@@ -487,7 +487,7 @@ describe.each<Backend>(['sqlite', 'postgres'])('staged backfills on %s', (kind) 
     expect(started.code, started.stderr).toBe(0);
     const id = started.json!.backfillId;
     const resumed = await runCli(['resume', id, '--spec', fileOf(2, true), '--json'], { BACKFILL_WAREHOUSE: location, BACKFILL_TASK_QUEUE: queue }, { timeoutMs: 60_000 });
-    // Applied while it computed.
+    // Applied while it computed (once staged it would be refused, as below).
     expect(resumed.code, resumed.stderr).toBe(0);
     await waitFor('every partition to be staged', async () => (await fx.client.progress(id)).state === 'staged', 120_000, 200);
 
@@ -497,6 +497,16 @@ describe.each<Backend>(['sqlite', 'postgres'])('staged backfills on %s', (kind) 
     expect(diff.json.nodes.map((n) => [n.node, n.key, n.added, n.removed, n.changed])).toEqual([[`${p}_src`, ['k'], 0, 0, 6]]);
     expect((await report(id)).staged?.summary.nodes.map((n) => [n.key, n.added, n.removed, n.changed])).toEqual([[['k'], 0, 0, 6]]);
 
+    // Staged, it waits for a decision that no new spec brings: refused at once, with the fix.
+    const askedAt = Date.now();
+    const again = await runCli<{ error: { code: string; message: string } }>(['resume', id, '--spec', fileOf(3, true), '--json'], { BACKFILL_WAREHOUSE: location, BACKFILL_TASK_QUEUE: queue }, { timeoutMs: 60_000 });
+    expect(again.code).not.toBe(0);
+    expect(Date.now() - askedAt).toBeLessThan(30_000);
+    expect(again.json!.error.code).toBe('finishing');
+    expect(again.json!.error.message).toMatch(/waits for publish or discard: .*publish or discard first.*--rerun --stage/);
+    const retried = await runCli<{ error: { code: string; message: string } }>(['retry-failed', id, '--json'], { BACKFILL_WAREHOUSE: location }, { timeoutMs: 60_000 });
+    expect(retried.json!.error).toMatchObject({ code: 'finishing', message: expect.stringMatching(/waits for publish or discard/) });
+    expect((await fx.client.progress(id)).state).toBe('staged');
     const discarded = await cli<{ versions: number }>('discard', id, '--reason', 'keys checked');
     expect(discarded.code, discarded.stderr).toBe(0);
     expect((await fx.client.wait(id, 60_000)).state).toBe('discarded');

@@ -135,6 +135,27 @@ describe('BackfillCoordinator: staged', () => {
     expect(new BackfillCoordinator(plan, limits, unstaged, { stage: true }).staged).toBeNull();
   });
 
+  it('settled and waiting for its decision, it refuses a new spec and retry-failed (finishing), saying it waits for publish or discard and how to fix', () => {
+    const c = new BackfillCoordinator(plan, limits, undefined, { stage: true });
+    c.finishAll();
+    c.staged!.settle();
+    const next = structuredClone(spec);
+    next.nodes[0]!.params = { fixed: true };
+    for (const refused of [() => c.parseSpec(next, spec), () => c.parseRetry()]) {
+      let error: unknown;
+      try {
+        refused();
+      } catch (e) {
+        error = e;
+      }
+      expect(error).toBeInstanceOf(BackfillError);
+      expect((error as BackfillError).code).toBe('finishing');
+      expect((error as BackfillError).message).toMatch(/waits for publish or discard/);
+      expect((error as BackfillError).message).not.toMatch(/is finishing/);
+    }
+    expect(() => c.parseSpec(next, spec)).toThrow(/--rerun/);
+  });
+
   it('under a policy, publish and discard meet its reasons rule and are kept in the audit trail with who and why', () => {
     const verdict = Governance.admit({
       backfillId: 's',
