@@ -204,6 +204,33 @@ describe.each<Backend>(['sqlite', 'postgres'])('canary backfills on %s', (kind) 
     expect(await views(fx.warehouse, p)).toEqual(before);
   });
 
+  it("a new spec while the slice runs: the canary's diff (what canary.auto is held against) compares by its key columns", async () => {
+    const p = `k_${kind}`;
+    await direct(p, 1);
+    // src without its key, and slow (a rate), so that the new spec with the key arrives while the slice computes.
+    const withKey = (key: boolean): SpecInput => {
+      const input = specInput(queue, p, 2);
+      const { key: _key, ...src } = input.nodes[0]!;
+      return { ...input, nodes: [{ ...src, rate: 0.5, ...(key ? { key: ['day', 'k'] } : {}) }, ...input.nodes.slice(1)] };
+    };
+    const fileOf = (key: boolean) => {
+      const file = join(dir, `${p}-${key ? 'key' : 'rows'}-${randomUUID().slice(0, 4)}.json`);
+      writeFileSync(file, JSON.stringify(withKey(key)));
+      return file;
+    };
+    const started = await cli<{ backfillId: string }>('start', fileOf(false), '--canary', '1', '--id', `${p}-canary-${randomUUID().slice(0, 6)}`);
+    expect(started.code, started.stderr).toBe(0);
+    const id = started.json.backfillId;
+    const resumed = await cli('resume', id, '--spec', fileOf(true));
+    expect(resumed.code, resumed.stderr).toBe(0);
+    // src's 3 days by day and k: 6 rows changed; daily and weekly by whole rows: 3 + 1 removed and added (by whole rows src's would be 6 and 6 more).
+    const waiting = await awaiting(id);
+    expect(waiting.canary?.diff).toMatchObject({ added: 4, removed: 4, changed: 6, partitions: 7 });
+    const discarded = await cli('discard', id, '--reason', 'keys checked');
+    expect(discarded.code, discarded.stderr).toBe(0);
+    expect((await fx.client.wait(id, 60_000)).state).toBe('discarded');
+  });
+
   it("a start with a bad canary, sent past the command line, fails before anything runs; the command line refuses it first", async () => {
     const p = `v_${kind}`;
     const spec = testSpec(queue, specInput(queue, p, 1));
