@@ -5,13 +5,14 @@
  * Chromium lays out with every label inside its box (BACKFILL_UPDATE_DOCS=1 writes the
  * screenshot to docs/images/plan-graph.png).
  */
-import { mkdirSync, statSync } from 'node:fs';
+import { mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { chromium, type Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BackfillClient, Started, Status } from '../../client/backfill-client.ts';
 import type { EstimateReport } from '../../client/estimate.ts';
 import type { Explanation } from '../../core/explain.ts';
+import { RunWindows } from '../../core/windows.ts';
 import { CHROMIUM_ARGS, CHROMIUM_PATH, EXAMPLE_TRANSFORMS, ROOT, connectClient, exampleSpec, runCli, scratch, startTestWorker, uniqueQueue, waitFor, type TestWorker } from './helpers.ts';
 
 const RANGE = ['--from', '2024-01-03', '--to', '2024-01-10'];
@@ -114,6 +115,42 @@ describe('plan --explain, --estimate and status ETA against real runs', () => {
     await client.cancel(id);
     await client.wait(id, 60_000).catch(() => undefined);
   });
+});
+
+describe('plan --estimate of what it cannot simply run through', () => {
+  const dir = scratch('foresight-limits');
+  /** 744 hourly partitions of a second, one at a time, in a window open an hour a week (UTC), paused outside it. */
+  const WINDOWS = { allow: [{ days: ['sun'], from: '01:00', to: '02:00' }] };
+  const file = (extra: Record<string, unknown> = {}) => {
+    const path = join(dir, `limits-${Object.keys(extra).join('-') || 'plain'}.json`);
+    writeFileSync(path, JSON.stringify({ name: 'limits', partitions: { grain: 'hour', start: '2024-01-01', end: '2024-02-01' }, ...extra, nodes: [{ id: 'a', transform: 'sleep', params: { ms: 1000 }, concurrency: 1 }] }));
+    return path;
+  };
+
+  it('follows the run windows from now, says a canary is left out, ends at a rate of 1e-9 a second, and refuses an infinite --queue-cap', async () => {
+    const asked = Date.now();
+    const windowed = await runCli<{ estimate: EstimateReport }>(['plan', file({ windows: WINDOWS, canary: { partitions: 2 } }), '--estimate', '--json']);
+    expect(windowed.code, windowed.stderr).toBe(0);
+    const estimate = windowed.json!.estimate;
+    expect(estimate.windows).toMatchObject({ schedules: 1 });
+    expect(estimate).toMatchObject({ runs: 744, canary: true, warnings: [expect.stringMatching(/canary/)] });
+    // Nothing starts before the window opens (unless it is open now): no longer 744 partitions of a second one after another (14m 24s).
+    const state = RunWindows.parse(WINDOWS).at(asked);
+    if (!state.open) {
+      expect(estimate.nodes[0]!.firstStartMs!).toBeGreaterThanOrEqual(state.opensAt! - asked - 60_000);
+      expect(estimate.wallMs).toBeGreaterThan(state.opensAt! - asked - 60_000 + 744 * 1000);
+    }
+
+    const slow = await runCli<{ estimate: EstimateReport }>(['plan', file(), '--estimate', '--rate', '1e-9', '--json'], {}, { timeoutMs: 60_000 });
+    expect(slow.code, slow.stderr).toBe(0);
+    expect(slow.json!.estimate.wallMs).toBeGreaterThan(743 * 1e12);
+
+    for (const cap of ['backfill=Infinity', 'backfill=1e400']) {
+      const refused = await runCli<{ error: { code: string; message: string; path: string } }>(['plan', file(), '--estimate', '--queue-cap', cap, '--json']);
+      expect(refused.code).not.toBe(0);
+      expect(refused.json!.error).toMatchObject({ code: 'invalid_argument', path: 'queue-cap', message: expect.stringContaining(`--queue-cap '${cap}'`) });
+    }
+  }, 120_000);
 });
 
 describe('plan --format svg in Chromium', () => {
