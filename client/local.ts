@@ -6,6 +6,7 @@ import { loadTransforms } from '../activities/transforms.ts';
 import { freePort, portFree, startDevServer, type DevServer } from '../host/dev-server.ts';
 import { CODE_ROOT, codePath } from '../host/package.ts';
 import { backfillHome } from '../host/settings.ts';
+import { DEFAULT_TASK_QUEUE } from '../core/protocol.ts';
 import { createWorkers, type BackfillWorkers, type QueueConfig } from '../workers/worker.ts';
 import { installRuntime, type TelemetrySettings } from '../workers/telemetry.ts';
 import { startTracing, tracingRequested } from '../workers/tracing.ts';
@@ -18,6 +19,8 @@ export const EXAMPLE_TRANSFORMS = codePath('examples/shop/transforms');
 
 /** Quiet SDK logs (warnings and errors only) unless BACKFILL_LOG_LEVEL says otherwise; see workers/telemetry.ts. */
 export { installRuntime };
+
+export { DEFAULT_TASK_QUEUE };
 
 /** Transform modules (from --transforms or $BACKFILL_TRANSFORMS), resolved from the working directory; none: `fallback`. */
 export function transformModules(listed: readonly string[] | undefined, fallback: string[] = []): string[] {
@@ -174,8 +177,8 @@ export async function startLocal(options: LocalOptions): Promise<LocalStack> {
       worker = await startWorker({
         connection: localConnection(server.address),
         transforms: options.transforms,
-        queues: options.queues ?? [{ name: 'backfill' }],
-        workflowQueue: 'backfill',
+        queues: options.queues ?? [{ name: DEFAULT_TASK_QUEUE }],
+        workflowQueue: DEFAULT_TASK_QUEUE,
         workflows: true,
         ...(options.warehouse !== undefined ? { warehouse: options.warehouse } : {}),
         ...(options.allowFaultInjection ? { allowFaultInjection: true } : {}),

@@ -31,14 +31,14 @@ export function workerCommand() {
       const [{ serve, announceMetrics, waitForSignal }, { settingsFromEnv }] = await Promise.all([import('../serve.ts'), import('../../host/settings.ts')]);
       const settings = settingsFromEnv();
       await serve(options, settings.logLevel, async (telemetry) => {
-        const [{ describeConnection, resolveConnection }, { parseQueues, startWorker, transformModules }, { announce }, { metricsUrl }] = await Promise.all([
+        const [{ describeConnection, resolveConnection }, { DEFAULT_TASK_QUEUE, parseQueues, startWorker, transformModules }, { announce }, { metricsUrl }] = await Promise.all([
           import('../connection.ts'),
           import('../local.ts'),
           import('../../workers/logging.ts'),
           import('../../workers/telemetry.ts'),
         ]);
         const connection = resolveConnection(connectionFlags(command));
-        const queues = parseQueues(options.taskQueue, options.workflowQueue, options.maxConcurrentActivities);
+        const queues = parseQueues(options.taskQueue, DEFAULT_TASK_QUEUE, options.maxConcurrentActivities);
         const worker = await startWorker({
           connection,
           transforms: transformModules(transformsGiven(command, options.transforms)),
