@@ -30,9 +30,19 @@ function reportWaiting(client: BackfillClient): (writers: DatasetWriter[]) => Pr
   };
 }
 
-/** What the policy decided, as `start` says it: the policy's hash, and what the backfill waits for. */
-function admissionLines(started: Started & { attached?: boolean }): string {
+/**
+ * What `start` reports: the admission's policy only when a policy judged the start (without one,
+ * the workflow answers a policy with neither hash nor path).
+ */
+export function reportedStart<S extends Started>(started: S): S {
   const admission = started.admission;
+  if (!admission?.policy || admission.policy.hash !== null || admission.policy.path !== null) return started;
+  return { ...started, admission: { ...admission, policy: null } };
+}
+
+/** What the policy decided, as `start` says it: the policy's hash, and what the backfill waits for. */
+export function admissionLines(started: Started & { attached?: boolean }): string {
+  const admission = reportedStart(started).admission;
   if (admission === undefined || started.attached) return '';
   if (admission === null) return `\n  ${pc.yellow('the policy has not judged it yet (no worker polls its workflow task queue): backfill status tells once one does')}`;
   const lines = admission.policy ? [`\n  policy: ${admission.policy.path ?? ''} (${(admission.policy.hash ?? '').slice(0, 19)}…)`] : [];
@@ -111,6 +121,7 @@ export function startCommand() {
               : {}),
           });
           if (changes) started = { ...started, onlyChanged: changes.summary };
+          started = reportedStart(started);
         } catch (error) {
           const running = options.attach && options.id !== undefined && error instanceof BackfillError && error.code === 'already_exists'
             ? await client.describe(options.id).then((d) => (d.status.name === 'RUNNING' ? d : undefined))

@@ -5,6 +5,7 @@ import { runCli as cli } from './run-cli.ts';
 import { datasetsBusy } from '../../client/dataset-writers.ts';
 import type { ChangeSummary } from '../../client/only-changed.ts';
 import { renderChanges } from '../../client/render.ts';
+import { admissionLines, reportedStart } from '../../client/commands/start.ts';
 
 const EXAMPLE = new URL('../../examples/shop/backfill.yaml', import.meta.url).pathname;
 
@@ -82,5 +83,27 @@ describe('datasetsBusy', () => {
     const error = datasetsBusy('new', writers.slice(0, 1), 90_000);
     expect(error.code).toBe('timeout');
     expect(error.message).toMatch(/and they were still busy after 90s: wait longer, or cancel 'first'$/);
+  });
+});
+
+describe('what start reports of the policy', () => {
+  const started = (policy: { hash: string | null; path: string | null } | null) => ({
+    backfillId: 'b',
+    workflowId: 'backfill-b',
+    runId: 'r',
+    uiUrl: 'http://ui',
+    admission: { state: 'running' as const, policy, planHash: null, holds: [] },
+  });
+
+  it('names no policy where none judged the start (the workflow answers one with neither hash nor path), as text or JSON', () => {
+    const none = started({ hash: null, path: null });
+    expect(stripVTControlCharacters(admissionLines(none))).not.toContain('policy');
+    expect(reportedStart(none).admission?.policy).toBeNull();
+  });
+
+  it("names the policy's file and hash where one did", () => {
+    const judged = started({ hash: 'sha256:0123456789abcdef0123', path: 'backfill.policy.yaml' });
+    expect(stripVTControlCharacters(admissionLines(judged))).toBe('\n  policy: backfill.policy.yaml (sha256:0123456789ab…)');
+    expect(reportedStart(judged)).toBe(judged);
   });
 });
