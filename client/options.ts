@@ -59,6 +59,12 @@ export function integerFrom(label: string, min: number, max: number, meaning?: s
   };
 }
 
+/** A TCP port to listen on, 1 to 65535. */
+export const port = (label: string) => integerFrom(label, 1, 65_535);
+
+/** --priority of start and policy check: the task-queue priority, 1 to 5. */
+export const priorityOption = (help: string) => new Option('--priority <1-5>', help).argParser(integerFrom('--priority', 1, 5, '1 is the most urgent'));
+
 export function positiveNumber(label: string) {
   return (value: string): number => {
     const n = Number(value);

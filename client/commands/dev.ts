@@ -3,7 +3,7 @@ import { join, resolve as resolvePath } from 'node:path';
 import { Command } from '@commander-js/extra-typings';
 import { BackfillError } from '../../core/errors.ts';
 import { HELP_GROUPS, documented } from '../help.ts';
-import { codeVersionOption, policyOption, jsonOption, logFormatOption, positiveNumber, print, transformsGiven, transformsOption, warehouseOption } from '../options.ts';
+import { codeVersionOption, policyOption, jsonOption, logFormatOption, port, print, transformsGiven, transformsOption, warehouseOption } from '../options.ts';
 import { PROJECT_SPEC } from '../project.ts';
 import { LOG_FORMAT_HELP, METRICS_PORT_HELP } from './worker.ts';
 
@@ -22,8 +22,8 @@ export function devCommand() {
   ])
     .description('start the embedded Temporal dev server (Web UI on :8233) and a worker')
     .option('--no-worker', 'the server only')
-    .option('--port <port>', 'gRPC port', positiveNumber('--port'), 7233)
-    .option('--ui-port <port>', 'Web UI port', positiveNumber('--ui-port'), 8233)
+    .option('--port <port>', 'gRPC port', port('--port'), 7233)
+    .option('--ui-port <port>', 'Web UI port', port('--ui-port'), 8233)
     .option('--task-queue <queue...>', 'activity task queues to poll, as name or name=maxActivitiesPerSecond')
     .addOption(transformsOption(`modules that define transforms (default: those ./${PROJECT_SPEC} lists, else the example's)`))
     .addOption(warehouseOption())

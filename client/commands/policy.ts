@@ -7,7 +7,7 @@ import { Argument, Command, Option } from '@commander-js/extra-typings';
 import { BackfillError } from '../../core/errors.ts';
 import { EXIT } from '../exit-codes.ts';
 import { HELP_GROUPS, documented } from '../help.ts';
-import { jsonOption, positiveInteger, positiveNumber, print, warehouseOption } from '../options.ts';
+import { jsonOption, positiveNumber, print, priorityOption, warehouseOption } from '../options.ts';
 
 const POLICY_ENV = 'BACKFILL_POLICY';
 
@@ -30,7 +30,7 @@ export function policyCommand() {
     .option('--to <date>', 'end of the range (exclusive, UTC)')
     .option('--rate <per-second>', 'the backfill-wide rate it would start with')
     .option('--concurrency <n>', 'the backfill-wide concurrency it would start with')
-    .option('--priority <1-5>', 'the priority it would start with', positiveInteger('--priority'))
+    .addOption(priorityOption('the priority it would start with'))
     .option('--fairness-weight <weight>', 'the fairness weight it would start with', positiveNumber('--fairness-weight'))
     .option('--partition-seconds <n>', "the plan's estimated partition-seconds (default: plan --estimate's, from the warehouse's ledger)", partitionSeconds)
     .addOption(warehouseOption())

@@ -8,7 +8,7 @@ import { parseDurationFlag } from '../duration-flag.ts';
 import { exitCodeFor } from '../exit-codes.ts';
 import { EXAMPLE_SPEC_PATH as SPEC, HELP_GROUPS, documented } from '../help.ts';
 import type { ChangeSummary } from '../only-changed.ts';
-import { checkOnlyChanged, codeVersionOption, integerFrom, jsonOption, positiveInteger, positiveNumber, print, reasonOption, warehouseOption } from '../options.ts';
+import { checkOnlyChanged, codeVersionOption, jsonOption, positiveInteger, positiveNumber, print, priorityOption, reasonOption, warehouseOption } from '../options.ts';
 import { withClient } from '../with-client.ts';
 
 /** `--wait-for-datasets [timeout]`: true (as long as it takes) or a duration. */
@@ -79,7 +79,7 @@ export function startCommand() {
     .option('--canary <n>', "first run n partitions per dataset (the spec's canary.pick, else the newest) and what they need, staged, then wait for backfill approve or discard (over the spec's canary.partitions)", positiveInteger('--canary'))
     .addOption(reasonOption("why, kept in the backfill's audit trail (the policy may require one)"))
     .option('--sign-key <file>', 'sign the start with this ssh-ed25519 key (or its .pub when the key is in ssh-agent), as the policy may require')
-    .option('--priority <1-5>', 'task-queue priority: 1 is the most urgent, 5 the least (default: the server\'s, 3)', integerFrom('--priority', 1, 5, '1 is the most urgent'))
+    .addOption(priorityOption("task-queue priority: 1 is the most urgent, 5 the least (default: the server's, 3)"))
     .option('--fairness-weight <weight>', "its share of a task queue shared with other backfills, against theirs (default 1)", positiveNumber('--fairness-weight'))
     .option('--retry-budget <attempts>', 'pause once this many partition attempts have failed (within the policy\'s most)', positiveInteger('--retry-budget'))
     .option('--cost-budget <amount>', "pause once the partitions cost this much, in the policy's cost metric (within its most)", positiveNumber('--cost-budget'))

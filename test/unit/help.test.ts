@@ -179,6 +179,22 @@ describe('exit codes', () => {
     });
   });
 
+  it('are 1 for a policy check --priority outside 1-5, as for start', async () => {
+    const check = await cli('policy', 'check', 'examples/shop/backfill.yaml', '--priority', '9', '--json');
+    expect(check.code).toBe(EXIT.error);
+    expect(JSON.parse(check.stdout).error.message).toBe(
+      "option '--priority <1-5>' argument '9' is invalid. --priority must be a whole number from 1 to 5 (1 is the most urgent) (got '9')",
+    );
+  });
+
+  it('are 1 for a dev port that is not a whole number from 1 to 65535, naming the flag', async () => {
+    for (const [flag, value] of [['--port', '7303.5'], ['--port', '70000'], ['--ui-port', '0']]) {
+      const dev = await cli('dev', flag!, value!, '--json');
+      expect(dev.code).toBe(EXIT.error);
+      expect(JSON.parse(dev.stdout).error.message).toBe(`option '${flag} <port>' argument '${value}' is invalid. ${flag} must be a whole number from 1 to 65535 (got '${value}')`);
+    }
+  });
+
   it('are 0 for --help', async () => {
     expect((await cli('--help')).code).toBe(EXIT.ok);
     expect((await cli('wait', '--help')).code).toBe(EXIT.ok);
