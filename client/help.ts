@@ -8,6 +8,7 @@
  */
 import type { CommandUnknownOpts } from '@commander-js/extra-typings';
 import { exitCodeLines } from './exit-codes.ts';
+import { PROJECT_SPEC } from './project.ts';
 
 /** One example: a command line (no shell syntax: the help test parses it) and what it does. */
 export type Example = readonly [command: string, does: string];
@@ -22,8 +23,11 @@ export const HELP_GROUPS = {
 
 export type HelpGroup = (typeof HELP_GROUPS)[keyof typeof HELP_GROUPS];
 
-/** The shop example's spec, as the examples name it (run from a checkout of the repository). */
-export const EXAMPLE_SPEC_PATH = 'examples/shop/backfill.yaml';
+/**
+ * The spec the examples name: the one `backfill init` writes. An installed package holds no
+ * examples/ folder (the shop example ships compiled, inside dist/).
+ */
+export const SPEC_IN_EXAMPLES = PROJECT_SPEC;
 
 /** The examples as the end of a command's help. */
 export function examplesText(examples: readonly Example[]): string {
@@ -37,11 +41,13 @@ export function topLevelHelpText(): string {
     '',
     'Examples:',
     '  $ backfill demo',
-    '  $ backfill plan examples/shop/backfill.yaml',
-    '  $ backfill start examples/shop/backfill.yaml --id shop-2024 --watch',
-    '  $ backfill status shop-2024',
+    '  $ backfill init my-pipeline',
+    `  $ backfill plan ${SPEC_IN_EXAMPLES}`,
+    `  $ backfill start ${SPEC_IN_EXAMPLES} --id shop-2024 --watch`,
+    '  $ backfill status shop-2024 --json',
     '',
-    "Run 'backfill <command> --help' for a command's options and examples. Every command takes --json.",
+    "Run 'backfill <command> --help' for a command's options and examples. Every command takes --json",
+    "after its name for machine-readable output (backfill status <id> --json); backfill alone does not.",
     '',
     'Connection: --address, --namespace and --profile win over TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE,',
     'TEMPORAL_API_KEY, TEMPORAL_TLS_* and the profiles of the Temporal config file (TEMPORAL_CONFIG_FILE).',

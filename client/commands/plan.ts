@@ -1,7 +1,7 @@
 /** `backfill plan <spec>`: validates a spec and previews its plan (and, on request, its estimate, its reasons or its picture); needs no server. */
 import { Command, Option } from '@commander-js/extra-typings';
 import { parseDurationFlag } from '../duration-flag.ts';
-import { EXAMPLE_SPEC_PATH as SPEC, HELP_GROUPS, documented } from '../help.ts';
+import { SPEC_IN_EXAMPLES as SPEC, HELP_GROUPS, documented } from '../help.ts';
 import { checkOnlyChanged, codeVersionOption, jsonOption, positiveInteger, print, warehouseOption } from '../options.ts';
 
 /** `plan --format`'s pictures (client/graph/render.ts holds the same list; kept here so that the program loads no renderer). */

@@ -6,7 +6,7 @@
 import { Argument, Command, Option } from '@commander-js/extra-typings';
 import { BackfillError } from '../../core/errors.ts';
 import { EXIT } from '../exit-codes.ts';
-import { HELP_GROUPS, documented } from '../help.ts';
+import { SPEC_IN_EXAMPLES as SPEC, HELP_GROUPS, documented } from '../help.ts';
 import { jsonOption, positiveNumber, print, priorityOption, warehouseOption } from '../options.ts';
 
 const POLICY_ENV = 'BACKFILL_POLICY';
@@ -19,8 +19,8 @@ function partitionSeconds(v: string): number {
 
 export function policyCommand() {
   return documented(new Command('policy'), HELP_GROUPS.run, [
-    ['backfill policy check examples/shop/backfill.yaml --policy backfill.policy.yaml', 'violations (exit 1), whether it would wait for an approval and why, the limits and budgets it would get'],
-    ['backfill policy check examples/shop/backfill.yaml --from 2024-03-01 --to 2024-04-01 --reason restate-march-FIN-1234 --json', 'March only with its reason, against $BACKFILL_POLICY or ./backfill.policy.yaml, as JSON'],
+    [`backfill policy check ${SPEC} --policy backfill.policy.yaml`, 'violations (exit 1), whether it would wait for an approval and why, the limits and budgets it would get'],
+    [`backfill policy check ${SPEC} --from 2024-03-01 --to 2024-04-01 --reason restate-march-FIN-1234 --json`, 'March only with its reason, against $BACKFILL_POLICY or ./backfill.policy.yaml, as JSON'],
   ])
     .description('policy check <spec>: what the policy the workers are given says of a spec before it starts: violations (exit 1), whether it would wait for an approval and why, the limits and budgets it would get')
     .addArgument(new Argument('<action>', 'what to do').choices(['check']))

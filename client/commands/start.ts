@@ -6,7 +6,7 @@ import type { BackfillClient, Started } from '../backfill-client.ts';
 import type { DatasetWriter } from '../dataset-writers.ts';
 import { parseDurationFlag } from '../duration-flag.ts';
 import { exitCodeFor } from '../exit-codes.ts';
-import { EXAMPLE_SPEC_PATH as SPEC, HELP_GROUPS, documented } from '../help.ts';
+import { SPEC_IN_EXAMPLES as SPEC, HELP_GROUPS, documented } from '../help.ts';
 import type { ChangeSummary } from '../only-changed.ts';
 import { checkOnlyChanged, codeVersionOption, jsonOption, positiveInteger, positiveNumber, print, priorityOption, reasonOption, warehouseOption } from '../options.ts';
 import { withClient } from '../with-client.ts';

@@ -84,6 +84,17 @@ describe('help', () => {
     }
   });
 
+  it("names in its examples the spec backfill init writes, not the repository's examples/ (an installed package has none)", () => {
+    for (const text of [helpOf(program), ...program.commands.map(helpOf)]) expect(text).not.toContain('examples/');
+    expect(helpOf(program)).toContain('$ backfill plan backfill.yaml\n');
+  });
+
+  it('says where --json goes: every command takes it, the bare program does not', async () => {
+    for (const command of program.commands.filter((c) => c.name() !== 'help')) expect(command.options.map((o) => o.long), command.name()).toContain('--json');
+    expect(helpOf(program)).toMatch(/Every command takes --json\nafter its name .*; backfill alone does not\./);
+    expect((await cli('--json')).code).toBe(EXIT.error);
+  });
+
   it('lists the commands in groups, and the exit codes equal to EXIT', () => {
     const text = helpOf(program);
     for (const group of Object.values(HELP_GROUPS)) {
