@@ -1,5 +1,5 @@
 /** The `backfill` command line as a user runs it: a separate process, real server, real files. */
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -338,5 +338,18 @@ describe('connection settings on the command line', () => {
   it('--address wins over TEMPORAL_ADDRESS', async () => {
     const result = await backfill(['status', 'no-such-backfill', '--address', address(), '--json'], { TEMPORAL_ADDRESS: '127.0.0.1:1' });
     expect(result.json.error.code).toBe('not_found');
+  });
+});
+
+describe('output to a reader that stops early', () => {
+  it('backfill dev --help into a closed pipe exits 0 and writes no stack trace', async () => {
+    const child = spawn('node', [BIN, 'dev', '--help'], { env: { ...process.env, NO_COLOR: '1' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    // What `| head` does once it has its lines: the reading end of the pipe closes.
+    child.stdout.destroy();
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+    expect(stderr).toBe('');
+    expect(code).toBe(0);
   });
 });
