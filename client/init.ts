@@ -124,13 +124,14 @@ export function scaffold(options: InitOptions): InitResult {
   checkTarget(dir, options.force === true);
   mkdirSync(dir, { recursive: true });
   const name = projectName(dir);
-  const fill = (text: string) => text.replaceAll('{{name}}', name).replaceAll('{{package}}', packageJson().name);
-  for (const [template, file] of FILES) writeFileSync(join(dir, file), fill(readFileSync(join(TEMPLATES, template), 'utf8')));
-
+  // The manifest is read and merged before anything is written: one that cannot be read leaves the directory as it was.
   const manifestPath = join(dir, 'package.json');
   const scaffoldJson = scaffoldManifest(name);
   const existing = existsSync(manifestPath) ? readManifest(manifestPath) : undefined;
   const { manifest, keptScripts } = existing ? merge(existing, scaffoldJson) : { manifest: scaffoldJson, keptScripts: [] };
+
+  const fill = (text: string) => text.replaceAll('{{name}}', name).replaceAll('{{package}}', packageJson().name);
+  for (const [template, file] of FILES) writeFileSync(join(dir, file), fill(readFileSync(join(TEMPLATES, template), 'utf8')));
   writeFileSync(manifestPath, `${JSON.stringify(manifest, null, 2)}\n`);
   return { dir, name, written: [...FILES.map(([, file]) => file), 'package.json'], packageJson: existing ? 'updated' : 'written', keptScripts };
 }

@@ -102,6 +102,8 @@ describe('backfill init', () => {
     mkdirSync(dir, { recursive: true });
     writeFileSync(join(dir, 'package.json'), '{ not json');
     expect(thrownBackfillError(() => scaffold({ dir, force: true })).message).toMatch(/package\.json cannot be read as a package\.json .*: fix or remove it/);
+    // Before anything is written: the directory is as it was.
+    expect(readdirSync(dir)).toEqual(['package.json']);
   });
 
   it('names the project after its directory, as npm allows', () => {
