@@ -30,6 +30,8 @@ export type InitResult = {
   packageJson: 'written' | 'updated';
   /** Scripts of the scaffold that package.json had already under the same name, and kept. */
   keptScripts: string[];
+  /** The "type" package.json had (npm 11's `npm init -y` writes "commonjs"), replaced by "module"; null when it had none or "module". */
+  replacedType: string | null;
 };
 
 type Manifest = { name?: string; private?: boolean; type?: string; scripts?: Record<string, string>; dependencies?: Record<string, string>; devDependencies?: Record<string, string> } & Record<string, unknown>;
@@ -76,8 +78,13 @@ export function scaffoldManifest(name: string): Manifest {
   };
 }
 
-/** An existing package.json gains what it lacks of the scaffold's; what it has stays as it is. */
-function merge(existing: Manifest, scaffold: Manifest): { manifest: Manifest; keptScripts: string[] } {
+/**
+ * An existing package.json gains what it lacks of the scaffold's; what it has stays as it is,
+ * but for "type": transforms.ts is an ES module, and a .ts file of a package that is not
+ * "module" loads as CommonJS and fails. Setting the type keeps every name the scaffold uses
+ * (the spec's transforms:, the scripts, the README); renaming the file .mts would not.
+ */
+function merge(existing: Manifest, scaffold: Manifest): { manifest: Manifest; keptScripts: string[]; replacedType: string | null } {
   const keptScripts = Object.entries(scaffold.scripts ?? {})
     .filter(([script, command]) => existing.scripts?.[script] !== undefined && existing.scripts[script] !== command)
     .map(([script]) => script);
@@ -86,12 +93,13 @@ function merge(existing: Manifest, scaffold: Manifest): { manifest: Manifest; ke
       name: scaffold.name,
       private: scaffold.private,
       ...existing,
-      type: existing.type ?? scaffold.type,
+      type: scaffold.type,
       scripts: { ...scaffold.scripts, ...existing.scripts },
       dependencies: { ...scaffold.dependencies, ...existing.dependencies },
       devDependencies: { ...scaffold.devDependencies, ...existing.devDependencies },
     },
     keptScripts,
+    replacedType: existing.type !== undefined && existing.type !== scaffold.type ? String(existing.type) : null,
   };
 }
 
@@ -128,10 +136,10 @@ export function scaffold(options: InitOptions): InitResult {
   const manifestPath = join(dir, 'package.json');
   const scaffoldJson = scaffoldManifest(name);
   const existing = existsSync(manifestPath) ? readManifest(manifestPath) : undefined;
-  const { manifest, keptScripts } = existing ? merge(existing, scaffoldJson) : { manifest: scaffoldJson, keptScripts: [] };
+  const { manifest, keptScripts, replacedType } = existing ? merge(existing, scaffoldJson) : { manifest: scaffoldJson, keptScripts: [], replacedType: null };
 
   const fill = (text: string) => text.replaceAll('{{name}}', name).replaceAll('{{package}}', packageJson().name);
   for (const [template, file] of FILES) writeFileSync(join(dir, file), fill(readFileSync(join(TEMPLATES, template), 'utf8')));
   writeFileSync(manifestPath, `${JSON.stringify(manifest, null, 2)}\n`);
-  return { dir, name, written: [...FILES.map(([, file]) => file), 'package.json'], packageJson: existing ? 'updated' : 'written', keptScripts };
+  return { dir, name, written: [...FILES.map(([, file]) => file), 'package.json'], packageJson: existing ? 'updated' : 'written', keptScripts, replacedType };
 }

@@ -2,6 +2,7 @@
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { stripVTControlCharacters } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { BUILTIN_TRANSFORMS } from '../../activities/transforms.ts';
@@ -9,6 +10,7 @@ import { thrownBackfillError } from './backfill-error.ts';
 import { expandPlan } from '../../core/plan.ts';
 import { resolveSpec } from '../../core/spec.ts';
 import { projectName, scaffold } from '../../client/init.ts';
+import { renderInit } from '../../client/commands/init.ts';
 import { packageJson } from '../../host/package.ts';
 
 let root: string;
@@ -95,6 +97,23 @@ describe('backfill init', () => {
     expect(merged.scripts.plan).toBe('backfill plan backfill.yaml');
     expect(merged.dependencies).toMatchObject({ [packageJson().name]: 'file:../backfill.tgz', left: '^1.0.0', tsx: packageJson().optionalDependencies?.tsx });
     expect(readFileSync(join(dir, 'transforms.ts'), 'utf8')).toContain('defineTransforms');
+  });
+
+  it('with --force, makes the package "type": "module" (npm 11\'s npm init -y writes "commonjs"), and says so', () => {
+    const dir = fresh();
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, 'package.json'), JSON.stringify({ name: 'pipeline', version: '1.0.0', type: 'commonjs', scripts: { test: 'echo none' } }));
+    const result = scaffold({ dir, force: true });
+    expect(manifest(dir).type).toBe('module');
+    expect(result.replacedType).toBe('commonjs');
+    expect(stripVTControlCharacters(renderInit(result))).toContain('package.json gained the scripts and dependencies it lacked (your scripts test were kept); its "type" is now "module", not "commonjs" (transforms.ts is an ES module)');
+
+    const fresher = fresh();
+    mkdirSync(fresher, { recursive: true });
+    writeFileSync(join(fresher, 'package.json'), JSON.stringify({ type: 'module' }));
+    const unchanged = scaffold({ dir: fresher, force: true });
+    expect(unchanged.replacedType).toBeNull();
+    expect(renderInit(unchanged)).not.toContain('"type"');
   });
 
   it('refuses a package.json it cannot read, naming the file', () => {
