@@ -131,7 +131,10 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
     mkdirSync(dirname(resolved.logFile), { recursive: true });
     out = openSync(resolved.logFile, 'a');
   }
-  const child = spawn(cli, args, { stdio: ['ignore', out, out] });
+  // A process group of its own: Ctrl-C in the terminal reaches only this process, which stops
+  // the worker before the server (the server gone first, the worker's completions are lost).
+  const child = spawn(cli, args, { stdio: ['ignore', out, out], detached: true });
+  stopWithThisProcess(child);
   let exit: string | undefined;
   // A binary that cannot be run (EACCES, ENOENT) is an 'error' event: without a listener it would end the process.
   child.once('error', (error) => {
@@ -154,6 +157,47 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
     options: resolved,
     stop: () => stopProcess(child),
   };
+}
+
+/** Dev servers this process started that still run: detached, each would outlive it. */
+const children = new Set<ChildProcess>();
+const STOP_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+
+const stopChildren = () => {
+  for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+};
+
+/**
+ * A signal nobody else listens for would end this process without its 'exit' event: stop the
+ * servers, then end as the signal would have. Where another listener is (dev, demo), it stops
+ * the stack itself, worker first.
+ */
+function onStopSignal(signal: NodeJS.Signals): void {
+  if (process.listenerCount(signal) > 1) return;
+  stopChildren();
+  watchSignals(false);
+  process.kill(process.pid, signal);
+}
+
+function watchSignals(on: boolean): void {
+  if (on) process.on('exit', stopChildren);
+  else process.off('exit', stopChildren);
+  for (const signal of STOP_SIGNALS) {
+    if (on) process.on(signal, onStopSignal);
+    else process.off(signal, onStopSignal);
+  }
+}
+
+/** Stops `child` when this process exits (an uncaught error included) or dies of a signal it does not handle. */
+function stopWithThisProcess(child: ChildProcess): void {
+  if (children.size === 0) watchSignals(true);
+  children.add(child);
+  const forget = () => {
+    if (children.delete(child) && children.size === 0) watchSignals(false);
+  };
+  child.once('exit', forget);
+  // A CLI that could not be started emits 'error' and no 'exit'.
+  child.once('error', forget);
 }
 
 /** SIGTERM, then SIGKILL after `graceMs`; resolves when the process has exited. */

@@ -1,5 +1,6 @@
 /** What the host layer refuses before it runs anything: a port in use, a folder where the Temporal CLI should be. */
-import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -81,5 +82,55 @@ describe('the Temporal CLI resolver', () => {
     const cli = await resolveTemporalCli({ allowDownload: false, log: () => undefined });
     expect(cli).not.toBe(join(dir, 'temporal'));
     expect(executable(cli)).toBe(true);
+  });
+});
+
+/** Whether a process runs (a zombie that nobody reaped counts as gone). */
+function alive(pid: number): boolean {
+  try {
+    return !/^\d+ \(.*\) Z /.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return false;
+  }
+}
+
+/** The process group of a process, from /proc. */
+const processGroup = (pid: number): number => Number(readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /, '').split(' ')[2]);
+
+describe('the dev server process', () => {
+  it("runs in a process group of its own, so that the terminal's Ctrl-C reaches only its parent", async () => {
+    const server = await startDevServer({ dbFile: join(scratch(), 'temporal.db'), uiPort: null });
+    cleanups.push(() => server.stop());
+    const pid = server.process.pid!;
+    expect(processGroup(pid)).toBe(pid);
+    expect(processGroup(process.pid)).not.toBe(pid);
+  });
+
+  it('stops when the process that started it dies of an uncaught error', async () => {
+    const dir = scratch();
+    const script = join(dir, 'starts-and-throws.mjs');
+    const root = new URL('../../', import.meta.url);
+    writeFileSync(
+      script,
+      [
+        "import { register } from 'node:module';",
+        `register(${JSON.stringify(new URL('bin/typescript-loader.mjs', root).href)}, { parentURL: import.meta.url, data: { cacheDir: ${JSON.stringify(join(dir, 'cache'))} } });`,
+        `const { startDevServer } = await import(${JSON.stringify(new URL('host/dev-server.ts', root).href)});`,
+        `const server = await startDevServer({ dbFile: ${JSON.stringify(join(dir, 'temporal.db'))}, uiPort: null });`,
+        'process.stdout.write(`${server.process.pid}\\n`);',
+        "setTimeout(() => { throw new Error('uncaught'); }, 100);",
+      ].join('\n'),
+    );
+    const parent = spawn(process.execPath, [script], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    parent.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    const code = await new Promise<number | null>((resolve) => parent.once('exit', resolve));
+    expect(code).toBe(1);
+    const pid = Number(stdout.trim());
+    expect(pid).toBeGreaterThan(0);
+    cleanups.push(() => void (alive(pid) && process.kill(pid, 'SIGKILL')));
+    const deadline = Date.now() + 15_000;
+    while (alive(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    expect(alive(pid)).toBe(false);
   });
 });
