@@ -3,10 +3,11 @@
  * so that it survives its own restart, with the project's search attributes registered.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, openSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { dirname } from 'node:path';
 import { Connection, type TLSConfig } from '@temporalio/client';
+import { BackfillError } from '../core/errors.ts';
 import { SEARCH_ATTRIBUTES } from '../client/search-attributes.ts';
 import { resolveTemporalCli } from './temporal-cli.ts';
 
@@ -105,6 +106,7 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
   await requirePortFree(resolved.ip, resolved.port, "the dev server's", '--port');
   if (resolved.uiPort !== null) await requirePortFree(resolved.ip, resolved.uiPort, "the Web UI's", '--ui-port');
   mkdirSync(dirname(resolved.dbFile), { recursive: true });
+  const lock = lockDatabase(resolved.dbFile);
   const args = [
     'server', 'start-dev',
     '--db-filename', resolved.dbFile,
@@ -133,8 +135,15 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
   }
   // A process group of its own: Ctrl-C in the terminal reaches only this process, which stops
   // the worker before the server (the server gone first, the worker's completions are lost).
-  const child = spawn(cli, args, { stdio: ['ignore', out, out], detached: true });
+  let child: ChildProcess;
+  try {
+    child = spawn(cli, args, { stdio: ['ignore', out, out], detached: true });
+  } catch (error) {
+    lock.release();
+    throw error;
+  }
   stopWithThisProcess(child);
+  lock.holdFor(child);
   let exit: string | undefined;
   // A binary that cannot be run (EACCES, ENOENT) is an 'error' event: without a listener it would end the process.
   child.once('error', (error) => {
@@ -156,6 +165,63 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
     process: child,
     options: resolved,
     stop: () => stopProcess(child),
+  };
+}
+
+/** Whether process `pid` runs; a zombie nobody reaped (a container without init) counts as gone. */
+function running(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EPERM') return false;
+  }
+  try {
+    return !/^\d+ \(.*\) Z /s.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return true;
+  }
+}
+
+/**
+ * One dev server per database: two on one SQLite file fight over its shards. The lock file
+ * beside the database holds the pid of the server that uses it (of this process until the
+ * server runs); a lock whose process is gone is taken over.
+ */
+function lockDatabase(dbFile: string): { holdFor(child: ChildProcess): void; release(): void } {
+  const path = `${dbFile}.lock`;
+  let fd: number | undefined;
+  for (let attempt = 0; fd === undefined; attempt++) {
+    try {
+      fd = openSync(path, 'wx');
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST' || attempt > 0) throw error;
+      const holder = Number(readFileSync(path, 'utf8').trim());
+      if (Number.isInteger(holder) && holder > 0 && running(holder)) {
+        throw new BackfillError('already_exists', `a dev server already uses ${dbFile} (pid ${holder}): stop it or set BACKFILL_HOME to another directory`);
+      }
+      rmSync(path, { force: true });
+    }
+  }
+  writeSync(fd, String(process.pid));
+  closeSync(fd);
+  let holder = process.pid;
+  const release = () => {
+    try {
+      if (Number(readFileSync(path, 'utf8').trim()) === holder) rmSync(path, { force: true });
+    } catch {
+      // Gone already.
+    }
+  };
+  return {
+    holdFor(child) {
+      if (child.pid !== undefined) {
+        holder = child.pid;
+        writeFileSync(path, String(holder));
+      }
+      child.once('exit', release);
+      child.once('error', release);
+    },
+    release,
   };
 }
 

@@ -1,6 +1,6 @@
 /** What the host layer refuses before it runs anything: a port in use, a folder where the Temporal CLI should be. */
-import { spawn } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -132,5 +132,24 @@ describe('the dev server process', () => {
     const deadline = Date.now() + 15_000;
     while (alive(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
     expect(alive(pid)).toBe(false);
+  });
+});
+
+describe('the dev server database', () => {
+  it('is used by one dev server at a time: a second is refused, naming the file and the fix; a lock left by a process that is gone is taken over', async () => {
+    const dbFile = join(scratch(), 'temporal.db');
+    const first = await startDevServer({ dbFile, uiPort: null });
+    cleanups.push(() => first.stop());
+    await expect(startDevServer({ dbFile, uiPort: null })).rejects.toThrow(
+      `a dev server already uses ${dbFile} (pid ${first.process.pid}): stop it or set BACKFILL_HOME to another directory`,
+    );
+    await first.stop();
+    expect(existsSync(`${dbFile}.lock`)).toBe(false);
+
+    // As a server killed with its parent (SIGKILL) leaves it.
+    writeFileSync(`${dbFile}.lock`, String(spawnSync('true').pid));
+    const second = await startDevServer({ dbFile, uiPort: null });
+    cleanups.push(() => second.stop());
+    expect(readFileSync(`${dbFile}.lock`, 'utf8')).toBe(String(second.process.pid));
   });
 });
