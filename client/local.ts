@@ -42,6 +42,14 @@ export function parseQueues(flags: string[] | undefined, fallback: string, maxCo
   });
 }
 
+/**
+ * The activity task queues a worker for `spec` polls: every one its nodes use, and the default
+ * queue (the workflows' own) where they use none of it.
+ */
+export function specQueues(spec: { nodes: ReadonlyArray<{ taskQueue: string }> }): QueueConfig[] {
+  return [...new Set([DEFAULT_TASK_QUEUE, ...spec.nodes.map((node) => node.taskQueue)])].map((name) => ({ name }));
+}
+
 export type WorkerProcessOptions = {
   /** From `resolveConnection` (Temporal's environment configuration), or `localConnection` for a dev server. */
   connection: ConnectionSettings;

@@ -6,12 +6,30 @@ import { HELP_GROUPS, documented } from '../help.ts';
 import { codeVersionOption, policyOption, jsonOption, logFormatOption, port, print, transformsGiven, transformsOption, warehouseOption } from '../options.ts';
 import { PROJECT_SPEC } from '../project.ts';
 import { LOG_FORMAT_HELP, METRICS_PORT_HELP } from './worker.ts';
+import type { QueueConfig } from '../../workers/worker.ts';
 
 /** `dev`'s transforms when none are named: those of the project's spec (./backfill.yaml), else the example's. */
 async function devTransforms(): Promise<string[]> {
   const [{ projectSpec, specTransformModules }, { EXAMPLE_TRANSFORMS }] = await Promise.all([import('../spec-file.ts'), import('../local.ts')]);
   const spec = projectSpec();
   return spec ? specTransformModules(spec) : [EXAMPLE_TRANSFORMS];
+}
+
+/**
+ * `dev`'s activity queues when --task-queue names none: every one the nodes of the project's spec
+ * (./backfill.yaml) use, else the default queue.
+ */
+async function devQueues(): Promise<QueueConfig[]> {
+  const [{ loadSpecFile, projectSpec }, { specQueues }] = await Promise.all([import('../spec-file.ts'), import('../local.ts')]);
+  const file = projectSpec();
+  if (file === undefined) return specQueues({ nodes: [] });
+  try {
+    return specQueues((await loadSpecFile(file)).spec);
+  } catch (error) {
+    // A spec being edited should not keep the server from starting.
+    process.stderr.write(`${file}: ${error instanceof Error ? error.message : String(error)}; the worker polls only the default task queue\n`);
+    return specQueues({ nodes: [] });
+  }
 }
 
 export function devCommand() {
@@ -24,7 +42,7 @@ export function devCommand() {
     .option('--no-worker', 'the server only')
     .option('--port <port>', 'gRPC port', port('--port'), 7233)
     .option('--ui-port <port>', 'Web UI port', port('--ui-port'), 8233)
-    .option('--task-queue <queue...>', 'activity task queues to poll, as name or name=maxActivitiesPerSecond')
+    .option('--task-queue <queue...>', `activity task queues to poll, as name or name=maxActivitiesPerSecond (default: those the nodes of ./${PROJECT_SPEC} use, and backfill)`)
     .addOption(transformsOption(`modules that define transforms (default: those ./${PROJECT_SPEC} lists, else the example's)`))
     .addOption(warehouseOption())
     .addOption(codeVersionOption())
@@ -38,7 +56,7 @@ export function devCommand() {
       const [{ serve, waitForSignal }, { settingsFromEnv }] = await Promise.all([import('../serve.ts'), import('../../host/settings.ts')]);
       const settings = settingsFromEnv();
       await serve(options, settings.logLevel, async (telemetry) => {
-        const [{ parseQueues, startLocal, transformModules }, { announce }, { metricsUrl }] = await Promise.all([
+        const [{ DEFAULT_TASK_QUEUE, parseQueues, startLocal, transformModules }, { announce }, { metricsUrl }] = await Promise.all([
           import('../local.ts'),
           import('../../workers/logging.ts'),
           import('../../workers/telemetry.ts'),
@@ -53,7 +71,7 @@ export function devCommand() {
           uiPort: options.uiPort,
           worker: options.worker,
           transforms: named.length > 0 ? named : await devTransforms(),
-          queues: parseQueues(options.taskQueue, 'backfill'),
+          queues: options.taskQueue !== undefined ? parseQueues(options.taskQueue, DEFAULT_TASK_QUEUE) : await devQueues(),
           telemetry,
           ...(options.warehouse !== undefined ? { warehouse: options.warehouse } : {}),
           ...(options.codeVersion !== undefined ? { codeVersion: options.codeVersion } : {}),

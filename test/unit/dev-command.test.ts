@@ -1,0 +1,71 @@
+/** The task queues `backfill dev` polls, without a server (startLocal is replaced). */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { runCli } from './run-cli.ts';
+import { specQueues, type LocalOptions } from '../../client/local.ts';
+
+const started: LocalOptions[] = [];
+vi.mock('../../client/local.ts', async (importOriginal) => ({
+  ...(await importOriginal<typeof import('../../client/local.ts')>()),
+  startLocal: async (options: LocalOptions) => {
+    started.push(options);
+    return {
+      address: '127.0.0.1:1',
+      uiUrl: null,
+      server: { options: { dbFile: 'temporal.db' } },
+      worker: { warehouse: { location: 'memory' }, done: Promise.resolve() },
+      stop: async () => undefined,
+    };
+  },
+}));
+
+const SPEC = `name: queues
+partitions: { grain: day, start: 2024-01-01, end: 2024-01-03 }
+nodes:
+  - { id: a, transform: noop, taskQueue: warehouse }
+  - { id: b, transform: noop, dependsOn: [a] }
+`;
+
+const home = process.cwd();
+afterEach(() => {
+  started.splice(0);
+  process.chdir(home);
+});
+
+function project(spec?: string): string {
+  const dir = mkdtempSync(join(tmpdir(), 'backfill-dev-'));
+  if (spec !== undefined) writeFileSync(join(dir, 'backfill.yaml'), spec);
+  process.chdir(dir);
+  return dir;
+}
+
+describe('backfill dev', () => {
+  it("polls every task queue the nodes of ./backfill.yaml use, where --task-queue names none", async () => {
+    const dir = project(SPEC);
+    try {
+      expect((await runCli('dev', '--json')).code).toBe(0);
+      expect(started[0]!.queues).toEqual([{ name: 'backfill' }, { name: 'warehouse' }]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('polls what --task-queue names, else the default queue where there is no project spec', async () => {
+    const dir = project();
+    try {
+      await runCli('dev', '--json');
+      await runCli('dev', '--task-queue', 'other=5', '--json');
+      expect(started.map((o) => o.queues)).toEqual([[{ name: 'backfill' }], [{ name: 'other', maxActivitiesPerSecond: 5 }]]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('specQueues', () => {
+  it("lists each queue once, the default (the workflows') first", () => {
+    expect(specQueues({ nodes: [{ taskQueue: 'b' }, { taskQueue: 'backfill' }, { taskQueue: 'b' }, { taskQueue: 'a' }] }).map((q) => q.name)).toEqual(['backfill', 'b', 'a']);
+  });
+});
