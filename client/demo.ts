@@ -3,10 +3,13 @@ import { createHash } from 'node:crypto';
 import { dirname } from 'node:path';
 import pc from 'picocolors';
 import { formatDuration } from '../core/duration.ts';
+import { BackfillError } from '../core/errors.ts';
+import type { ResolvedSpec } from '../core/spec.ts';
 import type { Progress } from '../core/protocol.ts';
 import { BackfillClient, defaultBackfillId } from './backfill-client.ts';
-import type { LocalOptions, LocalStack } from './local.ts';
+import { specQueues, type LocalOptions, type LocalStack } from './local.ts';
 import { printable } from './printable.ts';
+import { logSettings } from '../workers/logging.ts';
 import { renderFailures, renderStatus } from './render.ts';
 import { loadSpecFile } from './spec-file.ts';
 import type { Settings } from '../host/settings.ts';
@@ -41,6 +44,39 @@ function lookInside(kind: string, location: string, node: string): string {
   return `sqlite3 ${location} 'SELECT * FROM ${node} LIMIT 5'`;
 }
 
+const REASON = 'backfill demo: stopped';
+
+/** The ids the demo gives a spec's backfills: `<name>-demo-<time>`. */
+export function isDemoId(specName: string, backfillId: string): boolean {
+  const prefix = defaultBackfillId(`${specName}-demo`).replace(/\d{8}-\d{6}Z$/, '');
+  return backfillId.startsWith(prefix) && /^\d{8}-\d{6}Z$/.test(backfillId.slice(prefix.length));
+}
+
+/** Cancels a backfill and waits (a while) until it has ended; one that ended already is left as it is. */
+async function cancelAndWait(client: BackfillClient, backfillId: string): Promise<void> {
+  try {
+    await client.cancel(backfillId, { reason: REASON });
+  } catch (error) {
+    if (error instanceof BackfillError && error.code === 'not_running') return;
+    throw error;
+  }
+  await client.wait(backfillId, 60_000).catch(() => undefined);
+}
+
+/**
+ * A demo stopped without its cleanup (killed, or its machine) leaves its backfill running in the
+ * dev server's state, and that backfill would hold the datasets of every later demo of the spec
+ * (dataset_busy) with no server to wait for or cancel it: the demo cancels it. Backfills of
+ * other ids are left alone.
+ */
+async function cancelEarlierDemos(client: BackfillClient, spec: ResolvedSpec, backfillId: string, log: (line: string) => void): Promise<void> {
+  const writers = await client.datasetWriters(backfillId, spec.nodes.map((node) => node.id));
+  for (const { backfillId: earlier } of writers.filter((w) => isDemoId(spec.name, w.backfillId))) {
+    log(pc.dim(`cancelling ${earlier}, which an earlier demo of ${spec.name} left running`));
+    await cancelAndWait(client, earlier);
+  }
+}
+
 export async function runDemo(options: DemoOptions): Promise<Progress['state']> {
   const log = (line: string) => options.json || process.stderr.write(`${line}\n`);
   const { spec, transformModules } = await loadSpecFile(options.spec);
@@ -51,24 +87,51 @@ export async function runDemo(options: DemoOptions): Promise<Progress['state']> 
     uiPort: options.uiPort,
     worker: true,
     transforms: transformModules,
+    // Every queue the spec's nodes use: a node on a queue nobody polls never runs.
+    queues: specQueues(spec),
+    // The SDK would shut the worker down on Ctrl-C, before the demo's backfill is cancelled.
+    telemetry: { log: logSettings('text', options.settings.logLevel), shutdownSignals: [] },
     ...(options.settings.workflowBundle !== undefined ? { workflowBundle: options.settings.workflowBundle } : {}),
     ...(options.warehouse !== undefined ? { warehouse: options.warehouse } : {}),
     ...(options.codeVersion !== undefined ? { codeVersion: options.codeVersion } : {}),
   });
   const began = Date.now();
-  // Stopped by a signal (Ctrl-C, a timeout's SIGTERM), the demo still stops its dev server and worker.
+  let running: { client: BackfillClient; backfillId: string } | undefined;
+  // Stopped by a signal (Ctrl-C, a timeout's SIGTERM), the demo cancels its backfill (else it stays
+  // running in the dev server's state) and then stops its worker and dev server. The demo's own
+  // course waits for that and goes no further (its client must stay open for the cancel).
+  let stopping: Promise<never> | undefined;
   const interrupted = (signal: NodeJS.Signals) => {
-    log(pc.dim(`${signal}: stopping the dev server and the worker ...`));
-    void stack.stop().finally(() => process.exit(signal === 'SIGINT' ? 130 : 143));
+    const backfill = running;
+    log(pc.dim(`${signal}: ${backfill ? `cancelling ${backfill.backfillId} (interrupt again to leave it running), then ` : ''}stopping the dev server and the worker ...`));
+    stopping = (async () => {
+      try {
+        if (backfill) {
+          await cancelAndWait(backfill.client, backfill.backfillId).catch((error: unknown) =>
+            log(`could not cancel ${backfill.backfillId}: ${error instanceof Error ? error.message : String(error)}`),
+          );
+        }
+        await stack.stop();
+      } finally {
+        process.exit(signal === 'SIGINT' ? 130 : 143);
+      }
+    })();
+  };
+  const unlessStopping = async () => {
+    if (stopping) await stopping;
   };
   process.once('SIGINT', interrupted);
   process.once('SIGTERM', interrupted);
   try {
     const client = await BackfillClient.connect({ address: stack.address, ...(stack.uiUrl ? { uiUrl: stack.uiUrl } : {}), defaults: options.settings });
     try {
-      const started = await client.start(spec, { id: defaultBackfillId(`${spec.name}-demo`) });
+      const backfillId = defaultBackfillId(`${spec.name}-demo`);
+      await cancelEarlierDemos(client, spec, backfillId, log);
+      running = { client, backfillId };
+      const started = await client.start(spec, { id: backfillId });
       log(`${pc.bold(spec.name)}: backfill ${pc.bold(started.backfillId)} started\n  web UI: ${started.uiUrl}`);
       const final = await options.watch(client, started.backfillId, options.json);
+      await unlessStopping();
       const seconds = (Date.now() - began) / 1000;
       const ledger = await stack.worker!.warehouse.ledger({ backfillId: started.backfillId });
       const published = ledger.filter((r) => r.status === 'published');
@@ -100,9 +163,12 @@ export async function runDemo(options: DemoOptions): Promise<Progress['state']> 
       }
       return final.state;
     } finally {
+      await unlessStopping();
+      running = undefined;
       await client.close();
     }
   } finally {
+    await unlessStopping();
     process.off('SIGINT', interrupted);
     process.off('SIGTERM', interrupted);
     log(pc.dim(`stopping (the dev server's state stays in ${dirname(stack.server.options.dbFile)})`));

@@ -11,7 +11,16 @@ import { settingsFromEnv } from '../host/settings.ts';
 import { createLogger, logSettings, type LogSettings } from './logging.ts';
 
 export type MetricsSettings = { host: string; port: number };
-export type TelemetrySettings = { log: LogSettings; metrics?: MetricsSettings };
+export type TelemetrySettings = {
+  log: LogSettings;
+  metrics?: MetricsSettings;
+  /**
+   * The signals on which the runtime shuts every worker down (default the SDK's: SIGINT, SIGTERM,
+   * SIGQUIT, SIGUSR2). [] where the process stops its workers itself: `demo` cancels its backfill
+   * first, which needs its worker.
+   */
+  shutdownSignals?: NodeJS.Signals[];
+};
 
 /** A --metrics-port value: a whole number from 1 to 65535. */
 export function parseMetricsPort(value: string): number {
@@ -31,6 +40,7 @@ export function runtimeOptions(settings: TelemetrySettings): RuntimeOptions {
   const { log, metrics } = settings;
   return {
     logger: createLogger(log),
+    ...(settings.shutdownSignals !== undefined ? { shutdownSignals: settings.shutdownSignals } : {}),
     telemetryOptions: {
       logging: { filter: { core: log.level, other: 'ERROR' }, forward: {} },
       ...(metrics

@@ -1,6 +1,6 @@
 /** `backfill demo` end to end, twice: it completes, and every partition's checksum is reproduced. */
 import { execFile, spawn } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
@@ -63,7 +63,69 @@ describe('backfill demo', () => {
     expect(using().length).toBeGreaterThan(0);
     demo.kill('SIGTERM');
     expect(await exited).toBe(143);
-    expect(stderr).toContain('SIGTERM: stopping the dev server and the worker');
+    expect(stderr).toMatch(/SIGTERM: cancelling shop-demo-\S+ \(interrupt again to leave it running\), then stopping the dev server and the worker/);
     await waitFor('no process of the demo left', () => using().length === 0, 30_000);
   });
+
+  /** A demo of `spec` in `home`, as a process; `done` resolves with its exit code and what it wrote on stderr. */
+  function startDemo(home: string, spec: string, args: string[] = []) {
+    const env: NodeJS.ProcessEnv = { ...process.env, BACKFILL_HOME: home, NO_COLOR: '1' };
+    // The integration tests let backfills share datasets; a user's demo does not.
+    delete env.BACKFILL_SHARED_DATASETS;
+    const demo = spawn('node', [BIN, 'demo', '--spec', spec, ...args], { env, cwd: home, stdio: ['ignore', 'pipe', 'pipe'] });
+    const output = { stdout: '', stderr: '' };
+    demo.stdout.on('data', (chunk: Buffer) => (output.stdout += chunk.toString()));
+    demo.stderr.on('data', (chunk: Buffer) => (output.stderr += chunk.toString()));
+    const done = new Promise<number | null>((resolve) => demo.once('exit', (code) => resolve(code)));
+    return { demo, output, done };
+  }
+
+  it('runs a spec whose nodes use another task queue: it polls every queue they use', async () => {
+    const home = scratch('demo-queues');
+    const spec = join(home, 'backfill.yaml');
+    writeFileSync(spec, `name: queues\npartitions: { grain: day, start: 2024-01-01, end: 2024-01-05 }\nnodes:\n  - { id: loaded, transform: noop, taskQueue: elsewhere }\n  - { id: rolled, transform: noop, dependsOn: [loaded] }\n`);
+    const { demo, output, done } = startDemo(home, spec, ['--json']);
+    // Before, the worker polled only 'backfill' and the demo waited for ever.
+    const timer = setTimeout(() => demo.kill('SIGTERM'), 90_000);
+    const code = await done;
+    clearTimeout(timer);
+    expect(code, output.stderr).toBe(0);
+    expect(JSON.parse(output.stdout)).toMatchObject({ state: 'completed', partitions: 8, total: 8 });
+  });
+
+  it('cancels its backfill when interrupted, and one an earlier demo left running, so that the next demo runs', async () => {
+    const home = scratch('demo-interrupted');
+    const spec = join(home, 'backfill.yaml');
+    writeFileSync(
+      spec,
+      `name: slow\npartitions: { grain: day, start: 2024-01-01, end: 2024-01-21 }\nnodes:\n  - { id: slept, transform: sleep, params: { ms: 250 }, concurrency: 1, batchSize: 1 }\n`,
+    );
+    const startedId = (stderr: string) => /backfill (slow-demo-\S+) started/.exec(stderr)?.[1];
+
+    // Killed outright: nothing cleans up. Its backfill stays running in the dev server's state,
+    // and its dev server (detached) outlives it: stopped here, as a user would find it stopped.
+    const killed = startDemo(home, spec);
+    await waitFor('the first demo to start its backfill', () => startedId(killed.output.stderr) !== undefined, 120_000);
+    killed.demo.kill('SIGKILL');
+    await killed.done;
+    const server = Number(readFileSync(join(home, 'temporal.db.lock'), 'utf8'));
+    process.kill(server, 'SIGTERM');
+    await waitFor('the orphaned dev server to stop', () => !existsSync(`/proc/${server}`) || readFileSync(`/proc/${server}/stat`, 'utf8').includes(') Z '), 30_000);
+    const left = startedId(killed.output.stderr)!;
+
+    const interrupted = startDemo(home, spec);
+    await waitFor('the second demo to start its backfill', () => startedId(interrupted.output.stderr) !== undefined, 120_000);
+    expect(interrupted.output.stderr).toContain(`cancelling ${left}, which an earlier demo of slow left running`);
+    const own = startedId(interrupted.output.stderr)!;
+    interrupted.demo.kill('SIGINT');
+    expect(await interrupted.done).toBe(130);
+    expect(interrupted.output.stderr).toContain(`SIGINT: cancelling ${own} (interrupt again to leave it running), then stopping the dev server and the worker`);
+
+    // Before, this one failed with dataset_busy, naming the interrupted backfill.
+    const next = startDemo(home, spec);
+    expect(await next.done, next.output.stderr).toBe(0);
+    expect(next.output.stderr).not.toContain('left running');
+    expect(next.output.stdout).toContain('20/20 partitions');
+  });
 });
+
