@@ -128,6 +128,11 @@ export async function createWorkers(config: WorkerConfig): Promise<BackfillWorke
   if (config.policyFile !== undefined) {
     const loaded = await readPolicyFile(config.policyFile);
     Runtime.instance().logger.info(`policy ${loaded.path} (${loaded.hash})`);
+  } else if (config.workflows !== false) {
+    // A start is judged by whichever workflow worker takes its first task: one without the policy admits it unjudged.
+    Runtime.instance().logger.warn(
+      `no policy (--policy or BACKFILL_POLICY): the backfills this worker starts running are not governed; if other workers of workflow queue '${workflowQueue}' have a policy, give this one the same file, or it admits what they would refuse`,
+    );
   }
   // The policy, the trusted estimate and signature checks run as local activities of the
   // workflow worker: the workers that run the workflows judge them, never an activity-only

@@ -1,6 +1,7 @@
 /** `backfill worker`: a worker against the Temporal server of $TEMPORAL_ADDRESS or the profile. */
 import { resolve as resolvePath } from 'node:path';
 import { Command } from '@commander-js/extra-typings';
+import { BackfillError } from '../../core/errors.ts';
 import { HELP_GROUPS, documented } from '../help.ts';
 import { codeVersionOption, policyOption, connectionFlags, jsonOption, logFormatOption, positiveInteger, print, transformsGiven, transformsOption, warehouseOption } from '../options.ts';
 
@@ -48,7 +49,7 @@ export function workerCommand() {
           telemetry,
           ...(options.warehouse !== undefined ? { warehouse: options.warehouse } : {}),
           ...(options.codeVersion !== undefined ? { codeVersion: options.codeVersion } : {}),
-          ...(options.policy !== undefined && options.policy.trim() !== '' ? { policyFile: resolvePath(options.policy) } : {}),
+          ...(options.policy !== undefined ? { policyFile: resolvePath(policyPath(options.policy)) } : {}),
           ...(settings.workflowBundle !== undefined ? { workflowBundle: settings.workflowBundle } : {}),
           ...(options.allowFaultInjection ? { allowFaultInjection: true } : {}),
         });
@@ -68,4 +69,12 @@ export function workerCommand() {
         await worker.stop();
       });
     });
+}
+
+/** A policy named blank (an empty BACKFILL_POLICY) is a mistake, not "no policy": a worker without one admits what others refuse. */
+function policyPath(given: string): string {
+  if (given.trim() === '') {
+    throw new BackfillError('invalid_argument', '--policy (or BACKFILL_POLICY) is empty: give the policy file\'s path, or unset BACKFILL_POLICY to run this worker without a policy', 'policy');
+  }
+  return given;
 }

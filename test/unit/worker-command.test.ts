@@ -27,3 +27,17 @@ describe('backfill worker', () => {
     expect(started[0]!.queues).toEqual([{ name: 'warehouse', maxActivitiesPerSecond: 20 }]);
   });
 });
+
+describe('backfill worker --policy', () => {
+  it('refuses a policy named blank (an empty BACKFILL_POLICY) instead of running without one, naming the fix', async () => {
+    const result = await runCli('worker', '--policy', '  ', '--json');
+    expect(result.code).not.toBe(0);
+    expect(started).toEqual([]);
+    expect(result.stderr + result.stdout).toMatch(/--policy \(or BACKFILL_POLICY\) is empty: .*unset BACKFILL_POLICY/);
+  });
+
+  it('hands a policy given to the worker as an absolute path', async () => {
+    await runCli('worker', '--policy', 'team.policy.yaml', '--json');
+    expect(started[0]!.policyFile).toMatch(/^\/.*team\.policy\.yaml$/);
+  });
+});
