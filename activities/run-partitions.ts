@@ -15,6 +15,7 @@ import {
   type RunPartitionsResult,
 } from '../core/protocol.ts';
 import { parseDuration } from '../core/duration.ts';
+import { priorFinished, type Checkpoint } from './checkpoint.ts';
 import { isNonRetryable, isThrottled } from './errors.ts';
 import { specHash } from './spec-hash.ts';
 import { PartitionTelemetry } from './telemetry.ts';
@@ -80,6 +81,16 @@ function assertRows(rows: readonly unknown[], transform: string): void {
     `transform '${transform}' produced ${what} as row ${index}: every row must be an object with one key per column`,
     PARTITION_FAILURES.invalidOutput,
   );
+}
+
+/** Whether heartbeat details convert to JSON, as the SDK's payload converter needs. */
+function serializable(details: unknown): boolean {
+  try {
+    JSON.stringify(details);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** A partition of a batch ran longer than its node's timeout: retried, as an activity that timed out would be. */
@@ -214,6 +225,7 @@ export function createActivities(deps: ActivityDeps) {
     telemetry: PartitionTelemetry,
     stopped: AbortSignal | null,
     deadline: number | undefined,
+    heartbeat: (details?: unknown) => void,
   ): Promise<{ done: PartitionResult } | { pending: PendingPartition }> => {
     const { node } = input;
     const startedAt = Date.now();
@@ -266,7 +278,7 @@ export function createActivities(deps: ActivityDeps) {
       signal,
       attempt: ctx.info.attempt,
       throttled: task.throttled,
-      heartbeat: (details) => ctx.heartbeat(details),
+      heartbeat,
       reportCost: (amount) => {
         if (typeof amount !== 'number' || !Number.isFinite(amount) || amount < 0) {
           throw ApplicationFailure.nonRetryable(`transform '${node.transform}' reported a cost of ${String(amount)}: report a number of 0 or more`, 'InvalidOutput');
@@ -369,13 +381,21 @@ export function createActivities(deps: ActivityDeps) {
       await assertSameWarehouse(input);
       const ctx = Context.current();
       const telemetry = new PartitionTelemetry(ctx, input);
-      const prior = (ctx.info.heartbeatDetails as Partial<PartitionFailureDetails> | undefined)?.finished ?? [];
-      const finished: PartitionResult[] = [...prior];
-      const skip = new Set(prior.map((r) => r.index));
+      const finished: PartitionResult[] = priorFinished(ctx.info.heartbeatDetails, input.partitions);
+      const skip = new Set(finished.map((r) => r.index));
+      const attempt = ctx.info.attempt;
+      // The running partition's latest details of its own: beside the checkpoint, never in its place.
+      let user: { details: unknown } | undefined;
+      const checkpoint = (): void => ctx.heartbeat({ finished, attempt, ...(user ? { user: user.details } : {}) } satisfies Checkpoint);
+      const transformHeartbeat = (details?: unknown): void => {
+        // Details the SDK cannot encode would cancel the activity: they are left out, and said so.
+        if (details !== undefined && serializable(details)) user = { details };
+        else if (details !== undefined) ctx.log.warn(`transform '${input.node.transform}' heartbeated details that do not convert to JSON (a bigint?): they are not sent`);
+        checkpoint();
+      };
       // Heartbeat on a timer too, so that a long transform is not mistaken for a dead worker.
       const everyMs = Math.max(200, Math.floor((parseDuration(input.node.heartbeatTimeout) ?? 30_000) / 3));
-      const attempt = ctx.info.attempt;
-      const timer = setInterval(() => ctx.heartbeat({ finished, attempt }), everyMs);
+      const timer = setInterval(checkpoint, everyMs);
       const definitionHash = specHashOf(input.node);
       const window = windowOf(input.window);
       // Alone, a partition has the activity's timeout; in a batch, each has the node's.
@@ -432,7 +452,7 @@ export function createActivities(deps: ActivityDeps) {
         const { results, failed } = committed;
         finished.push(...results);
         // What a retry may skip; at the end of the batch, the result says it.
-        if (results.length > 0 && !(last && !failed)) ctx.heartbeat({ finished, attempt });
+        if (results.length > 0 && !(last && !failed)) checkpoint();
         return failed ? failure(failed.task, failed.error, input.partitions.findIndex((t) => t.index === failed.task.index)) : null;
       };
       try {
@@ -444,7 +464,8 @@ export function createActivities(deps: ActivityDeps) {
           let outcome: Awaited<ReturnType<typeof runOne>>;
           try {
             const deadline = partitionDeadline();
-            outcome = await withinTimeout(partitionTimeout, window.stopped, (stopped) => runOne(input, task, ctx, definitionHash, telemetry, stopped, deadline));
+            user = undefined;
+            outcome = await withinTimeout(partitionTimeout, window.stopped, (stopped) => runOne(input, task, ctx, definitionHash, telemetry, stopped, deadline, transformHeartbeat));
           } catch (error) {
             // What the batch computed before this partition is committed first, unless it was cancelled.
             if (!(error instanceof CancelledFailure || ctx.cancellationSignal.aborted)) {

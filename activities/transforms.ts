@@ -41,6 +41,7 @@ export type TransformContext = {
   attempt: number;
   /** How many times this partition was throttled (ThrottledError) before this run. */
   throttled: number;
+  /** Heartbeats at once; the details go beside the activity's checkpoint (under `user`) for the Web UI, and are not handed back to a retry. */
   heartbeat(details?: unknown): void;
   /**
    * Reports what producing this partition cost, in the unit the policy's cost budget names

@@ -22,6 +22,17 @@ const transforms: Record<string, Transform> = {
   fragile: ({ node, partition }) => {
     if (broken.has(`${node}/${partition}`)) throw new NonRetryableError(`source data for ${partition} is corrupt`);
   },
+  // Report progress in details shaped like the activity's checkpoint, then fail their first attempt.
+  rows_progress: (ctx) => {
+    ctx.heartbeat({ finished: 500 });
+    if (ctx.attempt === 1) throw new Error('source API: 503');
+    return [{ day: ctx.partition, n: 1 }];
+  },
+  files_progress: (ctx) => {
+    ctx.heartbeat({ finished: ['part-0001.csv'] });
+    if (ctx.attempt === 1) throw new Error('source API: 503');
+    return [{ day: ctx.partition, n: 1 }];
+  },
 };
 
 describe('hardening', () => {
@@ -88,6 +99,23 @@ describe('hardening', () => {
     }
     expect(failures.filter((f) => f !== 'UnhandledCommand')).toEqual([]);
   });
+
+  for (const transform of ['rows_progress', 'files_progress']) {
+    it(`${transform}: a transform's heartbeat details do not replace the checkpoint, and the retry after a transient failure publishes the partition`, async () => {
+      const spec = testSpec(queue, {
+        name: `hb-${transform}`,
+        partitions: { grain: 'day', start: '2024-01-01', end: '2024-01-02' },
+        defaults: { retry: { maxAttempts: 3, initialInterval: '100ms', backoffCoefficient: 1 } },
+        nodes: [{ id: transform, transform }],
+      });
+      const { backfillId } = await client.start(spec, { taskQueue: queue, tuning: { reportIntervalMs: 200 } });
+      const outcome = await client.wait(backfillId, 60_000);
+      expect(outcome.state).toBe('completed');
+      expect(outcome.progress!.nodes[0]).toMatchObject({ done: 1, failed: 0 });
+      const ledger = await worker.warehouse.ledger({ backfillId });
+      expect(ledger.map((r) => [r.partition, r.status, r.attempt])).toEqual([['2024-01-01', 'published', 2]]);
+    });
+  }
 
   it('a finish that cannot reach a terminated idle node workflow does not keep the backfill from ending', async () => {
     const { backfillId } = await start({

@@ -55,7 +55,7 @@ function days(options: { empty?: string[]; fails?: string[]; throttles?: string[
 
 const node: PartitionNode = { id: 'days', transform: 'days', params: {}, checks: [{ type: 'row_count', min: 1, severity: 'error' }], heartbeatTimeout: '30s' };
 
-function run(transform: Transform, options: { attempt?: number; finished?: PartitionResult[] } = {}) {
+function run(transform: Transform, options: { attempt?: number; finished?: PartitionResult[]; heartbeatDetails?: unknown } = {}) {
   const input: RunPartitionsInput = {
     backfillId: 'bf-1',
     runKey: 'run-1',
@@ -65,11 +65,16 @@ function run(transform: Transform, options: { attempt?: number; finished?: Parti
     maxAttempts: 3,
   };
   const activities = createActivities({ warehouse, transforms: new Map([['days', transform]]), codeVersion: 'test' });
-  const env = new MockActivityEnvironment({ attempt: options.attempt ?? 1, ...(options.finished ? { heartbeatDetails: { finished: options.finished } } : {}) });
+  const heartbeatDetails = options.finished ? { finished: options.finished } : options.heartbeatDetails;
+  const env = new MockActivityEnvironment({ attempt: options.attempt ?? 1, ...(heartbeatDetails !== undefined ? { heartbeatDetails } : {}) });
   const heartbeats: number[][] = [];
-  env.on('heartbeat', (details: { finished: PartitionResult[] }) => heartbeats.push(details.finished.map((r) => r.index)));
+  const sent: unknown[] = [];
+  env.on('heartbeat', (details: { finished: PartitionResult[] }) => {
+    heartbeats.push(details.finished.map((r) => r.index));
+    sent.push(JSON.parse(JSON.stringify(details)));
+  });
   const result = env.run(activities.runPartitions, input) as Promise<RunPartitionsResult>;
-  return { result, heartbeats, env };
+  return { result, heartbeats, sent, env };
 }
 
 async function failureOf(promise: Promise<unknown>): Promise<{ failure: ApplicationFailure; details: PartitionFailureDetails }> {
@@ -143,6 +148,54 @@ describe('a batch activity commits its partitions together', () => {
     expect(retry.finished.slice(2).map((r) => r.version)).toEqual([1, 1, 1]);
     expect(warehouse.calls).toEqual([]);
     expect((await warehouse.ledger({ node: 'days' })).map((r) => r.version)).toEqual([1, 1, 1, 1, 1]);
+  });
+});
+
+describe("the activity's checkpoint is its own", () => {
+  it("a transform's heartbeat details go beside the checkpoint, under user, and never replace it", async () => {
+    const transform: Transform = (ctx) => {
+      ctx.heartbeat({ finished: 500, partition: ctx.partition });
+      return ctx.partition === '2024-01-03' ? [] : [{ day: ctx.partition }];
+    };
+    const { result, sent } = run(transform);
+    const { details } = await failureOf(result);
+    expect(details.finished.map((r) => r.index).sort()).toEqual([0, 1, 3, 4]);
+    // Every heartbeat is a checkpoint: what was committed when it was sent, and the running partition's own details.
+    expect(sent.length).toBeGreaterThanOrEqual(5);
+    for (const beat of sent) expect(beat).toMatchObject({ finished: expect.any(Array), attempt: 1, user: { finished: 500 } });
+    expect(sent[2]).toEqual({ finished: [], attempt: 1, user: { finished: 500, partition: '2024-01-03' } });
+  });
+
+  it('details the SDK could not encode (a bigint) are left out rather than cancel the activity', async () => {
+    const { result, sent } = run((ctx) => {
+      ctx.heartbeat({ rows: 10n });
+      return [{ day: ctx.partition }];
+    });
+    expect((await result).finished).toHaveLength(5);
+    for (const beat of sent) expect(beat).toEqual({ finished: [], attempt: 1 });
+  });
+
+  it("a retry ignores heartbeat details that are not the activity's checkpoint for this batch, and completes", async () => {
+    const first = await run(days()).result;
+    const other = { ...first.finished[0]!, key: '2023-12-31' };
+    for (const heartbeatDetails of [
+      { finished: 500 },
+      { finished: ['part-0001.csv'] },
+      { finished: [first.finished[0], { index: 1 }] },
+      { finished: [other] },
+      { finished: [first.finished[0], first.finished[0]] },
+      'progress: 40%',
+    ]) {
+      const retry = await run(days(), { attempt: 2, heartbeatDetails }).result;
+      expect(retry.finished.map((r) => [r.index, r.key, r.version])).toEqual(first.finished.map((r) => [r.index, r.key, 1]));
+    }
+    expect((await warehouse.ledger({ node: 'days' })).map((r) => r.version)).toEqual([1, 1, 1, 1, 1]);
+  });
+
+  it('a retry keeps only the fields of a result from its checkpoint', async () => {
+    const first = await run(days()).result;
+    const retry = await run(days(), { attempt: 2, heartbeatDetails: { finished: [{ ...first.finished[0]!, extra: 'x' }], attempt: 1, user: { finished: 1 } } }).result;
+    expect(retry.finished[0]).toEqual(first.finished[0]);
   });
 });
 
