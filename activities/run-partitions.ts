@@ -19,7 +19,7 @@ import { priorFinished, type Checkpoint } from './checkpoint.ts';
 import { isNonRetryable, isThrottled } from './errors.ts';
 import { specHash } from './spec-hash.ts';
 import { PartitionTelemetry } from './telemetry.ts';
-import { collectData, partitionBindings, type PartitionSession, type TransformRegistry } from './transforms.ts';
+import { appendRows, collectData, partitionBindings, type PartitionSession, type TransformRegistry } from './transforms.ts';
 import { CheckFailedError, CommitDeadlineError, InvalidDatasetError, SqlError, StaleRunError, type PartitionWrite, type PinnedInput, type Published, type Warehouse } from './warehouse/types.ts';
 import { PublishBuffer, type PendingPartition } from './publish-buffer.ts';
 import { createWarehouseActivities } from './warehouse-activities.ts';
@@ -291,7 +291,7 @@ export function createActivities(deps: ActivityDeps) {
       if (!Array.isArray(returned)) {
         throw ApplicationFailure.nonRetryable(`transform '${node.transform}' returned ${typeof returned}: return an array of rows or nothing`, PARTITION_FAILURES.invalidOutput);
       }
-      data.rows.push(...returned);
+      appendRows(data.rows, returned);
     }
     assertRows(data.rows, node.transform);
     // Cancelled (or its window's grace ran out) while the transform ran: publish nothing.

@@ -69,12 +69,17 @@ export function defineTransforms<T extends Record<string, Transform>>(transforms
   return transforms;
 }
 
+/** Appends one by one: `push(...rows)` passes each row as an argument, and overflows the stack above about 125,000. */
+export function appendRows(target: unknown[], rows: readonly unknown[]): void {
+  for (const row of rows) target.push(row);
+}
+
 export function collectData(): { data: PartitionData; session: Omit<PartitionSession, 'query'> } {
   const data: PartitionData = { rows: [], selects: [] };
   return {
     data,
     session: {
-      insert: (rows) => void data.rows.push(...rows),
+      insert: (rows) => appendRows(data.rows, rows),
       insertFrom: (sql, bindings = {}) => void data.selects.push({ sql, bindings }),
     },
   };

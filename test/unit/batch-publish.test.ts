@@ -199,6 +199,18 @@ describe("the activity's checkpoint is its own", () => {
   });
 });
 
+describe('large partitions', () => {
+  it('300,000 rows returned, or inserted in one call, are published (no argument list of their size overflows the stack)', async () => {
+    const many = Array.from({ length: 300_000 }, (_, i) => ({ i }));
+    const { result } = run((ctx) => {
+      if (ctx.partition === '2024-01-01') return many;
+      if (ctx.partition === '2024-01-02') ctx.warehouse.insert(many);
+      else return [{ i: 0 }];
+    });
+    expect((await result).finished.map((r) => r.rowCount)).toEqual([300_000, 300_000, 1, 1, 1]);
+  }, 60_000);
+});
+
 describe('a cancelled batch', () => {
   it('reports the partitions it committed before the cancel: the workflow counts them done', async () => {
     // Each partition takes over COMMIT_AFTER_MS, so each commits (and is checkpointed) alone.
