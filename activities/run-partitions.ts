@@ -93,6 +93,25 @@ function serializable(details: unknown): boolean {
   }
 }
 
+function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const member of Object.values(value)) deepFreeze(member);
+  }
+  return value;
+}
+
+/**
+ * What a transform gets as its params: a frozen copy, one per activity (its partitions share
+ * it), so that the ledger records the spec's params, and a partition sees no other's changes.
+ */
+const frozenParams = new WeakMap<object, Readonly<Record<string, unknown>>>();
+function readOnlyParams(params: Record<string, unknown>): Readonly<Record<string, unknown>> {
+  let copy = frozenParams.get(params);
+  if (!copy) frozenParams.set(params, (copy = deepFreeze(structuredClone(params))));
+  return copy;
+}
+
 /** A partition of a batch ran longer than its node's timeout: retried, as an activity that timed out would be. */
 export class PartitionTimeoutError extends Error {
   override name = 'PartitionTimeout';
@@ -270,7 +289,7 @@ export function createActivities(deps: ActivityDeps) {
       node: node.id,
       partition: task.key,
       window: task.window,
-      params: node.params,
+      params: readOnlyParams(node.params),
       sql: node.sql,
       inputs: task.inputs,
       bindings,

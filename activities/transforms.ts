@@ -27,7 +27,8 @@ export type TransformContext = {
   partition: string;
   /** The partition's UTC window (ISO 8601), or null for static keys. */
   window: { start: string; end: string } | null;
-  params: Record<string, unknown>;
+  /** The node's params, as written in the spec: read-only (frozen; assigning to them throws), the ledger records them. */
+  params: Readonly<Record<string, unknown>>;
   /** The node's SQL, for SQL transforms. */
   sql: string | undefined;
   /** The upstream partitions this one depends on, as key ranges (static keys listed). */

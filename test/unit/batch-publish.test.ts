@@ -55,12 +55,12 @@ function days(options: { empty?: string[]; fails?: string[]; throttles?: string[
 
 const node: PartitionNode = { id: 'days', transform: 'days', params: {}, checks: [{ type: 'row_count', min: 1, severity: 'error' }], heartbeatTimeout: '30s' };
 
-function run(transform: Transform, options: { attempt?: number; finished?: PartitionResult[]; heartbeatDetails?: unknown } = {}) {
+function run(transform: Transform, options: { attempt?: number; finished?: PartitionResult[]; heartbeatDetails?: unknown; params?: Record<string, unknown> } = {}) {
   const input: RunPartitionsInput = {
     backfillId: 'bf-1',
     runKey: 'run-1',
     workflowId: 'backfill/bf-1/days',
-    node,
+    node: options.params ? { ...node, params: options.params } : node,
     partitions: keys.map((key, index) => ({ index, key, window: { start: `${key}T00:00:00Z`, end: `${key}T23:59:59Z` }, inputs: [], throttled: 0 })),
     maxAttempts: 3,
   };
@@ -196,6 +196,28 @@ describe("the activity's checkpoint is its own", () => {
     const first = await run(days()).result;
     const retry = await run(days(), { attempt: 2, heartbeatDetails: { finished: [{ ...first.finished[0]!, extra: 'x' }], attempt: 1, user: { finished: 1 } } }).result;
     expect(retry.finished[0]).toEqual(first.finished[0]);
+  });
+});
+
+describe("a node's params", () => {
+  it('reach the transform as a frozen copy: it cannot change what the ledger records (--only-changed compares it), nor what later partitions see', async () => {
+    const params = { ordersPerDay: 200, nested: { list: [1, 2] } };
+    const seen: unknown[] = [];
+    const { result } = run(
+      (ctx) => {
+        seen.push(structuredClone(ctx.params));
+        // Filling a default in place, as a transform might.
+        expect(() => ((ctx.params as Record<string, unknown>).threshold ??= 2000)).toThrow(TypeError);
+        expect(() => ((ctx.params.nested as { list: number[] }).list.push(3))).toThrow(TypeError);
+        return [{ day: ctx.partition }];
+      },
+      { params },
+    );
+    expect((await result).finished).toHaveLength(5);
+    expect(seen).toEqual(keys.map(() => params));
+    expect(params).toEqual({ ordersPerDay: 200, nested: { list: [1, 2] } });
+    expect(Object.isFrozen(params)).toBe(false);
+    for (const row of await warehouse.ledger({ node: 'days' })) expect(row.params).toEqual(params);
   });
 });
 
