@@ -22,6 +22,7 @@ import { PartitionTelemetry } from './telemetry.ts';
 import { appendRows, collectData, partitionBindings, type PartitionSession, type TransformRegistry } from './transforms.ts';
 import { CheckFailedError, CommitDeadlineError, InvalidDatasetError, SqlError, StaleRunError, type PartitionWrite, type PinnedInput, type Published, type Warehouse } from './warehouse/types.ts';
 import { PublishBuffer, type PendingPartition } from './publish-buffer.ts';
+import { assertRows } from './rows.ts';
 import { createWarehouseActivities } from './warehouse-activities.ts';
 
 export type ActivityDeps = {
@@ -65,22 +66,6 @@ function resultOf(task: PartitionTask, published: Published, startedAt: number, 
     ...(cost !== undefined ? { cost } : {}),
     ...(latencyMs !== undefined ? { latencyMs } : {}),
   };
-}
-
-/**
- * Every row a transform produced (returned or inserted) is an object of column values: any
- * other value would fail the publish with a TypeError, retried in vain, as each attempt
- * repeats it.
- */
-function assertRows(rows: readonly unknown[], transform: string): void {
-  const index = rows.findIndex((row) => typeof row !== 'object' || row === null || Array.isArray(row));
-  if (index === -1) return;
-  const row = rows[index];
-  const what = row === null ? 'null' : Array.isArray(row) ? 'an array' : typeof row;
-  throw ApplicationFailure.nonRetryable(
-    `transform '${transform}' produced ${what} as row ${index}: every row must be an object with one key per column`,
-    PARTITION_FAILURES.invalidOutput,
-  );
 }
 
 /** Whether heartbeat details convert to JSON, as the SDK's payload converter needs. */

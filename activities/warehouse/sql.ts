@@ -12,9 +12,14 @@ export const PARTITION_COLUMN = '__partition';
 export const VERSION_COLUMN = '__version';
 
 export function assertUserColumns(names: Iterable<string>): void {
+  const folded = new Map<string, string>();
   for (const name of names) {
     if (name.startsWith('__')) throw new SqlError(`column '${name}' is reserved: names starting with __ belong to backfill`);
     if (name.length === 0) throw new SqlError('a column has an empty name: give every selected expression a name (AS name)');
+    const other = folded.get(name.toLowerCase());
+    // SQLite takes them for one column, PostgreSQL for two.
+    if (other !== undefined) throw new SqlError(`columns '${other}' and '${name}' differ only in case, which the warehouses do not treat alike: rename one`);
+    folded.set(name.toLowerCase(), name);
   }
 }
 

@@ -208,7 +208,7 @@ describe("a node's params", () => {
         seen.push(structuredClone(ctx.params));
         // Filling a default in place, as a transform might.
         expect(() => ((ctx.params as Record<string, unknown>).threshold ??= 2000)).toThrow(TypeError);
-        expect(() => ((ctx.params.nested as { list: number[] }).list.push(3))).toThrow(TypeError);
+        expect(() => (ctx.params.nested as { list: number[] }).list.push(3)).toThrow(TypeError);
         return [{ day: ctx.partition }];
       },
       { params },
@@ -297,9 +297,60 @@ describe('what a failing partition tells the retry policy', () => {
       const { result } = run(transform);
       const { failure, details } = await failureOf(result);
       expect([failure.type, failure.nonRetryable, details.failedIndex]).toEqual(['InvalidOutput', true, 0]);
-      expect(failure.message).toMatch(/transform 'days' produced (null as row 1|number as row 2): every row must be an object/);
+      expect(failure.message).toMatch(/transform 'days' produced (null as row 1|number as row 2): every row must be a plain object/);
     }
     expect(await published()).toEqual([]);
+  });
+
+  it('a row that is a Date or another object that is not plain (stored as a row without columns) fails as InvalidOutput', async () => {
+    class Reading {
+      value = 1;
+    }
+    for (const [row, what] of [
+      [new Date(), 'a Date'],
+      [new Map([['a', 1]]), 'a Map'],
+      [new Reading(), 'a Reading'],
+    ] as const) {
+      const { failure } = await failureOf(run(() => [{ n: 1 }, row] as never).result);
+      expect([failure.type, failure.nonRetryable, failure.message]).toEqual(['InvalidOutput', true, `transform 'days' produced ${what} as row 1: every row must be a plain object with one key per column`]);
+    }
+    // A row without a prototype is plain.
+    expect((await run(() => [Object.assign(Object.create(null) as object, { n: 1 })]).result).finished).toHaveLength(5);
+  });
+
+  it('a value no warehouse stores alike fails as InvalidOutput, naming its row and column and what to do', async () => {
+    const cases: Array<[unknown, RegExp]> = [
+      [new Date('nope'), /^transform 'days' produced an Invalid Date: give a valid Date, or null in column 'v' of row 1$/],
+      [{ total: 10n }, /^transform 'days' produced an object that does not convert to JSON text \(.*BigInt.*\): .* in column 'v' of row 1$/],
+      [[1n], /does not convert to JSON text .* in column 'v' of row 1$/],
+      [2n ** 63n, /^transform 'days' produced a bigint beyond 64 bits \(9223372036854775808n\), which not every warehouse can hold: store it as a string \(String\(value\)\) in column 'v' of row 1$/],
+      [-(2n ** 63n) - 1n, /a bigint beyond 64 bits/],
+      [new Map([[1, 2]]), /a Map, whose JSON text \(\{\}\) would lose its contents/],
+      [() => 1, /a function: a row value is a string/],
+      [Symbol('s'), /a symbol: a row value is a string/],
+    ];
+    for (const [value, message] of cases) {
+      const { failure } = await failureOf(run(() => [{ v: 1 }, { v: value }]).result);
+      expect([failure.type, failure.nonRetryable]).toEqual(['InvalidOutput', true]);
+      expect(failure.message).toMatch(message);
+    }
+    expect(await published()).toEqual([]);
+  });
+
+  it('the values a row may hold are stored: 64-bit bigints at both ends, Dates, plain objects and arrays as JSON text', async () => {
+    const when = new Date('2024-01-01T05:00:00Z');
+    const { result } = run((ctx) => [{ day: ctx.partition, low: -(2n ** 63n), high: 2n ** 63n - 1n, when, o: { x: 1, y: [1, 2], at: when }, none: null, gone: undefined, ok: true }]);
+    expect((await result).finished).toHaveLength(5);
+    const [row] = await warehouse.query("SELECT CAST(low AS TEXT) AS low, CAST(high AS TEXT) AS high, \"when\", o, none, gone FROM days WHERE day = '2024-01-01'", {}, [], {});
+    expect(row).toEqual({ low: '-9223372036854775808', high: '9223372036854775807', when: '2024-01-01T05:00:00.000Z', o: '{"x":1,"y":[1,2],"at":"2024-01-01T05:00:00.000Z"}', none: null, gone: null });
+  });
+
+  it('columns whose names differ only in case fail as InvalidOutput on every warehouse, in one row or across rows', async () => {
+    for (const rows of [[{ Amount: 1, amount: 2 }], [{ amount: 1 }, { n: 2 }, { Amount: 3 }]]) {
+      const { failure } = await failureOf(run(() => rows).result);
+      expect([failure.type, failure.nonRetryable]).toEqual(['InvalidOutput', true]);
+      expect(failure.message).toMatch(/^transform 'days' produced columns '(Amount|amount)' \(row 0\) and '(Amount|amount)' \(row (0|2)\), whose names differ only in case: SQLite takes them for one column, PostgreSQL for two; rename one$/);
+    }
   });
 });
 

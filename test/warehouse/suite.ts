@@ -704,6 +704,15 @@ export function warehouseSuite(kind: Warehouse['kind'], open: WarehouseFactory, 
       expect(error).toBeInstanceOf(SqlError);
       expect(error.message).toMatch(/reserved/);
     });
+
+    it('columns whose names differ only in case are refused, from rows and from SQL alike (SQLite takes them for one, PostgreSQL for two)', async () => {
+      for (const data of [{ rows: [{ Amount: 1, amount: 2 }] }, { rows: [{ amount: 1 }], selects: [{ sql: 'SELECT 2 AS "Amount"', bindings: {} }] }]) {
+        const error = await rejection(wh.publish(write('cased', 'k', data)));
+        expect(error).toBeInstanceOf(SqlError);
+        expect(error.message).toMatch(/columns '(Amount|amount)' and '(Amount|amount)' differ only in case/);
+      }
+      expect(await wh.ledger({ node: 'cased' })).toEqual([]);
+    });
   });
 
   describe(`${kind}: checks`, () => {
