@@ -197,8 +197,37 @@ export const BUILTIN_TRANSFORMS: TransformRegistry = new Map<string, Transform>(
   ],
 ]);
 
-function isTransformRecord(value: unknown): value is Record<string, Transform> {
-  return typeof value === 'object' && value !== null && Object.keys(value).length > 0 && Object.values(value).every((v) => typeof v === 'function');
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function kindOf(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  return typeof value === 'object' ? 'an object' : `a ${typeof value}`;
+}
+
+/**
+ * The transforms record a module exports: its default export or its export named `transforms`,
+ * never both (unless they are the same object). A record with no function exports no
+ * transforms; one with functions must hold nothing else.
+ */
+function transformsOf(loaded: Record<string, unknown>, path: string): Record<string, Transform> {
+  let { default: record } = loaded;
+  const { transforms: named } = loaded;
+  // A CommonJS module's default export is its `exports`, which holds `transforms` itself.
+  if (named !== undefined && isObject(record) && record.transforms === named) record = undefined;
+  if (record !== undefined && named !== undefined && record !== named) {
+    throw new Error(`${path} exports both a default export and an export named transforms: export the transforms once (export default defineTransforms({ name: fn, ... }))`);
+  }
+  const chosen = record ?? named;
+  const members = isObject(chosen) ? Object.entries(chosen) : [];
+  if (!members.some(([, fn]) => typeof fn === 'function')) throw new Error(`${path} exports no transforms: export default defineTransforms({ name: fn, ... })`);
+  const other = members.find(([, fn]) => typeof fn !== 'function');
+  if (other) {
+    throw new Error(`${path}: its transforms' '${other[0]}' is ${kindOf(other[1])}, not a function: the record holds only transforms (export other values under names of their own)`);
+  }
+  return chosen as Record<string, Transform>;
 }
 
 /**
@@ -213,10 +242,12 @@ export function withFaultInjection(registry: TransformRegistry, enabled: boolean
 
 /**
  * Loads transform modules (their default export, or an export named `transforms`, is a
- * record of name → function) and returns the built-ins plus theirs.
+ * record of name → function) and returns the built-ins plus theirs. A name two modules define
+ * is refused: which of them would run depended on the order of the list.
  */
 export async function loadTransforms(modules: readonly string[], base = process.cwd()): Promise<TransformRegistry> {
   const registry = new Map(BUILTIN_TRANSFORMS);
+  const definedBy = new Map<string, string>();
   for (const path of modules) {
     let loaded: Record<string, unknown>;
     try {
@@ -226,11 +257,13 @@ export async function loadTransforms(modules: readonly string[], base = process.
       if (error instanceof BackfillError) throw error;
       throw new Error(`could not load transforms from ${path}: ${(error as Error).message}`);
     }
-    const record = [loaded.default, loaded.transforms].find(isTransformRecord);
-    if (!record) throw new Error(`${path} exports no transforms: export default defineTransforms({ name: fn, ... })`);
-    for (const [name, fn] of Object.entries(record)) {
+    for (const [name, fn] of Object.entries(transformsOf(loaded, path))) {
       if (BUILTIN_TRANSFORMS.has(name)) throw new Error(`${path} redefines the built-in transform '${name}': rename it`);
+      const first = definedBy.get(name);
+      // The same module listed twice defines the same function.
+      if (first !== undefined && registry.get(name) !== fn) throw new Error(`transform '${name}' is defined by both ${first} and ${path}: rename one of them`);
       registry.set(name, fn);
+      definedBy.set(name, first ?? path);
     }
   }
   return registry;

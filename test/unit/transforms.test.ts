@@ -302,6 +302,12 @@ describe('loadTransforms', () => {
     writeFileSync(join(dir, 'nothing.mjs'), 'export const answer = 42;\n');
     writeFileSync(join(dir, 'not-functions.mjs'), "export default { name: 'a spec', nodes: [] };\n");
     writeFileSync(join(dir, 'throws.mjs'), "throw new Error('module exploded');\n");
+    writeFileSync(join(dir, 'clean-a.mjs'), "export default { clean: () => [{ from: 'a' }] };\n");
+    writeFileSync(join(dir, 'clean-b.mjs'), "export default { clean: () => [{ from: 'b' }] };\n");
+    writeFileSync(join(dir, 'with-version.mjs'), "export default { clean: () => [], version: '1.2' };\n");
+    writeFileSync(join(dir, 'both.mjs'), 'export default { one: () => [] };\nexport const transforms = { two: () => [] };\n');
+    writeFileSync(join(dir, 'both-same.mjs'), 'export const transforms = { one: () => [] };\nexport default transforms;\n');
+    writeFileSync(join(dir, 'common.cjs'), 'exports.transforms = { from_cjs: () => [] };\n');
   });
   afterAll(() => {
     rmSync(dir, { recursive: true, force: true });
@@ -342,6 +348,30 @@ describe('loadTransforms', () => {
   it('refuses a module that exports no transforms', async () => {
     await expect(loadTransforms([join(dir, 'nothing.mjs')])).rejects.toThrow(/nothing\.mjs exports no transforms/);
     await expect(loadTransforms([join(dir, 'not-functions.mjs')])).rejects.toThrow(/exports no transforms/);
+  });
+
+  it('refuses a name that two modules define, naming both (which one ran depended on their order)', async () => {
+    await expect(loadTransforms([join(dir, 'clean-a.mjs'), join(dir, 'clean-b.mjs')])).rejects.toThrow(
+      `transform 'clean' is defined by both ${join(dir, 'clean-a.mjs')} and ${join(dir, 'clean-b.mjs')}: rename one of them`,
+    );
+    // The same module listed twice defines nothing twice.
+    const registry = await loadTransforms(['./clean-a.mjs', join(dir, 'clean-a.mjs')], dir);
+    expect(await registry.get('clean')!(context())).toEqual([{ from: 'a' }]);
+  });
+
+  it('refuses a record of transforms that holds something else, naming it', async () => {
+    await expect(loadTransforms([join(dir, 'with-version.mjs')])).rejects.toThrow(
+      `${join(dir, 'with-version.mjs')}: its transforms' 'version' is a string, not a function: the record holds only transforms (export other values under names of their own)`,
+    );
+  });
+
+  it('refuses a module with both a default export and an export named transforms, unless they are one object', async () => {
+    await expect(loadTransforms([join(dir, 'both.mjs')])).rejects.toThrow(/both\.mjs exports both a default export and an export named transforms: export the transforms once/);
+    expect((await loadTransforms([join(dir, 'both-same.mjs')])).has('one')).toBe(true);
+  });
+
+  it('takes the transforms a CommonJS module exports as exports.transforms', async () => {
+    expect((await loadTransforms([join(dir, 'common.cjs')])).has('from_cjs')).toBe(true);
   });
 
   it('names a module that cannot be loaded, and why', async () => {
