@@ -26,3 +26,13 @@ export function isThrottled(error: unknown): error is Error {
 export function isNonRetryable(error: unknown): error is Error {
   return error instanceof NonRetryableError || (error instanceof Error && error.name === 'NonRetryableError');
 }
+
+/**
+ * A Temporal ApplicationFailure: this worker's (instanceof, which the SDK makes work across its
+ * recent copies) or, by name and shape, an older copy's that a transforms module brought.
+ */
+export function isApplicationFailure(error: unknown): error is Error & { type?: string | null; nonRetryable?: boolean | null } {
+  if (!(error instanceof Error) || error.name !== 'ApplicationFailure') return false;
+  const { type, nonRetryable } = error as { type?: unknown; nonRetryable?: unknown };
+  return (type === undefined || type === null || typeof type === 'string') && (nonRetryable === undefined || nonRetryable === null || typeof nonRetryable === 'boolean');
+}

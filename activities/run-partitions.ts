@@ -16,7 +16,7 @@ import {
 } from '../core/protocol.ts';
 import { parseDuration } from '../core/duration.ts';
 import { priorFinished, type Checkpoint } from './checkpoint.ts';
-import { isNonRetryable, isThrottled } from './errors.ts';
+import { isApplicationFailure, isNonRetryable, isThrottled } from './errors.ts';
 import { specHash } from './spec-hash.ts';
 import { PartitionTelemetry } from './telemetry.ts';
 import { appendRows, collectData, partitionBindings, type PartitionSession, type TransformRegistry } from './transforms.ts';
@@ -45,7 +45,8 @@ function classify(error: unknown): { type: string; nonRetryable: boolean; messag
   // Its queued SQL outlasted the partition's timeout: retried, as a timeout is.
   if (error instanceof CommitDeadlineError) return { type: new PartitionTimeoutError().name, nonRetryable: false, message };
   if (isNonRetryable(error)) return { type: PARTITION_FAILURES.nonRetryable, nonRetryable: true, message };
-  if (error instanceof ApplicationFailure) return { type: error.type ?? 'Error', nonRetryable: error.nonRetryable ?? false, message };
+  // A deliberate ApplicationFailure, of any copy of the SDK, keeps its type, a reserved one too.
+  if (error instanceof ApplicationFailure || isApplicationFailure(error)) return { type: error.type ?? 'Error', nonRetryable: error.nonRetryable ?? false, message };
   const name = error instanceof Error ? error.name : 'Error';
   // Another library's error named like a reserved type (the mariadb connector names all its
   // errors SqlError, a lost connection too) would never be retried: it gets a neutral type,

@@ -289,6 +289,30 @@ describe('what a failing partition tells the retry policy', () => {
     expect([failure.type, failure.nonRetryable]).toEqual(['InvalidOutput', true]);
   });
 
+  it("an ApplicationFailure of another copy of the SDK (a transforms module's own, older one) is one: its nonRetryable and type hold", async () => {
+    /** As an older @temporalio/common defines it: no marker that makes `instanceof` work across copies. */
+    class ForeignApplicationFailure extends Error {
+      override name = 'ApplicationFailure';
+      constructor(message: string, readonly type: string | undefined, readonly nonRetryable: boolean) {
+        super(message);
+      }
+    }
+    for (const [thrown, expected] of [
+      [new ForeignApplicationFailure('no data', 'NoData', true), ['NoData', true]],
+      [new ForeignApplicationFailure('bad rows', 'InvalidOutput', true), ['InvalidOutput', true]],
+      [new ForeignApplicationFailure('busy', undefined, false), ['Error', false]],
+      // Not the shape of one: an error like any other.
+      [Object.assign(new Error('odd'), { name: 'ApplicationFailure', nonRetryable: 'yes' }), ['ApplicationFailure', false]],
+    ] as const) {
+      const { failure } = await failureOf(
+        run(() => {
+          throw thrown;
+        }).result,
+      );
+      expect([failure.type, failure.nonRetryable]).toEqual(expected);
+    }
+  });
+
   it('a row that is not an object (a null a transform returned or inserted) fails the partition at once as InvalidOutput, naming the row', async () => {
     for (const transform of [
       (() => [{ day: '2024-01-01' }, null]) as unknown as Transform,
