@@ -33,7 +33,7 @@ describe('backfill worker --policy', () => {
     const result = await runCli('worker', '--policy', '  ', '--json');
     expect(result.code).not.toBe(0);
     expect(started).toEqual([]);
-    expect(result.stderr + result.stdout).toMatch(/--policy \(or BACKFILL_POLICY\) is empty: .*unset BACKFILL_POLICY/);
+    expect(result.stdout).toMatch(/--policy \(or BACKFILL_POLICY\) is empty: .*unset BACKFILL_POLICY/);
   });
 
   it('hands a policy given to the worker as an absolute path', async () => {
