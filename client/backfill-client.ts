@@ -7,13 +7,15 @@ import {
   WorkflowFailedError,
   WorkflowNotFoundError,
   WorkflowUpdateFailedError,
+  WorkflowUpdateRPCTimeoutOrCancelledError,
+  WorkflowUpdateStage,
   QueryNotRegisteredError,
   isGrpcServiceError,
   type Connection,
   type WorkflowExecutionDescription,
   type WorkflowHandle,
 } from '@temporalio/client';
-import { NamespaceNotFoundError, WorkflowIdReusePolicy, type Priority } from '@temporalio/common';
+import { NamespaceNotFoundError, WorkflowIdReusePolicy, type Priority, type UpdateDefinition } from '@temporalio/common';
 import proto from '@temporalio/proto';
 import { planHash, type PlanIdentity } from '../core/approval.ts';
 import type { AuditEntry, ControlMeta } from '../core/audit.ts';
@@ -180,6 +182,9 @@ export type Started = {
   admission?: Admission | null;
 };
 
+/** What `cancel` did: the cancellation was requested; `announced`: the backfill recorded who and why first, else `skipped` says why not. */
+export type Cancelled = { announced: boolean; skipped?: string };
+
 export type Outcome = { backfillId: string; state: Progress['state']; progress: Progress | null };
 
 export type RollbackOptions = ControlOptions & {
@@ -231,6 +236,39 @@ function timedOut(error: unknown, deadline?: number): boolean {
     if (deadline !== undefined && Date.now() >= deadline - 100 && /CANCELLED|Call cancelled/.test(String(e))) return true;
   }
   return false;
+}
+
+/** How long a control (an update) waits for a worker to take it. */
+export const UPDATE_TIMEOUT_MS = 15_000;
+
+/**
+ * Whether the server refused a call because no worker has polled the task queue lately
+ * (FAILED_PRECONDITION "no poller seen for task queue recently, worker may be down", right
+ * after the last worker went away).
+ */
+export function noPollerSeen(error: unknown): boolean {
+  for (let e: unknown = error, depth = 0; depth < 5 && typeof e === 'object' && e !== null; e = (e as { cause?: unknown }).cause, depth++) {
+    const { code, details, message } = e as { code?: unknown; details?: unknown; message?: unknown };
+    if (code === GRPC_FAILED_PRECONDITION && /no poller seen/i.test(`${String(details)} ${String(message)}`)) return true;
+  }
+  return false;
+}
+
+/** A control refused before it was sent: nobody polls the workflow task queue, so nobody would take it. */
+function controlNoWorker(backfillId: string, taskQueue: string): BackfillError {
+  return new BackfillError(
+    'no_worker',
+    `backfill '${backfillId}' is running but no worker polls its workflow task queue '${taskQueue}', so nothing could take the change: nothing was sent or changed; start one with 'backfill worker --workflow-queue ${taskQueue}', then send it again`,
+  );
+}
+
+/** A control no worker took in time: the server holds it, and a worker that returns may still apply it. */
+function controlTimeout(backfillId: string, taskQueue: string): BackfillError {
+  return new BackfillError(
+    'timeout',
+    `backfill '${backfillId}' did not take the change within ${UPDATE_TIMEOUT_MS / 1000}s (no worker on its workflow task queue '${taskQueue}' answered): ` +
+      `it has not applied, but the server holds it and it may still apply when a worker takes it; check with 'backfill status ${backfillId}' and 'backfill audit ${backfillId}' before sending it again`,
+  );
 }
 
 /** A readable default id: the spec's name and the UTC start time. */
@@ -666,23 +704,39 @@ export class BackfillClient {
     return (await this.handle(backfillId).result()) as BackfillResult;
   }
 
-  /** `decision`: a staged decision, whose activity may outlive a workflow that closes under it. */
-  private async update<R>(backfillId: string, run: (handle: WorkflowHandle<typeof backfillWorkflow>) => Promise<R>, decision?: 'publish' | 'discard'): Promise<R> {
+  /**
+   * Sends a control (an update) to a running backfill and returns its reply. It is refused at
+   * once (`no_worker`) when nobody polls the backfill's workflow task queue, and it gives up
+   * (`timeout`) when no worker has taken it within UPDATE_TIMEOUT_MS: without a worker the server
+   * holds an update for as long as the workflow runs, so a call that waited on would hang, and
+   * apply whenever a worker returns. `decision`: a staged decision, whose activity may outlive a
+   * workflow that closes under it; once a worker has taken it, its reply is waited for however
+   * long it takes (a publish of many partitions).
+   */
+  private async update<R, A extends [unknown, ...unknown[]]>(backfillId: string, definition: UpdateDefinition<R, A>, args: A, decision?: 'publish' | 'discard'): Promise<R> {
     const description = await this.describe(backfillId);
     if (description.status.name !== 'RUNNING') {
       throw new BackfillError('not_running', `backfill '${backfillId}' is not running (it ended ${description.status.name.toLowerCase()})`);
     }
+    const taskQueue = description.taskQueue;
+    if (await this.unpolled(taskQueue)) throw controlNoWorker(backfillId, taskQueue);
+    const deadline = Date.now() + UPDATE_TIMEOUT_MS;
     for (let attempt = 1; ; attempt++) {
       try {
-        return await run(this.handle(backfillId));
+        const accepted = await this.client.withDeadline(deadline, () => this.handle(backfillId).startUpdate(definition, { args, waitForStage: WorkflowUpdateStage.ACCEPTED }));
+        return decision !== undefined ? await accepted.result() : await this.client.withDeadline(deadline, () => accepted.result());
       } catch (error) {
+        if (!(error instanceof WorkflowUpdateFailedError)) {
+          if (noPollerSeen(error)) throw controlNoWorker(backfillId, taskQueue);
+          if (error instanceof WorkflowUpdateRPCTimeoutOrCancelledError || timedOut(error, deadline)) throw controlTimeout(backfillId, taskQueue);
+        }
         // The workflow task that held the update failed (say, a continue-as-new or the last task
         // refused because new events arrived): the update did not apply, and the server asks
         // for it again. A few attempts, then the error as it is.
         const grpc = error instanceof Error && error.cause !== undefined ? error.cause : error;
         if (attempt < UPDATE_ATTEMPTS && isGrpcServiceError(grpc) && grpc.code === GRPC_FAILED_PRECONDITION) {
           const running = await this.describe(backfillId).then((d) => d.status.name === 'RUNNING', () => false);
-          if (running) {
+          if (running && Date.now() < deadline) {
             await new Promise((r) => setTimeout(r, 100 * attempt));
             continue;
           }
@@ -724,7 +778,7 @@ export class BackfillClient {
       if (ENDED_UNDECIDED.has(description.status.name)) return this.discardEnded(backfillId, description, reason);
     }
     const request = { by: this.client.options.identity, ...(reason !== undefined ? { reason } : {}) };
-    return this.update(backfillId, (h) => h.executeUpdate(action === 'publish' ? publishUpdate : discardUpdate, { args: [request] }), action);
+    return this.update(backfillId, action === 'publish' ? publishUpdate : discardUpdate, [request], action);
   }
 
   /**
@@ -780,7 +834,7 @@ export class BackfillClient {
    * for a backfill without a canary, `not_ready` while the slice runs.
    */
   approveCanary(backfillId: string, reason: string): Promise<CanaryReply> {
-    return this.update(backfillId, (h) => h.executeUpdate(approveCanaryUpdate, { args: [{ by: this.client.options.identity, reason }] }), 'publish');
+    return this.update(backfillId, approveCanaryUpdate, [{ by: this.client.options.identity, reason }], 'publish');
   }
 
   /**
@@ -811,12 +865,12 @@ export class BackfillClient {
   }
 
   pause(backfillId: string, options: ControlOptions = {}): Promise<ControlState> {
-    return this.update(backfillId, (h) => h.executeUpdate(pauseUpdate, { args: [this.meta(options)] }));
+    return this.update(backfillId, pauseUpdate, [this.meta(options)]);
   }
 
   /** A new spec for a running backfill (same nodes and partitions): the nodes it changed. */
   replaceSpec(backfillId: string, spec: ResolvedSpec, options: ControlOptions = {}): Promise<string[]> {
-    return this.update(backfillId, (h) => h.executeUpdate(replaceSpecUpdate, { args: [spec, this.meta(options)] }));
+    return this.update(backfillId, replaceSpecUpdate, [spec, this.meta(options)]);
   }
 
   /**
@@ -832,7 +886,7 @@ export class BackfillClient {
         backfillId,
         async () => {
           const changed = options.spec ? await this.replaceSpec(backfillId, options.spec, options) : [];
-          const state = await this.update(backfillId, (h) => h.executeUpdate(resumeUpdate, { args: [this.meta(options)] }));
+          const state = await this.update(backfillId, resumeUpdate, [this.meta(options)]);
           return { state, changed };
         },
         (state) =>
@@ -986,16 +1040,16 @@ export class BackfillClient {
   }
 
   setRate(backfillId: string, rate: number | null, node?: string, options: ControlOptions = {}): Promise<ControlState> {
-    return this.update(backfillId, (h) => h.executeUpdate(setRateUpdate, { args: [rate, node ?? null, this.meta(options)] }));
+    return this.update(backfillId, setRateUpdate, [rate, node ?? null, this.meta(options)]);
   }
 
   setConcurrency(backfillId: string, concurrency: number | null, node?: string, options: ControlOptions = {}): Promise<ControlState> {
-    return this.update(backfillId, (h) => h.executeUpdate(setConcurrencyUpdate, { args: [concurrency, node ?? null, this.meta(options)] }));
+    return this.update(backfillId, setConcurrencyUpdate, [concurrency, node ?? null, this.meta(options)]);
   }
 
   /** `set-budget`: a new cap for the retry or the cost budget; a paused backfill goes on from where it is. */
   setBudget(backfillId: string, budget: 'retries' | 'cost', limit: number, options: ControlOptions = {}): Promise<ControlState> {
-    return this.update(backfillId, (h) => h.executeUpdate(setBudgetUpdate, { args: [{ budget, limit }, this.meta(options)] }));
+    return this.update(backfillId, setBudgetUpdate, [{ budget, limit }, this.meta(options)]);
   }
 
   /**
@@ -1042,7 +1096,7 @@ export class BackfillClient {
       { action: 'approve', backfillId, namespace: this.namespace, planHash: governance.planHash, reason: options.reason.trim(), signedAt: new Date().toISOString() },
       { keyFile: options.signKey },
     );
-    const result = await this.update(backfillId, (h) => h.executeUpdate(approveUpdate, { args: [signed, this.meta()] }));
+    const result = await this.update(backfillId, approveUpdate, [signed, this.meta()]);
     return { ...result, planHash: governance.planHash };
   }
 
@@ -1064,7 +1118,7 @@ export class BackfillClient {
           // With a new spec, two updates: the retry is judged first, so that a refused one leaves the spec as it was.
           if (spec) await this.judgeChanges(backfillId, [{ action: 'retry', ...(node !== undefined ? { node } : {}) }], options);
           const changed = spec ? await this.replaceSpec(backfillId, spec, options) : [];
-          const retried = await this.update(backfillId, (h) => h.executeUpdate(retryFailedUpdate, { args: [node ?? null, this.meta(options)] }));
+          const retried = await this.update(backfillId, retryFailedUpdate, [node ?? null, this.meta(options)]);
           return { retried, changed };
         },
         (state) =>
@@ -1330,19 +1384,31 @@ export class BackfillClient {
   /**
    * Cancels a running backfill. It says who and why first (an update the policy may refuse when
    * it requires a reason), then asks the server to cancel with the same identity and reason,
-   * which the history's WorkflowExecutionCancelRequested event keeps.
+   * which the history's WorkflowExecutionCancelRequested event keeps. When the announcement
+   * cannot be delivered (no worker polls the workflow task queue, or none took it in time) the
+   * server's cancellation is sent all the same, as Temporal cancels without workers:
+   * `announcement` then says why it was skipped (the audit trail takes who and why from the
+   * request).
    */
-  async cancel(backfillId: string, options: ControlOptions = {}): Promise<void> {
+  async cancel(backfillId: string, options: ControlOptions = {}): Promise<Cancelled> {
     const description = await this.describe(backfillId);
     if (description.status.name !== 'RUNNING') {
       throw new BackfillError('not_running', `backfill '${backfillId}' is not running (it ended ${description.status.name.toLowerCase()})`);
     }
+    let skipped: string | null = null;
     try {
-      await this.update(backfillId, (h) => h.executeUpdate(announceCancelUpdate, { args: [this.meta(options)] }));
+      await this.update(backfillId, announceCancelUpdate, [this.meta(options)]);
     } catch (error) {
-      // A backfill from before governance has no such update: it is cancelled all the same.
-      if (error instanceof BackfillError) throw error;
-      if (!(error instanceof WorkflowUpdateFailedError) || !/handler|not found|unknown update/i.test(String(error.cause?.message))) throw error;
+      if (error instanceof BackfillError && (error.code === 'no_worker' || error.code === 'timeout')) {
+        skipped =
+          error.code === 'no_worker'
+            ? `no worker polls its workflow task queue '${description.taskQueue}'`
+            : `no worker took it within ${UPDATE_TIMEOUT_MS / 1000}s (it may still be recorded when one does)`;
+      } else {
+        if (error instanceof BackfillError) throw error;
+        // A backfill from before governance has no such update: it is cancelled all the same.
+        if (!(error instanceof WorkflowUpdateFailedError) || !/handler|not found|unknown update/i.test(String(error.cause?.message))) throw error;
+      }
     }
     await this.connection.workflowService.requestCancelWorkflowExecution({
       namespace: this.namespace,
@@ -1351,6 +1417,7 @@ export class BackfillClient {
       requestId: randomUUID(),
       reason: options.reason?.trim() || 'backfill cancel',
     });
+    return { announced: skipped === null, ...(skipped !== null ? { skipped } : {}) };
   }
 }
 

@@ -12,9 +12,10 @@ export function cancelCommand() {
     .addOption(jsonOption())
     .action(async (id, options, command) => {
       await withClient(command, async (client) => {
-        await client.cancel(id, options);
-        print(options.json, { backfillId: id, cancelRequested: true }, () =>
-          `${id}: cancellation requested (running partitions stop at their next heartbeat); 'backfill wait ${id}' waits for it`,
+        const cancelled = await client.cancel(id, options);
+        const skipped = cancelled.skipped === undefined ? '' : `\n  the announcement (who and why, for the audit trail) was skipped: ${cancelled.skipped}; the server's cancellation request carries the identity and reason`;
+        print(options.json, { backfillId: id, cancelRequested: true, announced: cancelled.announced, ...(cancelled.skipped !== undefined ? { announcementSkipped: cancelled.skipped } : {}) }, () =>
+          `${id}: cancellation requested (running partitions stop at their next heartbeat once a worker runs them); 'backfill wait ${id}' waits for it${skipped}`,
         );
       });
     });

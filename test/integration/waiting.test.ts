@@ -5,7 +5,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BackfillClient, Status } from '../../client/backfill-client.ts';
 import { backfillWorkflowId } from '../../workflows/definitions.ts';
-import { ROOT, address, connectClient, scratch, startTestWorker, testSpec, uniqueQueue, waitFor, type TestWorker } from './helpers.ts';
+import { ROOT, address, connectClient, runCli, scratch, startTestWorker, testSpec, uniqueQueue, waitFor, type TestWorker } from './helpers.ts';
 
 const run = promisify(execFile);
 const BIN = join(ROOT, 'bin/backfill.js');
@@ -84,6 +84,52 @@ describe('work waiting for a worker nobody runs', () => {
       expect(JSON.parse(json.stdout)).toMatchObject({ error: { code: 'no_worker', message: expect.stringContaining(`backfill worker --workflow-queue ${queue}`) } });
     } finally {
       await client.client.workflow.getHandle(backfillWorkflowId(backfillId)).terminate('test over');
+    }
+  });
+  it('without a worker, a control is refused at once (no_worker) and cancel cancels, saying the announcement was skipped', async () => {
+    const queue = uniqueQueue('unpolled-cancel');
+    const spec = testSpec(queue, { name: 'unpolled', partitions: { grain: 'day', start: '2024-01-01', end: '2024-01-03' }, nodes: [{ id: 'a', transform: 'noop' }] });
+    const { backfillId } = await client.start(spec, { taskQueue: queue });
+    const handle = client.client.workflow.getHandle(backfillWorkflowId(backfillId));
+    try {
+      const began = Date.now();
+      const rate = await runCli<{ error: { code: string; message: string } }>(['set-rate', backfillId, '5', '--json'], {}, { timeoutMs: 60_000 });
+      expect(rate.code).toBe(1);
+      expect(rate.json?.error).toMatchObject({ code: 'no_worker', message: expect.stringContaining(`backfill worker --workflow-queue ${queue}`) });
+      const cancel = await runCli<{ cancelRequested: boolean; announced: boolean; announcementSkipped: string }>(['cancel', backfillId, '--reason', 'no worker to ask', '--json'], {}, { timeoutMs: 60_000 });
+      expect(cancel.code).toBe(0);
+      expect(cancel.json).toMatchObject({ cancelRequested: true, announced: false, announcementSkipped: expect.stringContaining(`no worker polls its workflow task queue '${queue}'`) });
+      expect(Date.now() - began).toBeLessThan(30_000);
+      // The server recorded the request, with who and why, though no worker has run the workflow.
+      const requested = (await handle.fetchHistory()).events?.find((e) => e.workflowExecutionCancelRequestedEventAttributes)?.workflowExecutionCancelRequestedEventAttributes;
+      expect(requested).toMatchObject({ cause: 'no worker to ask', identity: expect.stringContaining('@') });
+    } finally {
+      await handle.terminate('test over');
+    }
+  });
+  it('right after its worker went away: a control gives up within its deadline (it may still apply), and cancel still cancels', async () => {
+    const queue = uniqueQueue('gone');
+    const warehousePath = join(scratch('gone'), 'warehouse.db');
+    const worker = await startTestWorker({ queue, warehousePath });
+    const spec = testSpec(queue, { name: 'gone', partitions: { grain: 'hour', start: '2024-01-01', end: '2024-01-10' }, defaults: { rate: 1 }, nodes: [{ id: 'a', transform: 'noop' }] });
+    const { backfillId } = await client.start(spec, { taskQueue: queue });
+    const handle = client.client.workflow.getHandle(backfillWorkflowId(backfillId));
+    try {
+      await waitFor('a partition done', async () => ((await client.status(backfillId)).done > 0 ? true : undefined));
+      // The server lists the stopped worker's poller for minutes: the update is sent, and nobody takes it.
+      await worker.stop();
+      const began = Date.now();
+      const rate = await runCli<{ error: { code: string; message: string } }>(['set-rate', backfillId, '5', '--json'], {}, { timeoutMs: 60_000 });
+      expect(rate.code).toBe(1);
+      expect(rate.json?.error).toMatchObject({ code: 'timeout', message: expect.stringContaining('may still apply when a worker takes it') });
+      const cancel = await runCli<{ announced: boolean; announcementSkipped: string }>(['cancel', backfillId, '--reason', 'worker gone', '--json'], {}, { timeoutMs: 60_000 });
+      expect(cancel.code).toBe(0);
+      expect(cancel.json).toMatchObject({ announced: false, announcementSkipped: expect.stringContaining('no worker took it within 15s') });
+      expect(Date.now() - began).toBeLessThan(50_000);
+      const requested = (await handle.fetchHistory()).events?.find((e) => e.workflowExecutionCancelRequestedEventAttributes)?.workflowExecutionCancelRequestedEventAttributes;
+      expect(requested).toMatchObject({ cause: 'worker gone' });
+    } finally {
+      await handle.terminate('test over').catch(() => undefined);
     }
   });
 });
