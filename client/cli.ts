@@ -13,6 +13,7 @@
 import { Command, type CommandUnknownOpts } from '@commander-js/extra-typings';
 import pc from 'picocolors';
 import { BackfillError } from '../core/errors.ts';
+import { redactSecrets } from './secrets.ts';
 import { packageJson } from '../host/package.ts';
 import { settingsFromEnv } from '../host/settings.ts';
 import { EXIT } from './exit-codes.ts';
@@ -128,8 +129,10 @@ function reportError(error: unknown, json: boolean): void {
     error instanceof BackfillError
       ? error
       : new BackfillError('failed', error instanceof Error ? error.message : String(error));
-  if (json) process.stdout.write(`${JSON.stringify({ error: failure.toJSON() }, null, 2)}\n`);
-  else process.stderr.write(`${pc.red('error:')} ${failure.message}\n`);
+  // Whatever a call failed with, the connection's secrets (API key, gRPC metadata) are not printed.
+  const shown = new BackfillError(failure.code, redactSecrets(failure.message), failure.path);
+  if (json) process.stdout.write(`${JSON.stringify({ error: shown.toJSON() }, null, 2)}\n`);
+  else process.stderr.write(`${pc.red('error:')} ${shown.message}\n`);
 }
 
 export async function main(argv = process.argv): Promise<void> {

@@ -11,6 +11,7 @@ import { isAbsolute, join } from 'node:path';
 import type { Connection, TLSConfig } from '@temporalio/client';
 import { loadClientConfig, loadClientConfigProfile, toClientOptions, type ClientConfigProfile, type ClientConnectConfig } from '@temporalio/envconfig';
 import { BackfillError } from '../core/errors.ts';
+import { rememberSecrets, redactSecrets } from './secrets.ts';
 import { probeTls, type TlsProblem } from './tls-probe.ts';
 
 export const DEFAULT_ADDRESS = 'localhost:7233';
@@ -83,11 +84,51 @@ function variables(env: Env): Record<string, string> {
   );
 }
 
+/**
+ * What is wrong with a config file, without its text: the TOML parser's message quotes the
+ * lines around the error, which may hold an API key. A syntax error says where (line, column);
+ * the schema's errors name keys only, never values.
+ */
+function configFileProblem(error: unknown): string {
+  const { line, column, message } = error as { line?: unknown; column?: unknown; message?: unknown };
+  if (typeof line === 'number' && typeof column === 'number') return `not valid TOML at line ${line}, column ${column}`;
+  const first = String(message ?? error).split('\n')[0] ?? '';
+  return /^Validation error: /.test(first) ? first.replace(/^Validation error: /, '') : 'not a valid Temporal config file';
+}
+
 function readProfiles(file: string): Record<string, ClientConfigProfile> {
   try {
     return loadClientConfig({ configSource: { path: file } }).profiles;
   } catch (error) {
-    throw configError(`cannot read the Temporal config file ${file} (${(error as Error).message}): fix it, or point TEMPORAL_CONFIG_FILE at another file`);
+    throw configError(`cannot read the Temporal config file ${file} (${configFileProblem(error)}): fix it, or point TEMPORAL_CONFIG_FILE at another file`);
+  }
+}
+
+/** The text values of gRPC metadata (a binary header's value is a Buffer). */
+function textValues(metadata: Readonly<Record<string, unknown>> | undefined): string[] {
+  return Object.values(metadata ?? {}).filter((value): value is string => typeof value === 'string');
+}
+
+/** What gRPC can send as a header value: printable ASCII only (it refuses anything else, quoting the value). */
+const SENDABLE = /^[\x20-\x7e]*$/;
+
+/**
+ * Refuses an API key or a gRPC metadata value gRPC cannot send (a carriage return from a secret
+ * file saved with Windows line endings, say): gRPC's own error quotes the value. The message
+ * names where the value comes from, never the value.
+ */
+function checkSendable(apiKey: unknown, metadata: Readonly<Record<string, unknown>> | undefined, env: Env, where: string): void {
+  const problem = 'holds a character gRPC cannot send (a control character, such as the carriage return of a file saved with Windows line endings, or a non-ASCII one)';
+  if (typeof apiKey === 'string' && !SENDABLE.test(apiKey)) {
+    const source = env.TEMPORAL_API_KEY === apiKey ? 'TEMPORAL_API_KEY' : `api_key of ${where}`;
+    throw configError(`${source} ${problem}: remove it (e.g. tr -d '\\r\\n' < key-file), and set it again`);
+  }
+  for (const [key, value] of Object.entries(metadata ?? {})) {
+    // A binary header (-bin) is sent base64-encoded.
+    if (key.endsWith('-bin') || typeof value !== 'string' || SENDABLE.test(value)) continue;
+    const variable = Object.keys(env).find((name) => name.startsWith('TEMPORAL_GRPC_META_') && env[name] === value);
+    const source = variable ?? `grpc_meta '${key}' of ${where}`;
+    throw configError(`${source} (gRPC header '${key}') ${problem}: remove it, and set it again`);
   }
 }
 
@@ -161,9 +202,13 @@ export function resolveConnection(overrides: ConnectionOverrides = {}, env: Env 
     });
   } catch (error) {
     if (error instanceof BackfillError) throw error;
-    throw configError(`the Temporal connection settings (TEMPORAL_* variables${fileExists ? `, ${where}` : ''}) are invalid: ${(error as Error).message}`);
+    // A parser's message quotes the file's lines; any other may quote a value: neither is printed as it is.
+    const problem = (error as { line?: unknown }).line !== undefined ? `the config file is ${configFileProblem(error)}` : redactSecrets((error as Error).message, Object.values(variables(env)));
+    throw configError(`the Temporal connection settings (TEMPORAL_* variables${fileExists ? `, ${where}` : ''}) are invalid: ${problem}`);
   }
   const { tls, apiKey, metadata } = loaded.connectionOptions;
+  rememberSecrets([typeof apiKey === 'string' ? apiKey : undefined, ...textValues(metadata)]);
+  checkSendable(apiKey, metadata, env, where);
   const address = loaded.connectionOptions.address || DEFAULT_ADDRESS;
   return {
     address,
@@ -270,9 +315,16 @@ export async function explainConnectionFailure(settings: ConnectionSettings, err
 }
 
 /** The error to show when connecting failed: what was tried, and how to change it; `problem` is what `probeTls` found, if anything. */
+/** The API key and the gRPC metadata values of `settings`: kept out of every message (`redactSecrets`). */
+export function connectionSecrets(settings: ConnectionSettings): Array<string | undefined> {
+  const { apiKey, metadata } = settings.options;
+  return [typeof apiKey === 'string' ? apiKey : undefined, ...textValues(metadata)];
+}
+
 export function connectionFailure(settings: ConnectionSettings, error: unknown, problem: TlsProblem | null = null): BackfillError {
   if (problem !== null) return tlsFailure(settings, problem);
-  const cause = (error as Error).message ?? String(error);
+  // gRPC quotes a header value it refuses (the API key is one): never printed.
+  const cause = redactSecrets((error as Error).message ?? String(error), connectionSecrets(settings));
   const tried = describeConnection(settings);
   const code = grpcCode(error);
   if (code === GRPC.UNAUTHENTICATED || code === GRPC.PERMISSION_DENIED) {

@@ -42,14 +42,16 @@ export function lightStatusApplies(settings: ConnectionSettings): boolean {
  */
 export async function lightStatus(settings: ConnectionSettings, backfillId: string): Promise<Status | null> {
   if (!lightStatusApplies(settings)) return null;
-  const rpc = new StatusRpc(settings);
+  let rpc: StatusRpc | undefined;
   try {
+    // Inside the try: a header gRPC refuses (its error quotes the value) sends status to the SDK's client, which words it.
+    rpc = new StatusRpc(settings);
     return await statusOf(rpc, backfillId);
   } catch (error) {
     if (error instanceof BackfillError) throw error;
     return null;
   } finally {
-    rpc.close();
+    rpc?.close();
   }
 }
 

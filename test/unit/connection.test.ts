@@ -258,6 +258,57 @@ function operator(custom: Record<string, number>, options: { listDenied?: boolea
 const { IndexedValueType } = proto.temporal.api.enums.v1;
 const KEYWORD = IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD;
 
+describe('secrets stay out of the messages', () => {
+  it('a config file that is not valid TOML is named with its line and column, never its text', () => {
+    const file = join(dir, 'secret-broken.toml');
+    writeFileSync(file, '[profile.prod]\naddress = "temporal.example.com:7233"\napi_key = "sk-live-VERYSECRET"\nnamespace = prod\n');
+    const error = thrownBackfillError(() => resolve({ TEMPORAL_CONFIG_FILE: file }, { profile: 'prod' }));
+    expect(error.message).toContain(`cannot read the Temporal config file ${file} (not valid TOML at line 4, column 13)`);
+    expect(error.message).not.toContain('VERYSECRET');
+    expect(error.message).not.toContain('api_key');
+  });
+
+  it('an API key gRPC cannot send (a CRLF secret file) is refused, naming the variable, not the key', () => {
+    const error = thrownBackfillError(() => resolve({ TEMPORAL_API_KEY: 'sk-APIKEY-SECRET\r', TEMPORAL_TLS: 'false' }));
+    expect(error.code).toBe('invalid_argument');
+    expect(error.message).toMatch(/^TEMPORAL_API_KEY holds a character gRPC cannot send .*carriage return/);
+    expect(error.message).not.toContain('APIKEY-SECRET');
+  });
+
+  it('an api_key of a profile gRPC cannot send is refused, naming the key and the profile', () => {
+    const file = join(dir, 'secret-cr.toml');
+    writeFileSync(file, '[profile.default]\naddress = "a:7233"\napi_key = "sk-FILE-SECRET\\r"\n');
+    const error = thrownBackfillError(() => resolve({ TEMPORAL_CONFIG_FILE: file }));
+    expect(error.message).toContain(`api_key of profile 'default' in ${file} holds a character gRPC cannot send`);
+    expect(error.message).not.toContain('FILE-SECRET');
+  });
+
+  it('a gRPC metadata value gRPC cannot send is refused, naming the variable or the grpc_meta key, not the value', () => {
+    const variable = thrownBackfillError(() => resolve({ TEMPORAL_GRPC_META_AUTHORIZATION: 'Bearer sk-META-SECRET\r' }));
+    expect(variable.message).toMatch(/^TEMPORAL_GRPC_META_AUTHORIZATION \(gRPC header 'authorization'\) holds a character gRPC cannot send/);
+    expect(variable.message).not.toContain('META-SECRET');
+    const file = join(dir, 'meta-cr.toml');
+    writeFileSync(file, '[profile.default]\naddress = "a:7233"\n[profile.default.grpc_meta]\nx-token = "tok-FILE-SECRET\\u0007"\n');
+    const profile = thrownBackfillError(() => resolve({ TEMPORAL_CONFIG_FILE: file }));
+    expect(profile.message).toContain(`grpc_meta 'x-token' of profile 'default' in ${file} (gRPC header 'x-token') holds a character gRPC cannot send`);
+    expect(profile.message).not.toContain('FILE-SECRET');
+  });
+
+  it('an error derived from the connection is printed without the API key or the metadata values', () => {
+    const settings = { ...localConnection('127.0.0.1:1'), apiKey: true, options: { address: '127.0.0.1:1', apiKey: 'sk-APIKEY-SECRET', metadata: { authorization: 'Bearer sk-META-SECRET' } } };
+    const quoting = new Error('Metadata string value "Bearer sk-META-SECRET\r" contains illegal characters; key sk-APIKEY-SECRET');
+    const failure = connectionFailure(settings, quoting);
+    expect(failure.message).not.toMatch(/APIKEY-SECRET|META-SECRET/);
+    expect(failure.message).toContain('[redacted]');
+  });
+
+  it('the light status path does not let gRPC quote a header value it refuses: it leaves status to the SDK client', async () => {
+    const { lightStatus } = await import('../../client/light-status.ts');
+    const settings = { ...localConnection('127.0.0.1:1'), options: { address: '127.0.0.1:1', metadata: { authorization: 'Bearer sk-META-SECRET\r' } } };
+    await expect(lightStatus(settings, 'b1')).resolves.toBeNull();
+  });
+});
+
 describe('search attributes', () => {
   it('setup adds the missing ones as Keyword and tells which existed; a second run adds nothing', async () => {
     const fake = operator({ BackfillId: KEYWORD, Other: IndexedValueType.INDEXED_VALUE_TYPE_INT });
