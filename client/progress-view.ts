@@ -72,6 +72,12 @@ export class ProgressView {
     for (const [node, bar] of this.waitingLines) bar.update(0, { line: waiting.get(node) ?? '' });
   }
 
+  /** A line above the bars (on a pipe, a line of its own). */
+  note(line: string): void {
+    if (this.multibar) this.multibar.log(`${line}\n`);
+    else this.out.write(`${line}\n`);
+  }
+
   stop(): void {
     this.multibar?.stop();
     this.multibar = undefined;

@@ -17,9 +17,21 @@ export function watchEndsAt(state: BackfillState): boolean {
   return !isActive(state) || state === 'staged' || state === 'awaiting_canary';
 }
 
-/** Polls status until the backfill ends; draws bars (and stalls) unless --json. */
-export async function watch(client: Pick<BackfillClient, 'status'>, backfillId: string, json: boolean | undefined, intervalMs = 1000): Promise<Status> {
+/**
+ * Polls status until the backfill ends; draws bars (and stalls) unless --json. A server that
+ * does not answer (a restart) and a worker that is away (`no_worker`, `timeout`: one restarting)
+ * are ridden out for WATCH_PATIENCE_MS, as `wait` rides them out, saying that it waits; `note`
+ * says so (default: a line above the bars, or on stderr).
+ */
+export async function watch(
+  client: Pick<BackfillClient, 'status'>,
+  backfillId: string,
+  json: boolean | undefined,
+  intervalMs = 1000,
+  note?: (line: string) => void,
+): Promise<Status> {
   const view = json ? undefined : new ProgressView();
+  const say = note ?? ((line: string) => (view ? view.note(line) : process.stderr.write(`${line}\n`)));
   let unanswered: number | null = null;
   try {
     for (;;) {
@@ -28,9 +40,14 @@ export async function watch(client: Pick<BackfillClient, 'status'>, backfillId: 
         progress = await client.status(backfillId);
         unanswered = null;
       } catch (error) {
-        // A BackfillError is an answer (not found, no worker); anything else is the connection: look again.
-        if (error instanceof BackfillError) throw error;
-        unanswered ??= Date.now();
+        // Any other BackfillError is an answer (not found, ended without a worker to tell): it ends the watch.
+        const workerAway = error instanceof BackfillError && (error.code === 'no_worker' || error.code === 'timeout');
+        if (error instanceof BackfillError && !workerAway) throw error;
+        if (unanswered === null) {
+          unanswered = Date.now();
+          const why = workerAway ? `${error.message}; waiting for a worker` : `the Temporal server does not answer (${(error as Error).message}); waiting for it`;
+          say(`${backfillId}: ${why} (for up to ${WATCH_PATIENCE_MS / 1000}s)`);
+        }
         if (Date.now() - unanswered > WATCH_PATIENCE_MS) throw error;
         await new Promise((r) => setTimeout(r, 1000));
         continue;
