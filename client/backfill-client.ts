@@ -69,7 +69,7 @@ import { checkNamespace, openConnection, resolveConnection, type ConnectionOverr
 import { datasetWriters, datasetsBusy, type DatasetWriter } from './dataset-writers.ts';
 import { LiveEtas, NO_LIVE_ETA, anyMeasured, liveEta, withLiveEta, type LiveEta } from './eta.ts';
 import { registerSearchAttributes, rejectedAttribute, requireSearchAttributes, unregisteredAttribute, type SetupResult } from './search-attributes.ts';
-import { QUERY_TIMEOUT_MS, UNPOLLED_QUERY_TIMEOUT_MS, noAnswerError, noWorkerError } from './status-errors.ts';
+import { QUERY_TIMEOUT_MS, UNPOLLED_QUERY_TIMEOUT_MS, noAnswerError, noPollerSeen, noWorkerError } from './status-errors.ts';
 import { pollersOf } from './pollers.ts';
 import { setLongTimeout } from './long-timeout.ts';
 import { queueState, waitingNodes, type QueueState, type Waiting } from './waiting.ts';
@@ -240,19 +240,6 @@ function timedOut(error: unknown, deadline?: number): boolean {
 
 /** How long a control (an update) waits for a worker to take it. */
 export const UPDATE_TIMEOUT_MS = 15_000;
-
-/**
- * Whether the server refused a call because no worker has polled the task queue lately
- * (FAILED_PRECONDITION "no poller seen for task queue recently, worker may be down", right
- * after the last worker went away).
- */
-export function noPollerSeen(error: unknown): boolean {
-  for (let e: unknown = error, depth = 0; depth < 5 && typeof e === 'object' && e !== null; e = (e as { cause?: unknown }).cause, depth++) {
-    const { code, details, message } = e as { code?: unknown; details?: unknown; message?: unknown };
-    if (code === GRPC_FAILED_PRECONDITION && /no poller seen/i.test(`${String(details)} ${String(message)}`)) return true;
-  }
-  return false;
-}
 
 /** A control refused before it was sent: nobody polls the workflow task queue, so nobody would take it. */
 function controlNoWorker(backfillId: string, taskQueue: string): BackfillError {
@@ -549,12 +536,15 @@ export class BackfillClient {
         ),
       ]);
       if ('progress' in first) return first.progress;
+      // Right after the last worker went away the server refuses the query at once (FAILED_PRECONDITION).
+      if (noPollerSeen(first.error)) throw noWorkerError(backfillId, description.taskQueue);
       if (!timedOut(first.error, shortDeadline)) throw first.error;
       if (none) throw noWorkerError(backfillId, description.taskQueue);
       const deadline = asked + QUERY_TIMEOUT_MS;
       try {
         return await this.client.withDeadline(deadline, () => handle.query(progressQuery));
       } catch (error) {
+        if (noPollerSeen(error)) throw noWorkerError(backfillId, description.taskQueue);
         if (!timedOut(error, deadline)) throw error;
         throw noAnswerError(backfillId, description.taskQueue);
       }
@@ -1068,6 +1058,7 @@ export class BackfillClient {
         ({ refused } = await this.client.withDeadline(Date.now() + QUERY_TIMEOUT_MS, () => this.handle(backfillId).query(judgeChangeQuery, change, this.meta(options))));
       } catch (error) {
         if (error instanceof QueryNotRegisteredError) return;
+        if (noPollerSeen(error)) throw controlNoWorker(backfillId, description.taskQueue);
         throw error;
       }
       const label = change.action === 'set-budget' ? change.budget : change.action;

@@ -17,7 +17,7 @@ import { QUERY_NAMES, backfillWorkflowId } from '../core/workflow-ids.ts';
 import type { Status } from './backfill-client.ts';
 import type { ConnectionSettings } from './connection.ts';
 import { NO_LIVE_ETA, anyMeasured, liveEta, withLiveEta, type LiveEta } from './eta.ts';
-import { QUERY_TIMEOUT_MS, UNPOLLED_QUERY_TIMEOUT_MS, noAnswerError, noWorkerError } from './status-errors.ts';
+import { QUERY_TIMEOUT_MS, UNPOLLED_QUERY_TIMEOUT_MS, noAnswerError, noPollerSeen, noWorkerError } from './status-errors.ts';
 import { StatusRpc, StatusRpcError, speaksPlainGrpc } from './status-rpc.ts';
 import { WORKFLOW_EXECUTION_STATUS_RUNNING } from './status-wire.ts';
 import { queueState, waitingNodes, type QueueState, type Waiting } from './waiting.ts';
@@ -55,7 +55,11 @@ export async function lightStatus(settings: ConnectionSettings, backfillId: stri
   }
 }
 
-async function statusOf(rpc: StatusRpc, backfillId: string): Promise<Status | null> {
+/** The reads `statusOf` makes (a StatusRpc; a fake in tests). */
+export type StatusReads = Pick<StatusRpc, 'describe' | 'query' | 'firstInput' | 'pollers'>;
+
+/** `lightStatus` over `rpc`: exported for tests. */
+export async function statusOf(rpc: StatusReads, backfillId: string): Promise<Status | null> {
   const workflowId = backfillWorkflowId(backfillId);
   const description = await rpc.describe(workflowId, Date.now() + DESCRIBE_TIMEOUT_MS);
   if (description.status !== WORKFLOW_EXECUTION_STATUS_RUNNING) return null;
@@ -79,11 +83,14 @@ async function statusOf(rpc: StatusRpc, backfillId: string): Promise<Status | nu
   let progress: Progress;
   if ('progress' in first) progress = first.progress;
   else {
+    // Right after the last worker went away the server refuses the query at once (FAILED_PRECONDITION).
+    if (noPollerSeen(first.error)) throw noWorkerError(backfillId, description.taskQueue);
     if (!timedOut(first.error)) throw first.error;
     if (unpolled) throw noWorkerError(backfillId, description.taskQueue);
     try {
       progress = (await rpc.query(workflowId, QUERY_NAMES.progress, asked + QUERY_TIMEOUT_MS)) as Progress;
     } catch (error) {
+      if (noPollerSeen(error)) throw noWorkerError(backfillId, description.taskQueue);
       if (!timedOut(error)) throw error;
       throw noAnswerError(backfillId, description.taskQueue);
     }
@@ -94,7 +101,7 @@ async function statusOf(rpc: StatusRpc, backfillId: string): Promise<Status | nu
 }
 
 /** The live ETA (client/eta.ts) from the backfill's carried state and its plan. */
-async function etaOf(rpc: StatusRpc, workflowId: string, inputOf: () => Promise<BackfillInput | undefined>): Promise<LiveEta> {
+async function etaOf(rpc: StatusReads, workflowId: string, inputOf: () => Promise<BackfillInput | undefined>): Promise<LiveEta> {
   // The input is asked for beside the carried state: the waiting check reads it too.
   const asked = inputOf();
   asked.catch(() => undefined);
@@ -106,7 +113,7 @@ async function etaOf(rpc: StatusRpc, workflowId: string, inputOf: () => Promise<
 }
 
 /** The nodes whose work waits on an activity task queue no worker polls. */
-async function waitingOf(rpc: StatusRpc, progress: Progress, inputOf: () => Promise<BackfillInput | undefined>): Promise<Waiting[]> {
+async function waitingOf(rpc: StatusReads, progress: Progress, inputOf: () => Promise<BackfillInput | undefined>): Promise<Waiting[]> {
   const busy = progress.nodes.filter((n) => (progress.paused ? n.running : n.running + n.pending) > 0);
   if (busy.length === 0) return [];
   // A history this reader may not see leaves the check out rather than failing `status`.

@@ -10,6 +10,23 @@ export const QUERY_TIMEOUT_MS = 15_000;
 /** The same when no worker polls the workflows' task queue: only a worker starting right now could answer. */
 export const UNPOLLED_QUERY_TIMEOUT_MS = 3000;
 
+/** gRPC's FAILED_PRECONDITION. */
+const GRPC_FAILED_PRECONDITION = 9;
+
+/**
+ * Whether the server refused a call because no worker has polled the task queue lately
+ * (FAILED_PRECONDITION "no poller seen for task queue recently, worker may be down", at once,
+ * right after the last worker went away): the SDK's errors carry it as a cause, the light
+ * path's as its code and message.
+ */
+export function noPollerSeen(error: unknown): boolean {
+  for (let e: unknown = error, depth = 0; depth < 5 && typeof e === 'object' && e !== null; e = (e as { cause?: unknown }).cause, depth++) {
+    const { code, details, message } = e as { code?: unknown; details?: unknown; message?: unknown };
+    if (code === GRPC_FAILED_PRECONDITION && /no poller seen/i.test(`${String(details)} ${String(message)}`)) return true;
+  }
+  return false;
+}
+
 export function noWorkerError(backfillId: string, taskQueue: string): BackfillError {
   return new BackfillError(
     'no_worker',
