@@ -258,6 +258,11 @@ function controlTimeout(backfillId: string, taskQueue: string): BackfillError {
   );
 }
 
+/** Whether a workflow in this status has not ended (a continued run goes on in its next one). */
+function isOpen(status: string): boolean {
+  return status === 'RUNNING' || status === 'CONTINUED_AS_NEW';
+}
+
 /** A readable default id: the spec's name and the UTC start time. */
 export function defaultBackfillId(name: string, now = new Date()): string {
   const slug = name.toLowerCase().replace(/[^a-z0-9._-]+/g, '-').replace(/^-+|-+$/g, '') || 'backfill';
@@ -595,7 +600,7 @@ export class BackfillClient {
 
   /** Blocks until the backfill ends; `timeoutMs` bounds the wait. */
   async wait(backfillId: string, timeoutMs?: number): Promise<Outcome> {
-    await this.describe(backfillId);
+    const described = await this.describe(backfillId);
     const handle = this.handle(backfillId);
     const outcome = async (): Promise<Outcome> => {
       for (;;) {
@@ -613,13 +618,18 @@ export class BackfillClient {
         }
       }
     };
-    if (timeoutMs === undefined) return outcome();
+    // One that has ended is told as it ended, whatever the timeout (--timeout 0 included).
+    if (timeoutMs === undefined || !isOpen(described.status.name)) return outcome();
     let cancelTimer: (() => void) | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      cancelTimer = setLongTimeout(
-        () => reject(new BackfillError('timeout', `backfill '${backfillId}' did not finish within ${timeoutMs / 1000}s; it is still running`)),
-        timeoutMs,
-      );
+    const timeout = new Promise<Outcome>((resolve, reject) => {
+      const stillRunning = new BackfillError('timeout', `backfill '${backfillId}' did not finish within ${timeoutMs / 1000}s; it is still running`);
+      cancelTimer = setLongTimeout(() => {
+        // Looked at again before it is said to run: it may have ended while its result was on its way.
+        void this.describe(backfillId).then(
+          (d) => (isOpen(d.status.name) ? reject(stillRunning) : resolve(outcome())),
+          () => reject(stillRunning),
+        );
+      }, timeoutMs);
     });
     try {
       return await Promise.race([outcome(), timeout]);
