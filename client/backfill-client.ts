@@ -65,7 +65,7 @@ import type { discardEndedWorkflow } from '../workflows/discard.ts';
 import { auditTrail } from './audit.ts';
 import type { RollbackPreview } from './rollback-preview.ts';
 import type { Warehouse } from '../activities/warehouse/types.ts';
-import { checkNamespace, openConnection, resolveConnection, type ConnectionOverrides, type ConnectionSettings } from './connection.ts';
+import { GRPC, checkNamespace, connectionFailure, grpcCode, openConnection, resolveConnection, type ConnectionOverrides, type ConnectionSettings } from './connection.ts';
 import { datasetWriters, datasetsBusy, type DatasetWriter } from './dataset-writers.ts';
 import { LiveEtas, NO_LIVE_ETA, anyMeasured, liveEta, withLiveEta, type LiveEta } from './eta.ts';
 import { registerSearchAttributes, rejectedAttribute, requireSearchAttributes, unregisteredAttribute, type SetupResult } from './search-attributes.ts';
@@ -261,6 +261,19 @@ function controlTimeout(backfillId: string, taskQueue: string): BackfillError {
 /** Whether a workflow in this status has not ended (a continued run goes on in its next one). */
 function isOpen(status: string): boolean {
   return status === 'RUNNING' || status === 'CONTINUED_AS_NEW';
+}
+
+/** How often `wait` asks again for the result of a backfill that has ended before it gives up. */
+const WAIT_RESULT_ATTEMPTS = 5;
+
+/** gRPC status codes of a call that may succeed when made again (the connection, the server's load). */
+const PASSING_CODES = new Set([1, 2, 4, 8, 10, 13, 14]);
+
+/** Whether a call failed for a passing reason: no gRPC status (a dropped connection) or one of PASSING_CODES; not an answer such as not_found. */
+function passing(error: unknown): boolean {
+  if (error instanceof BackfillError) return false;
+  const code = grpcCode(error);
+  return code === undefined || PASSING_CODES.has(code);
 }
 
 /** A readable default id: the spec's name and the UTC start time. */
@@ -603,17 +616,28 @@ export class BackfillClient {
     const described = await this.describe(backfillId);
     const handle = this.handle(backfillId);
     const outcome = async (): Promise<Outcome> => {
-      for (;;) {
+      for (let closedAttempts = 0; ; ) {
         try {
           const r = await handle.result();
           return { backfillId, state: r.state, progress: r.progress };
         } catch (error) {
           // A lost connection is not the end of the backfill: look again, and wait on if it runs.
-          const status = await handle.describe().then((d) => d.status.name, () => 'UNKNOWN');
-          if (status === 'RUNNING' || status === 'UNKNOWN') {
+          // A lasting refusal (credentials, a namespace or backfill gone) is: it ends the wait.
+          const status = await this.describe(backfillId).then(
+            (d) => d.status.name,
+            (e: unknown) => (passing(e) ? 'UNKNOWN' : Promise.reject(this.lastingError(e))),
+          );
+          if (isOpen(status) || status === 'UNKNOWN') {
             if (status === 'UNKNOWN') await new Promise((r) => setTimeout(r, 1000));
             continue;
           }
+          // Ended. Its result failed for a passing reason, not because it failed (WorkflowFailedError):
+          // ask for the result again, which tells how it ended (a completed run is not a failed one).
+          if (!(error instanceof WorkflowFailedError) && ++closedAttempts < WAIT_RESULT_ATTEMPTS) {
+            await new Promise((r) => setTimeout(r, 1000));
+            continue;
+          }
+          if (status === 'COMPLETED') throw error;
           return { backfillId, state: status === 'CANCELLED' ? 'cancelled' : 'failed', progress: await this.progress(backfillId).catch(() => null) };
         }
       }
@@ -636,6 +660,13 @@ export class BackfillClient {
     } finally {
       cancelTimer?.();
     }
+  }
+
+  /** An error that will not pass by waiting, worded: refused credentials name the settings and the fix. */
+  private lastingError(error: unknown): unknown {
+    const code = grpcCode(error);
+    if (code === GRPC.UNAUTHENTICATED || code === GRPC.PERMISSION_DENIED) return connectionFailure(this.settings, error);
+    return error;
   }
 
   /** The running backfills other than `backfillId` that write any of `datasets` (nodes). */
