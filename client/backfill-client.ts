@@ -72,7 +72,7 @@ import { registerSearchAttributes, rejectedAttribute, requireSearchAttributes, u
 import { QUERY_TIMEOUT_MS, UNPOLLED_QUERY_TIMEOUT_MS, noAnswerError, noPollerSeen, noWorkerError } from './status-errors.ts';
 import { pollersOf } from './pollers.ts';
 import { setLongTimeout } from './long-timeout.ts';
-import { queueState, waitingNodes, type QueueState, type Waiting } from './waiting.ts';
+import { queueStates, waitingNodes, type Poller, type Waiting } from './waiting.ts';
 import { startTracing, tracingRequested, type Tracing } from '../workers/tracing.ts';
 import { settingsFromEnv, type Settings } from '../host/settings.ts';
 
@@ -511,11 +511,12 @@ export class BackfillClient {
     let input: Promise<BackfillInput | undefined> | undefined;
     const inputOnce = () => (input ??= this.alongside(this.firstInput(backfillWorkflowId(backfillId), description.runId)));
     // With no worker the ETA's query could only wait out its deadline, after status has said so.
-    const unpolled = running ? this.unpolled(description.taskQueue) : undefined;
+    const workflowPollers = running ? this.workflowPollers(description.taskQueue) : undefined;
+    const unpolled = workflowPollers?.then((pollers) => pollers !== undefined && pollers.length === 0);
     const eta = unpolled ? this.alongside(unpolled.then((none) => (none ? null : this.liveEta(backfillId, inputOnce)))).catch(() => null) : null;
     const progress = await this.progressOf(backfillId, description, unpolled);
     if (progress.state !== 'running') return { ...progress, waiting: [] };
-    const [live, waiting] = await Promise.all([eta, this.waiting(backfillId, description.runId, progress, inputOnce)]);
+    const [live, waiting] = await Promise.all([eta, this.waiting(backfillId, description.runId, progress, inputOnce, await workflowPollers)]);
     return { ...(live ? withLiveEta(progress, live) : progress), waiting };
   }
 
@@ -579,25 +580,29 @@ export class BackfillClient {
 
   /** Whether no worker has polled the workflow task queue for minutes (unknown, when describing it is not allowed: false). */
   private async unpolled(taskQueue: string): Promise<boolean> {
-    const pollers = await pollersOf(this.connection, this.namespace, taskQueue, 'workflow').catch(() => undefined);
-    return pollers !== undefined && queueState(pollers, Date.now())?.reason === 'no_worker';
+    const pollers = await this.workflowPollers(taskQueue);
+    return pollers !== undefined && pollers.length === 0;
   }
 
-  private async waiting(backfillId: string, runId: string, progress: Progress, inputOf?: () => Promise<BackfillInput | undefined>): Promise<Waiting[]> {
+  /** The pollers of a workflow task queue (undefined when describing it is not allowed). */
+  private workflowPollers(taskQueue: string): Promise<Poller[] | undefined> {
+    return pollersOf(this.connection, this.namespace, taskQueue, 'workflow').catch(() => undefined);
+  }
+
+  /** `workflowPollers`: those of the backfill's workflow task queue, whose polls tell the server's time too (`serverNow`). */
+  private async waiting(backfillId: string, runId: string, progress: Progress, inputOf?: () => Promise<BackfillInput | undefined>, workflowPollers: readonly Poller[] = []): Promise<Waiting[]> {
     const busy = progress.nodes.filter((n) => (progress.paused ? n.running : n.running + n.pending) > 0);
     if (busy.length === 0) return [];
     const queueOf = await this.queuesOf(backfillId, runId, inputOf);
-    const now = Date.now();
-    const states = new Map<string, QueueState>();
     const queues = new Set(busy.map((n) => queueOf.get(n.id)).filter((q): q is string => q !== undefined));
+    const pollersByQueue = new Map<string, Poller[]>();
     await Promise.all(
       [...queues].map(async (queue) => {
         const pollers = await pollersOf(this.connection, this.namespace, queue, 'activity').catch(() => undefined);
-        const state = pollers && queueState(pollers, now);
-        if (state) states.set(queue, state);
+        if (pollers) pollersByQueue.set(queue, pollers);
       }),
     );
-    return waitingNodes(busy, progress.paused, queueOf, states);
+    return waitingNodes(busy, progress.paused, queueOf, queueStates(pollersByQueue, Date.now(), workflowPollers));
   }
 
   /** Each node's activity task queue, from the spec in the run's input (read once per run). */

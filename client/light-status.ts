@@ -20,7 +20,7 @@ import { NO_LIVE_ETA, anyMeasured, liveEta, withLiveEta, type LiveEta } from './
 import { QUERY_TIMEOUT_MS, UNPOLLED_QUERY_TIMEOUT_MS, noAnswerError, noPollerSeen, noWorkerError } from './status-errors.ts';
 import { StatusRpc, StatusRpcError, speaksPlainGrpc } from './status-rpc.ts';
 import { WORKFLOW_EXECUTION_STATUS_RUNNING } from './status-wire.ts';
-import { queueState, waitingNodes, type QueueState, type Waiting } from './waiting.ts';
+import { queueStates, waitingNodes, type Poller, type Waiting } from './waiting.ts';
 
 /** How long describing the workflow may take before the SDK's client is asked instead. */
 const DESCRIBE_TIMEOUT_MS = 5000;
@@ -70,16 +70,14 @@ export async function statusOf(rpc: StatusReads, backfillId: string): Promise<St
   const eta = etaOf(rpc, workflowId, inputOnce).catch(() => null);
 
   const asked = Date.now();
-  const [unpolled, first] = await Promise.all([
-    rpc.pollers(description.taskQueue, 'workflow', asked + QUERY_TIMEOUT_MS).then(
-      (pollers) => queueState(pollers, Date.now())?.reason === 'no_worker',
-      () => false,
-    ),
+  const [workflowPollers, first] = await Promise.all([
+    rpc.pollers(description.taskQueue, 'workflow', asked + QUERY_TIMEOUT_MS).catch(() => undefined),
     rpc.query(workflowId, QUERY_NAMES.progress, asked + UNPOLLED_QUERY_TIMEOUT_MS).then(
       (progress) => ({ progress: progress as Progress }),
       (error: unknown) => ({ error }),
     ),
   ]);
+  const unpolled = workflowPollers !== undefined && workflowPollers.length === 0;
   let progress: Progress;
   if ('progress' in first) progress = first.progress;
   else {
@@ -96,7 +94,7 @@ export async function statusOf(rpc: StatusReads, backfillId: string): Promise<St
     }
   }
   if (progress.state !== 'running') return { ...progress, waiting: [] };
-  const [live, waiting] = await Promise.all([eta, waitingOf(rpc, progress, inputOnce)]);
+  const [live, waiting] = await Promise.all([eta, waitingOf(rpc, progress, inputOnce, workflowPollers)]);
   return { ...(live ? withLiveEta(progress, live) : progress), waiting };
 }
 
@@ -112,22 +110,20 @@ async function etaOf(rpc: StatusReads, workflowId: string, inputOf: () => Promis
   return liveEta(expandPlan(input.spec, input.range), carry);
 }
 
-/** The nodes whose work waits on an activity task queue no worker polls. */
-async function waitingOf(rpc: StatusReads, progress: Progress, inputOf: () => Promise<BackfillInput | undefined>): Promise<Waiting[]> {
+/** The nodes whose work waits on an activity task queue no worker polls; `workflowPollers` tell the server's time too (`serverNow`). */
+async function waitingOf(rpc: StatusReads, progress: Progress, inputOf: () => Promise<BackfillInput | undefined>, workflowPollers: readonly Poller[] = []): Promise<Waiting[]> {
   const busy = progress.nodes.filter((n) => (progress.paused ? n.running : n.running + n.pending) > 0);
   if (busy.length === 0) return [];
   // A history this reader may not see leaves the check out rather than failing `status`.
   const input = await inputOf().catch(() => undefined);
   const queueOf = new Map((input?.spec.nodes ?? []).map((n) => [n.id, n.taskQueue]));
-  const now = Date.now();
-  const states = new Map<string, QueueState>();
   const queues = new Set(busy.map((n) => queueOf.get(n.id)).filter((q): q is string => q !== undefined));
+  const pollersByQueue = new Map<string, Poller[]>();
   await Promise.all(
     [...queues].map(async (queue) => {
       const pollers = await rpc.pollers(queue, 'activity', Date.now() + QUERY_TIMEOUT_MS).catch(() => undefined);
-      const state = pollers && queueState(pollers, now);
-      if (state) states.set(queue, state);
+      if (pollers) pollersByQueue.set(queue, pollers);
     }),
   );
-  return waitingNodes(busy, progress.paused, queueOf, states);
+  return waitingNodes(busy, progress.paused, queueOf, queueStates(pollersByQueue, Date.now(), workflowPollers));
 }

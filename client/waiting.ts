@@ -26,7 +26,38 @@ export type Poller = { identity: string; lastAccessMs: number | undefined };
 /** A live worker polls at least once a minute (a long poll lasts up to a minute); twice that is silence. */
 export const SILENT_AFTER_MS = 2 * 60_000;
 
-/** Why a queue with these pollers leaves work waiting, or undefined when a worker is there. */
+/** A live worker's last poll is at most this old: a long poll lasts up to a minute. */
+export const LIVE_POLL_AGE_MS = 60_000;
+
+/**
+ * The server's time now, as the pollers tell it, for comparing with their poll times (the
+ * server's clock), so that a client clock ahead or behind the server's does not make workers
+ * look silent: the newest poll seen is at most LIVE_POLL_AGE_MS old when a worker is alive (a
+ * workflow worker that just answered a query polls its queue), so the client's clock counts
+ * only between the newest poll and that much later. No poll seen: the client's clock.
+ */
+export function serverNow(pollers: Iterable<Poller>, clientNow: number): number {
+  let newest = 0;
+  for (const poller of pollers) newest = Math.max(newest, poller.lastAccessMs ?? 0);
+  if (newest === 0) return clientNow;
+  return Math.min(Math.max(clientNow, newest), newest + LIVE_POLL_AGE_MS);
+}
+
+/**
+ * Why each of these queues leaves work waiting (queues with a worker are left out), judged
+ * against `serverNow` of every poll seen: theirs and `others` (the workflow task queue's).
+ */
+export function queueStates(pollersByQueue: ReadonlyMap<string, readonly Poller[]>, clientNow: number, others: readonly Poller[] = []): Map<string, QueueState> {
+  const now = serverNow([...others, ...[...pollersByQueue.values()].flat()], clientNow);
+  const states = new Map<string, QueueState>();
+  for (const [queue, pollers] of pollersByQueue) {
+    const state = queueState(pollers, now);
+    if (state) states.set(queue, state);
+  }
+  return states;
+}
+
+/** Why a queue with these pollers leaves work waiting, or undefined when a worker is there; `now` on the server's clock (`serverNow`). */
 export function queueState(pollers: readonly Poller[], now: number): QueueState | undefined {
   if (pollers.length === 0) return { reason: 'no_worker', lastPollAt: null };
   const last = Math.max(...pollers.map((p) => p.lastAccessMs ?? 0));
