@@ -11,6 +11,7 @@ import { rollbackWorkflowId } from '../core/rollback.ts';
 import { discardWorkflowId } from '../core/staged.ts';
 import { backfillWorkflowId } from '../workflows/definitions.ts';
 import type { BackfillClient } from './backfill-client.ts';
+import { visibilityLiteral } from './visibility.ts';
 
 type HistoryEvent = temporal.api.history.v1.IHistoryEvent;
 type Payload = temporal.api.common.v1.IPayload;
@@ -44,7 +45,7 @@ export function auditOfHistory(events: readonly HistoryEvent[], decode: (payload
 /** Every run of a workflow id, oldest first. */
 async function runsOf(client: BackfillClient, workflowId: string): Promise<Array<{ runId: string; startMs: number }>> {
   const runs: Array<{ runId: string; startMs: number }> = [];
-  for await (const execution of client.client.workflow.list({ query: `WorkflowId = '${workflowId.replaceAll("'", "\\'")}'` })) {
+  for await (const execution of client.client.workflow.list({ query: `WorkflowId = ${visibilityLiteral(workflowId)}` })) {
     runs.push({ runId: execution.runId, startMs: execution.startTime.getTime() });
   }
   return runs.sort((a, b) => a.startMs - b.startMs);

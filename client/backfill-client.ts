@@ -67,6 +67,7 @@ import type { RollbackPreview } from './rollback-preview.ts';
 import type { Warehouse } from '../activities/warehouse/types.ts';
 import { GRPC, checkNamespace, connectionFailure, grpcCode, openConnection, resolveConnection, type ConnectionOverrides, type ConnectionSettings } from './connection.ts';
 import { datasetWriters, datasetsBusy, type DatasetWriter } from './dataset-writers.ts';
+import { visibilityLiteral } from './visibility.ts';
 import { LiveEtas, NO_LIVE_ETA, anyMeasured, liveEta, withLiveEta, type LiveEta } from './eta.ts';
 import { registerSearchAttributes, rejectedAttribute, requireSearchAttributes, unregisteredAttribute, type SetupResult } from './search-attributes.ts';
 import { QUERY_TIMEOUT_MS, UNPOLLED_QUERY_TIMEOUT_MS, noAnswerError, noPollerSeen, noWorkerError } from './status-errors.ts';
@@ -1003,7 +1004,7 @@ export class BackfillClient {
     const since = description.startTime.getTime();
     if (!latest || latest.startTime.getTime() < since) return;
     const runs = new Map<string, string>([[latest.runId, latest.status.name]]);
-    for await (const execution of this.client.workflow.list({ query: `WorkflowId = '${workflowId.replaceAll("'", "\\'")}'` })) {
+    for await (const execution of this.client.workflow.list({ query: `WorkflowId = ${visibilityLiteral(workflowId)}` })) {
       if (execution.startTime.getTime() >= since) runs.set(execution.runId, execution.status.name);
     }
     const fix = `start it again, deliberately, to recompute every partition: backfill start <spec> --id ${backfillId} --rerun`;
@@ -1238,7 +1239,7 @@ export class BackfillClient {
   async rollbackOrder(backfillId: string, latestRunId: string): Promise<RollbackNodes> {
     const workflowId = backfillWorkflowId(backfillId);
     const runs: Array<{ runId: string; startMs: number }> = [];
-    for await (const execution of this.client.workflow.list({ query: `WorkflowId = '${workflowId.replaceAll("'", "\\'")}'` })) {
+    for await (const execution of this.client.workflow.list({ query: `WorkflowId = ${visibilityLiteral(workflowId)}` })) {
       runs.push({ runId: execution.runId, startMs: execution.startTime.getTime() });
     }
     // Visibility lags a little behind a run that just started: the latest run is always there.

@@ -8,14 +8,11 @@ import type { Client, WorkflowExecutionInfo } from '@temporalio/client';
 import { BackfillError } from '../core/errors.ts';
 import type { BackfillInput } from '../core/protocol.ts';
 import { BACKFILL_ID, BACKFILL_NODE } from '../workflows/definitions.ts';
+import { visibilityLiteral } from './visibility.ts';
 
 /** Another running backfill and the datasets it shares with the one about to start. */
 export type DatasetWriter = { backfillId: string; datasets: string[] };
 
-/** A visibility query string literal. Backfill ids and node ids are validated (no quotes), this keeps it so. */
-export function visibilityLiteral(value: string): string {
-  return `'${value.replaceAll("'", "\\'")}'`;
-}
 
 async function list(client: Client, query: string): Promise<WorkflowExecutionInfo[]> {
   const executions: WorkflowExecutionInfo[] = [];

@@ -22,7 +22,7 @@ import { discardWorkflowId } from '../../core/staged.ts';
 import { auditOfHistory, type AuditRecord } from '../audit.ts';
 import { backfillWorkflowId, nodeWorkflowId } from '../../workflows/definitions.ts';
 import type { BackfillClient } from '../backfill-client.ts';
-import { visibilityLiteral } from '../dataset-writers.ts';
+import { visibilityLiteral } from '../visibility.ts';
 import { endSpec, pauseToggles, pausedSpans, runInfo, throttleEvents, throttledSpans, type Decode, type RunInfo, type ThrottleEvent } from './history.ts';
 import { REPORT_VERSION, type NodeReport, type PlanReport, type Report, type StagedReport } from './model.ts';
 import { reportActions } from './actions.ts';
