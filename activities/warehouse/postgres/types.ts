@@ -1,5 +1,6 @@
 /** PostgreSQL column types: what a value needs, what a result column has, and how types widen. */
 import type { ValueKind } from '../checksum.ts';
+import { widerOn } from '../widen.ts';
 
 const NUMERIC_OIDS = new Set([20, 21, 23, 26, 700, 701, 1700]);
 const BOOLEAN_OID = 16;
@@ -18,11 +19,7 @@ const LADDER = ['smallint', 'integer', 'bigint', 'numeric', 'double precision', 
 
 /** The narrower of two column types that holds the values of both. */
 export function widerType(a: string, b: string): string {
-  if (a === b) return a;
-  const i = LADDER.indexOf(a);
-  const j = LADDER.indexOf(b);
-  if (i < 0 || j < 0) return 'text';
-  return LADDER[Math.max(i, j)]!;
+  return widerOn(LADDER, a, b);
 }
 
 /** The column type for one value a transform returned (null: any type will do). */

@@ -15,6 +15,7 @@ import type { Codec, ColumnType, InternalTable } from '../ledger.ts';
 import { PARTITION_COLUMN, VERSION_COLUMN, notASelect, outsideScope, quoteIdent, quoteLiteral, scopedSelect, singleStatement, startsAsQuery, versionsTable } from '../sql.ts';
 import { InvalidDatasetError, SqlError, SqlRefusedError, type Bindings, type DatasetFacts, type Row, type SqlValue } from '../types.ts';
 import { SqlWarehouse } from '../warehouse.ts';
+import { widerOn } from '../widen.ts';
 
 const ROWS_PER_BATCH = 2000;
 
@@ -58,11 +59,7 @@ const LADDER = ['INTEGER', 'REAL', 'TEXT'];
 
 /** The narrower of two column types that holds the values of both (PostgreSQL's ladder, in SQLite's types). */
 export function widerType(a: string, b: string): string {
-  if (a === b) return a;
-  const i = LADDER.indexOf(a);
-  const j = LADDER.indexOf(b);
-  if (i < 0 || j < 0) return 'TEXT';
-  return LADDER[Math.max(i, j)]!;
+  return widerOn(LADDER, a, b);
 }
 
 /**
