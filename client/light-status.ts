@@ -26,9 +26,11 @@ import { queueStates, waitingNodes, type Poller, type Waiting } from './waiting.
 const DESCRIBE_TIMEOUT_MS = 5000;
 /** gRPC's DEADLINE_EXCEEDED. */
 const GRPC_DEADLINE_EXCEEDED = 4;
+/** Nothing here cancels its own calls: one that ends CANCELLED (seen for a query no worker takes, at its deadline) timed out. */
+const GRPC_CANCELLED = 1;
 
 function timedOut(error: unknown): boolean {
-  return error instanceof StatusRpcError && (error.code === GRPC_DEADLINE_EXCEEDED || /deadline|timed? ?out/i.test(error.message));
+  return error instanceof StatusRpcError && (error.code === GRPC_DEADLINE_EXCEEDED || error.code === GRPC_CANCELLED || /deadline|timed? ?out/i.test(error.message));
 }
 
 /** Whether `lightStatus` may answer for these settings (else go straight to the SDK's client). */
