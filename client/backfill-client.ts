@@ -393,6 +393,8 @@ export class BackfillClient {
     requirePartitionsInRange(spec, range);
     const plan = expandPlan(spec, range);
     this.searchAttributes ??= { listed: await requireSearchAttributes(this.connection, this.namespace) };
+    // A run again while its rollback restores would lease the datasets under it, and the rollback would stop half-way.
+    if (options.rerun && !carry) await this.notBeingRolledBack(backfillId);
     const shared = options.sharedDatasets ?? this.defaults.sharedDatasets;
     if (!shared) await this.datasetsFree(backfillId, spec.nodes.map((n) => n.id), options.waitForDatasets);
     if (options.rerun || carry) {
@@ -1021,6 +1023,23 @@ export class BackfillClient {
     }
   }
 
+  /** The backfill's rollback workflow, if one is running. */
+  private async runningRollback(backfillId: string): Promise<WorkflowExecutionDescription | undefined> {
+    return this.client.workflow
+      .getHandle(rollbackWorkflowId(backfillId))
+      .describe()
+      .then((d) => (d.status.name === 'RUNNING' ? d : undefined), (error: unknown) => (error instanceof WorkflowNotFoundError ? undefined : Promise.reject(error)));
+  }
+
+  /** Refuses `start --rerun` while the backfill is being rolled back: the new run would lease its datasets, and the rollback's restores would fail half-way. */
+  private async notBeingRolledBack(backfillId: string): Promise<void> {
+    if (!(await this.runningRollback(backfillId))) return;
+    throw new BackfillError(
+      'still_running',
+      `backfill '${backfillId}' is being rolled back: wait for it to end ('backfill rollback ${backfillId}' attaches to it and waits), then start again with --rerun`,
+    );
+  }
+
   /** Whether a failed rollback run was the policy's refusal, which it meets before restoring anything. */
   private async refusedByPolicy(workflowId: string, runId: string): Promise<boolean> {
     try {
@@ -1207,10 +1226,7 @@ export class BackfillClient {
       throw new BackfillError('invalid_argument', `rollback batch size must be a whole number from 1 to 10000 (got ${batchSize})`);
     }
     const workflowId = rollbackWorkflowId(backfillId);
-    const running = await this.client.workflow
-      .getHandle(workflowId)
-      .describe()
-      .then((d) => (d.status.name === 'RUNNING' ? d : undefined), (error: unknown) => (error instanceof WorkflowNotFoundError ? undefined : Promise.reject(error)));
+    const running = await this.runningRollback(backfillId);
     if (running) return { backfillId, workflowId, runId: running.runId, uiUrl: this.uiUrl(workflowId, running.runId), attached: true };
 
     const { order, taskQueues } = await this.rollbackOrder(backfillId, description.runId);

@@ -1,18 +1,20 @@
 /**
  * Rolling back a backfill id that ran more than once, on a real server with a worker in a
  * process of its own (SQLite): the rollback covers the nodes of every run, not only the latest
- * spec's; a backfill rolled back is not resumed into a `completed` that is mostly undone; and
+ * spec's; a backfill rolled back is not resumed into a `completed` that is mostly undone, nor
+ * run again while its rollback runs; and
  * `rollback --dry-run` shows exactly what the rollback then does, changing nothing.
  */
 import { randomUUID } from 'node:crypto';
 import { WorkflowNotFoundError } from '@temporalio/client';
+import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import { BackfillError } from '../../core/errors.ts';
 import { rollbackWorkflowId, type RollbackSummary } from '../../core/rollback.ts';
 import type { ResolvedSpec } from '../../core/spec.ts';
 import type { RollbackPreview } from '../../client/rollback-preview.ts';
 import { backendFixture } from './backend-fixture.ts';
-import { runCli, testSpec } from './helpers.ts';
+import { runCli, testSpec, waitFor } from './helpers.ts';
 
 const SUFFIX = randomUUID().slice(0, 6);
 
@@ -84,6 +86,45 @@ describe('rollback across the runs of a backfill (sqlite)', () => {
     expect(retried.resumed).not.toBeNull();
     expect((await fx.client.wait(id, 120_000)).state).toBe('completed');
     expect(await values(node)).toEqual(['2024-01-01=2', '2024-01-02=2', '2024-01-03=2', '2024-01-04=2']);
+  });
+
+  it('refuses start --rerun while the rollback runs, then runs it again once the rollback has ended', async () => {
+    const node = 'rw_r';
+    const id = `rw-${SUFFIX}`;
+    expect(await run(spec([node], 1), id)).toBe('completed');
+    // The warehouse's write lock, held: the rollback's first restore waits on it (busy_timeout), so the rollback stays RUNNING.
+    const db = new Database(fx.location);
+    db.exec('BEGIN IMMEDIATE');
+    let held = true;
+    const letGo = () => {
+      if (!held) return;
+      held = false;
+      db.exec('COMMIT');
+      db.close();
+    };
+    try {
+      const rollback = await fx.client.startRollback(id);
+      expect(rollback.attached).toBe(false);
+      // Its batch has started and waits on the lock: the rollback is under way, nothing restored yet.
+      await waitFor('the rollback batch to start', async () => {
+        const d = await fx.client.client.workflow.getHandle(rollbackWorkflowId(id)).describe();
+        return d.status.name === 'RUNNING' && (d.raw.pendingActivities ?? []).some((a) => a.activityType?.name === 'rollbackBatch');
+      }, 30_000);
+
+      const refused = await fx.client.start(spec([node], 2), { taskQueue: queue, id, rerun: true }).catch((e: unknown) => e);
+      expect(refused).toBeInstanceOf(BackfillError);
+      expect(refused).toMatchObject({ code: 'still_running' });
+      expect((refused as Error).message).toMatch(new RegExp(`backfill '${id}' is being rolled back: wait for it to end .*then start again with --rerun`));
+      // Nothing was started: the backfill's last run is still the one rolled back.
+      expect((await fx.client.describe(id)).status.name).toBe('COMPLETED');
+      expect(await fx.client.client.workflow.getHandle(rollbackWorkflowId(id)).describe().then((d) => d.status.name)).toBe('RUNNING');
+    } finally {
+      letGo();
+    }
+    expect(await fx.client.rollbackResult(id)).toMatchObject({ removed: 3, restored: 0 });
+    expect(await values(node)).toEqual([]);
+    expect(await run(spec([node], 2), id, { rerun: true })).toBe('completed');
+    expect(await values(node)).toEqual(['2024-01-01=2', '2024-01-02=2', '2024-01-03=2']);
   });
 
   it('--dry-run shows per node what the rollback then does, and who changed what it leaves alone, changing nothing', async () => {
