@@ -10,7 +10,7 @@ import { DEFAULT_OVERHEAD, fitOverhead, partitionSeconds, scaleOverhead, simulat
 import type { Limits } from '../core/limits.ts';
 import type { Plan, PlanNode } from '../core/plan.ts';
 import type { ResolvedSpec } from '../core/spec.ts';
-import { RunWindows, describeWindows, effectiveLimits, type Windows } from '../core/windows.ts';
+import { RunWindows, backfillWindows, describeWindows, effectiveLimits, type Windows } from '../core/windows.ts';
 import { RangeSet, type RangesJSON } from '../core/ranges.ts';
 import type { LedgerRow, Warehouse } from '../activities/warehouse/types.ts';
 import { openWarehouse, warehouseExists } from '../activities/warehouse/index.ts';
@@ -149,8 +149,10 @@ export type EstimateOptions = {
   calibrate?: boolean;
   /** `--sample`: the staged backfill that timed N partitions per node; its durations replace the history's. */
   sample?: SampleRun;
-  /** Run windows the backfill would run under (the spec's; the policy's when known): the estimate starts at `now` and follows them. */
-  windows?: Windows[];
+  /** The spec's run windows: the estimate starts at `now` and follows them (and the policy's: both must allow). */
+  windows?: Windows;
+  /** The policy the workers judge the backfill by (`plan --policy`): its run windows apply on top of the spec's, as the workflow applies them. */
+  policy?: { path: string; windows?: Windows };
   /** The spec's canary: its slice and its wait for an approval are not in the estimate, which says so. */
   canary?: boolean;
   /** The estimate's clock: when the simulated backfill starts (default: now). */
@@ -229,7 +231,8 @@ export function estimateReport(plan: Plan, history: ReadonlyMap<string, NodeHist
   // A sample is too small to calibrate on: its span is its chain of signal hops, not the throughput of a run.
   const calibration = options.calibrate === false || options.sample ? null : calibrate(plan, history, { limits: options.limits, overhead: base, queues });
   const overhead = calibration ? scaleOverhead(base, calibration.factor) : base;
-  const schedules = (options.windows ?? []).map((w) => new RunWindows(w));
+  const named = backfillWindows(options.windows, options.policy?.windows);
+  const schedules = named.map((w) => new RunWindows(w.windows));
   const startAt = options.now ?? Date.now();
   const forecast: Forecast = simulate({
     plan,
@@ -286,7 +289,19 @@ export function estimateReport(plan: Plan, history: ReadonlyMap<string, NodeHist
     calibration,
     overhead: roundOverhead(overhead),
     /** Run windows followed from `startsAt` (null: none): partitions start only while they allow, at their limits. */
-    windows: schedules.length > 0 ? { schedules: schedules.length, startsAt: new Date(startAt).toISOString(), description: schedules.map((s) => describeWindows(s, startAt)) } : null,
+    windows:
+      schedules.length > 0
+        ? {
+            schedules: schedules.length,
+            /** Whose they are, in the order of `description`. */
+            from: named.map((w) => w.source),
+            startsAt: new Date(startAt).toISOString(),
+            // Named once the policy's are among them (as status names them).
+            description: schedules.map((s, i) => `${options.policy?.windows ? `the ${named[i]!.source}'s: ` : ''}${describeWindows(s, startAt)}`),
+          }
+        : null,
+    /** The policy read (`plan --policy`), and whether it has run windows; null: none was given. */
+    policy: options.policy ? { path: options.policy.path, windows: options.policy.windows !== undefined } : null,
     /** Whether the spec has a canary, whose slice and wait for an approval the estimate leaves out. */
     canary: options.canary === true,
     /** What the estimate leaves out for this plan, to print beside it. */
@@ -331,11 +346,13 @@ export type EstimateFlags = {
   workerSlots?: number;
   assume?: number;
   sample?: string;
+  /** --policy as given on the command line ($BACKFILL_POLICY alone is not a flag given without --estimate). */
+  policy?: string;
 };
 
 /** The estimate's own flags without --estimate would be ignored without a word: they are refused. */
 export function checkEstimateFlags(flags: EstimateFlags): void {
-  const given = (['rate', 'concurrency', 'queueCap', 'workerSlots', 'assume', 'sample'] as const).filter((k) => flags[k] !== undefined);
+  const given = (['rate', 'concurrency', 'queueCap', 'workerSlots', 'assume', 'sample', 'policy'] as const).filter((k) => flags[k] !== undefined);
   if (!flags.estimate && given.length > 0) {
     const names = given.map((k) => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`);
     throw new BackfillError('invalid_argument', `${names.join(' and ')} only ${names.length > 1 ? 'matter' : 'matters'} with --estimate: add --estimate, or leave ${names.length > 1 ? 'them' : 'it'} out`, 'estimate');
@@ -343,7 +360,7 @@ export function checkEstimateFlags(flags: EstimateFlags): void {
 }
 
 /** The estimate's options from `plan`'s flags. */
-export function estimateOptions(spec: ResolvedSpec, flags: EstimateFlags, skip?: Record<string, RangesJSON>): EstimateOptions {
+export function estimateOptions(spec: ResolvedSpec, flags: EstimateFlags, skip?: Record<string, RangesJSON>, policy?: EstimateOptions['policy']): EstimateOptions {
   checkEstimateFlags(flags);
   const workerSlots = flags.workerSlots ?? DEFAULT_WORKER_SLOTS;
   return {
@@ -353,7 +370,8 @@ export function estimateOptions(spec: ResolvedSpec, flags: EstimateFlags, skip?:
     workerSlots,
     assumeMs: flags.assume ?? null,
     ...(skip ? { skip } : {}),
-    ...(spec.windows ? { windows: [spec.windows] } : {}),
+    ...(spec.windows ? { windows: spec.windows } : {}),
+    ...(policy ? { policy } : {}),
     ...(spec.canary ? { canary: true } : {}),
   };
 }

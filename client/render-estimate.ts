@@ -52,6 +52,9 @@ export function renderEstimate(estimate: EstimateReport): string {
     ...(estimate.windows
       ? [`run windows, from a start now (${estimate.windows.startsAt.slice(0, 16).replace('T', ' ')} UTC): partitions start only while they allow; ${estimate.windows.description.join('; ')}`]
       : []),
+    ...(estimate.policy
+      ? [`policy ${estimate.policy.path}: ${estimate.policy.windows ? 'its run windows are followed too (a partition starts only while every window allows)' : 'no run windows'}`]
+      : []),
     ...estimate.warnings.map((w) => pc.yellow(`not in the estimate: ${w}`)),
     `orchestration ${calibration}:`,
     `  start ${formatDuration(o.startMs)}, ${o.activityMs}ms per activity, ${o.hopMs}ms per signal, reports every ${formatDuration(o.reportIntervalMs)}, ${o.activityCostMs}ms + ${o.partitionCostMs}ms per partition of server and worker work, end ${formatDuration(o.endMs)}; no failures or retries`,

@@ -32,7 +32,7 @@ import {
 } from './policy.ts';
 import type { NodeOverrides, StartGovernance } from './protocol.ts';
 import type { ResolvedSpec } from './spec.ts';
-import { RunWindows, describeWindows, effectiveLimits, startDeadline, type EffectiveLimits, type Windows } from './windows.ts';
+import { RunWindows, backfillWindows, describeWindows, effectiveLimits, startDeadline, type EffectiveLimits, type Windows } from './windows.ts';
 
 /** The policy of workers given none: it allows everything (and asks for nothing). */
 export const EMPTY_POLICY: Policy = parsePolicy({ version: 1 });
@@ -349,7 +349,7 @@ export class Governance {
       approval: { needed: approval !== undefined, reasons: approval?.kind === 'approval' ? approval.reasons : [], approvedBy: null, approvedAt: null },
       budgets,
       budgetHold: null,
-      windows: [...(input.spec.windows ? [input.spec.windows] : []), ...(policy.windows ? [policy.windows] : [])],
+      windows: backfillWindows(input.spec.windows, policy.windows).map((w) => w.windows),
       audit: input.audit ?? { next: 1, entries: [] },
       priority: { key: input.priority.key, fairnessWeight: input.priority.fairnessWeight },
       estimate: input.estimate ?? null,

@@ -323,6 +323,18 @@ function minCount(a: number | null, b: number | null | undefined): number | null
   return a === null ? b : Math.min(a, b);
 }
 
+/** Whose run windows they are: the spec's or the policy's. */
+export type WindowsSource = 'spec' | 'policy';
+
+/**
+ * The run windows a backfill runs under: the spec's, then the policy's. Partitions start only
+ * while every one allows (`effectiveLimits`); the governance keeps them in this order, and names
+ * them by it.
+ */
+export function backfillWindows(spec: Windows | undefined, policy: Windows | undefined): Array<{ source: WindowsSource; windows: Windows }> {
+  return [...(spec ? [{ source: 'spec' as const, windows: spec }] : []), ...(policy ? [{ source: 'policy' as const, windows: policy }] : [])];
+}
+
 /**
  * The limits in force at `t` under every schedule (a spec's and a policy's windows): paused
  * when any schedule pauses, else the lowest rate and concurrency any of them sets.

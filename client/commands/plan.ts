@@ -2,7 +2,7 @@
 import { Command, Option } from '@commander-js/extra-typings';
 import { parseDurationFlag } from '../duration-flag.ts';
 import { SPEC_IN_EXAMPLES as SPEC, HELP_GROUPS, documented } from '../help.ts';
-import { checkOnlyChanged, codeVersionOption, jsonOption, positiveInteger, print, warehouseOption } from '../options.ts';
+import { checkOnlyChanged, codeVersionOption, givenOnCommandLine, jsonOption, policyOption, positiveInteger, print, warehouseOption } from '../options.ts';
 
 /** `plan --format`'s pictures (client/graph/render.ts holds the same list; kept here so that the program loads no renderer). */
 const GRAPH_FORMATS = ['svg', 'dot', 'mermaid'] as const;
@@ -13,6 +13,7 @@ export function planCommand() {
     [`backfill plan ${SPEC} --from 2024-03-01 --to 2024-04-01 --json`, 'March only, as JSON'],
     [`backfill plan ${SPEC} --only-changed --warehouse postgres://backfill@db.internal:5432/warehouse`, 'also count what would run again against that warehouse'],
     [`backfill plan ${SPEC} --estimate --concurrency 20`, 'how long it will take, from the ledger of earlier runs (writes nothing)'],
+    [`backfill plan ${SPEC} --estimate --policy backfill.policy.yaml`, "also follow the policy's run windows (the file the workers are given), as the backfill would wait for them"],
     [`backfill plan ${SPEC} --estimate --sample 3`, 'no history yet: time 3 partitions per node on the workers, staged and discarded (nothing is published)'],
     [`backfill plan ${SPEC} --explain --from 2024-03-03 --to 2024-03-10`, 'why each node and partition is in, and what it reads outside the range'],
     [`backfill plan ${SPEC} --format svg`, 'a picture of the graph, as SVG on stdout (also dot or mermaid)'],
@@ -33,6 +34,7 @@ export function planCommand() {
     .option('--assume <duration>', 'with --estimate: how long a partition of a node without history takes (default: nothing beyond orchestration)', (v: string) =>
       parseDurationFlag('--assume', v, { minMs: 0 }),
     )
+    .addOption(policyOption("with --estimate: the policy file the workers are given (docs/governance.md); its run windows are followed with the spec's, both must allow"))
     .option(
       '--sample <n>',
       "with --estimate: time n partitions per node (spread over the range) on the workers instead of reading history; they run as a staged backfill that is discarded, so nothing is published (needs a server and workers, and --warehouse set to the workers' warehouse)",
@@ -51,9 +53,11 @@ export function planCommand() {
         import('../graph/render.ts'),
         import('../../core/limits.ts'),
       ]);
-      const { warehouse, rate, concurrency, ...rest } = options;
+      const { warehouse, rate, concurrency, policy, ...rest } = options;
       const flags = {
         ...rest,
+        // $BACKFILL_POLICY is there for every command: only a --policy written out asks for the estimate.
+        ...(policy !== undefined && givenOnCommandLine(command, 'policy') ? { policy } : {}),
         ...(warehouse !== undefined ? { warehouse } : {}),
         ...(rate !== undefined ? { rate: parseRate(rate) } : {}),
         ...(concurrency !== undefined ? { concurrency: parseConcurrency(concurrency) } : {}),
@@ -73,9 +77,12 @@ export function planCommand() {
       const changes = options.onlyChanged ? await (await import('../only-changed.ts')).onlyChanged(plan, options) : undefined;
       const estimate = options.estimate
         ? await (async () => {
-            const { estimatePlan, estimateOptions } = await import('../estimate.ts');
+            const [{ estimatePlan, estimateOptions }, { policyFileFrom, readPolicyFile }] = await Promise.all([import('../estimate.ts'), import('../../activities/policy.ts')]);
+            // Read as the workers read it (--policy, else $BACKFILL_POLICY): its run windows hold the backfill as the spec's do.
+            const policyFile = policyFileFrom(policy);
+            const loaded = policyFile === undefined ? undefined : await readPolicyFile(policyFile);
             const sample = options.sample === undefined ? undefined : await (await import('../estimate-sample.ts')).sampleFromCommand(command, spec, plan, range, options.sample);
-            return estimatePlan(plan, { ...estimateOptions(spec, flags, changes?.skip), ...(sample ? { sample } : {}) });
+            return estimatePlan(plan, { ...estimateOptions(spec, flags, changes?.skip, loaded && { path: loaded.path, ...(loaded.policy.windows ? { windows: loaded.policy.windows } : {}) }), ...(sample ? { sample } : {}) });
           })()
         : undefined;
       const explained = options.explain

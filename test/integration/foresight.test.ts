@@ -151,6 +151,29 @@ describe('plan --estimate of what it cannot simply run through', () => {
       expect(refused.json!.error).toMatchObject({ code: 'invalid_argument', path: 'queue-cap', message: expect.stringContaining(`--queue-cap '${cap}'`) });
     }
   }, 120_000);
+
+  it("follows the policy's run windows with --policy (or $BACKFILL_POLICY), which only matters with --estimate", async () => {
+    const policy = join(dir, 'backfill.policy.yaml');
+    writeFileSync(policy, ['version: 1', 'windows:', '  allow:', "    - { days: [sun], from: '01:00', to: '02:00' }", ''].join('\n'));
+    const none = ['--warehouse', join(dir, 'none.db')];
+    for (const [args, env] of [[['--policy', policy], {}], [[], { BACKFILL_POLICY: policy }]] as const) {
+      const asked = Date.now();
+      const held = await runCli<{ estimate: EstimateReport }>(['plan', file(), '--estimate', ...none, ...args, '--json'], env);
+      expect(held.code, held.stderr).toBe(0);
+      expect(held.json!.estimate).toMatchObject({ windows: { schedules: 1, from: ['policy'] }, policy: { path: policy, windows: true } });
+      const state = RunWindows.parse(WINDOWS).at(asked);
+      if (!state.open) expect(held.json!.estimate.nodes[0]!.firstStartMs!).toBeGreaterThanOrEqual(state.opensAt! - asked - 60_000);
+    }
+    const text = await runCli(['plan', file(), '--estimate', ...none, '--policy', policy]);
+    expect(text.code, text.stderr).toBe(0);
+    expect(text.stdout).toContain(`policy ${policy}: its run windows are followed too`);
+    // Given without --estimate it would mean nothing; the variable alone leaves a plain plan alone.
+    const refused = await runCli<{ error: { code: string; message: string } }>(['plan', file(), '--policy', policy, '--json']);
+    expect(refused.code).not.toBe(0);
+    expect(refused.json!.error).toMatchObject({ code: 'invalid_argument', message: expect.stringContaining('--policy only matters with --estimate') });
+    const plain = await runCli(['plan', file(), '--json'], { BACKFILL_POLICY: policy });
+    expect(plain.code, plain.stderr).toBe(0);
+  }, 120_000);
 });
 
 describe('plan --format svg in Chromium', () => {

@@ -9,6 +9,7 @@ import { renderEstimate } from '../../client/render-estimate.ts';
 import type { LedgerRow } from '../../activities/warehouse/types.ts';
 import { DEFAULT_OVERHEAD } from '../../core/estimate.ts';
 import { expandPlan, planNode } from '../../core/plan.ts';
+import { parsePolicy } from '../../core/policy.ts';
 import { RangeSet } from '../../core/ranges.ts';
 import { resolveSpec, type SpecInput } from '../../core/spec.ts';
 
@@ -155,6 +156,36 @@ describe('estimateReport', () => {
     expect(estimateReport(plan, histories(), options)).toMatchObject({ windows: null, canary: false, warnings: [] });
   });
 
+  it("follows the policy's run windows with the spec's, starting only while both allow, and names whose they are", () => {
+    // The spec allows Sunday 01:00-03:00 UTC, the policy Sunday 02:00-04:00 UTC: the backfill runs from 02:00 to 03:00.
+    const windowed = { ...spec, windows: resolveSpec({ ...INPUT, windows: { allow: [{ days: ['sun'], from: '01:00', to: '03:00' }] } }).windows! };
+    const policy = { path: '/etc/backfill.policy.yaml', windows: parsePolicy({ version: 1, windows: { allow: [{ days: ['sun'], from: '02:00', to: '04:00' }] } }).windows! };
+    const monday = Date.UTC(2024, 0, 1);
+    const at = { calibrate: false, now: monday, warehouse: '/w.db', warehouseFound: true };
+    const firstStart = (r: ReturnType<typeof estimateReport>) => monday + Math.min(...r.nodes.map((n) => n.firstStartMs!));
+    const specOnly = estimateReport(plan, histories(), { ...estimateOptions(windowed, { estimate: true }), ...at });
+    expect(firstStart(specOnly)).toBeGreaterThanOrEqual(Date.UTC(2024, 0, 7, 1));
+    expect(firstStart(specOnly)).toBeLessThan(Date.UTC(2024, 0, 7, 2));
+    expect(specOnly.policy).toBeNull();
+
+    const both = estimateReport(plan, histories(), { ...estimateOptions(windowed, { estimate: true }, undefined, policy), ...at });
+    expect(firstStart(both)).toBeGreaterThanOrEqual(Date.UTC(2024, 0, 7, 2));
+    expect(firstStart(both)).toBeLessThan(Date.UTC(2024, 0, 7, 3));
+    expect(both.windows).toMatchObject({ schedules: 2, from: ['spec', 'policy'] });
+    expect(both.windows!.description).toEqual([expect.stringMatching(/^the spec's: outside the run windows \(paused\): next window opens Sun 01:00 UTC/), expect.stringMatching(/^the policy's: outside the run windows \(paused\): next window opens Sun 02:00 UTC/)]);
+    expect(both.policy).toEqual({ path: policy.path, windows: true });
+    expect(renderEstimate(both)).toContain(`policy ${policy.path}: its run windows are followed too`);
+
+    // The policy's alone hold a spec without windows; a policy without windows changes nothing, and says so.
+    const policyOnly = estimateReport(plan, histories(), { ...estimateOptions(spec, { estimate: true }, undefined, policy), ...at });
+    expect(firstStart(policyOnly)).toBeGreaterThanOrEqual(Date.UTC(2024, 0, 7, 2));
+    expect(policyOnly.windows).toMatchObject({ schedules: 1, from: ['policy'] });
+    const none = estimateReport(plan, histories(), { ...estimateOptions(spec, { estimate: true }, undefined, { path: policy.path }), ...at });
+    expect(none.wallMs).toBe(estimateReport(plan, histories(), { ...estimateOptions(spec, { estimate: true }), ...at }).wallMs);
+    expect(none).toMatchObject({ windows: null, policy: { path: policy.path, windows: false } });
+    expect(renderEstimate(none)).toContain(`policy ${policy.path}: no run windows`);
+  });
+
   it('without calibration, uses the defaults as they are', () => {
     expect(estimateReport(plan, histories(), { ...options, calibrate: false })).toMatchObject({ calibration: null, overhead: DEFAULT_OVERHEAD });
   });
@@ -180,6 +211,7 @@ describe('the flags of plan --estimate', () => {
   it('are refused without --estimate, which they would mean nothing without', () => {
     expect(() => estimateOptions(spec, { rate: 5, assume: 100 })).toThrow(/--rate and --assume only matter with --estimate: add --estimate, or leave them out/);
     expect(() => estimateOptions(spec, { sample: '3' })).toThrow(/--sample only matters with --estimate/);
+    expect(() => estimateOptions(spec, { policy: 'p.yaml' })).toThrow(/--policy only matters with --estimate/);
   });
 });
 
