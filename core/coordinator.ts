@@ -146,7 +146,11 @@ export class BackfillCoordinator {
   private readonly canaryCountsAfresh: boolean;
   /** The running spending total each node workflow last reported. */
   private readonly spentTotals: Record<string, Spending>;
-  /** When the backfill let nothing start (BackfillCarry.held): noted where the settings are computed, with the workflow's clock. */
+  /**
+   * When the backfill let nothing start (BackfillCarry.held): held by an operator or the policy
+   * (noted where the settings are computed), or a canary waiting for its decision (noted as the
+   * slice settles and as the rest is released), with the workflow's clock.
+   */
   private readonly heldSpans: Array<[from: number, to: number | null]>;
 
   constructor(
@@ -761,7 +765,7 @@ export class BackfillCoordinator {
       ? { rate: minRate(this.limits.rate, w.rate), concurrency: w.concurrency === null ? this.limits.concurrency : Math.min(this.limits.concurrency ?? Infinity, w.concurrency) }
       : this.limits;
     const paused = this.held;
-    this.noteHeld(paused);
+    this.noteHeld(paused || this.canaryWaiting);
     const deadline = this.deadline;
     const shares = nodeShares(
       limits,
@@ -803,6 +807,7 @@ export class BackfillCoordinator {
    * begin and end. Only queries and the carry read the spans: no command depends on them.
    */
   private noteHeld(held: boolean): void {
+    // `held`: whether anything holds it, so a window that closes while a canary waits counts once.
     const last = this.heldSpans[this.heldSpans.length - 1];
     const holding = last !== undefined && last[1] === null;
     if (held && !holding) this.heldSpans.push([this.now(), null]);
@@ -1066,7 +1071,11 @@ export class BackfillCoordinator {
     const gate = this.canary;
     if (!gate || gate.current !== 'running') return;
     const failed = this.plan.nodes.filter((n) => !this.readiness.failed(n.id).isEmpty);
-    if (failed.length === 0) return gate.settle(null);
+    if (failed.length === 0) {
+      gate.settle(null);
+      // Nothing runs until the decision, which may take hours: throughput and the ETA leave the wait out.
+      return this.noteHeld(this.held || this.canaryWaiting);
+    }
     const count = failed.reduce((sum, n) => sum + this.readiness.failed(n.id).size, 0);
     const first = failed[0]!;
     const message = this.failures[first.id]?.[0]?.message ?? 'failed';
@@ -1112,6 +1121,12 @@ export class BackfillCoordinator {
     for (const out of this.outbox.values()) out.finish = false;
     this.release(this.readiness.lift());
     this.settingsStale = true;
+    this.noteHeld(this.held || this.canaryWaiting);
+  }
+
+  /** A canary waits for its decision (or one is under way): its node workflows have ended, so nothing runs. Queries and the carry only. */
+  private get canaryWaiting(): boolean {
+    return this.canary?.waiting === true;
   }
 }
 

@@ -177,7 +177,8 @@ export type BackfillCarry = {
   /** The running spending total each node workflow last reported (`NodeReport.total`), for their cost allowances. */
   spentTotals?: Record<string, Spending>;
   /**
-   * When the backfill let nothing start (paused, a budget, an approval, outside its run windows),
+   * When the backfill let nothing start (paused, a budget, an approval, outside its run windows,
+   * a canary waiting for its decision),
    * by the parent's clock: [from, to] (to null: it still is). Throughput and ETA leave them out.
    * Absent: a run from before it was kept.
    */

@@ -1,5 +1,6 @@
 /** BackfillCoordinator: what the parent workflow decides, tested without a server. */
 import { describe, expect, it } from 'vitest';
+import { parseCanary } from '../../core/canary.ts';
 import { BackfillCoordinator } from '../../core/coordinator.ts';
 import { thrownBackfillError } from './backfill-error.ts';
 import { addFailures } from '../../core/failures.ts';
@@ -365,6 +366,45 @@ describe('BackfillCoordinator: the time the backfill was held', () => {
     // Carried across continue-as-new.
     const copy = new BackfillCoordinator(plan, { rate: null, concurrency: null }, JSON.parse(JSON.stringify(c.toCarry())), { now: () => clock.now });
     expect(copy.progress('p', 'running', 1).throughput).toBeCloseTo(20 / 11);
+  });
+});
+
+describe("BackfillCoordinator: a canary's wait for its decision", () => {
+  it('is held time: throughput after the approval leaves out the wait, carried across continue-as-new, and no setting changes for it', () => {
+    // Two roots; the canary's slice is one partition of each.
+    const plan = chain([
+      { id: 'a', transform: 'noop' },
+      { id: 'b', transform: 'noop' },
+    ]);
+    const clock = { now: 0 };
+    const c = new BackfillCoordinator(plan, { rate: null, concurrency: null }, undefined, { now: () => clock.now, canary: parseCanary({ partitions: 1 }) });
+    c.releaseInitial();
+    c.refreshSettings();
+    const H = 3_600_000;
+    const ran = (on: BackfillCoordinator, node: string, done: RangeSet, firstStartedAt: number, lastFinishedAt: number) =>
+      on.onReport({ ...report(node, done), stats: { ...stats, completed: done.size, firstStartedAt, lastFinishedAt } });
+    // The slice runs in a second, settles, and waits an hour for its approval.
+    for (const node of ['a', 'b']) ran(c, node, c.readiness.inHands(node), 0, 1000);
+    clock.now = 1000;
+    c.finishAll();
+    const settings = JSON.stringify(plan.nodes.map((n) => c.settingsOf(n.id)));
+    c.settleCanary();
+    expect(c.canary!.current).toBe('awaiting');
+    expect(JSON.stringify(plan.nodes.map((n) => c.settingsOf(n.id)))).toBe(settings);
+    expect(c.toCarry().held).toEqual([[1000, null]]);
+
+    // A continue-as-new while it waits; then the approval, an hour after the slice settled.
+    clock.now = 1000 + H;
+    const next = new BackfillCoordinator(plan, { rate: null, concurrency: null }, JSON.parse(JSON.stringify({ ...c.toCarry(), runKey: 'r', childrenRunning: [], startedAt: 0, runs: 1 })), { now: () => clock.now });
+    next.beginCanaryDecision('approve', { by: 'ana@host', reason: 'diff reviewed' }, clock.now);
+    next.canary!.end(true);
+    next.liftCanary();
+    expect(next.toCarry().held).toEqual([[1000, 1000 + H]]);
+    // a's new node workflow runs its 9 other partitions in 9 s; b's has not reported yet (its last report is the slice's).
+    ran(next, 'a', next.startAgain('a').ready, 1000 + H, 10_000 + H);
+    next.startAgain('b');
+    // 10 partitions reported (a's 9, b's slice's 1) in 10 s of work, not in an hour and 10 s.
+    expect(next.progress('p', 'running', 2).throughput).toBeCloseTo(10 / 10);
   });
 });
 
