@@ -19,7 +19,10 @@ const number = (n: number) => (Number.isSafeInteger(n) ? String(n).replace(/\B(?
 /** Table colours only on a terminal. */
 const tableStyle = () => (process.stdout.isTTY ? { head: ['cyan'] } : { head: [], border: [] });
 const rate = (r: number | null) => (r === null ? 'unlimited' : `${Number(r.toFixed(2))}/s`);
-const eta = (seconds: number | null) => (seconds === null ? '–' : seconds === 0 ? 'done' : formatDuration(seconds * 1000));
+/** `left`: partitions still to run; an estimate of 0 with some left is under a second, not done. */
+const eta = (seconds: number | null, left: number) => (seconds === null ? '–' : seconds === 0 ? (left > 0 ? '<1s' : 'done') : formatDuration(seconds * 1000));
+const leftOf = (n: Pick<NodeProgress, 'running' | 'pending'>) => n.running + n.pending;
+const STOPPED_SHORT = new Set<Progress['state']>(['cancelled', 'failed', 'discarded', 'canary_failed']);
 const throughput = (t: number | null) => (t === null ? '–' : `${t.toFixed(1)}/s`);
 
 export function renderPlan(plan: PlanSummary): string {
@@ -81,7 +84,7 @@ const STATE_COLOR: Record<Progress['state'], (s: string) => string> = {
 export function headline(progress: Printable<Progress>): string {
   const state = STATE_COLOR[progress.state](progress.state + (progress.paused && progress.state === 'running' ? ' (paused)' : ''));
   const limits = `rate ${rate(progress.rate)} · concurrency ${progress.concurrency ?? 'per node'}`;
-  const left = progress.state === 'running' ? ` · ETA ${eta(progress.etaSeconds)}` : '';
+  const left = progress.state === 'running' ? ` · ETA ${eta(progress.etaSeconds, progress.nodes.reduce((sum, n) => sum + leftOf(n), 0))}` : '';
   return `${pc.bold(progress.backfillId)} ${state} · ${number(progress.done)}/${number(progress.total)} done · ${throughput(progress.throughput)}${left} · ${limits}`;
 }
 
@@ -155,7 +158,8 @@ export function renderStatus(shown: Progress & { waiting?: Waiting[] }): string 
       rate(n.rate) + (n.throttles > 0 ? pc.yellow(` (${n.throttles} throttled)`) : ''),
       String(n.concurrency),
       throughput(n.throughput),
-      eta(n.etaSeconds),
+      // A backfill stopped short (cancelled, failed, discarded) runs nothing more: no node has an ETA.
+      STOPPED_SHORT.has(progress.state) ? '–' : eta(n.etaSeconds, leftOf(n)),
     ]);
   }
   const staged =
@@ -202,7 +206,7 @@ export function barPayload(n: NodeProgress) {
   if (n.running > 0) parts.push(`${n.running} running`);
   if (n.failed > 0) parts.push(pc.red(`${n.failed} failed`));
   if (n.blocked > 0) parts.push(pc.yellow(`${n.blocked} blocked`));
-  parts.push(throughput(n.throughput), n.etaSeconds === 0 ? 'done' : `ETA ${eta(n.etaSeconds)}`);
+  parts.push(throughput(n.throughput), n.etaSeconds === 0 && leftOf(n) === 0 ? 'done' : `ETA ${eta(n.etaSeconds, leftOf(n))}`);
   if (n.throttles > 0) parts.push(pc.yellow(`throttled ×${n.throttles}, now ${rate(n.rate)}`));
   return { details: parts.join(' · ') };
 }

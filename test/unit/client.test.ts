@@ -343,6 +343,19 @@ describe('renderStatus', () => {
     expect(dailyCells).toEqual(['daily_revenue', '900/1,200', '0', '0', '6', '294', 'unlimited', '8', '–', '–']);
   });
 
+  it("says an ETA of 0 with partitions left is under a second, not done, and gives no node an ETA once the backfill stopped short", () => {
+    const soon = progress({ etaSeconds: 0 });
+    soon.nodes[0]!.etaSeconds = 0;
+    const shown = plain(renderStatus(soon));
+    expect(shown.split('\n')[0]).toContain('ETA <1s');
+    expect(shown.split('\n').find((l) => l.includes('orders_raw') && !l.includes('✗'))).toMatch(/<1s\s*[│|]?\s*$/);
+    const finished = progress({ etaSeconds: 0, nodes: progress().nodes.map((n) => ({ ...n, running: 0, pending: 0, etaSeconds: 0 })) });
+    expect(plain(headline(printable(finished)))).toContain('ETA done');
+    const cancelled = plain(renderStatus(progress({ state: 'cancelled' })));
+    const row = cancelled.split('\n').find((l) => l.includes('orders_raw') && !l.includes('✗'))!;
+    expect(row.split(/[│|]/).map((c) => c.trim()).filter(Boolean).at(-1)).toBe('–');
+  });
+
   it('has the column headings', () => {
     for (const heading of ['node', 'done', 'running', 'failed', 'blocked', 'pending', 'rate', 'concurrency', 'throughput', 'ETA']) {
       expect(text).toContain(heading);
