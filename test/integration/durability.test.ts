@@ -81,7 +81,8 @@ describe('durability', () => {
         const wait = 1000 + Math.floor(Math.random() * 2500);
         delays.push(wait);
         await delay(wait);
-        const sets = await parent.query(partitionsQuery);
+        // A worker started again a moment ago may not poll yet: the server then refuses queries at once ("no poller seen").
+        const sets = await waitFor('the restarted worker to answer a query', () => parent.query(partitionsQuery), 60_000, 200);
         for (const [node, { done }] of Object.entries(sets)) {
           doneBeforeKills.set(node, (doneBeforeKills.get(node) ?? new RangeSet()).addAll(RangeSet.fromJSON(done)));
         }
