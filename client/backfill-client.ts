@@ -858,10 +858,7 @@ export class BackfillClient {
   /** Whether a discard of an ended run dropped what `runKey` staged (a resume would then count those partitions done). */
   private async discardedAfterEnd(backfillId: string, runKey: string): Promise<boolean> {
     const workflowId = discardWorkflowId(backfillId);
-    const description = await this.client.workflow
-      .getHandle(workflowId)
-      .describe()
-      .catch((error: unknown) => (error instanceof WorkflowNotFoundError ? undefined : Promise.reject(error)));
+    const description = await this.describeIfAny(workflowId);
     if (description?.status.name !== 'COMPLETED') return false;
     const input = (await this.firstInput(workflowId, description.runId)) as unknown as DiscardEndedInput | undefined;
     return input?.runKey === runKey;
@@ -999,10 +996,7 @@ export class BackfillClient {
    */
   private async notRolledBack(backfillId: string, description: WorkflowExecutionDescription): Promise<void> {
     const workflowId = rollbackWorkflowId(backfillId);
-    const latest = await this.client.workflow
-      .getHandle(workflowId)
-      .describe()
-      .catch((error: unknown) => (error instanceof WorkflowNotFoundError ? undefined : Promise.reject(error)));
+    const latest = await this.describeIfAny(workflowId);
     const since = description.startTime.getTime();
     if (!latest || latest.startTime.getTime() < since) return;
     const runs = new Map<string, string>([[latest.runId, latest.status.name]]);
@@ -1025,10 +1019,16 @@ export class BackfillClient {
 
   /** The backfill's rollback workflow, if one is running. */
   private async runningRollback(backfillId: string): Promise<WorkflowExecutionDescription | undefined> {
+    const description = await this.describeIfAny(rollbackWorkflowId(backfillId));
+    return description?.status.name === 'RUNNING' ? description : undefined;
+  }
+
+  /** The latest run of a workflow, or undefined when there is none. */
+  private describeIfAny(workflowId: string): Promise<WorkflowExecutionDescription | undefined> {
     return this.client.workflow
-      .getHandle(rollbackWorkflowId(backfillId))
+      .getHandle(workflowId)
       .describe()
-      .then((d) => (d.status.name === 'RUNNING' ? d : undefined), (error: unknown) => (error instanceof WorkflowNotFoundError ? undefined : Promise.reject(error)));
+      .catch((error: unknown) => (error instanceof WorkflowNotFoundError ? undefined : Promise.reject(error)));
   }
 
   /** Refuses `start --rerun` while the backfill is being rolled back: the new run would lease its datasets, and the rollback's restores would fail half-way. */
