@@ -8,6 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { AUDIT_BYTES, AUDIT_KEEP, AuditTrail, MAX_IDENTITY, MAX_REASON, POLICY_IDENTITY, describeActor, describeChange, isLimitChange, parseMeta, type AuditEntry } from '../../core/audit.ts';
 import { BackfillError } from '../../core/errors.ts';
 import { startRequestViolations } from '../../core/governance.ts';
+import { ACTIONS } from '../../core/policy.ts';
 import { auditOfHistory } from '../../client/audit.ts';
 import { renderAudit } from '../../client/render-audit.ts';
 
@@ -154,6 +155,25 @@ describe('describing entries', () => {
     expect(text).toContain('(verified');
     expect(row(3)).toMatch(/│ set-rate .*│ bob@laptop .*│ – .*│ rate 20\/s → 5\/s/);
     expect(stripVTControlCharacters(renderAudit('q1', []))).toMatch(/^q1: no actions recorded/);
+  });
+
+  it('shows every action name whole, refused or not, however long the reason', () => {
+    const trail = AuditTrail.empty();
+    const actions: AuditEntry['action'][] = [...ACTIONS, 'budget-pause', 'replace-spec'];
+    const reason = `warehouse maintenance ${'x'.repeat(60)} ${'and more words '.repeat(8)}`;
+    const entries = actions.flatMap((action) => [
+      trail.record(entry({ action, reason })),
+      trail.record(entry({ action, reason, outcome: 'refused', details: { code: 'policy', why: 'no' } })),
+    ]);
+    const lines = stripVTControlCharacters(renderAudit('q1', entries)).split('\n');
+    const cells = (line: string) => line.split('│').map((cell) => cell.trim());
+    const firstLine = (seq: number) => cells(lines.find((l) => cells(l)[1] === String(seq))!);
+    entries.forEach((e) => expect(firstLine(e.seq)[3]).toBe(e.action));
+    expect(lines.filter((l) => cells(l)[3] === '(refused)')).toHaveLength(actions.length);
+    expect(lines.some((l) => cells(l)[3]?.includes('…'))).toBe(false);
+    // The reason wraps, and a word longer than its column is cut there, not the action.
+    expect(lines.some((l) => cells(l)[5] === 'warehouse maintenance')).toBe(true);
+    expect(lines.some((l) => /^x+…$/.test(cells(l)[5] ?? ''))).toBe(true);
   });
 });
 
