@@ -75,7 +75,7 @@ import { pollersOf } from './pollers.ts';
 import { setLongTimeout } from './long-timeout.ts';
 import { queueStates, waitingNodes, type Poller, type Waiting } from './waiting.ts';
 import { startTracing, tracingRequested, type Tracing } from '../workers/tracing.ts';
-import { settingsFromEnv, type Settings } from '../host/settings.ts';
+import { DEFAULT_UI_URL, settingsFromEnv, type Settings } from '../host/settings.ts';
 
 /** What a client does when a call says nothing else: the Web UI of its links, the task queue and the dataset check of `start`. */
 export type ClientDefaults = Pick<Settings, 'uiUrl' | 'taskQueue' | 'sharedDatasets'>;
@@ -322,7 +322,7 @@ export class BackfillClient {
     const settings = given ?? resolveConnection(overrides);
     const tracing = tracingRequested() ? await startTracing('backfill-client') : undefined;
     const connection = await openConnection(settings, undefined, { checkNamespace });
-    const uiBase = uiUrl ?? defaults.uiUrl ?? 'http://localhost:8233';
+    const uiBase = uiUrl ?? defaults.uiUrl ?? DEFAULT_UI_URL;
     const client = new Client({ connection, namespace: settings.namespace, identity, ...(tracing ? { interceptors: tracing.client } : {}) });
     return new BackfillClient(client, connection, settings, uiBase.replace(/\/$/, ''), tracing, defaults, identity);
   }

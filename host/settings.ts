@@ -16,6 +16,9 @@ import { resolve } from 'node:path';
 
 type Env = Readonly<Record<string, string | undefined>>;
 
+/** The Web UI printed links point at when $BACKFILL_UI_URL is unset: the dev server's. */
+export const DEFAULT_UI_URL = 'http://localhost:8233';
+
 export type Settings = {
   /** Where `dev`, `demo` and a default SQLite warehouse keep their state: $BACKFILL_HOME, else ./.backfill. */
   home: string;

@@ -37,6 +37,7 @@ export function devCommand() {
     ['backfill dev', 'the Temporal dev server (Web UI on http://localhost:8233) and a worker with the example transforms'],
     ['backfill dev --transforms ./transforms.ts', 'with your transforms instead'],
     ['backfill dev --no-worker', 'the server only; run workers yourself'],
+    ['backfill dev --port 7300 --ui-port 8300', 'on other ports: it prints the TEMPORAL_ADDRESS and BACKFILL_UI_URL for other terminals to export'],
   ])
     .description('start the embedded Temporal dev server (Web UI on :8233) and a worker')
     .option('--no-worker', 'the server only')
@@ -56,10 +57,11 @@ export function devCommand() {
       const [{ serve, waitForSignal }, { settingsFromEnv }] = await Promise.all([import('../serve.ts'), import('../../host/settings.ts')]);
       const settings = settingsFromEnv();
       await serve(options, settings.logLevel, async (telemetry) => {
-        const [{ DEFAULT_TASK_QUEUE, parseQueues, startLocal, transformModules }, { announce }, { metricsUrl }] = await Promise.all([
+        const [{ DEFAULT_TASK_QUEUE, parseQueues, startLocal, transformModules }, { announce }, { metricsUrl }, { devServerEnv, exportLines }] = await Promise.all([
           import('../local.ts'),
           import('../../workers/logging.ts'),
           import('../../workers/telemetry.ts'),
+          import('../dev-env.ts'),
         ]);
         const named = transformModules(transformsGiven(command, options.transforms));
         if (!options.worker && telemetry.metrics) {
@@ -80,18 +82,20 @@ export function devCommand() {
           ...(options.allowFaultInjection ? { allowFaultInjection: true } : {}),
         });
         const metrics = stack.worker && telemetry.metrics ? metricsUrl(telemetry.metrics) : null;
+        const env = devServerEnv(stack.address, stack.uiUrl);
         if (options.json) {
-          print(true, { address: stack.address, uiUrl: stack.uiUrl, database: stack.server.options.dbFile, worker: stack.worker !== null, warehouse: stack.worker?.warehouse.location ?? null, metricsUrl: metrics }, () => '');
+          print(true, { address: stack.address, uiUrl: stack.uiUrl, database: stack.server.options.dbFile, worker: stack.worker !== null, warehouse: stack.worker?.warehouse.location ?? null, metricsUrl: metrics, env }, () => '');
         }
         const lines = [
           `Temporal dev server on ${stack.address} (state in ${join(settings.home, 'temporal.db')})`,
           `Web UI: ${stack.uiUrl}`,
           stack.worker ? `worker running; warehouse ${stack.worker.warehouse.location}` : 'no worker (--no-worker)',
           ...(metrics ? [`metrics: ${metrics}`] : []),
+          ...exportLines(env),
           'Ctrl-C to stop',
         ];
         if (telemetry.log.format === 'json') {
-          announce(telemetry.log, 'dev server ready', { address: stack.address, uiUrl: stack.uiUrl, worker: stack.worker !== null, warehouse: stack.worker?.warehouse.location ?? null, metricsUrl: metrics });
+          announce(telemetry.log, 'dev server ready', { address: stack.address, uiUrl: stack.uiUrl, worker: stack.worker !== null, warehouse: stack.worker?.warehouse.location ?? null, metricsUrl: metrics, env });
         } else {
           process.stderr.write(lines.join('\n') + '\n');
         }

@@ -12,8 +12,8 @@ vi.mock('../../client/local.ts', async (importOriginal) => ({
   startLocal: async (options: LocalOptions) => {
     started.push(options);
     return {
-      address: '127.0.0.1:1',
-      uiUrl: null,
+      address: `127.0.0.1:${options.port}`,
+      uiUrl: options.uiPort == null ? null : `http://localhost:${options.uiPort}`,
       server: { options: { dbFile: 'temporal.db' } },
       worker: { warehouse: { location: 'memory' }, done: Promise.resolve() },
       stop: async () => undefined,
@@ -58,6 +58,36 @@ describe('backfill dev', () => {
       await runCli('dev', '--json');
       await runCli('dev', '--task-queue', 'other=5', '--json');
       expect(started.map((o) => o.queues)).toEqual([[{ name: 'backfill' }], [{ name: 'other', maxActivitiesPerSecond: 5 }]]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('backfill dev on other ports', () => {
+  const exports = (text: string) => text.split('\n').filter((line) => /^\s*export /.test(line)).map((line) => line.trim());
+
+  it('prints the export lines other terminals need to find its server and Web UI', async () => {
+    const dir = project();
+    try {
+      const both = await runCli('dev', '--port', '7300', '--ui-port', '8300');
+      expect(both.code).toBe(0);
+      expect(exports(both.stderr)).toEqual(['export TEMPORAL_ADDRESS=127.0.0.1:7300', 'export BACKFILL_UI_URL=http://localhost:8300']);
+      expect(exports((await runCli('dev', '--port', '7300')).stderr)).toEqual(['export TEMPORAL_ADDRESS=127.0.0.1:7300']);
+      expect(exports((await runCli('dev', '--ui-port', '8300')).stderr)).toEqual(['export BACKFILL_UI_URL=http://localhost:8300']);
+      expect(JSON.parse((await runCli('dev', '--port', '7300', '--json')).stdout).env).toEqual({ TEMPORAL_ADDRESS: '127.0.0.1:7300' });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('prints none on the default ports, where other terminals find it unaided', async () => {
+    const dir = project();
+    try {
+      const { stderr } = await runCli('dev');
+      expect(stderr).toContain('Temporal dev server on 127.0.0.1:7233');
+      expect(exports(stderr)).toEqual([]);
+      expect(JSON.parse((await runCli('dev', '--json')).stdout).env).toEqual({});
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

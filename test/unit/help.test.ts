@@ -129,7 +129,7 @@ describe('the commands a command line loads', () => {
 
   it('answer --version, a command\'s help and a mistyped name as the whole program does', async () => {
     const version = await cli('--version');
-    expect(version).toEqual({ stdout: `${JSON.parse(readFileSync(new URL('package.json', root), 'utf8')).version}\n`, code: EXIT.ok });
+    expect(version).toEqual({ stdout: `${JSON.parse(readFileSync(new URL('package.json', root), 'utf8')).version}\n`, stderr: '', code: EXIT.ok });
     const alone = await cli('status', '--help');
     expect(alone.code).toBe(EXIT.ok);
     expect(alone.stdout).toBe(helpOf((await buildProgram()).commands.find((c) => c.name() === 'status')!));
