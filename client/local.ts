@@ -154,6 +154,8 @@ export type LocalOptions = {
   codeVersion?: string;
   workflowBundle?: string;
   policyFile?: string;
+  /** Where the dev server's notes for the user go (default stderr). */
+  log?: (line: string) => void;
 };
 
 /**
@@ -178,6 +180,7 @@ export async function startLocal(options: LocalOptions): Promise<LocalStack> {
     logFile: join(home, 'temporal.log'),
     // start --priority and --fairness-weight work on the dev server as on a configured cluster.
     dynamicConfig: FAIRNESS_DYNAMIC_CONFIG,
+    ...(options.log ? { log: options.log } : {}),
   });
   let worker: RunningWorker | null = null;
   try {

@@ -2,11 +2,12 @@
  * Starts the Temporal dev server (the `temporal` CLI's `server start-dev`) on a SQLite file,
  * so that it survives its own restart, with the project's search attributes registered.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { linkSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { dirname } from 'node:path';
 import { Connection, type TLSConfig } from '@temporalio/client';
+import { z } from 'zod';
 import { BackfillError } from '../core/errors.ts';
 import { SEARCH_ATTRIBUTES } from '../client/search-attributes.ts';
 import { resolveTemporalCli } from './temporal-cli.ts';
@@ -25,13 +26,15 @@ export type DevServerOptions = {
   searchAttributes?: boolean;
   /** More dynamic config, as `key: value` with the value in YAML (e.g. `'matching.enableFairness': 'true'`). */
   dynamicConfig?: Record<string, string>;
+  /** Where a note for the user goes (a dev server left running that was stopped); default stderr. */
+  log?: (line: string) => void;
 };
 
 export type DevServer = {
   address: string;
   uiUrl: string | null;
   process: ChildProcess;
-  options: Required<Omit<DevServerOptions, 'logFile' | 'dynamicConfig'>> & { logFile?: string };
+  options: Required<Omit<DevServerOptions, 'logFile' | 'dynamicConfig' | 'log'>> & { logFile?: string };
   stop(): Promise<void>;
 };
 
@@ -103,10 +106,17 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
     searchAttributes: options.searchAttributes ?? true,
     ...(options.logFile !== undefined ? { logFile: options.logFile } : {}),
   };
-  await requirePortFree(resolved.ip, resolved.port, "the dev server's", '--port');
-  if (resolved.uiPort !== null) await requirePortFree(resolved.ip, resolved.uiPort, "the Web UI's", '--ui-port');
   mkdirSync(dirname(resolved.dbFile), { recursive: true });
-  const lock = lockDatabase(resolved.dbFile);
+  // The lock first: a server an earlier process left running on this database holds the ports
+  // asked for again, and stopping it frees them.
+  const lock = await lockDatabase(resolved.dbFile, options.log ?? ((line) => process.stderr.write(`${line}\n`)));
+  try {
+    await requirePortFree(resolved.ip, resolved.port, "the dev server's", '--port');
+    if (resolved.uiPort !== null) await requirePortFree(resolved.ip, resolved.uiPort, "the Web UI's", '--ui-port');
+  } catch (error) {
+    lock.release();
+    throw error;
+  }
   const args = [
     'server', 'start-dev',
     '--db-filename', resolved.dbFile,
@@ -143,7 +153,7 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
     throw error;
   }
   stopWithThisProcess(child);
-  lock.holdFor(child);
+  lock.holdFor(child, [cli, ...args]);
   let exit: string | undefined;
   // A binary that cannot be run (EACCES, ENOENT) is an 'error' event: without a listener it would end the process.
   child.once('error', (error) => {
@@ -183,40 +193,160 @@ function running(pid: number): boolean {
 }
 
 /**
- * One dev server per database: two on one SQLite file fight over its shards. The lock file
- * beside the database holds the pid of the server that uses it (of this process until the
- * server runs); a lock whose process is gone is taken over.
+ * What the lock beside a database says: the process that took it (`owner`) and, once started,
+ * the dev server it started there, with its command line. A release before this one wrote the
+ * pid alone.
  */
-function lockDatabase(dbFile: string): { holdFor(child: ChildProcess): void; release(): void } {
-  const path = `${dbFile}.lock`;
-  let fd: number | undefined;
-  for (let attempt = 0; fd === undefined; attempt++) {
+const LockSchema = z.object({ owner: z.number().int().positive(), pid: z.number().int().positive().optional(), command: z.array(z.string()).optional() });
+type Lock = z.infer<typeof LockSchema>;
+
+/** What the lock at `path` says; undefined when it says nothing a process could have written (or is gone already). */
+function readLock(path: string): Lock | { pid: number } | undefined {
+  try {
+    const text = readFileSync(path, 'utf8').trim();
+    if (/^\d+$/.test(text)) return { pid: Number(text) };
+    const parsed = LockSchema.safeParse(JSON.parse(text));
+    return parsed.success ? parsed.data : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The parent and the command line (its arguments joined by spaces) of process `pid`; undefined where neither /proc nor ps tells. */
+function processInfo(pid: number): { ppid: number; command: string } | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+    const command = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0$/, '').split('\0').join(' ');
+    return { ppid, command };
+  } catch {
+    // No /proc (macOS): ps.
+  }
+  try {
+    const line = execFileSync('ps', ['-ww', '-o', 'ppid=,args=', '-p', String(pid)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    const match = /^(\d+)\s+(.*)$/s.exec(line);
+    return match ? { ppid: Number(match[1]), command: match[2]! } : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The command that stops process `pid`, for a message. */
+function stopCommand(pid: number): string {
+  return process.platform === 'win32' ? `taskkill /PID ${pid} /F` : `kill ${pid}`;
+}
+
+/** Resolves with whether `pid` has gone within `ms`. */
+async function goneWithin(pid: number, ms: number): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  while (running(pid)) {
+    if (Date.now() > deadline) return false;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return true;
+}
+
+/** SIGTERM, then SIGKILL: a dev server no process of ours runs any more. */
+async function stopOrphan(pid: number, dbFile: string): Promise<void> {
+  const signal = (name: NodeJS.Signals) => {
     try {
-      fd = openSync(path, 'wx');
+      process.kill(pid, name);
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST' || attempt > 0) throw error;
-      const holder = Number(readFileSync(path, 'utf8').trim());
-      if (Number.isInteger(holder) && holder > 0 && running(holder)) {
-        throw new BackfillError('already_exists', `a dev server already uses ${dbFile} (pid ${holder}): stop it or set BACKFILL_HOME to another directory`);
+      // Gone meanwhile.
+      if ((error as NodeJS.ErrnoException).code !== 'ESRCH') throw error;
+    }
+  };
+  signal('SIGTERM');
+  if (await goneWithin(pid, 10_000)) return;
+  signal('SIGKILL');
+  if (await goneWithin(pid, 5_000)) return;
+  throw new BackfillError('already_exists', `the dev server (pid ${pid}) left running on ${dbFile} did not stop: stop it (kill -9 ${pid}), or set BACKFILL_HOME to another directory`);
+}
+
+/**
+ * What to do about a lock some process holds: nothing (`stale`: its process is gone, or its pid
+ * now names another process), stop the server in it (`orphan`: the dev server started for this
+ * database, whose starter is gone: killed with SIGKILL, it could not stop it), or refuse.
+ */
+function judgeLock(lock: Lock | { pid: number } | undefined, dbFile: string): { verdict: 'stale' } | { verdict: 'orphan'; pid: number } | { verdict: 'refuse'; why: string } {
+  const fix = 'or set BACKFILL_HOME to another directory';
+  if (lock === undefined) return { verdict: 'stale' };
+  if (!('owner' in lock)) {
+    if (!running(lock.pid)) return { verdict: 'stale' };
+    return { verdict: 'refuse', why: `a dev server already uses ${dbFile} (pid ${lock.pid}): stop it (${stopCommand(lock.pid)}), ${fix}` };
+  }
+  if (lock.pid === undefined || lock.command === undefined) {
+    if (!running(lock.owner)) return { verdict: 'stale' };
+    return { verdict: 'refuse', why: `process ${lock.owner} is starting a dev server on ${dbFile}: stop it (${stopCommand(lock.owner)}), ${fix}` };
+  }
+  if (!running(lock.pid)) return { verdict: 'stale' };
+  const info = processInfo(lock.pid);
+  if (info === undefined) return { verdict: 'refuse', why: `a dev server already uses ${dbFile} (pid ${lock.pid}): stop it (${stopCommand(lock.pid)}), ${fix}` };
+  if (info.command !== lock.command.join(' ')) return { verdict: 'stale' };
+  if (info.ppid !== lock.owner) return { verdict: 'orphan', pid: lock.pid };
+  return {
+    verdict: 'refuse',
+    why: `a dev server already uses ${dbFile} (pid ${lock.pid}, run by process ${lock.owner}: a backfill dev or demo?): stop that (Ctrl-C in its terminal, or ${stopCommand(lock.owner)}), ${fix}`,
+  };
+}
+
+/**
+ * The lock's file is never seen half written (a reader would take it for a stale one): it is
+ * written aside, then linked in (which fails, EEXIST, where one is) or renamed over it.
+ */
+function createWith(path: string, text: string): void {
+  const aside = `${path}.${process.pid}`;
+  writeFileSync(aside, text);
+  try {
+    linkSync(aside, path);
+  } finally {
+    rmSync(aside, { force: true });
+  }
+}
+
+function replaceWith(path: string, text: string): void {
+  const aside = `${path}.${process.pid}`;
+  writeFileSync(aside, text);
+  renameSync(aside, path);
+}
+
+/**
+ * One dev server per database: two on one SQLite file fight over its shards. The lock file
+ * beside the database names the process that took it and the server it started; a lock whose
+ * processes are gone is taken over, and a server whose starter is gone (killed with SIGKILL, it
+ * could not stop the server, which runs in a process group of its own) is stopped first.
+ */
+async function lockDatabase(dbFile: string, log: (line: string) => void): Promise<{ holdFor(child: ChildProcess, command: string[]): void; release(): void }> {
+  const path = `${dbFile}.lock`;
+  // A few times at most: another process may take the lock between our removing and creating it.
+  let written = JSON.stringify({ owner: process.pid } satisfies Lock);
+  for (let taken = false, attempt = 0; !taken; attempt++) {
+    try {
+      createWith(path, written);
+      taken = true;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST' || attempt > 2) throw error;
+      const judged = judgeLock(readLock(path), dbFile);
+      if (judged.verdict === 'refuse') throw new BackfillError('already_exists', judged.why);
+      if (judged.verdict === 'orphan') {
+        await stopOrphan(judged.pid, dbFile);
+        log(`stopped the Temporal dev server (pid ${judged.pid}) that an earlier process left running on ${dbFile} (it was killed before it could stop it)`);
       }
       rmSync(path, { force: true });
     }
   }
-  writeSync(fd, String(process.pid));
-  closeSync(fd);
-  let holder = process.pid;
   const release = () => {
     try {
-      if (Number(readFileSync(path, 'utf8').trim()) === holder) rmSync(path, { force: true });
+      if (readFileSync(path, 'utf8') === written) rmSync(path, { force: true });
     } catch {
       // Gone already.
     }
   };
   return {
-    holdFor(child) {
+    holdFor(child, command) {
       if (child.pid !== undefined) {
-        holder = child.pid;
-        writeFileSync(path, String(holder));
+        written = JSON.stringify({ owner: process.pid, pid: child.pid, command } satisfies Lock);
+        replaceWith(path, written);
       }
       child.once('exit', release);
       child.once('error', release);

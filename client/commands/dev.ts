@@ -80,6 +80,7 @@ export function devCommand() {
           ...(options.policy !== undefined && options.policy.trim() !== '' ? { policyFile: resolvePath(options.policy) } : {}),
           ...(settings.workflowBundle !== undefined ? { workflowBundle: settings.workflowBundle } : {}),
           ...(options.allowFaultInjection ? { allowFaultInjection: true } : {}),
+          log: (line) => announce(telemetry.log, line, {}, 'WARN'),
         });
         const metrics = stack.worker && telemetry.metrics ? metricsUrl(telemetry.metrics) : null;
         const env = devServerEnv(stack.address, stack.uiUrl);

@@ -108,7 +108,7 @@ describe('backfill demo', () => {
     await waitFor('the first demo to start its backfill', () => startedId(killed.output.stderr) !== undefined, 120_000);
     killed.demo.kill('SIGKILL');
     await killed.done;
-    const server = Number(readFileSync(join(home, 'temporal.db.lock'), 'utf8'));
+    const server = (JSON.parse(readFileSync(join(home, 'temporal.db.lock'), 'utf8')) as { pid: number }).pid;
     process.kill(server, 'SIGTERM');
     await waitFor('the orphaned dev server to stop', () => !existsSync(`/proc/${server}`) || readFileSync(`/proc/${server}/stat`, 'utf8').includes(') Z '), 30_000);
     const left = startedId(killed.output.stderr)!;

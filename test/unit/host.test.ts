@@ -136,20 +136,45 @@ describe('the dev server process', () => {
 });
 
 describe('the dev server database', () => {
-  it('is used by one dev server at a time: a second is refused, naming the file and the fix; a lock left by a process that is gone is taken over', async () => {
+  it('is used by one dev server at a time: a second is refused, naming the file, the process that runs it and the fix; a lock left by a process that is gone is taken over, silently', async () => {
     const dbFile = join(scratch(), 'temporal.db');
     const first = await startDevServer({ dbFile, uiPort: null });
     cleanups.push(() => first.stop());
     await expect(startDevServer({ dbFile, uiPort: null })).rejects.toThrow(
-      `a dev server already uses ${dbFile} (pid ${first.process.pid}): stop it or set BACKFILL_HOME to another directory`,
+      `a dev server already uses ${dbFile} (pid ${first.process.pid}, run by process ${process.pid}: a backfill dev or demo?): stop that (Ctrl-C in its terminal, or kill ${process.pid}), or set BACKFILL_HOME to another directory`,
     );
     await first.stop();
     expect(existsSync(`${dbFile}.lock`)).toBe(false);
 
-    // As a server killed with its parent (SIGKILL) leaves it.
-    writeFileSync(`${dbFile}.lock`, String(spawnSync('true').pid));
-    const second = await startDevServer({ dbFile, uiPort: null });
-    cleanups.push(() => second.stop());
-    expect(readFileSync(`${dbFile}.lock`, 'utf8')).toBe(String(second.process.pid));
+    // As a server and its starter both gone leave it, in this release's form and in the last one's (the pid alone).
+    const gone = spawnSync('true').pid;
+    const notes: string[] = [];
+    for (const lock of [JSON.stringify({ owner: gone, pid: gone, command: ['temporal', 'server', 'start-dev'] }), String(gone)]) {
+      writeFileSync(`${dbFile}.lock`, lock);
+      const next = await startDevServer({ dbFile, uiPort: null, log: (line) => notes.push(line) });
+      expect(JSON.parse(readFileSync(`${dbFile}.lock`, 'utf8'))).toMatchObject({ owner: process.pid, pid: next.process.pid });
+      await next.stop();
+    }
+    expect(notes).toEqual([]);
+  });
+
+  it("takes over a lock whose pid now names a process that is not the lock's dev server, and refuses a live pid it cannot check", async () => {
+    const dbFile = join(scratch(), 'temporal.db');
+    const other = spawn('sleep', ['60']);
+    cleanups.push(() => void other.kill('SIGKILL'));
+    // The pid came round again: the process behind it is not the server the lock names.
+    writeFileSync(`${dbFile}.lock`, JSON.stringify({ owner: other.pid, pid: other.pid, command: ['temporal', 'server', 'start-dev', '--db-filename', dbFile] }));
+    const server = await startDevServer({ dbFile, uiPort: null });
+    expect(other.exitCode === null && other.signalCode === null).toBe(true);
+    await server.stop();
+
+    // Taken by a process that has not started its server yet.
+    writeFileSync(`${dbFile}.lock`, JSON.stringify({ owner: other.pid }));
+    await expect(startDevServer({ dbFile, uiPort: null })).rejects.toThrow(`process ${other.pid} is starting a dev server on ${dbFile}: stop it (kill ${other.pid}), or set BACKFILL_HOME to another directory`);
+
+    // The last release's lock says the pid alone: whose it is cannot be told.
+    writeFileSync(`${dbFile}.lock`, String(other.pid));
+    await expect(startDevServer({ dbFile, uiPort: null })).rejects.toThrow(`a dev server already uses ${dbFile} (pid ${other.pid}): stop it (kill ${other.pid}), or set BACKFILL_HOME to another directory`);
+    expect(readFileSync(`${dbFile}.lock`, 'utf8')).toBe(String(other.pid));
   });
 });
