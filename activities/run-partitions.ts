@@ -17,9 +17,10 @@ import {
 import { parseDuration } from '../core/duration.ts';
 import { priorFinished, type Checkpoint } from './checkpoint.ts';
 import { isApplicationFailure, isNonRetryable, isThrottled } from './errors.ts';
+import { paramsWriteFailure, readOnlyParams } from './params.ts';
 import { specHash } from './spec-hash.ts';
 import { PartitionTelemetry } from './telemetry.ts';
-import { appendRows, collectData, partitionBindings, type PartitionSession, type TransformRegistry } from './transforms.ts';
+import { appendRows, collectData, partitionBindings, type PartitionSession, type Transform, type TransformRegistry } from './transforms.ts';
 import { CheckFailedError, CommitDeadlineError, InvalidDatasetError, SqlError, StaleRunError, type PartitionWrite, type PinnedInput, type Published, type Warehouse } from './warehouse/types.ts';
 import { PublishBuffer, type PendingPartition } from './publish-buffer.ts';
 import { assertRows } from './rows.ts';
@@ -77,25 +78,6 @@ function serializable(details: unknown): boolean {
   } catch {
     return false;
   }
-}
-
-function deepFreeze<T>(value: T): T {
-  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
-    Object.freeze(value);
-    for (const member of Object.values(value)) deepFreeze(member);
-  }
-  return value;
-}
-
-/**
- * What a transform gets as its params: a frozen copy, one per activity (its partitions share
- * it), so that the ledger records the spec's params, and a partition sees no other's changes.
- */
-const frozenParams = new WeakMap<object, Readonly<Record<string, unknown>>>();
-function readOnlyParams(params: Record<string, unknown>): Readonly<Record<string, unknown>> {
-  let copy = frozenParams.get(params);
-  if (!copy) frozenParams.set(params, (copy = deepFreeze(structuredClone(params))));
-  return copy;
 }
 
 /** A partition of a batch ran longer than its node's timeout: retried, as an activity that timed out would be. */
@@ -271,27 +253,34 @@ export function createActivities(deps: ActivityDeps) {
       // Its SQL ends with the partition's time, as the transform does: the warehouse stops it then.
       return deps.warehouse.query(sql, b, pinned, deadline === undefined ? {} : { deadline });
     };
-    const returned = await transform({
-      node: node.id,
-      partition: task.key,
-      window: task.window,
-      params: readOnlyParams(node.params),
-      sql: node.sql,
-      inputs: task.inputs,
-      bindings,
-      warehouse: { ...session, query },
-      signal,
-      attempt: ctx.info.attempt,
-      throttled: task.throttled,
-      heartbeat,
-      reportCost: (amount) => {
-        if (typeof amount !== 'number' || !Number.isFinite(amount) || amount < 0) {
-          throw ApplicationFailure.nonRetryable(`transform '${node.transform}' reported a cost of ${String(amount)}: report a number of 0 or more`, 'InvalidOutput');
-        }
-        cost = (cost ?? 0) + amount;
-      },
-      reportLatency,
-    });
+    const params = readOnlyParams(node.params);
+    let returned: Awaited<ReturnType<Transform>>;
+    try {
+      returned = await transform({
+        node: node.id,
+        partition: task.key,
+        window: task.window,
+        params,
+        sql: node.sql,
+        inputs: task.inputs,
+        bindings,
+        warehouse: { ...session, query },
+        signal,
+        attempt: ctx.info.attempt,
+        throttled: task.throttled,
+        heartbeat,
+        reportCost: (amount) => {
+          if (typeof amount !== 'number' || !Number.isFinite(amount) || amount < 0) {
+            throw ApplicationFailure.nonRetryable(`transform '${node.transform}' reported a cost of ${String(amount)}: report a number of 0 or more`, 'InvalidOutput');
+          }
+          cost = (cost ?? 0) + amount;
+        },
+        reportLatency,
+      });
+    } catch (error) {
+      // Writing to the frozen params fails the same way on every retry.
+      throw paramsWriteFailure(error, params, { transform: node.transform, node: node.id }) ?? error;
+    }
     if (returned !== undefined) {
       if (!Array.isArray(returned)) {
         throw ApplicationFailure.nonRetryable(`transform '${node.transform}' returned ${typeof returned}: return an array of rows or nothing`, PARTITION_FAILURES.invalidOutput);

@@ -219,6 +219,37 @@ describe("a node's params", () => {
     expect(Object.isFrozen(params)).toBe(false);
     for (const row of await warehouse.ledger({ node: 'days' })) expect(row.params).toEqual(params);
   });
+
+  it('a transform that writes to them fails its partition at once (a retry would repeat it), with a message that names it and the fix', async () => {
+    const writes: Array<[string, Transform]> = [
+      ['assigns', (ctx) => void ((ctx.params as Record<string, unknown>).ordersPerDay = 1)],
+      ['adds a default', (ctx) => void ((ctx.params as Record<string, unknown>).threshold ??= 2000)],
+      ['deletes', (ctx) => void delete (ctx.params as Record<string, unknown>).ordersPerDay],
+      ['pushes to a nested list', async (ctx) => void (ctx.params.nested as { list: number[] }).list.push(3)],
+      ['assigns a nested value', (ctx) => void ((ctx.params.nested as { list: number[] }).list[0] = 9)],
+    ];
+    for (const [what, transform] of writes) {
+      const { failure, details } = await failureOf(run(transform, { params: { ordersPerDay: 200, nested: { list: [1, 2] } } }).result);
+      expect({ what, type: failure.type, nonRetryable: failure.nonRetryable }).toEqual({ what, type: 'NonRetryable', nonRetryable: true });
+      expect(failure.message).toMatch(/^transform 'days' of node 'days' wrote to its params \(.+\): params are read-only, copy them first .*\{ \.\.\.params \}.*structuredClone\(params\)/);
+      expect(details.failedIndex).toBe(0);
+    }
+  });
+
+  it("a transform's other TypeErrors keep the retry policy, a write to a frozen object of its own too", async () => {
+    const own = Object.freeze({ limit: 1 });
+    const others: Array<[string, Transform]> = [
+      ['reads a property of undefined', (ctx) => void (ctx.params.missing as { x: number }).x],
+      ['assigns to a frozen object of its own', () => void ((own as { limit: number }).limit = 2)],
+      ['throws a TypeError of its own', () => {
+        throw new TypeError('Cannot assign to read only property \'ordersPerDay\' of object \'#<Config>\'');
+      }],
+    ];
+    for (const [what, transform] of others) {
+      const { failure } = await failureOf(run(transform, { params: { ordersPerDay: 200 } }).result);
+      expect({ what, type: failure.type, nonRetryable: failure.nonRetryable }).toEqual({ what, type: 'TypeError', nonRetryable: false });
+    }
+  });
 });
 
 describe('large partitions', () => {
