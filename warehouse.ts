@@ -48,6 +48,7 @@ export type { ValueKind } from './activities/warehouse/checksum.ts';
 export {
   PARTITION_COLUMN,
   VERSION_COLUMN,
+  assertNoCaseTwin,
   bindPositional,
   notASelect,
   outsideScope,

@@ -100,7 +100,9 @@ export interface Session {
   /**
    * Makes the dataset's versions table and its view, or adds and widens the columns a new
    * version brings. An object of the view's name that backfill did not make is refused,
-   * unless `adopt` (a view only).
+   * unless `adopt` (a view only). The protocol refused a column whose name differs only in
+   * case from one the dataset had when it looked (`assertNoCaseTwin`); an engine where two
+   * publishes may add columns at once checks again under its lock.
    */
   ensureDataset(node: string, wanted: readonly Wanted[], adopt: boolean): Promise<void>;
   /** Writes rows a transform returned (values in `columns` order, as `Dialect.value` gives them) into a version. */

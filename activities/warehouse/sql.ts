@@ -23,6 +23,24 @@ export function assertUserColumns(names: Iterable<string>): void {
   }
 }
 
+/**
+ * Refuses a column a new version brings whose name differs only in case from one the dataset
+ * has already: PostgreSQL would make it a second column, SQLite and the lake refuse it as the
+ * same one with an error of their own, and the engines would hold different data.
+ */
+export function assertNoCaseTwin(node: string, existing: Iterable<string>, wanted: Iterable<string>): void {
+  const folded = new Map<string, string>();
+  for (const name of existing) folded.set(name.toLowerCase(), name);
+  for (const name of wanted) {
+    const have = folded.get(name.toLowerCase());
+    if (have === undefined || have === name) continue;
+    throw new SqlError(
+      `dataset '${node}': column '${name}' differs only in case from its column '${have}', which the warehouses do not treat alike ` +
+        `(SQLite and the lake take them for one column, PostgreSQL for two): name it '${have}', or give it another name`,
+    );
+  }
+}
+
 /** One statement without the trailing semicolons and whitespace a user may leave. */
 export function singleStatement(sql: string): string {
   return sql.trim().replace(/[;\s]+$/, '');

@@ -16,7 +16,7 @@ import { inputVersions } from './lineage.ts';
 import { assertDataset } from './names.ts';
 import { assertSameChecksum, columnsFromSchemaHash, decideRestore, type RestoreState } from './restore.ts';
 import { diffPage, discardRun, publishRun, stageLock, stagedVersions } from './staging.ts';
-import { PARTITION_COLUMN, VERSION_COLUMN, assertUserColumns, quoteIdent, type ScopedRelation } from './sql.ts';
+import { PARTITION_COLUMN, VERSION_COLUMN, assertNoCaseTwin, assertUserColumns, quoteIdent, type ScopedRelation } from './sql.ts';
 import {
   CheckFailedError,
   ChecksumMismatchError,
@@ -488,6 +488,7 @@ export class SqlWarehouse implements Warehouse {
     for (const select of selects) for (const c of select.columns) types.set(c.name, types.has(c.name) ? merge(types.get(c.name) ?? null, c.type) : c.type);
     const wanted = [...types].map(([name, type]) => ({ name, type }));
     assertUserColumns(types.keys());
+    assertNoCaseTwin(node, (await s.columns(node)) ?? [], types.keys());
     await s.ensureDataset(node, wanted, write.adopt === true);
     await s.newVersion?.(node, partition, version);
     const table = d.versionsTable(node);

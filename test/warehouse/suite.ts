@@ -713,6 +713,23 @@ export function warehouseSuite(kind: Warehouse['kind'], open: WarehouseFactory, 
       }
       expect(await wh.ledger({ node: 'cased' })).toEqual([]);
     });
+
+    it("a column whose name differs only in case from one of the dataset's is refused, in a later version of any partition, from rows and from SQL alike, and the dataset is left as it was", async () => {
+      await wh.publish(write('cased', 'k1', { rows: [{ Amount: 1 }] }));
+      const later: Array<Pick<WriteOptions, 'rows' | 'selects'>> = [{ rows: [{ amount: 2 }] }, { rows: [{ amount: 2, note: 'y' }] }, { selects: [{ sql: 'SELECT 2 AS amount', bindings: {} }] }];
+      for (const [i, data] of later.entries()) {
+        for (const partition of ['k1', 'k2']) {
+          const error = await rejection(wh.publish(write('cased', partition, { ...data, runKey: `run-${i + 2}` })));
+          expect(error).toBeInstanceOf(SqlError);
+          expect(error.message).toMatch(/^dataset 'cased': column 'amount' differs only in case from its column 'Amount', which the warehouses do not treat alike .*: name it 'Amount', or give it another name/);
+        }
+      }
+      expect(await wh.query('SELECT * FROM cased')).toEqual([{ Amount: 1 }]);
+      expect((await wh.ledger({ node: 'cased' })).filter((r) => r.status === 'published').map((r) => r.partition)).toEqual(['k1']);
+      // The name as the dataset has it, and a new one, still go.
+      await wh.publish(write('cased', 'k2', { rows: [{ Amount: 3, note: 'x' }], runKey: 'run-9' }));
+      expect(await wh.query('SELECT "Amount", note FROM cased ORDER BY "Amount"')).toEqual([{ Amount: 1, note: null }, { Amount: 3, note: 'x' }]);
+    });
   });
 
   describe(`${kind}: checks`, () => {

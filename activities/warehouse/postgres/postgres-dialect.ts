@@ -13,7 +13,7 @@ import { postgresNamespace, schemaField } from '../../../core/openlineage.ts';
 import type { ValueKind } from '../checksum.ts';
 import { deadlineError, timeLeft, type Dialect, type Params, type PublishRequest, type PublishStart, type Session, type SpecSql, type SpecStatement, type Wanted } from '../dialect.ts';
 import type { Codec, ColumnType, InternalTable } from '../ledger.ts';
-import { PARTITION_COLUMN, VERSION_COLUMN, bindPositional, outsideScope, positionalParameters, quoteIdent, quoteLiteral, scopedSelect, singleStatement, versionsTable } from '../sql.ts';
+import { PARTITION_COLUMN, VERSION_COLUMN, assertNoCaseTwin, bindPositional, outsideScope, positionalParameters, quoteIdent, quoteLiteral, scopedSelect, singleStatement, versionsTable } from '../sql.ts';
 import { CommitDeadlineError, InvalidDatasetError, SqlError, type DatasetFacts, type Row } from '../types.ts';
 import { SqlWarehouse } from '../warehouse.ts';
 import { DEFAULT_POOL_SIZE, DEFAULT_SCHEMA, assertSchemaName, connectionUrl, postgresSettings, redactSecret, redactUrl, type PostgresOptions } from './connection.ts';
@@ -463,6 +463,8 @@ class PostgresSession implements Session {
     // What the catalogue says now, and from here on: the DDL below changes it.
     this.known.delete(node);
     const existing = await this.columnTypes(node, true);
+    // Again under the lock: a concurrent publish may have added a column since the protocol looked.
+    assertNoCaseTwin(node, (existing ?? []).map((c) => c.name), wanted.map((w) => w.name));
     const view = `${quoteIdent(this.dialect.viewSchema)}.${quoteIdent(node)}`;
     let dropped = false;
     const dropView = async () => {
