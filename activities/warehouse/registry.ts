@@ -12,8 +12,9 @@
  * before they open the warehouse: each module exports `warehouseAdapter`. See docs/warehouses.md.
  */
 import { isAbsolute, resolve } from 'node:path';
-import { pathToFileURL } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { BackfillError } from '../../core/errors.ts';
+import { packageEntry, packageOf } from '../package-entry.ts';
 import { warehouseAdapter as lakeAdapter } from './lake/adapter.ts';
 import type { Warehouse } from './types.ts';
 
@@ -76,9 +77,32 @@ export function registeredSchemes(): string[] {
 }
 
 /**
+ * Imports an adapter module: a path relative to `base`, or a package installed in the project
+ * at `base` (its node_modules or a parent's), else one beside backfill's own install (a global
+ * install of both).
+ */
+async function importAdapter(module: string, base: string): Promise<unknown> {
+  if (module.startsWith('.') || isAbsolute(module)) return import(pathToFileURL(resolve(base, module)).href);
+  const pkg = packageOf(module);
+  // A URL (file:///…).
+  if (pkg === null) return import(module);
+  const found = packageEntry(module, base);
+  if (found.path !== null) return import(pathToFileURL(found.path).href);
+  try {
+    return await import(module);
+  } catch (error) {
+    if ((error as { code?: unknown }).code !== 'ERR_MODULE_NOT_FOUND' || !(error as Error).message.includes(`'${pkg.name}'`)) throw error;
+    throw new Error(
+      `no package ${pkg.name} in ${found.searched.join(', ')}, nor beside backfill's own install (${fileURLToPath(new URL('../..', import.meta.url))}): ` +
+        `install it in your project (npm install ${pkg.name}), or name its module by path (./node_modules/…)`,
+    );
+  }
+}
+
+/**
  * Imports the adapter modules `list` names (`scheme=module,…`, as BACKFILL_WAREHOUSE_ADAPTERS
- * gives them; a relative path is resolved against `base`) and registers what each exports as
- * `warehouseAdapter`, which must be for the scheme named with it.
+ * gives them; a relative path is resolved against `base`, a package name from the project there)
+ * and registers what each exports as `warehouseAdapter`, which must be for the scheme named with it.
  */
 export async function loadWarehouseAdapters(list: string | undefined, base = process.cwd()): Promise<void> {
   if (list === undefined || list.trim() === '') return;
@@ -89,10 +113,9 @@ export async function loadWarehouseAdapters(list: string | undefined, base = pro
     if (!SCHEME.test(scheme) || module === '') {
       throw invalid(`BACKFILL_WAREHOUSE_ADAPTERS entry '${entry}' is not scheme=module: e.g. bigquery=./adapters/bigquery.js`);
     }
-    const specifier = module.startsWith('.') || isAbsolute(module) ? pathToFileURL(resolve(base, module)).href : module;
     let loaded: { warehouseAdapter?: WarehouseAdapter };
     try {
-      loaded = (await import(specifier)) as typeof loaded;
+      loaded = (await importAdapter(module, base)) as typeof loaded;
     } catch (error) {
       throw invalid(`cannot load the warehouse adapter for '${scheme}:' from ${module}: ${(error as Error).message}`);
     }

@@ -1,5 +1,5 @@
 /** Which warehouse a location opens: known schemes only, and nothing created for a mistyped one. */
-import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -110,6 +110,36 @@ describe('openWarehouse', () => {
     await loadWarehouseAdapters(undefined);
     await loadWarehouseAdapters('  ');
   });
+  it("loads an adapter package by its name from the user's project (the working directory's node_modules, or a parent's), not from backfill's own install", async () => {
+    const project = join(dir, 'project');
+    const install = (at: string, name: string, pkg: Record<string, unknown>, files: Record<string, string>) => {
+      const root = join(at, 'node_modules', ...name.split('/'));
+      mkdirSync(join(root, 'dist'), { recursive: true });
+      writeFileSync(join(root, 'package.json'), JSON.stringify({ name, version: '1.0.0', ...pkg }));
+      for (const [file, text] of Object.entries(files)) writeFileSync(join(root, file), text);
+    };
+    const adapter = (scheme: string) => `export const warehouseAdapter = { scheme: '${scheme}', open: (location) => ({ kind: '${scheme}', location }) };\n`;
+    // ESM-only, its entry for import only (require could not resolve it); scoped, by exports' subpath; CommonJS by main; in a parent directory.
+    install(project, 'my-adapter', { type: 'module', exports: { '.': { types: './dist/index.d.ts', import: './dist/index.js' } } }, { 'dist/index.js': adapter('mine') });
+    install(project, '@acme/adapters', { type: 'module', exports: { './lake': { import: './dist/lake.js' }, './package.json': './package.json' } }, { 'dist/lake.js': adapter('acme') });
+    install(project, 'old-adapter', { main: 'dist/main' }, { 'dist/main.js': "exports.warehouseAdapter = { scheme: 'old', open: (location) => ({ kind: 'old', location }) };\n" });
+    install(dir, 'parent-adapter', { type: 'module' }, { 'index.js': adapter('up') });
+    mkdirSync(join(project, 'sub'), { recursive: true });
+    await loadWarehouseAdapters('mine=my-adapter,acme=@acme/adapters/lake,old=old-adapter,up=parent-adapter', join(project, 'sub'));
+    for (const scheme of ['mine', 'acme', 'old', 'up']) expect(openWarehouse(`${scheme}://x`, { inline: true })).toEqual({ kind: scheme, location: `${scheme}://x` });
+
+    const error = await loadWarehouseAdapters('gone=not-installed-adapter', project).then(() => undefined, (e: unknown) => e);
+    expect(error).toBeInstanceOf(BackfillError);
+    const message = (error as Error).message;
+    expect(message).toMatch(/cannot load the warehouse adapter for 'gone:' from not-installed-adapter: no package not-installed-adapter in /);
+    expect(message).toContain(join(project, 'node_modules'));
+    expect(message).toContain(join(dir, 'node_modules'));
+    expect(message).toMatch(/install it in your project \(npm install not-installed-adapter\), or name its module by path/);
+    // Not in the project, one beside backfill's own install is still found (zod is one of its dependencies).
+    await expect(loadWarehouseAdapters('z=zod', project)).rejects.toThrow(/the module zod exports no warehouseAdapter/);
+    await expect(loadWarehouseAdapters('bad=@acme/adapters/missing', project)).rejects.toThrow(/cannot load the warehouse adapter for 'bad:' from @acme\/adapters\/missing: the package @acme\/adapters does not export '\.\/missing' for import/);
+  });
+
   it('lets an adapter registered for lake: take the bundled lake\'s place (this test comes last: the registry is the process\'s)', () => {
     const mine = { kind: 'my-lake' } as unknown as Warehouse;
     registerWarehouse({ scheme: 'lake', open: () => mine });
