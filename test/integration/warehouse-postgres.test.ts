@@ -345,6 +345,38 @@ describe('postgres: its own storage', () => {
     expect(await use(url.toString(), role)).toEqual([]);
   });
 
+  it("a view of yours that calls the server's files or large objects: the door does not look at its calls, the server refuses them to the workers' role (not superuser), in a query and in a partition", async () => {
+    const role = `bf_viewer_${randomUUID().slice(0, 8)}`;
+    roles.push(role);
+    await admin.query(`CREATE ROLE ${role} LOGIN NOSUPERUSER PASSWORD 'worker'`);
+    await admin.query(`GRANT CONNECT, TEMPORARY, CREATE ON DATABASE ${database} TO ${role}`);
+    // The views an operator made, as a superuser, in the schema of the datasets' views.
+    await execIn(urlFor(database), `CREATE SCHEMA ${role} AUTHORIZATION ${role}`);
+    const views = { v_file: "SELECT pg_read_file('PG_VERSION') AS x", v_large_object: "SELECT CAST(lo_import('PG_VERSION') AS text) AS x" };
+    for (const [name, sql] of Object.entries(views)) await execIn(urlFor(database), `CREATE VIEW ${role}.${name} AS ${sql}; GRANT SELECT ON ${role}.${name} TO ${role}`);
+    const largeObjects = async () => (await admin.query<{ n: string }>('SELECT COUNT(*) AS n FROM pg_largeobject_metadata')).rows[0]!.n;
+    const before = await largeObjects();
+    const url = new URL(urlFor(database));
+    url.username = role;
+    url.password = 'worker';
+    const warehouse = new PostgresWarehouse(url.toString(), { schema: `${role}_internal` });
+    try {
+      await warehouse.publish(write('up', 'k', { rows: [{ a: 1 }] }));
+      for (const [name, fn] of [['v_file', 'pg_read_file'], ['v_large_object', 'lo_import']]) {
+        const sql = `SELECT x FROM ${name}`;
+        const read = await rejection(warehouse.query(sql));
+        expect(read, sql).toBeInstanceOf(SqlError);
+        expect(read.message, sql).toMatch(new RegExp(`permission denied for function ${fn}`));
+        const inPartition = await rejection(warehouse.publish(write('reader', 'k', { selects: [{ sql, bindings: {} }], inputs: [{ node: 'up', from: 'k', to: 'k' }] })));
+        expect(inPartition.message, sql).toMatch(new RegExp(`permission denied for function ${fn}`));
+      }
+      expect(await warehouse.ledger({ node: 'reader' })).toEqual([]);
+      expect(await largeObjects()).toBe(before);
+    } finally {
+      await warehouse.close();
+    }
+  });
+
   it('starts a publish with its own function, which runs only as the statement backfill sends', async () => {
     const { warehouse, url, internal, cleanup } = await fresh();
     try {
