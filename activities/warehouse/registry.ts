@@ -11,10 +11,10 @@
  * `BACKFILL_WAREHOUSE_ADAPTERS` (`bigquery=./adapters/bigquery.js,lake=@acme/backfill-lake`)
  * before they open the warehouse: each module exports `warehouseAdapter`. See docs/warehouses.md.
  */
-import { isAbsolute, resolve } from 'node:path';
+import { isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { resolve as resolveImport } from 'import-meta-resolve';
 import { BackfillError } from '../../core/errors.ts';
-import { packageEntry, packageOf } from '../package-entry.ts';
 import { warehouseAdapter as lakeAdapter } from './lake/adapter.ts';
 import type { Warehouse } from './types.ts';
 
@@ -76,25 +76,32 @@ export function registeredSchemes(): string[] {
   return [...new Set([...bundled().keys(), ...adapters.keys()])].sort();
 }
 
+/** Whether `error` says no package of that name is installed where it was looked for. */
+function packageMissing(error: unknown, name: string): boolean {
+  return (error as { code?: unknown }).code === 'ERR_MODULE_NOT_FOUND' && String((error as Error).message).includes(`'${name}'`);
+}
+
 /**
- * Imports an adapter module: a path relative to `base`, or a package installed in the project
- * at `base` (its node_modules or a parent's), else one beside backfill's own install (a global
- * install of both).
+ * Imports an adapter module: a path relative to `base`, or a package as an import in the project
+ * at `base` finds it (its node_modules or a parent's, its entry read from exports or main), else
+ * one beside backfill's own install (a global install of both). A bare `import()` here would
+ * look beside backfill's files only, where a package the user installed in their project is not.
  */
 async function importAdapter(module: string, base: string): Promise<unknown> {
   if (module.startsWith('.') || isAbsolute(module)) return import(pathToFileURL(resolve(base, module)).href);
-  const pkg = packageOf(module);
-  // A URL (file:///…).
-  if (pkg === null) return import(module);
-  const found = packageEntry(module, base);
-  if (found.path !== null) return import(pathToFileURL(found.path).href);
+  const name = /^(?:@[^/]+\/)?[^/]+/.exec(module)?.[0] ?? module;
+  try {
+    return await import(resolveImport(module, pathToFileURL(join(resolve(base), 'package.json')).href));
+  } catch (error) {
+    if (!packageMissing(error, name)) throw error;
+  }
   try {
     return await import(module);
   } catch (error) {
-    if ((error as { code?: unknown }).code !== 'ERR_MODULE_NOT_FOUND' || !(error as Error).message.includes(`'${pkg.name}'`)) throw error;
+    if (!packageMissing(error, name)) throw error;
     throw new Error(
-      `no package ${pkg.name} in ${found.searched.join(', ')}, nor beside backfill's own install (${fileURLToPath(new URL('../..', import.meta.url))}): ` +
-        `install it in your project (npm install ${pkg.name}), or name its module by path (./node_modules/…)`,
+      `no package ${name} in the node_modules of ${resolve(base)} or of a directory above it, nor beside backfill's own install (${fileURLToPath(new URL('../..', import.meta.url))}): ` +
+        `install it in your project (npm install ${name}), or name its module by path (./node_modules/…)`,
     );
   }
 }

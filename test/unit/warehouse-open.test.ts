@@ -131,13 +131,11 @@ describe('openWarehouse', () => {
     const error = await loadWarehouseAdapters('gone=not-installed-adapter', project).then(() => undefined, (e: unknown) => e);
     expect(error).toBeInstanceOf(BackfillError);
     const message = (error as Error).message;
-    expect(message).toMatch(/cannot load the warehouse adapter for 'gone:' from not-installed-adapter: no package not-installed-adapter in /);
-    expect(message).toContain(join(project, 'node_modules'));
-    expect(message).toContain(join(dir, 'node_modules'));
+    expect(message).toContain(`cannot load the warehouse adapter for 'gone:' from not-installed-adapter: no package not-installed-adapter in the node_modules of ${project} or of a directory above it`);
     expect(message).toMatch(/install it in your project \(npm install not-installed-adapter\), or name its module by path/);
     // Not in the project, one beside backfill's own install is still found (zod is one of its dependencies).
     await expect(loadWarehouseAdapters('z=zod', project)).rejects.toThrow(/the module zod exports no warehouseAdapter/);
-    await expect(loadWarehouseAdapters('bad=@acme/adapters/missing', project)).rejects.toThrow(/cannot load the warehouse adapter for 'bad:' from @acme\/adapters\/missing: the package @acme\/adapters does not export '\.\/missing' for import/);
+    await expect(loadWarehouseAdapters('bad=@acme/adapters/missing', project)).rejects.toThrow(/cannot load the warehouse adapter for 'bad:' from @acme\/adapters\/missing: .*'\.\/missing' is not defined by "exports"/);
   });
 
   it('lets an adapter registered for lake: take the bundled lake\'s place (this test comes last: the registry is the process\'s)', () => {
