@@ -10,7 +10,7 @@ import { DEFAULT_OVERHEAD, fitOverhead, partitionSeconds, scaleOverhead, simulat
 import type { Limits } from '../core/limits.ts';
 import type { Plan, PlanNode } from '../core/plan.ts';
 import type { ResolvedSpec } from '../core/spec.ts';
-import { RunWindows, backfillWindows, describeWindows, effectiveLimits, type Windows } from '../core/windows.ts';
+import { RunWindows, backfillWindows, describeWindows, windowedLimits, type Windows } from '../core/windows.ts';
 import { RangeSet, type RangesJSON } from '../core/ranges.ts';
 import type { LedgerRow, Warehouse } from '../activities/warehouse/types.ts';
 import { openWarehouse, warehouseExists } from '../activities/warehouse/index.ts';
@@ -242,7 +242,7 @@ export function estimateReport(plan: Plan, history: ReadonlyMap<string, NodeHist
     queues,
     ...(options.skip ? { skip: options.skip } : {}),
     // As the policy's governance reads them: lower limits only, on top of the backfill's own.
-    ...(schedules.length > 0 ? { windows: { startAt, limitsAt: (at: number) => effectiveLimits(schedules, at, { rate: null, concurrency: null }) } } : {}),
+    ...(schedules.length > 0 ? { windows: { startAt, limitsAt: windowedLimits(schedules) } } : {}),
   });
   const nodes = plan.nodes.map((node, i) => {
     const h = history.get(node.id)!;

@@ -370,6 +370,17 @@ export function effectiveLimits(schedules: readonly RunWindows[], t: number, bas
 }
 
 /**
+ * What the run windows allow at each instant, as a simulation of the backfill follows them
+ * (`plan --estimate`, `status`'s ETA): lower limits only, on top of the backfill's own, and the
+ * next change where one window hands over to another with other limits too (22:00–23:00 at 5/s,
+ * then 23:00–05:00 at 50/s changes at 23:00), as the workflow follows them since the patch
+ * `window-handovers`.
+ */
+export function windowedLimits(schedules: readonly RunWindows[]): (at: number) => EffectiveLimits {
+  return (at) => effectiveLimits(schedules, at, { rate: null, concurrency: null }, true);
+}
+
+/**
  * While partitions may start under every schedule: the instant the first schedule that pauses
  * outside its windows closes (`notAfter`: no partition starts at or after it) and that instant
  * plus the schedule's grace (`stopBy`: partitions still running then stop, to run again in the

@@ -156,6 +156,15 @@ describe('estimateReport', () => {
     expect(estimateReport(plan, histories(), options)).toMatchObject({ windows: null, canary: false, warnings: [] });
   });
 
+  it('changes the limits where one window hands over to another (22:00–22:01 at 0.1/s, then unlimited to 05:00), not at the merged close', () => {
+    const windows = { allow: [{ from: '22:00', to: '22:01', rate: 0.1 }, { from: '22:01', to: '05:00' }] };
+    const handover = { ...spec, windows: resolveSpec({ ...INPUT, windows }).windows! };
+    const report = estimateReport(plan, histories(), { ...estimateOptions(handover, { estimate: true }), calibrate: false, now: Date.UTC(2024, 0, 1, 22), warehouse: '/w.db', warehouseFound: true });
+    // A few partitions in the first minute at 0.1/s, the rest right after 22:01 (at 0.1/s all night: 600 s for the 60).
+    expect(report.wallMs).toBeGreaterThan(60_000);
+    expect(report.wallMs).toBeLessThan(120_000);
+  });
+
   it("follows the policy's run windows with the spec's, starting only while both allow, and names whose they are", () => {
     // The spec allows Sunday 01:00-03:00 UTC, the policy Sunday 02:00-04:00 UTC: the backfill runs from 02:00 to 03:00.
     const windowed = { ...spec, windows: resolveSpec({ ...INPUT, windows: { allow: [{ days: ['sun'], from: '01:00', to: '03:00' }] } }).windows! };

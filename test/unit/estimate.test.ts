@@ -4,6 +4,7 @@ import { DEFAULT_OVERHEAD, MAX_OVERHEAD_FACTOR, fitOverhead, scaleOverhead, simu
 import { expandPlan } from '../../core/plan.ts';
 import { RangeSet } from '../../core/ranges.ts';
 import { resolveSpec, type SpecInput } from '../../core/spec.ts';
+import { RunWindows, WindowsSchema, windowedLimits } from '../../core/windows.ts';
 
 /** No orchestration cost at all: what is left is the rules. */
 const FREE: OverheadModel = { startMs: 0, activityMs: 0, hopMs: 0, reportIntervalMs: 0, activityCostMs: 0, partitionCostMs: 0, endMs: 0 };
@@ -233,6 +234,20 @@ describe('run windows', () => {
   it('ends when no window opens again, with what could not run unrun', () => {
     const forecast = run(a, { ms: { a: 100 }, windows: windows([[0, 150]]) });
     expect(forecast.runs).toBe(6);
+  });
+
+  it('follows a handover between touching windows with other limits (the limits change there, not at the merged close)', () => {
+    // 22:00–22:01 at 1/s, then 22:01–05:00 at 100/s: one window to the timer of old, at 1/s all night.
+    const schedule = new RunWindows(WindowsSchema.parse({ allow: [{ from: '22:00', to: '22:01', rate: 1 }, { from: '22:01', to: '05:00', rate: 100 }] }));
+    const resolved = resolveSpec({ name: 'night', partitions: { grain: 'hour', start: '2024-01-01', end: '2024-01-09' }, nodes: [node('a', { concurrency: 50 })] });
+    const plan = expandPlan(resolved);
+    expect(plan.totalPartitions).toBe(192);
+    const startAt = Date.UTC(2024, 4, 1, 22);
+    const forecast = simulate({ plan, limits: { rate: null, concurrency: null }, timings: new Map([['a', { meanMs: 10 }]]), overhead: FREE, windows: { startAt, limitsAt: windowedLimits([schedule]) } });
+    expect(forecast.runs).toBe(192);
+    // About 60 in the first minute at 1/s, the other ~130 in under 2 s at 100/s (not 192 s at 1/s).
+    expect(forecast.wallMs).toBeGreaterThan(59_000);
+    expect(forecast.wallMs).toBeLessThan(65_000);
   });
 
   it('without windows, or with windows always open, is the same estimate', () => {
