@@ -68,7 +68,7 @@ import type { Warehouse } from '../activities/warehouse/types.ts';
 import { GRPC, checkNamespace, connectionFailure, grpcCode, openConnection, resolveConnection, type ConnectionOverrides, type ConnectionSettings } from './connection.ts';
 import { datasetWriters, datasetsBusy, type DatasetWriter } from './dataset-writers.ts';
 import { visibilityLiteral } from './visibility.ts';
-import { LiveEtas, NO_LIVE_ETA, anyMeasured, liveEta, withLiveEta, type LiveEta } from './eta.ts';
+import { LiveEtas, NO_LIVE_ETA, anyMeasured, liveEta, liveWindows, withLiveEta, type LiveEta } from './eta.ts';
 import { registerSearchAttributes, rejectedAttribute, requireSearchAttributes, unregisteredAttribute, type SetupResult } from './search-attributes.ts';
 import { QUERY_TIMEOUT_MS, UNPOLLED_QUERY_TIMEOUT_MS, noAnswerError, noPollerSeen, noWorkerError } from './status-errors.ts';
 import { pollersOf } from './pollers.ts';
@@ -538,7 +538,7 @@ export class BackfillClient {
         plan = expandPlan(input.spec, input.range);
         this.plans.set(backfillId, plan);
       }
-      return liveEta(plan, carry);
+      return liveEta(plan, carry, await liveWindows(carry.governance));
     });
   }
 

@@ -11,7 +11,8 @@
  * the figure of the nodes with the same transform, else of all the measured ones; with none
  * measured there is no ETA yet.
  */
-import { DEFAULT_OVERHEAD, simulate, type NodeTiming, type OverheadModel } from '../core/estimate.ts';
+import { DEFAULT_OVERHEAD, simulate, type NodeTiming, type OverheadModel, type SimulationInput } from '../core/estimate.ts';
+import type { GovernanceJSON } from '../core/governance.ts';
 import type { Plan } from '../core/plan.ts';
 import { isHeld, withoutEta, workSpanMs } from '../core/progress.ts';
 import type { BackfillCarry, NodeStats, Progress } from '../core/protocol.ts';
@@ -44,8 +45,22 @@ export function anyMeasured(reports: BackfillCarry['reports']): boolean {
 /** No live ETA (yet): `withLiveEta` leaves the progress as it is. */
 export const NO_LIVE_ETA: LiveEta = { etaSeconds: null, nodes: {} };
 
-/** The ETA of a running backfill, from its plan and its carried state (the `carry` query). */
-export function liveEta(plan: Plan, carry: Pick<BackfillCarry, 'readiness' | 'reports' | 'limits' | 'overrides'>): LiveEta {
+/**
+ * The run windows (the spec's and the policy's) a running backfill's carry holds, as the ETA's
+ * simulation follows them from `now`; undefined without windows. core/windows.ts (and zod with it)
+ * is loaded only for a backfill that has some.
+ */
+export async function liveWindows(governance: Pick<GovernanceJSON, 'windows'> | undefined, now = Date.now()): Promise<SimulationInput['windows']> {
+  if (!governance || governance.windows.length === 0) return undefined;
+  const { RunWindows, windowedLimits } = await import('../core/windows.ts');
+  return { startAt: now, limitsAt: windowedLimits(governance.windows.map((w) => new RunWindows(w))) };
+}
+
+/**
+ * The ETA of a running backfill, from its plan and its carried state (the `carry` query); under
+ * run windows (`liveWindows`), nothing starts while they are closed.
+ */
+export function liveEta(plan: Plan, carry: Pick<BackfillCarry, 'readiness' | 'reports' | 'limits' | 'overrides'>, windows?: SimulationInput['windows']): LiveEta {
   const measured = new Map<string, number>();
   for (const node of plan.nodes) {
     const ms = liveTiming(carry.reports[node.id], node.spec.batchSize);
@@ -59,7 +74,7 @@ export function liveEta(plan: Plan, carry: Pick<BackfillCarry, 'readiness' | 're
     const alike = plan.nodes.filter((n) => n.spec.transform === node.spec.transform && measured.has(n.id)).map((n) => measured.get(n.id)!);
     timings.set(node.id, { meanMs: measured.get(node.id) ?? (alike.length > 0 ? mean(alike) : all) });
   }
-  const forecast = simulate({ plan, limits: carry.limits, overrides: carry.overrides, timings, overhead: LIVE_OVERHEAD, from: carry.readiness });
+  const forecast = simulate({ plan, limits: carry.limits, overrides: carry.overrides, timings, overhead: LIVE_OVERHEAD, from: carry.readiness, ...(windows ? { windows } : {}) });
   return {
     etaSeconds: Math.round(forecast.wallMs / 100) / 10,
     nodes: Object.fromEntries(forecast.nodes.map((n) => [n.id, n.finishMs === null ? null : Math.round(n.finishMs / 100) / 10])),

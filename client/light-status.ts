@@ -16,7 +16,7 @@ import type { BackfillCarry, BackfillInput, Progress } from '../core/protocol.ts
 import { QUERY_NAMES, backfillWorkflowId } from '../core/workflow-ids.ts';
 import type { Status } from './backfill-client.ts';
 import type { ConnectionSettings } from './connection.ts';
-import { NO_LIVE_ETA, anyMeasured, liveEta, withLiveEta, type LiveEta } from './eta.ts';
+import { NO_LIVE_ETA, anyMeasured, liveEta, liveWindows, withLiveEta, type LiveEta } from './eta.ts';
 import { QUERY_TIMEOUT_MS, UNPOLLED_QUERY_TIMEOUT_MS, noAnswerError, noPollerSeen, noWorkerError } from './status-errors.ts';
 import { StatusRpc, StatusRpcError, speaksPlainGrpc } from './status-rpc.ts';
 import { WORKFLOW_EXECUTION_STATUS_RUNNING } from './status-wire.ts';
@@ -109,7 +109,7 @@ async function etaOf(rpc: StatusReads, workflowId: string, inputOf: () => Promis
   if (!anyMeasured(carry.reports)) return NO_LIVE_ETA;
   const input = await asked;
   if (!input) throw new Error(`no input in the history of ${workflowId}`);
-  return liveEta(expandPlan(input.spec, input.range), carry);
+  return liveEta(expandPlan(input.spec, input.range), carry, await liveWindows(carry.governance));
 }
 
 /** The nodes whose work waits on an activity task queue no worker polls; `workflowPollers` tell the server's time too (`serverNow`). */

@@ -976,6 +976,7 @@ export class BackfillCoordinator {
       lastSettings: this.settings,
       runs,
       held: this.heldSpans,
+      ...(g?.hasWindows ? { throughWindows: (workMs: number) => g.workThroughWindows(this.now(), workMs) } : {}),
     });
     return { ...progress, ...(g ? { governance: g.view(this.now(), holds) } : {}), ...(this.canary ? { canary: this.canary.view() } : {}) };
   }

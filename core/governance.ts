@@ -32,7 +32,7 @@ import {
 } from './policy.ts';
 import type { NodeOverrides, StartGovernance } from './protocol.ts';
 import type { ResolvedSpec } from './spec.ts';
-import { RunWindows, backfillWindows, describeWindows, effectiveLimits, startDeadline, type EffectiveLimits, type Windows } from './windows.ts';
+import { RunWindows, backfillWindows, describeWindows, effectiveLimits, finishThroughWindows, startDeadline, type EffectiveLimits, type Windows } from './windows.ts';
 
 /** The policy of workers given none: it allows everything (and asks for nothing). */
 export const EMPTY_POLICY: Policy = parsePolicy({ version: 1 });
@@ -252,6 +252,12 @@ export class Governance {
    */
   windowLimits(now: number, handovers = false): EffectiveLimits | null {
     return this.hasWindows ? effectiveLimits(this.schedules, now, { rate: null, concurrency: null }, handovers) : null;
+  }
+
+  /** How long `workMs` of work begun at `now` takes with the hours the windows are closed on top; null where none opens again. */
+  workThroughWindows(now: number, workMs: number): number | null {
+    const finish = finishThroughWindows(this.schedules, now, workMs);
+    return finish === null ? null : finish - now;
   }
 
   /** While partitions may start: when no new one may (the window's close) and when running ones stop (close + grace). */

@@ -18,6 +18,11 @@ export type ProgressInputs = {
   runs: number;
   /** When the backfill let nothing start, by the parent's clock (BackfillCarry.held); absent: only the nodes' pausedMs are known. */
   held?: ReadonlyArray<readonly [from: number, to: number | null]>;
+  /**
+   * Under run windows: how long work of `workMs` begun now takes with the hours they are closed
+   * on top (core/windows.ts's finishThroughWindows, less now); null where no window opens again.
+   */
+  throughWindows?: (workMs: number) => number | null;
 };
 
 /** How much of `spans` (an open one: until now) lies within [from, to]. */
@@ -43,6 +48,20 @@ const HELD: readonly BackfillState[] = ['awaiting_approval', 'waiting_for_window
 /** Paused (by an operator or a spent budget) or held: nothing says when it goes on, so no ETA does. */
 export function isHeld(progress: Pick<Progress, 'paused' | 'state'>): boolean {
   return progress.paused || HELD.includes(progress.state);
+}
+
+/**
+ * The ETAs with the hours the run windows are closed on top (work that needs more than is left
+ * of tonight's window is done in the next one); null where no window opens again.
+ */
+export function throughWindows(progress: Progress, takes: ProgressInputs['throughWindows']): Progress {
+  if (!takes) return progress;
+  const through = (eta: number | null) => {
+    if (eta === null || eta === 0) return eta;
+    const ms = takes(eta * 1000);
+    return ms === null ? null : Math.round(ms / 100) / 10;
+  };
+  return { ...progress, etaSeconds: through(progress.etaSeconds), nodes: progress.nodes.map((n) => ({ ...n, etaSeconds: through(n.etaSeconds) })) };
 }
 
 /** No ETA, but what is done stays done. */
@@ -136,5 +155,5 @@ export function progressOf(inputs: ProgressInputs): Progress {
     runs: inputs.runs,
     nodes,
   };
-  return isHeld(progress) ? withoutEta(progress) : progress;
+  return isHeld(progress) ? withoutEta(progress) : throughWindows(progress, inputs.throughWindows);
 }

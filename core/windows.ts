@@ -381,6 +381,32 @@ export function windowedLimits(schedules: readonly RunWindows[]): (at: number) =
 }
 
 /**
+ * When `workMs` of work begun at `start` is done if it goes on only while every schedule lets
+ * partitions start (not paused): the hours the windows are closed come on top (a backfill allowed
+ * 22:00–05:00, at 04:50 with an hour's work left, is done at 22:50). Work outside the windows at
+ * a lower rate counts as work. Null when a closed window never opens again within a week.
+ */
+export function finishThroughWindows(schedules: readonly RunWindows[], start: number, workMs: number): number | null {
+  if (!(workMs > 0)) return start;
+  let t = start;
+  let left = workMs;
+  // Each step ends where the windows change: a few a day, so this bounds a year of work.
+  for (let step = 0; step < 5000; step++) {
+    const limits = effectiveLimits(schedules, t, { rate: null, concurrency: null });
+    const next = limits.nextChangeAt !== null && limits.nextChangeAt > t ? limits.nextChangeAt : null;
+    if (limits.paused) {
+      if (next === null) return null;
+      t = next;
+      continue;
+    }
+    if (next === null || left <= next - t) return t + left;
+    left -= next - t;
+    t = next;
+  }
+  return null;
+}
+
+/**
  * While partitions may start under every schedule: the instant the first schedule that pauses
  * outside its windows closes (`notAfter`: no partition starts at or after it) and that instant
  * plus the schedule's grace (`stopBy`: partitions still running then stop, to run again in the

@@ -461,6 +461,17 @@ describe('BackfillCoordinator: run windows', () => {
     expect(other.settingsOf('a')).toMatchObject({ rate: 1, openUntil: at('2024-05-02T06:00:00Z') });
   });
 
+  it("status's ETA counts the hours the windows are closed: at 05:50 with an hour's work left, done at 22:50", () => {
+    const clock = { now: at('2024-05-02T05:50:00Z') };
+    const c = night(true, clock);
+    c.refreshSettings();
+    // 50 of 60 done in 5 hours of work: the 10 left take an hour, 10 min of it before 06:00.
+    c.onReport({ ...report('a', RangeSet.of([0, 50])), stats: { ...stats, completed: 50, firstStartedAt: 0, lastFinishedAt: 5 * 3_600_000 } });
+    expect(c.progress('w', 'running', 1).etaSeconds).toBe(17 * 3600);
+    clock.now = at('2024-05-02T03:00:00Z');
+    expect(c.progress('w', 'running', 1).etaSeconds).toBe(3600);
+  });
+
   it('runs from before the patch window-handovers sleep until the merged window closes: the edge rate holds all night', () => {
     const clock = { now: at('2024-05-01T21:00:00Z') };
     const c = night(false, clock);

@@ -1,10 +1,11 @@
 /** `status`'s ETA: the estimate's simulation from a running backfill's state, with live figures. */
 import { describe, expect, it } from 'vitest';
-import { LIVE_OVERHEAD, LiveEtas, NO_LIVE_ETA, anyMeasured, liveEta, liveTiming, withLiveEta } from '../../client/eta.ts';
+import { LIVE_OVERHEAD, LiveEtas, NO_LIVE_ETA, anyMeasured, liveEta, liveTiming, liveWindows, withLiveEta } from '../../client/eta.ts';
 import { expandPlan } from '../../core/plan.ts';
 import type { NodeStats, Progress } from '../../core/protocol.ts';
 import { RangeSet } from '../../core/ranges.ts';
 import { resolveSpec } from '../../core/spec.ts';
+import { WindowsSchema } from '../../core/windows.ts';
 
 const stats = (s: Partial<NodeStats>): NodeStats => ({ running: 0, rate: null, concurrency: 4, throttles: 0, completed: 0, firstStartedAt: null, lastFinishedAt: null, ...s });
 
@@ -107,6 +108,30 @@ describe('liveEta', () => {
       expect(shown.etaSeconds).toBeNull();
       expect(shown.nodes.map((n) => n.etaSeconds)).toEqual([null, 0]);
     });
+  });
+
+  it("waits for the run window to open again: at 04:50 in a 22:00-05:00 window with an hour's work left, about 18 h, not 1 h", async () => {
+    const one = resolveSpec({ name: 'live', partitions: { grain: 'day', start: '2024-01-01', end: '2024-01-21' }, nodes: [{ id: 'a', transform: 'noop', concurrency: 1 }] });
+    const twenty = expandPlan(one);
+    // 10 done in an hour, one at a time: 6 min each; the 10 left take an hour.
+    const carry = {
+      limits,
+      overrides: {},
+      readiness: { a: { done: RangeSet.of([0, 10]).toJSON(), failed: '', inHands: '' } },
+      reports: { a: stats({ concurrency: 1, completed: 10, firstStartedAt: 0, lastFinishedAt: 3_600_000 }) },
+    };
+    const night = WindowsSchema.parse({ allow: [{ from: '22:00', to: '05:00' }] });
+    const now = Date.parse('2024-05-01T04:50:00Z');
+    expect(liveEta(twenty, carry).etaSeconds).toBeCloseTo(3600, -1);
+    expect(await liveWindows(undefined, now)).toBeUndefined();
+    expect(await liveWindows({ windows: [] }, now)).toBeUndefined();
+    const windowed = liveEta(twenty, carry, await liveWindows({ windows: [night] }, now));
+    // Two partitions start before 05:00 (04:50, 04:56), the other 8 from 22:00: done at 22:48.
+    expect(windowed.etaSeconds).toBeGreaterThan(17.9 * 3600);
+    expect(windowed.etaSeconds).toBeLessThan(18.1 * 3600);
+    expect(windowed.nodes.a).toBeGreaterThan(17.9 * 3600);
+    // Early in the night the hour fits.
+    expect(liveEta(twenty, carry, await liveWindows({ windows: [night] }, Date.parse('2024-05-01T01:00:00Z'))).etaSeconds).toBeCloseTo(3600, -1);
   });
 
   it('replaces the progress ETA only when it has one', () => {

@@ -6,6 +6,7 @@ import type { FailureGroup, NodeStats, NodeSettings, Progress } from '../../core
 import { RangeSet } from '../../core/ranges.ts';
 import { Readiness } from '../../core/readiness.ts';
 import { resolveSpec } from '../../core/spec.ts';
+import { RunWindows, WindowsSchema, finishThroughWindows } from '../../core/windows.ts';
 
 const n = (id: string, extra: Record<string, unknown> = {}) => ({ id, transform: 'noop', ...extra });
 
@@ -52,6 +53,7 @@ function inputs(plan: Plan, readiness: Readiness, extra: Partial<ProgressInputs>
   };
 }
 
+const H = 3_600_000;
 const node = (progress: Progress, id: string) => {
   const found = progress.nodes.find((x) => x.id === id);
   if (!found) throw new Error(`no node ${id} in progress`);
@@ -208,6 +210,26 @@ describe('progressOf throughput and ETA', () => {
     expect(p.throughput).toBeCloseTo(10 / 11); // 10 in 11 s of work
     // Without the spans (a run from before they were kept) only what every node was paused for counts: none.
     expect(progressOf(inputs(plan, r, { reports })).throughput).toBeCloseTo(10 / (11 + 3600));
+  });
+
+  it("counts the hours the run windows are closed: at 04:50 with an hour's work left in a 22:00-05:00 window, the ETA is 18 h, not 1 h", () => {
+    const plan = chainPlan();
+    const r = new Readiness(plan);
+    r.releaseAll();
+    r.markDone('z', RangeSet.of([0, 4]));
+    // z: 4 done in 4 h of work: its last one takes an hour.
+    const reports = { z: report({ completed: 4, firstStartedAt: 0, lastFinishedAt: 4 * H }) };
+    const night = new RunWindows(WindowsSchema.parse({ allow: [{ from: '22:00', to: '05:00' }] }));
+    const now = Date.parse('2024-05-01T04:50:00Z');
+    const through = (at: number) => (workMs: number) => {
+      const finish = finishThroughWindows([night], at, workMs);
+      return finish === null ? null : finish - at;
+    };
+    const p = progressOf(inputs(plan, r, { reports, throughWindows: through(now) }));
+    expect(node(p, 'z').etaSeconds).toBe(18 * 3600);
+    expect(progressOf(inputs(plan, r, { reports })).nodes.find((x) => x.id === 'z')!.etaSeconds).toBe(3600);
+    // Early in the night the hour fits.
+    expect(node(progressOf(inputs(plan, r, { reports, throughWindows: through(Date.parse('2024-05-01T01:00:00Z')) })), 'z').etaSeconds).toBe(3600);
   });
 
   it('a paused backfill has no ETA (a node that is done stays done), and status shows –', () => {

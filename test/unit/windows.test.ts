@@ -5,6 +5,7 @@ import {
   WindowsSchema,
   describeWindows,
   effectiveLimits,
+  finishThroughWindows,
   formatWait,
   instantOf,
   isTimeZone,
@@ -282,6 +283,25 @@ describe('effectiveLimits', () => {
     expect(effectiveLimits([spec, policy], at('2024-05-01T22:30:00Z'), base)).toEqual({ rate: 200, concurrency: 20, paused: false, open: true, nextChangeAt: at('2024-05-01T23:00:00Z') });
     expect(effectiveLimits([spec, policy], at('2024-05-01T23:30:00Z'), base)).toEqual({ rate: 30, concurrency: 20, paused: false, open: false, nextChangeAt: at('2024-05-02T06:00:00Z') });
     expect(effectiveLimits([], at('2024-05-01T23:30:00Z'), base)).toEqual({ ...base, paused: false, open: true, nextChangeAt: null });
+  });
+});
+
+describe('finishThroughWindows', () => {
+  const night = windows({ allow: [{ from: '22:00', to: '05:00' }] });
+
+  it("adds the hours the windows are closed: at 04:50 with an hour's work left, done at 22:50, not 05:50", () => {
+    expect(finishThroughWindows([night], at('2024-05-01T04:50:00Z'), H)).toBe(at('2024-05-01T22:50:00Z'));
+    // Work that fits in what is left of the window, and no work at all, end as they would.
+    expect(finishThroughWindows([night], at('2024-05-01T03:00:00Z'), H)).toBe(at('2024-05-01T04:00:00Z'));
+    expect(finishThroughWindows([night], at('2024-05-01T12:00:00Z'), 0)).toBe(at('2024-05-01T12:00:00Z'));
+    // Begun while closed: from the opening; three nights' work (7 h each) ends on the third.
+    expect(finishThroughWindows([night], at('2024-05-01T12:00:00Z'), 21 * H)).toBe(at('2024-05-04T05:00:00Z'));
+  });
+
+  it('counts work at the outside rate as work, and needs every schedule open', () => {
+    expect(finishThroughWindows([windows({ allow: [{ from: '22:00', to: '05:00' }], outside: { rate: 1 } })], at('2024-05-01T04:50:00Z'), H)).toBe(at('2024-05-01T05:50:00Z'));
+    const policy = windows({ allow: [{ from: '23:00', to: '04:00' }] });
+    expect(finishThroughWindows([night, policy], at('2024-05-01T03:30:00Z'), H)).toBe(at('2024-05-01T23:30:00Z'));
   });
 });
 
