@@ -3,7 +3,9 @@
  * policy says of a spec before it starts, with the same checks the workflow runs at the start.
  * The estimate of partition-seconds the approval threshold needs is `plan --estimate`'s, from
  * the warehouse's ledger when there is one with history (the workers compute the same at the
- * start: the figure here is a preview, never trusted by the workflow).
+ * start: the figure here is a preview, never trusted by the workflow). With `--only-changed` it
+ * judges what `start --only-changed` would run, decided by the same code (client/only-changed.ts),
+ * as the workflow judges such a start: the partitions it keeps are neither counted nor estimated.
  */
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
@@ -14,6 +16,7 @@ import { checkSpec, type PolicyCheck } from '../core/policy-check.ts';
 import { parseRange } from '../core/spec.ts';
 import { POLICY_ENV, POLICY_FILE, policyFileFrom, readPolicyFile } from '../activities/policy.ts';
 import { estimatePlan } from './estimate.ts';
+import type { ChangeSummary } from './only-changed.ts';
 import { loadSpecFile } from './spec-file.ts';
 
 export type PolicyCheckOptions = {
@@ -26,8 +29,12 @@ export type PolicyCheckOptions = {
   concurrency?: number | null;
   /** The estimate of partition-seconds (plan --estimate's total), for approval.maxPartitionSeconds; else estimated from `warehouse`'s ledger. */
   partitionSeconds?: number;
-  /** The warehouse whose ledger estimates partition-seconds (plan --estimate's default when unset). */
+  /** The warehouse whose ledger estimates partition-seconds (plan --estimate's default when unset), and --only-changed reads. */
   warehouse?: string;
+  /** --only-changed: judge only the partitions `start --only-changed` would run. */
+  onlyChanged?: boolean;
+  /** With --only-changed: the workers' code version the ledger's is compared with. */
+  codeVersion?: string;
   reason?: string;
   priority?: number;
   fairnessWeight?: number;
@@ -51,10 +58,18 @@ export async function runPolicyCheck(options: PolicyCheckOptions): Promise<Polic
   const range = parseRange(options.from, options.to);
   const plan = expandPlan(spec, range);
   requirePartitionsInRange(spec, range);
+  const changes = options.onlyChanged
+    ? await (await import('./only-changed.ts')).onlyChanged(plan, { warehouse: options.warehouse, codeVersion: options.codeVersion })
+    : undefined;
   let partitionSeconds = options.partitionSeconds;
   let estimateFrom: PolicyCheckResult['estimate'] = partitionSeconds !== undefined ? { partitionSeconds, source: '--partition-seconds' } : null;
   if (partitionSeconds === undefined && loaded.policy.approval.maxPartitionSeconds !== undefined) {
-    const report = await estimatePlan(plan, { limits: { rate: spec.rate, concurrency: spec.concurrency }, ...(options.warehouse !== undefined ? { warehouse: options.warehouse } : {}), calibrate: false });
+    const report = await estimatePlan(plan, {
+      limits: { rate: spec.rate, concurrency: spec.concurrency },
+      ...(options.warehouse !== undefined ? { warehouse: options.warehouse } : {}),
+      ...(changes ? { skip: changes.skip } : {}),
+      calibrate: false,
+    });
     if (report.partitionSeconds !== null) {
       partitionSeconds = report.partitionSeconds;
       const assumed = report.assumed.length > 0 ? `; ${report.assumed.join(', ')} from their parameters` : '';
@@ -65,7 +80,7 @@ export async function runPolicyCheck(options: PolicyCheckOptions): Promise<Polic
   }
   const check = checkSpec(loaded.policy, { path: loaded.path, hash: loaded.hash }, {
     spec,
-    partitions: plan.totalPartitions,
+    partitions: changes ? changes.summary.totalToRun : plan.totalPartitions,
     limits: {
       ...(options.rate !== undefined ? { rate: options.rate } : {}),
       ...(options.concurrency !== undefined ? { concurrency: options.concurrency } : {}),
@@ -76,18 +91,24 @@ export async function runPolicyCheck(options: PolicyCheckOptions): Promise<Polic
     ...(options.priority !== undefined || options.fairnessWeight !== undefined ? { priority: { key: options.priority ?? null, fairnessWeight: options.fairnessWeight ?? null } } : {}),
     at: options.now ?? Date.now(),
   });
-  return { ...check, estimate: estimateFrom };
+  return { ...check, estimate: estimateFrom, ...(changes ? { onlyChanged: changes.summary } : {}) };
 }
 
 export type PolicyCheckResult = PolicyCheck & {
   /** The partition-seconds held against approval.maxPartitionSeconds, and where the figure came from (null: the policy needs none). */
   estimate: { partitionSeconds: number | null; source: string } | null;
+  /** With --only-changed: what would run and what is kept, as `start --only-changed` reports it. */
+  onlyChanged?: ChangeSummary;
 };
 
 const limit = (value: number | null, unit = '') => (value === null ? 'unlimited' : `${value.toLocaleString('en-US')}${unit}`);
 
-export function renderPolicyCheck(check: PolicyCheck & Partial<Pick<PolicyCheckResult, 'estimate'>>): string {
+export function renderPolicyCheck(check: PolicyCheck & Partial<Pick<PolicyCheckResult, 'estimate' | 'onlyChanged'>>): string {
   const lines = [`policy ${check.policy.path} (${check.policy.hash.slice(0, 19)}…)`];
+  if (check.onlyChanged) {
+    const { totalToRun, totalSkipped, warehouse } = check.onlyChanged;
+    lines.push(`judged as start --only-changed: ${totalToRun.toLocaleString('en-US')} partitions would run, ${totalSkipped.toLocaleString('en-US')} unchanged ones are kept (the ledger of ${warehouse})`);
+  }
   if (check.violations.length === 0) lines.push(pc.green('✓ the start would be accepted'));
   else {
     lines.push(pc.red(`✗ the start would be refused (${check.violations.length} rule${check.violations.length > 1 ? 's' : ''}):`));

@@ -7,7 +7,7 @@ import { Argument, Command, Option } from '@commander-js/extra-typings';
 import { BackfillError } from '../../core/errors.ts';
 import { EXIT } from '../exit-codes.ts';
 import { SPEC_IN_EXAMPLES as SPEC, HELP_GROUPS, documented } from '../help.ts';
-import { jsonOption, positiveNumber, print, priorityOption, warehouseOption } from '../options.ts';
+import { checkOnlyChanged, codeVersionOption, jsonOption, positiveNumber, print, priorityOption, warehouseOption } from '../options.ts';
 
 const POLICY_ENV = 'BACKFILL_POLICY';
 
@@ -21,6 +21,7 @@ export function policyCommand() {
   return documented(new Command('policy'), HELP_GROUPS.run, [
     [`backfill policy check ${SPEC} --policy backfill.policy.yaml`, 'violations (exit 1), whether it would wait for an approval and why, the limits and budgets it would get'],
     [`backfill policy check ${SPEC} --from 2024-03-01 --to 2024-04-01 --reason restate-march-FIN-1234 --json`, 'March only with its reason, against $BACKFILL_POLICY or ./backfill.policy.yaml, as JSON'],
+    [`backfill policy check ${SPEC} --only-changed`, 'as start --only-changed would be judged: only the partitions whose inputs, spec or code changed count'],
   ])
     .description('policy check <spec>: what the policy the workers are given says of a spec before it starts: violations (exit 1), whether it would wait for an approval and why, the limits and budgets it would get')
     .addArgument(new Argument('<action>', 'what to do').choices(['check']))
@@ -34,10 +35,14 @@ export function policyCommand() {
     .option('--fairness-weight <weight>', 'the fairness weight it would start with', positiveNumber('--fairness-weight'))
     .option('--partition-seconds <n>', "the plan's estimated partition-seconds (default: plan --estimate's, from the warehouse's ledger)", partitionSeconds)
     .addOption(warehouseOption())
+    .option('--only-changed', 'judge what start --only-changed would run: only the partitions whose spec, code or upstream versions changed since their published version (reads the warehouse\'s ledger)')
+    .addOption(codeVersionOption())
     .option('--reason <text>', 'the reason it would start with')
     .option('--signed-by <principal>', 'the allowed signer who would sign the start (start --sign-key)')
     .addOption(jsonOption())
-    .action(async (_action, spec, options) => {
+    .action(async (_action, spec, options, command) => {
+      // --warehouse serves the partition-seconds estimate too; --code-version only --only-changed.
+      checkOnlyChanged(command, options.onlyChanged, ['warehouse']);
       const [{ runPolicyCheck, renderPolicyCheck }, { parseConcurrency, parseRate }] = await Promise.all([import('../policy-check.ts'), import('../../core/limits.ts')]);
       const check = await runPolicyCheck({
         spec,
@@ -50,6 +55,8 @@ export function policyCommand() {
         ...(options.fairnessWeight !== undefined ? { fairnessWeight: options.fairnessWeight } : {}),
         ...(options.partitionSeconds !== undefined ? { partitionSeconds: options.partitionSeconds } : {}),
         ...(options.warehouse !== undefined ? { warehouse: options.warehouse } : {}),
+        ...(options.onlyChanged ? { onlyChanged: true } : {}),
+        ...(options.codeVersion !== undefined ? { codeVersion: options.codeVersion } : {}),
         ...(options.reason !== undefined ? { reason: options.reason } : {}),
         ...(options.signedBy !== undefined ? { signedBy: options.signedBy } : {}),
       });

@@ -11,6 +11,10 @@ import { resolveSpec } from '../../core/spec.ts';
 import { createPolicyActivities, policyFileFrom, readPolicyFile } from '../../activities/policy.ts';
 import { policyFileForCheck, renderPolicyCheck, runPolicyCheck } from '../../client/policy-check.ts';
 import { policyCommand } from '../../client/commands/policy.ts';
+import { loadSpecFile } from '../../client/spec-file.ts';
+import { openWarehouse } from '../../activities/warehouse/index.ts';
+import { specHash } from '../../activities/spec-hash.ts';
+import { expandPlan } from '../../core/plan.ts';
 
 const KEY = `AAAAC3NzaC1lZDI1NTE5AAAAI${'B'.repeat(43)}`;
 let dir: string;
@@ -117,6 +121,40 @@ describe('policy check on files', () => {
     await expect(runPolicyCheck({ spec, policy, from: '2031-01-01' })).rejects.toMatchObject({ code: 'invalid_date', path: 'from', message: expect.stringContaining('holds no partition of any node') });
   });
 
+  it('with --only-changed, judges what start --only-changed would run: the unchanged partitions are neither counted nor estimated', async () => {
+    // 91 days of one node, 60 of them published by workers of this code version and unchanged since.
+    const text = `name: orders\npartitions: { grain: day, start: 2024-01-01, end: 2024-04-01 }\nnodes:\n  - { id: orders, transform: noop }\n`;
+    const spec = file('orders.yaml', text);
+    const policy = file('small.policy.yaml', `version: 1\napproval:\n  maxPartitions: 50\n  maxPartitionSeconds: 60\n  allowedSignersFile: allowed_signers\n`);
+    const warehouse = join(dir, 'orders-warehouse.db');
+    const { spec: resolved } = await loadSpecFile(spec);
+    const orders = expandPlan(resolved).nodes[0]!;
+    const w = openWarehouse(warehouse, { inline: true });
+    try {
+      for (let i = 0; i < 60; i++) {
+        await w.publish({
+          node: 'orders', partition: orders.partitions.key(i), backfillId: 'first', runKey: 'r1', workflowId: 'w', data: { rows: [{ a: i }], selects: [] },
+          checks: [], transform: 'noop', params: {}, codeVersion: 'orders@1', inputs: [], attempt: 1, startedAt: Date.now() - 1000, specHash: specHash(orders.spec),
+        });
+      }
+    } finally {
+      await w.close();
+    }
+    const all = await runPolicyCheck({ spec, policy, warehouse });
+    expect(all.partitions).toBe(91);
+    expect(all.approval.needed).toBe(true);
+    expect(all.estimate!.partitionSeconds).toBeGreaterThan(85);
+    const changed = await runPolicyCheck({ spec, policy, warehouse, onlyChanged: true, codeVersion: 'orders@1' });
+    expect(changed.partitions).toBe(31);
+    expect(changed.onlyChanged).toMatchObject({ totalToRun: 31, totalSkipped: 60 });
+    // 31 partitions of about a second each: under both thresholds, as the workflow judges the start.
+    expect(changed.estimate!.partitionSeconds).toBeLessThan(60);
+    expect(changed.approval).toEqual({ needed: false, reasons: [] });
+    expect(stripVTControlCharacters(renderPolicyCheck(changed))).toContain(`judged as start --only-changed: 31 partitions would run, 60 unchanged ones are kept (the ledger of ${warehouse})`);
+    // Another code version changes them all, as it would for start --only-changed.
+    expect((await runPolicyCheck({ spec, policy, warehouse, onlyChanged: true, codeVersion: 'orders@2' })).partitions).toBe(91);
+  });
+
   it('finds the policy by flag, variable or the working directory, and says what to do without one', () => {
     expect(policyFileForCheck('a.yaml', dir)).toBe(join(process.cwd(), 'a.yaml'));
     expect(policyFileForCheck('/etc/p.yaml', dir)).toBe('/etc/p.yaml');
@@ -156,6 +194,11 @@ describe('policy check on files', () => {
       expect(ok).toContain('✓ the start would be accepted');
       expect(ok).toContain('limits: rate 50/s');
       expect(process.exitCode).toBeUndefined();
+    });
+
+    it('refuses --code-version without --only-changed, which alone reads it', async () => {
+      const policy = file('backfill.policy.yaml', POLICY);
+      await expect(run(file('spec.yaml', SPEC), '--policy', policy, '--code-version', 'x@1')).rejects.toMatchObject({ code: 'invalid_argument', message: '--code-version only matters with --only-changed: add --only-changed, or leave it out' });
     });
   });
 });
