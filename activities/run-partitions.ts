@@ -233,7 +233,11 @@ export function createActivities(deps: ActivityDeps) {
     if (ctx.info.attempt > 1 || task.recheck) {
       const done = await deps.warehouse.publishedBy(node.id, task.key, input.runKey);
       if (done) {
-        const result = resultOf(task, done, startedAt, Date.now());
+        // Whoever made it never delivered its result (a crash after the commit, or a node workflow
+        // that continued as new while it ran): this result is the only one the budgets see, so it
+        // says what making the partition took and cost, not this look-up's few milliseconds.
+        const finishedAt = Date.now();
+        const result = resultOf(task, done, done.durationMs !== undefined ? finishedAt - done.durationMs : startedAt, finishedAt, done.cost);
         telemetry.foundPublished(result);
         return { done: result };
       }

@@ -225,6 +225,14 @@ export function publishedOf(codec: Codec, r: Raw): Published {
   };
 }
 
+/** What `publishedBy` adds to `publishedOf`: what making the version took and cost, from the same row. */
+export function madeOf(r: Raw): Pick<Published, 'durationMs' | 'cost'> {
+  return {
+    ...(r.duration_ms !== null && r.duration_ms !== undefined ? { durationMs: Number(r.duration_ms) } : {}),
+    ...(r.cost !== null && r.cost !== undefined ? { cost: Number(r.cost) } : {}),
+  };
+}
+
 export function rollbackRecord(codec: Codec, r: Raw): RollbackRecord {
   return {
     rollbackId: r.rollback_id as string,

@@ -106,6 +106,13 @@ export type Published = {
   alreadyPublished?: boolean;
   /** The version is staged: written and checked, not published. */
   staged?: boolean;
+  /**
+   * From the ledger, for a run that finds the partition made already (`publishedBy` only): how long
+   * making it took (duration_ms) and what its transform reported it cost. The attempt or workflow
+   * run that made it never delivered its result, so the budgets are charged these instead.
+   */
+  durationMs?: number;
+  cost?: number;
 };
 
 export type LedgerRow = {

@@ -11,7 +11,7 @@ import { changesFromRows, changesQuery, linksQuery, movedBy, pageLimit, type Cha
 import { PREVIOUS, THIS, checkAsync, type CheckOutcome } from './checks.ts';
 import { RowHasher, schemaHash, type ValueKind } from './checksum.ts';
 import { partitionLock, versionSelect, type Dialect, type PublishRequest, type PublishStart, type Session, type SpecStatement, type Wanted } from './dialect.ts';
-import { TABLES, assertCost, ledgerInsert, ledgerRow, ledgerValues, publishedOf, rollbackRecord, type ColumnDef, type LedgerFields } from './ledger.ts';
+import { TABLES, assertCost, ledgerInsert, ledgerRow, ledgerValues, madeOf, publishedOf, rollbackRecord, type ColumnDef, type LedgerFields } from './ledger.ts';
 import { inputVersions } from './lineage.ts';
 import { assertDataset } from './names.ts';
 import { assertSameChecksum, columnsFromSchemaHash, decideRestore, type RestoreState } from './restore.ts';
@@ -238,18 +238,22 @@ export class SqlWarehouse implements Warehouse {
     });
   }
 
-  /** The version this run published or staged of the partition (a run writes at most one that passed its checks). */
-  private async publishedRow(s: Session, node: string, partition: string, runKey: string): Promise<Published | null> {
+  /**
+   * The version this run published or staged of the partition (a run writes at most one that
+   * passed its checks); with `made`, what making it took and cost too.
+   */
+  private async publishedRow(s: Session, node: string, partition: string, runKey: string, made = false): Promise<Published | null> {
     const [row] = await s.all<Raw>(
-      `SELECT version, previous_version, row_count, checksum, schema_hash, warnings, status FROM ${this.t('ledger')}
+      `SELECT version, previous_version, row_count, checksum, schema_hash, warnings, status${made ? ', duration_ms, cost' : ''} FROM ${this.t('ledger')}
        WHERE node = :node AND partition = :partition AND run_key = :run_key AND status IN ('published', 'staged') ORDER BY version DESC`,
       { node, partition, run_key: runKey },
     );
-    return row ? publishedOf(this.dialect.codec, row) : null;
+    if (!row) return null;
+    return made ? { ...publishedOf(this.dialect.codec, row), ...madeOf(row) } : publishedOf(this.dialect.codec, row);
   }
 
   publishedBy(node: string, partition: string, runKey: string): Promise<Published | null> {
-    return this.read((s) => this.publishedRow(s, node, partition, runKey));
+    return this.read((s) => this.publishedRow(s, node, partition, runKey, true));
   }
 
   async publish(write: PartitionWrite): Promise<Published> {
