@@ -14,6 +14,7 @@ import { Command, type CommandUnknownOpts } from '@commander-js/extra-typings';
 import pc from 'picocolors';
 import { BackfillError } from '../core/errors.ts';
 import { redactSecrets } from './secrets.ts';
+import { printableLines } from './printable.ts';
 import { packageJson } from '../host/package.ts';
 import { settingsFromEnv } from '../host/settings.ts';
 import { EXIT } from './exit-codes.ts';
@@ -119,7 +120,7 @@ export async function buildProgram(commands: readonly CommandName[] = COMMAND_NA
     // reaches main() too (JSON with --json, exit code 1) instead of exiting inside commander.
     .exitOverride()
     .showHelpAfterError()
-    .configureOutput({ outputError: (text, write) => write(pc.red(text)) });
+    .configureOutput({ outputError: (text, write) => write(pc.red(printableLines(text))) });
   for (const command of await Promise.all(commands.map((name) => COMMANDS[name]()))) program.addCommand(command);
   return program;
 }
@@ -132,7 +133,7 @@ function reportError(error: unknown, json: boolean): void {
   // Whatever a call failed with, the connection's secrets (API key, gRPC metadata) are not printed.
   const shown = new BackfillError(failure.code, redactSecrets(failure.message), failure.path);
   if (json) process.stdout.write(`${JSON.stringify({ error: shown.toJSON() }, null, 2)}\n`);
-  else process.stderr.write(`${pc.red('error:')} ${shown.message}\n`);
+  else process.stderr.write(`${pc.red('error:')} ${printableLines(shown.message)}\n`);
 }
 
 export async function main(argv = process.argv): Promise<void> {

@@ -6,6 +6,7 @@
 import { InvalidArgumentError, Option, type CommandUnknownOpts } from '@commander-js/extra-typings';
 import { BackfillError } from '../core/errors.ts';
 import type { ConnectionOverrides } from './connection.ts';
+import { terminalText } from './printable.ts';
 
 export const jsonOption = (help = 'machine-readable output') => new Option('--json', help);
 
@@ -102,7 +103,7 @@ export function connectionFlags(command: CommandUnknownOpts): ConnectionOverride
   };
 }
 
-/** Writes a command's answer: JSON with --json, else the human text. */
+/** Writes a command's answer: JSON with --json (which escapes control characters itself), else the human text as text. */
 export function print(json: boolean | undefined, value: unknown, human: () => string): void {
-  process.stdout.write(json ? `${JSON.stringify(value, null, 2)}\n` : `${human()}\n`);
+  process.stdout.write(json ? `${JSON.stringify(value, null, 2)}\n` : `${terminalText(human())}\n`);
 }

@@ -11,6 +11,27 @@ export function printableText(text: string): string {
   return text.replace(UNPRINTABLE, ' ');
 }
 
+/** `printableText` line by line: the line breaks kept, for text of several lines such as an error message. */
+export function printableLines(text: string): string {
+  return text.split('\n').map(printableText).join('\n');
+}
+
+/** The colour sequences (SGR: ESC [ parameters m) that picocolors and cli-table3 write on a terminal: the only escape sequences kept. */
+const COLOR = /(\u001b\[[0-9;]*m)/;
+
+/**
+ * A whole human answer, the last step before the terminal: `printableLines`, with the program's
+ * colours kept, so a renderer that forgot to make its data printable cannot clear the screen,
+ * move the cursor or hide a link (OSC 8). Renderers still make their data printable first: their
+ * tables measure it, and a colour sequence in the data would pass here as one of the program's.
+ */
+export function terminalText(text: string): string {
+  return text
+    .split(COLOR)
+    .map((part, i) => (i % 2 === 1 ? part : printableLines(part)))
+    .join('');
+}
+
 declare const PRINTABLE: unique symbol;
 
 /**

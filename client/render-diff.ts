@@ -2,12 +2,15 @@
 import Table from 'cli-table3';
 import pc from 'picocolors';
 import { columnDelta, formatPercent, rowChangePercent, type DiffSummary, type PartitionDiff } from '../core/diff.ts';
+import { printable, printableText } from './printable.ts';
 
 const number = (n: number) => n.toLocaleString('en-US');
 const signed = (n: number | null) => (n === null ? '–' : `${n > 0 ? '+' : ''}${Number(n.toPrecision(6)).toLocaleString('en-US')}`);
 
 /** `partitions` (--partitions): the table lists those whose rows changed. */
-export function renderDiff(backfillId: string, phase: string, summary: DiffSummary, partitions?: readonly PartitionDiff[]): string {
+export function renderDiff(id: string, phase: string, diff: DiffSummary, changedPartitions?: readonly PartitionDiff[]): string {
+  // Column names come from the node's SQL (SELECT 1 AS "..."): any text.
+  const [backfillId, summary, partitions] = [printableText(id), printable(diff), changedPartitions && printable(changedPartitions)];
   const style = process.stdout.isTTY ? { head: ['cyan'] } : { head: [], border: [] };
   const lines = [
     `${pc.bold(backfillId)}: ${number(summary.partitions)} staged partition${summary.partitions === 1 ? '' : 's'} against what is published (${phase})`,

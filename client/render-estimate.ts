@@ -3,6 +3,7 @@ import Table from 'cli-table3';
 import pc from 'picocolors';
 import { formatDuration } from '../core/duration.ts';
 import type { EstimateReport, TimingSource } from './estimate.ts';
+import { printable } from './printable.ts';
 
 const number = (n: number) => n.toLocaleString('en-US');
 const tableStyle = () => (process.stdout.isTTY ? { head: ['cyan'] } : { head: [], border: [] });
@@ -21,7 +22,8 @@ function sourceText(source: TimingSource): string {
   return `${number(source.ledgerRows)} ledger rows (${number(source.ownDurations)} of this plan's partitions) from ${backfills}${more}, finished ${when}`;
 }
 
-export function renderEstimate(estimate: EstimateReport): string {
+export function renderEstimate(report: EstimateReport): string {
+  const estimate = printable(report);
   const table = new Table({ head: ['node', 'partitions', 'runs', 'per partition', 'starts', 'finishes', 'rows'], style: tableStyle() });
   for (const node of estimate.nodes) {
     table.push([node.id, number(node.partitions), number(node.runs), formatDuration(node.meanMs), at(node.firstStartMs), at(node.finishMs), node.rows === null ? '?' : number(node.rows)]);

@@ -12,7 +12,7 @@ import type { ChangeSummary } from './only-changed.ts';
 import type { NodeProgress, Progress } from '../core/protocol.ts';
 import type { InputVersions, LedgerRow } from '../activities/warehouse/types.ts';
 import type { Waiting } from './waiting.ts';
-import { printable, type Printable } from './printable.ts';
+import { printable, printableText, type Printable } from './printable.ts';
 
 /** A count with thousands separators; without Intl for whole numbers (its first use loads locale data: tens of ms at start). */
 const number = (n: number) => (Number.isSafeInteger(n) ? String(n).replace(/\B(?=(\d{3})+(?!\d))/g, ',') : n.toLocaleString('en-US'));
@@ -25,7 +25,8 @@ const leftOf = (n: Pick<NodeProgress, 'running' | 'pending'>) => n.running + n.p
 const STOPPED_SHORT = new Set<Progress['state']>(['cancelled', 'failed', 'discarded', 'canary_failed']);
 const throughput = (t: number | null) => (t === null ? '–' : `${t.toFixed(1)}/s`);
 
-export function renderPlan(plan: PlanSummary): string {
+export function renderPlan(summary: PlanSummary): string {
+  const plan = printable(summary);
   const table = new Table({ head: ['node', 'grain', 'partitions', 'first', 'last', 'transform', 'depends on'], style: tableStyle() });
   for (const node of plan.nodes) {
     table.push([
@@ -54,7 +55,8 @@ const REASON_WORDS: Record<(typeof RECOMPUTE_REASONS)[number], string> = {
 };
 
 /** `--only-changed`: how many partitions of each node run, and why. */
-export function renderChanges(changes: ChangeSummary): string {
+export function renderChanges(summary: ChangeSummary): string {
+  const changes = printable(summary);
   const table = new Table({ head: ['node', 'partitions', 'run', 'keep', 'why they run'], style: tableStyle() });
   for (const node of changes.nodes) {
     const why = RECOMPUTE_REASONS.filter((r) => node.reasons[r] > 0).map((r) => `${number(node.reasons[r])} ${REASON_WORDS[r]}`);
@@ -219,7 +221,8 @@ function describeInput(i: InputVersions): string {
   return `${i.node} ${range} (${i.partitions}, ${versions})`;
 }
 
-export function renderLineage(node: string, partition: string, versions: LedgerRow[]): string {
+export function renderLineage(nodeId: string, partitionKey: string, rows: LedgerRow[]): string {
+  const [node, partition, versions] = [printableText(nodeId), printableText(partitionKey), printable(rows)];
   if (versions.length === 0) return `${node} ${partition}: no version in the ledger`;
   const table = new Table({
     head: ['version', 'status', 'backfill', 'rows', 'checksum', 'transform', 'code', 'attempt', 'finished', 'took', 'cost', 'inputs'],
