@@ -1,9 +1,17 @@
 /** A plan graph as a Mermaid flowchart: `plan --format mermaid`, for Markdown that renders it (GitHub, GitLab, many wikis). */
 import { OUTCOMES, OUTCOME_COLORS, number, type PlanGraph } from './model.ts';
+import { printableText } from '../printable.ts';
 
-/** Label text with Mermaid's entity codes for what its parser or its HTML labels would read as syntax. */
+/**
+ * Mermaid's entity codes for what its parser, its Markdown strings (`) or its HTML labels would
+ * read as syntax, and for # that would start an entity code; `[` and `]` too, so a label is no
+ * Markdown link wherever the chart's text ends up.
+ */
+const ENTITY: Record<string, string> = { '#': '#35;', '&': '#amp;', '"': '#quot;', '<': '#lt;', '>': '#gt;', '|': '#124;', '`': '#96;', '[': '#91;', ']': '#93;' };
+
+/** Label text on one line (a line break would end the statement), with entity codes for syntax. */
 function text(value: string): string {
-  return value.replaceAll('&', '#amp;').replaceAll('"', '#quot;').replaceAll('<', '#lt;').replaceAll('>', '#gt;').replaceAll('|', '#124;');
+  return printableText(value).replace(/[#&"<>|`[\]]/g, (c) => ENTITY[c]!);
 }
 
 export function toMermaid(graph: PlanGraph): string {
