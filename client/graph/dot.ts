@@ -1,14 +1,32 @@
 /** A plan graph in Graphviz's DOT language: `plan --format dot`, and what `svg.ts` lays out. */
 import { OUTCOME_COLORS, number, type GraphNode, type PlanGraph } from './model.ts';
+import { printableText } from '../printable.ts';
 
-/** Text inside an HTML-like label: the five characters that markup gives meaning to. */
+/**
+ * Text inside an HTML-like label: the five characters that markup gives meaning to, and the
+ * backslash, doubled: Graphviz expands \N, \G, \L ... in HTML-like labels too (after it decodes
+ * entities, so &#92; would not do), and reads \\ there as one backslash.
+ */
 function html(text: string): string {
-  return text.replaceAll('&', '&amp;').replaceAll('<', '&lt;').replaceAll('>', '&gt;').replaceAll('"', '&quot;').replaceAll("'", '&#39;');
+  return printableText(text)
+    .replaceAll('&', '&amp;')
+    .replaceAll('<', '&lt;')
+    .replaceAll('>', '&gt;')
+    .replaceAll('"', '&quot;')
+    .replaceAll("'", '&#39;')
+    .replaceAll('\\', '\\\\');
 }
 
-/** A double-quoted DOT string. */
+/**
+ * A double-quoted DOT string, read back as written: in one, Graphviz takes only \" as an escape
+ * (a quote) and keeps a pair \\ as two backslashes. So only quotes are escaped; an odd run of
+ * backslashes before a quote or the closing quote would take it, and a space ends the run.
+ */
 function quoted(text: string): string {
-  return `"${text.replaceAll('\\', '\\\\').replaceAll('"', '\\"').replaceAll('\n', '\\n')}"`;
+  const body = printableText(text)
+    .replace(/\\+(?="|$)/g, (run) => (run.length % 2 === 1 ? `${run} ` : run))
+    .replaceAll('"', '\\"');
+  return `"${body}"`;
 }
 
 function nodeLine(node: GraphNode): string {
