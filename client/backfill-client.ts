@@ -25,7 +25,7 @@ import { rollbackNodes, type RollbackNodes, type RunNode } from '../core/rollbac
 import { expandPlan, requirePartitionsInRange, type Plan } from '../core/plan.ts';
 import { RangeSet } from '../core/ranges.ts';
 import { rollbackWorkflowId, type RollbackInput, type RollbackSummary, type RollbackTuning } from '../core/rollback.ts';
-import { CORE_GENERATION, DEFAULT_TASK_QUEUE, type BackfillCarry, type BackfillInput, type BackfillResult, type Limits, type Progress, type Tuning } from '../core/protocol.ts';
+import { CORE_GENERATION, DEFAULT_TASK_QUEUE, type BackfillCarry, type BackfillInput, type BackfillResult, type Limits, type Progress, type ResumeRequest, type Tuning } from '../core/protocol.ts';
 import type { RangesJSON } from '../core/ranges.ts';
 import type { PartitionRange, ResolvedSpec } from '../core/spec.ts';
 import { discardWorkflowId, type DiscardEndedInput, type StagedPhase } from '../core/staged.ts';
@@ -151,6 +151,8 @@ export type StartOptions = {
   admission?: boolean;
   /** A new run of a backfill that ended (resume, retry-failed), for the audit trail. */
   action?: 'start' | 'resume';
+  /** What that new run was asked for (`retry-failed`, a new spec's changes), for its audit entry. */
+  resumeRequest?: ResumeRequest;
 };
 
 export type DatasetWait = {
@@ -408,6 +410,7 @@ export class BackfillClient {
       ...(options.reason !== undefined && options.reason.trim() !== '' ? { reason: options.reason.trim() } : {}),
       ...(options.budgets ? { budgets: options.budgets } : {}),
       ...(options.action ? { action: options.action } : {}),
+      ...(options.resumeRequest ? { resumeRequest: options.resumeRequest } : {}),
       ...(options.signKey !== undefined
         ? { signature: await this.signStart(options.signKey, backfillId, { spec, range, ...(skip ? { skip } : {}), stage: options.stage === true, canary: canary && !carry ? canary : undefined }, options.reason) }
         : {}),
@@ -1054,7 +1057,7 @@ export class BackfillClient {
   private async goOn(
     backfillId: string,
     description: Awaited<ReturnType<BackfillClient['describe']>>,
-    options: { spec?: ResolvedSpec; node?: string } & ControlOptions,
+    options: { spec?: ResolvedSpec; node?: string; retryFailed?: boolean } & ControlOptions,
   ): Promise<{ started: Started; changed: string[] }> {
     await this.notRolledBack(backfillId, description);
     const original = await this.inputOf(backfillId);
@@ -1089,6 +1092,15 @@ export class BackfillClient {
         ...(description.priority?.fairnessWeight ? { fairnessWeight: description.priority.fairnessWeight } : {}),
         ...(options.reason !== undefined ? { reason: options.reason } : {}),
         action: 'resume',
+        // For the new run's audit entry: a retry-failed (workers from before it record a resume), and what a new spec changed.
+        ...(options.retryFailed || options.spec
+          ? {
+              resumeRequest: {
+                ...(options.retryFailed ? { retryFailed: options.node !== undefined ? { node: options.node } : {} } : {}),
+                ...(options.spec ? { specChanged: changed } : {}),
+              },
+            }
+          : {}),
       },
       resumeCarry(carry, options.node),
     );
@@ -1195,7 +1207,12 @@ export class BackfillClient {
     const failed = Object.entries(carry.readiness)
       .filter(([id]) => node === undefined || id === node)
       .reduce((sum, [, state]) => sum + RangeSet.fromJSON(state.failed).size, 0);
-    const { started, changed } = await this.goOn(backfillId, description, { ...(spec ? { spec } : {}), ...(node !== undefined ? { node } : {}), ...(options.reason !== undefined ? { reason: options.reason } : {}) });
+    const { started, changed } = await this.goOn(backfillId, description, {
+      retryFailed: true,
+      ...(spec ? { spec } : {}),
+      ...(node !== undefined ? { node } : {}),
+      ...(options.reason !== undefined ? { reason: options.reason } : {}),
+    });
     return { retried: failed, changed, resumed: started };
   }
 

@@ -14,8 +14,11 @@
 import { BackfillError } from './errors.ts';
 import type { Action } from './policy.ts';
 
-/** Entries beside the policy's actions: what the policy did by itself (a spent budget), and a new spec sent to a running backfill. */
-export type OtherAction = 'budget-pause' | 'replace-spec';
+/**
+ * Entries beside the policy's actions: what the policy did by itself (a spent budget), a new
+ * spec sent to a running backfill, and the new run `retry-failed` starts of an ended backfill.
+ */
+export type OtherAction = 'budget-pause' | 'replace-spec' | 'retry-failed';
 
 export type AuditEntry = {
   /** 1, 2, ... over the whole backfill (all its runs). */
@@ -160,8 +163,14 @@ export function describeChange(entry: Pick<AuditEntry, 'action' | 'details' | 'o
       return `${String(d.budget)} budget ${'previous' in d ? `${show(d.previous)} → ` : ''}${show(d.limit)}`;
     case 'retry':
       return `${show(d.retried)} failed partitions sent back to run${on}`;
+    case 'resume':
+    case 'retry-failed':
     case 'start': {
-      const parts = [`${d.resumed === true ? 'resumed' : 'started'}${typeof d.partitions === 'number' ? ` with ${d.partitions.toLocaleString('en-US')} partitions` : ''}`];
+      // A resume control (of a paused backfill) is no run's start: it has no `resumed`.
+      if (entry.action === 'resume' && d.resumed !== true) return describeDetails(d);
+      const what = entry.action === 'retry-failed' ? `failed partitions${typeof d.node === 'string' ? ` of node ${d.node}` : ''} run again in a new run` : d.resumed === true ? 'resumed' : 'started';
+      const parts = [`${what}${typeof d.partitions === 'number' ? ` with ${d.partitions.toLocaleString('en-US')} partitions` : ''}`];
+      if (typeof d.specChanged === 'string') parts.push(d.specChanged === '' ? 'a new spec that changes no node' : `a new spec that changes ${d.specChanged}`);
       if (typeof d.priority === 'number') parts.push(`priority ${d.priority}`);
       if (typeof d.fairnessWeight === 'number') parts.push(`fairness weight ${d.fairnessWeight}`);
       if (typeof d.policyHash === 'string') parts.push(`policy ${d.policyHash.slice(0, 19)}…`);
@@ -171,9 +180,14 @@ export function describeChange(entry: Pick<AuditEntry, 'action' | 'details' | 'o
       return `approved plan ${String(d.planHash ?? '').slice(0, 19)}…`;
     case 'budget-pause':
       return String(d.why ?? 'a budget is spent');
-    default: {
-      const parts = Object.entries(d).map(([k, v]) => `${k} ${String(v)}`);
-      return parts.join(', ');
-    }
+    default:
+      return describeDetails(d);
   }
+}
+
+/** Every detail as `key value`, for an entry without words of its own. */
+function describeDetails(d: AuditEntry['details']): string {
+  return Object.entries(d)
+    .map(([k, v]) => `${k} ${String(v)}`)
+    .join(', ');
 }

@@ -18,6 +18,7 @@ import { capNodeRates } from './policy.ts';
 import type { Plan, PlanNode } from './plan.ts';
 import { progressOf } from './progress.ts';
 import { StagedGate, resumedStaged, type StagedAction, type StagedDecision } from './staged.ts';
+import type { StartAction } from './start-action.ts';
 import { CanaryGate, canaryScope, type CanaryAction, type CanaryDecision, type CanaryDiff } from './canary.ts';
 import type { BackfillCarry, BackfillState, CostAllowance, FailureGroup, NodeControl, NodeOverrides, NodeReport, NodeSettings, NodeStats, Progress } from './protocol.ts';
 import { initialRelease } from './only-changed.ts';
@@ -478,10 +479,9 @@ export class BackfillCoordinator {
     return this.governance;
   }
 
-  /** Records the start (or its refusal) in the audit trail. */
-  recordStart(meta: ControlMeta & { verified?: boolean }, details: AuditEntry['details']): void {
+  /** Records the start (or its refusal) in the audit trail: as `action` (`parseStartAction`), else a start or, `resumed`, a resume. */
+  recordStart(meta: ControlMeta & { verified?: boolean }, details: AuditEntry['details'], action: StartAction = details.resumed === true ? 'resume' : 'start'): void {
     if (!this.governance) return;
-    const action = details.resumed === true ? 'resume' : 'start';
     if (meta.verified && meta.identity !== undefined) this.write(this.governance.recordVerified(action, meta.identity, meta.reason ?? '', this.now(), details));
     else this.record(action, meta, details);
   }

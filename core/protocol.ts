@@ -90,6 +90,16 @@ export type StartGovernance = {
   budgets?: { retries?: number; cost?: number };
   /** A new run of a backfill that ended (resume, retry-failed): judged as a start. */
   action?: 'start' | 'resume';
+  /** What the new run of an ended backfill (action `resume`) was asked for, for its audit entry (`parseStartAction`). */
+  resumeRequest?: ResumeRequest;
+};
+
+/** What a new run of an ended backfill was asked for: its audit entry says `retry-failed` or `resume`, and what a new spec changed. */
+export type ResumeRequest = {
+  /** `backfill retry-failed`: the failures of `node` (or of every node) run again. */
+  retryFailed?: { node?: string };
+  /** With a new spec (`--spec`): the nodes it changes from the ended run's. */
+  specChanged?: string[];
 };
 
 export type BackfillInput = {

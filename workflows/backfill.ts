@@ -41,6 +41,7 @@ import { expandPlan, upstreamPartitions, type PlanNode } from '../core/plan.ts';
 import { BackfillError } from '../core/errors.ts';
 import { CORE_GENERATION, DEFAULT_TUNING, type BackfillInput, type BackfillResult, type BackfillState, type NodeControl, type NodeReport } from '../core/protocol.ts';
 import type { RangeSet } from '../core/ranges.ts';
+import { parseStartAction, type ParsedStartAction } from '../core/start-action.ts';
 import { workflowTime } from './clock.ts';
 import {
   BACKFILL_ID,
@@ -154,6 +155,13 @@ export const WINDOW_HANDOVERS = 'window-handovers';
  * (CoordinatorOptions.canaryCountsAfresh).
  */
 export const CANARY_START_COUNTS_AFRESH = 'canary-start-counts-afresh';
+/**
+ * Patch (docs/workflow-versions.md): the start's action is parsed (`parseStartAction`), and the
+ * new run `retry-failed` starts of an ended backfill is audited as `retry-failed`, with the nodes
+ * a new spec changed; before, it was a plain `resume`, and a hand-made start's action was
+ * recorded as it came.
+ */
+export const RETRY_FAILED_AUDITED = 'retry-failed-audited';
 
 /** Approvals waiting to be verified beyond this many are ignored (a flood of hand-made signals). */
 const MAX_PENDING_APPROVALS = 5;
@@ -182,6 +190,15 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
   const windowHandovers = governed && patched(WINDOW_HANDOVERS);
   // Only a run's own continue-as-new carries a judgement to trust: a client's carry (a resume) is judged again.
   const continued = info.continuedFromExecutionRunId !== undefined;
+  // What the start is (start, resume, retry-failed), for its audit entry: parsed here; a bad one fails the start, before anything runs.
+  let startAction: ParsedStartAction | null = null;
+  if (governed && !continued && patched(RETRY_FAILED_AUDITED)) {
+    try {
+      startAction = parseStartAction(input.governance ?? {}, plan.nodes.map((n) => n.id));
+    } catch (error) {
+      throw refusal(error);
+    }
+  }
   // A canary arrives in the input (anyone may start one): parsed here; a bad one fails the start, before anything runs.
   let canaryConfig;
   try {
@@ -634,7 +651,16 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
       admission = { view: { state: 'running', policy: verdict.policy, planHash: null, holds: [] }, refused: verdict.message };
       upsertMemo({
         governance: { policy: verdict.policy, refused: verdict.message },
-        audit: { seq: 1, at: workflowTime(), action: request.action ?? 'start', identity: request.identity ?? 'unknown', verified: false, reason: request.reason ?? null, outcome: 'refused', details: { why: verdict.message } },
+        audit: {
+          seq: 1,
+          at: workflowTime(),
+          action: startAction?.action ?? request.action ?? 'start',
+          identity: request.identity ?? 'unknown',
+          verified: false,
+          reason: request.reason ?? null,
+          outcome: 'refused',
+          details: { why: verdict.message },
+        },
       });
       showStatus('refused');
       await condition(allHandlersFinished);
@@ -651,7 +677,9 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
         planHash: g.planHash,
         priority: info.priority?.priorityKey || null,
         fairnessWeight: info.priority?.fairnessWeight || null,
+        ...startAction?.details,
       },
+      startAction?.action,
     );
     writeAudit();
     upsertMemo({ governance: { policy: verdict.policy, planHash: g.planHash } });

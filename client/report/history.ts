@@ -71,7 +71,8 @@ export function pauseToggles(entries: readonly AuditEntry[]): Array<{ atMs: numb
   for (const entry of entries) {
     if (entry.outcome !== 'applied') continue;
     const d = entry.details;
-    if (entry.action === 'pause' || entry.action === 'resume') operator = entry.action === 'pause';
+    // A new run of an ended backfill (resume, retry-failed) starts unpaused.
+    if (entry.action === 'pause' || entry.action === 'resume' || entry.action === 'retry-failed') operator = entry.action === 'pause';
     else if (entry.action === 'budget-pause') for (const [, budget] of String(d.why ?? '').matchAll(SPENT)) spent.add(budget!);
     else if (entry.action === 'set-budget' && typeof d.budget === 'string' && typeof d.limit === 'number' && typeof d.used === 'number') {
       if (d.used >= d.limit) spent.add(d.budget);

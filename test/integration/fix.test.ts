@@ -8,8 +8,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BackfillClient } from '../../client/backfill-client.ts';
 import { NonRetryableError } from '../../activities/errors.ts';
 import type { Transform } from '../../activities/transforms.ts';
+import { describeChange } from '../../core/audit.ts';
 import type { SpecInput } from '../../core/spec.ts';
-import { Gate, connectClient, scratch, startTestWorker, testSpec, uniqueQueue, waitFor, type TestWorker } from './helpers.ts';
+import { Gate, connectClient, runCli, scratch, startTestWorker, testSpec, uniqueQueue, waitFor, type TestWorker } from './helpers.ts';
 
 describe('fix and go on', () => {
   let client: BackfillClient;
@@ -92,6 +93,21 @@ describe('fix and go on', () => {
     const keys = after.map((r) => `${r.node}/${r.partition}`);
     expect(new Set(keys).size).toBe(keys.length);
     expect(await worker.warehouse.query('SELECT COUNT(*) AS n, SUM(total) AS total FROM daily')).toEqual([{ n: 10, total: 70 }]);
+  });
+
+  // Before, the new run's audit entry was a plain `resume`: the retry and its new spec were nowhere in the trail.
+  it('retry-failed --spec of an ended backfill is in its audit trail as a retry-failed, with the nodes the spec changed', async () => {
+    const { backfillId } = await client.start(testSpec(queue, shop(broken)), { taskQueue: queue });
+    expect((await client.wait(backfillId, 120_000)).state).toBe('completed_with_failures');
+    await client.retryFailed(backfillId, 'daily', testSpec(queue, shop(fixed)), { reason: 'daily reads a column that exists now' });
+    expect((await client.wait(backfillId, 120_000)).state).toBe('completed');
+    const trail = await client.audit(backfillId);
+    expect(trail.map((e) => e.action)).toEqual(['start', 'retry-failed']);
+    expect(trail[1]).toMatchObject({ outcome: 'applied', reason: 'daily reads a column that exists now', details: { resumed: true, node: 'daily', specChanged: 'daily' } });
+    expect(describeChange(trail[1]!)).toMatch(/^failed partitions of node daily run again in a new run with \d+ partitions, a new spec that changes daily($|, )/);
+    // `backfill audit` prints it so.
+    const printed = await runCli(['audit', backfillId]);
+    expect(printed.stdout).toMatch(/retry-failed/);
   });
 
   // Before, the new run took the ended run's input, the spec from before the fix, and failed again.

@@ -60,6 +60,13 @@ describe('histories', () => {
     expect(pausedSpans([], 10)).toEqual([]);
   });
 
+  it('ends a pause at the new run of the ended backfill (a resume, or a retry-failed): it starts unpaused', () => {
+    for (const action of ['resume', 'retry-failed'] as const) {
+      const goneOn = [entry(1, 0, 'start'), entry(2, 10, 'pause', { paused: true, previous: false }), entry(3, 30, action, { resumed: true, partitions: 10 })];
+      expect(pausedSpans(pauseToggles(goneOn), T0 + 60_000)).toEqual([{ startMs: T0 + 10_000, endMs: T0 + 30_000 }]);
+    }
+  });
+
   it('draws no pause the backfill refused (a pause signal with a junk argument, a policy that says no)', () => {
     const refused = [entry(1, 0, 'start'), entry(2, 10, 'pause', { why: 'the policy allows pause only to oncall' }, 'refused')];
     expect(pausedSpans(pauseToggles(refused), T0 + 600_000)).toEqual([]);
