@@ -30,6 +30,7 @@ import {
   setHandler,
   workflowInfo,
 } from '@temporalio/workflow';
+import { batchFailureDetails } from '../core/batch-details.ts';
 import { isNoSpending, noSpending, spend, type PartitionCost } from '../core/budget.ts';
 import { parseDuration } from '../core/duration.ts';
 import { BackfillError } from '../core/errors.ts';
@@ -73,6 +74,13 @@ export const LATENCY_CAP_HOLDS = 'latency-cap-holds';
 export const EVEN_BATCH_SHARES = 'even-batch-shares';
 /** Patch (docs/workflow-versions.md): the latency cap climbs only while it holds work back (SchedulerOptions.climbWhenBinding). */
 export const LATENCY_CAP_CLIMBS_WHEN_IT_BINDS = 'latency-cap-climbs-when-it-binds';
+/**
+ * Patch (docs/workflow-versions.md): a batch's failure details (what it says it finished, which
+ * partition failed, its attempt) are parsed against the batch (`batchFailureDetails`); before,
+ * they were taken as they came, so a worker's malformed details could count partitions of no
+ * batch done, or fail the workflow task.
+ */
+export const BATCH_DETAILS_CHECKED = 'batch-details-checked';
 
 type PartitionActivities = { runPartitions(input: RunPartitionsInput): Promise<RunPartitionsResult> };
 
@@ -103,35 +111,44 @@ function taskFor(plan: PlanNode, index: number, throttled: number, recheck: bool
 }
 
 /**
+ * How the workflow reads a batch's failure details (its failure's or cancellation's first
+ * detail, or a timeout's last heartbeat details), which the worker that ran it wrote: parsed
+ * against the batch (`batchFailureDetails`), or, in histories from before the patch
+ * `batch-details-checked`, taken as they came.
+ */
+type ReadDetails = (value: unknown) => Partial<PartitionFailureDetails> | undefined;
+const asTheyCame: ReadDetails = (value) => value as Partial<PartitionFailureDetails> | undefined;
+
+/**
  * How many attempts of an activity that failed for good failed: the attempt it says it was
  * (every attempt before it failed too), or, for a timeout that said nothing, all it had.
  */
-function failedAttempts(error: unknown, maxAttempts: number): number {
+function failedAttempts(error: unknown, maxAttempts: number, read: ReadDetails): number {
   const cause = error instanceof ActivityFailure ? error.cause : error;
   if (isCancellation(error) || isCancellation(cause)) return 0;
-  const details = (cause instanceof ApplicationFailure ? cause.details?.[0] : cause instanceof TimeoutFailure ? cause.lastHeartbeatDetails : undefined) as Partial<PartitionFailureDetails> | undefined;
+  const details = read(cause instanceof ApplicationFailure ? cause.details?.[0] : cause instanceof TimeoutFailure ? cause.lastHeartbeatDetails : undefined);
   if (typeof details?.attempt === 'number' && details.attempt >= 1) return details.attempt;
   return cause instanceof TimeoutFailure ? maxAttempts : 1;
 }
 
 /** What a cancelled batch had committed before its cancellation (its details; none from an older worker). */
-function cancelledFinished(cause: unknown): PartitionResult[] {
-  const details = (cause instanceof CancelledFailure ? cause.details?.[0] : undefined) as Partial<PartitionFailureDetails> | undefined;
+function cancelledFinished(cause: unknown, read: ReadDetails): PartitionResult[] {
+  const details = read(cause instanceof CancelledFailure ? cause.details?.[0] : undefined);
   return Array.isArray(details?.finished) ? details.finished : [];
 }
 
 /** What an activity's failure says: which partitions it had finished, which one failed and why. */
-function failureOutcome(error: unknown): BatchOutcome {
+function failureOutcome(error: unknown, read: ReadDetails): BatchOutcome {
   const cause = error instanceof ActivityFailure ? error.cause : error;
-  if (isCancellation(error) || isCancellation(cause)) return { kind: 'cancelled', finished: cancelledFinished(cause) };
+  if (isCancellation(error) || isCancellation(cause)) return { kind: 'cancelled', finished: cancelledFinished(cause, read) };
   let details: Partial<PartitionFailureDetails> | undefined;
   let message = cause instanceof Error ? cause.message : String(cause);
   let type = 'Error';
   if (cause instanceof ApplicationFailure) {
-    details = cause.details?.[0] as Partial<PartitionFailureDetails> | undefined;
+    details = read(cause.details?.[0]);
     type = cause.type ?? 'Error';
   } else if (cause instanceof TimeoutFailure) {
-    details = cause.lastHeartbeatDetails as Partial<PartitionFailureDetails> | undefined;
+    details = read(cause.lastHeartbeatDetails);
     type = 'Timeout';
     message = `activity timed out (${cause.timeoutType !== undefined ? String(cause.timeoutType) : 'timeout'})`;
   }
@@ -148,6 +165,7 @@ export async function nodeWorkflow(input: NodeInput): Promise<NodeSummary> {
   const zeroHolds = patched(LATENCY_CAP_HOLDS);
   const evenShares = patched(EVEN_BATCH_SHARES);
   const climbWhenBinding = patched(LATENCY_CAP_CLIMBS_WHEN_IT_BINDS);
+  const detailsChecked = patched(BATCH_DETAILS_CHECKED);
   const schedulerOptions = (node: ResolvedNode) => ({ ...schedulerOptionsOf(node, reportRunning), zeroHolds, evenShares, climbWhenBinding });
   const scheduler = new NodeScheduler(
     schedulerOptions(spec),
@@ -301,6 +319,7 @@ export async function nodeWorkflow(input: NodeInput): Promise<NodeSummary> {
     });
     maxInflight = Math.max(maxInflight, scheduler.inFlightBatches);
     const maxAttempts = spec.retry.maxAttempts;
+    const read: ReadDetails = detailsChecked ? (value) => batchFailureDetails(value, tasks, maxAttempts) : asTheyCame;
     runPartitions({
       backfillId: input.backfillId,
       runKey: input.runKey,
@@ -320,8 +339,8 @@ export async function nodeWorkflow(input: NodeInput): Promise<NodeSummary> {
           return { kind: 'completed', finished: result.finished, ...(result.throttled ? { throttled: result.throttled } : {}) };
         },
         (error: unknown): BatchOutcome => {
-          const outcome = failureOutcome(error);
-          charge(outcome.kind === 'completed' ? [] : (outcome.finished ?? []), failedAttempts(error, maxAttempts));
+          const outcome = failureOutcome(error, read);
+          charge(outcome.kind === 'completed' ? [] : (outcome.finished ?? []), failedAttempts(error, maxAttempts, read));
           return outcome;
         },
       )

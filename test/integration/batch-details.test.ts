@@ -1,0 +1,82 @@
+/**
+ * A batch's failure details come from whatever worker ran it. Here a foreign worker polls a
+ * node's activity task queue: its `runPartitions` fails every batch (or lets it time out after a
+ * heartbeat) saying it finished the node's other partitions. The node workflow counts none of
+ * them done: each partition is run, and fails, on its own.
+ */
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ApplicationFailure, Context } from '@temporalio/activity';
+import { NativeConnection, Worker } from '@temporalio/worker';
+import type { BackfillClient } from '../../client/backfill-client.ts';
+import type { PartitionResult, RunPartitionsInput } from '../../core/protocol.ts';
+import { address, connectClient, scratch, startTestWorker, testSpec, uniqueQueue, type TestWorker } from './helpers.ts';
+
+const DAYS = ['2024-01-01', '2024-01-02', '2024-01-03', '2024-01-04'];
+
+/** A result for every partition of the node but the batch's own: what a foreign worker may say it finished. */
+function othersFinished(input: RunPartitionsInput): unknown[] {
+  const mine = new Set(input.partitions.map((t) => t.index));
+  const result = (index: number): PartitionResult => ({ index, key: DAYS[index]!, version: 1, rowCount: 1, checksum: 'forged', startedAt: 1, finishedAt: 2 });
+  const others = DAYS.map((_, i) => i).filter((i) => !mine.has(i));
+  // Twice, and beside a result of another key for a partition of the batch.
+  return [...others.map(result), ...others.map(result), { ...result(input.partitions[0]!.index), key: 'not-its-key' }];
+}
+
+describe('the failure details of a batch a foreign worker ran', () => {
+  let client: BackfillClient;
+  let worker: TestWorker;
+  let foreign: Worker;
+  let foreignConnection: NativeConnection;
+  let foreignRun: Promise<void>;
+  const queue = uniqueQueue('details');
+  const foreignQueue = `${queue}-foreign`;
+
+  beforeAll(async () => {
+    client = await connectClient();
+    worker = await startTestWorker({ queue, warehousePath: join(scratch('details'), 'warehouse.db') });
+    foreignConnection = await NativeConnection.connect({ address: address() });
+    foreign = await Worker.create({
+      connection: foreignConnection,
+      taskQueue: foreignQueue,
+      activities: {
+        async runPartitions(input: RunPartitionsInput): Promise<never> {
+          if (input.node.id === 'fails') throw ApplicationFailure.nonRetryable('this worker runs nothing', 'Foreign', { finished: othersFinished(input), failedIndex: 99, attempt: 1e9 });
+          // Heartbeats the claim, then goes silent past the heartbeat timeout.
+          Context.current().heartbeat({ finished: othersFinished(input), attempt: 1 });
+          await new Promise((resolve) => setTimeout(resolve, 3000));
+          throw ApplicationFailure.nonRetryable('too late', 'Foreign');
+        },
+      },
+    });
+    foreignRun = foreign.run();
+  });
+  afterAll(async () => {
+    foreign?.shutdown();
+    await foreignRun;
+    await foreignConnection?.close();
+    await client?.close();
+    await worker?.stop();
+  });
+
+  it('counts no partition done that the failed or timed-out batch did not hold: every one runs and fails', async () => {
+    const spec = testSpec(queue, {
+      name: 'foreign-details',
+      partitions: { grain: 'day', start: DAYS[0]!, end: '2024-01-05' },
+      defaults: { batchSize: 1, concurrency: 1, retry: { maxAttempts: 1 } },
+      nodes: [
+        // On the test worker, whose first node's queue runs the backfill's own activities (its warehouse, its leases).
+        { id: 'local', sql: 'SELECT :partition AS day' },
+        { id: 'fails', sql: 'SELECT :partition AS day', taskQueue: foreignQueue },
+        { id: 'times_out', sql: 'SELECT :partition AS day', taskQueue: foreignQueue, heartbeatTimeout: '1s', concurrency: 4 },
+      ],
+    });
+    const { backfillId } = await client.start(spec, { taskQueue: queue, tuning: { reportIntervalMs: 100 } });
+    const ended = await client.wait(backfillId, 120_000);
+    expect(ended.state).toBe('completed_with_failures');
+    const counts = Object.fromEntries(ended.progress!.nodes.map((n) => [n.id, { done: n.done, failed: n.failed }]));
+    expect(counts).toEqual({ local: { done: 4, failed: 0 }, fails: { done: 0, failed: 4 }, times_out: { done: 0, failed: 4 } });
+    // The forged attempt counts one failed attempt, not a billion.
+    expect(ended.progress!.governance?.budgets.retries?.used).toBe(8);
+  });
+});
