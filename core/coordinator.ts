@@ -153,6 +153,12 @@ export class BackfillCoordinator {
    * slice settles and as the rest is released), with the workflow's clock.
    */
   private readonly heldSpans: Array<[from: number, to: number | null]>;
+  /**
+   * What contradicts itself in the carry this run started from (anyone who can start a workflow
+   * writes one): a decision that ended the backfill while partitions are still to compute. Null:
+   * none, or no carry. The workflow refuses such a start (`refuseCarriedDecision`).
+   */
+  readonly carriedDecisionProblem: string | null;
 
   constructor(
     private readonly plan: Plan,
@@ -178,6 +184,7 @@ export class BackfillCoordinator {
         : null;
     // Before anything is released: while the canary's slice runs, nothing beyond it is.
     if (this.canary?.limiting) this.readiness.limitTo(this.canary.scope);
+    this.carriedDecisionProblem = carry ? this.decisionProblem() : null;
     this.paused = carry?.paused ?? false;
     this.limits = carry?.limits ?? { ...initialLimits };
     this.overrides = carry?.overrides ?? {};
@@ -1058,6 +1065,40 @@ export class BackfillCoordinator {
     }
     if (!this.staged) throw new BackfillError('not_staged', `this backfill was not started with --stage: its partitions are published as they finish, there is nothing to ${action}`);
     return this.staged;
+  }
+
+  /**
+   * A staged backfill whose versions were published or discarded, or a canary that was discarded,
+   * has nothing left to compute: what it computed now would be written as staged versions that
+   * no decision publishes or drops, and it would end `completed` (or `discarded`) with them left
+   * over. So a carry whose decision ended the backfill while partitions still wait or are in
+   * hands (a canary's: in its slice) contradicts itself. A legitimate carry never does: a
+   * resumed run whose failures run again computes again (`resumedStaged`), and no run continues
+   * as new after its decision.
+   */
+  private decisionProblem(): string | null {
+    const decided = this.staged?.current === 'published' || this.staged?.current === 'discarded' ? `the staged versions were ${this.staged.current}` : this.canary?.current === 'discarded' ? 'the canary was discarded' : null;
+    if (decided === null) return null;
+    const slice = this.staged ? null : this.canary!.scope;
+    for (const node of this.plan.nodes) {
+      const counts = this.readiness.counts(node.id);
+      const waiting = slice
+        ? slice.get(node.id)!.minus(this.readiness.done(node.id)).deleteAll(this.readiness.failed(node.id)).deleteAll(this.readiness.blocked(node.id)).size
+        : counts.waiting + counts.inHands;
+      if (waiting > 0) {
+        return (
+          `the carry says ${decided}, but node '${node.id}' has ${waiting} partition${waiting === 1 ? '' : 's'} still to compute: ` +
+          `they would be written as staged versions that nothing publishes, and the backfill would end ${decided.includes('published') ? 'completed' : 'discarded'} with them left over. ` +
+          `A carry is what a run hands the next: resume a backfill with backfill resume or retry-failed, or compute it again with backfill start <spec> --id <id> --rerun`
+        );
+      }
+    }
+    return null;
+  }
+
+  /** Refuses a start whose carry contradicts itself (`carriedDecisionProblem`): `invalid_argument`, naming the problem. */
+  refuseCarriedDecision(): void {
+    if (this.carriedDecisionProblem !== null) throw new BackfillError('invalid_argument', this.carriedDecisionProblem, 'carry');
   }
 
   // ---- canary ----

@@ -162,6 +162,13 @@ export const CANARY_START_COUNTS_AFRESH = 'canary-start-counts-afresh';
  * recorded as it came.
  */
 export const RETRY_FAILED_AUDITED = 'retry-failed-audited';
+/**
+ * Patch (docs/workflow-versions.md): a start whose carry says its staged versions were published
+ * or discarded (or its canary discarded) while partitions are still to compute is refused
+ * (`BackfillCoordinator.carriedDecisionProblem`); before, it computed them as staged versions,
+ * ended at once as the carried decision said, and left them staged.
+ */
+export const CARRIED_DECISION_CHECKED = 'carried-decision-checked';
 
 /** Approvals waiting to be verified beyond this many are ignored (a flood of hand-made signals). */
 const MAX_PENDING_APPROVALS = 5;
@@ -219,6 +226,14 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
     carry,
     { now: workflowTime, stage: input.stage === true, allowances, quietFinalBudget, windowHandovers, canaryCountsAfresh, canary: withCanary ? canaryConfig : null, ...(input.skip ? { skip: input.skip } : {}) },
   );
+  // A carry comes in the start's input, which anyone who can start a workflow writes: one that contradicts itself is refused before anything runs.
+  if (!continued && patched(CARRIED_DECISION_CHECKED)) {
+    try {
+      coordinator.refuseCarriedDecision();
+    } catch (error) {
+      throw refusal(error);
+    }
+  }
   const canary = withCanary ? coordinator.canary : null;
   // Only a backfill started with --stage asks, so no recorded history meets this patch.
   const staged = coordinator.staged !== null && patched(STAGED_BACKFILL) ? coordinator.staged : null;

@@ -3,12 +3,15 @@
  * retry of one node after a cancel completes, and control messages sent with Temporal's own
  * CLI are applied as parsed or refused with a message.
  */
+import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { WorkflowFailedError } from '@temporalio/client';
 import type { BackfillClient } from '../../client/backfill-client.ts';
 import { NonRetryableError } from '../../activities/errors.ts';
 import type { Transform } from '../../activities/transforms.ts';
 import { BackfillError } from '../../core/errors.ts';
+import { CORE_GENERATION, type BackfillCarry, type BackfillInput } from '../../core/protocol.ts';
 import type { SpecInput } from '../../core/spec.ts';
 import { backfillWorkflowId, nodeWorkflowId, type ControlState } from '../../workflows/definitions.ts';
 import { Gate, connectClient, scratch, startTestWorker, temporal, testSpec, uniqueQueue, waitFor, type TestWorker } from './helpers.ts';
@@ -134,6 +137,38 @@ describe('hardening', () => {
     const outcome = await client.wait(backfillId, 60_000);
     expect(outcome.state).toBe('completed');
     expect(outcome.progress).toMatchObject({ done: 13, failed: 0 });
+  });
+
+  // Before, it computed every partition as a staged version, ended completed at once (the carry said published), and nothing published them.
+  it('a start with a hand-made carry that says its staged versions were published, with partitions still to compute, is refused and stages nothing', async () => {
+    const backfillId = `forged-carry-${randomUUID().slice(0, 8)}`;
+    const spec = testSpec(queue, { name: 'forged', partitions: { grain: 'day', start: '2024-01-01', end: '2024-01-04' }, nodes: [{ id: 'forged', sql: 'SELECT :partition AS day' }] });
+    const carry: BackfillCarry = {
+      runKey: randomUUID(),
+      readiness: {},
+      childrenRunning: false,
+      paused: false,
+      limits: { rate: null, concurrency: null },
+      overrides: {},
+      reports: {},
+      failures: {},
+      outbox: {},
+      settings: {},
+      restarts: {},
+      startedAt: null,
+      runs: 0,
+      staged: { phase: 'published' },
+    };
+    const input: BackfillInput = { core: CORE_GENERATION, backfillId, spec, range: {}, carry };
+    // As Temporal's own CLI starts it: no client check on the way.
+    const handle = await client.client.workflow.start('backfillWorkflow', { taskQueue: queue, workflowId: backfillWorkflowId(backfillId), args: [input] });
+    const failure = await handle.result().then(
+      (result: unknown) => new Error(`it ran: ${JSON.stringify((result as { state?: string }).state)}`),
+      (error: unknown) => error as WorkflowFailedError,
+    );
+    expect(failure).toBeInstanceOf(WorkflowFailedError);
+    expect((failure as WorkflowFailedError).cause).toMatchObject({ type: 'invalid_argument', message: expect.stringMatching(/the carry says the staged versions were published, but node 'forged' has 3 partitions still to compute/) });
+    expect(await worker.warehouse.ledger({ backfillId })).toEqual([]);
   });
 
   it('retry-failed --node after a cancel completes: the other nodes get back the partitions they held', async () => {

@@ -230,6 +230,19 @@ describe('canary: the coordinator', () => {
     expect(next.canary!.current).toBe('awaiting');
   });
 
+  it("a hand-made carry that says the canary was discarded while its slice is still to compute is refused; the rest beyond the slice is not the slice's", () => {
+    const c = start();
+    runSlice(c);
+    c.beginCanaryDecision('discard', { by: 'bo' }, 1);
+    c.canary!.end(true);
+    const carry = JSON.parse(JSON.stringify({ ...c.toCarry(), runKey: 'r', childrenRunning: false, startedAt: 0, runs: 1 }));
+    // As the discard left it: the slice settled, the rest never released.
+    expect(new BackfillCoordinator(plan, { rate: null, concurrency: null }, carry).carriedDecisionProblem).toBeNull();
+    const forged = new BackfillCoordinator(plan, { rate: null, concurrency: null }, { ...carry, readiness: {} });
+    expect(forged.carriedDecisionProblem).toMatch(/^the carry says the canary was discarded, but node '\w+' has \d+ partitions? still to compute: .* would end discarded with them left over/);
+    expect(thrownBackfillError(() => forged.refuseCarriedDecision()).code).toBe('invalid_argument');
+  });
+
   it('discard ends it discarded; a backfill without a canary refuses an unsigned approval', () => {
     const c = start();
     runSlice(c);

@@ -174,6 +174,8 @@ export class World {
    */
   private coordinator(limits: { rate: number | null; concurrency: number | null }, carry?: BackfillCarry, continued = false): BackfillCoordinator {
     const parent = new BackfillCoordinator(this.plan, limits, carry, { now: () => this.now, stage: this.staged, allowances: true, quietFinalBudget: true, windowHandovers: true, canaryCountsAfresh: true, canary: this.canary });
+    // Every carry the backfill makes itself (continue-as-new, resume) is consistent: only a hand-made one is refused.
+    if (parent.carriedDecisionProblem !== null) fail(`a carry the backfill made was refused: ${parent.carriedDecisionProblem}`);
     if (!this.governance) return parent;
     if (continued) {
       if (!carry?.governance) fail('a governed run continued as new without its governance');

@@ -6,6 +6,7 @@ import { addFailures } from '../../core/failures.ts';
 import { expandPlan } from '../../core/plan.ts';
 import type { BackfillCarry, NodeReport, NodeStats } from '../../core/protocol.ts';
 import { RangeSet } from '../../core/ranges.ts';
+import type { ReadinessJSON } from '../../core/readiness.ts';
 import { resolveSpec } from '../../core/spec.ts';
 import { Governance } from '../../core/governance.ts';
 import { parsePolicy } from '../../core/policy.ts';
@@ -255,6 +256,43 @@ describe('BackfillCoordinator: staged', () => {
       resumed.beginStagedDecision('publish', ok, 3);
       resumed.staged!.end(true);
       expect(resumed.endState).toBe('completed');
+    });
+
+    // Before, it ran: the partitions were written as staged versions, the published gate let it end at once, completed, and nothing published them.
+    it('a hand-made carry that says published while partitions are still to compute is refused, naming the node and the fix', () => {
+      const first = settledWithAFailure();
+      first.beginStagedDecision('publish', ok, 1);
+      first.staged!.end(true);
+      const carry = ended(first);
+      const forgedReadiness: ReadinessJSON[] = [{}, { a: { done: carry.readiness.a!.done } }, { a: { done: RangeSet.of([0, 1]).toJSON(), failed: '', inHands: RangeSet.of([1, 3]).toJSON() } }];
+      for (const readiness of forgedReadiness) {
+        const forged = new BackfillCoordinator(three, limits, { ...carry, readiness }, {});
+        expect(forged.carriedDecisionProblem).toMatch(/^the carry says the staged versions were published, but node 'a' has \d partitions? still to compute: .* would end completed with them left over/);
+        let refused: unknown;
+        try {
+          forged.refuseCarriedDecision();
+        } catch (error) {
+          refused = error;
+        }
+        expect(refused).toBeInstanceOf(BackfillError);
+        expect(refused).toMatchObject({ code: 'invalid_argument', path: 'carry', message: expect.stringMatching(/backfill resume or retry-failed, or compute it again with backfill start <spec> --id <id> --rerun/) });
+      }
+      expect(new BackfillCoordinator(three, limits, { ...carry, readiness: {} }, {}).carriedDecisionProblem).toMatch(/has 3 partitions still to compute/);
+      // Discarded the same way: it would end discarded with versions no discard dropped.
+      const discarded = { ...carry, staged: { phase: 'discarded' as const }, readiness: {} };
+      expect(new BackfillCoordinator(three, limits, discarded, {}).carriedDecisionProblem).toMatch(/were discarded, but node 'a' has 3 partitions .* would end discarded/);
+    });
+
+    it('the carries a backfill makes itself are consistent: a decided one has nothing left to compute, one still deciding may', () => {
+      const first = settledWithAFailure();
+      expect(new BackfillCoordinator(three, limits, ended(first), {}).carriedDecisionProblem).toBeNull();
+      first.beginStagedDecision('publish', ok, 1);
+      first.staged!.end(true);
+      // Published with its failure kept: the failed partition is no partition to compute.
+      expect(new BackfillCoordinator(three, limits, ended(first), {}).carriedDecisionProblem).toBeNull();
+      for (const node of [undefined, 'a']) expect(new BackfillCoordinator(three, limits, resumeCarry(ended(first), node), {}).carriedDecisionProblem).toBeNull();
+      // A fresh start has no carry to doubt.
+      expect(new BackfillCoordinator(three, limits, undefined, { stage: true }).carriedDecisionProblem).toBeNull();
     });
 
     it('a carry that says awaiting while partitions are in hands (a start made by hand) takes no decision until they settle', () => {
