@@ -217,15 +217,27 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
   const withCanary = (canaryConfig !== null || carry?.canary !== undefined) && patched(CANARY);
   // Only a governed backfill with a canary asks.
   const canaryCountsAfresh = withCanary && allowances && patched(CANARY_START_COUNTS_AFRESH);
-  const coordinator = new BackfillCoordinator(
-    plan,
-    {
-      rate: input.limits?.rate !== undefined ? input.limits.rate : input.spec.rate,
-      concurrency: input.limits?.concurrency !== undefined ? input.limits.concurrency : input.spec.concurrency,
-    },
-    carry,
-    { now: workflowTime, stage: input.stage === true, allowances, quietFinalBudget, windowHandovers, canaryCountsAfresh, canary: withCanary ? canaryConfig : null, ...(input.skip ? { skip: input.skip } : {}) },
-  );
+  let coordinator: BackfillCoordinator;
+  try {
+    coordinator = new BackfillCoordinator(
+      plan,
+      {
+        rate: input.limits?.rate !== undefined ? input.limits.rate : input.spec.rate,
+        concurrency: input.limits?.concurrency !== undefined ? input.limits.concurrency : input.spec.concurrency,
+      },
+      carry,
+      { now: workflowTime, stage: input.stage === true, allowances, quietFinalBudget, windowHandovers, canaryCountsAfresh, canary: withCanary ? canaryConfig : null, ...(input.skip ? { skip: input.skip } : {}) },
+    );
+  } catch (error) {
+    // A hand-made carry the coordinator cannot read would fail every workflow task, for ever: the start is refused instead.
+    if (carry === undefined || continued || error instanceof BackfillError) throw refusal(error);
+    throw refusal(
+      new BackfillError(
+        'invalid_argument',
+        `the start's carry cannot be read (${error instanceof Error ? error.message : String(error)}): a carry is what a backfill hands its next run; start one with the backfill command line (start, resume, retry-failed), not with a carry of your own`,
+      ),
+    );
+  }
   // A carry comes in the start's input, which anyone who can start a workflow writes: one that contradicts itself is refused before anything runs.
   if (!continued && patched(CARRIED_DECISION_CHECKED)) {
     try {

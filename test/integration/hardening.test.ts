@@ -171,6 +171,36 @@ describe('hardening', () => {
     expect(await worker.warehouse.ledger({ backfillId })).toEqual([]);
   });
 
+  // Before, the coordinator threw reading it (a RangeError), which failed every workflow task of the start, for ever.
+  it('a start with a hand-made carry whose ranges cannot be read is refused, not retried for ever', async () => {
+    const backfillId = `garbled-carry-${randomUUID().slice(0, 8)}`;
+    const spec = testSpec(queue, { name: 'garbled', partitions: { grain: 'day', start: '2024-01-01', end: '2024-01-04' }, nodes: [{ id: 'garbled', sql: 'SELECT :partition AS day' }] });
+    const carry = {
+      runKey: randomUUID(),
+      readiness: { garbled: { done: '0' } },
+      childrenRunning: false,
+      paused: false,
+      limits: { rate: null, concurrency: null },
+      overrides: {},
+      reports: {},
+      failures: {},
+      outbox: {},
+      settings: {},
+      restarts: {},
+      startedAt: null,
+      runs: 0,
+    } as unknown as BackfillCarry;
+    const input: BackfillInput = { core: CORE_GENERATION, backfillId, spec, range: {}, carry };
+    const handle = await client.client.workflow.start('backfillWorkflow', { taskQueue: queue, workflowId: backfillWorkflowId(backfillId), args: [input] });
+    const failure = await handle.result().then(
+      (result: unknown) => new Error(`it ran: ${JSON.stringify((result as { state?: string }).state)}`),
+      (error: unknown) => error as WorkflowFailedError,
+    );
+    expect(failure).toBeInstanceOf(WorkflowFailedError);
+    expect((failure as WorkflowFailedError).cause).toMatchObject({ type: 'invalid_argument', message: expect.stringMatching(/the start's carry cannot be read \(.+\): a carry is what a backfill hands its next run/) });
+    expect(await worker.warehouse.ledger({ backfillId })).toEqual([]);
+  });
+
   it('retry-failed --node after a cancel completes: the other nodes get back the partitions they held', async () => {
     broken.add('flaky/2024-01-02');
     const { backfillId } = await start({
