@@ -288,6 +288,11 @@ export class BackfillCoordinator {
     return this.readiness.hasInHands(id);
   }
 
+  /** Every partition of the node is done, failed or blocked: its lineage run may end. */
+  nodeSettled(id: string): boolean {
+    return this.readiness.nodeSettled(id);
+  }
+
   // ---- control ----
 
   /** The node a control message names (null: the whole backfill); throws `unknown_node`. */

@@ -230,6 +230,18 @@ export class Readiness {
     return state.released.size > state.done.size + state.failed.size;
   }
 
+  /**
+   * True when every partition of the node is done, failed or blocked (nothing pending or running):
+   * what `nodeSettled` (core/lineage-calls.ts) says of its progress, without building it.
+   */
+  nodeSettled(nodeId: string): boolean {
+    if (this.hasInHands(nodeId)) return false;
+    const released = this.state(nodeId).released.size;
+    const total = this.plan.byId.get(nodeId)!.partitions.size;
+    // Blocked partitions are unreleased ones: looked for only when some are unreleased.
+    return released >= total || released + this.blocked(nodeId).size >= total;
+  }
+
   /** Released partitions that are neither done nor failed. */
   inHands(nodeId: string): RangeSet {
     const state = this.state(nodeId);

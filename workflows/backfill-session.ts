@@ -128,12 +128,25 @@ export class BackfillSession {
     for (const node of this.context.nodes()) this.emit(nodeStarted(backfill, node, now));
   }
 
-  /** Ends the lineage run of every node that has settled (nothing of it pending or running). */
-  nodesSettled(progress: () => readonly NodeProgress[]): void {
+  /** Whether the backfill emits lineage. */
+  get emitsLineage(): boolean {
+    return this.lineageEnded !== undefined;
+  }
+
+  /** Whether the node's lineage run waits for its end (it has not ended). */
+  awaitsEnd(id: string): boolean {
+    return this.lineageEnded !== undefined && !this.lineageEnded.has(id);
+  }
+
+  /**
+   * Ends the lineage run of every node that has settled (nothing of it pending or running): as
+   * its progress says, or as `settled` says when given.
+   */
+  nodesSettled(progress: () => readonly NodeProgress[], settled?: (id: string) => boolean): void {
     if (!this.lineageEnded || this.lineageEnded.size === this.context.nodes().length) return;
     const backfill = this.lineageBackfill;
     for (const node of progress()) {
-      if (this.lineageEnded.has(node.id) || !nodeSettled(node)) continue;
+      if (this.lineageEnded.has(node.id) || !(settled ? settled(node.id) : nodeSettled(node))) continue;
       this.lineageEnded.add(node.id);
       this.emit(nodeEnded(backfill, this.context.nodes().find((n) => n.id === node.id)!, workflowTime(), node));
     }

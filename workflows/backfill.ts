@@ -169,6 +169,12 @@ export const RETRY_FAILED_AUDITED = 'retry-failed-audited';
  * ended at once as the carried decision said, and left them staged.
  */
 export const CARRIED_DECISION_CHECKED = 'carried-decision-checked';
+/**
+ * Patch (docs/workflow-versions.md): a node's lineage run ends as soon as it settles: the loop
+ * wakes for it. Before, settled nodes were looked at only when something else woke the loop,
+ * and at most every two seconds, so a node's end could wait for another node's long partition.
+ */
+export const LINEAGE_ENDS_ON_SETTLE = 'lineage-ends-on-settle';
 
 /** Approvals waiting to be verified beyond this many are ignored (a flood of hand-made signals). */
 const MAX_PENDING_APPROVALS = 5;
@@ -279,6 +285,8 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
     carry,
     starting,
   );
+  // Only a backfill that emits lineage asks.
+  const endsOnSettle = session.emitsLineage && patched(LINEAGE_ENDS_ON_SETTLE);
   /** The carried state of this run: the coordinator's, and what the session keeps. */
   const carryOf = (childrenRunning: boolean) => ({ ...coordinator.toCarry(), ...session.toCarry(), runKey, childrenRunning, startedAt, runs });
   /** The spec this run runs with: its input's, until a new one (`resume --spec`) replaces it. */
@@ -725,10 +733,19 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
   };
   const statusName = () => (governed ? coordinator.statusName() : coordinator.isPaused ? 'paused' : 'running');
 
-  // Nodes whose partitions have all settled end their lineage run; looked at every two seconds at most.
+  // Nodes whose partitions have all settled end their lineage run: as soon as one does (LINEAGE_ENDS_ON_SETTLE),
+  // else looked at every two seconds at most, when the loop wakes.
+  const lineageHeld = () => lineageAtDecision || (canaryLineage && canary?.limiting === true);
+  const nodeSettled = (id: string) => coordinator.nodeSettled(id);
+  /** A settled node's run waits for its end (wakes the loop; the same test as the end's, so the loop never spins on it). */
+  const endDue = () => endsOnSettle && !lineageHeld() && plan.nodes.some((n) => session.awaitsEnd(n.id) && nodeSettled(n.id));
   let settledAt = -Infinity;
   const endSettledNodes = () => {
-    if (lineageAtDecision || (canaryLineage && canary?.limiting)) return;
+    if (lineageHeld()) return;
+    if (endsOnSettle) {
+      if (endDue()) session.nodesSettled(() => coordinator.progress(backfillId, 'running', runs).nodes, nodeSettled);
+      return;
+    }
     const now = workflowTime();
     if (now - settledAt < 2000) return;
     settledAt = now;
@@ -838,7 +855,8 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
           () =>
             coordinator.needsRefresh ||
             (!handingOver && (flushable() || unreachable.size > 0)) ||
-            (sending.size === 0 && (coordinator.settled || shouldContinueAsNew())),
+            (sending.size === 0 && (coordinator.settled || shouldContinueAsNew())) ||
+            endDue(),
         );
         coordinator.refreshSettings();
         showStatus(statusName());

@@ -33,6 +33,8 @@ function expectCountsAddUp(r: Readiness, p: Plan): void {
     for (const v of Object.values(c)) expect(v).toBeGreaterThanOrEqual(0);
     // The cheap test by sizes agrees with the set itself.
     expect(r.hasInHands(node.id), node.id).toBe(!r.inHands(node.id).isEmpty);
+    // A node settles (its lineage run may end) when nothing of it is in hands or waiting.
+    expect(r.nodeSettled(node.id), node.id).toBe(c.done + c.failed + c.blocked >= c.total);
   }
 }
 
@@ -115,8 +117,11 @@ describe('a chain a -> b -> c and an unrelated z', () => {
     r.markDone('z', span(0, 10));
     expect(r.settled).toBe(true);
     expect([...r.blocked('c')]).toEqual([2, 7]);
+    expect(['a', 'b', 'c', 'z'].map((id) => r.nodeSettled(id))).toEqual([true, true, true, true]);
 
     const retried = r.retryFailed();
+    // The failed node has them in hands again, and its downstream nodes wait for them: none of the three is settled.
+    expect(['a', 'b', 'c', 'z'].map((id) => r.nodeSettled(id))).toEqual([false, false, false, true]);
     expect(asArrays(retried)).toEqual({ a: [2, 7] });
     expect(r.failed('a').isEmpty).toBe(true);
     expect([...r.inHands('a')]).toEqual([2, 7]);
