@@ -21,6 +21,11 @@ import { workflowTime } from './clock.ts';
 export const WAREHOUSE_LEASE = 'warehouse-lease';
 /** Patch (docs/workflow-versions.md): a backfill emits OpenLineage events. */
 export const OPENLINEAGE_EVENTS = 'openlineage-events';
+/**
+ * Patch (docs/workflow-versions.md): a retry in place starts again (same run id) the lineage
+ * run of every node it hands partitions back to whose run had ended, so that it ends again.
+ */
+export const LINEAGE_RETRY_RESTARTS_RUNS = 'lineage-retry-restarts-runs';
 
 export type SessionContext = {
   backfillId: string;
@@ -39,6 +44,8 @@ export class BackfillSession {
   private warehouse: { id: string; location: string } | undefined;
   /** Set when the backfill emits lineage: the nodes whose run's end was emitted. */
   private readonly lineageEnded: Set<string> | undefined;
+  /** Behind LINEAGE_RETRY_RESTARTS_RUNS: a retry in place starts the ended runs of its nodes again. */
+  private readonly retryRestarts: boolean;
   /** Lineage events on their way: a run ends or continues as new only once they have landed. */
   private readonly emitting = new Set<Promise<unknown>>();
   private readonly warehouseActivities: WarehouseActivities;
@@ -54,6 +61,7 @@ export class BackfillSession {
     // run afresh, and decides whether to emit at all; a run after continue-as-new carries both.
     const emits = starting ? carry?.lineage !== undefined || patched(OPENLINEAGE_EVENTS) : carry?.lineage !== undefined;
     this.lineageEnded = emits ? new Set(starting ? [] : carry?.lineage?.ended) : undefined;
+    this.retryRestarts = emits && patched(LINEAGE_RETRY_RESTARTS_RUNS);
     const options = { taskQueue: context.taskQueue, startToCloseTimeout: '1 minute', retry: { maximumAttempts: 10, maximumInterval: '10 seconds' } } as const;
     this.warehouseActivities = proxyActivities<WarehouseActivities>({ ...options, summary: 'warehouse' });
     this.lineageActivities = proxyActivities<LineageActivities>({ ...options, summary: 'OpenLineage event', retry: { maximumAttempts: 3 } });
@@ -149,6 +157,21 @@ export class BackfillSession {
       if (this.lineageEnded.has(node.id) || !(settled ? settled(node.id) : nodeSettled(node))) continue;
       this.lineageEnded.add(node.id);
       this.emit(nodeEnded(backfill, this.context.nodes().find((n) => n.id === node.id)!, workflowTime(), node));
+    }
+  }
+
+  /**
+   * After a retry in place: the nodes given partitions to run again (no longer `settled`) whose
+   * run had ended start it again, with the same run id; it ends again once they settle.
+   */
+  retried(settled: (id: string) => boolean): void {
+    if (!this.lineageEnded || !this.retryRestarts) return;
+    const backfill = this.lineageBackfill;
+    const now = workflowTime();
+    for (const node of this.context.nodes()) {
+      if (!this.lineageEnded.has(node.id) || settled(node.id)) continue;
+      this.lineageEnded.delete(node.id);
+      this.emit(nodeStarted(backfill, node, now));
     }
   }
 

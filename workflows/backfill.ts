@@ -344,7 +344,11 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
     };
   const setRate = (rate: unknown, node?: unknown, meta?: unknown) => coordinator.setRate(rate, node, meta);
   const setConcurrency = (concurrency: unknown, node?: unknown, meta?: unknown) => coordinator.setConcurrency(concurrency, node, meta);
-  const retryFailed = (node?: unknown, meta?: unknown) => coordinator.retryFailed(node, meta);
+  const retryFailed = (node?: unknown, meta?: unknown) => {
+    const retried = coordinator.retryFailed(node, meta);
+    session.retried((id) => coordinator.nodeSettled(id));
+    return retried;
+  };
   const setBudget = (request: unknown, meta?: unknown) => coordinator.setBudget(request, meta);
   // Runs before governance ignore what they never took (an argument; the policy's messages).
   const legacy = !governed;
