@@ -59,23 +59,33 @@ export function nodeSettled(progress: LineageNodeProgress): boolean {
   return progress.pending === 0 && progress.running === 0 && progress.done + progress.failed + progress.blocked >= progress.total;
 }
 
+/** How the backfill stood when a node's run ends, besides the node's progress. */
+export type NodeEnd = {
+  /** The backfill was cancelled (or its staged versions discarded) first. */
+  cancelled?: boolean;
+  /** Why the backfill stopped: a cancel's note (a discard's), or its failure's message. */
+  why?: string;
+  /** Nothing the node wrote was published (a canary stopped by a failure in its slice). */
+  unpublished?: boolean;
+};
+
 /**
- * A node's run's end: COMPLETE when every partition is done, FAIL when some failed or are
- * blocked by upstream failures, ABORT when the backfill was cancelled first (`why` says how, when
- * it was not an operator's cancel: a staged backfill's discard).
+ * A node's run's end: COMPLETE when every partition is done (and published), FAIL when some
+ * failed or are blocked by upstream failures, ABORT when the backfill was cancelled first
+ * (`why` says how, when it was not an operator's cancel: a staged backfill's discard), or
+ * stopped (`why`: its failure) before every partition of the node was done and published,
+ * none of them failed.
  */
-export function nodeEnded(
-  backfill: LineageBackfill,
-  node: LineageNodeInput,
-  eventTime: number,
-  progress: LineageNodeProgress,
-  cancelled = false,
-  why?: string,
-): EmitLineageInput {
+export function nodeEnded(backfill: LineageBackfill, node: LineageNodeInput, eventTime: number, progress: LineageNodeProgress, end: NodeEnd = {}): EmitLineageInput {
   const failures = progress.failures.map((f) => ({ message: f.message, partitions: f.partitions, ...(f.type === undefined ? {} : { type: f.type }) }));
   const base = { ...common(backfill, eventTime), run: { kind: 'node' as const, node, ...(failures.length > 0 ? { failures } : {}) } };
-  if (cancelled) return { ...base, eventType: 'ABORT', error: why ?? `cancelled with ${progress.done} of ${progress.total} partitions done` };
-  if (progress.failed === 0 && progress.blocked === 0) return { ...base, eventType: 'COMPLETE' };
+  const done = `${progress.done} of ${progress.total} partitions done`;
+  if (end.cancelled) return { ...base, eventType: 'ABORT', error: end.why ?? `cancelled with ${done}` };
+  if (progress.failed === 0 && progress.blocked === 0) {
+    if (progress.done >= progress.total && !end.unpublished) return { ...base, eventType: 'COMPLETE' };
+    const stopped = `stopped with ${done}${end.unpublished ? ' (none published)' : ''}`;
+    return { ...base, eventType: 'ABORT', error: end.why === undefined ? stopped : `${stopped}: ${end.why}` };
+  }
   const first = progress.failures[0];
   const parts = [
     progress.failed > 0 ? `${progress.failed} of ${progress.total} partitions failed` : '',

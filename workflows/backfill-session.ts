@@ -22,6 +22,11 @@ export const WAREHOUSE_LEASE = 'warehouse-lease';
 /** Patch (docs/workflow-versions.md): a backfill emits OpenLineage events. */
 export const OPENLINEAGE_EVENTS = 'openlineage-events';
 /**
+ * Patch (docs/workflow-versions.md): a backfill that fails before its node workflows start (a
+ * refused lease, the wrong warehouse) ends no lineage run: none of them had a START.
+ */
+export const LINEAGE_ENDS_STARTED_RUNS = 'lineage-ends-started-runs';
+/**
  * Patch (docs/workflow-versions.md): a retry in place starts again (same run id) the lineage
  * run of every node it hands partitions back to whose run had ended, so that it ends again.
  */
@@ -44,6 +49,10 @@ export class BackfillSession {
   private warehouse: { id: string; location: string } | undefined;
   /** Set when the backfill emits lineage: the nodes whose run's end was emitted. */
   private readonly lineageEnded: Set<string> | undefined;
+  /** The lineage runs had their START (in this run, or in the one before a continue-as-new). */
+  private runsStarted: boolean;
+  /** Behind LINEAGE_ENDS_STARTED_RUNS: runs that never started are never ended. */
+  private readonly endsStartedOnly: boolean;
   /** Behind LINEAGE_RETRY_RESTARTS_RUNS: a retry in place starts the ended runs of its nodes again. */
   private readonly retryRestarts: boolean;
   /** Lineage events on their way: a run ends or continues as new only once they have landed. */
@@ -61,6 +70,8 @@ export class BackfillSession {
     // run afresh, and decides whether to emit at all; a run after continue-as-new carries both.
     const emits = starting ? carry?.lineage !== undefined || patched(OPENLINEAGE_EVENTS) : carry?.lineage !== undefined;
     this.lineageEnded = emits ? new Set(starting ? [] : carry?.lineage?.ended) : undefined;
+    this.runsStarted = !starting;
+    this.endsStartedOnly = emits && patched(LINEAGE_ENDS_STARTED_RUNS);
     this.retryRestarts = emits && patched(LINEAGE_RETRY_RESTARTS_RUNS);
     const options = { taskQueue: context.taskQueue, startToCloseTimeout: '1 minute', retry: { maximumAttempts: 10, maximumInterval: '10 seconds' } } as const;
     this.warehouseActivities = proxyActivities<WarehouseActivities>({ ...options, summary: 'warehouse' });
@@ -129,6 +140,7 @@ export class BackfillSession {
 
   /** The backfill's run and every node's run START (the node workflows were just started). */
   started(): void {
+    this.runsStarted = true;
     if (!this.lineageEnded) return;
     const backfill = this.lineageBackfill;
     const now = workflowTime();
@@ -175,15 +187,21 @@ export class BackfillSession {
     }
   }
 
-  /** The backfill's end: the nodes not ended yet (cancelled: aborted), then the backfill's run. */
-  ended(state: Exclude<BackfillResult['state'], 'discarded' | 'canary_failed'>, nodes: readonly NodeProgress[], why?: string): void {
+  /**
+   * The backfill's end: the nodes not ended yet (cancelled: aborted), then the backfill's run;
+   * `unpublished`: nothing the nodes wrote was published (a canary stopped by its slice).
+   */
+  ended(state: Exclude<BackfillResult['state'], 'discarded' | 'canary_failed'>, nodes: readonly NodeProgress[], why?: string, unpublished = false): void {
     if (!this.lineageEnded) return;
+    // Refused before its node workflows started: no run of it had a START, so none ends.
+    if (this.endsStartedOnly && !this.runsStarted) return;
     const backfill = this.lineageBackfill;
     const now = workflowTime();
+    const cancelled = state === 'cancelled';
     for (const node of nodes) {
       if (this.lineageEnded.has(node.id)) continue;
       this.lineageEnded.add(node.id);
-      this.emit(nodeEnded(backfill, this.context.nodes().find((n) => n.id === node.id)!, now, node, state === 'cancelled', state === 'cancelled' ? why : undefined));
+      this.emit(nodeEnded(backfill, this.context.nodes().find((n) => n.id === node.id)!, now, node, { cancelled, unpublished, ...(why !== undefined ? { why } : {}) }));
     }
     const failedPartitions = nodes.reduce((sum, n) => sum + n.failed, 0);
     this.emit(backfillEnded(backfill, now, { state, failedPartitions, ...(why !== undefined ? { why } : {}) }));

@@ -810,7 +810,7 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
     const progress = coordinator.progress(backfillId, state, runs);
     // Lineage: discarded versions were never anyone's output; a canary stopped by a failure failed.
     const why = state === 'canary_failed' ? (canary?.view().note ?? undefined) : state === 'discarded' ? DISCARDED_WHY : undefined;
-    session.ended(state === 'discarded' ? 'cancelled' : state === 'canary_failed' ? 'failed' : state, progress.nodes, why);
+    session.ended(state === 'discarded' ? 'cancelled' : state === 'canary_failed' ? 'failed' : state, progress.nodes, why, state === 'canary_failed');
     await session.release();
     await session.landed();
     showStatus(state);

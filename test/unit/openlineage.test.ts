@@ -340,7 +340,28 @@ describe('what a workflow passes at each transition', () => {
       run: { kind: 'node', node, failures: [{ message: 'row_count: 0 rows', partitions: 2 }] },
     });
     expect(nodeEnded(backfill, node, 30, progress({ done: 6, blocked: 1 }))).toMatchObject({ eventType: 'FAIL', error: '1 blocked by failed upstream partitions' });
-    expect(nodeEnded(backfill, node, 30, progress({ done: 3, pending: 4 }), true)).toMatchObject({ eventType: 'ABORT', error: 'cancelled with 3 of 7 partitions done' });
-    expect(nodeEnded(backfill, node, 30, progress({ done: 7 }), true, 'discarded')).toMatchObject({ eventType: 'ABORT', error: 'discarded' });
+    expect(nodeEnded(backfill, node, 30, progress({ done: 3, pending: 4 }), { cancelled: true })).toMatchObject({ eventType: 'ABORT', error: 'cancelled with 3 of 7 partitions done' });
+    expect(nodeEnded(backfill, node, 30, progress({ done: 7 }), { cancelled: true, why: 'discarded' })).toMatchObject({ eventType: 'ABORT', error: 'discarded' });
+  });
+
+  it('a node whose partitions did not all run (or were never published) does not COMPLETE: ABORT, saying why', () => {
+    // The backfill failed elsewhere (or was refused) before this node's partitions ran.
+    expect(nodeEnded(backfill, node, 30, progress({ done: 0, pending: 7 }))).toMatchObject({ eventType: 'ABORT', error: 'stopped with 0 of 7 partitions done' });
+    expect(nodeEnded(backfill, node, 30, progress({ done: 2, pending: 4, running: 1 }), { why: 'node workflow lost' })).toMatchObject({
+      eventType: 'ABORT',
+      error: 'stopped with 2 of 7 partitions done: node workflow lost',
+    });
+    // A canary stopped by a failure in its slice: this node's slice passed, staged, and the rest never ran.
+    expect(nodeEnded(backfill, node, 30, progress({ done: 1, pending: 6 }), { unpublished: true, why: 'the canary failed' })).toMatchObject({
+      eventType: 'ABORT',
+      error: 'stopped with 1 of 7 partitions done (none published): the canary failed',
+    });
+    // Every partition was in the slice: all done, but staged only.
+    expect(nodeEnded(backfill, node, 30, progress(), { unpublished: true })).toMatchObject({ eventType: 'ABORT', error: 'stopped with 7 of 7 partitions done (none published)' });
+    // Failed partitions still say FAIL, whatever else stopped the backfill; every partition done still says COMPLETE.
+    expect(nodeEnded(backfill, node, 30, progress({ done: 1, failed: 1, pending: 5 }), { unpublished: true, why: 'the canary failed' })).toMatchObject({ eventType: 'FAIL', error: '1 of 7 partitions failed' });
+    expect(nodeEnded(backfill, node, 30, progress(), { why: 'another node failed' })).toMatchObject({ eventType: 'COMPLETE' });
+    expect(nodeEnded(backfill, node, 30, progress(), { why: 'another node failed' }).error).toBeUndefined();
+    expect(() => parse(nodeEnded(backfill, node, 30, progress({ done: 0, pending: 7 })))).not.toThrow();
   });
 });
