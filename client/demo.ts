@@ -8,7 +8,7 @@ import type { ResolvedSpec } from '../core/spec.ts';
 import type { Progress } from '../core/protocol.ts';
 import { BackfillClient, defaultBackfillId } from './backfill-client.ts';
 import { specQueues, type LocalOptions, type LocalStack } from './local.ts';
-import { printable } from './printable.ts';
+import { printable, terminalText } from './printable.ts';
 import { logSettings } from '../workers/logging.ts';
 import { renderFailures, renderStatus } from './render.ts';
 import { loadSpecFile } from './spec-file.ts';
@@ -78,7 +78,7 @@ async function cancelEarlierDemos(client: BackfillClient, spec: ResolvedSpec, ba
 }
 
 export async function runDemo(options: DemoOptions): Promise<Progress['state']> {
-  const log = (line: string) => options.json || process.stderr.write(`${line}\n`);
+  const log = (line: string) => options.json || process.stderr.write(`${terminalText(line)}\n`);
   const { spec, transformModules } = await loadSpecFile(options.spec);
   log(pc.dim('starting the Temporal dev server and a worker ...'));
   const stack = await options.startLocal({
@@ -150,15 +150,17 @@ export async function runDemo(options: DemoOptions): Promise<Progress['state']> 
       if (options.json) {
         process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
       } else {
-        process.stdout.write(`${renderStatus(final)}\n`);
+        process.stdout.write(`${terminalText(renderStatus(final))}\n`);
         process.stdout.write(
-          [
-            '',
-            `${summary.partitions}/${summary.total} partitions (${summary.rows.toLocaleString('en-US')} rows) in ${formatDuration(seconds * 1000)}, ${summary.partitionsPerSecond}/s`,
-            `data fingerprint ${pc.bold(summary.fingerprint)} (the same on every run: each partition's checksum is reproducible)`,
-            `warehouse: ${summary.warehouse} (${lookInside(stack.worker!.warehouse.kind, summary.warehouse, spec.nodes.at(-1)?.id ?? '')})`,
-            ...renderFailures(printable(final)),
-          ].join('\n') + '\n',
+          terminalText(
+            [
+              '',
+              `${summary.partitions}/${summary.total} partitions (${summary.rows.toLocaleString('en-US')} rows) in ${formatDuration(seconds * 1000)}, ${summary.partitionsPerSecond}/s`,
+              `data fingerprint ${pc.bold(summary.fingerprint)} (the same on every run: each partition's checksum is reproducible)`,
+              `warehouse: ${summary.warehouse} (${lookInside(stack.worker!.warehouse.kind, summary.warehouse, spec.nodes.at(-1)?.id ?? '')})`,
+              ...renderFailures(printable(final)),
+            ].join('\n'),
+          ) + '\n',
         );
       }
       return final.state;

@@ -11,6 +11,7 @@ import type { Plan } from '../core/plan.ts';
 import { parseSample, sampleSelection, type SampleSelection } from '../core/sample.ts';
 import type { PartitionRange, ResolvedSpec } from '../core/spec.ts';
 import { defaultBackfillId, type BackfillClient } from './backfill-client.ts';
+import { terminalText } from './printable.ts';
 
 export type SampleRun = {
   backfillId: string;
@@ -84,7 +85,7 @@ export async function runSample(client: BackfillClient, spec: ResolvedSpec, sele
 export async function sampleFromCommand(command: CommandUnknownOpts, spec: ResolvedSpec, plan: Plan, range: PartitionRange, value: unknown): Promise<SampleRun> {
   const selection = sampleSelection(plan, parseSample(value, plan));
   const { withClient } = await import('./with-client.ts');
-  const log = (line: string) => process.stderr.write(`${line}\n`);
+  const log = (line: string) => process.stderr.write(`${terminalText(line)}\n`);
   return withClient(command, async (client) => {
     const id = `sample-${defaultBackfillId(spec.name)}`;
     // Interrupted: the sample must not stay behind, staging partitions nobody will discard.

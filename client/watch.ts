@@ -3,6 +3,7 @@ import { BackfillError } from '../core/errors.ts';
 import { isActive, type BackfillState } from '../core/protocol.ts';
 import type { BackfillClient, Status } from './backfill-client.ts';
 import { ProgressView } from './progress-view.ts';
+import { terminalText } from './printable.ts';
 
 /** How long `--watch` rides out a Temporal server that does not answer (a restart) before it gives up. */
 const WATCH_PATIENCE_MS = 120_000;
@@ -31,7 +32,7 @@ export async function watch(
   note?: (line: string) => void,
 ): Promise<Status> {
   const view = json ? undefined : new ProgressView();
-  const say = note ?? ((line: string) => (view ? view.note(line) : process.stderr.write(`${line}\n`)));
+  const say = note ?? ((line: string) => (view ? view.note(line) : process.stderr.write(`${terminalText(line)}\n`)));
   let unanswered: number | null = null;
   try {
     for (;;) {

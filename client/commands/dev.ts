@@ -7,6 +7,7 @@ import { codeVersionOption, policyOption, jsonOption, logFormatOption, port, pri
 import { PROJECT_SPEC } from '../project.ts';
 import { LOG_FORMAT_HELP, METRICS_PORT_HELP } from './worker.ts';
 import type { QueueConfig } from '../../workers/worker.ts';
+import { terminalText } from '../printable.ts';
 
 /** `dev`'s transforms when none are named: those of the project's spec (./backfill.yaml), else the example's. */
 async function devTransforms(): Promise<string[]> {
@@ -27,7 +28,7 @@ async function devQueues(): Promise<QueueConfig[]> {
     return specQueues((await loadSpecFile(file)).spec);
   } catch (error) {
     // A spec being edited should not keep the server from starting.
-    process.stderr.write(`${file}: ${error instanceof Error ? error.message : String(error)}; the worker polls only the default task queue\n`);
+    process.stderr.write(`${terminalText(`${file}: ${error instanceof Error ? error.message : String(error)}`)}; the worker polls only the default task queue\n`);
     return specQueues({ nodes: [] });
   }
 }
@@ -98,7 +99,7 @@ export function devCommand() {
         if (telemetry.log.format === 'json') {
           announce(telemetry.log, 'dev server ready', { address: stack.address, uiUrl: stack.uiUrl, worker: stack.worker !== null, warehouse: stack.worker?.warehouse.location ?? null, metricsUrl: metrics, env });
         } else {
-          process.stderr.write(lines.join('\n') + '\n');
+          process.stderr.write(terminalText(lines.join('\n')) + '\n');
         }
         await Promise.race([waitForSignal(), stack.worker?.done ?? new Promise(() => undefined)]);
         await stack.stop();

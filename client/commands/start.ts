@@ -10,6 +10,7 @@ import { SPEC_IN_EXAMPLES as SPEC, HELP_GROUPS, documented } from '../help.ts';
 import type { ChangeSummary } from '../only-changed.ts';
 import { checkOnlyChanged, codeVersionOption, jsonOption, positiveInteger, positiveNumber, print, priorityOption, reasonOption, warehouseOption } from '../options.ts';
 import { withClient } from '../with-client.ts';
+import { terminalText } from '../printable.ts';
 
 /** `--wait-for-datasets [timeout]`: true (as long as it takes) or a duration. */
 function waitTimeout(value: string | true): { timeoutMs?: number } {
@@ -26,7 +27,7 @@ function reportWaiting(client: BackfillClient): (writers: DatasetWriter[]) => Pr
         return `  ${w.datasets.join(', ')}: written by ${w.backfillId} (${progress})`;
       }),
     );
-    process.stderr.write(`waiting for datasets to be free:\n${lines.join('\n')}\n`);
+    process.stderr.write(`waiting for datasets to be free:\n${terminalText(lines.join('\n'))}\n`);
   };
 }
 
@@ -135,7 +136,7 @@ export function startCommand() {
         if (options.watch) {
           const [{ watch }, { renderEnd }] = await Promise.all([import('../watch.ts'), import('../render.ts')]);
           const final = await watch(client, started.backfillId, options.json);
-          if (!options.json) process.stdout.write(`${renderEnd(final)}\n`);
+          if (!options.json) process.stdout.write(`${terminalText(renderEnd(final))}\n`);
           process.exitCode = exitCodeFor(final.state);
         }
       });
