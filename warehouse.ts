@@ -8,15 +8,28 @@
  * Its conformance kit is `durable-backfill/warehouse-testkit`. See docs/warehouses.md.
  */
 export type { PartitionInput } from './core/protocol.ts';
+export type { CheckInput } from './core/spec.ts';
 export type {
   Bindings,
+  Change,
+  ChangeCursor,
+  ChangesOptions,
+  ChangesPage,
+  ColumnChange,
+  ColumnStats,
   DatasetFacts,
+  DatasetLease,
+  DiffOptions,
+  DiffPage,
+  DiscardOptions,
   InputVersions,
   LeaseHolder,
   LeaseOutcome,
   LedgerFilter,
   LedgerRow,
+  LedgerStatus,
   PartitionData,
+  PartitionDiff,
   PartitionWrite,
   PinnedInput,
   Published,
@@ -24,8 +37,14 @@ export type {
   QueryOptions,
   RestoreOutcome,
   RestoreRequest,
+  RestoreStatus,
+  RollbackFilter,
+  RollbackRecord,
   Row,
   SqlValue,
+  StagedOutcome,
+  StagedRun,
+  VersionRef,
   Warehouse,
 } from './activities/warehouse/types.ts';
 export {
@@ -42,7 +61,7 @@ export {
 export type { Dialect, Params, PublishRequest, PublishStart, Session, SpecSql, SpecStatement, Wanted } from './activities/warehouse/dialect.ts';
 export { deadlineError, partitionLock, timeLeft } from './activities/warehouse/dialect.ts';
 export { SqlWarehouse } from './activities/warehouse/warehouse.ts';
-export type { Codec, ColumnType, InternalTable, TableDef } from './activities/warehouse/ledger.ts';
+export type { Codec, ColumnDef, ColumnType, InternalTable, TableDef } from './activities/warehouse/ledger.ts';
 export { publishedOf } from './activities/warehouse/ledger.ts';
 export type { ValueKind } from './activities/warehouse/checksum.ts';
 export {
@@ -67,4 +86,4 @@ export { openWarehouse } from './activities/warehouse/index.ts';
 export { loadWarehouseAdapters, registerWarehouse, registeredSchemes, type WarehouseAdapter } from './activities/warehouse/registry.ts';
 export { deferredWarehouse } from './activities/warehouse/deferred.ts';
 export { BackfillError, type ErrorCode } from './core/errors.ts';
-export type { SchemaField } from './core/openlineage.ts';
+export type { DatasetName, SchemaField } from './core/openlineage.ts';
