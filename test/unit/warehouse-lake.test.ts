@@ -249,6 +249,24 @@ describe('lake: values', () => {
       await wh.close();
     }
   });
+
+  it('integers wider than 64 bits (bigints, SQL sums) keep every digit in the files, for the view and any Parquet reader; beyond 38 digits a publish says what to do', async () => {
+    const root = freshRoot();
+    const wh = new LakeWarehouse(root);
+    try {
+      await wh.publish(write('ids', 'k', { rows: [{ id: 1234567890123456789n }, { id: 2n ** 100n }] }));
+      await wh.publish(write('sums', 'k', { selects: [{ sql: 'SELECT SUM(x) AS total FROM (SELECT 9007199254740993 AS x UNION ALL SELECT 0) t', bindings: {} }] }));
+      expect(await wh.query('SELECT id FROM ids ORDER BY id')).toEqual([{ id: '1234567890123456789' }, { id: '1267650600228229401496703205376' }]);
+      expect(await wh.query('SELECT total FROM sums')).toEqual([{ total: '9007199254740993' }]);
+      expect(await readDirectly(`SELECT CAST(total AS VARCHAR) FROM read_parquet('${root}/sums/*.parquet')`)).toEqual([['9007199254740993']]);
+      const tooWide = await rejection(wh.publish(write('ids', 'k2', { rows: [{ id: 2n ** 127n - 1n }] })));
+      expect(tooWide).toBeInstanceOf(SqlError);
+      expect(tooWide.message).toMatch(/ids k2: a whole number has more than the 38 digits .* give it as a double or as text/);
+      expect(await wh.ledger({ node: 'ids', partition: 'k2' })).toEqual([]);
+    } finally {
+      await wh.close();
+    }
+  });
 });
 
 describe('lake: spec SQL stays inside the lake', () => {

@@ -424,6 +424,19 @@ export function warehouseSuite(kind: Warehouse['kind'], open: WarehouseFactory, 
       expect(expected([big, 1n])).toBe(expected([big, 1]));
     });
 
+    it('keep integers above 2^53 exact in the stored version: a restore to it verifies, whether a transform gave them or SQL summed them', async () => {
+      const big = 9007199254740993n;
+      const given = await wh.publish(write('given', 'k', { rows: [{ id: big }, { id: 1n }] }));
+      // A sum of 64-bit integers is wider than 64 bits on some engines (DuckDB's HUGEINT).
+      const summed = await wh.publish(write('summed', 'k', { selects: [{ sql: `SELECT SUM(x) AS id FROM (SELECT ${big} AS x UNION ALL SELECT 0) t`, bindings: {} }] }));
+      for (const [node, first] of [['given', given], ['summed', summed]] as const) {
+        await wh.publish(write(node, 'k', { runKey: 'run-2', backfillId: 'bf-2', rows: [{ id: 2 }] }));
+        const restored = await wh.restore({ rollbackId: 'rb', backfillId: 'bf-2', node, partition: 'k', from: 2, to: 1 });
+        expect(restored.status, node).toBe('restored');
+        expect((await wh.publishedRows(node)).map((r) => [r.version, r.checksum]), node).toEqual([[1, first.checksum]]);
+      }
+    });
+
     it("ignore columns that only other partitions of the dataset have", async () => {
       const first = await wh.publish(write('orders', 'k1', { rows: [{ x: 1 }, { x: 2 }] }));
       await wh.publish(write('orders', 'k2', { rows: [{ x: 1, extra: 'e' }] }));

@@ -57,7 +57,7 @@ import { CATALOG, CatalogueHold, type HoldOptions } from './catalogue.ts';
 import { LakeLayout, mirror, settleAll } from './layout.ts';
 import { PreparedStatements } from './statements.ts';
 import { ACTS_OUTSIDE, ROW_FUNCTIONS, fileShaped, macrosThatRead, parseQuery, shown, type ParsedQuery } from './spec-sql.ts';
-import { castFor, jsValue, kindOf, rawValue, toStored, typeName, typeOfValue, widerType } from './values.ts';
+import { castFor, jsValue, kindOf, rawValue, storedColumn, toStored, typeName, typeOfValue, widerType } from './values.ts';
 
 const CODEC: Codec = {
   json: (value) => JSON.stringify(value),
@@ -660,11 +660,23 @@ class LakeSession implements Session {
       const target = layout.version(version.node, version.partition, version.version);
       const incoming = layout.scratch(version.node);
       this.written.push(incoming, target);
-      const columns = [...version.columns].map(quoteIdent).map((c) => `, ${c}`).join('');
-      await this.c.run(
-        `COPY (SELECT ${PARTITION_COLUMN}, ${VERSION_COLUMN}${columns} FROM ${this.dialect.versionsTable(version.node)} ` +
-          `WHERE ${PARTITION_COLUMN} = ${quoteLiteral(version.partition)} AND ${VERSION_COLUMN} = ${version.version}) TO ${quoteLiteral(incoming)} (FORMAT parquet, COMPRESSION zstd)`,
-      );
+      const table = this.dialect.versionsTable(version.node);
+      const types = this.stagingTables.get(table)?.columns;
+      const columns = [...version.columns].map((c) => `, ${storedColumn(quoteIdent(c), types?.get(c))}`).join('');
+      try {
+        await this.c.run(
+          `COPY (SELECT ${PARTITION_COLUMN}, ${VERSION_COLUMN}${columns} FROM ${table} ` +
+            `WHERE ${PARTITION_COLUMN} = ${quoteLiteral(version.partition)} AND ${VERSION_COLUMN} = ${version.version}) TO ${quoteLiteral(incoming)} (FORMAT parquet, COMPRESSION zstd)`,
+        );
+      } catch (error) {
+        if (error instanceof Error && /^Conversion Error: .* to DECIMAL\(38,0\)/.test(error.message)) {
+          throw new SqlError(
+            `${version.node} ${version.partition}: a whole number has more than the 38 digits a lake's Parquet files hold exactly (${error.message.split('\n')[0]}): ` +
+              'give it as a double or as text (CAST(... AS DOUBLE) or AS VARCHAR in SQL; a number or a string in a transform\'s rows)',
+          );
+        }
+        throw error;
+      }
       chmodSync(incoming, 0o444);
       files.push({ written: incoming, target, directory: layout.versions(version.node, version.partition) });
     }

@@ -81,6 +81,16 @@ export function widerType(a: string, b: string): string {
   return LADDER[Math.max(i, j)]!;
 }
 
+/**
+ * A staged column as a version's Parquet file stores it. Parquet has no 128-bit integer, and
+ * DuckDB writes a HUGEINT (a transform's bigint, SQL's SUM of integers) as a DOUBLE, which
+ * rounds whole numbers beyond 2^53: a DECIMAL(38,0) keeps every digit, reads back exactly, and
+ * is read with HUGEINT as DECIMAL(38,0).
+ */
+export function storedColumn(column: string, type: string | undefined): string {
+  return type === 'HUGEINT' || type === 'UHUGEINT' ? `CAST(${column} AS DECIMAL(38,0)) AS ${column}` : column;
+}
+
 /** A cast for a bound parameter, so that a number read into a SELECT list keeps its type (as in SQLite). */
 export function castFor(value: unknown): string {
   if (typeof value === 'number') return Number.isSafeInteger(value) ? '::BIGINT' : '::DOUBLE';
