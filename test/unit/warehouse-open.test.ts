@@ -64,6 +64,20 @@ describe('openWarehouse', () => {
     }
   });
 
+  it('refuses a lake URL with a host (two slashes) instead of making a lake below the working directory, and a lake path DuckDB would read as a pattern', () => {
+    for (const location of ['lake://srv/lake', 'LAKE://data']) {
+      expect(() => openWarehouse(location, { inline: true }), location).toThrow(/names a host \((srv|data)\), and a lake is a local directory: use lake:\/\/\/(srv\/lake|data) \(three slashes\)/);
+      expect(() => warehouseExists(location), location).toThrow(/names a host/);
+    }
+    expect(existsSync(join(process.cwd(), 'srv'))).toBe(false);
+    for (const name of ['lake[1]', 'lake?', 'lake*']) {
+      expect(() => openWarehouse(`lake://${join(dir, name)}`, { inline: true }), name).toThrow(/has '[[*?]' in its path, which DuckDB reads as a file pattern.*choose a directory without \* \? \[ \]/);
+    }
+    // Relative paths without slashes, spaces and other characters stay as they were.
+    expect(openWarehouse('lake:data/lake', { inline: true }).location).toBe(join(process.cwd(), 'data', 'lake'));
+    expect(openWarehouse(`lake://${join(dir, 'my läke {x}')}`, { inline: true }).location).toBe(join(dir, 'my läke {x}'));
+  });
+
   it('opens a registered scheme through its adapter, and still refuses the others, naming the registered ones', () => {
     const opened: Array<[string, boolean]> = [];
     const fake = { kind: 'memo' } as unknown as Warehouse;

@@ -8,13 +8,32 @@ import { resolve } from 'node:path';
 import { BackfillError, deferredWarehouse, type WarehouseAdapter } from '../../../warehouse.ts';
 import { LakeLayout } from './layout.ts';
 
+/** DuckDB reads these in a file's path as a pattern (its glob), so the lake could not read its own files. */
+const PATTERN_CHARACTERS = /[*?[\]]/;
+
 /** The lake's directory: `lake:///srv/lake` (absolute), or `lake:data/lake` (relative to the working directory). */
 export function lakeDirectory(location: string): string {
   const path = location.replace(/^lake:(\/\/)?/i, '');
   if (path.length === 0 || !/^lake:/i.test(location)) {
     throw new BackfillError('invalid_argument', `the lake ${location} names no directory: use lake:///absolute/path/to/lake`);
   }
-  return resolve(path);
+  // `lake://srv/lake` reads as a host and a path, as in any URL: taken as a relative path, it would
+  // make a lake below each process's working directory, not the /srv/lake that was meant.
+  if (/^lake:\/\/[^/]/i.test(location)) {
+    throw new BackfillError(
+      'invalid_argument',
+      `the lake ${location} names a host (${path.split('/')[0]}), and a lake is a local directory: use lake:///${path} (three slashes) for the absolute path /${path}, or lake:${path} for a path relative to the working directory`,
+    );
+  }
+  const directory = resolve(path);
+  const pattern = PATTERN_CHARACTERS.exec(directory);
+  if (pattern) {
+    throw new BackfillError(
+      'invalid_argument',
+      `the lake directory ${directory} has '${pattern[0]}' in its path, which DuckDB reads as a file pattern, so the lake could not read its own files: choose a directory without * ? [ ] in its path`,
+    );
+  }
+  return directory;
 }
 
 export const warehouseAdapter: WarehouseAdapter = {
