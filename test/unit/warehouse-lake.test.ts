@@ -269,6 +269,22 @@ describe('lake: values', () => {
   });
 });
 
+describe('lake: times with a time zone', () => {
+  it('read the same staged and from the file (Parquet keeps them in UTC): a restore to a version that holds one verifies', async () => {
+    const wh = new LakeWarehouse(freshRoot());
+    try {
+      const sql = "SELECT '05:00:01+02'::TIMETZ AS early, '23:30:00-01'::TIMETZ AS late";
+      const first = await wh.publish(write('times', 'k', { selects: [{ sql, bindings: {} }] }));
+      expect(await wh.query('SELECT early, late FROM times')).toEqual([{ early: '03:00:01+00', late: '00:30:00+00' }]);
+      await wh.publish(write('times', 'k', { runKey: 'run-2', backfillId: 'bf-2', rows: [] }));
+      expect(await wh.restore({ rollbackId: 'rb', backfillId: 'bf-2', node: 'times', partition: 'k', from: 2, to: 1 })).toMatchObject({ status: 'restored' });
+      expect((await wh.publishedRows('times')).map((r) => r.checksum)).toEqual([first.checksum]);
+    } finally {
+      await wh.close();
+    }
+  });
+});
+
 describe('lake: spec SQL stays inside the lake', () => {
   const outside = [
     "SELECT * FROM read_csv('/etc/passwd')",

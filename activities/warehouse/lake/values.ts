@@ -3,7 +3,7 @@
  * same shapes SQLite and PostgreSQL give), values in the canonical form checksums take, the
  * type a transform's value needs, and how two types widen.
  */
-import { DOUBLE, DuckDBBlobValue, DuckDBDecimalValue, DuckDBTypeId, type DuckDBType, type DuckDBValue } from '@duckdb/node-api';
+import { DOUBLE, DuckDBBlobValue, DuckDBDecimalValue, DuckDBTimeTZValue, DuckDBTypeId, type DuckDBType, type DuckDBValue } from '@duckdb/node-api';
 import type { ValueKind } from '../../../warehouse.ts';
 
 const INTEGERS = new Set([
@@ -27,11 +27,26 @@ export function kindOf(type: DuckDBType): ValueKind {
   return 'text';
 }
 
+const MICROS_PER_DAY = 86_400_000_000n;
+
+/**
+ * A value as a version's Parquet file gives it back, written as DuckDB writes it: Parquet keeps
+ * a time with a time zone in UTC, so `05:00:01+02` comes back as `03:00:01+00`, and is read so
+ * while staged too (the checksum taken at publish must be the one a restore reads from the file).
+ */
+function storedText(value: Exclude<DuckDBValue, null | string | number | bigint | boolean>): string {
+  if (value instanceof DuckDBTimeTZValue) {
+    const utc = (((value.micros - BigInt(value.offset) * 1_000_000n) % MICROS_PER_DAY) + MICROS_PER_DAY) % MICROS_PER_DAY;
+    return DuckDBTimeTZValue.fromMicrosAndOffset(utc, 0).toString();
+  }
+  return value.toString();
+}
+
 /** A value for a checksum: numbers exactly (a decimal as its text), text as text, the rest as DuckDB writes it. */
 export function rawValue(value: DuckDBValue): unknown {
   if (value === null || typeof value === 'string' || typeof value === 'number' || typeof value === 'bigint' || typeof value === 'boolean') return value;
   if (value instanceof DuckDBBlobValue) return value.bytes;
-  return value.toString();
+  return storedText(value);
 }
 
 /**
@@ -46,7 +61,7 @@ export function jsValue(value: DuckDBValue): unknown {
     return Number.isFinite(n) && (value.scale > 0 || Number.isSafeInteger(n)) ? n : value.toString();
   }
   if (value instanceof DuckDBBlobValue) return value.bytes;
-  return value.toString();
+  return storedText(value);
 }
 
 /** The column type for one value a transform returned (null: any type will do). */
