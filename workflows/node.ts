@@ -30,7 +30,7 @@ import {
   setHandler,
   workflowInfo,
 } from '@temporalio/workflow';
-import { batchFailureDetails } from '../core/batch-details.ts';
+import { batchDetails } from '../core/batch-details.ts';
 import { isNoSpending, noSpending, spend, type PartitionCost } from '../core/budget.ts';
 import { parseDuration } from '../core/duration.ts';
 import { BackfillError } from '../core/errors.ts';
@@ -76,7 +76,7 @@ export const EVEN_BATCH_SHARES = 'even-batch-shares';
 export const LATENCY_CAP_CLIMBS_WHEN_IT_BINDS = 'latency-cap-climbs-when-it-binds';
 /**
  * Patch (docs/workflow-versions.md): a batch's failure details (what it says it finished, which
- * partition failed, its attempt) are parsed against the batch (`batchFailureDetails`); before,
+ * partition failed, its attempt) are parsed against the batch (`batchDetails`); before,
  * they were taken as they came, so a worker's malformed details could count partitions of no
  * batch done, or fail the workflow task.
  */
@@ -113,7 +113,7 @@ function taskFor(plan: PlanNode, index: number, throttled: number, recheck: bool
 /**
  * How the workflow reads a batch's failure details (its failure's or cancellation's first
  * detail, or a timeout's last heartbeat details), which the worker that ran it wrote: parsed
- * against the batch (`batchFailureDetails`), or, in histories from before the patch
+ * against the batch (`batchDetails`), or, in histories from before the patch
  * `batch-details-checked`, taken as they came.
  */
 type ReadDetails = (value: unknown) => Partial<PartitionFailureDetails> | undefined;
@@ -319,7 +319,7 @@ export async function nodeWorkflow(input: NodeInput): Promise<NodeSummary> {
     });
     maxInflight = Math.max(maxInflight, scheduler.inFlightBatches);
     const maxAttempts = spec.retry.maxAttempts;
-    const read: ReadDetails = detailsChecked ? (value) => batchFailureDetails(value, tasks, maxAttempts) : asTheyCame;
+    const read: ReadDetails = detailsChecked ? (value) => batchDetails(value, tasks, maxAttempts) : asTheyCame;
     runPartitions({
       backfillId: input.backfillId,
       runKey: input.runKey,
