@@ -81,6 +81,12 @@ export const LATENCY_CAP_CLIMBS_WHEN_IT_BINDS = 'latency-cap-climbs-when-it-bind
  * batch done, or fail the workflow task.
  */
 export const BATCH_DETAILS_CHECKED = 'batch-details-checked';
+/**
+ * Patch (docs/workflow-versions.md): a completed batch's result (what it finished, the partition
+ * throttled, its attempt) is read against the batch as its failure details are (`batchDetails`);
+ * the batch's partitions it does not account for run again. Before, it was taken as it came.
+ */
+export const BATCH_RESULT_CHECKED = 'batch-result-checked';
 
 type PartitionActivities = { runPartitions(input: RunPartitionsInput): Promise<RunPartitionsResult> };
 
@@ -166,6 +172,7 @@ export async function nodeWorkflow(input: NodeInput): Promise<NodeSummary> {
   const evenShares = patched(EVEN_BATCH_SHARES);
   const climbWhenBinding = patched(LATENCY_CAP_CLIMBS_WHEN_IT_BINDS);
   const detailsChecked = patched(BATCH_DETAILS_CHECKED);
+  const resultChecked = patched(BATCH_RESULT_CHECKED);
   const schedulerOptions = (node: ResolvedNode) => ({ ...schedulerOptionsOf(node, reportRunning), zeroHolds, evenShares, climbWhenBinding });
   const scheduler = new NodeScheduler(
     schedulerOptions(spec),
@@ -334,7 +341,9 @@ export async function nodeWorkflow(input: NodeInput): Promise<NodeSummary> {
       // Two steps, not one: the microtask in between decides the order of commands that
       // recorded histories replay (test/replay); merging them is a workflow change.
       .then(
-        (result): BatchOutcome => {
+        (value): BatchOutcome => {
+          // A worker wrote it, as it writes failure details; the batch's partitions it does not say it finished run again (`settle`).
+          const result: RunPartitionsResult = resultChecked ? batchDetails(value, tasks, maxAttempts) : value;
           charge(result.finished, Math.max(0, (result.attempt ?? 1) - 1));
           return { kind: 'completed', finished: result.finished, ...(result.throttled ? { throttled: result.throttled } : {}) };
         },

@@ -1,8 +1,10 @@
 /**
- * A batch's failure details come from whatever worker ran it. Here a foreign worker polls a
- * node's activity task queue: its `runPartitions` fails every batch (or lets it time out after a
- * heartbeat) saying it finished the node's other partitions. The node workflow counts none of
- * them done: each partition is run, and fails, on its own.
+ * A batch's result and failure details come from whatever worker ran it. Here a foreign worker
+ * polls a node's activity task queue: its `runPartitions` fails every batch (or lets it time out
+ * after a heartbeat) saying it finished the node's other partitions, or completes a batch the
+ * first time with a forged or malformed result and fails it the next. The node workflow counts
+ * none of those partitions done: each partition is run (again, after a forged result), and
+ * fails, on its own.
  */
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -23,7 +25,22 @@ function othersFinished(input: RunPartitionsInput): unknown[] {
   return [...others.map(result), ...others.map(result), { ...result(input.partitions[0]!.index), key: 'not-its-key' }];
 }
 
-describe('the failure details of a batch a foreign worker ran', () => {
+/** Results a foreign worker may return for a batch it did not run: of no use, each in its own way. */
+function garbled(input: RunPartitionsInput): unknown {
+  const own = input.partitions[0]!;
+  switch (own.index) {
+    case 0:
+      return { finished: [null, 'x', { index: own.index, key: own.key }] };
+    case 1:
+      return { finished: 'all' };
+    case 2:
+      return undefined;
+    default:
+      return { finished: [{ index: own.index, key: own.key, version: 'v1', rowCount: 1, checksum: 'c', startedAt: 1, finishedAt: 2 }] };
+  }
+}
+
+describe('the failure details and results of a batch a foreign worker ran', () => {
   let client: BackfillClient;
   let worker: TestWorker;
   let foreign: Worker;
@@ -31,6 +48,8 @@ describe('the failure details of a batch a foreign worker ran', () => {
   let foreignRun: Promise<void>;
   const queue = uniqueQueue('details');
   const foreignQueue = `${queue}-foreign`;
+  /** The foreign worker's runs of each partition, by node and key. */
+  const calls = new Map<string, number>();
 
   beforeAll(async () => {
     client = await connectClient();
@@ -40,7 +59,15 @@ describe('the failure details of a batch a foreign worker ran', () => {
       connection: foreignConnection,
       taskQueue: foreignQueue,
       activities: {
-        async runPartitions(input: RunPartitionsInput): Promise<never> {
+        async runPartitions(input: RunPartitionsInput): Promise<unknown> {
+          if (input.node.id === 'forges' || input.node.id === 'garbles') {
+            const key = `${input.node.id}/${input.partitions.map((t) => t.key).join(',')}`;
+            const call = (calls.get(key) ?? 0) + 1;
+            calls.set(key, call);
+            if (call > 1) throw ApplicationFailure.nonRetryable('this worker runs nothing', 'Foreign');
+            // The first time: completed, with a result that says the node's other partitions (or nothing usable) finished.
+            return input.node.id === 'forges' ? { finished: othersFinished(input), attempt: 1e9 } : garbled(input);
+          }
           if (input.node.id === 'fails') throw ApplicationFailure.nonRetryable('this worker runs nothing', 'Foreign', { finished: othersFinished(input), failedIndex: 99, attempt: 1e9 });
           // Heartbeats the claim, then goes silent past the heartbeat timeout.
           Context.current().heartbeat({ finished: othersFinished(input), attempt: 1 });
@@ -77,6 +104,28 @@ describe('the failure details of a batch a foreign worker ran', () => {
     const counts = Object.fromEntries(ended.progress!.nodes.map((n) => [n.id, { done: n.done, failed: n.failed }]));
     expect(counts).toEqual({ local: { done: 4, failed: 0 }, fails: { done: 0, failed: 4 }, times_out: { done: 0, failed: 4 } });
     // The forged attempt counts one failed attempt, not a billion.
+    expect(ended.progress!.governance?.budgets.retries?.used).toBe(8);
+  });
+
+  it('counts no partition done that a completed batch did not hold: what its result does not account for runs again', async () => {
+    const spec = testSpec(queue, {
+      name: 'foreign-results',
+      partitions: { grain: 'day', start: DAYS[0]!, end: '2024-01-05' },
+      defaults: { batchSize: 1, concurrency: 1, retry: { maxAttempts: 1 } },
+      nodes: [
+        { id: 'local', sql: 'SELECT :partition AS day' },
+        { id: 'forges', sql: 'SELECT :partition AS day', taskQueue: foreignQueue },
+        { id: 'garbles', sql: 'SELECT :partition AS day', taskQueue: foreignQueue },
+      ],
+    });
+    const { backfillId } = await client.start(spec, { taskQueue: queue, tuning: { reportIntervalMs: 100 } });
+    const ended = await client.wait(backfillId, 120_000);
+    expect(ended.state).toBe('completed_with_failures');
+    const counts = Object.fromEntries(ended.progress!.nodes.map((n) => [n.id, { done: n.done, failed: n.failed }]));
+    expect(counts).toEqual({ local: { done: 4, failed: 0 }, forges: { done: 0, failed: 4 }, garbles: { done: 0, failed: 4 } });
+    // Each partition ran twice: completed (forged) once, then again, and failed.
+    expect(Object.fromEntries(calls)).toEqual(Object.fromEntries(['forges', 'garbles'].flatMap((node) => DAYS.map((day) => [`${node}/${day}`, 2]))));
+    // The forged attempt counts no failed attempt: the 8 failures do.
     expect(ended.progress!.governance?.budgets.retries?.used).toBe(8);
   });
 });

@@ -1,11 +1,13 @@
 /**
- * A batch's failure details (what a failed, cancelled or timed-out `runPartitions` says it
- * finished) come from whatever worker ran it: the node workflow counts only results of the
- * batch's own partitions, once each, and ignores the rest, whatever its shape.
+ * What a batch says it did (a completed `runPartitions`'s result, or what a failed, cancelled or
+ * timed-out one says it finished) comes from whatever worker ran it: the node workflow counts
+ * only results of the batch's own partitions, once each, and ignores the rest, whatever its shape.
  */
 import { describe, expect, it } from 'vitest';
 import { batchDetails } from '../../core/batch-details.ts';
-import type { PartitionResult } from '../../core/protocol.ts';
+import type { NodeSettings, PartitionResult } from '../../core/protocol.ts';
+import { RangeSet } from '../../core/ranges.ts';
+import { NodeScheduler } from '../../core/scheduler.ts';
 
 const batch = [
   { index: 4, key: '2024-01-05' },
@@ -60,5 +62,51 @@ describe('batchDetails: a failed batch', () => {
     expect([failed(5), failed(6), failed(4), failed(0), failed('5'), failed(null), failed(undefined)]).toEqual([5, 6, null, null, null, null, null]);
     const attempt = (value: unknown) => batchDetails({ finished: [], attempt: value }, batch, 3).attempt;
     expect([attempt(1), attempt(3), attempt(0), attempt(4), attempt(1e9), attempt(2.5), attempt('2')]).toEqual([1, 3, undefined, undefined, undefined, undefined, undefined]);
+  });
+});
+
+describe('batchDetails: a completed batch', () => {
+  it("keeps what the activity returns: its partitions' results, the throttled one and its attempt", () => {
+    const value = { finished: [result(4, '2024-01-05', { cost: 1 })], throttled: { index: 5, message: 'HTTP 429' }, attempt: 2, deferred: 0 };
+    expect(batchDetails(value, batch, 3)).toEqual({ finished: [result(4, '2024-01-05', { cost: 1 })], failedIndex: null, throttled: { index: 5, message: 'HTTP 429' }, attempt: 2 });
+    const all = { finished: batch.map((t) => result(t.index, t.key)) };
+    expect(batchDetails(all, batch, 3)).toEqual({ ...all, failedIndex: null });
+  });
+
+  it('counts no partition outside the batch, of another key, twice or malformed; a forged attempt is none', () => {
+    const value = {
+      finished: [result(0, '2024-01-01'), result(1, '2024-01-02'), result(0, '2024-01-01'), result(5, 'not-its-key'), null, 'x', { index: 6 }, result(4, '2024-01-05'), result(4, '2024-01-05', { rowCount: 0 })],
+      attempt: 1e9,
+    };
+    expect(batchDetails(value, batch, 3)).toEqual({ finished: [result(4, '2024-01-05')], failedIndex: null });
+  });
+
+  it('takes a throttled partition only of the batch, not one it finished, and with a message', () => {
+    const throttled = (value: unknown) => batchDetails({ finished: [result(4, '2024-01-05')], throttled: value }, batch, 3).throttled;
+    expect(throttled({ index: 6, message: 'slow down', extra: 1 })).toEqual({ index: 6, message: 'slow down' });
+    for (const value of [{ index: 4, message: 'x' }, { index: 0, message: 'x' }, { index: '6', message: 'x' }, { index: 6 }, { index: 6, message: 42 }, 6, 'slow down', null]) {
+      expect(throttled(value)).toBeUndefined();
+    }
+  });
+
+  it('reads a result of the wrong shape as finishing nothing', () => {
+    for (const value of [undefined, null, 'done', 0, [result(4, '2024-01-05')], { finished: 'all' }, { finished: null }]) {
+      expect(batchDetails(value, batch, 3)).toEqual({ finished: [], failedIndex: null });
+    }
+  });
+
+  it('loses no partition: those the result does not account for run again, the claimed ones of other batches are not done', () => {
+    const settings: NodeSettings = { seq: 1, rate: null, burst: 1, concurrency: 2, paused: false };
+    const keys = ['2024-01-01', '2024-01-02', '2024-01-03', '2024-01-04', '2024-01-05', '2024-01-06', '2024-01-07'];
+    const s = new NodeScheduler({ batchSize: 3, maxThrottles: 3 }, settings, RangeSet.of([4, 7]));
+    const [started] = s.startable();
+    expect(started!.indices).toEqual([4, 5, 6]);
+    const tasks = started!.indices.map((index) => ({ index, key: keys[index]! }));
+    // A forged result: the batch's 4, then partitions of no batch (0, 1) and 6 twice under another key.
+    const forged = { finished: [result(4, keys[4]!), result(0, keys[0]!), result(1, keys[1]!), result(6, 'x'), result(6, 'y')] };
+    const checked = batchDetails(forged, tasks, 3);
+    s.settle(started!.id, { kind: 'completed', finished: checked.finished });
+    expect(RangeSet.fromJSON(s.takeReport().done).toJSON()).toBe(RangeSet.of([4, 5]).toJSON());
+    expect(s.startable().map((b) => b.indices)).toEqual([[5, 6]]);
   });
 });
