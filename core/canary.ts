@@ -41,6 +41,8 @@ export type CanaryCarry = {
   config: Canary;
   /** The slice, by node (index ranges): what runs before the approval. */
   scope: Record<string, RangesJSON>;
+  /** The slice's partitions that --only-changed keeps, by node (only nodes with some): done already, they never run. */
+  kept?: Record<string, RangesJSON>;
   diff?: CanaryDiff;
   decision?: CanaryDecision;
   /** Why the slice stopped the backfill, or why `auto` did not go on. */
@@ -52,7 +54,7 @@ export type CanaryView = {
   phase: CanaryPhase;
   pick: Canary['pick'];
   perNode: number;
-  /** Partitions in the slice, upstream closure included. */
+  /** Partitions the slice runs, upstream closure included (not those --only-changed keeps). */
   partitions: number;
   auto: { maxRowChange: string } | null;
   diff: CanaryDiff | null;
@@ -123,6 +125,22 @@ export function canaryScope(plan: Plan, canary: Canary, skip: Record<string, Ran
   return scope;
 }
 
+/**
+ * The partitions of the slice that `skip` (--only-changed) keeps, by node (only nodes with some):
+ * upstream partitions the picked ones need. They stay in the slice (what it releases), but they
+ * are done from the start and never run.
+ */
+export function keptInScope(plan: Plan, scope: ReadonlyMap<string, RangeSet>, skip: Record<string, RangesJSON> = {}): Map<string, RangeSet> {
+  const kept = new Map<string, RangeSet>();
+  for (const node of plan.nodes) {
+    const slice = scope.get(node.id);
+    if (!slice || skip[node.id] === undefined) continue;
+    const inSlice = slice.minus(slice.minus(RangeSet.fromJSON(skip[node.id]).slice(0, node.partitions.size)));
+    if (!inSlice.isEmpty) kept.set(node.id, inSlice);
+  }
+  return kept;
+}
+
 function text(value: unknown, field: string, required: string | null): string | null {
   if (value === undefined || value === null) {
     if (required !== null) throw new BackfillError('invalid_argument', `${field} is missing: ${required}`, field);
@@ -157,6 +175,8 @@ export class CanaryGate {
   private phase: CanaryPhase;
   readonly config: Canary;
   private readonly scopeSets: Map<string, RangeSet>;
+  /** The slice's partitions --only-changed keeps (`keptInScope`): not counted among those it runs. */
+  private readonly keptSets: Map<string, RangeSet>;
   private diff: CanaryDiff | undefined;
   private decision: CanaryDecision | undefined;
   private note: string | undefined;
@@ -166,7 +186,7 @@ export class CanaryGate {
    * approving or discarding waits again (the warehouse's publish and discard are idempotent); one
    * the slice stopped runs the slice again (its failures are retried by the resumed run).
    */
-  constructor(init: { carry: CanaryCarry } | { config: Canary; scope: Map<string, RangeSet> }, plan: Plan) {
+  constructor(init: { carry: CanaryCarry } | { config: Canary; scope: Map<string, RangeSet>; skip?: Record<string, RangesJSON> }, plan: Plan) {
     if ('carry' in init) {
       const carry = init.carry;
       const phase = PHASES.includes(carry.phase) ? carry.phase : 'running';
@@ -176,6 +196,12 @@ export class CanaryGate {
         const set = receivedRanges(carry.scope?.[n.id] ?? '', n.partitions.size);
         return [n.id, typeof set === 'string' ? new RangeSet() : set];
       }));
+      // A carry from before it was kept (or a hand-made one that says nothing usable) counts the whole slice.
+      this.keptSets = new Map();
+      for (const n of plan.nodes) {
+        const set = carry.kept?.[n.id] === undefined ? '' : receivedRanges(carry.kept[n.id], n.partitions.size);
+        if (typeof set !== 'string' && !set.isEmpty) this.keptSets.set(n.id, set);
+      }
       if (carry.diff && this.phase !== 'running') this.diff = carry.diff;
       if (carry.decision && phase === this.phase) this.decision = carry.decision;
       if (carry.note && phase === this.phase) this.note = carry.note;
@@ -183,6 +209,7 @@ export class CanaryGate {
       this.phase = 'running';
       this.config = init.config;
       this.scopeSets = init.scope;
+      this.keptSets = keptInScope(plan, init.scope, init.skip);
     }
   }
 
@@ -286,10 +313,13 @@ export class CanaryGate {
     if (ok) this.note = undefined;
   }
 
-  /** Partitions in the slice, upstream closure included. */
+  /** Partitions the slice runs, upstream closure included: not those --only-changed keeps (done already). */
   get partitions(): number {
     let n = 0;
-    for (const set of this.scopeSets.values()) n += set.size;
+    for (const [id, set] of this.scopeSets) {
+      const kept = this.keptSets.get(id);
+      n += kept ? set.minus(kept).size : set.size;
+    }
     return n;
   }
 
@@ -311,6 +341,7 @@ export class CanaryGate {
       phase: this.phase,
       config: this.config,
       scope: Object.fromEntries([...this.scopeSets].map(([id, set]) => [id, set.toJSON()])),
+      ...(this.keptSets.size > 0 ? { kept: Object.fromEntries([...this.keptSets].map(([id, set]) => [id, set.toJSON()])) } : {}),
       ...(this.diff ? { diff: this.diff } : {}),
       ...(this.decision ? { decision: this.decision } : {}),
       ...(this.note ? { note: this.note } : {}),

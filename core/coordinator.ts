@@ -180,7 +180,7 @@ export class BackfillCoordinator {
     this.canary = carry?.canary
       ? new CanaryGate({ carry: carry.canary }, plan)
       : options.canary && !carry
-        ? new CanaryGate({ config: options.canary, scope: canaryScope(plan, options.canary, options.skip) }, plan)
+        ? new CanaryGate({ config: options.canary, scope: canaryScope(plan, options.canary, options.skip), ...(options.skip ? { skip: options.skip } : {}) }, plan)
         : null;
     // Before anything is released: while the canary's slice runs, nothing beyond it is.
     if (this.canary?.limiting) this.readiness.limitTo(this.canary.scope);

@@ -208,6 +208,31 @@ describe('canary: the coordinator', () => {
     expect(thrownBackfillError(() => c.parseCanaryDecision('approve', ok)).code).toBe('already_decided');
   });
 
+  it("counts only the slice's partitions that run: not the upstream ones --only-changed keeps; what it releases and runs is the same", () => {
+    // Only total changed: raw and daily keep every partition, yet the slice needs their 8, 9 and raw 6 … 9.
+    const skip = { raw: RangeSet.of([0, 10]).toJSON(), daily: RangeSet.of([0, 10]).toJSON() };
+    const canary = parseCanary({ partitions: 2 });
+    const c = new BackfillCoordinator(plan, { rate: null, concurrency: null }, undefined, { canary, skip });
+    c.releaseInitial(skip);
+    expect(Object.fromEntries([...c.canary!.scope].map(([id, set]) => [id, indices(set)]))).toEqual({ raw: [6, 7, 8, 9], daily: [8, 9], total: [8, 9] });
+    expect(indices(c.readiness.inHands('total'))).toEqual([8, 9]);
+    expect(indices(c.readiness.inHands('raw'))).toEqual([]);
+    expect(c.progress('c', 'running', 1).canary).toMatchObject({ phase: 'running', perNode: 2, partitions: 2 });
+    expect(thrownBackfillError(() => c.parseCanaryDecision('approve', ok)).message).toMatch(/still running its 2 partitions/);
+    // Across continue-as-new (and into a resumed run, which has no skip of its own).
+    const carried = JSON.parse(JSON.stringify({ ...c.toCarry(), runKey: 'r', childrenRunning: true, startedAt: 0, runs: 1 }));
+    expect(new BackfillCoordinator(plan, { rate: null, concurrency: null }, carried).progress('c', 'running', 1).canary!.partitions).toBe(2);
+    // A carry from before (no kept), or one whose kept is not a range set, counts the whole slice as before.
+    const { kept, ...before } = carried.canary;
+    expect(kept).toEqual({ raw: RangeSet.of([6, 10]).toJSON(), daily: RangeSet.of([8, 10]).toJSON() });
+    expect(new BackfillCoordinator(plan, { rate: null, concurrency: null }, { ...carried, canary: before }).progress('c', 'running', 1).canary!.partitions).toBe(8);
+    expect(new BackfillCoordinator(plan, { rate: null, concurrency: null }, { ...carried, canary: { ...before, kept: { raw: 7, daily: 'junk' } } }).canary!.partitions).toBe(8);
+    // Without a skip nothing is kept: the whole slice runs, and the carry says nothing more.
+    const plain = new BackfillCoordinator(plan, { rate: null, concurrency: null }, undefined, { canary });
+    expect(plain.canary!.partitions).toBe(8);
+    expect(plain.toCarry().canary).not.toHaveProperty('kept');
+  });
+
   it('carries the slice and its phase across continue-as-new', () => {
     const c = start();
     const carried = JSON.parse(JSON.stringify({ ...c.toCarry(), runKey: 'r', childrenRunning: true, startedAt: 0, runs: 1 }));
