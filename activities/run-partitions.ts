@@ -31,6 +31,8 @@ export type ActivityDeps = {
   transforms: TransformRegistry;
   /** Recorded in the ledger: which code produced a partition. */
   codeVersion: string;
+  /** Aborted when the worker starts shutting down: a batch then starts no new partition. */
+  stopping?: AbortSignal;
 };
 
 /** The failure types the retry policy never retries: only the project's own errors, and an ApplicationFailure thrown on purpose, carry them. */
@@ -457,6 +459,9 @@ export function createActivities(deps: ActivityDeps) {
         for (const [i, task] of input.partitions.entries()) {
           if (skip.has(task.index)) continue;
           if (ctx.cancellationSignal.aborted) throw cancelled();
+          // The worker stops: the rest go back to the node, which runs them again on another
+          // worker; a failure would count an attempt against each.
+          if (deps.stopping?.aborted) return (await flush()) ?? { finished, attempt };
           // Outside the run window nothing starts: the rest run again in the next window.
           if (window.closed()) return (await flush()) ?? { finished, attempt, deferred: input.partitions.length - i };
           let outcome: Awaited<ReturnType<typeof runOne>>;

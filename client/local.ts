@@ -68,6 +68,8 @@ export type WorkerProcessOptions = {
   workflowBundle?: string;
   /** The policy file backfills are judged by (--policy, $BACKFILL_POLICY). */
   policyFile?: string;
+  /** How long running partitions get to finish once the worker stops (--shutdown-grace; default 0: cancelled at once). */
+  shutdownGraceMs?: number;
 };
 
 export type RunningWorker = { workers: BackfillWorkers; warehouse: Warehouse; connection: NativeConnection; done: Promise<void>; stop(): Promise<void> };
@@ -119,6 +121,7 @@ export async function startWorker(options: WorkerProcessOptions): Promise<Runnin
     ...(options.workflowBundle !== undefined ? { workflowBundle: { codePath: options.workflowBundle } } : {}),
     ...(tracing ? { tracing } : {}),
     ...(options.policyFile !== undefined ? { policyFile: options.policyFile } : {}),
+    ...(options.shutdownGraceMs !== undefined ? { shutdownGraceMs: options.shutdownGraceMs } : {}),
   });
   const done = workers.run();
   let stopped: Promise<void> | undefined;

@@ -37,9 +37,18 @@ export function announceMetrics(telemetry: TelemetrySettings): void {
   if (telemetry.metrics) announce(telemetry.log, `metrics: ${metricsUrl(telemetry.metrics)}`, { metricsUrl: metricsUrl(telemetry.metrics) });
 }
 
-export function waitForSignal(): Promise<void> {
+/**
+ * The first SIGINT or SIGTERM. Both listeners go then, so that a second signal of either kind
+ * gets Node's default: the process ends at once.
+ */
+export function waitForSignal(): Promise<NodeJS.Signals> {
   return new Promise((done) => {
-    process.once('SIGINT', done);
-    process.once('SIGTERM', done);
+    const stop = (signal: NodeJS.Signals) => {
+      process.off('SIGINT', stop);
+      process.off('SIGTERM', stop);
+      done(signal);
+    };
+    process.on('SIGINT', stop);
+    process.on('SIGTERM', stop);
   });
 }

@@ -20,6 +20,8 @@ export type WorkerProcessOptions = {
   maxConcurrentActivities?: number;
   /** --metrics-port on 127.0.0.1: Prometheus metrics at `metricsUrl`. */
   metricsPort?: number;
+  /** --shutdown-grace: how long running partitions get to finish on SIGTERM (default the command's). */
+  shutdownGrace?: string;
   /** --log-format (stderr, in `log`). */
   logFormat?: 'text' | 'json';
   env?: Record<string, string>;
@@ -59,6 +61,7 @@ export class WorkerProcess {
     if (this.options.maxConcurrentActivities !== undefined) args.push('--max-concurrent-activities', String(this.options.maxConcurrentActivities));
     if (this.options.metricsPort !== undefined) args.push('--metrics-port', String(this.options.metricsPort), '--metrics-host', '127.0.0.1');
     if (this.options.logFormat) args.push('--log-format', this.options.logFormat);
+    if (this.options.shutdownGrace !== undefined) args.push('--shutdown-grace', this.options.shutdownGrace);
     const child = spawn('node', [...(this.options.nodeArgs ?? []), ...args], {
       env: { ...process.env, TEMPORAL_ADDRESS: this.options.address, BACKFILL_LOG_LEVEL: 'ERROR', ...this.options.env },
       stdio: ['ignore', 'ignore', 'pipe'],
@@ -84,6 +87,15 @@ export class WorkerProcess {
     const exited = new Promise((done) => child.once('exit', done));
     child.kill('SIGKILL');
     await exited;
+  }
+
+  /** Sends `signal` and waits for the process to end, however long it takes: how it ended. */
+  async signal(signal: NodeJS.Signals): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+    const child = this.child;
+    if (!child || !this.running) throw new Error('the worker is not running');
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((done) => child.once('exit', (code, by) => done({ code, signal: by })));
+    child.kill(signal);
+    return exited;
   }
 
   async stop(): Promise<void> {

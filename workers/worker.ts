@@ -61,6 +61,13 @@ export type WorkerConfig = {
    * workflow worker runs its start.
    */
   policyFile?: string;
+  /**
+   * How long running activities get to finish once shutdown starts (default 0, the SDK's: they
+   * are cancelled at once, and each attempt cut short counts against its partition's
+   * retry.maxAttempts). Meanwhile a batch starts no new partition: it commits what it computed
+   * and hands the rest back to its node, which runs them again without counting an attempt.
+   */
+  shutdownGraceMs?: number;
 };
 
 export const workflowsPath = codePath('workflows/index');
@@ -100,6 +107,7 @@ export type BackfillWorkers = {
   workers: Worker[];
   /** Runs until shutdown() (or a fatal error); resolves when every worker has stopped. */
   run(): Promise<void>;
+  /** Stops polling; running partitions get the shutdown grace to finish, and batches start no new partition. */
   shutdown(): void;
 };
 
@@ -110,11 +118,13 @@ export async function createWorkers(config: WorkerConfig): Promise<BackfillWorke
   // A bad lineage configuration stops the worker here, with the fix, before it takes any work.
   const lineage = config.lineage ?? lineageSettingsFromEnv();
   if (lineage.enabled) Runtime.instance().logger.info(describeSettings(lineage));
+  const stopping = new AbortController();
   const activities = {
     ...createActivities({
       warehouse: config.warehouse,
       transforms: withFaultInjection(config.transforms, config.allowFaultInjection === true),
       codeVersion: config.codeVersion ?? defaultCodeVersion(),
+      stopping: stopping.signal,
     }),
     ...createRollbackActivities({ warehouse: config.warehouse }),
     ...createLineageActivities({
@@ -151,6 +161,7 @@ export async function createWorkers(config: WorkerConfig): Promise<BackfillWorke
   }
   const interceptors = { activity: [partitionLogAttributes, ...(tracing ? [tracing.activity] : [])] };
   const sinks = tracing?.sinks;
+  const shutdown = config.shutdownGraceMs !== undefined ? { shutdownGraceTime: config.shutdownGraceMs } : {};
   const activityOptions = (queue: QueueConfig) => ({
     activities,
     interceptors,
@@ -170,6 +181,7 @@ export async function createWorkers(config: WorkerConfig): Promise<BackfillWorke
         ...(sinks ? { sinks } : {}),
         maxConcurrentWorkflowTaskExecutions: 40,
         maxCachedWorkflows: 400,
+        ...shutdown,
         ...(sameQueue ? activityOptions(sameQueue) : { interceptors, enableNonLocalActivities: false }),
         activities: { ...(sameQueue ? activities : {}), ...governance },
       }),
@@ -177,13 +189,16 @@ export async function createWorkers(config: WorkerConfig): Promise<BackfillWorke
   }
   for (const queue of activityQueues) {
     if (bundle && queue === sameQueue) continue;
-    workers.push(await Worker.create({ connection: config.connection, namespace, taskQueue: queue.name, ...activityOptions(queue) }));
+    workers.push(await Worker.create({ connection: config.connection, namespace, taskQueue: queue.name, ...shutdown, ...activityOptions(queue) }));
   }
   return {
     workers,
     run: async () => {
       await Promise.all(workers.map((w) => w.run()));
     },
-    shutdown: () => workers.forEach((w) => w.getState() === 'RUNNING' && w.shutdown()),
+    shutdown: () => {
+      stopping.abort();
+      workers.forEach((w) => w.getState() === 'RUNNING' && w.shutdown());
+    },
   };
 }

@@ -2,10 +2,13 @@
 import { resolve as resolvePath } from 'node:path';
 import { Command } from '@commander-js/extra-typings';
 import { BackfillError } from '../../core/errors.ts';
+import { parseDurationFlag } from '../duration-flag.ts';
 import { HELP_GROUPS, documented } from '../help.ts';
 import { codeVersionOption, policyOption, connectionFlags, jsonOption, logFormatOption, positiveInteger, print, transformsGiven, transformsOption, warehouseOption } from '../options.ts';
 
 export const METRICS_PORT_HELP = "serve Prometheus metrics (the SDK's and backfill_*) on this port, at /metrics";
+/** Under the 30 s Kubernetes gives a pod before it kills it; docker-compose.yml gives the workers longer than this. */
+export const DEFAULT_SHUTDOWN_GRACE_MS = 20_000;
 export const LOG_FORMAT_HELP = "log lines as 'text' (default) or 'json' (one object per line, INFO and up unless $BACKFILL_LOG_LEVEL says otherwise)";
 
 export function workerCommand() {
@@ -23,6 +26,12 @@ export function workerCommand() {
     .addOption(warehouseOption())
     .addOption(codeVersionOption())
     .addOption(policyOption())
+    .option(
+      '--shutdown-grace <duration>',
+      'on SIGINT or SIGTERM, how long running partitions get to finish before they are cancelled and retried elsewhere, e.g. 20s or 2m (a bare number counts seconds; 0: cancel them at once; a second signal stops at once)',
+      (v) => parseDurationFlag('--shutdown-grace', v, { maxMs: 3_600_000 }),
+      DEFAULT_SHUTDOWN_GRACE_MS,
+    )
     .option('--allow-fault-injection', "let the sleep transform's crashKeys and hangKeys kill or hang this worker (chaos drills only)")
     .option('--metrics-port <port>', METRICS_PORT_HELP)
     .option('--metrics-host <ip>', 'the address the metrics port listens on', '0.0.0.0')
@@ -52,6 +61,7 @@ export function workerCommand() {
           ...(options.policy !== undefined ? { policyFile: resolvePath(policyPath(options.policy)) } : {}),
           ...(settings.workflowBundle !== undefined ? { workflowBundle: settings.workflowBundle } : {}),
           ...(options.allowFaultInjection ? { allowFaultInjection: true } : {}),
+          shutdownGraceMs: options.shutdownGrace,
         });
         const metrics = telemetry.metrics ? metricsUrl(telemetry.metrics) : null;
         if (options.json) {
@@ -65,7 +75,13 @@ export function workerCommand() {
           namespace: connection.namespace,
           warehouse: worker.warehouse.location,
         });
-        await Promise.race([worker.done, waitForSignal()]);
+        const signal = await Promise.race([worker.done.then(() => null), waitForSignal()]);
+        if (signal) {
+          announce(telemetry.log, `${signal}: stopping; running partitions get up to ${options.shutdownGrace / 1000} s to finish (a second signal stops at once)`, {
+            signal,
+            shutdownGraceMs: options.shutdownGrace,
+          });
+        }
         await worker.stop();
       });
     });
