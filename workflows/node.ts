@@ -463,6 +463,8 @@ export async function nodeWorkflow(input: NodeInput): Promise<NodeSummary> {
       await condition(() => scheduler.inFlightBatches === 0 && !sending);
       await report('cancelled');
     });
+    // Not a command (the history holds no metrics): nothing to replay differently.
+    concurrencyGauge.set(0);
     throw error;
   }
 }

@@ -140,6 +140,30 @@ describe('observing a backfill', () => {
     }
   });
 
+  it("a cancelled backfill's nodes leave their concurrency gauge at 0, as nodes that complete do", async () => {
+    const queue = uniqueQueue('cancel-gauge');
+    const dir = scratch('cancel-gauge');
+    const worker = workerProcess({ address: address(), queue, warehouse: join(dir, 'warehouse.db'), metricsPort: await freePort() });
+    try {
+      await worker.start();
+      const url = worker.metricsUrl!;
+      const gauge = async () => total(await scrape(url), NODE_GAUGES.concurrency, { node: 'long' });
+      const spec = testSpec(queue, {
+        name: 'cancel-gauge',
+        partitions: { grain: 'day', start: '2024-01-01', end: '2024-01-04' },
+        defaults: { concurrency: 3, heartbeatTimeout: '3s' },
+        nodes: [{ id: 'long', transform: 'sleep', params: { ms: 120_000 } }],
+      });
+      const { backfillId } = await client.start(spec, { taskQueue: queue });
+      await waitFor('the node to show its concurrency', async () => (await gauge()) === 3);
+      await client.cancel(backfillId);
+      expect((await client.wait(backfillId, 60_000)).state).toBe('cancelled');
+      await waitFor('the concurrency gauge of the cancelled node to drop to 0', async () => (await gauge()) === 0, 15_000);
+    } finally {
+      await worker.stop();
+    }
+  });
+
   it('a metrics port in use stops the worker with the port and the fix', async () => {
     const busy = createServer();
     const port = await freePort();
