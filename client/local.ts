@@ -8,7 +8,8 @@ import { CODE_ROOT, codePath } from '../host/package.ts';
 import { backfillHome } from '../host/settings.ts';
 import { DEFAULT_TASK_QUEUE } from '../core/protocol.ts';
 import { createWorkers, type BackfillWorkers, type QueueConfig } from '../workers/worker.ts';
-import { installRuntime, type TelemetrySettings } from '../workers/telemetry.ts';
+import { createLogger } from '../workers/logging.ts';
+import { defaultTelemetry, installRuntime, type TelemetrySettings } from '../workers/telemetry.ts';
 import { startTracing, tracingRequested } from '../workers/tracing.ts';
 import { checkNamespace, explainConnectionFailure, localConnection, type ConnectionSettings } from './connection.ts';
 import { checkSearchAttributes } from './search-attributes.ts';
@@ -102,8 +103,11 @@ async function warnOnMissingSearchAttributes(connection: NativeConnection, names
 }
 
 export async function startWorker(options: WorkerProcessOptions): Promise<RunningWorker> {
-  installRuntime(options.telemetry);
-  const tracing = tracingRequested() ? await startTracing('backfill-worker') : undefined;
+  const telemetry = options.telemetry ?? defaultTelemetry();
+  installRuntime(telemetry);
+  // Not the runtime's logger: it buffers, and closes with the last connection, before the last flush.
+  const warn = (message: string) => createLogger(telemetry.log).warn(message);
+  const tracing = tracingRequested() ? await startTracing('backfill-worker', warn) : undefined;
   const { namespace } = options.connection;
   const connection = await connectWorker(options.connection);
   await warnOnMissingSearchAttributes(connection, namespace);

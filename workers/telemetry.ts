@@ -72,8 +72,13 @@ function metricsFailure(metrics: MetricsSettings, error: unknown): BackfillError
 
 let installed: string | undefined;
 
-/** Installs the runtime once; a second call must ask for the same settings (default: text logs at $BACKFILL_LOG_LEVEL, else WARN). */
-export function installRuntime(settings: TelemetrySettings = { log: logSettings('text', settingsFromEnv().logLevel) }): void {
+/** Text logs at $BACKFILL_LOG_LEVEL, else WARN; no metrics. */
+export function defaultTelemetry(): TelemetrySettings {
+  return { log: logSettings('text', settingsFromEnv().logLevel) };
+}
+
+/** Installs the runtime once; a second call must ask for the same settings (default: defaultTelemetry()). */
+export function installRuntime(settings: TelemetrySettings = defaultTelemetry()): void {
   const key = JSON.stringify(settings);
   if (installed !== undefined) {
     if (installed === key) return;

@@ -26,19 +26,53 @@ export type Tracing = {
   activity: ActivityInterceptorsFactory;
   /** The sink the workflow interceptors export their spans through. */
   sinks: InjectedSinks<OpenTelemetrySinks>;
-  /** Sends the spans ended so far (before a command exits, when a worker stops). */
+  /**
+   * Sends the spans ended so far (before a command exits, when a worker stops). Traces are a
+   * side channel: a collector that is down or slow is warned about, never the command's failure.
+   */
   flush(): Promise<void>;
 };
+
+/** Where a failed export is told (default: a line on stderr; a worker passes its logger's warn). */
+export type TracingWarn = (message: string) => void;
+
+const warnOnStderr: TracingWarn = (message) => void process.stderr.write(`warning: ${message}\n`);
 
 let tracing: Promise<Tracing> | undefined;
 
 /** The process's tracing (started on first use); `serviceName` unless OTEL_SERVICE_NAME says otherwise. */
-export function startTracing(serviceName: string): Promise<Tracing> {
-  tracing ??= load(process.env.OTEL_SERVICE_NAME || serviceName);
+export function startTracing(serviceName: string, warn: TracingWarn = warnOnStderr): Promise<Tracing> {
+  tracing ??= load(process.env.OTEL_SERVICE_NAME || serviceName, warn);
   return tracing;
 }
 
-async function load(serviceName: string): Promise<Tracing> {
+/** The OTLP endpoint spans go to, as the exporter reads it from the environment. */
+export function tracesEndpoint(env: NodeJS.ProcessEnv = process.env): string {
+  const traces = env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT;
+  if (traces) return traces;
+  return `${(env.OTEL_EXPORTER_OTLP_ENDPOINT ?? '').replace(/\/$/, '')}/v1/traces`;
+}
+
+export function exportFailure(error: unknown, env: NodeJS.ProcessEnv = process.env): string {
+  const reason = error instanceof Error ? error.message : String(error);
+  return (
+    `traces not sent to ${displayEndpoint(tracesEndpoint(env))} (${reason}): the backfill is unaffected; ` +
+    'start the OTLP collector there, or fix OTEL_EXPORTER_OTLP_ENDPOINT (unset it to send no traces)'
+  );
+}
+
+/** An endpoint without the credentials a URL may carry. */
+function displayEndpoint(endpoint: string): string {
+  try {
+    const url = new URL(endpoint);
+    if (url.password) url.password = '***';
+    return url.toString();
+  } catch {
+    return endpoint;
+  }
+}
+
+async function load(serviceName: string, warn: TracingWarn): Promise<Tracing> {
   const [{ Resource }, { BatchSpanProcessor }, { NodeTracerProvider }, { OTLPTraceExporter }, otel] = await Promise.all([
     import('@opentelemetry/resources'),
     import('@opentelemetry/sdk-trace-base'),
@@ -59,6 +93,6 @@ async function load(serviceName: string): Promise<Tracing> {
       outbound: new otel.OpenTelemetryActivityOutboundInterceptor(ctx),
     }),
     sinks: { exporter: otel.makeWorkflowExporter(processor, resource) },
-    flush: () => provider.forceFlush(),
+    flush: () => provider.forceFlush().catch((error: unknown) => warn(exportFailure(error))),
   };
 }

@@ -231,6 +231,31 @@ describe('observing a backfill', () => {
     }
   });
 
+  it('an OTLP collector that is down costs the traces only: start and the worker exit 0, with a warning that names the endpoint', async () => {
+    // Nothing listens there.
+    const endpoint = `http://127.0.0.1:${await freePort()}`;
+    const otel = { OTEL_EXPORTER_OTLP_ENDPOINT: endpoint };
+    const queue = uniqueQueue('otlp-down');
+    const dir = scratch('otlp-down');
+    const worker = workerProcess({ address: address(), queue, warehouse: join(dir, 'warehouse.db'), env: { ...otel, BACKFILL_LOG_LEVEL: 'WARN' } });
+    try {
+      await worker.start();
+      const specFile = join(dir, 'spec.yaml');
+      writeFileSync(specFile, ['name: otlp-down', 'partitions: { grain: day, start: 2024-01-01, end: 2024-01-03 }', `defaults: { taskQueue: ${queue} }`, 'nodes:', '  - { id: a, transform: noop }'].join('\n'));
+      const backfillId = `otlp-down-${queue}`;
+      const started = await run('node', [BIN, 'start', specFile, '--id', backfillId], {
+        env: { ...process.env, ...otel, TEMPORAL_ADDRESS: address(), BACKFILL_TASK_QUEUE: queue },
+        timeout: 60_000,
+      });
+      expect(started.stderr).toContain(`warning: traces not sent to ${endpoint}/v1/traces`);
+      expect((await client.wait(backfillId, 60_000)).state).toBe('completed');
+      expect(await worker.signal('SIGTERM')).toEqual({ code: 0, signal: null });
+      expect(worker.log).toMatch(new RegExp(`\\[WARN\\] traces not sent to ${endpoint}/v1/traces \\(.*ECONNREFUSED.*\\): the backfill is unaffected; .*OTEL_EXPORTER_OTLP_ENDPOINT`));
+    } finally {
+      await worker.stop();
+    }
+  });
+
   it('with OTEL_EXPORTER_OTLP_ENDPOINT, the command line, the workflows and the activities send spans of one trace', async () => {
     type Span = { name: string; traceId: string; service: string };
     const spans: Span[] = [];
