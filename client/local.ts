@@ -7,6 +7,7 @@ import { freePort, portFree, startDevServer, type DevServer } from '../host/dev-
 import { CODE_ROOT, codePath } from '../host/package.ts';
 import { backfillHome } from '../host/settings.ts';
 import { DEFAULT_TASK_QUEUE } from '../core/protocol.ts';
+import { BackfillError } from '../core/errors.ts';
 import { createWorkers, type BackfillWorkers, type QueueConfig } from '../workers/worker.ts';
 import { createLogger } from '../workers/logging.ts';
 import { defaultTelemetry, installRuntime, type TelemetrySettings } from '../workers/telemetry.ts';
@@ -33,12 +34,14 @@ export function transformModules(listed: readonly string[] | undefined, fallback
 export function parseQueues(flags: string[] | undefined, fallback: string, maxConcurrent?: number): QueueConfig[] {
   const entries = flags && flags.length > 0 ? flags : [fallback];
   return entries.map((entry) => {
-    const [name, perSecond] = entry.split('=');
-    if (!name) throw new Error(`--task-queue '${entry}': write name or name=maxActivitiesPerSecond`);
+    const [name, perSecond, ...extra] = entry.split('=');
+    if (!name || extra.length > 0) throw new BackfillError('invalid_argument', `--task-queue '${entry}': write name or name=maxActivitiesPerSecond (e.g. warehouse=20)`, 'task-queue');
     const queue: QueueConfig = { name, ...(maxConcurrent !== undefined ? { maxConcurrent } : {}) };
     if (perSecond === undefined) return queue;
     const value = Number(perSecond);
-    if (!(value > 0)) throw new Error(`--task-queue '${entry}': the rate after '=' must be a number above 0`);
+    if (!(value > 0) || !Number.isFinite(value)) {
+      throw new BackfillError('invalid_argument', `--task-queue '${entry}': the rate after '=' must be a number above 0 (activities per second; leave out '=' for no cap)`, 'task-queue');
+    }
     return { ...queue, maxActivitiesPerSecond: value };
   });
 }

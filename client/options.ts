@@ -45,6 +45,8 @@ export function positiveInteger(label: string) {
   return (value: string): number => {
     const n = Number(value);
     if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError(`${label} must be a whole number above 0 (got '${value}')`);
+    // Beyond it a number is rounded (99999999999999999999 reads as 1e20), and the worker's native core panics on such a slot count.
+    if (!Number.isSafeInteger(n)) throw new InvalidArgumentError(`${label} must be a whole number from 1 to ${Number.MAX_SAFE_INTEGER} (got '${value}')`);
     return n;
   };
 }

@@ -28,6 +28,22 @@ describe('backfill worker', () => {
   });
 });
 
+describe('backfill worker: queue options', () => {
+  it('refuses a --max-concurrent-activities too large to be a count (it panicked the native core), naming the range', async () => {
+    const result = await runCli('worker', '--max-concurrent-activities', '99999999999999999999');
+    expect(result.code).not.toBe(0);
+    expect(started).toEqual([]);
+    expect(result.stderr).toContain("--max-concurrent-activities must be a whole number from 1 to 9007199254740991 (got '99999999999999999999')");
+  });
+
+  it.each(['warehouse=5=6', 'warehouse=Infinity', 'warehouse=1e400'])("refuses --task-queue '%s' instead of reading part of it", async (entry) => {
+    const result = await runCli('worker', '--task-queue', entry, '--json');
+    expect(result.code).not.toBe(0);
+    expect(started).toEqual([]);
+    expect(result.stdout).toContain(`--task-queue '${entry}'`);
+  });
+});
+
 describe('backfill worker --policy', () => {
   it('refuses a policy named blank (an empty BACKFILL_POLICY) instead of running without one, naming the fix', async () => {
     const result = await runCli('worker', '--policy', '  ', '--json');
