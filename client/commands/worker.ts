@@ -1,6 +1,6 @@
 /** `backfill worker`: a worker against the Temporal server of $TEMPORAL_ADDRESS or the profile. */
 import { resolve as resolvePath } from 'node:path';
-import { Command } from '@commander-js/extra-typings';
+import { Command, Option } from '@commander-js/extra-typings';
 import { BackfillError } from '../../core/errors.ts';
 import { parseDurationFlag } from '../duration-flag.ts';
 import { HELP_GROUPS, documented } from '../help.ts';
@@ -26,11 +26,13 @@ export function workerCommand() {
     .addOption(warehouseOption())
     .addOption(codeVersionOption())
     .addOption(policyOption())
-    .option(
-      '--shutdown-grace <duration>',
-      'on SIGINT or SIGTERM, how long running partitions get to finish before they are cancelled and retried elsewhere, e.g. 20s or 2m (a bare number counts seconds; 0: cancel them at once; a second signal stops at once)',
-      (v) => parseDurationFlag('--shutdown-grace', v, { maxMs: 3_600_000 }),
-      DEFAULT_SHUTDOWN_GRACE_MS,
+    .addOption(
+      new Option(
+        '--shutdown-grace <duration>',
+        'on SIGINT or SIGTERM, how long running partitions get to finish before they are cancelled and retried elsewhere, e.g. 20s or 2m (a bare number counts seconds; 0: cancel them at once; a second signal stops at once)',
+      )
+        .argParser((v) => parseDurationFlag('--shutdown-grace', v, { maxMs: 3_600_000 }))
+        .default(DEFAULT_SHUTDOWN_GRACE_MS, '20s'),
     )
     .option('--allow-fault-injection', "let the sleep transform's crashKeys and hangKeys kill or hang this worker (chaos drills only)")
     .option('--metrics-port <port>', METRICS_PORT_HELP)
