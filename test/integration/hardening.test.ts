@@ -139,11 +139,14 @@ describe('hardening', () => {
     expect(outcome.progress).toMatchObject({ done: 13, failed: 0 });
   });
 
-  // Before, it computed every partition as a staged version, ended completed at once (the carry said published), and nothing published them.
-  it('a start with a hand-made carry that says its staged versions were published, with partitions still to compute, is refused and stages nothing', async () => {
-    const backfillId = `forged-carry-${randomUUID().slice(0, 8)}`;
-    const spec = testSpec(queue, { name: 'forged', partitions: { grain: 'day', start: '2024-01-01', end: '2024-01-04' }, nodes: [{ id: 'forged', sql: 'SELECT :partition AS day' }] });
-    const carry: BackfillCarry = {
+  /**
+   * Starts the backfill workflow as Temporal's own CLI can, with a carry of the test's making
+   * (no client check on the way), on a spec of one SQL node `id`: the failure it ends with.
+   */
+  async function startWithCarry(id: string, carry: Partial<BackfillCarry> | Record<string, unknown>): Promise<{ backfillId: string; failure: unknown }> {
+    const backfillId = `${id}-carry-${randomUUID().slice(0, 8)}`;
+    const spec = testSpec(queue, { name: id, partitions: { grain: 'day', start: '2024-01-01', end: '2024-01-04' }, nodes: [{ id, sql: 'SELECT :partition AS day' }] });
+    const base: BackfillCarry = {
       runKey: randomUUID(),
       readiness: {},
       childrenRunning: false,
@@ -157,15 +160,19 @@ describe('hardening', () => {
       restarts: {},
       startedAt: null,
       runs: 0,
-      staged: { phase: 'published' },
     };
-    const input: BackfillInput = { core: CORE_GENERATION, backfillId, spec, range: {}, carry };
-    // As Temporal's own CLI starts it: no client check on the way.
+    const input: BackfillInput = { core: CORE_GENERATION, backfillId, spec, range: {}, carry: { ...base, ...carry } as BackfillCarry };
     const handle = await client.client.workflow.start('backfillWorkflow', { taskQueue: queue, workflowId: backfillWorkflowId(backfillId), args: [input] });
     const failure = await handle.result().then(
       (result: unknown) => new Error(`it ran: ${JSON.stringify((result as { state?: string }).state)}`),
-      (error: unknown) => error as WorkflowFailedError,
+      (error: unknown) => error,
     );
+    return { backfillId, failure };
+  }
+
+  // Before, it computed every partition as a staged version, ended completed at once (the carry said published), and nothing published them.
+  it('a start with a hand-made carry that says its staged versions were published, with partitions still to compute, is refused and stages nothing', async () => {
+    const { backfillId, failure } = await startWithCarry('forged', { staged: { phase: 'published' } });
     expect(failure).toBeInstanceOf(WorkflowFailedError);
     expect((failure as WorkflowFailedError).cause).toMatchObject({ type: 'invalid_argument', message: expect.stringMatching(/the carry says the staged versions were published, but node 'forged' has 3 partitions still to compute/) });
     expect(await worker.warehouse.ledger({ backfillId })).toEqual([]);
@@ -173,29 +180,7 @@ describe('hardening', () => {
 
   // Before, the coordinator threw reading it (a RangeError), which failed every workflow task of the start, for ever.
   it('a start with a hand-made carry whose ranges cannot be read is refused, not retried for ever', async () => {
-    const backfillId = `garbled-carry-${randomUUID().slice(0, 8)}`;
-    const spec = testSpec(queue, { name: 'garbled', partitions: { grain: 'day', start: '2024-01-01', end: '2024-01-04' }, nodes: [{ id: 'garbled', sql: 'SELECT :partition AS day' }] });
-    const carry = {
-      runKey: randomUUID(),
-      readiness: { garbled: { done: '0' } },
-      childrenRunning: false,
-      paused: false,
-      limits: { rate: null, concurrency: null },
-      overrides: {},
-      reports: {},
-      failures: {},
-      outbox: {},
-      settings: {},
-      restarts: {},
-      startedAt: null,
-      runs: 0,
-    } as unknown as BackfillCarry;
-    const input: BackfillInput = { core: CORE_GENERATION, backfillId, spec, range: {}, carry };
-    const handle = await client.client.workflow.start('backfillWorkflow', { taskQueue: queue, workflowId: backfillWorkflowId(backfillId), args: [input] });
-    const failure = await handle.result().then(
-      (result: unknown) => new Error(`it ran: ${JSON.stringify((result as { state?: string }).state)}`),
-      (error: unknown) => error as WorkflowFailedError,
-    );
+    const { backfillId, failure } = await startWithCarry('garbled', { readiness: { garbled: { done: '0' } } });
     expect(failure).toBeInstanceOf(WorkflowFailedError);
     expect((failure as WorkflowFailedError).cause).toMatchObject({ type: 'invalid_argument', message: expect.stringMatching(/the start's carry cannot be read \(.+\): a carry is what a backfill hands its next run/) });
     expect(await worker.warehouse.ledger({ backfillId })).toEqual([]);
