@@ -40,6 +40,10 @@ export type PolicyCheckOptions = {
   fairnessWeight?: number;
   /** Whether the start would be signed, and by whom. */
   signedBy?: string;
+  /** start --retry-budget: failed attempts it would ask for. */
+  retryBudget?: number;
+  /** start --cost-budget: the cost it would ask for, in the policy's cost metric. */
+  costBudget?: number;
   now?: number;
 };
 
@@ -89,6 +93,9 @@ export async function runPolicyCheck(options: PolicyCheckOptions): Promise<Polic
     ...(options.reason !== undefined ? { reason: options.reason } : {}),
     ...(options.signedBy !== undefined ? { signedBy: options.signedBy } : {}),
     ...(options.priority !== undefined || options.fairnessWeight !== undefined ? { priority: { key: options.priority ?? null, fairnessWeight: options.fairnessWeight ?? null } } : {}),
+    ...(options.retryBudget !== undefined || options.costBudget !== undefined
+      ? { budgets: { ...(options.retryBudget !== undefined ? { retries: options.retryBudget } : {}), ...(options.costBudget !== undefined ? { cost: options.costBudget } : {}) } }
+      : {}),
     at: options.now ?? Date.now(),
   });
   return { ...check, estimate: estimateFrom, ...(changes ? { onlyChanged: changes.summary } : {}) };

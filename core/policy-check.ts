@@ -19,6 +19,8 @@ export type PolicyCheckInput = {
   signedBy?: string;
   /** The priority and fairness weight it would start with. */
   priority?: { key: number | null; fairnessWeight: number | null };
+  /** The budgets it would ask for (start --retry-budget, --cost-budget). */
+  budgets?: { retries?: number; cost?: number };
   /** Now: to say where the run windows stand. */
   at: number;
 };
@@ -46,6 +48,7 @@ export function checkSpec(policy: Policy, source: { path: string; hash: string }
     ...(input.reason !== undefined ? { reason: input.reason } : {}),
     ...(input.signedBy !== undefined ? { signedBy: input.signedBy } : {}),
     ...(input.priority ? { priority: input.priority } : {}),
+    ...(input.budgets ? { budgets: input.budgets } : {}),
   });
   const approval = decision.waitFor.find((w) => w.kind === 'approval');
   let window: PolicyCheck['window'] = null;

@@ -7,7 +7,7 @@ import { Argument, Command, Option } from '@commander-js/extra-typings';
 import { BackfillError } from '../../core/errors.ts';
 import { EXIT } from '../exit-codes.ts';
 import { SPEC_IN_EXAMPLES as SPEC, HELP_GROUPS, documented } from '../help.ts';
-import { checkOnlyChanged, codeVersionOption, jsonOption, positiveNumber, print, priorityOption, warehouseOption } from '../options.ts';
+import { checkOnlyChanged, codeVersionOption, jsonOption, positiveInteger, positiveNumber, print, priorityOption, warehouseOption } from '../options.ts';
 
 const POLICY_ENV = 'BACKFILL_POLICY';
 
@@ -39,6 +39,8 @@ export function policyCommand() {
     .addOption(codeVersionOption())
     .option('--reason <text>', 'the reason it would start with')
     .option('--signed-by <principal>', 'the allowed signer who would sign the start (start --sign-key)')
+    .option('--retry-budget <attempts>', 'the retry budget it would ask for (start --retry-budget)', positiveInteger('--retry-budget'))
+    .option('--cost-budget <amount>', "the cost budget it would ask for, in the policy's cost metric (start --cost-budget)", positiveNumber('--cost-budget'))
     .addOption(jsonOption())
     .action(async (_action, spec, options, command) => {
       // --warehouse serves the partition-seconds estimate too; --code-version only --only-changed.
@@ -59,6 +61,8 @@ export function policyCommand() {
         ...(options.codeVersion !== undefined ? { codeVersion: options.codeVersion } : {}),
         ...(options.reason !== undefined ? { reason: options.reason } : {}),
         ...(options.signedBy !== undefined ? { signedBy: options.signedBy } : {}),
+        ...(options.retryBudget !== undefined ? { retryBudget: options.retryBudget } : {}),
+        ...(options.costBudget !== undefined ? { costBudget: options.costBudget } : {}),
       });
       print(options.json, check, () => renderPolicyCheck(check));
       if (!check.allowed) process.exitCode = EXIT.error;

@@ -196,6 +196,18 @@ describe('policy check on files', () => {
       expect(process.exitCode).toBeUndefined();
     });
 
+    it('judges the budgets the start would ask for, as start --retry-budget and --cost-budget', async () => {
+      const policy = file('backfill.policy.yaml', POLICY);
+      const spec = file('ok.yaml', SPEC.replace('concurrency: 8', 'concurrency: 4'));
+      const check = async (...flags: string[]) => {
+        out = '';
+        return JSON.parse(await run(spec, '--policy', policy, '--reason', 'restate Q1', '--json', ...flags)) as { allowed: boolean; violations: Array<{ rule: string }>; budgets: { retries: { limit: number } | null } };
+      };
+      expect(await check('--retry-budget', '150')).toMatchObject({ allowed: true, budgets: { retries: { limit: 150 } } });
+      expect((await check('--retry-budget', '500')).violations.map((v) => v.rule)).toEqual(['budgets.retries.max']);
+      expect((await check('--cost-budget', '10')).violations.map((v) => v.rule)).toEqual(['budgets.cost']);
+    });
+
     it('refuses --code-version without --only-changed, which alone reads it', async () => {
       const policy = file('backfill.policy.yaml', POLICY);
       await expect(run(file('spec.yaml', SPEC), '--policy', policy, '--code-version', 'x@1')).rejects.toMatchObject({ code: 'invalid_argument', message: '--code-version only matters with --only-changed: add --only-changed, or leave it out' });
