@@ -15,6 +15,7 @@ import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { canonicalJson } from '../../core/canonical.ts';
 import { LakeLayout } from '../../activities/warehouse/lake/layout.ts';
+import { jsValue } from '../../activities/warehouse/lake/values.ts';
 import { quoteIdent, quoteLiteral, versionsTable } from '../../activities/warehouse/sql.ts';
 import type { Warehouse } from '../../activities/warehouse/types.ts';
 import { BackfillError } from '../../core/errors.ts';
@@ -48,14 +49,15 @@ type Snapshot = {
   files?: Record<string, string[]>;
 };
 
-/** Rows of `sql` read by a DuckDB of the test's own, with no backfill in between (whole numbers as numbers, as backfill reads them). */
+/** Rows of `sql` read by a DuckDB of the test's own, with no backfill in between (values in JavaScript as the lake gives them). */
 async function duckdbRows(sql: string): Promise<Record<string, unknown>[]> {
   const instance = await DuckDBInstance.create(':memory:');
   try {
     const connection = await instance.connect();
     try {
       const rows = (await connection.runAndReadAll(sql)).getRowObjects();
-      return rows.map((row) => Object.fromEntries(Object.entries(row).map(([k, v]) => [k, typeof v === 'bigint' ? Number(v) : v])));
+      // As the lake's view gives them: whole numbers as numbers (a DECIMAL(38,0) too, the files' type for integers wider than 64 bits).
+      return rows.map((row) => Object.fromEntries(Object.entries(row).map(([k, v]) => [k, jsValue(v)])));
     } finally {
       connection.closeSync();
     }
