@@ -118,8 +118,7 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
     throw error;
   }
   const args = [
-    'server', 'start-dev',
-    '--db-filename', resolved.dbFile,
+    ...DEV_SERVER_ARGS, resolved.dbFile,
     '--ip', resolved.ip,
     '--port', String(resolved.port),
     '--log-level', 'warn',
@@ -192,6 +191,9 @@ function running(pid: number): boolean {
   }
 }
 
+/** A dev server's first arguments, before its database: what a lock's command must start with (after the CLI) to name one. */
+const DEV_SERVER_ARGS = ['server', 'start-dev', '--db-filename'];
+
 /**
  * What the lock beside a database says: the process that took it (`owner`) and, once started,
  * the dev server it started there, with its command line. A release before this one wrote the
@@ -212,12 +214,15 @@ function readLock(path: string): Lock | { pid: number } | undefined {
   }
 }
 
-/** The parent and the command line (its arguments joined by spaces) of process `pid`; undefined where neither /proc nor ps tells. */
-function processInfo(pid: number): { ppid: number; command: string } | undefined {
+/**
+ * The parent and the command line of process `pid`: its arguments from /proc, else (macOS) as ps
+ * gives them, joined by spaces; undefined where neither tells.
+ */
+function processInfo(pid: number): { ppid: number; command: string[] | string } | undefined {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-    const command = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0$/, '').split('\0').join(' ');
+    const command = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0$/, '').split('\0');
     return { ppid, command };
   } catch {
     // No /proc (macOS): ps.
@@ -280,9 +285,15 @@ function judgeLock(lock: Lock | { pid: number } | undefined, dbFile: string): { 
     return { verdict: 'refuse', why: `process ${lock.owner} is starting a dev server on ${dbFile}: stop it (${stopCommand(lock.owner)}), ${fix}` };
   }
   if (!running(lock.pid)) return { verdict: 'stale' };
+  // The lock is a file in BACKFILL_HOME, which anyone who can write there writes: only the
+  // command line of a dev server on this very database makes its pid one to stop.
+  const command = lock.command;
+  const [, ...args] = command;
+  if (DEV_SERVER_ARGS.some((arg, i) => args[i] !== arg) || args[DEV_SERVER_ARGS.length] !== dbFile) return { verdict: 'stale' };
   const info = processInfo(lock.pid);
   if (info === undefined) return { verdict: 'refuse', why: `a dev server already uses ${dbFile} (pid ${lock.pid}): stop it (${stopCommand(lock.pid)}), ${fix}` };
-  if (info.command !== lock.command.join(' ')) return { verdict: 'stale' };
+  const same = typeof info.command === 'string' ? info.command === command.join(' ') : info.command.length === command.length && info.command.every((arg, i) => arg === command[i]);
+  if (!same) return { verdict: 'stale' };
   if (info.ppid !== lock.owner) return { verdict: 'orphan', pid: lock.pid };
   return {
     verdict: 'refuse',

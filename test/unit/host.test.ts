@@ -177,4 +177,27 @@ describe('the dev server database', () => {
     await expect(startDevServer({ dbFile, uiPort: null })).rejects.toThrow(`a dev server already uses ${dbFile} (pid ${other.pid}): stop it (kill ${other.pid}), or set BACKFILL_HOME to another directory`);
     expect(readFileSync(`${dbFile}.lock`, 'utf8')).toBe(String(other.pid));
   });
+
+  it("never stops a process the lock names that is not a Temporal dev server on this database, whatever command line the lock gives", async () => {
+    // BACKFILL_HOME (./.backfill by default) may be a checkout's or a shared folder: its lock is anyone's text.
+    const dbFile = join(scratch(), 'temporal.db');
+    const gone = spawnSync('true').pid;
+    const victim = spawn('sleep', ['60']);
+    cleanups.push(() => void victim.kill('SIGKILL'));
+    // The user's dev server on another database (another BACKFILL_HOME), with its very command line.
+    const elsewhere = await startDevServer({ dbFile: join(scratch(), 'temporal.db'), uiPort: null });
+    cleanups.push(() => elsewhere.stop());
+    const command = readFileSync(`/proc/${elsewhere.process.pid}/cmdline`, 'utf8').replace(/\0$/, '').split('\0');
+    for (const [named, lockCommand] of [
+      [victim, ['sleep', '60']],
+      [elsewhere.process, command],
+    ] as const) {
+      writeFileSync(`${dbFile}.lock`, JSON.stringify({ owner: gone, pid: named.pid, command: lockCommand }));
+      const notes: string[] = [];
+      const server = await startDevServer({ dbFile, uiPort: null, log: (line) => notes.push(line) });
+      await server.stop();
+      expect(notes).toEqual([]);
+      expect(named.exitCode === null && named.signalCode === null).toBe(true);
+    }
+  });
 });
