@@ -202,15 +202,49 @@ const DEV_SERVER_ARGS = ['server', 'start-dev', '--db-filename'];
 const LockSchema = z.object({ owner: z.number().int().positive(), pid: z.number().int().positive().optional(), command: z.array(z.string()).optional() });
 type Lock = z.infer<typeof LockSchema>;
 
-/** What the lock at `path` says; undefined when it says nothing a process could have written (or is gone already). */
-function readLock(path: string): Lock | { pid: number } | undefined {
+/** The text of the lock at `path`; undefined when it is gone. */
+function lockText(path: string): string | undefined {
   try {
-    const text = readFileSync(path, 'utf8').trim();
-    if (/^\d+$/.test(text)) return { pid: Number(text) };
+    return readFileSync(path, 'utf8');
+  } catch {
+    return undefined;
+  }
+}
+
+/** What a lock's text says; undefined when it says nothing a process could have written (or is gone already). */
+function readLock(raw: string | undefined): Lock | { pid: number } | undefined {
+  if (raw === undefined) return undefined;
+  const text = raw.trim();
+  if (/^\d+$/.test(text)) return { pid: Number(text) };
+  try {
     const parsed = LockSchema.safeParse(JSON.parse(text));
     return parsed.success ? parsed.data : undefined;
   } catch {
     return undefined;
+  }
+}
+
+/**
+ * Removes the lock at `path` if it is still the one judged (`judged`, its text). Another `dev`
+ * taking the same lock over at once may have removed it and put its own there meanwhile: that
+ * one stays (moved aside, seen to be another, and linked back), or both would run a server on
+ * the database.
+ */
+function removeIfStill(path: string, judged: string | undefined): void {
+  const aside = `${path}.${process.pid}.old`;
+  try {
+    renameSync(path, aside);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw error;
+  }
+  try {
+    if (lockText(aside) !== judged) linkSync(aside, path);
+  } catch (error) {
+    // A third process's lock is there already.
+    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+  } finally {
+    rmSync(aside, { force: true });
   }
 }
 
@@ -337,13 +371,14 @@ async function lockDatabase(dbFile: string, log: (line: string) => void): Promis
       taken = true;
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST' || attempt > 2) throw error;
-      const judged = judgeLock(readLock(path), dbFile);
+      const text = lockText(path);
+      const judged = judgeLock(readLock(text), dbFile);
       if (judged.verdict === 'refuse') throw new BackfillError('already_exists', judged.why);
       if (judged.verdict === 'orphan') {
         await stopOrphan(judged.pid, dbFile);
         log(`stopped the Temporal dev server (pid ${judged.pid}) that an earlier process left running on ${dbFile} (it was killed before it could stop it)`);
       }
-      rmSync(path, { force: true });
+      removeIfStill(path, text);
     }
   }
   const release = () => {

@@ -200,4 +200,18 @@ describe('the dev server database', () => {
       expect(named.exitCode === null && named.signalCode === null).toBe(true);
     }
   });
+
+  it('is taken by one of two dev servers starting at once over a lock they both take over', async () => {
+    const dbFile = join(scratch(), 'temporal.db');
+    // A server whose starter is gone: both stop it, then take the lock.
+    const orphan = await startDevServer({ dbFile, uiPort: null });
+    cleanups.push(() => orphan.stop());
+    const lock = JSON.parse(readFileSync(`${dbFile}.lock`, 'utf8')) as Record<string, unknown>;
+    writeFileSync(`${dbFile}.lock`, JSON.stringify({ ...lock, owner: spawnSync('true').pid }));
+    const started = await Promise.allSettled([startDevServer({ dbFile, uiPort: null, log: () => {} }), startDevServer({ dbFile, uiPort: null, log: () => {} })]);
+    for (const s of started) if (s.status === 'fulfilled') cleanups.push(() => s.value.stop());
+    expect(started.map((s) => s.status).sort()).toEqual(['fulfilled', 'rejected']);
+    const refused = started.find((s) => s.status === 'rejected');
+    expect(String(refused?.reason)).toMatch(/(a dev server already uses|is starting a dev server on) \S+temporal\.db/);
+  });
 });
