@@ -27,14 +27,33 @@ type BatchTask = Pick<PartitionTask, 'index' | 'key'>;
 const isRecord = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !isArray(value);
 const isFinite = (value: unknown): value is number => typeof value === 'number' && finite(value);
 const isOptionalAmount = (value: unknown): value is number | undefined => value === undefined || (isFinite(value) && value >= 0);
+/** The largest amount a result may say: sums of a node's results stay finite. */
+const MAX_AMOUNT = Number.MAX_SAFE_INTEGER;
+const isBounded = (value: unknown) => value === undefined || (typeof value === 'number' && value >= 0 && value <= MAX_AMOUNT);
 
-/** `value` as a result of one of the batch's partitions (its index and key), with only the fields of a result; else null. */
-function resultOf(value: unknown, keys: ReadonlyMap<number, string>): PartitionResult | null {
+/**
+ * Whether a result's amounts are such as the activity writes: a version, row count and times
+ * of 0 or more, and no amount beyond `MAX_AMOUNT`. The node adds them up (its spending, in
+ * each report, and its running total): a negative row count, or two of 1e308 (Infinity), made
+ * every later report of the node one its parent refuses (`parseSpending`), with the partitions
+ * it says are done, so that the backfill never finished.
+ */
+function plausible({ version, rowCount, startedAt, finishedAt, cost, latencyMs }: Omit<PartitionResult, 'index' | 'key' | 'checksum'>): boolean {
+  return isBounded(version) && isBounded(rowCount) && isBounded(startedAt) && isBounded(finishedAt) && isBounded(cost) && isBounded(latencyMs);
+}
+
+/**
+ * `value` as a result of one of the batch's partitions (its index and key), with only the fields
+ * of a result; else null. One whose amounts are not `plausible` is null too, `amountsChecked`
+ * (the patch batch-amounts-checked).
+ */
+function resultOf(value: unknown, keys: ReadonlyMap<number, string>, amountsChecked: boolean): PartitionResult | null {
   if (!isRecord(value)) return null;
   const { index, key, version, rowCount, checksum, startedAt, finishedAt, cost, latencyMs } = value;
   if (typeof index !== 'number' || !safeInteger(index) || index < 0 || typeof key !== 'string' || keys.get(index) !== key) return null;
   if (!isFinite(version) || !isFinite(rowCount) || typeof checksum !== 'string' || !isFinite(startedAt) || !isFinite(finishedAt)) return null;
   if (!isOptionalAmount(cost) || !isOptionalAmount(latencyMs)) return null;
+  if (amountsChecked && !plausible({ version, rowCount, startedAt, finishedAt, cost, latencyMs })) return null;
   // Optional fields absent, not undefined, as the activity writes them.
   const result: PartitionResult = { index, key, version, rowCount, checksum, startedAt, finishedAt };
   if (cost !== undefined) result.cost = cost;
@@ -48,9 +67,11 @@ function resultOf(value: unknown, keys: ReadonlyMap<number, string>): PartitionR
  * the finished results of the batch's own partitions, in their order, each once; the failed
  * index, and the throttled partition (with its message), when it is one of the batch's it did
  * not finish; the attempt when it is a whole number from 1 to `maxAttempts`. Details that are
- * not an object, or whose `finished` is there but not a list, say nothing.
+ * not an object, or whose `finished` is there but not a list, say nothing. A result whose
+ * amounts the activity never writes counts only without `amountsChecked` (a history from
+ * before the patch batch-amounts-checked).
  */
-export function batchDetails(value: unknown, batch: readonly BatchTask[], maxAttempts: number): BatchDetails {
+export function batchDetails(value: unknown, batch: readonly BatchTask[], maxAttempts: number, amountsChecked = true): BatchDetails {
   if (!isRecord(value)) return { finished: [], failedIndex: null };
   const { finished: entries, failedIndex, attempt, throttled } = value;
   if (entries !== undefined && !isArray(entries)) return { finished: [], failedIndex: null };
@@ -59,7 +80,7 @@ export function batchDetails(value: unknown, batch: readonly BatchTask[], maxAtt
   const finished: PartitionResult[] = [];
   const seen = new Set<number>();
   for (const entry of (entries as unknown[] | undefined) ?? []) {
-    const result = resultOf(entry, keys);
+    const result = resultOf(entry, keys, amountsChecked);
     if (result === null || seen.has(result.index)) continue;
     seen.add(result.index);
     finished.push(result);

@@ -87,6 +87,13 @@ export const BATCH_DETAILS_CHECKED = 'batch-details-checked';
  * the batch's partitions it does not account for run again. Before, it was taken as it came.
  */
 export const BATCH_RESULT_CHECKED = 'batch-result-checked';
+/**
+ * Patch (docs/workflow-versions.md): a partition's result (in a batch's result or failure
+ * details) whose amounts the activity never writes (a negative row count, version or time, an
+ * amount beyond 2^53) counts nothing finished; before, it counted, and its amounts, added up,
+ * made every later report of the node one the parent refuses. Every node run asks for it.
+ */
+export const BATCH_AMOUNTS_CHECKED = 'batch-amounts-checked';
 
 type PartitionActivities = { runPartitions(input: RunPartitionsInput): Promise<RunPartitionsResult> };
 
@@ -173,6 +180,7 @@ export async function nodeWorkflow(input: NodeInput): Promise<NodeSummary> {
   const climbWhenBinding = patched(LATENCY_CAP_CLIMBS_WHEN_IT_BINDS);
   const detailsChecked = patched(BATCH_DETAILS_CHECKED);
   const resultChecked = patched(BATCH_RESULT_CHECKED);
+  const amountsChecked = patched(BATCH_AMOUNTS_CHECKED);
   const schedulerOptions = (node: ResolvedNode) => ({ ...schedulerOptionsOf(node, reportRunning), zeroHolds, evenShares, climbWhenBinding });
   const scheduler = new NodeScheduler(
     schedulerOptions(spec),
@@ -326,7 +334,7 @@ export async function nodeWorkflow(input: NodeInput): Promise<NodeSummary> {
     });
     maxInflight = Math.max(maxInflight, scheduler.inFlightBatches);
     const maxAttempts = spec.retry.maxAttempts;
-    const read: ReadDetails = detailsChecked ? (value) => batchDetails(value, tasks, maxAttempts) : asTheyCame;
+    const read: ReadDetails = detailsChecked ? (value) => batchDetails(value, tasks, maxAttempts, amountsChecked) : asTheyCame;
     runPartitions({
       backfillId: input.backfillId,
       runKey: input.runKey,
@@ -343,7 +351,7 @@ export async function nodeWorkflow(input: NodeInput): Promise<NodeSummary> {
       .then(
         (value): BatchOutcome => {
           // A worker wrote it, as it writes failure details; the batch's partitions it does not say it finished run again (`settle`).
-          const result: RunPartitionsResult = resultChecked ? batchDetails(value, tasks, maxAttempts) : value;
+          const result: RunPartitionsResult = resultChecked ? batchDetails(value, tasks, maxAttempts, amountsChecked) : value;
           charge(result.finished, Math.max(0, (result.attempt ?? 1) - 1));
           return { kind: 'completed', finished: result.finished, ...(result.throttled ? { throttled: result.throttled } : {}) };
         },

@@ -5,6 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { batchDetails } from '../../core/batch-details.ts';
+import { noSpending, parseSpending, spend } from '../../core/budget.ts';
 import type { NodeSettings, PartitionResult } from '../../core/protocol.ts';
 import { RangeSet } from '../../core/ranges.ts';
 import { NodeScheduler } from '../../core/scheduler.ts';
@@ -108,5 +109,34 @@ describe('batchDetails: a completed batch', () => {
     s.settle(started!.id, { kind: 'completed', finished: checked.finished });
     expect(RangeSet.fromJSON(s.takeReport().done).toJSON()).toBe(RangeSet.of([4, 5]).toJSON());
     expect(s.startable().map((b) => b.indices)).toEqual([[5, 6]]);
+  });
+});
+
+describe('batchDetails: the amounts of a result', () => {
+  // The node adds them up into the spending and running total of its reports, which the parent refuses unless each is a finite count of 0 or more.
+  it("takes no result whose amounts would make the node's reports ones its parent refuses, with the partitions they say are done", () => {
+    const forged: Partial<PartitionResult>[] = [
+      { rowCount: -1e9 },
+      { rowCount: 1e308 },
+      { version: -1 },
+      { startedAt: -1e308 },
+      { finishedAt: 1e308 },
+      { cost: 1e308 },
+      { latencyMs: 1e308 },
+    ];
+    for (const more of forged) {
+      const parsed = batchDetails({ finished: [result(4, '2024-01-05', more), result(4, '2024-01-05', more), result(5, '2024-01-06')] }, batch, 3);
+      expect(parsed.finished).toEqual([result(5, '2024-01-06')]);
+      const total = spend(spend(noSpending(), parsed.finished), parsed.finished);
+      expect(() => parseSpending(total)).not.toThrow();
+    }
+    // As the activity writes them: a dry run's version 0 and no rows; a cost that is not whole.
+    const dryRun = result(4, '2024-01-05', { version: 0, rowCount: 0, cost: 0.25 });
+    expect(batchDetails({ finished: [dryRun] }, batch, 3).finished).toEqual([dryRun]);
+  });
+
+  it('reads them as before in a history from before the patch batch-amounts-checked', () => {
+    const negative = result(4, '2024-01-05', { rowCount: -5 });
+    expect(batchDetails({ finished: [negative] }, batch, 3, false).finished).toEqual([negative]);
   });
 });
