@@ -340,8 +340,7 @@ function judgeLock(lock: Lock | { pid: number } | undefined, dbFile: string): { 
  * written aside, then linked in (which fails, EEXIST, where one is) or renamed over it.
  */
 function createWith(path: string, text: string): void {
-  const aside = `${path}.${process.pid}`;
-  writeFileSync(aside, text);
+  const aside = writeAside(path, text);
   try {
     linkSync(aside, path);
   } finally {
@@ -350,9 +349,19 @@ function createWith(path: string, text: string): void {
 }
 
 function replaceWith(path: string, text: string): void {
+  renameSync(writeAside(path, text), path);
+}
+
+/**
+ * Writes `text` to a new file beside `path`, named with this process's pid; returns its path.
+ * Created, never opened as found: whoever writes in BACKFILL_HOME could have put a link there,
+ * and writing through it would overwrite the file it points to.
+ */
+function writeAside(path: string, text: string): string {
   const aside = `${path}.${process.pid}`;
-  writeFileSync(aside, text);
-  renameSync(aside, path);
+  rmSync(aside, { force: true });
+  writeFileSync(aside, text, { flag: 'wx' });
+  return aside;
 }
 
 /**

@@ -1,6 +1,6 @@
 /** What the host layer refuses before it runs anything: a port in use, a folder where the Temporal CLI should be. */
 import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -199,6 +199,18 @@ describe('the dev server database', () => {
       expect(notes).toEqual([]);
       expect(named.exitCode === null && named.signalCode === null).toBe(true);
     }
+  });
+
+  it("writes its lock through no link someone put where it writes it first, and so clobbers no file of the user's", async () => {
+    const dir = scratch();
+    const dbFile = join(dir, 'temporal.db');
+    const victim = join(dir, 'victim.txt');
+    writeFileSync(victim, 'precious\n');
+    // The lock is written aside, at a name that says the pid, before it is linked in.
+    symlinkSync(victim, `${dbFile}.lock.${process.pid}`);
+    const server = await startDevServer({ dbFile, uiPort: null });
+    await server.stop();
+    expect(readFileSync(victim, 'utf8')).toBe('precious\n');
   });
 
   it('is taken by one of two dev servers starting at once over a lock they both take over', async () => {
