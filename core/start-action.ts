@@ -30,9 +30,10 @@ export type ParsedStartAction = { action: StartAction; details: AuditEntry['deta
  * The start's action, from its governance request: `retry-failed` when the request says
  * `retryFailed` (its `action` stays `resume`, which workers from before it record), with the
  * node whose failures run again and the nodes the new spec changed. Throws `invalid_argument`
- * naming the field when it is not what the client sends, or names a node not in `nodes`.
+ * naming the field when it is not what the client sends, or names a node not in `nodes`, or
+ * (`carried: false`, the patch resume-needs-carry) says `resume` of a start without a carry.
  */
-export function parseStartAction(request: Pick<StartGovernance, 'action' | 'resumeRequest'>, nodes: readonly string[]): ParsedStartAction {
+export function parseStartAction(request: Pick<StartGovernance, 'action' | 'resumeRequest'>, nodes: readonly string[], options: { carried?: boolean } = {}): ParsedStartAction {
   const refuse = (path: PropertyKey[], message: string): never => {
     const where = formatPath(['governance', ...path]);
     throw new BackfillError('invalid_argument', `the start's ${where} ${message}: start, resume and retry-failed a backfill with the backfill command (or its client library)`, where);
@@ -43,6 +44,8 @@ export function parseStartAction(request: Pick<StartGovernance, 'action' | 'resu
     return refuse(problem.path, problem.message);
   }
   const { action = 'start', resumeRequest } = parsed.data;
+  // A new run of an ended backfill starts from the carry its last run handed on: one without it is a first start, whatever it says.
+  if (action === 'resume' && options.carried === false) return refuse(['action'], "is 'resume', but the start has no carry: a new run of an ended backfill starts from the carry its last run handed on");
   if (resumeRequest === undefined) return { action, details: {} };
   if (action !== 'resume') return refuse(['resumeRequest'], "is only for a new run of an ended backfill (action 'resume')");
   const known = new Set(nodes);

@@ -163,6 +163,12 @@ export const CANARY_START_COUNTS_AFRESH = 'canary-start-counts-afresh';
  */
 export const RETRY_FAILED_AUDITED = 'retry-failed-audited';
 /**
+ * Patch (docs/workflow-versions.md): a governed start that says `resume` (a resume, a
+ * retry-failed) without a carry is refused (`parseStartAction`'s `carried`); before, the audit
+ * trail recorded a first start as resumed, or as failed partitions run again.
+ */
+export const RESUME_NEEDS_CARRY = 'resume-needs-carry';
+/**
  * Patch (docs/workflow-versions.md): a start whose carry says its staged versions were published
  * or discarded (or its canary discarded) while partitions are still to compute is refused
  * (`BackfillCoordinator.carriedDecisionProblem`); before, it computed them as staged versions,
@@ -207,7 +213,8 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
   let startAction: ParsedStartAction | null = null;
   if (governed && !continued && patched(RETRY_FAILED_AUDITED)) {
     try {
-      startAction = parseStartAction(input.governance ?? {}, plan.nodes.map((n) => n.id));
+      const carried = patched(RESUME_NEEDS_CARRY) ? carry !== undefined : undefined;
+      startAction = parseStartAction(input.governance ?? {}, plan.nodes.map((n) => n.id), carried !== undefined ? { carried } : {});
     } catch (error) {
       throw refusal(error);
     }

@@ -67,3 +67,15 @@ describe('how a new run of an ended backfill reads in the audit trail', () => {
     expect(applied('resume', { paused: false, previous: true })).toBe('paused false, previous true');
   });
 });
+
+describe('parseStartAction of a start without a carry', () => {
+  // The audit trail said 'resumed', or 'failed partitions of node orders run again in a new run', of a first start.
+  it('refuses a resume or a retry-failed: a new run of an ended backfill starts from its carry', () => {
+    const requests: Parameters<typeof parseStartAction>[0][] = [{ action: 'resume' }, { action: 'resume', resumeRequest: { retryFailed: { node: 'orders' } } }, { action: 'resume', resumeRequest: { specChanged: ['daily'] } }];
+    for (const request of requests) {
+      expect(() => parseStartAction(request, nodes, { carried: false })).toThrow("the start's governance.action is 'resume', but the start has no carry");
+      expect(parseStartAction(request, nodes, { carried: true }).action).not.toBe('start');
+    }
+    expect(parseStartAction({ action: 'start' }, nodes, { carried: false })).toEqual({ action: 'start', details: {} });
+  });
+});
