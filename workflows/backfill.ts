@@ -42,6 +42,7 @@ import { BackfillError } from '../core/errors.ts';
 import { CORE_GENERATION, DEFAULT_TUNING, type BackfillInput, type BackfillResult, type BackfillState, type NodeControl, type NodeReport } from '../core/protocol.ts';
 import type { RangeSet } from '../core/ranges.ts';
 import { parseStartAction, type ParsedStartAction } from '../core/start-action.ts';
+import { carryShapeProblem } from '../core/carry-shape.ts';
 import { workflowTime } from './clock.ts';
 import {
   BACKFILL_ID,
@@ -176,6 +177,14 @@ export const RESUME_NEEDS_CARRY = 'resume-needs-carry';
  */
 export const CARRIED_DECISION_CHECKED = 'carried-decision-checked';
 /**
+ * Patch (docs/workflow-versions.md): a start with a carry (a resume, a retry-failed, or one made
+ * by hand) whose fields are not of their types (`carryShapeProblem`) is refused; before, the
+ * coordinator kept them as they came, and one read later (limits, a node's failures, settings,
+ * restarts, reports) failed every workflow task of the run, for ever. Every start that is not a
+ * continue-as-new asks for it.
+ */
+export const CARRY_SHAPE_CHECKED = 'carry-shape-checked';
+/**
  * Patch (docs/workflow-versions.md): a node's lineage run ends as soon as it settles: the loop
  * wakes for it. Before, settled nodes were looked at only when something else woke the loop,
  * and at most every two seconds, so a node's end could wait for another node's long partition.
@@ -189,6 +198,14 @@ const MAX_PENDING_APPROVALS = 5;
 const DISCARDED_WHY = 'discarded: the staged versions were dropped and nothing was published';
 /** How long a cancelled backfill waits for its node workflows to wind down. */
 const CANCEL_GRACE = '10 minutes';
+
+/** The refusal of a start whose carry cannot be read (`why`). */
+function unreadableCarry(why: string): BackfillError {
+  return new BackfillError(
+    'invalid_argument',
+    `the start's carry cannot be read (${why}): a carry is what a backfill hands its next run; start one with the backfill command line (start, resume, retry-failed), not with a carry of your own`,
+  );
+}
 
 export async function backfillWorkflow(input: BackfillInput): Promise<BackfillResult> {
   assertCoreGeneration(input.core);
@@ -230,6 +247,8 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
   const withCanary = (canaryConfig !== null || carry?.canary !== undefined) && patched(CANARY);
   // Only a governed backfill with a canary asks.
   const canaryCountsAfresh = withCanary && allowances && patched(CANARY_START_COUNTS_AFRESH);
+  const shapeProblem = !continued && patched(CARRY_SHAPE_CHECKED) && carry !== undefined ? carryShapeProblem(carry) : null;
+  if (shapeProblem !== null) throw refusal(unreadableCarry(shapeProblem));
   let coordinator: BackfillCoordinator;
   try {
     coordinator = new BackfillCoordinator(
@@ -244,12 +263,7 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
   } catch (error) {
     // A hand-made carry the coordinator cannot read would fail every workflow task, for ever: the start is refused instead.
     if (carry === undefined || continued || error instanceof BackfillError) throw refusal(error);
-    throw refusal(
-      new BackfillError(
-        'invalid_argument',
-        `the start's carry cannot be read (${error instanceof Error ? error.message : String(error)}): a carry is what a backfill hands its next run; start one with the backfill command line (start, resume, retry-failed), not with a carry of your own`,
-      ),
-    );
+    throw refusal(unreadableCarry(error instanceof Error ? error.message : String(error)));
   }
   // A carry comes in the start's input, which anyone who can start a workflow writes: one that contradicts itself is refused before anything runs.
   if (!continued && patched(CARRIED_DECISION_CHECKED)) {

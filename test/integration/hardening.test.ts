@@ -143,7 +143,7 @@ describe('hardening', () => {
    * Starts the backfill workflow as Temporal's own CLI can, with a carry of the test's making
    * (no client check on the way), on a spec of one SQL node `id`: the failure it ends with.
    */
-  async function startWithCarry(id: string, carry: Partial<BackfillCarry> | Record<string, unknown>): Promise<{ backfillId: string; failure: unknown }> {
+  async function startCarry(id: string, carry: Partial<BackfillCarry> | Record<string, unknown>) {
     const backfillId = `${id}-carry-${randomUUID().slice(0, 8)}`;
     const spec = testSpec(queue, { name: id, partitions: { grain: 'day', start: '2024-01-01', end: '2024-01-04' }, nodes: [{ id, sql: 'SELECT :partition AS day' }] });
     const base: BackfillCarry = {
@@ -163,6 +163,12 @@ describe('hardening', () => {
     };
     const input: BackfillInput = { core: CORE_GENERATION, backfillId, spec, range: {}, carry: { ...base, ...carry } as BackfillCarry };
     const handle = await client.client.workflow.start('backfillWorkflow', { taskQueue: queue, workflowId: backfillWorkflowId(backfillId), args: [input] });
+    return { backfillId, handle };
+  }
+
+  /** `startCarry`, then the failure the start ends with. */
+  async function startWithCarry(id: string, carry: Partial<BackfillCarry> | Record<string, unknown>): Promise<{ backfillId: string; failure: unknown }> {
+    const { backfillId, handle } = await startCarry(id, carry);
     const failure = await handle.result().then(
       (result: unknown) => new Error(`it ran: ${JSON.stringify((result as { state?: string }).state)}`),
       (error: unknown) => error,
@@ -185,6 +191,34 @@ describe('hardening', () => {
     expect((failure as WorkflowFailedError).cause).toMatchObject({ type: 'invalid_argument', message: expect.stringMatching(/the start's carry cannot be read \(.+\): a carry is what a backfill hands its next run/) });
     expect(await worker.warehouse.ledger({ backfillId })).toEqual([]);
   });
+
+  // Before, each of these failed every workflow task of the start, for ever (limits a string: "Cannot create property 'rate'", a rate
+  // that is a string: "r.toFixed is not a function", reports a string, a node's failures a number, a node's recheck a number).
+  it('a start with a hand-made carry whose fields are not of their types is refused, naming the field, not retried for ever', async () => {
+    const cases: [string, (node: string) => Record<string, unknown>, string][] = [
+      ['limits', () => ({ limits: 'x' }), 'carry.limits must be object'],
+      ['rate', () => ({ limits: { rate: 'fast', concurrency: null } }), 'carry.limits.rate must be a number of partitions per second above 0'],
+      ['reports', () => ({ reports: 'x' }), 'carry.reports must be record'],
+      ['failures', (node) => ({ failures: { [node]: 5 } }), 'carry.failures.shape_failures must be array'],
+      ['recheck', (node) => ({ recheck: { [node]: 5 } }), 'carry.recheck.shape_recheck must be string'],
+    ];
+    await Promise.all(
+      cases.map(async ([name, carry, problem]) => {
+        const node = `shape_${name}`;
+        const { handle } = await startCarry(node, carry(node));
+        const failure = await Promise.race([
+          handle.result().then(
+            () => new Error('it ran'),
+            (error: unknown) => error,
+          ),
+          new Promise((resolve) => setTimeout(() => resolve(new Error(`${name}: neither refused nor ended in 30 s`)), 30_000)),
+        ]);
+        expect(failure, name).toBeInstanceOf(WorkflowFailedError);
+        expect((failure as WorkflowFailedError).cause, name).toMatchObject({ type: 'invalid_argument', message: expect.stringContaining(`the start's carry cannot be read (${problem})`) });
+        await handle.terminate('test: done').catch(() => undefined);
+      }),
+    );
+  }, 60_000);
 
   it('retry-failed --node after a cancel completes: the other nodes get back the partitions they held', async () => {
     broken.add('flaky/2024-01-02');

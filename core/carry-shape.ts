@@ -1,0 +1,84 @@
+/**
+ * The shape of a start's carry (`BackfillCarry`): what a backfill hands its next run, which
+ * anyone who can start a workflow can write by hand. The coordinator and the session keep most
+ * of its fields as they come and read them later, so a field of another type (limits that are a
+ * string, a node's failures that are a number) failed a workflow task of the run, and then every
+ * one after it, for ever. A run a client starts with a carry (a resume, a retry-failed) is checked
+ * here first and refused; the fields with a reader of their own (readiness, staged, canary,
+ * governance, announcedCancel) are checked by it.
+ */
+import { z } from 'zod';
+import { formatPath } from './errors.ts';
+import { BackfillConcurrencySchema, LimitsSchema, RateSchema } from './limits.ts';
+import { COST_METRICS } from './policy.ts';
+import { RangeSet } from './ranges.ts';
+import { zodProblem } from './zod-errors.ts';
+
+const count = z.number().min(0);
+const wholeCount = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
+const ranges = z.string().refine(
+  (text) => {
+    try {
+      RangeSet.fromJSON(text);
+      return true;
+    } catch {
+      return false;
+    }
+  },
+  { message: 'is not a range set' },
+);
+const byNode = <T extends z.ZodType>(value: T) => z.record(z.string(), value);
+const Spending = z.object({ failedAttempts: count, partitionSeconds: count, rows: count, reported: count });
+
+const CarryShapeSchema = z.object({
+  runKey: z.string(),
+  childrenRunning: z.boolean(),
+  paused: z.boolean(),
+  limits: LimitsSchema,
+  overrides: byNode(z.object({ rate: RateSchema.optional(), concurrency: BackfillConcurrencySchema.optional() })),
+  reports: byNode(
+    z.object({
+      running: count,
+      rate: count.nullable(),
+      concurrency: count,
+      throttles: count,
+      completed: count,
+      firstStartedAt: count.nullable(),
+      lastFinishedAt: count.nullable(),
+      pausedMs: count.optional(),
+      batchSize: count.optional(),
+      latencyP95Ms: count.nullable().optional(),
+    }),
+  ),
+  failures: byNode(z.array(z.object({ message: z.string(), type: z.string(), ranges }))),
+  outbox: byNode(z.object({ ready: ranges, settingsDirty: z.boolean(), specDirty: z.boolean().optional() })),
+  settings: byNode(
+    z.object({
+      seq: wholeCount,
+      rate: count.nullable(),
+      burst: count,
+      concurrency: count,
+      paused: z.boolean(),
+      openUntil: count.optional(),
+      stopBy: count.optional(),
+      allowance: z.object({ metric: z.enum(COST_METRICS), until: count }).optional(),
+    }),
+  ),
+  restarts: byNode(wholeCount),
+  recheck: byNode(ranges).optional(),
+  startedAt: count.nullable(),
+  runs: wholeCount,
+  spentTotals: byNode(Spending).optional(),
+  held: z.array(z.tuple([count, count.nullable()])).optional(),
+  lineage: z.object({ ended: z.array(z.string()) }).optional(),
+  warehouse: z.object({ id: z.string(), location: z.string() }).optional(),
+});
+
+/** What is wrong with the shape of `carry` (the field, then what), or null when every field this checks has its type. */
+export function carryShapeProblem(carry: unknown): string | null {
+  // With the input, a field of another type reads "must be object", not "is required".
+  const parsed = CarryShapeSchema.safeParse(carry, { reportInput: true });
+  if (parsed.success) return null;
+  const problem = zodProblem(parsed.error);
+  return `${formatPath(['carry', ...problem.path])} ${problem.message}`;
+}
