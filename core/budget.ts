@@ -7,6 +7,7 @@
  *
  * Pure and plain-JSON (toJSON/fromJSON), to cross continue-as-new.
  */
+import { z } from 'zod';
 import { BackfillError } from './errors.ts';
 import type { Budgets, CostMetric } from './policy.ts';
 import type { PartitionResult } from './protocol.ts';
@@ -52,7 +53,13 @@ export function costOf(metric: CostMetric, partition: PartitionCost): number {
  * the partition attempts that failed (each attempt Temporal retried counts). Node reports carry
  * it to the parent, which adds it to its `BudgetLedger`.
  */
-export type Spending = { failedAttempts: number; partitionSeconds: number; rows: number; reported: number };
+export const SpendingSchema = z.object({
+  failedAttempts: z.number().min(0),
+  partitionSeconds: z.number().min(0),
+  rows: z.number().min(0),
+  reported: z.number().min(0),
+});
+export type Spending = z.infer<typeof SpendingSchema>;
 
 export function noSpending(): Spending {
   return { failedAttempts: 0, partitionSeconds: 0, rows: 0, reported: 0 };
@@ -75,12 +82,11 @@ export function spend(into: Spending, partitions: readonly PartitionCost[], fail
 
 /** A report's spending as it arrives (anyone may send a report with Temporal's CLI): four counts of 0 or more. */
 export function parseSpending(value: unknown): Spending {
-  const s = value as Record<string, unknown> | null;
-  const count = (v: unknown) => typeof v === 'number' && Number.isFinite(v) && v >= 0;
-  if (typeof s !== 'object' || s === null || !(['failedAttempts', 'partitionSeconds', 'rows', 'reported'] as const).every((k) => count(s[k]))) {
+  const parsed = SpendingSchema.safeParse(value);
+  if (!parsed.success) {
     throw new BackfillError('invalid_argument', 'not a node report of this backfill: spent is not four counts (failedAttempts, partitionSeconds, rows, reported)', 'report');
   }
-  return { failedAttempts: s.failedAttempts as number, partitionSeconds: s.partitionSeconds as number, rows: s.rows as number, reported: s.reported as number };
+  return parsed.data;
 }
 
 const fmt = (n: number) => n.toLocaleString('en-US', { maximumFractionDigits: 2 });

@@ -8,6 +8,7 @@
  * governance, announcedCancel) are checked by it.
  */
 import { z } from 'zod';
+import { SpendingSchema } from './budget.ts';
 import { formatPath } from './errors.ts';
 import { BackfillConcurrencySchema, LimitsSchema, RateSchema } from './limits.ts';
 import { COST_METRICS } from './policy.ts';
@@ -28,7 +29,6 @@ const ranges = z.string().refine(
   { message: 'is not a range set' },
 );
 const byNode = <T extends z.ZodType>(value: T) => z.record(z.string(), value);
-const Spending = z.object({ failedAttempts: count, partitionSeconds: count, rows: count, reported: count });
 
 const CarryShapeSchema = z.object({
   runKey: z.string(),
@@ -68,7 +68,7 @@ const CarryShapeSchema = z.object({
   recheck: byNode(ranges).optional(),
   startedAt: count.nullable(),
   runs: wholeCount,
-  spentTotals: byNode(Spending).optional(),
+  spentTotals: byNode(SpendingSchema).optional(),
   held: z.array(z.tuple([count, count.nullable()])).optional(),
   lineage: z.object({ ended: z.array(z.string()) }).optional(),
   warehouse: z.object({ id: z.string(), location: z.string() }).optional(),
