@@ -76,6 +76,20 @@ export function positiveNumber(label: string) {
   };
 }
 
+/** --fairness-weight of start and policy check: a backfill's share of a shared task queue. */
+export const fairnessWeightOption = (help: string) => new Option('--fairness-weight <weight>', help).argParser(positiveNumber('--fairness-weight'));
+
+/** --retry-budget and --cost-budget of start, and of policy check, which judges what start would ask for. */
+export const retryBudgetOption = (help: string) => new Option('--retry-budget <attempts>', help).argParser(positiveInteger('--retry-budget'));
+export const costBudgetOption = (help: string) => new Option('--cost-budget <amount>', help).argParser(positiveNumber('--cost-budget'));
+
+/** The `budgets` that --retry-budget and --cost-budget ask for; nothing when neither is given. */
+export function budgetsAsked(options: { retryBudget?: number | undefined; costBudget?: number | undefined }): { budgets?: { retries?: number; cost?: number } } {
+  const { retryBudget, costBudget } = options;
+  if (retryBudget === undefined && costBudget === undefined) return {};
+  return { budgets: { ...(retryBudget !== undefined ? { retries: retryBudget } : {}), ...(costBudget !== undefined ? { cost: costBudget } : {}) } };
+}
+
 /** Whether the user gave an option on the command line (not its default, nor its variable). */
 export function givenOnCommandLine(command: CommandUnknownOpts, key: string): boolean {
   return command.getOptionValueSource(key) === 'cli';

@@ -17,6 +17,7 @@ import { parseRange } from '../core/spec.ts';
 import { POLICY_ENV, POLICY_FILE, policyFileFrom, readPolicyFile } from '../activities/policy.ts';
 import { estimatePlan } from './estimate.ts';
 import type { ChangeSummary } from './only-changed.ts';
+import { budgetsAsked } from './options.ts';
 import { loadSpecFile } from './spec-file.ts';
 
 export type PolicyCheckOptions = {
@@ -93,9 +94,7 @@ export async function runPolicyCheck(options: PolicyCheckOptions): Promise<Polic
     ...(options.reason !== undefined ? { reason: options.reason } : {}),
     ...(options.signedBy !== undefined ? { signedBy: options.signedBy } : {}),
     ...(options.priority !== undefined || options.fairnessWeight !== undefined ? { priority: { key: options.priority ?? null, fairnessWeight: options.fairnessWeight ?? null } } : {}),
-    ...(options.retryBudget !== undefined || options.costBudget !== undefined
-      ? { budgets: { ...(options.retryBudget !== undefined ? { retries: options.retryBudget } : {}), ...(options.costBudget !== undefined ? { cost: options.costBudget } : {}) } }
-      : {}),
+    ...budgetsAsked(options),
     at: options.now ?? Date.now(),
   });
   return { ...check, estimate: estimateFrom, ...(changes ? { onlyChanged: changes.summary } : {}) };

@@ -7,7 +7,7 @@ import { Argument, Command, Option } from '@commander-js/extra-typings';
 import { BackfillError } from '../../core/errors.ts';
 import { EXIT } from '../exit-codes.ts';
 import { SPEC_IN_EXAMPLES as SPEC, HELP_GROUPS, documented } from '../help.ts';
-import { checkOnlyChanged, codeVersionOption, jsonOption, positiveInteger, positiveNumber, print, priorityOption, warehouseOption } from '../options.ts';
+import { checkOnlyChanged, codeVersionOption, costBudgetOption, fairnessWeightOption, jsonOption, print, priorityOption, retryBudgetOption, warehouseOption } from '../options.ts';
 
 const POLICY_ENV = 'BACKFILL_POLICY';
 
@@ -32,15 +32,15 @@ export function policyCommand() {
     .option('--rate <per-second>', 'the backfill-wide rate it would start with')
     .option('--concurrency <n>', 'the backfill-wide concurrency it would start with')
     .addOption(priorityOption('the priority it would start with'))
-    .option('--fairness-weight <weight>', 'the fairness weight it would start with', positiveNumber('--fairness-weight'))
+    .addOption(fairnessWeightOption('the fairness weight it would start with'))
     .option('--partition-seconds <n>', "the plan's estimated partition-seconds (default: plan --estimate's, from the warehouse's ledger)", partitionSeconds)
     .addOption(warehouseOption())
     .option('--only-changed', 'judge what start --only-changed would run: only the partitions whose spec, code or upstream versions changed since their published version (reads the warehouse\'s ledger)')
     .addOption(codeVersionOption())
     .option('--reason <text>', 'the reason it would start with')
     .option('--signed-by <principal>', 'the allowed signer who would sign the start (start --sign-key)')
-    .option('--retry-budget <attempts>', 'the retry budget it would ask for (start --retry-budget)', positiveInteger('--retry-budget'))
-    .option('--cost-budget <amount>', "the cost budget it would ask for, in the policy's cost metric (start --cost-budget)", positiveNumber('--cost-budget'))
+    .addOption(retryBudgetOption('the retry budget it would ask for (start --retry-budget)'))
+    .addOption(costBudgetOption("the cost budget it would ask for, in the policy's cost metric (start --cost-budget)"))
     .addOption(jsonOption())
     .action(async (_action, spec, options, command) => {
       // --warehouse serves the partition-seconds estimate too; --code-version only --only-changed.

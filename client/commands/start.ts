@@ -8,7 +8,7 @@ import { parseDurationFlag } from '../duration-flag.ts';
 import { exitCodeFor } from '../exit-codes.ts';
 import { SPEC_IN_EXAMPLES as SPEC, HELP_GROUPS, documented } from '../help.ts';
 import type { ChangeSummary } from '../only-changed.ts';
-import { checkOnlyChanged, codeVersionOption, jsonOption, positiveInteger, positiveNumber, print, priorityOption, reasonOption, warehouseOption } from '../options.ts';
+import { budgetsAsked, checkOnlyChanged, codeVersionOption, costBudgetOption, fairnessWeightOption, jsonOption, positiveInteger, print, priorityOption, reasonOption, retryBudgetOption, warehouseOption } from '../options.ts';
 import { withClient } from '../with-client.ts';
 import { terminalText } from '../printable.ts';
 
@@ -81,9 +81,9 @@ export function startCommand() {
     .addOption(reasonOption("why, kept in the backfill's audit trail (the policy may require one)"))
     .option('--sign-key <file>', 'sign the start with this ssh-ed25519 key (or its .pub when the key is in ssh-agent), as the policy may require')
     .addOption(priorityOption("task-queue priority: 1 is the most urgent, 5 the least (default: the server's, 3)"))
-    .option('--fairness-weight <weight>', "its share of a task queue shared with other backfills, against theirs (default 1)", positiveNumber('--fairness-weight'))
-    .option('--retry-budget <attempts>', 'pause once this many partition attempts have failed (within the policy\'s most)', positiveInteger('--retry-budget'))
-    .option('--cost-budget <amount>', "pause once the partitions cost this much, in the policy's cost metric (within its most)", positiveNumber('--cost-budget'))
+    .addOption(fairnessWeightOption('its share of a task queue shared with other backfills, against theirs (default 1)'))
+    .addOption(retryBudgetOption("pause once this many partition attempts have failed (within the policy's most)"))
+    .addOption(costBudgetOption("pause once the partitions cost this much, in the policy's cost metric (within its most)"))
     .option('--watch', 'show live progress until it ends')
     .addOption(jsonOption())
     .action(async (file, options, command) => {
@@ -117,9 +117,7 @@ export function startCommand() {
             ...(options.signKey !== undefined ? { signKey: options.signKey } : {}),
             ...(options.priority !== undefined ? { priority: options.priority } : {}),
             ...(options.fairnessWeight !== undefined ? { fairnessWeight: options.fairnessWeight } : {}),
-            ...(options.retryBudget !== undefined || options.costBudget !== undefined
-              ? { budgets: { ...(options.retryBudget !== undefined ? { retries: options.retryBudget } : {}), ...(options.costBudget !== undefined ? { cost: options.costBudget } : {}) } }
-              : {}),
+            ...budgetsAsked(options),
           });
           if (changes) started = { ...started, onlyChanged: changes.summary };
           started = reportedStart(started);
