@@ -801,7 +801,13 @@ export class SqlWarehouse implements Warehouse {
   }
 }
 
-/** A value as every engine can store it alike: SQLite cannot hold NaN (it would make it NULL), so no engine is given one. */
+/**
+ * A value as every engine can store it alike: SQLite cannot hold NaN (it would make it NULL),
+ * nor -0 in a REAL column (it makes it 0), and a Parquet file may not keep -0 beside a 0, so
+ * no engine is given either.
+ */
 function storable(value: unknown): unknown {
-  return typeof value === 'number' && Number.isNaN(value) ? null : value;
+  if (typeof value !== 'number') return value;
+  if (Number.isNaN(value)) return null;
+  return value === 0 ? 0 : value;
 }

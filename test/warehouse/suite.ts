@@ -405,6 +405,23 @@ export function warehouseSuite(kind: Warehouse['kind'], open: WarehouseFactory, 
       ]);
     });
 
+    it('store a -0 as 0, from SQL and from rows, as SQLite and Parquet must: checks, the view and the checksum see the same zero on every engine', async () => {
+      await wh.publish(write('halves', 'k', { rows: [1, 2, 3, 4].map((id) => ({ id, n: id / 2 })) }));
+      const inputs = [{ node: 'halves', from: 'k', to: 'k' }];
+      // A check that sees a negative zero as the engine writes it as text (PostgreSQL '-0', DuckDB '-0.0').
+      const noNegativeZero = { type: 'sql', name: 'no -0', sql: "SELECT * FROM {{this}} WHERE CAST(z AS TEXT) LIKE '-%'" } as const;
+      // Zero times -1 is -0, beside zeros (a Parquet dictionary keeps one of the two), and alone.
+      const signed = 'SELECT id, (n - n) * (CASE WHEN id % 2 = 0 THEN -1 ELSE 1 END) AS z FROM halves';
+      const fromSql = await wh.publish(write('zeros', 'k1', { selects: [{ sql: signed, bindings: {} }], inputs, checks: [noNegativeZero] }));
+      await wh.publish(write('zeros', 'k2', { selects: [{ sql: 'SELECT id, (n - n) * -1 AS z FROM halves', bindings: {} }], inputs, checks: [noNegativeZero] }));
+      await wh.publish(write('zeros', 'k3', { rows: [{ id: 1, z: -0 }, { id: 2, z: 0.5 }], checks: [noNegativeZero] }));
+      const zeros = (await view('zeros', 'z', 'z')).map((r) => r.z);
+      expect(zeros.map((z) => (Object.is(z, -0) ? '-0' : z))).toEqual([0, 0, 0, 0, 0, 0, 0, 0, 0, 0.5]);
+      expect(await wh.query("SELECT COUNT(*) AS n FROM zeros WHERE CAST(z AS TEXT) LIKE '-%'")).toEqual([{ n: 0 }]);
+      const plain = await wh.publish(write('plain', 'k1', { selects: [{ sql: 'SELECT id, (n - n) AS z FROM halves', bindings: {} }], inputs }));
+      expect(fromSql.checksum).toBe(plain.checksum);
+    });
+
     it('hash integers above 2^53 exactly, as every engine stores them: the same on every engine, different for different ones', async () => {
       const big = 9007199254740993n;
       // The checksum every engine must give: the exact integers, hashed as the row hasher hashes them.

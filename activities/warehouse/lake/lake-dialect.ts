@@ -69,11 +69,15 @@ const CODEC: Codec = {
 
 /**
  * A column of spec SQL's result, as staged: NaN (which DuckDB's floating types hold) becomes
- * NULL, as SQLite stores it and as a transform's NaN is stored, so that the same SQL gives the
- * same rows and checksums on every engine. The cast is the one the INSERT would make.
+ * NULL, as SQLite stores it and as a transform's NaN is stored, and -0 becomes 0, which a
+ * Parquet file keeps only where no 0 shares its column's dictionary, so that the same SQL gives
+ * the same rows and checksums on every engine, and the file holds the rows that were checked.
+ * The cast is the one the INSERT would make.
  */
 function withoutNaN(column: string, type: string | undefined): string {
-  return type === 'DOUBLE' || type === 'FLOAT' ? `NULLIF(CAST(${column} AS ${type}), 'NaN'::${type})` : column;
+  if (type !== 'DOUBLE' && type !== 'FLOAT') return column;
+  const value = `CAST(${column} AS ${type})`;
+  return `CASE WHEN ${value} = 0 THEN 0::${type} ELSE NULLIF(${value}, 'NaN'::${type}) END`;
 }
 
 // Times are ISO 8601 text, as the protocol writes them: they sort in time order and read back unchanged.

@@ -58,12 +58,14 @@ function sqlErrorOf(error: unknown, sql: string, own: number | undefined): unkno
 
 /**
  * A column of spec SQL's result, as stored: NaN (which floating and numeric types hold) becomes
- * NULL, as SQLite stores it and as a transform's NaN is stored (warehouse.ts `storable`), so
- * that the same SQL gives the same rows and checksums on every engine. The cast is the one
- * the INSERT would make.
+ * NULL, as SQLite stores it and as a transform's NaN is stored (warehouse.ts `storable`), and a
+ * floating -0 becomes 0 (adding 0 does that), as SQLite's REAL columns and the lake's Parquet
+ * files keep it, so that the same SQL gives the same rows and checksums on every engine. The
+ * cast is the one the INSERT would make.
  */
 function withoutNaN(column: string, type: string | undefined): string {
-  if (type === undefined || !(type === 'double precision' || type === 'real' || type === 'numeric' || type.startsWith('numeric('))) return column;
+  if (type === 'double precision' || type === 'real') return `(NULLIF(${column}::${type}, 'NaN') + 0)`;
+  if (type === undefined || !(type === 'numeric' || type.startsWith('numeric('))) return column;
   return `NULLIF(${column}::${type}, 'NaN')`;
 }
 

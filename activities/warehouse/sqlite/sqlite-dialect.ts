@@ -105,6 +105,14 @@ function widenedText(value: unknown, wasBoolean: unknown): unknown {
   return value;
 }
 
+/**
+ * A column of spec SQL's result, as stored: a -0 becomes 0, as a REAL column stores it (and the
+ * other engines do), where a column without a type would keep it.
+ */
+function withoutNegativeZero(column: string): string {
+  return `CASE WHEN typeof(${column}) = 'real' AND ${column} = 0 THEN 0.0 ELSE ${column} END`;
+}
+
 const TYPES: Record<ColumnType, string> = { text: 'TEXT', key: 'TEXT', integer: 'INTEGER', bigint: 'INTEGER', number: 'REAL', boolean: 'INTEGER', json: 'TEXT', time: 'TEXT' };
 
 export class SqliteDialect implements Dialect {
@@ -454,7 +462,7 @@ class SqliteSession implements Session {
       insertInto: (table, columns, partition, version) =>
         run(() => {
           const cols = columns.map((c) => `, ${quoteIdent(c)}`).join('');
-          const picked = columns.map((c) => `, q.${quoteIdent(c)}`).join('');
+          const picked = columns.map((c) => `, ${withoutNegativeZero(`q.${quoteIdent(c)}`)}`).join('');
           const insert = `INSERT INTO ${table} (${PARTITION_COLUMN}, ${VERSION_COLUMN}${cols}) SELECT :__partition, :__version${picked} FROM (\n${body}\n) AS q`;
           this.db.prepare(insert).run({ ...bindings, __partition: partition, __version: version });
         }),
