@@ -3,12 +3,13 @@
  * `lake://`, through the public entry; the kit from the testkit entry), and what is the lake's own.
  */
 import { execFile } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
 import { afterEach, describe, expect, it } from 'vitest';
+import { RowHasher } from '../../activities/warehouse/checksum.ts';
 import { CatalogueHold } from '../../activities/warehouse/lake/catalogue.ts';
 import { LakeWarehouse } from '../../activities/warehouse/lake/lake-dialect.ts';
 import { LakeLayout } from '../../activities/warehouse/lake/layout.ts';
@@ -270,15 +271,55 @@ describe('lake: values', () => {
 });
 
 describe('lake: times with a time zone', () => {
-  it('read the same staged and from the file (Parquet keeps them in UTC): a restore to a version that holds one verifies', async () => {
-    const wh = new LakeWarehouse(freshRoot());
+  it('read back as they were written, with their offsets, staged and from the files, in checks, the view and a downstream partition; a restore to a version that holds one verifies', async () => {
+    const root = freshRoot();
+    const wh = new LakeWarehouse(root);
     try {
-      const sql = "SELECT '05:00:01+02'::TIMETZ AS early, '23:30:00-01'::TIMETZ AS late";
-      const first = await wh.publish(write('times', 'k', { selects: [{ sql, bindings: {} }] }));
-      expect(await wh.query('SELECT early, late FROM times')).toEqual([{ early: '03:00:01+00', late: '00:30:00+00' }]);
-      await wh.publish(write('times', 'k', { runKey: 'run-2', backfillId: 'bf-2', rows: [] }));
-      expect(await wh.restore({ rollbackId: 'rb', backfillId: 'bf-2', node: 'times', partition: 'k', from: 2, to: 1 })).toMatchObject({ status: 'restored' });
+      const sql = "SELECT '05:00:01+02'::TIMETZ AS early, '23:30:00-01'::TIMETZ AS late, ['10:00:00+05:30'::TIMETZ] AS list";
+      const as = { type: 'sql', name: 'as written', sql: "SELECT * FROM {{this}} WHERE early <> '05:00:01+02'::TIMETZ OR late <> '23:30:00-01'::TIMETZ" } as const;
+      const first = await wh.publish(write('times', 'k', { selects: [{ sql, bindings: {} }], checks: [as] }));
+      const written = { early: '05:00:01+02', late: '23:30:00-01', list: '[10:00:00+05:30]' };
+      expect(await wh.query('SELECT early, late, list FROM times')).toEqual([written]);
+      expect(await wh.query("SELECT COUNT(*) AS n FROM times WHERE early = '05:00:01+02'::TIMETZ AND list[1] = '10:00:00+05:30'::TIMETZ")).toEqual([{ n: 1 }]);
+      expect(await wh.query('SELECT typeof(early) AS t, typeof(list) AS l FROM times')).toEqual([{ t: 'TIME WITH TIME ZONE', l: 'TIME WITH TIME ZONE[]' }]);
+      // A downstream partition reads the pinned version's file; the previous version is read from its file by a check.
+      const inputs = [{ node: 'times', from: 'k', to: 'k' }];
+      await wh.publish(write('later', 'k', { selects: [{ sql: "SELECT early + INTERVAL 1 HOUR AS t FROM times WHERE early = '05:00:01+02'::TIMETZ", bindings: {} }], inputs }));
+      expect(await wh.query('SELECT t FROM later')).toEqual([{ t: '06:00:01+02' }]);
+      const same = { type: 'sql', name: 'unchanged', sql: 'SELECT * FROM {{this}} t WHERE NOT EXISTS (SELECT 1 FROM {{previous}} p WHERE p.early = t.early)' } as const;
+      await wh.publish(write('times', 'k', { runKey: 'run-2', backfillId: 'bf-2', selects: [{ sql, bindings: {} }], checks: [same] }));
+      // Any Parquet reader finds the offset in the file, as text.
+      expect(await readDirectly(`SELECT early FROM read_parquet('${root}/times/k.parquet')`)).toEqual([['05:00:01+02']]);
+      await wh.publish(write('times', 'k', { runKey: 'run-3', backfillId: 'bf-3', rows: [] }));
+      expect(await wh.restore({ rollbackId: 'rb', backfillId: 'bf-3', node: 'times', partition: 'k', from: 3, to: 1, force: true })).toMatchObject({ status: 'restored' });
       expect((await wh.publishedRows('times')).map((r) => r.checksum)).toEqual([first.checksum]);
+      expect(await wh.query('SELECT early, late, list FROM times')).toEqual([written]);
+    } finally {
+      await wh.close();
+    }
+  });
+
+  it('a version written before they kept their offsets (its file holds them in UTC, its checksum was taken so) still reads as it did, and a restore to it verifies', async () => {
+    const root = freshRoot();
+    const layout = new LakeLayout(root);
+    const wh = new LakeWarehouse(root);
+    try {
+      await wh.publish(write('times', 'k', { selects: [{ sql: "SELECT '05:00:01+02'::TIMETZ AS early", bindings: {} }] }));
+      await wh.close();
+      // As the lake wrote it before: the time in the file's TIME (UTC), the checksum over that.
+      const file = layout.version('times', 'k', 1);
+      chmodSync(file, 0o644);
+      await readDirectly(`COPY (SELECT * REPLACE (CAST(early AS TIMETZ) AS early) FROM read_parquet('${file}')) TO '${file}.old' (FORMAT parquet)`);
+      renameSync(`${file}.old`, file);
+      const hasher = new RowHasher(['early'], ['text']);
+      hasher.add(['03:00:01+00']);
+      await lakeRawAccess(root).exec(`UPDATE lake.backfill.ledger SET checksum = '${hasher.checksum()}' WHERE node = 'times' AND version = 1`);
+      expect(await readDirectly(`SELECT typeof(early) FROM read_parquet('${file}')`)).toEqual([['TIME WITH TIME ZONE']]);
+
+      await wh.publish(write('times', 'k', { runKey: 'run-2', backfillId: 'bf-2', selects: [{ sql: "SELECT '07:00:00+02'::TIMETZ AS early", bindings: {} }] }));
+      expect(await wh.query('SELECT early FROM times')).toEqual([{ early: '07:00:00+02' }]);
+      expect(await wh.restore({ rollbackId: 'rb', backfillId: 'bf-2', node: 'times', partition: 'k', from: 2, to: 1 })).toMatchObject({ status: 'restored' });
+      expect(await wh.query('SELECT early FROM times')).toEqual([{ early: '03:00:01+00' }]);
     } finally {
       await wh.close();
     }

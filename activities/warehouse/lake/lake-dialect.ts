@@ -57,7 +57,7 @@ import { CATALOG, CatalogueHold, type HoldOptions } from './catalogue.ts';
 import { LakeLayout, mirror, settleAll } from './layout.ts';
 import { PreparedStatements } from './statements.ts';
 import { ACTS_OUTSIDE, ROW_FUNCTIONS, fileShaped, macrosThatRead, parseQuery, shown, type ParsedQuery } from './spec-sql.ts';
-import { castFor, jsValue, kindOf, rawValue, storedColumn, toStored, typeName, typeOfValue, widerType } from './values.ts';
+import { castFor, jsValue, keptAsText, kindOf, rawValue, storedColumn, toStored, typeName, typeOfValue, widerType } from './values.ts';
 
 const CODEC: Codec = {
   json: (value) => JSON.stringify(value),
@@ -570,14 +570,28 @@ class LakeSession implements Session {
     return true;
   }
 
-  /** The relation of a dataset's columns with no rows, typed: the left side of reads that may find no file, or files without some columns. */
-  private async typedEmpty(node: string, internal: boolean): Promise<string> {
+  /**
+   * The relation of a dataset's columns with no rows, typed (`stored`: as the files hold them):
+   * the left side of reads that may find no file, or files without some columns.
+   */
+  private async typedEmpty(node: string, internal: boolean, stored = false): Promise<string> {
     const columns = (await this.datasetColumns(node)) ?? [];
     const list = [
       ...(internal ? [`CAST(NULL AS VARCHAR) AS ${PARTITION_COLUMN}`, `CAST(NULL AS INTEGER) AS ${VERSION_COLUMN}`] : []),
-      ...columns.map((c) => `CAST(NULL AS ${c.type}) AS ${quoteIdent(c.name)}`),
+      ...columns.map((c) => `CAST(NULL AS ${stored && keptAsText(c.type) ? 'VARCHAR' : c.type}) AS ${quoteIdent(c.name)}`),
     ];
     return `SELECT ${list.length > 0 ? list.join(', ') : 'NULL AS __empty'} WHERE false`;
+  }
+
+  /**
+   * The rows of version files (`source`, a `read_parquet`), with every column of the dataset and
+   * its internal columns, each of the dataset's type: a column the files keep as text goes back
+   * to its type (a file written before they did holds its times in UTC, and reads so).
+   */
+  private async fromFiles(node: string, source: string): Promise<string> {
+    const union = `${await this.typedEmpty(node, true, true)} UNION ALL BY NAME SELECT * FROM ${source}`;
+    const restored = ((await this.datasetColumns(node)) ?? []).filter((c) => keptAsText(c.type)).map((c) => `CAST(${quoteIdent(c.name)} AS ${c.type}) AS ${quoteIdent(c.name)}`);
+    return restored.length === 0 ? union : `SELECT * REPLACE (${restored.join(', ')}) FROM (${union})`;
   }
 
   /** A new version is staged from the start, so that its file is written at commit even when no rows come. */
@@ -591,14 +605,14 @@ class LakeSession implements Session {
     }
     const file = this.dialect.layout.version(node, partition, version);
     if (!existsSync(file)) throw new Error(`version ${version} of ${node} ${partition}: its file ${file} is missing from the lake`);
-    return `(${await this.typedEmpty(node, true)} UNION ALL BY NAME SELECT * FROM read_parquet(${quoteLiteral(file)}))`;
+    return `(${await this.fromFiles(node, `read_parquet(${quoteLiteral(file)})`)})`;
   }
 
   async pinnedRows(node: string, versions: ReadonlyArray<readonly [string, number]>, columns: readonly string[]): Promise<string> {
     const list = columns.length > 0 ? columns.map(quoteIdent).join(', ') : 'NULL AS __empty';
     if (versions.length === 0) return `SELECT ${list} FROM (${await this.typedEmpty(node, false)})`;
     const files = versions.map(([partition, version]) => quoteLiteral(this.dialect.layout.version(node, partition, version)));
-    return `SELECT ${list} FROM (${await this.typedEmpty(node, true)} UNION ALL BY NAME SELECT * FROM read_parquet([${files.join(', ')}], union_by_name = true, hive_partitioning = false))`;
+    return `SELECT ${list} FROM (${await this.fromFiles(node, `read_parquet([${files.join(', ')}], union_by_name = true, hive_partitioning = false)`)})`;
   }
 
   /**
@@ -747,7 +761,7 @@ class LakeSession implements Session {
       const files = Number(row.published) > 0 && columns.length > 0;
       // The internal columns go after the union: a file of a version without rows may hold no other column.
       const view = files
-        ? `SELECT * EXCLUDE (${PARTITION_COLUMN}, ${VERSION_COLUMN}) FROM (${await this.typedEmpty(node, true)} UNION ALL BY NAME SELECT * FROM read_parquet(${quoteLiteral(this.dialect.layout.publishedGlob(node))}, union_by_name = true, hive_partitioning = false))`
+        ? `SELECT * EXCLUDE (${PARTITION_COLUMN}, ${VERSION_COLUMN}) FROM (${await this.fromFiles(node, `read_parquet(${quoteLiteral(this.dialect.layout.publishedGlob(node))}, union_by_name = true, hive_partitioning = false)`)})`
         : await this.typedEmpty(node, false);
       if (files) this.dialect.filesViews.add(node);
       else this.dialect.filesViews.delete(node);

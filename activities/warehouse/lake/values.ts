@@ -3,7 +3,7 @@
  * same shapes SQLite and PostgreSQL give), values in the canonical form checksums take, the
  * type a transform's value needs, and how two types widen.
  */
-import { DOUBLE, DuckDBBlobValue, DuckDBDecimalValue, DuckDBTimeTZValue, DuckDBTypeId, type DuckDBType, type DuckDBValue } from '@duckdb/node-api';
+import { DOUBLE, DuckDBBlobValue, DuckDBDecimalValue, DuckDBTypeId, type DuckDBType, type DuckDBValue } from '@duckdb/node-api';
 import type { ValueKind } from '../../../warehouse.ts';
 
 const INTEGERS = new Set([
@@ -27,26 +27,21 @@ export function kindOf(type: DuckDBType): ValueKind {
   return 'text';
 }
 
-const MICROS_PER_DAY = 86_400_000_000n;
-
 /**
- * A value as a version's Parquet file gives it back, written as DuckDB writes it: Parquet keeps
- * a time with a time zone in UTC, so `05:00:01+02` comes back as `03:00:01+00`, and is read so
- * while staged too (the checksum taken at publish must be the one a restore reads from the file).
+ * Whether a column of `type` goes to the version files as text: Parquet keeps a time with a time
+ * zone only in UTC (`05:00:01+02` would come back as `03:00:01+00`, which SQL does not take for
+ * equal), so such a column, or one that holds such times, is written as DuckDB writes it as text
+ * and read back cast to its type (`storedColumn`, and the lake's reads of files).
  */
-function storedText(value: Exclude<DuckDBValue, null | string | number | bigint | boolean>): string {
-  if (value instanceof DuckDBTimeTZValue) {
-    const utc = (((value.micros - BigInt(value.offset) * 1_000_000n) % MICROS_PER_DAY) + MICROS_PER_DAY) % MICROS_PER_DAY;
-    return DuckDBTimeTZValue.fromMicrosAndOffset(utc, 0).toString();
-  }
-  return value.toString();
+export function keptAsText(type: string | undefined): boolean {
+  return type !== undefined && /TIME WITH TIME ZONE|\bTIMETZ\b/i.test(type);
 }
 
 /** A value for a checksum: numbers exactly (a decimal as its text), text as text, the rest as DuckDB writes it. */
 export function rawValue(value: DuckDBValue): unknown {
   if (value === null || typeof value === 'string' || typeof value === 'number' || typeof value === 'bigint' || typeof value === 'boolean') return value;
   if (value instanceof DuckDBBlobValue) return value.bytes;
-  return storedText(value);
+  return value.toString();
 }
 
 /**
@@ -61,7 +56,7 @@ export function jsValue(value: DuckDBValue): unknown {
     return Number.isFinite(n) && (value.scale > 0 || Number.isSafeInteger(n)) ? n : value.toString();
   }
   if (value instanceof DuckDBBlobValue) return value.bytes;
-  return storedText(value);
+  return value.toString();
 }
 
 /** The column type for one value a transform returned (null: any type will do). */
@@ -100,9 +95,10 @@ export function widerType(a: string, b: string): string {
  * A staged column as a version's Parquet file stores it. Parquet has no 128-bit integer, and
  * DuckDB writes a HUGEINT (a transform's bigint, SQL's SUM of integers) as a DOUBLE, which
  * rounds whole numbers beyond 2^53: a DECIMAL(38,0) keeps every digit, reads back exactly, and
- * is read with HUGEINT as DECIMAL(38,0).
+ * is read with HUGEINT as DECIMAL(38,0). A time with a time zone goes as text (`keptAsText`).
  */
 export function storedColumn(column: string, type: string | undefined): string {
+  if (keptAsText(type)) return `CAST(${column} AS VARCHAR) AS ${column}`;
   return type === 'HUGEINT' || type === 'UHUGEINT' ? `CAST(${column} AS DECIMAL(38,0)) AS ${column}` : column;
 }
 
