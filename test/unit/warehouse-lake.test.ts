@@ -13,7 +13,7 @@ import { RowHasher } from '../../activities/warehouse/checksum.ts';
 import { CatalogueHold } from '../../activities/warehouse/lake/catalogue.ts';
 import { LakeWarehouse } from '../../activities/warehouse/lake/lake-dialect.ts';
 import { LakeLayout } from '../../activities/warehouse/lake/layout.ts';
-import { SqlError, openWarehouse, quoteIdent, quoteLiteral, type Row } from '../../warehouse.ts';
+import { CheckFailedError, InvalidDatasetError, SqlError, openWarehouse, quoteIdent, quoteLiteral, type PartitionWrite, type Row } from '../../warehouse.ts';
 import { rejection, warehouseSuite, write, type RawAccess } from '../../warehouse-testkit.ts';
 
 /**
@@ -203,6 +203,48 @@ describe('lake: the files', () => {
       expect(await wh.query('SELECT id FROM static ORDER BY id')).toEqual([{ id: 1 }, { id: 2 }]);
     } finally {
       await wh.close();
+    }
+  });
+});
+
+describe('lake: partition keys that differ only in case', () => {
+  it('are refused in one dataset (US, us: on a case-insensitive file system, macOS\' or Windows\', their files would be one), published, staged or at once; the dataset is left as it was', async () => {
+    const root = freshRoot();
+    const wh = new LakeWarehouse(root);
+    const sales = (partition: string, n: number, more: Partial<PartitionWrite> = {}) => write('sales', partition, { runKey: `run-${n}`, backfillId: `bf-${n}`, rows: [{ n }], ...more });
+    try {
+      await wh.publish(sales('US', 1));
+      const twin = await rejection(wh.publish(sales('us', 2)));
+      expect(twin).toBeInstanceOf(InvalidDatasetError);
+      expect(twin.message).toMatch(/^dataset 'sales': partition 'us' differs only in case from its partition 'US', .* case-insensitive file system \(macOS, Windows\).* Give the partitions keys that differ in more than case$/);
+      expect(await rejection(wh.publish(sales('uS', 3, { stage: true })))).toBeInstanceOf(InvalidDatasetError);
+      // Two that wait for one turn commit together: the first is published, the second refused.
+      const both = await Promise.allSettled([wh.publish(sales('EU', 4)), wh.publish(sales('eu', 5))]);
+      expect(both.map((r) => r.status)).toEqual(['fulfilled', 'rejected']);
+      // A version that failed its checks has no file, and holds no name: the first with files does.
+      expect(await rejection(wh.publish(sales('APAC', 6, { checks: [{ type: 'row_count', min: 5 }] })))).toBeInstanceOf(CheckFailedError);
+      await wh.publish(sales('apac', 7));
+      expect(await rejection(wh.publish(sales('APAC', 6)))).toBeInstanceOf(InvalidDatasetError);
+      // The same key again, the key in another dataset, and keys equal but for other characters are fine.
+      await wh.publish(sales('US', 8));
+      await wh.publish(write('stock', 'us', { rows: [{ n: 9 }] }));
+      await wh.publish(sales('US-2', 10));
+      expect(readdirSync(join(root, 'sales')).filter((f) => f.endsWith('.parquet')).sort()).toEqual(['EU.parquet', 'US-2.parquet', 'US.parquet', 'apac.parquet']);
+      expect(readdirSync(join(root, 'sales', '_versions')).sort()).toEqual(['EU', 'US', 'US-2', 'apac']);
+      expect([...new Set((await wh.ledger({ node: 'sales' })).filter((r) => r.status === 'published').map((r) => r.partition))].sort()).toEqual(['EU', 'US', 'US-2', 'apac']);
+      // Dataset names are lowercase: Orders and orders cannot both be.
+      expect(await rejection(wh.publish(write('Sales', 'k', { rows: [{ n: 1 }] })))).toBeInstanceOf(InvalidDatasetError);
+    } finally {
+      await wh.close();
+    }
+    // A lake from before the names were recorded learns its partitions' when a warehouse first opens it.
+    await lakeRawAccess(root).exec('DROP TABLE lake.backfill.partition_names');
+    const reopened = new LakeWarehouse(root);
+    try {
+      expect(await rejection(reopened.publish(sales('Us', 11)))).toBeInstanceOf(InvalidDatasetError);
+      await reopened.publish(sales('EU', 12));
+    } finally {
+      await reopened.close();
     }
   });
 });

@@ -54,7 +54,7 @@ import {
   type Wanted,
 } from '../../../warehouse.ts';
 import { CATALOG, CatalogueHold, type HoldOptions } from './catalogue.ts';
-import { LakeLayout, mirror, settleAll } from './layout.ts';
+import { LakeLayout, foldedKey, mirror, settleAll } from './layout.ts';
 import { PreparedStatements } from './statements.ts';
 import { ACTS_OUTSIDE, ROW_FUNCTIONS, fileShaped, macrosThatRead, parseQuery, shown, type ParsedQuery } from './spec-sql.ts';
 import { castFor, jsValue, keptAsText, kindOf, rawValue, storedColumn, toStored, typeName, typeOfValue, widerType } from './values.ts';
@@ -104,6 +104,9 @@ const OWN_TABLES = [
   `CREATE TABLE IF NOT EXISTS ${CATALOG}.backfill.mirror (node VARCHAR NOT NULL, partition VARCHAR NOT NULL, PRIMARY KEY (node, partition))`,
 ];
 
+/** Each dataset's partitions by the name their files have on a case-insensitive file system (`foldedKey`): one partition per name. */
+const PARTITION_NAMES = `${CATALOG}.backfill.partition_names`;
+
 const ROWS_PER_INSERT = 500;
 /** Records of pointer moves inserted by one statement, at most. */
 const MIRROR_RECORDS_PER_INSERT = 200;
@@ -147,6 +150,13 @@ function pairs(list: ReadonlyArray<readonly [string, string]>): { values: string
   return { values, params };
 }
 
+/** (node, partition) pairs as a VALUES list of (node, folded key, partition). */
+function names(list: ReadonlyArray<readonly [string, string]>): { values: string; params: Params } {
+  const params: Params = {};
+  const values = list.map(([node, partition], i) => ((params[`n${i}`] = node), (params[`f${i}`] = foldedKey(partition)), (params[`p${i}`] = partition), `(:n${i}, :f${i}, :p${i})`)).join(', ');
+  return { values, params };
+}
+
 export class LakeDialect implements Dialect {
   readonly kind = 'lake' as const;
   readonly concurrent = false;
@@ -176,6 +186,8 @@ export class LakeDialect implements Dialect {
    */
   datasets: Map<string, Column[]> | undefined;
   readonly filesViews = new Set<string>();
+  /** The partitions recorded under a dataset's folded keys (`node\0folded`), as read or committed while held. */
+  readonly partitionNames = new Map<string, string>();
 
   constructor(root: string, options: LakeOptions = {}) {
     this.location = resolve(root);
@@ -254,6 +266,17 @@ export class LakeDialect implements Dialect {
   async prepare(session: Session): Promise<void> {
     await session.run(`CREATE SCHEMA IF NOT EXISTS ${CATALOG}.backfill`);
     for (const ddl of OWN_TABLES) await session.run(ddl);
+    const tables = async (name: string) =>
+      Number((await session.all<{ n: number }>(`SELECT COUNT(*) AS n FROM duckdb_tables() WHERE database_name = '${CATALOG}' AND schema_name = 'backfill' AND table_name = :name`, { name }))[0]!.n);
+    if ((await tables('partition_names')) > 0) return;
+    await session.run(`CREATE TABLE ${PARTITION_NAMES} (node VARCHAR NOT NULL, folded VARCHAR NOT NULL, partition VARCHAR NOT NULL, PRIMARY KEY (node, folded))`);
+    if ((await tables('ledger')) === 0) return;
+    // A lake from before the names were recorded: its partitions, the first of two that differ only in case kept (it may go on).
+    const known = await session.all<{ node: string; partition: string }>(`SELECT DISTINCT node, partition FROM ${this.table('ledger')} ORDER BY node, partition`);
+    for (let start = 0; start < known.length; start += MIRROR_RECORDS_PER_INSERT) {
+      const { values, params } = names(known.slice(start, start + MIRROR_RECORDS_PER_INSERT).map((r): [string, string] => [r.node, r.partition]));
+      await session.run(`INSERT INTO ${PARTITION_NAMES} (node, folded, partition) VALUES ${values} ON CONFLICT DO NOTHING`, params);
+    }
   }
 
   typeOf = typeOfValue;
@@ -327,6 +350,7 @@ export class LakeDialect implements Dialect {
   private async recover(): Promise<void> {
     this.datasets = undefined;
     this.filesViews.clear();
+    this.partitionNames.clear();
     this.mirrored = [];
     this.recorded.clear();
     const c = await this.connection();
@@ -390,6 +414,8 @@ class LakeSession implements Session {
   private dropped: string[] = [];
   /** Records of mirrored moves this transaction clears. */
   cleared: Array<[string, string]> = [];
+  /** Partitions new to their datasets in this transaction, by `node\0folded key`, recorded at its commit. */
+  private named = new Map<string, { node: string; partition: string }>();
   /** A statement interrupted at its deadline aborts DuckDB's transaction: nothing more runs in it. */
   private interrupted = false;
 
@@ -427,10 +453,12 @@ class LakeSession implements Session {
   async savepoint<T>(work: () => Promise<T>): Promise<T> {
     const staged = new Set(this.staged.keys());
     const pending = new Map(this.pending);
+    const named = new Map(this.named);
     try {
       return await work();
     } catch (error) {
       if (this.interrupted) throw error;
+      this.named = named;
       for (const [key, version] of this.staged) {
         if (staged.has(key)) continue;
         await this.c.run(`DELETE FROM ${this.dialect.versionsTable(version.node)} WHERE ${PARTITION_COLUMN} = ${quoteLiteral(version.partition)} AND ${VERSION_COLUMN} = ${version.version}`);
@@ -596,7 +624,32 @@ class LakeSession implements Session {
 
   /** A new version is staged from the start, so that its file is written at commit even when no rows come. */
   async newVersion(node: string, partition: string, version: number): Promise<void> {
+    await this.claimName(node, partition);
     this.stage(this.dialect.versionsTable(node), partition, version, []);
+  }
+
+  /**
+   * Before a partition's new version: no other partition of the dataset may differ from it only
+   * in case (`US`, `us`), whose files would be its files on a case-insensitive file system.
+   * Checked by the names recorded, so that it does not depend on the file system the lake is on.
+   */
+  private async claimName(node: string, partition: string): Promise<void> {
+    const key = `${node}\0${foldedKey(partition)}`;
+    let owner = this.named.get(key)?.partition ?? this.dialect.partitionNames.get(key);
+    if (owner === undefined) {
+      const [row] = await this.all<{ partition: string }>(`SELECT partition FROM ${PARTITION_NAMES} WHERE node = :node AND folded = :folded`, { node, folded: foldedKey(partition) });
+      owner = row?.partition;
+      if (owner !== undefined) this.dialect.partitionNames.set(key, owner);
+    }
+    if (owner === undefined) {
+      this.named.set(key, { node, partition });
+      return;
+    }
+    if (owner === partition) return;
+    throw new InvalidDatasetError(
+      `dataset '${node}': partition '${partition}' differs only in case from its partition '${owner}', and a lake names a partition's files after its key: ` +
+        'on a case-insensitive file system (macOS, Windows) both would be the same files, and one would overwrite the other. Give the partitions keys that differ in more than case',
+    );
   }
 
   async versionRows(node: string, partition: string, version: number): Promise<string> {
@@ -709,6 +762,11 @@ class LakeSession implements Session {
     // CONFLICT, which costs DuckDB several times more); this transaction's clearing counts.
     const cleared = new Set(this.cleared.map(([node, partition]) => `${node}\0${partition}`));
     const records = [...this.moves].filter(([key]) => cleared.has(key) || !this.dialect.recorded.has(key)).map(([, move]): [string, string] => [move.node, move.partition]);
+    const claimed = [...this.named.values()].map(({ node, partition }): [string, string] => [node, partition]);
+    for (let start = 0; start < claimed.length; start += MIRROR_RECORDS_PER_INSERT) {
+      const { values, params } = names(claimed.slice(start, start + MIRROR_RECORDS_PER_INSERT));
+      await this.run(`INSERT INTO ${PARTITION_NAMES} (node, folded, partition) VALUES ${values}`, params);
+    }
     // One statement for the transaction's moves, however many partitions it publishes.
     for (let start = 0; start < records.length; start += MIRROR_RECORDS_PER_INSERT) {
       const { values, params } = pairs(records.slice(start, start + MIRROR_RECORDS_PER_INSERT));
@@ -721,6 +779,7 @@ class LakeSession implements Session {
     // A dropped version's file goes once the ledger says so; should this process die first, the file stays, unread.
     for (const file of this.dropped.splice(0)) rmSync(file, { force: true });
     for (const [node, partition] of this.cleared) this.dialect.recorded.delete(`${node}\0${partition}`);
+    for (const [key, { partition }] of this.named) this.dialect.partitionNames.set(key, partition);
     if (this.moves.size === 0 && this.pending.size === 0) return;
     if (this.pending.size > 0) this.dialect.datasets = undefined;
     for (const key of this.moves.keys()) this.dialect.recorded.add(key);

@@ -34,6 +34,15 @@ export function fileKey(partition: string): string {
   return out.length > 0 ? out : '%';
 }
 
+/**
+ * A partition key as a case-insensitive file system (macOS' default APFS, Windows) compares its
+ * file names: `fileKey` keeps only ASCII letters as they are, so two keys name the same files
+ * there exactly when they are equal with those letters in lower case.
+ */
+export function foldedKey(partition: string): string {
+  return partition.replace(/[A-Z]/g, (letter) => letter.toLowerCase());
+}
+
 export class LakeLayout {
   constructor(readonly root: string) {}
 
