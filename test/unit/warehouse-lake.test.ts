@@ -3,7 +3,7 @@
  * `lake://`, through the public entry; the kit from the testkit entry), and what is the lake's own.
  */
 import { execFile } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -187,6 +187,46 @@ describe('lake: the files', () => {
       expect(await wh.query('SELECT id FROM orders')).toEqual([{ id: 1 }]);
       await wh.restore({ rollbackId: 'rb2', backfillId: 'bf-3', node: 'orders', partition: '2024-01-01', from: 1, to: 2 });
       expect(await wh.query('SELECT id FROM orders')).toEqual([]);
+    } finally {
+      await wh.close();
+    }
+  }, 90_000);
+
+  it('a writer killed mid-write leaves _incoming-* files that are never read, do not stop the next publish of the partition, and go when a process next opens the lake', async () => {
+    const root = freshRoot();
+    const killed = await promisify(execFile)(process.execPath, ['--import', 'tsx', join(import.meta.dirname, '..', 'lake', 'crash-mid-write.ts'), root], { timeout: 60_000 }).then(
+      () => 'exited',
+      (e: { signal?: string; stderr?: string }) => e.signal ?? e.stderr,
+    );
+    expect(killed).toBe('SIGKILL');
+    const versions = join(root, 'orders', '_versions');
+    const incoming = () => readdirSync(versions).filter((f) => f.startsWith('_incoming-')).sort();
+    // The killed write's file, whole, with its two rows.
+    const [left] = incoming();
+    expect(incoming()).toHaveLength(1);
+    expect(await readDirectly(`SELECT COUNT(*) FROM read_parquet('${join(versions, left!)}')`)).toEqual([[2]]);
+    // What else a crash leaves: a directory (a writer of a file per thread) and a file cut short.
+    mkdirSync(join(versions, '_incoming-00000000000a.parquet'));
+    writeFileSync(join(versions, '_incoming-00000000000a.parquet', 'data_0.parquet'), 'PAR1');
+    writeFileSync(join(versions, '_incoming-00000000000b.parquet'), 'PAR1\0\0');
+    // And one changed after the lake is opened, as a writer still at work would: it stays, and is not read either.
+    const young = '_incoming-00000000000c.parquet';
+    copyFileSync(join(versions, left!), join(versions, young));
+    const later = new Date(Date.now() + 3_600_000);
+    utimesSync(join(versions, young), later, later);
+    // A reader of the dataset's directory sees the published file only.
+    expect(await readDirectly(`SELECT id FROM read_parquet('${root}/orders/*.parquet') ORDER BY id`)).toEqual([[1]]);
+
+    const wh = new LakeWarehouse(root);
+    try {
+      expect(await wh.query('SELECT id FROM orders')).toEqual([{ id: 1 }]);
+      expect(incoming()).toEqual([young]);
+      const published = await wh.publish(write('orders', '2024-01-01', { runKey: 'run-3', backfillId: 'bf-3', rows: [{ id: 3 }] }));
+      expect(published).toMatchObject({ version: 2, rowCount: 1 });
+      expect(await wh.query('SELECT id FROM orders')).toEqual([{ id: 3 }]);
+      expect(await wh.restore({ rollbackId: 'rb', backfillId: 'bf-3', node: 'orders', partition: '2024-01-01', from: 2, to: 1 })).toMatchObject({ status: 'restored' });
+      expect(await wh.query('SELECT id FROM orders')).toEqual([{ id: 1 }]);
+      expect(readdirSync(versions).sort()).toEqual(['2024-01-01', young]);
     } finally {
       await wh.close();
     }

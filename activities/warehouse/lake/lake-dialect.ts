@@ -54,7 +54,7 @@ import {
   type Wanted,
 } from '../../../warehouse.ts';
 import { CATALOG, CatalogueHold, type HoldOptions } from './catalogue.ts';
-import { LakeLayout, foldedKey, mirror, settleAll } from './layout.ts';
+import { LakeLayout, foldedKey, mirror, settleAll, sweepIncoming } from './layout.ts';
 import { PreparedStatements } from './statements.ts';
 import { ACTS_OUTSIDE, ROW_FUNCTIONS, fileShaped, macrosThatRead, parseQuery, shown, type ParsedQuery } from './spec-sql.ts';
 import { castFor, jsValue, keptAsText, kindOf, rawValue, storedColumn, toStored, typeName, typeOfValue, widerType } from './values.ts';
@@ -186,6 +186,8 @@ export class LakeDialect implements Dialect {
    */
   datasets: Map<string, Column[]> | undefined;
   readonly filesViews = new Set<string>();
+  /** Whether this process has removed what killed writers left in the lake (at its first hold). */
+  private swept = false;
   /** The partitions recorded under a dataset's folded keys (`node\0folded`), as read or committed while held. */
   readonly partitionNames = new Map<string, string>();
 
@@ -345,9 +347,15 @@ export class LakeDialect implements Dialect {
 
   /**
    * On taking the catalogue: finishes the pointer moves a holder that died did not mirror in
-   * files, and makes the views again when this process sees the lake at another path.
+   * files, and makes the views again when this process sees the lake at another path. The
+   * process's first hold also removes the files that writers killed mid-write left (once: it
+   * lists every dataset's versions).
    */
   private async recover(): Promise<void> {
+    if (!this.swept) {
+      this.swept = true;
+      sweepIncoming(this.layout, Date.now());
+    }
     this.datasets = undefined;
     this.filesViews.clear();
     this.partitionNames.clear();

@@ -11,7 +11,7 @@
  * by convention (Spark, pyarrow, polars' hive scan), so `spark.read.parquet('<lake>/orders')`
  * or `read_parquet('<lake>/orders/*.parquet')` reads what backfill's view shows.
  */
-import { constants, copyFileSync, linkSync, mkdirSync, renameSync, rmSync, statSync, unlinkSync } from 'node:fs';
+import { constants, copyFileSync, linkSync, lstatSync, mkdirSync, readdirSync, renameSync, rmSync, statSync, unlinkSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -19,6 +19,8 @@ import { randomBytes } from 'node:crypto';
 export const CATALOG_DIR = '_backfill';
 export const CATALOG_FILE = 'catalog.duckdb';
 export const VERSIONS_DIR = '_versions';
+/** How the names of files on their way into place begin (`LakeLayout.scratch`). */
+const INCOMING = '_incoming-';
 
 /**
  * A partition key as a file name: letters, digits, `-` and `=` stay, anything else (and a
@@ -84,8 +86,46 @@ export class LakeLayout {
   /** A name beside `path` for a file on its way there (`_`-prefixed: readers skip it). */
   scratch(node: string): string {
     mkdirSync(join(this.root, node, VERSIONS_DIR), { recursive: true });
-    return join(this.root, node, VERSIONS_DIR, `_incoming-${randomBytes(6).toString('hex')}.parquet`);
+    return join(this.root, node, VERSIONS_DIR, `${INCOMING}${randomBytes(6).toString('hex')}.parquet`);
   }
+}
+
+/**
+ * Removes what writers killed mid-write left beside each dataset's versions (`_incoming-*` files,
+ * or directories), last changed before `before`, and returns their paths. Only the catalogue's
+ * holder writes them, so a caller that holds it since `before` knows that no live writer owns
+ * one of those (a newer one, which a writer without the lock would own, stays).
+ */
+export function sweepIncoming(layout: LakeLayout, before: number): string[] {
+  const removed: string[] = [];
+  let datasets: string[];
+  try {
+    datasets = readdirSync(layout.root);
+  } catch {
+    return removed;
+  }
+  for (const node of datasets) {
+    if (node.startsWith('_')) continue;
+    const directory = join(layout.root, node, VERSIONS_DIR);
+    let names: string[];
+    try {
+      names = readdirSync(directory);
+    } catch {
+      continue;
+    }
+    for (const name of names) {
+      if (!name.startsWith(INCOMING)) continue;
+      const path = join(directory, name);
+      try {
+        if (lstatSync(path).mtimeMs >= before) continue;
+        rmSync(path, { recursive: true, force: true });
+        removed.push(path);
+      } catch {
+        // Gone already.
+      }
+    }
+  }
+  return removed;
 }
 
 async function fsyncAsync(path: string): Promise<void> {
