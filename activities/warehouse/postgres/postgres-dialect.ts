@@ -64,7 +64,7 @@ function sqlErrorOf(error: unknown, sql: string, own: number | undefined): unkno
  * cast is the one the INSERT would make.
  */
 function withoutNaN(column: string, type: string | undefined): string {
-  if (type === 'double precision' || type === 'real') return `(NULLIF(${column}::${type}, 'NaN') + 0)`;
+  if (type === 'double precision' || type === 'real') return `(NULLIF(${column}::${type}, 'NaN') + 0::${type})`;
   if (type === undefined || !(type === 'numeric' || type.startsWith('numeric('))) return column;
   return `NULLIF(${column}::${type}, 'NaN')`;
 }
