@@ -422,6 +422,8 @@ class LakeSession implements Session {
   private dropped: string[] = [];
   /** Records of mirrored moves this transaction clears. */
   cleared: Array<[string, string]> = [];
+  /** The recorded partition of a folded key (null: none), as this transaction's `startPublish` read it. */
+  private owners = new Map<string, string | null>();
   /** Partitions new to their datasets in this transaction, by `node\0folded key`, recorded at its commit. */
   private named = new Map<string, { node: string; partition: string }>();
   /** A statement interrupted at its deadline aborts DuckDB's transaction: nothing more runs in it. */
@@ -644,7 +646,9 @@ class LakeSession implements Session {
   private async claimName(node: string, partition: string): Promise<void> {
     const key = `${node}\0${foldedKey(partition)}`;
     let owner = this.named.get(key)?.partition ?? this.dialect.partitionNames.get(key);
-    if (owner === undefined) {
+    // Read by this publish's start already (not by a staged write's), or read now.
+    if (owner === undefined && this.owners.has(key)) owner = this.owners.get(key) ?? undefined;
+    else if (owner === undefined) {
       const [row] = await this.all<{ partition: string }>(`SELECT partition FROM ${PARTITION_NAMES} WHERE node = :node AND folded = :folded`, { node, folded: foldedKey(partition) });
       owner = row?.partition;
       if (owner !== undefined) this.dialect.partitionNames.set(key, owner);
@@ -687,13 +691,15 @@ class LakeSession implements Session {
       `SELECT le.backfill_id AS lease_backfill, le.run_key AS lease_run,
          (SELECT COALESCE(MAX(version), 0) FROM ${this.dialect.table('ledger')} WHERE node = :node AND partition = :partition) AS latest,
          (SELECT version FROM ${this.dialect.table('partitions')} WHERE node = :node AND partition = :partition) AS current,
+         (SELECT partition FROM ${PARTITION_NAMES} WHERE node = :node AND folded = :folded) AS name_owner,
          a.version, a.previous_version, a.row_count, a.checksum, a.schema_hash, a.warnings, a.status
        FROM (SELECT 1 AS one) o
        LEFT JOIN ${this.dialect.table('leases')} le ON le.node = :node
        LEFT JOIN (SELECT version, previous_version, row_count, checksum, schema_hash, warnings, status FROM ${this.dialect.table('ledger')}
          WHERE node = :node AND partition = :partition AND run_key = :run_key AND status IN ('published', 'staged') ORDER BY version DESC LIMIT 1) a ON true`,
-      { node, partition, run_key: runKey },
+      { node, partition, run_key: runKey, folded: foldedKey(partition) },
     );
+    this.owners.set(`${node}\0${foldedKey(partition)}`, row!.name_owner === null ? null : String(row!.name_owner));
     const lease = row!.lease_run === null ? null : { backfillId: String(row!.lease_backfill), runKey: String(row!.lease_run) };
     const skipped = { latest: 0, current: null, pinned: [] };
     if (lease && lease.runKey !== runKey) return { lease, already: null, ...skipped };
