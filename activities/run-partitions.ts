@@ -460,8 +460,9 @@ export function createActivities(deps: ActivityDeps) {
           if (skip.has(task.index)) continue;
           if (ctx.cancellationSignal.aborted) throw cancelled();
           // The worker stops: the rest go back to the node, which runs them again on another
-          // worker; a failure would count an attempt against each.
-          if (deps.stopping?.aborted) return (await flush()) ?? { finished, attempt };
+          // worker; a failure would count an attempt against each, and so would a result that
+          // did not say they were deferred.
+          if (deps.stopping?.aborted) return (await flush()) ?? { finished, attempt, deferred: input.partitions.length - i };
           // Outside the run window nothing starts: the rest run again in the next window.
           if (window.closed()) return (await flush()) ?? { finished, attempt, deferred: input.partitions.length - i };
           let outcome: Awaited<ReturnType<typeof runOne>>;

@@ -20,7 +20,7 @@ const { isFinite: finite, isInteger: integer, isSafeInteger: safeInteger } = Num
 const { isArray } = Array;
 
 /** What the workflow reads of a batch's result or failure details, checked against the batch. */
-export type BatchDetails = PartitionFailureDetails & Pick<RunPartitionsResult, 'throttled'>;
+export type BatchDetails = PartitionFailureDetails & Pick<RunPartitionsResult, 'throttled' | 'deferred'>;
 
 type BatchTask = Pick<PartitionTask, 'index' | 'key'>;
 
@@ -67,13 +67,14 @@ function resultOf(value: unknown, keys: ReadonlyMap<number, string>, amountsChec
  * the finished results of the batch's own partitions, in their order, each once; the failed
  * index, and the throttled partition (with its message), when it is one of the batch's it did
  * not finish; the attempt when it is a whole number from 1 to `maxAttempts`. Details that are
- * not an object, or whose `finished` is there but not a list, say nothing. A result whose
- * amounts the activity never writes counts only without `amountsChecked` (a history from
- * before the patch batch-amounts-checked).
+ * not an object, or whose `finished` is there but not a list, say nothing. `deferred` counts
+ * when it is a whole number from 1 to the batch's size. A result whose amounts the activity
+ * never writes counts only without `amountsChecked` (a history from before the patch
+ * batch-amounts-checked).
  */
 export function batchDetails(value: unknown, batch: readonly BatchTask[], maxAttempts: number, amountsChecked = true): BatchDetails {
   if (!isRecord(value)) return { finished: [], failedIndex: null };
-  const { finished: entries, failedIndex, attempt, throttled } = value;
+  const { finished: entries, failedIndex, attempt, throttled, deferred } = value;
   if (entries !== undefined && !isArray(entries)) return { finished: [], failedIndex: null };
   const keys = new Map<number, string>();
   for (const task of batch) keys.set(task.index, task.key);
@@ -89,5 +90,25 @@ export function batchDetails(value: unknown, batch: readonly BatchTask[], maxAtt
   const details: BatchDetails = { finished, failedIndex: unfinished(failedIndex) ? failedIndex : null };
   if (typeof attempt === 'number' && integer(attempt) && attempt >= 1 && attempt <= maxAttempts) details.attempt = attempt;
   if (isRecord(throttled) && unfinished(throttled.index) && typeof throttled.message === 'string') details.throttled = { index: throttled.index, message: throttled.message };
+  if (typeof deferred === 'number' && integer(deferred) && deferred >= 1 && deferred <= batch.length) details.deferred = deferred;
   return details;
+}
+
+/**
+ * The partitions of a batch (`indices`, in the batch's order) that its completed result does not
+ * account for: not finished, not the throttled one or one after it (a throttle ends the batch),
+ * not one of the last `deferred` (not started: the run window closed, or the worker stopped).
+ * The activity accounts for every partition so; one it does not was run by a worker that says
+ * nothing of it (a bug, another build), and running it again as it came would loop for ever.
+ */
+export function unaccountedFor(indices: readonly number[], result: Pick<BatchDetails, 'finished' | 'throttled' | 'deferred'>): number[] {
+  const finished = new Set(result.finished.map((r) => r.index));
+  const throttledAt = result.throttled ? indices.indexOf(result.throttled.index) : -1;
+  const end = Math.min(indices.length - (result.deferred ?? 0), throttledAt >= 0 ? throttledAt : indices.length);
+  return indices.slice(0, Math.max(0, end)).filter((i) => !finished.has(i));
+}
+
+/** The failure of a partition that `times` completed batches did not account for (`unaccountedFor`). */
+export function noResultMessage(times: number, taskQueue: string): string {
+  return `the batch completed ${times} ${times === 1 ? 'time' : 'times'} without a result for this partition: does a worker of another build poll task queue '${taskQueue}'? Stop it, then retry-failed`;
 }

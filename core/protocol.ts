@@ -338,7 +338,11 @@ export type RunPartitionsResult = {
   finished: PartitionResult[];
   /** The activity's attempt: attempt - 1 attempts failed before this one (for the retry budget). */
   attempt?: number;
-  /** Partitions not run because the run window closed (they run again in the next one). */
+  /**
+   * The last `deferred` partitions of the batch were not started: the run window closed (they
+   * run again in the next one) or the worker is stopping (they run again on another). They
+   * count no attempt; a partition the result does not account for otherwise does.
+   */
   deferred?: number;
   /** The downstream system throttled this partition; it and the rest of the batch were not run. */
   throttled?: { index: number; message: string };

@@ -11,6 +11,7 @@
  * meantime (a partition is published once either way).
  */
 import { AutoBatcher, DEFAULT_BATCH_TARGET, type AutoBatchJSON } from './batching.ts';
+import { noResultMessage, unaccountedFor } from './batch-details.ts';
 import { parseDuration } from './duration.ts';
 import type { WaitReason } from './details.ts';
 import { addFailure } from './failures.ts';
@@ -26,6 +27,8 @@ const RECENT_WINDOW_MS = 5000;
 /** While throttled, the pace is re-examined at least this often, so that it climbs back smoothly. */
 const THROTTLED_TICK_MS = 1000;
 const DEFAULT_BATCH_TARGET_MS = parseDuration(DEFAULT_BATCH_TARGET)!;
+/** The failure type of a partition that completed batches did not account for (`SchedulerOptions.unaccounted`). */
+export const NO_RESULT_FAILURE = 'NoResult';
 
 export type SchedulerOptions = {
   /** Partitions per activity, or `auto`: sized from the partitions' measured durations (core/batching.ts). */
@@ -62,6 +65,13 @@ export type SchedulerOptions = {
    * from before it existed.
    */
   climbWhenBinding?: boolean;
+  /**
+   * A partition that a completed batch did not account for (`unaccountedFor`: a worker that says
+   * nothing of it) counts as a failed attempt: it runs again until it has `maxAttempts` of them,
+   * then fails, naming `taskQueue`. Absent in runs from before it existed: it ran again as it
+   * came, for ever when every batch came back so.
+   */
+  unaccounted?: { maxAttempts: number; taskQueue: string };
 };
 
 /**
@@ -110,6 +120,8 @@ export type SchedulerState = {
   recentStarts: number[];
   /** Partitions throttled before and not yet done, by how many times. */
   throttled: Record<string, RangesJSON>;
+  /** Partitions completed batches did not account for, not yet done or failed, by how many times (absent: none). */
+  unaccounted?: Record<string, RangesJSON>;
   /** With `batchSize: auto`: what it measured. */
   autoBatch?: AutoBatchJSON;
   /** With a latency target: its pacing. */
@@ -124,7 +136,7 @@ export type Pause = [from: number, to: number | null];
 export type Batch = { id: number; indices: number[]; recheck: boolean[]; throttled: number[] };
 
 export type BatchOutcome =
-  | { kind: 'completed'; finished: PartitionResult[]; throttled?: { index: number; message: string } }
+  | { kind: 'completed'; finished: PartitionResult[]; throttled?: { index: number; message: string }; deferred?: number }
   | { kind: 'failed'; finished: PartitionResult[]; failedIndex: number | null; message: string; type: string }
   /** `finished`: what the batch committed before it was cancelled (an older worker sends nothing). */
   | { kind: 'cancelled'; finished?: PartitionResult[] };
@@ -148,6 +160,8 @@ export class NodeScheduler {
   private readonly stats: Omit<NodeStats, 'running'>;
   private readonly recentStarts: number[];
   private readonly throttleCounts: Map<number, number>;
+  /** Partitions completed batches did not account for, by how many times (SchedulerOptions.unaccounted). */
+  private readonly unaccountedCounts: Map<number, number>;
   /** Batches in flight: their partitions, the congestion epoch and the workflow time they started in. */
   private readonly inFlight = new Map<number, { indices: number[]; epoch: number; at: number }>();
   private nextBatchId = 1;
@@ -194,10 +208,8 @@ export class NodeScheduler {
     };
     this.recentStarts = state?.recentStarts ?? [];
     this.pauses = state?.pauses ?? [];
-    this.throttleCounts = new Map();
-    for (const [count, ranges] of Object.entries(state?.throttled ?? {})) {
-      for (const index of RangeSet.fromJSON(ranges)) this.throttleCounts.set(index, Number(count));
-    }
+    this.throttleCounts = countsOf(state?.throttled);
+    this.unaccountedCounts = countsOf(state?.unaccounted);
     this.applyPace();
   }
 
@@ -340,10 +352,13 @@ export class NodeScheduler {
 
   // ---- outcomes ----
 
-  /** A batch ended. */
-  settle(batchId: number, outcome: BatchOutcome): void {
+  /**
+   * A batch ended. Returns the failed attempts it counted of its own, beyond the activity's (its
+   * partitions a completed batch did not account for, `SchedulerOptions.unaccounted`).
+   */
+  settle(batchId: number, outcome: BatchOutcome): number {
     const batch = this.inFlight.get(batchId);
-    if (!batch) return;
+    if (!batch) return 0;
     this.inFlight.delete(batchId);
     if (outcome.kind === 'cancelled') {
       // Cancelled, not failed: what it committed is done, the rest may run again later.
@@ -351,7 +366,7 @@ export class NodeScheduler {
       this.markDone(finished);
       const done = new Set(finished.map((r) => r.index));
       for (const i of batch.indices) if (!done.has(i)) this.queue.add(i);
-      return;
+      return 0;
     }
     this.markDone(outcome.finished);
     this.autoBatch?.finished(batch.at, outcome.finished);
@@ -365,11 +380,30 @@ export class NodeScheduler {
         if (i === failedIndex) this.fail(i, outcome.message, outcome.type);
         else this.queue.add(i);
       }
-      return;
+      return 0;
     }
+    const unaccounted = this.options.unaccounted ? unaccountedFor(batch.indices, outcome) : [];
     const throttled = outcome.throttled;
-    for (const i of rest) if (i !== throttled?.index) this.queue.add(i);
-    if (!throttled || !rest.includes(throttled.index)) return;
+    for (const i of rest) if (i !== throttled?.index && !unaccounted.includes(i)) this.queue.add(i);
+    for (const i of unaccounted) this.noResult(i);
+    if (throttled && rest.includes(throttled.index)) this.throttle(batch.epoch, throttled);
+    return unaccounted.length;
+  }
+
+  /** A completed batch did not account for partition `index`: a failed attempt of it. */
+  private noResult(index: number): void {
+    const { maxAttempts, taskQueue } = this.options.unaccounted!;
+    const times = (this.unaccountedCounts.get(index) ?? 0) + 1;
+    if (times >= maxAttempts) {
+      this.fail(index, noResultMessage(times, taskQueue), NO_RESULT_FAILURE);
+    } else {
+      this.unaccountedCounts.set(index, times);
+      this.queue.add(index);
+    }
+  }
+
+  /** A batch started in congestion epoch `epoch` was throttled on one of its partitions. */
+  private throttle(epoch: number, throttled: { index: number; message: string }): void {
     const times = (this.throttleCounts.get(throttled.index) ?? 0) + 1;
     this.stats.throttles++;
     this.throttledSinceAdvance = true;
@@ -384,7 +418,7 @@ export class NodeScheduler {
       this.throttleCounts.set(throttled.index, times);
       this.queue.add(throttled.index);
     }
-    if (batch.epoch === this.congestionEpoch) {
+    if (epoch === this.congestionEpoch) {
       this.aimd.onThrottle(this.settings.rate, this.observedRate());
       this.congestionEpoch++;
       this.applyPace();
@@ -411,6 +445,7 @@ export class NodeScheduler {
 
   private fail(index: number, message: string, type: string): void {
     this.throttleCounts.delete(index);
+    this.unaccountedCounts.delete(index);
     this.unreportedFailures = addFailure(this.unreportedFailures, message, type, index);
   }
 
@@ -419,6 +454,7 @@ export class NodeScheduler {
     for (const r of results) {
       this.unreportedDone.add(r.index);
       this.throttleCounts.delete(r.index);
+      this.unaccountedCounts.delete(r.index);
       this.stats.completed++;
       this.stats.firstStartedAt = this.stats.firstStartedAt === null ? r.startedAt : Math.min(this.stats.firstStartedAt, r.startedAt);
       this.stats.lastFinishedAt = this.stats.lastFinishedAt === null ? r.finishedAt : Math.max(this.stats.lastFinishedAt, r.finishedAt);
@@ -530,8 +566,6 @@ export class NodeScheduler {
         recheck.add(i);
       }
     }
-    const throttled: Record<string, RangeSet> = {};
-    for (const [index, count] of this.throttleCounts) (throttled[count] ??= new RangeSet()).add(index);
     return {
       queue: this.queue.toJSON(),
       carried: carried.toJSON(),
@@ -542,10 +576,27 @@ export class NodeScheduler {
       unreported: { done: this.unreportedDone.toJSON(), failures: this.unreportedFailures },
       stats: { ...this.stats },
       recentStarts: [...this.recentStarts],
-      throttled: Object.fromEntries(Object.entries(throttled).map(([count, set]) => [count, set.toJSON()])),
+      throttled: countsJSON(this.throttleCounts),
+      ...(this.unaccountedCounts.size > 0 ? { unaccounted: countsJSON(this.unaccountedCounts) } : {}),
       ...(this.autoBatch ? { autoBatch: this.autoBatch.toJSON() } : {}),
       ...(this.options.latencyTargetMs || this.latency.active ? { latency: this.latency.toJSON() } : {}),
       ...(this.pauses.length > 0 ? { pauses: this.pauses.map(([from, to]): Pause => [from, to]) } : {}),
     };
   }
+}
+
+/** Counts by partition, from partitions by count (as carried). */
+function countsOf(json: Record<string, RangesJSON> | undefined): Map<number, number> {
+  const counts = new Map<number, number>();
+  for (const [count, ranges] of Object.entries(json ?? {})) {
+    for (const index of RangeSet.fromJSON(ranges)) counts.set(index, Number(count));
+  }
+  return counts;
+}
+
+/** Partitions by count, to carry. */
+function countsJSON(counts: ReadonlyMap<number, number>): Record<string, RangesJSON> {
+  const sets: Record<string, RangeSet> = {};
+  for (const [index, count] of counts) (sets[count] ??= new RangeSet()).add(index);
+  return Object.fromEntries(Object.entries(sets).map(([count, set]) => [count, set.toJSON()]));
 }

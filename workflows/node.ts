@@ -94,6 +94,13 @@ export const BATCH_RESULT_CHECKED = 'batch-result-checked';
  * made every later report of the node one the parent refuses. Every node run asks for it.
  */
 export const BATCH_AMOUNTS_CHECKED = 'batch-amounts-checked';
+/**
+ * Patch (docs/workflow-versions.md): a partition a completed batch does not account for
+ * (`unaccountedFor`) counts as a failed attempt (for the retry budget too), and fails after
+ * `retry.maxAttempts` of them (SchedulerOptions.unaccounted). Before, it ran again uncounted:
+ * for ever when a worker completed every batch with nothing finished.
+ */
+export const UNACCOUNTED_COUNTS_AS_ATTEMPT = 'unaccounted-counts-as-attempt';
 
 type PartitionActivities = { runPartitions(input: RunPartitionsInput): Promise<RunPartitionsResult> };
 
@@ -181,7 +188,14 @@ export async function nodeWorkflow(input: NodeInput): Promise<NodeSummary> {
   const detailsChecked = patched(BATCH_DETAILS_CHECKED);
   const resultChecked = patched(BATCH_RESULT_CHECKED);
   const amountsChecked = patched(BATCH_AMOUNTS_CHECKED);
-  const schedulerOptions = (node: ResolvedNode) => ({ ...schedulerOptionsOf(node, reportRunning), zeroHolds, evenShares, climbWhenBinding });
+  const unaccountedCounts = patched(UNACCOUNTED_COUNTS_AS_ATTEMPT);
+  const schedulerOptions = (node: ResolvedNode) => ({
+    ...schedulerOptionsOf(node, reportRunning),
+    zeroHolds,
+    evenShares,
+    climbWhenBinding,
+    ...(unaccountedCounts ? { unaccounted: { maxAttempts: node.retry.maxAttempts, taskQueue: node.taskQueue } } : {}),
+  });
   const scheduler = new NodeScheduler(
     schedulerOptions(spec),
     input.settings,
@@ -350,10 +364,15 @@ export async function nodeWorkflow(input: NodeInput): Promise<NodeSummary> {
       // recorded histories replay (test/replay); merging them is a workflow change.
       .then(
         (value): BatchOutcome => {
-          // A worker wrote it, as it writes failure details; the batch's partitions it does not say it finished run again (`settle`).
+          // A worker wrote it, as it writes failure details; the batch's partitions it does not account for run again (`settle`).
           const result: RunPartitionsResult = resultChecked ? batchDetails(value, tasks, maxAttempts, amountsChecked) : value;
           charge(result.finished, Math.max(0, (result.attempt ?? 1) - 1));
-          return { kind: 'completed', finished: result.finished, ...(result.throttled ? { throttled: result.throttled } : {}) };
+          return {
+            kind: 'completed',
+            finished: result.finished,
+            ...(result.throttled ? { throttled: result.throttled } : {}),
+            ...(result.deferred !== undefined ? { deferred: result.deferred } : {}),
+          };
         },
         (error: unknown): BatchOutcome => {
           const outcome = failureOutcome(error, read);
@@ -362,7 +381,9 @@ export async function nodeWorkflow(input: NodeInput): Promise<NodeSummary> {
         },
       )
       .then((outcome) => {
-        scheduler.settle(batch.id, outcome);
+        // Partitions a completed batch did not account for: failed attempts (with the patch).
+        const failed = scheduler.settle(batch.id, outcome);
+        if (failed > 0) charge([], failed);
         wake = true;
       });
   };

@@ -2,9 +2,9 @@
  * A batch's result and failure details come from whatever worker ran it. Here a foreign worker
  * polls a node's activity task queue: its `runPartitions` fails every batch (or lets it time out
  * after a heartbeat) saying it finished the node's other partitions, or completes a batch the
- * first time with a forged or malformed result and fails it the next. The node workflow counts
- * none of those partitions done: each partition is run (again, after a forged result), and
- * fails, on its own.
+ * first time with a forged or malformed result and fails it the next, or completes every batch
+ * with nothing finished. The node workflow counts none of those partitions done: each partition
+ * is run (again, after a forged result, as a failed attempt), and fails, on its own.
  */
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -50,6 +50,9 @@ describe('the failure details and results of a batch a foreign worker ran', () =
   const foreignQueue = `${queue}-foreign`;
   /** The foreign worker's runs of each partition, by node and key. */
   const calls = new Map<string, number>();
+  /** Its runs of the node 'silent', by key; once healed, it says it finished what it was given. */
+  const silentCalls = new Map<string, number>();
+  let healed = false;
 
   beforeAll(async () => {
     client = await connectClient();
@@ -60,6 +63,11 @@ describe('the failure details and results of a batch a foreign worker ran', () =
       taskQueue: foreignQueue,
       activities: {
         async runPartitions(input: RunPartitionsInput): Promise<unknown> {
+          if (input.node.id === 'silent') {
+            for (const t of input.partitions) silentCalls.set(t.key, (silentCalls.get(t.key) ?? 0) + 1);
+            const finished = healed ? input.partitions.map((t): PartitionResult => ({ index: t.index, key: t.key, version: 1, rowCount: 1, checksum: 'c', startedAt: 1, finishedAt: 2 })) : [];
+            return { finished, attempt: 1 };
+          }
           if (input.node.id === 'forges' || input.node.id === 'garbles') {
             const key = `${input.node.id}/${input.partitions.map((t) => t.key).join(',')}`;
             const call = (calls.get(key) ?? 0) + 1;
@@ -111,7 +119,8 @@ describe('the failure details and results of a batch a foreign worker ran', () =
     const spec = testSpec(queue, {
       name: 'foreign-results',
       partitions: { grain: 'day', start: DAYS[0]!, end: '2024-01-05' },
-      defaults: { batchSize: 1, concurrency: 1, retry: { maxAttempts: 1 } },
+      // Two attempts: the completed one that accounts for nothing is the first.
+      defaults: { batchSize: 1, concurrency: 1, retry: { maxAttempts: 2 } },
       nodes: [
         { id: 'local', sql: 'SELECT :partition AS day' },
         { id: 'forges', sql: 'SELECT :partition AS day', taskQueue: foreignQueue },
@@ -125,7 +134,41 @@ describe('the failure details and results of a batch a foreign worker ran', () =
     expect(counts).toEqual({ local: { done: 4, failed: 0 }, forges: { done: 0, failed: 4 }, garbles: { done: 0, failed: 4 } });
     // Each partition ran twice: completed (forged) once, then again, and failed.
     expect(Object.fromEntries(calls)).toEqual(Object.fromEntries(['forges', 'garbles'].flatMap((node) => DAYS.map((day) => [`${node}/${day}`, 2]))));
-    // The forged attempt counts no failed attempt: the 8 failures do.
-    expect(ended.progress!.governance?.budgets.retries?.used).toBe(8);
+    // Each forged or garbled completion counts one failed attempt (not a billion), and so does each of the 8 failures.
+    expect(ended.progress!.governance?.budgets.retries?.used).toBe(16);
+  });
+
+  it('counts a partition that completed batches never account for as a failed attempt: it fails after retry.maxAttempts, and retry-failed runs it again', async () => {
+    const spec = testSpec(queue, {
+      name: 'foreign-silent',
+      partitions: { grain: 'day', start: DAYS[0]!, end: '2024-01-05' },
+      defaults: { batchSize: 2, concurrency: 2, retry: { maxAttempts: 3 } },
+      nodes: [
+        { id: 'local', sql: 'SELECT :partition AS day' },
+        { id: 'silent', sql: 'SELECT :partition AS day', taskQueue: foreignQueue },
+      ],
+    });
+    const { backfillId } = await client.start(spec, { taskQueue: queue, tuning: { reportIntervalMs: 100 } });
+    // Before, every batch completed with nothing finished, and its partitions ran again, for ever.
+    const ended = await client.wait(backfillId, 60_000);
+    expect(ended.state).toBe('completed_with_failures');
+    const silent = ended.progress!.nodes.find((n) => n.id === 'silent')!;
+    expect({ done: silent.done, failed: silent.failed }).toEqual({ done: 0, failed: 4 });
+    expect(silent.failures).toEqual([
+      {
+        message: `the batch completed 3 times without a result for this partition: does a worker of another build poll task queue '${foreignQueue}'? Stop it, then retry-failed`,
+        type: 'NoResult',
+        partitions: 4,
+        examples: DAYS.slice(0, 3),
+      },
+    ]);
+    // Three attempts of each partition, each a failed attempt for the retry budget.
+    expect(Object.fromEntries(silentCalls)).toEqual(Object.fromEntries(DAYS.map((day) => [day, 3])));
+    expect(ended.progress!.governance?.budgets.retries?.used).toBe(12);
+    healed = true;
+    expect((await client.retryFailed(backfillId)).retried).toBe(4);
+    const again = await client.wait(backfillId, 60_000);
+    expect(again.state).toBe('completed');
+    expect(again.progress!.nodes.find((n) => n.id === 'silent')).toMatchObject({ done: 4, failed: 0 });
   });
 });

@@ -4,7 +4,7 @@
  * only results of the batch's own partitions, once each, and ignores the rest, whatever its shape.
  */
 import { describe, expect, it } from 'vitest';
-import { batchDetails } from '../../core/batch-details.ts';
+import { batchDetails, unaccountedFor } from '../../core/batch-details.ts';
 import { noSpending, parseSpending, spend } from '../../core/budget.ts';
 import type { NodeSettings, PartitionResult } from '../../core/protocol.ts';
 import { RangeSet } from '../../core/ranges.ts';
@@ -109,6 +109,33 @@ describe('batchDetails: a completed batch', () => {
     s.settle(started!.id, { kind: 'completed', finished: checked.finished });
     expect(RangeSet.fromJSON(s.takeReport().done).toJSON()).toBe(RangeSet.of([4, 5]).toJSON());
     expect(s.startable().map((b) => b.indices)).toEqual([[5, 6]]);
+  });
+});
+
+describe('unaccountedFor: what a completed batch says nothing of', () => {
+  const indices = batch.map((t) => t.index);
+  const unaccounted = (value: unknown) => unaccountedFor(indices, batchDetails(value, batch, 3));
+
+  it('is nothing of what the activity returns: partitions finished, throttled or after it, deferred at the end', () => {
+    expect(unaccounted({ finished: batch.map((t) => result(t.index, t.key)) })).toEqual([]);
+    expect(unaccounted({ finished: [result(4, '2024-01-05')], throttled: { index: 5, message: 'HTTP 429' } })).toEqual([]);
+    expect(unaccounted({ finished: [], throttled: { index: 4, message: 'HTTP 429' } })).toEqual([]);
+    expect(unaccounted({ finished: [result(4, '2024-01-05')], deferred: 2 })).toEqual([]);
+    expect(unaccounted({ finished: [], deferred: 3 })).toEqual([]);
+  });
+
+  it('is every partition the result does not say it finished, throttled or deferred', () => {
+    expect(unaccounted({ finished: [] })).toEqual([4, 5, 6]);
+    expect(unaccounted(undefined)).toEqual([4, 5, 6]);
+    expect(unaccounted({ finished: [result(5, '2024-01-06'), result(0, '2024-01-01')] })).toEqual([4, 6]);
+    // Throttled on its last partition: the two before it it says nothing of.
+    expect(unaccounted({ finished: [], throttled: { index: 6, message: 'HTTP 429' } })).toEqual([4, 5]);
+    expect(unaccounted({ finished: [], deferred: 1 })).toEqual([4, 5]);
+  });
+
+  it("takes deferred only as a whole number from 1 to the batch's size", () => {
+    const deferred = (value: unknown) => batchDetails({ finished: [], deferred: value }, batch, 3).deferred;
+    expect([deferred(1), deferred(3), deferred(0), deferred(4), deferred(-1), deferred(1.5), deferred('2'), deferred(Infinity)]).toEqual([1, 3, undefined, undefined, undefined, undefined, undefined, undefined]);
   });
 });
 

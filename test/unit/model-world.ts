@@ -253,7 +253,13 @@ export class World {
   }
 
   private options(spec: ResolvedNode): SchedulerOptions {
-    return { ...schedulerOptionsOf(spec, true), zeroHolds: true, evenShares: true, climbWhenBinding: true };
+    return {
+      ...schedulerOptionsOf(spec, true),
+      zeroHolds: true,
+      evenShares: true,
+      climbWhenBinding: true,
+      unaccounted: { maxAttempts: spec.retry.maxAttempts, taskQueue: spec.taskQueue },
+    };
   }
 
   // ---- the parent's loop (workflows/backfill.ts) ----
@@ -534,7 +540,7 @@ export class World {
       run.spent.reported += landed;
       run.total.reported += landed;
       this.chargedCost += landed;
-      run.scheduler.settle(activity.batchId, result);
+      run.spent.failedAttempts += run.scheduler.settle(activity.batchId, result);
     }
   }
 

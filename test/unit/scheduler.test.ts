@@ -234,6 +234,69 @@ describe('NodeScheduler: throttling', () => {
   });
 });
 
+describe('NodeScheduler: partitions a completed batch did not account for', () => {
+  const unaccounted = { maxAttempts: 3, taskQueue: 'etl' };
+  const message = "the batch completed 3 times without a result for this partition: does a worker of another build poll task queue 'etl'? Stop it, then retry-failed";
+  /** Starts the next batch and completes it with `finished` of its partitions and nothing else. */
+  const silent = (s: NodeScheduler, more: { finished?: number[]; throttled?: number; deferred?: number } = {}) => {
+    const [batch] = s.startable();
+    const outcome = {
+      kind: 'completed' as const,
+      finished: (more.finished ?? []).map((i) => result(i)),
+      ...(more.throttled !== undefined ? { throttled: { index: more.throttled, message: 'slow down' } } : {}),
+      ...(more.deferred !== undefined ? { deferred: more.deferred } : {}),
+    };
+    return { batch: batch!, failed: s.settle(batch!.id, outcome) };
+  };
+
+  it('counts each as a failed attempt, runs it again, and fails it after retry.maxAttempts, naming the task queue', () => {
+    const s = new NodeScheduler(options({ batchSize: 2, unaccounted }), settings({ concurrency: 1 }), span(0, 2));
+    expect(silent(s)).toMatchObject({ batch: { indices: [0, 1] }, failed: 2 });
+    expect(silent(s)).toMatchObject({ batch: { indices: [0, 1] }, failed: 2 });
+    expect(s.takeReport().failures).toEqual([]);
+    expect(silent(s).failed).toBe(2);
+    expect(s.takeReport().failures).toEqual([{ message, type: 'NoResult', ranges: span(0, 2).toJSON() }]);
+    expect(s.idle).toBe(true);
+  });
+
+  it('ran them again, uncounted, for ever without the option (runs from before the patch unaccounted-counts-as-attempt)', () => {
+    const s = new NodeScheduler(options({ batchSize: 2 }), settings({ concurrency: 1 }), span(0, 2));
+    for (let i = 0; i < 10; i++) expect(silent(s)).toMatchObject({ batch: { indices: [0, 1] }, failed: 0 });
+    expect(s.takeReport().failures).toEqual([]);
+    expect(s.idle).toBe(false);
+  });
+
+  it('counts none that the batch finished, was throttled on or after, or deferred', () => {
+    const s = new NodeScheduler(options({ batchSize: 4, unaccounted: { ...unaccounted, maxAttempts: 1 } }), settings({ concurrency: 1 }), span(0, 4));
+    // 0 finished, 1 unaccounted, 2 and 3 deferred (the run window closed before them).
+    expect(silent(s, { finished: [0], deferred: 2 }).failed).toBe(1);
+    expect(s.takeReport().failures).toEqual([{ message: message.replace('3 times', '1 time'), type: 'NoResult', ranges: span(1, 2).toJSON() }]);
+    // 2 throttled, 3 after the throttle.
+    expect(silent(s, { throttled: 2 })).toMatchObject({ batch: { indices: [2, 3] }, failed: 0 });
+    expect(s.takeReport().failures).toEqual([]);
+    expect(s.queued).toBe(2);
+  });
+
+  it('carries the counts across continue-as-new, and forgets them when the partition is done or has failed', () => {
+    const s = new NodeScheduler(options({ batchSize: 2, unaccounted }), settings({ concurrency: 1 }), span(0, 2));
+    silent(s);
+    silent(s, { finished: [1] });
+    expect(s.toState().unaccounted).toEqual({ 2: span(0, 1).toJSON() });
+    const next = new NodeScheduler(options({ batchSize: 2, unaccounted }), settings({ concurrency: 1 }), undefined, s.toState());
+    expect(silent(next)).toMatchObject({ batch: { indices: [0] }, failed: 1 });
+    expect(next.takeReport().failures).toEqual([{ message, type: 'NoResult', ranges: span(0, 1).toJSON() }]);
+    expect(next.toState().unaccounted).toBeUndefined();
+    // retry-failed releases it again: three more attempts.
+    next.release(span(0, 1));
+    silent(next);
+    silent(next);
+    expect(next.takeReport().failures).toEqual([]);
+    silent(next, { finished: [0] });
+    expect(next.toState().unaccounted).toBeUndefined();
+    expect(next.idle).toBe(true);
+  });
+});
+
 describe('NodeScheduler: continue-as-new carries everything, in-flight batches included', () => {
   it('carried in-flight partitions start first in the next run, without tokens, marked to recheck', () => {
     const s = new NodeScheduler(options({ batchSize: 2 }), settings({ rate: 1, burst: 4, concurrency: 2 }), span(0, 10));
