@@ -74,6 +74,22 @@ const CarryShapeSchema = z.object({
   warehouse: z.object({ id: z.string(), location: z.string() }).optional(),
 });
 
+/**
+ * The carry's fields that a reader of their own checks (the coordinator's `Readiness`,
+ * `StagedGate`, `CanaryGate`, `Governance`, its announced cancel), and `spec`, which no run
+ * reads: only the client does (it starts the new run with it).
+ */
+const READ_ELSEWHERE: ReadonlySet<string> = new Set(['readiness', 'staged', 'canary', 'governance', 'announcedCancel', 'spec']);
+
+/**
+ * The fields of `carry` that neither `carryShapeProblem` nor a reader of their own checks: a
+ * field a run hands on that a hand-made carry could set to anything. None, for every carry a run
+ * makes (the model test holds every one to it): a new field goes into the schema above.
+ */
+export function uncheckedCarryFields(carry: object): string[] {
+  return Object.keys(carry).filter((field) => !Object.hasOwn(CarryShapeSchema.shape, field) && !READ_ELSEWHERE.has(field));
+}
+
 /** What is wrong with the shape of `carry` (the field, then what), or null when every field this checks has its type. */
 export function carryShapeProblem(carry: unknown): string | null {
   // With the input, a field of another type reads "must be object", not "is required".

@@ -1,6 +1,6 @@
 /** The shape of a start's carry: what a backfill hands its next run passes; a field of another type is named. */
 import { describe, expect, it } from 'vitest';
-import { carryShapeProblem } from '../../core/carry-shape.ts';
+import { carryShapeProblem, uncheckedCarryFields } from '../../core/carry-shape.ts';
 import { BackfillCoordinator } from '../../core/coordinator.ts';
 import { addFailures } from '../../core/failures.ts';
 import { expandPlan } from '../../core/plan.ts';
@@ -45,6 +45,12 @@ describe('carryShapeProblem', () => {
     expect(Object.keys(carry.settings)).toEqual(['a', 'b']);
     expect(carry.failures.a).toHaveLength(1);
     expect(carryShapeProblem(carry)).toBeNull();
+  });
+
+  it('knows every field a run hands on, and names one it does not', () => {
+    const carry = JSON.parse(JSON.stringify(handedOn())) as BackfillCarry;
+    expect(uncheckedCarryFields(carry)).toEqual([]);
+    expect(uncheckedCarryFields({ ...carry, spec: {}, announcedCancel: {}, tally: 5, constructor: 1 })).toEqual(['tally', 'constructor']);
   });
 
   it('names the field of a hand-made carry that is not of its type', () => {

@@ -5,6 +5,8 @@
  * or lost with their run; activities that complete, fail, are throttled or outlive the node run
  * that started them; continue-as-new of the parent and of any node (state round-tripped through
  * JSON); node workflows terminated; cancellation; retry-failed and resume of an ended backfill.
+ * Every carry the parent could hand on (after each step, as a continue-as-new would, at its end,
+ * to a resume) passes the shape check a start with a carry must pass (`carryShapeProblem`).
  * The loops of workflows/backfill.ts and workflows/node.ts are played by the methods below, with
  * the same decisions (they call the same core methods).
  *
@@ -19,6 +21,7 @@ import { signedText, type SignatureCheck } from '../../core/approval.ts';
 import { isNoSpending, noSpending, type Spending } from '../../core/budget.ts';
 import { AUTO_BATCH_MAX } from '../../core/batching.ts';
 import { AUTO_IDENTITY } from '../../core/canary.ts';
+import { carryShapeProblem, uncheckedCarryFields } from '../../core/carry-shape.ts';
 import { BackfillCoordinator, resumeCarry } from '../../core/coordinator.ts';
 import { BackfillError } from '../../core/errors.ts';
 import { Governance } from '../../core/governance.ts';
@@ -116,6 +119,23 @@ function fail(message: string): never {
 
 const json = <T>(value: T): T => JSON.parse(JSON.stringify(value)) as T;
 
+/**
+ * A carry the backfill hands on (at continue-as-new, at its end, to a resume), as its next run
+ * reads it: through JSON, and passing the shape check a start with a carry must pass
+ * (`carryShapeProblem`), every field of it known to that check or to a reader of its own.
+ */
+function handedOn(carry: BackfillCarry, text = JSON.stringify(carry)): BackfillCarry {
+  const read = JSON.parse(text) as BackfillCarry;
+  const unchecked = uncheckedCarryFields(read);
+  if (unchecked.length > 0) fail(`the carry has fields no one checks (${unchecked.join(', ')}): add them to carryShapeProblem (core/carry-shape.ts)`);
+  const problem = carryShapeProblem(read);
+  if (problem !== null) fail(`a carry the backfill made fails the shape check: ${problem}`);
+  return read;
+}
+
+/** What a parent run hands on besides the coordinator's state (workflows/backfill.ts `carryOf`; the model runs under one run key). */
+const runFields = (childrenRunning: boolean) => ({ runKey: 'run', childrenRunning, startedAt: 0, runs: 1 });
+
 export class World {
   readonly plan: Plan;
   private spec: ResolvedSpec;
@@ -138,6 +158,8 @@ export class World {
   private readonly heardFrom = new Map<string, number>();
   private instances = 0;
   private serials = 0;
+  /** The last carry `check` found the next run could read (as JSON). */
+  private carryChecked = '';
   /** Cost budgets: what partitions cost in all (what node runs counted), what was lost with their runs, the highest cap, the most in flight per node. */
   private chargedCost = 0;
   private lostCost = 0;
@@ -323,7 +345,7 @@ export class World {
     }
     if (this.handingOver) {
       // Continue-as-new: the state through JSON; the node workflows live on.
-      this.parent = this.coordinator({ rate: null, concurrency: null }, json({ ...parent.toCarry(), runKey: 'run', childrenRunning: true, startedAt: 0, runs: 1 }), true);
+      this.parent = this.coordinator({ rate: null, concurrency: null }, handedOn({ ...parent.toCarry(), ...runFields(true) }), true);
       this.unreachable.clear();
       this.handingOver = false;
     }
@@ -359,7 +381,7 @@ export class World {
   }
 
   private end(state: Ended['state']): void {
-    this.ended = { state, carry: json({ ...this.parent!.toCarry(), runKey: 'run', childrenRunning: false, startedAt: 0, runs: 1 }) };
+    this.ended = { state, carry: handedOn({ ...this.parent!.toCarry(), ...runFields(false) }) };
     this.parent = null;
     this.controls = [];
     this.sending.clear();
@@ -588,7 +610,7 @@ export class World {
     // Every node workflow of the ended run is closed first (the client waits for that).
     for (const run of [...this.nodes.values()]) this.terminate(run.id);
     this.reports = [];
-    const carry = json(resumeCarry(ended.carry, node ?? undefined));
+    const carry = handedOn(resumeCarry(ended.carry, node ?? undefined));
     this.parent = this.coordinator({ rate: this.spec.rate, concurrency: this.spec.concurrency }, carry);
     this.ended = null;
     this.startNodes();
@@ -777,9 +799,14 @@ export class World {
     }
     if (!parent) return;
     // Read without refreshing anything: checking must not change what the model does next.
-    const carried = parent.toCarry();
-    const size = JSON.stringify(carried).length;
-    if (size > CARRY_BUDGET) fail(`the parent's carried state is ${size} bytes`);
+    const carried = { ...parent.toCarry(), ...runFields(true) };
+    const text = JSON.stringify(carried);
+    if (text.length > CARRY_BUDGET) fail(`the parent's carried state is ${text.length} bytes`);
+    // What a continue-as-new would hand on now: the next run could read it (looked at again only once it changed).
+    if (text !== this.carryChecked) {
+      handedOn(carried, text);
+      this.carryChecked = text;
+    }
     const state = parent.controlState();
     const held = (state.holds ?? []).filter((h) => h.kind !== 'window' || this.governance?.window);
     if (held.length > 0) {
