@@ -13,7 +13,7 @@ import type { ResolvedSpec } from '../core/spec.ts';
 import { RunWindows, backfillWindows, describeWindows, windowedLimits, type Windows } from '../core/windows.ts';
 import { RangeSet, type RangesJSON } from '../core/ranges.ts';
 import type { LedgerRow, Warehouse } from '../activities/warehouse/types.ts';
-import { openWarehouse, warehouseExists } from '../activities/warehouse/index.ts';
+import { openLedgerIfThere } from './existing-warehouse.ts';
 import { backfillHome } from '../host/settings.ts';
 import type { SampleRun } from './estimate-sample.ts';
 
@@ -159,11 +159,11 @@ export type EstimateOptions = {
   now?: number;
 };
 
-/** The ledger of a warehouse, or none when a SQLite file is not there (opening it would create it). */
+/** The ledger of a warehouse, read as it is, or none when no warehouse or ledger is there (reading creates none). */
 async function withLedger<T>(location: string | undefined, read: (warehouse: Warehouse | null, where: string) => Promise<T>): Promise<T> {
   const target = location && location.length > 0 ? location : join(backfillHome(), 'warehouse.db');
-  if (!warehouseExists(target)) return read(null, target);
-  const warehouse = openWarehouse(target, { inline: true });
+  const warehouse = await openLedgerIfThere(target);
+  if (!warehouse) return read(null, target);
   try {
     return await read(warehouse, warehouse.location);
   } finally {

@@ -2,7 +2,8 @@
  * The warehouse a command only reads (`lineage`, `diff`, `report`, `--only-changed`). Opening a
  * SQLite file (or a lake) that is not there creates an empty one, which then answers "no
  * version", "never published" or "nothing staged" for a mistyped --warehouse; so these readers
- * open only a warehouse that exists, and otherwise say where they looked and what to check.
+ * open only a warehouse that exists, and otherwise say where they looked and what to check. They
+ * open it for reading only, so that they set nothing up there either.
  */
 import { join } from 'node:path';
 import { BackfillError } from '../core/errors.ts';
@@ -24,10 +25,34 @@ export function noWarehouse(location: string | undefined, reader: string, hint?:
   );
 }
 
-/** Opens the warehouse at `location` on this thread, or throws `noWarehouse` when none is there. */
+/**
+ * Opens the warehouse at `location` on this thread for reading only (nothing is set up: a
+ * reader's role may only SELECT, its file may be read-only), or throws `noWarehouse` when none
+ * is there. A PostgreSQL database without backfill's ledger is found at the first read (`NoLedgerError`).
+ */
 export async function openExistingWarehouse(location: string | undefined, reader: string, hint?: string): Promise<Warehouse> {
   const { openWarehouse, warehouseExists } = await import('../activities/warehouse/index.ts');
   const target = warehouseTarget(location);
   if (!warehouseExists(target)) throw noWarehouse(target, reader, hint);
-  return openWarehouse(target, { inline: true });
+  return openWarehouse(target, { inline: true, readOnly: true });
+}
+
+/**
+ * For a reader that goes on without a ledger (`report`, `plan --estimate`): the warehouse at
+ * `location` opened for reading only, or null when no warehouse is there or it holds no
+ * backfill ledger (a PostgreSQL database the workers never wrote to).
+ */
+export async function openLedgerIfThere(location: string | undefined): Promise<Warehouse | null> {
+  const [{ openWarehouse, warehouseExists }, { NoLedgerError }] = await Promise.all([import('../activities/warehouse/index.ts'), import('../activities/warehouse/reading.ts')]);
+  const target = warehouseTarget(location);
+  if (!warehouseExists(target)) return null;
+  const warehouse = openWarehouse(target, { inline: true, readOnly: true });
+  try {
+    await warehouse.identity();
+    return warehouse;
+  } catch (error) {
+    await warehouse.close();
+    if (error instanceof NoLedgerError) return null;
+    throw error;
+  }
 }

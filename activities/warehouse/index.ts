@@ -49,11 +49,16 @@ function locate(location: string | undefined): Located {
   return { kind: 'sqlite', path: target.replace(/^sqlite:(\/\/)?/i, '') };
 }
 
-export function openWarehouse(location = process.env.BACKFILL_WAREHOUSE, options: { inline?: boolean } = {}): Warehouse {
+/**
+ * `readOnly`: for a command that only reads (reading.ts): nothing is set up or created (no
+ * schema, table or file), the ledger must be there, and writes are refused.
+ */
+export function openWarehouse(location = process.env.BACKFILL_WAREHOUSE, options: { inline?: boolean; readOnly?: boolean } = {}): Warehouse {
   const found = locate(location);
-  if (found.kind === 'postgres') return new PostgresWarehouse(found.url);
-  if (found.kind === 'adapter') return found.adapter.open(found.location, { inline: options.inline === true });
-  return options.inline ? new SqliteWarehouse(found.path) : new ThreadedWarehouse(found.path);
+  const readOnly = options.readOnly === true;
+  if (found.kind === 'postgres') return new PostgresWarehouse(found.url, { readOnly });
+  if (found.kind === 'adapter') return found.adapter.open(found.location, { inline: options.inline === true, ...(readOnly ? { readOnly } : {}) });
+  return options.inline ? new SqliteWarehouse(found.path, { readOnly }) : new ThreadedWarehouse(found.path, { readOnly });
 }
 
 /**

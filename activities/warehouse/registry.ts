@@ -24,9 +24,11 @@ export type WarehouseAdapter = {
   /**
    * Opens the warehouse at `location` (the whole URL, as the user gave it). `inline` is true for
    * short reads on the calling thread (the command line's); a worker's warehouse may move its
-   * work elsewhere. Nothing should connect before the first call: opening must be cheap.
+   * work elsewhere. `readOnly` is true for a command that only reads (`lineage`, `diff`,
+   * `report`): set nothing up and create nothing (no schema, table, directory or file), and
+   * refuse writes. Nothing should connect before the first call: opening must be cheap.
    */
-  open(location: string, options: { inline: boolean }): Warehouse;
+  open(location: string, options: { inline: boolean; readOnly?: boolean }): Warehouse;
   /**
    * Optional: whether a warehouse is at `location` already, for readers that only look
    * (`plan --estimate`) where opening would make one. Without it, one is taken to be there.

@@ -11,8 +11,9 @@ import { changesFromRows, changesQuery, linksQuery, movedBy, pageLimit, type Cha
 import { PREVIOUS, THIS, checkAsync, type CheckOutcome } from './checks.ts';
 import { RowHasher, schemaHash, type ValueKind } from './checksum.ts';
 import { partitionLock, versionSelect, type Dialect, type PublishRequest, type PublishStart, type Session, type SpecStatement, type Wanted } from './dialect.ts';
-import { TABLES, assertCost, ledgerInsert, ledgerRow, ledgerValues, madeOf, publishedOf, rollbackRecord, type ColumnDef, type LedgerFields } from './ledger.ts';
+import { TABLES, assertCost, ledgerInsert, ledgerRow, ledgerValues, madeOf, publishedOf, rollbackRecord, type ColumnDef, type InternalTable, type LedgerFields } from './ledger.ts';
 import { inputVersions } from './lineage.ts';
+import { ledgerLayout, readOnlyWarehouse, unreadableLedger } from './reading.ts';
 import { assertDataset } from './names.ts';
 import { assertSameChecksum, columnsFromSchemaHash, decideRestore, type RestoreState } from './restore.ts';
 import { diffPage, discardRun, publishRun, stageLock, stagedVersions } from './staging.ts';
@@ -96,18 +97,25 @@ export class SqlWarehouse implements Warehouse {
   /** The group of publishes waiting for the turn, still open to more. */
   private gathering: PublishGroup | undefined;
   private id: string | undefined;
+  /** Opened for reading only: nothing is set up, and every write is refused (reading.ts). */
+  readonly readOnly: boolean;
 
-  constructor(protected readonly dialect: Dialect) {
+  constructor(
+    protected readonly dialect: Dialect,
+    options: { readOnly?: boolean } = {},
+  ) {
     this.kind = dialect.kind;
     this.location = dialect.location;
+    this.readOnly = options.readOnly === true;
   }
 
   private t(name: Parameters<Dialect['table']>[0]): string {
     return this.dialect.table(name);
   }
 
-  /** Creates backfill's tables once (adding the columns of newer releases) and its identity. */
+  /** Creates backfill's tables once (adding the columns of newer releases) and its identity; for a reader, checks that they are there. */
   private ready(): Promise<void> {
+    if (this.readOnly) return this.inspected();
     const d = this.dialect;
     // Names quoted: `at` is a keyword in DuckDB.
     const column = (c: ColumnDef) => `${quoteIdent(c.name)} ${d.columnType(c.type)}${c.notNull ? ' NOT NULL' : ''}${c.default !== undefined ? ` DEFAULT ${c.default}` : ''}`;
@@ -130,6 +138,22 @@ export class SqlWarehouse implements Warehouse {
     return this.setup;
   }
 
+  /** A reader's setup: finds backfill's tables as they are, in a read-only transaction, and refuses a ledger it cannot read. */
+  private inspected(): Promise<void> {
+    const d = this.dialect;
+    this.setup ??= d.transaction(
+      async (s) => {
+        const found = new Map<InternalTable, string[]>();
+        for (const table of TABLES) found.set(table.name, await d.tableColumns(s, table.name));
+        const layout = ledgerLayout(found);
+        if (layout) throw unreadableLedger(this.location, layout);
+      },
+      { readOnly: true },
+    );
+    this.setup.catch(() => (this.setup = undefined));
+    return this.setup;
+  }
+
   /** A transaction once the tables exist; in turn with the others where the dialect runs one at a time. */
   private tx<T>(work: (s: Session) => Promise<T>, options: { lock?: string; readOnly?: boolean } = {}): Promise<T> {
     const run = () => this.txNow(work, options);
@@ -138,6 +162,7 @@ export class SqlWarehouse implements Warehouse {
 
   /** A transaction now (the caller has the turn, or the dialect needs none). */
   private async txNow<T>(work: (s: Session) => Promise<T>, options: { lock?: string; readOnly?: boolean } = {}): Promise<T> {
+    if (this.readOnly && !options.readOnly) throw readOnlyWarehouse(this.location);
     await this.ready();
     return this.dialect.transaction(work, options);
   }

@@ -20,9 +20,8 @@ export function reportCommand() {
     .addOption(warehouseOption())
     .addOption(jsonOption('print where it was written as JSON'))
     .action(async (id, options, command) => {
-      const [{ writeFile }, { openWarehouse, warehouseExists }, { warehouseTarget }, { gatherReport }, { formatOfPath, renderReport }] = await Promise.all([
+      const [{ writeFile }, { openLedgerIfThere, warehouseTarget }, { gatherReport }, { formatOfPath, renderReport }] = await Promise.all([
         import('node:fs/promises'),
-        import('../../activities/warehouse/index.ts'),
         import('../existing-warehouse.ts'),
         import('../report/gather.ts'),
         import('../report/render.ts'),
@@ -31,7 +30,7 @@ export function reportCommand() {
       const output = options.output ?? `report-${id}.${format}`;
       // Opening a warehouse that is not there would create an empty one: gatherReport decides without it.
       const target = warehouseTarget(options.warehouse);
-      const warehouse = warehouseExists(target) ? openWarehouse(target, { inline: true }) : null;
+      const warehouse = await openLedgerIfThere(target);
       try {
         await withClient(command, async (client) => {
           const report = await gatherReport(client, warehouse ?? { missing: target }, id);

@@ -13,6 +13,10 @@ import { quoteIdent, versionsTable } from '../../activities/warehouse/sql.ts';
 import { CommitDeadlineError, SqlError, type PartitionWrite, type Row } from '../../activities/warehouse/types.ts';
 import type { RawAccess } from '../warehouse/suite.ts';
 import { ORDERS, rejection, settledWithin, warehouseSuite, write } from '../warehouse/suite.ts';
+import { readAsReaders, writeLedger } from '../warehouse/readers.ts';
+import { runCli } from '../unit/run-cli.ts';
+import { openExistingWarehouse, openLedgerIfThere } from '../../client/existing-warehouse.ts';
+import { EXIT } from '../../client/exit-codes.ts';
 
 const SERVER = process.env.BACKFILL_TEST_POSTGRES_URL ?? 'postgres://backfill:backfill@127.0.0.1:5432/postgres';
 const database = `backfill_wh_${randomUUID().slice(0, 8)}`;
@@ -583,5 +587,134 @@ describe('the same data gives the same checksums on SQLite and PostgreSQL', () =
         inputs: [{ node: 'orders', from: '2024-01-01', to: '2024-01-02' }],
       }),
     ]);
+  });
+});
+
+describe('postgres: the readers (lineage, diff, report, rollback --dry-run, --only-changed) set nothing up', () => {
+  /** A database of their own, where PUBLIC may not connect, make temporary tables or create in public. */
+  const readers = `backfill_rd_${randomUUID().slice(0, 8)}`;
+  const reader = `bf_reader_${randomUUID().slice(0, 8)}`;
+  /** `url` as `role` (password `password`). */
+  const as = (url: string, role: string, password: string): string => {
+    const u = new URL(url);
+    u.username = role;
+    u.password = password;
+    return u.toString();
+  };
+  const schemas = async (url: string): Promise<string[]> => {
+    const client = new pg.Client({ connectionString: url });
+    await client.connect();
+    try {
+      return (await client.query<{ name: string }>("SELECT nspname AS name FROM pg_namespace WHERE nspname NOT LIKE 'pg\\_%' AND nspname <> 'information_schema' ORDER BY 1")).rows.map((r) => r.name);
+    } finally {
+      await client.end();
+    }
+  };
+  beforeAll(async () => {
+    await admin.query(`CREATE DATABASE ${readers}`);
+    await admin.query(`REVOKE ALL ON DATABASE ${readers} FROM PUBLIC`);
+    await execIn(urlFor(readers), 'REVOKE ALL ON SCHEMA public FROM PUBLIC');
+    // The workers (this superuser) run a backfill there: a published version, and a staged run.
+    const workers = new PostgresWarehouse(urlFor(readers), { warn: () => undefined });
+    try {
+      await writeLedger(workers);
+    } finally {
+      await workers.close();
+    }
+    roles.push(reader);
+    await admin.query(`CREATE ROLE ${reader} LOGIN NOSUPERUSER PASSWORD 'reader'`);
+    // docs/deploying.md, "A reader's database role".
+    await execIn(urlFor(readers), `GRANT CONNECT ON DATABASE ${readers} TO ${reader}; GRANT USAGE ON SCHEMA backfill TO ${reader}; GRANT SELECT ON ALL TABLES IN SCHEMA backfill TO ${reader}`);
+  });
+  afterAll(async () => {
+    await admin.query(`DROP DATABASE IF EXISTS ${readers} WITH (FORCE)`);
+  });
+
+  it('a role that may only connect, use the schema and SELECT its tables runs lineage and every read of diff, rollback --dry-run and report', async () => {
+    const url = as(urlFor(readers), reader, 'reader');
+    const lineage = await runCli('lineage', 'orders', '2024-03-01', '--warehouse', url, '--json');
+    expect(lineage.stdout).toContain('"current"');
+    expect(lineage.code).toBe(EXIT.ok);
+    expect(JSON.parse(lineage.stdout).current).toMatchObject({ node: 'orders', partition: '2024-03-01', version: 1, backfillId: 'bf-1' });
+    const warehouse = await openExistingWarehouse(url, 'diff');
+    try {
+      await readAsReaders(warehouse);
+    } finally {
+      await warehouse.close();
+    }
+    const report = await openLedgerIfThere(url);
+    expect(report).not.toBeNull();
+    await report?.close();
+  });
+
+  it('a role that may not read the ledger: says what to grant', async () => {
+    const stranger = `bf_stranger_${randomUUID().slice(0, 8)}`;
+    roles.push(stranger);
+    await admin.query(`CREATE ROLE ${stranger} LOGIN NOSUPERUSER PASSWORD 'stranger'`);
+    await execIn(urlFor(readers), `GRANT CONNECT ON DATABASE ${readers} TO ${stranger}; GRANT USAGE ON SCHEMA backfill TO ${stranger}`);
+    const lineage = await runCli('lineage', 'orders', '2024-03-01', '--warehouse', as(urlFor(readers), stranger, 'stranger'), '--json');
+    expect(lineage.code).toBe(EXIT.error);
+    expect(JSON.parse(lineage.stdout).error).toMatchObject({
+      code: 'invalid_argument',
+      message: expect.stringMatching(/cannot read the ledger in .*: permission denied for table \w+\. A reader's role needs CONNECT on the database, USAGE on the schema backfill and SELECT on its tables .*docs\/deploying.md/),
+    });
+  });
+
+  it('a database without a backfill ledger: says so, naming it, and leaves it without one', async () => {
+    const empty = `backfill_rd_empty_${randomUUID().slice(0, 8)}`;
+    await admin.query(`CREATE DATABASE ${empty}`);
+    try {
+      const url = urlFor(empty);
+      const before = await schemas(url);
+      const lineage = await runCli('lineage', 'orders', '2024-03-01', '--warehouse', url, '--json');
+      expect(lineage.code).toBe(EXIT.error);
+      const error = JSON.parse(lineage.stdout).error as { code: string; message: string; path: string };
+      expect(error).toMatchObject({ code: 'invalid_argument', path: 'warehouse' });
+      expect(error.message).toContain(`no backfill ledger in postgres://backfill:***@${new URL(SERVER).host}/${empty}`);
+      expect(error.message).toMatch(/Check --warehouse or BACKFILL_WAREHOUSE \(and backfill_schema in a PostgreSQL URL\)/);
+      const diff = await openExistingWarehouse(url, 'diff');
+      try {
+        await expect(diff.diffStaged({ backfillId: 'bf-staged', runKey: 'run-staged' })).rejects.toThrow(/no backfill ledger in/);
+      } finally {
+        await diff.close();
+      }
+      // report and plan --estimate go on without a ledger.
+      expect(await openLedgerIfThere(url)).toBeNull();
+      expect(await schemas(url)).toEqual(before);
+      expect(before).not.toContain('backfill');
+    } finally {
+      await admin.query(`DROP DATABASE IF EXISTS ${empty} WITH (FORCE)`);
+    }
+  });
+
+  it('a ledger of an older layout: says the workers must run first, and adds nothing to it', async () => {
+    const schema = `old_${randomUUID().slice(0, 8)}`;
+    await execIn(
+      urlFor(readers),
+      `CREATE SCHEMA ${schema};
+       CREATE TABLE ${schema}.ledger (
+         node text COLLATE "C" NOT NULL, partition text COLLATE "C" NOT NULL, version integer NOT NULL, status text NOT NULL,
+         backfill_id text NOT NULL, run_key text NOT NULL, workflow_id text NOT NULL, row_count bigint, checksum text, schema_hash text,
+         transform text NOT NULL, params jsonb NOT NULL, code_version text NOT NULL, inputs jsonb NOT NULL, attempt integer NOT NULL,
+         executions integer NOT NULL DEFAULT 1, started_at timestamptz NOT NULL, finished_at timestamptz NOT NULL, duration_ms bigint NOT NULL,
+         previous_version integer, error text, PRIMARY KEY (node, partition, version));
+       GRANT USAGE ON SCHEMA ${schema} TO ${reader}; GRANT SELECT ON ALL TABLES IN SCHEMA ${schema} TO ${reader}`,
+    );
+    const url = `${as(urlFor(readers), reader, 'reader')}?backfill_schema=${schema}`;
+    const lineage = await runCli('lineage', 'orders', '2024-03-01', '--warehouse', url, '--json');
+    expect(lineage.code).toBe(EXIT.error);
+    expect(JSON.parse(lineage.stdout).error.message).toMatch(
+      /is of an older layout \(it lacks ledger\.warnings, .*ledger\.version_kinds, table partitions, table rollbacks, table meta, table leases\).*start a worker of this release on this warehouse once/,
+    );
+    const client = new pg.Client({ connectionString: urlFor(readers) });
+    await client.connect();
+    try {
+      const tables = await client.query<{ name: string }>('SELECT table_name AS name FROM information_schema.tables WHERE table_schema = $1', [schema]);
+      expect(tables.rows).toEqual([{ name: 'ledger' }]);
+      const columns = await client.query('SELECT column_name FROM information_schema.columns WHERE table_schema = $1 AND table_name = $2', [schema, 'ledger']);
+      expect(columns.rows).toHaveLength(21);
+    } finally {
+      await client.end();
+    }
   });
 });

@@ -17,6 +17,8 @@ export type PostgresOptions = {
   poolSize?: number;
   /** Where the warehouse's start-up warnings go (default `console.warn`). */
   warn?: (message: string) => void;
+  /** For reading only: no schema, table or function is created (not even a temporary table), and writes are refused. */
+  readOnly?: boolean;
 };
 
 export const DEFAULT_SCHEMA = 'backfill';

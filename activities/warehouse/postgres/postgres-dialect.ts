@@ -9,6 +9,7 @@
  * reads its published partitions.
  */
 import pg from 'pg';
+import { BackfillError } from '../../../core/errors.ts';
 import { postgresNamespace, schemaField } from '../../../core/openlineage.ts';
 import type { ValueKind } from '../checksum.ts';
 import { deadlineError, timeLeft, type Dialect, type Params, type PublishRequest, type PublishStart, type Session, type SpecSql, type SpecStatement, type Wanted } from '../dialect.ts';
@@ -33,6 +34,8 @@ const MAX_PARAMETERS = 60_000;
 /** SQLSTATE classes of errors that the same SQL will hit again: syntax, unknown names, bad data. */
 const NON_RETRYABLE_CLASSES = ['42', '22', '21', '0A', '2F', '25'];
 
+/** The SQLSTATE of a statement the role has no privilege for. */
+const INSUFFICIENT_PRIVILEGE = '42501';
 /** The SQLSTATE of a statement cancelled, by `statement_timeout` among others. */
 const QUERY_CANCELED = '57014';
 
@@ -116,6 +119,8 @@ export class PostgresDialect implements Dialect {
   readonly probed = new Map<string, Wanted[]>();
   private readonly warn: (message: string) => void;
   private warnedSuperuser = false;
+  /** Opened for reading only (`PostgresOptions.readOnly`). */
+  private readonly readOnly: boolean;
   /** Each connection's `statement_timeout` as it connected (its role's, database's or URL's; 0: none). */
   private readonly ownTimeouts = new WeakMap<pg.ClientBase, number>();
 
@@ -126,6 +131,7 @@ export class PostgresDialect implements Dialect {
     const connection = connectionUrl(settings.url);
     this.password = connection.password;
     this.schema = options.schema ?? settings.options.schema ?? DEFAULT_SCHEMA;
+    this.readOnly = options.readOnly === true;
     this.warn = options.warn ?? ((message) => console.warn(message));
     assertSchemaName(this.schema, url);
     this.pool = new pg.Pool({
@@ -142,8 +148,12 @@ export class PostgresDialect implements Dialect {
         // backfill and the next ones on the same connections as the tables grew (the example:
         // 9.0 s, then 11.5 s; with this, 7.2 and 7.4). publish_start sets its own mode and keeps
         // its plans safe by their shape (publish-start.ts); this covers any other cached plan.
+        // A reader makes no scope table (only publishes and scoped queries use it): its role may
+        // lack TEMP, and a hot standby refuses it.
         await client.query(
-          `SET plan_cache_mode = force_custom_plan;
+          this.readOnly
+            ? 'SET plan_cache_mode = force_custom_plan'
+            : `SET plan_cache_mode = force_custom_plan;
            CREATE TEMP TABLE IF NOT EXISTS backfill_scope (node text COLLATE "C" NOT NULL, partition text COLLATE "C" NOT NULL, version integer NOT NULL, PRIMARY KEY (node, partition)) ON COMMIT DELETE ROWS`,
         );
         const { rows } = await client.query<{ ms: number }>(`SELECT CAST(setting AS integer) AS ms FROM pg_settings WHERE name = 'statement_timeout'`);
@@ -174,11 +184,13 @@ export class PostgresDialect implements Dialect {
     return TYPES[type];
   }
 
+  /** From the catalog, not information_schema, which shows only the columns the role may use: a reader's role may see the ledger but not `leases`. */
   async tableColumns(session: Session, table: InternalTable): Promise<string[]> {
-    const rows = await session.all<{ name: string }>(`SELECT column_name AS name FROM information_schema.columns WHERE table_schema = :schema AND table_name = :table`, {
-      schema: this.schema,
-      table,
-    });
+    const rows = await session.all<{ name: string }>(
+      `SELECT a.attname AS name FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_class c ON c.oid = a.attrelid JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+       WHERE n.nspname = :schema AND c.relname = :table AND c.relkind IN ('r', 'p') AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum`,
+      { schema: this.schema, table },
+    );
     return rows.map((r) => r.name);
   }
 
@@ -247,10 +259,21 @@ export class PostgresDialect implements Dialect {
     } catch (error) {
       await session.settle().catch(() => undefined);
       await client.query('ROLLBACK').catch(() => undefined);
-      throw this.redact(error);
+      throw this.readOnly ? this.readerError(this.redact(error)) : this.redact(error);
     } finally {
       client.release();
     }
+  }
+
+  /** A reader's role that may not read backfill's schema or a table of it: what to grant. */
+  private readerError(error: unknown): unknown {
+    if ((error as { code?: unknown })?.code !== INSUFFICIENT_PRIVILEGE) return error;
+    return new BackfillError(
+      'invalid_argument',
+      `cannot read the ledger in ${this.location}: ${(error as Error).message}. A reader's role needs CONNECT on the database, USAGE on the schema ${this.schema} and SELECT on its tables ` +
+        `(GRANT USAGE ON SCHEMA ${quoteIdent(this.schema)} TO <role>; GRANT SELECT ON ALL TABLES IN SCHEMA ${quoteIdent(this.schema)} TO <role>): docs/deploying.md, "A reader's database role"`,
+      'warehouse',
+    );
   }
 
   /** `postgres://{host}:{port}` and `{database}.{schema}.{node}`, the schema of the views (the connection's current one). */
@@ -708,6 +731,6 @@ class PostgresSession implements Session {
 /** A warehouse on PostgreSQL. */
 export class PostgresWarehouse extends SqlWarehouse {
   constructor(url: string, options: PostgresOptions = {}) {
-    super(new PostgresDialect(url, options));
+    super(new PostgresDialect(url, options), { readOnly: options.readOnly === true });
   }
 }

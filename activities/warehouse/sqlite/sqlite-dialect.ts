@@ -6,8 +6,9 @@
  */
 import { mkdirSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { dirname } from 'node:path';
+import { basename, dirname } from 'node:path';
 import Database from 'better-sqlite3';
+import { BackfillError } from '../../../core/errors.ts';
 import { schemaField, sqliteNamespace } from '../../../core/openlineage.ts';
 import type { ValueKind } from '../checksum.ts';
 import type { Dialect, Params, Session, SpecSql, SpecStatement, Wanted } from '../dialect.ts';
@@ -115,6 +116,29 @@ function withoutNegativeZero(column: string): string {
 
 const TYPES: Record<ColumnType, string> = { text: 'TEXT', key: 'TEXT', integer: 'INTEGER', bigint: 'INTEGER', number: 'REAL', boolean: 'INTEGER', json: 'TEXT', time: 'TEXT' };
 
+/**
+ * A file in WAL mode is read with its `-shm` file beside it: a read-only connection makes it
+ * when it is missing (the main file stays as it is), which it cannot in a directory it may not
+ * write in. Said at once, with the fix, rather than as SQLite's "attempt to write a readonly database".
+ */
+function assertReadable(db: Database.Database, location: string): void {
+  try {
+    db.pragma('schema_version', { simple: true });
+  } catch (error) {
+    db.close();
+    // The file opened: what cannot be opened (or made) now is its -shm or -wal file (CANTOPEN where even root may not write there).
+    if (error instanceof Database.SqliteError && ['SQLITE_READONLY_DIRECTORY', 'SQLITE_READONLY_CANTINIT', 'SQLITE_CANTOPEN'].includes(error.code)) {
+      throw new BackfillError(
+        'invalid_argument',
+        `cannot read the SQLite warehouse ${location}: it is in WAL mode, and reading it needs its ${basename(location)}-shm file, which is not there and cannot be made in ${dirname(location)} (this user may not write there: ${error.message}). ` +
+          'Read it as a user who may write in that directory (the file itself may stay read-only), or read a copy of it',
+        'warehouse',
+      );
+    }
+    throw error;
+  }
+}
+
 export class SqliteDialect implements Dialect {
   readonly kind = 'sqlite' as const;
   readonly concurrent = false;
@@ -126,12 +150,24 @@ export class SqliteDialect implements Dialect {
   /** Spec SQL that passed the door, by what it was checked against (the schema's version included). */
   readonly passed = new Set<string>();
 
-  constructor(readonly location: string) {
-    if (location !== ':memory:') mkdirSync(dirname(location), { recursive: true });
-    this.db = new Database(location);
-    this.db.pragma('journal_mode = WAL');
-    // FULL: a publish that returned survives a power loss (NORMAL may lose the last ones in WAL mode).
-    this.db.pragma('synchronous = FULL');
+  /**
+   * `readOnly`: the file is opened read-only, as it is (it must exist; it may be read-only or
+   * another user's), and nothing in it is set up or changed.
+   */
+  constructor(
+    readonly location: string,
+    options: { readOnly?: boolean } = {},
+  ) {
+    if (options.readOnly) {
+      this.db = new Database(location, { readonly: true, fileMustExist: true });
+      assertReadable(this.db, location);
+    } else {
+      if (location !== ':memory:') mkdirSync(dirname(location), { recursive: true });
+      this.db = new Database(location);
+      this.db.pragma('journal_mode = WAL');
+      // FULL: a publish that returned survives a power loss (NORMAL may lose the last ones in WAL mode).
+      this.db.pragma('synchronous = FULL');
+    }
     this.db.pragma('busy_timeout = 15000');
     this.db.function('backfill_widened_text', { deterministic: true, safeIntegers: true }, widenedText);
     this.db.exec(`CREATE TEMP TABLE IF NOT EXISTS backfill_scope (node TEXT NOT NULL, partition TEXT NOT NULL, version INTEGER NOT NULL, PRIMARY KEY (node, partition))`);
@@ -553,7 +589,7 @@ class SqliteSession implements Session {
 
 /** A warehouse in a SQLite file, on the calling thread. */
 export class SqliteWarehouse extends SqlWarehouse {
-  constructor(location: string) {
-    super(new SqliteDialect(location));
+  constructor(location: string, options: { readOnly?: boolean } = {}) {
+    super(new SqliteDialect(location, options), options);
   }
 }

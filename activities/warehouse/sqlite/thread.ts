@@ -5,9 +5,10 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { SqliteWarehouse } from './sqlite-dialect.ts';
 import type { PublishedBatch } from '../types.ts';
-import type { Call, SentBatch, SentError } from './threaded.ts';
+import type { Call, SentBatch, SentError, ThreadData } from './threaded.ts';
 
-const warehouse = new SqliteWarehouse((workerData as { location: string }).location);
+const { location, readOnly } = workerData as ThreadData;
+const warehouse = new SqliteWarehouse(location, { readOnly });
 let previous: Promise<void> = Promise.resolve();
 
 const sent = (error: unknown): SentError => (error instanceof Error ? { name: error.name, message: error.message } : { name: 'Error', message: String(error) });

@@ -9,6 +9,7 @@ import { reviveError, type PublishedBatch, type Warehouse } from '../types.ts';
 import { FROM_SOURCES } from '../../../host/package.ts';
 
 type Method = Exclude<keyof Warehouse, 'kind' | 'location'>;
+export type ThreadData = { location: string; readOnly: boolean };
 export type Call = { id: number; method: Method; args: unknown[] };
 export type SentError = { name: string; message: string };
 type Reply = { id: number; result?: unknown; error?: SentError };
@@ -29,8 +30,11 @@ export class ThreadedWarehouse implements Warehouse {
   /** Why the thread is gone (it could not open the file, or it was closed): every later call fails with it. */
   private gone: Error | undefined;
 
-  constructor(readonly location: string) {
-    this.thread = new Worker(THREAD_MODULE, { workerData: { location } });
+  constructor(
+    readonly location: string,
+    options: { readOnly?: boolean } = {},
+  ) {
+    this.thread = new Worker(THREAD_MODULE, { workerData: { location, readOnly: options.readOnly === true } satisfies ThreadData });
     this.thread.on('message', (reply: Reply) => {
       const call = this.pending.get(reply.id);
       if (!call) return;

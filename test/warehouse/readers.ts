@@ -1,0 +1,39 @@
+/**
+ * For the tests of the commands that only read the warehouse (`lineage`, `diff`, `report`,
+ * `rollback --dry-run`, `--only-changed`, `plan --estimate`): a ledger as the workers write it,
+ * and every read those commands make of it, as they make it.
+ */
+import { expect } from 'vitest';
+import { diffSummary } from '../../activities/warehouse/staging.ts';
+import type { Warehouse } from '../../activities/warehouse/types.ts';
+import { ORDERS, write } from './suite.ts';
+
+/** The staged run `writeLedger` leaves for `diff`. */
+export const STAGED = { backfillId: 'bf-staged', runKey: 'run-staged' } as const;
+
+/** What the workers leave: orders 2024-03-01 published by bf-1, and 2024-03-01 and 2024-03-02 staged by `STAGED`. */
+export async function writeLedger(warehouse: Warehouse): Promise<void> {
+  await warehouse.publish(write('orders', '2024-03-01', { rows: ORDERS }));
+  for (const partition of ['2024-03-01', '2024-03-02']) {
+    await warehouse.publish(write('orders', partition, { ...STAGED, workflowId: 'backfill/bf-staged/orders', stage: true, rows: [...ORDERS, { order_id: 4, country: 'IT', amount: 5 }] }));
+  }
+}
+
+/** Every read the readers make, on the ledger `writeLedger` left; and a write, which a warehouse opened for reading refuses. */
+export async function readAsReaders(warehouse: Warehouse): Promise<void> {
+  // lineage
+  expect(await warehouse.ledger({ node: 'orders', partition: '2024-03-01' })).toEqual([
+    expect.objectContaining({ version: 2, status: 'staged', backfillId: STAGED.backfillId }),
+    expect.objectContaining({ version: 1, status: 'published', backfillId: 'bf-1', current: true }),
+  ]);
+  expect(await warehouse.rollbacks({ node: 'orders', partition: '2024-03-01' })).toEqual([]);
+  // diff
+  const diff = await diffSummary((page) => warehouse.diffStaged(STAGED, page), undefined);
+  expect(diff).toMatchObject({ partitions: 2, rowsBefore: 3, rowsAfter: 8 });
+  // rollback --dry-run, report
+  expect((await warehouse.changesBy('bf-1')).changes).toEqual([expect.objectContaining({ node: 'orders', partition: '2024-03-01', version: 1 })]);
+  // plan --estimate, --only-changed
+  expect((await warehouse.publishedRows('orders')).map((r) => r.partition)).toEqual(['2024-03-01']);
+  expect(await warehouse.identity()).toMatch(/^[0-9a-f-]{36}$/);
+  await expect(warehouse.publish(write('orders', '2024-03-03', { rows: ORDERS }))).rejects.toThrow(/opened for reading only/);
+}
