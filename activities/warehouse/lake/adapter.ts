@@ -38,9 +38,10 @@ export function lakeDirectory(location: string): string {
 
 export const warehouseAdapter: WarehouseAdapter = {
   scheme: 'lake',
-  open(location) {
+  open(location, options) {
     const root = lakeDirectory(location);
-    return deferredWarehouse({ kind: 'lake', location: root }, async () => new (await import('./lake-dialect.ts')).LakeWarehouse(root));
+    const readOnly = options.readOnly === true;
+    return deferredWarehouse({ kind: 'lake', location: root }, async () => new (await import('./lake-dialect.ts')).LakeWarehouse(root, { readOnly }));
   },
   // Opening a lake that is not there makes one: a reader that only looks checks for its catalogue first.
   exists: (location) => existsSync(new LakeLayout(lakeDirectory(location)).catalog),

@@ -26,6 +26,8 @@ export type HoldOptions = {
   patienceMs?: number;
   /** How long a holder keeps the catalogue at least, when others wait (default 250 ms: a handover costs about that). */
   minHoldMs?: number;
+  /** Attach the catalogue read-only (a reader's): it changes nothing in the file. */
+  readOnly?: boolean;
 };
 
 /** A waiter's marker older than this is a process that stopped waiting without cleaning up. */
@@ -59,6 +61,7 @@ export class CatalogueHold {
   private idle: NodeJS.Timeout | undefined;
   private readonly patienceMs: number;
   private readonly minHoldMs: number;
+  private readonly readOnly: boolean;
 
   constructor(
     private readonly connection: () => Promise<DuckDBConnection>,
@@ -71,6 +74,7 @@ export class CatalogueHold {
   ) {
     this.patienceMs = options.patienceMs ?? 120_000;
     this.minHoldMs = options.minHoldMs ?? 250;
+    this.readOnly = options.readOnly === true;
   }
 
   get held(): boolean {
@@ -98,7 +102,7 @@ export class CatalogueHold {
             if (other !== undefined && other !== this) throw new HeldInProcess(this.layout.catalog);
             attachedHere.set(this.layout.catalog, this);
             try {
-              await c.run(`ATTACH ${quoteLiteral(this.layout.catalog)} AS ${CATALOG}`);
+              await c.run(`ATTACH ${quoteLiteral(this.layout.catalog)} AS ${CATALOG}${this.readOnly ? ' (READ_ONLY)' : ''}`);
             } catch (error) {
               attachedHere.delete(this.layout.catalog);
               throw error;

@@ -113,7 +113,10 @@ const MIRROR_RECORDS_PER_INSERT = 200;
 /** Records of mirrored pointer moves kept before a write transaction forgets them. */
 const MIRRORED_KEPT = 200;
 
-export type LakeOptions = HoldOptions;
+export type LakeOptions = HoldOptions & {
+  /** For reading only: the catalogue is attached read-only, nothing in the lake is created or moved, and writes are refused. */
+  readOnly?: boolean;
+};
 
 /** Whether `value` goes into a column of `type` as it is, through the appender. */
 function appendable(value: unknown, type: string): boolean {
@@ -190,14 +193,17 @@ export class LakeDialect implements Dialect {
   private swept = false;
   /** The partitions recorded under a dataset's folded keys (`node\0folded`), as read or committed while held. */
   readonly partitionNames = new Map<string, string>();
+  private readonly readOnly: boolean;
 
   constructor(root: string, options: LakeOptions = {}) {
     this.location = resolve(root);
     this.layout = new LakeLayout(this.location);
+    this.readOnly = options.readOnly === true;
+    // A reader leaves what a holder that died did not finish to the next writer: it moves no file.
     this.hold = new CatalogueHold(
       () => this.connection(),
       this.layout,
-      () => this.recover(),
+      async () => (this.readOnly ? undefined : this.recover()),
       async () => void (await this.clearMirrored()),
       options,
     );
@@ -212,13 +218,14 @@ export class LakeDialect implements Dialect {
   /** The process's DuckDB: in memory, with the catalogue attached while held, kept inside the lake. */
   async connection(): Promise<DuckDBConnection> {
     this.opened ??= (async () => {
-      mkdirSync(this.layout.catalogDir, { recursive: true });
+      if (!this.readOnly) mkdirSync(this.layout.catalogDir, { recursive: true });
       const instance = await DuckDBInstance.create(':memory:');
       const connection = await instance.connect();
       const root = `${this.location}/`;
       for (const statement of [
         `SET allowed_directories = [${quoteLiteral(root)}]`,
-        `SET temp_directory = ${quoteLiteral(`${this.layout.catalogDir}/tmp-${process.pid}`)}`,
+        // A reader spills nothing to disk: it creates no directory in the lake.
+        `SET temp_directory = ${quoteLiteral(this.readOnly ? '' : `${this.layout.catalogDir}/tmp-${process.pid}`)}`,
         'SET enable_external_access = false',
         'SET autoinstall_known_extensions = false',
         'SET autoload_known_extensions = false',
@@ -968,7 +975,7 @@ class LakeSession implements Session {
 /** A warehouse in a lake directory. */
 export class LakeWarehouse extends SqlWarehouse {
   constructor(root: string, options: LakeOptions = {}) {
-    super(new LakeDialect(root, options));
+    super(new LakeDialect(root, options), { readOnly: options.readOnly === true });
   }
 
   /** The lake's dialect (its layout, its catalogue's hold). */
