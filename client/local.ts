@@ -10,6 +10,7 @@ import { DEFAULT_TASK_QUEUE } from '../core/protocol.ts';
 import { BackfillError } from '../core/errors.ts';
 import { createWorkers, type BackfillWorkers, type QueueConfig } from '../workers/worker.ts';
 import { createLogger } from '../workers/logging.ts';
+import { DEFAULT_SHUTDOWN_GRACE_MS } from './worker-stop.ts';
 import { defaultTelemetry, installRuntime, type TelemetrySettings } from '../workers/telemetry.ts';
 import { startTracing, tracingRequested } from '../workers/tracing.ts';
 import { checkNamespace, explainConnectionFailure, localConnection, type ConnectionSettings } from './connection.ts';
@@ -164,6 +165,8 @@ export type LocalOptions = {
   codeVersion?: string;
   workflowBundle?: string;
   policyFile?: string;
+  /** How long running partitions get to finish once the worker stops (default DEFAULT_SHUTDOWN_GRACE_MS, as `backfill worker`'s). */
+  shutdownGraceMs?: number;
   /** Where the dev server's notes for the user go (default stderr). */
   log?: (line: string) => void;
 };
@@ -207,6 +210,7 @@ export async function startLocal(options: LocalOptions): Promise<LocalStack> {
         ...(options.codeVersion !== undefined ? { codeVersion: options.codeVersion } : {}),
         ...(options.workflowBundle !== undefined ? { workflowBundle: options.workflowBundle } : {}),
         ...(options.policyFile !== undefined ? { policyFile: options.policyFile } : {}),
+        shutdownGraceMs: options.shutdownGraceMs ?? DEFAULT_SHUTDOWN_GRACE_MS,
       });
     }
   } catch (error) {

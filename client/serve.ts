@@ -38,17 +38,19 @@ export function announceMetrics(telemetry: TelemetrySettings): void {
 }
 
 /**
- * The first SIGINT or SIGTERM. Both listeners go then, so that a second signal of either kind
- * gets Node's default: the process ends at once.
+ * The first SIGINT or SIGTERM, or null once `ended` (a worker that stopped on its own) has; it
+ * fails as `ended` does. Both listeners go then, so that a second signal of either kind gets
+ * Node's default: the process ends at once.
  */
-export function waitForSignal(): Promise<NodeJS.Signals> {
-  return new Promise((done) => {
-    const stop = (signal: NodeJS.Signals) => {
-      process.off('SIGINT', stop);
-      process.off('SIGTERM', stop);
-      done(signal);
-    };
-    process.on('SIGINT', stop);
-    process.on('SIGTERM', stop);
-  });
+export async function waitForSignal(ended: Promise<unknown> = new Promise(() => undefined)): Promise<NodeJS.Signals | null> {
+  let stop: (signal: NodeJS.Signals) => void = () => undefined;
+  const signalled = new Promise<NodeJS.Signals>((done) => (stop = done));
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
+  try {
+    return await Promise.race([signalled, ended.then(() => null)]);
+  } finally {
+    process.off('SIGINT', stop);
+    process.off('SIGTERM', stop);
+  }
 }

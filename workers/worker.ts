@@ -18,6 +18,7 @@ import { describeSettings, lineageSettingsFromEnv, type LineageSettings } from '
 import { withFaultInjection, type TransformRegistry } from '../activities/transforms.ts';
 import type { Warehouse } from '../activities/warehouse/types.ts';
 import { partitionLogAttributes } from './logging.ts';
+import { trackActivities, type RunningActivity } from './in-flight.ts';
 import { WORKFLOW_TRACING_MODULE, type Tracing } from './tracing.ts';
 import { CODE_ROOT, FROM_SOURCES, codePath, defaultCodeVersion, packageJson } from '../host/package.ts';
 
@@ -109,6 +110,8 @@ export type BackfillWorkers = {
   run(): Promise<void>;
   /** Stops polling; running partitions get the shutdown grace to finish, and batches start no new partition. */
   shutdown(): void;
+  /** The activities running now (partitions, and the rest), oldest first. */
+  running(): RunningActivity[];
 };
 
 export async function createWorkers(config: WorkerConfig): Promise<BackfillWorkers> {
@@ -159,7 +162,8 @@ export async function createWorkers(config: WorkerConfig): Promise<BackfillWorke
   if (tracing && given && bundle) {
     Runtime.instance().logger.warn('tracing is on but the workflow bundle was built beforehand: its workflows make spans only if it was built with bundleWorkflows({ tracing: true })');
   }
-  const interceptors = { activity: [partitionLogAttributes, ...(tracing ? [tracing.activity] : [])] };
+  const inFlight = trackActivities();
+  const interceptors = { activity: [inFlight.interceptor, partitionLogAttributes, ...(tracing ? [tracing.activity] : [])] };
   const sinks = tracing?.sinks;
   const shutdown = config.shutdownGraceMs !== undefined ? { shutdownGraceTime: config.shutdownGraceMs } : {};
   const activityOptions = (queue: QueueConfig) => ({
@@ -191,14 +195,16 @@ export async function createWorkers(config: WorkerConfig): Promise<BackfillWorke
     if (bundle && queue === sameQueue) continue;
     workers.push(await Worker.create({ connection: config.connection, namespace, taskQueue: queue.name, ...shutdown, ...activityOptions(queue) }));
   }
+  const stop = () => {
+    stopping.abort();
+    workers.forEach((w) => w.getState() === 'RUNNING' && w.shutdown());
+  };
   return {
     workers,
     run: async () => {
       await Promise.all(workers.map((w) => w.run()));
     },
-    shutdown: () => {
-      stopping.abort();
-      workers.forEach((w) => w.getState() === 'RUNNING' && w.shutdown());
-    },
+    shutdown: stop,
+    running: () => inFlight.running(),
   };
 }

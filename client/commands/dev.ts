@@ -8,6 +8,7 @@ import { PROJECT_SPEC } from '../project.ts';
 import { LOG_FORMAT_HELP, METRICS_PORT_HELP } from './worker.ts';
 import type { QueueConfig } from '../../workers/worker.ts';
 import { terminalText } from '../printable.ts';
+import { shutdownGraceOption, stoppingMessage } from '../worker-stop.ts';
 
 /** `dev`'s transforms when none are named: those of the project's spec (./backfill.yaml), else the example's. */
 async function devTransforms(): Promise<string[]> {
@@ -49,6 +50,7 @@ export function devCommand() {
     .addOption(warehouseOption())
     .addOption(codeVersionOption())
     .addOption(policyOption())
+    .addOption(shutdownGraceOption())
     .option('--allow-fault-injection', "let the sleep transform's crashKeys and hangKeys kill or hang the worker (chaos drills only)")
     .option('--metrics-port <port>', `the worker: ${METRICS_PORT_HELP}`)
     .option('--metrics-host <ip>', 'the address the metrics port listens on', '127.0.0.1')
@@ -81,6 +83,7 @@ export function devCommand() {
           ...(options.policy !== undefined && options.policy.trim() !== '' ? { policyFile: resolvePath(options.policy) } : {}),
           ...(settings.workflowBundle !== undefined ? { workflowBundle: settings.workflowBundle } : {}),
           ...(options.allowFaultInjection ? { allowFaultInjection: true } : {}),
+          shutdownGraceMs: options.shutdownGrace,
           log: (line) => announce(telemetry.log, line, {}, 'WARN'),
         });
         const metrics = stack.worker && telemetry.metrics ? metricsUrl(telemetry.metrics) : null;
@@ -101,7 +104,11 @@ export function devCommand() {
         } else {
           process.stderr.write(terminalText(lines.join('\n')) + '\n');
         }
-        await Promise.race([waitForSignal(), stack.worker?.done ?? new Promise(() => undefined)]);
+        const signal = await waitForSignal(stack.worker?.done);
+        if (signal && stack.worker) {
+          const running = stack.worker.workers.running();
+          announce(telemetry.log, stoppingMessage(signal, options.shutdownGrace, running.length), { signal, shutdownGraceMs: options.shutdownGrace, running: running.length });
+        }
         await stack.stop();
       });
     });

@@ -1,14 +1,12 @@
 /** `backfill worker`: a worker against the Temporal server of $TEMPORAL_ADDRESS or the profile. */
 import { resolve as resolvePath } from 'node:path';
-import { Command, Option } from '@commander-js/extra-typings';
+import { Command } from '@commander-js/extra-typings';
 import { BackfillError } from '../../core/errors.ts';
-import { parseDurationFlag } from '../duration-flag.ts';
 import { HELP_GROUPS, documented } from '../help.ts';
 import { codeVersionOption, policyOption, connectionFlags, jsonOption, logFormatOption, positiveInteger, print, transformsGiven, transformsOption, warehouseOption } from '../options.ts';
+import { shutdownGraceOption, stoppingMessage } from '../worker-stop.ts';
 
 export const METRICS_PORT_HELP = "serve Prometheus metrics (the SDK's and backfill_*) on this port, at /metrics";
-/** Under the 30 s Kubernetes gives a pod before it kills it; docker-compose.yml gives the workers longer than this. */
-export const DEFAULT_SHUTDOWN_GRACE_MS = 20_000;
 export const LOG_FORMAT_HELP = "log lines as 'text' (default) or 'json' (one object per line, INFO and up unless $BACKFILL_LOG_LEVEL says otherwise)";
 
 export function workerCommand() {
@@ -26,14 +24,7 @@ export function workerCommand() {
     .addOption(warehouseOption())
     .addOption(codeVersionOption())
     .addOption(policyOption())
-    .addOption(
-      new Option(
-        '--shutdown-grace <duration>',
-        'on SIGINT or SIGTERM, how long running partitions get to finish before they are cancelled and retried elsewhere, e.g. 20s or 2m (a bare number counts seconds; 0: cancel them at once; a second signal stops at once)',
-      )
-        .argParser((v) => parseDurationFlag('--shutdown-grace', v, { maxMs: 3_600_000 }))
-        .default(DEFAULT_SHUTDOWN_GRACE_MS, '20s'),
-    )
+    .addOption(shutdownGraceOption())
     .option('--allow-fault-injection', "let the sleep transform's crashKeys and hangKeys kill or hang this worker (chaos drills only)")
     .option('--metrics-port <port>', METRICS_PORT_HELP)
     .option('--metrics-host <ip>', 'the address the metrics port listens on', '0.0.0.0')
@@ -77,12 +68,10 @@ export function workerCommand() {
           namespace: connection.namespace,
           warehouse: worker.warehouse.location,
         });
-        const signal = await Promise.race([worker.done.then(() => null), waitForSignal()]);
+        const signal = await waitForSignal(worker.done);
         if (signal) {
-          announce(telemetry.log, `${signal}: stopping; running partitions get up to ${options.shutdownGrace / 1000} s to finish (a second signal stops at once)`, {
-            signal,
-            shutdownGraceMs: options.shutdownGrace,
-          });
+          const running = worker.workers.running();
+          announce(telemetry.log, stoppingMessage(signal, options.shutdownGrace, running.length), { signal, shutdownGraceMs: options.shutdownGrace, running: running.length });
         }
         await worker.stop();
       });

@@ -64,6 +64,19 @@ describe('backfill dev', () => {
   });
 });
 
+describe('backfill dev: stopping', () => {
+  it("gives running partitions backfill worker's shutdown grace, or --shutdown-grace", async () => {
+    const dir = project();
+    try {
+      await runCli('dev', '--json');
+      await runCli('dev', '--shutdown-grace', '5s', '--json');
+      expect(started.map((o) => o.shutdownGraceMs)).toEqual([20_000, 5_000]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('backfill dev on other ports', () => {
   const exports = (text: string) => text.split('\n').filter((line) => /^\s*export /.test(line)).map((line) => line.trim());
 
