@@ -11,6 +11,7 @@ import { specQueues, type LocalOptions, type LocalStack } from './local.ts';
 import { printable, terminalText } from './printable.ts';
 import { logSettings } from '../workers/logging.ts';
 import { renderFailures, renderStatus } from './render.ts';
+import { endAfterStop } from './serve.ts';
 import { loadSpecFile } from './spec-file.ts';
 import type { Settings } from '../host/settings.ts';
 
@@ -111,7 +112,9 @@ export async function runDemo(options: DemoOptions): Promise<Progress['state']> 
             log(`could not cancel ${backfill.backfillId}: ${error instanceof Error ? error.message : String(error)}`),
           );
         }
-        await stack.stop();
+        endAfterStop(await stack.stop(), logSettings('text', options.settings.logLevel));
+      } catch (error) {
+        log(error instanceof Error ? error.message : String(error));
       } finally {
         process.exit(signal === 'SIGINT' ? 130 : 143);
       }
@@ -174,6 +177,6 @@ export async function runDemo(options: DemoOptions): Promise<Progress['state']> 
     process.off('SIGINT', interrupted);
     process.off('SIGTERM', interrupted);
     log(pc.dim(`stopping (the dev server's state stays in ${dirname(stack.server.options.dbFile)})`));
-    await stack.stop();
+    endAfterStop(await stack.stop(), logSettings('text', options.settings.logLevel));
   }
 }

@@ -8,8 +8,9 @@ import { CODE_ROOT, codePath } from '../host/package.ts';
 import { backfillHome } from '../host/settings.ts';
 import { DEFAULT_TASK_QUEUE } from '../core/protocol.ts';
 import { BackfillError } from '../core/errors.ts';
-import { createWorkers, type BackfillWorkers, type QueueConfig } from '../workers/worker.ts';
-import { createLogger } from '../workers/logging.ts';
+import { SHUTDOWN_ABANDON_MS, createWorkers, type BackfillWorkers, type QueueConfig } from '../workers/worker.ts';
+import { announce, createLogger } from '../workers/logging.ts';
+import { ShutdownExpiredError } from '../workers/in-flight.ts';
 import { DEFAULT_SHUTDOWN_GRACE_MS } from './worker-stop.ts';
 import { defaultTelemetry, installRuntime, type TelemetrySettings } from '../workers/telemetry.ts';
 import { startTracing, tracingRequested } from '../workers/tracing.ts';
@@ -77,7 +78,40 @@ export type WorkerProcessOptions = {
   shutdownGraceMs?: number;
 };
 
-export type RunningWorker = { workers: BackfillWorkers; warehouse: Warehouse; connection: NativeConnection; done: Promise<void>; stop(): Promise<void> };
+/** How a worker stopped. */
+export type WorkerStopped = {
+  /** Activities that ignored their cancellation past the grace and SHUTDOWN_ABANDON_MS: abandoned, their code still running in this process. */
+  expired: ShutdownExpiredError | null;
+  /**
+   * False when the warehouse did not close within WAREHOUSE_CLOSE_MS: an abandoned transform
+   * still runs a statement on it, and the process cannot exit normally (Node waits, at exit, for
+   * the SQLite warehouse's thread to end its statement): see endAfterStop in serve.ts.
+   */
+  warehouseClosed: boolean;
+};
+
+export type RunningWorker = {
+  workers: BackfillWorkers;
+  warehouse: Warehouse;
+  connection: NativeConnection;
+  done: Promise<void>;
+  /** Stops the worker (running partitions get the shutdown grace), then closes its connection and warehouse. */
+  stop(): Promise<WorkerStopped>;
+};
+
+/** How long a stopping worker waits for its warehouse to close: an abandoned transform may hold it for ever. */
+export const WAREHOUSE_CLOSE_MS = 2_000;
+
+/** Closes `warehouse`, or gives up after `ms` (false): the process then exits with it open, and the database rolls back what was not committed. */
+export async function closeWithin(warehouse: Warehouse, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<false>((done) => (timer = setTimeout(() => done(false), ms)));
+  try {
+    return await Promise.race([warehouse.close().then(() => true), late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 /** A worker connection that has answered, to a namespace that exists. */
 export async function connectWorker(settings: ConnectionSettings): Promise<NativeConnection> {
@@ -132,7 +166,9 @@ export async function startWorker(options: WorkerProcessOptions): Promise<Runnin
     ...(options.shutdownGraceMs !== undefined ? { shutdownGraceMs: options.shutdownGraceMs } : {}),
   });
   const done = workers.run();
-  let stopped: Promise<void> | undefined;
+  const say = (message: string) => announce(telemetry.log, message, {}, 'WARN');
+  const graceMs = options.shutdownGraceMs ?? 0;
+  let stopped: Promise<WorkerStopped> | undefined;
   return {
     workers,
     warehouse,
@@ -141,15 +177,30 @@ export async function startWorker(options: WorkerProcessOptions): Promise<Runnin
     stop: () =>
       (stopped ??= (async () => {
         workers.shutdown();
-        await done.catch(() => undefined);
+        const graceOver = setTimeout(() => {
+          const left = workers.running().length;
+          if (left > 0 && graceMs > 0) say(`the ${graceMs / 1000} s shutdown grace is over: cancelling what still runs (${left}); it gets ${SHUTDOWN_ABANDON_MS / 1000} s more to stop`);
+        }, graceMs);
+        let failure: unknown;
+        await done.catch((error: unknown) => void (failure = error));
+        clearTimeout(graceOver);
         await connection.close();
-        await warehouse.close();
+        const warehouseClosed = await closeWithin(warehouse, WAREHOUSE_CLOSE_MS);
+        if (!warehouseClosed) say(`the warehouse ${warehouse.location} did not close within ${WAREHOUSE_CLOSE_MS / 1000} s: an abandoned transform still runs a statement on it`);
         await tracing?.flush();
+        return { expired: failure instanceof ShutdownExpiredError ? failure : null, warehouseClosed };
       })()),
   };
 }
 
-export type LocalStack = { server: DevServer; address: string; uiUrl: string | null; worker: RunningWorker | null; stop(): Promise<void> };
+export type LocalStack = {
+  server: DevServer;
+  address: string;
+  uiUrl: string | null;
+  worker: RunningWorker | null;
+  /** Stops the worker, then the dev server; how the worker stopped (null: there was none). */
+  stop(): Promise<WorkerStopped | null>;
+};
 
 export type LocalOptions = {
   home?: string;
@@ -223,8 +274,11 @@ export async function startLocal(options: LocalOptions): Promise<LocalStack> {
     uiUrl: server.uiUrl,
     worker,
     stop: async () => {
-      await worker?.stop();
-      await server.stop();
+      try {
+        return (await worker?.stop()) ?? null;
+      } finally {
+        await server.stop();
+      }
     },
   };
 }

@@ -2,7 +2,8 @@
 import { isIP } from 'node:net';
 import { BackfillError } from '../core/errors.ts';
 import { EXIT } from './exit-codes.ts';
-import { announce, logSettings } from '../workers/logging.ts';
+import { announce, logSettings, type LogSettings } from '../workers/logging.ts';
+import type { WorkerStopped } from './local.ts';
 import { metricsUrl, parseMetricsPort, type TelemetrySettings } from '../workers/telemetry.ts';
 
 export type TelemetryFlags = { metricsPort?: string; metricsHost: string; logFormat?: string };
@@ -54,3 +55,21 @@ export async function waitForSignal(ended: Promise<unknown> = new Promise(() => 
     process.off('SIGTERM', stop);
   }
 }
+
+/**
+ * The end of a long-lived command once its worker has stopped. Activities it abandoned fail the
+ * command (exit 1, with the error that names them). A warehouse that did not close still runs a
+ * statement of an abandoned transform, on a thread that Node would wait for at exit for ever
+ * (SQLite's statements cannot be interrupted): the process then ends at once, by SIGKILL, once it
+ * has said why.
+ */
+export function endAfterStop(stopped: WorkerStopped | null, log: LogSettings): void {
+  if (!stopped) return;
+  if (!stopped.warehouseClosed) {
+    if (stopped.expired) announce(log, stopped.expired.message, { code: stopped.expired.code }, 'ERROR');
+    announce(log, 'ending the process at once (SIGKILL), as it cannot exit while that statement runs: the database rolls back what the statement had not committed', {}, 'ERROR');
+    process.kill(process.pid, 'SIGKILL');
+  }
+  if (stopped.expired) throw stopped.expired;
+}
+

@@ -2,7 +2,10 @@
 import { Option } from '@commander-js/extra-typings';
 import { parseDurationFlag } from './duration-flag.ts';
 
-/** Under the 30 s Kubernetes gives a pod before it kills it; docker-compose.yml gives the workers longer than this. */
+/**
+ * With the 7 s a worker may take after it (SHUTDOWN_ABANDON_MS, WAREHOUSE_CLOSE_MS), under the 30 s
+ * Kubernetes gives a pod before it kills it; docker-compose.yml gives the workers 30 s too.
+ */
 export const DEFAULT_SHUTDOWN_GRACE_MS = 20_000;
 
 /** --shutdown-grace, the same for `worker` and `dev`. */

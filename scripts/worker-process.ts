@@ -98,6 +98,12 @@ export class WorkerProcess {
     return exited;
   }
 
+  /** Sends `signal` and returns at once (a second signal while it stops). */
+  send(signal: NodeJS.Signals): void {
+    if (!this.child || !this.running) throw new Error('the worker is not running');
+    this.child.kill(signal);
+  }
+
   async stop(): Promise<void> {
     if (this.child && this.running) await stopProcess(this.child);
   }

@@ -1,8 +1,9 @@
 /**
  * The activities a worker runs at this moment, so that a worker that stops can say which
- * partitions it waits for.
+ * partitions it waits for, and which it abandoned when they ignored their cancellation.
  */
 import type { ActivityInterceptorsFactory } from '@temporalio/worker';
+import { BackfillError } from '../core/errors.ts';
 import { isRunPartitionsInput, partitionAttributes } from '../activities/telemetry.ts';
 
 export type RunningActivity = {
@@ -43,4 +44,29 @@ export function describeActivity(activity: RunningActivity): string {
   const { partition } = activity;
   if (partition) return `backfill ${partition.backfillId} node ${partition.node} partition ${partition.partition} (attempt ${activity.attempt})`;
   return `activity ${activity.activityType} ${activity.activityId} of workflow ${activity.workflowId} (attempt ${activity.attempt})`;
+}
+
+const seconds = (ms: number) => `${Math.round(ms / 100) / 10} s`;
+
+/**
+ * A worker stopped with activities that ignored their cancellation: they are abandoned (their
+ * code may still be running in this process, which should exit now). Nothing is lost: Temporal
+ * sees their attempt time out and retries it, and a partition is written only when it publishes.
+ */
+export class ShutdownExpiredError extends BackfillError {
+  constructor(
+    readonly abandoned: readonly RunningActivity[],
+    readonly graceMs: number,
+    readonly abandonMs: number,
+  ) {
+    const list = abandoned.map((a) => `\n  ${describeActivity(a)}`).join('');
+    super(
+      'timeout',
+      `the worker stopped without waiting longer for ${abandoned.length === 1 ? '1 activity that ignored its' : `${abandoned.length} activities that ignored their`} cancellation ` +
+        `(still running ${seconds(abandonMs)} after the ${seconds(graceMs)} shutdown grace):${list}\n` +
+        "No work is lost: each attempt times out (the node's heartbeatTimeout) and Temporal runs it again on a worker of its queue (it counts against the node's retry.maxAttempts); " +
+        'a partition is written only when it publishes. So that a worker stops cleanly, make transforms stop when their signal aborts (pass it to fetch or the driver, check signal.aborted in loops), or give them a longer --shutdown-grace',
+    );
+    this.name = 'ShutdownExpiredError';
+  }
 }

@@ -6,7 +6,16 @@
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { NativeConnection, Runtime, Worker, bundleWorkflowCode, type WorkflowBundleOption, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import {
+  GracefulShutdownPeriodExpiredError,
+  NativeConnection,
+  Runtime,
+  Worker,
+  bundleWorkflowCode,
+  type WorkflowBundleOption,
+  type WorkflowBundleWithSourceMap,
+} from '@temporalio/worker';
+import { IllegalStateError } from '@temporalio/common';
 import { DEFAULT_TASK_QUEUE } from '../core/protocol.ts';
 import { createApprovalActivities } from '../activities/approval.ts';
 import { createEstimateActivities } from '../activities/estimate.ts';
@@ -18,7 +27,7 @@ import { describeSettings, lineageSettingsFromEnv, type LineageSettings } from '
 import { withFaultInjection, type TransformRegistry } from '../activities/transforms.ts';
 import type { Warehouse } from '../activities/warehouse/types.ts';
 import { partitionLogAttributes } from './logging.ts';
-import { trackActivities, type RunningActivity } from './in-flight.ts';
+import { ShutdownExpiredError, trackActivities, type RunningActivity } from './in-flight.ts';
 import { WORKFLOW_TRACING_MODULE, type Tracing } from './tracing.ts';
 import { CODE_ROOT, FROM_SOURCES, codePath, defaultCodeVersion, packageJson } from '../host/package.ts';
 
@@ -69,7 +78,20 @@ export type WorkerConfig = {
    * and hands the rest back to its node, which runs them again without counting an attempt.
    */
   shutdownGraceMs?: number;
+  /**
+   * How long after the grace activities that ignore their cancellation (a transform that never
+   * looks at its signal) are waited for (default SHUTDOWN_ABANDON_MS). Then the worker abandons
+   * them: run() fails with a ShutdownExpiredError that names them, and the process can exit.
+   */
+  shutdownAbandonMs?: number;
 };
+
+/**
+ * After the grace, cancelled activities get this long to stop before they are abandoned: enough
+ * to roll back a transaction and report; with the default grace (20 s) still under the 30 s
+ * Kubernetes gives a pod.
+ */
+export const SHUTDOWN_ABANDON_MS = 5_000;
 
 export const workflowsPath = codePath('workflows/index');
 
@@ -108,7 +130,11 @@ export type BackfillWorkers = {
   workers: Worker[];
   /** Runs until shutdown() (or a fatal error); resolves when every worker has stopped. */
   run(): Promise<void>;
-  /** Stops polling; running partitions get the shutdown grace to finish, and batches start no new partition. */
+  /**
+   * Stops polling; running partitions get the shutdown grace to finish, and batches start no new
+   * partition. Activities still running SHUTDOWN_ABANDON_MS after the grace are abandoned: run()
+   * then fails with a ShutdownExpiredError naming them.
+   */
   shutdown(): void;
   /** The activities running now (partitions, and the rest), oldest first. */
   running(): RunningActivity[];
@@ -165,7 +191,11 @@ export async function createWorkers(config: WorkerConfig): Promise<BackfillWorke
   const inFlight = trackActivities();
   const interceptors = { activity: [inFlight.interceptor, partitionLogAttributes, ...(tracing ? [tracing.activity] : [])] };
   const sinks = tracing?.sinks;
-  const shutdown = config.shutdownGraceMs !== undefined ? { shutdownGraceTime: config.shutdownGraceMs } : {};
+  const graceMs = config.shutdownGraceMs ?? 0;
+  const abandonMs = config.shutdownAbandonMs ?? SHUTDOWN_ABANDON_MS;
+  // shutdownGraceTime only cancels the activities still running then; Worker.run() waits for them
+  // to end, for ever if one ignores its cancellation. shutdownForceTime ends that wait.
+  const shutdown = { shutdownGraceTime: graceMs, shutdownForceTime: graceMs + abandonMs };
   const activityOptions = (queue: QueueConfig) => ({
     activities,
     interceptors,
@@ -202,7 +232,26 @@ export async function createWorkers(config: WorkerConfig): Promise<BackfillWorke
   return {
     workers,
     run: async () => {
-      await Promise.all(workers.map((w) => w.run()));
+      // One worker failing stops the others, and run() ends once all have: no worker is left
+      // polling on a connection its caller is about to close.
+      const ended = await Promise.allSettled(
+        workers.map((w) =>
+          w.run().catch((error: unknown) => {
+            stop();
+            throw error;
+          }),
+        ),
+      );
+      const failures = ended.flatMap((r) => (r.status === 'rejected' ? [r.reason as unknown] : []));
+      if (failures.length === 0) return;
+      // Past shutdownForceTime the SDK fails run() with GracefulShutdownPeriodExpiredError, or
+      // with the IllegalStateError ("Worker still in use") that finalizing the worker then throws
+      // over it, as activities still hold it: either way, those are abandoned.
+      const abandoned = inFlight.running();
+      if (failures.some((e) => e instanceof GracefulShutdownPeriodExpiredError || (abandoned.length > 0 && e instanceof IllegalStateError))) {
+        throw new ShutdownExpiredError(abandoned, graceMs, abandonMs);
+      }
+      throw failures[0];
     },
     shutdown: stop,
     running: () => inFlight.running(),

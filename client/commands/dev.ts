@@ -57,7 +57,7 @@ export function devCommand() {
     .addOption(logFormatOption(`the worker: ${LOG_FORMAT_HELP}`))
     .addOption(jsonOption('print the addresses as JSON once ready'))
     .action(async (options, command) => {
-      const [{ serve, waitForSignal }, { settingsFromEnv }] = await Promise.all([import('../serve.ts'), import('../../host/settings.ts')]);
+      const [{ endAfterStop, serve, waitForSignal }, { settingsFromEnv }] = await Promise.all([import('../serve.ts'), import('../../host/settings.ts')]);
       const settings = settingsFromEnv();
       await serve(options, settings.logLevel, async (telemetry) => {
         const [{ DEFAULT_TASK_QUEUE, parseQueues, startLocal, transformModules }, { announce }, { metricsUrl }, { devServerEnv, exportLines }] = await Promise.all([
@@ -109,7 +109,7 @@ export function devCommand() {
           const running = stack.worker.workers.running();
           announce(telemetry.log, stoppingMessage(signal, options.shutdownGrace, running.length), { signal, shutdownGraceMs: options.shutdownGrace, running: running.length });
         }
-        await stack.stop();
+        endAfterStop(await stack.stop(), telemetry.log);
       });
     });
 }

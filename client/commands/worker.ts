@@ -31,7 +31,7 @@ export function workerCommand() {
     .addOption(logFormatOption(LOG_FORMAT_HELP))
     .addOption(jsonOption("print the worker's settings as JSON once it polls"))
     .action(async (options, command) => {
-      const [{ serve, announceMetrics, waitForSignal }, { settingsFromEnv }] = await Promise.all([import('../serve.ts'), import('../../host/settings.ts')]);
+      const [{ endAfterStop, serve, announceMetrics, waitForSignal }, { settingsFromEnv }] = await Promise.all([import('../serve.ts'), import('../../host/settings.ts')]);
       const settings = settingsFromEnv();
       await serve(options, settings.logLevel, async (telemetry) => {
         const [{ describeConnection, resolveConnection }, { DEFAULT_TASK_QUEUE, parseQueues, startWorker, transformModules }, { announce }, { metricsUrl }] = await Promise.all([
@@ -73,7 +73,7 @@ export function workerCommand() {
           const running = worker.workers.running();
           announce(telemetry.log, stoppingMessage(signal, options.shutdownGrace, running.length), { signal, shutdownGraceMs: options.shutdownGrace, running: running.length });
         }
-        await worker.stop();
+        endAfterStop(await worker.stop(), telemetry.log);
       });
     });
 }

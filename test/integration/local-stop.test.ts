@@ -65,8 +65,9 @@ describe("dev and demo's stack stopped while a partition runs", () => {
       const { backfillId } = await client.start(spec);
       await waitFor('the partition to start', () => existsSync(join(dir, 'started-2024-01-01')));
       // What dev does on Ctrl-C (and demo, once its backfill is cancelled): stop the stack.
-      await stack.stop();
+      const outcome = await stack.stop();
       stopped = true;
+      expect(outcome).toEqual({ expired: null, warehouseClosed: true });
       expect(existsSync(join(dir, 'aborted-2024-01-01'))).toBe(false);
       expect(existsSync(join(dir, 'finished-2024-01-01'))).toBe(true);
       const rows = await warehouse.ledger({ backfillId });
