@@ -12,7 +12,7 @@ export type ExitName = keyof typeof EXIT;
 /** What each exit code means, in the words of `backfill --help` and docs/operations.md. */
 export const EXIT_MEANINGS: Readonly<Record<ExitName, string>> = {
   ok: 'success; for wait, start --watch and demo: the backfill completed (start --stage --watch: it is staged; start --canary --watch: its canary waits)',
-  error: 'an error: bad input, no server, an unknown id, a wait --timeout that ran out (with --json, the error is on stdout)',
+  error: 'an error: bad input, no server, an unknown id, a wait --timeout that ran out, a worker that had to abandon partitions as it stopped (with --json, the error is on stdout)',
   failures: 'wait, start --watch, demo: the backfill completed with failed partitions; rollback: it left alone partitions a later backfill changed',
   notCompleted: 'wait, start --watch, demo: the backfill was cancelled or failed (or its staged versions were discarded, or its canary failed)',
 };
