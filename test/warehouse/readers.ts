@@ -4,8 +4,11 @@
  * and every read those commands make of it, as they make it.
  */
 import { expect } from 'vitest';
+import { openExistingWarehouse } from '../../client/existing-warehouse.ts';
+import { EXIT } from '../../client/exit-codes.ts';
 import { diffSummary } from '../../activities/warehouse/staging.ts';
 import type { Warehouse } from '../../activities/warehouse/types.ts';
+import { runCli } from '../unit/run-cli.ts';
 import { ORDERS, write } from './suite.ts';
 
 /** The staged run `writeLedger` leaves for `diff`. */
@@ -36,4 +39,18 @@ export async function readAsReaders(warehouse: Warehouse): Promise<void> {
   expect((await warehouse.publishedRows('orders')).map((r) => r.partition)).toEqual(['2024-03-01']);
   expect(await warehouse.identity()).toMatch(/^[0-9a-f-]{36}$/);
   await expect(warehouse.publish(write('orders', '2024-03-03', { rows: ORDERS }))).rejects.toThrow(/opened for reading only/);
+}
+
+/** The ledger `writeLedger` left at `location`, read by `backfill lineage` and then, opened as `diff` opens it, by every other reader. */
+export async function readersReadAt(location: string): Promise<void> {
+  const lineage = await runCli('lineage', 'orders', '2024-03-01', '--warehouse', location, '--json');
+  expect(lineage.stdout).toContain('"current"');
+  expect(lineage.code).toBe(EXIT.ok);
+  expect(JSON.parse(lineage.stdout).current).toMatchObject({ node: 'orders', partition: '2024-03-01', version: 1, backfillId: 'bf-1' });
+  const warehouse = await openExistingWarehouse(location, 'diff');
+  try {
+    await readAsReaders(warehouse);
+  } finally {
+    await warehouse.close();
+  }
 }
