@@ -13,6 +13,7 @@ import { ApplicationFailure } from '@temporalio/activity';
 import { parseDocument } from 'yaml';
 import { BackfillError } from '../core/errors.ts';
 import { parsePolicy, policyHash, type Policy } from '../core/policy.ts';
+import { policyPinProblem } from '../core/policy-pin.ts';
 
 /** The variable a worker reads its policy file from when --policy is not given. */
 export const POLICY_ENV = 'BACKFILL_POLICY';
@@ -61,17 +62,30 @@ export async function readPolicyFile(file: string): Promise<Extract<LoadedPolicy
   return { kind: 'policy', path, hash: policyHash(text, allowedSignersText), policy };
 }
 
+/** A later judgement of a backfill: only a worker whose policy has the hash it was admitted under judges it. */
+export type PolicyPin = { backfillId: string; queue: string; hash: string };
+
+/** The failure type of a worker that declines to judge a pinned backfill (retryable: another worker of the queue takes it). */
+export const POLICY_MISMATCH = 'PolicyMismatch';
+
 export function createPolicyActivities(deps: { policyFile: string | undefined }) {
   return {
-    async loadPolicy(): Promise<LoadedPolicy> {
-      if (deps.policyFile === undefined) return { kind: 'none' };
-      try {
-        return await readPolicyFile(deps.policyFile);
-      } catch (error) {
-        // A policy the worker cannot read stops the start: running unjudged would bypass it.
-        if (error instanceof BackfillError) throw ApplicationFailure.nonRetryable(error.message, 'InvalidPolicy');
-        throw error;
+    async loadPolicy(pin?: PolicyPin): Promise<LoadedPolicy> {
+      let loaded: LoadedPolicy = { kind: 'none' };
+      if (deps.policyFile !== undefined) {
+        try {
+          loaded = await readPolicyFile(deps.policyFile);
+        } catch (error) {
+          // A policy the worker cannot read stops the start: running unjudged would bypass it.
+          if (error instanceof BackfillError) throw ApplicationFailure.nonRetryable(error.message, 'InvalidPolicy');
+          throw error;
+        }
       }
+      if (pin !== undefined) {
+        const problem = policyPinProblem({ backfillId: pin.backfillId, queue: pin.queue, pinned: pin.hash, own: loaded.kind === 'policy' ? loaded.hash : null });
+        if (problem !== null) throw ApplicationFailure.retryable(problem, POLICY_MISMATCH);
+      }
+      return loaded;
     },
   };
 }

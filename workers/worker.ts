@@ -175,7 +175,9 @@ export async function createWorkers(config: WorkerConfig): Promise<BackfillWorke
   }
   // The policy, the trusted estimate and signature checks run as local activities of the
   // workflow worker: the workers that run the workflows judge them, never an activity-only
-  // worker of some other team's queue.
+  // worker of some other team's queue. A new run of an ended backfill loads the policy with a
+  // regular activity on the workflow task queue (workflows/governance.ts), which a worker without
+  // the policy it was admitted under declines, for another worker of that queue to take.
   const governance = {
     ...createPolicyActivities({ policyFile: config.policyFile }),
     ...createApprovalActivities(),
@@ -216,14 +218,17 @@ export async function createWorkers(config: WorkerConfig): Promise<BackfillWorke
         maxConcurrentWorkflowTaskExecutions: 40,
         maxCachedWorkflows: 400,
         ...shutdown,
-        ...(sameQueue ? activityOptions(sameQueue) : { interceptors, enableNonLocalActivities: false }),
+        ...(sameQueue ? activityOptions(sameQueue) : { interceptors }),
         activities: { ...(sameQueue ? activities : {}), ...governance },
       }),
     );
   }
   for (const queue of activityQueues) {
     if (bundle && queue === sameQueue) continue;
-    workers.push(await Worker.create({ connection: config.connection, namespace, taskQueue: queue.name, ...shutdown, ...activityOptions(queue) }));
+    // An activity worker of the workflow task queue may be handed a pinned policy load too: it answers with its own policy.
+    const options = activityOptions(queue);
+    const served = queue.name === workflowQueue ? { ...options, activities: { ...options.activities, ...governance } } : options;
+    workers.push(await Worker.create({ connection: config.connection, namespace, taskQueue: queue.name, ...shutdown, ...served }));
   }
   const stop = () => {
     stopping.abort();

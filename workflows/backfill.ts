@@ -43,6 +43,7 @@ import { CORE_GENERATION, DEFAULT_TUNING, type BackfillInput, type BackfillResul
 import type { RangeSet } from '../core/ranges.ts';
 import { parseStartAction, type ParsedStartAction } from '../core/start-action.ts';
 import { carryShapeProblem } from '../core/carry-shape.ts';
+import { pinnedPolicy } from '../core/policy-pin.ts';
 import { workflowTime } from './clock.ts';
 import {
   BACKFILL_ID,
@@ -190,6 +191,13 @@ export const CARRY_SHAPE_CHECKED = 'carry-shape-checked';
  * and at most every two seconds, so a node's end could wait for another node's long partition.
  */
 export const LINEAGE_ENDS_ON_SETTLE = 'lineage-ends-on-settle';
+/**
+ * Patch (docs/workflow-versions.md): a new run of a backfill that ended (resume, retry-failed) is
+ * judged only by a worker whose policy is the one its last run was admitted under (a regular
+ * activity that other workers decline, retryably); before, by whichever workflow worker took
+ * it, so one without the policy admitted it unjudged. Only a start that carries such a hash asks.
+ */
+export const POLICY_PINNED = 'policy-pinned';
 
 /** Approvals waiting to be verified beyond this many are ignored (a flood of hand-made signals). */
 const MAX_PENDING_APPROVALS = 5;
@@ -704,8 +712,9 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
   };
 
   if (governed && !continued) {
-    // The policy judges the start before anything runs.
-    const verdict = await judgeStart(input, plan, coordinator);
+    // The policy judges the start before anything runs; a new run of an ended backfill, a worker with the policy it was admitted under.
+    const pinned = pinnedPolicy(carry?.governance);
+    const verdict = await judgeStart(input, plan, coordinator, pinned !== null && patched(POLICY_PINNED) ? pinned : null);
     const request = input.governance ?? {};
     if (!verdict.admitted) {
       admission = { view: { state: 'running', policy: verdict.policy, planHash: null, holds: [] }, refused: verdict.message };

@@ -10,7 +10,7 @@
  *   policy has an approval threshold in partition-seconds (a client's figure is never taken);
  * - `verifySignature`: a signed start (and, later, each approval).
  */
-import { ActivityFailure, ApplicationFailure, proxyLocalActivities, upsertMemo, workflowInfo } from '@temporalio/workflow';
+import { ActivityFailure, ApplicationFailure, isCancellation, proxyActivities, proxyLocalActivities, upsertMemo, workflowInfo } from '@temporalio/workflow';
 import type { ApprovalActivities } from '../activities/approval.ts';
 import type { EstimateActivities } from '../activities/estimate.ts';
 import type { PolicyActivities } from '../activities/policy.ts';
@@ -30,6 +30,25 @@ export const governanceActivities = proxyLocalActivities<PolicyActivities & Appr
   retry: { maximumAttempts: 3, nonRetryableErrorTypes: ['InvalidPolicy'] },
 });
 
+/**
+ * The policy of a backfill judged again (a new run of one that ended), by a worker whose policy is
+ * the one it was admitted under: a regular activity on the workflow task queue, so that a worker
+ * that declines it (another policy, or none: retryable `PolicyMismatch`) leaves it to another
+ * worker of the queue, and the Web UI shows why it waits. A local activity would be retried on the
+ * worker that declined it, for ever.
+ */
+const pinnedPolicyActivities = proxyActivities<PolicyActivities>({
+  startToCloseTimeout: '2 minutes',
+  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '30 seconds', nonRetryableErrorTypes: ['InvalidPolicy'] },
+  summary: 'policy: a worker with the policy this backfill was admitted under',
+});
+
+/** The policy of the worker that judges: any workflow worker (`pinned` null), or one whose policy has the hash `pinned`. */
+function loadPolicy(backfillId: string, pinned: string | null) {
+  if (pinned === null) return governanceActivities.loadPolicy();
+  return pinnedPolicyActivities.loadPolicy({ backfillId, queue: workflowInfo().taskQueue, hash: pinned });
+}
+
 /** The reason a local activity failed, for a message. */
 function failureMessage(error: unknown): string {
   const cause = error instanceof ActivityFailure ? error.cause : error;
@@ -43,14 +62,22 @@ function notRun(plan: Plan, coordinator: BackfillCoordinator, skip: Record<strin
 
 /**
  * The policy's verdict on this start: the governance it runs under, or the violations. A policy
- * the worker cannot read refuses the start (running unjudged would bypass it).
+ * the worker cannot read refuses the start (running unjudged would bypass it). `pinned`: the
+ * hash of the policy the backfill's last run was admitted under (a new run of one that ended,
+ * behind the patch policy-pinned), which only a worker with that policy judges.
  */
-export async function judgeStart(input: BackfillInput, plan: Plan, coordinator: BackfillCoordinator): Promise<Admission & { policy: { hash: string | null; path: string | null } | null }> {
+export async function judgeStart(
+  input: BackfillInput,
+  plan: Plan,
+  coordinator: BackfillCoordinator,
+  pinned: string | null = null,
+): Promise<Admission & { policy: { hash: string | null; path: string | null } | null }> {
   const info = workflowInfo();
   let loaded: Awaited<ReturnType<typeof governanceActivities.loadPolicy>>;
   try {
-    loaded = await governanceActivities.loadPolicy();
+    loaded = await loadPolicy(input.backfillId, pinned);
   } catch (error) {
+    if (isCancellation(error)) throw error;
     const message = `the workers cannot read their policy file: ${failureMessage(error)}`;
     return { admitted: false, violations: [{ rule: 'policy file', message }], message, policy: null };
   }

@@ -1,0 +1,29 @@
+/**
+ * Which worker may judge a backfill again. A backfill is admitted under the policy of the
+ * worker that judged its start (its hash is in the history and the governance state); a later
+ * judgement of the same backfill by a worker's own file (a new run: `resume`, `retry-failed` of
+ * one that ended) is made only by a worker given that same file. A worker without it must not
+ * judge: it would admit, unjudged or under other rules, what the others judge by the policy.
+ */
+
+/** The hash a later judgement of a backfill expects: the policy its last run was admitted under (null: no pin). */
+export function pinnedPolicy(carried: { policy?: { hash?: unknown } } | undefined): string | null {
+  const hash = carried?.policy?.hash;
+  // A run admitted without a policy pins nothing: any worker judges it, one with a policy by its rules.
+  return typeof hash === 'string' && hash !== '' ? hash : null;
+}
+
+/**
+ * Why this worker must not judge a backfill pinned to `pinned` (null: it may). `own` is the
+ * hash of the worker's own policy (null: it has none).
+ */
+export function policyPinProblem(input: { backfillId: string; queue: string; pinned: string | null; own: string | null }): string | null {
+  const { backfillId, queue, pinned, own } = input;
+  if (pinned === null || own === pinned) return null;
+  const mine = own === null ? 'no policy (neither --policy nor BACKFILL_POLICY)' : `policy ${own}`;
+  return (
+    `this worker of workflow task queue '${queue}' has ${mine}, but backfill '${backfillId}' was admitted under policy ${pinned}: ` +
+    `it does not judge it, and a worker of the queue with that policy will. Give this worker the same --policy file as the other workers of '${queue}' ` +
+    `(or stop it); if the policy was changed on purpose, every worker of the queue needs the new file and the backfill is started again (backfill start <spec> --id ${backfillId} --rerun)`
+  );
+}

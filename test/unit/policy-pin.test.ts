@@ -1,0 +1,34 @@
+/**
+ * A backfill admitted under a policy is judged again (a new run: resume, retry-failed) only by a
+ * worker given the same file: one without a policy, or with another, declines and says why.
+ */
+import { describe, expect, it } from 'vitest';
+import { pinnedPolicy, policyPinProblem } from '../../core/policy-pin.ts';
+
+const base = { backfillId: 'orders-2024', queue: 'backfill' };
+
+describe('policy pin', () => {
+  it('the pin is the hash the carried governance was admitted under; no policy, or a hand-made non-string, pins nothing', () => {
+    expect(pinnedPolicy({ policy: { hash: 'sha256:aa' } })).toBe('sha256:aa');
+    expect(pinnedPolicy({ policy: { hash: null } })).toBeNull();
+    expect(pinnedPolicy({ policy: { hash: 5 } })).toBeNull();
+    expect(pinnedPolicy({ policy: { hash: '' } })).toBeNull();
+    expect(pinnedPolicy({})).toBeNull();
+    expect(pinnedPolicy(undefined)).toBeNull();
+  });
+
+  it('the worker with the pinned policy judges; without a pin any worker does', () => {
+    expect(policyPinProblem({ ...base, pinned: 'sha256:aa', own: 'sha256:aa' })).toBeNull();
+    expect(policyPinProblem({ ...base, pinned: null, own: null })).toBeNull();
+    expect(policyPinProblem({ ...base, pinned: null, own: 'sha256:aa' })).toBeNull();
+  });
+
+  it('a worker without a policy, or with another, declines naming the queue, both hashes and the fix', () => {
+    const none = policyPinProblem({ ...base, pinned: 'sha256:aa', own: null })!;
+    expect(none).toMatch(/workflow task queue 'backfill' has no policy/);
+    expect(none).toMatch(/backfill 'orders-2024' was admitted under policy sha256:aa/);
+    expect(none).toMatch(/Give this worker the same --policy file/);
+    const other = policyPinProblem({ ...base, pinned: 'sha256:aa', own: 'sha256:bb' })!;
+    expect(other).toMatch(/has policy sha256:bb, but backfill 'orders-2024' was admitted under policy sha256:aa/);
+  });
+});
