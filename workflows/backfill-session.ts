@@ -138,14 +138,21 @@ export class BackfillSession {
     void sent.finally(() => this.emitting.delete(sent));
   }
 
-  /** The backfill's run and every node's run START (the node workflows were just started). */
-  started(): void {
+  /**
+   * The backfill's run and every node's run START (the node workflows were just started); given
+   * `only`, the nodes whose workflows started (others failed to): the rest never ran, so their
+   * runs neither start nor end.
+   */
+  started(only?: readonly string[]): void {
     this.runsStarted = true;
     if (!this.lineageEnded) return;
     const backfill = this.lineageBackfill;
     const now = workflowTime();
     this.emit(backfillStarted(backfill, now));
-    for (const node of this.context.nodes()) this.emit(nodeStarted(backfill, node, now));
+    for (const node of this.context.nodes()) {
+      if (only === undefined || only.includes(node.id)) this.emit(nodeStarted(backfill, node, now));
+      else this.lineageEnded.add(node.id);
+    }
   }
 
   /** Whether the backfill emits lineage. */

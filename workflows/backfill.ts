@@ -198,6 +198,14 @@ export const LINEAGE_ENDS_ON_SETTLE = 'lineage-ends-on-settle';
  * it, so one without the policy admitted it unjudged. Only a start that carries such a hash asks.
  */
 export const POLICY_PINNED = 'policy-pinned';
+/**
+ * Patch (docs/workflow-versions.md): a node workflow that cannot be started (its id is taken by a
+ * running workflow) fails the backfill after the other starts have settled, and like any failure:
+ * the node workflows it did start are cancelled, their lineage runs (and the backfill's) have a
+ * START and a FAIL or ABORT, the leases are released. Before, the backfill failed at once with the
+ * start's error and did none of that. Only a run whose node start fails asks.
+ */
+export const NODE_START_FAILURE_CLEANED = 'node-start-failure-cleaned';
 
 /** Approvals waiting to be verified beyond this many are ignored (a flood of hand-made signals). */
 const MAX_PENDING_APPROVALS = 5;
@@ -328,6 +336,8 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
   const unreachable = new Set<string>();
   const finishedNodes = new Set<string>();
   const cancelledNodes = new Set<string>();
+  /** Node workflows this run could not start (their ids were taken): never its own to cancel. */
+  const notStarted = new Set<string>();
   const heardFrom = new Map<string, number>();
 
   setHandler(nodeReportSignal, (report: NodeReport) => {
@@ -834,6 +844,27 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
     }
   };
 
+  /**
+   * A node workflow could not be started (behind NODE_START_FAILURE_CLEANED): once the other
+   * starts have settled, the runs that did start have their lineage START, and the backfill fails
+   * like any failure (below: the started node workflows are cancelled, their runs end, the leases
+   * go); a node workflow it did not start is not its own to cancel.
+   */
+  const nodeStartFailed = async (starts: ReadonlyArray<Promise<unknown>>, first: unknown): Promise<never> => {
+    const outcomes = await Promise.allSettled(starts);
+    const started = plan.nodes.filter((_, i) => outcomes[i]!.status === 'fulfilled').map((n) => n.id);
+    for (const node of plan.nodes) if (!started.includes(node.id)) notStarted.add(node.id);
+    session.started(started);
+    const node = plan.nodes.find((n) => notStarted.has(n.id))!;
+    const id = nodeWorkflowId(backfillId, node.id);
+    const why =
+      first instanceof WorkflowExecutionAlreadyStartedError
+        ? `node workflow ${id} is already running, so backfill '${backfillId}' could not start it (left running by an earlier run of the backfill, or started by hand): ` +
+          `run 'backfill resume ${backfillId}', which closes node workflows left running and goes on, or cancel that workflow first`
+        : `node workflow ${id} could not be started (${first instanceof Error ? first.message : String(first)}): see why, fix it, then run 'backfill resume ${backfillId}'`;
+    throw ApplicationFailure.create({ message: why, type: 'NodeWorkflowNotStarted', nonRetryable: true });
+  };
+
   /** The end of a backfill whose partitions settled (and whose decision, staged or canary, is taken). */
   const end = async (): Promise<BackfillResult> => {
     const state = coordinator.endState as 'completed' | 'completed_with_failures' | 'discarded' | 'canary_failed';
@@ -870,7 +901,13 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
       coordinator.releaseInitial(input.skip);
       coordinator.refreshSettings();
       // A resumed run: what the ended run had in hands may be published already (recheck).
-      await Promise.all(plan.nodes.map((node) => startNode(node, coordinator.takeInitial(node.id), coordinator.recheckOf(node.id))));
+      const starts = plan.nodes.map((node) => startNode(node, coordinator.takeInitial(node.id), coordinator.recheckOf(node.id)));
+      try {
+        await Promise.all(starts);
+      } catch (error) {
+        if (!patched(NODE_START_FAILURE_CLEANED)) throw error;
+        await nodeStartFailed(starts, error);
+      }
       session.started();
     }
     void prober().catch((error: unknown) => {
@@ -970,7 +1007,7 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
       else if (cancelled && governed && !wasAnnounced()) coordinator.noteUnannouncedCancel();
       writeAudit();
       showStatus(cancelled ? 'cancelled' : 'failed');
-      const live = plan.nodes.filter((n) => !finishedNodes.has(n.id) && !unreachable.has(n.id));
+      const live = plan.nodes.filter((n) => !finishedNodes.has(n.id) && !unreachable.has(n.id) && !notStarted.has(n.id));
       await Promise.all(
         live.map((n) =>
           getExternalWorkflowHandle(nodeWorkflowId(backfillId, n.id))

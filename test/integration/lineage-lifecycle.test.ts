@@ -15,7 +15,9 @@
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { WorkflowFailedError } from '@temporalio/client';
 import type { BackfillClient } from '../../client/backfill-client.ts';
+import { backfillWorkflowId, nodeWorkflowId } from '../../workflows/definitions.ts';
 import type { Transform } from '../../activities/transforms.ts';
 import { NonRetryableError } from '../../transforms.ts';
 import type { RunEvent } from '../../core/openlineage.ts';
@@ -154,6 +156,37 @@ describe('OpenLineage run lifecycle', () => {
 
     holdGate.open();
     expect((await client.wait(first, 60_000)).state).toBe('completed');
+  });
+
+  it("a start that fails after some node workflows started (one's id is taken) ends the runs it started, and only those", async () => {
+    const suffix = randomUUID().slice(0, 6);
+    const name = `rl_taken_${suffix}`;
+    const backfillId = `rl-taken-${suffix}`;
+    const [ran, taken] = [`rl_ran_${suffix}`, `rl_taken_${suffix}`];
+    // A workflow of another kind holds the id of the second node's workflow (on a queue nobody polls, so it stays open).
+    const squatter = await client.client.workflow.start('squatter', { workflowId: nodeWorkflowId(backfillId, taken), taskQueue: `${queue}-nobody`, args: [] });
+    try {
+      const range = { grain: 'day' as const, start: '2024-01-01', end: '2024-01-03' };
+      const spec = testSpec(queue, { name, partitions: range, nodes: [{ id: ran, transform: 'held' }, { id: taken, transform: 'held' }] });
+      await client.start(spec, { id: backfillId, taskQueue: queue });
+      expect((await client.wait(backfillId, 60_000)).state).toBe('failed');
+      const failure = await client.client.workflow.getHandle(backfillWorkflowId(backfillId)).result().then(() => null, (error: unknown) => error as WorkflowFailedError);
+      expect(failure?.cause?.message).toMatch(new RegExp(`node workflow backfill/${backfillId}/${taken} is already running.*backfill resume ${backfillId}`));
+      // The run that started has a START and an end; the backfill's too; the node whose workflow never started has neither.
+      const all = events(name);
+      expect(all.filter((e) => e.startsWith('START ')).sort()).toEqual([`START ${name}`, `START ${name}.${ran}`]);
+      expect(all.filter((e) => !e.startsWith('START ')).sort()).toEqual([`ABORT ${name}.${ran}`, `FAIL ${name}`]);
+      // The node workflow it started was cancelled; the one it did not start is not its own, and runs on.
+      const ranStatus = (await client.client.workflow.getHandle(nodeWorkflowId(backfillId, ran)).describe()).status.name;
+      expect(ranStatus).toBe('CANCELLED');
+      expect((await squatter.describe()).status.name).toBe('RUNNING');
+      // The leases were released: another backfill of the dataset that ran starts and finishes.
+      const next = `rl-taken-next-${suffix}`;
+      await client.start(testSpec(queue, { name: `${name}_next`, partitions: range, nodes: [{ id: ran, transform: 'fragile' }] }), { id: next, taskQueue: queue });
+      expect((await client.wait(next, 60_000)).state).toBe('completed');
+    } finally {
+      await squatter.terminate('test over').catch(() => undefined);
+    }
   });
 
   it('a canary stopped by a failure in its slice ends no node run COMPLETE: nothing was published', async () => {
