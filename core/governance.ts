@@ -320,6 +320,7 @@ export class Governance {
       ...(starter.verified ? { signedBy: starter.identity } : {}),
       at: input.now,
       priority: { key: input.priority.key, fairnessWeight: input.priority.fairnessWeight },
+      ...(input.goesOnAs ? { goesOnAs: input.goesOnAs } : {}),
     });
     violations.push(...decision.violations);
     if (input.priority.fairnessKey !== null && input.priority.fairnessKey !== input.backfillId) {
@@ -386,6 +387,8 @@ export type AdmissionInput = {
   /** The priority the workflow was started with (workflowInfo().priority: what the server schedules by). */
   priority: Priority & { fairnessKey: string | null };
   now: number;
+  /** A new run of an ended backfill: the operator action that started it, whose reasons rule applies too (StartRequest.goesOnAs). */
+  goesOnAs?: 'resume' | 'retry';
   /** A resume: what the ended run had spent, and its audit trail. */
   spent?: { retries: number; cost: number | null; costMetric: string | null };
   audit?: AuditTrailJSON;

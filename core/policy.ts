@@ -257,6 +257,11 @@ export type StartRequest = {
   at?: number;
   /** The task-queue priority it starts with (1 most urgent … 5), and its fairness weight; null: unset. */
   priority?: { key: number | null; fairnessWeight: number | null };
+  /**
+   * A new run of a backfill that ended, started by `resume` (`resume`) or `retry-failed`
+   * (`retry`): it is a start (every rule of a start applies) and that action too (its reasons rule).
+   */
+  goesOnAs?: 'resume' | 'retry';
 };
 
 export type StartDecision = {
@@ -419,7 +424,7 @@ export function checkStart(policy: Policy, request: StartRequest): StartDecision
   const violations: Violation[] = [];
   const approvalReasons: string[] = [];
   const { spec } = request;
-  const reason = reasonViolation(policy, 'start', request.reason);
+  const reason = reasonViolation(policy, 'start', request.reason) ?? (request.goesOnAs ? reasonViolation(policy, request.goesOnAs, request.reason) : null);
   if (reason) violations.push(reason);
 
   // Backfill-wide caps: a limit left unset takes the cap; one set above it is refused.

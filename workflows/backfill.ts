@@ -206,6 +206,13 @@ export const POLICY_PINNED = 'policy-pinned';
  * start's error and did none of that. Only a run whose node start fails asks.
  */
 export const NODE_START_FAILURE_CLEANED = 'node-start-failure-cleaned';
+/**
+ * Patch (docs/workflow-versions.md): a new run of an ended backfill is judged by the reasons rule
+ * of the action that started it too (`resume`, or `retry` for retry-failed), besides every rule of
+ * a start; before, by the start's alone, so `reasons.required: [resume]` bound a resume of a
+ * running backfill but not of one that had ended. Only such a run (a parsed resume) asks.
+ */
+export const RESUME_REASONS_JUDGED = 'resume-reasons-judged';
 
 /** Approvals waiting to be verified beyond this many are ignored (a flood of hand-made signals). */
 const MAX_PENDING_APPROVALS = 5;
@@ -324,8 +331,14 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
   );
   // Only a backfill that emits lineage asks.
   const endsOnSettle = session.emitsLineage && patched(LINEAGE_ENDS_ON_SETTLE);
+  /**
+   * A run not admitted (refused, or cancelled while it waited for its judgement) hands on the
+   * governance it was given as it came: what the backfill spent, its audit trail and the policy it
+   * was admitted under stay with it for the next run, which is judged again.
+   */
+  const unjudgedGovernance = () => (governed && coordinator.governed === null && carry?.governance ? { governance: carry.governance } : {});
   /** The carried state of this run: the coordinator's, and what the session keeps. */
-  const carryOf = (childrenRunning: boolean) => ({ ...coordinator.toCarry(), ...session.toCarry(), runKey, childrenRunning, startedAt, runs });
+  const carryOf = (childrenRunning: boolean) => ({ ...unjudgedGovernance(), ...coordinator.toCarry(), ...session.toCarry(), runKey, childrenRunning, startedAt, runs });
   /** The spec this run runs with: its input's, until a new one (`resume --spec`) replaces it. */
   let spec = input.spec;
   /** What a client resumes an ended run from (its result, the carry query): with the spec that replaced the input's. */
@@ -724,7 +737,11 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
   if (governed && !continued) {
     // The policy judges the start before anything runs; a new run of an ended backfill, a worker with the policy it was admitted under.
     const pinned = pinnedPolicy(carry?.governance);
-    const verdict = await judgeStart(input, plan, coordinator, pinned !== null && patched(POLICY_PINNED) ? pinned : null);
+    const goesOn = startAction !== null && startAction.action !== 'start' && patched(RESUME_REASONS_JUDGED);
+    const verdict = await judgeStart(input, plan, coordinator, {
+      pinned: pinned !== null && patched(POLICY_PINNED) ? pinned : null,
+      ...(goesOn ? { goesOnAs: startAction!.action === 'retry-failed' ? ('retry' as const) : ('resume' as const) } : {}),
+    });
     const request = input.governance ?? {};
     if (!verdict.admitted) {
       admission = { view: { state: 'running', policy: verdict.policy, planHash: null, holds: [] }, refused: verdict.message };

@@ -39,7 +39,7 @@ export const governanceActivities = proxyLocalActivities<PolicyActivities & Appr
  */
 const pinnedPolicyActivities = proxyActivities<PolicyActivities>({
   startToCloseTimeout: '2 minutes',
-  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '30 seconds', nonRetryableErrorTypes: ['InvalidPolicy'] },
+  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '5 seconds', nonRetryableErrorTypes: ['InvalidPolicy'] },
   summary: 'policy: a worker with the policy this backfill was admitted under',
 });
 
@@ -64,18 +64,20 @@ function notRun(plan: Plan, coordinator: BackfillCoordinator, skip: Record<strin
  * The policy's verdict on this start: the governance it runs under, or the violations. A policy
  * the worker cannot read refuses the start (running unjudged would bypass it). `pinned`: the
  * hash of the policy the backfill's last run was admitted under (a new run of one that ended,
- * behind the patch policy-pinned), which only a worker with that policy judges.
+ * behind the patch policy-pinned), which only a worker with that policy judges. `goesOnAs`: the
+ * operator action that started a new run of an ended backfill, whose reasons rule applies too
+ * (behind the patch resume-reasons-judged).
  */
 export async function judgeStart(
   input: BackfillInput,
   plan: Plan,
   coordinator: BackfillCoordinator,
-  pinned: string | null = null,
+  options: { pinned?: string | null; goesOnAs?: 'resume' | 'retry' } = {},
 ): Promise<Admission & { policy: { hash: string | null; path: string | null } | null }> {
   const info = workflowInfo();
   let loaded: Awaited<ReturnType<typeof governanceActivities.loadPolicy>>;
   try {
-    loaded = await loadPolicy(input.backfillId, pinned);
+    loaded = await loadPolicy(input.backfillId, options.pinned ?? null);
   } catch (error) {
     if (isCancellation(error)) throw error;
     const message = `the workers cannot read their policy file: ${failureMessage(error)}`;
@@ -121,6 +123,7 @@ export async function judgeStart(
     startSignature,
     priority: { key: priority?.priorityKey || null, fairnessKey: priority?.fairnessKey || null, fairnessWeight: priority?.fairnessWeight || null },
     now: workflowTime(),
+    ...(options.goesOnAs ? { goesOnAs: options.goesOnAs } : {}),
     ...(carried
       ? {
           spent: { retries: carried.budgets.retries.used, cost: carried.budgets.cost?.used ?? null, costMetric: carried.budgets.cost?.metric ?? null },

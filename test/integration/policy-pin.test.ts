@@ -6,10 +6,11 @@
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { NonRetryableError } from '../../activities/errors.ts';
 import type { Transform } from '../../activities/transforms.ts';
 import { readPolicyFile } from '../../activities/policy.ts';
+import type { BackfillError } from '../../core/errors.ts';
 import { backfillWorkflowId } from '../../workflows/definitions.ts';
 import { connectClient, scratch, startTestWorker, testSpec, uniqueQueue, waitFor, type TestWorker } from './helpers.ts';
 
@@ -22,8 +23,9 @@ const transforms: Record<string, Transform> = {
 };
 
 const dir = scratch('policy-pin');
-const queue = uniqueQueue('policy-pin');
-const warehousePath = join(dir, 'warehouse.db');
+/** Each test's own queue and warehouse, and the workers it started (all stopped after it). */
+let queue = '';
+let warehousePath = '';
 const running: TestWorker[] = [];
 const start = async (policyFile?: string) => {
   const worker = await startTestWorker({ queue, warehousePath, transforms, ...(policyFile !== undefined ? { policyFile } : {}) });
@@ -35,9 +37,28 @@ const stop = async (worker: TestWorker) => {
   await worker.stop();
 };
 
-afterAll(async () => {
-  for (const worker of [...running]) await worker.stop();
+beforeEach(() => {
+  queue = uniqueQueue('policy-pin');
+  warehousePath = join(dir, `${queue}.db`);
 });
+
+afterEach(async () => {
+  for (const worker of running.splice(0)) await worker.stop();
+});
+
+/** The policy hash the backfill's latest run was admitted under, once it has been (the memo the workflow writes). */
+async function admittedUnder(client: Awaited<ReturnType<typeof connectClient>>, backfillId: string): Promise<string | null> {
+  const handle = client.client.workflow.getHandle(backfillWorkflowId(backfillId));
+  return await waitFor(
+    'the new run to be admitted',
+    async () => {
+      const governance = (await handle.describe()).memo?.governance as { policy?: { hash?: string | null } | null; planHash?: string } | undefined;
+      return governance?.planHash !== undefined ? { hash: governance.policy?.hash ?? null } : undefined;
+    },
+    120_000,
+    250,
+  ).then((admitted) => admitted.hash);
+}
 
 describe('a policy pinned by the admission', () => {
   it('a resume that a worker without the policy takes waits, saying why, for a worker with it', async () => {
@@ -68,9 +89,46 @@ describe('a policy pinned by the admission', () => {
 
       // A worker with the policy joins: it takes the judgement, and the new run is admitted under that policy.
       await start(policyFile);
-      const outcome = await resumed;
-      expect(outcome.resumed?.admission?.policy?.hash).toBe(hash);
+      expect(await admittedUnder(client, backfillId)).toBe(hash);
+      await resumed;
       expect((await client.wait(backfillId, 60_000)).state).toBe('completed_with_failures');
+    } finally {
+      await client.close();
+    }
+  }, 240_000);
+
+  it("a resume of an ended backfill meets the policy's rule for resume; refused, it hands on the pin and what was spent", async () => {
+    const policyFile = join(dir, 'resume-reasons.policy.yaml');
+    writeFileSync(policyFile, 'version: 1\nbudgets:\n  retries: { limit: 50, max: 100 }\nreasons:\n  required: [resume]\n  minLength: 3\n');
+    const { hash } = await readPolicyFile(policyFile);
+    const client = await connectClient();
+    try {
+      const spec = testSpec(queue, { name: 'reasons', partitions: { grain: 'day', start: '2024-01-01', end: '2024-01-04' }, nodes: [{ id: 'orders', transform: 'flaky', retry: { maxAttempts: 1 } }] });
+      const governed = await start(policyFile);
+      const { backfillId } = await client.start(spec, { id: `reasons-${queue}`, taskQueue: queue });
+      expect((await client.wait(backfillId, 60_000)).state).toBe('completed_with_failures');
+
+      // reasons.required: [resume] binds a resume of a backfill that ended, as it binds one of a running backfill.
+      const refused = await client.resume(backfillId).then(() => null, (error: unknown) => error as BackfillError);
+      expect(refused?.code).toBe('policy_violation');
+      expect(refused?.message).toMatch(/resume needs a reason/);
+
+      // The refused run handed on the pin: with only a worker without the policy, the next resume waits for one with it.
+      await stop(governed);
+      await start();
+      const resumed = client.resume(backfillId, { reason: 'source fixed' });
+      const handle = client.client.workflow.getHandle(backfillWorkflowId(backfillId));
+      await waitFor('the worker without the policy to decline the judgement', async () => {
+        const d = await handle.describe();
+        return d.raw.pendingActivities?.some((a) => a.lastFailure?.applicationFailureInfo?.type === 'PolicyMismatch') === true;
+      });
+      await start(policyFile);
+      expect(await admittedUnder(client, backfillId)).toBe(hash);
+      await resumed;
+      // And what was spent: the failed attempt of the first run still counts.
+      expect((await client.wait(backfillId, 60_000)).state).toBe('completed_with_failures');
+      const progress = await client.progress(backfillId);
+      expect(progress.governance?.budgets.retries?.used).toBe(2);
     } finally {
       await client.close();
     }

@@ -241,6 +241,20 @@ describe('checkStart', () => {
     expect(checkControl(listed, { action: 'resume' })).toEqual([]);
   });
 
+  it('a new run of an ended backfill is a start and the action that started it: the reasons rule of either binds it', () => {
+    const resume = policy({ reasons: { required: ['resume'], minLength: 3 } });
+    expect(start(resume).violations).toEqual([]);
+    expect(start(resume, { goesOnAs: 'resume' }).violations).toEqual([{ rule: 'reasons.required[0]', message: expect.stringMatching(/^resume needs a reason/) }]);
+    expect(start(resume, { goesOnAs: 'resume', reason: 'source fixed' }).violations).toEqual([]);
+    // retry-failed is the `retry` action, as a retry-failed of a running backfill.
+    const retry = policy({ reasons: { required: ['retry'], minLength: 3 } });
+    expect(start(retry, { goesOnAs: 'resume' }).violations).toEqual([]);
+    expect(start(retry, { goesOnAs: 'retry' }).violations).toEqual([{ rule: 'reasons.required[0]', message: expect.stringMatching(/^retry needs a reason/) }]);
+    // The start's rule still applies, and one missing reason is one violation.
+    const both = policy({ reasons: { required: ['start', 'resume'], minLength: 3 } });
+    expect(start(both, { goesOnAs: 'resume' }).violations.map((v) => v.rule)).toEqual(['reasons.required[0]']);
+  });
+
   it('gives budgets: the policy limit, or what the start asks within the max', () => {
     const p = policy({ budgets: { retries: { limit: 100, max: 500 }, cost: { metric: 'partitionSeconds', limit: 3600, max: 7200 } } });
     expect(start(p).budgets).toEqual({ retries: { limit: 100, max: 500 }, cost: { metric: 'partitionSeconds', unit: 'partition-seconds', limit: 3600, max: 7200 } });
