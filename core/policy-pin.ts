@@ -6,6 +6,14 @@
  * judge: it would admit, unjudged or under other rules, what the others judge by the policy.
  */
 
+/**
+ * The task queue of those judgements: the workflow task queue's own, polled by its workflow
+ * workers only (never by an activity worker of that queue's name, which has no policy activities).
+ */
+export function policyTaskQueue(workflowQueue: string): string {
+  return `${workflowQueue}.policy`;
+}
+
 /** The hash a later judgement of a backfill expects: the policy its last run was admitted under (null: no pin). */
 export function pinnedPolicy(carried: { policy?: { hash?: unknown } } | undefined): string | null {
   const hash = carried?.policy?.hash;

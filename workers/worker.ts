@@ -17,6 +17,7 @@ import {
 } from '@temporalio/worker';
 import { IllegalStateError } from '@temporalio/common';
 import { DEFAULT_TASK_QUEUE } from '../core/protocol.ts';
+import { policyTaskQueue } from '../core/policy-pin.ts';
 import { createApprovalActivities } from '../activities/approval.ts';
 import { createEstimateActivities } from '../activities/estimate.ts';
 import { createPolicyActivities, readPolicyFile } from '../activities/policy.ts';
@@ -176,8 +177,8 @@ export async function createWorkers(config: WorkerConfig): Promise<BackfillWorke
   // The policy, the trusted estimate and signature checks run as local activities of the
   // workflow worker: the workers that run the workflows judge them, never an activity-only
   // worker of some other team's queue. A new run of an ended backfill loads the policy with a
-  // regular activity on the workflow task queue (workflows/governance.ts), which a worker without
-  // the policy it was admitted under declines, for another worker of that queue to take.
+  // regular activity on the workflow queue's policy queue (policyTaskQueue, workflows/governance.ts),
+  // which a workflow worker without the policy it was admitted under declines, for another to take.
   const governance = {
     ...createPolicyActivities({ policyFile: config.policyFile }),
     ...createApprovalActivities(),
@@ -218,17 +219,18 @@ export async function createWorkers(config: WorkerConfig): Promise<BackfillWorke
         maxConcurrentWorkflowTaskExecutions: 40,
         maxCachedWorkflows: 400,
         ...shutdown,
-        ...(sameQueue ? activityOptions(sameQueue) : { interceptors }),
+        ...(sameQueue ? activityOptions(sameQueue) : { interceptors, enableNonLocalActivities: false }),
         activities: { ...(sameQueue ? activities : {}), ...governance },
       }),
     );
   }
+  if (bundle) {
+    // The policy loads of backfills judged again (pinned), on a queue of their own that only workflow workers poll.
+    workers.push(await Worker.create({ connection: config.connection, namespace, taskQueue: policyTaskQueue(workflowQueue), ...shutdown, interceptors, activities: governance }));
+  }
   for (const queue of activityQueues) {
     if (bundle && queue === sameQueue) continue;
-    // An activity worker of the workflow task queue may be handed a pinned policy load too: it answers with its own policy.
-    const options = activityOptions(queue);
-    const served = queue.name === workflowQueue ? { ...options, activities: { ...options.activities, ...governance } } : options;
-    workers.push(await Worker.create({ connection: config.connection, namespace, taskQueue: queue.name, ...shutdown, ...served }));
+    workers.push(await Worker.create({ connection: config.connection, namespace, taskQueue: queue.name, ...shutdown, ...activityOptions(queue) }));
   }
   const stop = () => {
     stopping.abort();

@@ -15,6 +15,7 @@ import type { ApprovalActivities } from '../activities/approval.ts';
 import type { EstimateActivities } from '../activities/estimate.ts';
 import type { PolicyActivities } from '../activities/policy.ts';
 import { planHash, type SignatureCheck } from '../core/approval.ts';
+import { policyTaskQueue } from '../core/policy-pin.ts';
 import { UNKNOWN_IDENTITY, parseMeta, type AuditEntry } from '../core/audit.ts';
 import type { BackfillCoordinator } from '../core/coordinator.ts';
 import { EMPTY_POLICY, Governance, startRequestViolations, type Admission } from '../core/governance.ts';
@@ -31,22 +32,22 @@ export const governanceActivities = proxyLocalActivities<PolicyActivities & Appr
 });
 
 /**
- * The policy of a backfill judged again (a new run of one that ended), by a worker whose policy is
- * the one it was admitted under: a regular activity on the workflow task queue, so that a worker
- * that declines it (another policy, or none: retryable `PolicyMismatch`) leaves it to another
- * worker of the queue, and the Web UI shows why it waits. A local activity would be retried on the
- * worker that declined it, for ever.
+ * The policy of the worker that judges: any workflow worker (`pinned` null), or one whose policy
+ * has the hash `pinned`. That one is a regular activity on the policy queue of the workflow task
+ * queue (every workflow worker polls it), so that a worker that declines it (another policy, or
+ * none: retryable `PolicyMismatch`) leaves it to another, and the Web UI shows why it waits; a
+ * local activity would be retried on the worker that declined it, for ever.
  */
-const pinnedPolicyActivities = proxyActivities<PolicyActivities>({
-  startToCloseTimeout: '2 minutes',
-  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '5 seconds', nonRetryableErrorTypes: ['InvalidPolicy'] },
-  summary: 'policy: a worker with the policy this backfill was admitted under',
-});
-
-/** The policy of the worker that judges: any workflow worker (`pinned` null), or one whose policy has the hash `pinned`. */
 function loadPolicy(backfillId: string, pinned: string | null) {
   if (pinned === null) return governanceActivities.loadPolicy();
-  return pinnedPolicyActivities.loadPolicy({ backfillId, queue: workflowInfo().taskQueue, hash: pinned });
+  const queue = workflowInfo().taskQueue;
+  const pinnedPolicy = proxyActivities<PolicyActivities>({
+    taskQueue: policyTaskQueue(queue),
+    startToCloseTimeout: '2 minutes',
+    retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '5 seconds', nonRetryableErrorTypes: ['InvalidPolicy'] },
+    summary: 'policy: a worker with the policy this backfill was admitted under',
+  });
+  return pinnedPolicy.loadPolicy({ backfillId, queue, hash: pinned });
 }
 
 /** The reason a local activity failed, for a message. */
