@@ -73,6 +73,7 @@ import { registerSearchAttributes, rejectedAttribute, requireSearchAttributes, u
 import { QUERY_TIMEOUT_MS, UNPOLLED_QUERY_TIMEOUT_MS, noAnswerError, noPollerSeen, noWorkerError } from './status-errors.ts';
 import { pollersOf } from './pollers.ts';
 import { setLongTimeout } from './long-timeout.ts';
+import { pinnedPolicy } from '../core/policy-pin.ts';
 import { queueStates, waitingNodes, type Poller, type Waiting } from './waiting.ts';
 import { startTracing, tracingRequested, type Tracing } from '../workers/tracing.ts';
 import { DEFAULT_UI_URL, settingsFromEnv, type Settings } from '../host/settings.ts';
@@ -842,7 +843,14 @@ export class BackfillClient {
     // A node workflow still winding down may stage one more partition: wait until they have closed.
     await this.nodesClosed(backfillId, input.spec.nodes.map((n) => n.id));
     const workflowId = discardWorkflowId(backfillId);
-    const discard: DiscardEndedInput = { backfillId, runKey: carry.runKey, taskQueue: input.spec.nodes[0]!.taskQueue, audit: this.meta({ ...(reason !== undefined ? { reason } : {}) }) };
+    const admittedUnder = pinnedPolicy(carry.governance);
+    const discard: DiscardEndedInput = {
+      backfillId,
+      runKey: carry.runKey,
+      taskQueue: input.spec.nodes[0]!.taskQueue,
+      audit: this.meta({ ...(reason !== undefined ? { reason } : {}) }),
+      ...(admittedUnder !== null ? { admittedUnder } : {}),
+    };
     // A second discard finds nothing left to drop; one running already is joined.
     const handle = await this.taggedStart(() =>
       this.client.workflow.start<typeof discardEndedWorkflow>('discardEndedWorkflow', { workflowId, taskQueue: description.taskQueue, args: [discard], ...this.afterEnd(backfillId) }),
@@ -1248,6 +1256,7 @@ export class BackfillClient {
 
     const { order, taskQueues } = await this.rollbackOrder(backfillId, description.runId);
     await this.nodesClosed(backfillId, order);
+    const admittedUnder = pinnedPolicy(description.memo?.governance as { policy?: { hash?: unknown } } | undefined);
     const input: RollbackInput = {
       backfillId,
       rollbackId: rollbackId(backfillId),
@@ -1256,6 +1265,8 @@ export class BackfillClient {
       taskQueues,
       ...(options.tuning ? { tuning: options.tuning } : {}),
       audit: this.meta(options),
+      // The policy its last run was admitted under (the memo its workers wrote): only a worker with it judges the rollback.
+      ...(admittedUnder !== null ? { admittedUnder } : {}),
     };
     // A rollback may run again after one finished (it then finds everything restored); one running already is joined.
     const handle = await this.taggedStart(() =>

@@ -21,6 +21,11 @@ export function pinnedPolicy(carried: { policy?: { hash?: unknown } } | undefine
   return typeof hash === 'string' && hash !== '' ? hash : null;
 }
 
+/** The pin a control of an ended backfill (rollback, discard) gives in its input: a hash, or none. */
+export function givenPin(admittedUnder: unknown): string | null {
+  return typeof admittedUnder === 'string' && admittedUnder !== '' ? admittedUnder : null;
+}
+
 /**
  * Why this worker must not judge a backfill pinned to `pinned` (null: it may). `own` is the
  * hash of the worker's own policy (null: it has none).

@@ -25,6 +25,13 @@ import type { BackfillInput } from '../core/protocol.ts';
 import { RangeSet, type RangesJSON } from '../core/ranges.ts';
 import { workflowTime } from './clock.ts';
 
+/**
+ * Patch (docs/workflow-versions.md): a rollback or discard of a backfill admitted under a policy
+ * is judged only by a worker with that policy (`admittedUnder`, core/policy-pin.ts). Only one
+ * whose input gives the hash asks.
+ */
+export const ENDED_CONTROL_PINNED = 'ended-control-pinned';
+
 export const governanceActivities = proxyLocalActivities<PolicyActivities & ApprovalActivities & EstimateActivities>({
   startToCloseTimeout: '2 minutes',
   // A policy file the worker cannot read is not retried (InvalidPolicy); anything else a few times.
@@ -144,11 +151,14 @@ export function refusedStart(message: string): ApplicationFailure {
  * A control that acts on an ended backfill in a workflow of its own (a rollback, a discard of
  * what a cancelled staged backfill left): the policy's rules for it (a reason) are met first,
  * and who asked and why go to the memo, refused or applied, with `details` of the policy's hash.
+ * `pin.hash`: the policy the backfill was admitted under (behind the patch ended-control-pinned),
+ * whose workers alone judge it.
  */
 export async function judgeEndedControl(
   action: 'rollback' | 'discard',
   audit: unknown,
   details: (policyHash: string | null) => AuditEntry['details'],
+  pin: { backfillId: string; hash: string | null } = { backfillId: '', hash: null },
 ): Promise<void> {
   let meta: ReturnType<typeof parseMeta>;
   try {
@@ -158,8 +168,9 @@ export async function judgeEndedControl(
   }
   let loaded: Awaited<ReturnType<typeof governanceActivities.loadPolicy>>;
   try {
-    loaded = await governanceActivities.loadPolicy();
+    loaded = await loadPolicy(pin.backfillId, pin.hash);
   } catch (error) {
+    if (isCancellation(error)) throw error;
     throw ApplicationFailure.create({ message: `the workers cannot read their policy file: ${error instanceof Error ? (error.cause as Error | undefined)?.message ?? error.message : String(error)}`, type: 'policy_violation', nonRetryable: true });
   }
   const policy = loaded.kind === 'policy' ? loaded.policy : EMPTY_POLICY;

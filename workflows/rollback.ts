@@ -16,13 +16,18 @@ import {
   type RollbackInput,
   type RollbackSummary,
 } from '../core/rollback.ts';
-import { judgeEndedControl } from './governance.ts';
+import { givenPin } from '../core/policy-pin.ts';
+import { ENDED_CONTROL_PINNED, judgeEndedControl } from './governance.ts';
 
 /** Patch (docs/workflow-versions.md): a rollback meets the policy's reason rule first, and says who and why in its memo. */
 export const ROLLBACK_GOVERNANCE = 'rollback-governance';
 
 export async function rollbackWorkflow(input: RollbackInput): Promise<RollbackSummary> {
-  if (patched(ROLLBACK_GOVERNANCE) && !input.carry) await judgeEndedControl('rollback', input.audit, (policyHash) => ({ force: input.force, policyHash }));
+  if (patched(ROLLBACK_GOVERNANCE) && !input.carry) {
+    const pinned = givenPin(input.admittedUnder);
+    const pin = { backfillId: input.backfillId, hash: pinned !== null && patched(ENDED_CONTROL_PINNED) ? pinned : null };
+    await judgeEndedControl('rollback', input.audit, (policyHash) => ({ force: input.force, policyHash }), pin);
+  }
   const tuning = { ...DEFAULT_ROLLBACK_TUNING, ...input.tuning };
   let summary = input.carry?.summary ?? emptySummary(input);
   let after: RollbackCursor | null = input.carry?.after ?? null;

@@ -7,6 +7,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { WorkflowFailedError } from '@temporalio/client';
 import { NonRetryableError } from '../../activities/errors.ts';
 import type { Transform } from '../../activities/transforms.ts';
 import { readPolicyFile } from '../../activities/policy.ts';
@@ -20,6 +21,7 @@ const transforms: Record<string, Transform> = {
     if (partition === '2024-01-02') throw new NonRetryableError(`source data for ${partition} is corrupt`);
     return [{ day: partition }];
   },
+  steady: ({ partition }) => [{ day: partition }],
 };
 
 const dir = scratch('policy-pin');
@@ -129,6 +131,37 @@ describe('a policy pinned by the admission', () => {
       expect((await client.wait(backfillId, 60_000)).state).toBe('completed_with_failures');
       const progress = await client.progress(backfillId);
       expect(progress.governance?.budgets.retries?.used).toBe(2);
+    } finally {
+      await client.close();
+    }
+  }, 240_000);
+
+  it('a rollback of a backfill admitted under a policy waits for a worker with it', async () => {
+    const policyFile = join(dir, 'rollback.policy.yaml');
+    writeFileSync(policyFile, 'version: 1\nreasons:\n  required: [rollback]\n  minLength: 3\n');
+    const { hash } = await readPolicyFile(policyFile);
+    const client = await connectClient();
+    try {
+      const spec = testSpec(queue, { name: 'rolled', partitions: { grain: 'day', start: '2024-01-01', end: '2024-01-03' }, nodes: [{ id: 'orders', transform: 'steady' }] });
+      const governed = await start(policyFile);
+      const { backfillId } = await client.start(spec, { id: `rolled-${queue}`, taskQueue: queue });
+      expect((await client.wait(backfillId, 60_000)).state).toBe('completed');
+      await stop(governed);
+
+      // A worker without the policy would run it without the reason the policy asks for: it declines.
+      await start();
+      const { workflowId } = await client.startRollback(backfillId);
+      const handle = client.client.workflow.getHandle(workflowId);
+      const declined = await waitFor('the worker without the policy to decline the rollback', async () => {
+        const d = await handle.describe();
+        return d.raw.pendingActivities?.find((a) => a.lastFailure?.applicationFailureInfo?.type === 'PolicyMismatch')?.lastFailure?.message ?? undefined;
+      });
+      expect(declined).toContain(`was admitted under policy ${hash}`);
+
+      // The worker with the policy judges it: no reason, so the policy refuses the rollback.
+      await start(policyFile);
+      const failure = await handle.result().then(() => null, (error: unknown) => error as WorkflowFailedError);
+      expect(failure?.cause?.message).toMatch(/rollback needs a reason/);
     } finally {
       await client.close();
     }
