@@ -13,7 +13,7 @@ import { ApplicationFailure } from '@temporalio/activity';
 import { parseDocument } from 'yaml';
 import { BackfillError } from '../core/errors.ts';
 import { parsePolicy, policyHash, type Policy } from '../core/policy.ts';
-import { policyPinProblem } from '../core/policy-pin.ts';
+import { POLICY_MISMATCH, policyPinProblem } from '../core/policy-pin.ts';
 
 /** The variable a worker reads its policy file from when --policy is not given. */
 export const POLICY_ENV = 'BACKFILL_POLICY';
@@ -65,8 +65,6 @@ export async function readPolicyFile(file: string): Promise<Extract<LoadedPolicy
 /** A later judgement of a backfill: only a worker whose policy has the hash it was admitted under judges it. */
 export type PolicyPin = { backfillId: string; queue: string; hash: string };
 
-/** The failure type of a worker that declines to judge a pinned backfill (retryable: another worker of the queue takes it). */
-export const POLICY_MISMATCH = 'PolicyMismatch';
 
 export function createPolicyActivities(deps: { policyFile: string | undefined }) {
   return {

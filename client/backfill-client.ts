@@ -73,7 +73,7 @@ import { registerSearchAttributes, rejectedAttribute, requireSearchAttributes, u
 import { QUERY_TIMEOUT_MS, UNPOLLED_QUERY_TIMEOUT_MS, noAnswerError, noPollerSeen, noWorkerError } from './status-errors.ts';
 import { pollersOf } from './pollers.ts';
 import { setLongTimeout } from './long-timeout.ts';
-import { pinnedPolicy } from '../core/policy-pin.ts';
+import { POLICY_MISMATCH, pinnedPolicy } from '../core/policy-pin.ts';
 import { queueStates, waitingNodes, type Poller, type Waiting } from './waiting.ts';
 import { startTracing, tracingRequested, type Tracing } from '../workers/tracing.ts';
 import { DEFAULT_UI_URL, settingsFromEnv, type Settings } from '../host/settings.ts';
@@ -208,7 +208,18 @@ export type RollbackStarted = {
 };
 
 /** What `status` shows: the progress, and the nodes whose work waits for a worker nobody runs. */
-export type Status = Progress & { waiting: Waiting[] };
+/**
+ * Progress, with the nodes whose partitions wait on a queue no worker polls, and (`judgement`)
+ * why a run not admitted yet waits: the workers that took its judgement declined it (a policy
+ * other than the one the backfill was admitted under, or none).
+ */
+export type Status = Progress & { waiting: Waiting[]; judgement?: string };
+
+/** Why the judgement of a run waits: the last PolicyMismatch of its pending policy load, if any. */
+export function judgementWait(pending: ReadonlyArray<{ lastFailure?: { message?: string | null; applicationFailureInfo?: { type?: string | null } | null } | null }> | null | undefined): string | undefined {
+  const declined = pending?.find((a) => a.lastFailure?.applicationFailureInfo?.type === POLICY_MISMATCH);
+  return declined?.lastFailure?.message ?? undefined;
+}
 
 /** The refusals of a change judged by several backfills, or of several changes, as one error (the first's code): `unchanged` says what stayed as it was. */
 function throwTogether(refusals: readonly BackfillError[], unchanged: string): void {
@@ -522,9 +533,11 @@ export class BackfillClient {
     const unpolled = workflowPollers?.then((pollers) => pollers !== undefined && pollers.length === 0);
     const eta = unpolled ? this.alongside(unpolled.then((none) => (none ? null : this.liveEta(backfillId, inputOnce)))).catch(() => null) : null;
     const progress = await this.progressOf(backfillId, description, unpolled);
-    if (progress.state !== 'running') return { ...progress, waiting: [] };
+    const judgement = running ? judgementWait(description.raw.pendingActivities) : undefined;
+    const declined = judgement !== undefined ? { judgement } : {};
+    if (progress.state !== 'running') return { ...progress, waiting: [], ...declined };
     const [live, waiting] = await Promise.all([eta, this.waiting(backfillId, description.runId, progress, inputOnce, await workflowPollers)]);
-    return { ...(live ? withLiveEta(progress, live) : progress), waiting };
+    return { ...(live ? withLiveEta(progress, live) : progress), waiting, ...declined };
   }
 
   /** The ETA of `plan --estimate`'s model from the backfill's state now and its live figures (client/eta.ts). */

@@ -143,7 +143,7 @@ export function renderGovernance(progress: Printable<Progress>): string[] {
 }
 
 /** The whole status; its text made printable here, once, for every section. */
-export function renderStatus(shown: Progress & { waiting?: Waiting[] }): string {
+export function renderStatus(shown: Progress & { waiting?: Waiting[]; judgement?: string }): string {
   const progress = printable(shown);
   const table = new Table({
     head: ['node', 'done', 'running', 'failed', 'blocked', 'pending', 'rate', 'concurrency', 'throughput', 'ETA'],
@@ -168,7 +168,8 @@ export function renderStatus(shown: Progress & { waiting?: Waiting[] }): string 
     progress.state === 'staged'
       ? [pc.magenta(`staged: nothing is published yet. Compare with 'backfill diff ${progress.backfillId}', then 'backfill publish ${progress.backfillId}' or 'backfill discard ${progress.backfillId}'`)]
       : [];
-  return [headline(progress), ...renderGovernance(progress), table.toString(), ...staged, ...renderCanary(progress), ...renderWaiting(progress), ...renderFailures(progress)].join('\n');
+  const judgement = progress.judgement !== undefined ? [pc.yellow(`  ⚠ not admitted yet: ${progress.judgement}`)] : [];
+  return [headline(progress), ...renderGovernance(progress), table.toString(), ...staged, ...renderCanary(progress), ...judgement, ...renderWaiting(progress), ...renderFailures(progress)].join('\n');
 }
 
 /** How a backfill ended, as `wait` and `start --watch` print it: the headline and the failures. */

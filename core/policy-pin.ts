@@ -6,6 +6,9 @@
  * judge: it would admit, unjudged or under other rules, what the others judge by the policy.
  */
 
+/** The failure type of a worker that declines such a judgement (retryable: another worker of the queue takes it). */
+export const POLICY_MISMATCH = 'PolicyMismatch';
+
 /**
  * The task queue of those judgements: the workflow task queue's own, polled by its workflow
  * workers only (never by an activity worker of that queue's name, which has no policy activities).

@@ -86,6 +86,8 @@ describe('a policy pinned by the admission', () => {
       expect(declined).toContain(`workflow task queue '${queue}' has no policy`);
       expect(declined).toContain(`was admitted under policy ${hash}`);
       expect(declined).toContain('Give this worker the same --policy file');
+      // backfill status says why it waits.
+      expect((await client.status(backfillId)).judgement).toContain(`was admitted under policy ${hash}`);
       // Nothing was admitted meanwhile.
       expect((await handle.describe()).memo?.governance).toBeUndefined();
 

@@ -3,7 +3,8 @@
  * worker given the same file: one without a policy, or with another, declines and says why.
  */
 import { describe, expect, it } from 'vitest';
-import { pinnedPolicy, policyPinProblem } from '../../core/policy-pin.ts';
+import { judgementWait } from '../../client/backfill-client.ts';
+import { POLICY_MISMATCH, pinnedPolicy, policyPinProblem } from '../../core/policy-pin.ts';
 
 const base = { backfillId: 'orders-2024', queue: 'backfill' };
 
@@ -30,5 +31,13 @@ describe('policy pin', () => {
     expect(none).toMatch(/Give this worker the same --policy file/);
     const other = policyPinProblem({ ...base, pinned: 'sha256:aa', own: 'sha256:bb' })!;
     expect(other).toMatch(/has policy sha256:bb, but backfill 'orders-2024' was admitted under policy sha256:aa/);
+  });
+
+  it("status reads why a judgement waits from the pending activity's last failure, and only a PolicyMismatch", () => {
+    const declined = { lastFailure: { message: 'this worker ... has no policy', applicationFailureInfo: { type: POLICY_MISMATCH } } };
+    const other = { lastFailure: { message: 'boom', applicationFailureInfo: { type: 'Error' } } };
+    expect(judgementWait([other, declined])).toBe('this worker ... has no policy');
+    expect(judgementWait([other, { lastFailure: null }])).toBeUndefined();
+    expect(judgementWait(undefined)).toBeUndefined();
   });
 });
