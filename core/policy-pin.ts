@@ -2,8 +2,10 @@
  * Which worker may judge a backfill again. A backfill is admitted under the policy of the
  * worker that judged its start (its hash is in the history and the governance state); a later
  * judgement of the same backfill by a worker's own file (a new run: `resume`, `retry-failed` of
- * one that ended) is made only by a worker given that same file. A worker without it must not
- * judge: it would admit, unjudged or under other rules, what the others judge by the policy.
+ * one that ended; a rollback; a discard) is made only by a worker that has a policy. A worker
+ * without one must not judge: it would admit, unjudged, what the others judge by the policy. A
+ * worker with another policy judges by its own: the current rules (a policy changed on purpose,
+ * a signer added) apply to what is asked now, and the history records which policy judged it.
  */
 
 /** The failure type of a worker that declines such a judgement (retryable: another worker of the queue takes it). */
@@ -30,16 +32,15 @@ export function givenPin(admittedUnder: unknown): string | null {
 }
 
 /**
- * Why this worker must not judge a backfill pinned to `pinned` (null: it may). `own` is the
- * hash of the worker's own policy (null: it has none).
+ * Why this worker must not judge a backfill admitted under policy `pinned` (null: it may). `own`
+ * is the hash of the worker's own policy (null: it has none): only a worker without a policy
+ * declines, since it would judge by no rules at all.
  */
 export function policyPinProblem(input: { backfillId: string; queue: string; pinned: string | null; own: string | null }): string | null {
   const { backfillId, queue, pinned, own } = input;
-  if (pinned === null || own === pinned) return null;
-  const mine = own === null ? 'no policy (neither --policy nor BACKFILL_POLICY)' : `policy ${own}`;
+  if (pinned === null || own !== null) return null;
   return (
-    `this worker of workflow task queue '${queue}' has ${mine}, but backfill '${backfillId}' was admitted under policy ${pinned}: ` +
-    `it does not judge it, and a worker of the queue with that policy will. Give this worker the same --policy file as the other workers of '${queue}' ` +
-    `(or stop it); if the policy was changed on purpose, every worker of the queue needs the new file and the backfill is started again (backfill start <spec> --id ${backfillId} --rerun)`
+    `this worker of workflow task queue '${queue}' has no policy (neither --policy nor BACKFILL_POLICY), but backfill '${backfillId}' was admitted under policy ${pinned}: ` +
+    `it does not judge it, and a worker of the queue with a policy will. Give this worker the same --policy file as the other workers of '${queue}' (or stop it)`
   );
 }

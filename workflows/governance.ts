@@ -39,10 +39,10 @@ export const governanceActivities = proxyLocalActivities<PolicyActivities & Appr
 });
 
 /**
- * The policy of the worker that judges: any workflow worker (`pinned` null), or one whose policy
- * has the hash `pinned`. That one is a regular activity on the policy queue of the workflow task
- * queue (every workflow worker polls it), so that a worker that declines it (another policy, or
- * none: retryable `PolicyMismatch`) leaves it to another, and the Web UI shows why it waits; a
+ * The policy of the worker that judges: any workflow worker (`pinned` null), or one that has a
+ * policy (the backfill was admitted under `pinned`). That one is a regular activity on the policy
+ * queue of the workflow task queue (every workflow worker polls it), so that a worker that
+ * declines it (no policy: retryable `PolicyMismatch`) leaves it to another, and the Web UI shows why it waits; a
  * local activity would be retried on the worker that declined it, for ever.
  */
 function loadPolicy(backfillId: string, pinned: string | null) {

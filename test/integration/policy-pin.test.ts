@@ -1,8 +1,8 @@
 /**
  * Workers of one workflow task queue given different policies (one none at all): a new run of a
- * backfill that ended (resume, retry-failed) is judged only by a worker with the policy its last
- * run was admitted under. A worker without it declines, retryably, naming the queue, both policies
- * and the fix (the Web UI shows it on the pending activity), and a worker with the policy takes it.
+ * backfill that was admitted under a policy and ended (resume, retry-failed) is judged only by a
+ * worker with a policy. A worker without one declines, retryably, naming the queue, the policy and
+ * the fix (the Web UI shows it on the pending activity), and a worker with the policy takes it.
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -96,6 +96,29 @@ describe('a policy pinned by the admission', () => {
       expect(await admittedUnder(client, backfillId)).toBe(hash);
       await resumed;
       expect((await client.wait(backfillId, 60_000)).state).toBe('completed_with_failures');
+    } finally {
+      await client.close();
+    }
+  }, 240_000);
+
+  it('a policy changed on purpose judges the resume of a backfill admitted under the old one', async () => {
+    const policyFile = join(dir, 'changed.policy.yaml');
+    writeFileSync(policyFile, 'version: 1\ncaps:\n  backfill: { rate: 100 }\n');
+    const before = (await readPolicyFile(policyFile)).hash;
+    const client = await connectClient();
+    try {
+      const spec = testSpec(queue, { name: 'changed', partitions: { grain: 'day', start: '2024-01-01', end: '2024-01-04' }, nodes: [{ id: 'orders', transform: 'flaky', retry: { maxAttempts: 1 } }] });
+      const governed = await start(policyFile);
+      const { backfillId } = await client.start(spec, { id: `changed-${queue}`, taskQueue: queue });
+      expect((await client.wait(backfillId, 60_000)).state).toBe('completed_with_failures');
+      await stop(governed);
+
+      // Every worker of the queue gets the new file: the cap is lowered below the rate the backfill runs at.
+      writeFileSync(policyFile, 'version: 1\ncaps:\n  backfill: { rate: 50 }\n');
+      expect((await readPolicyFile(policyFile)).hash).not.toBe(before);
+      await start(policyFile);
+      // The new policy judges the new run (not a wait for a worker with the old one): its cap refuses the carried rate.
+      await expect(client.resume(backfillId)).rejects.toThrow(/the backfill's rate 100\/s is above the policy's cap of 50\/s/);
     } finally {
       await client.close();
     }
