@@ -6,7 +6,7 @@
  * telemetry.ts).
  */
 import type { LogLevel } from '@temporalio/common';
-import { DefaultLogger, type ActivityInterceptorsFactory, type LogEntry, type Logger } from '@temporalio/worker';
+import { DefaultLogger, type ActivityInterceptorsFactory, type LogEntry, type LogMetadata, type Logger } from '@temporalio/worker';
 import { BackfillError } from '../core/errors.ts';
 import { isRunPartitionsInput, partitionAttributes } from '../activities/telemetry.ts';
 
@@ -69,9 +69,24 @@ export function jsonLine(entry: LogEntry): string {
   return `${JSON.stringify(record)}\n`;
 }
 
+/**
+ * What the SDK says of every worker of a process that serves only activities: the activity
+ * queues' workers and the policy queue's (`<workflow queue>.policy`) have no workflows on
+ * purpose, so its warning would greet every `backfill worker` with a fault that is not one.
+ */
+const ACTIVITIES_ONLY = 'No workflows registered, not polling for workflow tasks';
+
+/** The SDK's logger, at the settings' level and format, without the warning `ACTIVITIES_ONLY`. */
+class WorkerLogger extends DefaultLogger {
+  override log(level: LogLevel, message: string, meta?: LogMetadata): void {
+    if (message === ACTIVITIES_ONLY) return;
+    super.log(level, message, meta);
+  }
+}
+
 export function createLogger(settings: LogSettings): Logger {
-  if (settings.format === 'text') return new DefaultLogger(settings.level);
-  return new DefaultLogger(settings.level, (entry) => void process.stderr.write(jsonLine(entry)));
+  if (settings.format === 'text') return new WorkerLogger(settings.level);
+  return new WorkerLogger(settings.level, (entry) => void process.stderr.write(jsonLine(entry)));
 }
 
 /**

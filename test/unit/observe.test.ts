@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stripVTControlCharacters } from 'node:util';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import type { NodeProgress, Progress, RunPartitionsInput } from '../../core/protocol.ts';
 import { NODE_GAUGES, PARTITION_METRICS } from '../../core/metrics.ts';
 import { isRunPartitionsInput, partitionAttributes } from '../../activities/telemetry.ts';
@@ -10,7 +10,7 @@ import { telemetryFrom } from '../../client/serve.ts';
 import { printable } from '../../client/printable.ts';
 import { renderStatus, renderWaiting } from '../../client/render.ts';
 import { SILENT_AFTER_MS, queueState, waitingNodes, type QueueState } from '../../client/waiting.ts';
-import { jsonLine, logSettings } from '../../workers/logging.ts';
+import { createLogger, jsonLine, logSettings } from '../../workers/logging.ts';
 import { metricsUrl, parseMetricsPort, runtimeOptions } from '../../workers/telemetry.ts';
 import { tracingRequested } from '../../workers/tracing.ts';
 
@@ -70,6 +70,21 @@ describe('jsonLine', () => {
       loop: { name: 'loop', self: '[circular]' },
       when: '1970-01-01T00:00:00.000Z',
     });
+  });
+});
+
+describe('the SDK\'s logger', () => {
+  it("leaves out the warning that a worker serving only activities has no workflows, and nothing else", () => {
+    const lines: string[] = [];
+    const write = vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => (lines.push(String(chunk)), true));
+    try {
+      const logger = createLogger({ format: 'json', level: 'INFO' });
+      logger.warn('No workflows registered, not polling for workflow tasks', { sdkComponent: 'worker', taskQueue: 'backfill.policy' });
+      logger.warn('Activity failed', { taskQueue: 'backfill' });
+    } finally {
+      write.mockRestore();
+    }
+    expect(lines.map((line) => JSON.parse(line).message)).toEqual(['Activity failed']);
   });
 });
 
