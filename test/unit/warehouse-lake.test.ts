@@ -292,6 +292,55 @@ describe('lake: partition keys that differ only in case', () => {
   });
 });
 
+describe('lake: the name of a partition that is gone', () => {
+  const sales = (partition: string, n: number, more: Partial<PartitionWrite> = {}) => write('sales', partition, { runKey: `run-${n}`, backfillId: `bf-${n}`, rows: [{ n }], ...more });
+
+  it('is free again once its only version, staged, is discarded: no file of it is left', async () => {
+    const root = freshRoot();
+    const wh = new LakeWarehouse(root);
+    try {
+      await wh.publish(sales('US', 1, { stage: true }));
+      const staged = await rejection(wh.publish(sales('us', 2)));
+      expect(staged).toBeInstanceOf(InvalidDatasetError);
+      expect(await wh.discardStaged({ runKey: 'run-1', backfillId: 'bf-1' })).toMatchObject({ versions: 1 });
+      await wh.publish(sales('us', 3));
+      expect(await wh.query('SELECT n FROM sales')).toEqual([{ n: 3 }]);
+      expect(readdirSync(join(root, 'sales', '_versions')).sort()).toEqual(['us']);
+      // Now us holds the name: US is refused, from this process and from one that opens the lake afresh.
+      expect(await rejection(wh.publish(sales('US', 4)))).toBeInstanceOf(InvalidDatasetError);
+    } finally {
+      await wh.close();
+    }
+    const reopened = new LakeWarehouse(root);
+    try {
+      expect(await rejection(reopened.publish(sales('US', 5)))).toBeInstanceOf(InvalidDatasetError);
+    } finally {
+      await reopened.close();
+    }
+  });
+
+  it('stays held while a version of it is published or staged, or kept for history after a rollback removed it', async () => {
+    const root = freshRoot();
+    const wh = new LakeWarehouse(root);
+    try {
+      // A staged version discarded beside a published one: the published one holds the name.
+      await wh.publish(sales('EU', 1));
+      await wh.publish(sales('EU', 2, { stage: true }));
+      await wh.discardStaged({ runKey: 'run-2', backfillId: 'bf-2' });
+      expect(await rejection(wh.publish(sales('eu', 3)))).toBeInstanceOf(InvalidDatasetError);
+      // Removed by a rollback: its version's file stays in the lake's history (a diff, a verify read it), under the name.
+      await wh.publish(sales('US', 4));
+      expect(await wh.restore({ rollbackId: 'rb', backfillId: 'bf-4', node: 'sales', partition: 'US', from: 1, to: null })).toMatchObject({ status: 'removed' });
+      expect(existsSync(join(root, 'sales', 'US.parquet'))).toBe(false);
+      expect(readdirSync(join(root, 'sales', '_versions', 'US'))).toEqual(['1.parquet']);
+      const twin = await rejection(wh.publish(sales('us', 5)));
+      expect(twin).toBeInstanceOf(InvalidDatasetError);
+    } finally {
+      await wh.close();
+    }
+  });
+});
+
 describe('lake: several processes', () => {
   it('publish to one lake at once: every publish lands, versions of one partition are numbered in turn, and the files follow the pointers', async () => {
     const root = freshRoot();

@@ -14,7 +14,7 @@
  * lock; a holder that dies in between leaves the moves recorded in the catalogue, and the next
  * holder finishes them before anything else.
  */
-import { chmodSync, existsSync, mkdirSync, rmSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, rmSync, rmdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { DuckDBConnection, DuckDBInstance, type DuckDBAppender, type DuckDBValue } from '@duckdb/node-api';
 import {
@@ -433,6 +433,10 @@ class LakeSession implements Session {
   private owners = new Map<string, string | null>();
   /** Partitions new to their datasets in this transaction, by `node\0folded key`, recorded at its commit. */
   private named = new Map<string, { node: string; partition: string }>();
+  /** Partitions whose staged versions this transaction drops, by `node\0partition`: their names go at its commit if no version is left. */
+  private emptied = new Map<string, { node: string; partition: string }>();
+  /** Names this transaction's commit releases, by `node\0folded key`. */
+  private released: Array<{ key: string; node: string; partition: string }> = [];
   /** A statement interrupted at its deadline aborts DuckDB's transaction: nothing more runs in it. */
   private interrupted = false;
 
@@ -737,7 +741,10 @@ class LakeSession implements Session {
   }
 
   async dropVersions(node: string, versions: ReadonlyArray<readonly [string, number]>): Promise<void> {
-    for (const [partition, version] of versions) this.dropped.push(this.dialect.layout.version(node, partition, version));
+    for (const [partition, version] of versions) {
+      this.dropped.push(this.dialect.layout.version(node, partition, version));
+      this.emptied.set(`${node}\0${partition}`, { node, partition });
+    }
   }
 
   async pointed(node: string, partition: string, version: number | null): Promise<void> {
@@ -788,6 +795,7 @@ class LakeSession implements Session {
       const { values, params } = names(claimed.slice(start, start + MIRROR_RECORDS_PER_INSERT));
       await this.run(`INSERT INTO ${PARTITION_NAMES} (node, folded, partition) VALUES ${values}`, params);
     }
+    await this.releaseNames();
     // One statement for the transaction's moves, however many partitions it publishes.
     for (let start = 0; start < records.length; start += MIRROR_RECORDS_PER_INSERT) {
       const { values, params } = pairs(records.slice(start, start + MIRROR_RECORDS_PER_INSERT));
@@ -795,10 +803,42 @@ class LakeSession implements Session {
     }
   }
 
+  /**
+   * Releases the names of the partitions whose dropped versions were their last: no published
+   * pointer, and no published or staged version in the ledger. Those are the versions with a file
+   * (one that failed its checks has none, a discarded one's goes at this commit); a version
+   * published once keeps its file and its name even after a rollback removed the partition, for
+   * the ledger's history reads it, and a partition whose key differs only in case would number its
+   * versions from 1 again, over those files on a case-insensitive file system.
+   */
+  private async releaseNames(): Promise<void> {
+    const candidates = [...this.emptied.values()].map(({ node, partition }): [string, string] => [node, partition]);
+    for (let start = 0; start < candidates.length; start += MIRROR_RECORDS_PER_INSERT) {
+      const { values, params } = pairs(candidates.slice(start, start + MIRROR_RECORDS_PER_INSERT));
+      const gone = await this.all<{ node: string; folded: string; partition: string }>(
+        `DELETE FROM ${PARTITION_NAMES} n WHERE EXISTS (SELECT 1 FROM (VALUES ${values}) v(node, partition) WHERE n.node = v.node AND n.partition = v.partition)
+           AND NOT EXISTS (SELECT 1 FROM ${this.dialect.table('partitions')} p WHERE p.node = n.node AND p.partition = n.partition)
+           AND NOT EXISTS (SELECT 1 FROM ${this.dialect.table('ledger')} l WHERE l.node = n.node AND l.partition = n.partition AND l.status IN ('published', 'staged'))
+         RETURNING node, folded, partition`,
+        params,
+      );
+      for (const g of gone) this.released.push({ key: `${g.node}\0${g.folded}`, node: g.node, partition: g.partition });
+    }
+  }
+
   /** After the commit: the published files follow the pointers, and the views their datasets. */
   async afterCommit(): Promise<void> {
     // A dropped version's file goes once the ledger says so; should this process die first, the file stays, unread.
     for (const file of this.dropped.splice(0)) rmSync(file, { force: true });
+    for (const { key, node, partition } of this.released.splice(0)) {
+      this.dialect.partitionNames.delete(key);
+      // Its versions' directory, empty now: on a case-insensitive file system it would be the directory of a partition that takes the name.
+      try {
+        rmdirSync(this.dialect.layout.versions(node, partition));
+      } catch {
+        // Gone already, or not empty (a file this process failed to remove stays, unread).
+      }
+    }
     for (const [node, partition] of this.cleared) this.dialect.recorded.delete(`${node}\0${partition}`);
     for (const [key, { partition }] of this.named) this.dialect.partitionNames.set(key, partition);
     if (this.moves.size === 0 && this.pending.size === 0) return;
