@@ -302,6 +302,7 @@ describe('lake: the name of a partition that is gone', () => {
       await wh.publish(sales('US', 1, { stage: true }));
       const staged = await rejection(wh.publish(sales('us', 2)));
       expect(staged).toBeInstanceOf(InvalidDatasetError);
+      expect(staged.message).toMatch(/from its partition 'US', which is not published now \(a version of it is staged/);
       expect(await wh.discardStaged({ runKey: 'run-1', backfillId: 'bf-1' })).toMatchObject({ versions: 1 });
       await wh.publish(sales('us', 3));
       expect(await wh.query('SELECT n FROM sales')).toEqual([{ n: 3 }]);
@@ -335,6 +336,7 @@ describe('lake: the name of a partition that is gone', () => {
       expect(readdirSync(join(root, 'sales', '_versions', 'US'))).toEqual(['1.parquet']);
       const twin = await rejection(wh.publish(sales('us', 5)));
       expect(twin).toBeInstanceOf(InvalidDatasetError);
+      expect(twin.message).toMatch(/partition 'us' differs only in case from its partition 'US', which is not published now \(a version of it is staged, or a rollback removed it\) but whose version files the lake keeps, and a lake names/);
     } finally {
       await wh.close();
     }

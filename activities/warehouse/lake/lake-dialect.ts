@@ -669,8 +669,11 @@ class LakeSession implements Session {
       return;
     }
     if (owner === partition) return;
+    const [published] = await this.all<{ n: number }>(`SELECT COUNT(*) AS n FROM ${this.dialect.table('partitions')} WHERE node = :node AND partition = :owner`, { node, owner });
+    // Not published, so not in the dataset's view: the error says where it is.
+    const hidden = Number(published?.n ?? 0) === 0 ? ', which is not published now (a version of it is staged, or a rollback removed it) but whose version files the lake keeps' : '';
     throw new InvalidDatasetError(
-      `dataset '${node}': partition '${partition}' differs only in case from its partition '${owner}', and a lake names a partition's files after its key: ` +
+      `dataset '${node}': partition '${partition}' differs only in case from its partition '${owner}'${hidden}, and a lake names a partition's files after its key: ` +
         'on a case-insensitive file system (macOS, Windows) both would be the same files, and one would overwrite the other. Give the partitions keys that differ in more than case',
     );
   }
