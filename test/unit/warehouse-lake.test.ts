@@ -343,6 +343,52 @@ describe('lake: the name of a partition that is gone', () => {
   });
 });
 
+describe('lake: names Windows keeps for its devices', () => {
+  it('are refused as a partition key (CON, nul, Com1, LPT9...: its files would be CON.parquet and _versions/CON), before anything is written', async () => {
+    const root = freshRoot();
+    const wh = new LakeWarehouse(root);
+    try {
+      await wh.publish(write('sales', 'US', { rows: [{ n: 1 }] }));
+      for (const key of ['CON', 'con', 'Nul', 'prn', 'AUX', 'COM1', 'com9', 'LPT1', 'lpt9', 'COM0', 'lPt0']) {
+        const refused = await rejection(wh.publish(write('sales', key, { rows: [{ n: 2 }] })));
+        expect(refused).toBeInstanceOf(InvalidDatasetError);
+        expect(refused.message).toMatch(new RegExp(`^dataset 'sales': partition key '${key}' would name its files ${key}\\.parquet and _versions/${key}, and Windows keeps that name for a device .* Give the partition another key`));
+      }
+      expect(readdirSync(join(root, 'sales')).sort()).toEqual(['US.parquet', '_versions']);
+      expect(readdirSync(join(root, 'sales', '_versions'))).toEqual(['US']);
+      expect(new Set((await wh.ledger({ node: 'sales' })).map((r) => r.partition))).toEqual(new Set(['US']));
+      // The layout encodes a dot and a space (so no file name ends in one, nor has the device's extension), and longer names are no device.
+      const fine = ['CON.2024', 'nul.', 'x ', 'AUX ', 'CONSOLE', 'COM10', 'LPT1-a', 'com_1'];
+      for (const [i, key] of fine.entries()) await wh.publish(write('sales', key, { rows: [{ n: 10 + i }] }));
+      expect(readdirSync(join(root, 'sales')).filter((f) => f.endsWith('.parquet')).sort()).toEqual(
+        ['AUX%20.parquet', 'COM10.parquet', 'CON%2E2024.parquet', 'CONSOLE.parquet', 'LPT1-a.parquet', 'US.parquet', 'com_1.parquet', 'nul%2E.parquet', 'x%20.parquet'],
+      );
+      expect(await wh.query('SELECT COUNT(*) AS n FROM sales')).toEqual([{ n: 9 }]);
+    } finally {
+      await wh.close();
+    }
+  });
+
+  it('are refused as a new dataset\'s name (con, nul, com1: its directory would be <lake>/con), before anything is written', async () => {
+    const root = freshRoot();
+    const wh = new LakeWarehouse(root);
+    try {
+      for (const node of ['con', 'nul', 'prn', 'aux', 'com1', 'lpt9']) {
+        const refused = await rejection(wh.publish(write(node, '2024-01-01', { rows: [{ n: 1 }] })));
+        expect(refused).toBeInstanceOf(InvalidDatasetError);
+        expect(refused.message).toMatch(new RegExp(`^dataset '${node}' would name the lake's directory ${node}, and Windows keeps that name for a device .* rename the node`));
+        expect(existsSync(join(root, node))).toBe(false);
+      }
+      // Names that only start like one are fine.
+      await wh.publish(write('console', '2024-01-01', { rows: [{ n: 1 }] }));
+      await wh.publish(write('com10', '2024-01-01', { rows: [{ n: 1 }] }));
+      expect(await wh.query('SELECT n FROM console')).toEqual([{ n: 1 }]);
+    } finally {
+      await wh.close();
+    }
+  });
+});
+
 describe('lake: several processes', () => {
   it('publish to one lake at once: every publish lands, versions of one partition are numbered in turn, and the files follow the pointers', async () => {
     const root = freshRoot();

@@ -54,7 +54,7 @@ import {
   type Wanted,
 } from '../../../warehouse.ts';
 import { CATALOG, CatalogueHold, type HoldOptions } from './catalogue.ts';
-import { LakeLayout, foldedKey, mirror, settleAll, sweepIncoming } from './layout.ts';
+import { LakeLayout, fileKey, foldedKey, mirror, settleAll, sweepIncoming, windowsDevice } from './layout.ts';
 import { PreparedStatements } from './statements.ts';
 import { ACTS_OUTSIDE, ROW_FUNCTIONS, fileShaped, macrosThatRead, parseQuery, shown, type ParsedQuery } from './spec-sql.ts';
 import { castFor, jsValue, keptAsText, kindOf, rawValue, storedColumn, toStored, typeName, typeOfValue, widerType } from './values.ts';
@@ -414,6 +414,21 @@ export class LakeDialect implements Dialect {
 
 type Staged = { node: string; partition: string; version: number; columns: Set<string> };
 
+const DEVICES = 'CON, PRN, AUX, NUL, COM0 to COM9, LPT0 to LPT9, in any case, with or without an extension';
+
+/**
+ * Before a dataset's new partition: a key whose files' name Windows keeps for a device is
+ * refused (one recorded already goes on: its files exist).
+ */
+function assertNoDevice(node: string, partition: string): void {
+  const name = fileKey(partition);
+  if (windowsDevice(name) === undefined) return;
+  throw new InvalidDatasetError(
+    `dataset '${node}': partition key '${partition}' would name its files ${name}.parquet and _versions/${name}, and Windows keeps that name for a device (${DEVICES}): ` +
+      `the lake could not be copied to or read on Windows. Give the partition another key (with a prefix or a suffix, such as '${partition}_1')`,
+  );
+}
+
 class LakeSession implements Session {
   /** Versions staged in this transaction, by `node/partition/version`. */
   private staged = new Map<string, Staged>();
@@ -524,7 +539,16 @@ class LakeSession implements Session {
 
   async ensureDataset(node: string, wanted: readonly Wanted[], adopt: boolean): Promise<void> {
     const existing = await this.datasetColumns(node);
-    if (existing === null) await this.assertNameFree(node, adopt);
+    if (existing === null) {
+      // A dataset's name is its directory's (a new one only: one that has versions already keeps them).
+      if (windowsDevice(node) !== undefined) {
+        throw new InvalidDatasetError(
+          `dataset '${node}' would name the lake's directory ${node}, and Windows keeps that name for a device (${DEVICES}): ` +
+            'the lake could not be copied to or read on Windows; rename the node',
+        );
+      }
+      await this.assertNameFree(node, adopt);
+    }
     const columns = [...(existing ?? [])];
     for (const w of wanted) {
       const have = columns.findIndex((c) => c.name === w.name);
@@ -665,6 +689,7 @@ class LakeSession implements Session {
       if (owner !== undefined) this.dialect.partitionNames.set(key, owner);
     }
     if (owner === undefined) {
+      assertNoDevice(node, partition);
       this.named.set(key, { node, partition });
       return;
     }

@@ -45,6 +45,18 @@ export function foldedKey(partition: string): string {
   return partition.replace(/[A-Z]/g, (letter) => letter.toLowerCase());
 }
 
+/** The names Windows keeps for its devices, in any case and with any extension (`CON`, `con.parquet`, `COM1`...). */
+const WINDOWS_DEVICE = /^(con|prn|aux|nul|com[0-9]|lpt[0-9])(\.|$)/i;
+
+/**
+ * The device Windows would take a file or directory `name` for, or undefined. Names that end in
+ * a dot or a space, which Windows also cannot hold, need no test here: `fileKey` encodes both,
+ * and dataset names have neither.
+ */
+export function windowsDevice(name: string): string | undefined {
+  return WINDOWS_DEVICE.exec(name)?.[1];
+}
+
 export class LakeLayout {
   constructor(readonly root: string) {}
 
