@@ -419,6 +419,17 @@ export function priorityViolations(policy: Policy, priority: StartRequest['prior
   return violations;
 }
 
+/**
+ * How to come under a backfill-wide cap. A start takes the flag. A new run of an ended backfill
+ * (resume, retry-failed) goes on with the limits its last run had: neither command has the flag,
+ * and a spec's limits (resume --spec) do not replace carried ones, so only a new start lowers them.
+ */
+function lowerLimit(flag: '--rate' | '--concurrency', most: string, goesOnAs: StartRequest['goesOnAs']): string {
+  if (goesOnAs === undefined) return `start with ${flag} ${most} or less`;
+  const command = goesOnAs === 'retry' ? 'retry-failed' : 'resume';
+  return `a ${command} goes on with the limits of the run it follows (${command} has no ${flag}, and a spec's limits do not replace them), so start it again under the cap: backfill start <spec> --id <this backfill's id> --rerun ${flag} ${most} (with --only-changed, only the partitions not yet published, or changed since, run again)`;
+}
+
 /** What the policy says of a backfill about to start. */
 export function checkStart(policy: Policy, request: StartRequest): StartDecision {
   const violations: Violation[] = [];
@@ -436,13 +447,15 @@ export function checkStart(policy: Policy, request: StartRequest): StartDecision
   const capRate = policy.caps.backfill.rate;
   if (capRate !== undefined) {
     if (asked.rate === null) limits.rate = capRate;
-    else if (asked.rate > capRate) violations.push({ rule: 'caps.backfill.rate', message: `the backfill's rate ${fmt(asked.rate)}/s is above the policy's cap of ${fmt(capRate)}/s: start with --rate ${fmt(capRate)} or less` });
+    else if (asked.rate > capRate) {
+      violations.push({ rule: 'caps.backfill.rate', message: `the backfill's rate ${fmt(asked.rate)}/s is above the policy's cap of ${fmt(capRate)}/s: ${lowerLimit('--rate', fmt(capRate), request.goesOnAs)}` });
+    }
   }
   const capConcurrency = policy.caps.backfill.concurrency;
   if (capConcurrency !== undefined) {
     if (asked.concurrency === null) limits.concurrency = capConcurrency;
     else if (asked.concurrency > capConcurrency) {
-      violations.push({ rule: 'caps.backfill.concurrency', message: `the backfill's concurrency ${asked.concurrency} is above the policy's cap of ${capConcurrency}: start with --concurrency ${capConcurrency} or less` });
+      violations.push({ rule: 'caps.backfill.concurrency', message: `the backfill's concurrency ${asked.concurrency} is above the policy's cap of ${capConcurrency}: ${lowerLimit('--concurrency', String(capConcurrency), request.goesOnAs)}` });
     }
   }
 

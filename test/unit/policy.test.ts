@@ -180,6 +180,25 @@ describe('checkStart', () => {
     expect(checkStart(p, { spec: spec([{ id: 'a', transform: 'noop' }], { rate: 500 }), partitions: 1 }).violations[0]!.rule).toBe('caps.backfill.rate');
   });
 
+  it("names the way under a backfill cap that the judged action has: a start's flags, a new start for a resume or retry-failed", () => {
+    const p = policy({ caps: { backfill: { rate: 50, concurrency: 4 } } });
+    const over = { limits: { rate: 100, concurrency: 8 } };
+    const messages = (goesOnAs?: 'resume' | 'retry') => start(p, { ...over, ...(goesOnAs ? { goesOnAs } : {}) }).violations.map((v) => v.message);
+    expect(messages()).toEqual([
+      "the backfill's rate 100/s is above the policy's cap of 50/s: start with --rate 50 or less",
+      "the backfill's concurrency 8 is above the policy's cap of 4: start with --concurrency 4 or less",
+    ]);
+    // A new run of an ended backfill keeps its last run's limits: resume has no --rate, and resume --spec does not lower them.
+    const resumed = messages('resume');
+    expect(resumed[0]).toBe(
+      "the backfill's rate 100/s is above the policy's cap of 50/s: a resume goes on with the limits of the run it follows (resume has no --rate, and a spec's limits do not replace them), so start it again under the cap: backfill start <spec> --id <this backfill's id> --rerun --rate 50 (with --only-changed, only the partitions not yet published, or changed since, run again)",
+    );
+    expect(resumed[1]).toMatch(/: a resume goes on .* --rerun --concurrency 4 /);
+    const retried = messages('retry');
+    expect(retried[0]).toMatch(/: a retry-failed goes on with the limits of the run it follows \(retry-failed has no --rate, .* --rerun --rate 50 /);
+    expect(retried.join('\n')).not.toMatch(/start with --/);
+  });
+
   it('caps every node a dataset pattern matches: an unset rate takes the cap, one above it or a concurrency above it is refused', () => {
     const p = policy({ caps: { datasets: [{ match: 'finance_*', rate: 2, concurrency: 4 }, { match: 'orders', rate: 50, concurrency: 4 }] } });
     const decision = start(p);
