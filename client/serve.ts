@@ -57,6 +57,29 @@ export async function waitForSignal(ended: Promise<unknown> = new Promise(() => 
 }
 
 /**
+ * `waiting` (the wait for a signal or the worker's end), and when it fails (a worker failed
+ * fatally: its native core, or a Worker's run()), `stop` of what the command started (`what`,
+ * for the message) before the failure ends the command: else its connection and warehouse stay
+ * open, and `dev`'s Temporal dev server runs on, holding its lock. stderr says what failed.
+ */
+export async function stopOnFailure<T>(waiting: Promise<T>, stop: () => Promise<WorkerStopped | null>, what: string, log: LogSettings): Promise<T> {
+  try {
+    return await waiting;
+  } catch (error) {
+    const failure = error instanceof Error ? error.message : String(error);
+    announce(log, `the worker failed: ${failure}; stopping ${what}`, { error: failure }, 'ERROR');
+    try {
+      const stopped = await stop();
+      // The failure ends the command, not an expired grace that stop() may report with it.
+      endAfterStop(stopped ? { ...stopped, expired: null } : null, log);
+    } catch (stopError) {
+      announce(log, `stopping ${what} failed too: ${stopError instanceof Error ? stopError.message : String(stopError)}`, {}, 'ERROR');
+    }
+    throw error;
+  }
+}
+
+/**
  * The end of a long-lived command once its worker has stopped. Activities it abandoned fail the
  * command (exit 1, with the error that names them). A warehouse that did not close still runs a
  * statement of an abandoned transform, on a thread that Node would wait for at exit for ever

@@ -57,7 +57,7 @@ export function devCommand() {
     .addOption(logFormatOption(`the worker: ${LOG_FORMAT_HELP}`))
     .addOption(jsonOption('print the addresses as JSON once ready'))
     .action(async (options, command) => {
-      const [{ endAfterStop, serve, waitForSignal }, { settingsFromEnv }] = await Promise.all([import('../serve.ts'), import('../../host/settings.ts')]);
+      const [{ endAfterStop, serve, stopOnFailure, waitForSignal }, { settingsFromEnv }] = await Promise.all([import('../serve.ts'), import('../../host/settings.ts')]);
       const settings = settingsFromEnv();
       await serve(options, settings.logLevel, async (telemetry) => {
         const [{ DEFAULT_TASK_QUEUE, parseQueues, startLocal, transformModules }, { announce }, { metricsUrl }, { devServerEnv, exportLines }] = await Promise.all([
@@ -104,7 +104,7 @@ export function devCommand() {
         } else {
           process.stderr.write(terminalText(lines.join('\n')) + '\n');
         }
-        const signal = await waitForSignal(stack.worker?.done);
+        const signal = await stopOnFailure(waitForSignal(stack.worker?.done), () => stack.stop(), 'it and the Temporal dev server (closing its connection and warehouse)', telemetry.log);
         if (signal && stack.worker) {
           const running = stack.worker.workers.running();
           announce(telemetry.log, stoppingMessage(signal, options.shutdownGrace, running.length), { signal, shutdownGraceMs: options.shutdownGrace, running: running.length });

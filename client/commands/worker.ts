@@ -31,7 +31,7 @@ export function workerCommand() {
     .addOption(logFormatOption(LOG_FORMAT_HELP))
     .addOption(jsonOption("print the worker's settings as JSON once it polls"))
     .action(async (options, command) => {
-      const [{ endAfterStop, serve, announceMetrics, waitForSignal }, { settingsFromEnv }] = await Promise.all([import('../serve.ts'), import('../../host/settings.ts')]);
+      const [{ endAfterStop, serve, announceMetrics, stopOnFailure, waitForSignal }, { settingsFromEnv }] = await Promise.all([import('../serve.ts'), import('../../host/settings.ts')]);
       const settings = settingsFromEnv();
       await serve(options, settings.logLevel, async (telemetry) => {
         const [{ describeConnection, resolveConnection }, { DEFAULT_TASK_QUEUE, parseQueues, startWorker, transformModules }, { announce }, { metricsUrl }] = await Promise.all([
@@ -68,7 +68,7 @@ export function workerCommand() {
           namespace: connection.namespace,
           warehouse: worker.warehouse.location,
         });
-        const signal = await waitForSignal(worker.done);
+        const signal = await stopOnFailure(waitForSignal(worker.done), () => worker.stop(), 'it (closing its connection and warehouse)', telemetry.log);
         if (signal) {
           const running = worker.workers.running();
           announce(telemetry.log, stoppingMessage(signal, options.shutdownGrace, running.length), { signal, shutdownGraceMs: options.shutdownGrace, running: running.length });

@@ -7,6 +7,8 @@ import { runCli } from './run-cli.ts';
 import { specQueues, type LocalOptions } from '../../client/local.ts';
 
 const started: LocalOptions[] = [];
+/** What the worker's run() fails with (null: it ends), and how often the command stopped the stack. */
+const stack = { failure: null as Error | null, stops: 0 };
 vi.mock('../../client/local.ts', async (importOriginal) => ({
   ...(await importOriginal<typeof import('../../client/local.ts')>()),
   startLocal: async (options: LocalOptions) => {
@@ -15,8 +17,8 @@ vi.mock('../../client/local.ts', async (importOriginal) => ({
       address: `127.0.0.1:${options.port}`,
       uiUrl: options.uiPort == null ? null : `http://localhost:${options.uiPort}`,
       server: { options: { dbFile: 'temporal.db' } },
-      worker: { warehouse: { location: 'memory' }, done: Promise.resolve() },
-      stop: async () => undefined,
+      worker: { warehouse: { location: 'memory' }, done: stack.failure ? Promise.reject(stack.failure) : Promise.resolve() },
+      stop: async () => void (stack.stops += 1),
     };
   },
 }));
@@ -31,7 +33,24 @@ nodes:
 const home = process.cwd();
 afterEach(() => {
   started.splice(0);
+  stack.failure = null;
+  stack.stops = 0;
   process.chdir(home);
+});
+
+describe('backfill dev: a fatal failure of its worker', () => {
+  it('stops the worker and the Temporal dev server before the failure ends the command, and says what failed', async () => {
+    const dir = project();
+    try {
+      stack.failure = new Error('native core failed: Poll failed');
+      const result = await runCli('dev');
+      expect(stack.stops).toBe(1);
+      expect(result.code).not.toBe(0);
+      expect(result.stderr).toContain('the worker failed: native core failed: Poll failed; stopping it and the Temporal dev server');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
 
 function project(spec?: string): string {

@@ -4,15 +4,32 @@ import { runCli } from './run-cli.ts';
 import type { WorkerProcessOptions } from '../../client/local.ts';
 
 const started: WorkerProcessOptions[] = [];
+/** What the worker's run() fails with (null: it ends), and how often the command stopped it. */
+const worker = { failure: null as Error | null, stops: 0 };
 vi.mock('../../client/local.ts', async (importOriginal) => ({
   ...(await importOriginal<typeof import('../../client/local.ts')>()),
   startWorker: async (options: WorkerProcessOptions) => {
     started.push(options);
-    return { warehouse: { location: 'memory' }, done: Promise.resolve(), stop: async () => undefined };
+    const done = worker.failure ? Promise.reject(worker.failure) : Promise.resolve();
+    return { warehouse: { location: 'memory' }, done, stop: async () => void (worker.stops += 1) };
   },
 }));
 
-afterEach(() => void started.splice(0));
+afterEach(() => {
+  started.splice(0);
+  worker.failure = null;
+  worker.stops = 0;
+});
+
+describe('backfill worker: a fatal failure', () => {
+  it('stops the worker (its connection and warehouse close) before the failure ends the command, and says what failed', async () => {
+    worker.failure = new Error('native core failed: Poll failed');
+    const result = await runCli('worker');
+    expect(worker.stops).toBe(1);
+    expect(result.code).not.toBe(0);
+    expect(result.stderr).toContain('the worker failed: native core failed: Poll failed; stopping it (closing its connection and warehouse)');
+  });
+});
 
 describe('backfill worker', () => {
   it("polls the 'backfill' activity queue whatever the workflow queue, as its help says", async () => {
