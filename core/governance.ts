@@ -19,6 +19,7 @@ import { BudgetLedger, type BudgetKind, type BudgetLedgerJSON, type BudgetStatus
 import { BackfillError } from './errors.ts';
 import type { Limits } from './limits.ts';
 import {
+  carriedOverrideViolations,
   checkControl,
   checkStart,
   describeViolations,
@@ -336,10 +337,7 @@ export class Governance {
       });
     }
     // Limits an operator set on an earlier run (a resume): each meets the caps as a control would.
-    for (const [node, own] of Object.entries(input.overrides)) {
-      if (own.rate !== undefined) violations.push(...checkControl(policy, { action: 'set-rate', rate: own.rate, node }, input.spec));
-      if (own.concurrency !== undefined) violations.push(...checkControl(policy, { action: 'set-concurrency', concurrency: own.concurrency, node }, input.spec));
-    }
+    violations.push(...carriedOverrideViolations(policy, input.overrides, input.spec, input.goesOnAs));
     if (violations.length > 0) return { admitted: false, violations, message: describeViolations(violations) };
 
     const approval = decision.waitFor.find((w) => w.kind === 'approval');

@@ -16,6 +16,7 @@ import { parseDuration } from './duration.ts';
 import { BackfillError, formatPath } from './errors.ts';
 import { sha256Hex } from './hash.ts';
 import { BackfillConcurrencySchema, NodeConcurrencySchema, type Limits } from './limits.ts';
+import type { NodeOverrides } from './protocol.ts';
 import { parseAllowedSigners, type AllowedSigner } from './signers.ts';
 import type { ResolvedSpec } from './spec.ts';
 import { RunWindows, WindowsSchema, describeWindows, effectiveLimits } from './windows.ts';
@@ -303,12 +304,14 @@ function queueCaps(policy: Policy, queue: string): Array<{ cap: PolicyDocument['
   return policy.caps.taskQueues.flatMap((cap, index) => (matches(cap.match, queue) ? [{ cap, index }] : []));
 }
 
-function checkBudgetRequest(policy: Policy, kind: 'retries' | 'cost', asked: number | undefined, out: Violation[]): number | null {
+const BUDGET_FLAG = { retries: '--retry-budget', cost: '--cost-budget' } as const;
+
+function checkBudgetRequest(policy: Policy, kind: 'retries' | 'cost', asked: number | undefined, out: Violation[], goesOnAs: GoesOnAs): number | null {
   const budget = policy.budgets[kind];
   if (!budget) return asked ?? null;
   if (asked === undefined) return budget.limit;
   if (budget.max !== undefined && asked > budget.max) {
-    out.push({ rule: `budgets.${kind}.max`, message: `a ${kind} budget of ${fmt(asked)} is above the policy's most, ${fmt(budget.max)}: ask for ${fmt(budget.max)} or less` });
+    out.push({ rule: `budgets.${kind}.max`, message: `a ${kind} budget of ${fmt(asked)} is above the policy's most, ${fmt(budget.max)}: ${goesOnAs === undefined ? `ask for ${fmt(budget.max)} or less` : startFlagFix(goesOnAs, BUDGET_FLAG[kind], fmt(budget.max), '', 'the budgets of the run it follows')}` });
   }
   return asked;
 }
@@ -330,7 +333,7 @@ export function capNodeRates(policy: Policy, spec: Pick<ResolvedSpec, 'nodes'>):
  * queue (its nodes' concurrency, bounded by `concurrency`) against the queue caps. The start
  * checks it, and so does a new spec sent to a running backfill.
  */
-export function specViolations(policy: Policy, spec: Pick<ResolvedSpec, 'nodes'>, concurrency: number | null): Violation[] {
+export function specViolations(policy: Policy, spec: Pick<ResolvedSpec, 'nodes'>, concurrency: number | null, goesOnAs?: GoesOnAs): Violation[] {
   const violations: Violation[] = [];
   spec.nodes.forEach((node, n) => {
     for (const { cap, index } of datasetCaps(policy, node.id)) {
@@ -347,7 +350,7 @@ export function specViolations(policy: Policy, spec: Pick<ResolvedSpec, 'nodes'>
       if (cap.concurrency !== undefined && load.most > cap.concurrency) {
         violations.push({
           rule: `caps.taskQueues[${index}].concurrency`,
-          message: `up to ${load.most} partitions would run at once on task queue ${queue} (${load.nodes.join(', ')}), above its cap of ${cap.concurrency}: start with --concurrency ${cap.concurrency} or lower the nodes' concurrency`,
+          message: `up to ${load.most} partitions would run at once on task queue ${queue} (${load.nodes.join(', ')}), above its cap of ${cap.concurrency}: ${goesOnAs === undefined ? `start with --concurrency ${cap.concurrency} or lower the nodes' concurrency` : `lower the nodes' concurrency in a spec (${commandOf(goesOnAs)} --spec <file>), or ${startAgain(`--concurrency ${cap.concurrency}`)}`}`,
         });
       }
     }
@@ -403,7 +406,7 @@ export const DEFAULT_PRIORITY_KEY = 3;
 export const DEFAULT_FAIRNESS_WEIGHT = 1;
 
 /** What the policy says of a start's priority and fairness weight (unset: the server's defaults). */
-export function priorityViolations(policy: Policy, priority: StartRequest['priority']): Violation[] {
+export function priorityViolations(policy: Policy, priority: StartRequest['priority'], goesOnAs?: GoesOnAs): Violation[] {
   const violations: Violation[] = [];
   const { highest, maxFairnessWeight } = policy.priority;
   // Unset is not "no priority": the server schedules it at its defaults (priority 3, weight 1).
@@ -411,24 +414,39 @@ export function priorityViolations(policy: Policy, priority: StartRequest['prior
   const weight = priority?.fairnessWeight ?? DEFAULT_FAIRNESS_WEIGHT;
   const unset = (given: number | null | undefined) => (given === null || given === undefined ? ' (unset, so the server\'s default)' : '');
   if (highest !== undefined && key < highest) {
-    violations.push({ rule: 'priority.highest', message: `priority ${key}${unset(priority?.key)} is more urgent than this policy allows (the most urgent is ${highest}; 1 is the most urgent): start with --priority ${highest} or a larger number` });
+    violations.push({ rule: 'priority.highest', message: `priority ${key}${unset(priority?.key)} is more urgent than this policy allows (the most urgent is ${highest}; 1 is the most urgent): ${startFlagFix(goesOnAs, '--priority', String(highest), ' or a larger number', 'the priority of the run it follows')}` });
   }
   if (maxFairnessWeight !== undefined && weight > maxFairnessWeight) {
-    violations.push({ rule: 'priority.maxFairnessWeight', message: `a fairness weight of ${fmt(weight)}${unset(priority?.fairnessWeight)} is above the policy's most, ${fmt(maxFairnessWeight)}: start with --fairness-weight ${fmt(maxFairnessWeight)} or less` });
+    violations.push({ rule: 'priority.maxFairnessWeight', message: `a fairness weight of ${fmt(weight)}${unset(priority?.fairnessWeight)} is above the policy's most, ${fmt(maxFairnessWeight)}: ${startFlagFix(goesOnAs, '--fairness-weight', fmt(maxFairnessWeight), ' or less', 'the fairness weight of the run it follows')}` });
   }
   return violations;
 }
 
+type GoesOnAs = StartRequest['goesOnAs'];
+
+/** The command that started a new run of an ended backfill, as an operator types it. */
+const commandOf = (goesOnAs: GoesOnAs) => (goesOnAs === 'retry' ? 'retry-failed' : goesOnAs === 'resume' ? 'resume' : 'resume or retry-failed');
+
 /**
- * How to come under a backfill-wide cap. A start takes the flag. A new run of an ended backfill
- * (resume, retry-failed) goes on with the limits its last run had: neither command has the flag,
- * and a spec's limits (resume --spec) do not replace carried ones, so only a new start lowers them.
+ * The way on for a new run of an ended backfill (resume, retry-failed) refused for what it goes
+ * on with from its last run: neither command has a start's flags, so only a new start of the id
+ * changes it. `flags`: what that start gives.
  */
-function lowerLimit(flag: '--rate' | '--concurrency', most: string, goesOnAs: StartRequest['goesOnAs']): string {
-  if (goesOnAs === undefined) return `start with ${flag} ${most} or less`;
-  const command = goesOnAs === 'retry' ? 'retry-failed' : 'resume';
-  return `a ${command} goes on with the limits of the run it follows (${command} has no ${flag}, and a spec's limits do not replace them), so start it again under the cap: backfill start <spec> --id <this backfill's id> --rerun ${flag} ${most} (with --only-changed, only the partitions not yet published, or changed since, run again)`;
+export function startAgain(flags: string): string {
+  return `start it again: backfill start <spec> --id <this backfill's id> --rerun${flags ? ` ${flags}` : ''} (with --only-changed, only the partitions not yet published, or changed since, run again)`;
 }
+
+/**
+ * How to come under a limit a start sets with `flag`. A new run of an ended backfill goes on with
+ * what its last run had (`carried`): its command has no `flag` (`spec`: nor does a spec replace it).
+ */
+function startFlagFix(goesOnAs: GoesOnAs, flag: string, value: string, atStart: string, carried: string, spec = false): string {
+  if (goesOnAs === undefined) return `start with ${flag} ${value}${atStart}`;
+  const command = commandOf(goesOnAs);
+  return `a ${command} goes on with ${carried} (${command} has no ${flag}${spec ? ", and a spec's limits do not replace them" : ''}), so ${startAgain(`${flag} ${value}`)}`;
+}
+
+const lowerLimit = (flag: '--rate' | '--concurrency', most: string, goesOnAs: GoesOnAs) => startFlagFix(goesOnAs, flag, most, ' or less', 'the limits of the run it follows', true);
 
 /** What the policy says of a backfill about to start. */
 export function checkStart(policy: Policy, request: StartRequest): StartDecision {
@@ -459,16 +477,16 @@ export function checkStart(policy: Policy, request: StartRequest): StartDecision
     }
   }
 
-  violations.push(...specViolations(policy, spec, limits.concurrency));
+  violations.push(...specViolations(policy, spec, limits.concurrency, request.goesOnAs));
   const nodeRates = capNodeRates(policy, spec);
 
   // Budgets.
   const budgets: Budgets = { retries: null, cost: null };
-  const retries = checkBudgetRequest(policy, 'retries', request.budgets?.retries, violations);
+  const retries = checkBudgetRequest(policy, 'retries', request.budgets?.retries, violations, request.goesOnAs);
   if (retries !== null) budgets.retries = { limit: retries, max: policy.budgets.retries?.max ?? null };
   const cost = policy.budgets.cost;
   if (cost) {
-    const limit = checkBudgetRequest(policy, 'cost', request.budgets?.cost, violations)!;
+    const limit = checkBudgetRequest(policy, 'cost', request.budgets?.cost, violations, request.goesOnAs)!;
     budgets.cost = { metric: cost.metric, unit: unitOf(cost), limit, max: cost.max ?? null };
   } else if (request.budgets?.cost !== undefined) {
     violations.push({ rule: 'budgets.cost', message: 'a cost budget was asked for, but the policy defines no cost metric: leave it out, or ask the platform team for budgets.cost' });
@@ -488,9 +506,13 @@ export function checkStart(policy: Policy, request: StartRequest): StartDecision
   }
   const protectedNodes = spec.nodes.filter((n) => approval.datasets.some((p) => matches(p, n.id))).map((n) => n.id);
   if (protectedNodes.length > 0) approvalReasons.push(`it writes ${protectedNodes.join(', ')}, which always need approval (approval.datasets)`);
-  violations.push(...priorityViolations(policy, request.priority));
+  violations.push(...priorityViolations(policy, request.priority, request.goesOnAs));
   if (approval.signedStart && request.signedBy === undefined) {
-    violations.push({ rule: 'approval.signedStart', message: 'the policy wants every start signed: start with --sign-key <your ssh-ed25519 key> (one of the allowed signers)' });
+    const sign = '--sign-key <your ssh-ed25519 key>';
+    violations.push({
+      rule: 'approval.signedStart',
+      message: `the policy wants every start signed: ${request.goesOnAs === undefined ? `start with ${sign}` : `a ${commandOf(request.goesOnAs)} cannot be signed, so ${startAgain(sign)}`} (one of the allowed signers)`,
+    });
   }
 
   const waitFor: Wait[] = [];
@@ -513,7 +535,7 @@ export type Control =
   | { action: 'pause' | 'resume' | 'cancel' | 'retry' | 'approve' | 'rollback' | 'publish' | 'discard'; reason?: string };
 
 /** What the policy says of a control of a running backfill: its violations (none: it may go ahead). */
-export function checkControl(policy: Policy, control: Control, spec?: Pick<ResolvedSpec, 'nodes'>): Violation[] {
+export function checkControl(policy: Policy, control: Control, spec?: Pick<ResolvedSpec, 'nodes'>, setFix: (most: string) => string = (most) => `set ${most} or less`): Violation[] {
   const violations: Violation[] = [];
   const reason = reasonViolation(policy, control.action, control.reason);
   if (reason) violations.push(reason);
@@ -525,11 +547,11 @@ export function checkControl(policy: Policy, control: Control, spec?: Pick<Resol
       if (control.node) {
         for (const { cap, index } of datasetCaps(policy, control.node)) {
           if (cap.rate !== undefined && (value === null || value > cap.rate)) {
-            violations.push({ rule: `caps.datasets[${index}].rate`, message: `a rate of ${show} for ${control.node} is above the cap of ${fmt(cap.rate)}/s for ${cap.match}: set ${fmt(cap.rate)} or less` });
+            violations.push({ rule: `caps.datasets[${index}].rate`, message: `a rate of ${show} for ${control.node} is above the cap of ${fmt(cap.rate)}/s for ${cap.match}: ${setFix(fmt(cap.rate))}` });
           }
         }
       } else if (policy.caps.backfill.rate !== undefined && (value === null || value > policy.caps.backfill.rate)) {
-        violations.push({ rule: 'caps.backfill.rate', message: `a backfill rate of ${show} is above the policy's cap of ${fmt(policy.caps.backfill.rate)}/s: set ${fmt(policy.caps.backfill.rate)} or less` });
+        violations.push({ rule: 'caps.backfill.rate', message: `a backfill rate of ${show} is above the policy's cap of ${fmt(policy.caps.backfill.rate)}/s: ${setFix(fmt(policy.caps.backfill.rate))}` });
       }
       break;
     }
@@ -539,18 +561,18 @@ export function checkControl(policy: Policy, control: Control, spec?: Pick<Resol
       if (control.node) {
         for (const { cap, index } of datasetCaps(policy, control.node)) {
           if (cap.concurrency !== undefined && (value === null || value > cap.concurrency)) {
-            violations.push({ rule: `caps.datasets[${index}].concurrency`, message: `a concurrency of ${show} for ${control.node} is above the cap of ${cap.concurrency} for ${cap.match}: set ${cap.concurrency} or less` });
+            violations.push({ rule: `caps.datasets[${index}].concurrency`, message: `a concurrency of ${show} for ${control.node} is above the cap of ${cap.concurrency} for ${cap.match}: ${setFix(String(cap.concurrency))}` });
           }
         }
         if (node) {
           for (const { cap, index } of queueCaps(policy, node.taskQueue)) {
             if (cap.concurrency !== undefined && (value === null || value > cap.concurrency)) {
-              violations.push({ rule: `caps.taskQueues[${index}].concurrency`, message: `a concurrency of ${show} for ${control.node} is above the cap of ${cap.concurrency} on its task queue ${node.taskQueue}: set ${cap.concurrency} or less` });
+              violations.push({ rule: `caps.taskQueues[${index}].concurrency`, message: `a concurrency of ${show} for ${control.node} is above the cap of ${cap.concurrency} on its task queue ${node.taskQueue}: ${setFix(String(cap.concurrency))}` });
             }
           }
         }
       } else if (policy.caps.backfill.concurrency !== undefined && (value === null || value > policy.caps.backfill.concurrency)) {
-        violations.push({ rule: 'caps.backfill.concurrency', message: `a backfill concurrency of ${show} is above the policy's cap of ${policy.caps.backfill.concurrency}: set ${policy.caps.backfill.concurrency} or less` });
+        violations.push({ rule: 'caps.backfill.concurrency', message: `a backfill concurrency of ${show} is above the policy's cap of ${policy.caps.backfill.concurrency}: ${setFix(String(policy.caps.backfill.concurrency))}` });
       }
       break;
     }
@@ -576,6 +598,20 @@ export function checkControl(policy: Policy, control: Control, spec?: Pick<Resol
       break;
   }
   return violations;
+}
+
+/**
+ * What the policy says of the node limits an operator set (set-rate, set-concurrency) on the run
+ * a new run of an ended backfill goes on from: each meets the caps as that control would, and as
+ * the new run keeps them, only a new start clears one above a cap.
+ */
+export function carriedOverrideViolations(policy: Policy, overrides: NodeOverrides, spec: Pick<ResolvedSpec, 'nodes'>, goesOnAs: GoesOnAs): Violation[] {
+  const command = commandOf(goesOnAs);
+  const fix = (most: string) => `an operator set it on the run this one follows, and a ${command} keeps it (set ${most} or less applies only to a running backfill), so ${startAgain('')}`;
+  return Object.entries(overrides).flatMap(([node, own]) => [
+    ...(own.rate !== undefined ? checkControl(policy, { action: 'set-rate', rate: own.rate, node }, spec, fix) : []),
+    ...(own.concurrency !== undefined ? checkControl(policy, { action: 'set-concurrency', concurrency: own.concurrency, node }, spec, fix) : []),
+  ]);
 }
 
 /** How old a signature may be when it arrives (approval.maxSignatureAge). */

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { parseDocument } from 'yaml';
 import {
+  carriedOverrideViolations,
   checkControl,
   checkStart,
   describeViolations,
@@ -191,12 +192,51 @@ describe('checkStart', () => {
     // A new run of an ended backfill keeps its last run's limits: resume has no --rate, and resume --spec does not lower them.
     const resumed = messages('resume');
     expect(resumed[0]).toBe(
-      "the backfill's rate 100/s is above the policy's cap of 50/s: a resume goes on with the limits of the run it follows (resume has no --rate, and a spec's limits do not replace them), so start it again under the cap: backfill start <spec> --id <this backfill's id> --rerun --rate 50 (with --only-changed, only the partitions not yet published, or changed since, run again)",
+      "the backfill's rate 100/s is above the policy's cap of 50/s: a resume goes on with the limits of the run it follows (resume has no --rate, and a spec's limits do not replace them), so start it again: backfill start <spec> --id <this backfill's id> --rerun --rate 50 (with --only-changed, only the partitions not yet published, or changed since, run again)",
     );
     expect(resumed[1]).toMatch(/: a resume goes on .* --rerun --concurrency 4 /);
     const retried = messages('retry');
     expect(retried[0]).toMatch(/: a retry-failed goes on with the limits of the run it follows \(retry-failed has no --rate, .* --rerun --rate 50 /);
     expect(retried.join('\n')).not.toMatch(/start with --/);
+  });
+
+  it('names, for a resume or retry-failed, a new start for whatever else it carries from its last run: priority, fairness weight, budgets, signature', () => {
+    const p = policy({
+      priority: { highest: 2, maxFairnessWeight: 0.5 },
+      budgets: { retries: { limit: 10, max: 20 } },
+      approval: { signedStart: true, allowedSigners: [SIGNER] },
+    });
+    const asked = { priority: { key: 1, fairnessWeight: 2 }, budgets: { retries: 30 } };
+    const messages = (goesOnAs?: 'resume' | 'retry') => Object.fromEntries(start(p, { ...asked, ...(goesOnAs ? { goesOnAs } : {}) }).violations.map((v) => [v.rule, v.message]));
+    expect(messages()).toMatchObject({
+      'priority.highest': expect.stringMatching(/: start with --priority 2 or a larger number$/),
+      'priority.maxFairnessWeight': expect.stringMatching(/: start with --fairness-weight 0.5 or less$/),
+      'budgets.retries.max': expect.stringMatching(/: ask for 20 or less$/),
+      'approval.signedStart': 'the policy wants every start signed: start with --sign-key <your ssh-ed25519 key> (one of the allowed signers)',
+    });
+    const again = (flags: string) => `so start it again: backfill start <spec> --id <this backfill's id> --rerun ${flags} (with --only-changed`;
+    const resumed = messages('resume');
+    expect(resumed['priority.highest']).toContain(`: a resume goes on with the priority of the run it follows (resume has no --priority), ${again('--priority 2')}`);
+    expect(resumed['priority.maxFairnessWeight']).toContain(`(resume has no --fairness-weight), ${again('--fairness-weight 0.5')}`);
+    expect(resumed['budgets.retries.max']).toContain(`: a resume goes on with the budgets of the run it follows (resume has no --retry-budget), ${again('--retry-budget 20')}`);
+    expect(messages('retry')['approval.signedStart']).toContain(`: a retry-failed cannot be signed, ${again('--sign-key <your ssh-ed25519 key>')}`);
+  });
+
+  it("names, for a resume, a spec's node concurrency or a new start under a task queue's cap", () => {
+    const p = policy({ caps: { taskQueues: [{ match: 'backfill', concurrency: 6 }] } });
+    expect(start(p, { goesOnAs: 'resume' }).violations.map((v) => v.message)).toEqual([
+      "up to 8 partitions would run at once on task queue backfill (orders), above its cap of 6: lower the nodes' concurrency in a spec (resume --spec <file>), or start it again: backfill start <spec> --id <this backfill's id> --rerun --concurrency 6 (with --only-changed, only the partitions not yet published, or changed since, run again)",
+    ]);
+  });
+
+  it("names a new start for a node limit an operator set on the run a resume follows (set-rate applies only to a running backfill)", () => {
+    const p = policy({ caps: { datasets: [{ match: 'orders', rate: 50, concurrency: 4 }] } });
+    expect(carriedOverrideViolations(p, { orders: { rate: 100, concurrency: 8 } }, twoNodes, 'retry').map((v) => v.message)).toEqual([
+      "a rate of 100/s for orders is above the cap of 50/s for orders: an operator set it on the run this one follows, and a retry-failed keeps it (set 50 or less applies only to a running backfill), so start it again: backfill start <spec> --id <this backfill's id> --rerun (with --only-changed, only the partitions not yet published, or changed since, run again)",
+      expect.stringMatching(/^a concurrency of 8 for orders is above the cap of 4 for orders: an operator set it .* --rerun \(/),
+    ]);
+    // A control of a running backfill keeps its own fix.
+    expect(checkControl(p, { action: 'set-rate', rate: 100, node: 'orders' }, twoNodes)[0]!.message).toMatch(/: set 50 or less$/);
   });
 
   it('caps every node a dataset pattern matches: an unset rate takes the cap, one above it or a concurrency above it is refused', () => {
