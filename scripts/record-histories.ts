@@ -364,6 +364,42 @@ const SCENARIOS: Record<string, Scenario> = {
       return { backfills: [late] };
     },
   },
+  // A resume of an ended backfill under a policy that wants a reason for a resume (not for a
+  // start): refused without one, then judged (pinned: it was admitted under a policy) and run;
+  // its failure fails again.
+  'governed-resume': {
+    policy: () => ({ version: 1, reasons: { required: ['resume'], minLength: 5 } }),
+    spec: {
+      name: 'governed-resume',
+      partitions: { grain: 'day', start: '2024-01-01', end: '2024-01-05' },
+      nodes: [{ id: 'resumed_orders', transform: 'sleep', params: { ms: 10, failKeys: ['2024-01-02'], permanent: true } }],
+    },
+    async drive(client, id) {
+      await client.wait(id, 60_000);
+      await refused(client.resume(id), /resume needs a reason/);
+      await client.resume(id, { reason: 'the source of the 2nd is fixed' });
+    },
+  },
+  // A second backfill whose node workflow cannot start (its id held by a workflow of another
+  // kind): it starts its other node, then ends it, emits its lineage and fails.
+  'node-start-taken': {
+    spec: { name: 'node-start-taken', partitions: hourly(2), nodes: [{ id: 'untaken', transform: 'noop' }] },
+    async drive(client, id, { startOptions }) {
+      await client.wait(id, 60_000);
+      const taken = `${id}-second`;
+      // On a queue nobody polls, so it stays open while the backfill starts.
+      const squatter = await client.client.workflow.start('squatter', { workflowId: nodeWorkflowId(taken, 'held'), taskQueue: 'record-nobody', args: [] });
+      try {
+        const spec = resolveSpec({ name: taken, partitions: hourly(2), nodes: [{ id: 'started', transform: 'sleep', params: { ms: 200 } }, { id: 'held', transform: 'noop' }] });
+        await client.start(spec, { ...startOptions, id: taken });
+        const outcome = await client.wait(taken, 60_000);
+        if (outcome.state !== 'failed') throw new Error(`${taken} should fail (its node workflow's id is taken), but is ${outcome.state}`);
+      } finally {
+        await squatter.terminate('replay recording: the id is free again');
+      }
+      return { backfills: [taken] };
+    },
+  },
   // A rollback under a policy that wants a reason: refused without one (the rollback workflow fails), then run (continuing as new on the way).
   rollback: {
     policy: () => ({ version: 1, reasons: { required: ['start', 'rollback'], minLength: 5 } }),
