@@ -521,40 +521,43 @@ describe.each<Backend>(['sqlite', 'postgres'])('staged backfills on %s', (kind) 
     expect(diff.json.error.message).toMatch(/was not started with --stage/);
   });
 
-  // docs/deploying.md, "A reader's database role": an auditor's role creates nothing, not even a temporary table.
-  it.runIf(kind === 'postgres')('a role that may only connect and SELECT the ledger runs diff, lineage, report and rollback --dry-run', async () => {
-    const p = `ro_${kind}`;
-    const first = await direct(p, 1);
-    const id = await staged(p, 2);
-    const reader = `bf_reader_${randomUUID().slice(0, 8)}`;
-    const database = new URL(location).pathname.slice(1);
-    await withPostgres(location, (c) =>
-      c.query(
-        `REVOKE ALL ON DATABASE ${database} FROM PUBLIC; REVOKE ALL ON SCHEMA public FROM PUBLIC;
-         CREATE ROLE ${reader} LOGIN NOSUPERUSER PASSWORD 'reader';
-         GRANT CONNECT ON DATABASE ${database} TO ${reader}; GRANT USAGE ON SCHEMA backfill TO ${reader}; GRANT SELECT ON ALL TABLES IN SCHEMA backfill TO ${reader}`,
-      ),
-    );
-    try {
-      const url = new URL(location);
-      url.username = reader;
-      url.password = 'reader';
-      const read = async <T>(...args: string[]) => {
-        const result = await runCli<T>(args, { BACKFILL_WAREHOUSE: url.toString() });
-        expect(result.code, `${args.join(' ')}: ${result.stdout}${result.stderr}`).toBe(0);
-        return result.json!;
-      };
-      const workers = await cli<DiffSummary>('diff', id);
-      expect((await read<DiffSummary>('diff', id, '--json')).nodes).toEqual(workers.json.nodes);
-      const lineageOf = await read<{ current: LedgerRow | null; versions: LedgerRow[] }>('lineage', `${p}_src`, '2024-01-01', '--json');
-      expect(lineageOf.versions.map((v) => [v.version, v.backfillId, v.status])).toEqual([
-        [2, id, 'staged'],
-        [1, first, 'published'],
-      ]);
-      expect((await read<Report>('report', id, '--format', 'json', '--output', '-')).staged?.summary.nodes).toEqual(workers.json.nodes);
-      expect(await read<{ backfillId: string; dryRun: boolean }>('rollback', first, '--dry-run', '--json')).toMatchObject({ backfillId: first, dryRun: true });
-    } finally {
-      await withPostgres(location, (c) => c.query(`DROP OWNED BY ${reader}; DROP ROLE ${reader}`));
-    }
-  });
+  // Only PostgreSQL has roles; a SQLite file's reader is tested in existing-warehouse.test.
+  if (kind === 'postgres') {
+    // docs/deploying.md, "A reader's database role": an auditor's role creates nothing, not even a temporary table.
+    it('a role that may only connect and SELECT the ledger runs diff, lineage, report and rollback --dry-run', async () => {
+      const p = `ro_${kind}`;
+      const first = await direct(p, 1);
+      const id = await staged(p, 2);
+      const reader = `bf_reader_${randomUUID().slice(0, 8)}`;
+      const database = new URL(location).pathname.slice(1);
+      await withPostgres(location, (c) =>
+        c.query(
+          `REVOKE ALL ON DATABASE ${database} FROM PUBLIC; REVOKE ALL ON SCHEMA public FROM PUBLIC;
+           CREATE ROLE ${reader} LOGIN NOSUPERUSER PASSWORD 'reader';
+           GRANT CONNECT ON DATABASE ${database} TO ${reader}; GRANT USAGE ON SCHEMA backfill TO ${reader}; GRANT SELECT ON ALL TABLES IN SCHEMA backfill TO ${reader}`,
+        ),
+      );
+      try {
+        const url = new URL(location);
+        url.username = reader;
+        url.password = 'reader';
+        const read = async <T>(...args: string[]) => {
+          const result = await runCli<T>(args, { BACKFILL_WAREHOUSE: url.toString() });
+          expect(result.code, `${args.join(' ')}: ${result.stdout}${result.stderr}`).toBe(0);
+          return result.json!;
+        };
+        const workers = await cli<DiffSummary>('diff', id);
+        expect((await read<DiffSummary>('diff', id, '--json')).nodes).toEqual(workers.json.nodes);
+        const lineageOf = await read<{ current: LedgerRow | null; versions: LedgerRow[] }>('lineage', `${p}_src`, '2024-01-01', '--json');
+        expect(lineageOf.versions.map((v) => [v.version, v.backfillId, v.status])).toEqual([
+          [2, id, 'staged'],
+          [1, first, 'published'],
+        ]);
+        expect((await read<Report>('report', id, '--format', 'json', '--output', '-')).staged?.summary.nodes).toEqual(workers.json.nodes);
+        expect(await read<{ backfillId: string; dryRun: boolean }>('rollback', first, '--dry-run', '--json')).toMatchObject({ backfillId: first, dryRun: true });
+      } finally {
+        await withPostgres(location, (c) => c.query(`DROP OWNED BY ${reader}; DROP ROLE ${reader}`));
+      }
+    });
+  }
 });
