@@ -62,7 +62,7 @@ export async function readPolicyFile(file: string): Promise<Extract<LoadedPolicy
   return { kind: 'policy', path, hash: policyHash(text, allowedSignersText), policy };
 }
 
-/** A later judgement of a backfill: only a worker whose policy has the hash it was admitted under judges it. */
+/** A later judgement of a backfill admitted under the policy `hash`: a worker without a policy declines it (core/policy-pin.ts). */
 export type PolicyPin = { backfillId: string; queue: string; hash: string };
 
 

@@ -68,7 +68,7 @@ export type RollbackInput = {
   carry?: RollbackCarry;
   /** Who asked for it (the client's declared identity) and why: judged by the policy, kept in the audit trail. */
   audit?: { identity?: string; reason?: string };
-  /** The hash of the policy the backfill was admitted under: only a worker with that policy judges the rollback (core/policy-pin.ts). */
+  /** The hash of the policy the backfill was admitted under: only a worker with a policy judges the rollback (core/policy-pin.ts). */
   admittedUnder?: string;
 };
 

@@ -138,6 +138,6 @@ export type DiscardEndedInput = {
   taskQueue: string;
   /** Who asked for it (the client's declared identity) and why: judged by the policy, kept in the memo. */
   audit?: { identity?: string; reason?: string };
-  /** The hash of the policy the backfill was admitted under: only a worker with that policy judges the discard (core/policy-pin.ts). */
+  /** The hash of the policy the backfill was admitted under: only a worker with a policy judges the discard (core/policy-pin.ts). */
   admittedUnder?: string;
 };

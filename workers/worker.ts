@@ -178,7 +178,7 @@ export async function createWorkers(config: WorkerConfig): Promise<BackfillWorke
   // workflow worker: the workers that run the workflows judge them, never an activity-only
   // worker of some other team's queue. A new run of an ended backfill loads the policy with a
   // regular activity on the workflow queue's policy queue (policyTaskQueue, workflows/governance.ts),
-  // which a workflow worker without the policy it was admitted under declines, for another to take.
+  // which a workflow worker without a policy declines, for another to take.
   const governance = {
     ...createPolicyActivities({ policyFile: config.policyFile }),
     ...createApprovalActivities(),

@@ -27,7 +27,7 @@ import { workflowTime } from './clock.ts';
 
 /**
  * Patch (docs/workflow-versions.md): a rollback or discard of a backfill admitted under a policy
- * is judged only by a worker with that policy (`admittedUnder`, core/policy-pin.ts). Only one
+ * is judged only by a worker with a policy (`admittedUnder`, core/policy-pin.ts). Only one
  * whose input gives the hash asks.
  */
 export const ENDED_CONTROL_PINNED = 'ended-control-pinned';
@@ -42,8 +42,8 @@ export const governanceActivities = proxyLocalActivities<PolicyActivities & Appr
  * The policy of the worker that judges: any workflow worker (`pinned` null), or one that has a
  * policy (the backfill was admitted under `pinned`). That one is a regular activity on the policy
  * queue of the workflow task queue (every workflow worker polls it), so that a worker that
- * declines it (no policy: retryable `PolicyMismatch`) leaves it to another, and the Web UI shows why it waits; a
- * local activity would be retried on the worker that declined it, for ever.
+ * declines it (no policy: retryable `PolicyMismatch`) leaves it to another, and the Web UI shows
+ * why it waits; a local activity would be retried on the worker that declined it, for ever.
  */
 function loadPolicy(backfillId: string, pinned: string | null) {
   if (pinned === null) return governanceActivities.loadPolicy();
@@ -72,7 +72,7 @@ function notRun(plan: Plan, coordinator: BackfillCoordinator, skip: Record<strin
  * The policy's verdict on this start: the governance it runs under, or the violations. A policy
  * the worker cannot read refuses the start (running unjudged would bypass it). `pinned`: the
  * hash of the policy the backfill's last run was admitted under (a new run of one that ended,
- * behind the patch policy-pinned), which only a worker with that policy judges. `goesOnAs`: the
+ * behind the patch policy-pinned), which only a worker with a policy judges. `goesOnAs`: the
  * operator action that started a new run of an ended backfill, whose reasons rule applies too
  * (behind the patch resume-reasons-judged).
  */
