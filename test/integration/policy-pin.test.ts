@@ -62,34 +62,49 @@ async function admittedUnder(client: Awaited<ReturnType<typeof connectClient>>, 
   ).then((admitted) => admitted.hash);
 }
 
+/**
+ * A backfill `name` of one node (`transform`: 'flaky' fails one of its days for good, 'steady'
+ * completes), run to its end by a worker given the policy `policyText` (which then still runs).
+ */
+async function endedUnderPolicy(client: Awaited<ReturnType<typeof connectClient>>, name: string, policyText: string, transform: 'flaky' | 'steady') {
+  const policyFile = join(dir, `${name}.policy.yaml`);
+  writeFileSync(policyFile, policyText);
+  const { hash } = await readPolicyFile(policyFile);
+  const end = transform === 'flaky' ? '2024-01-04' : '2024-01-03';
+  const spec = testSpec(queue, { name, partitions: { grain: 'day', start: '2024-01-01', end }, nodes: [{ id: 'orders', transform, ...(transform === 'flaky' ? { retry: { maxAttempts: 1 } } : {}) }] });
+  const governed = await start(policyFile);
+  const { backfillId } = await client.start(spec, { id: `${name}-${queue}`, taskQueue: queue });
+  expect((await client.wait(backfillId, 60_000)).state).toBe(transform === 'flaky' ? 'completed_with_failures' : 'completed');
+  return { policyFile, hash, spec, backfillId, governed };
+}
+
+/** The message of the `PolicyMismatch` a worker without a policy declined a pending activity of `workflowId` with, once there is one. */
+async function declined(client: Awaited<ReturnType<typeof connectClient>>, workflowId: string, what: string): Promise<string> {
+  const handle = client.client.workflow.getHandle(workflowId);
+  return await waitFor(`the worker without the policy to decline ${what}`, async () => {
+    const d = await handle.describe();
+    return d.raw.pendingActivities?.find((a) => a.lastFailure?.applicationFailureInfo?.type === 'PolicyMismatch')?.lastFailure?.message ?? undefined;
+  });
+}
+
 describe('a policy pinned by the admission', () => {
   it('a resume that a worker without the policy takes waits, saying why, for a worker with it', async () => {
-    const policyFile = join(dir, 'backfill.policy.yaml');
-    writeFileSync(policyFile, 'version: 1\ncaps:\n  backfill: { rate: 100 }\n');
-    const { hash } = await readPolicyFile(policyFile);
     const client = await connectClient();
     try {
-      const spec = testSpec(queue, { name: 'pinned', partitions: { grain: 'day', start: '2024-01-01', end: '2024-01-04' }, nodes: [{ id: 'orders', transform: 'flaky', retry: { maxAttempts: 1 } }] });
-      const governed = await start(policyFile);
-      const { backfillId } = await client.start(spec, { id: `pinned-${queue}`, taskQueue: queue });
-      expect((await client.wait(backfillId, 60_000)).state).toBe('completed_with_failures');
+      const { policyFile, hash, backfillId, governed } = await endedUnderPolicy(client, 'pinned', 'version: 1\ncaps:\n  backfill: { rate: 100 }\n', 'flaky');
       await stop(governed);
 
       // Only a worker without the policy polls the queue: it must not judge the new run.
       await start();
       const resumed = client.resume(backfillId);
-      const handle = client.client.workflow.getHandle(backfillWorkflowId(backfillId));
-      const declined = await waitFor('the worker without the policy to decline the judgement', async () => {
-        const d = await handle.describe();
-        return d.raw.pendingActivities?.find((a) => a.lastFailure?.applicationFailureInfo?.type === 'PolicyMismatch')?.lastFailure?.message ?? undefined;
-      });
-      expect(declined).toContain(`workflow task queue '${queue}' has no policy`);
-      expect(declined).toContain(`was admitted under policy ${hash}`);
-      expect(declined).toContain('Give this worker the same --policy file');
+      const message = await declined(client, backfillWorkflowId(backfillId), 'the judgement');
+      expect(message).toContain(`workflow task queue '${queue}' has no policy`);
+      expect(message).toContain(`was admitted under policy ${hash}`);
+      expect(message).toContain('Give this worker the same --policy file');
       // backfill status says why it waits.
       expect((await client.status(backfillId)).judgement).toContain(`was admitted under policy ${hash}`);
       // Nothing was admitted meanwhile.
-      expect((await handle.describe()).memo?.governance).toBeUndefined();
+      expect((await client.client.workflow.getHandle(backfillWorkflowId(backfillId)).describe()).memo?.governance).toBeUndefined();
 
       // A worker with the policy joins: it takes the judgement, and the new run is admitted under that policy.
       await start(policyFile);
@@ -102,15 +117,9 @@ describe('a policy pinned by the admission', () => {
   }, 240_000);
 
   it('a policy changed on purpose judges the resume of a backfill admitted under the old one', async () => {
-    const policyFile = join(dir, 'changed.policy.yaml');
-    writeFileSync(policyFile, 'version: 1\ncaps:\n  backfill: { rate: 100 }\n');
-    const before = (await readPolicyFile(policyFile)).hash;
     const client = await connectClient();
     try {
-      const spec = testSpec(queue, { name: 'changed', partitions: { grain: 'day', start: '2024-01-01', end: '2024-01-04' }, nodes: [{ id: 'orders', transform: 'flaky', retry: { maxAttempts: 1 } }] });
-      const governed = await start(policyFile);
-      const { backfillId } = await client.start(spec, { id: `changed-${queue}`, taskQueue: queue });
-      expect((await client.wait(backfillId, 60_000)).state).toBe('completed_with_failures');
+      const { policyFile, hash: before, spec, backfillId, governed } = await endedUnderPolicy(client, 'changed', 'version: 1\ncaps:\n  backfill: { rate: 100 }\n', 'flaky');
       await stop(governed);
 
       // Every worker of the queue gets the new file: the cap is lowered below the rate the backfill runs at.
@@ -137,15 +146,10 @@ describe('a policy pinned by the admission', () => {
   }, 240_000);
 
   it("a resume of an ended backfill meets the policy's rule for resume; refused, it hands on the pin and what was spent", async () => {
-    const policyFile = join(dir, 'resume-reasons.policy.yaml');
-    writeFileSync(policyFile, 'version: 1\nbudgets:\n  retries: { limit: 50, max: 100 }\nreasons:\n  required: [resume]\n  minLength: 3\n');
-    const { hash } = await readPolicyFile(policyFile);
     const client = await connectClient();
     try {
-      const spec = testSpec(queue, { name: 'reasons', partitions: { grain: 'day', start: '2024-01-01', end: '2024-01-04' }, nodes: [{ id: 'orders', transform: 'flaky', retry: { maxAttempts: 1 } }] });
-      const governed = await start(policyFile);
-      const { backfillId } = await client.start(spec, { id: `reasons-${queue}`, taskQueue: queue });
-      expect((await client.wait(backfillId, 60_000)).state).toBe('completed_with_failures');
+      const policy = 'version: 1\nbudgets:\n  retries: { limit: 50, max: 100 }\nreasons:\n  required: [resume]\n  minLength: 3\n';
+      const { policyFile, hash, backfillId, governed } = await endedUnderPolicy(client, 'reasons', policy, 'flaky');
 
       // reasons.required: [resume] binds a resume of a backfill that ended, as it binds one of a running backfill.
       const refused = await client.resume(backfillId).then(() => null, (error: unknown) => error as BackfillError);
@@ -156,11 +160,7 @@ describe('a policy pinned by the admission', () => {
       await stop(governed);
       await start();
       const resumed = client.resume(backfillId, { reason: 'source fixed' });
-      const handle = client.client.workflow.getHandle(backfillWorkflowId(backfillId));
-      await waitFor('the worker without the policy to decline the judgement', async () => {
-        const d = await handle.describe();
-        return d.raw.pendingActivities?.some((a) => a.lastFailure?.applicationFailureInfo?.type === 'PolicyMismatch') === true;
-      });
+      await declined(client, backfillWorkflowId(backfillId), 'the judgement');
       await start(policyFile);
       expect(await admittedUnder(client, backfillId)).toBe(hash);
       await resumed;
@@ -174,26 +174,17 @@ describe('a policy pinned by the admission', () => {
   }, 240_000);
 
   it('a rollback of a backfill admitted under a policy waits for a worker with it', async () => {
-    const policyFile = join(dir, 'rollback.policy.yaml');
-    writeFileSync(policyFile, 'version: 1\nreasons:\n  required: [rollback]\n  minLength: 3\n');
-    const { hash } = await readPolicyFile(policyFile);
     const client = await connectClient();
     try {
-      const spec = testSpec(queue, { name: 'rolled', partitions: { grain: 'day', start: '2024-01-01', end: '2024-01-03' }, nodes: [{ id: 'orders', transform: 'steady' }] });
-      const governed = await start(policyFile);
-      const { backfillId } = await client.start(spec, { id: `rolled-${queue}`, taskQueue: queue });
-      expect((await client.wait(backfillId, 60_000)).state).toBe('completed');
+      const { policyFile, hash, backfillId, governed } = await endedUnderPolicy(client, 'rolled', 'version: 1\nreasons:\n  required: [rollback]\n  minLength: 3\n', 'steady');
       await stop(governed);
 
       // A worker without the policy would run it without the reason the policy asks for: it declines.
       await start();
       const { workflowId } = await client.startRollback(backfillId);
       const handle = client.client.workflow.getHandle(workflowId);
-      const declined = await waitFor('the worker without the policy to decline the rollback', async () => {
-        const d = await handle.describe();
-        return d.raw.pendingActivities?.find((a) => a.lastFailure?.applicationFailureInfo?.type === 'PolicyMismatch')?.lastFailure?.message ?? undefined;
-      });
-      expect(declined).toContain(`was admitted under policy ${hash}`);
+      const message = await declined(client, workflowId, 'the rollback');
+      expect(message).toContain(`was admitted under policy ${hash}`);
 
       // The worker with the policy judges it: no reason, so the policy refuses the rollback.
       await start(policyFile);
