@@ -7,6 +7,7 @@
  */
 import { join } from 'node:path';
 import { BackfillError } from '../core/errors.ts';
+import { nothingWritten } from '../activities/warehouse/reading.ts';
 import type { Warehouse } from '../activities/warehouse/types.ts';
 import { backfillHome } from '../host/settings.ts';
 
@@ -17,12 +18,7 @@ export function warehouseTarget(location: string | undefined): string {
 
 /** `invalid_argument`: no warehouse at `location`; `reader` names the command, `hint` ends the fix. */
 export function noWarehouse(location: string | undefined, reader: string, hint?: string): BackfillError {
-  return new BackfillError(
-    'invalid_argument',
-    `no warehouse at ${warehouseTarget(location)}: ${reader} reads the ledger the workers wrote, and nothing is there (none was created). ` +
-      `Check --warehouse or BACKFILL_WAREHOUSE: give the workers' warehouse${hint ? `; ${hint}` : ''}`,
-    'warehouse',
-  );
+  return new BackfillError('invalid_argument', nothingWritten(`no warehouse at ${warehouseTarget(location)}`, `${reader} reads`, hint), 'warehouse');
 }
 
 /**
@@ -31,10 +27,10 @@ export function noWarehouse(location: string | undefined, reader: string, hint?:
  * is there. A PostgreSQL database without backfill's ledger is found at the first read (`NoLedgerError`).
  */
 export async function openExistingWarehouse(location: string | undefined, reader: string, hint?: string): Promise<Warehouse> {
-  const { openWarehouse, warehouseExists } = await import('../activities/warehouse/index.ts');
   const target = warehouseTarget(location);
-  if (!warehouseExists(target)) throw noWarehouse(target, reader, hint);
-  return openWarehouse(target, { inline: true, readOnly: true });
+  const warehouse = await openIfThere(target);
+  if (!warehouse) throw noWarehouse(target, reader, hint);
+  return warehouse;
 }
 
 /**
@@ -43,10 +39,8 @@ export async function openExistingWarehouse(location: string | undefined, reader
  * backfill ledger (a PostgreSQL database the workers never wrote to).
  */
 export async function openLedgerIfThere(location: string | undefined): Promise<Warehouse | null> {
-  const [{ openWarehouse, warehouseExists }, { NoLedgerError }] = await Promise.all([import('../activities/warehouse/index.ts'), import('../activities/warehouse/reading.ts')]);
-  const target = warehouseTarget(location);
-  if (!warehouseExists(target)) return null;
-  const warehouse = openWarehouse(target, { inline: true, readOnly: true });
+  const [warehouse, { NoLedgerError }] = await Promise.all([openIfThere(warehouseTarget(location)), import('../activities/warehouse/reading.ts')]);
+  if (!warehouse) return null;
   try {
     await warehouse.identity();
     return warehouse;
@@ -55,4 +49,10 @@ export async function openLedgerIfThere(location: string | undefined): Promise<W
     if (error instanceof NoLedgerError) return null;
     throw error;
   }
+}
+
+/** The warehouse at `target` opened on this thread for reading only, or null when none is there. */
+async function openIfThere(target: string): Promise<Warehouse | null> {
+  const { openWarehouse, warehouseExists } = await import('../activities/warehouse/index.ts');
+  return warehouseExists(target) ? openWarehouse(target, { inline: true, readOnly: true }) : null;
 }

@@ -13,13 +13,13 @@ import { TABLES, type InternalTable } from './ledger.ts';
 /** No backfill ledger where a reader looked: nothing there was written by backfill's workers. */
 export class NoLedgerError extends BackfillError {
   constructor(location: string) {
-    super(
-      'invalid_argument',
-      `no backfill ledger in ${location}: its readers (lineage, diff, report, rollback --dry-run, --only-changed) read the ledger the workers wrote, and nothing is there (none was created). ` +
-        "Check --warehouse or BACKFILL_WAREHOUSE (and backfill_schema in a PostgreSQL URL): give the workers' warehouse",
-      'warehouse',
-    );
+    super('invalid_argument', nothingWritten(`no backfill ledger in ${location}`, 'its readers (lineage, diff, report, rollback --dry-run, --only-changed) read', undefined, ' (and backfill_schema in a PostgreSQL URL)'), 'warehouse');
   }
+}
+
+/** What a reader that found nothing says: `what` it did not find, who reads (`reader`, with its verb), and where to look instead. */
+export function nothingWritten(what: string, reader: string, hint?: string, alsoCheck = ''): string {
+  return `${what}: ${reader} the ledger the workers wrote, and nothing is there (none was created). Check --warehouse or BACKFILL_WAREHOUSE${alsoCheck}: give the workers' warehouse${hint ? `; ${hint}` : ''}`;
 }
 
 /** What a reader finds of backfill's tables: each table's columns ([] when the table is not there). */
