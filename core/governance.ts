@@ -198,7 +198,7 @@ export class Governance {
 
   /** A new spec sent to the running backfill: its nodes' own limits meet the dataset and queue caps. */
   checkSpec(spec: Pick<ResolvedSpec, 'nodes'>, concurrency: number | null): void {
-    const violations = specViolations(this.policy, spec, concurrency);
+    const violations = specViolations(this.policy, spec, concurrency, 'running');
     if (violations.length > 0) throw violationError(violations);
   }
 

@@ -333,7 +333,11 @@ export function capNodeRates(policy: Policy, spec: Pick<ResolvedSpec, 'nodes'>):
  * queue (its nodes' concurrency, bounded by `concurrency`) against the queue caps. The start
  * checks it, and so does a new spec sent to a running backfill.
  */
-export function specViolations(policy: Policy, spec: Pick<ResolvedSpec, 'nodes'>, concurrency: number | null, goesOnAs?: GoesOnAs): Violation[] {
+/**
+ * What a spec's nodes break of the dataset and task-queue caps. `from` says who sends it, for the
+ * fix: a start (undefined), a new run of an ended backfill, or a running backfill's new spec.
+ */
+export function specViolations(policy: Policy, spec: Pick<ResolvedSpec, 'nodes'>, concurrency: number | null, from?: GoesOnAs | 'running'): Violation[] {
   const violations: Violation[] = [];
   spec.nodes.forEach((node, n) => {
     for (const { cap, index } of datasetCaps(policy, node.id)) {
@@ -350,12 +354,18 @@ export function specViolations(policy: Policy, spec: Pick<ResolvedSpec, 'nodes'>
       if (cap.concurrency !== undefined && load.most > cap.concurrency) {
         violations.push({
           rule: `caps.taskQueues[${index}].concurrency`,
-          message: `up to ${load.most} partitions would run at once on task queue ${queue} (${load.nodes.join(', ')}), above its cap of ${cap.concurrency}: ${goesOnAs === undefined ? `start with --concurrency ${cap.concurrency} or lower the nodes' concurrency` : `lower the nodes' concurrency in a spec (${commandOf(goesOnAs)} --spec <file>), or ${startAgain(`--concurrency ${cap.concurrency}`)}`}`,
+          message: `up to ${load.most} partitions would run at once on task queue ${queue} (${load.nodes.join(', ')}), above its cap of ${cap.concurrency}: ${queueCapFix(cap.concurrency, from)}`,
         });
       }
     }
   }
   return violations;
+}
+
+function queueCapFix(cap: number, from: GoesOnAs | 'running'): string {
+  if (from === undefined) return `start with --concurrency ${cap} or lower the nodes' concurrency`;
+  if (from === 'running') return `lower the nodes' concurrency in this spec, or the backfill's first (backfill set-concurrency <this backfill's id> ${cap}) and send the spec again`;
+  return `lower the nodes' concurrency in a spec (${commandOf(from)} --spec <file>), or ${startAgain(`--concurrency ${cap}`)}`;
 }
 
 /** Nodes with the concurrency they run at (a node's own, or an operator's for it). */

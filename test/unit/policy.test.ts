@@ -9,6 +9,7 @@ import {
   maxSignatureAgeMs,
   parsePolicy,
   policyHash,
+  specViolations,
   type Policy,
   type PolicyInput,
   type StartRequest,
@@ -227,6 +228,14 @@ describe('checkStart', () => {
     expect(start(p, { goesOnAs: 'resume' }).violations.map((v) => v.message)).toEqual([
       "up to 8 partitions would run at once on task queue backfill (orders), above its cap of 6: lower the nodes' concurrency in a spec (resume --spec <file>), or start it again: backfill start <spec> --id <this backfill's id> --rerun --concurrency 6 (with --only-changed, only the partitions not yet published, or changed since, run again)",
     ]);
+  });
+
+  it("names, for a running backfill's new spec, the spec's node concurrency or set-concurrency (not a start's --concurrency)", () => {
+    const p = policy({ caps: { taskQueues: [{ match: 'backfill', concurrency: 6 }] } });
+    expect(specViolations(p, twoNodes, null, 'running').map((v) => v.message)).toEqual([
+      "up to 8 partitions would run at once on task queue backfill (orders), above its cap of 6: lower the nodes' concurrency in this spec, or the backfill's first (backfill set-concurrency <this backfill's id> 6) and send the spec again",
+    ]);
+    expect(specViolations(p, twoNodes, 6, 'running')).toEqual([]);
   });
 
   it("names a new start for a node limit an operator set on the run a resume follows (set-rate applies only to a running backfill)", () => {
