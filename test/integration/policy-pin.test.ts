@@ -1,6 +1,7 @@
 /**
  * Workers of one workflow task queue given different policies (one none at all): a new run of a
- * backfill that was admitted under a policy and ended (resume, retry-failed) is judged only by a
+ * backfill that was admitted under a policy and ended (resume, retry-failed), its rollback and the
+ * discard of what it staged are judged only by a
  * worker with a policy. A worker without one declines, retryably, naming the queue, the policy and
  * the fix (the Web UI shows it on the pending activity), and a worker with the policy takes it.
  */
@@ -12,6 +13,7 @@ import { NonRetryableError } from '../../activities/errors.ts';
 import type { Transform } from '../../activities/transforms.ts';
 import { readPolicyFile } from '../../activities/policy.ts';
 import type { BackfillError } from '../../core/errors.ts';
+import { discardWorkflowId } from '../../core/staged.ts';
 import { backfillWorkflowId } from '../../workflows/definitions.ts';
 import { connectClient, scratch, startTestWorker, testSpec, uniqueQueue, waitFor, type TestWorker } from './helpers.ts';
 
@@ -168,6 +170,36 @@ describe('a policy pinned by the admission', () => {
       expect((await client.wait(backfillId, 60_000)).state).toBe('completed_with_failures');
       const progress = await client.progress(backfillId);
       expect(progress.governance?.budgets.retries?.used).toBe(2);
+    } finally {
+      await client.close();
+    }
+  }, 240_000);
+
+  it('the discard of what a cancelled staged backfill left waits for a worker with the policy', async () => {
+    const client = await connectClient();
+    try {
+      const policyFile = join(dir, 'discarded.policy.yaml');
+      writeFileSync(policyFile, 'version: 1\nreasons:\n  required: [discard]\n  minLength: 3\n');
+      const { hash } = await readPolicyFile(policyFile);
+      const governed = await start(policyFile);
+      const spec = testSpec(queue, { name: 'discarded', partitions: { grain: 'day', start: '2024-01-01', end: '2024-01-03' }, nodes: [{ id: 'orders', transform: 'steady' }] });
+      const { backfillId } = await client.start(spec, { id: `discarded-${queue}`, taskQueue: queue, stage: true });
+      await waitFor('its partitions to be staged', async () => (await client.progress(backfillId)).state === 'staged', 60_000, 200);
+      await client.cancel(backfillId);
+      expect((await client.wait(backfillId, 60_000)).state).toBe('cancelled');
+      await stop(governed);
+
+      // A worker without the policy would drop the staged versions without the reason the policy asks for: it declines.
+      const bare = await start();
+      const discard = client.decideStaged(backfillId, 'discard').then(() => null, (error: unknown) => error as BackfillError);
+      const message = await declined(client, discardWorkflowId(backfillId), 'the discard');
+      expect(message).toContain(`was admitted under policy ${hash}`);
+      expect(new Set((await bare.warehouse.ledger({ backfillId })).map((r) => r.status))).toEqual(new Set(['staged']));
+
+      // The worker with the policy judges it: no reason, so the policy refuses the discard, and the versions stay staged.
+      await start(policyFile);
+      expect(await discard).toMatchObject({ code: 'policy_violation', message: expect.stringMatching(/discard needs a reason/) });
+      expect(new Set((await bare.warehouse.ledger({ backfillId })).map((r) => r.status))).toEqual(new Set(['staged']));
     } finally {
       await client.close();
     }
