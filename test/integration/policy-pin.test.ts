@@ -1,9 +1,9 @@
 /**
  * Workers of one workflow task queue given different policies (one none at all): a new run of a
  * backfill that was admitted under a policy and ended (resume, retry-failed), its rollback and the
- * discard of what it staged are judged only by a
- * worker with a policy. A worker without one declines, retryably, naming the queue, the policy and
- * the fix (the Web UI shows it on the pending activity), and a worker with the policy takes it.
+ * discard of what it staged are judged only by a worker with a policy. A worker without one
+ * declines, retryably, naming the queue, the policy and the fix (the Web UI shows it on the
+ * pending activity), and a worker with the policy takes it.
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
