@@ -2,14 +2,14 @@
  * The warehouse contract on a Parquet lake, opened as any adapter's warehouse is (its scheme,
  * `lake://`, through the public entry; the kit from the testkit entry), and what is the lake's own.
  */
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { RowHasher } from '../../activities/warehouse/checksum.ts';
 import { CatalogueHold } from '../../activities/warehouse/lake/catalogue.ts';
 import { LakeWarehouse } from '../../activities/warehouse/lake/lake-dialect.ts';
@@ -17,7 +17,7 @@ import { LakeLayout } from '../../activities/warehouse/lake/layout.ts';
 import { CheckFailedError, InvalidDatasetError, SqlError, openWarehouse, quoteIdent, quoteLiteral, type PartitionWrite, type Row } from '../../warehouse.ts';
 import { rejection, warehouseSuite, write, type RawAccess } from '../../warehouse-testkit.ts';
 import { openExistingWarehouse } from '../../client/existing-warehouse.ts';
-import { readAsReaders, writeLedger } from '../warehouse/readers.ts';
+import { readAsReaders, readersReadAt, writeLedger } from '../warehouse/readers.ts';
 
 /**
  * Writes behind the lake's back: SQL on its catalogue (taken from the warehouse the way
@@ -617,4 +617,33 @@ describe('lake: a reader (lineage, diff, report, rollback --dry-run, --only-chan
     }
     expect(tree(root)).toEqual(before);
   });
+
+  it('while a worker holds the catalogue, reads a copy of it made outside the lake: it leaves no waiting marker, every file of the lake is unchanged, and the worker keeps the catalogue', async () => {
+    const root = freshRoot();
+    const workers = new LakeWarehouse(root);
+    try {
+      await writeLedger(workers);
+    } finally {
+      await workers.close();
+    }
+    const holder = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, '..', 'lake', 'holder.ts'), root], { stdio: ['pipe', 'pipe', 'inherit'] });
+    let said = '';
+    holder.stdout.on('data', (chunk: Buffer) => (said += chunk.toString()));
+    const exited = new Promise<number | null>((resolve) => holder.on('exit', resolve));
+    try {
+      await vi.waitFor(() => expect(said).toContain('holding true'), { timeout: 30_000, interval: 50 });
+      const before = tree(root);
+      // The holder's committed work is in the catalogue's write-ahead log: the copy reads it too.
+      expect(Object.keys(before)).toContain('/_backfill/catalog.duckdb.wal');
+      const copies = () => readdirSync(tmpdir()).filter((f) => f.startsWith(`backfill-lake-reader-${process.pid}-`));
+      await readersReadAt(`lake://${root}`);
+      expect(tree(root)).toEqual(before);
+      expect(existsSync(join(root, '_backfill', 'waiting'))).toBe(false);
+      expect(copies()).toEqual([]);
+    } finally {
+      holder.stdin.end();
+    }
+    expect(await exited).toBe(0);
+    expect(said).toBe('holding true\nstill holding true\n');
+  }, 60_000);
 });

@@ -9,8 +9,13 @@
  * keeps the catalogue while it works and hands it over only when another process waits: a
  * waiting process leaves a marker file, and the holder, between two of its transactions (or
  * when idle), sees it and lets go.
+ *
+ * A reader (`lineage`, `diff`, `report`, `rollback --dry-run` against a lake) writes nothing in
+ * the lake, not even a marker, so a holder does not let go for it: while another process holds
+ * the catalogue, the reader reads a copy of it (the file and its write-ahead log, as of their
+ * last commit) made outside the lake.
  */
-import { mkdirSync, readdirSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -28,7 +33,17 @@ export type HoldOptions = {
   minHoldMs?: number;
   /** Attach the catalogue read-only (a reader's): it changes nothing in the file. */
   readOnly?: boolean;
+  /**
+   * A reader's: a directory outside the lake (made when needed, removed on release) where it
+   * copies the catalogue while another process holds it. Without one a reader waits as a writer does.
+   */
+  snapshots?: string;
 };
+
+/** How long a reader tries the catalogue itself (holders hand it to one another) before it reads a copy. */
+const READER_WAIT_MS = 1_000;
+/** Copies a reader makes before it gives up, when the catalogue changes under every one. */
+const SNAPSHOT_TRIES = 5;
 
 /** A waiter's marker older than this is a process that stopped waiting without cleaning up. */
 const STALE_MARKER_MS = 10_000;
@@ -62,6 +77,9 @@ export class CatalogueHold {
   private readonly patienceMs: number;
   private readonly minHoldMs: number;
   private readonly readOnly: boolean;
+  private readonly snapshots: string | undefined;
+  /** The copy of the catalogue attached now (a reader's, while another process holds it). */
+  private snapshot: string | undefined;
 
   constructor(
     private readonly connection: () => Promise<DuckDBConnection>,
@@ -75,6 +93,7 @@ export class CatalogueHold {
     this.patienceMs = options.patienceMs ?? 120_000;
     this.minHoldMs = options.minHoldMs ?? 250;
     this.readOnly = options.readOnly === true;
+    this.snapshots = this.readOnly ? options.snapshots : undefined;
   }
 
   get held(): boolean {
@@ -110,14 +129,20 @@ export class CatalogueHold {
             break;
           } catch (error) {
             if (!isLockConflict(error)) throw error;
+            if (this.snapshots !== undefined && Date.now() - started > READER_WAIT_MS) {
+              await this.attachCopy(c, error as Error);
+              break;
+            }
             if (Date.now() - started > this.patienceMs) {
               throw new Error(
                 `the lake ${this.layout.root} stayed locked by another process for ${Math.round(this.patienceMs / 1000)} s (${(error as Error).message.split('\n')[0]}): ` +
                   'a worker or command holds its catalogue and does not let go; find it (the message names its process) and stop it if it hangs',
               );
             }
-            marker ??= this.mark();
-            utimesSync(marker, new Date(), new Date());
+            if (this.snapshots === undefined) {
+              marker ??= this.mark();
+              utimesSync(marker, new Date(), new Date());
+            }
             await sleep(delay + Math.random() * delay);
             delay = Math.min(delay * 2, 100);
           }
@@ -164,7 +189,47 @@ export class CatalogueHold {
     } finally {
       this.attached = false;
       if (attachedHere.get(this.layout.catalog) === this) attachedHere.delete(this.layout.catalog);
+      if (this.snapshot !== undefined) rmSync(this.snapshots!, { recursive: true, force: true });
+      this.snapshot = undefined;
     }
+  }
+
+  /**
+   * A reader's, while another process holds the catalogue: attaches a copy of it. The holder may
+   * commit (append to the log) or checkpoint (rewrite the file) during the copy, so a copy counts
+   * only if neither file changed while it was made.
+   */
+  private async attachCopy(c: DuckDBConnection, conflict: Error): Promise<void> {
+    const files = [this.layout.catalog, `${this.layout.catalog}.wal`];
+    const state = () => files.map((f) => (existsSync(f) ? (({ ino, size, mtimeMs }) => `${ino}:${size}:${mtimeMs}`)(statSync(f, { bigint: false })) : '-')).join(' ');
+    const copy = join(this.snapshots!, `${randomBytes(4).toString('hex')}.duckdb`);
+    mkdirSync(this.snapshots!, { recursive: true });
+    let last: unknown;
+    for (let attempt = 0; attempt < SNAPSHOT_TRIES; attempt++) {
+      const before = state();
+      rmSync(copy, { force: true });
+      rmSync(`${copy}.wal`, { force: true });
+      copyFileSync(files[0]!, copy);
+      if (existsSync(files[1]!)) copyFileSync(files[1]!, `${copy}.wal`);
+      if (state() !== before) {
+        await sleep(20 + attempt * 50);
+        continue;
+      }
+      try {
+        await c.run(`ATTACH ${quoteLiteral(copy)} AS ${CATALOG} (READ_ONLY)`);
+        this.snapshot = copy;
+        return;
+      } catch (error) {
+        last = error;
+      }
+    }
+    rmSync(copy, { force: true });
+    rmSync(`${copy}.wal`, { force: true });
+    throw new Error(
+      `the lake ${this.layout.root} is held by another process (${conflict.message.split('\n')[0]}), and a reader writes nothing in the lake, so it does not ask the holder to let go: ` +
+        `it reads a copy of the catalogue instead, and the catalogue changed under each of ${SNAPSHOT_TRIES} copies${last instanceof Error ? ` (${last.message.split('\n')[0]})` : ''}. ` +
+        'Run the command again, or when the workers writing to this lake are idle or stopped',
+    );
   }
 
   /** While held and idle, lets go as soon as another process waits. */

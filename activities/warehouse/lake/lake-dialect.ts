@@ -15,7 +15,9 @@
  * holder finishes them before anything else.
  */
 import { chmodSync, existsSync, mkdirSync, rmSync, rmdirSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
 import { DuckDBConnection, DuckDBInstance, type DuckDBAppender, type DuckDBValue } from '@duckdb/node-api';
 import {
   InvalidDatasetError,
@@ -194,18 +196,21 @@ export class LakeDialect implements Dialect {
   /** The partitions recorded under a dataset's folded keys (`node\0folded`), as read or committed while held. */
   readonly partitionNames = new Map<string, string>();
   private readonly readOnly: boolean;
+  /** A reader's: where it copies the catalogue while another process holds it (outside the lake). */
+  private readonly snapshots: string | undefined;
 
   constructor(root: string, options: LakeOptions = {}) {
     this.location = resolve(root);
     this.layout = new LakeLayout(this.location);
     this.readOnly = options.readOnly === true;
+    this.snapshots = this.readOnly ? join(tmpdir(), `backfill-lake-reader-${process.pid}-${randomBytes(4).toString('hex')}`) : undefined;
     // A reader leaves what a holder that died did not finish to the next writer: it moves no file.
     this.hold = new CatalogueHold(
       () => this.connection(),
       this.layout,
       async () => (this.readOnly ? undefined : this.recover()),
       async () => void (await this.clearMirrored()),
-      options,
+      { ...options, snapshots: this.snapshots },
     );
   }
 
@@ -223,7 +228,7 @@ export class LakeDialect implements Dialect {
       const connection = await instance.connect();
       const root = `${this.location}/`;
       for (const statement of [
-        `SET allowed_directories = [${quoteLiteral(root)}]`,
+        `SET allowed_directories = [${[root, ...(this.snapshots ? [`${this.snapshots}/`] : [])].map(quoteLiteral).join(', ')}]`,
         // A reader spills nothing to disk: it creates no directory in the lake.
         `SET temp_directory = ${quoteLiteral(this.readOnly ? '' : `${this.layout.catalogDir}/tmp-${process.pid}`)}`,
         'SET enable_external_access = false',
