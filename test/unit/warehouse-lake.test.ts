@@ -5,8 +5,8 @@
 import { execFile, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { hostname, tmpdir } from 'node:os';
+import { basename, join } from 'node:path';
 import { promisify } from 'node:util';
 import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
 import { afterEach, describe, expect, it, vi } from 'vitest';
@@ -234,6 +234,40 @@ describe('lake: the files', () => {
       await wh.close();
     }
   }, 90_000);
+
+  it("DuckDB's spill directories of processes of this machine that died are removed when a process opens the lake; a live process's, another machine's, and an older release's changed within the hour stay", async () => {
+    const root = freshRoot();
+    const layout = new LakeLayout(root);
+    const dead = spawn(process.execPath, ['-e', '']);
+    const deadPid = await new Promise<number>((resolve) => dead.on('exit', () => resolve(dead.pid!)));
+    const live = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 60000)']);
+    try {
+      const spill = (name: string, mtime?: Date) => {
+        mkdirSync(join(layout.catalogDir, name), { recursive: true });
+        writeFileSync(join(layout.catalogDir, name, 'duckdb_temp_storage-0.tmp'), 'x'.repeat(1024));
+        if (mtime) utimesSync(join(layout.catalogDir, name), mtime, mtime);
+      };
+      const hoursAgo = new Date(Date.now() - 2 * 3_600_000);
+      spill(basename(layout.temporary(hostname(), deadPid)));
+      spill(basename(layout.temporary(hostname(), live.pid!)));
+      spill(basename(layout.temporary('another-host', deadPid)));
+      spill(`tmp-${deadPid}`, hoursAgo);
+      spill(`tmp-${live.pid!}`, hoursAgo);
+      spill(`tmp-${deadPid + 1_000_000}`);
+      const wh = new LakeWarehouse(root);
+      try {
+        await wh.publish(write('orders', '2024-01-01', { rows: [{ id: 1 }] }));
+        expect(readdirSync(layout.catalogDir).filter((f) => f.startsWith('tmp-')).sort()).toEqual(
+          [basename(layout.temporary(hostname(), live.pid!)), basename(layout.temporary('another-host', deadPid)), `tmp-${deadPid + 1_000_000}`, `tmp-${live.pid!}`].sort(),
+        );
+      } finally {
+        await wh.close();
+      }
+      expect(existsSync(layout.temporary(hostname(), process.pid))).toBe(false);
+    } finally {
+      live.kill();
+    }
+  });
 
   it('name a partition key that is not a plain file name so that it stays inside its directory', async () => {
     const root = freshRoot();

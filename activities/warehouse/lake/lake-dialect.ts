@@ -16,7 +16,7 @@
  */
 import { chmodSync, existsSync, mkdirSync, rmSync, rmdirSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { DuckDBConnection, DuckDBInstance, type DuckDBAppender, type DuckDBValue } from '@duckdb/node-api';
 import {
@@ -56,7 +56,7 @@ import {
   type Wanted,
 } from '../../../warehouse.ts';
 import { CATALOG, CatalogueHold, type HoldOptions } from './catalogue.ts';
-import { LakeLayout, fileKey, foldedKey, mirror, settleAll, sweepIncoming, windowsDevice } from './layout.ts';
+import { LakeLayout, fileKey, foldedKey, mirror, settleAll, sweepIncoming, sweepTemporary, windowsDevice } from './layout.ts';
 import { PreparedStatements } from './statements.ts';
 import { ACTS_OUTSIDE, ROW_FUNCTIONS, fileShaped, macrosThatRead, parseQuery, shown, type ParsedQuery } from './spec-sql.ts';
 import { castFor, jsValue, keptAsText, kindOf, rawValue, storedColumn, toStored, typeName, typeOfValue, widerType } from './values.ts';
@@ -223,14 +223,17 @@ export class LakeDialect implements Dialect {
   /** The process's DuckDB: in memory, with the catalogue attached while held, kept inside the lake. */
   async connection(): Promise<DuckDBConnection> {
     this.opened ??= (async () => {
-      if (!this.readOnly) mkdirSync(this.layout.catalogDir, { recursive: true });
+      if (!this.readOnly) {
+        mkdirSync(this.layout.catalogDir, { recursive: true });
+        sweepTemporary(this.layout, hostname(), Date.now());
+      }
       const instance = await DuckDBInstance.create(':memory:');
       const connection = await instance.connect();
       const root = `${this.location}/`;
       for (const statement of [
         `SET allowed_directories = [${[root, ...(this.snapshots ? [`${this.snapshots}/`] : [])].map(quoteLiteral).join(', ')}]`,
         // A reader spills nothing to disk: it creates no directory in the lake.
-        `SET temp_directory = ${quoteLiteral(this.readOnly ? '' : `${this.layout.catalogDir}/tmp-${process.pid}`)}`,
+        `SET temp_directory = ${quoteLiteral(this.readOnly ? '' : this.layout.temporary(hostname(), process.pid))}`,
         'SET enable_external_access = false',
         'SET autoinstall_known_extensions = false',
         'SET autoload_known_extensions = false',
@@ -413,7 +416,7 @@ export class LakeDialect implements Dialect {
     connection.closeSync();
     instance.closeSync();
     this.opened = undefined;
-    rmSync(`${this.layout.catalogDir}/tmp-${process.pid}`, { recursive: true, force: true });
+    if (!this.readOnly) rmSync(this.layout.temporary(hostname(), process.pid), { recursive: true, force: true });
   }
 }
 

@@ -68,6 +68,11 @@ export class LakeLayout {
     return join(this.catalogDir, CATALOG_FILE);
   }
 
+  /** DuckDB's spill directory of this process (`temp_directory`), named so that a later process on this machine knows whether its owner lives. */
+  temporary(host: string, pid: number): string {
+    return join(this.catalogDir, `tmp-${hostLabel(host)}-${pid}`);
+  }
+
   /** Marker files of the processes waiting for the catalogue. */
   get waiting(): string {
     return join(this.catalogDir, 'waiting');
@@ -100,6 +105,58 @@ export class LakeLayout {
     mkdirSync(join(this.root, node, VERSIONS_DIR), { recursive: true });
     return join(this.root, node, VERSIONS_DIR, `${INCOMING}${randomBytes(6).toString('hex')}.parquet`);
   }
+}
+
+/** A host name as it goes into a file name: letters, digits, '.' and '-'. */
+function hostLabel(host: string): string {
+  return host.replace(/[^A-Za-z0-9.-]/g, '_');
+}
+
+/** Whether a process with this id lives on this machine (one of another user's counts). */
+export function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** A spill directory of a release that named it by the process id alone, untouched this long, is a dead process's. */
+const UNNAMED_TEMPORARY_MS = 3_600_000;
+
+/**
+ * Removes the spill directories (`tmp-<host>-<pid>`) that processes of this host which died
+ * without closing the lake left in its catalogue directory, and returns their paths. A lake is
+ * shared by machines, so another host's stay (their pids mean nothing here), and so do those of
+ * the processes alive. A directory named by the pid alone (an older release's) goes when no
+ * process of that id lives here and nothing changed in it for an hour: a live process elsewhere
+ * that spills would have touched it.
+ */
+export function sweepTemporary(layout: LakeLayout, host: string, now: number, alive: (pid: number) => boolean = processAlive): string[] {
+  const removed: string[] = [];
+  let names: string[];
+  try {
+    names = readdirSync(layout.catalogDir);
+  } catch {
+    return removed;
+  }
+  const mine = `tmp-${hostLabel(host)}-`;
+  for (const name of names) {
+    const owned = name.startsWith(mine) ? /^\d+$/.exec(name.slice(mine.length)) : null;
+    const unnamed = /^tmp-(\d+)$/.exec(name);
+    const pid = Number(owned?.[0] ?? unnamed?.[1] ?? NaN);
+    if (!Number.isSafeInteger(pid) || pid <= 0 || pid === process.pid || alive(pid)) continue;
+    const path = join(layout.catalogDir, name);
+    try {
+      if (unnamed && now - statSync(path).mtimeMs < UNNAMED_TEMPORARY_MS) continue;
+      rmSync(path, { recursive: true, force: true });
+      removed.push(path);
+    } catch {
+      // Gone already.
+    }
+  }
+  return removed;
 }
 
 /**
