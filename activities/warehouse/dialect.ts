@@ -127,6 +127,12 @@ export interface Session {
    * partition's scoped read of it shows. Without it, the versions table is joined with the scope table.
    */
   pinnedRows?(node: string, versions: ReadonlyArray<readonly [partition: string, version: number]>, columns: readonly string[]): Promise<string>;
+  /**
+   * Where versions of other partitions could share a new version's storage (the lake: keys that
+   * differ only in case name the same files on some file systems), the number the partition's
+   * versions must be numbered past. Without it, a partition's versions count from its own newest.
+   */
+  versionFloor?(node: string, partition: string): Promise<number>;
   /** Hears of every move of a published pointer (null: removed), for an engine that mirrors them outside its tables (the lake's files). */
   pointed?(node: string, partition: string, version: number | null): Promise<void>;
   /**

@@ -436,7 +436,8 @@ export class SqlWarehouse implements Warehouse {
     if (lease && lease.runKey !== runKey) return { lease, already: null, ...skipped };
     const already = await this.publishedRow(s, node, partition, runKey);
     if (already) return { lease, already, ...skipped };
-    const [latest] = await s.all<{ v: number }>(`SELECT COALESCE(MAX(version), 0) AS v FROM ${this.t('ledger')} WHERE node = :node AND partition = :partition`, key);
+    const [newest] = await s.all<{ v: number }>(`SELECT COALESCE(MAX(version), 0) AS v FROM ${this.t('ledger')} WHERE node = :node AND partition = :partition`, key);
+    const latest = { v: Math.max(Number(newest!.v), (await s.versionFloor?.(node, partition)) ?? 0) };
     const [current] = await s.all<{ version: number }>(`SELECT version FROM ${this.t('partitions')} WHERE node = :node AND partition = :partition`, key);
     const pinned = write.pinned ?? (await this.pinWith(s, write.inputs, write.stage ? runKey : undefined));
     await this.fillScope(s, pinned);

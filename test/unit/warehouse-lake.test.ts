@@ -354,7 +354,7 @@ describe('lake: the name of a partition that is gone', () => {
     }
   });
 
-  it('stays held while a version of it is published or staged, or kept for history after a rollback removed it', async () => {
+  it('stays held while a version of it is published or staged; a restore keeps it', async () => {
     const root = freshRoot();
     const wh = new LakeWarehouse(root);
     try {
@@ -363,16 +363,57 @@ describe('lake: the name of a partition that is gone', () => {
       await wh.publish(sales('EU', 2, { stage: true }));
       await wh.discardStaged({ runKey: 'run-2', backfillId: 'bf-2' });
       expect(await rejection(wh.publish(sales('eu', 3)))).toBeInstanceOf(InvalidDatasetError);
-      // Removed by a rollback: its version's file stays in the lake's history (a diff, a verify read it), under the name.
-      await wh.publish(sales('US', 4));
-      expect(await wh.restore({ rollbackId: 'rb', backfillId: 'bf-4', node: 'sales', partition: 'US', from: 1, to: null })).toMatchObject({ status: 'removed' });
-      expect(existsSync(join(root, 'sales', 'US.parquet'))).toBe(false);
-      expect(readdirSync(join(root, 'sales', '_versions', 'US'))).toEqual(['1.parquet']);
-      const twin = await rejection(wh.publish(sales('us', 5)));
-      expect(twin).toBeInstanceOf(InvalidDatasetError);
-      expect(twin.message).toMatch(/partition 'us' differs only in case from its partition 'US', which is not published now \(a version of it is staged, or a rollback removed it\) but whose version files the lake keeps, and a lake names/);
+      // Restored to its earlier version by a rollback: still published, it keeps the name.
+      const { version } = await wh.publish(sales('EU', 4));
+      expect(await wh.restore({ rollbackId: 'rb', backfillId: 'bf-4', node: 'sales', partition: 'EU', from: version, to: 1 })).toMatchObject({ status: 'restored' });
+      expect(await rejection(wh.publish(sales('eu', 5)))).toBeInstanceOf(InvalidDatasetError);
+      expect(await rejection(wh.publish(sales('Eu', 6, { stage: true })))).toBeInstanceOf(InvalidDatasetError);
     } finally {
       await wh.close();
+    }
+  });
+
+  it('is free once a rollback removed the partition: a key differing only in case takes it, numbering its versions past the removed one\'s files, which stay for its history', async () => {
+    const root = freshRoot();
+    const wh = new LakeWarehouse(root);
+    const versions = join(root, 'sales', '_versions');
+    /** Every version file, by the name a case-insensitive file system gives it. */
+    const folded = () => readdirSync(versions, { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('.parquet')).map((f) => f.toLowerCase()).sort();
+    try {
+      await wh.publish(sales('US', 1));
+      await wh.publish(sales('US', 2));
+      expect(await wh.restore({ rollbackId: 'rb-2', backfillId: 'bf-2', node: 'sales', partition: 'US', from: 2, to: 1 })).toMatchObject({ status: 'restored' });
+      expect(await wh.restore({ rollbackId: 'rb-1', backfillId: 'bf-1', node: 'sales', partition: 'US', from: 1, to: null })).toMatchObject({ status: 'removed' });
+      expect(readdirSync(join(versions, 'US')).sort()).toEqual(['1.parquet', '2.parquet']);
+      // A staged version of a key that differs only in case takes the name, as version 3.
+      expect(await wh.publish(sales('us', 3, { stage: true }))).toMatchObject({ version: 3, staged: true });
+      await wh.publishStaged({ runKey: 'run-3', backfillId: 'bf-3' });
+      expect(await wh.query('SELECT n FROM sales')).toEqual([{ n: 3 }]);
+      expect(readdirSync(join(root, 'sales')).filter((f) => f.endsWith('.parquet'))).toEqual(['us.parquet']);
+      // No two version files would be one on a case-insensitive file system, and US's history still reads its own rows.
+      expect(folded()).toEqual(['us/1.parquet', 'us/2.parquet', 'us/3.parquet']);
+      expect(new Set(folded()).size).toBe(folded().length);
+      expect((await wh.ledger({ node: 'sales', partition: 'US' })).map((r) => r.version)).toEqual([2, 1]);
+      expect(await readDirectly(`SELECT n FROM read_parquet('${join(versions, 'US', '1.parquet')}')`)).toEqual([[1]]);
+      // Now us holds it: US is refused, new or restored (by a forced rollback), from this process and from one that opens the lake afresh.
+      expect(await rejection(wh.publish(sales('US', 4)))).toBeInstanceOf(InvalidDatasetError);
+      const restore = await rejection(wh.restore({ rollbackId: 'rb-x', backfillId: 'bf-1', node: 'sales', partition: 'US', from: 1, to: 1, force: true }));
+      expect(restore).toBeInstanceOf(InvalidDatasetError);
+      expect(restore.message).toMatch(/partition 'US' cannot be published again: after a rollback removed it, partition 'us', which differs from it only in case, took its name.*roll back the backfill that published 'us' first$/);
+      expect(await wh.query('SELECT n FROM sales')).toEqual([{ n: 3 }]);
+    } finally {
+      await wh.close();
+    }
+    const reopened = new LakeWarehouse(root);
+    try {
+      expect(await rejection(reopened.publish(sales('US', 5)))).toBeInstanceOf(InvalidDatasetError);
+      // us removed in turn: US takes the name back, past every version of both.
+      expect(await reopened.restore({ rollbackId: 'rb-3', backfillId: 'bf-3', node: 'sales', partition: 'us', from: 3, to: null })).toMatchObject({ status: 'removed' });
+      expect(await reopened.publish(sales('US', 6))).toMatchObject({ version: 4 });
+      expect(await reopened.query('SELECT n FROM sales')).toEqual([{ n: 6 }]);
+      expect(folded()).toEqual(['us/1.parquet', 'us/2.parquet', 'us/3.parquet', 'us/4.parquet']);
+    } finally {
+      await reopened.close();
     }
   });
 });

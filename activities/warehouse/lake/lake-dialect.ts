@@ -675,9 +675,23 @@ class LakeSession implements Session {
     return restored.length === 0 ? union : `SELECT * REPLACE (${restored.join(', ')}) FROM (${union})`;
   }
 
+  /**
+   * The newest version of the partition that holds this one's name, when another does (one a
+   * rollback removed, whose name this one may take): this one's versions are numbered past it,
+   * so that on a case-insensitive file system none of its files is one of that partition's.
+   */
+  async versionFloor(node: string, partition: string): Promise<number> {
+    const [row] = await this.all<{ v: number }>(
+      `SELECT COALESCE(MAX(l.version), 0) AS v FROM ${PARTITION_NAMES} n JOIN ${this.dialect.table('ledger')} l ON l.node = n.node AND l.partition = n.partition
+         WHERE n.node = :node AND n.folded = :folded AND n.partition <> :partition`,
+      { node, partition, folded: foldedKey(partition) },
+    );
+    return Number(row?.v ?? 0);
+  }
+
   /** A new version is staged from the start, so that its file is written at commit even when no rows come. */
   async newVersion(node: string, partition: string, version: number): Promise<void> {
-    await this.claimName(node, partition);
+    await this.claimName(node, partition, version);
     this.stage(this.dialect.versionsTable(node), partition, version, []);
   }
 
@@ -686,7 +700,7 @@ class LakeSession implements Session {
    * in case (`US`, `us`), whose files would be its files on a case-insensitive file system.
    * Checked by the names recorded, so that it does not depend on the file system the lake is on.
    */
-  private async claimName(node: string, partition: string): Promise<void> {
+  private async claimName(node: string, partition: string, version: number): Promise<void> {
     const key = `${node}\0${foldedKey(partition)}`;
     let owner = this.named.get(key)?.partition ?? this.dialect.partitionNames.get(key);
     // Read by this publish's start already (not by a staged write's), or read now.
@@ -702,12 +716,46 @@ class LakeSession implements Session {
       return;
     }
     if (owner === partition) return;
-    const [published] = await this.all<{ n: number }>(`SELECT COUNT(*) AS n FROM ${this.dialect.table('partitions')} WHERE node = :node AND partition = :owner`, { node, owner });
+    const [found] = await this.all<{ published: number; staged: number; latest: number }>(
+      `SELECT (SELECT COUNT(*) FROM ${this.dialect.table('partitions')} WHERE node = :node AND partition = :owner) AS published,
+         (SELECT COUNT(*) FROM ${this.dialect.table('ledger')} WHERE node = :node AND partition = :owner AND status = 'staged') AS staged,
+         (SELECT COALESCE(MAX(version), 0) FROM ${this.dialect.table('ledger')} WHERE node = :node AND partition = :owner) AS latest`,
+      { node, owner },
+    );
+    const published = Number(found?.published ?? 0) > 0;
+    // Removed by a rollback (not published, nothing staged): the name is free. Its version files
+    // stay for the ledger's history, and this partition's versions are numbered past them.
+    if (!published && Number(found?.staged ?? 0) === 0 && version > Number(found?.latest ?? 0)) {
+      assertNoDevice(node, partition);
+      this.named.set(key, { node, partition });
+      return;
+    }
     // Not published, so not in the dataset's view: the error says where it is.
-    const hidden = Number(published?.n ?? 0) === 0 ? ', which is not published now (a version of it is staged, or a rollback removed it) but whose version files the lake keeps' : '';
+    const hidden = !published ? ', which is not published now (a version of it is staged) but whose version files the lake keeps' : '';
     throw new InvalidDatasetError(
       `dataset '${node}': partition '${partition}' differs only in case from its partition '${owner}'${hidden}, and a lake names a partition's files after its key: ` +
         'on a case-insensitive file system (macOS, Windows) both would be the same files, and one would overwrite the other. Give the partitions keys that differ in more than case',
+    );
+  }
+
+  /**
+   * Before a partition is published again (a restore, a staged version promoted): it still holds
+   * its name. One that a rollback removed may have lost it to a partition differing only in case,
+   * published since: both published, their files would be one on a case-insensitive file system.
+   */
+  private async assertNameHeld(node: string, partition: string): Promise<void> {
+    const key = `${node}\0${foldedKey(partition)}`;
+    let owner = this.named.get(key)?.partition ?? this.dialect.partitionNames.get(key);
+    if (owner === undefined) {
+      const [row] = await this.all<{ partition: string }>(`SELECT partition FROM ${PARTITION_NAMES} WHERE node = :node AND folded = :folded`, { node, folded: foldedKey(partition) });
+      owner = row?.partition;
+      if (owner !== undefined) this.dialect.partitionNames.set(key, owner);
+    }
+    if (owner === undefined || owner === partition) return;
+    throw new InvalidDatasetError(
+      `dataset '${node}': partition '${partition}' cannot be published again: after a rollback removed it, partition '${owner}', which differs from it only in case, took its name, ` +
+        'and a lake names a partition\'s files after its key (on a case-insensitive file system, macOS\' or Windows\', both would be the same files). ' +
+        `Its versions stay in the ledger; to publish '${partition}' again, roll back the backfill that published '${owner}' first`,
     );
   }
 
@@ -739,6 +787,8 @@ class LakeSession implements Session {
          (SELECT COALESCE(MAX(version), 0) FROM ${this.dialect.table('ledger')} WHERE node = :node AND partition = :partition) AS latest,
          (SELECT version FROM ${this.dialect.table('partitions')} WHERE node = :node AND partition = :partition) AS current,
          (SELECT partition FROM ${PARTITION_NAMES} WHERE node = :node AND folded = :folded) AS name_owner,
+         (SELECT COALESCE(MAX(l.version), 0) FROM ${PARTITION_NAMES} n JOIN ${this.dialect.table('ledger')} l ON l.node = n.node AND l.partition = n.partition
+           WHERE n.node = :node AND n.folded = :folded AND n.partition <> :partition) AS name_latest,
          a.version, a.previous_version, a.row_count, a.checksum, a.schema_hash, a.warnings, a.status
        FROM (SELECT 1 AS one) o
        LEFT JOIN ${this.dialect.table('leases')} le ON le.node = :node
@@ -752,7 +802,8 @@ class LakeSession implements Session {
     if (lease && lease.runKey !== runKey) return { lease, already: null, ...skipped };
     if (row!.version !== null) return { lease, already: publishedOf(this.dialect.codec, row!), ...skipped };
     const pinned = request.pinned ? [...request.pinned] : await this.pin(request.inputs);
-    return { lease, already: null, latest: Number(row!.latest), current: row!.current === null ? null : Number(row!.current), pinned };
+    const latest = Math.max(Number(row!.latest), Number(row!.name_latest));
+    return { lease, already: null, latest, current: row!.current === null ? null : Number(row!.current), pinned };
   }
 
   /** The published version of every upstream partition `inputs` cover (as `Warehouse.pin` without a run key). */
@@ -784,6 +835,7 @@ class LakeSession implements Session {
   }
 
   async pointed(node: string, partition: string, version: number | null): Promise<void> {
+    if (version !== null) await this.assertNameHeld(node, partition);
     this.moves.set(`${node}\0${partition}`, { node, partition, version });
   }
 
@@ -829,7 +881,8 @@ class LakeSession implements Session {
     const claimed = [...this.named.values()].map(({ node, partition }): [string, string] => [node, partition]);
     for (let start = 0; start < claimed.length; start += MIRROR_RECORDS_PER_INSERT) {
       const { values, params } = names(claimed.slice(start, start + MIRROR_RECORDS_PER_INSERT));
-      await this.run(`INSERT INTO ${PARTITION_NAMES} (node, folded, partition) VALUES ${values}`, params);
+      // A name taken from a partition a rollback removed changes hands.
+      await this.run(`INSERT INTO ${PARTITION_NAMES} (node, folded, partition) VALUES ${values} ON CONFLICT (node, folded) DO UPDATE SET partition = excluded.partition`, params);
     }
     await this.releaseNames();
     // One statement for the transaction's moves, however many partitions it publishes.
@@ -844,8 +897,8 @@ class LakeSession implements Session {
    * pointer, and no published or staged version in the ledger. Those are the versions with a file
    * (one that failed its checks has none, a discarded one's goes at this commit); a version
    * published once keeps its file and its name even after a rollback removed the partition, for
-   * the ledger's history reads it, and a partition whose key differs only in case would number its
-   * versions from 1 again, over those files on a case-insensitive file system.
+   * the ledger's history reads it (another partition whose key differs only in case may take the
+   * name then, numbering its versions past those files: `claimName`).
    */
   private async releaseNames(): Promise<void> {
     const candidates = [...this.emptied.values()].map(({ node, partition }): [string, string] => [node, partition]);
