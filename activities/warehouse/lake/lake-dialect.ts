@@ -682,8 +682,8 @@ class LakeSession implements Session {
    */
   async versionFloor(node: string, partition: string): Promise<number> {
     const [row] = await this.all<{ v: number }>(
-      `SELECT COALESCE(MAX(l.version), 0) AS v FROM ${PARTITION_NAMES} n JOIN ${this.dialect.table('ledger')} l ON l.node = n.node AND l.partition = n.partition
-         WHERE n.node = :node AND n.folded = :folded AND n.partition <> :partition`,
+      `SELECT COALESCE(MAX(version), 0) AS v FROM ${this.dialect.table('ledger')} WHERE node = :node
+         AND partition = (SELECT partition FROM ${PARTITION_NAMES} WHERE node = :node AND folded = :folded AND partition <> :partition)`,
       { node, partition, folded: foldedKey(partition) },
     );
     return Number(row?.v ?? 0);
@@ -787,8 +787,8 @@ class LakeSession implements Session {
          (SELECT COALESCE(MAX(version), 0) FROM ${this.dialect.table('ledger')} WHERE node = :node AND partition = :partition) AS latest,
          (SELECT version FROM ${this.dialect.table('partitions')} WHERE node = :node AND partition = :partition) AS current,
          (SELECT partition FROM ${PARTITION_NAMES} WHERE node = :node AND folded = :folded) AS name_owner,
-         (SELECT COALESCE(MAX(l.version), 0) FROM ${PARTITION_NAMES} n JOIN ${this.dialect.table('ledger')} l ON l.node = n.node AND l.partition = n.partition
-           WHERE n.node = :node AND n.folded = :folded AND n.partition <> :partition) AS name_latest,
+         (SELECT COALESCE(MAX(version), 0) FROM ${this.dialect.table('ledger')} WHERE node = :node
+           AND partition = (SELECT partition FROM ${PARTITION_NAMES} WHERE node = :node AND folded = :folded AND partition <> :partition)) AS name_latest,
          a.version, a.previous_version, a.row_count, a.checksum, a.schema_hash, a.warnings, a.status
        FROM (SELECT 1 AS one) o
        LEFT JOIN ${this.dialect.table('leases')} le ON le.node = :node
