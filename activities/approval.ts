@@ -2,8 +2,8 @@
  * `verifySignature`: checks a signed approval (or signed start) the way git checks an
  * SSH-signed commit: an SSHSIG signature (PROTOCOL.sshsig of OpenSSH, what `ssh-keygen -Y sign`
  * writes) in the namespace `backfill`, by an ssh-ed25519 key listed in the policy's allowed
- * signers, over the exact text it claims to sign; then that the text names this backfill, its
- * namespace and its plan.
+ * signers, over the exact text it claims to sign; then that the text names this action, this
+ * backfill, its namespace, its plan and (a resume, a retry-failed) the carry its run starts from.
  *
  * Native: node:crypto verifies Ed25519, and the envelope is a handful of length-prefixed
  * fields, parsed here. (npm's sshpk reads SSH keys and signatures but not the SSHSIG envelope;
@@ -21,8 +21,8 @@ export type VerifyInput = {
   signature: string;
   /** The text that was signed. */
   text: string;
-  /** What it must name. */
-  expected: { action: SignedAction; backfillId: string; namespace: string; planHash: string };
+  /** What it must name: a resume's and a retry-failed's, the hash of the carry the new run starts from too. */
+  expected: { action: SignedAction; backfillId: string; namespace: string; planHash: string; carryHash?: string };
   allowedSigners: readonly AllowedSigner[];
   /** The time to judge the signers' valid-after and valid-before by (the workflow's clock). */
   now: number;
@@ -41,6 +41,7 @@ export const SIGNATURE_REFUSALS = [
   'other_backfill',
   'other_namespace',
   'other_plan',
+  'other_carry',
 ] as const;
 export type SignatureRefusal = (typeof SIGNATURE_REFUSALS)[number];
 
@@ -182,7 +183,7 @@ export function verifySignedText(input: VerifyInput): VerifyResult {
   if ('error' in subject) return refuse('malformed_text', `the signed text ${subject.error}`);
   const { expected } = input;
   if (subject.action !== expected.action) {
-    return refuse('other_action', `the signature is for '${subject.action}', not '${expected.action}': sign with backfill ${expected.action === 'approve' ? 'approve' : 'start --sign-key'}`);
+    return refuse('other_action', `the signature is for '${subject.action}', not '${expected.action}': sign with backfill ${expected.action === 'approve' ? 'approve' : `${expected.action} --sign-key`}`);
   }
   if (subject.backfillId !== expected.backfillId) {
     return refuse('other_backfill', `the signature is for the backfill '${subject.backfillId}', not '${expected.backfillId}': sign this backfill's own text`);
@@ -194,6 +195,12 @@ export function verifySignedText(input: VerifyInput): VerifyResult {
     return refuse(
       'other_plan',
       `the signature approves the plan ${subject.planHash}, but this backfill runs ${expected.planHash}: the spec, range or skipped partitions differ from what was approved; review this plan and sign it`,
+    );
+  }
+  if ((subject.carryHash ?? null) !== (expected.carryHash ?? null)) {
+    return refuse(
+      'other_carry',
+      `the signature goes on from the end ${subject.carryHash ?? '(none)'}, but this run starts from ${expected.carryHash ?? '(none)'}: it was signed for another end of this backfill (or another node's failures); sign this ${expected.action} again`,
     );
   }
   return { ok: true, verified: { subject, principals: current[0]!.principals, fingerprint: print } };

@@ -15,8 +15,12 @@ import type { PartitionRange, ResolvedSpec } from './spec.ts';
 /** The SSHSIG namespace of every backfill signature: a signature made for git (or anything else) does not count. */
 export const SIGNATURE_NAMESPACE = 'backfill';
 
-export const SIGNED_ACTIONS = ['approve', 'start'] as const;
+export const SIGNED_ACTIONS = ['approve', 'start', 'resume', 'retry-failed'] as const;
 export type SignedAction = (typeof SIGNED_ACTIONS)[number];
+
+/** The actions that start a new run of an ended backfill: their text names the carry it goes on from too. */
+const GOES_ON = ['resume', 'retry-failed'] as const satisfies readonly SignedAction[];
+const goesOn = (action: string) => (GOES_ON as readonly string[]).includes(action);
 
 export type SignedSubject = {
   action: SignedAction;
@@ -24,32 +28,56 @@ export type SignedSubject = {
   /** The Temporal namespace the backfill runs in: an approval for staging is not one for production. */
   namespace: string;
   planHash: string;
+  /**
+   * A resume or retry-failed: `carryHash` of the carry the new run starts from (what the ended run
+   * had done, and what runs again), so that the signature goes on from that end only. Absent from
+   * the other actions.
+   */
+  carryHash?: string;
   reason: string;
   /** When it was signed (ISO 8601, UTC): an old signature cannot be replayed past the policy's maximum age. */
   signedAt: string;
 };
 
 const HEADER = 'backfill signature v1';
-const FIELDS = [
+type Field = readonly [string, keyof SignedSubject];
+const BEFORE_CARRY: readonly Field[] = [
   ['action', 'action'],
   ['backfill', 'backfillId'],
   ['namespace', 'namespace'],
   ['plan', 'planHash'],
+];
+const AFTER_CARRY: readonly Field[] = [
   ['reason', 'reason'],
   ['signed-at', 'signedAt'],
-] as const satisfies ReadonlyArray<readonly [string, keyof SignedSubject]>;
+];
+
+/** The lines of a text of `action`, in order: a resume's and a retry-failed's have `carry` after `plan`. */
+function fieldsOf(action: string): readonly Field[] {
+  return [...BEFORE_CARRY, ...(goesOn(action) ? ([['carry', 'carryHash']] as const) : []), ...AFTER_CARRY];
+}
 
 /** The exact text a signer signs. */
 export function signedText(subject: SignedSubject): string {
-  return `${HEADER}\n${FIELDS.map(([label, key]) => `${label}: ${JSON.stringify(subject[key])}`).join('\n')}\n`;
+  return `${HEADER}\n${fieldsOf(subject.action).map(([label, key]) => `${label}: ${JSON.stringify(subject[key] ?? '')}`).join('\n')}\n`;
+}
+
+/** The action an `action: "..."` line names, which decides the lines that follow (none when it names none). */
+function actionOf(line: string): string {
+  try {
+    const value: unknown = JSON.parse(line.slice('action: '.length));
+    return typeof value === 'string' ? value : '';
+  } catch {
+    return '';
+  }
 }
 
 /** The subject of a signed text, or why it is not one (it must render back to itself). */
 export function parseSignedText(text: string): SignedSubject | { error: string } {
   const lines = text.split('\n');
-  if (lines[0] !== HEADER) return { error: `does not start with '${HEADER}': sign the text backfill approve (or start --sign-key) prints` };
+  if (lines[0] !== HEADER) return { error: `does not start with '${HEADER}': sign the text backfill approve (or start, resume or retry-failed with --sign-key) prints` };
   const values: Partial<Record<keyof SignedSubject, string>> = {};
-  for (const [i, [label, key]] of FIELDS.entries()) {
+  for (const [i, [label, key]] of fieldsOf(actionOf(lines[1] ?? '')).entries()) {
     const line = lines[i + 1] ?? '';
     const prefix = `${label}: `;
     if (!line.startsWith(prefix)) return { error: `line ${i + 2} should be '${label}: "..."'` };
@@ -67,6 +95,14 @@ export function parseSignedText(text: string): SignedSubject | { error: string }
   const subject = values as SignedSubject;
   if (signedText(subject) !== text) return { error: 'is not in canonical form (extra lines or spacing): sign the text exactly as printed' };
   return subject;
+}
+
+/**
+ * `sha256:<hex>` over the carry a new run of an ended backfill starts from, in canonical JSON (a
+ * field left undefined counts as absent, as it is once sent): a resume's signature covers it.
+ */
+export function carryHash(carry: unknown): string {
+  return `sha256:${sha256Hex(canonicalJson(carry))}`;
 }
 
 /** What decides what a backfill runs: approving a plan approves exactly this. */
@@ -136,17 +172,8 @@ export function decideApproval(input: {
   if (approval.subject.action !== 'approve') {
     return { accepted: false, code: 'wrong_action', message: `the signature is for '${approval.subject.action}', not 'approve': sign with backfill approve` };
   }
-  const signedAt = Date.parse(approval.subject.signedAt);
-  if (signedAt > now + (input.skewMs ?? 300_000)) {
-    return { accepted: false, code: 'from_the_future', message: `the approval is dated ${approval.subject.signedAt}, ahead of the backfill's clock: check the approver's clock and sign again` };
-  }
-  if (now - signedAt > maxAgeMs) {
-    return {
-      accepted: false,
-      code: 'expired',
-      message: `the approval was signed at ${approval.subject.signedAt}, longer ago than the policy allows (approval.maxSignatureAge): sign it again`,
-    };
-  }
+  const age = signatureAgeProblem('approval', approval.subject.signedAt, { now, maxAgeMs, ...(input.skewMs !== undefined ? { skewMs: input.skewMs } : {}) });
+  if (age) return { accepted: false, ...age };
   if (start) {
     const shared = approval.principals.filter((p) => start.principals.includes(p));
     if (approval.fingerprint === start.fingerprint || shared.length > 0) {
@@ -164,4 +191,35 @@ export function decideApproval(input: {
     };
   }
   return { accepted: true, approver };
+}
+
+/** Clock skew tolerated, by default, for a signature dated ahead of the workflow's clock. */
+const DEFAULT_SKEW_MS = 300_000;
+
+/** Why a signature made at `signedAt` does not count now: too old for the policy, or dated ahead of the clock; null when it counts. */
+function signatureAgeProblem(
+  what: string,
+  signedAt: string,
+  clock: { now: number; maxAgeMs: number; skewMs?: number },
+): { code: 'expired' | 'from_the_future'; message: string } | null {
+  const at = Date.parse(signedAt);
+  if (at > clock.now + (clock.skewMs ?? DEFAULT_SKEW_MS)) {
+    return { code: 'from_the_future', message: `the ${what} is dated ${signedAt}, ahead of the backfill's clock: check the signer's clock and sign again` };
+  }
+  if (clock.now - at > clock.maxAgeMs) {
+    return { code: 'expired', message: `the ${what} was signed at ${signedAt}, longer ago than the policy allows (approval.maxSignatureAge): sign it again` };
+  }
+  return null;
+}
+
+/**
+ * A verified signed start (or resume, or retry-failed) counts only while it is younger than the
+ * policy's `approval.maxSignatureAge` (and not dated ahead of the clock): one copied from an old
+ * history cannot start the backfill again. `check` as it is otherwise.
+ */
+export function checkSignedStartAge(check: SignatureCheck, clock: { now: number; maxAgeMs: number; skewMs?: number }): SignatureCheck {
+  if (!check.ok) return check;
+  const what = check.verified.subject.action === 'start' ? 'signed start' : `signed ${check.verified.subject.action}`;
+  const problem = signatureAgeProblem(what, check.verified.subject.signedAt, clock);
+  return problem ? { ok: false, ...problem } : check;
 }

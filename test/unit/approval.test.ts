@@ -7,7 +7,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { decideApproval, parseSignedText, planHash, signedText, type SignedSubject, type VerifiedSignature } from '../../core/approval.ts';
+import { carryHash, checkSignedStartAge, decideApproval, parseSignedText, planHash, signedText, type SignedSubject, type VerifiedSignature } from '../../core/approval.ts';
 import { parseAllowedSigners, type AllowedSigner } from '../../core/signers.ts';
 import { RangeSet } from '../../core/ranges.ts';
 import { resolveSpec } from '../../core/spec.ts';
@@ -145,6 +145,25 @@ describe('signing with ssh-keygen and verifying natively', () => {
     expect(start).toMatchObject({ ok: false, code: 'other_action' });
   });
 
+  it('binds a resume or retry-failed to its action and the carry its run starts from: a start, the other action or another end is refused', async () => {
+    const carry = carryHash({ readiness: { orders: { done: '0-9', failed: '10' } }, runs: 1 });
+    const later = carryHash({ readiness: { orders: { done: '0-10', failed: '' } }, runs: 2 });
+    const retry = { ...expected, action: 'retry-failed' as const, carryHash: carry };
+    const signed = await signSubject(subject({ action: 'retry-failed', carryHash: carry }), { keyFile: key('alice') });
+    expect(signed.text).toContain(`plan: "${plan}"\ncarry: "${carry}"\nreason: `);
+    expect(verifySignedText(input(signed, { expected: retry }))).toMatchObject({ ok: true, verified: { subject: { action: 'retry-failed', carryHash: carry } } });
+    // A start's signature (in every run's input, for anyone who reads the history) does not resume.
+    const start = await signSubject(subject({ action: 'start' }), { keyFile: key('alice') });
+    expect(verifySignedText(input(start, { expected: retry }))).toMatchObject({ ok: false, code: 'other_action', message: expect.stringMatching(/sign with backfill retry-failed --sign-key/) });
+    // Nor a resume's a retry-failed, nor a retry-failed's a start.
+    expect(verifySignedText(input(signed, { expected: { ...retry, action: 'resume' } }))).toMatchObject({ ok: false, code: 'other_action' });
+    expect(verifySignedText(input(signed, { expected: { ...expected, action: 'start' } }))).toMatchObject({ ok: false, code: 'other_action' });
+    // The same action from another end of the backfill (a later run's, or another node's failures).
+    const other = verifySignedText(input(signed, { expected: { ...retry, carryHash: later } }));
+    expect(other).toMatchObject({ ok: false, code: 'other_carry' });
+    expect(!other.ok && other.message).toContain(`goes on from the end ${carry}, but this run starts from ${later}`);
+  });
+
   it('refuses a signature made for another namespace (git)', async () => {
     const text = signedText(subject());
     const signature = await sshSign(text, { keyFile: key('alice'), namespace: 'git' });
@@ -197,6 +216,21 @@ describe('the signed text', () => {
     expect(text.split('\n')[0]).toBe('backfill signature v1');
     expect(text).toContain('reason: "quotes \\" and\\nnewlines"');
     expect(parseSignedText(text)).toEqual(s);
+  });
+
+  it("has a carry line exactly for a resume and a retry-failed", () => {
+    const resume = subject({ action: 'resume', carryHash: 'sha256:abc' });
+    expect(parseSignedText(signedText(resume))).toEqual(resume);
+    const text = signedText(resume);
+    // Without its carry line, or a start's text with one, it is not a text of its action.
+    expect(parseSignedText(text.replace('carry: "sha256:abc"\n', ''))).toMatchObject({ error: expect.stringMatching(/line 6 should be 'carry: /) });
+    expect(parseSignedText(text.replace('"resume"', '"start"'))).toMatchObject({ error: expect.stringMatching(/line 6 should be 'reason: /) });
+    expect(parseSignedText(text.replace('action: "resume"', 'action: resume'))).toHaveProperty('error');
+  });
+
+  it('hashes a carry by its content: key order and fields left undefined do not count, as they do not once sent', () => {
+    expect(carryHash({ a: 1, b: { c: [1, 2] }, d: undefined })).toBe(carryHash(JSON.parse(JSON.stringify({ b: { c: [1, 2] }, a: 1 }))));
+    expect(carryHash({ a: 1 })).not.toBe(carryHash({ a: 2 }));
   });
 
   it('refuses texts that are not canonical', () => {
@@ -268,5 +302,29 @@ describe('decideApproval', () => {
     expect(decideApproval({ ...base, approval: future, start: null })).toMatchObject({ accepted: false, code: 'from_the_future' });
     const start = verified(['bob@example.com'], 'SHA256:bob', { action: 'start' });
     expect(decideApproval({ ...base, approval: start, start: null })).toMatchObject({ accepted: false, code: 'wrong_action' });
+  });
+});
+
+describe('checkSignedStartAge', () => {
+  const verified = (signedAt: string): VerifiedSignature => ({ subject: subject({ action: 'resume', carryHash: 'sha256:abc', signedAt }), principals: ['alice@example.com'], fingerprint: 'SHA256:alice' });
+  const clock = { now: NOW, maxAgeMs: 3_600_000 };
+
+  it('lets a signed start, resume or retry-failed count within the policy\'s maximum age', () => {
+    const check = { ok: true as const, verified: verified('2024-05-01T11:10:00.000Z') };
+    expect(checkSignedStartAge(check, clock)).toBe(check);
+  });
+
+  it('refuses one older than the maximum age (copied from an old history) or dated ahead of the clock', () => {
+    expect(checkSignedStartAge({ ok: true, verified: verified('2024-05-01T10:59:00.000Z') }, clock)).toMatchObject({
+      ok: false,
+      code: 'expired',
+      message: expect.stringMatching(/^the signed resume was signed at 2024-05-01T10:59:00.000Z, longer ago than the policy allows \(approval.maxSignatureAge\)/),
+    });
+    expect(checkSignedStartAge({ ok: true, verified: verified('2024-05-01T12:06:00.000Z') }, clock)).toMatchObject({ ok: false, code: 'from_the_future' });
+  });
+
+  it('leaves a refused check as it is', () => {
+    const refused = { ok: false as const, code: 'unknown_signer', message: 'no' };
+    expect(checkSignedStartAge(refused, clock)).toBe(refused);
   });
 });
