@@ -10,17 +10,17 @@
  *   policy has an approval threshold in partition-seconds (a client's figure is never taken);
  * - `verifySignature`: a signed start (and, later, each approval).
  */
-import { ActivityFailure, ApplicationFailure, isCancellation, proxyActivities, proxyLocalActivities, upsertMemo, workflowInfo } from '@temporalio/workflow';
+import { ActivityFailure, ApplicationFailure, isCancellation, patched, proxyActivities, proxyLocalActivities, upsertMemo, workflowInfo } from '@temporalio/workflow';
 import type { ApprovalActivities } from '../activities/approval.ts';
 import type { EstimateActivities } from '../activities/estimate.ts';
 import type { PolicyActivities } from '../activities/policy.ts';
-import { planHash, type SignatureCheck } from '../core/approval.ts';
+import { carryHash, checkSignedStartAge, planHash, type SignatureCheck, type SignedAction } from '../core/approval.ts';
 import { policyTaskQueue } from '../core/policy-pin.ts';
 import { UNKNOWN_IDENTITY, parseMeta, type AuditEntry } from '../core/audit.ts';
 import type { BackfillCoordinator } from '../core/coordinator.ts';
 import { EMPTY_POLICY, Governance, startRequestViolations, type Admission } from '../core/governance.ts';
 import type { Plan } from '../core/plan.ts';
-import { checkControl, describeViolations } from '../core/policy.ts';
+import { checkControl, describeViolations, maxSignatureAgeMs } from '../core/policy.ts';
 import type { BackfillInput } from '../core/protocol.ts';
 import { RangeSet, type RangesJSON } from '../core/ranges.ts';
 import { workflowTime } from './clock.ts';
@@ -31,6 +31,16 @@ import { workflowTime } from './clock.ts';
  * whose input gives the hash asks.
  */
 export const ENDED_CONTROL_PINNED = 'ended-control-pinned';
+/**
+ * Patch (docs/workflow-versions.md): a signed start is bound to its run. One with a carry (a
+ * resume, a retry-failed) must be signed as that action (`resume`, `retry-failed`) over the hash
+ * of that carry, so that a start's signature, or one made for another end of the backfill, does
+ * not admit it; and a signature older than the policy's `approval.maxSignatureAge` (or dated
+ * ahead of the clock) is refused. Before, every signature was checked as a start's, with no
+ * carry and no age: one copied from any earlier run's input admitted a later run of the same
+ * plan. Only a start that carries a signature asks.
+ */
+export const SIGNED_START_BOUND = 'signed-start-bound';
 
 export const governanceActivities = proxyLocalActivities<PolicyActivities & ApprovalActivities & EstimateActivities>({
   startToCloseTimeout: '2 minutes',
@@ -104,13 +114,17 @@ export async function judgeStart(
   let startSignature: SignatureCheck | null = null;
   // A malformed request is refused by admit; its signature is checked only when well-formed.
   if (request.signature && startRequestViolations(request).length === 0) {
-    startSignature = await governanceActivities.verifySignature({
+    const bound = patched(SIGNED_START_BOUND);
+    // A run with a carry goes on from an ended one: signed as its action, over the carry it starts from.
+    const goesOnFrom = bound && input.carry !== undefined ? { action: (options.goesOnAs === 'retry' ? 'retry-failed' : 'resume') as SignedAction, carryHash: carryHash(input.carry) } : null;
+    const check = await governanceActivities.verifySignature({
       signature: request.signature.signature,
       text: request.signature.text,
-      expected: { action: 'start', backfillId: input.backfillId, namespace: info.namespace, planHash: hash },
+      expected: { action: goesOnFrom?.action ?? 'start', backfillId: input.backfillId, namespace: info.namespace, planHash: hash, ...(goesOnFrom ? { carryHash: goesOnFrom.carryHash } : {}) },
       allowedSigners: policy.signers,
       now: workflowTime(),
     });
+    startSignature = bound ? checkSignedStartAge(check, { now: workflowTime(), maxAgeMs: maxSignatureAgeMs(policy) }) : check;
   }
   const done = plan.nodes.reduce((sum, n) => sum + RangeSet.fromJSON(skipped[n.id]).size, 0);
   const state = coordinator.controlState();
