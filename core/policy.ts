@@ -521,7 +521,7 @@ export function checkStart(policy: Policy, request: StartRequest): StartDecision
     const sign = '--sign-key <your ssh-ed25519 key>';
     violations.push({
       rule: 'approval.signedStart',
-      message: `the policy wants every start signed: ${request.goesOnAs === undefined ? `start with ${sign}` : `a ${commandOf(request.goesOnAs)} cannot be signed, so ${startAgain(sign)}`} (one of the allowed signers)`,
+      message: `the policy wants every start signed: ${request.goesOnAs === undefined ? `start with ${sign}` : `a ${commandOf(request.goesOnAs)} starts a new run, so sign it: backfill ${commandOf(request.goesOnAs)} <id> ${sign}`} (one of the allowed signers)`,
     });
   }
 

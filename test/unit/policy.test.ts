@@ -201,7 +201,7 @@ describe('checkStart', () => {
     expect(retried.join('\n')).not.toMatch(/start with --/);
   });
 
-  it('names, for a resume or retry-failed, a new start for whatever else it carries from its last run: priority, fairness weight, budgets, signature', () => {
+  it('names, for a resume or retry-failed, a new start for whatever else it carries from its last run (priority, fairness weight, budgets), and its own --sign-key for a signature', () => {
     const p = policy({
       priority: { highest: 2, maxFairnessWeight: 0.5 },
       budgets: { retries: { limit: 10, max: 20 } },
@@ -220,7 +220,10 @@ describe('checkStart', () => {
     expect(resumed['priority.highest']).toContain(`: a resume goes on with the priority of the run it follows (resume has no --priority), ${again('--priority 2')}`);
     expect(resumed['priority.maxFairnessWeight']).toContain(`(resume has no --fairness-weight), ${again('--fairness-weight 0.5')}`);
     expect(resumed['budgets.retries.max']).toContain(`: a resume goes on with the budgets of the run it follows (resume has no --retry-budget), ${again('--retry-budget 20')}`);
-    expect(messages('retry')['approval.signedStart']).toContain(`: a retry-failed cannot be signed, ${again('--sign-key <your ssh-ed25519 key>')}`);
+    expect(messages('retry')['approval.signedStart']).toBe(
+      'the policy wants every start signed: a retry-failed starts a new run, so sign it: backfill retry-failed <id> --sign-key <your ssh-ed25519 key> (one of the allowed signers)',
+    );
+    expect(resumed['approval.signedStart']).toContain(': a resume starts a new run, so sign it: backfill resume <id> --sign-key <your ssh-ed25519 key>');
   });
 
   it("names, for a resume, a spec's node concurrency or a new start under a task queue's cap", () => {
