@@ -17,7 +17,7 @@ import {
 } from '@temporalio/client';
 import { NamespaceNotFoundError, WorkflowIdReusePolicy, type Priority, type UpdateDefinition } from '@temporalio/common';
 import proto from '@temporalio/proto';
-import { planHash, type PlanIdentity } from '../core/approval.ts';
+import { carryHash, planHash, type PlanIdentity } from '../core/approval.ts';
 import type { AuditEntry, ControlMeta } from '../core/audit.ts';
 import { backfillDetails, backfillSummary } from '../core/details.ts';
 import { BackfillError } from '../core/errors.ts';
@@ -112,6 +112,12 @@ export function defaultIdentity(): string {
 /** Why an operator does what they do: kept in the audit trail (the policy may require it). */
 export type ControlOptions = { reason?: string };
 
+/**
+ * `resume`, `retry-failed`: with `signKey`, the new run of an ended backfill is signed (its action,
+ * plan, the carry it starts from and the reason), as a policy with `approval.signedStart` wants.
+ */
+export type GoOnOptions = ControlOptions & { signKey?: string };
+
 export type StartOptions = {
   id?: string;
   range?: PartitionRange;
@@ -136,7 +142,11 @@ export type StartOptions = {
   canary?: number;
   /** Why (start --reason): kept in the audit trail; the policy may require it. */
   reason?: string;
-  /** Sign the start with this ssh-ed25519 key (start --sign-key): then its signer cannot approve it, provably. */
+  /**
+   * Sign the start with this ssh-ed25519 key (start --sign-key): then its signer cannot approve it,
+   * provably. With a carry (a new run of an ended backfill) it signs the resume or retry-failed
+   * (`resumeRequest.retryFailed`) and the carry's hash.
+   */
   signKey?: string;
   /** Task-queue priority, 1 (most urgent) to 5; unset: the server's default (3). */
   priority?: number;
@@ -255,6 +265,20 @@ function timedOut(error: unknown, deadline?: number): boolean {
 
 /** How long a control (an update) waits for a worker to take it. */
 export const UPDATE_TIMEOUT_MS = 15_000;
+
+/**
+ * `--sign-key` given to resume or retry-failed of a backfill that still runs: there the command is
+ * a control of the running backfill (an update, judged like any control), not a new run, and only
+ * a run's start is signed. Refused before anything is sent, so that a signature is never taken
+ * as proof of something it does not cover.
+ */
+function signedWhileRunning(command: 'resume' | 'retry-failed', backfillId: string): BackfillError {
+  return new BackfillError(
+    'invalid_argument',
+    `backfill '${backfillId}' is still running, so ${command} is a control of that run, which is not signed: --sign-key signs only a new run of an ended backfill. Send it without --sign-key (backfill ${command} ${backfillId} --reason "...")`,
+    'sign-key',
+  );
+}
 
 /** A control refused before it was sent: nobody polls the workflow task queue, so nobody would take it. */
 function controlNoWorker(backfillId: string, taskQueue: string): BackfillError {
@@ -424,7 +448,16 @@ export class BackfillClient {
       ...(options.action ? { action: options.action } : {}),
       ...(options.resumeRequest ? { resumeRequest: options.resumeRequest } : {}),
       ...(options.signKey !== undefined
-        ? { signature: await this.signStart(options.signKey, backfillId, { spec, range, ...(skip ? { skip } : {}), stage: options.stage === true, canary: canary && !carry ? canary : undefined }, options.reason) }
+        ? {
+            signature: await this.signStart(
+              options.signKey,
+              backfillId,
+              { spec, range, ...(skip ? { skip } : {}), stage: options.stage === true, canary: canary && !carry ? canary : undefined },
+              options.reason,
+              // A run with a carry goes on from an ended one: signed as its action, over the carry it starts from.
+              carry ? { action: options.resumeRequest?.retryFailed ? 'retry-failed' : 'resume', carry } : undefined,
+            ),
+          }
         : {}),
     };
     const input: BackfillInput = {
@@ -474,15 +507,19 @@ export class BackfillClient {
     return { ...started, admission: await this.admission(backfillId, taskQueue) };
   }
 
-  /** The signed start: the canonical text of this start, signed with `keyFile` (ssh-keygen -Y sign). */
-  private async signStart(keyFile: string, backfillId: string, plan: PlanIdentity, reason: string | undefined) {
+  /**
+   * The signed start: the canonical text of this start, signed with `keyFile` (ssh-keygen -Y sign).
+   * A new run of an ended backfill (`goesOn`) signs its action and the carry it starts from.
+   */
+  private async signStart(keyFile: string, backfillId: string, plan: PlanIdentity, reason: string | undefined, goesOn?: { action: 'resume' | 'retry-failed'; carry: BackfillCarry }) {
     const { signSubject } = await import('./sign.ts');
     return signSubject(
       {
-        action: 'start',
+        action: goesOn?.action ?? 'start',
         backfillId,
         namespace: this.namespace,
         planHash: planHash(plan),
+        ...(goesOn ? { carryHash: carryHash(goesOn.carry) } : {}),
         reason: reason?.trim() ?? '',
         signedAt: new Date().toISOString(),
       },
@@ -939,9 +976,10 @@ export class BackfillClient {
    * that skips every published partition, with its spec or `spec` (the same nodes and
    * partitions; transforms, SQL, parameters, checks and limits may differ).
    */
-  async resume(backfillId: string, options: { spec?: ResolvedSpec } & ControlOptions = {}): Promise<{ state: ControlState | null; changed: string[]; resumed: Started | null }> {
+  async resume(backfillId: string, options: { spec?: ResolvedSpec } & GoOnOptions = {}): Promise<{ state: ControlState | null; changed: string[]; resumed: Started | null }> {
     let description = await this.describe(backfillId);
     if (description.status.name === 'RUNNING') {
+      if (options.signKey !== undefined) throw signedWhileRunning('resume', backfillId);
       const outcome = await this.changeRunning(
         backfillId,
         async () => {
@@ -964,7 +1002,11 @@ export class BackfillClient {
       }
       description = await this.describe(backfillId);
     }
-    const resumed = await this.goOn(backfillId, description, { ...(options.spec ? { spec: options.spec } : {}), ...(options.reason !== undefined ? { reason: options.reason } : {}) });
+    const resumed = await this.goOn(backfillId, description, {
+      ...(options.spec ? { spec: options.spec } : {}),
+      ...(options.reason !== undefined ? { reason: options.reason } : {}),
+      ...(options.signKey !== undefined ? { signKey: options.signKey } : {}),
+    });
     return { state: null, changed: resumed.changed, resumed: resumed.started };
   }
 
@@ -1078,7 +1120,7 @@ export class BackfillClient {
   private async goOn(
     backfillId: string,
     description: Awaited<ReturnType<BackfillClient['describe']>>,
-    options: { spec?: ResolvedSpec; node?: string; retryFailed?: boolean } & ControlOptions,
+    options: { spec?: ResolvedSpec; node?: string; retryFailed?: boolean } & GoOnOptions,
   ): Promise<{ started: Started; changed: string[] }> {
     await this.notRolledBack(backfillId, description);
     const original = await this.inputOf(backfillId);
@@ -1112,6 +1154,7 @@ export class BackfillClient {
         ...(description.priority?.priorityKey ? { priority: description.priority.priorityKey } : {}),
         ...(description.priority?.fairnessWeight ? { fairnessWeight: description.priority.fairnessWeight } : {}),
         ...(options.reason !== undefined ? { reason: options.reason } : {}),
+        ...(options.signKey !== undefined ? { signKey: options.signKey } : {}),
         action: 'resume',
         // For the new run's audit entry: a retry-failed (workers from before it record a resume), and what a new spec changed.
         ...(options.retryFailed || options.spec
@@ -1199,9 +1242,10 @@ export class BackfillClient {
    * Runs the failed partitions again (then the partitions they blocked). A running backfill
    * does it in place; a finished one is resumed in a new run that skips what is done.
    */
-  async retryFailed(backfillId: string, node?: string, spec?: ResolvedSpec, options: ControlOptions = {}): Promise<{ retried: number; changed: string[]; resumed: Started | null }> {
+  async retryFailed(backfillId: string, node?: string, spec?: ResolvedSpec, options: GoOnOptions = {}): Promise<{ retried: number; changed: string[]; resumed: Started | null }> {
     let description = await this.describe(backfillId);
     if (description.status.name === 'RUNNING') {
+      if (options.signKey !== undefined) throw signedWhileRunning('retry-failed', backfillId);
       const outcome = await this.changeRunning(
         backfillId,
         async () => {
@@ -1233,6 +1277,7 @@ export class BackfillClient {
       ...(spec ? { spec } : {}),
       ...(node !== undefined ? { node } : {}),
       ...(options.reason !== undefined ? { reason: options.reason } : {}),
+      ...(options.signKey !== undefined ? { signKey: options.signKey } : {}),
     });
     return { retried: failed, changed, resumed: started };
   }

@@ -24,6 +24,13 @@ export const policyOption = (help = "the policy file backfills are judged by (do
 /** --reason: why an operator does what they do, kept in the backfill's audit trail (the policy may require it). */
 export const reasonOption = (help = "why, kept in the backfill's audit trail (the policy may require one)") => new Option('--reason <text>', help);
 
+/** --sign-key of resume and retry-failed: signs the new run of an ended backfill (refused for one that still runs). */
+export const goOnSignKeyOption = (command: 'resume' | 'retry-failed') =>
+  new Option(
+    '--sign-key <file>',
+    `sign the new run of an ended backfill with this ssh-ed25519 key (or its .pub when the key is in ssh-agent), as a policy with approval.signedStart wants: the signature covers the ${command}, the plan, where the ended run stopped and the reason (refused for a backfill that still runs)`,
+  );
+
 export const LOG_FORMATS = ['text', 'json'] as const;
 
 export const logFormatOption = (help: string) => new Option('--log-format <format>', help).choices(LOG_FORMATS).env('BACKFILL_LOG_FORMAT');

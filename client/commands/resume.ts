@@ -1,7 +1,7 @@
 /** `backfill resume <id>`: un-pauses a running backfill, or goes on with an ended one in a new run. */
 import { Command } from '@commander-js/extra-typings';
 import { HELP_GROUPS, documented } from '../help.ts';
-import { jsonOption, print, reasonOption } from '../options.ts';
+import { goOnSignKeyOption, jsonOption, print, reasonOption } from '../options.ts';
 import { withClient } from '../with-client.ts';
 
 /** What still holds a backfill back after a control (an approval, a spent budget, a closed window). */
@@ -15,16 +15,22 @@ export function resumeCommand() {
   return documented(new Command('resume'), HELP_GROUPS.control, [
     ['backfill resume shop-2024', 'un-pauses a running backfill, or goes on with a cancelled or failed one (published partitions are skipped)'],
     ['backfill resume shop-2024 --spec fixed.yaml', 'goes on with a fixed spec: same nodes and partitions, new SQL, parameters, checks or limits'],
+    ['backfill resume shop-2024 --reason source-fixed-INC-42 --sign-key ~/.ssh/id_ed25519', 'a signed new run of an ended backfill, where the policy wants every start signed (approval.signedStart)'],
   ])
     .description('go on: un-pause a running backfill, or resume a cancelled or failed one in a new run that skips what is published')
     .argument('<id>', 'backfill id')
     .option('--spec <file>', 'go on with this spec (the same nodes and partitions; fixed transforms, SQL, parameters, checks or limits)')
     .addOption(reasonOption())
+    .addOption(goOnSignKeyOption('resume'))
     .addOption(jsonOption())
     .action(async (id, options, command) => {
       const spec = options.spec !== undefined ? (await (await import('../spec-file.ts')).loadSpecFile(options.spec)).spec : undefined;
       await withClient(command, async (client) => {
-        const result = await client.resume(id, { ...(spec ? { spec } : {}), ...(options.reason !== undefined ? { reason: options.reason } : {}) });
+        const result = await client.resume(id, {
+          ...(spec ? { spec } : {}),
+          ...(options.reason !== undefined ? { reason: options.reason } : {}),
+          ...(options.signKey !== undefined ? { signKey: options.signKey } : {}),
+        });
         print(options.json, { backfillId: id, ...result }, () =>
           result.resumed
             ? `${id} resumed in a new run; published partitions are skipped${changedLine(result.changed)}\n  web UI: ${result.resumed.uiUrl}`

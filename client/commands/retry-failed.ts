@@ -1,7 +1,7 @@
 /** `backfill retry-failed <id>`: runs the failed partitions again, then the ones they blocked. */
 import { Command } from '@commander-js/extra-typings';
 import { HELP_GROUPS, documented } from '../help.ts';
-import { jsonOption, print, reasonOption } from '../options.ts';
+import { goOnSignKeyOption, jsonOption, print, reasonOption } from '../options.ts';
 import { withClient } from '../with-client.ts';
 import { changedLine } from './resume.ts';
 
@@ -9,12 +9,14 @@ export function retryFailedCommand() {
   return documented(new Command('retry-failed'), HELP_GROUPS.control, [
     ['backfill retry-failed shop-2024', 'runs the failed partitions again, then the partitions they blocked'],
     ['backfill retry-failed shop-2024 --node orders_clean --spec fixed.yaml', "only orders_clean's failures, with the fixed spec"],
+    ['backfill retry-failed shop-2024 --reason source-fixed-INC-42 --sign-key ~/.ssh/id_ed25519', 'a signed new run of an ended backfill, where the policy wants every start signed (approval.signedStart)'],
   ])
     .description('run the failed partitions again, then the ones they blocked (of a running or an ended backfill)')
     .argument('<id>', 'backfill id')
     .option('--node <node>', 'only this node')
     .option('--spec <file>', 'retry with this spec (the same nodes and partitions; fixed transforms, SQL, parameters or checks)')
     .addOption(reasonOption())
+    .addOption(goOnSignKeyOption('retry-failed'))
     .addOption(jsonOption())
     .action(async (id, options, command) => {
       const spec = options.spec !== undefined ? (await (await import('../spec-file.ts')).loadSpecFile(options.spec)).spec : undefined;

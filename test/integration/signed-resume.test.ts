@@ -1,0 +1,187 @@
+/**
+ * A policy that wants every start signed (`approval.signedStart`) on a real server: a new run of
+ * an ended backfill (retry-failed, resume) is a start, signed with `--sign-key` on its own
+ * command; the signature covers its action, the backfill, the plan and the carry the run starts
+ * from, so a start's signature, one of the other action or of another end, and an old one are
+ * refused. `--sign-key` to a backfill that still runs (paused) is refused before anything is sent.
+ */
+import { execFileSync } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BackfillClient } from '../../client/backfill-client.ts';
+import { localConnection } from '../../client/connection.ts';
+import { signSubject, type SignedMessage } from '../../client/sign.ts';
+import { NonRetryableError } from '../../activities/errors.ts';
+import type { Transform } from '../../activities/transforms.ts';
+import { carryHash, planHash, type SignedSubject } from '../../core/approval.ts';
+import type { AuditEntry } from '../../core/audit.ts';
+import { resumeCarry } from '../../core/coordinator.ts';
+import { BackfillError } from '../../core/errors.ts';
+import { CORE_GENERATION, type BackfillCarry, type BackfillInput, type StartGovernance } from '../../core/protocol.ts';
+import type { ResolvedSpec, SpecInput } from '../../core/spec.ts';
+import { backfillWorkflowId } from '../../workflows/definitions.ts';
+import type { backfillWorkflow } from '../../workflows/index.ts';
+import { Gate, address, runCli, scratch, startTestWorker, testSpec, uniqueQueue, waitFor, type TestWorker } from './helpers.ts';
+
+/** Partitions (`node/key`) the `flaky` transform fails, for good, until the test repairs them. */
+const failing = new Set<string>();
+const gate = new Gate();
+const transforms: Record<string, Transform> = {
+  flaky: async ({ node, partition }) => {
+    if (failing.has(`${node}/${partition}`)) throw new NonRetryableError(`source data for ${partition} is corrupt`);
+  },
+  held: gate.holding('2024-01-02'),
+};
+
+const dir = scratch('signed-resume');
+const key = (name: string) => join(dir, `${name}_ed25519`);
+const principal = (name: string) => `${name}@example.com`;
+
+function keygen(name: string): string {
+  execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', name, '-f', key(name)]);
+  const [type, body] = readFileSync(`${key(name)}.pub`, 'utf8').trim().split(/\s+/);
+  return `${principal(name)} ${type} ${body}`;
+}
+
+const queue = uniqueQueue('signed-resume');
+const warehousePath = join(dir, 'warehouse.db');
+let worker: TestWorker;
+let alice: BackfillClient;
+
+beforeAll(async () => {
+  const signers = [keygen('alice'), keygen('bob')];
+  const policy = join(dir, 'backfill.policy.yaml');
+  writeFileSync(policy, ['version: 1', 'approval:', '  signedStart: true', '  maxSignatureAge: 1h', '  allowedSigners:', ...signers.map((s) => `    - "${s}"`), ''].join('\n'));
+  worker = await startTestWorker({ queue, warehousePath, transforms, policyFile: policy });
+  alice = await BackfillClient.connect({ settings: localConnection(address()), identity: principal('alice') });
+});
+
+afterAll(async () => {
+  gate.open();
+  await alice?.close();
+  await worker?.stop();
+});
+
+let serial = 0;
+const spec = (nodes: SpecInput['nodes']) => testSpec(queue, { name: `signed-resume-${++serial}`, partitions: { grain: 'day', start: '2024-01-01', end: '2024-01-04' }, nodes });
+
+/** The error a promise rejects with (it must reject). */
+async function refusal(promise: Promise<unknown>): Promise<Error> {
+  const outcome = await promise.then(
+    () => null,
+    (error: unknown) => error as Error,
+  );
+  if (outcome === null) throw new Error('expected a refusal, but it was accepted');
+  return outcome;
+}
+
+const auditOf = async (backfillId: string): Promise<AuditEntry[]> => {
+  const result = await runCli<AuditEntry[] | { entries: AuditEntry[] }>(['audit', backfillId, '--json']);
+  expect(result.code, result.stderr).toBe(0);
+  const json = result.json!;
+  return Array.isArray(json) ? json : json.entries;
+};
+
+/**
+ * Starts a new run of an ended backfill by hand (as anyone who can start a workflow can), with
+ * `signature` in place of the one its command would make; resolves to why the policy refused it.
+ */
+async function handMadeRun(backfillId: string, runSpec: ResolvedSpec, carry: BackfillCarry, governance: StartGovernance): Promise<string> {
+  const input: BackfillInput = { core: CORE_GENERATION, backfillId, spec: runSpec, range: {}, carry, governance: { identity: principal('mallory'), ...governance } };
+  const handle = await alice.client.workflow.start<typeof backfillWorkflow>('backfillWorkflow', { workflowId: backfillWorkflowId(backfillId), taskQueue: queue, args: [input] });
+  const failure = (await refusal(handle.result())) as Error & { cause?: Error & { type?: string } };
+  expect(failure.cause?.type).toBe('policy_violation');
+  return failure.cause!.message;
+}
+
+describe('a signed new run of an ended backfill, where the policy wants every start signed', () => {
+  const backfillId = `signed-retry-${Date.now().toString(36)}`;
+  let runSpec: ResolvedSpec;
+  /** The carry a retry-failed of the first run's end starts from. */
+  let retryCarry: BackfillCarry;
+  let startSignature: SignedMessage;
+  const sign = (subject: Partial<SignedSubject>) =>
+    signSubject({ action: 'retry-failed', backfillId, namespace: alice.namespace, planHash: planHash({ spec: runSpec, range: {} }), carryHash: carryHash(retryCarry), reason: 'the source is repaired', signedAt: new Date().toISOString(), ...subject }, { keyFile: key('alice') });
+
+  beforeAll(async () => {
+    const node = `orders_${serial}`;
+    runSpec = spec([{ id: node, transform: 'flaky' }]);
+    failing.add(`${node}/2024-01-02`);
+    await alice.start(runSpec, { taskQueue: queue, id: backfillId, reason: 'restate January', signKey: key('alice') });
+    const ended = await alice.wait(backfillId, 60_000);
+    expect(ended.state).toBe('completed_with_failures');
+    retryCarry = resumeCarry((await alice.result(backfillId)).carry);
+    startSignature = (await alice.inputOf(backfillId))!.governance!.signature!;
+    failing.clear();
+  });
+
+  it('an unsigned retry-failed is refused, naming --sign-key on retry-failed', async () => {
+    const refused = await refusal(alice.retryFailed(backfillId));
+    expect(refused).toBeInstanceOf(BackfillError);
+    expect((refused as BackfillError).code).toBe('policy_violation');
+    expect(refused.message).toContain('a retry-failed starts a new run, so sign it: backfill retry-failed <id> --sign-key <your ssh-ed25519 key>');
+  });
+
+  it("a signature replayed from another run, action or end is refused: the start's own, a resume's, another end's, an old one", async () => {
+    const retry = { action: 'resume' as const, resumeRequest: { retryFailed: {} } };
+    // The start's signature is in its input, for anyone who reads the history: it does not retry.
+    expect(await handMadeRun(backfillId, runSpec, retryCarry, { ...retry, signature: startSignature })).toMatch(/\(other_action\): the signature is for 'start', not 'retry-failed'/);
+    // Nor does a resume's, nor a retry-failed's resume.
+    expect(await handMadeRun(backfillId, runSpec, retryCarry, { ...retry, signature: await sign({ action: 'resume' }) })).toMatch(/\(other_action\): the signature is for 'resume', not 'retry-failed'/);
+    expect(await handMadeRun(backfillId, runSpec, retryCarry, { action: 'resume', signature: await sign({}) })).toMatch(/\(other_action\): the signature is for 'retry-failed', not 'resume'/);
+    // One made for another end of the backfill (here: the end before a later run) does not start from this one.
+    const laterEnd = { ...retryCarry, runs: retryCarry.runs + 1 };
+    expect(await handMadeRun(backfillId, runSpec, laterEnd, { ...retry, signature: await sign({}) })).toMatch(/\(other_carry\): the signature goes on from the end sha256:/);
+    // One older than approval.maxSignatureAge (1h), even of this very end.
+    const old = await sign({ signedAt: new Date(Date.now() - 2 * 3_600_000).toISOString() });
+    expect(await handMadeRun(backfillId, runSpec, retryCarry, { ...retry, signature: old })).toMatch(/\(expired\): the signed retry-failed was signed at .* longer ago than the policy allows \(approval.maxSignatureAge\)/);
+    // The same holds for a start: an old start's signature does not start the backfill again.
+    const otherId = `${backfillId}-again`;
+    const oldStart = await sign({ action: 'start', backfillId: otherId, carryHash: undefined, signedAt: new Date(Date.now() - 2 * 3_600_000).toISOString() });
+    const input: BackfillInput = { core: CORE_GENERATION, backfillId: otherId, spec: runSpec, range: {}, governance: { signature: oldStart } };
+    const started = await alice.client.workflow.start<typeof backfillWorkflow>('backfillWorkflow', { workflowId: backfillWorkflowId(otherId), taskQueue: queue, args: [input] });
+    const failure = (await refusal(started.result())) as Error & { cause?: Error };
+    expect(failure.cause?.message).toMatch(/the start's signature was refused \(expired\): the signed start was signed at /);
+    expect(await worker.warehouse.ledger({ backfillId: otherId })).toEqual([]);
+  });
+
+  it('a signed retry-failed (the command line) is admitted, runs the failure again, and its signer is in the audit trail and the report', async () => {
+    const retried = await runCli<{ resumed: { runId: string } | null }>(['retry-failed', backfillId, '--sign-key', key('bob'), '--reason', 'the source is repaired', '--json']);
+    expect(retried.code, retried.stderr).toBe(0);
+    expect(retried.json?.resumed).not.toBeNull();
+    expect((await alice.wait(backfillId, 60_000)).state).toBe('completed');
+    const entry = (await auditOf(backfillId)).at(-1)!;
+    expect(entry).toMatchObject({ action: 'retry-failed', identity: principal('bob'), verified: true, reason: 'the source is repaired', outcome: 'applied' });
+    const report = await runCli<{ actions: Array<{ action: string; identity: string; verified: boolean }> }>(['report', backfillId, '--format', 'json', '--output', '-'], { BACKFILL_WAREHOUSE: warehousePath });
+    expect(report.code, report.stderr).toBe(0);
+    expect(report.json?.actions.at(-1)).toMatchObject({ action: 'retry-failed', identity: principal('bob'), verified: true });
+  });
+});
+
+describe('--sign-key for a backfill that still runs', () => {
+  it('is refused before anything is sent (resume and retry-failed of a paused backfill); once cancelled, a signed resume goes on', async () => {
+    const runSpec = spec([{ id: `held_${serial}`, transform: 'held' }]);
+    const backfillId = `signed-resume-${Date.now().toString(36)}`;
+    await alice.start(runSpec, { taskQueue: queue, id: backfillId, signKey: key('alice') });
+    await alice.pause(backfillId, { reason: 'the warehouse is busy' });
+    await waitFor('the pause', async () => (await alice.progress(backfillId)).paused);
+
+    const resumed = await runCli<{ error: { code: string; message: string } }>(['resume', backfillId, '--sign-key', key('alice'), '--json']);
+    expect(resumed.code).not.toBe(0);
+    expect(resumed.json?.error.code).toBe('invalid_argument');
+    expect(resumed.json?.error.message).toContain(`backfill '${backfillId}' is still running, so resume is a control of that run, which is not signed: --sign-key signs only a new run of an ended backfill`);
+    const retried = await refusal(alice.retryFailed(backfillId, undefined, undefined, { signKey: key('alice') }));
+    expect(retried).toMatchObject({ code: 'invalid_argument', path: 'sign-key' });
+    expect((await alice.progress(backfillId)).paused).toBe(true);
+    expect((await alice.audit(backfillId)).map((e) => e.action)).toEqual(['start', 'pause']);
+
+    await alice.cancel(backfillId, { reason: 'start over tomorrow' });
+    expect((await alice.wait(backfillId, 60_000)).state).toBe('cancelled');
+    gate.open();
+    const signed = await alice.resume(backfillId, { reason: 'the warehouse is free', signKey: key('alice') });
+    expect(signed.resumed).not.toBeNull();
+    expect((await alice.wait(backfillId, 60_000)).state).toBe('completed');
+    expect((await alice.audit(backfillId)).at(-1)).toMatchObject({ action: 'resume', identity: principal('alice'), verified: true, reason: 'the warehouse is free' });
+  });
+});
