@@ -213,13 +213,23 @@ function signatureAgeProblem(
 }
 
 /**
- * A verified signed start (or resume, or retry-failed) counts only while it is younger than the
- * policy's `approval.maxSignatureAge` (and not dated ahead of the clock): one copied from an old
- * history cannot start the backfill again. `check` as it is otherwise.
+ * A verified signed start (or resume, or retry-failed) counts only with the reason it signed (the
+ * one its audit entry keeps, as an approval's), and while it is younger than the policy's
+ * `approval.maxSignatureAge` (and not dated ahead of the clock): one copied from an old history
+ * cannot start the backfill again, nor with a reason of the copier's. `check` as it is otherwise.
  */
-export function checkSignedStartAge(check: SignatureCheck, clock: { now: number; maxAgeMs: number; skewMs?: number }): SignatureCheck {
+export function checkSignedStart(check: SignatureCheck, request: { reason?: string }, clock: { now: number; maxAgeMs: number; skewMs?: number }): SignatureCheck {
   if (!check.ok) return check;
-  const what = check.verified.subject.action === 'start' ? 'signed start' : `signed ${check.verified.subject.action}`;
-  const problem = signatureAgeProblem(what, check.verified.subject.signedAt, clock);
+  const { subject } = check.verified;
+  const what = subject.action === 'start' ? 'signed start' : `signed ${subject.action}`;
+  const reason = (request.reason ?? '').trim();
+  if (subject.reason !== reason) {
+    return {
+      ok: false,
+      code: 'other_reason',
+      message: `the ${what} signs the reason ${JSON.stringify(subject.reason)}, but its request gives ${JSON.stringify(reason)}: the audit trail keeps the reason that was signed; sign again with the reason you give`,
+    };
+  }
+  const problem = signatureAgeProblem(what, subject.signedAt, clock);
   return problem ? { ok: false, ...problem } : check;
 }

@@ -14,7 +14,7 @@ import { ActivityFailure, ApplicationFailure, isCancellation, patched, proxyActi
 import type { ApprovalActivities } from '../activities/approval.ts';
 import type { EstimateActivities } from '../activities/estimate.ts';
 import type { PolicyActivities } from '../activities/policy.ts';
-import { carryHash, checkSignedStartAge, planHash, type SignatureCheck, type SignedAction } from '../core/approval.ts';
+import { carryHash, checkSignedStart, planHash, type SignatureCheck, type SignedAction } from '../core/approval.ts';
 import { policyTaskQueue } from '../core/policy-pin.ts';
 import { UNKNOWN_IDENTITY, parseMeta, type AuditEntry } from '../core/audit.ts';
 import type { BackfillCoordinator } from '../core/coordinator.ts';
@@ -35,10 +35,12 @@ export const ENDED_CONTROL_PINNED = 'ended-control-pinned';
  * Patch (docs/workflow-versions.md): a signed start is bound to its run. One with a carry (a
  * resume, a retry-failed) must be signed as that action (`resume`, `retry-failed`) over the hash
  * of that carry, so that a start's signature, or one made for another end of the backfill, does
- * not admit it; and a signature older than the policy's `approval.maxSignatureAge` (or dated
- * ahead of the clock) is refused. Before, every signature was checked as a start's, with no
- * carry and no age: one copied from any earlier run's input admitted a later run of the same
- * plan. Only a start that carries a signature asks.
+ * not admit it. Any signed start is refused when its signature was older than the policy's
+ * `approval.maxSignatureAge` at the run's start (or dated ahead of it), or its request gives
+ * another reason than the one signed (the audit trail keeps the request's). Before, every
+ * signature was checked as a start's, with no carry, age or reason: one copied from any earlier
+ * run's input admitted a later run of the same plan, with any reason. Only a start that carries
+ * a signature asks.
  */
 export const SIGNED_START_BOUND = 'signed-start-bound';
 
@@ -124,7 +126,8 @@ export async function judgeStart(
       allowedSigners: policy.signers,
       now: workflowTime(),
     });
-    startSignature = bound ? checkSignedStartAge(check, { now: workflowTime(), maxAgeMs: maxSignatureAgeMs(policy) }) : check;
+    // Aged at the run's start as the server recorded it: workers that were down a while do not expire it.
+    startSignature = bound ? checkSignedStart(check, request, { now: info.runStartTime.getTime(), maxAgeMs: maxSignatureAgeMs(policy) }) : check;
   }
   const done = plan.nodes.reduce((sum, n) => sum + RangeSet.fromJSON(skipped[n.id]).size, 0);
   const state = coordinator.controlState();

@@ -2,8 +2,8 @@
  * A policy that wants every start signed (`approval.signedStart`) on a real server: a new run of
  * an ended backfill (retry-failed, resume) is a start, signed with `--sign-key` on its own
  * command; the signature covers its action, the backfill, the plan and the carry the run starts
- * from, so a start's signature, one of the other action or of another end, and an old one are
- * refused. `--sign-key` to a backfill that still runs (paused) is refused before anything is sent.
+ * from and its reason, so a start's signature, one of the other action or of another end, one
+ * sent with another reason and an old one are refused. `--sign-key` to a backfill that still runs (paused) is refused before anything is sent.
  */
 import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -83,12 +83,15 @@ const auditOf = async (backfillId: string): Promise<AuditEntry[]> => {
   return Array.isArray(json) ? json : json.entries;
 };
 
+/** The reason the signed runs give (and sign). */
+const REASON = 'the source is repaired';
+
 /**
  * Starts a new run of an ended backfill by hand (as anyone who can start a workflow can), with
  * `signature` in place of the one its command would make; resolves to why the policy refused it.
  */
 async function handMadeRun(backfillId: string, runSpec: ResolvedSpec, carry: BackfillCarry, governance: StartGovernance): Promise<string> {
-  const input: BackfillInput = { core: CORE_GENERATION, backfillId, spec: runSpec, range: {}, carry, governance: { identity: principal('mallory'), ...governance } };
+  const input: BackfillInput = { core: CORE_GENERATION, backfillId, spec: runSpec, range: {}, carry, governance: { identity: principal('mallory'), reason: REASON, ...governance } };
   const handle = await alice.client.workflow.start<typeof backfillWorkflow>('backfillWorkflow', { workflowId: backfillWorkflowId(backfillId), taskQueue: queue, args: [input] });
   const failure = (await refusal(handle.result())) as Error & { cause?: Error & { type?: string } };
   expect(failure.cause?.type).toBe('policy_violation');
@@ -102,7 +105,7 @@ describe('a signed new run of an ended backfill, where the policy wants every st
   let retryCarry: BackfillCarry;
   let startSignature: SignedMessage;
   const sign = (subject: Partial<SignedSubject>) =>
-    signSubject({ action: 'retry-failed', backfillId, namespace: alice.namespace, planHash: planHash({ spec: runSpec, range: {} }), carryHash: carryHash(retryCarry), reason: 'the source is repaired', signedAt: new Date().toISOString(), ...subject }, { keyFile: key('alice') });
+    signSubject({ action: 'retry-failed', backfillId, namespace: alice.namespace, planHash: planHash({ spec: runSpec, range: {} }), carryHash: carryHash(retryCarry), reason: REASON, signedAt: new Date().toISOString(), ...subject }, { keyFile: key('alice') });
 
   beforeAll(async () => {
     const node = `orders_${serial}`;
@@ -123,7 +126,7 @@ describe('a signed new run of an ended backfill, where the policy wants every st
     expect(refused.message).toContain('a retry-failed starts a new run, so sign it: backfill retry-failed <id> --sign-key <your ssh-ed25519 key>');
   });
 
-  it("a signature replayed from another run, action or end is refused: the start's own, a resume's, another end's, an old one", async () => {
+  it("a signature replayed from another run, action, end or reason is refused: the start's own, a resume's, another end's, another reason, an old one", async () => {
     const retry = { action: 'resume' as const, resumeRequest: { retryFailed: {} } };
     // The start's signature is in its input, for anyone who reads the history: it does not retry.
     expect(await handMadeRun(backfillId, runSpec, retryCarry, { ...retry, signature: startSignature })).toMatch(/\(other_action\): the signature is for 'start', not 'retry-failed'/);
@@ -133,13 +136,15 @@ describe('a signed new run of an ended backfill, where the policy wants every st
     // One made for another end of the backfill (here: the end before a later run) does not start from this one.
     const laterEnd = { ...retryCarry, runs: retryCarry.runs + 1 };
     expect(await handMadeRun(backfillId, runSpec, laterEnd, { ...retry, signature: await sign({}) })).toMatch(/\(other_carry\): the signature goes on from the end sha256:/);
+    // The very signature meant for it, with a reason of the sender's: the audit trail would keep that one.
+    expect(await handMadeRun(backfillId, runSpec, retryCarry, { ...retry, reason: 'mallory says so', signature: await sign({}) })).toMatch(/\(other_reason\): the signed retry-failed signs the reason "the source is repaired", but its request gives "mallory says so"/);
     // One older than approval.maxSignatureAge (1h), even of this very end.
     const old = await sign({ signedAt: new Date(Date.now() - 2 * 3_600_000).toISOString() });
     expect(await handMadeRun(backfillId, runSpec, retryCarry, { ...retry, signature: old })).toMatch(/\(expired\): the signed retry-failed was signed at .* longer ago than the policy allows \(approval.maxSignatureAge\)/);
     // The same holds for a start: an old start's signature does not start the backfill again.
     const otherId = `${backfillId}-again`;
     const oldStart = await sign({ action: 'start', backfillId: otherId, carryHash: undefined, signedAt: new Date(Date.now() - 2 * 3_600_000).toISOString() });
-    const input: BackfillInput = { core: CORE_GENERATION, backfillId: otherId, spec: runSpec, range: {}, governance: { signature: oldStart } };
+    const input: BackfillInput = { core: CORE_GENERATION, backfillId: otherId, spec: runSpec, range: {}, governance: { reason: REASON, signature: oldStart } };
     const started = await alice.client.workflow.start<typeof backfillWorkflow>('backfillWorkflow', { workflowId: backfillWorkflowId(otherId), taskQueue: queue, args: [input] });
     const failure = (await refusal(started.result())) as Error & { cause?: Error };
     expect(failure.cause?.message).toMatch(/the start's signature was refused \(expired\): the signed start was signed at /);
@@ -147,12 +152,12 @@ describe('a signed new run of an ended backfill, where the policy wants every st
   });
 
   it('a signed retry-failed (the command line) is admitted, runs the failure again, and its signer is in the audit trail and the report', async () => {
-    const retried = await runCli<{ resumed: { runId: string } | null }>(['retry-failed', backfillId, '--sign-key', key('bob'), '--reason', 'the source is repaired', '--json']);
+    const retried = await runCli<{ resumed: { runId: string } | null }>(['retry-failed', backfillId, '--sign-key', key('bob'), '--reason', REASON, '--json']);
     expect(retried.code, retried.stderr).toBe(0);
     expect(retried.json?.resumed).not.toBeNull();
     expect((await alice.wait(backfillId, 60_000)).state).toBe('completed');
     const entry = (await auditOf(backfillId)).at(-1)!;
-    expect(entry).toMatchObject({ action: 'retry-failed', identity: principal('bob'), verified: true, reason: 'the source is repaired', outcome: 'applied' });
+    expect(entry).toMatchObject({ action: 'retry-failed', identity: principal('bob'), verified: true, reason: REASON, outcome: 'applied' });
     const report = await runCli<{ actions: Array<{ action: string; identity: string; verified: boolean }> }>(['report', backfillId, '--format', 'json', '--output', '-'], { BACKFILL_WAREHOUSE: warehousePath });
     expect(report.code, report.stderr).toBe(0);
     expect(report.json?.actions.at(-1)).toMatchObject({ action: 'retry-failed', identity: principal('bob'), verified: true });

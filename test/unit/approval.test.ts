@@ -7,7 +7,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { carryHash, checkSignedStartAge, decideApproval, parseSignedText, planHash, signedText, type SignedSubject, type VerifiedSignature } from '../../core/approval.ts';
+import { carryHash, checkSignedStart, decideApproval, parseSignedText, planHash, signedText, type SignedSubject, type VerifiedSignature } from '../../core/approval.ts';
 import { parseAllowedSigners, type AllowedSigner } from '../../core/signers.ts';
 import { RangeSet } from '../../core/ranges.ts';
 import { resolveSpec } from '../../core/spec.ts';
@@ -305,26 +305,38 @@ describe('decideApproval', () => {
   });
 });
 
-describe('checkSignedStartAge', () => {
+describe('checkSignedStart', () => {
   const verified = (signedAt: string): VerifiedSignature => ({ subject: subject({ action: 'resume', carryHash: 'sha256:abc', signedAt }), principals: ['alice@example.com'], fingerprint: 'SHA256:alice' });
   const clock = { now: NOW, maxAgeMs: 3_600_000 };
+  const request = { reason: ' finance asked for the restated January ' };
 
-  it('lets a signed start, resume or retry-failed count within the policy\'s maximum age', () => {
+  it("lets a signed start, resume or retry-failed count with its signed reason, within the policy's maximum age", () => {
     const check = { ok: true as const, verified: verified('2024-05-01T11:10:00.000Z') };
-    expect(checkSignedStartAge(check, clock)).toBe(check);
+    expect(checkSignedStart(check, request, clock)).toBe(check);
+    const noReason = { ok: true as const, verified: { ...verified('2024-05-01T11:10:00.000Z'), subject: subject({ reason: '' }) } };
+    expect(checkSignedStart(noReason, {}, clock)).toBe(noReason);
+  });
+
+  it('refuses one whose request gives another reason than it signed (the audit trail keeps the request\'s)', () => {
+    expect(checkSignedStart({ ok: true, verified: verified('2024-05-01T11:10:00.000Z') }, { reason: 'a reason of my own' }, clock)).toMatchObject({
+      ok: false,
+      code: 'other_reason',
+      message: 'the signed resume signs the reason "finance asked for the restated January", but its request gives "a reason of my own": the audit trail keeps the reason that was signed; sign again with the reason you give',
+    });
+    expect(checkSignedStart({ ok: true, verified: verified('2024-05-01T11:10:00.000Z') }, {}, clock)).toMatchObject({ ok: false, code: 'other_reason' });
   });
 
   it('refuses one older than the maximum age (copied from an old history) or dated ahead of the clock', () => {
-    expect(checkSignedStartAge({ ok: true, verified: verified('2024-05-01T10:59:00.000Z') }, clock)).toMatchObject({
+    expect(checkSignedStart({ ok: true, verified: verified('2024-05-01T10:59:00.000Z') }, request, clock)).toMatchObject({
       ok: false,
       code: 'expired',
       message: expect.stringMatching(/^the signed resume was signed at 2024-05-01T10:59:00.000Z, longer ago than the policy allows \(approval.maxSignatureAge\)/),
     });
-    expect(checkSignedStartAge({ ok: true, verified: verified('2024-05-01T12:06:00.000Z') }, clock)).toMatchObject({ ok: false, code: 'from_the_future' });
+    expect(checkSignedStart({ ok: true, verified: verified('2024-05-01T12:06:00.000Z') }, request, clock)).toMatchObject({ ok: false, code: 'from_the_future' });
   });
 
   it('leaves a refused check as it is', () => {
     const refused = { ok: false as const, code: 'unknown_signer', message: 'no' };
-    expect(checkSignedStartAge(refused, clock)).toBe(refused);
+    expect(checkSignedStart(refused, request, clock)).toBe(refused);
   });
 });
