@@ -26,6 +26,13 @@ export function pinnedPolicy(carried: { policy?: { hash?: unknown } } | undefine
   return typeof hash === 'string' && hash !== '' ? hash : null;
 }
 
+/**
+ * The pin of a rollback of a backfill whose history the server no longer keeps (the namespace's
+ * retention): the policy it was admitted under is unknown, so it is judged as if pinned, by a
+ * worker with a policy. Not a hash: no policy's hash is ever this.
+ */
+export const UNKNOWN_PIN = 'unknown (the backfill\'s history is gone)';
+
 /** The pin a control of an ended backfill (rollback, discard) gives in its input: a hash, or none. */
 export function givenPin(admittedUnder: unknown): string | null {
   return typeof admittedUnder === 'string' && admittedUnder !== '' ? admittedUnder : null;
@@ -39,6 +46,13 @@ export function givenPin(admittedUnder: unknown): string | null {
 export function policyPinProblem(input: { backfillId: string; queue: string; pinned: string | null; own: string | null }): string | null {
   const { backfillId, queue, pinned, own } = input;
   if (pinned === null || own !== null) return null;
+  if (pinned === UNKNOWN_PIN) {
+    return (
+      `this worker of workflow task queue '${queue}' has no policy (neither --policy nor BACKFILL_POLICY), and the server no longer keeps the history of backfill '${backfillId}', ` +
+      `so whether a policy admitted it is unknown: it does not judge it, and a worker of the queue with a policy will. Give this worker the same --policy file as the other workers of '${queue}'; ` +
+      `where no worker has a policy, give them one (a file of only 'version: 1' has no rules: it admits, deliberately)`
+    );
+  }
   return (
     `this worker of workflow task queue '${queue}' has no policy (neither --policy nor BACKFILL_POLICY), but backfill '${backfillId}' was admitted under policy ${pinned}: ` +
     `it does not judge it, and a worker of the queue with a policy will. Give this worker the same --policy file as the other workers of '${queue}' (or stop it)`

@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { judgementWait } from '../../client/backfill-client.ts';
-import { POLICY_MISMATCH, pinnedPolicy, policyPinProblem } from '../../core/policy-pin.ts';
+import { POLICY_MISMATCH, UNKNOWN_PIN, pinnedPolicy, policyPinProblem } from '../../core/policy-pin.ts';
 
 const base = { backfillId: 'orders-2024', queue: 'backfill' };
 
@@ -31,6 +31,14 @@ describe('policy pin', () => {
     expect(none).toMatch(/workflow task queue 'backfill' has no policy/);
     expect(none).toMatch(/backfill 'orders-2024' was admitted under policy sha256:aa/);
     expect(none).toMatch(/Give this worker the same --policy file/);
+  });
+
+  it('a backfill whose history is gone (pin unknown) is judged as pinned: a worker with any policy judges, one without declines and says why', () => {
+    expect(policyPinProblem({ ...base, pinned: UNKNOWN_PIN, own: 'sha256:aa' })).toBeNull();
+    const none = policyPinProblem({ ...base, pinned: UNKNOWN_PIN, own: null })!;
+    expect(none).toMatch(/no longer keeps the history of backfill 'orders-2024', so whether a policy admitted it is unknown/);
+    expect(none).toMatch(/Give this worker the same --policy file as the other workers of 'backfill'/);
+    expect(none).toMatch(/where no worker has a policy, give them one/);
   });
 
   it("status reads why a judgement waits from the pending activity's last failure, and only a PolicyMismatch", () => {
