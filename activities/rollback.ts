@@ -2,10 +2,13 @@
  * `rollbackBatch`: restores one batch of the partitions a backfill published, of one node,
  * to the versions before it. It heartbeats after every partition, so that a retry after a
  * crash goes on where the lost attempt was (and a restore it repeats anyway is replayed,
- * not redone: restores are idempotent per rollback id).
+ * not redone: restores are idempotent per rollback id). `rollbackLedgerNodes`: the nodes the
+ * ledger holds versions of the backfill in, which the rollback walks too.
  */
 import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activity';
 import { addOutcome, emptyBatch, type RollbackBatchInput, type RollbackBatchProgress, type RollbackBatchResult } from '../core/rollback.ts';
+import type { LedgerNode } from '../core/rollback-order.ts';
+import { ledgerNodes } from './rollback-nodes.ts';
 import { ChecksumMismatchError, InvalidDatasetError, StaleRunError, type Warehouse } from './warehouse/types.ts';
 
 /** Failures no retry heals, as the types the workflow does not retry (ROLLBACK_NON_RETRYABLE_TYPES). */
@@ -19,6 +22,12 @@ function failureOf(error: unknown): unknown {
 
 export function createRollbackActivities(deps: { warehouse: Warehouse }) {
   return {
+    /** The nodes the ledger holds versions of the backfill in, with the upstream nodes they read (activities/rollback-nodes.ts). */
+    async rollbackLedgerNodes(input: { backfillId: string }): Promise<LedgerNode[]> {
+      const ctx = Context.current();
+      return ledgerNodes(deps.warehouse, input.backfillId, () => ctx.heartbeat());
+    },
+
     async rollbackBatch(input: RollbackBatchInput): Promise<RollbackBatchResult> {
       const ctx = Context.current();
       const resumed = ctx.info.heartbeatDetails as RollbackBatchProgress | undefined;

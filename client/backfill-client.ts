@@ -65,6 +65,7 @@ import type { discardEndedWorkflow } from '../workflows/discard.ts';
 import { auditTrail } from './audit.ts';
 import type { RollbackPreview } from './rollback-preview.ts';
 import type { Warehouse } from '../activities/warehouse/types.ts';
+import type { LineageReader } from '../activities/rollback-nodes.ts';
 import { GRPC, checkNamespace, connectionFailure, grpcCode, openConnection, resolveConnection, type ConnectionOverrides, type ConnectionSettings } from './connection.ts';
 import { datasetWriters, datasetsBusy, type DatasetWriter } from './dataset-writers.ts';
 import { visibilityLiteral } from './visibility.ts';
@@ -73,7 +74,7 @@ import { registerSearchAttributes, rejectedAttribute, requireSearchAttributes, u
 import { QUERY_TIMEOUT_MS, UNPOLLED_QUERY_TIMEOUT_MS, noAnswerError, noPollerSeen, noWorkerError } from './status-errors.ts';
 import { pollersOf } from './pollers.ts';
 import { setLongTimeout } from './long-timeout.ts';
-import { POLICY_MISMATCH, pinnedPolicy } from '../core/policy-pin.ts';
+import { POLICY_MISMATCH, UNKNOWN_PIN, pinnedPolicy } from '../core/policy-pin.ts';
 import { queueStates, waitingNodes, type Poller, type Waiting } from './waiting.ts';
 import { startTracing, tracingRequested, type Tracing } from '../workers/tracing.ts';
 import { DEFAULT_UI_URL, settingsFromEnv, type Settings } from '../host/settings.ts';
@@ -206,6 +207,11 @@ export type RollbackOptions = ControlOptions & {
   force?: boolean;
   /** Batch size, heartbeat timeout and history limit of the rollback workflow (tests make it small). */
   tuning?: Partial<RollbackTuning>;
+  /**
+   * The workflow task queue of a rollback of a backfill whose history the server no longer keeps
+   * (default: the client's, $BACKFILL_TASK_QUEUE, else `backfill`); otherwise the backfill's own.
+   */
+  taskQueue?: string;
 };
 
 export type RollbackStarted = {
@@ -1089,6 +1095,16 @@ export class BackfillClient {
     return description?.status.name === 'RUNNING' ? description : undefined;
   }
 
+  /** The latest run of a backfill, or undefined when the server keeps no history of it (its retention removed it, or no such id). */
+  private async describeKept(backfillId: string): Promise<Awaited<ReturnType<BackfillClient['describe']>> | undefined> {
+    try {
+      return await this.describe(backfillId);
+    } catch (error) {
+      if (error instanceof BackfillError && error.code === 'not_found') return undefined;
+      throw error;
+    }
+  }
+
   /** The latest run of a workflow, or undefined when there is none. */
   private describeIfAny(workflowId: string): Promise<WorkflowExecutionDescription | undefined> {
     return this.client.workflow
@@ -1297,8 +1313,8 @@ export class BackfillClient {
    * longer published. Partitions a later backfill changed are left alone unless `force`.
    */
   async startRollback(backfillId: string, options: RollbackOptions = {}): Promise<RollbackStarted> {
-    const description = await this.describe(backfillId);
-    if (description.status.name === 'RUNNING') {
+    const description = await this.describeKept(backfillId);
+    if (description?.status.name === 'RUNNING') {
       throw new BackfillError(
         'still_running',
         `backfill '${backfillId}' is still running: cancel it first ('backfill cancel ${backfillId}') or wait for it to end ('backfill wait ${backfillId}'), then roll it back`,
@@ -1312,9 +1328,11 @@ export class BackfillClient {
     const running = await this.runningRollback(backfillId);
     if (running) return { backfillId, workflowId, runId: running.runId, uiUrl: this.uiUrl(workflowId, running.runId), attached: true };
 
-    const { order, taskQueues } = await this.rollbackOrder(backfillId, description.runId);
-    await this.nodesClosed(backfillId, order);
-    const admittedUnder = pinnedPolicy(description.memo?.governance as { policy?: { hash?: unknown } } | undefined);
+    // History gone (the namespace's retention): the workflow finds the nodes in the ledger, and a worker with a policy judges it.
+    const { order, taskQueues } = description ? await this.rollbackOrder(backfillId, description.runId) : { order: [], taskQueues: {} };
+    if (description) await this.nodesClosed(backfillId, order);
+    const admittedUnder = description ? pinnedPolicy(description.memo?.governance as { policy?: { hash?: unknown } } | undefined) : UNKNOWN_PIN;
+    const taskQueue = description?.taskQueue ?? options.taskQueue ?? this.defaults.taskQueue ?? DEFAULT_TASK_QUEUE;
     const input: RollbackInput = {
       backfillId,
       rollbackId: rollbackId(backfillId),
@@ -1328,15 +1346,16 @@ export class BackfillClient {
     };
     // A rollback may run again after one finished (it then finds everything restored); one running already is joined.
     const handle = await this.taggedStart(() =>
-      this.client.workflow.start<typeof rollbackWorkflow>('rollbackWorkflow', { workflowId, taskQueue: description.taskQueue, args: [input], ...this.afterEnd(backfillId) }),
+      this.client.workflow.start<typeof rollbackWorkflow>('rollbackWorkflow', { workflowId, taskQueue, args: [input], ...this.afterEnd(backfillId) }),
     );
     return { backfillId, workflowId, runId: handle.firstExecutionRunId, uiUrl: this.uiUrl(workflowId, handle.firstExecutionRunId), attached: false };
   }
 
   /**
-   * The nodes a rollback of the backfill walks, downstream first: those of every run of its id
-   * (the ledger keeps what each published), not only the latest run's (`start --rerun` may
-   * name fewer). A run whose input cannot be read fails the rollback rather than skip its nodes.
+   * The nodes a rollback of the backfill walks, downstream first, as the histories the server
+   * still keeps say: those of every run of its id (the ledger keeps what each published), not
+   * only the latest run's (`start --rerun` may name fewer). A run whose history is gone is
+   * skipped: the rollback workflow adds every node the ledger holds versions of (withLedger).
    */
   async rollbackOrder(backfillId: string, latestRunId: string): Promise<RollbackNodes> {
     const workflowId = backfillWorkflowId(backfillId);
@@ -1349,14 +1368,8 @@ export class BackfillClient {
     runs.sort((a, b) => a.startMs - b.startMs);
     const specs: RunNode[][] = [];
     for (const run of runs) {
-      const input = await this.firstInput(workflowId, run.runId);
-      if (!input) {
-        throw new BackfillError(
-          'failed',
-          `cannot read the spec of run ${run.runId} of backfill '${backfillId}' from its workflow history, so the nodes it published are unknown and nothing was rolled back: is the history still retained?`,
-        );
-      }
-      specs.push(input.spec.nodes);
+      const input = await this.firstInput(workflowId, run.runId).catch((error: unknown) => (grpcCode(error) === GRPC.NOT_FOUND ? undefined : Promise.reject(error)));
+      if (input) specs.push(input.spec.nodes);
     }
     return rollbackNodes(specs);
   }
@@ -1391,6 +1404,7 @@ export class BackfillClient {
       if (!(error instanceof WorkflowFailedError)) throw error;
       const cause = rootCause(error);
       if ((cause as { type?: string }).type === 'policy_violation') throw new BackfillError('policy_violation', cause.message);
+      if ((cause as { type?: string }).type === 'not_found') throw new BackfillError('not_found', cause.message);
       throw new BackfillError(
         'failed',
         `the rollback of backfill '${backfillId}' failed: ${rootCause(error).message} — the partitions it restored before stay restored; ` +
@@ -1404,17 +1418,17 @@ export class BackfillClient {
    * what it would restore, remove and leave alone, and who changed what it leaves alone. It
    * starts nothing and writes nothing (orphaned node workflows, which a rollback ends, are left).
    */
-  async previewRollback(backfillId: string, warehouse: Pick<Warehouse, 'changesBy'>, options: Pick<RollbackOptions, 'force'> = {}): Promise<RollbackPreview> {
-    const description = await this.describe(backfillId);
-    if (description.status.name === 'RUNNING') {
+  async previewRollback(backfillId: string, warehouse: LineageReader & Pick<Warehouse, 'location'>, options: Pick<RollbackOptions, 'force'> = {}): Promise<RollbackPreview> {
+    const description = await this.describeKept(backfillId);
+    if (description?.status.name === 'RUNNING') {
       throw new BackfillError(
         'still_running',
         `backfill '${backfillId}' is still running, so it cannot be rolled back yet: cancel it first ('backfill cancel ${backfillId}') or wait for it to end ('backfill wait ${backfillId}'), then preview its rollback`,
       );
     }
-    const { order } = await this.rollbackOrder(backfillId, description.runId);
+    const { order } = description ? await this.rollbackOrder(backfillId, description.runId) : { order: [] };
     const { previewRollback } = await import('./rollback-preview.ts');
-    return previewRollback(warehouse, backfillId, order, options.force === true);
+    return previewRollback(warehouse, backfillId, { order, historyGone: !description }, options.force === true);
   }
 
   /** `startRollback`, then its summary once it ends. */

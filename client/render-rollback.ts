@@ -7,8 +7,11 @@ import type { RollbackRecord } from '../activities/warehouse/types.ts';
 const number = (n: number) => n.toLocaleString('en-US');
 const partitions = (n: number) => `${number(n)} partition${n === 1 ? '' : 's'}`;
 
-/** `preview`: a dry run (`rollback --dry-run`): what it would do, said as such; `unlisted`: nodes it would not walk. */
-export function renderRollback(summary: RollbackSummary, preview?: { unlisted: readonly string[] }): string {
+/**
+ * `preview`: a dry run (`rollback --dry-run`): what it would do, said as such; `historyGone`: the
+ * server keeps no history of the backfill; `fromLedger`: nodes only the ledger names.
+ */
+export function renderRollback(summary: RollbackSummary, preview?: { historyGone: boolean; fromLedger: readonly string[] }): string {
   const { backfillId } = summary;
   const would = (done: string, todo: string) => (preview ? todo : done);
   const lines = [
@@ -31,10 +34,17 @@ export function renderRollback(summary: RollbackSummary, preview?: { unlisted: r
     if (summary.leftAlone > 10) lines.push(`    … and ${number(summary.leftAlone - 10)} more (--json lists up to ${summary.leftAloneExamples.length})`);
     lines.push(`  run 'backfill rollback ${backfillId} --force' to restore them too, undoing those later changes`);
   }
-  if (preview && preview.unlisted.length > 0) {
+  if (preview?.historyGone) {
     lines.push(
       pc.yellow(
-        `  not walked:       ${preview.unlisted.join(', ')}: the ledger holds versions of ${backfillId} there, but no run of it that the server still keeps names ${preview.unlisted.length === 1 ? 'that node' : 'those nodes'}, so 'backfill rollback' would not restore ${preview.unlisted.length === 1 ? 'it' : 'them'}`,
+        `  from the ledger:  the server no longer keeps the history of ${backfillId} (the namespace's retention): its nodes and their order come from the ledger's lineage, ` +
+          `and a worker with a policy judges the rollback (the policy it was admitted under is unknown)`,
+      ),
+    );
+  } else if (preview && preview.fromLedger.length > 0) {
+    lines.push(
+      pc.yellow(
+        `  from the ledger:  ${preview.fromLedger.join(', ')}: no run of ${backfillId} that the server still keeps names ${preview.fromLedger.length === 1 ? 'that node' : 'those nodes'}; the ledger holds versions of ${backfillId} there, and the rollback walks ${preview.fromLedger.length === 1 ? 'it' : 'them'} in the order of the ledger's lineage`,
       ),
     );
   }

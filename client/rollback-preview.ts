@@ -1,14 +1,17 @@
 /**
  * `backfill rollback --dry-run`: what a rollback would restore, remove and leave alone, read
- * from the ledger. It pages the same `changesBy` the rollback's batches read, and decides each
- * partition with the same `decideRestore` the warehouse's restore does (as a new rollback, which
- * has restored nothing yet), so the preview adds up as the rollback's summary would. It starts
- * nothing and writes nothing; only the checksums, verified as each version is restored, are
- * not checked ahead.
+ * from the ledger. It walks the nodes the rollback walks (those the kept histories name and
+ * those the ledger holds versions of, `withLedger`), pages the same `changesBy` the rollback's
+ * batches read, and decides each partition with the same `decideRestore` the warehouse's
+ * restore does (as a new rollback, which has restored nothing yet), so the preview adds up as
+ * the rollback's summary would. It starts nothing and writes nothing; only the checksums,
+ * verified as each version is restored, are not checked ahead.
  */
+import { ledgerNodes, type LineageReader } from '../activities/rollback-nodes.ts';
 import { decideRestore } from '../activities/warehouse/restore.ts';
 import type { ChangeCursor, Warehouse } from '../activities/warehouse/types.ts';
-import { withUnlisted } from '../core/rollback-order.ts';
+import { BackfillError } from '../core/errors.ts';
+import { withLedger } from '../core/rollback-order.ts';
 import { addBatch, addOutcome, emptyBatch, emptySummary, type RollbackBatchResult, type RollbackSummary } from '../core/rollback.ts';
 
 /** The rollback id of a preview: no rollback was started. */
@@ -18,15 +21,26 @@ const PAGE = 1000;
 
 export type RollbackPreview = RollbackSummary & {
   dryRun: true;
-  /**
-   * Nodes the ledger holds versions of that no run of the backfill names (their runs' histories
-   * are gone): previewed, but `backfill rollback` does not know them and would not walk them.
-   */
-  unlisted: string[];
+  /** The server keeps no history of the backfill (the namespace's retention): its nodes and their order come from the ledger. */
+  historyGone: boolean;
+  /** Nodes the ledger holds versions of that no run the server still keeps names: walked all the same, ordered by the ledger's lineage. */
+  fromLedger: string[];
 };
 
-/** `order`: the nodes the rollback walks, downstream first (`BackfillClient.rollbackOrder`). */
-export async function previewRollback(warehouse: Pick<Warehouse, 'changesBy'>, backfillId: string, order: readonly string[], force: boolean): Promise<RollbackPreview> {
+/** `kept.order`: the nodes the kept histories name, downstream first (`BackfillClient.rollbackOrder`); none when they are gone. */
+export async function previewRollback(
+  warehouse: LineageReader & Pick<Warehouse, 'location'>,
+  backfillId: string,
+  kept: { order: readonly string[]; historyGone: boolean },
+  force: boolean,
+): Promise<RollbackPreview> {
+  const { order } = withLedger(kept.order, {}, await ledgerNodes(warehouse, backfillId));
+  if (order.length === 0) {
+    throw new BackfillError(
+      'not_found',
+      `backfill '${backfillId}' is known neither to the server (no history of it is kept) nor to the ledger of ${warehouse.location} (no version of it): check the id, and give --warehouse the workers' warehouse`,
+    );
+  }
   const byNode = new Map<string, RollbackBatchResult>();
   let after: ChangeCursor | null = null;
   do {
@@ -42,7 +56,7 @@ export async function previewRollback(warehouse: Pick<Warehouse, 'changesBy'>, b
   } while (after !== null);
   let summary = emptySummary({ backfillId, rollbackId: PREVIEW_ROLLBACK_ID, force });
   // As the workflow does, every node it walks is in the summary, with nothing to do or not.
-  for (const node of withUnlisted(order, byNode.keys())) summary = addBatch(summary, node, byNode.get(node) ?? emptyBatch());
-  const listed = new Set(order);
-  return { ...summary, dryRun: true, unlisted: [...byNode.keys()].filter((n) => !listed.has(n)).sort() };
+  for (const node of order) summary = addBatch(summary, node, byNode.get(node) ?? emptyBatch());
+  const named = new Set(kept.order);
+  return { ...summary, dryRun: true, historyGone: kept.historyGone, fromLedger: order.filter((n) => !named.has(n)) };
 }

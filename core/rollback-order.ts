@@ -45,8 +45,21 @@ export function rollbackNodes(runs: ReadonlyArray<readonly RunNode[]>): Rollback
   return { order: upstreamFirst.reverse(), taskQueues };
 }
 
-/** `order`, then the nodes of `found` it lacks (sorted): a node the ledger names but no readable run does is still covered. */
-export function withUnlisted(order: readonly string[], found: Iterable<string>): string[] {
-  const known = new Set(order);
-  return [...order, ...[...new Set(found)].filter((n) => !known.has(n)).sort()];
+/** A node the ledger holds versions of for a backfill, with the upstream nodes those versions read (their lineage). */
+export type LedgerNode = { node: string; upstream: string[] };
+
+/**
+ * The nodes a rollback walks when the histories of some runs (or of all) are gone: those the
+ * readable runs name (`order`, downstream first, with their `taskQueues`) and every node the
+ * ledger holds versions of. The ledger's lineage orders them (a node before the upstream nodes
+ * it read); among nodes that do not depend on each other, the readable runs' order holds, and the
+ * ledger's others go in an order fixed by their names. A node only the ledger knows has no task
+ * queue here: its batches run on the rollback's own queue.
+ */
+export function withLedger(order: readonly string[], taskQueues: Readonly<Record<string, string>>, ledger: readonly LedgerNode[]): RollbackNodes {
+  const fromLedger: RunNode[] = [...ledger].sort((a, b) => (a.node < b.node ? -1 : a.node > b.node ? 1 : 0)).map((n) => ({ id: n.node, dependsOn: n.upstream.map((u) => ({ node: u })), taskQueue: '' }));
+  // The readable runs as one run listed upstream first (rollbackNodes reverses it back), newest: its order wins.
+  const fromHistory: RunNode[] = [...order].reverse().map((id) => ({ id, dependsOn: [], taskQueue: taskQueues[id] ?? '' }));
+  const merged = rollbackNodes([fromLedger, fromHistory]);
+  return { order: merged.order, taskQueues: Object.fromEntries(Object.entries(merged.taskQueues).filter(([, q]) => q !== '')) };
 }

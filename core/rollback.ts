@@ -58,7 +58,11 @@ export type RollbackInput = {
   backfillId: string;
   /** Recorded in the rollback audit with every restore; a rollback retried with the same id replays what it did. */
   rollbackId: string;
-  /** The backfill's nodes, downstream first. */
+  /**
+   * The backfill's nodes, downstream first, as the histories of its runs that the server still
+   * keeps name them (none when all are gone); the workflow adds the nodes the ledger holds
+   * versions of (behind the patch rollback-from-ledger).
+   */
   order: string[];
   /** Restore also the partitions a later backfill changed. */
   force: boolean;
@@ -68,7 +72,10 @@ export type RollbackInput = {
   carry?: RollbackCarry;
   /** Who asked for it (the client's declared identity) and why: judged by the policy, kept in the audit trail. */
   audit?: { identity?: string; reason?: string };
-  /** The hash of the policy the backfill was admitted under: only a worker with a policy judges the rollback (core/policy-pin.ts). */
+  /**
+   * The hash of the policy the backfill was admitted under: only a worker with a policy judges the
+   * rollback (core/policy-pin.ts). UNKNOWN_PIN when the backfill's history is gone.
+   */
   admittedUnder?: string;
 };
 

@@ -1,11 +1,11 @@
 /**
  * `rollbackWorkflow` (id `backfill/<backfillId>/rollback`): restores every partition a
- * backfill published to the version before it, node by node in the order given (downstream
- * first), one batch activity at a time. Restores are idempotent per rollback id, so a retried
+ * backfill published to the version before it, node by node (downstream first: the order given,
+ * with the nodes the ledger holds versions of added by their lineage), one batch activity at a time. Restores are idempotent per rollback id, so a retried
  * batch or a second run changes nothing twice. It continues as new before its history grows
  * large, carrying its cursor and its summary (whose lists are capped).
  */
-import { continueAsNew, patched, proxyActivities, workflowInfo } from '@temporalio/workflow';
+import { ApplicationFailure, continueAsNew, patched, proxyActivities, workflowInfo } from '@temporalio/workflow';
 import type { RollbackActivities } from '../activities/rollback.ts';
 import {
   DEFAULT_ROLLBACK_TUNING,
@@ -17,12 +17,41 @@ import {
   type RollbackSummary,
 } from '../core/rollback.ts';
 import { givenPin } from '../core/policy-pin.ts';
+import { withLedger } from '../core/rollback-order.ts';
 import { ENDED_CONTROL_PINNED, judgeEndedControl } from './governance.ts';
 
 /** Patch (docs/workflow-versions.md): a rollback meets the policy's reason rule first, and says who and why in its memo. */
 export const ROLLBACK_GOVERNANCE = 'rollback-governance';
 
-export async function rollbackWorkflow(input: RollbackInput): Promise<RollbackSummary> {
+/**
+ * Patch (docs/workflow-versions.md): a rollback walks also the nodes the ledger holds versions of
+ * (ordered by their lineage), not only those the client read from the runs' histories, which the
+ * namespace's retention may have removed; with none at all, it fails `not_found`.
+ */
+export const ROLLBACK_FROM_LEDGER = 'rollback-from-ledger';
+
+/** The input with the ledger's nodes added to its order (the workers' warehouse: the one the batches restore). */
+async function withLedgerNodes(input: RollbackInput): Promise<RollbackInput> {
+  const { rollbackLedgerNodes } = proxyActivities<RollbackActivities>({
+    startToCloseTimeout: '30m',
+    heartbeatTimeout: '2m',
+    retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '1m', maximumAttempts: 20 },
+  });
+  const ledger = await rollbackLedgerNodes({ backfillId: input.backfillId });
+  const { order, taskQueues } = withLedger(input.order, input.taskQueues ?? {}, ledger);
+  if (order.length === 0) {
+    throw ApplicationFailure.create({
+      type: 'not_found',
+      nonRetryable: true,
+      message: `backfill '${input.backfillId}' is known neither to the server (no history of it is kept) nor to the ledger of the workers' warehouse (no version of it): check the id, and that these workers write the warehouse it ran on`,
+    });
+  }
+  return { ...input, order, ...(Object.keys(taskQueues).length > 0 ? { taskQueues } : {}) };
+}
+
+export async function rollbackWorkflow(given: RollbackInput): Promise<RollbackSummary> {
+  // A run after a continue-as-new carries the order its first run made.
+  const input = !given.carry && patched(ROLLBACK_FROM_LEDGER) ? await withLedgerNodes(given) : given;
   if (patched(ROLLBACK_GOVERNANCE) && !input.carry) {
     const pinned = givenPin(input.admittedUnder);
     const pin = { backfillId: input.backfillId, hash: pinned !== null && patched(ENDED_CONTROL_PINNED) ? pinned : null };

@@ -28,7 +28,7 @@ export function rollbackCommand() {
         try {
           await withClient(command, async (client) => {
             const preview = await client.previewRollback(id, warehouse, { force });
-            print(options.json, preview, () => renderRollback(preview, { unlisted: preview.unlisted }));
+            print(options.json, preview, () => renderRollback(preview, preview));
           });
         } finally {
           await warehouse.close();

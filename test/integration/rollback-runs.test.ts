@@ -143,7 +143,7 @@ describe('rollback across the runs of a backfill (sqlite)', () => {
     const cli = await runCli<RollbackPreview>(['rollback', bad, '--dry-run', '--warehouse', fx.location, '--json']);
     expect(cli.code, cli.stderr).toBe(0);
     const preview = cli.json!;
-    expect(preview).toMatchObject({ dryRun: true, backfillId: bad, restored: 5, removed: 2, alreadyRestored: 0, leftAlone: 1, forced: 0, changedBy: { [later]: 1 }, unlisted: [] });
+    expect(preview).toMatchObject({ dryRun: true, backfillId: bad, restored: 5, removed: 2, alreadyRestored: 0, leftAlone: 1, forced: 0, changedBy: { [later]: 1 }, historyGone: false, fromLedger: [] });
     expect(preview.nodes).toEqual([
       { node: b, restored: 3, removed: 1, alreadyRestored: 0, leftAlone: 0, forced: 0 },
       { node: a, restored: 2, removed: 1, alreadyRestored: 0, leftAlone: 1, forced: 0 },
@@ -164,7 +164,7 @@ describe('rollback across the runs of a backfill (sqlite)', () => {
 
     // The rollback does what the preview said.
     const summary: RollbackSummary = await fx.client.rollback(bad);
-    const { dryRun: _dryRun, unlisted: _unlisted, rollbackId: _previewId, runs: _previewRuns, ...previewed } = preview;
+    const { dryRun: _dryRun, historyGone: _historyGone, fromLedger: _fromLedger, rollbackId: _previewId, runs: _previewRuns, ...previewed } = preview;
     const { rollbackId: _rollbackId, runs: _runs, ...done } = summary;
     expect(done).toEqual(previewed);
 

@@ -1,6 +1,6 @@
 /** Which nodes a rollback walks, and in what order, over every run of a backfill id (core/rollback-order.ts). */
 import { describe, expect, it } from 'vitest';
-import { rollbackNodes, withUnlisted, type RunNode } from '../../core/rollback-order.ts';
+import { rollbackNodes, withLedger, type RunNode } from '../../core/rollback-order.ts';
 
 const node = (id: string, upstream: string[] = [], taskQueue = 'q'): RunNode => ({ id, dependsOn: upstream.map((u) => ({ node: u })), taskQueue });
 
@@ -35,8 +35,26 @@ describe('rollbackNodes', () => {
   });
 });
 
-describe('withUnlisted', () => {
-  it('appends the nodes found elsewhere that the order lacks, sorted, once each', () => {
-    expect(withUnlisted(['b', 'a'], ['z', 'a', 'c', 'z'])).toEqual(['b', 'a', 'c', 'z']);
+describe('withLedger', () => {
+  it('adds the nodes only the ledger names, ordered by its lineage, keeping the order and task queues the histories give', () => {
+    // The histories (one run kept) name b then a; the ledger also has c (read b) and d (read c), from a run whose history is gone.
+    const { order, taskQueues } = withLedger(['b', 'a'], { a: 'qa', b: 'qb' }, [
+      { node: 'a', upstream: [] },
+      { node: 'b', upstream: ['a'] },
+      { node: 'c', upstream: ['b'] },
+      { node: 'd', upstream: ['c'] },
+    ]);
+    expect(order).toEqual(['d', 'c', 'b', 'a']);
+    // A node only the ledger knows has no queue of its own: its batches run on the rollback's.
+    expect(taskQueues).toEqual({ a: 'qa', b: 'qb' });
+  });
+
+  it("with no history, orders the ledger's nodes downstream first; with neither, nothing", () => {
+    expect(withLedger([], {}, [{ node: 'weekly', upstream: ['daily'] }, { node: 'daily', upstream: ['raw'] }, { node: 'raw', upstream: [] }]).order).toEqual(['weekly', 'daily', 'raw']);
+    expect(withLedger([], {}, [])).toEqual({ order: [], taskQueues: {} });
+  });
+
+  it('a node the histories name that the ledger lacks (it published nothing) stays in its place', () => {
+    expect(withLedger(['y', 'x', 'idle'], {}, [{ node: 'x', upstream: [] }, { node: 'y', upstream: ['x'] }]).order).toEqual(['y', 'x', 'idle']);
   });
 });

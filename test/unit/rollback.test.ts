@@ -132,9 +132,15 @@ describe('previewRollback', () => {
   ];
   /** The ledger's pages, two changes at a time, as changesBy returns them. */
   const warehouse = {
+    location: 'test.db',
     calls: 0,
-    async changesBy(_backfillId: string, options: ChangesOptions = {}): Promise<ChangesPage> {
+    /** Lineage: weekly reads daily. */
+    async ledgerVersions(node: string) {
+      return node === 'weekly' ? [{ inputs: [{ node: 'daily' }] }] : [{ inputs: [] }];
+    },
+    async changesBy(backfillId: string, options: ChangesOptions = {}): Promise<ChangesPage> {
       this.calls++;
+      if (backfillId !== 'bf-2') return { changes: [], next: null };
       const after = options.after;
       const from = after ? changes.findIndex((c) => c.node === after.node && c.partition === after.partition) + 1 : 0;
       const page = changes.slice(from, from + 2);
@@ -143,30 +149,46 @@ describe('previewRollback', () => {
     },
   };
 
-  it('decides each partition as a restore would, per node in the rollback order, and lists the nodes no run names', async () => {
-    const preview = await previewRollback(warehouse, 'bf-2', ['weekly', 'daily', 'idle'], false);
-    expect(warehouse.calls).toBe(3);
-    expect(preview).toMatchObject({ dryRun: true, rollbackId: PREVIEW_ROLLBACK_ID, restored: 2, removed: 2, alreadyRestored: 1, leftAlone: 1, forced: 0, changedBy: { 'bf-3': 1 }, unlisted: ['gone'] });
+  it('decides each partition as a restore would, per node in the rollback order, walking too the nodes only the ledger names', async () => {
+    warehouse.calls = 0;
+    const preview = await previewRollback(warehouse, 'bf-2', { order: ['weekly', 'daily', 'idle'], historyGone: false }, false);
+    // Three pages for the ledger's nodes, three for the decisions.
+    expect(warehouse.calls).toBe(6);
+    expect(preview).toMatchObject({ dryRun: true, rollbackId: PREVIEW_ROLLBACK_ID, restored: 2, removed: 2, alreadyRestored: 1, leftAlone: 1, forced: 0, changedBy: { 'bf-3': 1 }, historyGone: false, fromLedger: ['gone'] });
     expect(preview.nodes.map((n) => [n.node, n.restored, n.removed, n.alreadyRestored, n.leftAlone])).toEqual([
+      ['gone', 0, 1, 0, 0],
       ['weekly', 1, 0, 0, 0],
       ['daily', 1, 1, 1, 1],
       ['idle', 0, 0, 0, 0],
-      ['gone', 0, 1, 0, 0],
     ]);
     expect(preview.leftAloneExamples).toEqual([{ node: 'daily', partition: '2024-01-04', version: 2, currentVersion: 3, changedBy: 'bf-3' }]);
   });
 
   it('with force, counts what it would restore over a later backfill', async () => {
-    expect(await previewRollback(warehouse, 'bf-2', ['weekly', 'daily', 'gone'], true)).toMatchObject({ restored: 3, forced: 1, leftAlone: 0, force: true, unlisted: [] });
+    expect(await previewRollback(warehouse, 'bf-2', { order: ['weekly', 'daily', 'gone'], historyGone: false }, true)).toMatchObject({ restored: 3, forced: 1, leftAlone: 0, force: true, fromLedger: [] });
   });
 
-  it('renders as a preview, naming the nodes it would not walk', () => {
+  it("with the history gone, walks the ledger's nodes downstream first by their lineage", async () => {
+    const preview = await previewRollback(warehouse, 'bf-2', { order: [], historyGone: true }, false);
+    expect(preview.nodes.map((n) => n.node)).toEqual(['weekly', 'gone', 'daily']);
+    expect(preview).toMatchObject({ historyGone: true, fromLedger: ['weekly', 'gone', 'daily'], restored: 2, removed: 2 });
+  });
+
+  it('refuses (not_found) a backfill neither the server nor the ledger knows, naming the warehouse', async () => {
+    const refused = await previewRollback(warehouse, 'bf-nobody', { order: [], historyGone: true }, false).catch((e: unknown) => e);
+    expect(refused).toMatchObject({ code: 'not_found' });
+    expect((refused as Error).message).toMatch(/known neither to the server .* nor to the ledger of test.db/);
+  });
+
+  it('renders as a preview, naming the nodes only the ledger names', () => {
     const summary = { ...emptySummary({ backfillId: 'bf-2', rollbackId: PREVIEW_ROLLBACK_ID, force: false }), restored: 3, leftAlone: 1, changedBy: { 'bf-3': 1 } };
-    const text = stripVTControlCharacters(renderRollback(summary, { unlisted: ['gone'] }));
+    const text = stripVTControlCharacters(renderRollback(summary, { historyGone: false, fromLedger: ['gone'] }));
     expect(text).toContain('would roll back bf-2 (dry run: nothing was started or changed)');
     expect(text).toMatch(/would restore: +3 partitions to their version before bf-2/);
     expect(text).toMatch(/would leave alone: 1 partition changed since by bf-3 \(1\)/);
-    expect(text).toMatch(/not walked: +gone: the ledger holds versions of bf-2 there/);
+    expect(text).toMatch(/from the ledger: +gone: no run of bf-2 that the server still keeps names that node; .* the rollback walks it in the order of the ledger's lineage/);
+    const gone = stripVTControlCharacters(renderRollback(summary, { historyGone: true, fromLedger: ['gone'] }));
+    expect(gone).toMatch(/the server no longer keeps the history of bf-2 .*a worker with a policy judges the rollback/);
     expect(text).toContain("run 'backfill rollback bf-2' to do it");
     expect(text).not.toContain('rolled back');
   });

@@ -1,0 +1,103 @@
+/**
+ * Rolling back a backfill whose workflow histories the server no longer keeps (the namespace's
+ * retention removed them; here they are deleted), on a real server with a worker in a process of
+ * its own that has a policy: `rollback --dry-run` and `rollback` find its nodes in the ledger,
+ * downstream first by its lineage, and restore every partition (checksums verified); the policy
+ * still judges the rollback, whose pin the lost history held; an id neither the server nor the
+ * ledger knows is `not_found`.
+ */
+import { randomUUID } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { WorkflowNotFoundError } from '@temporalio/client';
+import { describe, expect, it } from 'vitest';
+import type { RollbackPreview } from '../../client/rollback-preview.ts';
+import { BackfillError } from '../../core/errors.ts';
+import type { ResolvedSpec } from '../../core/spec.ts';
+import { backfillWorkflowId, nodeWorkflowId } from '../../workflows/definitions.ts';
+import { backendFixture, type Backend } from './backend-fixture.ts';
+import { runCli, scratch, testSpec, waitFor } from './helpers.ts';
+
+const SUFFIX = randomUUID().slice(0, 6);
+const policyFile = join(scratch('rollback-retention-policy'), 'backfill.policy.yaml');
+writeFileSync(policyFile, 'version: 1\nreasons:\n  required: [rollback]\n  minLength: 3\n');
+
+function retentionSuite(kind: Backend) {
+  describe(`rollback once the server no longer keeps the backfill's histories (${kind})`, () => {
+    const fx = backendFixture(kind, 'rollback-retention', { BACKFILL_POLICY: policyFile });
+    const { queue } = fx;
+    // raw → daily → summary: the ledger's lineage says so.
+    const nodes = ['rt_raw', 'rt_daily', 'rt_summary'] as const;
+    const spec = (factor: number, to: string): ResolvedSpec =>
+      testSpec(queue, {
+        name: 'rollback-retention',
+        partitions: { grain: 'day', start: '2024-01-01', end: to },
+        defaults: { concurrency: 2, heartbeatTimeout: '5s', retry: { initialInterval: '200ms', maximumInterval: '1s' } },
+        nodes: [
+          { id: nodes[0], sql: 'SELECT :partition AS day, :factor AS v', params: { factor } },
+          { id: nodes[1], sql: 'SELECT day, v * 10 AS v FROM rt_raw', params: { factor }, dependsOn: [nodes[0]] },
+          { id: nodes[2], sql: 'SELECT day, v + 1 AS v FROM rt_daily', params: { factor }, dependsOn: [nodes[1]] },
+        ],
+      });
+    const run = async (s: ResolvedSpec, id: string) => {
+      await fx.client.start(s, { taskQueue: queue, id });
+      return (await fx.client.wait(id, 120_000)).state;
+    };
+    const values = async () => {
+      const all: string[] = [];
+      for (const node of nodes) for (const r of await fx.warehouse.query(`SELECT day, v FROM ${node} ORDER BY day`)) all.push(`${node}/${String(r.day)}=${Number(r.v)}`);
+      return all;
+    };
+    /** Deletes the workflow (every run the server keeps of its id), and waits until the server no longer finds it. */
+    const forget = async (workflowId: string) => {
+      const handle = fx.client.client.workflow.getHandle(workflowId);
+      await fx.client.connection.workflowService.deleteWorkflowExecution({ namespace: fx.client.namespace, workflowExecution: { workflowId } });
+      await waitFor(`${workflowId} to be deleted`, () => handle.describe().then(() => false, (error: unknown) => error instanceof WorkflowNotFoundError), 30_000, 200);
+    };
+
+    it('--dry-run and rollback restore every partition from the ledger, and the policy judges the rollback', async () => {
+      const base = `rt-base-${SUFFIX}`;
+      const bad = `rt-bad-${SUFFIX}`;
+      expect(await run(spec(1, '2024-01-04'), base)).toBe('completed');
+      const before = await values();
+      // One more day than before: the rollback removes it.
+      expect(await run(spec(2, '2024-01-05'), bad)).toBe('completed');
+      for (const node of nodes) await forget(nodeWorkflowId(bad, node));
+      await forget(backfillWorkflowId(bad));
+
+      const cli = await runCli<RollbackPreview>(['rollback', bad, '--dry-run', '--warehouse', fx.location, '--json']);
+      expect(cli.code, cli.stderr).toBe(0);
+      const preview = cli.json!;
+      expect(preview).toMatchObject({ dryRun: true, historyGone: true, restored: 9, removed: 3, leftAlone: 0, fromLedger: ['rt_summary', 'rt_daily', 'rt_raw'] });
+      expect(preview.nodes.map((n) => n.node)).toEqual(['rt_summary', 'rt_daily', 'rt_raw']);
+      const text = await runCli(['rollback', bad, '--dry-run', '--warehouse', fx.location]);
+      expect(text.stdout).toContain(`the server no longer keeps the history of ${bad}`);
+
+      // The policy still judges it: no reason, refused, nothing restored.
+      const refused = await fx.client.rollback(bad, { taskQueue: queue }).catch((e: unknown) => e);
+      expect(refused).toBeInstanceOf(BackfillError);
+      expect(refused).toMatchObject({ code: 'policy_violation' });
+      expect((refused as Error).message).toMatch(/rollback needs a reason/);
+      expect(await fx.warehouse.rollbacks({ backfillId: bad })).toEqual([]);
+
+      const summary = await fx.client.rollback(bad, { taskQueue: queue, reason: 'bad factor, found after the retention' });
+      const { dryRun: _dryRun, historyGone: _gone, fromLedger: _fromLedger, rollbackId: _previewId, runs: _previewRuns, ...previewed } = preview;
+      const { rollbackId: _rollbackId, runs: _runs, ...done } = summary;
+      expect(done).toEqual(previewed);
+      expect(await values()).toEqual(before);
+      // Every restore is in the rollback audit (each verified the checksum of the version it published again).
+      const restores = await fx.warehouse.rollbacks({ backfillId: bad });
+      expect(restores).toHaveLength(12);
+      expect(restores.filter((r) => r.toVersion === null)).toHaveLength(3);
+    }, 120_000);
+
+    it('refuses a backfill that neither the server nor the ledger knows (not_found)', async () => {
+      const refused = await fx.client.rollback(`rt-nobody-${SUFFIX}`, { taskQueue: queue, reason: 'a typo' }).catch((e: unknown) => e);
+      expect(refused).toBeInstanceOf(BackfillError);
+      expect(refused).toMatchObject({ code: 'not_found' });
+      expect((refused as Error).message).toMatch(/known neither to the server .* nor to the ledger of the workers' warehouse/);
+    }, 60_000);
+  });
+}
+
+retentionSuite('sqlite');
