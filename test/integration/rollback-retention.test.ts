@@ -16,15 +16,16 @@ import { BackfillError } from '../../core/errors.ts';
 import type { ResolvedSpec } from '../../core/spec.ts';
 import { backfillWorkflowId, nodeWorkflowId } from '../../workflows/definitions.ts';
 import { backendFixture, type Backend } from './backend-fixture.ts';
-import { runCli, scratch, testSpec, waitFor } from './helpers.ts';
+import { runCli, scratch, startTestWorker, testSpec, waitFor } from './helpers.ts';
 
 const SUFFIX = randomUUID().slice(0, 6);
 const policyFile = join(scratch('rollback-retention-policy'), 'backfill.policy.yaml');
 writeFileSync(policyFile, 'version: 1\nreasons:\n  required: [rollback]\n  minLength: 3\n');
 
-function retentionSuite(kind: Backend) {
-  describe(`rollback once the server no longer keeps the backfill's histories (${kind})`, () => {
-    const fx = backendFixture(kind, 'rollback-retention', { BACKFILL_POLICY: policyFile });
+/** `policy`: the fixture's worker has the policy (else none: a worker with it joins in the test). */
+function retentionSuite(kind: Backend, policy: 'worker' | 'joins') {
+  describe(`rollback once the server no longer keeps the backfill's histories (${kind}, policy ${policy === 'worker' ? 'on the worker' : 'joins later'})`, () => {
+    const fx = backendFixture(kind, `rollback-retention-${policy}`, policy === 'worker' ? { BACKFILL_POLICY: policyFile } : {});
     const { queue } = fx;
     // raw → daily → summary: the ledger's lineage says so.
     const nodes = ['rt_raw', 'rt_daily', 'rt_summary'] as const;
@@ -55,15 +56,47 @@ function retentionSuite(kind: Backend) {
       await waitFor(`${workflowId} to be deleted`, () => handle.describe().then(() => false, (error: unknown) => error instanceof WorkflowNotFoundError), 30_000, 200);
     };
 
-    it('--dry-run and rollback restore every partition from the ledger, and the policy judges the rollback', async () => {
-      const base = `rt-base-${SUFFIX}`;
-      const bad = `rt-bad-${SUFFIX}`;
+    const badRun = async (tag: string) => {
+      const base = `rt-base-${tag}-${SUFFIX}`;
+      const bad = `rt-bad-${tag}-${SUFFIX}`;
       expect(await run(spec(1, '2024-01-04'), base)).toBe('completed');
       const before = await values();
       // One more day than before: the rollback removes it.
       expect(await run(spec(2, '2024-01-05'), bad)).toBe('completed');
       for (const node of nodes) await forget(nodeWorkflowId(bad, node));
       await forget(backfillWorkflowId(bad));
+      return { bad, before };
+    };
+
+    if (policy === 'joins') {
+      it('a worker without a policy does not judge the rollback: it waits, saying why, for one with a policy, which judges it', async () => {
+        const { bad } = await badRun('joins');
+        const { workflowId } = await fx.client.startRollback(bad, { taskQueue: queue });
+        const handle = fx.client.client.workflow.getHandle(workflowId);
+        const message = await waitFor('the worker without a policy to decline the rollback', async () => {
+          const d = await handle.describe();
+          return d.raw.pendingActivities?.find((a) => a.lastFailure?.applicationFailureInfo?.type === 'PolicyMismatch')?.lastFailure?.message ?? undefined;
+        }, 30_000, 200);
+        expect(message).toContain(`the server no longer keeps the history of backfill '${bad}', so whether a policy admitted it is unknown`);
+        // Nothing restored meanwhile.
+        expect(await fx.warehouse.rollbacks({ backfillId: bad })).toEqual([]);
+
+        // A worker with the policy joins (same queue, same warehouse): it judges, and its rule wants a reason.
+        const governed = await startTestWorker({ queue, warehousePath: fx.location, policyFile });
+        try {
+          const refused = await fx.client.rollbackResult(bad).catch((e: unknown) => e);
+          expect(refused).toMatchObject({ code: 'policy_violation' });
+          expect((refused as Error).message).toMatch(/rollback needs a reason/);
+        } finally {
+          await governed.stop();
+        }
+        expect(await fx.warehouse.rollbacks({ backfillId: bad })).toEqual([]);
+      }, 90_000);
+      return;
+    }
+
+    it('--dry-run and rollback restore every partition from the ledger, and the policy judges the rollback', async () => {
+      const { bad, before } = await badRun(kind);
 
       const cli = await runCli<RollbackPreview>(['rollback', bad, '--dry-run', '--warehouse', fx.location, '--json']);
       expect(cli.code, cli.stderr).toBe(0);
@@ -91,6 +124,7 @@ function retentionSuite(kind: Backend) {
       expect(restores.filter((r) => r.toVersion === null)).toHaveLength(3);
     }, 120_000);
 
+    if (kind !== 'sqlite') return;
     it('refuses a backfill that neither the server nor the ledger knows (not_found)', async () => {
       const refused = await fx.client.rollback(`rt-nobody-${SUFFIX}`, { taskQueue: queue, reason: 'a typo' }).catch((e: unknown) => e);
       expect(refused).toBeInstanceOf(BackfillError);
@@ -100,4 +134,6 @@ function retentionSuite(kind: Backend) {
   });
 }
 
-retentionSuite('sqlite');
+retentionSuite('sqlite', 'worker');
+retentionSuite('postgres', 'worker');
+retentionSuite('sqlite', 'joins');
