@@ -221,6 +221,8 @@ export type RollbackStarted = {
   uiUrl: string;
   /** True when a rollback of this backfill was running already: this is that one. */
   attached: boolean;
+  /** The server keeps no history of the backfill: the rollback walks the ledger's nodes, and a worker with a policy judges it. */
+  historyGone: boolean;
 };
 
 /** What `status` shows: the progress, and the nodes whose work waits for a worker nobody runs. */
@@ -1326,7 +1328,7 @@ export class BackfillClient {
     }
     const workflowId = rollbackWorkflowId(backfillId);
     const running = await this.runningRollback(backfillId);
-    if (running) return { backfillId, workflowId, runId: running.runId, uiUrl: this.uiUrl(workflowId, running.runId), attached: true };
+    if (running) return { backfillId, workflowId, runId: running.runId, uiUrl: this.uiUrl(workflowId, running.runId), attached: true, historyGone: !description };
 
     // History gone (the namespace's retention): the workflow finds the nodes in the ledger, and a worker with a policy judges it.
     const { order, taskQueues } = description ? await this.rollbackOrder(backfillId, description.runId) : { order: [], taskQueues: {} };
@@ -1348,7 +1350,7 @@ export class BackfillClient {
     const handle = await this.taggedStart(() =>
       this.client.workflow.start<typeof rollbackWorkflow>('rollbackWorkflow', { workflowId, taskQueue, args: [input], ...this.afterEnd(backfillId) }),
     );
-    return { backfillId, workflowId, runId: handle.firstExecutionRunId, uiUrl: this.uiUrl(workflowId, handle.firstExecutionRunId), attached: false };
+    return { backfillId, workflowId, runId: handle.firstExecutionRunId, uiUrl: this.uiUrl(workflowId, handle.firstExecutionRunId), attached: false, historyGone: !description };
   }
 
   /**

@@ -36,7 +36,15 @@ export function rollbackCommand() {
         return;
       }
       await withClient(command, async (client) => {
-        const summary = await client.rollback(id, { force, ...(options.reason !== undefined ? { reason: options.reason } : {}) });
+        const started = await client.startRollback(id, { force, ...(options.reason !== undefined ? { reason: options.reason } : {}) });
+        if (started.historyGone) {
+          // It may wait (for a worker with a policy): say why before it does.
+          process.stderr.write(
+            `the server no longer keeps the history of ${id} (the namespace's retention): the rollback walks the nodes the workers' ledger holds versions of, ` +
+              `on this command line's workflow task queue ($BACKFILL_TASK_QUEUE, else backfill), once a worker with a policy has judged it: ${started.uiUrl}\n`,
+          );
+        }
+        const summary = await client.rollbackResult(id);
         print(options.json, summary, () => renderRollback(summary));
         if (summary.leftAlone > 0 && !summary.force) process.exitCode = EXIT.failures;
       });

@@ -13,6 +13,7 @@ import { WorkflowNotFoundError } from '@temporalio/client';
 import { describe, expect, it } from 'vitest';
 import type { RollbackPreview } from '../../client/rollback-preview.ts';
 import { BackfillError } from '../../core/errors.ts';
+import type { RollbackSummary } from '../../core/rollback.ts';
 import type { ResolvedSpec } from '../../core/spec.ts';
 import { backfillWorkflowId, nodeWorkflowId } from '../../workflows/definitions.ts';
 import { backendFixture, type Backend } from './backend-fixture.ts';
@@ -49,11 +50,20 @@ function retentionSuite(kind: Backend, policy: 'worker' | 'joins') {
       for (const node of nodes) for (const r of await fx.warehouse.query(`SELECT day, v FROM ${node} ORDER BY day`)) all.push(`${node}/${String(r.day)}=${Number(r.v)}`);
       return all;
     };
-    /** Deletes the workflow (every run the server keeps of its id), and waits until the server no longer finds it. */
+    /**
+     * Deletes the workflow once it has closed (a node workflow ends just after its parent), as the
+     * retention would, and waits until the server no longer finds it (the deletion is asynchronous:
+     * asked again on each look, which is harmless).
+     */
     const forget = async (workflowId: string) => {
       const handle = fx.client.client.workflow.getHandle(workflowId);
-      await fx.client.connection.workflowService.deleteWorkflowExecution({ namespace: fx.client.namespace, workflowExecution: { workflowId } });
-      await waitFor(`${workflowId} to be deleted`, () => handle.describe().then(() => false, (error: unknown) => error instanceof WorkflowNotFoundError), 30_000, 200);
+      await waitFor(`${workflowId} to close`, async () => (await handle.describe()).status.name !== 'RUNNING', 60_000, 200);
+      const remove = () => fx.client.connection.workflowService.deleteWorkflowExecution({ namespace: fx.client.namespace, workflowExecution: { workflowId } }).catch(() => undefined);
+      await waitFor(`${workflowId} to be deleted`, async () => {
+        const gone = await handle.describe().then(() => false, (error: unknown) => error instanceof WorkflowNotFoundError);
+        if (!gone) await remove();
+        return gone;
+      }, 60_000, 500);
     };
 
     const badRun = async (tag: string) => {
@@ -113,7 +123,11 @@ function retentionSuite(kind: Backend, policy: 'worker' | 'joins') {
       expect((refused as Error).message).toMatch(/rollback needs a reason/);
       expect(await fx.warehouse.rollbacks({ backfillId: bad })).toEqual([]);
 
-      const summary = await fx.client.rollback(bad, { taskQueue: queue, reason: 'bad factor, found after the retention' });
+      // The command line starts it on its own workflow task queue, and says why it may wait.
+      const rolled = await runCli<RollbackSummary>(['rollback', bad, '--reason', 'bad factor, found after the retention', '--json'], { BACKFILL_TASK_QUEUE: queue });
+      expect(rolled.code, rolled.stderr).toBe(0);
+      expect(rolled.stderr).toContain(`the server no longer keeps the history of ${bad} (the namespace's retention)`);
+      const summary = rolled.json!;
       const { dryRun: _dryRun, historyGone: _gone, fromLedger: _fromLedger, rollbackId: _previewId, runs: _previewRuns, ...previewed } = preview;
       const { rollbackId: _rollbackId, runs: _runs, ...done } = summary;
       expect(done).toEqual(previewed);
