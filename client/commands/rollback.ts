@@ -4,6 +4,7 @@ import { EXIT } from '../exit-codes.ts';
 import { HELP_GROUPS, documented } from '../help.ts';
 import { jsonOption, print, reasonOption, warehouseOption } from '../options.ts';
 import { withClient } from '../with-client.ts';
+import { terminalText } from '../printable.ts';
 
 export function rollbackCommand() {
   return documented(new Command('rollback'), HELP_GROUPS.audit, [
@@ -40,8 +41,10 @@ export function rollbackCommand() {
         if (started.historyGone) {
           // It may wait (for a worker with a policy): say why before it does.
           process.stderr.write(
-            `the server no longer keeps the history of ${id} (the namespace's retention): the rollback walks the nodes the workers' ledger holds versions of, ` +
-              `on this command line's workflow task queue ($BACKFILL_TASK_QUEUE, else backfill), once a worker with a policy has judged it: ${started.uiUrl}\n`,
+            terminalText(
+              `the server no longer keeps the history of ${id} (the namespace's retention): the rollback walks the nodes the workers' ledger holds versions of, ` +
+                `on this command line's workflow task queue ($BACKFILL_TASK_QUEUE, else backfill), once a worker with a policy has judged it: ${started.uiUrl}\n`,
+            ),
           );
         }
         const summary = await client.rollbackResult(id);
