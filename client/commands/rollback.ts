@@ -43,7 +43,7 @@ export function rollbackCommand() {
           process.stderr.write(
             terminalText(
               `the server no longer keeps the history of ${id} (the namespace's retention): the rollback walks the nodes the workers' ledger holds versions of, ` +
-                `on this command line's workflow task queue ($BACKFILL_TASK_QUEUE, else backfill), once a worker with a policy has judged it: ${started.uiUrl}\n`,
+                `on this command line's workflow task queue ($BACKFILL_TASK_QUEUE, else backfill), once a worker with a policy has judged it (where no worker has one, start one with --policy and a file of only 'version: 1', which admits it): ${started.uiUrl}\n`,
             ),
           );
         }
