@@ -55,6 +55,8 @@ export class BackfillSession {
   private readonly endsStartedOnly: boolean;
   /** Behind LINEAGE_RETRY_RESTARTS_RUNS: a retry in place starts the ended runs of its nodes again. */
   private readonly retryRestarts: boolean;
+  /** The backfill's run has ended: a cleanup after a failure that came once it had (its leases' release) ends nothing again. */
+  private runEnded = false;
   /** Lineage events on their way: a run ends or continues as new only once they have landed. */
   private readonly emitting = new Set<Promise<unknown>>();
   private readonly warehouseActivities: WarehouseActivities;
@@ -202,6 +204,8 @@ export class BackfillSession {
     if (!this.lineageEnded) return;
     // Refused before its node workflows started: no run of it had a START, so none ends.
     if (this.endsStartedOnly && !this.runsStarted) return;
+    if (this.runEnded) return;
+    this.runEnded = true;
     const backfill = this.lineageBackfill;
     const now = workflowTime();
     const cancelled = state === 'cancelled';

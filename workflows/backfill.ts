@@ -27,6 +27,7 @@ import {
   setHandler,
   sleep,
   startChild,
+  TemporalFailure,
   upsertMemo,
   upsertSearchAttributes,
   workflowInfo,
@@ -213,6 +214,14 @@ export const NODE_START_FAILURE_CLEANED = 'node-start-failure-cleaned';
  * running backfill but not of one that had ended. Only such a run (a parsed resume) asks.
  */
 export const RESUME_REASONS_JUDGED = 'resume-reasons-judged';
+/**
+ * Patch (docs/workflow-versions.md): every failure of the backfill (an activity's, such as the
+ * release of its leases; a node workflow that cannot be started again) cleans up as an
+ * ApplicationFailure does: its node workflows are cancelled, its lineage runs end, its leases are
+ * released. Before, only an ApplicationFailure (and a cancellation) did; any other failure failed
+ * the backfill at once and left all three. Only a run that fails so asks.
+ */
+export const EVERY_FAILURE_CLEANED = 'every-failure-cleaned';
 
 /** Approvals waiting to be verified beyond this many are ignored (a flood of hand-made signals). */
 const MAX_PENDING_APPROVALS = 5;
@@ -221,6 +230,12 @@ const MAX_PENDING_APPROVALS = 5;
 const DISCARDED_WHY = 'discarded: the staged versions were dropped and nothing was published';
 /** How long a cancelled backfill waits for its node workflows to wind down. */
 const CANCEL_GRACE = '10 minutes';
+
+/** Why a backfill failed, for its lineage end: an activity's failure says which failed, its causes say why. */
+function failureWhy(error: Error): string {
+  const cause = error instanceof ApplicationFailure ? undefined : error.cause;
+  return cause instanceof Error ? `${error.message}: ${failureWhy(cause)}` : error.message;
+}
 
 /** The refusal of a start whose carry cannot be read (`why`). */
 function unreadableCarry(why: string): BackfillError {
@@ -693,7 +708,19 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
         );
       }
       log.warn(`node workflow ${id} closed without finishing; starting it again (${restart.attempt} of ${tuning.maxNodeRestarts})`);
-      await startNode(plan.byId.get(id)!, restart.ready, restart.ready);
+      try {
+        await startNode(plan.byId.get(id)!, restart.ready, restart.ready);
+      } catch (error) {
+        if (!(error instanceof WorkflowExecutionAlreadyStartedError) || !patched(EVERY_FAILURE_CLEANED)) throw error;
+        // Its id is taken by a workflow this run did not start (the cleanup leaves it alone: it stays in `unreachable`).
+        throw ApplicationFailure.create({
+          message:
+            `node workflow ${nodeWorkflowId(backfillId, id)} closed without finishing and could not be started again: another running workflow took its id. ` +
+            `Cancel that workflow, then run 'backfill resume ${backfillId}'`,
+          type: 'NodeWorkflowNotStarted',
+          nonRetryable: true,
+        });
+      }
       unreachable.delete(id);
     }
   };
@@ -1006,7 +1033,9 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
     return await end();
   } catch (error) {
     const cancelled = isCancellation(error);
-    if (!cancelled && !(error instanceof ApplicationFailure)) throw error;
+    // A bug (an error that is no TemporalFailure, nor a continue-as-new) fails the workflow task, which is retried: the run is not over, so nothing is cleaned.
+    const failed = !cancelled && (error instanceof ApplicationFailure || (error instanceof TemporalFailure && patched(EVERY_FAILURE_CLEANED)));
+    if (!cancelled && !failed) throw error;
     winding = true;
     const late = outlivesCancel ? await CancellationScope.nonCancellable(decisionLanded) : null;
     if (cancelled && late?.ended) {
@@ -1034,7 +1063,7 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
       );
       const wound = await condition(() => live.every((n) => cancelledNodes.has(n.id)), CANCEL_GRACE);
       if (!wound) log.warn('node workflows did not confirm cancellation in time');
-      session.ended(cancelled ? 'cancelled' : 'failed', coordinator.progress(backfillId, cancelled ? 'cancelled' : 'failed', runs).nodes, cancelled ? late?.note : (error as ApplicationFailure).message);
+      session.ended(cancelled ? 'cancelled' : 'failed', coordinator.progress(backfillId, cancelled ? 'cancelled' : 'failed', runs).nodes, cancelled ? late?.note : failureWhy(error as TemporalFailure));
       await session.release().catch((failure: unknown) => log.warn(`the datasets' leases were not released: ${String(failure)}`));
       await session.landed();
     });

@@ -1,0 +1,82 @@
+/**
+ * Every way a backfill's workflow fails cleans up what it started (patch every-failure-cleaned):
+ * its node workflows stop, its lineage runs end (once), its datasets' leases are released.
+ * Here the release of the leases at the end fails once (an activity failure, not an
+ * ApplicationFailure the workflow throws itself): the backfill fails, and its cleanup releases
+ * them again, so the next backfill of the dataset starts and a resume of the failed one ends.
+ */
+import { randomUUID } from 'node:crypto';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ApplicationFailure } from '@temporalio/activity';
+import type { WorkflowFailedError } from '@temporalio/client';
+import type { BackfillClient } from '../../client/backfill-client.ts';
+import { backfillWorkflowId, nodeWorkflowId } from '../../workflows/definitions.ts';
+import type { RunEvent } from '../../core/openlineage.ts';
+import { readEvents } from '../lineage/example.ts';
+import { connectClient, scratch, startTestWorker, testSpec, uniqueQueue, type TestWorker } from './helpers.ts';
+
+const queue = uniqueQueue('failure-cleanup');
+const dir = scratch('failure-cleanup');
+const file = join(dir, 'lineage.jsonl');
+/** Backfills whose next release of their leases fails (once). */
+const releaseFails = new Set<string>();
+let worker: TestWorker;
+let client: BackfillClient;
+
+beforeAll(async () => {
+  worker = await startTestWorker({
+    queue,
+    warehousePath: join(dir, 'warehouse.db'),
+    transforms: { quick: ({ partition }) => [{ partition, v: 1 }] },
+    lineage: { enabled: true, namespace: 'backfill', source: 'test', transport: { type: 'file', path: file, append: true } },
+  });
+  const release = worker.warehouse.releaseDatasets;
+  worker.warehouse.releaseDatasets = async (run) => {
+    if (releaseFails.delete(run.backfillId)) throw ApplicationFailure.nonRetryable('the lease store cannot be reached', 'LeaseStoreDown');
+    return release(run);
+  };
+  client = await connectClient();
+});
+
+afterAll(async () => {
+  await client?.close();
+  await worker?.stop();
+});
+
+/** `<eventType> <job>` of every event of the jobs named `<name>` and `<name>.*`, in the order they were written. */
+function events(name: string): string[] {
+  return readEvents(file)
+    .filter((e: RunEvent) => e.job.name === name || e.job.name.startsWith(`${name}.`))
+    .map((e) => `${e.eventType} ${e.job.name}`);
+}
+
+describe('a backfill that fails with an activity failure', () => {
+  it('releases its leases, ends its lineage runs once and stops its node workflows; the next backfill and a resume run', async () => {
+    const suffix = randomUUID().slice(0, 6);
+    const name = `fc_${suffix}`;
+    const dataset = `fc_data_${suffix}`;
+    const backfillId = `fc-${suffix}`;
+    const range = { grain: 'day' as const, start: '2024-01-01', end: '2024-01-03' };
+    releaseFails.add(backfillId);
+    await client.start(testSpec(queue, { name, partitions: range, nodes: [{ id: dataset, transform: 'quick' }] }), { id: backfillId, taskQueue: queue });
+    expect((await client.wait(backfillId, 60_000)).state).toBe('failed');
+    const failure = await client.client.workflow.getHandle(backfillWorkflowId(backfillId)).result().then(() => null, (error: unknown) => error as WorkflowFailedError);
+    expect((failure?.cause?.cause as Error | undefined)?.message).toBe('the lease store cannot be reached');
+    expect(releaseFails.has(backfillId)).toBe(false);
+
+    // Its node workflow has closed; each lineage run has one START and one end.
+    expect((await client.client.workflow.getHandle(nodeWorkflowId(backfillId, dataset)).describe()).status.name).not.toBe('RUNNING');
+    expect(events(name).sort()).toEqual([`COMPLETE ${name}`, `COMPLETE ${name}.${dataset}`, `START ${name}`, `START ${name}.${dataset}`]);
+
+    // The leases were released by the cleanup: another backfill of the dataset starts and finishes.
+    const next = `fc-next-${suffix}`;
+    await client.start(testSpec(queue, { name: `${name}_next`, partitions: range, nodes: [{ id: dataset, transform: 'quick' }] }), { id: next, taskQueue: queue });
+    expect((await client.wait(next, 60_000)).state).toBe('completed');
+
+    // And the failed backfill resumes: a new run that finds everything published.
+    const resumed = await client.resume(backfillId);
+    expect(resumed.resumed).not.toBeNull();
+    expect((await client.wait(backfillId, 60_000)).state).toBe('completed');
+  });
+});
