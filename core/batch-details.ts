@@ -108,6 +108,28 @@ export function unaccountedFor(indices: readonly number[], result: Pick<BatchDet
   return indices.slice(0, Math.max(0, end)).filter((i) => !finished.has(i));
 }
 
+/**
+ * The partitions of a batch (`indices`, in the batch's order) that its completed result says it
+ * deferred: its last `deferred`, but for any it finished or was throttled on.
+ */
+export function deferredOf(indices: readonly number[], result: Pick<BatchDetails, 'finished' | 'throttled' | 'deferred'>): number[] {
+  if (!result.deferred) return [];
+  const finished = new Set(result.finished.map((r) => r.index));
+  return indices.slice(Math.max(0, indices.length - result.deferred)).filter((i) => !finished.has(i) && i !== result.throttled?.index);
+}
+
+/**
+ * The failure of a partition that completed batches deferred `times` times with no run window
+ * closing (`SchedulerOptions.deferrals`).
+ */
+export function deferredMessage(times: number, taskQueue: string): string {
+  return (
+    `the batch completed ${times} times saying it deferred this partition (did not start it) while no run window closed: ` +
+    `does a worker of another build, or one that is misconfigured or always stopping, poll task queue '${taskQueue}'? ` +
+    `See who polls it (temporal task-queue describe --task-queue ${taskQueue}), stop that worker, then retry-failed`
+  );
+}
+
 /** The failure of a partition that `times` completed batches did not account for (`unaccountedFor`). */
 export function noResultMessage(times: number, taskQueue: string): string {
   return `the batch completed ${times} ${times === 1 ? 'time' : 'times'} without a result for this partition: does a worker of another build poll task queue '${taskQueue}'? Stop it, then retry-failed`;

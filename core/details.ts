@@ -85,7 +85,7 @@ export function nodeDetails(node: ResolvedNode, partitions: NodePartitions): str
 }
 
 /** Why a node starts nothing right now, if it does not. */
-export type WaitReason = 'paused' | 'throttled' | 'slowed' | 'measuring' | 'rate' | 'concurrency' | 'upstream' | null;
+export type WaitReason = 'paused' | 'throttled' | 'slowed' | 'measuring' | 'rate' | 'concurrency' | 'upstream' | 'deferred' | null;
 
 export function waitReasonText(reason: WaitReason, taskQueue: string): string {
   switch (reason) {
@@ -103,6 +103,8 @@ export function waitReasonText(reason: WaitReason, taskQueue: string): string {
       return `at its concurrency: waiting for running partitions (task queue ${taskQueue}; if none start, no worker polls it)`;
     case 'upstream':
       return 'waiting for upstream partitions';
+    case 'deferred':
+      return `backing off: its workers deferred the same partitions again with no run window closing (task queue ${taskQueue}: a worker stopping, or one of another build?)`;
     default:
       return 'running';
   }

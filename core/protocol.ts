@@ -137,6 +137,10 @@ export type Tuning = {
    * those still running then are carried. Absent in runs started before it existed.
    */
   drainMs?: number;
+  /** How many times a partition may be deferred with no run window closing before it fails (default 10). */
+  maxDeferrals?: number;
+  /** The back-off after a partition's second such deferral, doubling with each more up to 30 times it (default 1000). */
+  deferralBackoffMs?: number;
 };
 
 export const DEFAULT_TUNING = { reportIntervalMs: 1000, historyLimit: 4000, probeIntervalMs: 120_000, maxNodeRestarts: 3, drainMs: 5000 } satisfies Tuning;

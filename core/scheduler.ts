@@ -11,7 +11,7 @@
  * meantime (a partition is published once either way).
  */
 import { AutoBatcher, DEFAULT_BATCH_TARGET, type AutoBatchJSON } from './batching.ts';
-import { noResultMessage, unaccountedFor } from './batch-details.ts';
+import { deferredMessage, deferredOf, noResultMessage, unaccountedFor } from './batch-details.ts';
 import { parseDuration } from './duration.ts';
 import type { WaitReason } from './details.ts';
 import { addFailure } from './failures.ts';
@@ -29,6 +29,17 @@ const THROTTLED_TICK_MS = 1000;
 const DEFAULT_BATCH_TARGET_MS = parseDuration(DEFAULT_BATCH_TARGET)!;
 /** The failure type of a partition that completed batches did not account for (`SchedulerOptions.unaccounted`). */
 export const NO_RESULT_FAILURE = 'NoResult';
+/** The failure type of a partition deferred too often with no run window closing (`SchedulerOptions.deferrals`). */
+export const DEFERRED_FAILURE = 'Deferred';
+/** How many times a partition may be deferred with no run window closing before it fails (`SchedulerOptions.deferrals`). */
+export const DEFAULT_MAX_DEFERRALS = 10;
+/** The first back-off after a partition's second deferral; it doubles with each more, up to 30 times this. */
+export const DEFAULT_DEFERRAL_BACKOFF_MS = 1000;
+
+/** How long a node starts nothing after a partition's `times`-th deferral: none after the first (a worker stopping in a deploy), then doubling. */
+export function deferralBackoffMs(times: number, baseMs: number): number {
+  return times < 2 ? 0 : Math.min(baseMs * 2 ** (times - 2), baseMs * 30);
+}
 
 export type SchedulerOptions = {
   /** Partitions per activity, or `auto`: sized from the partitions' measured durations (core/batching.ts). */
@@ -72,6 +83,16 @@ export type SchedulerOptions = {
    * came, for ever when every batch came back so.
    */
   unaccounted?: { maxAttempts: number; taskQueue: string };
+  /**
+   * A partition a completed batch deferred (its last `deferred`, not started) while no run window
+   * closed (`windowClosed` of the outcome) is counted, though not as an attempt: a worker that
+   * stops in a deploy defers each of its partitions once, and they run again at once; after a
+   * second deferral the node starts nothing for `backoffMs`, doubling with each more (up to 30
+   * times it), and after `max` deferrals the partition fails (naming `taskQueue`). Absent in runs
+   * from before it existed: a worker that deferred every batch kept the node starting the same
+   * partitions again, at once, for ever.
+   */
+  deferrals?: { max: number; backoffMs: number; taskQueue: string };
 };
 
 /**
@@ -122,6 +143,10 @@ export type SchedulerState = {
   throttled: Record<string, RangesJSON>;
   /** Partitions completed batches did not account for, not yet done or failed, by how many times (absent: none). */
   unaccounted?: Record<string, RangesJSON>;
+  /** Partitions deferred with no run window closing, not yet done or failed, by how many times (absent: none). */
+  deferred?: Record<string, RangesJSON>;
+  /** The workflow time before which nothing starts: the back-off after repeated deferrals (absent: none). */
+  deferredUntil?: number;
   /** With `batchSize: auto`: what it measured. */
   autoBatch?: AutoBatchJSON;
   /** With a latency target: its pacing. */
@@ -136,7 +161,14 @@ export type Pause = [from: number, to: number | null];
 export type Batch = { id: number; indices: number[]; recheck: boolean[]; throttled: number[] };
 
 export type BatchOutcome =
-  | { kind: 'completed'; finished: PartitionResult[]; throttled?: { index: number; message: string }; deferred?: number }
+  | {
+      kind: 'completed';
+      finished: PartitionResult[];
+      throttled?: { index: number; message: string };
+      deferred?: number;
+      /** The batch's run window had closed when it completed: its deferred partitions wait for the next window, uncounted. */
+      windowClosed?: boolean;
+    }
   | { kind: 'failed'; finished: PartitionResult[]; failedIndex: number | null; message: string; type: string }
   /** `finished`: what the batch committed before it was cancelled (an older worker sends nothing). */
   | { kind: 'cancelled'; finished?: PartitionResult[] };
@@ -162,6 +194,12 @@ export class NodeScheduler {
   private readonly throttleCounts: Map<number, number>;
   /** Partitions completed batches did not account for, by how many times (SchedulerOptions.unaccounted). */
   private readonly unaccountedCounts: Map<number, number>;
+  /** Partitions deferred with no run window closing, by how many times (SchedulerOptions.deferrals). */
+  private readonly deferralCounts: Map<number, number>;
+  /** Nothing starts before this workflow time: the back-off after repeated deferrals (SchedulerOptions.deferrals). */
+  private deferredUntil: number | null;
+  /** When the back-off was last set: the workflow time may not have been counted since (`countedAt`). */
+  private deferredAt = 0;
   /** Batches in flight: their partitions, the congestion epoch and the workflow time they started in. */
   private readonly inFlight = new Map<number, { indices: number[]; epoch: number; at: number }>();
   private nextBatchId = 1;
@@ -210,6 +248,8 @@ export class NodeScheduler {
     this.pauses = state?.pauses ?? [];
     this.throttleCounts = countsOf(state?.throttled);
     this.unaccountedCounts = countsOf(state?.unaccounted);
+    this.deferralCounts = countsOf(state?.deferred);
+    this.deferredUntil = state?.deferredUntil ?? null;
     this.applyPace();
   }
 
@@ -303,11 +343,19 @@ export class NodeScheduler {
   tickMs(): number | null {
     if (this.settings.paused) return null;
     const waiting = !this.queue.isEmpty;
+    const backingOff = this.backingOff();
+    if (backingOff !== null && (waiting || !this.carried.isEmpty)) return backingOff;
     if (this.aimd.active && waiting) return Math.min(this.bucket.tick, THROTTLED_TICK_MS);
     const probe = this.probeDeadline();
     if (probe !== null && waiting) return Math.max(1, probe - (this.countedAt ?? 0));
     if (this.bucket.limited && !this.bucket.full) return this.bucket.tick;
     return null;
+  }
+
+  /** How long the back-off after repeated deferrals still holds every start (null: it does not). */
+  private backingOff(): number | null {
+    const now = Math.max(this.countedAt ?? 0, this.deferredAt);
+    return this.deferredUntil !== null && now < this.deferredUntil ? this.deferredUntil - now : null;
   }
 
   /** With `batchSize: auto` and nothing measured, while the first partition runs: when the node stops waiting for it. */
@@ -322,7 +370,7 @@ export class NodeScheduler {
     const batches: Batch[] = [];
     let share: number | undefined;
     const size = () => (this.options.evenShares ? (share ??= this.nextBatchSize()) : this.nextBatchSize());
-    while (!this.settings.paused && this.inFlight.size < this.concurrency && this.probeDeadline() === null) {
+    while (!this.settings.paused && this.inFlight.size < this.concurrency && this.probeDeadline() === null && this.backingOff() === null) {
       let indices: number[];
       if (!this.carried.isEmpty) {
         // Their tokens were spent by the run that started them.
@@ -353,10 +401,11 @@ export class NodeScheduler {
   // ---- outcomes ----
 
   /**
-   * A batch ended. Returns the failed attempts it counted of its own, beyond the activity's (its
-   * partitions a completed batch did not account for, `SchedulerOptions.unaccounted`).
+   * A batch ended (at workflow time `now`: a back-off after repeated deferrals counts from it).
+   * Returns the failed attempts it counted of its own, beyond the activity's (its partitions a
+   * completed batch did not account for, `SchedulerOptions.unaccounted`).
    */
-  settle(batchId: number, outcome: BatchOutcome): number {
+  settle(batchId: number, outcome: BatchOutcome, now = this.countedAt ?? 0): number {
     const batch = this.inFlight.get(batchId);
     if (!batch) return 0;
     this.inFlight.delete(batchId);
@@ -383,9 +432,11 @@ export class NodeScheduler {
       return 0;
     }
     const unaccounted = this.options.unaccounted ? unaccountedFor(batch.indices, outcome) : [];
+    const deferred = this.options.deferrals && outcome.windowClosed !== true ? deferredOf(batch.indices, outcome) : [];
     const throttled = outcome.throttled;
-    for (const i of rest) if (i !== throttled?.index && !unaccounted.includes(i)) this.queue.add(i);
+    for (const i of rest) if (i !== throttled?.index && !unaccounted.includes(i) && !deferred.includes(i)) this.queue.add(i);
     for (const i of unaccounted) this.noResult(i);
+    this.deferAll(deferred, now);
     if (throttled && rest.includes(throttled.index)) this.throttle(batch.epoch, throttled);
     return unaccounted.length;
   }
@@ -400,6 +451,27 @@ export class NodeScheduler {
       this.unaccountedCounts.set(index, times);
       this.queue.add(index);
     }
+  }
+
+  /** A completed batch deferred these partitions while no run window closed (SchedulerOptions.deferrals). */
+  private deferAll(indices: readonly number[], now: number): void {
+    if (indices.length === 0) return;
+    const { max, backoffMs, taskQueue } = this.options.deferrals!;
+    let most = 0;
+    for (const index of indices) {
+      const times = (this.deferralCounts.get(index) ?? 0) + 1;
+      if (times > max) {
+        this.fail(index, deferredMessage(times, taskQueue), DEFERRED_FAILURE);
+        continue;
+      }
+      this.deferralCounts.set(index, times);
+      this.queue.add(index);
+      most = Math.max(most, times);
+    }
+    const wait = deferralBackoffMs(most, backoffMs);
+    if (wait === 0) return;
+    this.deferredUntil = Math.max(this.deferredUntil ?? 0, now + wait);
+    this.deferredAt = Math.max(this.deferredAt, now);
   }
 
   /** A batch started in congestion epoch `epoch` was throttled on one of its partitions. */
@@ -446,6 +518,7 @@ export class NodeScheduler {
   private fail(index: number, message: string, type: string): void {
     this.throttleCounts.delete(index);
     this.unaccountedCounts.delete(index);
+    this.deferralCounts.delete(index);
     this.unreportedFailures = addFailure(this.unreportedFailures, message, type, index);
   }
 
@@ -455,6 +528,7 @@ export class NodeScheduler {
       this.unreportedDone.add(r.index);
       this.throttleCounts.delete(r.index);
       this.unaccountedCounts.delete(r.index);
+      this.deferralCounts.delete(r.index);
       this.stats.completed++;
       this.stats.firstStartedAt = this.stats.firstStartedAt === null ? r.startedAt : Math.min(this.stats.firstStartedAt, r.startedAt);
       this.stats.lastFinishedAt = this.stats.lastFinishedAt === null ? r.finishedAt : Math.max(this.stats.lastFinishedAt, r.finishedAt);
@@ -533,6 +607,7 @@ export class NodeScheduler {
     if (this.queue.isEmpty && this.carried.isEmpty) return this.inFlight.size === 0 ? 'upstream' : null;
     if (this.inFlight.size >= this.concurrency) return this.concurrency < this.settings.concurrency ? 'slowed' : 'concurrency';
     if (this.probeDeadline() !== null) return 'measuring';
+    if (this.backingOff() !== null) return 'deferred';
     if (this.bucket.available < 1) return this.aimd.active ? 'throttled' : 'rate';
     return null;
   }
@@ -578,6 +653,8 @@ export class NodeScheduler {
       recentStarts: [...this.recentStarts],
       throttled: countsJSON(this.throttleCounts),
       ...(this.unaccountedCounts.size > 0 ? { unaccounted: countsJSON(this.unaccountedCounts) } : {}),
+      ...(this.deferralCounts.size > 0 ? { deferred: countsJSON(this.deferralCounts) } : {}),
+      ...(this.backingOff() !== null ? { deferredUntil: this.deferredUntil! } : {}),
       ...(this.autoBatch ? { autoBatch: this.autoBatch.toJSON() } : {}),
       ...(this.options.latencyTargetMs || this.latency.active ? { latency: this.latency.toJSON() } : {}),
       ...(this.pauses.length > 0 ? { pauses: this.pauses.map(([from, to]): Pause => [from, to]) } : {}),

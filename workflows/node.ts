@@ -55,7 +55,7 @@ import { HARD_BREAK, nodeCurrentDetails, nodeSummary } from '../core/details.ts'
 import { partitionInputs } from '../core/inputs.ts';
 import { NODE_GAUGES } from '../core/metrics.ts';
 import { RangeSet } from '../core/ranges.ts';
-import { NodeScheduler, schedulerOptionsOf, type Batch, type BatchOutcome } from '../core/scheduler.ts';
+import { DEFAULT_DEFERRAL_BACKOFF_MS, DEFAULT_MAX_DEFERRALS, NodeScheduler, schedulerOptionsOf, type Batch, type BatchOutcome } from '../core/scheduler.ts';
 import type { ResolvedNode } from '../core/spec.ts';
 import { workflowTime } from './clock.ts';
 import { assertCoreGeneration, nodeControlSignal, nodeReportSignal, nodeViewQuery } from './definitions.ts';
@@ -101,6 +101,17 @@ export const BATCH_AMOUNTS_CHECKED = 'batch-amounts-checked';
  * for ever when a worker completed every batch with nothing finished.
  */
 export const UNACCOUNTED_COUNTS_AS_ATTEMPT = 'unaccounted-counts-as-attempt';
+/**
+ * Patch (docs/workflow-versions.md): a partition a completed batch deferred while its run window
+ * had not closed is counted (not as an attempt): after its second deferral the node starts
+ * nothing for a back-off that doubles, and after `tuning.maxDeferrals` it fails, naming the task
+ * queue (SchedulerOptions.deferrals). Before, it ran again at once: for ever when a worker
+ * completed every batch saying it deferred it.
+ */
+export const DEFERRALS_BOUNDED = 'deferrals-bounded';
+
+/** How far a worker's clock may run ahead of the workflow's: a batch it deferred this long before its window's close deferred for the close. */
+const WINDOW_CLOCK_SKEW_MS = 60_000;
 
 type PartitionActivities = { runPartitions(input: RunPartitionsInput): Promise<RunPartitionsResult> };
 
@@ -189,12 +200,22 @@ export async function nodeWorkflow(input: NodeInput): Promise<NodeSummary> {
   const resultChecked = patched(BATCH_RESULT_CHECKED);
   const amountsChecked = patched(BATCH_AMOUNTS_CHECKED);
   const unaccountedCounts = patched(UNACCOUNTED_COUNTS_AS_ATTEMPT);
+  const deferralsBounded = patched(DEFERRALS_BOUNDED);
   const schedulerOptions = (node: ResolvedNode) => ({
     ...schedulerOptionsOf(node, reportRunning),
     zeroHolds,
     evenShares,
     climbWhenBinding,
     ...(unaccountedCounts ? { unaccounted: { maxAttempts: node.retry.maxAttempts, taskQueue: node.taskQueue } } : {}),
+    ...(deferralsBounded
+      ? {
+          deferrals: {
+            max: input.tuning.maxDeferrals ?? DEFAULT_MAX_DEFERRALS,
+            backoffMs: input.tuning.deferralBackoffMs ?? DEFAULT_DEFERRAL_BACKOFF_MS,
+            taskQueue: node.taskQueue,
+          },
+        }
+      : {}),
   });
   const scheduler = new NodeScheduler(
     schedulerOptions(spec),
@@ -349,6 +370,8 @@ export async function nodeWorkflow(input: NodeInput): Promise<NodeSummary> {
     maxInflight = Math.max(maxInflight, scheduler.inFlightBatches);
     const maxAttempts = spec.retry.maxAttempts;
     const read: ReadDetails = detailsChecked ? (value) => batchDetails(value, tasks, maxAttempts, amountsChecked) : asTheyCame;
+    // The run window the batch was given: once it has closed (give or take the worker's clock), what the batch deferred waits for the next one, uncounted.
+    const window = settings.openUntil !== undefined && settings.stopBy !== undefined ? { notAfter: settings.openUntil, stopBy: settings.stopBy } : undefined;
     runPartitions({
       backfillId: input.backfillId,
       runKey: input.runKey,
@@ -356,7 +379,7 @@ export async function nodeWorkflow(input: NodeInput): Promise<NodeSummary> {
       node: activityNode(spec),
       partitions: tasks,
       maxAttempts,
-      ...(settings.openUntil !== undefined && settings.stopBy !== undefined ? { window: { notAfter: settings.openUntil, stopBy: settings.stopBy } } : {}),
+      ...(window ? { window } : {}),
       ...(input.warehouseId !== undefined ? { warehouseId: input.warehouseId } : {}),
       ...(input.stage ? { stage: true } : {}),
     })
@@ -372,6 +395,7 @@ export async function nodeWorkflow(input: NodeInput): Promise<NodeSummary> {
             finished: result.finished,
             ...(result.throttled ? { throttled: result.throttled } : {}),
             ...(result.deferred !== undefined ? { deferred: result.deferred } : {}),
+            ...(deferralsBounded && result.deferred !== undefined && window !== undefined && workflowTime() >= window.notAfter - WINDOW_CLOCK_SKEW_MS ? { windowClosed: true } : {}),
           };
         },
         (error: unknown): BatchOutcome => {
@@ -382,7 +406,7 @@ export async function nodeWorkflow(input: NodeInput): Promise<NodeSummary> {
       )
       .then((outcome) => {
         // Partitions a completed batch did not account for: failed attempts (with the patch).
-        const failed = scheduler.settle(batch.id, outcome);
+        const failed = deferralsBounded ? scheduler.settle(batch.id, outcome, workflowTime()) : scheduler.settle(batch.id, outcome);
         if (failed > 0) charge([], failed);
         wake = true;
       });

@@ -53,6 +53,8 @@ describe('the failure details and results of a batch a foreign worker ran', () =
   /** Its runs of the node 'silent', by key; once healed, it says it finished what it was given. */
   const silentCalls = new Map<string, number>();
   let healed = false;
+  /** When the foreign worker was asked to run each partition of the node 'defers', by key. */
+  const deferCalls = new Map<string, number[]>();
 
   beforeAll(async () => {
     client = await connectClient();
@@ -63,6 +65,11 @@ describe('the failure details and results of a batch a foreign worker ran', () =
       taskQueue: foreignQueue,
       activities: {
         async runPartitions(input: RunPartitionsInput): Promise<unknown> {
+          if (input.node.id === 'defers') {
+            // Says it started none of the batch (as a worker that stops, or whose run window closed, says), every time.
+            for (const t of input.partitions) deferCalls.set(t.key, [...(deferCalls.get(t.key) ?? []), Date.now()]);
+            return { finished: [], attempt: 1, deferred: input.partitions.length };
+          }
           if (input.node.id === 'silent') {
             for (const t of input.partitions) silentCalls.set(t.key, (silentCalls.get(t.key) ?? 0) + 1);
             const finished = healed ? input.partitions.map((t): PartitionResult => ({ index: t.index, key: t.key, version: 1, rowCount: 1, checksum: 'c', startedAt: 1, finishedAt: 2 })) : [];
@@ -170,5 +177,36 @@ describe('the failure details and results of a batch a foreign worker ran', () =
     const again = await client.wait(backfillId, 60_000);
     expect(again.state).toBe('completed');
     expect(again.progress!.nodes.find((n) => n.id === 'silent')).toMatchObject({ done: 4, failed: 0 });
+  });
+
+  it('backs off from a worker that defers every batch with no run window closing, and fails the partitions after tuning.maxDeferrals, costing no attempt', async () => {
+    const spec = testSpec(queue, {
+      name: 'foreign-defers',
+      partitions: { grain: 'day', start: DAYS[0]!, end: '2024-01-05' },
+      defaults: { batchSize: 2, concurrency: 2, retry: { maxAttempts: 3 } },
+      nodes: [
+        { id: 'local', sql: 'SELECT :partition AS day' },
+        { id: 'defers', sql: 'SELECT :partition AS day', taskQueue: foreignQueue },
+      ],
+    });
+    const { backfillId } = await client.start(spec, { taskQueue: queue, tuning: { reportIntervalMs: 100, maxDeferrals: 3, deferralBackoffMs: 300 } });
+    // Before, every batch came back deferred and ran again at once, for ever.
+    const ended = await client.wait(backfillId, 30_000);
+    expect(ended.state).toBe('completed_with_failures');
+    const defers = ended.progress!.nodes.find((n) => n.id === 'defers')!;
+    expect({ done: defers.done, failed: defers.failed }).toEqual({ done: 0, failed: 4 });
+    expect(defers.failures).toHaveLength(1);
+    expect(defers.failures[0]).toMatchObject({ type: 'Deferred', partitions: 4 });
+    expect(defers.failures[0]!.message).toContain(`completed 4 times saying it deferred this partition (did not start it) while no run window closed`);
+    expect(defers.failures[0]!.message).toContain(`temporal task-queue describe --task-queue ${foreignQueue}`);
+    // Each partition was asked for 4 times: at once after the first deferral, then after 300 ms, then after 600 ms.
+    for (const day of DAYS) {
+      const at = deferCalls.get(day)!;
+      expect(at).toHaveLength(4);
+      expect(at[2]! - at[1]!).toBeGreaterThanOrEqual(300);
+      expect(at[3]! - at[2]!).toBeGreaterThanOrEqual(600);
+    }
+    // A deferral is no attempt: the retry budget is untouched.
+    expect(ended.progress!.governance?.budgets.retries?.used ?? 0).toBe(0);
   });
 });

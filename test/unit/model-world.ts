@@ -30,7 +30,7 @@ import { expandPlan, type Plan } from '../../core/plan.ts';
 import { parseNodeControl } from '../../core/node-control.ts';
 import type { BackfillCarry, NodeControl, NodeReport, PartitionResult } from '../../core/protocol.ts';
 import { RangeSet } from '../../core/ranges.ts';
-import { NodeScheduler, schedulerOptionsOf, type BatchOutcome, type SchedulerOptions } from '../../core/scheduler.ts';
+import { DEFAULT_DEFERRAL_BACKOFF_MS, DEFAULT_MAX_DEFERRALS, NodeScheduler, schedulerOptionsOf, type BatchOutcome, type SchedulerOptions } from '../../core/scheduler.ts';
 import { resolveSpec, type Canary, type ResolvedNode, type ResolvedSpec, type SpecInput } from '../../core/spec.ts';
 
 /** Far below Temporal's 2 MB payload limit; these plans are small, so the carries must be too. */
@@ -64,7 +64,7 @@ export type Action =
   | { kind: 'nodeStep'; node: number }
   | { kind: 'report'; node: number }
   | { kind: 'deliverReport'; pick: number; duplicate: boolean }
-  | { kind: 'activity'; pick: number; outcome: 'complete' | 'fail' | 'throttle' | 'partial' }
+  | { kind: 'activity'; pick: number; outcome: 'complete' | 'fail' | 'throttle' | 'partial' | 'defer' }
   | { kind: 'tick'; ms: number }
   | { kind: 'probe'; node: number }
   | { kind: 'terminate'; node: number }
@@ -281,6 +281,7 @@ export class World {
       evenShares: true,
       climbWhenBinding: true,
       unaccounted: { maxAttempts: spec.retry.maxAttempts, taskQueue: spec.taskQueue },
+      deferrals: { max: DEFAULT_MAX_DEFERRALS, backoffMs: DEFAULT_DEFERRAL_BACKOFF_MS, taskQueue: spec.taskQueue },
     };
   }
 
@@ -525,7 +526,7 @@ export class World {
 
   // ---- activities (activities/run-partitions.ts and the warehouse's publish) ----
 
-  private settleActivity(activity: Activity, outcome: 'complete' | 'fail' | 'throttle' | 'partial' | 'cancel'): void {
+  private settleActivity(activity: Activity, outcome: 'complete' | 'fail' | 'throttle' | 'partial' | 'defer' | 'cancel'): void {
     this.activities = this.activities.filter((a) => a !== activity);
     const finished: PartitionResult[] = [];
     const runTask = (task: { index: number; recheck: boolean }) => {
@@ -551,6 +552,8 @@ export class World {
       result = { kind: 'completed', finished };
     } else if (outcome === 'throttle') result = { kind: 'completed', finished: [], throttled: { index: first!.index, message: 'slow down' } };
     else if (outcome === 'fail') result = { kind: 'failed', finished: [], failedIndex: first!.index, message: 'boom', type: 'NonRetryable' };
+    // A worker that stops (or one of another build) defers the whole batch: no attempt, and the node backs off after the second time.
+    else if (outcome === 'defer') result = { kind: 'completed', finished: [], deferred: activity.tasks.length };
     else {
       runTask(first!);
       result = rest.length > 0 ? { kind: 'failed', finished, failedIndex: rest[0]!.index, message: 'half', type: 'Error' } : { kind: 'completed', finished };
@@ -1019,7 +1022,7 @@ export const actionArbitrary: fc.Arbitrary<Action> = fc.oneof(
   {
     weight: 8,
     arbitrary: fc
-      .record({ pick: fc.nat(), outcome: fc.constantFrom('complete', 'complete', 'complete', 'fail', 'throttle', 'partial') })
+      .record({ pick: fc.nat(), outcome: fc.constantFrom('complete', 'complete', 'complete', 'fail', 'throttle', 'partial', 'defer') })
       .map<Action>((r) => ({ kind: 'activity', pick: r.pick, outcome: r.outcome as 'complete' })),
   },
   { weight: 3, arbitrary: fc.integer({ min: 1, max: 3000 }).map<Action>((ms) => ({ kind: 'tick', ms })) },

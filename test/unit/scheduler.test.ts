@@ -297,6 +297,86 @@ describe('NodeScheduler: partitions a completed batch did not account for', () =
   });
 });
 
+describe('NodeScheduler: partitions a completed batch deferred', () => {
+  const deferrals = { max: 4, backoffMs: 1000, taskQueue: 'etl' };
+  /** Starts the next batch at `now` and completes it having deferred its last `deferred` (all by default). */
+  const defer = (s: NodeScheduler, now: number, more: { deferred?: number; finished?: number[]; windowClosed?: boolean } = {}) => {
+    s.advance(now);
+    const [batch] = s.startable();
+    if (!batch) return null;
+    const outcome = {
+      kind: 'completed' as const,
+      finished: (more.finished ?? []).map((i) => result(i)),
+      deferred: more.deferred ?? batch.indices.length,
+      ...(more.windowClosed ? { windowClosed: true } : {}),
+    };
+    expect(s.settle(batch.id, outcome, now)).toBe(0);
+    return batch;
+  };
+
+  it('runs them again at once after one deferral (a worker stopping in a deploy), costing no attempt', () => {
+    const s = new NodeScheduler(options({ batchSize: 2, deferrals }), settings({ concurrency: 1 }), span(0, 2));
+    expect(defer(s, 0)!.indices).toEqual([0, 1]);
+    expect(s.tickMs()).toBeNull();
+    expect(s.waitReason()).toBeNull();
+    const [again] = s.startable();
+    expect(again!.indices).toEqual([0, 1]);
+    expect(s.takeReport().failures).toEqual([]);
+  });
+
+  it('backs off from the second deferral, doubling, and fails them after `max`, naming the task queue', () => {
+    const s = new NodeScheduler(options({ batchSize: 2, deferrals }), settings({ concurrency: 1 }), span(0, 2));
+    defer(s, 0);
+    defer(s, 10);
+    // The second deferral: nothing starts for a second.
+    expect(s.tickMs()).toBe(1000);
+    expect(s.waitReason()).toBe('deferred');
+    expect(defer(s, 500)).toBeNull();
+    expect(defer(s, 1010)).not.toBeNull();
+    expect(s.tickMs()).toBe(2000);
+    expect(defer(s, 3009)).toBeNull();
+    expect(defer(s, 3010)).not.toBeNull();
+    expect(s.tickMs()).toBe(4000);
+    expect(s.takeReport().failures).toEqual([]);
+    // The fifth deferral is one more than `max`: they fail, and nothing is left to run.
+    expect(defer(s, 7010)).not.toBeNull();
+    const [failure] = s.takeReport().failures;
+    expect(failure).toMatchObject({ type: 'Deferred', ranges: span(0, 2).toJSON() });
+    expect(failure!.message).toMatch(/completed 5 times saying it deferred .*task queue 'etl'.*retry-failed/);
+    expect(s.idle).toBe(true);
+  });
+
+  it('counts none that a closed run window explains, nor those the batch finished', () => {
+    const s = new NodeScheduler(options({ batchSize: 3, deferrals: { ...deferrals, max: 1 } }), settings({ concurrency: 1 }), span(0, 3));
+    for (let i = 0; i < 5; i++) defer(s, i * 10, { windowClosed: true });
+    expect(s.takeReport().failures).toEqual([]);
+    expect(s.tickMs()).toBeNull();
+    // 0 finished, 1 and 2 deferred: counted once each, under the bound of 1.
+    defer(s, 100, { finished: [0], deferred: 2 });
+    expect(s.takeReport()).toMatchObject({ done: span(0, 1).toJSON(), failures: [] });
+    expect(s.queued).toBe(2);
+  });
+
+  it('carries the counts and the back-off across continue-as-new, and forgets a count once its partition is done', () => {
+    const s = new NodeScheduler(options({ batchSize: 2, deferrals }), settings({ concurrency: 1 }), span(0, 2));
+    defer(s, 0);
+    defer(s, 10);
+    expect(s.toState()).toMatchObject({ deferred: { 2: span(0, 2).toJSON() }, deferredUntil: 1010 });
+    const next = new NodeScheduler(options({ batchSize: 2, deferrals }), settings({ concurrency: 1 }), undefined, s.toState());
+    expect(defer(next, 500)).toBeNull();
+    const batch = defer(next, 1010, { finished: [0], deferred: 1 });
+    expect(batch!.indices).toEqual([0, 1]);
+    expect(next.toState().deferred).toEqual({ 3: span(1, 2).toJSON() });
+  });
+
+  it('ran them again at once, uncounted, for ever without the option (runs from before the patch deferrals-bounded)', () => {
+    const s = new NodeScheduler(options({ batchSize: 2 }), settings({ concurrency: 1 }), span(0, 2));
+    for (let i = 0; i < 20; i++) expect(defer(s, i)!.indices).toEqual([0, 1]);
+    expect(s.takeReport().failures).toEqual([]);
+    expect(s.tickMs()).toBeNull();
+  });
+});
+
 describe('NodeScheduler: continue-as-new carries everything, in-flight batches included', () => {
   it('carried in-flight partitions start first in the next run, without tokens, marked to recheck', () => {
     const s = new NodeScheduler(options({ batchSize: 2 }), settings({ rate: 1, burst: 4, concurrency: 2 }), span(0, 10));
