@@ -1144,10 +1144,14 @@ export class BackfillClient {
     const original = await this.inputOf(backfillId);
     if (!original) throw new BackfillError('failed', `cannot read the input of backfill '${backfillId}'`);
     // Loaded here: the coordinator and the spec's schemas weigh on every other command's start.
-    const [{ changedNodes }, { resumeCarry, resumedSpec }] = await Promise.all([import('../core/spec-changes.ts'), import('../core/coordinator.ts')]);
+    const [{ changedNodes }, { resumeCarry, resumedSpec }, { carrySpecProblem }] = await Promise.all([
+      import('../core/spec-changes.ts'),
+      import('../core/coordinator.ts'),
+      import('../core/carry-shape.ts'),
+    ]);
     const carry = await this.endState(backfillId, description.status.name);
-    // A fix sent while the last run ran (resume --spec) is in its end state, not in its input.
-    const currentSpec = resumedSpec(carry, original.spec);
+    // A fix sent while the last run ran (resume --spec) is in its end state, not in its input; one that cannot be read is refused, unless a new spec replaces it.
+    const currentSpec = options.spec && carry.spec !== undefined && carrySpecProblem(carry.spec) !== null ? original.spec : resumedSpec(carry, original.spec);
     const changed = options.spec ? changedNodes(currentSpec, options.spec) : [];
     if (options.node !== undefined && !currentSpec.nodes.some((n) => n.id === options.node)) {
       throw new BackfillError('invalid_argument', `unknown node '${options.node}': this backfill's nodes are ${currentSpec.nodes.map((n) => n.id).join(', ')}`);

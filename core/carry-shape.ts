@@ -13,6 +13,7 @@ import { formatPath } from './errors.ts';
 import { BackfillConcurrencySchema, LimitsSchema, RateSchema } from './limits.ts';
 import { COST_METRICS } from './policy.ts';
 import { RangeSet } from './ranges.ts';
+import { readResolvedSpec } from './spec-changes.ts';
 import { zodProblem } from './zod-errors.ts';
 
 const count = z.number().min(0);
@@ -77,7 +78,8 @@ const CarryShapeSchema = z.object({
 /**
  * The carry's fields that a reader of their own checks (the coordinator's `Readiness`,
  * `StagedGate`, `CanaryGate`, `Governance`, its announced cancel), and `spec`, which no run
- * reads: only the client does (it starts the new run with it).
+ * reads but the client starts the next run with: `carrySpecProblem` checks it (the workflow, at a
+ * start; the client, `resumedSpec`, before it starts a new run with an ended run's).
  */
 const READ_ELSEWHERE: ReadonlySet<string> = new Set(['readiness', 'staged', 'canary', 'governance', 'announcedCancel', 'spec']);
 
@@ -97,4 +99,16 @@ export function carryShapeProblem(carry: unknown): string | null {
   if (parsed.success) return null;
   const problem = zodProblem(parsed.error);
   return `${formatPath(['carry', ...problem.path])} ${problem.message}`;
+}
+
+/**
+ * What is wrong with a carry's `spec` (the resolved spec its run ran with, which the client
+ * starts the next run with), or null: the shape a `resume --spec` must have (`readResolvedSpec`).
+ * An older build's, or one written by hand, may be of another shape; started with, it failed the
+ * new run's workflow tasks for ever, or the client with a TypeError.
+ */
+export function carrySpecProblem(spec: unknown): string | null {
+  const read = readResolvedSpec(spec);
+  if ('spec' in read) return null;
+  return `${formatPath(['carry', 'spec', ...read.path])} ${read.message}`;
 }

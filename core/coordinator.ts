@@ -10,7 +10,7 @@ import { parseSignedText, type SignatureCheck } from './approval.ts';
 import { POLICY_IDENTITY, parseMeta, type AuditEntry, type ControlMeta } from './audit.ts';
 import { parseSpending, type BudgetKind, type Spending } from './budget.ts';
 import { mergeFailures, withoutPartitions } from './failures.ts';
-import { BackfillError, type ErrorCode } from './errors.ts';
+import { BackfillError, formatPath, type ErrorCode } from './errors.ts';
 import type { Governance, Hold } from './governance.ts';
 import { minRate, nodeShares, parseConcurrency, parseRate, type Limits, type NodeLimits } from './limits.ts';
 import { TokenBucket } from './pacing.ts';
@@ -25,7 +25,7 @@ import { initialRelease } from './only-changed.ts';
 import { RangeSet, receivedRanges, type RangesJSON } from './ranges.ts';
 import { Readiness, resumeRunsAgain, resumedReadiness } from './readiness.ts';
 import type { Canary, ResolvedNode, ResolvedSpec } from './spec.ts';
-import { changedNodes, parseResolvedSpec } from './spec-changes.ts';
+import { changedNodes, parseResolvedSpec, readResolvedSpec } from './spec-changes.ts';
 import type { EffectiveLimits } from './windows.ts';
 
 type Outgoing = { ready: RangeSet; settingsDirty: boolean; specDirty: boolean; finish: boolean };
@@ -1217,7 +1217,16 @@ export function resumeCarry(carry: BackfillCarry, node?: string): BackfillCarry 
  * its end state), else that run's input's. The new run's policy judges it like any start's.
  */
 export function resumedSpec(carry: BackfillCarry, input: ResolvedSpec): ResolvedSpec {
-  return carry.spec ?? input;
+  if (carry.spec === undefined) return input;
+  // Written by the ended run (or a worker of another build that answered its carry query), or by hand: read as a `resume --spec` is.
+  const read = readResolvedSpec(carry.spec);
+  if ('spec' in read) return read.spec;
+  throw new BackfillError(
+    'invalid_spec',
+    `the spec the ended run hands its next run cannot be read (${formatPath(['carry', 'spec', ...read.path])} ${read.message}): a build of backfill other than this one, or a carry made by hand, wrote it. ` +
+      `Give the spec to go on with (backfill resume <id> --spec <file>, or retry-failed --spec), or compute it again (backfill start <spec> --id <id> --rerun)`,
+    'carry.spec',
+  );
 }
 
 /** A carried announcement, as anyone may write a start's carry: one that does not parse is none. */

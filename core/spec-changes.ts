@@ -8,6 +8,7 @@ import { BackfillError, formatPath } from './errors.ts';
 import { BackfillConcurrencySchema, RateSchema } from './limits.ts';
 import { CheckSchema, KeySchema, ResolvedSettingsSchema, settingsProblem, type ResolvedNode, type ResolvedSpec } from './spec.ts';
 import { WindowsSchema } from './windows.ts';
+import { zodProblem } from './zod-errors.ts';
 
 const stable = (value: unknown) => JSON.stringify(value);
 
@@ -73,22 +74,29 @@ const ResolvedSpecSchema = z.object({
   nodes: z.array(WholeNodeSchema).min(1),
 });
 
+/**
+ * `value` read as a resolved spec: the parsed spec, or what is wrong with it (the field, then
+ * what; `setting`: a node's setting out of its bounds, else not of the spec's shape).
+ */
+export function readResolvedSpec(value: unknown): { spec: ResolvedSpec } | { path: PropertyKey[]; message: string; setting: boolean } {
+  // With the input, a field of another type reads "must be object", not "is required".
+  const parsed = ResolvedSpecSchema.safeParse(value, { reportInput: true });
+  if (!parsed.success) return { ...zodProblem(parsed.error), setting: false };
+  for (const [i, node] of parsed.data.nodes.entries()) {
+    const problem = settingsProblem(node);
+    if (problem) return { path: ['nodes', i, ...problem.field], message: problem.message, setting: true };
+  }
+  return { spec: parsed.data as ResolvedSpec };
+}
+
 /** Parses a resolved spec sent to a running backfill; throws an `invalid_spec` BackfillError naming the field. */
 export function parseResolvedSpec(value: unknown): ResolvedSpec {
-  const parsed = ResolvedSpecSchema.safeParse(value);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    const where = formatPath(issue.path) || 'spec';
-    throw new BackfillError('invalid_spec', `the new spec is not a resolved spec: ${where} ${issue.message} (resolve it with resolveSpec, as backfill resume --spec does)`, where);
-  }
-  parsed.data.nodes.forEach((node, i) => {
-    const problem = settingsProblem(node);
-    if (problem) {
-      const where = formatPath(['nodes', i, ...problem.field]);
-      throw new BackfillError('invalid_spec', `the new spec's ${where} ${problem.message}`, where);
-    }
-  });
-  return parsed.data as ResolvedSpec;
+  const read = readResolvedSpec(value);
+  if ('spec' in read) return read.spec;
+  const { message, setting } = read;
+  const where = formatPath(read.path) || 'spec';
+  if (setting) throw new BackfillError('invalid_spec', `the new spec's ${where} ${message}`, where);
+  throw new BackfillError('invalid_spec', `the new spec is not a resolved spec: ${where} ${message} (resolve it with resolveSpec, as backfill resume --spec does)`, where);
 }
 
 /**

@@ -43,7 +43,7 @@ import { BackfillError } from '../core/errors.ts';
 import { CORE_GENERATION, DEFAULT_TUNING, type BackfillInput, type BackfillResult, type BackfillState, type NodeControl, type NodeReport } from '../core/protocol.ts';
 import type { RangeSet } from '../core/ranges.ts';
 import { parseStartAction, type ParsedStartAction } from '../core/start-action.ts';
-import { carryShapeProblem } from '../core/carry-shape.ts';
+import { carryShapeProblem, carrySpecProblem } from '../core/carry-shape.ts';
 import { pinnedPolicy } from '../core/policy-pin.ts';
 import { workflowTime } from './clock.ts';
 import {
@@ -222,6 +222,14 @@ export const RESUME_REASONS_JUDGED = 'resume-reasons-judged';
  * the backfill at once and left all three. Only a run that fails so asks.
  */
 export const EVERY_FAILURE_CLEANED = 'every-failure-cleaned';
+/**
+ * Patch (docs/workflow-versions.md): a start whose carry has a `spec` (the spec its last run ran
+ * with, which a client starts the next run with) that is not a resolved spec is refused
+ * (`carrySpecProblem`); before, no one looked at it (the run goes on with its input's spec, and
+ * hands on a spec only when `resume --spec` replaced it). Only a start whose
+ * carry has a spec asks (a client's never has: `resumeCarry` drops it).
+ */
+export const CARRY_SPEC_CHECKED = 'carry-spec-checked';
 
 /** Approvals waiting to be verified beyond this many are ignored (a flood of hand-made signals). */
 const MAX_PENDING_APPROVALS = 5;
@@ -287,6 +295,8 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
   const canaryCountsAfresh = withCanary && allowances && patched(CANARY_START_COUNTS_AFRESH);
   const shapeProblem = !continued && patched(CARRY_SHAPE_CHECKED) && carry !== undefined ? carryShapeProblem(carry) : null;
   if (shapeProblem !== null) throw refusal(unreadableCarry(shapeProblem));
+  const specProblem = !continued && carry?.spec !== undefined && patched(CARRY_SPEC_CHECKED) ? carrySpecProblem(carry.spec) : null;
+  if (specProblem !== null) throw refusal(unreadableCarry(specProblem));
   let coordinator: BackfillCoordinator;
   try {
     coordinator = new BackfillCoordinator(

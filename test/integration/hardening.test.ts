@@ -192,6 +192,14 @@ describe('hardening', () => {
     expect(await worker.warehouse.ledger({ backfillId })).toEqual([]);
   });
 
+  // Before, no one looked at a carry's spec: the run went on with its input's, and a client could start a later run with it.
+  it('a start with a hand-made carry whose spec is not a resolved spec is refused, naming the field, and writes nothing', async () => {
+    const { backfillId, failure } = await startWithCarry('bad_spec', { spec: { name: 'x', nodes: 'all' } });
+    expect(failure).toBeInstanceOf(WorkflowFailedError);
+    expect((failure as WorkflowFailedError).cause).toMatchObject({ type: 'invalid_argument', message: expect.stringContaining("the start's carry cannot be read (carry.spec.transforms") });
+    expect(await worker.warehouse.ledger({ backfillId })).toEqual([]);
+  });
+
   // Before, each of these failed every workflow task of the start, for ever (limits a string: "Cannot create property 'rate'", a rate
   // that is a string: "r.toFixed is not a function", reports a string, a node's failures a number, a node's recheck a number).
   it('a start with a hand-made carry whose fields are not of their types is refused, naming the field, not retried for ever', async () => {

@@ -1,6 +1,6 @@
 /** The shape of a start's carry: what a backfill hands its next run passes; a field of another type is named. */
 import { describe, expect, it } from 'vitest';
-import { carryShapeProblem, uncheckedCarryFields } from '../../core/carry-shape.ts';
+import { carryShapeProblem, carrySpecProblem, uncheckedCarryFields } from '../../core/carry-shape.ts';
 import { BackfillCoordinator } from '../../core/coordinator.ts';
 import { addFailures } from '../../core/failures.ts';
 import { expandPlan } from '../../core/plan.ts';
@@ -70,5 +70,21 @@ describe('carryShapeProblem', () => {
       [{ held: [[1, 'x']] }, 'carry.held[0][1] '],
     ];
     for (const [change, problem] of cases) expect(carryShapeProblem({ ...carry, ...change })).toContain(problem);
+  });
+});
+
+describe('carrySpecProblem: the spec a carry hands the next run', () => {
+  const spec = resolveSpec({ name: 's', partitions: { grain: 'day', start: '2024-01-01', end: '2024-01-03' }, nodes: [{ id: 'a', transform: 'noop' }] });
+
+  it('passes a resolved spec, as a run hands one on (through JSON)', () => {
+    expect(carrySpecProblem(JSON.parse(JSON.stringify(spec)))).toBeNull();
+  });
+
+  it('names the field of one that is not a resolved spec: of another shape, or a setting out of its bounds', () => {
+    expect(carrySpecProblem('x')).toMatch(/^carry\.spec must be object/);
+    expect(carrySpecProblem({ ...spec, nodes: 'a' })).toMatch(/^carry\.spec\.nodes /);
+    const { taskQueue: _dropped, ...node } = spec.nodes[0]!;
+    expect(carrySpecProblem({ ...spec, nodes: [node] })).toMatch(/^carry\.spec\.nodes\[0\]\.taskQueue /);
+    expect(carrySpecProblem({ ...spec, nodes: [{ ...spec.nodes[0]!, concurrency: -1 }] })).toMatch(/^carry\.spec\.nodes\[0\]\.concurrency /);
   });
 });

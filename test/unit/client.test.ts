@@ -7,6 +7,7 @@ import type { BackfillCarry, NodeProgress, Progress } from '../../core/protocol.
 import { resolveSpec } from '../../core/spec.ts';
 import { defaultBackfillId, type BackfillClient } from '../../client/backfill-client.ts';
 import { resumeCarry, resumedSpec } from '../../core/coordinator.ts';
+import { BackfillError } from '../../core/errors.ts';
 import { EXIT, buildProgram, exitCodeFor } from '../../client/cli.ts';
 import { transformsGiven } from '../../client/options.ts';
 import { parseQueues, transformModules } from '../../client/local.ts';
@@ -102,8 +103,28 @@ describe('resumeCarry', () => {
   });
 
   it('goes on with the carried spec, else (a run that kept its input\'s, or a worker from before it was carried) the input\'s', () => {
-    expect(resumedSpec({ ...carry, spec: fixed }, started)).toBe(fixed);
+    expect(resumedSpec({ ...carry, spec: fixed }, started)).toEqual(fixed);
     expect(resumedSpec(carry, started)).toBe(started);
+  });
+
+  it('refuses a carried spec that is not a resolved spec (another build\'s, or one made by hand), naming the field and what to do', () => {
+    const { retry: _dropped, ...node } = fixed.nodes[0]!;
+    for (const [spec, field] of [
+      ['x', /carry\.spec must be object/],
+      [{ ...fixed, nodes: [node] }, /carry\.spec\.nodes\[0\]\.retry/],
+      [{ ...fixed, nodes: [] }, /carry\.spec\.nodes/],
+    ] as const) {
+      let thrown: unknown;
+      try {
+        resumedSpec({ ...carry, spec: spec as unknown as typeof fixed }, started);
+      } catch (error) {
+        thrown = error;
+      }
+      expect(thrown).toBeInstanceOf(BackfillError);
+      expect((thrown as BackfillError).code).toBe('invalid_spec');
+      expect((thrown as BackfillError).message).toMatch(field);
+      expect((thrown as BackfillError).message).toMatch(/backfill resume <id> --spec <file>.*backfill start <spec> --id <id> --rerun/);
+    }
   });
 });
 

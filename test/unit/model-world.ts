@@ -21,7 +21,7 @@ import { signedText, type SignatureCheck } from '../../core/approval.ts';
 import { isNoSpending, noSpending, type Spending } from '../../core/budget.ts';
 import { AUTO_BATCH_MAX } from '../../core/batching.ts';
 import { AUTO_IDENTITY } from '../../core/canary.ts';
-import { carryShapeProblem, uncheckedCarryFields } from '../../core/carry-shape.ts';
+import { carryShapeProblem, carrySpecProblem, uncheckedCarryFields } from '../../core/carry-shape.ts';
 import { BackfillCoordinator, resumeCarry } from '../../core/coordinator.ts';
 import { BackfillError } from '../../core/errors.ts';
 import { Governance } from '../../core/governance.ts';
@@ -128,7 +128,7 @@ function handedOn(carry: BackfillCarry, text = JSON.stringify(carry)): BackfillC
   const read = JSON.parse(text) as BackfillCarry;
   const unchecked = uncheckedCarryFields(read);
   if (unchecked.length > 0) fail(`the carry has fields no one checks (${unchecked.join(', ')}): add them to carryShapeProblem (core/carry-shape.ts)`);
-  const problem = carryShapeProblem(read);
+  const problem = carryShapeProblem(read) ?? (read.spec !== undefined ? carrySpecProblem(read.spec) : null);
   if (problem !== null) fail(`a carry the backfill made fails the shape check: ${problem}`);
   return read;
 }
