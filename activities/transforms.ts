@@ -4,6 +4,7 @@
  * (`insert(rows)`, or `insertFrom(sql)` to compute them inside the warehouse).
  */
 import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { BackfillError } from '../core/errors.ts';
@@ -241,6 +242,29 @@ export function withFaultInjection(registry: TransformRegistry, enabled: boolean
 }
 
 /**
+ * Why a transforms module did not load, and the fix: the file is not there, a package it imports
+ * is not installed, or its own code threw while it was imported.
+ */
+function loadFailure(path: string, error: unknown): BackfillError {
+  const { code, message } = error instanceof Error ? (error as Error & { code?: unknown }) : { code: undefined, message: String(error) };
+  if (!existsSync(path)) {
+    return new BackfillError(
+      'invalid_argument',
+      `could not load transforms from ${path}: there is no such file: correct its path in --transforms ($BACKFILL_TRANSFORMS), relative to the working directory, or in the spec's transforms:, relative to the spec`,
+      'transforms',
+    );
+  }
+  if (code === 'ERR_MODULE_NOT_FOUND') {
+    return new BackfillError('invalid_argument', `could not load transforms from ${path}: ${message}: install what it imports (npm install), or correct the import`, 'transforms');
+  }
+  return new BackfillError(
+    'invalid_argument',
+    `could not load transforms from ${path}: importing it failed: ${message}: fix the module's top-level code (it runs once, as the worker starts), or name another module`,
+    'transforms',
+  );
+}
+
+/**
  * Loads transform modules (their default export, or an export named `transforms`, is a
  * record of name → function) and returns the built-ins plus theirs. A name two modules define
  * is refused: which of them would run depended on the order of the list.
@@ -255,7 +279,7 @@ export async function loadTransforms(modules: readonly string[], base = process.
     } catch (error) {
       // A BackfillError says already which module and what to do.
       if (error instanceof BackfillError) throw error;
-      throw new Error(`could not load transforms from ${path}: ${(error as Error).message}`);
+      throw loadFailure(resolve(base, path), error);
     }
     for (const [name, fn] of Object.entries(transformsOf(loaded, path))) {
       if (BUILTIN_TRANSFORMS.has(name)) throw new Error(`${path} redefines the built-in transform '${name}': rename it`);

@@ -13,7 +13,7 @@ import { announce, createLogger } from '../workers/logging.ts';
 import { ShutdownExpiredError } from '../workers/in-flight.ts';
 import { DEFAULT_SHUTDOWN_GRACE_MS } from './worker-stop.ts';
 import { defaultTelemetry, installRuntime, type TelemetrySettings } from '../workers/telemetry.ts';
-import { startTracing, tracingRequested } from '../workers/tracing.ts';
+import { startTracing, tracingRequested, type Tracing } from '../workers/tracing.ts';
 import { checkNamespace, explainConnectionFailure, localConnection, type ConnectionSettings } from './connection.ts';
 import { checkSearchAttributes } from './search-attributes.ts';
 
@@ -142,32 +142,59 @@ async function warnOnMissingSearchAttributes(connection: NativeConnection, names
 
 export async function startWorker(options: WorkerProcessOptions): Promise<RunningWorker> {
   const telemetry = options.telemetry ?? defaultTelemetry();
-  installRuntime(telemetry);
+  // First, as it opens nothing: a module that does not load stops the worker before it connects.
+  const transforms = await loadTransforms(options.transforms);
   // Not the runtime's logger: it buffers, and closes with the last connection, before the last flush.
   const warn = (message: string) => createLogger(telemetry.log).warn(message);
   const tracing = tracingRequested() ? await startTracing('backfill-worker', warn) : undefined;
+  installRuntime(telemetry);
   const { namespace } = options.connection;
-  const connection = await connectWorker(options.connection);
-  await warnOnMissingSearchAttributes(connection, namespace);
-  const warehouse = openWarehouse(options.warehouse);
-  const workers = await createWorkers({
-    connection,
-    namespace,
-    workflowQueue: options.workflowQueue,
-    activityQueues: options.queues,
-    workflows: options.workflows,
-    warehouse,
-    transforms: await loadTransforms(options.transforms),
-    allowFaultInjection: options.allowFaultInjection ?? false,
-    ...(options.codeVersion !== undefined ? { codeVersion: options.codeVersion } : {}),
-    ...(options.workflowBundle !== undefined ? { workflowBundle: { codePath: options.workflowBundle } } : {}),
-    ...(tracing ? { tracing } : {}),
-    ...(options.policyFile !== undefined ? { policyFile: options.policyFile } : {}),
-    ...(options.shutdownGraceMs !== undefined ? { shutdownGraceMs: options.shutdownGraceMs } : {}),
-  });
+  // What a failure of the start has to close, the last opened first. Once the connection closes,
+  // the native runtime has nothing left and shuts down with it (its metrics port too).
+  const opened: Array<() => Promise<unknown>> = [async () => tracing?.flush()];
+  try {
+    const connection = await connectWorker(options.connection);
+    opened.unshift(() => connection.close());
+    await warnOnMissingSearchAttributes(connection, namespace);
+    const warehouse = openWarehouse(options.warehouse);
+    opened.unshift(() => warehouse.close());
+    const workers = await createWorkers({
+      connection,
+      namespace,
+      workflowQueue: options.workflowQueue,
+      activityQueues: options.queues,
+      workflows: options.workflows,
+      warehouse,
+      transforms,
+      allowFaultInjection: options.allowFaultInjection ?? false,
+      ...(options.codeVersion !== undefined ? { codeVersion: options.codeVersion } : {}),
+      ...(options.workflowBundle !== undefined ? { workflowBundle: { codePath: options.workflowBundle } } : {}),
+      ...(tracing ? { tracing } : {}),
+      ...(options.policyFile !== undefined ? { policyFile: options.policyFile } : {}),
+      ...(options.shutdownGraceMs !== undefined ? { shutdownGraceMs: options.shutdownGraceMs } : {}),
+    });
+    const say = (message: string) => announce(telemetry.log, message, {}, 'WARN');
+    return running({ workers, warehouse, connection, tracing, say, graceMs: options.shutdownGraceMs ?? 0 });
+  } catch (error) {
+    for (const close of opened) {
+      // The start's failure is what the user must see; one of closing only goes with it.
+      await close().catch((closeError: unknown) => warn(`while stopping the worker that failed to start: ${closeError instanceof Error ? closeError.message : String(closeError)}`));
+    }
+    throw error;
+  }
+}
+
+/** A worker that has started: it runs until stop() (or a fatal failure: `done` rejects). */
+function running(started: {
+  workers: BackfillWorkers;
+  warehouse: Warehouse;
+  connection: NativeConnection;
+  tracing: Tracing | undefined;
+  say: (message: string) => void;
+  graceMs: number;
+}): RunningWorker {
+  const { workers, warehouse, connection, tracing, say, graceMs } = started;
   const done = workers.run();
-  const say = (message: string) => announce(telemetry.log, message, {}, 'WARN');
-  const graceMs = options.shutdownGraceMs ?? 0;
   let stopped: Promise<WorkerStopped> | undefined;
   return {
     workers,

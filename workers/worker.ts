@@ -14,8 +14,10 @@ import {
   bundleWorkflowCode,
   type WorkflowBundleOption,
   type WorkflowBundleWithSourceMap,
+  type WorkerOptions,
 } from '@temporalio/worker';
 import { IllegalStateError } from '@temporalio/common';
+import { BackfillError } from '../core/errors.ts';
 import { DEFAULT_TASK_QUEUE } from '../core/protocol.ts';
 import { policyTaskQueue } from '../core/policy-pin.ts';
 import { createApprovalActivities } from '../activities/approval.ts';
@@ -208,29 +210,34 @@ export async function createWorkers(config: WorkerConfig): Promise<BackfillWorke
 
   const workers: Worker[] = [];
   const sameQueue = activityQueues.find((q) => q.name === workflowQueue);
-  if (bundle) {
-    workers.push(
-      await Worker.create({
-        connection: config.connection,
-        namespace,
-        taskQueue: workflowQueue,
-        workflowBundle: bundle,
-        ...(sinks ? { sinks } : {}),
-        maxConcurrentWorkflowTaskExecutions: 40,
-        maxCachedWorkflows: 400,
-        ...shutdown,
-        ...(sameQueue ? activityOptions(sameQueue) : { interceptors, enableNonLocalActivities: false }),
-        activities: { ...(sameQueue ? activities : {}), ...governance },
-      }),
-    );
-  }
-  if (bundle) {
-    // The policy loads of backfills judged again (pinned), on a queue of their own that only workflow workers poll.
-    workers.push(await Worker.create({ connection: config.connection, namespace, taskQueue: policyTaskQueue(workflowQueue), ...shutdown, interceptors, activities: governance }));
-  }
-  for (const queue of activityQueues) {
-    if (bundle && queue === sameQueue) continue;
-    workers.push(await Worker.create({ connection: config.connection, namespace, taskQueue: queue.name, ...shutdown, ...activityOptions(queue) }));
+  try {
+    if (bundle) {
+      workers.push(
+        await createWorker(workflowQueue, {
+          connection: config.connection,
+          namespace,
+          taskQueue: workflowQueue,
+          workflowBundle: bundle,
+          ...(sinks ? { sinks } : {}),
+          maxConcurrentWorkflowTaskExecutions: 40,
+          maxCachedWorkflows: 400,
+          ...shutdown,
+          ...(sameQueue ? activityOptions(sameQueue) : { interceptors, enableNonLocalActivities: false }),
+          activities: { ...(sameQueue ? activities : {}), ...governance },
+        }),
+      );
+      // The policy loads of backfills judged again (pinned), on a queue of their own that only workflow workers poll.
+      const policyQueue = policyTaskQueue(workflowQueue);
+      workers.push(await createWorker(policyQueue, { connection: config.connection, namespace, taskQueue: policyQueue, ...shutdown, interceptors, activities: governance }));
+    }
+    for (const queue of activityQueues) {
+      if (bundle && queue === sameQueue) continue;
+      workers.push(await createWorker(queue.name, { connection: config.connection, namespace, taskQueue: queue.name, ...shutdown, ...activityOptions(queue) }));
+    }
+  } catch (error) {
+    // Each Worker created holds the connection: until it is released, the caller cannot close it.
+    await Promise.all(workers.map(release));
+    throw error;
   }
   const stop = () => {
     stopping.abort();
@@ -263,4 +270,25 @@ export async function createWorkers(config: WorkerConfig): Promise<BackfillWorke
     shutdown: stop,
     running: () => inFlight.running(),
   };
+}
+
+/** A Worker of `queue`; a failure names the queue. */
+async function createWorker(queue: string, options: WorkerOptions): Promise<Worker> {
+  try {
+    return await Worker.create(options);
+  } catch (error) {
+    const reason = error instanceof Error ? error.message : String(error);
+    throw new BackfillError('failed', `could not start the worker of task queue '${queue}': ${reason}`);
+  }
+}
+
+/**
+ * Lets go of a Worker that was created but never run. The SDK offers no other way than to run it
+ * and stop it at once (run() marks it running before it polls); it deregisters from its
+ * connection and the native runtime as it ends.
+ */
+async function release(worker: Worker): Promise<void> {
+  const ran = worker.run();
+  worker.shutdown();
+  await ran.catch(() => undefined);
 }

@@ -375,7 +375,7 @@ describe('loadTransforms', () => {
   });
 
   it('names a module that cannot be loaded, and why', async () => {
-    await expect(loadTransforms([join(dir, 'absent.mjs')])).rejects.toThrow(/could not load transforms from .*absent\.mjs/);
-    await expect(loadTransforms([join(dir, 'throws.mjs')])).rejects.toThrow(/could not load transforms from .*throws\.mjs: module exploded/);
+    await expect(loadTransforms([join(dir, 'absent.mjs')])).rejects.toThrow(/could not load transforms from .*absent\.mjs: there is no such file: correct its path/);
+    await expect(loadTransforms([join(dir, 'throws.mjs')])).rejects.toThrow(/could not load transforms from .*throws\.mjs: importing it failed: module exploded: fix the module's top-level code/);
   });
 });

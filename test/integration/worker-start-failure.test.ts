@@ -1,0 +1,124 @@
+/**
+ * A worker whose start fails part way (a transforms module that does not load, a task queue the
+ * SDK refuses) ends at once with the reason, and leaves nothing open: no connection to the
+ * server, no warehouse file, no native runtime serving metrics.
+ */
+import { spawn } from 'node:child_process';
+import { readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { inject } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { localConnection } from '../../client/connection.ts';
+import { startWorker } from '../../client/local.ts';
+import { freePort, portFree } from '../../host/dev-server.ts';
+import { logSettings } from '../../workers/logging.ts';
+import { BIN, address, scratch, uniqueQueue, waitFor } from './helpers.ts';
+
+/** `backfill worker` with `args`: its exit code and stderr, or a failure when it is still running after `timeoutMs`. */
+function workerExit(args: string[], timeoutMs = 30_000): Promise<{ code: number | null; stderr: string; ms: number }> {
+  const began = Date.now();
+  const child = spawn('node', [BIN, 'worker', ...args], {
+    env: { ...process.env, TEMPORAL_ADDRESS: address(), BACKFILL_WORKFLOW_BUNDLE: inject('workflowBundlePath'), NO_COLOR: '1' },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`backfill worker ${args.join(' ')} still ran after ${timeoutMs} ms: ${stderr}`));
+    }, timeoutMs);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stderr, ms: Date.now() - began });
+    });
+  });
+}
+
+describe('backfill worker whose transforms module does not load', () => {
+  it('exits 1 at once when the module throws as it is imported, naming the module, its error and the fix', async () => {
+    const dir = scratch('start-throws');
+    const module = join(dir, 'transforms.mjs');
+    writeFileSync(module, "throw new Error('the config file is missing');\n");
+    const ended = await workerExit(['--transforms', module, '--warehouse', join(dir, 'warehouse.db'), '--task-queue', uniqueQueue('start-throws')]);
+    expect(ended.code, ended.stderr).toBe(1);
+    expect(ended.stderr).toContain(`could not load transforms from ${module}: importing it failed: the config file is missing: fix the module's top-level code`);
+    // It failed before it connected: no warning about the server's namespace comes first.
+    expect(ended.stderr).not.toContain('search attributes');
+  });
+
+  it('exits 1 at once when the module does not exist, naming the path and where it was given', async () => {
+    const dir = scratch('start-missing');
+    const module = join(dir, 'nowhere.mjs');
+    const ended = await workerExit(['--transforms', module, '--warehouse', join(dir, 'warehouse.db'), '--task-queue', uniqueQueue('start-missing')]);
+    expect(ended.code, ended.stderr).toBe(1);
+    expect(ended.stderr).toContain(`could not load transforms from ${module}: there is no such file: correct its path in --transforms`);
+  });
+});
+
+/** The inodes of the sockets this process holds open. */
+function ownSockets(): Set<string> {
+  const inodes = new Set<string>();
+  for (const fd of readdirSync('/proc/self/fd')) {
+    try {
+      const target = readlinkSync(`/proc/self/fd/${fd}`);
+      const inode = /^socket:\[(\d+)\]$/.exec(target)?.[1];
+      if (inode) inodes.add(inode);
+    } catch {
+      // closed while listed
+    }
+  }
+  return inodes;
+}
+
+/** How many TCP connections of this process are established to `port` (the Temporal server's). */
+function connectionsTo(port: number): number {
+  const sockets = ownSockets();
+  const hex = port.toString(16).toUpperCase().padStart(4, '0');
+  let count = 0;
+  for (const table of ['/proc/self/net/tcp', '/proc/self/net/tcp6']) {
+    for (const line of readFileSync(table, 'utf8').split('\n').slice(1)) {
+      const fields = line.trim().split(/\s+/);
+      // remote address, state (01: established), inode
+      if (fields.length > 9 && fields[2]!.endsWith(`:${hex}`) && fields[3] === '01' && sockets.has(fields[9]!)) count += 1;
+    }
+  }
+  return count;
+}
+
+/** Whether this process holds `path` open. */
+function holdsOpen(path: string): boolean {
+  return readdirSync('/proc/self/fd').some((fd) => {
+    try {
+      return readlinkSync(`/proc/self/fd/${fd}`).startsWith(path);
+    } catch {
+      return false;
+    }
+  });
+}
+
+describe('a worker whose start fails after it connected', () => {
+  it('closes what it opened: its workers, connection, warehouse and native runtime (its metrics port)', async () => {
+    const dir = scratch('start-late');
+    const queue = uniqueQueue('start-late');
+    const warehouse = join(dir, 'warehouse.db');
+    const serverPort = Number(address().split(':').at(-1));
+    const metricsPort = await freePort();
+    expect(connectionsTo(serverPort)).toBe(0);
+    // The workflow queue's worker and its policy queue's are created; then the SDK refuses the third queue's name.
+    const failed = startWorker({
+      connection: localConnection(address()),
+      transforms: [],
+      queues: [{ name: queue }, { name: `__temporal_${queue}` }],
+      workflowQueue: queue,
+      workflows: true,
+      warehouse,
+      workflowBundle: inject('workflowBundlePath'),
+      telemetry: { log: logSettings('text', 'ERROR'), metrics: { host: '127.0.0.1', port: metricsPort } },
+    });
+    await expect(failed).rejects.toThrow(`could not start the worker of task queue '__temporal_${queue}'`);
+    expect(holdsOpen(warehouse)).toBe(false);
+    await waitFor('the connection to the server to close', () => connectionsTo(serverPort) === 0, 10_000);
+    await waitFor('the native runtime to stop serving metrics', () => portFree('127.0.0.1', metricsPort), 10_000);
+  });
+});
