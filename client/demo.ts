@@ -11,7 +11,7 @@ import { specQueues, type LocalOptions, type LocalStack } from './local.ts';
 import { printable, terminalText } from './printable.ts';
 import { logSettings } from '../workers/logging.ts';
 import { renderFailures, renderStatus } from './render.ts';
-import { endAfterStop } from './serve.ts';
+import { endAfterStop, stopOnFailure } from './serve.ts';
 import { loadSpecFile } from './spec-file.ts';
 import type { Settings } from '../host/settings.ts';
 
@@ -46,6 +46,9 @@ function lookInside(kind: string, location: string, node: string): string {
 }
 
 const REASON = 'backfill demo: stopped';
+
+/** What the demo stops when its worker fails, as `backfill dev` says it. */
+const WHAT_STOPS = 'it and the Temporal dev server (closing its connection and warehouse)';
 
 /** The ids the demo gives a spec's backfills: `<name>-demo-<time>`. */
 export function isDemoId(specName: string, backfillId: string): boolean {
@@ -102,7 +105,10 @@ export async function runDemo(options: DemoOptions): Promise<Progress['state']> 
   // running in the dev server's state) and then stops its worker and dev server. The demo's own
   // course waits for that and goes no further (its client must stay open for the cancel).
   let stopping: Promise<never> | undefined;
+  let endWatch: () => void = () => undefined;
+  const ending = new Promise<void>((done) => (endWatch = done));
   const interrupted = (signal: NodeJS.Signals) => {
+    endWatch();
     const backfill = running;
     log(pc.dim(`${signal}: ${backfill ? `cancelling ${backfill.backfillId} (interrupt again to leave it running), then ` : ''}stopping the dev server and the worker ...`));
     stopping = (async () => {
@@ -125,7 +131,31 @@ export async function runDemo(options: DemoOptions): Promise<Progress['state']> 
   };
   process.once('SIGINT', interrupted);
   process.once('SIGTERM', interrupted);
+  // A worker that fails fatally runs no more partitions: the demo would watch a backfill that
+  // never ends. It stops the worker and the dev server instead, and ends with the failure.
+  // Until the demo stops its worker itself (its end, a signal): then `done` may fail as a stop does
+  // (activities abandoned), which is not the worker failing.
+  let workerDown = false;
+  const stopFailed = () => {
+    workerDown = true;
+    return stack.stop();
+  };
+  const watched = Promise.race([stack.worker?.done ?? ending, ending]);
+  const workerFailed = stopOnFailure(watched, stopFailed, WHAT_STOPS, logSettings('text', options.settings.logLevel)).then(() => new Promise<never>(() => undefined));
   try {
+    return await Promise.race([course(), workerFailed]);
+  } finally {
+    endWatch();
+    await unlessStopping();
+    process.off('SIGINT', interrupted);
+    process.off('SIGTERM', interrupted);
+    if (!workerDown) {
+      log(pc.dim(`stopping (the dev server's state stays in ${dirname(stack.server.options.dbFile)})`));
+      endAfterStop(await stack.stop(), logSettings('text', options.settings.logLevel));
+    }
+  }
+
+  async function course(): Promise<Progress['state']> {
     const client = await BackfillClient.connect({ address: stack.address, ...(stack.uiUrl ? { uiUrl: stack.uiUrl } : {}), defaults: options.settings });
     try {
       const backfillId = defaultBackfillId(`${spec.name}-demo`);
@@ -172,11 +202,5 @@ export async function runDemo(options: DemoOptions): Promise<Progress['state']> 
       running = undefined;
       await client.close();
     }
-  } finally {
-    await unlessStopping();
-    process.off('SIGINT', interrupted);
-    process.off('SIGTERM', interrupted);
-    log(pc.dim(`stopping (the dev server's state stays in ${dirname(stack.server.options.dbFile)})`));
-    endAfterStop(await stack.stop(), logSettings('text', options.settings.logLevel));
   }
 }

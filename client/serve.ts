@@ -60,7 +60,7 @@ export async function waitForSignal(ended: Promise<unknown> = new Promise(() => 
  * `waiting` (the wait for a signal or the worker's end), and when it fails (a worker failed
  * fatally: its native core, or a Worker's run()), `stop` of what the command started (`what`,
  * for the message) before the failure ends the command: else its connection and warehouse stay
- * open, and `dev`'s Temporal dev server runs on, holding its lock. stderr says what failed.
+ * open, and the Temporal dev server of `dev` and `demo` runs on, holding its lock. stderr says what failed.
  */
 export async function stopOnFailure<T>(waiting: Promise<T>, stop: () => Promise<WorkerStopped | null>, what: string, log: LogSettings): Promise<T> {
   try {

@@ -3,9 +3,12 @@ import { execFile, spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { SqliteWarehouse } from '../../activities/warehouse/sqlite/sqlite-dialect.ts';
-import { scratch, waitFor } from './helpers.ts';
+import { runDemo } from '../../client/demo.ts';
+import type { LocalStack } from '../../client/local.ts';
+import type { Progress } from '../../core/protocol.ts';
+import { address, scratch, uniqueQueue, waitFor } from './helpers.ts';
 
 const run = promisify(execFile);
 const BIN = join(import.meta.dirname, '../../bin/backfill.js');
@@ -129,3 +132,47 @@ describe('backfill demo', () => {
   });
 });
 
+describe('backfill demo: a fatal failure of its worker', () => {
+  it('stops the worker and the Temporal dev server, says what failed, and ends with the failure instead of watching for ever', async () => {
+    const home = scratch('demo-worker-failed');
+    const spec = join(home, 'backfill.yaml');
+    writeFileSync(spec, `name: failing\npartitions: { grain: day, start: 2024-01-01, end: 2024-01-03 }\ndefaults: { taskQueue: ${uniqueQueue('demo-failed')} }\nnodes:\n  - { id: a, transform: noop }\n`);
+    // The shared dev server, and a worker whose run() fails (its native core) once the backfill is watched.
+    let fail: (error: Error) => void = () => undefined;
+    const done = new Promise<void>((_, failed) => (fail = failed));
+    let stops = 0;
+    const stack = {
+      server: { options: { dbFile: join(home, 'temporal.db') } },
+      address: address(),
+      uiUrl: null,
+      worker: { done, warehouse: { location: join(home, 'warehouse.db') } },
+      stop: async () => {
+        stops += 1;
+        return null;
+      },
+    } as unknown as LocalStack;
+    let stderr = '';
+    const err = vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => ((stderr += String(chunk)), true));
+    try {
+      const demo = runDemo({
+        spec,
+        json: true,
+        port: 0,
+        uiPort: 0,
+        settings: { home, sharedDatasets: true, logLevel: 'ERROR' },
+        startLocal: async () => stack,
+        watch: () => {
+          fail(new Error('native core failed: Poll failed'));
+          return new Promise<Progress>(() => undefined);
+        },
+      });
+      // Before, the demo watched a backfill that no worker would run again: it never ended.
+      const timeout = new Promise<never>((_, late) => setTimeout(() => late(new Error('the demo did not end within 30 s of its worker failing')), 30_000).unref());
+      await expect(Promise.race([demo, timeout])).rejects.toThrow('native core failed: Poll failed');
+    } finally {
+      err.mockRestore();
+    }
+    expect(stops).toBe(1);
+    expect(stderr).toContain('the worker failed: native core failed: Poll failed; stopping it and the Temporal dev server (closing its connection and warehouse)');
+  });
+});
