@@ -6,7 +6,7 @@
  * telemetry.ts).
  */
 import type { LogLevel } from '@temporalio/common';
-import { DefaultLogger, type ActivityInterceptorsFactory, type LogEntry, type LogMetadata, type Logger } from '@temporalio/worker';
+import { DefaultLogger, GracefulShutdownPeriodExpiredError, type ActivityInterceptorsFactory, type LogEntry, type LogMetadata, type Logger } from '@temporalio/worker';
 import { BackfillError } from '../core/errors.ts';
 import { isRunPartitionsInput, partitionAttributes } from '../activities/telemetry.ts';
 
@@ -76,10 +76,18 @@ export function jsonLine(entry: LogEntry): string {
  */
 const ACTIVITIES_ONLY = 'No workflows registered, not polling for workflow tasks';
 
-/** The SDK's logger, at the settings' level and format, without the warning `ACTIVITIES_ONLY`. */
+/**
+ * What the SDK logs, with a long stack, when a worker gives up at its shutdownForceTime.
+ * createWorkers reports that itself (ShutdownExpiredError), naming each abandoned partition.
+ */
+function shutdownExpired(message: string, meta: LogMetadata | undefined): boolean {
+  return message === 'Worker failed' && meta?.error instanceof GracefulShutdownPeriodExpiredError;
+}
+
+/** The SDK's logger, at the settings' level and format, without the warning `ACTIVITIES_ONLY` and the error `shutdownExpired`. */
 class WorkerLogger extends DefaultLogger {
   override log(level: LogLevel, message: string, meta?: LogMetadata): void {
-    if (message === ACTIVITIES_ONLY) return;
+    if (message === ACTIVITIES_ONLY || shutdownExpired(message, meta)) return;
     super.log(level, message, meta);
   }
 }

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stripVTControlCharacters } from 'node:util';
 import { describe, expect, it, vi } from 'vitest';
+import { GracefulShutdownPeriodExpiredError } from '@temporalio/worker';
 import type { NodeProgress, Progress, RunPartitionsInput } from '../../core/protocol.ts';
 import { NODE_GAUGES, PARTITION_METRICS } from '../../core/metrics.ts';
 import { isRunPartitionsInput, partitionAttributes } from '../../activities/telemetry.ts';
@@ -85,6 +86,23 @@ describe('the SDK\'s logger', () => {
       write.mockRestore();
     }
     expect(lines.map((line) => JSON.parse(line).message)).toEqual(['Activity failed']);
+  });
+
+  it('leaves out the error of a worker that gave up waiting at shutdown (we name what it abandoned), and no other failure', () => {
+    const lines: string[] = [];
+    const write = vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => (lines.push(String(chunk)), true));
+    try {
+      const logger = createLogger({ format: 'json', level: 'INFO' });
+      logger.error('Worker failed', { sdkComponent: 'worker', taskQueue: 'backfill', error: new GracefulShutdownPeriodExpiredError('Timed out while waiting for worker to shutdown gracefully') });
+      logger.error('Worker failed', { sdkComponent: 'worker', taskQueue: 'backfill', error: new Error('Poll failed') });
+      logger.error('Activity failed', { taskQueue: 'backfill', error: new GracefulShutdownPeriodExpiredError('not the worker') });
+    } finally {
+      write.mockRestore();
+    }
+    expect(lines.map((line) => [JSON.parse(line).message, JSON.parse(line).error.message])).toEqual([
+      ['Worker failed', 'Poll failed'],
+      ['Activity failed', 'not the worker'],
+    ]);
   });
 });
 
