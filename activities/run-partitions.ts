@@ -439,13 +439,17 @@ export function createActivities(deps: ActivityDeps) {
         const commitBy = earliest(timeoutMs === null ? null : Date.now() + timeoutMs, input.window?.stopBy, activityEnds);
         return commitWithin(commit(ctx, telemetry, batch, commitBy), timeoutMs, window.stopped);
       };
-      /** Commits what the buffer holds, and checkpoints it (a retry skips it); throws (or ends the batch) on a failed partition. */
+      /**
+       * Commits what the buffer holds, and checkpoints it (a retry skips it); throws (or ends the batch) on a failed partition.
+       * A commit without queued SQL still ends with the attempt: a publish that waits on the
+       * database (a lock another session holds, a server that stopped answering) is stopped then.
+       */
       const flush = async (last = false): Promise<RunPartitionsResult | null> => {
         if (buffer.size === 0) return null;
         const batch = buffer.take();
         let committed: Awaited<ReturnType<typeof commit>>;
         try {
-          committed = batch.some((p) => p.write.data.selects.length > 0) ? await commitSql(batch) : await commit(ctx, telemetry, batch, undefined);
+          committed = batch.some((p) => p.write.data.selects.length > 0) ? await commitSql(batch) : await commit(ctx, telemetry, batch, earliest(input.window?.stopBy, activityEnds));
         } catch (error) {
           committed = { results: [], failed: { task: batch[0]!.task, error: error instanceof Error ? error : new Error(String(error)) } };
         }

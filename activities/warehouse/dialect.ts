@@ -197,11 +197,18 @@ export interface Dialect {
   widen(a: string, b: string): string;
   /** A value a transform returned, as this engine stores it. */
   value(value: unknown): unknown;
-  transaction<T>(work: (session: Session) => Promise<T>, options?: { lock?: string; readOnly?: boolean }): Promise<T>;
+  /**
+   * `deadline` (ms since the epoch): when the transaction must have ended, as its partitions'
+   * attempt ends then. An engine that can stops its statements by then (a lock another session
+   * holds, a server that stops answering), and never reuses a connection it had to give up.
+   */
+  transaction<T>(work: (session: Session) => Promise<T>, options?: TransactionOptions): Promise<T>;
   /** Optionally, for lineage: how OpenLineage names `node`'s dataset, and its columns, read in a read-only session (`Warehouse.lineageDataset`). */
   lineageDataset?(session: Session, node: string): Promise<DatasetFacts>;
   close(): Promise<void>;
 }
+
+export type TransactionOptions = { lock?: string; readOnly?: boolean; deadline?: number };
 
 /**
  * The milliseconds a statement with this deadline may still run (at least 1), or

@@ -10,7 +10,7 @@ import { restoreTarget, type VersionLink } from '../../core/rollback.ts';
 import { changesFromRows, changesQuery, linksQuery, movedBy, pageLimit, type ChangeRow, type LinkRow } from './changes.ts';
 import { PREVIOUS, THIS, checkAsync, type CheckOutcome } from './checks.ts';
 import { RowHasher, schemaHash, type ValueKind } from './checksum.ts';
-import { partitionLock, versionSelect, type Dialect, type PublishRequest, type PublishStart, type Session, type SpecStatement, type Wanted } from './dialect.ts';
+import { partitionLock, versionSelect, type Dialect, type TransactionOptions, type PublishRequest, type PublishStart, type Session, type SpecStatement, type Wanted } from './dialect.ts';
 import { TABLES, assertCost, ledgerInsert, ledgerRow, ledgerValues, madeOf, publishedOf, rollbackRecord, type ColumnDef, type InternalTable, type LedgerFields } from './ledger.ts';
 import { inputVersions } from './lineage.ts';
 import { ledgerLayout, readOnlyWarehouse, unreadableLedger } from './reading.ts';
@@ -155,13 +155,13 @@ export class SqlWarehouse implements Warehouse {
   }
 
   /** A transaction once the tables exist; in turn with the others where the dialect runs one at a time. */
-  private tx<T>(work: (s: Session) => Promise<T>, options: { lock?: string; readOnly?: boolean } = {}): Promise<T> {
+  private tx<T>(work: (s: Session) => Promise<T>, options: TransactionOptions = {}): Promise<T> {
     const run = () => this.txNow(work, options);
     return this.dialect.concurrent ? run() : this.inTurn(run);
   }
 
   /** A transaction now (the caller has the turn, or the dialect needs none). */
-  private async txNow<T>(work: (s: Session) => Promise<T>, options: { lock?: string; readOnly?: boolean } = {}): Promise<T> {
+  private async txNow<T>(work: (s: Session) => Promise<T>, options: TransactionOptions = {}): Promise<T> {
     if (this.readOnly && !options.readOnly) throw readOnlyWarehouse(this.location);
     await this.ready();
     return this.dialect.transaction(work, options);
@@ -298,7 +298,10 @@ export class SqlWarehouse implements Warehouse {
     writes.forEach((w) => (assertDataset(w.node), assertCost(w)));
     if (writes.length === 0) return { published: [] };
     if (this.dialect.groupsPublishes && !this.dialect.concurrent) return this.grouped(writes);
-    return this.publishAlone(writes, (work) => this.tx(work));
+    // The publish ends when its partitions' attempt does (their batch's commitBy): not waiting on for ever.
+    const deadlines = writes.flatMap((w) => (w.commitBy === undefined ? [] : [w.commitBy]));
+    const options = deadlines.length > 0 ? { deadline: Math.min(...deadlines) } : {};
+    return this.publishAlone(writes, (work) => this.tx(work, options));
   }
 
   /**

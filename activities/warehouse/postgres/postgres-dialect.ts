@@ -12,7 +12,7 @@ import pg from 'pg';
 import { BackfillError } from '../../../core/errors.ts';
 import { postgresNamespace, schemaField } from '../../../core/openlineage.ts';
 import type { ValueKind } from '../checksum.ts';
-import { deadlineError, timeLeft, type Dialect, type Params, type PublishRequest, type PublishStart, type Session, type SpecSql, type SpecStatement, type Wanted } from '../dialect.ts';
+import { deadlineError, timeLeft, type Dialect, type TransactionOptions, type Params, type PublishRequest, type PublishStart, type Session, type SpecSql, type SpecStatement, type Wanted } from '../dialect.ts';
 import type { Codec, ColumnType, InternalTable } from '../ledger.ts';
 import { PARTITION_COLUMN, VERSION_COLUMN, assertNoCaseTwin, bindPositional, outsideScope, positionalParameters, quoteIdent, quoteLiteral, scopedSelect, singleStatement, versionsTable } from '../sql.ts';
 import { CommitDeadlineError, InvalidDatasetError, SqlError, type DatasetFacts, type Row } from '../types.ts';
@@ -45,6 +45,14 @@ const ownTimeoutError = (ms: number): CommitDeadlineError =>
     `the partition's SQL was stopped by the statement_timeout (${ms} ms) of the workers' role, the database or the URL, before the partition's time was up: nothing of it is committed, and it is retried; raise that statement_timeout if the SQL needs longer`,
   );
 
+const stoppedByTimeout = (error: unknown): boolean => (error as { code?: unknown })?.code === QUERY_CANCELED && /statement timeout/.test((error as Error).message);
+
+/** What a statement of backfill's own (not spec SQL) stopped at the transaction's deadline throws. */
+const publishDeadlineError = (): CommitDeadlineError =>
+  new CommitDeadlineError(
+    "the publish was stopped at the partition's deadline (the node's timeout, or the end of its run window) while a statement waited on the database (a lock another session holds?): nothing of it is committed, and it is retried",
+  );
+
 /**
  * A spec statement's error: an SqlError (not retried) when the same SQL would fail again, the
  * deadline's error when `statement_timeout` stopped it (`own`: the connection's own, stricter
@@ -52,7 +60,7 @@ const ownTimeoutError = (ms: number): CommitDeadlineError =>
  */
 function sqlErrorOf(error: unknown, sql: string, own: number | undefined): unknown {
   const code = (error as { code?: unknown })?.code;
-  if (code === QUERY_CANCELED && /statement timeout/.test((error as Error).message)) return own === undefined ? deadlineError() : ownTimeoutError(own);
+  if (stoppedByTimeout(error)) return own === undefined ? deadlineError() : ownTimeoutError(own);
   if (typeof code === 'string' && code.length === 5 && NON_RETRYABLE_CLASSES.includes(code.slice(0, 2))) {
     return new SqlError(`${(error as Error).message} in SQL: ${sql.trim().slice(0, 300)}`);
   }
@@ -241,27 +249,34 @@ export class PostgresDialect implements Dialect {
     return error;
   }
 
-  async transaction<T>(work: (session: Session) => Promise<T>, options: { lock?: string; readOnly?: boolean } = {}): Promise<T> {
+  async transaction<T>(work: (session: Session) => Promise<T>, options: TransactionOptions = {}): Promise<T> {
     let client: pg.PoolClient;
     try {
       client = await this.pool.connect();
     } catch (error) {
       throw new Error(`cannot connect to the PostgreSQL warehouse ${this.location}: ${(this.redact(error) as Error).message}`);
     }
-    const session = new PostgresSession(this, client, this.ownTimeouts.get(client) ?? 0);
+    const session = new PostgresSession(this, client, this.ownTimeouts.get(client) ?? 0, options.deadline);
+    const stall = options.deadline === undefined ? undefined : new Stall(client, options.deadline, this.location);
     try {
       session.defer(options.readOnly ? 'BEGIN READ ONLY' : 'BEGIN');
+      if (options.deadline !== undefined) session.limit();
       if (options.lock) await session.lock(options.lock);
       const result = await work(session);
       // Every statement's answer is in before COMMIT's: an aborted transaction's COMMIT would only roll back.
       await session.query('COMMIT');
       return result;
     } catch (error) {
+      if (stall?.given) throw stall.given;
       await session.settle().catch(() => undefined);
       await client.query('ROLLBACK').catch(() => undefined);
+      if (stall?.given) throw stall.given;
+      if (options.deadline !== undefined && stoppedByTimeout(error)) throw publishDeadlineError();
       throw this.readOnly ? this.readerError(this.redact(error)) : this.redact(error);
     } finally {
-      client.release();
+      stall?.clear();
+      // A connection given up goes, not back to the pool: its server may yet answer what it was sent.
+      client.release(stall?.given);
     }
   }
 
@@ -292,6 +307,41 @@ export class PostgresDialect implements Dialect {
 
   async close(): Promise<void> {
     await this.pool.end();
+  }
+}
+
+/**
+ * How long past its deadline a transaction's connection may stay silent: the server's own
+ * statement_timeout (`PostgresSession.limit`) has stopped the statement by then, unless the
+ * server does not answer at all.
+ */
+export const STALL_GRACE_MS = 2_000;
+
+/**
+ * Gives up a transaction's connection that is still busy `STALL_GRACE_MS` after the deadline:
+ * its server no longer answers (its process stopped, the network gone), so no statement_timeout
+ * can end the wait. Its socket is closed: what was sent fails at once, and the connection leaves
+ * the pool (`given`) instead of holding the next publish behind a statement that never ends.
+ */
+class Stall {
+  given: Error | undefined;
+  private readonly timer: NodeJS.Timeout;
+
+  constructor(client: pg.PoolClient, deadline: number, location: string) {
+    this.timer = setTimeout(() => {
+      this.given = new CommitDeadlineError(
+        `the PostgreSQL warehouse ${location} did not answer within ${STALL_GRACE_MS / 1000} s of the partition's deadline (its server process stopped, or the network to it is down): ` +
+          'its connection is closed, and the partition is retried (should the COMMIT have reached the server, the retry finds the partition published)',
+      );
+      // The driver's end() waits for the answers still due (it pipelines): only closing the socket
+      // stops the wait. The driver then also emits the connection's end as an error: expected here.
+      client.on('error', () => undefined);
+      (client as unknown as { connection: { stream: { destroy(): void } } }).connection.stream.destroy();
+    }, Math.max(0, deadline - Date.now()) + STALL_GRACE_MS);
+  }
+
+  clear(): void {
+    clearTimeout(this.timer);
   }
 }
 
@@ -330,7 +380,17 @@ class PostgresSession implements Session {
     private readonly client: pg.PoolClient,
     /** The connection's own `statement_timeout` in ms (0: none), which spec SQL's bound never exceeds. */
     private readonly ownTimeout: number,
+    /** When the whole transaction must have ended (`Dialect.transaction`): every statement's bound. */
+    private readonly deadline?: number,
   ) {}
+
+  /**
+   * Bounds the transaction's statements by its deadline, on the server: one that waits on a lock
+   * another session holds is stopped then, and the connection stays fit for the next.
+   */
+  limit(): void {
+    this.bound(undefined);
+  }
 
   private statement(sql: string, params: Params): { text: string; values: unknown[] } {
     let numbered = this.dialect.numbered.get(sql);
@@ -634,8 +694,9 @@ class PostgresSession implements Session {
    * An operator's stricter `statement_timeout` holds: the bound is the smaller of the two.
    * Returns the connection's own timeout when that is what bounds the statement.
    */
-  private bound(deadline: number | undefined): number | undefined {
+  private bound(statementDeadline: number | undefined): number | undefined {
     const own = this.ownTimeout > 0 ? this.ownTimeout : undefined;
+    const deadline = statementDeadline === undefined || this.deadline === undefined ? (statementDeadline ?? this.deadline) : Math.min(statementDeadline, this.deadline);
     if (deadline === undefined) {
       // Settled: a SET fails only where the transaction already has. DEFAULT is the connection's own.
       if (this.timed) this.defer('SET LOCAL statement_timeout TO DEFAULT', undefined, true);
