@@ -140,4 +140,25 @@ describe('a publish whose PostgreSQL connection stops answering', () => {
       await locker.end();
     }
   });
+
+  it('whose server process is terminated (pg_terminate_backend): the attempt fails at once, the connection leaves the pool, and the next attempt publishes', async () => {
+    const locker = new pg.Client({ connectionString: url });
+    await locker.connect();
+    try {
+      await locker.query('BEGIN');
+      await locker.query('LOCK TABLE backfill.ledger IN ACCESS EXCLUSIVE MODE');
+      const { backfillId } = await client.start(oneDay('terminated', '2024-03-01'), { taskQueue: queue });
+      const waiting = await waitFor('the publish to wait on the lock', async () => (await sessions()).find((s) => s.waiting === 'Lock'), 30_000);
+      await admin.query('SELECT pg_terminate_backend($1)', [waiting.pid]);
+      await locker.query('COMMIT');
+      const outcome = await client.wait(backfillId, 30_000);
+      expect(outcome.state).toBe('completed');
+      const rows = await warehouse.ledger({ backfillId });
+      expect(rows.map((r) => [r.partition, r.status])).toEqual([['2024-03-01', 'published']]);
+      expect(rows[0]!.attempt).toBeGreaterThan(1);
+      await waitFor('every connection of the pool to be idle', async () => (await sessions()).every((s) => s.state === 'idle'), 10_000);
+    } finally {
+      await locker.end();
+    }
+  });
 });

@@ -45,6 +45,9 @@ const ownTimeoutError = (ms: number): CommitDeadlineError =>
     `the partition's SQL was stopped by the statement_timeout (${ms} ms) of the workers' role, the database or the URL, before the partition's time was up: nothing of it is committed, and it is retried; raise that statement_timeout if the SQL needs longer`,
   );
 
+/** The statements of a connection that fails report its error; its 'error' event needs no more. */
+const ignore = (): void => undefined;
+
 const stoppedByTimeout = (error: unknown): boolean => (error as { code?: unknown })?.code === QUERY_CANCELED && /statement timeout/.test((error as Error).message);
 
 /** What a statement of backfill's own (not spec SQL) stopped at the transaction's deadline throws. */
@@ -256,6 +259,9 @@ export class PostgresDialect implements Dialect {
     } catch (error) {
       throw new Error(`cannot connect to the PostgreSQL warehouse ${this.location}: ${(this.redact(error) as Error).message}`);
     }
+    // A connection that fails while in use (its server process terminated, the network reset)
+    // emits an error beside failing its statements; unheard, that error would end the process.
+    client.on('error', ignore);
     const session = new PostgresSession(this, client, this.ownTimeouts.get(client) ?? 0, options.deadline);
     const stall = options.deadline === undefined ? undefined : new Stall(client, options.deadline, this.location);
     try {
@@ -275,6 +281,7 @@ export class PostgresDialect implements Dialect {
       throw this.readOnly ? this.readerError(this.redact(error)) : this.redact(error);
     } finally {
       stall?.clear();
+      client.off('error', ignore);
       // A connection given up goes, not back to the pool: its server may yet answer what it was sent.
       client.release(stall?.given);
     }
@@ -333,9 +340,7 @@ class Stall {
         `the PostgreSQL warehouse ${location} did not answer within ${STALL_GRACE_MS / 1000} s of the partition's deadline (its server process stopped, or the network to it is down): ` +
           'its connection is closed, and the partition is retried (should the COMMIT have reached the server, the retry finds the partition published)',
       );
-      // The driver's end() waits for the answers still due (it pipelines): only closing the socket
-      // stops the wait. The driver then also emits the connection's end as an error: expected here.
-      client.on('error', () => undefined);
+      // The driver's end() waits for the answers still due (it pipelines): only closing the socket stops the wait.
       (client as unknown as { connection: { stream: { destroy(): void } } }).connection.stream.destroy();
     }, Math.max(0, deadline - Date.now()) + STALL_GRACE_MS);
   }
