@@ -58,7 +58,7 @@ export {
   publishInTurn,
   reviveError,
 } from './activities/warehouse/types.ts';
-export type { Dialect, Params, PublishRequest, PublishStart, Session, SpecSql, SpecStatement, Wanted } from './activities/warehouse/dialect.ts';
+export type { Dialect, Params, PublishRequest, PublishStart, Session, SpecSql, SpecStatement, TransactionOptions, Wanted } from './activities/warehouse/dialect.ts';
 export { deadlineError, partitionLock, timeLeft } from './activities/warehouse/dialect.ts';
 export { SqlWarehouse } from './activities/warehouse/warehouse.ts';
 export type { Codec, ColumnDef, ColumnType, InternalTable, TableDef } from './activities/warehouse/ledger.ts';
