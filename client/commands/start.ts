@@ -11,6 +11,7 @@ import type { ChangeSummary } from '../only-changed.ts';
 import { budgetsAsked, checkOnlyChanged, codeVersionOption, costBudgetOption, fairnessWeightOption, jsonOption, positiveInteger, print, priorityOption, reasonOption, retryBudgetOption, warehouseOption } from '../options.ts';
 import { withClient } from '../with-client.ts';
 import { terminalText } from '../printable.ts';
+import { workerCommand } from '../worker-hint.ts';
 
 /** `--wait-for-datasets [timeout]`: true (as long as it takes) or a duration. */
 function waitTimeout(value: string | true): { timeoutMs?: number } {
@@ -41,11 +42,17 @@ export function reportedStart<S extends Started>(started: S): S {
   return { ...started, admission: { ...admission, policy: null } };
 }
 
-/** What the policy decided, as `start` says it: the policy's hash, and what the backfill waits for. */
-export function admissionLines(started: Started & { attached?: boolean }): string {
+/**
+ * What the policy decided, as `start` says it: the policy's hash, and what the backfill waits for.
+ * With no decision (no worker took the start), that nothing runs until a worker does, and
+ * `worker`, the command line of one that runs the spec.
+ */
+export function admissionLines(started: Started & { attached?: boolean }, worker = 'backfill worker'): string {
   const admission = reportedStart(started).admission;
   if (admission === undefined || started.attached) return '';
-  if (admission === null) return `\n  ${pc.yellow('the policy has not judged it yet (no worker polls its workflow task queue): backfill status tells once one does')}`;
+  if (admission === null) {
+    return `\n  ${pc.yellow(`no worker has taken it yet: nothing runs until one polls its workflow task queue; start one with '${worker}'`)}`;
+  }
   const lines = admission.policy ? [`\n  policy: ${admission.policy.path ?? ''} (${(admission.policy.hash ?? '').slice(0, 19)}…)`] : [];
   for (const hold of admission.holds) lines.push(`\n  ${pc.yellow(hold.kind === 'approval' ? 'awaiting approval' : hold.kind === 'window' ? 'waiting for its run window' : 'held')}: ${hold.reason}`);
   if (admission.state === 'awaiting_approval') lines.push(`\n  approve: backfill approve ${started.backfillId} --reason "..." --sign-key <key> (another of the policy's allowed signers)`);
@@ -92,7 +99,7 @@ export function startCommand() {
       const concurrency = options.concurrency === undefined ? undefined : parseConcurrency(options.concurrency);
       checkOnlyChanged(command, options.onlyChanged);
       const [{ loadSpecFile }, { expandPlan, requirePartitionsInRange }, { parseRange }] = await Promise.all([import('../spec-file.ts'), import('../../core/plan.ts'), import('../../core/spec.ts')]);
-      const { spec } = await loadSpecFile(file);
+      const { spec, transformModules } = await loadSpecFile(file);
       const range = parseRange(options.from, options.to);
       const wait = options.waitForDatasets === undefined ? undefined : waitTimeout(options.waitForDatasets);
       // Refused before connecting (the client checks it again for library callers).
@@ -130,7 +137,7 @@ export function startCommand() {
         }
         const verb = started.attached ? 'attached to' : 'started';
         const kept = started.onlyChanged ? `\n  only changed: ${started.onlyChanged.totalToRun} partitions run, ${started.onlyChanged.totalSkipped} keep their published versions` : '';
-        print(options.json, started, () => `${verb} ${pc.bold(started.backfillId)}${kept}${admissionLines(started)}\n  web UI: ${started.uiUrl}\n  watch:  backfill status ${started.backfillId} --watch`);
+        print(options.json, started, () => `${verb} ${pc.bold(started.backfillId)}${kept}${admissionLines(started, workerCommand(spec, transformModules))}\n  web UI: ${started.uiUrl}\n  watch:  backfill status ${started.backfillId} --watch`);
         if (options.watch) {
           const [{ watch }, { renderEnd }] = await Promise.all([import('../watch.ts'), import('../render.ts')]);
           const final = await watch(client, started.backfillId, options.json);

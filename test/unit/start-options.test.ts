@@ -6,6 +6,7 @@ import { datasetsBusy } from '../../client/dataset-writers.ts';
 import type { ChangeSummary } from '../../client/only-changed.ts';
 import { renderChanges } from '../../client/render.ts';
 import { admissionLines, reportedStart } from '../../client/commands/start.ts';
+import { workerCommand } from '../../client/worker-hint.ts';
 
 const EXAMPLE = new URL('../../examples/shop/backfill.yaml', import.meta.url).pathname;
 
@@ -99,6 +100,16 @@ describe('what start reports of the policy', () => {
     const none = started({ hash: null, path: null });
     expect(stripVTControlCharacters(admissionLines(none))).not.toContain('policy');
     expect(reportedStart(none).admission?.policy).toBeNull();
+  });
+
+  it('where no worker took the start, says that nothing runs until one does, and the worker command that runs the spec', () => {
+    const untaken = { backfillId: 'b', workflowId: 'backfill-b', runId: 'r', uiUrl: 'http://ui', admission: null };
+    const spec = { nodes: [{ taskQueue: 'backfill' }, { taskQueue: 'backfill' }] };
+    const text = stripVTControlCharacters(admissionLines(untaken, workerCommand(spec, ['/work/p/transforms.ts', '/elsewhere/more.ts'], '/work/p'))).trim();
+    expect(text).toBe("no worker has taken it yet: nothing runs until one polls its workflow task queue; start one with 'backfill worker --transforms ./transforms.ts /elsewhere/more.ts'");
+    // A worker given --task-queue polls those queues only: the hint names every queue the nodes use.
+    expect(workerCommand({ nodes: [{ taskQueue: 'backfill' }, { taskQueue: 'warehouse' }] }, [], '/work/p')).toBe('backfill worker --task-queue backfill warehouse');
+    expect(workerCommand({ nodes: [{ taskQueue: 'warehouse' }] }, [], '/work/p')).toBe('backfill worker --task-queue warehouse');
   });
 
   it("names the policy's file and hash where one did", () => {

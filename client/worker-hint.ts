@@ -1,0 +1,22 @@
+/**
+ * The `backfill worker` command line that runs a spec: its transform modules and the activity
+ * task queues its nodes use. Told where a backfill waits for a worker, so that the worker a user
+ * starts from the hint can run its partitions (one without the spec's transforms fails them all).
+ */
+import { isAbsolute, relative } from 'node:path';
+import { DEFAULT_TASK_QUEUE } from '../core/protocol.ts';
+
+export function workerCommand(spec: { nodes: ReadonlyArray<{ taskQueue: string }> }, transformModules: readonly string[], cwd = process.cwd()): string {
+  const shown = transformModules.map((module) => {
+    const near = relative(cwd, module);
+    return near.startsWith('..') || isAbsolute(near) ? module : `./${near}`;
+  });
+  const queues = [...new Set(spec.nodes.map((node) => node.taskQueue))];
+  const onlyDefault = queues.every((queue) => queue === DEFAULT_TASK_QUEUE);
+  return [
+    'backfill worker',
+    ...(shown.length > 0 ? [`--transforms ${shown.join(' ')}`] : []),
+    // --task-queue replaces the default queue: name every queue the nodes use.
+    ...(onlyDefault ? [] : [`--task-queue ${queues.join(' ')}`]),
+  ].join(' ');
+}
