@@ -71,7 +71,7 @@ import { datasetWriters, datasetsBusy, type DatasetWriter } from './dataset-writ
 import { visibilityLiteral } from './visibility.ts';
 import { LiveEtas, NO_LIVE_ETA, anyMeasured, liveEta, liveWindows, withLiveEta, type LiveEta } from './eta.ts';
 import { registerSearchAttributes, rejectedAttribute, requireSearchAttributes, unregisteredAttribute, type SetupResult } from './search-attributes.ts';
-import { QUERY_TIMEOUT_MS, UNPOLLED_QUERY_TIMEOUT_MS, noAnswerError, noPollerSeen, noWorkerError } from './status-errors.ts';
+import { QUERY_TIMEOUT_MS, UNPOLLED_QUERY_TIMEOUT_MS, WORKER_TRANSFORMS, noAnswerError, noPollerSeen, noWorkerError } from './status-errors.ts';
 import { pollersOf } from './pollers.ts';
 import { setLongTimeout } from './long-timeout.ts';
 import { POLICY_MISMATCH, UNKNOWN_PIN, pinnedPolicy } from '../core/policy-pin.ts';
@@ -292,7 +292,7 @@ function signedWhileRunning(command: 'resume' | 'retry-failed', backfillId: stri
 function controlNoWorker(backfillId: string, taskQueue: string): BackfillError {
   return new BackfillError(
     'no_worker',
-    `backfill '${backfillId}' is running but no worker polls its workflow task queue '${taskQueue}', so nothing could take the change: nothing was sent or changed; start one with 'backfill worker --workflow-queue ${taskQueue}', then send it again`,
+    `backfill '${backfillId}' is running but no worker polls its workflow task queue '${taskQueue}', so nothing could take the change: nothing was sent or changed; start one with 'backfill worker --workflow-queue ${taskQueue} ${WORKER_TRANSFORMS}', then send it again`,
   );
 }
 

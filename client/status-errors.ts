@@ -27,10 +27,13 @@ export function noPollerSeen(error: unknown): boolean {
   return false;
 }
 
+/** What a worker needs besides the queue: without the spec's transform modules it fails their partitions. */
+export const WORKER_TRANSFORMS = "--transforms <the spec's transforms modules, if it lists any>";
+
 export function noWorkerError(backfillId: string, taskQueue: string): BackfillError {
   return new BackfillError(
     'no_worker',
-    `backfill '${backfillId}' is running but no worker polls its workflow task queue '${taskQueue}': start one with 'backfill worker --workflow-queue ${taskQueue}'`,
+    `backfill '${backfillId}' is running but no worker polls its workflow task queue '${taskQueue}': start one with 'backfill worker --workflow-queue ${taskQueue} ${WORKER_TRANSFORMS}'`,
   );
 }
 

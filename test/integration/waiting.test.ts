@@ -82,6 +82,8 @@ describe('work waiting for a worker nobody runs', () => {
       const json = await status([backfillId, '--json']);
       expect(json.code).toBe(1);
       expect(JSON.parse(json.stdout)).toMatchObject({ error: { code: 'no_worker', message: expect.stringContaining(`backfill worker --workflow-queue ${queue}`) } });
+      // A worker started from the hint without the spec's transforms would fail their partitions.
+      expect(JSON.parse(json.stdout).error.message).toContain('--transforms');
     } finally {
       await client.client.workflow.getHandle(backfillWorkflowId(backfillId)).terminate('test over');
     }
@@ -96,6 +98,7 @@ describe('work waiting for a worker nobody runs', () => {
       const rate = await runCli<{ error: { code: string; message: string } }>(['set-rate', backfillId, '5', '--json'], {}, { timeoutMs: 60_000 });
       expect(rate.code).toBe(1);
       expect(rate.json?.error).toMatchObject({ code: 'no_worker', message: expect.stringContaining(`backfill worker --workflow-queue ${queue}`) });
+      expect(rate.json?.error.message).toContain('--transforms');
       const cancel = await runCli<{ cancelRequested: boolean; announced: boolean; announcementSkipped: string }>(['cancel', backfillId, '--reason', 'no worker to ask', '--json'], {}, { timeoutMs: 60_000 });
       expect(cancel.code).toBe(0);
       expect(cancel.json).toMatchObject({ cancelRequested: true, announced: false, announcementSkipped: expect.stringContaining(`no worker polls its workflow task queue '${queue}'`) });

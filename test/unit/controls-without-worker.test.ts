@@ -68,7 +68,7 @@ describe('controls of a backfill whose workers are away', () => {
 
   it('a control is refused with no_worker, unsent, when nobody polls the workflow task queue', async () => {
     const { client, sent } = fakeClient(() => []);
-    await expect(client.setRate('b1', 5)).rejects.toMatchObject({ code: 'no_worker', message: expect.stringContaining("backfill worker --workflow-queue q") });
+    await expect(client.setRate('b1', 5)).rejects.toMatchObject({ code: 'no_worker', message: expect.stringContaining("backfill worker --workflow-queue q --transforms <the spec's transforms modules, if it lists any>") });
     expect(sent.updates).toEqual([]);
   });
 
