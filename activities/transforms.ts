@@ -273,9 +273,14 @@ export async function loadTransforms(modules: readonly string[], base = process.
   const registry = new Map(BUILTIN_TRANSFORMS);
   const definedBy = new Map<string, string>();
   for (const path of modules) {
+    const absolute = resolve(base, path);
+    // Node's own error names the importing file inside this package, not the path the user gave.
+    if (!existsSync(absolute)) {
+      throw new Error(`could not load transforms from ${path}: there is no such file${absolute === path ? '' : ` (${absolute}: a relative path counts from ${base})`}: correct the path`);
+    }
     let loaded: Record<string, unknown>;
     try {
-      loaded = await importModule(resolve(base, path));
+      loaded = await importModule(absolute);
     } catch (error) {
       // A BackfillError says already which module and what to do.
       if (error instanceof BackfillError) throw error;

@@ -61,6 +61,14 @@ export async function loadSpecFile(file: string): Promise<LoadedSpec> {
   const path = resolve(file);
   const document = await readDocument(path);
   const transformModules = listedModules(document, path);
+  const missing = transformModules.find((module) => !existsSync(module));
+  if (missing !== undefined) {
+    throw new BackfillError(
+      'invalid_spec',
+      `transforms: could not load transforms from ${missing}: there is no such file; the paths under 'transforms' count from the spec's directory (${dirname(path)}): correct the path`,
+      'transforms',
+    );
+  }
   let known: Set<string>;
   try {
     known = new Set((await loadTransforms(transformModules)).keys());

@@ -150,6 +150,9 @@ describe('loadSpecFile on files of its own', () => {
     expect(error.path).toBe('transforms');
     expect(error.message).toContain('could not load transforms from');
     expect(error.message).toContain(join(dir, 'nowhere', 'transforms.mjs'));
+    // Where its paths count from, rather than Node's 'imported from' a file inside this package.
+    expect(error.message).toContain(`there is no such file; the paths under 'transforms' count from the spec's directory (${dir}): correct the path`);
+    expect(error.message).not.toContain('imported from');
   });
 
   it('refuses a schema error with the field that is wrong', async () => {
