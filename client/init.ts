@@ -78,6 +78,14 @@ export function scaffoldManifest(name: string): Manifest {
   };
 }
 
+/** The test script `npm init` writes: a placeholder that fails, not a test of the user's. */
+const NPM_INIT_TEST = 'echo "Error: no test specified" && exit 1';
+
+/** A package.json's scripts without npm init's placeholder test, which the scaffold's replaces. */
+function ownScripts(scripts: Record<string, string> | undefined): Record<string, string> {
+  return Object.fromEntries(Object.entries(scripts ?? {}).filter(([script, command]) => !(script === 'test' && command === NPM_INIT_TEST)));
+}
+
 /**
  * An existing package.json gains what it lacks of the scaffold's; what it has stays as it is,
  * but for "type": transforms.ts is an ES module, and a .ts file of a package that is not
@@ -85,8 +93,9 @@ export function scaffoldManifest(name: string): Manifest {
  * (the spec's transforms:, the scripts, the README); renaming the file .mts would not.
  */
 function merge(existing: Manifest, scaffold: Manifest): { manifest: Manifest; keptScripts: string[]; replacedType: string | null } {
+  const own = ownScripts(existing.scripts);
   const keptScripts = Object.entries(scaffold.scripts ?? {})
-    .filter(([script, command]) => existing.scripts?.[script] !== undefined && existing.scripts[script] !== command)
+    .filter(([script, command]) => own[script] !== undefined && own[script] !== command)
     .map(([script]) => script);
   return {
     manifest: {
@@ -94,7 +103,7 @@ function merge(existing: Manifest, scaffold: Manifest): { manifest: Manifest; ke
       private: scaffold.private,
       ...existing,
       type: scaffold.type,
-      scripts: { ...scaffold.scripts, ...existing.scripts },
+      scripts: { ...scaffold.scripts, ...own },
       dependencies: { ...scaffold.dependencies, ...existing.dependencies },
       devDependencies: { ...scaffold.devDependencies, ...existing.devDependencies },
     },

@@ -9,7 +9,7 @@ import { PROJECT_SPEC } from '../project.ts';
 
 export function renderInit(result: InitResult): string {
   const where = relative(process.cwd(), result.dir);
-  const kept = result.keptScripts.length > 0 ? ` (your scripts ${result.keptScripts.join(', ')} were kept)` : '';
+  const kept = result.keptScripts.length === 0 ? '' : result.keptScripts.length === 1 ? ` (your script ${result.keptScripts[0]} was kept)` : ` (your scripts ${result.keptScripts.join(', ')} were kept)`;
   const type = result.replacedType !== null ? `; its "type" is now "module", not "${result.replacedType}" (transforms.ts is an ES module)` : '';
   return [
     `created the pipeline ${pc.bold(result.name)} in ${result.dir}: ${result.written.filter((f) => f !== 'package.json').join(', ')}`,
@@ -27,7 +27,7 @@ export function initCommand() {
   return documented(new Command('init'), HELP_GROUPS.infra, [['backfill init my-pipeline', 'a new pipeline project in ./my-pipeline']])
     .description(`scaffold a pipeline project: ${PROJECT_SPEC} with two datasets, transforms.ts, package.json with scripts, README.md, .gitignore`)
     .argument('[dir]', 'the directory (created if missing; default: the working directory)', '.')
-    .option('--force', "write into a directory that is not empty: files of the same names are replaced; package.json only gains the scripts and dependencies it lacks, and \"type\": \"module\"")
+    .option('--force', "write into a directory that is not empty: files of the same names are replaced; package.json only gains the scripts and dependencies it lacks (npm init's placeholder test script is replaced), and \"type\": \"module\"")
     .addOption(jsonOption())
     .action(async (dir, options) => {
       const { scaffold } = await import('../init.ts');

@@ -1,4 +1,5 @@
 /** `backfill init`: what it writes, what it refuses, and how it joins an existing package.json. */
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -106,7 +107,7 @@ describe('backfill init', () => {
     const result = scaffold({ dir, force: true });
     expect(manifest(dir).type).toBe('module');
     expect(result.replacedType).toBe('commonjs');
-    expect(stripVTControlCharacters(renderInit(result))).toContain('package.json gained the scripts and dependencies it lacked (your scripts test were kept); its "type" is now "module", not "commonjs" (transforms.ts is an ES module)');
+    expect(stripVTControlCharacters(renderInit(result))).toContain('package.json gained the scripts and dependencies it lacked (your script test was kept); its "type" is now "module", not "commonjs" (transforms.ts is an ES module)');
 
     const fresher = fresh();
     mkdirSync(fresher, { recursive: true });
@@ -114,6 +115,19 @@ describe('backfill init', () => {
     const unchanged = scaffold({ dir: fresher, force: true });
     expect(unchanged.replacedType).toBeNull();
     expect(renderInit(unchanged)).not.toContain('"type"');
+  });
+
+  it("with --force after npm init -y, replaces npm's failing placeholder test script with the scaffold's", () => {
+    const dir = fresh();
+    mkdirSync(dir, { recursive: true });
+    execFileSync('npm', ['init', '-y'], { cwd: dir, stdio: 'ignore' });
+    const placeholder = manifest(dir).scripts.test;
+    expect(placeholder).toMatch(/no test specified.*exit 1/);
+    const result = scaffold({ dir, force: true });
+    expect(result.keptScripts).toEqual([]);
+    // The project's README says npm test type-checks the transforms and validates the spec.
+    expect(manifest(dir).scripts.test).toBe('tsc --noEmit && backfill plan backfill.yaml');
+    expect(stripVTControlCharacters(renderInit(result))).not.toContain('kept');
   });
 
   it('refuses a package.json it cannot read, naming the file', () => {
