@@ -22,6 +22,7 @@ import { specHash } from './spec-hash.ts';
 import { PartitionTelemetry } from './telemetry.ts';
 import { appendRows, collectData, partitionBindings, type PartitionSession, type Transform, type TransformRegistry } from './transforms.ts';
 import { CheckFailedError, CommitDeadlineError, InvalidDatasetError, SqlError, StaleRunError, type PartitionWrite, type PinnedInput, type Published, type Warehouse } from './warehouse/types.ts';
+import { missingRelationHint } from './missing-relation.ts';
 import { PublishBuffer, type PendingPartition } from './publish-buffer.ts';
 import { assertRows } from './rows.ts';
 import { createWarehouseActivities } from './warehouse-activities.ts';
@@ -418,7 +419,8 @@ export function createActivities(deps: ActivityDeps) {
         }
         if (error instanceof CancelledFailure || ctx.cancellationSignal.aborted) throw cancelled();
         if (window.stopped?.aborted) return { finished, attempt, deferred: input.partitions.length - i };
-        const { type, nonRetryable, message } = classify(error);
+        const { type, nonRetryable, message: said } = classify(error);
+        const message = error instanceof SqlError ? missingRelationHint(said, task.inputs.map((input) => input.node)) : said;
         telemetry.failed(task, error, type, nonRetryable);
         const details: PartitionFailureDetails = { finished, failedIndex: task.index, attempt };
         throw ApplicationFailure.create({

@@ -12,6 +12,7 @@ import { ApplicationFailure, type Logger } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createActivities } from '../../activities/run-partitions.ts';
+import { missingRelationHint } from '../../activities/missing-relation.ts';
 import { specHash, type HashedDefinition } from '../../activities/spec-hash.ts';
 import { canonicalJson } from '../../core/canonical.ts';
 import { BUILTIN_TRANSFORMS } from '../../activities/transforms.ts';
@@ -412,5 +413,46 @@ describe('lineage output', () => {
     );
     expect(text).toContain('days 2024-01-04 (0)');
     expect(text).toContain('weeks 2024-01-01..2024-01-02 (2, v1 v2)');
+  });
+});
+
+describe('the partition activity: SQL that reads a table that is not there', () => {
+  let dir: string;
+  let warehouse: SqliteWarehouse;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'backfill-missing-'));
+    warehouse = new SqliteWarehouse(join(dir, 'warehouse.db'));
+  });
+  afterEach(async () => {
+    await warehouse.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('fails with SqlError naming the table, the datasets the node depends on, and the fix', async () => {
+    const node: PartitionNode = { id: 'clean', transform: 'sql', sql: 'SELECT id FROM readings_rawx', params: {}, checks: [], heartbeatTimeout: '30s' };
+    const input: RunPartitionsInput = {
+      backfillId: 'bf',
+      runKey: 'bf',
+      workflowId: 'backfill/bf/clean',
+      node,
+      partitions: [{ index: 0, key: '2024-01-01', window: { start: '2024-01-01T00:00:00Z', end: '2024-01-02T00:00:00Z' }, inputs: [{ node: 'readings_raw', from: '2024-01-01', to: '2024-01-01' }], throttled: 0 }],
+      maxAttempts: 1,
+    };
+    const activities = createActivities({ warehouse, transforms: BUILTIN_TRANSFORMS, codeVersion: 'test' });
+    const quiet = () => undefined;
+    const logger: Logger = { log: quiet, trace: quiet, debug: quiet, info: quiet, warn: quiet, error: quiet };
+    const failure = await new MockActivityEnvironment({ attempt: 1 }, { logger }).run(activities.runPartitions, input).catch((e: unknown) => e);
+    expect(failure).toMatchObject({ type: 'SqlError', nonRetryable: true });
+    expect((failure as Error).message).toContain(
+      "no such table: readings_rawx in SQL: SELECT id FROM readings_rawx: 'readings_rawx' is neither a dataset this node depends on (readings_raw) nor a table or view in the warehouse; correct the name, or add the node that produces it to dependsOn",
+    );
+  });
+
+  it("words PostgreSQL's and DuckDB's errors the same way, and leaves other errors as they are", () => {
+    expect(missingRelationHint('relation "orders_rawx" does not exist in SQL: SELECT 1', [])).toBe(
+      "relation \"orders_rawx\" does not exist in SQL: SELECT 1: 'orders_rawx' is neither a dataset this node depends on (it depends on none) nor a table or view in the warehouse; correct the name, or add the node that produces it to dependsOn",
+    );
+    expect(missingRelationHint('Catalog Error: Table with name orders_rawx does not exist! in SQL: SELECT 1', ['a', 'a'])).toContain("'orders_rawx' is neither a dataset this node depends on (a) nor");
+    expect(missingRelationHint('no such column: amount in SQL: SELECT amount FROM a', ['a'])).toBe('no such column: amount in SQL: SELECT amount FROM a');
   });
 });
