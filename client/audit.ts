@@ -66,6 +66,11 @@ export async function auditTrail(client: BackfillClient, backfillId: string): Pr
     }
   }
   // Entries of one run are in order already; runs, rollbacks and discards interleave by time.
-  return records.map((r, i) => ({ r, i })).sort((a, b) => a.r.at - b.r.at || a.i - b.i).map(({ r }) => r);
+  // A rollback's or a discard's workflow counts its own entries from 1: numbered again in time
+  // order, the trail's numbers run 1, 2, ... over the whole backfill, as AuditEntry.seq says.
+  return records
+    .map((r, i) => ({ r, i }))
+    .sort((a, b) => a.r.at - b.r.at || a.i - b.i)
+    .map(({ r }, i) => ({ ...r, seq: i + 1 }));
 }
 

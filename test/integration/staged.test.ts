@@ -321,8 +321,10 @@ describe.each<Backend>(['sqlite', 'postgres'])('staged backfills on %s', (kind) 
     expect(resumed.code).not.toBe(0);
     expect(resumed.json.error.message).toMatch(/was discarded: .* --rerun/);
     // The audit trail says who dropped them and why.
-    const audit = await cli<{ entries: Array<{ action: string; reason: string | null; outcome: string; workflowId: string }> }>('audit', id);
+    const audit = await cli<{ entries: Array<{ seq: number; action: string; reason: string | null; outcome: string; workflowId: string }> }>('audit', id);
     expect(audit.code, audit.stderr).toBe(0);
+    // The discard workflow's entries go on the backfill's numbering, not from 1 again.
+    expect(audit.json.entries.map((e) => e.seq)).toEqual(audit.json.entries.map((_, i) => i + 1));
     expect(audit.json.entries.filter((e) => e.action === 'discard')).toEqual([
       expect.objectContaining({ reason: 'left by a cancel', outcome: 'applied', workflowId: `backfill/${id}/discard` }),
       expect.objectContaining({ reason: null, outcome: 'applied', workflowId: `backfill/${id}/discard` }),
