@@ -167,7 +167,10 @@ export function describeChange(entry: Pick<AuditEntry, 'action' | 'details' | 'o
     case 'retry-failed':
     case 'start': {
       // A resume control (of a paused backfill) is no run's start: it has no `resumed`.
-      if (entry.action === 'resume' && d.resumed !== true) return describeDetails(d);
+      if (entry.action === 'resume' && d.resumed !== true) {
+        if (typeof d.previous !== 'boolean') return describeDetails(d);
+        return d.previous ? 'resumed: new partitions start again' : 'was not paused: no change';
+      }
       const what = entry.action === 'retry-failed' ? `failed partitions${typeof d.node === 'string' ? ` of node ${d.node}` : ''} run again in a new run` : d.resumed === true ? 'resumed' : 'started';
       const parts = [`${what}${typeof d.partitions === 'number' ? ` with ${d.partitions.toLocaleString('en-US')} partitions` : ''}`];
       if (typeof d.specChanged === 'string') parts.push(d.specChanged === '' ? 'a new spec that changes no node' : `a new spec that changes ${d.specChanged}`);
@@ -180,9 +183,22 @@ export function describeChange(entry: Pick<AuditEntry, 'action' | 'details' | 'o
       return `approved plan ${String(d.planHash ?? '').slice(0, 19)}…`;
     case 'budget-pause':
       return String(d.why ?? 'a budget is spent');
+    // A pause (or a resume, above) that found the backfill as it asked changed nothing: worth saying, as the raw flags did not.
+    case 'pause':
+      if (typeof d.previous !== 'boolean') return describeDetails(d);
+      return d.previous ? 'was paused already: no change' : 'paused: no new partitions start';
+    case 'rollback':
+      return withPolicy(`partitions back to their versions before the backfill${d.force === true ? ' (--force)' : ''}`, d);
+    case 'discard':
+      return withPolicy('staged versions dropped', d);
     default:
       return describeDetails(d);
   }
+}
+
+/** A description, and the policy that judged the action when one did. */
+function withPolicy(text: string, d: AuditEntry['details']): string {
+  return typeof d.policyHash === 'string' ? `${text}, policy ${d.policyHash.slice(0, 19)}…` : text;
 }
 
 /** Every detail as `key value`, for an entry without words of its own. */

@@ -134,7 +134,15 @@ describe('describing entries', () => {
     );
     expect(describeChange({ action: 'budget-pause', outcome: 'applied', details: { why: 'the retries budget is spent' } })).toBe('the retries budget is spent');
     expect(describeChange({ action: 'approve', outcome: 'refused', details: { code: 'self_approval', why: 'alice started it' } })).toBe('refused: alice started it');
-    expect(describeChange({ action: 'pause', outcome: 'applied', details: { paused: true, previous: false } })).toBe('paused true, previous false');
+    expect(describeChange({ action: 'pause', outcome: 'applied', details: { paused: true, previous: false } })).toBe('paused: no new partitions start');
+    expect(describeChange({ action: 'pause', outcome: 'applied', details: { paused: true, previous: true } })).toBe('was paused already: no change');
+    expect(describeChange({ action: 'resume', outcome: 'applied', details: { paused: false, previous: true } })).toBe('resumed: new partitions start again');
+    expect(describeChange({ action: 'resume', outcome: 'applied', details: { paused: false, previous: false } })).toBe('was not paused: no change');
+    expect(describeChange({ action: 'rollback', outcome: 'applied', details: { force: false, policyHash: null } })).toBe('partitions back to their versions before the backfill');
+    expect(describeChange({ action: 'rollback', outcome: 'applied', details: { force: true, policyHash: 'sha256:0123456789abcdef0123' } })).toBe(
+      'partitions back to their versions before the backfill (--force), policy sha256:0123456789ab…',
+    );
+    expect(describeChange({ action: 'discard', outcome: 'applied', details: { runKey: 'r1', policyHash: null } })).toBe('staged versions dropped');
   });
 
   it('renders backfill audit as a table of who, when, why and what, the same with colours forced or not', () => {

@@ -63,8 +63,8 @@ describe('how a new run of an ended backfill reads in the audit trail', () => {
     expect(applied('resume', { resumed: true, partitions: 12, specChanged: 'orders, daily', priority: 2 })).toBe('resumed with 12 partitions, a new spec that changes orders, daily, priority 2');
   });
 
-  it("a resume control (of a paused backfill) reads as it did: it is not a run's start", () => {
-    expect(applied('resume', { paused: false, previous: true })).toBe('paused false, previous true');
+  it("a resume control (of a paused backfill) says it un-paused: it is not a run's start", () => {
+    expect(applied('resume', { paused: false, previous: true })).toBe('resumed: new partitions start again');
   });
 });
 
