@@ -109,6 +109,24 @@ export function commandsFor(argv: readonly string[]): CommandName[] {
   return asksVersion && !asksHelp ? [] : COMMAND_NAMES;
 }
 
+/** Words a user may take for commands that are options of `plan`; commander would suggest an unrelated command for them. */
+const PLAN_MODES: Readonly<Record<string, string>> = { explain: ' --explain', estimate: ' --estimate', validate: '' };
+
+/** The error for `backfill explain <spec>` and its kind: the command is plan, with the option. */
+export function planModeMistaken(argv: readonly string[]): BackfillError | undefined {
+  const args = argv.slice(2);
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    if (arg === '--') return undefined;
+    if (VALUE_OPTIONS.has(arg)) i++;
+    else if (!arg.startsWith('-')) {
+      if (!Object.hasOwn(PLAN_MODES, arg)) return undefined;
+      return new BackfillError('invalid_argument', `'${arg}' is not a command: run 'backfill plan <spec>${PLAN_MODES[arg]}' (it needs no server)`);
+    }
+  }
+  return undefined;
+}
+
 /** The program with `commands` (every one unless named), each loaded from its module. */
 export async function buildProgram(commands: readonly CommandName[] = COMMAND_NAMES) {
   const program = new Program().name('backfill').description('Durable, rate-limited backfills of partitioned datasets, on Temporal');
@@ -139,6 +157,8 @@ function reportError(error: unknown, json: boolean): void {
 export async function main(argv = process.argv): Promise<void> {
   const json = argv.includes('--json');
   try {
+    const mistaken = planModeMistaken(argv);
+    if (mistaken) throw mistaken;
     const program = await buildProgram(commandsFor(argv));
     // Adapters register their schemes before any command opens a warehouse; the registry loads only when some are named.
     const { warehouseAdapters } = settingsFromEnv();

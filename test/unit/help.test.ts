@@ -144,6 +144,17 @@ describe('the commands a command line loads', () => {
     }
     expect(stripVTControlCharacters(stderr)).toContain('(Did you mean status?)');
   });
+
+  it("takes explain, estimate and validate for what they are: plan's options, not commands (commander suggested set-rate for estimate)", async () => {
+    const explain = await cli('explain', 'spec.yaml');
+    expect(explain.code).toBe(EXIT.error);
+    expect(stripVTControlCharacters(explain.stderr)).toBe("error: 'explain' is not a command: run 'backfill plan <spec> --explain' (it needs no server)\n");
+    const estimate = await cli('--address', 'localhost:7233', 'estimate', 'spec.yaml', '--json');
+    expect(JSON.parse(estimate.stdout)).toEqual({ error: { code: 'invalid_argument', message: "'estimate' is not a command: run 'backfill plan <spec> --estimate' (it needs no server)" } });
+    expect(stripVTControlCharacters((await cli('validate', 'spec.yaml')).stderr)).toContain("run 'backfill plan <spec>' (it needs no server)");
+    // A command's argument of that name is left alone.
+    expect((await cli('plan', 'explain')).stderr).not.toContain('is not a command');
+  });
 });
 
 describe('exit codes', () => {
