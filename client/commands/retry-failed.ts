@@ -5,6 +5,12 @@ import { goOnSignKeyOption, jsonOption, print, reasonOption } from '../options.t
 import { withClient } from '../with-client.ts';
 import { changedLine } from './resume.ts';
 
+/** What retry-failed says it did: in the running backfill, or in a new run of an ended one. */
+export function renderRetried(id: string, result: { retried: number; changed: string[]; resumed: { uiUrl: string } | null }): string {
+  const failed = `${result.retried} failed partition${result.retried === 1 ? '' : 's'}${changedLine(result.changed)}`;
+  return result.resumed ? `${id} resumed in a new run to retry ${failed}\n  web UI: ${result.resumed.uiUrl}` : `${id}: retrying ${failed}`;
+}
+
 export function retryFailedCommand() {
   return documented(new Command('retry-failed'), HELP_GROUPS.control, [
     ['backfill retry-failed shop-2024', 'runs the failed partitions again, then the partitions they blocked'],
@@ -22,11 +28,7 @@ export function retryFailedCommand() {
       const spec = options.spec !== undefined ? (await (await import('../spec-file.ts')).loadSpecFile(options.spec)).spec : undefined;
       await withClient(command, async (client) => {
         const result = await client.retryFailed(id, options.node, spec, options);
-        print(options.json, { backfillId: id, ...result }, () =>
-          result.resumed
-            ? `${id} resumed in a new run to retry ${result.retried} failed partitions${changedLine(result.changed)}\n  web UI: ${result.resumed.uiUrl}`
-            : `${id}: retrying ${result.retried} failed partitions${changedLine(result.changed)}`,
-        );
+        print(options.json, { backfillId: id, ...result }, () => renderRetried(id, result));
       });
     });
 }
