@@ -101,6 +101,12 @@ export function renderFailures(progress: Printable<Progress>): string[] {
   return lines;
 }
 
+/** After a backfill that completed with failures: what to do about them. */
+export function renderRetryHint(progress: Printable<Progress>): string[] {
+  if (progress.state !== 'completed_with_failures') return [];
+  return [`  next: fix the cause, then 'backfill retry-failed ${progress.backfillId}' runs the failed partitions and those they blocked (with --spec <file> when the fix is in the spec)`];
+}
+
 function since(iso: string | null): string {
   return iso === null ? '' : ` ${formatDuration(Math.max(0, Date.now() - Date.parse(iso)))} ago`;
 }
@@ -169,13 +175,13 @@ export function renderStatus(shown: Progress & { waiting?: Waiting[]; judgement?
       ? [pc.magenta(`staged: nothing is published yet. Compare with 'backfill diff ${progress.backfillId}', then 'backfill publish ${progress.backfillId}' or 'backfill discard ${progress.backfillId}'`)]
       : [];
   const judgement = progress.judgement !== undefined ? [pc.yellow(`  ⚠ not admitted yet: ${progress.judgement}`)] : [];
-  return [headline(progress), ...renderGovernance(progress), table.toString(), ...staged, ...renderCanary(progress), ...judgement, ...renderWaiting(progress), ...renderFailures(progress)].join('\n');
+  return [headline(progress), ...renderGovernance(progress), table.toString(), ...staged, ...renderCanary(progress), ...judgement, ...renderWaiting(progress), ...renderFailures(progress), ...renderRetryHint(progress)].join('\n');
 }
 
 /** How a backfill ended, as `wait` and `start --watch` print it: the headline and the failures. */
 export function renderEnd(shown: Progress): string {
   const progress = printable(shown);
-  return [headline(progress), ...renderFailures(progress)].join('\n');
+  return [headline(progress), ...renderFailures(progress), ...renderRetryHint(progress)].join('\n');
 }
 
 /** A canary: where it is, its diff per dataset once known, and what to do while it waits. */

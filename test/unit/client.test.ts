@@ -12,7 +12,7 @@ import { EXIT, buildProgram, exitCodeFor } from '../../client/cli.ts';
 import { transformsGiven } from '../../client/options.ts';
 import { parseQueues, transformModules } from '../../client/local.ts';
 import { printable } from '../../client/printable.ts';
-import { headline, renderFailures, renderGovernance, renderPlan, renderStatus } from '../../client/render.ts';
+import { headline, renderEnd, renderFailures, renderGovernance, renderPlan, renderStatus } from '../../client/render.ts';
 import type { GovernanceView } from '../../core/governance.ts';
 
 const plain = (text: string) => stripVTControlCharacters(text);
@@ -342,6 +342,15 @@ describe('renderFailures', () => {
 
   it('prints nothing without failures', () => {
     expect(renderFailures(printable(progress({ nodes: [nodeProgress({ id: 'a', total: 1, done: 1 })] })))).toEqual([]);
+  });
+
+  it('after a backfill that completed with failures, status, wait and start --watch say what to do next', () => {
+    const ended = progress({ state: 'completed_with_failures' });
+    const next = "  next: fix the cause, then 'backfill retry-failed shop-1' runs the failed partitions and those they blocked (with --spec <file> when the fix is in the spec)";
+    expect(plain(renderStatus(ended)).split('\n').slice(-3)).toEqual([...renderFailures(printable(ended)).map(plain), next]);
+    expect(plain(renderEnd(ended)).split('\n').at(-1)).toBe(next);
+    // While it runs, or once it completed, there is nothing to retry yet.
+    expect(plain(renderStatus(progress()))).not.toContain('retry-failed');
   });
 });
 
