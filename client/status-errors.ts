@@ -40,6 +40,6 @@ export function noWorkerError(backfillId: string, taskQueue: string): BackfillEr
 export function noAnswerError(backfillId: string, taskQueue: string): BackfillError {
   return new BackfillError(
     'timeout',
-    `backfill '${backfillId}' is running but no worker answered within ${QUERY_TIMEOUT_MS / 1000}s: start one with 'backfill worker' (task queue ${taskQueue})`,
+    `backfill '${backfillId}' is running but no worker answered within ${QUERY_TIMEOUT_MS / 1000}s: start one with 'backfill worker --workflow-queue ${taskQueue} ${WORKER_TRANSFORMS}'`,
   );
 }
