@@ -26,6 +26,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import proto from '@temporalio/proto';
+import { ApplicationFailure } from '@temporalio/activity';
 import { NativeConnection } from '@temporalio/worker';
 import { BUILTIN_TRANSFORMS } from '../activities/transforms.ts';
 import { SqliteWarehouse } from '../activities/warehouse/sqlite/sqlite-dialect.ts';
@@ -35,8 +36,8 @@ import { installRuntime } from '../client/local.ts';
 import type { PolicyInput } from '../core/policy.ts';
 import { resolveSpec, type SpecInput } from '../core/spec.ts';
 import { bundleWorkflows, createWorkers, type BackfillWorkers } from '../workers/worker.ts';
-import type { Tuning } from '../core/protocol.ts';
-import { backfillWorkflowId, nodeWorkflowId } from '../workflows/definitions.ts';
+import { CORE_GENERATION, DEFAULT_TASK_QUEUE, type BackfillCarry, type BackfillInput, type Tuning } from '../core/protocol.ts';
+import { BACKFILL_ID, backfillWorkflowId, nodeWorkflowId } from '../workflows/definitions.ts';
 import { startDevServer } from '../host/dev-server.ts';
 
 const label = process.argv[2];
@@ -400,6 +401,53 @@ const SCENARIOS: Record<string, Scenario> = {
       return { backfills: [taken] };
     },
   },
+  // The release of its leases at its end fails once (an activity's failure, not one the workflow throws): it fails and cleans up, then a resume ends it.
+  'release-fails': {
+    spec: { name: 'release-fails', partitions: hourly(2), nodes: [{ id: 'released', transform: 'noop' }] },
+    before: async () => void releaseFails.add('release-fails'),
+    async drive(client, id) {
+      const outcome = await client.wait(id, 60_000);
+      if (outcome.state !== 'failed') throw new Error(`${id} should fail (its lease release failed), but is ${outcome.state}`);
+      await client.resume(id);
+      const resumed = await client.wait(id, 60_000);
+      if (resumed.state !== 'completed') throw new Error(`${id} should complete once resumed, but is ${resumed.state}`);
+    },
+  },
+  // A start made by hand (Temporal's CLI, the SDK) whose carry holds a spec, as a run's end carries one: its shape is checked, and it runs.
+  'carried-spec': {
+    spec: { name: 'carried-spec', partitions: hourly(2), nodes: [{ id: 'carried', transform: 'noop' }] },
+    async drive(client, id) {
+      await client.wait(id, 60_000);
+      const byHand = `${id}-by-hand`;
+      const spec = resolveSpec({ name: byHand, partitions: hourly(2), nodes: [{ id: 'carried', transform: 'noop' }] });
+      const carry: BackfillCarry = {
+        runKey: `${byHand}-run`,
+        readiness: {},
+        childrenRunning: false,
+        paused: false,
+        limits: { rate: null, concurrency: null },
+        overrides: {},
+        reports: {},
+        failures: {},
+        outbox: {},
+        settings: {},
+        restarts: {},
+        startedAt: null,
+        runs: 0,
+        spec,
+      };
+      const input: BackfillInput = { core: CORE_GENERATION, backfillId: byHand, spec, range: {}, carry };
+      await client.client.workflow.start('backfillWorkflow', {
+        taskQueue: DEFAULT_TASK_QUEUE,
+        workflowId: backfillWorkflowId(byHand),
+        args: [input],
+        typedSearchAttributes: [{ key: BACKFILL_ID, value: byHand }],
+      });
+      const outcome = await client.wait(byHand, 60_000);
+      if (outcome.state !== 'completed') throw new Error(`${byHand} should complete (its carried spec is well-formed), but is ${outcome.state}`);
+      return { backfills: [byHand] };
+    },
+  },
   // A rollback under a policy that wants a reason: refused without one (the rollback workflow fails), then run (continuing as new on the way).
   rollback: {
     policy: () => ({ version: 1, reasons: { required: ['start', 'rollback'], minLength: 5 } }),
@@ -448,6 +496,13 @@ const dir = mkdtempSync(join(tmpdir(), 'backfill-record-'));
 const server = await startDevServer({ dbFile: join(dir, 'temporal.db'), uiPort: null });
 const connection = await NativeConnection.connect({ address: server.address });
 const warehouse = new SqliteWarehouse(join(dir, 'warehouse.db'));
+/** Backfills whose next release of their leases fails (the `release-fails` scenario). */
+const releaseFails = new Set<string>();
+const release = warehouse.releaseDatasets.bind(warehouse);
+warehouse.releaseDatasets = async (run) => {
+  if (releaseFails.delete(run.backfillId)) throw ApplicationFailure.nonRetryable('the lease store cannot be reached (replay recording)', 'LeaseStoreDown');
+  return release(run);
+};
 const lineageFile = join(dir, 'openlineage.jsonl');
 const lineage: LineageSettings = { enabled: true, namespace: 'backfill', transport: { type: 'file', path: lineageFile, append: true }, source: 'record-histories' };
 const workflowBundle = await bundleWorkflows();
