@@ -10,7 +10,8 @@
  *     BACKFILL_CODE_VERSION (--code-version), BACKFILL_LOG_FORMAT (--log-format),
  *     BACKFILL_TRANSFORMS (--transforms) and BACKFILL_POLICY (--policy);
  *   - TEMPORAL_* by Temporal's environment configuration (client/connection.ts), OTEL_* by
- *     OpenTelemetry (workers/tracing.ts), TEMPORAL_CLI_PATH by the CLI's resolver (temporal-cli.ts).
+ *     OpenTelemetry (workers/tracing.ts), TEMPORAL_CLI_PATH, BACKFILL_CLI_CACHE
+ *     and XDG_CACHE_HOME by the CLI's resolver (temporal-cli.ts).
  */
 import { resolve } from 'node:path';
 

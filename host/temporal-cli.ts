@@ -2,14 +2,18 @@
  * Finds a `temporal` CLI binary (which embeds the dev server and Web UI), in this order:
  *   1. $TEMPORAL_CLI_PATH
  *   2. `temporal` on PATH
- *   3. the cached build: .backfill/bin/temporal (CLI_CACHE_DIR)
- *   4. the official download (temporal.download), on a connected machine
- *   5. `go install github.com/temporalio/cli/cmd/temporal@v1.5.1` into the cache, where Go is present
- * Later runs reuse the cached binary.
+ *   3. a binary in the home's bin/ (CLI_CACHE_DIR): .backfill/bin/temporal, or $BACKFILL_HOME/bin/temporal
+ *   4. the per-user cache shared by every home (sharedCliDir): $BACKFILL_CLI_CACHE, else
+ *      $XDG_CACHE_HOME/durable-backfill, else ~/.cache/durable-backfill; one binary per version
+ *   5. the official download (temporal.download), on a connected machine
+ *   6. `go install github.com/temporalio/cli/cmd/temporal@v1.5.1`, where Go is present
+ * 5 and 6 install into the shared cache, or into the home's bin/ when the cache cannot be written.
+ * Later runs, from any home, reuse the installed binary.
  */
 import { spawn } from 'node:child_process';
 import { accessSync, chmodSync, constants, createWriteStream, existsSync, mkdirSync, renameSync, rmSync, statSync } from 'node:fs';
-import { delimiter, join } from 'node:path';
+import { homedir } from 'node:os';
+import { delimiter, join, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Readable } from 'node:stream';
 import { FROM_SOURCES, PACKAGE_ROOT } from './package.ts';
@@ -26,6 +30,42 @@ const GO_PACKAGE = `github.com/temporalio/cli/cmd/temporal@${TEMPORAL_CLI_VERSIO
  * read-only), so the cache goes under the user's project: bin/ in $BACKFILL_HOME, else in ./.backfill.
  */
 export const CLI_CACHE_DIR = FROM_SOURCES ? join(PACKAGE_ROOT, '.backfill', 'bin') : join(backfillHome(), 'bin');
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+/**
+ * The per-user cache of the Temporal CLI, one folder per version, that every BACKFILL_HOME shares:
+ * a second home would otherwise download or build the CLI again into its own bin/.
+ * $BACKFILL_CLI_CACHE, else $XDG_CACHE_HOME/durable-backfill, else ~/.cache/durable-backfill.
+ */
+export function sharedCliDir(env: Env = process.env, home: string = homedir()): string {
+  const base = env.BACKFILL_CLI_CACHE || join(env.XDG_CACHE_HOME || join(home, '.cache'), 'durable-backfill');
+  return join(resolve(base), 'temporal-cli', TEMPORAL_CLI_VERSION);
+}
+
+/**
+ * Where the resolver looks for a cached CLI, in order, and where it installs one. In a checkout the
+ * project's .backfill/bin is the one cache (CI keeps it between runs). Installed, a binary already
+ * in the home's bin/ is used, then the shared cache; a new one goes into the shared cache when it
+ * can be written, else into the home's bin/.
+ */
+export type CliPlaces = { lookIn: string[]; installTo: string };
+
+export function cliPlaces(homeBin: string, shared: string | undefined, writable: (dir: string) => boolean = canWrite): CliPlaces {
+  if (shared === undefined || shared === homeBin) return { lookIn: [homeBin], installTo: homeBin };
+  return { lookIn: [homeBin, shared], installTo: writable(shared) ? shared : homeBin };
+}
+
+/** Whether a folder can be made (if missing) and written to. */
+export function canWrite(dir: string): boolean {
+  try {
+    mkdirSync(dir, { recursive: true });
+    accessSync(dir, constants.W_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 export function executable(path: string): boolean {
   try {
@@ -71,7 +111,12 @@ async function download(target: string, log: (line: string) => void): Promise<bo
   }
 }
 
-export type ResolveOptions = { log?: (line: string) => void; allowDownload?: boolean };
+export type ResolveOptions = {
+  log?: (line: string) => void;
+  allowDownload?: boolean;
+  /** Where to look for and install a cached CLI; unset: the home's bin/, then (installed, not a checkout) the shared cache. */
+  places?: CliPlaces;
+};
 
 export async function resolveTemporalCli(options: ResolveOptions = {}): Promise<string> {
   const log = options.log ?? ((line: string) => process.stderr.write(`[temporal-cli] ${line}\n`));
@@ -83,9 +128,12 @@ export async function resolveTemporalCli(options: ResolveOptions = {}): Promise<
   const found = onPath('temporal');
   if (found) return found;
 
-  const binDir = CLI_CACHE_DIR;
+  const places = options.places ?? cliPlaces(CLI_CACHE_DIR, FROM_SOURCES ? undefined : sharedCliDir());
+  for (const dir of places.lookIn) {
+    if (executable(join(dir, 'temporal'))) return join(dir, 'temporal');
+  }
+  const binDir = places.installTo;
   const cached = join(binDir, 'temporal');
-  if (executable(cached)) return cached;
   mkdirSync(binDir, { recursive: true });
 
   if (options.allowDownload !== false && (await download(cached, log))) {

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { portOr } from '../../client/local.ts';
 import { freePort, portFree, requirePortFree, startDevServer } from '../../host/dev-server.ts';
-import { executable, resolveTemporalCli } from '../../host/temporal-cli.ts';
+import { cliPlaces, executable, resolveTemporalCli, sharedCliDir, TEMPORAL_CLI_VERSION } from '../../host/temporal-cli.ts';
 
 const cleanups: (() => void | Promise<void>)[] = [];
 afterEach(async () => {
@@ -82,6 +82,56 @@ describe('the Temporal CLI resolver', () => {
     const cli = await resolveTemporalCli({ allowDownload: false, log: () => undefined });
     expect(cli).not.toBe(join(dir, 'temporal'));
     expect(executable(cli)).toBe(true);
+  });
+});
+
+describe('one Temporal CLI for every BACKFILL_HOME', () => {
+  /** PATH with a fake `go` that "builds" the CLI as a script into $GOBIN and counts its builds, and no `temporal`. */
+  function fakeGo(dir: string): string {
+    const bin = join(dir, 'fake-bin');
+    mkdirSync(bin);
+    writeFileSync(join(bin, 'go'), `#!/bin/sh\nmkdir -p "$GOBIN"\necho built >> ${join(dir, 'builds')}\nprintf '#!/bin/sh\\n' > "$GOBIN/temporal"\nchmod 755 "$GOBIN/temporal"\n`);
+    chmodSync(join(bin, 'go'), 0o755);
+    return `${bin}:/usr/bin:/bin`;
+  }
+
+  it('is built once into the shared cache, and a second home finds it there; a binary in a home\'s bin/ still counts', async () => {
+    const dir = scratch();
+    const { PATH: path, TEMPORAL_CLI_PATH: cliPath } = process.env;
+    cleanups.push(() => {
+      process.env.PATH = path;
+      if (cliPath !== undefined) process.env.TEMPORAL_CLI_PATH = cliPath;
+    });
+    delete process.env.TEMPORAL_CLI_PATH;
+    process.env.PATH = fakeGo(dir);
+    const shared = sharedCliDir({ BACKFILL_CLI_CACHE: join(dir, 'cache') });
+    const quiet = { allowDownload: false, log: () => undefined };
+
+    const first = await resolveTemporalCli({ ...quiet, places: cliPlaces(join(dir, 'home-a', 'bin'), shared) });
+    expect(first).toBe(join(shared, 'temporal'));
+    const second = await resolveTemporalCli({ ...quiet, places: cliPlaces(join(dir, 'home-b', 'bin'), shared) });
+    expect(second).toBe(first);
+    expect(readFileSync(join(dir, 'builds'), 'utf8').trim().split('\n')).toHaveLength(1);
+    expect(existsSync(join(dir, 'home-b', 'bin', 'temporal'))).toBe(false);
+
+    // A home that already has its own binary (from before the shared cache) keeps using it.
+    const own = join(dir, 'home-c', 'bin');
+    mkdirSync(own, { recursive: true });
+    writeFileSync(join(own, 'temporal'), '#!/bin/sh\n');
+    chmodSync(join(own, 'temporal'), 0o755);
+    expect(await resolveTemporalCli({ ...quiet, places: cliPlaces(own, shared) })).toBe(join(own, 'temporal'));
+  });
+
+  it('lives in $BACKFILL_CLI_CACHE, $XDG_CACHE_HOME or ~/.cache, one folder per version, and falls back to the home when it cannot be written', () => {
+    expect(sharedCliDir({ BACKFILL_CLI_CACHE: '/c', XDG_CACHE_HOME: '/x' }, '/h')).toBe(join('/c', 'temporal-cli', TEMPORAL_CLI_VERSION));
+    expect(sharedCliDir({ XDG_CACHE_HOME: '/x' }, '/h')).toBe(join('/x', 'durable-backfill', 'temporal-cli', TEMPORAL_CLI_VERSION));
+    expect(sharedCliDir({ XDG_CACHE_HOME: '' }, '/h')).toBe(join('/h', '.cache', 'durable-backfill', 'temporal-cli', TEMPORAL_CLI_VERSION));
+    const dir = scratch();
+    writeFileSync(join(dir, 'a-file'), 'x');
+    // A cache below a file cannot be made, whoever runs the test (root can write anywhere else).
+    expect(cliPlaces(join(dir, 'home', 'bin'), join(dir, 'a-file', 'cache'))).toEqual({ lookIn: [join(dir, 'home', 'bin'), join(dir, 'a-file', 'cache')], installTo: join(dir, 'home', 'bin') });
+    // A checkout keeps its .backfill/bin as the one cache.
+    expect(cliPlaces('/repo/.backfill/bin', undefined)).toEqual({ lookIn: ['/repo/.backfill/bin'], installTo: '/repo/.backfill/bin' });
   });
 });
 
