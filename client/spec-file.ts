@@ -39,12 +39,34 @@ async function readDocument(path: string): Promise<unknown> {
 
 export type LoadedSpec = { spec: ResolvedSpec; path: string; transformModules: string[] };
 
+import { projectSpec } from './project.ts';
+
 export { PROJECT_SPEC, projectSpec } from './project.ts';
 
 /** The transform modules a spec document lists under `transforms`, resolved against the spec's directory. */
 function listedModules(document: unknown, path: string): string[] {
   const listed = (document as { transforms?: unknown })?.transforms;
   return Array.isArray(listed) ? listed.filter((m): m is string => typeof m === 'string').map((m) => resolve(dirname(path), m)) : [];
+}
+
+/** A worker's transform modules and where they came from: --transforms, the project's spec, or neither. */
+export type WorkerTransforms = { modules: string[]; from: '--transforms' | string | null };
+
+/**
+ * The transforms a worker loads (`worker`, `dev`): those named with --transforms; else, in a
+ * project directory, those its ./backfill.yaml lists; else `fallback` (`dev`: the example's).
+ */
+export async function workerTransforms(named: readonly string[], fallback: string[] = [], dir = process.cwd()): Promise<WorkerTransforms> {
+  if (named.length > 0) return { modules: named.map((m) => resolve(m)), from: '--transforms' };
+  const spec = projectSpec(dir);
+  if (spec !== undefined) return { modules: await specTransformModules(spec), from: spec };
+  return { modules: fallback, from: null };
+}
+
+/** What a worker says of its transforms when it starts. */
+export function describeTransforms({ modules, from }: WorkerTransforms): string {
+  if (modules.length === 0) return from === null ? 'built-in transforms only (name your modules with --transforms)' : `built-in transforms only (${from} lists no transforms modules)`;
+  return `transforms from ${modules.join(', ')} (${from === null ? 'default' : from === '--transforms' ? 'named with --transforms' : `listed in ${from}`})`;
 }
 
 /** The transform modules a spec file lists, without validating the rest of it. */

@@ -25,6 +25,8 @@ export type WorkerProcessOptions = {
   /** --log-format (stderr, in `log`). */
   logFormat?: 'text' | 'json';
   env?: Record<string, string>;
+  /** The working directory (default: this process's): a project directory's ./backfill.yaml names its transforms. */
+  cwd?: string;
   /** Options for node itself, before the script (e.g. --cpu-prof, which NODE_OPTIONS refuses). */
   nodeArgs?: string[];
   /** The `backfill` executable to run (default: this repository's bin/backfill.js; e.g. an installed package's). */
@@ -65,6 +67,7 @@ export class WorkerProcess {
     const child = spawn('node', [...(this.options.nodeArgs ?? []), ...args], {
       env: { ...process.env, TEMPORAL_ADDRESS: this.options.address, BACKFILL_LOG_LEVEL: 'ERROR', ...this.options.env },
       stdio: ['ignore', 'ignore', 'pipe'],
+      ...(this.options.cwd !== undefined ? { cwd: this.options.cwd } : {}),
     });
     this.child = child;
     let output = '';

@@ -10,13 +10,6 @@ import type { QueueConfig } from '../../workers/worker.ts';
 import { terminalText } from '../printable.ts';
 import { shutdownGraceOption, stoppingMessage } from '../worker-stop.ts';
 
-/** `dev`'s transforms when none are named: those of the project's spec (./backfill.yaml), else the example's. */
-async function devTransforms(): Promise<string[]> {
-  const [{ projectSpec, specTransformModules }, { EXAMPLE_TRANSFORMS }] = await Promise.all([import('../spec-file.ts'), import('../local.ts')]);
-  const spec = projectSpec();
-  return spec ? specTransformModules(spec) : [EXAMPLE_TRANSFORMS];
-}
-
 /**
  * `dev`'s activity queues when --task-queue names none: every one the nodes of the project's spec
  * (./backfill.yaml) use, else the default queue.
@@ -60,13 +53,14 @@ export function devCommand() {
       const [{ endAfterStop, serve, stopOnFailure, waitForSignal }, { settingsFromEnv }] = await Promise.all([import('../serve.ts'), import('../../host/settings.ts')]);
       const settings = settingsFromEnv();
       await serve(options, settings.logLevel, async (telemetry) => {
-        const [{ DEFAULT_TASK_QUEUE, parseQueues, startLocal, transformModules }, { announce }, { metricsUrl }, { devServerEnv, exportLines }] = await Promise.all([
+        const [{ DEFAULT_TASK_QUEUE, EXAMPLE_TRANSFORMS, parseQueues, startLocal }, { announce }, { metricsUrl }, { devServerEnv, exportLines }, { workerTransforms }] = await Promise.all([
           import('../local.ts'),
           import('../../workers/logging.ts'),
           import('../../workers/telemetry.ts'),
           import('../dev-env.ts'),
+          import('../spec-file.ts'),
         ]);
-        const named = transformModules(transformsGiven(command, options.transforms));
+        const { modules } = await workerTransforms(transformsGiven(command, options.transforms), [EXAMPLE_TRANSFORMS]);
         if (!options.worker && telemetry.metrics) {
           throw new BackfillError('invalid_argument', '--metrics-port serves the metrics of the worker, and --no-worker starts none: drop one of the two', 'metrics-port');
         }
@@ -75,7 +69,7 @@ export function devCommand() {
           port: options.port,
           uiPort: options.uiPort,
           worker: options.worker,
-          transforms: named.length > 0 ? named : await devTransforms(),
+          transforms: modules,
           queues: options.taskQueue !== undefined ? parseQueues(options.taskQueue, DEFAULT_TASK_QUEUE) : await devQueues(),
           telemetry,
           ...(options.warehouse !== undefined ? { warehouse: options.warehouse } : {}),

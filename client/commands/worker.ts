@@ -4,6 +4,7 @@ import { Command } from '@commander-js/extra-typings';
 import { BackfillError } from '../../core/errors.ts';
 import { HELP_GROUPS, documented } from '../help.ts';
 import { codeVersionOption, policyOption, connectionFlags, jsonOption, logFormatOption, positiveInteger, print, transformsGiven, transformsOption, warehouseOption } from '../options.ts';
+import { PROJECT_SPEC } from '../project.ts';
 import { shutdownGraceOption, stoppingMessage } from '../worker-stop.ts';
 
 export const METRICS_PORT_HELP = "serve Prometheus metrics (the SDK's and backfill_*) on this port, at /metrics";
@@ -19,7 +20,7 @@ export function workerCommand() {
     .option('--task-queue <queue...>', 'activity task queues to poll, as name or name=maxActivitiesPerSecond (default: backfill)')
     .option('--workflow-queue <queue>', 'the workflows task queue', 'backfill')
     .option('--no-workflows', 'poll activity queues only')
-    .addOption(transformsOption('modules that define transforms'))
+    .addOption(transformsOption(`modules that define transforms (default: those ./${PROJECT_SPEC} lists, if there is one)`))
     .option('--max-concurrent-activities <n>', 'partition activities this worker runs at once, per activity queue (default 200)', positiveInteger('--max-concurrent-activities'))
     .addOption(warehouseOption())
     .addOption(codeVersionOption())
@@ -34,17 +35,20 @@ export function workerCommand() {
       const [{ endAfterStop, serve, announceMetrics, stopOnFailure, waitForSignal }, { settingsFromEnv }] = await Promise.all([import('../serve.ts'), import('../../host/settings.ts')]);
       const settings = settingsFromEnv();
       await serve(options, settings.logLevel, async (telemetry) => {
-        const [{ describeConnection, resolveConnection }, { DEFAULT_TASK_QUEUE, parseQueues, startWorker, transformModules }, { announce }, { metricsUrl }] = await Promise.all([
+        const [{ describeConnection, resolveConnection }, { DEFAULT_TASK_QUEUE, parseQueues, startWorker }, { announce }, { metricsUrl }, { describeTransforms, workerTransforms }] = await Promise.all([
           import('../connection.ts'),
           import('../local.ts'),
           import('../../workers/logging.ts'),
           import('../../workers/telemetry.ts'),
+          import('../spec-file.ts'),
         ]);
+        // As `dev` does: in a project directory, the transforms its backfill.yaml lists.
+        const transforms = await workerTransforms(transformsGiven(command, options.transforms));
         const connection = resolveConnection(connectionFlags(command));
         const queues = parseQueues(options.taskQueue, DEFAULT_TASK_QUEUE, options.maxConcurrentActivities);
         const worker = await startWorker({
           connection,
-          transforms: transformModules(transformsGiven(command, options.transforms)),
+          transforms: transforms.modules,
           queues,
           workflowQueue: options.workflowQueue,
           workflows: options.workflows,
@@ -58,15 +62,17 @@ export function workerCommand() {
         });
         const metrics = telemetry.metrics ? metricsUrl(telemetry.metrics) : null;
         if (options.json) {
-          print(true, { address: connection.address, namespace: connection.namespace, workflowQueue: options.workflows ? options.workflowQueue : null, activityQueues: queues, warehouse: worker.warehouse.location, metricsUrl: metrics }, () => '');
+          print(true, { address: connection.address, namespace: connection.namespace, workflowQueue: options.workflows ? options.workflowQueue : null, activityQueues: queues, warehouse: worker.warehouse.location, transforms, metricsUrl: metrics }, () => '');
         }
         announceMetrics(telemetry);
-        announce(telemetry.log, `worker polling ${queues.map((q) => q.name).join(', ')} on ${describeConnection(connection)}; warehouse ${worker.warehouse.location}`, {
+        announce(telemetry.log, `worker polling ${queues.map((q) => q.name).join(', ')} on ${describeConnection(connection)}; warehouse ${worker.warehouse.location}; ${describeTransforms(transforms)}`, {
           taskQueues: queues.map((q) => q.name),
           workflowQueue: options.workflows ? options.workflowQueue : null,
           address: connection.address,
           namespace: connection.namespace,
           warehouse: worker.warehouse.location,
+          transforms: transforms.modules,
+          transformsFrom: transforms.from,
         });
         const signal = await stopOnFailure(waitForSignal(worker.done), () => worker.stop(), 'it (closing its connection and warehouse)', telemetry.log);
         if (signal) {
