@@ -12,6 +12,7 @@ import { expandPlan } from '../../core/plan.ts';
 import { resolveSpec } from '../../core/spec.ts';
 import { projectName, scaffold } from '../../client/init.ts';
 import { renderInit } from '../../client/commands/init.ts';
+import { warehouseTarget } from '../../client/existing-warehouse.ts';
 import { packageJson } from '../../host/package.ts';
 
 let root: string;
@@ -128,6 +129,26 @@ describe('backfill init', () => {
     // The project's README says npm test type-checks the transforms and validates the spec.
     expect(manifest(dir).scripts.test).toBe('tsc --noEmit && backfill plan backfill.yaml');
     expect(stripVTControlCharacters(renderInit(result))).not.toContain('kept');
+  });
+
+  it("its README says where the data lands, with BACKFILL_HOME set or not, and where the Temporal CLI goes", () => {
+    const dir = fresh();
+    scaffold({ dir });
+    const readme = readFileSync(join(dir, 'README.md'), 'utf8').replace(/\s+/g, ' ');
+    const home = process.env.BACKFILL_HOME;
+    try {
+      delete process.env.BACKFILL_HOME;
+      expect(warehouseTarget(undefined)).toBe(join(process.cwd(), '.backfill', 'warehouse.db'));
+      process.env.BACKFILL_HOME = join(dir, 'elsewhere');
+      expect(warehouseTarget(undefined)).toBe(join(dir, 'elsewhere', 'warehouse.db'));
+    } finally {
+      if (home === undefined) delete process.env.BACKFILL_HOME;
+      else process.env.BACKFILL_HOME = home;
+    }
+    // Before, it named only .backfill/warehouse.db, where nothing lands once BACKFILL_HOME is set.
+    expect(readme).toContain('`.backfill/warehouse.db` (`$BACKFILL_HOME/warehouse.db` when `BACKFILL_HOME` is set');
+    expect(readme).toContain('a cache that every `BACKFILL_HOME` shares');
+    expect(readme).not.toContain('into `.backfill/bin`');
   });
 
   it('refuses a package.json it cannot read, naming the file', () => {
