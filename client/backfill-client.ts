@@ -24,7 +24,7 @@ import { BackfillError } from '../core/errors.ts';
 import { rollbackNodes, type RollbackNodes, type RunNode } from '../core/rollback-order.ts';
 import { expandPlan, requirePartitionsInRange, type Plan } from '../core/plan.ts';
 import { RangeSet } from '../core/ranges.ts';
-import { rollbackWorkflowId, type RollbackInput, type RollbackSummary, type RollbackTuning } from '../core/rollback.ts';
+import { rollbackWorkflowId, type RollbackInput, type RollbackSummary, type RollbackTuning, type StatusRollback } from '../core/rollback.ts';
 import { CORE_GENERATION, DEFAULT_TASK_QUEUE, type BackfillCarry, type BackfillInput, type BackfillResult, type Limits, type Progress, type ResumeRequest, type Tuning } from '../core/protocol.ts';
 import type { RangesJSON } from '../core/ranges.ts';
 import type { PartitionRange, ResolvedSpec } from '../core/spec.ts';
@@ -231,7 +231,7 @@ export type RollbackStarted = {
  * why a run not admitted yet waits: the workers that took its judgement declined it (a policy
  * other than the one the backfill was admitted under, or none).
  */
-export type Status = Progress & { waiting: Waiting[]; judgement?: string };
+export type Status = Progress & { waiting: Waiting[]; judgement?: string; rollback?: StatusRollback };
 
 /** Why the judgement of a run waits: the last PolicyMismatch of its pending policy load, if any. */
 export function judgementWait(pending: ReadonlyArray<{ lastFailure?: { message?: string | null; applicationFailureInfo?: { type?: string | null } | null } | null }> | null | undefined): string | undefined {
@@ -580,7 +580,11 @@ export class BackfillClient {
     const progress = await this.progressOf(backfillId, description, unpolled);
     const judgement = running ? judgementWait(description.raw.pendingActivities) : undefined;
     const declined = judgement !== undefined ? { judgement } : {};
-    if (progress.state !== 'running') return { ...progress, waiting: [], ...declined };
+    if (progress.state !== 'running') {
+      // A rollback runs only once the backfill ended: one describe of its workflow id says whether there was one.
+      const rollback = running ? undefined : await this.rollbackSince(backfillId, description);
+      return { ...progress, waiting: [], ...declined, ...(rollback ? { rollback } : {}) };
+    }
     const [live, waiting] = await Promise.all([eta, this.waiting(backfillId, description.runId, progress, inputOnce, await workflowPollers)]);
     return { ...(live ? withLiveEta(progress, live) : progress), waiting, ...declined };
   }
@@ -758,14 +762,14 @@ export class BackfillClient {
   }
 
   /** The input a workflow run was started with, from the first event of its history only. */
-  private async firstInput(workflowId: string, runId: string): Promise<BackfillInput | undefined> {
+  private async firstInput<T = BackfillInput>(workflowId: string, runId: string): Promise<T | undefined> {
     const response = await this.connection.workflowService.getWorkflowExecutionHistory({
       namespace: this.namespace,
       execution: { workflowId, runId },
       maximumPageSize: 1,
     });
     const payload = response.history?.events?.[0]?.workflowExecutionStartedEventAttributes?.input?.payloads?.[0];
-    return payload ? this.client.options.loadedDataConverter.payloadConverter.fromPayload<BackfillInput>(payload) : undefined;
+    return payload ? this.client.options.loadedDataConverter.payloadConverter.fromPayload<T>(payload) : undefined;
   }
 
   /**
@@ -1089,6 +1093,30 @@ export class BackfillClient {
           `and a resumed run would count them done and recompute nothing; ${fix}`,
       );
     }
+  }
+
+  /**
+   * The backfill's rollback since its latest run began, as `status` shows it; undefined when there
+   * is none, or only one the policy refused (it restored nothing).
+   */
+  private async rollbackSince(backfillId: string, description: WorkflowExecutionDescription): Promise<StatusRollback | undefined> {
+    const workflowId = rollbackWorkflowId(backfillId);
+    const latest = await this.describeIfAny(workflowId);
+    if (!latest || latest.startTime.getTime() < description.startTime.getTime()) return undefined;
+    const state = latest.status.name === 'RUNNING' ? 'running' : latest.status.name === 'COMPLETED' ? 'completed' : 'failed';
+    if (state === 'failed' && (await this.refusedByPolicy(workflowId, latest.runId))) return undefined;
+    const input = await this.firstInput<RollbackInput>(workflowId, latest.runId).catch(() => undefined);
+    let counts: StatusRollback['counts'] = null;
+    if (state === 'completed') {
+      const { restored, removed, alreadyRestored, leftAlone } = await this.client.workflow.getHandle<typeof rollbackWorkflow>(workflowId, latest.runId, { followRuns: false }).result();
+      counts = { restored, removed, alreadyRestored, leftAlone };
+    }
+    return {
+      state,
+      endedAt: latest.closeTime?.toISOString() ?? null,
+      by: input?.audit?.identity ?? null,
+      counts,
+    };
   }
 
   /** The backfill's rollback workflow, if one is running. */

@@ -10,6 +10,7 @@ import type { PlanSummary } from '../core/plan.ts';
 import { RECOMPUTE_REASONS } from '../core/only-changed.ts';
 import type { ChangeSummary } from './only-changed.ts';
 import type { NodeProgress, Progress } from '../core/protocol.ts';
+import type { StatusRollback } from '../core/rollback.ts';
 import type { InputVersions, LedgerRow } from '../activities/warehouse/types.ts';
 import type { Waiting } from './waiting.ts';
 import { printable, printableText, type Printable } from './printable.ts';
@@ -149,7 +150,7 @@ export function renderGovernance(progress: Printable<Progress>): string[] {
 }
 
 /** The whole status; its text made printable here, once, for every section. */
-export function renderStatus(shown: Progress & { waiting?: Waiting[]; judgement?: string }): string {
+export function renderStatus(shown: Progress & { waiting?: Waiting[]; judgement?: string; rollback?: StatusRollback }): string {
   const progress = printable(shown);
   const table = new Table({
     head: ['node', 'done', 'running', 'failed', 'blocked', 'pending', 'rate', 'concurrency', 'throughput', 'ETA'],
@@ -175,7 +176,25 @@ export function renderStatus(shown: Progress & { waiting?: Waiting[]; judgement?
       ? [pc.magenta(`staged: nothing is published yet. Compare with 'backfill diff ${progress.backfillId}', then 'backfill publish ${progress.backfillId}' or 'backfill discard ${progress.backfillId}'`)]
       : [];
   const judgement = progress.judgement !== undefined ? [pc.yellow(`  ⚠ not admitted yet: ${progress.judgement}`)] : [];
-  return [headline(progress), ...renderGovernance(progress), table.toString(), ...staged, ...renderCanary(progress), ...judgement, ...renderWaiting(progress), ...renderFailures(progress), ...renderRetryHint(progress)].join('\n');
+  // After a rollback the retry hint would send the user to a resume that is refused.
+  const retryHint = progress.rollback ? [] : renderRetryHint(progress);
+  return [headline(progress), ...renderRollback(progress), ...renderGovernance(progress), table.toString(), ...staged, ...renderCanary(progress), ...judgement, ...renderWaiting(progress), ...renderFailures(progress), ...retryHint].join('\n');
+}
+
+/** The backfill's rollback since its last run: its workflow says completed, but its data is undone. */
+export function renderRollback(progress: Printable<{ backfillId: string; rollback?: StatusRollback }>): string[] {
+  const rollback = progress.rollback;
+  if (!rollback) return [];
+  const by = rollback.by !== null ? ` by ${rollback.by}` : '';
+  const audit = `'backfill audit ${progress.backfillId}' shows what it did`;
+  if (rollback.state === 'running') return [pc.magenta(`  ⟲ being rolled back${by}: 'backfill rollback ${progress.backfillId}' attaches to it`)];
+  const at = rollback.endedAt !== null ? ` at ${rollback.endedAt} (${since(rollback.endedAt).trim()})` : '';
+  if (rollback.state === 'failed') {
+    return [pc.red(`  ⟲ a rollback${by} stopped short${at}: the partitions it restored stay restored; run 'backfill rollback ${progress.backfillId}' again (${audit})`)];
+  }
+  const c = rollback.counts;
+  const counts = c ? `: ${number(c.restored)} restored, ${number(c.removed)} removed, ${number(c.alreadyRestored)} already restored, ${number(c.leftAlone)} left alone` : '';
+  return [pc.magenta(`  ⟲ rolled back${at}${by}${counts} — the data is back at its versions before this backfill; ${audit}`)];
 }
 
 /** How a backfill ended, as `wait` and `start --watch` print it: the headline and the failures. */

@@ -52,6 +52,21 @@ export type RollbackSummary = RollbackCounts & {
   runs: number;
 };
 
+/**
+ * What `status` says of a backfill's rollback since its latest run began: the backfill's own
+ * workflow still says it completed, but its partitions are back at their versions before it.
+ */
+export type StatusRollback = {
+  /** `failed`: it stopped short (failed, cancelled, terminated); what it restored stays restored. */
+  state: 'running' | 'completed' | 'failed';
+  /** When it ended; null while it runs. */
+  endedAt: string | null;
+  /** Who asked for it (the client's declared identity), when it says. */
+  by: string | null;
+  /** The summary's counts, once it completed. */
+  counts: Pick<RollbackCounts, 'restored' | 'removed' | 'alreadyRestored' | 'leftAlone'> | null;
+};
+
 export type RollbackCarry = { summary: RollbackSummary; nodeIndex: number; after: RollbackCursor | null };
 
 export type RollbackInput = {

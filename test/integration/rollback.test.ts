@@ -8,7 +8,7 @@
 import { execFile } from 'node:child_process';
 import { existsSync, readdirSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
+import { promisify, stripVTControlCharacters } from 'node:util';
 import { DuckDBInstance } from '@duckdb/node-api';
 import Database from 'better-sqlite3';
 import pg from 'pg';
@@ -19,6 +19,7 @@ import { jsValue } from '../../activities/warehouse/lake/values.ts';
 import { quoteIdent, quoteLiteral, versionsTable } from '../../activities/warehouse/sql.ts';
 import type { Warehouse } from '../../activities/warehouse/types.ts';
 import { BackfillError } from '../../core/errors.ts';
+import { renderStatus } from '../../client/render.ts';
 import { rollbackWorkflowId, type RollbackSummary } from '../../core/rollback.ts';
 import type { ResolvedSpec } from '../../core/spec.ts';
 import { backendFixture, type Backend } from './backend-fixture.ts';
@@ -155,6 +156,14 @@ describe.each<Backend>(['sqlite', 'postgres', 'lake'])('rollback on %s', (kind) 
     const audit = await fx.warehouse.rollbacks({ backfillId: second });
     expect(audit).toHaveLength(26);
     expect(new Set(audit.map((r) => r.rollbackId))).toEqual(new Set([summary.rollbackId]));
+    // Before, status said only 'completed · 26/26 done', as if the data were still the backfill's.
+    const status = await fx.client.status(second);
+    expect(status).toMatchObject({ state: 'completed', rollback: { state: 'completed', by: fx.client.identity, counts: { restored: 22, removed: 4, alreadyRestored: 0, leftAlone: 0 } } });
+    expect(Date.parse(status.rollback!.endedAt!)).toBeGreaterThan(0);
+    const shown = stripVTControlCharacters(renderStatus(status));
+    expect(shown).toContain(`⟲ rolled back at ${status.rollback!.endedAt!} (`);
+    expect(shown).toContain(` by ${fx.client.identity}: 22 restored, 4 removed, 0 already restored, 0 left alone — the data is back at its versions before this backfill`);
+    expect(renderStatus(status)).not.toContain('retry-failed');
 
     const again = await fx.client.rollback(second);
     expect(again).toMatchObject({ restored: 0, removed: 0, alreadyRestored: 26, leftAlone: 0 });
@@ -225,6 +234,8 @@ describe.each<Backend>(['sqlite', 'postgres', 'lake'])('rollback on %s', (kind) 
 
     const forced = await rollback('--force');
     expect(forced.code).toBe(0);
+    // status (the command line) names the latest rollback.
+    expect((await cli('status', second)).json).toMatchObject({ state: 'completed', rollback: { state: 'completed', counts: { restored: 5, alreadyRestored: 17 } } });
     expect(forced.json).toMatchObject({ restored: 5, forced: 5, alreadyRestored: 17, leftAlone: 0, force: true });
     expect(await snapshot(fx.warehouse, p)).toEqual(before);
     expect((await fx.warehouse.rollbacks({ backfillId: second })).filter((r) => r.forced).map((r) => `${r.node}/${r.partition}`).sort()).toEqual(byThird);
