@@ -13,7 +13,7 @@
 import { spawn } from 'node:child_process';
 import { accessSync, chmodSync, constants, createWriteStream, existsSync, mkdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { delimiter, join, resolve } from 'node:path';
+import { delimiter, dirname, join, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Readable } from 'node:stream';
 import { FROM_SOURCES, PACKAGE_ROOT } from './package.ts';
@@ -56,12 +56,17 @@ export function cliPlaces(homeBin: string, shared: string | undefined, writable:
   return { lookIn: [homeBin, shared], installTo: writable(shared) ? shared : homeBin };
 }
 
-/** Whether a folder can be made (if missing) and written to. */
+/** Whether a folder can be written to, or made in its nearest existing ancestor (without making it). */
 export function canWrite(dir: string): boolean {
+  let at = resolve(dir);
+  while (!existsSync(at)) {
+    const parent = dirname(at);
+    if (parent === at) return false;
+    at = parent;
+  }
   try {
-    mkdirSync(dir, { recursive: true });
-    accessSync(dir, constants.W_OK);
-    return true;
+    accessSync(at, constants.W_OK);
+    return statSync(at).isDirectory();
   } catch {
     return false;
   }
