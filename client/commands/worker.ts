@@ -20,7 +20,7 @@ export function workerCommand() {
     .option('--task-queue <queue...>', 'activity task queues to poll, as name or name=maxActivitiesPerSecond (default: backfill)')
     .option('--workflow-queue <queue>', 'the workflows task queue', 'backfill')
     .option('--no-workflows', 'poll activity queues only')
-    .addOption(transformsOption(`modules that define transforms (default: those ./${PROJECT_SPEC} lists, if there is one)`))
+    .addOption(transformsOption(`modules that define transforms; without it, those ./${PROJECT_SPEC} lists, if there is one`))
     .option('--max-concurrent-activities <n>', 'partition activities this worker runs at once, per activity queue (default 200)', positiveInteger('--max-concurrent-activities'))
     .addOption(warehouseOption())
     .addOption(codeVersionOption())
