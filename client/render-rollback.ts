@@ -8,6 +8,17 @@ const number = (n: number) => n.toLocaleString('en-US');
 const partitions = (n: number) => `${number(n)} partition${n === 1 ? '' : 's'}`;
 
 /**
+ * Who changed the partitions left alone: `changed since by bf-3` when one backfill did them all
+ * (its count is the line's own), else each with its count: `changed since: 20 by bf-3, 8 unpublished`.
+ */
+function changedSince(changedBy: Record<string, number>): string {
+  const who = (backfill: string) => (backfill === UNPUBLISHED ? 'unpublished' : `by ${backfill}`);
+  const entries = Object.entries(changedBy);
+  if (entries.length === 1) return entries[0]![0] === UNPUBLISHED ? 'unpublished since' : `changed since ${who(entries[0]![0])}`;
+  return `changed since: ${entries.map(([backfill, n]) => `${number(n)} ${who(backfill)}`).join(', ')}`;
+}
+
+/**
  * `preview`: a dry run (`rollback --dry-run`): what it would do, said as such; `historyGone`: the
  * server keeps no history of the backfill; `fromLedger`: nodes only the ledger names.
  */
@@ -24,10 +35,7 @@ export function renderRollback(summary: RollbackSummary, preview?: { historyGone
   ];
   if (summary.forced > 0) lines.push(`  ${would('forced:          ', 'would force:     ')} ${partitions(summary.forced)} over a later backfill's version (--force)`);
   if (summary.leftAlone > 0) {
-    const who = Object.entries(summary.changedBy)
-      .map(([backfill, n]) => `${backfill === UNPUBLISHED ? 'unpublished since' : backfill} (${number(n)})`)
-      .join(', ');
-    lines.push(pc.yellow(`  ${would('left alone:      ', 'would leave alone:')} ${partitions(summary.leftAlone)} changed since by ${who}`));
+    lines.push(pc.yellow(`  ${would('left alone:      ', 'would leave alone:')} ${partitions(summary.leftAlone)} ${changedSince(summary.changedBy)}`));
     for (const p of summary.leftAloneExamples.slice(0, 10)) {
       lines.push(`    ${p.node} ${p.partition}: ${backfillId} published version ${p.version}, now ${p.currentVersion === null ? 'none' : `version ${p.currentVersion}`} by ${p.changedBy ?? '–'}`);
     }

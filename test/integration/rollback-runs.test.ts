@@ -159,7 +159,7 @@ describe('rollback across the runs of a backfill (sqlite)', () => {
     const text = await runCli(['rollback', bad, '--dry-run', '--warehouse', fx.location]);
     expect(text.code, text.stderr).toBe(0);
     expect(text.stdout).toContain(`would roll back ${bad} (dry run: nothing was started or changed)`);
-    expect(text.stdout).toContain(`would leave alone: 1 partition changed since by ${later} (1)`);
+    expect(text.stdout).toContain(`would leave alone: 1 partition changed since by ${later}\n`);
     expect(text.stdout).toContain(`${a} 2024-01-02: ${bad} published version 2, now version 3 by ${later}`);
 
     // The rollback does what the preview said.
