@@ -20,19 +20,25 @@ export class ProgressView {
   /** A line per node that has waited for a worker, blank once it no longer does. */
   private waitingLines = new Map<string, cliProgress.SingleBar>();
   private lastLine = 0;
+  private lastState: Progress['state'] | undefined;
   private readonly tty: boolean;
 
   constructor(private readonly out: NodeJS.WriteStream = process.stderr) {
     this.tty = Boolean(out.isTTY);
   }
 
-  update(shown: Progress & { waiting?: Waiting[] }): void {
+  /**
+   * `last`: the watch ends at this progress. On a pipe it prints no line then: the command that
+   * watched prints how the backfill ended, and its headline would show twice in a log.
+   */
+  update(shown: Progress & { waiting?: Waiting[] }, last = false): void {
     // Once for the whole update: the headline, the bars' node names and the waiting lines print its text.
     const progress = printable(shown);
     if (!this.tty) {
       const now = Date.now();
-      if (now - this.lastLine >= 5000 || progress.state !== 'running') {
+      if (!last && (now - this.lastLine >= 5000 || progress.state !== this.lastState)) {
         this.lastLine = now;
+        this.lastState = progress.state;
         this.out.write(`${[headline(progress), ...renderWaiting(progress)].join('\n')}\n`);
       }
       return;

@@ -19,7 +19,8 @@ export function watchEndsAt(state: BackfillState): boolean {
 }
 
 /**
- * Polls status until the backfill ends; draws bars (and stalls) unless --json. A server that
+ * Polls status until the backfill ends; draws bars (and stalls) unless --json. The caller prints
+ * how it ended: on a pipe the view leaves that line to it. A server that
  * does not answer (a restart) and a worker that is away (`no_worker`, `timeout`: one restarting)
  * are ridden out for WATCH_PATIENCE_MS, as `wait` rides them out, saying that it waits; `note`
  * says so (default: a line above the bars, or on stderr).
@@ -53,8 +54,9 @@ export async function watch(
         await new Promise((r) => setTimeout(r, 1000));
         continue;
       }
-      view?.update(progress);
-      if (watchEndsAt(progress.state)) return progress;
+      const ends = watchEndsAt(progress.state);
+      view?.update(progress, ends);
+      if (ends) return progress;
       await new Promise((r) => setTimeout(r, intervalMs));
     }
   } finally {

@@ -174,6 +174,20 @@ describe('backfill start, wait, status and control against a running worker', ()
     expect(waited.json.state).toBe('cancelled');
   });
 
+  it('start --watch on a pipe prints how it ended once, and no hint to watch what it watches', async () => {
+    const spec = writeSpec(dir, 'watched.yaml', `name: watched\npartitions: { grain: day, start: 2024-01-01, end: 2024-01-11 }\ndefaults: { taskQueue: ${queue} }\nnodes:\n  - { id: a, transform: noop }\n  - { id: b, transform: noop, dependsOn: [a] }\n`);
+    const id = `cli-watch-${Date.now()}`;
+    const watched = await backfill(['start', spec, '--id', id, '--watch'], env);
+    expect(watched.code, watched.stderr).toBe(0);
+    const output = `${watched.stdout}\n${watched.stderr}`;
+    // Before, the final headline was on stderr (the progress line) and on stdout (the end).
+    expect(output.match(new RegExp(`${id} completed · 20/20 done`, 'g'))).toHaveLength(1);
+    expect(output).not.toContain(`backfill status ${id} --watch`);
+    const started = await backfill(['start', spec, '--id', `${id}-unwatched`], env);
+    expect(started.stdout).toContain(`watch:  backfill status ${id}-unwatched --watch`);
+    await backfill(['wait', `${id}-unwatched`, '--json'], env);
+  });
+
   it('rejects bad control input with a clear message and changes nothing', async () => {
     const unknown = await backfill(['set-rate', 'no-such-backfill', '5', '--json'], env);
     expect(unknown.code).not.toBe(0);

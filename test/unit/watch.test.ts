@@ -59,6 +59,27 @@ describe('--watch', () => {
   });
 });
 
+describe('--watch on a pipe', () => {
+  afterEach(() => {
+    vi.restoreAllMocks();
+  });
+
+  it('prints a line per state it passes, but not the one it ends at: the command prints how it ended', async () => {
+    let stderr = '';
+    vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => ((stderr += String(chunk)), true));
+    const isTTY = process.stderr.isTTY;
+    process.stderr.isTTY = false;
+    try {
+      const final = await watch(answering('awaiting_approval', 'awaiting_approval', 'running', 'running', 'completed'), 'b', false, 1);
+      expect(final.state).toBe('completed');
+    } finally {
+      process.stderr.isTTY = isTTY;
+    }
+    // Before, the end's headline was printed here and again by the command: twice in a log.
+    expect(stderr.split('\n').filter(Boolean).map((line) => line.split(' · ')[0])).toEqual(['b awaiting_approval', 'b running']);
+  });
+});
+
 describe('--watch while the worker is away', () => {
   afterEach(() => {
     vi.useRealTimers();
