@@ -26,6 +26,7 @@ export type {
   LeaseHolder,
   LeaseOutcome,
   LedgerFilter,
+  LedgerNode,
   LedgerRow,
   LedgerStatus,
   PartitionData,

@@ -35,6 +35,10 @@ export function deferredWarehouse(identity: { kind: string; location: string }, 
     publishStaged: async (...args) => (await loaded()).publishStaged(...args),
     discardStaged: async (...args) => (await loaded()).discardStaged(...args),
     diffStaged: async (...args) => (await loaded()).diffStaged(...args),
+    ledgerNodes: async () => {
+      const warehouse = await loaded();
+      return warehouse.ledgerNodes ? warehouse.ledgerNodes() : null;
+    },
     lineageDataset: async (node) => {
       const warehouse = await loaded();
       return warehouse.lineageDataset ? warehouse.lineageDataset(node) : null;

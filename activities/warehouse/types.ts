@@ -158,6 +158,9 @@ export type LedgerStatus = 'published' | 'failed_check' | 'staged' | 'discarded'
 
 export type LedgerFilter = { backfillId?: string; node?: string; partition?: string };
 
+/** A node the ledger has versions of: how many partitions, and its first and last key (in key order). */
+export type LedgerNode = { node: string; partitions: number; first: string; last: string };
+
 /** One partition a backfill published: what it replaced, what it published, and what is published now. */
 export type Change = {
   node: string;
@@ -312,6 +315,8 @@ export interface Warehouse {
   publishedBy(node: string, partition: string, runKey: string): Promise<Published | null>;
   /** Ledger rows, ordered by node, partition and newest version first. */
   ledger(filter: LedgerFilter): Promise<LedgerRow[]>;
+  /** Optionally, every node the ledger has versions of, by id (`lineage` names them when asked for one it has not); null: not known. */
+  ledgerNodes?(): Promise<LedgerNode[] | null>;
   /**
    * The partitions a backfill published (of one node, with `node`), ordered by node and
    * partition, a page at a time (`limit`, default 500): pass `next` back as `after`.

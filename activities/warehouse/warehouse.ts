@@ -34,6 +34,7 @@ import {
   type DiffPage,
   type LeaseOutcome,
   type LedgerFilter,
+  type LedgerNode,
   type LedgerRow,
   type PartitionWrite,
   type PinnedInput,
@@ -586,6 +587,15 @@ export class SqlWarehouse implements Warehouse {
     const params = { backfill_id: filter.backfillId, node: filter.node, partition: filter.partition };
     const rows = await this.read((s) => s.all<Raw>(`${this.ledgerSelect()} ${whereEqual(params, 'l.')} ORDER BY l.node, l.partition, l.version DESC`, params));
     return rows.map((r) => ledgerRow(this.dialect.codec, r));
+  }
+
+  async ledgerNodes(): Promise<LedgerNode[]> {
+    const rows = await this.read((s) =>
+      s.all<{ node: string; partitions: number | string | bigint; first_key: string; last_key: string }>(
+        `SELECT node, COUNT(DISTINCT partition) AS partitions, MIN(partition) AS first_key, MAX(partition) AS last_key FROM ${this.t('ledger')} GROUP BY node ORDER BY node`,
+      ),
+    );
+    return rows.map((r) => ({ node: r.node, partitions: Number(r.partitions), first: r.first_key, last: r.last_key }));
   }
 
   async publishedRows(node: string): Promise<LedgerRow[]> {

@@ -30,6 +30,7 @@ export async function readAsReaders(warehouse: Warehouse): Promise<void> {
     expect.objectContaining({ version: 1, status: 'published', backfillId: 'bf-1', current: true }),
   ]);
   expect(await warehouse.rollbacks({ node: 'orders', partition: '2024-03-01' })).toEqual([]);
+  expect(await warehouse.ledgerNodes?.()).toEqual([{ node: 'orders', partitions: 2, first: '2024-03-01', last: '2024-03-02' }]);
   // diff
   const diff = await diffSummary((page) => warehouse.diffStaged(STAGED, page), undefined);
   expect(diff).toMatchObject({ partitions: 2, rowsBefore: 3, rowsAfter: 8 });
@@ -47,6 +48,13 @@ export async function readersReadAt(location: string): Promise<void> {
   expect(lineage.stdout).toContain('"current"');
   expect(lineage.code).toBe(EXIT.ok);
   expect(JSON.parse(lineage.stdout).current).toMatchObject({ node: 'orders', partition: '2024-03-01', version: 1, backfillId: 'bf-1' });
+  // Asked for a node the ledger has not, or a partition of a node it has: it says which, and what it has.
+  const node = await runCli('lineage', 'order', '2024-03-01', '--warehouse', location);
+  expect(node.code).toBe(EXIT.error);
+  expect(node.stderr).toMatch(/has no node order \(did you mean orders\?\): it has versions of orders\n/);
+  const partition = await runCli('lineage', 'orders', '2024-03-10', '--warehouse', location);
+  expect(partition.code).toBe(EXIT.error);
+  expect(partition.stderr).toMatch(/node orders has no version of partition 2024-03-10 in the ledger of .*: its 2 partitions run from 2024-03-01 to 2024-03-02; check the partition key/);
   const warehouse = await openExistingWarehouse(location, 'diff');
   try {
     await readAsReaders(warehouse);

@@ -82,6 +82,7 @@ export class ThreadedWarehouse implements Warehouse {
   discardStaged: Warehouse['discardStaged'] = (...args) => this.call('discardStaged', ...args);
   diffStaged: Warehouse['diffStaged'] = (...args) => this.call('diffStaged', ...args);
   lineageDataset: NonNullable<Warehouse['lineageDataset']> = (...args) => this.call('lineageDataset', ...args);
+  ledgerNodes: NonNullable<Warehouse['ledgerNodes']> = () => this.call('ledgerNodes');
 
   async close(): Promise<void> {
     if (this.gone) return;
