@@ -1167,7 +1167,7 @@ export class BackfillClient {
     backfillId: string,
     description: Awaited<ReturnType<BackfillClient['describe']>>,
     options: { spec?: ResolvedSpec; node?: string; retryFailed?: boolean } & GoOnOptions,
-  ): Promise<{ started: Started; changed: string[] }> {
+  ): Promise<{ started: Started; changed: string[]; plan: Plan }> {
     await this.notRolledBack(backfillId, description);
     const original = await this.inputOf(backfillId);
     if (!original) throw new BackfillError('failed', `cannot read the input of backfill '${backfillId}'`);
@@ -1218,7 +1218,7 @@ export class BackfillClient {
       },
       resumeCarry(carry, options.node),
     );
-    return { started, changed };
+    return { started, changed, plan: expandPlan(options.spec ?? currentSpec, original.range) };
   }
 
   setRate(backfillId: string, rate: number | null, node?: string, options: ControlOptions = {}): Promise<ControlState> {
@@ -1292,7 +1292,12 @@ export class BackfillClient {
    * Runs the failed partitions again (then the partitions they blocked). A running backfill
    * does it in place; a finished one is resumed in a new run that skips what is done.
    */
-  async retryFailed(backfillId: string, node?: string, spec?: ResolvedSpec, options: GoOnOptions = {}): Promise<{ retried: number; changed: string[]; resumed: Started | null }> {
+  async retryFailed(
+    backfillId: string,
+    node?: string,
+    spec?: ResolvedSpec,
+    options: GoOnOptions = {},
+  ): Promise<{ retried: number; /** In a new run for every node's failures: the partitions blocked behind them, which run too. */ blocked?: number; changed: string[]; resumed: Started | null }> {
     let description = await this.describe(backfillId);
     if (description.status.name === 'RUNNING') {
       if (options.signKey !== undefined) throw signedWhileRunning('retry-failed', backfillId);
@@ -1322,14 +1327,16 @@ export class BackfillClient {
     const failed = Object.entries(carry.readiness)
       .filter(([id]) => node === undefined || id === node)
       .reduce((sum, [, state]) => sum + RangeSet.fromJSON(state.failed).size, 0);
-    const { started, changed } = await this.goOn(backfillId, description, {
+    const { started, changed, plan } = await this.goOn(backfillId, description, {
       retryFailed: true,
       ...(spec ? { spec } : {}),
       ...(node !== undefined ? { node } : {}),
       ...(options.reason !== undefined ? { reason: options.reason } : {}),
       ...(options.signKey !== undefined ? { signKey: options.signKey } : {}),
     });
-    return { retried: failed, changed, resumed: started };
+    // Of every node's failures, what they blocked is known; of one node's, what else blocked the same partitions is not.
+    const { retryCounts } = await import('../core/readiness.ts');
+    return { retried: failed, ...(node === undefined ? { blocked: retryCounts(plan, carry.readiness).blocked } : {}), changed, resumed: started };
   }
 
   /**

@@ -171,8 +171,13 @@ export function describeChange(entry: Pick<AuditEntry, 'action' | 'details' | 'o
         if (typeof d.previous !== 'boolean') return describeDetails(d);
         return d.previous ? 'resumed: new partitions start again' : 'was not paused: no change';
       }
-      const what = entry.action === 'retry-failed' ? `failed partitions${typeof d.node === 'string' ? ` of node ${d.node}` : ''} run again in a new run` : d.resumed === true ? 'resumed' : 'started';
-      const parts = [`${what}${typeof d.partitions === 'number' ? ` with ${d.partitions.toLocaleString('en-US')} partitions` : ''}`];
+      const count = typeof d.partitions === 'number' ? d.partitions.toLocaleString('en-US') : null;
+      // A new run's `partitions` is its whole plan, published partitions included: not how many a retry runs again.
+      const parts = [
+        entry.action === 'retry-failed'
+          ? `failed partitions${typeof d.node === 'string' ? ` of node ${d.node}` : ''} and those blocked behind them run again in a new run${count !== null ? ` (of the backfill's ${count} partitions, the published ones skipped)` : ''}`
+          : `${d.resumed === true ? 'resumed' : 'started'}${count !== null ? ` with ${count} partitions` : ''}`,
+      ];
       if (typeof d.specChanged === 'string') parts.push(d.specChanged === '' ? 'a new spec that changes no node' : `a new spec that changes ${d.specChanged}`);
       if (typeof d.priority === 'number') parts.push(`priority ${d.priority}`);
       if (typeof d.fairnessWeight === 'number') parts.push(`fairness weight ${d.fairnessWeight}`);

@@ -297,6 +297,23 @@ export function resumedReadiness(state: ReadinessJSON, retry?: string): Readines
 }
 
 /**
+ * What `retry-failed` of a whole ended run (`state`, its carried readiness) sends back: its
+ * failed partitions, and those blocked behind them, which run once the failures are done.
+ */
+export function retryCounts(plan: Plan, state: ReadinessJSON): { failed: number; blocked: number } {
+  // As the ended run left it: its failures stay failed (with `inHands`), so what they block counts as blocked.
+  const settled = Object.fromEntries(Object.entries(state).map(([id, node]) => [id, { ...node, inHands: node.inHands ?? '' }]));
+  const readiness = new Readiness(plan, settled);
+  return plan.nodes.reduce(
+    (sum, node) => {
+      const counts = readiness.counts(node.id);
+      return { failed: sum.failed + counts.failed, blocked: sum.blocked + counts.blocked };
+    },
+    { failed: 0, blocked: 0 },
+  );
+}
+
+/**
  * Whether the run `resumedReadiness(state, retry)` makes of a run that had settled (every
  * partition done, failed, or blocked by a failure) hands its node workflows anything: the
  * failures it retries (then what they blocked), or what the ended run still had in hands.

@@ -6,8 +6,10 @@ import { withClient } from '../with-client.ts';
 import { changedLine } from './resume.ts';
 
 /** What retry-failed says it did: in the running backfill, or in a new run of an ended one. */
-export function renderRetried(id: string, result: { retried: number; changed: string[]; resumed: { uiUrl: string } | null }): string {
-  const failed = `${result.retried} failed partition${result.retried === 1 ? '' : 's'}${changedLine(result.changed)}`;
+export function renderRetried(id: string, result: { retried: number; blocked?: number; changed: string[]; resumed: { uiUrl: string } | null }): string {
+  // The audit entry says these terms too: the failed partitions and those blocked behind them.
+  const behind = result.blocked ? ` and the ${result.blocked} blocked behind ${result.retried === 1 ? 'it' : 'them'}` : '';
+  const failed = `${result.retried} failed partition${result.retried === 1 ? '' : 's'}${behind}${changedLine(result.changed)}`;
   return result.resumed ? `${id} resumed in a new run to retry ${failed}\n  web UI: ${result.resumed.uiUrl}` : `${id}: retrying ${failed}`;
 }
 

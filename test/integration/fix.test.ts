@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BackfillClient } from '../../client/backfill-client.ts';
 import { NonRetryableError } from '../../activities/errors.ts';
 import type { Transform } from '../../activities/transforms.ts';
+import { renderRetried } from '../../client/commands/retry-failed.ts';
 import { describeChange } from '../../core/audit.ts';
 import type { SpecInput } from '../../core/spec.ts';
 import { Gate, connectClient, runCli, scratch, startTestWorker, testSpec, uniqueQueue, waitFor, type TestWorker } from './helpers.ts';
@@ -85,6 +86,10 @@ describe('fix and go on', () => {
     const result = await client.retryFailed(backfillId, undefined, testSpec(queue, shop(fixed)));
     expect(result.changed).toEqual(['daily']);
     expect(result.retried).toBe(failedBefore);
+    // Before, it said only the failed ones; the audit entry said a new run 'with' the plan's partitions.
+    expect(first.progress!.blocked).toBeGreaterThan(0);
+    expect(result.blocked).toBe(first.progress!.blocked);
+    expect(renderRetried(backfillId, result)).toMatch(new RegExp(`^${backfillId} resumed in a new run to retry ${failedBefore} failed partitions and the ${first.progress!.blocked} blocked behind them\\n`));
     const second = await client.wait(backfillId, 120_000);
     expect(second.state).toBe('completed');
     const after = (await worker.warehouse.ledger({ backfillId })).filter((r) => r.status === 'published');
@@ -104,7 +109,7 @@ describe('fix and go on', () => {
     const trail = await client.audit(backfillId);
     expect(trail.map((e) => e.action)).toEqual(['start', 'retry-failed']);
     expect(trail[1]).toMatchObject({ outcome: 'applied', reason: 'daily reads a column that exists now', details: { resumed: true, node: 'daily', specChanged: 'daily' } });
-    expect(describeChange(trail[1]!)).toMatch(/^failed partitions of node daily run again in a new run with \d+ partitions, a new spec that changes daily($|, )/);
+    expect(describeChange(trail[1]!)).toMatch(/^failed partitions of node daily and those blocked behind them run again in a new run \(of the backfill's \d+ partitions, the published ones skipped\), a new spec that changes daily($|, )/);
     // `backfill audit` prints it so.
     const printed = await runCli(['audit', backfillId]);
     expect(printed.stdout).toMatch(/retry-failed/);

@@ -8,4 +8,10 @@ describe('retry-failed output', () => {
     expect(renderRetried('s2', { retried: 28, changed: [], resumed: null })).toBe('s2: retrying 28 failed partitions');
     expect(renderRetried('s2', { retried: 1, changed: [], resumed: null })).toBe('s2: retrying 1 failed partition');
   });
+
+  it("in a new run, counts the partitions blocked behind the failures too, in the audit entry's terms", () => {
+    expect(renderRetried('s2', { retried: 28, blocked: 56, changed: [], resumed: { uiUrl: 'http://ui/s2' } })).toBe('s2 resumed in a new run to retry 28 failed partitions and the 56 blocked behind them\n  web UI: http://ui/s2');
+    expect(renderRetried('s2', { retried: 1, blocked: 2, changed: [], resumed: { uiUrl: 'u' } })).toMatch(/^s2 resumed in a new run to retry 1 failed partition and the 2 blocked behind it\n/);
+    expect(renderRetried('s2', { retried: 3, blocked: 0, changed: [], resumed: { uiUrl: 'u' } })).toMatch(/^s2 resumed in a new run to retry 3 failed partitions\n/);
+  });
 });

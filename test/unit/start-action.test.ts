@@ -56,10 +56,12 @@ describe('how a new run of an ended backfill reads in the audit trail', () => {
 
   it('a retry-failed names the node and the nodes its new spec changed; a resume --spec the nodes it changed', () => {
     expect(applied('retry-failed', { resumed: true, partitions: 22, policyHash: null, node: 'daily', specChanged: 'daily' })).toBe(
-      'failed partitions of node daily run again in a new run with 22 partitions, a new spec that changes daily',
+      "failed partitions of node daily and those blocked behind them run again in a new run (of the backfill's 22 partitions, the published ones skipped), a new spec that changes daily",
     );
-    expect(applied('retry-failed', { resumed: true, partitions: 1500 })).toBe('failed partitions run again in a new run with 1,500 partitions');
-    expect(applied('retry-failed', { resumed: true, partitions: 3, specChanged: '' })).toBe('failed partitions run again in a new run with 3 partitions, a new spec that changes no node');
+    expect(applied('retry-failed', { resumed: true, partitions: 1500 })).toBe("failed partitions and those blocked behind them run again in a new run (of the backfill's 1,500 partitions, the published ones skipped)");
+    expect(applied('retry-failed', { resumed: true, partitions: 3, specChanged: '' })).toBe(
+      "failed partitions and those blocked behind them run again in a new run (of the backfill's 3 partitions, the published ones skipped), a new spec that changes no node",
+    );
     expect(applied('resume', { resumed: true, partitions: 12, specChanged: 'orders, daily', priority: 2 })).toBe('resumed with 12 partitions, a new spec that changes orders, daily, priority 2');
   });
 
