@@ -242,18 +242,11 @@ export function withFaultInjection(registry: TransformRegistry, enabled: boolean
 }
 
 /**
- * Why a transforms module did not load, and the fix: the file is not there, a package it imports
- * is not installed, or its own code threw while it was imported.
+ * Why a transforms module that is there did not load, and the fix: a package it imports is not
+ * installed, or its own code threw while it was imported.
  */
 function loadFailure(path: string, error: unknown): BackfillError {
   const { code, message } = error instanceof Error ? (error as Error & { code?: unknown }) : { code: undefined, message: String(error) };
-  if (!existsSync(path)) {
-    return new BackfillError(
-      'invalid_argument',
-      `could not load transforms from ${path}: there is no such file: correct its path in --transforms ($BACKFILL_TRANSFORMS), relative to the working directory, or in the spec's transforms:, relative to the spec`,
-      'transforms',
-    );
-  }
   if (code === 'ERR_MODULE_NOT_FOUND') {
     return new BackfillError('invalid_argument', `could not load transforms from ${path}: ${message}: install what it imports (npm install), or correct the import`, 'transforms');
   }
@@ -276,7 +269,12 @@ export async function loadTransforms(modules: readonly string[], base = process.
     const absolute = resolve(base, path);
     // Node's own error names the importing file inside this package, not the path the user gave.
     if (!existsSync(absolute)) {
-      throw new Error(`could not load transforms from ${path}: there is no such file${absolute === path ? '' : ` (${absolute}: a relative path counts from ${base})`}: correct the path`);
+      throw new BackfillError(
+        'invalid_argument',
+        `could not load transforms from ${path}: there is no such file${absolute === path ? '' : ` (${absolute}: a relative path counts from ${base})`}: ` +
+          "correct its path in --transforms ($BACKFILL_TRANSFORMS) or in the spec's transforms:",
+        'transforms',
+      );
     }
     let loaded: Record<string, unknown>;
     try {
@@ -284,7 +282,7 @@ export async function loadTransforms(modules: readonly string[], base = process.
     } catch (error) {
       // A BackfillError says already which module and what to do.
       if (error instanceof BackfillError) throw error;
-      throw loadFailure(resolve(base, path), error);
+      throw loadFailure(absolute, error);
     }
     for (const [name, fn] of Object.entries(transformsOf(loaded, path))) {
       if (BUILTIN_TRANSFORMS.has(name)) throw new Error(`${path} redefines the built-in transform '${name}': rename it`);

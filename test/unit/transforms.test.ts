@@ -375,13 +375,13 @@ describe('loadTransforms', () => {
   });
 
   it('names a module that cannot be loaded, and why', async () => {
-    await expect(loadTransforms([join(dir, 'absent.mjs')])).rejects.toThrow(/could not load transforms from .*absent\.mjs: there is no such file: correct its path/);
+    await expect(loadTransforms([join(dir, 'absent.mjs')])).rejects.toThrow(/could not load transforms from .*absent\.mjs: there is no such file: correct its path in --transforms/);
     await expect(loadTransforms([join(dir, 'throws.mjs')])).rejects.toThrow(/could not load transforms from .*throws\.mjs: importing it failed: module exploded: fix the module's top-level code/);
   });
 
   it('says that a module path names no file, and where a relative one counts from, not which file of this package imported it', async () => {
     const error = await loadTransforms(['./absent.ts'], dir).then(() => undefined, (e: unknown) => e as Error);
-    expect(error?.message).toBe(`could not load transforms from ./absent.ts: there is no such file (${join(dir, 'absent.ts')}: a relative path counts from ${dir}): correct the path`);
+    expect(error?.message).toBe(`could not load transforms from ./absent.ts: there is no such file (${join(dir, 'absent.ts')}: a relative path counts from ${dir}): correct its path in --transforms ($BACKFILL_TRANSFORMS) or in the spec's transforms:`);
     expect(error?.message).not.toContain('imported from');
   });
 });
