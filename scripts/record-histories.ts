@@ -36,8 +36,9 @@ import { installRuntime } from '../client/local.ts';
 import type { PolicyInput } from '../core/policy.ts';
 import { resolveSpec, type SpecInput } from '../core/spec.ts';
 import { bundleWorkflows, createWorkers, type BackfillWorkers } from '../workers/worker.ts';
-import { CORE_GENERATION, DEFAULT_TASK_QUEUE, type BackfillCarry, type BackfillInput, type Tuning } from '../core/protocol.ts';
-import { BACKFILL_ID, backfillWorkflowId, nodeWorkflowId } from '../workflows/definitions.ts';
+import { DEFAULT_TASK_QUEUE, type Tuning } from '../core/protocol.ts';
+import { backfillWorkflowId, nodeWorkflowId } from '../workflows/definitions.ts';
+import { startByHand } from './hand-made-start.ts';
 import { startDevServer } from '../host/dev-server.ts';
 
 const label = process.argv[2];
@@ -420,29 +421,7 @@ const SCENARIOS: Record<string, Scenario> = {
       await client.wait(id, 60_000);
       const byHand = `${id}-by-hand`;
       const spec = resolveSpec({ name: byHand, partitions: hourly(2), nodes: [{ id: 'carried', transform: 'noop' }] });
-      const carry: BackfillCarry = {
-        runKey: `${byHand}-run`,
-        readiness: {},
-        childrenRunning: false,
-        paused: false,
-        limits: { rate: null, concurrency: null },
-        overrides: {},
-        reports: {},
-        failures: {},
-        outbox: {},
-        settings: {},
-        restarts: {},
-        startedAt: null,
-        runs: 0,
-        spec,
-      };
-      const input: BackfillInput = { core: CORE_GENERATION, backfillId: byHand, spec, range: {}, carry };
-      await client.client.workflow.start('backfillWorkflow', {
-        taskQueue: DEFAULT_TASK_QUEUE,
-        workflowId: backfillWorkflowId(byHand),
-        args: [input],
-        typedSearchAttributes: [{ key: BACKFILL_ID, value: byHand }],
-      });
+      await startByHand(client.client, { backfillId: byHand, spec, taskQueue: DEFAULT_TASK_QUEUE, carry: { spec } });
       const outcome = await client.wait(byHand, 60_000);
       if (outcome.state !== 'completed') throw new Error(`${byHand} should complete (its carried spec is well-formed), but is ${outcome.state}`);
       return { backfills: [byHand] };

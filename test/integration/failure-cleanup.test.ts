@@ -12,8 +12,7 @@ import { ApplicationFailure } from '@temporalio/activity';
 import type { WorkflowFailedError } from '@temporalio/client';
 import type { BackfillClient } from '../../client/backfill-client.ts';
 import { backfillWorkflowId, nodeWorkflowId } from '../../workflows/definitions.ts';
-import type { RunEvent } from '../../core/openlineage.ts';
-import { readEvents } from '../lineage/example.ts';
+import { eventsOf } from '../lineage/example.ts';
 import { connectClient, scratch, startTestWorker, testSpec, uniqueQueue, type TestWorker } from './helpers.ts';
 
 const queue = uniqueQueue('failure-cleanup');
@@ -45,11 +44,7 @@ afterAll(async () => {
 });
 
 /** `<eventType> <job>` of every event of the jobs named `<name>` and `<name>.*`, in the order they were written. */
-function events(name: string): string[] {
-  return readEvents(file)
-    .filter((e: RunEvent) => e.job.name === name || e.job.name.startsWith(`${name}.`))
-    .map((e) => `${e.eventType} ${e.job.name}`);
-}
+const events = (name: string): string[] => eventsOf(file, name);
 
 describe('a backfill that fails with an activity failure', () => {
   it('releases its leases, ends its lineage runs once and stops its node workflows; the next backfill and a resume run', async () => {

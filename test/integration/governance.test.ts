@@ -6,8 +6,7 @@
  * raises it; a control without a reason is refused where the policy requires one; and
  * `backfill audit` lists every action with who and why. Temporal's own CLI meets the same rules.
  */
-import { execFileSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
@@ -23,7 +22,7 @@ import { CORE_GENERATION, type BackfillCarry, type BackfillInput } from '../../c
 import type { SpecInput } from '../../core/spec.ts';
 import { priorityOfRuns } from '../../scripts/fairness/backfills.ts';
 import { admissionUpdate, approveSignal, approveUpdate, backfillWorkflowId, carryQuery, nodeReportSignal, nodeWorkflowId } from '../../workflows/definitions.ts';
-import { Gate, address, runCli, scratch, startTestWorker, temporal, testSpec, uniqueQueue, waitFor, type TestWorker } from './helpers.ts';
+import { Gate, address, runCli, scratch, sshKeygen, startTestWorker, temporal, testSpec, uniqueQueue, waitFor, type TestWorker } from './helpers.ts';
 
 /** Keys the `spend` transform fails on (for good: one failed attempt each); the others take a while. */
 const failing = new Set<string>();
@@ -44,11 +43,7 @@ const dir = scratch('governance');
 const key = (name: string) => join(dir, `${name}_ed25519`);
 const principal = (name: string) => `${name}@example.com`;
 
-function keygen(name: string): string {
-  execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', name, '-f', key(name)]);
-  const [type, body] = readFileSync(`${key(name)}.pub`, 'utf8').trim().split(/\s+/);
-  return `${principal(name)} ${type} ${body}`;
-}
+const keygen = (name: string): string => sshKeygen(key(name), principal(name));
 
 const queue = uniqueQueue('governance');
 let worker: TestWorker;

@@ -11,7 +11,8 @@ import type { BackfillClient } from '../../client/backfill-client.ts';
 import { NonRetryableError } from '../../activities/errors.ts';
 import type { Transform } from '../../activities/transforms.ts';
 import { BackfillError } from '../../core/errors.ts';
-import { CORE_GENERATION, type BackfillCarry, type BackfillInput } from '../../core/protocol.ts';
+import type { BackfillCarry } from '../../core/protocol.ts';
+import { startByHand } from '../../scripts/hand-made-start.ts';
 import type { SpecInput } from '../../core/spec.ts';
 import { backfillWorkflowId, nodeWorkflowId, type ControlState } from '../../workflows/definitions.ts';
 import { Gate, connectClient, scratch, startTestWorker, temporal, testSpec, uniqueQueue, waitFor, type TestWorker } from './helpers.ts';
@@ -146,23 +147,7 @@ describe('hardening', () => {
   async function startCarry(id: string, carry: Partial<BackfillCarry> | Record<string, unknown>) {
     const backfillId = `${id}-carry-${randomUUID().slice(0, 8)}`;
     const spec = testSpec(queue, { name: id, partitions: { grain: 'day', start: '2024-01-01', end: '2024-01-04' }, nodes: [{ id, sql: 'SELECT :partition AS day' }] });
-    const base: BackfillCarry = {
-      runKey: randomUUID(),
-      readiness: {},
-      childrenRunning: false,
-      paused: false,
-      limits: { rate: null, concurrency: null },
-      overrides: {},
-      reports: {},
-      failures: {},
-      outbox: {},
-      settings: {},
-      restarts: {},
-      startedAt: null,
-      runs: 0,
-    };
-    const input: BackfillInput = { core: CORE_GENERATION, backfillId, spec, range: {}, carry: { ...base, ...carry } as BackfillCarry };
-    const handle = await client.client.workflow.start('backfillWorkflow', { taskQueue: queue, workflowId: backfillWorkflowId(backfillId), args: [input] });
+    const handle = await startByHand(client.client, { backfillId, spec, taskQueue: queue, carry });
     return { backfillId, handle };
   }
 

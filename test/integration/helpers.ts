@@ -1,5 +1,5 @@
 /** Helpers for integration tests: real workers on the shared dev server, conditions with timeouts. */
-import { execFile } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -89,6 +89,13 @@ export async function connectClient(serverAddress = address()): Promise<Backfill
 /** A spec whose every node runs on `queue` (defaults applied, validated like the CLI does). */
 export function testSpec(queue: string, spec: Omit<SpecInput, 'defaults'> & { defaults?: SpecInput['defaults'] }): ResolvedSpec {
   return resolveSpec({ ...spec, defaults: { ...spec.defaults, taskQueue: queue } });
+}
+
+/** Makes an ssh-ed25519 key pair at `file` (ssh-keygen, no passphrase) for `principal`; returns its allowed-signers line. */
+export function sshKeygen(file: string, principal: string): string {
+  execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', principal, '-f', file]);
+  const [type, body] = readFileSync(`${file}.pub`, 'utf8').trim().split(/\s+/);
+  return `${principal} ${type} ${body}`;
 }
 
 /** Polls `check` until it returns a value other than undefined/false, or fails after `timeoutMs`. */

@@ -20,8 +20,7 @@ import type { BackfillClient } from '../../client/backfill-client.ts';
 import { backfillWorkflowId, nodeWorkflowId } from '../../workflows/definitions.ts';
 import type { Transform } from '../../activities/transforms.ts';
 import { NonRetryableError } from '../../transforms.ts';
-import type { RunEvent } from '../../core/openlineage.ts';
-import { readEvents } from '../lineage/example.ts';
+import { eventsOf } from '../lineage/example.ts';
 import { Gate, connectClient, scratch, startTestWorker, testSpec, uniqueQueue, waitFor, type TestWorker } from './helpers.ts';
 
 const queue = uniqueQueue('lineage-lifecycle');
@@ -71,11 +70,7 @@ afterAll(async () => {
 });
 
 /** `<eventType> <job>` of every event of the jobs named `<name>` and `<name>.*`, in the order they were written. */
-function events(name: string): string[] {
-  return readEvents(file)
-    .filter((e: RunEvent) => e.job.name === name || e.job.name.startsWith(`${name}.`))
-    .map((e) => `${e.eventType} ${e.job.name}`);
-}
+const events = (name: string): string[] => eventsOf(file, name);
 
 describe('OpenLineage run lifecycle', () => {
   it("a node's run ends within seconds of its settling while another node's partition runs long", async () => {

@@ -5,8 +5,7 @@
  * from and its reason, so a start's signature, one of the other action or of another end, one
  * sent with another reason and an old one are refused. `--sign-key` to a backfill that still runs (paused) is refused before anything is sent.
  */
-import { execFileSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BackfillClient } from '../../client/backfill-client.ts';
@@ -22,7 +21,7 @@ import { CORE_GENERATION, type BackfillCarry, type BackfillInput, type StartGove
 import type { ResolvedSpec, SpecInput } from '../../core/spec.ts';
 import { backfillWorkflowId } from '../../workflows/definitions.ts';
 import type { backfillWorkflow } from '../../workflows/index.ts';
-import { Gate, address, runCli, scratch, startTestWorker, testSpec, uniqueQueue, waitFor, type TestWorker } from './helpers.ts';
+import { Gate, address, runCli, scratch, sshKeygen, startTestWorker, testSpec, uniqueQueue, waitFor, type TestWorker } from './helpers.ts';
 
 /** Partitions (`node/key`) the `flaky` transform fails, for good, until the test repairs them. */
 const failing = new Set<string>();
@@ -38,11 +37,7 @@ const dir = scratch('signed-resume');
 const key = (name: string) => join(dir, `${name}_ed25519`);
 const principal = (name: string) => `${name}@example.com`;
 
-function keygen(name: string): string {
-  execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', name, '-f', key(name)]);
-  const [type, body] = readFileSync(`${key(name)}.pub`, 'utf8').trim().split(/\s+/);
-  return `${principal(name)} ${type} ${body}`;
-}
+const keygen = (name: string): string => sshKeygen(key(name), principal(name));
 
 const queue = uniqueQueue('signed-resume');
 const warehousePath = join(dir, 'warehouse.db');

@@ -22,6 +22,13 @@ export function readEvents(file: string): RunEvent[] {
     .map((line) => JSON.parse(line) as RunEvent);
 }
 
+/** `<eventType> <job>` of every event in `file` of the jobs named `name` and `<name>.*`, in the order they were written. */
+export function eventsOf(file: string, name: string): string[] {
+  return readEvents(file)
+    .filter((e) => e.job.name === name || e.job.name.startsWith(`${name}.`))
+    .map((e) => `${e.eventType} ${e.job.name}`);
+}
+
 /** Two weeks of the shop example (every node: days, a rolling window, weeks, a month), and the lineage its workflows emitted. */
 export async function exampleWithLineage(from = '2024-01-01', to = '2024-01-15'): Promise<ExampleLineage> {
   const queue = uniqueQueue('lineage');
