@@ -84,6 +84,18 @@ export function lakeRawAccess(root: string): RawAccess {
 const dirs: string[] = [];
 afterEach(() => dirs.splice(0).forEach((d) => rmSync(d, { recursive: true, force: true })));
 
+/** A fresh lake with the ledger `writeLedger` leaves, closed. */
+async function lakeWithLedger(): Promise<string> {
+  const root = freshRoot();
+  const workers = new LakeWarehouse(root);
+  try {
+    await writeLedger(workers);
+  } finally {
+    await workers.close();
+  }
+  return root;
+}
+
 function freshRoot(): string {
   const dir = mkdtempSync(join(tmpdir(), 'backfill-lake-'));
   dirs.push(dir);
@@ -675,13 +687,7 @@ describe('lake: a reader (lineage, diff, report, rollback --dry-run, --only-chan
     );
 
   it('reads the catalogue as it is: it creates, changes and moves nothing in the lake, and refuses writes', async () => {
-    const root = freshRoot();
-    const workers = new LakeWarehouse(root);
-    try {
-      await writeLedger(workers);
-    } finally {
-      await workers.close();
-    }
+    const root = await lakeWithLedger();
     const before = tree(root);
     expect(Object.keys(before)).toContain('/_backfill/catalog.duckdb');
     const reader = await openExistingWarehouse(`lake://${root}`, 'diff');
@@ -694,13 +700,7 @@ describe('lake: a reader (lineage, diff, report, rollback --dry-run, --only-chan
   });
 
   it('while a worker holds the catalogue, reads a copy of it made outside the lake: it leaves no waiting marker, every file of the lake is unchanged, and the worker keeps the catalogue', async () => {
-    const root = freshRoot();
-    const workers = new LakeWarehouse(root);
-    try {
-      await writeLedger(workers);
-    } finally {
-      await workers.close();
-    }
+    const root = await lakeWithLedger();
     const holder = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, '..', 'lake', 'holder.ts'), root], { stdio: ['pipe', 'pipe', 'inherit'] });
     let said = '';
     holder.stdout.on('data', (chunk: Buffer) => (said += chunk.toString()));
