@@ -22,7 +22,7 @@ import { CORE_GENERATION, type BackfillCarry, type BackfillInput } from '../../c
 import type { SpecInput } from '../../core/spec.ts';
 import { priorityOfRuns } from '../../scripts/fairness/backfills.ts';
 import { admissionUpdate, approveSignal, approveUpdate, backfillWorkflowId, carryQuery, nodeReportSignal, nodeWorkflowId } from '../../workflows/definitions.ts';
-import { Gate, address, runCli, scratch, sshKeygen, startTestWorker, temporal, testSpec, uniqueQueue, waitFor, type TestWorker } from './helpers.ts';
+import { Gate, address, runCli, refusal, scratch, sshKeygen, startTestWorker, temporal, testSpec, uniqueQueue, waitFor, type TestWorker } from './helpers.ts';
 
 /** Keys the `spend` transform fails on (for good: one failed attempt each); the others take a while. */
 const failing = new Set<string>();
@@ -90,16 +90,6 @@ afterAll(async () => {
 let serial = 0;
 const spec = (nodes: SpecInput['nodes'], days = 3) =>
   testSpec(queue, { name: `governance-${++serial}`, partitions: { grain: 'day', start: '2024-01-01', end: `2024-01-${String(1 + days).padStart(2, '0')}` }, nodes });
-
-/** The error a promise rejects with (it must reject). */
-async function refusal(promise: Promise<unknown>): Promise<Error> {
-  const outcome = await promise.then(
-    () => null,
-    (error: unknown) => error as Error,
-  );
-  if (outcome === null) throw new Error('expected a refusal, but it was accepted');
-  return outcome;
-}
 
 const exists = async (client: BackfillClient, workflowId: string) =>
   client.client.workflow

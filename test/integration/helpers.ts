@@ -91,6 +91,16 @@ export function testSpec(queue: string, spec: Omit<SpecInput, 'defaults'> & { de
   return resolveSpec({ ...spec, defaults: { ...spec.defaults, taskQueue: queue } });
 }
 
+/** The error a promise rejects with (it must reject). */
+export async function refusal(promise: Promise<unknown>): Promise<Error> {
+  const outcome = await promise.then(
+    () => null,
+    (error: unknown) => error as Error,
+  );
+  if (outcome === null) throw new Error('expected a refusal, but it was accepted');
+  return outcome;
+}
+
 /** Makes an ssh-ed25519 key pair at `file` (ssh-keygen, no passphrase) for `principal`; returns its allowed-signers line. */
 export function sshKeygen(file: string, principal: string): string {
   execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', principal, '-f', file]);

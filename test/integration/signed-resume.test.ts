@@ -21,7 +21,7 @@ import { CORE_GENERATION, type BackfillCarry, type BackfillInput, type StartGove
 import type { ResolvedSpec, SpecInput } from '../../core/spec.ts';
 import { backfillWorkflowId } from '../../workflows/definitions.ts';
 import type { backfillWorkflow } from '../../workflows/index.ts';
-import { Gate, address, runCli, scratch, sshKeygen, startTestWorker, testSpec, uniqueQueue, waitFor, type TestWorker } from './helpers.ts';
+import { Gate, address, runCli, refusal, scratch, sshKeygen, startTestWorker, testSpec, uniqueQueue, waitFor, type TestWorker } from './helpers.ts';
 
 /** Partitions (`node/key`) the `flaky` transform fails, for good, until the test repairs them. */
 const failing = new Set<string>();
@@ -60,16 +60,6 @@ afterAll(async () => {
 
 let serial = 0;
 const spec = (nodes: SpecInput['nodes']) => testSpec(queue, { name: `signed-resume-${++serial}`, partitions: { grain: 'day', start: '2024-01-01', end: '2024-01-04' }, nodes });
-
-/** The error a promise rejects with (it must reject). */
-async function refusal(promise: Promise<unknown>): Promise<Error> {
-  const outcome = await promise.then(
-    () => null,
-    (error: unknown) => error as Error,
-  );
-  if (outcome === null) throw new Error('expected a refusal, but it was accepted');
-  return outcome;
-}
 
 const auditOf = async (backfillId: string): Promise<AuditEntry[]> => {
   const result = await runCli<AuditEntry[] | { entries: AuditEntry[] }>(['audit', backfillId, '--json']);
