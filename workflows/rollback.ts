@@ -30,15 +30,24 @@ export const ROLLBACK_GOVERNANCE = 'rollback-governance';
  */
 export const ROLLBACK_FROM_LEDGER = 'rollback-from-ledger';
 
-/** The input with the ledger's nodes added to its order (the workers' warehouse: the one the batches restore). */
+/**
+ * The input with the ledger's nodes added to its order (the workers' warehouse: the one the
+ * batches restore). The ledger is read on an activity task queue the histories name, as the
+ * batches run: the rollback's own queue is the workflow queue, which a deployment may give
+ * workflow workers alone (`backfill worker --no-workflows` beside them). A node only the ledger
+ * knows is restored on that queue too; with no queue known (no history), on the rollback's own.
+ */
 async function withLedgerNodes(input: RollbackInput): Promise<RollbackInput> {
+  const activityQueue = input.order.map((node) => input.taskQueues?.[node]).find((queue) => queue !== undefined);
   const { rollbackLedgerNodes } = proxyActivities<RollbackActivities>({
+    ...(activityQueue ? { taskQueue: activityQueue } : {}),
     startToCloseTimeout: '30m',
     heartbeatTimeout: '2m',
     retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '1m', maximumAttempts: 20 },
   });
   const ledger = await rollbackLedgerNodes({ backfillId: input.backfillId });
   const { order, taskQueues } = withLedger(input.order, input.taskQueues ?? {}, ledger);
+  if (activityQueue) for (const node of order) taskQueues[node] ??= activityQueue;
   if (order.length === 0) {
     throw ApplicationFailure.create({
       type: 'not_found',
