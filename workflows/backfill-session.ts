@@ -31,6 +31,15 @@ export const LINEAGE_ENDS_STARTED_RUNS = 'lineage-ends-started-runs';
  * run of every node it hands partitions back to whose run had ended, so that it ends again.
  */
 export const LINEAGE_RETRY_RESTARTS_RUNS = 'lineage-retry-restarts-runs';
+/**
+ * Patch (docs/workflow-versions.md): every failure of the backfill (an activity's, such as the
+ * release of its leases; a node workflow that cannot be started again) cleans up as an
+ * ApplicationFailure does: its node workflows are cancelled, its lineage runs end, its leases are
+ * released. Before, only an ApplicationFailure (and a cancellation) did; any other failure failed
+ * the backfill at once and left all three. Only a run that fails so asks, or whose end is
+ * reached twice (a cancel during the release at its end): its lineage run ends once.
+ */
+export const EVERY_FAILURE_CLEANED = 'every-failure-cleaned';
 
 export type SessionContext = {
   backfillId: string;
@@ -204,7 +213,8 @@ export class BackfillSession {
     if (!this.lineageEnded) return;
     // Refused before its node workflows started: no run of it had a START, so none ends.
     if (this.endsStartedOnly && !this.runsStarted) return;
-    if (this.runEnded) return;
+    // A second end (a cancel during the release at the first): before the patch, its events were emitted again.
+    if (this.runEnded && patched(EVERY_FAILURE_CLEANED)) return;
     this.runEnded = true;
     const backfill = this.lineageBackfill;
     const now = workflowTime();

@@ -85,7 +85,7 @@ import {
   setRateSignal,
   setRateUpdate,
 } from './definitions.ts';
-import { BackfillSession } from './backfill-session.ts';
+import { BackfillSession, EVERY_FAILURE_CLEANED } from './backfill-session.ts';
 import type { StagedAction, StagedRequest } from '../core/staged.ts';
 import type { WarehouseActivities } from '../activities/warehouse-activities.ts';
 import { governanceActivities, judgeStart, refusedStart } from './governance.ts';
@@ -214,14 +214,6 @@ export const NODE_START_FAILURE_CLEANED = 'node-start-failure-cleaned';
  * running backfill but not of one that had ended. Only such a run (a parsed resume) asks.
  */
 export const RESUME_REASONS_JUDGED = 'resume-reasons-judged';
-/**
- * Patch (docs/workflow-versions.md): every failure of the backfill (an activity's, such as the
- * release of its leases; a node workflow that cannot be started again) cleans up as an
- * ApplicationFailure does: its node workflows are cancelled, its lineage runs end, its leases are
- * released. Before, only an ApplicationFailure (and a cancellation) did; any other failure failed
- * the backfill at once and left all three. Only a run that fails so asks.
- */
-export const EVERY_FAILURE_CLEANED = 'every-failure-cleaned';
 /**
  * Patch (docs/workflow-versions.md): a start whose carry has a `spec` (the spec its last run ran
  * with, which a client starts the next run with) that is not a resolved spec is refused
