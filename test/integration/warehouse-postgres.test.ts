@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Dialect } from '../../activities/warehouse/dialect.ts';
 import { PostgresWarehouse } from '../../activities/warehouse/postgres/postgres-dialect.ts';
 import { START_FUNCTION } from '../../activities/warehouse/postgres/publish-start.ts';
 import { actsOutside } from '../../activities/warehouse/postgres/spec-sql.ts';
@@ -137,6 +138,11 @@ describe('postgres: spec SQL that never ends', () => {
       expect(timed.message).toMatch(stopped);
       const untimed = await rejection(settledWithin(warehouse.query(runaway('n')), 10_000));
       expect(untimed.message).toMatch(stopped);
+      // A statement of backfill's own in a transaction with a deadline (a publish's): the role's timeout stopped it, not the deadline.
+      const { dialect } = warehouse as unknown as { dialect: Dialect };
+      const own = await rejection(settledWithin(dialect.transaction((session) => session.all('SELECT pg_sleep(5)'), { deadline: Date.now() + 20_000 }), 10_000));
+      expect(own).toBeInstanceOf(CommitDeadlineError);
+      expect(own.message).toMatch(stopped);
     } finally {
       await warehouse.close();
     }

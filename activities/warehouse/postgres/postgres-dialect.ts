@@ -277,7 +277,7 @@ export class PostgresDialect implements Dialect {
       await session.settle().catch(() => undefined);
       await client.query('ROLLBACK').catch(() => undefined);
       if (stall?.given) throw stall.given;
-      if (options.deadline !== undefined && stoppedByTimeout(error)) throw publishDeadlineError();
+      if (options.deadline !== undefined && stoppedByTimeout(error)) throw session.limitedByOwn !== undefined ? ownTimeoutError(session.limitedByOwn) : publishDeadlineError();
       throw this.readOnly ? this.readerError(this.redact(error)) : this.redact(error);
     } finally {
       stall?.clear();
@@ -394,8 +394,11 @@ class PostgresSession implements Session {
    * another session holds is stopped then, and the connection stays fit for the next.
    */
   limit(): void {
-    this.bound(undefined);
+    this.limitedByOwn = this.bound(undefined);
   }
+
+  /** The connection's own `statement_timeout` when it, not the deadline, bounds the transaction's statements (`limit`). */
+  limitedByOwn: number | undefined;
 
   private statement(sql: string, params: Params): { text: string; values: unknown[] } {
     let numbered = this.dialect.numbered.get(sql);
