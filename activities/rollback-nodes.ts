@@ -4,7 +4,7 @@
  * longer keeps. Shared by the rollback (an activity, on the workers' warehouse) and its
  * `--dry-run` (the client, on `--warehouse`), so that both walk the same nodes.
  */
-import type { LedgerNode } from '../core/rollback-order.ts';
+import type { LedgerLineage } from '../core/rollback-order.ts';
 import type { ChangeCursor, VersionRef, Warehouse } from './warehouse/types.ts';
 
 /** What the walk reads of a warehouse: the changes, and the lineage (inputs) of some versions. */
@@ -16,7 +16,7 @@ const PAGE = 1000;
 /** Versions per node whose lineage is read: every version of a node reads the same upstream nodes (its mappings), so a few tell them. */
 const SAMPLE = 20;
 
-export async function ledgerNodes(warehouse: LineageReader, backfillId: string, onPage?: () => void): Promise<LedgerNode[]> {
+export async function ledgerNodes(warehouse: LineageReader, backfillId: string, onPage?: () => void): Promise<LedgerLineage[]> {
   const samples = new Map<string, VersionRef[]>();
   let after: ChangeCursor | null = null;
   do {
@@ -29,7 +29,7 @@ export async function ledgerNodes(warehouse: LineageReader, backfillId: string, 
     after = page.next;
     onPage?.();
   } while (after !== null);
-  const nodes: LedgerNode[] = [];
+  const nodes: LedgerLineage[] = [];
   for (const [node, refs] of [...samples].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
     const upstream = new Set<string>();
     for (const row of await warehouse.ledgerVersions(node, refs)) for (const input of row.inputs) if (input.node !== node) upstream.add(input.node);

@@ -7,7 +7,7 @@
  */
 import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activity';
 import { addOutcome, emptyBatch, type RollbackBatchInput, type RollbackBatchProgress, type RollbackBatchResult } from '../core/rollback.ts';
-import type { LedgerNode } from '../core/rollback-order.ts';
+import type { LedgerLineage } from '../core/rollback-order.ts';
 import { ledgerNodes } from './rollback-nodes.ts';
 import { ChecksumMismatchError, InvalidDatasetError, StaleRunError, type Warehouse } from './warehouse/types.ts';
 
@@ -23,7 +23,7 @@ function failureOf(error: unknown): unknown {
 export function createRollbackActivities(deps: { warehouse: Warehouse }) {
   return {
     /** The nodes the ledger holds versions of the backfill in, with the upstream nodes they read (activities/rollback-nodes.ts). */
-    async rollbackLedgerNodes(input: { backfillId: string }): Promise<LedgerNode[]> {
+    async rollbackLedgerNodes(input: { backfillId: string }): Promise<LedgerLineage[]> {
       const ctx = Context.current();
       return ledgerNodes(deps.warehouse, input.backfillId, () => ctx.heartbeat());
     },

@@ -147,12 +147,12 @@ export async function startWorker(options: WorkerProcessOptions): Promise<Runnin
   // Not the runtime's logger: it buffers, and closes with the last connection, before the last flush.
   const warn = (message: string) => createLogger(telemetry.log).warn(message);
   const tracing = tracingRequested() ? await startTracing('backfill-worker', warn) : undefined;
-  installRuntime(telemetry);
   const { namespace } = options.connection;
   // What a failure of the start has to close, the last opened first. Once the connection closes,
   // the native runtime has nothing left and shuts down with it (its metrics port too).
   const opened: Array<() => Promise<unknown>> = [async () => tracing?.flush()];
   try {
+    installRuntime(telemetry);
     const connection = await connectWorker(options.connection);
     opened.unshift(() => connection.close());
     await warnOnMissingSearchAttributes(connection, namespace);

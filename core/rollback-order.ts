@@ -46,7 +46,7 @@ export function rollbackNodes(runs: ReadonlyArray<readonly RunNode[]>): Rollback
 }
 
 /** A node the ledger holds versions of for a backfill, with the upstream nodes those versions read (their lineage). */
-export type LedgerNode = { node: string; upstream: string[] };
+export type LedgerLineage = { node: string; upstream: string[] };
 
 /**
  * The nodes a rollback walks when the histories of some runs (or of all) are gone: those the
@@ -56,7 +56,7 @@ export type LedgerNode = { node: string; upstream: string[] };
  * ledger's others go in an order fixed by their names. A node only the ledger knows has no task
  * queue here: its batches run on the rollback's own queue.
  */
-export function withLedger(order: readonly string[], taskQueues: Readonly<Record<string, string>>, ledger: readonly LedgerNode[]): RollbackNodes {
+export function withLedger(order: readonly string[], taskQueues: Readonly<Record<string, string>>, ledger: readonly LedgerLineage[]): RollbackNodes {
   const fromLedger: RunNode[] = [...ledger].sort((a, b) => (a.node < b.node ? -1 : a.node > b.node ? 1 : 0)).map((n) => ({ id: n.node, dependsOn: n.upstream.map((u) => ({ node: u })), taskQueue: '' }));
   // The readable runs as one run listed upstream first (rollbackNodes reverses it back), newest: its order wins.
   const fromHistory: RunNode[] = [...order].reverse().map((id) => ({ id, dependsOn: [], taskQueue: taskQueues[id] ?? '' }));
