@@ -106,14 +106,29 @@ async function download(target: string, log: (line: string) => void): Promise<bo
   try {
     const response = await fetch(url, { signal: AbortSignal.timeout(15_000) });
     if (!response.ok || !response.body) return false;
-    const archive = `${target}.tar.gz`;
-    await pipeline(Readable.fromWeb(response.body as import('node:stream/web').ReadableStream), createWriteStream(archive));
-    await run('tar', ['-xzf', archive, '-C', join(target, '..'), 'temporal'], process.env, log);
-    rmSync(archive, { force: true });
+    // In a folder of this process's own, then renamed into place: another process installing at
+    // the same moment (the cache is shared by every home) never sees a half-written binary.
+    const staging = stagingDir(target, 'download');
+    try {
+      const archive = join(staging, 'temporal.tar.gz');
+      await pipeline(Readable.fromWeb(response.body as import('node:stream/web').ReadableStream), createWriteStream(archive));
+      await run('tar', ['-xzf', archive, '-C', staging, 'temporal'], process.env, log);
+      renameSync(join(staging, 'temporal'), target);
+    } finally {
+      rmSync(staging, { recursive: true, force: true });
+    }
     return executable(target);
   } catch {
     return false;
   }
+}
+
+/** A fresh folder beside `target` for this process alone. */
+function stagingDir(target: string, what: string): string {
+  const dir = join(target, '..', `.${what}-${process.pid}-${Date.now().toString(36)}`);
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true });
+  return dir;
 }
 
 export type ResolveOptions = {
@@ -153,12 +168,14 @@ export async function resolveTemporalCli(options: ResolveOptions = {}): Promise<
     );
   }
   log(`building the Temporal CLI ${TEMPORAL_CLI_VERSION} with go install (takes a few minutes, once) ...`);
-  const staging = join(binDir, '.build');
-  rmSync(staging, { recursive: true, force: true });
-  await run('go', ['install', GO_PACKAGE], { ...process.env, GOBIN: staging, CGO_ENABLED: process.env.CGO_ENABLED ?? '0' }, log);
-  renameSync(join(staging, 'temporal'), cached);
-  chmodSync(cached, 0o755);
-  rmSync(staging, { recursive: true, force: true });
+  const staging = stagingDir(cached, 'build');
+  try {
+    await run('go', ['install', GO_PACKAGE], { ...process.env, GOBIN: staging, CGO_ENABLED: process.env.CGO_ENABLED ?? '0' }, log);
+    chmodSync(join(staging, 'temporal'), 0o755);
+    renameSync(join(staging, 'temporal'), cached);
+  } finally {
+    rmSync(staging, { recursive: true, force: true });
+  }
   if (!existsSync(cached)) throw new Error(`go install finished but ${cached} is missing`);
   log(`built ${cached}`);
   return cached;

@@ -1,6 +1,6 @@
 /** What the host layer refuses before it runs anything: a port in use, a folder where the Temporal CLI should be. */
 import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -87,10 +87,10 @@ describe('the Temporal CLI resolver', () => {
 
 describe('one Temporal CLI for every BACKFILL_HOME', () => {
   /** PATH with a fake `go` that "builds" the CLI as a script into $GOBIN and counts its builds, and no `temporal`. */
-  function fakeGo(dir: string): string {
+  function fakeGo(dir: string, seconds = 0): string {
     const bin = join(dir, 'fake-bin');
     mkdirSync(bin);
-    writeFileSync(join(bin, 'go'), `#!/bin/sh\nmkdir -p "$GOBIN"\necho built >> ${join(dir, 'builds')}\nprintf '#!/bin/sh\\n' > "$GOBIN/temporal"\nchmod 755 "$GOBIN/temporal"\n`);
+    writeFileSync(join(bin, 'go'), `#!/bin/sh\nmkdir -p "$GOBIN"\necho built >> ${join(dir, 'builds')}\nsleep ${seconds}\nprintf '#!/bin/sh\\n' > "$GOBIN/temporal"\nchmod 755 "$GOBIN/temporal"\n`);
     chmodSync(join(bin, 'go'), 0o755);
     return `${bin}:/usr/bin:/bin`;
   }
@@ -120,6 +120,22 @@ describe('one Temporal CLI for every BACKFILL_HOME', () => {
     writeFileSync(join(own, 'temporal'), '#!/bin/sh\n');
     chmodSync(join(own, 'temporal'), 0o755);
     expect(await resolveTemporalCli({ ...quiet, places: cliPlaces(own, shared) })).toBe(join(own, 'temporal'));
+  });
+
+  it('is built by two homes at the same moment without either losing its build, and leaves no staging folder', async () => {
+    const dir = scratch();
+    const { PATH: path, TEMPORAL_CLI_PATH: cliPath } = process.env;
+    cleanups.push(() => {
+      process.env.PATH = path;
+      if (cliPath !== undefined) process.env.TEMPORAL_CLI_PATH = cliPath;
+    });
+    delete process.env.TEMPORAL_CLI_PATH;
+    process.env.PATH = fakeGo(dir, 0.3);
+    const shared = sharedCliDir({ BACKFILL_CLI_CACHE: join(dir, 'cache') });
+    const quiet = { allowDownload: false, log: () => undefined };
+    const both = await Promise.all(['home-a', 'home-b'].map((home) => resolveTemporalCli({ ...quiet, places: cliPlaces(join(dir, home, 'bin'), shared) })));
+    expect(both).toEqual([join(shared, 'temporal'), join(shared, 'temporal')]);
+    expect(readdirSync(shared)).toEqual(['temporal']);
   });
 
   it('lives in $BACKFILL_CLI_CACHE, $XDG_CACHE_HOME or ~/.cache, one folder per version, and falls back to the home when it cannot be written', () => {
