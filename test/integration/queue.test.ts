@@ -51,8 +51,9 @@ describe('task queue rate limits', () => {
     expect(raised).toBeGreaterThan(9);
     expect(raised).toBeLessThan(12 * 1.2);
 
-    expect((await client.setQueueRate(warehouseQueue, null)).rate).toBeNull();
+    // Cancelled while the cap still holds it (lifted first, the rest ran out before the cancel on a slow machine).
     await client.cancel(backfillId);
     expect((await client.wait(backfillId, 60_000)).state).toBe('cancelled');
+    expect((await client.setQueueRate(warehouseQueue, null)).rate).toBeNull();
   });
 });
