@@ -29,6 +29,8 @@ const file = join(dir, 'lineage.jsonl');
 const broken = new Set<string>();
 const slowGate = new Gate();
 const holdGate = new Gate();
+/** Held for good (opened after the suite): a node run that may not settle before its backfill fails. */
+const neverGate = new Gate();
 let worker: TestWorker;
 let client: BackfillClient;
 
@@ -50,6 +52,9 @@ const transforms: Record<string, Transform> = {
   held: async ({ signal }) => {
     await holdGate.pass(signal);
   },
+  stuck: async ({ signal }) => {
+    await neverGate.pass(signal);
+  },
 };
 
 beforeAll(async () => {
@@ -65,6 +70,7 @@ beforeAll(async () => {
 afterAll(async () => {
   slowGate.open();
   holdGate.open();
+  neverGate.open();
   await client?.close();
   await worker?.stop();
 });
@@ -162,7 +168,7 @@ describe('OpenLineage run lifecycle', () => {
     const squatter = await client.client.workflow.start('squatter', { workflowId: nodeWorkflowId(backfillId, taken), taskQueue: `${queue}-nobody`, args: [] });
     try {
       const range = { grain: 'day' as const, start: '2024-01-01', end: '2024-01-03' };
-      const spec = testSpec(queue, { name, partitions: range, nodes: [{ id: ran, transform: 'held' }, { id: taken, transform: 'held' }] });
+      const spec = testSpec(queue, { name, partitions: range, nodes: [{ id: ran, transform: 'stuck' }, { id: taken, transform: 'stuck' }] });
       await client.start(spec, { id: backfillId, taskQueue: queue });
       expect((await client.wait(backfillId, 60_000)).state).toBe('failed');
       const failure = await client.client.workflow.getHandle(backfillWorkflowId(backfillId)).result().then(() => null, (error: unknown) => error as WorkflowFailedError);
