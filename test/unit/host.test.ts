@@ -95,7 +95,8 @@ describe('one Temporal CLI for every BACKFILL_HOME', () => {
     return `${bin}:/usr/bin:/bin`;
   }
 
-  it('is built once into the shared cache, and a second home finds it there; a binary in a home\'s bin/ still counts', async () => {
+  /** A scratch folder, PATH with `fakeGo` (restored after the test), the shared cache in it, and quiet resolve options. */
+  function withFakeGo(seconds = 0) {
     const dir = scratch();
     const { PATH: path, TEMPORAL_CLI_PATH: cliPath } = process.env;
     cleanups.push(() => {
@@ -103,9 +104,12 @@ describe('one Temporal CLI for every BACKFILL_HOME', () => {
       if (cliPath !== undefined) process.env.TEMPORAL_CLI_PATH = cliPath;
     });
     delete process.env.TEMPORAL_CLI_PATH;
-    process.env.PATH = fakeGo(dir);
-    const shared = sharedCliDir({ BACKFILL_CLI_CACHE: join(dir, 'cache') });
-    const quiet = { allowDownload: false, log: () => undefined };
+    process.env.PATH = fakeGo(dir, seconds);
+    return { dir, shared: sharedCliDir({ BACKFILL_CLI_CACHE: join(dir, 'cache') }), quiet: { allowDownload: false, log: () => undefined } };
+  }
+
+  it('is built once into the shared cache, and a second home finds it there; a binary in a home\'s bin/ still counts', async () => {
+    const { dir, shared, quiet } = withFakeGo();
 
     const first = await resolveTemporalCli({ ...quiet, places: cliPlaces(join(dir, 'home-a', 'bin'), shared) });
     expect(first).toBe(join(shared, 'temporal'));
@@ -123,16 +127,7 @@ describe('one Temporal CLI for every BACKFILL_HOME', () => {
   });
 
   it('is built by two homes at the same moment without either losing its build, and leaves no staging folder', async () => {
-    const dir = scratch();
-    const { PATH: path, TEMPORAL_CLI_PATH: cliPath } = process.env;
-    cleanups.push(() => {
-      process.env.PATH = path;
-      if (cliPath !== undefined) process.env.TEMPORAL_CLI_PATH = cliPath;
-    });
-    delete process.env.TEMPORAL_CLI_PATH;
-    process.env.PATH = fakeGo(dir, 0.3);
-    const shared = sharedCliDir({ BACKFILL_CLI_CACHE: join(dir, 'cache') });
-    const quiet = { allowDownload: false, log: () => undefined };
+    const { dir, shared, quiet } = withFakeGo(0.3);
     const both = await Promise.all(['home-a', 'home-b'].map((home) => resolveTemporalCli({ ...quiet, places: cliPlaces(join(dir, home, 'bin'), shared) })));
     expect(both).toEqual([join(shared, 'temporal'), join(shared, 'temporal')]);
     expect(readdirSync(shared)).toEqual(['temporal']);
