@@ -185,18 +185,15 @@ describe('governance on a real server', () => {
       expect(hash).toBe(planHash({ spec: protectedSpec, range: {} }));
     });
 
-    it('a staged start of the same plan has a plan hash of its own: an approval of one does not approve the other', async () => {
+    it('a staged start of the same plan has a plan hash of its own, and meets the lease the waiting direct start holds', async () => {
       const started = await alice.start(protectedSpec, { taskQueue: queue, id: `approval-staged-${serial}`, reason: 'finance restated Q1, staged', signKey: key('alice'), stage: true });
       expect(started.admission?.state).toBe('awaiting_approval');
-      const staged = (await alice.progress(started.backfillId)).governance!.planHash;
+      const staged = started.admission!.planHash;
       expect(staged).toBe(planHash({ spec: protectedSpec, range: {}, stage: true }));
       expect(staged).not.toBe(hash);
-      // Bob's approval of the direct start's plan, sent to the staged one, is another plan's.
-      const subject = { action: 'approve' as const, backfillId: started.backfillId, namespace: 'default', planHash: hash, reason: 'reviewed the direct run', signedAt: new Date().toISOString() };
-      const signed = await signSubject(subject, { keyFile: key('bob') });
-      const refused = await refusal(bob.client.workflow.getHandle(backfillWorkflowId(started.backfillId)).executeUpdate(approveUpdate, { args: [signed, { identity: principal('bob') }] }));
-      expect(String((refused as WorkflowUpdateFailedError).cause?.message)).toMatch(/other_plan/);
-      await alice.cancel(started.backfillId, { reason: 'test over' });
+      // A backfill waiting for its approval leases its datasets already: one writer per dataset, always.
+      // (An approval of the staged plan, sent to the direct start, is refused below as another plan's.)
+      expect((await failureOf(started.backfillId)).cause?.type).toBe('dataset_busy');
     });
 
     it('self-approval, an unlisted key, a junk signature and another plan\'s hash are each refused', async () => {
@@ -215,7 +212,8 @@ describe('governance on a real server', () => {
       const elsewhere = await signSubject({ ...subject, reason: 'something else entirely' }, { keyFile: key('bob') });
       const mismatched = await refusal(handle.executeUpdate(approveUpdate, { args: [{ text: good.text, signature: elsewhere.signature }, { identity: principal('bob') }] }));
       expect(String((mismatched as WorkflowUpdateFailedError).cause?.message)).toMatch(/bad_signature/);
-      const other = await signSubject({ ...subject, planHash: planHash({ spec: protectedSpec, range: { from: Date.parse('2024-01-02T00:00:00Z') } }) }, { keyFile: key('bob') });
+      // The staged start of the same spec is another plan: its approval does not approve this one.
+      const other = await signSubject({ ...subject, planHash: planHash({ spec: protectedSpec, range: {}, stage: true }) }, { keyFile: key('bob') });
       const otherPlan = await refusal(handle.executeUpdate(approveUpdate, { args: [other, { identity: principal('bob') }] }));
       expect(String((otherPlan as WorkflowUpdateFailedError).cause?.message)).toMatch(/other_plan/);
 
