@@ -2,7 +2,7 @@
 import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { BackfillError } from '../core/errors.ts';
-import { PACKAGE_ROOT, packageJson } from '../host/package.ts';
+import { PACKAGE_ROOT, packageJson, type PackageJson } from '../host/package.ts';
 import { PROJECT_SPEC } from './project.ts';
 
 export const TEMPLATES = join(PACKAGE_ROOT, 'templates', 'init');
@@ -34,7 +34,15 @@ export type InitResult = {
   replacedType: string | null;
 };
 
-type Manifest = { name?: string; private?: boolean; type?: string; scripts?: Record<string, string>; dependencies?: Record<string, string>; devDependencies?: Record<string, string> } & Record<string, unknown>;
+type Manifest = {
+  name?: string;
+  private?: boolean;
+  type?: string;
+  scripts?: Record<string, string>;
+  dependencies?: Record<string, string>;
+  devDependencies?: Record<string, string>;
+  allowScripts?: Record<string, boolean>;
+} & Record<string, unknown>;
 
 /** A package name npm accepts, from the directory's name. */
 export function projectName(dir: string): string {
@@ -75,7 +83,17 @@ export function scaffoldManifest(name: string): Manifest {
       '@types/node': version(own.devDependencies, '@types/node'),
       typescript: version(own.devDependencies, 'typescript'),
     },
+    // npm 11.16 lists dependencies whose install scripts nobody allowed, and npm 12 skips them:
+    // better-sqlite3 would then install without its native module. The project allows what this
+    // package allows (and is tested with).
+    allowScripts: allowedScripts(own),
   };
+}
+
+function allowedScripts(own: PackageJson): Record<string, boolean> {
+  const allowed = own.allowScripts;
+  if (allowed === undefined || allowed['better-sqlite3'] !== true) throw new Error(`${own.name}'s package.json does not allow better-sqlite3's install script (allowScripts): the scaffold needs that list`);
+  return { ...allowed };
 }
 
 /** The test script `npm init` writes: a placeholder that fails, not a test of the user's. */
@@ -106,6 +124,8 @@ function merge(existing: Manifest, scaffold: Manifest): { manifest: Manifest; ke
       scripts: { ...scaffold.scripts, ...own },
       dependencies: { ...scaffold.dependencies, ...existing.dependencies },
       devDependencies: { ...scaffold.devDependencies, ...existing.devDependencies },
+      // A package the project denies stays denied: its own choice.
+      allowScripts: { ...scaffold.allowScripts, ...existing.allowScripts },
     },
     keptScripts,
     replacedType: existing.type !== undefined && existing.type !== scaffold.type ? String(existing.type) : null,

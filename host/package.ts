@@ -25,7 +25,14 @@ export function codePath(module: string): string {
   return join(CODE_ROOT, `${module}${FROM_SOURCES ? '.ts' : '.js'}`);
 }
 
-export type PackageJson = { name: string; version: string; optionalDependencies?: Record<string, string>; devDependencies?: Record<string, string> };
+export type PackageJson = {
+  name: string;
+  version: string;
+  optionalDependencies?: Record<string, string>;
+  devDependencies?: Record<string, string>;
+  /** npm 11.16's install-script allow list (npm 12 enforces it): the dependencies whose install scripts may run. */
+  allowScripts?: Record<string, boolean>;
+};
 
 let manifest: PackageJson | undefined;
 

@@ -26,7 +26,14 @@ function fresh(name = 'pipeline'): string {
   return join(root, `${count++}`, name);
 }
 
-type Manifest = { name: string; type: string; scripts: Record<string, string>; dependencies: Record<string, string>; devDependencies: Record<string, string> };
+type Manifest = {
+  name: string;
+  type: string;
+  scripts: Record<string, string>;
+  dependencies: Record<string, string>;
+  devDependencies: Record<string, string>;
+  allowScripts: Record<string, boolean>;
+};
 const manifest = (dir: string) => JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as Manifest;
 
 describe('backfill init', () => {
@@ -64,6 +71,9 @@ describe('backfill init', () => {
     expect(dependencies.backfill).toBeUndefined();
     expect(dependencies.tsx).toBe(packageJson().optionalDependencies?.tsx);
     expect(Object.keys(devDependencies).sort()).toEqual(['@types/node', 'typescript']);
+    // npm 12 runs only the install scripts a project allows: better-sqlite3 builds its native module in one.
+    expect(manifest(dir).allowScripts).toEqual(packageJson().allowScripts);
+    expect(manifest(dir).allowScripts['better-sqlite3']).toBe(true);
     expect(scripts).toMatchObject({ plan: 'backfill plan backfill.yaml', dev: 'backfill dev --transforms transforms.ts', start: 'backfill start backfill.yaml --watch' });
     expect(Object.keys(scripts)).toEqual(expect.arrayContaining(['demo', 'worker', 'test']));
     // `npm run backfill -- <command>`: the project's own command, never npm's unrelated `backfill`.
@@ -89,7 +99,7 @@ describe('backfill init', () => {
   it('with --force, joins an existing package.json: keeps its fields, scripts and dependencies, adds what it lacks', () => {
     const dir = fresh();
     mkdirSync(dir, { recursive: true });
-    writeFileSync(join(dir, 'package.json'), JSON.stringify({ dependencies: { [packageJson().name]: 'file:../backfill.tgz', left: '^1.0.0' }, scripts: { test: 'vitest' } }));
+    writeFileSync(join(dir, 'package.json'), JSON.stringify({ dependencies: { [packageJson().name]: 'file:../backfill.tgz', left: '^1.0.0' }, scripts: { test: 'vitest' }, allowScripts: { esbuild: false, sharp: true } }));
     writeFileSync(join(dir, 'transforms.ts'), '// old');
     const result = scaffold({ dir, force: true });
     expect(result).toMatchObject({ packageJson: 'updated', keptScripts: ['test'] });
@@ -98,6 +108,8 @@ describe('backfill init', () => {
     expect(merged.scripts.test).toBe('vitest');
     expect(merged.scripts.plan).toBe('backfill plan backfill.yaml');
     expect(merged.dependencies).toMatchObject({ [packageJson().name]: 'file:../backfill.tgz', left: '^1.0.0', tsx: packageJson().optionalDependencies?.tsx });
+    // The project's own choices stay; what it did not list is allowed as the scaffold allows it.
+    expect(merged.allowScripts).toEqual({ ...packageJson().allowScripts, esbuild: false, sharp: true });
     expect(readFileSync(join(dir, 'transforms.ts'), 'utf8')).toContain('defineTransforms');
   });
 
