@@ -9,7 +9,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
-import { ApplicationFailure } from '@temporalio/activity';
+import { ApplicationFailure, Context, log } from '@temporalio/activity';
 import { parseDocument } from 'yaml';
 import { BackfillError } from '../core/errors.ts';
 import { parsePolicy, policyHash, type Policy } from '../core/policy.ts';
@@ -22,7 +22,8 @@ export const POLICY_ENV = 'BACKFILL_POLICY';
 export const POLICY_FILE = 'backfill.policy.yaml';
 
 export type LoadedPolicy =
-  | { kind: 'none' }
+  /** `othersHaveOne`: other workflow workers of the queue have a policy (core/policy-pin.ts `ANY_POLICY`). */
+  | { kind: 'none'; othersHaveOne?: true }
   | {
       kind: 'policy';
       /** The absolute path the worker read. */
@@ -66,7 +67,23 @@ export async function readPolicyFile(file: string): Promise<Extract<LoadedPolicy
 export type PolicyPin = { backfillId: string; queue: string; hash: string };
 
 
-export function createPolicyActivities(deps: { policyFile: string | undefined }) {
+export function createPolicyActivities(deps: {
+  policyFile: string | undefined;
+  /** Whether a workflow worker with a policy polled this workflow queue's policy queue lately (asked of a worker without one). */
+  policyHolders?: (workflowQueue: string) => Promise<boolean>;
+}) {
+  /** A worker without a policy, asked for a first judgement: whether to pass it on to the workers of its queue that have one. */
+  const othersHaveOne = async (): Promise<boolean> => {
+    if (deps.policyHolders === undefined) return false;
+    const queue = Context.current().info.taskQueue;
+    try {
+      return await deps.policyHolders(queue);
+    } catch (error) {
+      // Not knowing is what every worker without a policy did before: it judges by none, and says so.
+      log.warn(`could not list the pollers of workflow queue '${queue}''s policy queue (${(error as Error).message}): judging without a policy`);
+      return false;
+    }
+  };
   return {
     async loadPolicy(pin?: PolicyPin): Promise<LoadedPolicy> {
       let loaded: LoadedPolicy = { kind: 'none' };
@@ -82,6 +99,8 @@ export function createPolicyActivities(deps: { policyFile: string | undefined })
       if (pin !== undefined) {
         const problem = policyPinProblem({ backfillId: pin.backfillId, queue: pin.queue, pinned: pin.hash, own: loaded.kind === 'policy' ? loaded.hash : null });
         if (problem !== null) throw ApplicationFailure.retryable(problem, POLICY_MISMATCH);
+      } else if (loaded.kind === 'none' && (await othersHaveOne())) {
+        return { kind: 'none', othersHaveOne: true };
       }
       return loaded;
     },

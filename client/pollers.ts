@@ -4,7 +4,8 @@ import { optionalTsToMs } from '@temporalio/common/lib/time.js';
 import proto from '@temporalio/proto';
 import type { Poller } from './waiting.ts';
 
-export async function pollersOf(connection: Connection, namespace: string, taskQueue: string, type: 'workflow' | 'activity'): Promise<Poller[]> {
+/** `connection`: the client's, or a worker's NativeConnection (the same service). */
+export async function pollersOf(connection: Pick<Connection, 'workflowService'>, namespace: string, taskQueue: string, type: 'workflow' | 'activity'): Promise<Poller[]> {
   const { TaskQueueType } = proto.temporal.api.enums.v1;
   const response = await connection.workflowService.describeTaskQueue({
     namespace,

@@ -33,6 +33,29 @@ export function pinnedPolicy(carried: { policy?: { hash?: unknown } } | undefine
  */
 export const UNKNOWN_PIN = 'unknown (the backfill\'s history is gone)';
 
+/**
+ * The pin of a first judgement (a start; a rollback or discard of a backfill admitted without a
+ * policy) that a worker without a policy passed on because other workflow workers of its queue
+ * have one: any worker with a policy judges it. Not a hash: no policy's hash is ever this.
+ */
+export const ANY_POLICY = 'any (a worker without a policy passed it on)';
+
+/**
+ * What a workflow worker with a policy adds to the identity it polls the policy queue with, so
+ * that a worker without one can tell, from the queue's pollers (`DescribeTaskQueue`), that the
+ * deployment is governed and pass its judgements on rather than admit them unjudged.
+ */
+export const POLICY_HOLDER_MARK = '[policy]';
+
+export function policyHolderIdentity(identity: string): string {
+  return `${identity} ${POLICY_HOLDER_MARK}`;
+}
+
+/** Whether a workflow worker with a policy polled the policy queue lately (its pollers' identities). */
+export function hasPolicyHolder(pollers: readonly { identity: string }[]): boolean {
+  return pollers.some((p) => p.identity.endsWith(` ${POLICY_HOLDER_MARK}`));
+}
+
 /** The pin a control of an ended backfill (rollback, discard) gives in its input: a hash, or none. */
 export function givenPin(admittedUnder: unknown): string | null {
   return typeof admittedUnder === 'string' && admittedUnder !== '' ? admittedUnder : null;
@@ -46,6 +69,12 @@ export function givenPin(admittedUnder: unknown): string | null {
 export function policyPinProblem(input: { backfillId: string; queue: string; pinned: string | null; own: string | null }): string | null {
   const { backfillId, queue, pinned, own } = input;
   if (pinned === null || own !== null) return null;
+  if (pinned === ANY_POLICY) {
+    return (
+      `this worker of workflow task queue '${queue}' has no policy (neither --policy nor BACKFILL_POLICY), but other workers of the queue have one: ` +
+      `it does not judge backfill '${backfillId}', and one of them will. Give this worker the same --policy file as the other workers of '${queue}' (or stop it)`
+    );
+  }
   if (pinned === UNKNOWN_PIN) {
     return (
       `this worker of workflow task queue '${queue}' has no policy (neither --policy nor BACKFILL_POLICY), and the server no longer keeps the history of backfill '${backfillId}', ` +

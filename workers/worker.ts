@@ -5,6 +5,7 @@
  * on every worker that polls it.
  */
 import { existsSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import {
   GracefulShutdownPeriodExpiredError,
@@ -19,7 +20,8 @@ import {
 import { IllegalStateError } from '@temporalio/common';
 import { BackfillError } from '../core/errors.ts';
 import { DEFAULT_TASK_QUEUE } from '../core/protocol.ts';
-import { policyTaskQueue } from '../core/policy-pin.ts';
+import { hasPolicyHolder, policyHolderIdentity, policyTaskQueue } from '../core/policy-pin.ts';
+import { pollersOf } from '../client/pollers.ts';
 import { createApprovalActivities } from '../activities/approval.ts';
 import { createEstimateActivities } from '../activities/estimate.ts';
 import { createPolicyActivities, readPolicyFile } from '../activities/policy.ts';
@@ -182,7 +184,11 @@ export async function createWorkers(config: WorkerConfig): Promise<BackfillWorke
   // regular activity on the workflow queue's policy queue (policyTaskQueue, workflows/governance.ts),
   // which a workflow worker without a policy declines, for another to take.
   const governance = {
-    ...createPolicyActivities({ policyFile: config.policyFile }),
+    ...createPolicyActivities({
+      policyFile: config.policyFile,
+      // A worker without a policy passes a start on to the queue's workers that have one, if any polls.
+      policyHolders: async (queue) => hasPolicyHolder(await pollersOf(config.connection, namespace, policyTaskQueue(queue), 'activity')),
+    }),
     ...createApprovalActivities(),
     ...createEstimateActivities({ warehouse: config.warehouse }),
   };
@@ -228,7 +234,9 @@ export async function createWorkers(config: WorkerConfig): Promise<BackfillWorke
       );
       // The policy loads of backfills judged again (pinned), on a queue of their own that only workflow workers poll.
       const policyQueue = policyTaskQueue(workflowQueue);
-      workers.push(await createWorker(policyQueue, { connection: config.connection, namespace, taskQueue: policyQueue, ...shutdown, interceptors, activities: governance }));
+      // Polled with a marked identity where the worker has a policy: the pollers workers without one look for.
+      const identity = config.policyFile !== undefined ? { identity: policyHolderIdentity(`${process.pid}@${hostname()}`) } : {};
+      workers.push(await createWorker(policyQueue, { connection: config.connection, namespace, taskQueue: policyQueue, ...identity, ...shutdown, interceptors, activities: governance }));
     }
     for (const queue of activityQueues) {
       if (bundle && queue === sameQueue) continue;

@@ -15,7 +15,7 @@ import type { ApprovalActivities } from '../activities/approval.ts';
 import type { EstimateActivities } from '../activities/estimate.ts';
 import type { PolicyActivities } from '../activities/policy.ts';
 import { carryHash, checkSignedStart, planHash, type SignatureCheck, type SignedAction } from '../core/approval.ts';
-import { policyTaskQueue } from '../core/policy-pin.ts';
+import { ANY_POLICY, policyTaskQueue } from '../core/policy-pin.ts';
 import { UNKNOWN_IDENTITY, parseMeta, type AuditEntry } from '../core/audit.ts';
 import type { BackfillCoordinator } from '../core/coordinator.ts';
 import { EMPTY_POLICY, Governance, startRequestViolations, type Admission } from '../core/governance.ts';
@@ -44,6 +44,15 @@ export const ENDED_CONTROL_PINNED = 'ended-control-pinned';
  */
 export const SIGNED_START_BOUND = 'signed-start-bound';
 
+/**
+ * Patch (docs/workflow-versions.md): a first judgement (a start; a rollback or discard of a
+ * backfill admitted without a policy) taken by a workflow worker without a policy, while a worker
+ * with one polled the queue's policy queue lately (its marked identity), is passed on to the
+ * policy queue, where a worker with a policy judges it (pin `ANY_POLICY`). Before, the worker
+ * without a policy admitted it unjudged. Only a run whose worker reported such pollers asks.
+ */
+export const FIRST_JUDGEMENT_PASSED_ON = 'first-judgement-passed-on';
+
 export const governanceActivities = proxyLocalActivities<PolicyActivities & ApprovalActivities & EstimateActivities>({
   startToCloseTimeout: '2 minutes',
   // A policy file the worker cannot read is not retried (InvalidPolicy); anything else a few times.
@@ -57,14 +66,23 @@ export const governanceActivities = proxyLocalActivities<PolicyActivities & Appr
  * declines it (no policy: retryable `PolicyMismatch`) leaves it to another, and the Web UI shows
  * why it waits; a local activity would be retried on the worker that declined it, for ever.
  */
-function loadPolicy(backfillId: string, pinned: string | null) {
-  if (pinned === null) return governanceActivities.loadPolicy();
+async function loadPolicy(backfillId: string, pinned: string | null) {
+  if (pinned === null) {
+    const local = await governanceActivities.loadPolicy();
+    // This worker has no policy, but others of its queue do: one of them judges (it would admit unjudged what they refuse).
+    if (local.kind === 'none' && local.othersHaveOne === true && patched(FIRST_JUDGEMENT_PASSED_ON)) return pinnedLoad(backfillId, ANY_POLICY);
+    return local;
+  }
+  return pinnedLoad(backfillId, pinned);
+}
+
+function pinnedLoad(backfillId: string, pinned: string) {
   const queue = workflowInfo().taskQueue;
   const pinnedPolicy = proxyActivities<PolicyActivities>({
     taskQueue: policyTaskQueue(queue),
     startToCloseTimeout: '2 minutes',
     retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '5 seconds', nonRetryableErrorTypes: ['InvalidPolicy'] },
-    summary: 'policy: a worker with the policy this backfill was admitted under',
+    summary: pinned === ANY_POLICY ? 'policy: a worker of the queue with a policy' : 'policy: a worker with the policy this backfill was admitted under',
   });
   return pinnedPolicy.loadPolicy({ backfillId, queue, hash: pinned });
 }

@@ -14,6 +14,8 @@ import type { Transform } from '../../activities/transforms.ts';
 import { readPolicyFile } from '../../activities/policy.ts';
 import type { BackfillError } from '../../core/errors.ts';
 import { discardWorkflowId } from '../../core/staged.ts';
+import { hasPolicyHolder, policyTaskQueue } from '../../core/policy-pin.ts';
+import { pollersOf } from '../../client/pollers.ts';
 import { backfillWorkflowId } from '../../workflows/definitions.ts';
 import { connectClient, scratch, startTestWorker, testSpec, uniqueQueue, waitFor, type TestWorker } from './helpers.ts';
 
@@ -88,6 +90,55 @@ async function declined(client: Awaited<ReturnType<typeof connectClient>>, workf
     return d.raw.pendingActivities?.find((a) => a.lastFailure?.applicationFailureInfo?.type === 'PolicyMismatch')?.lastFailure?.message ?? undefined;
   });
 }
+
+describe('a first start where some workflow workers have a policy', () => {
+  it('a start a worker without the policy takes is passed on, and judged by a worker with it', async () => {
+    const client = await connectClient();
+    try {
+      const policyFile = join(dir, `first-${queue}.policy.yaml`);
+      writeFileSync(policyFile, 'version: 1\nreasons:\n  required: [start]\n  minLength: 3\n');
+      // A worker with the policy polls the queue's policy queue, marked as one; then it stops
+      // (the server lists its poller a few minutes more): from now on a worker without it takes every start.
+      const governed = await start(policyFile);
+      await waitFor('the worker with the policy to poll the policy queue', async () =>
+        hasPolicyHolder(await pollersOf(client.connection, 'default', policyTaskQueue(queue), 'activity')) || undefined,
+      );
+      await stop(governed);
+      await start();
+
+      const spec = testSpec(queue, { name: 'first', partitions: { grain: 'day', start: '2024-01-01', end: '2024-01-03' }, nodes: [{ id: 'orders', transform: 'steady' }] });
+      const started = client.start(spec, { id: `first-${queue}`, taskQueue: queue }).then(
+        () => null,
+        (error: unknown) => error as BackfillError,
+      );
+      const message = await declined(client, backfillWorkflowId(`first-${queue}`), 'the start');
+      expect(message).toContain(`workflow task queue '${queue}' has no policy`);
+      expect(message).toContain('but other workers of the queue have one');
+      // Nothing ran meanwhile.
+      expect((await client.client.workflow.getHandle(backfillWorkflowId(`first-${queue}`)).describe()).memo?.governance).toBeUndefined();
+
+      // The worker with the policy comes back and judges: a start without a reason is refused.
+      await start(policyFile);
+      const refused = await started;
+      expect(refused?.code).toBe('policy_violation');
+      expect(refused?.message).toMatch(/reason/);
+    } finally {
+      await client.close();
+    }
+  }, 240_000);
+
+  it('where no worker of the queue has a policy, a start is admitted as before', async () => {
+    const client = await connectClient();
+    try {
+      await start();
+      const spec = testSpec(queue, { name: 'ungoverned', partitions: { grain: 'day', start: '2024-01-01', end: '2024-01-03' }, nodes: [{ id: 'orders', transform: 'steady' }] });
+      const { backfillId } = await client.start(spec, { id: `ungoverned-${queue}`, taskQueue: queue });
+      expect((await client.wait(backfillId, 60_000)).state).toBe('completed');
+    } finally {
+      await client.close();
+    }
+  }, 120_000);
+});
 
 describe('a policy pinned by the admission', () => {
   it('a resume that a worker without the policy takes waits, saying why, for a worker with it', async () => {

@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { judgementWait } from '../../client/backfill-client.ts';
-import { POLICY_MISMATCH, UNKNOWN_PIN, pinnedPolicy, policyPinProblem } from '../../core/policy-pin.ts';
+import { ANY_POLICY, POLICY_MISMATCH, UNKNOWN_PIN, hasPolicyHolder, pinnedPolicy, policyHolderIdentity, policyPinProblem } from '../../core/policy-pin.ts';
 
 const base = { backfillId: 'orders-2024', queue: 'backfill' };
 
@@ -39,6 +39,21 @@ describe('policy pin', () => {
     expect(none).toMatch(/no longer keeps the history of backfill 'orders-2024', so whether a policy admitted it is unknown/);
     expect(none).toMatch(/Give this worker the same --policy file as the other workers of 'backfill'/);
     expect(none).toMatch(/where no worker has a policy, give them one/);
+  });
+
+  it('a first judgement a worker without a policy passed on is judged by any worker with one; one without declines and says why', () => {
+    expect(policyPinProblem({ ...base, pinned: ANY_POLICY, own: 'sha256:aa' })).toBeNull();
+    const none = policyPinProblem({ ...base, pinned: ANY_POLICY, own: null })!;
+    expect(none).toMatch(/workflow task queue 'backfill' has no policy .*but other workers of the queue have one/);
+    expect(none).toMatch(/does not judge backfill 'orders-2024'/);
+    expect(none).toMatch(/Give this worker the same --policy file as the other workers of 'backfill'/);
+  });
+
+  it("a worker with a policy marks the identity it polls the policy queue with; only that mark, at the end, counts", () => {
+    expect(hasPolicyHolder([{ identity: '12@host-a' }, { identity: policyHolderIdentity('13@host-b') }])).toBe(true);
+    expect(hasPolicyHolder([{ identity: '12@host-a' }, { identity: '13@host-b' }])).toBe(false);
+    expect(hasPolicyHolder([{ identity: '[policy] 12@host-a' }, { identity: '12@host-[policy]x' }])).toBe(false);
+    expect(hasPolicyHolder([])).toBe(false);
   });
 
   it("status reads why a judgement waits from the pending activity's last failure, and only a PolicyMismatch", () => {
