@@ -39,6 +39,8 @@ import { bundleWorkflows, createWorkers, type BackfillWorkers } from '../workers
 import { DEFAULT_TASK_QUEUE, type Tuning } from '../core/protocol.ts';
 import { backfillWorkflowId, nodeWorkflowId } from '../workflows/definitions.ts';
 import { startByHand } from './hand-made-start.ts';
+import { pollersOf } from '../client/pollers.ts';
+import { hasPolicyHolder, policyTaskQueue } from '../core/policy-pin.ts';
 import { startDevServer } from '../host/dev-server.ts';
 
 const label = process.argv[2];
@@ -425,6 +427,46 @@ const SCENARIOS: Record<string, Scenario> = {
       const outcome = await client.wait(byHand, 60_000);
       if (outcome.state !== 'completed') throw new Error(`${byHand} should complete (its carried spec is well-formed), but is ${outcome.state}`);
       return { backfills: [byHand] };
+    },
+  },
+  // A start that a workflow worker without a policy takes while one with the policy polled the
+  // queue lately: passed on to the policy queue, it waits for a worker with the policy, which admits it.
+  'first-passed-on': {
+    policy: () => ({ version: 1, reasons: { required: ['start'], minLength: 5 } }),
+    start: () => ({ reason: 'a start the governed workers judge' }),
+    spec: { name: 'first-passed-on', partitions: hourly(2), nodes: [{ id: 'governed', transform: 'noop' }] },
+    async drive(client, id) {
+      await client.wait(id, 60_000);
+      const queue = `${queueOf('first-passed-on')}-mixed`;
+      const policyFile = join(dir, 'first-passed-on.policy.yaml');
+      const holder = async () => {
+        const set = await workersOf({ workflowQueue: queue, policyFile });
+        return { run: set.run(), set };
+      };
+      let governed = await holder();
+      await until('the worker with the policy to poll the policy queue', async () => hasPolicyHolder(await pollersOf(client.connection, 'default', policyTaskQueue(queue), 'activity')));
+      governed.set.shutdown();
+      await governed.run;
+      const bare = await workersOf({ workflowQueue: queue });
+      const bareRun = bare.run();
+      const passed = `${id}-mixed`;
+      try {
+        const spec = resolveSpec({ name: passed, defaults: { taskQueue: queue }, partitions: hourly(2), nodes: [{ id: 'mixed', transform: 'noop' }] });
+        const started = client.start(spec, { id: passed, taskQueue: queue, reason: 'judged by a worker with the policy' });
+        await until(`${passed}: its judgement passed on`, async () => {
+          const d = await client.client.workflow.getHandle(backfillWorkflowId(passed)).describe().catch(() => undefined);
+          return d?.raw.pendingActivities?.some((a) => a.lastFailure?.applicationFailureInfo?.type === 'PolicyMismatch') === true;
+        });
+        governed = await holder();
+        await started;
+        const outcome = await client.wait(passed, 60_000);
+        if (outcome.state !== 'completed') throw new Error(`${passed} should complete once a worker with the policy admits it, but is ${outcome.state}`);
+      } finally {
+        governed.set.shutdown();
+        bare.shutdown();
+        await Promise.all([governed.run, bareRun]);
+      }
+      return { backfills: [passed] };
     },
   },
   // A rollback under a policy that wants a reason: refused without one (the rollback workflow fails), then run (continuing as new on the way).
