@@ -28,8 +28,9 @@ export class ProgressView {
   }
 
   /**
-   * `last`: the watch ends at this progress. On a pipe it prints no line then: the command that
-   * watched prints how the backfill ended, and its headline would show twice in a log.
+   * `last`: the watch ends at this progress. The command that watched prints how the backfill
+   * ended, headline first, so the view leaves the headline out then: on a pipe it prints no line,
+   * and on a terminal the bars stay in their final state without the header line above them.
    */
   update(shown: Progress & { waiting?: Waiting[] }, last = false): void {
     // Once for the whole update: the headline, the bars' node names and the waiting lines print its text.
@@ -66,6 +67,10 @@ export class ProgressView {
       for (const node of progress.nodes) {
         this.bars.set(node.id, this.multibar.create(Math.max(node.total, 1), 0, { name: node.id, ...barPayload(node) }));
       }
+    }
+    if (last && this.header) {
+      this.multibar.remove(this.header);
+      this.header = undefined;
     }
     this.header?.update(0, { line: headline(progress) });
     for (const node of progress.nodes) {

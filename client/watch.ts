@@ -20,7 +20,8 @@ export function watchEndsAt(state: BackfillState): boolean {
 
 /**
  * Polls status until the backfill ends; draws bars (and stalls) unless --json. The caller prints
- * how it ended: on a pipe the view leaves that line to it. A server that
+ * how it ended: the view leaves that headline to it (on a terminal, the bars stay without their
+ * header line; on a pipe, no line is written for the end). A server that
  * does not answer (a restart) and a worker that is away (`no_worker`, `timeout`: one restarting)
  * are ridden out for WATCH_PATIENCE_MS, as `wait` rides them out, saying that it waits; `note`
  * says so (default: a line above the bars, or on stderr).

@@ -1,6 +1,9 @@
+import { Writable } from 'node:stream';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { BackfillError } from '../../core/errors.ts';
 import type { Status } from '../../client/backfill-client.ts';
+import { ProgressView } from '../../client/progress-view.ts';
+import { renderEnd } from '../../client/render.ts';
 import { watch, watchEndsAt } from '../../client/watch.ts';
 import { ACTIVE_STATES, type BackfillState } from '../../core/protocol.ts';
 
@@ -77,6 +80,91 @@ describe('--watch on a pipe', () => {
     }
     // Before, the end's headline was printed here and again by the command: twice in a log.
     expect(stderr.split('\n').filter(Boolean).map((line) => line.split(' · ')[0])).toEqual(['b awaiting_approval', 'b running']);
+  });
+});
+
+/**
+ * A terminal's stream: isTTY, and what it shows once the escape sequences the progress bars write
+ * (cursor up and down, to a column, clear to the end of the line or of the screen) have moved and
+ * erased; colours and modes are left out.
+ */
+class Screen extends Writable {
+  readonly isTTY = true;
+  readonly columns = 160;
+  private lines: string[] = [''];
+  private row = 0;
+  private col = 0;
+
+  override _write(chunk: Buffer | string, _encoding: BufferEncoding, done: () => void): void {
+    const text = String(chunk);
+    for (let i = 0; i < text.length; i++) {
+      const escape = /^\x1b\[\??([0-9;]*)([A-Za-z])/.exec(text.slice(i));
+      if (escape) {
+        i += escape[0].length - 1;
+        this.control(escape[2]!, Number(escape[1] || 1), escape[1] ?? '');
+      } else if (text[i] === '\r') this.col = 0;
+      else if (text[i] === '\n') this.moveTo(this.row + 1, 0);
+      else this.put(text[i]!);
+    }
+    done();
+  }
+
+  /** The lines the terminal shows, without trailing blank ones. */
+  shown(): string[] {
+    const lines = this.lines.map((line) => line.trimEnd());
+    while (lines.length > 0 && lines.at(-1) === '') lines.pop();
+    return lines;
+  }
+
+  private control(code: string, n: number, raw: string): void {
+    if (code === 'A') this.moveTo(Math.max(0, this.row - n), this.col);
+    else if (code === 'B') this.moveTo(this.row + n, this.col);
+    else if (code === 'G') this.col = n - 1;
+    else if (code === 'K') this.lines[this.row] = this.lines[this.row]!.slice(0, this.col);
+    else if (code === 'J' && (raw === '' || raw === '0')) this.lines = [...this.lines.slice(0, this.row), this.lines[this.row]!.slice(0, this.col)];
+  }
+
+  private moveTo(row: number, col: number): void {
+    while (this.lines.length <= row) this.lines.push('');
+    this.row = row;
+    this.col = col;
+  }
+
+  private put(char: string): void {
+    const line = this.lines[this.row]!.padEnd(this.col);
+    this.lines[this.row] = line.slice(0, this.col) + char + line.slice(this.col + 1);
+    this.col++;
+  }
+}
+
+describe('--watch on a terminal', () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  const node = (done: number) => ({ id: 'orders', total: 4, done, running: 0, failed: 0, blocked: 0, pending: 4 - done, rate: null, concurrency: 2, throttles: 0, throughput: null, etaSeconds: null, failures: [] });
+  const at = (state: BackfillState, done: number): Status => ({ ...status(state), rate: 5, concurrency: 2, total: 4, done, pending: 4 - done, nodes: [node(done)] });
+
+  it("leaves the bars in their final state, and the headline to the end the command prints after them: once", () => {
+    // The bars draw on their own timer.
+    vi.useFakeTimers();
+    const screen = new Screen();
+    const view = new ProgressView(screen as unknown as NodeJS.WriteStream);
+    view.update(at('running', 1));
+    vi.advanceTimersByTime(1000);
+    // While it runs, the header line above the bars is the headline.
+    expect(screen.shown()).toEqual([expect.stringMatching(/^b running · 1\/4 done/), expect.stringMatching(/^orders +█+░+ +25%/)]);
+    view.update(at('running', 3));
+    vi.advanceTimersByTime(1000);
+    const final = at('completed', 4);
+    view.update(final, true);
+    view.stop();
+    // What start --watch, status --watch and demo print next, on the same terminal (status and demo: a table under the same headline).
+    screen.write(`${renderEnd(final)}\n`);
+    const shown = screen.shown();
+    // Before, the header line said 'b completed · 4/4 done …' above the bars, and the end said it again below them.
+    expect(shown.filter((line) => line.startsWith('b completed'))).toHaveLength(1);
+    expect(shown).toEqual([expect.stringMatching(/^orders +█+ 100% {2}4\/4/), expect.stringMatching(/^b completed · 4\/4 done · .* · rate 5\/s · concurrency 2$/)]);
   });
 });
 
