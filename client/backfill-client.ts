@@ -116,8 +116,10 @@ export type ControlOptions = { reason?: string };
 /**
  * `resume`, `retry-failed`: with `signKey`, the new run of an ended backfill is signed (its action,
  * plan, the carry it starts from and the reason), as a policy with `approval.signedStart` wants.
+ * `limits`: the new run's backfill-wide rate and concurrency, in place of those of the run it
+ * follows (the policy judges them as a start's). Both are refused for a backfill that still runs.
  */
-export type GoOnOptions = ControlOptions & { signKey?: string };
+export type GoOnOptions = ControlOptions & { signKey?: string; limits?: Partial<Limits> };
 
 export type StartOptions = {
   id?: string;
@@ -287,6 +289,29 @@ function signedWhileRunning(command: 'resume' | 'retry-failed', backfillId: stri
     'sign-key',
   );
 }
+
+/**
+ * `--rate` or `--concurrency` given to resume or retry-failed of a backfill that still runs: they
+ * set the limits of the new run of an ended backfill. A running one's limits change with set-rate
+ * and set-concurrency, each judged and applied as it arrives; sent together with the resume or
+ * retry, one refused after another applied would leave the backfill half changed. Refused before
+ * anything is sent, naming those commands.
+ */
+function limitsWhileRunning(command: 'resume' | 'retry-failed', backfillId: string, limits: Partial<Limits>): BackfillError {
+  const sets = [
+    ...(limits.rate !== undefined ? [`backfill set-rate ${backfillId} ${limits.rate ?? 'unlimited'}`] : []),
+    ...(limits.concurrency !== undefined ? [`backfill set-concurrency ${backfillId} ${limits.concurrency ?? 'unlimited'}`] : []),
+  ];
+  return new BackfillError(
+    'invalid_argument',
+    `backfill '${backfillId}' is still running, and nothing was changed: --rate and --concurrency set the limits of the new run ${command} starts for a backfill that ended. ` +
+      `Change a running backfill's limits with ${sets.join(' and ')}, then send ${command} without them`,
+    limits.rate !== undefined ? 'rate' : 'concurrency',
+  );
+}
+
+/** Whether an operator asked a new run for limits of its own (`GoOnOptions.limits`). */
+const limitsGiven = (limits: Partial<Limits> | undefined): limits is Partial<Limits> => limits !== undefined && (limits.rate !== undefined || limits.concurrency !== undefined);
 
 /** A control refused before it was sent: nobody polls the workflow task queue, so nobody would take it. */
 function controlNoWorker(backfillId: string, taskQueue: string): BackfillError {
@@ -992,6 +1017,7 @@ export class BackfillClient {
     let description = await this.describe(backfillId);
     if (description.status.name === 'RUNNING') {
       if (options.signKey !== undefined) throw signedWhileRunning('resume', backfillId);
+      if (limitsGiven(options.limits)) throw limitsWhileRunning('resume', backfillId, options.limits);
       const outcome = await this.changeRunning(
         backfillId,
         async () => {
@@ -1018,6 +1044,7 @@ export class BackfillClient {
       ...(options.spec ? { spec: options.spec } : {}),
       ...(options.reason !== undefined ? { reason: options.reason } : {}),
       ...(options.signKey !== undefined ? { signKey: options.signKey } : {}),
+      ...(options.limits ? { limits: options.limits } : {}),
     });
     return { state: null, changed: resumed.changed, resumed: resumed.started };
   }
@@ -1192,13 +1219,17 @@ export class BackfillClient {
       );
     }
     await this.nodesClosed(backfillId, currentSpec.nodes.map((n) => n.id));
+    // The new run's limits are its carry's (the coordinator takes no others): those asked for replace the ended run's, and its admission judges them.
+    const asked = limitsGiven(options.limits) ? options.limits : undefined;
+    const resumedCarry = resumeCarry(carry, options.node);
+    const limits = asked || original.limits ? { ...original.limits, ...asked } : undefined;
     const started = await this.start(
       options.spec ?? currentSpec,
       {
         id: backfillId,
         range: original.range,
         taskQueue: description.taskQueue,
-        ...(original.limits ? { limits: original.limits } : {}),
+        ...(limits ? { limits } : {}),
         ...(original.tuning ? { tuning: original.tuning } : {}),
         ...(original.governance?.budgets ? { budgets: original.governance.budgets } : {}),
         ...(description.priority?.priorityKey ? { priority: description.priority.priorityKey } : {}),
@@ -1216,7 +1247,7 @@ export class BackfillClient {
             }
           : {}),
       },
-      resumeCarry(carry, options.node),
+      asked ? { ...resumedCarry, limits: { ...resumedCarry.limits, ...asked } } : resumedCarry,
     );
     return { started, changed, plan: expandPlan(options.spec ?? currentSpec, original.range) };
   }
@@ -1301,6 +1332,7 @@ export class BackfillClient {
     let description = await this.describe(backfillId);
     if (description.status.name === 'RUNNING') {
       if (options.signKey !== undefined) throw signedWhileRunning('retry-failed', backfillId);
+      if (limitsGiven(options.limits)) throw limitsWhileRunning('retry-failed', backfillId, options.limits);
       const outcome = await this.changeRunning(
         backfillId,
         async () => {
@@ -1333,6 +1365,7 @@ export class BackfillClient {
       ...(node !== undefined ? { node } : {}),
       ...(options.reason !== undefined ? { reason: options.reason } : {}),
       ...(options.signKey !== undefined ? { signKey: options.signKey } : {}),
+      ...(options.limits ? { limits: options.limits } : {}),
     });
     // Of every node's failures, what they blocked is known; of one node's, what else blocked the same partitions is not.
     const { retryCounts } = await import('../core/readiness.ts');

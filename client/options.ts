@@ -31,6 +31,16 @@ export const goOnSignKeyOption = (command: 'resume' | 'retry-failed') =>
     `sign the new run of an ended backfill with this ssh-ed25519 key (or its .pub when the key is in ssh-agent), as a policy with approval.signedStart wants: the signature covers the ${command}, the plan, where the ended run stopped and the reason (refused for a backfill that still runs)`,
   );
 
+/** --rate and --concurrency: the backfill-wide limits of a start, or of the new run resume or retry-failed starts (parsed by limitsAsked). */
+export const rateOption = (help: string) => new Option('--rate <per-second>', help);
+export const concurrencyOption = (help: string) => new Option('--concurrency <n>', help);
+
+/** --rate and --concurrency of resume and retry-failed: the new run of an ended backfill goes on with them (refused for a backfill that still runs). */
+export const goOnRateOption = () =>
+  rateOption("the new run's backfill-wide rate, partitions per second (or 'unlimited'), in place of the ended run's; the policy judges it as a start's (refused for a backfill that still runs: use set-rate)");
+export const goOnConcurrencyOption = () =>
+  concurrencyOption("the new run's backfill-wide limit on partitions running at once (or 'unlimited'), in place of the ended run's; the policy judges it as a start's (refused for a backfill that still runs: use set-concurrency)");
+
 export const LOG_FORMATS = ['text', 'json'] as const;
 
 export const logFormatOption = (help: string) => new Option('--log-format <format>', help).choices(LOG_FORMATS).env('BACKFILL_LOG_FORMAT');

@@ -50,4 +50,15 @@ export function parseConcurrency(value: unknown, node?: string | null): number |
   return check(BackfillConcurrencySchema, n, value, 'concurrency', 'concurrency', true);
 }
 
+/**
+ * The backfill-wide limits an operator gives on the command line (`--rate`, `--concurrency` of
+ * start, resume and retry-failed), parsed: only those given, each a number or 'unlimited' (null).
+ */
+export function limitsAsked(flags: { rate?: string | undefined; concurrency?: string | undefined }): Partial<Limits> {
+  return {
+    ...(flags.rate !== undefined ? { rate: parseRate(flags.rate) } : {}),
+    ...(flags.concurrency !== undefined ? { concurrency: parseConcurrency(flags.concurrency) } : {}),
+  };
+}
+
 export { minRate, nodeShares, shareLimit, type Claim, type NodeShare } from './shares.ts';

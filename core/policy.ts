@@ -365,7 +365,7 @@ export function specViolations(policy: Policy, spec: Pick<ResolvedSpec, 'nodes'>
 function queueCapFix(cap: number, from: GoesOnAs | 'running'): string {
   if (from === undefined) return `start with --concurrency ${cap} or lower the nodes' concurrency`;
   if (from === 'running') return `lower the nodes' concurrency in this spec, or the backfill's first (backfill set-concurrency <this backfill's id> ${cap}) and send the spec again`;
-  return `lower the nodes' concurrency in a spec (${commandOf(from)} --spec <file>), or ${startAgain(`--concurrency ${cap}`)}`;
+  return `lower the nodes' concurrency in a spec (${commandOf(from)} --spec <file>), or the backfill's: ${goOnWith(from, '--concurrency', String(cap))}`;
 }
 
 /** Nodes with the concurrency they run at (a node's own, or an operator's for it). */
@@ -448,15 +448,27 @@ export function startAgain(flags: string): string {
 
 /**
  * How to come under a limit a start sets with `flag`. A new run of an ended backfill goes on with
- * what its last run had (`carried`): its command has no `flag` (`spec`: nor does a spec replace it).
+ * what its last run had (`carried`): its command has no `flag`.
  */
-function startFlagFix(goesOnAs: GoesOnAs, flag: string, value: string, atStart: string, carried: string, spec = false): string {
+function startFlagFix(goesOnAs: GoesOnAs, flag: string, value: string, atStart: string, carried: string): string {
   if (goesOnAs === undefined) return `start with ${flag} ${value}${atStart}`;
   const command = commandOf(goesOnAs);
-  return `a ${command} goes on with ${carried} (${command} has no ${flag}${spec ? ", and a spec's limits do not replace them" : ''}), so ${startAgain(`${flag} ${value}`)}`;
+  return `a ${command} goes on with ${carried} (${command} has no ${flag}), so ${startAgain(`${flag} ${value}`)}`;
 }
 
-const lowerLimit = (flag: '--rate' | '--concurrency', most: string, goesOnAs: GoesOnAs) => startFlagFix(goesOnAs, flag, most, ' or less', 'the limits of the run it follows', true);
+/** The resume or retry-failed that gives a new run of an ended backfill its own backfill-wide `flag` (--rate, --concurrency). */
+const goOnWith = (goesOnAs: 'resume' | 'retry', flag: '--rate' | '--concurrency', value: string) => `backfill ${commandOf(goesOnAs)} <this backfill's id> ${flag} ${value}`;
+
+/**
+ * How to come under a backfill-wide cap: a start's flag. A new run of an ended backfill goes on
+ * with the limits of the run it follows (a spec's limits do not replace them) unless its resume
+ * or retry-failed gives its own with the same flag.
+ */
+function lowerLimit(flag: '--rate' | '--concurrency', most: string, goesOnAs: GoesOnAs): string {
+  if (goesOnAs === undefined) return `start with ${flag} ${most} or less`;
+  const command = commandOf(goesOnAs);
+  return `a ${command} goes on with the limits of the run it follows (a spec's limits do not replace them) unless it is given its own: ${goOnWith(goesOnAs, flag, most)} (or less)`;
+}
 
 /** What the policy says of a backfill about to start. */
 export function checkStart(policy: Policy, request: StartRequest): StartDecision {

@@ -8,7 +8,7 @@ import { parseDurationFlag } from '../duration-flag.ts';
 import { exitCodeFor } from '../exit-codes.ts';
 import { SPEC_IN_EXAMPLES as SPEC, HELP_GROUPS, documented } from '../help.ts';
 import type { ChangeSummary } from '../only-changed.ts';
-import { budgetsAsked, checkOnlyChanged, codeVersionOption, costBudgetOption, fairnessWeightOption, jsonOption, positiveInteger, print, priorityOption, reasonOption, retryBudgetOption, warehouseOption } from '../options.ts';
+import { budgetsAsked, checkOnlyChanged, codeVersionOption, concurrencyOption, costBudgetOption, fairnessWeightOption, jsonOption, positiveInteger, print, priorityOption, rateOption, reasonOption, retryBudgetOption, warehouseOption } from '../options.ts';
 import { withClient } from '../with-client.ts';
 import { terminalText } from '../printable.ts';
 import { workerCommand } from '../worker-hint.ts';
@@ -75,8 +75,8 @@ export function startCommand() {
     .option('--id <id>', 'backfill id (default: the spec name and the time)')
     .option('--from <date>', 'first partition time (inclusive, UTC)')
     .option('--to <date>', 'end of the range (exclusive, UTC)')
-    .option('--rate <per-second>', 'backfill-wide rate limit, partitions per second')
-    .option('--concurrency <n>', 'backfill-wide limit on partitions running at once')
+    .addOption(rateOption('backfill-wide rate limit, partitions per second'))
+    .addOption(concurrencyOption('backfill-wide limit on partitions running at once'))
     .option('--rerun', 'run an id again whose earlier backfill has finished')
     .option('--attach', 'when a backfill with this id is already running, attach to it instead of failing')
     .option('--only-changed', 'run only the partitions whose spec, code or upstream versions changed since their published version, or that were never published')
@@ -94,9 +94,7 @@ export function startCommand() {
     .option('--watch', 'show live progress until it ends')
     .addOption(jsonOption())
     .action(async (file, options, command) => {
-      const { parseConcurrency, parseRate } = await import('../../core/limits.ts');
-      const rate = options.rate === undefined ? undefined : parseRate(options.rate);
-      const concurrency = options.concurrency === undefined ? undefined : parseConcurrency(options.concurrency);
+      const limits = (await import('../../core/limits.ts')).limitsAsked(options);
       checkOnlyChanged(command, options.onlyChanged);
       const [{ loadSpecFile }, { expandPlan, requirePartitionsInRange }, { parseRange }] = await Promise.all([import('../spec-file.ts'), import('../../core/plan.ts'), import('../../core/spec.ts')]);
       const { spec, transformModules } = await loadSpecFile(file);
@@ -112,10 +110,7 @@ export function startCommand() {
             range,
             ...(options.id !== undefined ? { id: options.id } : {}),
             ...(options.rerun ? { rerun: true } : {}),
-            limits: {
-              ...(rate !== undefined ? { rate } : {}),
-              ...(concurrency !== undefined ? { concurrency } : {}),
-            },
+            limits,
             ...(changes ? { skip: changes.skip } : {}),
             ...(options.stage ? { stage: true } : {}),
             ...(options.canary !== undefined ? { canary: options.canary } : {}),

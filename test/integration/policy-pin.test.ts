@@ -182,14 +182,14 @@ describe('a policy pinned by the admission', () => {
       // The new policy judges the new run (not a wait for a worker with the old one): its cap refuses the carried rate.
       const refused = await client.resume(backfillId).then(() => null, (error: unknown) => error as BackfillError);
       expect(refused?.message).toMatch(/the backfill's rate 100\/s is above the policy's cap of 50\/s/);
-      // It names a way that works for a resume (resume has no --rate), not a start's flag.
+      // It names a way that works for a resume (its own --rate), not a start's flag.
       expect(refused?.message).not.toMatch(/start with --rate/);
-      expect(refused?.message).toContain(`backfill start <spec> --id <this backfill's id> --rerun --rate 50`);
+      expect(refused?.message).toContain(`backfill resume <this backfill's id> --rate 50 (or less)`);
       // As it says, a spec's lower rate does not lower the carried one.
       await expect(client.resume(backfillId, { spec: { ...spec, rate: 40 } })).rejects.toThrow(/the backfill's rate 100\/s is above the policy's cap of 50\/s/);
 
-      // Its advice followed: the backfill runs again, at the cap.
-      await client.start(spec, { id: backfillId, taskQueue: queue, rerun: true, limits: { rate: 50 } });
+      // Its advice followed: the backfill goes on, at the cap.
+      await client.resume(backfillId, { limits: { rate: 50 } });
       expect(await admittedUnder(client, backfillId)).toBe((await readPolicyFile(policyFile)).hash);
       expect((await client.wait(backfillId, 60_000)).state).toBe('completed_with_failures');
       expect((await client.progress(backfillId)).rate).toBe(50);

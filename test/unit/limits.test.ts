@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { BackfillError } from '../../core/errors.ts';
-import { nodeShares, parseConcurrency, parseRate, shareLimit, type Claim } from '../../core/limits.ts';
+import { limitsAsked, nodeShares, parseConcurrency, parseRate, shareLimit, type Claim } from '../../core/limits.ts';
 import { seededRandom } from '../../core/random.ts';
 
 describe('shareLimit', () => {
@@ -111,6 +111,30 @@ describe('parseRate and parseConcurrency: one schema for the spec, the CLI and t
     expect(() => parseConcurrency(20_000)).toThrow(/from 1 to 10000/);
     expect(() => parseConcurrency(2000, 'orders')).toThrow(/from 1 to 1000 /);
     expect(() => parseConcurrency(null, 'orders')).toThrow(/a node needs a concurrency/);
+  });
+});
+
+describe('limitsAsked: --rate and --concurrency of start, resume and retry-failed', () => {
+  it('parses only the limits given, unlimited as null', () => {
+    expect(limitsAsked({})).toEqual({});
+    expect(limitsAsked({ rate: undefined, concurrency: undefined })).toEqual({});
+    expect(limitsAsked({ rate: '5', concurrency: '2' })).toEqual({ rate: 5, concurrency: 2 });
+    expect(limitsAsked({ rate: '0.5' })).toEqual({ rate: 0.5 });
+    expect(limitsAsked({ rate: 'unlimited', concurrency: 'unlimited' })).toEqual({ rate: null, concurrency: null });
+  });
+
+  it('refuses a value that is not a limit, naming the flag and what it takes', () => {
+    const refused = (flags: { rate?: string; concurrency?: string }) => {
+      try {
+        limitsAsked(flags);
+      } catch (error) {
+        return error as BackfillError;
+      }
+      throw new Error(`accepted ${JSON.stringify(flags)}`);
+    };
+    expect(refused({ rate: '0' })).toMatchObject({ code: 'invalid_argument', path: 'rate', message: "rate must be a number of partitions per second above 0, or 'unlimited' (got \"0\")" });
+    expect(refused({ rate: 'fast' })).toMatchObject({ path: 'rate' });
+    expect(refused({ rate: '5', concurrency: '2.5' })).toMatchObject({ code: 'invalid_argument', path: 'concurrency', message: expect.stringMatching(/^concurrency must be a whole number from 1 to 10000, or 'unlimited'/) });
   });
 });
 

@@ -182,7 +182,7 @@ describe('checkStart', () => {
     expect(checkStart(p, { spec: spec([{ id: 'a', transform: 'noop' }], { rate: 500 }), partitions: 1 }).violations[0]!.rule).toBe('caps.backfill.rate');
   });
 
-  it("names the way under a backfill cap that the judged action has: a start's flags, a new start for a resume or retry-failed", () => {
+  it("names the way under a backfill cap that the judged action has: a start's flags, a resume's or retry-failed's own", () => {
     const p = policy({ caps: { backfill: { rate: 50, concurrency: 4 } } });
     const over = { limits: { rate: 100, concurrency: 8 } };
     const messages = (goesOnAs?: 'resume' | 'retry') => start(p, { ...over, ...(goesOnAs ? { goesOnAs } : {}) }).violations.map((v) => v.message);
@@ -190,15 +190,15 @@ describe('checkStart', () => {
       "the backfill's rate 100/s is above the policy's cap of 50/s: start with --rate 50 or less",
       "the backfill's concurrency 8 is above the policy's cap of 4: start with --concurrency 4 or less",
     ]);
-    // A new run of an ended backfill keeps its last run's limits: resume has no --rate, and resume --spec does not lower them.
+    // A new run of an ended backfill keeps its last run's limits (resume --spec does not lower them) unless the resume gives its own.
     const resumed = messages('resume');
-    expect(resumed[0]).toBe(
-      "the backfill's rate 100/s is above the policy's cap of 50/s: a resume goes on with the limits of the run it follows (resume has no --rate, and a spec's limits do not replace them), so start it again: backfill start <spec> --id <this backfill's id> --rerun --rate 50 (with --only-changed, only the partitions not yet published, or changed since, run again)",
-    );
-    expect(resumed[1]).toMatch(/: a resume goes on .* --rerun --concurrency 4 /);
+    expect(resumed).toEqual([
+      "the backfill's rate 100/s is above the policy's cap of 50/s: a resume goes on with the limits of the run it follows (a spec's limits do not replace them) unless it is given its own: backfill resume <this backfill's id> --rate 50 (or less)",
+      "the backfill's concurrency 8 is above the policy's cap of 4: a resume goes on with the limits of the run it follows (a spec's limits do not replace them) unless it is given its own: backfill resume <this backfill's id> --concurrency 4 (or less)",
+    ]);
     const retried = messages('retry');
-    expect(retried[0]).toMatch(/: a retry-failed goes on with the limits of the run it follows \(retry-failed has no --rate, .* --rerun --rate 50 /);
-    expect(retried.join('\n')).not.toMatch(/start with --/);
+    expect(retried[0]).toMatch(/: a retry-failed goes on with the limits of the run it follows .*: backfill retry-failed <this backfill's id> --rate 50 \(or less\)$/);
+    expect(retried.join('\n')).not.toMatch(/start with --|--rerun/);
   });
 
   it('names, for a resume or retry-failed, a new start for whatever else it carries from its last run (priority, fairness weight, budgets), and its own --sign-key for a signature', () => {
@@ -226,10 +226,10 @@ describe('checkStart', () => {
     expect(resumed['approval.signedStart']).toContain(': a resume starts a new run, so sign it: backfill resume <id> --sign-key <your ssh-ed25519 key>');
   });
 
-  it("names, for a resume, a spec's node concurrency or a new start under a task queue's cap", () => {
+  it("names, for a resume, a spec's node concurrency or the resume's own --concurrency under a task queue's cap", () => {
     const p = policy({ caps: { taskQueues: [{ match: 'backfill', concurrency: 6 }] } });
     expect(start(p, { goesOnAs: 'resume' }).violations.map((v) => v.message)).toEqual([
-      "up to 8 partitions would run at once on task queue backfill (orders), above its cap of 6: lower the nodes' concurrency in a spec (resume --spec <file>), or start it again: backfill start <spec> --id <this backfill's id> --rerun --concurrency 6 (with --only-changed, only the partitions not yet published, or changed since, run again)",
+      "up to 8 partitions would run at once on task queue backfill (orders), above its cap of 6: lower the nodes' concurrency in a spec (resume --spec <file>), or the backfill's: backfill resume <this backfill's id> --concurrency 6",
     ]);
   });
 
