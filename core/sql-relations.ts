@@ -1,0 +1,330 @@
+/**
+ * The relations a spec SQL text reads: the targets of FROM and JOIN (also in subqueries, CTE
+ * bodies and parenthesised joins), of PostgreSQL's `TABLE name` and of SQLite's `IN name`,
+ * without the names its own WITH clauses define where they are in scope. What `resolveSpec`
+ * needs to refuse a node whose SQL reads another node it does not depend on, before anything
+ * runs.
+ *
+ * The same text may run on SQLite, PostgreSQL and DuckDB, whose parsers this pure module cannot
+ * use (libpg-query is asynchronous WebAssembly and knows one dialect only), so it reads the text
+ * with a small tokenizer of its own: string literals (also E'...' and $tag$...$tag$), quoted
+ * identifiers ("...", `...`, [...]), comments (-- and nested /* *\/) and parentheses. Nothing
+ * inside a literal or a comment can name a relation. It judges no validity: SQL the engines
+ * refuse may give any answer here, and the engine's own error comes when it runs.
+ */
+
+/** A relation the SQL reads. */
+export type SqlRelation = {
+  /** As the engines look it up: an unquoted name in lower case, a quoted one as written. */
+  name: string;
+  /** `main` of `main.orders`, `db.schema` of `db.schema.orders`; null for a plain name. */
+  qualifier: string | null;
+  quoted: boolean;
+  /** Offset of the name in the text. */
+  at: number;
+};
+
+type Token =
+  | { kind: 'word'; lower: string; at: number }
+  | { kind: 'quoted'; text: string; at: number }
+  /** `text`: the value of a plain '...' string, which SQLite takes for a name where one is expected (`FROM 'orders'`). */
+  | { kind: 'literal'; text?: string; at: number }
+  | { kind: 'punct'; text: string; at: number };
+type Group = { kind: 'group'; items: Item[]; at: number };
+type Item = Token | Group;
+
+const WORD_START = /[\p{L}_]/u;
+const WORD_PART = /[\p{L}\p{N}_$]/u;
+/** Prefixes of string literals: E'...' (backslash escapes), X'...', B'...', N'...'. */
+const LITERAL_PREFIXES = new Set(['e', 'x', 'b', 'n']);
+/** Words after which `[` opens a SQLite identifier rather than an array subscript or a list. */
+const BEFORE_BRACKET_NAME = new Set(['from', 'join', 'table', 'lateral', 'only']);
+
+/** The end of a quoted run that starts at `start` (on its opening quote) and closes with `close` (doubled inside). */
+function quotedEnd(sql: string, start: number, close: string, backslash = false): number {
+  let i = start + 1;
+  while (i < sql.length) {
+    const c = sql[i]!;
+    if (backslash && c === '\\') i += 2;
+    else if (c === close && sql[i + 1] === close) i += 2;
+    else if (c === close) return i + 1;
+    else i++;
+  }
+  return sql.length;
+}
+
+/** The end of a block comment starting at `start`; nested as PostgreSQL and DuckDB nest them. */
+function blockCommentEnd(sql: string, start: number): number {
+  let depth = 0;
+  let i = start;
+  while (i < sql.length) {
+    if (sql.startsWith('/*', i)) {
+      depth++;
+      i += 2;
+    } else if (sql.startsWith('*/', i)) {
+      depth--;
+      i += 2;
+      if (depth === 0) return i;
+    } else i++;
+  }
+  return sql.length;
+}
+
+function tokenize(sql: string): Token[] {
+  const tokens: Token[] = [];
+  const n = sql.length;
+  let i = 0;
+  while (i < n) {
+    const c = sql[i]!;
+    const next = sql[i + 1];
+    if (/\s/.test(c)) {
+      i++;
+    } else if (c === '-' && next === '-') {
+      const end = sql.indexOf('\n', i);
+      i = end < 0 ? n : end + 1;
+    } else if (c === '/' && next === '*') {
+      i = blockCommentEnd(sql, i);
+    } else if (c === "'") {
+      const end = quotedEnd(sql, i, "'");
+      tokens.push({ kind: 'literal', text: sql.slice(i + 1, end - 1).replaceAll("''", "'"), at: i + 1 });
+      i = end;
+    } else if (c === '"' || c === '`') {
+      const end = quotedEnd(sql, i, c);
+      tokens.push({ kind: 'quoted', text: sql.slice(i + 1, end - 1).replaceAll(c + c, c), at: i + 1 });
+      i = end;
+    } else if (c === '[' && bracketName(sql, i, tokens.at(-1))) {
+      const end = sql.indexOf(']', i);
+      tokens.push({ kind: 'quoted', text: sql.slice(i + 1, end), at: i + 1 });
+      i = end + 1;
+    } else if (c === '$' && next !== undefined && /[A-Za-z_$]/.test(next)) {
+      const tag = /^\$([A-Za-z_][A-Za-z0-9_]*)?\$/.exec(sql.slice(i, i + 66));
+      if (tag) {
+        const end = sql.indexOf(tag[0], i + tag[0].length);
+        tokens.push({ kind: 'literal', at: i });
+        i = end < 0 ? n : end + tag[0].length;
+      } else {
+        // SQLite's $name parameter.
+        tokens.push({ kind: 'punct', text: '$', at: i });
+        i++;
+      }
+    } else if (WORD_START.test(c)) {
+      let j = i + 1;
+      while (j < n && WORD_PART.test(sql[j]!)) j++;
+      const lower = sql.slice(i, j).toLowerCase();
+      if (sql[j] === "'" && LITERAL_PREFIXES.has(lower)) {
+        tokens.push({ kind: 'literal', at: i });
+        i = quotedEnd(sql, j, "'", lower === 'e');
+      } else {
+        tokens.push({ kind: 'word', lower, at: i });
+        i = j;
+      }
+    } else if (/[0-9]/.test(c)) {
+      let j = i + 1;
+      while (j < n && /[0-9A-Za-z_.]/.test(sql[j]!)) j++;
+      tokens.push({ kind: 'literal', at: i });
+      i = j;
+    } else {
+      tokens.push({ kind: 'punct', text: c, at: i });
+      i++;
+    }
+  }
+  return tokens;
+}
+
+/**
+ * Whether the `[` at `start` opens a SQLite identifier (`FROM [orders]`): only where a relation
+ * name may follow, and only with no quote or bracket before its `]`; elsewhere it is
+ * PostgreSQL's subscript or DuckDB's list, whose strings may hold any character.
+ */
+function bracketName(sql: string, start: number, previous: Token | undefined): boolean {
+  const after = previous?.kind === 'word' ? BEFORE_BRACKET_NAME.has(previous.lower) : previous?.kind === 'punct' && (previous.text === ',' || previous.text === '.');
+  return after && /^\[[^\]'"`[\n]*\]/.test(sql.slice(start, start + 200));
+}
+
+/** Tokens nested by parentheses; an unmatched `)` is dropped, an unclosed `(` closes at the end. */
+function nest(tokens: readonly Token[]): Item[] {
+  const root: Item[] = [];
+  const stack: Item[][] = [root];
+  for (const token of tokens) {
+    const top = stack[stack.length - 1]!;
+    if (token.kind === 'punct' && token.text === '(') {
+      const group: Group = { kind: 'group', items: [], at: token.at };
+      top.push(group);
+      stack.push(group.items);
+    } else if (token.kind === 'punct' && token.text === ')') {
+      if (stack.length > 1) stack.pop();
+    } else top.push(token);
+  }
+  return root;
+}
+
+const isWord = (item: Item | undefined, ...words: string[]): boolean => item?.kind === 'word' && (words.length === 0 || words.includes(item.lower));
+const isPunct = (item: Item | undefined, text: string): boolean => item?.kind === 'punct' && item.text === text;
+const isName = (item: Item | undefined): item is Extract<Token, { kind: 'word' | 'quoted' }> => item?.kind === 'word' || item?.kind === 'quoted';
+const nameOf = (token: Extract<Token, { kind: 'word' | 'quoted' }>): string => (token.kind === 'word' ? token.lower : token.text);
+
+/** Words that end a FROM clause at its level: after them, a comma separates no relations. */
+const ENDS_FROM = new Set([
+  'where', 'group', 'having', 'window', 'qualify', 'order', 'limit', 'offset', 'fetch', 'union', 'intersect', 'except', 'for', 'select', 'returning', 'into',
+]);
+/** Words that open a query: a parenthesis starting with one holds a subquery, not a join. */
+const STARTS_QUERY = new Set(['select', 'with', 'values', 'table', 'from']);
+/** Functions whose parentheses hold a FROM or IN of their own: `extract(year FROM ts)`, `substring(s FROM 2)`, `trim(BOTH FROM s)`, `position('x' IN s)`. */
+const KEYWORD_ARGUMENTS = new Set(['extract', 'substring', 'trim', 'overlay', 'position']);
+
+/** CTE names in scope, innermost first; compared folded, as SQLite and DuckDB compare names. */
+class Scope {
+  private readonly names = new Set<string>();
+  constructor(private readonly outer?: Scope) {}
+  add(name: string): void {
+    this.names.add(name.toLowerCase());
+  }
+  has(name: string): boolean {
+    return this.names.has(name.toLowerCase()) || (this.outer?.has(name) ?? false);
+  }
+}
+
+type Cte = { name: string; body: Group };
+
+class Reader {
+  readonly found: SqlRelation[] = [];
+
+  /** A query, or any sequence that may start with WITH: its CTEs, then the rest. */
+  sequence(items: readonly Item[], outer: Scope, options: { inArguments?: boolean } = {}): void {
+    const scope = new Scope(outer);
+    let start = 0;
+    if (isWord(items[0], 'with')) start = this.ctes(items, scope);
+    this.plain(items, start, scope, { inFrom: false, expect: false, inArguments: options.inArguments ?? false });
+  }
+
+  /**
+   * `WITH [RECURSIVE] name [(columns)] AS [[NOT] MATERIALIZED] (body), ...`: scans each body
+   * with the names in scope there and adds the names to `scope`; returns where the main query
+   * starts. A body sees the CTEs before it; with RECURSIVE, all of them. It sees its own name
+   * with RECURSIVE, or when it is a compound SELECT, SQLite's recursive CTE without the keyword:
+   * otherwise a CTE named like the relation it reads (`WITH orders AS (SELECT ... FROM orders)`)
+   * reads that relation, as in PostgreSQL and DuckDB.
+   */
+  private ctes(items: readonly Item[], scope: Scope): number {
+    let i = 1;
+    const recursive = isWord(items[i], 'recursive');
+    if (recursive) i++;
+    const ctes: Cte[] = [];
+    for (;;) {
+      const name = items[i];
+      if (!isName(name)) break;
+      let j = i + 1;
+      if (items[j]?.kind === 'group') j++;
+      if (!isWord(items[j], 'as')) break;
+      j++;
+      while (isWord(items[j], 'not', 'materialized')) j++;
+      const body = items[j];
+      if (body?.kind !== 'group') break;
+      ctes.push({ name: nameOf(name), body });
+      i = j + 1;
+      // PostgreSQL's SEARCH ... SET ... and CYCLE ... SET ... USING ... may follow a body.
+      while (i < items.length && !isPunct(items[i], ',') && !startsMainQuery(items[i])) i++;
+      if (!isPunct(items[i], ',')) break;
+      i++;
+    }
+    if (recursive) for (const cte of ctes) scope.add(cte.name);
+    for (const cte of ctes) {
+      const own = new Scope(scope);
+      if (compound(cte.body.items)) own.add(cte.name);
+      this.sequence(cte.body.items, own);
+      scope.add(cte.name);
+    }
+    return i;
+  }
+
+  /** Scans `items` from `start`, finding the relations that follow FROM, JOIN, a comma of a FROM list, TABLE and IN. */
+  private plain(items: readonly Item[], start: number, scope: Scope, state: { inFrom: boolean; expect: boolean; inArguments: boolean }): void {
+    let { inFrom, expect } = state;
+    for (let k = start; k < items.length; k++) {
+      const item = items[k]!;
+      const previous = k > start ? items[k - 1] : undefined;
+      if (item.kind === 'group') {
+        if (expect) this.tableItem(item, scope);
+        else this.sequence(item.items, scope, { inArguments: previous?.kind === 'word' && KEYWORD_ARGUMENTS.has(previous.lower) });
+        expect = false;
+        continue;
+      }
+      if (expect) {
+        if (isWord(item, 'lateral', 'only')) continue;
+        // PostgreSQL's ROWS FROM (f(), g()).
+        if (isWord(item, 'rows') && isWord(items[k + 1], 'from')) continue;
+        expect = false;
+        if (isName(item)) {
+          k = this.relation(items, k, scope);
+          continue;
+        }
+        if (item.kind === 'literal' && item.text !== undefined && /^[\p{L}_][\p{L}\p{N}_$]*$/u.test(item.text)) {
+          this.found.push({ name: item.text, qualifier: null, quoted: true, at: item.at });
+          continue;
+        }
+      }
+      if (item.kind === 'word') {
+        if (item.lower === 'from' && !state.inArguments && !isWord(previous, 'distinct')) {
+          inFrom = true;
+          expect = true;
+        } else if (item.lower === 'join') {
+          inFrom = true;
+          expect = true;
+        } else if (item.lower === 'table' && (previous === undefined || isWord(previous, 'union', 'intersect', 'except', 'all', 'distinct'))) {
+          expect = true;
+        } else if (item.lower === 'in' && !state.inArguments && isName(items[k + 1]) && !isWord(items[k - 2], 'for')) {
+          // SQLite's `x IN orders`, a table's single column (PostgreSQL needs parentheses; DuckDB's `[x FOR x IN list]` is a list).
+          expect = true;
+        } else if (ENDS_FROM.has(item.lower)) {
+          inFrom = false;
+        }
+      } else if (item.kind === 'punct' && item.text === ',' && inFrom) {
+        expect = true;
+      } else if (item.kind === 'punct' && item.text === ';') {
+        inFrom = false;
+      }
+    }
+  }
+
+  /** A parenthesis where a relation goes: a subquery, or a parenthesised join `(a JOIN b ON ...)`. */
+  private tableItem(group: Group, scope: Scope): void {
+    const first = group.items[0];
+    const join = first?.kind === 'group' || first?.kind === 'quoted' || (first?.kind === 'word' && !STARTS_QUERY.has(first.lower));
+    if (join) this.plain(group.items, 0, scope, { inFrom: true, expect: true, inArguments: false });
+    else this.sequence(group.items, scope);
+  }
+
+  /** The name at `k` (possibly qualified) in a relation's place; returns the index of its last part. */
+  private relation(items: readonly Item[], k: number, scope: Scope): number {
+    const parts: Array<Extract<Token, { kind: 'word' | 'quoted' }>> = [items[k] as Extract<Token, { kind: 'word' | 'quoted' }>];
+    let last = k;
+    while (isPunct(items[last + 1], '.') && isName(items[last + 2])) {
+      parts.push(items[last + 2] as Extract<Token, { kind: 'word' | 'quoted' }>);
+      last += 2;
+    }
+    // A table function (`generate_series(1, 3)`, `json_each(...)`): its arguments are scanned as the next item.
+    if (items[last + 1]?.kind === 'group') return last;
+    const token = parts[parts.length - 1]!;
+    const qualifier = parts.length > 1 ? parts.slice(0, -1).map(nameOf).join('.') : null;
+    if (qualifier !== null || !scope.has(nameOf(token))) {
+      this.found.push({ name: nameOf(token), qualifier, quoted: token.kind === 'quoted', at: token.at });
+    }
+    return last;
+  }
+}
+
+function startsMainQuery(item: Item | undefined): boolean {
+  return item?.kind === 'group' || (item?.kind === 'word' && ['select', 'values', 'table', 'from'].includes(item.lower));
+}
+
+/** Whether a CTE body is a compound SELECT at its own level (`... UNION [ALL] ...`), the shape of a recursive CTE. */
+function compound(items: readonly Item[]): boolean {
+  return items.some((item) => isWord(item, 'union'));
+}
+
+/** The relations `sql` reads, in the order they appear (a relation read twice is listed twice). */
+export function readRelations(sql: string): SqlRelation[] {
+  const reader = new Reader();
+  reader.sequence(nest(tokenize(sql)), new Scope());
+  return reader.found;
+}
