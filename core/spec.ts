@@ -12,6 +12,7 @@ import { findCycle } from './graph.ts';
 import { BackfillConcurrencySchema, NodeConcurrencySchema, RateSchema } from './limits.ts';
 import { grainOf, mappingKind } from './mapping.ts';
 import { nodeIdProblem } from './names.ts';
+import { undeclaredRead } from './sql-reads.ts';
 import { WindowsSchema, type Windows } from './windows.ts';
 import { zodProblem } from './zod-errors.ts';
 
@@ -553,6 +554,10 @@ export function resolveSpec(document: unknown, knownTransforms?: ReadonlySet<str
       return { node: dep.node, mapping: resolved };
     });
   });
+
+  // SQL reading a node it does not depend on would read whatever of it is published at the time (core/sql-reads.ts).
+  const read = undeclaredRead(nodes);
+  if (read) fail('invalid_spec', read.path, read.message);
 
   return {
     name: spec.name,

@@ -66,6 +66,12 @@ describe('backfill plan', () => {
     ['an unknown dependency', `${base}nodes:\n  - { id: a, transform: noop }\n  - { id: b, transform: noop, dependsOn: [nope] }\n`, 'unknown_node', /nodes\[1\]\.dependsOn\[0\].*'nope' is not a node/],
     ['an unknown transform', `${base}nodes:\n  - { id: a, transform: sqll }\n`, 'unknown_transform', /nodes\[0\]\.transform.*'sqll' is not a registered transform/],
     ['a bad date', `name: bad\npartitions: { grain: day, start: 2024-02-30, end: 2024-03-01 }\nnodes:\n  - { id: a, transform: noop }\n`, 'invalid_date', /partitions\.start.*not a valid UTC date/],
+    [
+      'SQL that reads a node it does not depend on',
+      `${base}nodes:\n  - { id: orders_raw, transform: noop }\n  - { id: orders_clean, dependsOn: [orders_raw], sql: 'SELECT * FROM orders_raw' }\n  - id: daily_revenue\n    dependsOn: [orders_raw]\n    sql: |\n      SELECT COUNT(*) AS orders -- reads orders_clean, not declared\n      FROM orders_clean\n`,
+      'invalid_spec',
+      /nodes\[2\]\.sql: daily_revenue's SQL reads orders_clean, a node of this spec that daily_revenue does not depend on: .*Add it to dependsOn \(with the mapping of the partitions it reads\), e\.g\. dependsOn: \[orders_raw, orders_clean\]/,
+    ],
     ['a mapping that does not fit', `${base}nodes:\n  - { id: a, transform: noop, partitions: { grain: week } }\n  - { id: b, transform: noop, partitions: { grain: month }, dependsOn: [{ node: a, mapping: window }] }\n`, 'mapping_mismatch', /nodes\[1\]\.dependsOn\[0\]\.mapping.*a week does not fit in a month/],
   ];
   for (const [label, body, code, message] of cases) {
