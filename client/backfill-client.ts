@@ -21,6 +21,7 @@ import { carryHash, planHash, type PlanIdentity } from '../core/approval.ts';
 import type { AuditEntry, ControlMeta } from '../core/audit.ts';
 import { backfillDetails, backfillSummary } from '../core/details.ts';
 import { BackfillError } from '../core/errors.ts';
+import { checkTaskQueue } from '../core/task-queue.ts';
 import { rollbackNodes, type RollbackNodes, type RunNode } from '../core/rollback-order.ts';
 import { expandPlan, requirePartitionsInRange, type Plan } from '../core/plan.ts';
 import { RangeSet } from '../core/ranges.ts';
@@ -390,6 +391,8 @@ export class BackfillClient {
 
   static async connect(options: ConnectOptions = {}): Promise<BackfillClient> {
     const { settings: given, uiUrl, defaults = settingsFromEnv(), identity = defaultIdentity(), checkNamespace = true, ...overrides } = options;
+    // Before it connects: every start of this client would go to a queue no worker can poll.
+    if (defaults.taskQueue !== undefined) checkTaskQueue(defaults.taskQueue, 'BACKFILL_TASK_QUEUE (the workflow task queue backfills start on)', 'BACKFILL_TASK_QUEUE');
     const settings = given ?? resolveConnection(overrides);
     const tracing = tracingRequested() ? await startTracing('backfill-client') : undefined;
     const connection = await openConnection(settings, undefined, { checkNamespace });
@@ -506,7 +509,7 @@ export class BackfillClient {
       ...(canary && !carry ? { canary } : {}),
       governance,
     };
-    const taskQueue = options.taskQueue ?? this.defaults.taskQueue ?? DEFAULT_TASK_QUEUE;
+    const taskQueue = options.taskQueue !== undefined ? checkTaskQueue(options.taskQueue, 'the start\'s taskQueue', 'taskQueue') : (this.defaults.taskQueue ?? DEFAULT_TASK_QUEUE);
     let started: Started;
     try {
       const handle = await this.client.workflow.start<typeof backfillWorkflow>('backfillWorkflow', {
@@ -1406,7 +1409,7 @@ export class BackfillClient {
     const { order, taskQueues } = description ? await this.rollbackOrder(backfillId, description.runId) : { order: [], taskQueues: {} };
     if (description) await this.nodesClosed(backfillId, order);
     const admittedUnder = description ? pinnedPolicy(description.memo?.governance as { policy?: { hash?: unknown } } | undefined) : UNKNOWN_PIN;
-    const taskQueue = description?.taskQueue ?? options.taskQueue ?? this.defaults.taskQueue ?? DEFAULT_TASK_QUEUE;
+    const taskQueue = description?.taskQueue ?? (options.taskQueue !== undefined ? checkTaskQueue(options.taskQueue, 'the rollback\'s taskQueue', 'taskQueue') : (this.defaults.taskQueue ?? DEFAULT_TASK_QUEUE));
     const input: RollbackInput = {
       backfillId,
       rollbackId: rollbackId(backfillId),
@@ -1523,6 +1526,7 @@ export class BackfillClient {
    * without its judgement, and `unreachable` names it.
    */
   async setQueueRate(taskQueue: string, rate: number | null, options: ControlOptions & { force?: boolean } = {}): Promise<QueueRateResult> {
+    checkTaskQueue(taskQueue, 'task queue', 'task-queue');
     const judged = await this.judgeQueueRate(taskQueue, rate, options);
     if (judged.unreachable.length > 0 && !options.force) {
       throw new BackfillError(

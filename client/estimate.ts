@@ -6,6 +6,7 @@
  */
 import { join } from 'node:path';
 import { BackfillError } from '../core/errors.ts';
+import { checkTaskQueue } from '../core/task-queue.ts';
 import { DEFAULT_OVERHEAD, fitOverhead, partitionSeconds, scaleOverhead, simulate, type Forecast, type NodeTiming, type OverheadFit, type OverheadModel, type QueueCap, type SimulationInput } from '../core/estimate.ts';
 import type { Limits } from '../core/limits.ts';
 import type { Plan, PlanNode } from '../core/plan.ts';
@@ -129,7 +130,7 @@ export function parseQueueCaps(flags: readonly string[] | undefined, slots: numb
         'queue-cap',
       );
     }
-    caps[name] = { ratePerSecond: rate, slots };
+    caps[checkTaskQueue(name, '--queue-cap', 'queue-cap')] = { ratePerSecond: rate, slots };
   }
   return caps;
 }

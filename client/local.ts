@@ -8,6 +8,7 @@ import { CODE_ROOT, codePath } from '../host/package.ts';
 import { backfillHome } from '../host/settings.ts';
 import { DEFAULT_TASK_QUEUE } from '../core/protocol.ts';
 import { BackfillError } from '../core/errors.ts';
+import { checkTaskQueue } from '../core/task-queue.ts';
 import { SHUTDOWN_ABANDON_MS, createWorkers, type BackfillWorkers, type QueueConfig } from '../workers/worker.ts';
 import { announce, createLogger } from '../workers/logging.ts';
 import { ShutdownExpiredError } from '../workers/in-flight.ts';
@@ -38,6 +39,7 @@ export function parseQueues(flags: string[] | undefined, fallback: string, maxCo
   return entries.map((entry) => {
     const [name, perSecond, ...extra] = entry.split('=');
     if (!name || extra.length > 0) throw new BackfillError('invalid_argument', `--task-queue '${entry}': write name or name=maxActivitiesPerSecond (e.g. warehouse=20)`, 'task-queue');
+    checkTaskQueue(name, '--task-queue', 'task-queue');
     const queue: QueueConfig = { name, ...(maxConcurrent !== undefined ? { maxConcurrent } : {}) };
     if (perSecond === undefined) return queue;
     const value = Number(perSecond);

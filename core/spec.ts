@@ -13,6 +13,7 @@ import { BackfillConcurrencySchema, NodeConcurrencySchema, RateSchema } from './
 import { grainOf, mappingKind } from './mapping.ts';
 import { nodeIdProblem } from './names.ts';
 import { undeclaredRead } from './sql-reads.ts';
+import { reservedPrefixProblem } from './task-queue.ts';
 import { WindowsSchema, type Windows } from './windows.ts';
 import { zodProblem } from './zod-errors.ts';
 
@@ -151,7 +152,10 @@ const settingFields = {
     .string()
     .min(1)
     .max(1000, { message: 'is longer than the 1,000 characters a Temporal task queue name may have' })
-    .refine((name) => !name.startsWith('/_sys/'), { message: "starts with /_sys/, which Temporal keeps for its own task queues: choose another name" }),
+    .superRefine((name, ctx) => {
+      const problem = reservedPrefixProblem(name);
+      if (problem !== null) ctx.addIssue({ code: 'custom', message: problem });
+    }),
   /** Partitions per activity, or `auto`: as many as the partitions' measured durations fit in `batchTarget` (core/batching.ts). */
   batchSize: z.union(
     [

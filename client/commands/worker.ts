@@ -2,6 +2,7 @@
 import { resolve as resolvePath } from 'node:path';
 import { Command } from '@commander-js/extra-typings';
 import { BackfillError } from '../../core/errors.ts';
+import { checkTaskQueue } from '../../core/task-queue.ts';
 import { HELP_GROUPS, documented } from '../help.ts';
 import { codeVersionOption, policyOption, connectionFlags, jsonOption, logFormatOption, positiveInteger, print, transformsGiven, transformsOption, warehouseOption } from '../options.ts';
 import { PROJECT_SPEC } from '../project.ts';
@@ -42,10 +43,11 @@ export function workerCommand() {
           import('../../workers/telemetry.ts'),
           import('../spec-file.ts'),
         ]);
+        const queues = parseQueues(options.taskQueue, DEFAULT_TASK_QUEUE, options.maxConcurrentActivities);
+        if (options.workflows) checkTaskQueue(options.workflowQueue, '--workflow-queue', 'workflow-queue');
         // As `dev` does: in a project directory, the transforms its backfill.yaml lists.
         const transforms = await workerTransforms(transformsGiven(command, options.transforms));
         const connection = resolveConnection(connectionFlags(command));
-        const queues = parseQueues(options.taskQueue, DEFAULT_TASK_QUEUE, options.maxConcurrentActivities);
         const worker = await startWorker({
           connection,
           transforms: transforms.modules,

@@ -1,10 +1,11 @@
 /**
  * A worker whose start fails part way (a transforms module that does not load, a task queue the
  * SDK refuses) ends at once with the reason, and leaves nothing open: no connection to the
- * server, no warehouse file, no native runtime serving metrics.
+ * server, no warehouse file, no native runtime serving metrics. A task queue Temporal reserves
+ * is refused as the flags are read, before anything opens.
  */
 import { spawn } from 'node:child_process';
-import { readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { inject } from 'vitest';
 import { describe, expect, it } from 'vitest';
@@ -53,6 +54,24 @@ describe('backfill worker whose transforms module does not load', () => {
     const ended = await workerExit(['--transforms', module, '--warehouse', join(dir, 'warehouse.db'), '--task-queue', uniqueQueue('start-missing')]);
     expect(ended.code, ended.stderr).toBe(1);
     expect(ended.stderr).toContain(`could not load transforms from ${module}: there is no such file: correct its path in --transforms`);
+  });
+});
+
+describe('backfill worker given a task queue Temporal reserves', () => {
+  it('exits 1 before it connects, naming the flag, the prefix and the fix', async () => {
+    const dir = scratch('start-reserved');
+    for (const [flags, field] of [
+      [['--task-queue', 'warehouse', '__temporal_warehouse=20'], "--task-queue '__temporal_warehouse'"],
+      [['--workflow-queue', '__temporal_flows'], "--workflow-queue '__temporal_flows'"],
+    ] as const) {
+      const ended = await workerExit([...flags, '--warehouse', join(dir, 'warehouse.db')]);
+      expect(ended.code, ended.stderr).toBe(1);
+      expect(ended.stderr).toContain(`${field} starts with __temporal_, which Temporal reserves for its own task queues: choose a name without that prefix`);
+      // Refused as the flags are read: it never connected (no word of the server's namespace) nor opened its warehouse.
+      expect(ended.stderr).not.toContain('search attributes');
+      expect(ended.stderr).not.toContain('could not start the worker');
+      expect(existsSync(join(dir, 'warehouse.db'))).toBe(false);
+    }
   });
 });
 

@@ -153,6 +153,13 @@ describe('parseQueues', () => {
   it('refuses an entry without a name', () => {
     expect(() => parseQueues(['=3'], 'backfill')).toThrow(/'=3'.*name or name=maxActivitiesPerSecond/);
   });
+
+  it('refuses a name Temporal reserves, naming the flag, the prefix and the fix', () => {
+    expect(() => parseQueues(['warehouse', '__temporal_x=5'], 'backfill')).toThrow(
+      "--task-queue '__temporal_x' starts with __temporal_, which Temporal reserves for its own task queues: choose a name without that prefix",
+    );
+    expect(() => parseQueues(['/_sys/q'], 'backfill')).toThrow(/--task-queue '\/_sys\/q' starts with \/_sys\//);
+  });
 });
 
 describe('transform modules (--transforms, else $BACKFILL_TRANSFORMS)', () => {

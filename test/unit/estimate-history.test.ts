@@ -210,6 +210,7 @@ describe('the flags of plan --estimate', () => {
     });
     expect(() => parseQueueCaps(['warehouse'], 200)).toThrow(/--queue-cap 'warehouse': write <task-queue>=<activities per second>/);
     expect(() => parseQueueCaps(['a=0'], 200)).toThrow(/--queue-cap 'a=0'/);
+    expect(() => parseQueueCaps(['__temporal_a=5'], 200)).toThrow(/--queue-cap '__temporal_a' starts with __temporal_, which Temporal reserves/);
     // Not a cap: an infinite rate (or one too large for a number) would print ∞ and leave the simulation with NaN start times.
     for (const rate of ['Infinity', '1e400', '-Infinity', 'NaN', '', ' ']) {
       expect(() => parseQueueCaps([`a=${rate}`], 200)).toThrow(new RegExp(`--queue-cap 'a=${rate}': .*a finite number above 0`));

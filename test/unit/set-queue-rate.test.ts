@@ -67,6 +67,15 @@ function fakeClient(backfills: Backfill[]): { client: BackfillClient; calls: str
 }
 
 describe('set-queue-rate', () => {
+  it('refuses a task queue Temporal reserves before it asks anyone or changes a cap', async () => {
+    const { client, calls } = fakeClient([{ id: 'a', queues: ['warehouse'], judge: agrees }]);
+    await expect(client.setQueueRate('__temporal_warehouse', 5, { force: true })).rejects.toMatchObject({
+      code: 'invalid_argument',
+      message: "task queue '__temporal_warehouse' starts with __temporal_, which Temporal reserves for its own task queues: choose a name without that prefix",
+    });
+    expect(calls).toEqual([]);
+  });
+
   it('a later refusal leaves the cap unchanged and nothing recorded by the backfills that agreed first', async () => {
     const { client, calls } = fakeClient([
       { id: 'a', queues: ['warehouse'], judge: agrees },

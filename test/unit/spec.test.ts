@@ -654,7 +654,13 @@ describe('resolveSpec: bad input names the problem, the place and the fix', () =
       rejects(node({ retry: { initialInterval: text } }), 'invalid_spec', 'nodes[0].retry.initialInterval');
     }
     expect(resolveSpec(node({ heartbeatTimeout: '30 s' })).nodes[0]!.heartbeatTimeout).toBe('30 s');
-    expect(rejects(node({ taskQueue: '/_sys/backfill' }), 'invalid_spec', 'nodes[0].taskQueue').message).toMatch(/Temporal keeps/);
+    expect(rejects(node({ taskQueue: '/_sys/backfill' }), 'invalid_spec', 'nodes[0].taskQueue').message).toMatch(/starts with \/_sys\/, which Temporal reserves/);
+    // The SDK refuses to poll a queue under __temporal_: the node's partitions would never run.
+    expect(rejects(node({ taskQueue: '__temporal_warehouse' }), 'invalid_spec', 'nodes[0].taskQueue').message).toBe(
+      "nodes[0].taskQueue: starts with __temporal_, which Temporal reserves for its own task queues: choose a name without that prefix",
+    );
+    expect(rejects({ ...minimal([{ id: 'a', transform: 'noop' }]), defaults: { taskQueue: '__temporal_x' } }, 'invalid_spec', 'defaults.taskQueue').message).toMatch(/reserves for its own task queues/);
+    expect(resolveSpec(node({ taskQueue: 'team__temporal_x' })).nodes[0]!.taskQueue).toBe('team__temporal_x');
     rejects(node({ taskQueue: 'q'.repeat(1001) }), 'invalid_spec', 'nodes[0].taskQueue');
     // A row_count check no count can pass fails every partition after computing it.
     expect(rejects(node({ checks: [{ type: 'row_count', min: 10, max: 5 }] }), 'invalid_spec', 'nodes[0].checks[0].max').message).toMatch(/min is above max/);
