@@ -2,6 +2,7 @@
 import { isIP } from 'node:net';
 import { BackfillError } from '../core/errors.ts';
 import { EXIT } from './exit-codes.ts';
+import { printWhileServing } from './stdout.ts';
 import { announce, logSettings, type LogSettings } from '../workers/logging.ts';
 import type { WorkerStopped } from './local.ts';
 import { metricsUrl, parseMetricsPort, type TelemetrySettings } from '../workers/telemetry.ts';
@@ -53,6 +54,40 @@ export async function waitForSignal(ended: Promise<unknown> = new Promise(() => 
   } finally {
     process.off('SIGINT', stop);
     process.off('SIGTERM', stop);
+  }
+}
+
+/**
+ * The steps of a long-lived command between its workers' start and the wait for a signal
+ * (printing its settings, announcing that it polls), then that wait. Pass it to stopOnFailure:
+ * a step that fails then stops the workers and closes what the start opened, as the workers' own
+ * failure does; else they would go on polling with the command failed, or end with the process
+ * unclosed.
+ */
+export async function afterStart(steps: () => Promise<void>, ended?: Promise<unknown>): Promise<NodeJS.Signals | null> {
+  // Listening first: a signal during the steps is not missed, and a failure of `ended` is heard.
+  const waiting = waitForSignal(ended);
+  try {
+    await steps();
+  } catch (error) {
+    // Settles once the stop that follows has ended the workers.
+    waiting.catch(() => undefined);
+    throw error;
+  }
+  return waiting;
+}
+
+/**
+ * What a long-lived command prints on stdout with --json once it runs (`what`: its name in the
+ * error). A write that fails (EPIPE: the reader of stdout went away) is a failure of its start.
+ */
+export async function printStarted(value: unknown, what: string): Promise<void> {
+  try {
+    await printWhileServing(`${JSON.stringify(value, null, 2)}\n`);
+  } catch (error) {
+    const reason = error instanceof Error ? error.message : String(error);
+    const why = (error as NodeJS.ErrnoException).code === 'EPIPE' ? ' (whatever read stdout closed it)' : '';
+    throw new BackfillError('failed', `could not print ${what} on stdout (--json): ${reason}${why}: keep stdout open while it runs (or send it to a file), or leave out --json`, 'json');
   }
 }
 

@@ -3,7 +3,7 @@ import { join, resolve as resolvePath } from 'node:path';
 import { Command } from '@commander-js/extra-typings';
 import { BackfillError } from '../../core/errors.ts';
 import { HELP_GROUPS, documented } from '../help.ts';
-import { codeVersionOption, policyOption, jsonOption, logFormatOption, port, print, transformsGiven, transformsOption, warehouseOption } from '../options.ts';
+import { codeVersionOption, policyOption, jsonOption, logFormatOption, port, transformsGiven, transformsOption, warehouseOption } from '../options.ts';
 import { PROJECT_SPEC } from '../project.ts';
 import { LOG_FORMAT_HELP, METRICS_PORT_HELP } from './worker.ts';
 import type { QueueConfig } from '../../workers/worker.ts';
@@ -50,7 +50,7 @@ export function devCommand() {
     .addOption(logFormatOption(`the worker: ${LOG_FORMAT_HELP}`))
     .addOption(jsonOption('print the addresses as JSON once ready'))
     .action(async (options, command) => {
-      const [{ endAfterStop, serve, stopOnFailure, waitForSignal }, { settingsFromEnv }] = await Promise.all([import('../serve.ts'), import('../../host/settings.ts')]);
+      const [{ afterStart, endAfterStop, printStarted, serve, stopOnFailure }, { settingsFromEnv }] = await Promise.all([import('../serve.ts'), import('../../host/settings.ts')]);
       const settings = settingsFromEnv();
       await serve(options, settings.logLevel, async (telemetry) => {
         const [{ DEFAULT_TASK_QUEUE, EXAMPLE_TRANSFORMS, parseQueues, startLocal }, { announce }, { metricsUrl }, { devServerEnv, exportLines }, { workerTransforms }] = await Promise.all([
@@ -80,25 +80,28 @@ export function devCommand() {
           shutdownGraceMs: options.shutdownGrace,
           log: (line) => announce(telemetry.log, line, {}, 'WARN'),
         });
-        const metrics = stack.worker && telemetry.metrics ? metricsUrl(telemetry.metrics) : null;
-        const env = devServerEnv(stack.address, stack.uiUrl);
-        if (options.json) {
-          print(true, { address: stack.address, uiUrl: stack.uiUrl, database: stack.server.options.dbFile, worker: stack.worker !== null, warehouse: stack.worker?.warehouse.location ?? null, metricsUrl: metrics, env }, () => '');
-        }
-        const lines = [
-          `Temporal dev server on ${stack.address} (state in ${join(settings.home, 'temporal.db')})`,
-          `Web UI: ${stack.uiUrl}`,
-          stack.worker ? `worker running; warehouse ${stack.worker.warehouse.location}` : 'no worker (--no-worker)',
-          ...(metrics ? [`metrics: ${metrics}`] : []),
-          ...exportLines(env),
-          'Ctrl-C to stop',
-        ];
-        if (telemetry.log.format === 'json') {
-          announce(telemetry.log, 'dev server ready', { address: stack.address, uiUrl: stack.uiUrl, worker: stack.worker !== null, warehouse: stack.worker?.warehouse.location ?? null, metricsUrl: metrics, env });
-        } else {
-          process.stderr.write(terminalText(lines.join('\n')) + '\n');
-        }
-        const signal = await stopOnFailure(waitForSignal(stack.worker?.done), () => stack.stop(), 'it and the Temporal dev server (closing its connection and warehouse)', telemetry.log);
+        // From here the worker polls: a failure of these steps stops it and the dev server, as the worker's own failure does.
+        const started = async () => {
+          const metrics = stack.worker && telemetry.metrics ? metricsUrl(telemetry.metrics) : null;
+          const env = devServerEnv(stack.address, stack.uiUrl);
+          if (options.json) {
+            await printStarted({ address: stack.address, uiUrl: stack.uiUrl, database: stack.server.options.dbFile, worker: stack.worker !== null, warehouse: stack.worker?.warehouse.location ?? null, metricsUrl: metrics, env }, 'the addresses');
+          }
+          const lines = [
+            `Temporal dev server on ${stack.address} (state in ${join(settings.home, 'temporal.db')})`,
+            `Web UI: ${stack.uiUrl}`,
+            stack.worker ? `worker running; warehouse ${stack.worker.warehouse.location}` : 'no worker (--no-worker)',
+            ...(metrics ? [`metrics: ${metrics}`] : []),
+            ...exportLines(env),
+            'Ctrl-C to stop',
+          ];
+          if (telemetry.log.format === 'json') {
+            announce(telemetry.log, 'dev server ready', { address: stack.address, uiUrl: stack.uiUrl, worker: stack.worker !== null, warehouse: stack.worker?.warehouse.location ?? null, metricsUrl: metrics, env });
+          } else {
+            process.stderr.write(terminalText(lines.join('\n')) + '\n');
+          }
+        };
+        const signal = await stopOnFailure(afterStart(started, stack.worker?.done), () => stack.stop(), 'it and the Temporal dev server (closing its connection and warehouse)', telemetry.log);
         if (signal && stack.worker) {
           const running = stack.worker.workers.running();
           announce(telemetry.log, stoppingMessage(signal, options.shutdownGrace, running.length), { signal, shutdownGraceMs: options.shutdownGrace, running: running.length });

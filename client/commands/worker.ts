@@ -4,7 +4,7 @@ import { Command } from '@commander-js/extra-typings';
 import { BackfillError } from '../../core/errors.ts';
 import { checkTaskQueue } from '../../core/task-queue.ts';
 import { HELP_GROUPS, documented } from '../help.ts';
-import { codeVersionOption, policyOption, connectionFlags, jsonOption, logFormatOption, positiveInteger, print, transformsGiven, transformsOption, warehouseOption } from '../options.ts';
+import { codeVersionOption, policyOption, connectionFlags, jsonOption, logFormatOption, positiveInteger, transformsGiven, transformsOption, warehouseOption } from '../options.ts';
 import { PROJECT_SPEC } from '../project.ts';
 import { shutdownGraceOption, stoppingMessage } from '../worker-stop.ts';
 
@@ -33,7 +33,7 @@ export function workerCommand() {
     .addOption(logFormatOption(LOG_FORMAT_HELP))
     .addOption(jsonOption("print the worker's settings as JSON once it polls"))
     .action(async (options, command) => {
-      const [{ endAfterStop, serve, announceMetrics, stopOnFailure, waitForSignal }, { settingsFromEnv }] = await Promise.all([import('../serve.ts'), import('../../host/settings.ts')]);
+      const [{ afterStart, endAfterStop, serve, announceMetrics, printStarted, stopOnFailure }, { settingsFromEnv }] = await Promise.all([import('../serve.ts'), import('../../host/settings.ts')]);
       const settings = settingsFromEnv();
       await serve(options, settings.logLevel, async (telemetry) => {
         const [{ describeConnection, resolveConnection }, { DEFAULT_TASK_QUEUE, parseQueues, startWorker }, { announce }, { metricsUrl }, { describeTransforms, workerTransforms }] = await Promise.all([
@@ -62,21 +62,24 @@ export function workerCommand() {
           ...(options.allowFaultInjection ? { allowFaultInjection: true } : {}),
           shutdownGraceMs: options.shutdownGrace,
         });
-        const metrics = telemetry.metrics ? metricsUrl(telemetry.metrics) : null;
-        if (options.json) {
-          print(true, { address: connection.address, namespace: connection.namespace, workflowQueue: options.workflows ? options.workflowQueue : null, activityQueues: queues, warehouse: worker.warehouse.location, transforms, metricsUrl: metrics }, () => '');
-        }
-        announceMetrics(telemetry);
-        announce(telemetry.log, `worker polling ${queues.map((q) => q.name).join(', ')} on ${describeConnection(connection)}; warehouse ${worker.warehouse.location}; ${describeTransforms(transforms)}`, {
-          taskQueues: queues.map((q) => q.name),
-          workflowQueue: options.workflows ? options.workflowQueue : null,
-          address: connection.address,
-          namespace: connection.namespace,
-          warehouse: worker.warehouse.location,
-          transforms: transforms.modules,
-          transformsFrom: transforms.from,
-        });
-        const signal = await stopOnFailure(waitForSignal(worker.done), () => worker.stop(), 'it (closing its connection and warehouse)', telemetry.log);
+        // From here the workers poll: a failure of these steps stops them and closes what the start opened, as their own failure does.
+        const started = async () => {
+          const metrics = telemetry.metrics ? metricsUrl(telemetry.metrics) : null;
+          if (options.json) {
+            await printStarted({ address: connection.address, namespace: connection.namespace, workflowQueue: options.workflows ? options.workflowQueue : null, activityQueues: queues, warehouse: worker.warehouse.location, transforms, metricsUrl: metrics }, "the worker's settings");
+          }
+          announceMetrics(telemetry);
+          announce(telemetry.log, `worker polling ${queues.map((q) => q.name).join(', ')} on ${describeConnection(connection)}; warehouse ${worker.warehouse.location}; ${describeTransforms(transforms)}`, {
+            taskQueues: queues.map((q) => q.name),
+            workflowQueue: options.workflows ? options.workflowQueue : null,
+            address: connection.address,
+            namespace: connection.namespace,
+            warehouse: worker.warehouse.location,
+            transforms: transforms.modules,
+            transformsFrom: transforms.from,
+          });
+        };
+        const signal = await stopOnFailure(afterStart(started, worker.done), () => worker.stop(), 'it (closing its connection and warehouse)', telemetry.log);
         if (signal) {
           const running = worker.workers.running();
           announce(telemetry.log, stoppingMessage(signal, options.shutdownGrace, running.length), { signal, shutdownGraceMs: options.shutdownGrace, running: running.length });

@@ -15,13 +15,18 @@ import { freePort, portFree } from '../../host/dev-server.ts';
 import { logSettings } from '../../workers/logging.ts';
 import { BIN, address, scratch, uniqueQueue, waitFor } from './helpers.ts';
 
-/** `backfill worker` with `args`: its exit code and stderr, or a failure when it is still running after `timeoutMs`. */
-function workerExit(args: string[], timeoutMs = 30_000): Promise<{ code: number | null; stderr: string; ms: number }> {
+/**
+ * `backfill worker` with `args`: its exit code and stderr, or a failure when it is still running
+ * after `timeoutMs`. `closedStdout`: its stdout is a pipe whose reader has gone (closed at once).
+ */
+function workerExit(args: string[], timeoutMs = 30_000, closedStdout = false): Promise<{ code: number | null; stderr: string; ms: number }> {
   const began = Date.now();
   const child = spawn('node', [BIN, 'worker', ...args], {
     env: { ...process.env, TEMPORAL_ADDRESS: address(), BACKFILL_WORKFLOW_BUNDLE: inject('workflowBundlePath'), NO_COLOR: '1' },
-    stdio: ['ignore', 'ignore', 'pipe'],
+    stdio: ['ignore', 'pipe', 'pipe'],
   });
+  if (closedStdout) child.stdout.destroy();
+  else child.stdout.resume();
   let stderr = '';
   child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
   return new Promise((resolve, reject) => {
@@ -72,6 +77,19 @@ describe('backfill worker given a task queue Temporal reserves', () => {
       expect(ended.stderr).not.toContain('could not start the worker');
       expect(existsSync(join(dir, 'warehouse.db'))).toBe(false);
     }
+  });
+});
+
+describe('a worker whose step after the start fails', () => {
+  it('stops its workers and closes what it opened, saying what failed and the fix, and exits 1', async () => {
+    const dir = scratch('start-after');
+    // --json prints the settings once the workers poll; the reader of its stdout is gone.
+    const ended = await workerExit(['--json', '--warehouse', join(dir, 'warehouse.db'), '--task-queue', uniqueQueue('start-after')], 30_000, true);
+    expect(ended.code, ended.stderr).toBe(1);
+    expect(ended.stderr).toContain(
+      "the worker failed: could not print the worker's settings on stdout (--json): write EPIPE (whatever read stdout closed it): keep stdout open while it runs (or send it to a file), or leave out --json; stopping it (closing its connection and warehouse)",
+    );
+    expect(ended.stderr).not.toContain('failed too');
   });
 });
 

@@ -6,8 +6,8 @@ import { main } from '../../client/cli.ts';
 export async function runCli(...args: string[]): Promise<{ stdout: string; stderr: string; code: number }> {
   let stdout = '';
   let stderr = '';
-  const out = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => ((stdout += String(chunk)), true));
-  const err = vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => ((stderr += String(chunk)), true));
+  const out = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array, ...rest: unknown[]) => ((stdout += String(chunk)), written(rest)));
+  const err = vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array, ...rest: unknown[]) => ((stderr += String(chunk)), written(rest)));
   const before = process.exitCode;
   try {
     await main(['node', 'backfill', ...args]);
@@ -17,4 +17,11 @@ export async function runCli(...args: string[]): Promise<{ stdout: string; stder
     err.mockRestore();
     process.exitCode = before;
   }
+}
+
+/** As a write that went through: its callback (after the chunk, or after its encoding) is called, on the next tick. */
+function written(rest: unknown[]): true {
+  const callback = rest.find((arg): arg is () => void => typeof arg === 'function');
+  if (callback) process.nextTick(callback);
+  return true;
 }
