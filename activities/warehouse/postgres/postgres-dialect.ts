@@ -20,6 +20,7 @@ import { SqlWarehouse } from '../warehouse.ts';
 import { DEFAULT_POOL_SIZE, DEFAULT_SCHEMA, assertSchemaName, connectionUrl, postgresSettings, redactSecret, redactUrl, type PostgresOptions } from './connection.ts';
 import { publishStartOf, startArgument, startCall, startDdl, startSignature, type StartRow } from './publish-start.ts';
 import { parseQuery, readsCatalog } from './spec-sql.ts';
+import { Stall } from './stall.ts';
 
 export { redactUrl, type PostgresOptions } from './connection.ts';
 import { UNKNOWN_OID, castFor, kindOf, toParameter, typeOfValue, widerType } from './types.ts';
@@ -264,7 +265,7 @@ export class PostgresDialect implements Dialect {
     client.on('error', ignore);
     const session = new PostgresSession(this, client, this.ownTimeouts.get(client) ?? 0, options.deadline);
     const stall = options.deadline === undefined ? undefined : new Stall(client, options.deadline, this.location);
-    try {
+    const run = async () => {
       session.defer(options.readOnly ? 'BEGIN READ ONLY' : 'BEGIN');
       if (options.deadline !== undefined) session.limit();
       if (options.lock) await session.lock(options.lock);
@@ -272,6 +273,9 @@ export class PostgresDialect implements Dialect {
       // Every statement's answer is in before COMMIT's: an aborted transaction's COMMIT would only roll back.
       await session.query('COMMIT');
       return result;
+    };
+    try {
+      return await (stall ? stall.race(run()) : run());
     } catch (error) {
       if (stall?.given) throw stall.given;
       await session.settle().catch(() => undefined);
@@ -314,39 +318,6 @@ export class PostgresDialect implements Dialect {
 
   async close(): Promise<void> {
     await this.pool.end();
-  }
-}
-
-/**
- * How long past its deadline a transaction's connection may stay silent: the server's own
- * statement_timeout (`PostgresSession.limit`) has stopped the statement by then, unless the
- * server does not answer at all.
- */
-export const STALL_GRACE_MS = 2_000;
-
-/**
- * Gives up a transaction's connection that is still busy `STALL_GRACE_MS` after the deadline:
- * its server no longer answers (its process stopped, the network gone), so no statement_timeout
- * can end the wait. Its socket is closed: what was sent fails at once, and the connection leaves
- * the pool (`given`) instead of holding the next publish behind a statement that never ends.
- */
-class Stall {
-  given: Error | undefined;
-  private readonly timer: NodeJS.Timeout;
-
-  constructor(client: pg.PoolClient, deadline: number, location: string) {
-    this.timer = setTimeout(() => {
-      this.given = new CommitDeadlineError(
-        `the PostgreSQL warehouse ${location} did not answer within ${STALL_GRACE_MS / 1000} s of the partition's deadline (its server process stopped, or the network to it is down): ` +
-          'its connection is closed, and the partition is retried (should the COMMIT have reached the server, the retry finds the partition published)',
-      );
-      // The driver's end() waits for the answers still due (it pipelines): only closing the socket stops the wait.
-      (client as unknown as { connection: { stream: { destroy(): void } } }).connection.stream.destroy();
-    }, Math.max(0, deadline - Date.now()) + STALL_GRACE_MS);
-  }
-
-  clear(): void {
-    clearTimeout(this.timer);
   }
 }
 
