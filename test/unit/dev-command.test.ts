@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { runCli } from './run-cli.ts';
+import { runCli, runCliWith } from './run-cli.ts';
 import { specQueues, type LocalOptions } from '../../client/local.ts';
 
 const started: LocalOptions[] = [];
@@ -47,6 +47,23 @@ describe('backfill dev: a fatal failure of its worker', () => {
       expect(stack.stops).toBe(1);
       expect(result.code).not.toBe(0);
       expect(result.stderr).toContain('the worker failed: native core failed: Poll failed; stopping it and the Temporal dev server');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('backfill dev: a step after its start that fails', () => {
+  it('stops the worker and the Temporal dev server, and says what failed and the fix', async () => {
+    const dir = project();
+    try {
+      const epipe = Object.assign(new Error('write EPIPE'), { code: 'EPIPE' });
+      const result = await runCliWith({ stdoutError: epipe }, 'dev', '--json');
+      expect(stack.stops).toBe(1);
+      expect(result.code).not.toBe(0);
+      expect(result.stderr).toContain(
+        'the worker failed: could not print the addresses on stdout (--json): write EPIPE (whatever read stdout closed it): keep stdout open while it runs (or send it to a file), or leave out --json; stopping it and the Temporal dev server',
+      );
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
