@@ -147,6 +147,20 @@ export type VerifiedSignature = {
 /** What the signature check (the `verifySignature` activity) answered: the verified signature, or why not (a code and a message that names the fix). */
 export type SignatureCheck = { ok: true; verified: VerifiedSignature } | { ok: false; code: string; message: string };
 
+/**
+ * The check of an approval the workers could not verify: the `verifySignature` activity failed
+ * for good (`cause`: why), so it is refused like a bad signature, and the backfill goes on waiting.
+ */
+export function unverifiedCheck(cause: string): SignatureCheck {
+  return {
+    ok: false,
+    code: 'not_verified',
+    message:
+      `the workflow workers could not verify its signature (the verifySignature activity failed: ${cause}): nothing was approved and the backfill still waits; ` +
+      'see the workers\' logs, fix them, then send the approval again',
+  };
+}
+
 export type ApprovalDecision = { accepted: true; approver: string } | { accepted: false; code: ApprovalRefusal; message: string };
 
 export type ApprovalRefusal = 'self_approval' | 'expired' | 'from_the_future' | 'wrong_action';

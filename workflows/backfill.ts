@@ -35,7 +35,7 @@ import {
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import { AUTO_IDENTITY, canaryOfInput, type CanaryAction } from '../core/canary.ts';
 import { BackfillCoordinator, type ApprovalOutcome, type LateCancel } from '../core/coordinator.ts';
-import { planHash } from '../core/approval.ts';
+import { planHash, unverifiedCheck, type SignatureCheck } from '../core/approval.ts';
 import { Governance } from '../core/governance.ts';
 import { HARD_BREAK, backfillCurrentDetails, backfillSummary, nodeDetails, nodeSummary } from '../core/details.ts';
 import { expandPlan, upstreamPartitions, type PlanNode } from '../core/plan.ts';
@@ -88,7 +88,7 @@ import {
 import { BackfillSession, EVERY_FAILURE_CLEANED } from './backfill-session.ts';
 import type { StagedAction, StagedRequest } from '../core/staged.ts';
 import type { WarehouseActivities } from '../activities/warehouse-activities.ts';
-import { governanceActivities, judgeStart, refusedStart } from './governance.ts';
+import { failureMessage, governanceActivities, judgeStart, refusedStart } from './governance.ts';
 import { nodeWorkflow } from './node.ts';
 
 /**
@@ -222,6 +222,15 @@ export const RESUME_REASONS_JUDGED = 'resume-reasons-judged';
  * carry has a spec asks (a client's never has: `resumeCarry` drops it).
  */
 export const CARRY_SPEC_CHECKED = 'carry-spec-checked';
+
+/**
+ * Patch (docs/workflow-versions.md): an approval whose verification fails for good (the
+ * `verifySignature` local activity) is refused and recorded as such (`not_verified`), and the
+ * backfill goes on waiting; any other Temporal failure of an `approve` signal is logged. Before,
+ * the activity's failure escaped the handler: a signal failed the backfill with no cleanup, an
+ * update was refused with 'Activity task failed'. Every approval verified asks.
+ */
+export const APPROVAL_FAILURE_WAITS = 'approval-failure-waits';
 
 /** Approvals waiting to be verified beyond this many are ignored (a flood of hand-made signals). */
 const MAX_PENDING_APPROVALS = 5;
@@ -558,13 +567,21 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
         await condition(() => !verifying);
         verifying = true;
         const g = coordinator.governed!;
-        const check = await governanceActivities.verifySignature({
-          signature: request.signature,
-          text: request.text,
-          expected: { action: 'approve', backfillId, namespace: info.namespace, planHash: g.planHash },
-          allowedSigners: g.policy.signers,
-          now: workflowTime(),
-        });
+        const waits = patched(APPROVAL_FAILURE_WAITS);
+        let check: SignatureCheck;
+        try {
+          check = await governanceActivities.verifySignature({
+            signature: request.signature,
+            text: request.text,
+            expected: { action: 'approve', backfillId, namespace: info.namespace, planHash: g.planHash },
+            allowedSigners: g.policy.signers,
+            now: workflowTime(),
+          });
+        } catch (error) {
+          // Only the activity's failure, which the history keeps; anything else (a worker without the activity) fails the task, for a worker that has it.
+          if (!waits || !(error instanceof TemporalFailure) || isCancellation(error)) throw error;
+          check = unverifiedCheck(failureMessage(error));
+        }
         return coordinator.approve(check, request.reason, meta);
       } finally {
         verifying = false;
@@ -594,8 +611,10 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
         (error: unknown) => {
           // Cancelled with the backfill: a handler that threw it would end the workflow before its cleanup.
           if (isCancellation(error)) return void log.warn('signal approve dropped: the backfill is being cancelled');
-          if (!(error instanceof BackfillError)) throw error;
-          log.warn(`signal approve ignored: ${error.message}`);
+          if (error instanceof BackfillError) return void log.warn(`signal approve ignored: ${error.message}`);
+          // A signal is fire-and-forget: a failure thrown from its handler would fail the backfill, uncleaned; a bug (no Temporal failure) fails the task only.
+          if (!(error instanceof TemporalFailure) || !patched(APPROVAL_FAILURE_WAITS)) throw error;
+          log.warn(`signal approve failed, nothing was approved: ${failureMessage(error)}`);
         },
       );
       if (approveDrained) await verified;

@@ -88,7 +88,7 @@ function pinnedLoad(backfillId: string, pinned: string) {
 }
 
 /** The reason a local activity failed, for a message. */
-function failureMessage(error: unknown): string {
+export function failureMessage(error: unknown): string {
   const cause = error instanceof ActivityFailure ? error.cause : error;
   return cause instanceof Error ? cause.message : String(cause);
 }

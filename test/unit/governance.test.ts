@@ -3,7 +3,7 @@
  * for, the budgets it spends, and the checks and records of every control.
  */
 import { describe, expect, it } from 'vitest';
-import type { SignatureCheck, VerifiedSignature } from '../../core/approval.ts';
+import { unverifiedCheck, type SignatureCheck, type VerifiedSignature } from '../../core/approval.ts';
 import { BackfillError } from '../../core/errors.ts';
 import { Governance, type AdmissionInput } from '../../core/governance.ts';
 import { parsePolicy, type PolicyInput } from '../../core/policy.ts';
@@ -122,6 +122,17 @@ describe('approvals', () => {
     governance.approve('bob@example.com', NOW);
     expect(governance.awaitingApproval).toBe(false);
     expect(governance.judgeApproval(signature('bob@example.com'), NOW)).toMatchObject({ accepted: false, code: 'not_awaiting_approval', message: expect.stringMatching(/approved already by bob@example.com/) });
+  });
+
+  it('refuses an approval the workers could not verify, naming why and the fix; the backfill still waits', () => {
+    const { governance } = admitted();
+    const check = unverifiedCheck('Activity function verifySignature is not registered on this Worker');
+    expect(governance.judgeApproval(check, NOW)).toEqual({
+      accepted: false,
+      code: 'not_verified',
+      message: expect.stringMatching(/^the workflow workers could not verify its signature \(the verifySignature activity failed: Activity function verifySignature is not registered on this Worker\): nothing was approved and the backfill still waits; .*send the approval again$/),
+    });
+    expect(governance.awaitingApproval).toBe(true);
   });
 
   it('a new plan needs a new approval; the same plan does not', () => {
