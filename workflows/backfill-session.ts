@@ -129,6 +129,11 @@ export class BackfillSession {
     }
   }
 
+  /** Whether the backfill holds leases to release at its end (it recorded its warehouse). */
+  get releases(): boolean {
+    return this.warehouse !== undefined;
+  }
+
   /** At the end of the backfill, whatever the end: the datasets are free for other backfills. */
   async release(): Promise<void> {
     if (this.warehouse === undefined) return;
@@ -208,8 +213,10 @@ export class BackfillSession {
   /**
    * The backfill's end: the nodes not ended yet (cancelled: aborted), then the backfill's run;
    * `unpublished`: nothing the nodes wrote was published (a canary stopped by its slice).
+   * `failedWith`: the backfill's run fails with this why, whatever `state` says of its nodes
+   * (the release of its leases failed at its end).
    */
-  ended(state: Exclude<BackfillResult['state'], 'discarded' | 'canary_failed'>, nodes: readonly NodeProgress[], why?: string, unpublished = false): void {
+  ended(state: Exclude<BackfillResult['state'], 'discarded' | 'canary_failed'>, nodes: readonly NodeProgress[], why?: string, unpublished = false, failedWith?: string): void {
     if (!this.lineageEnded) return;
     // Refused before its node workflows started: no run of it had a START, so none ends.
     if (this.endsStartedOnly && !this.runsStarted) return;
@@ -225,7 +232,8 @@ export class BackfillSession {
       this.emit(nodeEnded(backfill, this.context.nodes().find((n) => n.id === node.id)!, now, node, { cancelled, unpublished, ...(why !== undefined ? { why } : {}) }));
     }
     const failedPartitions = nodes.reduce((sum, n) => sum + n.failed, 0);
-    this.emit(backfillEnded(backfill, now, { state, failedPartitions, ...(why !== undefined ? { why } : {}) }));
+    const end = failedWith !== undefined ? { state: 'failed' as const, why: failedWith } : { state, failedPartitions, ...(why !== undefined ? { why } : {}) };
+    this.emit(backfillEnded(backfill, now, end));
   }
 
   /** Lineage events on their way land first (before the run ends or continues as new). */

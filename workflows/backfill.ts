@@ -232,6 +232,15 @@ export const CARRY_SPEC_CHECKED = 'carry-spec-checked';
  */
 export const APPROVAL_FAILURE_WAITS = 'approval-failure-waits';
 
+/**
+ * Patch (docs/workflow-versions.md): at a backfill's end its leases are released before its
+ * lineage runs end, so that its run says COMPLETE only once its end is certain; a release that
+ * fails ends it FAIL. Before, COMPLETE was emitted first, and a failing release then failed the
+ * backfill after its lineage had said it completed. Every backfill that emits lineage and leases
+ * its datasets asks, at its end.
+ */
+export const LINEAGE_ENDS_AFTER_RELEASE = 'lineage-ends-after-release';
+
 /** Approvals waiting to be verified beyond this many are ignored (a flood of hand-made signals). */
 const MAX_PENDING_APPROVALS = 5;
 
@@ -936,8 +945,20 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
     const progress = coordinator.progress(backfillId, state, runs);
     // Lineage: discarded versions were never anyone's output; a canary stopped by a failure failed.
     const why = state === 'canary_failed' ? (canary?.view().note ?? undefined) : state === 'discarded' ? DISCARDED_WHY : undefined;
-    session.ended(state === 'discarded' ? 'cancelled' : state === 'canary_failed' ? 'failed' : state, progress.nodes, why, state === 'canary_failed');
-    await session.release();
+    const lineageEnd = [state === 'discarded' ? 'cancelled' : state === 'canary_failed' ? 'failed' : state, progress.nodes, why, state === 'canary_failed'] as const;
+    if (session.emitsLineage && session.releases && patched(LINEAGE_ENDS_AFTER_RELEASE)) {
+      try {
+        await session.release();
+      } catch (error) {
+        // The nodes' runs end as their outputs stand; the backfill's run fails with the release (its cleanup ends nothing again).
+        if (!isCancellation(error)) session.ended(...lineageEnd, error instanceof Error ? failureWhy(error) : String(error));
+        throw error;
+      }
+      session.ended(...lineageEnd);
+    } else {
+      session.ended(...lineageEnd);
+      await session.release();
+    }
     await session.landed();
     showStatus(state);
     show(state);

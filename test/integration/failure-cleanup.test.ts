@@ -4,6 +4,9 @@
  * Here the release of the leases at the end fails once (an activity failure, not an
  * ApplicationFailure the workflow throws itself): the backfill fails, and its cleanup releases
  * them again, so the next backfill of the dataset starts and a resume of the failed one ends.
+ * Its lineage run ends FAIL, never COMPLETE: the leases are released before the run ends
+ * (patch lineage-ends-after-release), while its node's run, whose partitions all published,
+ * completed.
  */
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
@@ -12,8 +15,8 @@ import { ApplicationFailure } from '@temporalio/activity';
 import type { WorkflowFailedError } from '@temporalio/client';
 import type { BackfillClient } from '../../client/backfill-client.ts';
 import { backfillWorkflowId, nodeWorkflowId } from '../../workflows/definitions.ts';
-import { eventsOf } from '../lineage/example.ts';
-import { connectClient, scratch, startTestWorker, testSpec, uniqueQueue, type TestWorker } from './helpers.ts';
+import { eventsOf, readEvents } from '../lineage/example.ts';
+import { connectClient, scratch, startTestWorker, testSpec, uniqueQueue, waitFor, type TestWorker } from './helpers.ts';
 
 const queue = uniqueQueue('failure-cleanup');
 const dir = scratch('failure-cleanup');
@@ -46,7 +49,7 @@ afterAll(async () => {
 /** `<eventType> <job>` of every event of the jobs named `<name>` and `<name>.*`, in the order they were written. */
 const events = (name: string): string[] => eventsOf(file, name);
 
-describe('a backfill that fails with an activity failure', () => {
+describe('a backfill whose release of its leases fails at its end', () => {
   it('releases its leases, ends its lineage runs once and stops its node workflows; the next backfill and a resume run', async () => {
     const suffix = randomUUID().slice(0, 6);
     const name = `fc_${suffix}`;
@@ -60,9 +63,11 @@ describe('a backfill that fails with an activity failure', () => {
     expect((failure?.cause?.cause as Error | undefined)?.message).toBe('the lease store cannot be reached');
     expect(releaseFails.has(backfillId)).toBe(false);
 
-    // Its node workflow has closed; each lineage run has one START and one end.
+    // Its node workflow has closed; each lineage run has one START and one end: the backfill's FAIL, with why.
     expect((await client.client.workflow.getHandle(nodeWorkflowId(backfillId, dataset)).describe()).status.name).not.toBe('RUNNING');
-    expect(events(name).sort()).toEqual([`COMPLETE ${name}`, `COMPLETE ${name}.${dataset}`, `START ${name}`, `START ${name}.${dataset}`]);
+    expect(events(name).sort()).toEqual([`COMPLETE ${name}.${dataset}`, `FAIL ${name}`, `START ${name}`, `START ${name}.${dataset}`]);
+    const end = readEvents(file).find((e) => e.job.name === name && e.eventType === 'FAIL');
+    expect(end?.run.facets?.errorMessage?.message).toMatch(/the lease store cannot be reached/);
 
     // The leases were released by the cleanup: another backfill of the dataset starts and finishes.
     const next = `fc-next-${suffix}`;
@@ -73,5 +78,26 @@ describe('a backfill that fails with an activity failure', () => {
     const resumed = await client.resume(backfillId);
     expect(resumed.resumed).not.toBeNull();
     expect((await client.wait(backfillId, 60_000)).state).toBe('completed');
+  });
+
+  it('a discarded staged backfill whose release fails: its node runs end as discarded (ABORT), its own run FAIL', async () => {
+    const suffix = randomUUID().slice(0, 6);
+    const name = `fcs_${suffix}`;
+    const dataset = `fcs_data_${suffix}`;
+    const backfillId = `fcs-${suffix}`;
+    releaseFails.add(backfillId);
+    await client.start(testSpec(queue, { name, partitions: { grain: 'day', start: '2024-01-01', end: '2024-01-03' }, nodes: [{ id: dataset, transform: 'quick' }] }), {
+      id: backfillId,
+      taskQueue: queue,
+      stage: true,
+    });
+    await waitFor('every partition to be staged', async () => (await client.progress(backfillId)).state === 'staged');
+    await client.decideStaged(backfillId, 'discard');
+    expect((await client.wait(backfillId, 60_000)).state).toBe('failed');
+    expect(releaseFails.has(backfillId)).toBe(false);
+    expect(events(name).sort()).toEqual([`ABORT ${name}.${dataset}`, `FAIL ${name}`, `START ${name}`, `START ${name}.${dataset}`]);
+    const why = (job: string) => readEvents(file).find((e) => e.job.name === job && e.eventType !== 'START')?.run.facets?.errorMessage?.message;
+    expect(why(`${name}.${dataset}`)).toMatch(/^discarded: /);
+    expect(why(name)).toMatch(/the lease store cannot be reached/);
   });
 });
