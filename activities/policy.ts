@@ -13,7 +13,11 @@ import { ApplicationFailure, Context, log } from '@temporalio/activity';
 import { parseDocument } from 'yaml';
 import { BackfillError } from '../core/errors.ts';
 import { parsePolicy, policyHash, type Policy } from '../core/policy.ts';
-import { POLICY_MISMATCH, policyPinProblem } from '../core/policy-pin.ts';
+import { ANY_POLICY, POLICY_MISMATCH, policyPinProblem } from '../core/policy-pin.ts';
+
+/** gRPC status codes of a server that refuses to list a task queue's pollers (for good). */
+const PERMISSION_DENIED = 7;
+const UNIMPLEMENTED = 12;
 
 /** The variable a worker reads its policy file from when --policy is not given. */
 export const POLICY_ENV = 'BACKFILL_POLICY';
@@ -72,16 +76,24 @@ export function createPolicyActivities(deps: {
   /** Whether a workflow worker with a policy polled this workflow queue's policy queue lately (asked of a worker without one). */
   policyHolders?: (workflowQueue: string) => Promise<boolean>;
 }) {
-  /** A worker without a policy, asked for a first judgement: whether to pass it on to the workers of its queue that have one. */
-  const othersHaveOne = async (): Promise<boolean> => {
+  /**
+   * A worker without a policy, asked for a first judgement: whether workers of workflow queue
+   * `queue` with a policy polled lately, so that it passes the judgement on to them. A server that
+   * refuses the question (no permission, an older server) gets the answer every worker without a
+   * policy gave before: no, it judges by none. One that fails for now fails the attempt, retried.
+   */
+  const othersHaveOne = async (queue: string): Promise<boolean> => {
     if (deps.policyHolders === undefined) return false;
-    const queue = Context.current().info.taskQueue;
     try {
       return await deps.policyHolders(queue);
     } catch (error) {
-      // Not knowing is what every worker without a policy did before: it judges by none, and says so.
-      log.warn(`could not list the pollers of workflow queue '${queue}''s policy queue (${(error as Error).message}): judging without a policy`);
-      return false;
+      const code = (error as { code?: unknown }).code;
+      const reason = error instanceof Error ? error.message : String(error);
+      if (code === PERMISSION_DENIED || code === UNIMPLEMENTED) {
+        log.warn(`could not list the pollers of workflow queue '${queue}''s policy queue (${reason}): judging without a policy`);
+        return false;
+      }
+      throw ApplicationFailure.retryable(`could not tell whether workers of workflow queue '${queue}' with a policy are running (listing the pollers of its policy queue failed: ${reason})`, 'PolicyHoldersUnknown');
     }
   };
   return {
@@ -97,9 +109,11 @@ export function createPolicyActivities(deps: {
         }
       }
       if (pin !== undefined) {
+        // Passed on by a worker without a policy, but none with one polls any more (stopped, or the policy taken away): judged by none, as before.
+        if (pin.hash === ANY_POLICY && loaded.kind === 'none' && !(await othersHaveOne(pin.queue))) return loaded;
         const problem = policyPinProblem({ backfillId: pin.backfillId, queue: pin.queue, pinned: pin.hash, own: loaded.kind === 'policy' ? loaded.hash : null });
         if (problem !== null) throw ApplicationFailure.retryable(problem, POLICY_MISMATCH);
-      } else if (loaded.kind === 'none' && (await othersHaveOne())) {
+      } else if (loaded.kind === 'none' && deps.policyHolders !== undefined && (await othersHaveOne(Context.current().info.taskQueue))) {
         return { kind: 'none', othersHaveOne: true };
       }
       return loaded;

@@ -51,9 +51,19 @@ export function policyHolderIdentity(identity: string): string {
   return `${identity} ${POLICY_HOLDER_MARK}`;
 }
 
-/** Whether a workflow worker with a policy polled the policy queue lately (its pollers' identities). */
-export function hasPolicyHolder(pollers: readonly { identity: string }[]): boolean {
-  return pollers.some((p) => p.identity.endsWith(` ${POLICY_HOLDER_MARK}`));
+/**
+ * How lately a worker with a policy must have polled to count. The server lists a poller some
+ * minutes after it stops; a worker that polls starts a long poll (up to about a minute) as each
+ * ends, so one that runs is never older than that.
+ */
+export const POLICY_HOLDER_SEEN_MS = 120_000;
+
+/**
+ * Whether a workflow worker with a policy polled the policy queue lately: a poller with the mark,
+ * seen within `POLICY_HOLDER_SEEN_MS` of `now` (one the server gives no time for counts).
+ */
+export function hasPolicyHolder(pollers: readonly { identity: string; lastAccessMs?: number | undefined }[], now: number): boolean {
+  return pollers.some((p) => p.identity.endsWith(` ${POLICY_HOLDER_MARK}`) && (p.lastAccessMs === undefined || now - p.lastAccessMs <= POLICY_HOLDER_SEEN_MS));
 }
 
 /** The pin a control of an ended backfill (rollback, discard) gives in its input: a hash, or none. */

@@ -444,7 +444,7 @@ const SCENARIOS: Record<string, Scenario> = {
         return { run: set.run(), set };
       };
       let governed = await holder();
-      await until('the worker with the policy to poll the policy queue', async () => hasPolicyHolder(await pollersOf(client.connection, 'default', policyTaskQueue(queue), 'activity')));
+      await until('the worker with the policy to poll the policy queue', async () => hasPolicyHolder(await pollersOf(client.connection, 'default', policyTaskQueue(queue), 'activity'), Date.now()));
       governed.set.shutdown();
       await governed.run;
       const bare = await workersOf({ workflowQueue: queue });

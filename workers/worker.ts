@@ -187,7 +187,7 @@ export async function createWorkers(config: WorkerConfig): Promise<BackfillWorke
     ...createPolicyActivities({
       policyFile: config.policyFile,
       // A worker without a policy passes a start on to the queue's workers that have one, if any polls.
-      policyHolders: async (queue) => hasPolicyHolder(await pollersOf(config.connection, namespace, policyTaskQueue(queue), 'activity')),
+      policyHolders: async (queue) => hasPolicyHolder(await pollersOf(config.connection, namespace, policyTaskQueue(queue), 'activity'), Date.now()),
     }),
     ...createApprovalActivities(),
     ...createEstimateActivities({ warehouse: config.warehouse }),

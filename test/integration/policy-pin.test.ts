@@ -101,7 +101,7 @@ describe('a first start where some workflow workers have a policy', () => {
       // (the server lists its poller a few minutes more): from now on a worker without it takes every start.
       const governed = await start(policyFile);
       await waitFor('the worker with the policy to poll the policy queue', async () =>
-        hasPolicyHolder(await pollersOf(client.connection, 'default', policyTaskQueue(queue), 'activity')) || undefined,
+        hasPolicyHolder(await pollersOf(client.connection, 'default', policyTaskQueue(queue), 'activity'), Date.now()) || undefined,
       );
       await stop(governed);
       await start();

@@ -5,6 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { ApplicationFailure } from '@temporalio/activity';
+import { MockActivityEnvironment } from '@temporalio/testing';
+import { ANY_POLICY, POLICY_MISMATCH } from '../../core/policy-pin.ts';
 import { checkSpec } from '../../core/policy-check.ts';
 import { parsePolicy } from '../../core/policy.ts';
 import { resolveSpec } from '../../core/spec.ts';
@@ -221,6 +223,39 @@ describe('the loadPolicy activity', () => {
     expect(policyFileFrom(undefined)).toBeUndefined();
     expect(policyFileFrom(' ')).toBeUndefined();
     expect(policyFileFrom('/a.yaml')).toBe('/a.yaml');
+  });
+
+  it('a worker without a policy passes a first judgement on while workers with one poll, and takes a passed-on one back once none does', async () => {
+    const env = new MockActivityEnvironment({ taskQueue: 'shop' });
+    const asked: string[] = [];
+    let holders: boolean | Error = true;
+    const activities = createPolicyActivities({
+      policyFile: undefined,
+      policyHolders: async (queue) => {
+        asked.push(queue);
+        if (holders instanceof Error) throw holders;
+        return holders;
+      },
+    });
+    // A first judgement, on the workflow queue: passed on.
+    await expect(env.run(() => activities.loadPolicy())).resolves.toEqual({ kind: 'none', othersHaveOne: true });
+    const passedOn = { backfillId: 'orders', queue: 'shop', hash: ANY_POLICY };
+    // Passed on, it declines while they poll (another worker takes it)...
+    await expect(env.run(() => activities.loadPolicy(passedOn))).rejects.toMatchObject({ type: POLICY_MISMATCH, message: expect.stringMatching(/other workers of the queue have one/) });
+    // ...and judges by none once none polls (their policy taken away, or all stopped), as before.
+    holders = false;
+    await expect(env.run(() => activities.loadPolicy(passedOn))).resolves.toEqual({ kind: 'none' });
+    await expect(env.run(() => activities.loadPolicy())).resolves.toEqual({ kind: 'none' });
+    expect(asked).toEqual(['shop', 'shop', 'shop', 'shop']);
+    // A server that refuses the question for good: judged by none. One that fails for now: the attempt fails, retried.
+    holders = Object.assign(new Error('PERMISSION_DENIED: not allowed'), { code: 7 });
+    await expect(env.run(() => activities.loadPolicy())).resolves.toEqual({ kind: 'none' });
+    holders = Object.assign(new Error('UNAVAILABLE: connection refused'), { code: 14 });
+    await expect(env.run(() => activities.loadPolicy())).rejects.toMatchObject({ type: 'PolicyHoldersUnknown', nonRetryable: false, message: expect.stringMatching(/could not tell whether workers of workflow queue 'shop' with a policy are running .*UNAVAILABLE/) });
+    // A worker with a policy never asks.
+    const governed = createPolicyActivities({ policyFile: file('governed.policy.yaml', POLICY), policyHolders: async () => { throw new Error('not asked'); } });
+    await expect(env.run(() => governed.loadPolicy())).resolves.toMatchObject({ kind: 'policy' });
+    await expect(env.run(() => governed.loadPolicy(passedOn))).resolves.toMatchObject({ kind: 'policy' });
   });
 
   it('returns the parsed policy and the hash of its text and signers, read afresh each time', async () => {

@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { judgementWait } from '../../client/backfill-client.ts';
-import { ANY_POLICY, POLICY_MISMATCH, UNKNOWN_PIN, hasPolicyHolder, pinnedPolicy, policyHolderIdentity, policyPinProblem } from '../../core/policy-pin.ts';
+import { ANY_POLICY, POLICY_HOLDER_SEEN_MS, POLICY_MISMATCH, UNKNOWN_PIN, hasPolicyHolder, pinnedPolicy, policyHolderIdentity, policyPinProblem } from '../../core/policy-pin.ts';
 
 const base = { backfillId: 'orders-2024', queue: 'backfill' };
 
@@ -49,11 +49,16 @@ describe('policy pin', () => {
     expect(none).toMatch(/Give this worker the same --policy file as the other workers of 'backfill'/);
   });
 
-  it("a worker with a policy marks the identity it polls the policy queue with; only that mark, at the end, counts", () => {
-    expect(hasPolicyHolder([{ identity: '12@host-a' }, { identity: policyHolderIdentity('13@host-b') }])).toBe(true);
-    expect(hasPolicyHolder([{ identity: '12@host-a' }, { identity: '13@host-b' }])).toBe(false);
-    expect(hasPolicyHolder([{ identity: '[policy] 12@host-a' }, { identity: '12@host-[policy]x' }])).toBe(false);
-    expect(hasPolicyHolder([])).toBe(false);
+  it("a worker with a policy marks the identity it polls the policy queue with; only that mark, at the end, and lately, counts", () => {
+    const now = Date.parse('2026-12-05T12:00:00Z');
+    expect(hasPolicyHolder([{ identity: '12@host-a' }, { identity: policyHolderIdentity('13@host-b'), lastAccessMs: now - 5_000 }], now)).toBe(true);
+    expect(hasPolicyHolder([{ identity: '12@host-a' }, { identity: '13@host-b' }], now)).toBe(false);
+    expect(hasPolicyHolder([{ identity: '[policy] 12@host-a' }, { identity: '12@host-[policy]x' }], now)).toBe(false);
+    expect(hasPolicyHolder([], now)).toBe(false);
+    // The server lists a stopped worker for minutes: one not seen for longer than a long poll lasts does not count.
+    expect(hasPolicyHolder([{ identity: policyHolderIdentity('13@host-b'), lastAccessMs: now - POLICY_HOLDER_SEEN_MS - 1 }], now)).toBe(false);
+    expect(hasPolicyHolder([{ identity: policyHolderIdentity('13@host-b'), lastAccessMs: now - POLICY_HOLDER_SEEN_MS }], now)).toBe(true);
+    expect(hasPolicyHolder([{ identity: policyHolderIdentity('13@host-b'), lastAccessMs: undefined }], now)).toBe(true);
   });
 
   it("status reads why a judgement waits from the pending activity's last failure, and only a PolicyMismatch", () => {
