@@ -2,7 +2,7 @@
 import { isIP } from 'node:net';
 import { BackfillError } from '../core/errors.ts';
 import { EXIT } from './exit-codes.ts';
-import { printWhileServing } from './stdout.ts';
+import { printJsonWhileServing } from './stdout.ts';
 import { announce, logSettings, type LogSettings } from '../workers/logging.ts';
 import type { WorkerStopped } from './local.ts';
 import { metricsUrl, parseMetricsPort, type TelemetrySettings } from '../workers/telemetry.ts';
@@ -83,7 +83,7 @@ export async function afterStart(steps: () => Promise<void>, ended?: Promise<unk
  */
 export async function printStarted(value: unknown, what: string): Promise<void> {
   try {
-    await printWhileServing(`${JSON.stringify(value, null, 2)}\n`);
+    await printJsonWhileServing(value);
   } catch (error) {
     const reason = error instanceof Error ? error.message : String(error);
     const why = (error as NodeJS.ErrnoException).code === 'EPIPE' ? ' (whatever read stdout closed it)' : '';

@@ -2,7 +2,7 @@
  * What a failed write to stdout does. A command that prints and ends takes a closed pipe (EPIPE:
  * its reader stopped early, as in `backfill dev --help | head`) as the end of its work, quietly.
  * A long-lived command (worker, dev) does not: its partitions would stop with no word. It prints
- * through `printWhileServing`, and a failed write is an error of its own start (client/serve.ts).
+ * through `printJsonWhileServing`, and a failed write is an error of its own start (client/serve.ts).
  */
 import { EXIT } from './exit-codes.ts';
 
@@ -16,10 +16,10 @@ export function onStdoutError(error: NodeJS.ErrnoException): void {
   process.exit(EXIT.ok);
 }
 
-/** Writes `text` on stdout for a long-lived command: resolves once it is written, rejects with the write's error. */
-export function printWhileServing(text: string): Promise<void> {
+/** Writes `value` as JSON on stdout for a long-lived command (`--json`): resolves once it is written, rejects with the write's error. */
+export function printJsonWhileServing(value: unknown): Promise<void> {
   serving = true;
   return new Promise((done, failed) => {
-    process.stdout.write(text, (error) => (error ? failed(error) : done()));
+    process.stdout.write(`${JSON.stringify(value, null, 2)}\n`, (error) => (error ? failed(error) : done()));
   });
 }
