@@ -457,6 +457,9 @@ const SCENARIOS: Record<string, Scenario> = {
           const d = await client.client.workflow.getHandle(backfillWorkflowId(passed)).describe().catch(() => undefined);
           return d?.raw.pendingActivities?.some((a) => a.lastFailure?.applicationFailureInfo?.type === 'PolicyMismatch') === true;
         });
+        // One process cannot run two workers of one queue: the worker without the policy stops first.
+        bare.shutdown();
+        await bareRun;
         governed = await holder();
         await started;
         const outcome = await client.wait(passed, 60_000);
