@@ -8,9 +8,13 @@
  * The same text may run on SQLite, PostgreSQL and DuckDB, whose parsers this pure module cannot
  * use (libpg-query is asynchronous WebAssembly and knows one dialect only), so it reads the text
  * with a small tokenizer of its own: string literals (also E'...' and $tag$...$tag$), quoted
- * identifiers ("...", `...`, [...]), comments (-- and nested /* *\/) and parentheses. Nothing
- * inside a literal or a comment can name a relation. It judges no validity: SQL the engines
- * refuse may give any answer here, and the engine's own error comes when it runs.
+ * identifiers ("...", `...`, [...]), comments (-- and /* *\/) and parentheses. Nothing inside a
+ * literal or a comment can name a relation. It judges no validity: SQL the engines refuse may
+ * give any answer here, and the engine's own error comes when it runs.
+ *
+ * Where the engines disagree it finds what any of them reads: PostgreSQL and DuckDB nest block
+ * comments and SQLite does not (`/* raw/*.csv *\/ SELECT * FROM b` reads b on SQLite, and is an
+ * unclosed comment on the others), so the text is read both ways and the reads of either count.
  */
 
 /** A relation the SQL reads. */
@@ -53,8 +57,15 @@ function quotedEnd(sql: string, start: number, close: string, backslash = false)
   return sql.length;
 }
 
-/** The end of a block comment starting at `start`; nested as PostgreSQL and DuckDB nest them. */
-function blockCommentEnd(sql: string, start: number): number {
+/** How block comments end: `nested` as PostgreSQL and DuckDB read them, `flat` (at the first `*\/`) as SQLite does. */
+type Comments = 'nested' | 'flat';
+
+/** The end of a block comment starting at `start`. */
+function blockCommentEnd(sql: string, start: number, comments: Comments): number {
+  if (comments === 'flat') {
+    const end = sql.indexOf('*/', start + 2);
+    return end < 0 ? sql.length : end + 2;
+  }
   let depth = 0;
   let i = start;
   while (i < sql.length) {
@@ -70,7 +81,7 @@ function blockCommentEnd(sql: string, start: number): number {
   return sql.length;
 }
 
-function tokenize(sql: string): Token[] {
+function tokenize(sql: string, comments: Comments): Token[] {
   const tokens: Token[] = [];
   const n = sql.length;
   let i = 0;
@@ -83,7 +94,7 @@ function tokenize(sql: string): Token[] {
       const end = sql.indexOf('\n', i);
       i = end < 0 ? n : end + 1;
     } else if (c === '/' && next === '*') {
-      i = blockCommentEnd(sql, i);
+      i = blockCommentEnd(sql, i, comments);
     } else if (c === "'") {
       const end = quotedEnd(sql, i, "'");
       tokens.push({ kind: 'literal', text: sql.slice(i + 1, end - 1).replaceAll("''", "'"), at: i + 1 });
@@ -306,8 +317,9 @@ class Reader {
     if (items[last + 1]?.kind === 'group') return last;
     const token = parts[parts.length - 1]!;
     const qualifier = parts.length > 1 ? parts.slice(0, -1).map(nameOf).join('.') : null;
-    if (qualifier !== null || !scope.has(nameOf(token))) {
-      this.found.push({ name: nameOf(token), qualifier, quoted: token.kind === 'quoted', at: token.at });
+    const name = nameOf(token);
+    if (qualifier !== null || !scope.has(name)) {
+      this.found.push({ name, qualifier, quoted: token.kind === 'quoted', at: token.at });
     }
     return last;
   }
@@ -322,9 +334,18 @@ function compound(items: readonly Item[]): boolean {
   return items.some((item) => isWord(item, 'union'));
 }
 
+function read(sql: string, comments: Comments): SqlRelation[] {
+  const reader = new Reader();
+  reader.sequence(nest(tokenize(sql, comments)), new Scope());
+  return reader.found;
+}
+
 /** The relations `sql` reads, in the order they appear (a relation read twice is listed twice). */
 export function readRelations(sql: string): SqlRelation[] {
-  const reader = new Reader();
-  reader.sequence(nest(tokenize(sql)), new Scope());
-  return reader.found;
+  const nested = read(sql, 'nested');
+  if (!sql.includes('/*')) return nested;
+  const key = (r: SqlRelation): string => `${r.at} ${r.qualifier ?? ''} ${r.name}`;
+  const seen = new Set(nested.map(key));
+  const onlyFlat = read(sql, 'flat').filter((r) => !seen.has(key(r)));
+  return [...nested, ...onlyFlat].sort((a, b) => a.at - b.at);
 }

@@ -41,6 +41,8 @@ describe('resolveSpec: SQL that reads a node it does not depend on', () => {
       'SELECT * FROM ORDERS_CLEAN',
       'SELECT * FROM "orders_clean"',
       'SELECT * FROM "Orders_Clean"',
+      // SQLite ends a comment at its first */, so it runs this read; PostgreSQL and DuckDB would refuse the unclosed comment.
+      '/* inputs: raw/*.csv */ SELECT * FROM orders_clean',
     ]) {
       const error = refusal([raw, clean, { id: 'daily', dependsOn: ['orders_raw'], sql }]);
       expect(error.message, sql).toMatch(/^nodes\[2\]\.sql: daily's SQL reads orders_clean, a node of this spec that daily does not depend on: /);
