@@ -65,6 +65,14 @@ function problemOf(node: ResolvedNode, read: string, what: string, ancestors: Re
   );
 }
 
+/** What a read of a CTE's own name in its compound body without RECURSIVE (SQLite's implicit recursion) means elsewhere. */
+function implicitRecursion(read: string, what: string): string {
+  return (
+    `${what} reads ${read} in the body of a CTE of that name written without RECURSIVE, where PostgreSQL and DuckDB read the node ${read} ` +
+    `(SQLite alone reads the CTE itself): if recursion was meant, write WITH RECURSIVE.`
+  );
+}
+
 /**
  * The first place where a node's SQL, or one of its SQL checks, reads a node of the spec that
  * is not among its direct upstreams (undefined when none does). A node reading itself, a table
@@ -85,7 +93,8 @@ export function undeclaredRead(nodes: readonly ResolvedNode[]): ReadProblem | un
       for (const relation of readRelations(sql)) {
         const read = relation.name.toLowerCase();
         if (relation.qualifier !== null || read === node.id || !ids.has(read) || direct.has(read)) continue;
-        return { path, message: problemOf(node, read, what, ancestors) };
+        const problem = problemOf(node, read, what, ancestors);
+        return { path, message: relation.implicitRecursion ? `${implicitRecursion(read, what)} As it stands, ${problem}` : problem };
       }
     }
   }

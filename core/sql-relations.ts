@@ -26,6 +26,11 @@ export type SqlRelation = {
   quoted: boolean;
   /** Offset of the name in the text. */
   at: number;
+  /**
+   * Read in the body of a CTE of the same name that is a compound SELECT (`... UNION ...`),
+   * without RECURSIVE: PostgreSQL and DuckDB read the relation there, SQLite the CTE itself.
+   */
+  implicitRecursion: boolean;
 };
 
 type Token =
@@ -186,12 +191,20 @@ const KEYWORD_ARGUMENTS = new Set(['extract', 'substring', 'trim', 'overlay', 'p
 /** CTE names in scope, innermost first; compared folded, as SQLite and DuckDB compare names. */
 class Scope {
   private readonly names = new Set<string>();
+  /** Compound CTEs without RECURSIVE whose body this is: see SqlRelation.implicitRecursion. */
+  private readonly enclosing = new Set<string>();
   constructor(private readonly outer?: Scope) {}
   add(name: string): void {
     this.names.add(name.toLowerCase());
   }
   has(name: string): boolean {
     return this.names.has(name.toLowerCase()) || (this.outer?.has(name) ?? false);
+  }
+  addEnclosing(name: string): void {
+    this.enclosing.add(name.toLowerCase());
+  }
+  inBodyOf(name: string): boolean {
+    return this.enclosing.has(name.toLowerCase()) || (this.outer?.inBodyOf(name) ?? false);
   }
 }
 
@@ -211,10 +224,11 @@ class Reader {
   /**
    * `WITH [RECURSIVE] name [(columns)] AS [[NOT] MATERIALIZED] (body), ...`: scans each body
    * with the names in scope there and adds the names to `scope`; returns where the main query
-   * starts. A body sees the CTEs before it; with RECURSIVE, all of them. It sees its own name
-   * with RECURSIVE, or when it is a compound SELECT, SQLite's recursive CTE without the keyword:
-   * otherwise a CTE named like the relation it reads (`WITH orders AS (SELECT ... FROM orders)`)
-   * reads that relation, as in PostgreSQL and DuckDB.
+   * starts. A body sees the CTEs before it; with RECURSIVE, all of them, its own name too.
+   * Without RECURSIVE a CTE named like the relation it reads (`WITH orders AS (SELECT ... FROM
+   * orders)`) reads that relation on PostgreSQL and DuckDB, a compound body too (`WITH daily AS
+   * (SELECT ... UNION ALL SELECT ... FROM daily)`), which SQLite alone takes for recursion: that
+   * read is found, marked implicitRecursion.
    */
   private ctes(items: readonly Item[], scope: Scope): number {
     let i = 1;
@@ -241,7 +255,7 @@ class Reader {
     if (recursive) for (const cte of ctes) scope.add(cte.name);
     for (const cte of ctes) {
       const own = new Scope(scope);
-      if (compound(cte.body.items)) own.add(cte.name);
+      if (!recursive && compound(cte.body.items)) own.addEnclosing(cte.name);
       this.sequence(cte.body.items, own);
       scope.add(cte.name);
     }
@@ -270,7 +284,7 @@ class Reader {
           continue;
         }
         if (item.kind === 'literal' && item.text !== undefined && /^[\p{L}_][\p{L}\p{N}_$]*$/u.test(item.text)) {
-          this.found.push({ name: item.text, qualifier: null, quoted: true, at: item.at });
+          this.found.push({ name: item.text, qualifier: null, quoted: true, at: item.at, implicitRecursion: scope.inBodyOf(item.text) });
           continue;
         }
       }
@@ -319,7 +333,7 @@ class Reader {
     const qualifier = parts.length > 1 ? parts.slice(0, -1).map(nameOf).join('.') : null;
     const name = nameOf(token);
     if (qualifier !== null || !scope.has(name)) {
-      this.found.push({ name, qualifier, quoted: token.kind === 'quoted', at: token.at });
+      this.found.push({ name, qualifier, quoted: token.kind === 'quoted', at: token.at, implicitRecursion: qualifier === null && scope.inBodyOf(name) });
     }
     return last;
   }

@@ -49,6 +49,21 @@ describe('resolveSpec: SQL that reads a node it does not depend on', () => {
     }
   });
 
+  it('refuses a compound CTE without RECURSIVE named like a node it does not depend on, and says to write WITH RECURSIVE if recursion was meant', () => {
+    const sql = 'WITH orders_clean AS (SELECT * FROM orders_raw UNION ALL SELECT * FROM orders_clean WHERE false) SELECT * FROM orders_clean';
+    const error = refusal([raw, clean, { id: 'daily', dependsOn: ['orders_raw'], sql }]);
+    expect(error.path).toBe('nodes[2].sql');
+    expect(error.message).toBe(
+      "nodes[2].sql: daily's SQL reads orders_clean in the body of a CTE of that name written without RECURSIVE, where PostgreSQL and DuckDB " +
+        'read the node orders_clean (SQLite alone reads the CTE itself): if recursion was meant, write WITH RECURSIVE. As it stands, ' +
+        "daily's SQL reads orders_clean, a node of this spec that daily does not depend on: its partitions would not wait for orders_clean's " +
+        'and would read whatever of orders_clean is published when they run (or nothing). Add it to dependsOn (with the mapping of the ' +
+        'partitions it reads), e.g. dependsOn: [orders_raw, orders_clean], or { node: orders_clean, mapping: all } to read all of its partitions',
+    );
+    // With the keyword, the name is the CTE's on every engine.
+    expect(() => resolveSpec(spec([raw, clean, { id: 'daily', dependsOn: ['orders_raw'], sql: sql.replace('WITH', 'WITH RECURSIVE') }]))).not.toThrow();
+  });
+
   it("refuses a read of an upstream's upstream: it would see every published partition, none staged, and record none", () => {
     const error = refusal([raw, clean, { id: 'daily', dependsOn: ['orders_clean'], sql: 'SELECT * FROM orders_clean c JOIN orders_raw r ON r.id = c.id' }]);
     expect(error.message).toBe(

@@ -38,8 +38,8 @@ describe('readRelations: FROM and JOIN', () => {
   it('gives where each name is and whether it was quoted', () => {
     const sql = 'SELECT * FROM orders o JOIN "Customers" c ON 1 = 1';
     expect(readRelations(sql)).toEqual([
-      { name: 'orders', qualifier: null, quoted: false, at: sql.indexOf('orders') },
-      { name: 'Customers', qualifier: null, quoted: true, at: sql.indexOf('Customers') },
+      { name: 'orders', qualifier: null, quoted: false, at: sql.indexOf('orders'), implicitRecursion: false },
+      { name: 'Customers', qualifier: null, quoted: true, at: sql.indexOf('Customers'), implicitRecursion: false },
     ]);
   });
 
@@ -76,7 +76,8 @@ describe('readRelations: common table expressions', () => {
     ['a later CTE reads an earlier one', 'WITH c AS (SELECT * FROM a), d AS (SELECT * FROM c JOIN b ON 1 = 1) SELECT * FROM d JOIN c ON 1 = 1', ['a', 'b']],
     ['an earlier CTE does not see a later one', 'WITH c AS (SELECT * FROM d), d AS (SELECT 1 AS x) SELECT * FROM c', ['d']],
     ['WITH RECURSIVE sees itself', 'WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < 5) SELECT n FROM s', []],
-    ["SQLite's recursive CTE without the keyword", 'WITH s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < 5) SELECT n FROM s', []],
+    ['a compound CTE without RECURSIVE reads the relation of its name', 'WITH daily AS (SELECT * FROM extra UNION ALL SELECT * FROM daily) SELECT * FROM daily', ['extra', 'daily']],
+    ["SQLite's recursive CTE without the keyword reads the relation on PostgreSQL and DuckDB", 'WITH s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < 5) SELECT n FROM s', ['s']],
     ['WITH RECURSIVE sees later CTEs', 'WITH RECURSIVE c AS (SELECT * FROM d), d AS (SELECT 1 FROM a) SELECT * FROM c', ['a']],
     ['a CTE named like the relation it reads reads that relation', 'WITH orders AS (SELECT * FROM orders WHERE paid) SELECT * FROM orders', ['orders']],
     ['a quoted CTE name', 'WITH "c" AS (SELECT 1 FROM a) SELECT * FROM c', ['a']],
@@ -90,6 +91,15 @@ describe('readRelations: common table expressions', () => {
     ['a CTE whose main query is TABLE', 'WITH c AS (SELECT 1 FROM a) TABLE c', ['a']],
   ];
   for (const [label, sql, expected] of cases) it(label, () => expect(reads(sql)).toEqual(expected));
+
+  it('marks a read of its own name in a compound CTE without RECURSIVE, which SQLite alone takes for recursion', () => {
+    const marked = (sql: string): string[] => readRelations(sql).filter((r) => r.implicitRecursion).map((r) => r.name);
+    expect(marked('WITH daily AS (SELECT * FROM extra UNION ALL SELECT * FROM daily) SELECT * FROM daily')).toEqual(['daily']);
+    expect(marked('WITH "Daily" AS (SELECT 1 UNION SELECT * FROM (SELECT * FROM daily) d) SELECT * FROM daily')).toEqual(['daily']);
+    expect(marked('WITH orders AS (SELECT * FROM orders WHERE paid) SELECT * FROM orders')).toEqual([]);
+    expect(marked('WITH c AS (SELECT 1 FROM a UNION SELECT 1 FROM b) SELECT * FROM c, a')).toEqual([]);
+    expect(marked('WITH c AS (SELECT 1 UNION SELECT 1 FROM main.c) SELECT * FROM c')).toEqual([]);
+  });
 });
 
 describe('readRelations: quoted identifiers', () => {
