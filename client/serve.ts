@@ -57,6 +57,13 @@ export async function waitForSignal(ended: Promise<unknown> = new Promise(() => 
   }
 }
 
+/** A step of afterStart that failed (`failure`): stopOnFailure says so, and ends with `failure` itself. */
+class StartFailure extends Error {
+  constructor(readonly failure: unknown) {
+    super(failure instanceof Error ? failure.message : String(failure), { cause: failure });
+  }
+}
+
 /**
  * The steps of a long-lived command between its workers' start and the wait for a signal
  * (printing its settings, announcing that it polls), then that wait. Pass it to stopOnFailure:
@@ -72,7 +79,7 @@ export async function afterStart(steps: () => Promise<void>, ended?: Promise<unk
   } catch (error) {
     // Settles once the stop that follows has ended the workers.
     waiting.catch(() => undefined);
-    throw error;
+    throw new StartFailure(error);
   }
   return waiting;
 }
@@ -92,17 +99,21 @@ export async function printStarted(value: unknown, what: string): Promise<void> 
 }
 
 /**
- * `waiting` (the wait for a signal or the worker's end), and when it fails (a worker failed
- * fatally: its native core, or a Worker's run()), `stop` of what the command started (`what`,
- * for the message) before the failure ends the command: else its connection and warehouse stay
- * open, and the Temporal dev server of `dev` and `demo` runs on, holding its lock. stderr says what failed.
+ * `waiting` (the wait for a signal or the worker's end, or afterStart), and when it fails (a
+ * worker failed fatally: its native core, or a Worker's run(); or a step of afterStart), `stop`
+ * of what the command started (`what`, for the message) before the failure ends the command:
+ * else its connection and warehouse stay open, and the Temporal dev server of `dev` and `demo`
+ * runs on, holding its lock. stderr says what failed: the worker, or the command's own step
+ * (the worker was fine).
  */
 export async function stopOnFailure<T>(waiting: Promise<T>, stop: () => Promise<WorkerStopped | null>, what: string, log: LogSettings): Promise<T> {
   try {
     return await waiting;
-  } catch (error) {
+  } catch (thrown) {
+    const error = thrown instanceof StartFailure ? thrown.failure : thrown;
     const failure = error instanceof Error ? error.message : String(error);
-    announce(log, `the worker failed: ${failure}; stopping ${what}`, { error: failure }, 'ERROR');
+    const which = thrown instanceof StartFailure ? 'could not finish starting' : 'the worker failed';
+    announce(log, `${which}: ${failure}; stopping ${what}`, { error: failure }, 'ERROR');
     try {
       const stopped = await stop();
       // The failure ends the command, not an expired grace that stop() may report with it.

@@ -87,8 +87,10 @@ describe('a worker whose step after the start fails', () => {
     const ended = await workerExit(['--json', '--warehouse', join(dir, 'warehouse.db'), '--task-queue', uniqueQueue('start-after')], 30_000, true);
     expect(ended.code, ended.stderr).toBe(1);
     expect(ended.stderr).toContain(
-      "the worker failed: could not print the worker's settings on stdout (--json): write EPIPE (whatever read stdout closed it): keep stdout open while it runs (or send it to a file), or leave out --json; stopping it (closing its connection and warehouse)",
+      "could not finish starting: could not print the worker's settings on stdout (--json): write EPIPE (whatever read stdout closed it): keep stdout open while it runs (or send it to a file), or leave out --json; stopping it (closing its connection and warehouse)",
     );
+    // The worker was fine: the command's own step failed.
+    expect(ended.stderr).not.toContain('the worker failed');
     expect(ended.stderr).not.toContain('failed too');
   });
 });

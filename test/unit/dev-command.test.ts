@@ -62,8 +62,10 @@ describe('backfill dev: a step after its start that fails', () => {
       expect(stack.stops).toBe(1);
       expect(result.code).not.toBe(0);
       expect(result.stderr).toContain(
-        'the worker failed: could not print the addresses on stdout (--json): write EPIPE (whatever read stdout closed it): keep stdout open while it runs (or send it to a file), or leave out --json; stopping it and the Temporal dev server',
+        'could not finish starting: could not print the addresses on stdout (--json): write EPIPE (whatever read stdout closed it): keep stdout open while it runs (or send it to a file), or leave out --json; stopping it and the Temporal dev server',
       );
+      // The worker was fine: the command's own step failed.
+      expect(result.stderr).not.toContain('the worker failed');
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
