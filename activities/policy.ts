@@ -12,12 +12,9 @@ import { dirname, resolve } from 'node:path';
 import { ApplicationFailure, Context, log } from '@temporalio/activity';
 import { parseDocument } from 'yaml';
 import { BackfillError } from '../core/errors.ts';
+import { GRPC, grpcCode } from '../client/connection.ts';
 import { parsePolicy, policyHash, type Policy } from '../core/policy.ts';
 import { ANY_POLICY, POLICY_MISMATCH, policyPinProblem } from '../core/policy-pin.ts';
-
-/** gRPC status codes of a server that refuses to list a task queue's pollers (for good). */
-const PERMISSION_DENIED = 7;
-const UNIMPLEMENTED = 12;
 
 /** The variable a worker reads its policy file from when --policy is not given. */
 export const POLICY_ENV = 'BACKFILL_POLICY';
@@ -87,9 +84,9 @@ export function createPolicyActivities(deps: {
     try {
       return await deps.policyHolders(queue);
     } catch (error) {
-      const code = (error as { code?: unknown }).code;
+      const code = grpcCode(error);
       const reason = error instanceof Error ? error.message : String(error);
-      if (code === PERMISSION_DENIED || code === UNIMPLEMENTED) {
+      if (code === GRPC.PERMISSION_DENIED || code === GRPC.UNIMPLEMENTED) {
         log.warn(`could not list the pollers of workflow queue '${queue}''s policy queue (${reason}): judging without a policy`);
         return false;
       }

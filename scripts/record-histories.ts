@@ -39,8 +39,7 @@ import { bundleWorkflows, createWorkers, type BackfillWorkers } from '../workers
 import { DEFAULT_TASK_QUEUE, type Tuning } from '../core/protocol.ts';
 import { backfillWorkflowId, nodeWorkflowId } from '../workflows/definitions.ts';
 import { startByHand } from './hand-made-start.ts';
-import { pollersOf } from '../client/pollers.ts';
-import { hasPolicyHolder, policyTaskQueue } from '../core/policy-pin.ts';
+import { policyHolderPolls } from '../client/pollers.ts';
 import { startDevServer } from '../host/dev-server.ts';
 
 const label = process.argv[2];
@@ -444,7 +443,7 @@ const SCENARIOS: Record<string, Scenario> = {
         return { run: set.run(), set };
       };
       let governed = await holder();
-      await until('the worker with the policy to poll the policy queue', async () => hasPolicyHolder(await pollersOf(client.connection, 'default', policyTaskQueue(queue), 'activity'), Date.now()));
+      await until('the worker with the policy to poll the policy queue', () => policyHolderPolls(client.connection, 'default', queue));
       governed.set.shutdown();
       await governed.run;
       const bare = await workersOf({ workflowQueue: queue });

@@ -20,8 +20,8 @@ import {
 import { IllegalStateError } from '@temporalio/common';
 import { BackfillError } from '../core/errors.ts';
 import { DEFAULT_TASK_QUEUE } from '../core/protocol.ts';
-import { hasPolicyHolder, policyHolderIdentity, policyTaskQueue } from '../core/policy-pin.ts';
-import { pollersOf } from '../client/pollers.ts';
+import { policyHolderIdentity, policyTaskQueue } from '../core/policy-pin.ts';
+import { policyHolderPolls } from '../client/pollers.ts';
 import { createApprovalActivities } from '../activities/approval.ts';
 import { createEstimateActivities } from '../activities/estimate.ts';
 import { createPolicyActivities, readPolicyFile } from '../activities/policy.ts';
@@ -187,7 +187,7 @@ export async function createWorkers(config: WorkerConfig): Promise<BackfillWorke
     ...createPolicyActivities({
       policyFile: config.policyFile,
       // A worker without a policy passes a start on to the queue's workers that have one, if any polls.
-      policyHolders: async (queue) => hasPolicyHolder(await pollersOf(config.connection, namespace, policyTaskQueue(queue), 'activity'), Date.now()),
+      policyHolders: (queue) => policyHolderPolls(config.connection, namespace, queue),
     }),
     ...createApprovalActivities(),
     ...createEstimateActivities({ warehouse: config.warehouse }),

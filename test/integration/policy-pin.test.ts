@@ -14,8 +14,7 @@ import type { Transform } from '../../activities/transforms.ts';
 import { readPolicyFile } from '../../activities/policy.ts';
 import type { BackfillError } from '../../core/errors.ts';
 import { discardWorkflowId } from '../../core/staged.ts';
-import { hasPolicyHolder, policyTaskQueue } from '../../core/policy-pin.ts';
-import { pollersOf } from '../../client/pollers.ts';
+import { policyHolderPolls } from '../../client/pollers.ts';
 import { backfillWorkflowId } from '../../workflows/definitions.ts';
 import { connectClient, scratch, startTestWorker, testSpec, uniqueQueue, waitFor, type TestWorker } from './helpers.ts';
 
@@ -100,9 +99,7 @@ describe('a first start where some workflow workers have a policy', () => {
       // A worker with the policy polls the queue's policy queue, marked as one; then it stops
       // (the server lists its poller a few minutes more): from now on a worker without it takes every start.
       const governed = await start(policyFile);
-      await waitFor('the worker with the policy to poll the policy queue', async () =>
-        hasPolicyHolder(await pollersOf(client.connection, 'default', policyTaskQueue(queue), 'activity'), Date.now()) || undefined,
-      );
+      await waitFor('the worker with the policy to poll the policy queue', async () => (await policyHolderPolls(client.connection, 'default', queue)) || undefined);
       await stop(governed);
       await start();
 
