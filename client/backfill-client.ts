@@ -70,6 +70,7 @@ import type { LineageReader } from '../activities/rollback-nodes.ts';
 import { GRPC, checkNamespace, connectionFailure, grpcCode, openConnection, resolveConnection, type ConnectionOverrides, type ConnectionSettings } from './connection.ts';
 import { datasetWriters, datasetsBusy, type DatasetWriter } from './dataset-writers.ts';
 import { visibilityLiteral } from './visibility.ts';
+import type { RunSummary } from '../core/go-on-from.ts';
 import { LiveEtas, NO_LIVE_ETA, anyMeasured, liveEta, liveWindows, withLiveEta, type LiveEta } from './eta.ts';
 import { registerSearchAttributes, rejectedAttribute, requireSearchAttributes, unregisteredAttribute, type SetupResult } from './search-attributes.ts';
 import { QUERY_TIMEOUT_MS, UNPOLLED_QUERY_TIMEOUT_MS, WORKER_TRANSFORMS, noAnswerError, noPollerSeen, noWorkerError } from './status-errors.ts';
@@ -1086,11 +1087,12 @@ export class BackfillClient {
     }
   }
 
-  /** The state a closed backfill ended with: its result, or (cancelled, failed) a query a worker answers by replaying it. */
-  private async endState(backfillId: string, status: string): Promise<BackfillCarry> {
-    if (status === 'COMPLETED') return (await this.result(backfillId)).carry;
+  /** The state a closed backfill (its run `runId`, else its latest) ended with: its result, or (cancelled, failed) a query a worker answers by replaying it. */
+  private async endState(backfillId: string, status: string, runId?: string): Promise<BackfillCarry> {
+    const handle = runId === undefined ? this.handle(backfillId) : this.client.workflow.getHandle<typeof backfillWorkflow>(backfillWorkflowId(backfillId), runId, { followRuns: false });
+    if (status === 'COMPLETED') return ((await handle.result()) as BackfillResult).carry;
     try {
-      return await this.client.withDeadline(Date.now() + QUERY_TIMEOUT_MS, () => this.handle(backfillId).query(carryQuery));
+      return await this.client.withDeadline(Date.now() + QUERY_TIMEOUT_MS, () => handle.query(carryQuery));
     } catch (error) {
       throw new BackfillError('not_running', `cannot read where backfill '${backfillId}' stopped (${(error as Error).message}): start a worker on its task queue, then try again`);
     }
@@ -1192,14 +1194,30 @@ export class BackfillClient {
     }
   }
 
+  /**
+   * The run of a closed backfill that a new run goes on from (core/go-on-from.ts): its latest,
+   * or, when the policy refused that one at admission, the latest run before it that was admitted.
+   */
+  private async goOnBase(backfillId: string, latest: WorkflowExecutionDescription): Promise<WorkflowExecutionDescription> {
+    const { goOnFrom, refusedAtAdmission } = await import('../core/go-on-from.ts');
+    if (!refusedAtAdmission(latest)) return latest;
+    const workflowId = backfillWorkflowId(backfillId);
+    const runs: RunSummary[] = [];
+    for await (const execution of this.client.workflow.list({ query: `WorkflowId = ${visibilityLiteral(workflowId)}` })) runs.push(execution);
+    const from = goOnFrom<RunSummary>(latest, runs);
+    return from.runId === latest.runId ? latest : this.client.workflow.getHandle(workflowId, from.runId, { followRuns: false }).describe();
+  }
+
   /** A new run of a closed backfill that skips what is published (the failures of `node`, or of every node, run again). */
   private async goOn(
     backfillId: string,
-    description: Awaited<ReturnType<BackfillClient['describe']>>,
+    latest: Awaited<ReturnType<BackfillClient['describe']>>,
     options: { spec?: ResolvedSpec; node?: string; retryFailed?: boolean } & GoOnOptions,
   ): Promise<{ started: Started; changed: string[]; plan: Plan }> {
+    // A run the policy refused at admission ran nothing and holds what it was refused for: the new run goes on from the one before it.
+    const description = await this.goOnBase(backfillId, latest);
     await this.notRolledBack(backfillId, description);
-    const original = await this.inputOf(backfillId);
+    const original = await this.firstInput(backfillWorkflowId(backfillId), description.runId);
     if (!original) throw new BackfillError('failed', `cannot read the input of backfill '${backfillId}'`);
     // Loaded here: the coordinator and the spec's schemas weigh on every other command's start.
     const [{ changedNodes }, { resumeCarry, resumedSpec }, { carrySpecProblem }] = await Promise.all([
@@ -1207,7 +1225,7 @@ export class BackfillClient {
       import('../core/coordinator.ts'),
       import('../core/carry-shape.ts'),
     ]);
-    const carry = await this.endState(backfillId, description.status.name);
+    const carry = await this.endState(backfillId, description.status.name, description.runId);
     // A fix sent while the last run ran (resume --spec) is in its end state, not in its input; one that cannot be read is refused, unless a new spec replaces it.
     const currentSpec = options.spec && carry.spec !== undefined && carrySpecProblem(carry.spec) !== null ? original.spec : resumedSpec(carry, original.spec);
     const changed = options.spec ? changedNodes(currentSpec, options.spec) : [];
@@ -1354,11 +1372,14 @@ export class BackfillClient {
       // Caught in the moment it ended: it is resumed.
       description = await this.describe(backfillId);
     }
+    // A retry-failed the policy refused ran nothing: the failures to retry are those of the run before it.
+    description = await this.goOnBase(backfillId, description);
     const status = description.status.name;
-    if (status === 'COMPLETED' && (await this.result(backfillId)).state !== 'completed_with_failures') {
+    const handle = this.client.workflow.getHandle<typeof backfillWorkflow>(backfillWorkflowId(backfillId), description.runId, { followRuns: false });
+    if (status === 'COMPLETED' && ((await handle.result()) as BackfillResult).state !== 'completed_with_failures') {
       throw new BackfillError('invalid_argument', `backfill '${backfillId}' completed with no failures: there is nothing to retry`);
     }
-    const carry = await this.endState(backfillId, status);
+    const carry = await this.endState(backfillId, status, description.runId);
     const failed = Object.entries(carry.readiness)
       .filter(([id]) => node === undefined || id === node)
       .reduce((sum, [, state]) => sum + RangeSet.fromJSON(state.failed).size, 0);

@@ -2,6 +2,8 @@
  * resume and retry-failed --rate / --concurrency: the new run of an ended backfill goes on under
  * the limits the operator gives (an overloaded warehouse is retried gently), judged by the
  * policy's caps as a start's are; a backfill that still runs is refused them, naming set-rate.
+ * A new run refused at admission ran nothing: the next plain resume or retry-failed goes on from
+ * the run before it (its limits, its failures), not from what the refused run was given.
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -18,11 +20,13 @@ describe('resume and retry-failed with --rate and --concurrency', () => {
   let worker: TestWorker;
   const queue = uniqueQueue('go-on-limits');
   /** Holds the partitions of `params.gate` until it opens. */
-  const gates = { resume: new Gate() };
-  /** The hours that fail (the warehouse overloaded) until the test heals them. */
+  const gates = { resume: new Gate(), refused: new Gate() };
+  /** The hours that fail (the warehouse overloaded) until the test heals them; `params.fails: 'again'` fails its own. */
   const failing = new Set(['2024-01-01T01', '2024-01-01T03']);
+  const failingAgain = new Set(['2024-01-01T02', '2024-01-01T04']);
   const overloaded: Transform = async ({ partition, params, signal }) => {
-    if (params.gate === undefined && failing.has(partition)) throw new NonRetryableError(`warehouse overloaded at ${partition}`);
+    const hours = params.fails === 'again' ? failingAgain : failing;
+    if (params.gate === undefined && hours.has(partition)) throw new NonRetryableError(`warehouse overloaded at ${partition}`);
     if (params.gate !== undefined) await gates[params.gate as keyof typeof gates].pass(signal);
   };
   const spec = (node: string, params: Record<string, unknown> = {}): SpecInput => ({
@@ -93,5 +97,50 @@ describe('resume and retry-failed with --rate and --concurrency', () => {
     expect(resumed.resumed?.backfillId).toBe(backfillId);
     expect((await client.wait(backfillId, 60_000)).state).toBe('completed');
     expect(await client.progress(backfillId)).toMatchObject({ state: 'completed', done: 6, rate: 20, concurrency: 4 });
+  }, 90_000);
+
+  it('a plain resume after one the policy refused goes on with the limits of the last admitted run, not the refused ones', async () => {
+    const { backfillId } = await client.start(testSpec(queue, spec('golimits_refused', { gate: 'refused' })), { taskQueue: queue, limits: { rate: 10, concurrency: 3 }, tuning: { reportIntervalMs: 100 } });
+    await waitFor('partitions at the gate', async () => (await client.progress(backfillId)).running > 0, 30_000);
+    await client.cancel(backfillId);
+    expect((await client.wait(backfillId, 60_000)).state).toBe('cancelled');
+
+    const over = await runCli<{ error: { code: string; message: string } }>(['resume', backfillId, '--rate', '100', '--json']);
+    expect(over.code).not.toBe(0);
+    expect(over.json?.error.code).toBe('policy_violation');
+    expect(over.json?.error.message).toContain("the backfill's rate 100/s is above the policy's cap of 20/s");
+
+    // Before, the new run's carry came from the refused run, which held rate 100: refused again.
+    gates.refused.open();
+    const plain = await runCli(['resume', backfillId]);
+    expect(plain.stderr).toBe('');
+    expect(plain.code).toBe(0);
+    expect(plain.stdout).toContain(`${backfillId} resumed in a new run; published partitions are skipped`);
+    expect((await client.wait(backfillId, 60_000)).state).toBe('completed');
+    expect(await client.progress(backfillId)).toMatchObject({ state: 'completed', done: 6, rate: 10, concurrency: 3 });
+    expect((await client.audit(backfillId)).map((e) => [e.action, e.outcome])).toEqual([
+      ['start', 'applied'],
+      ['cancel', 'applied'],
+      ['resume', 'refused'],
+      ['resume', 'applied'],
+    ]);
+  }, 90_000);
+
+  it('a plain retry-failed after one the policy refused retries the failures of the run before it', async () => {
+    const { backfillId } = await client.start(testSpec(queue, spec('golimits_retry_again', { fails: 'again' })), { taskQueue: queue, limits: { rate: 10, concurrency: 3 }, tuning: { reportIntervalMs: 100 } });
+    expect((await client.wait(backfillId, 60_000)).state).toBe('completed_with_failures');
+    failingAgain.clear();
+
+    const over = await runCli<{ error: { code: string; message: string } }>(['retry-failed', backfillId, '--rate', '100', '--json']);
+    expect(over.code).not.toBe(0);
+    expect(over.json?.error.code).toBe('policy_violation');
+
+    // Before, it looked at the refused run, which ran nothing: "0 failed partitions", and refused again for its rate.
+    const plain = await runCli(['retry-failed', backfillId]);
+    expect(plain.stderr).toBe('');
+    expect(plain.code).toBe(0);
+    expect(plain.stdout).toContain(`${backfillId} resumed in a new run to retry 2 failed partitions`);
+    expect((await client.wait(backfillId, 60_000)).state).toBe('completed');
+    expect(await client.progress(backfillId)).toMatchObject({ state: 'completed', done: 6, failed: 0, rate: 10, concurrency: 3 });
   }, 90_000);
 });
