@@ -36,10 +36,18 @@ export const rateOption = (help: string) => new Option('--rate <per-second>', he
 export const concurrencyOption = (help: string) => new Option('--concurrency <n>', help);
 
 /** --rate and --concurrency of resume and retry-failed: the new run of an ended backfill goes on with them (refused for a backfill that still runs). */
+/**
+ * `--spec` of resume and retry-failed: what a new spec changes. The backfill-wide limits are the
+ * backfill's, not the spec's (carried from run to run; the coordinator takes no others).
+ */
+export const goOnSpecHelp = (action: string) =>
+  `${action} with this spec (the same nodes and partitions): its transforms, SQL, parameters, checks and node settings (retry, batch size, timeouts, task queue, ` +
+  `and a node's rate and concurrency unless set-rate/set-concurrency --node set them). Not the backfill-wide rate and concurrency: those stay (give them with --rate, --concurrency; to a running backfill, set-rate, set-concurrency)`;
+
 export const goOnRateOption = () =>
-  rateOption("the new run's backfill-wide rate, partitions per second (or 'unlimited'), in place of the ended run's; the policy judges it as a start's (refused for a backfill that still runs: use set-rate)");
+  rateOption("the new run's backfill-wide rate, partitions per second (or 'unlimited'), in place of the last admitted run's; the policy judges it as a start's (refused for a backfill that still runs: use set-rate)");
 export const goOnConcurrencyOption = () =>
-  concurrencyOption("the new run's backfill-wide limit on partitions running at once (or 'unlimited'), in place of the ended run's; the policy judges it as a start's (refused for a backfill that still runs: use set-concurrency)");
+  concurrencyOption("the new run's backfill-wide limit on partitions running at once (or 'unlimited'), in place of the last admitted run's; the policy judges it as a start's (refused for a backfill that still runs: use set-concurrency)");
 
 export const LOG_FORMATS = ['text', 'json'] as const;
 

@@ -1,7 +1,7 @@
 /** `backfill resume <id>`: un-pauses a running backfill, or goes on with an ended one in a new run. */
 import { Command } from '@commander-js/extra-typings';
 import { HELP_GROUPS, documented } from '../help.ts';
-import { goOnConcurrencyOption, goOnRateOption, goOnSignKeyOption, jsonOption, print, reasonOption } from '../options.ts';
+import { goOnConcurrencyOption, goOnRateOption, goOnSignKeyOption, goOnSpecHelp, jsonOption, print, reasonOption } from '../options.ts';
 import { withClient } from '../with-client.ts';
 
 /** What still holds a backfill back after a control (an approval, a spent budget, a closed window). */
@@ -23,13 +23,13 @@ export const changedLine = (changed: string[]) => (changed.length > 0 ? `\n  new
 export function resumeCommand() {
   return documented(new Command('resume'), HELP_GROUPS.control, [
     ['backfill resume shop-2024', 'un-pauses a running backfill, or goes on with a cancelled or failed one (published partitions are skipped)'],
-    ['backfill resume shop-2024 --spec fixed.yaml', 'goes on with a fixed spec: same nodes and partitions, new SQL, parameters, checks or limits'],
+    ['backfill resume shop-2024 --spec fixed.yaml', 'goes on with a fixed spec: same nodes and partitions, new SQL, parameters, checks or node settings'],
     ['backfill resume shop-2024 --rate 5 --concurrency 2', 'goes on with a cancelled or failed one at most 5 partitions a second and 2 at once (a running one: set-rate, set-concurrency)'],
     ['backfill resume shop-2024 --reason source-fixed-INC-42 --sign-key ~/.ssh/id_ed25519', 'a signed new run of an ended backfill, where the policy wants every start signed (approval.signedStart)'],
   ])
     .description('go on: un-pause a running backfill, or resume a cancelled or failed one in a new run that skips what is published')
     .argument('<id>', 'backfill id')
-    .option('--spec <file>', 'go on with this spec (the same nodes and partitions; fixed transforms, SQL, parameters, checks or limits)')
+    .option('--spec <file>', goOnSpecHelp('go on'))
     .addOption(goOnRateOption())
     .addOption(goOnConcurrencyOption())
     .addOption(reasonOption())

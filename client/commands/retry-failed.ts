@@ -1,7 +1,7 @@
 /** `backfill retry-failed <id>`: runs the failed partitions again, then the ones they blocked. */
 import { Command } from '@commander-js/extra-typings';
 import { HELP_GROUPS, documented } from '../help.ts';
-import { goOnConcurrencyOption, goOnRateOption, goOnSignKeyOption, jsonOption, print, reasonOption } from '../options.ts';
+import { goOnConcurrencyOption, goOnRateOption, goOnSignKeyOption, goOnSpecHelp, jsonOption, print, reasonOption } from '../options.ts';
 import { withClient } from '../with-client.ts';
 import { changedLine, limitsLine } from './resume.ts';
 
@@ -27,7 +27,7 @@ export function retryFailedCommand() {
     .description('run the failed partitions again, then the ones they blocked (of a running or an ended backfill)')
     .argument('<id>', 'backfill id')
     .option('--node <node>', 'only this node')
-    .option('--spec <file>', 'retry with this spec (the same nodes and partitions; fixed transforms, SQL, parameters or checks)')
+    .option('--spec <file>', goOnSpecHelp('retry'))
     .addOption(goOnRateOption())
     .addOption(goOnConcurrencyOption())
     .addOption(reasonOption())

@@ -64,6 +64,15 @@ describe('help', () => {
     }
   });
 
+  it("says of resume and retry-failed --spec what a new spec changes: not the backfill-wide limits (before, resume's said it changed 'limits')", () => {
+    for (const name of ['resume', 'retry-failed']) {
+      const spec = program.commands.find((c) => c.name() === name)!.options.find((o) => o.long === '--spec')!.description;
+      expect(spec, name).toContain("node settings (retry, batch size, timeouts, task queue, and a node's rate and concurrency unless set-rate/set-concurrency --node set them)");
+      expect(spec, name).toContain('Not the backfill-wide rate and concurrency: those stay (give them with --rate, --concurrency; to a running backfill, set-rate, set-concurrency)');
+      expect(spec, name).not.toMatch(/checks or limits/);
+    }
+  });
+
   it('gives examples that the command line accepts, each under its own command', async () => {
     // A program whose actions do nothing: parsing checks the arguments, options and their values.
     const parsed: string[] = [];
