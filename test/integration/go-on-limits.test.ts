@@ -24,8 +24,9 @@ describe('resume and retry-failed with --rate and --concurrency', () => {
   /** The hours that fail (the warehouse overloaded) until the test heals them; `params.fails: 'again'` fails its own. */
   const failing = new Set(['2024-01-01T01', '2024-01-01T03']);
   const failingAgain = new Set(['2024-01-01T02', '2024-01-01T04']);
+  const failingOnceMore = new Set(['2024-01-01T00', '2024-01-01T05']);
   const overloaded: Transform = async ({ partition, params, signal }) => {
-    const hours = params.fails === 'again' ? failingAgain : failing;
+    const hours = params.fails === 'again' ? failingAgain : params.fails === 'once more' ? failingOnceMore : failing;
     if (params.gate === undefined && hours.has(partition)) throw new NonRetryableError(`warehouse overloaded at ${partition}`);
     if (params.gate !== undefined) await gates[params.gate as keyof typeof gates].pass(signal);
   };
@@ -142,5 +143,19 @@ describe('resume and retry-failed with --rate and --concurrency', () => {
     expect(plain.stdout).toContain(`${backfillId} resumed in a new run to retry 2 failed partitions`);
     expect((await client.wait(backfillId, 60_000)).state).toBe('completed');
     expect(await client.progress(backfillId)).toMatchObject({ state: 'completed', done: 6, failed: 0, rate: 10, concurrency: 3 });
+  }, 90_000);
+
+  it('a retry-failed with limits within the caps after one the policy refused counts and retries the failures of the run before it', async () => {
+    const { backfillId } = await client.start(testSpec(queue, spec('golimits_retry_within', { fails: 'once more' })), { taskQueue: queue, limits: { rate: 10, concurrency: 3 }, tuning: { reportIntervalMs: 100 } });
+    expect((await client.wait(backfillId, 60_000)).state).toBe('completed_with_failures');
+    failingOnceMore.clear();
+    expect((await runCli(['retry-failed', backfillId, '--rate', '100'])).code).not.toBe(0);
+
+    // Before, it counted the failures of the refused run, which had handed them over: "to retry 0 failed partitions".
+    const within = await runCli(['retry-failed', backfillId, '--rate', '20']);
+    expect(within.stderr).toBe('');
+    expect(within.stdout).toContain(`${backfillId} resumed in a new run to retry 2 failed partitions\n  new run's limits: rate 20/s\n`);
+    expect((await client.wait(backfillId, 60_000)).state).toBe('completed');
+    expect(await client.progress(backfillId)).toMatchObject({ state: 'completed', done: 6, failed: 0, rate: 20, concurrency: 3 });
   }, 90_000);
 });
