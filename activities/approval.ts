@@ -13,7 +13,9 @@
  * A refusal is a result, not a failure: the workflow records it and goes on waiting.
  */
 import { createHash, createPublicKey, verify } from 'node:crypto';
-import { parseSignedText, SIGNATURE_NAMESPACE, type SignedAction, type VerifiedSignature } from '../core/approval.ts';
+import { ApplicationFailure, log } from '@temporalio/activity';
+import { GRPC, grpcCode } from '../client/connection.ts';
+import { parseSignedText, SIGNATURE_NAMESPACE, type EarlierRun, type SignedAction, type VerifiedSignature } from '../core/approval.ts';
 import { signersOfKey, type AllowedSigner } from '../core/signers.ts';
 
 export type VerifyInput = {
@@ -206,10 +208,35 @@ export function verifySignedText(input: VerifyInput): VerifyResult {
   return { ok: true, verified: { subject, principals: current[0]!.principals, fingerprint: print } };
 }
 
-export function createApprovalActivities() {
+/** The runs of a workflow id the server lists, or why they cannot be known (an error that will not pass). */
+export type EarlierRuns = { ok: true; runs: EarlierRun[] } | { ok: false; reason: string };
+
+export function createApprovalActivities(deps: {
+  /** Every run of a workflow id (client/workflow-runs.ts `runsOfWorkflowId`, through the worker's connection). */
+  listRuns?: (workflowId: string) => Promise<EarlierRun[]>;
+} = {}) {
   return {
     async verifySignature(input: VerifyInput): Promise<VerifyResult> {
       return verifySignedText(input);
+    },
+    /**
+     * The runs of `workflowId`, for a signed start to be admitted once (core/approval.ts
+     * `checkRunFollowed`). Credentials that may not list them are an answer (the start is refused
+     * with it); a server that fails for now fails the attempt, retried.
+     */
+    async earlierRuns(input: { workflowId: string }): Promise<EarlierRuns> {
+      if (deps.listRuns === undefined) return { ok: false, reason: 'this worker was created without a connection to list them' };
+      try {
+        return { ok: true, runs: await deps.listRuns(input.workflowId) };
+      } catch (error) {
+        const code = grpcCode(error);
+        const reason = error instanceof Error ? error.message : String(error);
+        if (code === GRPC.PERMISSION_DENIED || code === GRPC.UNAUTHENTICATED || code === GRPC.UNIMPLEMENTED || code === GRPC.INVALID_ARGUMENT) {
+          log.warn(`could not list the runs of ${input.workflowId} (${reason}): its signed start is refused`);
+          return { ok: false, reason: `listing them was refused: ${reason}` };
+        }
+        throw ApplicationFailure.retryable(`could not list the runs of ${input.workflowId}: ${reason}`, 'RunsUnknown');
+      }
     },
   };
 }

@@ -34,6 +34,13 @@ export type SignedSubject = {
    * the other actions.
    */
   carryHash?: string;
+  /**
+   * A start: the run of its backfill id it follows (`runId`, the latest one the server had when it
+   * was signed), or `none` (FIRST_RUN) for the backfill's first run, so that it starts one run,
+   * once (checkStartOnce, checkRunFollowed). Absent from the other actions, and from a start
+   * signed by a client older than it (refused: sign again).
+   */
+  afterRun?: string;
   reason: string;
   /** When it was signed (ISO 8601, UTC): an old signature cannot be replayed past the policy's maximum age. */
   signedAt: string;
@@ -52,14 +59,19 @@ const AFTER_CARRY: readonly Field[] = [
   ['signed-at', 'signedAt'],
 ];
 
-/** The lines of a text of `action`, in order: a resume's and a retry-failed's have `carry` after `plan`. */
-function fieldsOf(action: string): readonly Field[] {
-  return [...BEFORE_CARRY, ...(goesOn(action) ? ([['carry', 'carryHash']] as const) : []), ...AFTER_CARRY];
+const AFTER_RUN: Field = ['after-run', 'afterRun'];
+
+/**
+ * The lines of a text of `action`, in order: a resume's and a retry-failed's have `carry` after
+ * `plan`; a start's, `after-run` (but one signed by an older client, without it).
+ */
+function fieldsOf(action: string, afterRun: boolean): readonly Field[] {
+  return [...BEFORE_CARRY, ...(goesOn(action) ? ([['carry', 'carryHash']] as const) : []), ...(action === 'start' && afterRun ? [AFTER_RUN] : []), ...AFTER_CARRY];
 }
 
 /** The exact text a signer signs. */
 export function signedText(subject: SignedSubject): string {
-  return `${HEADER}\n${fieldsOf(subject.action).map(([label, key]) => `${label}: ${JSON.stringify(subject[key] ?? '')}`).join('\n')}\n`;
+  return `${HEADER}\n${fieldsOf(subject.action, subject.afterRun !== undefined).map(([label, key]) => `${label}: ${JSON.stringify(subject[key] ?? '')}`).join('\n')}\n`;
 }
 
 /** The action an `action: "..."` line names, which decides the lines that follow (none when it names none). */
@@ -77,7 +89,8 @@ export function parseSignedText(text: string): SignedSubject | { error: string }
   const lines = text.split('\n');
   if (lines[0] !== HEADER) return { error: `does not start with '${HEADER}': sign the text backfill approve (or start, resume or retry-failed with --sign-key) prints` };
   const values: Partial<Record<keyof SignedSubject, string>> = {};
-  for (const [i, [label, key]] of fieldsOf(actionOf(lines[1] ?? '')).entries()) {
+  const fields = fieldsOf(actionOf(lines[1] ?? ''), (lines[BEFORE_CARRY.length + 1] ?? '').startsWith(`${AFTER_RUN[0]}: `));
+  for (const [i, [label, key]] of fields.entries()) {
     const line = lines[i + 1] ?? '';
     const prefix = `${label}: `;
     if (!line.startsWith(prefix)) return { error: `line ${i + 2} should be '${label}: "..."'` };
@@ -246,4 +259,93 @@ export function checkSignedStart(check: SignatureCheck, request: { reason?: stri
   }
   const problem = signatureAgeProblem(what, subject.signedAt, clock);
   return problem ? { ok: false, ...problem } : check;
+}
+
+/** The `after-run` of a start signed for the first run of its backfill id. */
+export const FIRST_RUN = 'none';
+
+/** The backfill id of a backfill workflow's id (`backfill/<id>`), or null when it is not one's. */
+export function backfillIdOfWorkflow(workflowId: string): string | null {
+  const prefix = 'backfill/';
+  return workflowId.startsWith(prefix) && workflowId.length > prefix.length ? workflowId.slice(prefix.length) : null;
+}
+
+const signedWhat = (subject: SignedSubject) => (subject.action === 'start' ? 'signed start' : `signed ${subject.action}`);
+
+/**
+ * A verified signed start (or resume, or retry-failed) counts only for the backfill whose workflow
+ * runs it: its input, which anyone who reads the history can copy, names the same backfill, but
+ * the workflow id it is started under is the backfill's (`workflowId`). A start also names the run
+ * it follows: one signed by an older client does not, and is refused. `check` as it is otherwise.
+ */
+export function checkStartOnce(check: SignatureCheck, own: { workflowId: string }): SignatureCheck {
+  if (!check.ok) return check;
+  const { subject } = check.verified;
+  const what = signedWhat(subject);
+  const ownId = backfillIdOfWorkflow(own.workflowId);
+  if (subject.backfillId !== ownId) {
+    const mine = ownId === null ? `this workflow's id '${own.workflowId}' is not a backfill's (backfill/<id>)` : `this workflow is backfill '${ownId}'`;
+    return {
+      ok: false,
+      code: 'other_backfill',
+      message: `the ${what} is for backfill '${subject.backfillId}', but ${mine}: a signature admits only the backfill it was signed for; sign the start of this backfill (backfill start --id <its id> --sign-key <your key>)`,
+    };
+  }
+  if (subject.action === 'start' && subject.afterRun === undefined) {
+    return {
+      ok: false,
+      code: 'old_signature',
+      message:
+        `the ${what} was made by an older backfill client: its text does not name the run of backfill '${subject.backfillId}' it follows (after-run), so a copy of it could start the backfill again; ` +
+        "nothing ran: sign the start again with this release's client (backfill start --sign-key)",
+    };
+  }
+  return check;
+}
+
+/** A run of a backfill's workflow id the server lists: its run id and when it started (epoch milliseconds). */
+export type EarlierRun = { runId: string; startedAt: number };
+
+/**
+ * A verified signed start is admitted once: it names the run it follows (`after-run`, FIRST_RUN
+ * for the first), which must be the latest run of its workflow id other than this one (`runs`: the
+ * server's list of them, this run's `ownRunId` left out here). A copy started again under the same
+ * id, once the signed run ended, finds that run after the one it was signed to follow. Only a
+ * plain start is judged so: a resume's and a retry-failed's signature is bound to its carry, and a
+ * continued run is not judged again. `check` as it is otherwise.
+ */
+export function checkRunFollowed(check: SignatureCheck, runs: readonly EarlierRun[], ownRunId: string): SignatureCheck {
+  if (!check.ok || check.verified.subject.action !== 'start') return check;
+  const { subject } = check.verified;
+  const latest = runs.filter((r) => r.runId !== ownRunId).reduce<EarlierRun | null>((a, r) => (a === null || r.startedAt > a.startedAt ? r : a), null);
+  const follows = subject.afterRun ?? FIRST_RUN;
+  if ((latest?.runId ?? FIRST_RUN) === follows) return check;
+  const again = `a signature starts one run, once; to run it again, sign its start again (backfill start --id ${subject.backfillId} --rerun --sign-key <your key>)`;
+  if (latest === null) {
+    return {
+      ok: false,
+      code: 'other_run',
+      message: `the signed start follows run ${follows} of backfill '${subject.backfillId}', but the server lists no earlier run of it: it was signed for another server or namespace's backfill of that id; ${again}`,
+    };
+  }
+  const signedFor = follows === FIRST_RUN ? `the first run of backfill '${subject.backfillId}'` : `the run of backfill '${subject.backfillId}' after run ${follows}`;
+  return {
+    ok: false,
+    code: 'already_used',
+    message: `the signed start was made for ${signedFor}, but it already ran (run ${latest.runId}, started ${new Date(latest.startedAt).toISOString()}): ${again}`,
+  };
+}
+
+/**
+ * The check of a signed start whose earlier runs the workers could not list (`cause`: why; no
+ * visibility permission, or the server unavailable past the retries): refused, never admitted unjudged.
+ */
+export function runsUnknownCheck(cause: string): SignatureCheck {
+  return {
+    ok: false,
+    code: 'runs_unknown',
+    message:
+      `the workflow workers could not list the earlier runs of this backfill's workflow id (${cause}), so it is not known that its signed start is used once: nothing ran; ` +
+      "give the workers' credentials visibility of the namespace (ListWorkflowExecutions) or wait for the server, then start it again",
+  };
 }

@@ -22,6 +22,7 @@ import { BackfillError } from '../core/errors.ts';
 import { DEFAULT_TASK_QUEUE } from '../core/protocol.ts';
 import { policyHolderIdentity, policyTaskQueue } from '../core/policy-pin.ts';
 import { policyHolderPolls } from '../client/pollers.ts';
+import { runsOfWorkflowId } from '../client/workflow-runs.ts';
 import { createApprovalActivities } from '../activities/approval.ts';
 import { createEstimateActivities } from '../activities/estimate.ts';
 import { createPolicyActivities, readPolicyFile } from '../activities/policy.ts';
@@ -189,7 +190,8 @@ export async function createWorkers(config: WorkerConfig): Promise<BackfillWorke
       // A worker without a policy passes a start on to the queue's workers that have one, if any polls.
       policyHolders: (queue) => policyHolderPolls(config.connection, namespace, queue),
     }),
-    ...createApprovalActivities(),
+    // A signed start is admitted once: the runs of its workflow id, through the worker's connection.
+    ...createApprovalActivities({ listRuns: (workflowId) => runsOfWorkflowId(config.connection, namespace, workflowId) }),
     ...createEstimateActivities({ warehouse: config.warehouse }),
   };
   const { tracing } = config;

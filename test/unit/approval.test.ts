@@ -7,7 +7,23 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { carryHash, checkSignedStart, decideApproval, parseSignedText, planHash, signedText, type SignedSubject, type VerifiedSignature } from '../../core/approval.ts';
+import { MockActivityEnvironment } from '@temporalio/testing';
+import {
+  backfillIdOfWorkflow,
+  carryHash,
+  checkRunFollowed,
+  checkSignedStart,
+  checkStartOnce,
+  decideApproval,
+  FIRST_RUN,
+  parseSignedText,
+  planHash,
+  runsUnknownCheck,
+  signedText,
+  type SignatureCheck,
+  type SignedSubject,
+  type VerifiedSignature,
+} from '../../core/approval.ts';
 import { parseAllowedSigners, type AllowedSigner } from '../../core/signers.ts';
 import { RangeSet } from '../../core/ranges.ts';
 import { resolveSpec } from '../../core/spec.ts';
@@ -228,6 +244,19 @@ describe('the signed text', () => {
     expect(parseSignedText(text.replace('action: "resume"', 'action: resume'))).toHaveProperty('error');
   });
 
+  it("has an after-run line for a start (the run it follows), and reads a start's text of an older client without it", () => {
+    const start = subject({ action: 'start', afterRun: FIRST_RUN });
+    const text = signedText(start);
+    expect(text.split('\n')[5]).toBe('after-run: "none"');
+    expect(parseSignedText(text)).toEqual(start);
+    const older = subject({ action: 'start' });
+    expect(signedText(older)).not.toContain('after-run');
+    expect(parseSignedText(signedText(older))).toEqual(older);
+    // Another action's text has none: with one, it is not a text of its action.
+    expect(parseSignedText(text.replace('"start"', '"approve"'))).toMatchObject({ error: expect.stringMatching(/line 6 should be 'reason: /) });
+    expect(signedText(subject({ afterRun: 'r1' }))).not.toContain('after-run');
+  });
+
   it('hashes a carry by its content: key order and fields left undefined do not count, as they do not once sent', () => {
     expect(carryHash({ a: 1, b: { c: [1, 2] }, d: undefined })).toBe(carryHash(JSON.parse(JSON.stringify({ b: { c: [1, 2] }, a: 1 }))));
     expect(carryHash({ a: 1 })).not.toBe(carryHash({ a: 2 }));
@@ -338,5 +367,96 @@ describe('checkSignedStart', () => {
   it('leaves a refused check as it is', () => {
     const refused = { ok: false as const, code: 'unknown_signer', message: 'no' };
     expect(checkSignedStart(refused, request, clock)).toBe(refused);
+  });
+});
+
+describe('a signed start admits one backfill, once', () => {
+  const ok = (overrides: Partial<SignedSubject> = {}): SignatureCheck => ({
+    ok: true,
+    verified: { subject: subject({ action: 'start', afterRun: FIRST_RUN, ...overrides }), principals: ['alice@example.com'], fingerprint: 'SHA256:alice' },
+  });
+  const own = { workflowId: 'backfill/revenue-2024' };
+
+  it('reads the backfill id of a backfill workflow id', () => {
+    expect(backfillIdOfWorkflow('backfill/revenue-2024')).toBe('revenue-2024');
+    expect(backfillIdOfWorkflow('backfill/')).toBeNull();
+    expect(backfillIdOfWorkflow('revenue-2024')).toBeNull();
+  });
+
+  it('counts only for the backfill whose workflow runs it, whatever its input names', () => {
+    const check = ok();
+    expect(checkStartOnce(check, own)).toBe(check);
+    expect(checkStartOnce(check, { workflowId: 'backfill/revenue-2024-copy' })).toEqual({
+      ok: false,
+      code: 'other_backfill',
+      message:
+        "the signed start is for backfill 'revenue-2024', but this workflow is backfill 'revenue-2024-copy': a signature admits only the backfill it was signed for; sign the start of this backfill (backfill start --id <its id> --sign-key <your key>)",
+    });
+    expect(checkStartOnce(check, { workflowId: 'by-hand' })).toMatchObject({ ok: false, code: 'other_backfill', message: expect.stringContaining("this workflow's id 'by-hand' is not a backfill's") });
+    // A resume's too (its signature is bound to its carry, not to a run it follows).
+    const resume = ok({ action: 'resume', carryHash: 'sha256:abc', afterRun: undefined });
+    expect(checkStartOnce(resume, own)).toBe(resume);
+    expect(checkStartOnce(resume, { workflowId: 'backfill/other' })).toMatchObject({ ok: false, code: 'other_backfill', message: expect.stringMatching(/^the signed resume is for backfill 'revenue-2024'/) });
+  });
+
+  it("refuses a start signed by an older client (no after-run), saying to sign again with this release's", () => {
+    expect(checkStartOnce(ok({ afterRun: undefined }), own)).toEqual({
+      ok: false,
+      code: 'old_signature',
+      message:
+        "the signed start was made by an older backfill client: its text does not name the run of backfill 'revenue-2024' it follows (after-run), so a copy of it could start the backfill again; nothing ran: sign the start again with this release's client (backfill start --sign-key)",
+    });
+  });
+
+  it('admits a start once: after the run it was signed to follow, and no later one', () => {
+    const first = ok();
+    // The first run of the id: the server lists only this run (or not yet even it).
+    expect(checkRunFollowed(first, [], 'mine')).toBe(first);
+    expect(checkRunFollowed(first, [{ runId: 'mine', startedAt: 5 }], 'mine')).toBe(first);
+    // Started again under the same id after it ran.
+    expect(checkRunFollowed(first, [{ runId: 'r1', startedAt: Date.parse('2024-05-01T11:00:00Z') }, { runId: 'mine', startedAt: 9 }], 'mine')).toEqual({
+      ok: false,
+      code: 'already_used',
+      message:
+        "the signed start was made for the first run of backfill 'revenue-2024', but it already ran (run r1, started 2024-05-01T11:00:00.000Z): a signature starts one run, once; to run it again, sign its start again (backfill start --id revenue-2024 --rerun --sign-key <your key>)",
+    });
+    // A --rerun signed after run r1 counts after r1 (the latest), not after r2.
+    const rerun = ok({ afterRun: 'r1' });
+    expect(checkRunFollowed(rerun, [{ runId: 'r1', startedAt: 1 }, { runId: 'r0', startedAt: 0 }, { runId: 'mine', startedAt: 3 }], 'mine')).toBe(rerun);
+    expect(checkRunFollowed(rerun, [{ runId: 'r1', startedAt: 1 }, { runId: 'r2', startedAt: 2 }], 'mine')).toMatchObject({
+      ok: false,
+      code: 'already_used',
+      message: expect.stringMatching(/^the signed start was made for the run of backfill 'revenue-2024' after run r1, but it already ran \(run r2, /),
+    });
+    expect(checkRunFollowed(rerun, [], 'mine')).toMatchObject({ ok: false, code: 'other_run', message: expect.stringContaining('the server lists no earlier run of it') });
+  });
+
+  it('leaves a refused check, and a resume or retry-failed (bound to its carry), as they are', () => {
+    const refused = { ok: false as const, code: 'expired', message: 'old' };
+    expect(checkStartOnce(refused, own)).toBe(refused);
+    expect(checkRunFollowed(refused, [{ runId: 'r1', startedAt: 1 }], 'mine')).toBe(refused);
+    const retry = ok({ action: 'retry-failed', carryHash: 'sha256:abc', afterRun: undefined });
+    expect(checkRunFollowed(retry, [{ runId: 'r1', startedAt: 1 }], 'mine')).toBe(retry);
+  });
+
+  it('refuses one whose earlier runs cannot be listed, with why', () => {
+    expect(runsUnknownCheck('permission denied')).toMatchObject({ ok: false, code: 'runs_unknown', message: expect.stringContaining('(permission denied)') });
+  });
+
+  it('earlierRuns: credentials that may not list runs are an answer; a server unavailable for now fails the attempt, to be retried', async () => {
+    const env = new MockActivityEnvironment();
+    let answer: Error | null = null;
+    const activities = createApprovalActivities({
+      listRuns: async (workflowId) => {
+        if (answer) throw answer;
+        return [{ runId: `${workflowId}:r1`, startedAt: 1 }];
+      },
+    });
+    expect(await env.run(activities.earlierRuns, { workflowId: 'backfill/a' })).toEqual({ ok: true, runs: [{ runId: 'backfill/a:r1', startedAt: 1 }] });
+    answer = Object.assign(new Error('7 PERMISSION_DENIED: not allowed'), { code: 7 });
+    expect(await env.run(activities.earlierRuns, { workflowId: 'backfill/a' })).toEqual({ ok: false, reason: 'listing them was refused: 7 PERMISSION_DENIED: not allowed' });
+    answer = Object.assign(new Error('14 UNAVAILABLE: no connection'), { code: 14 });
+    await expect(env.run(activities.earlierRuns, { workflowId: 'backfill/a' })).rejects.toMatchObject({ type: 'RunsUnknown', nonRetryable: false });
+    expect(await env.run(createApprovalActivities().earlierRuns, { workflowId: 'backfill/a' })).toMatchObject({ ok: false });
   });
 });
