@@ -17,7 +17,7 @@ import {
 } from '@temporalio/client';
 import { NamespaceNotFoundError, WorkflowIdReusePolicy, type Priority, type UpdateDefinition } from '@temporalio/common';
 import proto from '@temporalio/proto';
-import { carryHash, planHash, type PlanIdentity } from '../core/approval.ts';
+import { carryHash, FIRST_RUN, planHash, type PlanIdentity } from '../core/approval.ts';
 import type { AuditEntry, ControlMeta } from '../core/audit.ts';
 import { backfillDetails, backfillSummary } from '../core/details.ts';
 import { BackfillError } from '../core/errors.ts';
@@ -492,7 +492,7 @@ export class BackfillClient {
               { spec, range, ...(skip ? { skip } : {}), stage: options.stage === true, canary: canary && !carry ? canary : undefined },
               options.reason,
               // A run with a carry goes on from an ended one: signed as its action, over the carry it starts from.
-              carry ? { action: options.resumeRequest?.retryFailed ? 'retry-failed' : 'resume', carry } : undefined,
+              carry ? { action: options.resumeRequest?.retryFailed ? 'retry-failed' : 'resume', carry } : { afterRun: options.rerun ? await this.latestRunId(backfillId) : FIRST_RUN },
             ),
           }
         : {}),
@@ -544,19 +544,36 @@ export class BackfillClient {
     return { ...started, admission: await this.admission(backfillId, taskQueue) };
   }
 
+  /** The run id of the latest run of a backfill (the one a signed `start --rerun` follows), or FIRST_RUN when it has none. */
+  private async latestRunId(backfillId: string): Promise<string> {
+    try {
+      return (await this.describe(backfillId)).runId;
+    } catch (error) {
+      if (error instanceof BackfillError && error.code === 'not_found') return FIRST_RUN;
+      throw error;
+    }
+  }
+
   /**
    * The signed start: the canonical text of this start, signed with `keyFile` (ssh-keygen -Y sign).
-   * A new run of an ended backfill (`goesOn`) signs its action and the carry it starts from.
+   * A new run of an ended backfill (`goesOn`) signs its action and the carry it starts from; a
+   * start, the run it follows (`afterRun`: the latest of its id, for a `--rerun`; else FIRST_RUN).
    */
-  private async signStart(keyFile: string, backfillId: string, plan: PlanIdentity, reason: string | undefined, goesOn?: { action: 'resume' | 'retry-failed'; carry: BackfillCarry }) {
+  private async signStart(
+    keyFile: string,
+    backfillId: string,
+    plan: PlanIdentity,
+    reason: string | undefined,
+    goesOn: { action: 'resume' | 'retry-failed'; carry: BackfillCarry } | { afterRun: string },
+  ) {
     const { signSubject } = await import('./sign.ts');
     return signSubject(
       {
-        action: goesOn?.action ?? 'start',
+        action: 'action' in goesOn ? goesOn.action : 'start',
         backfillId,
         namespace: this.namespace,
         planHash: planHash(plan),
-        ...(goesOn ? { carryHash: carryHash(goesOn.carry) } : {}),
+        ...('action' in goesOn ? { carryHash: carryHash(goesOn.carry) } : { afterRun: goesOn.afterRun }),
         reason: reason?.trim() ?? '',
         signedAt: new Date().toISOString(),
       },

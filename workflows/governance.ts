@@ -14,7 +14,7 @@ import { ActivityFailure, ApplicationFailure, isCancellation, patched, proxyActi
 import type { ApprovalActivities } from '../activities/approval.ts';
 import type { EstimateActivities } from '../activities/estimate.ts';
 import type { PolicyActivities } from '../activities/policy.ts';
-import { carryHash, checkSignedStart, planHash, type SignatureCheck, type SignedAction } from '../core/approval.ts';
+import { carryHash, checkRunFollowed, checkSignedStart, checkStartOnce, planHash, runsUnknownCheck, type SignatureCheck, type SignedAction } from '../core/approval.ts';
 import { ANY_POLICY, policyTaskQueue } from '../core/policy-pin.ts';
 import { UNKNOWN_IDENTITY, parseMeta, type AuditEntry } from '../core/audit.ts';
 import type { BackfillCoordinator } from '../core/coordinator.ts';
@@ -43,6 +43,17 @@ export const ENDED_CONTROL_PINNED = 'ended-control-pinned';
  * a signature asks.
  */
 export const SIGNED_START_BOUND = 'signed-start-bound';
+/**
+ * Patch (docs/workflow-versions.md): a signed start admits one backfill, once. Its signature must
+ * name the backfill whose workflow id runs it (not only the one its input names: refused
+ * `other_backfill`); a plain start's must name the run it follows (`after-run`; an older client's
+ * does not: refused `old_signature`), which must be the latest run of its workflow id the server
+ * lists (the `earlierRuns` local activity; refused `already_used`, or `runs_unknown` when the
+ * workers cannot list them). Before, a signed start's input, copied from its history, started the
+ * backfill again within `approval.maxSignatureAge`, under another workflow id or its own once it
+ * ended. Only a start that carries a signature (judged under signed-start-bound) asks.
+ */
+export const SIGNED_START_ONCE = 'signed-start-once';
 
 /**
  * Patch (docs/workflow-versions.md): a first judgement (a start; a rollback or discard of a
@@ -146,6 +157,7 @@ export async function judgeStart(
     });
     // Aged at the run's start as the server recorded it: workers that were down a while do not expire it.
     startSignature = bound ? checkSignedStart(check, request, { now: info.runStartTime.getTime(), maxAgeMs: maxSignatureAgeMs(policy) }) : check;
+    if (bound && patched(SIGNED_START_ONCE)) startSignature = await startedOnce(startSignature);
   }
   const done = plan.nodes.reduce((sum, n) => sum + RangeSet.fromJSON(skipped[n.id]).size, 0);
   const state = coordinator.controlState();
@@ -175,6 +187,25 @@ export async function judgeStart(
       : {}),
   });
   return { ...verdict, policy: source };
+}
+
+/**
+ * A verified signed start, bound to this workflow's backfill and (a plain start) to the run it
+ * follows, by the runs of its workflow id the server lists. A run with a carry (a resume, a
+ * retry-failed) is bound to that carry already; a continued run is not judged again.
+ */
+async function startedOnce(check: SignatureCheck): Promise<SignatureCheck> {
+  const info = workflowInfo();
+  const own = checkStartOnce(check, { workflowId: info.workflowId });
+  if (!own.ok || own.verified.subject.action !== 'start') return own;
+  let listed: Awaited<ReturnType<typeof governanceActivities.earlierRuns>>;
+  try {
+    listed = await governanceActivities.earlierRuns({ workflowId: info.workflowId });
+  } catch (error) {
+    if (isCancellation(error)) throw error;
+    return runsUnknownCheck(failureMessage(error));
+  }
+  return listed.ok ? checkRunFollowed(own, listed.runs, info.runId) : runsUnknownCheck(listed.reason);
 }
 
 /** The failure a refused start ends with: the rules and how to comply, typed with the error code. */

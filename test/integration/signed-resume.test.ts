@@ -21,7 +21,7 @@ import { CORE_GENERATION, type BackfillCarry, type BackfillInput, type StartGove
 import type { ResolvedSpec, SpecInput } from '../../core/spec.ts';
 import { backfillWorkflowId } from '../../workflows/definitions.ts';
 import type { backfillWorkflow } from '../../workflows/index.ts';
-import { Gate, address, runCli, refusal, scratch, sshKeygen, startTestWorker, testSpec, uniqueQueue, waitFor, type TestWorker } from './helpers.ts';
+import { Gate, address, runCli, refusal, scratch, sshKeygen, startTestWorker, temporal, testSpec, uniqueQueue, waitFor, type TestWorker } from './helpers.ts';
 
 /** Partitions (`node/key`) the `flaky` transform fails, for good, until the test repairs them. */
 const failing = new Set<string>();
@@ -146,6 +146,56 @@ describe('a signed new run of an ended backfill, where the policy wants every st
     const report = await runCli<{ actions: Array<{ action: string; identity: string; verified: boolean }> }>(['report', backfillId, '--format', 'json', '--output', '-'], { BACKFILL_WAREHOUSE: warehousePath });
     expect(report.code, report.stderr).toBe(0);
     expect(report.json?.actions.at(-1)).toMatchObject({ action: 'retry-failed', identity: principal('bob'), verified: true });
+  });
+});
+
+/** Starts `input` with Temporal's own CLI under the workflow id `workflowId`, as anyone who can read and start workflows can; resolves to why the policy refused it. */
+async function copiedStart(input: BackfillInput, workflowId: string): Promise<string> {
+  const file = join(dir, `copied-${Date.now().toString(36)}.json`);
+  writeFileSync(file, JSON.stringify(input));
+  const started = await temporal(['workflow', 'start', '--type', 'backfillWorkflow', '--task-queue', queue, '--workflow-id', workflowId, '--input-file', file]);
+  expect(started.code, started.stderr).toBe(0);
+  const failure = (await refusal(alice.client.workflow.getHandle(workflowId).result())) as Error & { cause?: Error & { type?: string } };
+  expect(failure.cause?.type).toBe('policy_violation');
+  return failure.cause!.message;
+}
+
+describe('a signed start admits one backfill, once', () => {
+  it("its input copied from the history and started again with Temporal's CLI is refused, under another workflow id and under its own after it ended; a signed --rerun goes on", async () => {
+    const runSpec = spec([{ id: `once_${serial}`, transform: 'flaky' }]);
+    const backfillId = `signed-once-${Date.now().toString(36)}`;
+    const first = await alice.start(runSpec, { taskQueue: queue, id: backfillId, reason: REASON, signKey: key('alice') });
+    expect((await alice.wait(backfillId, 60_000)).state).toBe('completed');
+    const rows = (await worker.warehouse.ledger({ backfillId })).length;
+    const input = (await alice.inputOf(backfillId))!;
+
+    // Under another workflow id: the signature names the backfill it starts, which is not this workflow's.
+    const otherId = `${backfillId}-copy`;
+    expect(await copiedStart(input, backfillWorkflowId(otherId))).toContain(
+      `(other_backfill): the signed start is for backfill '${backfillId}', but this workflow is backfill '${otherId}'`,
+    );
+    // Audited as refused, as every refused signature is.
+    expect((await alice.audit(otherId)).at(-1)).toMatchObject({ action: 'start', verified: false, outcome: 'refused', details: { why: expect.stringContaining('(other_backfill)') } });
+    // Under its own id, once the first run ended (Temporal lets a closed workflow id be used again).
+    expect(await copiedStart(input, backfillWorkflowId(backfillId))).toContain(`(already_used): the signed start was made for the first run of backfill '${backfillId}', but it already ran (run ${first.runId}, started `);
+    expect((await worker.warehouse.ledger({ backfillId })).length).toBe(rows);
+
+    // A run again on purpose, signed afresh after the last run: admitted, once.
+    await alice.start(runSpec, { taskQueue: queue, id: backfillId, rerun: true, reason: REASON, signKey: key('bob') });
+    expect((await alice.wait(backfillId, 60_000)).state).toBe('completed');
+    expect((await alice.audit(backfillId)).at(-1)).toMatchObject({ action: 'start', identity: principal('bob'), verified: true, outcome: 'applied' });
+  });
+
+  it("a start signed by an older client (its text does not name the run it follows) is refused, saying to sign again with this release's client", async () => {
+    const runSpec = spec([{ id: `older_${serial}`, transform: 'flaky' }]);
+    const backfillId = `signed-older-${Date.now().toString(36)}`;
+    const signature = await signSubject(
+      { action: 'start', backfillId, namespace: alice.namespace, planHash: planHash({ spec: runSpec, range: {} }), reason: REASON, signedAt: new Date().toISOString() },
+      { keyFile: key('alice') },
+    );
+    const input: BackfillInput = { core: CORE_GENERATION, backfillId, spec: runSpec, range: {}, governance: { identity: principal('alice'), reason: REASON, signature } };
+    expect(await copiedStart(input, backfillWorkflowId(backfillId))).toMatch(/\(old_signature\): the signed start was made by an older backfill client.*sign the start again with this release's client/);
+    expect(await worker.warehouse.ledger({ backfillId })).toEqual([]);
   });
 });
 
