@@ -127,13 +127,33 @@ export type LedgerFields =
 
 const LEDGER_COLUMNS = [...TABLES[0]!.columns, ...TABLES[0]!.additions!].map((c) => c.name);
 
-/** The ledger's INSERT, with one `:name` parameter per column. */
-export function ledgerInsert(ledger: string): string {
-  return `INSERT INTO ${ledger} (${LEDGER_COLUMNS.join(', ')}) VALUES (${LEDGER_COLUMNS.map((c) => `:${c}`).join(', ')})`;
+/** A ledger row's values by column, as `ledgerValues` gives them. */
+export type LedgerValues = Record<string, unknown>;
+
+/**
+ * Ledger rows one INSERT writes at most: a batch's (`PublishBuffer` and a lake's group take at
+ * most 100 partitions) in one, with 2,700 parameters, far under the engines' limits (SQLite's
+ * 32,766, PostgreSQL's 65,535); and each engine's statement cache keeps at most 100 texts of it.
+ */
+export const LEDGER_ROWS_PER_INSERT = 100;
+
+/** The INSERTs that write these ledger rows, `perInsert` rows each at most: `:column_i` parameters for row i. */
+export function ledgerInserts(ledger: string, rows: readonly LedgerValues[], perInsert = LEDGER_ROWS_PER_INSERT): Array<{ sql: string; params: LedgerValues }> {
+  const inserts: Array<{ sql: string; params: LedgerValues }> = [];
+  for (let start = 0; start < rows.length; start += perInsert) {
+    const chunk = rows.slice(start, start + perInsert);
+    const params: LedgerValues = {};
+    const tuples = chunk.map((row, i) => {
+      for (const c of LEDGER_COLUMNS) params[`${c}_${i}`] = row[c];
+      return `(${LEDGER_COLUMNS.map((c) => `:${c}_${i}`).join(', ')})`;
+    });
+    inserts.push({ sql: `INSERT INTO ${ledger} (${LEDGER_COLUMNS.join(', ')}) VALUES ${tuples.join(', ')}`, params });
+  }
+  return inserts;
 }
 
-/** The parameters of the ledger's INSERT for one publish or failed check; `publishBegan`: when this partition's publish began. */
-export function ledgerValues(codec: Codec, write: PartitionWrite, version: number, fields: LedgerFields, inputs: InputVersions[], publishBegan?: number): Record<string, unknown> {
+/** A ledger row's values for one publish or failed check; `publishBegan`: when this partition's publish began. */
+export function ledgerValues(codec: Codec, write: PartitionWrite, version: number, fields: LedgerFields, inputs: InputVersions[], publishBegan?: number): LedgerValues {
   const finishedAt = Date.now();
   const durationMs = write.computedAt !== undefined && publishBegan !== undefined ? Math.max(0, write.computedAt - write.startedAt) + (finishedAt - publishBegan) : finishedAt - write.startedAt;
   const published = !('failed' in fields);

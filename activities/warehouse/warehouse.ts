@@ -11,7 +11,7 @@ import { changesFromRows, changesQuery, linksQuery, movedBy, pageLimit, type Cha
 import { PREVIOUS, THIS, checkAsync, type CheckOutcome } from './checks.ts';
 import { RowHasher, schemaHash, type ValueKind } from './checksum.ts';
 import { partitionLock, versionSelect, type Dialect, type TransactionOptions, type PublishRequest, type PublishStart, type Session, type SpecStatement, type Wanted } from './dialect.ts';
-import { TABLES, assertCost, ledgerInsert, ledgerRow, ledgerValues, madeOf, publishedOf, rollbackRecord, type ColumnDef, type InternalTable, type LedgerFields } from './ledger.ts';
+import { TABLES, assertCost, ledgerInserts, ledgerRow, ledgerValues, madeOf, publishedOf, rollbackRecord, type ColumnDef, type InternalTable, type LedgerFields, type LedgerValues } from './ledger.ts';
 import { inputVersions } from './lineage.ts';
 import { ledgerLayout, readOnlyWarehouse, unreadableLedger } from './reading.ts';
 import { assertDataset } from './names.ts';
@@ -81,6 +81,24 @@ type PublishGroup = { requests: GroupedPublish[]; partitions: number; rows: numb
 /** A group takes no more partitions or rows than this; a publish that would pass them starts the next group. */
 const GROUP_MAX_PARTITIONS = 100;
 const GROUP_MAX_ROWS = 50_000;
+
+/** A partition's publish: what it answers, and the ledger row it leaves to write (none when it found its version published already). */
+type PublishOutcome = { outcome: Published | { failed: string }; row?: LedgerValues };
+
+/** A ledger row waiting for its batch's INSERT (`publishEach`), with the write it records. */
+type PendingRow = { write: PartitionWrite; values: LedgerValues };
+
+/**
+ * Whether a partition's publish may read a pending ledger row before it writes anything: the
+ * rows of its own partition (this run's version, the newest), and, where an engine keeps a
+ * partition's files by a name that ignores case (the lake), of a partition whose key differs
+ * only in case; or, staged, its upstream's rows (the run's staged versions it pins).
+ */
+function readsPending(write: PartitionWrite, pending: PendingRow): boolean {
+  const other = pending.write;
+  if (write.inputs.some((input) => input.node === other.node)) return true;
+  return other.node === write.node && other.partition.toLowerCase() === write.partition.toLowerCase();
+}
 
 /** A check's errors, thrown inside the staging savepoint so that the new rows roll back. */
 class ChecksFailed extends Error {
@@ -293,7 +311,9 @@ export class SqlWarehouse implements Warehouse {
    * partition's publish is atomic on its own (a savepoint around it): the first that fails
    * keeps what its checks recorded and ends the batch; those before it are committed, and
    * nothing of those after it is written. A failure that ends the whole transaction (SQLite
-   * rolls it back itself on a full disk) keeps none: the batch fails at index 0 with it.
+   * rolls it back itself on a full disk) keeps none: the batch fails at index 0 with it. The
+   * ledger rows of the partitions it keeps (one that failed its checks included) go in one
+   * INSERT before the commit.
    */
   async publishMany(writes: readonly PartitionWrite[]): Promise<PublishedBatch> {
     writes.forEach((w) => (assertDataset(w.node), assertCost(w)));
@@ -365,27 +385,45 @@ export class SqlWarehouse implements Warehouse {
    */
   private async publishEach(s: Session, writes: readonly PartitionWrite[], { grouped }: { grouped: boolean }): Promise<PublishedBatch> {
     const published: Published[] = [];
+    // The ledger rows of the partitions published so far, written together when the batch ends
+    // (one statement, not one a partition): a partition's row is added only once its savepoint
+    // is released, so the row of one that threw is never among them.
+    const pending: PendingRow[] = [];
+    const ends = async (batch: PublishedBatch): Promise<PublishedBatch> => {
+      await this.writeLedger(s, pending);
+      return batch;
+    };
     for (const [index, write] of writes.entries()) {
-      let outcome: Published | { failed: string };
+      if (pending.some((row) => readsPending(write, row))) await this.writeLedger(s, pending);
+      let done: PublishOutcome;
       try {
-        outcome = writes.length === 1 || grouped ? await this.publishOne(s, write) : await s.savepoint(() => this.publishOne(s, write));
+        done = writes.length === 1 || grouped ? await this.publishOne(s, write) : await s.savepoint(() => this.publishOne(s, write));
       } catch (error) {
         if (index === 0 || grouped || s.ended === true) throw error;
-        return { published, failed: { index, error: error instanceof Error ? error : new Error(String(error)) } };
+        return ends({ published, failed: { index, error: error instanceof Error ? error : new Error(String(error)) } });
       }
+      if (done.row) pending.push({ write, values: done.row });
+      const { outcome } = done;
       // The partition is named by the activity and the failure details: kept out of the message, failures of one cause group together.
-      if ('failed' in outcome) return { published, failed: { index, error: new CheckFailedError(`checks failed: ${outcome.failed}`) } };
+      if ('failed' in outcome) return ends({ published, failed: { index, error: new CheckFailedError(`checks failed: ${outcome.failed}`) } });
       published.push(outcome);
     }
-    return { published };
+    return ends({ published });
+  }
+
+  /** Writes the pending ledger rows, and forgets them. */
+  private async writeLedger(s: Session, pending: PendingRow[]): Promise<void> {
+    const rows = pending.splice(0).map((row) => row.values);
+    for (const { sql, params } of ledgerInserts(this.t('ledger'), rows)) await s.run(sql, params);
   }
 
   /**
    * One partition's publish, in a transaction of its own or in a batch's: what it needs to
    * know first (one round trip where the dialect has `startPublish`), its rows, checks and
-   * summary (one more), then the pointer and the ledger row, which go with the commit.
+   * summary (one more), then the pointer, which goes with the commit. Its ledger row is left to
+   * the caller to write: `publishEach` writes a batch's together.
    */
-  private async publishOne(s: Session, write: PartitionWrite): Promise<Published | { failed: string }> {
+  private async publishOne(s: Session, write: PartitionWrite): Promise<PublishOutcome> {
     const { node, partition } = write;
     const began = Date.now();
     const start = await this.startPublish(s, write);
@@ -402,8 +440,8 @@ export class SqlWarehouse implements Warehouse {
         version: start.already.version,
       });
       // Staged by this run, now written directly (the run went on without staging): it is published now.
-      if (start.already.staged && !write.stage) return { ...(await this.promote(s, node, partition, start.already)), alreadyPublished: true };
-      return { ...start.already, alreadyPublished: true };
+      if (start.already.staged && !write.stage) return { outcome: { ...(await this.promote(s, node, partition, start.already)), alreadyPublished: true } };
+      return { outcome: { ...start.already, alreadyPublished: true } };
     }
     const version = start.latest + 1;
     const previousVersion = start.current;
@@ -419,10 +457,10 @@ export class SqlWarehouse implements Warehouse {
     }
     assertInTime(write);
     if (!('failed' in fields) && !write.stage) await this.point(s, node, partition, version, previousVersion);
-    await s.run(ledgerInsert(this.t('ledger')), ledgerValues(this.dialect.codec, write, version, fields, inputVersions(start.pinned), began));
-    if ('failed' in fields) return { failed: fields.failed };
+    const row = ledgerValues(this.dialect.codec, write, version, fields, inputVersions(start.pinned), began);
+    if ('failed' in fields) return { outcome: { failed: fields.failed }, row };
     const { columns: _columns, kinds: _kinds, ...published } = fields;
-    return { version, ...published, ...(write.stage ? { staged: true } : {}) };
+    return { outcome: { version, ...published, ...(write.stage ? { staged: true } : {}) }, row };
   }
 
   /** What a publish needs to know before it writes: the dialect's own `startPublish`, or these statements. */

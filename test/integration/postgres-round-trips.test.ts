@@ -86,6 +86,9 @@ function atMost(sent: { roundTrips: number; writes: number }, n: number): void {
   expect(sent.writes).toBeLessThanOrEqual(n);
 }
 
+/** backfill's INSERT of ledger rows. */
+const LEDGER_INSERT = /^INSERT INTO "?backfill"?\.ledger /;
+
 let partitions = 0;
 const next = (node: string, options: Parameters<typeof write>[2] = {}): PartitionWrite => write(node, `p${++partitions}`, options);
 const daily = { sql: 'SELECT country, SUM(amount) AS total FROM orders GROUP BY country', bindings: {} };
@@ -132,9 +135,23 @@ describe('round trips of a publish on PostgreSQL', () => {
     atMost(several, 4);
   });
 
-  it('a batch in one publishMany: 3 a partition and 1 for the commit', async () => {
+  it('a batch in one publishMany: 3 a partition and 1 for the commit; its ledger rows in one INSERT, sent with the commit', async () => {
     const sent = await traffic(() => warehouse.publishMany(Array.from({ length: 10 }, () => next('orders', { rows: ORDERS }))));
     atMost(sent, 31);
+    const ledger = sent.statements.filter((s) => LEDGER_INSERT.test(s));
+    expect(ledger).toHaveLength(1);
+    expect(ledger[0]!.split('), (')).toHaveLength(10);
+    // The INSERT goes out after the last partition's statements, just before the COMMIT.
+    expect(sent.statements.slice(-2)).toEqual([ledger[0], 'COMMIT']);
+  });
+
+  it("a batch whose partition's checks fail: the rows of those before it and its own in one INSERT; nothing of the partitions after it", async () => {
+    const failing = next('orders', { rows: ORDERS, checks: [{ type: 'not_null', columns: ['amount'], severity: 'error' }] });
+    const writes = [next('orders', { rows: ORDERS }), next('orders', { rows: ORDERS }), failing, next('orders', { rows: ORDERS })];
+    const sent = await traffic(() => warehouse.publishMany(writes));
+    expect(sent.statements.filter((s) => LEDGER_INSERT.test(s))).toHaveLength(1);
+    const ledger = await warehouse.ledger({ node: 'orders' });
+    expect(writes.map((w) => ledger.filter((r) => r.partition === w.partition).map((r) => r.status))).toEqual([['published'], ['published'], ['failed_check'], []]);
   });
 });
 

@@ -338,6 +338,27 @@ describe('lake: partition keys that differ only in case', () => {
   });
 });
 
+describe('lake: partition keys that differ only in case, in one batch', () => {
+  it("are refused as in two publishes: the second reads the first's ledger row, written before it is, not with the batch's", async () => {
+    const root = freshRoot();
+    const wh = new LakeWarehouse(root);
+    const sales = (partition: string, n: number) => write('sales', partition, { runKey: 'run-1', backfillId: 'bf-1', rows: [{ n }], stage: true });
+    try {
+      // Staged, US is in no pointer: only its ledger row says that its name is held.
+      const { published, failed } = await wh.publishMany([sales('EU', 1), sales('US', 2), sales('us', 3)]);
+      expect(published.map((p) => p.version)).toEqual([1, 1]);
+      expect([failed?.index, failed?.error]).toEqual([2, expect.any(InvalidDatasetError)]);
+      expect(failed?.error.message).toMatch(/partition 'us' differs only in case from its partition 'US', which is not published now \(a version of it is staged/);
+      expect((await wh.ledger({ node: 'sales' })).map((r) => [r.partition, r.status])).toEqual([
+        ['EU', 'staged'],
+        ['US', 'staged'],
+      ]);
+    } finally {
+      await wh.close();
+    }
+  });
+});
+
 describe('lake: the name of a partition that is gone', () => {
   const sales = (partition: string, n: number, more: Partial<PartitionWrite> = {}) => write('sales', partition, { runKey: `run-${n}`, backfillId: `bf-${n}`, rows: [{ n }], ...more });
 

@@ -179,6 +179,47 @@ describe('sqlite: its own storage', () => {
   });
 });
 
+describe("sqlite: a batch's ledger rows", () => {
+  let dir: string;
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  /** The statements `work` runs through better-sqlite3 that insert into the ledger, counted at the driver. */
+  async function ledgerInserts(work: () => Promise<unknown>): Promise<number> {
+    const probe = new Database(':memory:');
+    const prototype = Object.getPrototypeOf(probe.prepare('SELECT 1')) as { run: (...args: unknown[]) => unknown };
+    probe.close();
+    const run = prototype.run;
+    let inserts = 0;
+    prototype.run = function (this: { source: string }, ...args: unknown[]) {
+      if (this.source.startsWith('INSERT INTO main.backfill_ledger ')) inserts++;
+      return run.apply(this, args);
+    };
+    try {
+      await work();
+    } finally {
+      prototype.run = run;
+    }
+    return inserts;
+  }
+
+  it('are written by one INSERT for the batch, up to 100 rows each, and one for a partition published alone', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'backfill-warehouse-'));
+    const wh = new SqliteWarehouse(join(dir, 'warehouse.db'));
+    await wh.publish(write('orders', 'k0', { rows: [{ a: 0 }] }));
+    const batch = (from: number, n: number) => Array.from({ length: n }, (_, i) => write('orders', `k${from + i}`, { rows: [{ a: from + i }] }));
+    expect(await ledgerInserts(() => wh.publish(write('orders', 'k1', { rows: [{ a: 1 }] })))).toBe(1);
+    expect(await ledgerInserts(() => wh.publishMany(batch(2, 10)))).toBe(1);
+    // A failed check ends the batch: its row goes with those before it, in the same statement.
+    const failing = [...batch(12, 3), write('orders', 'k15', { rows: [], checks: [{ type: 'row_count', min: 1 }] }), ...batch(16, 2)];
+    expect(await ledgerInserts(async () => expect((await wh.publishMany(failing)).failed?.index).toBe(3))).toBe(1);
+    expect(await ledgerInserts(() => wh.publishMany(batch(100, 250)))).toBe(3);
+    const ledger = await wh.ledger({ node: 'orders' });
+    expect(ledger).toHaveLength(1 + 1 + 10 + 4 + 250);
+    expect(ledger.filter((r) => r.status === 'failed_check').map((r) => r.partition)).toEqual(['k15']);
+    await wh.close();
+  });
+});
+
 describe('sqlite: a transaction SQLite rolls back itself (a full disk)', () => {
   const dirs: string[] = [];
   afterEach(() => dirs.splice(0).forEach((d) => rmSync(d, { recursive: true, force: true })));

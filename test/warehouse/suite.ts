@@ -3,7 +3,7 @@
  * the integration tests): the same calls must give the same answers, checksums included.
  * SQL here is portable; what differs between engines is tested in each backend's own file.
  */
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { CheckInput } from '../../core/spec.ts';
 import { RowHasher } from '../../activities/warehouse/checksum.ts';
 import { PARTITION_COLUMN, VERSION_COLUMN } from '../../activities/warehouse/sql.ts';
@@ -292,6 +292,78 @@ export function warehouseSuite(kind: Warehouse['kind'], open: WarehouseFactory, 
       expect(c.failed?.error).toBeInstanceOf(SqlError);
       expect(await view('orders', 'order_id', 'order_id')).toEqual([1, 4].map((order_id) => ({ order_id })));
       expect((await wh.ledger({ node: 'orders' })).map((r) => r.partition).sort()).toEqual(['2024-01-01', '2024-01-04']);
+    });
+
+    it("a batch's ledger rows are, column for column, what its partitions published one by one wrote: a failed check's too, and none of a partition that threw", async () => {
+      const warn = [{ type: 'not_null' as const, columns: ['amount'], severity: 'warn' as const }];
+      const error = [{ type: 'not_null' as const, columns: ['amount'] }];
+      const writes = (node: string): PartitionWrite[] => [
+        write(node, 'k1', { rows: ORDERS, cost: 1.5, specHash: 'spec-1' }),
+        write(node, 'k2', { rows: ORDERS, checks: warn }),
+        write(node, 'k3', { selects: [{ sql: 'SELECT 1 AS n, :partition AS day', bindings: { partition: 'k3' } }] }),
+        write(node, 'k4', { rows: [{ order_id: 4 }], stage: true }),
+        write(node, 'k5', { rows: ORDERS, checks: error, startedAt: Date.UTC(2024, 0, 2) }),
+        write(node, 'k6', { rows: ORDERS }),
+      ];
+      const throwing = (node: string): PartitionWrite[] => [
+        write(node, 't1', { rows: [{ order_id: 1 }] }),
+        write(node, 't2', { selects: [{ sql: 'SELECT no_such_column FROM no_such_table', bindings: {} }] }),
+        write(node, 't3', { rows: [{ order_id: 3 }] }),
+      ];
+      // The clock stands still, so that the times each row records (finished_at, duration_ms) are alike too.
+      vi.useFakeTimers({ toFake: ['Date'], now: Date.UTC(2024, 0, 3) });
+      try {
+        const batch = await wh.publishMany(writes('batched'));
+        expect(batch.published.map((p) => p.version)).toEqual([1, 1, 1, 1]);
+        expect([batch.failed?.index, batch.failed?.error]).toEqual([4, expect.any(CheckFailedError)]);
+        const thrown = await wh.publishMany(throwing('batched'));
+        expect([thrown.published.length, thrown.failed?.index, thrown.failed?.error]).toEqual([1, 1, expect.any(SqlError)]);
+        for (const w of [...writes('alone').slice(0, 5), ...throwing('alone').slice(0, 2)]) await wh.publish(w).catch(() => undefined);
+      } finally {
+        vi.useRealTimers();
+      }
+      const rows = async (node: string) => {
+        const found = await raw.rows(`SELECT * FROM ${raw.ledgerTable} WHERE node = '${node}' ORDER BY partition, version`);
+        return found.map(({ node: _node, workflow_id: _workflow, ...rest }) => rest);
+      };
+      const batched = await rows('batched');
+      expect(batched.map((r) => [r.partition, r.status])).toEqual([
+        ['k1', 'published'],
+        ['k2', 'published'],
+        ['k3', 'published'],
+        ['k4', 'staged'],
+        ['k5', 'failed_check'],
+        ['t1', 'published'],
+      ]);
+      expect(batched).toEqual(await rows('alone'));
+      expect((await wh.ledger({ node: 'batched', partition: 'k2' }))[0]).toMatchObject({ warnings: ['not_null: 1 rows have amount NULL'], cost: null });
+    });
+
+    it('a partition published twice in one batch finds its first version, as in two publishes: the ledger row of the first is written before the second reads it', async () => {
+      const { published, failed } = await wh.publishMany([write('orders', 'k1', { rows: ORDERS }), write('orders', 'k2', { rows: ORDERS }), write('orders', 'k1', { rows: ORDERS, attempt: 2 })]);
+      expect(failed).toBeUndefined();
+      expect(published.map((p) => [p.version, p.alreadyPublished ?? false])).toEqual([
+        [1, false],
+        [1, false],
+        [1, true],
+      ]);
+      expect((await wh.ledger({ node: 'orders' })).map((r) => [r.partition, r.version, r.executions])).toEqual([
+        ['k1', 1, 2],
+        ['k2', 1, 1],
+      ]);
+    });
+
+    it("a staged partition in the batch of its upstream's staged partition pins that version, as it would after it", async () => {
+      const staged = { backfillId: 'bf-s', runKey: 'rs', stage: true } as const;
+      await wh.publish(write('orders', 'k1', { rows: [{ order_id: 1 }] }));
+      const { failed } = await wh.publishMany([
+        write('orders', 'k1', { ...staged, rows: [{ order_id: 1 }, { order_id: 2 }] }),
+        // It pins the version without reading it: a lake reads a version's file, which its commit writes.
+        write('counts', 'k1', { ...staged, rows: [{ n: 1 }], inputs: [{ node: 'orders', from: 'k1', to: 'k1' }] }),
+      ]);
+      expect(failed).toBeUndefined();
+      const [counts] = await wh.ledger({ node: 'counts' });
+      expect(counts?.inputs).toMatchObject([{ node: 'orders', versions: { k1: 2 } }]);
     });
 
     it('publishMany of a retry returns the versions already published', async () => {
