@@ -411,7 +411,10 @@ export class SqlWarehouse implements Warehouse {
     return ends({ published });
   }
 
-  /** Writes the pending ledger rows, and forgets them. */
+  /**
+   * Writes the pending ledger rows, and forgets them. Should their INSERT fail (no partition's
+   * doing: the rows are the engine's own), the transaction fails with it and keeps none.
+   */
   private async writeLedger(s: Session, pending: PendingRow[]): Promise<void> {
     const rows = pending.splice(0).map((row) => row.values);
     for (const { sql, params } of ledgerInserts(this.t('ledger'), rows)) await s.run(sql, params);
