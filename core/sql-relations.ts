@@ -31,6 +31,11 @@ export type SqlRelation = {
    * without RECURSIVE: PostgreSQL and DuckDB read the relation there, SQLite the CTE itself.
    */
   implicitRecursion: boolean;
+  /**
+   * Which reading of the block comments finds the read: `both`, or only one where they differ
+   * (a comment holding `/*`): `nested` as PostgreSQL and DuckDB end comments, `flat` as SQLite does.
+   */
+  readBy: 'both' | Comments;
 };
 
 type Token =
@@ -63,7 +68,7 @@ function quotedEnd(sql: string, start: number, close: string, backslash = false)
 }
 
 /** How block comments end: `nested` as PostgreSQL and DuckDB read them, `flat` (at the first `*\/`) as SQLite does. */
-type Comments = 'nested' | 'flat';
+export type Comments = 'nested' | 'flat';
 
 /** The end of a block comment starting at `start`. */
 function blockCommentEnd(sql: string, start: number, comments: Comments): number {
@@ -284,7 +289,7 @@ class Reader {
           continue;
         }
         if (item.kind === 'literal' && item.text !== undefined && /^[\p{L}_][\p{L}\p{N}_$]*$/u.test(item.text)) {
-          this.found.push({ name: item.text, qualifier: null, quoted: true, at: item.at, implicitRecursion: scope.inBodyOf(item.text) });
+          this.found.push({ name: item.text, qualifier: null, quoted: true, at: item.at, implicitRecursion: scope.inBodyOf(item.text), readBy: 'both' });
           continue;
         }
       }
@@ -333,7 +338,7 @@ class Reader {
     const qualifier = parts.length > 1 ? parts.slice(0, -1).map(nameOf).join('.') : null;
     const name = nameOf(token);
     if (qualifier !== null || !scope.has(name)) {
-      this.found.push({ name, qualifier, quoted: token.kind === 'quoted', at: token.at, implicitRecursion: qualifier === null && scope.inBodyOf(name) });
+      this.found.push({ name, qualifier, quoted: token.kind === 'quoted', at: token.at, implicitRecursion: qualifier === null && scope.inBodyOf(name), readBy: 'both' });
     }
     return last;
   }
@@ -359,7 +364,10 @@ export function readRelations(sql: string): SqlRelation[] {
   const nested = read(sql, 'nested');
   if (!sql.includes('/*')) return nested;
   const key = (r: SqlRelation): string => `${r.at} ${r.qualifier ?? ''} ${r.name}`;
-  const seen = new Set(nested.map(key));
-  const onlyFlat = read(sql, 'flat').filter((r) => !seen.has(key(r)));
-  return [...nested, ...onlyFlat].sort((a, b) => a.at - b.at);
+  const flat = read(sql, 'flat');
+  const inFlat = new Set(flat.map(key));
+  const inNested = new Set(nested.map(key));
+  const marked = nested.map((r): SqlRelation => (inFlat.has(key(r)) ? r : { ...r, readBy: 'nested' }));
+  const onlyFlat = flat.filter((r) => !inNested.has(key(r))).map((r): SqlRelation => ({ ...r, readBy: 'flat' }));
+  return [...marked, ...onlyFlat].sort((a, b) => a.at - b.at);
 }

@@ -38,8 +38,8 @@ describe('readRelations: FROM and JOIN', () => {
   it('gives where each name is and whether it was quoted', () => {
     const sql = 'SELECT * FROM orders o JOIN "Customers" c ON 1 = 1';
     expect(readRelations(sql)).toEqual([
-      { name: 'orders', qualifier: null, quoted: false, at: sql.indexOf('orders'), implicitRecursion: false },
-      { name: 'Customers', qualifier: null, quoted: true, at: sql.indexOf('Customers'), implicitRecursion: false },
+      { name: 'orders', qualifier: null, quoted: false, at: sql.indexOf('orders'), implicitRecursion: false, readBy: 'both' },
+      { name: 'Customers', qualifier: null, quoted: true, at: sql.indexOf('Customers'), implicitRecursion: false, readBy: 'both' },
     ]);
   });
 
@@ -140,6 +140,35 @@ describe('readRelations: literals and comments name nothing', () => {
     ['non-ASCII names', 'SELECT * FROM größen JOIN "données" ON 1 = 1', ['größen', 'données']],
   ];
   for (const [label, sql, expected] of cases) it(label, () => expect(reads(sql)).toEqual(expected));
+});
+
+describe('readRelations: which reading of the comments finds a read', () => {
+  /** `name:readBy` of each read. */
+  const readBy = (sql: string): string[] => readRelations(sql).map((r) => `${r.name}:${r.readBy}`);
+  const cases: Array<[string, string, string[]]> = [
+    ['no block comment: both', 'SELECT * FROM a -- /* FROM x\nJOIN b ON 1 = 1', ['a:both', 'b:both']],
+    ['comments that hold no /*: both', 'SELECT * FROM /* x */ a /* FROM y */ JOIN b ON 1 = 1', ['a:both', 'b:both']],
+    ['a properly nested comment with nothing after its inner */: both', 'SELECT /* x /* y */ */ * FROM t', ['t:both']],
+    ['after the first */ of a comment holding /*: SQLite only', 'SELECT * FROM t /* x /* y */ JOIN b ON 1 = 1 */', ['t:both', 'b:flat']],
+    ['an unclosed nested comment: SQLite only', '/* inputs: raw/*.csv */ SELECT * FROM b', ['b:flat']],
+    ["a quote SQLite's flat reading opens inside the comment: PostgreSQL only", "/* /* */ ' */ SELECT * FROM b -- '", ['b:nested']],
+  ];
+  for (const [label, sql, expected] of cases) it(label, () => expect(readBy(sql)).toEqual(expected));
+
+  it('marks a read found by one reading only, and never a read of text without /*', () => {
+    const piece = fc.constantFrom('/*', '*/', ' FROM a ', ' JOIN b ON 1 = 1 ', "'", ' x ', '--', '\n');
+    fc.assert(
+      fc.property(fc.array(piece, { maxLength: 12 }), (pieces) => {
+        const sql = `SELECT * FROM t ${pieces.join('')}`;
+        const found = readRelations(sql);
+        if (!sql.includes('/*')) expect(found.every((r) => r.readBy === 'both'), sql).toBe(true);
+        // The first read comes before any comment: both readings find it.
+        expect(found[0], sql).toMatchObject({ name: 't', readBy: 'both' });
+        for (const r of found) expect(['both', 'nested', 'flat'], sql).toContain(r.readBy);
+      }),
+      { numRuns: 500 },
+    );
+  });
 });
 
 describe('readRelations: FROM that is not a FROM clause', () => {
