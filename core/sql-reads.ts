@@ -15,7 +15,7 @@
  * well; the fix (one more entry in dependsOn) costs no parallelism, since `daily` waits for
  * those partitions of `raw` already.
  */
-import { readRelations } from './sql-relations.ts';
+import { readRelations, type SqlRelation } from './sql-relations.ts';
 import type { ResolvedNode } from './spec.ts';
 
 export type ReadProblem = { path: Array<string | number>; message: string };
@@ -74,27 +74,106 @@ function implicitRecursion(read: string, what: string): string {
 }
 
 /**
- * The first place where a node's SQL, or one of its SQL checks, reads a node of the spec that
- * is not among its direct upstreams (undefined when none does). A node reading itself, a table
- * that is not a node, and qualified names (which the warehouses refuse when the SQL runs) are
- * not its concern. Names are compared without case, as SQLite and DuckDB compare them.
+ * A node reading its own dataset by name. Nothing scopes or pins that read (a node cannot depend
+ * on itself): it shows whatever of the dataset is published when the partition runs, an
+ * earlier backfill's versions and this one's published so far, and on a first backfill there
+ * is no such table yet. A check has {{this}} and {{previous}} for what it would mean.
+ */
+function selfRead(node: ResolvedNode, shown: string, what: string, inCheck: boolean): string {
+  const reads =
+    `${what} reads ${shown}, ${node.id}'s own dataset: a node cannot depend on itself, so that read is not scoped to a partition or pinned, ` +
+    `and shows whatever of ${node.id} is published when it runs (an earlier backfill's versions and this one's so far; on a first backfill, no such table).`;
+  if (inCheck) return `${reads} Read {{this}} for the partition's new version, or {{previous}} for the published one it replaces`;
+  const example = node.dependsOn[0]?.node ?? '<upstream>';
+  return (
+    `${reads} To build on earlier periods, compute them from the upstream with a window or lag mapping, ` +
+    `e.g. dependsOn: [{ node: ${example}, mapping: { lag: { from: -6, to: 0 } } }] (docs/concepts.md, "Mappings")`
+  );
+}
+
+/** SQLite's names of backfill's own tables (PostgreSQL keeps them in a schema of their own, `backfill` by default). */
+const OWN_TABLES = new Set(['ledger', 'partitions', 'rollbacks', 'meta', 'leases', 'scope'].map((t) => `backfill_${t}`));
+const VERSIONS = '__versions';
+
+/**
+ * A name that reaches a dataset or backfill's tables other than by a dataset's plain name: the
+ * warehouses refuse it inside a partition (or find no such table), and it would read every
+ * partition, not the ones this one maps to. A versions table (`<node>__versions`: node ids hold
+ * no `__`), backfill's own tables (`backfill_ledger`, anything in a schema named `backfill`), a
+ * node named with a schema (`main.orders`, `public.orders`, `"analytics"."orders"`: the schema
+ * of the datasets' views is the connection's, unknown here, so any schema counts).
+ */
+function outsideRead(node: ResolvedNode, relation: SqlRelation, what: string, inCheck: boolean, ids: ReadonlySet<string>, direct: ReadonlySet<string>): string | undefined {
+  const name = relation.name.toLowerCase();
+  const schema = relation.qualifier?.toLowerCase().split('.').at(-1);
+  const shown = relation.qualifier === null ? relation.name : `${relation.qualifier}.${relation.name}`;
+  const refused = 'which the warehouses refuse inside a partition: it would read every partition, not the ones this one maps to, and the ledger would not record them as its inputs';
+  const plainly = (dataset: string): string =>
+    dataset === node.id
+      ? inCheck
+        ? 'Read {{this}} for the partition\'s new version, or {{previous}} for the published one it replaces'
+        : `A node cannot read its own dataset: build on earlier periods from its upstreams, with a window or lag mapping`
+      : direct.has(dataset)
+        ? `Read it by its plain name, FROM ${dataset}, which shows just the partitions this one maps to`
+        : ids.has(dataset)
+          ? `Read it by its plain name, FROM ${dataset}, with ${dataset} in dependsOn (e.g. ${withRead(node, dataset)}), which shows just the partitions this one maps to`
+          : `Read the dataset by its plain name, FROM ${dataset}`;
+  if (name.endsWith(VERSIONS)) {
+    const dataset = name.slice(0, -VERSIONS.length);
+    return `${what} reads ${shown}, the versions table backfill keeps for ${dataset} (every version of every partition), ${refused}. ${plainly(dataset)}`;
+  }
+  if (OWN_TABLES.has(name) || schema === 'backfill') {
+    return (
+      `${what} reads ${shown}, one of backfill's own tables (the ledger, the published pointers, the leases, the versions), ${refused}. ` +
+      `Spec SQL reads datasets by their plain names only (backfill's own records are shown by backfill status, lineage and report)`
+    );
+  }
+  if (relation.qualifier !== null && ids.has(name)) {
+    const other = `If ${shown} is a table of yours other than the dataset ${name}, rename the node, or read that table through a view of another name`;
+    if (name === node.id) return `${selfRead(node, shown, what, inCheck)}. ${other}`;
+    return (
+      `${what} reads ${shown}, the node ${name} named with a schema, ${refused} (or there is no such table). ${plainly(name)}. ${other}`
+    );
+  }
+  return undefined;
+}
+
+/** How the comments were read where a read is found by one reading only: the spec does not say which warehouse runs it. */
+function reading(relation: SqlRelation): string {
+  if (relation.readBy === 'both') return '';
+  const found =
+    relation.readBy === 'flat'
+      ? 'only as SQLite reads the text, which ends a /* comment at its first */ (PostgreSQL and DuckDB nest comments and read it as commented out)'
+      : 'only as PostgreSQL and DuckDB read the text, which nest /* comments (SQLite ends one at its first */ and reads it otherwise)';
+  return ` (This read is found ${found}; the spec does not say which warehouse runs it, so either reading counts. Do not write /* inside a comment, or use -- comments, and both read it alike.)`;
+}
+
+/**
+ * The first place where a node's SQL, or one of its SQL checks, reads what it may not (undefined
+ * when none does): a node of the spec that is not among its direct upstreams, its own dataset
+ * (its own WITH of that name is no read), or a dataset or backfill's tables by another name than
+ * a dataset's plain one (`outsideRead`). A table that is not a node passes. Names are compared
+ * without case, as SQLite and DuckDB compare them.
  */
 export function undeclaredRead(nodes: readonly ResolvedNode[]): ReadProblem | undefined {
   const ids = new Set(nodes.map((n) => n.id));
   const ancestors = ancestorsOf(nodes);
   for (const [i, node] of nodes.entries()) {
     const direct = new Set(node.dependsOn.map((d) => d.node));
-    const texts: Array<{ sql: string; path: Array<string | number>; what: string }> = [];
-    if (node.sql !== undefined) texts.push({ sql: node.sql, path: ['nodes', i, 'sql'], what: `${node.id}'s SQL` });
+    const texts: Array<{ sql: string; path: Array<string | number>; what: string; inCheck: boolean }> = [];
+    if (node.sql !== undefined) texts.push({ sql: node.sql, path: ['nodes', i, 'sql'], what: `${node.id}'s SQL`, inCheck: false });
     node.checks.forEach((check, c) => {
-      if (check.type === 'sql') texts.push({ sql: check.sql, path: ['nodes', i, 'checks', c, 'sql'], what: `${node.id}'s check '${check.name}'` });
+      if (check.type === 'sql') texts.push({ sql: check.sql, path: ['nodes', i, 'checks', c, 'sql'], what: `${node.id}'s check '${check.name}'`, inCheck: true });
     });
-    for (const { sql, path, what } of texts) {
+    for (const { sql, path, what, inCheck } of texts) {
       for (const relation of readRelations(sql)) {
         const read = relation.name.toLowerCase();
-        if (relation.qualifier !== null || read === node.id || !ids.has(read) || direct.has(read)) continue;
-        const problem = problemOf(node, read, what, ancestors);
-        return { path, message: relation.implicitRecursion ? `${implicitRecursion(read, what)} As it stands, ${problem}` : problem };
+        let problem = outsideRead(node, relation, what, inCheck, ids, direct);
+        if (problem === undefined && relation.qualifier === null && read === node.id) problem = selfRead(node, relation.name, what, inCheck);
+        if (problem === undefined && relation.qualifier === null && ids.has(read) && !direct.has(read)) problem = problemOf(node, read, what, ancestors);
+        if (problem === undefined) continue;
+        const message = relation.implicitRecursion ? `${implicitRecursion(read, what)} As it stands, ${problem}` : problem;
+        return { path, message: message + reading(relation) };
       }
     }
   }

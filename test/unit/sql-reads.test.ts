@@ -111,24 +111,145 @@ describe('resolveSpec: SQL that reads a node it does not depend on', () => {
     ).not.toThrow();
   });
 
-  it('accepts tables that are not nodes, its own dataset, qualified names and names in literals, comments or CTEs', () => {
+  it('accepts tables that are not nodes, qualified names of tables that are not nodes, and names in literals, comments or CTEs', () => {
     for (const sql of [
       'SELECT * FROM orders_raw JOIN dim_country USING (country)',
       'SELECT * FROM orders_raw WHERE id NOT IN (SELECT id FROM orders_clean_2023)',
+      'SELECT * FROM orders_raw JOIN analytics.dim_country USING (country) JOIN main.regions_2023 USING (region)',
+      // Plain names backfill uses in its own schema only: a table of the user's may have them.
+      'SELECT * FROM orders_raw JOIN ledger USING (id) JOIN partitions USING (id)',
       "SELECT 'FROM daily' AS note FROM orders_raw -- JOIN daily\n",
       'WITH daily AS (SELECT * FROM orders_raw) SELECT * FROM daily',
       'SELECT EXTRACT(year FROM daily) AS y FROM orders_raw',
     ]) {
       expect(() => resolveSpec(spec([raw, clean, { id: 'daily', dependsOn: ['orders_raw'], sql }])), sql).not.toThrow();
     }
-    // A node reading its own published partitions is not a read of another node.
-    expect(() => resolveSpec(spec([raw, { ...clean, sql: 'SELECT * FROM orders_raw WHERE id NOT IN (SELECT id FROM orders_clean)' }]))).not.toThrow();
-    // main.orders_clean is refused when the SQL runs (a qualified name reaches every partition).
-    expect(() => resolveSpec(spec([raw, clean, { id: 'daily', dependsOn: ['orders_raw'], sql: 'SELECT * FROM main.orders_clean' }]))).not.toThrow();
+    // A WITH named like the node itself is no read of its dataset.
+    expect(() => resolveSpec(spec([raw, { ...clean, sql: 'WITH orders_clean AS (SELECT * FROM orders_raw) SELECT * FROM orders_clean' }]))).not.toThrow();
   });
 
   it("accepts the shop example's spec", () => {
     const example = parse(readFileSync(join(import.meta.dirname, '../../examples/shop/backfill.yaml'), 'utf8')) as unknown;
     expect(resolveSpec(example).nodes).toHaveLength(6);
+  });
+});
+
+describe('resolveSpec: SQL that names a dataset or backfill\'s tables otherwise than by a dataset\'s plain name', () => {
+  const daily = (sql: string, dependsOn: unknown[] = ['orders_clean']) => ({ id: 'daily', dependsOn, sql });
+
+  it('refuses a node named with a schema, even a direct upstream, naming the field, the node, the name and the fix', () => {
+    const error = refusal([raw, clean, daily('SELECT COUNT(*) AS n FROM main.orders_clean')]);
+    expect(error.path).toBe('nodes[2].sql');
+    expect(error.message).toBe(
+      "nodes[2].sql: daily's SQL reads main.orders_clean, the node orders_clean named with a schema, which the warehouses refuse inside a " +
+        'partition: it would read every partition, not the ones this one maps to, and the ledger would not record them as its inputs (or there ' +
+        'is no such table). Read it by its plain name, FROM orders_clean, which shows just the partitions this one maps to. If main.orders_clean ' +
+        'is a table of yours other than the dataset orders_clean, rename the node, or read that table through a view of another name',
+    );
+  });
+
+  it('refuses any schema, quoted or not, in any case, and a catalog too; for a node not in dependsOn it shows the dependsOn to write', () => {
+    for (const [sql, shown] of [
+      ['SELECT * FROM public.orders_clean', 'public.orders_clean'],
+      ['SELECT * FROM "analytics"."orders_clean"', 'analytics.orders_clean'],
+      ['SELECT * FROM PUBLIC.ORDERS_CLEAN', 'public.orders_clean'],
+      ['SELECT * FROM lake.main.orders_clean', 'lake.main.orders_clean'],
+      ['SELECT * FROM orders_raw r JOIN temp.orders_clean c ON r.id = c.id', 'temp.orders_clean'],
+    ] as const) {
+      const error = refusal([raw, clean, daily(sql, ['orders_raw'])]);
+      expect(error.message, sql).toContain(`daily's SQL reads ${shown}, the node orders_clean named with a schema`);
+      expect(error.message, sql).toContain('Read it by its plain name, FROM orders_clean, with orders_clean in dependsOn (e.g. dependsOn: [orders_raw, orders_clean])');
+    }
+  });
+
+  it("refuses a versions table, plain or qualified, of any node or dataset, and says which dataset's plain name to read", () => {
+    for (const [sql, shown] of [
+      ['SELECT * FROM orders_clean__versions', 'orders_clean__versions'],
+      ['SELECT * FROM backfill.orders_clean__versions', 'backfill.orders_clean__versions'],
+      ['SELECT * FROM "backfill"."orders_clean__versions"', 'backfill.orders_clean__versions'],
+      ['SELECT * FROM main.orders_clean__versions', 'main.orders_clean__versions'],
+    ] as const) {
+      const error = refusal([raw, clean, daily(sql)]);
+      expect(error.message, sql).toContain(`daily's SQL reads ${shown}, the versions table backfill keeps for orders_clean (every version of every partition), which the warehouses refuse`);
+      expect(error.message, sql).toContain('Read it by its plain name, FROM orders_clean, which shows just the partitions this one maps to');
+    }
+    const other = refusal([raw, clean, daily('SELECT * FROM orders_clean JOIN customers_2023__versions USING (id)')]);
+    expect(other.message).toContain('the versions table backfill keeps for customers_2023');
+    expect(other.message).toMatch(/Read the dataset by its plain name, FROM customers_2023$/);
+  });
+
+  it("refuses backfill's own tables: SQLite's backfill_ledger and the others, anything in a schema named backfill", () => {
+    for (const [sql, shown] of [
+      ['SELECT * FROM backfill_ledger', 'backfill_ledger'],
+      ['SELECT * FROM main.backfill_partitions', 'main.backfill_partitions'],
+      ['SELECT * FROM temp.backfill_scope', 'temp.backfill_scope'],
+      ['SELECT * FROM backfill.ledger', 'backfill.ledger'],
+      ['SELECT * FROM "backfill".leases', 'backfill.leases'],
+      ['SELECT * FROM backfill.orders_clean', 'backfill.orders_clean'],
+    ] as const) {
+      const error = refusal([raw, clean, daily(`SELECT * FROM orders_clean WHERE id IN (${sql})`)]);
+      expect(error.message, sql).toContain(`daily's SQL reads ${shown}, one of backfill's own tables (the ledger, the published pointers, the leases, the versions), which the warehouses refuse`);
+    }
+  });
+
+  it('refuses them in a SQL check too', () => {
+    const check = { type: 'sql', name: 'all there', sql: 'SELECT * FROM {{this}} WHERE id NOT IN (SELECT id FROM main.orders_raw)' };
+    const error = refusal([raw, { ...clean, checks: [check] }]);
+    expect(error.path).toBe('nodes[1].checks[0].sql');
+    expect(error.message).toContain("orders_clean's check 'all there' reads main.orders_raw, the node orders_raw named with a schema");
+  });
+});
+
+describe('resolveSpec: SQL that reads its own dataset', () => {
+  it('refuses a node whose SQL reads its own dataset, and says to build on earlier periods with a mapping', () => {
+    const error = refusal([raw, { ...clean, sql: 'SELECT * FROM orders_raw WHERE id NOT IN (SELECT id FROM orders_clean)' }]);
+    expect(error.path).toBe('nodes[1].sql');
+    expect(error.message).toBe(
+      "nodes[1].sql: orders_clean's SQL reads orders_clean, orders_clean's own dataset: a node cannot depend on itself, so that read is not " +
+        'scoped to a partition or pinned, and shows whatever of orders_clean is published when it runs (an earlier backfill\'s versions and ' +
+        "this one's so far; on a first backfill, no such table). To build on earlier periods, compute them from the upstream with a window " +
+        'or lag mapping, e.g. dependsOn: [{ node: orders_raw, mapping: { lag: { from: -6, to: 0 } } }] (docs/concepts.md, "Mappings")',
+    );
+  });
+
+  it('refuses it quoted, in another case, in the compound body of a CTE of its name without RECURSIVE, and with a schema', () => {
+    for (const sql of ['SELECT * FROM "Orders_Clean"', 'SELECT * FROM ORDERS_CLEAN', 'WITH orders_clean AS (SELECT * FROM orders_raw UNION ALL SELECT * FROM orders_clean) SELECT * FROM orders_clean']) {
+      expect(refusal([raw, { ...clean, sql }]).message, sql).toContain("orders_clean's own dataset: a node cannot depend on itself");
+    }
+    const qualified = refusal([raw, { ...clean, sql: 'SELECT * FROM main.orders_clean' }]);
+    expect(qualified.message).toContain("orders_clean's SQL reads main.orders_clean, orders_clean's own dataset");
+    expect(qualified.message).toContain('If main.orders_clean is a table of yours other than the dataset orders_clean, rename the node');
+  });
+
+  it('refuses a SQL check that reads its own node by name, and names {{this}} and {{previous}}', () => {
+    const check = { type: 'sql', name: 'grew', sql: 'SELECT * FROM {{this}} WHERE (SELECT COUNT(*) FROM orders_clean) > 10' };
+    const error = refusal([raw, { ...clean, checks: [check] }]);
+    expect(error.path).toBe('nodes[1].checks[0].sql');
+    expect(error.message).toMatch(/^nodes\[1\]\.checks\[0\]\.sql: orders_clean's check 'grew' reads orders_clean, orders_clean's own dataset: /);
+    expect(error.message).toMatch(/Read \{\{this\}\} for the partition's new version, or \{\{previous\}\} for the published one it replaces$/);
+  });
+});
+
+describe('resolveSpec: a read that one reading of the comments finds', () => {
+  it('says it is found only as SQLite reads a comment holding /*, and how to avoid the ambiguity', () => {
+    const sql = 'SELECT * FROM orders_raw /* was: /* old */ JOIN orders_clean USING (id) */';
+    const error = refusal([raw, clean, { id: 'daily', dependsOn: ['orders_raw'], sql }]);
+    expect(error.message).toMatch(/^nodes\[2\]\.sql: daily's SQL reads orders_clean, a node of this spec that daily does not depend on: /);
+    expect(error.message).toMatch(
+      / \(This read is found only as SQLite reads the text, which ends a \/\* comment at its first \*\/ \(PostgreSQL and DuckDB nest comments and read it as commented out\); the spec does not say which warehouse runs it, so either reading counts\. Do not write \/\* inside a comment, or use -- comments, and both read it alike\.\)$/,
+    );
+    // Without the /* inside the comment, both readings agree: nothing is read.
+    expect(() => resolveSpec(spec([raw, clean, { id: 'daily', dependsOn: ['orders_raw'], sql: sql.replace('/* old */', '(old)') }]))).not.toThrow();
+  });
+
+  it('says it is found only as PostgreSQL and DuckDB read it', () => {
+    const sql = "/* /* */ ' */ SELECT * FROM orders_clean -- '";
+    const error = refusal([raw, clean, { id: 'daily', dependsOn: ['orders_raw'], sql }]);
+    expect(error.message).toContain('(This read is found only as PostgreSQL and DuckDB read the text, which nest /* comments');
+  });
+
+  it('adds nothing when both readings find the read', () => {
+    const error = refusal([raw, clean, { id: 'daily', dependsOn: ['orders_raw'], sql: '/* x /* y */ */ SELECT * FROM orders_clean' }]);
+    expect(error.message).not.toContain('This read is found');
   });
 });
