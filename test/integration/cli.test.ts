@@ -72,6 +72,18 @@ describe('backfill plan', () => {
       'invalid_spec',
       /nodes\[2\]\.sql: daily_revenue's SQL reads orders_clean, a node of this spec that daily_revenue does not depend on: .*Add it to dependsOn \(with the mapping of the partitions it reads\), e\.g\. dependsOn: \[orders_raw, orders_clean\]/,
     ],
+    [
+      'SQL that names a node with a schema',
+      `${base}nodes:\n  - { id: orders_raw, transform: noop }\n  - { id: orders_clean, dependsOn: [orders_raw], sql: 'SELECT * FROM main.orders_raw' }\n`,
+      'invalid_spec',
+      /nodes\[1\]\.sql: orders_clean's SQL reads main\.orders_raw, the node orders_raw named with a schema, which the warehouses refuse inside a partition: .*Read it by its plain name, FROM orders_raw, which shows just the partitions this one maps to/,
+    ],
+    [
+      'SQL that reads its own dataset',
+      `${base}nodes:\n  - { id: orders_raw, transform: noop }\n  - { id: orders_clean, dependsOn: [orders_raw], sql: 'SELECT * FROM orders_raw WHERE id NOT IN (SELECT id FROM orders_clean)' }\n`,
+      'invalid_spec',
+      /nodes\[1\]\.sql: orders_clean's SQL reads orders_clean, orders_clean's own dataset: a node cannot depend on itself, .*compute them from the upstream with a window or lag mapping/,
+    ],
     ['a mapping that does not fit', `${base}nodes:\n  - { id: a, transform: noop, partitions: { grain: week } }\n  - { id: b, transform: noop, partitions: { grain: month }, dependsOn: [{ node: a, mapping: window }] }\n`, 'mapping_mismatch', /nodes\[1\]\.dependsOn\[0\]\.mapping.*a week does not fit in a month/],
   ];
   for (const [label, body, code, message] of cases) {

@@ -18,6 +18,8 @@ import { readersReadAt, writeLedger } from '../warehouse/readers.ts';
 import { runCli } from '../unit/run-cli.ts';
 import { openExistingWarehouse, openLedgerIfThere } from '../../client/existing-warehouse.ts';
 import { EXIT } from '../../client/exit-codes.ts';
+import { resolveSpec } from '../../core/spec.ts';
+import { thrownBackfillError } from '../unit/backfill-error.ts';
 
 /** A ledger of an older layout: the schema `schema` with its ledger table alone, which setup would complete and a reader must leave as it is. */
 function olderLedger(schema: string): string {
@@ -521,6 +523,57 @@ describe('postgres: its own storage', () => {
     expect(String(error)).toMatch(/cannot connect to the PostgreSQL warehouse postgres:\/\/someone:\*\*\*@127\.0\.0\.1:1\/nowhere/);
     expect(String(error)).not.toMatch(/secret/);
     await warehouse.close();
+  });
+});
+
+describe('postgres: what plan refuses of the names spec SQL reads, the partition refuses or reads wrongly', () => {
+  /** `rolling` depends on `daily` (identity), and reads `sql`: plan's verdict. */
+  const planned = (sql: string) => () =>
+    resolveSpec({
+      name: 'plan',
+      partitions: { grain: 'day', start: '2024-01-01', end: '2024-01-04' },
+      nodes: [{ id: 'daily', transform: 'noop' }, { id: 'rolling', dependsOn: ['daily'], sql }],
+    });
+
+  it("a dataset or backfill's table named otherwise than by a dataset's plain name: plan refuses it, and the partition is refused when it runs", async () => {
+    // backfill's tables in the schema of its default name, the views in a schema of their own.
+    const views = `t_${randomUUID().slice(0, 8)}`;
+    await execIn(urlFor(database), `CREATE SCHEMA ${views}`);
+    const wh = new PostgresWarehouse(urlFor(database, views), { schema: 'backfill', warn: () => undefined });
+    try {
+      for (const day of ['2024-01-01', '2024-01-02']) await wh.publish(write('daily', day, { rows: [{ day, revenue: 10 }] }));
+      const inputs = [{ node: 'daily', from: '2024-01-02', to: '2024-01-02' }];
+      const names = [`${views}.daily`, `"${views}"."daily"`, 'backfill.daily__versions', '"backfill"."daily__versions"', 'backfill.ledger', 'backfill.partitions', 'backfill.leases', 'public.daily'];
+      for (const [i, name] of names.entries()) {
+        const sql = `SELECT COUNT(*) AS n FROM ${name}`;
+        expect(thrownBackfillError(planned(sql)).code, name).toBe('invalid_spec');
+        const error = await rejection(wh.publish(write('rolling', '2024-01-02', { backfillId: `bf-${i}`, runKey: `run-${i}`, selects: [{ sql, bindings: {} }], inputs })));
+        expect(error, name).toBeInstanceOf(SqlError);
+      }
+      expect(await wh.ledger({ node: 'rolling' })).toEqual([]);
+      expect(planned('SELECT COUNT(*) AS n FROM daily')).not.toThrow();
+      await wh.publish(write('rolling', '2024-01-02', { selects: [{ sql: 'SELECT COUNT(*) AS n FROM daily', bindings: {} }], inputs }));
+      expect(await wh.query('SELECT n FROM rolling')).toEqual([{ n: 1 }]);
+    } finally {
+      await wh.close();
+    }
+  });
+
+  it('a node reading its own dataset: plan refuses it; when it runs it reads what of itself is published, or fails on a first backfill', async () => {
+    const { warehouse: wh, cleanup } = await fresh();
+    try {
+      const sql = 'SELECT CAST(COUNT(*) + 1 AS integer) AS n FROM rolling';
+      expect(thrownBackfillError(planned(sql)).message).toContain("rolling's SQL reads rolling, rolling's own dataset: a node cannot depend on itself");
+      await wh.publish(write('daily', '2024-01-01', { rows: [{ revenue: 10 }] }));
+      const inputs = [{ node: 'daily', from: '2024-01-01', to: '2024-01-01' }];
+      expect(await rejection(wh.publish(write('rolling', '2024-01-01', { selects: [{ sql, bindings: {} }], inputs })))).toBeInstanceOf(SqlError);
+      await wh.publish(write('rolling', '2024-01-01', { backfillId: 'earlier', runKey: 'earlier', rows: [{ n: 100 }, { n: 100 }] }));
+      await wh.publish(write('rolling', '2024-01-02', { selects: [{ sql, bindings: {} }], inputs }));
+      await wh.publish(write('rolling', '2024-01-03', { selects: [{ sql, bindings: {} }], inputs }));
+      expect(await wh.query('SELECT n FROM rolling WHERE n < 100 ORDER BY n')).toEqual([{ n: 3 }, { n: 4 }]);
+    } finally {
+      await cleanup();
+    }
   });
 });
 

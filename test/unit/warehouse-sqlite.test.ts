@@ -7,6 +7,9 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { SqliteWarehouse, pgFloatText, type SqliteDialect } from '../../activities/warehouse/sqlite/sqlite-dialect.ts';
 import { sqliteRawAccess } from './sqlite-raw.ts';
 import { rejection, warehouseSuite, write } from '../warehouse/suite.ts';
+import { resolveSpec } from '../../core/spec.ts';
+import { thrownBackfillError } from './backfill-error.ts';
+import { SqlError } from '../../activities/warehouse/types.ts';
 
 warehouseSuite('sqlite', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'backfill-warehouse-'));
@@ -175,6 +178,56 @@ describe('sqlite: its own storage', () => {
     const wh = new SqliteWarehouse(path);
     await wh.publish(write('orders', 'k2', { rows: [{ a: 1 }], specHash: 'abc', cost: 2.5, checks: [{ type: 'row_count', max: 0, severity: 'warn' }] }));
     expect((await wh.ledger({ node: 'orders', partition: 'k2' }))[0]).toMatchObject({ specHash: 'abc', cost: 2.5, warnings: ['row_count: 1 rows, expected at most 0'] });
+    await wh.close();
+  });
+});
+
+describe('sqlite: what plan refuses of the names spec SQL reads, the partition refuses or reads wrongly', () => {
+  const dirs: string[] = [];
+  afterEach(() => dirs.splice(0).forEach((d) => rmSync(d, { recursive: true, force: true })));
+  /** `rolling` depends on `daily` (identity), and reads `sql`: plan's verdict. */
+  const planned = (sql: string) => () =>
+    resolveSpec({
+      name: 'plan',
+      partitions: { grain: 'day', start: '2024-01-01', end: '2024-01-04' },
+      nodes: [{ id: 'daily', transform: 'noop' }, { id: 'rolling', dependsOn: ['daily'], sql }],
+    });
+
+  it('a dataset or backfill\'s table named otherwise than by a dataset\'s plain name: plan refuses it, and the partition is refused when it runs', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'backfill-warehouse-'));
+    dirs.push(dir);
+    const wh = new SqliteWarehouse(join(dir, 'warehouse.db'));
+    for (const day of ['2024-01-01', '2024-01-02']) await wh.publish(write('daily', day, { rows: [{ day, revenue: 10 }] }));
+    const inputs = [{ node: 'daily', from: '2024-01-02', to: '2024-01-02' }];
+    const names = ['main.daily', '"main"."daily"', 'temp.daily', 'daily__versions', 'main.daily__versions', 'backfill_ledger', 'main.backfill_partitions', 'backfill_leases'];
+    for (const [i, name] of names.entries()) {
+      const sql = `SELECT COUNT(*) AS n FROM ${name}`;
+      expect(thrownBackfillError(planned(sql)).code, name).toBe('invalid_spec');
+      const error = await rejection(wh.publish(write('rolling', '2024-01-02', { backfillId: `bf-${i}`, runKey: `run-${i}`, selects: [{ sql, bindings: {} }], inputs })));
+      expect(error, name).toBeInstanceOf(SqlError);
+    }
+    expect(await wh.ledger({ node: 'rolling' })).toEqual([]);
+    // The plain name plans, and reads the partition it maps to.
+    expect(planned('SELECT COUNT(*) AS n FROM daily')).not.toThrow();
+    await wh.publish(write('rolling', '2024-01-02', { selects: [{ sql: 'SELECT COUNT(*) AS n FROM daily', bindings: {} }], inputs }));
+    expect(await wh.query('SELECT n FROM rolling')).toEqual([{ n: 1 }]);
+    await wh.close();
+  });
+
+  it('a node reading its own dataset: plan refuses it; when it runs it reads what of itself is published, or fails on a first backfill', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'backfill-warehouse-'));
+    dirs.push(dir);
+    const wh = new SqliteWarehouse(join(dir, 'warehouse.db'));
+    const sql = 'SELECT COUNT(*) + 1 AS n FROM rolling';
+    expect(thrownBackfillError(planned(sql)).message).toContain("rolling's SQL reads rolling, rolling's own dataset: a node cannot depend on itself");
+    await wh.publish(write('daily', '2024-01-01', { rows: [{ revenue: 10 }] }));
+    const inputs = [{ node: 'daily', from: '2024-01-01', to: '2024-01-01' }];
+    expect(await rejection(wh.publish(write('rolling', '2024-01-01', { selects: [{ sql, bindings: {} }], inputs })))).toBeInstanceOf(SqlError);
+    // Once a version of it is published (another backfill's), each partition reads every published partition of itself.
+    await wh.publish(write('rolling', '2024-01-01', { backfillId: 'earlier', runKey: 'earlier', rows: [{ n: 100 }, { n: 100 }] }));
+    await wh.publish(write('rolling', '2024-01-02', { selects: [{ sql, bindings: {} }], inputs }));
+    await wh.publish(write('rolling', '2024-01-03', { selects: [{ sql, bindings: {} }], inputs }));
+    expect(await wh.query('SELECT n FROM rolling WHERE n < 100 ORDER BY n')).toEqual([{ n: 3 }, { n: 4 }]);
     await wh.close();
   });
 });
