@@ -559,7 +559,7 @@ export function resolveSpec(document: unknown, knownTransforms?: ReadonlySet<str
     });
   });
 
-  // SQL reading a node it does not depend on would read whatever of it is published at the time (core/sql-reads.ts).
+  // SQL reading a node it does not depend on, itself, or a dataset by another name than its plain one would read the wrong partitions (core/sql-reads.ts).
   const read = undeclaredRead(nodes);
   if (read) fail('invalid_spec', read.path, read.message);
 

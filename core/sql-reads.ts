@@ -14,6 +14,11 @@
  * maps to, of a staged run none of them, and records no input of `raw`. So it is refused as
  * well; the fix (one more entry in dependsOn) costs no parallelism, since `daily` waits for
  * those partitions of `raw` already.
+ *
+ * A node's own dataset is refused too (it cannot depend on itself, so the read is of whatever
+ * of it is published), and so is a dataset or backfill's tables named other than by a
+ * dataset's plain name, which the warehouses' spec-SQL door refuses inside a partition: found
+ * here, the refusal comes at plan rather than when the partition runs.
  */
 import { readRelations, type SqlRelation } from './sql-relations.ts';
 import type { ResolvedNode } from './spec.ts';
