@@ -99,14 +99,19 @@ function selfRead(node: ResolvedNode, shown: string, what: string, inCheck: bool
 /** SQLite's names of backfill's own tables (PostgreSQL keeps them in a schema of their own, `backfill` by default). */
 const OWN_TABLES = new Set(['ledger', 'partitions', 'rollbacks', 'meta', 'leases', 'scope'].map((t) => `backfill_${t}`));
 const VERSIONS = '__versions';
+/** Where a warehouse keeps its datasets unless told otherwise: SQLite's and DuckDB's schemas, PostgreSQL's default one. */
+const DATASET_SCHEMAS = new Set(['main', 'temp', 'public']);
 
 /**
  * A name that reaches a dataset or backfill's tables other than by a dataset's plain name: the
  * warehouses refuse it inside a partition (or find no such table), and it would read every
  * partition, not the ones this one maps to. A versions table (`<node>__versions`: node ids hold
  * no `__`), backfill's own tables (`backfill_ledger`, anything in a schema named `backfill`), a
- * node named with a schema (`main.orders`, `public.orders`, `"analytics"."orders"`: the schema
- * of the datasets' views is the connection's, unknown here, so any schema counts).
+ * node named with a schema its datasets are kept in by default (`main.orders`, `temp.orders`,
+ * `public.orders`: SQLite's and DuckDB's schemas, PostgreSQL's default one of the views). Another
+ * schema (`raw.orders`) passes: a source table that shares a node's name is common, and the
+ * warehouse reads it as named (a PostgreSQL whose views are in another schema than `public`
+ * shows them there unscoped: the warehouse, not plan, knows that schema).
  */
 function outsideRead(node: ResolvedNode, relation: SqlRelation, what: string, inCheck: boolean, ids: ReadonlySet<string>, direct: ReadonlySet<string>): string | undefined {
   const name = relation.name.toLowerCase();
@@ -133,7 +138,7 @@ function outsideRead(node: ResolvedNode, relation: SqlRelation, what: string, in
       `Spec SQL reads datasets by their plain names only (backfill's own records are shown by backfill status, lineage and report)`
     );
   }
-  if (relation.qualifier !== null && ids.has(name)) {
+  if (schema !== undefined && DATASET_SCHEMAS.has(schema) && ids.has(name)) {
     const other = `If ${shown} is a table of yours other than the dataset ${name}, rename the node, or read that table through a view of another name`;
     if (name === node.id) return `${selfRead(node, shown, what, inCheck)}. ${other}`;
     return (

@@ -116,6 +116,8 @@ describe('resolveSpec: SQL that reads a node it does not depend on', () => {
       'SELECT * FROM orders_raw JOIN dim_country USING (country)',
       'SELECT * FROM orders_raw WHERE id NOT IN (SELECT id FROM orders_clean_2023)',
       'SELECT * FROM orders_raw JOIN analytics.dim_country USING (country) JOIN main.regions_2023 USING (region)',
+      // A source table in a schema of the user's that shares a node's name (dbt's staging `orders` from `raw.orders`).
+      'SELECT * FROM orders_raw JOIN raw.orders_clean USING (id) JOIN "Analytics"."daily" USING (id)',
       // Plain names backfill uses in its own schema only: a table of the user's may have them.
       'SELECT * FROM orders_raw JOIN ledger USING (id) JOIN partitions USING (id)',
       "SELECT 'FROM daily' AS note FROM orders_raw -- JOIN daily\n",
@@ -148,10 +150,10 @@ describe('resolveSpec: SQL that names a dataset or backfill\'s tables otherwise 
     );
   });
 
-  it('refuses any schema, quoted or not, in any case, and a catalog too; for a node not in dependsOn it shows the dependsOn to write', () => {
+  it('refuses the schemas datasets are kept in, quoted or not, in any case, and with a catalog too; for a node not in dependsOn it shows the dependsOn to write', () => {
     for (const [sql, shown] of [
       ['SELECT * FROM public.orders_clean', 'public.orders_clean'],
-      ['SELECT * FROM "analytics"."orders_clean"', 'analytics.orders_clean'],
+      ['SELECT * FROM "public"."orders_clean"', 'public.orders_clean'],
       ['SELECT * FROM PUBLIC.ORDERS_CLEAN', 'public.orders_clean'],
       ['SELECT * FROM lake.main.orders_clean', 'lake.main.orders_clean'],
       ['SELECT * FROM orders_raw r JOIN temp.orders_clean c ON r.id = c.id', 'temp.orders_clean'],
