@@ -111,7 +111,7 @@ const DATASET_SCHEMAS = new Set(['main', 'temp', 'public']);
  * `public.orders`: SQLite's and DuckDB's schemas, PostgreSQL's default one of the views). Another
  * schema (`raw.orders`) passes: a source table that shares a node's name is common, and the
  * warehouse reads it as named (a PostgreSQL whose views are in another schema than `public`
- * shows them there unscoped: the warehouse, not plan, knows that schema).
+ * refuses that schema's names when the partition runs: the warehouse, not plan, knows it).
  */
 function outsideRead(node: ResolvedNode, relation: SqlRelation, what: string, inCheck: boolean, ids: ReadonlySet<string>, direct: ReadonlySet<string>): string | undefined {
   const name = relation.name.toLowerCase();
