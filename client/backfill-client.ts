@@ -453,7 +453,9 @@ export class BackfillClient {
     }
   }
 
-  async start(spec: ResolvedSpec, options: StartOptions = {}, carry?: BackfillCarry): Promise<Started> {
+  /** `goesOn`: a new run of an ended backfill, its carry and the run whose end state that is (its signature names both). */
+  async start(spec: ResolvedSpec, options: StartOptions = {}, goesOn?: { carry: BackfillCarry; fromRunId: string }): Promise<Started> {
+    const carry = goesOn?.carry;
     const backfillId = options.id ?? defaultBackfillId(spec.name);
     if (!ID_PATTERN.test(backfillId)) {
       throw new BackfillError('invalid_argument', `--id '${backfillId}' must be letters, digits and . _ : - (at most 200)`, 'id');
@@ -491,8 +493,10 @@ export class BackfillClient {
               backfillId,
               { spec, range, ...(skip ? { skip } : {}), stage: options.stage === true, canary: canary && !carry ? canary : undefined },
               options.reason,
-              // A run with a carry goes on from an ended one: signed as its action, over the carry it starts from.
-              carry ? { action: options.resumeRequest?.retryFailed ? 'retry-failed' : 'resume', carry } : { afterRun: options.rerun ? await this.latestRunId(backfillId) : FIRST_RUN },
+              // A run with a carry goes on from an ended one: signed as its action, over the carry it starts from and the run that ended so.
+              goesOn
+                ? { action: options.resumeRequest?.retryFailed ? 'retry-failed' : 'resume', carry: goesOn.carry, afterRun: goesOn.fromRunId }
+                : { afterRun: options.rerun ? await this.latestRunId(backfillId) : FIRST_RUN },
             ),
           }
         : {}),
@@ -556,15 +560,16 @@ export class BackfillClient {
 
   /**
    * The signed start: the canonical text of this start, signed with `keyFile` (ssh-keygen -Y sign).
-   * A new run of an ended backfill (`goesOn`) signs its action and the carry it starts from; a
-   * start, the run it follows (`afterRun`: the latest of its id, for a `--rerun`; else FIRST_RUN).
+   * Each names the run it follows (`afterRun`): a new run of an ended backfill (`goesOn`), the run
+   * whose end is the carry it starts from, and it signs its action and that carry's hash too; a
+   * start, the latest run of its id for a `--rerun`, else FIRST_RUN.
    */
   private async signStart(
     keyFile: string,
     backfillId: string,
     plan: PlanIdentity,
     reason: string | undefined,
-    goesOn: { action: 'resume' | 'retry-failed'; carry: BackfillCarry } | { afterRun: string },
+    goesOn: { action: 'resume' | 'retry-failed'; carry: BackfillCarry; afterRun: string } | { afterRun: string },
   ) {
     const { signSubject } = await import('./sign.ts');
     return signSubject(
@@ -573,7 +578,8 @@ export class BackfillClient {
         backfillId,
         namespace: this.namespace,
         planHash: planHash(plan),
-        ...('action' in goesOn ? { carryHash: carryHash(goesOn.carry) } : { afterRun: goesOn.afterRun }),
+        ...('action' in goesOn ? { carryHash: carryHash(goesOn.carry) } : {}),
+        afterRun: goesOn.afterRun,
         reason: reason?.trim() ?? '',
         signedAt: new Date().toISOString(),
       },
@@ -1285,7 +1291,8 @@ export class BackfillClient {
             }
           : {}),
       },
-      asked ? { ...resumedCarry, limits: { ...resumedCarry.limits, ...asked } } : resumedCarry,
+      // The run it goes on from: the one whose end is its carry (not the latest, when that was refused at admission).
+      { carry: asked ? { ...resumedCarry, limits: { ...resumedCarry.limits, ...asked } } : resumedCarry, fromRunId: description.runId },
     );
     return { started, changed, plan: expandPlan(options.spec ?? currentSpec, original.range) };
   }

@@ -1,11 +1,31 @@
 /** The runs of one workflow id, as the server's visibility lists them, through the SDK's connection. */
 import type { Connection } from '@temporalio/client';
+import { defaultPayloadConverter } from '@temporalio/common';
 import { optionalTsToMs } from '@temporalio/common/lib/time.js';
+import proto from '@temporalio/proto';
 import type { EarlierRun } from '../core/approval.ts';
+import { refusedAtAdmission } from '../core/go-on-from.ts';
 import { visibilityLiteral } from './visibility.ts';
 
 /** More runs than a signed start's check needs to read: a workflow id is started again by hand, rarely. */
 const MAX_PAGES = 20;
+
+const FAILED = proto.temporal.api.enums.v1.WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_FAILED;
+
+type Listed = proto.temporal.api.workflow.v1.IWorkflowExecutionInfo;
+
+/** Whether a listed run ended refused at admission (its memo says why: core/go-on-from.ts), which ran nothing. */
+function refused(e: Listed): boolean {
+  if (e.status !== FAILED) return false;
+  const payload = e.memo?.fields?.governance;
+  if (!payload) return false;
+  try {
+    return refusedAtAdmission({ status: { name: 'FAILED' }, memo: { governance: defaultPayloadConverter.fromPayload(payload) } });
+  } catch {
+    // A memo this worker cannot read: counted as admitted, which refuses rather than admits.
+    return false;
+  }
+}
 
 /** Every run of `workflowId` (running or closed, any run of a continue-as-new chain). `connection`: the client's, or a worker's NativeConnection. */
 export async function runsOfWorkflowId(connection: Pick<Connection, 'workflowService'>, namespace: string, workflowId: string): Promise<EarlierRun[]> {
@@ -14,7 +34,7 @@ export async function runsOfWorkflowId(connection: Pick<Connection, 'workflowSer
   for (let page = 0; page < MAX_PAGES; page++) {
     const response = await connection.workflowService.listWorkflowExecutions({ namespace, query: `WorkflowId = ${visibilityLiteral(workflowId)}`, pageSize: 100, ...(nextPageToken ? { nextPageToken } : {}) });
     for (const e of response.executions ?? []) {
-      if (e.execution?.runId) runs.push({ runId: e.execution.runId, startedAt: optionalTsToMs(e.startTime) ?? 0 });
+      if (e.execution?.runId) runs.push({ runId: e.execution.runId, startedAt: optionalTsToMs(e.startTime) ?? 0, ...(refused(e) ? { refused: true } : {}) });
     }
     nextPageToken = response.nextPageToken && response.nextPageToken.length > 0 ? response.nextPageToken : undefined;
     if (nextPageToken === undefined) break;

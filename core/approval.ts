@@ -35,10 +35,11 @@ export type SignedSubject = {
    */
   carryHash?: string;
   /**
-   * A start: the run of its backfill id it follows (`runId`, the latest one the server had when it
-   * was signed), or `none` (FIRST_RUN) for the backfill's first run, so that it starts one run,
-   * once (checkStartOnce, checkRunFollowed). Absent from the other actions, and from a start
-   * signed by a client older than it (refused: sign again).
+   * A start, resume or retry-failed: the run of its backfill id it follows, so that it starts one
+   * run, once (checkStartOnce, checkRunFollowed). A start's is the latest run the server had when
+   * it was signed (`runId`), or `none` (FIRST_RUN) for the backfill's first run; a resume's or
+   * retry-failed's, the run whose end state is its carry. Absent from the other actions, and from
+   * a text signed by a client older than it (refused: sign again).
    */
   afterRun?: string;
   reason: string;
@@ -61,12 +62,19 @@ const AFTER_CARRY: readonly Field[] = [
 
 const AFTER_RUN: Field = ['after-run', 'afterRun'];
 
+/** The actions whose text names the run they follow (`after-run`). */
+const followsRun = (action: string) => action === 'start' || goesOn(action);
+
+/** The carry line a resume's and a retry-failed's text has (none for the other actions). */
+const carryFields = (action: string): readonly Field[] => (goesOn(action) ? [['carry', 'carryHash']] : []);
+
 /**
  * The lines of a text of `action`, in order: a resume's and a retry-failed's have `carry` after
- * `plan`; a start's, `after-run` (but one signed by an older client, without it).
+ * `plan`; then a start's, a resume's and a retry-failed's, `after-run` (but one signed by an older
+ * client, without it).
  */
 function fieldsOf(action: string, afterRun: boolean): readonly Field[] {
-  return [...BEFORE_CARRY, ...(goesOn(action) ? ([['carry', 'carryHash']] as const) : []), ...(action === 'start' && afterRun ? [AFTER_RUN] : []), ...AFTER_CARRY];
+  return [...BEFORE_CARRY, ...carryFields(action), ...(followsRun(action) && afterRun ? [AFTER_RUN] : []), ...AFTER_CARRY];
 }
 
 /** The exact text a signer signs. */
@@ -89,7 +97,8 @@ export function parseSignedText(text: string): SignedSubject | { error: string }
   const lines = text.split('\n');
   if (lines[0] !== HEADER) return { error: `does not start with '${HEADER}': sign the text backfill approve (or start, resume or retry-failed with --sign-key) prints` };
   const values: Partial<Record<keyof SignedSubject, string>> = {};
-  const fields = fieldsOf(actionOf(lines[1] ?? ''), (lines[BEFORE_CARRY.length + 1] ?? '').startsWith(`${AFTER_RUN[0]}: `));
+  const action = actionOf(lines[1] ?? '');
+  const fields = fieldsOf(action, (lines[BEFORE_CARRY.length + carryFields(action).length + 1] ?? '').startsWith(`${AFTER_RUN[0]}: `));
   for (const [i, [label, key]] of fields.entries()) {
     const line = lines[i + 1] ?? '';
     const prefix = `${label}: `;
@@ -272,11 +281,16 @@ export function backfillIdOfWorkflow(workflowId: string): string | null {
 
 const signedWhat = (subject: SignedSubject) => (subject.action === 'start' ? 'signed start' : `signed ${subject.action}`);
 
+/** The command that signs `subject`'s action again. */
+function signAgain(subject: SignedSubject): string {
+  return subject.action === 'start' ? 'backfill start --sign-key' : `backfill ${subject.action} ${subject.backfillId} --sign-key <your key>`;
+}
+
 /**
  * A verified signed start (or resume, or retry-failed) counts only for the backfill whose workflow
  * runs it: its input, which anyone who reads the history can copy, names the same backfill, but
- * the workflow id it is started under is the backfill's (`workflowId`). A start also names the run
- * it follows: one signed by an older client does not, and is refused. `check` as it is otherwise.
+ * the workflow id it is started under is the backfill's (`workflowId`). It also names the run it
+ * follows: one signed by an older client does not, and is refused. `check` as it is otherwise.
  */
 export function checkStartOnce(check: SignatureCheck, own: { workflowId: string }): SignatureCheck {
   if (!check.ok) return check;
@@ -291,31 +305,39 @@ export function checkStartOnce(check: SignatureCheck, own: { workflowId: string 
       message: `the ${what} is for backfill '${subject.backfillId}', but ${mine}: a signature admits only the backfill it was signed for; sign the start of this backfill (backfill start --id <its id> --sign-key <your key>)`,
     };
   }
-  if (subject.action === 'start' && subject.afterRun === undefined) {
+  if (followsRun(subject.action) && subject.afterRun === undefined) {
+    const verb = subject.action === 'start' ? 'start' : subject.action;
     return {
       ok: false,
       code: 'old_signature',
       message:
         `the ${what} was made by an older backfill client: its text does not name the run of backfill '${subject.backfillId}' it follows (after-run), so a copy of it could start the backfill again; ` +
-        "nothing ran: sign the start again with this release's client (backfill start --sign-key)",
+        `nothing ran: sign the ${verb} again with this release's client (${signAgain(subject)})`,
     };
   }
   return check;
 }
 
-/** A run of a backfill's workflow id the server lists: its run id and when it started (epoch milliseconds). */
-export type EarlierRun = { runId: string; startedAt: number };
+/**
+ * A run of a backfill's workflow id the server lists: its run id, when it started (epoch
+ * milliseconds), and whether it ended refused at admission (core/go-on-from.ts: it ran nothing).
+ */
+export type EarlierRun = { runId: string; startedAt: number; refused?: boolean };
 
 /**
- * A verified signed start is admitted once: it names the run it follows (`after-run`, FIRST_RUN
- * for the first), which must be the latest run of its workflow id other than this one (`runs`: the
- * server's list of them, this run's `ownRunId` left out here). A copy started again under the same
- * id, once the signed run ended, finds that run after the one it was signed to follow. Only a
- * plain start is judged so: a resume's and a retry-failed's signature is bound to its carry, and a
- * continued run is not judged again. `check` as it is otherwise.
+ * A verified signed start, resume or retry-failed is admitted once: it names the run it follows
+ * (`after-run`), judged by the runs of its workflow id other than this one (`runs`: the server's
+ * list of them, this run's `ownRunId` left out here). A copy started again under the same id, once
+ * the signed run ended, finds that run after the one it was signed to follow. A start's must be
+ * the latest of them (FIRST_RUN for none). A resume's or retry-failed's is the run whose end is its
+ * carry, which may be older than the latest (the client goes on from the last run admitted): it
+ * must be listed, and every run after it must have been refused at admission. A continued run is
+ * not judged again. `check` as it is otherwise.
  */
 export function checkRunFollowed(check: SignatureCheck, runs: readonly EarlierRun[], ownRunId: string): SignatureCheck {
-  if (!check.ok || check.verified.subject.action !== 'start') return check;
+  if (!check.ok) return check;
+  if (goesOn(check.verified.subject.action)) return checkWentOnOnce(check, runs.filter((r) => r.runId !== ownRunId));
+  if (check.verified.subject.action !== 'start') return check;
   const { subject } = check.verified;
   const latest = runs.filter((r) => r.runId !== ownRunId).reduce<EarlierRun | null>((a, r) => (a === null || r.startedAt > a.startedAt ? r : a), null);
   const follows = subject.afterRun ?? FIRST_RUN;
@@ -333,6 +355,35 @@ export function checkRunFollowed(check: SignatureCheck, runs: readonly EarlierRu
     ok: false,
     code: 'already_used',
     message: `the signed start was made for ${signedFor}, but it already ran (run ${latest.runId}, started ${new Date(latest.startedAt).toISOString()}): ${again}`,
+  };
+}
+
+/**
+ * A resume's or retry-failed's after-run is listed among `others` (the other runs of its workflow
+ * id), and no run after it was admitted: a run refused at admission ran nothing (the client goes
+ * on from the run before it), so it does not use the signature up; one admitted does.
+ */
+function checkWentOnOnce(check: Extract<SignatureCheck, { ok: true }>, others: readonly EarlierRun[]): SignatureCheck {
+  const { subject } = check.verified;
+  const what = signedWhat(subject);
+  const follows = subject.afterRun ?? FIRST_RUN;
+  const again = `a signature starts one run, once; to go on again, sign the ${subject.action} again after the last run (${signAgain(subject)})`;
+  const followed = others.find((r) => r.runId === follows);
+  if (followed === undefined) {
+    return {
+      ok: false,
+      code: 'other_run',
+      message: `the ${what} goes on from run ${follows} of backfill '${subject.backfillId}', but the server lists no such run of it: it was signed for another server or namespace's backfill of that id; ${again}`,
+    };
+  }
+  const used = others
+    .filter((r) => r.runId !== follows && r.startedAt >= followed.startedAt && r.refused !== true)
+    .reduce<EarlierRun | null>((a, r) => (a === null || r.startedAt < a.startedAt ? r : a), null);
+  if (used === null) return check;
+  return {
+    ok: false,
+    code: 'already_used',
+    message: `the ${what} was made to go on from run ${follows} of backfill '${subject.backfillId}', but a run after it was admitted already (run ${used.runId}, started ${new Date(used.startedAt).toISOString()}): ${again}`,
   };
 }
 

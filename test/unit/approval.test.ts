@@ -257,6 +257,20 @@ describe('the signed text', () => {
     expect(signedText(subject({ afterRun: 'r1' }))).not.toContain('after-run');
   });
 
+  it("has an after-run line for a resume and a retry-failed (the run whose end is their carry) after the carry, and reads an older client's text without it", () => {
+    for (const action of ['resume', 'retry-failed'] as const) {
+      const goesOn = subject({ action, carryHash: 'sha256:abc', afterRun: 'r1' });
+      const text = signedText(goesOn);
+      expect(text.split('\n').slice(5, 7)).toEqual(['carry: "sha256:abc"', 'after-run: "r1"']);
+      expect(parseSignedText(text)).toEqual(goesOn);
+      const older = subject({ action, carryHash: 'sha256:abc' });
+      expect(signedText(older)).not.toContain('after-run');
+      expect(parseSignedText(signedText(older))).toEqual(older);
+      // Before the carry line, it is not a text of its action.
+      expect(parseSignedText(text.replace('carry: "sha256:abc"\nafter-run: "r1"', 'after-run: "r1"\ncarry: "sha256:abc"'))).toMatchObject({ error: expect.stringMatching(/line 6 should be 'carry: /) });
+    }
+  });
+
   it('hashes a carry by its content: key order and fields left undefined do not count, as they do not once sent', () => {
     expect(carryHash({ a: 1, b: { c: [1, 2] }, d: undefined })).toBe(carryHash(JSON.parse(JSON.stringify({ b: { c: [1, 2] }, a: 1 }))));
     expect(carryHash({ a: 1 })).not.toBe(carryHash({ a: 2 }));
@@ -393,8 +407,8 @@ describe('a signed start admits one backfill, once', () => {
         "the signed start is for backfill 'revenue-2024', but this workflow is backfill 'revenue-2024-copy': a signature admits only the backfill it was signed for; sign the start of this backfill (backfill start --id <its id> --sign-key <your key>)",
     });
     expect(checkStartOnce(check, { workflowId: 'by-hand' })).toMatchObject({ ok: false, code: 'other_backfill', message: expect.stringContaining("this workflow's id 'by-hand' is not a backfill's") });
-    // A resume's too (its signature is bound to its carry, not to a run it follows).
-    const resume = ok({ action: 'resume', carryHash: 'sha256:abc', afterRun: undefined });
+    // A resume's too.
+    const resume = ok({ action: 'resume', carryHash: 'sha256:abc', afterRun: 'r1' });
     expect(checkStartOnce(resume, own)).toBe(resume);
     expect(checkStartOnce(resume, { workflowId: 'backfill/other' })).toMatchObject({ ok: false, code: 'other_backfill', message: expect.stringMatching(/^the signed resume is for backfill 'revenue-2024'/) });
   });
@@ -431,12 +445,48 @@ describe('a signed start admits one backfill, once', () => {
     expect(checkRunFollowed(rerun, [], 'mine')).toMatchObject({ ok: false, code: 'other_run', message: expect.stringContaining('the server lists no earlier run of it') });
   });
 
-  it('leaves a refused check, and a resume or retry-failed (bound to its carry), as they are', () => {
+  it('leaves a refused check as it is', () => {
     const refused = { ok: false as const, code: 'expired', message: 'old' };
     expect(checkStartOnce(refused, own)).toBe(refused);
     expect(checkRunFollowed(refused, [{ runId: 'r1', startedAt: 1 }], 'mine')).toBe(refused);
-    const retry = ok({ action: 'retry-failed', carryHash: 'sha256:abc', afterRun: undefined });
-    expect(checkRunFollowed(retry, [{ runId: 'r1', startedAt: 1 }], 'mine')).toBe(retry);
+  });
+
+  it("refuses a resume or retry-failed signed by an older client (no after-run), naming its own command to sign again", () => {
+    expect(checkStartOnce(ok({ action: 'resume', carryHash: 'sha256:abc', afterRun: undefined }), own)).toEqual({
+      ok: false,
+      code: 'old_signature',
+      message:
+        "the signed resume was made by an older backfill client: its text does not name the run of backfill 'revenue-2024' it follows (after-run), so a copy of it could start the backfill again; nothing ran: sign the resume again with this release's client (backfill resume revenue-2024 --sign-key <your key>)",
+    });
+    expect(checkStartOnce(ok({ action: 'retry-failed', carryHash: 'sha256:abc', afterRun: undefined }), own)).toMatchObject({
+      code: 'old_signature',
+      message: expect.stringContaining('(backfill retry-failed revenue-2024 --sign-key <your key>)'),
+    });
+  });
+
+  it('admits a resume or retry-failed once: after the run whose end is its carry, with no admitted run after it', () => {
+    for (const action of ['resume', 'retry-failed'] as const) {
+      const signed = ok({ action, carryHash: 'sha256:abc', afterRun: 'r1' });
+      const r0 = { runId: 'r0', startedAt: 0 };
+      const r1 = { runId: 'r1', startedAt: 1 };
+      // The latest other run is the one it goes on from.
+      expect(checkRunFollowed(signed, [r0, r1, { runId: 'mine', startedAt: 3 }], 'mine')).toBe(signed);
+      // Runs after it that the policy refused at admission ran nothing (the client goes on from r1 past them).
+      expect(checkRunFollowed(signed, [r0, r1, { runId: 'r2', startedAt: 2, refused: true }, { runId: 'r3', startedAt: 3, refused: true }], 'mine')).toBe(signed);
+      // Its copy, started again after the run it admitted: that run was admitted after r1.
+      expect(checkRunFollowed(signed, [r0, r1, { runId: 'r2', startedAt: Date.parse('2024-05-01T11:00:00Z') }, { runId: 'r3', startedAt: Date.parse('2024-05-01T12:00:00Z'), refused: true }], 'mine')).toEqual({
+        ok: false,
+        code: 'already_used',
+        message:
+          `the signed ${action} was made to go on from run r1 of backfill 'revenue-2024', but a run after it was admitted already (run r2, started 2024-05-01T11:00:00.000Z): ` +
+          `a signature starts one run, once; to go on again, sign the ${action} again after the last run (backfill ${action} revenue-2024 --sign-key <your key>)`,
+      });
+      // An admitted run after a refused one uses it up too.
+      expect(checkRunFollowed(signed, [r1, { runId: 'r2', startedAt: 2, refused: true }, { runId: 'r3', startedAt: 3 }], 'mine')).toMatchObject({ code: 'already_used', message: expect.stringContaining('(run r3, ') });
+      // The run it names is not listed (another server's, or this run's own id).
+      expect(checkRunFollowed(signed, [r0], 'mine')).toMatchObject({ ok: false, code: 'other_run', message: expect.stringContaining('but the server lists no such run of it') });
+      expect(checkRunFollowed(signed, [r0, r1], 'r1')).toMatchObject({ ok: false, code: 'other_run' });
+    }
   });
 
   it('refuses one whose earlier runs cannot be listed, with why', () => {
