@@ -44,14 +44,16 @@ export const ENDED_CONTROL_PINNED = 'ended-control-pinned';
  */
 export const SIGNED_START_BOUND = 'signed-start-bound';
 /**
- * Patch (docs/workflow-versions.md): a signed start admits one backfill, once. Its signature must
- * name the backfill whose workflow id runs it (not only the one its input names: refused
- * `other_backfill`); a plain start's must name the run it follows (`after-run`; an older client's
- * does not: refused `old_signature`), which must be the latest run of its workflow id the server
- * lists (the `earlierRuns` local activity; refused `already_used`, or `runs_unknown` when the
- * workers cannot list them). Before, a signed start's input, copied from its history, started the
- * backfill again within `approval.maxSignatureAge`, under another workflow id or its own once it
- * ended. Only a start that carries a signature (judged under signed-start-bound) asks.
+ * Patch (docs/workflow-versions.md): a signed start, resume or retry-failed admits one backfill,
+ * once. Its signature must name the backfill whose workflow id runs it (not only the one its input
+ * names: refused `other_backfill`) and the run it follows (`after-run`; an older client's does
+ * not: refused `old_signature`), judged by the runs of its workflow id the server lists (the
+ * `earlierRuns` local activity; refused `already_used`, or `runs_unknown` when the workers cannot
+ * list them): a start's must be the latest; a resume's or retry-failed's (the run whose end is
+ * its carry) must be listed with no admitted run after it. Before, a signed run's input, copied
+ * from its history, started the backfill again within `approval.maxSignatureAge`, under another
+ * workflow id or its own once it ended. Only a start that carries a signature (judged under
+ * signed-start-bound) asks.
  */
 export const SIGNED_START_ONCE = 'signed-start-once';
 
@@ -190,14 +192,14 @@ export async function judgeStart(
 }
 
 /**
- * A verified signed start, bound to this workflow's backfill and (a plain start) to the run it
- * follows, by the runs of its workflow id the server lists. A run with a carry (a resume, a
- * retry-failed) is bound to that carry already; a continued run is not judged again.
+ * A verified signed start (or resume, or retry-failed), bound to this workflow's backfill and to
+ * the run it follows, by the runs of its workflow id the server lists. A continued run is not
+ * judged again.
  */
 async function startedOnce(check: SignatureCheck): Promise<SignatureCheck> {
   const info = workflowInfo();
   const own = checkStartOnce(check, { workflowId: info.workflowId });
-  if (!own.ok || own.verified.subject.action !== 'start') return own;
+  if (!own.ok) return own;
   let listed: Awaited<ReturnType<typeof governanceActivities.earlierRuns>>;
   try {
     listed = await governanceActivities.earlierRuns({ workflowId: info.workflowId });

@@ -124,6 +124,10 @@ describe('a signed new run of an ended backfill, where the policy wants every st
     // The very signature meant for it, with a reason of the sender's: the audit trail would keep that one.
     expect(await handMadeRun(backfillId, runSpec, retryCarry, { ...retry, reason: 'mallory says so', signature: await sign({}) })).toMatch(/\(other_reason\): the signed retry-failed signs the reason "the source is repaired", but its request gives "mallory says so"/);
     // One older than approval.maxSignatureAge (1h), even of this very end.
+    // The signature meant for it, made by an older client (its text does not name the run it goes on from).
+    expect(await handMadeRun(backfillId, runSpec, retryCarry, { ...retry, signature: await sign({}) })).toMatch(
+      /\(old_signature\): the signed retry-failed was made by an older backfill client.*sign the retry-failed again with this release's client \(backfill retry-failed \S+ --sign-key <your key>\)/,
+    );
     const old = await sign({ signedAt: new Date(Date.now() - 2 * 3_600_000).toISOString() });
     expect(await handMadeRun(backfillId, runSpec, retryCarry, { ...retry, signature: old })).toMatch(/\(expired\): the signed retry-failed was signed at .* longer ago than the policy allows \(approval.maxSignatureAge\)/);
     // The same holds for a start: an old start's signature does not start the backfill again.
@@ -146,6 +150,16 @@ describe('a signed new run of an ended backfill, where the policy wants every st
     const report = await runCli<{ actions: Array<{ action: string; identity: string; verified: boolean }> }>(['report', backfillId, '--format', 'json', '--output', '-'], { BACKFILL_WAREHOUSE: warehousePath });
     expect(report.code, report.stderr).toBe(0);
     expect(report.json?.actions.at(-1)).toMatchObject({ action: 'retry-failed', identity: principal('bob'), verified: true });
+  });
+
+  it("the signed retry-failed's input, copied from its history and started again with Temporal's CLI after it ended, is refused: it was used", async () => {
+    const retried = (await alice.describe(backfillId)).runId;
+    const input = (await alice.inputOf(backfillId))!;
+    const rows = (await worker.warehouse.ledger({ backfillId })).length;
+    expect(await copiedStart(input, backfillWorkflowId(backfillId))).toMatch(
+      new RegExp(`\\(already_used\\): the signed retry-failed was made to go on from run \\S+ of backfill '${backfillId}', but a run after it was admitted already \\(run ${retried}, started `),
+    );
+    expect((await worker.warehouse.ledger({ backfillId })).length).toBe(rows);
   });
 });
 
@@ -196,6 +210,41 @@ describe('a signed start admits one backfill, once', () => {
     const input: BackfillInput = { core: CORE_GENERATION, backfillId, spec: runSpec, range: {}, governance: { identity: principal('alice'), reason: REASON, signature } };
     expect(await copiedStart(input, backfillWorkflowId(backfillId))).toMatch(/\(old_signature\): the signed start was made by an older backfill client.*sign the start again with this release's client/);
     expect(await worker.warehouse.ledger({ backfillId })).toEqual([]);
+  });
+});
+
+describe('a signed resume admits one run, once', () => {
+  it("its input copied from the history and started again with Temporal's CLI after it ended is refused; a resume signed afresh after that refusal goes on", async () => {
+    const node = `resumed_${serial}`;
+    const runSpec = spec([{ id: node, transform: 'flaky' }]);
+    const backfillId = `signed-resume-once-${Date.now().toString(36)}`;
+    failing.add(`${node}/2024-01-03`);
+    await alice.start(runSpec, { taskQueue: queue, id: backfillId, reason: REASON, signKey: key('alice') });
+    expect((await alice.wait(backfillId, 60_000)).state).toBe('completed_with_failures');
+    const first = (await alice.describe(backfillId)).runId;
+
+    // Signed as the resume of the first run's end (its text names that run), admitted; the source is still broken.
+    const resumed = await alice.resume(backfillId, { reason: REASON, signKey: key('bob') });
+    expect(resumed.resumed).not.toBeNull();
+    expect((await alice.wait(backfillId, 60_000)).state).toBe('completed_with_failures');
+    expect((await alice.audit(backfillId)).at(-1)).toMatchObject({ action: 'resume', identity: principal('bob'), verified: true, outcome: 'applied' });
+    const input = (await alice.inputOf(backfillId))!;
+    expect(input.governance?.signature?.text).toContain(`after-run: ${JSON.stringify(first)}`);
+    const rows = (await worker.warehouse.ledger({ backfillId })).length;
+
+    // Its copy under the same id, once it ended: the same carry, but the run it goes on from was gone on from already.
+    expect(await copiedStart(input, backfillWorkflowId(backfillId))).toContain(
+      `(already_used): the signed resume was made to go on from run ${first} of backfill '${backfillId}', but a run after it was admitted already (run ${resumed.resumed!.runId}, started `,
+    );
+    expect((await alice.audit(backfillId)).at(-1)).toMatchObject({ action: 'resume', verified: false, outcome: 'refused', details: { why: expect.stringContaining('(already_used)') } });
+    expect((await worker.warehouse.ledger({ backfillId })).length).toBe(rows);
+
+    // Signed afresh: it goes on from the resumed run (the copy after it was refused at admission and ran nothing).
+    failing.delete(`${node}/2024-01-03`);
+    const again = await alice.resume(backfillId, { reason: REASON, signKey: key('alice') });
+    expect(again.resumed).not.toBeNull();
+    expect((await alice.wait(backfillId, 60_000)).state).toBe('completed');
+    expect((await alice.audit(backfillId)).at(-1)).toMatchObject({ action: 'resume', identity: principal('alice'), verified: true, outcome: 'applied' });
   });
 });
 
