@@ -213,23 +213,6 @@ describe('sqlite: what plan refuses of the names spec SQL reads, the partition r
     expect(await wh.query('SELECT n FROM rolling')).toEqual([{ n: 1 }]);
     await wh.close();
   });
-
-  it('a node reading its own dataset: plan refuses it; when it runs it reads what of itself is published, or fails on a first backfill', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'backfill-warehouse-'));
-    dirs.push(dir);
-    const wh = new SqliteWarehouse(join(dir, 'warehouse.db'));
-    const sql = 'SELECT COUNT(*) + 1 AS n FROM rolling';
-    expect(thrownBackfillError(planned(sql)).message).toContain("rolling's SQL reads rolling, rolling's own dataset: a node cannot depend on itself");
-    await wh.publish(write('daily', '2024-01-01', { rows: [{ revenue: 10 }] }));
-    const inputs = [{ node: 'daily', from: '2024-01-01', to: '2024-01-01' }];
-    expect(await rejection(wh.publish(write('rolling', '2024-01-01', { selects: [{ sql, bindings: {} }], inputs })))).toBeInstanceOf(SqlError);
-    // Once a version of it is published (another backfill's), each partition reads every published partition of itself.
-    await wh.publish(write('rolling', '2024-01-01', { backfillId: 'earlier', runKey: 'earlier', rows: [{ n: 100 }, { n: 100 }] }));
-    await wh.publish(write('rolling', '2024-01-02', { selects: [{ sql, bindings: {} }], inputs }));
-    await wh.publish(write('rolling', '2024-01-03', { selects: [{ sql, bindings: {} }], inputs }));
-    expect(await wh.query('SELECT n FROM rolling WHERE n < 100 ORDER BY n')).toEqual([{ n: 3 }, { n: 4 }]);
-    await wh.close();
-  });
 });
 
 describe("sqlite: a batch's ledger rows", () => {

@@ -4,7 +4,7 @@
  * SQL here is portable; what differs between engines is tested in each backend's own file.
  */
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import type { CheckInput } from '../../core/spec.ts';
+import { resolveSpec, type CheckInput } from '../../core/spec.ts';
 import { RowHasher } from '../../activities/warehouse/checksum.ts';
 import { PARTITION_COLUMN, VERSION_COLUMN } from '../../activities/warehouse/sql.ts';
 import { diffSummary } from '../../activities/warehouse/staging.ts';
@@ -1524,6 +1524,27 @@ export function warehouseSuite(kind: Warehouse['kind'], open: WarehouseFactory, 
       for (const name of otherNames()) expect(await rejection(wh.query(`SELECT COUNT(*) AS n FROM ${name}`, {}, pinned)), name).toBeInstanceOf(SqlError);
       expect(await wh.query('SELECT COUNT(*) AS n FROM daily', {}, pinned)).toEqual([{ n: 2 }]);
       expect(await wh.query(`SELECT COUNT(*) AS n FROM ${raw.view('daily')}`)).toEqual([{ n: 5 }]);
+    });
+  });
+
+  describe(`${kind}: a node reading its own dataset`, () => {
+    it('plan refuses it; when it runs it fails on a first backfill, and then reads what of itself is published', async () => {
+      const sql = 'SELECT CAST(COUNT(*) + 1 AS integer) AS n FROM rolling';
+      const planned = () =>
+        resolveSpec({
+          name: 'plan',
+          partitions: { grain: 'day', start: '2024-01-01', end: '2024-01-04' },
+          nodes: [{ id: 'daily', transform: 'noop' }, { id: 'rolling', dependsOn: ['daily'], sql }],
+        });
+      expect(planned).toThrow("rolling's SQL reads rolling, rolling's own dataset: a node cannot depend on itself");
+      await wh.publish(write('daily', '2024-01-01', { rows: [{ revenue: 10 }] }));
+      const inputs = [{ node: 'daily', from: '2024-01-01', to: '2024-01-01' }];
+      expect(await rejection(wh.publish(write('rolling', '2024-01-01', { selects: [{ sql, bindings: {} }], inputs })))).toBeInstanceOf(SqlError);
+      // Once a version of it is published (another backfill's), each partition reads every published partition of itself.
+      await wh.publish(write('rolling', '2024-01-01', { backfillId: 'earlier', runKey: 'earlier', rows: [{ n: 100 }, { n: 100 }] }));
+      await wh.publish(write('rolling', '2024-01-02', { selects: [{ sql, bindings: {} }], inputs }));
+      await wh.publish(write('rolling', '2024-01-03', { selects: [{ sql, bindings: {} }], inputs }));
+      expect(await wh.query('SELECT n FROM rolling WHERE n < 100 ORDER BY n')).toEqual([{ n: 3 }, { n: 4 }]);
     });
   });
 
