@@ -1227,8 +1227,14 @@ export class BackfillClient {
     const workflowId = backfillWorkflowId(backfillId);
     const runs: RunSummary[] = [];
     for await (const execution of this.client.workflow.list({ query: `WorkflowId = ${visibilityLiteral(workflowId)}` })) runs.push(execution);
-    const from = goOnFrom<RunSummary>(latest, runs);
-    return from.runId === latest.runId ? latest : this.client.workflow.getHandle(workflowId, from.runId, { followRuns: false }).describe();
+    // The list may lag behind the runs' ends: a run it shows running may have been refused since, or continued. Their descriptions are current.
+    for (;;) {
+      const from = goOnFrom<RunSummary>(latest, runs);
+      if (from.runId === latest.runId) return latest;
+      const described = await this.client.workflow.getHandle(workflowId, from.runId, { followRuns: false }).describe();
+      if (!refusedAtAdmission(described) && described.status.name !== 'CONTINUED_AS_NEW') return described;
+      runs.splice(runs.indexOf(from), 1);
+    }
   }
 
   /** A new run of a closed backfill that skips what is published (the failures of `node`, or of every node, run again). */

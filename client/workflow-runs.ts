@@ -10,7 +10,7 @@ import { visibilityLiteral } from './visibility.ts';
 /** More runs than a signed start's check needs to read: a workflow id is started again by hand, rarely. */
 const MAX_PAGES = 20;
 
-const FAILED = proto.temporal.api.enums.v1.WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_FAILED;
+const { WORKFLOW_EXECUTION_STATUS_FAILED: FAILED, WORKFLOW_EXECUTION_STATUS_RUNNING: RUNNING } = proto.temporal.api.enums.v1.WorkflowExecutionStatus;
 
 type Listed = proto.temporal.api.workflow.v1.IWorkflowExecutionInfo;
 
@@ -27,14 +27,22 @@ function refused(e: Listed): boolean {
   }
 }
 
-/** Every run of `workflowId` (running or closed, any run of a continue-as-new chain). `connection`: the client's, or a worker's NativeConnection. */
+/**
+ * Every run of `workflowId` (running or closed, any run of a continue-as-new chain), each one's
+ * status as its description has it where the list shows it running. `connection`: the client's,
+ * or a worker's NativeConnection.
+ */
 export async function runsOfWorkflowId(connection: Pick<Connection, 'workflowService'>, namespace: string, workflowId: string): Promise<EarlierRun[]> {
   const runs: EarlierRun[] = [];
   let nextPageToken: Uint8Array | undefined;
   for (let page = 0; page < MAX_PAGES; page++) {
     const response = await connection.workflowService.listWorkflowExecutions({ namespace, query: `WorkflowId = ${visibilityLiteral(workflowId)}`, pageSize: 100, ...(nextPageToken ? { nextPageToken } : {}) });
-    for (const e of response.executions ?? []) {
-      if (e.execution?.runId) runs.push({ runId: e.execution.runId, startedAt: optionalTsToMs(e.startTime) ?? 0, ...(refused(e) ? { refused: true } : {}) });
+    for (const listed of response.executions ?? []) {
+      const runId = listed.execution?.runId;
+      if (!runId) continue;
+      // The list may lag: a run it shows running (but this one, only one runs at a time) may have ended, refused, by now. Its description is current.
+      const e = listed.status === RUNNING ? ((await connection.workflowService.describeWorkflowExecution({ namespace, execution: { workflowId, runId } })).workflowExecutionInfo ?? listed) : listed;
+      runs.push({ runId, startedAt: optionalTsToMs(e.startTime) ?? 0, ...(refused(e) ? { refused: true } : {}) });
     }
     nextPageToken = response.nextPageToken && response.nextPageToken.length > 0 ? response.nextPageToken : undefined;
     if (nextPageToken === undefined) break;

@@ -283,7 +283,8 @@ const signedWhat = (subject: SignedSubject) => (subject.action === 'start' ? 'si
 
 /** The command that signs `subject`'s action again. */
 function signAgain(subject: SignedSubject): string {
-  return subject.action === 'start' ? 'backfill start --sign-key' : `backfill ${subject.action} ${subject.backfillId} --sign-key <your key>`;
+  // The refused run holds the backfill's id: a start of it again is a rerun.
+  return subject.action === 'start' ? `backfill start <spec> --id ${subject.backfillId} --rerun --sign-key <your key>` : `backfill ${subject.action} ${subject.backfillId} --sign-key <your key>`;
 }
 
 /**
@@ -391,12 +392,12 @@ function checkWentOnOnce(check: Extract<SignatureCheck, { ok: true }>, others: r
  * The check of a signed start whose earlier runs the workers could not list (`cause`: why; no
  * visibility permission, or the server unavailable past the retries): refused, never admitted unjudged.
  */
-export function runsUnknownCheck(cause: string): SignatureCheck {
+export function runsUnknownCheck(cause: string, subject: SignedSubject): SignatureCheck {
   return {
     ok: false,
     code: 'runs_unknown',
     message:
-      `the workflow workers could not list the earlier runs of this backfill's workflow id (${cause}), so it is not known that its signed start is used once: nothing ran; ` +
-      "give the workers' credentials visibility of the namespace (ListWorkflowExecutions) or wait for the server, then start it again",
+      `the workflow workers could not list the earlier runs of this backfill's workflow id (${cause}), so it is not known that its ${signedWhat(subject)} is used once: nothing ran; ` +
+      `give the workers' credentials visibility of the namespace (ListWorkflowExecutions) or wait for the server, then sign and send it again (${signAgain(subject)})`,
   };
 }

@@ -73,6 +73,17 @@ export const governanceActivities = proxyLocalActivities<PolicyActivities & Appr
 });
 
 /**
+ * The runs of a signed start's workflow id: a visibility store that is busy or down for a moment
+ * (rate limited, restarting) is asked again for about a minute before the start is refused
+ * (`runs_unknown`), not three times within seconds. Backoffs stay under the SDK's local retry
+ * threshold, so no timer enters the history.
+ */
+const runListing = proxyLocalActivities<ApprovalActivities>({
+  startToCloseTimeout: '1 minute',
+  retry: { maximumAttempts: 10, initialInterval: '1s', maximumInterval: '10s' },
+});
+
+/**
  * The policy of the worker that judges: any workflow worker (`pinned` null), or one that has a
  * policy (the backfill was admitted under `pinned`). That one is a regular activity on the policy
  * queue of the workflow task queue (every workflow worker polls it), so that a worker that
@@ -202,12 +213,12 @@ async function startedOnce(check: SignatureCheck): Promise<SignatureCheck> {
   if (!own.ok) return own;
   let listed: Awaited<ReturnType<typeof governanceActivities.earlierRuns>>;
   try {
-    listed = await governanceActivities.earlierRuns({ workflowId: info.workflowId });
+    listed = await runListing.earlierRuns({ workflowId: info.workflowId });
   } catch (error) {
     if (isCancellation(error)) throw error;
-    return runsUnknownCheck(failureMessage(error));
+    return runsUnknownCheck(failureMessage(error), own.verified.subject);
   }
-  return listed.ok ? checkRunFollowed(own, listed.runs, info.runId) : runsUnknownCheck(listed.reason);
+  return listed.ok ? checkRunFollowed(own, listed.runs, info.runId) : runsUnknownCheck(listed.reason, own.verified.subject);
 }
 
 /** The failure a refused start ends with: the rules and how to comply, typed with the error code. */

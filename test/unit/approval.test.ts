@@ -418,7 +418,7 @@ describe('a signed start admits one backfill, once', () => {
       ok: false,
       code: 'old_signature',
       message:
-        "the signed start was made by an older backfill client: its text does not name the run of backfill 'revenue-2024' it follows (after-run), so a copy of it could start the backfill again; nothing ran: sign the start again with this release's client (backfill start --sign-key)",
+        "the signed start was made by an older backfill client: its text does not name the run of backfill 'revenue-2024' it follows (after-run), so a copy of it could start the backfill again; nothing ran: sign the start again with this release's client (backfill start <spec> --id revenue-2024 --rerun --sign-key <your key>)",
     });
   });
 
@@ -490,7 +490,12 @@ describe('a signed start admits one backfill, once', () => {
   });
 
   it('refuses one whose earlier runs cannot be listed, with why', () => {
-    expect(runsUnknownCheck('permission denied')).toMatchObject({ ok: false, code: 'runs_unknown', message: expect.stringContaining('(permission denied)') });
+    const start = subject({ action: 'start', afterRun: FIRST_RUN });
+    expect(runsUnknownCheck('permission denied', start)).toMatchObject({ ok: false, code: 'runs_unknown', message: expect.stringContaining('(permission denied)') });
+    // The refused run holds the id: the start is sent again as a rerun; a resume as a resume.
+    expect(runsUnknownCheck('unavailable', start)).toMatchObject({ message: expect.stringContaining('its signed start is used once: nothing ran;') });
+    expect(runsUnknownCheck('unavailable', start)).toMatchObject({ message: expect.stringContaining(`(backfill start <spec> --id ${start.backfillId} --rerun --sign-key <your key>)`) });
+    expect(runsUnknownCheck('unavailable', subject({ action: 'resume', afterRun: 'r1' }))).toMatchObject({ message: expect.stringContaining('its signed resume is used once') });
   });
 
   it('earlierRuns: credentials that may not list runs are an answer; a server unavailable for now fails the attempt, to be retried', async () => {
