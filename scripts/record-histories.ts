@@ -40,6 +40,7 @@ import { DEFAULT_TASK_QUEUE, type Tuning } from '../core/protocol.ts';
 import { backfillWorkflowId, nodeWorkflowId } from '../workflows/definitions.ts';
 import { startByHand } from './hand-made-start.ts';
 import { policyHolderPolls } from '../client/pollers.ts';
+import { WORKFLOW_IDS } from '../test/replay/workflow-ids.ts';
 import { startDevServer } from '../host/dev-server.ts';
 
 const label = process.argv[2];
@@ -588,6 +589,8 @@ try {
       rmSync(target, { recursive: true, force: true });
       mkdirSync(target, { recursive: true });
       let files = 0;
+      // Each file's workflow id, which replay gives its history: workflow code may read it (a signed start checks that it is its backfill's).
+      const ids: Record<string, string> = {};
       for (const id of [backfillId, ...more.backfills]) {
         // Every run of the parent, of each node workflow and of a rollback, once all are closed (visibility lags a little).
         const executions: Array<{ workflowId: string; runId: string; status: { name: string } }> = [];
@@ -600,10 +603,13 @@ try {
           const history = await client.client.workflow.getHandle(workflowId, runId).fetchHistory();
           recorded.set(`${name}/${workflowId}/${runId}`, patchesIn(history));
           // Protobuf binary: exactly what the server sent, read back with History.decode.
-          writeFileSync(join(target, `${workflowId.replaceAll('/', '_')}--${runId}.binpb`), proto.temporal.api.history.v1.History.encode(history).finish());
+          const file = `${workflowId.replaceAll('/', '_')}--${runId}.binpb`;
+          writeFileSync(join(target, file), proto.temporal.api.history.v1.History.encode(history).finish());
+          ids[file] = workflowId;
           files++;
         }
       }
+      writeFileSync(join(target, WORKFLOW_IDS), `${JSON.stringify(ids, null, 2)}\n`);
       process.stderr.write(`${name}: ${outcome.state}, ${files} histories\n`);
     } finally {
       await governed?.stop();

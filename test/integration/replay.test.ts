@@ -11,6 +11,7 @@ import { describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
 import { installRuntime } from '../../client/local.ts';
 import { ROOT } from './helpers.ts';
+import { recordedWorkflowIds } from '../replay/workflow-ids.ts';
 
 const DIR = join(ROOT, 'test/replay/histories');
 
@@ -35,15 +36,19 @@ describe('replaying recorded histories', () => {
         .flatMap((scenario) => {
           const files = readdirSync(join(DIR, recording, scenario)).filter((f) => f.endsWith('.binpb'));
           expect(files.length, `${recording}/${scenario} has no history`).toBeGreaterThan(0);
+          const ids = recordedWorkflowIds(join(DIR, recording, scenario));
           return files.map((file) => ({
-            workflowId: `${recording}/${scenario}/${file.split('--')[0]!}`,
+            workflowId: ids[file] ?? `${recording}/${scenario}/${file.split('--')[0]!}`,
+            file: `${recording}/${scenario}/${file}`,
             history: proto.temporal.api.history.v1.History.decode(readFileSync(join(DIR, recording, scenario, file))),
           }));
         });
       const failed: string[] = [];
       let replayed = 0;
-      for await (const result of Worker.runReplayHistories({ workflowBundle: { codePath: inject('workflowBundlePath') }, replayName: recording }, histories)) {
-        if (result.error !== undefined) failed.push(`${result.workflowId}: ${String(result.error)}`);
+      // In turn, so that each result is the history of the same place in the list (several may share a workflow id).
+      const results = Worker.runReplayHistories({ workflowBundle: { codePath: inject('workflowBundlePath') }, replayName: recording }, histories);
+      for await (const result of results) {
+        if (result.error !== undefined) failed.push(`${histories[replayed]!.file} (${result.workflowId}): ${String(result.error)}`);
         replayed++;
       }
       expect(failed).toEqual([]);
