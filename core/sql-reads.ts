@@ -99,19 +99,24 @@ function selfRead(node: ResolvedNode, shown: string, what: string, inCheck: bool
 /** SQLite's names of backfill's own tables (PostgreSQL keeps them in a schema of their own, `backfill` by default). */
 const OWN_TABLES = new Set(['ledger', 'partitions', 'rollbacks', 'meta', 'leases', 'scope'].map((t) => `backfill_${t}`));
 const VERSIONS = '__versions';
-/** Where a warehouse keeps its datasets unless told otherwise: SQLite's and DuckDB's schemas, PostgreSQL's default one. */
-const DATASET_SCHEMAS = new Set(['main', 'temp', 'public']);
+/**
+ * Where SQLite and DuckDB keep their datasets: a name in them is the dataset's. PostgreSQL keeps
+ * the views in the connection's schema, which plan does not know (`public`, or `analytics` beside
+ * source tables of the same names in `public`: docs/deploying.md), and refuses it when the
+ * partition runs.
+ */
+const DATASET_SCHEMAS = new Set(['main', 'temp']);
 
 /**
  * A name that reaches a dataset or backfill's tables other than by a dataset's plain name: the
  * warehouses refuse it inside a partition (or find no such table), and it would read every
- * partition, not the ones this one maps to. A versions table (`<node>__versions`: node ids hold
- * no `__`), backfill's own tables (`backfill_ledger`, anything in a schema named `backfill`), a
- * node named with a schema its datasets are kept in by default (`main.orders`, `temp.orders`,
- * `public.orders`: SQLite's and DuckDB's schemas, PostgreSQL's default one of the views). Another
- * schema (`raw.orders`) passes: a source table that shares a node's name is common, and the
- * warehouse reads it as named (a PostgreSQL whose views are in another schema than `public`
- * refuses that schema's names when the partition runs: the warehouse, not plan, knows it).
+ * partition, not the ones this one maps to: a node's versions table (`<node>__versions`: node
+ * ids hold no `__`), backfill's own tables (`backfill_ledger`, anything in a schema named
+ * `backfill`), a node named with a schema SQLite and DuckDB keep datasets in (`main.orders`,
+ * `temp.orders`), each unqualified or in those schemas. Another schema (`raw.orders`,
+ * `public.orders`, `audit.backfill_meta`, `raw.stg_app__versions`) passes: a source table that
+ * shares a node's name is common, and PostgreSQL, whose views' schema only the warehouse knows,
+ * refuses that schema's names when the partition runs.
  */
 function outsideRead(node: ResolvedNode, relation: SqlRelation, what: string, inCheck: boolean, ids: ReadonlySet<string>, direct: ReadonlySet<string>): string | undefined {
   const name = relation.name.toLowerCase();
@@ -125,20 +130,19 @@ function outsideRead(node: ResolvedNode, relation: SqlRelation, what: string, in
         : `A node cannot read its own dataset: build on earlier periods from its upstreams, with a window or lag mapping`
       : direct.has(dataset)
         ? `Read it by its plain name, FROM ${dataset}, which shows just the partitions this one maps to`
-        : ids.has(dataset)
-          ? `Read it by its plain name, FROM ${dataset}, with ${dataset} in dependsOn (e.g. ${withRead(node, dataset)}), which shows just the partitions this one maps to`
-          : `Read the dataset by its plain name, FROM ${dataset}`;
-  if (name.endsWith(VERSIONS)) {
+        : `Read it by its plain name, FROM ${dataset}, with ${dataset} in dependsOn (e.g. ${withRead(node, dataset)}), which shows just the partitions this one maps to`;
+  const datasetSchema = schema === undefined || DATASET_SCHEMAS.has(schema);
+  if (name.endsWith(VERSIONS) && ids.has(name.slice(0, -VERSIONS.length)) && (datasetSchema || schema === 'backfill')) {
     const dataset = name.slice(0, -VERSIONS.length);
     return `${what} reads ${shown}, the versions table backfill keeps for ${dataset} (every version of every partition), ${refused}. ${plainly(dataset)}`;
   }
-  if (OWN_TABLES.has(name) || schema === 'backfill') {
+  if ((OWN_TABLES.has(name) && datasetSchema) || schema === 'backfill') {
     return (
       `${what} reads ${shown}, one of backfill's own tables (the ledger, the published pointers, the leases, the versions), ${refused}. ` +
       `Spec SQL reads datasets by their plain names only (backfill's own records are shown by backfill status, lineage and report)`
     );
   }
-  if (schema !== undefined && DATASET_SCHEMAS.has(schema) && ids.has(name)) {
+  if (schema !== undefined && datasetSchema && ids.has(name)) {
     const other = `If ${shown} is a table of yours other than the dataset ${name}, rename the node, or read that table through a view of another name`;
     if (name === node.id) return `${selfRead(node, shown, what, inCheck)}. ${other}`;
     return (
