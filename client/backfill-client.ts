@@ -1,6 +1,7 @@
 /** The typed client library behind the `backfill` command line. */
 import { randomBytes, randomUUID } from 'node:crypto';
 import { hostname, userInfo } from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
 import {
   Client,
   WorkflowExecutionAlreadyStartedError,
@@ -356,6 +357,10 @@ export function defaultBackfillId(name: string, now = new Date()): string {
   const stamp = now.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z').replace('T', '-');
   return `${slug}-${stamp}`;
 }
+
+/** How often, and how long apart, the runs of a backfill are listed again when the list lags behind a continued run (`goOnBase`). */
+const RELISTS = 5;
+const RELIST_WAIT_MS = 1_000;
 
 export class BackfillClient {
   /** Whether `start` has checked the search attributes, and whether it could list them. */
@@ -1225,15 +1230,26 @@ export class BackfillClient {
     const { goOnFrom, refusedAtAdmission } = await import('../core/go-on-from.ts');
     if (!refusedAtAdmission(latest)) return latest;
     const workflowId = backfillWorkflowId(backfillId);
-    const runs: RunSummary[] = [];
-    for await (const execution of this.client.workflow.list({ query: `WorkflowId = ${visibilityLiteral(workflowId)}` })) runs.push(execution);
-    // The list may lag behind the runs' ends: a run it shows running may have been refused since, or continued. Their descriptions are current.
-    for (;;) {
+    const listed = async () => {
+      const runs: RunSummary[] = [];
+      for await (const execution of this.client.workflow.list({ query: `WorkflowId = ${visibilityLiteral(workflowId)}` })) runs.push(execution);
+      return runs;
+    };
+    // The list may lag behind the runs' ends: a run it shows running may have been refused since (left out), or continued
+    // (its next run, the one to go on from, is not listed yet: listed again). Their descriptions are current.
+    let runs = await listed();
+    for (let relisted = 0; ; ) {
       const from = goOnFrom<RunSummary>(latest, runs);
       if (from.runId === latest.runId) return latest;
       const described = await this.client.workflow.getHandle(workflowId, from.runId, { followRuns: false }).describe();
-      if (!refusedAtAdmission(described) && described.status.name !== 'CONTINUED_AS_NEW') return described;
-      runs.splice(runs.indexOf(from), 1);
+      if (described.status.name === 'CONTINUED_AS_NEW') {
+        if (++relisted > RELISTS) {
+          throw new BackfillError('failed', `the server's list of the runs of backfill '${backfillId}' lags behind them (run ${from.runId} continued, its next is not listed yet): try again in a few seconds`);
+        }
+        await sleep(RELIST_WAIT_MS);
+        runs = await listed();
+      } else if (refusedAtAdmission(described)) runs.splice(runs.indexOf(from), 1);
+      else return described;
     }
   }
 

@@ -80,6 +80,8 @@ export const governanceActivities = proxyLocalActivities<PolicyActivities & Appr
  */
 const runListing = proxyLocalActivities<ApprovalActivities>({
   startToCloseTimeout: '1 minute',
+  // All the attempts together: a listing that hangs holds the admission no longer than this.
+  scheduleToCloseTimeout: '90 seconds',
   retry: { maximumAttempts: 10, initialInterval: '1s', maximumInterval: '10s' },
 });
 
