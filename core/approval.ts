@@ -343,7 +343,7 @@ export function checkRunFollowed(check: SignatureCheck, runs: readonly EarlierRu
   const latest = runs.filter((r) => r.runId !== ownRunId).reduce<EarlierRun | null>((a, r) => (a === null || r.startedAt > a.startedAt ? r : a), null);
   const follows = subject.afterRun ?? FIRST_RUN;
   if ((latest?.runId ?? FIRST_RUN) === follows) return check;
-  const again = `a signature starts one run, once; to run it again, sign its start again (backfill start --id ${subject.backfillId} --rerun --sign-key <your key>)`;
+  const again = `a signature starts one run, once; to run it again, sign its start again (${signAgain(subject)})`;
   if (latest === null) {
     return {
       ok: false,

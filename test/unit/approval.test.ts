@@ -432,7 +432,7 @@ describe('a signed start admits one backfill, once', () => {
       ok: false,
       code: 'already_used',
       message:
-        "the signed start was made for the first run of backfill 'revenue-2024', but it already ran (run r1, started 2024-05-01T11:00:00.000Z): a signature starts one run, once; to run it again, sign its start again (backfill start --id revenue-2024 --rerun --sign-key <your key>)",
+        "the signed start was made for the first run of backfill 'revenue-2024', but it already ran (run r1, started 2024-05-01T11:00:00.000Z): a signature starts one run, once; to run it again, sign its start again (backfill start <spec> --id revenue-2024 --rerun --sign-key <your key>)",
     });
     // A --rerun signed after run r1 counts after r1 (the latest), not after r2.
     const rerun = ok({ afterRun: 'r1' });
