@@ -13,12 +13,11 @@ import { SqliteWarehouse } from '../../activities/warehouse/sqlite/sqlite-dialec
 import { quoteIdent, versionsTable } from '../../activities/warehouse/sql.ts';
 import { CommitDeadlineError, SqlError, type PartitionWrite, type Row } from '../../activities/warehouse/types.ts';
 import type { RawAccess } from '../warehouse/suite.ts';
-import { ORDERS, rejection, settledWithin, warehouseSuite, write } from '../warehouse/suite.ts';
+import { ORDERS, plannedReading, rejection, settledWithin, warehouseSuite, write } from '../warehouse/suite.ts';
 import { readersReadAt, writeLedger } from '../warehouse/readers.ts';
 import { runCli } from '../unit/run-cli.ts';
 import { openExistingWarehouse, openLedgerIfThere } from '../../client/existing-warehouse.ts';
 import { EXIT } from '../../client/exit-codes.ts';
-import { resolveSpec } from '../../core/spec.ts';
 import { thrownBackfillError } from '../unit/backfill-error.ts';
 
 /** A ledger of an older layout: the schema `schema` with its ledger table alone, which setup would complete and a reader must leave as it is. */
@@ -527,14 +526,6 @@ describe('postgres: its own storage', () => {
 });
 
 describe('postgres: what plan refuses of the names spec SQL reads, the partition refuses or reads wrongly', () => {
-  /** `rolling` depends on `daily` (identity), and reads `sql`: plan's verdict. */
-  const planned = (sql: string) => () =>
-    resolveSpec({
-      name: 'plan',
-      partitions: { grain: 'day', start: '2024-01-01', end: '2024-01-04' },
-      nodes: [{ id: 'daily', transform: 'noop' }, { id: 'rolling', dependsOn: ['daily'], sql }],
-    });
-
   it("a dataset or backfill's table named otherwise than by a dataset's plain name: plan refuses it (PostgreSQL's schemas aside, whose views' schema only the warehouse knows), and the partition is refused when it runs", async () => {
     // backfill's tables in the schema of its default name, the views in a schema of their own.
     const views = `t_${randomUUID().slice(0, 8)}`;
@@ -548,13 +539,13 @@ describe('postgres: what plan refuses of the names spec SQL reads, the partition
         const sql = `SELECT COUNT(*) AS n FROM ${name}`;
         // A schema other than SQLite's may be a source table's (raw.orders, or public.orders beside views kept in a schema
         // of their own): plan lets it through, and the warehouse, which knows the schema of its views, refuses it when the partition runs.
-        if (name.includes(views) || name.startsWith('public.')) expect(planned(sql), name).not.toThrow();
-        else expect(thrownBackfillError(planned(sql)).code, name).toBe('invalid_spec');
+        if (name.includes(views) || name.startsWith('public.')) expect(plannedReading(sql), name).not.toThrow();
+        else expect(thrownBackfillError(plannedReading(sql)).code, name).toBe('invalid_spec');
         const error = await rejection(wh.publish(write('rolling', '2024-01-02', { backfillId: `bf-${i}`, runKey: `run-${i}`, selects: [{ sql, bindings: {} }], inputs })));
         expect(error, name).toBeInstanceOf(SqlError);
       }
       expect(await wh.ledger({ node: 'rolling' })).toEqual([]);
-      expect(planned('SELECT COUNT(*) AS n FROM daily')).not.toThrow();
+      expect(plannedReading('SELECT COUNT(*) AS n FROM daily')).not.toThrow();
       await wh.publish(write('rolling', '2024-01-02', { selects: [{ sql: 'SELECT COUNT(*) AS n FROM daily', bindings: {} }], inputs }));
       expect(await wh.query('SELECT n FROM rolling')).toEqual([{ n: 1 }]);
     } finally {

@@ -6,8 +6,7 @@ import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { SqliteWarehouse, pgFloatText, type SqliteDialect } from '../../activities/warehouse/sqlite/sqlite-dialect.ts';
 import { sqliteRawAccess } from './sqlite-raw.ts';
-import { rejection, warehouseSuite, write } from '../warehouse/suite.ts';
-import { resolveSpec } from '../../core/spec.ts';
+import { plannedReading, rejection, warehouseSuite, write } from '../warehouse/suite.ts';
 import { thrownBackfillError } from './backfill-error.ts';
 import { SqlError } from '../../activities/warehouse/types.ts';
 
@@ -185,14 +184,6 @@ describe('sqlite: its own storage', () => {
 describe('sqlite: what plan refuses of the names spec SQL reads, the partition refuses or reads wrongly', () => {
   const dirs: string[] = [];
   afterEach(() => dirs.splice(0).forEach((d) => rmSync(d, { recursive: true, force: true })));
-  /** `rolling` depends on `daily` (identity), and reads `sql`: plan's verdict. */
-  const planned = (sql: string) => () =>
-    resolveSpec({
-      name: 'plan',
-      partitions: { grain: 'day', start: '2024-01-01', end: '2024-01-04' },
-      nodes: [{ id: 'daily', transform: 'noop' }, { id: 'rolling', dependsOn: ['daily'], sql }],
-    });
-
   it('a dataset or backfill\'s table named otherwise than by a dataset\'s plain name: plan refuses it, and the partition is refused when it runs', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'backfill-warehouse-'));
     dirs.push(dir);
@@ -202,13 +193,13 @@ describe('sqlite: what plan refuses of the names spec SQL reads, the partition r
     const names = ['main.daily', '"main"."daily"', 'temp.daily', 'daily__versions', 'main.daily__versions', 'backfill_ledger', 'main.backfill_partitions', 'backfill_leases'];
     for (const [i, name] of names.entries()) {
       const sql = `SELECT COUNT(*) AS n FROM ${name}`;
-      expect(thrownBackfillError(planned(sql)).code, name).toBe('invalid_spec');
+      expect(thrownBackfillError(plannedReading(sql)).code, name).toBe('invalid_spec');
       const error = await rejection(wh.publish(write('rolling', '2024-01-02', { backfillId: `bf-${i}`, runKey: `run-${i}`, selects: [{ sql, bindings: {} }], inputs })));
       expect(error, name).toBeInstanceOf(SqlError);
     }
     expect(await wh.ledger({ node: 'rolling' })).toEqual([]);
     // The plain name plans, and reads the partition it maps to.
-    expect(planned('SELECT COUNT(*) AS n FROM daily')).not.toThrow();
+    expect(plannedReading('SELECT COUNT(*) AS n FROM daily')).not.toThrow();
     await wh.publish(write('rolling', '2024-01-02', { selects: [{ sql: 'SELECT COUNT(*) AS n FROM daily', bindings: {} }], inputs }));
     expect(await wh.query('SELECT n FROM rolling')).toEqual([{ n: 1 }]);
     await wh.close();

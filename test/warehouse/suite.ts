@@ -95,6 +95,14 @@ export async function rejection(promise: Promise<unknown>): Promise<Error> {
   return error as Error;
 }
 
+/** Plan's verdict on a spec whose `rolling` depends on `daily` (identity) and reads `sql`: a call that throws if plan refuses it. */
+export const plannedReading = (sql: string) => () =>
+  resolveSpec({
+    name: 'plan',
+    partitions: { grain: 'day', start: '2024-01-01', end: '2024-01-04' },
+    nodes: [{ id: 'daily', transform: 'noop' }, { id: 'rolling', dependsOn: ['daily'], sql }],
+  });
+
 /** `work`'s outcome, or a rejection saying it had none `ms` later. */
 export function settledWithin<T>(work: Promise<T>, ms: number): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
