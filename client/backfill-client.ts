@@ -24,7 +24,6 @@ import { backfillDetails, backfillSummary } from '../core/details.ts';
 import { BackfillError } from '../core/errors.ts';
 import { checkTaskQueue } from '../core/task-queue.ts';
 import { rollbackNodes, type RollbackNodes, type RunNode } from '../core/rollback-order.ts';
-import type { RunSummary } from '../core/go-on-from.ts';
 import { expandPlan, requirePartitionsInRange, type Plan } from '../core/plan.ts';
 import { RangeSet } from '../core/ranges.ts';
 import { rollbackWorkflowId, type RollbackInput, type RollbackSummary, type RollbackTuning, type StatusRollback } from '../core/rollback.ts';
@@ -1227,20 +1226,17 @@ export class BackfillClient {
    * or, when the policy refused that one at admission, the latest run before it that was admitted.
    */
   private async goOnBase(backfillId: string, latest: WorkflowExecutionDescription): Promise<WorkflowExecutionDescription> {
-    const { goOnFrom, refusedAtAdmission } = await import('../core/go-on-from.ts');
+    const { admittedBefore, refusedAtAdmission } = await import('../core/go-on-from.ts');
     if (!refusedAtAdmission(latest)) return latest;
+    const { runsOfWorkflowId } = await import('./workflow-runs.ts');
     const workflowId = backfillWorkflowId(backfillId);
-    const listed = async () => {
-      const runs: RunSummary[] = [];
-      for await (const execution of this.client.workflow.list({ query: `WorkflowId = ${visibilityLiteral(workflowId)}` })) runs.push(execution);
-      return runs;
-    };
-    // The list may lag behind the runs' ends: a run it shows running may have been refused since (left out), or continued
-    // (its next run, the one to go on from, is not listed yet: listed again). Their descriptions are current.
+    const listed = () => runsOfWorkflowId(this.connection, this.namespace, workflowId);
+    // The list may lag behind the runs' ends: a run continued may not have its next run listed yet (listed again), and
+    // one may have been refused since it was listed. Its description is current.
     let runs = await listed();
     for (let relisted = 0; ; ) {
-      const from = goOnFrom<RunSummary>(latest, runs);
-      if (from.runId === latest.runId) return latest;
+      const from = admittedBefore({ runId: latest.runId, startedAt: latest.startTime.getTime() }, runs);
+      if (from === null) return latest;
       const described = await this.client.workflow.getHandle(workflowId, from.runId, { followRuns: false }).describe();
       if (described.status.name === 'CONTINUED_AS_NEW') {
         if (++relisted > RELISTS) {
@@ -1248,7 +1244,7 @@ export class BackfillClient {
         }
         await sleep(RELIST_WAIT_MS);
         runs = await listed();
-      } else if (refusedAtAdmission(described)) runs.splice(runs.indexOf(from), 1);
+      } else if (refusedAtAdmission(described)) runs = runs.filter((r) => r.runId !== from.runId);
       else return described;
     }
   }

@@ -6,27 +6,29 @@
  * nothing to retry. So the new run goes on from the latest run before it that was admitted.
  */
 
-/** What the client knows of one run of a backfill's workflow (a description, a visibility listing). */
-export type RunSummary = { runId: string; status: { name: string }; startTime: Date; memo?: Record<string, unknown> };
+import type { EarlierRun } from './approval.ts';
+
+/** How a run ended, as its description or a visibility listing gives it. */
+export type RunEnd = { status: { name: string }; memo?: Record<string, unknown> };
 
 /** Whether a run ended refused at admission: the workflow writes why in its memo (`governance.refused`) before it fails. */
-export function refusedAtAdmission(run: Pick<RunSummary, 'status' | 'memo'>): boolean {
+export function refusedAtAdmission(run: RunEnd): boolean {
   if (run.status.name !== 'FAILED') return false;
   const governance = run.memo?.governance;
   return typeof governance === 'object' && governance !== null && typeof (governance as { refused?: unknown }).refused === 'string';
 }
 
 /**
- * The run to go on from: `latest`, unless it was refused at admission; then the latest of `runs`
- * started before it that was not. With none (every earlier run refused, or none kept: the
- * namespace's retention), `latest`, and the policy judges what it holds again.
+ * The run to go on from when the latest (`latest`) was refused at admission: the latest of the
+ * workflow id's `runs` (client/workflow-runs.ts, each refused run marked) started before it that
+ * was admitted. Null with none (every earlier run refused, or none kept: the namespace's
+ * retention): the new run goes on from the latest, and the policy judges what it holds again.
  */
-export function goOnFrom<R extends RunSummary>(latest: R, runs: Iterable<R>): R {
-  if (!refusedAtAdmission(latest)) return latest;
-  let from: R | null = null;
+export function admittedBefore(latest: Pick<EarlierRun, 'runId' | 'startedAt'>, runs: Iterable<EarlierRun>): EarlierRun | null {
+  let from: EarlierRun | null = null;
   for (const run of runs) {
-    if (run.runId === latest.runId || run.startTime.getTime() >= latest.startTime.getTime() || refusedAtAdmission(run)) continue;
-    if (from === null || run.startTime.getTime() > from.startTime.getTime()) from = run;
+    if (run.runId === latest.runId || run.startedAt >= latest.startedAt || run.refused === true) continue;
+    if (from === null || run.startedAt > from.startedAt) from = run;
   }
-  return from ?? latest;
+  return from;
 }
