@@ -374,6 +374,21 @@ export function warehouseSuite(kind: Warehouse['kind'], open: WarehouseFactory, 
       expect(counts?.inputs).toMatchObject([{ node: 'orders', versions: { k1: 2 } }]);
     });
 
+    it('a partition in the batch of the upstream partition it reads reads the version that batch wrote, as it would after it', async () => {
+      await wh.publish(write('orders', 'k1', { rows: [{ order_id: 1 }] }));
+      const inputs = [{ node: 'orders', from: 'k1', to: 'k2' }];
+      const { published, failed } = await wh.publishMany([
+        write('orders', 'k1', { runKey: 'run-2', rows: [{ order_id: 1 }, { order_id: 2 }] }),
+        write('orders', 'k2', { runKey: 'run-2', rows: [{ order_id: 3 }] }),
+        write('counts', 'k1', { runKey: 'run-2', selects: [{ sql: 'SELECT COUNT(*) AS n, SUM(order_id) AS total FROM orders', bindings: {} }], inputs }),
+      ]);
+      expect(failed?.error).toBeUndefined();
+      expect(published.map((p) => p.version)).toEqual([2, 1, 1]);
+      expect(await wh.query('SELECT n, total FROM counts')).toEqual([{ n: 3, total: 6 }]);
+      const [counts] = await wh.ledger({ node: 'counts' });
+      expect(counts?.inputs).toMatchObject([{ node: 'orders', versions: { k1: 2, k2: 1 } }]);
+    });
+
     it('publishMany of a retry returns the versions already published', async () => {
       const first = await wh.publish(write('orders', '2024-01-01', { rows: ORDERS }));
       const { published, failed } = await wh.publishMany([write('orders', '2024-01-01', { rows: ORDERS, attempt: 2 }), write('orders', '2024-01-02', { rows: ORDERS })]);

@@ -768,11 +768,23 @@ class LakeSession implements Session {
     return `(${await this.fromFiles(node, `read_parquet(${quoteLiteral(file)})`)})`;
   }
 
+  /**
+   * A version this transaction wrote (an upstream partition published earlier in the same batch)
+   * has no file until the commit: its rows are read from the staging table, the others' from their files.
+   */
   async pinnedRows(node: string, versions: ReadonlyArray<readonly [string, number]>, columns: readonly string[]): Promise<string> {
     const list = columns.length > 0 ? columns.map(quoteIdent).join(', ') : 'NULL AS __empty';
     if (versions.length === 0) return `SELECT ${list} FROM (${await this.typedEmpty(node, false)})`;
-    const files = versions.map(([partition, version]) => quoteLiteral(this.dialect.layout.version(node, partition, version)));
-    return `SELECT ${list} FROM (${await this.fromFiles(node, `read_parquet([${files.join(', ')}], union_by_name = true, hive_partitioning = false)`)})`;
+    const staged = versions.filter(([partition, version]) => this.staged.has(`${node}/${partition}/${version}`));
+    const stored = versions.filter(([partition, version]) => !this.staged.has(`${node}/${partition}/${version}`));
+    const files = stored.map(([partition, version]) => quoteLiteral(this.dialect.layout.version(node, partition, version)));
+    const fromFiles = files.length === 0 ? undefined : await this.fromFiles(node, `read_parquet([${files.join(', ')}], union_by_name = true, hive_partitioning = false)`);
+    const fromStaging =
+      staged.length === 0
+        ? undefined
+        : `SELECT * FROM ${this.dialect.versionsTable(node)} WHERE (${PARTITION_COLUMN}, ${VERSION_COLUMN}) IN (${staged.map(([partition, version]) => `(${quoteLiteral(partition)}, ${version})`).join(', ')})`;
+    const source = [fromFiles, fromStaging].filter((s): s is string => s !== undefined).join(' UNION ALL BY NAME ');
+    return `SELECT ${list} FROM (${source})`;
   }
 
   /**
