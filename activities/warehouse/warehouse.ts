@@ -100,6 +100,19 @@ function readsPending(write: PartitionWrite, pending: PendingRow): boolean {
   return other.node === write.node && other.partition.toLowerCase() === write.partition.toLowerCase();
 }
 
+/**
+ * A write of a batch threw, after those before it, in a way that ended the whole transaction
+ * (the engine rolled it back, or will not commit it): nothing of the batch is kept.
+ */
+class BatchEnded extends Error {
+  constructor(
+    readonly index: number,
+    readonly error: Error,
+  ) {
+    super(error.message);
+  }
+}
+
 /** A check's errors, thrown inside the staging savepoint so that the new rows roll back. */
 class ChecksFailed extends Error {
   constructor(readonly outcome: CheckOutcome) {
@@ -310,8 +323,10 @@ export class SqlWarehouse implements Warehouse {
    * Publishes the partitions in turn in one transaction: one commit for all of them. Each
    * partition's publish is atomic on its own (a savepoint around it): the first that fails
    * keeps what its checks recorded and ends the batch; those before it are committed, and
-   * nothing of those after it is written. A failure that ends the whole transaction (SQLite
-   * rolls it back itself on a full disk) keeps none: the batch fails at index 0 with it. The
+   * nothing of those after it is written. A failure that ends the whole transaction keeps none:
+   * SQLite's full disk fails the batch at index 0; on an engine whose session says the
+   * transaction `ended` (DuckDB at any error while a statement runs) the partitions before the
+   * one that failed are published again in a transaction of their own, and it fails alone. The
    * ledger rows of the partitions it keeps (one that failed its checks included) go in one
    * INSERT before the commit.
    */
@@ -366,11 +381,19 @@ export class SqlWarehouse implements Warehouse {
     for (const r of requests) r.answer(await this.publishAlone(r.writes, (work) => this.txNow(work)));
   }
 
-  /** The writes published in one transaction of their own: a failure before any is committed is the batch's. */
+  /**
+   * The writes published in one transaction of their own: a failure before any is committed is
+   * the batch's. One of a later write that ended the whole transaction is still that write's:
+   * those before it are published again, in a transaction of their own, and the batch fails at it.
+   */
   private async publishAlone(writes: readonly PartitionWrite[], tx: <T>(work: (s: Session) => Promise<T>) => Promise<T>): Promise<PublishedBatch> {
     try {
       return await tx((s) => this.publishEach(s, writes, { grouped: false }));
     } catch (error) {
+      if (error instanceof BatchEnded) {
+        const before = await this.publishAlone(writes.slice(0, error.index), tx);
+        return before.failed ? before : { published: before.published, failed: { index: error.index, error: error.error } };
+      }
       return { published: [], failed: { index: 0, error: error instanceof Error ? error : new Error(String(error)) } };
     }
   }
@@ -399,8 +422,10 @@ export class SqlWarehouse implements Warehouse {
       try {
         done = writes.length === 1 || grouped ? await this.publishOne(s, write) : await s.savepoint(() => this.publishOne(s, write));
       } catch (error) {
-        if (index === 0 || grouped || s.ended === true) throw error;
-        return ends({ published, failed: { index, error: error instanceof Error ? error : new Error(String(error)) } });
+        if (index === 0 || grouped) throw error;
+        const failed = error instanceof Error ? error : new Error(String(error));
+        if (s.ended === true) throw new BatchEnded(index, failed);
+        return ends({ published, failed: { index, error: failed } });
       }
       if (done.row) pending.push({ write, values: done.row });
       const { outcome } = done;
@@ -612,7 +637,15 @@ export class SqlWarehouse implements Warehouse {
       try {
         return await (await s.spec({ sql, bindings: {}, scope, given, ...deadlineOf(write) })).measure(aggregate);
       } catch (error) {
-        // SQL that fails fails its check; SQL refused before it ran fails the publish.
+        // SQL that fails fails its check; SQL refused before it ran fails the publish, as does
+        // SQL whose failure ended the transaction (DuckDB's at any error while a statement runs):
+        // the failed check could not be recorded in it.
+        if (error instanceof SqlError && !(error instanceof SqlRefusedError) && s.ended === true) {
+          throw new SqlError(
+            `a check's SQL failed while it ran (${error.message}), and the engine ended the publish's transaction with it, so nothing of ${write.node} ${write.partition} is written ` +
+              "(a lake's DuckDB does at any such error): fix the check's SQL, or guard the failing expression (TRY_CAST instead of CAST, for one)",
+          );
+        }
         if (error instanceof SqlError && !(error instanceof SqlRefusedError)) return { error: error.message };
         throw error;
       }

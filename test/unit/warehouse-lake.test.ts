@@ -359,6 +359,49 @@ describe('lake: partition keys that differ only in case, in one batch', () => {
   });
 });
 
+describe('lake: SQL that fails while it runs (DuckDB then aborts the whole transaction)', () => {
+  // A cast that fails on a row, not before the statement runs.
+  const badCast = "SELECT CAST(v AS INTEGER) AS n FROM (VALUES ('x')) t(v)";
+
+  it('in a batch, fails its own partition with its own error: those before it are committed, nothing after it is written', async () => {
+    const wh = new LakeWarehouse(freshRoot());
+    try {
+      const { published, failed } = await wh.publishMany([
+        write('orders', 'k1', { rows: [{ n: 1 }] }),
+        write('orders', 'k2', { rows: [{ n: 2 }] }),
+        write('orders', 'k3', { selects: [{ sql: badCast, bindings: {} }] }),
+        write('orders', 'k4', { rows: [{ n: 4 }] }),
+      ]);
+      expect(published.map((p) => p.version)).toEqual([1, 1]);
+      expect(failed?.index).toBe(2);
+      expect(failed?.error).toBeInstanceOf(SqlError);
+      expect(failed?.error.message).toMatch(/^Conversion Error: .* in SQL: SELECT CAST/);
+      expect((await wh.ledger({ node: 'orders' })).map((r) => [r.partition, r.status])).toEqual([
+        ['k1', 'published'],
+        ['k2', 'published'],
+      ]);
+      expect(await wh.query('SELECT n FROM orders ORDER BY n')).toEqual([{ n: 1 }, { n: 2 }]);
+    } finally {
+      await wh.close();
+    }
+  });
+
+  it("in a check, fails the publish naming the check's SQL and why, and writes nothing", async () => {
+    const wh = new LakeWarehouse(freshRoot());
+    try {
+      const checks = [{ type: 'sql' as const, name: 'numeric countries', sql: 'SELECT * FROM {{this}} WHERE CAST(country AS INTEGER) > 0', severity: 'warn' as const }];
+      const error = await rejection(wh.publish(write('orders', 'k1', { rows: [{ country: 'DE' }], checks })));
+      expect(error).toBeInstanceOf(SqlError);
+      expect(error.message).toMatch(/^a check's SQL failed while it ran \(Conversion Error: .*CAST\(country AS INTEGER\).*\), and the engine ended the publish's transaction with it, so nothing of orders k1 is written .*: fix the check's SQL/);
+      expect(await wh.ledger({ node: 'orders' })).toEqual([]);
+      // The lake goes on: the next publish commits.
+      expect((await wh.publish(write('orders', 'k1', { rows: [{ country: 'DE' }] }))).version).toBe(1);
+    } finally {
+      await wh.close();
+    }
+  });
+});
+
 describe('lake: the name of a partition that is gone', () => {
   const sales = (partition: string, n: number, more: Partial<PartitionWrite> = {}) => write('sales', partition, { runKey: `run-${n}`, backfillId: `bf-${n}`, rows: [{ n }], ...more });
 

@@ -462,6 +462,8 @@ class LakeSession implements Session {
   private released: Array<{ key: string; node: string; partition: string }> = [];
   /** A statement interrupted at its deadline aborts DuckDB's transaction: nothing more runs in it. */
   private interrupted = false;
+  /** Whether a statement that failed while it ran aborted DuckDB's transaction: nothing more runs in it either. */
+  private aborted = false;
 
   constructor(
     private readonly dialect: LakeDialect,
@@ -490,7 +492,23 @@ class LakeSession implements Session {
   }
 
   get ended(): boolean {
-    return this.interrupted;
+    return this.interrupted || this.aborted;
+  }
+
+  /**
+   * After a statement failed: whether DuckDB aborted the transaction with it (it does at any
+   * error raised while a statement runs, a cast of a row that fails, a missing file; not at one
+   * found before it runs, a misspelt name). Its statements' undoing would then fail in turn, as
+   * would the commit, and hide the error that caused it.
+   */
+  private async abortedAt(): Promise<boolean> {
+    if (this.interrupted || this.aborted) return true;
+    try {
+      await this.c.run('SELECT 1');
+    } catch {
+      this.aborted = true;
+    }
+    return this.aborted;
   }
 
   /** DuckDB has no savepoints: what the work staged and the column changes it made are undone by hand. */
@@ -501,7 +519,7 @@ class LakeSession implements Session {
     try {
       return await work();
     } catch (error) {
-      if (this.interrupted) throw error;
+      if (await this.abortedAt()) throw error;
       this.named = named;
       for (const [key, version] of this.staged) {
         if (staged.has(key)) continue;
@@ -1015,6 +1033,7 @@ class LakeSession implements Session {
         try {
           return await work();
         } catch (error) {
+          await this.abortedAt();
           return wrapSqlError(error, spec.sql);
         }
       });
