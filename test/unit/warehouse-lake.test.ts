@@ -763,6 +763,29 @@ describe('lake: a reader (lineage, diff, report, rollback --dry-run, --only-chan
     expect(tree(root)).toEqual(before);
   });
 
+  it('attached again after a writer changed a dataset, reads the dataset as it is now, not as it was at its first attach', async () => {
+    const root = freshRoot();
+    const writer = new LakeWarehouse(root);
+    const reader = new LakeWarehouse(root, { readOnly: true });
+    const inputs = [{ node: 'orders', from: 'k1', to: 'k2' }];
+    try {
+      await writer.publish(write('orders', 'k1', { rows: [{ a: 1 }] }));
+      await writer.lake.hold.release();
+      expect(await reader.query('SELECT a FROM orders', {}, await reader.pin(inputs))).toEqual([{ a: 1 }]);
+      await reader.lake.hold.release();
+      // The writer adds a column; the reader attaches the catalogue again.
+      await writer.publish(write('orders', 'k2', { rows: [{ a: 2, b: 'x' }] }));
+      await writer.lake.hold.release();
+      expect(await reader.query('SELECT a, b FROM orders ORDER BY a', {}, await reader.pin(inputs))).toEqual([
+        { a: 1, b: null },
+        { a: 2, b: 'x' },
+      ]);
+    } finally {
+      await reader.close();
+      await writer.close();
+    }
+  });
+
   it('while a worker holds the catalogue, reads a copy of it made outside the lake: it leaves no waiting marker, every file of the lake is unchanged, and the worker keeps the catalogue', async () => {
     const root = await lakeWithLedger();
     const holder = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, '..', 'lake', 'holder.ts'), root], { stdio: ['pipe', 'pipe', 'inherit'] });

@@ -208,7 +208,7 @@ export class LakeDialect implements Dialect {
     this.hold = new CatalogueHold(
       () => this.connection(),
       this.layout,
-      async () => (this.readOnly ? undefined : this.recover()),
+      async () => (this.readOnly ? this.forget() : this.recover()),
       async () => void (await this.clearMirrored()),
       { ...options, snapshots: this.snapshots },
     );
@@ -360,6 +360,13 @@ export class LakeDialect implements Dialect {
     return done;
   }
 
+  /** On taking the catalogue (a reader too): what this process knew of it may have changed while others held it. */
+  private forget(): void {
+    this.datasets = undefined;
+    this.filesViews.clear();
+    this.partitionNames.clear();
+  }
+
   /**
    * On taking the catalogue: finishes the pointer moves a holder that died did not mirror in
    * files, and makes the views again when this process sees the lake at another path. The
@@ -371,9 +378,7 @@ export class LakeDialect implements Dialect {
       this.swept = true;
       sweepIncoming(this.layout, Date.now());
     }
-    this.datasets = undefined;
-    this.filesViews.clear();
-    this.partitionNames.clear();
+    this.forget();
     this.mirrored = [];
     this.recorded.clear();
     const c = await this.connection();
