@@ -366,12 +366,14 @@ export function warehouseSuite(kind: Warehouse['kind'], open: WarehouseFactory, 
       await wh.publish(write('orders', 'k1', { rows: [{ order_id: 1 }] }));
       const { failed } = await wh.publishMany([
         write('orders', 'k1', { ...staged, rows: [{ order_id: 1 }, { order_id: 2 }] }),
-        // It pins the version without reading it: a lake reads a version's file, which its commit writes.
-        write('counts', 'k1', { ...staged, rows: [{ n: 1 }], inputs: [{ node: 'orders', from: 'k1', to: 'k1' }] }),
+        // It reads the version too (a lake's file of it is written at the commit: it is read where it is staged).
+        write('counts', 'k1', { ...staged, selects: [{ sql: 'SELECT COUNT(*) AS n FROM orders', bindings: {} }], inputs: [{ node: 'orders', from: 'k1', to: 'k1' }] }),
       ]);
       expect(failed).toBeUndefined();
       const [counts] = await wh.ledger({ node: 'counts' });
       expect(counts?.inputs).toMatchObject([{ node: 'orders', versions: { k1: 2 } }]);
+      await wh.publishStaged({ backfillId: 'bf-s', runKey: 'rs' });
+      expect(await wh.query('SELECT n FROM counts')).toEqual([{ n: 2 }]);
     });
 
     it('a partition in the batch of the upstream partition it reads reads the version that batch wrote, as it would after it', async () => {
