@@ -494,6 +494,27 @@ describe('lake: the name of a partition that is gone', () => {
   });
 });
 
+describe('lake: a partition key too long for a file name', () => {
+  it('is refused before anything is written, naming the limit and the fix; the longest that fits publishes', async () => {
+    const root = freshRoot();
+    const wh = new LakeWarehouse(root);
+    try {
+      // Each é is 6 bytes once encoded (%C3%A9): 42 of them and .parquet make a 260-byte name.
+      const error = await rejection(wh.publish(write('orders', 'é'.repeat(42), { rows: [{ a: 1 }] })));
+      expect(error).toBeInstanceOf(InvalidDatasetError);
+      expect(error.message).toMatch(/^dataset 'orders': partition key 'é+' would name its file with 260 bytes .*at most 255 bytes.*Give the partition a shorter key/);
+      expect(await wh.ledger({ node: 'orders' })).toEqual([]);
+      expect(existsSync(join(root, 'orders', '_versions'))).toBe(false);
+      const longest = 'k'.repeat(247);
+      expect(await wh.publish(write('orders', longest, { rows: [{ a: 1 }] }))).toMatchObject({ version: 1 });
+      expect(existsSync(join(root, 'orders', `${longest}.parquet`))).toBe(true);
+      expect((await rejection(wh.publish(write('orders', `${longest}k`, { rows: [{ a: 1 }] })))).message).toMatch(/with 256 bytes/);
+    } finally {
+      await wh.close();
+    }
+  });
+});
+
 describe('lake: names Windows keeps for its devices', () => {
   it('are refused as a partition key (CON, nul, Com1, LPT9...: its files would be CON.parquet and _versions/CON), before anything is written', async () => {
     const root = freshRoot();

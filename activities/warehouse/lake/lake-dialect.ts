@@ -442,6 +442,25 @@ function assertNoDevice(node: string, partition: string): void {
   );
 }
 
+/** The longest file name the file systems a lake lives on hold (ext4, XFS, APFS: 255 bytes). */
+const MAX_FILE_NAME_BYTES = 255;
+const PUBLISHED_SUFFIX = '.parquet';
+
+/**
+ * Before a dataset's new partition: its key, as the lake names its files (`fileKey`: characters
+ * other than letters, digits, - and = percent-encoded), must fit in a file name; the file
+ * system would otherwise refuse the name at the commit, with an error that says nothing of the key.
+ */
+function assertNameFits(node: string, partition: string): void {
+  const bytes = Buffer.byteLength(`${fileKey(partition)}${PUBLISHED_SUFFIX}`);
+  if (bytes <= MAX_FILE_NAME_BYTES) return;
+  throw new InvalidDatasetError(
+    `dataset '${node}': partition key '${partition}' would name its file with ${bytes} bytes (${fileKey(partition).slice(0, 40)}…${PUBLISHED_SUFFIX}), and file systems hold names of at most ${MAX_FILE_NAME_BYTES} bytes: ` +
+      `the lake names a partition's files after its key, each character other than an ASCII letter, a digit, - and = percent-encoded (3 bytes a byte: é takes 6). ` +
+      `Give the partition a shorter key (at most ${MAX_FILE_NAME_BYTES - PUBLISHED_SUFFIX.length} bytes once encoded)`,
+  );
+}
+
 class LakeSession implements Session {
   /** Versions staged in this transaction, by `node/partition/version`. */
   private staged = new Map<string, Staged>();
@@ -735,6 +754,7 @@ class LakeSession implements Session {
     }
     if (owner === undefined) {
       assertNoDevice(node, partition);
+      assertNameFits(node, partition);
       this.named.set(key, { node, partition });
       return;
     }
@@ -750,6 +770,7 @@ class LakeSession implements Session {
     // stay for the ledger's history, and this partition's versions are numbered past them.
     if (!published && Number(found?.staged ?? 0) === 0 && version > Number(found?.latest ?? 0)) {
       assertNoDevice(node, partition);
+      assertNameFits(node, partition);
       this.named.set(key, { node, partition });
       return;
     }
