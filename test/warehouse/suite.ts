@@ -284,6 +284,25 @@ export function warehouseSuite(kind: Warehouse['kind'], open: WarehouseFactory, 
       ]);
     });
 
+    it("a partition that widens a column and then fails leaves the column as it was, for the partitions committed with it: their rows, types and checksums", async () => {
+      const widens = { rows: [{ n: 'x' }], checks: [{ type: 'row_count' as const, min: 5 }] };
+      // Made in one tick, they wait for the same turn (a lake commits them together).
+      const [a, b, c] = await Promise.all([
+        wh.publishMany([write('orders', 'k1', { rows: [{ n: 1 }] }), write('orders', 'k2', widens)]),
+        wh.publishMany([write('orders', 'k3', widens)]),
+        wh.publishMany([write('orders', 'k4', { rows: [{ n: 4 }], checks: [{ type: 'drift', metric: { sum: 'n' }, maxChangePercent: 10 }] })]),
+      ]);
+      expect(a.published.map((p) => p.version)).toEqual([1]);
+      expect(a.failed?.error).toBeInstanceOf(CheckFailedError);
+      expect(b.failed?.error).toBeInstanceOf(CheckFailedError);
+      expect(c.failed).toBeUndefined();
+      await wh.publish(write('alone', 'k', { rows: [{ n: 4 }] }));
+      const checksum = async (node: string, partition: string) => (await wh.ledger({ node, partition })).find((r) => r.status === 'published')?.checksum;
+      expect(await checksum('orders', 'k4')).toBe(await checksum('alone', 'k'));
+      expect(await view('orders', 'n', 'n')).toEqual([{ n: 1 }, { n: 4 }]);
+      expect(await wh.query('SELECT MAX(n) + 1 AS next FROM orders')).toEqual([{ next: 5 }]);
+    });
+
     it('a publish that throws, made at once with others, fails alone: nothing of it is written, and the others commit', async () => {
       const [a, b, c] = await Promise.all([
         wh.publishMany([write('orders', '2024-01-01', { rows: [{ order_id: 1 }] })]),

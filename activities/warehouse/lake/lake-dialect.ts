@@ -540,6 +540,7 @@ class LakeSession implements Session {
     const staged = new Set(this.staged.keys());
     const pending = new Map(this.pending);
     const named = new Map(this.named);
+    const tables = new Map([...this.stagingTables].map(([table, { columns }]) => [table, new Map(columns)]));
     try {
       return await work();
     } catch (error) {
@@ -550,8 +551,33 @@ class LakeSession implements Session {
         await this.c.run(`DELETE FROM ${this.dialect.versionsTable(version.node)} WHERE ${PARTITION_COLUMN} = ${quoteLiteral(version.partition)} AND ${VERSION_COLUMN} = ${version.version}`);
         this.staged.delete(key);
       }
+      await this.restoreStaging(tables);
       this.pending = pending;
       throw error;
+    }
+  }
+
+  /**
+   * Puts the staging tables back as they were before a failed write (`before`: their columns'
+   * types then), its rows gone: a column it added or widened would otherwise be written so into
+   * the files of the versions staged before it, which the dataset's columns do not say.
+   */
+  private async restoreStaging(before: ReadonlyMap<string, ReadonlyMap<string, string>>): Promise<void> {
+    for (const [table, staging] of [...this.stagingTables]) {
+      const was = before.get(table);
+      if (!was) {
+        await this.c.run(`DROP TABLE IF EXISTS ${table}`);
+        this.stagingTables.delete(table);
+        continue;
+      }
+      for (const [column, type] of staging.columns) {
+        const old = was.get(column);
+        if (old === undefined) await this.c.run(`ALTER TABLE ${table} DROP COLUMN ${quoteIdent(column)}`);
+        // TRY_CAST: DuckDB converts the rows this transaction deleted too (the failed write's), which
+        // may not convert; the rows left were of the old type, and convert back as they were.
+        else if (old !== type) await this.c.run(`ALTER TABLE ${table} ALTER COLUMN ${quoteIdent(column)} TYPE ${old} USING TRY_CAST(${quoteIdent(column)} AS ${old})`);
+      }
+      staging.columns = new Map(was);
     }
   }
 
