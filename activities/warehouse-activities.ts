@@ -8,7 +8,8 @@ import { canaryDiffOf, type CanaryDiff } from '../core/canary.ts';
 import { diffKeys } from '../core/diff-keys.ts';
 import { PARTITION_FAILURES } from '../core/protocol.ts';
 import { diffSummary } from './warehouse/staging.ts';
-import { StaleRunError, type DatasetLease, type LeaseOutcome, type StagedOutcome, type StagedRun, type Warehouse } from './warehouse/types.ts';
+import type { ClaimOutcome } from '../core/signature-claim.ts';
+import { ClaimsUnsupportedError, StaleRunError, type SignatureClaim, type DatasetLease, type LeaseOutcome, type StagedOutcome, type StagedRun, type Warehouse } from './warehouse/types.ts';
 
 /** A refusal that will not heal by retrying (another run leases a dataset) fails the activity for good. */
 async function refusingStale<T>(work: () => Promise<T>): Promise<T> {
@@ -33,6 +34,28 @@ export function createWarehouseActivities(deps: { warehouse: Warehouse }) {
     },
     releaseDatasets(run: { backfillId: string; runKey: string }): Promise<void> {
       return warehouse.releaseDatasets(run);
+    },
+    /**
+     * A signed start's claim (core/signature-claim.ts), by the workflow that admitted it: the run
+     * that holds the signature, or that this warehouse keeps no claims. `warehouseId`: the
+     * warehouse a resumed backfill started on, where its claims are; a worker on another refuses
+     * (for good: the claim there would not count).
+     */
+    async claimSignature(claim: SignatureClaim & { warehouseId?: string }): Promise<ClaimOutcome> {
+      const { warehouseId, ...rest } = claim;
+      if (warehouseId !== undefined) {
+        const id = await warehouse.identity();
+        if (id !== warehouseId) {
+          throw ApplicationFailure.nonRetryable(`they write to warehouse ${warehouse.location} (identity ${id}), not the backfill's (identity ${warehouseId})`, 'WrongWarehouse');
+        }
+      }
+      if (!warehouse.claimSignature) return { claimed: false, unsupported: `the warehouse ${warehouse.location} (${warehouse.kind}) keeps no signature claims` };
+      try {
+        return { claimed: true, holder: await warehouse.claimSignature(rest) };
+      } catch (error) {
+        if (error instanceof ClaimsUnsupportedError) return { claimed: false, unsupported: error.message };
+        throw error;
+      }
     },
     /** Publishes every version the run staged, in one transaction (a staged backfill's publish). */
     publishStaged(run: StagedRun): Promise<StagedOutcome> {

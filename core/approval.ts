@@ -279,10 +279,10 @@ export function backfillIdOfWorkflow(workflowId: string): string | null {
   return workflowId.startsWith(prefix) && workflowId.length > prefix.length ? workflowId.slice(prefix.length) : null;
 }
 
-const signedWhat = (subject: SignedSubject) => (subject.action === 'start' ? 'signed start' : `signed ${subject.action}`);
+export const signedWhat = (subject: SignedSubject) => (subject.action === 'start' ? 'signed start' : `signed ${subject.action}`);
 
 /** The command that signs `subject`'s action again. */
-function signAgain(subject: SignedSubject): string {
+export function signAgain(subject: SignedSubject): string {
   // The refused run holds the backfill's id: a start of it again is a rerun.
   return subject.action === 'start' ? `backfill start <spec> --id ${subject.backfillId} --rerun --sign-key <your key>` : `backfill ${subject.action} ${subject.backfillId} --sign-key <your key>`;
 }

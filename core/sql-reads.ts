@@ -97,7 +97,7 @@ function selfRead(node: ResolvedNode, shown: string, what: string, inCheck: bool
 }
 
 /** SQLite's names of backfill's own tables (PostgreSQL keeps them in a schema of their own, `backfill` by default). */
-const OWN_TABLES = new Set(['ledger', 'partitions', 'rollbacks', 'meta', 'leases', 'scope'].map((t) => `backfill_${t}`));
+const OWN_TABLES = new Set(['ledger', 'partitions', 'rollbacks', 'meta', 'leases', 'signatures', 'scope'].map((t) => `backfill_${t}`));
 const VERSIONS = '__versions';
 /**
  * Where SQLite and DuckDB keep their datasets: a name in them is the dataset's. PostgreSQL keeps
@@ -138,7 +138,7 @@ function outsideRead(node: ResolvedNode, relation: SqlRelation, what: string, in
   }
   if ((OWN_TABLES.has(name) && datasetSchema) || schema === 'backfill') {
     return (
-      `${what} reads ${shown}, one of backfill's own tables (the ledger, the published pointers, the leases, the versions), ${refused}. ` +
+      `${what} reads ${shown}, one of backfill's own tables (the ledger, the published pointers, the leases, the signed starts, the versions), ${refused}. ` +
       `Spec SQL reads datasets by their plain names only (backfill's own records are shown by backfill status, lineage and report)`
     );
   }

@@ -3,7 +3,7 @@
  * synchronous; one whose driver is heavy (a native module, such as the lake's DuckDB) returns
  * this, so a process that never uses the warehouse never loads the driver.
  */
-import type { Warehouse } from './types.ts';
+import { ClaimsUnsupportedError, type Warehouse } from './types.ts';
 
 export function deferredWarehouse(identity: { kind: string; location: string }, load: () => Promise<Warehouse>): Warehouse {
   let loading: Promise<Warehouse> | undefined;
@@ -32,6 +32,12 @@ export function deferredWarehouse(identity: { kind: string; location: string }, 
     identity: async () => (await loaded()).identity(),
     acquireDatasets: async (...args) => (await loaded()).acquireDatasets(...args),
     releaseDatasets: async (...args) => (await loaded()).releaseDatasets(...args),
+    // The loaded warehouse may keep no claims: absent there, the caller is told so by its error.
+    claimSignature: async (claim) => {
+      const warehouse = await loaded();
+      if (!warehouse.claimSignature) throw new ClaimsUnsupportedError(warehouse.location);
+      return warehouse.claimSignature(claim);
+    },
     publishStaged: async (...args) => (await loaded()).publishStaged(...args),
     discardStaged: async (...args) => (await loaded()).discardStaged(...args),
     diffStaged: async (...args) => (await loaded()).diffStaged(...args),

@@ -19,9 +19,11 @@ export type TableDef = {
   indexes?: ReadonlyArray<{ name: string; columns: readonly string[] }>;
   /** Columns added after the first release: every table, new or old, gets them the same way, when missing. */
   additions?: readonly ColumnDef[];
+  /** Only the workers read it: a reader (reading.ts) of a warehouse that lacks it reads on. */
+  workersOnly?: true;
 };
 
-export type InternalTable = 'ledger' | 'partitions' | 'rollbacks' | 'meta' | 'leases';
+export type InternalTable = 'ledger' | 'partitions' | 'rollbacks' | 'meta' | 'leases' | 'signatures';
 
 /** How a dialect reads and writes the values of JSON, boolean and time columns. */
 export type Codec = {
@@ -117,6 +119,13 @@ export const TABLES: readonly TableDef[] = [
     name: 'leases',
     columns: [col('node', 'key'), col('backfill_id', 'text'), col('run_key', 'text'), col('acquired_at', 'time')],
     primaryKey: ['node'],
+  },
+  // The signed starts admitted, by the digest of their signed text (core/signature-claim.ts): the run that used each.
+  {
+    name: 'signatures',
+    columns: [col('signature_key', 'key'), col('backfill_id', 'text'), col('workflow_id', 'text'), col('run_id', 'text'), col('claimed_at', 'time')],
+    primaryKey: ['signature_key'],
+    workersOnly: true,
   },
 ];
 

@@ -35,6 +35,7 @@ export function ledgerLayout(found: FoundTables): { absent: true } | { older: st
   const missing: string[] = [];
   for (const table of TABLES) {
     const have = new Set(found.get(table.name) ?? []);
+    if (have.size === 0 && table.workersOnly) continue;
     if (have.size === 0) {
       missing.push(`table ${table.name}`);
       continue;

@@ -14,6 +14,7 @@
  * shows only the upstream partitions it maps to, at the versions pinned when it first read
  * them, and those pinned versions are what the ledger records as its inputs.
  */
+import type { SignatureHolder } from '../../core/signature-claim.ts';
 import type { PartitionInput } from '../../core/protocol.ts';
 import type { CheckInput } from '../../core/spec.ts';
 import type { PartitionDiff } from '../../core/diff.ts';
@@ -229,6 +230,8 @@ export type VersionRef = readonly [partition: string, version: number];
 
 /** The run that may publish a set of datasets (nodes): one writer per dataset. */
 export type DatasetLease = { backfillId: string; runKey: string; nodes: string[] };
+/** A signed start's claim (core/signature-claim.ts): its key (the digest of its signed text) for the run admitted with it. */
+export type SignatureClaim = { key: string; backfillId: string; workflowId: string; runId: string };
 export type LeaseHolder = { node: string; backfillId: string; runKey: string };
 /** Every dataset leased to the run, or none: then `holders` are the other runs that hold some of them. */
 export type LeaseOutcome = { acquired: true } | { acquired: false; holders: LeaseHolder[] };
@@ -346,6 +349,14 @@ export interface Warehouse {
   /** Releases the datasets the run holds (none: nothing to do). */
   releaseDatasets(run: { backfillId: string; runKey: string }): Promise<void>;
   /**
+   * Optional: records that the run was admitted with a signed start, unless a run did with it
+   * before (insert if absent, atomically), and answers the run that holds it: this one, or that
+   * earlier one. Kept for good, so that the signature admits one run even once the server forgets
+   * it. Absent: the warehouse keeps no claims, and the runs the server lists judge alone
+   * (docs/governance.md).
+   */
+  claimSignature?(claim: SignatureClaim): Promise<SignatureHolder>;
+  /**
    * Publishes every version the run staged, in one transaction: a reader sees all of them or
    * none. Idempotent (a second call publishes nothing and counts what the first did). Refused
    * (`StaleRunError`, nothing moves) when a dataset is leased to another run.
@@ -389,6 +400,14 @@ export class StaleRunError extends Error {
  */
 export class CommitDeadlineError extends Error {
   override readonly name = 'CommitDeadlineError';
+}
+
+/** A warehouse that keeps no signature claims (an adapter without `claimSignature`, behind a wrapper that has the method). */
+export class ClaimsUnsupportedError extends Error {
+  override readonly name = 'ClaimsUnsupportedError';
+  constructor(location: string) {
+    super(`the warehouse ${location} keeps no signature claims (its adapter has no claimSignature)`);
+  }
 }
 
 /** A stored version whose rows no longer hash to the checksum its ledger row recorded. */

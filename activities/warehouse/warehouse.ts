@@ -12,6 +12,7 @@ import { PREVIOUS, THIS, checkAsync, type CheckOutcome } from './checks.ts';
 import { RowHasher, schemaHash, type ValueKind } from './checksum.ts';
 import { partitionLock, versionSelect, type Dialect, type TransactionOptions, type PublishRequest, type PublishStart, type Session, type SpecStatement, type Wanted } from './dialect.ts';
 import { TABLES, assertCost, ledgerInserts, ledgerRow, ledgerValues, madeOf, publishedOf, rollbackRecord, type ColumnDef, type InternalTable, type LedgerFields, type LedgerValues } from './ledger.ts';
+import type { SignatureHolder } from '../../core/signature-claim.ts';
 import { inputVersions } from './lineage.ts';
 import { ledgerLayout, readOnlyWarehouse, unreadableLedger } from './reading.ts';
 import { assertDataset } from './names.ts';
@@ -46,6 +47,7 @@ import {
   type RollbackFilter,
   type RollbackRecord,
   type Row,
+  type SignatureClaim,
   type StagedOutcome,
   type StagedRun,
   type DiscardOptions,
@@ -895,6 +897,21 @@ export class SqlWarehouse implements Warehouse {
     await this.tx((s) => s.run(`DELETE FROM ${this.t('leases')} WHERE backfill_id = :backfill_id AND run_key = :run_key`, { backfill_id: run.backfillId, run_key: run.runKey }), {
       lock: 'backfill:leases',
     });
+  }
+
+  async claimSignature(claim: SignatureClaim): Promise<SignatureHolder> {
+    return this.tx(
+      async (s) => {
+        await s.run(
+          `INSERT INTO ${this.t('signatures')} (signature_key, backfill_id, workflow_id, run_id, claimed_at) VALUES (:key, :backfill_id, :workflow_id, :run_id, :at)
+           ON CONFLICT (signature_key) DO NOTHING`,
+          { key: claim.key, backfill_id: claim.backfillId, workflow_id: claim.workflowId, run_id: claim.runId, at: new Date().toISOString() },
+        );
+        const [held] = await s.all<Raw>(`SELECT workflow_id, run_id, claimed_at FROM ${this.t('signatures')} WHERE signature_key = :key`, { key: claim.key });
+        return { workflowId: String(held!.workflow_id), runId: String(held!.run_id), claimedAt: this.dialect.codec.fromTime(held!.claimed_at) };
+      },
+      { lock: 'backfill:signatures' },
+    );
   }
 
   publishStaged(run: StagedRun): Promise<StagedOutcome> {

@@ -142,6 +142,20 @@ describe('a reader of a SQLite warehouse sets nothing up in it', () => {
     expect(sha256(file)).toBe(before);
   });
 
+  it('reads a ledger written before signed starts were claimed in the warehouse (no backfill_signatures): only the workers use that table', async () => {
+    const file = join(dir, 'unclaimed.db');
+    const workers = new SqliteWarehouse(file);
+    await writeLedger(workers);
+    await workers.close();
+    const old = new Database(file);
+    old.exec('DROP TABLE backfill_signatures');
+    old.close();
+    const before = sha256(file);
+    const lineage = await cli('lineage', 'orders', '2024-03-01', '--warehouse', file, '--json');
+    expect(lineage.code, lineage.stderr).toBe(EXIT.ok);
+    expect(sha256(file)).toBe(before);
+  });
+
   it('refuses a file that holds no backfill ledger, naming it, and creates none there', async () => {
     const file = join(dir, 'not-backfills.db');
     const theirs = new Database(file);

@@ -190,10 +190,12 @@ describe('resolveSpec: SQL that names a dataset or backfill\'s tables otherwise 
       ['SELECT * FROM temp.backfill_scope', 'temp.backfill_scope'],
       ['SELECT * FROM backfill.ledger', 'backfill.ledger'],
       ['SELECT * FROM "backfill".leases', 'backfill.leases'],
+      ['SELECT * FROM backfill_signatures', 'backfill_signatures'],
+      ['SELECT * FROM backfill.signatures', 'backfill.signatures'],
       ['SELECT * FROM backfill.orders_clean', 'backfill.orders_clean'],
     ] as const) {
       const error = refusal([raw, clean, daily(`SELECT * FROM orders_clean WHERE id IN (${sql})`)]);
-      expect(error.message, sql).toContain(`daily's SQL reads ${shown}, one of backfill's own tables (the ledger, the published pointers, the leases, the versions), which the warehouses refuse`);
+      expect(error.message, sql).toContain(`daily's SQL reads ${shown}, one of backfill's own tables (the ledger, the published pointers, the leases, the signed starts, the versions), which the warehouses refuse`);
     }
   });
 

@@ -190,7 +190,7 @@ describe('sqlite: what plan refuses of the names spec SQL reads, the partition r
     const wh = new SqliteWarehouse(join(dir, 'warehouse.db'));
     for (const day of ['2024-01-01', '2024-01-02']) await wh.publish(write('daily', day, { rows: [{ day, revenue: 10 }] }));
     const inputs = [{ node: 'daily', from: '2024-01-02', to: '2024-01-02' }];
-    const names = ['main.daily', '"main"."daily"', 'temp.daily', 'daily__versions', 'main.daily__versions', 'backfill_ledger', 'main.backfill_partitions', 'backfill_leases'];
+    const names = ['main.daily', '"main"."daily"', 'temp.daily', 'daily__versions', 'main.daily__versions', 'backfill_ledger', 'main.backfill_partitions', 'backfill_leases', 'backfill_signatures'];
     for (const [i, name] of names.entries()) {
       const sql = `SELECT COUNT(*) AS n FROM ${name}`;
       expect(thrownBackfillError(plannedReading(sql)).code, name).toBe('invalid_spec');

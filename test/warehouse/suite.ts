@@ -55,6 +55,11 @@ export type EngineTraits = {
    * its deadline; absent where the engine cannot stop a statement (SQLite: docs/deploying.md).
    */
   runaway?: string;
+  /**
+   * The warehouse keeps no signature claims (it has no `claimSignature`): a signed start there is
+   * judged by the runs the server lists alone (docs/governance.md). Absent, the kit checks its claims.
+   */
+  keepsNoClaims?: true;
 };
 
 type WriteOptions = Partial<Omit<PartitionWrite, 'data'>> & { rows?: Row[]; selects?: PartitionData['selects'] };
@@ -1703,6 +1708,38 @@ export function warehouseSuite(kind: Warehouse['kind'], open: WarehouseFactory, 
       await wh.releaseDatasets({ backfillId: 'bf-1', runKey: 'run-2' });
       // No lease: anyone publishes, as before leases.
       expect(await wh.publish(write('orders', 'k3', { backfillId: 'bf-9', runKey: 'run-9', rows: ORDERS }))).toMatchObject({ version: 1 });
+    });
+  });
+
+  describe(`${kind}: signed starts' claims`, () => {
+    const claim = (key: string, runId: string, workflowId = 'backfill/bf-1') => wh.claimSignature!({ key, backfillId: 'bf-1', workflowId, runId });
+
+    it('the first run to claim a signature holds it for good: the same run claiming again gets itself, another gets the first', async () => {
+      if (engine.keepsNoClaims) {
+        expect(wh.claimSignature).toBeUndefined();
+        return;
+      }
+      expect(wh.claimSignature, 'claimSignature (or keepsNoClaims in the kit\'s engine traits)').toBeDefined();
+      const first = await claim('sha256:aa', 'run-1');
+      expect(first).toEqual({ workflowId: 'backfill/bf-1', runId: 'run-1', claimedAt: expect.stringMatching(/^\d{4}-\d{2}-\d{2}T/) });
+      // An activity retried, or a replay: the run that holds it finds itself.
+      expect(await claim('sha256:aa', 'run-1')).toEqual(first);
+      // A copy of its input, in a later run or under another workflow id: the first run holds it.
+      expect(await claim('sha256:aa', 'run-2')).toEqual(first);
+      expect(await claim('sha256:aa', 'run-3', 'backfill/bf-other')).toEqual(first);
+      // Another signature is another claim.
+      expect(await claim('sha256:bb', 'run-2')).toMatchObject({ runId: 'run-2' });
+      // Kept apart from the leases and the ledger: releasing a run's datasets leaves its claims.
+      await wh.releaseDatasets({ backfillId: 'bf-1', runKey: 'run-1' });
+      expect(await claim('sha256:aa', 'run-4')).toEqual(first);
+    });
+
+    it('runs racing to claim one signature: exactly one holds it, and every one is told which', async () => {
+      if (engine.keepsNoClaims) return;
+      const runs = ['x', 'y', 'z', 'w'];
+      const holders = await Promise.all(runs.map((run) => claim('sha256:race', run)));
+      expect(new Set(holders.map((h) => h.runId)).size).toBe(1);
+      expect(runs).toContain(holders[0]!.runId);
     });
   });
 

@@ -78,6 +78,7 @@ export class ThreadedWarehouse implements Warehouse {
   identity: Warehouse['identity'] = (...args) => this.call('identity', ...args);
   acquireDatasets: Warehouse['acquireDatasets'] = (...args) => this.call('acquireDatasets', ...args);
   releaseDatasets: Warehouse['releaseDatasets'] = (...args) => this.call('releaseDatasets', ...args);
+  claimSignature: NonNullable<Warehouse['claimSignature']> = (...args) => this.call('claimSignature', ...args);
   publishStaged: Warehouse['publishStaged'] = (...args) => this.call('publishStaged', ...args);
   discardStaged: Warehouse['discardStaged'] = (...args) => this.call('discardStaged', ...args);
   diffStaged: Warehouse['diffStaged'] = (...args) => this.call('diffStaged', ...args);
