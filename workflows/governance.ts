@@ -8,21 +8,26 @@
  *   activity's marker, and the memo);
  * - `estimatePartitionSeconds`: the trusted estimate, from the warehouse's ledger, only when the
  *   policy has an approval threshold in partition-seconds (a client's figure is never taken);
- * - `verifySignature`: a signed start (and, later, each approval).
+ * - `verifySignature`: a signed start (and, later, each approval);
+ * - `earlierRuns`: the runs of a signed start's workflow id;
+ * - and, a regular activity on the backfill's first node's task queue, `claimSignature`: an
+ *   admitted signed start recorded in the backfill's warehouse.
  */
-import { ActivityFailure, ApplicationFailure, isCancellation, patched, proxyActivities, proxyLocalActivities, upsertMemo, workflowInfo } from '@temporalio/workflow';
+import { ActivityFailure, ApplicationFailure, isCancellation, log, patched, proxyActivities, proxyLocalActivities, upsertMemo, workflowInfo } from '@temporalio/workflow';
 import type { ApprovalActivities } from '../activities/approval.ts';
 import type { EstimateActivities } from '../activities/estimate.ts';
 import type { PolicyActivities } from '../activities/policy.ts';
+import type { WarehouseActivities } from '../activities/warehouse-activities.ts';
 import { carryHash, checkRunFollowed, checkSignedStart, checkStartOnce, planHash, runsUnknownCheck, type SignatureCheck, type SignedAction } from '../core/approval.ts';
 import { ANY_POLICY, policyTaskQueue } from '../core/policy-pin.ts';
 import { UNKNOWN_IDENTITY, parseMeta, type AuditEntry } from '../core/audit.ts';
 import type { BackfillCoordinator } from '../core/coordinator.ts';
-import { EMPTY_POLICY, Governance, startRequestViolations, type Admission } from '../core/governance.ts';
+import { EMPTY_POLICY, Governance, startRequestViolations, type Admission, type AdmissionInput } from '../core/governance.ts';
 import type { Plan } from '../core/plan.ts';
 import { checkControl, describeViolations, maxSignatureAgeMs } from '../core/policy.ts';
 import type { BackfillInput } from '../core/protocol.ts';
 import { RangeSet, type RangesJSON } from '../core/ranges.ts';
+import { checkClaimed, claimUnknownCheck, signatureClaimKey, type ClaimOutcome } from '../core/signature-claim.ts';
 import { workflowTime } from './clock.ts';
 
 /**
@@ -56,6 +61,16 @@ export const SIGNED_START_BOUND = 'signed-start-bound';
  * signed-start-bound) asks.
  */
 export const SIGNED_START_ONCE = 'signed-start-once';
+/**
+ * Patch (docs/workflow-versions.md): an admitted signed start, resume or retry-failed claims its
+ * signed text in the backfill's warehouse (the `claimSignature` warehouse activity on its first
+ * node's task queue; core/signature-claim.ts), and is refused `already_used`, naming the run,
+ * when another run claimed it before, or `claim_unknown` when the warehouse could not answer
+ * within about two minutes. Before, "once" rested on the runs the server lists alone: once the
+ * signed run was deleted, reset to before its admission or past the namespace's retention, its
+ * copied input ran again. Only a run admitted with a signature judged under signed-start-once asks.
+ */
+export const SIGNED_START_CLAIMED = 'signed-start-claimed';
 
 /**
  * Patch (docs/workflow-versions.md): a first judgement (a start; a rollback or discard of a
@@ -158,6 +173,8 @@ export async function judgeStart(
   }
   const request = input.governance ?? {};
   let startSignature: SignatureCheck | null = null;
+  /** The signature was judged once by the runs listed (signed-start-once): an admitted one is claimed in the warehouse too. */
+  let claims = false;
   // A malformed request is refused by admit; its signature is checked only when well-formed.
   if (request.signature && startRequestViolations(request).length === 0) {
     const bound = patched(SIGNED_START_BOUND);
@@ -172,13 +189,16 @@ export async function judgeStart(
     });
     // Aged at the run's start as the server recorded it: workers that were down a while do not expire it.
     startSignature = bound ? checkSignedStart(check, request, { now: info.runStartTime.getTime(), maxAgeMs: maxSignatureAgeMs(policy) }) : check;
-    if (bound && patched(SIGNED_START_ONCE)) startSignature = await startedOnce(startSignature);
+    if (bound && patched(SIGNED_START_ONCE)) {
+      startSignature = await startedOnce(startSignature);
+      claims = true;
+    }
   }
   const done = plan.nodes.reduce((sum, n) => sum + RangeSet.fromJSON(skipped[n.id]).size, 0);
   const state = coordinator.controlState();
   const carried = input.carry?.governance;
   const priority = info.priority;
-  const verdict = Governance.admit({
+  const admission: AdmissionInput = {
     backfillId: input.backfillId,
     policy,
     policyHash: source?.hash ?? null,
@@ -200,7 +220,13 @@ export async function judgeStart(
           audit: carried.audit,
         }
       : {}),
-  });
+  };
+  let verdict = Governance.admit(admission);
+  // Only an admitted run uses its signature up: one refused for any other reason leaves it unclaimed.
+  if (claims && verdict.admitted && startSignature?.ok && patched(SIGNED_START_CLAIMED)) {
+    const claimed = await claimSignature(startSignature, request.signature!.text, { input, taskQueue: plan.nodes[0]!.spec.taskQueue });
+    if (!claimed.ok) verdict = Governance.admit({ ...admission, startSignature: claimed });
+  }
   return { ...verdict, policy: source };
 }
 
@@ -221,6 +247,44 @@ async function startedOnce(check: SignatureCheck): Promise<SignatureCheck> {
     return runsUnknownCheck(failureMessage(error), own.verified.subject);
   }
   return listed.ok ? checkRunFollowed(own, listed.runs, info.runId) : runsUnknownCheck(listed.reason, own.verified.subject);
+}
+
+/**
+ * The claim of an admitted signed start in the backfill's warehouse (core/signature-claim.ts),
+ * through the warehouse activities of the workers of its first node's task queue (they write to
+ * the backfill's warehouse; a resumed backfill's must be the one it started on). A warehouse that
+ * fails for now is asked again for about two minutes, then the start is refused (`claim_unknown`);
+ * one that keeps no claims says so, and the runs listed judge alone.
+ */
+async function claimSignature(check: Extract<SignatureCheck, { ok: true }>, text: string, where: { input: BackfillInput; taskQueue: string }): Promise<SignatureCheck> {
+  const info = workflowInfo();
+  const warehouse = proxyActivities<WarehouseActivities>({
+    taskQueue: where.taskQueue,
+    startToCloseTimeout: '1 minute',
+    // All the attempts together, a worker missing from the queue too: the admission waits no longer than this.
+    scheduleToCloseTimeout: '2 minutes',
+    retry: { initialInterval: '1 second', maximumInterval: '10 seconds', nonRetryableErrorTypes: ['WrongWarehouse'] },
+    summary: 'warehouse: claim the signed start',
+  });
+  const warehouseId = where.input.carry?.warehouse?.id;
+  let outcome: ClaimOutcome;
+  try {
+    outcome = await warehouse.claimSignature({
+      key: signatureClaimKey(text),
+      backfillId: where.input.backfillId,
+      workflowId: info.workflowId,
+      runId: info.runId,
+      ...(warehouseId !== undefined ? { warehouseId } : {}),
+    });
+  } catch (error) {
+    if (isCancellation(error)) throw error;
+    return claimUnknownCheck(failureMessage(error), check.verified.subject, where.taskQueue);
+  }
+  if (!outcome.claimed) {
+    log.warn(`the signed start of ${info.workflowId} is not recorded in the warehouse (${outcome.unsupported}): the runs the server lists judged it alone`);
+    return check;
+  }
+  return checkClaimed(check, outcome.holder, { workflowId: info.workflowId, runId: info.runId });
 }
 
 /** The failure a refused start ends with: the rules and how to comply, typed with the error code. */

@@ -200,6 +200,32 @@ describe('a signed start admits one backfill, once', () => {
     expect((await alice.audit(backfillId)).at(-1)).toMatchObject({ action: 'start', identity: principal('bob'), verified: true, outcome: 'applied' });
   });
 
+  it("after its workflow is deleted (the server lists no run of it), its copied input is refused all the same: the warehouse recorded the run that used it", async () => {
+    const runSpec = spec([{ id: `deleted_${serial}`, transform: 'flaky' }]);
+    const backfillId = `signed-deleted-${Date.now().toString(36)}`;
+    const workflowId = backfillWorkflowId(backfillId);
+    const first = await alice.start(runSpec, { taskQueue: queue, id: backfillId, reason: REASON, signKey: key('alice') });
+    expect((await alice.wait(backfillId, 60_000)).state).toBe('completed');
+    const input = (await alice.inputOf(backfillId))!;
+    const rows = (await worker.warehouse.ledger({ backfillId })).length;
+
+    // Whoever may delete workflows removes the signed run: the server no longer lists it.
+    const deleted = await temporal(['workflow', 'delete', '--workflow-id', workflowId, '--run-id', first.runId]);
+    expect(deleted.code, deleted.stderr).toBe(0);
+    await waitFor('the run gone from the server and its visibility', async () => {
+      const gone = await alice.client.workflow.getHandle(workflowId, first.runId).describe().then(() => false, () => true);
+      if (!gone) return false;
+      for await (const listed of alice.client.workflow.list({ query: `WorkflowId = '${workflowId}'` })) if (listed.runId === first.runId) return false;
+      return true;
+    });
+
+    const refused = await copiedStart(input, workflowId);
+    expect(refused).toContain(`(already_used): the signed start was used already by run ${first.runId} (recorded in the warehouse at `);
+    expect(refused).toContain(`sign again (backfill start <spec> --id ${backfillId} --rerun --sign-key <your key>)`);
+    expect((await alice.audit(backfillId)).at(-1)).toMatchObject({ action: 'start', verified: false, outcome: 'refused', details: { why: expect.stringContaining('(already_used)') } });
+    expect((await worker.warehouse.ledger({ backfillId })).length).toBe(rows);
+  });
+
   it("a start signed by an older client (its text does not name the run it follows) is refused, saying to sign again with this release's client", async () => {
     const runSpec = spec([{ id: `older_${serial}`, transform: 'flaky' }]);
     const backfillId = `signed-older-${Date.now().toString(36)}`;
@@ -210,6 +236,31 @@ describe('a signed start admits one backfill, once', () => {
     const input: BackfillInput = { core: CORE_GENERATION, backfillId, spec: runSpec, range: {}, governance: { identity: principal('alice'), reason: REASON, signature } };
     expect(await copiedStart(input, backfillWorkflowId(backfillId))).toMatch(/\(old_signature\): the signed start was made by an older backfill client.*sign the start again with this release's client/);
     expect(await worker.warehouse.ledger({ backfillId })).toEqual([]);
+  });
+});
+
+describe("a signed run whose claim the warehouse cannot record is refused, never admitted unclaimed", () => {
+  it("a retry-failed whose carry names another warehouse than the workers': refused claim_unknown, naming the task queue and why; nothing runs", async () => {
+    const node = `elsewhere_${serial}`;
+    const runSpec = spec([{ id: node, transform: 'flaky' }]);
+    const backfillId = `signed-elsewhere-${Date.now().toString(36)}`;
+    failing.add(`${node}/2024-01-02`);
+    await alice.start(runSpec, { taskQueue: queue, id: backfillId, reason: REASON, signKey: key('alice') });
+    expect((await alice.wait(backfillId, 60_000)).state).toBe('completed_with_failures');
+    const first = (await alice.describe(backfillId)).runId;
+    const carry = resumeCarry((await alice.result(backfillId)).carry);
+    // Its workers were moved to another warehouse meanwhile: the claim would land where it does not count.
+    const moved = { ...carry, warehouse: { id: 'another-warehouse', location: '/elsewhere.db' } };
+    const signature = await signSubject(
+      { action: 'retry-failed', backfillId, namespace: alice.namespace, planHash: planHash({ spec: runSpec, range: {} }), carryHash: carryHash(moved), afterRun: first, reason: REASON, signedAt: new Date().toISOString() },
+      { keyFile: key('bob') },
+    );
+    const rows = (await worker.warehouse.ledger({ backfillId })).length;
+    failing.delete(`${node}/2024-01-02`);
+    expect(await handMadeRun(backfillId, runSpec, moved, { action: 'resume', resumeRequest: { retryFailed: {} }, signature })).toMatch(
+      new RegExp(`\\(claim_unknown\\): the workers of task queue '${queue}' could not record in their warehouse that this signed retry-failed was used \\(.*not the backfill's \\(identity another-warehouse\\)\\).*nothing ran`),
+    );
+    expect((await worker.warehouse.ledger({ backfillId })).length).toBe(rows);
   });
 });
 
