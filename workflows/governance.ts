@@ -66,7 +66,7 @@ export const SIGNED_START_ONCE = 'signed-start-once';
  * signed text in the backfill's warehouse (the `claimSignature` warehouse activity on its first
  * node's task queue; core/signature-claim.ts), and is refused `already_used`, naming the run,
  * when another run claimed it before, or `claim_unknown` when the warehouse could not answer
- * within about two minutes. Before, "once" rested on the runs the server lists alone: once the
+ * within ten minutes. Before, "once" rested on the runs the server lists alone: once the
  * signed run was deleted, reset to before its admission or past the namespace's retention, its
  * copied input ran again. Only a run admitted with a signature judged under signed-start-once asks.
  */
@@ -253,7 +253,7 @@ async function startedOnce(check: SignatureCheck): Promise<SignatureCheck> {
  * The claim of an admitted signed start in the backfill's warehouse (core/signature-claim.ts),
  * through the warehouse activities of the workers of its first node's task queue (they write to
  * the backfill's warehouse; a resumed backfill's must be the one it started on). A warehouse that
- * fails for now is asked again for about two minutes, then the start is refused (`claim_unknown`);
+ * fails for now (or whose queue has no worker yet) is asked again for up to ten minutes, then the start is refused (`claim_unknown`);
  * one that keeps no claims says so, and the runs listed judge alone.
  */
 async function claimSignature(check: Extract<SignatureCheck, { ok: true }>, text: string, where: { input: BackfillInput; taskQueue: string }): Promise<SignatureCheck> {
@@ -262,7 +262,7 @@ async function claimSignature(check: Extract<SignatureCheck, { ok: true }>, text
     taskQueue: where.taskQueue,
     startToCloseTimeout: '1 minute',
     // All the attempts together, a worker missing from the queue too: the admission waits no longer than this.
-    scheduleToCloseTimeout: '2 minutes',
+    scheduleToCloseTimeout: '10 minutes',
     retry: { initialInterval: '1 second', maximumInterval: '10 seconds', nonRetryableErrorTypes: ['WrongWarehouse'] },
     summary: 'warehouse: claim the signed start',
   });
