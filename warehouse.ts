@@ -49,6 +49,7 @@ export type {
   Warehouse,
 } from './activities/warehouse/types.ts';
 export {
+  AfterCommitError,
   CheckFailedError,
   ChecksumMismatchError,
   CommitDeadlineError,

@@ -201,6 +201,8 @@ export interface Dialect {
    * `deadline` (ms since the epoch): when the transaction must have ended, as its partitions'
    * attempt ends then. An engine that can stops its statements by then (a lock another session
    * holds, a server that stops answering), and never reuses a connection it had to give up.
+   * Work the engine does after the commit (the lake's file moves) that fails throws
+   * `AfterCommitError`: the transaction's writes are kept, and nothing of it is done again.
    */
   transaction<T>(work: (session: Session) => Promise<T>, options?: TransactionOptions): Promise<T>;
   /** Optionally, for lineage: how OpenLineage names `node`'s dataset, and its columns, read in a read-only session (`Warehouse.lineageDataset`). */

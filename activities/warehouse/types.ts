@@ -415,6 +415,19 @@ export class ChecksumMismatchError extends Error {
   override readonly name = 'ChecksumMismatchError';
 }
 
+/**
+ * A transaction whose commit succeeded, after which the engine's own work on it failed (the
+ * lake: moving the published files into place): what it wrote is kept, and is the answer
+ * (`SqlWarehouse` answers a publish with what it committed, never publishes it again). Thrown by
+ * `Dialect.transaction`, with the error of the work that failed.
+ */
+export class AfterCommitError extends Error {
+  override readonly name = 'AfterCommitError';
+  constructor(readonly failure: Error) {
+    super(`the transaction committed (what it wrote is kept), and then the work after its commit failed: ${failure.message}`, { cause: failure });
+  }
+}
+
 /** A dataset name that is not safe to create tables for (the spec was not validated). */
 export class InvalidDatasetError extends Error {
   override readonly name = 'InvalidDatasetError';

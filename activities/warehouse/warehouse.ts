@@ -20,6 +20,7 @@ import { assertSameChecksum, columnsFromSchemaHash, decideRestore, type RestoreS
 import { diffPage, discardRun, publishRun, stageLock, stagedVersions } from './staging.ts';
 import { PARTITION_COLUMN, VERSION_COLUMN, assertNoCaseTwin, assertUserColumns, quoteIdent, type ScopedRelation } from './sql.ts';
 import {
+  AfterCommitError,
   CheckFailedError,
   ChecksumMismatchError,
   CommitDeadlineError,
@@ -349,7 +350,8 @@ export class SqlWarehouse implements Warehouse {
    * what those before it wrote, as it would have in a transaction after theirs, and is answered
    * as it would have been alone: should any write of the group throw (rather than fail its
    * checks, which its own savepoint contains), the group's transaction rolls back and each
-   * publish runs again alone, in a transaction of its own.
+   * publish runs again alone, in a transaction of its own. A group whose transaction committed
+   * is answered with what it committed, whatever failed after the commit.
    */
   private grouped(writes: readonly PartitionWrite[]): Promise<PublishedBatch> {
     const rows = writes.reduce((n, w) => n + w.data.rows.length, 0);
@@ -373,14 +375,38 @@ export class SqlWarehouse implements Warehouse {
 
   private async publishGroup(requests: readonly GroupedPublish[]): Promise<void> {
     if (requests.length > 1) {
-      const outcomes = await this.txNow(async (s) => {
-        const batches: PublishedBatch[] = [];
-        for (const { writes } of requests) batches.push(await this.publishEach(s, writes, { grouped: true }));
-        return batches;
-      }).catch(() => undefined);
+      // Only a group that committed nothing runs again apart: one that committed is answered with what it committed.
+      const outcomes = await this.committed<PublishedBatch[]>(
+        (work) => this.txNow(work),
+        async (s) => {
+          const batches: PublishedBatch[] = [];
+          for (const { writes } of requests) batches.push(await this.publishEach(s, writes, { grouped: true }));
+          return batches;
+        },
+      ).catch(() => undefined);
       if (outcomes) return requests.forEach((r, i) => r.answer(outcomes[i]!));
     }
     for (const r of requests) r.answer(await this.publishAlone(r.writes, (work) => this.txNow(work)));
+  }
+
+  /**
+   * `work`'s result once its transaction committed, even where the engine's work after the commit
+   * failed (`AfterCommitError`, the lake's file moves, which it finishes later): the commit is
+   * what happened, and doing the work again would publish what is published (answered
+   * `alreadyPublished`, its check warnings unsaid) and record a failed check a second time.
+   */
+  private async committed<T>(tx: (work: (s: Session) => Promise<T>) => Promise<T>, work: (s: Session) => Promise<T>): Promise<T> {
+    let done: { result: T } | undefined;
+    try {
+      return await tx(async (s) => {
+        const result = await work(s);
+        done = { result };
+        return result;
+      });
+    } catch (error) {
+      if (error instanceof AfterCommitError && done) return done.result;
+      throw error;
+    }
   }
 
   /**
@@ -390,7 +416,7 @@ export class SqlWarehouse implements Warehouse {
    */
   private async publishAlone(writes: readonly PartitionWrite[], tx: <T>(work: (s: Session) => Promise<T>) => Promise<T>): Promise<PublishedBatch> {
     try {
-      return await tx((s) => this.publishEach(s, writes, { grouped: false }));
+      return await this.committed(tx, (s) => this.publishEach(s, writes, { grouped: false }));
     } catch (error) {
       if (error instanceof BatchEnded) {
         const before = await this.publishAlone(writes.slice(0, error.index), tx);

@@ -15,7 +15,7 @@ import { CatalogueHold } from '../../activities/warehouse/lake/catalogue.ts';
 import { LakeWarehouse } from '../../activities/warehouse/lake/lake-dialect.ts';
 import { LakeLayout } from '../../activities/warehouse/lake/layout.ts';
 import { CheckFailedError, InvalidDatasetError, SqlError, openWarehouse, quoteIdent, quoteLiteral, type PartitionWrite, type Row } from '../../warehouse.ts';
-import { rejection, warehouseSuite, write, type RawAccess } from '../../warehouse-testkit.ts';
+import { ORDERS, rejection, warehouseSuite, write, type RawAccess } from '../../warehouse-testkit.ts';
 import { openExistingWarehouse } from '../../client/existing-warehouse.ts';
 import { readAsReaders, readersReadAt, writeLedger } from '../warehouse/readers.ts';
 
@@ -161,8 +161,8 @@ describe('lake: the files', () => {
       // A directory where the published file goes: the move after the next commit fails.
       rmSync(publishedFile);
       mkdirSync(join(publishedFile, 'blocker'), { recursive: true });
-      const failed = await wh.publish(write('orders', '2024-01-01', { backfillId: 'bf-3', runKey: 'r3', rows: [{ id: 3 }] })).catch((e: unknown) => e);
-      expect(failed).toBeInstanceOf(Error);
+      // Committed: the publish is answered with its version, and its file's move is left to finish.
+      expect((await wh.publish(write('orders', '2024-01-01', { backfillId: 'bf-3', runKey: 'r3', rows: [{ id: 3 }] }))).version).toBe(3);
       expect((await wh.publishedRows('orders')).map((r) => r.version)).toEqual([3]);
       rmSync(publishedFile, { recursive: true });
     } finally {
@@ -178,6 +178,50 @@ describe('lake: the files', () => {
       expect(await readDirectly(`SELECT id FROM read_parquet('${publishedFile}')`)).toEqual([[4]]);
     } finally {
       await next.close();
+    }
+  });
+
+  it("publishes whose commit succeeded and whose file moves after it failed are answered with what they committed, alone or grouped: no failed check recorded twice, no warning lost", async () => {
+    const root = freshRoot();
+    const layout = new LakeLayout(root);
+    const warn = [{ type: 'not_null' as const, columns: ['amount'], severity: 'warn' as const }];
+    const error = [{ type: 'not_null' as const, columns: ['amount'] }];
+    const wh = new LakeWarehouse(root);
+    /** A directory where a partition's published file goes: its move after the commit fails. */
+    const block = (partition: string) => mkdirSync(join(layout.published('orders', partition), 'blocker'), { recursive: true });
+    const ledger = async () => (await wh.ledger({ node: 'orders' })).map((r) => [r.partition, r.version, r.status]).sort((a, b) => String(a[0]).localeCompare(String(b[0])));
+    try {
+      // A batch of its own: the first partition published with a warning, the second failing its check.
+      block('a1');
+      const alone = await wh.publishMany([write('orders', 'a1', { rows: ORDERS, checks: warn }), write('orders', 'a2', { rows: ORDERS, checks: error })]);
+      expect(alone.published.map((p) => [p.version, p.alreadyPublished, p.warnings.length])).toEqual([[1, undefined, 1]]);
+      expect(alone.failed?.index).toBe(1);
+      expect(alone.failed?.error).toBeInstanceOf(CheckFailedError);
+
+      // Three publishes waiting for the turn together: one transaction for the group.
+      block('g1');
+      const [first, second, third] = await Promise.all([
+        wh.publishMany([write('orders', 'g1', { rows: ORDERS, checks: warn })]),
+        wh.publishMany([write('orders', 'g2', { rows: ORDERS, checks: error })]),
+        wh.publishMany([write('orders', 'g3', { rows: [{ order_id: 3 }] })]),
+      ]);
+      expect(first.failed).toBeUndefined();
+      expect(first.published.map((p) => [p.version, p.alreadyPublished, p.warnings.length])).toEqual([[1, undefined, 1]]);
+      expect(second.published).toEqual([]);
+      expect(second.failed?.error).toBeInstanceOf(CheckFailedError);
+      expect(third.published.map((p) => [p.version, p.alreadyPublished])).toEqual([[1, undefined]]);
+
+      // One ledger row each: nothing was published again.
+      expect(await ledger()).toEqual([
+        ['a1', 1, 'published'],
+        ['a2', 1, 'failed_check'],
+        ['g1', 1, 'published'],
+        ['g2', 1, 'failed_check'],
+        ['g3', 1, 'published'],
+      ]);
+      expect((await wh.ledger({ node: 'orders' })).every((r) => r.executions === 1)).toBe(true);
+    } finally {
+      await wh.close();
     }
   });
 

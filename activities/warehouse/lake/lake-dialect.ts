@@ -20,6 +20,7 @@ import { hostname, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { DuckDBConnection, DuckDBInstance, type DuckDBAppender, type DuckDBValue } from '@duckdb/node-api';
 import {
+  AfterCommitError,
   InvalidDatasetError,
   PARTITION_COLUMN,
   SqlError,
@@ -320,7 +321,11 @@ export class LakeDialect implements Dialect {
         session.discardFiles();
         throw error;
       }
-      await session.afterCommit();
+      try {
+        await session.afterCommit();
+      } catch (error) {
+        throw new AfterCommitError(error instanceof Error ? error : new Error(String(error)));
+      }
       return result;
     } finally {
       await session.dropStaging();
