@@ -8,7 +8,7 @@ import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSy
 import { hostname, tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { promisify } from 'node:util';
-import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
+import { DuckDBConnection, DuckDBInstance } from '@duckdb/node-api';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { RowHasher } from '../../activities/warehouse/checksum.ts';
 import { CatalogueHold } from '../../activities/warehouse/lake/catalogue.ts';
@@ -120,6 +120,40 @@ async function readDirectly(sql: string): Promise<unknown[][]> {
     instance.closeSync();
   }
 }
+
+describe('lake: closing', () => {
+  it('closes DuckDB and removes its spill directory even when letting go of the catalogue fails, and throws that failure', async () => {
+    const root = freshRoot();
+    const wh = new LakeWarehouse(root);
+    await wh.publish(write('orders', 'k1', { rows: [{ id: 1 }] }));
+    const spill = wh.lake.layout.temporary(hostname(), process.pid);
+    mkdirSync(spill, { recursive: true });
+    const hold = wh.lake.hold;
+    const letGo = hold.close.bind(hold);
+    // The catalogue is let go, and then its close fails.
+    vi.spyOn(hold, 'close').mockImplementation(async () => {
+      await letGo();
+      throw new Error('the catalogue failed to close');
+    });
+    const connections = vi.spyOn(DuckDBConnection.prototype, 'closeSync');
+    const instances = vi.spyOn(DuckDBInstance.prototype, 'closeSync');
+    try {
+      expect((await rejection(wh.close())).message).toBe('the catalogue failed to close');
+      expect(connections).toHaveBeenCalledTimes(1);
+      expect(instances).toHaveBeenCalledTimes(1);
+      expect(existsSync(spill)).toBe(false);
+    } finally {
+      vi.restoreAllMocks();
+    }
+    // Closed: a warehouse opened again on the lake reads it.
+    const again = new LakeWarehouse(root);
+    try {
+      expect(await again.query('SELECT id FROM orders')).toEqual([{ id: 1 }]);
+    } finally {
+      await again.close();
+    }
+  });
+});
 
 describe('lake: the files', () => {
   it('keep every version as a Parquet file, and the dataset directory holds exactly the published ones, following publishes and restores', async () => {

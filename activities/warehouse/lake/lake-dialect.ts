@@ -163,6 +163,19 @@ function names(list: ReadonlyArray<readonly [string, string]>): { values: string
   return { values, params };
 }
 
+/** Runs every step in turn, whatever one throws, then throws the first error. */
+async function allSteps(steps: ReadonlyArray<() => unknown>): Promise<void> {
+  let first: { error: unknown } | undefined;
+  for (const step of steps) {
+    try {
+      await step();
+    } catch (error) {
+      first ??= { error };
+    }
+  }
+  if (first) throw first.error;
+}
+
 export class LakeDialect implements Dialect {
   readonly kind = 'lake' as const;
   readonly concurrent = false;
@@ -418,15 +431,23 @@ export class LakeDialect implements Dialect {
     return { namespace: 'file', name: this.layout.dataset(node), ...(columns ? { fields: columns.map((c) => ({ name: c.name, type: c.type })) } : {}) };
   }
 
+  /** Lets go of the catalogue and closes DuckDB; each step runs even if one before it failed, and the first failure is thrown. */
   async close(): Promise<void> {
-    if (!this.opened) return;
-    await this.hold.close();
-    const { connection, instance, statements } = await this.opened;
-    statements.clear();
-    connection.closeSync();
-    instance.closeSync();
-    this.opened = undefined;
-    if (!this.readOnly) rmSync(this.layout.temporary(hostname(), process.pid), { recursive: true, force: true });
+    const opened = this.opened;
+    if (!opened) return;
+    let handles: Awaited<typeof opened> | undefined;
+    await allSteps([
+      () => this.hold.close(),
+      async () => {
+        // Only now: letting go of the catalogue uses the connection.
+        this.opened = undefined;
+        handles = await opened;
+        handles.statements.clear();
+      },
+      () => handles?.connection.closeSync(),
+      () => handles?.instance.closeSync(),
+      () => (this.readOnly ? undefined : rmSync(this.layout.temporary(hostname(), process.pid), { recursive: true, force: true })),
+    ]);
   }
 }
 
