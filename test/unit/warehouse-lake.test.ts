@@ -231,6 +231,7 @@ describe('lake: the files', () => {
       expect(alone.published.map((p) => [p.version, p.alreadyPublished, p.warnings.length])).toEqual([[1, undefined, 1]]);
       expect(alone.failed?.index).toBe(1);
       expect(alone.failed?.error).toBeInstanceOf(CheckFailedError);
+      rmSync(layout.published('orders', 'a1'), { recursive: true });
 
       // Three publishes waiting for the turn together: one transaction for the group.
       block('g1');
@@ -254,6 +255,16 @@ describe('lake: the files', () => {
         ['g3', 1, 'published'],
       ]);
       expect((await wh.ledger({ node: 'orders' })).every((r) => r.executions === 1)).toBe(true);
+
+      // The holder's next write finishes the moves first: while a file's place is taken it fails, naming it, and writes nothing.
+      const blocked = await rejection(wh.publish(write('orders', 'n1', { rows: [{ order_id: 9 }] })));
+      expect(blocked.message).toMatch(/^the lake could not put the published file of orders g1 in place at .*g1\.parquet, a move its catalogue recorded at a commit \(EISDIR.*\): .*make that path free and its directory writable$/);
+      expect((await ledger()).length).toBe(5);
+      rmSync(layout.published('orders', 'g1'), { recursive: true });
+      await wh.publish(write('orders', 'n1', { rows: [{ order_id: 9 }] }));
+      const direct = await readDirectly(`SELECT order_id FROM read_parquet('${root}/orders/*.parquet', union_by_name = true) ORDER BY order_id`);
+      // a1 and g1 (ORDERS each), g3 and n1: every published file in place.
+      expect(direct).toEqual([[1], [1], [2], [2], [3], [3], [3], [9]]);
     } finally {
       await wh.close();
     }

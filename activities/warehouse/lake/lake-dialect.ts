@@ -12,7 +12,8 @@
  * under that version's number (which the ledger never got, so it is given again). The published
  * files in the dataset's directory follow the pointers right after the commit, still under the
  * lock; a holder that dies in between leaves the moves recorded in the catalogue, and the next
- * holder finishes them before anything else.
+ * holder finishes them before anything else, as the holder itself does at its next write when a
+ * move failed.
  */
 import { chmodSync, existsSync, mkdirSync, rmSync, rmdirSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
@@ -205,6 +206,8 @@ export class LakeDialect implements Dialect {
    */
   datasets: Map<string, Column[]> | undefined;
   readonly filesViews = new Set<string>();
+  /** Work after a commit failed (a file move): the next write transaction finishes it first (`recover`). */
+  private unfinished = false;
   /** Whether this process has removed what killed writers left in the lake (at its first hold). */
   private swept = false;
   /** The partitions recorded under a dataset's folded keys (`node\0folded`), as read or committed while held. */
@@ -320,6 +323,8 @@ export class LakeDialect implements Dialect {
     this.hold.busy = true;
     const session = new LakeSession(this, c, await this.statements(), options.readOnly === true);
     try {
+      // What an earlier commit left undone (a file move that failed) is finished first, as by a new holder.
+      if (this.unfinished && !session.readOnly) await this.recover();
       await c.run('BEGIN TRANSACTION');
       let result: T;
       try {
@@ -337,6 +342,7 @@ export class LakeDialect implements Dialect {
       try {
         await session.afterCommit();
       } catch (error) {
+        this.unfinished = true;
         throw new AfterCommitError(error instanceof Error ? error : new Error(String(error)));
       }
       return result;
@@ -406,7 +412,17 @@ export class LakeDialect implements Dialect {
     const pending = await s.all<{ node: string; partition: string; version: number | null }>(
       `SELECT m.node, m.partition, p.version FROM ${CATALOG}.backfill.mirror m LEFT JOIN ${this.table('partitions')} p ON p.node = m.node AND p.partition = m.partition`,
     );
-    for (const { node, partition, version } of pending) mirror(this.layout, node, partition, version === null ? null : this.layout.version(node, partition, Number(version)));
+    for (const { node, partition, version } of pending) {
+      try {
+        mirror(this.layout, node, partition, version === null ? null : this.layout.version(node, partition, Number(version)));
+      } catch (error) {
+        throw new Error(
+          `the lake could not put the published file of ${node} ${partition} in place at ${this.layout.published(node, partition)}, a move its catalogue recorded at a commit ` +
+            `(${error instanceof Error ? error.message : String(error)}): nothing more is written to the lake until it can; make that path free and its directory writable`,
+          { cause: error },
+        );
+      }
+    }
     const [root] = await s.all<{ value: string }>(`SELECT value FROM ${this.table('meta')} WHERE key = 'lake_root'`);
     // A lake first seen here, or at another path: every view is made again with this process's paths.
     const moved = root === undefined || root.value !== this.location;
@@ -418,6 +434,7 @@ export class LakeDialect implements Dialect {
     if (root?.value !== this.location) {
       await s.run(`INSERT INTO ${this.table('meta')} (key, value) VALUES ('lake_root', :root) ON CONFLICT (key) DO UPDATE SET value = excluded.value`, { root: this.location });
     }
+    this.unfinished = false;
   }
 
   /**
