@@ -44,6 +44,7 @@ import { CORE_GENERATION, DEFAULT_TUNING, type BackfillInput, type BackfillResul
 import type { RangeSet } from '../core/ranges.ts';
 import { parseStartAction, type ParsedStartAction } from '../core/start-action.ts';
 import { carryShapeProblem, carrySpecProblem } from '../core/carry-shape.ts';
+import { tuningProblem } from '../core/tuning.ts';
 import { pinnedPolicy } from '../core/policy-pin.ts';
 import { workflowTime } from './clock.ts';
 import {
@@ -241,6 +242,14 @@ export const APPROVAL_FAILURE_WAITS = 'approval-failure-waits';
  */
 export const LINEAGE_ENDS_AFTER_RELEASE = 'lineage-ends-after-release';
 
+/**
+ * Patch (docs/workflow-versions.md): a start whose `tuning` is out of bounds (`tuningProblem`: a
+ * report interval that is no duration, a history limit of 0) is refused before anything runs;
+ * before, the workflows read it as it came, and such a start wedged its node workflows or
+ * continued as new for ever. Only a refused start asks, so no recorded history meets it.
+ */
+export const TUNING_CHECKED = 'tuning-checked';
+
 /** Approvals waiting to be verified beyond this many are ignored (a flood of hand-made signals). */
 const MAX_PENDING_APPROVALS = 5;
 
@@ -307,6 +316,10 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
   if (shapeProblem !== null) throw refusal(unreadableCarry(shapeProblem));
   const specProblem = !continued && carry?.spec !== undefined && patched(CARRY_SPEC_CHECKED) ? carrySpecProblem(carry.spec) : null;
   if (specProblem !== null) throw refusal(unreadableCarry(specProblem));
+  const badTuning = continued ? null : tuningProblem(input.tuning);
+  if (badTuning !== null && patched(TUNING_CHECKED)) {
+    throw refusal(new BackfillError('invalid_argument', `the start's ${badTuning}: tuning is for tests and benchmarks; leave it out, or keep it within its bounds`, 'tuning'));
+  }
   let coordinator: BackfillCoordinator;
   try {
     coordinator = new BackfillCoordinator(

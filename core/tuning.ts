@@ -1,0 +1,35 @@
+/**
+ * A start's `tuning` (BackfillInput.tuning), checked where it arrives: the client sends it for
+ * tests and benchmarks, but anyone who may start workflows can write it by hand, and the
+ * workflows read it as timers, timeouts and history limits. A report interval that is no
+ * duration failed every workflow task of the node workflows (the backfill never ended); a history
+ * limit of 0 made every run continue as new at once, for ever. Bounds are wide: any value a test
+ * or a benchmark has a use for passes.
+ */
+import { z } from 'zod';
+import { formatPath } from './errors.ts';
+import type { Tuning } from './protocol.ts';
+import { zodProblem } from './zod-errors.ts';
+
+const HOUR_MS = 3_600_000;
+const ms = (min: number, max: number) => z.number().int().min(min).max(max);
+
+const TuningSchema = z.strictObject({
+  reportIntervalMs: ms(10, HOUR_MS).optional(),
+  /** Below a few dozen events a run cannot even start its node workflows before it hands over. */
+  historyLimit: ms(20, 50_000).optional(),
+  probeIntervalMs: ms(100, 24 * HOUR_MS).optional(),
+  maxNodeRestarts: ms(0, 100).optional(),
+  drainMs: ms(0, HOUR_MS).optional(),
+  maxDeferrals: ms(1, 10_000).optional(),
+  deferralBackoffMs: ms(0, HOUR_MS).optional(),
+}) satisfies z.ZodType<Partial<Tuning>>;
+
+/** What is wrong with a start's tuning (`tuning.historyLimit must be ...`), or null. */
+export function tuningProblem(tuning: unknown): string | null {
+  if (tuning === undefined) return null;
+  const parsed = TuningSchema.safeParse(tuning, { reportInput: true });
+  if (parsed.success) return null;
+  const problem = zodProblem(parsed.error);
+  return `${formatPath(['tuning', ...problem.path])} ${problem.message}`;
+}

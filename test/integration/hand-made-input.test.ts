@@ -1,0 +1,89 @@
+/**
+ * What a caller who skips the backfill client can send, on a real server: a start's input made
+ * by hand (as `temporal workflow start` can) and decisions sent as raw updates. Each is refused
+ * with a message naming the problem; none wedges the run or forges the audit trail.
+ */
+import { randomUUID } from 'node:crypto';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { WorkflowFailedError } from '@temporalio/client';
+import type { BackfillClient } from '../../client/backfill-client.ts';
+import { CORE_GENERATION, type BackfillInput } from '../../core/protocol.ts';
+import { BACKFILL_ID, backfillWorkflowId, nodeWorkflowId } from '../../workflows/definitions.ts';
+import { connectClient, scratch, startTestWorker, testSpec, uniqueQueue, type TestWorker } from './helpers.ts';
+
+describe('hand-made input', () => {
+  let worker: TestWorker;
+  let client: BackfillClient;
+  const queue = uniqueQueue('hand-made-input');
+
+  beforeAll(async () => {
+    worker = await startTestWorker({ queue, warehousePath: join(scratch('hand-made-input'), 'warehouse.db') });
+    client = await connectClient();
+  });
+  afterAll(async () => {
+    await client?.close();
+    await worker?.stop();
+  });
+
+  /** Starts the backfill workflow as Temporal's own CLI can, with `extra` laid over a well-formed input. */
+  async function startByHand(name: string, extra: Record<string, unknown>) {
+    const backfillId = `${name}-${randomUUID().slice(0, 8)}`;
+    const spec = testSpec(queue, { name, partitions: { grain: 'day', start: '2024-01-01', end: '2024-01-03' }, nodes: [{ id: name.replaceAll('-', '_'), sql: 'SELECT :partition AS day' }] });
+    const input = { core: CORE_GENERATION, backfillId, spec, range: {}, ...extra } as BackfillInput;
+    const handle = await client.client.workflow.start('backfillWorkflow', {
+      taskQueue: queue,
+      workflowId: backfillWorkflowId(backfillId),
+      args: [input],
+      typedSearchAttributes: [{ key: BACKFILL_ID, value: backfillId }],
+    });
+    return { backfillId, handle, node: name.replaceAll('-', '_') };
+  }
+
+  /** The start's outcome within 30 s: its failure, or an error saying it ran or hung. */
+  async function outcome(handle: Awaited<ReturnType<typeof startByHand>>['handle']): Promise<unknown> {
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      return await Promise.race([
+        handle.result().then(
+          (result: unknown) => new Error(`it ran: ${JSON.stringify((result as { state?: string }).state)}`),
+          (error: unknown) => error,
+        ),
+        new Promise((resolve) => (timer = setTimeout(() => resolve(new Error('neither refused nor ended in 30 s')), 30_000))),
+      ]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  // Before, tuning went unread to the workflows: a report interval that is no duration failed every workflow task of
+  // the node workflows (the backfill never ended), a history limit of 0 made every run continue as new at once, for ever.
+  it('a start whose tuning is out of bounds is refused, naming the field, and starts no node workflow', async () => {
+    const cases: Array<[string, Record<string, unknown>, RegExp]> = [
+      ['report-interval', { reportIntervalMs: 'soon' }, /tuning\.reportIntervalMs/],
+      ['history-limit', { historyLimit: 0 }, /tuning\.historyLimit/],
+      ['restarts', { maxNodeRestarts: -5 }, /tuning\.maxNodeRestarts/],
+      ['unknown-field', { speed: 'max' }, /tuning.*speed/],
+    ];
+    await Promise.all(
+      cases.map(async ([name, tuning, problem]) => {
+        const { handle, backfillId, node } = await startByHand(`tuning-${name}`, { tuning });
+        const failure = await outcome(handle);
+        try {
+          expect(failure, name).toBeInstanceOf(WorkflowFailedError);
+          expect((failure as WorkflowFailedError).cause, name).toMatchObject({ type: 'invalid_argument', message: expect.stringMatching(problem) });
+          await expect(client.client.workflow.getHandle(nodeWorkflowId(backfillId, node)).describe(), name).rejects.toThrow(/not found/i);
+        } finally {
+          await handle.terminate('test: done').catch(() => undefined);
+          await client.client.workflow.getHandle(nodeWorkflowId(backfillId, node)).terminate('test: done').catch(() => undefined);
+        }
+      }),
+    );
+  }, 60_000);
+
+  it('a start with sane tuning runs to the end', async () => {
+    const { handle } = await startByHand('tuning-sane', { tuning: { reportIntervalMs: 100, historyLimit: 500, probeIntervalMs: 1000, maxNodeRestarts: 0, drainMs: 100 } });
+    const result = (await handle.result()) as { state: string };
+    expect(result.state).toBe('completed');
+  });
+});
