@@ -47,6 +47,24 @@ export const MAX_IDENTITY = 200;
 /** The identity recorded for what the policy did by itself (a budget that paused the backfill); no sender may declare it. */
 export const POLICY_IDENTITY = 'policy';
 
+/** The identity recorded for a canary's slice approved by itself (`canary.auto`); no sender may declare it either. */
+export const CANARY_AUTO_IDENTITY = 'canary.auto';
+
+/**
+ * Refuses a declared identity (a control's, or the `by` of a staged or canary decision) that
+ * would read in the audit trail as what the backfill did by itself: `policy` (shown as "the
+ * policy") or `canary.auto`.
+ */
+export function refuseReservedIdentity(identity: string, field: string): void {
+  const name = identity.trim().toLowerCase();
+  if (name === POLICY_IDENTITY) {
+    throw new BackfillError('invalid_argument', `${field} '${identity.trim()}' is reserved for what the policy does by itself: send your own (e.g. you@example.com)`, field);
+  }
+  if (name === CANARY_AUTO_IDENTITY) {
+    throw new BackfillError('invalid_argument', `${field} '${identity.trim()}' is reserved for a canary that goes on by itself (canary.auto): send your own (e.g. you@example.com)`, field);
+  }
+}
+
 /** Who sent a message that said nothing of it (Temporal's own CLI, a hand-made signal). */
 export const UNKNOWN_IDENTITY = 'unknown (no identity sent: Temporal CLI or another client)';
 
@@ -72,9 +90,7 @@ export function parseMeta(value: unknown): ControlMeta {
   const r = text(reason, 'reason', MAX_REASON);
   const i = text(identity, 'identity', MAX_IDENTITY);
   if (r !== undefined) out.reason = r;
-  if (i !== undefined && i.toLowerCase() === POLICY_IDENTITY) {
-    throw new BackfillError('invalid_argument', `identity '${i}' is reserved for what the policy does by itself: send your own (e.g. you@example.com)`, 'identity');
-  }
+  if (i !== undefined) refuseReservedIdentity(i, 'identity');
   if (i !== undefined) out.identity = i;
   return out;
 }

@@ -18,6 +18,7 @@
  * staged backfill's publish, and the policy judges it as a publish (its required reason applies).
  */
 import { rowChangePercent, type DiffCounts, type DiffSummary } from './diff.ts';
+import { CANARY_AUTO_IDENTITY, refuseReservedIdentity } from './audit.ts';
 import { BackfillError } from './errors.ts';
 import type { Plan } from './plan.ts';
 import { RangeSet, receivedRanges, type RangesJSON } from './ranges.ts';
@@ -62,7 +63,7 @@ export type CanaryView = {
   note: string | null;
 };
 
-export const AUTO_IDENTITY = 'canary.auto';
+export const AUTO_IDENTITY = CANARY_AUTO_IDENTITY;
 const MAX_TEXT = 500;
 
 /** A canary's settings as they arrive in a workflow's input (anyone may start one): parsed, or a BackfillError naming the field. */
@@ -271,7 +272,7 @@ export class CanaryGate {
   }
 
   /** Parses a decision and says whether it may be taken now; throws a BackfillError and changes nothing otherwise (the update's validator). */
-  parse(action: CanaryAction, value: unknown): { by: string; reason: string | null } {
+  parse(action: CanaryAction, value: unknown, auto = false): { by: string; reason: string | null } {
     if (typeof value !== 'object' || value === null || Array.isArray(value)) {
       throw new BackfillError('invalid_argument', `a canary ${action} takes { by, reason }, not ${JSON.stringify(value) ?? String(value)}`);
     }
@@ -282,6 +283,8 @@ export class CanaryGate {
       by: text(request.by, 'by', 'say who decides (the client sends its identity)')!,
       reason: text(request.reason, 'reason', action === 'approve' ? 'say why the canary may go on (backfill approve <id> --reason ...)' : null),
     };
+    // Only the backfill itself decides as canary.auto.
+    if (!auto) refuseReservedIdentity(parsed.by, 'by');
     switch (this.phase) {
       case 'running':
         throw new BackfillError('not_ready', `the canary is still running its ${this.partitions} partitions: wait until status says awaiting_canary, then ${action}`);
@@ -300,7 +303,7 @@ export class CanaryGate {
 
   /** Takes the decision (the update's handler, or `auto`): the phase becomes approving or discarding. */
   begin(action: CanaryAction, value: unknown, at: number, auto = false): CanaryDecision {
-    const { by, reason } = this.parse(action, value);
+    const { by, reason } = this.parse(action, value, auto);
     this.decision = { action, by, reason, at, auto };
     this.phase = action === 'approve' ? 'approving' : 'discarding';
     return this.decision;

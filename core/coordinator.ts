@@ -1136,7 +1136,7 @@ export class BackfillCoordinator {
   }
 
   /** Parses a canary approve or discard (the update's validator); the policy judges it as a publish or a discard. */
-  parseCanaryDecision(action: CanaryAction, value: unknown): void {
+  parseCanaryDecision(action: CanaryAction, value: unknown, auto = false): void {
     if (!this.canary) {
       throw new BackfillError(
         'not_canary',
@@ -1145,14 +1145,14 @@ export class BackfillCoordinator {
           : 'this backfill has no canary and is not staged: there is nothing to discard',
       );
     }
-    const { reason } = this.canary.parse(action, value);
+    const { reason } = this.canary.parse(action, value, auto);
     this.assertSettled(action);
     this.governance?.check({ action: action === 'approve' ? 'publish' : 'discard', ...(reason !== null ? { reason } : {}) }, this.specView());
   }
 
   /** Takes a canary decision (the update's handler, or `auto`): parsed again; the audit trail records who and why. */
   beginCanaryDecision(action: CanaryAction, value: unknown, at: number, auto = false): CanaryDecision {
-    this.parseCanaryDecision(action, value);
+    this.parseCanaryDecision(action, value, auto);
     const decision = this.canary!.begin(action, value, at, auto);
     this.record(action === 'approve' ? 'publish' : 'discard', { identity: decision.by, ...(decision.reason !== null ? { reason: decision.reason } : {}) }, { canary: true, auto });
     return decision;

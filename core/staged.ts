@@ -9,6 +9,7 @@
  * handler: an unknown shape, a decision before the partitions have settled, a second decision
  * or one for a backfill that is not staged is refused with a stable code and changes nothing.
  */
+import { refuseReservedIdentity } from './audit.ts';
 import { BackfillError } from './errors.ts';
 
 const PHASES = ['computing', 'awaiting', 'publishing', 'discarding', 'published', 'discarded'] as const;
@@ -78,6 +79,7 @@ export class StagedGate {
     const unknown = Object.keys(request).filter((k) => k !== 'by' && k !== 'reason');
     if (unknown.length > 0) throw new BackfillError('invalid_argument', `${action} takes { by, reason? }: unknown field ${unknown.join(', ')}`);
     const parsed = { by: text(request.by, 'by', true)!, reason: text(request.reason, 'reason', false) };
+    refuseReservedIdentity(parsed.by, 'by');
     switch (this.phase) {
       case 'computing':
         throw new BackfillError('not_ready', `the staged backfill is still computing its partitions: wait until status says staged, then ${action}`);

@@ -10,7 +10,7 @@ import { WorkflowFailedError } from '@temporalio/client';
 import type { BackfillClient } from '../../client/backfill-client.ts';
 import { CORE_GENERATION, type BackfillInput } from '../../core/protocol.ts';
 import { BACKFILL_ID, backfillWorkflowId, nodeWorkflowId } from '../../workflows/definitions.ts';
-import { connectClient, scratch, startTestWorker, testSpec, uniqueQueue, type TestWorker } from './helpers.ts';
+import { connectClient, scratch, startTestWorker, testSpec, uniqueQueue, waitFor, type TestWorker } from './helpers.ts';
 
 describe('hand-made input', () => {
   let worker: TestWorker;
@@ -80,6 +80,27 @@ describe('hand-made input', () => {
       }),
     );
   }, 60_000);
+
+  // Before, `{ by: 'policy' }` was recorded as the policy's own entry ("the policy" in audit and status), and
+  // `{ by: 'canary.auto' }` as the canary's automatic decision.
+  it("a staged decision sent by hand as 'policy' or 'canary.auto' is refused, and the audit trail keeps who really decided", async () => {
+    const spec = testSpec(queue, { name: 'staged-by', partitions: { grain: 'day', start: '2024-01-01', end: '2024-01-03' }, nodes: [{ id: 'staged_by', sql: 'SELECT :partition AS day' }] });
+    const { backfillId } = await client.start(spec, { taskQueue: queue, stage: true, tuning: { reportIntervalMs: 100 } });
+    await waitFor('every partition to be staged', async () => (await client.progress(backfillId)).state === 'staged', 60_000, 100);
+    const handle = client.client.workflow.getHandle(backfillWorkflowId(backfillId));
+    for (const [name, by] of [['publish', 'policy'], ['discard', ' Policy '], ['publish', 'canary.auto']] as const) {
+      const refused = await handle.executeUpdate(name, { args: [{ by, reason: 'forged' }] }).then(
+        () => new Error('applied'),
+        (error: unknown) => (error as Error).cause,
+      );
+      expect(refused, `${name} by ${by}`).toMatchObject({ type: 'invalid_argument', message: expect.stringMatching(/^by '.+' is reserved/) });
+    }
+    expect((await client.progress(backfillId)).state).toBe('staged');
+    await handle.executeUpdate('publish', { args: [{ by: 'alice@example.com', reason: 'checked the diff' }] });
+    expect(((await handle.result()) as { state: string }).state).toBe('completed');
+    const decisions = (await client.audit(backfillId)).filter((e) => e.action === 'publish' || e.action === 'discard');
+    expect(decisions.map((e) => [e.action, e.identity, e.verified, e.outcome])).toEqual([['publish', 'alice@example.com', false, 'applied']]);
+  });
 
   it('a start with sane tuning runs to the end', async () => {
     const { handle } = await startByHand('tuning-sane', { tuning: { reportIntervalMs: 100, historyLimit: 500, probeIntervalMs: 1000, maxNodeRestarts: 0, drainMs: 100 } });

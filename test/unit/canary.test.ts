@@ -1,6 +1,6 @@
 /** A canary backfill (core/canary.ts): its slice, its gate, the coordinator's part in it, and the model's kept cases. */
 import { describe, expect, it } from 'vitest';
-import { CanaryGate, canaryScope, outsideBounds, parseCanary, type CanaryDiff } from '../../core/canary.ts';
+import { AUTO_IDENTITY, CanaryGate, canaryScope, outsideBounds, parseCanary, type CanaryDiff } from '../../core/canary.ts';
 import { BackfillCoordinator } from '../../core/coordinator.ts';
 import { addFailures } from '../../core/failures.ts';
 import { Governance } from '../../core/governance.ts';
@@ -121,6 +121,17 @@ describe('canary: the gate', () => {
     }
     expect(g.parse('discard', { by: 'bo' })).toEqual({ by: 'bo', reason: null });
     expect(g.current).toBe('awaiting');
+  });
+
+  it("no sender decides as the policy or as canary.auto: only the backfill's own auto decision is canary.auto", () => {
+    const g = gate();
+    g.settle(null);
+    for (const by of ['policy', ' Policy ', 'canary.auto', 'CANARY.AUTO']) {
+      expect(thrownBackfillError(() => g.parse('approve', { by, reason: 'forged' })).message, by).toMatch(/^by '.+' is reserved/);
+      expect(thrownBackfillError(() => g.begin('discard', { by }, 1)).code, by).toBe('invalid_argument');
+    }
+    expect(g.current).toBe('awaiting');
+    expect(g.begin('approve', { by: AUTO_IDENTITY, reason: 'within bounds' }, 1, true)).toMatchObject({ by: AUTO_IDENTITY, auto: true });
   });
 
   it('auto goes on only within its bounds, and says why not', () => {

@@ -65,6 +65,16 @@ describe('StagedGate', () => {
     expect(gate.parse('publish', { by: ' ana ', reason: null })).toEqual({ by: 'ana', reason: null });
   });
 
+  it("refuses a decision by 'policy' or 'canary.auto', which the audit trail shows as the backfill's own", () => {
+    const gate = new StagedGate();
+    gate.settle();
+    for (const by of ['policy', ' POLICY', 'canary.auto']) {
+      expect(codeOf(() => gate.begin('publish', { by }, 1)), by).toBe('invalid_argument');
+      expect(codeOf(() => gate.parse('discard', { by }))).toBe('invalid_argument');
+    }
+    expect(gate.current).toBe('awaiting');
+  });
+
   it('round-trips its carry; a run that ended mid-decision waits again (publish and discard are idempotent)', () => {
     const gate = new StagedGate();
     gate.settle();
