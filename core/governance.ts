@@ -13,7 +13,7 @@
  * - for approvals: `judgeApproval` (the signature was verified by the `verifySignature`
  *   activity; what is left needs the backfill's own knowledge: who started it, and the time).
  */
-import { AuditTrail, POLICY_IDENTITY, UNKNOWN_IDENTITY, type AuditEntry, type AuditTrailJSON, type ControlMeta } from './audit.ts';
+import { AuditTrail, MAX_IDENTITY, MAX_REASON, POLICY_IDENTITY, UNKNOWN_IDENTITY, type AuditEntry, type AuditTrailJSON, type ControlMeta } from './audit.ts';
 import { decideApproval, type ApprovalDecision, type SignatureCheck, type VerifiedSignature } from './approval.ts';
 import { BudgetLedger, type BudgetKind, type BudgetLedgerJSON, type BudgetStatus, type Spending } from './budget.ts';
 import { BackfillError } from './errors.ts';
@@ -299,7 +299,7 @@ export class Governance {
   static admit(input: AdmissionInput): Admission {
     const { policy, request } = input;
     // The client sends a well-formed request; Temporal's own CLI can send anything in its place.
-    const malformed = startRequestViolations(request);
+    const malformed = startRequestViolations(request, { bounded: input.boundedRequest === true });
     if (malformed.length > 0) return { admitted: false, violations: malformed, message: describeViolations(malformed) };
     const violations: Violation[] = [];
     let starter: GovernanceJSON['starter'] = { identity: request.identity ?? UNKNOWN_IDENTITY, verified: false, signature: null };
@@ -387,10 +387,23 @@ export type AdmissionInput = {
   now: number;
   /** A new run of an ended backfill: the operator action that started it, whose reasons rule applies too (StartRequest.goesOnAs). */
   goesOnAs?: 'resume' | 'retry';
+  /** The request's reason and identity are held to a control's bounds (behind the patch start-request-bounded). */
+  boundedRequest?: boolean;
   /** A resume: what the ended run had spent, and its audit trail. */
   spent?: { retries: number; cost: number | null; costMetric: string | null };
   audit?: AuditTrailJSON;
 };
+
+/**
+ * Whether a start's reason or identity is longer than a control's may be (MAX_REASON,
+ * MAX_IDENTITY): kept in the governance state, the audit trail, every memo upsert and every
+ * continue-as-new, it would grow them without bound.
+ */
+export function startTextTooLong(request: unknown): boolean {
+  if (request === null || typeof request !== 'object') return false;
+  const r = request as Record<string, unknown>;
+  return (typeof r.reason === 'string' && r.reason.length > MAX_REASON) || (typeof r.identity === 'string' && r.identity.length > MAX_IDENTITY);
+}
 
 /**
  * What is wrong with a start's governance request (its input's `governance`): a reason or an
@@ -398,7 +411,7 @@ export type AdmissionInput = {
  * a signature that is not its text and signature. Such a request is refused as it is, never read
  * as something else: a budget of null or "unbounded" would otherwise run with no cap at all.
  */
-export function startRequestViolations(request: unknown): Violation[] {
+export function startRequestViolations(request: unknown, options: { bounded?: boolean } = {}): Violation[] {
   const out: Violation[] = [];
   if (request === null || typeof request !== 'object' || Array.isArray(request)) {
     return [{ rule: 'start request', message: "a start's governance is an object ({ reason?, identity?, budgets?, signature? }): start it with backfill start" }];
@@ -406,6 +419,12 @@ export function startRequestViolations(request: unknown): Violation[] {
   const r = request as Record<string, unknown>;
   for (const field of ['reason', 'identity'] as const) {
     if (r[field] !== undefined && typeof r[field] !== 'string') out.push({ rule: 'start request', message: `the start's ${field} must be text (got ${JSON.stringify(r[field])})` });
+  }
+  if (options.bounded) {
+    for (const [field, max] of [['reason', MAX_REASON], ['identity', MAX_IDENTITY]] as const) {
+      const text = r[field];
+      if (typeof text === 'string' && text.length > max) out.push({ rule: 'start request', message: `the start's ${field} is longer than ${max} characters (${text.length}): keep it short` });
+    }
   }
   if (typeof r.identity === 'string' && r.identity.trim().toLowerCase() === POLICY_IDENTITY) {
     out.push({ rule: 'start request', message: `identity '${r.identity.trim()}' is reserved for what the policy does by itself: start with your own (e.g. you@example.com)` });

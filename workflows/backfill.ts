@@ -37,6 +37,7 @@ import { AUTO_IDENTITY, canaryOfInput, type CanaryAction } from '../core/canary.
 import { BackfillCoordinator, type ApprovalOutcome, type LateCancel } from '../core/coordinator.ts';
 import { planHash, unverifiedCheck, type SignatureCheck } from '../core/approval.ts';
 import { Governance } from '../core/governance.ts';
+import { MAX_IDENTITY, MAX_REASON } from '../core/audit.ts';
 import { HARD_BREAK, backfillCurrentDetails, backfillSummary, nodeDetails, nodeSummary } from '../core/details.ts';
 import { expandPlan, upstreamPartitions, type PlanNode } from '../core/plan.ts';
 import { BackfillError } from '../core/errors.ts';
@@ -815,15 +816,17 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
     const request = input.governance ?? {};
     if (!verdict.admitted) {
       admission = { view: { state: 'running', policy: verdict.policy, planHash: null, holds: [] }, refused: verdict.message };
+      // A reason or an identity refused for its length is kept as its beginning (behind START_REQUEST_BOUNDED).
+      const clipped = (text: string | undefined, max: number) => (verdict.boundedRequest && typeof text === 'string' && text.length > max ? `${text.slice(0, max)}…` : text);
       upsertMemo({
         governance: { policy: verdict.policy, refused: verdict.message },
         audit: {
           seq: 1,
           at: workflowTime(),
           action: startAction?.action ?? request.action ?? 'start',
-          identity: request.identity ?? 'unknown',
+          identity: clipped(request.identity, MAX_IDENTITY) ?? 'unknown',
           verified: false,
-          reason: request.reason ?? null,
+          reason: clipped(request.reason, MAX_REASON) ?? null,
           outcome: 'refused',
           details: { why: verdict.message },
         },

@@ -22,7 +22,7 @@ import { carryHash, checkRunFollowed, checkSignedStart, checkStartOnce, planHash
 import { ANY_POLICY, policyTaskQueue } from '../core/policy-pin.ts';
 import { UNKNOWN_IDENTITY, parseMeta, type AuditEntry } from '../core/audit.ts';
 import type { BackfillCoordinator } from '../core/coordinator.ts';
-import { EMPTY_POLICY, Governance, startRequestViolations, type Admission, type AdmissionInput } from '../core/governance.ts';
+import { EMPTY_POLICY, Governance, startRequestViolations, startTextTooLong, type Admission, type AdmissionInput } from '../core/governance.ts';
 import type { Plan } from '../core/plan.ts';
 import { checkControl, describeViolations, maxSignatureAgeMs } from '../core/policy.ts';
 import type { BackfillInput } from '../core/protocol.ts';
@@ -80,6 +80,14 @@ export const SIGNED_START_CLAIMED = 'signed-start-claimed';
  * without a policy admitted it unjudged. Only a run whose worker reported such pollers asks.
  */
 export const FIRST_JUDGEMENT_PASSED_ON = 'first-judgement-passed-on';
+
+/**
+ * Patch (docs/workflow-versions.md): a start whose reason or identity is longer than a control's
+ * may be (2000 and 200 characters) is refused, and its refusal's audit entry keeps only their
+ * beginnings; before, they were kept whole in the governance state, the audit trail, the memo and
+ * every continue-as-new. Only such a start asks.
+ */
+export const START_REQUEST_BOUNDED = 'start-request-bounded';
 
 export const governanceActivities = proxyLocalActivities<PolicyActivities & ApprovalActivities & EstimateActivities>({
   startToCloseTimeout: '2 minutes',
@@ -152,15 +160,16 @@ export async function judgeStart(
   plan: Plan,
   coordinator: BackfillCoordinator,
   options: { pinned?: string | null; goesOnAs?: 'resume' | 'retry' } = {},
-): Promise<Admission & { policy: { hash: string | null; path: string | null } | null }> {
+): Promise<Admission & { policy: { hash: string | null; path: string | null } | null; boundedRequest: boolean }> {
   const info = workflowInfo();
+  const boundedRequest = startTextTooLong(input.governance) && patched(START_REQUEST_BOUNDED);
   let loaded: Awaited<ReturnType<typeof governanceActivities.loadPolicy>>;
   try {
     loaded = await loadPolicy(input.backfillId, options.pinned ?? null);
   } catch (error) {
     if (isCancellation(error)) throw error;
     const message = `the workers cannot read their policy file: ${failureMessage(error)}`;
-    return { admitted: false, violations: [{ rule: 'policy file', message }], message, policy: null };
+    return { admitted: false, violations: [{ rule: 'policy file', message }], message, policy: null, boundedRequest };
   }
   const policy = loaded.kind === 'policy' ? loaded.policy : EMPTY_POLICY;
   const source = loaded.kind === 'policy' ? { hash: loaded.hash, path: loaded.path } : null;
@@ -176,7 +185,7 @@ export async function judgeStart(
   /** The signature was judged once by the runs listed (signed-start-once): an admitted one is claimed in the warehouse too. */
   let claims = false;
   // A malformed request is refused by admit; its signature is checked only when well-formed.
-  if (request.signature && startRequestViolations(request).length === 0) {
+  if (request.signature && startRequestViolations(request, { bounded: boundedRequest }).length === 0) {
     const bound = patched(SIGNED_START_BOUND);
     // A run with a carry goes on from an ended one: signed as its action, over the carry it starts from.
     const goesOnFrom = bound && input.carry !== undefined ? { action: (options.goesOnAs === 'retry' ? 'retry-failed' : 'resume') as SignedAction, carryHash: carryHash(input.carry) } : null;
@@ -213,6 +222,7 @@ export async function judgeStart(
     startSignature,
     priority: { key: priority?.priorityKey || null, fairnessKey: priority?.fairnessKey || null, fairnessWeight: priority?.fairnessWeight || null },
     now: workflowTime(),
+    boundedRequest,
     ...(options.goesOnAs ? { goesOnAs: options.goesOnAs } : {}),
     ...(carried
       ? {
@@ -227,7 +237,7 @@ export async function judgeStart(
     const claimed = await claimSignature(startSignature, request.signature!.text, { input, taskQueue: plan.nodes[0]!.spec.taskQueue });
     if (!claimed.ok) verdict = Governance.admit({ ...admission, startSignature: claimed });
   }
-  return { ...verdict, policy: source };
+  return { ...verdict, policy: source, boundedRequest };
 }
 
 /**

@@ -102,6 +102,27 @@ describe('hand-made input', () => {
     expect(decisions.map((e) => [e.action, e.identity, e.verified, e.outcome])).toEqual([['publish', 'alice@example.com', false, 'applied']]);
   });
 
+  // Before, a start's reason and identity were kept whole (a control's are held to 2000 and 200 characters): in the
+  // governance state, the audit trail (which keeps its newest entry whatever its size), the memo and every continue-as-new.
+  it('a start whose reason or identity is longer than a control may send is refused, and its refusal keeps only their beginnings', async () => {
+    const cases: Array<[string, Record<string, string>, RegExp]> = [
+      ['long-reason', { reason: 'r'.repeat(200_000) }, /the start's reason is longer than 2000 characters \(200000\)/],
+      ['long-identity', { identity: 'i'.repeat(5_000) }, /the start's identity is longer than 200 characters \(5000\)/],
+    ];
+    await Promise.all(
+      cases.map(async ([name, governance, problem]) => {
+        const { handle } = await startByHand(name, { governance });
+        const failure = await outcome(handle);
+        expect(failure, name).toBeInstanceOf(WorkflowFailedError);
+        expect((failure as WorkflowFailedError).cause, name).toMatchObject({ type: 'policy_violation', message: expect.stringMatching(problem) });
+        const audit = (await handle.describe()).memo?.audit as { identity: string; reason: string | null; outcome: string };
+        expect(audit.outcome).toBe('refused');
+        expect(audit.identity.length, name).toBeLessThanOrEqual(201);
+        expect((audit.reason ?? '').length, name).toBeLessThanOrEqual(2001);
+      }),
+    );
+  });
+
   it('a start with sane tuning runs to the end', async () => {
     const { handle } = await startByHand('tuning-sane', { tuning: { reportIntervalMs: 100, historyLimit: 500, probeIntervalMs: 1000, maxNodeRestarts: 0, drainMs: 100 } });
     const result = (await handle.result()) as { state: string };

@@ -6,7 +6,8 @@
 import { describe, expect, it } from 'vitest';
 import type { SignatureCheck } from '../../core/approval.ts';
 import { ANNOUNCED_CANCEL_WINDOW_MS, BackfillCoordinator, resumeCarry } from '../../core/coordinator.ts';
-import { Governance, startRequestViolations, type AdmissionInput } from '../../core/governance.ts';
+import { Governance, startRequestViolations, startTextTooLong, type AdmissionInput } from '../../core/governance.ts';
+import { MAX_IDENTITY, MAX_REASON } from '../../core/audit.ts';
 import { expandPlan } from '../../core/plan.ts';
 import { parsePolicy, type PolicyInput } from '../../core/policy.ts';
 import { resolveSpec, type SpecInput } from '../../core/spec.ts';
@@ -54,6 +55,16 @@ describe("a start's governance request, as Temporal's CLI can send it", () => {
     expect(startRequestViolations({ signature: { text: 5 } })).toEqual([expect.objectContaining({ rule: 'start signature' })]);
     expect(startRequestViolations({ signature: { text: 't', signature: 's' } })).toEqual([]);
     expect(startRequestViolations('junk')).toEqual([expect.objectContaining({ rule: 'start request' })]);
+    // A reason or an identity longer than a control's is refused under the patch start-request-bounded.
+    const long = { reason: 'r'.repeat(MAX_REASON + 1), identity: 'i'.repeat(MAX_IDENTITY + 1) };
+    expect(startTextTooLong(long)).toBe(true);
+    expect(startTextTooLong({ reason: 'r'.repeat(MAX_REASON), identity: 'i'.repeat(MAX_IDENTITY) })).toBe(false);
+    expect(startTextTooLong('junk')).toBe(false);
+    expect(startRequestViolations(long)).toEqual([]);
+    expect(startRequestViolations(long, { bounded: true }).map((v) => v.message)).toEqual([
+      `the start's reason is longer than ${MAX_REASON} characters (${MAX_REASON + 1}): keep it short`,
+      `the start's identity is longer than ${MAX_IDENTITY} characters (${MAX_IDENTITY + 1}): keep it short`,
+    ]);
   });
 });
 
