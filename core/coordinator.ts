@@ -275,9 +275,30 @@ export class BackfillCoordinator {
     if (!(['rate', 'firstStartedAt', 'lastFinishedAt'] as const).every((k) => maybe(stats[k]))) refuse('stats are not numbers');
     if (stats.pausedMs !== undefined && !count(stats.pausedMs)) refuse('stats are not numbers');
     if (report.final !== undefined && report.final !== 'cancelled') refuse(`final is ${JSON.stringify(report.final)}`);
-    if (report.spent !== undefined) parseSpending(report.spent);
-    if (report.total !== undefined) parseSpending(report.total);
-    return value as NodeReport;
+    const spent = report.spent !== undefined ? parseSpending(report.spent) : undefined;
+    const total = report.total !== undefined ? parseSpending(report.total) : undefined;
+    // What was parsed, never what was sent: stats and totals are kept (and carried) as they are returned here.
+    const kept: NodeStats = {
+      running: stats.running as number,
+      rate: stats.rate as number | null,
+      concurrency: stats.concurrency as number,
+      throttles: stats.throttles as number,
+      completed: stats.completed as number,
+      firstStartedAt: stats.firstStartedAt as number | null,
+      lastFinishedAt: stats.lastFinishedAt as number | null,
+      ...(stats.pausedMs !== undefined ? { pausedMs: stats.pausedMs as number } : {}),
+      ...(count(stats.batchSize) ? { batchSize: stats.batchSize as number } : {}),
+      ...(maybe(stats.latencyP95Ms) ? { latencyP95Ms: stats.latencyP95Ms as number | null } : {}),
+    };
+    return {
+      node: report.node,
+      done: report.done as NodeReport['done'],
+      failures: (report.failures as FailureGroup[]).map((g) => ({ message: g.message, type: g.type, ranges: g.ranges })),
+      stats: kept,
+      ...(report.final !== undefined ? { final: 'cancelled' as const } : {}),
+      ...(spent !== undefined ? { spent } : {}),
+      ...(total !== undefined ? { total } : {}),
+    };
   }
 
   get settled(): boolean {

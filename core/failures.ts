@@ -5,13 +5,15 @@ import { RangeSet } from './ranges.ts';
 /** Distinct failure messages kept per node; further ones are counted under one group. */
 export const MAX_FAILURE_GROUPS = 20;
 const MAX_MESSAGE_LENGTH = 500;
+/** A failure's type is a short name (CheckFailed, SqlError); a longer one came from elsewhere (a hand-made report). */
+const MAX_TYPE_LENGTH = 100;
 const OTHER = 'other failures (more distinct messages than are kept; see the ledger)';
 
 /** Adds `ranges` under `message`, merging with an existing group of the same message and type. */
 export function addFailures(groups: readonly FailureGroup[], message: string, type: string, ranges: RangeSet): FailureGroup[] {
   if (ranges.isEmpty) return [...groups];
   let text = message.length > MAX_MESSAGE_LENGTH ? `${message.slice(0, MAX_MESSAGE_LENGTH)}…` : message;
-  let kind = type;
+  let kind = type.length > MAX_TYPE_LENGTH ? `${type.slice(0, MAX_TYPE_LENGTH)}…` : type;
   if (!groups.some((g) => g.message === text && g.type === kind) && groups.length >= MAX_FAILURE_GROUPS) {
     text = OTHER;
     kind = 'Mixed';

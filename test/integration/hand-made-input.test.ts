@@ -123,6 +123,24 @@ describe('hand-made input', () => {
     );
   });
 
+  // Before, a report's stats and running total were kept as sent, extra fields and all, in every carry and progress query.
+  it('a nodeReport signal sent by hand with extra fields is kept as a report, and the backfill completes', async () => {
+    const spec = testSpec(queue, { name: 'report-junk', partitions: { grain: 'day', start: '2024-01-01', end: '2024-01-05' }, nodes: [{ id: 'report_junk', transform: 'noop' }] });
+    const { backfillId } = await client.start(spec, { taskQueue: queue, tuning: { reportIntervalMs: 100 } });
+    await client.pause(backfillId);
+    const handle = client.client.workflow.getHandle(backfillWorkflowId(backfillId));
+    const junk = 'x'.repeat(300_000);
+    const stats = { running: 0, rate: null, concurrency: 1, throttles: 0, completed: 0, firstStartedAt: null, lastFinishedAt: null, junk };
+    const total = { failedAttempts: 0, partitionSeconds: 0, rows: 0, reported: 0, junk };
+    await handle.signal('nodeReport', { node: 'report_junk', done: '', failures: [{ message: 'forged', type: junk, ranges: '' }], stats, total, junk });
+    const carry = await handle.query<{ reports: Record<string, unknown>; spentTotals?: Record<string, unknown> }>('carry');
+    expect(JSON.stringify(carry).length).toBeLessThan(50_000);
+    expect(carry.reports.report_junk).not.toHaveProperty('junk');
+    await client.resume(backfillId);
+    const outcome = await client.wait(backfillId, 60_000);
+    expect(outcome.state).toBe('completed');
+  });
+
   it('a start with sane tuning runs to the end', async () => {
     const { handle } = await startByHand('tuning-sane', { tuning: { reportIntervalMs: 100, historyLimit: 500, probeIntervalMs: 1000, maxNodeRestarts: 0, drainMs: 100 } });
     const result = (await handle.result()) as { state: string };

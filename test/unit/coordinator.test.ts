@@ -121,6 +121,27 @@ describe('BackfillCoordinator: readiness and the outbox', () => {
     expect([...c.readiness.done('a')]).toEqual([0]);
   });
 
+  // Before, stats and totals were kept as sent: a field of any size rode in every carry and progress query.
+  it('a node report sent by hand keeps only what a report is: no extra field is carried, a failure type is cut short', () => {
+    const c = new BackfillCoordinator(plan, { rate: null, concurrency: null });
+    c.releaseInitial();
+    c.takeInitial('a');
+    const junk = 'x'.repeat(100_000);
+    const spending = { failedAttempts: 0, partitionSeconds: 1, rows: 1, reported: 0 };
+    c.onReport({
+      ...report('a', RangeSet.of([0, 1])),
+      failures: [{ message: 'boom', type: junk, ranges: RangeSet.of([1, 2]).toJSON(), junk }],
+      stats: { ...stats, batchSize: 'big', latencyP95Ms: 12, junk },
+      total: { ...spending, junk },
+      junk,
+    });
+    const carry = c.toCarry();
+    expect(JSON.stringify(carry).length).toBeLessThan(2_000);
+    expect(carry.reports.a).toEqual({ ...stats, latencyP95Ms: 12 });
+    expect(carry.spentTotals?.a).toEqual(spending);
+    expect(carry.failures.a).toEqual([{ message: 'boom', type: `${'x'.repeat(100)}…`, ranges: RangeSet.of([1, 2]).toJSON() }]);
+  });
+
   it('a node report for a node it does not know is ignored', () => {
     const c = new BackfillCoordinator(plan, { rate: null, concurrency: null });
     c.onReport(report('ghost', RangeSet.of([0, 1])));
