@@ -508,6 +508,11 @@ export class BackfillCoordinator {
     this.settingsStale = true;
   }
 
+  /** The policy has not judged the start yet: controls are refused (`not_running`) until it has. */
+  get isAdmitting(): boolean {
+    return this.admitting;
+  }
+
   get governed(): Governance | null {
     return this.governance;
   }

@@ -251,6 +251,15 @@ export const LINEAGE_ENDS_AFTER_RELEASE = 'lineage-ends-after-release';
  */
 export const TUNING_CHECKED = 'tuning-checked';
 
+/**
+ * Patch (docs/workflow-versions.md): a control signal (pause, resume, setRate, setConcurrency,
+ * retryFailed, setBudget, approve) that arrives while the policy judges the start waits for the
+ * judgement, then is applied (or refused) as any; before, it was dropped with a warning in the
+ * worker's log, so a pause sent right after a start was lost. Only a run that receives a signal
+ * then asks.
+ */
+export const SIGNALS_WAIT_FOR_ADMISSION = 'signals-wait-for-admission';
+
 /** Approvals waiting to be verified beyond this many are ignored (a flood of hand-made signals). */
 const MAX_PENDING_APPROVALS = 5;
 
@@ -431,9 +440,17 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
         writeAudit();
       }
     };
+  /** A signal that came before the policy's judgement is applied once it is given (behind SIGNALS_WAIT_FOR_ADMISSION); not if it refused the start. */
+  const waitsForAdmission = () => coordinator.isAdmitting && patched(SIGNALS_WAIT_FOR_ADMISSION);
+  const afterAdmission = async (name: string, apply: () => unknown): Promise<void> => {
+    await condition(() => admission !== null);
+    if (admission!.refused !== null) return void log.warn(`signal ${name} ignored: the policy refused the start`);
+    await apply();
+  };
   const ignoringInvalid =
     <A extends unknown[]>(name: string, run: (...args: A) => unknown) =>
-    (...args: A): void => {
+    (...args: A): void | Promise<void> => {
+      if (waitsForAdmission()) return afterAdmission(name, () => ignoringInvalid(name, run)(...args));
       try {
         run(...args);
       } catch (error) {
@@ -625,7 +642,8 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
       },
       { validator: refusing((raw: unknown, meta?: unknown) => void coordinator.parseApproval(raw, meta)) },
     );
-    setHandler(approveSignal, async (raw: unknown, meta?: unknown) => {
+    const approveSignalled = async (raw: unknown, meta?: unknown): Promise<void> => {
+      if (waitsForAdmission()) return afterAdmission('approve', () => approveSignalled(raw, meta));
       if (pending >= MAX_PENDING_APPROVALS) return void log.warn(`signal approve ignored: ${pending} approvals are being verified already`);
       const verified = approve(raw, meta).then(
         (outcome) => {
@@ -641,7 +659,8 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
         },
       );
       if (approveDrained) await verified;
-    });
+    };
+    setHandler(approveSignal, approveSignalled);
     setHandler(admissionUpdate, async () => {
       await condition(() => admission !== null);
       if (admission!.refused !== null) throw refusal(new BackfillError('policy_violation', admission!.refused));

@@ -41,7 +41,7 @@ describe('hand-made input', () => {
   }
 
   /** The start's outcome within 30 s: its failure, or an error saying it ran or hung. */
-  async function outcome(handle: Awaited<ReturnType<typeof startByHand>>['handle']): Promise<unknown> {
+  async function outcome(handle: { result(): Promise<unknown> }): Promise<unknown> {
     let timer: NodeJS.Timeout | undefined;
     try {
       return await Promise.race([
@@ -139,6 +139,45 @@ describe('hand-made input', () => {
     await client.resume(backfillId);
     const outcome = await client.wait(backfillId, 60_000);
     expect(outcome.state).toBe('completed');
+  });
+
+  // Before, a signal that came while the policy judged the start (here: with the start itself) was dropped, with
+  // only a warning in the worker's log: a pause sent with `temporal workflow signal` right after the start was lost.
+  it('a pause signal that arrives with the start waits for the judgement, then pauses the backfill and is audited', async () => {
+    const backfillId = `early-pause-${randomUUID().slice(0, 8)}`;
+    const spec = testSpec(queue, { name: 'early-pause', partitions: { grain: 'day', start: '2024-01-01', end: '2024-01-03' }, nodes: [{ id: 'early_pause', sql: 'SELECT :partition AS day' }] });
+    const input: BackfillInput = { core: CORE_GENERATION, backfillId, spec, range: {}, tuning: { reportIntervalMs: 100 } };
+    await client.client.workflow.signalWithStart('backfillWorkflow', {
+      taskQueue: queue,
+      workflowId: backfillWorkflowId(backfillId),
+      args: [input],
+      typedSearchAttributes: [{ key: BACKFILL_ID, value: backfillId }],
+      signal: 'pause',
+      signalArgs: [{ reason: 'hold it', identity: 'ops@example.com' }],
+    });
+    await waitFor('the pause to be applied', async () => (await client.progress(backfillId)).paused, 30_000, 100);
+    const pauses = (await client.audit(backfillId)).filter((e) => e.action === 'pause');
+    expect(pauses.map((e) => [e.identity, e.reason, e.outcome])).toEqual([['ops@example.com', 'hold it', 'applied']]);
+    expect((await client.progress(backfillId)).done).toBe(0);
+    await client.resume(backfillId);
+    expect((await client.wait(backfillId, 60_000)).state).toBe('completed');
+  });
+
+  it('a signal that arrives with a start the policy refuses is dropped, and the refusal ends the start at once', async () => {
+    const backfillId = `early-refused-${randomUUID().slice(0, 8)}`;
+    const spec = testSpec(queue, { name: 'early-refused', partitions: { grain: 'day', start: '2024-01-01', end: '2024-01-03' }, nodes: [{ id: 'early_refused', sql: 'SELECT :partition AS day' }] });
+    const input: BackfillInput = { core: CORE_GENERATION, backfillId, spec, range: {}, governance: { identity: 'policy' } };
+    const handle = await client.client.workflow.signalWithStart('backfillWorkflow', {
+      taskQueue: queue,
+      workflowId: backfillWorkflowId(backfillId),
+      args: [input],
+      typedSearchAttributes: [{ key: BACKFILL_ID, value: backfillId }],
+      signal: 'setRate',
+      signalArgs: [5, null, { reason: 'slower' }],
+    });
+    const failure = await outcome(handle);
+    expect(failure).toBeInstanceOf(WorkflowFailedError);
+    expect((failure as WorkflowFailedError).cause).toMatchObject({ type: 'policy_violation', message: expect.stringMatching(/is reserved for what the policy does by itself/) });
   });
 
   it('a start with sane tuning runs to the end', async () => {
