@@ -46,6 +46,7 @@ import type { RangeSet } from '../core/ranges.ts';
 import { parseStartAction, type ParsedStartAction } from '../core/start-action.ts';
 import { carryShapeProblem, carrySpecProblem } from '../core/carry-shape.ts';
 import { tuningProblem } from '../core/tuning.ts';
+import { startInputProblem } from '../core/start-input.ts';
 import { pinnedPolicy } from '../core/policy-pin.ts';
 import { workflowTime } from './clock.ts';
 import {
@@ -250,6 +251,13 @@ export const LINEAGE_ENDS_AFTER_RELEASE = 'lineage-ends-after-release';
  * continued as new for ever. Only a refused start asks, so no recorded history meets it.
  */
 export const TUNING_CHECKED = 'tuning-checked';
+/**
+ * Patch (docs/workflow-versions.md): a start whose spec is not a resolved spec, or whose range is
+ * not `{ from?, to? }` of epoch milliseconds (`startInputProblem`), is refused before its plan is
+ * expanded; before, such a spec failed every workflow task of the start, for ever. Only a refused
+ * start asks, so no recorded history meets it.
+ */
+export const START_INPUT_CHECKED = 'start-input-checked';
 
 /**
  * Patch (docs/workflow-versions.md): a control signal (pause, resume, setRate, setConcurrency,
@@ -284,6 +292,10 @@ function unreadableCarry(why: string): BackfillError {
 
 export async function backfillWorkflow(input: BackfillInput): Promise<BackfillResult> {
   assertCoreGeneration(input.core);
+  const badInput = startInputProblem(input);
+  if (badInput !== null && patched(START_INPUT_CHECKED)) {
+    throw refusal(new BackfillError('invalid_argument', `the start's ${badInput}: start a backfill with the backfill command line or client, which resolve its spec and range`, badInput.split(' ')[0]));
+  }
   const tuning = { ...DEFAULT_TUNING, ...input.tuning };
   const plan = expandPlan(input.spec, input.range);
   const info = workflowInfo();

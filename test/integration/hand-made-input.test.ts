@@ -180,6 +180,28 @@ describe('hand-made input', () => {
     expect((failure as WorkflowFailedError).cause).toMatchObject({ type: 'policy_violation', message: expect.stringMatching(/is reserved for what the policy does by itself/) });
   });
 
+  // Before, a spec that is not one failed every workflow task of the start, for ever; a range bound that is no instant
+  // failed the start after its datasets were leased, saying 'partition index 0 is outside 0..NaN'.
+  it('a start whose spec or range is not one is refused, naming the field, not retried for ever', async () => {
+    const good = testSpec(queue, { name: 'x', partitions: { grain: 'day', start: '2024-01-01', end: '2024-01-03' }, nodes: [{ id: 'x', transform: 'noop' }] });
+    const cases: Array<[string, Record<string, unknown>, RegExp]> = [
+      ['spec-nodes', { spec: { ...good, nodes: 'all' } }, /^the start's spec\.nodes must be array/],
+      ['spec-missing', { spec: undefined }, /^the start's spec is required/],
+      ['spec-node', { spec: { ...good, nodes: [{ id: 'x' }] } }, /^the start's spec\.nodes\[0\]/],
+      ['range-date', { range: { from: 'yesterday' } }, /^the start's range\.from must be number/],
+    ];
+    await Promise.all(
+      cases.map(async ([name, extra, problem]) => {
+        const { handle, backfillId } = await startByHand(`bad-${name}`, extra);
+        const failure = await outcome(handle);
+        await handle.terminate('test: done').catch(() => undefined);
+        expect(failure, name).toBeInstanceOf(WorkflowFailedError);
+        expect((failure as WorkflowFailedError).cause, name).toMatchObject({ type: 'invalid_argument', message: expect.stringMatching(problem) });
+        expect(await worker.warehouse.ledger({ backfillId }), name).toEqual([]);
+      }),
+    );
+  }, 60_000);
+
   it('a start with sane tuning runs to the end', async () => {
     const { handle } = await startByHand('tuning-sane', { tuning: { reportIntervalMs: 100, historyLimit: 500, probeIntervalMs: 1000, maxNodeRestarts: 0, drainMs: 100 } });
     const result = (await handle.result()) as { state: string };

@@ -1,0 +1,41 @@
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { loadSpecFile } from '../../client/spec-file.ts';
+import { resolveSpec } from '../../core/spec.ts';
+import { startInputProblem } from '../../core/start-input.ts';
+
+const ROOT = join(import.meta.dirname, '../..');
+
+const spec = resolveSpec({
+  name: 'rich',
+  description: 'every kind of node',
+  partitions: { grain: 'day', start: '2024-01-01', end: '2024-01-10' },
+  defaults: { concurrency: 4, rate: 2, retry: { maxAttempts: 3 } },
+  canary: { partitions: 2, auto: { maxRowChange: '5%' } },
+  nodes: [
+    { id: 'a', sql: 'SELECT :partition AS day', key: ['day'], checks: [{ type: 'row_count', min: 1 }] },
+    { id: 'b', transform: 'noop', dependsOn: ['a'], params: { k: 1 }, batchSize: 'auto', adopt: true },
+    { id: 'w', transform: 'noop', partitions: { grain: 'week' }, dependsOn: ['b'] },
+  ],
+});
+
+describe('startInputProblem', () => {
+  it('takes what the client resolves: its specs, with or without a range', async () => {
+    expect(startInputProblem({ spec })).toBeNull();
+    expect(startInputProblem({ spec, range: {} })).toBeNull();
+    expect(startInputProblem({ spec, range: { from: Date.UTC(2024, 0, 2), to: Date.UTC(2024, 0, 5) } })).toBeNull();
+    for (const example of ['examples/shop/backfill.yaml', 'examples/speeds/backfill.yaml']) {
+      expect(startInputProblem({ spec: (await loadSpecFile(`${ROOT}/${example}`)).spec }), example).toBeNull();
+    }
+  });
+
+  it('names what is not a resolved spec, or not a range of instants', () => {
+    expect(startInputProblem({})).toBe('spec is required');
+    expect(startInputProblem({ spec: { ...spec, nodes: 'all' } })).toMatch(/^spec\.nodes must be array/);
+    expect(startInputProblem({ spec: { ...spec, nodes: [{ id: 'x' }] } })).toMatch(/^spec\.nodes\[0\]/);
+    expect(startInputProblem({ spec, range: 'all' })).toMatch(/^range must be object/);
+    expect(startInputProblem({ spec, range: { from: 'yesterday' } })).toMatch(/^range\.from must be number/);
+    expect(startInputProblem({ spec, range: { from: Number.NaN } })).toMatch(/^range\.from/);
+    expect(startInputProblem({ spec, range: { since: 1 } })).toMatch(/^range has unknown field/);
+  });
+});
