@@ -18,7 +18,8 @@ import { zodProblem } from './zod-errors.ts';
 
 const count = z.number().min(0);
 const wholeCount = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
-const ranges = z.string().refine(
+/** A range set as it travels (`RangeSet.toJSON`). */
+export const RangesTextSchema = z.string().refine(
   (text) => {
     try {
       RangeSet.fromJSON(text);
@@ -29,6 +30,7 @@ const ranges = z.string().refine(
   },
   { message: 'is not a range set' },
 );
+const ranges = RangesTextSchema;
 const byNode = <T extends z.ZodType>(value: T) => z.record(z.string(), value);
 
 const CarryShapeSchema = z.object({

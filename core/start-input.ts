@@ -1,28 +1,40 @@
 /**
- * The spec and the range of a start's input (`BackfillInput`), checked before the workflow expands
- * its plan: the client resolves them, but anyone who may start workflows can write them by hand
- * (`temporal workflow start`). A spec whose nodes are not a list failed every workflow task of the
+ * The spec, range, limits and skip of a start's input (`BackfillInput`), checked before the
+ * workflow expands its plan: the client makes them, but anyone who may start workflows can write
+ * them by hand (`temporal workflow start`). A spec whose nodes are not a list, a rate that is a
+ * string, a concurrency below 1 or a skip that is no range set failed every workflow task of the
  * start, for ever; a range whose bound is no instant failed the start only after it had leased
  * its datasets, saying a partition index was outside 0..NaN.
  */
 import { z } from 'zod';
+import { RangesTextSchema } from './carry-shape.ts';
 import { formatPath } from './errors.ts';
+import { BackfillConcurrencySchema, RateSchema } from './limits.ts';
 import { readResolvedSpec } from './spec-changes.ts';
 import type { PartitionRange } from './spec.ts';
 import { zodProblem } from './zod-errors.ts';
 
 /** Epoch milliseconds, as `parseRange` gives them. */
 const RangeSchema = z.strictObject({ from: z.number().finite().optional(), to: z.number().finite().optional() }) satisfies z.ZodType<PartitionRange>;
+/** What `start --rate/--concurrency` and `--only-changed` send (by node, the partitions whose published versions stand). */
+const ExtrasSchema = z.object({
+  limits: z.strictObject({ rate: RateSchema.optional(), concurrency: BackfillConcurrencySchema.optional() }).optional(),
+  skip: z.record(z.string(), RangesTextSchema).optional(),
+});
 
 /** What is wrong with a start's spec or range (`spec.nodes must be array`), or null. */
-export function startInputProblem(input: { spec?: unknown; range?: unknown }): string | null {
+export function startInputProblem(input: { spec?: unknown; range?: unknown; limits?: unknown; skip?: unknown }): string | null {
   const read = readResolvedSpec(input.spec);
   if (!('spec' in read)) return `${formatPath(['spec', ...read.path])} ${read.message}`;
-  if (input.range === undefined) return null;
-  const range = RangeSchema.safeParse(input.range, { reportInput: true });
-  if (!range.success) {
-    const problem = zodProblem(range.error);
-    return `${formatPath(['range', ...problem.path])} ${problem.message}`;
+  if (input.range !== undefined) {
+    const range = RangeSchema.safeParse(input.range, { reportInput: true });
+    if (!range.success) return described(['range'], range.error);
   }
-  return null;
+  const extras = ExtrasSchema.safeParse({ limits: input.limits, skip: input.skip }, { reportInput: true });
+  return extras.success ? null : described([], extras.error);
+}
+
+function described(at: PropertyKey[], error: z.ZodError): string {
+  const problem = zodProblem(error);
+  return `${formatPath([...at, ...problem.path])} ${problem.message}`;
 }

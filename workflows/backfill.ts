@@ -252,10 +252,10 @@ export const LINEAGE_ENDS_AFTER_RELEASE = 'lineage-ends-after-release';
  */
 export const TUNING_CHECKED = 'tuning-checked';
 /**
- * Patch (docs/workflow-versions.md): a start whose spec is not a resolved spec, or whose range is
- * not `{ from?, to? }` of epoch milliseconds (`startInputProblem`), is refused before its plan is
- * expanded; before, such a spec failed every workflow task of the start, for ever. Only a refused
- * start asks, so no recorded history meets it.
+ * Patch (docs/workflow-versions.md): a start whose spec, range, limits or skip is not of its shape
+ * (`startInputProblem`) is refused before its plan is expanded; before, such a spec, limits or
+ * skip failed every workflow task of the start, for ever. Only a refused start asks, so no
+ * recorded history meets it.
  */
 export const START_INPUT_CHECKED = 'start-input-checked';
 

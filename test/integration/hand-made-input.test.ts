@@ -180,15 +180,19 @@ describe('hand-made input', () => {
     expect((failure as WorkflowFailedError).cause).toMatchObject({ type: 'policy_violation', message: expect.stringMatching(/is reserved for what the policy does by itself/) });
   });
 
-  // Before, a spec that is not one failed every workflow task of the start, for ever; a range bound that is no instant
+  // Before, a spec that is not one, a rate that is a string, a concurrency of -3 or a skip that is no range set failed
+  // every workflow task of the start, for ever (it hung as running); a range bound that is no instant
   // failed the start after its datasets were leased, saying 'partition index 0 is outside 0..NaN'.
-  it('a start whose spec or range is not one is refused, naming the field, not retried for ever', async () => {
+  it('a start whose spec, range, limits or skip is not one is refused, naming the field, not retried for ever', async () => {
     const good = testSpec(queue, { name: 'x', partitions: { grain: 'day', start: '2024-01-01', end: '2024-01-03' }, nodes: [{ id: 'x', transform: 'noop' }] });
     const cases: Array<[string, Record<string, unknown>, RegExp]> = [
       ['spec-nodes', { spec: { ...good, nodes: 'all' } }, /^the start's spec\.nodes must be array/],
       ['spec-missing', { spec: undefined }, /^the start's spec is required/],
       ['spec-node', { spec: { ...good, nodes: [{ id: 'x' }] } }, /^the start's spec\.nodes\[0\]/],
       ['range-date', { range: { from: 'yesterday' } }, /^the start's range\.from must be number/],
+      ['limits-rate', { limits: { rate: 'fast' } }, /^the start's limits\.rate/],
+      ['limits-concurrency', { limits: { concurrency: -3 } }, /^the start's limits\.concurrency must be a whole number from 1/],
+      ['skip', { skip: { x: 'garbage' } }, /^the start's skip\.x is not a range set/],
     ];
     await Promise.all(
       cases.map(async ([name, extra, problem]) => {

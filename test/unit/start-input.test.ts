@@ -24,6 +24,8 @@ describe('startInputProblem', () => {
     expect(startInputProblem({ spec })).toBeNull();
     expect(startInputProblem({ spec, range: {} })).toBeNull();
     expect(startInputProblem({ spec, range: { from: Date.UTC(2024, 0, 2), to: Date.UTC(2024, 0, 5) } })).toBeNull();
+    expect(startInputProblem({ spec, limits: { rate: 2.5, concurrency: null }, skip: { a: '', b: 'r0,3' } })).toBeNull();
+    expect(startInputProblem({ spec, limits: { rate: null } })).toBeNull();
     for (const example of ['examples/shop/backfill.yaml', 'examples/speeds/backfill.yaml']) {
       expect(startInputProblem({ spec: (await loadSpecFile(`${ROOT}/${example}`)).spec }), example).toBeNull();
     }
@@ -37,5 +39,10 @@ describe('startInputProblem', () => {
     expect(startInputProblem({ spec, range: { from: 'yesterday' } })).toMatch(/^range\.from must be number/);
     expect(startInputProblem({ spec, range: { from: Number.NaN } })).toMatch(/^range\.from/);
     expect(startInputProblem({ spec, range: { since: 1 } })).toMatch(/^range has unknown field/);
+    expect(startInputProblem({ spec, limits: { rate: 'fast' } })).toMatch(/^limits\.rate/);
+    expect(startInputProblem({ spec, limits: { concurrency: -3 } })).toMatch(/^limits\.concurrency must be a whole number from 1/);
+    expect(startInputProblem({ spec, limits: 'x' })).toMatch(/^limits must be object/);
+    expect(startInputProblem({ spec, skip: { a: 'garbage' } })).toBe('skip.a is not a range set');
+    expect(startInputProblem({ spec, skip: 'x' })).toMatch(/^skip must be record/);
   });
 });
