@@ -60,6 +60,7 @@ import {
   approveUpdate,
   type CanaryReply,
   assertCoreGeneration,
+  backfillWorkflowId,
   carryQuery,
   queueRateUpdate,
   judgeQueueRateQuery,
@@ -258,6 +259,14 @@ export const TUNING_CHECKED = 'tuning-checked';
  * recorded history meets it.
  */
 export const START_INPUT_CHECKED = 'start-input-checked';
+/**
+ * Patch (docs/workflow-versions.md): an unsigned start whose workflow id is not its backfill's
+ * (`backfill/<backfillId>`) is refused before anything runs; before, a workflow started by hand
+ * under another id ran as that backfill, hidden from its `status` (which finds it by its id):
+ * its node workflows, leases, ledger rows, versions and lineage were the named backfill's. A
+ * signed start is refused for it by its signature (`other_backfill`, audited). Only such a start asks.
+ */
+export const WORKFLOW_ID_CHECKED = 'workflow-id-checked';
 
 /**
  * Patch (docs/workflow-versions.md): a control signal (pause, resume, setRate, setConcurrency,
@@ -299,6 +308,16 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
   const tuning = { ...DEFAULT_TUNING, ...input.tuning };
   const plan = expandPlan(input.spec, input.range);
   const info = workflowInfo();
+  const ownId = backfillWorkflowId(input.backfillId);
+  if (info.workflowId !== ownId && input.governance?.signature === undefined && patched(WORKFLOW_ID_CHECKED)) {
+    throw refusal(
+      new BackfillError(
+        'invalid_argument',
+        `this workflow's id is '${info.workflowId}', but its input is of backfill '${input.backfillId}', whose workflow id is '${ownId}': start a backfill with the backfill command line or client, which name its workflow after it`,
+        'backfillId',
+      ),
+    );
+  }
   const carry = input.carry;
   const backfillId = input.backfillId;
   const runKey = carry?.runKey ?? info.firstExecutionRunId;

@@ -206,6 +206,23 @@ describe('hand-made input', () => {
     );
   }, 60_000);
 
+  // Before, it ran as the named backfill under a workflow id its status never looks at: node workflows, ledger rows and versions were that backfill's.
+  it("an unsigned start under another workflow id than its backfill's is refused, and runs nothing of that backfill", async () => {
+    const victim = `victim-${randomUUID().slice(0, 8)}`;
+    const spec = testSpec(queue, { name: 'victim', partitions: { grain: 'day', start: '2024-01-01', end: '2024-01-03' }, nodes: [{ id: 'victim', sql: 'SELECT :partition AS day' }] });
+    const input: BackfillInput = { core: CORE_GENERATION, backfillId: victim, spec, range: {} };
+    const handle = await client.client.workflow.start('backfillWorkflow', { taskQueue: queue, workflowId: backfillWorkflowId(`hidden-${victim}`), args: [input] });
+    const failure = await outcome(handle);
+    await handle.terminate('test: done').catch(() => undefined);
+    expect(failure).toBeInstanceOf(WorkflowFailedError);
+    expect((failure as WorkflowFailedError).cause).toMatchObject({
+      type: 'invalid_argument',
+      message: expect.stringContaining(`this workflow's id is 'backfill/hidden-${victim}', but its input is of backfill '${victim}', whose workflow id is 'backfill/${victim}'`),
+    });
+    await expect(client.client.workflow.getHandle(nodeWorkflowId(victim, 'victim')).describe()).rejects.toThrow(/not found/i);
+    expect(await worker.warehouse.ledger({ backfillId: victim })).toEqual([]);
+  });
+
   it('a start with sane tuning runs to the end', async () => {
     const { handle } = await startByHand('tuning-sane', { tuning: { reportIntervalMs: 100, historyLimit: 500, probeIntervalMs: 1000, maxNodeRestarts: 0, drainMs: 100 } });
     const result = (await handle.result()) as { state: string };
