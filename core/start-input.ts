@@ -1,10 +1,10 @@
 /**
- * The spec, range, limits and skip of a start's input (`BackfillInput`), checked before the
- * workflow expands its plan: the client makes them, but anyone who may start workflows can write
- * them by hand (`temporal workflow start`). A spec whose nodes are not a list, a rate that is a
- * string, a concurrency below 1 or a skip that is no range set failed every workflow task of the
- * start, for ever; a range whose bound is no instant failed the start only after it had leased
- * its datasets, saying a partition index was outside 0..NaN.
+ * The spec, range, limits and skip of a start's input (`BackfillInput`), as the workflow reads
+ * them: the client makes them, but anyone who may start workflows can write them by hand
+ * (`temporal workflow start`). A spec whose nodes are not a list, a rate that is a string, a
+ * concurrency below 1 or a skip that is no range set failed every workflow task of the start, for
+ * ever; a range whose bound is no instant failed the start only after it had leased its datasets,
+ * saying a partition index was outside 0..NaN.
  */
 import { z } from 'zod';
 import { RangesTextSchema } from './carry-shape.ts';
@@ -22,10 +22,18 @@ const ExtrasSchema = z.object({
   skip: z.record(z.string(), RangesTextSchema).optional(),
 });
 
-/** What is wrong with a start's spec or range (`spec.nodes must be array`), or null. */
-export function startInputProblem(input: { spec?: unknown; range?: unknown; limits?: unknown; skip?: unknown }): string | null {
-  const read = readResolvedSpec(input.spec);
-  if (!('spec' in read)) return `${formatPath(['spec', ...read.path])} ${read.message}`;
+/**
+ * What is wrong with a start's spec (`spec.nodes must be array`), or null: the shape `resume
+ * --spec` must have. Asked only of a spec the plan could not be expanded from: a spec an older
+ * release resolved may lack settings added since, and still run.
+ */
+export function startSpecProblem(spec: unknown): string | null {
+  const read = readResolvedSpec(spec);
+  return 'spec' in read ? null : `${formatPath(['spec', ...read.path])} ${read.message}`;
+}
+
+/** What is wrong with a start's range, limits or skip (`limits.rate ...`), or null: shapes no release has changed. */
+export function startInputProblem(input: { range?: unknown; limits?: unknown; skip?: unknown }): string | null {
   if (input.range !== undefined) {
     const range = RangeSchema.safeParse(input.range, { reportInput: true });
     if (!range.success) return described(['range'], range.error);

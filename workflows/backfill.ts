@@ -39,14 +39,14 @@ import { planHash, unverifiedCheck, type SignatureCheck } from '../core/approval
 import { Governance } from '../core/governance.ts';
 import { MAX_IDENTITY, MAX_REASON } from '../core/audit.ts';
 import { HARD_BREAK, backfillCurrentDetails, backfillSummary, nodeDetails, nodeSummary } from '../core/details.ts';
-import { expandPlan, upstreamPartitions, type PlanNode } from '../core/plan.ts';
+import { expandPlan, upstreamPartitions, type Plan, type PlanNode } from '../core/plan.ts';
 import { BackfillError } from '../core/errors.ts';
 import { CORE_GENERATION, DEFAULT_TUNING, type BackfillInput, type BackfillResult, type BackfillState, type NodeControl, type NodeReport } from '../core/protocol.ts';
 import type { RangeSet } from '../core/ranges.ts';
 import { parseStartAction, type ParsedStartAction } from '../core/start-action.ts';
 import { carryShapeProblem, carrySpecProblem } from '../core/carry-shape.ts';
 import { tuningProblem } from '../core/tuning.ts';
-import { startInputProblem } from '../core/start-input.ts';
+import { startInputProblem, startSpecProblem } from '../core/start-input.ts';
 import { pinnedPolicy } from '../core/policy-pin.ts';
 import { workflowTime } from './clock.ts';
 import {
@@ -253,10 +253,11 @@ export const LINEAGE_ENDS_AFTER_RELEASE = 'lineage-ends-after-release';
  */
 export const TUNING_CHECKED = 'tuning-checked';
 /**
- * Patch (docs/workflow-versions.md): a start whose spec, range, limits or skip is not of its shape
- * (`startInputProblem`) is refused before its plan is expanded; before, such a spec, limits or
- * skip failed every workflow task of the start, for ever. Only a refused start asks, so no
- * recorded history meets it.
+ * Patch (docs/workflow-versions.md): a start (not a continue-as-new) whose range, limits or skip
+ * is not of its shape (`startInputProblem`) is refused before its plan is expanded, and so is any
+ * run whose spec its plan cannot be expanded from and is not a resolved spec (`startSpecProblem`);
+ * before, such a spec, limits or skip failed every workflow task of the start, for ever. Only a
+ * refused start asks, so no recorded history meets it.
  */
 export const START_INPUT_CHECKED = 'start-input-checked';
 /**
@@ -299,15 +300,31 @@ function unreadableCarry(why: string): BackfillError {
   );
 }
 
+/**
+ * The input's plan. A spec it cannot be expanded from (one made by hand) would fail every
+ * workflow task, for ever: refused (`refuse` gives the failure, or null behind the patch), naming
+ * what is wrong with it.
+ */
+function expandOrRefuse(input: BackfillInput, refuse: (problem: string) => unknown): Plan {
+  try {
+    return expandPlan(input.spec, input.range);
+  } catch (error) {
+    const problem = startSpecProblem(input.spec);
+    const refused = problem !== null ? refuse(problem) : null;
+    throw refused ?? error;
+  }
+}
+
 export async function backfillWorkflow(input: BackfillInput): Promise<BackfillResult> {
   assertCoreGeneration(input.core);
-  const badInput = startInputProblem(input);
-  if (badInput !== null && patched(START_INPUT_CHECKED)) {
-    throw refusal(new BackfillError('invalid_argument', `the start's ${badInput}: start a backfill with the backfill command line or client, which resolve its spec and range`, badInput.split(' ')[0]));
-  }
-  const tuning = { ...DEFAULT_TUNING, ...input.tuning };
-  const plan = expandPlan(input.spec, input.range);
   const info = workflowInfo();
+  const badInput = (problem: string) =>
+    refusal(new BackfillError('invalid_argument', `the start's ${problem}: start a backfill with the backfill command line or client, which resolve its spec and range`, problem.split(' ')[0]));
+  // A start by a client (not a continue-as-new): its range, limits and skip as a client makes them.
+  const inputProblem = info.continuedFromExecutionRunId === undefined ? startInputProblem(input) : null;
+  if (inputProblem !== null && patched(START_INPUT_CHECKED)) throw badInput(inputProblem);
+  const tuning = { ...DEFAULT_TUNING, ...input.tuning };
+  const plan = expandOrRefuse(input, (problem) => (patched(START_INPUT_CHECKED) ? badInput(problem) : null));
   const ownId = backfillWorkflowId(input.backfillId);
   if (info.workflowId !== ownId && input.governance?.signature === undefined && patched(WORKFLOW_ID_CHECKED)) {
     throw refusal(

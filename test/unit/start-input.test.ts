@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadSpecFile } from '../../client/spec-file.ts';
 import { resolveSpec } from '../../core/spec.ts';
-import { startInputProblem } from '../../core/start-input.ts';
+import { startInputProblem, startSpecProblem } from '../../core/start-input.ts';
 
 const ROOT = join(import.meta.dirname, '../..');
 
@@ -19,30 +19,31 @@ const spec = resolveSpec({
   ],
 });
 
-describe('startInputProblem', () => {
-  it('takes what the client resolves: its specs, with or without a range', async () => {
-    expect(startInputProblem({ spec })).toBeNull();
-    expect(startInputProblem({ spec, range: {} })).toBeNull();
-    expect(startInputProblem({ spec, range: { from: Date.UTC(2024, 0, 2), to: Date.UTC(2024, 0, 5) } })).toBeNull();
-    expect(startInputProblem({ spec, limits: { rate: 2.5, concurrency: null }, skip: { a: '', b: 'r0,3' } })).toBeNull();
-    expect(startInputProblem({ spec, limits: { rate: null } })).toBeNull();
+describe('startSpecProblem, startInputProblem', () => {
+  it('take what the client makes: its specs, ranges, limits and skips', async () => {
+    expect(startSpecProblem(spec)).toBeNull();
     for (const example of ['examples/shop/backfill.yaml', 'examples/speeds/backfill.yaml']) {
-      expect(startInputProblem({ spec: (await loadSpecFile(`${ROOT}/${example}`)).spec }), example).toBeNull();
+      expect(startSpecProblem((await loadSpecFile(`${ROOT}/${example}`)).spec), example).toBeNull();
     }
+    expect(startInputProblem({})).toBeNull();
+    expect(startInputProblem({ range: {} })).toBeNull();
+    expect(startInputProblem({ range: { from: Date.UTC(2024, 0, 2), to: Date.UTC(2024, 0, 5) } })).toBeNull();
+    expect(startInputProblem({ limits: { rate: 2.5, concurrency: null }, skip: { a: '', b: 'r0,3' } })).toBeNull();
+    expect(startInputProblem({ limits: { rate: null } })).toBeNull();
   });
 
-  it('names what is not a resolved spec, or not a range of instants', () => {
-    expect(startInputProblem({})).toBe('spec is required');
-    expect(startInputProblem({ spec: { ...spec, nodes: 'all' } })).toMatch(/^spec\.nodes must be array/);
-    expect(startInputProblem({ spec: { ...spec, nodes: [{ id: 'x' }] } })).toMatch(/^spec\.nodes\[0\]/);
-    expect(startInputProblem({ spec, range: 'all' })).toMatch(/^range must be object/);
-    expect(startInputProblem({ spec, range: { from: 'yesterday' } })).toMatch(/^range\.from must be number/);
-    expect(startInputProblem({ spec, range: { from: Number.NaN } })).toMatch(/^range\.from/);
-    expect(startInputProblem({ spec, range: { since: 1 } })).toMatch(/^range has unknown field/);
-    expect(startInputProblem({ spec, limits: { rate: 'fast' } })).toMatch(/^limits\.rate/);
-    expect(startInputProblem({ spec, limits: { concurrency: -3 } })).toMatch(/^limits\.concurrency must be a whole number from 1/);
-    expect(startInputProblem({ spec, limits: 'x' })).toMatch(/^limits must be object/);
-    expect(startInputProblem({ spec, skip: { a: 'garbage' } })).toBe('skip.a is not a range set');
-    expect(startInputProblem({ spec, skip: 'x' })).toMatch(/^skip must be record/);
+  it('name what is not a resolved spec, a range of instants, limits or range sets', () => {
+    expect(startSpecProblem(undefined)).toBe('spec is required');
+    expect(startSpecProblem({ ...spec, nodes: 'all' })).toMatch(/^spec\.nodes must be array/);
+    expect(startSpecProblem({ ...spec, nodes: [{ id: 'x' }] })).toMatch(/^spec\.nodes\[0\]/);
+    expect(startInputProblem({ range: 'all' })).toMatch(/^range must be object/);
+    expect(startInputProblem({ range: { from: 'yesterday' } })).toMatch(/^range\.from must be number/);
+    expect(startInputProblem({ range: { from: Number.NaN } })).toMatch(/^range\.from/);
+    expect(startInputProblem({ range: { since: 1 } })).toMatch(/^range has unknown field/);
+    expect(startInputProblem({ limits: { rate: 'fast' } })).toMatch(/^limits\.rate/);
+    expect(startInputProblem({ limits: { concurrency: -3 } })).toMatch(/^limits\.concurrency must be a whole number from 1/);
+    expect(startInputProblem({ limits: 'x' })).toMatch(/^limits must be object/);
+    expect(startInputProblem({ skip: { a: 'garbage' } })).toBe('skip.a is not a range set');
+    expect(startInputProblem({ skip: 'x' })).toMatch(/^skip must be record/);
   });
 });
