@@ -28,6 +28,7 @@ import { join } from 'node:path';
 import proto from '@temporalio/proto';
 import { ApplicationFailure } from '@temporalio/activity';
 import { NativeConnection } from '@temporalio/worker';
+import { WorkflowFailedError } from '@temporalio/client';
 import { BUILTIN_TRANSFORMS } from '../activities/transforms.ts';
 import { SqliteWarehouse } from '../activities/warehouse/sqlite/sqlite-dialect.ts';
 import type { LineageSettings } from '../activities/lineage/config.ts';
@@ -36,8 +37,8 @@ import { installRuntime } from '../client/local.ts';
 import type { PolicyInput } from '../core/policy.ts';
 import { resolveSpec, type SpecInput } from '../core/spec.ts';
 import { bundleWorkflows, createWorkers, type BackfillWorkers } from '../workers/worker.ts';
-import { DEFAULT_TASK_QUEUE, type Tuning } from '../core/protocol.ts';
-import { backfillWorkflowId, nodeWorkflowId } from '../workflows/definitions.ts';
+import { CORE_GENERATION, DEFAULT_TASK_QUEUE, type BackfillInput, type Tuning } from '../core/protocol.ts';
+import { BACKFILL_ID, backfillWorkflowId, nodeWorkflowId } from '../workflows/definitions.ts';
 import { startByHand } from './hand-made-start.ts';
 import { policyHolderPolls } from '../client/pollers.ts';
 import { WORKFLOW_IDS } from '../test/replay/workflow-ids.ts';
@@ -470,6 +471,51 @@ const SCENARIOS: Record<string, Scenario> = {
         await Promise.all([governed.run, bareRun]);
       }
       return { backfills: [passed] };
+    },
+  },
+  // Starts made by hand (Temporal's CLI, the SDK) that the workflow refuses before anything runs: tuning out of bounds, a
+  // reason longer than a control's, limits not of their shape, an unsigned start under another workflow id than its
+  // backfill's; and a pause sent with a start (signal-with-start), which waits for the judgement, then holds the run.
+  'hand-made': {
+    spec: { name: 'hand-made', partitions: hourly(2), nodes: [{ id: 'by_hand', transform: 'noop' }] },
+    async drive(client, id) {
+      await client.wait(id, 60_000);
+      const spec = (name: string) => resolveSpec({ name, partitions: hourly(2), nodes: [{ id: 'by_hand', transform: 'noop' }] });
+      const input = (backfillId: string, extra: Record<string, unknown> = {}) => ({ core: CORE_GENERATION, backfillId, spec: spec(backfillId), range: {}, ...extra }) as BackfillInput;
+      const refusals: Array<[suffix: string, extra: Record<string, unknown>, workflowOf?: string]> = [
+        ['tuning', { tuning: { historyLimit: 0 } }],
+        ['long-reason', { governance: { reason: 'r'.repeat(3_000) } }],
+        ['limits', { limits: { rate: 'fast' } }],
+        // Its search attribute and workflow id are the listed backfill's (`…-hidden`); its input names another.
+        ['hidden', {}, `${id}-victim`],
+      ];
+      const refused: string[] = [];
+      for (const [suffix, extra, inputOf] of refusals) {
+        const listed = `${id}-${suffix}`;
+        const handle = await client.client.workflow.start('backfillWorkflow', {
+          taskQueue: DEFAULT_TASK_QUEUE,
+          workflowId: backfillWorkflowId(listed),
+          args: [input(inputOf ?? listed, extra)],
+          typedSearchAttributes: [{ key: BACKFILL_ID, value: listed }],
+        });
+        const failure = await handle.result().then(() => null, (error: unknown) => error);
+        if (!(failure instanceof WorkflowFailedError)) throw new Error(`${listed} should be refused at its start, but ${failure === null ? 'ran' : String(failure)}`);
+        refused.push(listed);
+      }
+      const paused = `${id}-early-pause`;
+      await client.client.workflow.signalWithStart('backfillWorkflow', {
+        taskQueue: DEFAULT_TASK_QUEUE,
+        workflowId: backfillWorkflowId(paused),
+        args: [input(paused, { tuning: { reportIntervalMs: 200 } })],
+        typedSearchAttributes: [{ key: BACKFILL_ID, value: paused }],
+        signal: 'pause',
+        signalArgs: [{ reason: 'held from its start', identity: 'ops@example.com' }],
+      });
+      await until(`${paused}: paused once admitted`, async () => (await client.progress(paused)).paused);
+      await client.resume(paused);
+      const outcome = await client.wait(paused, 60_000);
+      if (outcome.state !== 'completed') throw new Error(`${paused} should complete once resumed, but is ${outcome.state}`);
+      return { backfills: [...refused, paused] };
     },
   },
   // A rollback under a policy that wants a reason: refused without one (the rollback workflow fails), then run (continuing as new on the way).
