@@ -220,14 +220,16 @@ export function createApprovalActivities(deps: {
       return verifySignedText(input);
     },
     /**
-     * The runs of `workflowId`, for a signed start to be admitted once (core/approval.ts
-     * `checkRunFollowed`). Credentials that may not list them are an answer (the start is refused
+     * The runs of `workflowId` but the caller's own (`runId`), for a signed start to be admitted
+     * once (core/approval.ts `checkRunFollowed`): left out here, so that the answer a run records
+     * still holds when it is replayed under another run id (`temporal workflow reset` gives the
+     * reset run a new one). Credentials that may not list them are an answer (the start is refused
      * with it); a server that fails for now fails the attempt, retried.
      */
-    async earlierRuns(input: { workflowId: string }): Promise<EarlierRuns> {
+    async earlierRuns(input: { workflowId: string; runId?: string }): Promise<EarlierRuns> {
       if (deps.listRuns === undefined) return { ok: false, reason: 'this worker was created without a connection to list them' };
       try {
-        return { ok: true, runs: await deps.listRuns(input.workflowId) };
+        return { ok: true, runs: (await deps.listRuns(input.workflowId)).filter((r) => r.runId !== input.runId) };
       } catch (error) {
         const code = grpcCode(error);
         const reason = error instanceof Error ? error.message : String(error);

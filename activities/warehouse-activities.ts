@@ -51,7 +51,9 @@ export function createWarehouseActivities(deps: { warehouse: Warehouse }) {
       }
       if (!warehouse.claimSignature) return { claimed: false, unsupported: `the warehouse ${warehouse.location} (${warehouse.kind}) keeps no signature claims` };
       try {
-        return { claimed: true, holder: await warehouse.claimSignature(rest) };
+        const holder = await warehouse.claimSignature(rest);
+        // Whose it is, decided here: a reset run replays this answer under a run id of its own.
+        return { claimed: true, holder, mine: holder.workflowId === rest.workflowId && holder.runId === rest.runId };
       } catch (error) {
         if (error instanceof ClaimsUnsupportedError) return { claimed: false, unsupported: error.message };
         throw error;

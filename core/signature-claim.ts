@@ -25,16 +25,19 @@ export type SignatureHolder = { workflowId: string; runId: string; claimedAt: st
  * that the warehouse keeps no claims (an adapter without `claimSignature`): the runs the server
  * lists judge alone then.
  */
-export type ClaimOutcome = { claimed: true; holder: SignatureHolder } | { claimed: false; unsupported: string };
+export type ClaimOutcome = { claimed: true; holder: SignatureHolder; mine?: boolean } | { claimed: false; unsupported: string };
 
 /**
- * A verified signed start (or resume, or retry-failed) whose claim the warehouse answered with
- * `holder`: admitted when this run holds it (a claim made again by a retried activity or a replay
- * finds itself), refused `already_used`, naming the run that used it, otherwise.
+ * A verified signed start (or resume, or retry-failed) whose claim the warehouse answered: admitted
+ * when this run holds it (a claim made again by a retried activity or a replay finds itself),
+ * refused `already_used`, naming the run that used it, otherwise. `mine`: whether the holder is the
+ * run that asked, as the activity decided it (a reset run replays the answer under another run
+ * id); an answer recorded without it is compared with `own`.
  */
-export function checkClaimed(check: SignatureCheck, holder: SignatureHolder, own: { workflowId: string; runId: string }): SignatureCheck {
+export function checkClaimed(check: SignatureCheck, claim: { holder: SignatureHolder; mine?: boolean }, own: { workflowId: string; runId: string }): SignatureCheck {
   if (!check.ok) return check;
-  if (holder.workflowId === own.workflowId && holder.runId === own.runId) return check;
+  const { holder } = claim;
+  if (claim.mine ?? (holder.workflowId === own.workflowId && holder.runId === own.runId)) return check;
   const { subject } = check.verified;
   const where = holder.workflowId === own.workflowId ? `run ${holder.runId}` : `run ${holder.runId} of workflow ${holder.workflowId}`;
   return {

@@ -251,7 +251,7 @@ async function startedOnce(check: SignatureCheck): Promise<SignatureCheck> {
   if (!own.ok) return own;
   let listed: Awaited<ReturnType<typeof governanceActivities.earlierRuns>>;
   try {
-    listed = await runListing.earlierRuns({ workflowId: info.workflowId });
+    listed = await runListing.earlierRuns({ workflowId: info.workflowId, runId: info.runId });
   } catch (error) {
     if (isCancellation(error)) throw error;
     return runsUnknownCheck(failureMessage(error), own.verified.subject);
@@ -294,7 +294,7 @@ async function claimSignature(check: Extract<SignatureCheck, { ok: true }>, text
     log.warn(`the signed start of ${info.workflowId} is not recorded in the warehouse (${outcome.unsupported}): the runs the server lists judged it alone`);
     return check;
   }
-  return checkClaimed(check, outcome.holder, { workflowId: info.workflowId, runId: info.runId });
+  return checkClaimed(check, outcome, { workflowId: info.workflowId, runId: info.runId });
 }
 
 /** The failure a refused start ends with: the rules and how to comply, typed with the error code. */

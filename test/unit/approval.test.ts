@@ -508,6 +508,8 @@ describe('a signed start admits one backfill, once', () => {
       },
     });
     expect(await env.run(activities.earlierRuns, { workflowId: 'backfill/a' })).toEqual({ ok: true, runs: [{ runId: 'backfill/a:r1', startedAt: 1 }] });
+    // The caller's own run is left out by the activity: its recorded answer holds for a reset run (another run id) too.
+    expect(await env.run(activities.earlierRuns, { workflowId: 'backfill/a', runId: 'backfill/a:r1' })).toEqual({ ok: true, runs: [] });
     answer = Object.assign(new Error('7 PERMISSION_DENIED: not allowed'), { code: 7 });
     expect(await env.run(activities.earlierRuns, { workflowId: 'backfill/a' })).toEqual({ ok: false, reason: 'listing them was refused: 7 PERMISSION_DENIED: not allowed' });
     answer = Object.assign(new Error('14 UNAVAILABLE: no connection'), { code: 14 });

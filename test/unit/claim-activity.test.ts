@@ -36,8 +36,9 @@ describe('the claimSignature activity', () => {
     const warehouse = sqlite();
     const activities = createWarehouseActivities({ warehouse });
     const first = await activities.claimSignature({ ...claim, warehouseId: await warehouse.identity() });
-    expect(first).toMatchObject({ claimed: true, holder: { workflowId: 'backfill/bf', runId: 'run-1' } });
-    expect(await activities.claimSignature({ ...claim, runId: 'run-2' })).toEqual(first);
+    expect(first).toMatchObject({ claimed: true, holder: { workflowId: 'backfill/bf', runId: 'run-1' }, mine: true });
+    expect(await activities.claimSignature(claim)).toEqual(first);
+    expect(await activities.claimSignature({ ...claim, runId: 'run-2' })).toEqual({ ...first, mine: false });
   });
 
   it("refuses for good on a worker of another warehouse than a resumed backfill's, and records nothing there", async () => {

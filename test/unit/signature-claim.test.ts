@@ -28,11 +28,19 @@ describe("a signed start's claim in the warehouse", () => {
 
   it('admits the run that holds the claim: a claim made again by a retried activity or a replay finds itself', () => {
     const check = ok();
-    expect(checkClaimed(check, { ...own, claimedAt: '2024-05-01T12:00:00.000Z' }, own)).toBe(check);
+    expect(checkClaimed(check, { holder: { ...own, claimedAt: '2024-05-01T12:00:00.000Z' } }, own)).toBe(check);
+    expect(checkClaimed(check, { holder: { ...own, claimedAt: '2024-05-01T12:00:00.000Z' }, mine: true }, own)).toBe(check);
+  });
+
+  it('goes by whose the activity said the claim is, when it said: a reset run replays the answer under a run id of its own', () => {
+    const check = ok();
+    const recorded = { holder: { ...own, runId: 'run-before-the-reset', claimedAt: 't' }, mine: true };
+    expect(checkClaimed(check, recorded, own)).toBe(check);
+    expect(checkClaimed(check, { holder: { ...own, claimedAt: 't' }, mine: false }, own)).toMatchObject({ ok: false, code: 'already_used' });
   });
 
   it("refuses another run's copy, already_used, naming the run that used it and how to sign again", () => {
-    expect(checkClaimed(ok(), { workflowId: own.workflowId, runId: 'run-1', claimedAt: '2024-05-01T12:00:00.000Z' }, own)).toEqual({
+    expect(checkClaimed(ok(), { holder: { workflowId: own.workflowId, runId: 'run-1', claimedAt: '2024-05-01T12:00:00.000Z' } }, own)).toEqual({
       ok: false,
       code: 'already_used',
       message:
@@ -40,7 +48,7 @@ describe("a signed start's claim in the warehouse", () => {
         'a signature starts one run, once; to run it again, sign again (backfill start <spec> --id revenue-2024 --rerun --sign-key <your key>)',
     });
     // Under another workflow id (its own would have been refused other_backfill first), the workflow is named.
-    expect(checkClaimed(ok({ action: 'resume', carryHash: 'sha256:c', afterRun: 'r0' }), { workflowId: 'backfill/x', runId: 'run-1', claimedAt: 't' }, own)).toMatchObject({
+    expect(checkClaimed(ok({ action: 'resume', carryHash: 'sha256:c', afterRun: 'r0' }), { holder: { workflowId: 'backfill/x', runId: 'run-1', claimedAt: 't' } }, own)).toMatchObject({
       code: 'already_used',
       message: expect.stringMatching(/^the signed resume was used already by run run-1 of workflow backfill\/x .*\(backfill resume revenue-2024 --sign-key <your key>\)$/),
     });
@@ -48,7 +56,7 @@ describe("a signed start's claim in the warehouse", () => {
 
   it('leaves a refused check as it is', () => {
     const refused = { ok: false as const, code: 'expired', message: 'old' };
-    expect(checkClaimed(refused, { ...own, runId: 'other', claimedAt: 't' }, own)).toBe(refused);
+    expect(checkClaimed(refused, { holder: { ...own, runId: 'other', claimedAt: 't' } }, own)).toBe(refused);
   });
 
   it('refuses one whose claim could not be recorded (claim_unknown), naming the task queue, why, and how to send it again', () => {
