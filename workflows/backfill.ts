@@ -254,10 +254,12 @@ export const LINEAGE_ENDS_AFTER_RELEASE = 'lineage-ends-after-release';
 export const TUNING_CHECKED = 'tuning-checked';
 /**
  * Patch (docs/workflow-versions.md): a start (not a continue-as-new) whose range, limits or skip
- * is not of its shape (`startInputProblem`) is refused before its plan is expanded, and so is any
- * run whose spec its plan cannot be expanded from and is not a resolved spec (`startSpecProblem`);
- * before, such a spec, limits or skip failed every workflow task of the start, for ever. Only a
- * refused start asks, so no recorded history meets it.
+ * is not of its shape (`startInputProblem`) is refused before its plan is expanded, and so is a
+ * start whose spec its plan cannot be expanded from and is not a resolved spec
+ * (`startSpecProblem`); before, such a spec, limits or skip failed every workflow task of the
+ * start, for ever. A run of a Temporal cron schedule or workflow retry (the same input started
+ * again, as a run continued from the last, which is not judged again) is refused too. Only a
+ * refused start asks.
  */
 export const START_INPUT_CHECKED = 'start-input-checked';
 /**
@@ -320,13 +322,27 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
   const info = workflowInfo();
   const badInput = (problem: string) =>
     refusal(new BackfillError('invalid_argument', `the start's ${problem}: start a backfill with the backfill command line or client, which resolve its spec and range`, problem.split(' ')[0]));
+  // Temporal's cron schedule and workflow retries start the same input again, each run continued from the last: as such,
+  // it would go on unjudged (a continued run is not judged again), its first run refused or not. Never from a client.
+  const repeated = info.cronSchedule ? `Temporal cron schedule '${info.cronSchedule}'` : info.attempt > 1 ? `Temporal workflow retry (attempt ${info.attempt})` : null;
+  if (repeated !== null && patched(START_INPUT_CHECKED)) {
+    throw refusal(
+      new BackfillError(
+        'invalid_argument',
+        `this run was started by a ${repeated}, which starts the same input again without the judgement each start of a backfill gets: terminate it (temporal workflow terminate --workflow-id ${info.workflowId}), and start each run with the backfill command line or client (from your scheduler: backfill start <spec> --id <id> --rerun)`,
+        'cronSchedule',
+      ),
+    );
+  }
+  const continuedRun = info.continuedFromExecutionRunId !== undefined;
   // A start by a client (not a continue-as-new): its range, limits and skip as a client makes them.
-  const inputProblem = info.continuedFromExecutionRunId === undefined ? startInputProblem(input) : null;
+  const inputProblem = continuedRun ? null : startInputProblem(input);
   if (inputProblem !== null && patched(START_INPUT_CHECKED)) throw badInput(inputProblem);
   const tuning = { ...DEFAULT_TUNING, ...input.tuning };
-  const plan = expandOrRefuse(input, (problem) => (patched(START_INPUT_CHECKED) ? badInput(problem) : null));
+  // A continued run whose spec this release cannot expand fails its task (a release that can is deployed), not for good.
+  const plan = expandOrRefuse(input, (problem) => (!continuedRun && patched(START_INPUT_CHECKED) ? badInput(problem) : null));
   const ownId = backfillWorkflowId(input.backfillId);
-  if (info.workflowId !== ownId && input.governance?.signature === undefined && patched(WORKFLOW_ID_CHECKED)) {
+  if (!continuedRun && info.workflowId !== ownId && input.governance?.signature === undefined && patched(WORKFLOW_ID_CHECKED)) {
     throw refusal(
       new BackfillError(
         'invalid_argument',

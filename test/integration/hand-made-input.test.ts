@@ -223,6 +223,45 @@ describe('hand-made input', () => {
     expect(await worker.warehouse.ledger({ backfillId: victim })).toEqual([]);
   });
 
+  // Before, Temporal's cron started the same input again as a run continued from the last, which is not judged again: the
+  // first run was judged (and refused, or not), every later one went on unjudged, leasing and publishing.
+  it('a start on a Temporal cron schedule is refused at every run: none goes on unjudged', async () => {
+    const backfillId = `cron-${randomUUID().slice(0, 8)}`;
+    const spec = testSpec(queue, { name: 'cron', partitions: { grain: 'day', start: '2024-01-01', end: '2024-01-03' }, nodes: [{ id: 'cron_node', sql: 'SELECT :partition AS day' }] });
+    const input: BackfillInput = { core: CORE_GENERATION, backfillId, spec, range: {} };
+    const workflowId = backfillWorkflowId(backfillId);
+    const handle = await client.client.workflow.start('backfillWorkflow', { taskQueue: queue, workflowId, args: [input], cronSchedule: '@every 1s', typedSearchAttributes: [{ key: BACKFILL_ID, value: backfillId }] });
+    const failed: string[] = [];
+    try {
+      // Its first two runs, each closed failed (a run after the first would otherwise run, and then complete or hang).
+      await waitFor('two runs of the schedule to end', async () => {
+        failed.length = 0;
+        for await (const run of client.client.workflow.list({ query: `WorkflowId = '${workflowId}'` })) if (run.status.name === 'FAILED') failed.push(run.runId);
+        return failed.length >= 2;
+      }, 30_000, 200);
+    } finally {
+      await handle.terminate('test: done').catch(() => undefined);
+    }
+    for (const runId of failed.slice(0, 2)) {
+      // A cron run's failure names the next run, so the SDK's result() reads it as continued: its history says why it failed.
+      const history = await client.client.workflow.getHandle(workflowId, runId).fetchHistory();
+      const failure = history.events?.find((e) => e.workflowExecutionFailedEventAttributes)?.workflowExecutionFailedEventAttributes?.failure;
+      expect(failure?.applicationFailureInfo?.type).toBe('invalid_argument');
+      expect(failure?.message).toContain("this run was started by a Temporal cron schedule '@every 1s'");
+    }
+    await expect(client.client.workflow.getHandle(nodeWorkflowId(backfillId, 'cron_node')).describe()).rejects.toThrow(/not found/i);
+    expect(await worker.warehouse.ledger({ backfillId })).toEqual([]);
+  });
+
+  // The workflow refuses such a start once it exists: the client refuses it first, so that its id is not taken by a failed run.
+  it('the client refuses a start whose reason is longer than a start may have, before any workflow is created', async () => {
+    const backfillId = `long-by-client-${randomUUID().slice(0, 8)}`;
+    const spec = testSpec(queue, { name: 'long-by-client', partitions: { grain: 'day', start: '2024-01-01', end: '2024-01-03' }, nodes: [{ id: 'long_by_client', sql: 'SELECT :partition AS day' }] });
+    const error = await client.start(spec, { id: backfillId, taskQueue: queue, reason: 'r'.repeat(2_001) }).then(() => null, (e: unknown) => e);
+    expect(error).toMatchObject({ code: 'invalid_argument', message: "the start's reason is longer than 2000 characters (2001): keep it short" });
+    await expect(client.client.workflow.getHandle(backfillWorkflowId(backfillId)).describe()).rejects.toThrow(/not found/i);
+  });
+
   it('a start with sane tuning runs to the end', async () => {
     const { handle } = await startByHand('tuning-sane', { tuning: { reportIntervalMs: 100, historyLimit: 500, probeIntervalMs: 1000, maxNodeRestarts: 0, drainMs: 100 } });
     const result = (await handle.result()) as { state: string };
