@@ -467,6 +467,9 @@ export class BackfillClient {
     const workflowId = backfillWorkflowId(backfillId);
     // Refused here, before anything connects or waits (the workflow refuses them too: anyone may start one).
     const priority = startPriority(backfillId, options);
+    const { startTextProblems } = await import('../core/governance.ts');
+    const tooLong = startTextProblems({ reason: options.reason?.trim(), identity: this.identity });
+    if (tooLong.length > 0) throw new BackfillError('invalid_argument', tooLong.map((p) => p.message).join('; '), tooLong[0]!.field);
     const { canaryOfInput, parseCanary } = await import('../core/canary.ts');
     const canary = options.canary === undefined ? undefined : parseCanary({ ...spec.canary, partitions: options.canary });
     if (!carry) canaryOfInput({ spec, ...(canary ? { canary } : {}), ...(options.stage ? { stage: true } : {}) });

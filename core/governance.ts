@@ -400,9 +400,19 @@ export type AdmissionInput = {
  * continue-as-new, it would grow them without bound.
  */
 export function startTextTooLong(request: unknown): boolean {
-  if (request === null || typeof request !== 'object') return false;
+  return startTextProblems(request).length > 0;
+}
+
+/** What is too long of a start's reason and identity (`startTextTooLong`), each as a message: what the workflow refuses, and the client before it starts one. */
+export function startTextProblems(request: unknown): Array<{ field: 'reason' | 'identity'; message: string }> {
+  if (request === null || typeof request !== 'object') return [];
   const r = request as Record<string, unknown>;
-  return (typeof r.reason === 'string' && r.reason.length > MAX_REASON) || (typeof r.identity === 'string' && r.identity.length > MAX_IDENTITY);
+  const out: Array<{ field: 'reason' | 'identity'; message: string }> = [];
+  for (const [field, max] of [['reason', MAX_REASON], ['identity', MAX_IDENTITY]] as const) {
+    const text = r[field];
+    if (typeof text === 'string' && text.length > max) out.push({ field, message: `the start's ${field} is longer than ${max} characters (${text.length}): keep it short` });
+  }
+  return out;
 }
 
 /**
@@ -420,12 +430,7 @@ export function startRequestViolations(request: unknown, options: { bounded?: bo
   for (const field of ['reason', 'identity'] as const) {
     if (r[field] !== undefined && typeof r[field] !== 'string') out.push({ rule: 'start request', message: `the start's ${field} must be text (got ${JSON.stringify(r[field])})` });
   }
-  if (options.bounded) {
-    for (const [field, max] of [['reason', MAX_REASON], ['identity', MAX_IDENTITY]] as const) {
-      const text = r[field];
-      if (typeof text === 'string' && text.length > max) out.push({ rule: 'start request', message: `the start's ${field} is longer than ${max} characters (${text.length}): keep it short` });
-    }
-  }
+  if (options.bounded) for (const { message } of startTextProblems(r)) out.push({ rule: 'start request', message });
   if (typeof r.identity === 'string' && r.identity.trim().toLowerCase() === POLICY_IDENTITY) {
     out.push({ rule: 'start request', message: `identity '${r.identity.trim()}' is reserved for what the policy does by itself: start with your own (e.g. you@example.com)` });
   }
