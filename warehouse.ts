@@ -42,12 +42,14 @@ export type {
   RollbackFilter,
   RollbackRecord,
   Row,
+  SignatureClaim,
   SqlValue,
   StagedOutcome,
   StagedRun,
   VersionRef,
   Warehouse,
 } from './activities/warehouse/types.ts';
+export type { SignatureHolder } from './core/signature-claim.ts';
 export {
   AfterCommitError,
   CheckFailedError,

@@ -185,6 +185,7 @@ describe('postgres: its own storage', () => {
         ['S_internal', 'orders__versions', 'BASE TABLE'],
         ['S_internal', 'partitions', 'BASE TABLE'],
         ['S_internal', 'rollbacks', 'BASE TABLE'],
+        ['S_internal', 'signatures', 'BASE TABLE'],
       ]);
       expect((await client.query('SELECT COUNT(*)::int AS n FROM orders')).rows).toEqual([{ n: 3 }]);
       await client.end();
