@@ -482,15 +482,15 @@ const SCENARIOS: Record<string, Scenario> = {
       await client.wait(id, 60_000);
       const spec = (name: string) => resolveSpec({ name, partitions: hourly(2), nodes: [{ id: 'by_hand', transform: 'noop' }] });
       const input = (backfillId: string, extra: Record<string, unknown> = {}) => ({ core: CORE_GENERATION, backfillId, spec: spec(backfillId), range: {}, ...extra }) as BackfillInput;
-      const refusals: Array<[suffix: string, extra: Record<string, unknown>, workflowOf?: string]> = [
-        ['tuning', { tuning: { historyLimit: 0 } }],
-        ['long-reason', { governance: { reason: 'r'.repeat(3_000) } }],
-        ['limits', { limits: { rate: 'fast' } }],
+      const refusals: Array<[suffix: string, extra: Record<string, unknown>, type: string, inputOf?: string]> = [
+        ['tuning', { tuning: { historyLimit: 0 } }, 'invalid_argument'],
+        ['long-reason', { governance: { reason: 'r'.repeat(3_000) } }, 'policy_violation'],
+        ['limits', { limits: { rate: 'fast' } }, 'invalid_argument'],
         // Its search attribute and workflow id are the listed backfill's (`…-hidden`); its input names another.
-        ['hidden', {}, `${id}-victim`],
+        ['hidden', {}, 'invalid_argument', `${id}-victim`],
       ];
       const refused: string[] = [];
-      for (const [suffix, extra, inputOf] of refusals) {
+      for (const [suffix, extra, type, inputOf] of refusals) {
         const listed = `${id}-${suffix}`;
         const handle = await client.client.workflow.start('backfillWorkflow', {
           taskQueue: DEFAULT_TASK_QUEUE,
@@ -499,7 +499,8 @@ const SCENARIOS: Record<string, Scenario> = {
           typedSearchAttributes: [{ key: BACKFILL_ID, value: listed }],
         });
         const failure = await handle.result().then(() => null, (error: unknown) => error);
-        if (!(failure instanceof WorkflowFailedError)) throw new Error(`${listed} should be refused at its start, but ${failure === null ? 'ran' : String(failure)}`);
+        const cause = failure instanceof WorkflowFailedError ? (failure.cause as { type?: string } | undefined) : undefined;
+        if (cause?.type !== type) throw new Error(`${listed} should be refused at its start (${type}), but ${failure === null ? 'ran' : String(failure)}`);
         refused.push(listed);
       }
       const paused = `${id}-early-pause`;

@@ -55,4 +55,22 @@ describe('replaying recorded histories', () => {
       expect(replayed).toBe(histories.length);
     });
   }
+
+  // `temporal workflow reset` to a point after a signed start's admission: the reset run replays the recorded answers (the
+  // runs listed, the warehouse's claim) under a run id of its own. Recordings from core2-u on decide whose a claim is in
+  // the activity; before, the run took the claim for another run's and failed with a nondeterminism error.
+  it('a signed start reset to after its admission replays under its new run id', async () => {
+    process.env.BACKFILL_LOG_LEVEL ??= 'ERROR';
+    installRuntime();
+    const recording = recordings.filter((r) => r >= 'core2-u').at(-1)!;
+    const dir = join(DIR, recording, 'governed');
+    const ids = recordedWorkflowIds(dir);
+    const file = readdirSync(dir).find((f) => f.endsWith('.binpb') && ids[f] === 'backfill/governed')!;
+    const history = proto.temporal.api.history.v1.History.decode(readFileSync(join(dir, file)));
+    const started = history.events![0]!.workflowExecutionStartedEventAttributes!;
+    // The signed start claimed its signature: the answer the reset run replays.
+    expect(history.events!.some((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'claimSignature')).toBe(true);
+    started.originalExecutionRunId = '01a249bd-0000-7000-8000-00000000a5e7';
+    await expect(Worker.runReplayHistory({ workflowBundle: { codePath: inject('workflowBundlePath') }, replayName: 'reset' }, history, 'backfill/governed')).resolves.toBeUndefined();
+  });
 });
