@@ -56,6 +56,7 @@ export {
   ChecksumMismatchError,
   CommitDeadlineError,
   InvalidDatasetError,
+  PublishApartError,
   SqlError,
   SqlRefusedError,
   StaleRunError,

@@ -428,6 +428,16 @@ export class AfterCommitError extends Error {
   }
 }
 
+/**
+ * Thrown by a `Session` (the lake's) when a write of a batch would change the type of a column
+ * that holds the rows of versions staged before it in the same transaction, which the change
+ * would convert (rounding a BIGINT above 2^53 into a DOUBLE): `SqlWarehouse` commits the writes
+ * before it as they are and publishes this one, and those after it, in a transaction of their own.
+ */
+export class PublishApartError extends Error {
+  override readonly name = 'PublishApartError';
+}
+
 /** A dataset name that is not safe to create tables for (the spec was not validated). */
 export class InvalidDatasetError extends Error {
   override readonly name = 'InvalidDatasetError';

@@ -24,6 +24,7 @@ import {
   CheckFailedError,
   ChecksumMismatchError,
   CommitDeadlineError,
+  PublishApartError,
   SqlError,
   SqlRefusedError,
   StaleRunError,
@@ -115,6 +116,9 @@ class BatchEnded extends Error {
     super(error.message);
   }
 }
+
+/** A batch as `publishEach` ends it: `apartFrom`, the write it stopped before, to publish in a transaction after it (`PublishApartError`). */
+type EachBatch = PublishedBatch & { apartFrom?: number };
 
 /** A check's errors, thrown inside the staging savepoint so that the new rows roll back. */
 class ChecksFailed extends Error {
@@ -416,7 +420,11 @@ export class SqlWarehouse implements Warehouse {
    */
   private async publishAlone(writes: readonly PartitionWrite[], tx: <T>(work: (s: Session) => Promise<T>) => Promise<T>): Promise<PublishedBatch> {
     try {
-      return await this.committed(tx, (s) => this.publishEach(s, writes, { grouped: false }));
+      const { apartFrom, ...batch } = await this.committed<EachBatch>(tx, (s) => this.publishEach(s, writes, { grouped: false }));
+      if (apartFrom === undefined) return batch;
+      // The writes before `apartFrom` are committed as they were staged; the rest go in a transaction of their own.
+      const rest = await this.publishAlone(writes.slice(apartFrom), tx);
+      return { published: [...batch.published, ...rest.published], ...(rest.failed ? { failed: { index: apartFrom + rest.failed.index, error: rest.failed.error } } : {}) };
     } catch (error) {
       if (error instanceof BatchEnded) {
         const before = await this.publishAlone(writes.slice(0, error.index), tx);
@@ -432,15 +440,17 @@ export class SqlWarehouse implements Warehouse {
    * rolls back), keeps the writes before a later one that throws, and a single write needs no
    * savepoint of its own; in a group, any write that throws throws (the group runs again apart).
    * A failure that ended the whole transaction (SQLite rolls it back itself on a full disk)
-   * throws too: the writes before it are gone with it.
+   * throws too: the writes before it are gone with it. A write the session could stage only by
+   * converting the rows staged before it (`PublishApartError`) ends the batch before it
+   * (`apartFrom`), which `publishAlone` goes on with in a new transaction.
    */
-  private async publishEach(s: Session, writes: readonly PartitionWrite[], { grouped }: { grouped: boolean }): Promise<PublishedBatch> {
+  private async publishEach(s: Session, writes: readonly PartitionWrite[], { grouped }: { grouped: boolean }): Promise<EachBatch> {
     const published: Published[] = [];
     // The ledger rows of the partitions published so far, written together when the batch ends
     // (one statement, not one a partition): a partition's row is added only once its savepoint
     // is released, so the row of one that threw is never among them.
     const pending: PendingRow[] = [];
-    const ends = async (batch: PublishedBatch): Promise<PublishedBatch> => {
+    const ends = async (batch: EachBatch): Promise<EachBatch> => {
       await this.writeLedger(s, pending);
       return batch;
     };
@@ -451,6 +461,8 @@ export class SqlWarehouse implements Warehouse {
         done = writes.length === 1 || grouped ? await this.publishOne(s, write) : await s.savepoint(() => this.publishOne(s, write));
       } catch (error) {
         if (index === 0 || grouped) throw error;
+        // Its savepoint undid what it staged: those before it commit, and it is published after them.
+        if (error instanceof PublishApartError && s.ended !== true) return ends({ published, apartFrom: index });
         const failed = error instanceof Error ? error : new Error(String(error));
         if (s.ended === true) throw new BatchEnded(index, failed);
         return ends({ published, failed: { index, error: failed } });

@@ -183,6 +183,31 @@ describe('lake: the files', () => {
     }
   });
 
+  it("of a batch's partitions keep their values exactly when a later partition of the batch needs a wider type for a column (1.5 after an integer above 2^53), whether it then passes its checks or fails them", async () => {
+    const root = freshRoot();
+    const layout = new LakeLayout(root);
+    const wh = new LakeWarehouse(root);
+    try {
+      const big = 1234567890123456789n;
+      const exact = new RowHasher(['n']);
+      exact.add([big]);
+      for (const [node, fails] of [['passes', false], ['fails', true]] as const) {
+        const k2 = { rows: [{ n: 1.5 }], ...(fails ? { checks: [{ type: 'row_count' as const, min: 5 }] } : {}) };
+        const batch = await wh.publishMany([write(node, 'k1', { rows: [{ n: big }] }), write(node, 'k2', k2)]);
+        expect(batch.published.map((p) => p.checksum), node).toEqual([exact.checksum(), ...(fails ? [] : [expect.any(String)])]);
+        expect(batch.failed?.index, node).toBe(fails ? 1 : undefined);
+        // k1's file holds what was written, and hashes to its ledger's checksum.
+        const stored = await readDirectly(`SELECT CAST(n AS VARCHAR) FROM read_parquet('${layout.version(node, 'k1', 1)}')`);
+        expect(stored, node).toEqual([[big.toString()]]);
+        const ledger = (await wh.ledger({ node, partition: 'k1' })).find((r) => r.status === 'published');
+        expect(ledger?.checksum, node).toBe(exact.checksum());
+        if (!fails) expect(await readDirectly(`SELECT n FROM read_parquet('${layout.version(node, 'k2', 1)}')`), node).toEqual([[1.5]]);
+      }
+    } finally {
+      await wh.close();
+    }
+  });
+
   it('a pointer move whose file did not follow (the holder failed or died after the commit) is finished by the next holder, and a moved partition is recorded once', async () => {
     const root = freshRoot();
     const publishedFile = join(root, 'orders', '2024-01-01.parquet');

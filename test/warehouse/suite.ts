@@ -308,6 +308,21 @@ export function warehouseSuite(kind: Warehouse['kind'], open: WarehouseFactory, 
       expect(await wh.query('SELECT MAX(n) + 1 AS next FROM orders')).toEqual([{ next: 5 }]);
     });
 
+    it('a partition that needs a wider type for a column, in a batch after another, is published (or fails its checks) and the one before it keeps its exact checksum', async () => {
+      const big = 1234567890123456789n;
+      const checksum = async (node: string, partition: string) => (await wh.ledger({ node, partition })).find((r) => r.status === 'published')?.checksum;
+      const exact = (await wh.publish(write('alone', 'k1', { rows: [{ n: big }] }))).checksum;
+      for (const [node, fails] of [['passes', false], ['fails', true]] as const) {
+        const k2 = { rows: [{ n: 1.5 }], ...(fails ? { checks: [{ type: 'row_count' as const, min: 5 }] } : {}) };
+        const batch = await wh.publishMany([write(node, 'k1', { rows: [{ n: big }] }), write(node, 'k2', k2)]);
+        expect(batch.published.map((p) => [p.version, p.checksum]), node).toEqual([[1, exact], ...(fails ? [] : [[1, expect.any(String)]])]);
+        if (fails) expect(batch.failed, node).toMatchObject({ index: 1, error: expect.any(CheckFailedError) });
+        else expect(batch.failed, node).toBeUndefined();
+        expect(await checksum(node, 'k1'), node).toBe(exact);
+        expect((await wh.publishedRows(node)).map((r) => r.version), node).toEqual(fails ? [1] : [1, 1]);
+      }
+    });
+
     it('a publish that throws, made at once with others, fails alone: nothing of it is written, and the others commit', async () => {
       const [a, b, c] = await Promise.all([
         wh.publishMany([write('orders', '2024-01-01', { rows: [{ order_id: 1 }] })]),

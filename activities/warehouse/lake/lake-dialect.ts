@@ -24,6 +24,7 @@ import {
   AfterCommitError,
   InvalidDatasetError,
   PARTITION_COLUMN,
+  PublishApartError,
   SqlError,
   SqlRefusedError,
   SqlWarehouse,
@@ -685,6 +686,12 @@ class LakeSession implements Session {
       return;
     }
     // The table is this transaction's: its columns are those it was made and altered with (no catalogue lookup).
+    const retyped = columns.filter((c) => (staging.columns.get(c.name) ?? c.type) !== c.type);
+    // A type change converts the rows of every version in the table, and may not convert them
+    // exactly (a BIGINT above 2^53 into a DOUBLE): those versions are committed as they are first.
+    if (retyped.length > 0 && [...this.staged.values()].some((v) => v.node === node)) {
+      throw new PublishApartError(`${node}: the write changes the type of ${retyped.map((c) => c.name).join(', ')}, which versions staged before it in the transaction hold`);
+    }
     for (const column of columns) {
       const found = staging.columns.get(column.name);
       if (found === undefined) await this.c.run(`ALTER TABLE ${table} ADD COLUMN ${quoteIdent(column.name)} ${column.type}`);
