@@ -139,13 +139,17 @@ export class SqlWarehouse implements Warehouse {
   /** Opened for reading only: nothing is set up, and every write is refused (reading.ts). */
   readonly readOnly: boolean;
 
+  /** Where what went wrong without failing a call is told (default `console.warn`). */
+  private readonly warn: (message: string) => void;
+
   constructor(
     protected readonly dialect: Dialect,
-    options: { readOnly?: boolean } = {},
+    options: { readOnly?: boolean; warn?: (message: string) => void } = {},
   ) {
     this.kind = dialect.kind;
     this.location = dialect.location;
     this.readOnly = options.readOnly === true;
+    this.warn = options.warn ?? ((message) => console.warn(message));
   }
 
   private t(name: Parameters<Dialect['table']>[0]): string {
@@ -381,6 +385,7 @@ export class SqlWarehouse implements Warehouse {
     if (requests.length > 1) {
       // Only a group that committed nothing runs again apart: one that committed is answered with what it committed.
       const outcomes = await this.committed<PublishedBatch[]>(
+        requests.flatMap((r) => r.writes),
         (work) => this.txNow(work),
         async (s) => {
           const batches: PublishedBatch[] = [];
@@ -399,7 +404,7 @@ export class SqlWarehouse implements Warehouse {
    * what happened, and doing the work again would publish what is published (answered
    * `alreadyPublished`, its check warnings unsaid) and record a failed check a second time.
    */
-  private async committed<T>(tx: (work: (s: Session) => Promise<T>) => Promise<T>, work: (s: Session) => Promise<T>): Promise<T> {
+  private async committed<T>(writes: readonly PartitionWrite[], tx: (work: (s: Session) => Promise<T>) => Promise<T>, work: (s: Session) => Promise<T>): Promise<T> {
     let done: { result: T } | undefined;
     try {
       return await tx(async (s) => {
@@ -408,7 +413,11 @@ export class SqlWarehouse implements Warehouse {
         return result;
       });
     } catch (error) {
-      if (error instanceof AfterCommitError && done) return done.result;
+      if (error instanceof AfterCommitError && done) {
+        const partitions = writes.map((w) => `${w.node} ${w.partition}`).join(', ');
+        this.warn(`${this.location}: the publish of ${partitions} committed, but ${error.failure.message}; the warehouse's next write finishes it (until then its published files may not be the ledger's)`);
+        return done.result;
+      }
       throw error;
     }
   }
@@ -420,7 +429,7 @@ export class SqlWarehouse implements Warehouse {
    */
   private async publishAlone(writes: readonly PartitionWrite[], tx: <T>(work: (s: Session) => Promise<T>) => Promise<T>): Promise<PublishedBatch> {
     try {
-      const { apartFrom, ...batch } = await this.committed<EachBatch>(tx, (s) => this.publishEach(s, writes, { grouped: false }));
+      const { apartFrom, ...batch } = await this.committed<EachBatch>(writes, tx, (s) => this.publishEach(s, writes, { grouped: false }));
       if (apartFrom === undefined) return batch;
       // The writes before `apartFrom` are committed as they were staged; the rest go in a transaction of their own.
       const rest = await this.publishAlone(writes.slice(apartFrom), tx);

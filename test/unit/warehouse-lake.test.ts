@@ -228,6 +228,8 @@ describe('lake: the files', () => {
       // Letting go clears the records of moves that were mirrored, and keeps the one that was not.
       await wh.close();
     }
+    // Letting go also finished the move, its place free again: no other write was needed.
+    expect(await readDirectly(`SELECT id FROM read_parquet('${publishedFile}')`)).toEqual([[3]]);
     const next = new LakeWarehouse(root);
     try {
       await next.identity();
@@ -240,12 +242,36 @@ describe('lake: the files', () => {
     }
   });
 
+  it('a pointer move that still fails when the holder lets go of the catalogue is told, and left to the next holder', async () => {
+    const root = freshRoot();
+    const layout = new LakeLayout(root);
+    const warnings: string[] = [];
+    const wh = new LakeWarehouse(root, { warn: (message) => warnings.push(message) });
+    mkdirSync(join(layout.published('orders', 'k'), 'blocker'), { recursive: true });
+    try {
+      await wh.publish(write('orders', 'k', { rows: [{ id: 1 }] }));
+    } finally {
+      await wh.close();
+    }
+    expect(warnings.length).toBe(2);
+    expect(warnings[1]).toMatch(/: the lake could not put the published file of orders k in place at .*k\.parquet, a move its catalogue recorded at a commit \(EISDIR.*\): .* \(the next process or write that takes the lake tries again\)$/);
+    rmSync(layout.published('orders', 'k'), { recursive: true });
+    const next = new LakeWarehouse(root);
+    try {
+      expect(await next.query('SELECT id FROM orders')).toEqual([{ id: 1 }]);
+      expect(await readDirectly(`SELECT id FROM read_parquet('${layout.published('orders', 'k')}')`)).toEqual([[1]]);
+    } finally {
+      await next.close();
+    }
+  });
+
   it("publishes whose commit succeeded and whose file moves after it failed are answered with what they committed, alone or grouped: no failed check recorded twice, no warning lost", async () => {
     const root = freshRoot();
     const layout = new LakeLayout(root);
     const warn = [{ type: 'not_null' as const, columns: ['amount'], severity: 'warn' as const }];
     const error = [{ type: 'not_null' as const, columns: ['amount'] }];
-    const wh = new LakeWarehouse(root);
+    const warnings: string[] = [];
+    const wh = new LakeWarehouse(root, { warn: (message) => warnings.push(message) });
     /** A directory where a partition's published file goes: its move after the commit fails. */
     const block = (partition: string) => mkdirSync(join(layout.published('orders', partition), 'blocker'), { recursive: true });
     const ledger = async () => (await wh.ledger({ node: 'orders' })).map((r) => [r.partition, r.version, r.status]).sort((a, b) => String(a[0]).localeCompare(String(b[0])));
@@ -256,6 +282,8 @@ describe('lake: the files', () => {
       expect(alone.published.map((p) => [p.version, p.alreadyPublished, p.warnings.length])).toEqual([[1, undefined, 1]]);
       expect(alone.failed?.index).toBe(1);
       expect(alone.failed?.error).toBeInstanceOf(CheckFailedError);
+      // Answered as published, and told: which partitions, where, and that the next write finishes the move.
+      expect(warnings).toEqual([expect.stringMatching(/: the publish of orders a1, orders a2 committed, but the lake could not put the published file of orders a1 in place at .*a1\.parquet \(EISDIR.*\); the warehouse's next write finishes it/)]);
       rmSync(layout.published('orders', 'a1'), { recursive: true });
 
       // Three publishes waiting for the turn together: one transaction for the group.
@@ -270,6 +298,7 @@ describe('lake: the files', () => {
       expect(second.published).toEqual([]);
       expect(second.failed?.error).toBeInstanceOf(CheckFailedError);
       expect(third.published.map((p) => [p.version, p.alreadyPublished])).toEqual([[1, undefined]]);
+      expect(warnings[1]).toMatch(/: the publish of orders g1, orders g2, orders g3 committed, but the lake could not put the published file of orders g1 in place/);
 
       // One ledger row each: nothing was published again.
       expect(await ledger()).toEqual([

@@ -12,8 +12,8 @@
  * under that version's number (which the ledger never got, so it is given again). The published
  * files in the dataset's directory follow the pointers right after the commit, still under the
  * lock; a holder that dies in between leaves the moves recorded in the catalogue, and the next
- * holder finishes them before anything else, as the holder itself does at its next write when a
- * move failed.
+ * holder finishes them before anything else, as the holder itself does at its next write, or
+ * when it lets go of the catalogue, when a move failed (a warning says so).
  */
 import { chmodSync, existsSync, mkdirSync, rmSync, rmdirSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
@@ -121,6 +121,8 @@ const MIRRORED_KEPT = 200;
 export type LakeOptions = HoldOptions & {
   /** For reading only: the catalogue is attached read-only, nothing in the lake is created or moved, and writes are refused. */
   readOnly?: boolean;
+  /** Where what went wrong without failing a call is told (a file move after a commit; default `console.warn`). */
+  warn?: (message: string) => void;
 };
 
 /** Whether `value` goes into a column of `type` as it is, through the appender. */
@@ -214,6 +216,7 @@ export class LakeDialect implements Dialect {
   /** The partitions recorded under a dataset's folded keys (`node\0folded`), as read or committed while held. */
   readonly partitionNames = new Map<string, string>();
   private readonly readOnly: boolean;
+  private readonly warn: (message: string) => void;
   /** A reader's: where it copies the catalogue while another process holds it (outside the lake). */
   private readonly snapshots: string | undefined;
 
@@ -221,13 +224,17 @@ export class LakeDialect implements Dialect {
     this.location = resolve(root);
     this.layout = new LakeLayout(this.location);
     this.readOnly = options.readOnly === true;
+    this.warn = options.warn ?? ((message) => console.warn(message));
     this.snapshots = this.readOnly ? join(tmpdir(), `backfill-lake-reader-${process.pid}-${randomBytes(4).toString('hex')}`) : undefined;
     // A reader leaves what a holder that died did not finish to the next writer: it moves no file.
     this.hold = new CatalogueHold(
       () => this.connection(),
       this.layout,
       async () => (this.readOnly ? this.forget() : this.recover()),
-      async () => void (await this.clearMirrored()),
+      async () => {
+        await this.finishUnfinished();
+        await this.clearMirrored();
+      },
       { ...options, snapshots: this.snapshots },
     );
   }
@@ -383,6 +390,16 @@ export class LakeDialect implements Dialect {
     }
     for (const [node, partition] of done) this.recorded.delete(`${node}\0${partition}`);
     return done;
+  }
+
+  /** Before letting go of the catalogue: the moves a commit left undone are tried once more, so that the files follow without another write. */
+  private async finishUnfinished(): Promise<void> {
+    if (!this.unfinished || this.readOnly) return;
+    try {
+      await this.recover();
+    } catch (error) {
+      this.warn(`${this.location}: ${error instanceof Error ? error.message : String(error)} (the next process or write that takes the lake tries again)`);
+    }
   }
 
   /** On taking the catalogue (a reader too): what this process knew of it may have changed while others held it. */
@@ -1068,7 +1085,11 @@ class LakeSession implements Session {
     // A partition's record is one for all its moves: an earlier move mirrored does not clear a later one that is not.
     this.dialect.mirrored = this.dialect.mirrored.filter(([node, partition]) => !this.moves.has(`${node}\0${partition}`));
     for (const { node, partition, version } of this.moves.values()) {
-      mirror(this.dialect.layout, node, partition, version === null ? null : this.dialect.layout.version(node, partition, version));
+      try {
+        mirror(this.dialect.layout, node, partition, version === null ? null : this.dialect.layout.version(node, partition, version));
+      } catch (error) {
+        throw new Error(`the lake could not put the published file of ${node} ${partition} in place at ${this.dialect.layout.published(node, partition)} (${error instanceof Error ? error.message : String(error)})`, { cause: error });
+      }
       // Cleared only once its file follows: should the move fail, the next holder finishes it.
       this.dialect.mirrored.push([node, partition]);
     }
@@ -1237,7 +1258,7 @@ class LakeSession implements Session {
 /** A warehouse in a lake directory. */
 export class LakeWarehouse extends SqlWarehouse {
   constructor(root: string, options: LakeOptions = {}) {
-    super(new LakeDialect(root, options), { readOnly: options.readOnly === true });
+    super(new LakeDialect(root, options), { readOnly: options.readOnly === true, ...(options.warn ? { warn: options.warn } : {}) });
   }
 
   /** The lake's dialect (its layout, its catalogue's hold). */
