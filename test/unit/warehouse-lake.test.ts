@@ -265,6 +265,22 @@ describe('lake: the files', () => {
     }
   });
 
+  it("a recorded pointer move whose version file is gone fails the next write saying so, not that a path should be made free", async () => {
+    const root = freshRoot();
+    const layout = new LakeLayout(root);
+    const wh = new LakeWarehouse(root, { warn: () => undefined });
+    try {
+      mkdirSync(join(layout.published('orders', 'k'), 'blocker'), { recursive: true });
+      await wh.publish(write('orders', 'k', { rows: [{ id: 1 }] }));
+      rmSync(layout.published('orders', 'k'), { recursive: true });
+      rmSync(layout.version('orders', 'k', 1));
+      const blocked = await rejection(wh.publish(write('orders', 'other', { rows: [{ id: 2 }] })));
+      expect(blocked.message).toMatch(/ \(ENOENT.*\): nothing more is written to the lake until it can \(a rollback neither\); the file of its published version 1, .*1\.parquet, is missing: put it back \(from a copy of the lake\)$/);
+    } finally {
+      await wh.close();
+    }
+  });
+
   it("publishes whose commit succeeded and whose file moves after it failed are answered with what they committed, alone or grouped: no failed check recorded twice, no warning lost", async () => {
     const root = freshRoot();
     const layout = new LakeLayout(root);
@@ -312,7 +328,7 @@ describe('lake: the files', () => {
 
       // The holder's next write finishes the moves first: while a file's place is taken it fails, naming it, and writes nothing.
       const blocked = await rejection(wh.publish(write('orders', 'n1', { rows: [{ order_id: 9 }] })));
-      expect(blocked.message).toMatch(/^the lake could not put the published file of orders g1 in place at .*g1\.parquet, a move its catalogue recorded at a commit \(EISDIR.*\): .*make that path free and its directory writable$/);
+      expect(blocked.message).toMatch(/^the lake could not put the published file of orders g1 in place at .*g1\.parquet, a move its catalogue recorded at a commit \(EISDIR.*\): nothing more is written to the lake until it can \(a rollback neither\); make that path free and its directory writable$/);
       expect((await ledger()).length).toBe(5);
       rmSync(layout.published('orders', 'g1'), { recursive: true });
       await wh.publish(write('orders', 'n1', { rows: [{ order_id: 9 }] }));

@@ -402,6 +402,20 @@ export class LakeDialect implements Dialect {
     }
   }
 
+  /** What to do about a recorded pointer move that fails, by its error's code. */
+  private moveAdvice(error: unknown, node: string, partition: string, version: number | null): string {
+    const code = error instanceof Error && 'code' in error ? error.code : undefined;
+    if (code === 'ENAMETOOLONG') {
+      return `the partition's key makes a file name longer than this file system holds (the lake refuses such keys for new partitions; this one was recorded before): move the lake to a file system that holds longer names`;
+    }
+    if (code === 'ENOENT' && version !== null) {
+      const file = this.layout.version(node, partition, Number(version));
+      if (!existsSync(file)) return `the file of its published version ${version}, ${file}, is missing: put it back (from a copy of the lake)`;
+      return `make the directory ${this.layout.dataset(node)} exist and writable`;
+    }
+    return 'make that path free and its directory writable';
+  }
+
   /** On taking the catalogue (a reader too): what this process knew of it may have changed while others held it. */
   private forget(): void {
     this.datasets = undefined;
@@ -436,7 +450,7 @@ export class LakeDialect implements Dialect {
       } catch (error) {
         throw new Error(
           `the lake could not put the published file of ${node} ${partition} in place at ${this.layout.published(node, partition)}, a move its catalogue recorded at a commit ` +
-            `(${error instanceof Error ? error.message : String(error)}): nothing more is written to the lake until it can; make that path free and its directory writable`,
+            `(${error instanceof Error ? error.message : String(error)}): nothing more is written to the lake until it can (a rollback neither); ${this.moveAdvice(error, node, partition, version)}`,
           { cause: error },
         );
       }
