@@ -523,7 +523,7 @@ const PUBLISHED_SUFFIX = '.parquet';
 
 /**
  * Before a dataset's new partition: its key, as the lake names its files (`fileKey`: characters
- * other than letters, digits, - and = percent-encoded), must fit in a file name; the file
+ * other than letters, digits, -, = and a _ not leading percent-encoded), must fit in a file name; the file
  * system would otherwise refuse the name at the commit, with an error that says nothing of the key.
  */
 function assertNameFits(node: string, partition: string): void {
@@ -531,7 +531,7 @@ function assertNameFits(node: string, partition: string): void {
   if (bytes <= MAX_FILE_NAME_BYTES) return;
   throw new InvalidDatasetError(
     `dataset '${node}': partition key '${partition}' would name its file with ${bytes} bytes (${fileKey(partition).slice(0, 40)}…${PUBLISHED_SUFFIX}), and file systems hold names of at most ${MAX_FILE_NAME_BYTES} bytes: ` +
-      `the lake names a partition's files after its key, each character other than an ASCII letter, a digit, - and = percent-encoded (3 bytes a byte: é takes 6). ` +
+      `the lake names a partition's files after its key, each character other than an ASCII letter, a digit, -, = and _ (but a leading _) percent-encoded (3 bytes a byte: é takes 6). ` +
       `Give the partition a shorter key (at most ${MAX_FILE_NAME_BYTES - PUBLISHED_SUFFIX.length} bytes once encoded)`,
   );
 }
