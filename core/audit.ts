@@ -90,8 +90,10 @@ export function parseMeta(value: unknown): ControlMeta {
   const r = text(reason, 'reason', MAX_REASON);
   const i = text(identity, 'identity', MAX_IDENTITY);
   if (r !== undefined) out.reason = r;
-  if (i !== undefined) refuseReservedIdentity(i, 'identity');
-  if (i !== undefined) out.identity = i;
+  if (i !== undefined) {
+    refuseReservedIdentity(i, 'identity');
+    out.identity = i;
+  }
   return out;
 }
 

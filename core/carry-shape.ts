@@ -14,7 +14,7 @@ import { BackfillConcurrencySchema, LimitsSchema, RateSchema } from './limits.ts
 import { COST_METRICS } from './policy.ts';
 import { RangeSet } from './ranges.ts';
 import { readResolvedSpec } from './spec-changes.ts';
-import { zodProblem } from './zod-errors.ts';
+import { shapeProblem } from './zod-errors.ts';
 
 const count = z.number().min(0);
 const wholeCount = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
@@ -96,11 +96,7 @@ export function uncheckedCarryFields(carry: object): string[] {
 
 /** What is wrong with the shape of `carry` (the field, then what), or null when every field this checks has its type. */
 export function carryShapeProblem(carry: unknown): string | null {
-  // With the input, a field of another type reads "must be object", not "is required".
-  const parsed = CarryShapeSchema.safeParse(carry, { reportInput: true });
-  if (parsed.success) return null;
-  const problem = zodProblem(parsed.error);
-  return `${formatPath(['carry', ...problem.path])} ${problem.message}`;
+  return shapeProblem(CarryShapeSchema, carry, ['carry']);
 }
 
 /**
@@ -110,7 +106,11 @@ export function carryShapeProblem(carry: unknown): string | null {
  * new run's workflow tasks for ever, or the client with a TypeError.
  */
 export function carrySpecProblem(spec: unknown): string | null {
+  return resolvedSpecProblem(spec, ['carry', 'spec']);
+}
+
+/** What is wrong with a resolved spec found at `at` of an input (`readResolvedSpec`: the shape `resume --spec` must have), or null. */
+export function resolvedSpecProblem(spec: unknown, at: readonly PropertyKey[]): string | null {
   const read = readResolvedSpec(spec);
-  if ('spec' in read) return null;
-  return `${formatPath(['carry', 'spec', ...read.path])} ${read.message}`;
+  return 'spec' in read ? null : `${formatPath([...at, ...read.path])} ${read.message}`;
 }

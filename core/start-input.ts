@@ -7,12 +7,10 @@
  * saying a partition index was outside 0..NaN.
  */
 import { z } from 'zod';
-import { RangesTextSchema } from './carry-shape.ts';
-import { formatPath } from './errors.ts';
+import { RangesTextSchema, resolvedSpecProblem } from './carry-shape.ts';
 import { BackfillConcurrencySchema, RateSchema } from './limits.ts';
-import { readResolvedSpec } from './spec-changes.ts';
 import type { PartitionRange } from './spec.ts';
-import { zodProblem } from './zod-errors.ts';
+import { shapeProblem } from './zod-errors.ts';
 
 /** Epoch milliseconds, as `parseRange` gives them. */
 const RangeSchema = z.strictObject({ from: z.number().finite().optional(), to: z.number().finite().optional() }) satisfies z.ZodType<PartitionRange>;
@@ -28,21 +26,11 @@ const ExtrasSchema = z.object({
  * release resolved may lack settings added since, and still run.
  */
 export function startSpecProblem(spec: unknown): string | null {
-  const read = readResolvedSpec(spec);
-  return 'spec' in read ? null : `${formatPath(['spec', ...read.path])} ${read.message}`;
+  return resolvedSpecProblem(spec, ['spec']);
 }
 
 /** What is wrong with a start's range, limits or skip (`limits.rate ...`), or null: shapes no release has changed. */
 export function startInputProblem(input: { range?: unknown; limits?: unknown; skip?: unknown }): string | null {
-  if (input.range !== undefined) {
-    const range = RangeSchema.safeParse(input.range, { reportInput: true });
-    if (!range.success) return described(['range'], range.error);
-  }
-  const extras = ExtrasSchema.safeParse({ limits: input.limits, skip: input.skip }, { reportInput: true });
-  return extras.success ? null : described([], extras.error);
-}
-
-function described(at: PropertyKey[], error: z.ZodError): string {
-  const problem = zodProblem(error);
-  return `${formatPath([...at, ...problem.path])} ${problem.message}`;
+  const range = input.range === undefined ? null : shapeProblem(RangeSchema, input.range, ['range']);
+  return range ?? shapeProblem(ExtrasSchema, { limits: input.limits, skip: input.skip }, []);
 }

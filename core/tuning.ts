@@ -7,9 +7,8 @@
  * or a benchmark has a use for passes.
  */
 import { z } from 'zod';
-import { formatPath } from './errors.ts';
 import type { Tuning } from './protocol.ts';
-import { zodProblem } from './zod-errors.ts';
+import { shapeProblem } from './zod-errors.ts';
 
 const HOUR_MS = 3_600_000;
 const ms = (min: number, max: number) => z.number().int().min(min).max(max);
@@ -27,9 +26,5 @@ const TuningSchema = z.strictObject({
 
 /** What is wrong with a start's tuning (`tuning.historyLimit must be ...`), or null. */
 export function tuningProblem(tuning: unknown): string | null {
-  if (tuning === undefined) return null;
-  const parsed = TuningSchema.safeParse(tuning, { reportInput: true });
-  if (parsed.success) return null;
-  const problem = zodProblem(parsed.error);
-  return `${formatPath(['tuning', ...problem.path])} ${problem.message}`;
+  return tuning === undefined ? null : shapeProblem(TuningSchema, tuning, ['tuning']);
 }

@@ -1,5 +1,6 @@
 /** The one zod issue worth telling a user, with its path: how the spec and the policy report a bad document. */
 import type { z } from 'zod';
+import { formatPath } from './errors.ts';
 
 export type ZodProblem = { path: PropertyKey[]; message: string };
 
@@ -24,4 +25,16 @@ export function zodProblem(error: z.ZodError): ZodProblem {
     message = issue.input === undefined ? 'is required' : `must be ${issue.expected}`;
   }
   return { path, message };
+}
+
+/**
+ * What is wrong with `value` by `schema` (the field under `at`, then what: `tuning.historyLimit
+ * must be ...`), or null. Read with the input, so that a field of another type reads "must be
+ * object", not "is required".
+ */
+export function shapeProblem(schema: z.ZodType, value: unknown, at: readonly PropertyKey[]): string | null {
+  const parsed = schema.safeParse(value, { reportInput: true });
+  if (parsed.success) return null;
+  const problem = zodProblem(parsed.error);
+  return `${formatPath([...at, ...problem.path])} ${problem.message}`;
 }
