@@ -18,7 +18,7 @@
  * staged backfill's publish, and the policy judges it as a publish (its required reason applies).
  */
 import { rowChangePercent, type DiffCounts, type DiffSummary } from './diff.ts';
-import { CANARY_AUTO_IDENTITY, refuseReservedIdentity } from './audit.ts';
+import { refuseReservedIdentity } from './audit.ts';
 import { BackfillError } from './errors.ts';
 import type { Plan } from './plan.ts';
 import { RangeSet, receivedRanges, type RangesJSON } from './ranges.ts';
@@ -63,7 +63,6 @@ export type CanaryView = {
   note: string | null;
 };
 
-export const AUTO_IDENTITY = CANARY_AUTO_IDENTITY;
 const MAX_TEXT = 500;
 
 /** A canary's settings as they arrive in a workflow's input (anyone may start one): parsed, or a BackfillError naming the field. */

@@ -33,11 +33,11 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
-import { AUTO_IDENTITY, canaryOfInput, type CanaryAction } from '../core/canary.ts';
+import { canaryOfInput, type CanaryAction } from '../core/canary.ts';
 import { BackfillCoordinator, type ApprovalOutcome, type LateCancel } from '../core/coordinator.ts';
 import { planHash, unverifiedCheck, type SignatureCheck } from '../core/approval.ts';
 import { Governance } from '../core/governance.ts';
-import { MAX_IDENTITY, MAX_REASON } from '../core/audit.ts';
+import { CANARY_AUTO_IDENTITY, MAX_IDENTITY, MAX_REASON } from '../core/audit.ts';
 import { HARD_BREAK, backfillCurrentDetails, backfillSummary, nodeDetails, nodeSummary } from '../core/details.ts';
 import { expandPlan, upstreamPartitions, type Plan, type PlanNode } from '../core/plan.ts';
 import { BackfillError } from '../core/errors.ts';
@@ -990,7 +990,7 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
       }
       if (goes) {
         const bound = gate.config.auto!.maxRowChange;
-        await decideCanary('approve', { by: AUTO_IDENTITY, reason: `every partition of the canary passed its checks, and each dataset's rows changed within ${bound}` }, true).catch((error: unknown) => {
+        await decideCanary('approve', { by: CANARY_AUTO_IDENTITY, reason: `every partition of the canary passed its checks, and each dataset's rows changed within ${bound}` }, true).catch((error: unknown) => {
           log.warn(`canary.auto could not go on: ${String(error)}`);
         });
       }

@@ -1,6 +1,7 @@
 /** A canary backfill (core/canary.ts): its slice, its gate, the coordinator's part in it, and the model's kept cases. */
 import { describe, expect, it } from 'vitest';
-import { AUTO_IDENTITY, CanaryGate, canaryScope, outsideBounds, parseCanary, type CanaryDiff } from '../../core/canary.ts';
+import { CANARY_AUTO_IDENTITY } from '../../core/audit.ts';
+import { CanaryGate, canaryScope, outsideBounds, parseCanary, type CanaryDiff } from '../../core/canary.ts';
 import { BackfillCoordinator } from '../../core/coordinator.ts';
 import { addFailures } from '../../core/failures.ts';
 import { Governance } from '../../core/governance.ts';
@@ -131,7 +132,7 @@ describe('canary: the gate', () => {
       expect(thrownBackfillError(() => g.begin('discard', { by }, 1)).code, by).toBe('invalid_argument');
     }
     expect(g.current).toBe('awaiting');
-    expect(g.begin('approve', { by: AUTO_IDENTITY, reason: 'within bounds' }, 1, true)).toMatchObject({ by: AUTO_IDENTITY, auto: true });
+    expect(g.begin('approve', { by: CANARY_AUTO_IDENTITY, reason: 'within bounds' }, 1, true)).toMatchObject({ by: CANARY_AUTO_IDENTITY, auto: true });
   });
 
   it('auto goes on only within its bounds, and says why not', () => {

@@ -20,7 +20,7 @@ import fc from 'fast-check';
 import { signedText, type SignatureCheck } from '../../core/approval.ts';
 import { isNoSpending, noSpending, type Spending } from '../../core/budget.ts';
 import { AUTO_BATCH_MAX } from '../../core/batching.ts';
-import { AUTO_IDENTITY } from '../../core/canary.ts';
+import { CANARY_AUTO_IDENTITY } from '../../core/audit.ts';
 import { carryShapeProblem, carrySpecProblem, uncheckedCarryFields } from '../../core/carry-shape.ts';
 import { BackfillCoordinator, resumeCarry } from '../../core/coordinator.ts';
 import { BackfillError } from '../../core/errors.ts';
@@ -368,7 +368,7 @@ export class World {
       const diff = { partitions: this.published.size, rowsBefore: 100, rowsAfter: 100, added: moved, removed: 0, changed: 0 };
       if (parent.noteCanaryDiff({ ...diff, nodes: [{ node: this.plan.nodes[0]!.id, ...diff }] })) {
         if (moved > 5) fail(`canary.auto went on with ${moved}% of the rows changed`);
-        parent.beginCanaryDecision('approve', { by: AUTO_IDENTITY, reason: 'within bounds' }, this.now, true);
+        parent.beginCanaryDecision('approve', { by: CANARY_AUTO_IDENTITY, reason: 'within bounds' }, this.now, true);
         this.deciding = 'approve';
       }
       return true;
