@@ -97,29 +97,48 @@ export function parseMeta(value: unknown): ControlMeta {
   return out;
 }
 
-export type AuditTrailJSON = { next: number; entries: AuditEntry[] };
+/** `text`, or its first `max` characters and an ellipsis: what an entry keeps of a text too long for it. */
+export function clipText(text: string, max: number): string {
+  return text.length > max ? `${text.slice(0, max)}…` : text;
+}
+
+/** `refusedSignals`: how many control signals of the backfill were refused (core/refused-signals.ts), recorded or not. */
+export type AuditTrailJSON = { next: number; entries: AuditEntry[]; refusedSignals?: number };
 
 /** How many entries the state keeps, and how many bytes of JSON at most. */
 export const AUDIT_KEEP = 50;
 export const AUDIT_BYTES = 24 * 1024;
+
+/** How many refused signals of a backfill are recorded one by one, before only a few more are (core/refused-signals.ts). */
+export const REFUSED_SIGNALS_KEPT = 10;
 
 /** The newest entries, bounded in count and bytes; the sequence goes on across continue-as-new. */
 export class AuditTrail {
   private constructor(
     private next: number,
     private readonly entries: AuditEntry[],
+    private refusedSignals: number,
   ) {}
 
   static empty(): AuditTrail {
-    return new AuditTrail(1, []);
+    return new AuditTrail(1, [], 0);
   }
 
   static fromJSON(json: AuditTrailJSON | undefined): AuditTrail {
-    return json ? new AuditTrail(json.next, json.entries.map((e) => ({ ...e, details: { ...e.details } }))) : AuditTrail.empty();
+    if (!json) return AuditTrail.empty();
+    // Carried by the runs before it (a resume's carry comes from a client): anything but a count starts from 0.
+    const refused = Number.isSafeInteger(json.refusedSignals) && json.refusedSignals! > 0 ? json.refusedSignals! : 0;
+    return new AuditTrail(json.next, json.entries.map((e) => ({ ...e, details: { ...e.details } })), refused);
   }
 
   toJSON(): AuditTrailJSON {
-    return { next: this.next, entries: this.entries.map((e) => ({ ...e, details: { ...e.details } })) };
+    const entries = this.entries.map((e) => ({ ...e, details: { ...e.details } }));
+    return this.refusedSignals > 0 ? { next: this.next, entries, refusedSignals: this.refusedSignals } : { next: this.next, entries };
+  }
+
+  /** Counts one more refused signal of the backfill; returns its number (1, 2, ...). */
+  countRefusedSignal(): number {
+    return ++this.refusedSignals;
   }
 
   /** Adds an entry (numbered here) and drops the oldest beyond the bounds; returns it. */
@@ -170,7 +189,7 @@ export function describeChange(entry: Pick<AuditEntry, 'action' | 'details' | 'o
   const show = (v: unknown, unit = '') => (v === null || v === undefined ? 'unlimited' : `${String(v)}${unit}`);
   const on = typeof d.node === 'string' ? ` (node ${d.node})` : typeof d.queue === 'string' ? ` (task queue ${d.queue})` : '';
   const refused = entry.outcome === 'refused' ? `refused: ${String(d.why ?? '')}` : '';
-  if (refused) return refused;
+  if (refused) return typeof d.signal === 'string' ? `${refused} (${describeRefusedSignal(d)})` : refused;
   switch (entry.action) {
     case 'set-rate':
     case 'set-queue-rate':
@@ -217,6 +236,15 @@ export function describeChange(entry: Pick<AuditEntry, 'action' | 'details' | 'o
     default:
       return describeDetails(d);
   }
+}
+
+/** How a refused signal's entry (core/refused-signals.ts) reads past its refusal: `a setRate signal of 500 null; 3 refused signals before it not recorded ...`. */
+function describeRefusedSignal(d: AuditEntry['details']): string {
+  const parts = [`a ${String(d.signal)} signal${typeof d.sent === 'string' && d.sent !== '' ? ` of ${d.sent}` : ''}, nobody was told`];
+  if (typeof d.unrecorded === 'number' && d.unrecorded > 0) {
+    parts.push(`${d.unrecorded.toLocaleString('en-US')} refused signal${d.unrecorded === 1 ? '' : 's'} before it not recorded: past the first ${REFUSED_SIGNALS_KEPT}, only a few are`);
+  }
+  return parts.join('; ');
 }
 
 /** A description, and the policy that judged the action when one did. */

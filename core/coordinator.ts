@@ -19,6 +19,7 @@ import type { Plan, PlanNode } from './plan.ts';
 import { progressOf } from './progress.ts';
 import { StagedGate, resumedStaged, type StagedAction, type StagedDecision } from './staged.ts';
 import type { StartAction } from './start-action.ts';
+import type { RefusedSignal } from './refused-signals.ts';
 import { CanaryGate, canaryScope, type CanaryAction, type CanaryDecision, type CanaryDiff } from './canary.ts';
 import type { BackfillCarry, BackfillState, CostAllowance, FailureGroup, NodeControl, NodeOverrides, NodeReport, NodeSettings, NodeStats, Progress } from './protocol.ts';
 import { initialRelease } from './only-changed.ts';
@@ -361,6 +362,16 @@ export class BackfillCoordinator {
 
   private record(action: AuditEntry['action'], meta: ControlMeta, details: AuditEntry['details'] = {}, outcome: AuditEntry['outcome'] = 'applied'): void {
     if (this.governance) this.write(this.governance.record(action, meta, this.now(), details, outcome));
+  }
+
+  /**
+   * A control signal the backfill refused (it threw a BackfillError): recorded as refused in the
+   * audit trail (bounded: core/refused-signals.ts), since its sender hears nothing. A backfill
+   * under no governance (it started before governance existed) keeps no trail.
+   */
+  refuseSignal(refused: RefusedSignal): void {
+    const entry = this.governance?.recordRefusedSignal(refused, this.now());
+    if (entry) this.write(entry);
   }
 
   private write(entry: AuditEntry): void {

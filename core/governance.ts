@@ -32,6 +32,7 @@ import {
   type Violation,
 } from './policy.ts';
 import type { NodeOverrides, StartGovernance } from './protocol.ts';
+import { refusedSignalEntry, type RefusedSignal } from './refused-signals.ts';
 import type { ResolvedSpec } from './spec.ts';
 import { RunWindows, backfillWindows, describeWindows, effectiveLimits, finishThroughWindows, startDeadline, type EffectiveLimits, type Windows } from './windows.ts';
 
@@ -204,6 +205,12 @@ export class Governance {
 
   record(action: AuditEntry['action'], meta: ControlMeta, at: number, details: AuditEntry['details'] = {}, outcome: AuditEntry['outcome'] = 'applied'): AuditEntry {
     return this.audit.record({ at, action, identity: meta.identity ?? UNKNOWN_IDENTITY, verified: false, reason: meta.reason ?? null, outcome, details });
+  }
+
+  /** A control signal refused (core/refused-signals.ts): counted, and recorded unless a flood of them is past its cap; returns its entry if recorded. */
+  recordRefusedSignal(refused: RefusedSignal, at: number): AuditEntry | null {
+    const entry = refusedSignalEntry(refused, this.audit.countRefusedSignal(), at);
+    return entry ? this.audit.record(entry) : null;
   }
 
   /** An entry whose identity is a verified principal (a signed approval). */
