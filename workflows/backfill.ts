@@ -37,7 +37,8 @@ import { canaryOfInput, type CanaryAction } from '../core/canary.ts';
 import { BackfillCoordinator, type ApprovalOutcome, type LateCancel } from '../core/coordinator.ts';
 import { planHash, unverifiedCheck, type SignatureCheck } from '../core/approval.ts';
 import { Governance } from '../core/governance.ts';
-import { CANARY_AUTO_IDENTITY, MAX_IDENTITY, MAX_REASON } from '../core/audit.ts';
+import { CANARY_AUTO_IDENTITY, MAX_IDENTITY, MAX_REASON, clipText } from '../core/audit.ts';
+import type { ControlSignal } from '../core/refused-signals.ts';
 import { HARD_BREAK, backfillCurrentDetails, backfillSummary, nodeDetails, nodeSummary } from '../core/details.ts';
 import { expandPlan, upstreamPartitions, type Plan, type PlanNode } from '../core/plan.ts';
 import { BackfillError } from '../core/errors.ts';
@@ -280,6 +281,15 @@ export const WORKFLOW_ID_CHECKED = 'workflow-id-checked';
  */
 export const SIGNALS_WAIT_FOR_ADMISSION = 'signals-wait-for-admission';
 
+/**
+ * Patch (docs/workflow-versions.md): a control signal (pause, resume, setRate, setConcurrency,
+ * retryFailed, setBudget, approve) that the backfill refuses (a malformed payload, a policy's
+ * rule) is recorded as refused in the audit trail, the first ten of a backfill one by one and
+ * past them a few, each counting those not recorded (core/refused-signals.ts); before, it was
+ * only logged as a warning in the worker's log. Only a governed run that refuses a signal asks.
+ */
+export const REFUSED_SIGNALS_AUDITED = 'refused-signals-audited';
+
 /** Approvals waiting to be verified beyond this many are ignored (a flood of hand-made signals). */
 const MAX_PENDING_APPROVALS = 5;
 
@@ -492,7 +502,7 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
   // Every control argument is parsed where it arrives, by the coordinator method that applies
   // it: an update's validator parses (and refuses with the BackfillError's code as the failure
   // type), its handler parses again and applies the parsed value, and a signal with an invalid
-  // payload is ignored and logged.
+  // payload is refused: logged, and recorded in the audit trail (behind REFUSED_SIGNALS_AUDITED).
   const refusing =
     <A extends unknown[], R>(run: (...args: A) => R) =>
     (...args: A): R => {
@@ -511,15 +521,20 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
     if (admission!.refused !== null) return void log.warn(`signal ${name} ignored: the policy refused the start`);
     await apply();
   };
+  /** A control signal refused: its sender hears nothing, so the audit trail records it (bounded; behind REFUSED_SIGNALS_AUDITED). */
+  const signalRefused = (signal: ControlSignal, args: readonly unknown[], error: BackfillError) => {
+    log.warn(`signal ${signal} ignored: ${error.message}`);
+    if (coordinator.governed !== null && patched(REFUSED_SIGNALS_AUDITED)) coordinator.refuseSignal({ signal, args, code: error.code, message: error.message });
+  };
   const ignoringInvalid =
-    <A extends unknown[]>(name: string, run: (...args: A) => unknown) =>
+    <A extends unknown[]>(name: ControlSignal, run: (...args: A) => unknown) =>
     (...args: A): void | Promise<void> => {
       if (waitsForAdmission()) return afterAdmission(name, () => ignoringInvalid(name, run)(...args));
       try {
         run(...args);
       } catch (error) {
         if (!(error instanceof BackfillError)) throw error;
-        log.warn(`signal ${name} ignored: ${error.message}`);
+        signalRefused(name, args, error);
       } finally {
         writeAudit();
       }
@@ -716,7 +731,10 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
         (error: unknown) => {
           // Cancelled with the backfill: a handler that threw it would end the workflow before its cleanup.
           if (isCancellation(error)) return void log.warn('signal approve dropped: the backfill is being cancelled');
-          if (error instanceof BackfillError) return void log.warn(`signal approve ignored: ${error.message}`);
+          if (error instanceof BackfillError) {
+            signalRefused('approve', [raw, meta], error);
+            return void writeAudit();
+          }
           // A signal is fire-and-forget: a failure thrown from its handler would fail the backfill, uncleaned; a bug (no Temporal failure) fails the task only.
           if (!(error instanceof TemporalFailure) || !patched(APPROVAL_FAILURE_WAITS)) throw error;
           log.warn(`signal approve failed, nothing was approved: ${failureMessage(error)}`);
@@ -900,7 +918,7 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
     if (!verdict.admitted) {
       admission = { view: { state: 'running', policy: verdict.policy, planHash: null, holds: [] }, refused: verdict.message };
       // A reason or an identity refused for its length is kept as its beginning (behind START_REQUEST_BOUNDED).
-      const clipped = (text: string | undefined, max: number) => (verdict.boundedRequest && typeof text === 'string' && text.length > max ? `${text.slice(0, max)}…` : text);
+      const clipped = (text: string | undefined, max: number) => (verdict.boundedRequest && typeof text === 'string' ? clipText(text, max) : text);
       upsertMemo({
         governance: { policy: verdict.policy, refused: verdict.message },
         audit: {
