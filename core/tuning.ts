@@ -28,3 +28,16 @@ const TuningSchema = z.strictObject({
 export function tuningProblem(tuning: unknown): string | null {
   return tuning === undefined ? null : shapeProblem(TuningSchema, tuning, ['tuning']);
 }
+
+/**
+ * A node workflow's tuning (NodeInput.tuning): what its backfill sends (the start's, over
+ * DEFAULT_TUNING), so every field it reads without a default of its own is there. A node
+ * workflow started by hand (Temporal's CLI) with tuning out of bounds failed every workflow task,
+ * for ever, as the backfill's did.
+ */
+const NodeTuningSchema = TuningSchema.required({ reportIntervalMs: true, historyLimit: true, probeIntervalMs: true });
+
+/** What is wrong with a node workflow's tuning (`tuning.reportIntervalMs must be ...`), or null. */
+export function nodeTuningProblem(tuning: unknown): string | null {
+  return shapeProblem(NodeTuningSchema, tuning, ['tuning']);
+}

@@ -57,9 +57,19 @@ import { NODE_GAUGES } from '../core/metrics.ts';
 import { RangeSet } from '../core/ranges.ts';
 import { DEFAULT_DEFERRAL_BACKOFF_MS, DEFAULT_MAX_DEFERRALS, NodeScheduler, schedulerOptionsOf, type Batch, type BatchOutcome } from '../core/scheduler.ts';
 import type { ResolvedNode } from '../core/spec.ts';
+import { nodeTuningProblem } from '../core/tuning.ts';
 import { workflowTime } from './clock.ts';
-import { assertCoreGeneration, nodeControlSignal, nodeReportSignal, nodeViewQuery } from './definitions.ts';
+import { assertCoreGeneration, nodeControlSignal, nodeReportSignal, nodeViewQuery, refusal } from './definitions.ts';
 
+/**
+ * Patch (docs/workflow-versions.md): a node workflow's first run whose `tuning` is missing or out
+ * of bounds (`nodeTuningProblem`: one started by hand with Temporal's CLI; its backfill always
+ * sends one within them) is refused `invalid_argument`, naming the field, before anything runs.
+ * Before, it read it as it came: one with no tuning failed every workflow task, for ever, and
+ * values out of bounds were used as timers and history limits. Only a refused node start asks,
+ * so no recorded history meets it.
+ */
+export const NODE_TUNING_CHECKED = 'node-tuning-checked';
 /** Patch (docs/workflow-versions.md): no report leaves once the run decided to continue as new. */
 export const HOLD_REPORTS_AT_CONTINUE_AS_NEW = 'hold-reports-at-continue-as-new';
 /** Patch (docs/workflow-versions.md): in-flight batches land (for at most `tuning.drainMs`) before continue-as-new. */
@@ -188,6 +198,11 @@ function failureOutcome(error: unknown, read: ReadDetails): BatchOutcome {
 
 export async function nodeWorkflow(input: NodeInput): Promise<NodeSummary> {
   assertCoreGeneration(input.core);
+  // A continued run carries the tuning its first run was started with.
+  const badTuning = workflowInfo().continuedFromExecutionRunId === undefined ? nodeTuningProblem(input.tuning) : null;
+  if (badTuning !== null && patched(NODE_TUNING_CHECKED)) {
+    throw refusal(new BackfillError('invalid_argument', `the node workflow's ${badTuning}: a node workflow is started by its backfill, which sends its tuning; start a backfill with the backfill command line or client`, 'tuning'));
+  }
   let spec = input.node;
   const plan = expandNode(spec, input.upstream, input.range);
   const runs = (input.state?.runs ?? 0) + 1;

@@ -8,7 +8,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WorkflowFailedError } from '@temporalio/client';
 import type { BackfillClient } from '../../client/backfill-client.ts';
-import { CORE_GENERATION, type BackfillInput } from '../../core/protocol.ts';
+import { CORE_GENERATION, DEFAULT_TUNING, type BackfillInput, type NodeInput } from '../../core/protocol.ts';
+import { RangeSet } from '../../core/ranges.ts';
 import { BACKFILL_ID, backfillWorkflowId, nodeWorkflowId } from '../../workflows/definitions.ts';
 import { connectClient, scratch, startTestWorker, testSpec, uniqueQueue, waitFor, type TestWorker } from './helpers.ts';
 
@@ -76,6 +77,41 @@ describe('hand-made input', () => {
         } finally {
           await handle.terminate('test: done').catch(() => undefined);
           await client.client.workflow.getHandle(nodeWorkflowId(backfillId, node)).terminate('test: done').catch(() => undefined);
+        }
+      }),
+    );
+  }, 60_000);
+
+  // Before, a node workflow started by hand (its backfill always sends tuning within bounds) read its tuning as it
+  // came: a report interval that is no duration, or no tuning at all, failed every workflow task of it, for ever.
+  it('a node workflow started by hand with tuning out of bounds is refused, naming the field, not retried for ever', async () => {
+    const cases: Array<[string, unknown, RegExp]> = [
+      ['report-interval', { ...DEFAULT_TUNING, reportIntervalMs: 'soon' }, /^the node workflow's tuning\.reportIntervalMs must be number/],
+      ['none', undefined, /^the node workflow's tuning is required/],
+    ];
+    await Promise.all(
+      cases.map(async ([name, tuning, problem]) => {
+        const backfillId = `node-tuning-${name}-${randomUUID().slice(0, 8)}`;
+        const spec = testSpec(queue, { name: `node-tuning-${name}`, partitions: { grain: 'day', start: '2024-01-01', end: '2024-01-03' }, nodes: [{ id: 'by_hand', transform: 'noop' }] });
+        const input = {
+          core: CORE_GENERATION,
+          backfillId,
+          parentWorkflowId: backfillWorkflowId(backfillId),
+          runKey: 'by-hand',
+          node: spec.nodes[0]!,
+          upstream: {},
+          range: {},
+          settings: { seq: 1, rate: null, burst: 1, concurrency: 1, paused: false },
+          ready: RangeSet.of([0, 2]).toJSON(),
+          tuning,
+        } as NodeInput;
+        const handle = await client.client.workflow.start('nodeWorkflow', { taskQueue: queue, workflowId: nodeWorkflowId(backfillId, 'by_hand'), args: [input] });
+        try {
+          const failure = await outcome(handle);
+          expect(failure, name).toBeInstanceOf(WorkflowFailedError);
+          expect((failure as WorkflowFailedError).cause, name).toMatchObject({ type: 'invalid_argument', message: expect.stringMatching(problem) });
+        } finally {
+          await handle.terminate('test: done').catch(() => undefined);
         }
       }),
     );
