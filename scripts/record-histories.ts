@@ -40,6 +40,7 @@ import { bundleWorkflows, createWorkers, type BackfillWorkers } from '../workers
 import { CORE_GENERATION, DEFAULT_TASK_QUEUE, type BackfillInput, type Tuning } from '../core/protocol.ts';
 import { BACKFILL_ID, backfillWorkflowId, nodeWorkflowId } from '../workflows/definitions.ts';
 import { startByHand } from './hand-made-start.ts';
+import { RangeSet } from '../core/ranges.ts';
 import { policyHolderPolls } from '../client/pollers.ts';
 import { WORKFLOW_IDS } from '../test/replay/workflow-ids.ts';
 import { startDevServer } from '../host/dev-server.ts';
@@ -475,7 +476,8 @@ const SCENARIOS: Record<string, Scenario> = {
   },
   // Starts made by hand (Temporal's CLI, the SDK) that the workflow refuses before anything runs: tuning out of bounds, a
   // reason longer than a control's, limits not of their shape, an unsigned start under another workflow id than its
-  // backfill's; and a pause sent with a start (signal-with-start), which waits for the judgement, then holds the run.
+  // backfill's; a node workflow started with no tuning; and a pause sent with a start (signal-with-start), which waits
+  // for the judgement, then holds the run, and a control signal it refuses (recorded in its audit trail).
   'hand-made': {
     spec: { name: 'hand-made', partitions: hourly(2), nodes: [{ id: 'by_hand', transform: 'noop' }] },
     async drive(client, id) {
@@ -503,6 +505,29 @@ const SCENARIOS: Record<string, Scenario> = {
         if (cause?.type !== type) throw new Error(`${listed} should be refused at its start (${type}), but ${failure === null ? 'ran' : String(failure)}`);
         refused.push(listed);
       }
+      // A node workflow started by hand with no tuning (its backfill always sends one) is refused, listed with a refused start's backfill.
+      const nodeOf = refused[0]!;
+      const node = await client.client.workflow.start('nodeWorkflow', {
+        taskQueue: DEFAULT_TASK_QUEUE,
+        workflowId: nodeWorkflowId(nodeOf, 'by_hand'),
+        args: [
+          {
+            core: CORE_GENERATION,
+            backfillId: nodeOf,
+            parentWorkflowId: backfillWorkflowId(nodeOf),
+            runKey: 'by-hand',
+            node: spec(nodeOf).nodes[0]!,
+            upstream: {},
+            range: {},
+            settings: { seq: 1, rate: null, burst: 1, concurrency: 1, paused: false },
+            ready: RangeSet.of([0, 2]).toJSON(),
+          },
+        ],
+        typedSearchAttributes: [{ key: BACKFILL_ID, value: nodeOf }],
+      });
+      const nodeFailure = await node.result().then(() => null, (error: unknown) => error);
+      const nodeCause = nodeFailure instanceof WorkflowFailedError ? (nodeFailure.cause as { type?: string } | undefined) : undefined;
+      if (nodeCause?.type !== 'invalid_argument') throw new Error(`the node workflow started by hand with no tuning should be refused (invalid_argument), but ${nodeFailure === null ? 'ran' : String(nodeFailure)}`);
       const paused = `${id}-early-pause`;
       await client.client.workflow.signalWithStart('backfillWorkflow', {
         taskQueue: DEFAULT_TASK_QUEUE,
@@ -513,6 +538,9 @@ const SCENARIOS: Record<string, Scenario> = {
         signalArgs: [{ reason: 'held from its start', identity: 'ops@example.com' }],
       });
       await until(`${paused}: paused once admitted`, async () => (await client.progress(paused)).paused);
+      // A control signal it refuses (a rate that is no number) is recorded in its audit trail as refused.
+      await client.client.workflow.getHandle(backfillWorkflowId(paused)).signal('setRate', 'fast', null, { identity: 'ops@example.com' });
+      await until(`${paused}: the refused signal in its audit trail`, async () => (await client.audit(paused)).some((e) => e.outcome === 'refused' && e.action === 'set-rate'));
       await client.resume(paused);
       const outcome = await client.wait(paused, 60_000);
       if (outcome.state !== 'completed') throw new Error(`${paused} should complete once resumed, but is ${outcome.state}`);
