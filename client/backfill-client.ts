@@ -76,6 +76,7 @@ import { registerSearchAttributes, rejectedAttribute, requireSearchAttributes, u
 import { QUERY_TIMEOUT_MS, UNPOLLED_QUERY_TIMEOUT_MS, WORKER_TRANSFORMS, noAnswerError, noPollerSeen, noWorkerError } from './status-errors.ts';
 import { pollersOf } from './pollers.ts';
 import { setLongTimeout } from './long-timeout.ts';
+import { waitTimedOut } from './wait-timeout.ts';
 import { POLICY_MISMATCH, UNKNOWN_PIN, pinnedPolicy } from '../core/policy-pin.ts';
 import { queueStates, waitingNodes, type Poller, type Waiting } from './waiting.ts';
 import { startTracing, tracingRequested, type Tracing } from '../workers/tracing.ts';
@@ -779,12 +780,13 @@ export class BackfillClient {
     if (timeoutMs === undefined || !isOpen(described.status.name)) return outcome();
     let cancelTimer: (() => void) | undefined;
     const timeout = new Promise<Outcome>((resolve, reject) => {
-      const stillRunning = new BackfillError('timeout', `backfill '${backfillId}' did not finish within ${timeoutMs / 1000}s; it is still running`);
+      // Said with what it waits on, when that is an operator (staged, a canary, paused).
+      const stillRunning = async () => waitTimedOut(backfillId, timeoutMs, await this.progress(backfillId).catch(() => null));
       cancelTimer = setLongTimeout(() => {
         // Looked at again before it is said to run: it may have ended while its result was on its way.
         void this.describe(backfillId).then(
-          (d) => (isOpen(d.status.name) ? reject(stillRunning) : resolve(outcome())),
-          () => reject(stillRunning),
+          (d) => (isOpen(d.status.name) ? stillRunning().then(reject) : resolve(outcome())),
+          () => stillRunning().then(reject),
         );
       }, timeoutMs);
     });

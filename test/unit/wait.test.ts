@@ -2,6 +2,8 @@
 import { describe, expect, it } from 'vitest';
 import { WorkflowFailedError } from '@temporalio/client';
 import { BackfillClient } from '../../client/backfill-client.ts';
+import { waitTimedOut } from '../../client/wait-timeout.ts';
+import type { Progress } from '../../core/protocol.ts';
 
 type Final = { state: string; progress: { state: string; nodes: never[] } };
 const completed: Final = { state: 'completed', progress: { state: 'completed', nodes: [] } };
@@ -41,6 +43,45 @@ describe('wait --timeout', () => {
 
   it('one still running when the timeout runs out: timeout', async () => {
     await expect(fakeClient(['RUNNING'], () => new Promise<never>(() => undefined)).wait('b1', 10)).rejects.toMatchObject({ code: 'timeout', message: expect.stringContaining('still running') });
+  });
+
+  it('one staged when the timeout runs out: says it waits for publish or discard, and the commands', async () => {
+    const client = withProgress(fakeClient(['RUNNING'], () => new Promise<never>(() => undefined)), async () => ({ state: 'staged', paused: false }));
+    const refusal = client.wait('b1', 10);
+    await expect(refusal).rejects.toMatchObject({ code: 'timeout', message: expect.stringContaining('still running: it has staged its partitions and waits for publish or discard') });
+    await expect(refusal).rejects.toThrow("'backfill diff b1', then 'backfill publish b1' or 'backfill discard b1'");
+  });
+
+  it('one whose progress cannot be read when the timeout runs out: still running, nothing more', async () => {
+    const client = withProgress(fakeClient(['RUNNING'], () => new Promise<never>(() => undefined)), () => Promise.reject(new Error('no worker')));
+    await expect(client.wait('b1', 10)).rejects.toThrow(/^backfill 'b1' did not finish within 0.01s; it is still running$/);
+  });
+});
+
+/** `client`, whose `progress` answers with `progress`. */
+function withProgress(client: BackfillClient, progress: () => Promise<Pick<Progress, 'state' | 'paused'>>): BackfillClient {
+  return Object.defineProperty(client, 'progress', { value: progress });
+}
+
+describe('what wait --timeout says of a backfill waiting on an operator', () => {
+  const said = (progress: Pick<Progress, 'state' | 'paused'> | null) => waitTimedOut('b1', 300_000, progress).message;
+
+  it("a canary's slice: approve or discard", () => {
+    expect(said({ state: 'awaiting_canary', paused: false })).toContain(`waits for approve or discard (compare with 'backfill diff b1', then 'backfill approve b1 --reason "..."' or 'backfill discard b1')`);
+  });
+
+  it('a paused one: resume', () => {
+    expect(said({ state: 'running', paused: true })).toContain("it is paused, and starts no partition until 'backfill resume b1'");
+  });
+
+  it('an approval or a run window: status says why or when', () => {
+    expect(said({ state: 'awaiting_approval', paused: false })).toContain("waits for the approval its policy asks for before it runs ('backfill status b1' says why)");
+    expect(said({ state: 'waiting_for_window', paused: false })).toContain("waits for its run window to open ('backfill status b1' says when)");
+  });
+
+  it('one that runs: only that it runs', () => {
+    expect(said({ state: 'running', paused: false })).toBe("backfill 'b1' did not finish within 300s; it is still running");
+    expect(said(null)).toBe("backfill 'b1' did not finish within 300s; it is still running");
   });
 });
 
