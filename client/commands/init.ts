@@ -1,5 +1,5 @@
 /** `backfill init [dir]`: a pipeline project. */
-import { relative } from 'node:path';
+import { isAbsolute, relative, sep } from 'node:path';
 import { Command } from '@commander-js/extra-typings';
 import pc from 'picocolors';
 import { HELP_GROUPS, documented } from '../help.ts';
@@ -7,8 +7,15 @@ import type { InitResult } from '../init.ts';
 import { jsonOption, print } from '../options.ts';
 import { PROJECT_SPEC } from '../project.ts';
 
-export function renderInit(result: InitResult): string {
-  const where = relative(process.cwd(), result.dir);
+/** `dir` as the `cd` of the next steps: relative to `cwd` below it, else absolute (not `../../tmp/x`), quoted for a shell where it must be. */
+function cdTarget(dir: string, cwd: string): string {
+  const below = relative(cwd, dir);
+  const where = below === '..' || below.startsWith(`..${sep}`) || isAbsolute(below) ? dir : below;
+  return /^[\w./@%+=:,-]+$/.test(where) ? where : `'${where.replaceAll("'", "'\\''")}'`;
+}
+
+export function renderInit(result: InitResult, cwd = process.cwd()): string {
+  const where = relative(cwd, result.dir) === '' ? '' : cdTarget(result.dir, cwd);
   const kept = result.keptScripts.length === 0 ? '' : result.keptScripts.length === 1 ? ` (your script ${result.keptScripts[0]} was kept)` : ` (your scripts ${result.keptScripts.join(', ')} were kept)`;
   const type = result.replacedType !== null ? `; its "type" is now "module", not "${result.replacedType}" (transforms.ts is an ES module)` : '';
   return [
@@ -25,7 +32,7 @@ export function renderInit(result: InitResult): string {
 
 export function initCommand() {
   return documented(new Command('init'), HELP_GROUPS.infra, [['backfill init my-pipeline', 'a new pipeline project in ./my-pipeline']])
-    .description(`scaffold a pipeline project: ${PROJECT_SPEC} with two datasets, transforms.ts, package.json with scripts, README.md, .gitignore`)
+    .description(`scaffold a pipeline project: ${PROJECT_SPEC} with two datasets, transforms.ts, package.json with scripts, tsconfig.json, README.md, .gitignore`)
     .argument('[dir]', 'the directory (created if missing; default: the working directory)', '.')
     .option('--force', "write into a directory that is not empty: files of the same names are replaced; package.json only gains the scripts and dependencies it lacks (npm init's placeholder test script is replaced), and \"type\": \"module\"")
     .addOption(jsonOption())

@@ -2,7 +2,7 @@
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join, relative } from 'node:path';
 import { stripVTControlCharacters } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
@@ -21,6 +21,9 @@ beforeAll(() => {
   root = mkdtempSync(join(tmpdir(), 'backfill-init-'));
 });
 afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+/** The directory the next steps of `result` cd into, seen from `cwd`. */
+const cdOf = (result: ReturnType<typeof scaffold>, cwd: string) => /^  cd (.*)$/m.exec(stripVTControlCharacters(renderInit(result, cwd)))?.[1];
 
 function fresh(name = 'pipeline'): string {
   return join(root, `${count++}`, name);
@@ -128,6 +131,16 @@ describe('backfill init', () => {
     const unchanged = scaffold({ dir: fresher, force: true });
     expect(unchanged.replacedType).toBeNull();
     expect(renderInit(unchanged)).not.toContain('"type"');
+  });
+
+  it("says where to cd as a shell takes it: relative below the working directory, else absolute, quoted when it must be", () => {
+    const spaced = scaffold({ dir: fresh('Page Views') });
+    expect(cdOf(spaced, dirname(dirname(spaced.dir)))).toBe(`'${relative(dirname(dirname(spaced.dir)), spaced.dir)}'`);
+    expect(cdOf(spaced, join(root, 'elsewhere'))).toBe(`'${spaced.dir}'`);
+    expect(cdOf(spaced, spaced.dir)).toBeUndefined();
+    const plain = scaffold({ dir: fresh() });
+    expect(cdOf(plain, dirname(plain.dir))).toBe('pipeline');
+    expect(cdOf(plain, join(root, 'elsewhere'))).toBe(plain.dir);
   });
 
   it("with --force after npm init -y, replaces npm's failing placeholder test script with the scaffold's", () => {
