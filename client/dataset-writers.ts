@@ -65,6 +65,6 @@ export function datasetsBusy(backfillId: string, writers: readonly DatasetWriter
   }
   return new BackfillError(
     'dataset_busy',
-    `${what}: one writer per dataset. Wait for it ('backfill wait ${first}'), cancel it ('backfill cancel ${first}'), or start with --wait-for-datasets to start once they are free`,
+    `${what}: one writer per dataset. Wait for it to end ('backfill wait ${first}'; a staged backfill or a canary ends only once published, approved or discarded: 'backfill status ${first}' says which), cancel it ('backfill cancel ${first}'), or start with --wait-for-datasets to start once they are free`,
   );
 }

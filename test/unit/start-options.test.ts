@@ -77,7 +77,8 @@ describe('datasetsBusy', () => {
     expect(error.code).toBe('dataset_busy');
     expect(error.message).toBe(
       "backfill 'new' would write datasets that running backfills write (orders, sessions by backfill 'first'; users by backfill 'second'): one writer per dataset. " +
-        "Wait for it ('backfill wait first'), cancel it ('backfill cancel first'), or start with --wait-for-datasets to start once they are free",
+        "Wait for it to end ('backfill wait first'; a staged backfill or a canary ends only once published, approved or discarded: 'backfill status first' says which), " +
+        "cancel it ('backfill cancel first'), or start with --wait-for-datasets to start once they are free",
     );
   });
   it('says how long it waited when waiting gave up', () => {
