@@ -12,7 +12,7 @@ export const jsonOption = (help = 'machine-readable output') => new Option('--js
 
 /** The warehouse every command that reads or writes one takes. */
 export const warehouseOption = () =>
-  new Option('--warehouse <location>', 'the warehouse: a SQLite file, a postgres:// URL or a Parquet lake as lake:///directory (default .backfill/warehouse.db)').env('BACKFILL_WAREHOUSE');
+  new Option('--warehouse <location>', 'the warehouse: a SQLite file, a postgres:// URL or a Parquet lake as lake:///directory (default .backfill/warehouse.db, or warehouse.db in $BACKFILL_HOME when set)').env('BACKFILL_WAREHOUSE');
 
 export const codeVersionOption = (help = "the workers' code version, recorded in the ledger (default backfill@<package version>)") =>
   new Option('--code-version <version>', help).env('BACKFILL_CODE_VERSION');

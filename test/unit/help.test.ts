@@ -52,6 +52,15 @@ describe('help', () => {
     }
   });
 
+  it('says where --warehouse defaults to, BACKFILL_HOME included (where the SQLite file goes when it is set)', () => {
+    const withWarehouse = program.commands.filter((c) => c.options.some((o) => o.long === '--warehouse'));
+    expect(withWarehouse.map((c) => c.name())).toContain('worker');
+    for (const command of withWarehouse) {
+      const option = command.options.find((o) => o.long === '--warehouse')!;
+      expect(option.description, command.name()).toContain('(default .backfill/warehouse.db, or warehouse.db in $BACKFILL_HOME when set)');
+    }
+  });
+
   it("ends every command's help with its examples", () => {
     for (const command of program.commands) {
       const text = helpOf(command);
