@@ -55,16 +55,30 @@ export async function datasetWriters(
   return [...writers].map(([id, set]) => ({ backfillId: id, datasets: [...set].sort() })).sort((a, b) => (a.backfillId < b.backfillId ? -1 : 1));
 }
 
+const writersText = (writers: readonly DatasetWriter[]): string => writers.map((w) => `${w.datasets.join(', ')} by backfill '${w.backfillId}'`).join('; ');
+
+/** Until a staged backfill or a canary is decided, `wait` of it does not return: said wherever waiting for one is advised. */
+const untilDecided = (id: string): string => `a staged backfill or a canary ends only once published, approved or discarded: 'backfill status ${id}' says which`;
+
 /** What `start` says when the datasets are busy; `waitedMs` when it waited for them in vain. */
 export function datasetsBusy(backfillId: string, writers: readonly DatasetWriter[], waitedMs?: number): BackfillError {
-  const who = writers.map((w) => `${w.datasets.join(', ')} by backfill '${w.backfillId}'`).join('; ');
   const first = writers[0]!.backfillId;
-  const what = `backfill '${backfillId}' would write datasets that running backfills write (${who})`;
+  const what = `backfill '${backfillId}' would write datasets that running backfills write (${writersText(writers)})`;
   if (waitedMs !== undefined) {
     return new BackfillError('timeout', `${what}, and they were still busy after ${Math.round(waitedMs / 1000)}s: wait longer, or cancel '${first}'`);
   }
   return new BackfillError(
     'dataset_busy',
-    `${what}: one writer per dataset. Wait for it to end ('backfill wait ${first}'; a staged backfill or a canary ends only once published, approved or discarded: 'backfill status ${first}' says which), cancel it ('backfill cancel ${first}'), or start with --wait-for-datasets to start once they are free`,
+    `${what}: one writer per dataset. Wait for it to end ('backfill wait ${first}'; ${untilDecided(first)}), cancel it ('backfill cancel ${first}'), or start with --wait-for-datasets to start once they are free`,
+  );
+}
+
+/** What `plan --estimate --sample` says when the datasets are busy: its sample is a staged backfill of them, and it has no --wait-for-datasets. */
+export function sampleBusy(writers: readonly DatasetWriter[]): BackfillError {
+  const first = writers[0]!.backfillId;
+  return new BackfillError(
+    'dataset_busy',
+    `the sample cannot run now: it is a staged backfill of datasets that running backfills write (${writersText(writers)}), one writer per dataset. ` +
+      `Sample once they have ended ('backfill wait ${first}'; ${untilDecided(first)}), or estimate without --sample: from the ledger of earlier runs, or with --assume <duration>`,
   );
 }

@@ -11,6 +11,7 @@ import type { Plan } from '../core/plan.ts';
 import { parseSample, sampleSelection, type SampleSelection } from '../core/sample.ts';
 import type { PartitionRange, ResolvedSpec } from '../core/spec.ts';
 import { defaultBackfillId, type BackfillClient } from './backfill-client.ts';
+import { sampleBusy } from './dataset-writers.ts';
 import { terminalText } from './printable.ts';
 
 export type SampleRun = {
@@ -44,7 +45,14 @@ export async function runSample(client: BackfillClient, spec: ResolvedSpec, sele
   const log = options.log ?? (() => undefined);
   const backfillId = options.id ?? `sample-${defaultBackfillId(spec.name)}`;
   const began = Date.now();
-  const started = await client.start(spec, { id: backfillId, ...(options.range ? { range: options.range } : {}), skip: selection.skip, stage: true, reason: REASON });
+  const started = await client.start(spec, { id: backfillId, ...(options.range ? { range: options.range } : {}), skip: selection.skip, stage: true, reason: REASON }).catch(async (error: unknown) => {
+    // The start's refusal advises a --wait-for-datasets that plan has not: said for a sample.
+    if (error instanceof BackfillError && error.code === 'dataset_busy') {
+      const writers = await client.datasetWriters(backfillId, spec.nodes.map((n) => n.id)).catch(() => []);
+      if (writers.length > 0) throw sampleBusy(writers);
+    }
+    throw error;
+  });
   log(`sampling ${selection.perNode} partition${selection.perNode === 1 ? '' : 's'} per node as staged backfill ${backfillId} (nothing is published; it is discarded after)`);
   let staged = false;
   try {

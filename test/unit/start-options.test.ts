@@ -2,7 +2,7 @@
 import { stripVTControlCharacters } from 'node:util';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { runCli as cli } from './run-cli.ts';
-import { datasetsBusy } from '../../client/dataset-writers.ts';
+import { datasetsBusy, sampleBusy } from '../../client/dataset-writers.ts';
 import type { ChangeSummary } from '../../client/only-changed.ts';
 import { renderChanges } from '../../client/render.ts';
 import { admissionLines, reportedStart } from '../../client/commands/start.ts';
@@ -79,6 +79,15 @@ describe('datasetsBusy', () => {
       "backfill 'new' would write datasets that running backfills write (orders, sessions by backfill 'first'; users by backfill 'second'): one writer per dataset. " +
         "Wait for it to end ('backfill wait first'; a staged backfill or a canary ends only once published, approved or discarded: 'backfill status first' says which), " +
         "cancel it ('backfill cancel first'), or start with --wait-for-datasets to start once they are free",
+    );
+  });
+  it("for plan --estimate --sample: names the writers and the ways out a plan has (no start's --wait-for-datasets)", () => {
+    const error = sampleBusy(writers.slice(0, 1));
+    expect(error.code).toBe('dataset_busy');
+    expect(error.message).toBe(
+      "the sample cannot run now: it is a staged backfill of datasets that running backfills write (orders, sessions by backfill 'first'), one writer per dataset. " +
+        "Sample once they have ended ('backfill wait first'; a staged backfill or a canary ends only once published, approved or discarded: 'backfill status first' says which), " +
+        'or estimate without --sample: from the ledger of earlier runs, or with --assume <duration>',
     );
   });
   it('says how long it waited when waiting gave up', () => {
