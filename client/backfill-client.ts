@@ -71,7 +71,7 @@ import type { LineageReader } from '../activities/rollback-nodes.ts';
 import { GRPC, checkNamespace, connectionFailure, grpcCode, openConnection, resolveConnection, type ConnectionOverrides, type ConnectionSettings } from './connection.ts';
 import { datasetWriters, datasetsBusy, type DatasetWriter } from './dataset-writers.ts';
 import { visibilityLiteral } from './visibility.ts';
-import { LiveEtas, NO_LIVE_ETA, anyMeasured, liveEta, liveWindows, withLiveEta, type LiveEta } from './eta.ts';
+import { LiveEtas, NO_LIVE_ETA, anyMeasured, liveEta, liveWindows, withLiveEta, withoutEtaWithoutWorker, type LiveEta } from './eta.ts';
 import { registerSearchAttributes, rejectedAttribute, requireSearchAttributes, unregisteredAttribute, type SetupResult } from './search-attributes.ts';
 import { QUERY_TIMEOUT_MS, UNPOLLED_QUERY_TIMEOUT_MS, WORKER_TRANSFORMS, noAnswerError, noPollerSeen, noWorkerError } from './status-errors.ts';
 import { pollersOf } from './pollers.ts';
@@ -646,7 +646,7 @@ export class BackfillClient {
       return { ...progress, waiting: [], ...declined, ...(rollback ? { rollback } : {}) };
     }
     const [live, waiting] = await Promise.all([eta, this.waiting(backfillId, description.runId, progress, inputOnce, await workflowPollers)]);
-    return { ...(live ? withLiveEta(progress, live) : progress), waiting, ...declined };
+    return { ...withoutEtaWithoutWorker(live ? withLiveEta(progress, live) : progress, waiting), waiting, ...declined };
   }
 
   /** The ETA of `plan --estimate`'s model from the backfill's state now and its live figures (client/eta.ts). */

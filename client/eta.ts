@@ -16,6 +16,7 @@ import type { GovernanceJSON } from '../core/governance.ts';
 import type { Plan } from '../core/plan.ts';
 import { isHeld, withoutEta, workSpanMs } from '../core/progress.ts';
 import type { BackfillCarry, NodeStats, Progress } from '../core/protocol.ts';
+import type { Waiting } from './waiting.ts';
 
 /** The orchestration the live figures do not hold: what passes between nodes, and the end. */
 export const LIVE_OVERHEAD: OverheadModel = { ...DEFAULT_OVERHEAD, startMs: 0, activityMs: 0, activityCostMs: 0, partitionCostMs: 0 };
@@ -90,6 +91,17 @@ export function withLiveEta(progress: Progress, eta: LiveEta): Progress {
     etaSeconds: eta.etaSeconds,
     nodes: progress.nodes.map((n) => (n.id in eta.nodes ? { ...n, etaSeconds: eta.nodes[n.id] ?? n.etaSeconds } : n)),
   };
+}
+
+/**
+ * No ETA for a node whose work waits on a task queue no worker polls (`waiting`'s `no_worker`),
+ * nor for the backfill, which ends only after that work: nothing says when a worker comes.
+ * Workers that only went silent may be busy on every slot: their nodes keep theirs.
+ */
+export function withoutEtaWithoutWorker(progress: Progress, waiting: readonly Waiting[]): Progress {
+  const unpolled = new Set(waiting.filter((w) => w.reason === 'no_worker').map((w) => w.node));
+  if (unpolled.size === 0) return progress;
+  return { ...progress, etaSeconds: null, nodes: progress.nodes.map((n) => (unpolled.has(n.id) ? { ...n, etaSeconds: null } : n)) };
 }
 
 /** How long a live ETA is reused (counting down) before the simulation runs again: `status --watch` looks every second. */

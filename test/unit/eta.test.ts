@@ -1,8 +1,12 @@
 /** `status`'s ETA: the estimate's simulation from a running backfill's state, with live figures. */
 import { describe, expect, it } from 'vitest';
-import { LIVE_OVERHEAD, LiveEtas, NO_LIVE_ETA, anyMeasured, liveEta, liveTiming, liveWindows, withLiveEta } from '../../client/eta.ts';
+import { LIVE_OVERHEAD, LiveEtas, NO_LIVE_ETA, anyMeasured, liveEta, liveTiming, liveWindows, withLiveEta, withoutEtaWithoutWorker } from '../../client/eta.ts';
+import { statusOf, type StatusReads } from '../../client/light-status.ts';
+import { renderStatus } from '../../client/render.ts';
+import { WORKFLOW_EXECUTION_STATUS_RUNNING } from '../../client/status-wire.ts';
+import type { Waiting } from '../../client/waiting.ts';
 import { expandPlan } from '../../core/plan.ts';
-import type { NodeStats, Progress } from '../../core/protocol.ts';
+import type { NodeProgress, NodeStats, Progress } from '../../core/protocol.ts';
 import { RangeSet } from '../../core/ranges.ts';
 import { resolveSpec } from '../../core/spec.ts';
 import { WindowsSchema } from '../../core/windows.ts';
@@ -138,6 +142,49 @@ describe('liveEta', () => {
     const progress = { etaSeconds: 4500, nodes: [{ id: 'a', etaSeconds: 4500 }] } as unknown as Progress;
     expect(withLiveEta(progress, { etaSeconds: 360, nodes: { a: 300 } })).toMatchObject({ etaSeconds: 360, nodes: [{ id: 'a', etaSeconds: 300 }] });
     expect(withLiveEta(progress, { etaSeconds: null, nodes: {} })).toBe(progress);
+  });
+});
+
+describe('withoutEtaWithoutWorker', () => {
+  const node = (id: string, etaSeconds: number | null, fields: Partial<NodeProgress> = {}): NodeProgress => ({
+    id, total: 10, done: 5, running: 0, failed: 0, blocked: 0, pending: 5, rate: null, concurrency: 4, throttles: 0, throughput: 2, etaSeconds, failures: [], ...fields,
+  });
+  const progress: Progress = {
+    backfillId: 'b1', name: 'b1', state: 'running', paused: false, rate: null, concurrency: null,
+    total: 30, done: 20, running: 0, failed: 0, blocked: 0, pending: 10, throughput: 2, etaSeconds: 58.7, runs: 1,
+    nodes: [node('a', 58.7), node('b', 12), node('c', 0, { done: 10, pending: 0 })],
+  };
+  const unpolled: Waiting = { node: 'a', taskQueue: 'warehouse', reason: 'no_worker', lastPollAt: null };
+
+  it('shows no ETA for a node no worker can run, nor for the backfill that waits on it; the others keep theirs', () => {
+    const shown = withoutEtaWithoutWorker(progress, [unpolled]);
+    expect(shown.etaSeconds).toBeNull();
+    expect(shown.nodes.map((n) => n.etaSeconds)).toEqual([null, 12, 0]);
+    const text = renderStatus({ ...shown, waiting: [unpolled] });
+    expect(text).not.toContain('58.7');
+    expect(text.split('\n')[0]).toContain('ETA –');
+    expect(text).toContain('no worker polls it');
+  });
+
+  it('keeps the ETAs when no node waits, or its workers only went silent (maybe every slot busy)', () => {
+    expect(withoutEtaWithoutWorker(progress, [])).toBe(progress);
+    expect(withoutEtaWithoutWorker(progress, [{ ...unpolled, reason: 'workers_silent', lastPollAt: '2024-01-01T00:00:00.000Z' }])).toBe(progress);
+  });
+
+  it('is what status of a running backfill shows (the light path) when no worker polls a node\'s queue', async () => {
+    const rpc: StatusReads = {
+      describe: async () => ({ runId: 'r1', status: WORKFLOW_EXECUTION_STATUS_RUNNING, taskQueue: 'backfill' }),
+      query: async (_workflowId: string, query: string) => {
+        if (query === 'progress') return progress;
+        throw new Error('no carry in this test');
+      },
+      firstInput: async () => ({ spec: { nodes: [{ id: 'a', taskQueue: 'warehouse' }, { id: 'b', taskQueue: 'busy' }] }, range: {} }),
+      pollers: async (queue: string) => (queue === 'warehouse' ? [] : [{ identity: 'w', lastAccessMs: Date.now() }]),
+    };
+    const status = await statusOf(rpc, 'b1');
+    expect(status?.waiting).toEqual([unpolled]);
+    expect(status?.etaSeconds).toBeNull();
+    expect(status?.nodes.map((n) => n.etaSeconds)).toEqual([null, 12, 0]);
   });
 });
 
