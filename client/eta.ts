@@ -14,16 +14,16 @@
 import { DEFAULT_OVERHEAD, simulate, type NodeTiming, type OverheadModel, type SimulationInput } from '../core/estimate.ts';
 import type { GovernanceJSON } from '../core/governance.ts';
 import type { Plan } from '../core/plan.ts';
-import { isHeld, withoutEta, workSpanMs } from '../core/progress.ts';
+import { isHeld, paceSpanMs, withoutEta } from '../core/progress.ts';
 import type { BackfillCarry, NodeStats, Progress } from '../core/protocol.ts';
 import type { Waiting } from './waiting.ts';
 
 /** The orchestration the live figures do not hold: what passes between nodes, and the end. */
 export const LIVE_OVERHEAD: OverheadModel = { ...DEFAULT_OVERHEAD, startMs: 0, activityMs: 0, activityCostMs: 0, partitionCostMs: 0 };
 
-/** A node's time per partition in a slot, as this run achieved it; null before it completed one. */
+/** A node's time per partition in a slot, as this run achieved it; null before it completed one over a span that tells a pace (`paceSpanMs`, as the throughput). */
 export function liveTiming(stats: NodeStats | undefined, batchSize: number | 'auto'): number | null {
-  const span = stats && stats.completed > 0 ? workSpanMs(stats) : null;
+  const span = stats && stats.completed > 0 ? paceSpanMs(stats) : null;
   if (!stats || span === null) return null;
   // At most as many partitions ran at once as its slots hold, and never more than it completed
   // (an automatic batch size as the node last reported it).

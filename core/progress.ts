@@ -36,9 +36,21 @@ export function workSpanMs(stats: Pick<NodeStats, 'firstStartedAt' | 'lastFinish
   return Math.max(0, stats.lastFinishedAt - stats.firstStartedAt - (stats.pausedMs ?? 0));
 }
 
-/** Partitions per second over the time worked, or null before it is known. */
+/**
+ * The shortest work span a pace is told from: over less, a first partition of 10 ms reads as
+ * 100/s, which says nothing of the partitions to come (nor, then, of the ETA).
+ */
+export const MIN_PACE_SPAN_MS = 1000;
+
+/** The work span (`workSpanMs`) once it is long enough to tell a pace from; null before. */
+export function paceSpanMs(stats: Pick<NodeStats, 'firstStartedAt' | 'lastFinishedAt' | 'pausedMs'>): number | null {
+  const span = workSpanMs(stats);
+  return span !== null && span >= MIN_PACE_SPAN_MS ? span : null;
+}
+
+/** Partitions per second over the time worked (`paceSpanMs`), or null before it is known. */
 function throughputOf(completed: number, spanMs: number | null): number | null {
-  if (completed === 0 || spanMs === null || spanMs <= 0) return null;
+  if (completed === 0 || spanMs === null) return null;
   return completed / (spanMs / 1000);
 }
 
@@ -88,7 +100,7 @@ export function progressOf(inputs: ProgressInputs): Progress {
     const counts = readiness.counts(node.id);
     const report = reports[node.id];
     const running = Math.min(report?.running ?? 0, counts.inHands);
-    const throughput = report ? throughputOf(report.completed, workSpanMs(report)) : null;
+    const throughput = report ? throughputOf(report.completed, paceSpanMs(report)) : null;
     const settings = inputs.lastSettings.get(node.id);
     const remaining = counts.total - counts.done - counts.failed - counts.blocked;
     return {
@@ -127,7 +139,7 @@ export function progressOf(inputs: ProgressInputs): Progress {
   // The backfill's own held spans count it all (a run from before they were kept has the floor alone).
   const everyNode = reported.length > 0 ? Math.min(...reported.map((r) => r.pausedMs ?? 0)) : 0;
   const pausedMs = first !== null && last !== null && inputs.held ? Math.max(everyNode, heldWithin(inputs.held, first, last)) : everyNode;
-  const span = workSpanMs({ firstStartedAt: first, lastFinishedAt: last, pausedMs });
+  const span = paceSpanMs({ firstStartedAt: first, lastFinishedAt: last, pausedMs });
   const throughput = throughputOf(completed, span);
   const total = sum((n) => n.total);
   const done = sum((n) => n.done);

@@ -6,6 +6,7 @@ import { renderStatus } from '../../client/render.ts';
 import { WORKFLOW_EXECUTION_STATUS_RUNNING } from '../../client/status-wire.ts';
 import type { Waiting } from '../../client/waiting.ts';
 import { expandPlan } from '../../core/plan.ts';
+import { MIN_PACE_SPAN_MS } from '../../core/progress.ts';
 import type { NodeProgress, NodeStats, Progress } from '../../core/protocol.ts';
 import { RangeSet } from '../../core/ranges.ts';
 import { resolveSpec } from '../../core/spec.ts';
@@ -22,9 +23,16 @@ describe('liveTiming', () => {
   });
 
   it('counts no more slots than partitions completed, and nothing before the first', () => {
-    expect(liveTiming(stats({ completed: 2, firstStartedAt: 0, lastFinishedAt: 600 }), 1)).toBe(600);
+    expect(liveTiming(stats({ completed: 2, firstStartedAt: 0, lastFinishedAt: 1200 }), 1)).toBe(1200);
     expect(liveTiming(stats({ completed: 0 }), 1)).toBeNull();
     expect(liveTiming(undefined, 1)).toBeNull();
+  });
+
+  it('has no figure until the work spans a second (MIN_PACE_SPAN_MS), as the throughput: a first 10 ms partition tells no pace', () => {
+    expect(liveTiming(stats({ completed: 1, firstStartedAt: 0, lastFinishedAt: 10 }), 1)).toBeNull();
+    expect(liveTiming(stats({ completed: 8, firstStartedAt: 0, lastFinishedAt: MIN_PACE_SPAN_MS - 1 }), 1)).toBeNull();
+    expect(liveTiming(stats({ completed: 8, firstStartedAt: 0, lastFinishedAt: MIN_PACE_SPAN_MS }), 1)).toBe(MIN_PACE_SPAN_MS / 2);
+    expect(anyMeasured({ a: stats({ completed: 1, firstStartedAt: 0, lastFinishedAt: 10 }) })).toBe(false);
   });
 
   it('leaves out the time the node was paused', () => {
@@ -35,7 +43,7 @@ describe('liveTiming', () => {
 
 describe('anyMeasured', () => {
   it('is true once a node has a live figure, whatever its batch size, and then only', () => {
-    const measured = stats({ completed: 3, firstStartedAt: 0, lastFinishedAt: 900 });
+    const measured = stats({ completed: 3, firstStartedAt: 0, lastFinishedAt: 1500 });
     expect(anyMeasured({ a: stats({}), b: measured })).toBe(true);
     expect(anyMeasured({})).toBe(false);
     expect(anyMeasured({ a: stats({ completed: 0, firstStartedAt: 0 }), b: stats({ completed: 2, firstStartedAt: 0, lastFinishedAt: null }) })).toBe(false);

@@ -1,7 +1,7 @@
 import { describe, it, expect } from 'vitest';
 import { barPayload, renderStatus } from '../../client/render.ts';
 import { expandPlan, type Plan } from '../../core/plan.ts';
-import { progressOf, type ProgressInputs } from '../../core/progress.ts';
+import { MIN_PACE_SPAN_MS, progressOf, type ProgressInputs } from '../../core/progress.ts';
 import type { FailureGroup, NodeStats, NodeSettings, Progress } from '../../core/protocol.ts';
 import { RangeSet } from '../../core/ranges.ts';
 import { Readiness } from '../../core/readiness.ts';
@@ -268,6 +268,24 @@ describe('progressOf throughput and ETA', () => {
     expect(node(p, 'z').etaSeconds).toBeNull();
     expect(p.throughput).toBeNull();
     expect(p.etaSeconds).toBeNull();
+  });
+
+  it('throughput and ETA wait until the work spans a second: a first partition of 10 ms is not 100/s', () => {
+    const plan = chainPlan();
+    const r = mixedReadiness(plan);
+    const first = progressOf(inputs(plan, r, { reports: { a: report({ completed: 1, firstStartedAt: 10_000, lastFinishedAt: 10_010 }) } }));
+    expect(node(first, 'a').throughput).toBeNull();
+    expect(node(first, 'a').etaSeconds).toBeNull();
+    expect(first.throughput).toBeNull();
+    expect(first.etaSeconds).toBeNull();
+    expect(renderStatus(first).split('\n')[0]).not.toContain('100.0/s');
+    // Two nodes of 10 ms each, half a second apart: still under a second in all.
+    const both = { a: report({ completed: 1, firstStartedAt: 10_000, lastFinishedAt: 10_010 }), z: report({ completed: 1, firstStartedAt: 10_500, lastFinishedAt: 10_510 }) };
+    expect(progressOf(inputs(plan, r, { reports: both })).throughput).toBeNull();
+    const later = progressOf(inputs(plan, r, { reports: { a: report({ completed: 4, firstStartedAt: 10_000, lastFinishedAt: 10_000 + MIN_PACE_SPAN_MS }) } }));
+    expect(node(later, 'a').throughput).toBeCloseTo(4);
+    expect(later.throughput).toBeCloseTo(4);
+    expect(node(later, 'a').etaSeconds).not.toBeNull();
   });
 
   it('ETA is the remaining (not failed, not blocked) partitions over the throughput', () => {
