@@ -7,6 +7,7 @@
 import type { Client, WorkflowExecutionInfo } from '@temporalio/client';
 import { BackfillError } from '../core/errors.ts';
 import type { BackfillInput } from '../core/protocol.ts';
+import { untilDecided } from '../core/staged.ts';
 import { BACKFILL_ID, BACKFILL_NODE } from '../workflows/definitions.ts';
 import { visibilityLiteral } from './visibility.ts';
 
@@ -56,9 +57,6 @@ export async function datasetWriters(
 }
 
 const writersText = (writers: readonly DatasetWriter[]): string => writers.map((w) => `${w.datasets.join(', ')} by backfill '${w.backfillId}'`).join('; ');
-
-/** Until a staged backfill or a canary is decided, `wait` of it does not return: said wherever waiting for one is advised. */
-const untilDecided = (id: string): string => `a staged backfill or a canary ends only once published, approved or discarded: 'backfill status ${id}' says which`;
 
 /** What `start` says when the datasets are busy; `waitedMs` when it waited for them in vain. */
 export function datasetsBusy(backfillId: string, writers: readonly DatasetWriter[], waitedMs?: number): BackfillError {
