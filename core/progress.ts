@@ -42,10 +42,14 @@ export function workSpanMs(stats: Pick<NodeStats, 'firstStartedAt' | 'lastFinish
  */
 export const MIN_PACE_SPAN_MS = 1000;
 
-/** The work span (`workSpanMs`) once it is long enough to tell a pace from; null before. */
-export function paceSpanMs(stats: Pick<NodeStats, 'firstStartedAt' | 'lastFinishedAt' | 'pausedMs'>): number | null {
+/**
+ * The work span (`workSpanMs`) once it is long enough to tell a pace from, or once the work is
+ * `settled` (nothing left: its pace is then what it did, however short); null before.
+ */
+export function paceSpanMs(stats: Pick<NodeStats, 'firstStartedAt' | 'lastFinishedAt' | 'pausedMs'>, settled = false): number | null {
   const span = workSpanMs(stats);
-  return span !== null && span >= MIN_PACE_SPAN_MS ? span : null;
+  if (span === null || span <= 0) return null;
+  return span >= MIN_PACE_SPAN_MS || settled ? span : null;
 }
 
 /** Partitions per second over the time worked (`paceSpanMs`), or null before it is known. */
@@ -100,9 +104,9 @@ export function progressOf(inputs: ProgressInputs): Progress {
     const counts = readiness.counts(node.id);
     const report = reports[node.id];
     const running = Math.min(report?.running ?? 0, counts.inHands);
-    const throughput = report ? throughputOf(report.completed, paceSpanMs(report)) : null;
     const settings = inputs.lastSettings.get(node.id);
     const remaining = counts.total - counts.done - counts.failed - counts.blocked;
+    const throughput = report ? throughputOf(report.completed, paceSpanMs(report, remaining === 0)) : null;
     return {
       id: node.id,
       total: counts.total,
@@ -139,12 +143,12 @@ export function progressOf(inputs: ProgressInputs): Progress {
   // The backfill's own held spans count it all (a run from before they were kept has the floor alone).
   const everyNode = reported.length > 0 ? Math.min(...reported.map((r) => r.pausedMs ?? 0)) : 0;
   const pausedMs = first !== null && last !== null && inputs.held ? Math.max(everyNode, heldWithin(inputs.held, first, last)) : everyNode;
-  const span = paceSpanMs({ firstStartedAt: first, lastFinishedAt: last, pausedMs });
-  const throughput = throughputOf(completed, span);
   const total = sum((n) => n.total);
   const done = sum((n) => n.done);
   const failed = sum((n) => n.failed);
   const blocked = sum((n) => n.blocked);
+  const span = paceSpanMs({ firstStartedAt: first, lastFinishedAt: last, pausedMs }, total - done - failed - blocked === 0);
+  const throughput = throughputOf(completed, span);
   const running = sum((n) => n.running);
   const progress: Progress = {
     backfillId: inputs.backfillId,

@@ -288,6 +288,21 @@ describe('progressOf throughput and ETA', () => {
     expect(node(later, 'a').etaSeconds).not.toBeNull();
   });
 
+  it('a node, or a backfill, with nothing left keeps the pace it had, however short its work', () => {
+    const plan = chainPlan();
+    const r = new Readiness(plan);
+    r.releaseAll();
+    for (const id of ['a', 'b', 'c', 'z']) r.markDone(id, RangeSet.of([0, 5]));
+    const reports = { a: report({ completed: 5, firstStartedAt: 10_000, lastFinishedAt: 10_500 }), z: report({ completed: 5, firstStartedAt: 10_000, lastFinishedAt: 10_250 }) };
+    const p = progressOf(inputs(plan, r, { state: 'completed', reports }));
+    expect(node(p, 'a').throughput).toBeCloseTo(10); // 5 in 0.5 s
+    expect(node(p, 'z').throughput).toBeCloseTo(20);
+    expect(p.throughput).toBeCloseTo(20); // 10 in 0.5 s
+    // A settled node whose work took no time at all has no pace to tell.
+    const instant = progressOf(inputs(plan, r, { state: 'completed', reports: { a: report({ completed: 5, firstStartedAt: 10_000, lastFinishedAt: 10_000 }) } }));
+    expect(node(instant, 'a').throughput).toBeNull();
+  });
+
   it('ETA is the remaining (not failed, not blocked) partitions over the throughput', () => {
     const plan = chainPlan();
     const r = mixedReadiness(plan);
