@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BackfillClient } from '../../client/backfill-client.ts';
 import type { DatasetWriter } from '../../client/dataset-writers.ts';
 import { BackfillError } from '../../core/errors.ts';
+import { untilDecided } from '../../core/staged.ts';
 import { backfillWorkflowId } from '../../workflows/definitions.ts';
 import { connectClient, runCli, scratch, startTestWorker, testSpec, uniqueQueue, waitFor, type TestWorker } from './helpers.ts';
 
@@ -68,7 +69,10 @@ describe('one writer per dataset', () => {
     await client.start(slow('shared', ['sessions']), { id: shared, taskQueue: queue });
     expect((await client.wait(shared, 60_000)).state).toBe('failed');
     const failure = await client.client.workflow.getHandle(backfillWorkflowId(shared)).result().catch((e: unknown) => e);
-    expect(String((failure as { cause?: unknown }).cause)).toMatch(new RegExp(`dataset_busy|sessions by backfill '${first}'`));
+    const busy = String((failure as { cause?: unknown }).cause);
+    expect(busy).toContain(`sessions by backfill '${first}'`);
+    // Its advice to wait says when a wait of a staged backfill or a canary ends.
+    expect(busy).toContain(`'backfill wait ${first}'; ${untilDecided(first)}`);
     expect((await client.progress(shared)).done).toBe(0);
 
     for (const id of [first, disjoint]) await client.cancel(id);
