@@ -34,6 +34,7 @@ import { discardWorkflowId, type DiscardEndedInput, type StagedPhase } from '../
 import type { CanaryPhase } from '../core/canary.ts';
 import {
   BACKFILL_ID,
+  BACKFILL_NODE,
   admissionUpdate,
   announceCancelUpdate,
   approveCanaryUpdate,
@@ -69,7 +70,7 @@ import type { RollbackPreview } from './rollback-preview.ts';
 import type { Warehouse } from '../activities/warehouse/types.ts';
 import type { LineageReader } from '../activities/rollback-nodes.ts';
 import { GRPC, checkNamespace, connectionFailure, grpcCode, openConnection, resolveConnection, type ConnectionOverrides, type ConnectionSettings } from './connection.ts';
-import { datasetWriters, datasetsBusy, type DatasetWriter } from './dataset-writers.ts';
+import { datasetWriters, datasetsBusy, endedWithoutCleanup, leftRunning, type DatasetWriter } from './dataset-writers.ts';
 import { visibilityLiteral } from './visibility.ts';
 import { LiveEtas, NO_LIVE_ETA, anyMeasured, liveEta, liveWindows, withLiveEta, withoutEtaWithoutWorker, type LiveEta } from './eta.ts';
 import { registerSearchAttributes, rejectedAttribute, requireSearchAttributes, unregisteredAttribute, type SetupResult } from './search-attributes.ts';
@@ -864,6 +865,17 @@ export class BackfillClient {
     for (const id of orphans) await this.client.workflow.getHandle(id).terminate(`orphaned: backfill ${backfillId} had ended`).catch(() => undefined);
   }
 
+
+  /** The nodes of a backfill whose node workflows run. */
+  private async runningNodes(backfillId: string): Promise<string[]> {
+    const nodes: string[] = [];
+    const query = `BackfillId = ${visibilityLiteral(backfillId)} AND BackfillNode IS NOT NULL AND ExecutionStatus = 'Running'`;
+    for await (const execution of this.client.workflow.list({ query })) {
+      const node = execution.typedSearchAttributes.get(BACKFILL_NODE);
+      if (node !== undefined) nodes.push(node);
+    }
+    return nodes.sort();
+  }
 
   /** The final result of a finished backfill (to resume it). */
   async result(backfillId: string): Promise<BackfillResult> {
@@ -1693,7 +1705,9 @@ export class BackfillClient {
   async cancel(backfillId: string, options: ControlOptions = {}): Promise<Cancelled> {
     const description = await this.describe(backfillId);
     if (description.status.name !== 'RUNNING') {
-      throw new BackfillError('not_running', `backfill '${backfillId}' is not running (it ended ${description.status.name.toLowerCase()})`);
+      // A termination leaves the node workflows and the datasets' leases, which a cancel cannot end.
+      const left = endedWithoutCleanup(description.status.name) && (await this.runningNodes(backfillId)).length > 0;
+      throw new BackfillError('not_running', `backfill '${backfillId}' is not running (it ended ${description.status.name.toLowerCase()})${left ? `; ${leftRunning(backfillId)}` : ''}`);
     }
     let skipped: string | null = null;
     try {

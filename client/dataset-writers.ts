@@ -4,15 +4,19 @@
  * BackfillNode; a parent whose node workflows have not started yet (no worker has run its
  * first task) is found by its own BackfillId, and its datasets are read from its input.
  */
-import type { Client, WorkflowExecutionInfo } from '@temporalio/client';
+import { WorkflowNotFoundError, type Client, type WorkflowExecutionInfo } from '@temporalio/client';
 import { BackfillError } from '../core/errors.ts';
 import type { BackfillInput } from '../core/protocol.ts';
 import { untilDecided } from '../core/staged.ts';
-import { BACKFILL_ID, BACKFILL_NODE } from '../workflows/definitions.ts';
+import { BACKFILL_ID, BACKFILL_NODE, backfillWorkflowId } from '../workflows/definitions.ts';
 import { visibilityLiteral } from './visibility.ts';
 
-/** Another running backfill and the datasets it shares with the one about to start. */
-export type DatasetWriter = { backfillId: string; datasets: string[] };
+/**
+ * Another running backfill and the datasets it shares with the one about to start. `ended`: its
+ * backfill workflow ended without its cleanup (`terminated`, `timed_out`) and its node workflows
+ * still run: neither waiting for it nor its cancel ends them.
+ */
+export type DatasetWriter = { backfillId: string; datasets: string[]; ended?: string };
 
 
 async function list(client: Client, query: string): Promise<WorkflowExecutionInfo[]> {
@@ -47,28 +51,73 @@ export async function datasetWriters(
     (await list(client, `BackfillNode IS NOT NULL AND ${others}`)).map((e) => e.typedSearchAttributes.get(BACKFILL_ID)),
   );
   const parents = await list(client, `WorkflowType = 'backfillWorkflow' AND ${others}`);
+  const running = new Set(parents.map((p) => p.typedSearchAttributes.get(BACKFILL_ID)));
   for (const parent of parents) {
     const id = parent.typedSearchAttributes.get(BACKFILL_ID);
     if (id === undefined || withNodes.has(id)) continue;
     const input = await inputOf(parent.workflowId, parent.runId).catch(() => undefined);
     for (const node of input?.spec.nodes ?? []) if (wanted.has(node.id)) add(id, node.id);
   }
-  return [...writers].map(([id, set]) => ({ backfillId: id, datasets: [...set].sort() })).sort((a, b) => (a.backfillId < b.backfillId ? -1 : 1));
+  const found = await Promise.all(
+    [...writers].map(async ([id, set]) => {
+      const ended = running.has(id) ? undefined : await endedAs(client, id);
+      return { backfillId: id, datasets: [...set].sort(), ...(ended !== undefined ? { ended } : {}) };
+    }),
+  );
+  return found.sort((a, b) => (a.backfillId < b.backfillId ? -1 : 1));
 }
 
-const writersText = (writers: readonly DatasetWriter[]): string => writers.map((w) => `${w.datasets.join(', ')} by backfill '${w.backfillId}'`).join('; ');
+/**
+ * How the backfill workflow of a writer seen by its node workflows alone ended, when it ended
+ * without its cleanup (terminated, or timed out); undefined otherwise (a backfill that ends
+ * itself closes its node workflows just after).
+ */
+async function endedAs(client: Client, backfillId: string): Promise<string | undefined> {
+  const status = await client.workflow
+    .getHandle(backfillWorkflowId(backfillId))
+    .describe()
+    .then((d) => d.status.name, (error: unknown) => (error instanceof WorkflowNotFoundError ? undefined : Promise.reject(error)));
+  return status !== undefined && endedWithoutCleanup(status) ? status.toLowerCase() : undefined;
+}
+
+/** Whether a backfill workflow of this status ended without its cleanup (terminated, timed out): its node workflows and its leases stay. */
+export function endedWithoutCleanup(status: string): boolean {
+  return status === 'TERMINATED' || status === 'TIMED_OUT';
+}
+
+/**
+ * What to do about a backfill that ended (terminated: it did not end itself) with its node
+ * workflows still running: they, and the leases its warehouse keeps of its datasets, stay until a
+ * run of the backfill ends itself. A resumed run takes them over (it stops the node workflows
+ * left and starts its own); cancelled, it ends and lets the datasets go.
+ */
+export function leftRunning(backfillId: string): string {
+  return (
+    `its node workflows still run and its datasets stay leased, as a termination leaves them: 'backfill resume ${backfillId}' then 'backfill cancel ${backfillId}' ` +
+    `end it and free them (the resumed run may finish a few partitions before the cancel reaches it)`
+  );
+}
+
+const writersText = (writers: readonly DatasetWriter[]): string =>
+  writers.map((w) => `${w.datasets.join(', ')} by backfill '${w.backfillId}'${w.ended !== undefined ? ` (it ended ${w.ended})` : ''}`).join('; ');
 
 /** What `start` says when the datasets are busy; `waitedMs` when it waited for them in vain. */
 export function datasetsBusy(backfillId: string, writers: readonly DatasetWriter[], waitedMs?: number): BackfillError {
-  const first = writers[0]!.backfillId;
   const what = `backfill '${backfillId}' would write datasets that running backfills write (${writersText(writers)})`;
+  // Waiting for a backfill that has ended frees nothing, nor does its cancel (it is not running).
+  const left = writers.filter((w) => w.ended !== undefined).map((w) => `for '${w.backfillId}', ${leftRunning(w.backfillId)}`);
+  const first = writers.find((w) => w.ended === undefined)?.backfillId;
   if (waitedMs !== undefined) {
-    return new BackfillError('timeout', `${what}, and they were still busy after ${Math.round(waitedMs / 1000)}s: wait longer, or cancel '${first}'`);
+    const fixes = [...(first !== undefined ? [`wait longer, or cancel '${first}'`] : []), ...left];
+    return new BackfillError('timeout', `${what}, and they were still busy after ${Math.round(waitedMs / 1000)}s: ${fixes.join('; ')}`);
   }
-  return new BackfillError(
-    'dataset_busy',
-    `${what}: one writer per dataset. Wait for it to end ('backfill wait ${first}'; ${untilDecided(first)}), cancel it ('backfill cancel ${first}'), or start with --wait-for-datasets to start once they are free`,
-  );
+  const fixes = [
+    ...(first !== undefined
+      ? [`Wait for it to end ('backfill wait ${first}'; ${untilDecided(first)}), cancel it ('backfill cancel ${first}'), or start with --wait-for-datasets to start once they are free`]
+      : []),
+    ...left.map((fix) => `${fix[0]!.toUpperCase()}${fix.slice(1)}`),
+  ];
+  return new BackfillError('dataset_busy', `${what}: one writer per dataset. ${fixes.join('. ')}`);
 }
 
 /** What `plan --estimate --sample` says when the datasets are busy: its sample is a staged backfill of them, and it has no --wait-for-datasets. */

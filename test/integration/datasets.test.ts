@@ -95,6 +95,36 @@ describe('one writer per dataset', () => {
     }
   });
 
+  it('names a terminated backfill, whose node workflows and leases stay, with the way to end it: its wait and its cancel would not', async () => {
+    const first = `ds-terminated-${Date.now()}`;
+    await client.start(slow('terminated', ['pages']), { id: first, taskQueue: queue });
+    await visible(first, 'pages');
+    await client.client.workflow.getHandle(backfillWorkflowId(first)).terminate('by hand, in the Web UI');
+    expect(await client.datasetWriters('someone-else', ['pages'])).toEqual([{ backfillId: first, datasets: ['pages'], ended: 'terminated' }]);
+
+    const second = `ds-after-terminated-${Date.now()}`;
+    const refused = await client.start(slow('after', ['pages']), { id: second, taskQueue: queue, sharedDatasets: false }).catch((e: unknown) => e);
+    expect((refused as BackfillError).code).toBe('dataset_busy');
+    const message = (refused as BackfillError).message;
+    expect(message).toContain(`pages by backfill '${first}' (it ended terminated)`);
+    expect(message).toContain(`'backfill resume ${first}' then 'backfill cancel ${first}' end it and free them`);
+    expect(message).not.toContain(`'backfill wait ${first}'`);
+    const cancel = await client.cancel(first).catch((e: unknown) => e);
+    expect((cancel as BackfillError).code).toBe('not_running');
+    expect((cancel as BackfillError).message).toMatch(new RegExp(`it ended terminated\\); its node workflows still run and its datasets stay leased.*'backfill resume ${first}' then 'backfill cancel ${first}'`));
+
+    // The way it names frees them: the warehouse's lease too (else the next start fails at its own start).
+    const before = (await client.progress(first)).done;
+    await client.resume(first);
+    await waitFor(`the resumed ${first} to run its node workflow`, async () => (await client.progress(first)).done > before, 30_000);
+    await client.cancel(first);
+    expect((await client.wait(first, 60_000)).state).toBe('cancelled');
+    await client.start(slow('after', ['pages']), { id: second, taskQueue: queue, sharedDatasets: false });
+    await visible(second, 'pages');
+    await client.cancel(second);
+    expect((await client.wait(second, 60_000)).state).toBe('cancelled');
+  });
+
   it('--wait-for-datasets waits, telling on stderr what it waits for, and starts once they are free', async () => {
     const first = `ds-busy-${Date.now()}`;
     await client.start(slow('busy', ['clicks']), { id: first, taskQueue: queue });
