@@ -2,11 +2,16 @@
 import type { Report } from './model.ts';
 import { reportGraph } from './graph.ts';
 import { toMermaid } from '../graph/mermaid.ts';
+import { printableLines, printableText } from '../printable.ts';
 import { actionsTable, changesTable, criticalPathText, rateText, nodesTable, overview, planTable, problemsTable, spansTable, specTable, stagedColumnsTable, stagedTable, stagedText, type Table } from './sections.ts';
 
-/** Text that stays inside one table cell and shows as written. */
+/**
+ * Text that stays inside one table cell and shows as written; its control characters blanked
+ * (`printableText`): a reason's escape sequence would act on the terminal of whoever reads the
+ * report there (`report --format md --output -`, `cat`).
+ */
 export function escapeCell(text: string): string {
-  return text.replace(/\\/g, '\\\\').replace(/\|/g, '\\|').replace(/[*`<>[\]]/g, (c) => `\\${c}`).replace(/\r\n|\r|\n/g, ' ');
+  return printableText(text.replace(/\\/g, '\\\\').replace(/\|/g, '\\|').replace(/[*`<>[\]]/g, (c) => `\\${c}`).replace(/\r\n|\r|\n/g, ' '));
 }
 
 /**
@@ -14,7 +19,8 @@ export function escapeCell(text: string): string {
  * backticks in it (CommonMark closes a fence at the first line of at least as many), so SQL with
  * three backticks in a comment cannot end the block and put its own Markdown in the report.
  */
-export function codeBlock(code: string, language: string): string[] {
+export function codeBlock(shown: string, language: string): string[] {
+  const code = printableLines(shown);
   const longest = Math.max(0, ...(code.match(/`+/g) ?? []).map((run) => run.length));
   const fence = '`'.repeat(Math.max(3, longest + 1));
   return [`${fence}${language}`, code, fence];

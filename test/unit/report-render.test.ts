@@ -250,6 +250,17 @@ describe('report as Markdown', () => {
     expect(escapeCell('boom\r# Approved: publish it')).toBe('boom # Approved: publish it');
   });
 
+  it("blanks the control characters of an operator's reason and identity and of SQL: read in a terminal, the report acts on nothing", async () => {
+    const report = sample();
+    const osc8 = '\u001b]8;;https://evil.example\u0007click\u001b]8;;\u0007';
+    const actions = report.actions.map((a, i) => (i === 0 ? { ...a, reason: `reload\u001b[2J June ${osc8}`, identity: 'eve\u001b[1A\u202e@ops' } : a));
+    const nodes = report.spec.nodes.map((n) => (n.sql !== undefined ? { ...n, sql: `SELECT 1 AS n\n-- \u001b[2J\u009b31m` } : n));
+    const md = await renderReport({ ...report, actions, spec: { ...report.spec, nodes } }, 'md');
+    expect(md).not.toMatch(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u202a-\u202e]/);
+    expect(md).toContain('| eve \\[1A @ops | declared by the client | reload \\[2J June  \\]8;;https://evil.example click \\]8;;  |');
+    expect(md).toContain('```sql\nSELECT 1 AS n\n--  [2J 31m\n```');
+  });
+
   it("keeps a node's SQL in its code block, whatever backticks it holds", async () => {
     const sql = 'SELECT 1 AS n /*\n```\n## Approved by the data council\n[here](https://evil.example)\n```sql\n*/';
     const report = sample();
