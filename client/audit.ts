@@ -3,10 +3,12 @@
  * runs (the workflow keeps only the newest entries in its state; each entry was also written to
  * its history as a memo upsert), and of its rollbacks. A cancellation that nobody announced with
  * `backfill cancel` is completed with what the server recorded of its request (the identity and
- * reason of the WorkflowExecutionCancelRequested event).
+ * reason of the WorkflowExecutionCancelRequested event); a termination, which the workflow cannot
+ * record, with what the server recorded of it (the WorkflowExecutionTerminated event).
  */
 import type { temporal } from '@temporalio/proto';
-import type { AuditEntry } from '../core/audit.ts';
+import { optionalTsToMs } from '@temporalio/common';
+import { UNKNOWN_IDENTITY, type AuditEntry } from '../core/audit.ts';
 import { rollbackWorkflowId } from '../core/rollback.ts';
 import { discardWorkflowId } from '../core/staged.ts';
 import { backfillWorkflowId } from '../workflows/definitions.ts';
@@ -31,6 +33,20 @@ export function auditOfHistory(events: readonly HistoryEvent[], decode: (payload
     }
     const cancel = event.workflowExecutionCancelRequestedEventAttributes;
     if (cancel) cancelRequest = { identity: cancel.identity ?? '', cause: cancel.cause ?? '' };
+    // A termination ends the run where it stands: the workflow cannot record it, the server does.
+    const terminated = event.workflowExecutionTerminatedEventAttributes;
+    if (terminated) {
+      entries.push({
+        seq: (entries[entries.length - 1]?.seq ?? 0) + 1,
+        at: optionalTsToMs(event.eventTime) ?? 0,
+        action: 'terminate',
+        identity: terminated.identity ? `${terminated.identity} (from the termination)` : UNKNOWN_IDENTITY,
+        verified: false,
+        reason: terminated.reason || null,
+        outcome: 'applied',
+        details: {},
+      });
+    }
   }
   if (cancelRequest) {
     const unannounced = [...entries].reverse().find((e) => e.action === 'cancel' && e.details.announced === false);

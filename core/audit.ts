@@ -16,9 +16,11 @@ import type { Action } from './policy.ts';
 
 /**
  * Entries beside the policy's actions: what the policy did by itself (a spent budget), a new
- * spec sent to a running backfill, and the new run `retry-failed` starts of an ended backfill.
+ * spec sent to a running backfill, the new run `retry-failed` starts of an ended backfill, and a
+ * termination through Temporal itself (read from the history's terminated event: the workflow
+ * records nothing of it).
  */
-export type OtherAction = 'budget-pause' | 'replace-spec' | 'retry-failed';
+export type OtherAction = 'budget-pause' | 'replace-spec' | 'retry-failed' | 'terminate';
 
 export type AuditEntry = {
   /** 1, 2, ... over the whole backfill (all its runs). */
@@ -225,6 +227,8 @@ export function describeChange(entry: Pick<AuditEntry, 'action' | 'details' | 'o
       return `approved plan ${String(d.planHash ?? '').slice(0, 19)}…`;
     case 'budget-pause':
       return String(d.why ?? 'a budget is spent');
+    case 'terminate':
+      return 'terminated through Temporal: the run ended without its cleanup (its node workflows and dataset leases stay)';
     // A pause (or a resume, above) that found the backfill as it asked changed nothing: worth saying, as the raw flags did not.
     case 'pause':
       if (typeof d.previous !== 'boolean') return describeDetails(d);

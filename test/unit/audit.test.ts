@@ -4,8 +4,9 @@
  * `backfill audit` rebuilds the whole trail from a history.
  */
 import { stripVTControlCharacters } from 'node:util';
+import { msToTs } from '@temporalio/common';
 import { describe, expect, it } from 'vitest';
-import { AUDIT_BYTES, AUDIT_KEEP, AuditTrail, MAX_IDENTITY, MAX_REASON, POLICY_IDENTITY, describeActor, describeChange, isLimitChange, parseMeta, type AuditEntry } from '../../core/audit.ts';
+import { AUDIT_BYTES, AUDIT_KEEP, AuditTrail, MAX_IDENTITY, MAX_REASON, POLICY_IDENTITY, UNKNOWN_IDENTITY, describeActor, describeChange, isLimitChange, parseMeta, type AuditEntry } from '../../core/audit.ts';
 import { BackfillError } from '../../core/errors.ts';
 import { startRequestViolations } from '../../core/governance.ts';
 import { ACTIONS } from '../../core/policy.ts';
@@ -207,5 +208,15 @@ describe('auditOfHistory (backfill audit reads the history)', () => {
     // An announced cancel (backfill cancel said who and why) is left as it was.
     const announced = [memo({ seq: 1, ...entry({ action: 'cancel', details: { requested: true } }) }), { workflowExecutionCancelRequestedEventAttributes: { identity: 'cli', cause: 'x' } }];
     expect(auditOfHistory(announced, decode)[0]).toMatchObject({ identity: 'bob@laptop', reason: 'warehouse maintenance' });
+  });
+
+  it('records a termination (the workflow cannot) with the terminator and reason the server recorded', () => {
+    const at = Date.UTC(2025, 5, 1, 9, 30);
+    const terminated = (identity: string, reason: string) => ({ eventTime: msToTs(at), workflowExecutionTerminatedEventAttributes: { identity, reason } });
+    const events = [memo({ seq: 1, ...entry({ action: 'start' }) }), terminated('ops@web-ui', 'stuck, killing it')];
+    const [, entry2] = auditOfHistory(events, decode);
+    expect(entry2).toMatchObject({ seq: 2, at, action: 'terminate', identity: 'ops@web-ui (from the termination)', verified: false, reason: 'stuck, killing it', outcome: 'applied' });
+    expect(describeChange(entry2!)).toMatch(/^terminated through Temporal: the run ended without its cleanup/);
+    expect(auditOfHistory([terminated('', '')], decode)[0]).toMatchObject({ identity: UNKNOWN_IDENTITY, reason: null });
   });
 });
