@@ -5,7 +5,7 @@
 import cliProgress from 'cli-progress';
 import pc from 'picocolors';
 import type { Progress } from '../core/protocol.ts';
-import { printable } from './printable.ts';
+import { printable, terminalText } from './printable.ts';
 import { barPayload, headline, renderWaiting } from './render.ts';
 import type { Waiting } from './waiting.ts';
 
@@ -83,8 +83,9 @@ export class ProgressView {
     for (const [node, bar] of this.waitingLines) bar.update(0, { line: waiting.get(node) ?? '' });
   }
 
-  /** A line above the bars (on a pipe, a line of its own). */
-  note(line: string): void {
+  /** A line above the bars (on a pipe, a line of its own), as text: it may quote an error's message, which names the task queue (any string). */
+  note(shown: string): void {
+    const line = terminalText(shown);
     if (this.multibar) this.multibar.log(`${line}\n`);
     else this.out.write(`${line}\n`);
   }

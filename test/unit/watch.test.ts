@@ -168,6 +168,42 @@ describe('--watch on a terminal', () => {
   });
 });
 
+describe("--watch's notes", () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  /** A stream that keeps what is written to it, escape sequences and all. */
+  class Raw extends Writable {
+    text = '';
+    constructor(readonly isTTY: boolean) {
+      super();
+    }
+    override _write(chunk: Buffer | string, _encoding: BufferEncoding, done: () => void): void {
+      this.text += String(chunk);
+      done();
+    }
+  }
+
+  it("print a worker's absence as text: its message names the workflow task queue, any string a hand-made start gave", () => {
+    vi.useFakeTimers();
+    const queue = 'q\u001b]8;;https://evil.example\u0007here\u001b]8;;\u0007\u001b[2J';
+    const line = `b: backfill 'b' is running but no worker polls its workflow task queue '${queue}'; waiting for a worker`;
+    const pipe = new Raw(false);
+    new ProgressView(pipe as unknown as NodeJS.WriteStream).note(line);
+    expect(pipe.text).toBe("b: backfill 'b' is running but no worker polls its workflow task queue 'q ]8;;https://evil.example here ]8;;  [2J'; waiting for a worker\n");
+    const terminal = new Raw(true);
+    const view = new ProgressView(terminal as unknown as NodeJS.WriteStream);
+    view.update({ ...status('running'), nodes: [] });
+    view.note(line);
+    vi.advanceTimersByTime(1000);
+    view.stop();
+    expect(terminal.text).toContain('here ]8;;  [2J');
+    expect(terminal.text).not.toContain('\u001b]8');
+    expect(terminal.text).not.toContain('\u001b[2J');
+  });
+});
+
 describe('--watch while the worker is away', () => {
   afterEach(() => {
     vi.useRealTimers();
