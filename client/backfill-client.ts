@@ -69,6 +69,7 @@ import { auditTrail } from './audit.ts';
 import type { RollbackPreview } from './rollback-preview.ts';
 import type { Warehouse } from '../activities/warehouse/types.ts';
 import type { LineageReader } from '../activities/rollback-nodes.ts';
+import { BACKFILL_WORKFLOW_TYPE } from '../core/workflow-ids.ts';
 import { GRPC, checkNamespace, connectionFailure, grpcCode, openConnection, resolveConnection, type ConnectionOverrides, type ConnectionSettings } from './connection.ts';
 import { datasetWriters, datasetsBusy, endedWithoutCleanup, leftRunning, type DatasetWriter } from './dataset-writers.ts';
 import { visibilityLiteral } from './visibility.ts';
@@ -334,6 +335,16 @@ function controlTimeout(backfillId: string, taskQueue: string): BackfillError {
   );
 }
 
+/**
+ * An id that names another workflow than a backfill's: one of a backfill's own (`shop-2024/orders`,
+ * `shop-2024/rollback`, copied from the Web UI), whose answers read as a backfill's would crash or mislead.
+ */
+function notABackfill(id: string, type: string): BackfillError {
+  const owner = id.includes('/') ? id.slice(0, id.indexOf('/')) : undefined;
+  const what = owner !== undefined ? `one of the workflows of backfill '${owner}' (a ${type}), not a backfill: use '${owner}'` : `a ${type}, not a backfill: check the id ('backfill start' printed it)`;
+  return new BackfillError('invalid_argument', `'${id}' is not a backfill id: ${backfillWorkflowId(id)} is ${what}`, 'id');
+}
+
 /** Whether a workflow in this status has not ended (a continued run goes on in its next one). */
 function isOpen(status: string): boolean {
   return status === 'RUNNING' || status === 'CONTINUED_AS_NEW';
@@ -445,10 +456,12 @@ export class BackfillClient {
     return this.client.workflow.getHandle<typeof backfillWorkflow>(backfillWorkflowId(backfillId));
   }
 
-  /** Describes the latest run of a backfill, or throws `not_found`. */
+  /** Describes the latest run of a backfill, or throws `not_found` (`invalid_argument` for an id that names another of its workflows). */
   async describe(backfillId: string) {
     try {
-      return await this.handle(backfillId).describe();
+      const description = await this.handle(backfillId).describe();
+      if (description.type !== BACKFILL_WORKFLOW_TYPE) throw notABackfill(backfillId, description.type);
+      return description;
     } catch (error) {
       // A namespace not checked at connect (`checkNamespace: false`): a missing one is named, with the fix.
       if (error instanceof NamespaceNotFoundError) await checkNamespace(this.connection, this.settings);
@@ -526,7 +539,7 @@ export class BackfillClient {
     const taskQueue = options.taskQueue !== undefined ? checkTaskQueue(options.taskQueue, 'the start\'s taskQueue', 'taskQueue') : (this.defaults.taskQueue ?? DEFAULT_TASK_QUEUE);
     let started: Started;
     try {
-      const handle = await this.client.workflow.start<typeof backfillWorkflow>('backfillWorkflow', {
+      const handle = await this.client.workflow.start<typeof backfillWorkflow>(BACKFILL_WORKFLOW_TYPE, {
         workflowId,
         taskQueue,
         args: [input],

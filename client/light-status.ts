@@ -13,7 +13,7 @@
 import { BackfillError } from '../core/errors.ts';
 import { expandPlan } from '../core/plan.ts';
 import type { BackfillCarry, BackfillInput, Progress } from '../core/protocol.ts';
-import { QUERY_NAMES, backfillWorkflowId } from '../core/workflow-ids.ts';
+import { BACKFILL_WORKFLOW_TYPE, QUERY_NAMES, backfillWorkflowId } from '../core/workflow-ids.ts';
 import type { Status } from './backfill-client.ts';
 import type { ConnectionSettings } from './connection.ts';
 import { NO_LIVE_ETA, anyMeasured, liveEta, liveWindows, withLiveEta, withoutEtaWithoutWorker, type LiveEta } from './eta.ts';
@@ -64,7 +64,8 @@ export type StatusReads = Pick<StatusRpc, 'describe' | 'query' | 'firstInput' | 
 export async function statusOf(rpc: StatusReads, backfillId: string): Promise<Status | null> {
   const workflowId = backfillWorkflowId(backfillId);
   const description = await rpc.describe(workflowId, Date.now() + DESCRIBE_TIMEOUT_MS);
-  if (description.status !== WORKFLOW_EXECUTION_STATUS_RUNNING) return null;
+  // Another of a backfill's workflows (`shop-2024/orders`): the SDK's client says what the id names.
+  if (description.status !== WORKFLOW_EXECUTION_STATUS_RUNNING || description.type !== BACKFILL_WORKFLOW_TYPE) return null;
   const execution = { workflowId, runId: description.runId };
   // What the ETA and the waiting check read is asked for beside the progress, not after it.
   let input: Promise<BackfillInput | undefined> | undefined;

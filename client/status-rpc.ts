@@ -22,7 +22,8 @@ type Execution = { workflowId?: string; runId?: string };
 type Payload = { metadata?: Record<string, Buffer>; data?: Buffer };
 type Payloads = { payloads?: Payload[] };
 
-export type WorkflowDescription = { runId: string; status: number; taskQueue: string };
+/** `type`: the workflow's type name. */
+export type WorkflowDescription = { runId: string; type: string; status: number; taskQueue: string };
 
 /** A call the server (or the channel) failed, with gRPC's status code. */
 export class StatusRpcError extends Error {
@@ -118,13 +119,13 @@ export class StatusRpc {
   }
 
   async describe(workflowId: string, deadline: number): Promise<WorkflowDescription> {
-    const response = await this.call<{ workflowExecutionInfo?: { execution?: Execution; status?: number; taskQueue?: string } }>(
+    const response = await this.call<{ workflowExecutionInfo?: { execution?: Execution; type?: { name?: string }; status?: number; taskQueue?: string } }>(
       'DescribeWorkflowExecution',
       { namespace: this.namespace, execution: { workflowId } },
       deadline,
     );
     const info = response.workflowExecutionInfo;
-    return { runId: info?.execution?.runId ?? '', status: info?.status ?? 0, taskQueue: info?.taskQueue ?? '' };
+    return { runId: info?.execution?.runId ?? '', type: info?.type?.name ?? '', status: info?.status ?? 0, taskQueue: info?.taskQueue ?? '' };
   }
 
   /** A query's answer, decoded; a rejected query throws. */

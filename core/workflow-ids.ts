@@ -4,6 +4,9 @@
  * they live here so that a client can use them without loading the Temporal SDK (`status`).
  */
 
+/** The type of a backfill's parent workflow: its nodes', rollback's and discard's have ids under its own (backfill/<id>/...). */
+export const BACKFILL_WORKFLOW_TYPE = 'backfillWorkflow';
+
 /** The id of a backfill's parent workflow. */
 export function backfillWorkflowId(backfillId: string): string {
   return `backfill/${backfillId}`;

@@ -42,7 +42,7 @@ describe('silent workers, judged on the server clock', () => {
       vi.spyOn(Date, 'now').mockReturnValue(S + 180_000);
       const progress = { backfillId: 'b1', state: 'running', paused: false, nodes: [{ id: 'a', running: 1, pending: 5 }] };
       const rpc: StatusReads = {
-        describe: async () => ({ runId: 'r1', status: WORKFLOW_EXECUTION_STATUS_RUNNING, taskQueue: 'backfill' }),
+        describe: async () => ({ runId: 'r1', type: 'backfillWorkflow', status: WORKFLOW_EXECUTION_STATUS_RUNNING, taskQueue: 'backfill' }),
         query: async (_workflowId: string, query: string) => {
           if (query === 'progress') return progress;
           throw new Error('no carry in this test');

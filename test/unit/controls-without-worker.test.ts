@@ -14,7 +14,7 @@ type Pollers = Array<{ identity: string; lastAccessTime: { seconds: number; nano
 function fakeClient(pollers: () => Pollers) {
   const sent: { updates: string[]; cancels: Array<{ identity?: string; reason?: string }> } = { updates: [], cancels: [] };
   const handle = {
-    describe: async () => ({ status: { name: 'RUNNING' }, taskQueue: 'q', runId: 'r1', startTime: new Date() }),
+    describe: async () => ({ type: 'backfillWorkflow', status: { name: 'RUNNING' }, taskQueue: 'q', runId: 'r1', startTime: new Date() }),
     // The server holds an update no worker takes: the call answers only when its deadline passes.
     startUpdate: (definition: { name: string }) => {
       sent.updates.push(definition.name);

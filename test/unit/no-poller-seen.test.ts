@@ -22,7 +22,7 @@ describe('a query refused because no poller was seen recently', () => {
   it("the SDK's path: status fails with no_worker, naming the workflow task queue", async () => {
     const grpc = Object.assign(new Error(`9 FAILED_PRECONDITION: ${DETAILS}`), { code: 9, details: DETAILS, metadata: {} });
     const handle = {
-      describe: async () => ({ status: { name: 'RUNNING' }, taskQueue: 'q', runId: 'r1', startTime: new Date() }),
+      describe: async () => ({ type: 'backfillWorkflow', status: { name: 'RUNNING' }, taskQueue: 'q', runId: 'r1', startTime: new Date() }),
       query: async () => {
         throw new ServiceError('Failed to query Workflow', { cause: grpc });
       },
@@ -52,7 +52,7 @@ describe('a query refused because no poller was seen recently', () => {
 
   it('the light path: status fails with no_worker (not handed to the SDK client, which would ask again)', async () => {
     const rpc: StatusReads = {
-      describe: async () => ({ runId: 'r1', status: WORKFLOW_EXECUTION_STATUS_RUNNING, taskQueue: 'q' }),
+      describe: async () => ({ runId: 'r1', type: 'backfillWorkflow', status: WORKFLOW_EXECUTION_STATUS_RUNNING, taskQueue: 'q' }),
       query: async () => {
         throw new StatusRpcError('QueryWorkflow', 9, DETAILS);
       },
@@ -60,5 +60,17 @@ describe('a query refused because no poller was seen recently', () => {
       pollers: async () => [recentPoller()],
     };
     await expect(statusOf(rpc, 'b1')).rejects.toMatchObject({ code: 'no_worker', message: expect.stringContaining("workflow task queue 'q'") });
+  });
+
+  it("the light path leaves another of a backfill's workflows (b1/orders, a node's) to the SDK client, which names it, rather than say no worker answers it", async () => {
+    const rpc: StatusReads = {
+      describe: async () => ({ runId: 'r1', type: 'nodeWorkflow', status: WORKFLOW_EXECUTION_STATUS_RUNNING, taskQueue: 'q' }),
+      query: async () => {
+        throw new StatusRpcError('QueryWorkflow', 9, DETAILS);
+      },
+      firstInput: async () => undefined,
+      pollers: async () => [recentPoller()],
+    };
+    expect(await statusOf(rpc, 'b1/orders')).toBeNull();
   });
 });

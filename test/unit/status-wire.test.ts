@@ -60,7 +60,7 @@ describe('the status descriptor', () => {
       .finish();
     const read = light.lookupType(name);
     expect(read.toObject(read.decode(bytes), { longs: Number })).toEqual({
-      workflowExecutionInfo: { execution: { workflowId: 'backfill/b1', runId: 'run-1' }, status: WORKFLOW_EXECUTION_STATUS_RUNNING, taskQueue: 'backfill' },
+      workflowExecutionInfo: { execution: { workflowId: 'backfill/b1', runId: 'run-1' }, type: { name: 'backfillWorkflow' }, status: WORKFLOW_EXECUTION_STATUS_RUNNING, taskQueue: 'backfill' },
     });
   });
 

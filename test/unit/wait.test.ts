@@ -16,7 +16,7 @@ function fakeClient(statuses: Array<string | Error>, result: () => Promise<Final
     describe: async () => {
       const status = statuses[Math.min(described++, statuses.length - 1)]!;
       if (status instanceof Error) throw status;
-      return { status: { name: status }, runId: 'r1', taskQueue: 'q', startTime: new Date() };
+      return { type: 'backfillWorkflow', status: { name: status }, runId: 'r1', taskQueue: 'q', startTime: new Date() };
     },
   };
   const client = Object.create(BackfillClient.prototype) as BackfillClient;
