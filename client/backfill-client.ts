@@ -18,7 +18,7 @@ import {
 } from '@temporalio/client';
 import { NamespaceNotFoundError, WorkflowIdReusePolicy, type Priority, type UpdateDefinition } from '@temporalio/common';
 import proto from '@temporalio/proto';
-import { carryHash, FIRST_RUN, planHash, type PlanIdentity } from '../core/approval.ts';
+import { backfillIdOfWorkflow, carryHash, FIRST_RUN, planHash, type PlanIdentity } from '../core/approval.ts';
 import type { AuditEntry, ControlMeta } from '../core/audit.ts';
 import { backfillDetails, backfillSummary } from '../core/details.ts';
 import { BackfillError } from '../core/errors.ts';
@@ -466,7 +466,10 @@ export class BackfillClient {
       // A namespace not checked at connect (`checkNamespace: false`): a missing one is named, with the fix.
       if (error instanceof NamespaceNotFoundError) await checkNamespace(this.connection, this.settings);
       if (error instanceof WorkflowNotFoundError) {
-        throw new BackfillError('not_found', `no backfill with id '${backfillId}' in namespace ${this.namespace}: check the id ('backfill start' printed it)`);
+        // The Web UI shows the workflow's id, backfill/<id>: the prefix is not the backfill's.
+        const prefixed = backfillIdOfWorkflow(backfillId);
+        const check = prefixed !== null ? `give the backfill's id, '${prefixed}', without the workflow id's 'backfill/'` : "check the id ('backfill start' printed it)";
+        throw new BackfillError('not_found', `no backfill with id '${backfillId}' in namespace ${this.namespace}: ${check}`);
       }
       throw error;
     }

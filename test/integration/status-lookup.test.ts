@@ -23,6 +23,12 @@ describe('status of something that is not there', () => {
     expect(missing.code).not.toBe(0);
     expect(missing.json?.error).toMatchObject({ code: 'not_found', message: expect.stringContaining("no backfill with id 'no-such-backfill' in namespace default") });
   });
+
+  it("the workflow's id (backfill/<id>, as the Web UI shows it) is told apart from the backfill's", async () => {
+    const prefixed = await runCli<ErrorJson>(['status', 'backfill/no-such-backfill', '--json']);
+    expect(prefixed.code).toBe(1);
+    expect(prefixed.json?.error.message).toMatch(/no backfill with id 'backfill\/no-such-backfill' .*: give the backfill's id, 'no-such-backfill', without the workflow id's 'backfill\/'$/);
+  });
 });
 
 describe("an id that names one of a backfill's own workflows (a node's, copied from the Web UI)", () => {
