@@ -1219,6 +1219,12 @@ export class BackfillClient {
 
   /** The latest run of a backfill, or undefined when the server keeps no history of it (its retention removed it, or no such id). */
   private async describeKept(backfillId: string): Promise<Awaited<ReturnType<BackfillClient['describe']>> | undefined> {
+    // No start takes such an id: a rollback of it (backfill/<id>, say) would look for it in the ledger, as one whose history is gone.
+    if (!ID_PATTERN.test(backfillId)) {
+      const prefixed = backfillIdOfWorkflow(backfillId);
+      const give = prefixed !== null ? `: give '${prefixed}', without the workflow id's 'backfill/'` : '';
+      throw new BackfillError('invalid_argument', `'${backfillId}' is not a backfill id (letters, digits and . _ : -, at most 200)${give}`, 'id');
+    }
     try {
       return await this.describe(backfillId);
     } catch (error) {

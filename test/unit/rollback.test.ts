@@ -1,7 +1,7 @@
 /** The rollback's summary arithmetic, its id and its human output; the workflow itself runs in test/integration/rollback.test.ts. */
 import { stripVTControlCharacters } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { rollbackId } from '../../client/backfill-client.ts';
+import { BackfillClient, rollbackId } from '../../client/backfill-client.ts';
 import { renderRestores, renderRollback } from '../../client/render-rollback.ts';
 import { PREVIEW_ROLLBACK_ID, previewRollback } from '../../client/rollback-preview.ts';
 import type { Change, ChangesOptions, ChangesPage } from '../../activities/warehouse/types.ts';
@@ -77,6 +77,16 @@ describe('rollback ids', () => {
     const id = rollbackId('shop-2024', new Date('2024-03-01T05:06:07.890Z'));
     expect(id).toMatch(/^shop-2024\/rollback-20240301-050607Z-[0-9a-f]{6}$/);
     expect(rollbackId('x')).not.toBe(rollbackId('x'));
+  });
+
+  it("refuse an id no start takes before asking the server (unknown to it, it would start a rollback that looks for it in the ledger)", async () => {
+    // No connection: any call to the server would fail otherwise than with the refusal.
+    const client = Object.create(BackfillClient.prototype) as BackfillClient;
+    await expect(client.startRollback('backfill/shop-2024')).rejects.toMatchObject({
+      code: 'invalid_argument',
+      message: "'backfill/shop-2024' is not a backfill id (letters, digits and . _ : -, at most 200): give 'shop-2024', without the workflow id's 'backfill/'",
+    });
+    await expect(client.startRollback('shop 2024')).rejects.toMatchObject({ code: 'invalid_argument', message: "'shop 2024' is not a backfill id (letters, digits and . _ : -, at most 200)" });
   });
 });
 
