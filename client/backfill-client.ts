@@ -893,6 +893,11 @@ export class BackfillClient {
     return nodes.sort();
   }
 
+  /** The result of one run of a backfill that completed. */
+  private async runResult(backfillId: string, runId: string): Promise<BackfillResult> {
+    return (await this.client.workflow.getHandle<typeof backfillWorkflow>(backfillWorkflowId(backfillId), runId, { followRuns: false }).result()) as BackfillResult;
+  }
+
   /** The final result of a finished backfill (to resume it). */
   async result(backfillId: string): Promise<BackfillResult> {
     return (await this.handle(backfillId).result()) as BackfillResult;
@@ -1103,6 +1108,13 @@ export class BackfillClient {
         );
       }
       description = await this.describe(backfillId);
+    }
+    // Every partition of a backfill that completed is published: a new run would skip them all, and compute nothing with a new spec.
+    if (description.status.name === 'COMPLETED' && (await this.runResult(backfillId, description.runId)).state === 'completed') {
+      throw new BackfillError(
+        'not_running',
+        `backfill '${backfillId}' completed: nothing is left to resume${options.spec ? ' with the new spec' : ''} (start it again with --rerun to recompute it)`,
+      );
     }
     const resumed = await this.goOn(backfillId, description, {
       ...(options.spec ? { spec: options.spec } : {}),
@@ -1456,8 +1468,7 @@ export class BackfillClient {
     // A retry-failed the policy refused ran nothing: the failures to retry are those of the run before it.
     description = await this.goOnBase(backfillId, description);
     const status = description.status.name;
-    const handle = this.client.workflow.getHandle<typeof backfillWorkflow>(backfillWorkflowId(backfillId), description.runId, { followRuns: false });
-    if (status === 'COMPLETED' && ((await handle.result()) as BackfillResult).state !== 'completed_with_failures') {
+    if (status === 'COMPLETED' && (await this.runResult(backfillId, description.runId)).state !== 'completed_with_failures') {
       throw new BackfillError('invalid_argument', `backfill '${backfillId}' completed with no failures: there is nothing to retry`);
     }
     const carry = await this.endState(backfillId, status, description.runId);

@@ -3,7 +3,9 @@
  * at admission: then from the latest run before it that was admitted.
  */
 import { describe, expect, it } from 'vitest';
+import { BackfillClient } from '../../client/backfill-client.ts';
 import type { EarlierRun } from '../../core/approval.ts';
+import type { ResolvedSpec } from '../../core/spec.ts';
 import { admittedBefore, refusedAtAdmission, type RunEnd } from '../../core/go-on-from.ts';
 
 const refusedMemo = { governance: { policy: { hash: 'sha256:aa' }, refused: "caps.backfill.rate: the backfill's rate 100/s is above the policy's cap of 20/s" } };
@@ -31,5 +33,28 @@ describe('the run a new run goes on from', () => {
     const refused = run('r2', 5, true);
     expect(admittedBefore(refused, [refused, run('r1', 4, true)])).toBeNull();
     expect(admittedBefore(refused, [])).toBeNull();
+  });
+});
+
+describe('resume of a backfill that completed', () => {
+  /** A client of one backfill whose latest run completed with `state`; every other call fails. */
+  function completedAs(state: string) {
+    const handle = {
+      describe: async () => ({ type: 'backfillWorkflow', status: { name: 'COMPLETED' }, runId: 'r1', taskQueue: 'q', startTime: new Date() }),
+      result: async () => ({ state, progress: { state, nodes: [] } }),
+    };
+    const client = Object.create(BackfillClient.prototype) as BackfillClient;
+    Object.defineProperties(client, { client: { value: { workflow: { getHandle: () => handle } } } });
+    return client;
+  }
+
+  it('is refused: every partition is published, so a new run would run nothing (not even with a new spec)', async () => {
+    await expect(completedAs('completed').resume('b1')).rejects.toMatchObject({
+      code: 'not_running',
+      message: "backfill 'b1' completed: nothing is left to resume (start it again with --rerun to recompute it)",
+    });
+    await expect(completedAs('completed').resume('b1', { spec: {} as ResolvedSpec })).rejects.toMatchObject({ message: expect.stringContaining('nothing is left to resume with the new spec') });
+    // One that completed with failures goes on (its failures run again): past this check, on to the run it goes on from.
+    await expect(completedAs('completed_with_failures').resume('b1')).rejects.not.toMatchObject({ code: 'not_running' });
   });
 });
