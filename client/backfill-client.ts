@@ -34,7 +34,6 @@ import { discardWorkflowId, type DiscardEndedInput, type StagedPhase } from '../
 import type { CanaryPhase } from '../core/canary.ts';
 import {
   BACKFILL_ID,
-  BACKFILL_NODE,
   admissionUpdate,
   announceCancelUpdate,
   approveCanaryUpdate,
@@ -832,7 +831,8 @@ export class BackfillClient {
     for (;;) {
       const writers = await this.datasetWriters(backfillId, datasets);
       if (writers.length === 0) return;
-      if (!wait) throw datasetsBusy(backfillId, writers);
+      // A backfill that ended without its cleanup (terminated) frees nothing by itself: waiting for it would never end.
+      if (!wait || writers.every((w) => w.ended !== undefined)) throw datasetsBusy(backfillId, writers);
       if (Date.now() >= deadline) throw datasetsBusy(backfillId, writers, wait.timeoutMs);
       await wait.onWait?.(writers);
       await new Promise((r) => setTimeout(r, wait.pollMs ?? 2000));
@@ -881,17 +881,6 @@ export class BackfillClient {
     for (const id of orphans) await this.client.workflow.getHandle(id).terminate(`orphaned: backfill ${backfillId} had ended`).catch(() => undefined);
   }
 
-
-  /** The nodes of a backfill whose node workflows run. */
-  private async runningNodes(backfillId: string): Promise<string[]> {
-    const nodes: string[] = [];
-    const query = `BackfillId = ${visibilityLiteral(backfillId)} AND BackfillNode IS NOT NULL AND ExecutionStatus = 'Running'`;
-    for await (const execution of this.client.workflow.list({ query })) {
-      const node = execution.typedSearchAttributes.get(BACKFILL_NODE);
-      if (node !== undefined) nodes.push(node);
-    }
-    return nodes.sort();
-  }
 
   /** The result of one run of a backfill that completed. */
   private async runResult(backfillId: string, runId: string): Promise<BackfillResult> {
@@ -1738,9 +1727,9 @@ export class BackfillClient {
   async cancel(backfillId: string, options: ControlOptions = {}): Promise<Cancelled> {
     const description = await this.describe(backfillId);
     if (description.status.name !== 'RUNNING') {
-      // A termination leaves the node workflows and the datasets' leases, which a cancel cannot end.
-      const left = endedWithoutCleanup(description.status.name) && (await this.runningNodes(backfillId)).length > 0;
-      throw new BackfillError('not_running', `backfill '${backfillId}' is not running (it ended ${description.status.name.toLowerCase()})${left ? `; ${leftRunning(backfillId)}` : ''}`);
+      // A termination leaves the datasets' leases (and the node workflows for a while), which a cancel cannot end.
+      const left = endedWithoutCleanup(description.status.name) ? `; ${leftRunning(backfillId)}` : '';
+      throw new BackfillError('not_running', `backfill '${backfillId}' is not running (it ended ${description.status.name.toLowerCase()})${left}`);
     }
     let skipped: string | null = null;
     try {

@@ -14,7 +14,7 @@ import { visibilityLiteral } from './visibility.ts';
 /**
  * Another running backfill and the datasets it shares with the one about to start. `ended`: its
  * backfill workflow ended without its cleanup (`terminated`, `timed_out`) and its node workflows
- * still run: neither waiting for it nor its cancel ends them.
+ * still run: neither waiting for it nor its cancel frees its datasets.
  */
 export type DatasetWriter = { backfillId: string; datasets: string[]; ended?: string };
 
@@ -80,20 +80,21 @@ async function endedAs(client: Client, backfillId: string): Promise<string | und
   return status !== undefined && endedWithoutCleanup(status) ? status.toLowerCase() : undefined;
 }
 
-/** Whether a backfill workflow of this status ended without its cleanup (terminated, timed out): its node workflows and its leases stay. */
+/** Whether a backfill workflow of this status ended without its cleanup (terminated, timed out): its leases stay, and its node workflows for a while. */
 export function endedWithoutCleanup(status: string): boolean {
   return status === 'TERMINATED' || status === 'TIMED_OUT';
 }
 
 /**
- * What to do about a backfill that ended (terminated: it did not end itself) with its node
- * workflows still running: they, and the leases its warehouse keeps of its datasets, stay until a
- * run of the backfill ends itself. A resumed run takes them over (it stops the node workflows
- * left and starts its own); cancelled, it ends and lets the datasets go.
+ * What to do about a backfill that ended without its cleanup (terminated): the leases its
+ * warehouse keeps of its datasets stay, so every start of a backfill that writes them fails, and
+ * its node workflows run on until they notice (minutes, for an idle one). A resumed run takes
+ * both over (it stops the node workflows left and starts its own); cancelled, it ends itself and
+ * lets the datasets go.
  */
 export function leftRunning(backfillId: string): string {
   return (
-    `its node workflows still run and its datasets stay leased, as a termination leaves them: 'backfill resume ${backfillId}' then 'backfill cancel ${backfillId}' ` +
+    `a termination skips its cleanup, so its datasets stay leased in its warehouse (and its node workflows run on for minutes): 'backfill resume ${backfillId}' then 'backfill cancel ${backfillId}' ` +
     `end it and free them (the resumed run may finish a few partitions before the cancel reaches it)`
   );
 }

@@ -99,6 +99,9 @@ describe('one writer per dataset', () => {
     const first = `ds-terminated-${Date.now()}`;
     await client.start(slow('terminated', ['pages']), { id: first, taskQueue: queue });
     await visible(first, 'pages');
+    // Paused first: its node workflow, idle, notices that its parent is gone only minutes later (a busy one, at its next report).
+    await client.pause(first);
+    await waitFor(`${first}'s running partitions to finish`, async () => (await client.progress(first)).running === 0, 30_000);
     await client.client.workflow.getHandle(backfillWorkflowId(first)).terminate('by hand, in the Web UI');
     expect(await client.datasetWriters('someone-else', ['pages'])).toEqual([{ backfillId: first, datasets: ['pages'], ended: 'terminated' }]);
 
@@ -109,12 +112,17 @@ describe('one writer per dataset', () => {
     expect(message).toContain(`pages by backfill '${first}' (it ended terminated)`);
     expect(message).toContain(`'backfill resume ${first}' then 'backfill cancel ${first}' end it and free them`);
     expect(message).not.toContain(`'backfill wait ${first}'`);
+    // Nor does waiting for it end: --wait-for-datasets says so at once, rather than wait for ever.
+    const waited = await client.start(slow('after', ['pages']), { id: second, taskQueue: queue, sharedDatasets: false, waitForDatasets: { pollMs: 200, timeoutMs: 5000 } }).catch((e: unknown) => e);
+    expect(waited).toMatchObject({ code: 'dataset_busy', message });
     const cancel = await client.cancel(first).catch((e: unknown) => e);
     expect((cancel as BackfillError).code).toBe('not_running');
-    expect((cancel as BackfillError).message).toMatch(new RegExp(`it ended terminated\\); its node workflows still run and its datasets stay leased.*'backfill resume ${first}' then 'backfill cancel ${first}'`));
+    expect((cancel as BackfillError).message).toMatch(new RegExp(`it ended terminated\\); a termination skips its cleanup, so its datasets stay leased in its warehouse.*'backfill resume ${first}' then 'backfill cancel ${first}'`));
 
     // The way it names frees them: the warehouse's lease too (else the next start fails at its own start).
     const before = (await client.progress(first)).done;
+    await client.resume(first);
+    // The new run goes on paused, as the terminated one was.
     await client.resume(first);
     await waitFor(`the resumed ${first} to run its node workflow`, async () => (await client.progress(first)).done > before, 30_000);
     await client.cancel(first);

@@ -100,11 +100,11 @@ describe('datasetsBusy', () => {
     expect(error.message).toBe(
       "backfill 'new' would write datasets that running backfills write (users by backfill 'second'; orders by backfill 'gone' (it ended terminated)): one writer per dataset. " +
         "Wait for it ('backfill wait second'), cancel it ('backfill cancel second'), or start with --wait-for-datasets to start once they are free. " +
-        "For 'gone', its node workflows still run and its datasets stay leased, as a termination leaves them: 'backfill resume gone' then 'backfill cancel gone' end it and free them " +
+        "For 'gone', a termination skips its cleanup, so its datasets stay leased in its warehouse (and its node workflows run on for minutes): 'backfill resume gone' then 'backfill cancel gone' end it and free them " +
         '(the resumed run may finish a few partitions before the cancel reaches it)',
     );
     const waited = datasetsBusy('new', [{ backfillId: 'gone', datasets: ['orders'], ended: 'terminated' }], 90_000);
-    expect(waited.message).toMatch(/still busy after 90s: for 'gone', its node workflows still run .*'backfill resume gone' then 'backfill cancel gone'/);
+    expect(waited.message).toMatch(/still busy after 90s: for 'gone', a termination skips its cleanup.*'backfill resume gone' then 'backfill cancel gone'/);
     expect(waited.message).not.toMatch(/wait longer/);
   });
 });
