@@ -228,7 +228,7 @@ export function describeChange(entry: Pick<AuditEntry, 'action' | 'details' | 'o
     case 'budget-pause':
       return String(d.why ?? 'a budget is spent');
     case 'terminate':
-      return 'terminated through Temporal: the run ended without its cleanup (its node workflows and dataset leases stay)';
+      return 'terminated through Temporal: the run ended without its cleanup (its datasets stay leased)';
     // A pause (or a resume, above) that found the backfill as it asked changed nothing: worth saying, as the raw flags did not.
     case 'pause':
       if (typeof d.previous !== 'boolean') return describeDetails(d);
