@@ -181,7 +181,7 @@ describe('withoutEtaWithoutWorker', () => {
 
   it('is what status of a running backfill shows (the light path) when no worker polls a node\'s queue', async () => {
     const rpc: StatusReads = {
-      describe: async () => ({ runId: 'r1', status: WORKFLOW_EXECUTION_STATUS_RUNNING, taskQueue: 'backfill' }),
+      describe: async () => ({ runId: 'r1', type: 'backfillWorkflow', status: WORKFLOW_EXECUTION_STATUS_RUNNING, taskQueue: 'backfill' }),
       query: async (_workflowId: string, query: string) => {
         if (query === 'progress') return progress;
         throw new Error('no carry in this test');

@@ -99,7 +99,7 @@ describe('datasetsBusy', () => {
     const error = datasetsBusy('new', [writers[1]!, { backfillId: 'gone', datasets: ['orders'], ended: 'terminated' }]);
     expect(error.message).toBe(
       "backfill 'new' would write datasets that running backfills write (users by backfill 'second'; orders by backfill 'gone' (it ended terminated)): one writer per dataset. " +
-        "Wait for it ('backfill wait second'), cancel it ('backfill cancel second'), or start with --wait-for-datasets to start once they are free. " +
+        "Wait for it to end ('backfill wait second'; a staged backfill or a canary ends only once published, approved or discarded: 'backfill status second' says which), cancel it ('backfill cancel second'), or start with --wait-for-datasets to start once they are free. " +
         "For 'gone', a termination skips its cleanup, so its datasets stay leased in its warehouse (and its node workflows run on for minutes): 'backfill resume gone' then 'backfill cancel gone' end it and free them " +
         '(the resumed run may finish a few partitions before the cancel reaches it)',
     );
