@@ -84,17 +84,39 @@ function shutdownExpired(message: string, meta: LogMetadata | undefined): boolea
   return message === 'Worker failed' && meta?.error instanceof GracefulShutdownPeriodExpiredError;
 }
 
+/**
+ * A text line's attributes without the task token, and, for the SDK's "Activity failed" of a
+ * partition activity (which logs the partition's failure itself: `partition failed`), its error
+ * as one line: printed whole, the stack, the causes and the token made some sixty lines of one
+ * failed partition. The JSON format keeps errors as name, message and type (`plain`) already.
+ */
+export function textMeta(message: string, meta: LogMetadata): LogMetadata {
+  const { taskToken: _token, ...rest } = meta;
+  const { error } = rest;
+  if (message !== 'Activity failed' || !('backfillId' in rest) || !(error instanceof Error)) return rest;
+  const { type } = error as Error & { type?: unknown };
+  return { ...rest, error: `${error.name}${typeof type === 'string' && type !== error.name ? ` (${type})` : ''}: ${error.message}` };
+}
+
 /** The SDK's logger, at the settings' level and format, without the warning `ACTIVITIES_ONLY` and the error `shutdownExpired`. */
 class WorkerLogger extends DefaultLogger {
+  constructor(
+    level: LogLevel,
+    private readonly text: boolean,
+    logFunction?: (entry: LogEntry) => void,
+  ) {
+    super(level, logFunction);
+  }
+
   override log(level: LogLevel, message: string, meta?: LogMetadata): void {
     if (message === ACTIVITIES_ONLY || shutdownExpired(message, meta)) return;
-    super.log(level, message, meta);
+    super.log(level, message, this.text && meta !== undefined ? textMeta(message, meta) : meta);
   }
 }
 
 export function createLogger(settings: LogSettings): Logger {
-  if (settings.format === 'text') return new WorkerLogger(settings.level);
-  return new WorkerLogger(settings.level, (entry) => void process.stderr.write(jsonLine(entry)));
+  if (settings.format === 'text') return new WorkerLogger(settings.level, true);
+  return new WorkerLogger(settings.level, false, (entry) => void process.stderr.write(jsonLine(entry)));
 }
 
 /**

@@ -11,7 +11,7 @@ import { telemetryFrom } from '../../client/serve.ts';
 import { printable } from '../../client/printable.ts';
 import { renderStatus, renderWaiting } from '../../client/render.ts';
 import { SILENT_AFTER_MS, queueState, waitingNodes, type QueueState } from '../../client/waiting.ts';
-import { createLogger, jsonLine, logSettings } from '../../workers/logging.ts';
+import { createLogger, jsonLine, logSettings, textMeta } from '../../workers/logging.ts';
 import { metricsUrl, parseMetricsPort, runtimeOptions } from '../../workers/telemetry.ts';
 import { tracingRequested } from '../../workers/tracing.ts';
 
@@ -103,6 +103,35 @@ describe('the SDK\'s logger', () => {
       ['Worker failed', 'Poll failed'],
       ['Activity failed', 'not the worker'],
     ]);
+  });
+});
+
+describe('text log lines', () => {
+  it("print a partition activity's failure that the SDK logs with its error in one line, without its stack, causes or task token", () => {
+    const lines: string[] = [];
+    const write = vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => (lines.push(String(chunk)), true));
+    const failure = Object.assign(new Error('column "amount" does not exist', { cause: new Error('deep cause') }), { name: 'SqlError' });
+    try {
+      const logger = createLogger({ format: 'text', level: 'WARN' });
+      logger.warn('Activity failed', { taskToken: 'c2VjcmV0LXRva2Vu', activityType: 'runPartitions', backfillId: 'shop', node: 'orders', partition: '2024-01-01', error: failure });
+    } finally {
+      write.mockRestore();
+    }
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toContain('SqlError: column "amount" does not exist');
+    expect(lines[0]).toContain("partition: '2024-01-01'");
+    expect(lines[0]).not.toContain('c2VjcmV0LXRva2Vu');
+    expect(lines[0]).not.toContain('deep cause');
+    expect(lines[0]).not.toMatch(/^\s+at /m);
+  });
+
+  it("keep another activity's error whole (its stack tells a fault the product does not log), but never the task token", () => {
+    const error = new Error('lease store down');
+    const kept = textMeta('Activity failed', { taskToken: 'dG9rZW4', activityType: 'acquireDatasets', error });
+    expect(kept).toEqual({ activityType: 'acquireDatasets', error });
+    const typed = Object.assign(new Error('rate'), { name: 'ApplicationFailure', type: 'ThrottledError' });
+    expect(textMeta('Activity failed', { backfillId: 'b', error: typed }).error).toBe('ApplicationFailure (ThrottledError): rate');
+    expect(textMeta('partition failed', { backfillId: 'b', error: 'boom', taskToken: 'x' })).toEqual({ backfillId: 'b', error: 'boom' });
   });
 });
 
