@@ -1,5 +1,6 @@
 /** `backfill report <id>`: an audit report of what a backfill did. */
 import { Command, Option } from '@commander-js/extra-typings';
+import { BackfillError } from '../../core/errors.ts';
 import { HELP_GROUPS, documented } from '../help.ts';
 import { jsonOption, print, warehouseOption } from '../options.ts';
 import { withClient } from '../with-client.ts';
@@ -20,6 +21,9 @@ export function reportCommand() {
     .addOption(warehouseOption())
     .addOption(jsonOption('print where it was written as JSON'))
     .action(async (id, options, command) => {
+      if (options.json === true && options.output === '-') {
+        throw new BackfillError('invalid_argument', "--json prints where the report was written, and --output - writes the report itself to stdout: for the report as JSON on stdout, use --format json --output -", 'json');
+      }
       const [{ writeFile }, { openLedgerIfThere, warehouseTarget }, { gatherReport }, { formatOfPath, renderReport }] = await Promise.all([
         import('node:fs/promises'),
         import('../existing-warehouse.ts'),

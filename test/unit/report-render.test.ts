@@ -8,6 +8,7 @@ import { buildTimeline } from '../../client/report/timeline.ts';
 import { timelineSpec } from '../../client/report/vega.ts';
 import type { AuditRecord } from '../../client/audit.ts';
 import { resolveSpec } from '../../core/spec.ts';
+import { BackfillError } from '../../core/errors.ts';
 
 const T0 = Date.UTC(2025, 5, 1, 9, 0, 0);
 const NODES = ['orders_raw', 'orders_clean', 'daily_revenue'];
@@ -338,5 +339,17 @@ describe('timeline spec', () => {
     const spec = timelineSpec(sample().timeline);
     expect(JSON.parse(JSON.stringify(spec))).toEqual(spec);
     expect(spec.scales?.find((s) => s.name === 'lane')).toMatchObject({ type: 'band', domain: NODES });
+  });
+});
+
+describe('backfill report --output -', () => {
+  it('refuses --json, which would print where a report written to stdout went, before it asks anything of the server', async () => {
+    const { reportCommand } = await import('../../client/commands/report.ts');
+    const refused = await reportCommand()
+      .exitOverride()
+      .parseAsync(['shop-2024', '--output', '-', '--json'], { from: 'user' })
+      .then(() => null, (error: unknown) => error);
+    expect(refused).toBeInstanceOf(BackfillError);
+    expect(refused).toMatchObject({ code: 'invalid_argument', message: expect.stringContaining('--format json --output -') });
   });
 });
