@@ -192,6 +192,8 @@ export type QueueRateResult = {
   unreachable: string[];
   /** Backfills that agreed but whose record did not arrive after the cap changed (their worker went away). */
   notRecorded: string[];
+  /** No running backfill has nodes on the queue and no worker polls it: a name mistyped, or workers not started yet. */
+  unused: boolean;
 };
 
 export type Started = {
@@ -1659,7 +1661,9 @@ export class BackfillClient {
       if (await this.recordQueueRate(backfillId, taskQueue, rate, options, false).catch(() => false)) recordedBy.push(backfillId);
       else notRecorded.push(backfillId);
     }
-    return { taskQueue, rate: current ?? null, recordedBy, unreachable: judged.unreachable, notRecorded };
+    const claimed = recordedBy.length + judged.unreachable.length + notRecorded.length > 0;
+    const unused = !claimed && (await pollersOf(this.connection, this.namespace, taskQueue, 'activity').then((p) => p.length === 0, () => false));
+    return { taskQueue, rate: current ?? null, recordedBy, unreachable: judged.unreachable, notRecorded, unused };
   }
 
   /**

@@ -24,7 +24,8 @@ export function setQueueRateCommand() {
           `task queue ${queue}: ${result.rate === null ? "no server-side cap (workers' own setting applies)" : `at most ${result.rate} activities/s across all workers`}` +
           (result.recordedBy.length > 0 ? `\n  recorded in the audit trail of ${result.recordedBy.join(', ')}` : '') +
           (result.unreachable.length > 0 ? `\n  not asked (no worker answered; changed with --force): ${result.unreachable.join(', ')}` : '') +
-          (result.notRecorded.length > 0 ? `\n  agreed but not recorded (no answer after the change): ${result.notRecorded.join(', ')}` : ''),
+          (result.notRecorded.length > 0 ? `\n  agreed but not recorded (no answer after the change): ${result.notRecorded.join(', ')}` : '') +
+          (result.unused ? `\n  warning: no worker polls task queue ${queue} and no running backfill has nodes on it: check its name (a node's taskQueue in the spec), unless its workers are yet to start` : ''),
         );
       });
     });

@@ -5,7 +5,7 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BackfillClient } from '../../client/backfill-client.ts';
-import { connectClient, scratch, startRate, startTestWorker, testSpec, uniqueQueue, waitFor, type TestWorker } from './helpers.ts';
+import { connectClient, runCli, scratch, startRate, startTestWorker, testSpec, uniqueQueue, waitFor, type TestWorker } from './helpers.ts';
 
 describe('task queue rate limits', () => {
   let worker: TestWorker;
@@ -38,7 +38,7 @@ describe('task queue rate limits', () => {
     const cappedFrom = Date.now() + 1000;
     await delay(5000);
     const cappedTo = Date.now();
-    expect((await client.setQueueRate(warehouseQueue, 12)).rate).toBe(12);
+    expect(await client.setQueueRate(warehouseQueue, 12)).toMatchObject({ rate: 12, unused: false });
     // Past the change's first moments (the server's limiter may let a short burst through).
     const raisedFrom = Date.now() + 2000;
     await delay(9000);
@@ -54,6 +54,14 @@ describe('task queue rate limits', () => {
     // Cancelled while the cap still holds it (lifted first, the rest ran out before the cancel on a slow machine).
     await client.cancel(backfillId);
     expect((await client.wait(backfillId, 60_000)).state).toBe('cancelled');
-    expect((await client.setQueueRate(warehouseQueue, null)).rate).toBeNull();
+    expect(await client.setQueueRate(warehouseQueue, null)).toMatchObject({ rate: null, unused: false });
+  });
+
+  it('says so when the queue it caps is one nobody uses (a name mistyped)', async () => {
+    const typo = `${queue}-warehuose`;
+    expect(await client.setQueueRate(typo, 5)).toMatchObject({ rate: 5, unused: true, recordedBy: [], unreachable: [] });
+    const cli = await runCli(['set-queue-rate', typo, 'unlimited']);
+    expect(cli.code, cli.stderr).toBe(0);
+    expect(cli.stdout).toContain(`warning: no worker polls task queue ${typo} and no running backfill has nodes on it`);
   });
 });
