@@ -4,6 +4,7 @@ import { actionsTable, changesTable, criticalPathText, rateText, nodesTable, ove
 import { rateSvg, timelineSvg } from './vega.ts';
 import { legend, reportGraph } from './graph.ts';
 import { toSvg } from '../graph/svg.ts';
+import { printableLines } from '../printable.ts';
 
 export function escapeHtml(text: string): string {
   return text.replaceAll('&', '&amp;').replaceAll('<', '&lt;').replaceAll('>', '&gt;').replaceAll('"', '&quot;').replaceAll("'", '&#39;');
@@ -54,8 +55,17 @@ function rateBin(report: Report): string {
   return seconds === 1 ? 'one second' : `${seconds} seconds`;
 }
 
-/** The report as an HTML document. */
+/**
+ * The report as an HTML document, with every control character but the line break blanked
+ * (`printableLines`): HTML escaping leaves an escape sequence of a reason, a failure message or a
+ * spec's text as it is, and `report --output -` (or `cat` of the file) shows it to a terminal,
+ * through the tables, the spec's JSON and the pictures' labels alike.
+ */
 export async function renderHtml(report: Report): Promise<string> {
+  return printableLines(await htmlDocument(report));
+}
+
+async function htmlDocument(report: Report): Promise<string> {
   const b = report.backfill;
   const [svg, rate] = await Promise.all([timelineSvg(report.timeline), rateSvg(report.timeline)]);
   const graph = reportGraph(report);

@@ -262,6 +262,16 @@ describe('report as Markdown', () => {
     expect(md).toContain('```sql\nSELECT 1 AS n\n--  [2J 31m\n```');
   });
 
+  it('blanks them in the HTML report too: sent to stdout, or cat, it reaches a terminal as well', async () => {
+    const report = sample();
+    const actions = report.actions.map((a, i) => (i === 0 ? { ...a, reason: 'reload\u001b[2J June \u009b31m', identity: 'eve\u001b[1A\u202e@ops' } : a));
+    const nodes = report.spec.nodes.map((n) => (n.sql !== undefined ? { ...n, sql: 'SELECT 1 AS n\n-- \u001b]8;;https://evil.example\u0007x' } : n));
+    const html = await renderReport({ ...report, actions, spec: { ...report.spec, nodes } }, 'html');
+    expect(html).not.toMatch(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/);
+    expect(html).toContain('reload [2J June  31m');
+    expect(html).toContain('eve [1A @ops');
+  });
+
   it("keeps a node's SQL in its code block, whatever backticks it holds", async () => {
     const sql = 'SELECT 1 AS n /*\n```\n## Approved by the data council\n[here](https://evil.example)\n```sql\n*/';
     const report = sample();
