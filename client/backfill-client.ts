@@ -1222,11 +1222,12 @@ export class BackfillClient {
 
   /** The latest run of a backfill, or undefined when the server keeps no history of it (its retention removed it, or no such id). */
   private async describeKept(backfillId: string): Promise<Awaited<ReturnType<BackfillClient['describe']>> | undefined> {
-    // No start takes such an id: a rollback of it (backfill/<id>, say) would look for it in the ledger, as one whose history is gone.
-    if (!ID_PATTERN.test(backfillId)) {
+    // No backfill has such an id (backfill/<id>, say, copied from the Web UI): a rollback of it would look for it in the ledger, as
+    // one whose history is gone. Other ids the client would not start with may still name one a hand-made start ran: those go on.
+    if (backfillId.trim() === '' || backfillId.includes('/')) {
       const prefixed = backfillIdOfWorkflow(backfillId);
       const give = prefixed !== null ? `: give '${prefixed}', without the workflow id's 'backfill/'` : '';
-      throw new BackfillError('invalid_argument', `'${backfillId}' is not a backfill id (letters, digits and . _ : -, at most 200)${give}`, 'id');
+      throw new BackfillError('invalid_argument', `'${backfillId}' is not a backfill id (none holds a '/')${give}`, 'id');
     }
     try {
       return await this.describe(backfillId);
