@@ -4,10 +4,10 @@
  * BackfillNode; a parent whose node workflows have not started yet (no worker has run its
  * first task) is found by its own BackfillId, and its datasets are read from its input.
  */
-import { WorkflowNotFoundError, type Client, type WorkflowExecutionInfo } from '@temporalio/client';
+import type { Client, WorkflowExecutionInfo } from '@temporalio/client';
 import { BackfillError } from '../core/errors.ts';
 import type { BackfillInput } from '../core/protocol.ts';
-import { untilDecided } from '../core/staged.ts';
+import { leftRunning, untilDecided } from '../core/busy-datasets.ts';
 import { BACKFILL_ID, BACKFILL_NODE, backfillWorkflowId } from '../workflows/definitions.ts';
 import { visibilityLiteral } from './visibility.ts';
 
@@ -76,27 +76,14 @@ async function endedAs(client: Client, backfillId: string): Promise<string | und
   const status = await client.workflow
     .getHandle(backfillWorkflowId(backfillId))
     .describe()
-    .then((d) => d.status.name, (error: unknown) => (error instanceof WorkflowNotFoundError ? undefined : Promise.reject(error)));
+    // Unknown (not found, or the server would not say): the writer is named as any other.
+    .then((d) => d.status.name, () => undefined);
   return status !== undefined && endedWithoutCleanup(status) ? status.toLowerCase() : undefined;
 }
 
 /** Whether a backfill workflow of this status ended without its cleanup (terminated, timed out): its leases stay, and its node workflows for a while. */
 export function endedWithoutCleanup(status: string): boolean {
   return status === 'TERMINATED' || status === 'TIMED_OUT';
-}
-
-/**
- * What to do about a backfill that ended without its cleanup (terminated): the leases its
- * warehouse keeps of its datasets stay, so every start of a backfill that writes them fails, and
- * its node workflows run on until they notice (minutes, for an idle one). A resumed run takes
- * both over (it stops the node workflows left and starts its own); cancelled, it ends itself and
- * lets the datasets go.
- */
-export function leftRunning(backfillId: string): string {
-  return (
-    `a termination skips its cleanup, so its datasets stay leased in its warehouse (and its node workflows run on for minutes): 'backfill resume ${backfillId}' then 'backfill cancel ${backfillId}' ` +
-    `end it and free them (the resumed run may finish a few partitions before the cancel reaches it)`
-  );
 }
 
 const writersText = (writers: readonly DatasetWriter[]): string =>
@@ -123,10 +110,12 @@ export function datasetsBusy(backfillId: string, writers: readonly DatasetWriter
 
 /** What `plan --estimate --sample` says when the datasets are busy: its sample is a staged backfill of them, and it has no --wait-for-datasets. */
 export function sampleBusy(writers: readonly DatasetWriter[]): BackfillError {
-  const first = writers[0]!.backfillId;
+  const first = writers.find((w) => w.ended === undefined)?.backfillId;
+  const left = writers.filter((w) => w.ended !== undefined).map((w) => `for '${w.backfillId}', ${leftRunning(w.backfillId)}`);
+  const once = [...(first !== undefined ? [`once they have ended ('backfill wait ${first}'; ${untilDecided(first)})`] : []), ...left.map((fix) => `once they are free (${fix})`)];
   return new BackfillError(
     'dataset_busy',
     `the sample cannot run now: it is a staged backfill of datasets that running backfills write (${writersText(writers)}), one writer per dataset. ` +
-      `Sample once they have ended ('backfill wait ${first}'; ${untilDecided(first)}), or estimate without --sample: from the ledger of earlier runs, or with --assume <duration>`,
+      `Sample ${once.join(', and ')}, or estimate without --sample: from the ledger of earlier runs, or with --assume <duration>`,
   );
 }

@@ -131,9 +131,6 @@ export function discardWorkflowId(backfillId: string): string {
   return `backfill/${backfillId}/discard`;
 }
 
-/** Until a staged backfill or a canary is decided, `wait` of it does not return: said wherever waiting for one is advised (the client's and the workflow's messages). */
-export const untilDecided = (id: string): string => `a staged backfill or a canary ends only once published, approved or discarded: 'backfill status ${id}' says which`;
-
 /** What `discardEndedWorkflow` drops: the versions one ended run of a backfill staged. */
 export type DiscardEndedInput = {
   backfillId: string;

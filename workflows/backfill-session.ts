@@ -13,7 +13,7 @@ import { ApplicationFailure, log, patched, proxyActivities } from '@temporalio/w
 import { backfillEnded, backfillStarted, nodeEnded, nodeSettled, nodeStarted, type LineageBackfill } from '../core/lineage-calls.ts';
 import type { BackfillCarry, BackfillResult, NodeProgress } from '../core/protocol.ts';
 import type { PartitionRange, ResolvedNode } from '../core/spec.ts';
-import { untilDecided } from '../core/staged.ts';
+import { leftRunning, untilDecided } from '../core/busy-datasets.ts';
 import type { LineageActivities } from '../activities/lineage/activity.ts';
 import type { WarehouseActivities } from '../activities/warehouse-activities.ts';
 import { workflowTime } from './clock.ts';
@@ -123,7 +123,7 @@ export class BackfillSession {
       throw ApplicationFailure.create({
         message:
           `backfill '${this.context.backfillId}' would write datasets that another backfill writes in warehouse ${found.location} (${who}): one writer per dataset. ` +
-          `Wait for it to end ('backfill wait ${first}'; ${untilDecided(first)}) or cancel it, then start this one again`,
+          `Wait for it to end ('backfill wait ${first}'; ${untilDecided(first)}) or cancel it, then start this one again. If '${first}' has ended, ${leftRunning(first)}`,
         type: 'dataset_busy',
         nonRetryable: true,
       });

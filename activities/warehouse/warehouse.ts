@@ -5,6 +5,7 @@
  * statement that comes from a spec goes through the dialect's one door (`Session.spec`).
  */
 import { randomUUID } from 'node:crypto';
+import { leftRunning, untilDecided } from '../../core/busy-datasets.ts';
 import type { PartitionInput } from '../../core/protocol.ts';
 import { restoreTarget, type VersionLink } from '../../core/rollback.ts';
 import { changesFromRows, changesQuery, linksQuery, movedBy, pageLimit, type ChangeRow, type LinkRow } from './changes.ts';
@@ -904,7 +905,8 @@ export class SqlWarehouse implements Warehouse {
     throw new StaleRunError(
       `dataset ${node} is leased to run ${String(held.run_key)} of backfill '${holder}', which is running and writes it: rolling back '${backfillId}' there now ` +
         `would move its partitions under that backfill, so ${node} ${partition} was not restored (nothing of it moved). ` +
-        `Wait for '${holder}' to end ('backfill wait ${holder}') or cancel it ('backfill cancel ${holder}'), then run 'backfill rollback ${backfillId}' again (what is restored already is skipped)`,
+        `Wait for '${holder}' to end ('backfill wait ${holder}'; ${untilDecided(holder)}) or cancel it ('backfill cancel ${holder}'), then run 'backfill rollback ${backfillId}' again (what is restored already is skipped). ` +
+        `If '${holder}' has ended, ${leftRunning(holder)}`,
     );
   }
 

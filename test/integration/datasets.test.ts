@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BackfillClient } from '../../client/backfill-client.ts';
 import type { DatasetWriter } from '../../client/dataset-writers.ts';
 import { BackfillError } from '../../core/errors.ts';
-import { untilDecided } from '../../core/staged.ts';
+import { leftRunning, untilDecided } from '../../core/busy-datasets.ts';
 import { backfillWorkflowId } from '../../workflows/definitions.ts';
 import { connectClient, runCli, scratch, startTestWorker, testSpec, uniqueQueue, waitFor, type TestWorker } from './helpers.ts';
 
@@ -73,6 +73,8 @@ describe('one writer per dataset', () => {
     expect(busy).toContain(`sessions by backfill '${first}'`);
     // Its advice to wait says when a wait of a staged backfill or a canary ends.
     expect(busy).toContain(`'backfill wait ${first}'; ${untilDecided(first)}`);
+    // And what frees the datasets of one that was terminated, which neither a wait nor a cancel does.
+    expect(busy).toContain(`If '${first}' has ended, ${leftRunning(first)}`);
     expect((await client.progress(shared)).done).toBe(0);
 
     for (const id of [first, disjoint]) await client.cancel(id);
@@ -117,7 +119,7 @@ describe('one writer per dataset', () => {
     expect(waited).toMatchObject({ code: 'dataset_busy', message });
     const cancel = await client.cancel(first).catch((e: unknown) => e);
     expect((cancel as BackfillError).code).toBe('not_running');
-    expect((cancel as BackfillError).message).toMatch(new RegExp(`it ended terminated\\); a termination skips its cleanup, so its datasets stay leased in its warehouse.*'backfill resume ${first}' then 'backfill cancel ${first}'`));
+    expect((cancel as BackfillError).message).toMatch(new RegExp(`it ended terminated\\); a termination \\(or a workflow timeout\\) skips its cleanup, so its datasets stay leased in its warehouse.*'backfill resume ${first}' then 'backfill cancel ${first}'`));
 
     // The way it names frees them: the warehouse's lease too (else the next start fails at its own start).
     const before = (await client.progress(first)).done;

@@ -90,6 +90,12 @@ describe('datasetsBusy', () => {
         'or estimate without --sample: from the ledger of earlier runs, or with --assume <duration>',
     );
   });
+  it('for plan --estimate --sample: sends a terminated writer to a resume and a cancel, not to a wait that frees nothing', () => {
+    const error = sampleBusy([{ backfillId: 'gone', datasets: ['orders'], ended: 'terminated' }, writers[1]!]);
+    expect(error.message).toContain("Sample once they have ended ('backfill wait second';");
+    expect(error.message).toContain("and once they are free (for 'gone', a termination (or a workflow timeout) skips its cleanup");
+    expect(error.message).not.toContain("'backfill wait gone'");
+  });
   it('says how long it waited when waiting gave up', () => {
     const error = datasetsBusy('new', writers.slice(0, 1), 90_000);
     expect(error.code).toBe('timeout');
@@ -100,11 +106,11 @@ describe('datasetsBusy', () => {
     expect(error.message).toBe(
       "backfill 'new' would write datasets that running backfills write (users by backfill 'second'; orders by backfill 'gone' (it ended terminated)): one writer per dataset. " +
         "Wait for it to end ('backfill wait second'; a staged backfill or a canary ends only once published, approved or discarded: 'backfill status second' says which), cancel it ('backfill cancel second'), or start with --wait-for-datasets to start once they are free. " +
-        "For 'gone', a termination skips its cleanup, so its datasets stay leased in its warehouse (and its node workflows run on for minutes): 'backfill resume gone' then 'backfill cancel gone' end it and free them " +
+        "For 'gone', a termination (or a workflow timeout) skips its cleanup, so its datasets stay leased in its warehouse (and its node workflows run on for minutes): 'backfill resume gone' then 'backfill cancel gone' end it and free them " +
         '(the resumed run may finish a few partitions before the cancel reaches it)',
     );
     const waited = datasetsBusy('new', [{ backfillId: 'gone', datasets: ['orders'], ended: 'terminated' }], 90_000);
-    expect(waited.message).toMatch(/still busy after 90s: for 'gone', a termination skips its cleanup.*'backfill resume gone' then 'backfill cancel gone'/);
+    expect(waited.message).toMatch(/still busy after 90s: for 'gone', a termination \(or a workflow timeout\) skips its cleanup.*'backfill resume gone' then 'backfill cancel gone'/);
     expect(waited.message).not.toMatch(/wait longer/);
   });
 });

@@ -1331,7 +1331,8 @@ export function warehouseSuite(kind: Warehouse['kind'], open: WarehouseFactory, 
       for (const [partition, to] of [['k1', 1], ['k3', null]] as const) {
         const error = await rejection(wh.restore(restoreOf(partition, partition === 'k1' ? 2 : 1, to)));
         expect(error).toBeInstanceOf(StaleRunError);
-        expect(error.message).toMatch(/dataset orders is leased to run r9 of backfill 'bf-9'.*Wait for 'bf-9' to end \('backfill wait bf-9'\) or cancel it \('backfill cancel bf-9'\), then run 'backfill rollback bf-2' again/);
+        expect(error.message).toMatch(/dataset orders is leased to run r9 of backfill 'bf-9'.*Wait for 'bf-9' to end \('backfill wait bf-9'; a staged backfill .*\) or cancel it \('backfill cancel bf-9'\), then run 'backfill rollback bf-2' again/);
+        expect(error.message).toMatch(/If 'bf-9' has ended, a termination .*'backfill resume bf-9' then 'backfill cancel bf-9'/);
       }
       expect(await ids()).toEqual([10, 11, 20, 30]);
       expect(await wh.rollbacks({})).toEqual([]);

@@ -1,0 +1,22 @@
+/**
+ * What to say of another backfill that holds the datasets a backfill would write, wherever waiting
+ * for it or ending it is advised: the client's refusal of a start (`client/dataset-writers.ts`)
+ * and the workflow's, when the warehouse's lease refuses it (`workflows/backfill-session.ts`).
+ */
+
+/** Until a staged backfill or a canary is decided, `wait` of it does not return. */
+export const untilDecided = (id: string): string => `a staged backfill or a canary ends only once published, approved or discarded: 'backfill status ${id}' says which`;
+
+/**
+ * What to do about a backfill that ended without its cleanup (terminated): the leases its
+ * warehouse keeps of its datasets stay, so every start of a backfill that writes them fails, and
+ * its node workflows run on until they notice (minutes, for an idle one). A resumed run takes
+ * both over (it stops the node workflows left and starts its own); cancelled, it ends itself and
+ * lets the datasets go.
+ */
+export function leftRunning(backfillId: string): string {
+  return (
+    `a termination (or a workflow timeout) skips its cleanup, so its datasets stay leased in its warehouse (and its node workflows run on for minutes): 'backfill resume ${backfillId}' then 'backfill cancel ${backfillId}' ` +
+    `end it and free them (the resumed run may finish a few partitions before the cancel reaches it)`
+  );
+}
