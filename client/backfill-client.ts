@@ -184,6 +184,9 @@ export type DatasetWait = {
 };
 
 /** What `set-queue-rate` did: the cap now, who recorded it, and who could not be asked or record it. */
+/** How long `wait --timeout`, once the timeout has run out, waits to read what the backfill waits on. */
+const WAIT_TIMEOUT_READ_MS = 1000;
+
 export type QueueRateResult = {
   taskQueue: string;
   rate: number | null;
@@ -800,7 +803,16 @@ export class BackfillClient {
     let cancelTimer: (() => void) | undefined;
     const timeout = new Promise<Outcome>((resolve, reject) => {
       // Said with what it waits on, when that is an operator (staged, a canary, paused).
-      const stillRunning = async () => waitTimedOut(backfillId, timeoutMs, await this.progress(backfillId).catch(() => null));
+      // What it waits on, if its workers tell at once: a read that takes longer must not stretch the timeout the caller gave.
+      const stillRunning = async () => {
+        let late: (() => void) | undefined;
+        const progress = await Promise.race([
+          this.progress(backfillId).catch(() => null),
+          new Promise<null>((resolve) => (late = setLongTimeout(() => resolve(null), WAIT_TIMEOUT_READ_MS))),
+        ]);
+        late?.();
+        return waitTimedOut(backfillId, timeoutMs, progress);
+      };
       cancelTimer = setLongTimeout(() => {
         // Looked at again before it is said to run: it may have ended while its result was on its way.
         void this.describe(backfillId).then(

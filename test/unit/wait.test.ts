@@ -52,6 +52,13 @@ describe('wait --timeout', () => {
     await expect(refusal).rejects.toThrow("'backfill diff b1', then 'backfill publish b1' or 'backfill discard b1'");
   });
 
+  it('one whose progress is slow to read when the timeout runs out: still running, said within about a second (a slow worker does not stretch the timeout)', async () => {
+    const client = withProgress(fakeClient(['RUNNING'], () => new Promise<never>(() => undefined)), () => new Promise((resolve) => setTimeout(() => resolve({ state: 'staged', paused: false }), 5000)));
+    const asked = Date.now();
+    await expect(client.wait('b1', 10)).rejects.toThrow(/^backfill 'b1' did not finish within 0.01s; it is still running$/);
+    expect(Date.now() - asked).toBeLessThan(4000);
+  });
+
   it('one whose progress cannot be read when the timeout runs out: still running, nothing more', async () => {
     const client = withProgress(fakeClient(['RUNNING'], () => new Promise<never>(() => undefined)), () => Promise.reject(new Error('no worker')));
     await expect(client.wait('b1', 10)).rejects.toThrow(/^backfill 'b1' did not finish within 0.01s; it is still running$/);
