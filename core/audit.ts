@@ -13,6 +13,7 @@
  */
 import { BackfillError } from './errors.ts';
 import type { Action } from './policy.ts';
+import { valueText } from './value-text.ts';
 
 /**
  * Entries beside the policy's actions: what the policy did by itself (a spent budget), a new
@@ -77,7 +78,7 @@ export const UNKNOWN_IDENTITY = 'unknown (no identity sent: Temporal CLI or anot
 export function parseMeta(value: unknown): ControlMeta {
   if (value === undefined || value === null) return {};
   if (typeof value !== 'object' || Array.isArray(value)) {
-    throw new BackfillError('invalid_argument', `the control's last argument must be { reason?, identity? } (got ${JSON.stringify(value) ?? typeof value})`, 'reason');
+    throw new BackfillError('invalid_argument', `the control's last argument must be { reason?, identity? } (got ${valueText(value)})`, 'reason');
   }
   const { reason, identity, ...rest } = value as Record<string, unknown>;
   const extra = Object.keys(rest);

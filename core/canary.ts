@@ -25,6 +25,7 @@ import { RangeSet, receivedRanges, type RangesJSON } from './ranges.ts';
 import { CanarySchema, percentOf, type Canary } from './spec.ts';
 import { zodProblem } from './zod-errors.ts';
 import { formatPath } from './errors.ts';
+import { valueText } from './value-text.ts';
 
 const PHASES = ['running', 'awaiting', 'approving', 'approved', 'discarding', 'discarded', 'failed'] as const;
 export type CanaryPhase = (typeof PHASES)[number];
@@ -273,7 +274,7 @@ export class CanaryGate {
   /** Parses a decision and says whether it may be taken now; throws a BackfillError and changes nothing otherwise (the update's validator). */
   parse(action: CanaryAction, value: unknown, auto = false): { by: string; reason: string | null } {
     if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-      throw new BackfillError('invalid_argument', `a canary ${action} takes { by, reason }, not ${JSON.stringify(value) ?? String(value)}`);
+      throw new BackfillError('invalid_argument', `a canary ${action} takes { by, reason }, not ${valueText(value)}`);
     }
     const request = value as Record<string, unknown>;
     const unknown = Object.keys(request).filter((k) => k !== 'by' && k !== 'reason');

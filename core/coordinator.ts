@@ -28,6 +28,7 @@ import { Readiness, resumeRunsAgain, resumedReadiness } from './readiness.ts';
 import type { Canary, ResolvedNode, ResolvedSpec } from './spec.ts';
 import { changedNodes, parseResolvedSpec, readResolvedSpec } from './spec-changes.ts';
 import type { EffectiveLimits } from './windows.ts';
+import { valueText } from './value-text.ts';
 
 type Outgoing = { ready: RangeSet; settingsDirty: boolean; specDirty: boolean; finish: boolean };
 
@@ -275,7 +276,7 @@ export class BackfillCoordinator {
     if (!(['running', 'concurrency', 'throttles', 'completed'] as const).every((k) => count(stats[k]))) refuse('stats are not counts');
     if (!(['rate', 'firstStartedAt', 'lastFinishedAt'] as const).every((k) => maybe(stats[k]))) refuse('stats are not numbers');
     if (stats.pausedMs !== undefined && !count(stats.pausedMs)) refuse('stats are not numbers');
-    if (report.final !== undefined && report.final !== 'cancelled') refuse(`final is ${JSON.stringify(report.final)}`);
+    if (report.final !== undefined && report.final !== 'cancelled') refuse(`final is ${valueText(report.final)}`);
     const spent = report.spent !== undefined ? parseSpending(report.spent) : undefined;
     const total = report.total !== undefined ? parseSpending(report.total) : undefined;
     // What was parsed, never what was sent: stats and totals are kept (and carried) as they are returned here.
@@ -321,7 +322,7 @@ export class BackfillCoordinator {
   private nodeArg(node: unknown): string | null {
     if (node === undefined || node === null) return null;
     if (typeof node !== 'string' || !this.plan.byId.has(node)) {
-      const named = typeof node === 'string' ? `'${node}'` : (JSON.stringify(node) ?? String(node));
+      const named = typeof node === 'string' ? `'${node}'` : valueText(node);
       throw new BackfillError('unknown_node', `unknown node ${named}: this backfill's nodes are ${this.plan.nodes.map((n) => n.id).join(', ')}`, 'node');
     }
     return node;

@@ -35,6 +35,7 @@ import type { NodeOverrides, StartGovernance } from './protocol.ts';
 import { refusedSignalEntry, type RefusedSignal } from './refused-signals.ts';
 import type { ResolvedSpec } from './spec.ts';
 import { RunWindows, backfillWindows, describeWindows, effectiveLimits, finishThroughWindows, startDeadline, type EffectiveLimits, type Windows } from './windows.ts';
+import { valueText } from './value-text.ts';
 
 /** The policy of workers given none: it allows everything (and asks for nothing). */
 export const EMPTY_POLICY: Policy = parsePolicy({ version: 1 });
@@ -435,7 +436,7 @@ export function startRequestViolations(request: unknown, options: { bounded?: bo
   }
   const r = request as Record<string, unknown>;
   for (const field of ['reason', 'identity'] as const) {
-    if (r[field] !== undefined && typeof r[field] !== 'string') out.push({ rule: 'start request', message: `the start's ${field} must be text (got ${JSON.stringify(r[field])})` });
+    if (r[field] !== undefined && typeof r[field] !== 'string') out.push({ rule: 'start request', message: `the start's ${field} must be text (got ${valueText(r[field])})` });
   }
   if (options.bounded) for (const { message } of startTextProblems(r)) out.push({ rule: 'start request', message });
   if (typeof r.identity === 'string' && r.identity.trim().toLowerCase() === POLICY_IDENTITY) {
@@ -452,7 +453,7 @@ export function startRequestViolations(request: unknown, options: { bounded?: bo
         if (!valid) {
           out.push({
             rule: `budgets.${kind}`,
-            message: `a start's ${kind} budget must be ${whole ? 'a whole number' : 'a number'} above 0 (got ${JSON.stringify(asked)}): leave it out to take the policy's`,
+            message: `a start's ${kind} budget must be ${whole ? 'a whole number' : 'a number'} above 0 (got ${valueText(asked)}): leave it out to take the policy's`,
           });
         }
       }

@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import { BackfillError } from './errors.ts';
+import { valueText } from './value-text.ts';
 
 /** Partitions started per second; null means unlimited. */
 const RATE_MESSAGE = 'must be a number of partitions per second above 0';
@@ -24,7 +25,7 @@ export type NodeLimits = { rate: number | null; concurrency: number };
 
 /** A value as the operator wrote it, for a message (`JSON.stringify` would show NaN as null). */
 function shown(value: unknown): string {
-  return typeof value === 'number' || value === undefined ? String(value) : (JSON.stringify(value) ?? String(value));
+  return valueText(value);
 }
 
 /** `value` parsed by `schema`; `given` is what the operator wrote, named in the error. */

@@ -14,6 +14,7 @@
  */
 import { MAX_IDENTITY, REFUSED_SIGNALS_KEPT, UNKNOWN_IDENTITY, clipText, parseMeta, type AuditEntry, type ControlMeta } from './audit.ts';
 import type { Action } from './policy.ts';
+import { valueText } from './value-text.ts';
 
 /** The most characters a refused signal's entry keeps of its reason, its refusal, and what it sent. */
 export const REFUSED_TEXT = { reason: 200, why: 500, sent: 200 } as const;
@@ -105,5 +106,5 @@ export function refusedSignalEntry(refused: RefusedSignal, nth: number, at: numb
 function sentText(sent: readonly unknown[]): string {
   const args = [...sent];
   while (args.length > 0 && args[args.length - 1] === undefined) args.pop();
-  return args.map((a) => JSON.stringify(a) ?? 'undefined').join(' ');
+  return args.map((a) => valueText(a, REFUSED_TEXT.sent)).join(' ');
 }

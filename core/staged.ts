@@ -11,6 +11,7 @@
  */
 import { refuseReservedIdentity } from './audit.ts';
 import { BackfillError } from './errors.ts';
+import { valueText } from './value-text.ts';
 
 const PHASES = ['computing', 'awaiting', 'publishing', 'discarding', 'published', 'discarded'] as const;
 export type StagedPhase = (typeof PHASES)[number];
@@ -73,7 +74,7 @@ export class StagedGate {
   /** Parses a decision and says whether it may be taken now; throws a BackfillError and changes nothing otherwise (the update's validator). */
   parse(action: StagedAction, value: unknown): { by: string; reason: string | null } {
     if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-      throw new BackfillError('invalid_argument', `${action} takes { by, reason? }, not ${JSON.stringify(value) ?? String(value)}`);
+      throw new BackfillError('invalid_argument', `${action} takes { by, reason? }, not ${valueText(value)}`);
     }
     const request = value as Record<string, unknown>;
     const unknown = Object.keys(request).filter((k) => k !== 'by' && k !== 'reason');

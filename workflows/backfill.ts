@@ -524,7 +524,13 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
   /** A control signal refused: its sender hears nothing, so the audit trail records it (bounded; behind REFUSED_SIGNALS_AUDITED). */
   const signalRefused = (signal: ControlSignal, args: readonly unknown[], error: BackfillError) => {
     log.warn(`signal ${signal} ignored: ${error.message}`);
-    if (coordinator.governed !== null && patched(REFUSED_SIGNALS_AUDITED)) coordinator.refuseSignal({ signal, args, code: error.code, message: error.message });
+    if (coordinator.governed === null || !patched(REFUSED_SIGNALS_AUDITED)) return;
+    try {
+      coordinator.refuseSignal({ signal, args, code: error.code, message: error.message });
+    } catch (failure) {
+      // Recording what anyone may send must never fail the workflow task (and with it every task after).
+      log.warn(`signal ${signal}: its refusal was not recorded in the audit trail: ${failure instanceof Error ? failure.message : String(failure)}`);
+    }
   };
   const ignoringInvalid =
     <A extends unknown[]>(name: ControlSignal, run: (...args: A) => unknown) =>

@@ -94,6 +94,35 @@ describe('refused control signals', () => {
     await client.cancel(backfillId);
   });
 
+  it('a payload nested far deeper than JSON.stringify can go is refused and recorded, cut short; the backfill goes on and takes the next signal', async () => {
+    const backfillId = await started();
+    const workflowId = backfillWorkflowId(backfillId);
+    // Read by JSON.parse; JSON.stringify of it overflows the stack. Sent raw: the SDK's client would stringify it itself.
+    const depth = 150_000;
+    const deep = `${'{"a":'.repeat(depth)}1${'}'.repeat(depth)}`;
+    const encoder = new TextEncoder();
+    for (const signalName of ['setBudget', 'approve']) {
+      await client.client.workflowService.signalWorkflowExecution({
+        namespace: 'default',
+        workflowExecution: { workflowId },
+        signalName,
+        identity: 'deep',
+        input: { payloads: [{ metadata: { encoding: encoder.encode('json/plain') }, data: encoder.encode(deep) }] },
+      });
+    }
+    await client.client.workflow.getHandle(workflowId).signal(setRateSignal, 30, null, { identity: 'ops@example.com', reason: 'after the deep ones' });
+    await waitFor('the setRate after the deep signals to be applied', async () => (await client.progress(backfillId)).rate === 30, 30_000);
+    const refused = await waitFor('both deep signals refused in the audit trail', async () => {
+      const entries = await refusedOf(backfillId);
+      return entries.length >= 2 ? entries : undefined;
+    }, 30_000);
+    expect(refused.map((e) => e.details.signal)).toEqual(['setBudget', 'approve']);
+    for (const entry of refused) expect(String(entry.details.sent).length).toBeLessThanOrEqual(REFUSED_TEXT.sent + 1);
+    const history = await client.client.workflow.getHandle(workflowId).fetchHistory();
+    expect((history.events ?? []).filter((e) => e.workflowTaskFailedEventAttributes)).toEqual([]);
+    await client.cancel(backfillId);
+  });
+
   it('a flood of refused signals leaves the first 10 and a few more, each counting those not recorded', async () => {
     const backfillId = await started();
     const handle = client.client.workflow.getHandle(backfillWorkflowId(backfillId));

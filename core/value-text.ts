@@ -1,0 +1,47 @@
+/**
+ * A value anyone may send (a signal's or an update's argument, a hand-made input), as JSON text
+ * for a message or an audit entry: the same text `JSON.stringify` gives a small value, but never
+ * more than `max` characters (then `…`) and never deeper than a few levels. `JSON.stringify` of a
+ * payload nested some thousands deep, which `JSON.parse` reads, overflows the stack: thrown from
+ * a signal's handler, that failed every workflow task of the backfill.
+ */
+const MAX_DEPTH = 8;
+
+export function valueText(value: unknown, max = 200): string {
+  let out = '';
+  const full = () => out.length > max;
+  const put = (text: string) => {
+    if (!full()) out += text;
+  };
+  const walk = (v: unknown, depth: number): void => {
+    if (full()) return;
+    if (v === null) return put('null');
+    if (v === undefined) return put('undefined');
+    if (typeof v === 'number') return put(depth === 0 || Number.isFinite(v) ? String(v) : 'null');
+    if (typeof v === 'string' || typeof v === 'boolean') return put(JSON.stringify(v));
+    if (typeof v === 'bigint') return put(`${v}n`);
+    if (typeof v !== 'object') return put(typeof v);
+    if (depth >= MAX_DEPTH) return put(Array.isArray(v) ? '[…]' : '{…}');
+    if (Array.isArray(v)) {
+      put('[');
+      for (let i = 0; i < v.length && !full(); i++) {
+        if (i > 0) put(',');
+        walk(v[i] === undefined ? null : v[i], depth + 1);
+      }
+      return put(']');
+    }
+    put('{');
+    let first = true;
+    for (const [key, item] of Object.entries(v)) {
+      if (full()) break;
+      if (item === undefined || typeof item === 'function') continue;
+      if (!first) put(',');
+      first = false;
+      put(`${JSON.stringify(key)}:`);
+      walk(item, depth + 1);
+    }
+    put('}');
+  };
+  walk(value, 0);
+  return full() ? `${out.slice(0, max)}…` : out;
+}
