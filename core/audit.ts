@@ -148,9 +148,19 @@ export class AuditTrail {
   record(entry: Omit<AuditEntry, 'seq'>): AuditEntry {
     const full: AuditEntry = { seq: this.next++, ...entry };
     this.entries.push(full);
-    while (this.entries.length > AUDIT_KEEP) this.entries.shift();
-    while (this.entries.length > 1 && JSON.stringify(this.entries).length > AUDIT_BYTES) this.entries.shift();
+    while (this.entries.length > AUDIT_KEEP) this.dropOldest();
+    while (this.entries.length > 1 && JSON.stringify(this.entries).length > AUDIT_BYTES) this.dropOldest();
     return full;
+  }
+
+  /**
+   * Drops the oldest refused signal's entry if one is older than the newest entry, else the
+   * oldest entry: what anyone may send (core/refused-signals.ts) never pushes operators' actions
+   * out of the trail the state keeps (the history keeps every entry).
+   */
+  private dropOldest(): void {
+    const refused = this.entries.findIndex((e) => e.outcome === 'refused' && e.details.refusedSignal !== undefined);
+    this.entries.splice(refused >= 0 && refused < this.entries.length - 1 ? refused : 0, 1);
   }
 
   /** The newest entries, oldest first. */

@@ -4,7 +4,7 @@
  */
 import { stripVTControlCharacters } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { MAX_IDENTITY, REFUSED_SIGNALS_KEPT, UNKNOWN_IDENTITY, describeChange, type AuditEntry } from '../../core/audit.ts';
+import { AuditTrail, MAX_IDENTITY, REFUSED_SIGNALS_KEPT, UNKNOWN_IDENTITY, describeChange, type AuditEntry } from '../../core/audit.ts';
 import { BackfillCoordinator } from '../../core/coordinator.ts';
 import { BackfillError } from '../../core/errors.ts';
 import { Governance } from '../../core/governance.ts';
@@ -68,6 +68,25 @@ describe('which refused signals are recorded', () => {
     let entries = 0;
     for (let nth = 1; nth <= 1_000_000; nth++) if (refusedSignalKept(nth)) entries++;
     expect(entries).toBe(REFUSED_SIGNALS_KEPT + 20);
+  });
+});
+
+describe("the trail the state keeps", () => {
+  it("drops refused signals' entries before operators' actions, however large they are", () => {
+    const trail = AuditTrail.empty();
+    const operator = (action: 'pause' | 'resume', at: number) => trail.record({ at, action, identity: 'ops@example.com', verified: false, reason: 'on call', outcome: 'applied', details: {} });
+    operator('pause', 1);
+    operator('resume', 2);
+    // Control characters take six bytes each in JSON: ten such entries fill the state's budget on their own.
+    const junk = '\u0001'.repeat(1_000);
+    for (let nth = 1; nth <= REFUSED_SIGNALS_KEPT; nth++) {
+      trail.record(refusedSignalEntry({ signal: 'setBudget', args: [junk, { reason: junk }], code: 'invalid_argument', message: junk }, nth, 10 + nth)!);
+    }
+    const kept = trail.recent();
+    expect(kept.filter((e) => e.outcome === 'applied').map((e) => e.action)).toEqual(['pause', 'resume']);
+    expect(kept.length).toBeLessThan(REFUSED_SIGNALS_KEPT + 2);
+    // The newest refused signal stays: the history has them all, the state the newest.
+    expect(kept.at(-1)!.details.refusedSignal).toBe(REFUSED_SIGNALS_KEPT);
   });
 });
 
