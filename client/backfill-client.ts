@@ -1114,6 +1114,8 @@ export class BackfillClient {
       description = await this.describe(backfillId);
     }
     // Every partition of a backfill that completed is published: a new run would skip them all, and compute nothing with a new spec.
+    // Judged on the run a new one goes on from (a run the policy refused at admission ran nothing: the one before it).
+    description = await this.goOnBase(backfillId, description);
     if (description.status.name === 'COMPLETED' && (await this.runResult(backfillId, description.runId)).state === 'completed') {
       throw new BackfillError(
         'not_running',
