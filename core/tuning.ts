@@ -35,7 +35,9 @@ export function tuningProblem(tuning: unknown): string | null {
  * workflow started by hand (Temporal's CLI) with tuning out of bounds failed every workflow task,
  * for ever, as the backfill's did.
  */
-const NodeTuningSchema = TuningSchema.required({ reportIntervalMs: true, historyLimit: true, probeIntervalMs: true });
+// Not strict: a backfill started before its tuning was checked (`tuning-checked`) sends its node workflows what it was
+// given, keys of other releases included; the node reads only its own.
+const NodeTuningSchema = z.object(TuningSchema.shape).required({ reportIntervalMs: true, historyLimit: true, probeIntervalMs: true });
 
 /** What is wrong with a node workflow's tuning (`tuning.reportIntervalMs must be ...`), or null. */
 export function nodeTuningProblem(tuning: unknown): string | null {

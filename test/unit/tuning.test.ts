@@ -30,6 +30,8 @@ describe('nodeTuningProblem', () => {
     // From a release before drainMs existed: the node has its own default.
     const { drainMs: _drain, ...older } = DEFAULT_TUNING;
     expect(nodeTuningProblem(older)).toBeNull();
+    // From a backfill started before its tuning was checked, with a key of another release: the node reads only its own.
+    expect(nodeTuningProblem({ ...DEFAULT_TUNING, batchSize: 50 })).toBeNull();
   });
 
   it("names the field of a node workflow's tuning made by hand: out of bounds, or missing what the node reads without a default", () => {
