@@ -3,12 +3,12 @@ import { describe, expect, it } from 'vitest';
 import { parseCanary } from '../../core/canary.ts';
 import { BackfillCoordinator } from '../../core/coordinator.ts';
 import { thrownBackfillError } from './backfill-error.ts';
+import { governedCoordinator } from './governed-coordinator.ts';
 import { addFailures } from '../../core/failures.ts';
-import { Governance } from '../../core/governance.ts';
 import { expandPlan } from '../../core/plan.ts';
 import type { NodeReport, NodeStats } from '../../core/protocol.ts';
 import { RangeSet } from '../../core/ranges.ts';
-import { parsePolicy } from '../../core/policy.ts';
+import type { PolicyInput } from '../../core/policy.ts';
 import { NodeScheduler } from '../../core/scheduler.ts';
 import { resolveSpec, type SpecInput } from '../../core/spec.ts';
 
@@ -436,27 +436,10 @@ describe('BackfillCoordinator: run windows', () => {
 
   /** A backfill under a policy whose night starts at 1/s from 22:00 and runs at full rate from 23:00 (one merged window until 06:00). */
   function night(windowHandovers: boolean, clock: { now: number }): BackfillCoordinator {
-    const c = new BackfillCoordinator(plan, { rate: null, concurrency: null }, undefined, { now: () => clock.now, windowHandovers });
-    const admission = Governance.admit({
-      backfillId: 'w',
-      policy: parsePolicy({ version: 1, windows: { timeZone: 'UTC', allow: [{ from: '22:00', to: '23:00', rate: 1 }, { from: '23:00', to: '06:00' }] } }),
-      policyHash: 'sha256:p',
-      policyPath: 'p.yaml',
-      spec,
-      partitions: plan.totalPartitions,
-      limits: c.controlState(),
-      overrides: {},
-      planHash: 'sha256:plan',
-      request: { identity: 'starter' },
-      startSignature: null,
-      priority: { key: null, fairnessKey: null, fairnessWeight: null },
-      now: clock.now,
-    });
-    if (!admission.admitted) throw new Error(admission.message);
-    c.govern(admission.governance);
-    c.releaseInitial();
-    return c;
+    const policy = { version: 1, windows: { timeZone: 'UTC', allow: [{ from: '22:00', to: '23:00', rate: 1 }, { from: '23:00', to: '06:00' }] } } satisfies PolicyInput;
+    return governedCoordinator(spec, plan, policy, { backfillId: 'w', now: () => clock.now, windowHandovers });
   }
+
 
   /** What the workflow's window watcher does: look at the windows, sleep until the next change; the settings after each wake. */
   function watch(c: BackfillCoordinator, clock: { now: number }, until: number): string[] {

@@ -9,9 +9,10 @@ import { BackfillCoordinator } from '../../core/coordinator.ts';
 import { BackfillError } from '../../core/errors.ts';
 import { Governance } from '../../core/governance.ts';
 import { expandPlan } from '../../core/plan.ts';
-import { parsePolicy } from '../../core/policy.ts';
+import type { PolicyInput } from '../../core/policy.ts';
 import { REFUSED_TEXT, declaredSender, refusedSignalEntry, refusedSignalKept, refusedSignalsUnrecorded, type ControlSignal, type RefusedSignal } from '../../core/refused-signals.ts';
 import { resolveSpec } from '../../core/spec.ts';
+import { governedCoordinator } from './governed-coordinator.ts';
 import { renderAudit } from '../../client/render-audit.ts';
 
 const NOW = Date.parse('2024-05-01T12:00:00Z');
@@ -20,27 +21,8 @@ const plan = expandPlan(spec);
 
 /** A running backfill under a policy that caps the rate at 100 and wants a reason of 5 characters for a pause. */
 function governed(audit?: Governance['audit']): BackfillCoordinator {
-  const c = new BackfillCoordinator(plan, { rate: null, concurrency: null }, undefined, { now: () => NOW });
-  const admission = Governance.admit({
-    backfillId: 'g',
-    policy: parsePolicy({ version: 1, caps: { backfill: { rate: 100 } }, reasons: { required: ['pause'], minLength: 5 } }),
-    policyHash: 'sha256:p',
-    policyPath: 'p.yaml',
-    spec,
-    partitions: plan.totalPartitions,
-    limits: c.controlState(),
-    overrides: {},
-    planHash: 'sha256:plan',
-    request: { identity: 'starter' },
-    startSignature: null,
-    priority: { key: null, fairnessKey: null, fairnessWeight: null },
-    now: NOW,
-    ...(audit ? { audit: audit.toJSON() } : {}),
-  });
-  if (!admission.admitted) throw new Error(admission.message);
-  c.govern(admission.governance);
-  c.releaseInitial();
-  return c;
+  const policy = { version: 1, caps: { backfill: { rate: 100 } }, reasons: { required: ['pause'], minLength: 5 } } satisfies PolicyInput;
+  return governedCoordinator(spec, plan, policy, { backfillId: 'g', now: () => NOW, ...(audit ? { audit } : {}) });
 }
 
 /** What the workflow's signal handler does: apply, and on a BackfillError record the refusal. */
