@@ -105,6 +105,7 @@ describe('set-queue-rate', () => {
       recordedBy: ['a'],
       unreachable: ['down'],
       notRecorded: [],
+      unused: false,
     });
     // The cap changes first, and only then does the backfill that agreed record it.
     expect(forced.calls).toEqual(['cap warehouse 80', 'record a']);
