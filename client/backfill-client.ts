@@ -726,7 +726,9 @@ export class BackfillClient {
       .withDeadline(Date.now() + 5000, () => handle.query(progressQuery))
       .catch(() => null);
     if (last) return { ...last, state };
-    throw new BackfillError('not_running', `backfill '${backfillId}' ended ${state}, and no worker is there to tell its final progress`);
+    // Terminated or timed out through Temporal, it did not end itself: said as the server tells it, not as a failure of its own.
+    const ended = status === 'TERMINATED' ? 'terminated (through Temporal: its cleanup did not run)' : status === 'TIMED_OUT' ? 'timed out (its workflow timeout: its cleanup did not run)' : state;
+    throw new BackfillError('not_running', `backfill '${backfillId}' ended ${ended}, and no worker is there to tell its final progress`);
   }
 
   /** Whether no worker has polled the workflow task queue for minutes (unknown, when describing it is not allowed: false). */

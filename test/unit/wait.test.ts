@@ -132,3 +132,19 @@ describe('wait through failing calls', () => {
     expect(outcome.state).toBe('completed');
   });
 });
+
+describe('the progress of a backfill that ended, with no worker to tell it', () => {
+  /** A client whose backfill ended `status` and whose queries find no worker. */
+  function endedAs(status: string) {
+    const handle = { describe: async () => ({ type: 'backfillWorkflow', status: { name: status }, runId: 'r1', taskQueue: 'q', startTime: new Date() }), query: () => Promise.reject(new Error('no worker')) };
+    const client = Object.create(BackfillClient.prototype) as BackfillClient;
+    Object.defineProperty(client, 'client', { value: { workflow: { getHandle: () => handle }, withDeadline: (_deadline: number, fn: () => Promise<unknown>) => fn() } });
+    return client;
+  }
+
+  it('says a terminated or timed-out one ended so, not that it failed', async () => {
+    await expect(endedAs('TERMINATED').progress('b1')).rejects.toMatchObject({ code: 'not_running', message: expect.stringContaining("backfill 'b1' ended terminated (through Temporal") });
+    await expect(endedAs('TIMED_OUT').progress('b1')).rejects.toMatchObject({ message: expect.stringContaining('ended timed out') });
+    await expect(endedAs('FAILED').progress('b1')).rejects.toMatchObject({ message: "backfill 'b1' ended failed, and no worker is there to tell its final progress" });
+  });
+});
