@@ -668,7 +668,9 @@ export class BackfillClient {
       return { ...progress, waiting: [], ...declined, ...(rollback ? { rollback } : {}) };
     }
     const [live, waiting] = await Promise.all([eta, this.waiting(backfillId, description.runId, progress, inputOnce, await workflowPollers)]);
-    return { ...withoutEtaWithoutWorker(live ? withLiveEta(progress, live) : progress, waiting), waiting, ...declined };
+    // The spec says which nodes wait on one no worker polls (read once already, to find the waiting ones).
+    const spec = waiting.length > 0 ? (await inputOnce().catch(() => undefined))?.spec : undefined;
+    return { ...withoutEtaWithoutWorker(live ? withLiveEta(progress, live) : progress, waiting, spec), waiting, ...declined };
   }
 
   /** The ETA of `plan --estimate`'s model from the backfill's state now and its live figures (client/eta.ts). */

@@ -14,6 +14,7 @@
 import { DEFAULT_OVERHEAD, simulate, type NodeTiming, type OverheadModel, type SimulationInput } from '../core/estimate.ts';
 import type { GovernanceJSON } from '../core/governance.ts';
 import type { Plan } from '../core/plan.ts';
+import type { ResolvedSpec } from '../core/spec.ts';
 import { isHeld, paceSpanMs, withoutEta } from '../core/progress.ts';
 import type { BackfillCarry, NodeStats, Progress } from '../core/protocol.ts';
 import type { Waiting } from './waiting.ts';
@@ -95,13 +96,23 @@ export function withLiveEta(progress: Progress, eta: LiveEta): Progress {
 
 /**
  * No ETA for a node whose work waits on a task queue no worker polls (`waiting`'s `no_worker`),
- * nor for the backfill, which ends only after that work: nothing says when a worker comes.
+ * nor for the nodes downstream of it that are not done (when the spec says which: they wait on
+ * it), nor for the backfill, which ends only after that work: nothing says when a worker comes.
  * Workers that only went silent may be busy on every slot: their nodes keep theirs.
  */
-export function withoutEtaWithoutWorker(progress: Progress, waiting: readonly Waiting[]): Progress {
-  const unpolled = new Set(waiting.filter((w) => w.reason === 'no_worker').map((w) => w.node));
-  if (unpolled.size === 0) return progress;
-  return { ...progress, etaSeconds: null, nodes: progress.nodes.map((n) => (unpolled.has(n.id) ? { ...n, etaSeconds: null } : n)) };
+export function withoutEtaWithoutWorker(progress: Progress, waiting: readonly Waiting[], spec?: Pick<ResolvedSpec, 'nodes'>): Progress {
+  const stuck = new Set(waiting.filter((w) => w.reason === 'no_worker').map((w) => w.node));
+  if (stuck.size === 0) return progress;
+  for (let grew = spec !== undefined; grew; ) {
+    grew = false;
+    for (const node of spec!.nodes) {
+      // A spec read from a history: one a hand-made start gave may lack what a resolved spec has.
+      if (stuck.has(node.id) || !(node.dependsOn ?? []).some((d) => stuck.has(d.node))) continue;
+      stuck.add(node.id);
+      grew = true;
+    }
+  }
+  return { ...progress, etaSeconds: null, nodes: progress.nodes.map((n) => (stuck.has(n.id) && n.etaSeconds !== 0 ? { ...n, etaSeconds: null } : n)) };
 }
 
 /** How long a live ETA is reused (counting down) before the simulation runs again: `status --watch` looks every second. */

@@ -98,7 +98,8 @@ export async function statusOf(rpc: StatusReads, backfillId: string): Promise<St
   }
   if (progress.state !== 'running') return { ...progress, waiting: [] };
   const [live, waiting] = await Promise.all([eta, waitingOf(rpc, progress, inputOnce, workflowPollers)]);
-  return { ...withoutEtaWithoutWorker(live ? withLiveEta(progress, live) : progress, waiting), waiting };
+  const spec = waiting.length > 0 ? (await inputOnce().catch(() => undefined))?.spec : undefined;
+  return { ...withoutEtaWithoutWorker(live ? withLiveEta(progress, live) : progress, waiting, spec), waiting };
 }
 
 /** The live ETA (client/eta.ts) from the backfill's carried state and its plan. */

@@ -9,7 +9,7 @@ import { expandPlan } from '../../core/plan.ts';
 import { MIN_PACE_SPAN_MS } from '../../core/progress.ts';
 import type { NodeProgress, NodeStats, Progress } from '../../core/protocol.ts';
 import { RangeSet } from '../../core/ranges.ts';
-import { resolveSpec } from '../../core/spec.ts';
+import { resolveSpec, type ResolvedSpec } from '../../core/spec.ts';
 import { WindowsSchema } from '../../core/windows.ts';
 
 const stats = (s: Partial<NodeStats>): NodeStats => ({ running: 0, rate: null, concurrency: 4, throttles: 0, completed: 0, firstStartedAt: null, lastFinishedAt: null, ...s });
@@ -172,6 +172,14 @@ describe('withoutEtaWithoutWorker', () => {
     expect(text).not.toContain('58.7');
     expect(text.split('\n')[0]).toContain('ETA –');
     expect(text).toContain('no worker polls it');
+  });
+
+  it('shows none either for the nodes downstream of it that are not done, when the spec says which', () => {
+    const spec = { nodes: [{ id: 'a', dependsOn: [] }, { id: 'b', dependsOn: [{ node: 'a' }] }, { id: 'c', dependsOn: [{ node: 'b' }] }] } as unknown as Pick<ResolvedSpec, 'nodes'>;
+    const shown = withoutEtaWithoutWorker(progress, [unpolled], spec);
+    // b waits on a; c, downstream of b, is done: its ETA says so still.
+    expect(shown.nodes.map((n) => n.etaSeconds)).toEqual([null, null, 0]);
+    expect(withoutEtaWithoutWorker(progress, [{ ...unpolled, node: 'b' }], spec).nodes.map((n) => n.etaSeconds)).toEqual([58.7, null, 0]);
   });
 
   it('keeps the ETAs when no node waits, or its workers only went silent (maybe every slot busy)', () => {
