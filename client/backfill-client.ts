@@ -183,10 +183,10 @@ export type DatasetWait = {
   onWait?: (writers: DatasetWriter[]) => void | Promise<void>;
 };
 
-/** What `set-queue-rate` did: the cap now, who recorded it, and who could not be asked or record it. */
 /** How long `wait --timeout`, once the timeout has run out, waits to read what the backfill waits on. */
 const WAIT_TIMEOUT_READ_MS = 1000;
 
+/** What `set-queue-rate` did: the cap now, who recorded it, and who could not be asked or record it. */
 export type QueueRateResult = {
   taskQueue: string;
   rate: number | null;
@@ -806,8 +806,8 @@ export class BackfillClient {
     if (timeoutMs === undefined || !isOpen(described.status.name)) return outcome();
     let cancelTimer: (() => void) | undefined;
     const timeout = new Promise<Outcome>((resolve, reject) => {
-      // Said with what it waits on, when that is an operator (staged, a canary, paused).
-      // What it waits on, if its workers tell at once: a read that takes longer must not stretch the timeout the caller gave.
+      // Said with what it waits on when that is an operator (staged, a canary, paused) and its workers tell at once: a read
+      // that takes longer must not stretch the timeout the caller gave.
       const stillRunning = async () => {
         let late: (() => void) | undefined;
         const progress = await Promise.race([

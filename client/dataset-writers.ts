@@ -89,12 +89,22 @@ export function endedWithoutCleanup(status: string): boolean {
 const writersText = (writers: readonly DatasetWriter[]): string =>
   writers.map((w) => `${w.datasets.join(', ')} by backfill '${w.backfillId}'${w.ended !== undefined ? ` (it ended ${w.ended})` : ''}`).join('; ');
 
+/**
+ * The ways out of busy datasets: `first`, the first writer still running (to wait for or cancel),
+ * and `left`, what frees those of each writer that ended without its cleanup (waiting for one
+ * frees nothing, nor does its cancel: it is not running).
+ */
+function waysOut(writers: readonly DatasetWriter[]): { first: string | undefined; left: string[] } {
+  return {
+    first: writers.find((w) => w.ended === undefined)?.backfillId,
+    left: writers.filter((w) => w.ended !== undefined).map((w) => `for '${w.backfillId}', ${leftRunning(w.backfillId)}`),
+  };
+}
+
 /** What `start` says when the datasets are busy; `waitedMs` when it waited for them in vain. */
 export function datasetsBusy(backfillId: string, writers: readonly DatasetWriter[], waitedMs?: number): BackfillError {
   const what = `backfill '${backfillId}' would write datasets that running backfills write (${writersText(writers)})`;
-  // Waiting for a backfill that has ended frees nothing, nor does its cancel (it is not running).
-  const left = writers.filter((w) => w.ended !== undefined).map((w) => `for '${w.backfillId}', ${leftRunning(w.backfillId)}`);
-  const first = writers.find((w) => w.ended === undefined)?.backfillId;
+  const { first, left } = waysOut(writers);
   if (waitedMs !== undefined) {
     const fixes = [...(first !== undefined ? [`wait longer, or cancel '${first}'`] : []), ...left];
     return new BackfillError('timeout', `${what}, and they were still busy after ${Math.round(waitedMs / 1000)}s: ${fixes.join('; ')}`);
@@ -110,8 +120,7 @@ export function datasetsBusy(backfillId: string, writers: readonly DatasetWriter
 
 /** What `plan --estimate --sample` says when the datasets are busy: its sample is a staged backfill of them, and it has no --wait-for-datasets. */
 export function sampleBusy(writers: readonly DatasetWriter[]): BackfillError {
-  const first = writers.find((w) => w.ended === undefined)?.backfillId;
-  const left = writers.filter((w) => w.ended !== undefined).map((w) => `for '${w.backfillId}', ${leftRunning(w.backfillId)}`);
+  const { first, left } = waysOut(writers);
   const once = [...(first !== undefined ? [`once they have ended ('backfill wait ${first}'; ${untilDecided(first)})`] : []), ...left.map((fix) => `once they are free (${fix})`)];
   return new BackfillError(
     'dataset_busy',
