@@ -66,10 +66,11 @@ import { assertCoreGeneration, nodeControlSignal, nodeReportSignal, nodeViewQuer
  * of bounds (`nodeTuningProblem`: one started by hand with Temporal's CLI; its backfill always
  * sends one within them) is refused `invalid_argument`, naming the field, before anything runs.
  * Before, it read it as it came: one with no tuning failed every workflow task, for ever, and
- * values out of bounds were used as timers and history limits. Only a refused node start asks,
- * so no recorded history meets it.
+ * values out of bounds were used as timers and history limits. Only a refused node start asks
+ * (`core2-v` records one); keys the node does not read pass.
  */
 export const NODE_TUNING_CHECKED = 'node-tuning-checked';
+
 /** Patch (docs/workflow-versions.md): no report leaves once the run decided to continue as new. */
 export const HOLD_REPORTS_AT_CONTINUE_AS_NEW = 'hold-reports-at-continue-as-new';
 /** Patch (docs/workflow-versions.md): in-flight batches land (for at most `tuning.drainMs`) before continue-as-new. */
