@@ -85,13 +85,14 @@ describe('one writer per dataset', () => {
     // No worker polls this queue: the parent runs (for Temporal) but has started no node workflow.
     const idle = uniqueQueue('idle');
     const first = `ds-idle-${Date.now()}`;
-    await client.start(slow('idle', ['orders']), { id: first, taskQueue: idle });
+    // A dataset no other test file writes: the files share one server, and datasetWriters lists every running backfill.
+    await client.start(slow('idle', ['idle_orders']), { id: first, taskQueue: idle });
     try {
       const writers = await waitFor('the idle parent to be visible', async () => {
-        const found = await client.datasetWriters('someone-else', ['orders', 'other']);
+        const found = await client.datasetWriters('someone-else', ['idle_orders', 'other']);
         return found.length > 0 ? found : undefined;
       }, 30_000);
-      expect(writers).toEqual([{ backfillId: first, datasets: ['orders'] }]);
+      expect(writers).toEqual([{ backfillId: first, datasets: ['idle_orders'] }]);
     } finally {
       await client.client.workflow.getHandle(backfillWorkflowId(first)).terminate('test over');
     }
