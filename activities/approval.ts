@@ -15,7 +15,7 @@
 import { createHash, createPublicKey, verify } from 'node:crypto';
 import { ApplicationFailure, log } from '@temporalio/activity';
 import { GRPC, grpcCode } from '../client/connection.ts';
-import { parseSignedText, SIGNATURE_NAMESPACE, type EarlierRun, type SignedAction, type VerifiedSignature } from '../core/approval.ts';
+import { parseSignedText, SIGNATURE_NAMESPACE, type EarlierRun, type SignatureRefusal, type SignedAction, type VerifiedSignature } from '../core/approval.ts';
 import { signersOfKey, type AllowedSigner } from '../core/signers.ts';
 
 export type VerifyInput = {
@@ -29,23 +29,6 @@ export type VerifyInput = {
   /** The time to judge the signers' valid-after and valid-before by (the workflow's clock). */
   now: number;
 };
-
-export const SIGNATURE_REFUSALS = [
-  'malformed_signature',
-  'unsupported_key',
-  'wrong_namespace',
-  'unknown_signer',
-  'bad_signature',
-  'namespace_not_allowed',
-  'key_not_valid',
-  'malformed_text',
-  'other_action',
-  'other_backfill',
-  'other_namespace',
-  'other_plan',
-  'other_carry',
-] as const;
-export type SignatureRefusal = (typeof SIGNATURE_REFUSALS)[number];
 
 export type VerifyResult = { ok: true; verified: VerifiedSignature } | { ok: false; code: SignatureRefusal; message: string };
 

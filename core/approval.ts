@@ -166,6 +166,24 @@ export type VerifiedSignature = {
   fingerprint: string;
 };
 
+/** Why the `verifySignature` activity refuses a signature (activities/approval.ts). */
+export const SIGNATURE_REFUSALS = [
+  'malformed_signature',
+  'unsupported_key',
+  'wrong_namespace',
+  'unknown_signer',
+  'bad_signature',
+  'namespace_not_allowed',
+  'key_not_valid',
+  'malformed_text',
+  'other_action',
+  'other_backfill',
+  'other_namespace',
+  'other_plan',
+  'other_carry',
+] as const;
+export type SignatureRefusal = (typeof SIGNATURE_REFUSALS)[number];
+
 /** What the signature check (the `verifySignature` activity) answered: the verified signature, or why not (a code and a message that names the fix). */
 export type SignatureCheck = { ok: true; verified: VerifiedSignature } | { ok: false; code: string; message: string };
 

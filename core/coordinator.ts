@@ -7,7 +7,7 @@
  * partition it held.
  */
 import { parseSignedText, type SignatureCheck } from './approval.ts';
-import { POLICY_IDENTITY, parseMeta, type AuditEntry, type ControlMeta } from './audit.ts';
+import { POLICY_IDENTITY, clipText, parseMeta, type AuditEntry, type ControlMeta } from './audit.ts';
 import { parseSpending, type BudgetKind, type Spending } from './budget.ts';
 import { mergeFailures, withoutPartitions } from './failures.ts';
 import { BackfillError, formatPath, type ErrorCode } from './errors.ts';
@@ -19,7 +19,8 @@ import type { Plan, PlanNode } from './plan.ts';
 import { progressOf } from './progress.ts';
 import { StagedGate, resumedStaged, type StagedAction, type StagedDecision } from './staged.ts';
 import type { StartAction } from './start-action.ts';
-import type { RefusedSignal } from './refused-signals.ts';
+import { REFUSED_TEXT, type RefusedSignal } from './refused-signals.ts';
+import { RefusedApprovals, refusalLasts, refusedApprovalKey } from './refused-approvals.ts';
 import { CanaryGate, canaryScope, type CanaryAction, type CanaryDecision, type CanaryDiff } from './canary.ts';
 import type { BackfillCarry, BackfillState, CostAllowance, FailureGroup, NodeControl, NodeOverrides, NodeReport, NodeSettings, NodeStats, Progress } from './protocol.ts';
 import { initialRelease } from './only-changed.ts';
@@ -133,6 +134,8 @@ export class BackfillCoordinator {
   readonly canary: CanaryGate | null;
   /** The policy's judgement (null: a backfill from before governance, or not judged yet). */
   private governance: Governance | null = null;
+  /** Signalled approvals refused for good in this run (not carried: core/refused-approvals.ts). */
+  private readonly refusedApprovals = new RefusedApprovals();
   /** Governed, but the policy has not judged the start yet: controls wait for that. */
   private admitting = false;
   /** What the run windows said when last looked at (null: no windows). */
@@ -600,10 +603,36 @@ export class BackfillCoordinator {
   }
 
   /**
-   * What the `verifySignature` activity said of an approval, judged with what only the backfill
-   * knows (who started it, the time); recorded in the audit trail either way.
+   * The key a signalled approval's lasting refusal is remembered by (core/refused-approvals.ts):
+   * its text and signature, with the plan the backfill checks them against now.
    */
-  approve(check: SignatureCheck, reason: string, meta?: unknown): ApprovalOutcome {
+  approvalKey(request: ApprovalRequest): string {
+    return refusedApprovalKey(request, this.governance?.planHash ?? '');
+  }
+
+  /**
+   * A signalled approval whose very text and signature this run refused already, for a reason
+   * that cannot change (core/refused-approvals.ts): refused again without a check, counted and
+   * recorded as a refused signal; null when it was not.
+   */
+  refuseRepeatedApproval(request: ApprovalRequest & { reason: string }, meta?: unknown): ApprovalOutcome | null {
+    const g = this.governance;
+    const before = g === null ? null : this.refusedApprovals.find(this.approvalKey(request));
+    if (g === null || before === null) return null;
+    const message = `${before.message} (this very approval was refused before, so it was not checked again)`;
+    const details = { code: before.code, why: message, planHash: g.planHash, repeated: true };
+    const entry = g.recordRefusedApproval(null, parseMeta(meta), request.reason, this.now(), details, true);
+    if (entry) this.write(entry);
+    return { accepted: false, code: before.code, message };
+  }
+
+  /**
+   * What the `verifySignature` activity said of an approval, judged with what only the backfill
+   * knows (who started it, the time); recorded in the audit trail either way. One sent as a
+   * signal (`signalledKey`: approvalKey, taken when it was checked) is recorded as a refused
+   * signal, and its refusal remembered by that key if it cannot change.
+   */
+  approve(check: SignatureCheck, reason: string, meta?: unknown, signalledKey?: string): ApprovalOutcome {
     const parsed = parseMeta(meta);
     const g = this.governance;
     if (!g) return { accepted: false, code: 'no_policy', message: 'this backfill runs under no policy: there is nothing to approve' };
@@ -611,9 +640,12 @@ export class BackfillCoordinator {
     const decision = g.judgeApproval(check, now);
     const signer = check.ok ? check.verified.principals[0]! : null;
     if (!decision.accepted) {
-      const details = { code: decision.code, why: decision.message, planHash: g.planHash, ...(check.ok ? { fingerprint: check.verified.fingerprint } : {}) };
-      if (signer !== null) this.write(g.recordVerified('approve', signer, reason, now, details, 'refused'));
-      else this.write(g.record('approve', parsed, now, details, 'refused'));
+      // A signal's refusal is cut short, as any refused signal's: its text (a backfill id, a plan) is the sender's.
+      const why = signalledKey !== undefined ? clipText(decision.message, REFUSED_TEXT.why) : decision.message;
+      const details = { code: decision.code, why, planHash: g.planHash, ...(check.ok ? { fingerprint: check.verified.fingerprint } : {}) };
+      const entry = g.recordRefusedApproval(signer, parsed, reason, now, details, signalledKey !== undefined);
+      if (entry) this.write(entry);
+      if (signalledKey !== undefined && refusalLasts(decision.code, !check.ok)) this.refusedApprovals.remember(signalledKey, { code: decision.code, message: why });
       return { accepted: false, code: decision.code, message: decision.message };
     }
     g.approve(decision.approver, now);

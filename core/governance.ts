@@ -32,7 +32,7 @@ import {
   type Violation,
 } from './policy.ts';
 import type { NodeOverrides, StartGovernance } from './protocol.ts';
-import { refusedSignalEntry, type RefusedSignal } from './refused-signals.ts';
+import { onRefusedSchedule, refusedSignalEntry, type RefusedSignal } from './refused-signals.ts';
 import type { ResolvedSpec } from './spec.ts';
 import { RunWindows, backfillWindows, describeWindows, effectiveLimits, finishThroughWindows, startDeadline, type EffectiveLimits, type Windows } from './windows.ts';
 import { valueText } from './value-text.ts';
@@ -212,6 +212,22 @@ export class Governance {
   recordRefusedSignal(refused: RefusedSignal, at: number): AuditEntry | null {
     const entry = refusedSignalEntry(refused, this.audit.countRefusedSignal(), at);
     return entry ? this.audit.record(entry) : null;
+  }
+
+  /**
+   * A refused approval: by the principal of its verified signature (`signer`), else by who its
+   * sender declared. One sent as a signal (`signalled`) is counted with the refused signals and
+   * recorded on their schedule (core/refused-signals.ts), as anyone may send thousands; returns
+   * its entry if recorded.
+   */
+  recordRefusedApproval(signer: string | null, meta: ControlMeta, reason: string, at: number, details: AuditEntry['details'], signalled: boolean): AuditEntry | null {
+    const entry: Omit<AuditEntry, 'seq'> =
+      signer !== null
+        ? { at, action: 'approve', identity: signer, verified: true, reason, outcome: 'refused', details }
+        : { at, action: 'approve', identity: meta.identity ?? UNKNOWN_IDENTITY, verified: false, reason: meta.reason ?? null, outcome: 'refused', details };
+    if (!signalled) return this.audit.record(entry);
+    const kept = onRefusedSchedule({ ...entry, details: { ...details, signal: 'approve' } }, this.audit.countRefusedSignal());
+    return kept ? this.audit.record(kept) : null;
   }
 
   /** An entry whose identity is a verified principal (a signed approval). */

@@ -81,26 +81,36 @@ export function declaredSender(meta: unknown): ControlMeta {
  * refusal's code and message, what it sent, cut short), or null when it goes unrecorded.
  */
 export function refusedSignalEntry(refused: RefusedSignal, nth: number, at: number): Omit<AuditEntry, 'seq'> | null {
-  if (!refusedSignalKept(nth)) return null;
   const { action, metaAt } = CONTROL_SIGNALS[refused.signal];
   const sender = declaredSender(refused.args[metaAt]);
-  const unrecorded = refusedSignalsUnrecorded(nth);
-  return {
-    at,
-    action,
-    identity: sender.identity ?? UNKNOWN_IDENTITY,
-    verified: false,
-    reason: sender.reason ?? null,
-    outcome: 'refused',
-    details: {
-      signal: refused.signal,
-      code: refused.code,
-      why: clipText(refused.message, REFUSED_TEXT.why),
-      sent: clipText(sentText(refused.args.slice(0, metaAt)), REFUSED_TEXT.sent),
-      refusedSignal: nth,
-      ...(unrecorded > 0 ? { unrecorded } : {}),
+  return onRefusedSchedule(
+    {
+      at,
+      action,
+      identity: sender.identity ?? UNKNOWN_IDENTITY,
+      verified: false,
+      reason: sender.reason ?? null,
+      outcome: 'refused',
+      details: {
+        signal: refused.signal,
+        code: refused.code,
+        why: clipText(refused.message, REFUSED_TEXT.why),
+        sent: clipText(sentText(refused.args.slice(0, metaAt)), REFUSED_TEXT.sent),
+      },
     },
-  };
+    nth,
+  );
+}
+
+/**
+ * `entry` as the `nth` refused signal of a backfill (numbered, and saying how many went
+ * unrecorded before it), or null when it goes unrecorded (refusedSignalKept). Numbered, it ranks
+ * with refused signals when the trail the state keeps is full (`AuditTrail.dropOldest`).
+ */
+export function onRefusedSchedule(entry: Omit<AuditEntry, 'seq'>, nth: number): Omit<AuditEntry, 'seq'> | null {
+  if (!refusedSignalKept(nth)) return null;
+  const unrecorded = refusedSignalsUnrecorded(nth);
+  return { ...entry, details: { ...entry.details, refusedSignal: nth, ...(unrecorded > 0 ? { unrecorded } : {}) } };
 }
 
 /** A signal's arguments before its `{ reason, identity }`, as JSON (what Temporal's CLI sends as `--input`), without the trailing absent ones. */
