@@ -290,6 +290,19 @@ export const SIGNALS_WAIT_FOR_ADMISSION = 'signals-wait-for-admission';
  */
 export const REFUSED_SIGNALS_AUDITED = 'refused-signals-audited';
 
+/**
+ * Patch (docs/workflow-versions.md): an `approve` signal the backfill refuses is counted with the
+ * refused control signals and recorded on their schedule (core/refused-signals.ts: the first ten,
+ * then a few), its entry dropped before operators' actions when the state's trail is full; one
+ * whose very text and signature this run refused already for a reason that cannot change (a bad
+ * signature, an unknown signer, a text for another backfill or plan) is refused again without
+ * the `verifySignature` activity (core/refused-approvals.ts), and before the cap on approvals
+ * waiting to be verified. Before, each cost an activity and an entry of its own, so a flood of
+ * them grew the history without bound and filled the trail. An `approve` update is answered as
+ * before. Only a run that receives an `approve` signal asks.
+ */
+export const APPROVAL_FLOODS_BOUNDED = 'approval-floods-bounded';
+
 /** Approvals waiting to be verified beyond this many are ignored (a flood of hand-made signals). */
 const MAX_PENDING_APPROVALS = 5;
 
@@ -685,11 +698,16 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
     // Approvals are verified one at a time (an activity each), in the order they arrived.
     let verifying = false;
     let pending = 0;
-    const approve = async (raw: unknown, meta?: unknown): Promise<ApprovalOutcome> => {
+    // `signalled` (behind APPROVAL_FLOODS_BOUNDED): refused as a signal, and not checked again once refused for good.
+    const approve = async (raw: unknown, meta?: unknown, signalled = false): Promise<ApprovalOutcome> => {
       const request = coordinator.parseApproval(raw, meta);
       pending++;
       try {
         await condition(() => !verifying);
+        // A copy that waited behind the one refused.
+        const again = signalled ? coordinator.refuseRepeatedApproval(request, meta) : null;
+        if (again !== null) return again;
+        const signalledKey = signalled ? coordinator.approvalKey(request) : undefined;
         verifying = true;
         const g = coordinator.governed!;
         const waits = patched(APPROVAL_FAILURE_WAITS);
@@ -707,7 +725,7 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
           if (!waits || !(error instanceof TemporalFailure) || isCancellation(error)) throw error;
           check = unverifiedCheck(failureMessage(error));
         }
-        return coordinator.approve(check, request.reason, meta);
+        return coordinator.approve(check, request.reason, meta, signalledKey);
       } finally {
         verifying = false;
         pending--;
@@ -727,10 +745,27 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
       },
       { validator: refusing((raw: unknown, meta?: unknown) => void coordinator.parseApproval(raw, meta)) },
     );
+    /** Whether a signalled approval is one this run refused for good already: refused again at once (even with the most waiting to be verified). */
+    const refusedAgain = (raw: unknown, meta?: unknown): boolean => {
+      let again: ApprovalOutcome | null;
+      try {
+        again = coordinator.refuseRepeatedApproval(coordinator.parseApproval(raw, meta), meta);
+      } catch (error) {
+        // Refused as it is parsed: approve() parses it again, refuses it and records that.
+        if (error instanceof BackfillError) return false;
+        throw error;
+      }
+      if (again === null || again.accepted) return false;
+      log.warn(`signal approve refused again (${again.code}): ${again.message}`);
+      writeAudit();
+      return true;
+    };
     const approveSignalled = async (raw: unknown, meta?: unknown): Promise<void> => {
       if (waitsForAdmission()) return afterAdmission('approve', () => approveSignalled(raw, meta));
+      const bounded = patched(APPROVAL_FLOODS_BOUNDED);
+      if (bounded && refusedAgain(raw, meta)) return;
       if (pending >= MAX_PENDING_APPROVALS) return void log.warn(`signal approve ignored: ${pending} approvals are being verified already`);
-      const verified = approve(raw, meta).then(
+      const verified = approve(raw, meta, bounded).then(
         (outcome) => {
           if (!outcome.accepted) log.warn(`signal approve refused (${outcome.code}): ${outcome.message}`);
         },

@@ -1,0 +1,84 @@
+/**
+ * A flood of bad approvals sent as signals (patch approval-floods-bounded), on a real server:
+ * anyone who can signal the workflow sends a hundred well-formed approvals that are refused (a
+ * text changed after it was signed, a key the policy does not list, the starter's own), four
+ * distinct ones and copies of them. Each distinct one costs one `verifySignature` activity, the
+ * copies none; they are recorded on the refused signals' schedule (the first ten, then a few);
+ * a valid approval after them lets the backfill run to its end.
+ */
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BackfillClient } from '../../client/backfill-client.ts';
+import { localConnection } from '../../client/connection.ts';
+import { signSubject } from '../../client/sign.ts';
+import { approveSignal, backfillWorkflowId } from '../../workflows/definitions.ts';
+import { address, scratch, sshKeygen, startTestWorker, testSpec, uniqueQueue, waitFor, type TestWorker } from './helpers.ts';
+
+const dir = scratch('approval-flood');
+const key = (name: string) => join(dir, `${name}_ed25519`);
+const principal = (name: string) => `${name}@example.com`;
+const queue = uniqueQueue('approval-flood');
+let alice: BackfillClient;
+let worker: TestWorker;
+
+beforeAll(async () => {
+  const signers = [sshKeygen(key('alice'), principal('alice')), sshKeygen(key('bob'), principal('bob'))];
+  sshKeygen(key('mallory'), principal('mallory'));
+  const policyFile = join(dir, 'backfill.policy.yaml');
+  writeFileSync(policyFile, ['version: 1', 'approval:', '  datasets: [protected_*]', '  allowedSigners:', ...signers.map((s) => `    - "${s}"`), ''].join('\n'));
+  worker = await startTestWorker({ queue, warehousePath: join(dir, 'warehouse.db'), policyFile });
+  alice = await BackfillClient.connect({ settings: localConnection(address()), identity: principal('alice') });
+});
+
+afterAll(async () => {
+  await alice?.close();
+  await worker?.stop();
+});
+
+/** How many `verifySignature` local activities a history ran (their markers name the activity). */
+function verifications(events: ReadonlyArray<{ markerRecordedEventAttributes?: { markerName?: string | null; details?: Record<string, { payloads?: Array<{ data?: Uint8Array | null }> | null }> | null } | null }>): number {
+  const decoder = new TextDecoder();
+  return events.filter((e) => {
+    const marker = e.markerRecordedEventAttributes;
+    if (marker?.markerName !== 'core_local_activity') return false;
+    return Object.values(marker.details ?? {}).some((d) => (d.payloads ?? []).some((p) => decoder.decode(p.data ?? new Uint8Array()).includes('"verifySignature"')));
+  }).length;
+}
+
+describe('a flood of bad approvals sent as signals', () => {
+  it('costs one verification per distinct approval, is audited on the refused signals\' schedule, and a valid approval then lets the backfill run', async () => {
+    const spec = testSpec(queue, { name: 'approval-flood', partitions: { grain: 'day', start: '2024-01-01', end: '2024-01-03' }, nodes: [{ id: 'protected_orders', transform: 'noop' }] });
+    const started = await alice.start(spec, { taskQueue: queue, id: `approval-flood-${queue}`, reason: 'finance restated Q1' });
+    const { backfillId } = started;
+    expect(started.admission?.state).toBe('awaiting_approval');
+    const planHash = started.admission!.planHash!;
+    const handle = alice.client.workflow.getHandle(backfillWorkflowId(backfillId));
+    const sign = (who: string, reason: string) => signSubject({ action: 'approve', backfillId, namespace: 'default', planHash, reason, signedAt: new Date().toISOString() }, { keyFile: key(who) });
+    const tampered = async (reason: string) => {
+      const signed = await sign('bob', reason);
+      return { text: signed.text.replace(reason, 'nobody reviewed it'), signature: signed.signature };
+    };
+    const bad = [await tampered('reviewed with finance'), await tampered('reviewed twice'), await sign('mallory', 'let me in'), await sign('alice', 'my own')];
+    const refused = async () => (await alice.audit(backfillId)).filter((e) => e.action === 'approve' && e.outcome === 'refused');
+
+    for (const approval of bad) await handle.signal(approveSignal, approval, { identity: principal('mallory') });
+    await waitFor('the four distinct bad approvals to be refused', async () => (await refused()).length === bad.length, 20_000);
+    // 96 copies of them: refused at once, none checked again.
+    for (let i = bad.length; i < 100; i++) await handle.signal(approveSignal, bad[i % bad.length]!, { identity: principal('mallory') });
+    const good = await sign('bob', 'reviewed with finance');
+    await handle.signal(approveSignal, good, { identity: principal('bob') });
+    expect((await alice.wait(backfillId, 30_000)).state).toBe('completed');
+
+    const entries = await refused();
+    expect(entries.map((e) => e.details.refusedSignal)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 14, 18, 26, 42, 74]);
+    expect(entries.slice(0, 4).map((e) => e.details.code)).toEqual(['bad_signature', 'bad_signature', 'unknown_signer', 'self_approval']);
+    expect(entries.slice(4).every((e) => e.details.repeated === true && e.details.signal === 'approve')).toBe(true);
+    expect(entries.at(-1)!.details.unrecorded).toBe(74 - entries.length);
+    const approvals = (await alice.audit(backfillId)).filter((e) => e.action === 'approve' && e.outcome === 'applied');
+    expect(approvals.map((e) => [e.identity, e.verified])).toEqual([[principal('bob'), true]]);
+
+    const history = await handle.fetchHistory();
+    expect(verifications(history.events ?? [])).toBe(bad.length + 1);
+  }, 60_000);
+});
