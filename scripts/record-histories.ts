@@ -38,7 +38,8 @@ import type { PolicyInput } from '../core/policy.ts';
 import { resolveSpec, type SpecInput } from '../core/spec.ts';
 import { bundleWorkflows, createWorkers, type BackfillWorkers } from '../workers/worker.ts';
 import { CORE_GENERATION, DEFAULT_TASK_QUEUE, type BackfillInput, type Tuning } from '../core/protocol.ts';
-import { BACKFILL_ID, backfillWorkflowId, nodeWorkflowId } from '../workflows/definitions.ts';
+import { BACKFILL_ID, approveSignal, backfillWorkflowId, nodeWorkflowId } from '../workflows/definitions.ts';
+import { signSubject } from '../client/sign.ts';
 import { startByHand } from './hand-made-start.ts';
 import { RangeSet } from '../core/ranges.ts';
 import { policyHolderPolls } from '../client/pollers.ts';
@@ -70,6 +71,13 @@ async function refused(promise: Promise<unknown>, expected: RegExp): Promise<voi
   );
   if (error === null) throw new Error(`expected a refusal matching ${expected}, but it was accepted`);
   if (!expected.test(String(error.message))) throw new Error(`expected a refusal matching ${expected}, got: ${error.message}`);
+}
+
+/** A well-formed approval of `id` signed by `keyFile` whose text was changed after it was signed: refused as `bad_signature`. */
+async function tamperedApproval(client: BackfillClient, id: string, keyFile: string): Promise<{ text: string; signature: string }> {
+  const planHash = (await client.progress(id)).governance!.planHash;
+  const signed = await signSubject({ action: 'approve', backfillId: id, namespace: client.namespace, planHash, reason: 'reviewed with finance', signedAt: new Date().toISOString() }, { keyFile });
+  return { text: signed.text.replace('reviewed with finance', 'reviewed by nobody'), signature: signed.signature };
 }
 
 /** The people of the governed scenarios: alice starts (and signs her start), bob approves. */
@@ -331,6 +339,11 @@ const SCENARIOS: Record<string, Scenario> = {
     },
     async drive(client, id, { as, key }) {
       await refused(as.alice.approve(id, { reason: 'approving my own backfill', signKey: key.alice }), /self_approval/);
+      // Two copies of a tampered approval sent as signals: the first is checked and refused, the second refused again without its activity (approval-floods-bounded).
+      const tampered = await tamperedApproval(client, id, key.bob);
+      const handle = client.client.workflow.getHandle(backfillWorkflowId(id));
+      for (let i = 0; i < 2; i++) await handle.signal(approveSignal, tampered, { identity: principal('bob') });
+      await until('both tampered approvals to be refused', async () => (await client.audit(id)).filter((e) => e.details.signal === 'approve').length === 2);
       await as.bob.approve(id, { reason: 'reviewed with finance', signKey: key.bob });
       await until('the retry budget to pause it', async () => {
         const p = await client.progress(id);
