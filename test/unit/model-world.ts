@@ -14,13 +14,14 @@
  * arrive verified, refused or forged), a retry budget the node reports spend (and set-budget
  * raises), a cost budget (each partition costs 1) whose allowances the node workflows keep to,
  * and a run window the clock crosses. A governed start, like the workflow's, is
- * judged by `Governance.admit`; a resumed one is judged again.
+ * judged by `Governance.admit`; a resumed one is judged again. Anyone may signal it controls it
+ * refuses (model-signals.ts), handled as workflows/backfill.ts handles a control signal.
  */
 import fc from 'fast-check';
 import { signedText, type SignatureCheck } from '../../core/approval.ts';
 import { isNoSpending, noSpending, type Spending } from '../../core/budget.ts';
 import { AUTO_BATCH_MAX } from '../../core/batching.ts';
-import { CANARY_AUTO_IDENTITY } from '../../core/audit.ts';
+import { AUDIT_BYTES, AUDIT_KEEP, CANARY_AUTO_IDENTITY, UNKNOWN_IDENTITY, type AuditEntry, type AuditTrailJSON } from '../../core/audit.ts';
 import { carryShapeProblem, carrySpecProblem, uncheckedCarryFields } from '../../core/carry-shape.ts';
 import { BackfillCoordinator, resumeCarry } from '../../core/coordinator.ts';
 import { BackfillError } from '../../core/errors.ts';
@@ -31,7 +32,22 @@ import { parseNodeControl } from '../../core/node-control.ts';
 import type { BackfillCarry, NodeControl, NodeReport, PartitionResult } from '../../core/protocol.ts';
 import { RangeSet } from '../../core/ranges.ts';
 import { DEFAULT_DEFERRAL_BACKOFF_MS, DEFAULT_MAX_DEFERRALS, NodeScheduler, schedulerOptionsOf, type BatchOutcome, type SchedulerOptions } from '../../core/scheduler.ts';
+import { CONTROL_SIGNALS, REFUSED_TEXT } from '../../core/refused-signals.ts';
 import { resolveSpec, type Canary, type ResolvedNode, type ResolvedSpec, type SpecInput } from '../../core/spec.ts';
+import { valueText } from '../../core/value-text.ts';
+import {
+  LONG_REASON,
+  PAUSE_REASON_MIN,
+  RATE_CAP,
+  isRefusedSignalEntry,
+  isReserved,
+  keptOnSchedule,
+  refusedSignalCase,
+  refusedSignalsArbitrary,
+  sendSignal,
+  type RefusedSignalCase,
+  type RefusedSignalsAction,
+} from './model-signals.ts';
 
 /** Far below Temporal's 2 MB payload limit; these plans are small, so the carries must be too. */
 export const CARRY_BUDGET = 64 * 1024;
@@ -82,10 +98,15 @@ export type Action =
   /** The warehouse's publish or discard under way lands: done, or refused (another run leases a dataset). */
   | { kind: 'decisionLands'; ok: boolean }
   | { kind: 'approve'; verdict: 'valid' | 'self' | 'refused' | 'stale' }
-  | { kind: 'setBudget'; value: unknown };
+  | { kind: 'setBudget'; value: unknown }
+  /** Control signals the backfill refuses, sent by anyone (model-signals.ts), perhaps a valid one among them. */
+  | RefusedSignalsAction;
 
-/** The policy a governed model backfill runs under (null: none, as before governance). */
-export type GovernanceCase = { approval: boolean; retries: number | null; window: boolean; cost?: number | null } | null;
+/**
+ * The policy a governed model backfill runs under (null: none, as before governance); `rules`: a
+ * cap on the backfill's rate and a reason a pause must give (what a refused signal may break).
+ */
+export type GovernanceCase = { approval: boolean; retries: number | null; window: boolean; cost?: number | null; rules?: boolean } | null;
 
 /** Any ed25519 key will do: the model's approvals arrive as the signature check's verdict. */
 const key = (c: string) => `AAAAC3NzaC1lZDI1NTE5AAAAI${c.repeat(43)}`;
@@ -105,6 +126,7 @@ function policyOf(governance: NonNullable<GovernanceCase>): PolicyInput {
         }
       : {}),
     ...(governance.window ? { windows: WINDOW } : {}),
+    ...(governance.rules ? { caps: { backfill: { rate: RATE_CAP } }, reasons: { required: ['pause' as const], minLength: PAUSE_REASON_MIN } } : {}),
   };
 }
 
@@ -118,6 +140,24 @@ function fail(message: string): never {
 }
 
 const json = <T>(value: T): T => JSON.parse(JSON.stringify(value)) as T;
+
+/** The BackfillError `run` throws to refuse, or null when it applied; anything else is a bug. */
+function refusal(run: () => unknown): BackfillError | null {
+  try {
+    run();
+    return null;
+  } catch (error) {
+    if (error instanceof BackfillError) return error;
+    throw error;
+  }
+}
+
+/** Where two JSON texts part, with a little of each. */
+function firstDifference(a: string, b: string): string {
+  let i = 0;
+  while (i < a.length && a[i] === b[i]) i++;
+  return `at ${i}: ${a.slice(Math.max(0, i - 80), i + 80)} became ${b.slice(Math.max(0, i - 80), i + 80)}`;
+}
 
 /**
  * A carry the backfill hands on (at continue-as-new, at its end, to a resume), as its next run
@@ -176,6 +216,11 @@ export class World {
   private approvedThisRun = false;
   /** Audit entries written to the history so far: their seq only goes up. */
   private lastSeq = 0;
+  /** Refused signals sent to governed runs of the backfill (all its runs), and the entries the history has of them. */
+  private refusedSent = 0;
+  private refusedWritten = 0;
+  /** The audit trail the state kept at the last check: each entry's seq, and whether it is a refused signal's. */
+  private trailSeen: { entries: Map<number, boolean>; newest: number } | null = null;
 
   constructor(
     spec: ResolvedSpec,
@@ -243,12 +288,15 @@ export class World {
    * `finished`: right after the report that finished every partition, which records no budget
    * pause (nothing is left to pause).
    */
-  private writeAudit(finished = false): void {
-    for (const entry of this.parent?.takeAudit() ?? []) {
+  private writeAudit(finished = false): AuditEntry[] {
+    const written = this.parent?.takeAudit() ?? [];
+    for (const entry of written) {
       if (entry.seq <= this.lastSeq) fail(`audit entry ${entry.seq} after ${this.lastSeq}`);
       if (finished && entry.action === 'budget-pause') fail(`a budget pause recorded by the report that finished every partition: ${String(entry.details.why)}`);
       this.lastSeq = entry.seq;
+      if (isRefusedSignalEntry(entry)) this.refusedWritten++;
     }
+    return written;
   }
 
   get isEnded(): Ended | null {
@@ -725,7 +773,8 @@ export class World {
         });
       }
       case 'pause':
-        if (parent) parent.setPaused(action.paused);
+        // A pause gives the reason the policy's `rules` want.
+        if (parent) parent.setPaused(action.paused, { identity: 'operator', reason: 'model pause' });
         return;
       case 'setRate':
         if (parent) this.control(() => parent.setRate(action.value, action.node === null ? null : this.nodeId(action.node)));
@@ -763,7 +812,130 @@ export class World {
           if (typeof action.value === 'number' && action.value > 0) this.maxCostLimit = Math.max(this.maxCostLimit, action.value);
         }
         return;
+      case 'refusedSignals':
+        return this.refusedSignals(action);
     }
+  }
+
+  // ---- refused control signals (workflows/backfill.ts `ignoringInvalid`, core/refused-signals.ts) ----
+
+  /** What a refused signal must leave as it was: everything the run carries but its audit trail, and its limits and holds. */
+  private untouched(parent: BackfillCoordinator): string {
+    const carry = parent.toCarry();
+    const governance = carry.governance ? { ...carry.governance, audit: null } : null;
+    return JSON.stringify({ ...carry, governance, control: parent.controlState(), refresh: parent.needsRefresh });
+  }
+
+  /**
+   * A burst of control signals the backfill refuses, each handled as the workflow's handler does
+   * (applied, refused with a BackfillError, recorded if governed, written to the history), and
+   * a valid control among them (perhaps). None changes anything but the audit trail; each is
+   * counted, and recorded on the schedule of core/refused-signals.ts exactly.
+   */
+  private refusedSignals(action: RefusedSignalsAction): void {
+    const parent = this.parent;
+    if (!parent) return;
+    // The handlers of earlier messages have written theirs.
+    this.writeAudit();
+    const governance = this.governance;
+    let before = this.untouched(parent);
+    for (let n = 0; n <= action.count; n++) {
+      if (n === action.valid) {
+        const after = this.untouched(parent);
+        if (after !== before) fail(`refused signals changed the backfill: ${firstDifference(before, after)}`);
+        this.validAfterRefused(parent, action);
+        if (parent.governed) this.checkTrailKept(parent.governed.audit.recent());
+        before = this.untouched(parent);
+      }
+      if (n === action.count) break;
+      const context = {
+        governed: parent.governed !== null,
+        rules: governance?.rules === true,
+        budgets: { retries: typeof governance?.retries === 'number', cost: Boolean(governance?.cost) },
+        awaitingApproval: parent.isAwaitingApproval,
+      };
+      const refused = refusedSignalCase(action.seed, n, context);
+      const error = refusal(() => sendSignal(parent, refused.signal, refused.args));
+      if (!error) return fail(`a ${refused.signal} signal with ${refused.what} (${valueText(refused.args)}) was applied`);
+      if (!refused.codes.includes(error.code)) fail(`a ${refused.signal} signal with ${refused.what} was refused as ${error.code}: ${error.message}`);
+      if (parent.governed) {
+        parent.refuseSignal({ signal: refused.signal, args: refused.args, code: error.code, message: error.message });
+        this.refusedSent++;
+      }
+      this.checkRefusedEntry(this.writeAudit(), refused, error, parent.governed !== null);
+      // Each signal is a step of its own: what it made the trail drop is judged on its own.
+      if (parent.governed) this.checkTrailKept(parent.governed.audit.recent());
+    }
+    const after = this.untouched(parent);
+    if (after !== before) fail(`refused signals changed the backfill: ${firstDifference(before, after)}`);
+  }
+
+  /** The entries a refused signal wrote: its own if the schedule keeps it (under a policy), nothing else. */
+  private checkRefusedEntry(written: AuditEntry[], refused: RefusedSignalCase, error: BackfillError, governed: boolean): void {
+    const nth = this.refusedSent;
+    const expected = governed && keptOnSchedule(nth) ? 1 : 0;
+    if (written.length !== expected || written.some((e) => !isRefusedSignalEntry(e))) {
+      fail(`refused signal ${nth} (${refused.signal}, governed: ${governed}) wrote ${JSON.stringify(written.map((e) => [e.action, e.outcome, e.details.refusedSignal ?? null]))}, not ${expected} entry of its own`);
+    }
+    const entry = written[0];
+    if (!entry) return;
+    const unrecorded = nth - this.refusedWritten;
+    const d = entry.details;
+    if (d.refusedSignal !== nth) fail(`refused signal ${nth}'s entry says it is number ${String(d.refusedSignal)}`);
+    if ((d.unrecorded ?? 0) !== unrecorded || d.unrecorded === 0) fail(`refused signal ${nth}'s entry says ${String(d.unrecorded)} went unrecorded before it, not ${unrecorded}`);
+    if (entry.action !== CONTROL_SIGNALS[refused.signal].action || d.signal !== refused.signal || d.code !== error.code || entry.verified) {
+      fail(`refused signal ${nth}'s entry reads ${JSON.stringify([entry.action, d.signal, d.code, entry.verified])} for a ${refused.signal} refused as ${error.code}`);
+    }
+    if (entry.identity !== (refused.identity ?? UNKNOWN_IDENTITY)) fail(`a ${refused.signal} signal with ${refused.what} is recorded from ${JSON.stringify(entry.identity)}, not ${JSON.stringify(refused.identity ?? UNKNOWN_IDENTITY)}`);
+    const long = (text: unknown, most: number) => typeof text === 'string' && text.length > most + 1;
+    if (long(entry.reason, REFUSED_TEXT.reason) || long(d.why, REFUSED_TEXT.why) || long(d.sent, REFUSED_TEXT.sent)) fail(`refused signal ${nth}'s entry keeps more than its share: ${valueText(entry, 400)}`);
+  }
+
+  /** A valid control after any number of refused ones applies (and is recorded as applied, under a policy). */
+  private validAfterRefused(parent: BackfillCoordinator, action: RefusedSignalsAction): void {
+    const rate = [2, 5, 50][action.seed % 3]!;
+    // Sometimes with the longest reason a control may give, of characters JSON writes six bytes each: two fill half the trail's bytes.
+    const meta = { identity: 'ops@example.com', reason: action.seed % 2 === 0 ? 'after the flood' : LONG_REASON };
+    const error = refusal(() => sendSignal(parent, 'setRate', [rate, null, meta]));
+    if (error) fail(`a valid setRate of ${rate} after ${this.refusedSent} refused signals was refused: ${error.message}`);
+    if (parent.controlState().rate !== rate) fail(`a valid setRate of ${rate} after ${this.refusedSent} refused signals left the rate at ${String(parent.controlState().rate)}`);
+    const written = this.writeAudit();
+    const applied = parent.governed ? [['set-rate', 'applied', meta.identity, rate]] : [];
+    if (JSON.stringify(written.map((e) => [e.action, e.outcome, e.identity, e.details.rate])) !== JSON.stringify(applied)) {
+      fail(`a valid setRate after refused signals wrote ${JSON.stringify(written.map((e) => [e.action, e.outcome, e.identity]))}`);
+    }
+  }
+
+  /**
+   * The audit trail the state keeps (a run's, or the ended run's carry): it counts every refused
+   * signal sent, and the history has an entry for each the schedule keeps.
+   */
+  private checkTrail(audit: AuditTrailJSON | undefined): void {
+    if ((audit?.refusedSignals ?? 0) !== this.refusedSent) fail(`the audit trail counts ${String(audit?.refusedSignals)} refused signals, ${this.refusedSent} were sent`);
+    let recorded = 0;
+    for (let nth = 1; nth <= this.refusedSent; nth++) if (keptOnSchedule(nth)) recorded++;
+    if (this.refusedWritten !== recorded) fail(`the history has ${this.refusedWritten} refused signals' entries, the schedule ${recorded} of ${this.refusedSent}`);
+    if (audit) this.checkTrailKept(audit.entries);
+  }
+
+  /**
+   * The entries the trail keeps stay within its bounds, none shows a refused signal as from a
+   * reserved identity, and refused signals' entries go before operators' ones: an operator's
+   * entry leaves only while the refused signals' entries left are those recorded since the last
+   * look (the newest: `AuditTrail.dropOldest` keeps it while it fits).
+   */
+  private checkTrailKept(entries: readonly AuditEntry[]): void {
+    if (entries.length > AUDIT_KEEP) fail(`the audit trail keeps ${entries.length} entries`);
+    const bytes = JSON.stringify(entries).length;
+    if (bytes > AUDIT_BYTES && entries.length > 1) fail(`the audit trail is ${bytes} bytes of JSON, over its ${AUDIT_BYTES}`);
+    for (const entry of entries) if (isRefusedSignalEntry(entry) && isReserved(entry.identity)) fail(`a refused signal is recorded as from ${entry.identity}`);
+    const seen = this.trailSeen;
+    const now = new Map(entries.map((e) => [e.seq, isRefusedSignalEntry(e)]));
+    if (seen && [...seen.entries].some(([seq, refused]) => !refused && !now.has(seq))) {
+      const older = entries.find((e) => isRefusedSignalEntry(e) && e.seq <= seen.newest);
+      if (older) fail(`an operator's entry left the audit trail while refused signal ${String(older.details.refusedSignal)}'s (entry ${older.seq}) stayed`);
+    }
+    this.trailSeen = { entries: now, newest: entries.at(-1)?.seq ?? seen?.newest ?? 0 };
   }
 
   /** An approval as the workflow handles one: the activity's verdict, then the coordinator's judgement. */
@@ -800,9 +972,10 @@ export class World {
       const bound = this.maxCostLimit + [...this.maxInFlight.values()].reduce((a, b) => a + b, 0);
       if (this.chargedCost - this.lostCost > bound) fail(`partitions cost ${this.chargedCost - this.lostCost} under a cost budget of at most ${this.maxCostLimit} (${bound} with what ran at once)`);
     }
-    if (!parent) return;
+    if (!parent) return this.checkTrail(this.ended?.carry.governance?.audit);
     // Read without refreshing anything: checking must not change what the model does next.
     const carried = { ...parent.toCarry(), ...runFields(true) };
+    this.checkTrail(carried.governance?.audit);
     const text = JSON.stringify(carried);
     if (text.length > CARRY_BUDGET) fail(`the parent's carried state is ${text.length} bytes`);
     // What a continue-as-new would hand on now: the next run could read it (looked at again only once it changed).
@@ -1041,6 +1214,7 @@ export const actionArbitrary: fc.Arbitrary<Action> = fc.oneof(
   { weight: 2, arbitrary: fc.boolean().map<Action>((ok) => ({ kind: 'decisionLands', ok })) },
   { weight: 1, arbitrary: fc.constantFrom('valid', 'self', 'refused', 'stale').map<Action>((verdict) => ({ kind: 'approve', verdict: verdict as 'valid' })) },
   { weight: 1, arbitrary: fc.constantFrom<unknown>(1, 3, 1000, 5000, 0, -1, 2.5, 'x', null).map<Action>((value) => ({ kind: 'setBudget', value })) },
+  { weight: 3, arbitrary: refusedSignalsArbitrary },
 );
 
 /** A canary (one case in three): 1 to 3 partitions per node, picked any way, with or without auto. */
@@ -1054,9 +1228,9 @@ export const canaryArbitrary: fc.Arbitrary<Canary | null> = fc.oneof(
   },
 );
 
-/** No policy (half the cases, as before governance), or a policy with an approval, a retry budget, a cost budget and a run window in any mix. */
+/** No policy (half the cases, as before governance), or a policy with an approval, a retry budget, a cost budget, a run window and rules (a rate cap, a reason for a pause) in any mix. */
 export const governanceArbitrary: fc.Arbitrary<GovernanceCase> = fc.option(
-  fc.record({ approval: fc.boolean(), retries: fc.option(fc.integer({ min: 1, max: 4 }), { nil: null }), window: fc.boolean(), cost: fc.option(fc.integer({ min: 1, max: 8 }), { nil: null }) }),
+  fc.record({ approval: fc.boolean(), retries: fc.option(fc.integer({ min: 1, max: 4 }), { nil: null }), window: fc.boolean(), cost: fc.option(fc.integer({ min: 1, max: 8 }), { nil: null }), rules: fc.boolean() }),
   { nil: null },
 );
 

@@ -7,6 +7,11 @@
  * them; a decision is taken only while the backfill waits for one. A third have a canary: nothing
  * beyond its slice is released or written until its approval (a failure in it stops the backfill
  * with nothing further written), readers see none of it before, and `auto` goes on only within bounds.
+ * Bursts of control signals the backfill must refuse (model-signals.ts: malformed payloads,
+ * reserved identities, what the policy refuses) come between the other steps: none changes the
+ * backfill, each is counted across continue-as-new and resumes, their audit entries follow the
+ * schedule of core/refused-signals.ts, the trail keeps its bounds and drops them before operators'
+ * entries, and a valid control after them applies.
  *
  * CI runs BACKFILL_MODEL_RUNS (default 10,000) cases from a fixed seed (BACKFILL_MODEL_SEED): the
  * first half here, the second (from the seed after the last chunk's) in model-second-half.test.ts,
