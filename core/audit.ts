@@ -154,13 +154,14 @@ export class AuditTrail {
   }
 
   /**
-   * Drops the oldest refused signal's entry if one is older than the newest entry, else the
-   * oldest entry: what anyone may send (core/refused-signals.ts) never pushes operators' actions
-   * out of the trail the state keeps (the history keeps every entry).
+   * Drops the oldest refused signal's entry (the newest too), else the oldest entry: what anyone
+   * may send (core/refused-signals.ts) never pushes operators' actions out of the trail the
+   * state keeps. Once operators' entries fill it, a refused signal is in the history only (which
+   * keeps every entry), where keeping it as the newest pushed theirs out for good.
    */
   private dropOldest(): void {
     const refused = this.entries.findIndex((e) => e.outcome === 'refused' && e.details.refusedSignal !== undefined);
-    this.entries.splice(refused >= 0 && refused < this.entries.length - 1 ? refused : 0, 1);
+    this.entries.splice(refused >= 0 ? refused : 0, 1);
   }
 
   /** The newest entries, oldest first. */

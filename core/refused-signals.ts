@@ -9,8 +9,8 @@
  * audit trail's carried state) are recorded one by one; past them, only those whose count past
  * the cap is a power of two (the 11th, 12th, 14th, 18th, 26th, ...), each saying how many went
  * unrecorded before it. A flood of n refused signals adds about log2(n) entries to the history
- * (one memo upsert each); the trail the state keeps drops them before any other entry, so they
- * never push operators' actions out of it (`AuditTrail.record`).
+ * (one memo upsert each); the trail the state keeps drops them (the newest too) before any other
+ * entry, so they never push operators' actions out of it (`AuditTrail.record`).
  * Each entry's text is cut short (REFUSED_TEXT): it takes its share of the state's trail, not all of it.
  */
 import { MAX_IDENTITY, REFUSED_SIGNALS_KEPT, UNKNOWN_IDENTITY, clipText, parseMeta, type AuditEntry, type ControlMeta } from './audit.ts';

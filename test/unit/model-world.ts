@@ -219,8 +219,8 @@ export class World {
   /** Refused signals sent to governed runs of the backfill (all its runs), and the entries the history has of them. */
   private refusedSent = 0;
   private refusedWritten = 0;
-  /** The audit trail the state kept at the last check: each entry's seq, and whether it is a refused signal's. */
-  private trailSeen: { entries: Map<number, boolean>; newest: number } | null = null;
+  /** The audit trail the state kept at the last look: each entry's seq, and whether it is a refused signal's. */
+  private trailSeen = new Map<number, boolean>();
 
   constructor(
     spec: ResolvedSpec,
@@ -920,22 +920,20 @@ export class World {
 
   /**
    * The entries the trail keeps stay within its bounds, none shows a refused signal as from a
-   * reserved identity, and refused signals' entries go before operators' ones: an operator's
-   * entry leaves only while the refused signals' entries left are those recorded since the last
-   * look (the newest: `AuditTrail.dropOldest` keeps it while it fits).
+   * reserved identity, and refused signals' entries go before operators' ones, the newest too: an
+   * operator's entry leaves only once none is left. Looked at after each refused signal, so
+   * that each is judged by what it alone pushed out.
    */
   private checkTrailKept(entries: readonly AuditEntry[]): void {
     if (entries.length > AUDIT_KEEP) fail(`the audit trail keeps ${entries.length} entries`);
     const bytes = JSON.stringify(entries).length;
     if (bytes > AUDIT_BYTES && entries.length > 1) fail(`the audit trail is ${bytes} bytes of JSON, over its ${AUDIT_BYTES}`);
     for (const entry of entries) if (isRefusedSignalEntry(entry) && isReserved(entry.identity)) fail(`a refused signal is recorded as from ${entry.identity}`);
-    const seen = this.trailSeen;
     const now = new Map(entries.map((e) => [e.seq, isRefusedSignalEntry(e)]));
-    if (seen && [...seen.entries].some(([seq, refused]) => !refused && !now.has(seq))) {
-      const older = entries.find((e) => isRefusedSignalEntry(e) && e.seq <= seen.newest);
-      if (older) fail(`an operator's entry left the audit trail while refused signal ${String(older.details.refusedSignal)}'s (entry ${older.seq}) stayed`);
-    }
-    this.trailSeen = { entries: now, newest: entries.at(-1)?.seq ?? seen?.newest ?? 0 };
+    const gone = [...this.trailSeen].find(([seq, refused]) => !refused && !now.has(seq));
+    const stayed = entries.find(isRefusedSignalEntry);
+    if (gone && stayed) fail(`operator's entry ${gone[0]} left the audit trail while refused signal ${String(stayed.details.refusedSignal)}'s (entry ${stayed.seq}) stayed`);
+    this.trailSeen = now;
   }
 
   /** An approval as the workflow handles one: the activity's verdict, then the coordinator's judgement. */

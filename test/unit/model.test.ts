@@ -60,6 +60,12 @@ describe('model: the coordinator, the scheduler and readiness under any interlea
     ]);
   });
 
+  it("a control with the longest reason, a refused signal, the same again: the refused signal's entry, the newest, does not push an operator's out of the trail", () => {
+    const fourHours = resolveSpec({ name: 'model', partitions: { grain: 'hour', start: '2024-01-01', end: '2024-01-01T04' }, nodes: [{ id: 'n0', transform: 'noop', concurrency: 1, batchSize: 1 }] });
+    const governance = { approval: false, retries: null, window: false, cost: null, rules: false };
+    holds(fourHours, [{ kind: 'refusedSignals', seed: 43_865_499, count: 1, valid: 0 }, { kind: 'refusedSignals', seed: 548_274_819, count: 1, valid: 0 }], governance);
+  });
+
   // Cases a review found (read-a), kept in the same form.
   it('a staged backfill published with a failure, then resumed: the partition run again is staged and published by a decision of its own, not left staged', () => {
     holds(twoDays, [...stagedWithAFailure, { kind: 'decide', action: 'publish', junk: false }, { kind: 'decisionLands', ok: true }, { kind: 'parent' }, { kind: 'resume', node: null }], null, true);

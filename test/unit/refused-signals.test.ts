@@ -4,7 +4,7 @@
  */
 import { stripVTControlCharacters } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { AuditTrail, MAX_IDENTITY, REFUSED_SIGNALS_KEPT, UNKNOWN_IDENTITY, describeChange, type AuditEntry } from '../../core/audit.ts';
+import { AUDIT_KEEP, AuditTrail, MAX_IDENTITY, REFUSED_SIGNALS_KEPT, UNKNOWN_IDENTITY, describeChange, type AuditEntry } from '../../core/audit.ts';
 import { BackfillCoordinator } from '../../core/coordinator.ts';
 import { BackfillError } from '../../core/errors.ts';
 import { Governance } from '../../core/governance.ts';
@@ -69,6 +69,26 @@ describe("the trail the state keeps", () => {
     expect(kept.length).toBeLessThan(REFUSED_SIGNALS_KEPT + 2);
     // The newest refused signal stays: the history has them all, the state the newest.
     expect(kept.at(-1)!.details.refusedSignal).toBe(REFUSED_SIGNALS_KEPT);
+  });
+
+  it("keeps operators' entries that fill it and not a refused signal's, even as the newest (found by the model test)", () => {
+    const operator = (trail: AuditTrail, reason: string) => trail.record({ at: 1, action: 'set-rate', identity: 'ops@example.com', verified: false, reason, outcome: 'applied', details: { rate: 5 } });
+    const junk = refusedSignalEntry({ signal: 'setRate', args: ['\u0001'.repeat(1_000), null, { reason: '\u0001'.repeat(1_000) }], code: 'invalid_argument', message: 'rate must be a number' }, 1, 2)!;
+    // Two of the longest reasons a control may give, of characters JSON writes in six bytes: 24 KB of operators' entries, all but a few bytes.
+    const bytes = AuditTrail.empty();
+    operator(bytes, 'start');
+    for (let i = 0; i < 2; i++) operator(bytes, '\u0001'.repeat(1_990));
+    const before = bytes.recent().map((e) => e.seq);
+    bytes.record(junk);
+    expect(bytes.recent().map((e) => e.seq)).toEqual(before);
+    // By count: a refused signal that arrives at a full trail leaves it as it was; the next operator's entry pushes out the oldest, as ever.
+    const full = AuditTrail.empty();
+    for (let i = 0; i < AUDIT_KEEP; i++) operator(full, `change ${i}`);
+    full.record(junk);
+    expect(full.recent().map((e) => e.reason)).toEqual(Array.from({ length: AUDIT_KEEP }, (_, i) => `change ${i}`));
+    expect(full.total).toBe(AUDIT_KEEP + 1);
+    operator(full, 'one more');
+    expect(full.recent().map((e) => e.reason)).toEqual([...Array.from({ length: AUDIT_KEEP - 1 }, (_, i) => `change ${i + 1}`), 'one more']);
   });
 });
 
