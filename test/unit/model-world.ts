@@ -894,7 +894,7 @@ export class World {
   /** A valid control after any number of refused ones applies (and is recorded as applied, under a policy). */
   private validAfterRefused(parent: BackfillCoordinator, action: RefusedSignalsAction): void {
     const rate = [2, 5, 50][action.seed % 3]!;
-    // Sometimes with the longest reason a control may give, of characters JSON writes six bytes each: two fill half the trail's bytes.
+    // Sometimes with the longest reason a control may give, of characters JSON writes in six bytes: one fills half the trail's bytes.
     const meta = { identity: 'ops@example.com', reason: action.seed % 2 === 0 ? 'after the flood' : LONG_REASON };
     const error = refusal(() => sendSignal(parent, 'setRate', [rate, null, meta]));
     if (error) fail(`a valid setRate of ${rate} after ${this.refusedSent} refused signals was refused: ${error.message}`);
