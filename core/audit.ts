@@ -13,7 +13,7 @@
  */
 import { BackfillError } from './errors.ts';
 import type { Action } from './policy.ts';
-import { valueText } from './value-text.ts';
+import { nameText, valueText } from './value-text.ts';
 
 /**
  * Entries beside the policy's actions: what the policy did by itself (a spent budget), a new
@@ -82,7 +82,7 @@ export function parseMeta(value: unknown): ControlMeta {
   }
   const { reason, identity, ...rest } = value as Record<string, unknown>;
   const extra = Object.keys(rest);
-  if (extra.length > 0) throw new BackfillError('invalid_argument', `the control's last argument has unknown fields ${extra.join(', ')}: it takes reason and identity`, 'reason');
+  if (extra.length > 0) throw new BackfillError('invalid_argument', `the control's last argument has unknown fields ${extra.slice(0, 5).map((key) => nameText(key)).join(', ')}${extra.length > 5 ? ', …' : ''}: it takes reason and identity`, 'reason');
   const text = (v: unknown, name: string, max: number): string | undefined => {
     if (v === undefined || v === null) return undefined;
     if (typeof v !== 'string') throw new BackfillError('invalid_argument', `${name} must be text (got ${typeof v})`, name);

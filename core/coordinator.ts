@@ -29,7 +29,7 @@ import { Readiness, resumeRunsAgain, resumedReadiness } from './readiness.ts';
 import type { Canary, ResolvedNode, ResolvedSpec } from './spec.ts';
 import { changedNodes, parseResolvedSpec, readResolvedSpec } from './spec-changes.ts';
 import type { EffectiveLimits } from './windows.ts';
-import { valueText } from './value-text.ts';
+import { nameText, valueText } from './value-text.ts';
 
 type Outgoing = { ready: RangeSet; settingsDirty: boolean; specDirty: boolean; finish: boolean };
 
@@ -325,8 +325,7 @@ export class BackfillCoordinator {
   private nodeArg(node: unknown): string | null {
     if (node === undefined || node === null) return null;
     if (typeof node !== 'string' || !this.plan.byId.has(node)) {
-      const named = typeof node === 'string' ? `'${node}'` : valueText(node);
-      throw new BackfillError('unknown_node', `unknown node ${named}: this backfill's nodes are ${this.plan.nodes.map((n) => n.id).join(', ')}`, 'node');
+      throw new BackfillError('unknown_node', `unknown node ${nameText(node)}: this backfill's nodes are ${this.plan.nodes.map((n) => n.id).join(', ')}`, 'node');
     }
     return node;
   }

@@ -1,3 +1,10 @@
+const MAX_DEPTH = 8;
+
+/** JSON's string, with the controls it leaves as they are (DEL, C1's CSI, the line separators) escaped too. */
+function jsonString(text: string): string {
+  return JSON.stringify(text).replace(/[\u007f-\u009f\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
 /**
  * A value anyone may send (a signal's or an update's argument, a hand-made input), as JSON text
  * for a message or an audit entry: the same text `JSON.stringify` gives a small value, but never
@@ -5,8 +12,6 @@
  * payload nested some thousands deep, which `JSON.parse` reads, overflows the stack: thrown from
  * a signal's handler, that failed every workflow task of the backfill.
  */
-const MAX_DEPTH = 8;
-
 export function valueText(value: unknown, max = 200): string {
   let out = '';
   const full = () => out.length > max;
@@ -18,7 +23,8 @@ export function valueText(value: unknown, max = 200): string {
     if (v === null) return put('null');
     if (v === undefined) return put('undefined');
     if (typeof v === 'number') return put(depth === 0 || Number.isFinite(v) ? String(v) : 'null');
-    if (typeof v === 'string' || typeof v === 'boolean') return put(JSON.stringify(v));
+    if (typeof v === 'string') return put(jsonString(v));
+    if (typeof v === 'boolean') return put(String(v));
     if (typeof v === 'bigint') return put(`${v}n`);
     if (typeof v !== 'object') return put(typeof v);
     if (depth >= MAX_DEPTH) return put(Array.isArray(v) ? '[…]' : '{…}');
@@ -37,11 +43,19 @@ export function valueText(value: unknown, max = 200): string {
       if (item === undefined || typeof item === 'function') continue;
       if (!first) put(',');
       first = false;
-      put(`${JSON.stringify(key)}:`);
+      put(`${jsonString(key)}:`);
       walk(item, depth + 1);
     }
     put('}');
   };
   walk(value, 0);
   return full() ? `${out.slice(0, max)}…` : out;
+}
+
+/**
+ * A name anyone may send, for a message: `'name'` when it is short, printable text, else its
+ * bounded JSON (`valueText`), so no control character or megabyte of it reaches a log or a caller.
+ */
+export function nameText(value: unknown, max = 100): string {
+  return typeof value === 'string' && value.length <= max && jsonString(value) === `"${value}"` ? `'${value}'` : valueText(value, max);
 }

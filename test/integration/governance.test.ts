@@ -383,7 +383,7 @@ describe('governance on a real server', () => {
         [['setBudget', '{"budget":"retries","limit":-1}', '{"reason":"because I can"}'], /a budget change is/],
         [['pause', '{"identity":"root","reason":"x"}'], /too short/],
         [['pause', '"junk"'], /\{ reason\?, identity\? \}/],
-        [['pause', '{"identity":"root","reason":"because","admin":true}'], /unknown fields admin/],
+        [['pause', '{"identity":"root","reason":"because","admin":true}'], /unknown fields 'admin'/],
         [['setRate', '5000', 'null', '{"reason":"because I can"}'], /caps\.backfill\.rate/],
       ];
       for (const [[name, ...inputs], expected] of cases) {

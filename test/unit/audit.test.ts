@@ -47,7 +47,7 @@ describe('parseMeta', () => {
     expect(refusal('junk').message).toMatch(/must be \{ reason\?, identity\? \} \(got "junk"\)/);
     expect(refusal([1]).message).toMatch(/must be \{ reason\?, identity\? \}/);
     expect(refusal(5).code).toBe('invalid_argument');
-    expect(refusal({ reason: 'x', admin: true }).message).toBe("the control's last argument has unknown fields admin: it takes reason and identity");
+    expect(refusal({ reason: 'x', admin: true }).message).toBe("the control's last argument has unknown fields 'admin': it takes reason and identity");
     expect(refusal({ reason: 42 })).toMatchObject({ path: 'reason', message: 'reason must be text (got number)' });
     expect(refusal({ identity: {} })).toMatchObject({ path: 'identity' });
     expect(refusal({ reason: 'x'.repeat(MAX_REASON + 1) }).message).toMatch(/longer than 2000 characters/);
