@@ -79,6 +79,7 @@ import { QUERY_TIMEOUT_MS, UNPOLLED_QUERY_TIMEOUT_MS, WORKER_TRANSFORMS, noAnswe
 import { pollersOf } from './pollers.ts';
 import { setLongTimeout } from './long-timeout.ts';
 import { waitTimedOut } from './wait-timeout.ts';
+import { mapLimit } from './map-limit.ts';
 import { POLICY_MISMATCH, UNKNOWN_PIN, pinnedPolicy } from '../core/policy-pin.ts';
 import { queueStates, waitingNodes, type Poller, type Waiting } from './waiting.ts';
 import { startTracing, tracingRequested, type Tracing } from '../workers/tracing.ts';
@@ -262,6 +263,8 @@ const ADMISSION_TIMEOUT_MS = 60_000;
 
 /** Attempts of an update whose workflow task failed before it applied. */
 const UPDATE_ATTEMPTS = 5;
+/** Running backfills set-queue-rate asks at once. */
+const QUEUE_RATE_JUDGES = 16;
 /** How a backfill ended before a staged decision: its staged versions need a discard of their own. */
 const ENDED_UNDECIDED = new Set(['CANCELLED', 'FAILED', 'TERMINATED', 'TIMED_OUT']);
 /** gRPC's status code FAILED_PRECONDITION. */
@@ -1699,22 +1702,29 @@ export class BackfillClient {
     const refusals: BackfillError[] = [];
     const running: Array<{ workflowId: string; runId: string }> = [];
     for await (const execution of this.client.workflow.list({ query: `WorkflowType = 'backfillWorkflow' AND ExecutionStatus = 'Running'` })) running.push({ workflowId: execution.workflowId, runId: execution.runId });
-    for (const { workflowId, runId } of running) {
+    // At once, not one by one: a backfill whose worker is gone holds its query up to the deadline,
+    // and a namespace may have many such backfills.
+    const answers = await mapLimit(running, QUEUE_RATE_JUDGES, async ({ workflowId, runId }) => {
       const backfillId = workflowId.replace(/^backfill\//, '');
       try {
         const judgement = await this.client.withDeadline(Date.now() + 10_000, () =>
           this.client.workflow.getHandle<typeof backfillWorkflow>(workflowId).query(judgeQueueRateQuery, { queue: taskQueue, rate }, this.meta(options)),
         );
+        return { kind: 'judged', backfillId, judgement } as const;
+      } catch (error) {
+        if (error instanceof QueryNotRegisteredError) return { kind: 'unjudged', backfillId } as const;
+        const queues = await this.queuesOf(backfillId, runId);
+        return { kind: 'unanswered', backfillId, onQueue: queues.size === 0 || [...queues.values()].includes(taskQueue) } as const;
+      }
+    });
+    for (const answer of answers) {
+      const { backfillId } = answer;
+      if (answer.kind === 'judged') {
+        const { judgement } = answer;
         if (judgement.refused) refusals.push(new BackfillError(judgement.refused.code, `backfill '${backfillId}' (on task queue ${taskQueue}) ${judgement.refused.message}`, judgement.refused.path));
         else if (judgement.mine) agreed.push(backfillId);
-      } catch (error) {
-        if (error instanceof QueryNotRegisteredError) {
-          unjudged.push(backfillId);
-          continue;
-        }
-        const queues = await this.queuesOf(backfillId, runId);
-        if (queues.size === 0 || [...queues.values()].includes(taskQueue)) unreachable.push(backfillId);
-      }
+      } else if (answer.kind === 'unjudged') unjudged.push(backfillId);
+      else if (answer.onQueue) unreachable.push(backfillId);
     }
     throwTogether(refusals, 'the cap is unchanged and nothing was recorded');
     return { agreed, unjudged, unreachable };

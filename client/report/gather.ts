@@ -28,6 +28,7 @@ import { REPORT_VERSION, type NodeReport, type PlanReport, type Report, type Sta
 import { reportActions } from './actions.ts';
 import { ledgerFigures, versionKey } from './summarize.ts';
 import { buildTimeline } from './timeline.ts';
+import { mapLimit } from '../map-limit.ts';
 
 type HistoryEvent = temporal.api.history.v1.IHistoryEvent;
 /** A run, and what `runsOf` kept of its history (the events themselves are let go). */
@@ -42,17 +43,6 @@ export type GatherOptions = {
 
 /** Histories fetched at once, at most. */
 const FETCHES = 8;
-
-/** `work` over `items`, at most `limit` at a time, results in order. */
-async function mapLimit<T, R>(items: readonly T[], limit: number, work: (item: T) => Promise<R>): Promise<R[]> {
-  const results: R[] = new Array(items.length);
-  let next = 0;
-  const worker = async () => {
-    for (let i = next++; i < items.length; i = next++) results[i] = await work(items[i]!);
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return results;
-}
 
 /**
  * Every run of a workflow id started since `sinceMs` (visibility lists them; the latest run

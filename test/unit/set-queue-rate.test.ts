@@ -10,7 +10,7 @@ import { describe, expect, it } from 'vitest';
 import { BackfillClient } from '../../client/backfill-client.ts';
 import type { QueueRateJudgement } from '../../core/coordinator.ts';
 
-type Backfill = { id: string; queues: string[]; judge: () => QueueRateJudgement };
+type Backfill = { id: string; queues: string[]; judge: () => QueueRateJudgement | Promise<QueueRateJudgement> };
 const agrees = (): QueueRateJudgement => ({ mine: true, refused: null });
 const silent = (): QueueRateJudgement => {
   throw new Error('deadline exceeded: no worker answered');
@@ -123,5 +123,26 @@ describe('set-queue-rate', () => {
     const result = await client.setQueueRate('warehouse', null);
     expect(calls).toEqual(['record old', 'cap warehouse unlimited', 'record new']);
     expect(result).toMatchObject({ rate: null, recordedBy: ['old', 'new'], unreachable: [] });
+  });
+
+  it('asks the running backfills at once: one whose worker is gone holds up the others no longer than itself', async () => {
+    // Each answer waits until every backfill has been asked; asked one by one, each would wait its 2 s out alone.
+    const count = 5;
+    let asked = 0;
+    let answering = 0;
+    let mostAtOnce = 0;
+    let allAsked: () => void = () => undefined;
+    const everyoneAsked = new Promise<void>((resolve) => (allAsked = resolve));
+    const waitsForTheOthers = async (): Promise<QueueRateJudgement> => {
+      mostAtOnce = Math.max(mostAtOnce, ++answering);
+      if (++asked === count) allAsked();
+      await Promise.race([everyoneAsked, new Promise((resolve) => setTimeout(resolve, 2_000))]);
+      answering--;
+      return { mine: false, refused: null };
+    };
+    const { client } = fakeClient(Array.from({ length: count }, (_, i) => ({ id: `b${i}`, queues: ['other'], judge: waitsForTheOthers })));
+    expect(await client.setQueueRate('warehouse', 5)).toMatchObject({ rate: 5, recordedBy: [], unreachable: [] });
+    expect(asked).toBe(count);
+    expect(mostAtOnce).toBe(count);
   });
 });
