@@ -29,6 +29,10 @@ const file = join(dir, 'lineage.jsonl');
 const broken = new Set<string>();
 const slowGate = new Gate();
 const holdGate = new Gate();
+/** Opened once the test is done with the ticking node: its partitions then end at once. */
+const tickGate = new Gate();
+/** The ticking node's last partition, held at `tickGate`: the backfill runs until the test opens it. */
+const LAST_TICK = '2024-01-02T15';
 /** Held for good (opened after the suite): a node run that may not settle before its backfill fails. */
 const neverGate = new Gate();
 let worker: TestWorker;
@@ -42,11 +46,15 @@ const transforms: Record<string, Transform> = {
   gated: async ({ signal }) => {
     await slowGate.pass(signal);
   },
-  /** A partition that takes 700 ms: the node reports often, which wakes the backfill's workflow. */
-  tick: async ({ signal }) => {
+  /** A partition that takes 700 ms, none once `tickGate` is open: the node reports often, which wakes the backfill's workflow. */
+  tick: async ({ partition, signal }) => {
+    const opened = tickGate.pass(signal);
+    if (partition >= LAST_TICK) return opened;
+    opened.catch(() => undefined);
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(resolve, 700);
       signal.addEventListener('abort', () => (clearTimeout(timer), reject(new Error('cancelled'))), { once: true });
+      opened.then(() => (clearTimeout(timer), resolve()), () => undefined);
     });
   },
   held: async ({ signal }) => {
@@ -70,6 +78,7 @@ beforeAll(async () => {
 afterAll(async () => {
   slowGate.open();
   holdGate.open();
+  tickGate.open();
   neverGate.open();
   await client?.close();
   await worker?.stop();
@@ -115,7 +124,7 @@ describe('OpenLineage run lifecycle', () => {
       defaults: { taskQueue: queue, retry: { maxAttempts: 1 } },
       nodes: [
         { id: bad, transform: 'fragile' },
-        // 40 partitions of 700 ms one at a time: the backfill runs about 28 s, its workflow woken by each report.
+        // Partitions of 700 ms one at a time, its workflow woken by each report; the last waits at tickGate, so that the backfill runs until the retry has published.
         { id: slow, transform: 'tick', partitions: { grain: 'hour', start: '2024-01-01T00', end: '2024-01-02T16' }, concurrency: 1 },
       ],
     });
@@ -128,6 +137,7 @@ describe('OpenLineage run lifecycle', () => {
     const retried = await client.retryFailed(backfillId, bad);
     expect(retried.resumed).toBeNull();
     await waitFor('the retried partition to publish', async () => (await client.progress(backfillId)).nodes.find((n) => n.id === bad)?.done === 3, 60_000, 200);
+    tickGate.open();
     expect((await client.wait(backfillId, 90_000)).state).toBe('completed');
     await waitFor("the backfill's run to end", () => events(name).some((e) => e === `COMPLETE ${name}` || e === `FAIL ${name}`), 30_000, 200);
 
