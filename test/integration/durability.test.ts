@@ -25,8 +25,8 @@ import { Gate, ROOT, address, connectClient, scratch, startTestWorker, testSpec,
 
 const SHOP_TRANSFORMS = join(ROOT, 'examples/shop/transforms.ts');
 
-/** The example's first three datasets over `days` days, paced so that a run takes a while. */
-function shopSpec(queue: string, days: number, rate: number): ResolvedSpec {
+/** The example's first three datasets over `days` days, paced so that a run takes a while (null: unpaced). */
+function shopSpec(queue: string, days: number, rate: number | null): ResolvedSpec {
   const example = readFileSync(join(ROOT, 'examples/shop/backfill.yaml'), 'utf8');
   const sql = (node: string) => new RegExp(`- id: ${node}[\\s\\S]*?sql: \\|\\n([\\s\\S]*?)\\n    checks:`).exec(example)![1]!;
   const end = new Date(Date.UTC(2024, 0, 1 + days)).toISOString().slice(0, 10);
@@ -108,8 +108,8 @@ describe('durability', () => {
       }
       expect(protectedPartitions).toBeGreaterThan(0);
 
-      // The same backfill, undisturbed, writes the same data.
-      const clean = await client.start(spec, { taskQueue: queue });
+      // The same backfill, undisturbed (and unpaced: the pace only gave the kills time), writes the same data.
+      const clean = await client.start(shopSpec(queue, 90, null), { taskQueue: queue });
       expect((await client.wait(clean.backfillId, 240_000)).state).toBe('completed');
       expect(await checksums(warehouse, backfillId)).toEqual(await checksums(warehouse, clean.backfillId));
     } finally {
@@ -154,7 +154,8 @@ describe('durability', () => {
       expect(progress.done).toBe(expandPlan(spec).totalPartitions);
       expect(before).toBeLessThan(progress.done);
 
-      const clean = await own.start(spec, { taskQueue: queue });
+      // Unpaced: the pace only gave the restart time.
+      const clean = await own.start(shopSpec(queue, 60, null), { taskQueue: queue });
       expect((await own.wait(clean.backfillId, 240_000)).state).toBe('completed');
       expect(await checksums(warehouse, backfillId)).toEqual(await checksums(warehouse, clean.backfillId));
     } finally {
