@@ -382,6 +382,12 @@ export function defaultBackfillId(name: string, now = new Date()): string {
 const RELISTS = 5;
 const RELIST_WAIT_MS = 1_000;
 
+/** For an id copied from the Web UI (the workflow id, backfill/<id>): the backfill's id to give instead; null for any other. */
+function prefixedIdHint(backfillId: string): string | null {
+  const prefixed = backfillIdOfWorkflow(backfillId);
+  return prefixed !== null ? `give the backfill's id, '${prefixed}', without the workflow id's 'backfill/'` : null;
+}
+
 export class BackfillClient {
   /** Whether `start` has checked the search attributes, and whether it could list them. */
   private searchAttributes: { listed: boolean } | undefined;
@@ -475,8 +481,7 @@ export class BackfillClient {
       if (error instanceof NamespaceNotFoundError) await checkNamespace(this.connection, this.settings);
       if (error instanceof WorkflowNotFoundError) {
         // The Web UI shows the workflow's id, backfill/<id>: the prefix is not the backfill's.
-        const prefixed = backfillIdOfWorkflow(backfillId);
-        const check = prefixed !== null ? `give the backfill's id, '${prefixed}', without the workflow id's 'backfill/'` : "check the id ('backfill start' printed it)";
+        const check = prefixedIdHint(backfillId) ?? "check the id ('backfill start' printed it)";
         throw new BackfillError('not_found', `no backfill with id '${backfillId}' in namespace ${this.namespace}: ${check}`);
       }
       throw error;
@@ -1247,9 +1252,8 @@ export class BackfillClient {
     // No backfill has such an id (backfill/<id>, say, copied from the Web UI): a rollback of it would look for it in the ledger, as
     // one whose history is gone. Other ids the client would not start with may still name one a hand-made start ran: those go on.
     if (backfillId.trim() === '' || backfillId.includes('/')) {
-      const prefixed = backfillIdOfWorkflow(backfillId);
-      const give = prefixed !== null ? `: give '${prefixed}', without the workflow id's 'backfill/'` : '';
-      throw new BackfillError('invalid_argument', `'${backfillId}' is not a backfill id (none holds a '/')${give}`, 'id');
+      const hint = prefixedIdHint(backfillId);
+      throw new BackfillError('invalid_argument', `'${backfillId}' is not a backfill id (none holds a '/')${hint !== null ? `: ${hint}` : ''}`, 'id');
     }
     try {
       return await this.describe(backfillId);

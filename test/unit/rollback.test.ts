@@ -84,7 +84,7 @@ describe('rollback ids', () => {
     const client = Object.create(BackfillClient.prototype) as BackfillClient;
     await expect(client.startRollback('backfill/shop-2024')).rejects.toMatchObject({
       code: 'invalid_argument',
-      message: "'backfill/shop-2024' is not a backfill id (none holds a '/'): give 'shop-2024', without the workflow id's 'backfill/'",
+      message: "'backfill/shop-2024' is not a backfill id (none holds a '/'): give the backfill's id, 'shop-2024', without the workflow id's 'backfill/'",
     });
     await expect(client.startRollback('shop-2024/orders')).rejects.toMatchObject({ code: 'invalid_argument', message: "'shop-2024/orders' is not a backfill id (none holds a '/')" });
   });
