@@ -179,6 +179,21 @@ export class AuditTrail {
   }
 }
 
+/** Of a control that changed nothing: when, by whom and why what it asked for was last set; null each where the trail the state keeps does not tell. */
+export type Unchanged = { since: number | null; by: string | null; reason: string | null };
+
+/**
+ * A control that asked for what was already in force (pause of a paused backfill, the rate a
+ * node has): the newest applied entry of the same action and node that set `key` to `value`
+ * from something else, as the entries (oldest first) still hold it.
+ */
+export function unchangedSince(entries: readonly AuditEntry[], action: AuditEntry['action'], key: string, value: string | number | boolean | null, node: string | null): Unchanged {
+  const set = [...entries]
+    .reverse()
+    .find((e) => e.action === action && e.outcome === 'applied' && (e.details.node ?? null) === node && e.details[key] === value && e.details.previous !== value);
+  return set ? { since: set.at, by: describeActor(set), reason: set.reason } : { since: null, by: null, reason: null };
+}
+
 /** The actions that change a limit of a running backfill: the report marks each on its timeline. */
 export const LIMIT_ACTIONS = ['set-rate', 'set-concurrency', 'set-queue-rate', 'set-budget'] as const satisfies readonly Action[];
 

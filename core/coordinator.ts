@@ -7,7 +7,7 @@
  * partition it held.
  */
 import { parseSignedText, type SignatureCheck } from './approval.ts';
-import { POLICY_IDENTITY, clipText, parseMeta, type AuditEntry, type ControlMeta } from './audit.ts';
+import { POLICY_IDENTITY, clipText, parseMeta, unchangedSince, type AuditEntry, type ControlMeta, type Unchanged } from './audit.ts';
 import { parseSpending, type BudgetKind, type Spending } from './budget.ts';
 import { mergeFailures, withoutPartitions } from './failures.ts';
 import { BackfillError, formatPath, type ErrorCode } from './errors.ts';
@@ -41,6 +41,8 @@ export type ControlState = {
   nodes: Array<{ id: string; rate: number | null; concurrency: number }>;
   /** Under a policy: what keeps partitions from starting besides `paused` (an approval, a budget, a window). */
   holds?: Hold[];
+  /** The control asked for what was already in force (a pause of a paused backfill, the rate it has): it changed nothing. */
+  unchanged?: Unchanged;
 };
 
 /** A signed approval as it arrives: the canonical text and its SSH signature. */
@@ -442,7 +444,7 @@ export class BackfillCoordinator {
     this.paused = paused;
     this.settingsStale = true;
     this.record(paused ? 'pause' : 'resume', parsed, { paused, previous });
-    return this.controlState();
+    return this.stateAfter(paused ? 'pause' : 'resume', 'paused', paused, previous, null);
   }
 
   setRate(rate: unknown, node?: unknown, meta?: unknown): ControlState {
@@ -452,7 +454,7 @@ export class BackfillCoordinator {
     else this.overrides[parsed.node] = { ...this.overrides[parsed.node], rate: parsed.rate };
     this.settingsStale = true;
     this.record('set-rate', parsed.meta, { rate: parsed.rate, previous, ...(parsed.node !== null ? { node: parsed.node } : {}) });
-    return this.controlState();
+    return this.stateAfter('set-rate', 'rate', parsed.rate, previous, parsed.node);
   }
 
   setConcurrency(concurrency: unknown, node?: unknown, meta?: unknown): ControlState {
@@ -463,7 +465,14 @@ export class BackfillCoordinator {
     else this.overrides[parsed.node] = { ...this.overrides[parsed.node], concurrency: parsed.concurrency! };
     this.settingsStale = true;
     this.record('set-concurrency', parsed.meta, { concurrency: parsed.concurrency, previous, ...(parsed.node !== null ? { node: parsed.node } : {}) });
-    return this.controlState();
+    return this.stateAfter('set-concurrency', 'concurrency', parsed.concurrency, previous, parsed.node);
+  }
+
+  /** The state a control replies with: marked unchanged when it asked for what was in force, with when and by whom that was set if the trail tells. */
+  private stateAfter(action: AuditEntry['action'], key: string, value: boolean | number | null, previous: boolean | number | null, node: string | null): ControlState {
+    const state = this.controlState();
+    if (value !== previous) return state;
+    return { ...state, unchanged: unchangedSince(this.governance?.audit.recent() ?? [], action, key, value, node) };
   }
 
   /** Hands failed partitions (of one node or all) back to run again; returns how many. */

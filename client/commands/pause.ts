@@ -2,6 +2,7 @@
 import { Command } from '@commander-js/extra-typings';
 import { HELP_GROUPS, documented } from '../help.ts';
 import { jsonOption, print, reasonOption } from '../options.ts';
+import { sinceText } from '../unchanged.ts';
 import { withClient } from '../with-client.ts';
 
 export function pauseCommand() {
@@ -13,7 +14,11 @@ export function pauseCommand() {
     .action(async (id, options, command) => {
       await withClient(command, async (client) => {
         const state = await client.pause(id, options);
-        print(options.json, { backfillId: id, ...state }, () => `${id} paused: running partitions finish, no new ones start`);
+        print(options.json, { backfillId: id, ...state }, () =>
+          state.unchanged
+            ? `${id} was already paused${sinceText(state.unchanged)}: nothing changed (backfill resume ${id} goes on)`
+            : `${id} paused: running partitions finish, no new ones start`,
+        );
       });
     });
 }

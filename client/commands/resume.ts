@@ -2,6 +2,7 @@
 import { Command } from '@commander-js/extra-typings';
 import { HELP_GROUPS, documented } from '../help.ts';
 import { goOnConcurrencyOption, goOnRateOption, goOnSignKeyOption, goOnSpecHelp, jsonOption, print, reasonOption } from '../options.ts';
+import { sinceText } from '../unchanged.ts';
 import { withClient } from '../with-client.ts';
 
 /** What still holds a backfill back after a control (an approval, a spent budget, a closed window). */
@@ -48,7 +49,9 @@ export function resumeCommand() {
         print(options.json, { backfillId: id, ...result }, () =>
           result.resumed
             ? `${id} resumed in a new run; published partitions are skipped${limitsLine(limits)}${changedLine(result.changed)}\n  web UI: ${result.resumed.uiUrl}`
-            : `${id} resumed${changedLine(result.changed)}${heldLine(result.state)}`,
+            : result.state?.unchanged && result.changed.length === 0
+              ? `${id} was not paused${sinceText(result.state.unchanged)}: nothing changed${heldLine(result.state)}`
+              : `${id} resumed${changedLine(result.changed)}${heldLine(result.state)}`,
         );
       });
     });

@@ -3,6 +3,7 @@ import { Command } from '@commander-js/extra-typings';
 import { cappedByOwnLimit, cappedLine } from '../capped.ts';
 import { HELP_GROUPS, documented } from '../help.ts';
 import { jsonOption, print, reasonOption } from '../options.ts';
+import { limitNow } from '../unchanged.ts';
 import { withClient } from '../with-client.ts';
 
 export function setConcurrencyCommand() {
@@ -23,7 +24,7 @@ export function setConcurrencyCommand() {
         const capped = options.node === undefined ? cappedByOwnLimit(state, 'concurrency') : [];
         const cappedByOwnConcurrency = capped.map((c) => ({ node: c.node, concurrency: c.limit }));
         print(options.json, { backfillId: id, ...state, ...(options.node === undefined ? { cappedByOwnConcurrency } : {}) }, () =>
-          `${id}: ${options.node ? `node ${options.node}` : 'backfill'} concurrency is now ${concurrency ?? 'unlimited'}${cappedLine(id, 'concurrency', capped)}`,
+          `${id}: ${options.node ? `node ${options.node}` : 'backfill'} concurrency ${limitNow(String(concurrency ?? 'unlimited'), state.unchanged)}${cappedLine(id, 'concurrency', capped)}`,
         );
       });
     });

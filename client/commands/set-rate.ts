@@ -3,6 +3,7 @@ import { Command } from '@commander-js/extra-typings';
 import { cappedByOwnLimit, cappedLine } from '../capped.ts';
 import { HELP_GROUPS, documented } from '../help.ts';
 import { jsonOption, print, reasonOption } from '../options.ts';
+import { limitNow } from '../unchanged.ts';
 import { withClient } from '../with-client.ts';
 
 export function setRateCommand() {
@@ -25,7 +26,7 @@ export function setRateCommand() {
         const capped = options.node === undefined ? cappedByOwnLimit(state, 'rate') : [];
         const cappedByOwnRate = capped.map((c) => ({ node: c.node, rate: c.limit }));
         print(options.json, { backfillId: id, ...state, ...(options.node === undefined ? { cappedByOwnRate } : {}) }, () =>
-          `${id}: ${options.node ? `node ${options.node}` : 'backfill'} rate is now ${rate === null ? 'unlimited' : `${rate}/s`}${cappedLine(id, 'rate', capped)}`,
+          `${id}: ${options.node ? `node ${options.node}` : 'backfill'} rate ${limitNow(rate === null ? 'unlimited' : `${rate}/s`, state.unchanged)}${cappedLine(id, 'rate', capped)}`,
         );
       });
     });

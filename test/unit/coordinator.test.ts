@@ -179,6 +179,30 @@ describe('BackfillCoordinator: limits and controls', () => {
     expect(c.setConcurrency(2).concurrency).toBe(2);
   });
 
+  it('marks a control that asks for what is in force unchanged, with who set it, when and why, as far as its trail tells', () => {
+    const clock = { now: Date.parse('2024-05-01T12:00:00Z') };
+    const spec = resolveSpec({ name: 'u', partitions: { grain: 'day', start: '2024-01-01', end: '2024-01-11' }, nodes: [{ id: 'a', transform: 'noop', rate: 4 }] });
+    const c = governedCoordinator(spec, expandPlan(spec), { version: 1 }, { backfillId: 'u', now: () => clock.now });
+    const paused = clock.now;
+    expect(c.setPaused(true, { identity: 'alice', reason: 'source late' }).unchanged).toBeUndefined();
+    clock.now += 60_000;
+    expect(c.setPaused(true, { identity: 'bob' }).unchanged).toEqual({ since: paused, by: 'alice (declared)', reason: 'source late' });
+    expect(c.setPaused(false, { identity: 'bob' }).unchanged).toBeUndefined();
+    // Never paused by a control since: not paused, and no entry says since when.
+    expect(c.setPaused(false).unchanged).toEqual({ since: clock.now, by: 'bob (declared)', reason: null });
+    // A node's rate from its spec: unchanged, by no recorded control.
+    expect(c.setRate(4, 'a').unchanged).toEqual({ since: null, by: null, reason: null });
+    expect(c.setRate(5, 'a', { identity: 'carol', reason: 'faster' }).unchanged).toBeUndefined();
+    expect(c.setRate(5, 'a').unchanged).toMatchObject({ by: 'carol (declared)', reason: 'faster' });
+    // The backfill-wide rate is not the node's.
+    expect(c.setRate(5).unchanged).toBeUndefined();
+    expect(c.setConcurrency(3).unchanged).toBeUndefined();
+    expect(c.setConcurrency(3).unchanged).toMatchObject({ since: clock.now });
+    // Without a policy no trail is kept: unchanged all the same.
+    const bare = new BackfillCoordinator(plan, { rate: null, concurrency: null });
+    expect(bare.setPaused(false).unchanged).toEqual({ since: null, by: null, reason: null });
+  });
+
   it('carries its state through JSON and goes on the same', () => {
     const c = new BackfillCoordinator(plan, { rate: 5, concurrency: null });
     c.releaseInitial();

@@ -1,0 +1,67 @@
+/** The command line where it changes nothing: a control that asks for what is in force. */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { BackfillClient } from '../../client/backfill-client.ts';
+import type { Transform } from '../../activities/transforms.ts';
+import { Gate, connectClient, runCli, scratch, startTestWorker, testSpec, uniqueQueue, type TestWorker } from './helpers.ts';
+
+/** Holds every partition until the test ends: the backfills stay running for as long as a test needs. */
+const held = new Gate();
+const transforms: Record<string, Transform> = {
+  noop_held: async ({ partition, signal }) => {
+    await held.pass(signal);
+    return [{ partition }];
+  },
+};
+
+describe('the command line where nothing changes', () => {
+  let worker: TestWorker;
+  let client: BackfillClient;
+  const queue = uniqueQueue('noops');
+  const warehousePath = `${scratch('noops')}/warehouse.db`;
+  const env = { BACKFILL_TASK_QUEUE: queue };
+  const spec = (node: string) =>
+    testSpec(queue, { name: node, partitions: { grain: 'day', start: '2024-01-01', end: '2024-01-05' }, nodes: [{ id: node, transform: 'noop_held', rate: 3 }] });
+
+  beforeAll(async () => {
+    worker = await startTestWorker({ queue, warehousePath, transforms });
+    client = await connectClient();
+  });
+  afterAll(async () => {
+    held.open();
+    await client?.close();
+    await worker?.stop();
+  });
+
+  it('pause, resume, set-rate and set-concurrency that ask for what is in force say so, with who set it, and exit 0', async () => {
+    const { backfillId: id } = await client.start(spec('noop_ctl'), { taskQueue: queue });
+    try {
+      const first = await runCli(['pause', id, '--reason', 'source late'], env);
+      expect(first.code, first.stderr).toBe(0);
+      expect(first.stdout).toContain(`${id} paused: running partitions finish`);
+
+      const again = await runCli(['pause', id], env);
+      expect(again.code, again.stderr).toBe(0);
+      expect(again.stdout).toMatch(new RegExp(`^${id} was already paused \\(since \\d{4}-\\d\\d-\\d\\dT[^,]+, by [^ ]+ \\(declared\\): source late\\): nothing changed \\(backfill resume ${id} goes on\\)`));
+      const json = await runCli<{ paused: boolean; unchanged?: { by: string | null; reason: string | null } }>(['pause', id, '--json'], env);
+      expect(json.json).toMatchObject({ paused: true, unchanged: { by: expect.stringMatching(/\(declared\)$/), reason: 'source late' } });
+
+      const resumed = await runCli<{ state: { unchanged?: unknown } }>(['resume', id, '--json'], env);
+      expect(resumed.code, resumed.stderr).toBe(0);
+      expect(resumed.json?.state.unchanged).toBeUndefined();
+      const notPaused = await runCli(['resume', id], env);
+      expect(notPaused.code, notPaused.stderr).toBe(0);
+      expect(notPaused.stdout).toMatch(new RegExp(`^${id} was not paused \\(since .+\\): nothing changed\n$`));
+
+      // The node's rate from its spec: no control set it, so nothing says since when.
+      const rate = await runCli(['set-rate', id, '3', '--node', 'noop_ctl'], env);
+      expect(rate.code, rate.stderr).toBe(0);
+      expect(rate.stdout).toContain(`${id}: node noop_ctl rate was already 3/s: nothing changed`);
+      const raised = await runCli(['set-concurrency', id, '4', '--json'], env);
+      expect(raised.json).not.toHaveProperty('unchanged');
+      const same = await runCli<{ unchanged: { since: number | null } }>(['set-concurrency', id, '4', '--json'], env);
+      expect(same.json?.unchanged.since).toEqual(expect.any(Number));
+    } finally {
+      await client.cancel(id);
+    }
+  }, 120_000);
+});
