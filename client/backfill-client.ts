@@ -18,6 +18,7 @@ import {
 } from '@temporalio/client';
 import { NamespaceNotFoundError, WorkflowIdReusePolicy, type Priority, type UpdateDefinition } from '@temporalio/common';
 import proto from '@temporalio/proto';
+import { closedState, endedText } from './ended.ts';
 import { backfillIdOfWorkflow, carryHash, FIRST_RUN, planHash, type PlanIdentity } from '../core/approval.ts';
 import type { AuditEntry, ControlMeta } from '../core/audit.ts';
 import { backfillDetails, backfillSummary } from '../core/details.ts';
@@ -730,15 +731,14 @@ export class BackfillClient {
       }
     }
     if (status === 'COMPLETED') return ((await handle.result()) as BackfillResult).progress;
-    const state = status === 'CANCELLED' ? 'cancelled' : 'failed';
+    // Terminated or timed out through Temporal, it did not end itself: said as the server tells it, not as a failure of its own.
+    const state = closedState(status);
     // A closed run still answers queries when a worker can replay it.
     const last = await this.client
       .withDeadline(Date.now() + 5000, () => handle.query(progressQuery))
       .catch(() => null);
     if (last) return { ...last, state };
-    // Terminated or timed out through Temporal, it did not end itself: said as the server tells it, not as a failure of its own.
-    const ended = status === 'TERMINATED' ? 'terminated (through Temporal: its cleanup did not run)' : status === 'TIMED_OUT' ? 'timed out (its workflow timeout: its cleanup did not run)' : state;
-    throw new BackfillError('not_running', `backfill '${backfillId}' ended ${ended}, and no worker is there to tell its final progress`);
+    throw new BackfillError('not_running', `backfill '${backfillId}' ended ${endedText(state)}, and no worker is there to tell its final progress`);
   }
 
   /** Whether no worker has polled the workflow task queue for minutes (unknown, when describing it is not allowed: false). */
@@ -806,7 +806,7 @@ export class BackfillClient {
             continue;
           }
           if (status === 'COMPLETED') throw error;
-          return { backfillId, state: status === 'CANCELLED' ? 'cancelled' : 'failed', progress: await this.progress(backfillId).catch(() => null) };
+          return { backfillId, state: closedState(status), progress: await this.progress(backfillId).catch(() => null) };
         }
       }
     };

@@ -13,6 +13,7 @@ import type { NodeProgress, Progress } from '../core/protocol.ts';
 import type { StatusRollback } from '../core/rollback.ts';
 import type { InputVersions, LedgerRow } from '../activities/warehouse/types.ts';
 import type { Waiting } from './waiting.ts';
+import { endedText } from './ended.ts';
 import { printable, printableText, type Printable } from './printable.ts';
 
 /** A count with thousands separators; without Intl for whole numbers (its first use loads locale data: tens of ms at start). */
@@ -23,7 +24,7 @@ const rate = (r: number | null) => (r === null ? 'unlimited' : `${Number(r.toFix
 /** `left`: partitions still to run; an estimate of 0 with some left is under a second, not done. */
 const eta = (seconds: number | null, left: number) => (seconds === null ? '–' : seconds === 0 ? (left > 0 ? '<1s' : 'done') : formatDuration(seconds * 1000));
 const leftOf = (n: Pick<NodeProgress, 'running' | 'pending'>) => n.running + n.pending;
-const STOPPED_SHORT = new Set<Progress['state']>(['cancelled', 'failed', 'discarded', 'canary_failed']);
+const STOPPED_SHORT = new Set<Progress['state']>(['cancelled', 'failed', 'discarded', 'canary_failed', 'terminated', 'timed_out']);
 const throughput = (t: number | null) => (t === null ? '–' : `${t.toFixed(1)}/s`);
 
 export function renderPlan(summary: PlanSummary): string {
@@ -82,10 +83,12 @@ const STATE_COLOR: Record<Progress['state'], (s: string) => string> = {
   cancelled: pc.yellow,
   discarded: pc.yellow,
   canary_failed: pc.red,
+  terminated: pc.red,
+  timed_out: pc.red,
 };
 
 export function headline(progress: Printable<Progress>): string {
-  const state = STATE_COLOR[progress.state](progress.state + (progress.paused && progress.state === 'running' ? ' (paused)' : ''));
+  const state = STATE_COLOR[progress.state](endedText(progress.state) + (progress.paused && progress.state === 'running' ? ' (paused)' : ''));
   const limits = `rate ${rate(progress.rate)} · concurrency ${progress.concurrency ?? 'per node'}`;
   const left = progress.state === 'running' ? ` · ETA ${eta(progress.etaSeconds, progress.nodes.reduce((sum, n) => sum + leftOf(n), 0))}` : '';
   return `${pc.bold(progress.backfillId)} ${state} · ${number(progress.done)}/${number(progress.total)} done · ${throughput(progress.throughput)}${left} · ${limits}`;

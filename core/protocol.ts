@@ -69,7 +69,10 @@ export type BackfillState =
   | 'failed'
   | 'cancelled'
   | 'discarded'
-  | 'canary_failed';
+  | 'canary_failed'
+  /** Told by the server, never by the workflow: ended through Temporal (terminate) or past its workflow timeout, its cleanup not run. */
+  | 'terminated'
+  | 'timed_out';
 
 /** The states of a backfill that has not ended. */
 export const ACTIVE_STATES = ['running', 'awaiting_approval', 'waiting_for_window', 'staged', 'awaiting_canary'] as const;
@@ -395,7 +398,7 @@ export type Progress = PartitionCounts & {
 };
 
 export type BackfillResult = {
-  state: Exclude<BackfillState, (typeof ACTIVE_STATES)[number]>;
+  state: Exclude<BackfillState, (typeof ACTIVE_STATES)[number] | 'terminated' | 'timed_out'>;
   progress: Progress;
   /** Enough to resume this backfill in a new run (retry-failed after it ended). */
   carry: BackfillCarry;

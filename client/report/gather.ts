@@ -5,6 +5,7 @@
  * its node workflows (`backfill/<id>/<node>`; read only for nodes that were throttled).
  */
 import type { temporal } from '@temporalio/proto';
+import { closedState } from '../ended.ts';
 import { noWarehouse } from '../existing-warehouse.ts';
 import { diffSummary } from '../../activities/warehouse/staging.ts';
 import type { LedgerRow, VersionRef, Warehouse } from '../../activities/warehouse/types.ts';
@@ -93,8 +94,7 @@ const runKeyOf = (run: RunInfo<BackfillInput>) => run.input?.carry?.runKey ?? ru
 function stateOf(progress: Progress | null, status: string): Report['backfill']['state'] {
   if (progress) return progress.state;
   if (status === 'RUNNING') return 'running';
-  if (status === 'CANCELLED') return 'cancelled';
-  if (status === 'FAILED' || status === 'TERMINATED' || status === 'TIMED_OUT') return 'failed';
+  if (status === 'CANCELLED' || status === 'FAILED' || status === 'TERMINATED' || status === 'TIMED_OUT') return closedState(status);
   return 'unknown';
 }
 

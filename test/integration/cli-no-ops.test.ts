@@ -1,8 +1,12 @@
-/** The command line where it changes nothing: a control that asks for what is in force. */
+/**
+ * The command line where it changes nothing or meets what it did not start: a control that asks
+ * for what is in force, a backfill terminated through Temporal while a worker runs.
+ */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BackfillClient } from '../../client/backfill-client.ts';
 import type { Transform } from '../../activities/transforms.ts';
-import { Gate, connectClient, runCli, scratch, startTestWorker, testSpec, uniqueQueue, type TestWorker } from './helpers.ts';
+import { backfillWorkflowId } from '../../workflows/definitions.ts';
+import { Gate, connectClient, runCli, scratch, startTestWorker, temporal, testSpec, uniqueQueue, waitFor, type TestWorker } from './helpers.ts';
 
 /** Holds every partition until the test ends: the backfills stay running for as long as a test needs. */
 const held = new Gate();
@@ -63,5 +67,27 @@ describe('the command line where nothing changes', () => {
     } finally {
       await client.cancel(id);
     }
+  }, 120_000);
+
+  it('status, wait and report of a backfill terminated through Temporal while a worker runs say terminated, not failed', async () => {
+    const { backfillId: id } = await client.start(spec('noop_term'), { taskQueue: queue });
+    await waitFor('a partition to start', async () => (await client.progress(id)).running > 0, 60_000);
+    const terminated = await temporal(['workflow', 'terminate', '--workflow-id', backfillWorkflowId(id), '--reason', 'by hand']);
+    expect(terminated.code, terminated.stderr).toBe(0);
+
+    const status = await runCli<{ state: string }>(['status', id, '--json']);
+    expect(status.code, status.stderr).toBe(0);
+    expect(status.json?.state).toBe('terminated');
+    const text = await runCli(['status', id]);
+    expect(text.stdout).toContain('terminated (through Temporal: its cleanup did not run)');
+    expect(text.stdout).not.toMatch(/\bfailed \d/);
+
+    const waited = await runCli<{ state: string }>(['wait', id, '--json']);
+    expect(waited.code).toBe(3);
+    expect(waited.json?.state).toBe('terminated');
+
+    const report = await runCli<{ state: string }>(['report', id, '--output', `${scratch('noops-report')}/r.md`, '--warehouse', warehousePath, '--json']);
+    expect(report.code, report.stdout).toBe(0);
+    expect(report.json?.state).toBe('terminated');
   }, 120_000);
 });
