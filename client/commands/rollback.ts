@@ -42,8 +42,9 @@ export function rollbackCommand() {
           // It may wait (for a worker with a policy): say why before it does.
           process.stderr.write(
             terminalText(
-              `the server no longer keeps the history of ${id} (the namespace's retention): the rollback walks the nodes the workers' ledger holds versions of, ` +
-                `on this command line's workflow task queue ($BACKFILL_TASK_QUEUE, else backfill), once a worker with a policy has judged it (where no worker has one, start one with --policy and a file of only 'version: 1', which admits it): ${started.uiUrl}\n`,
+              `the server keeps no history of ${id} (the namespace's retention removed it, or no backfill ever had this id): the rollback looks for it in the workers' ledger, ` +
+                `on this command line's workflow task queue ($BACKFILL_TASK_QUEUE, else backfill), and is refused when the ledger has no version of it (then check the id); ` +
+                `found there, it walks the nodes the ledger holds versions of once a worker with a policy has judged it (where no worker has one, start one with --policy and a file of only 'version: 1', which admits it): ${started.uiUrl}\n`,
             ),
           );
         }

@@ -1,6 +1,7 @@
 /**
  * The command line where it changes nothing or meets what it did not start: a control that asks
- * for what is in force, a backfill terminated through Temporal while a worker runs.
+ * for what is in force, a backfill terminated through Temporal while a worker runs, a rollback
+ * of an id no backfill ever had.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BackfillClient } from '../../client/backfill-client.ts';
@@ -89,5 +90,16 @@ describe('the command line where nothing changes', () => {
     const report = await runCli<{ state: string }>(['report', id, '--output', `${scratch('noops-report')}/r.md`, '--warehouse', warehousePath, '--json']);
     expect(report.code, report.stdout).toBe(0);
     expect(report.json?.state).toBe('terminated');
+  }, 120_000);
+
+  it('rollback of an id no backfill ever had names the problem and the fix', async () => {
+    const id = `noop-nobody-${Date.now()}`;
+    const rolled = await runCli(['rollback', id], env);
+    expect(rolled.code).not.toBe(0);
+    const said = rolled.stdout + rolled.stderr;
+    // The note while it looks is no claim that the backfill existed.
+    expect(rolled.stderr).toContain(`the server keeps no history of ${id} (the namespace's retention removed it, or no backfill ever had this id)`);
+    expect(said).toContain(`backfill '${id}' is known neither to the server`);
+    expect(said).toContain('check the id');
   }, 120_000);
 });
