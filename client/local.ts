@@ -76,6 +76,8 @@ export type WorkerProcessOptions = {
   workflowBundle?: string;
   /** The policy file backfills are judged by (--policy, $BACKFILL_POLICY). */
   policyFile?: string;
+  /** No warning from the worker when it has no policy (the caller says so its own way). */
+  quietWithoutPolicy?: boolean;
   /** How long running partitions get to finish once the worker stops (--shutdown-grace; default 0: cancelled at once). */
   shutdownGraceMs?: number;
 };
@@ -173,6 +175,7 @@ export async function startWorker(options: WorkerProcessOptions): Promise<Runnin
       ...(options.workflowBundle !== undefined ? { workflowBundle: { codePath: options.workflowBundle } } : {}),
       ...(tracing ? { tracing } : {}),
       ...(options.policyFile !== undefined ? { policyFile: options.policyFile } : {}),
+      ...(options.quietWithoutPolicy ? { quietWithoutPolicy: true } : {}),
       ...(options.shutdownGraceMs !== undefined ? { shutdownGraceMs: options.shutdownGraceMs } : {}),
     });
     const say = (message: string) => announce(telemetry.log, message, {}, 'WARN');
@@ -290,6 +293,8 @@ export async function startLocal(options: LocalOptions): Promise<LocalStack> {
         ...(options.codeVersion !== undefined ? { codeVersion: options.codeVersion } : {}),
         ...(options.workflowBundle !== undefined ? { workflowBundle: options.workflowBundle } : {}),
         ...(options.policyFile !== undefined ? { policyFile: options.policyFile } : {}),
+        // Its server's only workflow worker: the worker's warning about others with a policy does not apply (dev says its own).
+        quietWithoutPolicy: true,
         shutdownGraceMs: options.shutdownGraceMs ?? DEFAULT_SHUTDOWN_GRACE_MS,
       });
     }

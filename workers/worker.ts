@@ -77,6 +77,8 @@ export type WorkerConfig = {
    * workflow worker runs its start.
    */
   policyFile?: string;
+  /** No warning without a policy: the caller says it its own way (`backfill dev`, the only workflow worker of its own server). */
+  quietWithoutPolicy?: boolean;
   /**
    * How long running activities get to finish once shutdown starts (default 0, the SDK's: they
    * are cancelled at once, and each attempt cut short counts against its partition's
@@ -173,7 +175,7 @@ export async function createWorkers(config: WorkerConfig): Promise<BackfillWorke
   if (config.policyFile !== undefined) {
     const loaded = await readPolicyFile(config.policyFile);
     Runtime.instance().logger.info(`policy ${loaded.path} (${loaded.hash})`);
-  } else if (config.workflows !== false) {
+  } else if (config.workflows !== false && config.quietWithoutPolicy !== true) {
     // A start is judged by whichever workflow worker takes its first task: one without the policy admits it unjudged.
     Runtime.instance().logger.warn(
       `no policy (--policy or BACKFILL_POLICY): the backfills this worker starts running are not governed; if other workers of workflow queue '${workflowQueue}' have a policy, give this one the same file, or it admits what they would refuse`,

@@ -27,6 +27,9 @@ async function devQueues(): Promise<QueueConfig[]> {
   }
 }
 
+/** Said once, with the ready lines, where the worker runs without a policy. */
+export const NO_POLICY = 'no policy: backfills run ungoverned (to judge them by one: backfill dev --policy <file>, see docs/governance.md)';
+
 export function devCommand() {
   return documented(new Command('dev'), HELP_GROUPS.infra, [
     ['backfill dev', 'the Temporal dev server (Web UI on http://localhost:8233) and a worker with the example transforms'],
@@ -64,6 +67,7 @@ export function devCommand() {
         if (!options.worker && telemetry.metrics) {
           throw new BackfillError('invalid_argument', '--metrics-port serves the metrics of the worker, and --no-worker starts none: drop one of the two', 'metrics-port');
         }
+        const policyFile = options.policy !== undefined && options.policy.trim() !== '' ? resolvePath(options.policy) : undefined;
         const stack = await startLocal({
           home: settings.home,
           port: options.port,
@@ -74,7 +78,7 @@ export function devCommand() {
           telemetry,
           ...(options.warehouse !== undefined ? { warehouse: options.warehouse } : {}),
           ...(options.codeVersion !== undefined ? { codeVersion: options.codeVersion } : {}),
-          ...(options.policy !== undefined && options.policy.trim() !== '' ? { policyFile: resolvePath(options.policy) } : {}),
+          ...(policyFile !== undefined ? { policyFile } : {}),
           ...(settings.workflowBundle !== undefined ? { workflowBundle: settings.workflowBundle } : {}),
           ...(options.allowFaultInjection ? { allowFaultInjection: true } : {}),
           shutdownGraceMs: options.shutdownGrace,
@@ -91,6 +95,7 @@ export function devCommand() {
             `Temporal dev server on ${stack.address} (state in ${join(settings.home, 'temporal.db')})`,
             `Web UI: ${stack.uiUrl}`,
             stack.worker ? `worker running; warehouse ${stack.worker.warehouse.location}` : 'no worker (--no-worker)',
+            ...(stack.worker && policyFile === undefined ? [NO_POLICY] : []),
             ...(metrics ? [`metrics: ${metrics}`] : []),
             ...exportLines(env),
             'Ctrl-C to stop',

@@ -2,7 +2,8 @@
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, inject, it } from 'vitest';
+import { NO_POLICY } from '../../client/commands/dev.ts';
 import { freePort } from '../../host/dev-server.ts';
 import { scratch, waitFor } from './helpers.ts';
 
@@ -22,10 +23,10 @@ function alive(pid: number): boolean {
   }
 }
 
-/** `backfill dev --no-worker` on `home` and the given ports, as a process; `ready` resolves once it says so. */
-function startDev(home: string, port: number, uiPort: number) {
-  const dev = spawn('node', [BIN, 'dev', '--no-worker', '--port', String(port), '--ui-port', String(uiPort)], {
-    env: { ...process.env, BACKFILL_HOME: home, NO_COLOR: '1' },
+/** `backfill dev --no-worker` (or with `worker`, with one) on `home` and the given ports, as a process; `ready` resolves once it says so. */
+function startDev(home: string, port: number, uiPort: number, worker = false) {
+  const dev = spawn('node', [BIN, 'dev', ...(worker ? [] : ['--no-worker']), '--port', String(port), '--ui-port', String(uiPort)], {
+    env: { ...process.env, BACKFILL_HOME: home, NO_COLOR: '1', BACKFILL_WORKFLOW_BUNDLE: inject('workflowBundlePath') },
     cwd: home,
     stdio: ['ignore', 'ignore', 'pipe'],
   });
@@ -73,4 +74,17 @@ describe('backfill dev after one killed with SIGKILL', () => {
     await waitFor('the second dev server to stop', () => !alive(server), 30_000);
     expect(existsSync(join(home, 'temporal.db.lock'))).toBe(false);
   });
+});
+
+describe('backfill dev without a policy', () => {
+  it('says so once, in a short line with the fix: its worker, the only one of its server, adds no warning of its own', async () => {
+    const home = scratch('dev-no-policy');
+    const [port, uiPort] = [await freePort(), await freePort()];
+    const dev = startDev(home, port, uiPort, true);
+    await dev.ready;
+    expect(dev.output.stderr.split(NO_POLICY)).toHaveLength(2);
+    expect(dev.output.stderr).not.toContain('no policy (--policy or BACKFILL_POLICY)');
+    dev.dev.kill('SIGTERM');
+    await dev.exited;
+  }, 120_000);
 });

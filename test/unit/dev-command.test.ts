@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { runCli, runCliWith } from './run-cli.ts';
 import { specQueues, type LocalOptions } from '../../client/local.ts';
+import { NO_POLICY } from '../../client/commands/dev.ts';
 
 const started: LocalOptions[] = [];
 /** What the worker's run() fails with (null: it ends), and how often the command stopped the stack. */
@@ -127,6 +128,18 @@ describe('backfill dev on other ports', () => {
       expect(exports((await runCli('dev', '--port', '7300')).stderr)).toEqual(['export TEMPORAL_ADDRESS=127.0.0.1:7300']);
       expect(exports((await runCli('dev', '--ui-port', '8300')).stderr)).toEqual(['export BACKFILL_UI_URL=http://localhost:8300']);
       expect(JSON.parse((await runCli('dev', '--port', '7300', '--json')).stdout).env).toEqual({ TEMPORAL_ADDRESS: '127.0.0.1:7300' });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('says once that its worker runs without a policy, with the fix; nothing of it with --policy', async () => {
+    const dir = project();
+    try {
+      const { stderr } = await runCli('dev');
+      expect(stderr.split(NO_POLICY)).toHaveLength(2);
+      expect(started[0]).toMatchObject({ worker: true });
+      expect((await runCli('dev', '--policy', join(dir, 'policy.yaml'))).stderr).not.toContain('no policy');
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
