@@ -16,7 +16,7 @@ export function pauseCommand() {
         const state = await client.pause(id, options);
         print(options.json, { backfillId: id, ...state }, () =>
           state.unchanged
-            ? `${id} was already paused${sinceText(state.unchanged)}: nothing changed (backfill resume ${id} goes on)`
+            ? `${id} was already paused${sinceText(state.unchanged)}: nothing changed ('backfill resume ${id}' goes on)`
             : `${id} paused: running partitions finish, no new ones start`,
         );
       });

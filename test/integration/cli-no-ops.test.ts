@@ -46,7 +46,7 @@ describe('the command line where nothing changes', () => {
 
       const again = await runCli(['pause', id], env);
       expect(again.code, again.stderr).toBe(0);
-      expect(again.stdout).toMatch(new RegExp(`^${id} was already paused \\(since \\d{4}-\\d\\d-\\d\\dT[^,]+, by [^ ]+ \\(declared\\): source late\\): nothing changed \\(backfill resume ${id} goes on\\)`));
+      expect(again.stdout).toMatch(new RegExp(`^${id} was already paused \\(since \\d{4}-\\d\\d-\\d\\dT[^,]+, by [^ ]+ \\(declared\\): source late\\): nothing changed \\('backfill resume ${id}' goes on\\)`));
       const json = await runCli<{ paused: boolean; unchanged?: { by: string | null; reason: string | null } }>(['pause', id, '--json'], env);
       expect(json.json).toMatchObject({ paused: true, unchanged: { by: expect.stringMatching(/\(declared\)$/), reason: 'source late' } });
 
