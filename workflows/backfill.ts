@@ -297,9 +297,10 @@ export const REFUSED_SIGNALS_AUDITED = 'refused-signals-audited';
  * whose very text and signature this run refused already for a reason that cannot change (a bad
  * signature, an unknown signer, a text for another backfill or plan) is refused again without
  * the `verifySignature` activity (core/refused-approvals.ts), and before the cap on approvals
- * waiting to be verified. Before, each cost an activity and an entry of its own, so a flood of
- * them grew the history without bound and filled the trail. An `approve` update is answered as
- * before. Only a run that receives an `approve` signal asks.
+ * waiting to be verified. Approvals, signals and updates, are verified one at a time indeed: those
+ * waiting when a check ended all went on together. Before, each cost an activity and an entry of
+ * its own, so a flood of them grew the history without bound and filled the trail. An `approve`
+ * update is answered as before. Only a run that receives an approval asks.
  */
 export const APPROVAL_FLOODS_BOUNDED = 'approval-floods-bounded';
 
@@ -701,14 +702,19 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
     // `signalled` (behind APPROVAL_FLOODS_BOUNDED): refused as a signal, and not checked again once refused for good.
     const approve = async (raw: unknown, meta?: unknown, signalled = false): Promise<ApprovalOutcome> => {
       const request = coordinator.parseApproval(raw, meta);
+      // Behind the patch, one at a time indeed: the end of a turn releases every waiting approval at
+      // once, so each looks again and only the first takes the turn (before, they all went on together).
+      const inTurns = signalled || patched(APPROVAL_FLOODS_BOUNDED);
+      let turn = false;
       pending++;
       try {
-        await condition(() => !verifying);
+        if (inTurns) while (verifying) await condition(() => !verifying);
+        else await condition(() => !verifying);
+        verifying = turn = true;
         // A copy that waited behind the one refused.
         const again = signalled ? coordinator.refuseRepeatedApproval(request, meta) : null;
         if (again !== null) return again;
         const signalledKey = signalled ? coordinator.approvalKey(request) : undefined;
-        verifying = true;
         const g = coordinator.governed!;
         const waits = patched(APPROVAL_FAILURE_WAITS);
         let check: SignatureCheck;
@@ -727,7 +733,7 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
         }
         return coordinator.approve(check, request.reason, meta, signalledKey);
       } finally {
-        verifying = false;
+        if (turn || !inTurns) verifying = false;
         pending--;
         writeAudit();
       }
