@@ -17,6 +17,7 @@ import { ApplicationFailure, log } from '@temporalio/activity';
 import { GRPC, grpcCode } from '../client/connection.ts';
 import { parseSignedText, SIGNATURE_NAMESPACE, type EarlierRun, type SignatureRefusal, type SignedAction, type VerifiedSignature } from '../core/approval.ts';
 import { signersOfKey, type AllowedSigner } from '../core/signers.ts';
+import { nameText } from '../core/value-text.ts';
 
 export type VerifyInput = {
   /** The armored signature (-----BEGIN SSH SIGNATURE-----). */
@@ -133,12 +134,12 @@ export function verifySignedText(input: VerifyInput): VerifyResult {
     return refuse('malformed_signature', `the signature ${(error as Error).message}: give the output of ssh-keygen -Y sign -n ${SIGNATURE_NAMESPACE} whole`);
   }
   if (parsed.keyType !== 'ssh-ed25519') {
-    return refuse('unsupported_key', `the signature was made with an ${parsed.keyType} key: approvals are signed with ssh-ed25519 keys (ssh-keygen -t ed25519), listed in the policy's allowed signers`);
+    return refuse('unsupported_key', `the signature was made with a key of type ${nameText(parsed.keyType)}: approvals are signed with ssh-ed25519 keys (ssh-keygen -t ed25519), listed in the policy's allowed signers`);
   }
   if (parsed.namespace !== SIGNATURE_NAMESPACE) {
     return refuse(
       'wrong_namespace',
-      `the signature was made for the namespace '${parsed.namespace}', not '${SIGNATURE_NAMESPACE}': sign with ssh-keygen -Y sign -n ${SIGNATURE_NAMESPACE} (backfill approve does), so that a signature made for git or anything else never counts`,
+      `the signature was made for the namespace ${nameText(parsed.namespace)}, not '${SIGNATURE_NAMESPACE}': sign with ssh-keygen -Y sign -n ${SIGNATURE_NAMESPACE} (backfill approve does), so that a signature made for git or anything else never counts`,
     );
   }
   const key = parsed.publicKey.toString('base64');

@@ -194,7 +194,7 @@ describe('signing with ssh-keygen and verifying natively', () => {
     expect(parseSshSignature(signed.signature).keyType).toBe('ssh-rsa');
     const result = verifySignedText(input(signed));
     expect(result).toMatchObject({ ok: false, code: 'unsupported_key' });
-    expect(!result.ok && result.message).toMatch(/ssh-rsa key: approvals are signed with ssh-ed25519 keys/);
+    expect(!result.ok && result.message).toMatch(/key of type 'ssh-rsa': approvals are signed with ssh-ed25519 keys/);
   });
 
   it("refuses a signer whose namespaces leave backfill out, or outside its validity", async () => {
@@ -206,6 +206,30 @@ describe('signing with ssh-keygen and verifying natively', () => {
     expect(verifySignedText(input(signed, { allowedSigners: expired }))).toMatchObject({ ok: false, code: 'key_not_valid' });
     const current = parseAllowedSigners(`alice@example.com valid-after="20240401",valid-before="202406011200Z" ssh-ed25519 ${aliceKey}`);
     expect(verifySignedText(input(signed, { allowedSigners: current })).ok).toBe(true);
+  });
+
+  it("shows a made-up key type or namespace, which anyone may send, bounded and escaped", () => {
+    const field = (b: Buffer | string) => {
+      const bytes = Buffer.from(b);
+      const length = Buffer.alloc(4);
+      length.writeUInt32BE(bytes.length);
+      return Buffer.concat([length, bytes]);
+    };
+    const blob = (keyType: string, namespace: string) => {
+      const version = Buffer.alloc(4);
+      version.writeUInt32BE(1);
+      const body = [field(Buffer.concat([field(keyType), field(Buffer.alloc(32))])), field(namespace), field(''), field('sha512'), field(Buffer.concat([field('x'), field(Buffer.alloc(64))]))];
+      return `-----BEGIN SSH SIGNATURE-----\n${Buffer.concat([Buffer.from('SSHSIG'), version, ...body]).toString('base64')}\n-----END SSH SIGNATURE-----`;
+    };
+    const junk = '\u001b]0;owned\u0007\u001b[2J' + 'K'.repeat(10_000);
+    for (const [signature, code] of [[blob(junk, 'backfill'), 'unsupported_key'], [blob('ssh-ed25519', junk), 'wrong_namespace']] as const) {
+      const result = verifySignedText(input({ text: 'x', signature }));
+      expect(result).toMatchObject({ ok: false, code });
+      const message = result.ok ? '' : result.message;
+      expect(message).not.toMatch(/[\u0000-\u0008\u000b-\u001f\u007f]/);
+      expect(message).toContain('\\u001b]0;owned');
+      expect(message.length).toBeLessThan(500);
+    }
   });
 
   it('refuses garbage, a signature of other bytes, and a text not in canonical form', async () => {
