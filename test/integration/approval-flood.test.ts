@@ -81,4 +81,23 @@ describe('a flood of bad approvals sent as signals', () => {
     const history = await handle.fetchHistory();
     expect(verifications(history.events ?? [])).toBe(bad.length + 1);
   }, 60_000);
+
+  it('copies sent together wait for the check of the first and are refused without one of their own', async () => {
+    const spec = testSpec(queue, { name: 'approval-flood-together', partitions: { grain: 'day', start: '2024-01-01', end: '2024-01-03' }, nodes: [{ id: 'protected_orders', transform: 'noop' }] });
+    const started = await alice.start(spec, { taskQueue: queue, id: `approval-flood-together-${queue}`, reason: 'finance restated Q1' });
+    const { backfillId } = started;
+    const planHash = started.admission!.planHash!;
+    const handle = alice.client.workflow.getHandle(backfillWorkflowId(backfillId));
+    const sign = (who: string, reason: string) => signSubject({ action: 'approve', backfillId, namespace: 'default', planHash, reason, signedAt: new Date().toISOString() }, { keyFile: key(who) });
+    const [mine, mallory] = [await sign('alice', 'my own'), await sign('mallory', 'let me in')];
+    // No wait between them: the workflow receives them together, or while the first is checked.
+    await Promise.all([mine, mallory, mallory, mallory].map((approval) => handle.signal(approveSignal, approval, { identity: principal('mallory') })));
+    const refused = async () => (await alice.audit(backfillId)).filter((e) => e.action === 'approve' && e.outcome === 'refused');
+    await waitFor('the four bad approvals to be refused', async () => (await refused()).length === 4, 20_000);
+    const entries = await refused();
+    expect(entries.filter((e) => e.details.repeated === true).map((e) => e.details.code)).toEqual(['unknown_signer', 'unknown_signer']);
+    expect(verifications((await handle.fetchHistory()).events ?? [])).toBe(2);
+    await alice.cancel(backfillId, { reason: 'test over' });
+    expect((await alice.wait(backfillId, 30_000)).state).toBe('cancelled');
+  }, 60_000);
 });
