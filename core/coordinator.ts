@@ -627,7 +627,7 @@ export class BackfillCoordinator {
     const g = this.governance;
     const before = g === null ? null : this.refusedApprovals.find(this.approvalKey(request));
     if (g === null || before === null) return null;
-    const message = `${before.message} (this very approval was refused before, so it was not checked again)`;
+    const message = `this very approval was refused before, so it was not checked again: ${before.message}`;
     const details = { code: before.code, why: message, planHash: g.planHash, repeated: true };
     const entry = g.recordRefusedApproval(null, parseMeta(meta), request.reason, this.now(), details, true);
     if (entry) this.write(entry);

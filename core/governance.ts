@@ -13,7 +13,7 @@
  * - for approvals: `judgeApproval` (the signature was verified by the `verifySignature`
  *   activity; what is left needs the backfill's own knowledge: who started it, and the time).
  */
-import { AuditTrail, MAX_IDENTITY, MAX_REASON, POLICY_IDENTITY, UNKNOWN_IDENTITY, type AuditEntry, type AuditTrailJSON, type ControlMeta } from './audit.ts';
+import { AuditTrail, MAX_IDENTITY, MAX_REASON, POLICY_IDENTITY, UNKNOWN_IDENTITY, clipText, type AuditEntry, type AuditTrailJSON, type ControlMeta } from './audit.ts';
 import { decideApproval, type ApprovalDecision, type SignatureCheck, type VerifiedSignature } from './approval.ts';
 import { BudgetLedger, type BudgetKind, type BudgetLedgerJSON, type BudgetStatus, type Spending } from './budget.ts';
 import { BackfillError } from './errors.ts';
@@ -32,7 +32,7 @@ import {
   type Violation,
 } from './policy.ts';
 import type { NodeOverrides, StartGovernance } from './protocol.ts';
-import { onRefusedSchedule, refusedSignalEntry, type RefusedSignal } from './refused-signals.ts';
+import { REFUSED_TEXT, onRefusedSchedule, refusedSignalEntry, type RefusedSignal } from './refused-signals.ts';
 import type { ResolvedSpec } from './spec.ts';
 import { RunWindows, backfillWindows, describeWindows, effectiveLimits, finishThroughWindows, startDeadline, type EffectiveLimits, type Windows } from './windows.ts';
 import { valueText } from './value-text.ts';
@@ -226,7 +226,11 @@ export class Governance {
         ? { at, action: 'approve', identity: signer, verified: true, reason, outcome: 'refused', details }
         : { at, action: 'approve', identity: meta.identity ?? UNKNOWN_IDENTITY, verified: false, reason: meta.reason ?? null, outcome: 'refused', details };
     if (!signalled) return this.audit.record(entry);
-    const kept = onRefusedSchedule({ ...entry, details: { ...details, signal: 'approve' } }, this.audit.countRefusedSignal());
+    // Cut short as any refused signal's: its reason and the refusal's text are the sender's.
+    const reasonText = entry.reason === null ? null : clipText(entry.reason, REFUSED_TEXT.reason);
+    const cut: AuditEntry['details'] = { ...details, signal: 'approve' };
+    if (typeof details.why === 'string') cut.why = clipText(details.why, REFUSED_TEXT.why);
+    const kept = onRefusedSchedule({ ...entry, reason: reasonText, details: cut }, this.audit.countRefusedSignal());
     return kept ? this.audit.record(kept) : null;
   }
 
