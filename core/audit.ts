@@ -184,14 +184,15 @@ export type Unchanged = { since: number | null; by: string | null; reason: strin
 
 /**
  * A control that asked for what was already in force (pause of a paused backfill, the rate a
- * node has): the newest applied entry of the same action and node that set `key` to `value`
- * from something else, as the entries (oldest first) still hold it.
+ * node has): the newest applied entry of the node, of any action, that changed `key`, when it set
+ * it to `value`; nulls when a later change is not in the trail (a new run starts unpaused, a
+ * policy's cap) or the trail no longer holds it. Entries oldest first.
  */
-export function unchangedSince(entries: readonly AuditEntry[], action: AuditEntry['action'], key: string, value: string | number | boolean | null, node: string | null): Unchanged {
-  const set = [...entries]
+export function unchangedSince(entries: readonly AuditEntry[], key: string, value: string | number | boolean | null, node: string | null): Unchanged {
+  const last = [...entries]
     .reverse()
-    .find((e) => e.action === action && e.outcome === 'applied' && (e.details.node ?? null) === node && e.details[key] === value && e.details.previous !== value);
-  return set ? { since: set.at, by: describeActor(set), reason: set.reason } : { since: null, by: null, reason: null };
+    .find((e) => e.outcome === 'applied' && (e.details.node ?? null) === node && key in e.details && e.details.previous !== e.details[key]);
+  return last !== undefined && last.details[key] === value ? { since: last.at, by: describeActor(last), reason: last.reason } : { since: null, by: null, reason: null };
 }
 
 /** The actions that change a limit of a running backfill: the report marks each on its timeline. */

@@ -444,7 +444,7 @@ export class BackfillCoordinator {
     this.paused = paused;
     this.settingsStale = true;
     this.record(paused ? 'pause' : 'resume', parsed, { paused, previous });
-    return this.stateAfter(paused ? 'pause' : 'resume', 'paused', paused, previous, null);
+    return this.stateAfter('paused', paused, previous, null);
   }
 
   setRate(rate: unknown, node?: unknown, meta?: unknown): ControlState {
@@ -454,7 +454,7 @@ export class BackfillCoordinator {
     else this.overrides[parsed.node] = { ...this.overrides[parsed.node], rate: parsed.rate };
     this.settingsStale = true;
     this.record('set-rate', parsed.meta, { rate: parsed.rate, previous, ...(parsed.node !== null ? { node: parsed.node } : {}) });
-    return this.stateAfter('set-rate', 'rate', parsed.rate, previous, parsed.node);
+    return this.stateAfter('rate', parsed.rate, previous, parsed.node);
   }
 
   setConcurrency(concurrency: unknown, node?: unknown, meta?: unknown): ControlState {
@@ -465,14 +465,14 @@ export class BackfillCoordinator {
     else this.overrides[parsed.node] = { ...this.overrides[parsed.node], concurrency: parsed.concurrency! };
     this.settingsStale = true;
     this.record('set-concurrency', parsed.meta, { concurrency: parsed.concurrency, previous, ...(parsed.node !== null ? { node: parsed.node } : {}) });
-    return this.stateAfter('set-concurrency', 'concurrency', parsed.concurrency, previous, parsed.node);
+    return this.stateAfter('concurrency', parsed.concurrency, previous, parsed.node);
   }
 
   /** The state a control replies with: marked unchanged when it asked for what was in force, with when and by whom that was set if the trail tells. */
-  private stateAfter(action: AuditEntry['action'], key: string, value: boolean | number | null, previous: boolean | number | null, node: string | null): ControlState {
+  private stateAfter(key: string, value: boolean | number | null, previous: boolean | number | null, node: string | null): ControlState {
     const state = this.controlState();
     if (value !== previous) return state;
-    return { ...state, unchanged: unchangedSince(this.governance?.audit.recent() ?? [], action, key, value, node) };
+    return { ...state, unchanged: unchangedSince(this.governance?.audit.recent() ?? [], key, value, node) };
   }
 
   /** Hands failed partitions (of one node or all) back to run again; returns how many. */

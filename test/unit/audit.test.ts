@@ -6,7 +6,7 @@
 import { stripVTControlCharacters } from 'node:util';
 import { msToTs } from '@temporalio/common';
 import { describe, expect, it } from 'vitest';
-import { AUDIT_BYTES, AUDIT_KEEP, AuditTrail, MAX_IDENTITY, MAX_REASON, POLICY_IDENTITY, UNKNOWN_IDENTITY, describeActor, describeChange, isLimitChange, parseMeta, type AuditEntry } from '../../core/audit.ts';
+import { AUDIT_BYTES, AUDIT_KEEP, AuditTrail, MAX_IDENTITY, MAX_REASON, POLICY_IDENTITY, UNKNOWN_IDENTITY, describeActor, describeChange, isLimitChange, parseMeta, unchangedSince, type AuditEntry } from '../../core/audit.ts';
 import { BackfillError } from '../../core/errors.ts';
 import { startRequestViolations } from '../../core/governance.ts';
 import { ACTIONS } from '../../core/policy.ts';
@@ -218,5 +218,37 @@ describe('auditOfHistory (backfill audit reads the history)', () => {
     expect(entry2).toMatchObject({ seq: 2, at, action: 'terminate', identity: 'ops@web-ui (from the termination)', verified: false, reason: 'stuck, killing it', outcome: 'applied' });
     expect(describeChange(entry2!)).toMatch(/^terminated through Temporal: the run ended without its cleanup/);
     expect(auditOfHistory([terminated('', '')], decode)[0]).toMatchObject({ identity: UNKNOWN_IDENTITY, reason: null });
+  });
+});
+
+describe('unchangedSince', () => {
+  const at = (seq: number, fields: Partial<AuditEntry>): AuditEntry => ({ ...entry(fields), seq, at: seq * 1000 });
+  it('names the newest change of the value, of any action, and skips controls that changed nothing', () => {
+    const entries = [
+      at(1, { action: 'pause', identity: 'alice', details: { paused: true, previous: false } }),
+      at(2, { action: 'pause', identity: 'bob', details: { paused: true, previous: true } }),
+    ];
+    expect(unchangedSince(entries, 'paused', true, null)).toMatchObject({ since: 1000, by: 'alice (declared)' });
+    const rates = [
+      at(1, { action: 'set-rate', identity: 'alice', details: { rate: 5, previous: 4 } }),
+      at(2, { action: 'set-rate', identity: 'bob', details: { rate: 10, previous: 5 } }),
+    ];
+    // Back at 5 by a change the trail does not hold (a policy's cap): not alice's.
+    expect(unchangedSince(rates, 'rate', 5, null)).toEqual({ since: null, by: null, reason: null });
+  });
+  it('tells nothing when a change the trail does not hold came after (a new run starts unpaused)', () => {
+    const entries = [
+      at(1, { action: 'pause', identity: 'alice', details: { paused: true, previous: false } }),
+      at(2, { action: 'resume', identity: 'bob', details: { paused: false, previous: true } }),
+      at(3, { action: 'pause', identity: 'carol', details: { paused: true, previous: false } }),
+    ];
+    // The run ended paused by carol; the next starts unpaused: bob's resume is not why.
+    expect(unchangedSince(entries, 'paused', false, null)).toEqual({ since: null, by: null, reason: null });
+    expect(unchangedSince(entries, 'paused', true, null)).toMatchObject({ since: 3000, by: 'carol (declared)' });
+  });
+  it("looks at the node's own entries", () => {
+    const entries = [at(1, { action: 'set-rate', identity: 'alice', details: { rate: 5, previous: 4, node: 'a' } }), at(2, { action: 'set-rate', identity: 'bob', details: { rate: 9, previous: 4, node: 'b' } })];
+    expect(unchangedSince(entries, 'rate', 5, 'a')).toMatchObject({ by: 'alice (declared)' });
+    expect(unchangedSince(entries, 'rate', 5, null)).toEqual({ since: null, by: null, reason: null });
   });
 });
