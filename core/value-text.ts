@@ -1,8 +1,12 @@
 const MAX_DEPTH = 8;
 
-/** JSON's string, with the controls it leaves as they are (DEL, C1's CSI, the line separators) escaped too. */
+/**
+ * JSON's string, with what JSON leaves as it is and a terminal or an editor would act on escaped
+ * too: DEL, the C1 controls (CSI), and the format characters (bidi overrides, zero widths).
+ */
 function jsonString(text: string): string {
-  return JSON.stringify(text).replace(/[\u007f-\u009f\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  const escape = (c: string) => Array.from({ length: c.length }, (_, i) => `\\u${c.charCodeAt(i).toString(16).padStart(4, '0')}`).join('');
+  return JSON.stringify(text).replace(/[\u007f-\u009f\u2028\u2029\p{Cf}]/gu, escape);
 }
 
 /**
@@ -53,9 +57,10 @@ export function valueText(value: unknown, max = 200): string {
 }
 
 /**
- * A name anyone may send, for a message: `'name'` when it is short, printable text, else its
+ * A name anyone may send, for a message: `'name'` when it is short, printable text with no quote, else its
  * bounded JSON (`valueText`), so no control character or megabyte of it reaches a log or a caller.
  */
 export function nameText(value: unknown, max = 100): string {
-  return typeof value === 'string' && value.length <= max && jsonString(value) === `"${value}"` ? `'${value}'` : valueText(value, max);
+  const plain = typeof value === 'string' && value.length <= max && !value.includes("'") && jsonString(value) === `"${value}"`;
+  return plain ? `'${value}'` : valueText(value, max);
 }

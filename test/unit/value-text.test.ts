@@ -26,7 +26,7 @@ describe('nameText', () => {
   });
   it('shows a name with control characters, quotes or a megabyte as bounded JSON', () => {
     expect(nameText('\u001b[2Jx')).toBe('"\\u001b[2Jx"');
-    expect(nameText("it's")).toBe("'it's'");
+    expect(nameText("it's")).toBe('"it\'s"');
     expect(nameText('a"b')).toBe('"a\\"b"');
     const long = nameText('x'.repeat(1_000_000));
     expect(long.length).toBeLessThan(110);
@@ -59,6 +59,9 @@ describe("the controls JSON leaves as they are", () => {
   it('are escaped too (DEL, C1 controls such as CSI, the line separators)', () => {
     expect(valueText('a\u009b2Jb\u007f\u2028')).toBe('"a\\u009b2Jb\\u007f\\u2028"');
     expect(nameText('x\u009by')).toBe('"x\\u009by"');
+    // A bidi override and a zero width, which make a name read as another.
+    expect(nameText('a\u202eb\u200bc')).toBe('"a\\u202eb\\u200bc"');
+    expect(JSON.parse(nameText('a\u202eb\u{e0041}'))).toBe('a\u202eb\u{e0041}');
     expect(JSON.parse(valueText({ 'k\u0085': 'v\u009b' }))).toEqual({ 'k\u0085': 'v\u009b' });
   });
 });
