@@ -299,8 +299,9 @@ export const REFUSED_SIGNALS_AUDITED = 'refused-signals-audited';
  * the `verifySignature` activity (core/refused-approvals.ts), and before the cap on approvals
  * waiting to be verified. Approvals, signals and updates, are verified one at a time indeed: those
  * waiting when a check ended all went on together. Before, each cost an activity and an entry of
- * its own, so a flood of them grew the history without bound and filled the trail. An `approve`
- * update is answered as before. Only a run that receives an approval asks.
+ * its own, so a flood of copies grew the history without bound and filled the trail (a distinct
+ * bad approval still costs one check). An `approve` update is answered as before. Only a run that
+ * receives an approval asks.
  */
 export const APPROVAL_FLOODS_BOUNDED = 'approval-floods-bounded';
 
