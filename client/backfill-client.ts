@@ -1115,7 +1115,12 @@ export class BackfillClient {
             ? `a new spec cannot change what it staged: publish or discard first (backfill publish|discard ${backfillId}); a fix after staging is a new staged run: backfill start <spec> --id ${backfillId} --rerun --stage`
             : `a new spec cannot change the slice it staged: approve it first (backfill approve ${backfillId} --reason ...; the new spec then applies to the rest with resume --spec), or discard it and start again with the fix (backfill start <spec> --id ${backfillId} --rerun --canary <n>)`,
       );
-      if ('applied' in outcome) return { ...outcome.applied, resumed: null };
+      if ('applied' in outcome) {
+        const { state, changed } = outcome.applied;
+        // A new spec that changed nodes is a change, though the backfill was not paused: no `unchanged`.
+        const { unchanged: _unchanged, ...changedState } = state;
+        return { state: changed.length > 0 ? changedState : state, changed, resumed: null };
+      }
       // Caught in the moment it ended: the new spec goes on in a new run.
       if (outcome.ended.state === 'completed') {
         throw new BackfillError(

@@ -49,7 +49,7 @@ export function resumeCommand() {
         print(options.json, { backfillId: id, ...result }, () =>
           result.resumed
             ? `${id} resumed in a new run; published partitions are skipped${limitsLine(limits)}${changedLine(result.changed)}\n  web UI: ${result.resumed.uiUrl}`
-            : result.state?.unchanged && result.changed.length === 0
+            : result.state?.unchanged
               ? `${id} was not paused${sinceText(result.state.unchanged)}: nothing changed${heldLine(result.state)}`
               : `${id} resumed${changedLine(result.changed)}${heldLine(result.state)}`,
         );
