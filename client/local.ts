@@ -248,6 +248,8 @@ export type LocalOptions = {
   codeVersion?: string;
   workflowBundle?: string;
   policyFile?: string;
+  /** No warning from the worker when it has no policy: the caller says so its own way (`backfill dev`). */
+  quietWithoutPolicy?: boolean;
   /** How long running partitions get to finish once the worker stops (default DEFAULT_SHUTDOWN_GRACE_MS, as `backfill worker`'s). */
   shutdownGraceMs?: number;
   /** Where the dev server's notes for the user go (default stderr). */
@@ -293,8 +295,7 @@ export async function startLocal(options: LocalOptions): Promise<LocalStack> {
         ...(options.codeVersion !== undefined ? { codeVersion: options.codeVersion } : {}),
         ...(options.workflowBundle !== undefined ? { workflowBundle: options.workflowBundle } : {}),
         ...(options.policyFile !== undefined ? { policyFile: options.policyFile } : {}),
-        // Its server's only workflow worker: the worker's warning about others with a policy does not apply (dev says its own).
-        quietWithoutPolicy: true,
+        ...(options.quietWithoutPolicy ? { quietWithoutPolicy: true } : {}),
         shutdownGraceMs: options.shutdownGraceMs ?? DEFAULT_SHUTDOWN_GRACE_MS,
       });
     }

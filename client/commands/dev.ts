@@ -78,7 +78,8 @@ export function devCommand() {
           telemetry,
           ...(options.warehouse !== undefined ? { warehouse: options.warehouse } : {}),
           ...(options.codeVersion !== undefined ? { codeVersion: options.codeVersion } : {}),
-          ...(policyFile !== undefined ? { policyFile } : {}),
+          // Dev says it its own way, once among its ready lines (in JSON: `policy: null`).
+          ...(policyFile !== undefined ? { policyFile } : { quietWithoutPolicy: true }),
           ...(settings.workflowBundle !== undefined ? { workflowBundle: settings.workflowBundle } : {}),
           ...(options.allowFaultInjection ? { allowFaultInjection: true } : {}),
           shutdownGraceMs: options.shutdownGrace,
@@ -88,8 +89,10 @@ export function devCommand() {
         const started = async () => {
           const metrics = stack.worker && telemetry.metrics ? metricsUrl(telemetry.metrics) : null;
           const env = devServerEnv(stack.address, stack.uiUrl);
+          // The policy its worker judges by (null: none, NO_POLICY's line); no worker, none.
+          const policy = stack.worker ? (policyFile ?? null) : null;
           if (options.json) {
-            await printStarted({ address: stack.address, uiUrl: stack.uiUrl, database: stack.server.options.dbFile, worker: stack.worker !== null, warehouse: stack.worker?.warehouse.location ?? null, metricsUrl: metrics, env }, 'the addresses');
+            await printStarted({ address: stack.address, uiUrl: stack.uiUrl, database: stack.server.options.dbFile, worker: stack.worker !== null, warehouse: stack.worker?.warehouse.location ?? null, policy, metricsUrl: metrics, env }, 'the addresses');
           }
           const lines = [
             `Temporal dev server on ${stack.address} (state in ${join(settings.home, 'temporal.db')})`,
@@ -101,7 +104,7 @@ export function devCommand() {
             'Ctrl-C to stop',
           ];
           if (telemetry.log.format === 'json') {
-            announce(telemetry.log, 'dev server ready', { address: stack.address, uiUrl: stack.uiUrl, worker: stack.worker !== null, warehouse: stack.worker?.warehouse.location ?? null, metricsUrl: metrics, env });
+            announce(telemetry.log, 'dev server ready', { address: stack.address, uiUrl: stack.uiUrl, worker: stack.worker !== null, warehouse: stack.worker?.warehouse.location ?? null, policy, metricsUrl: metrics, env });
           } else {
             process.stderr.write(terminalText(lines.join('\n')) + '\n');
           }

@@ -145,6 +145,24 @@ describe('backfill dev on other ports', () => {
     }
   });
 
+  it("quiets its worker's own no-policy warning only where it says its own, and names the policy in JSON (null: none)", async () => {
+    const dir = project();
+    try {
+      const ready = async (...args: string[]) => {
+        const { stderr } = await runCli('dev', '--log-format', 'json', ...args);
+        return stderr.split('\n').flatMap((line) => (line.includes('dev server ready') ? [JSON.parse(line) as Record<string, unknown>] : []));
+      };
+      expect(await ready()).toEqual([expect.objectContaining({ policy: null })]);
+      expect(started[0]?.quietWithoutPolicy).toBe(true);
+      const policy = join(dir, 'policy.yaml');
+      expect(await ready('--policy', policy)).toEqual([expect.objectContaining({ policy })]);
+      expect(started[1]?.quietWithoutPolicy).toBeUndefined();
+      expect(JSON.parse((await runCli('dev', '--json')).stdout)).toMatchObject({ policy: null });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('prints none on the default ports, where other terminals find it unaided', async () => {
     const dir = project();
     try {
