@@ -4,7 +4,7 @@
  */
 import type { Progress } from '../core/protocol.ts';
 
-/** Exit codes: 0 success, 1 an error, 2 ended with failed partitions (or a rollback left some alone), 3 cancelled or failed. */
+/** Exit codes: 0 success, 1 an error, 2 ended with failed partitions (or a rollback left some alone), 3 cancelled, failed, or terminated or timed out through Temporal. */
 export const EXIT = { ok: 0, error: 1, failures: 2, notCompleted: 3 } as const;
 
 export type ExitName = keyof typeof EXIT;
@@ -14,7 +14,7 @@ export const EXIT_MEANINGS: Readonly<Record<ExitName, string>> = {
   ok: 'success; for wait, start --watch and demo: the backfill completed (start --stage --watch: it is staged; start --canary --watch: its canary waits)',
   error: 'an error: bad input, no server, an unknown id, a wait --timeout that ran out, a worker that had to abandon partitions as it stopped (with --json, the error is on stdout)',
   failures: 'wait, start --watch, demo: the backfill completed with failed partitions; rollback: it left alone partitions a later backfill changed',
-  notCompleted: 'wait, start --watch, demo: the backfill was cancelled or failed (or its staged versions were discarded, or its canary failed)',
+  notCompleted: 'wait, start --watch, demo: the backfill was cancelled or failed, or terminated or timed out through Temporal (or its staged versions were discarded, or its canary failed)',
 };
 
 /** The exit code of a command that waited for a backfill to end (wait, start --watch, demo). */

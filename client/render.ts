@@ -206,6 +206,11 @@ export function renderEnd(shown: Progress): string {
   return [headline(progress), ...renderFailures(progress), ...renderRetryHint(progress)].join('\n');
 }
 
+/** What `wait` prints of a backfill that ended: as renderEnd, or its state alone where no worker told its progress. */
+export function renderWaited(outcome: { backfillId: string; state: Progress['state']; progress: Progress | null }): string {
+  return outcome.progress ? renderEnd(outcome.progress) : `${outcome.backfillId} ${endedText(outcome.state)}`;
+}
+
 /** A canary: where it is, its diff per dataset once known, and what to do while it waits. */
 export function renderCanary(progress: Printable<Progress>): string[] {
   const canary = progress.canary;

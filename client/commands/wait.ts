@@ -8,7 +8,7 @@ import { withClient } from '../with-client.ts';
 
 export function waitCommand() {
   return documented(new Command('wait'), HELP_GROUPS.run, [
-    ['backfill wait shop-2024', 'blocks until it ends: exit 0 completed, 2 with failed partitions, 3 cancelled or failed'],
+    ['backfill wait shop-2024', 'blocks until it ends: exit 0 completed, 2 with failed partitions, 3 cancelled, failed, terminated or timed out'],
     ['backfill wait shop-2024 --timeout 2h', 'gives up (exit 1) after two hours; the backfill runs on'],
     ['backfill wait shop-2024 --timeout 300', 'a bare number counts seconds'],
   ])
@@ -17,11 +17,11 @@ export function waitCommand() {
     .option('--timeout <duration>', 'give up (exit 1) after this long, e.g. 30m, 2h or 300 (a bare number counts seconds)', (v) => parseDurationFlag('--timeout', v))
     .addOption(jsonOption())
     .action(async (id, options, command) => {
-      const { renderEnd } = await import('../render.ts');
+      const { renderWaited } = await import('../render.ts');
       await withClient(command, async (client) => {
         const outcome = await client.wait(id, options.timeout);
         print(options.json, { backfillId: id, state: outcome.state, progress: outcome.progress }, () =>
-          outcome.progress ? renderEnd(outcome.progress) : `${id} ${outcome.state}`,
+          renderWaited(outcome),
         );
         process.exitCode = exitCodeFor(outcome.state);
       });

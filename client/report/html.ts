@@ -30,7 +30,7 @@ th, td { border: 1px solid #d0d7de; padding: 3px 8px; text-align: left; vertical
 th { background: #f6f8fa; } td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
 dl { display: grid; grid-template-columns: max-content auto; gap: 2px 16px; } dt { color: #59636e; } dd { margin: 0; }
 pre { background: #f6f8fa; padding: .6rem; overflow-x: auto; font-size: 12px; }
-.state-completed { color: #1a7f37; } .state-completed_with_failures, .state-cancelled { color: #9a6700; } .state-failed { color: #d1242f; }
+.state-completed { color: #1a7f37; } .state-completed_with_failures, .state-cancelled { color: #9a6700; } .state-failed, .state-terminated, .state-timed_out { color: #d1242f; }
 .timeline svg, .graph svg { max-width: 100%; height: auto; }
 .legend span { display: inline-block; margin-right: 14px; } .legend i { display: inline-block; width: 12px; height: 12px; border: 1px solid; border-radius: 3px; vertical-align: -1px; margin-right: 4px; } .none { color: #59636e; } .notes li { color: #59636e; }
 `;

@@ -12,7 +12,7 @@ import { EXIT, buildProgram, exitCodeFor } from '../../client/cli.ts';
 import { transformsGiven } from '../../client/options.ts';
 import { parseQueues, transformModules } from '../../client/local.ts';
 import { printable } from '../../client/printable.ts';
-import { headline, renderEnd, renderFailures, renderGovernance, renderPlan, renderStatus } from '../../client/render.ts';
+import { headline, renderEnd, renderFailures, renderWaited, renderGovernance, renderPlan, renderStatus } from '../../client/render.ts';
 import type { GovernanceView } from '../../core/governance.ts';
 
 const plain = (text: string) => stripVTControlCharacters(text);
@@ -358,6 +358,19 @@ describe('renderFailures', () => {
     expect(plain(renderEnd(ended)).split('\n').at(-1)).toBe(next);
     // While it runs, or once it completed, there is nothing to retry yet.
     expect(plain(renderStatus(progress()))).not.toContain('retry-failed');
+  });
+});
+
+describe('renderWaited', () => {
+  it('a backfill the server ended, whose progress no worker told: its state with how it ended, as status says it', () => {
+    expect(renderWaited({ backfillId: 'shop-1', state: 'timed_out', progress: null })).toBe('shop-1 timed out (its workflow timeout: its cleanup did not run)');
+    expect(renderWaited({ backfillId: 'shop-1', state: 'terminated', progress: null })).toBe('shop-1 terminated (through Temporal: its cleanup did not run)');
+    expect(renderWaited({ backfillId: 'shop-1', state: 'cancelled', progress: null })).toBe('shop-1 cancelled');
+  });
+
+  it('with progress: as renderEnd', () => {
+    const ended = progress({ state: 'completed_with_failures' });
+    expect(renderWaited({ backfillId: 'shop-1', state: ended.state, progress: ended })).toBe(renderEnd(ended));
   });
 });
 

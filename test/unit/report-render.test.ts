@@ -140,6 +140,17 @@ describe('report as HTML', () => {
     expect(svg).toContain('aria-label="orders_clean 2024-01-04 (failed_check)"');
   });
 
+  it('colours a backfill the server ended (terminated, timed out) red, as a failed one', async () => {
+    const rule = (html: string, state: string) => html.match(new RegExp(`[^}]*\\.state-${state}\\b[^{]*\\{([^}]*)\\}`))?.[1];
+    const failed = await renderReport({ ...sample(), backfill: { ...sample().backfill, state: 'failed' } }, 'html');
+    expect(rule(failed, 'failed')).toContain('#d1242f');
+    for (const state of ['terminated', 'timed_out'] as const) {
+      const html = await renderReport({ ...sample(), backfill: { ...sample().backfill, state } }, 'html');
+      expect(html).toContain(`class="state-${state}"`);
+      expect(rule(html, state)).toBe(rule(failed, 'failed'));
+    }
+  });
+
   it('has every section, with figures formatted and text escaped', async () => {
     const html = await renderReport(sample(), 'html');
     for (const heading of ['Timeline', 'Graph', 'Nodes', 'What changed against the previous versions', 'Failures and checks', 'Plan', 'Spec and parameters', 'Notes']) {
