@@ -188,7 +188,7 @@ describe('BackfillCoordinator: limits and controls', () => {
     clock.now += 60_000;
     expect(c.setPaused(true, { identity: 'bob' }).unchanged).toEqual({ since: paused, by: 'alice (declared)', reason: 'source late' });
     expect(c.setPaused(false, { identity: 'bob' }).unchanged).toBeUndefined();
-    // Never paused by a control since: not paused, and no entry says since when.
+    // Not paused since bob's resume just before: that entry says since when and by whom (it gave no reason).
     expect(c.setPaused(false).unchanged).toEqual({ since: clock.now, by: 'bob (declared)', reason: null });
     // A node's rate from its spec: unchanged, by no recorded control.
     expect(c.setRate(4, 'a').unchanged).toEqual({ since: null, by: null, reason: null });
