@@ -21,6 +21,14 @@ export const codeVersionOption = (help = "the workers' code version, recorded in
 export const policyOption = (help = "the policy file backfills are judged by (docs/governance.md); give every worker of the workflow task queue the same file") =>
   new Option('--policy <file>', help).env('BACKFILL_POLICY');
 
+/** A policy named blank (an empty BACKFILL_POLICY) is a mistake, not "no policy": a worker without one admits what others refuse. */
+export function policyPath(given: string): string {
+  if (given.trim() === '') {
+    throw new BackfillError('invalid_argument', '--policy (or BACKFILL_POLICY) is empty: give the policy file\'s path, or unset BACKFILL_POLICY to run without a policy', 'policy');
+  }
+  return given;
+}
+
 /** --reason: why an operator does what they do, kept in the backfill's audit trail (the policy may require it). */
 export const reasonOption = (help = "why, kept in the backfill's audit trail (the policy may require one)") => new Option('--reason <text>', help);
 

@@ -3,7 +3,7 @@ import { join, resolve as resolvePath } from 'node:path';
 import { Command } from '@commander-js/extra-typings';
 import { BackfillError } from '../../core/errors.ts';
 import { HELP_GROUPS, documented } from '../help.ts';
-import { codeVersionOption, policyOption, jsonOption, logFormatOption, port, transformsGiven, transformsOption, warehouseOption } from '../options.ts';
+import { codeVersionOption, policyOption, policyPath, jsonOption, logFormatOption, port, transformsGiven, transformsOption, warehouseOption } from '../options.ts';
 import { PROJECT_SPEC } from '../project.ts';
 import { LOG_FORMAT_HELP, METRICS_PORT_HELP } from './worker.ts';
 import type { QueueConfig } from '../../workers/worker.ts';
@@ -67,7 +67,7 @@ export function devCommand() {
         if (!options.worker && telemetry.metrics) {
           throw new BackfillError('invalid_argument', '--metrics-port serves the metrics of the worker, and --no-worker starts none: drop one of the two', 'metrics-port');
         }
-        const policyFile = options.policy !== undefined && options.policy.trim() !== '' ? resolvePath(options.policy) : undefined;
+        const policyFile = options.policy !== undefined ? resolvePath(policyPath(options.policy)) : undefined;
         const stack = await startLocal({
           home: settings.home,
           port: options.port,

@@ -1,10 +1,9 @@
 /** `backfill worker`: a worker against the Temporal server of $TEMPORAL_ADDRESS or the profile. */
 import { resolve as resolvePath } from 'node:path';
 import { Command } from '@commander-js/extra-typings';
-import { BackfillError } from '../../core/errors.ts';
 import { checkTaskQueue } from '../../core/task-queue.ts';
 import { HELP_GROUPS, documented } from '../help.ts';
-import { codeVersionOption, policyOption, connectionFlags, jsonOption, logFormatOption, positiveInteger, transformsGiven, transformsOption, warehouseOption } from '../options.ts';
+import { codeVersionOption, policyOption, policyPath, connectionFlags, jsonOption, logFormatOption, positiveInteger, transformsGiven, transformsOption, warehouseOption } from '../options.ts';
 import { PROJECT_SPEC } from '../project.ts';
 import { shutdownGraceOption, stoppingMessage } from '../worker-stop.ts';
 
@@ -87,12 +86,4 @@ export function workerCommand() {
         endAfterStop(await worker.stop(), telemetry.log);
       });
     });
-}
-
-/** A policy named blank (an empty BACKFILL_POLICY) is a mistake, not "no policy": a worker without one admits what others refuse. */
-function policyPath(given: string): string {
-  if (given.trim() === '') {
-    throw new BackfillError('invalid_argument', '--policy (or BACKFILL_POLICY) is empty: give the policy file\'s path, or unset BACKFILL_POLICY to run this worker without a policy', 'policy');
-  }
-  return given;
 }

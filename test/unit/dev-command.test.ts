@@ -163,6 +163,18 @@ describe('backfill dev on other ports', () => {
     }
   });
 
+  it('refuses an empty --policy (BACKFILL_POLICY set to nothing) before it starts anything, as a worker does', async () => {
+    const dir = project();
+    try {
+      const { code, stderr } = await runCli('dev', '--policy', '  ');
+      expect(code).not.toBe(0);
+      expect(stderr).toContain('--policy (or BACKFILL_POLICY) is empty');
+      expect(started).toEqual([]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('prints none on the default ports, where other terminals find it unaided', async () => {
     const dir = project();
     try {
