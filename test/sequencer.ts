@@ -8,26 +8,26 @@ import { BaseSequencer, type TestSpecification } from 'vitest/node';
  * file's time changes much: a long file started late is time the other workers sit idle.
  */
 const LONG_FILES = [
-  'replay', // 316
-  'queue', // 207
-  'staged', // 197
-  'rollback', // 180
+  'replay', // 283
+  'staged', // 199
+  'durability', // 173
+  'rollback', // 170
   'fairness', // 166
-  'durability', // 145
-  'budgets', // 120
-  'rollback-retention', // 120
-  'demo', // 115
-  'canary', // 107
-  'temporal-server', // 98
-  'cli', // 85
-  'package', // 84
-  'policy-pin', // 82
-  'soak', // 73
-  'control', // 71
-  'hardening', // 62
-  'worker-shutdown', // 56
-  'signed-resume', // 54
-  'lineage-lifecycle', // 51
+  'budgets', // 131
+  'rollback-retention', // 109
+  'temporal-server', // 96
+  'cli', // 93
+  'policy-pin', // 92
+  'canary', // 91
+  'demo', // 79
+  'package', // 78
+  'control', // 78
+  'soak', // 70
+  'worker-shutdown', // 60
+  'hardening', // 59
+  'report', // 53
+  'waiting', // 51
+  'estimate-sample', // 50
 ].map((name) => `test/integration/${name}.test.ts`);
 
 const rank = (file: TestSpecification): number => {
