@@ -2,12 +2,22 @@
 import { Command } from '@commander-js/extra-typings';
 import { HELP_GROUPS, documented } from '../help.ts';
 import { goOnConcurrencyOption, goOnRateOption, goOnSignKeyOption, goOnSpecHelp, jsonOption, print, reasonOption } from '../options.ts';
+import type { Unchanged } from '../../core/audit.ts';
 import { sinceText } from '../unchanged.ts';
 import { withClient } from '../with-client.ts';
 
 /** What still holds a backfill back after a control (an approval, a spent budget, a closed window). */
 export const heldLine = (state: { holds?: Array<{ reason: string }> } | null) =>
   state?.holds && state.holds.length > 0 ? `\n  still held: ${state.holds.map((h) => h.reason).join('; ')}` : '';
+
+/**
+ * A resume of a backfill no operator paused: nothing changed, though it may still be held (a
+ * spent budget, an approval, a window), which `status` shows as paused.
+ */
+export function notPausedText(id: string, unchanged: Unchanged, state: { holds?: Array<{ reason: string }> }): string {
+  const byOperator = state.holds && state.holds.length > 0 ? ' by an operator' : '';
+  return `${id} was not paused${byOperator}${sinceText(unchanged)}: nothing changed${heldLine(state)}`;
+}
 
 /** The line that names the limits a new run was given (resume and retry-failed --rate, --concurrency). */
 export function limitsLine(limits: { rate?: number | null; concurrency?: number | null }): string {
@@ -50,7 +60,7 @@ export function resumeCommand() {
           result.resumed
             ? `${id} resumed in a new run; published partitions are skipped${limitsLine(limits)}${changedLine(result.changed)}\n  web UI: ${result.resumed.uiUrl}`
             : result.state?.unchanged
-              ? `${id} was not paused${sinceText(result.state.unchanged)}: nothing changed${heldLine(result.state)}`
+              ? notPausedText(id, result.state.unchanged, result.state)
               : `${id} resumed${changedLine(result.changed)}${heldLine(result.state)}`,
         );
       });

@@ -13,6 +13,7 @@ import { transformsGiven } from '../../client/options.ts';
 import { parseQueues, transformModules } from '../../client/local.ts';
 import { printable } from '../../client/printable.ts';
 import { headline, renderEnd, renderFailures, renderWaited, renderGovernance, renderPlan, renderStatus } from '../../client/render.ts';
+import { notPausedText } from '../../client/commands/resume.ts';
 import type { GovernanceView } from '../../core/governance.ts';
 
 const plain = (text: string) => stripVTControlCharacters(text);
@@ -501,5 +502,16 @@ describe('BackfillClient.start refuses a bad --priority or --canary before it as
     await expect(client.start(spec, { id: 'x', canary: 2, stage: true, waitForDatasets: {} })).rejects.toMatchObject({ code: 'invalid_argument', path: 'canary' });
     await expect(client.start(spec, { id: 'x', canary: 0, waitForDatasets: {} })).rejects.toMatchObject({ code: 'invalid_spec' });
     expect(calls).toEqual([]);
+  });
+});
+
+describe('resume of a backfill no operator paused', () => {
+  const unchanged = { since: Date.parse('2024-05-01T12:00:00Z'), by: 'bob (declared)', reason: null };
+  it('says nothing changed, since when and by whom', () => {
+    expect(notPausedText('b', unchanged, {})).toBe('b was not paused (since 2024-05-01T12:00:00.000Z, by bob (declared)): nothing changed');
+  });
+  it('says not paused by an operator when something else holds it (status shows it paused)', () => {
+    const text = notPausedText('b', { since: null, by: null, reason: null }, { holds: [{ reason: 'the retries budget is spent' }] });
+    expect(text).toBe('b was not paused by an operator: nothing changed\n  still held: the retries budget is spent');
   });
 });
