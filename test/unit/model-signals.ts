@@ -5,12 +5,13 @@
  * backfill's state: a malformed one (wrong types, junk, values nested thousands deep, huge
  * strings, control characters), a reserved identity (`policy`, `canary.auto`), or a control
  * the model's policy refuses (a rate over its cap, a pause without the reason it wants, a budget
- * over its most, an approval of a backfill that waits for none).
+ * over its most, an approval of a backfill that waits for none), or an approval whose signature
+ * check refuses it (CheckedApproval: what the `verifySignature` activity answers is made up here).
  */
 import fc from 'fast-check';
-import { signedText } from '../../core/approval.ts';
+import { SIGNATURE_REFUSALS, signedText, unverifiedCheck, type SignatureCheck, type SignedSubject } from '../../core/approval.ts';
 import { CANARY_AUTO_IDENTITY, MAX_IDENTITY, MAX_REASON, POLICY_IDENTITY, REFUSED_SIGNALS_KEPT, type AuditEntry } from '../../core/audit.ts';
-import type { BackfillCoordinator } from '../../core/coordinator.ts';
+import type { ApprovalOutcome, BackfillCoordinator } from '../../core/coordinator.ts';
 import type { ControlSignal } from '../../core/refused-signals.ts';
 
 /** The model policy's cap on the backfill's rate, and the reason it wants for a pause (GovernanceCase.rules). */
@@ -36,8 +37,12 @@ export type SignalContext = {
   awaitingApproval: boolean;
 };
 
-/** A signal to refuse: its arguments as the handler gets them, the identity its entry must show (null: unknown), and the codes it may be refused with. */
-export type RefusedSignalCase = { signal: ControlSignal; args: unknown[]; identity: string | null; codes: readonly string[]; what: string };
+/**
+ * A signal to refuse: its arguments as the handler gets them, the identity its entry must show
+ * (null: unknown), the codes it may be refused with, and (an approval that parses while the
+ * backfill waits for one) what its signature check answers.
+ */
+export type RefusedSignalCase = { signal: ControlSignal; args: unknown[]; identity: string | null; codes: readonly string[]; what: string; approval?: CheckedApproval };
 
 /** 6,000 levels deep: `JSON.parse` reads it, a recursive `JSON.stringify` overflows the stack on it. */
 function nested(wrap: (inner: unknown) => unknown): unknown {
@@ -88,13 +93,83 @@ const RESERVED = [POLICY_IDENTITY, ` ${POLICY_IDENTITY.toUpperCase()} `, CANARY_
 
 const pick = <T>(list: readonly T[], n: number): T => list[n % list.length]!;
 
-/** The signals a backfill of `context` refuses in a way the model can count on: pause, resume and approve only under a policy (a legacy run ignores what it never took). */
+/**
+ * The signals a backfill of `context` refuses in a way the model can count on: pause, resume and
+ * approve only under a policy (a legacy run ignores what it never took); approvals three times as
+ * often while it waits for one, so that their copies come again.
+ */
 function signalsOf(context: SignalContext): readonly ControlSignal[] {
-  return context.governed ? ['pause', 'resume', 'setRate', 'setConcurrency', 'retryFailed', 'setBudget', 'approve'] : ['setRate', 'setConcurrency', 'retryFailed', 'setBudget'];
+  if (!context.governed) return ['setRate', 'setConcurrency', 'retryFailed', 'setBudget'];
+  const governed: ControlSignal[] = ['pause', 'resume', 'setRate', 'setConcurrency', 'retryFailed', 'setBudget', 'approve'];
+  return context.awaitingApproval ? [...governed, 'approve', 'approve'] : governed;
 }
 
 /** A well-formed approval's text (of no signature the model checks: refused before). */
 const approvalText = () => signedText({ action: 'approve', backfillId: 'model', namespace: 'default', planHash: 'sha256:plan', reason: 'looked at it', signedAt: new Date(0).toISOString() });
+
+/**
+ * An approval the model signs (`copy`: which one; a copy of it is the same text and signature)
+ * and what the `verifySignature` activity answers for it: refused (`code`), or verified and then
+ * refused by the backfill itself (`signer`: whose key signed it). `lasting`: the model's own
+ * account of which refusals cannot change in a run (core/refused-approvals.ts), whose copies the
+ * run refuses again without a check.
+ */
+export type CheckedApproval = { copy: number; check: SignatureCheck; code: string; lasting: boolean; signer: string | null };
+
+/** The model's clock at its start (model-world.ts): its steps move it on by minutes at most (the drain, which sends no signal, by days). */
+export const MODEL_START = 1_000_000;
+const HOUR = 3_600_000;
+
+/** Refusals that time or the workers may lift: a copy is checked again. Every other lasts for the run. */
+const LIFTED = ['key_not_valid', 'not_verified', 'expired', 'from_the_future'];
+
+/** What the check of copy `copy % ANSWERS.length` answers: each refusal of the activity, its failure, and verified signatures the backfill refuses (its starter's, signed over an hour before or after the model's steps). */
+const ANSWERS: ReadonlyArray<{ code: string; verified?: { signer: string; signedAt: number } }> = [
+  ...SIGNATURE_REFUSALS.map((code) => ({ code })),
+  { code: 'not_verified' },
+  { code: 'self_approval', verified: { signer: 'starter', signedAt: MODEL_START } },
+  { code: 'expired', verified: { signer: 'approver', signedAt: MODEL_START - 2 * HOUR } },
+  { code: 'from_the_future', verified: { signer: 'approver', signedAt: MODEL_START + 2 * HOUR } },
+];
+
+/** Approvals the bursts share (every answer among them), a few a burst from any of them, so that copies come again in it and in later bursts, runs and resumes. */
+const SHARED_COPIES = 20;
+const COPIES_A_BURST = 5;
+
+/** Senders' last arguments every control takes, and the identity an entry keeps of each. */
+const APPROVAL_METAS: ReadonlyArray<{ meta: unknown; identity: string | null }> = [...METAS.slice(0, 3), { meta: { identity: 'ops@example.com', reason: LONG_REASON }, identity: 'ops@example.com' }];
+
+/**
+ * The approval signed as `copy`, sent with the `variant`th sender's meta: its text (a reason of
+ * the longest sometimes) and signature, and the check's answer, whose message sometimes quotes a
+ * long text of the sender's.
+ */
+function checkedApproval(copy: number, variant: number, awaiting: boolean): RefusedSignalCase {
+  const answer = ANSWERS[copy % ANSWERS.length]!;
+  const subject: SignedSubject = {
+    action: 'approve',
+    backfillId: 'model',
+    namespace: 'default',
+    planHash: 'sha256:plan',
+    reason: copy % 3 === 2 ? LONG_REASON : 'looked at it',
+    signedAt: new Date(answer.verified?.signedAt ?? MODEL_START).toISOString(),
+  };
+  const quoted = copy % 2 === 0 ? '' : `: the text names '${CONTROL.repeat(100)}'`;
+  const check: SignatureCheck = answer.verified
+    ? { ok: true, verified: { subject, principals: [answer.verified.signer], fingerprint: `SHA256:${answer.verified.signer}` } }
+    : answer.code === 'not_verified'
+      ? unverifiedCheck(`the model's activity timed out${quoted}`)
+      : { ok: false, code: answer.code, message: `refused as ${answer.code}${quoted}` };
+  const { meta, identity } = pick(APPROVAL_METAS, variant);
+  return {
+    signal: 'approve',
+    args: [{ text: signedText(subject), signature: `model signature ${copy}` }, meta],
+    identity,
+    codes: [awaiting ? answer.code : 'approval_refused'],
+    what: `an approval whose check answers ${answer.code} (copy ${copy})`,
+    approval: { copy, check, code: answer.code, lasting: !LIFTED.includes(answer.code), signer: answer.verified?.signer ?? null },
+  };
+}
 
 /** The `n`th refused signal of a burst from `seed`. */
 export function refusedSignalCase(seed: number, n: number, context: SignalContext): RefusedSignalCase {
@@ -103,6 +178,11 @@ export function refusedSignalCase(seed: number, n: number, context: SignalContex
   const signal = pick(signals, k);
   const variant = Math.floor(k / signals.length);
   const kind = variant % 3;
+  // Approvals whose signature is checked: while the backfill waits for one, in place of junk too. A burst in 50 sends fresh ones.
+  if (signal === 'approve' && (kind === 2 || (kind === 0 && context.awaitingApproval))) {
+    const copy = seed % 50 === 0 ? SHARED_COPIES + k : (k % COPIES_A_BURST) + (Math.floor(seed / 11) % (SHARED_COPIES - COPIES_A_BURST + 1));
+    return checkedApproval(copy, variant, context.awaitingApproval);
+  }
   if (kind === 2) {
     const policy = policyRefused(signal, variant, context);
     if (policy) return policy;
@@ -153,15 +233,20 @@ function policyRefused(signal: ControlSignal, variant: number, context: SignalCo
       const budget = context.budgets.retries ? { budget: 'retries', limit: 5000 } : context.budgets.cost ? { budget: 'cost', limit: 10_000_000 } : null;
       return budget ? { signal, args: [budget, ops], identity: ops.identity, codes: violation, what: 'a budget over its most' } : null;
     }
-    case 'approve':
-      return context.awaitingApproval ? null : { signal, args: [{ text: approvalText(), signature: 'ssh signature' }, ops], identity: ops.identity, codes: ['approval_refused'], what: 'an approval of a backfill that waits for none' };
     default:
       return null;
   }
 }
 
-/** What the workflow's handler of `signal` calls (workflows/backfill.ts); a refusal throws a BackfillError. An approval is refused before its signature is checked. */
-export function sendSignal(parent: BackfillCoordinator, signal: ControlSignal, args: readonly unknown[]): unknown {
+/** How many signature checks (`verifySignature` activities) the approvals sent have run. */
+export type Checks = { run: number };
+
+/**
+ * What the workflow's handler of `signal` calls (workflows/backfill.ts); a refusal throws a
+ * BackfillError. An approval is checked (`answer`: what the check answers, counted in `checks`)
+ * once it parses, unless the run refused the very same for good.
+ */
+export function sendSignal(parent: BackfillCoordinator, signal: ControlSignal, args: readonly unknown[], answer?: { check: SignatureCheck; checks: Checks }): unknown {
   switch (signal) {
     case 'pause':
       return parent.setPaused(true, args[0]);
@@ -176,8 +261,19 @@ export function sendSignal(parent: BackfillCoordinator, signal: ControlSignal, a
     case 'setBudget':
       return parent.setBudget(args[0], args[1]);
     case 'approve':
-      return parent.parseApproval(args[0], args[1]);
+      return signalledApproval(parent, args[0], args[1], answer);
   }
+}
+
+/** An approval signal as workflows/backfill.ts takes one (`approveSignalled`, `approve`): parsed, refused again at once if this run refused the very same for good, else checked and judged. */
+function signalledApproval(parent: BackfillCoordinator, raw: unknown, meta: unknown, answer?: { check: SignatureCheck; checks: Checks }): ApprovalOutcome {
+  const request = parent.parseApproval(raw, meta);
+  const again = parent.refuseRepeatedApproval(request, meta);
+  if (again !== null) return again;
+  if (!answer) throw new Error(`the model sent an approval it has no check's answer for: ${request.text}`);
+  const key = parent.approvalKey(request);
+  answer.checks.run++;
+  return parent.approve(answer.check, request.reason, meta, key);
 }
 
 /** Whether the `nth` refused signal of a backfill gets an entry: the first REFUSED_SIGNALS_KEPT, then those whose count past them is a power of two. */

@@ -15,7 +15,9 @@
  * raises), a cost budget (each partition costs 1) whose allowances the node workflows keep to,
  * and a run window the clock crosses. A governed start, like the workflow's, is
  * judged by `Governance.admit`; a resumed one is judged again. Anyone may signal it controls it
- * refuses (model-signals.ts), handled as workflows/backfill.ts handles a control signal.
+ * refuses (model-signals.ts), handled as workflows/backfill.ts handles a control signal, and
+ * approvals its signature check refuses: a copy of one refused for good is refused again without
+ * a check while the run lasts (the model counts the checks), and checked again by the next run.
  */
 import fc from 'fast-check';
 import { signedText, type SignatureCheck } from '../../core/approval.ts';
@@ -23,7 +25,7 @@ import { isNoSpending, noSpending, type Spending } from '../../core/budget.ts';
 import { AUTO_BATCH_MAX } from '../../core/batching.ts';
 import { AUDIT_BYTES, AUDIT_KEEP, CANARY_AUTO_IDENTITY, UNKNOWN_IDENTITY, type AuditEntry, type AuditTrailJSON } from '../../core/audit.ts';
 import { carryShapeProblem, carrySpecProblem, uncheckedCarryFields } from '../../core/carry-shape.ts';
-import { BackfillCoordinator, resumeCarry } from '../../core/coordinator.ts';
+import { BackfillCoordinator, resumeCarry, type ApprovalOutcome } from '../../core/coordinator.ts';
 import { BackfillError } from '../../core/errors.ts';
 import { Governance } from '../../core/governance.ts';
 import { parsePolicy, type PolicyInput } from '../../core/policy.ts';
@@ -33,10 +35,12 @@ import type { BackfillCarry, NodeControl, NodeReport, PartitionResult } from '..
 import { RangeSet } from '../../core/ranges.ts';
 import { DEFAULT_DEFERRAL_BACKOFF_MS, DEFAULT_MAX_DEFERRALS, NodeScheduler, schedulerOptionsOf, type BatchOutcome, type SchedulerOptions } from '../../core/scheduler.ts';
 import { CONTROL_SIGNALS, REFUSED_TEXT } from '../../core/refused-signals.ts';
+import { REFUSED_APPROVALS_REMEMBERED } from '../../core/refused-approvals.ts';
 import { resolveSpec, type Canary, type ResolvedNode, type ResolvedSpec, type SpecInput } from '../../core/spec.ts';
 import { valueText } from '../../core/value-text.ts';
 import {
   LONG_REASON,
+  MODEL_START,
   PAUSE_REASON_MIN,
   RATE_CAP,
   isRefusedSignalEntry,
@@ -45,6 +49,8 @@ import {
   refusedSignalCase,
   refusedSignalsArbitrary,
   sendSignal,
+  type CheckedApproval,
+  type Checks,
   type RefusedSignalCase,
   type RefusedSignalsAction,
 } from './model-signals.ts';
@@ -135,6 +141,18 @@ const COST_MAX = 100_000;
 
 export class Violation extends Error {}
 
+/** How a refused signal was refused. */
+type Refusal = { code: string; message: string };
+
+/** What the model expects of a signalled approval (World.expectApproval). */
+type ExpectedApproval = { code: string; checked: boolean; signer: string | null; repeated: boolean };
+
+/** A signalled approval's refusal by its check's answer, or null when it was accepted (or was none). */
+function refusedApproval(outcome: unknown): Refusal | null {
+  const o = outcome as ApprovalOutcome | undefined;
+  return o !== undefined && o !== null && typeof o === 'object' && 'accepted' in o && !o.accepted ? { code: o.code, message: o.message } : null;
+}
+
 function fail(message: string): never {
   throw new Violation(message);
 }
@@ -193,7 +211,7 @@ export class World {
   /** The warehouse of the run key: partitions published, and those an orphaned activity may publish again. */
   private readonly published = new Set<string>();
   private readonly orphaned = new Set<string>();
-  private now = 1_000_000;
+  private now = MODEL_START;
   /** When the parent last heard from each node (its prober probes one silent for a while). */
   private readonly heardFrom = new Map<string, number>();
   private instances = 0;
@@ -221,6 +239,9 @@ export class World {
   private refusedWritten = 0;
   /** The audit trail the state kept at the last look: each entry's seq, and whether it is a refused signal's. */
   private trailSeen = new Map<number, boolean>();
+  /** Signature checks the signalled approvals ran, and the copies this parent run must refuse again without one (oldest first), by the code refused. */
+  private readonly checks: Checks = { run: 0 };
+  private refusedForGood = new Map<number, string>();
 
   constructor(
     spec: ResolvedSpec,
@@ -240,6 +261,8 @@ export class World {
    * (what the ended run spent and its audit trail go on); a continue-as-new carries its judgement.
    */
   private coordinator(limits: { rate: number | null; concurrency: number | null }, carry?: BackfillCarry, continued = false): BackfillCoordinator {
+    // A new run (continued as new too) checks again what the last one refused for good.
+    this.refusedForGood = new Map();
     const parent = new BackfillCoordinator(this.plan, limits, carry, { now: () => this.now, stage: this.staged, allowances: true, quietFinalBudget: true, windowHandovers: true, canaryCountsAfresh: true, canary: this.canary });
     // Every carry the backfill makes itself (continue-as-new, resume) is consistent: only a hand-made one is refused.
     if (parent.carriedDecisionProblem !== null) fail(`a carry the backfill made was refused: ${parent.carriedDecisionProblem}`);
@@ -855,14 +878,20 @@ export class World {
         awaitingApproval: parent.isAwaitingApproval,
       };
       const refused = refusedSignalCase(action.seed, n, context);
-      const error = refusal(() => sendSignal(parent, refused.signal, refused.args));
-      if (!error) return fail(`a ${refused.signal} signal with ${refused.what} (${valueText(refused.args)}) was applied`);
-      if (!refused.codes.includes(error.code)) fail(`a ${refused.signal} signal with ${refused.what} was refused as ${error.code}: ${error.message}`);
+      const expected = refused.approval ? this.expectApproval(refused.approval, context.awaitingApproval) : null;
+      const checksBefore = this.checks.run;
+      let outcome: unknown;
+      const error = refusal(() => (outcome = sendSignal(parent, refused.signal, refused.args, refused.approval ? { check: refused.approval.check, checks: this.checks } : undefined)));
+      // Refused as it parsed (a BackfillError, which the handler records), or by its check's answer (recorded by the coordinator).
+      const refusedAs = error ?? refusedApproval(outcome);
+      if (!refusedAs) return fail(`a ${refused.signal} signal with ${refused.what} (${valueText(refused.args)}) was applied`);
+      if (!refused.codes.includes(refusedAs.code)) fail(`a ${refused.signal} signal with ${refused.what} was refused as ${refusedAs.code}: ${refusedAs.message}`);
       if (parent.governed) {
-        parent.refuseSignal({ signal: refused.signal, args: refused.args, code: error.code, message: error.message });
+        if (error) parent.refuseSignal({ signal: refused.signal, args: refused.args, code: error.code, message: error.message });
         this.refusedSent++;
       }
-      this.checkRefusedEntry(this.writeAudit(), refused, error, parent.governed !== null);
+      if (refused.approval && expected) this.checkApproval(refused.approval, expected, this.checks.run - checksBefore, refusedAs);
+      this.checkRefusedEntry(this.writeAudit(), refused, refusedAs, parent.governed !== null, expected);
       // Each signal is a step of its own: what it made the trail drop is judged on its own.
       if (parent.governed) this.checkTrailKept(parent.governed.audit.recent());
     }
@@ -870,8 +899,35 @@ export class World {
     if (after !== before) fail(`refused signals changed the backfill: ${firstDifference(before, after)}`);
   }
 
+  /**
+   * What a signalled approval must come to (core/refused-approvals.ts): refused as it parses when
+   * the backfill waits for none; a copy of one this parent run refused for good, refused again with
+   * its code and no check; else checked, refused as its check's answer says, and remembered if that
+   * lasts (the newest REFUSED_APPROVALS_REMEMBERED). `signer`: who its entry names (a verified
+   * signature's first refusal), else its sender's declared identity. The model's plan never changes.
+   */
+  private expectApproval(approval: CheckedApproval, awaiting: boolean): ExpectedApproval {
+    if (!awaiting) return { code: 'approval_refused', checked: false, signer: null, repeated: false };
+    const code = this.refusedForGood.get(approval.copy);
+    if (code !== undefined) return { code, checked: false, signer: null, repeated: true };
+    if (approval.lasting) {
+      this.refusedForGood.set(approval.copy, approval.code);
+      if (this.refusedForGood.size > REFUSED_APPROVALS_REMEMBERED) this.refusedForGood.delete(this.refusedForGood.keys().next().value!);
+    }
+    return { code: approval.code, checked: true, signer: approval.signer, repeated: false };
+  }
+
+  /** A signalled approval ran the checks it should have, and was refused with the code expected. */
+  private checkApproval(approval: CheckedApproval, expected: ExpectedApproval, checksRun: number, refusedAs: Refusal): void {
+    const what = `copy ${approval.copy} of an approval whose check answers ${approval.code}`;
+    if (checksRun !== (expected.checked ? 1 : 0)) {
+      fail(`${what} ran ${checksRun} signature checks, not ${expected.checked ? 1 : 0} (${expected.repeated ? 'refused for good in this run already' : 'not refused for good in this run'})`);
+    }
+    if (refusedAs.code !== expected.code) fail(`${what} was refused as ${refusedAs.code}, not ${expected.code}: ${refusedAs.message}`);
+  }
+
   /** The entries a refused signal wrote: its own if the schedule keeps it (under a policy), nothing else. */
-  private checkRefusedEntry(written: AuditEntry[], refused: RefusedSignalCase, error: BackfillError, governed: boolean): void {
+  private checkRefusedEntry(written: AuditEntry[], refused: RefusedSignalCase, error: Refusal, governed: boolean, approval: ExpectedApproval | null): void {
     const nth = this.refusedSent;
     const expected = governed && keptOnSchedule(nth) ? 1 : 0;
     if (written.length !== expected || written.some((e) => !isRefusedSignalEntry(e))) {
@@ -883,10 +939,12 @@ export class World {
     const d = entry.details;
     if (d.refusedSignal !== nth) fail(`refused signal ${nth}'s entry says it is number ${String(d.refusedSignal)}`);
     if ((d.unrecorded ?? 0) !== unrecorded || d.unrecorded === 0) fail(`refused signal ${nth}'s entry says ${String(d.unrecorded)} went unrecorded before it, not ${unrecorded}`);
-    if (entry.action !== CONTROL_SIGNALS[refused.signal].action || d.signal !== refused.signal || d.code !== error.code || entry.verified) {
-      fail(`refused signal ${nth}'s entry reads ${JSON.stringify([entry.action, d.signal, d.code, entry.verified])} for a ${refused.signal} refused as ${error.code}`);
+    const signer = approval?.signer ?? null;
+    if (entry.action !== CONTROL_SIGNALS[refused.signal].action || d.signal !== refused.signal || d.code !== error.code || entry.verified !== (signer !== null) || (d.repeated === true) !== (approval?.repeated ?? false)) {
+      fail(`refused signal ${nth}'s entry reads ${JSON.stringify([entry.action, d.signal, d.code, entry.verified, d.repeated])} for a ${refused.signal} refused as ${error.code}`);
     }
-    if (entry.identity !== (refused.identity ?? UNKNOWN_IDENTITY)) fail(`a ${refused.signal} signal with ${refused.what} is recorded from ${JSON.stringify(entry.identity)}, not ${JSON.stringify(refused.identity ?? UNKNOWN_IDENTITY)}`);
+    const identity = signer ?? refused.identity ?? UNKNOWN_IDENTITY;
+    if (entry.identity !== identity) fail(`a ${refused.signal} signal with ${refused.what} is recorded from ${JSON.stringify(entry.identity)}, not ${JSON.stringify(identity)}`);
     const long = (text: unknown, most: number) => typeof text === 'string' && text.length > most + 1;
     if (long(entry.reason, REFUSED_TEXT.reason) || long(d.why, REFUSED_TEXT.why) || long(d.sent, REFUSED_TEXT.sent)) fail(`refused signal ${nth}'s entry keeps more than its share: ${valueText(entry, 400)}`);
   }
