@@ -11,7 +11,10 @@
  * reserved identities, what the policy refuses) come between the other steps: none changes the
  * backfill, each is counted across continue-as-new and resumes, their audit entries follow the
  * schedule of core/refused-signals.ts, the trail keeps its bounds and drops them before operators'
- * entries, and a valid control after them applies.
+ * entries, and a valid control after them applies. Among them, approvals whose signature check
+ * (made up) refuses them: a copy of one refused for good is refused again with its code and not
+ * checked again in the run (core/refused-approvals.ts), one that time may lift is, and a new run
+ * (continued as new, resumed) checks each again.
  *
  * CI runs BACKFILL_MODEL_RUNS (default 10,000) cases from a fixed seed (BACKFILL_MODEL_SEED): the
  * first half here, the second (from the seed after the last chunk's) in model-second-half.test.ts,
@@ -64,6 +67,21 @@ describe('model: the coordinator, the scheduler and readiness under any interlea
     const fourHours = resolveSpec({ name: 'model', partitions: { grain: 'hour', start: '2024-01-01', end: '2024-01-01T04' }, nodes: [{ id: 'n0', transform: 'noop', concurrency: 1, batchSize: 1 }] });
     const governance = { approval: false, retries: null, window: false, cost: null, rules: false };
     holds(fourHours, [{ kind: 'refusedSignals', seed: 43_865_499, count: 1, valid: 0 }, { kind: 'refusedSignals', seed: 548_274_819, count: 1, valid: 0 }], governance);
+  });
+
+  // Signalled approvals whose checks refuse them (model-signals.ts): from seed 6, three a burst, each refused for good.
+  const approvals = (seed: number, count = 3): Action => ({ kind: 'refusedSignals', seed, count, valid: null });
+  const awaitsApproval = { approval: true, retries: null, window: false, cost: null, rules: false };
+  const oneDay = resolveSpec({ name: 'model', partitions: { grain: 'day', start: '2024-01-01', end: '2024-01-02' }, nodes: [{ id: 'n0', transform: 'noop' }] });
+
+  it('approvals refused for good, sent again: not checked again in the run; checked again once it continued as new, and once resumed', () => {
+    holds(oneDay, [approvals(6), approvals(6), { kind: 'parentContinueAsNew' }, approvals(6), approvals(6), { kind: 'cancel', publishRunning: false }, { kind: 'resume', node: null }, approvals(6)], awaitsApproval);
+  });
+
+  it('a run remembers the newest refused approvals only: a copy of one pushed out by later ones is checked again', () => {
+    // A burst from a seed a multiple of 50 sends fresh approvals: ten of them refuse more than a run remembers. The first burst again is checked again; the last, not.
+    const fresh = Array.from({ length: 10 }, (_, i) => approvals(50 * i, 48));
+    holds(oneDay, [...fresh, approvals(0, 48), approvals(450, 48)], awaitsApproval);
   });
 
   // Cases a review found (read-a), kept in the same form.
