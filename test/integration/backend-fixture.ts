@@ -12,7 +12,7 @@ import type { Warehouse } from '../../activities/warehouse/types.ts';
 import type { BackfillClient } from '../../client/backfill-client.ts';
 import { createDatabase, databaseUrl, dropDatabase } from '../../scripts/postgres.ts';
 import type { WorkerProcess } from '../../scripts/worker-process.ts';
-import { address, connectClient, scratch, uniqueQueue, workerProcess } from './helpers.ts';
+import { address, connectClient, endLeftRunning, scratch, uniqueQueue, workerProcess } from './helpers.ts';
 
 export type Backend = 'sqlite' | 'postgres' | 'lake';
 
@@ -47,6 +47,8 @@ export function backendFixture(kind: Backend, name: string, env: Record<string, 
     fixture.client = await connectClient();
   });
   afterAll(async () => {
+    // Whatever a failed test left waiting, before the worker that could run it goes.
+    if (fixture.client) await endLeftRunning(fixture.client, [fixture.queue]);
     await fixture.client?.close();
     await fixture.worker?.stop();
     await fixture.warehouse?.close();

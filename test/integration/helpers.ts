@@ -127,6 +127,22 @@ export async function waitFor<T>(what: string, check: () => Promise<T | undefine
 }
 
 /**
+ * Terminates every workflow still running on `queues` (backfills, their node workflows, hand-made
+ * starts), for a file's afterAll: the dev server is shared, and a backfill left waiting (for an
+ * approval, a worker, a resume) slows every command that asks all running backfills. A termination,
+ * not a cancel: the file's workers may be gone, and a node workflow outlives its terminated parent.
+ */
+export async function endLeftRunning(client: BackfillClient, queues: readonly string[]): Promise<string[]> {
+  if (queues.length === 0) return [];
+  const query = `TaskQueue IN (${queues.map((q) => `'${q}'`).join(', ')}) AND ExecutionStatus = 'Running'`;
+  const open: Array<{ workflowId: string; runId: string }> = [];
+  for await (const execution of client.client.workflow.list({ query })) open.push(execution);
+  // One that ended meanwhile is no failure of the test file.
+  for (const { workflowId, runId } of open) await client.client.workflow.getHandle(workflowId, runId).terminate('test file over').catch(() => undefined);
+  return open.map((e) => e.workflowId);
+}
+
+/**
  * A gate the test opens: partitions held at it cannot finish before the test has acted (cancelled,
  * paused, terminated), however fast or slow the machine runs, instead of hoping a duration is long enough.
  */
