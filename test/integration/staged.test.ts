@@ -557,6 +557,10 @@ describe.each<Backend>(['sqlite', 'postgres'])('staged backfills on %s', (kind) 
         ]);
         expect((await read<Report>('report', id, '--format', 'json', '--output', '-')).staged?.summary.nodes).toEqual(workers.json.nodes);
         expect(await read<{ backfillId: string; dryRun: boolean }>('rollback', first, '--dry-run', '--json')).toMatchObject({ backfillId: first, dryRun: true });
+        // It would wait for a decision on the shared dev server after the file's worker has gone.
+        const discarded = await cli<{ versions: number }>('discard', id, '--reason', 'test over');
+        expect(discarded.code, discarded.stderr).toBe(0);
+        expect((await fx.client.wait(id, 60_000)).state).toBe('discarded');
       } finally {
         await withPostgres(location, (c) => c.query(`DROP OWNED BY ${reader}; DROP ROLE ${reader}`));
       }
