@@ -13,7 +13,7 @@ import type { Transform } from '../../activities/transforms.ts';
 import { UNKNOWN_IDENTITY, type AuditEntry } from '../../core/audit.ts';
 import { REFUSED_TEXT } from '../../core/refused-signals.ts';
 import { backfillWorkflowId, pauseSignal, setRateSignal } from '../../workflows/definitions.ts';
-import { Gate, address, runCli, scratch, startTestWorker, temporal, testSpec, uniqueQueue, waitFor, type TestWorker } from './helpers.ts';
+import { Gate, address, endLeftRunning, runCli, scratch, startTestWorker, temporal, testSpec, uniqueQueue, waitFor, type TestWorker } from './helpers.ts';
 
 /** Partitions wait here until the test is done with the running backfill. */
 const gate = new Gate();
@@ -31,8 +31,16 @@ beforeAll(async () => {
   client = await BackfillClient.connect({ settings: localConnection(address()), identity: 'starter@example.com' });
 });
 
+/** The backfills the tests started: each test cancels its own, and the cancel ends once the gate opens. */
+const startedIds: string[] = [];
+
 afterAll(async () => {
   gate.open();
+  if (client) {
+    // While the worker still runs them: a cancelled backfill left for the shared dev server stays running.
+    for (const backfillId of startedIds) await client.wait(backfillId, 60_000).catch(() => undefined);
+    await endLeftRunning(client, [queue]);
+  }
   await client?.close();
   await worker?.stop();
 });
@@ -41,6 +49,7 @@ let serial = 0;
 async function started(): Promise<string> {
   const spec = testSpec(queue, { name: `refused-signals-${++serial}`, partitions: { grain: 'day', start: '2024-01-01', end: '2024-01-04' }, nodes: [{ id: `held_${serial}`, transform: 'held' }] });
   const { backfillId } = await client.start(spec, { taskQueue: queue, id: `refused-signals-${serial}-${Date.now()}`, reason: 'restate January' });
+  startedIds.push(backfillId);
   return backfillId;
 }
 
