@@ -648,12 +648,13 @@ export class BackfillCoordinator {
     const decision = g.judgeApproval(check, now);
     const signer = check.ok ? check.verified.principals[0]! : null;
     if (!decision.accepted) {
-      // A signal's refusal is cut short, as any refused signal's: its text (a backfill id, a plan) is the sender's.
-      const why = signalledKey !== undefined ? clipText(decision.message, REFUSED_TEXT.why) : decision.message;
-      const details = { code: decision.code, why, planHash: g.planHash, ...(check.ok ? { fingerprint: check.verified.fingerprint } : {}) };
+      // A signal's entry is cut short where it is recorded (Governance.recordRefusedApproval), and so is what the run remembers.
+      const details = { code: decision.code, why: decision.message, planHash: g.planHash, ...(check.ok ? { fingerprint: check.verified.fingerprint } : {}) };
       const entry = g.recordRefusedApproval(signer, parsed, reason, now, details, signalledKey !== undefined);
       if (entry) this.write(entry);
-      if (signalledKey !== undefined && refusalLasts(decision.code, !check.ok)) this.refusedApprovals.remember(signalledKey, { code: decision.code, message: why });
+      if (signalledKey !== undefined && refusalLasts(decision.code, !check.ok)) {
+        this.refusedApprovals.remember(signalledKey, { code: decision.code, message: clipText(decision.message, REFUSED_TEXT.why) });
+      }
       return { accepted: false, code: decision.code, message: decision.message };
     }
     g.approve(decision.approver, now);

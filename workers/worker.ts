@@ -77,7 +77,7 @@ export type WorkerConfig = {
    * workflow worker runs its start.
    */
   policyFile?: string;
-  /** No warning without a policy: the caller says it its own way (`backfill dev`, the only workflow worker of its own server). */
+  /** No warning without a policy: the caller says it its own way (`backfill dev`, among its ready lines). */
   quietWithoutPolicy?: boolean;
   /**
    * How long running activities get to finish once shutdown starts (default 0, the SDK's: they
