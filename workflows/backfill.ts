@@ -305,7 +305,15 @@ export const REFUSED_SIGNALS_AUDITED = 'refused-signals-audited';
  */
 export const APPROVAL_FLOODS_BOUNDED = 'approval-floods-bounded';
 
-/** Approvals waiting to be verified beyond this many are ignored (a flood of hand-made signals). */
+/**
+ * An `approve` signal that comes while the most approvals wait to be verified is refused and
+ * recorded as a refused signal is (on their schedule), not dropped with a line in the worker's
+ * log only: whoever sent it, a valid approval among a flood too, sees in the trail that it was
+ * not checked, and why. Only a run that receives an approval as a signal asks.
+ */
+export const APPROVAL_CAP_AUDITED = 'approval-cap-audited';
+
+/** Approvals waiting to be verified beyond this many are refused unchecked (a flood of hand-made signals). */
 const MAX_PENDING_APPROVALS = 5;
 
 /** The lineage ABORT of a discarded backfill's runs: nothing of theirs was ever published. */
@@ -771,7 +779,13 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
       if (waitsForAdmission()) return afterAdmission('approve', () => approveSignalled(raw, meta));
       const bounded = patched(APPROVAL_FLOODS_BOUNDED);
       if (bounded && refusedAgain(raw, meta)) return;
-      if (pending >= MAX_PENDING_APPROVALS) return void log.warn(`signal approve ignored: ${pending} approvals are being verified already`);
+      const capAudited = patched(APPROVAL_CAP_AUDITED);
+      if (pending >= MAX_PENDING_APPROVALS) {
+        if (!capAudited) return void log.warn(`signal approve ignored: ${pending} approvals are being verified already`);
+        const busy = `${pending} approvals wait to be verified already, so this one was not checked: send it again once they are, or approve with 'backfill approve' (an update, answered)`;
+        signalRefused('approve', [raw, meta], new BackfillError('approval_refused', busy));
+        return void writeAudit();
+      }
       const verified = approve(raw, meta, bounded).then(
         (outcome) => {
           if (!outcome.accepted) log.warn(`signal approve refused (${outcome.code}): ${outcome.message}`);

@@ -4,7 +4,8 @@
  * text changed after it was signed, a key the policy does not list, the starter's own), four
  * distinct ones and copies of them. Each distinct one costs one `verifySignature` activity, the
  * copies none; they are recorded on the refused signals' schedule (the first ten, then a few);
- * a valid approval after them lets the backfill run to its end.
+ * a valid approval after them lets the backfill run to its end. One that comes while five wait to
+ * be verified is refused unchecked and recorded (patch approval-cap-audited).
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -100,4 +101,39 @@ describe('a flood of bad approvals sent as signals', () => {
     await alice.cancel(backfillId, { reason: 'test over' });
     expect((await alice.wait(backfillId, 30_000)).state).toBe('cancelled');
   }, 60_000);
+
+  it('an approval signalled while five wait to be verified is refused unchecked and recorded, a valid one too, not dropped (patch approval-cap-audited)', async () => {
+    const spec = testSpec(queue, { name: 'approval-flood-cap', partitions: { grain: 'day', start: '2024-01-01', end: '2024-01-03' }, nodes: [{ id: 'protected_orders', transform: 'noop' }] });
+    const started = await alice.start(spec, { taskQueue: queue, id: `approval-flood-cap-${queue}`, reason: 'finance restated Q1' });
+    const { backfillId } = started;
+    const planHash = started.admission!.planHash!;
+    const handle = alice.client.workflow.getHandle(backfillWorkflowId(backfillId));
+    const sign = (who: string, reason: string) => signSubject({ action: 'approve', backfillId, namespace: 'default', planHash, reason, signedAt: new Date().toISOString() }, { keyFile: key(who) });
+    const tampered = async (reason: string) => {
+      const signed = await sign('bob', reason);
+      return { text: signed.text.replace(reason, 'nobody reviewed it'), signature: signed.signature };
+    };
+    const bad = await Promise.all(['one', 'two', 'three', 'four', 'five'].map((n) => tampered(`reviewed ${n}`)));
+    const good = await sign('bob', 'reviewed with finance');
+    // Sent while no worker runs: the next workflow task delivers them together, in order, so the
+    // five bad ones wait to be verified (the first being checked) when the valid one comes.
+    await worker.stop();
+    for (const approval of bad) await handle.signal(approveSignal, approval, { identity: principal('mallory') });
+    await handle.signal(approveSignal, good, { identity: principal('bob') });
+    worker = await startTestWorker({ queue, warehousePath: join(dir, 'warehouse.db'), policyFile: join(dir, 'backfill.policy.yaml') });
+
+    const refused = async () => (await alice.audit(backfillId)).filter((e) => e.action === 'approve' && e.outcome === 'refused');
+    await waitFor('the five bad approvals and the one at the cap to be refused', async () => (await refused()).length === bad.length + 1, 30_000);
+    const entries = await refused();
+    const atCap = entries.filter((e) => e.details.code === 'approval_refused');
+    expect(atCap).toHaveLength(1);
+    expect(atCap[0]!).toMatchObject({ identity: principal('bob'), details: { signal: 'approve' } });
+    expect(JSON.stringify(atCap[0]!)).toMatch(/5 approvals wait to be verified already, so this one was not checked/);
+    expect(entries.filter((e) => e.details.code === 'bad_signature')).toHaveLength(bad.length);
+    expect((await alice.status(backfillId)).state).toBe('awaiting_approval');
+    // Told it was not checked, bob sends it again: it is.
+    await handle.signal(approveSignal, good, { identity: principal('bob') });
+    expect((await alice.wait(backfillId, 30_000)).state).toBe('completed');
+    expect(verifications((await handle.fetchHistory()).events ?? [])).toBe(bad.length + 1);
+  }, 90_000);
 });
