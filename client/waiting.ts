@@ -81,3 +81,19 @@ export function waitingNodes(
   }
   return waiting;
 }
+
+/**
+ * A workflow's pending workflow task, as DescribeWorkflowExecution tells it: when the server
+ * scheduled it (its clock, so looks are compared with each other, never with the client's) and
+ * its attempt, and whether a worker started it. Null when none is pending.
+ */
+export type PendingTask = { scheduledMs: number; attempt: number; started: boolean } | null;
+
+/**
+ * Whether no worker took a workflow's next step between two looks: the same workflow task is
+ * pending at both, started by nobody. A worker that polls its queue takes one at once, so this
+ * tells that none polls it even while the server still lists a stopped worker (for minutes).
+ */
+export function taskUntaken(before: PendingTask, now: PendingTask): boolean {
+  return before !== null && now !== null && !before.started && !now.started && before.scheduledMs === now.scheduledMs && before.attempt === now.attempt;
+}

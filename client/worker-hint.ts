@@ -1,12 +1,13 @@
 /**
  * The `backfill worker` command line that runs a spec: its transform modules and the activity
- * task queues its nodes use. Told where a backfill waits for a worker, so that the worker a user
- * starts from the hint can run its partitions (one without the spec's transforms fails them all).
+ * task queues its nodes use (and its workflow task queue, when not the default). Told where a
+ * backfill (or a rollback) waits for a worker, so that the worker a user starts from the hint can
+ * run its partitions (one without the spec's transforms fails them all).
  */
 import { isAbsolute, relative } from 'node:path';
 import { DEFAULT_TASK_QUEUE } from '../core/protocol.ts';
 
-export function workerCommand(spec: { nodes: ReadonlyArray<{ taskQueue: string }> }, transformModules: readonly string[], cwd = process.cwd()): string {
+export function workerCommand(spec: { nodes: ReadonlyArray<{ taskQueue: string }> }, transformModules: readonly string[], cwd = process.cwd(), workflowQueue = DEFAULT_TASK_QUEUE): string {
   const shown = transformModules.map((module) => {
     const near = relative(cwd, module);
     return near.startsWith('..') || isAbsolute(near) ? module : `./${near}`;
@@ -15,6 +16,7 @@ export function workerCommand(spec: { nodes: ReadonlyArray<{ taskQueue: string }
   const onlyDefault = queues.every((queue) => queue === DEFAULT_TASK_QUEUE);
   return [
     'backfill worker',
+    ...(workflowQueue === DEFAULT_TASK_QUEUE ? [] : [`--workflow-queue ${workflowQueue}`]),
     ...(shown.length > 0 ? [`--transforms ${shown.join(' ')}`] : []),
     // --task-queue replaces the default queue: name every queue the nodes use.
     ...(onlyDefault ? [] : [`--task-queue ${queues.join(' ')}`]),
