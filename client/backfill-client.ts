@@ -18,6 +18,7 @@ import {
 } from '@temporalio/client';
 import { NamespaceNotFoundError, WorkflowIdReusePolicy, type Priority, type UpdateDefinition } from '@temporalio/common';
 import proto from '@temporalio/proto';
+import { optionalTsToMs } from '@temporalio/common/lib/time.js';
 import { closedState, endedText } from './ended.ts';
 import { backfillIdOfWorkflow, carryHash, FIRST_RUN, planHash, type PlanIdentity } from '../core/approval.ts';
 import type { AuditEntry, ControlMeta } from '../core/audit.ts';
@@ -82,7 +83,7 @@ import { setLongTimeout } from './long-timeout.ts';
 import { waitTimedOut } from './wait-timeout.ts';
 import { mapLimit } from './map-limit.ts';
 import { POLICY_MISMATCH, UNKNOWN_PIN, pinnedPolicy } from '../core/policy-pin.ts';
-import { queueStates, waitingNodes, type Poller, type Waiting } from './waiting.ts';
+import { queueStates, taskUntaken, waitingNodes, type PendingTask, type Poller, type Waiting } from './waiting.ts';
 import { startTracing, tracingRequested, type Tracing } from '../workers/tracing.ts';
 import { DEFAULT_UI_URL, settingsFromEnv, type Settings } from '../host/settings.ts';
 
@@ -228,6 +229,9 @@ export type RollbackOptions = ControlOptions & {
   taskQueue?: string;
 };
 
+/** Where a rollback waits for a worker (`rollbackResult`'s `onNoWorker`): its workflow task queue, and the activity queues its batches run on. */
+export type RollbackWaiting = { taskQueue: string; activityQueues: string[] };
+
 export type RollbackStarted = {
   backfillId: string;
   workflowId: string;
@@ -361,6 +365,9 @@ function isOpen(status: string): boolean {
 
 /** How often `wait` asks again for the result of a backfill that has ended before it gives up. */
 const WAIT_RESULT_ATTEMPTS = 5;
+
+/** How often `rollbackResult` looks whether a worker takes the rollback: a describe and, when that tells nothing, a DescribeTaskQueue. */
+const WORKER_LOOK_MS = 3000;
 
 /** gRPC status codes of a call that may succeed when made again (the connection, the server's load). */
 const PASSING_CODES = new Set([1, 2, 4, 8, 10, 13, 14]);
@@ -1608,9 +1615,24 @@ export class BackfillClient {
     }
   }
 
-  /** Waits for a rollback to end; its summary, or an error saying why it failed and what to do. */
-  async rollbackResult(backfillId: string): Promise<RollbackSummary> {
-    const handle = this.client.workflow.getHandle<typeof rollbackWorkflow>(rollbackWorkflowId(backfillId));
+  /**
+   * Waits for a rollback to end; its summary, or an error saying why it failed and what to do.
+   * Without a worker it waits on (the rollback is durable: it runs once one polls its queue);
+   * `onNoWorker` is told once, where it waits, when none takes it (`rollbackWorkerGone`).
+   */
+  async rollbackResult(backfillId: string, options: { onNoWorker?: (waiting: RollbackWaiting) => void; lookEveryMs?: number } = {}): Promise<RollbackSummary> {
+    const workflowId = rollbackWorkflowId(backfillId);
+    const handle = this.client.workflow.getHandle<typeof rollbackWorkflow>(workflowId);
+    const looking = new AbortController();
+    const { onNoWorker } = options;
+    if (onNoWorker) {
+      // Only a hint: a look that fails says nothing, and never fails the wait.
+      void this.rollbackWorkerGone(workflowId, looking.signal, options.lookEveryMs ?? WORKER_LOOK_MS)
+        .catch(() => undefined)
+        .then((waiting) => {
+          if (waiting && !looking.signal.aborted) onNoWorker(waiting);
+        });
+    }
     try {
       return await handle.result();
     } catch (error) {
@@ -1623,7 +1645,38 @@ export class BackfillClient {
         `the rollback of backfill '${backfillId}' failed: ${rootCause(error).message} — the partitions it restored before stay restored; ` +
           `fix the cause and run 'backfill rollback ${backfillId}' again (what is restored already is skipped)`,
       );
+    } finally {
+      looking.abort();
     }
+  }
+
+  /**
+   * Resolves, where the rollback waits, once no worker takes it: at once when nobody polls its
+   * workflow task queue (`unpolled`), else when its workflow task stayed untaken between two looks
+   * `everyMs` apart (a stopped worker stays listed as a poller for minutes). Undefined once it
+   * ended, or `signal` aborted.
+   */
+  private async rollbackWorkerGone(workflowId: string, signal: AbortSignal, everyMs: number): Promise<RollbackWaiting | undefined> {
+    const handle = this.client.workflow.getHandle(workflowId);
+    const { PENDING_WORKFLOW_TASK_STATE_STARTED } = proto.temporal.api.enums.v1.PendingWorkflowTaskState;
+    let before: PendingTask = null;
+    while (!signal.aborted) {
+      const description = await handle.describe().catch(() => undefined);
+      if (description && description.status.name !== 'RUNNING') return undefined;
+      if (description) {
+        const task = description.raw.pendingWorkflowTask;
+        const now: PendingTask = task ? { scheduledMs: optionalTsToMs(task.scheduledTime) ?? 0, attempt: task.attempt ?? 0, started: task.state === PENDING_WORKFLOW_TASK_STATE_STARTED } : null;
+        if (taskUntaken(before, now) || (await this.unpolled(description.taskQueue))) {
+          const input = await this.firstInput<RollbackInput>(workflowId, description.runId).catch(() => undefined);
+          const queues = [...new Set(Object.values(input?.taskQueues ?? {}))];
+          // No node's queue known: its batches run on the rollback's own queue (workflows/rollback.ts).
+          return { taskQueue: description.taskQueue, activityQueues: queues.length > 0 ? queues : [description.taskQueue] };
+        }
+        before = now;
+      }
+      await sleep(everyMs, undefined, { signal }).catch(() => undefined);
+    }
+    return undefined;
   }
 
   /**

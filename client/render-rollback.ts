@@ -3,6 +3,8 @@ import Table from 'cli-table3';
 import pc from 'picocolors';
 import { UNPUBLISHED, type RollbackSummary } from '../core/rollback.ts';
 import type { RollbackRecord } from '../activities/warehouse/types.ts';
+import type { RollbackWaiting } from './backfill-client.ts';
+import { workerCommand } from './worker-hint.ts';
 
 const number = (n: number) => n.toLocaleString('en-US');
 const partitions = (n: number) => `${number(n)} partition${n === 1 ? '' : 's'}`;
@@ -75,4 +77,17 @@ export function renderRestores(records: readonly RollbackRecord[]): string[] {
       (r) => `  ${r.at}  ${version(r.fromVersion)} → ${version(r.toVersion)}  rolling back ${r.backfillId} (${r.rollbackId})${r.forced ? ', forced over a later backfill' : ''}`,
     ),
   ];
+}
+
+/**
+ * What `rollback` says (on stderr) when no worker takes the rollback: the queue it waits on, the
+ * worker that runs it, and that it waits on, durable, whatever becomes of this command.
+ */
+export function rollbackWaitsLine(backfillId: string, waiting: RollbackWaiting): string {
+  const worker = workerCommand({ nodes: waiting.activityQueues.map((taskQueue) => ({ taskQueue })) }, [], undefined, waiting.taskQueue);
+  return (
+    `the rollback of ${backfillId} waits for a worker: none polls its workflow task queue '${waiting.taskQueue}'. ` +
+    `Start one with '${worker}' (on the warehouse the backfill wrote); the rollback starts as soon as one does, and this command then prints its summary. ` +
+    `Ctrl-C stops only this wait: the rollback stays queued on the server ('backfill rollback ${backfillId}' again joins it).`
+  );
 }

@@ -1,5 +1,6 @@
 /** `backfill rollback <id>`: every partition the backfill changed goes back to its version before it. */
 import { Command } from '@commander-js/extra-typings';
+import type { RollbackWaiting } from '../backfill-client.ts';
 import { EXIT } from '../exit-codes.ts';
 import { HELP_GROUPS, documented } from '../help.ts';
 import { jsonOption, print, reasonOption, warehouseOption } from '../options.ts';
@@ -20,7 +21,7 @@ export function rollbackCommand() {
     .addOption(reasonOption())
     .addOption(jsonOption())
     .action(async (id, options, command) => {
-      const { renderRollback } = await import('../render-rollback.ts');
+      const { renderRollback, rollbackWaitsLine } = await import('../render-rollback.ts');
       const force = options.force === true;
       if (options.dryRun) {
         const { openExistingWarehouse } = await import('../existing-warehouse.ts');
@@ -48,7 +49,9 @@ export function rollbackCommand() {
             ),
           );
         }
-        const summary = await client.rollbackResult(id);
+        // On stderr, so that --json stays one document on stdout.
+        const onNoWorker = (waiting: RollbackWaiting) => process.stderr.write(`${terminalText(rollbackWaitsLine(id, waiting))}\n`);
+        const summary = await client.rollbackResult(id, { onNoWorker });
         print(options.json, summary, () => renderRollback(summary));
         if (summary.leftAlone > 0 && !summary.force) process.exitCode = EXIT.failures;
       });
