@@ -184,14 +184,17 @@ export type Unchanged = { since: number | null; by: string | null; reason: strin
 
 /**
  * A control that asked for what was already in force (pause of a paused backfill, the rate a
- * node has): the newest applied entry of the node, of any action, that changed `key`, when it set
- * it to `value`; nulls when a later change is not in the trail (a new run starts unpaused, a
- * policy's cap) or the trail no longer holds it. Entries oldest first.
+ * node has, a budget's cap): the newest applied entry of the same `scope` (each of its details
+ * as given, absent read as null: `{ node: null }` is the backfill-wide limit, `{ budget: 'cost' }`
+ * the cost budget), of any action, that changed `key`, when it set it to `value`; nulls when a
+ * later change is not in the trail (a new run starts unpaused, a policy's cap) or the trail no
+ * longer holds it. Entries oldest first.
  */
-export function unchangedSince(entries: readonly AuditEntry[], key: string, value: string | number | boolean | null, node: string | null): Unchanged {
+export function unchangedSince(entries: readonly AuditEntry[], key: string, value: string | number | boolean | null, scope: Readonly<Record<string, string | null>>): Unchanged {
+  const inScope = (e: AuditEntry) => Object.entries(scope).every(([k, v]) => (e.details[k] ?? null) === v);
   const last = [...entries]
     .reverse()
-    .find((e) => e.outcome === 'applied' && (e.details.node ?? null) === node && key in e.details && e.details.previous !== e.details[key]);
+    .find((e) => e.outcome === 'applied' && inScope(e) && key in e.details && e.details.previous !== e.details[key]);
   return last !== undefined && last.details[key] === value ? { since: last.at, by: describeActor(last), reason: last.reason } : { since: null, by: null, reason: null };
 }
 

@@ -41,7 +41,7 @@ export type ControlState = {
   nodes: Array<{ id: string; rate: number | null; concurrency: number }>;
   /** Under a policy: what keeps partitions from starting besides `paused` (an approval, a budget, a window). */
   holds?: Hold[];
-  /** The control asked for what was already in force (a pause of a paused backfill, the rate it has): it changed nothing. */
+  /** The control asked for what was already in force (a pause of a paused backfill, the rate it has, a budget's cap): it changed nothing. */
   unchanged?: Unchanged;
 };
 
@@ -444,7 +444,7 @@ export class BackfillCoordinator {
     this.paused = paused;
     this.settingsStale = true;
     this.record(paused ? 'pause' : 'resume', parsed, { paused, previous });
-    return this.stateAfter('paused', paused, previous, null);
+    return this.stateAfter('paused', paused, previous, { node: null });
   }
 
   setRate(rate: unknown, node?: unknown, meta?: unknown): ControlState {
@@ -454,7 +454,7 @@ export class BackfillCoordinator {
     else this.overrides[parsed.node] = { ...this.overrides[parsed.node], rate: parsed.rate };
     this.settingsStale = true;
     this.record('set-rate', parsed.meta, { rate: parsed.rate, previous, ...(parsed.node !== null ? { node: parsed.node } : {}) });
-    return this.stateAfter('rate', parsed.rate, previous, parsed.node);
+    return this.stateAfter('rate', parsed.rate, previous, { node: parsed.node });
   }
 
   setConcurrency(concurrency: unknown, node?: unknown, meta?: unknown): ControlState {
@@ -465,14 +465,14 @@ export class BackfillCoordinator {
     else this.overrides[parsed.node] = { ...this.overrides[parsed.node], concurrency: parsed.concurrency! };
     this.settingsStale = true;
     this.record('set-concurrency', parsed.meta, { concurrency: parsed.concurrency, previous, ...(parsed.node !== null ? { node: parsed.node } : {}) });
-    return this.stateAfter('concurrency', parsed.concurrency, previous, parsed.node);
+    return this.stateAfter('concurrency', parsed.concurrency, previous, { node: parsed.node });
   }
 
   /** The state a control replies with: marked unchanged when it asked for what was in force, with when and by whom that was set if the trail tells. */
-  private stateAfter(key: string, value: boolean | number | null, previous: boolean | number | null, node: string | null): ControlState {
+  private stateAfter(key: string, value: boolean | number | null, previous: boolean | number | null, scope: Readonly<Record<string, string | null>>): ControlState {
     const state = this.controlState();
     if (value !== previous) return state;
-    return { ...state, unchanged: unchangedSince(this.governance?.audit.recent() ?? [], key, value, node) };
+    return { ...state, unchanged: unchangedSince(this.governance?.audit.recent() ?? [], key, value, scope) };
   }
 
   /** Hands failed partitions (of one node or all) back to run again; returns how many. */
@@ -703,7 +703,7 @@ export class BackfillCoordinator {
     g.setBudget(parsed.budget, parsed.limit);
     this.settingsStale = true;
     this.record('set-budget', parsed.meta, { budget: parsed.budget, limit: parsed.limit, previous, used: g.budgets.status(parsed.budget)?.used ?? 0 });
-    return this.controlState();
+    return this.stateAfter('limit', parsed.limit, previous, { budget: parsed.budget });
   }
 
   parseCancel(meta?: unknown): ControlMeta {

@@ -228,13 +228,13 @@ describe('unchangedSince', () => {
       at(1, { action: 'pause', identity: 'alice', details: { paused: true, previous: false } }),
       at(2, { action: 'pause', identity: 'bob', details: { paused: true, previous: true } }),
     ];
-    expect(unchangedSince(entries, 'paused', true, null)).toMatchObject({ since: 1000, by: 'alice (declared)' });
+    expect(unchangedSince(entries, 'paused', true, { node: null })).toMatchObject({ since: 1000, by: 'alice (declared)' });
     const rates = [
       at(1, { action: 'set-rate', identity: 'alice', details: { rate: 5, previous: 4 } }),
       at(2, { action: 'set-rate', identity: 'bob', details: { rate: 10, previous: 5 } }),
     ];
     // Back at 5 by a change the trail does not hold (a policy's cap): not alice's.
-    expect(unchangedSince(rates, 'rate', 5, null)).toEqual({ since: null, by: null, reason: null });
+    expect(unchangedSince(rates, 'rate', 5, { node: null })).toEqual({ since: null, by: null, reason: null });
   });
   it('tells nothing when a change the trail does not hold came after (a new run starts unpaused)', () => {
     const entries = [
@@ -243,12 +243,12 @@ describe('unchangedSince', () => {
       at(3, { action: 'pause', identity: 'carol', details: { paused: true, previous: false } }),
     ];
     // The run ended paused by carol; the next starts unpaused: bob's resume is not why.
-    expect(unchangedSince(entries, 'paused', false, null)).toEqual({ since: null, by: null, reason: null });
-    expect(unchangedSince(entries, 'paused', true, null)).toMatchObject({ since: 3000, by: 'carol (declared)' });
+    expect(unchangedSince(entries, 'paused', false, { node: null })).toEqual({ since: null, by: null, reason: null });
+    expect(unchangedSince(entries, 'paused', true, { node: null })).toMatchObject({ since: 3000, by: 'carol (declared)' });
   });
   it("looks at the node's own entries", () => {
     const entries = [at(1, { action: 'set-rate', identity: 'alice', details: { rate: 5, previous: 4, node: 'a' } }), at(2, { action: 'set-rate', identity: 'bob', details: { rate: 9, previous: 4, node: 'b' } })];
-    expect(unchangedSince(entries, 'rate', 5, 'a')).toMatchObject({ by: 'alice (declared)' });
-    expect(unchangedSince(entries, 'rate', 5, null)).toEqual({ since: null, by: null, reason: null });
+    expect(unchangedSince(entries, 'rate', 5, { node: 'a' })).toMatchObject({ by: 'alice (declared)' });
+    expect(unchangedSince(entries, 'rate', 5, { node: null })).toEqual({ since: null, by: null, reason: null });
   });
 });

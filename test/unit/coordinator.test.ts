@@ -203,6 +203,23 @@ describe('BackfillCoordinator: limits and controls', () => {
     expect(bare.setPaused(false).unchanged).toEqual({ since: null, by: null, reason: null });
   });
 
+  it('marks a budget asked at the cap in force unchanged, by the entry of that budget that set it', () => {
+    const clock = { now: Date.parse('2024-05-01T12:00:00Z') };
+    const spec = resolveSpec({ name: 'b', partitions: { grain: 'day', start: '2024-01-01', end: '2024-01-11' }, nodes: [{ id: 'a', transform: 'noop' }] });
+    const policy = { version: 1, budgets: { retries: { limit: 50, max: 1000 }, cost: { metric: 'reported', unit: 'credits', limit: 100, max: 1000 } } };
+    const c = governedCoordinator(spec, expandPlan(spec), policy, { backfillId: 'b', now: () => clock.now });
+    // The cap the backfill started with: unchanged, by no recorded control.
+    expect(c.setBudget({ budget: 'retries', limit: 50 }).unchanged).toEqual({ since: null, by: null, reason: null });
+    const raised = clock.now;
+    expect(c.setBudget({ budget: 'cost', limit: 200 }, { identity: 'alice', reason: 'finance approved' }).unchanged).toBeUndefined();
+    clock.now += 60_000;
+    expect(c.setBudget({ budget: 'cost', limit: 200 }, { identity: 'bob' }).unchanged).toEqual({ since: raised, by: 'alice (declared)', reason: 'finance approved' });
+    // Another budget's entry at the same number is not this one's.
+    expect(c.setBudget({ budget: 'retries', limit: 200 }, { identity: 'carol' }).unchanged).toBeUndefined();
+    expect(c.setBudget({ budget: 'cost', limit: 200 }).unchanged).toMatchObject({ by: 'alice (declared)' });
+    expect(c.setBudget({ budget: 'retries', limit: 200 }).unchanged).toMatchObject({ since: clock.now, by: 'carol (declared)', reason: null });
+  });
+
   it('carries its state through JSON and goes on the same', () => {
     const c = new BackfillCoordinator(plan, { rate: 5, concurrency: null });
     c.releaseInitial();
