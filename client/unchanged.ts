@@ -1,4 +1,4 @@
-/** How pause, resume, set-rate and set-concurrency say they changed nothing (they asked for what was in force). */
+/** How pause, resume, set-rate, set-concurrency and set-budget say they changed nothing (they asked for what was in force). */
 import type { Unchanged } from '../core/audit.ts';
 
 /** ` (since <time>, by <who>: <why>)`: what the trail tells of the control that set it; empty when it tells nothing. */
@@ -8,6 +8,16 @@ export function sinceText(unchanged: Unchanged): string {
   return ` (since ${new Date(unchanged.since).toISOString()}, by ${unchanged.by ?? 'someone unknown'}${why})`;
 }
 
-/** `is now 5/s`, or `was already 5/s (since ...): nothing changed`: what set-rate and set-concurrency did. */
+/** `is now 5/s`, or `was already 5/s (since ...): nothing changed`: what set-rate, set-concurrency and set-budget did. */
 export const limitNow = (value: string, unchanged: Unchanged | undefined): string =>
   unchanged ? `was already ${value}${sinceText(unchanged)}: nothing changed` : `is now ${value}`;
+
+/**
+ * Several controls of one command that each changed nothing (set-budget --retries --cost): what
+ * they asked has been in force together since the newer of their settings; unknown when the
+ * trail does not tell one of them.
+ */
+export function unchangedTogether(all: readonly Unchanged[]): Unchanged {
+  if (all.length === 0 || all.some((u) => u.since === null)) return { since: null, by: null, reason: null };
+  return all.reduce((newest, u) => (u.since! > newest.since! ? u : newest));
+}

@@ -120,9 +120,20 @@ describe('a cost budget end to end', () => {
     expect(again.governance!.budgets.cost!.used).toBeLessThanOrEqual(raised + ONE_BATCH);
     expect(again.done).toBeLessThan(PARTITIONS);
 
+    // The cap in force asked again: nothing changes, and it says since when, by whom and why (still recorded, as asked).
+    const same = await runCli<{ unchanged?: { since: number | null; by: string | null; reason: string | null }; budgets: { cost?: { limit: number } } }>(['set-budget', backfillId, '--cost', String(raised), '--json']);
+    expect(same.code, same.stderr).toBe(0);
+    expect(same.json).toMatchObject({ unchanged: { since: expect.any(Number), by: expect.stringMatching(/ \(declared\)$/), reason: 'finance approved 50 more credits' }, budgets: { cost: { limit: raised } } });
+    const sameText = await runCli(['set-budget', backfillId, '--cost', String(raised)]);
+    expect(sameText.code, sameText.stderr).toBe(0);
+    expect(sameText.stdout).toMatch(new RegExp(`^${backfillId}: cost budget was already ${raised} \\(since \\d{4}-\\d\\d-\\d\\dT[^,]+, by [^ ]+ \\(declared\\): finance approved 50 more credits\\): nothing changed\n  still held: the cost budget is spent`));
+    expect((await client.progress(backfillId)).governance?.budgets.cost).toMatchObject({ limit: raised, reached: true });
+
     // Exactly what the backfill costs: the last partition spends the budget as it finishes the backfill.
-    const cli = await runCli(['set-budget', backfillId, '--cost', String(PARTITIONS * PER_PARTITION), '--reason', 'finance approved the whole backfill']);
+    const cli = await runCli<{ unchanged?: unknown }>(['set-budget', backfillId, '--cost', String(PARTITIONS * PER_PARTITION), '--reason', 'finance approved the whole backfill', '--json']);
     expect(cli.code, cli.stderr).toBe(0);
+    expect(cli.json).not.toHaveProperty('unchanged');
+    expect(cli.json).toMatchObject({ budgets: { cost: { limit: PARTITIONS * PER_PARTITION } } });
     const outcome = await client.wait(backfillId, 60_000);
     expect(outcome.state).toBe('completed');
     expect(outcome.progress?.governance?.budgets.cost).toMatchObject({ used: PARTITIONS * PER_PARTITION, limit: PARTITIONS * PER_PARTITION, reached: true });
@@ -134,7 +145,8 @@ describe('a cost budget end to end', () => {
     expect(audit.code, audit.stderr).toBe(0);
     const actions = audit.json!.entries.filter((e) => e.action === 'set-budget' || e.action === 'budget-pause');
     // No pause for the spending that finished it: nothing was left to pause.
-    expect(actions.map((e) => e.action)).toEqual(['budget-pause', 'set-budget', 'budget-pause', 'set-budget']);
+    // The two that asked for the cap in force are recorded too: the trail says who asked, even for nothing.
+    expect(actions.map((e) => e.action)).toEqual(['budget-pause', 'set-budget', 'budget-pause', 'set-budget', 'set-budget', 'set-budget']);
   });
 });
 
