@@ -206,8 +206,8 @@ describe('BackfillCoordinator: limits and controls', () => {
   it('marks a budget asked at the cap in force unchanged, by the entry of that budget that set it', () => {
     const clock = { now: Date.parse('2024-05-01T12:00:00Z') };
     const spec = resolveSpec({ name: 'b', partitions: { grain: 'day', start: '2024-01-01', end: '2024-01-11' }, nodes: [{ id: 'a', transform: 'noop' }] });
-    const policy = { version: 1, budgets: { retries: { limit: 50, max: 1000 }, cost: { metric: 'reported', unit: 'credits', limit: 100, max: 1000 } } };
-    const c = governedCoordinator(spec, expandPlan(spec), policy, { backfillId: 'b', now: () => clock.now });
+    const budgets = { retries: { limit: 50, max: 1000 }, cost: { metric: 'reported' as const, unit: 'credits', limit: 100, max: 1000 } };
+    const c = governedCoordinator(spec, expandPlan(spec), { version: 1, budgets }, { backfillId: 'b', now: () => clock.now });
     // The cap the backfill started with: unchanged, by no recorded control.
     expect(c.setBudget({ budget: 'retries', limit: 50 }).unchanged).toEqual({ since: null, by: null, reason: null });
     const raised = clock.now;
