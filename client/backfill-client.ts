@@ -21,7 +21,7 @@ import proto from '@temporalio/proto';
 import { optionalTsToMs } from '@temporalio/common/lib/time.js';
 import { closedState, endedText } from './ended.ts';
 import { backfillIdOfWorkflow, carryHash, FIRST_RUN, planHash, type PlanIdentity } from '../core/approval.ts';
-import type { AuditEntry, ControlMeta } from '../core/audit.ts';
+import type { AuditEntry, ControlMeta, Unchanged } from '../core/audit.ts';
 import { backfillDetails, backfillSummary } from '../core/details.ts';
 import { BackfillError } from '../core/errors.ts';
 import { checkTaskQueue } from '../core/task-queue.ts';
@@ -79,6 +79,7 @@ import { LiveEtas, NO_LIVE_ETA, anyMeasured, liveEta, liveWindows, withLiveEta, 
 import { registerSearchAttributes, rejectedAttribute, requireSearchAttributes, unregisteredAttribute, type SetupResult } from './search-attributes.ts';
 import { QUERY_TIMEOUT_MS, UNPOLLED_QUERY_TIMEOUT_MS, WORKER_TRANSFORMS, noAnswerError, noPollerSeen, noWorkerError } from './status-errors.ts';
 import { pollersOf } from './pollers.ts';
+import { currentQueueCap, queueCap, sameQueueRate } from './queue-cap.ts';
 import { setLongTimeout } from './long-timeout.ts';
 import { waitTimedOut } from './wait-timeout.ts';
 import { mapLimit } from './map-limit.ts';
@@ -201,6 +202,8 @@ export type QueueRateResult = {
   notRecorded: string[];
   /** No running backfill has nodes on the queue and no worker polls it: a name mistyped, or workers not started yet. */
   unused: boolean;
+  /** The cap asked was the one in force: nothing was sent, and the backfills that agreed recorded nothing; since when, by whom and why, as the server tells. */
+  unchanged?: Unchanged;
 };
 
 export type Started = {
@@ -1712,7 +1715,9 @@ export class BackfillClient {
    * judges it by its policy first, and records it only once all agreed and the cap changed:
    * one refusal leaves the cap and every trail as they were. A backfill with nodes on the queue
    * that does not answer (no worker) stops the change too, unless `force`: then the cap changes
-   * without its judgement, and `unreachable` names it.
+   * without its judgement, and `unreachable` names it. A rate that is the cap in force (read
+   * after the judgement) changes nothing: no cap is sent, no backfill that judged it records it,
+   * and `unchanged` says since when, by whom and why the cap is so.
    */
   async setQueueRate(taskQueue: string, rate: number | null, options: ControlOptions & { force?: boolean } = {}): Promise<QueueRateResult> {
     checkTaskQueue(taskQueue, 'task queue', 'task-queue');
@@ -1726,9 +1731,16 @@ export class BackfillClient {
         'force',
       );
     }
-    // Backfills whose code predates the judging query judge and record in one step, before the cap changes (as before).
+    // A server that cannot tell its cap is sent the rate, as before.
+    const cap = await currentQueueCap(this.connection, this.namespace, taskQueue).catch(() => null);
+    const unchanged = cap !== null && sameQueueRate(rate, cap.rate);
+    // Backfills whose code predates the judging query judge and record in one step, before the cap changes (as before, even when it does not).
     const recordedBy: string[] = [];
     for (const backfillId of judged.unjudged) if (await this.recordQueueRate(backfillId, taskQueue, rate, options, true)) recordedBy.push(backfillId);
+    if (unchanged) {
+      const unused = recordedBy.length + judged.agreed.length + judged.unreachable.length === 0 && (await this.queueUnpolled(taskQueue));
+      return { taskQueue, rate: cap.rate, recordedBy, unreachable: judged.unreachable, notRecorded: [], unused, unchanged: cap.setBy };
+    }
     const reason = options.reason?.trim() || (rate === null ? 'backfill set-queue-rate unlimited' : `backfill set-queue-rate ${rate}`);
     const response = await this.connection.workflowService.updateTaskQueueConfig({
       namespace: this.namespace,
@@ -1740,15 +1752,18 @@ export class BackfillClient {
         reason,
       },
     });
-    const current = response.config?.queueRateLimit?.rateLimit?.requestsPerSecond;
     const notRecorded: string[] = [];
     for (const backfillId of judged.agreed) {
       if (await this.recordQueueRate(backfillId, taskQueue, rate, options, false).catch(() => false)) recordedBy.push(backfillId);
       else notRecorded.push(backfillId);
     }
-    const claimed = recordedBy.length + judged.unreachable.length + notRecorded.length > 0;
-    const unused = !claimed && (await pollersOf(this.connection, this.namespace, taskQueue, 'activity').then((p) => p.length === 0, () => false));
-    return { taskQueue, rate: current ?? null, recordedBy, unreachable: judged.unreachable, notRecorded, unused };
+    const unused = recordedBy.length + judged.unreachable.length + notRecorded.length === 0 && (await this.queueUnpolled(taskQueue));
+    return { taskQueue, rate: queueCap(response.config?.queueRateLimit).rate, recordedBy, unreachable: judged.unreachable, notRecorded, unused };
+  }
+
+  /** No worker polls the activity task queue (false when the server cannot say). */
+  private queueUnpolled(taskQueue: string): Promise<boolean> {
+    return pollersOf(this.connection, this.namespace, taskQueue, 'activity').then((p) => p.length === 0, () => false);
   }
 
   /**

@@ -2,6 +2,7 @@
 import { Command } from '@commander-js/extra-typings';
 import { HELP_GROUPS, documented } from '../help.ts';
 import { jsonOption, print, reasonOption } from '../options.ts';
+import { sinceText } from '../unchanged.ts';
 import { withClient } from '../with-client.ts';
 
 export function setQueueRateCommand() {
@@ -20,10 +21,11 @@ export function setQueueRateCommand() {
       const rate = (await import('../../core/limits.ts')).parseRate(value);
       await withClient(command, async (client) => {
         const result = await client.setQueueRate(queue, rate, options);
+        const cap = result.rate === null ? "no server-side cap (workers' own setting applies)" : `at most ${result.rate} activities/s across all workers`;
         print(options.json, result, () =>
-          `task queue ${queue}: ${result.rate === null ? "no server-side cap (workers' own setting applies)" : `at most ${result.rate} activities/s across all workers`}` +
+          `task queue ${queue}: ${result.unchanged ? `was already ${result.rate === null ? `without a server-side cap (workers' own setting applies)` : cap}${sinceText(result.unchanged)}: nothing changed` : cap}` +
           (result.recordedBy.length > 0 ? `\n  recorded in the audit trail of ${result.recordedBy.join(', ')}` : '') +
-          (result.unreachable.length > 0 ? `\n  not asked (no worker answered; changed with --force): ${result.unreachable.join(', ')}` : '') +
+          (result.unreachable.length > 0 ? `\n  not asked (no worker answered${result.unchanged ? '' : '; changed with --force'}): ${result.unreachable.join(', ')}` : '') +
           (result.notRecorded.length > 0 ? `\n  agreed but not recorded (no answer after the change): ${result.notRecorded.join(', ')}` : '') +
           (result.unused ? `\n  warning: no worker polls task queue ${queue} and no running backfill has nodes on it: check its name (a node's taskQueue in the spec), unless its workers are yet to start` : ''),
         );

@@ -5,6 +5,7 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BackfillClient } from '../../client/backfill-client.ts';
+import { currentQueueCap } from '../../client/queue-cap.ts';
 import { connectClient, runCli, scratch, startRate, startTestWorker, testSpec, uniqueQueue, waitFor, type TestWorker } from './helpers.ts';
 
 describe('task queue rate limits', () => {
@@ -55,6 +56,45 @@ describe('task queue rate limits', () => {
     await client.cancel(backfillId);
     expect((await client.wait(backfillId, 60_000)).state).toBe('cancelled');
     expect(await client.setQueueRate(warehouseQueue, null)).toMatchObject({ rate: null, unused: false });
+  });
+
+  it('a rate that is the cap in force changes nothing: it says since when, by whom and why, and sends no cap and no record', async () => {
+    // Its one partition sleeps on the warehouse queue until cancelled: a running backfill on the queue, asked each time.
+    const spec = testSpec(queue, {
+      name: 'queue-noop',
+      partitions: { grain: 'day', start: '2024-01-01', end: '2024-01-02' },
+      nodes: [{ id: 'held', transform: 'sleep', params: { ms: 600_000 }, taskQueue: warehouseQueue }],
+    });
+    const { backfillId } = await client.start(spec, { taskQueue: queue });
+    type Result = { rate: number | null; recordedBy: string[]; unchanged?: { since: number | null; by: string | null; reason: string | null } };
+    try {
+      const set = await runCli<Result>(['set-queue-rate', warehouseQueue, '7', '--reason', 'INC-7 warehouse load', '--json']);
+      expect(set.code, set.stderr).toBe(0);
+      expect(set.json).toMatchObject({ rate: 7, recordedBy: [backfillId] });
+      expect(set.json).not.toHaveProperty('unchanged');
+      const setAt = (await currentQueueCap(client.connection, client.namespace, warehouseQueue)).setBy.since;
+      expect(setAt).toEqual(expect.any(Number));
+
+      const same = await runCli<Result>(['set-queue-rate', warehouseQueue, '7', '--reason', 'asked again', '--json']);
+      expect(same.code, same.stderr).toBe(0);
+      expect(same.json).toEqual({ taskQueue: warehouseQueue, rate: 7, recordedBy: [], unreachable: [], notRecorded: [], unused: false, unchanged: { since: setAt, by: expect.stringMatching(/ \(declared\)$/), reason: 'INC-7 warehouse load' } });
+      const text = await runCli(['set-queue-rate', warehouseQueue, '7']);
+      expect(text.code, text.stderr).toBe(0);
+      expect(text.stdout).toMatch(new RegExp(`^task queue ${warehouseQueue}: was already at most 7 activities/s across all workers \\(since ${new Date(setAt!).toISOString()}, by [^ ]+ \\(declared\\): INC-7 warehouse load\\): nothing changed\n$`));
+      // No cap was sent: the server's record of the cap is still the first one's.
+      expect((await currentQueueCap(client.connection, client.namespace, warehouseQueue)).setBy).toMatchObject({ since: setAt, reason: 'INC-7 warehouse load' });
+
+      // Lifted, a change; lifted again, nothing changed.
+      const lifted = await runCli<Result>(['set-queue-rate', warehouseQueue, 'unlimited', '--json']);
+      expect(lifted.json).toMatchObject({ rate: null, recordedBy: [backfillId] });
+      expect(lifted.json).not.toHaveProperty('unchanged');
+      const liftedAgain = await runCli(['set-queue-rate', warehouseQueue, 'unlimited']);
+      expect(liftedAgain.code, liftedAgain.stderr).toBe(0);
+      expect(liftedAgain.stdout).toMatch(new RegExp(`^task queue ${warehouseQueue}: was already without a server-side cap \\(workers' own setting applies\\) \\(since [^,]+, by [^ ]+ \\(declared\\): backfill set-queue-rate unlimited\\): nothing changed\n$`));
+    } finally {
+      await client.cancel(backfillId);
+      expect((await client.wait(backfillId, 60_000)).state).toBe('cancelled');
+    }
   });
 
   it('says so when the queue it caps is one nobody uses (a name mistyped)', async () => {

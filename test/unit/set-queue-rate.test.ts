@@ -6,6 +6,7 @@
  */
 import { defaultPayloadConverter } from '@temporalio/common';
 import { QueryNotRegisteredError } from '@temporalio/client';
+import { msToTs } from '@temporalio/common/lib/time.js';
 import { describe, expect, it } from 'vitest';
 import { BackfillClient } from '../../client/backfill-client.ts';
 import type { QueueRateJudgement } from '../../core/coordinator.ts';
@@ -17,9 +18,14 @@ const silent = (): QueueRateJudgement => {
 };
 const refuses = (): QueueRateJudgement => ({ mine: true, refused: { code: 'policy_violation', message: 'refused: set-queue-rate above caps.taskQueues[warehouse].rate (40/s)' } });
 
+type QueueRateLimit = { rateLimit?: { requestsPerSecond: number }; metadata?: { reason: string; updateIdentity: string; updateTime: ReturnType<typeof msToTs> } };
+
 /** A client over a fake server; `calls` lists what reached it that changes something. */
 function fakeClient(backfills: Backfill[]): { client: BackfillClient; calls: string[] } {
   const calls: string[] = [];
+  // The cap the server holds, as it reports it: a rate is a 32-bit float there.
+  let queueRateLimit: QueueRateLimit | undefined;
+  let updated = Date.parse('2025-03-02T09:14:05Z');
   const byWorkflow = new Map(backfills.map((b) => [`backfill/${b.id}`, b]));
   const temporal = {
     options: { loadedDataConverter: { payloadConverter: defaultPayloadConverter } },
@@ -45,10 +51,19 @@ function fakeClient(backfills: Backfill[]): { client: BackfillClient; calls: str
     },
   };
   const workflowService = {
-    updateTaskQueueConfig: async (request: { taskQueue: string; updateQueueRateLimit: { rateLimit?: { requestsPerSecond: number } } }) => {
-      calls.push(`cap ${request.taskQueue} ${request.updateQueueRateLimit.rateLimit?.requestsPerSecond ?? 'unlimited'}`);
-      return { config: { queueRateLimit: { rateLimit: request.updateQueueRateLimit.rateLimit } } };
+    updateTaskQueueConfig: async (request: { taskQueue: string; identity: string; updateQueueRateLimit: { rateLimit?: { requestsPerSecond: number }; reason: string } }) => {
+      const { rateLimit, reason } = request.updateQueueRateLimit;
+      calls.push(`cap ${request.taskQueue} ${rateLimit?.requestsPerSecond ?? 'unlimited'}`);
+      queueRateLimit = {
+        ...(rateLimit ? { rateLimit: { requestsPerSecond: Math.fround(rateLimit.requestsPerSecond) } } : {}),
+        metadata: { reason, updateIdentity: request.identity, updateTime: msToTs((updated += 1000) - 1000) },
+      };
+      return { config: { queueRateLimit } };
     },
+    describeTaskQueue: async (request: { reportConfig?: boolean }) => ({
+      pollers: [{ identity: 'worker@test' }],
+      ...(request.reportConfig && queueRateLimit ? { config: { queueRateLimit } } : {}),
+    }),
     getWorkflowExecutionHistory: async (request: { execution: { workflowId: string } }) => {
       const b = byWorkflow.get(request.execution.workflowId)!;
       const input = { spec: { nodes: b.queues.map((taskQueue, i) => ({ id: `n${i}`, taskQueue })) } };
@@ -120,9 +135,52 @@ describe('set-queue-rate', () => {
       { id: 'old', queues: ['warehouse'], judge: legacy },
       { id: 'other', queues: ['other'], judge: () => ({ mine: false, refused: null }) },
     ]);
-    const result = await client.setQueueRate('warehouse', null);
-    expect(calls).toEqual(['record old', 'cap warehouse unlimited', 'record new']);
-    expect(result).toMatchObject({ rate: null, recordedBy: ['old', 'new'], unreachable: [] });
+    const result = await client.setQueueRate('warehouse', 40);
+    expect(calls).toEqual(['record old', 'cap warehouse 40', 'record new']);
+    expect(result).toMatchObject({ rate: 40, recordedBy: ['old', 'new'], unreachable: [] });
+  });
+
+  it('a rate that is the cap in force changes nothing: no cap is sent, nothing recorded, and it says who set it, when and why', async () => {
+    const { client, calls } = fakeClient([{ id: 'a', queues: ['warehouse'], judge: agrees }]);
+    expect(await client.setQueueRate('warehouse', 80, { reason: 'INC-1' })).not.toHaveProperty('unchanged');
+    expect(calls).toEqual(['cap warehouse 80', 'record a']);
+    await expect(client.setQueueRate('warehouse', 80)).resolves.toEqual({
+      taskQueue: 'warehouse',
+      rate: 80,
+      recordedBy: [],
+      unreachable: [],
+      notRecorded: [],
+      unused: false,
+      unchanged: { since: Date.parse('2025-03-02T09:14:05Z'), by: 'ops@test (declared)', reason: 'INC-1' },
+    });
+    expect(calls).toEqual(['cap warehouse 80', 'record a']);
+    // What the server keeps of 0.1 is not 0.1: still the same cap.
+    await client.setQueueRate('warehouse', 0.1);
+    expect(await client.setQueueRate('warehouse', 0.1)).toMatchObject({ unchanged: { reason: 'backfill set-queue-rate 0.1' } });
+    expect(calls).toEqual(['cap warehouse 80', 'record a', 'cap warehouse 0.1', 'record a']);
+  });
+
+  it('no cap asked of a queue that has none changes nothing, and the server tells nothing of since when', async () => {
+    const { client, calls } = fakeClient([{ id: 'a', queues: ['warehouse'], judge: agrees }]);
+    expect(await client.setQueueRate('warehouse', null)).toMatchObject({ rate: null, recordedBy: [], unchanged: { since: null, by: null, reason: null } });
+    expect(calls).toEqual([]);
+  });
+
+  it('a backfill whose code predates the judging query still judges the cap in force by recording it, as it judges a change', async () => {
+    const legacy = (): QueueRateJudgement => {
+      throw new QueryNotRegisteredError('unknown queryType judgeQueueRate', 3);
+    };
+    const { client, calls } = fakeClient([{ id: 'old', queues: ['warehouse'], judge: legacy }]);
+    expect(await client.setQueueRate('warehouse', null)).toMatchObject({ rate: null, recordedBy: ['old'], unchanged: { since: null } });
+    expect(calls).toEqual(['record old']);
+  });
+
+  it('the cap in force is still judged: a refusal refuses it as it refuses a change', async () => {
+    const { client, calls } = fakeClient([{ id: 'a', queues: ['warehouse'], judge: agrees }]);
+    await client.setQueueRate('warehouse', 80);
+    const refused = fakeClient([{ id: 'b', queues: ['warehouse'], judge: refuses }]);
+    await expect(refused.client.setQueueRate('warehouse', null)).rejects.toMatchObject({ code: 'policy_violation' });
+    expect([calls, refused.calls]).toEqual([['cap warehouse 80', 'record a'], []]);
   });
 
   it('asks the running backfills at once: one whose worker is gone holds up the others no longer than itself', async () => {
