@@ -1,4 +1,4 @@
-/** How pause, resume, set-rate, set-concurrency and set-budget say they changed nothing (they asked for what was in force). */
+/** How pause, resume, set-rate, set-concurrency, set-budget and set-queue-rate say they changed nothing (they asked for what was in force). */
 import type { Unchanged } from '../core/audit.ts';
 
 /** ` (since <time>, by <who>: <why>)`: what the trail tells of the control that set it; empty when it tells nothing. */
