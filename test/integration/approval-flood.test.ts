@@ -14,19 +14,19 @@ import { BackfillClient } from '../../client/backfill-client.ts';
 import { localConnection } from '../../client/connection.ts';
 import { signSubject } from '../../client/sign.ts';
 import { approveSignal, backfillWorkflowId } from '../../workflows/definitions.ts';
-import { address, scratch, sshKeygen, startTestWorker, testSpec, uniqueQueue, waitFor, type TestWorker } from './helpers.ts';
+import { address, scratch, sshKeygen, startTestWorker, testSpec, uniqueQueue, waitFor, workerProcess, type TestWorker } from './helpers.ts';
 
 const dir = scratch('approval-flood');
 const key = (name: string) => join(dir, `${name}_ed25519`);
 const principal = (name: string) => `${name}@example.com`;
 const queue = uniqueQueue('approval-flood');
+const policyFile = join(dir, 'backfill.policy.yaml');
 let alice: BackfillClient;
 let worker: TestWorker;
 
 beforeAll(async () => {
   const signers = [sshKeygen(key('alice'), principal('alice')), sshKeygen(key('bob'), principal('bob'))];
   sshKeygen(key('mallory'), principal('mallory'));
-  const policyFile = join(dir, 'backfill.policy.yaml');
   writeFileSync(policyFile, ['version: 1', 'approval:', '  datasets: [protected_*]', '  allowedSigners:', ...signers.map((s) => `    - "${s}"`), ''].join('\n'));
   worker = await startTestWorker({ queue, warehousePath: join(dir, 'warehouse.db'), policyFile });
   alice = await BackfillClient.connect({ settings: localConnection(address()), identity: principal('alice') });
@@ -47,21 +47,28 @@ function verifications(events: ReadonlyArray<{ markerRecordedEventAttributes?: {
   }).length;
 }
 
+/** A backfill named `name` waiting for an approval, and what the tests send it and read of it. */
+async function awaitingApproval(name: string) {
+  const spec = testSpec(queue, { name, partitions: { grain: 'day', start: '2024-01-01', end: '2024-01-03' }, nodes: [{ id: 'protected_orders', transform: 'noop' }] });
+  const started = await alice.start(spec, { taskQueue: queue, id: `${name}-${queue}`, reason: 'finance restated Q1' });
+  const { backfillId } = started;
+  expect(started.admission?.state).toBe('awaiting_approval');
+  const planHash = started.admission!.planHash!;
+  const handle = alice.client.workflow.getHandle(backfillWorkflowId(backfillId));
+  const sign = (who: string, reason: string) => signSubject({ action: 'approve', backfillId, namespace: 'default', planHash, reason, signedAt: new Date().toISOString() }, { keyFile: key(who) });
+  /** Bob's approval with its text changed after he signed it: a bad signature. */
+  const tampered = async (reason: string) => {
+    const signed = await sign('bob', reason);
+    return { text: signed.text.replace(reason, 'nobody reviewed it'), signature: signed.signature };
+  };
+  const refused = async () => (await alice.audit(backfillId)).filter((e) => e.action === 'approve' && e.outcome === 'refused');
+  return { backfillId, handle, sign, tampered, refused };
+}
+
 describe('a flood of bad approvals sent as signals', () => {
   it('costs one verification per distinct approval, is audited on the refused signals\' schedule, and a valid approval then lets the backfill run', async () => {
-    const spec = testSpec(queue, { name: 'approval-flood', partitions: { grain: 'day', start: '2024-01-01', end: '2024-01-03' }, nodes: [{ id: 'protected_orders', transform: 'noop' }] });
-    const started = await alice.start(spec, { taskQueue: queue, id: `approval-flood-${queue}`, reason: 'finance restated Q1' });
-    const { backfillId } = started;
-    expect(started.admission?.state).toBe('awaiting_approval');
-    const planHash = started.admission!.planHash!;
-    const handle = alice.client.workflow.getHandle(backfillWorkflowId(backfillId));
-    const sign = (who: string, reason: string) => signSubject({ action: 'approve', backfillId, namespace: 'default', planHash, reason, signedAt: new Date().toISOString() }, { keyFile: key(who) });
-    const tampered = async (reason: string) => {
-      const signed = await sign('bob', reason);
-      return { text: signed.text.replace(reason, 'nobody reviewed it'), signature: signed.signature };
-    };
+    const { backfillId, handle, sign, tampered, refused } = await awaitingApproval('approval-flood');
     const bad = [await tampered('reviewed with finance'), await tampered('reviewed twice'), await sign('mallory', 'let me in'), await sign('alice', 'my own')];
-    const refused = async () => (await alice.audit(backfillId)).filter((e) => e.action === 'approve' && e.outcome === 'refused');
 
     for (const approval of bad) await handle.signal(approveSignal, approval, { identity: principal('mallory') });
     await waitFor('the four distinct bad approvals to be refused', async () => (await refused()).length === bad.length, 20_000);
@@ -84,16 +91,10 @@ describe('a flood of bad approvals sent as signals', () => {
   }, 60_000);
 
   it('copies sent together wait for the check of the first and are refused without one of their own', async () => {
-    const spec = testSpec(queue, { name: 'approval-flood-together', partitions: { grain: 'day', start: '2024-01-01', end: '2024-01-03' }, nodes: [{ id: 'protected_orders', transform: 'noop' }] });
-    const started = await alice.start(spec, { taskQueue: queue, id: `approval-flood-together-${queue}`, reason: 'finance restated Q1' });
-    const { backfillId } = started;
-    const planHash = started.admission!.planHash!;
-    const handle = alice.client.workflow.getHandle(backfillWorkflowId(backfillId));
-    const sign = (who: string, reason: string) => signSubject({ action: 'approve', backfillId, namespace: 'default', planHash, reason, signedAt: new Date().toISOString() }, { keyFile: key(who) });
+    const { backfillId, handle, sign, refused } = await awaitingApproval('approval-flood-together');
     const [mine, mallory] = [await sign('alice', 'my own'), await sign('mallory', 'let me in')];
     // No wait between them: the workflow receives them together, or while the first is checked.
     await Promise.all([mine, mallory, mallory, mallory].map((approval) => handle.signal(approveSignal, approval, { identity: principal('mallory') })));
-    const refused = async () => (await alice.audit(backfillId)).filter((e) => e.action === 'approve' && e.outcome === 'refused');
     await waitFor('the four bad approvals to be refused', async () => (await refused()).length === 4, 20_000);
     const entries = await refused();
     expect(entries.filter((e) => e.details.repeated === true).map((e) => e.details.code)).toEqual(['unknown_signer', 'unknown_signer']);
@@ -103,37 +104,35 @@ describe('a flood of bad approvals sent as signals', () => {
   }, 60_000);
 
   it('an approval signalled while five wait to be verified is refused unchecked and recorded, a valid one too, not dropped (patch approval-cap-audited)', async () => {
-    const spec = testSpec(queue, { name: 'approval-flood-cap', partitions: { grain: 'day', start: '2024-01-01', end: '2024-01-03' }, nodes: [{ id: 'protected_orders', transform: 'noop' }] });
-    const started = await alice.start(spec, { taskQueue: queue, id: `approval-flood-cap-${queue}`, reason: 'finance restated Q1' });
-    const { backfillId } = started;
-    const planHash = started.admission!.planHash!;
-    const handle = alice.client.workflow.getHandle(backfillWorkflowId(backfillId));
-    const sign = (who: string, reason: string) => signSubject({ action: 'approve', backfillId, namespace: 'default', planHash, reason, signedAt: new Date().toISOString() }, { keyFile: key(who) });
-    const tampered = async (reason: string) => {
-      const signed = await sign('bob', reason);
-      return { text: signed.text.replace(reason, 'nobody reviewed it'), signature: signed.signature };
-    };
+    const { backfillId, handle, sign, tampered, refused } = await awaitingApproval('approval-flood-cap');
     const bad = await Promise.all(['one', 'two', 'three', 'four', 'five'].map((n) => tampered(`reviewed ${n}`)));
     const good = await sign('bob', 'reviewed with finance');
     // Sent while no worker runs: the next workflow task delivers them together, in order, so the
-    // five bad ones wait to be verified (the first being checked) when the valid one comes.
+    // five bad ones wait to be verified (the first being checked) when the valid one comes. The
+    // worker comes back as a process of its own: one started again in this process now and then
+    // left the first activity it was handed started and never finished (three runs of five).
     await worker.stop();
-    for (const approval of bad) await handle.signal(approveSignal, approval, { identity: principal('mallory') });
-    await handle.signal(approveSignal, good, { identity: principal('bob') });
-    worker = await startTestWorker({ queue, warehousePath: join(dir, 'warehouse.db'), policyFile: join(dir, 'backfill.policy.yaml') });
+    const revived = workerProcess({ address: address(), warehouse: join(dir, 'warehouse.db'), queue, env: { BACKFILL_POLICY: policyFile } });
+    try {
+      for (const approval of bad) await handle.signal(approveSignal, approval, { identity: principal('mallory') });
+      await handle.signal(approveSignal, good, { identity: principal('bob') });
+      await revived.start();
 
-    const refused = async () => (await alice.audit(backfillId)).filter((e) => e.action === 'approve' && e.outcome === 'refused');
-    await waitFor('the five bad approvals and the one at the cap to be refused', async () => (await refused()).length === bad.length + 1, 30_000);
-    const entries = await refused();
-    const atCap = entries.filter((e) => e.details.code === 'approval_refused');
-    expect(atCap).toHaveLength(1);
-    expect(atCap[0]!).toMatchObject({ identity: principal('bob'), details: { signal: 'approve' } });
-    expect(JSON.stringify(atCap[0]!)).toMatch(/5 approvals wait to be verified already, so this one was not checked/);
-    expect(entries.filter((e) => e.details.code === 'bad_signature')).toHaveLength(bad.length);
-    expect((await alice.status(backfillId)).state).toBe('awaiting_approval');
-    // Told it was not checked, bob sends it again: it is.
-    await handle.signal(approveSignal, good, { identity: principal('bob') });
-    expect((await alice.wait(backfillId, 30_000)).state).toBe('completed');
-    expect(verifications((await handle.fetchHistory()).events ?? [])).toBe(bad.length + 1);
-  }, 90_000);
+      await waitFor('the five bad approvals and the one at the cap to be refused', async () => (await refused()).length === bad.length + 1, 30_000);
+      const entries = await refused();
+      const atCap = entries.filter((e) => e.details.code === 'approval_refused');
+      expect(atCap).toHaveLength(1);
+      expect(atCap[0]!).toMatchObject({ identity: principal('bob'), details: { signal: 'approve' } });
+      expect(JSON.stringify(atCap[0]!)).toMatch(/5 approvals wait to be verified already, so this one was not checked/);
+      expect(entries.filter((e) => e.details.code === 'bad_signature')).toHaveLength(bad.length);
+      expect((await alice.status(backfillId)).state).toBe('awaiting_approval');
+      // Told it was not checked, bob sends it again: it is.
+      await handle.signal(approveSignal, good, { identity: principal('bob') });
+      expect((await alice.wait(backfillId, 30_000)).state).toBe('completed');
+      expect(verifications((await handle.fetchHistory()).events ?? [])).toBe(bad.length + 1);
+    } finally {
+      await revived.stop();
+      worker = await startTestWorker({ queue, warehousePath: join(dir, 'warehouse.db'), policyFile });
+    }
+  }, 120_000);
 });
