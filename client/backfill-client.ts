@@ -25,6 +25,7 @@ import type { AuditEntry, ControlMeta, Unchanged } from '../core/audit.ts';
 import { backfillDetails, backfillSummary } from '../core/details.ts';
 import { BackfillError } from '../core/errors.ts';
 import { checkTaskQueue } from '../core/task-queue.ts';
+import { nameText } from '../core/value-text.ts';
 import { rollbackNodes, type RollbackNodes, type RunNode } from '../core/rollback-order.ts';
 import { expandPlan, requirePartitionsInRange, type Plan } from '../core/plan.ts';
 import { RangeSet } from '../core/ranges.ts';
@@ -77,7 +78,7 @@ import { leftRunning } from '../core/busy-datasets.ts';
 import { visibilityLiteral } from './visibility.ts';
 import { LiveEtas, NO_LIVE_ETA, anyMeasured, liveEta, liveWindows, withLiveEta, withoutEtaWithoutWorker, type LiveEta } from './eta.ts';
 import { registerSearchAttributes, rejectedAttribute, requireSearchAttributes, unregisteredAttribute, type SetupResult } from './search-attributes.ts';
-import { QUERY_TIMEOUT_MS, UNPOLLED_QUERY_TIMEOUT_MS, WORKER_TRANSFORMS, noAnswerError, noPollerSeen, noWorkerError } from './status-errors.ts';
+import { QUERY_TIMEOUT_MS, UNPOLLED_QUERY_TIMEOUT_MS, noAnswerError, noPollerSeen, noWorkerError, workflowWorker } from './status-errors.ts';
 import { pollersOf } from './pollers.ts';
 import { currentQueueCap, queueCap, sameQueueRate } from './queue-cap.ts';
 import { setLongTimeout } from './long-timeout.ts';
@@ -338,7 +339,7 @@ const limitsGiven = (limits: Partial<Limits> | undefined): limits is Partial<Lim
 function controlNoWorker(backfillId: string, taskQueue: string): BackfillError {
   return new BackfillError(
     'no_worker',
-    `backfill '${backfillId}' is running but no worker polls its workflow task queue '${taskQueue}', so nothing could take the change: nothing was sent or changed; start one with 'backfill worker --workflow-queue ${taskQueue} ${WORKER_TRANSFORMS}', then send it again`,
+    `backfill '${backfillId}' is running but no worker polls its workflow task queue ${nameText(taskQueue)}, so nothing could take the change: nothing was sent or changed; start one with ${workflowWorker(taskQueue)}, then send it again`,
   );
 }
 
@@ -346,7 +347,7 @@ function controlNoWorker(backfillId: string, taskQueue: string): BackfillError {
 function controlTimeout(backfillId: string, taskQueue: string): BackfillError {
   return new BackfillError(
     'timeout',
-    `backfill '${backfillId}' did not take the change within ${UPDATE_TIMEOUT_MS / 1000}s (no worker on its workflow task queue '${taskQueue}' answered): ` +
+    `backfill '${backfillId}' did not take the change within ${UPDATE_TIMEOUT_MS / 1000}s (no worker on its workflow task queue ${nameText(taskQueue)} answered): ` +
       `it has not applied, but the server holds it and it may still apply when a worker takes it; check with 'backfill status ${backfillId}' and 'backfill audit ${backfillId}' before sending it again`,
   );
 }

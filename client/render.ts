@@ -11,6 +11,7 @@ import { RECOMPUTE_REASONS } from '../core/only-changed.ts';
 import type { ChangeSummary } from './only-changed.ts';
 import type { NodeProgress, Progress } from '../core/protocol.ts';
 import type { StatusRollback } from '../core/rollback.ts';
+import { shellWord } from '../core/shell-word.ts';
 import type { InputVersions, LedgerRow } from '../activities/warehouse/types.ts';
 import type { Waiting } from './waiting.ts';
 import { endedText } from './ended.ts';
@@ -121,7 +122,7 @@ function waitingLine(progress: Printable<Progress>, w: Waiting): string {
   const count = node ? (progress.paused ? node.running : node.running + node.pending) : 0;
   const why = w.reason === 'no_worker' ? 'no worker polls it' : `its workers last polled${since(w.lastPollAt)} (stopped, or every slot busy)`;
   return pc.yellow(
-    `  ⚠ ${w.node}: ${number(count)} partition${count === 1 ? '' : 's'} wait on task queue '${w.taskQueue}', and ${why}: start a worker with 'backfill worker --no-workflows --task-queue ${w.taskQueue}'`,
+    `  ⚠ ${w.node}: ${number(count)} partition${count === 1 ? '' : 's'} wait on task queue '${w.taskQueue}', and ${why}: start a worker with 'backfill worker --no-workflows --task-queue ${shellWord(w.taskQueue)}'`,
   );
 }
 

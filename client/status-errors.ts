@@ -4,6 +4,8 @@
  * the same.
  */
 import { BackfillError } from '../core/errors.ts';
+import { shellWord } from '../core/shell-word.ts';
+import { nameText } from '../core/value-text.ts';
 
 /** How long a progress query waits for a worker to answer. */
 export const QUERY_TIMEOUT_MS = 15_000;
@@ -30,16 +32,21 @@ export function noPollerSeen(error: unknown): boolean {
 /** What a worker needs besides the queue: without the spec's transform modules it fails their partitions. */
 export const WORKER_TRANSFORMS = "--transforms <the spec's transforms modules, if it lists any>";
 
+/** The worker that would take a backfill's workflow tasks: its queue, read from the server, is whatever its starter chose (a shell word here). */
+export function workflowWorker(taskQueue: string): string {
+  return `'backfill worker --workflow-queue ${shellWord(taskQueue)} ${WORKER_TRANSFORMS}'`;
+}
+
 export function noWorkerError(backfillId: string, taskQueue: string): BackfillError {
   return new BackfillError(
     'no_worker',
-    `backfill '${backfillId}' is running but no worker polls its workflow task queue '${taskQueue}': start one with 'backfill worker --workflow-queue ${taskQueue} ${WORKER_TRANSFORMS}'`,
+    `backfill '${backfillId}' is running but no worker polls its workflow task queue ${nameText(taskQueue)}: start one with ${workflowWorker(taskQueue)}`,
   );
 }
 
 export function noAnswerError(backfillId: string, taskQueue: string): BackfillError {
   return new BackfillError(
     'timeout',
-    `backfill '${backfillId}' is running but no worker answered within ${QUERY_TIMEOUT_MS / 1000}s: start one with 'backfill worker --workflow-queue ${taskQueue} ${WORKER_TRANSFORMS}'`,
+    `backfill '${backfillId}' is running but no worker answered within ${QUERY_TIMEOUT_MS / 1000}s: start one with ${workflowWorker(taskQueue)}`,
   );
 }

@@ -6,11 +6,12 @@
  */
 import { isAbsolute, relative } from 'node:path';
 import { DEFAULT_TASK_QUEUE } from '../core/protocol.ts';
+import { shellWord } from '../core/shell-word.ts';
 
 export function workerCommand(spec: { nodes: ReadonlyArray<{ taskQueue: string }> }, transformModules: readonly string[], cwd = process.cwd(), workflowQueue = DEFAULT_TASK_QUEUE): string {
   const shown = transformModules.map((module) => {
     const near = relative(cwd, module);
-    return near.startsWith('..') || isAbsolute(near) ? module : `./${near}`;
+    return shellWord(near.startsWith('..') || isAbsolute(near) ? module : `./${near}`);
   });
   const queues = [...new Set(spec.nodes.map((node) => node.taskQueue))];
   const onlyDefault = queues.every((queue) => queue === DEFAULT_TASK_QUEUE);
@@ -19,6 +20,9 @@ export function workerCommand(spec: { nodes: ReadonlyArray<{ taskQueue: string }
     ...(workflowQueue === DEFAULT_TASK_QUEUE ? [] : [`--workflow-queue ${workflowQueue}`]),
     ...(shown.length > 0 ? [`--transforms ${shown.join(' ')}`] : []),
     // --task-queue replaces the default queue: name every queue the nodes use.
-    ...(onlyDefault ? [] : [`--task-queue ${queues.join(' ')}`]),
+    ...(onlyDefault ? [] : [`--task-queue ${queues.map(queueWord).join(' ')}`]),
   ].join(' ');
 }
+
+/** A queue after the first of --task-queue's list: one that starts with '-' gets a flag of its own, or the parser would take it for an option (`--warehouse=…`). */
+const queueWord = (queue: string, i: number): string => (i > 0 && queue.startsWith('-') ? `--task-queue ${shellWord(queue)}` : shellWord(queue));

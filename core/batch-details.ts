@@ -14,6 +14,7 @@
  * (a safe integer index of at least 0, finite numbers, optional cost and latency of at least 0).
  */
 import type { PartitionFailureDetails, PartitionResult, PartitionTask, RunPartitionsResult } from './protocol.ts';
+import { shellWord } from './shell-word.ts';
 
 // Read once: in the workflow sandbox every read of a global goes through the vm context.
 const { isFinite: finite, isInteger: integer, isSafeInteger: safeInteger } = Number;
@@ -126,7 +127,7 @@ export function deferredMessage(times: number, taskQueue: string): string {
   return (
     `the batch completed ${times} times saying it deferred this partition (did not start it) while no run window closed: ` +
     `does a worker of another build, or one that is misconfigured or always stopping, poll task queue '${taskQueue}'? ` +
-    `See who polls it (temporal task-queue describe --task-queue ${taskQueue}), stop that worker, then retry-failed`
+    `See who polls it (temporal task-queue describe --task-queue ${shellWord(taskQueue)}), stop that worker, then retry-failed`
   );
 }
 

