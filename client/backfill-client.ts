@@ -26,6 +26,7 @@ import { backfillDetails, backfillSummary } from '../core/details.ts';
 import { BackfillError } from '../core/errors.ts';
 import { checkTaskQueue } from '../core/task-queue.ts';
 import { nameText } from '../core/value-text.ts';
+import { shellWord } from '../core/shell-word.ts';
 import { rollbackNodes, type RollbackNodes, type RunNode } from '../core/rollback-order.ts';
 import { expandPlan, requirePartitionsInRange, type Plan } from '../core/plan.ts';
 import { RangeSet } from '../core/ranges.ts';
@@ -307,7 +308,7 @@ export const UPDATE_TIMEOUT_MS = 15_000;
 function signedWhileRunning(command: 'resume' | 'retry-failed', backfillId: string): BackfillError {
   return new BackfillError(
     'invalid_argument',
-    `backfill '${backfillId}' is still running, so ${command} is a control of that run, which is not signed: --sign-key signs only a new run of an ended backfill. Send it without --sign-key (backfill ${command} ${backfillId} --reason "...")`,
+    `backfill '${backfillId}' is still running, so ${command} is a control of that run, which is not signed: --sign-key signs only a new run of an ended backfill. Send it without --sign-key (backfill ${command} ${shellWord(backfillId)} --reason "...")`,
     'sign-key',
   );
 }
@@ -321,8 +322,8 @@ function signedWhileRunning(command: 'resume' | 'retry-failed', backfillId: stri
  */
 function limitsWhileRunning(command: 'resume' | 'retry-failed', backfillId: string, limits: Partial<Limits>): BackfillError {
   const sets = [
-    ...(limits.rate !== undefined ? [`backfill set-rate ${backfillId} ${limits.rate ?? 'unlimited'}`] : []),
-    ...(limits.concurrency !== undefined ? [`backfill set-concurrency ${backfillId} ${limits.concurrency ?? 'unlimited'}`] : []),
+    ...(limits.rate !== undefined ? [`backfill set-rate ${shellWord(backfillId)} ${limits.rate ?? 'unlimited'}`] : []),
+    ...(limits.concurrency !== undefined ? [`backfill set-concurrency ${shellWord(backfillId)} ${limits.concurrency ?? 'unlimited'}`] : []),
   ];
   return new BackfillError(
     'invalid_argument',
@@ -348,7 +349,7 @@ function controlTimeout(backfillId: string, taskQueue: string): BackfillError {
   return new BackfillError(
     'timeout',
     `backfill '${backfillId}' did not take the change within ${UPDATE_TIMEOUT_MS / 1000}s (no worker on its workflow task queue ${nameText(taskQueue)} answered): ` +
-      `it has not applied, but the server holds it and it may still apply when a worker takes it; check with 'backfill status ${backfillId}' and 'backfill audit ${backfillId}' before sending it again`,
+      `it has not applied, but the server holds it and it may still apply when a worker takes it; check with 'backfill status ${shellWord(backfillId)}' and 'backfill audit ${shellWord(backfillId)}' before sending it again`,
   );
 }
 
@@ -587,7 +588,7 @@ export class BackfillClient {
         throw new BackfillError(
           'already_exists',
           running
-            ? `backfill '${backfillId}' is already running: watch it with 'backfill status ${backfillId} --watch', or choose another --id`
+            ? `backfill '${backfillId}' is already running: watch it with 'backfill status ${shellWord(backfillId)} --watch', or choose another --id`
             : `backfill '${backfillId}' already ran: pass --rerun to run it again deliberately, or choose another --id`,
           'id',
         );
@@ -1019,7 +1020,7 @@ export class BackfillClient {
       throw new BackfillError('not_staged', `backfill '${backfillId}' was not started with --stage or --canary: it staged nothing (it ended ${description.status.name.toLowerCase()})`);
     }
     if (phase === 'published') {
-      throw new BackfillError('not_staged', `backfill '${backfillId}' published its staged versions before it ended: there is nothing staged to drop (undo the publish with backfill rollback ${backfillId})`);
+      throw new BackfillError('not_staged', `backfill '${backfillId}' published its staged versions before it ended: there is nothing staged to drop (undo the publish with backfill rollback ${shellWord(backfillId)})`);
     }
     const input = await this.firstInput(backfillWorkflowId(backfillId), description.runId);
     if (!input) throw new BackfillError('failed', `cannot read the spec of backfill '${backfillId}' from its workflow history, so its workers' task queue is unknown: is the history still retained?`);
@@ -1076,7 +1077,7 @@ export class BackfillClient {
     const description = await this.describe(backfillId);
     const carry = await this.endState(backfillId, description.status.name);
     const phase = carry.staged?.phase ?? carry.canary?.phase;
-    if (phase === undefined) throw new BackfillError('not_staged', `backfill '${backfillId}' was not started with --stage: its partitions were published as they finished (see what it changed with 'backfill report ${backfillId}')`);
+    if (phase === undefined) throw new BackfillError('not_staged', `backfill '${backfillId}' was not started with --stage: its partitions were published as they finished (see what it changed with 'backfill report ${shellWord(backfillId)}')`);
     const input = await this.firstInput(backfillWorkflowId(backfillId), description.runId);
     // The key schema is zod's: loaded here, so `status` does not load zod.
     const [{ diffKeys }, { resumedSpec }] = await Promise.all([import('../core/diff-keys.ts'), import('../core/coordinator.ts')]);
@@ -1123,8 +1124,8 @@ export class BackfillClient {
         },
         (state) =>
           state === 'staged'
-            ? `a new spec cannot change what it staged: publish or discard first (backfill publish|discard ${backfillId}); a fix after staging is a new staged run: backfill start <spec> --id ${backfillId} --rerun --stage`
-            : `a new spec cannot change the slice it staged: approve it first (backfill approve ${backfillId} --reason ...; the new spec then applies to the rest with resume --spec), or discard it and start again with the fix (backfill start <spec> --id ${backfillId} --rerun --canary <n>)`,
+            ? `a new spec cannot change what it staged: publish or discard first (backfill publish|discard ${shellWord(backfillId)}); a fix after staging is a new staged run: backfill start <spec> --id ${shellWord(backfillId)} --rerun --stage`
+            : `a new spec cannot change the slice it staged: approve it first (backfill approve ${shellWord(backfillId)} --reason ...; the new spec then applies to the rest with resume --spec), or discard it and start again with the fix (backfill start <spec> --id ${shellWord(backfillId)} --rerun --canary <n>)`,
       );
       if ('applied' in outcome) {
         const { state, changed } = outcome.applied;
@@ -1186,7 +1187,7 @@ export class BackfillClient {
       if (Date.now() >= deadline) {
         throw new BackfillError(
           'timeout',
-          `backfill '${backfillId}' has settled but did not end within ${FINISHING_WAIT_MS / 60_000} minutes: nothing changed (see backfill status ${backfillId}; once it has ended, send this again)`,
+          `backfill '${backfillId}' has settled but did not end within ${FINISHING_WAIT_MS / 60_000} minutes: nothing changed (see backfill status ${shellWord(backfillId)}; once it has ended, send this again)`,
         );
       }
       await new Promise((r) => setTimeout(r, FINISHING_POLL_MS));
@@ -1219,9 +1220,9 @@ export class BackfillClient {
     for await (const execution of this.client.workflow.list({ query: `WorkflowId = ${visibilityLiteral(workflowId)}` })) {
       if (execution.startTime.getTime() >= since) runs.set(execution.runId, execution.status.name);
     }
-    const fix = `start it again, deliberately, to recompute every partition: backfill start <spec> --id ${backfillId} --rerun`;
+    const fix = `start it again, deliberately, to recompute every partition: backfill start <spec> --id ${shellWord(backfillId)} --rerun`;
     if (latest.status.name === 'RUNNING') {
-      throw new BackfillError('not_running', `backfill '${backfillId}' is being rolled back, so there is nothing to resume: wait for the rollback to end ('backfill rollback ${backfillId}' attaches to it), then ${fix}`);
+      throw new BackfillError('not_running', `backfill '${backfillId}' is being rolled back, so there is nothing to resume: wait for the rollback to end ('backfill rollback ${shellWord(backfillId)}' attaches to it), then ${fix}`);
     }
     for (const [runId, status] of runs) {
       if (status === 'FAILED' && (await this.refusedByPolicy(workflowId, runId))) continue;
@@ -1292,7 +1293,7 @@ export class BackfillClient {
     if (!(await this.runningRollback(backfillId))) return;
     throw new BackfillError(
       'still_running',
-      `backfill '${backfillId}' is being rolled back: wait for it to end ('backfill rollback ${backfillId}' attaches to it and waits), then start again with --rerun`,
+      `backfill '${backfillId}' is being rolled back: wait for it to end ('backfill rollback ${shellWord(backfillId)}' attaches to it and waits), then start again with --rerun`,
     );
   }
 
@@ -1362,7 +1363,7 @@ export class BackfillClient {
     if (carry.staged?.phase === 'discarded' || carry.canary?.phase === 'discarded' || ((carry.staged || carry.canary) && (await this.discardedAfterEnd(backfillId, carry.runKey)))) {
       throw new BackfillError(
         'not_running',
-        `backfill '${backfillId}' was discarded: the versions it staged were dropped, so there is nothing to resume (start it again with backfill start <spec> --id ${backfillId} --rerun)`,
+        `backfill '${backfillId}' was discarded: the versions it staged were dropped, so there is nothing to resume (start it again with backfill start <spec> --id ${shellWord(backfillId)} --rerun)`,
       );
     }
     await this.nodesClosed(backfillId, currentSpec.nodes.map((n) => n.id));
@@ -1492,8 +1493,8 @@ export class BackfillClient {
         },
         (state) =>
           state === 'staged'
-            ? `publish or discard first (backfill publish|discard ${backfillId}); after a publish, retry-failed stages the failed partitions again in a new run`
-            : `its slice has no failures to retry (a failure stops a canary): approve or discard it first (backfill approve|discard ${backfillId})`,
+            ? `publish or discard first (backfill publish|discard ${shellWord(backfillId)}); after a publish, retry-failed stages the failed partitions again in a new run`
+            : `its slice has no failures to retry (a failure stops a canary): approve or discard it first (backfill approve|discard ${shellWord(backfillId)})`,
       );
       if ('applied' in outcome) return { ...outcome.applied, resumed: null };
       // Caught in the moment it ended: it is resumed.
@@ -1541,7 +1542,7 @@ export class BackfillClient {
     if (description?.status.name === 'RUNNING') {
       throw new BackfillError(
         'still_running',
-        `backfill '${backfillId}' is still running: cancel it first ('backfill cancel ${backfillId}') or wait for it to end ('backfill wait ${backfillId}'), then roll it back`,
+        `backfill '${backfillId}' is still running: cancel it first ('backfill cancel ${shellWord(backfillId)}') or wait for it to end ('backfill wait ${shellWord(backfillId)}'), then roll it back`,
       );
     }
     const batchSize = options.tuning?.batchSize;
@@ -1647,7 +1648,7 @@ export class BackfillClient {
       throw new BackfillError(
         'failed',
         `the rollback of backfill '${backfillId}' failed: ${rootCause(error).message} — the partitions it restored before stay restored; ` +
-          `fix the cause and run 'backfill rollback ${backfillId}' again (what is restored already is skipped)`,
+          `fix the cause and run 'backfill rollback ${shellWord(backfillId)}' again (what is restored already is skipped)`,
       );
     } finally {
       looking.abort();
@@ -1693,7 +1694,7 @@ export class BackfillClient {
     if (description?.status.name === 'RUNNING') {
       throw new BackfillError(
         'still_running',
-        `backfill '${backfillId}' is still running, so it cannot be rolled back yet: cancel it first ('backfill cancel ${backfillId}') or wait for it to end ('backfill wait ${backfillId}'), then preview its rollback`,
+        `backfill '${backfillId}' is still running, so it cannot be rolled back yet: cancel it first ('backfill cancel ${shellWord(backfillId)}') or wait for it to end ('backfill wait ${shellWord(backfillId)}'), then preview its rollback`,
       );
     }
     const { order } = description ? await this.rollbackOrder(backfillId, description.runId) : { order: [] };

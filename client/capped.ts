@@ -4,6 +4,7 @@
  * set-concurrency without --node tell the operator.
  */
 import type { ControlState } from '../core/coordinator.ts';
+import { shellWord } from '../core/shell-word.ts';
 
 export function cappedByOwnLimit(state: ControlState, kind: 'rate' | 'concurrency'): Array<{ node: string; limit: number }> {
   const backfill = state[kind];
@@ -19,5 +20,5 @@ export function cappedLine(id: string, kind: 'rate' | 'concurrency', capped: Rea
   const unit = kind === 'rate' ? '/s' : '';
   const list = capped.map((c) => `${c.node} ${c.limit}${unit}`).join(', ');
   const command = kind === 'rate' ? 'set-rate' : 'set-concurrency';
-  return `\n  capped lower by their own ${kind}: ${list} (raise one with 'backfill ${command} ${id} <${kind === 'rate' ? 'per-second' : 'n'}> --node <node>')`;
+  return `\n  capped lower by their own ${kind}: ${list} (raise one with 'backfill ${command} ${shellWord(id)} <${kind === 'rate' ? 'per-second' : 'n'}> --node <node>')`;
 }

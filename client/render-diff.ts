@@ -3,6 +3,7 @@ import Table from 'cli-table3';
 import pc from 'picocolors';
 import { columnDelta, formatPercent, rowChangePercent, type DiffSummary, type PartitionDiff } from '../core/diff.ts';
 import { printable, printableText } from './printable.ts';
+import { shellWord } from '../core/shell-word.ts';
 
 const number = (n: number) => n.toLocaleString('en-US');
 const signed = (n: number | null) => (n === null ? '–' : `${n > 0 ? '+' : ''}${Number(n.toPrecision(6)).toLocaleString('en-US')}`);
@@ -38,6 +39,6 @@ export function renderDiff(id: string, phase: string, diff: DiffSummary, changed
     for (const p of changed) each.push([p.node, p.partition, `${p.publishedVersion ?? '–'} → ${p.stagedVersion}`, number(p.rowsBefore), number(p.rowsAfter), number(p.added), number(p.removed), number(p.changed)]);
     lines.push(`partitions whose rows changed: ${number(changed.length)} of ${number(partitions.length)}`, ...(changed.length > 0 ? [each.toString()] : []));
   }
-  lines.push(`publish with 'backfill publish ${backfillId}', or drop with 'backfill discard ${backfillId}'`);
+  lines.push(`publish with 'backfill publish ${shellWord(backfillId)}', or drop with 'backfill discard ${shellWord(backfillId)}'`);
   return lines.join('\n');
 }

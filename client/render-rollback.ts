@@ -5,6 +5,7 @@ import { UNPUBLISHED, type RollbackSummary } from '../core/rollback.ts';
 import type { RollbackRecord } from '../activities/warehouse/types.ts';
 import type { RollbackWaiting } from './backfill-client.ts';
 import { workerCommand } from './worker-hint.ts';
+import { shellWord } from '../core/shell-word.ts';
 
 const number = (n: number) => n.toLocaleString('en-US');
 const partitions = (n: number) => `${number(n)} partition${n === 1 ? '' : 's'}`;
@@ -42,7 +43,7 @@ export function renderRollback(summary: RollbackSummary, preview?: { historyGone
       lines.push(`    ${p.node} ${p.partition}: ${backfillId} published version ${p.version}, now ${p.currentVersion === null ? 'none' : `version ${p.currentVersion}`} by ${p.changedBy ?? '–'}`);
     }
     if (summary.leftAlone > 10) lines.push(`    … and ${number(summary.leftAlone - 10)} more (--json lists up to ${summary.leftAloneExamples.length})`);
-    lines.push(`  run 'backfill rollback ${backfillId} --force' to restore them too, undoing those later changes`);
+    lines.push(`  run 'backfill rollback ${shellWord(backfillId)} --force' to restore them too, undoing those later changes`);
   }
   if (preview?.historyGone) {
     lines.push(
@@ -58,7 +59,7 @@ export function renderRollback(summary: RollbackSummary, preview?: { historyGone
       ),
     );
   }
-  if (preview) lines.push(`  run 'backfill rollback ${backfillId}${summary.force ? ' --force' : ''}' to do it`);
+  if (preview) lines.push(`  run 'backfill rollback ${shellWord(backfillId)}${summary.force ? ' --force' : ''}' to do it`);
   const table = new Table({
     head: ['node', ...(preview ? ['would restore', 'would remove', 'already restored', 'would leave alone'] : ['restored', 'removed', 'already restored', 'left alone'])],
     style: process.stdout.isTTY ? { head: ['cyan'] } : { head: [], border: [] },

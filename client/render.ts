@@ -109,7 +109,7 @@ export function renderFailures(progress: Printable<Progress>): string[] {
 /** After a backfill that completed with failures: what to do about them. */
 export function renderRetryHint(progress: Printable<Progress>): string[] {
   if (progress.state !== 'completed_with_failures') return [];
-  return [`  next: fix the cause, then 'backfill retry-failed ${progress.backfillId}' runs the failed partitions and those they blocked (with --spec <file> when the fix is in the spec)`];
+  return [`  next: fix the cause, then 'backfill retry-failed ${shellWord(progress.backfillId)}' runs the failed partitions and those they blocked (with --spec <file> when the fix is in the spec)`];
 }
 
 function since(iso: string | null): string {
@@ -177,7 +177,7 @@ export function renderStatus(shown: Progress & { waiting?: Waiting[]; judgement?
   }
   const staged =
     progress.state === 'staged'
-      ? [pc.magenta(`staged: nothing is published yet. Compare with 'backfill diff ${progress.backfillId}', then 'backfill publish ${progress.backfillId}' or 'backfill discard ${progress.backfillId}'`)]
+      ? [pc.magenta(`staged: nothing is published yet. Compare with 'backfill diff ${shellWord(progress.backfillId)}', then 'backfill publish ${shellWord(progress.backfillId)}' or 'backfill discard ${shellWord(progress.backfillId)}'`)]
       : [];
   const judgement = progress.judgement !== undefined ? [pc.yellow(`  ⚠ not admitted yet: ${progress.judgement}`)] : [];
   // After a rollback the retry hint would send the user to a resume that is refused.
@@ -190,11 +190,11 @@ export function renderRollback(progress: Printable<{ backfillId: string; rollbac
   const rollback = progress.rollback;
   if (!rollback) return [];
   const by = rollback.by !== null ? ` by ${rollback.by}` : '';
-  const audit = `'backfill audit ${progress.backfillId}' shows what it did`;
-  if (rollback.state === 'running') return [pc.magenta(`  ⟲ being rolled back${by}: 'backfill rollback ${progress.backfillId}' attaches to it`)];
+  const audit = `'backfill audit ${shellWord(progress.backfillId)}' shows what it did`;
+  if (rollback.state === 'running') return [pc.magenta(`  ⟲ being rolled back${by}: 'backfill rollback ${shellWord(progress.backfillId)}' attaches to it`)];
   const at = rollback.endedAt !== null ? ` at ${rollback.endedAt} (${since(rollback.endedAt).trim()})` : '';
   if (rollback.state === 'failed') {
-    return [pc.red(`  ⟲ a rollback${by} stopped short${at}: the partitions it restored stay restored; run 'backfill rollback ${progress.backfillId}' again (${audit})`)];
+    return [pc.red(`  ⟲ a rollback${by} stopped short${at}: the partitions it restored stay restored; run 'backfill rollback ${shellWord(progress.backfillId)}' again (${audit})`)];
   }
   const c = rollback.counts;
   const counts = c ? `: ${number(c.restored)} restored, ${number(c.removed)} removed, ${number(c.alreadyRestored)} already restored, ${number(c.leftAlone)} left alone` : '';
@@ -220,7 +220,7 @@ export function renderCanary(progress: Printable<Progress>): string[] {
   const slice = `${number(canary.partitions)} partitions (${canary.perNode} per dataset, ${canary.pick}, and what they need upstream)`;
   const says: Record<typeof canary.phase, string> = {
     running: `canary: running ${slice}, staged; nothing beyond it runs until it is approved`,
-    awaiting: `canary: waits. ${slice} staged. Approve with 'backfill approve ${id} --reason "..."' (the rest runs), or drop with 'backfill discard ${id}'; 'backfill diff ${id}' shows every column`,
+    awaiting: `canary: waits. ${slice} staged. Approve with 'backfill approve ${shellWord(id)} --reason "..."' (the rest runs), or drop with 'backfill discard ${shellWord(id)}'; 'backfill diff ${shellWord(id)}' shows every column`,
     approving: 'canary: being approved (its staged versions are being published)',
     approved: `canary: approved${canary.decision ? ` by ${canary.decision.by}${canary.decision.auto ? ' (within its bounds)' : ''}` : ''}; the rest runs as usual`,
     discarding: 'canary: being discarded',

@@ -1,6 +1,7 @@
 /** What `wait --timeout` says of a backfill still open when its time runs out: why, when it is waiting on someone. */
 import { BackfillError } from '../core/errors.ts';
 import type { Progress } from '../core/protocol.ts';
+import { shellWord } from '../core/shell-word.ts';
 
 /**
  * `progress` is null when it could not be read. A staged backfill or a canary's slice waits for
@@ -10,15 +11,15 @@ export function waitTimedOut(backfillId: string, timeoutMs: number, progress: Pi
   const id = backfillId;
   const why =
     progress?.state === 'staged'
-      ? `: it has staged its partitions and waits for publish or discard (compare with 'backfill diff ${id}', then 'backfill publish ${id}' or 'backfill discard ${id}')`
+      ? `: it has staged its partitions and waits for publish or discard (compare with 'backfill diff ${shellWord(id)}', then 'backfill publish ${shellWord(id)}' or 'backfill discard ${shellWord(id)}')`
       : progress?.state === 'awaiting_canary'
-        ? `: it has run its canary's slice and waits for approve or discard (compare with 'backfill diff ${id}', then 'backfill approve ${id} --reason "..."' or 'backfill discard ${id}')`
+        ? `: it has run its canary's slice and waits for approve or discard (compare with 'backfill diff ${shellWord(id)}', then 'backfill approve ${shellWord(id)} --reason "..."' or 'backfill discard ${shellWord(id)}')`
         : progress?.state === 'awaiting_approval'
-          ? `: it waits for the approval its policy asks for before it runs ('backfill status ${id}' says why)`
+          ? `: it waits for the approval its policy asks for before it runs ('backfill status ${shellWord(id)}' says why)`
           : progress?.state === 'waiting_for_window'
-            ? `: it waits for its run window to open ('backfill status ${id}' says when)`
+            ? `: it waits for its run window to open ('backfill status ${shellWord(id)}' says when)`
             : progress?.paused === true
-              ? `: it is paused, and starts no partition until 'backfill resume ${id}' ('backfill status ${id}' says who or what paused it)`
+              ? `: it is paused, and starts no partition until 'backfill resume ${shellWord(id)}' ('backfill status ${shellWord(id)}' says who or what paused it)`
               : '';
   return new BackfillError('timeout', `backfill '${id}' did not finish within ${timeoutMs / 1000}s; it is still running${why}`);
 }

@@ -3,9 +3,10 @@
  * for it or ending it is advised: the client's refusal of a start (`client/dataset-writers.ts`)
  * and the workflow's, when the warehouse's lease refuses it (`workflows/backfill-session.ts`).
  */
+import { shellWord } from './shell-word.ts';
 
 /** Until a staged backfill or a canary is decided, `wait` of it does not return. */
-export const untilDecided = (id: string): string => `a staged backfill or a canary ends only once published, approved or discarded: 'backfill status ${id}' says which`;
+export const untilDecided = (id: string): string => `a staged backfill or a canary ends only once published, approved or discarded: 'backfill status ${shellWord(id)}' says which`;
 
 /**
  * What to do about a backfill that ended without its cleanup (terminated): the leases its
@@ -16,7 +17,7 @@ export const untilDecided = (id: string): string => `a staged backfill or a cana
  */
 export function leftRunning(backfillId: string): string {
   return (
-    `a termination (or a workflow timeout) skips its cleanup, so its datasets stay leased in its warehouse (and its node workflows run on for minutes): 'backfill resume ${backfillId}' then 'backfill cancel ${backfillId}' ` +
+    `a termination (or a workflow timeout) skips its cleanup, so its datasets stay leased in its warehouse (and its node workflows run on for minutes): 'backfill resume ${shellWord(backfillId)}' then 'backfill cancel ${shellWord(backfillId)}' ` +
     `end it and free them (the resumed run may finish a few partitions before the cancel reaches it)`
   );
 }

@@ -12,6 +12,7 @@ import type { ValueKind } from './checksum.ts';
 import { versionSelect, type Dialect, type Session } from './dialect.ts';
 import { PARTITION_COLUMN, VERSION_COLUMN, quoteIdent } from './sql.ts';
 import { SqlError, StaleRunError, type DiffOptions, type DiffPage, type DiscardOptions, type StagedOutcome, type StagedRun } from './types.ts';
+import { shellWord } from '../../core/shell-word.ts';
 
 type Tables = { ledger: string; pointers: string; leases: string };
 
@@ -115,7 +116,7 @@ export async function discardRun(s: Session, dialect: Dialect, run: StagedRun, o
     if (held) {
       throw new StaleRunError(
         `run ${run.runKey} of backfill '${run.backfillId}' still leases dataset ${held.node}: it is running, so it decides on its staged versions itself ` +
-          `(nothing was dropped); discard through it with backfill discard ${run.backfillId}`,
+          `(nothing was dropped); discard through it with backfill discard ${shellWord(run.backfillId)}`,
       );
     }
   }

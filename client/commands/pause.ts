@@ -4,6 +4,7 @@ import { HELP_GROUPS, documented } from '../help.ts';
 import { jsonOption, print, reasonOption } from '../options.ts';
 import { sinceText } from '../unchanged.ts';
 import { withClient } from '../with-client.ts';
+import { shellWord } from '../../core/shell-word.ts';
 
 export function pauseCommand() {
   return documented(new Command('pause'), HELP_GROUPS.control, [['backfill pause shop-2024', 'no new partition starts; running ones finish (resume with backfill resume)']])
@@ -16,7 +17,7 @@ export function pauseCommand() {
         const state = await client.pause(id, options);
         print(options.json, { backfillId: id, ...state }, () =>
           state.unchanged
-            ? `${id} was already paused${sinceText(state.unchanged)}: nothing changed ('backfill resume ${id}' goes on)`
+            ? `${id} was already paused${sinceText(state.unchanged)}: nothing changed ('backfill resume ${shellWord(id)}' goes on)`
             : `${id} paused: running partitions finish, no new ones start`,
         );
       });

@@ -4,6 +4,7 @@ import { reportGraph } from './graph.ts';
 import { toMermaid } from '../graph/mermaid.ts';
 import { printableLines, printableText } from '../printable.ts';
 import { actionsTable, changesTable, criticalPathText, rateText, nodesTable, overview, planTable, problemsTable, spansTable, specTable, stagedColumnsTable, stagedTable, stagedText, type Table } from './sections.ts';
+import { shellWord } from '../../core/shell-word.ts';
 
 /**
  * Text that stays inside one table cell and shows as written; its control characters blanked
@@ -64,7 +65,7 @@ export function renderMarkdown(report: Report): string {
     '',
     '## Timeline',
     '',
-    `${timeline} ${rateText(report)} The picture is in the HTML report (\`backfill report ${b.id} --format html\`). Paused and throttled spans:`,
+    `${timeline} ${rateText(report)} The picture is in the HTML report (\`backfill report ${shellWord(b.id)} --format html\`). Paused and throttled spans:`,
     '',
     table(spansTable(report)),
     '',

@@ -6,6 +6,7 @@ import { columnDelta, formatPercent, rowChangePercent } from '../../core/diff.ts
 import { formatDuration } from '../../core/duration.ts';
 import { POLICY_IDENTITY } from '../../core/audit.ts';
 import type { MessageGroup, Report, Span } from './model.ts';
+import { shellWord } from '../../core/shell-word.ts';
 
 export type Table = { head: string[]; rows: string[][]; numeric?: boolean[] };
 
@@ -100,7 +101,7 @@ export function stagedText(report: Report): string | null {
   const id = report.backfill.id;
   if (staged.phase === 'discarded') return `The staged versions were discarded: nothing of this backfill was published.`;
   if (staged.phase === 'published') return `Published from staging: what the publish changed, each version against the version it replaced (rows compared by the node's key columns, else whole rows).`;
-  return `Staged, not published: what 'backfill publish ${id}' would change against the versions published now (rows compared by the node's key columns, else whole rows). Nobody reads these versions yet.`;
+  return `Staged, not published: what 'backfill publish ${shellWord(id)}' would change against the versions published now (rows compared by the node's key columns, else whole rows). Nobody reads these versions yet.`;
 }
 
 /** Per node, rows added, removed and changed by the staged versions (as `backfill diff` prints them). */

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { stripVTControlCharacters } from 'node:util';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { workerCommand as workerCli } from '../../client/commands/worker.ts';
+import { datasetsBusy } from '../../client/dataset-writers.ts';
 import { printable, printableLines, terminalText } from '../../client/printable.ts';
 import { renderWaiting } from '../../client/render.ts';
 import { noAnswerError, noWorkerError } from '../../client/status-errors.ts';
@@ -84,6 +85,17 @@ describe('the worker command of a node waiting on a queue', () => {
       const marker = "start a worker with 'backfill worker ";
       const command = line!.slice(line!.indexOf(marker) + marker.length, -1);
       expect(shellArgs(command)).toEqual(['--no-workflows', '--task-queue', taskQueue]);
+    }
+  });
+});
+
+describe('the commands a start refused for busy datasets names', () => {
+  it("gives back the other backfill's id, read from the server, as one argument", () => {
+    for (const id of HOSTILE.slice(0, 4)) {
+      const message = datasetsBusy('new', [{ backfillId: id, datasets: ['orders'] }]).message;
+      expect(shellArgs(between(message, "('backfill wait ", "'; a staged"))).toEqual([id]);
+      expect(shellArgs(between(message, "'backfill status ", "' says which"))).toEqual([id]);
+      expect(shellArgs(between(message, "('backfill cancel ", "'), or start"))).toEqual([id]);
     }
   });
 });
