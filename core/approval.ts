@@ -11,6 +11,7 @@ import { canonicalJson } from './canonical.ts';
 import { sha256Hex } from './hash.ts';
 import type { RangesJSON } from './ranges.ts';
 import type { PartitionRange, ResolvedSpec } from './spec.ts';
+import { shellWord } from './shell-word.ts';
 
 /** The SSHSIG namespace of every backfill signature: a signature made for git (or anything else) does not count. */
 export const SIGNATURE_NAMESPACE = 'backfill';
@@ -302,7 +303,8 @@ export const signedWhat = (subject: SignedSubject) => (subject.action === 'start
 /** The command that signs `subject`'s action again. */
 export function signAgain(subject: SignedSubject): string {
   // The refused run holds the backfill's id: a start of it again is a rerun.
-  return subject.action === 'start' ? `backfill start <spec> --id ${subject.backfillId} --rerun --sign-key <your key>` : `backfill ${subject.action} ${subject.backfillId} --sign-key <your key>`;
+  const id = shellWord(subject.backfillId);
+  return subject.action === 'start' ? `backfill start <spec> --id ${id} --rerun --sign-key <your key>` : `backfill ${subject.action} ${id} --sign-key <your key>`;
 }
 
 /**

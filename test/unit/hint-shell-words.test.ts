@@ -14,6 +14,7 @@ import { printable, printableLines, terminalText } from '../../client/printable.
 import { renderWaiting } from '../../client/render.ts';
 import { noAnswerError, noWorkerError } from '../../client/status-errors.ts';
 import { workerCommand } from '../../client/worker-hint.ts';
+import { signAgain } from '../../core/approval.ts';
 import type { Progress } from '../../core/protocol.ts';
 import { shellArgs } from '../shell-words.ts';
 
@@ -96,6 +97,19 @@ describe('the commands a start refused for busy datasets names', () => {
       expect(shellArgs(between(message, "('backfill wait ", "'; a staged"))).toEqual([id]);
       expect(shellArgs(between(message, "'backfill status ", "' says which"))).toEqual([id]);
       expect(shellArgs(between(message, "('backfill cancel ", "'), or start"))).toEqual([id]);
+    }
+  });
+});
+
+describe('the command that signs a refused signed action again', () => {
+  it("gives back the signed text's backfill id as one argument", () => {
+    for (const backfillId of HOSTILE.slice(0, 4)) {
+      for (const action of ['start', 'resume'] as const) {
+        const command = signAgain({ action, backfillId, namespace: 'default', planHash: 'sha256:0' });
+        const args = shellArgs(command.replace('<spec>', 'spec.yaml').replace('<your key>', 'key'));
+        expect(args).toContain(backfillId);
+        expect(args).toHaveLength(action === 'start' ? 8 : 5);
+      }
     }
   });
 });
