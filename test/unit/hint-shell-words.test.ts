@@ -105,7 +105,7 @@ describe('the command that signs a refused signed action again', () => {
   it("gives back the signed text's backfill id as one argument", () => {
     for (const backfillId of HOSTILE.slice(0, 4)) {
       for (const action of ['start', 'resume'] as const) {
-        const command = signAgain({ action, backfillId, namespace: 'default', planHash: 'sha256:0' });
+        const command = signAgain({ action, backfillId, namespace: 'default', planHash: 'sha256:0', reason: 'r', signedAt: '2024-01-01T00:00:00Z' });
         const args = shellArgs(command.replace('<spec>', 'spec.yaml').replace('<your key>', 'key'));
         expect(args).toContain(backfillId);
         expect(args).toHaveLength(action === 'start' ? 8 : 5);
