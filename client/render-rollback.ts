@@ -6,6 +6,7 @@ import type { RollbackRecord } from '../activities/warehouse/types.ts';
 import type { RollbackWaiting } from './backfill-client.ts';
 import { workerCommand } from './worker-hint.ts';
 import { shellWord } from '../core/shell-word.ts';
+import { nameText } from '../core/value-text.ts';
 
 const number = (n: number) => n.toLocaleString('en-US');
 const partitions = (n: number) => `${number(n)} partition${n === 1 ? '' : 's'}`;
@@ -87,8 +88,8 @@ export function renderRestores(records: readonly RollbackRecord[]): string[] {
 export function rollbackWaitsLine(backfillId: string, waiting: RollbackWaiting): string {
   const worker = workerCommand({ nodes: waiting.activityQueues.map((taskQueue) => ({ taskQueue })) }, [], undefined, waiting.taskQueue);
   return (
-    `the rollback of ${backfillId} waits for a worker: none polls its workflow task queue '${waiting.taskQueue}'. ` +
+    `the rollback of ${backfillId} waits for a worker: none polls its workflow task queue ${nameText(waiting.taskQueue)}. ` +
     `Start one with '${worker}' (on the warehouse the backfill wrote); the rollback starts as soon as one does, and this command then prints its summary. ` +
-    `Ctrl-C stops only this wait: the rollback stays queued on the server ('backfill rollback ${backfillId}' again joins it).`
+    `Ctrl-C stops only this wait: the rollback stays queued on the server ('backfill rollback ${shellWord(backfillId)}' again joins it).`
   );
 }

@@ -17,7 +17,7 @@ export function workerCommand(spec: { nodes: ReadonlyArray<{ taskQueue: string }
   const onlyDefault = queues.every((queue) => queue === DEFAULT_TASK_QUEUE);
   return [
     'backfill worker',
-    ...(workflowQueue === DEFAULT_TASK_QUEUE ? [] : [`--workflow-queue ${workflowQueue}`]),
+    ...(workflowQueue === DEFAULT_TASK_QUEUE ? [] : [`--workflow-queue ${shellWord(workflowQueue)}`]),
     ...(shown.length > 0 ? [`--transforms ${shown.join(' ')}`] : []),
     // --task-queue replaces the default queue: name every queue the nodes use.
     ...(onlyDefault ? [] : [`--task-queue ${queues.map(queueWord).join(' ')}`]),
