@@ -92,6 +92,7 @@ import {
 } from './definitions.ts';
 import { BackfillSession, EVERY_FAILURE_CLEANED } from './backfill-session.ts';
 import type { StagedAction, StagedRequest } from '../core/staged.ts';
+import { shellWord } from '../core/shell-word.ts';
 import type { WarehouseActivities } from '../activities/warehouse-activities.ts';
 import { failureMessage, governanceActivities, judgeStart, refusedStart } from './governance.ts';
 import { nodeWorkflow } from './node.ts';
@@ -307,9 +308,11 @@ export const APPROVAL_FLOODS_BOUNDED = 'approval-floods-bounded';
 
 /**
  * An `approve` signal that comes while the most approvals wait to be verified is refused and
- * recorded as a refused signal is (on their schedule), not dropped with a line in the worker's
- * log only: whoever sent it, a valid approval among a flood too, sees in the trail that it was
- * not checked, and why. Only a run that receives an approval as a signal asks.
+ * counted as a refused signal is, and written to the trail on their schedule (each of the first
+ * ten, then fewer, each entry saying how many went unwritten), not dropped with a line in the
+ * worker's log only: among the first, a valid approval's sender sees in the trail that it was not
+ * checked, and why; past them, the count tells it. A run that receives an approval as a signal
+ * asks (one refused at once as a copy does not).
  */
 export const APPROVAL_CAP_AUDITED = 'approval-cap-audited';
 
@@ -362,7 +365,7 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
     throw refusal(
       new BackfillError(
         'invalid_argument',
-        `this run was started by a ${repeated}, which starts the same input again without the judgement each start of a backfill gets: terminate it (temporal workflow terminate --workflow-id ${info.workflowId}), and start each run with the backfill command line or client (from your scheduler: backfill start <spec> --id <id> --rerun)`,
+        `this run was started by a ${repeated}, which starts the same input again without the judgement each start of a backfill gets: terminate it (temporal workflow terminate --workflow-id ${shellWord(info.workflowId)}), and start each run with the backfill command line or client (from your scheduler: backfill start <spec> --id <id> --rerun)`,
         'cronSchedule',
       ),
     );
@@ -910,7 +913,7 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
       if (!restart) {
         throw ApplicationFailure.nonRetryable(
           `node workflow ${nodeWorkflowId(backfillId, id)} closed without finishing ${tuning.maxNodeRestarts + 1} times: ` +
-            `see why in its history, fix it, then run 'backfill resume ${backfillId}'`,
+            `see why in its history, fix it, then run 'backfill resume ${shellWord(backfillId)}'`,
           'NodeWorkflowLost',
         );
       }
@@ -923,7 +926,7 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
         throw ApplicationFailure.create({
           message:
             `node workflow ${nodeWorkflowId(backfillId, id)} closed without finishing and could not be started again: another running workflow took its id. ` +
-            `Cancel that workflow, then run 'backfill resume ${backfillId}'`,
+            `Cancel that workflow, then run 'backfill resume ${shellWord(backfillId)}'`,
           type: 'NodeWorkflowNotStarted',
           nonRetryable: true,
         });
@@ -1090,7 +1093,7 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
       } catch (error) {
         if (!(error instanceof WorkflowExecutionAlreadyStartedError)) throw error;
         if (attempt >= 120) {
-          throw ApplicationFailure.nonRetryable(`node workflow ${nodeWorkflowId(backfillId, node.id)} did not close after the canary: see its history, then 'backfill resume ${backfillId}'`, 'NodeWorkflowLost');
+          throw ApplicationFailure.nonRetryable(`node workflow ${nodeWorkflowId(backfillId, node.id)} did not close after the canary: see its history, then 'backfill resume ${shellWord(backfillId)}'`, 'NodeWorkflowLost');
         }
         await sleep(Math.min(attempt, 5) * 1000, { summary: 'until the canary\'s node workflow closes' });
       }
@@ -1113,8 +1116,8 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
     const why =
       first instanceof WorkflowExecutionAlreadyStartedError
         ? `node workflow ${id} is already running, so backfill '${backfillId}' could not start it (left running by an earlier run of the backfill, or started by hand): ` +
-          `run 'backfill resume ${backfillId}', which closes node workflows left running and goes on, or cancel that workflow first`
-        : `node workflow ${id} could not be started (${first instanceof Error ? first.message : String(first)}): see why, fix it, then run 'backfill resume ${backfillId}'`;
+          `run 'backfill resume ${shellWord(backfillId)}', which closes node workflows left running and goes on, or cancel that workflow first`
+        : `node workflow ${id} could not be started (${first instanceof Error ? first.message : String(first)}): see why, fix it, then run 'backfill resume ${shellWord(backfillId)}'`;
     throw ApplicationFailure.create({ message: why, type: 'NodeWorkflowNotStarted', nonRetryable: true });
   };
 
