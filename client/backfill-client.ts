@@ -374,6 +374,9 @@ const WAIT_RESULT_ATTEMPTS = 5;
 /** How often `rollbackResult` looks whether a worker takes the rollback: a describe and, when that tells nothing, a DescribeTaskQueue. */
 const WORKER_LOOK_MS = 3000;
 
+/** How long a rollback's workflow task waits untaken before `rollback` says no worker takes it: past the SDK's sticky queue wait (10 s), after which any worker of the queue may take it. */
+const UNTAKEN_MS = 15_000;
+
 /** gRPC status codes of a call that may succeed when made again (the connection, the server's load). */
 const PASSING_CODES = new Set([1, 2, 4, 8, 10, 13, 14]);
 
@@ -1657,27 +1660,32 @@ export class BackfillClient {
 
   /**
    * Resolves, where the rollback waits, once no worker takes it: at once when nobody polls its
-   * workflow task queue (`unpolled`), else when its workflow task stayed untaken between two looks
-   * `everyMs` apart (a stopped worker stays listed as a poller for minutes). Undefined once it
-   * ended, or `signal` aborted.
+   * workflow task queue (`unpolled`), else when the same workflow task stayed untaken for
+   * UNTAKEN_MS (a stopped worker stays listed as a poller for minutes), looking every `everyMs`.
+   * Undefined once it ended, once a worker took one of its tasks, or `signal` aborted.
    */
   private async rollbackWorkerGone(workflowId: string, signal: AbortSignal, everyMs: number): Promise<RollbackWaiting | undefined> {
     const handle = this.client.workflow.getHandle(workflowId);
     const { PENDING_WORKFLOW_TASK_STATE_STARTED } = proto.temporal.api.enums.v1.PendingWorkflowTaskState;
-    let before: PendingTask = null;
+    /** The pending task first seen untaken, and when (this client's clock). */
+    let untaken: { task: PendingTask; at: number } | null = null;
     while (!signal.aborted) {
       const description = await handle.describe().catch(() => undefined);
       if (description && description.status.name !== 'RUNNING') return undefined;
       if (description) {
         const task = description.raw.pendingWorkflowTask;
         const now: PendingTask = task ? { scheduledMs: optionalTsToMs(task.scheduledTime) ?? 0, attempt: task.attempt ?? 0, started: task.state === PENDING_WORKFLOW_TASK_STATE_STARTED } : null;
-        if (taskUntaken(before, now) || (await this.unpolled(description.taskQueue))) {
+        // A worker took one of its tasks: it has a worker (a hint is for one that never gets one).
+        if (now?.started) return undefined;
+        if (untaken === null || !taskUntaken(untaken.task, now)) untaken = now === null ? null : { task: now, at: Date.now() };
+        // Untaken past a sticky queue's wait (a worker that died holding the run: another takes it then).
+        const longUntaken = untaken !== null && Date.now() - untaken.at >= UNTAKEN_MS;
+        if (longUntaken || (await this.unpolled(description.taskQueue))) {
           const input = await this.firstInput<RollbackInput>(workflowId, description.runId).catch(() => undefined);
           const queues = [...new Set(Object.values(input?.taskQueues ?? {}))];
           // No node's queue known: its batches run on the rollback's own queue (workflows/rollback.ts).
           return { taskQueue: description.taskQueue, activityQueues: queues.length > 0 ? queues : [description.taskQueue] };
         }
-        before = now;
       }
       await sleep(everyMs, undefined, { signal }).catch(() => undefined);
     }
@@ -1733,15 +1741,15 @@ export class BackfillClient {
         'force',
       );
     }
-    // A server that cannot tell its cap is sent the rate, as before.
-    const cap = await currentQueueCap(this.connection, this.namespace, taskQueue).catch(() => null);
-    const unchanged = cap !== null && sameQueueRate(rate, cap.rate);
     // Backfills whose code predates the judging query judge and record in one step, before the cap changes (as before, even when it does not).
     const recordedBy: string[] = [];
     for (const backfillId of judged.unjudged) if (await this.recordQueueRate(backfillId, taskQueue, rate, options, true)) recordedBy.push(backfillId);
-    if (unchanged) {
+    // Read last, just before it would be sent; a server that cannot tell its cap is sent the rate, as before.
+    const cap = await currentQueueCap(this.connection, this.namespace, taskQueue).catch(() => null);
+    if (cap !== null && sameQueueRate(rate, cap.rate)) {
       const unused = recordedBy.length + judged.agreed.length + judged.unreachable.length === 0 && (await this.queueUnpolled(taskQueue));
-      return { taskQueue, rate: cap.rate, recordedBy, unreachable: judged.unreachable, notRecorded: [], unused, unchanged: cap.setBy };
+      // The rate as asked: the server keeps a 32-bit float (0.1 comes back 0.10000000149011612).
+      return { taskQueue, rate, recordedBy, unreachable: judged.unreachable, notRecorded: [], unused, unchanged: cap.setBy };
     }
     const reason = options.reason?.trim() || (rate === null ? 'backfill set-queue-rate unlimited' : `backfill set-queue-rate ${rate}`);
     const response = await this.connection.workflowService.updateTaskQueueConfig({

@@ -2,7 +2,8 @@
 import type { Connection } from '@temporalio/client';
 import { optionalTsToMs } from '@temporalio/common/lib/time.js';
 import proto from '@temporalio/proto';
-import type { Unchanged } from '../core/audit.ts';
+import { clipText, MAX_IDENTITY, MAX_REASON, type Unchanged } from '../core/audit.ts';
+import { printableText } from './printable.ts';
 
 type RateLimitConfig = proto.temporal.api.taskqueue.v1.IRateLimitConfig;
 
@@ -12,14 +13,16 @@ export type QueueCap = { rate: number | null; setBy: Unchanged };
 /** The cap a queue's rate limit config holds, and its last update as the server recorded it (nulls where it tells nothing). */
 export function queueCap(config: RateLimitConfig | null | undefined): QueueCap {
   const meta = config?.metadata;
-  const identity = meta?.updateIdentity?.trim() || null;
+  // Whoever may call UpdateTaskQueueConfig wrote these: shown on one line, without escapes, bounded as an audit entry's are.
+  const shown = (text: string | null | undefined, max: number) => (text?.trim() ? printableText(clipText(text.trim(), max)) : null);
+  const identity = shown(meta?.updateIdentity, MAX_IDENTITY);
   return {
     rate: config?.rateLimit?.requestsPerSecond ?? null,
     setBy: {
       since: optionalTsToMs(meta?.updateTime) ?? null,
       // Whoever called UpdateTaskQueueConfig named themselves (Temporal's CLI too): declared, never read as the policy.
       by: identity !== null ? `${identity} (declared)` : null,
-      reason: meta?.reason?.trim() || null,
+      reason: shown(meta?.reason, MAX_REASON),
     },
   };
 }

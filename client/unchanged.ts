@@ -14,10 +14,14 @@ export const limitNow = (value: string, unchanged: Unchanged | undefined): strin
 
 /**
  * Several controls of one command that each changed nothing (set-budget --retries --cost): what
- * they asked has been in force together since the newer of their settings; unknown when the
- * trail does not tell one of them.
+ * they asked has been in force together since the newer of their settings, by whom and why only
+ * when one control set them all (each budget's own is in `budgets`); unknown when the trail does
+ * not tell one of them.
  */
 export function unchangedTogether(all: readonly Unchanged[]): Unchanged {
   if (all.length === 0 || all.some((u) => u.since === null)) return { since: null, by: null, reason: null };
-  return all.reduce((newest, u) => (u.since! > newest.since! ? u : newest));
+  const newest = all.reduce((latest, u) => (u.since! > latest.since! ? u : latest));
+  // Who set one is not who set the other: by and why only when the same control set them all.
+  const alike = all.every((u) => u.by === newest.by && u.reason === newest.reason);
+  return alike ? newest : { since: newest.since, by: null, reason: null };
 }

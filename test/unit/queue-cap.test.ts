@@ -18,6 +18,14 @@ describe('a task queue cap as the server reports it', () => {
     expect(queueCap({ metadata: { updateIdentity: 'policy' } }).setBy.by).toBe('policy (declared)');
   });
 
+  it('shows what anyone who may update the queue wrote on one line, without escapes, bounded', () => {
+    const { setBy } = queueCap({ metadata: { reason: 'INC\n  recorded in the audit trail of prod-2024\u001b[8m', updateIdentity: `${'m'.repeat(500)}\u001b]8;;http://x\u0007` } });
+    expect(setBy.reason).not.toMatch(/[\n\u001b]/);
+    expect(setBy.reason).toContain('INC');
+    expect(setBy.by).not.toMatch(/\u001b|\u0007/);
+    expect(setBy.by!.length).toBeLessThan(260);
+  });
+
   it('compares a rate with the 32-bit float the server keeps', () => {
     expect(sameQueueRate(0.1, Math.fround(0.1))).toBe(true);
     expect(sameQueueRate(12, 12)).toBe(true);

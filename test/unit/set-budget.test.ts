@@ -42,12 +42,14 @@ describe('set-budget to the cap in force', () => {
     expect(outcome.json).toEqual({ backfillId: 'q1', ...state, budgets: { retries: { limit: 500 } } });
   });
 
-  it('with both budgets, names the one that changed nothing; unchanged only when neither changed, as of the newer setting', () => {
+  it('with both budgets, names the one that changed nothing; unchanged only when neither changed, as of the newer setting, by whom only when one control set both', () => {
     const mixed = budgetsOutcome('q1', [RETRIES, COST], [{ ...state, unchanged: alice }, state]);
     expect(mixed.text).toBe('q1: retries budget was already 500 (since 2025-03-02T09:14:05.000Z, by alice (declared): finance approved): nothing changed, cost budget is now 2,000,000,000,000');
     expect(mixed.json).not.toHaveProperty('unchanged');
     expect(mixed.json).toMatchObject({ budgets: { retries: { limit: 500, unchanged: alice }, cost: { limit: 2e12 } } });
-    expect(budgetsOutcome('q1', [RETRIES, COST], [{ ...state, unchanged: bob }, { ...state, unchanged: alice }]).json).toMatchObject({ unchanged: bob });
+    // Set by two people: since the newer, by no one in particular (each budget's own says who).
+    expect(budgetsOutcome('q1', [RETRIES, COST], [{ ...state, unchanged: bob }, { ...state, unchanged: alice }]).json).toMatchObject({ unchanged: { since: bob.since, by: null, reason: null } });
+    expect(budgetsOutcome('q1', [RETRIES, COST], [{ ...state, unchanged: bob }, { ...state, unchanged: bob }]).json).toMatchObject({ unchanged: bob });
     const untold = { since: null, by: null, reason: null };
     expect(budgetsOutcome('q1', [RETRIES, COST], [{ ...state, unchanged: untold }, { ...state, unchanged: alice }]).json).toMatchObject({ unchanged: untold });
   });
