@@ -88,7 +88,7 @@ export function renderRestores(records: readonly RollbackRecord[]): string[] {
 export function rollbackWaitsLine(backfillId: string, waiting: RollbackWaiting): string {
   const worker = workerCommand({ nodes: waiting.activityQueues.map((taskQueue) => ({ taskQueue })) }, [], undefined, waiting.taskQueue);
   return (
-    `the rollback of ${backfillId} waits for a worker: none polls its workflow task queue ${nameText(waiting.taskQueue)}. ` +
+    `the rollback of ${backfillId} waits for a worker: none takes it from its workflow task queue ${nameText(waiting.taskQueue)}. ` +
     `Start one with '${worker}' (on the warehouse the backfill wrote); the rollback starts as soon as one does, and this command then prints its summary. ` +
     `Ctrl-C stops only this wait: the rollback stays queued on the server ('backfill rollback ${shellWord(backfillId)}' again joins it).`
   );

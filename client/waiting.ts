@@ -91,8 +91,9 @@ export type PendingTask = { scheduledMs: number; attempt: number; started: boole
 
 /**
  * Whether no worker took a workflow's next step between two looks: the same workflow task is
- * pending at both, started by nobody. A worker that polls its queue takes one at once, so this
- * tells that none polls it even while the server still lists a stopped worker (for minutes).
+ * pending at both, started by nobody. Looks far enough apart (past a sticky queue's wait, and
+ * unless every worker is busy) tell that no worker takes it, even while the server still lists a
+ * stopped worker as a poller (for minutes).
  */
 export function taskUntaken(before: PendingTask, now: PendingTask): boolean {
   return before !== null && now !== null && !before.started && !now.started && before.scheduledMs === now.scheduledMs && before.attempt === now.attempt;

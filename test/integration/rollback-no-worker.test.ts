@@ -39,7 +39,7 @@ describe('rollback without a worker', () => {
       let stderr = '';
       const rollback = runCli<RollbackSummary>(['rollback', backfillId, '--json'], {}, { timeoutMs: 150_000, onStderr: (text) => (stderr += text) });
       await waitFor('the rollback to say it waits for a worker', () => stderr.includes('waits for a worker'), 60_000);
-      expect(stderr).toContain(`none polls its workflow task queue '${queue}'`);
+      expect(stderr).toContain(`none takes it from its workflow task queue '${queue}'`);
       // Its node's activities run on the same queue, which a worker polls only when told (the default is 'backfill').
       expect(stderr).toContain(`'backfill worker --workflow-queue ${queue} --task-queue ${queue}'`);
       expect(stderr).toContain('the rollback starts as soon as one does');

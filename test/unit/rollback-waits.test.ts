@@ -32,7 +32,7 @@ describe('the worker a rollback waits for', () => {
 
   it('says the queue, the worker to start, that the rollback starts once one does, and that Ctrl-C leaves it queued', () => {
     const line = rollbackWaitsLine('shop-2024', { taskQueue: 'flows', activityQueues: ['warehouse'] });
-    expect(line).toContain("none polls its workflow task queue 'flows'");
+    expect(line).toContain("none takes it from its workflow task queue 'flows'");
     expect(line).toContain("'backfill worker --workflow-queue flows --task-queue warehouse'");
     expect(line).toContain('the rollback starts as soon as one does');
     expect(line).toContain("Ctrl-C stops only this wait: the rollback stays queued on the server ('backfill rollback shop-2024' again joins it)");
