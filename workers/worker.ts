@@ -181,11 +181,12 @@ export async function createWorkers(config: WorkerConfig): Promise<BackfillWorke
       `no policy (--policy or BACKFILL_POLICY): the backfills this worker starts running are not governed; if other workers of workflow queue '${workflowQueue}' have a policy, give this one the same file, or it admits what they would refuse`,
     );
   }
-  // The policy, the trusted estimate and signature checks run as local activities of the
-  // workflow worker: the workers that run the workflows judge them, never an activity-only
-  // worker of some other team's queue. A new run of an ended backfill loads the policy with a
-  // regular activity on the workflow queue's policy queue (policyTaskQueue, workflows/governance.ts),
-  // which a workflow worker without a policy declines, for another to take.
+  // The policy, the trusted estimate and signature checks run on the workflow queue's policy
+  // queue (policyTaskQueue, workflows/governance.ts), which only workflow workers poll: the
+  // workers that run the workflows judge them, never an activity-only worker of some other team's
+  // queue. A workflow worker without a policy declines a pinned judgement, for another to take.
+  // They stay local activities of the workflow worker too, for runs from before the patch
+  // governance-activities-regular.
   const governance = {
     ...createPolicyActivities({
       policyFile: config.policyFile,

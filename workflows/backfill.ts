@@ -731,7 +731,7 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
         const waits = patched(APPROVAL_FAILURE_WAITS);
         let check: SignatureCheck;
         try {
-          check = await governanceActivities.verifySignature({
+          check = await governanceActivities().verifySignature({
             signature: request.signature,
             text: request.text,
             expected: { action: 'approve', backfillId, namespace: info.namespace, planHash: g.planHash },

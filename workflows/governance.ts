@@ -1,11 +1,12 @@
 /**
- * What the backfill workflow asks of the policy at its start, through local activities of the
- * worker that runs it: the workers of the workflow task queue hold the policy file (every one
- * the same file), so the policy that judges a backfill is the platform team's, whoever started
- * it and however (the command line, the client library, Temporal's own CLI).
+ * What the backfill workflow asks of the policy at its start, through activities of the workflow
+ * workers (on the workflow task queue's policy queue, which only they poll; local activities
+ * before the patch governance-activities-regular): the workers of the workflow task queue hold
+ * the policy file (every one the same file), so the policy that judges a backfill is the platform
+ * team's, whoever started it and however (the command line, the client library, Temporal's own CLI).
  *
- * - `loadPolicy`: the worker's policy file and its hash (recorded in the history: the local
- *   activity's marker, and the memo);
+ * - `loadPolicy`: the worker's policy file and its hash (recorded in the history: the activity's
+ *   result, and the memo);
  * - `estimatePartitionSeconds`: the trusted estimate, from the warehouse's ledger, only when the
  *   policy has an approval threshold in partition-seconds (a client's figure is never taken);
  * - `verifySignature`: a signed start (and, later, each approval);
@@ -13,7 +14,7 @@
  * - and, a regular activity on the backfill's first node's task queue, `claimSignature`: an
  *   admitted signed start recorded in the backfill's warehouse.
  */
-import { ActivityFailure, ApplicationFailure, isCancellation, log, patched, proxyActivities, proxyLocalActivities, upsertMemo, workflowInfo } from '@temporalio/workflow';
+import { ActivityFailure, ApplicationFailure, isCancellation, type ActivityOptions, log, patched, proxyActivities, proxyLocalActivities, upsertMemo, workflowInfo } from '@temporalio/workflow';
 import type { ApprovalActivities } from '../activities/approval.ts';
 import type { EstimateActivities } from '../activities/estimate.ts';
 import type { PolicyActivities } from '../activities/policy.ts';
@@ -89,24 +90,43 @@ export const FIRST_JUDGEMENT_PASSED_ON = 'first-judgement-passed-on';
  */
 export const START_REQUEST_BOUNDED = 'start-request-bounded';
 
-export const governanceActivities = proxyLocalActivities<PolicyActivities & ApprovalActivities & EstimateActivities>({
-  startToCloseTimeout: '2 minutes',
-  // A policy file the worker cannot read is not retried (InvalidPolicy); anything else a few times.
-  retry: { maximumAttempts: 3, nonRetryableErrorTypes: ['InvalidPolicy'] },
-});
-
 /**
- * The runs of a signed start's workflow id: a visibility store that is busy or down for a moment
- * (rate limited, restarting) is asked again for about a minute before the start is refused
- * (`runs_unknown`), not three times within seconds. Backoffs stay under the SDK's local retry
- * threshold, so no timer enters the history.
+ * Patch (docs/workflow-versions.md): the governance activities (the policy's first judgement,
+ * the trusted estimate, signature checks, the listing of a signed start's runs) are regular
+ * activities on the workflow task queue's policy queue, which every workflow worker polls, not
+ * local activities. A query that reached a workflow task while one of its local activities ran
+ * made the TypeScript SDK (1.24.0) record the activity's marker in that task and what the
+ * workflow did with its result in the next: a history the same code cannot replay
+ * (test/replay/known-issues, test/integration/query-at-start.test.ts). Every run asks, at its
+ * first such activity.
  */
-const runListing = proxyLocalActivities<ApprovalActivities>({
+export const GOVERNANCE_ACTIVITIES_REGULAR = 'governance-activities-regular';
+
+type GovernanceActivities = PolicyActivities & ApprovalActivities & EstimateActivities;
+type GovernanceOptions = Required<Pick<ActivityOptions, 'startToCloseTimeout' | 'retry'>> & Pick<ActivityOptions, 'scheduleToCloseTimeout'>;
+// A policy file the worker cannot read is not retried (InvalidPolicy); anything else a few times.
+const governanceOptions: GovernanceOptions = { startToCloseTimeout: '2 minutes', retry: { maximumAttempts: 3, nonRetryableErrorTypes: ['InvalidPolicy'] } };
+/**
+ * A signed start's runs: a visibility store that is busy or down for a moment (rate limited,
+ * restarting) is asked again for about a minute before the start is refused (`runs_unknown`),
+ * not three times within seconds.
+ */
+const listingOptions: GovernanceOptions = {
   startToCloseTimeout: '1 minute',
   // All the attempts together: a listing that hangs holds the admission no longer than this.
   scheduleToCloseTimeout: '90 seconds',
   retry: { maximumAttempts: 10, initialInterval: '1s', maximumInterval: '10s' },
-});
+};
+
+const localGovernance = proxyLocalActivities<GovernanceActivities>(governanceOptions);
+// Backoffs stay under the SDK's local retry threshold, so no timer enters the history.
+const localListing = proxyLocalActivities<GovernanceActivities>(listingOptions);
+
+/** The governance activities this run calls: regular ones on the policy queue (behind the patch), else local. */
+export function governanceActivities(options: { listing?: boolean } = {}): GovernanceActivities {
+  if (!patched(GOVERNANCE_ACTIVITIES_REGULAR)) return options.listing ? localListing : localGovernance;
+  return proxyActivities<GovernanceActivities>({ taskQueue: policyTaskQueue(workflowInfo().taskQueue), ...(options.listing ? listingOptions : governanceOptions) });
+}
 
 /**
  * The policy of the worker that judges: any workflow worker (`pinned` null), or one that has a
@@ -117,7 +137,7 @@ const runListing = proxyLocalActivities<ApprovalActivities>({
  */
 async function loadPolicy(backfillId: string, pinned: string | null) {
   if (pinned === null) {
-    const local = await governanceActivities.loadPolicy();
+    const local = await governanceActivities().loadPolicy();
     // This worker has no policy, but others of its queue do: one of them judges (it would admit unjudged what they refuse).
     if (local.kind === 'none' && local.othersHaveOne === true && patched(FIRST_JUDGEMENT_PASSED_ON)) return pinnedLoad(backfillId, ANY_POLICY);
     return local;
@@ -163,7 +183,7 @@ export async function judgeStart(
 ): Promise<Admission & { policy: { hash: string | null; path: string | null } | null; boundedRequest: boolean }> {
   const info = workflowInfo();
   const boundedRequest = startTextTooLong(input.governance) && patched(START_REQUEST_BOUNDED);
-  let loaded: Awaited<ReturnType<typeof governanceActivities.loadPolicy>>;
+  let loaded: Awaited<ReturnType<GovernanceActivities['loadPolicy']>>;
   try {
     loaded = await loadPolicy(input.backfillId, options.pinned ?? null);
   } catch (error) {
@@ -177,7 +197,7 @@ export async function judgeStart(
   const hash = planHash({ spec: input.spec, range: input.range, ...(input.skip ? { skip: input.skip } : {}), stage: input.stage === true, canary: input.canary });
   let estimate: number | undefined;
   if (policy.approval.maxPartitionSeconds !== undefined) {
-    const result = await governanceActivities.estimatePartitionSeconds({ spec: input.spec, range: input.range, skip: skipped });
+    const result = await governanceActivities().estimatePartitionSeconds({ spec: input.spec, range: input.range, skip: skipped });
     if (result.partitionSeconds !== null) estimate = result.partitionSeconds;
   }
   const request = input.governance ?? {};
@@ -189,7 +209,7 @@ export async function judgeStart(
     const bound = patched(SIGNED_START_BOUND);
     // A run with a carry goes on from an ended one: signed as its action, over the carry it starts from.
     const goesOnFrom = bound && input.carry !== undefined ? { action: (options.goesOnAs === 'retry' ? 'retry-failed' : 'resume') as SignedAction, carryHash: carryHash(input.carry) } : null;
-    const check = await governanceActivities.verifySignature({
+    const check = await governanceActivities().verifySignature({
       signature: request.signature.signature,
       text: request.signature.text,
       expected: { action: goesOnFrom?.action ?? 'start', backfillId: input.backfillId, namespace: info.namespace, planHash: hash, ...(goesOnFrom ? { carryHash: goesOnFrom.carryHash } : {}) },
@@ -249,9 +269,9 @@ async function startedOnce(check: SignatureCheck): Promise<SignatureCheck> {
   const info = workflowInfo();
   const own = checkStartOnce(check, { workflowId: info.workflowId });
   if (!own.ok) return own;
-  let listed: Awaited<ReturnType<typeof governanceActivities.earlierRuns>>;
+  let listed: Awaited<ReturnType<GovernanceActivities['earlierRuns']>>;
   try {
-    listed = await runListing.earlierRuns({ workflowId: info.workflowId, runId: info.runId });
+    listed = await governanceActivities({ listing: true }).earlierRuns({ workflowId: info.workflowId, runId: info.runId });
   } catch (error) {
     if (isCancellation(error)) throw error;
     return runsUnknownCheck(failureMessage(error), own.verified.subject);
@@ -321,7 +341,7 @@ export async function judgeEndedControl(
   } catch {
     meta = {};
   }
-  let loaded: Awaited<ReturnType<typeof governanceActivities.loadPolicy>>;
+  let loaded: Awaited<ReturnType<GovernanceActivities['loadPolicy']>>;
   try {
     loaded = await loadPolicy(pin.backfillId, pin.hash);
   } catch (error) {

@@ -1,6 +1,6 @@
 /**
  * An approval whose verification fails for good (patch approval-failure-waits): the workflow
- * worker that takes it has a `verifySignature` local activity that fails on every attempt (a
+ * workflow workers have a `verifySignature` activity that fails on every attempt (a
  * worker that cannot check signatures), so the activity fails for good after its retries. An
  * `approve` signal sent with Temporal's CLI is logged and recorded as refused, and an `approve`
  * update is refused naming the cause; the backfill still waits, and once the workers are whole
@@ -16,6 +16,7 @@ import { installRuntime } from '../../client/local.ts';
 import { signSubject } from '../../client/sign.ts';
 import { createPolicyActivities } from '../../activities/policy.ts';
 import { BackfillError } from '../../core/errors.ts';
+import { policyTaskQueue } from '../../core/policy-pin.ts';
 import { backfillWorkflowId } from '../../workflows/definitions.ts';
 import { address, refusal, scratch, sshKeygen, startTestWorker, temporal, testSpec, uniqueQueue, waitFor, type TestWorker } from './helpers.ts';
 
@@ -46,22 +47,21 @@ async function workerThatCannotVerify(): Promise<{ stop(): Promise<void> }> {
   process.env.BACKFILL_LOG_LEVEL ??= 'ERROR';
   installRuntime();
   const connection = await NativeConnection.connect({ address: address() });
-  const worker = await Worker.create({
-    connection,
-    taskQueue: queue,
-    workflowBundle: { codePath: inject('workflowBundlePath') },
-    activities: {
-      ...createPolicyActivities({ policyFile }),
-      verifySignature: async () => {
-        throw new Error('this worker cannot check signatures');
-      },
+  const activities = {
+    ...createPolicyActivities({ policyFile }),
+    verifySignature: async () => {
+      throw new Error('this worker cannot check signatures');
     },
-    enableNonLocalActivities: false,
-  });
-  const running = worker.run();
+  };
+  // The workflows, and the governance activities on the policy queue (patch governance-activities-regular).
+  const workers = [
+    await Worker.create({ connection, taskQueue: queue, workflowBundle: { codePath: inject('workflowBundlePath') }, activities, enableNonLocalActivities: false }),
+    await Worker.create({ connection, taskQueue: policyTaskQueue(queue), activities }),
+  ];
+  const running = Promise.all(workers.map((w) => w.run()));
   return {
     stop: async () => {
-      worker.shutdown();
+      workers.forEach((w) => w.shutdown());
       await running;
       await connection.close();
     },
