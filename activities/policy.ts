@@ -66,6 +66,11 @@ export async function readPolicyFile(file: string): Promise<Extract<LoadedPolicy
 
 /** A later judgement of a backfill admitted under the policy `hash`: a worker without a policy declines it (core/policy-pin.ts). */
 export type PolicyPin = { backfillId: string; queue: string; hash: string };
+/**
+ * A first judgement asked on the policy queue (patch governance-activities-regular): the workflow
+ * task queue it is for, which the activity's own queue no longer is. A local activity's is.
+ */
+export type FirstJudgement = { workflowQueue: string };
 
 
 export function createPolicyActivities(deps: {
@@ -94,7 +99,8 @@ export function createPolicyActivities(deps: {
     }
   };
   return {
-    async loadPolicy(pin?: PolicyPin): Promise<LoadedPolicy> {
+    async loadPolicy(request?: PolicyPin | FirstJudgement): Promise<LoadedPolicy> {
+      const pin = request !== undefined && 'hash' in request ? request : undefined;
       let loaded: LoadedPolicy = { kind: 'none' };
       if (deps.policyFile !== undefined) {
         try {
@@ -110,7 +116,7 @@ export function createPolicyActivities(deps: {
         if (pin.hash === ANY_POLICY && loaded.kind === 'none' && !(await othersHaveOne(pin.queue))) return loaded;
         const problem = policyPinProblem({ backfillId: pin.backfillId, queue: pin.queue, pinned: pin.hash, own: loaded.kind === 'policy' ? loaded.hash : null });
         if (problem !== null) throw ApplicationFailure.retryable(problem, POLICY_MISMATCH);
-      } else if (loaded.kind === 'none' && deps.policyHolders !== undefined && (await othersHaveOne(Context.current().info.taskQueue))) {
+      } else if (loaded.kind === 'none' && deps.policyHolders !== undefined && (await othersHaveOne(request !== undefined && 'workflowQueue' in request ? request.workflowQueue : Context.current().info.taskQueue))) {
         return { kind: 'none', othersHaveOne: true };
       }
       return loaded;

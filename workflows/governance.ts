@@ -137,10 +137,12 @@ export function governanceActivities(options: { listing?: boolean } = {}): Gover
  */
 async function loadPolicy(backfillId: string, pinned: string | null) {
   if (pinned === null) {
-    const local = await governanceActivities().loadPolicy();
+    // On the policy queue the activity is told the workflow queue it judges for; a local activity's own queue is that one.
+    const activities = governanceActivities();
+    const first = patched(GOVERNANCE_ACTIVITIES_REGULAR) ? await activities.loadPolicy({ workflowQueue: workflowInfo().taskQueue }) : await activities.loadPolicy();
     // This worker has no policy, but others of its queue do: one of them judges (it would admit unjudged what they refuse).
-    if (local.kind === 'none' && local.othersHaveOne === true && patched(FIRST_JUDGEMENT_PASSED_ON)) return pinnedLoad(backfillId, ANY_POLICY);
-    return local;
+    if (first.kind === 'none' && first.othersHaveOne === true && patched(FIRST_JUDGEMENT_PASSED_ON)) return pinnedLoad(backfillId, ANY_POLICY);
+    return first;
   }
   return pinnedLoad(backfillId, pinned);
 }
