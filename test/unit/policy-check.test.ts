@@ -252,6 +252,12 @@ describe('the loadPolicy activity', () => {
     await expect(env.run(() => activities.loadPolicy())).resolves.toEqual({ kind: 'none' });
     holders = Object.assign(new Error('UNAVAILABLE: connection refused'), { code: 14 });
     await expect(env.run(() => activities.loadPolicy())).rejects.toMatchObject({ type: 'PolicyHoldersUnknown', nonRetryable: false, message: expect.stringMatching(/could not tell whether workers of workflow queue 'shop' with a policy are running .*UNAVAILABLE/) });
+    // A first judgement on the policy queue (patch governance-activities-regular) asks about the workflow queue it is told, not its own.
+    holders = true;
+    asked.length = 0;
+    const onPolicyQueue = new MockActivityEnvironment({ taskQueue: 'shop.policy' });
+    await expect(onPolicyQueue.run(() => activities.loadPolicy({ workflowQueue: 'shop' }))).resolves.toEqual({ kind: 'none', othersHaveOne: true });
+    expect(asked).toEqual(['shop']);
     // A worker with a policy never asks.
     const governed = createPolicyActivities({ policyFile: file('governed.policy.yaml', POLICY), policyHolders: async () => { throw new Error('not asked'); } });
     await expect(env.run(() => governed.loadPolicy())).resolves.toMatchObject({ kind: 'policy' });
