@@ -21,7 +21,7 @@ import proto from '@temporalio/proto';
 import { optionalTsToMs } from '@temporalio/common/lib/time.js';
 import { closedState, endedText } from './ended.ts';
 import { backfillIdOfWorkflow, carryHash, FIRST_RUN, planHash, type PlanIdentity } from '../core/approval.ts';
-import type { AuditEntry, ControlMeta, Unchanged } from '../core/audit.ts';
+import { parseMeta, type AuditEntry, type ControlMeta, type Unchanged } from '../core/audit.ts';
 import { backfillDetails, backfillSummary } from '../core/details.ts';
 import { BackfillError } from '../core/errors.ts';
 import { checkTaskQueue } from '../core/task-queue.ts';
@@ -81,6 +81,7 @@ import { LiveEtas, NO_LIVE_ETA, anyMeasured, liveEta, liveWindows, withLiveEta, 
 import { registerSearchAttributes, rejectedAttribute, requireSearchAttributes, unregisteredAttribute, type SetupResult } from './search-attributes.ts';
 import { QUERY_TIMEOUT_MS, UNPOLLED_QUERY_TIMEOUT_MS, noAnswerError, noPollerSeen, noWorkerError, workflowWorker } from './status-errors.ts';
 import { pollersOf } from './pollers.ts';
+import { replacedSpecQueues } from './replaced-queues.ts';
 import { currentQueueCap, queueCap, sameQueueRate } from './queue-cap.ts';
 import { setLongTimeout } from './long-timeout.ts';
 import { waitTimedOut } from './wait-timeout.ts';
@@ -1725,12 +1726,16 @@ export class BackfillClient {
    * judges it by its policy first, and records it only once all agreed and the cap changed:
    * one refusal leaves the cap and every trail as they were. A backfill with nodes on the queue
    * that does not answer (no worker) stops the change too, unless `force`: then the cap changes
-   * without its judgement, and `unreachable` names it. A rate that is the cap in force (read
-   * after the judgement) changes nothing: no cap is sent, no backfill that judged it records it,
-   * and `unchanged` says since when, by whom and why the cap is so.
+   * without its judgement, and `unreachable` names it. Only those are waited on: a backfill whose
+   * nodes are known to run elsewhere is not asked (`judgeQueueRate`). A rate that is the cap in
+   * force (read after the judgement) changes nothing: no cap is sent, no backfill that judged it
+   * records it, and `unchanged` says since when, by whom and why the cap is so.
    */
   async setQueueRate(taskQueue: string, rate: number | null, options: ControlOptions & { force?: boolean } = {}): Promise<QueueRateResult> {
     checkTaskQueue(taskQueue, 'task queue', 'task-queue');
+    // What every backfill would refuse, whatever its policy, is refused here, whether any is asked or not.
+    (await import('../core/limits.ts')).parseRate(rate);
+    parseMeta(this.meta(options));
     const judged = await this.judgeQueueRate(taskQueue, rate, options);
     if (judged.unreachable.length > 0 && !options.force) {
       throw new BackfillError(
@@ -1777,22 +1782,33 @@ export class BackfillClient {
   }
 
   /**
-   * Asks every running backfill how its policy judges the rate (a query: nothing is recorded).
-   * `agreed`: the queue is theirs and the rate allowed; `unjudged`: code from before the query;
-   * `unreachable`: no answer, and nodes on the queue (or a spec that could not be read). Throws
-   * the refusals, naming every backfill that refused.
+   * Asks the running backfills with nodes on the queue how their policies judge the rate (a query:
+   * nothing is recorded). A backfill's policy judges only a queue of its own (a request it would
+   * refuse whatever the queue, `setQueueRate` refuses first), so one whose nodes are known to run
+   * elsewhere (`hasNodesOn`) is not asked: with its worker gone, it held every call to the
+   * query's deadline. One whose nodes cannot be known is asked. `agreed`: the queue is theirs and
+   * the rate allowed; `unjudged`: code from before the query; `unreachable`: no answer (at once
+   * when no worker polls its workflow task queue). Throws the refusals, naming every backfill
+   * that refused.
    */
   private async judgeQueueRate(taskQueue: string, rate: number | null, options: ControlOptions): Promise<{ agreed: string[]; unjudged: string[]; unreachable: string[] }> {
     const agreed: string[] = [];
     const unjudged: string[] = [];
     const unreachable: string[] = [];
     const refusals: BackfillError[] = [];
-    const running: Array<{ workflowId: string; runId: string }> = [];
-    for await (const execution of this.client.workflow.list({ query: `WorkflowType = 'backfillWorkflow' AND ExecutionStatus = 'Running'` })) running.push({ workflowId: execution.workflowId, runId: execution.runId });
+    const running: Array<{ workflowId: string; runId: string; workflowQueue: string }> = [];
+    for await (const execution of this.client.workflow.list({ query: `WorkflowType = 'backfillWorkflow' AND ExecutionStatus = 'Running'` })) {
+      running.push({ workflowId: execution.workflowId, runId: execution.runId, workflowQueue: execution.taskQueue });
+    }
+    // Backfills share their workflow task queues: each is described once.
+    const unpolled = new Map<string, Promise<boolean>>();
+    const unpolledOnce = (queue: string) => unpolled.get(queue) ?? unpolled.set(queue, this.unpolled(queue)).get(queue)!;
     // At once, not one by one: a backfill whose worker is gone holds its query up to the deadline,
     // and a namespace may have many such backfills.
-    const answers = await mapLimit(running, QUEUE_RATE_JUDGES, async ({ workflowId, runId }) => {
+    const answers = await mapLimit(running, QUEUE_RATE_JUDGES, async ({ workflowId, runId, workflowQueue }) => {
       const backfillId = workflowId.replace(/^backfill\//, '');
+      if ((await this.hasNodesOn(backfillId, runId, taskQueue)) === false) return { kind: 'elsewhere', backfillId } as const;
+      if (await unpolledOnce(workflowQueue)) return { kind: 'unanswered', backfillId } as const;
       try {
         const judgement = await this.client.withDeadline(Date.now() + 10_000, () =>
           this.client.workflow.getHandle<typeof backfillWorkflow>(workflowId).query(judgeQueueRateQuery, { queue: taskQueue, rate }, this.meta(options)),
@@ -1800,8 +1816,7 @@ export class BackfillClient {
         return { kind: 'judged', backfillId, judgement } as const;
       } catch (error) {
         if (error instanceof QueryNotRegisteredError) return { kind: 'unjudged', backfillId } as const;
-        const queues = await this.queuesOf(backfillId, runId);
-        return { kind: 'unanswered', backfillId, onQueue: queues.size === 0 || [...queues.values()].includes(taskQueue) } as const;
+        return { kind: 'unanswered', backfillId } as const;
       }
     });
     for (const answer of answers) {
@@ -1811,10 +1826,24 @@ export class BackfillClient {
         if (judgement.refused) refusals.push(new BackfillError(judgement.refused.code, `backfill '${backfillId}' (on task queue ${taskQueue}) ${judgement.refused.message}`, judgement.refused.path));
         else if (judgement.mine) agreed.push(backfillId);
       } else if (answer.kind === 'unjudged') unjudged.push(backfillId);
-      else if (answer.onQueue) unreachable.push(backfillId);
+      else if (answer.kind === 'unanswered') unreachable.push(backfillId);
     }
     throwTogether(refusals, 'the cap is unchanged and nothing was recorded');
     return { agreed, unjudged, unreachable };
+  }
+
+  /**
+   * Whether a running backfill has nodes on `taskQueue`, without asking it: its run's input says,
+   * and the specs that replaced it since (its history, read only when the input says no).
+   * Undefined when either cannot be read.
+   */
+  private async hasNodesOn(backfillId: string, runId: string, taskQueue: string): Promise<boolean | undefined> {
+    const started = await this.queuesOf(backfillId, runId);
+    if (started.size === 0) return undefined;
+    if ([...started.values()].includes(taskQueue)) return true;
+    const history = await this.client.workflow.getHandle(backfillWorkflowId(backfillId), runId).fetchHistory().catch(() => undefined);
+    const replaced = history ? replacedSpecQueues(history.events ?? [], (payload) => this.client.options.loadedDataConverter.payloadConverter.fromPayload(payload)) : null;
+    return replaced === null ? undefined : replaced.includes(taskQueue);
   }
 
   /**

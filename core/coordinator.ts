@@ -768,9 +768,9 @@ export class BackfillCoordinator {
 
   /**
    * `set-queue-rate`'s first round (a query: it records nothing): whether the queue is this
-   * backfill's, and its policy's refusal, if any. The client asks every backfill before it
-   * changes the cap, then sends `noteQueueRate` to record it, so no trail keeps a change that a
-   * later backfill refused.
+   * backfill's, and its policy's refusal, if any. The client asks every backfill with nodes on
+   * the queue (or whose nodes it cannot tell) before it changes the cap, then sends
+   * `noteQueueRate` to record it, so no trail keeps a change that a later backfill refused.
    */
   judgeQueueRate(value: unknown, meta?: unknown): QueueRateJudgement {
     const judgement = judged(() => this.parseQueueRate(value, meta));

@@ -11,7 +11,8 @@ import { describe, expect, it } from 'vitest';
 import { BackfillClient } from '../../client/backfill-client.ts';
 import type { QueueRateJudgement } from '../../core/coordinator.ts';
 
-type Backfill = { id: string; queues: string[]; judge: () => QueueRateJudgement | Promise<QueueRateJudgement> };
+/** `queues`: its nodes' in the run's input; `replaced`: those of each spec sent to it since; `workflowQueue`: 'backfills' unless said. */
+type Backfill = { id: string; queues: string[]; replaced?: string[][]; workflowQueue?: string; judge: () => QueueRateJudgement | Promise<QueueRateJudgement> };
 const agrees = (): QueueRateJudgement => ({ mine: true, refused: null });
 const silent = (): QueueRateJudgement => {
   throw new Error('deadline exceeded: no worker answered');
@@ -20,9 +21,10 @@ const refuses = (): QueueRateJudgement => ({ mine: true, refused: { code: 'polic
 
 type QueueRateLimit = { rateLimit?: { requestsPerSecond: number }; metadata?: { reason: string; updateIdentity: string; updateTime: ReturnType<typeof msToTs> } };
 
-/** A client over a fake server; `calls` lists what reached it that changes something. */
-function fakeClient(backfills: Backfill[]): { client: BackfillClient; calls: string[] } {
+/** A client over a fake server; `calls` lists what reached it that changes something, `asked` the backfills queried. No worker polls `unpolled`. */
+function fakeClient(backfills: Backfill[], unpolled: string[] = []): { client: BackfillClient; calls: string[]; asked: string[] } {
   const calls: string[] = [];
+  const asked: string[] = [];
   // The cap the server holds, as it reports it: a rate is a 32-bit float there.
   let queueRateLimit: QueueRateLimit | undefined;
   let updated = Date.parse('2025-03-02T09:14:05Z');
@@ -32,13 +34,14 @@ function fakeClient(backfills: Backfill[]): { client: BackfillClient; calls: str
     withDeadline: <T>(_deadline: number, run: () => Promise<T>) => run(),
     workflow: {
       async *list() {
-        for (const b of backfills) yield { workflowId: `backfill/${b.id}`, runId: `run-${b.id}` };
+        for (const b of backfills) yield { workflowId: `backfill/${b.id}`, runId: `run-${b.id}`, taskQueue: b.workflowQueue ?? 'backfills' };
       },
       getHandle: (workflowId: string) => {
         const b = byWorkflow.get(workflowId)!;
         return {
           query: async (definition: { name: string }) => {
             if (definition.name !== 'judgeQueueRate') throw new Error(`unexpected query ${definition.name}`);
+            asked.push(b.id);
             return b.judge();
           },
           executeUpdate: async (definition: { name: string }) => {
@@ -46,6 +49,13 @@ function fakeClient(backfills: Backfill[]): { client: BackfillClient; calls: str
             calls.push(`record ${b.id}`);
             return b.queues.includes('warehouse');
           },
+          fetchHistory: async () => ({
+            events: (b.replaced ?? []).map((queues) => ({
+              workflowExecutionUpdateAcceptedEventAttributes: {
+                acceptedRequest: { input: { name: 'replaceSpec', args: { payloads: [defaultPayloadConverter.toPayload({ nodes: queues.map((taskQueue, i) => ({ id: `n${i}`, taskQueue })) })] } } },
+              },
+            })),
+          }),
         };
       },
     },
@@ -60,8 +70,8 @@ function fakeClient(backfills: Backfill[]): { client: BackfillClient; calls: str
       };
       return { config: { queueRateLimit } };
     },
-    describeTaskQueue: async (request: { reportConfig?: boolean }) => ({
-      pollers: [{ identity: 'worker@test' }],
+    describeTaskQueue: async (request: { taskQueue: { name: string }; reportConfig?: boolean }) => ({
+      pollers: unpolled.includes(request.taskQueue.name) ? [] : [{ identity: 'worker@test' }],
       ...(request.reportConfig && queueRateLimit ? { config: { queueRateLimit } } : {}),
     }),
     getWorkflowExecutionHistory: async (request: { execution: { workflowId: string } }) => {
@@ -78,7 +88,7 @@ function fakeClient(backfills: Backfill[]): { client: BackfillClient; calls: str
     identity: { value: 'ops@test' },
     nodeQueues: { value: new Map() },
   });
-  return { client, calls };
+  return { client, calls, asked };
 }
 
 describe('set-queue-rate', () => {
@@ -196,11 +206,42 @@ describe('set-queue-rate', () => {
       if (++asked === count) allAsked();
       await Promise.race([everyoneAsked, new Promise((resolve) => setTimeout(resolve, 2_000))]);
       answering--;
-      return { mine: false, refused: null };
+      return { mine: true, refused: null };
     };
-    const { client } = fakeClient(Array.from({ length: count }, (_, i) => ({ id: `b${i}`, queues: ['other'], judge: waitsForTheOthers })));
-    expect(await client.setQueueRate('warehouse', 5)).toMatchObject({ rate: 5, recordedBy: [], unreachable: [] });
+    const { client } = fakeClient(Array.from({ length: count }, (_, i) => ({ id: `b${i}`, queues: ['warehouse'], judge: waitsForTheOthers })));
+    expect(await client.setQueueRate('warehouse', 5)).toMatchObject({ rate: 5, recordedBy: ['b0', 'b1', 'b2', 'b3', 'b4'], unreachable: [] });
     expect(asked).toBe(count);
     expect(mostAtOnce).toBe(count);
+  });
+
+  it('asks only the backfills with nodes on the queue: one known to run elsewhere is not asked, even with its worker gone', async () => {
+    const { client, asked } = fakeClient([
+      { id: 'here', queues: ['warehouse', 'other'], judge: agrees },
+      { id: 'elsewhere', queues: ['other'], judge: silent },
+      { id: 'moved', queues: ['other'], replaced: [['other'], ['warehouse']], judge: agrees },
+      { id: 'unknown', queues: [], judge: silent },
+    ]);
+    await expect(client.setQueueRate('warehouse', 5)).rejects.toMatchObject({ code: 'no_worker', message: expect.stringMatching(/^'unknown' \(nodes on task queue warehouse\) did not answer/) });
+    // A spec sent since the start may have moved its nodes: the history tells; one whose input cannot be read is asked.
+    expect(asked.sort()).toEqual(['here', 'moved', 'unknown']);
+  });
+
+  it('a backfill on the queue whose workflow task queue no worker polls is unreachable at once, not asked', async () => {
+    const { client, asked } = fakeClient(
+      [
+        { id: 'a', queues: ['warehouse'], judge: agrees },
+        { id: 'down', queues: ['warehouse'], workflowQueue: 'gone', judge: agrees },
+      ],
+      ['gone'],
+    );
+    expect(await client.setQueueRate('warehouse', 5, { force: true })).toMatchObject({ rate: 5, recordedBy: ['a'], unreachable: ['down'] });
+    expect(asked).toEqual(['a']);
+  });
+
+  it('refuses a rate or a reason every backfill would refuse, though none is asked', async () => {
+    const { client, calls, asked } = fakeClient([{ id: 'elsewhere', queues: ['other'], judge: agrees }]);
+    await expect(client.setQueueRate('warehouse', -1)).rejects.toMatchObject({ code: 'invalid_argument' });
+    await expect(client.setQueueRate('warehouse', 5, { reason: 'x'.repeat(10_000) })).rejects.toMatchObject({ code: 'invalid_argument', path: 'reason' });
+    expect([calls, asked]).toEqual([[], []]);
   });
 });
