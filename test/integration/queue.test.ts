@@ -6,6 +6,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BackfillClient } from '../../client/backfill-client.ts';
 import { currentQueueCap } from '../../client/queue-cap.ts';
+import { backfillWorkflowId } from '../../workflows/definitions.ts';
 import { connectClient, runCli, scratch, startRate, startTestWorker, testSpec, uniqueQueue, waitFor, type TestWorker } from './helpers.ts';
 
 describe('task queue rate limits', () => {
@@ -81,7 +82,7 @@ describe('task queue rate limits', () => {
       // No cap was sent: the server's record of the cap is still the first one's.
       expect((await currentQueueCap(client.connection, client.namespace, warehouseQueue)).setBy).toMatchObject({ since: setAt, reason: 'INC-7 warehouse load' });
 
-      // Lifted, a change; lifted again, nothing changed (each call waits on the backfills the shared server holds without a worker: one text check only).
+      // Lifted, a change; lifted again, nothing changed.
       const lifted = await runCli<Result>(['set-queue-rate', warehouseQueue, 'unlimited', '--json']);
       expect(lifted.json).toMatchObject({ rate: null, recordedBy: [backfillId] });
       expect(lifted.json).not.toHaveProperty('unchanged');
@@ -91,6 +92,41 @@ describe('task queue rate limits', () => {
     } finally {
       await client.cancel(backfillId);
       expect((await client.wait(backfillId, 60_000)).state).toBe('cancelled');
+    }
+  });
+
+  it('waits only on the backfills with nodes on the queue: one without a worker elsewhere costs nothing, one on it is named', async () => {
+    // A backfill whose worker stopped while it ran (a query to it waits out its deadline), and one
+    // on a workflow task queue no worker ever polled; their nodes wait on queues nobody polls either.
+    const goneQueue = uniqueQueue('queues-gone');
+    const neverQueue = uniqueQueue('queues-never');
+    const orphan = (name: string, workflowQueue: string) =>
+      testSpec(workflowQueue, { name, partitions: { grain: 'day', start: '2024-01-01', end: '2024-01-02' }, nodes: [{ id: 'held', transform: 'noop', taskQueue: `${workflowQueue}-nodes` }] });
+    const gone = await startTestWorker({ queue: goneQueue, warehousePath: `${scratch('queues-gone')}/warehouse.db` });
+    let goneStopped = false;
+    const ids: string[] = [];
+    try {
+      const { backfillId: goneId } = await client.start(orphan('queue-gone', goneQueue), { taskQueue: goneQueue });
+      ids.push(goneId);
+      await waitFor('its worker to run it', async () => (await client.progress(goneId)).state === 'running');
+      await gone.stop();
+      goneStopped = true;
+      const { backfillId: neverId } = await client.start(orphan('queue-never', neverQueue), { taskQueue: neverQueue });
+      ids.push(neverId);
+
+      // Neither has nodes on this queue: neither is waited on (asked, the first held the call 10 s).
+      let began = Date.now();
+      expect(await client.setQueueRate(`${queue}-elsewhere`, 5)).toMatchObject({ rate: 5, recordedBy: [], unreachable: [] });
+      expect(Date.now() - began).toBeLessThan(5000);
+
+      // On its own queue it is named, at once when no worker polls its workflow task queue (asked, it too held the call 10 s).
+      // (The one whose worker stopped is asked and named after the query's deadline: the unit tests' 'down'.)
+      began = Date.now();
+      await expect(client.setQueueRate(`${neverQueue}-nodes`, 5)).rejects.toMatchObject({ code: 'no_worker', message: expect.stringMatching(new RegExp(`^'${neverId}' \\(nodes on task queue ${neverQueue}-nodes\\) did not answer`)) });
+      expect(Date.now() - began).toBeLessThan(5000);
+    } finally {
+      if (!goneStopped) await gone.stop();
+      for (const id of ids) await client.client.workflow.getHandle(backfillWorkflowId(id)).terminate('test over').catch(() => undefined);
     }
   });
 
