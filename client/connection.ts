@@ -11,6 +11,7 @@ import { isAbsolute, join } from 'node:path';
 import type { Connection, TLSConfig } from '@temporalio/client';
 import { loadClientConfig, loadClientConfigProfile, toClientOptions, type ClientConfigProfile, type ClientConnectConfig } from '@temporalio/envconfig';
 import { BackfillError } from '../core/errors.ts';
+import { shellWord } from '../core/shell-word.ts';
 import { rememberSecrets, redactSecrets } from './secrets.ts';
 import { probeTls, type TlsProblem } from './tls-probe.ts';
 
@@ -356,7 +357,7 @@ export async function checkNamespace(connection: NamespaceService, settings: Con
     if (code === GRPC.NOT_FOUND) {
       throw new BackfillError(
         'not_found',
-        `namespace '${settings.namespace}' does not exist on the Temporal server (${describeConnection(settings)}): create it (temporal operator namespace create --namespace ${settings.namespace}), or ${howToChange(settings)}`,
+        `namespace '${settings.namespace}' does not exist on the Temporal server (${describeConnection(settings)}): create it (temporal operator namespace create --namespace ${shellWord(settings.namespace)}), or ${howToChange(settings)}`,
       );
     }
     if (code === GRPC.UNAUTHENTICATED) throw connectionFailure(settings, error);

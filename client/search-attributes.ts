@@ -6,6 +6,7 @@ import type { Connection } from '@temporalio/client';
 import type { NativeConnection } from '@temporalio/worker';
 import proto from '@temporalio/proto';
 import { BackfillError } from '../core/errors.ts';
+import { shellWord } from '../core/shell-word.ts';
 import { GRPC, grpcCode } from './connection.ts';
 
 /** Search attributes the workflows set, so that the Web UI can filter by backfill, node and state. */
@@ -54,7 +55,7 @@ export async function checkSearchAttributes(connection: OperatorConnection, name
 }
 
 function adminNeeded(namespace: string, error: unknown): BackfillError {
-  const commands = NAMES.map((name) => `temporal operator search-attribute create --namespace ${namespace} --name ${name} --type Keyword`).join('; ');
+  const commands = NAMES.map((name) => `temporal operator search-attribute create --namespace ${shellWord(namespace)} --name ${name} --type Keyword`).join('; ');
   return new BackfillError(
     'failed',
     `registering search attributes on namespace ${namespace} needs admin rights (${(error as Error).message}): ask an admin to run 'backfill setup', or ${commands}; on Temporal Cloud, add ${NAMES.join(', ')} as Keyword with 'tcld namespace search-attributes add' or in the Cloud UI`,
@@ -65,7 +66,7 @@ function wrongTypeError(namespace: string, wrong: SearchAttributeState['wrongTyp
   const list = wrong.map((w) => `${w.name} is ${w.type}`).join(', ');
   return new BackfillError(
     'failed',
-    `namespace ${namespace} has search attributes of the wrong type (${list}; backfill needs Keyword): a type cannot change, so remove them (temporal operator search-attribute remove --namespace ${namespace} --name <name>) and run 'backfill setup' again`,
+    `namespace ${namespace} has search attributes of the wrong type (${list}; backfill needs Keyword): a type cannot change, so remove them (temporal operator search-attribute remove --namespace ${shellWord(namespace)} --name <name>) and run 'backfill setup' again`,
   );
 }
 
@@ -120,7 +121,7 @@ export async function registerSearchAttributes(connection: OperatorConnection, n
     state = await checkSearchAttributes(connection, namespace);
   } catch (error) {
     if (grpcCode(error) === GRPC.NOT_FOUND) {
-      throw new BackfillError('not_found', `namespace ${namespace} does not exist: create it (temporal operator namespace create --namespace ${namespace}), or choose another with --namespace`);
+      throw new BackfillError('not_found', `namespace ${namespace} does not exist: create it (temporal operator namespace create --namespace ${shellWord(namespace)}), or choose another with --namespace`);
     }
     throw error;
   }

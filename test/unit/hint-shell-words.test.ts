@@ -8,10 +8,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stripVTControlCharacters } from 'node:util';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import proto from '@temporalio/proto';
+import { checkNamespace, localConnection } from '../../client/connection.ts';
 import { workerCommand as workerCli } from '../../client/commands/worker.ts';
 import { datasetsBusy } from '../../client/dataset-writers.ts';
 import { printable, printableLines, terminalText } from '../../client/printable.ts';
 import { renderWaiting } from '../../client/render.ts';
+import { registerSearchAttributes } from '../../client/search-attributes.ts';
 import { noAnswerError, noWorkerError } from '../../client/status-errors.ts';
 import { workerCommand } from '../../client/worker-hint.ts';
 import { signAgain } from '../../core/approval.ts';
@@ -111,5 +114,45 @@ describe('the command that signs a refused signed action again', () => {
         expect(args).toHaveLength(action === 'start' ? 8 : 5);
       }
     }
+  });
+});
+
+describe('the temporal operator commands for a namespace', () => {
+  const denied = (code: number) => Object.assign(new Error(`${code} refused`), { code });
+  /** An operator service that lists `custom` (or refuses with `listCode`) and refuses to add any. */
+  const operator = (custom: Record<string, number>, listCode?: number) =>
+    ({
+      operatorService: {
+        listSearchAttributes: async () => {
+          if (listCode !== undefined) throw denied(listCode);
+          return { customAttributes: custom };
+        },
+        addSearchAttributes: async () => {
+          throw denied(7);
+        },
+      },
+    }) as unknown as Parameters<typeof registerSearchAttributes>[0];
+  const failure = (promise: Promise<unknown>) => promise.then(() => expect.fail('expected a failure'), (e: unknown) => (e as Error).message);
+
+  it('gives back the namespace as one argument in each command', async () => {
+    const { IndexedValueType } = proto.temporal.api.enums.v1;
+    for (const namespace of HOSTILE.slice(0, 4)) {
+      const missing = await failure(checkNamespace({ workflowService: { describeNamespace: async () => { throw denied(5); } } }, { ...localConnection('127.0.0.1:7233'), namespace }));
+      expect(shellArgs(between(missing, '(temporal operator namespace create ', '), or'))).toEqual(['--namespace', namespace]);
+      const unknown = await failure(registerSearchAttributes(operator({}, 5), namespace));
+      expect(shellArgs(between(unknown, '(temporal operator namespace create ', '), or'))).toEqual(['--namespace', namespace]);
+      const admin = await failure(registerSearchAttributes(operator({}), namespace));
+      const creates = between(admin, "'backfill setup', or ", '; on Temporal Cloud').split('; ');
+      expect(creates).toHaveLength(3);
+      for (const create of creates) expect(shellArgs(create.replace(/^temporal operator search-attribute create /, ''))).toEqual(['--namespace', namespace, '--name', expect.any(String), '--type', 'Keyword']);
+      const wrong = await failure(registerSearchAttributes(operator({ BackfillId: IndexedValueType.INDEXED_VALUE_TYPE_TEXT }), namespace));
+      expect(shellArgs(between(wrong, '(temporal operator search-attribute remove ', ') and run').replace('<name>', 'BackfillId'))).toEqual(['--namespace', namespace, '--name', 'BackfillId']);
+    }
+  });
+
+  it('stays as it was for a plain namespace', async () => {
+    const missing = await failure(checkNamespace({ workflowService: { describeNamespace: async () => { throw denied(5); } } }, localConnection('127.0.0.1:7233')));
+    expect(missing).toContain('(temporal operator namespace create --namespace default), or');
+    expect(await failure(registerSearchAttributes(operator({}), 'analytics.a1b2c'))).toContain('or temporal operator search-attribute create --namespace analytics.a1b2c --name BackfillId --type Keyword; temporal');
   });
 });
