@@ -19,6 +19,15 @@ const rate = (r: number | null) => (r === null ? 'unlimited' : `${Number(r.toFix
 export const HARD_BREAK = '  \n';
 
 /**
+ * What markdown acts on anywhere in a line (links, images, HTML, emphasis, code, tables, entities)
+ * and the Web UI's `{workflowId}` templates. An `_` inside a word (`daily_orders`) makes no
+ * emphasis, so it stays as it is: ordinary names read the same unrendered.
+ */
+const PUNCTUATION = /[\\`*{}[\]()<>#+!|~&]|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])/g;
+/** What makes a list or a heading's underline of a line that starts with it: `- `, `= `, `1. `. */
+const LINE_START = /^(?:[-=]|\d+\.)/;
+
+/**
  * Text anyone may have written (an operator's reason, a declared identity), as one markdown
  * table cell that shows as written: markdown punctuation escaped (no link, image or HTML gets
  * through to the Web UI), line breaks folded, and cut to `max` characters.
@@ -26,16 +35,17 @@ export const HARD_BREAK = '  \n';
 export function plainCell(text: string, max = 80): string {
   const folded = text.replace(/\s+/g, ' ').trim();
   const cut = folded.length > max ? `${folded.slice(0, max - 1)}…` : folded;
-  return cut.replace(/[\\`*_{}[\]()<>#+!|~&]/g, (c) => `\\${c}`);
+  return cut.replace(PUNCTUATION, (c) => `\\${c}`).replace(LINE_START, (m) => `${m.slice(0, -1)}\\${m.slice(-1)}`);
 }
 
 /**
- * Spec text (a description, a transform's name, a task queue), a failure's message, a declared
- * identity: shown as written, as `plainCell` shows a reason, whatever its length. The Web UI
- * renders details as markdown, so a spec's description could otherwise put a link to anywhere
- * (or HTML) in what the operator reads.
+ * Spec text (a name, a description, a node id, a transform's name, a task queue), a backfill id
+ * (any workflow id under backfill/ names one), a failure's message, a declared identity: shown as
+ * written, as `plainCell` shows a reason, whatever its length. The Web UI renders summaries and
+ * details as markdown, so a spec's description could otherwise put a link to anywhere (or HTML,
+ * or a heading) in what the operator reads.
  */
-const escape = (text: string) => plainCell(text, Number.MAX_SAFE_INTEGER);
+export const markdownText = (text: string) => plainCell(text, Number.MAX_SAFE_INTEGER);
 
 /** `1,528 partitions · 2024-01-01 … 2024-12-31` */
 export function describePartitions(partitions: NodePartitions): string {
@@ -50,17 +60,17 @@ function mappingText(mapping: ResolvedNode['dependsOn'][number]['mapping']): str
 }
 
 export function backfillSummary(plan: Plan): string {
-  return `backfill ${plan.name} · ${plan.nodes.length} datasets · ${count(plan.totalPartitions)} partitions`;
+  return `backfill ${markdownText(plan.name)} · ${plan.nodes.length} datasets · ${count(plan.totalPartitions)} partitions`;
 }
 
 export function backfillDetails(spec: ResolvedSpec, plan: Plan, range: { from?: number; to?: number }): string {
   const window = range.from !== undefined || range.to !== undefined ? `\n\nRange: ${range.from !== undefined ? formatInstant(range.from) : '…'} → ${range.to !== undefined ? formatInstant(range.to) : '…'}` : '';
   const rows = plan.nodes.map((node) => {
-    const deps = node.spec.dependsOn.map((d) => `${d.node} (${mappingText(d.mapping)})`).join(', ') || '—';
-    return `| ${node.id} | ${grainOf(node.spec.partitions)} | ${describePartitions(node.partitions)} | ${escape(node.spec.transform)} | ${deps} |`;
+    const deps = node.spec.dependsOn.map((d) => `${markdownText(d.node)} (${mappingText(d.mapping)})`).join(', ') || '—';
+    return `| ${markdownText(node.id)} | ${grainOf(node.spec.partitions)} | ${describePartitions(node.partitions)} | ${markdownText(node.spec.transform)} | ${deps} |`;
   });
   return [
-    `**${escape(spec.name)}**${spec.description ? ` — ${escape(spec.description)}` : ''}${window}`,
+    `**${markdownText(spec.name)}**${spec.description ? ` — ${markdownText(spec.description)}` : ''}${window}`,
     '',
     '| dataset | grain | partitions | transform | depends on |',
     '| --- | --- | --- | --- | --- |',
@@ -69,18 +79,18 @@ export function backfillDetails(spec: ResolvedSpec, plan: Plan, range: { from?: 
 }
 
 export function nodeSummary(backfillId: string, node: ResolvedNode, partitions: NodePartitions): string {
-  return `${backfillId} · ${node.id} · ${node.transform} · ${describePartitions(partitions)}`;
+  return `${markdownText(backfillId)} · ${markdownText(node.id)} · ${markdownText(node.transform)} · ${describePartitions(partitions)}`;
 }
 
 export function nodeDetails(node: ResolvedNode, partitions: NodePartitions): string {
   const grain: Grain | 'static' = partitions.grain;
-  const deps = node.dependsOn.map((d) => `${d.node} (${mappingText(d.mapping)})`).join(', ') || 'none';
+  const deps = node.dependsOn.map((d) => `${markdownText(d.node)} (${mappingText(d.mapping)})`).join(', ') || 'none';
   return [
-    `**${node.id}**: ${escape(node.transform)}${node.sql ? ' (SQL)' : ''}, ${grain} partitions`,
+    `**${markdownText(node.id)}**: ${markdownText(node.transform)}${node.sql ? ' (SQL)' : ''}, ${grain} partitions`,
     '',
     `| partitions | depends on | task queue | batch | timeout |`,
     '| --- | --- | --- | --- | --- |',
-    `| ${describePartitions(partitions)} | ${deps} | ${escape(node.taskQueue)} | ${node.batchSize} | ${node.timeout} |`,
+    `| ${describePartitions(partitions)} | ${deps} | ${markdownText(node.taskQueue)} | ${node.batchSize} | ${node.timeout} |`,
   ].join('\n');
 }
 
@@ -126,7 +136,7 @@ export type NodeView = {
 export function nodeCurrentDetails(view: NodeView): string {
   // Why it waits comes first: the Web UI shows current details in a frame of fixed height.
   return [
-    `**${waitReasonText(view.reason, escape(view.taskQueue))}**`,
+    `**${waitReasonText(view.reason, markdownText(view.taskQueue))}**`,
     '',
     '| queued | running | done | rate | concurrency | throttles | run |',
     '| --- | --- | --- | --- | --- | --- | --- |',
@@ -170,22 +180,22 @@ export function canaryDetails(canary: CanaryView | undefined, backfillId: string
   const slice = `${count(canary.partitions)} partitions (${canary.perNode} per dataset, ${canary.pick}, and what they need upstream)`;
   const phase: Record<CanaryView['phase'], string> = {
     running: `the canary runs ${slice}, staged`,
-    awaiting: `the canary waits: ${slice} staged; backfill approve ${backfillId} --reason ... goes on, backfill discard ${backfillId} drops it`,
+    awaiting: `the canary waits: ${slice} staged; backfill approve ${markdownText(backfillId)} --reason ... goes on, backfill discard ${markdownText(backfillId)} drops it`,
     approving: 'the canary is being approved: its staged versions are being published',
-    approved: `the canary was approved${canary.decision ? ` by ${escape(canary.decision.by)}` : ''}: the rest runs`,
+    approved: `the canary was approved${canary.decision ? ` by ${markdownText(canary.decision.by)}` : ''}: the rest runs`,
     discarding: 'the canary is being discarded',
-    discarded: `the canary was discarded${canary.decision ? ` by ${escape(canary.decision.by)}` : ''}: nothing beyond it was written`,
+    discarded: `the canary was discarded${canary.decision ? ` by ${markdownText(canary.decision.by)}` : ''}: nothing beyond it was written`,
     failed: 'the canary failed: the backfill stopped, nothing beyond the canary was written',
   };
   const lines = [`**Canary**: ${phase[canary.phase]}${canary.auto ? ` · auto within ${canary.auto.maxRowChange}` : ''}`];
-  if (canary.note) lines.push(escape(canary.note.slice(0, 400)));
+  if (canary.note) lines.push(markdownText(canary.note.slice(0, 400)));
   const diff = canary.diff;
   if (diff && canary.phase !== 'running') {
     lines.push(
       '',
       '| dataset | partitions | rows before | rows after | added | removed | changed | rows moved |',
       '| --- | --- | --- | --- | --- | --- | --- | --- |',
-      ...diff.nodes.map((n) => `| ${n.node} | ${count(n.partitions)} | ${count(n.rowsBefore)} | ${count(n.rowsAfter)} | ${count(n.added)} | ${count(n.removed)} | ${count(n.changed)} | ${formatPercent(rowChangePercent(n))} |`),
+      ...diff.nodes.map((n) => `| ${markdownText(n.node)} | ${count(n.partitions)} | ${count(n.rowsBefore)} | ${count(n.rowsAfter)} | ${count(n.added)} | ${count(n.removed)} | ${count(n.changed)} | ${formatPercent(rowChangePercent(n))} |`),
     );
   }
   return lines;
@@ -199,17 +209,17 @@ function headlineState(progress: Progress): string {
 export function backfillCurrentDetails(progress: Progress): string {
   // "40 of 100", not "40/100": the Web UI's markdown renders a/b as a typographic fraction.
   const rows = progress.nodes.map(
-    (n) => `| ${n.id} | ${count(n.done)} of ${count(n.total)} | ${count(n.running)} | ${count(n.failed)} | ${count(n.blocked)} | ${rate(n.rate)} | ${n.concurrency} | ${eta(n.etaSeconds)} |`,
+    (n) => `| ${markdownText(n.id)} | ${count(n.done)} of ${count(n.total)} | ${count(n.running)} | ${count(n.failed)} | ${count(n.blocked)} | ${rate(n.rate)} | ${n.concurrency} | ${eta(n.etaSeconds)} |`,
   );
   const lastError = progress.nodes.flatMap((n) => n.failures.map((f) => `${n.id}: ${f.message}`))[0];
   // The operator actions last: the progress matters most in the frame's fixed height.
   const governance = progress.governance;
   const actions = governance ? recentActionsText(progress.backfillId, governance.recentActions, governance.actions) : [];
   // What the policy holds it for (an approval, a budget, a run window: which window opens next).
-  const holds = (progress.governance?.holds ?? []).map((h) => `${HARD_BREAK}Held: ${escape(h.reason.slice(0, 300))}`).join('');
+  const holds = (progress.governance?.holds ?? []).map((h) => `${HARD_BREAK}Held: ${markdownText(h.reason.slice(0, 300))}`).join('');
   // The headline, the holds and the last error first, one paragraph: the Web UI shows current details in a frame of fixed height.
   return [
-    `**${headlineState(progress)}** · ${count(progress.done)} of ${count(progress.total)} partitions · backfill rate ${rate(progress.rate)} · ETA ${eta(progress.etaSeconds)}${holds}${lastError ? `${HARD_BREAK}Last error: ${escape(lastError.slice(0, 300))}` : ''}`,
+    `**${headlineState(progress)}** · ${count(progress.done)} of ${count(progress.total)} partitions · backfill rate ${rate(progress.rate)} · ETA ${eta(progress.etaSeconds)}${holds}${lastError ? `${HARD_BREAK}Last error: ${markdownText(lastError.slice(0, 300))}` : ''}`,
     '',
     '| dataset | done | running | failed | blocked | rate | concurrency | ETA |',
     '| --- | --- | --- | --- | --- | --- | --- | --- |',

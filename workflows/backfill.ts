@@ -39,7 +39,7 @@ import { planHash, unverifiedCheck, type SignatureCheck } from '../core/approval
 import { Governance } from '../core/governance.ts';
 import { CANARY_AUTO_IDENTITY, MAX_IDENTITY, MAX_REASON, clipText } from '../core/audit.ts';
 import type { ControlSignal } from '../core/refused-signals.ts';
-import { HARD_BREAK, backfillCurrentDetails, backfillSummary, nodeDetails, nodeSummary } from '../core/details.ts';
+import { HARD_BREAK, backfillCurrentDetails, backfillSummary, markdownText, nodeDetails, nodeSummary } from '../core/details.ts';
 import { expandPlan, upstreamPartitions, type Plan, type PlanNode } from '../core/plan.ts';
 import { BackfillError } from '../core/errors.ts';
 import { CORE_GENERATION, DEFAULT_TUNING, type BackfillInput, type BackfillResult, type BackfillState, type NodeControl, type NodeReport } from '../core/protocol.ts';
@@ -963,7 +963,7 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
     if (state === 'running' && now - shownAt < 2000 && holds === shownHolds) return;
     shownAt = now;
     shownHolds = holds;
-    setCurrentDetails(`**${backfillSummary(plan)}** · id ${backfillId}${HARD_BREAK}${backfillCurrentDetails(coordinator.progress(backfillId, state, runs))}`);
+    setCurrentDetails(`**${backfillSummary(plan)}** · id ${markdownText(backfillId)}${HARD_BREAK}${backfillCurrentDetails(coordinator.progress(backfillId, state, runs))}`);
   };
 
   const shouldContinueAsNew = () => {

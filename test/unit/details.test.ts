@@ -1,7 +1,7 @@
 /** What the Web UI shows of a backfill: summaries, static details and current details. */
 import { describe, expect, it } from 'vitest';
 import type { AuditEntry } from '../../core/audit.ts';
-import { RECENT_ACTIONS, backfillCurrentDetails, backfillDetails, plainCell, recentActionsText, backfillSummary, describePartitions, nodeCurrentDetails, nodeDetails, nodeSummary, waitReasonText, type WaitReason } from '../../core/details.ts';
+import { RECENT_ACTIONS, backfillCurrentDetails, backfillDetails, canaryDetails, markdownText, plainCell, recentActionsText, backfillSummary, describePartitions, nodeCurrentDetails, nodeDetails, nodeSummary, waitReasonText, type WaitReason } from '../../core/details.ts';
 import { NodePartitions } from '../../core/partitions.ts';
 import { expandPlan } from '../../core/plan.ts';
 import type { Progress } from '../../core/protocol.ts';
@@ -153,7 +153,8 @@ describe('current details', () => {
   it('text anyone wrote is one cell that shows as written: no markdown link, image, HTML or table break gets through', () => {
     expect(plainCell('![x](http://e/x.png) <img src=x> a|b\n\n# head')).toBe('\\!\\[x\\]\\(http://e/x.png\\) \\<img src=x\\> a\\|b \\# head');
     expect(plainCell('x'.repeat(200), 10)).toBe(`${'x'.repeat(9)}…`);
-    expect(plainCell('under_score*star*`code`')).toBe('under\\_score\\*star\\*\\`code\\`');
+    expect(plainCell('under_score*star*`code`')).toBe('under_score\\*star\\*\\`code\\`');
+    expect(plainCell('_em_ and __strong__ x_')).toBe('\\_em\\_ and \\_\\_strong\\_\\_ x\\_');
   });
 
   it('the parent: what the policy holds it for, such as when the next run window opens', () => {
@@ -170,5 +171,76 @@ describe('current details', () => {
     };
     // Markdown: the parentheses are escaped, and show as written.
     expect(backfillCurrentDetails(waiting).split('\n')[1]).toBe('Held: outside the run windows \\(paused\\): next window opens Fri 06:30 UTC, in 5 min');
+  });
+});
+
+describe('values from specs, the server and callers in the Web UI\'s markdown', () => {
+  const HOSTILE = ['[x](https://evil)', '![i](https://evil/p.png)', '<img src=x>', 'x\n# heading', '- item', '1. one', '===', '{workflowId}'];
+  /** The markdown left once escaped characters are taken out: what a renderer would act on. */
+  const active = (md: string) => md.replace(/\\[\s\S]/g, '');
+  /** True when `md` holds a link, an image, HTML, a heading, a list, a setext underline or a Web UI template. */
+  const live = (md: string) => /\]\(|!\[|<[a-z]|\{workflowId\}/i.test(active(md)) || md.split('\n').some((line) => /^(#|- |\d+\. |=+$)/.test(line));
+
+  it('markdownText shows a value as written: punctuation escaped, line breaks folded, nothing starting a line', () => {
+    expect(markdownText('[x](https://evil)')).toBe('\\[x\\]\\(https://evil\\)');
+    expect(markdownText('![i](https://evil/p.png)')).toBe('\\!\\[i\\]\\(https://evil/p.png\\)');
+    expect(markdownText('<img src=x>')).toBe('\\<img src=x\\>');
+    expect(markdownText('x\n# heading')).toBe('x \\# heading');
+    expect(markdownText('- item')).toBe('\\- item');
+    expect(markdownText('12. one')).toBe('12\\. one');
+    expect(markdownText('===')).toBe('\\===');
+    expect(markdownText('{workflowId}')).toBe('\\{workflowId\\}');
+    for (const value of HOSTILE) expect(live(markdownText(value)), markdownText(value)).toBe(false);
+  });
+
+  it('ordinary names and ids are written as they are', () => {
+    for (const value of ['shop', 'daily_orders', 'shop-2024_01.v2', 'rolling', '2024-01-01', 'a1b2c3d4-e5f6']) expect(markdownText(value)).toBe(value);
+    const orders = plan.byId.get('orders')!;
+    const daily = { ...orders.spec, id: 'daily_orders', transform: 'my_module.run' };
+    expect(nodeSummary('shop_2024-01.v2', daily, orders.partitions)).toBe('shop_2024-01.v2 · daily_orders · my_module.run · 60 days · 2024-01-01 … 2024-02-29');
+    expect(nodeDetails({ ...daily, dependsOn: [{ node: 'raw_orders', mapping: 'identity' }] }, orders.partitions)).toContain('**daily_orders**: my_module.run, day partitions');
+  });
+
+  it("the summaries: the spec's name, the backfill id, a node's id and transform", () => {
+    const orders = plan.byId.get('orders')!;
+    for (const value of HOSTILE) {
+      const summaries = [
+        backfillSummary({ ...plan, name: value }),
+        nodeSummary(value, orders.spec, orders.partitions),
+        nodeSummary('b', { ...orders.spec, id: value, transform: value }, orders.partitions),
+      ];
+      for (const summary of summaries) {
+        expect(live(summary), summary).toBe(false);
+        expect(summary).toContain(markdownText(value));
+      }
+    }
+  });
+
+  it("the static details: a node's id and its upstream nodes' ids", () => {
+    const rolling = plan.byId.get('rolling')!;
+    for (const value of HOSTILE) {
+      const node = { ...rolling.spec, id: value, dependsOn: [{ node: value, mapping: 'identity' as const }] };
+      const parent = backfillDetails(spec, { ...plan, nodes: [{ ...rolling, id: value, spec: node }] }, {});
+      const own = nodeDetails(node, rolling.partitions);
+      for (const details of [parent, own]) {
+        expect(live(details), details).toBe(false);
+        expect(details).toContain(`${markdownText(value)} (identity)`);
+      }
+    }
+  });
+
+  it("the current details: a node's id, the backfill id in the canary's commands, a canary dataset", () => {
+    for (const value of HOSTILE) {
+      const node = { id: value, total: 10, done: 5, running: 1, failed: 0, blocked: 0, pending: 4, rate: null, concurrency: 4, throttles: 0, throughput: 1, etaSeconds: 4, failures: [] };
+      const progress = { backfillId: 'b', name: 'shop', state: 'running', paused: false, rate: null, concurrency: null, total: 10, done: 5, running: 1, failed: 0, blocked: 0, pending: 4, throughput: 1, etaSeconds: 4, runs: 1, nodes: [node] } as Progress;
+      const counts = { partitions: 1, rowsBefore: 1, rowsAfter: 1, added: 0, removed: 0, changed: 0 };
+      const canary = { phase: 'awaiting' as const, pick: 'newest' as const, perNode: 1, partitions: 1, auto: null, decision: null, note: null, diff: { ...counts, nodes: [{ ...counts, node: value }] } };
+      const texts = [backfillCurrentDetails(progress), canaryDetails(canary, value).join('\n')];
+      for (const text of texts) {
+        expect(live(text), text).toBe(false);
+        expect(text).toContain(`| ${markdownText(value)} |`);
+      }
+      expect(texts[1]).toContain(`backfill approve ${markdownText(value)} --reason`);
+    }
   });
 });
