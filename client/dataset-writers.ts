@@ -7,7 +7,7 @@
 import type { Client, WorkflowExecutionInfo } from '@temporalio/client';
 import { BackfillError } from '../core/errors.ts';
 import type { BackfillInput } from '../core/protocol.ts';
-import { leftRunning, untilDecided } from '../core/busy-datasets.ts';
+import { leftRunning, waitHint } from '../core/busy-datasets.ts';
 import { shellWord } from '../core/shell-word.ts';
 import { BACKFILL_ID, BACKFILL_NODE, backfillWorkflowId } from '../workflows/definitions.ts';
 import { visibilityLiteral } from './visibility.ts';
@@ -112,7 +112,7 @@ export function datasetsBusy(backfillId: string, writers: readonly DatasetWriter
   }
   const fixes = [
     ...(first !== undefined
-      ? [`Wait for it to end ('backfill wait ${shellWord(first)}'; ${untilDecided(first)}), cancel it ('backfill cancel ${shellWord(first)}'), or start with --wait-for-datasets to start once they are free`]
+      ? [`Wait for it to end (${waitHint(first)}), cancel it ('backfill cancel ${shellWord(first)}'), or start with --wait-for-datasets to start once they are free`]
       : []),
     ...left.map((fix) => `${fix[0]!.toUpperCase()}${fix.slice(1)}`),
   ];
@@ -122,7 +122,7 @@ export function datasetsBusy(backfillId: string, writers: readonly DatasetWriter
 /** What `plan --estimate --sample` says when the datasets are busy: its sample is a staged backfill of them, and it has no --wait-for-datasets. */
 export function sampleBusy(writers: readonly DatasetWriter[]): BackfillError {
   const { first, left } = waysOut(writers);
-  const once = [...(first !== undefined ? [`once they have ended ('backfill wait ${shellWord(first)}'; ${untilDecided(first)})`] : []), ...left.map((fix) => `once they are free (${fix})`)];
+  const once = [...(first !== undefined ? [`once they have ended (${waitHint(first)})`] : []), ...left.map((fix) => `once they are free (${fix})`)];
   return new BackfillError(
     'dataset_busy',
     `the sample cannot run now: it is a staged backfill of datasets that running backfills write (${writersText(writers)}), one writer per dataset. ` +

@@ -6,7 +6,10 @@
 import { shellWord } from './shell-word.ts';
 
 /** Until a staged backfill or a canary is decided, `wait` of it does not return. */
-export const untilDecided = (id: string): string => `a staged backfill or a canary ends only once published, approved or discarded: 'backfill status ${shellWord(id)}' says which`;
+const untilDecided = (id: string): string => `a staged backfill or a canary ends only once published, approved or discarded: 'backfill status ${shellWord(id)}' says which`;
+
+/** The command that waits for backfill `id` to end, and when that is. */
+export const waitHint = (id: string): string => `'backfill wait ${shellWord(id)}'; ${untilDecided(id)}`;
 
 /**
  * What to do about a backfill that ended without its cleanup (terminated): the leases its

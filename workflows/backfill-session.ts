@@ -13,11 +13,10 @@ import { ApplicationFailure, log, patched, proxyActivities } from '@temporalio/w
 import { backfillEnded, backfillStarted, nodeEnded, nodeSettled, nodeStarted, type LineageBackfill } from '../core/lineage-calls.ts';
 import type { BackfillCarry, BackfillResult, NodeProgress } from '../core/protocol.ts';
 import type { PartitionRange, ResolvedNode } from '../core/spec.ts';
-import { leftRunning, untilDecided } from '../core/busy-datasets.ts';
+import { leftRunning, waitHint } from '../core/busy-datasets.ts';
 import type { LineageActivities } from '../activities/lineage/activity.ts';
 import type { WarehouseActivities } from '../activities/warehouse-activities.ts';
 import { workflowTime } from './clock.ts';
-import { shellWord } from '../core/shell-word.ts';
 
 /** Patch (docs/workflow-versions.md): a backfill records its warehouse's identity and leases its datasets. */
 export const WAREHOUSE_LEASE = 'warehouse-lease';
@@ -124,7 +123,7 @@ export class BackfillSession {
       throw ApplicationFailure.create({
         message:
           `backfill '${this.context.backfillId}' would write datasets that another backfill writes in warehouse ${found.location} (${who}): one writer per dataset. ` +
-          `Wait for it to end ('backfill wait ${shellWord(first)}'; ${untilDecided(first)}) or cancel it, then start this one again. If '${first}' has ended, ${leftRunning(first)}`,
+          `Wait for it to end (${waitHint(first)}) or cancel it, then start this one again. If '${first}' has ended, ${leftRunning(first)}`,
         type: 'dataset_busy',
         nonRetryable: true,
       });

@@ -5,7 +5,7 @@
  * statement that comes from a spec goes through the dialect's one door (`Session.spec`).
  */
 import { randomUUID } from 'node:crypto';
-import { leftRunning, untilDecided } from '../../core/busy-datasets.ts';
+import { leftRunning, waitHint } from '../../core/busy-datasets.ts';
 import { shellWord } from '../../core/shell-word.ts';
 import type { PartitionInput } from '../../core/protocol.ts';
 import { restoreTarget, type VersionLink } from '../../core/rollback.ts';
@@ -906,7 +906,7 @@ export class SqlWarehouse implements Warehouse {
     throw new StaleRunError(
       `dataset ${node} is leased to run ${String(held.run_key)} of backfill '${holder}', which is running and writes it: rolling back '${backfillId}' there now ` +
         `would move its partitions under that backfill, so ${node} ${partition} was not restored (nothing of it moved). ` +
-        `Wait for '${holder}' to end ('backfill wait ${shellWord(holder)}'; ${untilDecided(holder)}) or cancel it ('backfill cancel ${shellWord(holder)}'), then run 'backfill rollback ${shellWord(backfillId)}' again (what is restored already is skipped). ` +
+        `Wait for '${holder}' to end (${waitHint(holder)}) or cancel it ('backfill cancel ${shellWord(holder)}'), then run 'backfill rollback ${shellWord(backfillId)}' again (what is restored already is skipped). ` +
         `If '${holder}' has ended, ${leftRunning(holder)}`,
     );
   }

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BackfillClient } from '../../client/backfill-client.ts';
 import type { DatasetWriter } from '../../client/dataset-writers.ts';
 import { BackfillError } from '../../core/errors.ts';
-import { leftRunning, untilDecided } from '../../core/busy-datasets.ts';
+import { leftRunning, waitHint } from '../../core/busy-datasets.ts';
 import { backfillWorkflowId } from '../../workflows/definitions.ts';
 import { connectClient, runCli, scratch, startTestWorker, testSpec, uniqueQueue, waitFor, type TestWorker } from './helpers.ts';
 
@@ -72,7 +72,7 @@ describe('one writer per dataset', () => {
     const busy = String((failure as { cause?: unknown }).cause);
     expect(busy).toContain(`sessions by backfill '${first}'`);
     // Its advice to wait says when a wait of a staged backfill or a canary ends.
-    expect(busy).toContain(`'backfill wait ${first}'; ${untilDecided(first)}`);
+    expect(busy).toContain(waitHint(first));
     // And what frees the datasets of one that was terminated, which neither a wait nor a cancel does.
     expect(busy).toContain(`If '${first}' has ended, ${leftRunning(first)}`);
     expect((await client.progress(shared)).done).toBe(0);
