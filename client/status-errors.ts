@@ -4,8 +4,8 @@
  * the same.
  */
 import { BackfillError } from '../core/errors.ts';
-import { shellWord } from '../core/shell-word.ts';
 import { nameText } from '../core/value-text.ts';
+import { workerCommand } from './worker-hint.ts';
 
 /** How long a progress query waits for a worker to answer. */
 export const QUERY_TIMEOUT_MS = 15_000;
@@ -32,9 +32,9 @@ export function noPollerSeen(error: unknown): boolean {
 /** What a worker needs besides the queue: without the spec's transform modules it fails their partitions. */
 export const WORKER_TRANSFORMS = "--transforms <the spec's transforms modules, if it lists any>";
 
-/** The worker that would take a backfill's workflow tasks: its queue, read from the server, is whatever its starter chose (a shell word here). */
+/** The worker that would take a backfill's workflow tasks: its queue, read from the server, is whatever its starter chose (workerCommand writes it as a shell word). */
 export function workflowWorker(taskQueue: string): string {
-  return `'backfill worker --workflow-queue ${shellWord(taskQueue)} ${WORKER_TRANSFORMS}'`;
+  return `'${workerCommand({ nodes: [] }, [], undefined, taskQueue)} ${WORKER_TRANSFORMS}'`;
 }
 
 export function noWorkerError(backfillId: string, taskQueue: string): BackfillError {

@@ -8,4 +8,8 @@ describe('status without an answering worker', () => {
     expect(noWorkerError('b', 'q').message).toBe(`backfill 'b' is running but no worker polls its workflow task queue 'q': start one with ${worker}`);
     expect(noAnswerError('b', 'q')).toMatchObject({ code: 'timeout', message: `backfill 'b' is running but no worker answered within 15s: start one with ${worker}` });
   });
+
+  it('leaves out the default workflow queue, as the worker commands of start and rollback do', () => {
+    expect(noWorkerError('b', 'backfill').message).toMatch(/: start one with 'backfill worker --transforms <the spec's transforms modules, if it lists any>'$/);
+  });
 });
