@@ -127,6 +127,20 @@ export async function waitFor<T>(what: string, check: () => Promise<T | undefine
 }
 
 /**
+ * Whether nothing of a running workflow, nor of its running children, is on its way to a worker
+ * or held by one: no workflow task, no activity scheduled or started. Only then may a test stop a
+ * worker without losing a task: one the server hands to a worker's poll in the instant it stops is
+ * dropped (this server cannot let a stopping worker's polls end), and waits for its timeout (ten
+ * seconds for a workflow task, a minute for a warehouse activity such as acquireDatasets).
+ */
+export async function nothingInFlight(client: BackfillClient, workflowId: string): Promise<boolean> {
+  const described = await client.client.workflowService.describeWorkflowExecution({ namespace: client.namespace, execution: { workflowId } });
+  if (described.pendingWorkflowTask || described.pendingActivities.length > 0) return false;
+  for (const child of described.pendingChildren) if (!(await nothingInFlight(client, child.workflowId!))) return false;
+  return true;
+}
+
+/**
  * Terminates every workflow still running on `queues` (backfills, their node workflows, hand-made
  * starts), for a file's afterAll: the dev server is shared, and a backfill left waiting (for an
  * approval, a worker, a resume) slows every command that asks all running backfills. A termination,
