@@ -73,8 +73,8 @@ export type WorkerConfig = {
   /**
    * The policy file every backfill whose workflows this worker runs is judged by (`backfill
    * worker --policy`, $BACKFILL_POLICY). Every worker of the workflow task queue must be given
-   * the same file: the backfill workflow reads it through a local activity, on whichever
-   * workflow worker runs its start.
+   * the same file: the backfill workflow reads it through an activity on the workflow task
+   * queue's policy queue, which whichever workflow worker polls it first runs.
    */
   policyFile?: string;
   /** No warning without a policy: the caller says it its own way (`backfill dev`, among its ready lines). */
@@ -237,7 +237,7 @@ export async function createWorkers(config: WorkerConfig): Promise<BackfillWorke
           activities: { ...(sameQueue ? activities : {}), ...governance },
         }),
       );
-      // The policy loads of backfills judged again (pinned), on a queue of their own that only workflow workers poll.
+      // The governance activities (the policy's judgements, estimates, signature checks), on a queue of their own that only workflow workers poll.
       const policyQueue = policyTaskQueue(workflowQueue);
       // Polled with a marked identity where the worker has a policy: the pollers workers without one look for.
       const identity = config.policyFile !== undefined ? { identity: policyHolderIdentity(`${process.pid}@${hostname()}`) } : {};

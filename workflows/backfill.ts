@@ -739,7 +739,7 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
             now: workflowTime(),
           });
         } catch (error) {
-          // Only the activity's failure, which the history keeps; anything else (a worker without the activity) fails the task, for a worker that has it.
+          // Only the activity's failure, which the history keeps (a worker without the activity fails it too); anything else fails the task.
           if (!waits || !(error instanceof TemporalFailure) || isCancellation(error)) throw error;
           check = unverifiedCheck(failureMessage(error));
         }

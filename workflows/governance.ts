@@ -137,9 +137,11 @@ export function governanceActivities(options: { listing?: boolean } = {}): Gover
  */
 async function loadPolicy(backfillId: string, pinned: string | null) {
   if (pinned === null) {
-    // On the policy queue the activity is told the workflow queue it judges for; a local activity's own queue is that one.
-    const activities = governanceActivities();
-    const first = patched(GOVERNANCE_ACTIVITIES_REGULAR) ? await activities.loadPolicy({ workflowQueue: workflowInfo().taskQueue }) : await activities.loadPolicy();
+    // On the policy queue the activity is told the workflow queue it judges for (a local activity's own queue is that one),
+    // and retried as a pinned load is: a worker from before the patch takes the request for a pin and declines it, for another.
+    const first = patched(GOVERNANCE_ACTIVITIES_REGULAR)
+      ? await policyQueue('policy: a workflow worker of the queue').loadPolicy({ workflowQueue: workflowInfo().taskQueue })
+      : await governanceActivities().loadPolicy();
     // This worker has no policy, but others of its queue do: one of them judges (it would admit unjudged what they refuse).
     if (first.kind === 'none' && first.othersHaveOne === true && patched(FIRST_JUDGEMENT_PASSED_ON)) return pinnedLoad(backfillId, ANY_POLICY);
     return first;
@@ -147,15 +149,19 @@ async function loadPolicy(backfillId: string, pinned: string | null) {
   return pinnedLoad(backfillId, pinned);
 }
 
-function pinnedLoad(backfillId: string, pinned: string) {
-  const queue = workflowInfo().taskQueue;
-  const pinnedPolicy = proxyActivities<PolicyActivities>({
-    taskQueue: policyTaskQueue(queue),
+/** Policy loads on the policy queue: a worker that declines one (`PolicyMismatch`) leaves it to another, retried until one takes it. */
+function policyQueue(summary: string) {
+  return proxyActivities<PolicyActivities>({
+    taskQueue: policyTaskQueue(workflowInfo().taskQueue),
     startToCloseTimeout: '2 minutes',
     retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '5 seconds', nonRetryableErrorTypes: ['InvalidPolicy'] },
-    summary: pinned === ANY_POLICY ? 'policy: a worker of the queue with a policy' : 'policy: a worker with the policy this backfill was admitted under',
+    summary,
   });
-  return pinnedPolicy.loadPolicy({ backfillId, queue, hash: pinned });
+}
+
+function pinnedLoad(backfillId: string, pinned: string) {
+  const summary = pinned === ANY_POLICY ? 'policy: a worker of the queue with a policy' : 'policy: a worker with the policy this backfill was admitted under';
+  return policyQueue(summary).loadPolicy({ backfillId, queue: workflowInfo().taskQueue, hash: pinned });
 }
 
 /** The reason a local activity failed, for a message. */

@@ -11,6 +11,7 @@ import { Worker } from '@temporalio/worker';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { inject } from 'vitest';
 import type { BackfillClient } from '../../client/backfill-client.ts';
+import { policyTaskQueue } from '../../core/policy-pin.ts';
 import { backfillWorkflowId, progressQuery } from '../../workflows/definitions.ts';
 import { connectClient, scratch, startTestWorker, testSpec, uniqueQueue, waitFor, type TestWorker } from './helpers.ts';
 
@@ -44,6 +45,13 @@ it('backfills queried as they start replay', async () => {
   );
   for (const id of ids) expect((await client.wait(id, 60_000)).state).toBe('completed');
   const histories = await Promise.all(ids.map(async (id) => ({ workflowId: backfillWorkflowId(id), history: await client.client.workflow.getHandle(backfillWorkflowId(id)).fetchHistory() })));
+  // The policy's judgement is an activity of the policy queue, not a local activity (whose marker a replay cannot place).
+  for (const { history } of histories) {
+    const events = history.events ?? [];
+    expect(events.some((e) => e.markerRecordedEventAttributes?.markerName === 'core_local_activity')).toBe(false);
+    const load = events.find((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'loadPolicy');
+    expect(load?.activityTaskScheduledEventAttributes?.taskQueue?.name).toBe(policyTaskQueue(queue));
+  }
   const failed: string[] = [];
   for await (const result of Worker.runReplayHistories({ workflowBundle: { codePath: inject('workflowBundlePath') }, replayName: 'query-at-start' }, histories)) {
     if (result.error) failed.push(`${result.workflowId}: ${result.error.message.slice(0, 200)}`);
