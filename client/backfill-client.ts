@@ -80,6 +80,7 @@ import { visibilityLiteral } from './visibility.ts';
 import { LiveEtas, NO_LIVE_ETA, anyMeasured, liveEta, liveWindows, withLiveEta, withoutEtaWithoutWorker, type LiveEta } from './eta.ts';
 import { registerSearchAttributes, rejectedAttribute, requireSearchAttributes, unregisteredAttribute, type SetupResult } from './search-attributes.ts';
 import { QUERY_TIMEOUT_MS, UNPOLLED_QUERY_TIMEOUT_MS, noAnswerError, noPollerSeen, noWorkerError, workflowWorker } from './status-errors.ts';
+import { FAILING_ATTEMPT, FAILURE_EVENTS, lastTaskFailure, taskFailingError, timestampMs } from './task-failing.ts';
 import { pollersOf } from './pollers.ts';
 import { replacedSpecQueues } from './replaced-queues.ts';
 import { currentQueueCap, queueCap, sameQueueRate } from './queue-cap.ts';
@@ -735,6 +736,9 @@ export class BackfillClient {
       if ('progress' in first) return first.progress;
       // Right after the last worker went away the server refuses the query at once (FAILED_PRECONDITION).
       if (noPollerSeen(first.error)) throw noWorkerError(backfillId, description.taskQueue);
+      // Workers poll, but the run's workflow task keeps failing: none can answer (or answers only the failure).
+      const attempt = description.raw.pendingWorkflowTask?.attempt ?? 0;
+      if (!none && attempt >= FAILING_ATTEMPT) throw await this.taskFailing(backfillId, description, attempt);
       if (!timedOut(first.error, shortDeadline)) throw first.error;
       if (none) throw noWorkerError(backfillId, description.taskQueue);
       const deadline = asked + QUERY_TIMEOUT_MS;
@@ -755,6 +759,20 @@ export class BackfillClient {
       .catch(() => null);
     if (last) return { ...last, state };
     throw new BackfillError('not_running', `backfill '${backfillId}' ended ${endedText(state)}, and no worker is there to tell its final progress`);
+  }
+
+  /** The `workflow_task_failing` error, with the failure the run's history keeps (one read of its newest events; without it, when that read fails). */
+  private async taskFailing(backfillId: string, description: WorkflowExecutionDescription, attempt: number): Promise<BackfillError> {
+    const failure = await this.client
+      .withDeadline(Date.now() + 5000, () =>
+        this.connection.workflowService.getWorkflowExecutionHistoryReverse({
+          namespace: this.namespace,
+          execution: { workflowId: backfillWorkflowId(backfillId), runId: description.runId },
+          maximumPageSize: FAILURE_EVENTS,
+        }),
+      )
+      .then((response) => lastTaskFailure(response.history?.events ?? []), () => undefined);
+    return taskFailingError(backfillId, attempt, timestampMs(description.raw.pendingWorkflowTask?.originalScheduledTime), failure);
   }
 
   /** Whether no worker has polled the workflow task queue for minutes (unknown, when describing it is not allowed: false). */

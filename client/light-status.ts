@@ -8,7 +8,8 @@
  * plain gRPC, with JSON payloads. For anything else (a backfill that ended, TLS or an API key, a
  * call that failed, a payload it cannot decode) it returns null, and the caller asks the SDK's
  * client, which also words every error. The errors it throws itself are the SDK path's own
- * verdicts: no worker polls the workflows' queue, or none answered in time.
+ * verdicts: no worker polls the workflows' queue, none answered in time, or the workers poll
+ * but the workflow's task keeps failing.
  */
 import { BackfillError } from '../core/errors.ts';
 import { expandPlan } from '../core/plan.ts';
@@ -18,8 +19,9 @@ import type { Status } from './backfill-client.ts';
 import type { ConnectionSettings } from './connection.ts';
 import { NO_LIVE_ETA, anyMeasured, liveEta, liveWindows, withLiveEta, withoutEtaWithoutWorker, type LiveEta } from './eta.ts';
 import { QUERY_TIMEOUT_MS, UNPOLLED_QUERY_TIMEOUT_MS, noAnswerError, noPollerSeen, noWorkerError } from './status-errors.ts';
-import { StatusRpc, StatusRpcError, speaksPlainGrpc } from './status-rpc.ts';
+import { StatusRpc, StatusRpcError, speaksPlainGrpc, type PendingWorkflowTask } from './status-rpc.ts';
 import { WORKFLOW_EXECUTION_STATUS_RUNNING } from './status-wire.ts';
+import { FAILING_ATTEMPT, taskFailingError } from './task-failing.ts';
 import { queueStates, waitingNodes, type Poller, type Waiting } from './waiting.ts';
 
 /** How long describing the workflow may take before the SDK's client is asked instead. */
@@ -40,7 +42,8 @@ export function lightStatusApplies(settings: ConnectionSettings): boolean {
 
 /**
  * The status of a running backfill, as `BackfillClient.status` gives it; null when this path
- * cannot tell it exactly (see the module's comment). Throws only `no_worker` and `timeout`.
+ * cannot tell it exactly (see the module's comment). Throws only `no_worker`, `timeout` and
+ * `workflow_task_failing`.
  */
 export async function lightStatus(settings: ConnectionSettings, backfillId: string): Promise<Status | null> {
   if (!lightStatusApplies(settings)) return null;
@@ -58,7 +61,7 @@ export async function lightStatus(settings: ConnectionSettings, backfillId: stri
 }
 
 /** The reads `statusOf` makes (a StatusRpc; a fake in tests). */
-export type StatusReads = Pick<StatusRpc, 'describe' | 'query' | 'firstInput' | 'pollers'>;
+export type StatusReads = Pick<StatusRpc, 'describe' | 'query' | 'firstInput' | 'pollers' | 'taskFailure'>;
 
 /** `lightStatus` over `rpc`: exported for tests. */
 export async function statusOf(rpc: StatusReads, backfillId: string): Promise<Status | null> {
@@ -86,6 +89,9 @@ export async function statusOf(rpc: StatusReads, backfillId: string): Promise<St
   else {
     // Right after the last worker went away the server refuses the query at once (FAILED_PRECONDITION).
     if (noPollerSeen(first.error)) throw noWorkerError(backfillId, description.taskQueue);
+    // Workers poll, but the run's workflow task keeps failing: none can answer (or answers only the failure).
+    const task = description.workflowTask;
+    if (!unpolled && task && task.attempt >= FAILING_ATTEMPT) throw await taskFailingOf(rpc, backfillId, execution, task);
     if (!timedOut(first.error)) throw first.error;
     if (unpolled) throw noWorkerError(backfillId, description.taskQueue);
     try {
@@ -100,6 +106,12 @@ export async function statusOf(rpc: StatusReads, backfillId: string): Promise<St
   const [live, waiting] = await Promise.all([eta, waitingOf(rpc, progress, inputOnce, workflowPollers)]);
   const spec = waiting.length > 0 ? (await inputOnce().catch(() => undefined))?.spec : undefined;
   return { ...withoutEtaWithoutWorker(live ? withLiveEta(progress, live) : progress, waiting, spec), waiting };
+}
+
+/** The `workflow_task_failing` error, with the failure its history keeps (without it, when that read fails). */
+async function taskFailingOf(rpc: StatusReads, backfillId: string, execution: { workflowId: string; runId: string }, task: PendingWorkflowTask) {
+  const failure = await rpc.taskFailure(execution, Date.now() + DESCRIBE_TIMEOUT_MS).catch(() => undefined);
+  return taskFailingError(backfillId, task.attempt, task.originalScheduledMs, failure);
 }
 
 /** The live ETA (client/eta.ts) from the backfill's carried state and its plan. */

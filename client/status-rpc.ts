@@ -1,6 +1,7 @@
 /**
- * A read-only connection for `status`: the four WorkflowService calls it makes (describe the
- * workflow, query it, read the first event of its history, describe a task queue), over
+ * A read-only connection for `status`: the five WorkflowService calls it makes (describe the
+ * workflow, query it, read the first event of its history or, when its workflow task keeps
+ * failing, the last events, describe a task queue), over
  * @grpc/grpc-js with the small descriptor of client/status-wire.ts. It loads neither
  * @temporalio/client nor the whole API's descriptor, which together take most of the time
  * `status` took. It speaks plain gRPC only: client/light-status.ts uses it when the settings
@@ -10,6 +11,7 @@ import { Client, Metadata, credentials, type ServiceError } from '@grpc/grpc-js'
 import protobuf from 'protobufjs/light.js';
 import type { ConnectionSettings } from './connection.ts';
 import { TASK_QUEUE_TYPE, statusDescriptor } from './status-wire.ts';
+import { FAILURE_EVENTS, lastTaskFailure, timestampMs, type FailureEvent, type TaskFailure } from './task-failing.ts';
 import type { Poller } from './waiting.ts';
 
 const SERVICE = 'temporal.api.workflowservice.v1.WorkflowService';
@@ -22,8 +24,11 @@ type Execution = { workflowId?: string; runId?: string };
 type Payload = { metadata?: Record<string, Buffer>; data?: Buffer };
 type Payloads = { payloads?: Payload[] };
 
-/** `type`: the workflow's type name. */
-export type WorkflowDescription = { runId: string; type: string; status: number; taskQueue: string };
+/** The pending workflow task: its attempt (from 2 on, it failed or timed out that many times less one in a row) and when it was first scheduled. */
+export type PendingWorkflowTask = { attempt: number; originalScheduledMs?: number };
+
+/** `type`: the workflow's type name; `workflowTask`: the pending one, if any. */
+export type WorkflowDescription = { runId: string; type: string; status: number; taskQueue: string; workflowTask?: PendingWorkflowTask };
 
 /** A call the server (or the channel) failed, with gRPC's status code. */
 export class StatusRpcError extends Error {
@@ -119,13 +124,21 @@ export class StatusRpc {
   }
 
   async describe(workflowId: string, deadline: number): Promise<WorkflowDescription> {
-    const response = await this.call<{ workflowExecutionInfo?: { execution?: Execution; type?: { name?: string }; status?: number; taskQueue?: string } }>(
-      'DescribeWorkflowExecution',
-      { namespace: this.namespace, execution: { workflowId } },
-      deadline,
-    );
+    type Timestamp = { seconds?: number; nanos?: number };
+    const response = await this.call<{
+      workflowExecutionInfo?: { execution?: Execution; type?: { name?: string }; status?: number; taskQueue?: string };
+      pendingWorkflowTask?: { attempt?: number; originalScheduledTime?: Timestamp };
+    }>('DescribeWorkflowExecution', { namespace: this.namespace, execution: { workflowId } }, deadline);
     const info = response.workflowExecutionInfo;
-    return { runId: info?.execution?.runId ?? '', type: info?.type?.name ?? '', status: info?.status ?? 0, taskQueue: info?.taskQueue ?? '' };
+    const pending = response.pendingWorkflowTask;
+    const originalScheduledMs = timestampMs(pending?.originalScheduledTime);
+    return {
+      runId: info?.execution?.runId ?? '',
+      type: info?.type?.name ?? '',
+      status: info?.status ?? 0,
+      taskQueue: info?.taskQueue ?? '',
+      ...(pending ? { workflowTask: { attempt: pending.attempt ?? 1, ...(originalScheduledMs !== undefined ? { originalScheduledMs } : {}) } } : {}),
+    };
   }
 
   /** A query's answer, decoded; a rejected query throws. */
@@ -147,6 +160,16 @@ export class StatusRpc {
       deadline,
     );
     return firstPayload(response.history?.events?.[0]?.workflowExecutionStartedEventAttributes?.input);
+  }
+
+  /** The failure that began the run's current streak of failed workflow tasks: one read of its newest events. */
+  async taskFailure(execution: Required<Execution>, deadline: number): Promise<TaskFailure | undefined> {
+    const response = await this.call<{ history?: { events?: FailureEvent[] } }>(
+      'GetWorkflowExecutionHistoryReverse',
+      { namespace: this.namespace, execution, maximumPageSize: FAILURE_EVENTS },
+      deadline,
+    );
+    return lastTaskFailure(response.history?.events ?? []);
   }
 
   async pollers(taskQueue: string, kind: keyof typeof TASK_QUEUE_TYPE, deadline: number): Promise<Poller[]> {

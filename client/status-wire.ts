@@ -1,6 +1,6 @@
 /**
  * The part of Temporal's API that `status` reads, as a protobuf descriptor: the messages of the
- * four WorkflowService calls it makes, with only the fields it reads or sends. Decoding skips
+ * five WorkflowService calls it makes, with only the fields it reads or sends. Decoding skips
  * every field left out, as protobuf does for fields it does not know, so a small descriptor reads
  * the server's full answers. Loading it takes a few milliseconds, against ~250 ms for the whole
  * API's (@temporalio/proto), which the SDK's client loads before its first call.
@@ -30,17 +30,30 @@ export const STATUS_MESSAGES: Record<string, Record<string, WireField>> = {
     status: { id: 5, type: 'int32' },
     taskQueue: { id: 13, type: 'string' },
   },
+  'temporal.api.workflow.v1.PendingWorkflowTaskInfo': {
+    originalScheduledTime: { id: 3, type: 'google.protobuf.Timestamp' },
+    attempt: { id: 5, type: 'int32' },
+  },
+  'temporal.api.failure.v1.Failure': { message: { id: 1, type: 'string' } },
   'temporal.api.history.v1.History': { events: { id: 1, type: 'temporal.api.history.v1.HistoryEvent', rule: 'repeated' } },
   'temporal.api.history.v1.HistoryEvent': {
+    eventTime: { id: 2, type: 'google.protobuf.Timestamp' },
+    eventType: { id: 3, type: 'int32' },
     workflowExecutionStartedEventAttributes: { id: 6, type: 'temporal.api.history.v1.WorkflowExecutionStartedEventAttributes' },
+    workflowTaskFailedEventAttributes: { id: 14, type: 'temporal.api.history.v1.WorkflowTaskFailedEventAttributes' },
   },
   'temporal.api.history.v1.WorkflowExecutionStartedEventAttributes': { input: { id: 6, type: 'temporal.api.common.v1.Payloads' } },
+  'temporal.api.history.v1.WorkflowTaskFailedEventAttributes': {
+    cause: { id: 3, type: 'int32' },
+    failure: { id: 4, type: 'temporal.api.failure.v1.Failure' },
+  },
   'temporal.api.workflowservice.v1.DescribeWorkflowExecutionRequest': {
     namespace: { id: 1, type: 'string' },
     execution: { id: 2, type: 'temporal.api.common.v1.WorkflowExecution' },
   },
   'temporal.api.workflowservice.v1.DescribeWorkflowExecutionResponse': {
     workflowExecutionInfo: { id: 2, type: 'temporal.api.workflow.v1.WorkflowExecutionInfo' },
+    pendingWorkflowTask: { id: 5, type: 'temporal.api.workflow.v1.PendingWorkflowTaskInfo' },
   },
   'temporal.api.workflowservice.v1.QueryWorkflowRequest': {
     namespace: { id: 1, type: 'string' },
@@ -63,11 +76,21 @@ export const STATUS_MESSAGES: Record<string, Record<string, WireField>> = {
     maximumPageSize: { id: 3, type: 'int32' },
   },
   'temporal.api.workflowservice.v1.GetWorkflowExecutionHistoryResponse': { history: { id: 1, type: 'temporal.api.history.v1.History' } },
+  'temporal.api.workflowservice.v1.GetWorkflowExecutionHistoryReverseRequest': {
+    namespace: { id: 1, type: 'string' },
+    execution: { id: 2, type: 'temporal.api.common.v1.WorkflowExecution' },
+    maximumPageSize: { id: 3, type: 'int32' },
+  },
+  'temporal.api.workflowservice.v1.GetWorkflowExecutionHistoryReverseResponse': { history: { id: 1, type: 'temporal.api.history.v1.History' } },
 };
 
 /** Temporal's enum values that `status` sends or compares (temporal.api.enums.v1). */
 export const WORKFLOW_EXECUTION_STATUS_RUNNING = 1;
 export const TASK_QUEUE_TYPE = { workflow: 1, activity: 2 } as const;
+/** The history events that end a workflow task's attempt (temporal.api.enums.v1.EventType). */
+export const EVENT_TYPE = { workflowTaskCompleted: 7, workflowTaskTimedOut: 8, workflowTaskFailed: 9 } as const;
+/** WorkflowTaskFailedCause's NON_DETERMINISTIC_ERROR: the worker's code did not replay the history. */
+export const WORKFLOW_TASK_FAILED_CAUSE_NON_DETERMINISTIC_ERROR = 24;
 
 /** The descriptor as protobufjs reads it (`Root.fromJSON`): namespaces nested by the names' parts. */
 export function statusDescriptor(): INamespace {

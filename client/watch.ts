@@ -22,7 +22,8 @@ export function watchEndsAt(state: BackfillState): boolean {
  * Polls status until the backfill ends; draws bars (and stalls) unless --json. The caller prints
  * how it ended: the view leaves that headline to it (on a terminal, the bars stay without their
  * header line; on a pipe, no line is written for the end). A server that
- * does not answer (a restart) and a worker that is away (`no_worker`, `timeout`: one restarting)
+ * does not answer (a restart), a worker that is away (`no_worker`, `timeout`: one restarting) and
+ * a workflow task that fails (`workflow_task_failing`: workers of two releases in a deploy, say)
  * are ridden out for WATCH_PATIENCE_MS, as `wait` rides them out, saying that it waits; `note`
  * says so (default: a line above the bars, or on stderr).
  */
@@ -45,10 +46,15 @@ export async function watch(
       } catch (error) {
         // Any other BackfillError is an answer (not found, ended without a worker to tell): it ends the watch.
         const workerAway = error instanceof BackfillError && (error.code === 'no_worker' || error.code === 'timeout');
-        if (error instanceof BackfillError && !workerAway) throw error;
+        const failing = error instanceof BackfillError && error.code === 'workflow_task_failing';
+        if (error instanceof BackfillError && !workerAway && !failing) throw error;
         if (unanswered === null) {
           unanswered = Date.now();
-          const why = workerAway ? `${error.message}; waiting for a worker` : `the Temporal server does not answer (${(error as Error).message}); waiting for it`;
+          const why = failing
+            ? `${error.message} Waiting for it to pass`
+            : workerAway
+              ? `${error.message}; waiting for a worker`
+              : `the Temporal server does not answer (${(error as Error).message}); waiting for it`;
           say(`${backfillId}: ${why} (for up to ${WATCH_PATIENCE_MS / 1000}s)`);
         }
         if (Date.now() - unanswered > WATCH_PATIENCE_MS) throw error;

@@ -30,6 +30,8 @@ export const ERROR_CODES = [
   'server_unavailable',
   'timeout',
   'no_worker',
+  /** A running backfill's workflow task keeps failing: workers poll, but cannot run its code (status says why). */
+  'workflow_task_failing',
   'failed',
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];

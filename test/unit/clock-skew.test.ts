@@ -48,6 +48,7 @@ describe('silent workers, judged on the server clock', () => {
           throw new Error('no carry in this test');
         },
         firstInput: async () => ({ spec: { nodes: [{ id: 'a', taskQueue: 'warehouse' }] }, range: {} }),
+        taskFailure: async () => undefined,
         pollers: async (queue: string) => (queue === 'backfill' ? workflowPollers : polled(60_000)),
       };
       const status = await statusOf(rpc, 'b1');

@@ -195,6 +195,7 @@ describe('withoutEtaWithoutWorker', () => {
         throw new Error('no carry in this test');
       },
       firstInput: async () => ({ spec: { nodes: [{ id: 'a', taskQueue: 'warehouse' }, { id: 'b', taskQueue: 'busy' }] }, range: {} }),
+      taskFailure: async () => undefined,
       pollers: async (queue: string) => (queue === 'warehouse' ? [] : [{ identity: 'w', lastAccessMs: Date.now() }]),
     };
     const status = await statusOf(rpc, 'b1');

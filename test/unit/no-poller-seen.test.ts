@@ -57,6 +57,7 @@ describe('a query refused because no poller was seen recently', () => {
         throw new StatusRpcError('QueryWorkflow', 9, DETAILS);
       },
       firstInput: async () => undefined,
+      taskFailure: async () => undefined,
       pollers: async () => [recentPoller()],
     };
     await expect(statusOf(rpc, 'b1')).rejects.toMatchObject({ code: 'no_worker', message: expect.stringContaining("workflow task queue 'q'") });
@@ -69,6 +70,7 @@ describe('a query refused because no poller was seen recently', () => {
         throw new StatusRpcError('QueryWorkflow', 9, DETAILS);
       },
       firstInput: async () => undefined,
+      taskFailure: async () => undefined,
       pollers: async () => [recentPoller()],
     };
     expect(await statusOf(rpc, 'b1/orders')).toBeNull();

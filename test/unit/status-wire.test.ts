@@ -7,7 +7,7 @@ import proto from '@temporalio/proto';
 import protobuf from 'protobufjs/light.js';
 import { describe, expect, it } from 'vitest';
 import { decodePayload } from '../../client/status-rpc.ts';
-import { STATUS_MESSAGES, TASK_QUEUE_TYPE, WORKFLOW_EXECUTION_STATUS_RUNNING, statusDescriptor } from '../../client/status-wire.ts';
+import { EVENT_TYPE, STATUS_MESSAGES, TASK_QUEUE_TYPE, WORKFLOW_EXECUTION_STATUS_RUNNING, WORKFLOW_TASK_FAILED_CAUSE_NON_DETERMINISTIC_ERROR, statusDescriptor } from '../../client/status-wire.ts';
 
 type ReflectionRoot = { lookupType(name: string): protobuf.Type };
 const full = proto as unknown as ReflectionRoot;
@@ -39,6 +39,12 @@ describe('the status descriptor', () => {
     const enums = (proto as unknown as { temporal: { api: { enums: { v1: Record<string, Record<string, number>> } } } }).temporal.api.enums.v1;
     expect(WORKFLOW_EXECUTION_STATUS_RUNNING).toBe(enums.WorkflowExecutionStatus!.WORKFLOW_EXECUTION_STATUS_RUNNING);
     expect(TASK_QUEUE_TYPE).toEqual({ workflow: enums.TaskQueueType!.TASK_QUEUE_TYPE_WORKFLOW, activity: enums.TaskQueueType!.TASK_QUEUE_TYPE_ACTIVITY });
+    expect(EVENT_TYPE).toEqual({
+      workflowTaskCompleted: enums.EventType!.EVENT_TYPE_WORKFLOW_TASK_COMPLETED,
+      workflowTaskTimedOut: enums.EventType!.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT,
+      workflowTaskFailed: enums.EventType!.EVENT_TYPE_WORKFLOW_TASK_FAILED,
+    });
+    expect(WORKFLOW_TASK_FAILED_CAUSE_NON_DETERMINISTIC_ERROR).toBe(enums.WorkflowTaskFailedCause!.WORKFLOW_TASK_FAILED_CAUSE_NON_DETERMINISTIC_ERROR);
   });
 
   it('reads the fields it needs from a full answer the SDK encodes, and skips the others', () => {
@@ -56,11 +62,28 @@ describe('the status descriptor', () => {
           memo: { fields: { note: { metadata: { encoding: Buffer.from('json/plain') }, data: Buffer.from('"x"') } } },
         },
         pendingActivities: [{ activityId: 'a/1', attempt: 3 }],
+        pendingWorkflowTask: { state: 1, scheduledTime: { seconds: 1_700_000_100 }, originalScheduledTime: { seconds: 1_700_000_000 }, attempt: 7 },
       })
       .finish();
     const read = light.lookupType(name);
     expect(read.toObject(read.decode(bytes), { longs: Number })).toEqual({
       workflowExecutionInfo: { execution: { workflowId: 'backfill/b1', runId: 'run-1' }, type: { name: 'backfillWorkflow' }, status: WORKFLOW_EXECUTION_STATUS_RUNNING, taskQueue: 'backfill' },
+      pendingWorkflowTask: { originalScheduledTime: { seconds: 1_700_000_000 }, attempt: 7 },
+    });
+  });
+
+  it("reads a WorkflowTaskFailed event's time, cause and message from a history read in reverse", () => {
+    const name = 'temporal.api.workflowservice.v1.GetWorkflowExecutionHistoryReverseResponse';
+    const failed = {
+      eventId: 9,
+      eventTime: { seconds: 1_700_000_000, nanos: 5_000_000 },
+      eventType: EVENT_TYPE.workflowTaskFailed,
+      workflowTaskFailedEventAttributes: { scheduledEventId: 7, startedEventId: 8, cause: 14, failure: { message: 'boom', stackTrace: 'at x', applicationFailureInfo: { type: 'Error' } }, identity: 'w@h' },
+    };
+    const bytes = full.lookupType(name).encode({ history: { events: [failed] }, nextPageToken: Buffer.from('next') }).finish();
+    const read = light.lookupType(name);
+    expect(read.toObject(read.decode(bytes), { longs: Number })).toEqual({
+      history: { events: [{ eventTime: { seconds: 1_700_000_000, nanos: 5_000_000 }, eventType: EVENT_TYPE.workflowTaskFailed, workflowTaskFailedEventAttributes: { cause: 14, failure: { message: 'boom' } } }] },
     });
   });
 

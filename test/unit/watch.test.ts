@@ -236,6 +236,17 @@ describe('--watch while the worker is away', () => {
     expect(notes).toEqual([expect.stringMatching(/^b: backfill 'b' is running but no worker polls .*; waiting for a worker \(for up to 120s\)$/)]);
   });
 
+  it('rides out a workflow task that fails (workers of two releases in a deploy, say), saying so', async () => {
+    vi.useFakeTimers();
+    const failing = new BackfillError('workflow_task_failing', "backfill 'b' is running but its workflow task has failed 2 times in a row: the workers poll but cannot run its code, so it makes no progress.");
+    const client = away(failing, failing);
+    const notes: string[] = [];
+    const final = watch(client, 'b', true, 1, (line) => notes.push(line));
+    await vi.advanceTimersByTimeAsync(5000);
+    expect((await final).state).toBe('completed');
+    expect(notes).toEqual([expect.stringMatching(/^b: backfill 'b' is running but its workflow task has failed .* makes no progress\. Waiting for it to pass \(for up to 120s\)$/)]);
+  });
+
   it('gives up with the error once the worker has been away for two minutes', async () => {
     vi.useFakeTimers();
     const noWorker = new BackfillError('no_worker', 'no worker');

@@ -1,0 +1,76 @@
+/**
+ * What `status` says of a backfill whose workflow task keeps failing (a nondeterminism error after
+ * an upgrade, a bug that throws in workflow code): the run stays open and makes no progress, and
+ * its progress query fails or goes unanswered although workers poll. Shared by the SDK's client
+ * (backfill-client.ts) and the light path (light-status.ts).
+ *
+ * The server retries a failing workflow task without end, and writes only the first failure of a
+ * streak to the history (WorkflowTaskFailed, with its cause and message); describing the workflow
+ * tells how many attempts the streak has made (`pendingWorkflowTask.attempt`).
+ */
+import { BackfillError } from '../core/errors.ts';
+import { printableText } from './printable.ts';
+import { EVENT_TYPE, WORKFLOW_TASK_FAILED_CAUSE_NON_DETERMINISTIC_ERROR } from './status-wire.ts';
+
+/** From this attempt on, the workflow task has failed (or timed out) at least once in a row. */
+export const FAILING_ATTEMPT = 2;
+
+/** The newest events read to find the failure: the streak's failure is followed only by events that arrived since (signals, activities ending, timers). */
+export const FAILURE_EVENTS = 50;
+
+/** The first failure of the current streak, as its WorkflowTaskFailed event tells it. */
+export type TaskFailure = { atMs?: number; cause?: number; message: string };
+
+/** An int64 as protobufjs gives it: a number (`longs: Number`) or a Long (the SDK's client). */
+type Int64 = number | { toNumber(): number };
+
+/** A protobuf Timestamp as a time in ms. */
+export function timestampMs(ts: { seconds?: Int64 | null; nanos?: number | null } | null | undefined): number | undefined {
+  if (!ts || ts.seconds === undefined || ts.seconds === null) return undefined;
+  const seconds = typeof ts.seconds === 'number' ? ts.seconds : ts.seconds.toNumber();
+  return seconds * 1000 + Math.floor((ts.nanos ?? 0) / 1e6);
+}
+
+/** A history event, as either decoder gives it, with the fields read here. */
+export type FailureEvent = {
+  eventType?: number | null;
+  eventTime?: { seconds?: Int64 | null; nanos?: number | null } | null;
+  workflowTaskFailedEventAttributes?: { cause?: number | null; failure?: { message?: string | null } | null } | null;
+};
+
+/**
+ * The failure that began the current streak, from events newest first: the newest event that
+ * ended a workflow task's attempt, when it is a failure (a completed task ends any streak; a
+ * streak begun by a timeout has no message to tell).
+ */
+export function lastTaskFailure(newestFirst: readonly FailureEvent[]): TaskFailure | undefined {
+  const ended = newestFirst.find((e) => e.eventType === EVENT_TYPE.workflowTaskCompleted || e.eventType === EVENT_TYPE.workflowTaskTimedOut || e.eventType === EVENT_TYPE.workflowTaskFailed);
+  if (ended?.eventType !== EVENT_TYPE.workflowTaskFailed) return undefined;
+  const attributes = ended.workflowTaskFailedEventAttributes;
+  const atMs = timestampMs(ended.eventTime);
+  return { ...(atMs !== undefined ? { atMs } : {}), ...(attributes?.cause ? { cause: attributes.cause } : {}), message: attributes?.failure?.message ?? '' };
+}
+
+function isNondeterminism(failure: TaskFailure): boolean {
+  return failure.cause === WORKFLOW_TASK_FAILED_CAUSE_NON_DETERMINISTIC_ERROR || /TMPRL1100|nondetermini/i.test(failure.message);
+}
+
+/** A worker's message, on one line and bounded: the first line of a stack says what failed. */
+function messageText(message: string, max = 300): string {
+  const line = printableText(message.split('\n')[0]!.trim());
+  return line.length > max ? `${line.slice(0, max)}…` : line;
+}
+
+/** `attempt`: the pending workflow task's; `sinceMs`: when the streak began, if known. */
+export function taskFailingError(backfillId: string, attempt: number, sinceMs: number | undefined, failure: TaskFailure | undefined): BackfillError {
+  const since = failure?.atMs ?? sinceMs;
+  const head = `backfill '${backfillId}' is running but its workflow task has failed ${attempt - 1} time${attempt === 2 ? '' : 's'} in a row${since !== undefined ? ` (since ${new Date(since).toISOString()})` : ''}: the workers poll but cannot run its code, so it makes no progress.`;
+  const section = 'see "A backfill whose workflow tasks fail" in docs/operations.md';
+  let why: string;
+  // None: the streak began with a timeout, the failure is older than the events read, or the read failed.
+  if (!failure) why = `Read the workers' log, or the run's history in the Web UI, for why; ${section}.`;
+  else if (isNondeterminism(failure)) {
+    why = `The workers' code cannot replay this run's history (nondeterminism: ${messageText(failure.message)}): run workers of the code that started it, or reset or terminate the run; ${section}.`;
+  } else why = `Its workflow code fails: ${messageText(failure.message) || 'no message'}. Read the workers' log for the stack, and ${section}.`;
+  return new BackfillError('workflow_task_failing', `${head} ${why}`);
+}

@@ -1,0 +1,151 @@
+/**
+ * A running backfill whose workflow task keeps failing (a nondeterminism error, a bug that throws
+ * in workflow code): workers poll, but none can answer its progress query. `status` says so, with
+ * the failure its history keeps, instead of "no worker answered": on the light path and the SDK's.
+ */
+import { describe, expect, it } from 'vitest';
+import { BackfillClient } from '../../client/backfill-client.ts';
+import { LiveEtas } from '../../client/eta.ts';
+import { statusOf, type StatusReads } from '../../client/light-status.ts';
+import { StatusRpcError, type PendingWorkflowTask } from '../../client/status-rpc.ts';
+import { EVENT_TYPE, WORKFLOW_EXECUTION_STATUS_RUNNING } from '../../client/status-wire.ts';
+import { lastTaskFailure, type FailureEvent, type TaskFailure } from '../../client/task-failing.ts';
+
+const SINCE = Date.parse('2026-12-06T10:00:00.000Z');
+const BUG: TaskFailure = { atMs: SINCE, cause: 14, message: 'a bug in workflow code\n    at backfillWorkflow (workflows/backfill.ts:12:9)' };
+const REPLAY: TaskFailure = {
+  atMs: SINCE,
+  cause: 24,
+  message: '[TMPRL1100] Nondeterminism error: Non-deprecated patch marker encountered for change warehouse-lease, but there is no corresponding change command!',
+};
+const progress = { backfillId: 'b1', state: 'running', paused: false, nodes: [] };
+
+/** Reads of a run whose workflow task is at `attempt`; `answers`: whether its progress query is answered (else it times out). */
+function reads(attempt: number | undefined, failure: TaskFailure | undefined, answers = false, pollers = [{ identity: 'w@h', lastAccessMs: Date.now() }]) {
+  const asked = { failure: 0 };
+  const workflowTask: PendingWorkflowTask | undefined = attempt === undefined ? undefined : { attempt, originalScheduledMs: SINCE + 60_000 };
+  const rpc: StatusReads = {
+    describe: async () => ({ runId: 'r1', type: 'backfillWorkflow', status: WORKFLOW_EXECUTION_STATUS_RUNNING, taskQueue: 'q', ...(workflowTask ? { workflowTask } : {}) }),
+    query: async (_workflowId: string, query: string) => {
+      if (answers && query === 'progress') return progress;
+      throw new StatusRpcError('QueryWorkflow', 4, 'context deadline exceeded');
+    },
+    firstInput: async () => undefined,
+    taskFailure: async () => (asked.failure++, failure),
+    pollers: async () => pollers,
+  };
+  return { rpc, asked };
+}
+
+describe('status of a backfill whose workflow task keeps failing (the light path)', () => {
+  it('says the workers cannot run its code, how many times it failed since when, and the failure its history keeps', async () => {
+    const { rpc, asked } = reads(5, BUG);
+    const error = await statusOf(rpc, 'b1').catch((e: unknown) => e);
+    expect(error).toMatchObject({
+      code: 'workflow_task_failing',
+      message:
+        "backfill 'b1' is running but its workflow task has failed 4 times in a row (since 2026-12-06T10:00:00.000Z): the workers poll but cannot run its code, so it makes no progress. " +
+        'Its workflow code fails: a bug in workflow code. Read the workers\' log for the stack, and see "A backfill whose workflow tasks fail" in docs/operations.md.',
+    });
+    expect(asked.failure).toBe(1);
+  });
+
+  it('words a nondeterminism error as code that cannot replay the history', async () => {
+    const error = (await statusOf(reads(3, REPLAY).rpc, 'b1').catch((e: unknown) => e)) as Error;
+    expect(error).toMatchObject({ code: 'workflow_task_failing' });
+    expect(error.message).toContain('has failed 2 times in a row (since 2026-12-06T10:00:00.000Z)');
+    expect(error.message).toContain("The workers' code cannot replay this run's history (nondeterminism: [TMPRL1100] Nondeterminism error: Non-deprecated patch marker");
+    expect(error.message).toContain('run workers of the code that started it, or reset or terminate the run; see "A backfill whose workflow tasks fail" in docs/operations.md.');
+  });
+
+  it('without the failure (its history read failed, or the streak began with a timeout), says when it was first scheduled and where to look', async () => {
+    const error = (await statusOf(reads(2, undefined).rpc, 'b1').catch((e: unknown) => e)) as Error;
+    expect(error.message).toBe(
+      "backfill 'b1' is running but its workflow task has failed 1 time in a row (since 2026-12-06T10:01:00.000Z): the workers poll but cannot run its code, so it makes no progress. " +
+        'Read the workers\' log, or the run\'s history in the Web UI, for why; see "A backfill whose workflow tasks fail" in docs/operations.md.',
+    );
+  });
+
+  it('at its first attempt, or with no task pending, is the usual timeout, without reading the history', async () => {
+    for (const attempt of [1, undefined]) {
+      const { rpc, asked } = reads(attempt, BUG);
+      await expect(statusOf(rpc, 'b1')).rejects.toMatchObject({ code: 'timeout', message: expect.stringContaining('no worker answered within 15s') });
+      expect(asked.failure).toBe(0);
+    }
+  });
+
+  it('with no worker polling its queue, is no_worker', async () => {
+    await expect(statusOf(reads(5, BUG, false, []).rpc, 'b1')).rejects.toMatchObject({ code: 'no_worker' });
+  });
+
+  it('answered (a worker that has the run cached), is the progress, and reads no history', async () => {
+    const { rpc, asked } = reads(5, BUG, true);
+    expect(await statusOf(rpc, 'b1')).toMatchObject({ state: 'running', waiting: [] });
+    expect(asked.failure).toBe(0);
+  });
+});
+
+describe("status of a backfill whose workflow task keeps failing (the SDK's path)", () => {
+  it('says the same, from the description and the history read in reverse', async () => {
+    const timedOut = Object.assign(new Error('4 DEADLINE_EXCEEDED: context deadline exceeded'), { code: 4 });
+    const handle = {
+      describe: async () => ({
+        type: 'backfillWorkflow',
+        status: { name: 'RUNNING' },
+        taskQueue: 'q',
+        runId: 'r1',
+        startTime: new Date(),
+        raw: { pendingWorkflowTask: { attempt: 4, originalScheduledTime: { seconds: { toNumber: () => SINCE / 1000 + 60 }, nanos: 0 } }, pendingActivities: [] },
+      }),
+      query: async () => {
+        throw timedOut;
+      },
+    };
+    const read: Array<{ maximumPageSize?: number }> = [];
+    const client = Object.create(BackfillClient.prototype) as BackfillClient;
+    Object.defineProperties(client, {
+      client: { value: { workflow: { getHandle: () => handle }, withDeadline: <T>(_: number, fn: () => Promise<T>) => fn() } },
+      connection: {
+        value: {
+          workflowService: {
+            describeTaskQueue: async () => ({ pollers: [{ identity: 'w@h', lastAccessTime: { seconds: Math.floor(Date.now() / 1000), nanos: 0 } }] }),
+            getWorkflowExecutionHistory: async () => ({ history: { events: [] } }),
+            getWorkflowExecutionHistoryReverse: async (request: { maximumPageSize?: number }) => {
+              read.push(request);
+              const events: FailureEvent[] = [
+                { eventType: EVENT_TYPE.workflowTaskFailed, eventTime: { seconds: { toNumber: () => SINCE / 1000 }, nanos: 0 }, workflowTaskFailedEventAttributes: { cause: 24, failure: { message: REPLAY.message } } },
+              ];
+              return { history: { events } };
+            },
+          },
+        },
+      },
+      settings: { value: { namespace: 'default' } },
+      beside: { value: new Set() },
+      etas: { value: new LiveEtas() },
+      plans: { value: new Map() },
+      nodeQueues: { value: new Map() },
+    });
+    const error = (await client.status('b1').catch((e: unknown) => e)) as Error;
+    expect(error).toMatchObject({ code: 'workflow_task_failing' });
+    expect(error.message).toContain("backfill 'b1' is running but its workflow task has failed 3 times in a row (since 2026-12-06T10:00:00.000Z)");
+    expect(error.message).toContain("The workers' code cannot replay this run's history");
+    expect(read).toHaveLength(1);
+  });
+});
+
+describe('lastTaskFailure', () => {
+  const at = (seconds: number) => ({ seconds, nanos: 0 });
+  const failed = (message: string, seconds: number): FailureEvent => ({ eventType: EVENT_TYPE.workflowTaskFailed, eventTime: at(seconds), workflowTaskFailedEventAttributes: { cause: 14, failure: { message } } });
+  const signalled: FailureEvent = { eventType: 26, eventTime: at(30) };
+
+  it('is the newest failure when no workflow task ended after it (the first of the streak: the server writes no other)', () => {
+    expect(lastTaskFailure([signalled, failed('now', 20), { eventType: EVENT_TYPE.workflowTaskCompleted }, failed('before', 10)])).toEqual({ atMs: 20_000, cause: 14, message: 'now' });
+  });
+
+  it('is none when the newest ending of a task is a completion (an older streak) or a timeout (no message), or nothing was read', () => {
+    expect(lastTaskFailure([signalled, { eventType: EVENT_TYPE.workflowTaskCompleted }, failed('before', 10)])).toBeUndefined();
+    expect(lastTaskFailure([{ eventType: EVENT_TYPE.workflowTaskTimedOut }, failed('before', 10)])).toBeUndefined();
+    expect(lastTaskFailure([])).toBeUndefined();
+  });
+});
