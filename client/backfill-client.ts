@@ -80,7 +80,7 @@ import { visibilityLiteral } from './visibility.ts';
 import { LiveEtas, NO_LIVE_ETA, anyMeasured, liveEta, liveWindows, withLiveEta, withoutEtaWithoutWorker, type LiveEta } from './eta.ts';
 import { registerSearchAttributes, rejectedAttribute, requireSearchAttributes, unregisteredAttribute, type SetupResult } from './search-attributes.ts';
 import { QUERY_TIMEOUT_MS, UNPOLLED_QUERY_TIMEOUT_MS, noAnswerError, noPollerSeen, noWorkerError, workflowWorker } from './status-errors.ts';
-import { FAILING_ATTEMPT, FAILURE_EVENTS, lastTaskFailure, taskFailingError, timestampMs } from './task-failing.ts';
+import { FAILING_ATTEMPT, FAILURE_EVENTS, lastTaskFailure, taskFailingError } from './task-failing.ts';
 import { pollersOf } from './pollers.ts';
 import { replacedSpecQueues } from './replaced-queues.ts';
 import { currentQueueCap, queueCap, sameQueueRate } from './queue-cap.ts';
@@ -772,7 +772,7 @@ export class BackfillClient {
         }),
       )
       .then((response) => lastTaskFailure(response.history?.events ?? []), () => undefined);
-    return taskFailingError(backfillId, attempt, timestampMs(description.raw.pendingWorkflowTask?.originalScheduledTime), failure);
+    return taskFailingError(backfillId, attempt, failure);
   }
 
   /** Whether no worker has polled the workflow task queue for minutes (unknown, when describing it is not allowed: false). */

@@ -111,7 +111,7 @@ export async function statusOf(rpc: StatusReads, backfillId: string): Promise<St
 /** The `workflow_task_failing` error, with the failure its history keeps (without it, when that read fails). */
 async function taskFailingOf(rpc: StatusReads, backfillId: string, execution: { workflowId: string; runId: string }, task: PendingWorkflowTask) {
   const failure = await rpc.taskFailure(execution, Date.now() + DESCRIBE_TIMEOUT_MS).catch(() => undefined);
-  return taskFailingError(backfillId, task.attempt, task.originalScheduledMs, failure);
+  return taskFailingError(backfillId, task.attempt, failure);
 }
 
 /** The live ETA (client/eta.ts) from the backfill's carried state and its plan. */

@@ -11,7 +11,7 @@ import { Client, Metadata, credentials, type ServiceError } from '@grpc/grpc-js'
 import protobuf from 'protobufjs/light.js';
 import type { ConnectionSettings } from './connection.ts';
 import { TASK_QUEUE_TYPE, statusDescriptor } from './status-wire.ts';
-import { FAILURE_EVENTS, lastTaskFailure, timestampMs, type FailureEvent, type TaskFailure } from './task-failing.ts';
+import { FAILURE_EVENTS, lastTaskFailure, type FailureEvent, type TaskFailure } from './task-failing.ts';
 import type { Poller } from './waiting.ts';
 
 const SERVICE = 'temporal.api.workflowservice.v1.WorkflowService';
@@ -24,8 +24,12 @@ type Execution = { workflowId?: string; runId?: string };
 type Payload = { metadata?: Record<string, Buffer>; data?: Buffer };
 type Payloads = { payloads?: Payload[] };
 
-/** The pending workflow task: its attempt (from 2 on, it failed or timed out that many times less one in a row) and when it was first scheduled. */
-export type PendingWorkflowTask = { attempt: number; originalScheduledMs?: number };
+/**
+ * The pending workflow task: its attempt (from 2 on, it failed or timed out that many times less
+ * one in a row). Its `originalScheduledTime` is left out: for a task failing again and again it is
+ * the current attempt's, not the streak's first.
+ */
+export type PendingWorkflowTask = { attempt: number };
 
 /** `type`: the workflow's type name; `workflowTask`: the pending one, if any. */
 export type WorkflowDescription = { runId: string; type: string; status: number; taskQueue: string; workflowTask?: PendingWorkflowTask };
@@ -124,20 +128,18 @@ export class StatusRpc {
   }
 
   async describe(workflowId: string, deadline: number): Promise<WorkflowDescription> {
-    type Timestamp = { seconds?: number; nanos?: number };
     const response = await this.call<{
       workflowExecutionInfo?: { execution?: Execution; type?: { name?: string }; status?: number; taskQueue?: string };
-      pendingWorkflowTask?: { attempt?: number; originalScheduledTime?: Timestamp };
+      pendingWorkflowTask?: { attempt?: number };
     }>('DescribeWorkflowExecution', { namespace: this.namespace, execution: { workflowId } }, deadline);
     const info = response.workflowExecutionInfo;
     const pending = response.pendingWorkflowTask;
-    const originalScheduledMs = timestampMs(pending?.originalScheduledTime);
     return {
       runId: info?.execution?.runId ?? '',
       type: info?.type?.name ?? '',
       status: info?.status ?? 0,
       taskQueue: info?.taskQueue ?? '',
-      ...(pending ? { workflowTask: { attempt: pending.attempt ?? 1, ...(originalScheduledMs !== undefined ? { originalScheduledMs } : {}) } } : {}),
+      ...(pending ? { workflowTask: { attempt: pending.attempt ?? 1 } } : {}),
     };
   }
 

@@ -30,10 +30,7 @@ export const STATUS_MESSAGES: Record<string, Record<string, WireField>> = {
     status: { id: 5, type: 'int32' },
     taskQueue: { id: 13, type: 'string' },
   },
-  'temporal.api.workflow.v1.PendingWorkflowTaskInfo': {
-    originalScheduledTime: { id: 3, type: 'google.protobuf.Timestamp' },
-    attempt: { id: 5, type: 'int32' },
-  },
+  'temporal.api.workflow.v1.PendingWorkflowTaskInfo': { attempt: { id: 5, type: 'int32' } },
   'temporal.api.failure.v1.Failure': { message: { id: 1, type: 'string' } },
   'temporal.api.history.v1.History': { events: { id: 1, type: 'temporal.api.history.v1.HistoryEvent', rule: 'repeated' } },
   'temporal.api.history.v1.HistoryEvent': {

@@ -61,9 +61,9 @@ function messageText(message: string, max = 300): string {
   return line.length > max ? `${line.slice(0, max)}…` : line;
 }
 
-/** `attempt`: the pending workflow task's; `sinceMs`: when the streak began, if known. */
-export function taskFailingError(backfillId: string, attempt: number, sinceMs: number | undefined, failure: TaskFailure | undefined): BackfillError {
-  const since = failure?.atMs ?? sinceMs;
+/** `attempt`: the pending workflow task's; `failure`: the streak's first, whose time is the streak's start. */
+export function taskFailingError(backfillId: string, attempt: number, failure: TaskFailure | undefined): BackfillError {
+  const since = failure?.atMs;
   const head = `backfill '${backfillId}' is running but its workflow task has failed ${attempt - 1} time${attempt === 2 ? '' : 's'} in a row${since !== undefined ? ` (since ${new Date(since).toISOString()})` : ''}: the workers poll but cannot run its code, so it makes no progress.`;
   const section = 'see "A backfill whose workflow tasks fail" in docs/operations.md';
   let why: string;

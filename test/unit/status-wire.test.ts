@@ -68,7 +68,7 @@ describe('the status descriptor', () => {
     const read = light.lookupType(name);
     expect(read.toObject(read.decode(bytes), { longs: Number })).toEqual({
       workflowExecutionInfo: { execution: { workflowId: 'backfill/b1', runId: 'run-1' }, type: { name: 'backfillWorkflow' }, status: WORKFLOW_EXECUTION_STATUS_RUNNING, taskQueue: 'backfill' },
-      pendingWorkflowTask: { originalScheduledTime: { seconds: 1_700_000_000 }, attempt: 7 },
+      pendingWorkflowTask: { attempt: 7 },
     });
   });
 
