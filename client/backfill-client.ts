@@ -80,7 +80,7 @@ import { visibilityLiteral } from './visibility.ts';
 import { LiveEtas, NO_LIVE_ETA, anyMeasured, liveEta, liveWindows, withLiveEta, withoutEtaWithoutWorker, type LiveEta } from './eta.ts';
 import { registerSearchAttributes, rejectedAttribute, requireSearchAttributes, unregisteredAttribute, type SetupResult } from './search-attributes.ts';
 import { QUERY_TIMEOUT_MS, UNPOLLED_QUERY_TIMEOUT_MS, noAnswerError, noPollerSeen, noWorkerError, workflowWorker } from './status-errors.ts';
-import { FAILING_ATTEMPT, FAILURE_EVENTS, lastTaskFailure, taskFailingError } from './task-failing.ts';
+import { FAILING_ATTEMPT, FAILURE_EVENTS, failingStreak, lastTaskFailure, taskFailingError } from './task-failing.ts';
 import { pollersOf } from './pollers.ts';
 import { replacedSpecQueues } from './replaced-queues.ts';
 import { currentQueueCap, queueCap, sameQueueRate } from './queue-cap.ts';
@@ -738,7 +738,8 @@ export class BackfillClient {
       if (noPollerSeen(first.error)) throw noWorkerError(backfillId, description.taskQueue);
       // Workers poll, but the run's workflow task keeps failing: none can answer (or answers only the failure).
       const attempt = description.raw.pendingWorkflowTask?.attempt ?? 0;
-      if (!none && attempt >= FAILING_ATTEMPT) throw await this.taskFailing(backfillId, description, attempt);
+      const failing = !none && attempt >= FAILING_ATTEMPT ? await this.taskFailing(backfillId, description, attempt) : undefined;
+      if (failing) throw failing;
       if (!timedOut(first.error, shortDeadline)) throw first.error;
       if (none) throw noWorkerError(backfillId, description.taskQueue);
       const deadline = asked + QUERY_TIMEOUT_MS;
@@ -761,8 +762,8 @@ export class BackfillClient {
     throw new BackfillError('not_running', `backfill '${backfillId}' ended ${endedText(state)}, and no worker is there to tell its final progress`);
   }
 
-  /** The `workflow_task_failing` error, with the failure the run's history keeps (one read of its newest events; without it, when that read fails). */
-  private async taskFailing(backfillId: string, description: WorkflowExecutionDescription, attempt: number): Promise<BackfillError> {
+  /** The `workflow_task_failing` error, with the failure the run's history keeps (one read of its newest events; without it, when that read fails); none for a single timeout (`failingStreak`). */
+  private async taskFailing(backfillId: string, description: WorkflowExecutionDescription, attempt: number): Promise<BackfillError | undefined> {
     const failure = await this.client
       .withDeadline(Date.now() + 5000, () =>
         this.connection.workflowService.getWorkflowExecutionHistoryReverse({
@@ -772,7 +773,7 @@ export class BackfillClient {
         }),
       )
       .then((response) => lastTaskFailure(response.history?.events ?? []), () => undefined);
-    return taskFailingError(backfillId, attempt, failure);
+    return failingStreak(attempt, failure) ? taskFailingError(backfillId, attempt, failure) : undefined;
   }
 
   /** Whether no worker has polled the workflow task queue for minutes (unknown, when describing it is not allowed: false). */

@@ -21,7 +21,7 @@ import { NO_LIVE_ETA, anyMeasured, liveEta, liveWindows, withLiveEta, withoutEta
 import { QUERY_TIMEOUT_MS, UNPOLLED_QUERY_TIMEOUT_MS, noAnswerError, noPollerSeen, noWorkerError } from './status-errors.ts';
 import { StatusRpc, StatusRpcError, speaksPlainGrpc, type PendingWorkflowTask } from './status-rpc.ts';
 import { WORKFLOW_EXECUTION_STATUS_RUNNING } from './status-wire.ts';
-import { FAILING_ATTEMPT, taskFailingError } from './task-failing.ts';
+import { FAILING_ATTEMPT, failingStreak, taskFailingError } from './task-failing.ts';
 import { queueStates, waitingNodes, type Poller, type Waiting } from './waiting.ts';
 
 /** How long describing the workflow may take before the SDK's client is asked instead. */
@@ -91,7 +91,8 @@ export async function statusOf(rpc: StatusReads, backfillId: string): Promise<St
     if (noPollerSeen(first.error)) throw noWorkerError(backfillId, description.taskQueue);
     // Workers poll, but the run's workflow task keeps failing: none can answer (or answers only the failure).
     const task = description.workflowTask;
-    if (!unpolled && task && task.attempt >= FAILING_ATTEMPT) throw await taskFailingOf(rpc, backfillId, execution, task);
+    const failing = !unpolled && task && task.attempt >= FAILING_ATTEMPT ? await taskFailingOf(rpc, backfillId, execution, task) : undefined;
+    if (failing) throw failing;
     if (!timedOut(first.error)) throw first.error;
     if (unpolled) throw noWorkerError(backfillId, description.taskQueue);
     try {
@@ -108,10 +109,10 @@ export async function statusOf(rpc: StatusReads, backfillId: string): Promise<St
   return { ...withoutEtaWithoutWorker(live ? withLiveEta(progress, live) : progress, waiting, spec), waiting };
 }
 
-/** The `workflow_task_failing` error, with the failure its history keeps (without it, when that read fails). */
+/** The `workflow_task_failing` error, with the failure its history keeps (without it, when that read fails); none for a single timeout (`failingStreak`). */
 async function taskFailingOf(rpc: StatusReads, backfillId: string, execution: { workflowId: string; runId: string }, task: PendingWorkflowTask) {
   const failure = await rpc.taskFailure(execution, Date.now() + DESCRIBE_TIMEOUT_MS).catch(() => undefined);
-  return taskFailingError(backfillId, task.attempt, failure);
+  return failingStreak(task.attempt, failure) ? taskFailingError(backfillId, task.attempt, failure) : undefined;
 }
 
 /** The live ETA (client/eta.ts) from the backfill's carried state and its plan. */

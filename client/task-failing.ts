@@ -15,6 +15,15 @@ import { EVENT_TYPE, WORKFLOW_TASK_FAILED_CAUSE_NON_DETERMINISTIC_ERROR } from '
 /** From this attempt on, the workflow task has failed (or timed out) at least once in a row. */
 export const FAILING_ATTEMPT = 2;
 
+/**
+ * Whether `status` says the task keeps failing: a failure in its history, or more than one
+ * attempt lost. A single timeout (a task handed to a worker in the instant it stopped, whose
+ * next attempt comes 10 s later: docs/deploying.md) is not a failing task.
+ */
+export function failingStreak(attempt: number, failure: TaskFailure | undefined): boolean {
+  return attempt >= FAILING_ATTEMPT && (failure !== undefined || attempt > FAILING_ATTEMPT);
+}
+
 /** The newest events read to find the failure: the streak's failure is followed only by events that arrived since (signals, activities ending, timers). */
 export const FAILURE_EVENTS = 50;
 

@@ -59,9 +59,9 @@ describe('status of a backfill whose workflow task keeps failing (the light path
   });
 
   it('without the failure (its history read failed, or the streak began with a timeout), says where to look', async () => {
-    const error = (await statusOf(reads(2, undefined).rpc, 'b1').catch((e: unknown) => e)) as Error;
+    const error = (await statusOf(reads(3, undefined).rpc, 'b1').catch((e: unknown) => e)) as Error;
     expect(error.message).toBe(
-      "backfill 'b1' is running but its workflow task has failed 1 time in a row: the workers poll but cannot run its code, so it makes no progress. " +
+      "backfill 'b1' is running but its workflow task has failed 2 times in a row: the workers poll but cannot run its code, so it makes no progress. " +
         'Read the workers\' log, or the run\'s history in the Web UI, for why; see "A backfill whose workflow tasks fail" in docs/operations.md.',
     );
   });
@@ -72,6 +72,16 @@ describe('status of a backfill whose workflow task keeps failing (the light path
       await expect(statusOf(rpc, 'b1')).rejects.toMatchObject({ code: 'timeout', message: expect.stringContaining('no worker answered within 15s') });
       expect(asked.failure).toBe(0);
     }
+  });
+
+  it('after a single timeout (a task dropped by a worker stopping) rather than a failure, is the usual timeout', async () => {
+    const { rpc, asked } = reads(2, undefined);
+    await expect(statusOf(rpc, 'b1')).rejects.toMatchObject({ code: 'timeout' });
+    expect(asked.failure).toBe(1);
+  });
+
+  it('after a single failure, says so', async () => {
+    await expect(statusOf(reads(2, BUG).rpc, 'b1')).rejects.toMatchObject({ code: 'workflow_task_failing', message: expect.stringContaining('has failed 1 time in a row (since') });
   });
 
   it('with no worker polling its queue, is no_worker', async () => {
