@@ -11,7 +11,7 @@ import { Client, Metadata, credentials, type ServiceError } from '@grpc/grpc-js'
 import protobuf from 'protobufjs/light.js';
 import type { ConnectionSettings } from './connection.ts';
 import { TASK_QUEUE_TYPE, statusDescriptor } from './status-wire.ts';
-import { FAILURE_EVENTS, lastTaskFailure, type FailureEvent, type TaskFailure } from './task-failing.ts';
+import { FAILURE_EVENTS, lastTaskFailure, timestampMs, type FailureEvent, type TaskFailure } from './task-failing.ts';
 import type { Poller } from './waiting.ts';
 
 const SERVICE = 'temporal.api.workflowservice.v1.WorkflowService';
@@ -180,10 +180,7 @@ export class StatusRpc {
       { namespace: this.namespace, taskQueue: { name: taskQueue }, taskQueueType: TASK_QUEUE_TYPE[kind] },
       deadline,
     );
-    return (response.pollers ?? []).map((p) => ({
-      identity: p.identity ?? '',
-      lastAccessMs: p.lastAccessTime ? (p.lastAccessTime.seconds ?? 0) * 1000 + Math.floor((p.lastAccessTime.nanos ?? 0) / 1e6) : undefined,
-    }));
+    return (response.pollers ?? []).map((p) => ({ identity: p.identity ?? '', lastAccessMs: timestampMs(p.lastAccessTime) }));
   }
 
   close(): void {
