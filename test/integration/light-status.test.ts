@@ -15,6 +15,20 @@ import { address, connectClient, runCli, scratch, startTestWorker, testSpec, uni
 
 type ErrorJson = { error: { code: string; message: string } };
 
+/**
+ * `read` at a still moment: the SDK client tells the same before and after it (one after the
+ * other: the server buffers only a few queries per workflow at a time). A running backfill's
+ * counts may move between two reads.
+ */
+async function stillRead<T>(backfillId: string, what: string, read: () => Promise<T>): Promise<{ read: T; sdk: Status }> {
+  return waitFor(`the same status before and after ${what}`, async () => {
+    const before = await freshStatus(backfillId);
+    const value = await read();
+    const after = await freshStatus(backfillId);
+    return JSON.stringify(before) === JSON.stringify(after) ? { read: value, sdk: after } : undefined;
+  });
+}
+
 /** The status as the SDK client of a new process tells it (a client reuses its live ETA for a few seconds). */
 async function freshStatus(backfillId: string): Promise<Status> {
   const fresh = await connectClient();
@@ -58,14 +72,8 @@ describe('status through the light path', () => {
       });
       const settings = localConnection(address());
       expect(lightStatusApplies(settings)).toBe(true);
-      // A still moment: the SDK client tells the same before and after the light path reads (one
-      // after the other: the server buffers only a few queries per workflow at a time).
-      const { light, sdk } = await waitFor('the same status before and after the light read', async () => {
-        const before = await freshStatus(backfillId);
-        const read = await lightStatus(settings, backfillId);
-        const after = await freshStatus(backfillId);
-        return JSON.stringify(before) === JSON.stringify(after) ? { light: read, sdk: after } : undefined;
-      });
+      // A still moment: the SDK client tells the same before and after the light path reads.
+      const { read: light, sdk } = await stillRead(backfillId, 'the light read', () => lightStatus(settings, backfillId));
       expect(light).not.toBeNull();
       expect(light).toEqual(sdk);
       // Not a vacuous match: both carry the waiting node, and the ETAs it leaves (none for it, nor for the backfill: nothing says when a worker comes).
@@ -78,14 +86,12 @@ describe('status through the light path', () => {
 
       // The command line, which takes the light path here, prints the same, at a still moment too
       // (the stranded node's running and pending counts moved between two reads in one CI run).
-      const printed = await waitFor('the same status before and after the command line read', async () => {
-        const before = await freshStatus(backfillId);
+      const printed = await stillRead(backfillId, 'the command line read', async () => {
         const cli = await runCli<Status>(['status', backfillId, '--json']);
         expect(cli.code).toBe(0);
-        const after = await freshStatus(backfillId);
-        return JSON.stringify(before) === JSON.stringify(after) ? { cli: cli.json, sdk: after } : undefined;
+        return cli.json;
       });
-      expect(printed.cli).toEqual(printed.sdk);
+      expect(printed.read).toEqual(printed.sdk);
     } finally {
       await client.cancel(backfillId);
     }
