@@ -477,16 +477,10 @@ describe('renderGovernance (status under a policy)', () => {
 describe('BackfillClient.start refuses a bad --priority or --canary before it asks the server anything', () => {
   /** A client whose connection fails the test when used: start must refuse before it connects, lists or waits. */
   async function offlineClient(): Promise<{ client: BackfillClient; calls: string[] }> {
-    const { BackfillClient } = await import('../../client/backfill-client.ts');
+    const { fakeBackfillClient } = await import('./fake-backfill-client.ts');
     const calls: string[] = [];
     const service = new Proxy({}, { get: (_, name) => () => Promise.reject(new Error(`the server was asked: ${calls[calls.push(String(name)) - 1]}`)) });
-    const client = Object.create(BackfillClient.prototype) as BackfillClient;
-    Object.defineProperties(client, {
-      connection: { value: { operatorService: service, workflowService: service } },
-      settings: { value: { namespace: 'default' } },
-      defaults: { value: {} },
-      identity: { value: 'test' },
-    });
+    const client = fakeBackfillClient({ operatorService: service, workflowService: service, defaults: {}, identity: 'test' });
     return { client, calls };
   }
   const spec = resolveSpec({ name: 'shop', partitions: { grain: 'day', start: '2024-01-01', end: '2024-01-03' }, nodes: [{ id: 'a', transform: 'noop' }] });

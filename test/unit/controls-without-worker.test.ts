@@ -5,8 +5,9 @@
  */
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { WorkflowUpdateRPCTimeoutOrCancelledError } from '@temporalio/client';
-import { BackfillClient, UPDATE_TIMEOUT_MS } from '../../client/backfill-client.ts';
+import { UPDATE_TIMEOUT_MS } from '../../client/backfill-client.ts';
 import type { ControlMeta } from '../../core/audit.ts';
+import { fakeBackfillClient } from './fake-backfill-client.ts';
 
 type Pollers = Array<{ identity: string; lastAccessTime: { seconds: number; nanos: number } }>;
 
@@ -21,33 +22,25 @@ function fakeClient(pollers: () => Pollers) {
       return new Promise<never>(() => undefined);
     },
   };
-  const client = Object.create(BackfillClient.prototype) as BackfillClient;
-  Object.defineProperties(client, {
+  const client = fakeBackfillClient({
     client: {
-      value: {
-        workflow: { getHandle: () => handle },
-        // As the SDK reports an update call whose deadline passed.
-        withDeadline: <T>(deadline: number, fn: () => Promise<T>) =>
-          Promise.race([
-            fn(),
-            new Promise<never>((_, reject) => setTimeout(() => reject(new WorkflowUpdateRPCTimeoutOrCancelledError('Workflow update call timeout or cancelled', { cause: new Error('4 DEADLINE_EXCEEDED') })), deadline - Date.now())),
-          ]),
-        options: { identity: 'alice@host' },
+      workflow: { getHandle: () => handle },
+      // As the SDK reports an update call whose deadline passed.
+      withDeadline: <T>(deadline: number, fn: () => Promise<T>) =>
+        Promise.race([
+          fn(),
+          new Promise<never>((_, reject) => setTimeout(() => reject(new WorkflowUpdateRPCTimeoutOrCancelledError('Workflow update call timeout or cancelled', { cause: new Error('4 DEADLINE_EXCEEDED') })), deadline - Date.now())),
+        ]),
+      options: { identity: 'alice@host' },
+    },
+    workflowService: {
+      describeTaskQueue: async () => ({ pollers: pollers() }),
+      requestCancelWorkflowExecution: async (request: { identity?: string; reason?: string }) => {
+        sent.cancels.push({ identity: request.identity, reason: request.reason });
+        return {};
       },
     },
-    connection: {
-      value: {
-        workflowService: {
-          describeTaskQueue: async () => ({ pollers: pollers() }),
-          requestCancelWorkflowExecution: async (request: { identity?: string; reason?: string }) => {
-            sent.cancels.push({ identity: request.identity, reason: request.reason });
-            return {};
-          },
-        },
-      },
-    },
-    settings: { value: { namespace: 'default' } },
-    identity: { value: 'alice@host' },
+    identity: 'alice@host',
   });
   return { client, sent };
 }

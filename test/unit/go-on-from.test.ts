@@ -3,10 +3,10 @@
  * at admission: then from the latest run before it that was admitted.
  */
 import { describe, expect, it } from 'vitest';
-import { BackfillClient } from '../../client/backfill-client.ts';
 import type { EarlierRun } from '../../core/approval.ts';
 import type { ResolvedSpec } from '../../core/spec.ts';
 import { admittedBefore, refusedAtAdmission, type RunEnd } from '../../core/go-on-from.ts';
+import { fakeBackfillClient } from './fake-backfill-client.ts';
 
 const refusedMemo = { governance: { policy: { hash: 'sha256:aa' }, refused: "caps.backfill.rate: the backfill's rate 100/s is above the policy's cap of 20/s" } };
 const admittedMemo = { governance: { policy: { hash: 'sha256:aa' }, planHash: 'sha256:bb' } };
@@ -43,9 +43,7 @@ describe('resume of a backfill that completed', () => {
       describe: async () => ({ type: 'backfillWorkflow', status: { name: 'COMPLETED' }, runId: 'r1', taskQueue: 'q', startTime: new Date() }),
       result: async () => ({ state, progress: { state, nodes: [] } }),
     };
-    const client = Object.create(BackfillClient.prototype) as BackfillClient;
-    Object.defineProperties(client, { client: { value: { workflow: { getHandle: () => handle } } } });
-    return client;
+    return fakeBackfillClient({ client: { workflow: { getHandle: () => handle } } });
   }
 
   it('is refused: every partition is published, so a new run would run nothing (not even with a new spec)', async () => {

@@ -5,11 +5,10 @@
  */
 import { describe, expect, it } from 'vitest';
 import { ServiceError } from '@temporalio/client';
-import { BackfillClient } from '../../client/backfill-client.ts';
-import { LiveEtas } from '../../client/eta.ts';
 import { statusOf, type StatusReads } from '../../client/light-status.ts';
 import { StatusRpcError } from '../../client/status-rpc.ts';
 import { WORKFLOW_EXECUTION_STATUS_RUNNING } from '../../client/status-wire.ts';
+import { fakeBackfillClient, noDeadline } from './fake-backfill-client.ts';
 
 const DETAILS = 'no poller seen for task queue recently, worker may be down';
 
@@ -28,22 +27,12 @@ describe('a query refused because no poller was seen recently', () => {
       },
     };
     const at = recentPoller().lastAccessMs;
-    const client = Object.create(BackfillClient.prototype) as BackfillClient;
-    Object.defineProperties(client, {
-      client: { value: { workflow: { getHandle: () => handle }, withDeadline: <T>(_: number, fn: () => Promise<T>) => fn() } },
-      connection: {
-        value: {
-          workflowService: {
-            describeTaskQueue: async () => ({ pollers: [{ identity: 'worker@gone', lastAccessTime: { seconds: Math.floor(at / 1000), nanos: 0 } }] }),
-            getWorkflowExecutionHistory: async () => ({ history: { events: [] } }),
-          },
-        },
+    const client = fakeBackfillClient({
+      client: { workflow: { getHandle: () => handle }, withDeadline: noDeadline },
+      workflowService: {
+        describeTaskQueue: async () => ({ pollers: [{ identity: 'worker@gone', lastAccessTime: { seconds: Math.floor(at / 1000), nanos: 0 } }] }),
+        getWorkflowExecutionHistory: async () => ({ history: { events: [] } }),
       },
-      settings: { value: { namespace: 'default' } },
-      beside: { value: new Set() },
-      etas: { value: new LiveEtas() },
-      plans: { value: new Map() },
-      nodeQueues: { value: new Map() },
     });
     const began = Date.now();
     await expect(client.status('b1')).rejects.toMatchObject({ code: 'no_worker', message: expect.stringContaining("workflow task queue 'q'") });

@@ -1,7 +1,7 @@
 /** The rollback's summary arithmetic, its id and its human output; the workflow itself runs in test/integration/rollback.test.ts. */
 import { stripVTControlCharacters } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { BackfillClient, rollbackId } from '../../client/backfill-client.ts';
+import { rollbackId } from '../../client/backfill-client.ts';
 import { renderRestores, renderRollback } from '../../client/render-rollback.ts';
 import { PREVIEW_ROLLBACK_ID, previewRollback } from '../../client/rollback-preview.ts';
 import type { Change, ChangesOptions, ChangesPage } from '../../activities/warehouse/types.ts';
@@ -17,6 +17,7 @@ import {
   type RollbackBatchResult,
   type VersionLink,
 } from '../../core/rollback.ts';
+import { fakeBackfillClient } from './fake-backfill-client.ts';
 
 type Status = 'restored' | 'removed' | 'already_restored' | 'changed_since';
 const outcome = (partition: string, status: Status, found: number | null = 1, foundBackfillId: string | null = 'bf-1', forced = false) => ({
@@ -81,7 +82,7 @@ describe('rollback ids', () => {
 
   it("refuse an id no backfill has (one with a '/') before asking the server (unknown to it, it would start a rollback that looks for it in the ledger); a hand-made start may have run under another id the client would not start", async () => {
     // No connection: any call to the server would fail otherwise than with the refusal.
-    const client = Object.create(BackfillClient.prototype) as BackfillClient;
+    const client = fakeBackfillClient();
     await expect(client.startRollback('backfill/shop-2024')).rejects.toMatchObject({
       code: 'invalid_argument',
       message: "'backfill/shop-2024' is not a backfill id (none holds a '/'): give the backfill's id, 'shop-2024', without the workflow id's 'backfill/'",

@@ -8,8 +8,9 @@ import { defaultPayloadConverter } from '@temporalio/common';
 import { QueryNotRegisteredError } from '@temporalio/client';
 import { msToTs } from '@temporalio/common/lib/time.js';
 import { describe, expect, it } from 'vitest';
-import { BackfillClient } from '../../client/backfill-client.ts';
+import type { BackfillClient } from '../../client/backfill-client.ts';
 import type { QueueRateJudgement } from '../../core/coordinator.ts';
+import { fakeBackfillClient } from './fake-backfill-client.ts';
 
 /** `queues`: its nodes' in the run's input; `replaced`: those of each spec sent to it since; `workflowQueue`: 'backfills' unless said. */
 type Backfill = { id: string; queues: string[]; replaced?: string[][]; workflowQueue?: string; judge: () => QueueRateJudgement | Promise<QueueRateJudgement> };
@@ -80,14 +81,7 @@ function fakeClient(backfills: Backfill[], unpolled: string[] = []): { client: B
       return { history: { events: [{ workflowExecutionStartedEventAttributes: { input: { payloads: [defaultPayloadConverter.toPayload(input)] } } }] } };
     },
   };
-  const client = Object.create(BackfillClient.prototype) as BackfillClient;
-  Object.defineProperties(client, {
-    client: { value: temporal },
-    connection: { value: { workflowService } },
-    settings: { value: { namespace: 'default' } },
-    identity: { value: 'ops@test' },
-    nodeQueues: { value: new Map() },
-  });
+  const client = fakeBackfillClient({ client: temporal, workflowService, identity: 'ops@test' });
   return { client, calls, asked };
 }
 

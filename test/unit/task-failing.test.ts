@@ -4,12 +4,11 @@
  * the failure its history keeps, instead of "no worker answered": on the light path and the SDK's.
  */
 import { describe, expect, it } from 'vitest';
-import { BackfillClient } from '../../client/backfill-client.ts';
-import { LiveEtas } from '../../client/eta.ts';
 import { statusOf, type StatusReads } from '../../client/light-status.ts';
 import { StatusRpcError, type PendingWorkflowTask } from '../../client/status-rpc.ts';
 import { EVENT_TYPE, WORKFLOW_EXECUTION_STATUS_RUNNING } from '../../client/status-wire.ts';
 import { lastTaskFailure, type FailureEvent, type TaskFailure } from '../../client/task-failing.ts';
+import { fakeBackfillClient, noDeadline } from './fake-backfill-client.ts';
 
 const SINCE = Date.parse('2026-12-06T10:00:00.000Z');
 const BUG: TaskFailure = { atMs: SINCE, cause: 14, message: 'a bug in workflow code\n    at backfillWorkflow (workflows/backfill.ts:12:9)' };
@@ -112,29 +111,19 @@ describe("status of a backfill whose workflow task keeps failing (the SDK's path
       },
     };
     const read: Array<{ maximumPageSize?: number }> = [];
-    const client = Object.create(BackfillClient.prototype) as BackfillClient;
-    Object.defineProperties(client, {
-      client: { value: { workflow: { getHandle: () => handle }, withDeadline: <T>(_: number, fn: () => Promise<T>) => fn() } },
-      connection: {
-        value: {
-          workflowService: {
-            describeTaskQueue: async () => ({ pollers: [{ identity: 'w@h', lastAccessTime: { seconds: Math.floor(Date.now() / 1000), nanos: 0 } }] }),
-            getWorkflowExecutionHistory: async () => ({ history: { events: [] } }),
-            getWorkflowExecutionHistoryReverse: async (request: { maximumPageSize?: number }) => {
-              read.push(request);
-              const events: FailureEvent[] = [
-                { eventType: EVENT_TYPE.workflowTaskFailed, eventTime: { seconds: { toNumber: () => SINCE / 1000 }, nanos: 0 }, workflowTaskFailedEventAttributes: { cause: 24, failure: { message: REPLAY.message } } },
-              ];
-              return { history: { events } };
-            },
-          },
+    const client = fakeBackfillClient({
+      client: { workflow: { getHandle: () => handle }, withDeadline: noDeadline },
+      workflowService: {
+        describeTaskQueue: async () => ({ pollers: [{ identity: 'w@h', lastAccessTime: { seconds: Math.floor(Date.now() / 1000), nanos: 0 } }] }),
+        getWorkflowExecutionHistory: async () => ({ history: { events: [] } }),
+        getWorkflowExecutionHistoryReverse: async (request: { maximumPageSize?: number }) => {
+          read.push(request);
+          const events: FailureEvent[] = [
+            { eventType: EVENT_TYPE.workflowTaskFailed, eventTime: { seconds: { toNumber: () => SINCE / 1000 }, nanos: 0 }, workflowTaskFailedEventAttributes: { cause: 24, failure: { message: REPLAY.message } } },
+          ];
+          return { history: { events } };
         },
       },
-      settings: { value: { namespace: 'default' } },
-      beside: { value: new Set() },
-      etas: { value: new LiveEtas() },
-      plans: { value: new Map() },
-      nodeQueues: { value: new Map() },
     });
     const error = (await client.status('b1').catch((e: unknown) => e)) as Error;
     expect(error).toMatchObject({ code: 'workflow_task_failing' });

@@ -1,9 +1,10 @@
 /** `wait`: what it says of a backfill that has ended, whatever happens to the calls it makes. */
 import { describe, expect, it } from 'vitest';
 import { WorkflowFailedError } from '@temporalio/client';
-import { BackfillClient } from '../../client/backfill-client.ts';
+import type { BackfillClient } from '../../client/backfill-client.ts';
 import { waitTimedOut } from '../../client/wait-timeout.ts';
 import type { Progress } from '../../core/protocol.ts';
+import { fakeBackfillClient, noDeadline } from './fake-backfill-client.ts';
 
 type Final = { state: string; progress: { state: string; nodes: never[] } };
 const completed: Final = { state: 'completed', progress: { state: 'completed', nodes: [] } };
@@ -19,12 +20,10 @@ function fakeClient(statuses: Array<string | Error>, result: () => Promise<Final
       return { type: 'backfillWorkflow', status: { name: status }, runId: 'r1', taskQueue: 'q', startTime: new Date() };
     },
   };
-  const client = Object.create(BackfillClient.prototype) as BackfillClient;
-  Object.defineProperties(client, {
-    client: { value: { workflow: { getHandle: () => handle } } },
-    settings: { value: { namespace: 'default', address: 'localhost:7233', profile: null, configFile: null, tls: false, apiKey: false, options: { address: 'localhost:7233' } } },
+  return fakeBackfillClient({
+    client: { workflow: { getHandle: () => handle } },
+    settings: { namespace: 'default', address: 'localhost:7233', profile: null, configFile: null, tls: false, apiKey: false, options: { address: 'localhost:7233' } },
   });
-  return client;
 }
 
 /** A result that arrives after `ms` (a long poll's answer on its way). */
@@ -137,9 +136,7 @@ describe('the progress of a backfill that ended, with no worker to tell it', () 
   /** A client whose backfill ended `status` and whose queries find no worker. */
   function endedAs(status: string) {
     const handle = { describe: async () => ({ type: 'backfillWorkflow', status: { name: status }, runId: 'r1', taskQueue: 'q', startTime: new Date() }), query: () => Promise.reject(new Error('no worker')) };
-    const client = Object.create(BackfillClient.prototype) as BackfillClient;
-    Object.defineProperty(client, 'client', { value: { workflow: { getHandle: () => handle }, withDeadline: (_deadline: number, fn: () => Promise<unknown>) => fn() } });
-    return client;
+    return fakeBackfillClient({ client: { workflow: { getHandle: () => handle }, withDeadline: noDeadline } });
   }
 
   it('says a terminated or timed-out one ended so, not that it failed', async () => {
