@@ -80,7 +80,7 @@ import { visibilityLiteral } from './visibility.ts';
 import { LiveEtas, NO_LIVE_ETA, anyMeasured, liveEta, liveWindows, withLiveEta, withoutEtaWithoutWorker, type LiveEta } from './eta.ts';
 import { registerSearchAttributes, rejectedAttribute, requireSearchAttributes, unregisteredAttribute, type SetupResult } from './search-attributes.ts';
 import { QUERY_TIMEOUT_MS, UNPOLLED_QUERY_TIMEOUT_MS, noAnswerError, noPollerSeen, noWorkerError, workflowWorker } from './status-errors.ts';
-import { FAILING_ATTEMPT, FAILURE_EVENTS, failingStreak, lastTaskFailure, taskFailingError } from './task-failing.ts';
+import { FAILURE_EVENTS, answeredWhileFailing, failingStreakOf, lastTaskFailure, taskFailingError, type TaskFailure, type TaskFailingWarning } from './task-failing.ts';
 import { pollersOf } from './pollers.ts';
 import { replacedSpecQueues } from './replaced-queues.ts';
 import { currentQueueCap, queueCap, sameQueueRate } from './queue-cap.ts';
@@ -252,11 +252,12 @@ export type RollbackStarted = {
 
 /** What `status` shows: the progress, and the nodes whose work waits for a worker nobody runs. */
 /**
- * Progress, with the nodes whose partitions wait on a queue no worker polls, and (`judgement`)
+ * Progress, with the nodes whose partitions wait on a queue no worker polls, (`judgement`)
  * why a run not admitted yet waits: the workers that took its judgement declined it (a policy
- * other than the one the backfill was admitted under, or none).
+ * other than the one the backfill was admitted under, or none), and (`workflowTaskFailing`)
+ * that the progress, answered by a worker that still holds the run, no longer moves.
  */
-export type Status = Progress & { waiting: Waiting[]; judgement?: string; rollback?: StatusRollback };
+export type Status = Progress & { waiting: Waiting[]; judgement?: string; rollback?: StatusRollback; workflowTaskFailing?: TaskFailingWarning };
 
 /** Why the judgement of a run waits: the last PolicyMismatch of its pending policy load, if any. */
 export function judgementWait(pending: ReadonlyArray<{ lastFailure?: { message?: string | null; applicationFailureInfo?: { type?: string | null } | null } | null }> | null | undefined): string | undefined {
@@ -688,15 +689,18 @@ export class BackfillClient {
     const progress = await this.progressOf(backfillId, description, unpolled);
     const judgement = running ? judgementWait(description.raw.pendingActivities) : undefined;
     const declined = judgement !== undefined ? { judgement } : {};
+    // A worker that still holds the run may answer although its workflow task keeps failing: that progress no longer moves.
+    const attempt = running ? (description.raw.pendingWorkflowTask?.attempt ?? 0) : 0;
+    const failingAnswered = answeredWhileFailing(backfillId, attempt, () => this.taskFailure(backfillId, description));
     if (progress.state !== 'running') {
       // A rollback runs only once the backfill ended: one describe of its workflow id says whether there was one.
       const rollback = running ? undefined : await this.rollbackSince(backfillId, description);
-      return { ...progress, waiting: [], ...declined, ...(rollback ? { rollback } : {}) };
+      return { ...progress, waiting: [], ...declined, ...(rollback ? { rollback } : {}), ...(await failingAnswered) };
     }
-    const [live, waiting] = await Promise.all([eta, this.waiting(backfillId, description.runId, progress, inputOnce, await workflowPollers)]);
+    const [live, waiting, failing] = await Promise.all([eta, this.waiting(backfillId, description.runId, progress, inputOnce, await workflowPollers), failingAnswered]);
     // The spec says which nodes wait on one no worker polls (read once already, to find the waiting ones).
     const spec = waiting.length > 0 ? (await inputOnce().catch(() => undefined))?.spec : undefined;
-    return { ...withoutEtaWithoutWorker(live ? withLiveEta(progress, live) : progress, waiting, spec), waiting, ...declined };
+    return { ...withoutEtaWithoutWorker(live ? withLiveEta(progress, live) : progress, waiting, spec), waiting, ...declined, ...failing };
   }
 
   /** The ETA of `plan --estimate`'s model from the backfill's state now and its live figures (client/eta.ts). */
@@ -738,8 +742,8 @@ export class BackfillClient {
       if (noPollerSeen(first.error)) throw noWorkerError(backfillId, description.taskQueue);
       // Workers poll, but the run's workflow task keeps failing: none can answer (or answers only the failure).
       const attempt = description.raw.pendingWorkflowTask?.attempt ?? 0;
-      const failing = !none && attempt >= FAILING_ATTEMPT ? await this.taskFailing(backfillId, description, attempt) : undefined;
-      if (failing) throw failing;
+      const streak = none ? undefined : await failingStreakOf(attempt, () => this.taskFailure(backfillId, description));
+      if (streak) throw taskFailingError(backfillId, attempt, streak.failure);
       if (!timedOut(first.error, shortDeadline)) throw first.error;
       if (none) throw noWorkerError(backfillId, description.taskQueue);
       const deadline = asked + QUERY_TIMEOUT_MS;
@@ -762,18 +766,16 @@ export class BackfillClient {
     throw new BackfillError('not_running', `backfill '${backfillId}' ended ${endedText(state)}, and no worker is there to tell its final progress`);
   }
 
-  /** The `workflow_task_failing` error, with the failure the run's history keeps (one read of its newest events; without it, when that read fails); none for a single timeout (`failingStreak`). */
-  private async taskFailing(backfillId: string, description: WorkflowExecutionDescription, attempt: number): Promise<BackfillError | undefined> {
-    const failure = await this.client
-      .withDeadline(Date.now() + 5000, () =>
-        this.connection.workflowService.getWorkflowExecutionHistoryReverse({
-          namespace: this.namespace,
-          execution: { workflowId: backfillWorkflowId(backfillId), runId: description.runId },
-          maximumPageSize: FAILURE_EVENTS,
-        }),
-      )
-      .then((response) => lastTaskFailure(response.history?.events ?? []), () => undefined);
-    return failingStreak(attempt, failure) ? taskFailingError(backfillId, attempt, failure) : undefined;
+  /** The failure that began the run's current streak of failed workflow tasks: one read of its newest events. */
+  private async taskFailure(backfillId: string, description: WorkflowExecutionDescription): Promise<TaskFailure | undefined> {
+    const response = await this.client.withDeadline(Date.now() + 5000, () =>
+      this.connection.workflowService.getWorkflowExecutionHistoryReverse({
+        namespace: this.namespace,
+        execution: { workflowId: backfillWorkflowId(backfillId), runId: description.runId },
+        maximumPageSize: FAILURE_EVENTS,
+      }),
+    );
+    return lastTaskFailure(response.history?.events ?? []);
   }
 
   /** Whether no worker has polled the workflow task queue for minutes (unknown, when describing it is not allowed: false). */

@@ -19,9 +19,9 @@ import type { Status } from './backfill-client.ts';
 import type { ConnectionSettings } from './connection.ts';
 import { NO_LIVE_ETA, anyMeasured, liveEta, liveWindows, withLiveEta, withoutEtaWithoutWorker, type LiveEta } from './eta.ts';
 import { QUERY_TIMEOUT_MS, UNPOLLED_QUERY_TIMEOUT_MS, noAnswerError, noPollerSeen, noWorkerError } from './status-errors.ts';
-import { StatusRpc, StatusRpcError, speaksPlainGrpc, type PendingWorkflowTask } from './status-rpc.ts';
+import { StatusRpc, StatusRpcError, speaksPlainGrpc } from './status-rpc.ts';
 import { WORKFLOW_EXECUTION_STATUS_RUNNING } from './status-wire.ts';
-import { FAILING_ATTEMPT, failingStreak, taskFailingError } from './task-failing.ts';
+import { answeredWhileFailing, failingStreakOf, taskFailingError } from './task-failing.ts';
 import { queueStates, waitingNodes, type Poller, type Waiting } from './waiting.ts';
 
 /** How long describing the workflow may take before the SDK's client is asked instead. */
@@ -84,15 +84,20 @@ export async function statusOf(rpc: StatusReads, backfillId: string): Promise<St
     ),
   ]);
   const unpolled = workflowPollers !== undefined && workflowPollers.length === 0;
+  const attempt = description.workflowTask?.attempt ?? 0;
+  const failureOf = () => rpc.taskFailure(execution, Date.now() + DESCRIBE_TIMEOUT_MS);
   let progress: Progress;
-  if ('progress' in first) progress = first.progress;
-  else {
+  let failingAnswered: ReturnType<typeof answeredWhileFailing> = Promise.resolve(undefined);
+  if ('progress' in first) {
+    progress = first.progress;
+    // A worker that still holds the run may answer although its workflow task keeps failing: that progress no longer moves.
+    failingAnswered = answeredWhileFailing(backfillId, attempt, failureOf);
+  } else {
     // Right after the last worker went away the server refuses the query at once (FAILED_PRECONDITION).
     if (noPollerSeen(first.error)) throw noWorkerError(backfillId, description.taskQueue);
     // Workers poll, but the run's workflow task keeps failing: none can answer (or answers only the failure).
-    const task = description.workflowTask;
-    const failing = !unpolled && task && task.attempt >= FAILING_ATTEMPT ? await taskFailingOf(rpc, backfillId, execution, task) : undefined;
-    if (failing) throw failing;
+    const streak = unpolled ? undefined : await failingStreakOf(attempt, failureOf);
+    if (streak) throw taskFailingError(backfillId, attempt, streak.failure);
     if (!timedOut(first.error)) throw first.error;
     if (unpolled) throw noWorkerError(backfillId, description.taskQueue);
     try {
@@ -103,16 +108,10 @@ export async function statusOf(rpc: StatusReads, backfillId: string): Promise<St
       throw noAnswerError(backfillId, description.taskQueue);
     }
   }
-  if (progress.state !== 'running') return { ...progress, waiting: [] };
-  const [live, waiting] = await Promise.all([eta, waitingOf(rpc, progress, inputOnce, workflowPollers)]);
+  if (progress.state !== 'running') return { ...progress, waiting: [], ...(await failingAnswered) };
+  const [live, waiting, failing] = await Promise.all([eta, waitingOf(rpc, progress, inputOnce, workflowPollers), failingAnswered]);
   const spec = waiting.length > 0 ? (await inputOnce().catch(() => undefined))?.spec : undefined;
-  return { ...withoutEtaWithoutWorker(live ? withLiveEta(progress, live) : progress, waiting, spec), waiting };
-}
-
-/** The `workflow_task_failing` error, with the failure its history keeps (without it, when that read fails); none for a single timeout (`failingStreak`). */
-async function taskFailingOf(rpc: StatusReads, backfillId: string, execution: { workflowId: string; runId: string }, task: PendingWorkflowTask) {
-  const failure = await rpc.taskFailure(execution, Date.now() + DESCRIBE_TIMEOUT_MS).catch(() => undefined);
-  return failingStreak(task.attempt, failure) ? taskFailingError(backfillId, task.attempt, failure) : undefined;
+  return { ...withoutEtaWithoutWorker(live ? withLiveEta(progress, live) : progress, waiting, spec), waiting, ...failing };
 }
 
 /** The live ETA (client/eta.ts) from the backfill's carried state and its plan. */

@@ -13,6 +13,7 @@ import type { NodeProgress, Progress } from '../core/protocol.ts';
 import type { StatusRollback } from '../core/rollback.ts';
 import { shellWord } from '../core/shell-word.ts';
 import type { InputVersions, LedgerRow } from '../activities/warehouse/types.ts';
+import type { TaskFailingWarning } from './task-failing.ts';
 import type { Waiting } from './waiting.ts';
 import { endedText } from './ended.ts';
 import { printable, printableText, type Printable } from './printable.ts';
@@ -154,7 +155,7 @@ export function renderGovernance(progress: Printable<Progress>): string[] {
 }
 
 /** The whole status; its text made printable here, once, for every section. */
-export function renderStatus(shown: Progress & { waiting?: Waiting[]; judgement?: string; rollback?: StatusRollback }): string {
+export function renderStatus(shown: Progress & { waiting?: Waiting[]; judgement?: string; rollback?: StatusRollback; workflowTaskFailing?: TaskFailingWarning }): string {
   const progress = printable(shown);
   const table = new Table({
     head: ['node', 'done', 'running', 'failed', 'blocked', 'pending', 'rate', 'concurrency', 'throughput', 'ETA'],
@@ -180,9 +181,10 @@ export function renderStatus(shown: Progress & { waiting?: Waiting[]; judgement?
       ? [pc.magenta(`staged: nothing is published yet. Compare with 'backfill diff ${shellWord(progress.backfillId)}', then 'backfill publish ${shellWord(progress.backfillId)}' or 'backfill discard ${shellWord(progress.backfillId)}'`)]
       : [];
   const judgement = progress.judgement !== undefined ? [pc.yellow(`  ⚠ not admitted yet: ${progress.judgement}`)] : [];
+  const failing = progress.workflowTaskFailing ? [pc.red(`  ⚠ ${progress.workflowTaskFailing.message}`)] : [];
   // After a rollback the retry hint would send the user to a resume that is refused.
   const retryHint = progress.rollback ? [] : renderRetryHint(progress);
-  return [headline(progress), ...renderRollback(progress), ...renderGovernance(progress), table.toString(), ...staged, ...renderCanary(progress), ...judgement, ...renderWaiting(progress), ...renderFailures(progress), ...retryHint].join('\n');
+  return [headline(progress), ...failing, ...renderRollback(progress), ...renderGovernance(progress), table.toString(), ...staged, ...renderCanary(progress), ...judgement, ...renderWaiting(progress), ...renderFailures(progress), ...retryHint].join('\n');
 }
 
 /** The backfill's rollback since its last run: its workflow says completed, but its data is undone. */

@@ -1,8 +1,9 @@
 /**
  * What `status` says of a backfill whose workflow task keeps failing (a nondeterminism error after
  * an upgrade, a bug that throws in workflow code): the run stays open and makes no progress, and
- * its progress query fails or goes unanswered although workers poll. Shared by the SDK's client
- * (backfill-client.ts) and the light path (light-status.ts).
+ * its progress query fails or goes unanswered although workers poll; when a worker that still
+ * holds the run answers it, `status` shows that progress with a warning. Shared by the SDK's
+ * client (backfill-client.ts) and the light path (light-status.ts).
  *
  * The server retries a failing workflow task without end, and writes only the first failure of a
  * streak to the history (WorkflowTaskFailed, with its cause and message); describing the workflow
@@ -22,6 +23,17 @@ export const FAILING_ATTEMPT = 2;
  */
 export function failingStreak(attempt: number, failure: TaskFailure | undefined): boolean {
   return attempt >= FAILING_ATTEMPT && (failure !== undefined || attempt > FAILING_ATTEMPT);
+}
+
+/**
+ * The streak of the pending workflow task at `attempt`, with its failure (`readFailure`: one read
+ * of the newest events; one that fails tells none); read only from FAILING_ATTEMPT on, so a
+ * healthy run costs no read. Undefined when the task is not failing (`failingStreak`).
+ */
+export async function failingStreakOf(attempt: number, readFailure: () => Promise<TaskFailure | undefined>): Promise<{ failure: TaskFailure | undefined } | undefined> {
+  if (attempt < FAILING_ATTEMPT) return undefined;
+  const failure = await readFailure().catch(() => undefined);
+  return failingStreak(attempt, failure) ? { failure } : undefined;
 }
 
 /** The newest events read to find the failure: the streak's failure is followed only by events that arrived since (signals, activities ending, timers). */
@@ -72,6 +84,29 @@ function messageText(message: string, max = 300): string {
 
 /** `attempt`: the pending workflow task's; `failure`: the streak's first, whose time is the streak's start. */
 export function taskFailingError(backfillId: string, attempt: number, failure: TaskFailure | undefined): BackfillError {
+  return new BackfillError('workflow_task_failing', taskFailingText(backfillId, attempt, failure));
+}
+
+/** `status --json`'s `workflowTaskFailing`: the progress beside it was answered by a worker that still holds the run, and no longer moves. */
+export type TaskFailingWarning = { attempt: number; since: string | null; message: string };
+
+/** The warning `status` shows with progress a worker answered while the run's workflow task keeps failing. */
+export function taskFailingWarning(backfillId: string, attempt: number, failure: TaskFailure | undefined): TaskFailingWarning {
+  const since = failure?.atMs;
+  return {
+    attempt,
+    since: since !== undefined ? new Date(since).toISOString() : null,
+    message: `${taskFailingText(backfillId, attempt, failure)} The progress shown was answered by a worker that still holds the run: it no longer moves.`,
+  };
+}
+
+/** `status`'s `workflowTaskFailing` beside progress a worker answered, when the run's task is in a failing streak (`failingStreakOf`: a healthy run costs no read). */
+export async function answeredWhileFailing(backfillId: string, attempt: number, readFailure: () => Promise<TaskFailure | undefined>): Promise<{ workflowTaskFailing: TaskFailingWarning } | undefined> {
+  const streak = await failingStreakOf(attempt, readFailure);
+  return streak ? { workflowTaskFailing: taskFailingWarning(backfillId, attempt, streak.failure) } : undefined;
+}
+
+function taskFailingText(backfillId: string, attempt: number, failure: TaskFailure | undefined): string {
   const since = failure?.atMs;
   const head = `backfill '${backfillId}' is running but its workflow task has failed ${attempt - 1} time${attempt === 2 ? '' : 's'} in a row${since !== undefined ? ` (since ${new Date(since).toISOString()})` : ''}: the workers poll but cannot run its code, so it makes no progress.`;
   const section = 'see "A backfill whose workflow tasks fail" in docs/operations.md';
@@ -81,5 +116,5 @@ export function taskFailingError(backfillId: string, attempt: number, failure: T
   else if (isNondeterminism(failure)) {
     why = `The workers' code cannot replay this run's history (nondeterminism: ${messageText(failure.message)}): run workers of the code that started it, or reset or terminate the run; ${section}.`;
   } else why = `Its workflow code fails: ${messageText(failure.message) || 'no message'}. Read the workers' log for the stack, and ${section}.`;
-  return new BackfillError('workflow_task_failing', `${head} ${why}`);
+  return `${head} ${why}`;
 }

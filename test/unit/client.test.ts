@@ -418,6 +418,12 @@ describe('renderStatus', () => {
     expect(staged).toContain(`staged: nothing is published yet. Compare with 'backfill diff ${progress().backfillId}', then 'backfill publish ${progress().backfillId}' or 'backfill discard ${progress().backfillId}'`);
     expect(text).not.toContain('nothing is published yet');
   });
+
+  it('progress a worker answered while the workflow task keeps failing: the warning under the headline', () => {
+    const workflowTaskFailing = { attempt: 3, since: null, message: "backfill 'b1' is running but its workflow task has failed 2 times in a row: ... it no longer moves." };
+    expect(plain(renderStatus({ ...progress(), waiting: [], workflowTaskFailing })).split('\n')[1]).toBe(`  ⚠ ${workflowTaskFailing.message}`);
+    expect(lines[1]).not.toContain('⚠');
+  });
 });
 
 describe('renderGovernance (status under a policy)', () => {
