@@ -127,7 +127,7 @@ async function replacedVersions(warehouse: Warehouse, rows: readonly LedgerRow[]
   }
   const previous = new Map<string, LedgerRow>();
   for (const [node, versions] of wanted) {
-    for (const row of await warehouse.ledgerVersions(node, versions)) previous.set(versionKey(row.partition, row.version), row);
+    for (const row of await warehouse.ledgerVersions(node, versions)) previous.set(versionKey(row.node, row.partition, row.version), row);
   }
   return previous;
 }

@@ -34,14 +34,14 @@ export function warningsOf(row: LedgerRow): string[] {
   return row.warnings;
 }
 
-/** A key for one version of one partition. */
-export const versionKey = (partition: string, version: number) => `${partition}@${version}`;
+/** A key for one version of one partition of one node (datasets share partition keys and version numbers). */
+export const versionKey = (node: string, partition: string, version: number) => JSON.stringify([node, partition, version]);
 
 /** What the published versions changed against the versions they replaced (`previous`, by versionKey). */
 export function nodeChanges(published: readonly LedgerRow[], previous: ReadonlyMap<string, LedgerRow>): NodeChanges {
   const changes: NodeChanges = { new: 0, changed: 0, unchanged: 0, rowsBefore: 0, rowsAfter: 0, rowsNew: 0 };
   for (const row of published) {
-    const before = row.previousVersion === null ? undefined : previous.get(versionKey(row.partition, row.previousVersion));
+    const before = row.previousVersion === null ? undefined : previous.get(versionKey(row.node, row.partition, row.previousVersion));
     if (!before) {
       changes.new++;
       changes.rowsNew += row.rowCount ?? 0;

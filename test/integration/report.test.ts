@@ -96,6 +96,13 @@ describe('backfill report', () => {
     const byId = Object.fromEntries(report.nodes.map((n) => [n.id, n]));
     expect(byId.orders_raw).toMatchObject({ done: 10, published: 10, throttles: 2, changes: { new: 5, changed: 5, unchanged: 0 } });
     expect(byId.orders_raw!.changes.rowsAfter).toBeGreaterThan(byId.orders_raw!.changes.rowsBefore);
+    // Each node is compared with its own earlier versions, although the nodes share partition keys and version numbers.
+    const earlier = await worker.warehouse.ledger({ backfillId: before });
+    for (const node of ['orders_raw', 'orders_clean']) {
+      const rowsBefore = earlier.filter((r) => r.node === node && r.status === 'published').reduce((sum, r) => sum + (r.rowCount ?? 0), 0);
+      expect(rowsBefore, node).toBeGreaterThan(0);
+      expect(byId[node]!.changes.rowsBefore, node).toBe(rowsBefore);
+    }
     expect(byId.orders_raw!.durations!.p95Ms).toBeGreaterThanOrEqual(byId.orders_raw!.durations!.p50Ms);
     expect(report.timeline.detail).toBe('partitions');
     expect(report.timeline.marks).toHaveLength(43);

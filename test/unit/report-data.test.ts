@@ -160,8 +160,8 @@ describe('ledger figures', () => {
 
   it('compares published versions with the versions they replaced', () => {
     const previous = new Map([
-      [versionKey('a', 1), row('a', { checksum: 'same', rowCount: 10 })],
-      [versionKey('b', 1), row('b', { checksum: 'old', rowCount: 10 })],
+      [versionKey('n', 'a', 1), row('a', { checksum: 'same', rowCount: 10 })],
+      [versionKey('n', 'b', 1), row('b', { checksum: 'old', rowCount: 10 })],
     ]);
     const published = [
       row('a', { version: 2, previousVersion: 1, checksum: 'same', rowCount: 10 }),
@@ -169,6 +169,16 @@ describe('ledger figures', () => {
       row('c', { rowCount: 5 }),
     ];
     expect(nodeChanges(published, previous)).toEqual({ new: 1, changed: 1, unchanged: 1, rowsBefore: 20, rowsAfter: 23, rowsNew: 5 });
+  });
+
+  it("compares each node's versions with its own, when nodes share partition keys and version numbers", () => {
+    const raw = row('2024-03-01', { node: 'orders_raw', checksum: 'raw', rowCount: 100 });
+    const clean = row('2024-03-01', { node: 'orders_clean', checksum: 'clean', rowCount: 90 });
+    // Filled in the order a report reads them: the last node's versions would win under a key without the node.
+    const previous = new Map([raw, clean].map((r) => [versionKey(r.node, r.partition, r.version), r]));
+    const rerun = (r: LedgerRow) => ({ ...r, version: 2, previousVersion: 1 });
+    expect(nodeChanges([rerun(raw)], previous)).toEqual({ new: 0, changed: 0, unchanged: 1, rowsBefore: 100, rowsAfter: 100, rowsNew: 0 });
+    expect(nodeChanges([rerun(clean)], previous)).toEqual({ new: 0, changed: 0, unchanged: 1, rowsBefore: 90, rowsAfter: 90, rowsNew: 0 });
   });
 
   it('counts retries, re-executions and failed checks of a node', () => {
