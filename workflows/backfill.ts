@@ -49,6 +49,7 @@ import { carryShapeProblem, carrySpecProblem } from '../core/carry-shape.ts';
 import { tuningProblem } from '../core/tuning.ts';
 import { startInputProblem, startSpecProblem } from '../core/start-input.ts';
 import { pinnedPolicy } from '../core/policy-pin.ts';
+import { NODE_QUEUES_KEY, nodeQueuesMemo } from '../core/node-queues.ts';
 import { workflowTime } from './clock.ts';
 import {
   BACKFILL_ID,
@@ -316,6 +317,14 @@ export const APPROVAL_FLOODS_BOUNDED = 'approval-floods-bounded';
  */
 export const APPROVAL_CAP_AUDITED = 'approval-cap-audited';
 
+/**
+ * Patch (docs/workflow-versions.md): the backfill keeps its nodes' task queues in its memo
+ * (core/node-queues.ts), at the start of each run and when an accepted spec changes them, so
+ * `set-queue-rate` tells which backfills to ask from the list of running ones, without reading
+ * their histories. Every run asks, in its first workflow task.
+ */
+export const NODE_QUEUES_MEMO = 'node-queues-memo';
+
 /** Approvals waiting to be verified beyond this many are refused unchecked (a flood of hand-made signals). */
 const MAX_PENDING_APPROVALS = 5;
 
@@ -454,6 +463,17 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
       throw refusal(error);
     }
   }
+  // Behind the patch, its marker and the upsert are both new commands: a run recorded before it replays neither.
+  const keepsNodeQueues = patched(NODE_QUEUES_MEMO);
+  let nodeQueuesWritten = '';
+  /** Written when they change; each run writes them first, whatever its start's memo says (its caller's: Temporal's CLI can give any). */
+  const writeNodeQueues = () => {
+    const queues = nodeQueuesMemo(plan.nodes.map((n) => coordinator.nodeSpec(n.id).taskQueue));
+    if (!keepsNodeQueues || JSON.stringify(queues) === nodeQueuesWritten) return;
+    nodeQueuesWritten = JSON.stringify(queues);
+    upsertMemo({ [NODE_QUEUES_KEY]: queues });
+  };
+  writeNodeQueues();
   const canary = withCanary ? coordinator.canary : null;
   // Only a backfill started with --stage asks, so no recorded history meets this patch.
   const staged = coordinator.staged !== null && patched(STAGED_BACKFILL) ? coordinator.staged : null;
@@ -601,6 +621,7 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
     refusing((next: unknown, meta?: unknown) => {
       const replaced = coordinator.replaceSpec(next, spec, meta, planHashOf);
       spec = replaced.spec;
+      writeNodeQueues();
       return replaced.changed;
     }),
     { validator: refusing((next: unknown, meta?: unknown) => void coordinator.parseSpec(next, spec, meta)) },
