@@ -83,6 +83,7 @@ import { QUERY_TIMEOUT_MS, UNPOLLED_QUERY_TIMEOUT_MS, noAnswerError, noPollerSee
 import { FAILURE_EVENTS, answeredWhileFailing, failingStreakOf, lastTaskFailure, taskFailingError, type TaskFailure, type TaskFailingWarning } from './task-failing.ts';
 import { pollersOf } from './pollers.ts';
 import { replacedSpecQueues } from './replaced-queues.ts';
+import { readNodeQueuesMemo } from '../core/node-queues.ts';
 import { currentQueueCap, queueCap, sameQueueRate } from './queue-cap.ts';
 import { setLongTimeout } from './long-timeout.ts';
 import { waitTimedOut } from './wait-timeout.ts';
@@ -1817,18 +1818,18 @@ export class BackfillClient {
     const unjudged: string[] = [];
     const unreachable: string[] = [];
     const refusals: BackfillError[] = [];
-    const running: Array<{ workflowId: string; runId: string; workflowQueue: string }> = [];
+    const running: Array<{ workflowId: string; runId: string; workflowQueue: string; memo: Record<string, unknown> | undefined }> = [];
     for await (const execution of this.client.workflow.list({ query: `WorkflowType = 'backfillWorkflow' AND ExecutionStatus = 'Running'` })) {
-      running.push({ workflowId: execution.workflowId, runId: execution.runId, workflowQueue: execution.taskQueue });
+      running.push({ workflowId: execution.workflowId, runId: execution.runId, workflowQueue: execution.taskQueue, memo: execution.memo });
     }
     // Backfills share their workflow task queues: each is described once.
     const unpolled = new Map<string, Promise<boolean>>();
     const unpolledOnce = (queue: string) => unpolled.get(queue) ?? unpolled.set(queue, this.unpolled(queue)).get(queue)!;
     // At once, not one by one: a backfill whose worker is gone holds its query up to the deadline,
     // and a namespace may have many such backfills.
-    const answers = await mapLimit(running, QUEUE_RATE_JUDGES, async ({ workflowId, runId, workflowQueue }) => {
+    const answers = await mapLimit(running, QUEUE_RATE_JUDGES, async ({ workflowId, runId, workflowQueue, memo }) => {
       const backfillId = workflowId.replace(/^backfill\//, '');
-      if ((await this.hasNodesOn(backfillId, runId, taskQueue)) === false) return { kind: 'elsewhere', backfillId } as const;
+      if ((await this.hasNodesOn(backfillId, runId, taskQueue, memo)) === false) return { kind: 'elsewhere', backfillId } as const;
       if (await unpolledOnce(workflowQueue)) return { kind: 'unanswered', backfillId } as const;
       try {
         const judgement = await this.client.withDeadline(Date.now() + 10_000, () =>
@@ -1854,11 +1855,21 @@ export class BackfillClient {
   }
 
   /**
-   * Whether a running backfill has nodes on `taskQueue`, without asking it: its run's input says,
-   * and the specs that replaced it since (its history, read only when the input says no).
-   * Undefined when either cannot be read.
+   * Whether a running backfill has nodes on `taskQueue`, without asking it: its memo, as the list
+   * of running backfills shows it (core/node-queues.ts). A run started before the workflow kept
+   * them there: its input says, and the specs that replaced it since (its history, read only
+   * when the input says no). Undefined when they cannot be read, or are too many to list.
+   *
+   * The memo is the workflow's own from its first task on; before that, the one its start was
+   * given (Temporal's CLI can give any). A false one decides only whether that backfill is asked,
+   * and nothing of it runs before its first task writes the true one, as if it started after
+   * this change (then nobody asks it either); its starter, who wrote it, writes its spec anyway.
+   * The list may lag a spec accepted a moment ago, as it lags a start.
    */
-  private async hasNodesOn(backfillId: string, runId: string, taskQueue: string): Promise<boolean | undefined> {
+  private async hasNodesOn(backfillId: string, runId: string, taskQueue: string, memo: Readonly<Record<string, unknown>> | undefined): Promise<boolean | undefined> {
+    const listed = readNodeQueuesMemo(memo);
+    if (listed === 'unlisted') return undefined;
+    if (listed !== null) return listed.includes(taskQueue);
     const started = await this.queuesOf(backfillId, runId);
     if (started.size === 0) return undefined;
     if ([...started.values()].includes(taskQueue)) return true;

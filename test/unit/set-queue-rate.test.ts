@@ -12,8 +12,8 @@ import type { BackfillClient } from '../../client/backfill-client.ts';
 import type { QueueRateJudgement } from '../../core/coordinator.ts';
 import { fakeBackfillClient } from './fake-backfill-client.ts';
 
-/** `queues`: its nodes' in the run's input; `replaced`: those of each spec sent to it since; `workflowQueue`: 'backfills' unless said. */
-type Backfill = { id: string; queues: string[]; replaced?: string[][]; workflowQueue?: string; judge: () => QueueRateJudgement | Promise<QueueRateJudgement> };
+/** `queues`: its nodes' in the run's input; `replaced`: those of each spec sent to it since; `memo`: its run's, as listed; `workflowQueue`: 'backfills' unless said. */
+type Backfill = { id: string; queues: string[]; replaced?: string[][]; memo?: Record<string, unknown>; workflowQueue?: string; judge: () => QueueRateJudgement | Promise<QueueRateJudgement> };
 const agrees = (): QueueRateJudgement => ({ mine: true, refused: null });
 const silent = (): QueueRateJudgement => {
   throw new Error('deadline exceeded: no worker answered');
@@ -22,10 +22,14 @@ const refuses = (): QueueRateJudgement => ({ mine: true, refused: { code: 'polic
 
 type QueueRateLimit = { rateLimit?: { requestsPerSecond: number }; metadata?: { reason: string; updateIdentity: string; updateTime: ReturnType<typeof msToTs> } };
 
-/** A client over a fake server; `calls` lists what reached it that changes something, `asked` the backfills queried. No worker polls `unpolled`. */
-function fakeClient(backfills: Backfill[], unpolled: string[] = []): { client: BackfillClient; calls: string[]; asked: string[] } {
+/**
+ * A client over a fake server; `calls` lists what reached it that changes something, `asked` the
+ * backfills queried, `read` those whose history (input or whole) was read. No worker polls `unpolled`.
+ */
+function fakeClient(backfills: Backfill[], unpolled: string[] = []): { client: BackfillClient; calls: string[]; asked: string[]; read: string[] } {
   const calls: string[] = [];
   const asked: string[] = [];
+  const read: string[] = [];
   // The cap the server holds, as it reports it: a rate is a 32-bit float there.
   let queueRateLimit: QueueRateLimit | undefined;
   let updated = Date.parse('2025-03-02T09:14:05Z');
@@ -35,7 +39,7 @@ function fakeClient(backfills: Backfill[], unpolled: string[] = []): { client: B
     withDeadline: <T>(_deadline: number, run: () => Promise<T>) => run(),
     workflow: {
       async *list() {
-        for (const b of backfills) yield { workflowId: `backfill/${b.id}`, runId: `run-${b.id}`, taskQueue: b.workflowQueue ?? 'backfills' };
+        for (const b of backfills) yield { workflowId: `backfill/${b.id}`, runId: `run-${b.id}`, taskQueue: b.workflowQueue ?? 'backfills', memo: b.memo };
       },
       getHandle: (workflowId: string) => {
         const b = byWorkflow.get(workflowId)!;
@@ -50,13 +54,16 @@ function fakeClient(backfills: Backfill[], unpolled: string[] = []): { client: B
             calls.push(`record ${b.id}`);
             return b.queues.includes('warehouse');
           },
-          fetchHistory: async () => ({
-            events: (b.replaced ?? []).map((queues) => ({
-              workflowExecutionUpdateAcceptedEventAttributes: {
-                acceptedRequest: { input: { name: 'replaceSpec', args: { payloads: [defaultPayloadConverter.toPayload({ nodes: queues.map((taskQueue, i) => ({ id: `n${i}`, taskQueue })) })] } } },
-              },
-            })),
-          }),
+          fetchHistory: async () => {
+            read.push(`${b.id} history`);
+            return {
+              events: (b.replaced ?? []).map((queues) => ({
+                workflowExecutionUpdateAcceptedEventAttributes: {
+                  acceptedRequest: { input: { name: 'replaceSpec', args: { payloads: [defaultPayloadConverter.toPayload({ nodes: queues.map((taskQueue, i) => ({ id: `n${i}`, taskQueue })) })] } } },
+                },
+              })),
+            };
+          },
         };
       },
     },
@@ -77,12 +84,13 @@ function fakeClient(backfills: Backfill[], unpolled: string[] = []): { client: B
     }),
     getWorkflowExecutionHistory: async (request: { execution: { workflowId: string } }) => {
       const b = byWorkflow.get(request.execution.workflowId)!;
+      read.push(`${b.id} input`);
       const input = { spec: { nodes: b.queues.map((taskQueue, i) => ({ id: `n${i}`, taskQueue })) } };
       return { history: { events: [{ workflowExecutionStartedEventAttributes: { input: { payloads: [defaultPayloadConverter.toPayload(input)] } } }] } };
     },
   };
   const client = fakeBackfillClient({ client: temporal, workflowService, identity: 'ops@test' });
-  return { client, calls, asked };
+  return { client, calls, asked, read };
 }
 
 describe('set-queue-rate', () => {
@@ -218,6 +226,20 @@ describe('set-queue-rate', () => {
     await expect(client.setQueueRate('warehouse', 5)).rejects.toMatchObject({ code: 'no_worker', message: expect.stringMatching(/^'unknown' \(nodes on task queue warehouse\) did not answer/) });
     // A spec sent since the start may have moved its nodes: the history tells; one whose input cannot be read is asked.
     expect(asked.sort()).toEqual(['here', 'moved', 'unknown']);
+  });
+
+  it('tells from the memo the workflow keeps (the list of running backfills shows it), reading no history; a run without it, as before', async () => {
+    const { client, asked, read } = fakeClient([
+      { id: 'here', queues: ['other'], memo: { nodeQueues: ['other', 'warehouse'] }, judge: agrees },
+      // Its input and history say warehouse: the memo, the workflow's own, says it is no longer there.
+      { id: 'moved-away', queues: ['warehouse'], replaced: [['warehouse']], memo: { nodeQueues: ['other'] }, judge: silent },
+      { id: 'too-many', queues: ['other'], memo: { nodeQueues: 'unlisted' }, judge: agrees },
+      { id: 'before-the-memo', queues: ['other'], replaced: [['warehouse']], memo: { governance: {} }, judge: agrees },
+      { id: 'unreadable-memo', queues: ['other'], memo: { nodeQueues: 'warehouse' }, judge: silent },
+    ]);
+    expect(await client.setQueueRate('warehouse', 5)).toMatchObject({ rate: 5, unreachable: [] });
+    expect(asked.sort()).toEqual(['before-the-memo', 'here', 'too-many']);
+    expect(read.sort()).toEqual(['before-the-memo history', 'before-the-memo input', 'unreadable-memo history', 'unreadable-memo input']);
   });
 
   it('a backfill on the queue whose workflow task queue no worker polls is unreachable at once, not asked', async () => {
