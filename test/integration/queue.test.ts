@@ -2,11 +2,14 @@
  * The first layer of rate limiting: a task queue's cap, enforced by the Temporal server
  * across all workers of the queue, set by the workers and changed at runtime.
  */
+import { randomUUID } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BackfillClient } from '../../client/backfill-client.ts';
 import { currentQueueCap } from '../../client/queue-cap.ts';
-import { backfillWorkflowId } from '../../workflows/definitions.ts';
+import { visibilityLiteral } from '../../client/visibility.ts';
+import { CORE_GENERATION, type BackfillInput } from '../../core/protocol.ts';
+import { BACKFILL_ID, backfillWorkflowId, nodeWorkflowId } from '../../workflows/definitions.ts';
 import { connectClient, runCli, scratch, startRate, startTestWorker, testSpec, uniqueQueue, waitFor, type TestWorker } from './helpers.ts';
 
 describe('task queue rate limits', () => {
@@ -127,6 +130,63 @@ describe('task queue rate limits', () => {
     } finally {
       if (!goneStopped) await gone.stop();
       for (const id of ids) await client.client.workflow.getHandle(backfillWorkflowId(id)).terminate('test over').catch(() => undefined);
+    }
+  });
+
+  it('tells which backfills to ask from the memo their workflows keep: one a new spec moved onto the queue is asked, and a start\'s own memo counts only until its first task', async () => {
+    // Their partitions wait on queues no worker polls: each runs until the test ends it.
+    const parked = `${queue}-parked`;
+    const target = `${queue}-target`;
+    const neverQueue = uniqueQueue('queues-memo-never');
+    const node = (name: string) => name.replaceAll('-', '_');
+    const held = (name: string, nodeQueue: string) => testSpec(queue, { name, partitions: { grain: 'day', start: '2024-01-01', end: '2024-01-02' }, nodes: [{ id: node(name), transform: 'noop', taskQueue: nodeQueue }] });
+    /** Started as Temporal's CLI can: any memo. */
+    const startByHand = async (name: string, workflowQueue: string, memo: Record<string, unknown>) => {
+      const backfillId = `${name}-${randomUUID().slice(0, 8)}`;
+      const input: BackfillInput = { core: CORE_GENERATION, backfillId, spec: held(name, target), range: {} };
+      await client.client.workflow.start('backfillWorkflow', { taskQueue: workflowQueue, workflowId: backfillWorkflowId(backfillId), args: [input], memo, typedSearchAttributes: [{ key: BACKFILL_ID, value: backfillId }] });
+      return backfillId;
+    };
+    /** Its running run's memo, as the list of running backfills shows it. */
+    const listedQueues = async (backfillId: string): Promise<string | undefined> => {
+      const query = `WorkflowId = ${visibilityLiteral(backfillWorkflowId(backfillId))} AND ExecutionStatus = 'Running'`;
+      for await (const run of client.client.workflow.list({ query })) return JSON.stringify(run.memo?.nodeQueues);
+      return undefined;
+    };
+    const ids: string[] = [];
+    const ended: string[] = [];
+    try {
+      const { backfillId: movedId } = await client.start(held('queue-moved', parked), { taskQueue: queue });
+      ids.push(movedId);
+      await waitFor('its worker to run it', async () => (await client.progress(movedId)).state === 'running');
+      await waitFor('its memo to list its queue', async () => (await listedQueues(movedId)) === JSON.stringify([parked]));
+      expect(await client.replaceSpec(movedId, held('queue-moved', target))).toEqual(['queue_moved']);
+      await waitFor('its memo to list the new spec\'s queue', async () => (await listedQueues(movedId)) === JSON.stringify([target]));
+
+      // Its memo says elsewhere and stays so: no worker polls its workflow task queue. Asked (its input puts it on the queue), it was named unreachable.
+      const notYetId = await startByHand('queue-memo-not-yet', neverQueue, { nodeQueues: [parked] });
+      ids.push(notYetId);
+      await waitFor('the list to show it', async () => (await listedQueues(notYetId)) === JSON.stringify([parked]));
+      // Its memo says elsewhere until its first task writes the true one.
+      const falseId = await startByHand('queue-memo-false', queue, { nodeQueues: [parked] });
+      ids.push(falseId);
+      await waitFor('its workflow to write its own memo', async () => (await listedQueues(falseId)) === JSON.stringify([target]));
+
+      const set = await client.setQueueRate(target, 5);
+      expect({ ...set, recordedBy: [...set.recordedBy].sort() }).toMatchObject({ rate: 5, recordedBy: [movedId, falseId].sort(), unreachable: [], notRecorded: [] });
+
+      // Cancelled, those with a worker release their datasets' leases.
+      for (const id of [movedId, falseId]) {
+        await client.cancel(id);
+        expect((await client.wait(id, 60_000)).state).toBe('cancelled');
+        ended.push(id);
+      }
+    } finally {
+      for (const id of ids.filter((id) => !ended.includes(id))) {
+        await client.client.workflow.getHandle(backfillWorkflowId(id)).terminate('test over').catch(() => undefined);
+        const name = id.replace(/-[0-9a-f]{8}$/, '');
+        await client.client.workflow.getHandle(nodeWorkflowId(id, node(name))).terminate('test over').catch(() => undefined);
+      }
     }
   });
 
