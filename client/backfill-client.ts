@@ -1860,11 +1860,8 @@ export class BackfillClient {
    * them there: its input says, and the specs that replaced it since (its history, read only
    * when the input says no). Undefined when they cannot be read, or are too many to list.
    *
-   * The memo is the workflow's own from its first task on; before that, the one its start was
-   * given (Temporal's CLI can give any). A false one decides only whether that backfill is asked,
-   * and nothing of it runs before its first task writes the true one, as if it started after
-   * this change (then nobody asks it either); its starter, who wrote it, writes its spec anyway.
-   * The list may lag a spec accepted a moment ago, as it lags a start.
+   * Before its first task writes it, the memo is the start's caller's: why a false one is no
+   * harm is in docs/governance.md. The list may lag a spec accepted a moment ago, as it lags a start.
    */
   private async hasNodesOn(backfillId: string, runId: string, taskQueue: string, memo: Readonly<Record<string, unknown>> | undefined): Promise<boolean | undefined> {
     const listed = readNodeQueuesMemo(memo);
