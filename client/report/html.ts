@@ -103,6 +103,7 @@ ${svg}
 <div class="timeline" id="rate">
 ${rate}
 </div>
+<h3>Paused and throttled spans</h3>
 ${table(spansTable(report), 'spans')}
 
 <h2>Operator actions</h2>

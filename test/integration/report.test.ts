@@ -134,6 +134,8 @@ describe('backfill report', () => {
     const box = await timeline.boundingBox();
     expect(box!.width).toBeGreaterThan(600);
     await expect(page.locator('#nodes tbody tr').count()).resolves.toBe(NODES.length);
+    // The spans' table under a heading that says what it lists (with none, its "None." was an orphan under the rate).
+    await expect(page.locator('h3:text-is("Paused and throttled spans") + table#spans tbody tr').count()).resolves.toBeGreaterThanOrEqual(2);
     // The graph: a box per dataset, each coloured as completed, an arrow per dependency.
     await expect(page.locator('#graph svg g.node.dataset.outcome-completed').count()).resolves.toBe(NODES.length);
     await expect(page.locator('#graph svg g.edge.dependency').count()).resolves.toBe(5);
