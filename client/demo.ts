@@ -104,6 +104,8 @@ export async function runDemo(options: DemoOptions): Promise<Progress['state']> 
     port: options.port,
     uiPort: options.uiPort,
     worker: true,
+    // A demo is judged by no policy by design: its worker's warning would be the first thing a new user reads.
+    quietWithoutPolicy: true,
     transforms: transformModules,
     // Every queue the spec's nodes use: a node on a queue nobody polls never runs.
     queues: specQueues(spec),
