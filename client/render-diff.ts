@@ -4,8 +4,8 @@ import pc from 'picocolors';
 import { columnDelta, formatPercent, rowChangePercent, type DiffSummary, type PartitionDiff } from '../core/diff.ts';
 import { printable, printableText } from './printable.ts';
 import { shellWord } from '../core/shell-word.ts';
+import { number } from './counts.ts';
 
-const number = (n: number) => n.toLocaleString('en-US');
 const signed = (n: number | null) => (n === null ? '–' : `${n > 0 ? '+' : ''}${Number(n.toPrecision(6)).toLocaleString('en-US')}`);
 
 /** `partitions` (--partitions): the table lists those whose rows changed. */

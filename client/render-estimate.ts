@@ -4,8 +4,8 @@ import pc from 'picocolors';
 import { formatDuration } from '../core/duration.ts';
 import type { EstimateReport, TimingSource } from './estimate.ts';
 import { printable } from './printable.ts';
+import { number } from './counts.ts';
 
-const number = (n: number) => n.toLocaleString('en-US');
 const tableStyle = () => (process.stdout.isTTY ? { head: ['cyan'] } : { head: [], border: [] });
 const at = (ms: number | null) => (ms === null ? '–' : formatDuration(ms));
 

@@ -3,9 +3,8 @@ import pc from 'picocolors';
 import { formatDuration } from '../core/duration.ts';
 import { RECOMPUTE_REASONS, type EdgeExplanation, type Explanation, type KeySpan, type NodeExplanation } from '../core/explain.ts';
 import type { ChangeDetails } from './only-changed.ts';
+import { number, plural } from './counts.ts';
 
-const number = (n: number) => n.toLocaleString('en-US');
-const plural = (n: number, word: string) => `${number(n)} ${word}${n === 1 ? '' : 's'}`;
 const keys = (s: KeySpan) => (s.runs.length === 0 ? '' : ` (${s.runs.join(', ')}${s.moreRuns > 0 ? ` and ${plural(s.moreRuns, 'more run')}` : ''})`);
 const day = (ms: number) => new Date(ms).toISOString().replace(/T00:00:00\.000Z$/, '').replace(/:00:00\.000Z$/, '').replace('T', 'T');
 const length = (ms: number) => (ms % 86_400_000 === 0 ? plural(ms / 86_400_000, 'day') : formatDuration(ms));

@@ -7,8 +7,8 @@ import type { RollbackWaiting } from './backfill-client.ts';
 import { workerCommand } from './worker-hint.ts';
 import { shellWord } from '../core/shell-word.ts';
 import { nameText } from '../core/value-text.ts';
+import { number } from './counts.ts';
 
-const number = (n: number) => n.toLocaleString('en-US');
 const partitions = (n: number) => `${number(n)} partition${n === 1 ? '' : 's'}`;
 
 /**

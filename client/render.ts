@@ -17,9 +17,9 @@ import type { TaskFailingWarning } from './task-failing.ts';
 import type { Waiting } from './waiting.ts';
 import { endedText } from './ended.ts';
 import { printable, printableText, type Printable } from './printable.ts';
+import { number, plural } from './counts.ts';
 
 /** A count with thousands separators; without Intl for whole numbers (its first use loads locale data: tens of ms at start). */
-const number = (n: number) => (Number.isSafeInteger(n) ? String(n).replace(/\B(?=(\d{3})+(?!\d))/g, ',') : n.toLocaleString('en-US'));
 /** Table colours only on a terminal. */
 const tableStyle = () => (process.stdout.isTTY ? { head: ['cyan'] } : { head: [], border: [] });
 const rate = (r: number | null) => (r === null ? 'unlimited' : `${Number(r.toFixed(2))}/s`);
@@ -44,7 +44,7 @@ export function renderPlan(summary: PlanSummary): string {
     ]);
   }
   return [
-    `${pc.bold(plan.name)}: ${number(plan.totalPartitions)} partitions in ${plan.nodes.length} nodes`,
+    `${pc.bold(plan.name)}: ${plural(plan.totalPartitions, 'partition')} in ${plural(plan.nodes.length, 'node')}`,
     table.toString(),
     `critical path: ${number(plan.criticalPathLength)} partitions · max width: ${number(plan.maxWidth)} partitions at once`,
   ].join('\n');

@@ -52,4 +52,4 @@ export const OUTCOME_COLORS: Record<Outcome, { fill: string; line: string }> = {
   planned: { fill: '#f6f8fa', line: '#57606a' },
 };
 
-export const number = (n: number) => n.toLocaleString('en-US');
+export { number } from '../counts.ts';

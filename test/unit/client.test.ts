@@ -262,7 +262,7 @@ describe('renderPlan', () => {
     const big = planSummary(
       expandPlan(resolveSpec({ name: 'big', partitions: { grain: 'hour', start: '2024-01-01', end: '2024-03-01' }, nodes: [{ id: 'h', transform: 'noop' }] })),
     );
-    expect(plain(renderPlan(big))).toContain('big: 1,440 partitions in 1 nodes');
+    expect(plain(renderPlan(big))).toContain('big: 1,440 partitions in 1 node');
   });
 });
 
