@@ -15,6 +15,7 @@ import {
   type RunPartitionsResult,
 } from '../core/protocol.ts';
 import { parseDuration } from '../core/duration.ts';
+import { heartbeatEveryMs } from '../core/heartbeat.ts';
 import { priorFinished, type Checkpoint } from './checkpoint.ts';
 import { isApplicationFailure, isNonRetryable, isThrottled } from './errors.ts';
 import { paramsWriteFailure, readOnlyParams } from './params.ts';
@@ -395,7 +396,7 @@ export function createActivities(deps: ActivityDeps) {
         checkpoint();
       };
       // Heartbeat on a timer too, so that a long transform is not mistaken for a dead worker.
-      const everyMs = Math.max(200, Math.floor((parseDuration(input.node.heartbeatTimeout) ?? 30_000) / 3));
+      const everyMs = heartbeatEveryMs(parseDuration(input.node.heartbeatTimeout) ?? 30_000);
       const timer = setInterval(checkpoint, everyMs);
       const definitionHash = specHashOf(input.node);
       const window = windowOf(input.window);
