@@ -18,6 +18,7 @@ import { GRPC, grpcCode } from '../client/connection.ts';
 import { parseSignedText, SIGNATURE_NAMESPACE, type EarlierRun, type SignatureRefusal, type SignedAction, type VerifiedSignature } from '../core/approval.ts';
 import { signersOfKey, type AllowedSigner } from '../core/signers.ts';
 import { nameText } from '../core/value-text.ts';
+import { heartbeatingAll } from './heartbeating.ts';
 
 export type VerifyInput = {
   /** The armored signature (-----BEGIN SSH SIGNATURE-----). */
@@ -199,7 +200,7 @@ export function createApprovalActivities(deps: {
   /** Every run of a workflow id (client/workflow-runs.ts `runsOfWorkflowId`, through the worker's connection). */
   listRuns?: (workflowId: string) => Promise<EarlierRun[]>;
 } = {}) {
-  return {
+  return heartbeatingAll({
     async verifySignature(input: VerifyInput): Promise<VerifyResult> {
       return verifySignedText(input);
     },
@@ -224,7 +225,7 @@ export function createApprovalActivities(deps: {
         throw ApplicationFailure.retryable(`could not list the runs of ${input.workflowId}: ${reason}`, 'RunsUnknown');
       }
     },
-  };
+  });
 }
 
 export type ApprovalActivities = ReturnType<typeof createApprovalActivities>;

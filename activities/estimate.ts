@@ -12,6 +12,7 @@ import type { RangesJSON } from '../core/ranges.ts';
 import type { PartitionRange, ResolvedSpec } from '../core/spec.ts';
 import { nodeHistory } from '../client/estimate.ts';
 import type { Warehouse } from './warehouse/types.ts';
+import { heartbeatingAll } from './heartbeating.ts';
 
 export type EstimateInput = { spec: ResolvedSpec; range: PartitionRange; skip?: Record<string, RangesJSON> };
 
@@ -25,7 +26,7 @@ export type PartitionSecondsEstimate = {
 };
 
 export function createEstimateActivities(deps: { warehouse: Pick<Warehouse, 'publishedRows'> }) {
-  return {
+  return heartbeatingAll({
     async estimatePartitionSeconds(input: EstimateInput): Promise<PartitionSecondsEstimate> {
       const plan = expandPlan(input.spec, input.range);
       const timings = new Map();
@@ -39,7 +40,7 @@ export function createEstimateActivities(deps: { warehouse: Pick<Warehouse, 'pub
       }
       return { partitionSeconds: unknown.length > 0 ? null : partitionSeconds(plan, timings, input.skip), unknown, ledgerRows };
     },
-  };
+  });
 }
 
 export type EstimateActivities = ReturnType<typeof createEstimateActivities>;

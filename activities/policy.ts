@@ -15,6 +15,7 @@ import { BackfillError } from '../core/errors.ts';
 import { GRPC, grpcCode } from '../client/connection.ts';
 import { parsePolicy, policyHash, type Policy } from '../core/policy.ts';
 import { ANY_POLICY, POLICY_MISMATCH, policyPinProblem } from '../core/policy-pin.ts';
+import { heartbeatingAll } from './heartbeating.ts';
 
 /** The variable a worker reads its policy file from when --policy is not given. */
 export const POLICY_ENV = 'BACKFILL_POLICY';
@@ -98,7 +99,7 @@ export function createPolicyActivities(deps: {
       throw ApplicationFailure.retryable(`could not tell whether workers of workflow queue '${queue}' with a policy are running (listing the pollers of its policy queue failed: ${reason})`, 'PolicyHoldersUnknown');
     }
   };
-  return {
+  return heartbeatingAll({
     async loadPolicy(request?: PolicyPin | FirstJudgement): Promise<LoadedPolicy> {
       const pin = request !== undefined && 'hash' in request ? request : undefined;
       let loaded: LoadedPolicy = { kind: 'none' };
@@ -121,7 +122,7 @@ export function createPolicyActivities(deps: {
       }
       return loaded;
     },
-  };
+  });
 }
 
 export type PolicyActivities = ReturnType<typeof createPolicyActivities>;

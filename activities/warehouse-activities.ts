@@ -10,6 +10,7 @@ import { PARTITION_FAILURES } from '../core/protocol.ts';
 import { diffSummary } from './warehouse/staging.ts';
 import type { ClaimOutcome } from '../core/signature-claim.ts';
 import { ClaimsUnsupportedError, StaleRunError, type SignatureClaim, type DatasetLease, type LeaseOutcome, type StagedOutcome, type StagedRun, type Warehouse } from './warehouse/types.ts';
+import { heartbeatingAll } from './heartbeating.ts';
 
 /** A refusal that will not heal by retrying (another run leases a dataset) fails the activity for good. */
 async function refusingStale<T>(work: () => Promise<T>): Promise<T> {
@@ -23,7 +24,7 @@ async function refusingStale<T>(work: () => Promise<T>): Promise<T> {
 
 export function createWarehouseActivities(deps: { warehouse: Warehouse }) {
   const { warehouse } = deps;
-  return {
+  return heartbeatingAll({
     /** The identity and location (without a password) of this worker's warehouse. */
     async warehouseIdentity(): Promise<{ id: string; location: string }> {
       return { id: await warehouse.identity(), location: warehouse.location };
@@ -86,7 +87,7 @@ export function createWarehouseActivities(deps: { warehouse: Warehouse }) {
       }
       return canaryDiffOf(await diffSummary((page) => warehouse.diffStaged(run, page), Object.keys(keys).length > 0 ? keys : undefined));
     },
-  };
+  });
 }
 
 export type WarehouseActivities = ReturnType<typeof createWarehouseActivities>;

@@ -29,6 +29,7 @@ import type { LineageSettings } from './config.ts';
 import { lineageRunId } from './run-ids.ts';
 import { createTransport, type LineageTransport } from './transports.ts';
 import { WarehouseFacts } from './warehouse-facts.ts';
+import { heartbeatingAll } from '../heartbeating.ts';
 
 export type LineageDeps = {
   warehouse: Warehouse;
@@ -122,7 +123,7 @@ export function createLineageActivities(deps: LineageDeps) {
     return buildRunEvent(run);
   };
 
-  return {
+  return heartbeatingAll({
     async emitLineage(raw: unknown): Promise<EmitLineageResult> {
       if (!transport) return { events: 0, sent: false, transport: 'off' };
       const ctx = Context.current();
@@ -144,7 +145,7 @@ export function createLineageActivities(deps: LineageDeps) {
         return { events: 1, sent: false, transport: transport.name, error: message };
       }
     },
-  };
+  });
 }
 
 export type LineageActivities = ReturnType<typeof createLineageActivities>;
