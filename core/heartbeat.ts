@@ -9,7 +9,7 @@
  * that long already times out that worker's partitions. Heartbeating every third of it (and the
  * SDK sending at most every 0.8 of it), a stall of up to about 20 s times out nothing.
  */
-export const ACTIVITY_HEARTBEAT_TIMEOUT = '30 seconds';
+export const ACTIVITY_HEARTBEAT_TIMEOUT = '30s';
 
 /** How often an activity heartbeats for a heartbeat timeout of `timeoutMs`: a third of it, at least every 200 ms. */
 export function heartbeatEveryMs(timeoutMs: number): number {

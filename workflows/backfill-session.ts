@@ -10,6 +10,7 @@
  * releases what it did not lease, nor ends a lineage run it never started.
  */
 import { ApplicationFailure, log, patched, proxyActivities } from '@temporalio/workflow';
+import { ACTIVITY_HEARTBEAT_TIMEOUT } from '../core/heartbeat.ts';
 import { backfillEnded, backfillStarted, nodeEnded, nodeSettled, nodeStarted, type LineageBackfill } from '../core/lineage-calls.ts';
 import type { BackfillCarry, BackfillResult, NodeProgress } from '../core/protocol.ts';
 import type { PartitionRange, ResolvedNode } from '../core/spec.ts';
@@ -85,7 +86,7 @@ export class BackfillSession {
     this.runsStarted = !starting;
     this.endsStartedOnly = emits && patched(LINEAGE_ENDS_STARTED_RUNS);
     this.retryRestarts = emits && patched(LINEAGE_RETRY_RESTARTS_RUNS);
-    const options = { taskQueue: context.taskQueue, startToCloseTimeout: '1 minute', retry: { maximumAttempts: 10, maximumInterval: '10 seconds' } } as const;
+    const options = { taskQueue: context.taskQueue, startToCloseTimeout: '1 minute', heartbeatTimeout: ACTIVITY_HEARTBEAT_TIMEOUT, retry: { maximumAttempts: 10, maximumInterval: '10 seconds' } } as const;
     this.warehouseActivities = proxyActivities<WarehouseActivities>({ ...options, summary: 'warehouse' });
     this.lineageActivities = proxyActivities<LineageActivities>({ ...options, summary: 'OpenLineage event', retry: { maximumAttempts: 3 } });
   }

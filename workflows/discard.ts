@@ -7,6 +7,7 @@
  * its staged versions itself, whoever starts this workflow.
  */
 import { ApplicationFailure, patched, proxyActivities } from '@temporalio/workflow';
+import { ACTIVITY_HEARTBEAT_TIMEOUT } from '../core/heartbeat.ts';
 import type { WarehouseActivities } from '../activities/warehouse-activities.ts';
 import type { StagedOutcome } from '../activities/warehouse/types.ts';
 import type { DiscardEndedInput } from '../core/staged.ts';
@@ -23,6 +24,7 @@ export async function discardEndedWorkflow(input: DiscardEndedInput): Promise<St
   const { discardEndedRun } = proxyActivities<WarehouseActivities>({
     taskQueue: input.taskQueue,
     startToCloseTimeout: '10 minutes',
+    heartbeatTimeout: ACTIVITY_HEARTBEAT_TIMEOUT,
     retry: { maximumAttempts: 10, maximumInterval: '10 seconds' },
     summary: 'staged versions of an ended run',
   });

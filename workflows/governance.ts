@@ -21,6 +21,7 @@ import type { PolicyActivities } from '../activities/policy.ts';
 import type { WarehouseActivities } from '../activities/warehouse-activities.ts';
 import { carryHash, checkRunFollowed, checkSignedStart, checkStartOnce, planHash, runsUnknownCheck, type SignatureCheck, type SignedAction } from '../core/approval.ts';
 import { ANY_POLICY, policyTaskQueue } from '../core/policy-pin.ts';
+import { ACTIVITY_HEARTBEAT_TIMEOUT } from '../core/heartbeat.ts';
 import { UNKNOWN_IDENTITY, parseMeta, type AuditEntry } from '../core/audit.ts';
 import type { BackfillCoordinator } from '../core/coordinator.ts';
 import { EMPTY_POLICY, Governance, startRequestViolations, startTextTooLong, type Admission, type AdmissionInput } from '../core/governance.ts';
@@ -125,7 +126,7 @@ const localListing = proxyLocalActivities<GovernanceActivities>(listingOptions);
 /** The governance activities this run calls: regular ones on the policy queue (behind the patch), else local. */
 export function governanceActivities(options: { listing?: boolean } = {}): GovernanceActivities {
   if (!patched(GOVERNANCE_ACTIVITIES_REGULAR)) return options.listing ? localListing : localGovernance;
-  return proxyActivities<GovernanceActivities>({ taskQueue: policyTaskQueue(workflowInfo().taskQueue), ...(options.listing ? listingOptions : governanceOptions) });
+  return proxyActivities<GovernanceActivities>({ taskQueue: policyTaskQueue(workflowInfo().taskQueue), ...(options.listing ? listingOptions : governanceOptions), heartbeatTimeout: ACTIVITY_HEARTBEAT_TIMEOUT });
 }
 
 /**
@@ -154,6 +155,7 @@ function policyQueue(summary: string) {
   return proxyActivities<PolicyActivities>({
     taskQueue: policyTaskQueue(workflowInfo().taskQueue),
     startToCloseTimeout: '2 minutes',
+    heartbeatTimeout: ACTIVITY_HEARTBEAT_TIMEOUT,
     retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '5 seconds', nonRetryableErrorTypes: ['InvalidPolicy'] },
     summary,
   });
@@ -299,6 +301,7 @@ async function claimSignature(check: Extract<SignatureCheck, { ok: true }>, text
   const warehouse = proxyActivities<WarehouseActivities>({
     taskQueue: where.taskQueue,
     startToCloseTimeout: '1 minute',
+    heartbeatTimeout: ACTIVITY_HEARTBEAT_TIMEOUT,
     // All the attempts together, a worker missing from the queue too: the admission waits no longer than this.
     scheduleToCloseTimeout: '10 minutes',
     retry: { initialInterval: '1 second', maximumInterval: '10 seconds', nonRetryableErrorTypes: ['WrongWarehouse'] },
