@@ -5,9 +5,10 @@
  * died) long before their start-to-close timeout (a minute, ten for a staged publish) would.
  *
  * 30 s, as a partition's default: only the worker's main thread can stop the heartbeats (SQLite
- * runs on a thread of its own, PostgreSQL and DuckDB do not block it), and a main thread stalled
- * that long already times out that worker's partitions. Heartbeating every third of it (and the
- * SDK sending at most every 0.8 of it), a stall of up to about 20 s times out nothing.
+ * runs on a thread of its own: an 18 s statement there left the main thread's timers at most 75 ms
+ * late; PostgreSQL and DuckDB do not block it), and a main thread stalled that long already times
+ * out that worker's partitions. Heartbeating every third of it (the SDK sends at most every 0.8
+ * of it), a stall of up to about 20 s times out nothing.
  */
 export const ACTIVITY_HEARTBEAT_TIMEOUT = '30s';
 

@@ -131,7 +131,7 @@ export async function waitFor<T>(what: string, check: () => Promise<T | undefine
  * or held by one: no workflow task, no activity scheduled or started. Only then may a test stop a
  * worker without losing a task: one the server hands to a worker's poll in the instant it stops is
  * dropped (this server cannot let a stopping worker's polls end), and waits for its timeout (ten
- * seconds for a workflow task, a minute for a warehouse activity such as acquireDatasets).
+ * seconds for a workflow task, its heartbeat timeout, 30 s, for a warehouse activity such as acquireDatasets).
  */
 export async function nothingInFlight(client: BackfillClient, workflowId: string): Promise<boolean> {
   const described = await client.client.workflowService.describeWorkflowExecution({ namespace: client.namespace, execution: { workflowId } });

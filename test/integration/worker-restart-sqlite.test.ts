@@ -4,7 +4,8 @@
  * stopped worker leaves no lock on the file, and the approved backfill runs to its end on the new
  * worker. The worker stops once nothing is in flight to it (`nothingInFlight`): stopped in the
  * instant the server hands it a task (here the lease, acquireDatasets), it drops the task, which
- * then waits, started and never finished, for its timeout (a minute) before it runs again; that,
+ * then waits, started and never finished, for its timeout (a minute then; its heartbeat timeout, 30 s,
+ * now: dropped-warehouse-task.test.ts) before it runs again; that,
  * not the file, stalled approval-flood's cap test in two runs of five.
  */
 import { writeFileSync } from 'node:fs';
