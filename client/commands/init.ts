@@ -1,11 +1,14 @@
 /** `backfill init [dir]`: a pipeline project. */
-import { isAbsolute, relative, sep } from 'node:path';
+import { existsSync } from 'node:fs';
+import { isAbsolute, join, relative, sep } from 'node:path';
 import { Command } from '@commander-js/extra-typings';
 import pc from 'picocolors';
 import { HELP_GROUPS, documented } from '../help.ts';
 import type { InitResult } from '../init.ts';
 import { jsonOption, print } from '../options.ts';
 import { PROJECT_SPEC } from '../project.ts';
+import { shellWord } from '../../core/shell-word.ts';
+import { PACKAGE_ROOT, packageJson } from '../../host/package.ts';
 
 /** `dir` as the `cd` of the next steps: relative to `cwd` below it, else absolute (not `../../tmp/x`), quoted for a shell where it must be. */
 function cdTarget(dir: string, cwd: string): string {
@@ -14,7 +17,19 @@ function cdTarget(dir: string, cwd: string): string {
   return /^[\w./@%+=:,-]+$/.test(where) ? where : `'${where.replaceAll("'", "'\\''")}'`;
 }
 
-export function renderInit(result: InitResult, cwd = process.cwd()): string {
+/**
+ * How the new project installs this package: from the registry when it runs installed (under
+ * node_modules), else from the checkout it runs in, whose package the registry may not have
+ * (plain `npm install` answers 404 then): the tarball `npm pack` writes there.
+ */
+export function installSteps(root: string, name: string, version: string, exists: (path: string) => boolean = existsSync): string[] {
+  if (root.split(sep).includes('node_modules')) return ['npm install'];
+  const tarball = join(root, `${name}-${version}.tgz`);
+  const pack = exists(tarball) ? [] : [`(cd ${shellWord(root)} && npm pack)     # builds dist/ and writes ${name}-${version}.tgz`];
+  return [...pack, `npm install ${shellWord(tarball)}`];
+}
+
+export function renderInit(result: InitResult, cwd = process.cwd(), install = installSteps(PACKAGE_ROOT, packageJson().name, packageJson().version)): string {
   const where = relative(cwd, result.dir) === '' ? '' : cdTarget(result.dir, cwd);
   const kept = result.keptScripts.length === 0 ? '' : result.keptScripts.length === 1 ? ` (your script ${result.keptScripts[0]} was kept)` : ` (your scripts ${result.keptScripts.join(', ')} were kept)`;
   const type = result.replacedType !== null ? `; its "type" is now "module", not "${result.replacedType}" (transforms.ts is an ES module)` : '';
@@ -24,7 +39,7 @@ export function renderInit(result: InitResult, cwd = process.cwd()): string {
     '',
     'next:',
     ...(where === '' ? [] : [`  cd ${where}`]),
-    '  npm install',
+    ...install.map((step) => `  ${step}`),
     '  npm run plan     validate the spec and preview its partitions',
     '  npm run demo     run it on a local Temporal dev server (Web UI on http://localhost:8233)',
   ].join('\n');

@@ -11,7 +11,7 @@ import { thrownBackfillError } from './backfill-error.ts';
 import { expandPlan } from '../../core/plan.ts';
 import { resolveSpec } from '../../core/spec.ts';
 import { projectName, scaffold } from '../../client/init.ts';
-import { renderInit } from '../../client/commands/init.ts';
+import { installSteps, renderInit } from '../../client/commands/init.ts';
 import { warehouseTarget } from '../../client/existing-warehouse.ts';
 import { packageJson } from '../../host/package.ts';
 
@@ -141,6 +141,16 @@ describe('backfill init', () => {
     const plain = scaffold({ dir: fresh() });
     expect(cdOf(plain, dirname(plain.dir))).toBe('pipeline');
     expect(cdOf(plain, join(root, 'elsewhere'))).toBe(plain.dir);
+  });
+
+  it('says to install this package from the checkout it runs in (the registry may not have it), from the registry when installed', () => {
+    expect(installSteps('/home/me/app/node_modules/durable-backfill', 'durable-backfill', '0.3.0', () => false)).toEqual(['npm install']);
+    const packed = installSteps('/src/backfill', 'durable-backfill', '0.3.0', (path) => path === '/src/backfill/durable-backfill-0.3.0.tgz');
+    expect(packed).toEqual(['npm install /src/backfill/durable-backfill-0.3.0.tgz']);
+    const unpacked = installSteps('/src/my backfill', 'durable-backfill', '0.3.0', () => false);
+    expect(unpacked).toEqual([expect.stringMatching(/^\(cd \/src\/my\\ backfill && npm pack\) +# builds dist\/ and writes durable-backfill-0\.3\.0\.tgz$/), 'npm install /src/my\\ backfill/durable-backfill-0.3.0.tgz']);
+    // This test runs from the checkout: its next steps never say plain npm install.
+    expect(stripVTControlCharacters(renderInit(scaffold({ dir: fresh() })))).not.toMatch(/^  npm install$/m);
   });
 
   it("with --force after npm init -y, replaces npm's failing placeholder test script with the scaffold's", () => {
