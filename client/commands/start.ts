@@ -137,7 +137,7 @@ export function startCommand() {
           const [{ watch }, { renderEnd }] = await Promise.all([import('../watch.ts'), import('../render.ts')]);
           const final = await watch(client, started.backfillId, options.json);
           if (!options.json) process.stdout.write(`${terminalText(renderEnd(final))}\n`);
-          process.exitCode = exitCodeFor(final.state);
+          process.exitCode = exitCodeFor(final.state, final);
         }
       });
     });

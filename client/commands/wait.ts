@@ -23,7 +23,7 @@ export function waitCommand() {
         print(options.json, { backfillId: id, state: outcome.state, progress: outcome.progress }, () =>
           renderWaited(outcome),
         );
-        process.exitCode = exitCodeFor(outcome.state);
+        process.exitCode = exitCodeFor(outcome.state, outcome.progress ?? undefined);
       });
     });
 }

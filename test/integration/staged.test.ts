@@ -21,6 +21,7 @@ import { canonicalJson } from '../../core/canonical.ts';
 import { PARTITION_COLUMN, VERSION_COLUMN, quoteIdent, versionsTable } from '../../activities/warehouse/sql.ts';
 import { stageLock } from '../../activities/warehouse/staging.ts';
 import type { LedgerRow, Row, Warehouse } from '../../activities/warehouse/types.ts';
+import { EXIT } from '../../client/exit-codes.ts';
 import { onlyChanged, type ChangeSummary } from '../../client/only-changed.ts';
 import type { Report } from '../../client/report/model.ts';
 import type { DiffSummary, PartitionDiff } from '../../core/diff.ts';
@@ -338,10 +339,11 @@ describe.each<Backend>(['sqlite', 'postgres'])('staged backfills on %s', (kind) 
     bugged.nodes[0] = { ...bugged.nodes[0]!, checks: [{ type: 'sql', name: 'not_jan_2', sql: "SELECT * FROM {{this}} WHERE day = '2024-01-02'" }] };
     const buggedFile = join(dir, `${p}-bugged.json`);
     writeFileSync(buggedFile, JSON.stringify(bugged));
-    const started = await runCli<{ backfillId: string }>(['start', buggedFile, '--stage', '--id', `${p}-staged`, '--json'], { BACKFILL_TASK_QUEUE: queue });
-    expect(started.code, started.stderr).toBe(0);
-    const id = started.json!.backfillId;
-    await waitFor('every partition to be staged', async () => (await fx.client.progress(id)).state === 'staged', 120_000, 200);
+    // Watched until staged, it exits 2: a script's `start --stage --watch && backfill publish` would publish it without them.
+    const started = await runCli(['start', buggedFile, '--stage', '--watch', '--id', `${p}-staged`], { BACKFILL_TASK_QUEUE: queue });
+    expect(started.code, started.stderr + started.stdout).toBe(EXIT.failures);
+    const id = `${p}-staged`;
+    expect((await fx.client.progress(id)).state).toBe('staged');
     expect((await cli('publish', id, '--reason', 'all but one day')).code).toBe(0);
     expect((await fx.client.wait(id, 60_000)).state).toBe('completed_with_failures');
     const afterFirst = await views(fx.warehouse, p);

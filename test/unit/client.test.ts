@@ -217,6 +217,13 @@ describe('exitCodeFor', () => {
     expect(exitCodeFor('running')).toBe(0);
   });
 
+  it('a staged backfill with failed or blocked partitions exits 2, as one that completed with failures: publishing it would leave them out', () => {
+    expect(exitCodeFor('staged', { failed: 0, blocked: 0 })).toBe(EXIT.ok);
+    expect(exitCodeFor('staged', { failed: 2, blocked: 1 })).toBe(EXIT.failures);
+    expect(exitCodeFor('staged', { failed: 0, blocked: 3 })).toBe(EXIT.failures);
+    expect(exitCodeFor('completed', { failed: 0, blocked: 0 })).toBe(EXIT.ok);
+  });
+
   it('agrees with the EXIT table', () => {
     expect(EXIT).toEqual({ ok: 0, error: 1, failures: 2, notCompleted: 3 });
     expect(exitCodeFor('completed_with_failures')).toBe(EXIT.failures);
