@@ -5,6 +5,7 @@
  * logger: the activities' and workflows' own, the SDK's, and the native core's (forwarded, see
  * telemetry.ts).
  */
+import { formatWithOptions } from 'node:util';
 import type { LogLevel } from '@temporalio/common';
 import { DefaultLogger, GracefulShutdownPeriodExpiredError, type ActivityInterceptorsFactory, type LogEntry, type LogMetadata, type Logger } from '@temporalio/worker';
 import { BackfillError } from '../core/errors.ts';
@@ -91,11 +92,30 @@ function shutdownExpired(message: string, meta: LogMetadata | undefined): boolea
  * failed partition. The JSON format keeps errors as name, message and type (`plain`) already.
  */
 export function textMeta(message: string, meta: LogMetadata): LogMetadata {
-  const { taskToken: _token, ...rest } = meta;
+  const { taskToken: _token, ...all } = meta;
+  const rest = 'backfillId' in all ? withoutSdkContext(all) : all;
   const { error } = rest;
   if (message !== 'Activity failed' || !('backfillId' in rest) || !(error instanceof Error)) return rest;
   const { type } = error as Error & { type?: unknown };
   return { ...rest, error: `${error.name}${typeof type === 'string' && type !== error.name ? ` (${type})` : ''}: ${error.message}` };
+}
+
+/**
+ * What the SDK adds to each line of an activity or workflow. On a line that names its backfill
+ * (and node, partition), a terminal does without it: two such blocks of twenty lines for each
+ * failed partition flooded `backfill dev`. The JSON format keeps it.
+ */
+const SDK_CONTEXT = new Set(['sdkComponent', 'isLocal', 'namespace', 'taskQueue', 'activityId', 'activityType', 'workflowId', 'workflowRunId', 'workflowType']);
+
+function withoutSdkContext(meta: LogMetadata): LogMetadata {
+  return Object.fromEntries(Object.entries(meta).filter(([key]) => !SDK_CONTEXT.has(key)));
+}
+
+/** A text entry on one line (an error's stack, for a fault the product does not log itself, still follows it). */
+export function textLine(entry: LogEntry, colors = process.stderr.hasColors?.() ?? false): string {
+  const at = new Date(Number(entry.timestampNanos / 1_000_000n)).toISOString();
+  const meta = entry.meta === undefined ? '' : ` ${formatWithOptions({ colors, breakLength: Infinity, compact: true }, entry.meta)}`;
+  return `${at} [${entry.level}] ${entry.message}${meta}\n`;
 }
 
 /** The SDK's logger, at the settings' level and format, without the warning `ACTIVITIES_ONLY` and the error `shutdownExpired`. */
@@ -115,7 +135,7 @@ class WorkerLogger extends DefaultLogger {
 }
 
 export function createLogger(settings: LogSettings): Logger {
-  if (settings.format === 'text') return new WorkerLogger(settings.level, true);
+  if (settings.format === 'text') return new WorkerLogger(settings.level, true, (entry) => void process.stderr.write(textLine(entry)));
   return new WorkerLogger(settings.level, false, (entry) => void process.stderr.write(jsonLine(entry)));
 }
 

@@ -11,7 +11,7 @@ import { telemetryFrom } from '../../client/serve.ts';
 import { printable } from '../../client/printable.ts';
 import { renderStatus, renderWaiting } from '../../client/render.ts';
 import { SILENT_AFTER_MS, queueState, waitingNodes, type QueueState } from '../../client/waiting.ts';
-import { createLogger, jsonLine, logSettings, textMeta } from '../../workers/logging.ts';
+import { createLogger, jsonLine, logSettings, textLine, textMeta } from '../../workers/logging.ts';
 import { metricsUrl, parseMetricsPort, runtimeOptions } from '../../workers/telemetry.ts';
 import { tracingRequested } from '../../workers/tracing.ts';
 
@@ -123,6 +123,16 @@ describe('text log lines', () => {
     expect(lines[0]).not.toContain('c2VjcmV0LXRva2Vu');
     expect(lines[0]).not.toContain('deep cause');
     expect(lines[0]).not.toMatch(/^\s+at /m);
+  });
+
+  it("print a failed partition on one line, naming its backfill, node and partition without the SDK's context (JSON keeps it)", () => {
+    const sdk = { sdkComponent: 'activity', taskQueue: 'backfill', isLocal: false, namespace: 'default', activityId: 'clean/2024-03-01T00', activityType: 'runPartitions', workflowId: 'backfill/b/clean', workflowRunId: 'r', workflowType: 'nodeWorkflow' };
+    const own = { backfillId: 'b', node: 'clean', partition: '2024-03-01T00', attempt: 1, errorType: 'SqlError', error: 'no such column: value_mili in SQL: SELECT a\nFROM raw\nWHERE value_mili >= 0', willRetry: false };
+    const line = textLine({ level: 'ERROR', message: 'partition failed', timestampNanos: 1_709_269_567_890_000_000n, meta: textMeta('partition failed', { ...sdk, ...own }) }, false);
+    expect(line.split('\n')).toEqual([expect.stringMatching(/^2024-03-01T05:06:07\.890Z \[ERROR\] partition failed \{ backfillId: 'b', node: 'clean', partition: '2024-03-01T00', attempt: 1, .*willRetry: false \}$/), '']);
+    expect(line).not.toMatch(/workflowRunId|sdkComponent|nodeWorkflow/);
+    // A line that names no backfill (the worker's own) keeps the SDK's context.
+    expect(textMeta('Worker failed', { sdkComponent: 'worker', taskQueue: 'backfill' })).toEqual({ sdkComponent: 'worker', taskQueue: 'backfill' });
   });
 
   it("keep another activity's error whole (its stack tells a fault the product does not log), but never the task token", () => {
