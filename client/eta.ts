@@ -5,7 +5,7 @@
  *
  * A node's live figure is the time a slot of it took per partition (its concurrency times the
  * time between its first start and its last finish less the time it was paused, over the
- * partitions it completed), so it
+ * partitions it completed; a slot runs a batch's partitions one after another), so it
  * already holds the orchestration costs per activity: the simulation adds only the signal
  * hops and report interval between nodes. A node that has not completed a partition yet takes
  * the figure of the nodes with the same transform, else of all the measured ones; with none
@@ -26,11 +26,12 @@ export const LIVE_OVERHEAD: OverheadModel = { ...DEFAULT_OVERHEAD, startMs: 0, a
 export function liveTiming(stats: NodeStats | undefined, batchSize: number | 'auto'): number | null {
   const span = stats && stats.completed > 0 ? paceSpanMs(stats) : null;
   if (!stats || span === null) return null;
-  // At most as many partitions ran at once as its slots hold, and never more than it completed
-  // (an automatic batch size as the node last reported it).
+  // A slot runs its batch's partitions one after another (as the simulation does), so the batch
+  // size does not multiply the slots; it only says how few of them worked while the node had run
+  // fewer batches than it has slots (an automatic batch size as the node last reported it).
   const size = batchSize === 'auto' ? (stats.batchSize ?? 1) : batchSize;
-  const atOnce = Math.min(stats.concurrency * size, stats.completed);
-  return (atOnce * span) / stats.completed;
+  const slots = Math.min(stats.concurrency, Math.ceil(stats.completed / size));
+  return (slots * span) / stats.completed;
 }
 
 export type LiveEta = { etaSeconds: number | null; nodes: Record<string, number | null> };

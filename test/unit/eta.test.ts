@@ -18,8 +18,14 @@ describe('liveTiming', () => {
   it("is a slot's time per partition: concurrency × span / completed", () => {
     // 40 partitions in 10 s, 4 at a time: a partition took a slot 1 s.
     expect(liveTiming(stats({ completed: 40, firstStartedAt: 0, lastFinishedAt: 10_000 }), 1)).toBe(1000);
-    // In batches of 5, 20 partitions at a time.
-    expect(liveTiming(stats({ completed: 40, firstStartedAt: 0, lastFinishedAt: 10_000 }), 5)).toBe(5000);
+    // In batches of 5 as well: a slot runs its batch's partitions one after another.
+    expect(liveTiming(stats({ completed: 40, firstStartedAt: 0, lastFinishedAt: 10_000 }), 5)).toBe(1000);
+    expect(liveTiming(stats({ completed: 40, firstStartedAt: 0, lastFinishedAt: 10_000, batchSize: 5 }), 'auto')).toBe(1000);
+  });
+
+  it('counts only the slots that had a batch while the node ran fewer batches than it has slots', () => {
+    // 10 partitions in 2 batches of 5, side by side: 5 partitions in a slot in 5 s.
+    expect(liveTiming(stats({ completed: 10, firstStartedAt: 0, lastFinishedAt: 5000 }), 5)).toBe(1000);
   });
 
   it('counts no more slots than partitions completed, and nothing before the first', () => {
@@ -100,6 +106,26 @@ describe('liveEta', () => {
     expect(eta.nodes.b).toBeNull();
     const progress = { etaSeconds: null, nodes: [{ id: 'a', etaSeconds: null }, { id: 'b', etaSeconds: null }] } as unknown as Progress;
     expect(withLiveEta(progress, eta).nodes.map((n) => n.etaSeconds)).toEqual([null, null]);
+  });
+
+  it('runs a node bound by its rate at that rate, automatic batches or not (the shop at --rate 40: 484 left at 39/s took ~15 s, not 7 min)', () => {
+    const year = resolveSpec({ name: 'live', partitions: { grain: 'day', start: '2024-01-01', end: '2025-01-01' }, nodes: [{ id: 'a', transform: 'noop', concurrency: 8, rate: 40 }] });
+    const days = expandPlan(year);
+    // 300 of 366 done in 7.5 s at 40/s; the node's next automatic batch would be 32, which its rate never fills.
+    const carry = {
+      limits,
+      overrides: {},
+      readiness: { a: { done: RangeSet.of([0, 300]).toJSON(), failed: '', inHands: RangeSet.of([300, 366]).toJSON() } },
+      reports: { a: stats({ rate: 40, concurrency: 8, completed: 300, firstStartedAt: 0, lastFinishedAt: 7500, batchSize: 32 }) },
+    };
+    // 66 left at 40/s: 1.65 s, and the last report's hop and the end.
+    const eta = liveEta(days, carry).etaSeconds!;
+    expect(eta).toBeGreaterThan(1.5);
+    expect(eta).toBeLessThan(3);
+    // A lower rate set since (set-rate --node) slows it down as much.
+    const slower = liveEta(days, { ...carry, overrides: { a: { rate: 10 } } }).etaSeconds!;
+    expect(slower).toBeGreaterThan(6);
+    expect(slower).toBeLessThan(8);
   });
 
   describe('after a pause', () => {
