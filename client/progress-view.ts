@@ -65,7 +65,7 @@ export class ProgressView {
       );
       this.header = this.multibar.create(1, 0, { line: headline(progress) });
       for (const node of progress.nodes) {
-        this.bars.set(node.id, this.multibar.create(Math.max(node.total, 1), 0, { name: node.id, ...barPayload(node) }));
+        this.bars.set(node.id, this.multibar.create(Math.max(node.total, 1), 0, { name: node.id, ...barPayload(node, progress) }));
       }
     }
     if (last && this.header) {
@@ -74,7 +74,7 @@ export class ProgressView {
     }
     this.header?.update(0, { line: headline(progress) });
     for (const node of progress.nodes) {
-      this.bars.get(node.id)?.update(node.total === 0 ? 1 : node.done + node.failed, { name: node.id, ...barPayload(node) });
+      this.bars.get(node.id)?.update(node.total === 0 ? 1 : node.done + node.failed, { name: node.id, ...barPayload(node, progress) });
     }
     const multibar = this.multibar;
     const lines = renderWaiting(progress);

@@ -8,6 +8,7 @@ import { formatPercent, rowChangePercent } from '../core/diff.ts';
 import { describeMapping } from '../core/mapping.ts';
 import type { PlanSummary } from '../core/plan.ts';
 import { RECOMPUTE_REASONS } from '../core/only-changed.ts';
+import { isHeld } from '../core/progress.ts';
 import type { ChangeSummary } from './only-changed.ts';
 import type { NodeProgress, Progress } from '../core/protocol.ts';
 import type { StatusRollback } from '../core/rollback.ts';
@@ -28,6 +29,12 @@ const eta = (seconds: number | null, left: number) => (seconds === null ? '–' 
 const leftOf = (n: Pick<NodeProgress, 'running' | 'pending'>) => n.running + n.pending;
 const STOPPED_SHORT = new Set<Progress['state']>(['cancelled', 'failed', 'discarded', 'canary_failed', 'terminated', 'timed_out']);
 const throughput = (t: number | null) => (t === null ? '–' : `${t.toFixed(1)}/s`);
+/**
+ * Paused or held, nothing starts: the pace achieved before would read as the pace of now, so
+ * none shows (as no ETA does). A backfill that ended keeps its figure, a pause left over too.
+ */
+const heldNow = (p: Pick<Progress, 'paused' | 'state'>) => isHeld({ paused: p.paused && p.state === 'running', state: p.state });
+const paceOf = (p: Pick<Progress, 'paused' | 'state'>, t: number | null) => throughput(heldNow(p) ? null : t);
 
 export function renderPlan(summary: PlanSummary): string {
   const plan = printable(summary);
@@ -93,7 +100,7 @@ export function headline(progress: Printable<Progress>): string {
   const state = STATE_COLOR[progress.state](endedText(progress.state) + (progress.paused && progress.state === 'running' ? ' (paused)' : ''));
   const limits = `rate ${rate(progress.rate)} · concurrency ${progress.concurrency ?? 'per node'}`;
   const left = progress.state === 'running' ? ` · ETA ${eta(progress.etaSeconds, progress.nodes.reduce((sum, n) => sum + leftOf(n), 0))}` : '';
-  return `${pc.bold(progress.backfillId)} ${state} · ${number(progress.done)}/${number(progress.total)} done · ${throughput(progress.throughput)}${left} · ${limits}`;
+  return `${pc.bold(progress.backfillId)} ${state} · ${number(progress.done)}/${number(progress.total)} done · ${paceOf(progress, progress.throughput)}${left} · ${limits}`;
 }
 
 export function renderFailures(progress: Printable<Progress>): string[] {
@@ -171,7 +178,7 @@ export function renderStatus(shown: Progress & { waiting?: Waiting[]; judgement?
       number(n.pending),
       rate(n.rate) + (n.throttles > 0 ? pc.yellow(` (${n.throttles} throttled)`) : ''),
       String(n.concurrency),
-      throughput(n.throughput),
+      paceOf(progress, n.throughput),
       // A backfill stopped short (cancelled, failed, discarded) runs nothing more: no node has an ETA.
       STOPPED_SHORT.has(progress.state) ? '–' : eta(n.etaSeconds, leftOf(n)),
     ]);
@@ -239,13 +246,13 @@ export function renderCanary(progress: Printable<Progress>): string[] {
   return lines;
 }
 
-/** What a node's progress bar says beside the bar (client/progress-view.ts). */
-export function barPayload(n: NodeProgress) {
+/** What a node's progress bar says beside the bar (client/progress-view.ts); `of`: the backfill it is a node of. */
+export function barPayload(n: NodeProgress, of: Pick<Progress, 'paused' | 'state'>) {
   const parts = [`${number(n.done)}/${number(n.total)}`];
   if (n.running > 0) parts.push(`${n.running} running`);
   if (n.failed > 0) parts.push(pc.red(`${n.failed} failed`));
   if (n.blocked > 0) parts.push(pc.yellow(`${n.blocked} blocked`));
-  parts.push(throughput(n.throughput), n.etaSeconds === 0 && leftOf(n) === 0 ? 'done' : `ETA ${eta(n.etaSeconds, leftOf(n))}`);
+  parts.push(paceOf(of, n.throughput), n.etaSeconds === 0 && leftOf(n) === 0 ? 'done' : `ETA ${eta(n.etaSeconds, leftOf(n))}`);
   if (n.throttles > 0) parts.push(pc.yellow(`throttled ×${n.throttles}, now ${rate(n.rate)}`));
   return { details: parts.join(' · ') };
 }

@@ -12,7 +12,7 @@ import { EXIT, buildProgram, exitCodeFor } from '../../client/cli.ts';
 import { transformsGiven } from '../../client/options.ts';
 import { parseQueues, transformModules } from '../../client/local.ts';
 import { printable } from '../../client/printable.ts';
-import { headline, renderEnd, renderFailures, renderWaited, renderGovernance, renderPlan, renderStatus } from '../../client/render.ts';
+import { barPayload, headline, renderEnd, renderFailures, renderWaited, renderGovernance, renderPlan, renderStatus } from '../../client/render.ts';
 import { notPausedText } from '../../client/commands/resume.ts';
 import type { GovernanceView } from '../../core/governance.ts';
 
@@ -344,6 +344,19 @@ describe('headline', () => {
 
   it('does not mark a finished backfill as paused', () => {
     expect(plain(headline(printable(progress({ state: 'cancelled', paused: true }))))).toMatch(/^shop-1 cancelled · /);
+  });
+
+  it('shows no throughput while paused or held, as no ETA, nowhere the progress shows: the pace from before is none of now', () => {
+    // What the progress query says while paused: the throughput achieved before the pause, no ETA.
+    const paused = progress({ paused: true, etaSeconds: null, nodes: progress().nodes.map((n) => ({ ...n, etaSeconds: null })) });
+    expect(plain(headline(printable(paused)))).toBe('shop-1 running (paused) · 2,000/2,400 done · – · ETA – · rate unlimited · concurrency per node');
+    const raw = plain(renderStatus(paused)).split('\n').find((l) => l.includes('orders_raw') && !l.includes('✗'))!;
+    expect(raw).not.toContain('12.3/s');
+    expect(plain(barPayload(paused.nodes[0]!, paused).details)).toBe('1,100/1,200 · 4 running · 6 failed · – · ETA – · throttled ×3, now 2.5/s');
+    expect(plain(headline(printable(progress({ state: 'waiting_for_window', etaSeconds: null }))))).toContain('done · – ·');
+    // Running, or ended (a pause left over), the figure shows.
+    expect(plain(barPayload(progress().nodes[0]!, progress()).details)).toContain('12.3/s');
+    expect(plain(headline(printable(progress({ state: 'cancelled', paused: true }))))).toContain('done · 20.0/s');
   });
 });
 

@@ -340,7 +340,7 @@ describe('progressOf throughput and ETA', () => {
     // status prints it "–", not "done".
     const row = renderStatus(p).split('\n').find((l) => l.includes(' b '))!;
     expect(row, row).not.toMatch(/\bdone\b/);
-    expect(barPayload(node(p, 'b')).details).not.toMatch(/\bdone\b/);
+    expect(barPayload(node(p, 'b'), p).details).not.toMatch(/\bdone\b/);
   });
 
   it('the slowest node bounds the whole backfill', () => {
