@@ -1,5 +1,5 @@
 /** `backfill status <id>`: per-node progress, throughput, ETA and failures. */
-import { Command } from '@commander-js/extra-typings';
+import { Command, Option } from '@commander-js/extra-typings';
 import { parseDurationFlag } from '../duration-flag.ts';
 import { HELP_GROUPS, documented } from '../help.ts';
 import { connectionFlags, jsonOption, print } from '../options.ts';
@@ -17,7 +17,11 @@ export function statusCommand() {
     .description('per-node progress, throughput, ETA and failures')
     .argument('<id>', 'backfill id')
     .option('--watch', 'live progress bars until it ends')
-    .option('--interval <duration>', 'refresh interval with --watch, e.g. 500ms or 5s (a bare number counts seconds; default 1s)', (v) => parseDurationFlag('--interval', v, INTERVAL_BOUNDS), 1000)
+    .addOption(
+      new Option('--interval <duration>', 'refresh interval with --watch, e.g. 500ms or 5s (a bare number counts seconds)')
+        .argParser((v) => parseDurationFlag('--interval', v, INTERVAL_BOUNDS))
+        .default(1000, '1s'),
+    )
     .addOption(jsonOption())
     .action(async (id, options, command) => {
       const { renderStatus } = await import('../render.ts');

@@ -61,6 +61,19 @@ describe('help', () => {
     }
   });
 
+  it('shows one default for a duration flag, as a duration the flag reads back (status --interval said "default 1s" and "(default: 1000)", 1000 s by its own help)', () => {
+    const all = (c: CommandUnknownOpts): CommandUnknownOpts[] => [c, ...c.commands.flatMap(all)];
+    const defaulted = all(program).flatMap((c) => c.options.filter((o) => o.flags.includes('<duration>') && o.defaultValue !== undefined).map((o) => ({ c, o })));
+    expect(defaulted.map(({ c, o }) => `${c.name()} ${o.long}`)).toEqual(expect.arrayContaining(['status --interval', 'worker --shutdown-grace']));
+    for (const { c, o } of defaulted) {
+      const where = `${c.name()} ${o.long}`;
+      expect(o.description, where).not.toMatch(/default/);
+      const shown = /\(default: ([^)]+)\)/.exec(c.createHelp().optionDescription(o))?.[1];
+      expect(shown, where).toBeDefined();
+      expect(parseDurationFlag(o.long!, shown!), where).toBe(o.defaultValue);
+    }
+  });
+
   it("ends every command's help with its examples", () => {
     for (const command of program.commands) {
       const text = helpOf(command);
