@@ -144,6 +144,11 @@ export function keyExample(grain: Grain): string {
   return KEY_EXAMPLES[grain];
 }
 
+/** The grain whose canonical keys `key` is one of (their formats do not overlap), or undefined (a static partition's key, or none). */
+export function grainOfKey(key: string): Grain | undefined {
+  return GRAINS.find((grain) => parseKey(key, grain) !== undefined);
+}
+
 /** Date.UTC reads years 0-99 as 1900-1999; no backfill reaches that far back, so keys start at year 1000. */
 const FIRST_YEAR = 1000;
 

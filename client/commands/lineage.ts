@@ -2,12 +2,14 @@
 import { Command } from '@commander-js/extra-typings';
 import type { LedgerNode } from '../../activities/warehouse/types.ts';
 import { closestNames } from '../../core/closest.ts';
+import { GRAINS, grainOfKey, keyExample } from '../../core/calendar.ts';
 import { BackfillError } from '../../core/errors.ts';
 import { printableText } from '../printable.ts';
 import { HELP_GROUPS, documented } from '../help.ts';
 import { jsonOption, print, warehouseOption } from '../options.ts';
 
-const KEYS = 'e.g. 2024-03-01, 2024-W09, 2024-03';
+/** Every grain's key, for a node whose grain is not known. */
+const KEYS = `e.g. ${GRAINS.map(keyExample).join(', ')}`;
 /** The most nodes the error lists. */
 const LISTED = 12;
 
@@ -23,7 +25,10 @@ export function notInLedger(node: string, partition: string, location: string, n
   const found = nodes.find((n) => n.node === node);
   if (found) {
     const keys = found.partitions === 1 ? `its one partition is ${found.first}` : `its ${found.partitions.toLocaleString('en-US')} partitions run from ${found.first} to ${found.last}`;
-    return new BackfillError('not_found', `node ${name} has no version of partition ${key} in the ledger of ${location}: ${keys}; check the partition key (${KEYS})`);
+    // Its own keys tell its grain; a static node's are listed already.
+    const grain = grainOfKey(found.first);
+    const example = grain ? ` (its grain is ${grain}: e.g. ${keyExample(grain)})` : '';
+    return new BackfillError('not_found', `node ${name} has no version of partition ${key} in the ledger of ${location}: ${keys}; check the partition key${example}`);
   }
   const ids = nodes.map((n) => n.node);
   const closest = closestNames(node, ids);

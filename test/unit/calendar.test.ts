@@ -5,6 +5,7 @@ import {
   floorTo,
   formatInstant,
   formatKey,
+  grainOfKey,
   grainsFit,
   isoWeeksInYear,
   keyExample,
@@ -459,5 +460,12 @@ describe('keyExample', () => {
       expect(parseKey(example, grain)).toBeDefined();
       expect(formatKey(parseKey(example, grain)!, grain)).toBe(example);
     }
+  });
+});
+
+describe('grainOfKey', () => {
+  it("tells a canonical key's grain, and none for a key of no grain", () => {
+    for (const grain of GRAINS) expect(grainOfKey(keyExample(grain))).toBe(grain);
+    for (const key of ['eu', '2024-3-01', '2024-02-30', '2024-W60', '']) expect(grainOfKey(key), key).toBeUndefined();
   });
 });

@@ -17,12 +17,22 @@ describe('lineage of a partition the ledger has no version of', () => {
 
   it('says a known node has no such partition, and the keys it has', () => {
     expect(notInLedger('orders_raw', '2024-3-10', 'w.db', [node('orders_raw')]).message).toBe(
-      'node orders_raw has no version of partition 2024-3-10 in the ledger of w.db: its 3 partitions run from 2024-03-01 to 2024-03-03; check the partition key (e.g. 2024-03-01, 2024-W09, 2024-03)',
+      'node orders_raw has no version of partition 2024-3-10 in the ledger of w.db: its 3 partitions run from 2024-03-01 to 2024-03-03; check the partition key (its grain is day: e.g. 2024-03-01)',
     );
+  });
+
+  it("gives an example of the node's own grain: an hourly node's key is never 2024-03-01 nor 2024-W09", () => {
+    const hourly = { node: 'events', partitions: 48, first: '2024-03-01T00', last: '2024-03-02T23' };
+    expect(notInLedger('events', '2024-03-01', 'w.db', [hourly]).message).toBe(
+      'node events has no version of partition 2024-03-01 in the ledger of w.db: its 48 partitions run from 2024-03-01T00 to 2024-03-02T23; check the partition key (its grain is hour: e.g. 2024-03-01T05)',
+    );
+    expect(notInLedger('weekly', '2024-03-04', 'w.db', [{ node: 'weekly', partitions: 2, first: '2024-W09', last: '2024-W10' }]).message).toMatch(/\(its grain is week: e\.g\. 2024-W09\)$/);
+    // Static keys have no grain: the ones it has are named already.
+    expect(notInLedger('regions', 'mars', 'w.db', [{ node: 'regions', partitions: 2, first: 'eu', last: 'us' }]).message).toMatch(/run from eu to us; check the partition key$/);
   });
 
   it('says an empty ledger is empty, and a warehouse that cannot list its nodes gets the general hint', () => {
     expect(notInLedger('a', 'k', 'w.db', []).message).toMatch(/^the ledger of w.db has no versions at all/);
-    expect(notInLedger('a', 'k', 'w.db', null).message).toBe('no version of a k in the ledger of w.db: check the node id and the partition key (e.g. 2024-03-01, 2024-W09, 2024-03)');
+    expect(notInLedger('a', 'k', 'w.db', null).message).toBe('no version of a k in the ledger of w.db: check the node id and the partition key (e.g. 2024-03-01T05, 2024-03-01, 2024-W09, 2024-03)');
   });
 });
