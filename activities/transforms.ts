@@ -8,6 +8,7 @@ import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { BackfillError } from '../core/errors.ts';
+import { boundParam } from '../core/sql-parameters.ts';
 import { NonRetryableError, ThrottledError } from './errors.ts';
 import { importModule } from './modules.ts';
 import type { PartitionInput } from '../core/protocol.ts';
@@ -300,7 +301,7 @@ export async function loadTransforms(modules: readonly string[], base = process.
 export function partitionBindings(partition: string, window: { start: string; end: string } | null, params: Record<string, unknown>): Bindings {
   const bindings: Bindings = {};
   for (const [name, value] of Object.entries(params)) {
-    if (value === null || ['string', 'number', 'bigint', 'boolean'].includes(typeof value)) {
+    if (boundParam(value)) {
       bindings[name] = typeof value === 'boolean' ? (value ? 1 : 0) : (value as SqlValue);
     }
   }

@@ -13,6 +13,7 @@ import { BackfillConcurrencySchema, NodeConcurrencySchema, RateSchema } from './
 import { grainOf, mappingKind } from './mapping.ts';
 import { nodeIdProblem } from './names.ts';
 import { undeclaredRead } from './sql-reads.ts';
+import { unrunnableSql } from './sql-runs.ts';
 import { reservedPrefixProblem } from './task-queue.ts';
 import { WindowsSchema, type Windows } from './windows.ts';
 import { zodProblem } from './zod-errors.ts';
@@ -558,6 +559,10 @@ export function resolveSpec(document: unknown, knownTransforms?: ReadonlySet<str
       return { node: dep.node, mapping: resolved };
     });
   });
+
+  // SQL that no partition could run (two statements, an unbound parameter) fails here rather than in every partition (core/sql-runs.ts).
+  const unrunnable = unrunnableSql(nodes);
+  if (unrunnable) fail('invalid_spec', unrunnable.path, unrunnable.message);
 
   // SQL reading a node it does not depend on, itself, or a dataset by another name than its plain one would read the wrong partitions (core/sql-reads.ts).
   const read = undeclaredRead(nodes);

@@ -371,3 +371,37 @@ export function readRelations(sql: string): SqlRelation[] {
   const onlyFlat = flat.filter((r) => !inNested.has(key(r))).map((r): SqlRelation => ({ ...r, readBy: 'flat' }));
   return [...marked, ...onlyFlat].sort((a, b) => a.at - b.at);
 }
+
+/** The statements of a text by one reading of its comments: runs of tokens between semicolons. */
+function statementsBy(sql: string, comments: Comments): number {
+  let count = 0;
+  let open = false;
+  for (const token of tokenize(sql, comments)) {
+    if (token.kind === 'punct' && token.text === ';') open = false;
+    else if (!open) {
+      open = true;
+      count++;
+    }
+  }
+  return count;
+}
+
+/**
+ * How many statements the text holds (semicolons outside literals, quoted names and comments
+ * separate them; empty ones do not count). Where the readings of block comments differ, the
+ * fewer: a text is taken for several statements only when every engine would read it so.
+ */
+export function statementCount(sql: string): number {
+  const nested = statementsBy(sql, 'nested');
+  return sql.includes('/*') ? Math.min(nested, statementsBy(sql, 'flat')) : nested;
+}
+
+/** Why spec SQL is refused for holding more than one statement (undefined when it holds one at most): plan and the warehouses share it. */
+export function extraStatements(sql: string): string | undefined {
+  const count = statementCount(sql);
+  if (count <= 1) return undefined;
+  return (
+    `spec SQL must be exactly one statement, and this is ${count}: keep the one SELECT that produces the partition ` +
+    `(a semicolon outside a string or comment ends a statement): ${sql.trim().slice(0, 300)}`
+  );
+}

@@ -1,5 +1,9 @@
 /** SQL text helpers shared by both warehouses: quoting, statements, scopes and named parameters. */
+import { UNBOUND_PARAMETER_FIX } from '../../core/sql-parameters.ts';
+import { extraStatements } from '../../core/sql-relations.ts';
 import { SqlError, SqlRefusedError } from './types.ts';
+
+export { positionalParameters } from '../../core/sql-parameters.ts';
 
 export const quoteIdent = (name: string): string => `"${name.replaceAll('"', '""')}"`;
 export const quoteLiteral = (text: string): string => `'${text.replaceAll("'", "''")}'`;
@@ -41,8 +45,10 @@ export function assertNoCaseTwin(node: string, existing: Iterable<string>, wante
   }
 }
 
-/** One statement without the trailing semicolons and whitespace a user may leave. */
+/** One statement without the trailing semicolons and whitespace a user may leave; more than one is refused, by the rule plan applies. */
 export function singleStatement(sql: string): string {
+  const extra = extraStatements(sql);
+  if (extra !== undefined) throw new SqlRefusedError(extra);
   return sql.trim().replace(/[;\s]+$/, '');
 }
 
@@ -116,66 +122,11 @@ export function scopedSelect(body: string, relations: readonly ScopedRelation[],
   return `WITH ${ctes.join(',\n')}\nSELECT * FROM (\n${body}\n) AS __scoped`;
 }
 
-/**
- * Rewrites `:name` parameters as PostgreSQL's `$1, $2, ...` (one number per distinct name),
- * skipping string literals, quoted identifiers, comments, dollar-quoted bodies and `::` casts.
- * `cast(name)` may add a type to a placeholder (`$1::bigint`) so that a number bound into a
- * SELECT list keeps its type, as it does in SQLite.
- */
-export function positionalParameters(sql: string, cast: (name: string) => string = () => ''): { text: string; names: string[] } {
-  const names: string[] = [];
-  let out = '';
-  let i = 0;
-  const n = sql.length;
-  const copyUntil = (end: number) => {
-    out += sql.slice(i, end);
-    i = end;
-  };
-  while (i < n) {
-    const c = sql[i]!;
-    const next = sql[i + 1];
-    if (c === "'" || c === '"') {
-      let j = i + 1;
-      for (;;) {
-        if (j >= n) break;
-        if (sql[j] === c) {
-          if (sql[j + 1] === c) j += 2;
-          else break;
-        } else j++;
-      }
-      copyUntil(Math.min(n, j + 1));
-    } else if (c === '-' && next === '-') {
-      const end = sql.indexOf('\n', i);
-      copyUntil(end < 0 ? n : end);
-    } else if (c === '/' && next === '*') {
-      const end = sql.indexOf('*/', i + 2);
-      copyUntil(end < 0 ? n : end + 2);
-    } else if (c === '$' && /[A-Za-z_$]/.test(next ?? '')) {
-      const tag = /^\$([A-Za-z_][A-Za-z0-9_]*)?\$/.exec(sql.slice(i));
-      if (tag) {
-        const end = sql.indexOf(tag[0], i + tag[0].length);
-        copyUntil(end < 0 ? n : end + tag[0].length);
-      } else copyUntil(i + 1);
-    } else if (c === ':' && next === ':') {
-      copyUntil(i + 2);
-    } else if (c === ':' && /[A-Za-z_]/.test(next ?? '')) {
-      const name = /^[A-Za-z_][A-Za-z0-9_]*/.exec(sql.slice(i + 1))![0];
-      let index = names.indexOf(name);
-      if (index < 0) index = names.push(name) - 1;
-      out += `$${index + 1}${cast(name)}`;
-      i += 1 + name.length;
-    } else {
-      copyUntil(i + 1);
-    }
-  }
-  return { text: out, names };
-}
-
 /** The values for `names`, from `bindings`; a name with no binding is a SqlError naming the fix. */
 export function bindPositional<T>(names: readonly string[], bindings: Readonly<Record<string, T>>): T[] {
   return names.map((name) => {
     if (!(name in bindings)) {
-      throw new SqlError(`missing named parameter ':${name}': define it in the node's params, or use :partition, :start, :end, :start_date, :end_date`);
+      throw new SqlError(`missing named parameter ':${name}': ${UNBOUND_PARAMETER_FIX}`);
     }
     return bindings[name]!;
   });

@@ -9,6 +9,7 @@ import { hostname } from 'node:os';
 import { basename, dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { BackfillError } from '../../../core/errors.ts';
+import { UNBOUND_PARAMETER_FIX } from '../../../core/sql-parameters.ts';
 import { schemaField, sqliteNamespace } from '../../../core/openlineage.ts';
 import type { ValueKind } from '../checksum.ts';
 import type { Dialect, Params, Session, SpecSql, SpecStatement, Wanted } from '../dialect.ts';
@@ -22,7 +23,7 @@ const ROWS_PER_BATCH = 2000;
 
 function wrapSqlError(error: unknown, sql: string): never {
   if (error instanceof RangeError && /named parameter/.test(error.message)) {
-    throw new SqlError(`${error.message}: define it in the node's params, or use :partition, :start, :end, :start_date, :end_date`);
+    throw new SqlError(`${error.message}: ${UNBOUND_PARAMETER_FIX}`);
   }
   if (error instanceof RangeError && /more than one statement/.test(error.message)) {
     throw new SqlRefusedError(`spec SQL must be exactly one statement: ${sql.trim().slice(0, 300)}`);

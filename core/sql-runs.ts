@@ -1,0 +1,36 @@
+/**
+ * Spec SQL that cannot run, found before anything starts, by the rules the warehouses apply
+ * when a partition runs it: more than one statement (`extraStatements`, which the warehouses'
+ * `singleStatement` applies too), or a `:name` the partition does not bind (`unboundParameter`,
+ * on the names `positionalParameters` finds, which binds them). A node's SQL is checked when the
+ * sql transform runs it (another transform may use its `sql` as it likes); an SQL check binds no
+ * parameters at all.
+ */
+import type { ResolvedNode } from './spec.ts';
+import { positionalParameters, unboundParameter } from './sql-parameters.ts';
+import { extraStatements } from './sql-relations.ts';
+import type { ReadProblem } from './sql-reads.ts';
+
+/** The first SQL text of the nodes that cannot run as written (undefined when all can): where it is and why. */
+export function unrunnableSql(nodes: readonly ResolvedNode[]): ReadProblem | undefined {
+  for (const [i, node] of nodes.entries()) {
+    if (node.transform === 'sql' && node.sql !== undefined) {
+      const path = ['nodes', i, 'sql'];
+      const extra = extraStatements(node.sql);
+      if (extra !== undefined) return { path, message: extra };
+      const unbound = unboundParameter(node.sql, node.params);
+      if (unbound !== undefined) return { path, message: `${node.id}'s SQL ${unbound.message}` };
+    }
+    for (const [c, check] of node.checks.entries()) {
+      if (check.type !== 'sql') continue;
+      const path = ['nodes', i, 'checks', c, 'sql'];
+      const extra = extraStatements(check.sql);
+      if (extra !== undefined) return { path, message: extra };
+      const [parameter] = positionalParameters(check.sql).names;
+      if (parameter !== undefined) {
+        return { path, message: `${node.id}'s check '${check.name}' uses the parameter ':${parameter}', but a check's SQL is given no parameters: write the value into the SQL` };
+      }
+    }
+  }
+  return undefined;
+}

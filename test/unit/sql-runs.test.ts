@@ -1,0 +1,110 @@
+/** resolveSpec refuses spec SQL no partition could run: two statements, or a parameter nothing binds (core/sql-runs.ts). */
+import { describe, expect, it } from 'vitest';
+import { resolveSpec } from '../../core/spec.ts';
+import { unboundParameter } from '../../core/sql-parameters.ts';
+import { statementCount } from '../../core/sql-relations.ts';
+import { singleStatement } from '../../activities/warehouse/sql.ts';
+import { SqlRefusedError } from '../../activities/warehouse/types.ts';
+import { thrownBackfillError } from './backfill-error.ts';
+
+const spec = (nodes: unknown[]) => ({ name: 'meters', partitions: { grain: 'day', start: '2024-03-01', end: '2024-03-04' }, nodes });
+const raw = { id: 'readings_raw', transform: 'noop' };
+const node = (sql: string, extra: Record<string, unknown> = {}) => ({ id: 'readings', dependsOn: ['readings_raw'], sql, ...extra });
+
+function refusal(nodes: unknown[]) {
+  const error = thrownBackfillError(() => resolveSpec(spec(nodes)));
+  expect(error.code).toBe('invalid_spec');
+  return error;
+}
+
+describe('resolveSpec: SQL of more than one statement', () => {
+  it('is refused at the node SQL, as every partition would refuse it', () => {
+    const error = refusal([raw, node('SELECT * FROM readings_raw; DELETE FROM readings_raw')]);
+    expect(error.path).toBe('nodes[1].sql');
+    expect(error.message).toMatch(/^nodes\[1\]\.sql: spec SQL must be exactly one statement, and this is 2: keep the one SELECT/);
+  });
+
+  it('passes trailing semicolons and comments, and semicolons inside strings, quoted names and comments', () => {
+    for (const sql of [
+      'SELECT * FROM readings_raw;',
+      'SELECT * FROM readings_raw;; -- done\n',
+      "SELECT ';' AS s, \"a;b\" FROM readings_raw /* ; DELETE */",
+      'SELECT $$;$$ AS s FROM readings_raw',
+    ]) {
+      expect(() => resolveSpec(spec([raw, node(sql)])), sql).not.toThrow();
+    }
+  });
+
+  it('is refused in an SQL check too', () => {
+    const error = refusal([raw, node('SELECT * FROM readings_raw', { checks: [{ type: 'sql', name: 'none', sql: 'SELECT 1 FROM {{this}}; SELECT 2' }] })]);
+    expect(error.path).toBe('nodes[1].checks[0].sql');
+    expect(error.message).toMatch(/exactly one statement, and this is 2/);
+  });
+
+  it('leaves the sql of another transform alone, which uses it as it likes', () => {
+    expect(() => resolveSpec(spec([raw, node('SELECT 1; SELECT :anything', { transform: 'noop' })]))).not.toThrow();
+  });
+});
+
+describe('statementCount', () => {
+  it('counts the statements between semicolons, empty ones not', () => {
+    expect(statementCount('SELECT 1')).toBe(1);
+    expect(statementCount(' ; SELECT 1 ;; ')).toBe(1);
+    expect(statementCount('SELECT 1; SELECT 2;')).toBe(2);
+    expect(statementCount('-- only a comment')).toBe(0);
+  });
+
+  it('counts two only where every reading of block comments finds two', () => {
+    // PostgreSQL nests comments (all of it is one comment), SQLite ends it at the first */.
+    expect(statementCount('SELECT 1 /* a /* b */ ; SELECT 2 */')).toBe(1);
+  });
+});
+
+describe('the run time applies the same rule', () => {
+  it('singleStatement refuses two statements with the message plan gives, and strips a trailing semicolon', () => {
+    expect(() => singleStatement('SELECT 1; DELETE FROM t')).toThrow(SqlRefusedError);
+    expect(() => singleStatement('SELECT 1; DELETE FROM t')).toThrow(/exactly one statement, and this is 2/);
+    expect(singleStatement('SELECT 1; -- end\n')).toBe('SELECT 1; -- end');
+    expect(singleStatement('SELECT 1 ;\n')).toBe('SELECT 1');
+  });
+});
+
+describe('resolveSpec: a parameter no partition binds', () => {
+  it('is refused, naming the parameter and the fix', () => {
+    const error = refusal([raw, node('SELECT * FROM readings_raw WHERE value_milli >= :threshold')]);
+    expect(error.path).toBe('nodes[1].sql');
+    expect(error.message).toBe(
+      "nodes[1].sql: readings's SQL uses the parameter ':threshold', which no partition binds: define it in the node's params, " +
+        'or use :partition, :start, :end, :start_date, :end_date',
+    );
+  });
+
+  it("passes the partition's own parameters and the node's scalar params", () => {
+    const sql = 'SELECT :partition AS p, :start AS s, :end AS e, :start_date AS sd, :end_date AS ed, :threshold AS t, :name AS n, :on AS o, :none AS z FROM readings_raw';
+    expect(() => resolveSpec(spec([raw, node(sql, { params: { threshold: 5, name: 'x', on: true, none: null } })]))).not.toThrow();
+  });
+
+  it('passes what only looks like a parameter: in a string, a quoted name, a comment, a dollar-quoted body, a :: cast', () => {
+    const sql = "SELECT ':x' AS s, \"a:y\" AS q, $$ :z $$ AS d, value_milli::int AS v -- :w\nFROM readings_raw /* :v */";
+    expect(() => resolveSpec(spec([raw, node(sql)]))).not.toThrow();
+  });
+
+  it('says so when the param is a list or an object, which are not bound', () => {
+    const error = refusal([raw, node('SELECT * FROM readings_raw WHERE id IN (:ids)', { params: { ids: [1, 2] } })]);
+    expect(error.message).toMatch(/':ids', which no partition binds \(params\.ids is a list, which is not bound: only strings, numbers, booleans and null are\)/);
+  });
+
+  it("is refused in an SQL check, which is given no parameters", () => {
+    const error = refusal([raw, node('SELECT * FROM readings_raw', { checks: [{ type: 'sql', name: 'recent', sql: 'SELECT 1 FROM {{this}} WHERE day < :start' }] })]);
+    expect(error.path).toBe('nodes[1].checks[0].sql');
+    expect(error.message).toMatch(/check 'recent' uses the parameter ':start', but a check's SQL is given no parameters/);
+  });
+});
+
+describe('unboundParameter', () => {
+  it('finds the first name neither the partition nor the scalar params bind', () => {
+    expect(unboundParameter('SELECT :a, :partition, :b', { a: 1 })?.name).toBe('b');
+    expect(unboundParameter('SELECT :a', { a: { nested: 1 } })?.message).toMatch(/params\.a is an object/);
+    expect(unboundParameter('SELECT 1', {})).toBeUndefined();
+  });
+});
