@@ -430,12 +430,21 @@ function resolvePartitions(spec: Spec, node: NodeSpec, index: number): ResolvedP
   const grain = own?.grain ?? base?.grain;
   const start = own?.start ?? base?.start;
   const end = own?.end ?? base?.end;
-  if (!grain) fail('invalid_spec', [...path, 'grain'], `is required: set partitions.grain (${GRAINS.join('|')}) on the spec or the node`);
-  if (!start) fail('invalid_date', [...path, 'start'], 'is required: set partitions.start (e.g. 2024-01-01) on the spec or the node');
-  if (!end) fail('invalid_date', [...path, 'end'], 'is required: set partitions.end (exclusive, e.g. 2025-01-01) on the spec or the node');
+  // Name the field where the value was written: on the node, else on the spec's partitions; a missing one where it would be written.
+  const at = (field: 'grain' | 'start' | 'end'): PropertyKey[] => {
+    const onSpec = own?.[field] === undefined && (base?.[field] !== undefined || (own === undefined && base !== undefined));
+    return onSpec ? ['partitions', field] : [...path, field];
+  };
+  if (!grain) fail('invalid_spec', at('grain'), `is required: set partitions.grain (${GRAINS.join('|')}) on the spec or the node`);
+  if (!start) fail('invalid_date', at('start'), 'is required: set partitions.start (e.g. 2024-01-01) on the spec or the node');
+  if (!end) fail('invalid_date', at('end'), 'is required: set partitions.end (exclusive, e.g. 2025-01-01) on the spec or the node');
   const startMs = parseInstant(start)!;
   const endMs = parseInstant(end)!;
-  if (endMs <= startMs) fail('invalid_date', [...path, 'end'], `(${end}) must be after start (${start}); end is exclusive`);
+  if (endMs <= startMs) {
+    const startAt = at('start');
+    const elsewhere = startAt[0] === at('end')[0] ? '' : ` at ${formatPath(startAt)}`;
+    fail('invalid_date', at('end'), `(${end}) must be after start (${start}${elsewhere}); end is exclusive`);
+  }
   return { kind: 'time', grain, start: startMs, end: endMs };
 }
 

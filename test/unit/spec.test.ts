@@ -377,21 +377,26 @@ describe('resolveSpec: bad input names the problem, the place and the fix', () =
     rejects(minimal([{ id: 'a', transform: 'noop' }], { grain: 'day', start: new Date('garbage'), end: '2024-03-10' }), 'invalid_spec', 'partitions.start');
   });
 
-  it('an end before (or equal to) the start', () => {
-    const error = rejects(minimal([{ id: 'a', transform: 'noop' }], { grain: 'day', start: '2024-03-01', end: '2024-02-01' }), 'invalid_date', 'nodes[0].partitions.end');
-    expect(error.message).toContain('must be after start');
-    expect(error.message).toContain('exclusive');
-    rejects(minimal([{ id: 'a', transform: 'noop' }], { grain: 'day', start: '2024-03-01', end: '2024-03-01' }), 'invalid_date', 'nodes[0].partitions.end');
+  it('an end before (or equal to) the start, named where it was written', () => {
+    const error = rejects(minimal([{ id: 'a', transform: 'noop' }], { grain: 'day', start: '2024-03-01', end: '2024-02-01' }), 'invalid_date', 'partitions.end');
+    expect(error.message).toBe('partitions.end: (2024-02-01) must be after start (2024-03-01); end is exclusive');
+    rejects(minimal([{ id: 'a', transform: 'noop' }], { grain: 'day', start: '2024-03-01', end: '2024-03-01' }), 'invalid_date', 'partitions.end');
+    const own = rejects({ name: 'x', nodes: [{ id: 'a', transform: 'noop', partitions: { grain: 'day', start: '2024-03-04', end: '2024-03-01' } }] }, 'invalid_date', 'nodes[0].partitions.end');
+    expect(own.message).toBe('nodes[0].partitions.end: (2024-03-01) must be after start (2024-03-04); end is exclusive');
+    const mixed = rejects(minimal([{ id: 'a', transform: 'noop', partitions: { end: '2024-02-01' } }], { grain: 'day', start: '2024-03-01', end: '2024-04-01' }), 'invalid_date', 'nodes[0].partitions.end');
+    expect(mixed.message).toBe('nodes[0].partitions.end: (2024-02-01) must be after start (2024-03-01 at partitions.start); end is exclusive');
   });
 
-  it('a missing start or end', () => {
-    const noStart = rejects(minimal([{ id: 'a', transform: 'noop' }], { grain: 'day', end: '2024-03-01' }), 'invalid_date', 'nodes[0].partitions.start');
+  it('a missing start or end, named where it would be written', () => {
+    const noStart = rejects(minimal([{ id: 'a', transform: 'noop' }], { grain: 'day', end: '2024-03-01' }), 'invalid_date', 'partitions.start');
     expect(noStart.message).toMatch(/is required/);
-    rejects(minimal([{ id: 'a', transform: 'noop' }], { grain: 'day', start: '2024-03-01' }), 'invalid_date', 'nodes[0].partitions.end');
+    rejects(minimal([{ id: 'a', transform: 'noop' }], { grain: 'day', start: '2024-03-01' }), 'invalid_date', 'partitions.end');
+    rejects({ name: 'x', nodes: [{ id: 'a', transform: 'noop', partitions: { grain: 'day', start: '2024-03-01' } }] }, 'invalid_date', 'nodes[0].partitions.end');
+    rejects(minimal([{ id: 'a', transform: 'noop', partitions: { grain: 'day' } }], { start: '2024-03-01' }), 'invalid_date', 'nodes[0].partitions.end');
   });
 
   it('a missing grain', () => {
-    const error = rejects(minimal([{ id: 'a', transform: 'noop' }], { start: '2024-01-01', end: '2024-02-01' }), 'invalid_spec', 'nodes[0].partitions.grain');
+    const error = rejects(minimal([{ id: 'a', transform: 'noop' }], { start: '2024-01-01', end: '2024-02-01' }), 'invalid_spec', 'partitions.grain');
     expect(error.message).toContain('hour|day|week|month');
   });
 
