@@ -20,7 +20,7 @@ import type { NodeOverrides } from './protocol.ts';
 import { parseAllowedSigners, type AllowedSigner } from './signers.ts';
 import type { ResolvedSpec } from './spec.ts';
 import { RunWindows, WindowsSchema, describeWindows, effectiveLimits } from './windows.ts';
-import { zodProblem } from './zod-errors.ts';
+import { suggestingFields, zodProblem } from './zod-errors.ts';
 
 /** Operator actions, each of which a policy may require a reason for. */
 export const ACTIONS = [
@@ -161,7 +161,7 @@ function policyError(source: PolicySource, path: ReadonlyArray<PropertyKey>, mes
 /** Validates a parsed policy document; a mistake throws a BackfillError naming the field and the fix. */
 export function parsePolicy(document: unknown, source: PolicySource = {}): Policy {
   if (document === null || document === undefined) throw policyError(source, [], 'is empty: write at least version: 1 (an empty policy allows everything)');
-  const parsed = PolicySchema.safeParse(document, { reportInput: true });
+  const parsed = PolicySchema.safeParse(document, { reportInput: true, error: suggestingFields });
   if (!parsed.success) {
     const { path, message } = zodProblem(parsed.error);
     throw policyError(source, path, message);

@@ -16,7 +16,7 @@ import { undeclaredRead } from './sql-reads.ts';
 import { unrunnableSql } from './sql-runs.ts';
 import { reservedPrefixProblem } from './task-queue.ts';
 import { WindowsSchema, type Windows } from './windows.ts';
-import { zodProblem } from './zod-errors.ts';
+import { suggestingFields, zodProblem } from './zod-errors.ts';
 
 const STATIC_KEY = /^[A-Za-z0-9][A-Za-z0-9._:=-]{0,127}$/;
 
@@ -486,7 +486,7 @@ function checkMapping(
  */
 export function resolveSpec(document: unknown, knownTransforms?: ReadonlySet<string>): ResolvedSpec {
   // reportInput: an invalid_type issue then tells a missing field from a value of the wrong type.
-  const parsed = SpecSchema.safeParse(document, { reportInput: true });
+  const parsed = SpecSchema.safeParse(document, { reportInput: true, error: suggestingFields });
   if (!parsed.success) zodFailure(parsed.error);
   const spec = parsed.data;
 

@@ -1,8 +1,32 @@
 /** The one zod issue worth telling a user, with its path: how the spec and the policy report a bad document. */
 import type { z } from 'zod';
+import { closestNames } from './closest.ts';
 import { formatPath } from './errors.ts';
 
 export type ZodProblem = { path: PropertyKey[]; message: string };
+
+const UNKNOWN_FIELDS = 'has unknown field(s) ';
+
+const unknownFields = (keys: readonly string[], known: readonly string[] = []): string =>
+  UNKNOWN_FIELDS +
+  keys
+    .map((key) => {
+      const [closest] = closestNames(key, known, 1);
+      return closest === undefined ? `'${key}'` : `'${key}' (did you mean '${closest}'?)`;
+    })
+    .join(', ');
+
+/**
+ * An error map for `safeParse` that words an unknown field with the known field it is likely
+ * a typo of (`'dependOn' (did you mean 'dependsOn'?)`): only while parsing are the object's
+ * known fields at hand. Other issues keep zod's messages.
+ */
+export function suggestingFields(issue: z.core.$ZodRawIssue): string | undefined {
+  if (issue.code !== 'unrecognized_keys') return undefined;
+  const def = issue.inst?._zod.def;
+  const known = def !== undefined && 'shape' in def && typeof def.shape === 'object' && def.shape !== null ? Object.keys(def.shape) : [];
+  return unknownFields(issue.keys, known);
+}
 
 export function zodProblem(error: z.ZodError): ZodProblem {
   // Report the most specific issue: a union reports its branches' issues nested inside.
@@ -20,7 +44,7 @@ export function zodProblem(error: z.ZodError): ZodProblem {
     issue = deepest;
   }
   let message = issue.message;
-  if (issue.code === 'unrecognized_keys') message = `has unknown field(s) ${issue.keys.map((k) => `'${k}'`).join(', ')}`;
+  if (issue.code === 'unrecognized_keys' && !message.startsWith(UNKNOWN_FIELDS)) message = unknownFields(issue.keys);
   if (issue.code === 'invalid_type' && message.startsWith('Invalid input')) {
     message = issue.input === undefined ? 'is required' : `must be ${issue.expected}`;
   }
@@ -33,7 +57,7 @@ export function zodProblem(error: z.ZodError): ZodProblem {
  * object", not "is required".
  */
 export function shapeProblem(schema: z.ZodType, value: unknown, at: readonly PropertyKey[]): string | null {
-  const parsed = schema.safeParse(value, { reportInput: true });
+  const parsed = schema.safeParse(value, { reportInput: true, error: suggestingFields });
   if (parsed.success) return null;
   const problem = zodProblem(parsed.error);
   return `${formatPath([...at, ...problem.path])} ${problem.message}`;

@@ -79,7 +79,7 @@ reasons:
   it('names the field and the fix of every mistake', () => {
     const cases: Array<[unknown, string, RegExp]> = [
       [{ caps: { backfill: { rate: -1 } } }, 'caps.backfill.rate', /above 0/],
-      [{ caps: { backfill: { concurency: 4 } } }, 'caps.backfill', /unknown field\(s\) 'concurency'/],
+      [{ caps: { backfill: { concurency: 4 } } }, 'caps.backfill', /unknown field\(s\) 'concurency' \(did you mean 'concurrency'\?\)/],
       [{ caps: { datasets: [{ match: 'orders/*', rate: 1 }] } }, 'caps.datasets[0].match', /glob/],
       [{ caps: { datasets: [{ rate: 1 }] } }, 'caps.datasets[0].match', /is required/],
       [{ caps: { taskQueues: [{ match: 'q', concurrency: 0.5 }] } }, 'caps.taskQueues[0].concurrency', /whole number/],

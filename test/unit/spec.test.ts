@@ -572,14 +572,24 @@ describe('resolveSpec: bad input names the problem, the place and the fix', () =
     }
   });
 
+  it('an unknown field with the known one it is likely a typo of', () => {
+    const error = rejects(minimal([{ id: 'a', transform: 'noop' }, { id: 'b', transform: 'noop', dependOn: ['a'] }]), 'invalid_spec', 'nodes[1]');
+    expect(error.message).toBe("nodes[1]: has unknown field(s) 'dependOn' (did you mean 'dependsOn'?)");
+    const two = rejects(minimal([{ id: 'a', transform: 'noop', paramz: {}, colour: 'red' }]), 'invalid_spec', 'nodes[0]');
+    expect(two.message).toBe("nodes[0]: has unknown field(s) 'paramz' (did you mean 'params'?), 'colour'");
+    const check = rejects(minimal([{ id: 'a', transform: 'noop', checks: [{ type: 'row_count', mn: 1 }] }]), 'invalid_spec', 'nodes[0].checks[0]');
+    expect(check.message).toMatch(/'mn' \(did you mean '(min|max)'\?\)/);
+  });
+
   it('unknown fields, at every level', () => {
     const top = rejects({ ...minimal([{ id: 'a', transform: 'noop' }]), colour: 'red' }, 'invalid_spec', 'spec');
-    expect(top.message).toContain("'colour'");
+    expect(top.message).toBe("spec: has unknown field(s) 'colour'");
     const inNode = rejects(minimal([{ id: 'a', transform: 'noop', dependson: ['b'] }]), 'invalid_spec', 'nodes[0]');
     expect(inNode.message).toContain("unknown field(s) 'dependson'");
     const inPartitions = rejects(minimal([{ id: 'a', transform: 'noop' }], { grain: 'day', start: '2024-01-01', end: '2024-02-01', step: 2 }), 'invalid_spec', 'partitions');
     expect(inPartitions.message).toContain("'step'");
-    rejects({ ...minimal([{ id: 'a', transform: 'noop' }]), defaults: { concurency: 3 } }, 'invalid_spec', 'defaults');
+    const inDefaults = rejects({ ...minimal([{ id: 'a', transform: 'noop' }]), defaults: { concurency: 3 } }, 'invalid_spec', 'defaults');
+    expect(inDefaults.message).toBe("defaults: has unknown field(s) 'concurency' (did you mean 'concurrency'?)");
     rejects(minimal([{ id: 'a', transform: 'noop', retry: { attempts: 3 } }]), 'invalid_spec', 'nodes[0].retry');
     rejects(
       minimal([
