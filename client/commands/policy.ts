@@ -3,7 +3,8 @@
  * (the same checks the workflow runs at the start). Exit 0 when the start would be accepted, even
  * if it would wait for an approval or a run window; 1 when it would be refused.
  */
-import { Argument, Command, Option } from '@commander-js/extra-typings';
+import { Argument, Command, InvalidArgumentError, Option } from '@commander-js/extra-typings';
+import { closestNames } from '../../core/closest.ts';
 import { BackfillError } from '../../core/errors.ts';
 import { EXIT } from '../exit-codes.ts';
 import { SPEC_IN_EXAMPLES as SPEC, HELP_GROUPS, documented } from '../help.ts';
@@ -17,6 +18,21 @@ function partitionSeconds(v: string): number {
   return n;
 }
 
+const ACTIONS = ['check'] as const;
+
+/**
+ * The action, or what policy takes instead: a spec file written first (`backfill policy
+ * backfill.yaml`) is the usual slip, and commander would only say that the spec is missing.
+ */
+export function policyAction(value: string): (typeof ACTIONS)[number] {
+  const action = ACTIONS.find((a) => a === value);
+  if (action !== undefined) return action;
+  const [near] = closestNames(value, ACTIONS, 1);
+  const actions = `policy's actions: ${ACTIONS.join(', ')}`;
+  if (near !== undefined) throw new InvalidArgumentError(`policy has no action '${value}' (did you mean ${near}?); ${actions}, as in backfill policy ${near} <spec>`);
+  throw new InvalidArgumentError(`'${value}' is not an action (${actions}): write the action before the spec, as in backfill policy check ${value}`);
+}
+
 export function policyCommand() {
   return documented(new Command('policy'), HELP_GROUPS.run, [
     [`backfill policy check ${SPEC} --policy backfill.policy.yaml`, 'violations (exit 1), whether it would wait for an approval and why, the limits and budgets it would get'],
@@ -24,8 +40,10 @@ export function policyCommand() {
     [`backfill policy check ${SPEC} --only-changed`, 'as start --only-changed would be judged: only the partitions whose inputs, spec or code changed count'],
   ])
     .description('policy check <spec>: what the policy the workers are given says of a spec before it starts: violations (exit 1), whether it would wait for an approval and why, the limits and budgets it would get')
-    .addArgument(new Argument('<action>', 'what to do').choices(['check']))
-    .argument('<spec>', 'spec file (.yaml, .json or .ts)')
+    .addArgument(new Argument('<action>', `what to do: ${ACTIONS.join(', ')}`).argParser(policyAction))
+    // Optional to commander only, so that a spec written in the action's place meets policyAction's message rather than "missing required argument 'spec'".
+    .addArgument(new Argument('[spec]', 'spec file (.yaml, .json or .ts)'))
+    .usage('[options] <action> <spec>')
     .addOption(new Option('--policy <file>', `the policy file (default $${POLICY_ENV}, else ./backfill.policy.yaml)`).env(POLICY_ENV))
     .option('--from <date>', 'first partition time (inclusive, UTC)')
     .option('--to <date>', 'end of the range (exclusive, UTC)')
@@ -43,6 +61,7 @@ export function policyCommand() {
     .addOption(costBudgetOption("the cost budget it would ask for, in the policy's cost metric (start --cost-budget)"))
     .addOption(jsonOption())
     .action(async (_action, spec, options, command) => {
+      if (spec === undefined) return command.error("error: missing required argument 'spec': write backfill policy check <spec>", { code: 'commander.missingArgument' });
       // --warehouse serves the partition-seconds estimate too; --code-version only --only-changed.
       checkOnlyChanged(command, options.onlyChanged, ['warehouse']);
       const [{ runPolicyCheck, renderPolicyCheck }, { parseConcurrency, parseRate }] = await Promise.all([import('../policy-check.ts'), import('../../core/limits.ts')]);

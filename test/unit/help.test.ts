@@ -186,6 +186,18 @@ describe('the commands a command line loads', () => {
     // A command's argument of that name is left alone.
     expect((await cli('plan', 'explain')).stderr).not.toContain('is not a command');
   });
+
+  it('takes a spec written in place of policy\'s action for what it is, naming the actions and the command line', async () => {
+    const left = await cli('policy', 'examples/shop/backfill.yaml');
+    expect(left.code).toBe(EXIT.error);
+    const said = stripVTControlCharacters(left.stderr);
+    expect(said).toContain("'examples/shop/backfill.yaml' is not an action (policy's actions: check): write the action before the spec, as in backfill policy check examples/shop/backfill.yaml");
+    expect(said).not.toContain('missing required argument');
+    expect(stripVTControlCharacters((await cli('policy', 'chek', 'examples/shop/backfill.yaml')).stderr)).toContain("policy has no action 'chek' (did you mean check?)");
+    const noSpec = await cli('policy', 'check');
+    expect(noSpec.code).toBe(EXIT.error);
+    expect(stripVTControlCharacters(noSpec.stderr)).toContain("error: missing required argument 'spec': write backfill policy check <spec>");
+  });
 });
 
 describe('exit codes', () => {
