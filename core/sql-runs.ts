@@ -2,7 +2,8 @@
  * Spec SQL that cannot run, found before anything starts, by the rules the warehouses apply
  * when a partition runs it: more than one statement (`extraStatements`, which the warehouses'
  * `singleStatement` applies too), or a `:name` the partition does not bind (`unboundParameter`,
- * on the names `positionalParameters` finds, which binds them). A node's SQL is checked when the
+ * on the names `positionalParameters` finds, by which PostgreSQL and the lake bind them; SQLite
+ * reads the same names). A node's SQL is checked when the
  * sql transform runs it (another transform may use its `sql` as it likes); an SQL check binds no
  * parameters at all.
  */
