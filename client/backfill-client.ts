@@ -1860,11 +1860,11 @@ export class BackfillClient {
    * them there: its input says, and the specs that replaced it since (its history, read only
    * when the input says no). Undefined when they cannot be read, or are too many to list.
    *
-   * Before its first task writes it, the memo is the start's caller's: why a false one is no
-   * harm is in docs/governance.md. The list may lag a spec accepted a moment ago, as it lags a start.
+   * A memo that names another run (the start's caller's: Temporal's CLI can give any) is not
+   * trusted (docs/governance.md). The list may lag a spec accepted a moment ago, as it lags a start.
    */
   private async hasNodesOn(backfillId: string, runId: string, taskQueue: string, memo: Readonly<Record<string, unknown>> | undefined): Promise<boolean | undefined> {
-    const listed = readNodeQueuesMemo(memo);
+    const listed = readNodeQueuesMemo(memo, runId);
     if (listed === 'unlisted') return undefined;
     if (listed !== null) return listed.includes(taskQueue);
     const started = await this.queuesOf(backfillId, runId);

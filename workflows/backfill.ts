@@ -469,7 +469,7 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
   let nodeQueuesWritten = '';
   /** Written when they change; each run writes them first, whatever its start's memo says (its caller's: Temporal's CLI can give any). */
   const writeNodeQueues = () => {
-    const queues = nodeQueuesMemo(plan.nodes.map((n) => coordinator.nodeSpec(n.id).taskQueue));
+    const queues = nodeQueuesMemo(workflowInfo().runId, plan.nodes.map((n) => coordinator.nodeSpec(n.id).taskQueue));
     if (!keepsNodeQueues || JSON.stringify(queues) === nodeQueuesWritten) return;
     nodeQueuesWritten = JSON.stringify(queues);
     upsertMemo({ [NODE_QUEUES_KEY]: queues });

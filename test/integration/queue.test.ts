@@ -133,7 +133,7 @@ describe('task queue rate limits', () => {
     }
   });
 
-  it('tells which backfills to ask from the memo their workflows keep: one a new spec moved onto the queue is asked, and a start\'s own memo counts only until its first task', async () => {
+  it('tells which backfills to ask from the memo their workflows keep: one a new spec moved onto the queue is asked, and a memo its start\'s caller gave never counts (it names no run of its own)', async () => {
     // Their partitions wait on queues no worker polls: each runs until the test ends it.
     const parked = `${queue}-parked`;
     const target = `${queue}-target`;
@@ -147,10 +147,13 @@ describe('task queue rate limits', () => {
       await client.client.workflow.start('backfillWorkflow', { taskQueue: workflowQueue, workflowId: backfillWorkflowId(backfillId), args: [input], memo, typedSearchAttributes: [{ key: BACKFILL_ID, value: backfillId }] });
       return backfillId;
     };
-    /** Its running run's memo, as the list of running backfills shows it. */
+    /** The queues its running run's memo lists, as the list of running backfills shows it, when the run wrote them itself. */
     const listedQueues = async (backfillId: string): Promise<string | undefined> => {
       const query = `WorkflowId = ${visibilityLiteral(backfillWorkflowId(backfillId))} AND ExecutionStatus = 'Running'`;
-      for await (const run of client.client.workflow.list({ query })) return JSON.stringify(run.memo?.nodeQueues);
+      for await (const run of client.client.workflow.list({ query })) {
+        const memo = run.memo?.nodeQueues as { runId?: unknown; queues?: unknown } | undefined;
+        return memo?.runId === run.runId ? JSON.stringify(memo.queues) : 'not its own';
+      }
       return undefined;
     };
     const ids: string[] = [];
@@ -163,17 +166,20 @@ describe('task queue rate limits', () => {
       expect(await client.replaceSpec(movedId, held('queue-moved', target))).toEqual(['queue_moved']);
       await waitFor('its memo to list the new spec\'s queue', async () => (await listedQueues(movedId)) === JSON.stringify([target]));
 
-      // Its memo says elsewhere and stays so: no worker polls its workflow task queue. Asked (its input puts it on the queue), it was named unreachable.
-      const notYetId = await startByHand('queue-memo-not-yet', neverQueue, { nodeQueues: [parked] });
+      // A memo its caller gave (no worker polls its workflow task queue, so it stays) says elsewhere: it names no run of
+      // its own, so its input, which puts it on the queue, is read, and it is asked (unreachable).
+      const callersMemo = { nodeQueues: { runId: 'a-guess', queues: [parked] } };
+      const notYetId = await startByHand('queue-memo-not-yet', neverQueue, callersMemo);
       ids.push(notYetId);
-      await waitFor('the list to show it', async () => (await listedQueues(notYetId)) === JSON.stringify([parked]));
-      // Its memo says elsewhere until its first task writes the true one.
-      const falseId = await startByHand('queue-memo-false', queue, { nodeQueues: [parked] });
+      await waitFor('the list to show it', async () => (await listedQueues(notYetId)) === 'not its own');
+      // Its caller's memo until its first task writes the true one.
+      const falseId = await startByHand('queue-memo-false', queue, callersMemo);
       ids.push(falseId);
       await waitFor('its workflow to write its own memo', async () => (await listedQueues(falseId)) === JSON.stringify([target]));
 
-      const set = await client.setQueueRate(target, 5);
-      expect({ ...set, recordedBy: [...set.recordedBy].sort() }).toMatchObject({ rate: 5, recordedBy: [movedId, falseId].sort(), unreachable: [], notRecorded: [] });
+      await expect(client.setQueueRate(target, 5)).rejects.toMatchObject({ code: 'no_worker', message: expect.stringContaining(notYetId) });
+      const set = await client.setQueueRate(target, 5, { force: true });
+      expect({ ...set, recordedBy: [...set.recordedBy].sort() }).toMatchObject({ rate: 5, recordedBy: [movedId, falseId].sort(), unreachable: [notYetId], notRecorded: [] });
 
       // Cancelled, those with a worker release their datasets' leases.
       for (const id of [movedId, falseId]) {

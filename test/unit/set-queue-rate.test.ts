@@ -230,16 +230,18 @@ describe('set-queue-rate', () => {
 
   it('tells from the memo the workflow keeps (the list of running backfills shows it), reading no history; a run without it, as before', async () => {
     const { client, asked, read } = fakeClient([
-      { id: 'here', queues: ['other'], memo: { nodeQueues: ['other', 'warehouse'] }, judge: agrees },
+      { id: 'here', queues: ['other'], memo: { nodeQueues: { runId: 'run-here', queues: ['other', 'warehouse'] } }, judge: agrees },
       // Its input and history say warehouse: the memo, the workflow's own, says it is no longer there.
-      { id: 'moved-away', queues: ['warehouse'], replaced: [['warehouse']], memo: { nodeQueues: ['other'] }, judge: silent },
-      { id: 'too-many', queues: ['other'], memo: { nodeQueues: 'unlisted' }, judge: agrees },
+      { id: 'moved-away', queues: ['warehouse'], replaced: [['warehouse']], memo: { nodeQueues: { runId: 'run-moved-away', queues: ['other'] } }, judge: silent },
+      { id: 'too-many', queues: ['other'], memo: { nodeQueues: { runId: 'run-too-many', queues: 'unlisted' } }, judge: agrees },
       { id: 'before-the-memo', queues: ['other'], replaced: [['warehouse']], memo: { governance: {} }, judge: agrees },
       { id: 'unreadable-memo', queues: ['other'], memo: { nodeQueues: 'warehouse' }, judge: silent },
+      // A memo its start's caller gave (no run's own): its input puts it on the queue, so it is asked.
+      { id: 'caller-memo', queues: ['warehouse'], memo: { nodeQueues: { runId: 'guessed', queues: ['other'] } }, judge: agrees },
     ]);
     expect(await client.setQueueRate('warehouse', 5)).toMatchObject({ rate: 5, unreachable: [] });
-    expect(asked.sort()).toEqual(['before-the-memo', 'here', 'too-many']);
-    expect(read.sort()).toEqual(['before-the-memo history', 'before-the-memo input', 'unreadable-memo history', 'unreadable-memo input']);
+    expect(asked.sort()).toEqual(['before-the-memo', 'caller-memo', 'here', 'too-many']);
+    expect(read.sort()).toEqual(['before-the-memo history', 'before-the-memo input', 'caller-memo input', 'unreadable-memo history', 'unreadable-memo input']);
   });
 
   it('a backfill on the queue whose workflow task queue no worker polls is unreachable at once, not asked', async () => {
