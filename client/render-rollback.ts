@@ -22,6 +22,14 @@ function changedSince(changedBy: Record<string, number>): string {
   return `changed since: ${entries.map(([backfill, n]) => `${number(n)} ${who(backfill)}`).join(', ')}`;
 }
 
+/** What a rollback did, in a few words: a rollback that left everything alone did not roll the backfill back. */
+function rolledBackHeadline(summary: RollbackSummary): string {
+  const { backfillId, leftAlone } = summary;
+  if (summary.restored + summary.removed > 0) return leftAlone > 0 ? `rolled back ${backfillId} in part (${partitions(leftAlone)} left alone)` : `rolled back ${backfillId}`;
+  if (leftAlone > 0) return `rolled back nothing of ${backfillId}: all ${partitions(leftAlone)} left alone`;
+  return summary.alreadyRestored > 0 ? `${backfillId} was rolled back already: nothing left to restore` : `nothing to roll back: ${backfillId} published nothing`;
+}
+
 /**
  * `preview`: a dry run (`rollback --dry-run`): what it would do, said as such; `historyGone`: the
  * server keeps no history of the backfill; `fromLedger`: nodes only the ledger names.
@@ -32,7 +40,7 @@ export function renderRollback(summary: RollbackSummary, preview?: { historyGone
   const lines = [
     preview
       ? `${pc.bold(`would roll back ${backfillId}`)} (dry run: nothing was started or changed)`
-      : `${pc.bold(`rolled back ${backfillId}`)} (rollback ${summary.rollbackId})`,
+      : `${pc.bold(rolledBackHeadline(summary))} (rollback ${summary.rollbackId})`,
     `  ${would('restored:        ', 'would restore:   ')} ${partitions(summary.restored)} to their version before ${backfillId} (${would('checksums verified', 'each checksum verified as it is restored')})`,
     `  ${would('removed:         ', 'would remove:    ')} ${partitions(summary.removed)} that ${backfillId} had created`,
     `  already restored: ${partitions(summary.alreadyRestored)}`,

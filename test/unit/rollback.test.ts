@@ -120,6 +120,16 @@ describe('renderRollback', () => {
     expect(text).toContain('daily 2024-01-03: bf-2 published version 2, now none by –');
     expect(text).toContain("run 'backfill rollback bf-2 --force' to restore them too");
   });
+
+  it('says in its headline when it rolled back only part of the backfill, or nothing of it', () => {
+    const headline = (counts: Partial<typeof base>) => stripVTControlCharacters(renderRollback({ ...base, ...counts })).split('\n')[0];
+    expect(headline({ leftAlone: 147 })).toBe('rolled back nothing of bf-2: all 147 partitions left alone (rollback rb-1)');
+    expect(headline({ restored: 3, leftAlone: 1 })).toBe('rolled back bf-2 in part (1 partition left alone) (rollback rb-1)');
+    expect(headline({ restored: 3, leftAlone: 1, forced: 1, force: true })).toBe('rolled back bf-2 in part (1 partition left alone) (rollback rb-1)');
+    expect(headline({ alreadyRestored: 4 })).toBe('bf-2 was rolled back already: nothing left to restore (rollback rb-1)');
+    expect(headline({})).toBe('nothing to roll back: bf-2 published nothing (rollback rb-1)');
+    expect(headline({ removed: 2 })).toBe('rolled back bf-2 (rollback rb-1)');
+  });
 });
 
 describe('previewRollback', () => {
