@@ -156,7 +156,8 @@ export function renderGovernance(progress: Printable<Progress>): string[] {
   const last = g.lastAction;
   if (last) {
     const when = new Date(last.at).toISOString().replace('T', ' ').replace(/\.\d+Z$/, ' UTC');
-    lines.push(`  last action: ${last.action}${last.outcome === 'refused' ? ' (refused)' : ''} by ${describeActor(last)} at ${when}${last.reason !== null ? `: "${last.reason}"` : ''} · ${describeChange(last)}`);
+    const change = describeChange(last);
+    lines.push(`  last action: ${last.action}${last.outcome === 'refused' ? ' (refused)' : ''} by ${describeActor(last)} at ${when}${last.reason !== null ? `: "${last.reason}"` : ''}${change !== '' ? ` · ${change}` : ''}`);
   }
   return lines;
 }

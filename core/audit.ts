@@ -201,9 +201,15 @@ export function unchangedSince(entries: readonly AuditEntry[], key: string, valu
 /** The actions that change a limit of a running backfill: the report marks each on its timeline. */
 export const LIMIT_ACTIONS = ['set-rate', 'set-concurrency', 'set-queue-rate', 'set-budget'] as const satisfies readonly Action[];
 
-/** True for an applied change of a rate, a concurrency, a task queue's rate or a budget. */
-export function isLimitChange(entry: Pick<AuditEntry, 'action' | 'outcome'>): boolean {
-  return entry.outcome === 'applied' && (LIMIT_ACTIONS as readonly string[]).includes(entry.action);
+/**
+ * True for an applied change of a rate, a concurrency, a task queue's rate or a budget, and for
+ * a new run of an ended backfill given a rate or a concurrency of its own (resume or
+ * retry-failed with --rate, --concurrency).
+ */
+export function isLimitChange(entry: Pick<AuditEntry, 'action' | 'outcome' | 'details'>): boolean {
+  if (entry.outcome !== 'applied') return false;
+  if (entry.action === 'resume' || entry.action === 'retry-failed') return 'rate' in entry.details || 'concurrency' in entry.details;
+  return (LIMIT_ACTIONS as readonly string[]).includes(entry.action);
 }
 
 /**
@@ -249,6 +255,8 @@ export function describeChange(entry: Pick<AuditEntry, 'action' | 'details' | 'o
           : `${d.resumed === true ? 'resumed' : 'started'}${count !== null ? ` with ${count} partitions` : ''}`,
       ];
       if (typeof d.specChanged === 'string') parts.push(d.specChanged === '' ? 'a new spec that changes no node' : `a new spec that changes ${d.specChanged}`);
+      if ('rate' in d) parts.push(`rate ${show(d.rate, '/s')}`);
+      if ('concurrency' in d) parts.push(`concurrency ${show(d.concurrency)}`);
       if (typeof d.priority === 'number') parts.push(`priority ${d.priority}`);
       if (typeof d.fairnessWeight === 'number') parts.push(`fairness weight ${d.fairnessWeight}`);
       if (typeof d.policyHash === 'string') parts.push(`policy ${d.policyHash.slice(0, 19)}…`);
@@ -264,6 +272,15 @@ export function describeChange(entry: Pick<AuditEntry, 'action' | 'details' | 'o
     case 'pause':
       if (typeof d.previous !== 'boolean') return describeDetails(d);
       return d.previous ? 'was paused already: no change' : 'paused: no new partitions start';
+    case 'cancel': {
+      const how = d.announced === false ? 'cancelled through Temporal (its CLI or the Web UI), not backfill cancel' : 'cancelled';
+      return typeof d.note === 'string' ? `${how}; ${d.note}` : how;
+    }
+    case 'publish':
+      if (d.canary !== true) return withPolicy('staged versions published', d);
+      return `canary approved${d.auto === true ? ' by itself (canary.auto)' : ''}: its slice published, the rest runs`;
+    case 'replace-spec':
+      return `a new spec that changes ${typeof d.changed === 'string' && d.changed !== '' ? d.changed : 'no node'}${d.approvalAgain === true ? ': the new plan needs an approval again' : ''}`;
     case 'rollback':
       return withPolicy(`partitions back to their versions before the backfill${d.force === true ? ' (--force)' : ''}`, d);
     case 'discard':

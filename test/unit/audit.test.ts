@@ -97,12 +97,39 @@ describe('AuditTrail', () => {
 describe('describing entries', () => {
   it('tells the applied limit changes (the report marks them on its timeline) from every other action', () => {
     for (const action of ['set-rate', 'set-concurrency', 'set-queue-rate', 'set-budget'] as const) {
-      expect(isLimitChange({ action, outcome: 'applied' })).toBe(true);
-      expect(isLimitChange({ action, outcome: 'refused' })).toBe(false);
+      expect(isLimitChange({ action, outcome: 'applied', details: {} })).toBe(true);
+      expect(isLimitChange({ action, outcome: 'refused', details: {} })).toBe(false);
     }
-    for (const action of ['start', 'pause', 'resume', 'cancel', 'retry', 'approve', 'rollback', 'publish', 'discard', 'budget-pause', 'replace-spec'] as const) {
-      expect(isLimitChange({ action, outcome: 'applied' })).toBe(false);
+    for (const action of ['start', 'pause', 'resume', 'retry-failed', 'cancel', 'retry', 'approve', 'rollback', 'publish', 'discard', 'budget-pause', 'replace-spec'] as const) {
+      expect(isLimitChange({ action, outcome: 'applied', details: {} })).toBe(false);
     }
+  });
+
+  it('counts a new run of an ended backfill given limits of its own (resume, retry-failed --rate) as a limit change, and says what they are', () => {
+    const resumed = { action: 'resume', outcome: 'applied', details: { resumed: true, partitions: 147, rate: 20 } } as const;
+    expect(isLimitChange(resumed)).toBe(true);
+    expect(isLimitChange({ ...resumed, outcome: 'refused' })).toBe(false);
+    expect(describeChange(resumed)).toBe('resumed with 147 partitions, rate 20/s');
+    const retried = { action: 'retry-failed', outcome: 'applied', details: { resumed: true, partitions: 3, node: 'daily', rate: 50, concurrency: null } } as const;
+    expect(isLimitChange(retried)).toBe(true);
+    expect(describeChange(retried)).toBe(
+      "failed partitions of node daily and those blocked behind them run again in a new run (of the backfill's 3 partitions, the published ones skipped), rate 50/s, concurrency unlimited",
+    );
+    expect(isLimitChange({ action: 'resume', outcome: 'applied', details: { resumed: true, partitions: 147 } })).toBe(false);
+  });
+
+  it('says in words what a cancel, a publish and a new spec did, never as a dump of their fields', () => {
+    const said = (action: AuditEntry['action'], details: AuditEntry['details']) => describeChange({ action, outcome: 'applied', details });
+    expect(said('cancel', { requested: true })).toBe('cancelled');
+    expect(said('cancel', { requested: true, announced: false })).toBe('cancelled through Temporal (its CLI or the Web UI), not backfill cancel');
+    expect(said('cancel', { requested: true, note: "the canary's slice was published before the cancel took effect; the rest does not run" })).toBe(
+      "cancelled; the canary's slice was published before the cancel took effect; the rest does not run",
+    );
+    expect(said('publish', {})).toBe('staged versions published');
+    expect(said('publish', { canary: true, auto: false })).toBe('canary approved: its slice published, the rest runs');
+    expect(said('publish', { canary: true, auto: true })).toBe('canary approved by itself (canary.auto): its slice published, the rest runs');
+    expect(said('replace-spec', { changed: 'orders, daily', approvalAgain: true })).toBe('a new spec that changes orders, daily: the new plan needs an approval again');
+    expect(said('replace-spec', { changed: 'orders', approvalAgain: false })).toBe('a new spec that changes orders');
   });
 
   it('names a verified signer as such', () => {

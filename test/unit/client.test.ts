@@ -15,6 +15,7 @@ import { printable } from '../../client/printable.ts';
 import { barPayload, headline, renderEnd, renderFailures, renderWaited, renderGovernance, renderPlan, renderStatus } from '../../client/render.ts';
 import { notPausedText } from '../../client/commands/resume.ts';
 import type { GovernanceView } from '../../core/governance.ts';
+import type { AuditEntry } from '../../core/audit.ts';
 
 const plain = (text: string) => stripVTControlCharacters(text);
 
@@ -497,6 +498,16 @@ describe('renderGovernance (status under a policy)', () => {
       '  run window: inside a run window until 06:00 Europe/Berlin',
       '  last action: approve by bob@example.com (verified signature) at 1970-01-01 00:00:00 UTC: "reviewed" · approved plan sha256:0123456789ab…',
     ]);
+  });
+
+  it('says what a publish did, and ends the line after who and why when an entry tells nothing more (no dangling separator)', () => {
+    const last = (action: AuditEntry['action'], details: AuditEntry['details']) =>
+      renderGovernance(printable(progress({ governance: governance({ lastAction: { seq: 4, at: 0, action, identity: 'root@vm', verified: false, reason: null, outcome: 'applied', details } }) }))).map((l) =>
+        stripVTControlCharacters(l),
+      );
+    expect(last('publish', {})).toEqual(['  last action: publish by root@vm (declared) at 1970-01-01 00:00:00 UTC · staged versions published']);
+    // A pause from before pauses recorded what they found.
+    expect(last('pause', {})).toEqual(['  last action: pause by root@vm (declared) at 1970-01-01 00:00:00 UTC']);
   });
 });
 
