@@ -1411,12 +1411,13 @@ export class BackfillClient {
         ...(options.reason !== undefined ? { reason: options.reason } : {}),
         ...(options.signKey !== undefined ? { signKey: options.signKey } : {}),
         action: 'resume',
-        // For the new run's audit entry: a retry-failed (workers from before it record a resume), and what a new spec changed.
-        ...(options.retryFailed || options.spec
+        // For the new run's audit entry: a retry-failed (workers from before it record a resume), what a new spec changed, the limits asked for.
+        ...(options.retryFailed || options.spec || asked
           ? {
               resumeRequest: {
                 ...(options.retryFailed ? { retryFailed: options.node !== undefined ? { node: options.node } : {} } : {}),
                 ...(options.spec ? { specChanged: changed } : {}),
+                ...(asked ? { limits: asked } : {}),
               },
             }
           : {}),

@@ -18,7 +18,7 @@ import { capNodeRates } from './policy.ts';
 import type { Plan, PlanNode } from './plan.ts';
 import { progressOf } from './progress.ts';
 import { StagedGate, resumedStaged, type StagedAction, type StagedDecision } from './staged.ts';
-import type { StartAction } from './start-action.ts';
+import type { RunLimit, StartAction } from './start-action.ts';
 import { REFUSED_TEXT, type RefusedSignal } from './refused-signals.ts';
 import { RefusedApprovals, refusalLasts, refusedApprovalKey } from './refused-approvals.ts';
 import { CanaryGate, canaryScope, type CanaryAction, type CanaryDecision, type CanaryDiff } from './canary.ts';
@@ -540,9 +540,18 @@ export class BackfillCoordinator {
     return this.governance;
   }
 
-  /** Records the start (or its refusal) in the audit trail: as `action` (`parseStartAction`), else a start or, `resumed`, a resume. */
-  recordStart(meta: ControlMeta & { verified?: boolean }, details: AuditEntry['details'], action: StartAction = details.resumed === true ? 'resume' : 'start'): void {
+  /**
+   * Records the start (or its refusal) in the audit trail: as `action` (`parseStartAction`), else
+   * a start or, `resumed`, a resume; with the run's own value of each limit in `limitsSet`.
+   */
+  recordStart(
+    meta: ControlMeta & { verified?: boolean },
+    given: AuditEntry['details'],
+    action: StartAction = given.resumed === true ? 'resume' : 'start',
+    limitsSet: readonly RunLimit[] = [],
+  ): void {
     if (!this.governance) return;
+    const details = { ...given, ...Object.fromEntries(limitsSet.map((key) => [key, this.limits[key]])) };
     if (meta.verified && meta.identity !== undefined) this.write(this.governance.recordVerified(action, meta.identity, meta.reason ?? '', this.now(), details));
     else this.record(action, meta, details);
   }

@@ -103,6 +103,8 @@ export type ResumeRequest = {
   retryFailed?: { node?: string };
   /** With a new spec (`--spec`): the nodes it changes from the ended run's. */
   specChanged?: string[];
+  /** With `--rate`, `--concurrency`: the limits the new run was given (its carry's); its audit entry records the run's own. */
+  limits?: Partial<Limits>;
 };
 
 export type BackfillInput = {

@@ -19,17 +19,25 @@ const StartActionSchema = z.strictObject({
     .strictObject({
       retryFailed: z.strictObject({ node: z.string().optional() }).optional(),
       specChanged: z.array(z.string()).optional(),
+      // Only which limits were asked for counts: the entry records the run's own (`BackfillCoordinator.recordStart`).
+      limits: z.strictObject({ rate: z.number().nullable().optional(), concurrency: z.number().nullable().optional() }).optional(),
     })
     .optional(),
 });
 
-/** The start's action and what its audit entry says of it beside the start's own details (`node`, `specChanged`). */
-export type ParsedStartAction = { action: StartAction; details: AuditEntry['details'] };
+/** A backfill-wide limit a new run of an ended backfill may be given (`resume --rate`, `--concurrency`). */
+export type RunLimit = 'rate' | 'concurrency';
+
+/**
+ * The start's action and what its audit entry says of it beside the start's own details (`node`,
+ * `specChanged`); `limitsSet`: the limits the new run was given in place of the ended run's.
+ */
+export type ParsedStartAction = { action: StartAction; details: AuditEntry['details']; limitsSet?: RunLimit[] };
 
 /**
  * The start's action, from its governance request: `retry-failed` when the request says
  * `retryFailed` (its `action` stays `resume`, which workers from before it record), with the
- * node whose failures run again and the nodes the new spec changed. Throws `invalid_argument`
+ * node whose failures run again, the nodes the new spec changed and the limits it was given. Throws `invalid_argument`
  * naming the field when it is not what the client sends, or names a node not in `nodes`, or
  * (`carried: false`, the patch resume-needs-carry) says `resume` of a start without a carry.
  */
@@ -54,11 +62,13 @@ export function parseStartAction(request: Pick<StartGovernance, 'action' | 'resu
   const changed = resumeRequest.specChanged ?? [];
   const unknown = changed.find((id) => !known.has(id));
   if (unknown !== undefined) refuse(['resumeRequest', 'specChanged'], `names node '${unknown}', which this backfill does not have`);
+  const limitsSet = (['rate', 'concurrency'] as const).filter((key) => resumeRequest.limits?.[key] !== undefined);
   return {
     action: resumeRequest.retryFailed ? 'retry-failed' : 'resume',
     details: {
       ...(node !== undefined ? { node } : {}),
       ...(resumeRequest.specChanged !== undefined ? { specChanged: [...new Set(changed)].join(', ') } : {}),
     },
+    ...(limitsSet.length > 0 ? { limitsSet } : {}),
   };
 }

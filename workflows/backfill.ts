@@ -1038,6 +1038,7 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
         ...startAction?.details,
       },
       startAction?.action,
+      startAction?.limitsSet,
     );
     writeAudit();
     upsertMemo({ governance: { policy: verdict.policy, planHash: g.planHash } });

@@ -64,8 +64,10 @@ describe('resume and retry-failed with --rate and --concurrency', () => {
     // Before, the new run went on with the ended run's 10/s and 3 at once: retry-failed had no --rate or --concurrency.
     const status = await runCli<{ state: string; rate: number; concurrency: number; nodes: Array<{ concurrency: number }> }>(['status', backfillId, '--json']);
     expect(status.json).toMatchObject({ state: 'completed', rate: 5, concurrency: 2, nodes: [{ concurrency: 2 }] });
-    // The new run's start is in the audit trail as the retry it was.
-    expect((await client.audit(backfillId)).map((e) => e.action)).toEqual(['start', 'retry-failed']);
+    // The new run's start is in the audit trail as the retry it was, with the limits it was given.
+    const trail = await client.audit(backfillId);
+    expect(trail.map((e) => e.action)).toEqual(['start', 'retry-failed']);
+    expect(trail[1]!.details).toMatchObject({ rate: 5, concurrency: 2 });
   }, 60_000);
 
   it("resume --rate is refused for a running backfill, naming set-rate; of an ended one the policy's cap judges it, and the new run goes on under what it admitted", async () => {
@@ -98,6 +100,8 @@ describe('resume and retry-failed with --rate and --concurrency', () => {
     expect(resumed.resumed?.backfillId).toBe(backfillId);
     expect((await client.wait(backfillId, 60_000)).state).toBe('completed');
     expect(await client.progress(backfillId)).toMatchObject({ state: 'completed', done: 6, rate: 20, concurrency: 4 });
+    const audited = await runCli<{ entries: Array<{ action: string; outcome: string; details: Record<string, unknown> }> }>(['audit', backfillId, '--json']);
+    expect(audited.json?.entries.find((e) => e.action === 'resume' && e.outcome === 'applied')?.details).toMatchObject({ resumed: true, rate: 20, concurrency: 4 });
   }, 90_000);
 
   it('a plain resume after one the policy refused goes on with the limits of the last admitted run, not the refused ones', async () => {

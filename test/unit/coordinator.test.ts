@@ -203,6 +203,21 @@ describe('BackfillCoordinator: limits and controls', () => {
     expect(bare.setPaused(false).unchanged).toEqual({ since: null, by: null, reason: null });
   });
 
+  it("records in a new run's start entry its own value of each limit it was given (resume --rate), not the request's", () => {
+    const clock = { now: Date.parse('2024-05-01T12:00:00Z') };
+    const spec = resolveSpec({ name: 'r', partitions: { grain: 'day', start: '2024-01-01', end: '2024-01-11' }, nodes: [{ id: 'a', transform: 'noop' }] });
+    const c = governedCoordinator(spec, expandPlan(spec), { version: 1 }, { backfillId: 'r', now: () => clock.now });
+    c.setRate(20);
+    clock.now += 60_000;
+    c.recordStart({ identity: 'op', reason: 'slower for the night' }, { resumed: true, partitions: 10, rate: 999 }, 'resume', ['rate']);
+    const entry = c.governed!.audit.last!;
+    expect(entry).toMatchObject({ action: 'resume', identity: 'op', details: { resumed: true, partitions: 10, rate: 20 } });
+    expect(entry.details).not.toHaveProperty('concurrency');
+    // The resume set it last: asking for it again is unchanged since then.
+    clock.now += 60_000;
+    expect(c.setRate(20).unchanged).toEqual({ since: clock.now - 60_000, by: 'op (declared)', reason: 'slower for the night' });
+  });
+
   it('marks a budget asked at the cap in force unchanged, by the entry of that budget that set it', () => {
     const clock = { now: Date.parse('2024-05-01T12:00:00Z') };
     const spec = resolveSpec({ name: 'b', partitions: { grain: 'day', start: '2024-01-01', end: '2024-01-11' }, nodes: [{ id: 'a', transform: 'noop' }] });

@@ -205,6 +205,19 @@ describe('report as HTML', () => {
     expect(html).toMatch(/Rate: [\d.,]+ partitions\/s at its peak \(from \d\d:\d\d:\d\d UTC\), [\d.,]+\/s on average\./);
   });
 
+  it('marks a new run given limits of its own (resume, retry-failed --rate) as a limit change, and says what it set', () => {
+    const run = (seq: number, action: AuditRecord['action'], details: AuditRecord['details']): AuditRecord => ({
+      seq, at: T0 + seq * 1000, action, identity: 'alice@laptop', verified: false, reason: null, outcome: 'applied', details, workflowId: 'backfill/shop-june', runId: `r${seq}`,
+    });
+    const marked = reportActions([
+      run(8, 'resume', { resumed: true, partitions: 147, rate: 20 }),
+      run(9, 'retry-failed', { resumed: true, partitions: 147, concurrency: 2 }),
+      run(10, 'resume', { resumed: true, partitions: 147 }),
+    ]);
+    expect(marked.map((a) => [a.seq, a.limitChange])).toEqual([[8, true], [9, true], [10, false]]);
+    expect(marked[0]!.change).toBe('resumed with 147 partitions, rate 20/s');
+  });
+
   it('a backfill without limit changes has no limit marks nor their legend', async () => {
     const report = sample();
     report.actions = report.actions.filter((a) => !a.limitChange);

@@ -32,6 +32,13 @@ describe('parseStartAction', () => {
       action: 'retry-failed',
       details: { node: 'daily', specChanged: 'daily, weekly' },
     });
+    // The limits the new run was given: which ones, for its entry to record the run's own.
+    expect(parseStartAction({ action: 'resume', resumeRequest: { limits: { rate: 20 } } }, nodes)).toEqual({ action: 'resume', details: {}, limitsSet: ['rate'] });
+    expect(parseStartAction({ action: 'resume', resumeRequest: { retryFailed: {}, limits: { rate: null, concurrency: 2 } } }, nodes)).toEqual({
+      action: 'retry-failed',
+      details: {},
+      limitsSet: ['rate', 'concurrency'],
+    });
     // A new spec that changed no node is still a new spec.
     expect(parseStartAction({ action: 'resume', resumeRequest: { retryFailed: {}, specChanged: [] } }, nodes)).toEqual({ action: 'retry-failed', details: { specChanged: '' } });
   });
@@ -48,6 +55,8 @@ describe('parseStartAction', () => {
     expect(refusal({ action: 'resume', resumeRequest: { retryFailed: { node: 3 } } }).path).toBe('governance.resumeRequest.retryFailed.node');
     expect(refusal({ action: 'resume', resumeRequest: { retryFailed: true } }).path).toBe('governance.resumeRequest.retryFailed');
     expect(refusal({ action: 'resume', resumeRequest: { retried: 4 } }).message).toMatch(/unknown field\(s\) 'retried'/);
+    expect(refusal({ action: 'resume', resumeRequest: { limits: { rate: 'fast' } } }).path).toBe('governance.resumeRequest.limits.rate');
+    expect(refusal({ action: 'resume', resumeRequest: { limits: { budget: 3 } } }).path).toBe('governance.resumeRequest.limits');
   });
 });
 
