@@ -237,8 +237,12 @@ export type RollbackOptions = ControlOptions & {
   taskQueue?: string;
 };
 
-/** Where a rollback waits for a worker (`rollbackResult`'s `onNoWorker`): its workflow task queue, and the activity queues its batches run on. */
-export type RollbackWaiting = { taskQueue: string; activityQueues: string[] };
+/**
+ * Where a rollback waits for a worker (`rollbackResult`'s `onNoWorker`): its workflow task queue,
+ * and the activity queues its batches run on; `judgement`: it has a worker, but waits for one
+ * with the policy to judge it (why the last worker declined).
+ */
+export type RollbackWaiting = { taskQueue: string; activityQueues: string[]; judgement?: string };
 
 export type RollbackStarted = {
   backfillId: string;
@@ -1666,12 +1670,14 @@ export class BackfillClient {
         });
     }
     try {
-      return await handle.result();
+      const summary = await handle.result();
+      if (summary.notFound) throw this.unknownToLedger(backfillId);
+      return summary;
     } catch (error) {
       if (!(error instanceof WorkflowFailedError)) throw error;
       const cause = rootCause(error);
       if ((cause as { type?: string }).type === 'policy_violation') throw new BackfillError('policy_violation', cause.message);
-      if ((cause as { type?: string }).type === 'not_found') throw new BackfillError('not_found', cause.message);
+      if ((cause as { type?: string }).type === 'not_found') throw this.unknownToLedger(backfillId);
       throw new BackfillError(
         'failed',
         `the rollback of backfill '${backfillId}' failed: ${rootCause(error).message} — the partitions it restored before stay restored; ` +
@@ -1682,33 +1688,45 @@ export class BackfillClient {
     }
   }
 
+  /** A rollback's backfill that neither the server nor the workers' ledger knows: a mistyped id, as every other command says it. */
+  private unknownToLedger(backfillId: string): BackfillError {
+    const check = prefixedIdHint(backfillId) ?? "check the id ('backfill start' printed it), and that the workers write the warehouse it ran on";
+    return new BackfillError('not_found', `no backfill with id '${backfillId}' in namespace ${this.namespace}: the server keeps no history of it, and the workers' ledger has no version of it: ${check}`);
+  }
+
   /**
    * Resolves, where the rollback waits, once no worker takes it: at once when nobody polls its
    * workflow task queue (`unpolled`), else when the same workflow task stayed untaken for
-   * UNTAKEN_MS (a stopped worker stays listed as a poller for minutes), looking every `everyMs`.
-   * Undefined once it ended, once a worker took one of its tasks, or `signal` aborted.
+   * UNTAKEN_MS (a stopped worker stays listed as a poller for minutes), looking every `everyMs`;
+   * or, once a worker took it, when its judgement waits for a worker with the policy
+   * (`judgement`). Undefined once it ended, or `signal` aborted.
    */
   private async rollbackWorkerGone(workflowId: string, signal: AbortSignal, everyMs: number): Promise<RollbackWaiting | undefined> {
     const handle = this.client.workflow.getHandle(workflowId);
     const { PENDING_WORKFLOW_TASK_STATE_STARTED } = proto.temporal.api.enums.v1.PendingWorkflowTaskState;
     /** The pending task first seen untaken, and when (this client's clock). */
     let untaken: { task: PendingTask; at: number } | null = null;
+    /** A worker took one of its tasks: it has a worker (the no-worker hint is for one that never gets one). */
+    let taken = false;
     while (!signal.aborted) {
       const description = await handle.describe().catch(() => undefined);
       if (description && description.status.name !== 'RUNNING') return undefined;
-      if (description) {
+      const judgement = description ? judgementWait(description.raw.pendingActivities) : undefined;
+      if (description && judgement !== undefined) return { taskQueue: description.taskQueue, activityQueues: [], judgement };
+      if (description && !taken) {
         const task = description.raw.pendingWorkflowTask;
         const now: PendingTask = task ? { scheduledMs: optionalTsToMs(task.scheduledTime) ?? 0, attempt: task.attempt ?? 0, started: task.state === PENDING_WORKFLOW_TASK_STATE_STARTED } : null;
-        // A worker took one of its tasks: it has a worker (a hint is for one that never gets one).
-        if (now?.started) return undefined;
-        if (untaken === null || !taskUntaken(untaken.task, now)) untaken = now === null ? null : { task: now, at: Date.now() };
-        // Untaken past a sticky queue's wait (a worker that died holding the run: another takes it then).
-        const longUntaken = untaken !== null && Date.now() - untaken.at >= UNTAKEN_MS;
-        if (longUntaken || (await this.unpolled(description.taskQueue))) {
-          const input = await this.firstInput<RollbackInput>(workflowId, description.runId).catch(() => undefined);
-          const queues = [...new Set(Object.values(input?.taskQueues ?? {}))];
-          // No node's queue known: its batches run on the rollback's own queue (workflows/rollback.ts).
-          return { taskQueue: description.taskQueue, activityQueues: queues.length > 0 ? queues : [description.taskQueue] };
+        taken = now?.started === true;
+        if (!taken) {
+          if (untaken === null || !taskUntaken(untaken.task, now)) untaken = now === null ? null : { task: now, at: Date.now() };
+          // Untaken past a sticky queue's wait (a worker that died holding the run: another takes it then).
+          const longUntaken = untaken !== null && Date.now() - untaken.at >= UNTAKEN_MS;
+          if (longUntaken || (await this.unpolled(description.taskQueue))) {
+            const input = await this.firstInput<RollbackInput>(workflowId, description.runId).catch(() => undefined);
+            const queues = [...new Set(Object.values(input?.taskQueues ?? {}))];
+            // No node's queue known: its batches run on the rollback's own queue (workflows/rollback.ts).
+            return { taskQueue: description.taskQueue, activityQueues: queues.length > 0 ? queues : [description.taskQueue] };
+          }
         }
       }
       await sleep(everyMs, undefined, { signal }).catch(() => undefined);

@@ -94,6 +94,12 @@ export function renderRestores(records: readonly RollbackRecord[]): string[] {
  * worker that runs it, and that it waits on, durable, whatever becomes of this command.
  */
 export function rollbackWaitsLine(backfillId: string, waiting: RollbackWaiting): string {
+  if (waiting.judgement !== undefined) {
+    return (
+      `the rollback of ${backfillId} waits for a worker with a policy to judge it; the last that took it declined: ${waiting.judgement}. ` +
+      `Ctrl-C stops only this wait: the rollback stays queued on the server ('backfill rollback ${shellWord(backfillId)}' again joins it).`
+    );
+  }
   const worker = workerCommand({ nodes: waiting.activityQueues.map((taskQueue) => ({ taskQueue })) }, [], undefined, waiting.taskQueue);
   return (
     `the rollback of ${backfillId} waits for a worker: none takes it from its workflow task queue ${nameText(waiting.taskQueue)}. ` +

@@ -50,6 +50,8 @@ export type RollbackSummary = RollbackCounts & {
   leftAloneExamples: LeftAlone[];
   /** Workflow runs it took (continue-as-new). */
   runs: number;
+  /** Neither the server nor the ledger of the workers' warehouse knows the backfill: nothing was looked at (the client refuses it, `not_found`). */
+  notFound?: true;
 };
 
 /**

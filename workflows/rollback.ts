@@ -26,9 +26,18 @@ export const ROLLBACK_GOVERNANCE = 'rollback-governance';
 /**
  * Patch (docs/workflow-versions.md): a rollback walks also the nodes the ledger holds versions of
  * (ordered by their lineage), not only those the client read from the runs' histories, which the
- * namespace's retention may have removed; with none at all, it fails `not_found`.
+ * namespace's retention may have removed; with none at all, it fails `not_found` (or, behind
+ * ROLLBACK_NOT_FOUND_ENDS, ends saying so).
  */
 export const ROLLBACK_FROM_LEDGER = 'rollback-from-ledger';
+
+/**
+ * Patch (docs/workflow-versions.md): a rollback of a backfill that neither the server nor the
+ * ledger knows (a mistyped id) ends with a summary that says so (`notFound`), which the client
+ * refuses as `not_found`; before, it failed `not_found`, leaving a failed workflow and a warning
+ * with a stack trace in the worker's log for what is no fault.
+ */
+export const ROLLBACK_NOT_FOUND_ENDS = 'rollback-not-found-ends';
 
 /**
  * The input with the ledger's nodes added to its order (the workers' warehouse: the one the
@@ -37,7 +46,7 @@ export const ROLLBACK_FROM_LEDGER = 'rollback-from-ledger';
  * workflow workers alone (`backfill worker --no-workflows` beside them). A node only the ledger
  * knows is restored on that queue too; with no queue known (no history), on the rollback's own.
  */
-async function withLedgerNodes(input: RollbackInput): Promise<RollbackInput> {
+async function withLedgerNodes(input: RollbackInput, notFoundEnds: boolean): Promise<RollbackInput | null> {
   const activityQueue = input.order.map((node) => input.taskQueues?.[node]).find((queue) => queue !== undefined);
   const { rollbackLedgerNodes } = proxyActivities<RollbackActivities>({
     ...(activityQueue ? { taskQueue: activityQueue } : {}),
@@ -49,6 +58,7 @@ async function withLedgerNodes(input: RollbackInput): Promise<RollbackInput> {
   const { order, taskQueues } = withLedger(input.order, input.taskQueues ?? {}, ledger);
   if (activityQueue) for (const node of order) taskQueues[node] ??= activityQueue;
   if (order.length === 0) {
+    if (notFoundEnds) return null;
     throw ApplicationFailure.create({
       type: 'not_found',
       nonRetryable: true,
@@ -60,7 +70,12 @@ async function withLedgerNodes(input: RollbackInput): Promise<RollbackInput> {
 
 export async function rollbackWorkflow(given: RollbackInput): Promise<RollbackSummary> {
   // A run after a continue-as-new carries the order its first run made.
-  const input = !given.carry && patched(ROLLBACK_FROM_LEDGER) ? await withLedgerNodes(given) : given;
+  let input = given;
+  if (!given.carry && patched(ROLLBACK_FROM_LEDGER)) {
+    const found = await withLedgerNodes(given, patched(ROLLBACK_NOT_FOUND_ENDS));
+    if (found === null) return { ...emptySummary(given), notFound: true };
+    input = found;
+  }
   if (patched(ROLLBACK_GOVERNANCE) && !input.carry) {
     const pinned = givenPin(input.admittedUnder);
     const pin = { backfillId: input.backfillId, hash: pinned !== null && patched(ENDED_CONTROL_PINNED) ? pinned : null };

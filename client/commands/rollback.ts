@@ -39,19 +39,12 @@ export function rollbackCommand() {
       }
       await withClient(command, async (client) => {
         const started = await client.startRollback(id, { force, ...(options.reason !== undefined ? { reason: options.reason } : {}) });
-        if (started.historyGone) {
-          // It may wait (for a worker with a policy): say why before it does.
-          process.stderr.write(
-            terminalText(
-              `the server keeps no history of ${id} (the namespace's retention removed it, or no backfill ever had this id): the rollback looks for it in the workers' ledger, ` +
-                `on this command line's workflow task queue ($BACKFILL_TASK_QUEUE, else backfill), and is refused when the ledger has no version of it (then check the id); ` +
-                `found there, it walks the nodes the ledger holds versions of once a worker with a policy has judged it (where no worker has one, start one with --policy and a file of only 'version: 1', which admits it): ${started.uiUrl}\n`,
-            ),
-          );
-        }
-        // On stderr, so that --json stays one document on stdout.
+        // On stderr, so that --json stays one document on stdout. What it waits for, if it waits, is said then; a mistyped id is only refused.
         const onNoWorker = (waiting: RollbackWaiting) => process.stderr.write(`${terminalText(rollbackWaitsLine(id, waiting))}\n`);
         const summary = await client.rollbackResult(id, { onNoWorker });
+        if (started.historyGone) {
+          process.stderr.write(`${terminalText(`the server keeps no history of ${id} (the namespace's retention removed it): the rollback walked the nodes the workers' ledger holds versions of`)}\n`);
+        }
         print(options.json, summary, () => renderRollback(summary));
         if (summary.leftAlone > 0 && !summary.force) process.exitCode = EXIT.failures;
       });

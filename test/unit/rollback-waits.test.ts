@@ -38,4 +38,11 @@ describe('the worker a rollback waits for', () => {
     expect(line).toContain("Ctrl-C stops only this wait: the rollback stays queued on the server ('backfill rollback shop-2024' again joins it)");
     expect(line).not.toContain('\n');
   });
+
+  it('once a worker took it, says it waits for one with a policy to judge it, with why the last declined', () => {
+    const line = rollbackWaitsLine('shop-2024', { taskQueue: 'flows', activityQueues: [], judgement: "this worker of workflow task queue 'flows' has no policy" });
+    expect(line).toContain("waits for a worker with a policy to judge it; the last that took it declined: this worker of workflow task queue 'flows' has no policy.");
+    expect(line).not.toContain('backfill worker');
+    expect(line).toContain('Ctrl-C stops only this wait');
+  });
 });
