@@ -11,6 +11,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import { describe, expect, it } from 'vitest';
+import type { RollbackWaiting } from '../../client/backfill-client.ts';
 import type { RollbackPreview } from '../../client/rollback-preview.ts';
 import { BackfillError } from '../../core/errors.ts';
 import type { RollbackSummary } from '../../core/rollback.ts';
@@ -91,10 +92,16 @@ function retentionSuite(kind: Backend, policy: 'worker' | 'joins') {
         // Nothing restored meanwhile.
         expect(await fx.warehouse.rollbacks({ backfillId: bad })).toEqual([]);
 
+        // Its waiter is told why it waits (what `rollback` prints then), once.
+        const hints: RollbackWaiting[] = [];
+        const result = fx.client.rollbackResult(bad, { onNoWorker: (waiting) => hints.push(waiting), lookEveryMs: 200 }).catch((e: unknown) => e);
+        await waitFor('the waiter to be told why the rollback waits', async () => hints.length > 0, 30_000, 100);
+        expect(hints).toEqual([{ taskQueue: queue, activityQueues: [], judgement: expect.stringContaining(`the server no longer keeps the history of backfill '${bad}'`) }]);
+
         // A worker with the policy joins (same queue, same warehouse): it judges, and its rule wants a reason.
         const governed = await startTestWorker({ queue, warehousePath: fx.location, policyFile });
         try {
-          const refused = await fx.client.rollbackResult(bad).catch((e: unknown) => e);
+          const refused = await result;
           expect(refused).toMatchObject({ code: 'policy_violation' });
           expect((refused as Error).message).toMatch(/rollback needs a reason/);
         } finally {
