@@ -96,7 +96,7 @@ export function taskFailingWarning(backfillId: string, attempt: number, failure:
   return {
     attempt,
     since: since !== undefined ? new Date(since).toISOString() : null,
-    message: `${taskFailingText(backfillId, attempt, failure)} The progress shown was answered by a worker that still holds the run: it no longer moves.`,
+    message: `${taskFailingText(backfillId, attempt, failure, 'answered')} The progress shown was answered by a worker that still holds the run: if the task keeps failing, it no longer moves.`,
   };
 }
 
@@ -106,9 +106,13 @@ export async function answeredWhileFailing(backfillId: string, attempt: number, 
   return streak ? { workflowTaskFailing: taskFailingWarning(backfillId, attempt, streak.failure) } : undefined;
 }
 
-function taskFailingText(backfillId: string, attempt: number, failure: TaskFailure | undefined): string {
+/** `answered`: a worker answered the query, so the run may yet go on (the server refuses queries from the third attempt: this is the first retry). */
+function taskFailingText(backfillId: string, attempt: number, failure: TaskFailure | undefined, answered?: 'answered'): string {
   const since = failure?.atMs;
-  const head = `backfill '${backfillId}' is running but its workflow task has failed ${attempt - 1} time${attempt === 2 ? '' : 's'} in a row${since !== undefined ? ` (since ${new Date(since).toISOString()})` : ''}: the workers poll but cannot run its code, so it makes no progress.`;
+  const times = `${attempt - 1} time${attempt === 2 ? '' : 's'} in a row${since !== undefined ? ` (since ${new Date(since).toISOString()})` : ''}`;
+  const head = answered
+    ? `backfill '${backfillId}' is running, but its workflow task has failed ${times} and is being tried again.`
+    : `backfill '${backfillId}' is running but its workflow task has failed ${times}: the workers poll but cannot run its code, so it makes no progress.`;
   const section = 'see "A backfill whose workflow tasks fail" in docs/operations.md';
   let why: string;
   // None: the streak began with a timeout, the failure is older than the events read, or the read failed.

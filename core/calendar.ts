@@ -144,9 +144,13 @@ export function keyExample(grain: Grain): string {
   return KEY_EXAMPLES[grain];
 }
 
-/** The grain whose canonical keys `key` is one of (their formats do not overlap), or undefined (a static partition's key, or none). */
-export function grainOfKey(key: string): Grain | undefined {
-  return GRAINS.find((grain) => parseKey(key, grain) !== undefined);
+/**
+ * The grain whose canonical keys all of `keys` are (their formats do not overlap), or undefined
+ * (none, or static keys: a static node's key may look like a date, `2024-03`, but its others
+ * rarely all do).
+ */
+export function grainOfKeys(...keys: readonly string[]): Grain | undefined {
+  return GRAINS.find((grain) => keys.length > 0 && keys.every((key) => parseKey(key, grain) !== undefined));
 }
 
 /** Date.UTC reads years 0-99 as 1900-1999; no backfill reaches that far back, so keys start at year 1000. */

@@ -2,7 +2,7 @@
 import { Command } from '@commander-js/extra-typings';
 import type { LedgerNode } from '../../activities/warehouse/types.ts';
 import { closestNames } from '../../core/closest.ts';
-import { GRAINS, grainOfKey, keyExample } from '../../core/calendar.ts';
+import { GRAINS, grainOfKeys, keyExample } from '../../core/calendar.ts';
 import { BackfillError } from '../../core/errors.ts';
 import { printableText } from '../printable.ts';
 import { HELP_GROUPS, documented } from '../help.ts';
@@ -25,8 +25,8 @@ export function notInLedger(node: string, partition: string, location: string, n
   const found = nodes.find((n) => n.node === node);
   if (found) {
     const keys = found.partitions === 1 ? `its one partition is ${found.first}` : `its ${found.partitions.toLocaleString('en-US')} partitions run from ${found.first} to ${found.last}`;
-    // Its own keys tell its grain; a static node's are listed already.
-    const grain = grainOfKey(found.first);
+    // Its first and last keys tell its grain; a static node's are listed already.
+    const grain = grainOfKeys(found.first, found.last);
     const example = grain ? ` (its grain is ${grain}: e.g. ${keyExample(grain)})` : '';
     return new BackfillError('not_found', `node ${name} has no version of partition ${key} in the ledger of ${location}: ${keys}; check the partition key${example}`);
   }

@@ -5,7 +5,7 @@ import {
   floorTo,
   formatInstant,
   formatKey,
-  grainOfKey,
+  grainOfKeys,
   grainsFit,
   isoWeeksInYear,
   keyExample,
@@ -463,9 +463,14 @@ describe('keyExample', () => {
   });
 });
 
-describe('grainOfKey', () => {
+describe('grainOfKeys', () => {
   it("tells a canonical key's grain, and none for a key of no grain", () => {
-    for (const grain of GRAINS) expect(grainOfKey(keyExample(grain))).toBe(grain);
-    for (const key of ['eu', '2024-3-01', '2024-02-30', '2024-W60', '']) expect(grainOfKey(key), key).toBeUndefined();
+    for (const grain of GRAINS) expect(grainOfKeys(keyExample(grain))).toBe(grain);
+    for (const key of ['eu', '2024-3-01', '2024-02-30', '2024-W60', '']) expect(grainOfKeys(key), key).toBeUndefined();
+    // A static node's keys that look like a month and a day, or a month and a name: no grain.
+    expect(grainOfKeys('2024-03', 'all')).toBeUndefined();
+    expect(grainOfKeys('2024-03', '2024-03-01')).toBeUndefined();
+    expect(grainOfKeys('2024-03-01', '2024-03-31')).toBe('day');
+    expect(grainOfKeys()).toBeUndefined();
   });
 });

@@ -106,9 +106,9 @@ describe('status of a backfill whose workflow task keeps failing (the light path
         attempt: 5,
         since: '2026-12-06T10:00:00.000Z',
         message:
-          "backfill 'b1' is running but its workflow task has failed 4 times in a row (since 2026-12-06T10:00:00.000Z): the workers poll but cannot run its code, so it makes no progress. " +
+          "backfill 'b1' is running, but its workflow task has failed 4 times in a row (since 2026-12-06T10:00:00.000Z) and is being tried again. " +
           'Its workflow code fails: a bug in workflow code. Read the workers\' log for the stack, and see "A backfill whose workflow tasks fail" in docs/operations.md. ' +
-          'The progress shown was answered by a worker that still holds the run: it no longer moves.',
+          'The progress shown was answered by a worker that still holds the run: if the task keeps failing, it no longer moves.',
       },
     });
     expect(asked.failure).toBe(1);
@@ -170,8 +170,8 @@ describe("status of a backfill whose workflow task keeps failing (the SDK's path
     const { client, read } = sdkClient(4, true);
     const status = await client.status('b1');
     expect(status).toMatchObject({ state: 'running', waiting: [], workflowTaskFailing: { attempt: 4, since: '2026-12-06T10:00:00.000Z' } });
-    expect(status.workflowTaskFailing?.message).toContain("has failed 3 times in a row (since 2026-12-06T10:00:00.000Z): the workers poll but cannot run its code, so it makes no progress. The workers' code cannot replay");
-    expect(status.workflowTaskFailing?.message).toMatch(/The progress shown was answered by a worker that still holds the run: it no longer moves\.$/);
+    expect(status.workflowTaskFailing?.message).toContain("its workflow task has failed 3 times in a row (since 2026-12-06T10:00:00.000Z) and is being tried again. The workers' code cannot replay");
+    expect(status.workflowTaskFailing?.message).toMatch(/The progress shown was answered by a worker that still holds the run: if the task keeps failing, it no longer moves\.$/);
     expect(read).toHaveLength(1);
   });
 
@@ -209,16 +209,16 @@ describe('failingStreakOf', () => {
 });
 
 describe('taskFailingWarning', () => {
-  it('tells the streak, its start and why, and that the progress shown no longer moves', () => {
+  it('tells the streak, its start and why, and that the progress shown no longer moves if the task keeps failing', () => {
     expect(taskFailingWarning('b1', 3, BUG)).toEqual({
       attempt: 3,
       since: '2026-12-06T10:00:00.000Z',
-      message: expect.stringMatching(/^backfill 'b1' is running but its workflow task has failed 2 times in a row \(since 2026-12-06T10:00:00.000Z\): .*Its workflow code fails: a bug in workflow code\..* it no longer moves\.$/),
+      message: expect.stringMatching(/^backfill 'b1' is running, but its workflow task has failed 2 times in a row \(since 2026-12-06T10:00:00.000Z\) and is being tried again\. .*Its workflow code fails: a bug in workflow code\..* if the task keeps failing, it no longer moves\.$/),
     });
   });
 
   it('without a failure in the history, has no time it began', () => {
-    expect(taskFailingWarning('b1', 4, undefined)).toMatchObject({ attempt: 4, since: null, message: expect.stringContaining('failed 3 times in a row: the workers poll') });
+    expect(taskFailingWarning('b1', 4, undefined)).toMatchObject({ attempt: 4, since: null, message: expect.stringContaining('has failed 3 times in a row and is being tried again') });
   });
 });
 
