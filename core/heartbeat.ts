@@ -2,7 +2,8 @@
  * Heartbeats of the activities that do not count their own progress (the warehouse's steps, the
  * governance activities, OpenLineage events): a heartbeat timeout finds out an attempt nobody
  * works on (a task dropped by a worker stopped in the instant it was handed it, or a worker that
- * died) long before their start-to-close timeout (a minute, ten for a staged publish) would.
+ * died) long before their start-to-close timeout (a minute) would. A staged publish or discard,
+ * which may run for minutes, keeps its ten-minute timeout and none of these (docs/deploying.md).
  *
  * 30 s, as a partition's default: only the worker's main thread can stop the heartbeats (SQLite
  * runs on a thread of its own: an 18 s statement there left the main thread's timers at most 75 ms

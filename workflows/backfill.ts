@@ -42,7 +42,6 @@ import type { ControlSignal } from '../core/refused-signals.ts';
 import { HARD_BREAK, backfillCurrentDetails, backfillSummary, markdownText, nodeDetails, nodeSummary } from '../core/details.ts';
 import { expandPlan, upstreamPartitions, type Plan, type PlanNode } from '../core/plan.ts';
 import { BackfillError } from '../core/errors.ts';
-import { ACTIVITY_HEARTBEAT_TIMEOUT } from '../core/heartbeat.ts';
 import { CORE_GENERATION, DEFAULT_TUNING, type BackfillInput, type BackfillResult, type BackfillState, type NodeControl, type NodeReport } from '../core/protocol.ts';
 import type { RangeSet } from '../core/ranges.ts';
 import { parseStartAction, type ParsedStartAction } from '../core/start-action.ts';
@@ -643,7 +642,7 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
     const stagedActivities = proxyActivities<WarehouseActivities>({
       taskQueue: plan.nodes[0]!.spec.taskQueue,
       startToCloseTimeout: '10 minutes',
-      heartbeatTimeout: ACTIVITY_HEARTBEAT_TIMEOUT,
+      // No heartbeat timeout: a publish may run for minutes, and an older worker, which does not heartbeat, would have it run twice at once (docs/deploying.md).
       retry: { maximumAttempts: 10, maximumInterval: '10 seconds' },
       summary: 'staged versions',
     });

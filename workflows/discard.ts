@@ -7,7 +7,6 @@
  * its staged versions itself, whoever starts this workflow.
  */
 import { ApplicationFailure, patched, proxyActivities } from '@temporalio/workflow';
-import { ACTIVITY_HEARTBEAT_TIMEOUT } from '../core/heartbeat.ts';
 import type { WarehouseActivities } from '../activities/warehouse-activities.ts';
 import type { StagedOutcome } from '../activities/warehouse/types.ts';
 import type { DiscardEndedInput } from '../core/staged.ts';
@@ -24,7 +23,7 @@ export async function discardEndedWorkflow(input: DiscardEndedInput): Promise<St
   const { discardEndedRun } = proxyActivities<WarehouseActivities>({
     taskQueue: input.taskQueue,
     startToCloseTimeout: '10 minutes',
-    heartbeatTimeout: ACTIVITY_HEARTBEAT_TIMEOUT,
+    // No heartbeat timeout: a publish may run for minutes, and an older worker, which does not heartbeat, would have it run twice at once (docs/deploying.md).
     retry: { maximumAttempts: 10, maximumInterval: '10 seconds' },
     summary: 'staged versions of an ended run',
   });
