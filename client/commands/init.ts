@@ -10,11 +10,11 @@ import { PROJECT_SPEC } from '../project.ts';
 import { shellWord } from '../../core/shell-word.ts';
 import { PACKAGE_ROOT, packageJson } from '../../host/package.ts';
 
-/** `dir` as the `cd` of the next steps: relative to `cwd` below it, else absolute (not `../../tmp/x`), quoted for a shell where it must be. */
+/** `dir` as the `cd` of the next steps: relative to `cwd` below it, else absolute (not `../../tmp/x`), written as a shell word (`shellWord`). */
 function cdTarget(dir: string, cwd: string): string {
   const below = relative(cwd, dir);
   const where = below === '..' || below.startsWith(`..${sep}`) || isAbsolute(below) ? dir : below;
-  return /^[\w./@%+=:,-]+$/.test(where) ? where : `'${where.replaceAll("'", "'\\''")}'`;
+  return shellWord(where);
 }
 
 /**

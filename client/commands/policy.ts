@@ -8,6 +8,7 @@ import { closestNames } from '../../core/closest.ts';
 import { BackfillError } from '../../core/errors.ts';
 import { EXIT } from '../exit-codes.ts';
 import { SPEC_IN_EXAMPLES as SPEC, HELP_GROUPS, documented } from '../help.ts';
+import { shellWord } from '../../core/shell-word.ts';
 import { checkOnlyChanged, codeVersionOption, costBudgetOption, fairnessWeightOption, jsonOption, print, priorityOption, retryBudgetOption, warehouseOption } from '../options.ts';
 
 const POLICY_ENV = 'BACKFILL_POLICY';
@@ -30,7 +31,7 @@ export function policyAction(value: string): (typeof ACTIONS)[number] {
   const [near] = closestNames(value, ACTIONS, 1);
   const actions = `policy's actions: ${ACTIONS.join(', ')}`;
   if (near !== undefined) throw new InvalidArgumentError(`policy has no action '${value}' (did you mean ${near}?); ${actions}, as in backfill policy ${near} <spec>`);
-  throw new InvalidArgumentError(`'${value}' is not an action (${actions}): write the action before the spec, as in backfill policy check ${value}`);
+  throw new InvalidArgumentError(`'${value}' is not an action (${actions}): write the action before the spec, as in backfill policy check ${shellWord(value)}`);
 }
 
 export function policyCommand() {

@@ -13,6 +13,7 @@ import { resolveSpec } from '../../core/spec.ts';
 import { projectName, scaffold } from '../../client/init.ts';
 import { installSteps, renderInit } from '../../client/commands/init.ts';
 import { warehouseTarget } from '../../client/existing-warehouse.ts';
+import { shellWord } from '../../core/shell-word.ts';
 import { packageJson } from '../../host/package.ts';
 
 let root: string;
@@ -135,8 +136,9 @@ describe('backfill init', () => {
 
   it("says where to cd as a shell takes it: relative below the working directory, else absolute, quoted when it must be", () => {
     const spaced = scaffold({ dir: fresh('Page Views') });
-    expect(cdOf(spaced, dirname(dirname(spaced.dir)))).toBe(`'${relative(dirname(dirname(spaced.dir)), spaced.dir)}'`);
-    expect(cdOf(spaced, join(root, 'elsewhere'))).toBe(`'${spaced.dir}'`);
+    expect(cdOf(spaced, dirname(dirname(spaced.dir)))).toBe(shellWord(relative(dirname(dirname(spaced.dir)), spaced.dir)));
+    expect(cdOf(spaced, dirname(dirname(spaced.dir)))).toContain('Page\\ Views');
+    expect(cdOf(spaced, join(root, 'elsewhere'))).toBe(shellWord(spaced.dir));
     expect(cdOf(spaced, spaced.dir)).toBeUndefined();
     const plain = scaffold({ dir: fresh() });
     expect(cdOf(plain, dirname(plain.dir))).toBe('pipeline');
