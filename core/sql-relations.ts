@@ -38,12 +38,13 @@ export type SqlRelation = {
   readBy: 'both' | Comments;
 };
 
+/** `end`: the offset just past the token (past a closing quote). */
 type Token =
-  | { kind: 'word'; lower: string; at: number }
-  | { kind: 'quoted'; text: string; at: number }
+  | { kind: 'word'; lower: string; at: number; end: number }
+  | { kind: 'quoted'; text: string; at: number; end: number }
   /** `text`: the value of a plain '...' string, which SQLite takes for a name where one is expected (`FROM 'orders'`). */
-  | { kind: 'literal'; text?: string; at: number }
-  | { kind: 'punct'; text: string; at: number };
+  | { kind: 'literal'; text?: string; at: number; end: number }
+  | { kind: 'punct'; text: string; at: number; end: number };
 type Group = { kind: 'group'; items: Item[]; at: number };
 type Item = Token | Group;
 
@@ -91,13 +92,18 @@ function blockCommentEnd(sql: string, start: number, comments: Comments): number
   return sql.length;
 }
 
-function tokenize(sql: string, comments: Comments): Token[] {
+/**
+ * The tokens of `sql`. `anyBracket`: every `[...]` run (see `bracketRunEnd`) is one quoted
+ * token, wherever it is; otherwise only where a relation name may follow.
+ */
+function tokenize(sql: string, comments: Comments, anyBracket = false): Token[] {
   const tokens: Token[] = [];
   const n = sql.length;
   let i = 0;
   while (i < n) {
     const c = sql[i]!;
     const next = sql[i + 1];
+    const bracketEnd = c === '[' && (anyBracket || afterBracketName(tokens.at(-1))) ? bracketRunEnd(sql, i) : undefined;
     if (/\s/.test(c)) {
       i++;
     } else if (c === '-' && next === '-') {
@@ -107,25 +113,25 @@ function tokenize(sql: string, comments: Comments): Token[] {
       i = blockCommentEnd(sql, i, comments);
     } else if (c === "'") {
       const end = quotedEnd(sql, i, "'");
-      tokens.push({ kind: 'literal', text: sql.slice(i + 1, end - 1).replaceAll("''", "'"), at: i + 1 });
+      tokens.push({ kind: 'literal', text: sql.slice(i + 1, end - 1).replaceAll("''", "'"), at: i + 1, end });
       i = end;
     } else if (c === '"' || c === '`') {
       const end = quotedEnd(sql, i, c);
-      tokens.push({ kind: 'quoted', text: sql.slice(i + 1, end - 1).replaceAll(c + c, c), at: i + 1 });
+      tokens.push({ kind: 'quoted', text: sql.slice(i + 1, end - 1).replaceAll(c + c, c), at: i + 1, end });
       i = end;
-    } else if (c === '[' && bracketName(sql, i, tokens.at(-1))) {
-      const end = sql.indexOf(']', i);
-      tokens.push({ kind: 'quoted', text: sql.slice(i + 1, end), at: i + 1 });
-      i = end + 1;
+    } else if (bracketEnd !== undefined) {
+      tokens.push({ kind: 'quoted', text: sql.slice(i + 1, bracketEnd - 1), at: i + 1, end: bracketEnd });
+      i = bracketEnd;
     } else if (c === '$' && next !== undefined && /[A-Za-z_$]/.test(next)) {
       const tag = /^\$([A-Za-z_][A-Za-z0-9_]*)?\$/.exec(sql.slice(i, i + 66));
       if (tag) {
-        const end = sql.indexOf(tag[0], i + tag[0].length);
-        tokens.push({ kind: 'literal', at: i });
-        i = end < 0 ? n : end + tag[0].length;
+        const close = sql.indexOf(tag[0], i + tag[0].length);
+        const end = close < 0 ? n : close + tag[0].length;
+        tokens.push({ kind: 'literal', at: i, end });
+        i = end;
       } else {
         // SQLite's $name parameter.
-        tokens.push({ kind: 'punct', text: '$', at: i });
+        tokens.push({ kind: 'punct', text: '$', at: i, end: i + 1 });
         i++;
       }
     } else if (WORD_START.test(c)) {
@@ -133,33 +139,40 @@ function tokenize(sql: string, comments: Comments): Token[] {
       while (j < n && WORD_PART.test(sql[j]!)) j++;
       const lower = sql.slice(i, j).toLowerCase();
       if (sql[j] === "'" && LITERAL_PREFIXES.has(lower)) {
-        tokens.push({ kind: 'literal', at: i });
-        i = quotedEnd(sql, j, "'", lower === 'e');
+        const end = quotedEnd(sql, j, "'", lower === 'e');
+        tokens.push({ kind: 'literal', at: i, end });
+        i = end;
       } else {
-        tokens.push({ kind: 'word', lower, at: i });
+        tokens.push({ kind: 'word', lower, at: i, end: j });
         i = j;
       }
     } else if (/[0-9]/.test(c)) {
       let j = i + 1;
       while (j < n && /[0-9A-Za-z_.]/.test(sql[j]!)) j++;
-      tokens.push({ kind: 'literal', at: i });
+      tokens.push({ kind: 'literal', at: i, end: j });
       i = j;
     } else {
-      tokens.push({ kind: 'punct', text: c, at: i });
+      tokens.push({ kind: 'punct', text: c, at: i, end: i + 1 });
       i++;
     }
   }
   return tokens;
 }
 
+/** Whether a `[` after this token may open a SQLite name in a relation's place (`FROM [orders]`, `, [orders]`, `main.[orders]`). */
+function afterBracketName(previous: Token | undefined): boolean {
+  return previous?.kind === 'word' ? BEFORE_BRACKET_NAME.has(previous.lower) : previous?.kind === 'punct' && (previous.text === ',' || previous.text === '.');
+}
+
 /**
- * Whether the `[` at `start` opens a SQLite identifier (`FROM [orders]`): only where a relation
- * name may follow, and only with no quote or bracket before its `]`; elsewhere it is
- * PostgreSQL's subscript or DuckDB's list, whose strings may hold any character.
+ * The end (past the `]`) of the `[...]` run at `start` when it holds no quote, bracket or line
+ * break, else undefined. Such a run is SQLite's quoted name, or PostgreSQL's subscript or
+ * DuckDB's list, where a `;` is never valid; one with a quote or bracket inside is a subscript
+ * or list, whose strings may hold any character, and is read token by token.
  */
-function bracketName(sql: string, start: number, previous: Token | undefined): boolean {
-  const after = previous?.kind === 'word' ? BEFORE_BRACKET_NAME.has(previous.lower) : previous?.kind === 'punct' && (previous.text === ',' || previous.text === '.');
-  return after && /^\[[^\]'"`[\n]*\]/.test(sql.slice(start, start + 200));
+export function bracketRunEnd(sql: string, start: number): number | undefined {
+  const run = /^\[[^\]'"`[\n]*\]/.exec(sql.slice(start, start + 200));
+  return run ? start + run[0].length : undefined;
 }
 
 /** Tokens nested by parentheses; an unmatched `)` is dropped, an unclosed `(` closes at the end. */
@@ -372,12 +385,20 @@ export function readRelations(sql: string): SqlRelation[] {
   return [...marked, ...onlyFlat].sort((a, b) => a.at - b.at);
 }
 
+const isSemicolon = (token: Token): boolean => token.kind === 'punct' && token.text === ';';
+
+/**
+ * The tokens statements are made of, by one reading of the comments: `[...]` runs are names
+ * wherever they are (`SELECT 1 AS [a;b]` is SQLite's name; elsewhere a `;` inside is invalid anyway).
+ */
+const statementTokens = (sql: string, comments: Comments): Token[] => tokenize(sql, comments, true);
+
 /** The statements of a text by one reading of its comments: runs of tokens between semicolons. */
 function statementsBy(sql: string, comments: Comments): number {
   let count = 0;
   let open = false;
-  for (const token of tokenize(sql, comments)) {
-    if (token.kind === 'punct' && token.text === ';') open = false;
+  for (const token of statementTokens(sql, comments)) {
+    if (isSemicolon(token)) open = false;
     else if (!open) {
       open = true;
       count++;
@@ -388,20 +409,46 @@ function statementsBy(sql: string, comments: Comments): number {
 
 /**
  * How many statements the text holds (semicolons outside literals, quoted names and comments
- * separate them; empty ones do not count). Where the readings of block comments differ, the
- * fewer: a text is taken for several statements only when every engine would read it so.
+ * separate them; empty ones do not count), by one reading of block comments or, without one,
+ * by the reading that finds fewer: a text is taken for several statements only when every
+ * engine would read it so.
  */
-export function statementCount(sql: string): number {
+export function statementCount(sql: string, comments?: Comments): number {
+  if (comments !== undefined) return statementsBy(sql, comments);
   const nested = statementsBy(sql, 'nested');
   return sql.includes('/*') ? Math.min(nested, statementsBy(sql, 'flat')) : nested;
 }
 
-/** Why spec SQL is refused for holding more than one statement (undefined when it holds one at most): plan and the warehouses share it. */
-export function extraStatements(sql: string): string | undefined {
-  const count = statementCount(sql);
-  if (count <= 1) return undefined;
+/** The refusal of spec SQL that holds more than one statement (`count` of them, where known): plan and the warehouses give this one. */
+export function moreThanOneStatement(sql: string, count?: number): string {
   return (
-    `spec SQL must be exactly one statement, and this is ${count}: keep the one SELECT that produces the partition ` +
+    `spec SQL must be exactly one statement${count === undefined ? '' : `, and this is ${count}`}: keep the one SELECT that produces the partition ` +
     `(a semicolon outside a string or comment ends a statement): ${sql.trim().slice(0, 300)}`
   );
+}
+
+/**
+ * Why spec SQL is refused for holding more than one statement (undefined when it holds one at
+ * most), counted as `statementCount` counts: plan without an engine, a warehouse by its own
+ * reading of comments.
+ */
+export function extraStatements(sql: string, comments?: Comments): string | undefined {
+  const count = statementCount(sql, comments);
+  return count <= 1 ? undefined : moreThanOneStatement(sql, count);
+}
+
+/**
+ * The text of a statement as a warehouse runs it, wrapped in its own SELECT: from after any
+ * leading empty statements (`; SELECT 1`) to the end of its last token, without the
+ * semicolons, comments and whitespace after it, which would end the wrapper early
+ * (`SELECT 1; -- note`). The text unchanged but trimmed when it holds no statement.
+ */
+export function statementText(sql: string, comments: Comments): string {
+  const tokens = statementTokens(sql, comments);
+  let start = 0;
+  let first = 0;
+  while (first < tokens.length && isSemicolon(tokens[first]!)) start = tokens[first++]!.end;
+  let last = tokens.length - 1;
+  while (last >= first && isSemicolon(tokens[last]!)) last--;
+  return last < first ? sql.trim() : sql.slice(start, tokens[last]!.end).trim();
 }

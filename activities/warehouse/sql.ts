@@ -1,6 +1,6 @@
 /** SQL text helpers shared by both warehouses: quoting, statements, scopes and named parameters. */
 import { UNBOUND_PARAMETER_FIX } from '../../core/sql-parameters.ts';
-import { extraStatements } from '../../core/sql-relations.ts';
+import { extraStatements, statementText, type Comments } from '../../core/sql-relations.ts';
 import { SqlError, SqlRefusedError } from './types.ts';
 
 export { positionalParameters } from '../../core/sql-parameters.ts';
@@ -45,11 +45,15 @@ export function assertNoCaseTwin(node: string, existing: Iterable<string>, wante
   }
 }
 
-/** One statement without the trailing semicolons and whitespace a user may leave; more than one is refused, by the rule plan applies. */
-export function singleStatement(sql: string): string {
-  const extra = extraStatements(sql);
+/**
+ * The one statement of spec SQL as it runs (`statementText`: without the semicolons and
+ * comments a user may leave around it); more than one is refused, by the rule plan applies,
+ * counted by the engine's own reading of block comments (SQLite's is `flat`).
+ */
+export function singleStatement(sql: string, comments: Comments = 'nested'): string {
+  const extra = extraStatements(sql, comments);
   if (extra !== undefined) throw new SqlRefusedError(extra);
-  return sql.trim().replace(/[;\s]+$/, '');
+  return statementText(sql, comments);
 }
 
 /** The text after any leading whitespace and comments. */

@@ -30,6 +30,11 @@ describe('resolveSpec: SQL of more than one statement', () => {
       'SELECT * FROM readings_raw;; -- done\n',
       "SELECT ';' AS s, \"a;b\" FROM readings_raw /* ; DELETE */",
       'SELECT $$;$$ AS s FROM readings_raw',
+      // SQLite's quoted names, wherever they are.
+      'SELECT 1 AS [a;b], value_milli AS `c;d` FROM readings_raw',
+      'SELECT * FROM readings_raw; -- the one row',
+      'SELECT * FROM readings_raw; /* note */',
+      '; SELECT * FROM readings_raw',
     ]) {
       expect(() => resolveSpec(spec([raw, node(sql)])), sql).not.toThrow();
     }
@@ -54,6 +59,12 @@ describe('statementCount', () => {
     expect(statementCount('-- only a comment')).toBe(0);
   });
 
+  it('reads a [...] or `...` name as one token wherever it is', () => {
+    expect(statementCount('SELECT 1 AS [a;b]')).toBe(1);
+    expect(statementCount('SELECT 1 AS `a;b`')).toBe(1);
+    expect(statementCount('SELECT x[1:2] FROM t; SELECT 2')).toBe(2);
+  });
+
   it('counts two only where every reading of block comments finds two', () => {
     // PostgreSQL nests comments (all of it is one comment), SQLite ends it at the first */.
     expect(statementCount('SELECT 1 /* a /* b */ ; SELECT 2 */')).toBe(1);
@@ -61,11 +72,27 @@ describe('statementCount', () => {
 });
 
 describe('the run time applies the same rule', () => {
-  it('singleStatement refuses two statements with the message plan gives, and strips a trailing semicolon', () => {
+  it('singleStatement refuses two statements with the message plan gives', () => {
     expect(() => singleStatement('SELECT 1; DELETE FROM t')).toThrow(SqlRefusedError);
     expect(() => singleStatement('SELECT 1; DELETE FROM t')).toThrow(/exactly one statement, and this is 2/);
-    expect(singleStatement('SELECT 1; -- end\n')).toBe('SELECT 1; -- end');
-    expect(singleStatement('SELECT 1 ;\n')).toBe('SELECT 1');
+  });
+
+  it('singleStatement keeps the statement up to its last token: no semicolon or comment after it, no empty statement before it', () => {
+    for (const comments of ['nested', 'flat'] as const) {
+      expect(singleStatement('SELECT 1 ;\n', comments)).toBe('SELECT 1');
+      expect(singleStatement('SELECT 1 AS a; -- the one row', comments)).toBe('SELECT 1 AS a');
+      expect(singleStatement('SELECT 1 AS a; /* note */\n', comments)).toBe('SELECT 1 AS a');
+      expect(singleStatement('SELECT 1 AS a -- the one row\n;;', comments)).toBe('SELECT 1 AS a');
+      expect(singleStatement('; ;SELECT 1', comments)).toBe('SELECT 1');
+      expect(singleStatement("-- why\nSELECT ';' AS s, $$;$$ AS d -- inside\nFROM t;", comments)).toBe("-- why\nSELECT ';' AS s, $$;$$ AS d -- inside\nFROM t");
+      expect(singleStatement('SELECT 1 AS [a;b]', comments)).toBe('SELECT 1 AS [a;b]');
+    }
+  });
+
+  it("singleStatement counts by the engine's reading of block comments", () => {
+    const sql = 'SELECT 1 /* a /* b */ ; SELECT 2 */';
+    expect(singleStatement(sql, 'nested')).toBe('SELECT 1');
+    expect(() => singleStatement(sql, 'flat')).toThrow(/exactly one statement, and this is 2/);
   });
 });
 

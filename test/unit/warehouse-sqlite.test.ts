@@ -206,6 +206,32 @@ describe('sqlite: what plan refuses of the names spec SQL reads, the partition r
   });
 });
 
+describe("sqlite: SQLite's [...] and `...` names hold no statement end and no parameter", () => {
+  const dirs: string[] = [];
+  afterEach(() => dirs.splice(0).forEach((d) => rmSync(d, { recursive: true, force: true })));
+  const open = () => {
+    const dir = mkdtempSync(join(tmpdir(), 'backfill-warehouse-'));
+    dirs.push(dir);
+    return new SqliteWarehouse(join(dir, 'warehouse.db'));
+  };
+
+  it('plan passes such SQL, and the partition runs it', async () => {
+    const wh = open();
+    const sql = 'SELECT 1 AS [a;b], 2 AS `c;d`';
+    expect(plannedReading(sql)).not.toThrow();
+    await wh.publish(write('t', 'k', { selects: [{ sql, bindings: {} }] }));
+    expect(await wh.query('SELECT * FROM t')).toEqual([{ 'a;b': 1, 'c;d': 2 }]);
+    await wh.close();
+  });
+
+  it("a second statement only SQLite finds (behind [it's]) is refused in the words plan uses", async () => {
+    const wh = open();
+    const error = await rejection(wh.publish(write('t', 'k', { selects: [{ sql: "SELECT 1 AS [it's]; SELECT 2", bindings: {} }] })));
+    expect(error.message).toMatch(/^spec SQL must be exactly one statement: keep the one SELECT that produces the partition/);
+    await wh.close();
+  });
+});
+
 describe("sqlite: a batch's ledger rows", () => {
   let dir: string;
   afterEach(() => rmSync(dir, { recursive: true, force: true }));

@@ -741,6 +741,13 @@ export function warehouseSuite(kind: Warehouse['kind'], open: WarehouseFactory, 
     it('accept a trailing semicolon', async () => {
       expect((await wh.publish(write('a', 'k', { selects: [{ sql: 'SELECT 1 AS x;\n', bindings: {} }] }))).rowCount).toBe(1);
     });
+
+    it('accept a comment after the statement\'s semicolon, and an empty statement before it, as plan does', async () => {
+      for (const [i, sql] of ['SELECT 1 AS x; -- the one row', 'SELECT 1 AS x; /* note */\n', '; SELECT 1 AS x'].entries()) {
+        expect(plannedReading(sql), sql).not.toThrow();
+        expect((await wh.publish(write('a', `k${i}`, { selects: [{ sql, bindings: {} }] }))).rowCount, sql).toBe(1);
+      }
+    });
   });
 
   describe(`${kind}: a partition reads only the upstream partitions it maps to`, () => {

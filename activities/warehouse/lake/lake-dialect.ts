@@ -1160,7 +1160,7 @@ class LakeSession implements Session {
 
   /** The one door for spec SQL: DuckDB's parser reads it alone as exactly one query; it names no file, no table function that reads, and, inside a partition, datasets by their plain names only. */
   async spec(spec: SpecSql): Promise<SpecStatement> {
-    const { text, names } = positionalParameters(singleStatement(spec.sql), (name) => castFor(spec.bindings[name]));
+    const { text, names } = positionalParameters(singleStatement(spec.sql, 'nested'), (name) => castFor(spec.bindings[name]));
     const values = bindPositional(names, spec.bindings) as DuckDBValue[];
     const parsed = await parseQuery(this.c, text, spec.sql);
     await this.assertAllowed(parsed, spec);

@@ -615,7 +615,7 @@ class PostgresSession implements Session {
 
   /** The one door for spec SQL: parsed by PostgreSQL's parser, scoped, and sent with the extended protocol only. */
   async spec(spec: SpecSql): Promise<SpecStatement> {
-    const { text, names } = positionalParameters(singleStatement(spec.sql), (name) => castFor(spec.bindings[name]));
+    const { text, names } = positionalParameters(singleStatement(spec.sql, 'nested'), (name) => castFor(spec.bindings[name]));
     const values = bindPositional(names, spec.bindings);
     const parsed = await parseQuery(text, spec.sql);
     if (spec.scope) await this.assertInScope(parsed, spec);

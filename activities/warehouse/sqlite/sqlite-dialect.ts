@@ -10,6 +10,7 @@ import { basename, dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { BackfillError } from '../../../core/errors.ts';
 import { UNBOUND_PARAMETER_FIX } from '../../../core/sql-parameters.ts';
+import { moreThanOneStatement } from '../../../core/sql-relations.ts';
 import { schemaField, sqliteNamespace } from '../../../core/openlineage.ts';
 import type { ValueKind } from '../checksum.ts';
 import type { Dialect, Params, Session, SpecSql, SpecStatement, Wanted } from '../dialect.ts';
@@ -26,7 +27,7 @@ function wrapSqlError(error: unknown, sql: string): never {
     throw new SqlError(`${error.message}: ${UNBOUND_PARAMETER_FIX}`);
   }
   if (error instanceof RangeError && /more than one statement/.test(error.message)) {
-    throw new SqlRefusedError(`spec SQL must be exactly one statement: ${sql.trim().slice(0, 300)}`);
+    throw new SqlRefusedError(moreThanOneStatement(sql));
   }
   if (error instanceof Database.SqliteError && ['SQLITE_ERROR', 'SQLITE_RANGE', 'SQLITE_MISMATCH'].includes(error.code)) {
     throw new SqlError(`${error.message} in SQL: ${sql.trim().slice(0, 300)}`);
@@ -481,7 +482,7 @@ class SqliteSession implements Session {
 
   /** The one door for spec SQL: SQLite's own parser takes it alone as exactly one read-only query, in scope. */
   async spec(spec: SpecSql): Promise<SpecStatement> {
-    const text = singleStatement(spec.sql);
+    const text = singleStatement(spec.sql, 'flat');
     if (!startsAsQuery(text)) throw new SqlRefusedError(notASelect(spec.sql));
     const bindings = integers(spec.bindings);
     await this.check(text, spec, bindings);
