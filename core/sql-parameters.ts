@@ -3,6 +3,7 @@
  * and the node's scalar params. `plan` checks a node's SQL against the same names the
  * partitions will bind, so that a missing one fails before anything runs.
  */
+import { bracketRunEnd } from './sql-relations.ts';
 
 /** What every partition binds, beside the node's params (the partition's key and window; NULL for a static key's). */
 export const PARTITION_PARAMETERS = ['partition', 'start', 'end', 'start_date', 'end_date'] as const;
@@ -32,15 +33,20 @@ export function unboundParameter(sql: string, params: Readonly<Record<string, un
 
 /**
  * Rewrites `:name` parameters as PostgreSQL's `$1, $2, ...` (one number per distinct name),
- * skipping string literals, quoted identifiers, comments, dollar-quoted bodies and `::` casts.
- * `cast(name)` may add a type to a placeholder (`$1::bigint`) so that a number bound into a
- * SELECT list keeps its type, as it does in SQLite.
+ * skipping string literals (E'...' with backslash escapes too), quoted identifiers ("...",
+ * `...`), comments, dollar-quoted bodies and `::` casts. In a `[...]` run (`bracketRunEnd`) a
+ * `:` right after a name, number or `)` is no parameter: it is part of SQLite's name `[a:b]`,
+ * or PostgreSQL's and DuckDB's slice `arr[lo:hi]`; one after `[`, a space or an operator is
+ * (`arr[:i]`, `[:a, :b]`). `cast(name)` may add a type to a placeholder (`$1::bigint`) so
+ * that a number bound into a SELECT list keeps its type, as it does in SQLite.
  */
 export function positionalParameters(sql: string, cast: (name: string) => string = () => ''): { text: string; names: string[] } {
   const names: string[] = [];
   let out = '';
   let i = 0;
   const n = sql.length;
+  /** The end of the `[...]` run `i` is in, where one is. */
+  let bracketEnd = -1;
   const copyUntil = (end: number) => {
     out += sql.slice(i, end);
     i = end;
@@ -48,16 +54,24 @@ export function positionalParameters(sql: string, cast: (name: string) => string
   while (i < n) {
     const c = sql[i]!;
     const next = sql[i + 1];
-    if (c === "'" || c === '"') {
+    const inBrackets = i < bracketEnd;
+    if (inBrackets && c !== ':') {
+      copyUntil(i + 1);
+    } else if (c === "'" || c === '"' || c === '`') {
+      const backslash = c === "'" && /[eE]/.test(sql[i - 1] ?? '') && !/[A-Za-z0-9_$]/.test(sql[i - 2] ?? '');
       let j = i + 1;
       for (;;) {
         if (j >= n) break;
-        if (sql[j] === c) {
+        if (backslash && sql[j] === '\\') j += 2;
+        else if (sql[j] === c) {
           if (sql[j + 1] === c) j += 2;
           else break;
         } else j++;
       }
       copyUntil(Math.min(n, j + 1));
+    } else if (c === '[') {
+      bracketEnd = bracketRunEnd(sql, i) ?? -1;
+      copyUntil(i + 1);
     } else if (c === '-' && next === '-') {
       const end = sql.indexOf('\n', i);
       copyUntil(end < 0 ? n : end);
@@ -72,7 +86,7 @@ export function positionalParameters(sql: string, cast: (name: string) => string
       } else copyUntil(i + 1);
     } else if (c === ':' && next === ':') {
       copyUntil(i + 2);
-    } else if (c === ':' && /[A-Za-z_]/.test(next ?? '')) {
+    } else if (c === ':' && /[A-Za-z_]/.test(next ?? '') && !(inBrackets && /[\p{L}\p{N}_$)]/u.test(sql[i - 1]!))) {
       const name = /^[A-Za-z_][A-Za-z0-9_]*/.exec(sql.slice(i + 1))![0];
       let index = names.indexOf(name);
       if (index < 0) index = names.push(name) - 1;
@@ -84,4 +98,3 @@ export function positionalParameters(sql: string, cast: (name: string) => string
   }
   return { text: out, names };
 }
-

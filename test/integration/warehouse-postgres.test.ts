@@ -555,6 +555,21 @@ describe('postgres: what plan refuses of the names spec SQL reads, the partition
   });
 });
 
+describe('postgres: spec SQL parameters beside slices, E strings and comments', () => {
+  it('binds :i as a subscript and :x, and leaves a slice arr[lo:hi], a colon in an E string, a dollar-quoted body and comments alone', async () => {
+    const { warehouse: wh, cleanup } = await fresh();
+    try {
+      const sql =
+        "SELECT array_to_string(a[lo:hi], ',') AS mid, a[:i] AS at_i, E'it\\'s :x' AS e, :x AS x, $q$ :y ; $q$ AS d /* ; :w */ " +
+        'FROM (SELECT ARRAY[10, 20, 30] AS a, 2 AS lo, 3 AS hi) s; -- :z';
+      await wh.publish(write('t', 'k', { selects: [{ sql, bindings: { i: 2, x: 'X' } }] }));
+      expect(await wh.query('SELECT mid, at_i, e, x, d FROM t')).toEqual([{ mid: '20,30', at_i: 20, e: "it's :x", x: 'X', d: ' :y ; ' }]);
+    } finally {
+      await cleanup();
+    }
+  });
+});
+
 describe('the same data gives the same checksums on SQLite and PostgreSQL', () => {
   /** Publishes each write on a new SQLite and a new PostgreSQL warehouse in turn: equal checksums, row counts and schema hashes; then `after`. */
   async function publishOnBoth(writes: readonly PartitionWrite[], after: (raw: RawAccess) => Promise<void> = async () => undefined): Promise<void> {

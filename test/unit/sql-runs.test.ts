@@ -1,7 +1,7 @@
 /** resolveSpec refuses spec SQL no partition could run: two statements, or a parameter nothing binds (core/sql-runs.ts). */
 import { describe, expect, it } from 'vitest';
 import { resolveSpec } from '../../core/spec.ts';
-import { unboundParameter } from '../../core/sql-parameters.ts';
+import { positionalParameters, unboundParameter } from '../../core/sql-parameters.ts';
 import { statementCount } from '../../core/sql-relations.ts';
 import { singleStatement } from '../../activities/warehouse/sql.ts';
 import { SqlRefusedError } from '../../activities/warehouse/types.ts';
@@ -116,6 +116,11 @@ describe('resolveSpec: a parameter no partition binds', () => {
     expect(() => resolveSpec(spec([raw, node(sql)]))).not.toThrow();
   });
 
+  it("passes SQLite's [a:b] and `a:b` names, a slice arr[lo:hi], and E'...' strings with a backslash-escaped quote", () => {
+    const sql = "SELECT value_milli AS [a:b], value_milli AS `c:d`, arr[lo:hi] AS s, E'it\\'s :x' AS e FROM readings_raw";
+    expect(() => resolveSpec(spec([raw, node(sql)]))).not.toThrow();
+  });
+
   it('says so when the param is a list or an object, which are not bound', () => {
     const error = refusal([raw, node('SELECT * FROM readings_raw WHERE id IN (:ids)', { params: { ids: [1, 2] } })]);
     expect(error.message).toMatch(/':ids', which no partition binds \(params\.ids is a list, which is not bound: only strings, numbers, booleans and null are\)/);
@@ -126,6 +131,21 @@ describe('resolveSpec: a parameter no partition binds', () => {
     expect(error.path).toBe('nodes[1].checks[0].sql');
     expect(error.message).toMatch(/check 'recent' uses the parameter ':start', but a check's SQL is given no parameters/);
   });
+});
+
+describe('positionalParameters: what PostgreSQL and the lake are sent', () => {
+  const cases: Array<[string, string, string[]]> = [
+    ['a :: cast', 'SELECT :a::int, x::text', ['SELECT $1::int, x::text', 'a']],
+    ['strings and quoted names', `SELECT ':x', "a""b;:y", \`c:d\`, :a`, [`SELECT ':x', "a""b;:y", \`c:d\`, $1`, 'a']],
+    ["an E'...' string's backslash-escaped quote", "SELECT E'\\':x', :a, e'\\\\', :b", ["SELECT E'\\':x', $1, e'\\\\', $2", 'a', 'b']],
+    ['a dollar-quoted body', 'SELECT $t$ :x ; $t$, $$:y$$, :a', ['SELECT $t$ :x ; $t$, $$:y$$, $1', 'a']],
+    ['comments', 'SELECT :a -- ; :x\n/* :y; */ FROM t', ['SELECT $1 -- ; :x\n/* :y; */ FROM t', 'a']],
+    ["slices and SQLite's [...] names", 'SELECT arr[lo:hi], arr[1:2], arr[f(x):y], [a:b] FROM t', ['SELECT arr[lo:hi], arr[1:2], arr[f(x):y], [a:b] FROM t']],
+    ['a parameter as a subscript or in a list', 'SELECT arr[:i], arr[lo : :hi], [:a, :b]', ['SELECT arr[$1], arr[lo : $2], [$3, $4]', 'i', 'hi', 'a', 'b']],
+  ];
+  for (const [label, sql, [text, ...names]] of cases) {
+    it(label, () => expect(positionalParameters(sql)).toEqual({ text, names }));
+  }
 });
 
 describe('unboundParameter', () => {

@@ -518,6 +518,19 @@ describe('lake: partition keys that differ only in case, in one batch', () => {
   });
 });
 
+describe('lake: spec SQL parameters beside slices', () => {
+  it('binds :i as a subscript and :a, :b in a list, and leaves a slice l[lo:hi] alone', async () => {
+    const wh = new LakeWarehouse(freshRoot());
+    try {
+      const sql = 'SELECT list_sum(l[lo:hi]) AS mid, l[:i] AS at_i, list_sum([:a, :b]) AS ab FROM (SELECT [10, 20, 30] AS l, 2 AS lo, 3 AS hi) s';
+      await wh.publish(write('t', 'k', { selects: [{ sql, bindings: { i: 2, a: 3, b: 4 } }] }));
+      expect(await wh.query('SELECT mid, at_i, ab FROM t')).toEqual([{ mid: 50, at_i: 20, ab: 7 }]);
+    } finally {
+      await wh.close();
+    }
+  });
+});
+
 describe('lake: SQL that fails while it runs (DuckDB then aborts the whole transaction)', () => {
   // A cast that fails on a row, not before the statement runs.
   const badCast = "SELECT CAST(v AS INTEGER) AS n FROM (VALUES ('x')) t(v)";

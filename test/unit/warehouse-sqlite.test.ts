@@ -217,10 +217,10 @@ describe("sqlite: SQLite's [...] and `...` names hold no statement end and no pa
 
   it('plan passes such SQL, and the partition runs it', async () => {
     const wh = open();
-    const sql = 'SELECT 1 AS [a;b], 2 AS `c;d`';
+    const sql = 'SELECT 1 AS [a;b], 2 AS `c;d`, 3 AS [e:f], 4 AS `g:h`';
     expect(plannedReading(sql)).not.toThrow();
     await wh.publish(write('t', 'k', { selects: [{ sql, bindings: {} }] }));
-    expect(await wh.query('SELECT * FROM t')).toEqual([{ 'a;b': 1, 'c;d': 2 }]);
+    expect(await wh.query('SELECT * FROM t')).toEqual([{ 'a;b': 1, 'c;d': 2, 'e:f': 3, 'g:h': 4 }]);
     await wh.close();
   });
 
