@@ -18,17 +18,23 @@ export function boundParam(value: unknown): boolean {
 
 /**
  * The first `:name` of `sql` that a partition of a node with these params would not bind
- * (undefined when all are), and why: with the fix, as the run time's missing-parameter error.
+ * (undefined when all are), and why, with the fix: for a name the params lack, the run time's
+ * missing-parameter fix; for one they hold as a list or an object, how to make it bound.
  */
 export function unboundParameter(sql: string, params: Readonly<Record<string, unknown>>): { name: string; message: string } | undefined {
   const bound = new Set<string>(PARTITION_PARAMETERS);
   for (const [name, value] of Object.entries(params)) if (boundParam(value)) bound.add(name);
   const name = positionalParameters(sql).names.find((n) => !bound.has(n));
   if (name === undefined) return undefined;
-  const given = Object.prototype.hasOwnProperty.call(params, name)
-    ? ` (params.${name} is ${Array.isArray(params[name]) ? 'a list' : 'an object'}, which is not bound: only strings, numbers, booleans and null are)`
-    : '';
-  return { name, message: `uses the parameter ':${name}', which no partition binds${given}: ${UNBOUND_PARAMETER_FIX}` };
+  const unbound = `uses the parameter ':${name}', which no partition binds`;
+  if (!Object.prototype.hasOwnProperty.call(params, name)) return { name, message: `${unbound}: ${UNBOUND_PARAMETER_FIX}` };
+  const kind = Array.isArray(params[name]) ? 'list' : 'object';
+  return {
+    name,
+    message:
+      `${unbound} (params.${name} is ${kind === 'list' ? 'a list' : 'an object'}, which is not bound): ` +
+      `make params.${name} a string, number, boolean or null, or write the ${kind}'s values into the SQL`,
+  };
 }
 
 /**

@@ -123,7 +123,10 @@ describe('resolveSpec: a parameter no partition binds', () => {
 
   it('says so when the param is a list or an object, which are not bound', () => {
     const error = refusal([raw, node('SELECT * FROM readings_raw WHERE id IN (:ids)', { params: { ids: [1, 2] } })]);
-    expect(error.message).toMatch(/':ids', which no partition binds \(params\.ids is a list, which is not bound: only strings, numbers, booleans and null are\)/);
+    expect(error.message).toBe(
+      "nodes[1].sql: readings's SQL uses the parameter ':ids', which no partition binds (params.ids is a list, which is not bound): " +
+        "make params.ids a string, number, boolean or null, or write the list's values into the SQL",
+    );
   });
 
   it("is refused in an SQL check, which is given no parameters", () => {
@@ -151,7 +154,7 @@ describe('positionalParameters: what PostgreSQL and the lake are sent', () => {
 describe('unboundParameter', () => {
   it('finds the first name neither the partition nor the scalar params bind', () => {
     expect(unboundParameter('SELECT :a, :partition, :b', { a: 1 })?.name).toBe('b');
-    expect(unboundParameter('SELECT :a', { a: { nested: 1 } })?.message).toMatch(/params\.a is an object/);
+    expect(unboundParameter('SELECT :a', { a: { nested: 1 } })?.message).toMatch(/params\.a is an object, .*: make params\.a a string, number, boolean or null, or write the object's values into the SQL$/);
     expect(unboundParameter('SELECT 1', {})).toBeUndefined();
   });
 });
