@@ -434,6 +434,25 @@ const SCENARIOS: Record<string, Scenario> = {
       if (resumed.state !== 'completed') throw new Error(`${id} should complete once resumed, but is ${resumed.state}`);
     },
   },
+  // A new spec that moves a node onto another task queue once its partitions are done: the backfill writes its nodes' queues to its memo again (node-queues-memo).
+  'replaced-queue': {
+    spec: {
+      name: 'replaced-queue',
+      partitions: hourly(2),
+      nodes: [
+        { id: 'moved', transform: 'noop' },
+        { id: 'after', transform: 'sleep', params: { ms: 1500 }, dependsOn: ['moved'] },
+      ],
+    },
+    async drive(client, id) {
+      await until('the moved node to finish', async () => (await client.progress(id)).nodes.find((n) => n.id === 'moved')?.done === 2);
+      const spec = SCENARIOS['replaced-queue']!.spec;
+      const changed = await client.replaceSpec(id, resolveSpec({ ...spec, nodes: spec.nodes.map((n) => (n.id === 'moved' ? { ...n, taskQueue: 'record-moved' } : n)) }));
+      if (changed.join() !== 'moved') throw new Error(`the new spec should change the node 'moved' only, but changed ${changed.join(', ') || 'none'}`);
+      const outcome = await client.wait(id, 60_000);
+      if (outcome.state !== 'completed') throw new Error(`replaced-queue should complete, but is ${outcome.state}`);
+    },
+  },
   // A start made by hand (Temporal's CLI, the SDK) whose carry holds a spec, as a run's end carries one: its shape is checked, and it runs.
   'carried-spec': {
     spec: { name: 'carried-spec', partitions: hourly(2), nodes: [{ id: 'carried', transform: 'noop' }] },
