@@ -20,7 +20,6 @@ import { endedText } from './ended.ts';
 import { printable, printableText, type Printable } from './printable.ts';
 import { number, plural } from './counts.ts';
 
-/** A count with thousands separators; without Intl for whole numbers (its first use loads locale data: tens of ms at start). */
 /** Table colours only on a terminal. */
 const tableStyle = () => (process.stdout.isTTY ? { head: ['cyan'] } : { head: [], border: [] });
 const rate = (r: number | null) => (r === null ? 'unlimited' : `${Number(r.toFixed(2))}/s`);
