@@ -504,9 +504,7 @@ export class BackfillClient {
       // A namespace not checked at connect (`checkNamespace: false`): a missing one is named, with the fix.
       if (error instanceof NamespaceNotFoundError) await checkNamespace(this.connection, this.settings);
       if (error instanceof WorkflowNotFoundError) {
-        // The Web UI shows the workflow's id, backfill/<id>: the prefix is not the backfill's.
-        const check = prefixedIdHint(backfillId) ?? "check the id ('backfill start' printed it)";
-        throw new BackfillError('not_found', `no backfill with id '${backfillId}' in namespace ${this.namespace}: ${check}`);
+        throw this.noBackfill(backfillId);
       }
       throw error;
     }
@@ -1690,8 +1688,14 @@ export class BackfillClient {
 
   /** A rollback's backfill that neither the server nor the workers' ledger knows: a mistyped id, as every other command says it. */
   private unknownToLedger(backfillId: string): BackfillError {
-    const check = prefixedIdHint(backfillId) ?? "check the id ('backfill start' printed it), and that the workers write the warehouse it ran on";
-    return new BackfillError('not_found', `no backfill with id '${backfillId}' in namespace ${this.namespace}: the server keeps no history of it, and the workers' ledger has no version of it: ${check}`);
+    return this.noBackfill(backfillId, "the server keeps no history of it, and the workers' ledger has no version of it: ", ', and that the workers write the warehouse it ran on');
+  }
+
+  /** `no backfill with id …`, as every command says it: `where` it was looked for, and what to `alsoCheck` beside the id. */
+  private noBackfill(backfillId: string, where = '', alsoCheck = ''): BackfillError {
+    // The Web UI shows the workflow's id, backfill/<id>: the prefix is not the backfill's.
+    const check = prefixedIdHint(backfillId) ?? `check the id ('backfill start' printed it)${alsoCheck}`;
+    return new BackfillError('not_found', `no backfill with id '${backfillId}' in namespace ${this.namespace}: ${where}${check}`);
   }
 
   /**
