@@ -8,7 +8,7 @@ import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { BackfillError } from '../core/errors.ts';
-import { boundParam } from '../core/sql-parameters.ts';
+import { PARTITION_PARAMETERS, boundParam } from '../core/sql-parameters.ts';
 import { NonRetryableError, ThrottledError } from './errors.ts';
 import { importModule } from './modules.ts';
 import type { PartitionInput } from '../core/protocol.ts';
@@ -305,11 +305,14 @@ export function partitionBindings(partition: string, window: { start: string; en
       bindings[name] = typeof value === 'boolean' ? (value ? 1 : 0) : (value as SqlValue);
     }
   }
-  bindings.partition = partition;
-  bindings.start = window?.start ?? null;
-  bindings.end = window?.end ?? null;
-  bindings.start_date = window ? window.start.slice(0, 10) : null;
-  // The last day inside the window, so that `day BETWEEN :start_date AND :end_date` covers it exactly.
-  bindings.end_date = window ? new Date(Date.parse(window.end) - 1).toISOString().slice(0, 10) : null;
-  return bindings;
+  // Each of PARTITION_PARAMETERS, the names plan checks spec SQL against: a name missing here or added fails to compile.
+  const own: Record<(typeof PARTITION_PARAMETERS)[number], SqlValue> = {
+    partition,
+    start: window?.start ?? null,
+    end: window?.end ?? null,
+    start_date: window ? window.start.slice(0, 10) : null,
+    // The last day inside the window, so that `day BETWEEN :start_date AND :end_date` covers it exactly.
+    end_date: window ? new Date(Date.parse(window.end) - 1).toISOString().slice(0, 10) : null,
+  };
+  return Object.assign(bindings, own);
 }
