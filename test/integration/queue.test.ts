@@ -176,6 +176,8 @@ describe('task queue rate limits', () => {
       const falseId = await startByHand('queue-memo-false', queue, callersMemo);
       ids.push(falseId);
       await waitFor('its workflow to write its own memo', async () => (await listedQueues(falseId)) === JSON.stringify([target]));
+      // Written before the start is judged: until then the backfill refuses to judge a rate (not_running).
+      await client.admission(falseId, queue);
 
       await expect(client.setQueueRate(target, 5)).rejects.toMatchObject({ code: 'no_worker', message: expect.stringContaining(notYetId) });
       const set = await client.setQueueRate(target, 5, { force: true });
