@@ -179,18 +179,28 @@ describe.each<Backend>(['sqlite', 'postgres', 'lake'])('rollback on %s', (kind) 
     const second = await backfill(sqlSpec(queue, p, { factor: 5, to: '2024-01-31' }));
     const total = Object.keys(before.current).length;
 
-    // One partition per activity and a short history: slow enough to be killed in the middle, and it continues as new.
+    // One partition per activity and a short history: it continues as new. The server starts the
+    // rollback's activities at 5 a second until the kill, so that the rest cannot be restored in
+    // the moment between counting and killing (a fresh-clone CI saw a lake's rollback end in it).
+    await fx.client.setQueueRate(queue, 5, { force: true });
     const pending = fx.client.rollback(second, { tuning: { batchSize: 1, heartbeatTimeout: '2s', historyLimit: 150 } });
     pending.catch(() => undefined);
-    const restoredBeforeKill = await waitFor('the rollback to restore some partitions', async () => {
-      const n = (await fx.warehouse.rollbacks({ backfillId: second })).length;
-      return n >= 5 ? n : undefined;
-    }, 60_000, 20);
-    await fx.worker.kill();
-    const description = await fx.client.client.workflow.getHandle(rollbackWorkflowId(second)).describe();
-    expect(description.status.name).toBe('RUNNING');
-    expect(restoredBeforeKill).toBeLessThan(total);
-    await fx.worker.start();
+    let killed: { restoredBeforeKill: number; status: string } | undefined;
+    try {
+      const restoredBeforeKill = await waitFor('the rollback to restore some partitions', async () => {
+        const n = (await fx.warehouse.rollbacks({ backfillId: second })).length;
+        return n >= 5 ? n : undefined;
+      }, 60_000, 20);
+      await fx.worker.kill();
+      const description = await fx.client.client.workflow.getHandle(rollbackWorkflowId(second)).describe();
+      killed = { restoredBeforeKill, status: description.status.name };
+    } finally {
+      await fx.client.setQueueRate(queue, null, { force: true });
+      // The next tests need a worker, whatever became of this one.
+      if (!fx.worker.running) await fx.worker.start();
+    }
+    expect(killed.status).toBe('RUNNING');
+    expect(killed.restoredBeforeKill).toBeLessThan(total);
 
     const summary: RollbackSummary = await pending;
     expect(summary).toMatchObject({ restored: total, removed: 0, alreadyRestored: 0, leftAlone: 0 });
