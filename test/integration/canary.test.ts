@@ -207,11 +207,15 @@ describe.each<Backend>(['sqlite', 'postgres'])('canary backfills on %s', (kind) 
   it("a new spec while the slice runs: the canary's diff (what canary.auto is held against) compares by its key columns", async () => {
     const p = `k_${kind}`;
     await direct(p, 1);
-    // src without its key, and slow (a rate), so that the new spec with the key arrives while the slice computes.
+    // src without its key, and held back by a rate of one partition every 50 s, so that the new spec
+    // with the key arrives while the slice computes: the slice's 3 days of src cannot be done before
+    // 100 s have passed (at 0.5/s they took 4 s, less than a command line's resume on a loaded
+    // machine, and the canary then waited, refusing the new spec). The new spec has no rate: the
+    // slice goes on at once.
     const withKey = (key: boolean): SpecInput => {
       const input = specInput(queue, p, 2);
       const { key: _key, ...src } = input.nodes[0]!;
-      return { ...input, nodes: [{ ...src, rate: 0.5, ...(key ? { key: ['day', 'k'] } : {}) }, ...input.nodes.slice(1)] };
+      return { ...input, nodes: [{ ...src, ...(key ? { key: ['day', 'k'] } : { rate: 0.02 }) }, ...input.nodes.slice(1)] };
     };
     const fileOf = (key: boolean) => {
       const file = join(dir, `${p}-${key ? 'key' : 'rows'}-${randomUUID().slice(0, 4)}.json`);
