@@ -48,8 +48,10 @@ describe("an id that names one of a backfill's own workflows (a node's, copied f
   it('is refused, naming the backfill, while the node runs and once it has ended, where status, wait and report read it as a backfill', async () => {
     const id = `lookup-${Date.now()}`;
     const env = { BACKFILL_TASK_QUEUE: queue };
-    // Two a second over a day of hours: the node workflow runs for seconds.
-    await client.start(testSpec(queue, { name: 'lookup', partitions: { grain: 'hour', start: '2024-01-01', end: '2024-01-02' }, defaults: { rate: 2 }, nodes: [{ id: 'pages', transform: 'noop' }] }), { id, taskQueue: queue });
+    // Two a second over a week of hours (84 s): the node workflow still runs when the test cancels it
+    // after a command-line process, seconds long on a loaded machine (a day, 12 s, could end first,
+    // and the backfill then ended completed, not cancelled). Cancelled, it costs nothing.
+    await client.start(testSpec(queue, { name: 'lookup', partitions: { grain: 'hour', start: '2024-01-01', end: '2024-01-08' }, defaults: { rate: 2 }, nodes: [{ id: 'pages', transform: 'noop' }] }), { id, taskQueue: queue });
     await waitFor('the node workflow to run', async () => (await client.progress(id)).done > 0, 30_000);
     const refused = (result: { code: number; json?: ErrorJson }) => {
       expect(result.code).toBe(1);
