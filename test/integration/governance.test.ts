@@ -22,7 +22,7 @@ import { CORE_GENERATION, type BackfillCarry, type BackfillInput } from '../../c
 import type { SpecInput } from '../../core/spec.ts';
 import { priorityOfRuns } from '../../scripts/fairness/backfills.ts';
 import { admissionUpdate, approveSignal, approveUpdate, backfillWorkflowId, carryQuery, nodeReportSignal, nodeWorkflowId } from '../../workflows/definitions.ts';
-import { Gate, address, runCli, refusal, scratch, sshKeygen, startTestWorker, temporal, testSpec, uniqueQueue, waitFor, type TestWorker } from './helpers.ts';
+import { Gate, address, nothingInFlight, runCli, refusal, scratch, sshKeygen, startTestWorker, temporal, testSpec, uniqueQueue, waitFor, type TestWorker } from './helpers.ts';
 
 /** Keys the `spend` transform fails on (for good: one failed attempt each); the others take a while. */
 const failing = new Set<string>();
@@ -453,13 +453,19 @@ describe('governance on a real server', () => {
  */
 describe('across a continue-as-new of the parent', () => {
   const handleOf = (backfillId: string) => alice.client.workflow.getHandle(backfillWorkflowId(backfillId));
-  /** The latest run's history length once it has stopped growing. */
+  /**
+   * The latest run's history length once it has stopped growing: nothing of it on its way to the
+   * worker or held by one (a workflow task scheduled and not yet started, or a lease activity, adds
+   * its events later: on a loaded machine one waited longer than the 400 ms between two looks, and
+   * the same length twice was taken for settled), and the same length twice.
+   */
   async function settledLength(backfillId: string): Promise<{ length: number; runId: string }> {
     let last = -1;
     for (;;) {
       const d = await handleOf(backfillId).describe();
-      if (d.historyLength === last) return { length: d.historyLength, runId: d.runId };
-      last = d.historyLength;
+      const idle = await nothingInFlight(alice, backfillWorkflowId(backfillId));
+      if (idle && d.historyLength === last) return { length: d.historyLength, runId: d.runId };
+      last = idle ? d.historyLength : -1;
       await new Promise((r) => setTimeout(r, 400));
     }
   }
