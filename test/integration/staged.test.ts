@@ -473,12 +473,16 @@ describe.each<Backend>(['sqlite', 'postgres'])('staged backfills on %s', (kind) 
 
   it('a new spec while staging: diff and the report compare by its key columns; once staged, resume --spec is refused at once, naming the fix', async () => {
     const p = `kk_${kind}`;
-    // Two rows a day keyed by k, with no key declared; the staged run is slow (a rate) so that the new spec arrives while it computes.
+    // Two rows a day keyed by k, with no key declared; the staged run is held back by a rate of one
+    // partition every 50 s, so that the new spec arrives while it computes: its 3 days cannot all be
+    // staged before 100 s have passed (at 0.25/s, 8 s, which a loaded machine's two command lines
+    // could use up, and the staged backfill then refused the new spec). The new spec, with the key,
+    // has no rate: the rest is staged at once.
     const keyed = (factor: number, key: boolean): SpecInput => ({
       name: `staged-${p}`,
       partitions: { grain: 'day', start: '2024-01-01', end: '2024-01-04' },
       defaults: { taskQueue: queue, concurrency: 4, heartbeatTimeout: '5s', retry: { initialInterval: '200ms', maximumInterval: '1s' } },
-      nodes: [{ id: `${p}_src`, sql: 'SELECT :partition AS day, 1 AS k, :factor AS v UNION ALL SELECT :partition, 2, :factor * 2', params: { factor }, ...(factor > 1 ? { rate: 0.25 } : {}), ...(key ? { key: ['k'] } : {}) }],
+      nodes: [{ id: `${p}_src`, sql: 'SELECT :partition AS day, 1 AS k, :factor AS v UNION ALL SELECT :partition, 2, :factor * 2', params: { factor }, ...(factor > 1 && !key ? { rate: 0.02 } : {}), ...(key ? { key: ['k'] } : {}) }],
     });
     const fileOf = (factor: number, key: boolean) => {
       const file = join(dir, `${p}-${factor}-${key ? 'key' : 'rows'}.json`);
