@@ -29,9 +29,11 @@ describe("a backfill's warehouse", () => {
     workers.push(right);
     const rightIdentity = await right.warehouse.identity();
     client = await connectClient();
-    // At 2 a second the day takes at least 12 s, for the first report, the right worker's stop and
-    // the wrong one's start to happen while partitions are left (at 4, 6 s was tight under load).
-    const spec = testSpec(queue, { name: 'identity', partitions: hours, defaults: { rate: 2, concurrency: 1 }, nodes: [{ id: 'events', sql: 'SELECT :partition AS hour' }] });
+    // One partition, then one every 50 s until the wrong worker has taken over: partitions are left
+    // for it however long the first report, the right worker's stop and the wrong one's start take
+    // (at 2 a second the day took 12 s, which a loaded machine could use up: the backfill then
+    // completed on the right warehouse). Then set-rate lifts the rate, and the rest goes at once.
+    const spec = testSpec(queue, { name: 'identity', partitions: hours, defaults: { rate: 0.02, concurrency: 1 }, nodes: [{ id: 'events', sql: 'SELECT :partition AS hour' }] });
     const id = `identity-${Date.now()}`;
     await client.start(spec, { id, taskQueue: queue });
     await waitFor('a partition done on the right warehouse', async () => (await client!.progress(id)).done > 0, 60_000);
@@ -40,6 +42,8 @@ describe("a backfill's warehouse", () => {
     await workers.pop()!.stop();
     const wrong = await startTestWorker({ queue, warehousePath: join(dir, 'wrong.db') });
     workers.push(wrong);
+    // Asked again until the new worker takes it (the workflow's tasks may wait a moment on the stopped worker's sticky queue).
+    await waitFor('the wrong worker to take the rate change', () => client!.setRate(id, null, 'events').then(() => true), 60_000, 500);
     const outcome = await client.wait(id, 120_000);
     expect(outcome.state).toBe('completed_with_failures');
     const failure = outcome.progress!.nodes[0]!.failures[0]!;
