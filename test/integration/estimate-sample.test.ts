@@ -93,7 +93,10 @@ describe('plan --estimate --sample', () => {
   }, 600_000);
 
   it('an interrupted sample is cancelled and what it staged is dropped', async () => {
-    // A fast node stages its sample at once; a slow one keeps the sample running until the interrupt.
+    // A fast node stages its sample at once; a slow one keeps the sample running until the interrupt:
+    // its partitions take a minute (cancelled at their next heartbeat). Two of 4 s were 8 s, which
+    // could pass before a loaded machine staged the fast node's sample and the interrupt landed: the
+    // sample then ended on its own, and the command printed its estimate instead of cancelling.
     const file = join(dir, 'interrupted.json');
     writeFileSync(
       file,
@@ -103,7 +106,7 @@ describe('plan --estimate --sample', () => {
         defaults: { taskQueue: queue, heartbeatTimeout: '5s' },
         nodes: [
           { id: 'sample_fast', sql: 'SELECT :partition AS day, 1 AS v' },
-          { id: 'sample_slow', transform: 'sleep', params: { ms: 4000 }, concurrency: 1 },
+          { id: 'sample_slow', transform: 'sleep', params: { ms: 60_000 }, concurrency: 1 },
         ],
       }),
     );
