@@ -137,9 +137,13 @@ export async function buildProgram(commands: readonly CommandName[] = COMMAND_NA
     // Before any command is added, so that each inherits it: a command's usage error then
     // reaches main() too (JSON with --json, exit code 1) instead of exiting inside commander.
     .exitOverride()
-    .showHelpAfterError()
+    .showHelpAfterError("(run 'backfill --help' for the commands)")
     .configureOutput({ outputError: (text, write) => write(pc.red(printableLines(text))) });
-  for (const command of await Promise.all(commands.map((name) => COMMANDS[name]()))) program.addCommand(command);
+  for (const command of await Promise.all(commands.map((name) => COMMANDS[name]()))) {
+    program.addCommand(command);
+    // One line saying where the usage is, as a value refused in the action gets, not 70 lines of help.
+    command.showHelpAfterError(`(run 'backfill ${command.name()} --help' for its usage)`);
+  }
   return program;
 }
 

@@ -44,6 +44,23 @@ const program = await buildProgram();
 
 describe('help', () => {
 
+  it("answers a value commander refuses with the error and one line naming the command's help, not the whole help (70 lines for start)", async () => {
+    const cases: Array<[string[], string, string]> = [
+      [['start', 'spec.yaml', '--priority', '9'], "--priority must be a whole number from 1 to 5", "(run 'backfill start --help' for its usage)"],
+      [['set-budget', 'x', '--retries', '-1'], '--retries must be a whole number above 0', "(run 'backfill set-budget --help' for its usage)"],
+      [['status'], "missing required argument 'id'", "(run 'backfill status --help' for its usage)"],
+      [['bogus'], "unknown command 'bogus'", "(run 'backfill --help' for the commands)"],
+    ];
+    for (const [args, error, hint] of cases) {
+      const { stderr, code } = await cli(...args);
+      const lines = stripVTControlCharacters(stderr).trim().split('\n');
+      expect(code, args.join(' ')).toBe(EXIT.error);
+      expect(lines, args.join(' ')).toHaveLength(2);
+      expect(lines[0]).toContain(error);
+      expect(lines[1]).toBe(hint);
+    }
+  });
+
   it('files every command under one of the groups, with examples', () => {
     const groups: string[] = Object.values(HELP_GROUPS);
     for (const command of program.commands) {
