@@ -523,9 +523,8 @@ export class BackfillClient {
     const { startTextProblems } = await import('../core/governance.ts');
     const tooLong = startTextProblems({ reason: options.reason?.trim(), identity: this.identity });
     if (tooLong.length > 0) throw new BackfillError('invalid_argument', tooLong.map((p) => p.message).join('; '), tooLong[0]!.field);
-    const { canaryOfInput, parseCanary } = await import('../core/canary.ts');
-    const canary = options.canary === undefined ? undefined : parseCanary({ ...spec.canary, partitions: options.canary });
-    if (!carry) canaryOfInput({ spec, ...(canary ? { canary } : {}), ...(options.stage ? { stage: true } : {}) });
+    // A run that goes on (resume, retry-failed) runs no canary.
+    const canary = carry ? undefined : (await import('../core/canary.ts')).startCanary(spec, options.canary, options.stage === true);
     const range = options.range ?? {};
     requirePartitionsInRange(spec, range);
     const plan = expandPlan(spec, range);
@@ -551,7 +550,7 @@ export class BackfillClient {
             signature: await this.signStart(
               options.signKey,
               backfillId,
-              { spec, range, ...(skip ? { skip } : {}), stage: options.stage === true, canary: canary && !carry ? canary : undefined },
+              { spec, range, ...(skip ? { skip } : {}), stage: options.stage === true, canary },
               options.reason,
               // A run with a carry goes on from an ended one: signed as its action, over the carry it starts from and the run that ended so.
               goesOn
@@ -571,7 +570,7 @@ export class BackfillClient {
       ...(carry ? { carry } : {}),
       ...(skip ? { skip } : {}),
       ...(options.stage ? { stage: true } : {}),
-      ...(canary && !carry ? { canary } : {}),
+      ...(canary ? { canary } : {}),
       governance,
     };
     const taskQueue = options.taskQueue !== undefined ? checkTaskQueue(options.taskQueue, 'the start\'s taskQueue', 'taskQueue') : (this.defaults.taskQueue ?? DEFAULT_TASK_QUEUE);

@@ -92,6 +92,16 @@ export function canaryOfInput(input: { canary?: unknown; stage?: boolean; spec: 
   return canary;
 }
 
+/**
+ * The canary a start's `--canary n` asks for (n partitions, over the spec's `canary:` pick and
+ * auto), undefined without the flag; a start with --stage and any canary is refused.
+ */
+export function startCanary(spec: { canary?: Canary }, partitions: number | undefined, stage: boolean): Canary | undefined {
+  const canary = partitions === undefined ? undefined : parseCanary({ ...spec.canary, partitions });
+  canaryOfInput({ spec, ...(canary ? { canary } : {}), ...(stage ? { stage: true } : {}) });
+  return canary;
+}
+
 /** `count` indices of [0, size) picked as `pick` says, among those not in `skip`. */
 function pickIndices(size: number, count: number, pick: Canary['pick'], skip: RangeSet): number[] {
   const candidates: number[] = [];

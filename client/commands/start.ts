@@ -100,8 +100,9 @@ export function startCommand() {
       const { spec, transformModules } = await loadSpecFile(file);
       const range = parseRange(options.from, options.to);
       const wait = options.waitForDatasets === undefined ? undefined : waitTimeout(options.waitForDatasets);
-      // Refused before connecting (the client checks it again for library callers).
+      // Refused before connecting (the client checks them again for library callers).
       requirePartitionsInRange(spec, range);
+      (await import('../../core/canary.ts')).startCanary(spec, options.canary, options.stage === true);
       const changes = options.onlyChanged ? await (await import('../only-changed.ts')).onlyChanged(expandPlan(spec, range), options) : undefined;
       await withClient(command, async (client) => {
         let started: Started & { attached?: boolean; onlyChanged?: ChangeSummary };

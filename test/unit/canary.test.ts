@@ -1,7 +1,7 @@
 /** A canary backfill (core/canary.ts): its slice, its gate, the coordinator's part in it, and the model's kept cases. */
 import { describe, expect, it } from 'vitest';
 import { CANARY_AUTO_IDENTITY } from '../../core/audit.ts';
-import { CanaryGate, canaryScope, outsideBounds, parseCanary, type CanaryDiff } from '../../core/canary.ts';
+import { CanaryGate, canaryScope, outsideBounds, parseCanary, startCanary, type CanaryDiff } from '../../core/canary.ts';
 import { BackfillCoordinator } from '../../core/coordinator.ts';
 import { addFailures } from '../../core/failures.ts';
 import { Governance } from '../../core/governance.ts';
@@ -76,6 +76,19 @@ describe('canary: the slice', () => {
     // In a spec too.
     expect(thrownBackfillError(() => spec([{ id: 'a', transform: 'noop' }], { canary: { partitions: -1 } as never })).path).toBe('canary.partitions');
     expect(spec([{ id: 'a', transform: 'noop' }], { canary: { partitions: 2, pick: 'spread' } }).canary).toEqual({ partitions: 2, pick: 'spread' });
+  });
+
+  it("a start's --canary n goes over the spec's pick; with --stage any canary is refused", () => {
+    const picked = spec([{ id: 'a', transform: 'noop' }], { canary: { partitions: 2, pick: 'spread' } });
+    expect(startCanary(picked, 5, false)).toEqual({ partitions: 5, pick: 'spread' });
+    expect(startCanary(picked, undefined, false)).toBeUndefined();
+    expect(startCanary(chain, undefined, true)).toBeUndefined();
+    for (const [given, partitions] of [[chain, 3], [picked, undefined]] as const) {
+      const error = thrownBackfillError(() => startCanary(given, partitions, true));
+      expect(error).toMatchObject({ code: 'invalid_argument', path: 'canary' });
+      expect(error.message).toMatch(/^--stage and a canary do not go together/);
+    }
+    expect(thrownBackfillError(() => startCanary(chain, 0, false)).path).toBe('canary.partitions');
   });
 
   it('auto bounds: every dataset within maxRowChange, and a dataset new to the warehouse is never within', () => {

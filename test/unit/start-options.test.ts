@@ -21,6 +21,12 @@ describe('--only-changed options', () => {
     expect(JSON.parse(start.stdout).error.message).toBe('--warehouse and --code-version only matter with --only-changed: add --only-changed, or leave them out');
   });
 
+  it('refuses --stage with --canary before connecting (no server listens at this address), as it did only once a server answered', async () => {
+    const start = await cli('start', EXAMPLE, '--stage', '--canary', '2', '--address', '127.0.0.1:1', '--json');
+    expect(start.code).toBe(1);
+    expect(JSON.parse(start.stdout).error).toMatchObject({ code: 'invalid_argument', path: 'canary', message: expect.stringMatching(/^--stage and a canary do not go together/) });
+  });
+
   it('refuses a --wait-for-datasets that is not a duration', async () => {
     const start = await cli('start', EXAMPLE, '--wait-for-datasets', 'soon', '--json');
     expect(JSON.parse(start.stdout).error).toMatchObject({ code: 'invalid_argument', path: 'wait-for-datasets' });
