@@ -24,7 +24,7 @@ export function setConcurrencyCommand() {
         const capped = options.node === undefined ? cappedByOwnLimit(state, 'concurrency') : [];
         const cappedByOwnConcurrency = capped.map((c) => ({ node: c.node, concurrency: c.limit }));
         print(options.json, { backfillId: id, ...state, ...(options.node === undefined ? { cappedByOwnConcurrency } : {}) }, () =>
-          `${id}: ${options.node ? `node ${options.node}` : 'backfill'} concurrency ${limitNow(String(concurrency ?? 'unlimited'), state.unchanged)}${cappedLine(id, 'concurrency', capped)}`,
+          `${id}: ${options.node ? `node ${options.node}` : 'backfill'} concurrency ${limitNow(String(concurrency ?? 'unlimited'), state.unchanged)}${cappedLine(id, 'concurrency', state, capped)}`,
         );
       });
     });

@@ -26,7 +26,7 @@ export function setRateCommand() {
         const capped = options.node === undefined ? cappedByOwnLimit(state, 'rate') : [];
         const cappedByOwnRate = capped.map((c) => ({ node: c.node, rate: c.limit }));
         print(options.json, { backfillId: id, ...state, ...(options.node === undefined ? { cappedByOwnRate } : {}) }, () =>
-          `${id}: ${options.node ? `node ${options.node}` : 'backfill'} rate ${limitNow(rate === null ? 'unlimited' : `${rate}/s`, state.unchanged)}${cappedLine(id, 'rate', capped)}`,
+          `${id}: ${options.node ? `node ${options.node}` : 'backfill'} rate ${limitNow(rate === null ? 'unlimited' : `${rate}/s`, state.unchanged)}${cappedLine(id, 'rate', state, capped)}`,
         );
       });
     });

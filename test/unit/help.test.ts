@@ -6,7 +6,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { runCli as cli } from './run-cli.ts';
 import { BackfillError } from '../../core/errors.ts';
 import type { ControlState } from '../../core/coordinator.ts';
-import { cappedByOwnLimit, cappedLine } from '../../client/capped.ts';
+import { cappedByOwnLimit, cappedLine, ownLimitsTogether } from '../../client/capped.ts';
 import { COMMAND_NAMES, buildProgram, commandsFor, main } from '../../client/cli.ts';
 import { parseDurationFlag } from '../../client/duration-flag.ts';
 import { EXIT, EXIT_MEANINGS, type ExitName } from '../../client/exit-codes.ts';
@@ -362,12 +362,30 @@ describe('set-rate and set-concurrency without --node', () => {
   });
 
   it('say so in one line, with the command that changes one node', () => {
-    expect(cappedLine('shop-2024', 'rate', [{ node: 'orders_clean', limit: 10 }])).toBe(
-      "\n  capped lower by their own rate: orders_clean 10/s (raise one with 'backfill set-rate shop-2024 <per-second> --node <node>')",
+    // orders_raw's 8 leaves the backfill's 32 within reach of the three together (8 + 64 + 32).
+    expect(cappedLine('shop-2024', 'concurrency', state, [{ node: 'orders_raw', limit: 8 }])).toBe(
+      "\n  each capped lower alone by its own concurrency: orders_raw 8; together they can reach 32 (raise one with 'backfill set-concurrency shop-2024 <n> --node <node>')",
     );
-    expect(cappedLine('shop-2024', 'concurrency', [{ node: 'orders_raw', limit: 8 }])).toBe(
-      "\n  capped lower by their own concurrency: orders_raw 8 (raise one with 'backfill set-concurrency shop-2024 <n> --node <node>')",
+    // orders_raw has no rate of its own: together they can reach any.
+    expect(cappedLine('shop-2024', 'rate', state, [{ node: 'orders_clean', limit: 10 }])).toBe(
+      "\n  each capped lower alone by its own rate: orders_clean 10/s; together they can reach 50/s (raise one with 'backfill set-rate shop-2024 <per-second> --node <node>')",
     );
-    expect(cappedLine('shop-2024', 'rate', [])).toBe('');
+    expect(cappedLine('shop-2024', 'rate', state, [])).toBe('');
   });
+
+  it('say when all of them together stay below the backfill-wide limit (the trial: 4, 4 and 4 under 6 were said to be capped lower)', () => {
+    const three = (concurrency: number | null): ControlState => ({
+      paused: false,
+      rate: null,
+      concurrency,
+      nodes: ['events', 'daily', 'weekly'].map((id) => ({ id, rate: null, concurrency: 4 })),
+    });
+    const capped = (s: ControlState) => cappedByOwnLimit(s, 'concurrency');
+    expect(ownLimitsTogether(three(6), 'concurrency')).toBe(12);
+    expect(ownLimitsTogether(three(6), 'rate')).toBeNull();
+    expect(cappedLine('x', 'concurrency', three(6), capped(three(6)))).toContain('each capped lower alone by its own concurrency: events 4, daily 4, weekly 4; together they can reach 6 (');
+    expect(cappedLine('x', 'concurrency', three(20), capped(three(20)))).toContain('capped lower by their own concurrency, 12 all together: events 4, daily 4, weekly 4 (');
+    expect(cappedLine('x', 'concurrency', three(null), capped(three(null)))).toContain('capped lower by their own concurrency, 12 all together: ');
+  });
+
 });
