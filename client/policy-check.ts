@@ -121,7 +121,7 @@ export function renderPolicyCheck(check: PolicyCheck & Partial<Pick<PolicyCheckR
     for (const v of check.violations) lines.push(`  ${pc.bold(v.rule)}: ${v.message}`);
   }
   if (check.approval.needed) {
-    lines.push(pc.yellow('it would wait for an approval (backfill approve <id> --reason ...) because:'));
+    lines.push(pc.yellow("it would wait for an approval (backfill approve <id> --reason ... --sign-key <key>, by another of the policy's allowed signers) because:"));
     for (const reason of check.approval.reasons) lines.push(`  - ${reason}`);
   } else lines.push('no approval needed');
   if (check.estimate) {

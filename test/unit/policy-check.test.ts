@@ -112,7 +112,7 @@ describe('policy check on files', () => {
     const human = stripVTControlCharacters(renderPolicyCheck(check));
     expect(human).toContain('✗ the start would be refused (2 rules):');
     expect(human).toContain('caps.datasets[0].concurrency: node finance_revenue (nodes[1]) has concurrency 8, above the cap of 4 for finance_*');
-    expect(human).toContain('it would wait for an approval');
+    expect(human).toContain("it would wait for an approval (backfill approve <id> --reason ... --sign-key <key>, by another of the policy's allowed signers)");
     expect(human).toContain('retry budget: 50 failed attempts (at most 200)');
 
     // A March-only start with a reason and within the cap.
