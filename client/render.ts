@@ -13,6 +13,7 @@ import type { ChangeSummary } from './only-changed.ts';
 import type { NodeProgress, Progress } from '../core/protocol.ts';
 import type { StatusRollback } from '../core/rollback.ts';
 import { shellWord } from '../core/shell-word.ts';
+import { windowsText } from '../core/windows-text.ts';
 import type { InputVersions, LedgerRow } from '../activities/warehouse/types.ts';
 import type { TaskFailingWarning } from './task-failing.ts';
 import type { Waiting } from './waiting.ts';
@@ -53,6 +54,7 @@ export function renderPlan(summary: PlanSummary): string {
     `${pc.bold(plan.name)}: ${plural(plan.totalPartitions, 'partition')} in ${plural(plan.nodes.length, 'node')}`,
     table.toString(),
     `critical path: ${number(plan.criticalPathLength)} partitions · max width: ${number(plan.maxWidth)} partitions at once`,
+    ...(plan.windows ? [`run windows: ${windowsText(plan.windows)} (plan --estimate follows them)`] : []),
   ].join('\n');
 }
 

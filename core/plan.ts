@@ -12,6 +12,7 @@ import { NodePartitions } from './partitions.ts';
 import { topologicalOrder } from './graph.ts';
 import { grainOf, upstreamRanges } from './mapping.ts';
 import type { Mapping, PartitionRange, ResolvedNode, ResolvedPartitions, ResolvedSpec } from './spec.ts';
+import type { Windows } from './windows.ts';
 
 export type PlanEdge = {
   /** The upstream node. */
@@ -204,11 +205,12 @@ export function planStats(plan: Plan): PlanStats {
   };
 }
 
-/** The `plan --json` document (a stable contract: keys may be added, never renamed). */
-export function planSummary(plan: Plan) {
+/** The `plan --json` document (a stable contract: keys may be added, never renamed); `windows`: the spec's run windows, when it has them. */
+export function planSummary(plan: Plan, windows?: Windows) {
   const stats = planStats(plan);
   return {
     name: plan.name,
+    ...(windows ? { windows } : {}),
     totalPartitions: stats.totalPartitions,
     criticalPathLength: stats.criticalPathLength,
     maxWidth: stats.maxWidth,

@@ -68,7 +68,7 @@ export function planCommand() {
       const range = parseRange(options.from, options.to);
       const plan = expandPlan(spec, range);
       requirePartitionsInRange(spec, range);
-      const summary = planSummary(plan);
+      const summary = planSummary(plan, spec.windows);
       if (options.format) {
         const [{ drawGraph }, { summaryGraph }] = await Promise.all([import('../graph/render.ts'), import('../graph/model.ts')]);
         return void process.stdout.write(await drawGraph(summaryGraph(summary), options.format));

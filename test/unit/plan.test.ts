@@ -1,4 +1,7 @@
+import { stripVTControlCharacters } from 'node:util';
 import { describe, it, expect } from 'vitest';
+import { renderPlan } from '../../client/render.ts';
+import { windowsText } from '../../core/windows-text.ts';
 import { expandNode, upstreamPartitions, expandPlan, planNode, planStats, planSummary, requirePartitionsInRange, upstreamOf, type Plan, type PlanEdge } from '../../core/plan.ts';
 import { parseRange, resolveSpec, type Mapping, type PartitionRange, type ResolvedSpec } from '../../core/spec.ts';
 import { upstreamRange, upstreamRanges } from '../../core/mapping.ts';
@@ -668,6 +671,25 @@ describe('planNode, upstreamOf and planSummary', () => {
       { id: 'm', grain: 'month', partitions: 1, first: '2024-01', last: '2024-01', transform: 'noop', dependsOn: [{ node: 'c', mapping: 'window' }] },
     ]);
     expect(JSON.parse(JSON.stringify(summary))).toEqual(summary);
+  });
+
+  it("planSummary carries the spec's run windows, which plan shows in a line (it did not mention them)", () => {
+    const input = { name: 'w', partitions: { grain: 'day' as const, start: '2024-01-01', end: '2024-01-03' }, nodes: [{ id: 'a', transform: 'noop' }] };
+    const windowed = resolveSpec({
+      ...input,
+      windows: { timeZone: 'Europe/Berlin', allow: [{ days: 'weekdays', from: '22:00', to: '06:00' }, { days: ['sat', 'sun'], from: '00:00', to: '24:00', rate: 5, concurrency: 2 }], outside: { rate: 0.5 } },
+    });
+    const summary = planSummary(expandPlan(windowed), windowed.windows);
+    expect(summary.windows).toEqual(windowed.windows);
+    expect(JSON.parse(JSON.stringify(summary))).toEqual(summary);
+    expect(stripVTControlCharacters(renderPlan(summary))).toContain(
+      '\nrun windows: weekdays 22:00–06:00, sat sun 00:00–24:00 at most 5/s, 2 at once (Europe/Berlin); outside them at most 0.5/s (plan --estimate follows them)',
+    );
+    const plain = planSummary(plan);
+    expect('windows' in plain).toBe(false);
+    expect(renderPlan(plain)).not.toContain('run windows');
+    const paused = resolveSpec({ ...input, windows: { allow: [{ from: '01:00', to: '05:00' }] } });
+    expect(windowsText(paused.windows!)).toBe('daily 01:00–05:00 (UTC); outside them paused');
   });
 
   it('planSummary of an empty node has null first and last', () => {
