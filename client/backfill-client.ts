@@ -84,6 +84,7 @@ import { FAILURE_EVENTS, answeredWhileFailing, failingStreakOf, lastTaskFailure,
 import { pollersOf } from './pollers.ts';
 import { replacedSpecQueues } from './replaced-queues.ts';
 import { readNodeQueuesMemo } from '../core/node-queues.ts';
+import { withoutLiveHolds } from '../core/ended-status.ts';
 import { currentQueueCap, queueCap, sameQueueRate } from './queue-cap.ts';
 import { setLongTimeout } from './long-timeout.ts';
 import { waitTimedOut } from './wait-timeout.ts';
@@ -697,7 +698,7 @@ export class BackfillClient {
     if (progress.state !== 'running') {
       // A rollback runs only once the backfill ended: one describe of its workflow id says whether there was one.
       const rollback = running ? undefined : await this.rollbackSince(backfillId, description);
-      return { ...progress, waiting: [], ...declined, ...(rollback ? { rollback } : {}), ...(await failingAnswered) };
+      return { ...withoutLiveHolds(progress), waiting: [], ...declined, ...(rollback ? { rollback } : {}), ...(await failingAnswered) };
     }
     const [live, waiting, failing] = await Promise.all([eta, this.waiting(backfillId, description.runId, progress, inputOnce, await workflowPollers), failingAnswered]);
     // The spec says which nodes wait on one no worker polls (read once already, to find the waiting ones).

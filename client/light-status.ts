@@ -13,6 +13,7 @@
  */
 import { BackfillError } from '../core/errors.ts';
 import { expandPlan } from '../core/plan.ts';
+import { withoutLiveHolds } from '../core/ended-status.ts';
 import type { BackfillCarry, BackfillInput, Progress } from '../core/protocol.ts';
 import { BACKFILL_WORKFLOW_TYPE, QUERY_NAMES, backfillWorkflowId } from '../core/workflow-ids.ts';
 import type { Status } from './backfill-client.ts';
@@ -108,7 +109,7 @@ export async function statusOf(rpc: StatusReads, backfillId: string): Promise<St
       throw noAnswerError(backfillId, description.taskQueue);
     }
   }
-  if (progress.state !== 'running') return { ...progress, waiting: [], ...(await failingAnswered) };
+  if (progress.state !== 'running') return { ...withoutLiveHolds(progress), waiting: [], ...(await failingAnswered) };
   const [live, waiting, failing] = await Promise.all([eta, waitingOf(rpc, progress, inputOnce, workflowPollers), failingAnswered]);
   const spec = waiting.length > 0 ? (await inputOnce().catch(() => undefined))?.spec : undefined;
   return { ...withoutEtaWithoutWorker(live ? withLiveEta(progress, live) : progress, waiting, spec), waiting, ...failing };

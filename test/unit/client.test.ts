@@ -12,6 +12,7 @@ import { EXIT, buildProgram, exitCodeFor } from '../../client/cli.ts';
 import { transformsGiven } from '../../client/options.ts';
 import { parseQueues, transformModules } from '../../client/local.ts';
 import { printable } from '../../client/printable.ts';
+import { withoutLiveHolds } from '../../core/ended-status.ts';
 import { barPayload, headline, renderEnd, renderFailures, renderWaited, renderGovernance, renderPlan, renderStatus } from '../../client/render.ts';
 import { notPausedText } from '../../client/commands/resume.ts';
 import type { GovernanceView } from '../../core/governance.ts';
@@ -508,6 +509,49 @@ describe('renderGovernance (status under a policy)', () => {
     expect(last('publish', {})).toEqual(['  last action: publish by root@vm (declared) at 1970-01-01 00:00:00 UTC · staged versions published']);
     // A pause from before pauses recorded what they found.
     expect(last('pause', {})).toEqual(['  last action: pause by root@vm (declared) at 1970-01-01 00:00:00 UTC']);
+  });
+});
+
+describe('status of a backfill that ended (withoutLiveHolds)', () => {
+  const view = (fields: Partial<GovernanceView>): GovernanceView => ({
+    policy: { hash: null, path: null },
+    planHash: 'sha256:0123456789abcdef0123',
+    starter: { identity: 'alice@example.com', verified: false },
+    approval: { needed: false, reasons: [], approvedBy: null, approvedAt: null },
+    holds: [],
+    window: null,
+    budgets: { retries: null, cost: null },
+    priority: { key: null, fairnessWeight: null },
+    estimate: null,
+    lastAction: { seq: 2, at: 0, action: 'pause', identity: 'root@vm', verified: false, reason: null, outcome: 'applied', details: {} },
+    recentActions: [],
+    actions: 2,
+    ...fields,
+  });
+  const held = view({
+    holds: [
+      { kind: 'operator', reason: 'paused by an operator (backfill resume goes on)' },
+      { kind: 'budget', reason: 'the retries budget is spent: 3 of 3 failed attempts' },
+    ],
+    window: { open: true, description: 'inside the run window until Sun 23:46 UTC', opensAt: null, closesAt: 0 },
+  });
+
+  it('a completed one paused while staged: no pause, no hold, no run window, in the text or the JSON; the last action still tells the pause', () => {
+    const shown = withoutLiveHolds(progress({ state: 'completed', paused: true, governance: held }));
+    expect(shown).toMatchObject({ paused: false, governance: { holds: [], window: null } });
+    const text = plain(renderStatus(shown));
+    expect(text).not.toMatch(/⏸|resume goes on|run window|budget is spent/);
+    expect(text).toContain('last action: pause by root@vm');
+  });
+
+  it('every ended state drops them; a running, staged or held one keeps them', () => {
+    for (const state of ['completed', 'completed_with_failures', 'failed', 'cancelled', 'discarded', 'canary_failed', 'terminated', 'timed_out'] as const) {
+      expect(withoutLiveHolds(progress({ state, paused: true, governance: held })).governance?.holds).toEqual([]);
+    }
+    for (const state of ['running', 'staged', 'awaiting_approval', 'waiting_for_window', 'awaiting_canary'] as const) {
+      const live = progress({ state, paused: true, governance: held });
+      expect(withoutLiveHolds(live)).toBe(live);
+    }
   });
 });
 
