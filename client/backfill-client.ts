@@ -19,7 +19,7 @@ import {
 import { NamespaceNotFoundError, WorkflowIdReusePolicy, type Priority, type UpdateDefinition } from '@temporalio/common';
 import proto from '@temporalio/proto';
 import { optionalTsToMs } from '@temporalio/common/lib/time.js';
-import { closedState, endedText } from './ended.ts';
+import { closedState, endedText, endedUndecided, type StagedEnd } from './ended.ts';
 import { backfillIdOfWorkflow, carryHash, FIRST_RUN, planHash, type PlanIdentity } from '../core/approval.ts';
 import { parseMeta, type AuditEntry, type ControlMeta, type Unchanged } from '../core/audit.ts';
 import { backfillDetails, backfillSummary } from '../core/details.ts';
@@ -1101,7 +1101,7 @@ export class BackfillClient {
    * the nodes of the spec it runs with now declare (what `diffStaged` compares by); refused for a
    * backfill that was not started with --stage or --canary.
    */
-  async stagedRun(backfillId: string): Promise<{ backfillId: string; runKey: string; phase: StagedPhase | CanaryPhase; keys: Record<string, string[]> }> {
+  async stagedRun(backfillId: string): Promise<{ backfillId: string; runKey: string; phase: StagedPhase | CanaryPhase; keys: Record<string, string[]>; end: StagedEnd | null }> {
     const description = await this.describe(backfillId);
     const carry = await this.endState(backfillId, description.status.name);
     const phase = carry.staged?.phase ?? carry.canary?.phase;
@@ -1111,7 +1111,10 @@ export class BackfillClient {
     const [{ diffKeys }, { resumedSpec }] = await Promise.all([import('../core/diff-keys.ts'), import('../core/coordinator.ts')]);
     // The keys of the spec the run uses now: a `resume --spec` sent while it ran is in its carry, not in its input.
     const spec = input ? resumedSpec(carry, input.spec) : carry.spec;
-    return { backfillId, runKey: carry.runKey, phase, keys: diffKeys(spec?.nodes ?? []) };
+    const closed = ENDED_UNDECIDED.has(description.status.name) ? closedState(description.status.name) : null;
+    const endedAs = endedUndecided(phase, closed);
+    const end = endedAs && { state: endedAs, discarded: await this.discardedAfterEnd(backfillId, carry.runKey) };
+    return { backfillId, runKey: carry.runKey, phase, keys: diffKeys(spec?.nodes ?? []), end };
   }
 
   /**

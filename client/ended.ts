@@ -1,8 +1,11 @@
 /** How a closed backfill run ended, as the server tells it: a run the server ended (terminated, timed out) did not end itself. */
 import type { BackfillState } from '../core/protocol.ts';
 
+/** How a run that closed without a result of its own ended. */
+export type ClosedState = 'cancelled' | 'terminated' | 'timed_out' | 'failed';
+
 /** The state of a run that closed without a result of its own (its status not COMPLETED). */
-export function closedState(status: string): 'cancelled' | 'terminated' | 'timed_out' | 'failed' {
+export function closedState(status: string): ClosedState {
   if (status === 'CANCELLED') return 'cancelled';
   if (status === 'TERMINATED') return 'terminated';
   if (status === 'TIMED_OUT') return 'timed_out';
@@ -16,3 +19,18 @@ const WITHOUT_CLEANUP: Partial<Record<BackfillState, string>> = {
 
 /** `terminated (through Temporal: its cleanup did not run)`: a state said with how it ended, where the server ended it. */
 export const endedText = (state: BackfillState): string => WITHOUT_CLEANUP[state] ?? state;
+
+/**
+ * A staged run (or a canary's) that ended before its decision: how it ended, and whether
+ * `backfill discard` dropped what it staged since. Its workflow's phase stays where the end
+ * found it (`computing`, `awaiting`...), which no longer goes on.
+ */
+export type StagedEnd = { state: ClosedState; discarded: boolean };
+
+/** Phases in which a staged run (or a canary's slice) has not had its decision yet. */
+const UNDECIDED: ReadonlySet<string> = new Set(['computing', 'running', 'awaiting', 'publishing', 'approving', 'discarding']);
+
+/** How a staged run (or a canary's) in `phase` ended before its decision (`closed`: its workflow's, null while it is open); null when it did not. */
+export function endedUndecided(phase: string, closed: ClosedState | null): ClosedState | null {
+  return UNDECIDED.has(phase) ? closed : null;
+}

@@ -5,16 +5,31 @@ import { columnDelta, formatPercent, rowChangePercent, type DiffSummary, type Pa
 import { printable, printableText } from './printable.ts';
 import { shellWord } from '../core/shell-word.ts';
 import { number } from './counts.ts';
+import { endedText, type StagedEnd } from './ended.ts';
+
+/** The phase as the diff's first line says it: an ended run's, in the past tense, with what became of what it staged. */
+export function stagedPhaseText(id: string, phase: string, end: StagedEnd | null): string {
+  if (!end) return phase;
+  const ended = `${endedText(end.state)} before its decision`;
+  if (end.discarded) return `${ended}; what it staged was discarded since`;
+  return `${ended}: what it staged is kept unpublished, and no reader sees it`;
+}
+
+/** What to do with the staged versions: an ended run takes no publish (its workflow is closed). */
+function nextStep(id: string, end: StagedEnd | null): string {
+  const [discard, publish, resume] = ['discard', 'publish', 'resume'].map((command) => `'backfill ${command} ${shellWord(id)}'`);
+  return end ? `drop them with ${discard}, or go on with ${resume}, then publish or discard` : `publish with ${publish}, or drop with ${discard}`;
+}
 
 const signed = (n: number | null) => (n === null ? '–' : `${n > 0 ? '+' : ''}${Number(n.toPrecision(6)).toLocaleString('en-US')}`);
 
 /** `partitions` (--partitions): the table lists those whose rows changed. */
-export function renderDiff(id: string, phase: string, diff: DiffSummary, changedPartitions?: readonly PartitionDiff[]): string {
+export function renderDiff(id: string, phase: string, diff: DiffSummary, changedPartitions?: readonly PartitionDiff[], end: StagedEnd | null = null): string {
   // Column names come from the node's SQL (SELECT 1 AS "..."): any text.
   const [backfillId, summary, partitions] = [printableText(id), printable(diff), changedPartitions && printable(changedPartitions)];
   const style = process.stdout.isTTY ? { head: ['cyan'] } : { head: [], border: [] };
   const lines = [
-    `${pc.bold(backfillId)}: ${number(summary.partitions)} staged partition${summary.partitions === 1 ? '' : 's'} against what is published (${phase})`,
+    `${pc.bold(backfillId)}: ${number(summary.partitions)} staged partition${summary.partitions === 1 ? '' : 's'} against what is published (${stagedPhaseText(backfillId, phase, end)})`,
   ];
   if (summary.partitions === 0) {
     lines.push('  nothing staged: published or discarded already, or nothing computed yet');
@@ -39,6 +54,6 @@ export function renderDiff(id: string, phase: string, diff: DiffSummary, changed
     for (const p of changed) each.push([p.node, p.partition, `${p.publishedVersion ?? '–'} → ${p.stagedVersion}`, number(p.rowsBefore), number(p.rowsAfter), number(p.added), number(p.removed), number(p.changed)]);
     lines.push(`partitions whose rows changed: ${number(changed.length)} of ${number(partitions.length)}`, ...(changed.length > 0 ? [each.toString()] : []));
   }
-  lines.push(`publish with 'backfill publish ${shellWord(backfillId)}', or drop with 'backfill discard ${shellWord(backfillId)}'`);
+  lines.push(nextStep(backfillId, end));
   return lines.join('\n');
 }

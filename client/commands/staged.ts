@@ -31,8 +31,9 @@ export function diffCommand() {
           const partitions: PartitionDiff[] = [];
           const keep = options.partitions ? (page: readonly PartitionDiff[]) => partitions.push(...page) : undefined;
           const summary = await diffSummary((page) => warehouse.diffStaged({ backfillId: run.backfillId, runKey: run.runKey }, page), run.keys, undefined, keep);
-          print(options.json, { backfillId: id, phase: run.phase, ...summary, ...(options.partitions ? { partitionDiffs: partitions } : {}) }, () =>
-            renderDiff(id, run.phase, summary, options.partitions ? partitions : undefined),
+          const ended = run.end ? { ended: run.end } : {};
+          print(options.json, { backfillId: id, phase: run.phase, ...ended, ...summary, ...(options.partitions ? { partitionDiffs: partitions } : {}) }, () =>
+            renderDiff(id, run.phase, summary, options.partitions ? partitions : undefined, run.end),
           );
         });
       } finally {

@@ -309,6 +309,8 @@ describe.each<Backend>(['sqlite', 'postgres'])('staged backfills on %s', (kind) 
 
     await fx.client.cancel(id);
     expect((await fx.client.wait(id, 60_000)).state).toBe('cancelled');
+    // diff says it ended before its decision, not that it still computes or waits.
+    expect(await fx.client.stagedRun(id)).toMatchObject({ end: { state: 'cancelled', discarded: false } });
     const discarded = await cli<{ versions: number; before: number; action: string }>('discard', id, '--reason', 'left by a cancel');
     expect(discarded.code, discarded.stderr).toBe(0);
     expect(discarded.json).toMatchObject({ versions: 22, before: 0, action: 'discard' });
@@ -317,6 +319,7 @@ describe.each<Backend>(['sqlite', 'postgres'])('staged backfills on %s', (kind) 
     // Idempotent: a second discard finds what the first dropped.
     const again = await cli<{ versions: number; before: number }>('discard', id);
     expect(again.json).toMatchObject({ versions: 0, before: 22 });
+    expect(await fx.client.stagedRun(id)).toMatchObject({ end: { state: 'cancelled', discarded: true } });
     // Its versions are gone: resume would count their partitions done and write nothing.
     const resumed = await cli<{ error: { code: string; message: string } }>('resume', id);
     expect(resumed.code).not.toBe(0);
