@@ -17,9 +17,11 @@ export function waitCommand() {
     .option('--timeout <duration>', 'give up (exit 1) after this long, e.g. 30m, 2h or 300 (a bare number counts seconds)', (v) => parseDurationFlag('--timeout', v))
     .addOption(jsonOption())
     .action(async (id, options, command) => {
-      const { renderWaited } = await import('../render.ts');
+      const [{ renderWaited }, { noteHolds }, { terminalText }] = await Promise.all([import('../render.ts'), import('../wait-notes.ts'), import('../printable.ts')]);
       await withClient(command, async (client) => {
-        const outcome = await client.wait(id, options.timeout);
+        // On stderr: stdout keeps the answer alone (--json).
+        const stopNotes = noteHolds(client, id, (line) => process.stderr.write(`${terminalText(line)}\n`));
+        const outcome = await client.wait(id, options.timeout).finally(stopNotes);
         print(options.json, { backfillId: id, state: outcome.state, progress: outcome.progress }, () =>
           renderWaited(outcome),
         );

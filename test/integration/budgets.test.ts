@@ -79,6 +79,12 @@ describe('a cost budget end to end', () => {
     const status = await runCli(['status', backfillId]);
     expect(status.code, status.stderr).toBe(0);
     expect(status.stdout).toMatch(/cost budget is spent/);
+    // wait says once why it blocks, with the command that lets the backfill go on.
+    const waited = await runCli(['wait', backfillId, '--timeout', '3s']);
+    expect(waited.code).toBe(1);
+    expect(waited.stderr.match(/is held/g)).toHaveLength(1);
+    expect(waited.stderr).toContain(`${backfillId} is held, and starts no partition: the cost budget is spent: `);
+    expect(waited.stderr).toContain(`backfill set-budget ${backfillId} --cost <more> to go on`);
   });
 
   it('starts nothing while paused', async () => {

@@ -1,8 +1,9 @@
 /** `wait`: what it says of a backfill that has ended, whatever happens to the calls it makes. */
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { WorkflowFailedError } from '@temporalio/client';
 import type { BackfillClient } from '../../client/backfill-client.ts';
 import { waitTimedOut } from '../../client/wait-timeout.ts';
+import { noteHolds, waitNote } from '../../client/wait-notes.ts';
 import type { Progress } from '../../core/protocol.ts';
 import { fakeBackfillClient, noDeadline } from './fake-backfill-client.ts';
 
@@ -143,5 +144,53 @@ describe('the progress of a backfill that ended, with no worker to tell it', () 
     await expect(endedAs('TERMINATED').progress('b1')).rejects.toMatchObject({ code: 'not_running', message: expect.stringContaining("backfill 'b1' ended terminated (through Temporal") });
     await expect(endedAs('TIMED_OUT').progress('b1')).rejects.toMatchObject({ message: expect.stringContaining('ended timed out') });
     await expect(endedAs('FAILED').progress('b1')).rejects.toMatchObject({ message: "backfill 'b1' ended failed, and no worker is there to tell its final progress" });
+  });
+});
+
+describe('what wait says while it blocks on a held backfill', () => {
+  type Looked = Pick<Progress, 'state' | 'paused' | 'governance'>;
+  const budgetSpent = 'the retries budget is spent: 3 of 3 failed attempts; raise it with backfill set-budget <id> --retries <more> to go on';
+  const governed = (holds: Array<{ kind: 'operator' | 'budget' | 'window' | 'approval'; reason: string }>): Looked =>
+    ({ state: 'running', paused: holds.some((h) => h.kind === 'operator' || h.kind === 'budget'), governance: { holds } as unknown as Progress['governance'] });
+  const running: Looked = governed([]);
+  const spent = (used: number) => governed([{ kind: 'budget', reason: budgetSpent.replace('3 of 3', `${used} of 3`) }]);
+
+  it('a spent budget: one line naming it and the set-budget that lets it go on, with the backfill id; nothing more on the next looks; one line when it goes on', () => {
+    const first = waitNote('d-1', '', spent(3));
+    expect(first.line).toBe("d-1 is held, and starts no partition: the retries budget is spent: 3 of 3 failed attempts; raise it with backfill set-budget d-1 --retries <more> to go on");
+    // The same hold, its count moved on: said once.
+    expect(waitNote('d-1', first.held, spent(4)).line).toBeNull();
+    const on = waitNote('d-1', first.held, running);
+    expect(on.line).toBe('d-1 goes on: nothing holds it any more');
+    expect(waitNote('d-1', on.held, running).line).toBeNull();
+  });
+
+  it('a backfill that runs: nothing; one that ended: nothing either (wait tells how it ended)', () => {
+    expect(waitNote('d-1', '', running).line).toBeNull();
+    expect(waitNote('d-1', 'budget', { ...spent(3), state: 'completed' }).line).toBeNull();
+  });
+
+  it('a pause without a policy, a staged backfill, a closed window: each says why and the command', () => {
+    expect(waitNote('d-1', '', { state: 'running', paused: true }).line).toBe("d-1 is held, and starts no partition: paused by an operator ('backfill resume d-1' goes on)");
+    expect(waitNote('d-1', '', { state: 'staged', paused: false }).line).toContain("waits for publish or discard ('backfill diff d-1', then 'backfill publish d-1' or 'backfill discard d-1')");
+    const window = waitNote('d-1', '', { ...governed([{ kind: 'window', reason: 'outside the run windows; opens Mon 02:00 UTC' }]), state: 'waiting_for_window' });
+    expect(window.line).toBe('d-1 is held, and starts no partition: outside the run windows; opens Mon 02:00 UTC');
+    // Another hold comes on top: said again, with both.
+    const both = governed([{ kind: 'window', reason: 'outside the run windows' }, { kind: 'operator', reason: 'paused by an operator (backfill resume goes on)' }]);
+    expect(waitNote('d-1', window.held, both).line).toBe('d-1 is held, and starts no partition: outside the run windows; paused by an operator (backfill resume goes on)');
+  });
+
+  it('noteHolds looks until stopped and says only the changes; a look that fails says nothing', async () => {
+    const looks: Array<Looked | Error> = [running, spent(3), new Error('no worker'), spent(4), running];
+    let n = 0;
+    const client = { progress: async () => { const next = looks[Math.min(n++, looks.length - 1)]!; if (next instanceof Error) throw next; return next as Progress; } };
+    const said: string[] = [];
+    const stop = noteHolds(client, 'd-1', (line) => said.push(line), 5);
+    await vi.waitFor(() => expect(n).toBeGreaterThanOrEqual(looks.length + 2));
+    stop();
+    const after = n;
+    await new Promise((r) => setTimeout(r, 30));
+    expect(n).toBe(after);
+    expect(said).toEqual([expect.stringMatching(/^d-1 is held, and starts no partition: the retries budget is spent: 3 of 3/), 'd-1 goes on: nothing holds it any more']);
   });
 });
