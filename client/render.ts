@@ -163,6 +163,18 @@ export function renderGovernance(progress: Printable<Progress>): string[] {
   return lines;
 }
 
+/**
+ * `running` counts the partitions of the batches in flight, and `concurrency` caps activities: a
+ * batch is one activity that runs its partitions one after another, so more may show running
+ * than the cap. Said under the table where that happens, so the two columns do not read as a
+ * broken cap.
+ */
+export function renderBatchedRunning(progress: Printable<Progress>): string[] {
+  const over = progress.nodes.filter((n) => n.running > n.concurrency).map((n) => n.id);
+  if (over.length === 0) return [];
+  return [`  running counts the partitions of batches in flight (${over.join(', ')}): concurrency caps activities, and a batch runs its partitions one after another`];
+}
+
 /** The whole status; its text made printable here, once, for every section. */
 export function renderStatus(shown: Progress & { waiting?: Waiting[]; judgement?: string; rollback?: StatusRollback; workflowTaskFailing?: TaskFailingWarning }): string {
   const progress = printable(shown);
@@ -193,7 +205,7 @@ export function renderStatus(shown: Progress & { waiting?: Waiting[]; judgement?
   const failing = progress.workflowTaskFailing ? [pc.red(`  ⚠ ${progress.workflowTaskFailing.message}`)] : [];
   // After a rollback the retry hint would send the user to a resume that is refused.
   const retryHint = progress.rollback ? [] : renderRetryHint(progress);
-  return [headline(progress), ...failing, ...renderRollback(progress), ...renderGovernance(progress), table.toString(), ...staged, ...renderCanary(progress), ...judgement, ...renderWaiting(progress), ...renderFailures(progress), ...retryHint].join('\n');
+  return [headline(progress), ...failing, ...renderRollback(progress), ...renderGovernance(progress), table.toString(), ...renderBatchedRunning(progress), ...staged, ...renderCanary(progress), ...judgement, ...renderWaiting(progress), ...renderFailures(progress), ...retryHint].join('\n');
 }
 
 /** The backfill's rollback since its last run: its workflow says completed, but its data is undone. */

@@ -512,6 +512,23 @@ describe('renderGovernance (status under a policy)', () => {
   });
 });
 
+describe('status of a node whose batches hold more partitions than its concurrency', () => {
+  const daily = (running: number) => progress({ nodes: [nodeProgress({ id: 'daily', total: 100, done: 10, running, pending: 90 - running, concurrency: 4 })] });
+
+  it('says under the table that running counts the partitions of batches in flight, and concurrency caps activities', () => {
+    const lines = plain(renderStatus(daily(5))).split('\n');
+    const note = lines.findIndex((l) => l.includes('batches in flight'));
+    const row = lines.findIndex((l) => l.includes('10/100'));
+    expect(row).toBeGreaterThan(0);
+    expect(note).toBeGreaterThan(row);
+    expect(lines[note]).toBe('  running counts the partitions of batches in flight (daily): concurrency caps activities, and a batch runs its partitions one after another');
+  });
+
+  it('says nothing while running is within concurrency', () => {
+    expect(plain(renderStatus(daily(4)))).not.toContain('batches in flight');
+  });
+});
+
 describe('status of a backfill that ended (withoutLiveHolds)', () => {
   const view = (fields: Partial<GovernanceView>): GovernanceView => ({
     policy: { hash: null, path: null },
