@@ -6,17 +6,16 @@
 import { isActive, type Progress } from '../core/protocol.ts';
 import { shellWord } from '../core/shell-word.ts';
 import type { BackfillClient } from './backfill-client.ts';
+import { decisionAwaited } from './wait-timeout.ts';
 
 type Held = { kind: string; reason: string };
 /** What `wait` last said: the kinds of hold it named ('' while nothing held the backfill). */
 export type WaitNote = { held: string; line: string | null };
 
-/** What waits on an operator's decision of what the backfill computed. */
+/** What waits on an operator's decision of what the backfill computed (as `wait --timeout` says it). */
 function decisionHold(id: string, state: Progress['state']): Held | null {
-  const w = shellWord(id);
-  if (state === 'staged') return { kind: 'staged', reason: `it has staged its partitions and waits for publish or discard ('backfill diff ${w}', then 'backfill publish ${w}' or 'backfill discard ${w}')` };
-  if (state === 'awaiting_canary') return { kind: 'canary', reason: `it has run its canary's slice and waits for approve or discard ('backfill diff ${w}', then 'backfill approve ${w} --reason "..."' or 'backfill discard ${w}')` };
-  return null;
+  const reason = decisionAwaited(id, state);
+  return reason === null ? null : { kind: state, reason };
 }
 
 /** Why nothing starts now, one entry per hold; empty when nothing holds it (or it has ended). */

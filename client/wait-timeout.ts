@@ -3,18 +3,25 @@ import { BackfillError } from '../core/errors.ts';
 import type { Progress } from '../core/protocol.ts';
 import { shellWord } from '../core/shell-word.ts';
 
+/** What a staged backfill or a canary's slice waits for, with the commands that decide it; null in any other state. */
+export function decisionAwaited(id: string, state: Progress['state']): string | null {
+  const w = shellWord(id);
+  if (state === 'staged') return `it has staged its partitions and waits for publish or discard (compare with 'backfill diff ${w}', then 'backfill publish ${w}' or 'backfill discard ${w}')`;
+  if (state === 'awaiting_canary') return `it has run its canary's slice and waits for approve or discard (compare with 'backfill diff ${w}', then 'backfill approve ${w} --reason "..."' or 'backfill discard ${w}')`;
+  return null;
+}
+
 /**
  * `progress` is null when it could not be read. A staged backfill or a canary's slice waits for
  * an operator's decision, which no amount of waiting makes: the message says whose and the command.
  */
 export function waitTimedOut(backfillId: string, timeoutMs: number, progress: Pick<Progress, 'state' | 'paused'> | null): BackfillError {
   const id = backfillId;
+  const decision = progress ? decisionAwaited(id, progress.state) : null;
   const why =
-    progress?.state === 'staged'
-      ? `: it has staged its partitions and waits for publish or discard (compare with 'backfill diff ${shellWord(id)}', then 'backfill publish ${shellWord(id)}' or 'backfill discard ${shellWord(id)}')`
-      : progress?.state === 'awaiting_canary'
-        ? `: it has run its canary's slice and waits for approve or discard (compare with 'backfill diff ${shellWord(id)}', then 'backfill approve ${shellWord(id)} --reason "..."' or 'backfill discard ${shellWord(id)}')`
-        : progress?.state === 'awaiting_approval'
+    decision !== null
+      ? `: ${decision}`
+      : progress?.state === 'awaiting_approval'
           ? `: it waits for the approval its policy asks for before it runs ('backfill status ${shellWord(id)}' says why)`
           : progress?.state === 'waiting_for_window'
             ? `: it waits for its run window to open ('backfill status ${shellWord(id)}' says when)`

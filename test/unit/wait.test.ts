@@ -172,7 +172,7 @@ describe('what wait says while it blocks on a held backfill', () => {
 
   it('a pause without a policy, a staged backfill, a closed window: each says why and the command', () => {
     expect(waitNote('d-1', '', { state: 'running', paused: true }).line).toBe("d-1 is held, and starts no partition: paused by an operator ('backfill resume d-1' goes on)");
-    expect(waitNote('d-1', '', { state: 'staged', paused: false }).line).toContain("waits for publish or discard ('backfill diff d-1', then 'backfill publish d-1' or 'backfill discard d-1')");
+    expect(waitNote('d-1', '', { state: 'staged', paused: false }).line).toContain("waits for publish or discard (compare with 'backfill diff d-1', then 'backfill publish d-1' or 'backfill discard d-1')");
     const window = waitNote('d-1', '', { ...governed([{ kind: 'window', reason: 'outside the run windows; opens Mon 02:00 UTC' }]), state: 'waiting_for_window' });
     expect(window.line).toBe('d-1 is held, and starts no partition: outside the run windows; opens Mon 02:00 UTC');
     // Another hold comes on top: said again, with both.
