@@ -256,14 +256,15 @@ export type RollbackStarted = {
   historyGone: boolean;
 };
 
-/** What `status` shows: the progress, and the nodes whose work waits for a worker nobody runs. */
 /**
- * Progress, with the nodes whose partitions wait on a queue no worker polls, (`judgement`)
- * why a run not admitted yet waits: the workers that took its judgement declined it (a policy
- * other than the one the backfill was admitted under, or none), and (`workflowTaskFailing`)
- * that the progress, answered by a worker that still holds the run, no longer moves.
+ * What `status` shows: the progress, with the nodes whose partitions wait on a queue no worker
+ * polls, (`judgement`) why a run not admitted yet waits: the workers that took its judgement
+ * declined it (a policy other than the one the backfill was admitted under, or none),
+ * (`workflowTaskFailing`) that the progress, answered by a worker that still holds the run, no
+ * longer moves, and (`refused`) the rules the policy refused the run for at admission, one a
+ * line: it ran nothing.
  */
-export type Status = Progress & { waiting: Waiting[]; judgement?: string; rollback?: StatusRollback; workflowTaskFailing?: TaskFailingWarning };
+export type Status = Progress & { waiting: Waiting[]; judgement?: string; rollback?: StatusRollback; workflowTaskFailing?: TaskFailingWarning; refused?: string };
 
 /** Why the judgement of a run waits: the last PolicyMismatch of its pending policy load, if any. */
 export function judgementWait(pending: ReadonlyArray<{ lastFailure?: { message?: string | null; applicationFailureInfo?: { type?: string | null } | null } | null }> | null | undefined): string | undefined {
@@ -394,6 +395,17 @@ function passing(error: unknown): boolean {
   if (error instanceof BackfillError) return false;
   const code = grpcCode(error);
   return code === undefined || PASSING_CODES.has(code);
+}
+
+/**
+ * How a start may take a used workflow id: after any closed run for a deliberate new run (--rerun,
+ * or one that goes on from an ended run); after a failed run only when every run of the id was
+ * refused at admission, so that a start of it made since (running, or completed) still refuses
+ * this one; else not at all.
+ */
+function reusePolicy(deliberate: boolean, refusedOnly: boolean): WorkflowIdReusePolicy {
+  if (deliberate) return WorkflowIdReusePolicy.ALLOW_DUPLICATE;
+  return refusedOnly ? WorkflowIdReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY : WorkflowIdReusePolicy.REJECT_DUPLICATE;
 }
 
 /** A readable default id: the spec's name and the UTC start time. */
@@ -539,6 +551,8 @@ export class BackfillClient {
       const parentRunning = await this.describe(backfillId).then((d) => d.status.name === 'RUNNING', () => false);
       if (!parentRunning) await this.nodesClosed(backfillId, spec.nodes.map((n) => n.id));
     }
+    // An id whose every run the policy refused ran nothing: a start that complies takes it again, without --rerun.
+    const refusedRun = options.rerun || carry ? null : await this.refusedRunOnly(backfillId);
     const skip = options.skip && Object.keys(options.skip).length > 0 ? options.skip : undefined;
     const governance = {
       identity: this.identity,
@@ -556,7 +570,7 @@ export class BackfillClient {
               // A run with a carry goes on from an ended one: signed as its action, over the carry it starts from and the run that ended so.
               goesOn
                 ? { action: options.resumeRequest?.retryFailed ? 'retry-failed' : 'resume', carry: goesOn.carry, afterRun: goesOn.fromRunId }
-                : { afterRun: options.rerun ? await this.latestRunId(backfillId) : FIRST_RUN },
+                : { afterRun: options.rerun ? await this.latestRunId(backfillId) : (refusedRun ?? FIRST_RUN) },
             ),
           }
         : {}),
@@ -581,7 +595,7 @@ export class BackfillClient {
         workflowId,
         taskQueue,
         args: [input],
-        workflowIdReusePolicy: options.rerun || carry ? WorkflowIdReusePolicy.ALLOW_DUPLICATE : WorkflowIdReusePolicy.REJECT_DUPLICATE,
+        workflowIdReusePolicy: reusePolicy(options.rerun === true || carry !== undefined, refusedRun !== null),
         typedSearchAttributes: [{ key: BACKFILL_ID, value: backfillId }],
         staticSummary: backfillSummary(plan),
         staticDetails: backfillDetails(spec, plan, range),
@@ -606,6 +620,28 @@ export class BackfillClient {
     }
     if (options.admission === false) return started;
     return { ...started, admission: await this.admission(backfillId, taskQueue) };
+  }
+
+  /**
+   * The latest run of a backfill when the policy refused every run of its id at admission (core/id-reuse.ts), each one's history
+   * showing it ran nothing: a start without --rerun follows it (a signed start names it). Null when the id is unused, or ran.
+   */
+  private async refusedRunOnly(backfillId: string): Promise<string | null> {
+    const workflowId = backfillWorkflowId(backfillId);
+    const latest = await this.describeIfAny(workflowId);
+    const [{ refusedAtAdmission }, { refusedRunToFollow }, { ranNothing, runsOfWorkflowId }] = await Promise.all([
+      import('../core/go-on-from.ts'),
+      import('../core/id-reuse.ts'),
+      import('./workflow-runs.ts'),
+    ]);
+    if (!latest || latest.type !== BACKFILL_WORKFLOW_TYPE || !refusedAtAdmission(latest)) return null;
+    const runs = await runsOfWorkflowId(this.connection, this.namespace, workflowId);
+    if (refusedRunToFollow(latest, runs) === null) return null;
+    for (const runId of new Set([latest.runId, ...runs.map((r) => r.runId)])) {
+      const history = await this.client.workflow.getHandle(workflowId, runId, { followRuns: false }).fetchHistory();
+      if (!ranNothing(history.events ?? [])) return null;
+    }
+    return latest.runId;
   }
 
   /** The run id of the latest run of a backfill (the one a signed `start --rerun` follows), or FIRST_RUN when it has none. */
@@ -698,7 +734,9 @@ export class BackfillClient {
     if (progress.state !== 'running') {
       // A rollback runs only once the backfill ended: one describe of its workflow id says whether there was one.
       const rollback = running ? undefined : await this.rollbackSince(backfillId, description);
-      return { ...withoutLiveHolds(progress), waiting: [], ...declined, ...(rollback ? { rollback } : {}), ...(await failingAnswered) };
+      const { admissionRefusal } = await import('../core/go-on-from.ts');
+      const refused = admissionRefusal(description);
+      return { ...withoutLiveHolds(progress), waiting: [], ...declined, ...(rollback ? { rollback } : {}), ...(refused !== null ? { refused } : {}), ...(await failingAnswered) };
     }
     const [live, waiting, failing] = await Promise.all([eta, this.waiting(backfillId, description.runId, progress, inputOnce, await workflowPollers), failingAnswered]);
     // The spec says which nodes wait on one no worker polls (read once already, to find the waiting ones).
@@ -766,6 +804,9 @@ export class BackfillClient {
       .withDeadline(Date.now() + 5000, () => handle.query(progressQuery))
       .catch(() => null);
     if (last) return { ...last, state };
+    const { admissionRefusal } = await import('../core/go-on-from.ts');
+    const refused = admissionRefusal(description);
+    if (refused !== null) throw new BackfillError('not_running', `backfill '${backfillId}' was refused by the policy at its start, so nothing of it ran:\n${refused}`);
     throw new BackfillError('not_running', `backfill '${backfillId}' ended ${endedText(state)}, and no worker is there to tell its final progress`);
   }
 

@@ -176,7 +176,7 @@ export function renderBatchedRunning(progress: Printable<Progress>): string[] {
 }
 
 /** The whole status; its text made printable here, once, for every section. */
-export function renderStatus(shown: Progress & { waiting?: Waiting[]; judgement?: string; rollback?: StatusRollback; workflowTaskFailing?: TaskFailingWarning }): string {
+export function renderStatus(shown: Progress & { waiting?: Waiting[]; judgement?: string; rollback?: StatusRollback; workflowTaskFailing?: TaskFailingWarning; refused?: string }): string {
   const progress = printable(shown);
   const table = new Table({
     head: ['node', 'done', 'running', 'failed', 'blocked', 'pending', 'rate', 'concurrency', 'throughput', 'ETA'],
@@ -205,7 +205,14 @@ export function renderStatus(shown: Progress & { waiting?: Waiting[]; judgement?
   const failing = progress.workflowTaskFailing ? [pc.red(`  ⚠ ${progress.workflowTaskFailing.message}`)] : [];
   // After a rollback the retry hint would send the user to a resume that is refused.
   const retryHint = progress.rollback ? [] : renderRetryHint(progress);
-  return [headline(progress), ...failing, ...renderRollback(progress), ...renderGovernance(progress), table.toString(), ...renderBatchedRunning(progress), ...staged, ...renderCanary(progress), ...judgement, ...renderWaiting(progress), ...renderFailures(progress), ...retryHint].join('\n');
+  return [headline(progress), ...renderRefusal(shown.refused), ...failing, ...renderRollback(progress), ...renderGovernance(progress), table.toString(), ...renderBatchedRunning(progress), ...staged, ...renderCanary(progress), ...judgement, ...renderWaiting(progress), ...renderFailures(progress), ...retryHint].join('\n');
+}
+
+/** A run the policy refused at admission: the rules it broke (`why`, one a line) and that nothing of it ran. */
+export function renderRefusal(why: string | undefined): string[] {
+  if (why === undefined) return [];
+  const rules = why.split('\n').map((line) => pc.red(`      ${printableText(line)}`));
+  return [pc.red('  ✗ refused by the policy at its start, so nothing of it ran:'), ...rules, '  next: meet these rules, then run the same command again'];
 }
 
 /** The backfill's rollback since its last run: its workflow says completed, but its data is undone. */

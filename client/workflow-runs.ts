@@ -12,6 +12,8 @@ const MAX_PAGES = 20;
 
 const { WORKFLOW_EXECUTION_STATUS_FAILED: FAILED, WORKFLOW_EXECUTION_STATUS_RUNNING: RUNNING } = proto.temporal.api.enums.v1.WorkflowExecutionStatus;
 
+const { EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED: CHILD_STARTED, EVENT_TYPE_WORKFLOW_EXECUTION_FAILED: RUN_FAILED } = proto.temporal.api.enums.v1.EventType;
+
 type Listed = proto.temporal.api.workflow.v1.IWorkflowExecutionInfo;
 
 /** Whether a listed run ended refused at admission (its memo says why: core/go-on-from.ts), which ran nothing. */
@@ -48,4 +50,15 @@ export async function runsOfWorkflowId(connection: Pick<Connection, 'workflowSer
     if (nextPageToken === undefined) break;
   }
   return runs;
+}
+
+/**
+ * Whether a run's history shows it ran nothing: it failed with the policy's refusal and started no
+ * node workflow (they run every partition). The memo that marks a refused run can be set by
+ * whoever starts the workflow (Temporal's CLI: --memo); the history is what the workflow did.
+ */
+export function ranNothing(events: readonly proto.temporal.api.history.v1.IHistoryEvent[]): boolean {
+  if (events.some((e) => e.eventType === CHILD_STARTED)) return false;
+  const last = events.at(-1);
+  return last?.eventType === RUN_FAILED && last.workflowExecutionFailedEventAttributes?.failure?.applicationFailureInfo?.type === 'policy_violation';
 }

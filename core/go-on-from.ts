@@ -13,9 +13,16 @@ export type RunEnd = { status: { name: string }; memo?: Record<string, unknown> 
 
 /** Whether a run ended refused at admission: the workflow writes why in its memo (`governance.refused`) before it fails. */
 export function refusedAtAdmission(run: RunEnd): boolean {
-  if (run.status.name !== 'FAILED') return false;
+  return admissionRefusal(run) !== null;
+}
+
+/** Why the policy refused a run at admission (the rules it broke, one a line, from its memo), or null when it did not. */
+export function admissionRefusal(run: RunEnd): string | null {
+  if (run.status.name !== 'FAILED') return null;
   const governance = run.memo?.governance;
-  return typeof governance === 'object' && governance !== null && typeof (governance as { refused?: unknown }).refused === 'string';
+  if (typeof governance !== 'object' || governance === null) return null;
+  const refused = (governance as { refused?: unknown }).refused;
+  return typeof refused === 'string' ? refused : null;
 }
 
 /**

@@ -446,6 +446,18 @@ describe('renderStatus', () => {
     expect(plain(renderStatus({ ...progress(), waiting: [], workflowTaskFailing })).split('\n')[1]).toBe(`  ⚠ ${workflowTaskFailing.message}`);
     expect(lines[1]).not.toContain('⚠');
   });
+
+  it('a run the policy refused at admission: under the headline, that nothing of it ran, each rule it broke (made printable), and what to do', () => {
+    const refused = 'reasons.required[0]: start needs a reason: add --reason\ncaps.backfill.rate: 500/s is above the cap \u001b[2Jof 100/s';
+    const shown = plain(renderStatus({ ...progress({ state: 'failed' }), waiting: [], refused })).split('\n');
+    expect(shown.slice(1, 5)).toEqual([
+      '  ✗ refused by the policy at its start, so nothing of it ran:',
+      '      reasons.required[0]: start needs a reason: add --reason',
+      '      caps.backfill.rate: 500/s is above the cap  [2Jof 100/s',
+      '  next: meet these rules, then run the same command again',
+    ]);
+    expect(text).not.toContain('refused by the policy');
+  });
 });
 
 describe('renderGovernance (status under a policy)', () => {

@@ -5,7 +5,8 @@
 import { describe, expect, it } from 'vitest';
 import type { EarlierRun } from '../../core/approval.ts';
 import type { ResolvedSpec } from '../../core/spec.ts';
-import { admittedBefore, refusedAtAdmission, type RunEnd } from '../../core/go-on-from.ts';
+import { admissionRefusal, admittedBefore, refusedAtAdmission, type RunEnd } from '../../core/go-on-from.ts';
+import { refusedRunToFollow } from '../../core/id-reuse.ts';
 import { fakeBackfillClient } from './fake-backfill-client.ts';
 
 const refusedMemo = { governance: { policy: { hash: 'sha256:aa' }, refused: "caps.backfill.rate: the backfill's rate 100/s is above the policy's cap of 20/s" } };
@@ -20,6 +21,13 @@ describe('the run a new run goes on from', () => {
     expect(refusedAtAdmission(ended('CANCELED', refusedMemo))).toBe(false);
     expect(refusedAtAdmission(ended('FAILED'))).toBe(false);
     expect(refusedAtAdmission(ended('FAILED', { governance: { refused: 5 } }))).toBe(false);
+  });
+
+  it("why a run was refused at admission is its memo's refusal; none for any other end", () => {
+    expect(admissionRefusal(ended('FAILED', refusedMemo))).toBe(refusedMemo.governance.refused);
+    expect(admissionRefusal(ended('FAILED', admittedMemo))).toBeNull();
+    expect(admissionRefusal(ended('COMPLETED', refusedMemo))).toBeNull();
+    expect(admissionRefusal(ended('FAILED', { governance: { refused: 5 } }))).toBeNull();
   });
 
   it('after refused runs, the latest admitted run before them, whatever came after the refusals', () => {
@@ -54,5 +62,20 @@ describe('resume of a backfill that completed', () => {
     await expect(completedAs('completed').resume('b1', { spec: {} as ResolvedSpec })).rejects.toMatchObject({ message: expect.stringContaining('nothing is left to resume with the new spec') });
     // One that completed with failures goes on (its failures run again): past this check, on to the run it goes on from.
     await expect(completedAs('completed_with_failures').resume('b1')).rejects.not.toMatchObject({ code: 'not_running' });
+  });
+});
+
+describe('a start that takes an id again without --rerun', () => {
+  const latest = { runId: 'r2', ...ended('FAILED', refusedMemo) };
+
+  it('follows the latest run when the policy refused every run of the id at admission (listed or not yet)', () => {
+    expect(refusedRunToFollow(latest, [run('r1', 1, true), run('r2', 2)])).toBe('r2');
+    expect(refusedRunToFollow(latest, [])).toBe('r2');
+  });
+
+  it('follows none when a run of the id was admitted (it ran: --rerun), or the latest was not refused', () => {
+    expect(refusedRunToFollow(latest, [run('a1', 1), run('r2', 2, true)])).toBeNull();
+    expect(refusedRunToFollow({ runId: 'a1', ...ended('FAILED', admittedMemo) }, [run('a1', 1)])).toBeNull();
+    expect(refusedRunToFollow({ runId: 'r2', ...ended('RUNNING', refusedMemo) }, [])).toBeNull();
   });
 });
