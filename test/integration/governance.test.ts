@@ -135,6 +135,36 @@ describe('governance on a real server', () => {
     expect((await alice.wait(allowed.backfillId, 60_000)).state).toBe('completed');
   });
 
+  it('a refused start uses up nothing: status names the refusal, the same id starts again without --rerun; once a run of it ran, only --rerun does', async () => {
+    const backfillId = `refused-again-${++serial}`;
+    const again = spec([{ id: 'orders', transform: 'noop' }]);
+    expect(await refusal(alice.start(again, { taskQueue: queue, id: backfillId, limits: { rate: 500 } }))).toMatchObject({ code: 'policy_violation' });
+    const status = await alice.status(backfillId);
+    expect(status.state).toBe('failed');
+    expect(status.refused).toMatch(/^caps\.backfill\.rate: /);
+    const text = await runCli(['status', backfillId]);
+    expect(text.stdout).toContain(`refused by the policy at its start, so nothing of it ran:\n      ${status.refused}`);
+    expect((await runCli<{ refused?: string }>(['status', backfillId, '--json'])).json?.refused).toBe(status.refused);
+
+    await alice.start(again, { taskQueue: queue, id: backfillId, limits: { rate: 50 } });
+    expect((await alice.wait(backfillId, 60_000)).state).toBe('completed');
+    const ran = /already ran: pass --rerun/;
+    expect(await refusal(alice.start(again, { taskQueue: queue, id: backfillId, limits: { rate: 50 } }))).toMatchObject({ code: 'already_exists', message: expect.stringMatching(ran) });
+    // A --rerun the policy refused ran nothing, but the run before it did.
+    expect(await refusal(alice.start(again, { taskQueue: queue, id: backfillId, rerun: true, limits: { rate: 500 } }))).toMatchObject({ code: 'policy_violation' });
+    expect(await refusal(alice.start(again, { taskQueue: queue, id: backfillId, limits: { rate: 50 } }))).toMatchObject({ code: 'already_exists', message: expect.stringMatching(ran) });
+  });
+
+  it('a signed start after a refused one of its id follows that run, and is admitted once', async () => {
+    const backfillId = `signed-again-${++serial}`;
+    const again = spec([{ id: 'orders', transform: 'noop' }]);
+    const signed = { taskQueue: queue, id: backfillId, reason: 'finance restated Q1', signKey: key('alice') };
+    expect(await refusal(alice.start(again, { ...signed, limits: { rate: 500 } }))).toMatchObject({ code: 'policy_violation' });
+    await alice.start(again, { ...signed, limits: { rate: 50 } });
+    expect((await alice.progress(backfillId)).governance?.starter).toEqual({ identity: principal('alice'), verified: true });
+    expect((await alice.wait(backfillId, 60_000)).state).toBe('completed');
+  });
+
   it('a start with Temporal\'s own CLI meets the same policy', async () => {
     const backfillId = `temporal-cli-${++serial}`;
     const input: BackfillInput = { core: CORE_GENERATION, backfillId, spec: spec([{ id: 'orders', transform: 'noop' }]), range: {}, limits: { rate: 500 }, governance: { identity: principal('bob') } };
