@@ -611,7 +611,7 @@ export class BackfillClient {
         throw new BackfillError(
           'already_exists',
           running
-            ? `backfill '${backfillId}' is already running: watch it with 'backfill status ${shellWord(backfillId)} --watch', or choose another --id`
+            ? `backfill '${backfillId}' is already running: watch it with 'backfill status ${shellWord(backfillId)} --watch', or choose another --id (with --attach, start goes on with the running one instead of failing)`
             : `backfill '${backfillId}' already ran: pass --rerun to run it again deliberately, or choose another --id`,
           'id',
         );

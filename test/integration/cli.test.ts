@@ -181,7 +181,7 @@ describe('backfill start, wait, status and control against a running worker', ()
     expect(first.code).toBe(0);
     const refused = await backfill(['start', spec, '--id', id, '--json'], env);
     expect(refused.json.error.code).toBe('already_exists');
-    expect(refused.json.error.message).toMatch(/already running/);
+    expect(refused.json.error.message).toMatch(/already running: .*\(with --attach, start goes on with the running one instead of failing\)$/);
     const attached = await backfill(['start', spec, '--id', id, '--attach', '--json'], env);
     expect(attached.code).toBe(0);
     expect(attached.json).toMatchObject({ backfillId: id, runId: first.json.runId, attached: true });
