@@ -19,7 +19,7 @@ import {
 import { NamespaceNotFoundError, WorkflowIdReusePolicy, type Priority, type UpdateDefinition } from '@temporalio/common';
 import proto from '@temporalio/proto';
 import { optionalTsToMs } from '@temporalio/common/lib/time.js';
-import { closedState, endedText, endedUndecided, type StagedEnd } from './ended.ts';
+import { closedState, endedText, endedUndecided, notRunningError, type StagedEnd } from './ended.ts';
 import { backfillIdOfWorkflow, carryHash, FIRST_RUN, planHash, type PlanIdentity } from '../core/approval.ts';
 import { parseMeta, type AuditEntry, type ControlMeta, type Unchanged } from '../core/audit.ts';
 import { backfillDetails, backfillSummary } from '../core/details.ts';
@@ -31,7 +31,7 @@ import { rollbackNodes, type RollbackNodes, type RunNode } from '../core/rollbac
 import { expandPlan, requirePartitionsInRange, type Plan } from '../core/plan.ts';
 import { RangeSet } from '../core/ranges.ts';
 import { rollbackWorkflowId, type RollbackInput, type RollbackSummary, type RollbackTuning, type StatusRollback } from '../core/rollback.ts';
-import { CORE_GENERATION, DEFAULT_TASK_QUEUE, type BackfillCarry, type BackfillInput, type BackfillResult, type Limits, type Progress, type ResumeRequest, type Tuning } from '../core/protocol.ts';
+import { CORE_GENERATION, DEFAULT_TASK_QUEUE, type BackfillCarry, type BackfillInput, type BackfillResult, type BackfillState, type Limits, type Progress, type ResumeRequest, type Tuning, isActive } from '../core/protocol.ts';
 import type { RangesJSON } from '../core/ranges.ts';
 import type { PartitionRange, ResolvedSpec } from '../core/spec.ts';
 import { discardWorkflowId, type DiscardEndedInput, type StagedPhase } from '../core/staged.ts';
@@ -995,6 +995,12 @@ export class BackfillClient {
     return (await this.client.workflow.getHandle<typeof backfillWorkflow>(backfillWorkflowId(backfillId), runId, { followRuns: false }).result()) as BackfillResult;
   }
 
+  /** How a closed run of a backfill ended, as `status` says it: its result's state, or how the server closed it. */
+  private async endedState(backfillId: string, description: WorkflowExecutionDescription): Promise<BackfillState> {
+    const status = description.status.name;
+    return status === 'COMPLETED' ? (await this.runResult(backfillId, description.runId)).state : closedState(status);
+  }
+
   /** The final result of a finished backfill (to resume it). */
   async result(backfillId: string): Promise<BackfillResult> {
     return (await this.handle(backfillId).result()) as BackfillResult;
@@ -1011,9 +1017,7 @@ export class BackfillClient {
    */
   private async update<R, A extends [unknown, ...unknown[]]>(backfillId: string, definition: UpdateDefinition<R, A>, args: A, decision?: 'publish' | 'discard'): Promise<R> {
     const description = await this.describe(backfillId);
-    if (description.status.name !== 'RUNNING') {
-      throw new BackfillError('not_running', `backfill '${backfillId}' is not running (it ended ${description.status.name.toLowerCase()})`);
-    }
+    if (description.status.name !== 'RUNNING') throw notRunningError(backfillId, await this.endedState(backfillId, description));
     const taskQueue = description.taskQueue;
     if (await this.unpolled(taskQueue)) throw controlNoWorker(backfillId, taskQueue);
     const deadline = Date.now() + UPDATE_TIMEOUT_MS;
@@ -1519,6 +1523,7 @@ export class BackfillClient {
    */
   async approve(backfillId: string, options: { reason: string; signKey: string }): Promise<{ approver: string; state: ControlState; planHash: string }> {
     const progress = await this.progress(backfillId);
+    if (!isActive(progress.state)) throw notRunningError(backfillId, progress.state);
     const governance = progress.governance;
     if (!governance) throw new BackfillError('approval_refused', `backfill '${backfillId}' runs under no policy (it started before governance existed): there is nothing to approve`);
     if (!governance.approval.needed || governance.approval.approvedBy !== null) {
@@ -1974,8 +1979,7 @@ export class BackfillClient {
     const description = await this.describe(backfillId);
     if (description.status.name !== 'RUNNING') {
       // A termination leaves the datasets' leases (and the node workflows for a while), which a cancel cannot end.
-      const left = endedWithoutCleanup(description.status.name) ? `; ${leftRunning(backfillId)}` : '';
-      throw new BackfillError('not_running', `backfill '${backfillId}' is not running (it ended ${description.status.name.toLowerCase()})${left}`);
+      throw notRunningError(backfillId, await this.endedState(backfillId, description), endedWithoutCleanup(description.status.name) ? leftRunning(backfillId) : undefined);
     }
     let skipped: string | null = null;
     try {

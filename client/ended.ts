@@ -1,4 +1,5 @@
 /** How a closed backfill run ended, as the server tells it: a run the server ended (terminated, timed out) did not end itself. */
+import { BackfillError } from '../core/errors.ts';
 import type { BackfillState } from '../core/protocol.ts';
 
 /** How a run that closed without a result of its own ended. */
@@ -33,4 +34,13 @@ const UNDECIDED: ReadonlySet<string> = new Set(['computing', 'running', 'awaitin
 /** How a staged run (or a canary's) in `phase` ended before its decision (`closed`: its workflow's, null while it is open); null when it did not. */
 export function endedUndecided(phase: string, closed: ClosedState | null): ClosedState | null {
   return UNDECIDED.has(phase) ? closed : null;
+}
+
+/**
+ * The refusal of a control sent to a backfill that ended, naming how the backfill itself ended
+ * (`discarded`, `completed with failures`), not its workflow's status on the server (`completed`
+ * for both). `left`: what more to say (what frees a terminated one's datasets).
+ */
+export function notRunningError(backfillId: string, state: BackfillState, left?: string): BackfillError {
+  return new BackfillError('not_running', `backfill '${backfillId}' is not running (it ended ${state.replaceAll('_', ' ')})${left !== undefined ? `; ${left}` : ''}`);
 }
