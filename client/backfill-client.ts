@@ -1588,6 +1588,10 @@ export class BackfillClient {
     const failed = Object.entries(carry.readiness)
       .filter(([id]) => node === undefined || id === node)
       .reduce((sum, [, state]) => sum + RangeSet.fromJSON(state.failed).size, 0);
+    if (node !== undefined) {
+      const nothing = (await import('../core/retry-failed.ts')).nothingToRetryOn(backfillId, node, carry.readiness);
+      if (nothing !== null) throw new BackfillError('invalid_argument', nothing);
+    }
     const { started, changed, plan } = await this.goOn(backfillId, description, {
       retryFailed: true,
       ...(spec ? { spec } : {}),
