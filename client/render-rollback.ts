@@ -31,6 +31,17 @@ function rolledBackHeadline(summary: RollbackSummary): string {
 }
 
 /**
+ * What a dry run advises next: the rollback, when it would restore or remove something; else why
+ * it would do nothing (null when all it finds is left alone: the --force line says what would).
+ */
+function previewNext(summary: RollbackSummary): string | null {
+  const { backfillId } = summary;
+  if (summary.restored + summary.removed > 0) return `  run 'backfill rollback ${shellWord(backfillId)}${summary.force ? ' --force' : ''}' to do it`;
+  if (summary.leftAlone > 0) return null;
+  return `  nothing to do: ${summary.alreadyRestored > 0 ? `${backfillId} was rolled back already` : `${backfillId} published nothing`}`;
+}
+
+/**
  * `preview`: a dry run (`rollback --dry-run`): what it would do, said as such; `historyGone`: the
  * server keeps no history of the backfill; `fromLedger`: nodes only the ledger names.
  */
@@ -52,7 +63,8 @@ export function renderRollback(summary: RollbackSummary, preview?: { historyGone
       lines.push(`    ${p.node} ${p.partition}: ${backfillId} published version ${p.version}, now ${p.currentVersion === null ? 'none' : `version ${p.currentVersion}`} by ${p.changedBy ?? '–'}`);
     }
     if (summary.leftAlone > 10) lines.push(`    … and ${number(summary.leftAlone - 10)} more (--json lists up to ${summary.leftAloneExamples.length})`);
-    lines.push(`  run 'backfill rollback ${shellWord(backfillId)} --force' to restore them too, undoing those later changes`);
+    const too = summary.restored + summary.removed > 0 ? ' too' : '';
+    lines.push(`  run 'backfill rollback ${shellWord(backfillId)} --force' to restore them${too}, undoing those later changes`);
   }
   if (preview?.historyGone) {
     lines.push(
@@ -68,7 +80,8 @@ export function renderRollback(summary: RollbackSummary, preview?: { historyGone
       ),
     );
   }
-  if (preview) lines.push(`  run 'backfill rollback ${shellWord(backfillId)}${summary.force ? ' --force' : ''}' to do it`);
+  const next = preview ? previewNext(summary) : null;
+  if (next !== null) lines.push(next);
   const table = new Table({
     head: ['node', ...(preview ? ['would restore', 'would remove', 'already restored', 'would leave alone'] : ['restored', 'removed', 'already restored', 'left alone'])],
     style: process.stdout.isTTY ? { head: ['cyan'] } : { head: [], border: [] },

@@ -118,7 +118,7 @@ describe('renderRollback', () => {
     expect(text).toMatch(/left alone: +2 partitions changed since: 1 by bf-3, 1 unpublished$/m);
     expect(text).toContain('daily 2024-01-02: bf-2 published version 2, now version 3 by bf-3');
     expect(text).toContain('daily 2024-01-03: bf-2 published version 2, now none by –');
-    expect(text).toContain("run 'backfill rollback bf-2 --force' to restore them too");
+    expect(text).toContain("run 'backfill rollback bf-2 --force' to restore them, undoing those later changes");
   });
 
   it('says in its headline when it rolled back only part of the backfill, or nothing of it', () => {
@@ -213,6 +213,20 @@ describe('previewRollback', () => {
     expect(gone).toMatch(/the server no longer keeps the history of bf-2 .*a worker with a policy judges the rollback/);
     expect(text).toContain("run 'backfill rollback bf-2' to do it");
     expect(text).not.toContain('rolled back');
+  });
+
+  it('advises the rollback only when it would restore or remove something', () => {
+    const empty = emptySummary({ backfillId: 'bf-2', rollbackId: PREVIEW_ROLLBACK_ID, force: false });
+    const dryRun = (counts: Partial<typeof empty>) => stripVTControlCharacters(renderRollback({ ...empty, ...counts }, { historyGone: false, fromLedger: [] }));
+    // All left alone: only --force would do something.
+    const leftAlone = dryRun({ leftAlone: 128, changedBy: { 'bf-3': 128 } });
+    expect(leftAlone).not.toContain('to do it');
+    expect(leftAlone).toContain("run 'backfill rollback bf-2 --force' to restore them, undoing those later changes");
+    expect(dryRun({})).not.toContain('to do it');
+    expect(dryRun({})).toContain('  nothing to do: bf-2 published nothing');
+    expect(dryRun({ alreadyRestored: 4 })).toContain('  nothing to do: bf-2 was rolled back already');
+    expect(dryRun({ removed: 1, leftAlone: 1, changedBy: { 'bf-3': 1 } })).toContain("run 'backfill rollback bf-2 --force' to restore them too");
+    expect(dryRun({ restored: 2, forced: 2, force: true })).toContain("run 'backfill rollback bf-2 --force' to do it");
   });
 });
 
