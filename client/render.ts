@@ -227,8 +227,15 @@ export function renderRollback(progress: Printable<{ backfillId: string; rollbac
     return [pc.red(`  ⟲ a rollback${by} stopped short${at}: the partitions it restored stay restored; run 'backfill rollback ${shellWord(progress.backfillId)}' again (${audit})`)];
   }
   const c = rollback.counts;
+  if (c !== null && c.restored + c.removed + c.alreadyRestored === 0) return [pc.magenta(`  ⟲ a rollback${at}${by} ${movedNothing(progress.backfillId, c.leftAlone)}; ${audit}`)];
   const counts = c ? `: ${number(c.restored)} restored, ${number(c.removed)} removed, ${number(c.alreadyRestored)} already restored, ${number(c.leftAlone)} left alone` : '';
   return [pc.magenta(`  ⟲ rolled back${at}${by}${counts} — the data is back at its versions before this backfill; ${audit}`)];
+}
+
+/** What a rollback that moved no partition found: nothing the backfill published, or only partitions a later backfill changed. */
+function movedNothing(backfillId: string, leftAlone: number): string {
+  if (leftAlone === 0) return `found nothing to roll back: ${backfillId} published nothing`;
+  return `left every partition alone (${number(leftAlone)}, changed since by a later backfill), so the data is not rolled back: 'backfill rollback ${shellWord(backfillId)} --force' restores them`;
 }
 
 /** How a backfill ended, as `wait` and `start --watch` print it: the headline and the failures. */

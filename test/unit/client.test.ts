@@ -13,7 +13,8 @@ import { transformsGiven } from '../../client/options.ts';
 import { parseQueues, transformModules } from '../../client/local.ts';
 import { printable } from '../../client/printable.ts';
 import { withoutLiveHolds } from '../../core/ended-status.ts';
-import { barPayload, headline, renderEnd, renderFailures, renderWaited, renderGovernance, renderPlan, renderStatus } from '../../client/render.ts';
+import { barPayload, headline, renderEnd, renderFailures, renderWaited, renderGovernance, renderPlan, renderRollback, renderStatus } from '../../client/render.ts';
+import type { StatusRollback } from '../../core/rollback.ts';
 import { notPausedText } from '../../client/commands/resume.ts';
 import type { GovernanceView } from '../../core/governance.ts';
 import type { AuditEntry } from '../../core/audit.ts';
@@ -394,6 +395,27 @@ describe('renderWaited', () => {
   it('with progress: as renderEnd', () => {
     const ended = progress({ state: 'completed_with_failures' });
     expect(renderWaited({ backfillId: 'shop-1', state: ended.state, progress: ended })).toBe(renderEnd(ended));
+  });
+});
+
+describe("status's line of a rollback since the last run", () => {
+  const line = (counts: StatusRollback['counts']) =>
+    renderRollback(printable({ backfillId: 'st-1', rollback: { state: 'completed', endedAt: null, by: 'alice', counts } })).map(plain);
+
+  it('says the data is back when the rollback restored or removed partitions (or an earlier one had)', () => {
+    expect(line({ restored: 22, removed: 4, alreadyRestored: 0, leftAlone: 0 })).toEqual([
+      "  ⟲ rolled back by alice: 22 restored, 4 removed, 0 already restored, 0 left alone — the data is back at its versions before this backfill; 'backfill audit st-1' shows what it did",
+    ]);
+    expect(line({ restored: 0, removed: 0, alreadyRestored: 3, leftAlone: 0 })[0]).toContain('the data is back');
+  });
+
+  it('does not say so of a rollback that moved nothing: it found nothing, or left every partition alone', () => {
+    expect(line({ restored: 0, removed: 0, alreadyRestored: 0, leftAlone: 0 })).toEqual([
+      "  ⟲ a rollback by alice found nothing to roll back: st-1 published nothing; 'backfill audit st-1' shows what it did",
+    ]);
+    expect(line({ restored: 0, removed: 0, alreadyRestored: 0, leftAlone: 128 })).toEqual([
+      "  ⟲ a rollback by alice left every partition alone (128, changed since by a later backfill), so the data is not rolled back: 'backfill rollback st-1 --force' restores them; 'backfill audit st-1' shows what it did",
+    ]);
   });
 });
 
