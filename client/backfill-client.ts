@@ -1832,7 +1832,7 @@ export class BackfillClient {
   async setQueueRate(taskQueue: string, rate: number | null, options: ControlOptions & { force?: boolean } = {}): Promise<QueueRateResult> {
     checkTaskQueue(taskQueue, 'task queue', 'task-queue');
     // What every backfill would refuse, whatever its policy, is refused here, whether any is asked or not.
-    (await import('../core/limits.ts')).parseRate(rate);
+    (await import('../core/limits.ts')).parseQueueRate(rate);
     parseMeta(this.meta(options));
     const judged = await this.judgeQueueRate(taskQueue, rate, options);
     if (judged.unreachable.length > 0 && !options.force) {

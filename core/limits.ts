@@ -35,10 +35,23 @@ function check<T>(schema: z.ZodType<T>, value: unknown, given: unknown, what: st
   throw new BackfillError('invalid_argument', `${what} ${parsed.error.issues[0]!.message}${unlimited ? ", or 'unlimited'" : ''} (got ${shown(given)})`, field);
 }
 
+/** A rate as an operator writes it: 'unlimited' (or 'none') is null, a numeric string its number. */
+function rateValue(value: unknown): unknown {
+  return value === 'unlimited' || value === 'none' ? null : typeof value === 'string' && value.trim() !== '' ? Number(value) : value;
+}
+
 /** A rate for the backfill or one node, as an operator gives it: a number, or null/'unlimited'. */
 export function parseRate(value: unknown): number | null {
-  const rate = value === 'unlimited' || value === 'none' ? null : typeof value === 'string' && value.trim() !== '' ? Number(value) : value;
-  return check(RateSchema, rate, value, 'rate', 'rate', true);
+  return check(RateSchema, rateValue(value), value, 'rate', 'rate', true);
+}
+
+/** The server counts a task queue's cap in activities started, not partitions: a batch of partitions is one activity. */
+const QUEUE_RATE_MESSAGE = 'must be a number of activities per second above 0';
+const QueueRateSchema = z.number({ message: QUEUE_RATE_MESSAGE }).positive({ message: QUEUE_RATE_MESSAGE }).nullable();
+
+/** A task queue's server-side cap (set-queue-rate), as an operator gives it: a number, or null/'unlimited'. */
+export function parseQueueRate(value: unknown): number | null {
+  return check(QueueRateSchema, rateValue(value), value, 'the queue rate', 'rate', true);
 }
 
 /** A concurrency for the backfill (null: no cap) or one node (a whole number from 1 to 1000). */

@@ -18,7 +18,7 @@ export function setQueueRateCommand() {
     .addOption(reasonOption())
     .addOption(jsonOption())
     .action(async (queue, value, options, command) => {
-      const rate = (await import('../../core/limits.ts')).parseRate(value);
+      const rate = (await import('../../core/limits.ts')).parseQueueRate(value);
       await withClient(command, async (client) => {
         const result = await client.setQueueRate(queue, rate, options);
         const cap = result.rate === null ? "no server-side cap (workers' own setting applies)" : `at most ${result.rate} activities/s across all workers`;

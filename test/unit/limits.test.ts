@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { BackfillError } from '../../core/errors.ts';
-import { limitsAsked, nodeShares, parseConcurrency, parseRate, shareLimit, type Claim } from '../../core/limits.ts';
+import { limitsAsked, nodeShares, parseConcurrency, parseQueueRate, parseRate, shareLimit, type Claim } from '../../core/limits.ts';
 import { seededRandom } from '../../core/random.ts';
 
 describe('shareLimit', () => {
@@ -78,6 +78,18 @@ describe('shareLimit', () => {
         for (const other of shares) expect(shares[i]!).toBeGreaterThanOrEqual(other - (integral ? 1 : 1e-9));
       }
     }
+  });
+});
+
+describe('parseQueueRate (set-queue-rate)', () => {
+  it('reads numbers, numeric text and unlimited as parseRate does', () => {
+    expect(parseQueueRate('20')).toBe(20);
+    expect(parseQueueRate('unlimited')).toBeNull();
+  });
+
+  it('counts activities, as the server does, not partitions (a batch of partitions is one activity)', () => {
+    expect(() => parseQueueRate('abc')).toThrow(new BackfillError('invalid_argument', "the queue rate must be a number of activities per second above 0, or 'unlimited' (got \"abc\")", 'rate'));
+    expect(() => parseQueueRate('0')).toThrow(/activities per second/);
   });
 });
 
