@@ -144,13 +144,21 @@ const budgetLine = (b: BudgetStatus) =>
   `${b.budget} ${number(b.used)}${b.limit !== null ? ` of ${number(b.limit)}` : ''} ${b.unit}${b.reached ? pc.yellow(' (spent)') : ''}`;
 
 /**
+ * A hold's reason with the backfill's id in the commands it names, ready to copy: the workflows
+ * write them with `<id>` (`raise it with backfill set-budget <id> --retries <more>`).
+ */
+export function withBackfillId(reason: string, backfillId: string): string {
+  return reason.replace(/\bbackfill ([a-z-]+) <id>/g, (_, command: string) => `backfill ${command} ${shellWord(backfillId)}`);
+}
+
+/**
  * Under a policy: what holds the backfill (an operator's pause, an approval, a spent budget, a
  * closed run window), the run window, the budgets and the last operator action, with who and why.
  */
 export function renderGovernance(progress: Printable<Progress>): string[] {
   const g = progress.governance;
   if (!g) return [];
-  const lines = g.holds.map((h) => pc.yellow(`  ⏸ ${h.reason}`));
+  const lines = g.holds.map((h) => pc.yellow(`  ⏸ ${withBackfillId(h.reason, progress.backfillId)}`));
   if (g.window && !g.holds.some((h) => h.kind === 'window')) lines.push(`  run window: ${g.window.description}`);
   const budgets = [g.budgets.retries, g.budgets.cost].filter((b): b is BudgetStatus => b !== null && b.limit !== null);
   if (budgets.length > 0) lines.push(`  budgets: ${budgets.map(budgetLine).join(' · ')}`);

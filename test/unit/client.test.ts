@@ -13,7 +13,7 @@ import { transformsGiven } from '../../client/options.ts';
 import { parseQueues, transformModules } from '../../client/local.ts';
 import { printable } from '../../client/printable.ts';
 import { withoutLiveHolds } from '../../core/ended-status.ts';
-import { barPayload, headline, renderEnd, renderFailures, renderWaited, renderGovernance, renderPlan, renderRollback, renderStatus } from '../../client/render.ts';
+import { barPayload, headline, renderEnd, renderFailures, renderWaited, renderGovernance, renderPlan, renderRollback, renderStatus, withBackfillId } from '../../client/render.ts';
 import type { StatusRollback } from '../../core/rollback.ts';
 import { notPausedText } from '../../client/commands/resume.ts';
 import type { GovernanceView } from '../../core/governance.ts';
@@ -499,6 +499,13 @@ describe('renderGovernance (status under a policy)', () => {
     ...fields,
   });
 
+  it("puts the backfill's id in the commands a hold's reason names, quoted for the shell when it must be", () => {
+    const reason = 'the cost budget is spent: 10 of 10 rows; raise it with backfill set-budget <id> --cost <more> to go on';
+    expect(withBackfillId(reason, 'q1-2025')).toBe('the cost budget is spent: 10 of 10 rows; raise it with backfill set-budget q1-2025 --cost <more> to go on');
+    expect(withBackfillId(reason, "it's")).toContain("backfill set-budget it\\'s --cost");
+    expect(withBackfillId('backfill start <spec> --id <id> --rerun', 'b1')).toBe('backfill start <spec> --id <id> --rerun');
+  });
+
   it('says nothing for a backfill without a policy', () => {
     expect(renderGovernance(printable(progress()))).toEqual([]);
   });
@@ -514,8 +521,8 @@ describe('renderGovernance (status under a policy)', () => {
     });
     const lines = renderGovernance(printable(progress({ governance: view }))).map((l) => stripVTControlCharacters(l));
     expect(lines).toEqual([
-      '  ⏸ waits for an approval: it writes finance_orders (backfill approve <id> --reason ... --sign-key <key>)',
-      '  ⏸ the retries budget is spent: 2 of 2 failed attempts; raise it with backfill set-budget <id> --retries <n> to go on',
+      '  ⏸ waits for an approval: it writes finance_orders (backfill approve shop-1 --reason ... --sign-key <key>)',
+      '  ⏸ the retries budget is spent: 2 of 2 failed attempts; raise it with backfill set-budget shop-1 --retries <n> to go on',
       '  budgets: retries 2 of 2 failed attempts (spent)',
       '  last action: set-rate by bob@example.com (declared) at 2024-05-01 12:00:00 UTC: "source is slow" · rate 20/s → 5/s',
     ]);
