@@ -398,6 +398,9 @@ describe.each<Backend>(['sqlite', 'postgres'])('staged backfills on %s', (kind) 
     const resumed = await cli<{ error: { code: string; message: string } }>('resume', id);
     expect(resumed.code).not.toBe(0);
     expect(resumed.json.error).toMatchObject({ code: 'not_running', message: expect.stringMatching(/was discarded: .* --rerun/) });
+    // A control names how it ended, as status does, not its workflow's status on the server (completed).
+    const published = await cli<{ error: { code: string; message: string } }>('publish', id);
+    expect(published.json.error).toMatchObject({ code: 'not_running', message: `backfill '${id}' is not running (it ended discarded)` });
     // The datasets are free again: start --only-changed runs everything the discarded versions would have changed, and publishes.
     const started = await runCli<{ backfillId: string; onlyChanged: ChangeSummary }>(['start', specFile(p, 3), '--only-changed', '--id', `${p}-again`, '--json'], { BACKFILL_TASK_QUEUE: queue, BACKFILL_WAREHOUSE: location });
     expect(started.code, started.stderr).toBe(0);
