@@ -6,6 +6,7 @@
 import { isActive, type Progress } from '../core/protocol.ts';
 import { shellWord } from '../core/shell-word.ts';
 import type { BackfillClient } from './backfill-client.ts';
+import { withBackfillId } from './render.ts';
 import { decisionAwaited } from './wait-timeout.ts';
 
 type Held = { kind: string; reason: string };
@@ -22,8 +23,7 @@ function decisionHold(id: string, state: Progress['state']): Held | null {
 export function holdsOf(id: string, progress: Pick<Progress, 'state' | 'paused' | 'governance'>): Held[] {
   if (!isActive(progress.state)) return [];
   const decision = decisionHold(id, progress.state);
-  // The policy's reasons name the backfill `<id>` in their commands.
-  const governed = (progress.governance?.holds ?? []).map((h) => ({ kind: h.kind, reason: h.reason.replaceAll('<id>', shellWord(id)) }));
+  const governed = (progress.governance?.holds ?? []).map((h) => ({ kind: h.kind, reason: withBackfillId(h.reason, id) }));
   const pause = progress.paused && !progress.governance ? [{ kind: 'operator', reason: `paused by an operator ('backfill resume ${shellWord(id)}' goes on)` }] : [];
   return [...(decision ? [decision] : []), ...governed, ...pause];
 }
