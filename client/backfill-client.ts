@@ -998,7 +998,9 @@ export class BackfillClient {
   /** How a closed run of a backfill ended, as `status` says it: its result's state, or how the server closed it. */
   private async endedState(backfillId: string, description: WorkflowExecutionDescription): Promise<BackfillState> {
     const status = description.status.name;
-    return status === 'COMPLETED' ? (await this.runResult(backfillId, description.runId)).state : closedState(status);
+    if (status !== 'COMPLETED') return closedState(status);
+    // A result that cannot be read (its history gone) still ended completed, as the server says.
+    return this.runResult(backfillId, description.runId).then((r) => r.state, (): BackfillState => 'completed');
   }
 
   /** The final result of a finished backfill (to resume it). */
