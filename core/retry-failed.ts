@@ -16,7 +16,7 @@ export function failedPerNode(state: ReadinessJSON): Array<{ node: string; faile
  * the node is not one of the backfill's (refused later, as an unknown node).
  */
 export function nothingToRetryOn(backfillId: string, node: string, state: ReadinessJSON): string | null {
-  if (!(node in state)) return null;
+  if (!Object.hasOwn(state, node)) return null;
   const failing = failedPerNode(state);
   if (failing.some((n) => n.node === node)) return null;
   const nothing = `node '${node}' of backfill '${backfillId}' has no failed partitions: there is nothing to retry`;
