@@ -8,7 +8,7 @@ import { number } from './counts.ts';
 import { endedText, type StagedEnd } from './ended.ts';
 
 /** The phase as the diff's first line says it: an ended run's, in the past tense, with what became of what it staged. */
-export function stagedPhaseText(id: string, phase: string, end: StagedEnd | null): string {
+function stagedPhaseText(phase: string, end: StagedEnd | null): string {
   if (!end) return phase;
   const ended = `${endedText(end.state)} before its decision`;
   if (end.discarded) return `${ended}; what it staged was discarded since`;
@@ -29,7 +29,7 @@ export function renderDiff(id: string, phase: string, diff: DiffSummary, changed
   const [backfillId, summary, partitions] = [printableText(id), printable(diff), changedPartitions && printable(changedPartitions)];
   const style = process.stdout.isTTY ? { head: ['cyan'] } : { head: [], border: [] };
   const lines = [
-    `${pc.bold(backfillId)}: ${number(summary.partitions)} staged partition${summary.partitions === 1 ? '' : 's'} against what is published (${stagedPhaseText(backfillId, phase, end)})`,
+    `${pc.bold(backfillId)}: ${number(summary.partitions)} staged partition${summary.partitions === 1 ? '' : 's'} against what is published (${stagedPhaseText(phase, end)})`,
   ];
   if (summary.partitions === 0) {
     lines.push('  nothing staged: published or discarded already, or nothing computed yet');
