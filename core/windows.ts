@@ -178,13 +178,24 @@ export type WindowState = {
   closesAt: number | null;
 };
 
+/** One window's span on one local date: null where the window does not open that day. */
+type Span = { start: number; end: number } | null;
+
 /** Compiled run windows: answer where an instant stands, and when that changes. */
 export class RunWindows {
   private readonly days: Array<ReadonlySet<Day>>;
+  private readonly clocks: Array<{ from: number; to: number }>;
+  /**
+   * What formatToParts and the zone's offsets gave, kept: a workflow asks where the same instants
+   * stand several times a step, and the spans of the same dates at every step.
+   */
+  private readonly localDates = new Map<number, number>();
+  private readonly spans = new Map<number, Span[]>();
 
   constructor(readonly spec: Windows) {
     formatter(spec.timeZone);
     this.days = spec.allow.map((w) => daysOf(w.days));
+    this.clocks = spec.allow.map((w) => ({ from: clockMinutes(w.from), to: clockMinutes(w.to) }));
   }
 
   static parse(input: unknown): RunWindows {
@@ -210,22 +221,42 @@ export class RunWindows {
     return merged;
   }
 
+  /** `t`'s date on the zone's wall clock, written as UTC midnight. */
+  private localDate(t: number): number {
+    let date = this.localDates.get(t);
+    if (date === undefined) {
+      const w = wallTime(this.spec.timeZone, t);
+      date = Date.UTC(w.year, w.month - 1, w.day);
+      if (this.localDates.size >= 256) this.localDates.clear();
+      this.localDates.set(t, date);
+    }
+    return date;
+  }
+
+  /** Each window's span opening on the local `date` (written as UTC midnight), in the order of `allow`. */
+  private spansOn(date: number): Span[] {
+    let spans = this.spans.get(date);
+    if (spans === undefined) {
+      const zone = this.spec.timeZone;
+      const day = DAYS[weekday(date)]!;
+      spans = this.clocks.map(({ from, to }, i) =>
+        this.days[i]!.has(day)
+          ? { start: instantOf(zone, date + from * 60_000), end: instantOf(zone, date + (to <= from ? DAY_MS : 0) + to * 60_000) }
+          : null,
+      );
+      if (this.spans.size >= 256) this.spans.clear();
+      this.spans.set(date, spans);
+    }
+    return spans;
+  }
+
   /** Each window's own intervals opening on the local dates from `fromDay` to `toDay` days around `t`'s, by start. */
   private rawIntervals(t: number, fromDay: number, toDay: number): Interval[] {
-    const zone = this.spec.timeZone;
-    const w = wallTime(zone, t);
-    const today = Date.UTC(w.year, w.month - 1, w.day);
+    const today = this.localDate(t);
     const raw: Interval[] = [];
     for (let d = fromDay; d <= toDay; d++) {
-      const date = today + d * DAY_MS;
-      const day = DAYS[weekday(date)]!;
-      this.spec.allow.forEach((window, i) => {
-        if (!this.days[i]!.has(day)) return;
-        const from = clockMinutes(window.from);
-        const to = clockMinutes(window.to);
-        const start = instantOf(zone, date + from * 60_000);
-        const end = instantOf(zone, date + (to <= from ? DAY_MS : 0) + to * 60_000);
-        if (end > start) raw.push({ start, end, window: i });
+      this.spansOn(today + d * DAY_MS).forEach((span, i) => {
+        if (span !== null && span.end > span.start) raw.push({ start: span.start, end: span.end, window: i });
       });
     }
     raw.sort((a, b) => a.start - b.start || a.end - b.end);
@@ -277,23 +308,12 @@ export class RunWindows {
 
   /** The first window (by its place in `allow`) whose own span holds `t`. */
   private windowAt(t: number): number | null {
-    const zone = this.spec.timeZone;
-    const w = wallTime(zone, t);
-    const today = Date.UTC(w.year, w.month - 1, w.day);
-    let found: number | null = null;
-    for (let d = -1; d <= 0 && found === null; d++) {
-      const date = today + d * DAY_MS;
-      const day = DAYS[weekday(date)]!;
-      this.spec.allow.forEach((window, i) => {
-        if (found !== null || !this.days[i]!.has(day)) return;
-        const from = clockMinutes(window.from);
-        const to = clockMinutes(window.to);
-        const start = instantOf(zone, date + from * 60_000);
-        const end = instantOf(zone, date + (to <= from ? DAY_MS : 0) + to * 60_000);
-        if (start <= t && t < end) found = i;
-      });
+    const today = this.localDate(t);
+    for (let d = -1; d <= 0; d++) {
+      const i = this.spansOn(today + d * DAY_MS).findIndex((span) => span !== null && span.start <= t && t < span.end);
+      if (i !== -1) return i;
     }
-    return found;
+    return null;
   }
 
   /** `Mon 22:00 Europe/Berlin`: an instant as the zone's wall clock shows it. */
