@@ -55,7 +55,7 @@ export const goOnSpecHelp = (action: string) =>
 export const goOnRateOption = () =>
   rateOption("the new run's backfill-wide rate, partitions per second (or 'unlimited'), in place of the last admitted run's; the policy judges it as a start's (refused for a backfill that still runs: use set-rate)");
 export const goOnConcurrencyOption = () =>
-  concurrencyOption("the new run's backfill-wide limit on partitions running at once (or 'unlimited'), in place of the last admitted run's; the policy judges it as a start's (refused for a backfill that still runs: use set-concurrency)");
+  concurrencyOption("the new run's backfill-wide limit on activities running at once, a partition or a batch each (or 'unlimited'), in place of the last admitted run's; the policy judges it as a start's (refused for a backfill that still runs: use set-concurrency)");
 
 export const LOG_FORMATS = ['text', 'json'] as const;
 

@@ -1,4 +1,4 @@
-/** `backfill set-concurrency <id> <n>`: how many partitions run at once, in the backfill or one node. */
+/** `backfill set-concurrency <id> <n>`: how many activities (a partition or a batch of them each) run at once, in the backfill or one node. */
 import { Command } from '@commander-js/extra-typings';
 import { cappedByOwnLimit, cappedLine } from '../capped.ts';
 import { HELP_GROUPS, documented } from '../help.ts';
@@ -8,10 +8,10 @@ import { withClient } from '../with-client.ts';
 
 export function setConcurrencyCommand() {
   return documented(new Command('set-concurrency'), HELP_GROUPS.control, [
-    ['backfill set-concurrency shop-2024 2 --node orders_clean', 'at most 2 partitions of orders_clean at once'],
-    ['backfill set-concurrency shop-2024 32', 'at most 32 partitions at once in all (a node never exceeds its own concurrency)'],
+    ['backfill set-concurrency shop-2024 2 --node orders_clean', 'at most 2 activities of orders_clean at once (each a partition, or a batch run one partition after another)'],
+    ['backfill set-concurrency shop-2024 32', 'at most 32 activities at once in all (a node never exceeds its own concurrency)'],
   ])
-    .description('change how many partitions run at once, for the backfill or one node')
+    .description('change how many activities (a partition or a batch each) run at once, for the backfill or one node')
     .argument('<id>', 'backfill id')
     .argument('<n>', "a whole number (or 'unlimited' for the backfill-wide limit)")
     .option('--node <node>', 'only this node')

@@ -76,7 +76,7 @@ export function startCommand() {
     .option('--from <date>', 'first partition time (inclusive, UTC)')
     .option('--to <date>', 'end of the range (exclusive, UTC)')
     .addOption(rateOption('backfill-wide rate limit, partitions per second'))
-    .addOption(concurrencyOption('backfill-wide limit on partitions running at once'))
+    .addOption(concurrencyOption('backfill-wide limit on activities running at once (a partition or a batch each)'))
     .option('--rerun', 'run an id again whose earlier backfill has finished')
     .option('--attach', 'when a backfill with this id is already running, attach to it instead of failing')
     .option('--only-changed', 'run only the partitions whose spec, code or upstream versions changed since their published version, or that were never published')
