@@ -1,34 +1,45 @@
 import { BaseSequencer, type TestSpecification } from 'vitest/node';
 
 /**
- * Integration files that take most of a minute or more, longest first, by their times in CI
- * (fresh clone, 3 files at a time; seconds in the comments, under that load). A clean clone has
- * no timings from an earlier run, so vitest starts larger files first, and several of these are
- * small: queue and fairness ran last, and the suite waited on them. Keep it in order when a
- * file's time changes much: a long file started late is time the other workers sit idle.
+ * Test files that take most of a minute or more, longest first, by their times in a whole run
+ * (unit and integration files side by side, 4 at a time; seconds in the comments, on a quiet
+ * 2-core machine). A clean clone has no timings from an earlier run, so vitest starts larger
+ * files first, and several of these are small: a long file started late is time the other
+ * workers sit idle. Keep it in order when a file's time changes much. Unit files (all CPU) sit
+ * among the integration files (mostly waiting) so that they use the cores while those wait.
  */
 const LONG_FILES = [
-  'replay', // 283
-  'staged', // 199
-  'durability', // 173
-  'rollback', // 170
-  'fairness', // 166
-  'budgets', // 131
-  'rollback-retention', // 109
-  'temporal-server', // 96
-  'cli', // 93
-  'policy-pin', // 92
-  'canary', // 91
-  'demo', // 79
-  'package', // 78
-  'control', // 78
-  'soak', // 70
-  'worker-shutdown', // 60
-  'hardening', // 59
-  'report', // 53
-  'waiting', // 51
-  'estimate-sample', // 50
-].map((name) => `test/integration/${name}.test.ts`);
+  'integration/replay', // 307
+  'integration/staged', // 200
+  'integration/fairness', // 161
+  'unit/model', // 55 alone
+  'integration/rollback', // 149
+  'unit/model-second-half', // 50 alone
+  'integration/budgets', // 128
+  'unit/typecheck', // 60 alone
+  'integration/durability', // 125
+  'unit/warehouse-lake', // 65
+  'integration/demo', // 95
+  'integration/temporal-server', // 92
+  'integration/policy-pin', // 92
+  'integration/rollback-retention', // 92
+  'integration/canary', // 91
+  'integration/control', // 90
+  'integration/package', // 88
+  'integration/soak', // 77
+  'integration/cli', // 69
+  'integration/dropped-warehouse-task', // 67
+  'integration/hardening', // 62
+  'integration/worker-shutdown', // 57
+  'integration/waiting', // 49
+  'integration/signed-resume', // 48
+  'integration/governance', // 46
+  'integration/estimate-sample', // 45
+  'integration/observe', // 43
+  'integration/report', // 37
+  'integration/queue', // 34
+  'unit/host', // 29
+].map((name) => `test/${name}.test.ts`);
 
 const rank = (file: TestSpecification): number => {
   const i = LONG_FILES.findIndex((path) => file.moduleId.endsWith(path));
