@@ -21,7 +21,12 @@ function nextStep(id: string, end: StagedEnd | null): string {
   return end ? `drop them with ${discard}, or go on with ${resume}, then publish or discard` : `publish with ${publish}, or drop with ${discard}`;
 }
 
-const signed = (n: number | null) => (n === null ? '–' : `${n > 0 ? '+' : ''}${Number(n.toPrecision(6)).toLocaleString('en-US')}`);
+/**
+ * A change as it is, without the noise of binary fractions (0.1 + 0.2 is 0.30000000000000004):
+ * 15 significant digits, every one shown. Rounded to fewer, a total that moved by 1 read as
+ * unchanged, and one that did not move read as moved (+5,949,450 for 5,949,449).
+ */
+const signed = (n: number | null) => (n === null ? '–' : `${n > 0 ? '+' : ''}${Number(n.toPrecision(15)).toLocaleString('en-US', { maximumFractionDigits: 20 })}`);
 
 /** `partitions` (--partitions): the table lists those whose rows changed. */
 export function renderDiff(id: string, phase: string, diff: DiffSummary, changedPartitions?: readonly PartitionDiff[], end: StagedEnd | null = null): string {

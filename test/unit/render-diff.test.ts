@@ -28,6 +28,25 @@ describe('backfill diff of a staged run', () => {
   });
 });
 
+describe('backfill diff: the change of a column', () => {
+  const row = (text: string, column: string) => lines(text).find((line) => line.includes(` ${column} `)) ?? '';
+  const withColumn = (before: number | null, after: number) => {
+    const stats = (sum: number) => ({ sum, min: 0, max: sum });
+    const columns = [{ column: 'amount', before: before === null ? null : stats(before), after: stats(after) }];
+    return { ...diff, nodes: [{ ...diff.nodes[0]!, columns }] };
+  };
+
+  it('is exact to the unit, however large the total: a sum from nothing is itself, one that moved by 1 says +1', () => {
+    expect(row(renderDiff('st-3', 'awaiting', withColumn(null, 5_949_449)), 'amount')).toContain('+5,949,449');
+    expect(row(renderDiff('st-3', 'awaiting', withColumn(33_892_455, 33_892_456)), 'amount')).toMatch(/\+1\b/);
+  });
+
+  it('keeps the digits of a fraction, and drops only the noise of binary fractions', () => {
+    expect(row(renderDiff('st-3', 'awaiting', withColumn(0.1, 0.1 + 0.2 + 0.1)), 'amount')).toMatch(/\+0\.3(?!\d)/);
+    expect(row(renderDiff('st-3', 'awaiting', withColumn(1000, 1000.0625)), 'amount')).toContain('+0.0625');
+  });
+});
+
 describe('endedUndecided: a closed run whose phase had no decision yet', () => {
   it('ended while computing, awaiting or deciding (staged or canary): how it ended', () => {
     for (const phase of ['computing', 'awaiting', 'publishing', 'discarding', 'running', 'approving']) expect(endedUndecided(phase, 'cancelled')).toBe('cancelled');
