@@ -25,9 +25,9 @@ export function notInLedger(node: string, partition: string, location: string, n
   const found = nodes.find((n) => n.node === node);
   if (found) {
     const keys = found.partitions === 1 ? `its one partition is ${found.first}` : `its ${found.partitions.toLocaleString('en-US')} partitions run from ${found.first} to ${found.last}`;
-    // Its first and last keys tell its grain; a static node's are listed already.
+    // Its first and last keys tell its grain, and the first is an example that exists; a static node's are listed already.
     const grain = grainOfKeys(found.first, found.last);
-    const example = grain ? ` (its grain is ${grain}: e.g. ${keyExample(grain)})` : '';
+    const example = grain ? ` (its grain is ${grain}: e.g. ${found.first})` : '';
     return new BackfillError('not_found', `node ${name} has no version of partition ${key} in the ledger of ${location}: ${keys}; check the partition key${example}`);
   }
   const ids = nodes.map((n) => n.node);

@@ -24,9 +24,12 @@ describe('lineage of a partition the ledger has no version of', () => {
   it("gives an example of the node's own grain: an hourly node's key is never 2024-03-01 nor 2024-W09", () => {
     const hourly = { node: 'events', partitions: 48, first: '2024-03-01T00', last: '2024-03-02T23' };
     expect(notInLedger('events', '2024-03-01', 'w.db', [hourly]).message).toBe(
-      'node events has no version of partition 2024-03-01 in the ledger of w.db: its 48 partitions run from 2024-03-01T00 to 2024-03-02T23; check the partition key (its grain is hour: e.g. 2024-03-01T05)',
+      'node events has no version of partition 2024-03-01 in the ledger of w.db: its 48 partitions run from 2024-03-01T00 to 2024-03-02T23; check the partition key (its grain is hour: e.g. 2024-03-01T00)',
     );
     expect(notInLedger('weekly', '2024-03-04', 'w.db', [{ node: 'weekly', partitions: 2, first: '2024-W09', last: '2024-W10' }]).message).toMatch(/\(its grain is week: e\.g\. 2024-W09\)$/);
+    // The example is a key the node has: a daily node of January and February is never offered 2024-03-01.
+    const winter = { node: 'rev_7d', partitions: 60, first: '2024-01-01', last: '2024-02-29' };
+    expect(notInLedger('rev_7d', '2024-13-01', 'w.db', [winter]).message).toMatch(/\(its grain is day: e\.g\. 2024-01-01\)$/);
     // Static keys have no grain: the ones it has are named already.
     expect(notInLedger('regions', 'mars', 'w.db', [{ node: 'regions', partitions: 2, first: 'eu', last: 'us' }]).message).toMatch(/run from eu to us; check the partition key$/);
   });
