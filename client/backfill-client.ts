@@ -90,6 +90,7 @@ import { setLongTimeout } from './long-timeout.ts';
 import { waitTimedOut } from './wait-timeout.ts';
 import { mapLimit } from './map-limit.ts';
 import { POLICY_MISMATCH, UNKNOWN_PIN, pinnedPolicy } from '../core/policy-pin.ts';
+import { activityFailing, type ActivityFailing } from './activity-failing.ts';
 import { queueStates, taskUntaken, waitingNodes, type PendingTask, type Poller, type Waiting } from './waiting.ts';
 import { startTracing, tracingRequested, type Tracing } from '../workers/tracing.ts';
 import { DEFAULT_UI_URL, settingsFromEnv, type Settings } from '../host/settings.ts';
@@ -264,7 +265,7 @@ export type RollbackStarted = {
  * longer moves, and (`refused`) the rules the policy refused the run for at admission, one a
  * line: it ran nothing.
  */
-export type Status = Progress & { waiting: Waiting[]; judgement?: string; rollback?: StatusRollback; workflowTaskFailing?: TaskFailingWarning; refused?: string };
+export type Status = Progress & { waiting: Waiting[]; judgement?: string; activityFailing?: ActivityFailing; rollback?: StatusRollback; workflowTaskFailing?: TaskFailingWarning; refused?: string };
 
 /** Why the judgement of a run waits: the last PolicyMismatch of its pending policy load, if any. */
 export function judgementWait(pending: ReadonlyArray<{ lastFailure?: { message?: string | null; applicationFailureInfo?: { type?: string | null } | null } | null }> | null | undefined): string | undefined {
@@ -728,6 +729,8 @@ export class BackfillClient {
     const progress = await this.progressOf(backfillId, description, unpolled);
     const judgement = running ? judgementWait(description.raw.pendingActivities) : undefined;
     const declined = judgement !== undefined ? { judgement } : {};
+    const stepFailing = running ? activityFailing(description.raw.pendingActivities) : undefined;
+    const failingStep = stepFailing ? { activityFailing: stepFailing } : {};
     // A worker that still holds the run may answer although its workflow task keeps failing: that progress no longer moves.
     const attempt = running ? (description.raw.pendingWorkflowTask?.attempt ?? 0) : 0;
     const failingAnswered = answeredWhileFailing(backfillId, attempt, () => this.taskFailure(backfillId, description));
@@ -741,7 +744,7 @@ export class BackfillClient {
     const [live, waiting, failing] = await Promise.all([eta, this.waiting(backfillId, description.runId, progress, inputOnce, await workflowPollers), failingAnswered]);
     // The spec says which nodes wait on one no worker polls (read once already, to find the waiting ones).
     const spec = waiting.length > 0 ? (await inputOnce().catch(() => undefined))?.spec : undefined;
-    return { ...withoutEtaWithoutWorker(live ? withLiveEta(progress, live) : progress, waiting, spec), waiting, ...declined, ...failing };
+    return { ...withoutEtaWithoutWorker(live ? withLiveEta(progress, live) : progress, waiting, spec), waiting, ...declined, ...failingStep, ...failing };
   }
 
   /** The ETA of `plan --estimate`'s model from the backfill's state now and its live figures (client/eta.ts). */

@@ -20,6 +20,7 @@ import type { Waiting } from './waiting.ts';
 import { endedText } from './ended.ts';
 import { printable, printableText, type Printable } from './printable.ts';
 import { number, plural } from './counts.ts';
+import { activityFailingText, type ActivityFailing } from './activity-failing.ts';
 
 /** Table colours only on a terminal. */
 const tableStyle = () => (process.stdout.isTTY ? { head: ['cyan'] } : { head: [], border: [] });
@@ -184,7 +185,7 @@ export function renderBatchedRunning(progress: Printable<Progress>): string[] {
 }
 
 /** The whole status; its text made printable here, once, for every section. */
-export function renderStatus(shown: Progress & { waiting?: Waiting[]; judgement?: string; rollback?: StatusRollback; workflowTaskFailing?: TaskFailingWarning; refused?: string }): string {
+export function renderStatus(shown: Progress & { waiting?: Waiting[]; judgement?: string; activityFailing?: ActivityFailing; rollback?: StatusRollback; workflowTaskFailing?: TaskFailingWarning; refused?: string }): string {
   const progress = printable(shown);
   const table = new Table({
     head: ['node', 'done', 'running', 'failed', 'blocked', 'pending', 'rate', 'concurrency', 'throughput', 'ETA'],
@@ -211,9 +212,10 @@ export function renderStatus(shown: Progress & { waiting?: Waiting[]; judgement?
       : [];
   const judgement = progress.judgement !== undefined ? [pc.yellow(`  ⚠ not admitted yet: ${progress.judgement}`)] : [];
   const failing = progress.workflowTaskFailing ? [pc.red(`  ⚠ ${progress.workflowTaskFailing.message}`)] : [];
+  const stepFailing = progress.activityFailing ? [pc.red(`  ⚠ ${activityFailingText(progress.activityFailing)}`)] : [];
   // After a rollback the retry hint would send the user to a resume that is refused.
   const retryHint = progress.rollback ? [] : renderRetryHint(progress);
-  return [headline(progress), ...renderRefusal(shown.refused), ...failing, ...renderRollback(progress), ...renderGovernance(progress), table.toString(), ...renderBatchedRunning(progress), ...staged, ...renderCanary(progress), ...judgement, ...renderWaiting(progress), ...renderFailures(progress), ...retryHint].join('\n');
+  return [headline(progress), ...renderRefusal(shown.refused), ...failing, ...renderRollback(progress), ...renderGovernance(progress), table.toString(), ...renderBatchedRunning(progress), ...staged, ...renderCanary(progress), ...judgement, ...stepFailing, ...renderWaiting(progress), ...renderFailures(progress), ...retryHint].join('\n');
 }
 
 /** A run the policy refused at admission: the rules it broke (`why`, one a line) and that nothing of it ran. */

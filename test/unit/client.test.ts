@@ -13,6 +13,7 @@ import { transformsGiven } from '../../client/options.ts';
 import { parseQueues, transformModules } from '../../client/local.ts';
 import { printable } from '../../client/printable.ts';
 import { withoutLiveHolds } from '../../core/ended-status.ts';
+import { activityFailing } from '../../client/activity-failing.ts';
 import { barPayload, headline, renderEnd, renderFailures, renderWaited, renderGovernance, renderPlan, renderRollback, renderStatus, withBackfillId } from '../../client/render.ts';
 import type { StatusRollback } from '../../core/rollback.ts';
 import { notPausedText } from '../../client/commands/resume.ts';
@@ -382,6 +383,28 @@ describe('renderFailures', () => {
     expect(plain(renderEnd(ended)).split('\n').at(-1)).toBe(next);
     // While it runs, or once it completed, there is nothing to retry yet.
     expect(plain(renderStatus(progress()))).not.toContain('retry-failed');
+  });
+});
+
+describe("status: a step of the backfill's own workflow that keeps failing", () => {
+  const pending = (attempt: number, message: string, type = 'Error') => [
+    { activityType: { name: 'warehouseIdentity' }, attempt, lastFailure: { message, applicationFailureInfo: { type } } },
+  ];
+  const denied = 'IO Error: Cannot open file "/lake/_backfill/catalog.duckdb": Permission denied';
+
+  it('is named once it failed twice, with its last error: a lake the workers cannot write kept status at 0 done and silent', () => {
+    const failing = activityFailing(pending(9, denied));
+    expect(failing).toEqual({ activity: 'warehouseIdentity', attempt: 9, message: denied });
+    const text = plain(renderStatus({ ...progress(), activityFailing: failing! }));
+    expect(text).toContain(`⚠ its step warehouseIdentity has failed 8 times and is retried; until it succeeds nothing goes on: ${denied}`);
+  });
+
+  it('is not news after one failure, nor when a policy only declines to judge (status says that as not admitted yet)', () => {
+    expect(activityFailing(pending(2, denied))).toBeUndefined();
+    expect(activityFailing(pending(9, 'this worker has no policy', 'PolicyMismatch'))).toBeUndefined();
+    expect(activityFailing([{ activityType: { name: 'leaseDatasets' }, attempt: 1 }])).toBeUndefined();
+    expect(activityFailing(undefined)).toBeUndefined();
+    expect(plain(renderStatus(progress()))).not.toContain('its step');
   });
 });
 

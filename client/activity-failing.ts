@@ -1,0 +1,34 @@
+/**
+ * A step of the backfill's own workflow (not a partition's) that keeps failing and is retried:
+ * asking the workers which warehouse they write to, leasing its datasets, a publish. Its
+ * partitions wait on it with nothing else to show: `status` names it, with its last error.
+ */
+import { POLICY_MISMATCH } from '../core/policy-pin.ts';
+
+/** From this attempt on (two failures), a failing step is news: one failure may be a moment's. */
+const FAILING_FROM_ATTEMPT = 3;
+
+export type ActivityFailing = { activity: string; attempt: number; message: string };
+
+type PendingActivity = {
+  activityType?: { name?: string | null } | null;
+  attempt?: number | null;
+  lastFailure?: { message?: string | null; applicationFailureInfo?: { type?: string | null } | null } | null;
+};
+
+/** The first of the workflow's pending activities that has failed twice or more; a policy's refusal to judge is `judgement`'s. */
+export function activityFailing(pending: readonly PendingActivity[] | null | undefined): ActivityFailing | undefined {
+  const failing = pending?.find(
+    (a) => (a.attempt ?? 0) >= FAILING_FROM_ATTEMPT && a.lastFailure?.message && a.lastFailure.applicationFailureInfo?.type !== POLICY_MISMATCH,
+  );
+  if (!failing) return undefined;
+  return { activity: failing.activityType?.name ?? 'an activity', attempt: failing.attempt ?? 0, message: failing.lastFailure!.message! };
+}
+
+/** `status`'s line for it: what fails, how often, why, and where to look. */
+export function activityFailingText(failing: ActivityFailing): string {
+  return (
+    `its step ${failing.activity} has failed ${failing.attempt - 1} times and is retried; until it succeeds nothing goes on: ${failing.message} ` +
+    `(it runs on the workers: their log has each attempt)`
+  );
+}
