@@ -3,13 +3,33 @@
  * only (`durable-backfill/warehouse`), as anyone's adapter is, and registered by default
  * (registry.ts). DuckDB is loaded on the warehouse's first call, by the processes that use a lake.
  */
-import { existsSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { BackfillError, deferredWarehouse, type WarehouseAdapter } from '../../../warehouse.ts';
 import { LakeLayout } from './layout.ts';
 
 /** DuckDB reads these in a file's path as a pattern (its glob), so the lake could not read its own files. */
 const PATTERN_CHARACTERS = /[*?[\]]/;
+
+/**
+ * Whether the lake at `root` holds a catalogue. A path this process cannot look into, or a file
+ * where the lake's directory should be, is said as such: taken for "no lake there", it made a
+ * reader say nothing was ever written, and `plan --estimate` leave the history out.
+ */
+export function lakeThere(root: string): boolean {
+  try {
+    return statSync(new LakeLayout(root).catalog, { throwIfNoEntry: false }) !== undefined;
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOTDIR') {
+      throw new BackfillError('invalid_argument', `the lake ${root} is not a directory (a file is there, or in its _backfill): give lake:/// the lake's directory`);
+    }
+    if (code === 'EACCES' || code === 'EPERM') {
+      throw new BackfillError('invalid_argument', `the lake ${root} cannot be read by this user (permission denied): give it read access to the lake's directory, or run as a user who has it`);
+    }
+    throw error;
+  }
+}
 
 /** The lake's directory: `lake:///srv/lake` (absolute), or `lake:data/lake` (relative to the working directory). */
 export function lakeDirectory(location: string): string {
@@ -44,5 +64,5 @@ export const warehouseAdapter: WarehouseAdapter = {
     return deferredWarehouse({ kind: 'lake', location: root }, async () => new (await import('./lake-dialect.ts')).LakeWarehouse(root, { readOnly }));
   },
   // Opening a lake that is not there makes one: a reader that only looks checks for its catalogue first.
-  exists: (location) => existsSync(new LakeLayout(lakeDirectory(location)).catalog),
+  exists: (location) => lakeThere(lakeDirectory(location)),
 };
