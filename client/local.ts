@@ -1,7 +1,7 @@
 /** The local stack of `backfill dev` and `backfill demo`: a dev server on a SQLite file and a worker. */
 import { join, resolve } from 'node:path';
 import { NativeConnection, Runtime } from '@temporalio/worker';
-import { openWarehouse, type Warehouse } from '../activities/warehouse/index.ts';
+import { openWarehouse, warehouseExists, type Warehouse } from '../activities/warehouse/index.ts';
 import { loadTransforms } from '../activities/transforms.ts';
 import { freePort, portFree, startDevServer, type DevServer } from '../host/dev-server.ts';
 import { CODE_ROOT, codePath } from '../host/package.ts';
@@ -156,6 +156,9 @@ export async function startWorker(options: WorkerProcessOptions): Promise<Runnin
   // the native runtime has nothing left and shuts down with it (its metrics port too).
   const opened: Array<() => Promise<unknown>> = [async () => tracing?.flush()];
   try {
+    // Before connecting: a warehouse path this process cannot use (a lake's directory that is a
+    // file, or that it may not read) is refused at once, not found by each activity's retries.
+    warehouseExists(options.warehouse);
     installRuntime(telemetry);
     const connection = await connectWorker(options.connection);
     opened.unshift(() => connection.close());

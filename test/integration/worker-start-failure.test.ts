@@ -41,6 +41,18 @@ function workerExit(args: string[], timeoutMs = 30_000, closedStdout = false): P
   });
 }
 
+describe('backfill worker whose lake is a file', () => {
+  it('exits 1 at once, saying the lake is not a directory, before it connects (each activity retried it, and status showed nothing)', async () => {
+    const dir = scratch('start-lake-file');
+    const file = join(dir, 'lake');
+    writeFileSync(file, 'not a lake');
+    const ended = await workerExit(['--warehouse', `lake://${file}`, '--task-queue', uniqueQueue('start-lake-file')]);
+    expect(ended.code, ended.stderr).toBe(1);
+    expect(ended.stderr).toContain(`the lake ${file} is not a directory (a file is there, or in its _backfill): give lake:/// the lake's directory`);
+    expect(ended.stderr).not.toContain('search attributes');
+  });
+});
+
 describe('backfill worker whose transforms module does not load', () => {
   it('exits 1 at once when the module throws as it is imported, naming the module, its error and the fix', async () => {
     const dir = scratch('start-throws');
