@@ -61,8 +61,8 @@ function changeLines(node: NodeExplanation, details: ChangeDetails | undefined):
 
 export function renderExplain(explanation: Explanation, details?: ReadonlyMap<string, ChangeDetails>): string {
   const { from, to } = explanation.range;
-  const range = from === null && to === null ? "the spec's whole range" : `${from === null ? "the spec's start" : day(from)} → ${to === null ? "the spec's end" : day(to)} (end exclusive)`;
-  const lines = [`${pc.bold('why each node is in the backfill')}, range ${range}:`];
+  const range = from === null && to === null ? "over the spec's whole range" : `over ${from === null ? "the spec's start" : day(from)} → ${to === null ? "the spec's end" : day(to)} (end exclusive)`;
+  const lines = [`${pc.bold('why each node is in the backfill')}, ${range}:`];
   for (const node of explanation.nodes) {
     const span = node.first === null ? '' : node.first === node.last ? ` ${node.first}` : ` ${node.first} … ${node.last}`;
     lines.push(`  ${pc.bold(node.id)} (${node.grain}): ${plural(node.partitions, 'partition')}${span}: ${whyLine(node)}`);

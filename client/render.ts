@@ -54,7 +54,7 @@ export function renderPlan(summary: PlanSummary): string {
   return [
     `${pc.bold(plan.name)}: ${plural(plan.totalPartitions, 'partition')} in ${plural(plan.nodes.length, 'node')}`,
     table.toString(),
-    `critical path: ${number(plan.criticalPathLength)} partitions · max width: ${number(plan.maxWidth)} partitions at once`,
+    `critical path: ${plural(plan.criticalPathLength, 'partition')} · max width: ${plural(plan.maxWidth, 'partition')} at once`,
     ...(plan.windows ? [`run windows: ${windowsText(plan.windows)} (plan --estimate follows them)`] : []),
   ].join('\n');
 }

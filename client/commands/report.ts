@@ -32,6 +32,8 @@ export function reportCommand() {
       ]);
       const format = options.format ?? formatOfPath(options.output ?? '') ?? 'html';
       const output = options.output ?? `report-${id}.${format}`;
+      // Before the report is gathered (seconds of reads), so that a mistyped folder costs nothing.
+      if (output !== '-') await writableFile(output);
       // Opening a warehouse that is not there would create an empty one: gatherReport decides without it.
       const target = warehouseTarget(options.warehouse);
       const warehouse = await openLedgerIfThere(target);
@@ -49,4 +51,14 @@ export function reportCommand() {
         await warehouse?.close();
       }
     });
+}
+
+/** Refuses an --output the report could not be written to: a folder that does not exist or may not be written, or a folder given as the file. */
+async function writableFile(output: string): Promise<void> {
+  const [{ access, stat }, { constants }, { dirname, resolve }] = await Promise.all([import('node:fs/promises'), import('node:fs'), import('node:path')]);
+  const refuse = (why: string) => new BackfillError('invalid_argument', `cannot write the report to ${output}: ${why}; give --output a file in a folder that exists (or '-' for stdout)`, 'output');
+  if ((await stat(output).catch(() => undefined))?.isDirectory()) throw refuse('it is a folder');
+  await access(dirname(resolve(output)), constants.W_OK).catch((error: NodeJS.ErrnoException) => {
+    throw refuse(error.code === 'ENOENT' || error.code === 'ENOTDIR' ? 'its folder does not exist' : 'this user may not write to its folder');
+  });
 }
