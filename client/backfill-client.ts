@@ -1006,6 +1006,19 @@ export class BackfillClient {
     return this.runResult(backfillId, description.runId).then((r) => r.state, (): BackfillState => 'completed');
   }
 
+  /**
+   * A publish or discard of a closed run whose staged versions were published or discarded:
+   * refused as the running workflow refuses it (`already_decided`, and by whom), rather than as
+   * "not running (it ended completed)", which hid that the decision was taken.
+   */
+  private async refuseDecidedAlready(backfillId: string, description: WorkflowExecutionDescription, decision: 'publish' | 'discard'): Promise<void> {
+    if (description.status.name !== 'COMPLETED') return;
+    const staged = await this.runResult(backfillId, description.runId).then((r) => r.carry.staged, () => undefined);
+    if (staged?.phase !== 'published' && staged?.phase !== 'discarded') return;
+    const next = staged.phase === 'published' && decision === 'discard' ? `: to undo the publish, backfill rollback ${shellWord(backfillId)}` : '; nothing is left to decide';
+    throw new BackfillError('already_decided', `backfill '${backfillId}': the staged versions were ${staged.phase} already (by ${staged.decision?.by ?? 'someone'})${next}`);
+  }
+
   /** The final result of a finished backfill (to resume it). */
   async result(backfillId: string): Promise<BackfillResult> {
     return (await this.handle(backfillId).result()) as BackfillResult;
@@ -1022,7 +1035,10 @@ export class BackfillClient {
    */
   private async update<R, A extends [unknown, ...unknown[]]>(backfillId: string, definition: UpdateDefinition<R, A>, args: A, decision?: 'publish' | 'discard'): Promise<R> {
     const description = await this.describe(backfillId);
-    if (description.status.name !== 'RUNNING') throw notRunningError(backfillId, await this.endedState(backfillId, description));
+    if (description.status.name !== 'RUNNING') {
+      if (decision !== undefined) await this.refuseDecidedAlready(backfillId, description, decision);
+      throw notRunningError(backfillId, await this.endedState(backfillId, description));
+    }
     const taskQueue = description.taskQueue;
     if (await this.unpolled(taskQueue)) throw controlNoWorker(backfillId, taskQueue);
     const deadline = Date.now() + UPDATE_TIMEOUT_MS;

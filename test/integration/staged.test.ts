@@ -240,9 +240,11 @@ describe.each<Backend>(['sqlite', 'postgres'])('staged backfills on %s', (kind) 
     // OpenLineage: each node run completes with the publish, not when its partitions were staged.
     expect(nodeRunEnds(p, stagedAt, publishAt)).toEqual(nodesOf(p).map((n) => [`staged-${p}.${n}`, 'COMPLETE', true]).sort());
 
-    // Published, it is an ordinary backfill: publishing again is refused.
-    const again = await cli<{ error: { code: string } }>('publish', id);
-    expect(again.json.error.code).toBe('not_running');
+    // Published, it is an ordinary backfill: publishing again is refused, saying the decision was taken.
+    const again = await cli<{ error: { code: string; message: string } }>('publish', id);
+    expect(again.json.error).toMatchObject({ code: 'already_decided', message: expect.stringMatching(new RegExp(`^backfill '${id}': the staged versions were published already \\(by .+\\); nothing is left to decide$`)) });
+    const discardAfter = await cli<{ error: { code: string; message: string } }>('discard', id);
+    expect(discardAfter.json.error).toMatchObject({ code: 'already_decided', message: expect.stringMatching(/published already \(by .+\): to undo the publish, backfill rollback /) });
     const after = await views(fx.warehouse, p);
     expect((await fx.warehouse.ledger({ backfillId: id })).every((r) => r.status === 'published' && r.staged === true)).toBe(true);
     // The report now says what the publish changed: the diff that was staged, against the versions it replaced.
@@ -398,9 +400,9 @@ describe.each<Backend>(['sqlite', 'postgres'])('staged backfills on %s', (kind) 
     const resumed = await cli<{ error: { code: string; message: string } }>('resume', id);
     expect(resumed.code).not.toBe(0);
     expect(resumed.json.error).toMatchObject({ code: 'not_running', message: expect.stringMatching(/was discarded: .* --rerun/) });
-    // A control names how it ended, as status does, not its workflow's status on the server (completed).
+    // A decision names the one taken, not its workflow's status on the server (completed).
     const published = await cli<{ error: { code: string; message: string } }>('publish', id);
-    expect(published.json.error).toMatchObject({ code: 'not_running', message: `backfill '${id}' is not running (it ended discarded)` });
+    expect(published.json.error).toMatchObject({ code: 'already_decided', message: expect.stringMatching(new RegExp(`^backfill '${id}': the staged versions were discarded already \\(by .+\\); nothing is left to decide$`)) });
     // The datasets are free again: start --only-changed runs everything the discarded versions would have changed, and publishes.
     const started = await runCli<{ backfillId: string; onlyChanged: ChangeSummary }>(['start', specFile(p, 3), '--only-changed', '--id', `${p}-again`, '--json'], { BACKFILL_TASK_QUEUE: queue, BACKFILL_WAREHOUSE: location });
     expect(started.code, started.stderr).toBe(0);
