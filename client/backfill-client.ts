@@ -1013,7 +1013,7 @@ export class BackfillClient {
    */
   private async refuseDecidedAlready(backfillId: string, description: WorkflowExecutionDescription, decision: 'publish' | 'discard'): Promise<void> {
     if (description.status.name !== 'COMPLETED') return;
-    const staged = await this.runResult(backfillId, description.runId).then((r) => r.carry.staged, () => undefined);
+    const staged = await this.runResult(backfillId, description.runId).then((r) => r.carry?.staged, () => undefined);
     if (staged?.phase !== 'published' && staged?.phase !== 'discarded') return;
     const next = staged.phase === 'published' && decision === 'discard' ? `: to undo the publish, backfill rollback ${shellWord(backfillId)}` : '; nothing is left to decide';
     throw new BackfillError('already_decided', `backfill '${backfillId}': the staged versions were ${staged.phase} already (by ${staged.decision?.by ?? 'someone'})${next}`);

@@ -8,10 +8,10 @@ import type { BackfillState } from '../../core/protocol.ts';
 import { fakeBackfillClient, noDeadline } from './fake-backfill-client.ts';
 
 /** A client of one backfill whose latest run closed with the server's `status` and, when COMPLETED, the result's `state`. */
-function endedAs(status: string, state?: BackfillState) {
+function endedAs(status: string, state?: BackfillState, staged?: { phase: string; decision?: { by: string } }) {
   const handle = {
     describe: async () => ({ type: 'backfillWorkflow', status: { name: status }, runId: 'r1', taskQueue: 'q', startTime: new Date() }),
-    result: async () => ({ state, progress: { state, nodes: [] } }),
+    result: async () => ({ state, progress: { state, nodes: [] }, carry: staged ? { staged } : {} }),
     query: () => Promise.reject(new Error('no worker')),
   };
   return fakeBackfillClient({ client: { workflow: { getHandle: () => handle }, withDeadline: noDeadline, options: { identity: 'alice@host' } }, identity: 'alice@host' });
@@ -24,6 +24,18 @@ describe('controls of a backfill that ended', () => {
     await expect(discarded.pause('st-1')).rejects.toMatchObject(refusal);
     await expect(discarded.setRate('st-1', 5)).rejects.toMatchObject(refusal);
     await expect(discarded.decideStaged('st-1', 'publish')).rejects.toMatchObject(refusal);
+    // A staged backfill whose decision was taken says so, and by whom: not that it is not running.
+    const decided = endedAs('COMPLETED', 'discarded', { phase: 'discarded', decision: { by: 'bob@host' } });
+    await expect(decided.decideStaged('st-1', 'publish')).rejects.toMatchObject({
+      code: 'already_decided',
+      message: "backfill 'st-1': the staged versions were discarded already (by bob@host); nothing is left to decide",
+    });
+    await expect(decided.pause('st-1')).rejects.toMatchObject(refusal);
+    const published = endedAs('COMPLETED', 'completed', { phase: 'published', decision: { by: 'bob@host' } });
+    await expect(published.decideStaged('st-1', 'discard')).rejects.toMatchObject({
+      code: 'already_decided',
+      message: "backfill 'st-1': the staged versions were published already (by bob@host): to undo the publish, backfill rollback st-1",
+    });
     await expect(discarded.approve('st-1', { reason: 'ok', signKey: 'k' })).rejects.toMatchObject(refusal);
     await expect(discarded.cancel('st-1')).rejects.toMatchObject(refusal);
     await expect(endedAs('COMPLETED', 'completed_with_failures').pause('f-2')).rejects.toMatchObject({ message: "backfill 'f-2' is not running (it ended completed with failures)" });
