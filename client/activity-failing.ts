@@ -28,7 +28,7 @@ export function activityFailing(pending: readonly PendingActivity[] | null | und
 /** `status`'s line for it: what fails, how often, why, and where to look. */
 export function activityFailingText(failing: ActivityFailing): string {
   return (
-    `its step ${failing.activity} has failed ${failing.attempt - 1} times and is retried; until it succeeds nothing goes on: ${failing.message} ` +
+    `its step ${failing.activity} has failed ${failing.attempt - 1} times and is being retried; what needs it waits: ${failing.message} ` +
     `(it runs on the workers: their log has each attempt)`
   );
 }

@@ -44,7 +44,7 @@ it("status names the backfill's own step that keeps failing, with its last error
   expect(failing.message).toContain('Permission denied');
   const status = await client.status(backfillId);
   expect(status.done).toBe(0);
-  expect(renderStatus(status)).toContain(`its step warehouseIdentity has failed ${failing.attempt - 1} times and is retried`);
+  expect(renderStatus(status)).toContain(`its step warehouseIdentity has failed ${failing.attempt - 1} times and is being retried; what needs it waits`);
 
   denied = false;
   await expect(client.wait(backfillId, 90_000)).resolves.toMatchObject({ state: 'completed' });

@@ -396,7 +396,7 @@ describe("status: a step of the backfill's own workflow that keeps failing", () 
     const failing = activityFailing(pending(9, denied));
     expect(failing).toEqual({ activity: 'warehouseIdentity', attempt: 9, message: denied });
     const text = plain(renderStatus({ ...progress(), activityFailing: failing! }));
-    expect(text).toContain(`⚠ its step warehouseIdentity has failed 8 times and is retried; until it succeeds nothing goes on: ${denied}`);
+    expect(text).toContain(`⚠ its step warehouseIdentity has failed 8 times and is being retried; what needs it waits: ${denied}`);
   });
 
   it('is not news after one failure, nor when a policy only declines to judge (status says that as not admitted yet)', () => {
