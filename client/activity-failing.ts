@@ -1,7 +1,9 @@
 /**
- * A step of the backfill's own workflow (not a partition's) that keeps failing and is retried:
- * asking the workers which warehouse they write to, leasing its datasets, a publish. Its
- * partitions wait on it with nothing else to show: `status` names it, with its last error.
+ * What the backfill's own workflow's pending activities (as `describe` gives them) say of a step
+ * that keeps failing and is retried: a policy load that workers decline (`judgementWait`), or
+ * another step, such as asking the workers which warehouse they write to, leasing its datasets,
+ * a publish (`activityFailing`). Its partitions wait on it with nothing else to show: `status`
+ * names it, with its last error.
  */
 import { POLICY_MISMATCH } from '../core/policy-pin.ts';
 
@@ -16,7 +18,13 @@ type PendingActivity = {
   lastFailure?: { message?: string | null; applicationFailureInfo?: { type?: string | null } | null } | null;
 };
 
-/** The first of the workflow's pending activities that has failed twice or more; a policy's refusal to judge is `judgement`'s. */
+/** Why the judgement of a run waits: the last PolicyMismatch of its pending policy load, if any. */
+export function judgementWait(pending: readonly PendingActivity[] | null | undefined): string | undefined {
+  const declined = pending?.find((a) => a.lastFailure?.applicationFailureInfo?.type === POLICY_MISMATCH);
+  return declined?.lastFailure?.message ?? undefined;
+}
+
+/** The first of the workflow's pending activities that has failed twice or more; a policy's refusal to judge is `judgementWait`'s. */
 export function activityFailing(pending: readonly PendingActivity[] | null | undefined): ActivityFailing | undefined {
   const failing = pending?.find(
     (a) => (a.attempt ?? 0) >= FAILING_FROM_ATTEMPT && a.lastFailure?.message && a.lastFailure.applicationFailureInfo?.type !== POLICY_MISMATCH,

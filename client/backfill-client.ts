@@ -89,8 +89,8 @@ import { currentQueueCap, queueCap, sameQueueRate } from './queue-cap.ts';
 import { setLongTimeout } from './long-timeout.ts';
 import { waitTimedOut } from './wait-timeout.ts';
 import { mapLimit } from './map-limit.ts';
-import { POLICY_MISMATCH, UNKNOWN_PIN, pinnedPolicy } from '../core/policy-pin.ts';
-import { activityFailing, type ActivityFailing } from './activity-failing.ts';
+import { UNKNOWN_PIN, pinnedPolicy } from '../core/policy-pin.ts';
+import { activityFailing, judgementWait, type ActivityFailing } from './activity-failing.ts';
 import { queueStates, taskUntaken, waitingNodes, type PendingTask, type Poller, type Waiting } from './waiting.ts';
 import { startTracing, tracingRequested, type Tracing } from '../workers/tracing.ts';
 import { DEFAULT_UI_URL, settingsFromEnv, type Settings } from '../host/settings.ts';
@@ -267,11 +267,6 @@ export type RollbackStarted = {
  */
 export type Status = Progress & { waiting: Waiting[]; judgement?: string; activityFailing?: ActivityFailing; rollback?: StatusRollback; workflowTaskFailing?: TaskFailingWarning; refused?: string };
 
-/** Why the judgement of a run waits: the last PolicyMismatch of its pending policy load, if any. */
-export function judgementWait(pending: ReadonlyArray<{ lastFailure?: { message?: string | null; applicationFailureInfo?: { type?: string | null } | null } | null }> | null | undefined): string | undefined {
-  const declined = pending?.find((a) => a.lastFailure?.applicationFailureInfo?.type === POLICY_MISMATCH);
-  return declined?.lastFailure?.message ?? undefined;
-}
 
 /** The refusals of a change judged by several backfills, or of several changes, as one error (the first's code): `unchanged` says what stayed as it was. */
 function throwTogether(refusals: readonly BackfillError[], unchanged: string): void {

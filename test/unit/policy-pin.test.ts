@@ -4,7 +4,7 @@
  * policy judges by its own (the rules in force now).
  */
 import { describe, expect, it } from 'vitest';
-import { judgementWait } from '../../client/backfill-client.ts';
+import { judgementWait } from '../../client/activity-failing.ts';
 import { ANY_POLICY, POLICY_HOLDER_SEEN_MS, POLICY_MISMATCH, UNKNOWN_PIN, hasPolicyHolder, pinnedPolicy, policyHolderIdentity, policyPinProblem } from '../../core/policy-pin.ts';
 
 const base = { backfillId: 'orders-2024', queue: 'backfill' };
