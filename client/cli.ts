@@ -18,6 +18,7 @@ import { printableLines } from './printable.ts';
 import { packageJson } from '../host/package.ts';
 import { settingsFromEnv } from '../host/settings.ts';
 import { EXIT } from './exit-codes.ts';
+import { shellWord } from '../core/shell-word.ts';
 import { topLevelHelpText } from './help.ts';
 
 export { EXIT, exitCodeFor } from './exit-codes.ts';
@@ -91,19 +92,35 @@ const VALUE_OPTIONS = new Set<string>(PROGRAM_OPTIONS.map(([flags]) => flags.spl
 
 const isCommandName = (word: string): word is CommandName => Object.hasOwn(COMMANDS, word);
 
+/** The program's options that take no value. */
+const FLAG_OPTIONS = new Set(['-h', '--help', '-V', '--version']);
+
+/**
+ * The command line as the program reads it before a command: the options written before the
+ * first word that is not one (with the values of those that take one), and that word, if any.
+ */
+function beforeCommand(argv: readonly string[]): { args: string[]; options: number[]; word?: number } {
+  const args = argv.slice(2);
+  const options: number[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    if (arg === '--') break;
+    if (!arg.startsWith('-')) return { args, options, word: i };
+    options.push(i);
+    if (VALUE_OPTIONS.has(arg)) i++;
+  }
+  return { args, options };
+}
+
 /**
  * The commands the program needs to parse `argv` as it would with all of them: the one it names;
  * none for `--version` without a command (commander answers it from the program's options);
  * every one otherwise, for the top-level help, `help`, and the suggestion after a mistyped name.
  */
 export function commandsFor(argv: readonly string[]): CommandName[] {
-  const args = argv.slice(2);
-  for (let i = 0; i < args.length; i++) {
-    const arg = args[i]!;
-    if (arg === '--') break;
-    if (VALUE_OPTIONS.has(arg)) i++;
-    else if (!arg.startsWith('-')) return isCommandName(arg) ? [arg] : COMMAND_NAMES;
-  }
+  const { args, word: at } = beforeCommand(argv);
+  const word = at === undefined ? undefined : args[at]!;
+  if (word !== undefined) return isCommandName(word) ? [word] : COMMAND_NAMES;
   const asksHelp = args.some((arg) => arg === '-h' || arg === '--help');
   const asksVersion = args.some((arg) => arg === '-V' || arg === '--version');
   return asksVersion && !asksHelp ? [] : COMMAND_NAMES;
@@ -112,20 +129,32 @@ export function commandsFor(argv: readonly string[]): CommandName[] {
 /** Words a user may take for commands that are options of `plan`; commander would suggest an unrelated command for them. */
 const PLAN_MODES: Readonly<Record<string, string>> = { explain: ' --explain', estimate: ' --estimate', validate: '' };
 
-/** The error for `backfill explain <spec>` and its kind: the command is plan, with the option. */
-export function planModeMistaken(argv: readonly string[]): BackfillError | undefined {
-  const args = argv.slice(2);
-  for (let i = 0; i < args.length; i++) {
-    const arg = args[i]!;
-    if (arg === '--') return undefined;
-    if (VALUE_OPTIONS.has(arg)) i++;
-    else if (!arg.startsWith('-')) {
-      if (!Object.hasOwn(PLAN_MODES, arg)) return undefined;
-      return new BackfillError('invalid_argument', `'${arg}' is not a command: run 'backfill plan <spec>${PLAN_MODES[arg]}' (it needs no server)`);
-    }
+/**
+ * The error for a command line the program would refuse with a misleading message: `backfill
+ * explain <spec>` (the command is plan, with the option), and a command's option written before
+ * the command (`backfill --json status x`: commander says only that it knows no --json).
+ */
+export function commandLineMistaken(argv: readonly string[]): BackfillError | undefined {
+  const { args, options, word: at } = beforeCommand(argv);
+  if (at === undefined) return undefined;
+  const word = args[at]!;
+  if (Object.hasOwn(PLAN_MODES, word)) {
+    return new BackfillError('invalid_argument', `'${word}' is not a command: run 'backfill plan <spec>${PLAN_MODES[word]}' (it needs no server)`);
   }
-  return undefined;
+  const misplacedAt = options.filter((i) => !VALUE_OPTIONS.has(args[i]!.split('=')[0]!) && !FLAG_OPTIONS.has(args[i]!));
+  if (misplacedAt.length === 0 || !isCommandName(word)) return undefined;
+  const misplaced = misplacedAt.map((i) => args[i]!);
+  const kept = (from: number, to: number) => args.slice(from, to).filter((_, i) => !misplacedAt.includes(from + i));
+  const moved = [...kept(0, at + 1), ...misplaced, ...args.slice(at + 1)].map(shellWord).join(' ');
+  const names = misplaced.map((o) => `'${o}'`).join(', ');
+  const program = [...VALUE_OPTIONS];
+  return new BackfillError(
+    'invalid_argument',
+    `${names} ${misplaced.length === 1 ? 'is' : 'are'} written before the command '${word}': write a command's options after its name, as in backfill ${moved} ` +
+      `(only ${program.slice(0, -1).join(', ')} and ${program.at(-1)} go before a command)`,
+  );
 }
+
 
 /** The program with `commands` (every one unless named), each loaded from its module. */
 export async function buildProgram(commands: readonly CommandName[] = COMMAND_NAMES) {
@@ -161,7 +190,7 @@ function reportError(error: unknown, json: boolean): void {
 export async function main(argv = process.argv): Promise<void> {
   const json = argv.includes('--json');
   try {
-    const mistaken = planModeMistaken(argv);
+    const mistaken = commandLineMistaken(argv);
     if (mistaken) throw mistaken;
     const program = await buildProgram(commandsFor(argv));
     // Adapters register their schemes before any command opens a warehouse; the registry loads only when some are named.

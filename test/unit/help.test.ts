@@ -204,6 +204,23 @@ describe('the commands a command line loads', () => {
     expect((await cli('plan', 'explain')).stderr).not.toContain('is not a command');
   });
 
+  it("says where a command's option goes when it is written before the command (commander said only: unknown option)", async () => {
+    const before = await cli('--json', 'status', 'shop-2024');
+    expect(before.code).toBe(EXIT.error);
+    expect(JSON.parse(before.stdout)).toEqual({
+      error: {
+        code: 'invalid_argument',
+        message: "'--json' is written before the command 'status': write a command's options after its name, as in backfill status --json shop-2024 (only --address, --namespace and --profile go before a command)",
+      },
+    });
+    // The program's own options stay where they are, a value equal to the command's name included.
+    const both = await cli('--profile', 'status', '--watch', '-x', 'status', 'it is');
+    expect(stripVTControlCharacters(both.stderr)).toContain("'--watch', '-x' are written before the command 'status': write a command's options after its name, as in backfill --profile status status --watch -x it\\ is");
+    // Not a command: commander's own suggestion stands.
+    expect(stripVTControlCharacters((await cli('--json', 'stauts', 'x')).stdout)).not.toContain('written before');
+    expect((await cli('--address', 'localhost:7233', '--version')).code).toBe(EXIT.ok);
+  });
+
   it('takes a spec written in place of policy\'s action for what it is, naming the actions and the command line', async () => {
     const left = await cli('policy', 'examples/shop/backfill.yaml');
     expect(left.code).toBe(EXIT.error);
