@@ -9,6 +9,7 @@ import { BackfillError } from '../core/errors.ts';
 import { checkTaskQueue } from '../core/task-queue.ts';
 import { DEFAULT_OVERHEAD, fitOverhead, partitionSeconds, scaleOverhead, simulate, type Forecast, type NodeTiming, type OverheadFit, type OverheadModel, type QueueCap, type SimulationInput } from '../core/estimate.ts';
 import type { Limits } from '../core/limits.ts';
+import { checkStart, type Policy } from '../core/policy.ts';
 import type { Plan, PlanNode } from '../core/plan.ts';
 import type { ResolvedSpec } from '../core/spec.ts';
 import { RunWindows, backfillWindows, describeWindows, windowedLimits, type Windows } from '../core/windows.ts';
@@ -152,12 +153,28 @@ export type EstimateOptions = {
   sample?: SampleRun;
   /** The spec's run windows: the estimate starts at `now` and follows them (and the policy's: both must allow). */
   windows?: Windows;
-  /** The policy the workers judge the backfill by (`plan --policy`): its run windows apply on top of the spec's, as the workflow applies them. */
-  policy?: { path: string; windows?: Windows };
+  /**
+   * The policy the workers judge the backfill by (`plan --policy`): its run windows apply on top
+   * of the spec's, as the workflow applies them, and its caps as the start's judgement sets them.
+   */
+  policy?: { path: string; windows?: Windows; caps?: PolicyCaps };
+  /** Per-node rates over the spec's own (the policy's dataset caps, where a node sets none). */
+  overrides?: Readonly<Record<string, Partial<Limits>>>;
   /** The spec's canary: its slice and its wait for an approval are not in the estimate, which says so. */
   canary?: boolean;
   /** The estimate's clock: when the simulated backfill starts (default: now). */
   now?: number;
+};
+
+/** What a policy's caps did to the limits the estimate runs with, as the start's judgement would. */
+export type PolicyCaps = {
+  /** The backfill-wide limits the policy set where the start sets none (null: it set none). */
+  rate: number | null;
+  concurrency: number | null;
+  /** Node rates its dataset caps set where the node sets none. */
+  nodeRates: Record<string, number>;
+  /** What the policy refuses of these limits: a start with them would not run. */
+  refused: string[];
 };
 
 /** The ledger of a warehouse, read as it is, or none when no warehouse or ledger is there (reading creates none). */
@@ -242,6 +259,7 @@ export function estimateReport(plan: Plan, history: ReadonlyMap<string, NodeHist
     overhead,
     queues,
     ...(options.skip ? { skip: options.skip } : {}),
+    ...(options.overrides ? { overrides: options.overrides } : {}),
     // As the policy's governance reads them: lower limits only, on top of the backfill's own.
     ...(schedules.length > 0 ? { windows: { startAt, limitsAt: windowedLimits(schedules) } } : {}),
   });
@@ -301,8 +319,8 @@ export function estimateReport(plan: Plan, history: ReadonlyMap<string, NodeHist
             description: schedules.map((s, i) => `${options.policy?.windows ? `the ${named[i]!.source}'s: ` : ''}${describeWindows(s, startAt)}`),
           }
         : null,
-    /** The policy read (`plan --policy`), and whether it has run windows; null: none was given. */
-    policy: options.policy ? { path: options.policy.path, windows: options.policy.windows !== undefined } : null,
+    /** The policy read (`plan --policy`), whether it has run windows, and what its caps set; null: none was given. */
+    policy: options.policy ? { path: options.policy.path, windows: options.policy.windows !== undefined, caps: options.policy.caps ?? null } : null,
     /** Whether the spec has a canary, whose slice and wait for an approval the estimate leaves out. */
     canary: options.canary === true,
     /** What the estimate leaves out for this plan, to print beside it. */
@@ -360,19 +378,39 @@ export function checkEstimateFlags(flags: EstimateFlags): void {
   }
 }
 
-/** The estimate's options from `plan`'s flags. */
-export function estimateOptions(spec: ResolvedSpec, flags: EstimateFlags, skip?: Record<string, RangesJSON>, policy?: EstimateOptions['policy']): EstimateOptions {
+/** The estimate's options from `plan`'s flags, and the policy the workers are given (`--policy`). */
+export function estimateOptions(spec: ResolvedSpec, flags: EstimateFlags, skip?: Record<string, RangesJSON>, policy?: { path: string; rules: Policy }): EstimateOptions {
   checkEstimateFlags(flags);
   const workerSlots = flags.workerSlots ?? DEFAULT_WORKER_SLOTS;
+  const given: Partial<Limits> = { ...(flags.rate !== undefined ? { rate: flags.rate } : {}), ...(flags.concurrency !== undefined ? { concurrency: flags.concurrency } : {}) };
+  const asked: Limits = { rate: given.rate !== undefined ? given.rate : spec.rate, concurrency: given.concurrency !== undefined ? given.concurrency : spec.concurrency };
+  // The start's own judgement: a limit left unset takes the policy's cap, a node without a rate its dataset cap's.
+  const judged = policy && checkStart(policy.rules, { spec, partitions: 0, limits: given });
+  const limits = judged?.limits ?? asked;
+  const nodeRates = judged?.nodeRates ?? {};
   return {
     ...(flags.warehouse !== undefined ? { warehouse: flags.warehouse } : {}),
-    limits: { rate: flags.rate !== undefined ? flags.rate : spec.rate, concurrency: flags.concurrency !== undefined ? flags.concurrency : spec.concurrency },
+    limits,
+    ...(Object.keys(nodeRates).length > 0 ? { overrides: Object.fromEntries(Object.entries(nodeRates).map(([node, rate]) => [node, { rate }])) } : {}),
     queueCaps: parseQueueCaps(flags.queueCap, workerSlots),
     workerSlots,
     assumeMs: flags.assume ?? null,
     ...(skip ? { skip } : {}),
     ...(spec.windows ? { windows: spec.windows } : {}),
-    ...(policy ? { policy } : {}),
+    ...(policy && judged
+      ? {
+          policy: {
+            path: policy.path,
+            ...(policy.rules.windows ? { windows: policy.rules.windows } : {}),
+            caps: {
+              rate: asked.rate === null ? limits.rate : null,
+              concurrency: asked.concurrency === null ? limits.concurrency : null,
+              nodeRates,
+              refused: judged.violations.filter((v) => v.rule.startsWith('caps.')).map((v) => `${v.message} (${v.rule})`),
+            },
+          },
+        }
+      : {}),
     ...(spec.canary ? { canary: true } : {}),
   };
 }

@@ -54,11 +54,26 @@ export function renderEstimate(report: EstimateReport): string {
     ...(estimate.windows
       ? [`run windows, from a start now (${estimate.windows.startsAt.slice(0, 16).replace('T', ' ')} UTC): partitions start only while they allow; ${estimate.windows.description.join('; ')}`]
       : []),
-    ...(estimate.policy
-      ? [`policy ${estimate.policy.path}: ${estimate.policy.windows ? 'its run windows are followed too (a partition starts only while every window allows)' : 'no run windows'}`]
-      : []),
+    ...(estimate.policy ? policyLines(estimate.policy) : []),
     ...estimate.warnings.map((w) => pc.yellow(`not in the estimate: ${w}`)),
     `orchestration ${calibration}:`,
     `  start ${formatDuration(o.startMs)}, ${o.activityMs}ms per activity, ${o.hopMs}ms per signal, reports every ${formatDuration(o.reportIntervalMs)}, ${o.activityCostMs}ms + ${o.partitionCostMs}ms per partition of server and worker work, end ${formatDuration(o.endMs)}; no failures or retries`,
   ].join('\n');
+}
+
+/** What the policy did to the estimate: its run windows, the limits its caps set, and what it would refuse. */
+function policyLines(policy: NonNullable<EstimateReport['policy']>): string[] {
+  const caps = policy.caps;
+  const set = caps
+    ? [
+        ...(caps.rate !== null ? [`the backfill's rate to ${caps.rate}/s`] : []),
+        ...(caps.concurrency !== null ? [`its concurrency to ${caps.concurrency}`] : []),
+        ...Object.entries(caps.nodeRates).map(([node, rate]) => `${node}'s rate to ${rate}/s`),
+      ]
+    : [];
+  const windows = policy.windows ? 'its run windows are followed too (a partition starts only while every window allows)' : 'no run windows';
+  return [
+    `policy ${policy.path}: ${windows}${set.length > 0 ? `; its caps set ${set.join(', ')}, where the start sets none (as at the start)` : ''}`,
+    ...(caps?.refused ?? []).map((refused) => pc.yellow(`the policy refuses a start with these limits: ${refused}`)),
+  ];
 }

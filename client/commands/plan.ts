@@ -78,11 +78,11 @@ export function planCommand() {
       const estimate = options.estimate
         ? await (async () => {
             const [{ estimatePlan, estimateOptions }, { policyFileFrom, readPolicyFile }] = await Promise.all([import('../estimate.ts'), import('../../activities/policy.ts')]);
-            // Read as the workers read it (--policy, else $BACKFILL_POLICY): its run windows hold the backfill as the spec's do.
+            // Read as the workers read it (--policy, else $BACKFILL_POLICY): its run windows hold the backfill as the spec's do, its caps limit it as at the start.
             const policyFile = policyFileFrom(policy);
             const loaded = policyFile === undefined ? undefined : await readPolicyFile(policyFile);
             const sample = options.sample === undefined ? undefined : await (await import('../estimate-sample.ts')).sampleFromCommand(command, spec, plan, range, options.sample);
-            return estimatePlan(plan, { ...estimateOptions(spec, flags, changes?.skip, loaded && { path: loaded.path, ...(loaded.policy.windows ? { windows: loaded.policy.windows } : {}) }), ...(sample ? { sample } : {}) });
+            return estimatePlan(plan, { ...estimateOptions(spec, flags, changes?.skip, loaded && { path: loaded.path, rules: loaded.policy }), ...(sample ? { sample } : {}) });
           })()
         : undefined;
       const explained = options.explain

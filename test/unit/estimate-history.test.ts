@@ -1,5 +1,6 @@
 /** `plan --estimate`'s inputs: durations and rows from ledger rows, what it assumes without them, the calibration, the flags. */
 import { describe, expect, it } from 'vitest';
+import { stripVTControlCharacters } from 'node:util';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -168,7 +169,7 @@ describe('estimateReport', () => {
   it("follows the policy's run windows with the spec's, starting only while both allow, and names whose they are", () => {
     // The spec allows Sunday 01:00-03:00 UTC, the policy Sunday 02:00-04:00 UTC: the backfill runs from 02:00 to 03:00.
     const windowed = { ...spec, windows: resolveSpec({ ...INPUT, windows: { allow: [{ days: ['sun'], from: '01:00', to: '03:00' }] } }).windows! };
-    const policy = { path: '/etc/backfill.policy.yaml', windows: parsePolicy({ version: 1, windows: { allow: [{ days: ['sun'], from: '02:00', to: '04:00' }] } }).windows! };
+    const policy = { path: '/etc/backfill.policy.yaml', rules: parsePolicy({ version: 1, windows: { allow: [{ days: ['sun'], from: '02:00', to: '04:00' }] } }) };
     const monday = Date.UTC(2024, 0, 1);
     const at = { calibrate: false, now: monday, warehouse: '/w.db', warehouseFound: true };
     const firstStart = (r: ReturnType<typeof estimateReport>) => monday + Math.min(...r.nodes.map((n) => n.firstStartMs!));
@@ -182,17 +183,37 @@ describe('estimateReport', () => {
     expect(firstStart(both)).toBeLessThan(Date.UTC(2024, 0, 7, 3));
     expect(both.windows).toMatchObject({ schedules: 2, from: ['spec', 'policy'] });
     expect(both.windows!.description).toEqual([expect.stringMatching(/^the spec's: outside the run windows \(paused\): next window opens Sun 01:00 UTC/), expect.stringMatching(/^the policy's: outside the run windows \(paused\): next window opens Sun 02:00 UTC/)]);
-    expect(both.policy).toEqual({ path: policy.path, windows: true });
+    expect(both.policy).toEqual({ path: policy.path, windows: true, caps: { rate: null, concurrency: null, nodeRates: {}, refused: [] } });
     expect(renderEstimate(both)).toContain(`policy ${policy.path}: its run windows are followed too`);
 
     // The policy's alone hold a spec without windows; a policy without windows changes nothing, and says so.
     const policyOnly = estimateReport(plan, histories(), { ...estimateOptions(spec, { estimate: true }, undefined, policy), ...at });
     expect(firstStart(policyOnly)).toBeGreaterThanOrEqual(Date.UTC(2024, 0, 7, 2));
     expect(policyOnly.windows).toMatchObject({ schedules: 1, from: ['policy'] });
-    const none = estimateReport(plan, histories(), { ...estimateOptions(spec, { estimate: true }, undefined, { path: policy.path }), ...at });
+    const none = estimateReport(plan, histories(), { ...estimateOptions(spec, { estimate: true }, undefined, { path: policy.path, rules: parsePolicy({ version: 1 }) }), ...at });
     expect(none.wallMs).toBe(estimateReport(plan, histories(), { ...estimateOptions(spec, { estimate: true }), ...at }).wallMs);
     expect(none).toMatchObject({ windows: null, policy: { path: policy.path, windows: false } });
     expect(renderEstimate(none)).toContain(`policy ${policy.path}: no run windows`);
+  });
+
+  it("runs with the limits the policy's caps set where the start sets none, and says what the policy would refuse", () => {
+    const at = { calibrate: false, warehouse: '/w.db', warehouseFound: true };
+    const rules = parsePolicy({ version: 1, caps: { backfill: { rate: 2, concurrency: 3 }, datasets: [{ match: 'cl*', rate: 1 }] } });
+    const free = estimateReport(plan, histories(), { ...estimateOptions(spec, { estimate: true }), ...at });
+    const capped = estimateReport(plan, histories(), { ...estimateOptions(spec, { estimate: true }, undefined, { path: '/p.yaml', rules }), ...at });
+    expect(capped.limits).toEqual({ rate: 2, concurrency: 3 });
+    expect(capped.policy).toEqual({ path: '/p.yaml', windows: false, caps: { rate: 2, concurrency: 3, nodeRates: { clean: 1 }, refused: [] } });
+    // clean's 20 partitions at 1/s at most: about 20 s, where the free run takes far less.
+    expect(capped.wallMs).toBeGreaterThan(18_000);
+    expect(free.wallMs).toBeLessThan(capped.wallMs / 2);
+    const text = stripVTControlCharacters(renderEstimate(capped));
+    expect(text).toContain("limits: rate 2/s · concurrency 3");
+    expect(text).toContain("policy /p.yaml: no run windows; its caps set the backfill's rate to 2/s, its concurrency to 3, clean's rate to 1/s, where the start sets none (as at the start)");
+    // A rate given above the cap: the estimate runs with it, and says that a start with it is refused.
+    const above = estimateReport(plan, histories(), { ...estimateOptions(spec, { estimate: true, rate: 5 }, undefined, { path: '/p.yaml', rules }), ...at });
+    expect(above.limits).toEqual({ rate: 5, concurrency: 3 });
+    expect(above.policy!.caps).toMatchObject({ rate: null, concurrency: 3, refused: [expect.stringMatching(/^the backfill's rate 5\/s is above the policy's cap of 2\/s: .+ \(caps\.backfill\.rate\)$/)] });
+    expect(stripVTControlCharacters(renderEstimate(above))).toContain("the policy refuses a start with these limits: the backfill's rate 5/s is above the policy's cap of 2/s");
   });
 
   it('without calibration, uses the defaults as they are', () => {
