@@ -56,6 +56,7 @@ export function renderPlan(summary: PlanSummary): string {
     table.toString(),
     `critical path: ${plural(plan.criticalPathLength, 'partition')} · max width: ${plural(plan.maxWidth, 'partition')} at once`,
     ...(plan.windows ? [`run windows: ${windowsText(plan.windows)} (plan --estimate follows them)`] : []),
+    ...(plan.notes ?? []).map((note) => pc.yellow(`note: ${note}`)),
   ].join('\n');
 }
 

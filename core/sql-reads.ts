@@ -20,6 +20,7 @@
  * dataset's plain name, which the warehouses' spec-SQL door refuses inside a partition: found
  * here, the refusal comes at plan rather than when the partition runs.
  */
+import { editDistance } from './closest.ts';
 import { readRelations, type SqlRelation } from './sql-relations.ts';
 import type { ResolvedNode } from './spec.ts';
 
@@ -192,4 +193,41 @@ export function undeclaredRead(nodes: readonly ResolvedNode[]): ReadProblem | un
     }
   }
   return undefined;
+}
+
+/** Names shorter than this are not taken for typos of a node's: too many tables are a letter or two off. */
+const NEAR_MIN_LENGTH = 5;
+
+/**
+ * Reads of a table outside the spec whose name is a node's with a letter or two wrong
+ * (`FROM orders_clen` beside the node `orders_clean`): a typo, most likely, which passes the
+ * checks above (a table outside the spec is the user's to read) and fails only when a
+ * partition runs, or, should a table of that name exist, reads it without a word. Said by
+ * `plan`, not refused: the table may be meant. A name held in a node's, or holding one
+ * (`orders` beside `orders_raw`), is a source table more often than not, and is not said.
+ */
+export function nearNodeReads(nodes: readonly ResolvedNode[]): ReadProblem[] {
+  const ids = nodes.map((n) => n.id);
+  const known = new Set(ids);
+  const notes: ReadProblem[] = [];
+  for (const [i, node] of nodes.entries()) {
+    const texts: Array<{ sql: string; path: Array<string | number>; what: string }> = [];
+    if (node.sql !== undefined) texts.push({ sql: node.sql, path: ['nodes', i, 'sql'], what: `${node.id}'s SQL` });
+    node.checks.forEach((check, c) => {
+      if (check.type === 'sql') texts.push({ sql: check.sql, path: ['nodes', i, 'checks', c, 'sql'], what: `${node.id}'s check '${check.name}'` });
+    });
+    for (const { sql, path, what } of texts) {
+      const said = new Set<string>();
+      for (const relation of readRelations(sql)) {
+        const read = relation.name.toLowerCase();
+        if (relation.qualifier !== null || known.has(read) || read.length < NEAR_MIN_LENGTH || said.has(read)) continue;
+        const near = ids.filter((id) => id !== node.id && !id.includes(read) && !read.includes(id) && editDistance(read, id) <= 2);
+        if (near.length === 0) continue;
+        said.add(read);
+        const meant = near.map((id) => (node.dependsOn.some((d) => d.node === id) ? id : `${id} (add it to dependsOn too)`)).join(' or ');
+        notes.push({ path, message: `${what} reads ${relation.name}, which is no node of this spec: if you meant ${meant}, correct the name; as it is, it reads a table of that name outside the spec, and fails when a partition runs if there is none` });
+      }
+    }
+  }
+  return notes;
 }

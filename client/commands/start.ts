@@ -102,6 +102,8 @@ export function startCommand() {
       const wait = options.waitForDatasets === undefined ? undefined : waitTimeout(options.waitForDatasets);
       // Refused before connecting (the client checks them again for library callers).
       requirePartitionsInRange(spec, range);
+      // What plan would note (a table read whose name is a node's with a typo): on stderr, so that --json stays one document.
+      for (const note of (await import('../../core/sql-reads.ts')).nearNodeReads(spec.nodes)) process.stderr.write(`${pc.yellow(`note: ${terminalText(note.message)}`)}\n`);
       (await import('../../core/canary.ts')).startCanary(spec, options.canary, options.stage === true);
       const changes = options.onlyChanged ? await (await import('../only-changed.ts')).onlyChanged(expandPlan(spec, range), options) : undefined;
       await withClient(command, async (client) => {

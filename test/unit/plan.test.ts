@@ -692,6 +692,18 @@ describe('planNode, upstreamOf and planSummary', () => {
     expect(windowsText(paused.windows!)).toBe('daily 01:00–05:00 (UTC); outside them paused');
   });
 
+  it('planSummary notes a table read whose name is a node\'s with a typo, which plan shows (it ran, and failed in every partition)', () => {
+    const typo = resolveSpec({
+      name: 't',
+      partitions: { grain: 'day', start: '2024-01-01', end: '2024-01-03' },
+      nodes: [{ id: 'orders_raw', transform: 'noop' }, { id: 'orders_clean', dependsOn: ['orders_raw'], sql: 'SELECT * FROM orders_rwa' }],
+    });
+    const summary = planSummary(expandPlan(typo));
+    expect(summary.notes).toEqual([expect.stringMatching(/^orders_clean's SQL reads orders_rwa, which is no node of this spec: if you meant orders_raw, correct the name/)]);
+    expect(stripVTControlCharacters(renderPlan(summary))).toContain("\nnote: orders_clean's SQL reads orders_rwa");
+    expect('notes' in planSummary(plan)).toBe(false);
+  });
+
   it('planSummary of an empty node has null first and last', () => {
     const empty = expandPlan(spec([n('a')]), parseRange('2030-01-01', undefined));
     expect(planSummary(empty).nodes[0]).toMatchObject({ partitions: 0, first: null, last: null });

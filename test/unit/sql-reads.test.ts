@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { parse } from 'yaml';
 import { describe, expect, it } from 'vitest';
 import { resolveSpec } from '../../core/spec.ts';
+import { nearNodeReads } from '../../core/sql-reads.ts';
 import { thrownBackfillError } from './backfill-error.ts';
 
 const spec = (nodes: unknown[]) => ({ name: 'shop', partitions: { grain: 'day', start: '2024-01-01', end: '2024-01-08' }, nodes });
@@ -258,5 +259,34 @@ describe('resolveSpec: a read that one reading of the comments finds', () => {
   it('adds nothing when both readings find the read', () => {
     const error = refusal([raw, clean, { id: 'daily', dependsOn: ['orders_raw'], sql: '/* x /* y */ */ SELECT * FROM orders_clean' }]);
     expect(error.message).not.toContain('This read is found');
+  });
+});
+
+describe('nearNodeReads: a table read whose name is a node\'s with a typo', () => {
+  const notes = (nodes: unknown[]) => nearNodeReads(resolveSpec(spec(nodes)).nodes);
+
+  it('notes a read one or two letters off a node, naming the node and whether it must go in dependsOn too', () => {
+    expect(notes([raw, { ...clean, sql: 'SELECT * FROM orders_rwa' }])).toEqual([
+      {
+        path: ['nodes', 1, 'sql'],
+        message:
+          "orders_clean's SQL reads orders_rwa, which is no node of this spec: if you meant orders_raw, correct the name; as it is, it reads a table of that name outside the spec, and fails when a partition runs if there is none",
+      },
+    ]);
+    const [daily] = notes([raw, clean, { id: 'daily', dependsOn: ['orders_raw'], sql: 'SELECT COUNT(*) AS n FROM orders_clen', checks: [{ type: 'sql', name: 'none', sql: 'SELECT * FROM ordrs_raw WHERE 0' }] }]);
+    expect(daily!.message).toContain('if you meant orders_clean (add it to dependsOn too), correct the name');
+    expect(notes([raw, clean, { id: 'daily', dependsOn: ['orders_raw'], sql: 'SELECT * FROM orders_raw', checks: [{ type: 'sql', name: 'none', sql: 'SELECT * FROM ordrs_raw WHERE 0' }] }])).toEqual([
+      expect.objectContaining({ path: ['nodes', 2, 'checks', 0, 'sql'], message: expect.stringMatching(/^daily's check 'none' reads ordrs_raw, which is no node of this spec: if you meant orders_raw, correct/) }),
+    ]);
+  });
+
+  it('leaves alone the nodes themselves, qualified names, short names, and source tables whose names hold a node\'s or are held in one', () => {
+    expect(notes([raw, clean])).toEqual([]);
+    expect(notes([raw, { ...clean, sql: 'SELECT * FROM raw.orders_rwa' }])).toEqual([]);
+    expect(notes([{ id: 'users', transform: 'noop' }, { id: 'daily', dependsOn: ['users'], sql: 'SELECT * FROM users JOIN usrs ON true' }])).toEqual([]);
+    // `orders` beside `orders_raw` is a source table more often than not.
+    expect(notes([raw, { id: 'daily', sql: 'SELECT * FROM orders' }, { id: 'more', sql: 'SELECT * FROM orders_raw_2024' }])).toEqual([]);
+    // Three letters off: a table of its own.
+    expect(notes([raw, { id: 'daily', sql: 'SELECT * FROM orders_xyz' }])).toEqual([]);
   });
 });
