@@ -206,7 +206,20 @@ export async function gatherReport(client: BackfillClient, warehouse: Warehouse 
     }
     notes.push(`No warehouse at ${warehouse.missing} (none was created): this backfill ran no partition yet, so the report comes from its workflow history alone.`);
   }
-  const ledger = 'missing' in warehouse ? [] : (await warehouse.ledger({ backfillId })).filter((row) => row.runKey === runKey);
+  const ofBackfill = 'missing' in warehouse ? [] : await warehouse.ledger({ backfillId });
+  // The workflow says partitions were published, the ledger knows nothing of the backfill: another warehouse than the workers'.
+  // Done counts the partitions --only-changed kept too, which published nothing.
+  const kept = plan.nodes.reduce((sum, node) => sum + RangeSet.fromJSON(input.skip?.[node.id]).slice(0, node.partitions.size).size, 0);
+  const publishedCount = progress === null ? 0 : progress.done - kept;
+  if (!('missing' in warehouse) && ofBackfill.length === 0 && publishedCount > 0) {
+    throw new BackfillError(
+      'invalid_argument',
+      `backfill '${backfillId}' published ${publishedCount.toLocaleString('en-US')} partitions, but the ledger of ${warehouse.location} has no row of it: this is not the warehouse its workers wrote to. ` +
+        'Give --warehouse (or $BACKFILL_WAREHOUSE) the workers\' warehouse; nothing was written',
+      'warehouse',
+    );
+  }
+  const ledger = ofBackfill.filter((row) => row.runKey === runKey);
   const previous = 'missing' in warehouse ? new Map<string, LedgerRow>() : await replacedVersions(warehouse, ledger);
   const staged = 'missing' in warehouse ? null : await stagedReport(warehouse, { backfillId, runKey }, input, spec, ledger, notes);
   const location = 'missing' in warehouse ? warehouse.missing : warehouse.location;

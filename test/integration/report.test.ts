@@ -13,6 +13,7 @@ import { chromium, type Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ThrottledError } from '../../activities/errors.ts';
 import { loadTransforms, type Transform } from '../../activities/transforms.ts';
+import { openWarehouse } from '../../activities/warehouse/index.ts';
 import { BackfillClient, defaultIdentity, type Started } from '../../client/backfill-client.ts';
 import { localConnection } from '../../client/connection.ts';
 import type { Report } from '../../client/report/model.ts';
@@ -67,6 +68,14 @@ describe('backfill report', () => {
     const first = await runCli<Started>(['start', exampleSpec(dir, queue), '--id', before, '--from', '2024-01-01', '--to', '2024-01-06', '--json'], env);
     expect(first.code, first.stderr).toBe(0);
     expect((await client.wait(before, 120_000)).state).toBe('completed');
+    // Against a warehouse the workers did not write: refused, rather than a report of 0 partitions published.
+    const elsewhere = openWarehouse(join(dir, 'elsewhere.db'), { inline: true });
+    await elsewhere.identity();
+    await elsewhere.close();
+    const wrong = await runCli<{ error: { code: string; message: string } }>(['report', before, '--output', join(dir, 'wrong.html'), '--warehouse', join(dir, 'elsewhere.db'), '--json'], env);
+    expect(wrong.code).toBe(1);
+    expect(wrong.json!.error).toMatchObject({ code: 'invalid_argument', message: expect.stringMatching(/published \d+ partitions, but the ledger of .*elsewhere\.db has no row of it: this is not the warehouse its workers wrote to/) });
+    expect(() => statSync(join(dir, 'wrong.html'))).toThrow();
 
     const spec = exampleSpec(dir, queue, (yaml) => yaml.replace('ordersPerDay: 200', 'ordersPerDay: 240'));
     const id = `report-${Date.now()}`;
