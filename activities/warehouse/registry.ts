@@ -15,6 +15,7 @@ import { isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { resolve as resolveImport } from 'import-meta-resolve';
 import { BackfillError } from '../../core/errors.ts';
+import { importModule } from '../modules.ts';
 import { warehouseAdapter as lakeAdapter } from './lake/adapter.ts';
 import type { Warehouse } from './types.ts';
 
@@ -90,7 +91,8 @@ function packageMissing(error: unknown, name: string): boolean {
  * look beside backfill's files only, where a package the user installed in their project is not.
  */
 async function importAdapter(module: string, base: string): Promise<unknown> {
-  if (module.startsWith('.') || isAbsolute(module)) return import(pathToFileURL(resolve(base, module)).href);
+  // A file of the user's: TypeScript too, as transforms and specs are (through tsx).
+  if (module.startsWith('.') || isAbsolute(module)) return importModule(resolve(base, module));
   const name = /^(?:@[^/]+\/)?[^/]+/.exec(module)?.[0] ?? module;
   try {
     return await import(resolveImport(module, pathToFileURL(join(resolve(base), 'package.json')).href));

@@ -7,7 +7,7 @@
  * holds no TypeScript of its own, and runs without tsx.
  */
 import { execFile } from 'node:child_process';
-import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -146,6 +146,20 @@ describe('the npm package', () => {
     expect(backfill.json).toMatchObject({ state: 'completed', progress: { done: 25, total: 25, failed: 0 } });
     const lineage = await npx(dir, ['lineage', 'daily_pages', '2024-01-01', '--warehouse', warehouse, '--json']);
     expect(lineage.json).toMatchObject({ current: { backfillId: 'scaffold-day', rowCount: 5, codeVersion: `backfill@${packageJson().version}` } });
+
+    // A warehouse adapter written in TypeScript loads as transforms do (it failed: "Unknown file extension '.ts'").
+    mkdirSync(join(dir, 'adapters'), { recursive: true });
+    writeFileSync(
+      join(dir, 'adapters', 'mine.ts'),
+      [
+        "import { fileURLToPath } from 'node:url';",
+        "import { SqlWarehouse, SqliteDialect, type WarehouseAdapter } from 'durable-backfill/warehouse';",
+        "export const warehouseAdapter: WarehouseAdapter = { scheme: 'mine', open: (location: string) => new SqlWarehouse(new SqliteDialect(fileURLToPath(location.replace(/^mine:/, 'file:')))) };",
+        '',
+      ].join('\n'),
+    );
+    const adapted = await npx(dir, ['lineage', 'daily_pages', '2024-01-01', '--warehouse', `mine://${warehouse}`, '--json'], { BACKFILL_WAREHOUSE_ADAPTERS: 'mine=./adapters/mine.ts' });
+    expect(adapted.json, adapted.stderr).toMatchObject({ current: { backfillId: 'scaffold-day', rowCount: 5 } });
 
     // Without tsx the package runs on: a spec in JavaScript loads; one in TypeScript fails, naming the fix.
     rmSync(join(dir, 'node_modules', 'tsx'), { recursive: true, force: true });
