@@ -119,6 +119,24 @@ export function requirePartitionsInRange(spec: ResolvedSpec, range: PartitionRan
 }
 
 /**
+ * What --from/--to asked beyond the spec's partitions, which the range is cut to without a
+ * word otherwise (`--from 2024-02-01` for a spec from 2024-03-01 runs from 2024-03-01); null
+ * when it asked nothing beyond them.
+ */
+export function rangeBeyondSpec(spec: ResolvedSpec, range: PartitionRange): string | null {
+  const spans = spec.nodes.flatMap((n) => (n.partitions.kind === 'static' ? [] : [n.partitions]));
+  if (spans.length === 0) return null;
+  const first = Math.min(...spans.map((s) => s.start));
+  const end = Math.max(...spans.map((s) => s.end));
+  const beyond = [
+    ...(range.from !== undefined && range.from < first ? [`--from ${formatInstant(range.from)} is before the spec's first partition, ${formatInstant(first)}`] : []),
+    ...(range.to !== undefined && range.to > end ? [`--to ${formatInstant(range.to)} is after the spec's end, ${formatInstant(end)} (exclusive)`] : []),
+  ];
+  if (beyond.length === 0) return null;
+  return `${beyond.join(', and ')}: the backfill covers only the spec's partitions in the range (widen the spec's partitions to go beyond them)`;
+}
+
+/**
  * One node of the plan with its upstream edges, without expanding the rest of the graph:
  * what a node workflow needs to run its partitions and name their inputs. It needs only the
  * node's own spec and its upstream nodes' partitions.

@@ -44,7 +44,7 @@ export function planCommand() {
     .action(async (file, options, command) => {
       // --estimate reads the warehouse's ledger too.
       checkOnlyChanged(command, options.onlyChanged, options.estimate ? ['warehouse'] : []);
-      const [{ loadSpecFile }, { expandPlan, planSummary, requirePartitionsInRange }, { parseRange }, render, { checkEstimateFlags }, { checkPictureFlags }, { parseConcurrency, parseRate }] = await Promise.all([
+      const [{ loadSpecFile }, { expandPlan, planSummary, rangeBeyondSpec, requirePartitionsInRange }, { parseRange }, render, { checkEstimateFlags }, { checkPictureFlags }, { parseConcurrency, parseRate }] = await Promise.all([
         import('../spec-file.ts'),
         import('../../core/plan.ts'),
         import('../../core/spec.ts'),
@@ -68,7 +68,9 @@ export function planCommand() {
       const range = parseRange(options.from, options.to);
       const plan = expandPlan(spec, range);
       requirePartitionsInRange(spec, range);
-      const summary = planSummary(plan, spec.windows);
+      const beyond = rangeBeyondSpec(spec, range);
+      const planned = planSummary(plan, spec.windows);
+      const summary = beyond === null ? planned : { ...planned, notes: [beyond, ...(planned.notes ?? [])] };
       if (options.format) {
         const [{ drawGraph }, { summaryGraph }] = await Promise.all([import('../graph/render.ts'), import('../graph/model.ts')]);
         return void process.stdout.write(await drawGraph(summaryGraph(summary), options.format));

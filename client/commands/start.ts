@@ -96,14 +96,15 @@ export function startCommand() {
     .action(async (file, options, command) => {
       const limits = (await import('../../core/limits.ts')).limitsAsked(options);
       checkOnlyChanged(command, options.onlyChanged);
-      const [{ loadSpecFile }, { expandPlan, requirePartitionsInRange }, { parseRange }] = await Promise.all([import('../spec-file.ts'), import('../../core/plan.ts'), import('../../core/spec.ts')]);
+      const [{ loadSpecFile }, { expandPlan, rangeBeyondSpec, requirePartitionsInRange }, { parseRange }] = await Promise.all([import('../spec-file.ts'), import('../../core/plan.ts'), import('../../core/spec.ts')]);
       const { spec, transformModules } = await loadSpecFile(file);
       const range = parseRange(options.from, options.to);
       const wait = options.waitForDatasets === undefined ? undefined : waitTimeout(options.waitForDatasets);
       // Refused before connecting (the client checks them again for library callers).
       requirePartitionsInRange(spec, range);
-      // What plan would note (a table read whose name is a node's with a typo): on stderr, so that --json stays one document.
-      for (const note of (await import('../../core/sql-reads.ts')).nearNodeReads(spec.nodes)) process.stderr.write(`${pc.yellow(`note: ${terminalText(note.message)}`)}\n`);
+      // What plan would note (a range beyond the spec, a table read whose name is a node's with a typo): on stderr, so that --json stays one document.
+      const notes = [rangeBeyondSpec(spec, range) ?? [], ...(await import('../../core/sql-reads.ts')).nearNodeReads(spec.nodes).map((n) => n.message)].flat();
+      for (const note of notes) process.stderr.write(`${pc.yellow(`note: ${terminalText(note)}`)}\n`);
       (await import('../../core/canary.ts')).startCanary(spec, options.canary, options.stage === true);
       const changes = options.onlyChanged ? await (await import('../only-changed.ts')).onlyChanged(expandPlan(spec, range), options) : undefined;
       await withClient(command, async (client) => {

@@ -2,7 +2,7 @@ import { stripVTControlCharacters } from 'node:util';
 import { describe, it, expect } from 'vitest';
 import { renderPlan } from '../../client/render.ts';
 import { windowsText } from '../../core/windows-text.ts';
-import { expandNode, upstreamPartitions, expandPlan, planNode, planStats, planSummary, requirePartitionsInRange, upstreamOf, type Plan, type PlanEdge } from '../../core/plan.ts';
+import { expandNode, upstreamPartitions, expandPlan, planNode, planStats, planSummary, rangeBeyondSpec, requirePartitionsInRange, upstreamOf, type Plan, type PlanEdge } from '../../core/plan.ts';
 import { parseRange, resolveSpec, type Mapping, type PartitionRange, type ResolvedSpec } from '../../core/spec.ts';
 import { upstreamRange, upstreamRanges } from '../../core/mapping.ts';
 import { NodePartitions } from '../../core/partitions.ts';
@@ -702,6 +702,17 @@ describe('planNode, upstreamOf and planSummary', () => {
     expect(summary.notes).toEqual([expect.stringMatching(/^orders_clean's SQL reads orders_rwa, which is no node of this spec: if you meant orders_raw, correct the name/)]);
     expect(stripVTControlCharacters(renderPlan(summary))).toContain("\nnote: orders_clean's SQL reads orders_rwa");
     expect('notes' in planSummary(plan)).toBe(false);
+  });
+
+  it('rangeBeyondSpec says what --from and --to asked beyond the spec, which the range is cut to (it was cut without a word)', () => {
+    const days = resolveSpec({ name: 'r', partitions: { grain: 'day', start: '2024-03-01', end: '2024-04-01' }, nodes: [{ id: 'a', transform: 'noop' }] });
+    expect(rangeBeyondSpec(days, parseRange('2024-03-02', '2024-03-05'))).toBeNull();
+    expect(rangeBeyondSpec(days, {})).toBeNull();
+    expect(rangeBeyondSpec(days, parseRange('2024-02-01', undefined))).toBe(
+      "--from 2024-02-01T00:00:00Z is before the spec's first partition, 2024-03-01T00:00:00Z: the backfill covers only the spec's partitions in the range (widen the spec's partitions to go beyond them)",
+    );
+    expect(rangeBeyondSpec(days, parseRange(undefined, '2024-05-01'))).toMatch(/^--to 2024-05-01T00:00:00Z is after the spec's end, 2024-04-01T00:00:00Z \(exclusive\): /);
+    expect(rangeBeyondSpec(days, parseRange('2024-01-01', '2024-05-01'))).toMatch(/^--from .*, and --to /);
   });
 
   it('planSummary of an empty node has null first and last', () => {
