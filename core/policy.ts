@@ -527,7 +527,7 @@ export function checkStart(policy: Policy, request: StartRequest): StartDecision
     }
   }
   const protectedNodes = spec.nodes.filter((n) => approval.datasets.some((p) => matches(p, n.id))).map((n) => n.id);
-  if (protectedNodes.length > 0) approvalReasons.push(`it writes ${protectedNodes.join(', ')}, which always need approval (approval.datasets)`);
+  if (protectedNodes.length > 0) approvalReasons.push(`it writes ${protectedNodes.join(', ')}, which always ${protectedNodes.length === 1 ? 'needs' : 'need'} approval (approval.datasets)`);
   violations.push(...priorityViolations(policy, request.priority, request.goesOnAs));
   if (approval.signedStart && request.signedBy === undefined) {
     const sign = '--sign-key <your ssh-ed25519 key>';

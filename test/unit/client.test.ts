@@ -510,7 +510,7 @@ describe('renderGovernance (status under a policy)', () => {
     policy: { hash: 'sha256:abc', path: '/etc/backfill.policy.yaml' },
     planHash: 'sha256:0123456789abcdef0123',
     starter: { identity: 'alice@example.com', verified: true },
-    approval: { needed: true, reasons: ['it writes finance_orders, which always need approval (approval.datasets)'], approvedBy: null, approvedAt: null },
+    approval: { needed: true, reasons: ['it writes finance_orders, which always needs approval (approval.datasets)'], approvedBy: null, approvedAt: null },
     holds: [],
     window: null,
     budgets: { retries: null, cost: null },

@@ -88,7 +88,7 @@ describe('Governance.admit', () => {
     const { governance, limits } = admitted();
     expect(limits.rate).toBe(100);
     expect(governance.awaitingApproval).toBe(true);
-    expect(governance.approvalReasons.join()).toMatch(/finance_orders, which always need approval \(approval\.datasets\)/);
+    expect(governance.approvalReasons.join()).toMatch(/finance_orders, which always needs approval \(approval\.datasets\)/);
     expect(governance.starter).toEqual({ identity: 'alice@example.com', verified: false, signature: null });
     expect(governance.budgets.status('retries')).toMatchObject({ limit: 2, used: 0 });
     expect(governance.toJSON().policy.hash).toBe('sha256:policy');

@@ -104,7 +104,7 @@ describe('policy check on files', () => {
     expect(check.violations.map((v) => v.rule)).toEqual(['reasons.required[0]', 'caps.datasets[0].concurrency']);
     expect(check.approval.reasons).toEqual([
       '182 partitions is above the 100 allowed without approval (approval.maxPartitions)',
-      'it writes finance_revenue, which always need approval (approval.datasets)',
+      'it writes finance_revenue, which always needs approval (approval.datasets)',
     ]);
     expect(check.window?.description).toBe('outside the run windows (paused): next window opens Mon 22:00 Europe/Berlin, in 3 h 12 min');
     expect(check.limits).toEqual({ rate: 100, concurrency: null });
@@ -118,7 +118,7 @@ describe('policy check on files', () => {
     // A March-only start with a reason and within the cap.
     const narrower = await runPolicyCheck({ spec: file('ok.yaml', SPEC.replace('concurrency: 8', 'concurrency: 4')), policy, from: '2024-03-01', to: '2024-03-15', reason: 'restate March after the FX fix' });
     expect(narrower).toMatchObject({ allowed: true, partitions: 28, approval: { needed: true } });
-    expect(narrower.approval.reasons).toEqual(['it writes finance_revenue, which always need approval (approval.datasets)']);
+    expect(narrower.approval.reasons).toEqual(['it writes finance_revenue, which always needs approval (approval.datasets)']);
     // A range that holds no partition is refused as the start refuses it.
     await expect(runPolicyCheck({ spec, policy, from: '2031-01-01' })).rejects.toMatchObject({ code: 'invalid_date', path: 'from', message: expect.stringContaining('holds no partition of any node') });
   });

@@ -286,7 +286,7 @@ describe('checkStart', () => {
         reasons: [
           '62 partitions is above the 50 allowed without approval (approval.maxPartitions)',
           'its estimate of 7,200 partition-seconds is above the 3,600 allowed without approval (approval.maxPartitionSeconds)',
-          'it writes finance_revenue, which always need approval (approval.datasets)',
+          'it writes finance_revenue, which always needs approval (approval.datasets)',
         ],
       },
     ]);
