@@ -252,7 +252,10 @@ export function describeChange(entry: Pick<AuditEntry, 'action' | 'details' | 'o
       const parts = [
         entry.action === 'retry-failed'
           ? `failed partitions${typeof d.node === 'string' ? ` of node ${d.node}` : ''} and those blocked behind them run again in a new run${count !== null ? ` (of the backfill's ${count} partitions, the published ones skipped)` : ''}`
-          : `${d.resumed === true ? 'resumed' : 'started'}${count !== null ? ` with ${count} partitions` : ''}`,
+          : d.resumed === true
+            ? // Its plan's partitions, not how many were left: those published already are skipped.
+              `resumed: a new run${count !== null ? ` over the backfill's ${count} partitions (those published already skipped)` : ''}`
+            : `started${count !== null ? ` with ${count} partitions` : ''}`,
       ];
       if (typeof d.specChanged === 'string') parts.push(d.specChanged === '' ? 'a new spec that changes no node' : `a new spec that changes ${d.specChanged}`);
       if ('rate' in d) parts.push(`rate ${show(d.rate, '/s')}`);
@@ -282,7 +285,8 @@ export function describeChange(entry: Pick<AuditEntry, 'action' | 'details' | 'o
     case 'replace-spec':
       return `a new spec that changes ${typeof d.changed === 'string' && d.changed !== '' ? d.changed : 'no node'}${d.approvalAgain === true ? ': the new plan needs an approval again' : ''}`;
     case 'rollback':
-      return withPolicy(`partitions back to their versions before the backfill${d.force === true ? ' (--force)' : ''}`, d);
+      // Asked, not done: the rollback's summary says what it restored (a second one may restore nothing).
+      return withPolicy(`rollback asked: each partition the backfill changed back to its version before it${d.force === true ? ', even one changed since (--force)' : ', unless changed since'}`, d);
     case 'discard':
       return withPolicy('staged versions dropped', d);
     default:

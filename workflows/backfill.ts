@@ -1037,7 +1037,8 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
         ...startAction?.details,
       },
       startAction?.action,
-      startAction?.limitsSet,
+      // A start's own --rate and --concurrency, as a resume's are (memo payload only: no command changes).
+      startAction?.limitsSet ?? (startAction === null || startAction.action === 'start' ? (['rate', 'concurrency'] as const).filter((key) => input.limits?.[key] !== undefined) : undefined),
     );
     writeAudit();
     upsertMemo({ governance: { policy: verdict.policy, planHash: g.planHash } });

@@ -68,6 +68,8 @@ describe('resume and retry-failed with --rate and --concurrency', () => {
     const trail = await client.audit(backfillId);
     expect(trail.map((e) => e.action)).toEqual(['start', 'retry-failed']);
     expect(trail[1]!.details).toMatchObject({ rate: 5, concurrency: 2 });
+    // The first start's own limits too (they were not recorded).
+    expect(trail[0]!.details).toMatchObject({ resumed: false, rate: 10, concurrency: 3 });
   }, 60_000);
 
   it("resume --rate is refused for a running backfill, naming set-rate; of an ended one the policy's cap judges it, and the new run goes on under what it admitted", async () => {

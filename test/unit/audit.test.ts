@@ -109,7 +109,7 @@ describe('describing entries', () => {
     const resumed = { action: 'resume', outcome: 'applied', details: { resumed: true, partitions: 147, rate: 20 } } as const;
     expect(isLimitChange(resumed)).toBe(true);
     expect(isLimitChange({ ...resumed, outcome: 'refused' })).toBe(false);
-    expect(describeChange(resumed)).toBe('resumed with 147 partitions, rate 20/s');
+    expect(describeChange(resumed)).toBe("resumed: a new run over the backfill's 147 partitions (those published already skipped), rate 20/s");
     const retried = { action: 'retry-failed', outcome: 'applied', details: { resumed: true, partitions: 3, node: 'daily', rate: 50, concurrency: null } } as const;
     expect(isLimitChange(retried)).toBe(true);
     expect(describeChange(retried)).toBe(
@@ -158,7 +158,7 @@ describe('describing entries', () => {
     expect(describeChange({ action: 'approve', outcome: 'applied', details: { planHash: 'sha256:0123456789abcdef0123' } })).toBe('approved plan sha256:0123456789ab…');
     expect(describeChange({ action: 'start', outcome: 'applied', details: { resumed: false, partitions: 1500, policyHash: null, planHash: 'sha256:0123', priority: null, fairnessWeight: null } })).toBe('started with 1,500 partitions');
     expect(describeChange({ action: 'start', outcome: 'applied', details: { resumed: true, partitions: 12, policyHash: 'sha256:0123456789abcdef0123', planHash: 'sha256:0123', priority: 1, fairnessWeight: 3 } })).toBe(
-      'resumed with 12 partitions, priority 1, fairness weight 3, policy sha256:0123456789ab…',
+      "resumed: a new run over the backfill's 12 partitions (those published already skipped), priority 1, fairness weight 3, policy sha256:0123456789ab…",
     );
     expect(describeChange({ action: 'budget-pause', outcome: 'applied', details: { why: 'the retries budget is spent' } })).toBe('the retries budget is spent');
     expect(describeChange({ action: 'approve', outcome: 'refused', details: { code: 'self_approval', why: 'alice started it' } })).toBe('refused: alice started it');
@@ -166,9 +166,9 @@ describe('describing entries', () => {
     expect(describeChange({ action: 'pause', outcome: 'applied', details: { paused: true, previous: true } })).toBe('was paused already: no change');
     expect(describeChange({ action: 'resume', outcome: 'applied', details: { paused: false, previous: true } })).toBe('resumed: new partitions start again');
     expect(describeChange({ action: 'resume', outcome: 'applied', details: { paused: false, previous: false } })).toBe('was not paused: no change');
-    expect(describeChange({ action: 'rollback', outcome: 'applied', details: { force: false, policyHash: null } })).toBe('partitions back to their versions before the backfill');
+    expect(describeChange({ action: 'rollback', outcome: 'applied', details: { force: false, policyHash: null } })).toBe('rollback asked: each partition the backfill changed back to its version before it, unless changed since');
     expect(describeChange({ action: 'rollback', outcome: 'applied', details: { force: true, policyHash: 'sha256:0123456789abcdef0123' } })).toBe(
-      'partitions back to their versions before the backfill (--force), policy sha256:0123456789ab…',
+      'rollback asked: each partition the backfill changed back to its version before it, even one changed since (--force), policy sha256:0123456789ab…',
     );
     expect(describeChange({ action: 'discard', outcome: 'applied', details: { runKey: 'r1', policyHash: null } })).toBe('staged versions dropped');
   });

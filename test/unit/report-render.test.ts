@@ -215,7 +215,7 @@ describe('report as HTML', () => {
       run(10, 'resume', { resumed: true, partitions: 147 }),
     ]);
     expect(marked.map((a) => [a.seq, a.limitChange])).toEqual([[8, true], [9, true], [10, false]]);
-    expect(marked[0]!.change).toBe('resumed with 147 partitions, rate 20/s');
+    expect(marked[0]!.change).toBe("resumed: a new run over the backfill's 147 partitions (those published already skipped), rate 20/s");
   });
 
   it('a backfill without limit changes has no limit marks nor their legend', async () => {

@@ -71,7 +71,7 @@ describe('how a new run of an ended backfill reads in the audit trail', () => {
     expect(applied('retry-failed', { resumed: true, partitions: 3, specChanged: '' })).toBe(
       "failed partitions and those blocked behind them run again in a new run (of the backfill's 3 partitions, the published ones skipped), a new spec that changes no node",
     );
-    expect(applied('resume', { resumed: true, partitions: 12, specChanged: 'orders, daily', priority: 2 })).toBe('resumed with 12 partitions, a new spec that changes orders, daily, priority 2');
+    expect(applied('resume', { resumed: true, partitions: 12, specChanged: 'orders, daily', priority: 2 })).toBe("resumed: a new run over the backfill's 12 partitions (those published already skipped), a new spec that changes orders, daily, priority 2");
   });
 
   it("a resume control (of a paused backfill) says it un-paused: it is not a run's start", () => {
