@@ -641,6 +641,12 @@ export function maxSignatureAgeMs(policy: Policy): number {
   return parseDuration(policy.approval.maxSignatureAge)!;
 }
 
+/**
+ * How the message of a start the policy refuses begins: the workflow fails with it, and the
+ * worker's log reads it to say so on one line (the failure's type does not reach the log).
+ */
+export const POLICY_REFUSAL = 'the policy refuses this backfill:';
+
 /** The message for a list of violations: every rule and its fix, one a line. */
 export function describeViolations(violations: readonly Violation[]): string {
   return violations.map((v) => `${v.rule}: ${v.message}`).join('\n');

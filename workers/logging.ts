@@ -7,6 +7,7 @@
  */
 import { formatWithOptions } from 'node:util';
 import type { LogLevel } from '@temporalio/common';
+import { POLICY_REFUSAL } from '../core/policy.ts';
 import { DefaultLogger, GracefulShutdownPeriodExpiredError, type ActivityInterceptorsFactory, type LogEntry, type LogMetadata, type Logger } from '@temporalio/worker';
 import { BackfillError } from '../core/errors.ts';
 import { isRunPartitionsInput, partitionAttributes } from '../activities/telemetry.ts';
@@ -118,7 +119,19 @@ export function textLine(entry: LogEntry, colors = process.stderr.hasColors?.() 
   return `${at} [${entry.level}] ${entry.message}${meta}\n`;
 }
 
-/** The SDK's logger, at the settings' level and format, without the warning `ACTIVITIES_ONLY` and the error `shutdownExpired`. */
+/**
+ * The SDK's "Workflow failed" of a backfill the policy refused to start, an outcome the starter
+ * is told (`start` says why) and no fault: its error's message, to log on one line at INFO (the
+ * SDK logs it at WARN with a stack); undefined for any other failure. Told by the message: the
+ * error comes from the workflow thread as a plain Error, without its failure type.
+ */
+export function refusedWorkflow(message: string, meta: LogMetadata | undefined): string | undefined {
+  if (message !== 'Workflow failed' || typeof meta?.error !== 'object' || meta.error === null) return undefined;
+  const { message: text } = meta.error as { message?: unknown };
+  return typeof text === 'string' && text.startsWith(POLICY_REFUSAL) ? text : undefined;
+}
+
+/** The SDK's logger, at the settings' level and format, without the warning `ACTIVITIES_ONLY` and the error `shutdownExpired`, and a refused start on one line. */
 class WorkerLogger extends DefaultLogger {
   constructor(
     level: LogLevel,
@@ -130,6 +143,12 @@ class WorkerLogger extends DefaultLogger {
 
   override log(level: LogLevel, message: string, meta?: LogMetadata): void {
     if (message === ACTIVITIES_ONLY || shutdownExpired(message, meta)) return;
+    const refused = refusedWorkflow(message, meta);
+    if (refused !== undefined && meta !== undefined) {
+      const { error: _error, ...rest } = meta;
+      const kept = this.text ? textMeta(message, rest) : rest;
+      return super.log('INFO', 'workflow refused to start', { ...kept, refused });
+    }
     super.log(level, message, this.text && meta !== undefined ? textMeta(message, meta) : meta);
   }
 }

@@ -26,7 +26,7 @@ import { UNKNOWN_IDENTITY, parseMeta, type AuditEntry } from '../core/audit.ts';
 import type { BackfillCoordinator } from '../core/coordinator.ts';
 import { EMPTY_POLICY, Governance, startRequestViolations, startTextTooLong, type Admission, type AdmissionInput } from '../core/governance.ts';
 import type { Plan } from '../core/plan.ts';
-import { checkControl, describeViolations, maxSignatureAgeMs } from '../core/policy.ts';
+import { POLICY_REFUSAL, checkControl, describeViolations, maxSignatureAgeMs } from '../core/policy.ts';
 import type { BackfillInput } from '../core/protocol.ts';
 import { RangeSet, type RangesJSON } from '../core/ranges.ts';
 import { checkClaimed, claimUnknownCheck, signatureClaimKey, type ClaimOutcome } from '../core/signature-claim.ts';
@@ -330,7 +330,7 @@ async function claimSignature(check: Extract<SignatureCheck, { ok: true }>, text
 
 /** The failure a refused start ends with: the rules and how to comply, typed with the error code. */
 export function refusedStart(message: string): ApplicationFailure {
-  return ApplicationFailure.create({ message: `the policy refuses this backfill:\n${message}`, type: 'policy_violation', nonRetryable: true });
+  return ApplicationFailure.create({ message: `${POLICY_REFUSAL}\n${message}`, type: 'policy_violation', nonRetryable: true });
 }
 
 /**

@@ -12,6 +12,7 @@ import { printable } from '../../client/printable.ts';
 import { renderStatus, renderWaiting } from '../../client/render.ts';
 import { SILENT_AFTER_MS, queueState, waitingNodes, type QueueState } from '../../client/waiting.ts';
 import { createLogger, jsonLine, logSettings, textLine, textMeta } from '../../workers/logging.ts';
+import { POLICY_REFUSAL } from '../../core/policy.ts';
 import { metricsUrl, parseMetricsPort, runtimeOptions } from '../../workers/telemetry.ts';
 import { tracingRequested } from '../../workers/tracing.ts';
 
@@ -103,6 +104,30 @@ describe('the SDK\'s logger', () => {
       ['Worker failed', 'Poll failed'],
       ['Activity failed', 'not the worker'],
     ]);
+  });
+});
+
+describe('a workflow that refused to start', () => {
+  it('is one line at INFO naming the refusal, not a warning with a stack; any other failure stays a warning with its error', () => {
+    const lines: string[] = [];
+    const write = vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => (lines.push(String(chunk)), true));
+    // As it reaches the logger from the workflow thread: a plain Error, its failure type gone.
+    const refused = new Error(`${POLICY_REFUSAL}\n- caps.backfill.rate: too fast`);
+    try {
+      const text = createLogger({ format: 'text', level: 'INFO' });
+      text.warn('Workflow failed', { sdkComponent: 'worker', workflowId: 'backfill/b', error: refused });
+      const json = createLogger({ format: 'json', level: 'INFO' });
+      json.warn('Workflow failed', { workflowId: 'backfill/b', error: refused });
+      json.warn('Workflow failed', { workflowId: 'backfill/c', error: new Error('boom') });
+    } finally {
+      write.mockRestore();
+    }
+    expect(lines).toHaveLength(3);
+    expect(lines[0]).toMatch(/\[INFO\] workflow refused to start .*refused: 'the policy refuses this backfill:\\n- caps.backfill.rate: too fast'/);
+    expect(lines[0]).not.toMatch(/^\s+at /m);
+    expect(JSON.parse(lines[1]!)).toMatchObject({ level: 'INFO', message: 'workflow refused to start', workflowId: 'backfill/b', refused: `${POLICY_REFUSAL}\n- caps.backfill.rate: too fast` });
+    expect(JSON.parse(lines[1]!)).not.toHaveProperty('error');
+    expect(JSON.parse(lines[2]!)).toMatchObject({ level: 'WARN', message: 'Workflow failed', error: { message: 'boom' } });
   });
 });
 
