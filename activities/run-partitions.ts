@@ -35,6 +35,8 @@ export type ActivityDeps = {
   codeVersion: string;
   /** Aborted when the worker starts shutting down: a batch then starts no new partition. */
   stopping?: AbortSignal;
+  /** Whether a batch's attempt runs nothing, its backfill's retry budget spent (workers/retry-budget.ts). */
+  retryBudget?: { holds(backfillId: string, batch: string, attempt: number): Promise<boolean> };
 };
 
 /** The failure types the retry policy never retries: only the project's own errors, and an ApplicationFailure thrown on purpose, carry them. */
@@ -386,6 +388,14 @@ export function createActivities(deps: ActivityDeps) {
       const finished: PartitionResult[] = priorFinished(ctx.info.heartbeatDetails, input.partitions);
       const skip = new Set(finished.map((r) => r.index));
       const attempt = ctx.info.attempt;
+      // Once the backfill's retry budget is spent, counting the failed attempts of batches still
+      // retrying, a batch runs nothing: its partitions go back to the node (deferred), which holds
+      // them, and the attempts that failed are counted with this result. Before, Temporal retried
+      // a failing batch to its last attempt, and only then were its failures counted.
+      const batchKey = `${ctx.info.workflowExecution?.workflowId ?? input.workflowId}/${ctx.info.activityId}`;
+      if (deps.retryBudget !== undefined && (await deps.retryBudget.holds(input.backfillId, batchKey, attempt))) {
+        return { finished, attempt, deferred: input.partitions.length };
+      }
       // The running partition's latest details of its own: beside the checkpoint, never in its place.
       let user: { details: unknown } | undefined;
       const checkpoint = (): void => ctx.heartbeat({ finished, attempt, ...(user ? { user: user.details } : {}) } satisfies Checkpoint);

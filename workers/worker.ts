@@ -28,6 +28,7 @@ import { createEstimateActivities } from '../activities/estimate.ts';
 import { createPolicyActivities, readPolicyFile } from '../activities/policy.ts';
 import { createRollbackActivities } from '../activities/rollback.ts';
 import { createActivities } from '../activities/run-partitions.ts';
+import { RetryBudgetGate, queryRetryBudget } from './retry-budget.ts';
 import { createLineageActivities, producerUri } from '../activities/lineage/activity.ts';
 import { describeSettings, lineageSettingsFromEnv, type LineageSettings } from '../activities/lineage/config.ts';
 import { withFaultInjection, type TransformRegistry } from '../activities/transforms.ts';
@@ -162,6 +163,7 @@ export async function createWorkers(config: WorkerConfig): Promise<BackfillWorke
       transforms: withFaultInjection(config.transforms, config.allowFaultInjection === true),
       codeVersion: config.codeVersion ?? defaultCodeVersion(),
       stopping: stopping.signal,
+      retryBudget: new RetryBudgetGate(queryRetryBudget(config.connection, namespace)),
     }),
     ...createRollbackActivities({ warehouse: config.warehouse }),
     ...createLineageActivities({
