@@ -361,29 +361,36 @@ export function createActivities(deps: ActivityDeps) {
     return { results, ...(failed ? { failed } : {}) };
   };
 
-  /** The warehouse's identity, read once: a partition of a backfill that started on another warehouse is refused. */
+  /**
+   * The warehouse's identity, read once. A partition of a backfill that started on another
+   * warehouse is not this worker's to run: the batch gives its partitions back (deferred, as a
+   * worker that stops does), for a worker of that warehouse polling the same queue to take, and
+   * says why in this worker's log. Failing them (as before) left a healthy worker's partitions
+   * failed because one misconfigured worker took them first. With no worker of the right
+   * warehouse, the node fails them after its deferrals, asking which worker is misconfigured.
+   */
   let identity: Promise<string> | undefined;
-  const assertSameWarehouse = async (input: RunPartitionsInput): Promise<void> => {
-    if (input.warehouseId === undefined) return;
+  const otherWarehouse = async (input: RunPartitionsInput): Promise<string | null> => {
+    if (input.warehouseId === undefined) return null;
     identity ??= deps.warehouse.identity();
     identity.catch(() => (identity = undefined));
     const id = await identity;
-    if (id === input.warehouseId) return;
-    throw ApplicationFailure.create({
-      message:
-        `this worker writes to warehouse ${deps.warehouse.location} (identity ${id}), but backfill '${input.backfillId}' started on warehouse ${input.warehouseId}: ` +
-        `start this worker with that backfill's warehouse (BACKFILL_WAREHOUSE or --warehouse), or stop it polling this task queue`,
-      type: PARTITION_FAILURES.wrongWarehouse,
-      nonRetryable: true,
-      details: [{ finished: [], failedIndex: null } satisfies PartitionFailureDetails],
-    });
+    if (id === input.warehouseId) return null;
+    return (
+      `this worker writes to warehouse ${deps.warehouse.location} (identity ${id}), but backfill '${input.backfillId}' started on warehouse ${input.warehouseId}: ` +
+      `it gives the partitions back for a worker of that warehouse; start this worker with that backfill's warehouse (BACKFILL_WAREHOUSE or --warehouse), or stop it polling this task queue`
+    );
   };
 
   return {
     ...createWarehouseActivities(deps),
     async runPartitions(input: RunPartitionsInput): Promise<RunPartitionsResult> {
-      await assertSameWarehouse(input);
       const ctx = Context.current();
+      const wrongWarehouse = await otherWarehouse(input);
+      if (wrongWarehouse !== null) {
+        ctx.log.warn(wrongWarehouse, { type: PARTITION_FAILURES.wrongWarehouse });
+        return { finished: priorFinished(ctx.info.heartbeatDetails, input.partitions), attempt: ctx.info.attempt, deferred: input.partitions.length };
+      }
       const telemetry = new PartitionTelemetry(ctx, input);
       const finished: PartitionResult[] = priorFinished(ctx.info.heartbeatDetails, input.partitions);
       const skip = new Set(finished.map((r) => r.index));

@@ -14,7 +14,7 @@ import { MockActivityEnvironment } from '@temporalio/testing';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ThrottledError } from '../../activities/errors.ts';
 import { COMMIT_AFTER_MS, PublishBuffer } from '../../activities/publish-buffer.ts';
-import { createActivities } from '../../activities/run-partitions.ts';
+import { createActivities, type ActivityDeps } from '../../activities/run-partitions.ts';
 import { BUILTIN_TRANSFORMS, type Transform } from '../../activities/transforms.ts';
 import { ThreadedWarehouse } from '../../activities/warehouse/sqlite/threaded.ts';
 import { SqliteWarehouse } from '../../activities/warehouse/sqlite/sqlite-dialect.ts';
@@ -55,7 +55,10 @@ function days(options: { empty?: string[]; fails?: string[]; throttles?: string[
 
 const node: PartitionNode = { id: 'days', transform: 'days', params: {}, checks: [{ type: 'row_count', min: 1, severity: 'error' }], heartbeatTimeout: '30s' };
 
-function run(transform: Transform, options: { attempt?: number; finished?: PartitionResult[]; heartbeatDetails?: unknown; params?: Record<string, unknown> } = {}) {
+function run(
+  transform: Transform,
+  options: { attempt?: number; finished?: PartitionResult[]; heartbeatDetails?: unknown; params?: Record<string, unknown>; warehouseId?: string; retryBudget?: ActivityDeps['retryBudget'] } = {},
+) {
   const input: RunPartitionsInput = {
     backfillId: 'bf-1',
     runKey: 'run-1',
@@ -63,8 +66,9 @@ function run(transform: Transform, options: { attempt?: number; finished?: Parti
     node: options.params ? { ...node, params: options.params } : node,
     partitions: keys.map((key, index) => ({ index, key, window: { start: `${key}T00:00:00Z`, end: `${key}T23:59:59Z` }, inputs: [], throttled: 0 })),
     maxAttempts: 3,
+    ...(options.warehouseId !== undefined ? { warehouseId: options.warehouseId } : {}),
   };
-  const activities = createActivities({ warehouse, transforms: new Map([['days', transform]]), codeVersion: 'test' });
+  const activities = createActivities({ warehouse, transforms: new Map([['days', transform]]), codeVersion: 'test', ...(options.retryBudget ? { retryBudget: options.retryBudget } : {}) });
   const heartbeatDetails = options.finished ? { finished: options.finished } : options.heartbeatDetails;
   const env = new MockActivityEnvironment({ attempt: options.attempt ?? 1, ...(heartbeatDetails !== undefined ? { heartbeatDetails } : {}) });
   const heartbeats: number[][] = [];
@@ -572,6 +576,28 @@ describe("a partition's SQL has until its partition's time is up", () => {
       expect(deadline).toBeGreaterThanOrEqual(began + TIMEOUT_MS);
       expect(deadline).toBeLessThanOrEqual(Date.now() + TIMEOUT_MS);
     }
+  });
+});
+
+describe('a batch that is not this worker\'s to run gives its partitions back (deferred), running nothing', () => {
+  it("on a worker of another warehouse than the backfill's: a worker of the right one takes them (one misconfigured worker failed them)", async () => {
+    const { result } = run(days(), { warehouseId: 'the-one-it-started-on' });
+    expect(await result).toEqual({ finished: [], attempt: 1, deferred: keys.length });
+    expect(await published()).toEqual([]);
+    // The right warehouse runs them.
+    expect((await run(days(), { warehouseId: await warehouse.identity() }).result).finished).toHaveLength(keys.length);
+  });
+
+  it("once the backfill's retry budget is spent: what an earlier attempt committed stays done, the failed attempts are counted (its attempt)", async () => {
+    const asked: Array<[string, string, number]> = [];
+    const retryBudget = { holds: async (backfillId: string, batch: string, attempt: number) => (asked.push([backfillId, batch, attempt]), attempt >= 3) };
+    const done: PartitionResult = { index: 0, key: keys[0]!, version: 1, rowCount: 1, checksum: 'c', startedAt: 1, finishedAt: 2 };
+    const held = await run(days(), { attempt: 3, finished: [done], retryBudget }).result;
+    expect(held).toEqual({ finished: [done], attempt: 3, deferred: keys.length });
+    expect(await published()).toEqual([]);
+    expect(asked).toEqual([['bf-1', expect.stringMatching(/\/.+/), 3]]);
+    // Not spent: it runs.
+    expect((await run(days(), { attempt: 2, retryBudget }).result).finished).toHaveLength(keys.length);
   });
 });
 
