@@ -77,7 +77,7 @@ import { GRPC, checkNamespace, connectionFailure, grpcCode, openConnection, reso
 import { datasetWriters, datasetsBusy, endedWithoutCleanup, type DatasetWriter } from './dataset-writers.ts';
 import { leftRunning } from '../core/busy-datasets.ts';
 import { visibilityLiteral } from './visibility.ts';
-import { LiveEtas, NO_LIVE_ETA, anyMeasured, liveEta, liveWindows, withLiveEta, withoutEtaWithoutWorker, type LiveEta } from './eta.ts';
+import { LiveEtas, NO_LIVE_ETA, anyMeasured, liveEta, liveWindows, withLiveEta, withStall, withoutEtaWithoutWorker, type LiveEta } from './eta.ts';
 import { registerSearchAttributes, rejectedAttribute, requireSearchAttributes, unregisteredAttribute, type SetupResult } from './search-attributes.ts';
 import { QUERY_TIMEOUT_MS, UNPOLLED_QUERY_TIMEOUT_MS, noAnswerError, noPollerSeen, noWorkerError, workflowWorker } from './status-errors.ts';
 import { FAILURE_EVENTS, answeredWhileFailing, failingStreakOf, lastTaskFailure, taskFailingError, type TaskFailure, type TaskFailingWarning } from './task-failing.ts';
@@ -265,7 +265,7 @@ export type RollbackStarted = {
  * longer moves, and (`refused`) the rules the policy refused the run for at admission, one a
  * line: it ran nothing.
  */
-export type Status = Progress & { waiting: Waiting[]; judgement?: string; activityFailing?: ActivityFailing; rollback?: StatusRollback; workflowTaskFailing?: TaskFailingWarning; refused?: string };
+export type Status = Progress & { waiting: Waiting[]; stalledSeconds?: number; judgement?: string; activityFailing?: ActivityFailing; rollback?: StatusRollback; workflowTaskFailing?: TaskFailingWarning; refused?: string };
 
 
 /** The refusals of a change judged by several backfills, or of several changes, as one error (the first's code): `unchanged` says what stayed as it was. */
@@ -739,7 +739,7 @@ export class BackfillClient {
     const [live, waiting, failing] = await Promise.all([eta, this.waiting(backfillId, description.runId, progress, inputOnce, await workflowPollers), failingAnswered]);
     // The spec says which nodes wait on one no worker polls (read once already, to find the waiting ones).
     const spec = waiting.length > 0 ? (await inputOnce().catch(() => undefined))?.spec : undefined;
-    return { ...withoutEtaWithoutWorker(live ? withLiveEta(progress, live) : progress, waiting, spec), waiting, ...declined, ...failingStep, ...failing };
+    return { ...withStall(withoutEtaWithoutWorker(live ? withLiveEta(progress, live) : progress, waiting, spec), live), waiting, ...declined, ...failingStep, ...failing };
   }
 
   /** The ETA of `plan --estimate`'s model from the backfill's state now and its live figures (client/eta.ts). */

@@ -18,7 +18,7 @@ import type { BackfillCarry, BackfillInput, Progress } from '../core/protocol.ts
 import { BACKFILL_WORKFLOW_TYPE, QUERY_NAMES, backfillWorkflowId } from '../core/workflow-ids.ts';
 import type { Status } from './backfill-client.ts';
 import type { ConnectionSettings } from './connection.ts';
-import { NO_LIVE_ETA, anyMeasured, liveEta, liveWindows, withLiveEta, withoutEtaWithoutWorker, type LiveEta } from './eta.ts';
+import { NO_LIVE_ETA, anyMeasured, liveEta, liveWindows, withLiveEta, withStall, withoutEtaWithoutWorker, type LiveEta } from './eta.ts';
 import { QUERY_TIMEOUT_MS, UNPOLLED_QUERY_TIMEOUT_MS, noAnswerError, noPollerSeen, noWorkerError } from './status-errors.ts';
 import { StatusRpc, StatusRpcError, speaksPlainGrpc } from './status-rpc.ts';
 import { WORKFLOW_EXECUTION_STATUS_RUNNING } from './status-wire.ts';
@@ -112,7 +112,7 @@ export async function statusOf(rpc: StatusReads, backfillId: string): Promise<St
   if (progress.state !== 'running') return { ...withoutLiveHolds(progress), waiting: [], ...(await failingAnswered) };
   const [live, waiting, failing] = await Promise.all([eta, waitingOf(rpc, progress, inputOnce, workflowPollers), failingAnswered]);
   const spec = waiting.length > 0 ? (await inputOnce().catch(() => undefined))?.spec : undefined;
-  return { ...withoutEtaWithoutWorker(live ? withLiveEta(progress, live) : progress, waiting, spec), waiting, ...failing };
+  return { ...withStall(withoutEtaWithoutWorker(live ? withLiveEta(progress, live) : progress, waiting, spec), live), waiting, ...failing };
 }
 
 /** The live ETA (client/eta.ts) from the backfill's carried state and its plan. */

@@ -186,7 +186,7 @@ export function renderBatchedRunning(progress: Printable<Progress>): string[] {
 }
 
 /** The whole status; its text made printable here, once, for every section. */
-export function renderStatus(shown: Progress & { waiting?: Waiting[]; judgement?: string; activityFailing?: ActivityFailing; rollback?: StatusRollback; workflowTaskFailing?: TaskFailingWarning; refused?: string }): string {
+export function renderStatus(shown: Progress & { waiting?: Waiting[]; stalledSeconds?: number; judgement?: string; activityFailing?: ActivityFailing; rollback?: StatusRollback; workflowTaskFailing?: TaskFailingWarning; refused?: string }): string {
   const progress = printable(shown);
   const table = new Table({
     head: ['node', 'done', 'running', 'failed', 'blocked', 'pending', 'rate', 'concurrency', 'throughput', 'ETA'],
@@ -214,9 +214,13 @@ export function renderStatus(shown: Progress & { waiting?: Waiting[]; judgement?
   const judgement = progress.judgement !== undefined ? [pc.yellow(`  ⚠ not admitted yet: ${progress.judgement}`)] : [];
   const failing = progress.workflowTaskFailing ? [pc.red(`  ⚠ ${progress.workflowTaskFailing.message}`)] : [];
   const stepFailing = progress.activityFailing ? [pc.red(`  ⚠ ${activityFailingText(progress.activityFailing)}`)] : [];
+  const stalled =
+    progress.stalledSeconds !== undefined
+      ? [pc.yellow(`  ⚠ no partition has finished for ${formatDuration(progress.stalledSeconds * 1000)}, so no ETA: are the workers of its task queues running, and their partitions moving? (their logs say)`)]
+      : [];
   // After a rollback the retry hint would send the user to a resume that is refused.
   const retryHint = progress.rollback ? [] : renderRetryHint(progress);
-  return [headline(progress), ...renderRefusal(shown.refused), ...failing, ...renderRollback(progress), ...renderGovernance(progress), table.toString(), ...renderBatchedRunning(progress), ...staged, ...renderCanary(progress), ...judgement, ...stepFailing, ...renderWaiting(progress), ...renderFailures(progress), ...retryHint].join('\n');
+  return [headline(progress), ...renderRefusal(shown.refused), ...failing, ...renderRollback(progress), ...renderGovernance(progress), table.toString(), ...renderBatchedRunning(progress), ...staged, ...renderCanary(progress), ...judgement, ...stepFailing, ...stalled, ...renderWaiting(progress), ...renderFailures(progress), ...retryHint].join('\n');
 }
 
 /** A run the policy refused at admission: the rules it broke (`why`, one a line) and that nothing of it ran. */

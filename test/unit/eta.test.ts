@@ -1,6 +1,7 @@
 /** `status`'s ETA: the estimate's simulation from a running backfill's state, with live figures. */
+import { stripVTControlCharacters } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { LIVE_OVERHEAD, LiveEtas, NO_LIVE_ETA, anyMeasured, liveEta, liveTiming, liveWindows, withLiveEta, withoutEtaWithoutWorker } from '../../client/eta.ts';
+import { LIVE_OVERHEAD, LiveEtas, NO_LIVE_ETA, anyMeasured, liveEta, liveTiming, liveWindows, withLiveEta, withStall, withoutEtaWithoutWorker } from '../../client/eta.ts';
 import { statusOf, type StatusReads } from '../../client/light-status.ts';
 import { renderStatus } from '../../client/render.ts';
 import { WORKFLOW_EXECUTION_STATUS_RUNNING } from '../../client/status-wire.ts';
@@ -176,6 +177,47 @@ describe('liveEta', () => {
     const progress = { etaSeconds: 4500, nodes: [{ id: 'a', etaSeconds: 4500 }] } as unknown as Progress;
     expect(withLiveEta(progress, { etaSeconds: 360, nodes: { a: 300 } })).toMatchObject({ etaSeconds: 360, nodes: [{ id: 'a', etaSeconds: 300 }] });
     expect(withLiveEta(progress, { etaSeconds: null, nodes: {} })).toBe(progress);
+  });
+});
+
+describe('withStall', () => {
+  const node = (id: string, etaSeconds: number | null, fields: Partial<NodeProgress> = {}): NodeProgress => ({
+    id, total: 10, done: 5, running: 0, failed: 0, blocked: 0, pending: 5, rate: null, concurrency: 4, throttles: 0, throughput: 2, etaSeconds, failures: [], ...fields,
+  });
+  const progress: Progress = {
+    backfillId: 'b1', name: 'b1', state: 'running', paused: false, rate: null, concurrency: null,
+    total: 20, done: 15, running: 2, failed: 0, blocked: 0, pending: 3, throughput: 6.3, etaSeconds: 684, runs: 1,
+    nodes: [node('a', 684, { running: 2, pending: 3 }), node('b', 0, { done: 10, pending: 0 })],
+  };
+  const now = Date.UTC(2026, 11, 7, 5, 35);
+
+  it('shows no ETA and says for how long once nothing finished for a minute with work left (it showed 6.3/s and the same ETA for minutes)', () => {
+    const shown = withStall(progress, { lastFinishedAt: now - 130_000 }, now);
+    expect(shown.stalledSeconds).toBe(130);
+    expect(shown.etaSeconds).toBeNull();
+    expect(shown.nodes.map((n) => n.etaSeconds)).toEqual([null, 0]);
+    const text = stripVTControlCharacters(renderStatus({ ...shown, waiting: [] }));
+    expect(text).toContain('⚠ no partition has finished for 2m 10s, so no ETA');
+    expect(text.split('\n')[0]).not.toContain('684');
+  });
+
+  it('waits longer for a slow pace (ten of its intervals), and never for a held, finished or unmeasured backfill', () => {
+    expect(withStall(progress, { lastFinishedAt: now - 59_000 }, now)).toBe(progress);
+    const slow = { ...progress, throughput: 0.01 };
+    expect(withStall(slow, { lastFinishedAt: now - 900_000 }, now)).toBe(slow);
+    expect(withStall(slow, { lastFinishedAt: now - 1_000_000 }, now).stalledSeconds).toBe(1000);
+    const paused = { ...progress, paused: true };
+    expect(withStall(paused, { lastFinishedAt: now - 600_000 }, now)).toBe(paused);
+    const settled = { ...progress, running: 0, pending: 0 };
+    expect(withStall(settled, { lastFinishedAt: now - 600_000 }, now)).toBe(settled);
+    expect(withStall(progress, null, now)).toBe(progress);
+    expect(withStall(progress, NO_LIVE_ETA, now)).toBe(progress);
+  });
+
+  it('keeps when the last partition finished across the cached countdown of the live ETA', async () => {
+    const etas = new LiveEtas();
+    await etas.get('b1', async () => ({ etaSeconds: 10, nodes: {}, lastFinishedAt: 123 }), 0);
+    expect(await etas.get('b1', async () => NO_LIVE_ETA, 2000)).toMatchObject({ etaSeconds: 8, lastFinishedAt: 123 });
   });
 });
 
