@@ -218,6 +218,15 @@ export class PostgresDialect implements Dialect {
         `the connection's search_path names no existing schema, so dataset views have nowhere to go: create the schema, or set search_path in the URL (e.g. ${this.location}?options=-c%20search_path%3Danalytics)`,
       );
     }
+    // Said now, naming the grant: else every partition failed with a bare "permission denied for schema public" (PostgreSQL 15 no longer lets every role create in public).
+    const [may] = await session.all<{ allowed: boolean; role: string }>('SELECT has_schema_privilege(current_schema(), \'CREATE\') AS allowed, current_user AS role');
+    if (may && !may.allowed) {
+      throw new Error(
+        `the role ${may.role} may not create the datasets' views in schema ${row.schema} (the first schema of its search_path that exists): ` +
+          `GRANT USAGE, CREATE ON SCHEMA ${quoteIdent(row.schema)} TO ${quoteIdent(may.role)}, or set search_path in the URL to a schema it may create in (e.g. ${this.location}?options=-c%20search_path%3Danalytics); ` +
+          `docs/deploying.md, "The workers' database role"`,
+      );
+    }
     this.viewSchema = row.schema;
     await this.warnIfSuperuser(session);
     // The start of a publish in one round trip (publish-start.ts): backfill's own, called by no one else.
