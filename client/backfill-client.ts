@@ -91,7 +91,7 @@ import { waitTimedOut } from './wait-timeout.ts';
 import { mapLimit } from './map-limit.ts';
 import { UNKNOWN_PIN, pinnedPolicy } from '../core/policy-pin.ts';
 import { activityFailing, judgementWait, type ActivityFailing } from './activity-failing.ts';
-import { queueStates, taskUntaken, waitingNodes, type PendingTask, type Poller, type Waiting } from './waiting.ts';
+import { queueStates, taskUntaken, waitingNodes, withTransforms, type PendingTask, type Poller, type Waiting } from './waiting.ts';
 import { startTracing, tracingRequested, type Tracing } from '../workers/tracing.ts';
 import { DEFAULT_UI_URL, settingsFromEnv, type Settings } from '../host/settings.ts';
 
@@ -739,7 +739,7 @@ export class BackfillClient {
     const [live, waiting, failing] = await Promise.all([eta, this.waiting(backfillId, description.runId, progress, inputOnce, await workflowPollers), failingAnswered]);
     // The spec says which nodes wait on one no worker polls (read once already, to find the waiting ones).
     const spec = waiting.length > 0 ? (await inputOnce().catch(() => undefined))?.spec : undefined;
-    return { ...withStall(withoutEtaWithoutWorker(live ? withLiveEta(progress, live) : progress, waiting, spec), live), waiting, ...declined, ...failingStep, ...failing };
+    return { ...withStall(withoutEtaWithoutWorker(live ? withLiveEta(progress, live) : progress, waiting, spec), live), waiting: withTransforms(waiting, spec), ...declined, ...failingStep, ...failing };
   }
 
   /** The ETA of `plan --estimate`'s model from the backfill's state now and its live figures (client/eta.ts). */

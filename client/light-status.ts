@@ -23,7 +23,7 @@ import { QUERY_TIMEOUT_MS, UNPOLLED_QUERY_TIMEOUT_MS, noAnswerError, noPollerSee
 import { StatusRpc, StatusRpcError, speaksPlainGrpc } from './status-rpc.ts';
 import { WORKFLOW_EXECUTION_STATUS_RUNNING } from './status-wire.ts';
 import { answeredWhileFailing, failingStreakOf, taskFailingError } from './task-failing.ts';
-import { queueStates, waitingNodes, type Poller, type Waiting } from './waiting.ts';
+import { queueStates, waitingNodes, withTransforms, type Poller, type Waiting } from './waiting.ts';
 
 /** How long describing the workflow may take before the SDK's client is asked instead. */
 const DESCRIBE_TIMEOUT_MS = 5000;
@@ -112,7 +112,7 @@ export async function statusOf(rpc: StatusReads, backfillId: string): Promise<St
   if (progress.state !== 'running') return { ...withoutLiveHolds(progress), waiting: [], ...(await failingAnswered) };
   const [live, waiting, failing] = await Promise.all([eta, waitingOf(rpc, progress, inputOnce, workflowPollers), failingAnswered]);
   const spec = waiting.length > 0 ? (await inputOnce().catch(() => undefined))?.spec : undefined;
-  return { ...withStall(withoutEtaWithoutWorker(live ? withLiveEta(progress, live) : progress, waiting, spec), live), waiting, ...failing };
+  return { ...withStall(withoutEtaWithoutWorker(live ? withLiveEta(progress, live) : progress, waiting, spec), live), waiting: withTransforms(waiting, spec), ...failing };
 }
 
 /** The live ETA (client/eta.ts) from the backfill's carried state and its plan. */

@@ -133,9 +133,12 @@ function waitingLine(progress: Printable<Progress>, w: Waiting): string {
   const count = node ? (progress.paused ? node.running : node.running + node.pending) : 0;
   const why = w.reason === 'no_worker' ? 'no worker polls it' : `its workers last polled${since(w.lastPollAt)} (stopped, or every slot busy)`;
   return pc.yellow(
-    `  ⚠ ${w.node}: ${number(count)} partition${count === 1 ? '' : 's'} wait on task queue '${w.taskQueue}', and ${why}: start a worker with 'backfill worker --no-workflows --task-queue ${shellWord(w.taskQueue)}'`,
+    `  ⚠ ${w.node}: ${number(count)} partition${count === 1 ? '' : 's'} wait on task queue '${w.taskQueue}', and ${why}: start a worker with 'backfill worker --no-workflows --task-queue ${shellWord(w.taskQueue)}${transformsFlag(w.transforms)}'`,
   );
 }
+
+/** The spec's transform modules as --transforms (paths from the spec's directory), for a worker that runs its partitions. */
+const transformsFlag = (transforms: readonly string[] | undefined) => (transforms && transforms.length > 0 ? ` --transforms ${transforms.map(shellWord).join(' ')}` : '');
 
 /** A line per entry of `progress.waiting`, in its order. */
 export function renderWaiting(progress: Printable<Progress & { waiting?: Waiting[] }>): string[] {

@@ -17,7 +17,15 @@ export type Waiting = {
   reason: WaitingReason;
   /** The last poll the server remembers (ISO time), if any. */
   lastPollAt: string | null;
+  /** The spec's transform modules, as it lists them (from its directory): a worker of the queue needs them. */
+  transforms?: string[];
 };
+
+/** `waiting` with the spec's transform modules on each entry (none: as it is). */
+export function withTransforms(waiting: Waiting[], spec: { transforms?: readonly string[] } | undefined): Waiting[] {
+  const transforms = spec?.transforms ?? [];
+  return transforms.length === 0 ? waiting : waiting.map((w) => ({ ...w, transforms: [...transforms] }));
+}
 
 export type QueueState = { reason: WaitingReason; lastPollAt: string | null };
 

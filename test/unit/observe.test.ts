@@ -10,7 +10,7 @@ import { isRunPartitionsInput, partitionAttributes } from '../../activities/tele
 import { telemetryFrom } from '../../client/serve.ts';
 import { printable } from '../../client/printable.ts';
 import { renderStatus, renderWaiting } from '../../client/render.ts';
-import { SILENT_AFTER_MS, queueState, waitingNodes, type QueueState } from '../../client/waiting.ts';
+import { SILENT_AFTER_MS, queueState, waitingNodes, withTransforms, type QueueState } from '../../client/waiting.ts';
 import { createLogger, jsonLine, logSettings, textLine, textMeta } from '../../workers/logging.ts';
 import { POLICY_REFUSAL } from '../../core/policy.ts';
 import { metricsUrl, parseMetricsPort, runtimeOptions } from '../../workers/telemetry.ts';
@@ -287,6 +287,10 @@ describe('status output', () => {
       "  ⚠ orders: 6 partitions wait on task queue 'warehouse', and no worker polls it: start a worker with 'backfill worker --no-workflows --task-queue warehouse'",
     ]);
     expect(plain(renderStatus({ ...stalled, waiting: [{ node: 'orders', taskQueue: 'warehouse', reason: 'no_worker', lastPollAt: null }] }))).toContain(lines[0]);
+    // With the spec's transform modules: a worker started without them fails every partition of a transform node.
+    const waiting = withTransforms([{ node: 'orders', taskQueue: 'warehouse', reason: 'no_worker', lastPollAt: null }], { transforms: ['./transforms.ts', './more transforms.ts'] });
+    expect(plain(renderWaiting(printable({ ...stalled, waiting }))[0]!)).toMatch(/start a worker with 'backfill worker --no-workflows --task-queue warehouse --transforms \.\/transforms\.ts \.\/more\\ transforms\.ts'$/);
+    expect(withTransforms(waiting, { transforms: [] })).toBe(waiting);
   });
 
   it('tells how long silent workers have been silent', () => {
