@@ -180,10 +180,12 @@ describe('liveEta', () => {
   });
 });
 
+/** A node's progress: half of its 10 partitions done, none running, at 2/s. */
+const node = (id: string, etaSeconds: number | null, fields: Partial<NodeProgress> = {}): NodeProgress => ({
+  id, total: 10, done: 5, running: 0, failed: 0, blocked: 0, pending: 5, rate: null, concurrency: 4, throttles: 0, throughput: 2, etaSeconds, failures: [], ...fields,
+});
+
 describe('withStall', () => {
-  const node = (id: string, etaSeconds: number | null, fields: Partial<NodeProgress> = {}): NodeProgress => ({
-    id, total: 10, done: 5, running: 0, failed: 0, blocked: 0, pending: 5, rate: null, concurrency: 4, throttles: 0, throughput: 2, etaSeconds, failures: [], ...fields,
-  });
   const progress: Progress = {
     backfillId: 'b1', name: 'b1', state: 'running', paused: false, rate: null, concurrency: null,
     total: 20, done: 15, running: 2, failed: 0, blocked: 0, pending: 3, throughput: 6.3, etaSeconds: 684, runs: 1,
@@ -222,9 +224,6 @@ describe('withStall', () => {
 });
 
 describe('withoutEtaWithoutWorker', () => {
-  const node = (id: string, etaSeconds: number | null, fields: Partial<NodeProgress> = {}): NodeProgress => ({
-    id, total: 10, done: 5, running: 0, failed: 0, blocked: 0, pending: 5, rate: null, concurrency: 4, throttles: 0, throughput: 2, etaSeconds, failures: [], ...fields,
-  });
   const progress: Progress = {
     backfillId: 'b1', name: 'b1', state: 'running', paused: false, rate: null, concurrency: null,
     total: 30, done: 20, running: 0, failed: 0, blocked: 0, pending: 10, throughput: 2, etaSeconds: 58.7, runs: 1,
