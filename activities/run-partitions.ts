@@ -395,14 +395,6 @@ export function createActivities(deps: ActivityDeps) {
       const finished: PartitionResult[] = priorFinished(ctx.info.heartbeatDetails, input.partitions);
       const skip = new Set(finished.map((r) => r.index));
       const attempt = ctx.info.attempt;
-      // Once the backfill's retry budget is spent, counting the failed attempts of batches still
-      // retrying, a batch runs nothing: its partitions go back to the node (deferred), which holds
-      // them, and the attempts that failed are counted with this result. Before, Temporal retried
-      // a failing batch to its last attempt, and only then were its failures counted.
-      const batchKey = `${ctx.info.workflowExecution?.workflowId ?? input.workflowId}/${ctx.info.activityId}`;
-      if (deps.retryBudget !== undefined && (await deps.retryBudget.holds(input.backfillId, batchKey, attempt))) {
-        return { finished, attempt, deferred: input.partitions.length };
-      }
       // The running partition's latest details of its own: beside the checkpoint, never in its place.
       let user: { details: unknown } | undefined;
       const checkpoint = (): void => ctx.heartbeat({ finished, attempt, ...(user ? { user: user.details } : {}) } satisfies Checkpoint);
@@ -480,6 +472,15 @@ export function createActivities(deps: ActivityDeps) {
         return failed ? failure(failed.task, failed.error, input.partitions.findIndex((t) => t.index === failed.task.index)) : null;
       };
       try {
+        // Once the backfill's retry budget is spent, counting the failed attempts of batches still
+        // retrying, a batch runs nothing: its partitions go back to the node (deferred), which holds
+        // them, and the attempts that failed are counted with this result. Before, Temporal retried
+        // a failing batch to its last attempt, and only then were its failures counted. Asked with
+        // the heartbeat timer running: after a worker's crash the workflow's answer may be slow.
+        const batchKey = `${ctx.info.workflowExecution?.workflowId ?? input.workflowId}/${ctx.info.activityId}`;
+        if (deps.retryBudget !== undefined && (await deps.retryBudget.holds(input.backfillId, batchKey, attempt))) {
+          return { finished, attempt, deferred: input.partitions.length };
+        }
         for (const [i, task] of input.partitions.entries()) {
           if (skip.has(task.index)) continue;
           if (ctx.cancellationSignal.aborted) throw cancelled();

@@ -6,8 +6,8 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ApplicationFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
+import { DefaultLogger } from '@temporalio/worker';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createActivities } from '../../activities/run-partitions.ts';
 import { BUILTIN_TRANSFORMS } from '../../activities/transforms.ts';
@@ -46,15 +46,17 @@ describe('the warehouse activities', () => {
     expect(identity).toEqual({ id: await warehouse.identity(), location: join(dir, 'warehouse.db') });
   });
 
-  it('a backfill that started on another warehouse has its partitions refused, naming both and the fix, and nothing is written', async () => {
-    const failure = await run(input({ warehouseId: 'the-other-warehouse' })).catch((e: unknown) => e);
-    expect(failure).toBeInstanceOf(ApplicationFailure);
-    expect(failure).toMatchObject({ type: 'WrongWarehouse', nonRetryable: true });
-    const message = (failure as Error).message;
+  it('a backfill that started on another warehouse: its batch runs nothing and gives its partitions back (deferred), the log naming both warehouses and the fix', async () => {
+    const warned: string[] = [];
+    const logger = new DefaultLogger('WARN', (entry) => warned.push(entry.message));
+    const given = (await new MockActivityEnvironment({ attempt: 1 }, { logger }).run(activities().runPartitions, input({ warehouseId: 'the-other-warehouse' }))) as RunPartitionsResult;
+    expect(given).toEqual({ finished: [], attempt: 1, deferred: 1 });
+    expect(warned).toHaveLength(1);
+    const message = warned[0]!;
     expect(message).toContain(join(dir, 'warehouse.db'));
     expect(message).toContain(await warehouse.identity());
     expect(message).toContain('the-other-warehouse');
-    expect(message).toMatch(/BACKFILL_WAREHOUSE/);
+    expect(message).toMatch(/gives the partitions back .*BACKFILL_WAREHOUSE/);
     expect(await warehouse.ledger({})).toEqual([]);
     expect((await run(input({ warehouseId: await warehouse.identity() }))).finished).toHaveLength(1);
     expect((await run(input({ runKey: 'run-2' }))).finished).toHaveLength(1);
