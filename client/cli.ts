@@ -155,7 +155,6 @@ export function commandLineMistaken(argv: readonly string[]): BackfillError | un
   );
 }
 
-
 /** The program with `commands` (every one unless named), each loaded from its module. */
 export async function buildProgram(commands: readonly CommandName[] = COMMAND_NAMES) {
   const program = new Program().name('backfill').description('Durable, rate-limited backfills of partitioned datasets, on Temporal');

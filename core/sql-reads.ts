@@ -163,6 +163,16 @@ function reading(relation: SqlRelation): string {
   return ` (This read is found ${found}; the spec does not say which warehouse runs it, so either reading counts. Do not write /* inside a comment, or use -- comments, and both read it alike.)`;
 }
 
+/** The node's SQL and its SQL checks', each with its path in the spec and how a message names it (`i`: the node's index). */
+function sqlTexts(node: ResolvedNode, i: number): Array<{ sql: string; path: Array<string | number>; what: string; inCheck: boolean }> {
+  const texts: Array<{ sql: string; path: Array<string | number>; what: string; inCheck: boolean }> = [];
+  if (node.sql !== undefined) texts.push({ sql: node.sql, path: ['nodes', i, 'sql'], what: `${node.id}'s SQL`, inCheck: false });
+  node.checks.forEach((check, c) => {
+    if (check.type === 'sql') texts.push({ sql: check.sql, path: ['nodes', i, 'checks', c, 'sql'], what: `${node.id}'s check '${check.name}'`, inCheck: true });
+  });
+  return texts;
+}
+
 /**
  * The first place where a node's SQL, or one of its SQL checks, reads what it may not (undefined
  * when none does): a node of the spec that is not among its direct upstreams, its own dataset
@@ -175,12 +185,7 @@ export function undeclaredRead(nodes: readonly ResolvedNode[]): ReadProblem | un
   const ancestors = ancestorsOf(nodes);
   for (const [i, node] of nodes.entries()) {
     const direct = new Set(node.dependsOn.map((d) => d.node));
-    const texts: Array<{ sql: string; path: Array<string | number>; what: string; inCheck: boolean }> = [];
-    if (node.sql !== undefined) texts.push({ sql: node.sql, path: ['nodes', i, 'sql'], what: `${node.id}'s SQL`, inCheck: false });
-    node.checks.forEach((check, c) => {
-      if (check.type === 'sql') texts.push({ sql: check.sql, path: ['nodes', i, 'checks', c, 'sql'], what: `${node.id}'s check '${check.name}'`, inCheck: true });
-    });
-    for (const { sql, path, what, inCheck } of texts) {
+    for (const { sql, path, what, inCheck } of sqlTexts(node, i)) {
       for (const relation of readRelations(sql)) {
         const read = relation.name.toLowerCase();
         let problem = outsideRead(node, relation, what, inCheck, ids, direct);
@@ -211,12 +216,7 @@ export function nearNodeReads(nodes: readonly ResolvedNode[]): ReadProblem[] {
   const known = new Set(ids);
   const notes: ReadProblem[] = [];
   for (const [i, node] of nodes.entries()) {
-    const texts: Array<{ sql: string; path: Array<string | number>; what: string }> = [];
-    if (node.sql !== undefined) texts.push({ sql: node.sql, path: ['nodes', i, 'sql'], what: `${node.id}'s SQL` });
-    node.checks.forEach((check, c) => {
-      if (check.type === 'sql') texts.push({ sql: check.sql, path: ['nodes', i, 'checks', c, 'sql'], what: `${node.id}'s check '${check.name}'` });
-    });
-    for (const { sql, path, what } of texts) {
+    for (const { sql, path, what } of sqlTexts(node, i)) {
       const said = new Set<string>();
       for (const relation of readRelations(sql)) {
         const read = relation.name.toLowerCase();
