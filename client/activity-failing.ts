@@ -12,7 +12,8 @@ const FAILING_FROM_ATTEMPT = 3;
 
 export type ActivityFailing = { activity: string; attempt: number; message: string };
 
-type PendingActivity = {
+/** A pending activity as `describe` gives it (the SDK's client, or the light status's decoding): what these read of it. */
+export type PendingActivity = {
   activityType?: { name?: string | null } | null;
   attempt?: number | null;
   lastFailure?: { message?: string | null; applicationFailureInfo?: { type?: string | null } | null } | null;
@@ -39,4 +40,11 @@ export function activityFailingText(failing: ActivityFailing): string {
     `its step ${failing.activity} has failed ${failing.attempt - 1} times and is being retried; what needs it waits: ${failing.message} ` +
     `(it runs on the workers: their log has each attempt)`
   );
+}
+
+/** What `status` adds of a running backfill's pending activities: why its judgement waits, and a step that keeps failing (both paths of `status` read them so). */
+export function pendingNotes(pending: readonly PendingActivity[] | null | undefined): { judgement?: string; activityFailing?: ActivityFailing } {
+  const judgement = judgementWait(pending);
+  const failing = activityFailing(pending);
+  return { ...(judgement !== undefined ? { judgement } : {}), ...(failing ? { activityFailing: failing } : {}) };
 }

@@ -90,7 +90,7 @@ import { setLongTimeout } from './long-timeout.ts';
 import { waitTimedOut } from './wait-timeout.ts';
 import { mapLimit } from './map-limit.ts';
 import { UNKNOWN_PIN, pinnedPolicy } from '../core/policy-pin.ts';
-import { activityFailing, judgementWait, type ActivityFailing } from './activity-failing.ts';
+import { judgementWait, pendingNotes, type ActivityFailing } from './activity-failing.ts';
 import { queueStates, taskUntaken, waitingNodes, withTransforms, type PendingTask, type Poller, type Waiting } from './waiting.ts';
 import { startTracing, tracingRequested, type Tracing } from '../workers/tracing.ts';
 import { DEFAULT_UI_URL, settingsFromEnv, type Settings } from '../host/settings.ts';
@@ -722,10 +722,8 @@ export class BackfillClient {
     const unpolled = workflowPollers?.then((pollers) => pollers !== undefined && pollers.length === 0);
     const eta = unpolled ? this.alongside(unpolled.then((none) => (none ? null : this.liveEta(backfillId, inputOnce)))).catch(() => null) : null;
     const progress = await this.progressOf(backfillId, description, unpolled);
-    const judgement = running ? judgementWait(description.raw.pendingActivities) : undefined;
-    const declined = judgement !== undefined ? { judgement } : {};
-    const stepFailing = running ? activityFailing(description.raw.pendingActivities) : undefined;
-    const failingStep = stepFailing ? { activityFailing: stepFailing } : {};
+    const notes = running ? pendingNotes(description.raw.pendingActivities) : {};
+    const declined = notes.judgement !== undefined ? { judgement: notes.judgement } : {};
     // A worker that still holds the run may answer although its workflow task keeps failing: that progress no longer moves.
     const attempt = running ? (description.raw.pendingWorkflowTask?.attempt ?? 0) : 0;
     const failingAnswered = answeredWhileFailing(backfillId, attempt, () => this.taskFailure(backfillId, description));
@@ -739,7 +737,7 @@ export class BackfillClient {
     const [live, waiting, failing] = await Promise.all([eta, this.waiting(backfillId, description.runId, progress, inputOnce, await workflowPollers), failingAnswered]);
     // The spec says which nodes wait on one no worker polls (read once already, to find the waiting ones).
     const spec = waiting.length > 0 ? (await inputOnce().catch(() => undefined))?.spec : undefined;
-    return { ...withStall(withoutEtaWithoutWorker(live ? withLiveEta(progress, live) : progress, waiting, spec), live), waiting: withTransforms(waiting, spec), ...declined, ...failingStep, ...failing };
+    return { ...withStall(withoutEtaWithoutWorker(live ? withLiveEta(progress, live) : progress, waiting, spec), live), waiting: withTransforms(waiting, spec), ...notes, ...failing };
   }
 
   /** The ETA of `plan --estimate`'s model from the backfill's state now and its live figures (client/eta.ts). */

@@ -17,6 +17,7 @@ import { withoutLiveHolds } from '../core/ended-status.ts';
 import type { BackfillCarry, BackfillInput, Progress } from '../core/protocol.ts';
 import { BACKFILL_WORKFLOW_TYPE, QUERY_NAMES, backfillWorkflowId } from '../core/workflow-ids.ts';
 import type { Status } from './backfill-client.ts';
+import { pendingNotes } from './activity-failing.ts';
 import type { ConnectionSettings } from './connection.ts';
 import { NO_LIVE_ETA, anyMeasured, liveEta, liveWindows, withLiveEta, withStall, withoutEtaWithoutWorker, type LiveEta } from './eta.ts';
 import { QUERY_TIMEOUT_MS, UNPOLLED_QUERY_TIMEOUT_MS, noAnswerError, noPollerSeen, noWorkerError } from './status-errors.ts';
@@ -109,10 +110,18 @@ export async function statusOf(rpc: StatusReads, backfillId: string): Promise<St
       throw noAnswerError(backfillId, description.taskQueue);
     }
   }
-  if (progress.state !== 'running') return { ...withoutLiveHolds(progress), waiting: [], ...(await failingAnswered) };
+  // As the SDK's path says them (it missed them: `status` from the command line said nothing of a failing step or a declined judgement).
+  const notes = pendingNotes(description.pendingActivities);
+  const declined = notes.judgement !== undefined ? { judgement: notes.judgement } : {};
+  if (progress.state !== 'running') return { ...withoutLiveHolds(progress), waiting: [], ...declined, ...(await failingAnswered) };
   const [live, waiting, failing] = await Promise.all([eta, waitingOf(rpc, progress, inputOnce, workflowPollers), failingAnswered]);
   const spec = waiting.length > 0 ? (await inputOnce().catch(() => undefined))?.spec : undefined;
-  return { ...withStall(withoutEtaWithoutWorker(live ? withLiveEta(progress, live) : progress, waiting, spec), live), waiting: withTransforms(waiting, spec), ...failing };
+  return {
+    ...withStall(withoutEtaWithoutWorker(live ? withLiveEta(progress, live) : progress, waiting, spec), live),
+    waiting: withTransforms(waiting, spec),
+    ...notes,
+    ...failing,
+  };
 }
 
 /** The live ETA (client/eta.ts) from the backfill's carried state and its plan. */

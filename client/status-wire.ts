@@ -31,7 +31,17 @@ export const STATUS_MESSAGES: Record<string, Record<string, WireField>> = {
     taskQueue: { id: 13, type: 'string' },
   },
   'temporal.api.workflow.v1.PendingWorkflowTaskInfo': { attempt: { id: 5, type: 'int32' } },
-  'temporal.api.failure.v1.Failure': { message: { id: 1, type: 'string' } },
+  'temporal.api.failure.v1.Failure': {
+    message: { id: 1, type: 'string' },
+    applicationFailureInfo: { id: 5, type: 'temporal.api.failure.v1.ApplicationFailureInfo' },
+  },
+  'temporal.api.failure.v1.ApplicationFailureInfo': { type: { id: 1, type: 'string' } },
+  'temporal.api.common.v1.ActivityType': { name: { id: 1, type: 'string' } },
+  'temporal.api.workflow.v1.PendingActivityInfo': {
+    activityType: { id: 2, type: 'temporal.api.common.v1.ActivityType' },
+    attempt: { id: 7, type: 'int32' },
+    lastFailure: { id: 11, type: 'temporal.api.failure.v1.Failure' },
+  },
   'temporal.api.history.v1.History': { events: { id: 1, type: 'temporal.api.history.v1.HistoryEvent', rule: 'repeated' } },
   'temporal.api.history.v1.HistoryEvent': {
     eventTime: { id: 2, type: 'google.protobuf.Timestamp' },
@@ -50,6 +60,7 @@ export const STATUS_MESSAGES: Record<string, Record<string, WireField>> = {
   },
   'temporal.api.workflowservice.v1.DescribeWorkflowExecutionResponse': {
     workflowExecutionInfo: { id: 2, type: 'temporal.api.workflow.v1.WorkflowExecutionInfo' },
+    pendingActivities: { id: 3, type: 'temporal.api.workflow.v1.PendingActivityInfo', rule: 'repeated' },
     pendingWorkflowTask: { id: 5, type: 'temporal.api.workflow.v1.PendingWorkflowTaskInfo' },
   },
   'temporal.api.workflowservice.v1.QueryWorkflowRequest': {

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { BackfillClient } from '../../client/backfill-client.ts';
 import { renderStatus } from '../../client/render.ts';
-import { connectClient, scratch, startTestWorker, testSpec, uniqueQueue, waitFor, type TestWorker } from './helpers.ts';
+import { connectClient, runCli, scratch, startTestWorker, testSpec, uniqueQueue, waitFor, type TestWorker } from './helpers.ts';
 
 const queue = uniqueQueue('failing-step');
 const dir = scratch('failing-step');
@@ -45,6 +45,10 @@ it("status names the backfill's own step that keeps failing, with its last error
   const status = await client.status(backfillId);
   expect(status.done).toBe(0);
   expect(renderStatus(status)).toContain(`its step warehouseIdentity has failed ${failing.attempt - 1} times and is being retried; what needs it waits`);
+  // The command line's status (its light path, over plain gRPC) names it too: it said nothing of it.
+  const json = await runCli<{ activityFailing?: { activity: string; message: string } }>(['status', backfillId, '--json']);
+  expect(json.json?.activityFailing).toMatchObject({ activity: 'warehouseIdentity', message: expect.stringContaining('Permission denied') });
+  expect((await runCli(['status', backfillId])).stdout).toContain('its step warehouseIdentity has failed');
 
   denied = false;
   await expect(client.wait(backfillId, 90_000)).resolves.toMatchObject({ state: 'completed' });
