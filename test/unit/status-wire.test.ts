@@ -61,13 +61,17 @@ describe('the status descriptor', () => {
           taskQueue: 'backfill',
           memo: { fields: { note: { metadata: { encoding: Buffer.from('json/plain') }, data: Buffer.from('"x"') } } },
         },
-        pendingActivities: [{ activityId: 'a/1', attempt: 3 }],
+        pendingActivities: [
+          { activityId: 'a/1', activityType: { name: 'warehouseIdentity' }, attempt: 3, maximumAttempts: 20, lastFailure: { message: 'Permission denied', stackTrace: 'at x', applicationFailureInfo: { type: 'Error', nonRetryable: false } }, lastWorkerIdentity: 'w@h' },
+        ],
         pendingWorkflowTask: { state: 1, scheduledTime: { seconds: 1_700_000_100 }, originalScheduledTime: { seconds: 1_700_000_000 }, attempt: 7 },
       })
       .finish();
     const read = light.lookupType(name);
     expect(read.toObject(read.decode(bytes), { longs: Number })).toEqual({
       workflowExecutionInfo: { execution: { workflowId: 'backfill/b1', runId: 'run-1' }, type: { name: 'backfillWorkflow' }, status: WORKFLOW_EXECUTION_STATUS_RUNNING, taskQueue: 'backfill' },
+      // What status says of a step that keeps failing (client/activity-failing.ts).
+      pendingActivities: [{ activityType: { name: 'warehouseIdentity' }, attempt: 3, lastFailure: { message: 'Permission denied', applicationFailureInfo: { type: 'Error' } } }],
       pendingWorkflowTask: { attempt: 7 },
     });
   });
@@ -83,7 +87,7 @@ describe('the status descriptor', () => {
     const bytes = full.lookupType(name).encode({ history: { events: [failed] }, nextPageToken: Buffer.from('next') }).finish();
     const read = light.lookupType(name);
     expect(read.toObject(read.decode(bytes), { longs: Number })).toEqual({
-      history: { events: [{ eventTime: { seconds: 1_700_000_000, nanos: 5_000_000 }, eventType: EVENT_TYPE.workflowTaskFailed, workflowTaskFailedEventAttributes: { cause: 14, failure: { message: 'boom' } } }] },
+      history: { events: [{ eventTime: { seconds: 1_700_000_000, nanos: 5_000_000 }, eventType: EVENT_TYPE.workflowTaskFailed, workflowTaskFailedEventAttributes: { cause: 14, failure: { message: 'boom', applicationFailureInfo: { type: 'Error' } } } }] },
     });
   });
 
