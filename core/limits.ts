@@ -45,6 +45,21 @@ export function parseRate(value: unknown): number | null {
   return check(RateSchema, rateValue(value), value, 'rate', 'rate', true);
 }
 
+/**
+ * The slowest rate an operator may set: one partition a day. A slower one is a pause by another
+ * name, and its next token a timer of years (1e-9/s waits 31 years).
+ */
+export const MIN_RATE = 1 / 86_400;
+
+/** A rate an operator sets (set-rate, --rate): parseRate's, and no slower than MIN_RATE. */
+export function parseOperatorRate(value: unknown): number | null {
+  const rate = parseRate(value);
+  if (rate !== null && rate < MIN_RATE) {
+    throw new BackfillError('invalid_argument', `rate ${shown(value)} is slower than one partition a day (${MIN_RATE.toPrecision(3)}/s), the slowest a backfill takes: to stop starting partitions, pause it`, 'rate');
+  }
+  return rate;
+}
+
 /** The server counts a task queue's cap in activities started, not partitions: a batch of partitions is one activity. */
 const QUEUE_RATE_MESSAGE = 'must be a number of activities per second above 0';
 const QueueRateSchema = z.number({ message: QUEUE_RATE_MESSAGE }).positive({ message: QUEUE_RATE_MESSAGE }).nullable();
@@ -70,7 +85,7 @@ export function parseConcurrency(value: unknown, node?: string | null): number |
  */
 export function limitsAsked(flags: { rate?: string | undefined; concurrency?: string | undefined }): Partial<Limits> {
   return {
-    ...(flags.rate !== undefined ? { rate: parseRate(flags.rate) } : {}),
+    ...(flags.rate !== undefined ? { rate: parseOperatorRate(flags.rate) } : {}),
     ...(flags.concurrency !== undefined ? { concurrency: parseConcurrency(flags.concurrency) } : {}),
   };
 }

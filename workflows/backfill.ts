@@ -50,6 +50,7 @@ import { tuningProblem } from '../core/tuning.ts';
 import { startInputProblem, startSpecProblem } from '../core/start-input.ts';
 import { pinnedPolicy } from '../core/policy-pin.ts';
 import { NODE_QUEUES_KEY, nodeQueuesMemo } from '../core/node-queues.ts';
+import { parseOperatorRate } from '../core/limits.ts';
 import { workflowTime } from './clock.ts';
 import {
   BACKFILL_ID,
@@ -608,7 +609,10 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
   setHandler(retryFailedSignal, ignoringInvalid('retryFailed', retryFailed));
   setHandler(pauseUpdate, refusing((meta?: unknown) => coordinator.setPaused(true, meta)), { validator: refusing((meta?: unknown) => void coordinator.parsePause(true, meta)) });
   setHandler(resumeUpdate, refusing((meta?: unknown) => coordinator.setPaused(false, meta)), { validator: refusing((meta?: unknown) => void coordinator.parsePause(false, meta)) });
-  setHandler(setRateUpdate, refusing(setRate), { validator: refusing((rate: unknown, node?: unknown, meta?: unknown) => void coordinator.parseRate(rate, node, meta)) });
+  // The slowest-rate floor is the validator's alone: validators do not run on replay, so an update a history accepted before the floor still applies.
+  setHandler(setRateUpdate, refusing(setRate), {
+    validator: refusing((rate: unknown, node?: unknown, meta?: unknown) => void coordinator.parseRate(parseOperatorRate(rate), node, meta)),
+  });
   setHandler(setConcurrencyUpdate, refusing(setConcurrency), {
     validator: refusing((concurrency: unknown, node?: unknown, meta?: unknown) => void coordinator.parseConcurrency(concurrency, node, meta)),
   });

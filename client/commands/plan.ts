@@ -44,7 +44,7 @@ export function planCommand() {
     .action(async (file, options, command) => {
       // --estimate reads the warehouse's ledger too.
       checkOnlyChanged(command, options.onlyChanged, options.estimate ? ['warehouse'] : []);
-      const [{ loadSpecFile }, { expandPlan, planSummary, rangeBeyondSpec, requirePartitionsInRange }, { parseRange }, render, { checkEstimateFlags }, { checkPictureFlags }, { parseConcurrency, parseRate }] = await Promise.all([
+      const [{ loadSpecFile }, { expandPlan, planSummary, rangeBeyondSpec, requirePartitionsInRange }, { parseRange }, render, { checkEstimateFlags }, { checkPictureFlags }, { parseConcurrency, parseOperatorRate }] = await Promise.all([
         import('../spec-file.ts'),
         import('../../core/plan.ts'),
         import('../../core/spec.ts'),
@@ -59,7 +59,7 @@ export function planCommand() {
         // $BACKFILL_POLICY is there for every command: only a --policy written out asks for the estimate.
         ...(policy !== undefined && givenOnCommandLine(command, 'policy') ? { policy } : {}),
         ...(warehouse !== undefined ? { warehouse } : {}),
-        ...(rate !== undefined ? { rate: parseRate(rate) } : {}),
+        ...(rate !== undefined ? { rate: parseOperatorRate(rate) } : {}),
         ...(concurrency !== undefined ? { concurrency: parseConcurrency(concurrency) } : {}),
       };
       checkPictureFlags(flags);

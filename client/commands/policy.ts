@@ -65,13 +65,13 @@ export function policyCommand() {
       if (spec === undefined) return command.error("error: missing required argument 'spec': write backfill policy check <spec>", { code: 'commander.missingArgument' });
       // --warehouse serves the partition-seconds estimate too; --code-version only --only-changed.
       checkOnlyChanged(command, options.onlyChanged, ['warehouse']);
-      const [{ runPolicyCheck, renderPolicyCheck }, { parseConcurrency, parseRate }] = await Promise.all([import('../policy-check.ts'), import('../../core/limits.ts')]);
+      const [{ runPolicyCheck, renderPolicyCheck }, { parseConcurrency, parseOperatorRate }] = await Promise.all([import('../policy-check.ts'), import('../../core/limits.ts')]);
       const check = await runPolicyCheck({
         spec,
         ...(options.policy !== undefined ? { policy: options.policy } : {}),
         ...(options.from !== undefined ? { from: options.from } : {}),
         ...(options.to !== undefined ? { to: options.to } : {}),
-        ...(options.rate !== undefined ? { rate: parseRate(options.rate) } : {}),
+        ...(options.rate !== undefined ? { rate: parseOperatorRate(options.rate) } : {}),
         ...(options.concurrency !== undefined ? { concurrency: parseConcurrency(options.concurrency) } : {}),
         ...(options.priority !== undefined ? { priority: options.priority } : {}),
         ...(options.fairnessWeight !== undefined ? { fairnessWeight: options.fairnessWeight } : {}),

@@ -19,7 +19,7 @@ export function setRateCommand() {
     .addOption(reasonOption())
     .addOption(jsonOption())
     .action(async (id, value, options, command) => {
-      const rate = (await import('../../core/limits.ts')).parseRate(value);
+      const rate = (await import('../../core/limits.ts')).parseOperatorRate(value);
       await withClient(command, async (client) => {
         const state = await client.setRate(id, rate, options.node, options);
         // A node whose own rate is lower keeps it: name those, so that a raised backfill rate surprises nobody.

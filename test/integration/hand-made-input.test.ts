@@ -195,6 +195,10 @@ describe('hand-made input', () => {
     const pauses = (await client.audit(backfillId)).filter((e) => e.action === 'pause');
     expect(pauses.map((e) => [e.identity, e.reason, e.outcome])).toEqual([['ops@example.com', 'hold it', 'applied']]);
     expect((await client.progress(backfillId)).done).toBe(0);
+    // The workflow's own check, for a caller of Temporal's CLI: a rate slower than one partition a day (a pause by another name) is refused.
+    const handle = client.client.workflow.getHandle(backfillWorkflowId(backfillId));
+    await expect(handle.executeUpdate('setRate', { args: [1e-9, null, { reason: 'crawl' }] })).rejects.toMatchObject({ cause: { message: expect.stringMatching(/slower than one partition a day/) } });
+    expect((await client.audit(backfillId)).filter((e) => e.action === 'set-rate')).toEqual([]);
     await client.resume(backfillId);
     expect((await client.wait(backfillId, 60_000)).state).toBe('completed');
   });

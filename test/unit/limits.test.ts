@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { BackfillError } from '../../core/errors.ts';
-import { limitsAsked, nodeShares, parseConcurrency, parseQueueRate, parseRate, shareLimit, type Claim } from '../../core/limits.ts';
+import { MIN_RATE, limitsAsked, nodeShares, parseConcurrency, parseOperatorRate, parseQueueRate, parseRate, shareLimit, type Claim } from '../../core/limits.ts';
 import { seededRandom } from '../../core/random.ts';
 
 describe('shareLimit', () => {
@@ -123,6 +123,22 @@ describe('parseRate and parseConcurrency: one schema for the spec, the CLI and t
     expect(() => parseConcurrency(20_000)).toThrow(/from 1 to 10000/);
     expect(() => parseConcurrency(2000, 'orders')).toThrow(/from 1 to 1000 /);
     expect(() => parseConcurrency(null, 'orders')).toThrow(/a node needs a concurrency/);
+  });
+});
+
+describe('parseOperatorRate: no slower than one partition a day', () => {
+  it('takes a day\'s one partition and anything faster, and unlimited', () => {
+    expect(parseOperatorRate(MIN_RATE)).toBe(MIN_RATE);
+    expect(parseOperatorRate('0.001')).toBe(0.001);
+    expect(parseOperatorRate('unlimited')).toBeNull();
+  });
+
+  it('refuses a slower rate, naming pause', () => {
+    for (const slow of ['1e-9', MIN_RATE / 2, '0.00001']) {
+      expect(() => parseOperatorRate(slow), String(slow)).toThrow(/slower than one partition a day \(0\.0000116\/s\).*pause it/);
+    }
+    expect(parseRate('1e-9')).toBe(1e-9);
+    expect(() => limitsAsked({ rate: '1e-9' })).toThrow(/one partition a day/);
   });
 });
 
