@@ -247,7 +247,8 @@ describe('durability', () => {
         // One partition per activity: the many events that make each run continue as new.
         defaults: { concurrency: 8, rate: 60, batchSize: 1 },
         nodes: [
-          { id: 'a', transform: 'noop' },
+          // Slower than the signals below (240 partitions: 12 s at least), so that `a` is still running when its last setRate comes.
+          { id: 'a', transform: 'noop', rate: 20 },
           { id: 'b', transform: 'noop', dependsOn: ['a'] },
           { id: 'c', transform: 'noop', partitions: { grain: 'day' }, dependsOn: ['b'] },
         ],
@@ -261,6 +262,10 @@ describe('durability', () => {
         else await parent.signal(setRateSignal, 10 + i, 'b');
         await delay(60);
       }
+      await parent.signal(pauseSignal);
+      await waitFor('the pause to apply', async () => (await client.progress(backfillId)).paused, 30_000, 100);
+      const aDone = (await client.progress(backfillId)).nodes.find((n) => n.id === 'a')!.done;
+      expect(aDone, "node a finished before its last setRate: the test's premise").toBeLessThan(240);
       await parent.signal(setRateSignal, 77, 'a');
       await parent.signal(setConcurrencySignal, 5, 'b');
       await parent.signal(resumeSignal);
