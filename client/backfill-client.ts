@@ -1888,6 +1888,13 @@ export class BackfillClient {
     return { taskQueue, rate: queueCap(response.config?.queueRateLimit).rate, recordedBy, unreachable: judged.unreachable, notRecorded, unused };
   }
 
+  /** Those of these activity task queues that no worker polls (a queue the server cannot describe is left out). */
+  async unpolledQueues(taskQueues: Iterable<string>): Promise<string[]> {
+    const queues = [...new Set(taskQueues)];
+    const unpolled = await Promise.all(queues.map((queue) => this.queueUnpolled(queue)));
+    return queues.filter((_, i) => unpolled[i]);
+  }
+
   /** No worker polls the activity task queue (false when the server cannot say). */
   private queueUnpolled(taskQueue: string): Promise<boolean> {
     return pollersOf(this.connection, this.namespace, taskQueue, 'activity').then((p) => p.length === 0, () => false);

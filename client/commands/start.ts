@@ -11,7 +11,7 @@ import type { ChangeSummary } from '../only-changed.ts';
 import { budgetsAsked, checkOnlyChanged, codeVersionOption, concurrencyOption, costBudgetOption, fairnessWeightOption, jsonOption, positiveInteger, print, priorityOption, rateOption, reasonOption, retryBudgetOption, warehouseOption } from '../options.ts';
 import { withClient } from '../with-client.ts';
 import { terminalText } from '../printable.ts';
-import { workerCommand } from '../worker-hint.ts';
+import { unpolledQueueNotes, workerCommand } from '../worker-hint.ts';
 
 /** `--wait-for-datasets [timeout]`: true (as long as it takes) or a duration. */
 function waitTimeout(value: string | true): { timeoutMs?: number } {
@@ -137,6 +137,11 @@ export function startCommand() {
         const verb = started.attached ? 'attached to' : 'started';
         const kept = started.onlyChanged ? `\n  only changed: ${started.onlyChanged.totalToRun} partitions run, ${started.onlyChanged.totalSkipped} keep their published versions` : '';
         print(options.json, started, () => `${verb} ${pc.bold(started.backfillId)}${kept}${admissionLines(started, workerCommand(spec, transformModules))}\n  web UI: ${started.uiUrl}${options.watch ? '' : `\n  watch:  backfill status ${started.backfillId} --watch`}`);
+        // A worker took the start: nodes on an activity queue nobody polls would wait unseen until status is asked.
+        if (!started.attached && started.admission !== null) {
+          const unpolled = await client.unpolledQueues(spec.nodes.map((n) => n.taskQueue));
+          for (const note of unpolledQueueNotes(spec, unpolled, workerCommand(spec, transformModules))) process.stderr.write(`${pc.yellow(`note: ${terminalText(note)}`)}\n`);
+        }
         if (options.watch) {
           const [{ watch }, { renderEnd }] = await Promise.all([import('../watch.ts'), import('../render.ts')]);
           const final = await watch(client, started.backfillId, options.json);

@@ -1,5 +1,6 @@
 /** No silent stalls: `status` names the task queue that work waits on when no worker polls it. */
 import { execFile } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -67,6 +68,35 @@ describe('work waiting for a worker nobody runs', () => {
       expect((await client.status(backfillId)).waiting).toEqual([]);
     } finally {
       await worker?.stop();
+    }
+  });
+
+  // Before, a node on a mistyped queue was told of only once someone asked status.
+  it('start notes a node queue no worker polls, naming the polled queue its name is near', async () => {
+    const queue = uniqueQueue('noted');
+    const typo = queue.replace(/^noted/, 'ntoed');
+    const dir = scratch('start-notes');
+    const worker = await startTestWorker({ queue, warehousePath: join(dir, 'warehouse.db') });
+    const specFile = join(dir, 'spec.json');
+    writeFileSync(
+      specFile,
+      JSON.stringify({
+        name: 'noted',
+        partitions: { grain: 'day', start: '2024-01-01', end: '2024-01-03' },
+        defaults: { taskQueue: queue },
+        nodes: [{ id: 'served', sql: 'SELECT :partition AS day' }, { id: 'stranded', sql: 'SELECT :partition AS day', taskQueue: typo }],
+      }),
+    );
+    const id = `noted-${Date.now()}`;
+    try {
+      const started = await runCli<{ backfillId: string }>(['start', specFile, '--id', id, '--json'], { BACKFILL_TASK_QUEUE: queue }, { timeoutMs: 60_000 });
+      expect(started.code, started.stderr).toBe(0);
+      expect(started.json, started.stdout).toMatchObject({ backfillId: id, admission: expect.anything() });
+      expect(started.stderr).toContain(`note: no worker polls task queue ${typo}, so node stranded waits until one does (a typo of ${queue}, which a worker polls?`);
+      expect(started.stderr).not.toContain(`task queue ${queue},`);
+    } finally {
+      await client.client.workflow.getHandle(backfillWorkflowId(id)).terminate('test over').catch(() => undefined);
+      await worker.stop();
     }
   });
 
