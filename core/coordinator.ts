@@ -22,7 +22,7 @@ import type { RunLimit, StartAction } from './start-action.ts';
 import { REFUSED_TEXT, type RefusedSignal } from './refused-signals.ts';
 import { RefusedApprovals, refusalLasts, refusedApprovalKey } from './refused-approvals.ts';
 import { CanaryGate, canaryScope, type CanaryAction, type CanaryDecision, type CanaryDiff } from './canary.ts';
-import type { BackfillCarry, BackfillState, CostAllowance, FailureGroup, NodeControl, NodeOverrides, NodeReport, NodeSettings, NodeStats, Progress } from './protocol.ts';
+import type { BackfillCarry, BackfillState, CostAllowance, FailureGroup, NodeControl, NodeOrders, NodeOverrides, NodeReport, NodeSettings, NodeStats, Progress } from './protocol.ts';
 import { initialRelease } from './only-changed.ts';
 import { RangeSet, receivedRanges, type RangesJSON } from './ranges.ts';
 import { Readiness, resumeRunsAgain, resumedReadiness } from './readiness.ts';
@@ -837,6 +837,17 @@ export class BackfillCoordinator {
 
   nodeSpec(id: string): ResolvedNode {
     return this.specs.get(id)!;
+  }
+
+  /**
+   * A node's settings and spec as this workflow last decided them (the `nodeOrders` query): read
+   * only, for a query must change nothing. Settings not recomputed yet reach the node with the
+   * next control, whose bell makes it ask again.
+   */
+  ordersOf(id: unknown): NodeOrders {
+    const settings = typeof id === 'string' ? this.settings.get(id) : undefined;
+    if (settings === undefined) throw new BackfillError('invalid_argument', `no orders for node ${valueText(id)}: it is not a node of this backfill, or has none yet`, 'node');
+    return { settings, node: this.specs.get(id as string)! };
   }
 
   private ownLimits(node: PlanNode): NodeLimits {

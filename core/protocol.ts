@@ -254,6 +254,16 @@ export type NodeControl = {
   finish?: boolean;
 };
 
+/**
+ * What the parent says a node's settings and spec are (its `nodeOrders` query), asked by the node
+ * workflow when a `nodeControl` brings either: the signal only rings the bell, as anyone who may
+ * signal can send one (workflows/node.ts, patch orders-from-parent).
+ */
+export type NodeOrders = { settings: NodeSettings; node: ResolvedNode };
+
+/** The `fetchNodeOrders` activity's request: whose parent to ask, for which node. */
+export type NodeOrdersRequest = { parentWorkflowId: string; node: string };
+
 /** Node workflow → parent, batched: what completed or failed since the last report. */
 export type NodeReport = {
   node: string;

@@ -18,4 +18,4 @@ export function nodeWorkflowId(backfillId: string, nodeId: string): string {
 }
 
 /** The names of the backfill workflow's queries. */
-export const QUERY_NAMES = { progress: 'progress', carry: 'carry' } as const;
+export const QUERY_NAMES = { progress: 'progress', carry: 'carry', nodeOrders: 'nodeOrders' } as const;

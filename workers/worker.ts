@@ -29,6 +29,7 @@ import { createPolicyActivities, readPolicyFile } from '../activities/policy.ts'
 import { createRollbackActivities } from '../activities/rollback.ts';
 import { createActivities } from '../activities/run-partitions.ts';
 import { RetryBudgetGate, queryRetryBudget } from './retry-budget.ts';
+import { createNodeOrdersActivities } from './node-orders.ts';
 import { createLineageActivities, producerUri } from '../activities/lineage/activity.ts';
 import { describeSettings, lineageSettingsFromEnv, type LineageSettings } from '../activities/lineage/config.ts';
 import { withFaultInjection, type TransformRegistry } from '../activities/transforms.ts';
@@ -198,6 +199,8 @@ export async function createWorkers(config: WorkerConfig): Promise<BackfillWorke
     // A signed start is admitted once: the runs of its workflow id, through the worker's connection.
     ...createApprovalActivities({ listRuns: (workflowId) => runsOfWorkflowId(config.connection, namespace, workflowId) }),
     ...createEstimateActivities({ warehouse: config.warehouse }),
+    // What a node workflow's parent says its settings and spec are: asked by the node, never taken from a signal.
+    ...createNodeOrdersActivities(config.connection, namespace),
   };
   const { tracing } = config;
   const given = config.workflowBundle;

@@ -72,6 +72,7 @@ import {
   setBudgetUpdate,
   type Admission,
   nodeControlSignal,
+  nodeOrdersQuery,
   nodeReportSignal,
   nodeWorkflowId,
   partitionsQuery,
@@ -842,6 +843,8 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
   }
   setHandler(progressQuery, () => coordinator.progress(backfillId, liveState(), runs));
   setHandler(carryQuery, endCarry);
+  // What a node workflow asks when a nodeControl rings its bell (workflows/node.ts, ORDERS_FROM_PARENT).
+  setHandler(nodeOrdersQuery, (node: string) => coordinator.ordersOf(node));
   setHandler(partitionsQuery, () =>
     Object.fromEntries(plan.nodes.map((n) => [n.id, { done: coordinator.readiness.done(n.id).toJSON(), failed: coordinator.readiness.failed(n.id).toJSON() }])),
   );

@@ -10,7 +10,7 @@ import type { ApprovalRequest, BudgetRequest, ControlState, JudgedChange, Judgem
 import type { ControlMeta } from '../core/audit.ts';
 import type { Hold } from '../core/governance.ts';
 import { QUERY_NAMES } from '../core/workflow-ids.ts';
-import { CORE_GENERATION, type BackfillCarry, type NodeControl, type NodeReport, type Progress } from '../core/protocol.ts';
+import { CORE_GENERATION, type BackfillCarry, type NodeControl, type NodeOrders, type NodeReport, type Progress } from '../core/protocol.ts';
 import type { ResolvedSpec } from '../core/spec.ts';
 import type { RangesJSON } from '../core/ranges.ts';
 import type { StagedAction, StagedRequest } from '../core/staged.ts';
@@ -143,6 +143,9 @@ export const partitionsQuery = defineQuery<PartitionSets>('partitions');
 export const nodeReportSignal = defineSignal<[NodeReport]>('nodeReport');
 /** Parent → node workflow. */
 export const nodeControlSignal = defineSignal<[NodeControl]>('nodeControl');
+
+/** Parent, asked by a node workflow's `fetchNodeOrders` activity: the node's settings and spec as the parent has them. */
+export const nodeOrdersQuery = defineQuery<NodeOrders, [node: string]>(QUERY_NAMES.nodeOrders);
 
 /** A node workflow's own view, for the Web UI and tests. */
 export type NodeView = {

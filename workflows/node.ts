@@ -35,6 +35,7 @@ import { isNoSpending, noSpending, spend, type PartitionCost } from '../core/bud
 import { parseDuration } from '../core/duration.ts';
 import { BackfillError } from '../core/errors.ts';
 import { parseNodeControl } from '../core/node-control.ts';
+import { policyTaskQueue } from '../core/policy-pin.ts';
 import { windowStrings } from '../core/partitions.ts';
 import { expandNode, type PlanNode } from '../core/plan.ts';
 import {
@@ -42,6 +43,8 @@ import {
   NON_RETRYABLE_TYPES,
   type NodeControl,
   type NodeInput,
+  type NodeOrders,
+  type NodeOrdersRequest,
   type NodeReport,
   type NodeSettings,
   type PartitionFailureDetails,
@@ -121,10 +124,28 @@ export const UNACCOUNTED_COUNTS_AS_ATTEMPT = 'unaccounted-counts-as-attempt';
  */
 export const DEFERRALS_BOUNDED = 'deferrals-bounded';
 
+/**
+ * Patch (docs/workflow-versions.md): a `nodeControl` that brings settings or a spec only rings a
+ * bell: the node asks its parent for them (`fetchNodeOrders`, the parent's `nodeOrders` query)
+ * and applies the answer. Signals carry no sender, so before, one sent by hand with
+ * `paused: false` ran a backfill held for a signed approval or a run window, and one with another
+ * SQL ran it unaudited. A continued run asks once as it begins (a bell may have rung as the last
+ * one handed over). Ready partitions and the order to finish are still taken from the signal.
+ */
+export const ORDERS_FROM_PARENT = 'orders-from-parent';
+
+/** The parent is asked for a few minutes at most; a node whose parent never answers keeps the settings it has (the next bell asks again). */
+const ORDERS_OPTIONS = {
+  startToCloseTimeout: '10 seconds',
+  retry: { initialInterval: '500 milliseconds', backoffCoefficient: 2, maximumInterval: '10 seconds', maximumAttempts: 20 },
+  summary: "ask the backfill's workflow for this node's settings and spec",
+} as const;
+
 /** How far a worker's clock may run ahead of the workflow's: a batch it deferred this long before its window's close deferred for the close. */
 const WINDOW_CLOCK_SKEW_MS = 60_000;
 
 type PartitionActivities = { runPartitions(input: RunPartitionsInput): Promise<RunPartitionsResult> };
+type OrdersActivities = { fetchNodeOrders(request: NodeOrdersRequest): Promise<NodeOrders> };
 
 export type NodeSummary = { node: string; completed: number; runs: number };
 
@@ -217,6 +238,7 @@ export async function nodeWorkflow(input: NodeInput): Promise<NodeSummary> {
   const amountsChecked = patched(BATCH_AMOUNTS_CHECKED);
   const unaccountedCounts = patched(UNACCOUNTED_COUNTS_AS_ATTEMPT);
   const deferralsBounded = patched(DEFERRALS_BOUNDED);
+  const ordersFromParent = patched(ORDERS_FROM_PARENT);
   const schedulerOptions = (node: ResolvedNode) => ({
     ...schedulerOptionsOf(node, reportRunning),
     zeroHolds,
@@ -256,6 +278,8 @@ export async function nodeWorkflow(input: NodeInput): Promise<NodeSummary> {
   let wake = false;
   let settingsChanged = 0;
   let heardFromParent = workflowTime();
+  /** A control brought settings or a spec (ORDERS_FROM_PARENT): the parent is to be asked what they are. */
+  let ordersAsked = ordersFromParent && workflowInfo().continuedFromExecutionRunId !== undefined;
   let maxInflight = 0;
   /** The settings in force (the scheduler's): their run-window deadline holds back new starts. */
   let settings: NodeSettings = input.state?.scheduler.settings ?? input.settings;
@@ -272,6 +296,38 @@ export async function nodeWorkflow(input: NodeInput): Promise<NodeSummary> {
   /** Run windows: no batch starts at or after the current window's close (the parent's pause may arrive later). */
   const windowAllows = () => settings.openUntil === undefined || workflowTime() < settings.openUntil;
 
+  const applySettings = (next: NodeSettings) => {
+    if (!scheduler.configure(next, workflowTime())) return;
+    settings = next;
+    settingsChanged++;
+  };
+  const applySpec = (next: ResolvedNode) => {
+    spec = next;
+    scheduler.reconfigure(schedulerOptions(spec));
+  };
+
+  /** The settings and spec the parent says (ORDERS_FROM_PARENT), asked whenever a control rings; a spec the node runs already changes nothing. */
+  const { fetchNodeOrders } = proxyActivities<OrdersActivities>({ taskQueue: policyTaskQueue(workflowInfo().taskQueue), ...ORDERS_OPTIONS });
+  const askParent = async () => {
+    for (;;) {
+      await condition(() => ordersAsked || finishing || parentGone);
+      if (finishing || parentGone) return;
+      ordersAsked = false;
+      let orders: NodeControl;
+      try {
+        // Parsed as a control is: the answer passed through a worker.
+        orders = parseNodeControl(await fetchNodeOrders({ parentWorkflowId: input.parentWorkflowId, node: plan.id }), spec, plan.partitions.size);
+      } catch (error) {
+        if (isCancellation(error)) throw error;
+        log.warn(`node ${plan.id}: the backfill's workflow did not say its settings (they stay as they are until the next change): ${String(error)}`);
+        continue;
+      }
+      if (orders.settings) applySettings(orders.settings);
+      if (orders.node && JSON.stringify(orders.node) !== JSON.stringify(spec)) applySpec(orders.node);
+      wake = true;
+    }
+  };
+
   setHandler(nodeControlSignal, (value: NodeControl) => {
     let control: NodeControl;
     try {
@@ -284,13 +340,11 @@ export async function nodeWorkflow(input: NodeInput): Promise<NodeSummary> {
     }
     heardFromParent = workflowTime();
     if (control.ready) scheduler.release(RangeSet.fromJSON(control.ready));
-    if (control.settings && scheduler.configure(control.settings, heardFromParent)) {
-      settings = control.settings;
-      settingsChanged++;
-    }
-    if (control.node) {
-      spec = control.node;
-      scheduler.reconfigure(schedulerOptions(spec));
+    if (ordersFromParent) {
+      if (control.settings || control.node) ordersAsked = true;
+    } else {
+      if (control.settings) applySettings(control.settings);
+      if (control.node) applySpec(control.node);
     }
     if (control.finish) finishing = true;
     wake = true;
@@ -455,11 +509,12 @@ export async function nodeWorkflow(input: NodeInput): Promise<NodeSummary> {
 
   // A cancelled workflow rejects these loops' timers (the cleanup below takes over); any
   // other error is a bug to see in the logs, not to swallow.
-  const background = [reporter(), ticker(), keepalive()].map((loop) =>
-    loop.catch((error: unknown) => {
-      if (!isCancellation(error)) log.error(`node ${plan.id}: background loop failed: ${String(error)}`);
-    }),
-  );
+  const failedLoop = (error: unknown) => {
+    if (!isCancellation(error)) log.error(`node ${plan.id}: background loop failed: ${String(error)}`);
+  };
+  const background = [reporter(), ticker(), keepalive()].map((loop) => loop.catch(failedLoop));
+  // Not waited for at the end: an answer still on its way changes nothing of a node that finishes.
+  if (ordersFromParent) void askParent().catch(failedLoop);
 
   try {
     for (;;) {
