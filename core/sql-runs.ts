@@ -7,6 +7,7 @@
  * sql transform runs it (another transform may use its `sql` as it likes); an SQL check binds no
  * parameters at all.
  */
+import { closestNames } from './closest.ts';
 import type { ResolvedNode } from './spec.ts';
 import { positionalParameters, unboundParameter } from './sql-parameters.ts';
 import { extraStatements } from './sql-relations.ts';
@@ -21,12 +22,24 @@ export function unrunnableSql(nodes: readonly ResolvedNode[]): ReadProblem | und
       if (extra !== undefined) return { path, message: extra };
       const unbound = unboundParameter(node.sql, node.params);
       if (unbound !== undefined) return { path, message: `${node.id}'s SQL ${unbound.message}` };
+      const [template] = placeholders(node.sql);
+      if (template !== undefined) {
+        return { path, message: `${node.id}'s SQL has ${template.text}, but a node's SQL is run as written, no template: bind values by :name (:partition, :start, :end, or the node's params)` };
+      }
     }
     for (const [c, check] of node.checks.entries()) {
       if (check.type !== 'sql') continue;
       const path = ['nodes', i, 'checks', c, 'sql'];
       const extra = extraStatements(check.sql);
       if (extra !== undefined) return { path, message: extra };
+      const unknown = placeholders(check.sql).find((p) => !CHECK_PLACEHOLDERS.includes(p.name));
+      if (unknown !== undefined) {
+        const [near] = closestNames(unknown.name, CHECK_PLACEHOLDERS, 1);
+        return {
+          path,
+          message: `${node.id}'s check '${check.name}' has ${unknown.text}, which backfill does not fill in: a check reads {{this}} (the partition's new version) and {{previous}} (the published version it replaces)${near !== undefined ? `; did you mean {{${near}}}?` : ''}`,
+        };
+      }
       const [parameter] = positionalParameters(check.sql).names;
       if (parameter !== undefined) {
         return { path, message: `${node.id}'s check '${check.name}' uses the parameter ':${parameter}', but a check's SQL is given no parameters: write the value into the SQL` };
@@ -34,4 +47,12 @@ export function unrunnableSql(nodes: readonly ResolvedNode[]): ReadProblem | und
     }
   }
   return undefined;
+}
+
+/** What a check's SQL may name in double braces (activities/warehouse/checks.ts fills them in). */
+const CHECK_PLACEHOLDERS = ['this', 'previous'];
+
+/** Every `{{ name }}` (jinja's, dbt's) in `sql`, as written and its name. */
+function placeholders(sql: string): Array<{ text: string; name: string }> {
+  return [...sql.matchAll(/\{\{\s*([^{}]*?)\s*\}\}/g)].map((m) => ({ text: m[0], name: m[1]! }));
 }

@@ -158,3 +158,24 @@ describe('unboundParameter', () => {
     expect(unboundParameter('SELECT 1', {})).toBeUndefined();
   });
 });
+
+describe('resolveSpec: double-brace placeholders', () => {
+  const check = (sql: string) => ({ type: 'sql', name: 'total not negative', sql, severity: 'warn' });
+
+  it("refuses a check's placeholder other than {{this}} and {{previous}}, naming the one meant", () => {
+    const error = refusal([raw, node('SELECT :partition AS day FROM readings_raw', { checks: [check('SELECT * FROM {{thiss}} WHERE total < 0')] })]);
+    expect(error.path).toBe('nodes[1].checks[0].sql');
+    expect(error.message).toContain("readings's check 'total not negative' has {{thiss}}, which backfill does not fill in: a check reads {{this}} (the partition's new version) and {{previous}} (the published version it replaces); did you mean {{this}}?");
+    expect(refusal([raw, node('SELECT 1 AS x FROM readings_raw', { checks: [check("SELECT * FROM {{ ref('x') }}")] })]).message).not.toContain('did you mean');
+  });
+
+  it('takes {{this}} and {{previous}}, spaces inside the braces too', () => {
+    expect(() => resolveSpec(spec([raw, node('SELECT 1 AS x FROM readings_raw', { checks: [check('SELECT * FROM {{ this }} t JOIN {{previous}} p ON t.x = p.x WHERE t.x < 0')] })]))).not.toThrow();
+  });
+
+  it("refuses a template in a node's SQL, which runs as written", () => {
+    const error = refusal([raw, node("SELECT * FROM {{ ref('readings_raw') }}")]);
+    expect(error.path).toBe('nodes[1].sql');
+    expect(error.message).toContain("readings's SQL has {{ ref('readings_raw') }}, but a node's SQL is run as written, no template: bind values by :name");
+  });
+});
