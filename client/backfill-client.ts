@@ -704,7 +704,18 @@ export class BackfillClient {
 
   /** Current progress: queried from a running backfill, or the final result of a finished one. */
   async progress(backfillId: string): Promise<Progress> {
-    return this.progressOf(backfillId, await this.describe(backfillId));
+    return this.progressOf(backfillId, await this.standing(backfillId, await this.describe(backfillId)));
+  }
+
+  /**
+   * The run that says how a backfill stands: its latest, or, when the policy refused that one at
+   * admission (a resume or retry-failed that ran nothing), the run it would have gone on from
+   * (`goOnBase`): a refused resume of a cancelled backfill leaves it cancelled, not failed. Its
+   * refusal was told to whoever sent it (the client waits for the admission), and `status` tells it too.
+   */
+  private standing(backfillId: string, latest: WorkflowExecutionDescription): Promise<WorkflowExecutionDescription> {
+    // A server whose list of runs lags (goOnBase gives up) is read as before: by the latest.
+    return this.goOnBase(backfillId, latest).catch(() => latest);
   }
 
   /**
@@ -712,7 +723,8 @@ export class BackfillClient {
    * (`waiting`, empty once the backfill has ended).
    */
   async status(backfillId: string): Promise<Status> {
-    const description = await this.describe(backfillId);
+    const latest = await this.describe(backfillId);
+    const description = await this.standing(backfillId, latest);
     const running = description.status.name === 'RUNNING' || description.status.name === 'CONTINUED_AS_NEW';
     // What the ETA and the waiting check read is asked for beside the progress, not after it.
     let input: Promise<BackfillInput | undefined> | undefined;
@@ -731,7 +743,7 @@ export class BackfillClient {
       // A rollback runs only once the backfill ended: one describe of its workflow id says whether there was one.
       const rollback = running ? undefined : await this.rollbackSince(backfillId, description);
       const { admissionRefusal } = await import('../core/go-on-from.ts');
-      const refused = admissionRefusal(description);
+      const refused = admissionRefusal(latest);
       return { ...withoutLiveHolds(progress), waiting: [], ...declined, ...(rollback ? { rollback } : {}), ...(refused !== null ? { refused } : {}), ...(await failingAnswered) };
     }
     const [live, waiting, failing] = await Promise.all([eta, this.waiting(backfillId, description.runId, progress, inputOnce, await workflowPollers), failingAnswered]);
@@ -761,7 +773,8 @@ export class BackfillClient {
 
   private async progressOf(backfillId: string, description: WorkflowExecutionDescription, unpolled?: Promise<boolean>): Promise<Progress> {
     const status = description.status.name;
-    const handle = this.handle(backfillId);
+    // A closed run is read as itself: it may be the one before a run the policy refused (`standing`).
+    const handle = status === 'RUNNING' || status === 'CONTINUED_AS_NEW' ? this.handle(backfillId) : this.client.workflow.getHandle<typeof backfillWorkflow>(backfillWorkflowId(backfillId), description.runId, { followRuns: false });
     if (status === 'RUNNING' || status === 'CONTINUED_AS_NEW') {
       // Asked at once, with the short wait that covers a worker just starting; only when a worker
       // polls the workflows' queue is it asked again, for the rest of the usual wait.
@@ -883,7 +896,9 @@ export class BackfillClient {
             continue;
           }
           if (status === 'COMPLETED') throw error;
-          return { backfillId, state: closedState(status), progress: await this.progress(backfillId).catch(() => null) };
+          // A resume the policy refused at admission (its run failed) leaves the backfill as the run before it ended.
+          const state = await this.describe(backfillId).then((d) => this.endedState(backfillId, d), () => closedState(status));
+          return { backfillId, state, progress: await this.progress(backfillId).catch(() => null) };
         }
       }
     };
@@ -992,7 +1007,8 @@ export class BackfillClient {
   }
 
   /** How a closed run of a backfill ended, as `status` says it: its result's state, or how the server closed it. */
-  private async endedState(backfillId: string, description: WorkflowExecutionDescription): Promise<BackfillState> {
+  private async endedState(backfillId: string, latest: WorkflowExecutionDescription): Promise<BackfillState> {
+    const description = await this.standing(backfillId, latest);
     const status = description.status.name;
     if (status !== 'COMPLETED') return closedState(status);
     // A result that cannot be read (its history gone) still ended completed, as the server says.

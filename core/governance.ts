@@ -365,7 +365,8 @@ export class Governance {
       });
     }
     // Limits an operator set on an earlier run (a resume): each meets the caps as a control would.
-    violations.push(...carriedOverrideViolations(policy, input.overrides, input.spec, input.goesOnAs));
+    // Not their reasons: each was judged, with its reason, when it was set (see carriedOverrideViolations).
+    violations.push(...carriedOverrideViolations(policy, input.overrides, input.spec, input.goesOnAs, { reasons: input.overrideReasons === true }));
     if (violations.length > 0) return { admitted: false, violations, message: describeViolations(violations) };
 
     const approval = decision.waitFor.find((w) => w.kind === 'approval');
@@ -404,6 +405,8 @@ export type AdmissionInput = {
   limits: Limits;
   /** Node limits an operator set on the run a resume goes on from. */
   overrides: NodeOverrides;
+  /** They are asked for a reason too, as a control sent without one (a history from before the patch carried-overrides-caps-only). */
+  overrideReasons?: boolean;
   planHash: string;
   /** Partition-seconds, estimated by the workers from the ledger (only when the policy needs it). */
   estimate?: number;

@@ -557,10 +557,14 @@ export type Control =
   | { action: 'pause' | 'resume' | 'cancel' | 'retry' | 'approve' | 'rollback' | 'publish' | 'discard'; reason?: string };
 
 /** What the policy says of a control of a running backfill: its violations (none: it may go ahead). */
-export function checkControl(policy: Policy, control: Control, spec?: Pick<ResolvedSpec, 'nodes'>, setFix: (most: string) => string = (most) => `set ${most} or less`): Violation[] {
-  const violations: Violation[] = [];
+export function checkControl(policy: Policy, control: Control, spec?: Pick<ResolvedSpec, 'nodes'>, setFix?: (most: string) => string): Violation[] {
   const reason = reasonViolation(policy, control.action, control.reason);
-  if (reason) violations.push(reason);
+  return [...(reason ? [reason] : []), ...capViolations(policy, control, spec, setFix)];
+}
+
+/** What the policy's caps say of a control's value (its reason aside). */
+function capViolations(policy: Policy, control: Control, spec?: Pick<ResolvedSpec, 'nodes'>, setFix: (most: string) => string = (most) => `set ${most} or less`): Violation[] {
+  const violations: Violation[] = [];
   const node = 'node' in control && control.node ? spec?.nodes.find((n) => n.id === control.node) : undefined;
   switch (control.action) {
     case 'set-rate': {
@@ -625,15 +629,28 @@ export function checkControl(policy: Policy, control: Control, spec?: Pick<Resol
 /**
  * What the policy says of the node limits an operator set (set-rate, set-concurrency) on the run
  * a new run of an ended backfill goes on from: each meets the caps as that control would, and as
- * the new run keeps them, only a new start clears one above a cap.
+ * the new run keeps them, only a new start clears one above a cap. Their reasons are not asked
+ * again: each control was judged, its reason with it, when it was sent (the audit trail has it),
+ * and the new run's own reason is judged by the rule of its action (`checkStart`'s goesOnAs).
+ * `reasons`: as before the patch carried-overrides-caps-only, when a carried limit was judged as
+ * a control with no reason at all (refused whenever the policy required a reason of set-rate or
+ * set-concurrency), for the histories of that judgement to replay.
  */
-export function carriedOverrideViolations(policy: Policy, overrides: NodeOverrides, spec: Pick<ResolvedSpec, 'nodes'>, goesOnAs: GoesOnAs): Violation[] {
+export function carriedOverrideViolations(policy: Policy, overrides: NodeOverrides, spec: Pick<ResolvedSpec, 'nodes'>, goesOnAs: GoesOnAs, options: { reasons?: boolean } = {}): Violation[] {
   const command = commandOf(goesOnAs);
   const fix = (most: string) => `an operator set it on the run this one follows, and a ${command} keeps it (set ${most} or less applies only to a running backfill), so ${startAgain('')}`;
+  const judge = options.reasons === true ? checkControl : capViolations;
   return Object.entries(overrides).flatMap(([node, own]) => [
-    ...(own.rate !== undefined ? checkControl(policy, { action: 'set-rate', rate: own.rate, node }, spec, fix) : []),
-    ...(own.concurrency !== undefined ? checkControl(policy, { action: 'set-concurrency', concurrency: own.concurrency, node }, spec, fix) : []),
+    ...(own.rate !== undefined ? judge(policy, { action: 'set-rate', rate: own.rate, node }, spec, fix) : []),
+    ...(own.concurrency !== undefined ? judge(policy, { action: 'set-concurrency', concurrency: own.concurrency, node }, spec, fix) : []),
   ]);
+}
+
+/** Whether the judgement of carried node limits before the patch carried-overrides-caps-only would ask them for a reason (the policy requires one of set-rate or set-concurrency): only such a run asks for the patch. */
+export function carriedOverridesAskedReasons(policy: Policy, overrides: NodeOverrides): boolean {
+  return Object.values(overrides).some(
+    (own) => (own.rate !== undefined && reasonViolation(policy, 'set-rate', undefined) !== null) || (own.concurrency !== undefined && reasonViolation(policy, 'set-concurrency', undefined) !== null),
+  );
 }
 
 /** How old a signature may be when it arrives (approval.maxSignatureAge). */

@@ -26,7 +26,7 @@ import { UNKNOWN_IDENTITY, parseMeta, type AuditEntry } from '../core/audit.ts';
 import type { BackfillCoordinator } from '../core/coordinator.ts';
 import { EMPTY_POLICY, Governance, startRequestViolations, startTextTooLong, type Admission, type AdmissionInput } from '../core/governance.ts';
 import type { Plan } from '../core/plan.ts';
-import { POLICY_REFUSAL, checkControl, describeViolations, maxSignatureAgeMs } from '../core/policy.ts';
+import { POLICY_REFUSAL, carriedOverridesAskedReasons, checkControl, describeViolations, maxSignatureAgeMs } from '../core/policy.ts';
 import type { BackfillInput } from '../core/protocol.ts';
 import { RangeSet, type RangesJSON } from '../core/ranges.ts';
 import { checkClaimed, claimUnknownCheck, signatureClaimKey, type ClaimOutcome } from '../core/signature-claim.ts';
@@ -102,6 +102,17 @@ export const START_REQUEST_BOUNDED = 'start-request-bounded';
  * first such activity.
  */
 export const GOVERNANCE_ACTIVITIES_REGULAR = 'governance-activities-regular';
+
+/**
+ * Patch (docs/workflow-versions.md): the node limits an operator set (set-rate, set-concurrency
+ * --node) on the run a resume or retry-failed goes on from are judged by the policy's caps only,
+ * not asked for a reason again: each was judged, its reason with it, when it was set. Before,
+ * each was judged as that control sent with no reason, so under `reasons.required: [set-rate]`
+ * every new run of a backfill whose node rate was ever set was refused ("set-rate needs a
+ * reason"), whatever reason the resume gave. Only a new run whose carried limits the policy's
+ * reasons rule would have refused so asks.
+ */
+export const CARRIED_OVERRIDES_CAPS_ONLY = 'carried-overrides-caps-only';
 
 type GovernanceActivities = PolicyActivities & ApprovalActivities & EstimateActivities;
 type GovernanceOptions = Required<Pick<ActivityOptions, 'startToCloseTimeout' | 'retry'>> & Pick<ActivityOptions, 'scheduleToCloseTimeout'>;
@@ -237,6 +248,8 @@ export async function judgeStart(
   const state = coordinator.controlState();
   const carried = input.carry?.governance;
   const priority = info.priority;
+  const overrides = input.carry?.overrides ?? {};
+  const overrideReasons = carriedOverridesAskedReasons(policy, overrides) && !patched(CARRIED_OVERRIDES_CAPS_ONLY);
   const admission: AdmissionInput = {
     backfillId: input.backfillId,
     policy,
@@ -245,7 +258,8 @@ export async function judgeStart(
     spec: input.spec,
     partitions: Math.max(0, plan.totalPartitions - done),
     limits: { rate: state.rate, concurrency: state.concurrency },
-    overrides: input.carry?.overrides ?? {},
+    overrides,
+    ...(overrideReasons ? { overrideReasons } : {}),
     planHash: hash,
     ...(estimate !== undefined ? { estimate } : {}),
     request,

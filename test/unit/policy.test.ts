@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { parseDocument } from 'yaml';
 import {
   carriedOverrideViolations,
+  carriedOverridesAskedReasons,
   checkControl,
   checkStart,
   describeViolations,
@@ -249,6 +250,22 @@ describe('checkStart', () => {
     ]);
     // A control of a running backfill keeps its own fix.
     expect(checkControl(p, { action: 'set-rate', rate: 100, node: 'orders' }, twoNodes)[0]!.message).toMatch(/: set 50 or less$/);
+  });
+
+  it('does not ask a reason again of node limits carried from the run a resume follows: they were judged, with their reasons, when set', () => {
+    const p = policy({ reasons: { required: ['set-rate', 'set-concurrency', 'cancel'], minLength: 5 }, caps: { datasets: [{ match: 'orders', rate: 50 }] } });
+    expect(carriedOverrideViolations(p, { orders: { rate: 5, concurrency: 2 } }, twoNodes, 'resume')).toEqual([]);
+    // Their caps still judge them.
+    expect(carriedOverrideViolations(p, { orders: { rate: 100 } }, twoNodes, 'retry').map((v) => v.rule)).toEqual(['caps.datasets[0].rate']);
+    // Before the patch carried-overrides-caps-only (a history that replays): judged as a control sent with no reason.
+    expect(carriedOverrideViolations(p, { orders: { rate: 5 } }, twoNodes, 'resume', { reasons: true }).map((v) => v.message)).toEqual([
+      'set-rate needs a reason: add --reason "why" (at least 5 characters)',
+    ]);
+    expect(carriedOverridesAskedReasons(p, { orders: { rate: 5 } })).toBe(true);
+    expect(carriedOverridesAskedReasons(policy({ reasons: { required: ['cancel'] } }), { orders: { rate: 5 } })).toBe(false);
+    expect(carriedOverridesAskedReasons(p, {})).toBe(false);
+    // A control of a running backfill is still asked its reason.
+    expect(checkControl(p, { action: 'set-rate', rate: 5, node: 'orders' }, twoNodes).map((v) => v.rule)).toEqual(['reasons.required[0]']);
   });
 
   it('caps every node a dataset pattern matches: an unset rate takes the cap, one above it or a concurrency above it is refused', () => {
