@@ -568,7 +568,9 @@ export async function nodeWorkflow(input: NodeInput): Promise<NodeSummary> {
         continue;
       }
       wake = false;
-      await condition(() => wake || finishing || parentGone);
+      // Finishing with batches in flight: wait for them to land (each wakes the loop), not for
+      // `finishing`, which already holds and would resolve at once, for ever (a busy loop).
+      await condition(() => wake || parentGone || (finishing && scheduler.inFlightBatches === 0));
     }
     finishing = true;
     await Promise.all(background);

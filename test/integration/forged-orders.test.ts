@@ -81,3 +81,29 @@ describe('orders a node workflow takes only from its parent', () => {
     expect(rows.map((r) => r.day)).toEqual(['2024-01-01', '2024-01-02', '2024-01-03']);
   });
 });
+
+describe('an order to finish while batches run', () => {
+  // Before, the node's loop found `finishing` already true and never yielded: the worker's deadlock
+  // detector stopped it mid-way and the whole worker process aborted (a hand-made finish, or a
+  // forged report that made the parent finish, killed every workflow of the worker).
+  it('the node lets its running batches land, then ends, and its worker lives on', async () => {
+    const spec = testSpec(queue, {
+      name: 'early-finish',
+      partitions: { grain: 'day', start: '2024-01-01', end: '2024-01-05' },
+      defaults: { concurrency: 1, batchSize: 1 },
+      nodes: [{ id: 'slow_orders', transform: 'sleep', params: { ms: 3000 } }],
+    });
+    // Its parent probes its nodes every second: it finds the ended node with partitions in hand, and starts it again.
+    const { backfillId } = await alice.start(spec, { taskQueue: queue, tuning: { reportIntervalMs: 100, probeIntervalMs: 1000 } });
+    await waitFor('a batch to run', async () => (await alice.progress(backfillId)).running > 0, 30_000);
+    const nodeId = nodeWorkflowId(backfillId, 'slow_orders');
+    const sent = await temporal(['workflow', 'signal', '--workflow-id', nodeId, '--name', 'nodeControl', '--input', '{"finish":true}']);
+    expect(sent.code, sent.stderr).toBe(0);
+    const ended = await alice.client.workflow.getHandle(nodeId).result();
+    expect(ended).toMatchObject({ node: 'slow_orders', runs: 1 });
+    const events = (await alice.client.workflow.getHandle(nodeId).fetchHistory()).events ?? [];
+    expect(events.filter((e) => e.workflowTaskTimedOutEventAttributes || e.workflowTaskFailedEventAttributes)).toEqual([]);
+    // The worker still runs workflows: the backfill goes on (its node started again by the parent's probe) to its end.
+    expect((await alice.wait(backfillId, 90_000)).state).toBe('completed');
+  });
+});
