@@ -341,7 +341,8 @@ export function createActivities(deps: ActivityDeps) {
     let failed: { task: PartitionTask; error: Error } | undefined;
     while (rest.length > 0) {
       const began = Date.now();
-      const writes = rest.map((p) => ({ ...p.write, computedAt: p.computedAt, ...(commitBy !== undefined ? { commitBy } : {}) }));
+      // After a failure, another's would not be reported (the batch reports one): it runs again, and is recorded then, not twice.
+      const writes = rest.map((p) => ({ ...p.write, computedAt: p.computedAt, ...(commitBy !== undefined ? { commitBy } : {}), ...(failed ? { recordFailure: false } : {}) }));
       const outcome = await deps.warehouse.publishMany(writes);
       // Each partition's time is its own work and its share of the commit (pacing and batch sizing read it).
       const share = (Date.now() - began) / rest.length;

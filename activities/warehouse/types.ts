@@ -93,6 +93,11 @@ export type PartitionWrite = {
    * run staged (`pin` with the run key).
    */
   stage?: boolean;
+  /**
+   * False: should its checks fail, write no ledger row of it (its staged rows go too), for the
+   * batch gives it back to run again, and that run records it. Absent: recorded, as always.
+   */
+  recordFailure?: boolean;
 };
 
 export type Published = {

@@ -536,6 +536,7 @@ export class SqlWarehouse implements Warehouse {
     }
     assertInTime(write);
     if (!('failed' in fields) && !write.stage) await this.point(s, node, partition, version, previousVersion);
+    if ('failed' in fields && write.recordFailure === false) return { outcome: { failed: fields.failed } };
     const row = ledgerValues(this.dialect.codec, write, version, fields, inputVersions(start.pinned), began);
     if ('failed' in fields) return { outcome: { failed: fields.failed }, row };
     const { columns: _columns, kinds: _kinds, ...published } = fields;

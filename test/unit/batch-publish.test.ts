@@ -57,14 +57,16 @@ const node: PartitionNode = { id: 'days', transform: 'days', params: {}, checks:
 
 function run(
   transform: Transform,
-  options: { attempt?: number; finished?: PartitionResult[]; heartbeatDetails?: unknown; params?: Record<string, unknown>; warehouseId?: string; retryBudget?: ActivityDeps['retryBudget'] } = {},
+  options: { attempt?: number; finished?: PartitionResult[]; heartbeatDetails?: unknown; params?: Record<string, unknown>; warehouseId?: string; retryBudget?: ActivityDeps['retryBudget']; partitions?: number[] } = {},
 ) {
   const input: RunPartitionsInput = {
     backfillId: 'bf-1',
     runKey: 'run-1',
     workflowId: 'backfill/bf-1/days',
     node: options.params ? { ...node, params: options.params } : node,
-    partitions: keys.map((key, index) => ({ index, key, window: { start: `${key}T00:00:00Z`, end: `${key}T23:59:59Z` }, inputs: [], throttled: 0 })),
+    partitions: keys
+      .map((key, index) => ({ index, key, window: { start: `${key}T00:00:00Z`, end: `${key}T23:59:59Z` }, inputs: [], throttled: 0 }))
+      .filter((task) => options.partitions?.includes(task.index) ?? true),
     maxAttempts: 3,
     ...(options.warehouseId !== undefined ? { warehouseId: options.warehouseId } : {}),
   };
@@ -114,6 +116,21 @@ describe('a batch activity commits its partitions together', () => {
     expect(await published()).toEqual(['2024-01-01', '2024-01-02', '2024-01-04', '2024-01-05']);
     const failed = (await warehouse.ledger({ node: 'days', partition: '2024-01-03' }))[0]!;
     expect(failed.status).toBe('failed_check');
+  });
+
+  // Before, the second failure's ledger row was written here and again when it ran next: two failed_check rows for one failure.
+  it('a second failing check in the batch is given back unrecorded: it runs again, and its one failure is recorded then', async () => {
+    const { result } = run(days({ empty: ['2024-01-02', '2024-01-04'] }));
+    const { details } = await failureOf(result);
+    expect(details.failedIndex).toBe(1);
+    expect(details.finished.map((r) => r.index).sort()).toEqual([0, 2]);
+    expect(await published()).toEqual(['2024-01-01', '2024-01-03']);
+    expect((await warehouse.ledger({ node: 'days', partition: '2024-01-02' })).map((r) => r.status)).toEqual(['failed_check']);
+    expect(await warehouse.ledger({ node: 'days', partition: '2024-01-04' })).toEqual([]);
+    // The batch that runs what was given back: one failed_check row for 2024-01-04.
+    const again = run(days({ empty: ['2024-01-02', '2024-01-04'] }), { partitions: [3, 4] });
+    expect((await failureOf(again.result)).details.failedIndex).toBe(3);
+    expect((await warehouse.ledger({ node: 'days', partition: '2024-01-04' })).map((r) => r.status)).toEqual(['failed_check']);
   });
 
   it('a transform that throws: what the batch computed before it is committed and checkpointed first', async () => {
