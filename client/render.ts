@@ -160,6 +160,9 @@ export function withBackfillId(reason: string, backfillId: string): string {
  * Under a policy: what holds the backfill (an operator's pause, an approval, a spent budget, a
  * closed run window), the run window, the budgets and the last operator action, with who and why.
  */
+/** The most of a reason `status` shows (the audit trail keeps it whole). */
+const SHOWN_REASON = 120;
+
 export function renderGovernance(progress: Printable<Progress>): string[] {
   const g = progress.governance;
   if (!g) return [];
@@ -167,11 +170,18 @@ export function renderGovernance(progress: Printable<Progress>): string[] {
   if (g.window && !g.holds.some((h) => h.kind === 'window')) lines.push(`  run window: ${g.window.description}`);
   const budgets = [g.budgets.retries, g.budgets.cost].filter((b): b is BudgetStatus => b !== null && b.limit !== null);
   if (budgets.length > 0) lines.push(`  budgets: ${budgets.map(budgetLine).join(' · ')}`);
-  const last = g.lastAction;
+  // The last action applied, not a refused one: anyone who may signal can send refusals, and one would push it out of sight.
+  const recent = g.recentActions ?? [];
+  let appliedAt = recent.length - 1;
+  while (appliedAt >= 0 && recent[appliedAt]!.outcome !== 'applied') appliedAt--;
+  const last = appliedAt >= 0 ? recent[appliedAt]! : g.lastAction;
   if (last) {
     const when = new Date(last.at).toISOString().replace('T', ' ').replace(/\.\d+Z$/, ' UTC');
     const change = describeChange(last);
-    lines.push(`  last action: ${last.action}${last.outcome === 'refused' ? ' (refused)' : ''} by ${describeActor(last)} at ${when}${last.reason !== null ? `: "${last.reason}"` : ''}${change !== '' ? ` · ${change}` : ''}`);
+    const reason = last.reason === null ? '' : `: "${last.reason.length > SHOWN_REASON ? `${last.reason.slice(0, SHOWN_REASON)}…` : last.reason}"`;
+    const refusedSince = appliedAt >= 0 ? recent.length - appliedAt - 1 : 0;
+    const refusals = refusedSince > 0 ? ` (${refusedSince} refused since: backfill audit ${shellWord(progress.backfillId)})` : '';
+    lines.push(`  last action: ${last.action}${last.outcome === 'refused' ? ' (refused)' : ''} by ${describeActor(last)} at ${when}${reason}${change !== '' ? ` · ${change}` : ''}${refusals}`);
   }
   return lines;
 }

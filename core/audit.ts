@@ -296,7 +296,8 @@ export function describeChange(entry: Pick<AuditEntry, 'action' | 'details' | 'o
 
 /** How a refused signal's entry (core/refused-signals.ts) reads past its refusal: `a setRate signal of 500 null; 3 refused signals before it not recorded ...`. */
 function describeRefusedSignal(d: AuditEntry['details']): string {
-  const parts = [`a ${String(d.signal)} signal${typeof d.sent === 'string' && d.sent !== '' ? ` of ${d.sent}` : ''}, nobody was told`];
+  const signal = String(d.signal);
+  const parts = [`${/^[aeiou]/i.test(signal) ? 'an' : 'a'} ${signal} signal${typeof d.sent === 'string' && d.sent !== '' ? ` of ${d.sent}` : ''}, nobody was told`];
   if (typeof d.unrecorded === 'number' && d.unrecorded > 0) {
     parts.push(`${d.unrecorded.toLocaleString('en-US')} refused signal${d.unrecorded === 1 ? '' : 's'} before it not recorded: past the first ${REFUSED_SIGNALS_KEPT}, only a few are`);
   }

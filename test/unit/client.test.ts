@@ -574,6 +574,17 @@ describe('renderGovernance (status under a policy)', () => {
     // A pause from before pauses recorded what they found.
     expect(last('pause', {})).toEqual(['  last action: pause by root@vm (declared) at 1970-01-01 00:00:00 UTC']);
   });
+
+  // Before, a refused hand-made signal with a reason of 5,000 characters took the line over.
+  it('shows the last action applied, counts the refusals after it, and cuts a long reason', () => {
+    const entry = (seq: number, outcome: AuditEntry['outcome'], reason: string): AuditEntry => ({ seq, at: 0, action: 'pause', identity: 'ops@vm', verified: false, reason, outcome, details: {} });
+    const applied = entry(1, 'applied', `night ${'x'.repeat(300)}`);
+    const junk = entry(2, 'refused', 'y'.repeat(5000));
+    const lines = renderGovernance(printable(progress({ governance: governance({ lastAction: junk, recentActions: [applied, junk, junk] }) }))).map((l) => stripVTControlCharacters(l));
+    expect(lines).toEqual([`  last action: pause by ops@vm (declared) at 1970-01-01 00:00:00 UTC: "night ${'x'.repeat(114)}…" (2 refused since: backfill audit shop-1)`]);
+    // Only refusals kept: the last of them, as it is.
+    expect(renderGovernance(printable(progress({ governance: governance({ lastAction: entry(3, 'refused', 'no'), recentActions: [entry(3, 'refused', 'no')] }) })))[0]).toContain('last action: pause (refused) by');
+  });
 });
 
 describe('status of a node whose batches hold more partitions than its concurrency', () => {

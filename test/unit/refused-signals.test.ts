@@ -200,5 +200,7 @@ describe('how a refused signal reads', () => {
     expect(out).toMatch(/\(refused\)/);
     expect(out).toMatch(/mallory@host \(declared\)/);
     expect(out).toMatch(/a setRate/);
+    const approve = { ...entry(1), details: { ...entry(1).details, signal: 'approve' } };
+    expect(describeChange(approve)).toContain('(an approve signal of 500 null, nobody was told)');
   });
 });
