@@ -265,7 +265,17 @@ export type RollbackStarted = {
  * longer moves, and (`refused`) the rules the policy refused the run for at admission, one a
  * line: it ran nothing.
  */
-export type Status = Progress & { waiting: Waiting[]; stalledSeconds?: number; judgement?: string; activityFailing?: ActivityFailing; rollback?: StatusRollback; workflowTaskFailing?: TaskFailingWarning; refused?: string };
+export type Status = Progress & {
+  waiting: Waiting[];
+  stalledSeconds?: number;
+  judgement?: string;
+  activityFailing?: ActivityFailing;
+  rollback?: StatusRollback;
+  workflowTaskFailing?: TaskFailingWarning;
+  refused?: string;
+  /** Why a run that failed failed (its workflow's failure, innermost cause), when the policy did not refuse it. */
+  failure?: string;
+};
 
 
 /** The refusals of a change judged by several backfills, or of several changes, as one error (the first's code): `unchanged` says what stayed as it was. */
@@ -744,12 +754,27 @@ export class BackfillClient {
       const rollback = running ? undefined : await this.rollbackSince(backfillId, description);
       const { admissionRefusal } = await import('../core/go-on-from.ts');
       const refused = admissionRefusal(latest);
-      return { ...withoutLiveHolds(progress), waiting: [], ...declined, ...(rollback ? { rollback } : {}), ...(refused !== null ? { refused } : {}), ...(await failingAnswered) };
+      const failure = refused === null && description.status.name === 'FAILED' ? await this.failureOf(description) : undefined;
+      return {
+        ...withoutLiveHolds(progress),
+        waiting: [],
+        ...declined,
+        ...(rollback ? { rollback } : {}),
+        ...(refused !== null ? { refused } : {}),
+        ...(failure !== undefined ? { failure } : {}),
+        ...(await failingAnswered),
+      };
     }
     const [live, waiting, failing] = await Promise.all([eta, this.waiting(backfillId, description.runId, progress, inputOnce, await workflowPollers), failingAnswered]);
     // The spec says which nodes wait on one no worker polls (read once already, to find the waiting ones).
     const spec = waiting.length > 0 ? (await inputOnce().catch(() => undefined))?.spec : undefined;
     return { ...withStall(withoutEtaWithoutWorker(live ? withLiveEta(progress, live) : progress, waiting, spec), live), waiting: withTransforms(waiting, spec), ...notes, ...failing };
+  }
+
+  /** Why a failed run failed: its failure's innermost message (undefined when it cannot be read: its history gone). */
+  private async failureOf(description: WorkflowExecutionDescription): Promise<string | undefined> {
+    const ended = await this.client.workflow.getHandle(description.workflowId, description.runId, { followRuns: false }).result().then(() => undefined, (error: unknown) => error);
+    return ended instanceof WorkflowFailedError && ended.cause instanceof Error ? rootCause(ended.cause).message : undefined;
   }
 
   /** The ETA of `plan --estimate`'s model from the backfill's state now and its live figures (client/eta.ts). */
@@ -816,6 +841,8 @@ export class BackfillClient {
     const { admissionRefusal } = await import('../core/go-on-from.ts');
     const refused = admissionRefusal(description);
     if (refused !== null) throw new BackfillError('not_running', `backfill '${backfillId}' was refused by the policy at its start, so nothing of it ran:\n${refused}`);
+    const failure = status === 'FAILED' ? await this.failureOf(description) : undefined;
+    if (failure !== undefined) throw new BackfillError('not_running', `backfill '${backfillId}' failed: ${failure}`);
     throw new BackfillError('not_running', `backfill '${backfillId}' ended ${endedText(state)}, and no worker is there to tell its final progress`);
   }
 

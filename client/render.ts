@@ -199,7 +199,7 @@ export function renderBatchedRunning(progress: Printable<Progress>): string[] {
 }
 
 /** The whole status; its text made printable here, once, for every section. */
-export function renderStatus(shown: Progress & { waiting?: Waiting[]; stalledSeconds?: number; judgement?: string; activityFailing?: ActivityFailing; rollback?: StatusRollback; workflowTaskFailing?: TaskFailingWarning; refused?: string }): string {
+export function renderStatus(shown: Progress & { waiting?: Waiting[]; stalledSeconds?: number; judgement?: string; activityFailing?: ActivityFailing; rollback?: StatusRollback; workflowTaskFailing?: TaskFailingWarning; refused?: string; failure?: string }): string {
   const progress = printable(shown);
   const table = new Table({
     head: ['node', 'done', 'running', 'failed', 'blocked', 'pending', 'rate', 'concurrency', 'throughput', 'ETA'],
@@ -233,7 +233,8 @@ export function renderStatus(shown: Progress & { waiting?: Waiting[]; stalledSec
       : [];
   // After a rollback the retry hint would send the user to a resume that is refused.
   const retryHint = progress.rollback ? [] : renderRetryHint(progress);
-  return [headline(progress), ...renderRefusal(shown.refused), ...failing, ...renderRollback(progress), ...renderGovernance(progress), table.toString(), ...renderBatchedRunning(progress), ...staged, ...renderCanary(progress), ...judgement, ...stepFailing, ...stalled, ...renderWaiting(progress), ...renderFailures(progress), ...retryHint].join('\n');
+  const failed = shown.failure !== undefined ? [pc.red(`  ✗ it failed: ${printableText(shown.failure)}`)] : [];
+  return [headline(progress), ...renderRefusal(shown.refused), ...failed, ...failing, ...renderRollback(progress), ...renderGovernance(progress), table.toString(), ...renderBatchedRunning(progress), ...staged, ...renderCanary(progress), ...judgement, ...stepFailing, ...stalled, ...renderWaiting(progress), ...renderFailures(progress), ...retryHint].join('\n');
 }
 
 /** A run the policy refused at admission: the rules it broke (`why`, one a line) and that nothing of it ran. */

@@ -242,6 +242,8 @@ describe('hand-made input', () => {
         expect(failure, name).toBeInstanceOf(WorkflowFailedError);
         expect((failure as WorkflowFailedError).cause, name).toMatchObject({ type: 'invalid_argument', message: expect.stringMatching(problem) });
         expect(await worker.warehouse.ledger({ backfillId }), name).toEqual([]);
+        // status says why (it said only that it ended failed).
+        await expect(client.status(backfillId), name).rejects.toMatchObject({ code: 'not_running', message: expect.stringContaining(`backfill '${backfillId}' failed: the start's`) });
       }),
     );
   }, 60_000);

@@ -503,6 +503,12 @@ describe('renderStatus', () => {
     ]);
     expect(text).not.toContain('refused by the policy');
   });
+
+  it('a run that failed: why, under the headline (it said only that it ended failed)', () => {
+    const failure = "dataset pages is written by backfill 'b0' (it ended terminated): one writer per dataset";
+    const shown = plain(renderStatus({ ...progress({ state: 'failed' }), waiting: [], failure })).split('\n');
+    expect(shown[1]).toBe(`  ✗ it failed: ${failure}`);
+  });
 });
 
 describe('renderGovernance (status under a policy)', () => {
