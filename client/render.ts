@@ -326,7 +326,7 @@ export function renderLineage(nodeId: string, partitionKey: string, rows: Ledger
   const [node, partition, versions] = [printableText(nodeId), printableText(partitionKey), printable(rows)];
   if (versions.length === 0) return `${node} ${partition}: no version in the ledger`;
   const table = new Table({
-    head: ['version', 'status', 'backfill', 'rows', 'checksum', 'transform', 'code', 'attempt', 'finished', 'took', 'cost', 'inputs'],
+    head: ['version', 'status', 'backfill', 'rows', 'checksum', 'transform', 'spec', 'code', 'attempt', 'finished', 'took', 'cost', 'inputs'],
     style: tableStyle(),
   });
   for (const v of versions) {
@@ -338,6 +338,8 @@ export function renderLineage(nodeId: string, partitionKey: string, rows: Ledger
       v.rowCount === null ? '–' : number(v.rowCount),
       v.checksum ? v.checksum.slice(0, 12) : '–',
       v.transform,
+      // Each version's own: a version of other SQL or params reads so here, not only in the current one's line below.
+      v.specHash ? v.specHash.slice(0, 8) : '–',
       v.codeVersion,
       String(v.attempt),
       v.finishedAt,
@@ -350,5 +352,7 @@ export function renderLineage(nodeId: string, partitionKey: string, rows: Ledger
   const params = current ? `\nparameters: ${JSON.stringify(current.params)}${current.specHash ? ` · spec hash ${current.specHash}` : ''}` : '';
   const warnings = versions.flatMap((v) => v.warnings.map((w) => `  v${v.version}: ${w}`));
   const warned = warnings.length > 0 ? `\n${pc.yellow('check warnings:')}\n${warnings.join('\n')}` : '';
-  return `${pc.bold(`${node} ${partition}`)}: ${versions.length} version(s)${params}\n${table.toString()}${warned}`;
+  const errors = versions.filter((v) => v.error !== null).map((v) => `  v${v.version}: ${v.error}`);
+  const failed = errors.length > 0 ? `\n${pc.red('failed checks:')}\n${errors.join('\n')}` : '';
+  return `${pc.bold(`${node} ${partition}`)}: ${versions.length} version(s)${params}\n${table.toString()}${warned}${failed}`;
 }

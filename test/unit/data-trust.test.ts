@@ -394,6 +394,11 @@ describe('lineage output', () => {
     expect(staged).toMatch(/│ 3\s+│ staged\s+│ bf-3/);
     expect(staged).toMatch(/│ 2 \(current\)\s+│ published \(staged\)\s+│ bf-2/);
     expect(staged).toMatch(/│ 1\s+│ published\s+│ bf-1/);
+    // Each version's own spec hash, and why a version failed its checks.
+    expect(text).toMatch(/│ sql\s+│ hash-2\s+│ code/);
+    expect(text).toMatch(/│ sql\s+│ hash-1\s+│ code/);
+    const failed = stripVTControlCharacters(renderLineage('daily', 'k', [{ ...row(2, [], false), status: 'failed_check', error: 'total not negative: 1 violating rows' }, row(1, [], true)]));
+    expect(failed).toContain('failed checks:\n  v2: total not negative: 1 violating rows');
   });
 
   it('shows each input with its partitions and versions, and an input that read nothing as (0)', () => {
