@@ -386,17 +386,19 @@ const SCENARIOS: Record<string, Scenario> = {
       return { backfills: [late] };
     },
   },
-  // A resume of an ended backfill under a policy that wants a reason for a resume (not for a
-  // start): refused without one, then judged (pinned: it was admitted under a policy) and run;
-  // its failure fails again.
+  // A resume of an ended backfill under a policy that wants a reason for a resume and a set-rate
+  // (not for a start): refused without one, then judged (pinned: it was admitted under a policy),
+  // its node's rate set with a reason on the run before judged by the caps only
+  // (carried-overrides-caps-only), and run; its failure fails again.
   'governed-resume': {
-    policy: () => ({ version: 1, reasons: { required: ['resume'], minLength: 5 } }),
+    policy: () => ({ version: 1, reasons: { required: ['resume', 'set-rate'], minLength: 5 } }),
     spec: {
       name: 'governed-resume',
       partitions: { grain: 'day', start: '2024-01-01', end: '2024-01-05' },
-      nodes: [{ id: 'resumed_orders', transform: 'sleep', params: { ms: 10, failKeys: ['2024-01-02'], permanent: true } }],
+      nodes: [{ id: 'resumed_orders', transform: 'sleep', concurrency: 1, params: { ms: 1000, failKeys: ['2024-01-02'], permanent: true } }],
     },
     async drive(client, id) {
+      await client.setRate(id, 5, 'resumed_orders', { reason: 'gentler on the source' });
       await client.wait(id, 60_000);
       await refused(client.resume(id), /resume needs a reason/);
       await client.resume(id, { reason: 'the source of the 2nd is fixed' });
