@@ -272,6 +272,16 @@ export async function gatherReport(client: BackfillClient, warehouse: Warehouse 
   const sum = (pick: (n: NodeReport) => number) => nodes.reduce((total, n) => total + pick(n), 0);
   const known = (pick: (n: NodeReport) => number | null) => (nodes.every((n) => pick(n) !== null) ? sum((n) => pick(n)!) : null);
   const codeVersions = [...new Set(ledger.map((r) => r.codeVersion))].sort();
+  // A rollback moved its partitions back: the versions it published are no longer all the data.
+  const restored = 'missing' in warehouse ? [] : await warehouse.rollbacks({ backfillId });
+  const rolledBack =
+    restored.length === 0
+      ? null
+      : {
+          partitions: new Set(restored.map((r) => `${r.node}\u0000${r.partition}`)).size,
+          lastAt: restored.reduce((last, r) => (r.at > last ? r.at : last), restored[0]!.at),
+          stillPublished: ledger.filter((r) => r.status === 'published' && r.current).length,
+        };
   if (ledger.length === 0 && !('missing' in warehouse)) notes.push(`The ledger of ${location} has no row of this backfill run: is it the warehouse the workers wrote to (--warehouse)?`);
   if (throttled.length > 0) notes.push(`Throttles read from the histories of ${throttled.join(', ')}.`);
 
@@ -314,6 +324,7 @@ export async function gatherReport(client: BackfillClient, warehouse: Warehouse 
     },
     nodes,
     staged,
+    rolledBack,
     timeline,
     actions,
     notes,

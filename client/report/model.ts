@@ -150,6 +150,8 @@ export type Report = {
   nodes: NodeReport[];
   /** Null for a backfill that was not started with --stage (or whose diff could not be read: see the notes). */
   staged: StagedReport | null;
+  /** What rollbacks of this backfill restored (null: none restored anything): its published versions may no longer be the data. */
+  rolledBack: { partitions: number; lastAt: string; stillPublished: number } | null;
   timeline: Timeline;
   /** Every operator action on this backfill run, in time order (the audit trail of its histories and its rollbacks'). */
   actions: ReportAction[];

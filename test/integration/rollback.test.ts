@@ -20,6 +20,7 @@ import { quoteIdent, quoteLiteral, versionsTable } from '../../activities/wareho
 import type { Warehouse } from '../../activities/warehouse/types.ts';
 import { BackfillError } from '../../core/errors.ts';
 import { renderStatus } from '../../client/render.ts';
+import { gatherReport } from '../../client/report/gather.ts';
 import { rollbackWorkflowId, type RollbackSummary } from '../../core/rollback.ts';
 import type { ResolvedSpec } from '../../core/spec.ts';
 import { backendFixture, type Backend } from './backend-fixture.ts';
@@ -164,6 +165,9 @@ describe.each<Backend>(['sqlite', 'postgres', 'lake'])('rollback on %s', (kind) 
     expect(shown).toContain(`⟲ rolled back at ${status.rollback!.endedAt!} (`);
     expect(shown).toContain(` by ${fx.client.identity}: 22 restored, 4 removed, 0 already restored, 0 left alone — the data is back at its versions before this backfill`);
     expect(renderStatus(status)).not.toContain('retry-failed');
+    // Nor did the report say it (the audit's 'rollback asked' alone).
+    const report = await gatherReport(fx.client, fx.warehouse, second);
+    expect(report.rolledBack).toMatchObject({ partitions: 26, stillPublished: 0 });
 
     const again = await fx.client.rollback(second);
     expect(again).toMatchObject({ restored: 0, removed: 0, alreadyRestored: 26, leftAlone: 0 });

@@ -27,6 +27,7 @@ function report(): Report {
     totals: { partitions: 1, done: 1, failed: 0, blocked: 0, skipped: 0, published: 1, retried: 0, throttles: 0, failedChecks: 0 },
     nodes: [],
     staged: null,
+    rolledBack: null,
     timeline: buildTimeline({ nodes: ['orders'], rows: [], startMs: T0, endMs: T0 + 1000, paused: [], throttled: [] }),
     actions: [],
     notes: [],

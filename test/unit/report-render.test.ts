@@ -111,6 +111,7 @@ function sample(overrides: { rows?: number } = {}): Report {
       node('daily_revenue', { done: 9, blocked: 1, published: 9, durations: null }),
     ],
     staged: null,
+    rolledBack: null,
     timeline,
     actions,
     notes: ['Throttles read from the histories of orders_raw.'],
@@ -149,6 +150,17 @@ describe('report as HTML', () => {
       expect(html).toContain(`class="state-${state}"`);
       expect(rule(html, state)).toBe(rule(failed, 'failed'));
     }
+  });
+
+  // Before, a rolled-back backfill's report read as if its versions were the data.
+  it('says what a rollback restored and how many of its versions are still published, in every format', async () => {
+    const rolled = { ...sample(), rolledBack: { partitions: 78, lastAt: '2025-06-01T09:30:00.000Z', stillPublished: 69 } };
+    for (const format of ['md', 'html'] as const) {
+      const text = await renderReport(rolled, format);
+      expect(text, format).toContain('rolled back');
+      expect(text, format).toContain('78 partitions restored to their versions before it (last 2025-06-01 09:30:00Z) · 69 of its versions still published');
+    }
+    expect(await renderReport(sample(), 'md')).not.toContain('rolled back');
   });
 
   it('has every section, with figures formatted and text escaped', async () => {
