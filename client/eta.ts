@@ -78,13 +78,29 @@ export function liveEta(plan: Plan, carry: Pick<BackfillCarry, 'readiness' | 're
     const alike = plan.nodes.filter((n) => n.spec.transform === node.spec.transform && measured.has(n.id)).map((n) => measured.get(n.id)!);
     timings.set(node.id, { meanMs: measured.get(node.id) ?? (alike.length > 0 ? mean(alike) : all) });
   }
-  const forecast = simulate({ plan, limits: carry.limits, overrides: carry.overrides, timings, overhead: LIVE_OVERHEAD, from: carry.readiness, ...(windows ? { windows } : {}) });
+  const forecast = simulate({ plan, limits: carry.limits, overrides: throttledRates(carry), timings, overhead: LIVE_OVERHEAD, from: carry.readiness, ...(windows ? { windows } : {}) });
   const finishes = Object.values(carry.reports).flatMap((stats) => (typeof stats?.lastFinishedAt === 'number' ? [stats.lastFinishedAt] : []));
   return {
     ...(finishes.length > 0 ? { lastFinishedAt: Math.max(...finishes) } : {}),
     etaSeconds: Math.round(forecast.wallMs / 100) / 10,
     nodes: Object.fromEntries(forecast.nodes.map((n) => [n.id, n.finishMs === null ? null : Math.round(n.finishMs / 100) / 10])),
   };
+}
+
+/**
+ * The node limits the simulation runs under: a node the downstream system throttled goes on at
+ * the pace it was slowed to (its report's `rate`), not its own rate, which it climbs back to only
+ * slowly (by a twentieth a second) and not at all while throttles keep coming. Before, a node held
+ * at 0.3/s by throttles was given 140 partitions' ETA of 81 s at its own rate; they took minutes.
+ */
+export function throttledRates(carry: Pick<BackfillCarry, 'reports' | 'overrides'>): NonNullable<BackfillCarry['overrides']> {
+  const overrides = { ...carry.overrides };
+  for (const [id, stats] of Object.entries(carry.reports)) {
+    if (!stats || stats.throttles === 0 || stats.rate === null) continue;
+    const own = overrides[id]?.rate;
+    overrides[id] = { ...overrides[id], rate: own === undefined || own === null ? stats.rate : Math.min(own, stats.rate) };
+  }
+  return overrides;
 }
 
 /** The progress with the live ETA in place of the throughput-based one (`etaSeconds`, overall and per node); none while paused or held. */

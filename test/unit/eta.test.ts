@@ -129,6 +129,21 @@ describe('liveEta', () => {
     expect(slower).toBeLessThan(8);
   });
 
+  // Before, 140 partitions of a node held at 0.3/s by throttles were given 81 s at its own rate.
+  it('runs a throttled node at the pace it was slowed to, not its own rate', () => {
+    const year = resolveSpec({ name: 'live', partitions: { grain: 'day', start: '2024-01-01', end: '2025-01-01' }, nodes: [{ id: 'a', transform: 'noop', concurrency: 8, rate: 40 }] });
+    const days = expandPlan(year);
+    const readiness = { a: { done: RangeSet.of([0, 300]).toJSON(), failed: '', inHands: RangeSet.of([300, 366]).toJSON() } };
+    const throttled = stats({ rate: 2, throttles: 12, concurrency: 8, completed: 300, firstStartedAt: 0, lastFinishedAt: 7500 });
+    // 66 left at 2/s: about 33 s.
+    const eta = liveEta(days, { limits, overrides: {}, readiness, reports: { a: throttled } }).etaSeconds!;
+    expect(eta).toBeGreaterThan(30);
+    expect(eta).toBeLessThan(40);
+    // An operator's lower rate still wins; a node never throttled keeps its own.
+    expect(liveEta(days, { limits, overrides: { a: { rate: 1 } }, readiness, reports: { a: throttled } }).etaSeconds!).toBeGreaterThan(60);
+    expect(liveEta(days, { limits, overrides: {}, readiness, reports: { a: { ...throttled, throttles: 0 } } }).etaSeconds!).toBeLessThan(5);
+  });
+
   describe('after a pause', () => {
     const one = resolveSpec({ name: 'live', partitions: { grain: 'day', start: '2024-01-01', end: '2024-04-10' }, nodes: [{ id: 'a', transform: 'noop', concurrency: 1 }] });
     const hundred = expandPlan(one);
