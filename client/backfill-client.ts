@@ -773,8 +773,12 @@ export class BackfillClient {
 
   /** Why a failed run failed: its failure's innermost message (undefined when it cannot be read: its history gone). */
   private async failureOf(description: WorkflowExecutionDescription): Promise<string | undefined> {
-    const ended = await this.client.workflow.getHandle(description.workflowId, description.runId, { followRuns: false }).result().then(() => undefined, (error: unknown) => error);
-    return ended instanceof WorkflowFailedError && ended.cause instanceof Error ? rootCause(ended.cause).message : undefined;
+    try {
+      await this.client.workflow.getHandle(description.workflowId, description.runId, { followRuns: false }).result();
+      return undefined;
+    } catch (ended) {
+      return ended instanceof WorkflowFailedError && ended.cause instanceof Error ? rootCause(ended.cause).message : undefined;
+    }
   }
 
   /** The ETA of `plan --estimate`'s model from the backfill's state now and its live figures (client/eta.ts). */

@@ -22,7 +22,7 @@ const realistic = () => ({
     { id: 'raw_events', transform: 'noop', partitions: { grain: 'hour' }, params: { source: 's3://bucket/events' } },
     {
       id: 'daily_revenue',
-      sql: 'SELECT day, sum(amount) FROM {{raw_events}} GROUP BY day',
+      sql: 'SELECT day, sum(amount) FROM raw_events GROUP BY day',
       dependsOn: ['raw_events'],
       checks: [{ type: 'row_count', min: 1 }, { type: 'not_null', columns: ['day'] }],
     },
