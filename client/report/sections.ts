@@ -33,7 +33,7 @@ export function overview(report: Report): Array<[string, string]> {
     ['partitions', `${n(totals.done)} done of ${n(totals.partitions)} · ${n(totals.failed)} failed · ${n(totals.blocked)} blocked${totals.skipped > 0 ? ` · ${n(totals.skipped)} kept (only changed)` : ''}`],
     ['published', `${n(totals.published)} versions · ${n(totals.retried)} after a retry · ${n(totals.failedChecks)} failed checks · throttled ${n(totals.throttles)} times`],
     ...(report.rolledBack
-      ? ([['rolled back', `${n(report.rolledBack.partitions)} partitions restored to their versions before it (last ${when(report.rolledBack.lastAt)}) · ${n(report.rolledBack.stillPublished)} of its versions still published`]] as Array<[string, string]>)
+      ? ([['rolled back', `${n(report.rolledBack.partitions)} partitions put back as they were before it (last ${when(report.rolledBack.lastAt)}) · ${n(report.rolledBack.stillPublished)} of its versions still published`]] as Array<[string, string]>)
       : []),
     ['limits', `rate ${parameters.rate === null ? 'unlimited' : `${parameters.rate}/s`} · concurrency ${parameters.concurrency ?? 'per node'} at the start${limitChanges(report)}`],
     ['code version', parameters.codeVersions.join(', ') || '–'],

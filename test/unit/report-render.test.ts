@@ -158,7 +158,7 @@ describe('report as HTML', () => {
     for (const format of ['md', 'html'] as const) {
       const text = await renderReport(rolled, format);
       expect(text, format).toContain('rolled back');
-      expect(text, format).toContain('78 partitions restored to their versions before it (last 2025-06-01 09:30:00Z) · 69 of its versions still published');
+      expect(text, format).toContain('78 partitions put back as they were before it (last 2025-06-01 09:30:00Z) · 69 of its versions still published');
     }
     expect(await renderReport(sample(), 'md')).not.toContain('rolled back');
   });
