@@ -223,7 +223,10 @@ const PartialSettingsSchema = z.strictObject({
   taskQueue: settingFields.taskQueue.optional(),
   batchSize: settingFields.batchSize.optional(),
   batchTarget: settingFields.batchTarget.optional(),
-  pace: settingFields.pace.optional(),
+  // As written in a spec: a pace without its target paces nothing (a resolved node's `{}` is no pace).
+  pace: settingFields.pace
+    .refine((pace) => pace.latencyTarget !== undefined, { message: 'has no latencyTarget, so it would pace nothing: write pace: { latencyTarget: 500ms } (10ms to 1h), or leave pace out' })
+    .optional(),
   timeout: settingFields.timeout.optional(),
   heartbeatTimeout: settingFields.heartbeatTimeout.optional(),
 });

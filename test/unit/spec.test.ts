@@ -644,6 +644,9 @@ describe('resolveSpec: bad input names the problem, the place and the fix', () =
     expect(rejects(minimal([{ id: 'a', transform: 'noop', pace: { latencyTarget: 'fast' } }]), 'invalid_spec', 'nodes[0].pace.latencyTarget').message).toMatch(/500ms/);
     rejects(minimal([{ id: 'a', transform: 'noop', pace: { latencyTarget: '1ms' } }]), 'invalid_spec', 'nodes[0].pace.latencyTarget');
     rejects(minimal([{ id: 'a', transform: 'noop', pace: { latency: '500ms' } }]), 'invalid_spec', 'nodes[0].pace');
+    // A pace without its target paced nothing, silently.
+    expect(rejects(minimal([{ id: 'a', transform: 'noop', pace: {} }]), 'invalid_spec', 'nodes[0].pace').message).toMatch(/has no latencyTarget, so it would pace nothing: write pace: \{ latencyTarget: 500ms \}/);
+    rejects({ ...minimal([{ id: 'a', transform: 'noop' }]), defaults: { pace: {} } }, 'invalid_spec', 'defaults.pace');
     rejects(minimal([{ id: 'a', transform: 'noop', retry: { maxAttempts: 0 } }]), 'invalid_spec', 'nodes[0].retry.maxAttempts');
     const timeout = rejects(minimal([{ id: 'a', transform: 'noop', timeout: '10 minutes' }]), 'invalid_spec', 'nodes[0].timeout');
     expect(timeout.message).toContain('30s');
