@@ -141,9 +141,13 @@ describe('plan --estimate of what it cannot simply run through', () => {
       expect(estimate.wallMs).toBeGreaterThan(state.opensAt! - asked - 60_000 + 744 * 1000);
     }
 
-    const slow = await runCli<{ estimate: EstimateReport }>(['plan', file(), '--estimate', '--rate', '1e-9', '--json'], {}, { timeoutMs: 60_000 });
+    // A spec's rate of 1e-9 (the command line's --rate refuses one slower than a partition a day, naming pause).
+    const slow = await runCli<{ estimate: EstimateReport }>(['plan', file({ rate: 1e-9 }), '--estimate', '--json'], {}, { timeoutMs: 60_000 });
     expect(slow.code, slow.stderr).toBe(0);
     expect(slow.json!.estimate.wallMs).toBeGreaterThan(743 * 1e12);
+    const crawl = await runCli<{ error: { code: string; message: string } }>(['plan', file(), '--estimate', '--rate', '1e-9', '--json']);
+    expect(crawl.code).not.toBe(0);
+    expect(crawl.json!.error).toMatchObject({ code: 'invalid_argument', message: expect.stringContaining('slower than one partition a day') });
 
     for (const cap of ['backfill=Infinity', 'backfill=1e400']) {
       const refused = await runCli<{ error: { code: string; message: string; path: string } }>(['plan', file(), '--estimate', '--queue-cap', cap, '--json']);
