@@ -7,6 +7,7 @@
  * sql transform runs it (another transform may use its `sql` as it likes); an SQL check binds no
  * parameters at all.
  */
+import { CHECK_PLACEHOLDERS, placeholders } from './check-placeholders.ts';
 import { closestNames } from './closest.ts';
 import type { ResolvedNode } from './spec.ts';
 import { positionalParameters, unboundParameter } from './sql-parameters.ts';
@@ -32,7 +33,7 @@ export function unrunnableSql(nodes: readonly ResolvedNode[]): ReadProblem | und
       const path = ['nodes', i, 'checks', c, 'sql'];
       const extra = extraStatements(check.sql);
       if (extra !== undefined) return { path, message: extra };
-      const unknown = placeholders(check.sql).find((p) => !CHECK_PLACEHOLDERS.includes(p.name));
+      const unknown = placeholders(check.sql).find((p) => !(CHECK_PLACEHOLDERS as readonly string[]).includes(p.name));
       if (unknown !== undefined) {
         const [near] = closestNames(unknown.name, CHECK_PLACEHOLDERS, 1);
         return {
@@ -47,12 +48,4 @@ export function unrunnableSql(nodes: readonly ResolvedNode[]): ReadProblem | und
     }
   }
   return undefined;
-}
-
-/** What a check's SQL may name in double braces (activities/warehouse/checks.ts fills them in). */
-const CHECK_PLACEHOLDERS = ['this', 'previous'];
-
-/** Every `{{ name }}` (jinja's, dbt's) in `sql`, as written and its name. */
-function placeholders(sql: string): Array<{ text: string; name: string }> {
-  return [...sql.matchAll(/\{\{\s*([^{}]*?)\s*\}\}/g)].map((m) => ({ text: m[0], name: m[1]! }));
 }

@@ -4,6 +4,7 @@
  * and the warehouse answers it through its door for spec SQL, read-only, so that the logic
  * and the messages are the same on every engine.
  */
+import { fillPlaceholders } from '../../core/check-placeholders.ts';
 import type { CheckInput, DriftMetric } from '../../core/spec.ts';
 import { quoteIdent } from './sql.ts';
 
@@ -84,7 +85,7 @@ export function* evaluateChecks(checks: readonly CheckInput[], target: CheckTarg
         break;
       }
       case 'sql': {
-        const sql = check.sql.replace(/\{\{\s*this\s*\}\}/g, THIS).replace(/\{\{\s*previous\s*\}\}/g, PREVIOUS);
+        const sql = fillPlaceholders(check.sql, { this: THIS, previous: PREVIOUS });
         const n = yield* numberOf(sql);
         if (n !== undefined && n > 0) problems.push(`${label}: ${n} violating rows`);
         break;
