@@ -168,6 +168,20 @@ describe('BackfillCoordinator: limits and controls', () => {
     expect(c.takeOutgoing('a').settings).toBeUndefined();
   });
 
+  it("answers a node's orders (the nodeOrders query) as last decided, changing nothing; an unknown or odd node is refused", () => {
+    const c = new BackfillCoordinator(plan, { rate: 2, concurrency: 3 });
+    c.releaseInitial();
+    c.refreshSettings();
+    expect(c.ordersOf('a')).toEqual({ settings: c.settingsOf('a'), node: c.nodeSpec('a') });
+    c.setPaused(true);
+    // Not recomputed by a query: the settings the node was last told, until the workflow refreshes them (and rings again).
+    expect(c.ordersOf('a').settings).toMatchObject({ seq: 1, paused: false });
+    expect(c.needsRefresh).toBe(true);
+    c.refreshSettings();
+    expect(c.ordersOf('a').settings).toMatchObject({ seq: 2, paused: true });
+    for (const odd of ['ghost', 42, null, { id: 'a' }]) expect(() => c.ordersOf(odd), String(odd)).toThrow(/no orders for node/);
+  });
+
   it('validates controls with one schema, naming the problem, and changes nothing on bad input', () => {
     const c = new BackfillCoordinator(plan, { rate: null, concurrency: null });
     const error = thrownBackfillError(() => c.parseRate(-1, 'a'));
