@@ -9,7 +9,18 @@ import { valueText } from './value-text.ts';
 
 /** Partitions started per second; null means unlimited. */
 const RATE_MESSAGE = 'must be a number of partitions per second above 0';
-export const RateSchema = z.number({ message: RATE_MESSAGE }).positive({ message: RATE_MESSAGE }).nullable();
+const rate = z.number({ message: RATE_MESSAGE }).positive({ message: RATE_MESSAGE });
+export const RateSchema = rate.nullable();
+
+/**
+ * The slowest rate a spec or an operator may set: one partition a day. A slower one is a pause by
+ * another name, and its next token a timer of years (1e-9/s waits 31 years).
+ */
+export const MIN_RATE = 1 / 86_400;
+const SLOWEST = `one partition a day (${MIN_RATE.toPrecision(3)}/s), the slowest a backfill takes`;
+
+/** A rate a spec writes (a node's, the backfill's, a run window's): RateSchema's, no slower than MIN_RATE. */
+export const SpecRateSchema = rate.min(MIN_RATE, { message: `is slower than ${SLOWEST}: raise it, or hold partitions back with a run window (windows:)` });
 const wholeNumber = (max: number) => {
   const message = `must be a whole number from 1 to ${max}`;
   return z.number({ message }).int({ message }).min(1, { message }).max(max, { message });
@@ -45,17 +56,11 @@ export function parseRate(value: unknown): number | null {
   return check(RateSchema, rateValue(value), value, 'rate', 'rate', true);
 }
 
-/**
- * The slowest rate an operator may set: one partition a day. A slower one is a pause by another
- * name, and its next token a timer of years (1e-9/s waits 31 years).
- */
-export const MIN_RATE = 1 / 86_400;
-
 /** A rate an operator sets (set-rate, --rate): parseRate's, and no slower than MIN_RATE. */
 export function parseOperatorRate(value: unknown): number | null {
   const rate = parseRate(value);
   if (rate !== null && rate < MIN_RATE) {
-    throw new BackfillError('invalid_argument', `rate ${shown(value)} is slower than one partition a day (${MIN_RATE.toPrecision(3)}/s), the slowest a backfill takes: to stop starting partitions, pause it`, 'rate');
+    throw new BackfillError('invalid_argument', `rate ${shown(value)} is slower than ${SLOWEST}: to stop starting partitions, pause it`, 'rate');
   }
   return rate;
 }

@@ -9,7 +9,7 @@ import { GRAINS, formatInstant, grainsFit, keyExample, parseInstant, type Grain 
 import { isExactDuration, parseDuration } from './duration.ts';
 import { BackfillError, formatPath, type ErrorCode } from './errors.ts';
 import { findCycle } from './graph.ts';
-import { BackfillConcurrencySchema, NodeConcurrencySchema, RateSchema } from './limits.ts';
+import { BackfillConcurrencySchema, NodeConcurrencySchema, RateSchema, SpecRateSchema } from './limits.ts';
 import { grainOf, mappingKind } from './mapping.ts';
 import { nodeIdProblem } from './names.ts';
 import { undeclaredRead } from './sql-reads.ts';
@@ -209,7 +209,8 @@ export const ResolvedSettingsSchema = z.strictObject({
 
 const PartialSettingsSchema = z.strictObject({
   concurrency: settingFields.concurrency.optional(),
-  rate: settingFields.rate.optional(),
+  // As written in a spec, with the floor (resolved specs in workflows' histories keep RateSchema's bounds).
+  rate: SpecRateSchema.nullable().optional(),
   burst: settingFields.burst.optional(),
   retry: z
     .strictObject({
@@ -312,10 +313,19 @@ export const SpecSchema = z.strictObject({
   partitions: PartitionsSchema.optional(),
   defaults: PartialSettingsSchema.default({}),
   /** Backfill-wide limits, shared by all nodes (each node keeps its own limits too). */
-  rate: RateSchema.default(null),
+  rate: SpecRateSchema.nullable().default(null),
   concurrency: BackfillConcurrencySchema.default(null),
   /** When partitions may start (wall-clock windows in a time zone); the policy's windows apply too. */
-  windows: WindowsSchema.optional(),
+  windows: WindowsSchema.superRefine((windows, ctx) => {
+    // A spec's window rates take the spec's floor (a policy's windows, and a running backfill's, keep the schema's).
+    const floor = (rate: number | undefined, path: PropertyKey[]) => {
+      if (rate === undefined) return;
+      const parsed = SpecRateSchema.safeParse(rate);
+      if (!parsed.success) ctx.addIssue({ code: 'custom', path, message: parsed.error.issues[0]!.message });
+    };
+    windows.allow.forEach((window, i) => floor(window.rate, ['allow', i, 'rate']));
+    if (windows.outside !== 'pause') floor(windows.outside.rate, ['outside', 'rate']);
+  }).optional(),
   /** Run a slice first, staged, and wait for an approval (see CanarySchema). */
   canary: CanarySchema.optional(),
   nodes: z.array(NodeSchema).min(1, { message: 'needs at least one node' }),
@@ -401,6 +411,25 @@ export function settingsProblem(settings: Settings): { field: string[]; message:
       field: ['heartbeatTimeout'],
       message: `(${settings.heartbeatTimeout}) is longer than timeout (${settings.timeout}), so it could never fire: lower heartbeatTimeout or raise timeout`,
     };
+  }
+  return null;
+}
+
+/**
+ * A written `batchTarget` that sizes no node's batches (it applies to `batchSize: auto` only): the
+ * field and why, or null. The defaults' counts when one node that does not set its own runs auto.
+ */
+function idleBatchTarget(spec: Spec, nodes: readonly Settings[]): { path: PropertyKey[]; message: string } | null {
+  for (const [i, node] of spec.nodes.entries()) {
+    const batchSize = nodes[i]!.batchSize;
+    if (node.batchTarget !== undefined && batchSize !== 'auto') {
+      const where = node.batchSize !== undefined ? '' : ' (from defaults)';
+      return { path: ['nodes', i, 'batchTarget'], message: `(${node.batchTarget}) sizes only batchSize: auto, and this node's batchSize is ${batchSize}${where}: remove batchTarget, or set batchSize: auto` };
+    }
+  }
+  const target = spec.defaults.batchTarget;
+  if (target !== undefined && !spec.nodes.some((node, i) => node.batchTarget === undefined && nodes[i]!.batchSize === 'auto')) {
+    return { path: ['defaults', 'batchTarget'], message: `(${target}) sizes only batchSize: auto, and no node that takes it from defaults has batchSize: auto: remove batchTarget, or set batchSize: auto` };
   }
   return null;
 }
@@ -550,6 +579,9 @@ export function resolveSpec(document: unknown, knownTransforms?: ReadonlySet<str
       ...(node.adopt ? { adopt: true } : {}),
     };
   });
+
+  const idle = idleBatchTarget(spec, nodes);
+  if (idle) fail('invalid_spec', idle.path, idle.message);
 
   const cycle = findCycle(nodes.map((n) => ({ id: n.id, upstream: n.dependsOn.map((d) => d.node) })));
   if (cycle) {

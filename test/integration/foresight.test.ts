@@ -127,7 +127,7 @@ describe('plan --estimate of what it cannot simply run through', () => {
     return path;
   };
 
-  it('follows the run windows from now, says a canary is left out, ends at a rate of 1e-9 a second, and refuses an infinite --queue-cap', async () => {
+  it('follows the run windows from now, says a canary is left out, ends at a rate of one partition a day, refuses a slower one, and refuses an infinite --queue-cap', async () => {
     const asked = Date.now();
     const windowed = await runCli<{ estimate: EstimateReport }>(['plan', file({ windows: WINDOWS, canary: { partitions: 2 } }), '--estimate', '--json']);
     expect(windowed.code, windowed.stderr).toBe(0);
@@ -141,10 +141,13 @@ describe('plan --estimate of what it cannot simply run through', () => {
       expect(estimate.wallMs).toBeGreaterThan(state.opensAt! - asked - 60_000 + 744 * 1000);
     }
 
-    // A spec's rate of 1e-9 (the command line's --rate refuses one slower than a partition a day, naming pause).
-    const slow = await runCli<{ estimate: EstimateReport }>(['plan', file({ rate: 1e-9 }), '--estimate', '--json'], {}, { timeoutMs: 60_000 });
+    // The slowest rate a spec takes, one partition a day; a slower one is refused in the spec as on the command line, naming pause.
+    const slow = await runCli<{ estimate: EstimateReport }>(['plan', file({ rate: 1 / 86_400 }), '--estimate', '--json'], {}, { timeoutMs: 60_000 });
     expect(slow.code, slow.stderr).toBe(0);
-    expect(slow.json!.estimate.wallMs).toBeGreaterThan(743 * 1e12);
+    expect(slow.json!.estimate.wallMs).toBeGreaterThan(743 * 86_400_000);
+    const slower = await runCli<{ error: { code: string; message: string; path: string } }>(['plan', file({ rate: 1e-9 }), '--estimate', '--json']);
+    expect(slower.code).not.toBe(0);
+    expect(slower.json!.error).toMatchObject({ code: 'invalid_spec', path: 'rate', message: expect.stringContaining('slower than one partition a day') });
     const crawl = await runCli<{ error: { code: string; message: string } }>(['plan', file(), '--estimate', '--rate', '1e-9', '--json']);
     expect(crawl.code).not.toBe(0);
     expect(crawl.json!.error).toMatchObject({ code: 'invalid_argument', message: expect.stringContaining('slower than one partition a day') });

@@ -653,6 +653,34 @@ describe('resolveSpec: bad input names the problem, the place and the fix', () =
     rejects({ ...minimal([{ id: 'a', transform: 'noop' }]), defaults: { retry: { initialInterval: 'soon' } } }, 'invalid_spec', 'defaults.retry.initialInterval');
   });
 
+  it('a rate slower than one partition a day is refused wherever a spec writes one, and one a day is taken', () => {
+    const slow = 1 / 86_400 / 2;
+    const message = /is slower than one partition a day \(0\.0000116\/s\), the slowest a backfill takes: raise it, or hold partitions back with a run window/;
+    expect(rejects(minimal([{ id: 'a', transform: 'noop', rate: slow }]), 'invalid_spec', 'nodes[0].rate').message).toMatch(message);
+    rejects({ ...minimal([{ id: 'a', transform: 'noop' }]), defaults: { rate: 1e-9 } }, 'invalid_spec', 'defaults.rate');
+    rejects({ ...minimal([{ id: 'a', transform: 'noop' }]), rate: 1e-9 }, 'invalid_spec', 'rate');
+    const windows = (allow: unknown, outside: unknown = 'pause') => ({ ...minimal([{ id: 'a', transform: 'noop' }]), windows: { allow, outside } });
+    rejects(windows([{ from: '22:00', to: '06:00' }, { from: '12:00', to: '13:00', rate: slow }]), 'invalid_spec', 'windows.allow[1].rate');
+    rejects(windows([{ from: '22:00', to: '06:00' }], { rate: slow }), 'invalid_spec', 'windows.outside.rate');
+    const daily = resolveSpec({ ...windows([{ from: '22:00', to: '06:00', rate: 1 / 86_400 }], { rate: 1 / 86_400 }), rate: 1 / 86_400, defaults: { rate: 1 / 86_400 } });
+    expect(daily.rate).toBe(1 / 86_400);
+    expect(daily.nodes[0]!.rate).toBe(1 / 86_400);
+  });
+
+  it('a batchTarget that sizes no batch (batchSize is a number) is refused, naming where the number comes from', () => {
+    const node = (fields: Record<string, unknown>) => ({ id: 'a', transform: 'noop', ...fields });
+    expect(rejects(minimal([node({ batchSize: 5, batchTarget: '3s' })]), 'invalid_spec', 'nodes[0].batchTarget').message).toBe(
+      "nodes[0].batchTarget: (3s) sizes only batchSize: auto, and this node's batchSize is 5: remove batchTarget, or set batchSize: auto",
+    );
+    expect(rejects({ ...minimal([node({ batchTarget: '3s' })]), defaults: { batchSize: 5 } }, 'invalid_spec', 'nodes[0].batchTarget').message).toMatch(/batchSize is 5 \(from defaults\)/);
+    // The defaults' target sizes nothing when every node that takes it runs a number.
+    rejects({ ...minimal([node({ batchSize: 5 }), node({ id: 'b', batchSize: 'auto', batchTarget: '1s' })]), defaults: { batchTarget: '3s' } }, 'invalid_spec', 'defaults.batchTarget');
+    // Taken: a node's own target with auto; the defaults' target when one node runs auto with it.
+    expect(resolveSpec(minimal([node({ batchSize: 'auto', batchTarget: '3s' })])).nodes[0]!.batchTarget).toBe('3s');
+    const mixed = resolveSpec({ ...minimal([node({ batchSize: 5 }), node({ id: 'b' })]), defaults: { batchTarget: '3s' } });
+    expect(mixed.nodes.map((n) => [n.batchSize, n.batchTarget])).toEqual([[5, '3s'], ['auto', '3s']]);
+  });
+
   it('durations and retry settings have bounds: the error names the field, the bounds and an example', () => {
     const node = (fields: Record<string, unknown>) => minimal([{ id: 'a', transform: 'noop', ...fields }]);
     // A timeout of 0 makes the server refuse every activity: the node would wedge for ever.
