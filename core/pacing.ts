@@ -169,7 +169,13 @@ export class Aimd {
   }
 }
 
-export type LatencyPacerJSON = { limit: number | null; samples: number[]; slowdowns: number };
+export type LatencyPacerJSON = {
+  limit: number | null;
+  samples: number[];
+  slowdowns: number;
+  /** Started slowly (`startSlow`) and not slowed down since: each step doubles the limit. */
+  starting?: boolean;
+};
 
 /** The latest latencies a decision looks at (of partitions started since the last slow-down). */
 export const LATENCY_WINDOW = 20;
@@ -214,11 +220,13 @@ export class LatencyPacer {
   private cap: number | null;
   private samples: number[];
   private slowdownCount: number;
+  private starting: boolean;
 
   constructor(state?: LatencyPacerJSON) {
     this.cap = state?.limit ?? null;
     this.samples = state?.samples ? [...state.samples] : [];
     this.slowdownCount = state?.slowdowns ?? 0;
+    this.starting = state?.starting === true;
   }
 
   get active(): boolean {
@@ -240,6 +248,20 @@ export class LatencyPacer {
   }
 
   /**
+   * A node with a latency target and nothing measured yet starts at one activity at a time, and
+   * doubles it each time the latencies of the activities started at the last step are well under
+   * the target, until the first slow-down (then it climbs one activity per target's worth of
+   * time, as after any) or its concurrency. So none of the batches handed out before the first
+   * latencies run over the target unseen. No effect once a cap or a latency is known (a
+   * continued run goes on with what it measured).
+   */
+  startSlow(): void {
+    if (this.cap !== null || this.samples.length > 0 || this.slowdownCount > 0) return;
+    this.cap = 1;
+    this.starting = true;
+  }
+
+  /**
    * Latencies of partitions whose activities started since the last slow-down, with nothing
    * older in flight (older ones describe a load no longer in force). `running` is how many
    * activities the node runs now, `concurrency` its limit. Returns whether it slowed down.
@@ -255,6 +277,7 @@ export class LatencyPacer {
     this.cap = Math.max(1, Math.floor(current * keep));
     this.samples = [];
     this.slowdownCount++;
+    this.starting = false;
     return true;
   }
 
@@ -274,18 +297,31 @@ export class LatencyPacer {
    * `keepAtZero`: a concurrency of 0 (a hold) never lifts the cap, which would let the node
    * restart at full concurrency against a system it measured as overloaded. Off in runs from
    * before it existed (patch `latency-cap-climbs-when-it-binds`).
+   *
+   * `doubleAtMost`: one step at most doubles the limit (time counts only when the node wakes, at
+   * a batch's end, so a long batch gave one step of many activities at once, none of them
+   * measured), and a step that raises the limit forgets the latencies it climbed on: they were
+   * measured under fewer activities, so the next step waits for latencies of the load this one
+   * allows (the caller observes only activities started since). Off in runs from before it
+   * existed (patch `latency-slow-start`).
    */
-  onCalm(targetMs: number, concurrency: number, elapsedMs: number, keepAtZero = false): boolean {
+  onCalm(targetMs: number, concurrency: number, elapsedMs: number, keepAtZero = false, doubleAtMost = false): boolean {
     if (this.cap === null) return false;
     const high = p95(this.samples);
     if (high === null || high > targetMs * CLIMB_BELOW) return false;
     const before = this.limit(concurrency);
-    this.cap += elapsedMs / targetMs;
-    if (this.cap >= concurrency && !(keepAtZero && concurrency <= 0)) this.cap = null;
-    return this.limit(concurrency) !== before;
+    const climbed = this.cap + elapsedMs / targetMs;
+    this.cap = this.starting ? 2 * before : doubleAtMost ? Math.min(climbed, 2 * before) : climbed;
+    if (this.cap >= concurrency && !(keepAtZero && concurrency <= 0)) {
+      this.cap = null;
+      this.starting = false;
+    }
+    const raised = this.limit(concurrency) !== before;
+    if (raised && doubleAtMost) this.samples = [];
+    return raised;
   }
 
   toJSON(): LatencyPacerJSON {
-    return { limit: this.cap, samples: [...this.samples], slowdowns: this.slowdownCount };
+    return { limit: this.cap, samples: [...this.samples], slowdowns: this.slowdownCount, ...(this.starting ? { starting: true } : {}) };
   }
 }

@@ -77,6 +77,15 @@ export type SchedulerOptions = {
    */
   climbWhenBinding?: boolean;
   /**
+   * With a latency target, a fresh node starts at one activity at a time and climbs while its
+   * latencies stay under the target, each step at most doubling the cap and decided by latencies
+   * of activities started since the step before (`LatencyPacer.onCalm`). Before, every slot took
+   * a batch before any latency was known (with `batchSize: auto`, seconds of partitions each),
+   * and a climb after a long batch added many activities at once. Off in runs from before it
+   * existed.
+   */
+  slowStart?: boolean;
+  /**
    * A partition that a completed batch did not account for (`unaccountedFor`: a worker that says
    * nothing of it) counts as a failed attempt: it runs again until it has `maxAttempts` of them,
    * then fails, naming `taskQueue`. Absent in runs from before it existed: it ran again as it
@@ -230,6 +239,7 @@ export class NodeScheduler {
     this.recheck = RangeSet.fromJSON(state?.recheck).addAll(recheck ?? new RangeSet());
     this.aimd = new Aimd(state?.aimd);
     this.latency = new LatencyPacer(state?.latency);
+    if (options.slowStart && options.latencyTargetMs && !state) this.latency.startSlow();
     this.autoBatch = options.batchSize === 'auto' ? new AutoBatcher(options.batchTargetMs ?? DEFAULT_BATCH_TARGET_MS, state?.autoBatch) : null;
     const [rate, burst] = this.pace();
     this.bucket = new TokenBucket(rate, burst, state?.bucket.tokens);
@@ -327,7 +337,9 @@ export class NodeScheduler {
     }
     const target = this.options.latencyTargetMs;
     // The latency cap climbs only while it holds work back.
-    if (target && (this.capHolds || !this.options.climbWhenBinding) && !this.queue.isEmpty && this.bucket.available >= 1 && this.latency.onCalm(target, this.settings.concurrency, elapsed, this.options.climbWhenBinding)) {
+    if (target && (this.capHolds || !this.options.climbWhenBinding) && !this.queue.isEmpty && this.bucket.available >= 1 && this.latency.onCalm(target, this.settings.concurrency, elapsed, this.options.climbWhenBinding, this.options.slowStart)) {
+      // The next step is decided by latencies of activities started under this one.
+      if (this.options.slowStart) this.congestionEpoch++;
       this.applyPace();
       this.stateChanged = true;
     }

@@ -88,6 +88,8 @@ export const LATENCY_CAP_HOLDS = 'latency-cap-holds';
 export const EVEN_BATCH_SHARES = 'even-batch-shares';
 /** Patch (docs/workflow-versions.md): the latency cap climbs only while it holds work back (SchedulerOptions.climbWhenBinding). */
 export const LATENCY_CAP_CLIMBS_WHEN_IT_BINDS = 'latency-cap-climbs-when-it-binds';
+/** Patch (docs/workflow-versions.md): a node with a latency target starts at one activity and at most doubles a step (SchedulerOptions.slowStart). */
+export const LATENCY_SLOW_START = 'latency-slow-start';
 /**
  * Patch (docs/workflow-versions.md): a batch's failure details (what it says it finished, which
  * partition failed, its attempt) are parsed against the batch (`batchDetails`); before,
@@ -239,11 +241,13 @@ export async function nodeWorkflow(input: NodeInput): Promise<NodeSummary> {
   const unaccountedCounts = patched(UNACCOUNTED_COUNTS_AS_ATTEMPT);
   const deferralsBounded = patched(DEFERRALS_BOUNDED);
   const ordersFromParent = patched(ORDERS_FROM_PARENT);
+  const slowStart = patched(LATENCY_SLOW_START);
   const schedulerOptions = (node: ResolvedNode) => ({
     ...schedulerOptionsOf(node, reportRunning),
     zeroHolds,
     evenShares,
     climbWhenBinding,
+    slowStart,
     ...(unaccountedCounts ? { unaccounted: { maxAttempts: node.retry.maxAttempts, taskQueue: node.taskQueue } } : {}),
     ...(deferralsBounded
       ? {

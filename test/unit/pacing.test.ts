@@ -430,4 +430,50 @@ describe('LatencyPacer', () => {
     expect(copy.limit(40)).toBe(15);
     expect(copy.slowdowns).toBe(1);
   });
+
+  it('starts slowly at one, doubles on each latency well under the target, and climbs additively after its first slow-down', () => {
+    const pacer = new LatencyPacer();
+    pacer.startSlow();
+    expect(pacer.limit(40)).toBe(1);
+    // No latency yet: no step, however long.
+    expect(pacer.onCalm(500, 40, 60_000, true, true)).toBe(false);
+    for (const limit of [2, 4, 8]) {
+      pacer.observe([100], 500, pacer.limit(40), 40);
+      // One step per latency, whatever the time: the latency it climbed on is forgotten.
+      expect(pacer.onCalm(500, 40, 1, true, true)).toBe(true);
+      expect(pacer.limit(40)).toBe(limit);
+      expect(pacer.recentP95).toBeNull();
+      expect(pacer.onCalm(500, 40, 1, true, true)).toBe(false);
+    }
+    // Between nine tenths of the target and the target: it holds.
+    pacer.observe([480], 500, 8, 40);
+    expect(pacer.onCalm(500, 40, 60_000, true, true)).toBe(false);
+    const copy = new LatencyPacer(JSON.parse(JSON.stringify(pacer.toJSON())));
+    expect(copy.toJSON()).toEqual({ limit: 8, samples: [480], slowdowns: 0, starting: true });
+    // The first slow-down ends the start: from then on a step is one activity per target's worth of time, at most doubling.
+    expect(copy.observe(high(LATENCY_MIN_SAMPLES), 500, 8, 40)).toBe(true);
+    expect(copy.limit(40)).toBe(4);
+    expect(copy.toJSON().starting).toBeUndefined();
+    copy.observe([100], 500, 4, 40);
+    copy.onCalm(500, 40, 1000, true, true);
+    expect(copy.limit(40)).toBe(6);
+    copy.observe([100], 500, 6, 40);
+    copy.onCalm(500, 40, 60_000, true, true);
+    expect(copy.limit(40)).toBe(12);
+    // Doubling to the concurrency or past it lifts the cap.
+    const lifted = new LatencyPacer();
+    lifted.startSlow();
+    lifted.observe([100], 500, 1, 2);
+    expect(lifted.onCalm(500, 2, 1, true, true)).toBe(true);
+    expect(lifted.active).toBe(false);
+    expect(lifted.toJSON()).toEqual({ limit: null, samples: [], slowdowns: 0 });
+  });
+
+  it('does not start slowly once anything is known', () => {
+    for (const state of [{ limit: 5, samples: [], slowdowns: 1 }, { limit: null, samples: [100], slowdowns: 0 }, { limit: null, samples: [], slowdowns: 2 }]) {
+      const pacer = new LatencyPacer(state);
+      pacer.startSlow();
+      expect(pacer.toJSON()).toEqual(state);
+    }
+  });
 });

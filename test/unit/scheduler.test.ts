@@ -620,17 +620,17 @@ class SimulatedService {
 }
 
 describe('NodeScheduler: pacing on measured latency', () => {
-  const paced = (concurrency: number, target = 500) =>
-    new NodeScheduler(options({ latencyTargetMs: target, zeroHolds: true, climbWhenBinding: true }), settings({ concurrency }), span(0, 1_000_000));
+  const paced = (concurrency: number, target = 500, slowStart = false) =>
+    new NodeScheduler(options({ latencyTargetMs: target, zeroHolds: true, climbWhenBinding: true, slowStart }), settings({ concurrency }), span(0, 1_000_000));
 
-  for (const shape of [
+  for (const [shape, slowStart] of [
     { base: 50, capacity: 2 },
     { base: 100, capacity: 4 },
     { base: 20, capacity: 1 },
     { base: 50, capacity: 4 },
-  ]) {
-    it(`converges within 20 % of what a service (base ${shape.base} ms, capacity ${shape.capacity}) takes at the target, its p95 under it`, () => {
-      const s = paced(200);
+  ].flatMap((shape) => [[shape, false], [shape, true]] as const)) {
+    it(`converges within 20 % of what a service (base ${shape.base} ms, capacity ${shape.capacity}) takes at the target, its p95 under it${slowStart ? ', started slowly' : ''}`, () => {
+      const s = paced(200, 500, slowStart);
       const service = new SimulatedService(s, shape).run(120);
       // At the target the service holds capacity × (target / base - 1) calls, each for the target.
       const capacity = (shape.capacity * (500 / shape.base - 1)) / 0.5;
@@ -764,5 +764,117 @@ describe('NodeScheduler: pacing on measured latency', () => {
     const next = new NodeScheduler(options({ latencyTargetMs: 500 }), settings({ concurrency: 200 }), new RangeSet(), state);
     expect(next.currentStats().concurrency).toBe(s.currentStats().concurrency);
     expect(next.currentStats().latencyP95Ms).toBe(s.currentStats().latencyP95Ms);
+  });
+});
+
+/**
+ * Batches as a worker runs them: an activity's partitions one after another, each a call to a
+ * service whose latency grows with the activities calling it at once (base × (1 + activities /
+ * capacity), as the call starts), reported by the transform. Driven as the node workflow drives
+ * the scheduler (it wakes on a batch's end and on pacing ticks).
+ */
+function runBatches(s: NodeScheduler, shape: { base: number; capacity: number }, untilMs: number): { calls: Array<{ at: number; latency: number }>; endedAt: number | null } {
+  type Running = { batch: Batch; next: number; finished: PartitionResult[] };
+  const events: Array<{ at: number; running?: Running; tick?: number }> = [];
+  const calls: Array<{ at: number; latency: number }> = [];
+  const push = (event: (typeof events)[number]) => {
+    const at = events.findIndex((other) => other.at > event.at);
+    events.splice(at < 0 ? events.length : at, 0, event);
+  };
+  let now = 0;
+  let active = 0;
+  let ticking = false;
+  let endedAt: number | null = null;
+  const call = (running: Running, at: number) => {
+    const latency = shape.base * (1 + active / shape.capacity);
+    calls.push({ at, latency });
+    const index = running.batch.indices[running.next]!;
+    running.finished.push({ ...result(index, at), finishedAt: at + latency, latencyMs: latency });
+    push({ at: at + latency, running });
+  };
+  const wake = (scheduled?: number) => {
+    s.advance(now, scheduled);
+    const started = s.startable();
+    active += started.length;
+    for (const batch of started) call({ batch, next: 0, finished: [] }, now + 20);
+    const tick = s.tickMs();
+    if (tick !== null && !ticking) {
+      ticking = true;
+      push({ at: now + tick, tick });
+    }
+  };
+  wake();
+  while (events.length > 0 && events[0]!.at <= untilMs) {
+    const event = events.shift()!;
+    now = event.at;
+    const running = event.running;
+    if (running && ++running.next < running.batch.indices.length) {
+      call(running, now);
+    } else if (running) {
+      active--;
+      s.settle(running.batch.id, { kind: 'completed', finished: running.finished });
+      if (s.queued === 0 && s.running === 0 && endedAt === null) endedAt = now;
+      wake();
+    } else {
+      ticking = false;
+      wake(event.tick);
+    }
+  }
+  return { calls, endedAt };
+}
+
+describe('NodeScheduler: a slow start under a latency target (slowStart)', () => {
+  // The trial's node: 168 quick partitions, 8 slots, automatic batches of about 2 s, a target of 500 ms
+  // on a service that takes 200 ms alone and 900 ms with 8 callers (500 ms with 4).
+  const shape = { base: 100, capacity: 1 };
+  const node = (slowStart: boolean) =>
+    new NodeScheduler(options({ batchSize: 'auto', batchTargetMs: 2000, latencyTargetMs: 500, zeroHolds: true, climbWhenBinding: true, evenShares: true, slowStart }), settings({ concurrency: 8 }), span(0, 168));
+
+  it('runs few calls over the target before it knows the latency, where every slot took a batch before', () => {
+    const before = runBatches(node(false), shape, 600_000);
+    const after = runBatches(node(true), shape, 600_000);
+    const over = (run: typeof before) => run.calls.filter((c) => c.latency > 500).length;
+    expect(before.calls).toHaveLength(168);
+    expect(after.calls).toHaveLength(168);
+    // Before: the first eight batches of 10 ran at 900 ms, 80 calls over the target (measured: 80).
+    expect(over(before)).toBeGreaterThanOrEqual(40);
+    // After: 1, then 2, then 4 activities, each step on latencies of the one before; it holds at 4 (500 ms) (measured: 0).
+    expect(over(after)).toBeLessThanOrEqual(5);
+    // And ends little later (measured: 22.3 s against 20.7 s).
+    expect(after.endedAt!).toBeLessThanOrEqual(1.25 * before.endedAt!);
+  });
+
+  it('starts at one activity and doubles it a step, each on latencies of activities started since the step before', () => {
+    const s = node(true);
+    expect(s.startable()).toHaveLength(1); // the probe, alone as before
+    expect(s.currentStats().concurrency).toBe(1);
+    // A service that answers in 50 ms whatever the load: 1, 2, 4, ... and lifted at the node's 64.
+    const quick = new NodeScheduler(options({ latencyTargetMs: 500, zeroHolds: true, climbWhenBinding: true, slowStart: true }), settings({ concurrency: 64 }), span(0, 100_000));
+    const service = new SimulatedService(quick, { base: 50, capacity: 1e9 });
+    const limits: number[] = [];
+    for (let ms = 0; ms <= 2000; ms += 5) {
+      service.run(ms / 1000);
+      const limit = quick.currentStats().concurrency;
+      if (limits.at(-1) !== limit) limits.push(limit);
+    }
+    expect(limits).toEqual([1, 2, 4, 8, 16, 32, 64]);
+    expect(quick.toState().latency).toEqual({ limit: null, samples: expect.any(Array), slowdowns: 0 });
+    // A service that slows down on the way: the first slow-down ends the doubling; from then on it climbs one activity per target's worth of time.
+    const slowing = new NodeScheduler(options({ latencyTargetMs: 500, zeroHolds: true, climbWhenBinding: true, slowStart: true }), settings({ concurrency: 64 }), span(0, 100_000));
+    new SimulatedService(slowing, { base: 50, capacity: 2 }).run(30);
+    expect(slowing.toState().latency).toMatchObject({ slowdowns: expect.any(Number) });
+    expect(slowing.toState().latency!.slowdowns).toBeGreaterThan(0);
+    expect(slowing.toState().latency!.starting).toBeUndefined();
+  });
+
+  it('does not start slowly again after continue-as-new, nor in runs from before it existed', () => {
+    const s = node(true);
+    runBatches(s, shape, 8_000);
+    const carried = new NodeScheduler(options({ batchSize: 'auto', batchTargetMs: 2000, latencyTargetMs: 500, slowStart: true }), settings({ concurrency: 8 }), undefined, JSON.parse(JSON.stringify(s.toState())));
+    expect(carried.currentStats().concurrency).toBe(s.currentStats().concurrency);
+    expect(carried.currentStats().concurrency).toBeGreaterThan(1);
+    expect(node(false).currentStats().concurrency).toBe(8);
+    // Without a latency target nothing starts slowly.
+    expect(new NodeScheduler(options({ slowStart: true }), settings({ concurrency: 8 }), span(0, 100)).startable()).toHaveLength(8);
   });
 });
