@@ -293,6 +293,8 @@ const UPDATE_ATTEMPTS = 5;
 const QUEUE_RATE_JUDGES = 16;
 /** How a backfill ended before a staged decision: its staged versions need a discard of their own. */
 const ENDED_UNDECIDED = new Set(['CANCELLED', 'FAILED', 'TERMINATED', 'TIMED_OUT']);
+/** Phases of a staged backfill or a canary after which nothing it staged waits for a decision. */
+const DECIDED_PHASES: ReadonlySet<string> = new Set(['published', 'discarded', 'approved']);
 /** gRPC's status code FAILED_PRECONDITION. */
 const GRPC_FAILED_PRECONDITION = 9;
 /** How long a change refused while the backfill settles (`finishing`) waits for its end before it gives up. */
@@ -550,6 +552,7 @@ export class BackfillClient {
     this.searchAttributes ??= { listed: await requireSearchAttributes(this.connection, this.namespace) };
     // A run again while its rollback restores would lease the datasets under it, and the rollback would stop half-way.
     if (options.rerun && !carry) await this.notBeingRolledBack(backfillId);
+    if (options.rerun && !carry) await this.noStagedLeftBehind(backfillId);
     const shared = options.sharedDatasets ?? this.defaults.sharedDatasets;
     if (!shared) await this.datasetsFree(backfillId, spec.nodes.map((n) => n.id), options.waitForDatasets);
     if (options.rerun || carry) {
@@ -1261,7 +1264,7 @@ export class BackfillClient {
         },
         (state) =>
           state === 'staged'
-            ? `a new spec cannot change what it staged: publish or discard first (backfill publish|discard ${shellWord(backfillId)}); a fix after staging is a new staged run: backfill start <spec> --id ${shellWord(backfillId)} --rerun --stage`
+            ? `a new spec cannot change what it staged: publish it (backfill publish ${shellWord(backfillId)}), or discard it (backfill discard ${shellWord(backfillId)}) and then stage the fix as a new run: backfill start <spec> --id ${shellWord(backfillId)} --rerun --stage`
             : `a new spec cannot change the slice it staged: approve it first (backfill approve ${shellWord(backfillId)} --reason ...; the new spec then applies to the rest with resume --spec), or discard it and start again with the fix (backfill start <spec> --id ${shellWord(backfillId)} --rerun --canary <n>)`,
       );
       if ('applied' in outcome) {
@@ -1423,6 +1426,28 @@ export class BackfillClient {
       .getHandle(workflowId)
       .describe()
       .catch((error: unknown) => (error instanceof WorkflowNotFoundError ? undefined : Promise.reject(error)));
+  }
+
+  /**
+   * Refuses `start --rerun` of a backfill whose last run ended with versions it staged (with
+   * --stage or a canary) neither published nor discarded: a new run publishes or discards only
+   * its own, so they would stay in the warehouse for good, out of any command's reach.
+   */
+  private async noStagedLeftBehind(backfillId: string): Promise<void> {
+    const description = await this.describeIfAny(backfillWorkflowId(backfillId));
+    if (!description || description.status.name === 'RUNNING') return;
+    const input = await this.firstInput(backfillWorkflowId(backfillId), description.runId);
+    if (!input || (input.stage !== true && input.canary === undefined)) return;
+    const carry = await this.endState(backfillId, description.status.name);
+    const phase = carry.staged?.phase ?? carry.canary?.phase;
+    if (phase === undefined || DECIDED_PHASES.has(phase)) return;
+    if (await this.discardedAfterEnd(backfillId, carry.runKey)) return;
+    const id = shellWord(backfillId);
+    throw new BackfillError(
+      'staged_undecided',
+      `backfill '${backfillId}' ended (${description.status.name.toLowerCase()}) with versions it staged neither published nor discarded: a new run could not reach them, and they would stay in the warehouse. ` +
+        `Drop them first (backfill discard ${id}), then start again with --rerun; or go on from them (backfill resume ${id}), then publish or discard`,
+    );
   }
 
   /** Refuses `start --rerun` while the backfill is being rolled back: the new run would lease its datasets, and the rollback's restores would fail half-way. */

@@ -27,6 +27,8 @@ export const ERROR_CODES = [
   'not_ready',
   /** The staged versions were published or discarded already (or are being). */
   'already_decided',
+  /** `start --rerun` of a backfill whose last run left staged versions undecided: discard them, or resume and decide. */
+  'staged_undecided',
   'server_unavailable',
   'timeout',
   'no_worker',

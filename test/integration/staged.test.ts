@@ -313,6 +313,12 @@ describe.each<Backend>(['sqlite', 'postgres'])('staged backfills on %s', (kind) 
     expect((await fx.client.wait(id, 60_000)).state).toBe('cancelled');
     // diff says it ended before its decision, not that it still computes or waits.
     expect(await fx.client.stagedRun(id)).toMatchObject({ end: { state: 'cancelled', discarded: false } });
+    // A new run could not reach what this one staged: start --rerun is refused until it is decided, and starts nothing.
+    const rerun = ['start', specFile(p, 4), '--stage', '--id', id, '--rerun', '--json'];
+    const refused = await runCli<{ error: { code: string; message: string } }>(rerun, { BACKFILL_TASK_QUEUE: queue });
+    expect(refused.code).not.toBe(0);
+    expect(refused.json!.error).toMatchObject({ code: 'staged_undecided', message: expect.stringContaining(`backfill discard ${id}`) });
+    expect((await fx.client.describe(id)).status.name).toBe('CANCELLED');
     const discarded = await cli<{ versions: number; before: number; action: string }>('discard', id, '--reason', 'left by a cancel');
     expect(discarded.code, discarded.stderr).toBe(0);
     expect(discarded.json).toMatchObject({ versions: 22, before: 0, action: 'discard' });
@@ -335,6 +341,11 @@ describe.each<Backend>(['sqlite', 'postgres'])('staged backfills on %s', (kind) 
       expect.objectContaining({ reason: 'left by a cancel', outcome: 'applied', workflowId: `backfill/${id}/discard` }),
       expect.objectContaining({ reason: null, outcome: 'applied', workflowId: `backfill/${id}/discard` }),
     ]);
+    // Discarded: the new run starts.
+    const again2 = await runCli<{ backfillId: string }>(rerun, { BACKFILL_TASK_QUEUE: queue });
+    expect(again2.code, again2.stderr).toBe(0);
+    await waitFor('the new run to be staged', async () => (await fx.client.progress(id)).state === 'staged', 120_000, 200);
+    expect((await cli<{ versions: number }>('discard', id)).json).toMatchObject({ versions: 22 });
   }, 300_000);
 
   it('published with a failure, then retry-failed with the fix: the retried partitions are staged, wait for a publish of their own, and are published by it', async () => {
