@@ -225,7 +225,13 @@ export type Started = {
 /** What `cancel` did: the cancellation was requested; `announced`: the backfill recorded who and why first, else `skipped` says why not. */
 export type Cancelled = { announced: boolean; skipped?: string };
 
-export type Outcome = { backfillId: string; state: Progress['state']; progress: Progress | null };
+export type Outcome = {
+  backfillId: string;
+  state: Progress['state'];
+  progress: Progress | null;
+  /** Why a failed run failed (its failure's innermost message), when it can be read. */
+  failure?: string;
+};
 
 export type RollbackOptions = ControlOptions & {
   /** Restore also the partitions a later backfill changed since. */
@@ -931,8 +937,13 @@ export class BackfillClient {
           }
           if (status === 'COMPLETED') throw error;
           // A resume the policy refused at admission (its run failed) leaves the backfill as the run before it ended.
-          const state = await this.describe(backfillId).then((d) => this.endedState(backfillId, d), () => closedState(status));
-          return { backfillId, state, progress: await this.progress(backfillId).catch(() => null) };
+          const ended = await this.describe(backfillId).catch(() => null);
+          const state = ended ? await this.endedState(backfillId, ended).catch(() => closedState(status)) : closedState(status);
+          const progress = await this.progress(backfillId).catch(() => null);
+          // Why it failed, as status says it (not a resume the policy refused: that run stands for the one before it).
+          const { admissionRefusal } = await import('../core/go-on-from.ts');
+          const failure = ended?.status.name === 'FAILED' && admissionRefusal(ended) === null ? await this.failureOf(ended) : undefined;
+          return { backfillId, state, progress, ...(failure !== undefined ? { failure } : {}) };
         }
       }
     };
@@ -1882,7 +1893,7 @@ export class BackfillClient {
    * what it would restore, remove and leave alone, and who changed what it leaves alone. It
    * starts nothing and writes nothing (orphaned node workflows, which a rollback ends, are left).
    */
-  async previewRollback(backfillId: string, warehouse: LineageReader & Pick<Warehouse, 'location'>, options: Pick<RollbackOptions, 'force'> = {}): Promise<RollbackPreview> {
+  async previewRollback(backfillId: string, warehouse: LineageReader & Pick<Warehouse, 'location' | 'ledger'>, options: Pick<RollbackOptions, 'force'> = {}): Promise<RollbackPreview> {
     const description = await this.describeKept(backfillId);
     if (description?.status.name === 'RUNNING') {
       throw new BackfillError(
@@ -1892,7 +1903,18 @@ export class BackfillClient {
     }
     const { order } = description ? await this.rollbackOrder(backfillId, description.runId) : { order: [] };
     const { previewRollback } = await import('./rollback-preview.ts');
-    return previewRollback(warehouse, backfillId, { order, historyGone: !description }, options.force === true);
+    const preview = await previewRollback(warehouse, backfillId, { order, historyGone: !description }, options.force === true);
+    // Nothing to do, by this ledger: is it the workers' ledger? The workflow knows what it published.
+    if (description && (await warehouse.changesBy(backfillId, { limit: 1 })).changes.length === 0 && (await warehouse.ledger({ backfillId })).length === 0) {
+      const input = await this.firstInput(backfillWorkflowId(backfillId), description.runId);
+      const progress = await this.progress(backfillId).catch(() => null);
+      if (input && progress) {
+        const { keptPartitions, otherWarehouse } = await import('./other-warehouse.ts');
+        const published = progress.done - keptPartitions(expandPlan(input.spec, input.range), input.skip);
+        if (published > 0) throw otherWarehouse(backfillId, published, warehouse.location);
+      }
+    }
+    return preview;
   }
 
   /** `startRollback`, then its summary once it ends. */

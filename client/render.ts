@@ -268,14 +268,17 @@ function movedNothing(backfillId: string, leftAlone: number): string {
 }
 
 /** How a backfill ended, as `wait` and `start --watch` print it: the headline and the failures. */
-export function renderEnd(shown: Progress): string {
+export function renderEnd(shown: Progress & { failure?: string }): string {
   const progress = printable(shown);
-  return [headline(progress), ...renderFailures(progress), ...renderRetryHint(progress)].join('\n');
+  const failed = shown.failure !== undefined ? [pc.red(`  ✗ it failed: ${printableText(shown.failure)}`)] : [];
+  return [headline(progress), ...failed, ...renderFailures(progress), ...renderRetryHint(progress)].join('\n');
 }
 
 /** What `wait` prints of a backfill that ended: as renderEnd, or its state alone where no worker told its progress. */
-export function renderWaited(outcome: { backfillId: string; state: Progress['state']; progress: Progress | null }): string {
-  return outcome.progress ? renderEnd(outcome.progress) : `${outcome.backfillId} ${endedText(outcome.state)}`;
+export function renderWaited(outcome: { backfillId: string; state: Progress['state']; progress: Progress | null; failure?: string }): string {
+  const failure = outcome.failure !== undefined ? { failure: outcome.failure } : {};
+  if (outcome.progress) return renderEnd({ ...outcome.progress, ...failure });
+  return [`${outcome.backfillId} ${endedText(outcome.state)}`, ...(outcome.failure !== undefined ? [pc.red(`  ✗ it failed: ${printableText(outcome.failure)}`)] : [])].join('\n');
 }
 
 /** A canary: where it is, its diff per dataset once known, and what to do while it waits. */

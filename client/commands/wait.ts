@@ -22,7 +22,7 @@ export function waitCommand() {
         // On stderr: stdout keeps the answer alone (--json).
         const stopNotes = noteHolds(client, id, (line) => process.stderr.write(`${terminalText(line)}\n`));
         const outcome = await client.wait(id, options.timeout).finally(stopNotes);
-        print(options.json, { backfillId: id, state: outcome.state, progress: outcome.progress }, () =>
+        print(options.json, { backfillId: id, state: outcome.state, progress: outcome.progress, ...(outcome.failure !== undefined ? { failure: outcome.failure } : {}) }, () =>
           renderWaited(outcome),
         );
         process.exitCode = exitCodeFor(outcome.state, outcome.progress ?? undefined);

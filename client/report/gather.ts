@@ -7,6 +7,7 @@
 import type { temporal } from '@temporalio/proto';
 import { closedState } from '../ended.ts';
 import { noWarehouse } from '../existing-warehouse.ts';
+import { keptPartitions, otherWarehouse } from '../other-warehouse.ts';
 import { diffSummary } from '../../activities/warehouse/staging.ts';
 import type { LedgerRow, VersionRef, Warehouse } from '../../activities/warehouse/types.ts';
 import { criticalPath } from '../../core/critical-path.ts';
@@ -209,16 +210,8 @@ export async function gatherReport(client: BackfillClient, warehouse: Warehouse 
   const ofBackfill = 'missing' in warehouse ? [] : await warehouse.ledger({ backfillId });
   // The workflow says partitions were published, the ledger knows nothing of the backfill: another warehouse than the workers'.
   // Done counts the partitions --only-changed kept too, which published nothing.
-  const kept = plan.nodes.reduce((sum, node) => sum + RangeSet.fromJSON(input.skip?.[node.id]).slice(0, node.partitions.size).size, 0);
-  const publishedCount = progress === null ? 0 : progress.done - kept;
-  if (!('missing' in warehouse) && ofBackfill.length === 0 && publishedCount > 0) {
-    throw new BackfillError(
-      'invalid_argument',
-      `backfill '${backfillId}' published ${publishedCount.toLocaleString('en-US')} partitions, but the ledger of ${warehouse.location} has no row of it: this is not the warehouse its workers wrote to. ` +
-        'Give --warehouse (or $BACKFILL_WAREHOUSE) the workers\' warehouse; nothing was written',
-      'warehouse',
-    );
-  }
+  const publishedCount = progress === null ? 0 : progress.done - keptPartitions(plan, input.skip);
+  if (!('missing' in warehouse) && ofBackfill.length === 0 && publishedCount > 0) throw otherWarehouse(backfillId, publishedCount, warehouse.location);
   const ledger = ofBackfill.filter((row) => row.runKey === runKey);
   const previous = 'missing' in warehouse ? new Map<string, LedgerRow>() : await replacedVersions(warehouse, ledger);
   const staged = 'missing' in warehouse ? null : await stagedReport(warehouse, { backfillId, runKey }, input, spec, ledger, notes);

@@ -244,6 +244,8 @@ describe('hand-made input', () => {
         expect(await worker.warehouse.ledger({ backfillId }), name).toEqual([]);
         // status says why (it said only that it ended failed).
         await expect(client.status(backfillId), name).rejects.toMatchObject({ code: 'not_running', message: expect.stringContaining(`backfill '${backfillId}' failed: the start's`) });
+        // So do wait and start --watch.
+        expect(await client.wait(backfillId), name).toMatchObject({ state: 'failed', failure: expect.stringContaining("the start's") });
       }),
     );
   }, 60_000);

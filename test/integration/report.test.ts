@@ -76,6 +76,13 @@ describe('backfill report', () => {
     expect(wrong.code).toBe(1);
     expect(wrong.json!.error).toMatchObject({ code: 'invalid_argument', message: expect.stringMatching(/published \d+ partitions, but the ledger of .*elsewhere\.db has no row of it: this is not the warehouse its workers wrote to/) });
     expect(() => statSync(join(dir, 'wrong.html'))).toThrow();
+    // So is the preview of its rollback, which read "nothing to do" there; the real one then removed every partition.
+    const preview = await runCli<{ error: { code: string; message: string; path: string } }>(['rollback', before, '--dry-run', '--warehouse', join(dir, 'elsewhere.db'), '--json'], env);
+    expect(preview.code).toBe(1);
+    expect(preview.json!.error).toMatchObject({ code: 'invalid_argument', path: 'warehouse', message: expect.stringMatching(/published \d+ partitions, but the ledger of .*elsewhere\.db has no row of it/) });
+    const right = await runCli<{ removed: number; restored: number }>(['rollback', before, '--dry-run', ...warehouse(), '--json'], env);
+    expect(right.code, right.stderr).toBe(0);
+    expect(right.json!.removed + right.json!.restored).toBeGreaterThan(0);
 
     const spec = exampleSpec(dir, queue, (yaml) => yaml.replace('ordersPerDay: 200', 'ordersPerDay: 240'));
     const id = `report-${Date.now()}`;

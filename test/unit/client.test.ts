@@ -504,6 +504,14 @@ describe('renderStatus', () => {
     expect(text).not.toContain('refused by the policy');
   });
 
+  it('wait and start --watch of a run that failed say why too, with or without its progress', () => {
+    const failure = 'cannot connect to the PostgreSQL warehouse: database "nosuchdb" does not exist';
+    expect(plain(renderEnd({ ...progress({ state: 'failed' }), failure })).split('\n')[1]).toBe(`  ✗ it failed: ${failure}`);
+    expect(plain(renderWaited({ backfillId: 'b1', state: 'failed', progress: progress({ state: 'failed' }), failure })).split('\n')[1]).toBe(`  ✗ it failed: ${failure}`);
+    expect(plain(renderWaited({ backfillId: 'b1', state: 'failed', progress: null, failure })).split('\n')).toEqual(['b1 failed', `  ✗ it failed: ${failure}`]);
+    expect(plain(renderWaited({ backfillId: 'b1', state: 'cancelled', progress: null }))).toBe('b1 cancelled');
+  });
+
   it('a run that failed: why, under the headline (it said only that it ended failed)', () => {
     const failure = "dataset pages is written by backfill 'b0' (it ended terminated): one writer per dataset";
     const shown = plain(renderStatus({ ...progress({ state: 'failed' }), waiting: [], failure })).split('\n');
