@@ -942,7 +942,8 @@ export class BackfillClient {
           const progress = await this.progress(backfillId).catch(() => null);
           // Why it failed, as status says it (not a resume the policy refused: that run stands for the one before it).
           const { admissionRefusal } = await import('../core/go-on-from.ts');
-          const failure = ended?.status.name === 'FAILED' && admissionRefusal(ended) === null ? await this.failureOf(ended) : undefined;
+          const failure =
+            ended?.status.name === 'FAILED' && admissionRefusal(ended) === null && error instanceof WorkflowFailedError && error.cause instanceof Error ? rootCause(error.cause).message : undefined;
           return { backfillId, state, progress, ...(failure !== undefined ? { failure } : {}) };
         }
       }

@@ -3,6 +3,7 @@
  * budget, an approval, a closed run window, a decision it waits for), with why and the command
  * that lets it go on, and a line when it goes on again; nothing on a look that finds the same holds.
  */
+import { BackfillError } from '../core/errors.ts';
 import { isActive, type Progress } from '../core/protocol.ts';
 import { shellWord } from '../core/shell-word.ts';
 import type { BackfillClient } from './backfill-client.ts';
@@ -42,19 +43,32 @@ export function waitNote(id: string, before: WaitNote['held'], progress: Pick<Pr
 /** How often `wait` looks at what holds the backfill. */
 export const WAIT_LOOK_MS = 10_000;
 
+/** Errors of a look that mean nothing can move the backfill until someone acts: said once, with the fix the error names. */
+const STUCK: ReadonlySet<string> = new Set(['no_worker', 'workflow_task_failing']);
+
 /**
  * Looks at the backfill every `everyMs` until the returned function is called, and `say`s each
- * line `waitNote` has. A look that fails says nothing: `wait` itself rides out a server or a
- * worker that is away.
+ * line `waitNote` has. A look that fails says nothing (`wait` itself rides out a server that is
+ * away), unless no worker polls the backfill's workflow task queue or its workflow task keeps
+ * failing: that is said once, until a look succeeds again.
  */
 export function noteHolds(client: Pick<BackfillClient, 'progress'>, id: string, say: (line: string) => void, everyMs = WAIT_LOOK_MS): () => void {
   let stopped = false;
   let timer: NodeJS.Timeout | undefined;
   let held = '';
+  let stuck = false;
   const look = async (): Promise<void> => {
-    const progress = await client.progress(id).catch(() => null);
+    const progress = await client.progress(id).catch((error: unknown) => {
+      if (!stopped && !stuck && error instanceof BackfillError && STUCK.has(error.code)) {
+        stuck = true;
+        say(`${id} cannot move: ${error.message} (wait goes on waiting)`);
+      }
+      return null;
+    });
     if (stopped) return;
     if (progress) {
+      if (stuck) say(`${id} goes on: its workflow answers again`);
+      stuck = false;
       const note = waitNote(id, held, progress);
       held = note.held;
       if (note.line !== null) say(note.line);

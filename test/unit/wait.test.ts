@@ -5,6 +5,7 @@ import type { BackfillClient } from '../../client/backfill-client.ts';
 import { waitTimedOut } from '../../client/wait-timeout.ts';
 import { noteHolds, waitNote } from '../../client/wait-notes.ts';
 import type { Progress } from '../../core/protocol.ts';
+import { BackfillError } from '../../core/errors.ts';
 import { fakeBackfillClient, noDeadline } from './fake-backfill-client.ts';
 
 type Final = { state: string; progress: { state: string; nodes: never[] } };
@@ -115,6 +116,8 @@ describe('wait through failing calls', () => {
     };
     const outcome = await fakeClient(['FAILED'], failed).wait('b1');
     expect(outcome.state).toBe('failed');
+    // And why, from that answer (wait and start --watch print it).
+    expect(outcome.failure).toBe('boom');
     expect(calls).toBe(1);
   });
 
@@ -192,5 +195,17 @@ describe('what wait says while it blocks on a held backfill', () => {
     await new Promise((r) => setTimeout(r, 30));
     expect(n).toBe(after);
     expect(said).toEqual([expect.stringMatching(/^d-1 is held, and starts no partition: the retries budget is spent: 3 of 3/), 'd-1 goes on: nothing holds it any more']);
+  });
+
+  it('noteHolds says once that no worker polls the workflow task queue (wait was silent), and when it answers again', async () => {
+    const away = new BackfillError('no_worker', "backfill 'd-1' is running but no worker polls its workflow task queue 'orphanq': start one with backfill worker");
+    const looks: Array<Looked | Error> = [away, away, away, running, running];
+    let n = 0;
+    const client = { progress: async () => { const next = looks[Math.min(n++, looks.length - 1)]!; if (next instanceof Error) throw next; return next as Progress; } };
+    const said: string[] = [];
+    const stop = noteHolds(client, 'd-1', (line) => said.push(line), 5);
+    await vi.waitFor(() => expect(n).toBeGreaterThanOrEqual(looks.length + 1));
+    stop();
+    expect(said).toEqual([`d-1 cannot move: ${away.message} (wait goes on waiting)`, 'd-1 goes on: its workflow answers again']);
   });
 });
