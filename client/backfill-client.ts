@@ -1686,10 +1686,10 @@ export class BackfillClient {
     const failed = Object.entries(carry.readiness)
       .filter(([id]) => node === undefined || id === node)
       .reduce((sum, [, state]) => sum + RangeSet.fromJSON(state.failed).size, 0);
-    if (node !== undefined) {
-      const nothing = (await import('../core/retry-failed.ts')).nothingToRetryOn(backfillId, node, carry.readiness);
-      if (nothing !== null) throw new BackfillError('invalid_argument', nothing);
-    }
+    const { nothingFailed, nothingToRetryOn } = await import('../core/retry-failed.ts');
+    // A cancelled run with no failure went on as resume does, saying it retried 0.
+    const nothing = node !== undefined ? nothingToRetryOn(backfillId, node, carry.readiness) : nothingFailed(backfillId, carry.readiness, status !== 'COMPLETED');
+    if (nothing !== null) throw new BackfillError('invalid_argument', nothing);
     const { started, changed, plan } = await this.goOn(backfillId, description, {
       retryFailed: true,
       ...(spec ? { spec } : {}),

@@ -27,6 +27,7 @@ import { initialRelease } from './only-changed.ts';
 import { RangeSet, receivedRanges, type RangesJSON } from './ranges.ts';
 import { Readiness, resumeRunsAgain, resumedReadiness } from './readiness.ts';
 import type { Canary, ResolvedNode, ResolvedSpec } from './spec.ts';
+import { nothingFailed, nothingToRetryOn } from './retry-failed.ts';
 import { changedNodes, parseResolvedSpec, readResolvedSpec } from './spec-changes.ts';
 import type { EffectiveLimits } from './windows.ts';
 import { nameText, valueText } from './value-text.ts';
@@ -408,6 +409,18 @@ export class BackfillCoordinator {
     return parsed;
   }
 
+  /**
+   * `parseRetry`, and a retry that would retry nothing refused (its validator, and the judgement
+   * `retry-failed --spec` asks first). Not the handler's: histories hold retries of nothing applied.
+   */
+  validateRetry(backfillId: string, node?: unknown, meta?: unknown): { node: string | null; meta: ControlMeta } {
+    const parsed = this.parseRetry(node, meta);
+    const state = this.readiness.toJSON();
+    const nothing = parsed.node === null ? nothingFailed(backfillId, state, false) : nothingToRetryOn(backfillId, parsed.node, state);
+    if (nothing !== null) throw new BackfillError('invalid_argument', nothing);
+    return parsed;
+  }
+
   parseRetry(node?: unknown, meta?: unknown): { node: string | null; meta: ControlMeta } {
     const id = this.nodeArg(node);
     const parsed = this.meta(meta);
@@ -693,12 +706,12 @@ export class BackfillCoordinator {
    * nothing): how the policy judges one of its changes. `set-budget --retries --cost` and
    * `retry-failed --spec` judge every change first, so that one refused applies none.
    */
-  judgeChange(change: unknown, meta?: unknown): Judgement {
+  judgeChange(change: unknown, meta: unknown, backfillId: string): Judgement {
     const c = change as { action?: unknown; node?: unknown } | null;
     return {
       refused: judged(() => {
         if (c?.action === 'set-budget') return this.parseBudget(c, meta);
-        if (c?.action === 'retry') return this.parseRetry(c.node ?? undefined, meta);
+        if (c?.action === 'retry') return this.validateRetry(backfillId, c.node ?? undefined, meta);
         throw new BackfillError('invalid_argument', "a change to judge is { action: 'set-budget', budget, limit } or { action: 'retry', node? }", 'action');
       }).refused,
     };

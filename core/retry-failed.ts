@@ -11,6 +11,17 @@ export function failedPerNode(state: ReadinessJSON): Array<{ node: string; faile
 }
 
 /**
+ * Why `retry-failed` (of every node: `node` undefined) would retry nothing: no node has a failed
+ * partition. `resume`: the backfill ended short of its end (cancelled, failed), so resume is what
+ * runs the rest. Null when there is something to retry.
+ */
+export function nothingFailed(backfillId: string, state: ReadinessJSON, resume: boolean): string | null {
+  if (failedPerNode(state).length > 0) return null;
+  const nothing = `backfill '${backfillId}' has no failed partitions: there is nothing to retry`;
+  return resume ? `${nothing} (to run the partitions it did not reach, resume it: backfill resume ${shellWord(backfillId)})` : nothing;
+}
+
+/**
  * Why `retry-failed --node <node>` of an ended backfill would retry nothing (its node has no
  * failed partition), naming the nodes that do have some; null when it retries something, or when
  * the node is not one of the backfill's (refused later, as an unknown node).

@@ -617,8 +617,9 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
   setHandler(setConcurrencyUpdate, refusing(setConcurrency), {
     validator: refusing((concurrency: unknown, node?: unknown, meta?: unknown) => void coordinator.parseConcurrency(concurrency, node, meta)),
   });
-  setHandler(retryFailedUpdate, refusing(retryFailed), { validator: refusing((node?: unknown, meta?: unknown) => void coordinator.parseRetry(node, meta)) });
-  setHandler(judgeChangeQuery, (change: unknown, meta?: unknown) => coordinator.judgeChange(change, meta));
+  // The validator refuses a retry of nothing (validators do not run on replay; the handler applies what histories hold).
+  setHandler(retryFailedUpdate, refusing(retryFailed), { validator: refusing((node?: unknown, meta?: unknown) => void coordinator.validateRetry(backfillId, node, meta)) });
+  setHandler(judgeChangeQuery, (change: unknown, meta?: unknown) => coordinator.judgeChange(change, meta, backfillId));
   // Fix and go on: a new spec with the same nodes and partitions, for the partitions still to run.
   const planHashOf = (next: typeof spec) => planHash({ spec: next, range: input.range, ...(input.skip ? { skip: input.skip } : {}), stage: input.stage === true, canary: input.canary });
   setHandler(
