@@ -176,7 +176,7 @@ export function renderGovernance(progress: Printable<Progress>): string[] {
   while (appliedAt >= 0 && recent[appliedAt]!.outcome !== 'applied') appliedAt--;
   const last = appliedAt >= 0 ? recent[appliedAt]! : g.lastAction;
   if (last) {
-    const when = new Date(last.at).toISOString().replace('T', ' ').replace(/\.\d+Z$/, ' UTC');
+    const when = utcTime(last.at);
     const change = describeChange(last);
     const reason = last.reason === null ? '' : `: "${last.reason.length > SHOWN_REASON ? `${last.reason.slice(0, SHOWN_REASON)}…` : last.reason}"`;
     const refusedSince = appliedAt >= 0 ? recent.length - appliedAt - 1 : 0;
@@ -220,10 +220,7 @@ export function renderStatus(shown: Progress & { waiting?: Waiting[]; stalledSec
       STOPPED_SHORT.has(progress.state) ? '–' : eta(n.etaSeconds, leftOf(n)),
     ]);
   }
-  const staged =
-    progress.state === 'staged'
-      ? [pc.magenta(`staged: nothing is published yet. Compare with 'backfill diff ${shellWord(progress.backfillId)}', then 'backfill publish ${shellWord(progress.backfillId)}' or 'backfill discard ${shellWord(progress.backfillId)}'`)]
-      : [];
+  const staged = progress.state === 'staged' ? [pc.magenta(stagedLine(progress))] : [];
   const judgement = progress.judgement !== undefined ? [pc.yellow(`  ⚠ not admitted yet: ${progress.judgement}`)] : [];
   const failing = progress.workflowTaskFailing ? [pc.red(`  ⚠ ${progress.workflowTaskFailing.message}`)] : [];
   const stepFailing = progress.activityFailing ? [pc.red(`  ⚠ ${activityFailingText(progress.activityFailing)}`)] : [];
@@ -265,6 +262,23 @@ export function renderRollback(progress: Printable<{ backfillId: string; rollbac
 function movedNothing(backfillId: string, leftAlone: number): string {
   if (leftAlone === 0) return `found nothing to roll back: ${backfillId} published nothing`;
   return `left every partition alone (${number(leftAlone)}, changed since by a later backfill), so the data is not rolled back: 'backfill rollback ${shellWord(backfillId)} --force' restores them`;
+}
+
+/** `2026-12-07 10:43:01 UTC`. */
+function utcTime(ms: number): string {
+  return new Date(ms).toISOString().replace('T', ' ').replace(/\.\d+Z$/, ' UTC');
+}
+
+/** What a staged backfill waits for, or the decision under way (the warehouse publishes or drops every version at once). */
+function stagedLine(progress: Printable<Progress>): string {
+  const id = shellWord(progress.backfillId);
+  const phase = progress.staged?.phase;
+  const by = progress.staged?.by !== undefined ? ` (by ${progress.staged.by}${progress.staged.at !== undefined ? ` at ${utcTime(progress.staged.at)}` : ''})` : '';
+  if (phase === 'publishing') {
+    return `staged: being published${by}, all at once: nothing is published until it is done. A publish whose worker was lost runs again after its activity's 10-minute timeout`;
+  }
+  if (phase === 'discarding') return `staged: being discarded${by}: nothing is published`;
+  return `staged: nothing is published yet. Compare with 'backfill diff ${id}', then 'backfill publish ${id}' or 'backfill discard ${id}'`;
 }
 
 /** How a backfill ended, as `wait` and `start --watch` print it: the headline and the failures. */

@@ -217,9 +217,11 @@ export function isLimitChange(entry: Pick<AuditEntry, 'action' | 'outcome' | 'de
  * people. Every actor ends with how it is known, chosen here, so a declared identity that reads
  * like a verified one (`alice (verified signature)`) still ends in `(declared)`.
  */
-export function describeActor(entry: Pick<AuditEntry, 'identity' | 'verified'>): string {
+export function describeActor(entry: Pick<AuditEntry, 'identity' | 'verified'> & Partial<Pick<AuditEntry, 'action' | 'details'>>): string {
   if (entry.verified) return `${entry.identity} (verified signature)`;
-  return entry.identity === POLICY_IDENTITY ? 'the policy' : `${entry.identity} (declared)`;
+  if (entry.identity !== POLICY_IDENTITY) return `${entry.identity} (declared)`;
+  // Recorded under the policy's identity, but no rule of a policy did it: the backfill stopped on its canary's failure.
+  return entry.action === 'discard' && entry.details?.canary === true && typeof entry.details.stopped === 'string' ? 'the backfill itself' : 'the policy';
 }
 
 /** What an entry changed, in a few words: `rate 20/s → 50/s (node orders)`. */
@@ -279,8 +281,9 @@ export function describeChange(entry: Pick<AuditEntry, 'action' | 'details' | 'o
       const how = d.announced === false ? 'cancelled through Temporal (its CLI or the Web UI), not backfill cancel' : 'cancelled';
       return typeof d.note === 'string' ? `${how}; ${d.note}` : how;
     }
+    // A decision is recorded as it is taken, before the warehouse carries it out (status says while it does).
     case 'publish':
-      if (d.canary !== true) return withPolicy('staged versions published', d);
+      if (d.canary !== true) return withPolicy('publish asked: every staged version, at once', d);
       return `canary approved${d.auto === true ? ' by itself (canary.auto)' : ''}: its slice published, the rest runs`;
     case 'replace-spec':
       return `a new spec that changes ${typeof d.changed === 'string' && d.changed !== '' ? d.changed : 'no node'}${d.approvalAgain === true ? ': the new plan needs an approval again' : ''}`;
@@ -288,7 +291,12 @@ export function describeChange(entry: Pick<AuditEntry, 'action' | 'details' | 'o
       // Asked, not done: the rollback's summary says what it restored (a second one may restore nothing).
       return withPolicy(`rollback asked: each partition the backfill changed back to its version before it${d.force === true ? ', even one changed since (--force)' : ', unless changed since'}`, d);
     case 'discard':
-      return withPolicy('staged versions dropped', d);
+      // A canary that failed stopped the backfill by itself: it dropped nothing, what passed stays staged.
+      if (d.canary === true && typeof d.stopped === 'string') return `the canary failed and stopped the backfill${d.stopped !== '' ? `: ${d.stopped}` : ''}; nothing was dropped (what passed stays staged: resume goes on from it, discard drops it)`;
+      if (d.canary === true) return `canary discarded${d.auto === true ? ' by itself (canary.auto)' : ''}: its slice dropped, nothing beyond it runs`;
+      // An ended run's discard (its own workflow): a second one finds nothing left to drop.
+      if (typeof d.runKey === 'string') return withPolicy('discard asked: every version the ended run staged (a second finds nothing left)', d);
+      return withPolicy('discard asked: every staged version, at once', d);
     default:
       return describeDetails(d);
   }

@@ -1102,7 +1102,9 @@ export class BackfillCoordinator {
       held: this.heldSpans,
       ...(g?.hasWindows ? { throughWindows: (workMs: number) => g.workThroughWindows(this.now(), workMs) } : {}),
     });
-    return { ...progress, ...(g ? { governance: g.view(this.now(), holds) } : {}), ...(this.canary ? { canary: this.canary.view() } : {}) };
+    const decision = this.staged?.lastDecision;
+    const staged = this.staged ? { staged: { phase: this.staged.current, ...(decision ? { by: decision.by, at: decision.at } : {}) } } : {};
+    return { ...progress, ...(g ? { governance: g.view(this.now(), holds) } : {}), ...(this.canary ? { canary: this.canary.view() } : {}), ...staged };
   }
 
   get isPaused(): boolean {

@@ -2,6 +2,7 @@
  * Messages between the client, the parent workflow, the node workflows and the partition
  * activity. Plain JSON: everything here crosses Temporal's payload converter.
  */
+import type { StagedPhase } from './staged.ts';
 import type { Spending } from './budget.ts';
 import type { CostMetric } from './policy.ts';
 import type { GovernanceJSON, GovernanceView } from './governance.ts';
@@ -407,6 +408,8 @@ export type Progress = PartitionCounts & {
   governance?: GovernanceView;
   /** A canary backfill: its slice, where it is, the slice's diff and the decision. */
   canary?: CanaryView;
+  /** A staged backfill: where its decision is (`publishing` while the warehouse carries it out), and who took it. */
+  staged?: { phase: StagedPhase; by?: string; at?: number };
 };
 
 export type BackfillResult = {

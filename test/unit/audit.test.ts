@@ -125,7 +125,15 @@ describe('describing entries', () => {
     expect(said('cancel', { requested: true, note: "the canary's slice was published before the cancel took effect; the rest does not run" })).toBe(
       "cancelled; the canary's slice was published before the cancel took effect; the rest does not run",
     );
-    expect(said('publish', {})).toBe('staged versions published');
+    // Recorded as taken, before the warehouse carries it out: what was asked, not what is done.
+    expect(said('publish', {})).toBe('publish asked: every staged version, at once');
+    expect(said('discard', {})).toBe('discard asked: every staged version, at once');
+    expect(said('discard', { canary: true, auto: false })).toBe('canary discarded: its slice dropped, nothing beyond it runs');
+    // A canary that failed dropped nothing (it said "staged versions dropped", by "the policy").
+    const stopped = '1 partition of the canary failed (first: agg: boom); nothing beyond the canary was written';
+    expect(said('discard', { canary: true, stopped })).toBe(`the canary failed and stopped the backfill: ${stopped}; nothing was dropped (what passed stays staged: resume goes on from it, discard drops it)`);
+    expect(describeActor({ identity: POLICY_IDENTITY, verified: false, action: 'discard', details: { canary: true, stopped } })).toBe('the backfill itself');
+    expect(describeActor({ identity: POLICY_IDENTITY, verified: false, action: 'budget-pause', details: {} })).toBe('the policy');
     expect(said('publish', { canary: true, auto: false })).toBe('canary approved: its slice published, the rest runs');
     expect(said('publish', { canary: true, auto: true })).toBe('canary approved by itself (canary.auto): its slice published, the rest runs');
     expect(said('replace-spec', { changed: 'orders, daily', approvalAgain: true })).toBe('a new spec that changes orders, daily: the new plan needs an approval again');
@@ -170,7 +178,7 @@ describe('describing entries', () => {
     expect(describeChange({ action: 'rollback', outcome: 'applied', details: { force: true, policyHash: 'sha256:0123456789abcdef0123' } })).toBe(
       'rollback asked: each partition the backfill changed back to its version before it, even one changed since (--force), policy sha256:0123456789ab…',
     );
-    expect(describeChange({ action: 'discard', outcome: 'applied', details: { runKey: 'r1', policyHash: null } })).toBe('staged versions dropped');
+    expect(describeChange({ action: 'discard', outcome: 'applied', details: { runKey: 'r1', policyHash: null } })).toBe('discard asked: every version the ended run staged (a second finds nothing left)');
   });
 
   it('renders backfill audit as a table of who, when, why and what, the same with colours forced or not', () => {

@@ -504,6 +504,14 @@ describe('renderStatus', () => {
     expect(text).not.toContain('refused by the policy');
   });
 
+  it('a staged backfill whose publish is under way says so (it said "nothing is published yet: publish"), and who asked', () => {
+    const staged = (phase: 'awaiting' | 'publishing' | 'discarding') => plain(renderStatus({ ...progress({ state: 'staged' }), waiting: [], staged: { phase, by: 'ops@vm', at: 0 } }));
+    expect(staged('awaiting')).toContain("staged: nothing is published yet. Compare with 'backfill diff");
+    expect(staged('publishing')).toContain('staged: being published (by ops@vm at 1970-01-01 00:00:00 UTC), all at once: nothing is published until it is done. A publish whose worker was lost runs again');
+    expect(staged('publishing')).not.toContain('backfill publish');
+    expect(staged('discarding')).toContain('staged: being discarded (by ops@vm at 1970-01-01 00:00:00 UTC): nothing is published');
+  });
+
   it('wait and start --watch of a run that failed say why too, with or without its progress', () => {
     const failure = 'cannot connect to the PostgreSQL warehouse: database "nosuchdb" does not exist';
     expect(plain(renderEnd({ ...progress({ state: 'failed' }), failure })).split('\n')[1]).toBe(`  ✗ it failed: ${failure}`);
@@ -584,7 +592,7 @@ describe('renderGovernance (status under a policy)', () => {
       renderGovernance(printable(progress({ governance: governance({ lastAction: { seq: 4, at: 0, action, identity: 'root@vm', verified: false, reason: null, outcome: 'applied', details } }) }))).map((l) =>
         stripVTControlCharacters(l),
       );
-    expect(last('publish', {})).toEqual(['  last action: publish by root@vm (declared) at 1970-01-01 00:00:00 UTC · staged versions published']);
+    expect(last('publish', {})).toEqual(['  last action: publish by root@vm (declared) at 1970-01-01 00:00:00 UTC · publish asked: every staged version, at once']);
     // A pause from before pauses recorded what they found.
     expect(last('pause', {})).toEqual(['  last action: pause by root@vm (declared) at 1970-01-01 00:00:00 UTC']);
   });
