@@ -29,12 +29,24 @@ function nextStep(id: string, end: StagedEnd | null): string {
 const signed = (n: number | null) => (n === null ? '–' : `${n > 0 ? '+' : ''}${Number(n.toPrecision(15)).toLocaleString('en-US', { maximumFractionDigits: 20 })}`);
 
 /** `partitions` (--partitions): the table lists those whose rows changed. */
-export function renderDiff(id: string, phase: string, diff: DiffSummary, changedPartitions?: readonly PartitionDiff[], end: StagedEnd | null = null): string {
+/**
+ * What a publish leaves out: partitions that failed, and those blocked behind them, were never
+ * staged (null when there are none). `diff` and `publish` say it; a publish said nothing before.
+ */
+export function unstagedNote(id: string, counts: { failed: number; blocked: number } | null): string | null {
+  if (counts === null || counts.failed + counts.blocked === 0) return null;
+  const n = counts.failed + counts.blocked;
+  const blocked = counts.blocked > 0 ? `, ${number(counts.blocked)} blocked behind them` : '';
+  return `${number(n)} partition${n === 1 ? ' is' : 's are'} not staged (${number(counts.failed)} failed${blocked}): a publish leaves ${n === 1 ? 'it' : 'them'} out; after it, 'backfill retry-failed ${shellWord(id)}' stages ${n === 1 ? 'it' : 'them'} again`;
+}
+
+export function renderDiff(id: string, phase: string, diff: DiffSummary, changedPartitions?: readonly PartitionDiff[], end: StagedEnd | null = null, unstaged: string | null = null): string {
   // Column names come from the node's SQL (SELECT 1 AS "..."): any text.
   const [backfillId, summary, partitions] = [printableText(id), printable(diff), changedPartitions && printable(changedPartitions)];
   const style = process.stdout.isTTY ? { head: ['cyan'] } : { head: [], border: [] };
   const lines = [
     `${pc.bold(backfillId)}: ${number(summary.partitions)} staged partition${summary.partitions === 1 ? '' : 's'} against what is published (${stagedPhaseText(phase, end)})`,
+    ...(unstaged !== null ? [pc.yellow(`  ⚠ ${printableText(unstaged)}`)] : []),
   ];
   if (summary.partitions === 0) {
     lines.push('  nothing staged: published or discarded already, or nothing computed yet');

@@ -18,7 +18,7 @@ export function diffCommand() {
     .option('--partitions', 'also each partition: its rows before and after, added, removed and changed')
     .addOption(jsonOption())
     .action(async (id, options, command) => {
-      const [{ openExistingWarehouse }, { diffSummary }, { renderDiff }] = await Promise.all([
+      const [{ openExistingWarehouse }, { diffSummary }, { renderDiff, unstagedNote }] = await Promise.all([
         import('../existing-warehouse.ts'),
         import('../../activities/warehouse/staging.ts'),
         import('../render-diff.ts'),
@@ -28,12 +28,16 @@ export function diffCommand() {
       try {
         await withClient(command, async (client) => {
           const run = await client.stagedRun(id);
+          // What a publish would leave out: the partitions that failed, and those they blocked.
+          const undecided = run.phase !== 'published' && run.phase !== 'discarded';
+          const progress = undecided ? await client.progress(id).catch(() => null) : null;
+          const notStaged = progress && progress.failed + progress.blocked > 0 ? { failed: progress.failed, blocked: progress.blocked } : null;
           const partitions: PartitionDiff[] = [];
           const keep = options.partitions ? (page: readonly PartitionDiff[]) => partitions.push(...page) : undefined;
           const summary = await diffSummary((page) => warehouse.diffStaged({ backfillId: run.backfillId, runKey: run.runKey }, page), run.keys, undefined, keep);
           const ended = run.end ? { ended: run.end } : {};
-          print(options.json, { backfillId: id, phase: run.phase, ...ended, ...summary, ...(options.partitions ? { partitionDiffs: partitions } : {}) }, () =>
-            renderDiff(id, run.phase, summary, options.partitions ? partitions : undefined, run.end),
+          print(options.json, { backfillId: id, phase: run.phase, ...ended, ...summary, ...(notStaged ? { notStaged } : {}), ...(options.partitions ? { partitionDiffs: partitions } : {}) }, () =>
+            renderDiff(id, run.phase, summary, options.partitions ? partitions : undefined, run.end, unstagedNote(id, notStaged)),
           );
         });
       } finally {
@@ -41,6 +45,9 @@ export function diffCommand() {
       }
     });
 }
+
+/** How long a publish or discard runs before the command says it is still under way. */
+const STILL_DECIDING_MS = 15_000;
 
 function decisionCommand(action: 'publish' | 'discard') {
   const publish = action === 'publish';
@@ -54,8 +61,21 @@ function decisionCommand(action: 'publish' | 'discard') {
     .option('--reason <text>', 'why, kept with the decision in the backfill\'s state')
     .addOption(jsonOption())
     .action(async (id, options, command) => {
+      const [{ unstagedNote }, { terminalText }] = await Promise.all([import('../render-diff.ts'), import('../printable.ts')]);
+      const say = (line: string) => process.stderr.write(`${pc.yellow(`note: ${terminalText(line)}`)}\n`);
       await withClient(command, async (client) => {
-        const reply = await client.decideStaged(id, action, options.reason);
+        if (publish) {
+          const progress = await client.progress(id).catch(() => null);
+          const note = unstagedNote(id, progress && { failed: progress.failed, blocked: progress.blocked });
+          if (note !== null) say(note);
+        }
+        // The warehouse does it in one transaction, on a worker: a lost one is seen only at its activity's timeout.
+        const slow = setTimeout(
+          () => say(`the ${action} is still under way, every version at once; if the worker running it was lost, it runs again after the activity's 10-minute timeout ('backfill status ${id}' shows it)`),
+          STILL_DECIDING_MS,
+        );
+        slow.unref();
+        const reply = await client.decideStaged(id, action, options.reason).finally(() => clearTimeout(slow));
         print(options.json, { backfillId: id, ...reply }, () => {
           const done = publish ? 'published' : 'discarded';
           const again = reply.versions === 0 && reply.before > 0 ? ` (${reply.before} were ${done} already)` : '';
