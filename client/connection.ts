@@ -12,6 +12,7 @@ import type { Connection, TLSConfig } from '@temporalio/client';
 import { loadClientConfig, loadClientConfigProfile, toClientOptions, type ClientConfigProfile, type ClientConnectConfig } from '@temporalio/envconfig';
 import { BackfillError } from '../core/errors.ts';
 import { shellWord } from '../core/shell-word.ts';
+import { temporalAddressProblem, type AddressSource } from '../core/temporal-address.ts';
 import { rememberSecrets, redactSecrets } from './secrets.ts';
 import { probeTls, type TlsProblem } from './tls-probe.ts';
 
@@ -210,7 +211,15 @@ export function resolveConnection(overrides: ConnectionOverrides = {}, env: Env 
   const { tls, apiKey, metadata } = loaded.connectionOptions;
   rememberSecrets([typeof apiKey === 'string' ? apiKey : undefined, ...textValues(metadata)]);
   checkSendable(apiKey, metadata, env, where);
-  const address = loaded.connectionOptions.address || DEFAULT_ADDRESS;
+  // An empty TEMPORAL_ADDRESS (or address in a profile) counts as unset, as every empty variable
+  // does (`variables`); an empty --address was typed on purpose, and is refused.
+  const given = overrides.address ?? (loaded.connectionOptions.address || undefined);
+  if (given !== undefined) {
+    const source: AddressSource = overrides.address !== undefined ? { kind: 'flag' } : env.TEMPORAL_ADDRESS ? { kind: 'env' } : { kind: 'profile', where };
+    const problem = temporalAddressProblem(given, source);
+    if (problem !== null) throw configError(problem);
+  }
+  const address = given ?? DEFAULT_ADDRESS;
   return {
     address,
     namespace: loaded.namespace || DEFAULT_NAMESPACE,

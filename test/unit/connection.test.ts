@@ -84,6 +84,24 @@ describe('resolveConnection', () => {
     expect(resolve({ TEMPORAL_ADDRESS: '', TEMPORAL_NAMESPACE: '', TEMPORAL_API_KEY: '' })).toMatchObject({ address: 'localhost:7233', namespace: 'default', apiKey: false, tls: false });
   });
 
+  it('refuses an empty --address (an empty TEMPORAL_ADDRESS stays unset), and a malformed address, as invalid_argument', () => {
+    const refusal = (env: Record<string, string>, overrides: ConnectionOverrides) => thrownBackfillError(() => resolve(env, overrides));
+    expect(refusal({}, { address: '' })).toMatchObject({ code: 'invalid_argument', message: '--address is empty: give the Temporal frontend as host:port, e.g. --address localhost:7233' });
+    expect(refusal({ TEMPORAL_ADDRESS: 'env:7233' }, { address: '' })).toMatchObject({ code: 'invalid_argument', message: expect.stringMatching(/^--address is empty/) });
+    expect(refusal({}, { address: 'localhost:abc' })).toMatchObject({ code: 'invalid_argument', message: expect.stringMatching(/^--address 'localhost:abc' has a port/) });
+    expect(refusal({}, { address: 'http://localhost:7533' })).toMatchObject({ code: 'invalid_argument', message: expect.stringMatching(/scheme \(http:\/\/\): drop it/) });
+    expect(refusal({}, { address: 'localhost:7533/' })).toMatchObject({ code: 'invalid_argument', message: expect.stringMatching(/has a path/) });
+    expect(refusal({ TEMPORAL_ADDRESS: 'localhost:abc' }, {})).toMatchObject({ code: 'invalid_argument', message: expect.stringMatching(/^TEMPORAL_ADDRESS 'localhost:abc'/) });
+    const toml = join(dir, 'bad-address.toml');
+    writeFileSync(toml, '[profile.default]\naddress = "http://temporal.internal:7233"\n');
+    expect(refusal({ TEMPORAL_CONFIG_FILE: toml }, {})).toMatchObject({
+      code: 'invalid_argument',
+      message: expect.stringMatching(new RegExp(`^the address of profile 'default' in ${toml.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')} 'http://temporal.internal:7233' has a scheme`)),
+    });
+    // A good flag wins over a bad variable: only the address used is checked.
+    expect(resolve({ TEMPORAL_ADDRESS: 'localhost:abc' }, { address: 'flag:7233' }).address).toBe('flag:7233');
+  });
+
   it('reads the default profile of the file TEMPORAL_CONFIG_FILE names', () => {
     const settings = resolve({ TEMPORAL_CONFIG_FILE: join(dir, 'temporal.toml') });
     expect(settings).toMatchObject({ address: 'temporal.internal:7233', namespace: 'analytics', profile: 'default', configFile: join(dir, 'temporal.toml') });
