@@ -2,6 +2,7 @@
 import { join, resolve as resolvePath } from 'node:path';
 import { Command } from '@commander-js/extra-typings';
 import { BackfillError } from '../../core/errors.ts';
+import { devPortClash, type DevPort } from '../../core/dev-ports.ts';
 import { HELP_GROUPS, documented } from '../help.ts';
 import { codeVersionOption, policyOption, policyPath, jsonOption, logFormatOption, port, transformsGiven, transformsOption, warehouseOption } from '../options.ts';
 import { PROJECT_SPEC } from '../project.ts';
@@ -56,6 +57,15 @@ export function devCommand() {
       const [{ afterStart, endAfterStop, printStarted, serve, stopOnFailure }, { settingsFromEnv }] = await Promise.all([import('../serve.ts'), import('../../host/settings.ts')]);
       const settings = settingsFromEnv();
       await serve(options, settings.logLevel, async (telemetry) => {
+        // The dev server and its Web UI listen on 127.0.0.1; the worker's metrics port clashes with them there or on every interface.
+        const metrics = options.worker && telemetry.metrics && ['127.0.0.1', '0.0.0.0', '::'].includes(telemetry.metrics.host) ? telemetry.metrics.port : undefined;
+        const ports: DevPort[] = [
+          { flag: '--port', port: options.port, defaulted: command.getOptionValueSource('port') === 'default' },
+          { flag: '--ui-port', port: options.uiPort, defaulted: command.getOptionValueSource('uiPort') === 'default' },
+          ...(metrics !== undefined ? [{ flag: '--metrics-port', port: metrics, defaulted: false }] : []),
+        ];
+        const clash = devPortClash(ports);
+        if (clash !== null) throw new BackfillError('invalid_argument', clash);
         const [{ DEFAULT_TASK_QUEUE, EXAMPLE_TRANSFORMS, parseQueues, startLocal }, { announce }, { metricsUrl }, { devServerEnv, exportLines }, { workerTransforms }] = await Promise.all([
           import('../local.ts'),
           import('../../workers/logging.ts'),

@@ -133,6 +133,25 @@ describe('backfill dev on other ports', () => {
     }
   });
 
+  it('refuses --port and --ui-port (or --metrics-port) on the same port before starting anything, naming both flags', async () => {
+    const dir = project();
+    try {
+      const same = await runCli('dev', '--port', '7533', '--ui-port', '7533', '--json');
+      expect(same.code).not.toBe(0);
+      expect(JSON.parse(same.stdout).error).toEqual({
+        code: 'invalid_argument',
+        message: '--port 7533 and --ui-port 7533 are the same port, and each needs its own: choose another, e.g. --ui-port 8533',
+      });
+      expect((await runCli('dev', '--port', '8233')).stderr).toContain('--port 8233 and --ui-port 8233 (its default) are the same port');
+      expect((await runCli('dev', '--metrics-port', '8233')).stderr).toContain('--ui-port 8233 (its default) and --metrics-port 8233 are the same port');
+      expect(started).toHaveLength(0);
+      // With no worker, no metrics port, and a metrics host of another interface, no clash.
+      expect((await runCli('dev', '--metrics-port', '8233', '--metrics-host', '10.1.2.3', '--json')).code).toBe(0);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('says once that its worker runs without a policy, with the fix; nothing of it with --policy', async () => {
     const dir = project();
     try {
