@@ -288,19 +288,25 @@ describe('progressOf throughput and ETA', () => {
     expect(node(later, 'a').etaSeconds).not.toBeNull();
   });
 
-  it('a node, or a backfill, with nothing left keeps the pace it had, however short its work', () => {
+  it('a node, or a backfill, with nothing left shows no throughput either until its work spans a second, and its ETA says done', () => {
     const plan = chainPlan();
     const r = new Readiness(plan);
     r.releaseAll();
     for (const id of ['a', 'b', 'c', 'z']) r.markDone(id, RangeSet.of([0, 5]));
-    const reports = { a: report({ completed: 5, firstStartedAt: 10_000, lastFinishedAt: 10_500 }), z: report({ completed: 5, firstStartedAt: 10_000, lastFinishedAt: 10_250 }) };
-    const p = progressOf(inputs(plan, r, { state: 'completed', reports }));
-    expect(node(p, 'a').throughput).toBeCloseTo(10); // 5 in 0.5 s
-    expect(node(p, 'z').throughput).toBeCloseTo(20);
-    expect(p.throughput).toBeCloseTo(20); // 10 in 0.5 s
-    // A settled node whose work took no time at all has no pace to tell.
-    const instant = progressOf(inputs(plan, r, { state: 'completed', reports: { a: report({ completed: 5, firstStartedAt: 10_000, lastFinishedAt: 10_000 }) } }));
-    expect(node(instant, 'a').throughput).toBeNull();
+    // One partition of 10 ms is no pace of 100/s, nor one of 19 ms one of 52.6/s (above a rate of 20/s).
+    const short = { a: report({ completed: 1, firstStartedAt: 10_000, lastFinishedAt: 10_010 }), z: report({ completed: 1, firstStartedAt: 10_000, lastFinishedAt: 10_019 }) };
+    const p = progressOf(inputs(plan, r, { state: 'completed', reports: short }));
+    expect(node(p, 'a').throughput).toBeNull();
+    expect(node(p, 'z').throughput).toBeNull();
+    expect(p.throughput).toBeNull();
+    for (const x of p.nodes) expect(x.etaSeconds, x.id).toBe(0);
+    expect(renderStatus(p)).not.toMatch(/100\.0\/s|52\.6\/s/);
+    // Over a second of work, a settled node shows the pace it had.
+    const long = { a: report({ completed: 5, firstStartedAt: 10_000, lastFinishedAt: 12_500 }), z: report({ completed: 5, firstStartedAt: 10_000, lastFinishedAt: 10_000 + MIN_PACE_SPAN_MS }) };
+    const q = progressOf(inputs(plan, r, { state: 'completed', reports: long }));
+    expect(node(q, 'a').throughput).toBeCloseTo(2); // 5 in 2.5 s
+    expect(node(q, 'z').throughput).toBeCloseTo(5);
+    expect(q.throughput).toBeCloseTo(4); // 10 in 2.5 s
   });
 
   it('ETA is the remaining (not failed, not blocked) partitions over the throughput', () => {
