@@ -23,16 +23,35 @@ export function parseDurationFlag(flag: string, value: string, bounds: DurationB
   const text = value.trim();
   const ms = BARE_SECONDS.test(text) ? Math.round(Number(text) * 1000) : parseDuration(text);
   const path = flag.replace(/^-+/, '');
-  if (ms === undefined) {
-    throw new BackfillError('invalid_argument', `${flag} '${value}' is not a duration: write e.g. 300 (seconds), 90s, 30m or 2h${fix ? `, ${fix}` : ''}`, path);
-  }
   const { minMs = 0, maxMs = Infinity } = bounds;
+  if (ms === undefined) {
+    throw new BackfillError('invalid_argument', `${flag} '${value}' is not a duration: write e.g. ${examples(minMs, maxMs)}${fix ? `, ${fix}` : ''}`, path);
+  }
   if (ms < minMs || ms > maxMs) {
     const range = Number.isFinite(maxMs) ? `from ${describe(minMs)} to ${describe(maxMs)}` : `at least ${describe(minMs)}`;
     const bare = BARE_SECONDS.test(text) ? ` (a bare number counts seconds: ${text} is ${describe(ms)})` : '';
     throw new BackfillError('invalid_argument', `${flag} '${value}' must be ${range}${bare}`, path);
   }
   return ms;
+}
+
+/** A bare number first (it counts seconds), then durations with units. */
+const EXAMPLES: ReadonlyArray<readonly [text: string, ms: number]> = [['300 (seconds)', 300_000], ['90s', 90_000], ['30m', 1_800_000], ['2h', 7_200_000]];
+/** Where EXAMPLES are not all within a flag's bounds: durations from which those within are picked. */
+const LADDER: ReadonlyArray<readonly [text: string, ms: number]> = [['500ms', 500], ['2s', 2000], ['30s', 30_000], ['90s', 90_000], ['5m', 300_000], ['10m', 600_000], ['30m', 1_800_000], ['2h', 7_200_000], ['1d', 86_400_000]];
+
+/** `300 (seconds), 90s, 30m or 2h`; with bounds they do not all fit, examples within them and the range. */
+function examples(minMs: number, maxMs: number): string {
+  const within = ([, ms]: readonly [string, number]) => ms >= minMs && ms <= maxMs;
+  const list = (texts: string[]) => `${texts.slice(0, -1).join(', ')} or ${texts[texts.length - 1]}`;
+  if (EXAMPLES.every(within)) return list(EXAMPLES.map(([text]) => text));
+  const ladder = LADDER.filter(within);
+  // The shortest, one between and the longest of those within.
+  const picked = [...new Set([ladder[0], ladder[Math.floor((ladder.length - 1) / 2)], ladder[ladder.length - 1]])].filter((entry) => entry !== undefined);
+  const bare = EXAMPLES[0]!;
+  const texts = [...(within(bare) ? [bare[0]] : []), ...picked.map(([text]) => text)];
+  const range = !Number.isFinite(maxMs) ? `at least ${describe(minMs)}` : minMs > 0 ? `from ${describe(minMs)} to ${describe(maxMs)}` : `up to ${describe(maxMs)}`;
+  return texts.length > 0 ? `${list(texts)} (${range})` : range;
 }
 
 function describe(ms: number): string {

@@ -350,6 +350,19 @@ describe('parseDurationFlag', () => {
     expect(() => parseDurationFlag('--interval', '2000', bounds)).toThrow('a bare number counts seconds: 2000 is 2000s');
     expect(() => parseDurationFlag('--interval', '1ms', { minMs: 100 })).toThrow("--interval '1ms' must be at least 100ms");
   });
+
+  it('gives examples of a duration within the bounds, and the bounds, when the usual ones do not all fit', async () => {
+    const bounds = { minMs: 100, maxMs: 600_000 };
+    expect(() => parseDurationFlag('--interval', 'abc', bounds)).toThrow(
+      "--interval 'abc' is not a duration: write e.g. 300 (seconds), 500ms, 30s or 10m (from 100ms to 10m)",
+    );
+    expect(() => parseDurationFlag('--shutdown-grace', 'abc', { maxMs: 3_600_000 })).toThrow(
+      "--shutdown-grace 'abc' is not a duration: write e.g. 300 (seconds), 500ms, 90s or 30m (up to 1h)",
+    );
+    expect(() => parseDurationFlag('--assume', 'abc', { minMs: 3_600_000 })).toThrow("--assume 'abc' is not a duration: write e.g. 2h or 1d (at least 1h)");
+    const status = await cli('status', 'x', '--interval', 'abc', '--json');
+    expect(JSON.parse(status.stdout).error.message).toBe("--interval 'abc' is not a duration: write e.g. 300 (seconds), 500ms, 30s or 10m (from 100ms to 10m)");
+  });
 });
 
 describe('set-rate and set-concurrency without --node', () => {
