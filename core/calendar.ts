@@ -208,6 +208,25 @@ export function parseInstant(text: string): number | undefined {
   return parseKey(text, 'month') ?? parseKey(text, 'week');
 }
 
+/** The forms `parseInstant` reads, with an example of each, for the messages that refuse another. */
+export const INSTANT_FORMS =
+  'YYYY-MM-DD, YYYY-MM-DDTHH (minutes and seconds may follow), YYYY-MM (a month) or YYYY-Www (an ISO week, upper-case W), e.g. 2024-03-01, 2024-03-01T05, 2024-03 or 2024-W10';
+
+/**
+ * What to write instead of `text`, which `parseInstant` does not read: a week key with a
+ * lower-case w, or a week its year does not have, is named as such; else the forms it reads.
+ */
+export function instantFix(text: string): string {
+  const lower = /^(\d{4})-w(\d{2})$/.exec(text);
+  if (lower && parseKey(`${lower[1]}-W${lower[2]}`, 'week') !== undefined) return `a week key takes an upper-case W: write ${lower[1]}-W${lower[2]}`;
+  const week = /^(\d{4})-[wW](\d{2})$/.exec(text);
+  if (week && Number(week[1]) >= FIRST_YEAR) {
+    const weeks = isoWeeksInYear(Number(week[1]));
+    return `${week[1]} has ${weeks} ISO weeks: write a week from ${week[1]}-W01 to ${week[1]}-W${weeks}`;
+  }
+  return `write ${INSTANT_FORMS}`;
+}
+
 /** ISO 8601 timestamp with seconds, e.g. `2024-03-01T00:00:00Z`. */
 export function formatInstant(ms: number): string {
   return new Date(ms).toISOString().replace('.000Z', 'Z');

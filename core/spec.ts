@@ -5,7 +5,7 @@
  */
 import { z } from 'zod';
 import { DEFAULT_BATCH_TARGET } from './batching.ts';
-import { GRAINS, formatInstant, grainsFit, keyExample, parseInstant, type Grain } from './calendar.ts';
+import { GRAINS, INSTANT_FORMS, formatInstant, grainsFit, instantFix, parseInstant, type Grain } from './calendar.ts';
 import { isExactDuration, parseDuration } from './duration.ts';
 import { BackfillError, formatPath, type ErrorCode } from './errors.ts';
 import { findCycle } from './graph.ts';
@@ -24,7 +24,7 @@ const dateText = z.preprocess(
   // A Date (a TypeScript spec, or YAML 1.1 timestamps) becomes `2024-03-01T00:00:00Z`, a form parseInstant reads.
   (v) => (v instanceof Date && !Number.isNaN(v.getTime()) ? formatInstant(v.getTime()) : v),
   z.string().refine((s) => parseInstant(s) !== undefined, {
-    message: 'is not a valid UTC date: write YYYY-MM-DD (e.g. 2024-03-01) or YYYY-MM-DDTHH (e.g. 2024-03-01T05)',
+    message: `is not a valid UTC date: write ${INSTANT_FORMS}`,
   }),
 );
 
@@ -631,12 +631,12 @@ export function parseRange(from: string | undefined, to: string | undefined): Pa
   const range: PartitionRange = {};
   if (from !== undefined) {
     const ms = parseInstant(from);
-    if (ms === undefined) throw new BackfillError('invalid_date', `--from '${from}' is not a valid UTC date: write YYYY-MM-DD or YYYY-MM-DDTHH (e.g. ${keyExample('day')})`, 'from');
+    if (ms === undefined) throw new BackfillError('invalid_date', `--from '${from}' is not a valid UTC date: ${instantFix(from)}`, 'from');
     range.from = ms;
   }
   if (to !== undefined) {
     const ms = parseInstant(to);
-    if (ms === undefined) throw new BackfillError('invalid_date', `--to '${to}' is not a valid UTC date: write YYYY-MM-DD or YYYY-MM-DDTHH (e.g. ${keyExample('day')})`, 'to');
+    if (ms === undefined) throw new BackfillError('invalid_date', `--to '${to}' is not a valid UTC date: ${instantFix(to)}`, 'to');
     range.to = ms;
   }
   if (range.from !== undefined && range.to !== undefined && range.to <= range.from) {

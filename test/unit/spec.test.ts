@@ -364,7 +364,7 @@ describe('resolveSpec: bad input names the problem, the place and the fix', () =
 
   it('a bad date', () => {
     const error = rejects(minimal([{ id: 'a', transform: 'noop' }], { grain: 'day', start: '2024-02-30', end: '2024-03-10' }), 'invalid_date', 'partitions.start');
-    expect(error.message).toMatch(/YYYY-MM-DD/);
+    expect(error.message).toMatch(/YYYY-MM-DD, YYYY-MM-DDTHH .*YYYY-MM \(a month\) or YYYY-Www/);
     rejects(minimal([{ id: 'a', transform: 'noop' }], { grain: 'day', start: '2024-01-01', end: '2023-02-29' }), 'invalid_date', 'partitions.end');
     rejects(
       minimal([{ id: 'a', transform: 'noop', partitions: { start: 'yesterday' } }]),
@@ -827,6 +827,26 @@ describe('parseRange', () => {
     check('2024-01-01', 'tomorrow', 'to', /--to 'tomorrow'/);
     check('2024-02-01', '2024-01-01', 'to', /must be after --from.*exclusive/);
     check('2024-02-01', '2024-02-01', 'to', /must be after/);
+  });
+
+  it('names every form --from and --to take, and what is wrong with a week key', () => {
+    const message = (from: string) => {
+      try {
+        parseRange(from, undefined);
+      } catch (error) {
+        return (error as BackfillError).message;
+      }
+      return 'accepted';
+    };
+    for (const accepted of ['2024-03-01', '2024-03-01T05', '2024-03-01T05:30:00Z', '2024-03', '2024-W10', '2020-W53']) expect(message(accepted), accepted).toBe('accepted');
+    expect(message('tomorrow')).toBe(
+      "--from 'tomorrow' is not a valid UTC date: write YYYY-MM-DD, YYYY-MM-DDTHH (minutes and seconds may follow), YYYY-MM (a month) or YYYY-Www (an ISO week, upper-case W), e.g. 2024-03-01, 2024-03-01T05, 2024-03 or 2024-W10",
+    );
+    expect(message('2024-w10')).toBe("--from '2024-w10' is not a valid UTC date: a week key takes an upper-case W: write 2024-W10");
+    expect(message('2024-W53')).toBe("--from '2024-W53' is not a valid UTC date: 2024 has 52 ISO weeks: write a week from 2024-W01 to 2024-W52");
+    expect(message('2024-w53')).toMatch(/2024 has 52 ISO weeks/);
+    expect(message('2024-W00')).toMatch(/2024 has 52 ISO weeks/);
+    expect(message('2024-13')).toMatch(/YYYY-MM \(a month\)/);
   });
 });
 
