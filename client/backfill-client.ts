@@ -1152,6 +1152,9 @@ export class BackfillClient {
     if (action === 'discard') {
       const description = await this.describe(backfillId);
       if (ENDED_UNDECIDED.has(description.status.name)) return this.discardEnded(backfillId, description, reason);
+    } else {
+      const ended = await this.endedDecision(backfillId, 'publish');
+      if (ended) throw ended;
     }
     const request = { by: this.client.options.identity, ...(reason !== undefined ? { reason } : {}) };
     return this.update(backfillId, action === 'publish' ? publishUpdate : discardUpdate, [request], action);
@@ -1213,8 +1216,39 @@ export class BackfillClient {
    * runs. Not the policy's signed approval (`approve`): the workflow refuses it with `not_canary`
    * for a backfill without a canary, `not_ready` while the slice runs.
    */
-  approveCanary(backfillId: string, reason: string): Promise<CanaryReply> {
+  async approveCanary(backfillId: string, reason: string): Promise<CanaryReply> {
+    const ended = await this.endedDecision(backfillId, 'approve');
+    if (ended) throw ended;
     return this.update(backfillId, approveCanaryUpdate, [{ by: this.client.options.identity, reason }], 'publish');
+  }
+
+  /**
+   * Why a `publish` or a canary's `approve` of a backfill that has ended cannot apply, and what
+   * to do (it said only "is not running (it ended completed)"): it was not staged, it was decided
+   * already, or it ended before its decision. Null while it runs, or when its end cannot be read.
+   */
+  private async endedDecision(backfillId: string, action: 'publish' | 'approve'): Promise<BackfillError | null> {
+    const description = await this.describe(backfillId);
+    if (isOpen(description.status.name)) return null;
+    const carry = await this.endState(backfillId, description.status.name).catch(() => null);
+    if (!carry) return null;
+    const id = shellWord(backfillId);
+    const how = endedText(closedState(description.status.name));
+    const ended = `it ended ${how}`;
+    const phase = action === 'publish' ? carry.staged?.phase : carry.canary?.phase;
+    const by = (action === 'publish' ? carry.staged?.decision?.by : carry.canary?.decision?.by) ?? 'someone';
+    if (phase === undefined) {
+      return action === 'publish'
+        ? new BackfillError('not_staged', `backfill '${backfillId}' was not started with --stage: each partition was published as it finished (${ended}), so there is nothing to publish (undo it with 'backfill rollback ${id}')`)
+        : new BackfillError('not_canary', `backfill '${backfillId}' has no canary (${ended}): there is nothing to approve`);
+    }
+    // A staged backfill's decision taken already is refused as the update path refuses it (refuseDecidedAlready).
+    if (phase === 'published' || (phase === 'discarded' && action === 'publish')) return null;
+    if (phase === 'approved' || phase === 'discarded') return new BackfillError('already_decided', `backfill '${backfillId}': the canary was ${phase} already (by ${by}); nothing is left to decide`);
+    return new BackfillError(
+      'not_running',
+      `backfill '${backfillId}' ended ${how} before its decision: go on with 'backfill resume ${id}', then ${action} it; or drop what it staged with 'backfill discard ${id}'`,
+    );
   }
 
   /**
@@ -1719,12 +1753,7 @@ export class BackfillClient {
    */
   async startRollback(backfillId: string, options: RollbackOptions = {}): Promise<RollbackStarted> {
     const description = await this.describeKept(backfillId);
-    if (description?.status.name === 'RUNNING') {
-      throw new BackfillError(
-        'still_running',
-        `backfill '${backfillId}' is still running: cancel it first ('backfill cancel ${shellWord(backfillId)}') or wait for it to end ('backfill wait ${shellWord(backfillId)}'), then roll it back`,
-      );
-    }
+    if (description?.status.name === 'RUNNING') throw await this.rollbackWhileRunning(backfillId, 'roll it back');
     const batchSize = options.tuning?.batchSize;
     if (batchSize !== undefined && (!Number.isInteger(batchSize) || batchSize < 1 || batchSize > 10_000)) {
       throw new BackfillError('invalid_argument', `rollback batch size must be a whole number from 1 to 10000 (got ${batchSize})`);
@@ -1896,12 +1925,7 @@ export class BackfillClient {
    */
   async previewRollback(backfillId: string, warehouse: LineageReader & Pick<Warehouse, 'location' | 'ledger'>, options: Pick<RollbackOptions, 'force'> = {}): Promise<RollbackPreview> {
     const description = await this.describeKept(backfillId);
-    if (description?.status.name === 'RUNNING') {
-      throw new BackfillError(
-        'still_running',
-        `backfill '${backfillId}' is still running, so it cannot be rolled back yet: cancel it first ('backfill cancel ${shellWord(backfillId)}') or wait for it to end ('backfill wait ${shellWord(backfillId)}'), then preview its rollback`,
-      );
-    }
+    if (description?.status.name === 'RUNNING') throw await this.rollbackWhileRunning(backfillId, 'preview its rollback');
     const { order } = description ? await this.rollbackOrder(backfillId, description.runId) : { order: [] };
     const { previewRollback } = await import('./rollback-preview.ts');
     const preview = await previewRollback(warehouse, backfillId, { order, historyGone: !description }, options.force === true);
@@ -1916,6 +1940,24 @@ export class BackfillClient {
       }
     }
     return preview;
+  }
+
+  /**
+   * Why a running backfill cannot be rolled back, and what to do: one that waits for its decision
+   * (staged, a canary's slice) published nothing, so it is discarded, not rolled back ("wait for
+   * it to end" would wait for ever, and a cancel leaves its staged versions behind).
+   */
+  private async rollbackWhileRunning(backfillId: string, then: string): Promise<BackfillError> {
+    const id = shellWord(backfillId);
+    const state = await this.progress(backfillId).then((p) => p.state, () => null);
+    if (state === 'staged') {
+      return new BackfillError('still_running', `backfill '${backfillId}' is staged and waits for its decision: nothing of it is published, so there is nothing to roll back. Drop what it staged with 'backfill discard ${id}' (or publish it with 'backfill publish ${id}')`);
+    }
+    if (state === 'awaiting_canary') {
+      return new BackfillError('still_running', `backfill '${backfillId}' waits for its canary's decision: nothing of it is published. Drop the slice with 'backfill discard ${id}' (the backfill ends), or approve it ('backfill approve ${id} --reason ...') and roll back once it has ended`);
+    }
+    const running = then === 'roll it back' ? 'is still running' : 'is still running, so it cannot be rolled back yet';
+    return new BackfillError('still_running', `backfill '${backfillId}' ${running}: cancel it first ('backfill cancel ${id}') or wait for it to end ('backfill wait ${id}'), then ${then}`);
   }
 
   /** `startRollback`, then its summary once it ends. */

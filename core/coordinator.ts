@@ -1255,7 +1255,9 @@ export class BackfillCoordinator {
       throw new BackfillError(
         'not_canary',
         action === 'approve'
-          ? 'this backfill has no canary: a policy approval is signed (backfill approve <id> --reason ... --sign-key <key>)'
+          ? this.staged
+            ? 'this backfill is staged, not a canary: publish what it staged (backfill publish <id>), or discard it; a policy approval is signed (backfill approve <id> --reason ... --sign-key <key>)'
+            : 'this backfill has no canary: a policy approval is signed (backfill approve <id> --reason ... --sign-key <key>)'
           : 'this backfill has no canary and is not staged: there is nothing to discard',
       );
     }

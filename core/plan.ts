@@ -106,14 +106,15 @@ export function expandPlan(spec: ResolvedSpec, range: PartitionRange = {}): Plan
  */
 export function requirePartitionsInRange(spec: ResolvedSpec, range: PartitionRange): void {
   if (range.from === undefined && range.to === undefined) return;
-  if (spec.nodes.some((n) => NodePartitions.of(n.partitions, range).size > 0)) return;
   const spans = spec.nodes.flatMap((n) => (n.partitions.kind === 'static' ? [] : [n.partitions]));
+  // Static keys take every range: a range that holds no time partition would run only them (a mistyped year rewrote them all).
+  if (spans.length === 0 || spec.nodes.some((n) => n.partitions.kind === 'time' && NodePartitions.of(n.partitions, range).size > 0)) return;
   const first = formatInstant(Math.min(...spans.map((s) => s.start)));
   const end = formatInstant(Math.max(...spans.map((s) => s.end)));
   const asked = `${range.from === undefined ? 'the start' : formatInstant(range.from)} to ${range.to === undefined ? 'the end' : formatInstant(range.to)}`;
   throw new BackfillError(
     'invalid_date',
-    `--from/--to (${asked}) holds no partition of any node: the spec's partitions run from ${first} to ${end} (exclusive); choose a range that overlaps them, or leave out --from and --to for all of them`,
+    `--from/--to (${asked}) holds no partition of any node: the spec's partitions run from ${first} to ${end} (exclusive); choose a range that overlaps them, or leave out --from and --to for all of them${spans.length < spec.nodes.length ? " (its nodes of static keys take any range: only they would have run)" : ''}`,
     range.from === undefined ? 'to' : 'from',
   );
 }

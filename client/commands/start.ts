@@ -4,6 +4,7 @@ import pc from 'picocolors';
 import { BackfillError } from '../../core/errors.ts';
 import type { BackfillClient, Started } from '../backfill-client.ts';
 import type { DatasetWriter } from '../dataset-writers.ts';
+import type { Progress } from '../../core/protocol.ts';
 import { parseDurationFlag } from '../duration-flag.ts';
 import { exitCodeFor } from '../exit-codes.ts';
 import { SPEC_IN_EXAMPLES as SPEC, HELP_GROUPS, documented } from '../help.ts';
@@ -22,9 +23,15 @@ function waitTimeout(value: string | true): { timeoutMs?: number } {
 /** Tells on stderr which datasets a start waits for, and how far their writers are. */
 function reportWaiting(client: BackfillClient): (writers: DatasetWriter[]) => Promise<void> {
   return async (writers) => {
+    const { holdsOf } = await import('../wait-notes.ts');
     const lines = await Promise.all(
       writers.map(async (w) => {
-        const progress = await client.progress(w.backfillId).then((p) => `${p.done}/${p.total} done${p.paused ? ', paused' : ''}`, () => 'progress unknown');
+        // What holds the writer (a decision it waits for: a publish, a canary's approval; a pause) is what frees the datasets.
+        const said = (p: Progress) => {
+          const holds = holdsOf(w.backfillId, p).map((h) => h.reason);
+          return `${p.done}/${p.total} done${holds.length > 0 ? `; ${holds.join('; ')}` : p.paused ? ', paused' : ''}`;
+        };
+        const progress = await client.progress(w.backfillId).then(said, () => 'progress unknown');
         return `  ${w.datasets.join(', ')}: written by ${w.backfillId} (${progress})`;
       }),
     );

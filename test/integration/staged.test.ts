@@ -308,9 +308,15 @@ describe.each<Backend>(['sqlite', 'postgres'])('staged backfills on %s', (kind) 
     while (why instanceof Error && why.cause instanceof Error) why = why.cause;
     expect((why as Error).message).toMatch(/still leases dataset .*nothing was dropped/);
     expect(new Set((await fx.warehouse.ledger({ backfillId: id })).map((r) => r.status))).toEqual(new Set(['staged']));
+    // Waiting for its decision, it published nothing: a rollback is refused naming discard (it said to cancel or wait, which left its versions or waited for ever).
+    const rollback = await cli<{ error: { code: string; message: string } }>('rollback', id);
+    expect(rollback.json.error).toMatchObject({ code: 'still_running', message: expect.stringContaining(`is staged and waits for its decision: nothing of it is published, so there is nothing to roll back. Drop what it staged with 'backfill discard ${id}'`) });
 
     await fx.client.cancel(id);
     expect((await fx.client.wait(id, 60_000)).state).toBe('cancelled');
+    // A publish of it names how to go on (it said only that it was not running).
+    const publish = await cli<{ error: { code: string; message: string } }>('publish', id);
+    expect(publish.json.error).toMatchObject({ code: 'not_running', message: `backfill '${id}' ended cancelled before its decision: go on with 'backfill resume ${id}', then publish it; or drop what it staged with 'backfill discard ${id}'` });
     // diff says it ended before its decision, not that it still computes or waits.
     expect(await fx.client.stagedRun(id)).toMatchObject({ end: { state: 'cancelled', discarded: false } });
     // A new run could not reach what this one staged: start --rerun is refused until it is decided, and starts nothing.

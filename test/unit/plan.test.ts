@@ -488,6 +488,21 @@ describe('range narrowing (--from / --to)', () => {
     expect(() => requirePartitionsInRange(full, {})).not.toThrow();
     expect(() => requirePartitionsInRange(full, parseRange('2024-01-05', '2025-02-01'))).not.toThrow();
   });
+
+  it('a range outside the spec is refused beside nodes of static keys, which take any range (a mistyped year rewrote them all)', () => {
+    const mixed = resolveSpec({
+      name: 'mixed',
+      nodes: [
+        { id: 'regions', transform: 'noop', partitions: { keys: ['eu', 'us'] } },
+        { id: 'days', transform: 'noop', partitions: { grain: 'day', start: '2024-03-01', end: '2024-04-01' }, dependsOn: ['regions'] },
+      ],
+    });
+    expect(() => requirePartitionsInRange(mixed, parseRange('2030-01-01', '2030-02-01'))).toThrow(/holds no partition of any node: .* \(its nodes of static keys take any range: only they would have run\)$/);
+    expect(() => requirePartitionsInRange(mixed, parseRange('2024-03-10', '2030-02-01'))).not.toThrow();
+    // A spec of static keys alone takes any range, as before.
+    const keys = resolveSpec({ name: 'keys', nodes: [{ id: 'regions', transform: 'noop', partitions: { keys: ['eu'] } }] });
+    expect(() => requirePartitionsInRange(keys, parseRange('2030-01-01', '2030-02-01'))).not.toThrow();
+  });
 });
 
 describe('planStats', () => {
