@@ -81,9 +81,16 @@ export async function auditTrail(client: BackfillClient, backfillId: string): Pr
       for (const entry of auditOfHistory(history.events ?? [], decode)) records.push({ ...entry, workflowId, runId: run.runId });
     }
   }
-  // Entries of one run are in order already; runs, rollbacks and discards interleave by time.
-  // A rollback's or a discard's workflow counts its own entries from 1: numbered again in time
-  // order, the trail's numbers run 1, 2, ... over the whole backfill, as AuditEntry.seq says.
+  return numberedInTimeOrder(records);
+}
+
+/**
+ * Entries of one run are in order already; runs, rollbacks and discards interleave by time. A
+ * rollback's or a discard's workflow counts its own entries from 1: numbered again in time
+ * order, the trail's numbers run 1, 2, ... over the whole backfill, as AuditEntry.seq says
+ * (`audit` and `report` number them alike).
+ */
+export function numberedInTimeOrder<R extends { at: number; seq: number }>(records: readonly R[]): R[] {
   return records
     .map((r, i) => ({ r, i }))
     .sort((a, b) => a.r.at - b.r.at || a.i - b.i)

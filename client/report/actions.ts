@@ -1,24 +1,21 @@
 /** The report's operator actions: the audit entries of a backfill run's histories and of its rollbacks, as the report shows them. */
 import { describeChange, isLimitChange } from '../../core/audit.ts';
-import type { AuditRecord } from '../audit.ts';
+import { numberedInTimeOrder, type AuditRecord } from '../audit.ts';
 import type { ReportAction } from './model.ts';
 
-/** The audit trail as the report shows it, in time order (runs and rollbacks interleave by time). */
+/** The audit trail as the report shows it, in time order and numbered as `audit` numbers it (a rollback's entries counted from 1 again). */
 export function reportActions(records: readonly AuditRecord[]): ReportAction[] {
-  return records
-    .map((r, i) => ({ r, i }))
-    .sort((a, b) => a.r.at - b.r.at || a.i - b.i)
-    .map(({ r }) => ({
-      seq: r.seq,
-      at: new Date(r.at).toISOString(),
-      action: r.action,
-      identity: r.identity,
-      verified: r.verified,
-      reason: r.reason,
-      outcome: r.outcome,
-      details: r.details,
-      change: describeChange(r),
-      limitChange: isLimitChange(r),
-      workflowId: r.workflowId,
-    }));
+  return numberedInTimeOrder(records).map((r) => ({
+    seq: r.seq,
+    at: new Date(r.at).toISOString(),
+    action: r.action,
+    identity: r.identity,
+    verified: r.verified,
+    reason: r.reason,
+    outcome: r.outcome,
+    details: r.details,
+    change: describeChange(r),
+    limitChange: isLimitChange(r),
+    workflowId: r.workflowId,
+  }));
 }

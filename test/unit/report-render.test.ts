@@ -226,7 +226,8 @@ describe('report as HTML', () => {
       run(9, 'retry-failed', { resumed: true, partitions: 147, concurrency: 2 }),
       run(10, 'resume', { resumed: true, partitions: 147 }),
     ]);
-    expect(marked.map((a) => [a.seq, a.limitChange])).toEqual([[8, true], [9, true], [10, false]]);
+    // Numbered over the trail it is given, in time order.
+    expect(marked.map((a) => [a.seq, a.limitChange])).toEqual([[1, true], [2, true], [3, false]]);
     expect(marked[0]!.change).toBe("resumed: a new run over the backfill's 147 partitions (those published already skipped), rate 20/s");
   });
 
@@ -397,5 +398,15 @@ describe('backfill report --output -', () => {
       .then(() => null, (error: unknown) => error);
     expect(refused).toBeInstanceOf(BackfillError);
     expect(refused).toMatchObject({ code: 'invalid_argument', message: expect.stringContaining('--format json --output -') });
+  });
+});
+
+describe('the report\'s operator actions', () => {
+  it('are numbered over the whole backfill in time order, as audit numbers them: a rollback\'s entries do not count from 1 again', () => {
+    const entry = (seq: number, at: number, action: AuditRecord['action'], workflowId: string): AuditRecord => ({
+      seq, at, action, identity: 'ops@vm', verified: false, reason: 'r', outcome: 'applied', details: {}, workflowId, runId: 'r1',
+    });
+    const actions = reportActions([entry(1, 10, 'start', 'backfill/b'), entry(2, 20, 'publish', 'backfill/b'), entry(1, 30, 'rollback', 'backfill/b/rollback')]);
+    expect(actions.map((a) => [a.seq, a.action])).toEqual([[1, 'start'], [2, 'publish'], [3, 'rollback']]);
   });
 });
