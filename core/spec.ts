@@ -33,15 +33,23 @@ const dateText = z.preprocess(
  * activity timeout of 0 makes the server refuse every activity, an interval of 0 retries in a
  * tight loop, and a timeout of years leaves a lost partition unnoticed for as long.
  */
-const duration = (min: string, max: string, example: string) =>
-  z.string().superRefine((text, ctx) => {
-    const ms = parseDuration(text);
-    if (ms === undefined || !isExactDuration(text)) {
-      ctx.addIssue({ code: 'custom', message: `is not a duration: write a number and a unit, e.g. 500ms, 30s, 10m, 2h (from ${min} to ${max})` });
-    } else if (ms < parseDuration(min)! || ms > parseDuration(max)!) {
-      ctx.addIssue({ code: 'custom', message: `must be from ${min} to ${max} (got ${text}), e.g. ${example}` });
-    }
-  });
+const duration = (min: string, max: string, example: string) => {
+  const notDuration = `is not a duration: write a number and a unit, e.g. 500ms, 30s, 10m, 2h (from ${min} to ${max})`;
+  return z
+    .string({
+      // `timeout: 10` arrives as a number: the unit is what is missing. A missing value keeps "is required".
+      error: ({ input }) =>
+        input === undefined ? undefined : typeof input === 'number' ? `(${input}) has no unit: write a number and a unit, e.g. ${input}s or ${input}m (from ${min} to ${max})` : notDuration,
+    })
+    .superRefine((text, ctx) => {
+      const ms = parseDuration(text);
+      if (ms === undefined || !isExactDuration(text)) {
+        ctx.addIssue({ code: 'custom', message: notDuration });
+      } else if (ms < parseDuration(min)! || ms > parseDuration(max)!) {
+        ctx.addIssue({ code: 'custom', message: `must be from ${min} to ${max} (got ${text}), e.g. ${example}` });
+      }
+    });
+};
 
 
 export const TimePartitionsSchema = z.strictObject({
@@ -382,6 +390,86 @@ function fail(code: ErrorCode, path: ReadonlyArray<PropertyKey>, message: string
   throw new BackfillError(code, `${where}: ${message}`, where);
 }
 
+/** A whole spec on one line (YAML's flow style): what an empty or shapeless spec file is shown to write. */
+export const SPEC_EXAMPLE = "{ name: daily-revenue, partitions: { grain: day, start: 2024-01-01, end: 2024-02-01 }, nodes: [{ id: orders, sql: 'SELECT 1 AS n' }] }";
+
+/** A value of the wrong type in plain words: `a list` where zod says array. */
+function plainType(value: unknown): string {
+  if (Array.isArray(value)) return 'a list';
+  if (value === null) return 'null';
+  if (typeof value === 'string') return 'text';
+  if (typeof value === 'object') return 'a mapping';
+  if (typeof value === 'boolean') return 'true or false';
+  return `a ${typeof value}`;
+}
+
+/**
+ * What a field of the spec must be and an example (by its path, indices as `*`), for a value of
+ * the wrong type: zod's `must be array` names a type, not what to write. `input` is the value written.
+ */
+const FIELD_TYPES: Record<string, (input: unknown) => string> = {
+  name: (input) => `must be text naming the backfill, e.g. name: daily-revenue${typeof input === 'number' ? ` (quote a name of digits: name: '${input}')` : ''}`,
+  description: () => "must be text, e.g. description: 'Daily revenue since 2024'",
+  transforms: (input) => `must be a list of module paths, e.g. transforms: [${typeof input === 'string' && input !== '' ? input : './transforms.ts'}]`,
+  defaults: () => 'must be a mapping of settings every node inherits, e.g. defaults: { concurrency: 4, timeout: 10m }',
+  nodes: () => 'must be a list of nodes, e.g. nodes: [{ id: orders, transform: noop }]',
+  'nodes.*': () => 'must be a node, a mapping such as { id: orders, transform: noop }',
+  'nodes.*.id': () => 'must be a name starting with a lowercase letter, e.g. id: orders',
+  'nodes.*.transform': () => 'must be the name of a registered transform, e.g. transform: noop',
+  'nodes.*.sql': () => "must be the text of a SELECT, e.g. sql: 'SELECT 1 AS n'",
+  'nodes.*.params': () => 'must be a mapping of names to values, e.g. params: { region: eu }',
+  'nodes.*.dependsOn': (input) => `must be a list of node ids, e.g. dependsOn: [${typeof input === 'string' && input !== '' ? input : 'orders'}]`,
+  'nodes.*.checks': () => 'must be a list of checks, e.g. checks: [{ type: row_count, min: 1 }]',
+  'nodes.*.retry': () => 'must be a mapping of retry settings, e.g. retry: { maxAttempts: 5 }',
+  'nodes.*.pace': () => 'must be a mapping, e.g. pace: { latencyTarget: 500ms }',
+  'nodes.*.adopt': () => 'must be true or false, e.g. adopt: true',
+};
+
+/** The expected type of any other field in plain words, with an example where the value written gives one. */
+function plainExpected(expected: string, field: PropertyKey | undefined, input: unknown): string | undefined {
+  const scalar = typeof input === 'number' || typeof input === 'boolean' || (typeof input === 'string' && input !== '');
+  const example = (value: string) => (typeof field === 'string' ? `, e.g. ${field}: ${value}` : '');
+  switch (expected) {
+    case 'array':
+      return `must be a list${scalar ? example(`[${String(input)}]`) : ''}`;
+    case 'string':
+      return `must be text${typeof input === 'number' || typeof input === 'boolean' ? example(`'${String(input)}'`) : ''}`;
+    case 'number':
+      return `must be a number${typeof input === 'string' && Number.isFinite(Number(input)) && input.trim() !== '' ? example(input.trim()) : ''}`;
+    case 'boolean':
+      return `must be true or false${example('true')}`;
+    case 'object':
+      return 'must be a mapping of fields';
+    case 'record':
+      return 'must be a mapping of names to values';
+    default:
+      return undefined;
+  }
+}
+
+/**
+ * The spec's error map: a value of the wrong type says what to write, with an example (the
+ * field's entry in FIELD_TYPES, else the expected type in plain words); an unknown field names
+ * the known one it is likely a typo of (`suggestingFields`).
+ */
+export function specErrors(issue: z.core.$ZodRawIssue): string | undefined {
+  if (issue.code !== 'invalid_type') return suggestingFields(issue);
+  const path = issue.path ?? [];
+  const input = issue.input;
+  if (path.length === 0) {
+    return input === null || input === undefined
+      ? `is empty: write the backfill's name, partitions and nodes, e.g. ${SPEC_EXAMPLE}`
+      : `must be a mapping of the backfill's fields, not ${plainType(input)}: write its name, partitions and nodes, e.g. ${SPEC_EXAMPLE}`;
+  }
+  if (input === undefined) return undefined;
+  // The defaults' settings read as a node's.
+  const pattern = path
+    .map((key) => (typeof key === 'number' ? '*' : String(key)))
+    .join('.')
+    .replace(/^defaults\./, 'nodes.*.');
+  return FIELD_TYPES[pattern]?.(input) ?? plainExpected(issue.expected, path[path.length - 1], input);
+}
+
 function zodFailure(error: z.ZodError): never {
   const { path, message } = zodProblem(error);
   const code: ErrorCode = /date/.test(message) ? 'invalid_date' : 'invalid_spec';
@@ -518,7 +606,7 @@ function checkMapping(
  */
 export function resolveSpec(document: unknown, knownTransforms?: ReadonlySet<string>): ResolvedSpec {
   // reportInput: an invalid_type issue then tells a missing field from a value of the wrong type.
-  const parsed = SpecSchema.safeParse(document, { reportInput: true, error: suggestingFields });
+  const parsed = SpecSchema.safeParse(document, { reportInput: true, error: specErrors });
   if (!parsed.success) zodFailure(parsed.error);
   const spec = parsed.data;
 

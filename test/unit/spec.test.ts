@@ -4,8 +4,10 @@ import {
   resolveSpec,
   RetrySchema,
   SettingsSchema,
+  SPEC_EXAMPLE,
   type ResolvedSpec,
 } from '../../core/spec.ts';
+import { parse } from 'yaml';
 import { BackfillError, type ErrorCode } from '../../core/errors.ts';
 import { grainOf } from '../../core/mapping.ts';
 
@@ -620,13 +622,39 @@ describe('resolveSpec: bad input names the problem, the place and the fix', () =
 
   it('a value of the wrong type says what type it must be, not that it is missing', () => {
     const name = rejects({ name: 5, nodes: [{ id: 'a', transform: 'noop' }] }, 'invalid_spec', 'name');
-    expect(name.message).toBe('name: must be string');
+    expect(name.message).toBe("name: must be text naming the backfill, e.g. name: daily-revenue (quote a name of digits: name: '5')");
     const concurrency = rejects(minimal([{ id: 'a', transform: 'noop', concurrency: 'four' }]), 'invalid_spec', 'nodes[0].concurrency');
     expect(concurrency.message).toBe('nodes[0].concurrency: must be a whole number from 1 to 1000');
     const nodes = rejects({ name: 'x', nodes: {} }, 'invalid_spec', 'nodes');
-    expect(nodes.message).toBe('nodes: must be array');
+    expect(nodes.message).toBe('nodes: must be a list of nodes, e.g. nodes: [{ id: orders, transform: noop }]');
     const missing = rejects({ name: 'x' }, 'invalid_spec', 'nodes');
     expect(missing.message).toBe('nodes: is required');
+  });
+
+  it('a value of the wrong type says, in plain words, what to write, with an example', () => {
+    const node = (fields: Record<string, unknown>) => minimal([{ id: 'a', transform: 'noop' }, { id: 'b', transform: 'noop', ...fields }]);
+    const cases: Array<[string, unknown, string]> = [
+      ['an empty spec file', null, `spec: is empty: write the backfill's name, partitions and nodes, e.g. ${SPEC_EXAMPLE}`],
+      ['a list for a spec', ['a'], `spec: must be a mapping of the backfill's fields, not a list: write its name, partitions and nodes, e.g. ${SPEC_EXAMPLE}`],
+      ['a number for a name', { ...minimal([{ id: 'a', transform: 'noop' }]), name: 123 }, "name: must be text naming the backfill, e.g. name: daily-revenue (quote a name of digits: name: '123')"],
+      ['one module path for transforms', { ...minimal([{ id: 'a', transform: 'noop' }]), transforms: './t.ts' }, 'transforms: must be a list of module paths, e.g. transforms: [./t.ts]'],
+      ['one node id for dependsOn', node({ dependsOn: 'a' }), 'nodes[1].dependsOn: must be a list of node ids, e.g. dependsOn: [a]'],
+      ['a list for params', minimal([{ id: 'a', transform: 'noop', params: [1] }]), 'nodes[0].params: must be a mapping of names to values, e.g. params: { region: eu }'],
+      ['a timeout without a unit', node({ timeout: 10 }), 'nodes[1].timeout: (10) has no unit: write a number and a unit, e.g. 10s or 10m (from 1s to 7d)'],
+      ['a defaults timeout of another type', { ...minimal([{ id: 'a', transform: 'noop' }]), defaults: { timeout: ['10m'] } }, 'defaults.timeout: is not a duration: write a number and a unit, e.g. 500ms, 30s, 10m, 2h (from 1s to 7d)'],
+      ['a number for defaults', { ...minimal([{ id: 'a', transform: 'noop' }]), defaults: 5 }, 'defaults: must be a mapping of settings every node inherits, e.g. defaults: { concurrency: 4, timeout: 10m }'],
+      ['a number for a node id', minimal([{ id: 5, transform: 'noop' }]), 'nodes[0].id: must be a name starting with a lowercase letter, e.g. id: orders'],
+      ['a text for a node', minimal(['a']), 'nodes[0]: must be a node, a mapping such as { id: orders, transform: noop }'],
+      ['a retry of another type on defaults', { ...minimal([{ id: 'a', transform: 'noop' }]), defaults: { retry: 3 } }, 'defaults.retry: must be a mapping of retry settings, e.g. retry: { maxAttempts: 5 }'],
+      // Other fields: the type in plain words, with the example the value written gives.
+      ['one column for not_null', minimal([{ id: 'a', transform: 'noop', checks: [{ type: 'not_null', columns: 'day' }] }]), 'nodes[0].checks[0].columns: must be a list, e.g. columns: [day]'],
+      ['a number for a check name', minimal([{ id: 'a', transform: 'noop', checks: [{ type: 'not_null', name: 7, columns: ['day'] }] }]), "nodes[0].checks[0].name: must be text, e.g. name: '7'"],
+    ];
+    for (const [what, document, message] of cases) expect(rejects(document, 'invalid_spec', /./).message, what).toBe(message);
+  });
+
+  it("the empty spec's example is a spec", () => {
+    expect(resolveSpec(parse(SPEC_EXAMPLE)).nodes.map((n) => n.id)).toEqual(['orders']);
   });
 
   it('out-of-range settings', () => {
