@@ -1,6 +1,6 @@
 /** Reads a spec file (YAML, JSON, or a TypeScript/JavaScript module) and validates it. */
-import { existsSync, readFileSync } from 'node:fs';
-import { dirname, extname, resolve } from 'node:path';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { dirname, extname, join, resolve } from 'node:path';
 import { parseDocument } from 'yaml';
 import { BackfillError } from '../core/errors.ts';
 import { resolveSpec, type ResolvedSpec } from '../core/spec.ts';
@@ -10,6 +10,11 @@ import { importModule } from '../activities/modules.ts';
 async function readDocument(path: string): Promise<unknown> {
   const extension = extname(path).toLowerCase();
   if (!existsSync(path)) throw new BackfillError('invalid_argument', `cannot read the spec file ${path}: it does not exist`, 'spec');
+  if (statSync(path).isDirectory()) {
+    const inside = join(path, PROJECT_SPEC);
+    const fix = existsSync(inside) ? `name its spec file, ${inside}` : `name a spec file (.yaml, .json or .ts), e.g. ${inside}`;
+    throw new BackfillError('invalid_argument', `cannot read the spec file ${path}: it is a directory: ${fix}`, 'spec');
+  }
   if (['.ts', '.mts', '.js', '.mjs'].includes(extension)) {
     const module = await importModule(path);
     const document = module.default ?? module.spec;
@@ -39,7 +44,7 @@ async function readDocument(path: string): Promise<unknown> {
 
 export type LoadedSpec = { spec: ResolvedSpec; path: string; transformModules: string[] };
 
-import { projectSpec } from './project.ts';
+import { PROJECT_SPEC, projectSpec } from './project.ts';
 
 export { PROJECT_SPEC, projectSpec } from './project.ts';
 

@@ -133,6 +133,23 @@ describe('loadSpecFile on files of its own', () => {
     expect(error.message).toContain('does not exist');
   });
 
+  it('refuses a directory, saying it is one and naming the spec file to give', async () => {
+    const path = join(dir, 'xdir.yaml');
+    mkdirSync(path);
+    const error = await rejection(loadSpecFile(path));
+    expect(error.code).toBe('invalid_argument');
+    expect(error.message).toBe(`cannot read the spec file ${path}: it is a directory: name a spec file (.yaml, .json or .ts), e.g. ${join(path, 'backfill.yaml')}`);
+    // A project's directory: its backfill.yaml.
+    writeFileSync(join(path, 'backfill.yaml'), SIMPLE_YAML);
+    expect((await rejection(loadSpecFile(path))).message).toBe(`cannot read the spec file ${path}: it is a directory: name its spec file, ${join(path, 'backfill.yaml')}`);
+  });
+
+  it('refuses an empty spec file, saying what to write', async () => {
+    const error = await rejection(loadSpecFile(write('empty.yaml', '# nothing yet\n')));
+    expect(error.code).toBe('invalid_spec');
+    expect(error.message).toMatch(/^spec: is empty: write the backfill's name, partitions and nodes, e\.g\. \{ name: daily-revenue, /);
+  });
+
   it('refuses a node whose transform is not registered, with unknown_transform and its path', async () => {
     const path = write('unknown.yaml', 'name: unknown\npartitions: { keys: [k] }\nnodes:\n  - { id: a, transform: noop }\n  - { id: b, transform: no_such_thing }\n');
     const error = await rejection(loadSpecFile(path));
