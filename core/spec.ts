@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import { DEFAULT_BATCH_TARGET } from './batching.ts';
+import { closestNames } from './closest.ts';
 import { GRAINS, INSTANT_FORMS, formatInstant, grainsFit, instantFix, parseInstant, type Grain } from './calendar.ts';
 import { isExactDuration, parseDuration } from './duration.ts';
 import { BackfillError, formatPath, type ErrorCode } from './errors.ts';
@@ -623,11 +624,13 @@ export function resolveSpec(document: unknown, knownTransforms?: ReadonlySet<str
       fail('invalid_spec', ['nodes', i, 'sql'], 'is required by the sql transform: give the SELECT that produces one partition');
     }
     if (knownTransforms && !knownTransforms.has(transform)) {
-      const known = [...knownTransforms].sort().join(', ');
+      const known = [...knownTransforms].sort();
+      const [closest] = closestNames(transform, known, 1);
+      const fix = closest === undefined ? 'fix the name' : `fix the name (did you mean '${closest}'?)`;
       fail(
         'unknown_transform',
         ['nodes', i, 'transform'],
-        `'${transform}' is not a registered transform (known: ${known}): fix the name, or list the module that registers it under 'transforms'`,
+        `'${transform}' is not a registered transform (known: ${known.join(', ')}): ${fix}, or list the module that registers it under 'transforms'`,
       );
     }
     const dependsOn = node.dependsOn.map((dep, d): { node: string; mapping?: Mapping } => {

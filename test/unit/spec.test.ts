@@ -358,6 +358,14 @@ describe('resolveSpec: bad input names the problem, the place and the fix', () =
     expect(error.message).toContain("'sparkle'");
     expect(error.message).toContain('known: noop, sleep, sql');
     expect(error.message).toMatch(/fix the name|transforms/);
+    expect(error.message).not.toContain('did you mean');
+  });
+
+  it('a misspelt transform names the registered one it is likely a typo of', () => {
+    const error = rejects(minimal([{ id: 'a', transform: 'gen_evnts' }]), 'unknown_transform', 'nodes[0].transform', new Set(['gen_events', 'noop', 'sql', 'sleep']));
+    expect(error.message).toBe(
+      "nodes[0].transform: 'gen_evnts' is not a registered transform (known: gen_events, noop, sleep, sql): fix the name (did you mean 'gen_events'?), or list the module that registers it under 'transforms'",
+    );
   });
 
   it('does not check transform names when none are given', () => {
