@@ -122,3 +122,54 @@ export class NodePartitions {
 export function windowStrings(window: PartitionWindow | undefined): { start: string; end: string } | null {
   return window ? { start: formatInstant(window.start), end: formatInstant(window.end) } : null;
 }
+
+/** Keys of a static set an error shows before it counts the rest. */
+const SHOWN_KEYS = 5;
+
+/** Keys as a list, the first few and a count when many: `a, b, c, d, e and 7 more`. */
+function keyList(keys: readonly string[]): string {
+  return keys.length > SHOWN_KEYS + 1 ? `${keys.slice(0, SHOWN_KEYS).join(', ')} and ${keys.length - SHOWN_KEYS} more` : keys.join(', ');
+}
+
+/** An instant as a spec writes it: `2024-01-01` at midnight, `2024-01-01T05` at another hour. */
+function specDate(ms: number): string {
+  const text = formatInstant(ms);
+  if (text.endsWith('T00:00:00Z')) return text.slice(0, 10);
+  return text.endsWith(':00:00Z') ? text.slice(0, 13) : text;
+}
+
+/** A node's partitions in words: `day partitions 2024-01-01 to 2024-01-04` (end exclusive, as written), `static keys eu, us`. */
+export function describePartitions(partitions: ResolvedPartitions): string {
+  return partitions.kind === 'time'
+    ? `${partitions.grain} partitions ${specDate(partitions.start)} to ${specDate(partitions.end)}`
+    : `static keys ${keyList(partitions.keys)}`;
+}
+
+/** Whether `value` has the shape of resolved partitions (a spec sent by hand may hold anything there), so that it can be put in words. */
+export function isResolvedPartitions(value: unknown): value is ResolvedPartitions {
+  if (typeof value !== 'object' || value === null) return false;
+  const p = value as Record<string, unknown>;
+  if (p.kind === 'static') return Array.isArray(p.keys) && p.keys.every((key) => typeof key === 'string');
+  const instant = (ms: unknown) => typeof ms === 'number' && !Number.isNaN(new Date(ms).getTime());
+  return p.kind === 'time' && typeof p.grain === 'string' && instant(p.start) && instant(p.end);
+}
+
+/**
+ * A change of a node's partitions in words: `day partitions 2024-01-01 to 2024-01-04 → 2024-01-01
+ * to 2024-01-05`; between static sets, the keys added and dropped too (the lists may be shortened).
+ */
+export function describePartitionsChange(before: ResolvedPartitions, after: ResolvedPartitions): string {
+  if (before.kind === 'time' && after.kind === 'time' && before.grain === after.grain) {
+    return `${describePartitions(before)} → ${specDate(after.start)} to ${specDate(after.end)}`;
+  }
+  if (before.kind === 'static' && after.kind === 'static') {
+    const had = new Set(before.keys);
+    const has = new Set(after.keys);
+    const adds = after.keys.filter((key) => !had.has(key));
+    const drops = before.keys.filter((key) => !has.has(key));
+    const what = [...(adds.length > 0 ? [`adds ${keyList(adds)}`] : []), ...(drops.length > 0 ? [`drops ${keyList(drops)}`] : [])];
+    const difference = what.length > 0 ? what.join('; ') : 'the same keys in another order';
+    return `${describePartitions(before)} → ${keyList(after.keys)}: ${difference}`;
+  }
+  return `${describePartitions(before)} → ${describePartitions(after)}`;
+}

@@ -6,6 +6,7 @@
 import { z } from 'zod';
 import { BackfillError, formatPath } from './errors.ts';
 import { BackfillConcurrencySchema, RateSchema } from './limits.ts';
+import { describePartitions, describePartitionsChange, isResolvedPartitions } from './partitions.ts';
 import { CheckSchema, KeySchema, ResolvedSettingsSchema, settingsProblem, type ResolvedNode, type ResolvedSpec } from './spec.ts';
 import { WindowsSchema } from './windows.ts';
 import { zodProblem } from './zod-errors.ts';
@@ -33,7 +34,12 @@ export function changedNodes(previous: ResolvedSpec, next: ResolvedSpec): string
   const changed: string[] = [];
   for (const [id, old] of before) {
     const node = after.get(id)!;
-    if (stable(old.partitions) !== stable(node.partitions)) refuse(`changes the partitions of '${id}' (${stable(old.partitions)} → ${stable(node.partitions)})`);
+    if (stable(old.partitions) !== stable(node.partitions)) {
+      // Each side in words; a shape no spec resolves to (sent by hand) as sent.
+      const side = (p: unknown) => (isResolvedPartitions(p) ? describePartitions(p) : stable(p));
+      const words = isResolvedPartitions(old.partitions) && isResolvedPartitions(node.partitions) ? describePartitionsChange(old.partitions, node.partitions) : `${side(old.partitions)} → ${side(node.partitions)}`;
+      refuse(`changes the partitions of '${id}' (${words})`);
+    }
     if (stable(old.dependsOn) !== stable(node.dependsOn)) refuse(`changes what '${id}' depends on (${stable(old.dependsOn)} → ${stable(node.dependsOn)})`);
     if (stable(runFields(old)) !== stable(runFields(node))) changed.push(id);
   }

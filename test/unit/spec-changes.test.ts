@@ -38,6 +38,34 @@ describe('changedNodes', () => {
     ['another grain', (s) => void (s.nodes[1]!.partitions = { grain: 'week' }), /changes the partitions of 'b'/],
     ['another dependency', (s) => void (s.nodes[1]!.dependsOn = [{ node: 'a', mapping: { lag: { from: -1, to: 0 } } }]), /changes what 'b' depends on/],
   ];
+  it('shows a change of partitions in words: the dates as a spec writes them, the keys added and dropped', () => {
+    const message = (edit: (s: SpecInput) => void) => thrownBackfillError(() => changedNodes(spec(), spec(edit))).message;
+    const way = 'a backfill goes on only with the same nodes, partitions and dependencies (start a new backfill for a different plan)';
+    expect(message((s) => void (s.partitions = { grain: 'day', start: '2024-01-01', end: '2024-01-11' }))).toBe(
+      `the new spec changes the partitions of 'a' (day partitions 2024-01-01 to 2024-01-10 → 2024-01-01 to 2024-01-11): ${way}`,
+    );
+    expect(message((s) => void (s.nodes[1]!.partitions = { grain: 'hour', start: '2024-01-01T05' }))).toBe(
+      `the new spec changes the partitions of 'b' (day partitions 2024-01-01 to 2024-01-10 → hour partitions 2024-01-01T05 to 2024-01-10): ${way}`,
+    );
+    const keys = (n: number) => Array.from({ length: n }, (_, i) => `k${i}`);
+    const staticSpec = (list: string[]) => resolveSpec({ ...structuredClone(base), partitions: { keys: list } });
+    expect(thrownBackfillError(() => changedNodes(staticSpec(keys(3)), staticSpec(keys(4)))).message).toBe(
+      `the new spec changes the partitions of 'a' (static keys k0, k1, k2 → k0, k1, k2, k3: adds k3): ${way}`,
+    );
+    expect(thrownBackfillError(() => changedNodes(staticSpec(keys(12)), staticSpec(['x', ...keys(11)]))).message).toBe(
+      `the new spec changes the partitions of 'a' (static keys k0, k1, k2, k3, k4 and 7 more → x, k0, k1, k2, k3 and 7 more: adds x; drops k11): ${way}`,
+    );
+    expect(thrownBackfillError(() => changedNodes(staticSpec(['a1', 'b1']), staticSpec(['b1', 'a1']))).message).toBe(
+      `the new spec changes the partitions of 'a' (static keys a1, b1 → b1, a1: the same keys in another order): ${way}`,
+    );
+    // A spec sent by hand may hold anything as partitions: shown as sent.
+    const sent = spec();
+    (sent.nodes[0] as { partitions: unknown }).partitions = 'all of them';
+    expect(thrownBackfillError(() => changedNodes(spec(), sent)).message).toBe(
+      `the new spec changes the partitions of 'a' (day partitions 2024-01-01 to 2024-01-10 → "all of them"): ${way}`,
+    );
+  });
+
   for (const [what, edit, message] of refused) {
     it(`refuses ${what}, naming the difference and the way out`, () => {
       const error = thrownBackfillError(() => changedNodes(spec(), spec(edit)));
