@@ -1233,7 +1233,7 @@ export class BackfillClient {
     const carry = await this.endState(backfillId, description.status.name).catch(() => null);
     if (!carry) return null;
     const id = shellWord(backfillId);
-    const how = endedText(closedState(description.status.name));
+    const how = endedText(await this.endedState(backfillId, description).catch(() => closedState(description.status.name)));
     const ended = `it ended ${how}`;
     const phase = action === 'publish' ? carry.staged?.phase : carry.canary?.phase;
     const by = (action === 'publish' ? carry.staged?.decision?.by : carry.canary?.decision?.by) ?? 'someone';

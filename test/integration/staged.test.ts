@@ -536,7 +536,7 @@ describe.each<Backend>(['sqlite', 'postgres'])('staged backfills on %s', (kind) 
     expect(again.code).not.toBe(0);
     expect(Date.now() - askedAt).toBeLessThan(30_000);
     expect(again.json!.error.code).toBe('finishing');
-    expect(again.json!.error.message).toMatch(/waits for publish or discard: .*publish or discard first.*--rerun --stage/);
+    expect(again.json!.error.message).toMatch(/waits for publish or discard: .*publish it \(backfill publish .*\), or discard it \(backfill discard .*\) and then stage the fix as a new run: .*--rerun --stage/);
     const retried = await runCli<{ error: { code: string; message: string } }>(['retry-failed', id, '--json'], { BACKFILL_WAREHOUSE: location }, { timeoutMs: 60_000 });
     expect(retried.json!.error).toMatchObject({ code: 'finishing', message: expect.stringMatching(/waits for publish or discard/) });
     expect((await fx.client.progress(id)).state).toBe('staged');

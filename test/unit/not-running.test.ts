@@ -23,7 +23,11 @@ describe('controls of a backfill that ended', () => {
     const refusal = { code: 'not_running', message: "backfill 'st-1' is not running (it ended discarded)" };
     await expect(discarded.pause('st-1')).rejects.toMatchObject(refusal);
     await expect(discarded.setRate('st-1', 5)).rejects.toMatchObject(refusal);
-    await expect(discarded.decideStaged('st-1', 'publish')).rejects.toMatchObject(refusal);
+    // A publish of one never staged says so, and what undoes what it published (it said only that it was not running).
+    await expect(endedAs('COMPLETED', 'completed').decideStaged('st-1', 'publish')).rejects.toMatchObject({
+      code: 'not_staged',
+      message: "backfill 'st-1' was not started with --stage: each partition was published as it finished (it ended completed), so there is nothing to publish (undo it with 'backfill rollback st-1')",
+    });
     // A staged backfill whose decision was taken says so, and by whom: not that it is not running.
     const decided = endedAs('COMPLETED', 'discarded', { phase: 'discarded', decision: { by: 'bob@host' } });
     await expect(decided.decideStaged('st-1', 'publish')).rejects.toMatchObject({
