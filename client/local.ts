@@ -144,6 +144,36 @@ async function warnOnMissingSearchAttributes(connection: NativeConnection, names
   );
 }
 
+/** How long a worker's start waits for its warehouse to answer before it goes on and lets the activities retry. */
+const WAREHOUSE_CHECK_MS = 15_000;
+
+/**
+ * Refuses a warehouse that answers with an error (invalid_argument, naming it and the fix); one
+ * that does not answer within WAREHOUSE_CHECK_MS is warned of, and the worker starts all the same
+ * (a database still starting: the activities retry).
+ */
+async function usableWarehouse(warehouse: Warehouse, warn: (message: string) => void): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const slow = new Promise<'slow'>((resolve) => {
+    timer = setTimeout(() => resolve('slow'), WAREHOUSE_CHECK_MS);
+  });
+  const asked = warehouse.identity().then(() => 'ok' as const);
+  // A refusal that comes after the wait has passed is the activities' to meet, not an unhandled rejection.
+  asked.catch(() => undefined);
+  try {
+    const answer = await Promise.race([asked, slow]);
+    if (answer === 'slow') warn(`the warehouse ${warehouse.location} did not answer within ${WAREHOUSE_CHECK_MS / 1000}s; the worker starts, and its activities retry until it does`);
+  } catch (error) {
+    throw new BackfillError(
+      'invalid_argument',
+      `the warehouse ${warehouse.location} cannot be used: ${error instanceof Error ? error.message : String(error)}: fix --warehouse (or $BACKFILL_WAREHOUSE), or make it reachable, then start the worker again`,
+      'warehouse',
+    );
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 export async function startWorker(options: WorkerProcessOptions): Promise<RunningWorker> {
   const telemetry = options.telemetry ?? defaultTelemetry();
   // First, as it opens nothing: a module that does not load stops the worker before it connects.
@@ -159,12 +189,14 @@ export async function startWorker(options: WorkerProcessOptions): Promise<Runnin
     // Before connecting: a warehouse path this process cannot use (a lake's directory that is a
     // file, or that it may not read) is refused at once, not found by each activity's retries.
     warehouseExists(options.warehouse);
+    const warehouse = openWarehouse(options.warehouse);
+    opened.unshift(() => warehouse.close());
+    // One it cannot use (no such database, a role refused) is told now, before connecting, not by each backfill's failure.
+    if (options.queues.length > 0) await usableWarehouse(warehouse, warn);
     installRuntime(telemetry);
     const connection = await connectWorker(options.connection);
     opened.unshift(() => connection.close());
     await warnOnMissingSearchAttributes(connection, namespace);
-    const warehouse = openWarehouse(options.warehouse);
-    opened.unshift(() => warehouse.close());
     const workers = await createWorkers({
       connection,
       namespace,

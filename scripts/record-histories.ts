@@ -165,6 +165,16 @@ const SCENARIOS: Record<string, Scenario> = {
     },
     async drive() {},
   },
+  // A node paced on latency starts at one activity and doubles while its latencies stay under the target (patch latency-slow-start).
+  'latency-paced': {
+    spec: {
+      name: 'latency-paced',
+      partitions: hourly(60),
+      defaults: { concurrency: 8 },
+      nodes: [{ id: 'paced', transform: 'sleep', params: { latencyBase: 30, latencyCapacity: 1 }, pace: { latencyTarget: '100ms' } }],
+    },
+    async drive() {},
+  },
   'continue-as-new': {
     tuning: { historyLimit: 150 },
     spec: {

@@ -173,3 +173,22 @@ describe('a worker whose start fails after it connected', () => {
     await waitFor('the native runtime to stop serving metrics', () => portFree('127.0.0.1', metricsPort), 10_000);
   });
 });
+
+describe('a worker whose warehouse cannot be used', () => {
+  it('is refused at its start, naming the warehouse and the fix (it started, and each backfill then failed)', async () => {
+    const queue = uniqueQueue('no-warehouse');
+    const url = new URL(process.env.BACKFILL_TEST_POSTGRES_URL ?? 'postgres://backfill:backfill@127.0.0.1:5432/postgres');
+    url.pathname = '/no_such_database_of_backfill';
+    const warehouse = url.toString();
+    const failed = startWorker({
+      connection: localConnection(address()),
+      transforms: [],
+      queues: [{ name: queue }],
+      workflowQueue: queue,
+      workflows: false,
+      warehouse,
+      telemetry: { log: logSettings('text', 'ERROR') },
+    });
+    await expect(failed).rejects.toMatchObject({ code: 'invalid_argument', message: expect.stringMatching(new RegExp(`^the warehouse .*no_such_database_of_backfill cannot be used: .*database "no_such_database_of_backfill" does not exist: fix --warehouse \\(or \\$BACKFILL_WAREHOUSE\\), or make it reachable`)) });
+  });
+});
