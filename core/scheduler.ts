@@ -210,10 +210,12 @@ export class NodeScheduler {
   /** When the back-off was last set: the workflow time may not have been counted since (`countedAt`). */
   private deferredAt = 0;
   /** Batches in flight: their partitions, the congestion epoch and the workflow time they started in. */
-  private readonly inFlight = new Map<number, { indices: number[]; epoch: number; at: number }>();
+  private readonly inFlight = new Map<number, { indices: number[]; epoch: number; climb: number; at: number }>();
   private nextBatchId = 1;
   /** Throttles of batches started before the last slow-down belong to the same congestion event. */
   private congestionEpoch = 0;
+  /** Steps the latency cap climbed under `slowStart`: a batch's latencies decide the next step only if none came since it started. */
+  private climbs = 0;
   private throttledSinceAdvance = false;
   /** Something the parent displays changed (rate, throttling) since the last report. */
   private stateChanged = false;
@@ -339,7 +341,7 @@ export class NodeScheduler {
     // The latency cap climbs only while it holds work back.
     if (target && (this.capHolds || !this.options.climbWhenBinding) && !this.queue.isEmpty && this.bucket.available >= 1 && this.latency.onCalm(target, this.settings.concurrency, elapsed, this.options.climbWhenBinding, this.options.slowStart)) {
       // The next step is decided by latencies of activities started under this one.
-      if (this.options.slowStart) this.congestionEpoch++;
+      if (this.options.slowStart) this.climbs++;
       this.applyPace();
       this.stateChanged = true;
     }
@@ -396,7 +398,7 @@ export class NodeScheduler {
       const id = this.nextBatchId++;
       const at = this.countedAt ?? 0;
       this.autoBatch?.started(at);
-      this.inFlight.set(id, { indices, epoch: this.congestionEpoch, at });
+      this.inFlight.set(id, { indices, epoch: this.congestionEpoch, climb: this.climbs, at });
       batches.push({ id, indices, recheck, throttled: indices.map((i) => this.throttleCounts.get(i) ?? 0) });
     }
     this.noteCapHolds();
@@ -431,8 +433,8 @@ export class NodeScheduler {
     }
     this.markDone(outcome.finished);
     this.autoBatch?.finished(batch.at, outcome.finished);
-    // Only batches started under the concurrency now in force: they never ran beside more than it.
-    if (batch.epoch === this.congestionEpoch) this.observeLatency(outcome.finished);
+    // Only batches started under the concurrency now in force (since the last slow-down and, starting slowly, the last climb): they never ran beside more than it.
+    if (batch.epoch === this.congestionEpoch && batch.climb === this.climbs) this.observeLatency(outcome.finished);
     const finished = new Set(outcome.finished.map((r) => r.index));
     const rest = batch.indices.filter((i) => !finished.has(i));
     if (outcome.kind === 'failed') {
