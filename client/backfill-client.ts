@@ -1491,7 +1491,7 @@ export class BackfillClient {
     const id = shellWord(backfillId);
     throw new BackfillError(
       'staged_undecided',
-      `backfill '${backfillId}' ended (${description.status.name.toLowerCase()}) with versions it staged neither published nor discarded: a new run could not reach them, and they would stay in the warehouse. ` +
+      `backfill '${backfillId}' ended (${endedText(await this.endedState(backfillId, description).catch(() => closedState(description.status.name)))}) with versions it staged neither published nor discarded: a new run could not reach them, and they would stay in the warehouse. ` +
         `Drop them first (backfill discard ${id}), then start again with --rerun; or go on from them (backfill resume ${id}), then publish or discard`,
     );
   }
@@ -1753,7 +1753,7 @@ export class BackfillClient {
    */
   async startRollback(backfillId: string, options: RollbackOptions = {}): Promise<RollbackStarted> {
     const description = await this.describeKept(backfillId);
-    if (description?.status.name === 'RUNNING') throw await this.rollbackWhileRunning(backfillId, 'roll it back');
+    if (description?.status.name === 'RUNNING') throw await this.rollbackWhileRunning(backfillId, false);
     const batchSize = options.tuning?.batchSize;
     if (batchSize !== undefined && (!Number.isInteger(batchSize) || batchSize < 1 || batchSize > 10_000)) {
       throw new BackfillError('invalid_argument', `rollback batch size must be a whole number from 1 to 10000 (got ${batchSize})`);
@@ -1925,7 +1925,7 @@ export class BackfillClient {
    */
   async previewRollback(backfillId: string, warehouse: LineageReader & Pick<Warehouse, 'location' | 'ledger'>, options: Pick<RollbackOptions, 'force'> = {}): Promise<RollbackPreview> {
     const description = await this.describeKept(backfillId);
-    if (description?.status.name === 'RUNNING') throw await this.rollbackWhileRunning(backfillId, 'preview its rollback');
+    if (description?.status.name === 'RUNNING') throw await this.rollbackWhileRunning(backfillId, true);
     const { order } = description ? await this.rollbackOrder(backfillId, description.runId) : { order: [] };
     const { previewRollback } = await import('./rollback-preview.ts');
     const preview = await previewRollback(warehouse, backfillId, { order, historyGone: !description }, options.force === true);
@@ -1947,7 +1947,7 @@ export class BackfillClient {
    * (staged, a canary's slice) published nothing, so it is discarded, not rolled back ("wait for
    * it to end" would wait for ever, and a cancel leaves its staged versions behind).
    */
-  private async rollbackWhileRunning(backfillId: string, then: string): Promise<BackfillError> {
+  private async rollbackWhileRunning(backfillId: string, preview: boolean): Promise<BackfillError> {
     const id = shellWord(backfillId);
     const state = await this.progress(backfillId).then((p) => p.state, () => null);
     if (state === 'staged') {
@@ -1956,7 +1956,7 @@ export class BackfillClient {
     if (state === 'awaiting_canary') {
       return new BackfillError('still_running', `backfill '${backfillId}' waits for its canary's decision: nothing of it is published. Drop the slice with 'backfill discard ${id}' (the backfill ends), or approve it ('backfill approve ${id} --reason ...') and roll back once it has ended`);
     }
-    const running = then === 'roll it back' ? 'is still running' : 'is still running, so it cannot be rolled back yet';
+    const [running, then] = preview ? ['is still running, so it cannot be rolled back yet', 'preview its rollback'] : ['is still running', 'roll it back'];
     return new BackfillError('still_running', `backfill '${backfillId}' ${running}: cancel it first ('backfill cancel ${id}') or wait for it to end ('backfill wait ${id}'), then ${then}`);
   }
 
