@@ -94,6 +94,7 @@ import { judgementWait, pendingNotes, type ActivityFailing } from './activity-fa
 import { queueStates, taskUntaken, waitingNodes, withTransforms, type PendingTask, type Poller, type Waiting } from './waiting.ts';
 import { startTracing, tracingRequested, type Tracing } from '../workers/tracing.ts';
 import { DEFAULT_UI_URL, settingsFromEnv, type Settings } from '../host/settings.ts';
+import { inputNodes } from './input-nodes.ts';
 
 /** What a client does when a call says nothing else: the Web UI of its links, the task queue and the dataset check of `start`. */
 export type ClientDefaults = Pick<Settings, 'uiUrl' | 'taskQueue' | 'sharedDatasets'>;
@@ -904,7 +905,7 @@ export class BackfillClient {
     if (known) return known;
     // A history this reader may not see leaves the check out rather than failing `status`.
     const input = await (inputOf ? inputOf() : this.firstInput(backfillWorkflowId(backfillId), runId)).catch(() => undefined);
-    const queues = new Map((input?.spec.nodes ?? []).map((n) => [n.id, n.taskQueue]));
+    const queues = new Map(inputNodes(input).map((n) => [n.id, n.taskQueue]));
     if (input) this.nodeQueues.set(runId, queues);
     return queues;
   }

@@ -11,6 +11,7 @@ import { leftRunning, waitHint } from '../core/busy-datasets.ts';
 import { shellWord } from '../core/shell-word.ts';
 import { BACKFILL_ID, BACKFILL_NODE, backfillWorkflowId } from '../workflows/definitions.ts';
 import { visibilityLiteral } from './visibility.ts';
+import { inputNodes } from './input-nodes.ts';
 
 /**
  * Another running backfill and the datasets it shares with the one about to start. `ended`: its
@@ -57,7 +58,7 @@ export async function datasetWriters(
     const id = parent.typedSearchAttributes.get(BACKFILL_ID);
     if (id === undefined || withNodes.has(id)) continue;
     const input = await inputOf(parent.workflowId, parent.runId).catch(() => undefined);
-    for (const node of input?.spec.nodes ?? []) if (wanted.has(node.id)) add(id, node.id);
+    for (const node of inputNodes(input)) if (wanted.has(node.id)) add(id, node.id);
   }
   const found = await Promise.all(
     [...writers].map(async ([id, set]) => {

@@ -25,6 +25,7 @@ import { StatusRpc, StatusRpcError, speaksPlainGrpc } from './status-rpc.ts';
 import { WORKFLOW_EXECUTION_STATUS_RUNNING } from './status-wire.ts';
 import { answeredWhileFailing, failingStreakOf, taskFailingError } from './task-failing.ts';
 import { queueStates, waitingNodes, withTransforms, type Poller, type Waiting } from './waiting.ts';
+import { inputNodes } from './input-nodes.ts';
 
 /** How long describing the workflow may take before the SDK's client is asked instead. */
 const DESCRIBE_TIMEOUT_MS = 5000;
@@ -142,7 +143,7 @@ async function waitingOf(rpc: StatusReads, progress: Progress, inputOf: () => Pr
   if (busy.length === 0) return [];
   // A history this reader may not see leaves the check out rather than failing `status`.
   const input = await inputOf().catch(() => undefined);
-  const queueOf = new Map((input?.spec.nodes ?? []).map((n) => [n.id, n.taskQueue]));
+  const queueOf = new Map(inputNodes(input).map((n) => [n.id, n.taskQueue]));
   const queues = new Set(busy.map((n) => queueOf.get(n.id)).filter((q): q is string => q !== undefined));
   const pollersByQueue = new Map<string, Poller[]>();
   await Promise.all(
