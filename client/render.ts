@@ -230,7 +230,7 @@ export function renderStatus(shown: Progress & { waiting?: Waiting[]; stalledSec
       : [];
   // After a rollback the retry hint would send the user to a resume that is refused.
   const retryHint = progress.rollback ? [] : renderRetryHint(progress);
-  const failed = shown.failure !== undefined ? [pc.red(`  ✗ it failed: ${printableText(shown.failure)}`)] : [];
+  const failed = failedLines(shown.failure);
   return [headline(progress), ...renderRefusal(shown.refused), ...failed, ...failing, ...renderRollback(progress), ...renderGovernance(progress), table.toString(), ...renderBatchedRunning(progress), ...staged, ...renderCanary(progress), ...judgement, ...stepFailing, ...stalled, ...renderWaiting(progress), ...renderFailures(progress), ...retryHint].join('\n');
 }
 
@@ -264,6 +264,11 @@ function movedNothing(backfillId: string, leftAlone: number): string {
   return `left every partition alone (${number(leftAlone)}, changed since by a later backfill), so the data is not rolled back: 'backfill rollback ${shellWord(backfillId)} --force' restores them`;
 }
 
+/** Why a failed run failed, under its headline (`status`, `wait`, `start --watch`); none when unknown. */
+function failedLines(failure: string | undefined): string[] {
+  return failure !== undefined ? [pc.red(`  ✗ it failed: ${printableText(failure)}`)] : [];
+}
+
 /** `2026-12-07 10:43:01 UTC`. */
 function utcTime(ms: number): string {
   return new Date(ms).toISOString().replace('T', ' ').replace(/\.\d+Z$/, ' UTC');
@@ -284,7 +289,7 @@ function stagedLine(progress: Printable<Progress>): string {
 /** How a backfill ended, as `wait` and `start --watch` print it: the headline and the failures. */
 export function renderEnd(shown: Progress & { failure?: string }): string {
   const progress = printable(shown);
-  const failed = shown.failure !== undefined ? [pc.red(`  ✗ it failed: ${printableText(shown.failure)}`)] : [];
+  const failed = failedLines(shown.failure);
   return [headline(progress), ...failed, ...renderFailures(progress), ...renderRetryHint(progress)].join('\n');
 }
 
@@ -292,7 +297,7 @@ export function renderEnd(shown: Progress & { failure?: string }): string {
 export function renderWaited(outcome: { backfillId: string; state: Progress['state']; progress: Progress | null; failure?: string }): string {
   const failure = outcome.failure !== undefined ? { failure: outcome.failure } : {};
   if (outcome.progress) return renderEnd({ ...outcome.progress, ...failure });
-  return [`${outcome.backfillId} ${endedText(outcome.state)}`, ...(outcome.failure !== undefined ? [pc.red(`  ✗ it failed: ${printableText(outcome.failure)}`)] : [])].join('\n');
+  return [`${outcome.backfillId} ${endedText(outcome.state)}`, ...failedLines(outcome.failure)].join('\n');
 }
 
 /** A canary: where it is, its diff per dataset once known, and what to do while it waits. */

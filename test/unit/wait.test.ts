@@ -183,28 +183,31 @@ describe('what wait says while it blocks on a held backfill', () => {
     expect(waitNote('d-1', window.held, both).line).toBe('d-1 is held, and starts no partition: outside the run windows; paused by an operator (backfill resume goes on)');
   });
 
-  it('noteHolds looks until stopped and says only the changes; a look that fails says nothing', async () => {
-    const looks: Array<Looked | Error> = [running, spent(3), new Error('no worker'), spent(4), running];
+  /** noteHolds every 5 ms on a backfill whose looks answer `looks` in turn (then the last again); what it said, and how often it looked. */
+  const noting = (looks: ReadonlyArray<Looked | Error>) => {
     let n = 0;
     const client = { progress: async () => { const next = looks[Math.min(n++, looks.length - 1)]!; if (next instanceof Error) throw next; return next as Progress; } };
     const said: string[] = [];
     const stop = noteHolds(client, 'd-1', (line) => said.push(line), 5);
-    await vi.waitFor(() => expect(n).toBeGreaterThanOrEqual(looks.length + 2));
+    return { said, stop, looked: () => n };
+  };
+
+  it('noteHolds looks until stopped and says only the changes; a look that fails says nothing', async () => {
+    const looks: Array<Looked | Error> = [running, spent(3), new Error('no worker'), spent(4), running];
+    const { said, stop, looked } = noting(looks);
+    await vi.waitFor(() => expect(looked()).toBeGreaterThanOrEqual(looks.length + 2));
     stop();
-    const after = n;
+    const after = looked();
     await new Promise((r) => setTimeout(r, 30));
-    expect(n).toBe(after);
+    expect(looked()).toBe(after);
     expect(said).toEqual([expect.stringMatching(/^d-1 is held, and starts no partition: the retries budget is spent: 3 of 3/), 'd-1 goes on: nothing holds it any more']);
   });
 
   it('noteHolds says once that no worker polls the workflow task queue (wait was silent), and when it answers again', async () => {
     const away = new BackfillError('no_worker', "backfill 'd-1' is running but no worker polls its workflow task queue 'orphanq': start one with backfill worker");
     const looks: Array<Looked | Error> = [away, away, away, running, running];
-    let n = 0;
-    const client = { progress: async () => { const next = looks[Math.min(n++, looks.length - 1)]!; if (next instanceof Error) throw next; return next as Progress; } };
-    const said: string[] = [];
-    const stop = noteHolds(client, 'd-1', (line) => said.push(line), 5);
-    await vi.waitFor(() => expect(n).toBeGreaterThanOrEqual(looks.length + 1));
+    const { said, stop, looked } = noting(looks);
+    await vi.waitFor(() => expect(looked()).toBeGreaterThanOrEqual(looks.length + 1));
     stop();
     expect(said).toEqual([`d-1 cannot move: ${away.message} (wait goes on waiting)`, 'd-1 goes on: its workflow answers again']);
   });
