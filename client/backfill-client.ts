@@ -1053,6 +1053,11 @@ export class BackfillClient {
     return (await this.client.workflow.getHandle<typeof backfillWorkflow>(backfillWorkflowId(backfillId), runId, { followRuns: false }).result()) as BackfillResult;
   }
 
+  /** How a closed run ended, in words, as `status` says it (how the server closed it when its result cannot be read). */
+  private async endedText(backfillId: string, latest: WorkflowExecutionDescription): Promise<string> {
+    return endedText(await this.endedState(backfillId, latest).catch(() => closedState(latest.status.name)));
+  }
+
   /** How a closed run of a backfill ended, as `status` says it: its result's state, or how the server closed it. */
   private async endedState(backfillId: string, latest: WorkflowExecutionDescription): Promise<BackfillState> {
     const description = await this.standing(backfillId, latest);
@@ -1234,18 +1239,19 @@ export class BackfillClient {
     const carry = await this.endState(backfillId, description.status.name).catch(() => null);
     if (!carry) return null;
     const id = shellWord(backfillId);
-    const how = endedText(await this.endedState(backfillId, description).catch(() => closedState(description.status.name)));
-    const ended = `it ended ${how}`;
     const phase = action === 'publish' ? carry.staged?.phase : carry.canary?.phase;
-    const by = (action === 'publish' ? carry.staged?.decision?.by : carry.canary?.decision?.by) ?? 'someone';
-    if (phase === undefined) {
-      return action === 'publish'
-        ? new BackfillError('not_staged', `backfill '${backfillId}' was not started with --stage: each partition was published as it finished (${ended}), so there is nothing to publish (undo it with 'backfill rollback ${id}')`)
-        : new BackfillError('not_canary', `backfill '${backfillId}' has no canary (${ended}): there is nothing to approve`);
-    }
     // A staged backfill's decision taken already is refused as the update path refuses it (refuseDecidedAlready).
     if (phase === 'published' || (phase === 'discarded' && action === 'publish')) return null;
-    if (phase === 'approved' || phase === 'discarded') return new BackfillError('already_decided', `backfill '${backfillId}': the canary was ${phase} already (by ${by}); nothing is left to decide`);
+    if (phase === 'approved' || phase === 'discarded') {
+      const by = carry.canary?.decision?.by ?? 'someone';
+      return new BackfillError('already_decided', `backfill '${backfillId}': the canary was ${phase} already (by ${by}); nothing is left to decide`);
+    }
+    const how = await this.endedText(backfillId, description);
+    if (phase === undefined) {
+      return action === 'publish'
+        ? new BackfillError('not_staged', `backfill '${backfillId}' was not started with --stage: each partition was published as it finished (it ended ${how}), so there is nothing to publish (undo it with 'backfill rollback ${id}')`)
+        : new BackfillError('not_canary', `backfill '${backfillId}' has no canary (it ended ${how}): there is nothing to approve`);
+    }
     return new BackfillError(
       'not_running',
       `backfill '${backfillId}' ended ${how} before its decision: go on with 'backfill resume ${id}', then ${action} it; or drop what it staged with 'backfill discard ${id}'`,
@@ -1492,7 +1498,7 @@ export class BackfillClient {
     const id = shellWord(backfillId);
     throw new BackfillError(
       'staged_undecided',
-      `backfill '${backfillId}' ended (${endedText(await this.endedState(backfillId, description).catch(() => closedState(description.status.name)))}) with versions it staged neither published nor discarded: a new run could not reach them, and they would stay in the warehouse. ` +
+      `backfill '${backfillId}' ended (${await this.endedText(backfillId, description)}) with versions it staged neither published nor discarded: a new run could not reach them, and they would stay in the warehouse. ` +
         `Drop them first (backfill discard ${id}), then start again with --rerun; or go on from them (backfill resume ${id}), then publish or discard`,
     );
   }
