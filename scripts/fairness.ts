@@ -5,7 +5,7 @@
  * maxTaskQueueActivitiesPerSecond), and a worker counts what each group gets.
  *
  *   node --import tsx scripts/fairness.ts [dev|dev-fair|server|server-fair ...] [--seconds 60]
- *   node --import tsx scripts/fairness.ts --backfills [dev-fair|server-fair ...] [--seconds 60]
+ *   node --import tsx scripts/fairness.ts --backfills [dev-fair|server-fair ...] [--seconds 60] [--partitions 1]
  *
  * `--backfills` does the same with real backfills (scripts/fairness/backfills.ts): started
  * through BackfillClient with `fairnessWeight` and `priority`, one partition per activity,
@@ -13,7 +13,8 @@
  *
  * `dev` is the dev server of the Temporal CLI (host/temporal-cli.ts), `server` the Temporal
  * server we build (scripts/temporal-server.ts) on PostgreSQL; `-fair` turns on
- * matching.useNewMatcher and matching.enableFairness.
+ * matching.useNewMatcher and matching.enableFairness. `--partitions 1` gives every task queue
+ * one partition instead of the server's four: priority holds within a partition only.
  */
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -34,20 +35,27 @@ export { FAIRNESS_DYNAMIC_CONFIG };
 
 export type Server = { kind: string; address: string; stop(): Promise<void> };
 
-export async function startServer(kind: 'dev' | 'server', fair: boolean, dir: string): Promise<Server> {
+/** Every task queue's partitions, read and write (the server's default is four). */
+const partitionsConfig = (partitions: number): Record<string, string> => ({
+  'matching.numTaskqueueReadPartitions': String(partitions),
+  'matching.numTaskqueueWritePartitions': String(partitions),
+});
+
+export async function startServer(kind: 'dev' | 'server', fair: boolean, dir: string, options: { partitions?: number } = {}): Promise<Server> {
+  const dynamicConfig = { ...(fair ? FAIRNESS_DYNAMIC_CONFIG : {}), ...(options.partitions ? partitionsConfig(options.partitions) : {}) };
   if (kind === 'dev') {
     const dev = await startDevServer({
       dbFile: join(dir, 'temporal.db'),
       uiPort: null,
       logFile: join(dir, 'temporal.log'),
       searchAttributes: false,
-      ...(fair ? { dynamicConfig: FAIRNESS_DYNAMIC_CONFIG } : {}),
+      dynamicConfig,
     });
     return { kind: fair ? 'dev-fair' : 'dev', address: dev.address, stop: () => dev.stop() };
   }
   const dynamicConfigFile = join(dir, 'dynamicconfig.yaml');
   const lines = ['history.timerProcessorMaxTimeShift:', '  - value: 100ms'];
-  if (fair) for (const [key, value] of Object.entries(FAIRNESS_DYNAMIC_CONFIG)) lines.push(`${key}:`, `  - value: ${value}`);
+  for (const [key, value] of Object.entries(dynamicConfig)) lines.push(`${key}:`, `  - value: ${value}`);
   writeFileSync(dynamicConfigFile, `${lines.join('\n')}\n`);
   const prefix = `fairness_${randomUUID().slice(0, 8)}`;
   const cluster = await startTemporalCluster({ databasePrefix: prefix, dynamicConfigFile, logFile: join(dir, 'temporal-server.log') });
@@ -191,12 +199,12 @@ export async function measurePriority(address: string, bundle: WorkflowBundleWit
 }
 
 /** The experiment with real backfills on each server: the shares of weights 1 and 3, and priority 1 behind priority 5. */
-async function mainBackfills(kinds: string[], seconds: number): Promise<void> {
+async function mainBackfills(kinds: string[], seconds: number, partitions: number | undefined): Promise<void> {
   const { measureBackfillPriority, measureBackfillShares, priorityOfRuns, startFleet } = await import('./fairness/backfills.ts');
   const rate = 20;
   for (const kind of kinds.length > 0 ? kinds : ['dev-fair']) {
     const dir = mkdtempSync(join(tmpdir(), 'fairness-backfills-'));
-    const server = await startServer(kind.startsWith('server') ? 'server' : 'dev', kind.endsWith('-fair'), dir);
+    const server = await startServer(kind.startsWith('server') ? 'server' : 'dev', kind.endsWith('-fair'), dir, partitions ? { partitions } : {});
     const fleet = await startFleet({ address: server.address, dir, rate });
     try {
       // More partitions than the window serves each, so that both stay queued throughout.
@@ -204,7 +212,7 @@ async function mainBackfills(kinds: string[], seconds: number): Promise<void> {
       const runs = (await Promise.all(shares.backfills.map((b, i) => priorityOfRuns(fleet.client, b.id, [`load_${i === 0 ? 'a' : 'b'}`])))).flat();
       console.log(JSON.stringify({ server: server.kind, experiment: 'backfills with fairness weights 1 and 3', rate, seconds, total: shares.total, backfills: shares.backfills, runs: runs.length, runPriorities: [...new Set(runs.map((r) => JSON.stringify(r.priority)))] }));
       const priority = await measureBackfillPriority(fleet, { partitions: 300, backlog: 1500 });
-      console.log(JSON.stringify({ server: server.kind, experiment: 'a priority-1 backfill behind a priority-5 one', rate, ...priority }));
+      console.log(JSON.stringify({ server: server.kind, queuePartitions: partitions ?? 'default', experiment: 'a priority-1 backfill behind a priority-5 one', rate, ...priority }));
     } finally {
       await fleet.stop();
       await server.stop();
@@ -218,12 +226,13 @@ async function main(): Promise<void> {
   const seconds = args.includes('--seconds') ? Number(args[args.indexOf('--seconds') + 1]) : 60;
   const kinds = args.filter((a) => /^(dev|server)(-fair)?$/.test(a));
   Runtime.install({ logger: new DefaultLogger('ERROR') });
-  if (args.includes('--backfills')) return mainBackfills(kinds, seconds);
+  const partitions = args.includes('--partitions') ? Number(args[args.indexOf('--partitions') + 1]) : undefined;
+  if (args.includes('--backfills')) return mainBackfills(kinds, seconds, partitions);
   const bundle = await bundleLoadWorkflows();
   const rate = 20;
   for (const kind of kinds.length > 0 ? kinds : ['dev', 'dev-fair']) {
     const dir = mkdtempSync(join(tmpdir(), 'fairness-'));
-    const server = await startServer(kind.startsWith('server') ? 'server' : 'dev', kind.endsWith('-fair'), dir);
+    const server = await startServer(kind.startsWith('server') ? 'server' : 'dev', kind.endsWith('-fair'), dir, partitions ? { partitions } : {});
     try {
       // Each group has more than the window can serve, so both stay backlogged throughout.
       const count = Math.min(1900, Math.ceil(rate * (seconds + 10)));

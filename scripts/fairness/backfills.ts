@@ -152,6 +152,13 @@ export type PriorityResult = {
   lowStartedMeanwhile: number;
   /** Of those, the ones that started between its first partition's start and its last one's end: none when priority is strict. */
   lowStartedAmongIts: number;
+  /**
+   * Of those, the ones in the first half of that span. On a task queue of several partitions
+   * priority holds within each: one that runs out of priority-1 partitions first (they are
+   * spread unevenly) starts priority-5 ones while the others still have priority-1 ones, so
+   * the strays come at the end.
+   */
+  lowStartedInItsFirstHalf: number;
 };
 
 /** A priority-1 backfill of `partitions` partitions, alone, then behind a priority-5 backfill of `backlog` partitions. */
@@ -176,7 +183,8 @@ export async function measureBackfillPriority(fleet: Fleet, options: { partition
     const behind = await timed(`prio-${stamp}-p1-behind`);
     const lowStarts = await startTimes(fleet, low);
     const lowStartedMeanwhile = lowStarts.filter((t) => t > behind.startMs && t < behind.endMs).length;
-    const lowStartedAmongIts = lowStarts.filter((t) => t > behind.first && t < behind.last).length;
+    const among = lowStarts.filter((t) => t > behind.first && t < behind.last);
+    const lowStartedInItsFirstHalf = among.filter((t) => t < (behind.first + behind.last) / 2).length;
     const soloMs = solo.endMs - solo.startMs;
     const behindMs = behind.endMs - behind.startMs;
     return {
@@ -187,7 +195,8 @@ export async function measureBackfillPriority(fleet: Fleet, options: { partition
       queue: { soloMs: solo.spanMs, behindMs: behind.spanMs, ratio: behind.spanMs / solo.spanMs },
       firstPartitionMs: { solo: solo.firstMs, behind: behind.firstMs },
       lowStartedMeanwhile,
-      lowStartedAmongIts,
+      lowStartedAmongIts: among.length,
+      lowStartedInItsFirstHalf,
     };
   } finally {
     await stopBackfill(fleet, low);
