@@ -24,7 +24,7 @@ export type PartitionDiff = {
   changed: number;
   /** The key columns compared by, or null for whole rows. */
   key: string[] | null;
-  /** Columns holding numbers only, in either version. */
+  /** Columns holding numbers only, in either version, other than the key columns (`key`). */
   columns: ColumnChange[];
 };
 

@@ -247,7 +247,9 @@ export async function diffPage(s: Session, dialect: Dialect, run: StagedRun, opt
       );
     }
     const counts = await countDifferences(s, dialect, columns, key, row);
-    const [before, after] = [await columnTallies(s, dialect, row.node, columns, row.partition, row.published), await columnTallies(s, dialect, row.node, columns, row.partition, row.version)];
+    // Key columns identify rows (`key` lists them): an id or a grouping key that is a number is no measure to sum.
+    const measures = columns.filter((c) => !(key ?? []).includes(c));
+    const [before, after] = [await columnTallies(s, dialect, row.node, measures, row.partition, row.published), await columnTallies(s, dialect, row.node, measures, row.partition, row.version)];
     partitions.push({
       node: row.node,
       partition: row.partition,
@@ -255,7 +257,7 @@ export async function diffPage(s: Session, dialect: Dialect, run: StagedRun, opt
       publishedVersion: row.published,
       ...withCopies({ rowsBefore: row.published === null ? 0 : Number(row.rows_before ?? 0), rowsAfter: Number(row.rows_after ?? 0), ...counts }),
       key: key ? [...key] : null,
-      columns: numericChanges(columns, before, after),
+      columns: numericChanges(measures, before, after),
     });
   }
   const last = partitions[partitions.length - 1];
