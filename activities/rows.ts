@@ -5,6 +5,7 @@
  */
 import { ApplicationFailure } from '@temporalio/activity';
 import { PARTITION_FAILURES } from '../core/protocol.ts';
+import { RESERVED_COLUMN_RULE, isReservedColumn } from './warehouse/sql.ts';
 
 const MIN_INT64 = -(2n ** 63n);
 const MAX_INT64 = 2n ** 63n - 1n;
@@ -53,8 +54,9 @@ function invalid(transform: string, what: string): ApplicationFailure {
 
 /**
  * Every row a transform produced (returned or inserted) is a plain object of storable values,
- * and no two of its columns differ only in case (SQLite takes them for one column, PostgreSQL
- * for two). Throws an `InvalidOutput` failure, not retried, that names the row and column.
+ * no column is named as backfill's own (`__`), and no two of its columns differ only in case
+ * (SQLite takes them for one column, PostgreSQL for two). Throws an `InvalidOutput` failure,
+ * not retried, that names the row and column.
  */
 export function assertRows(rows: readonly unknown[], transform: string): void {
   // The first row each column name appeared in, by name and by its lower case.
@@ -68,6 +70,7 @@ export function assertRows(rows: readonly unknown[], transform: string): void {
       if (wrong !== null) throw invalid(transform, `${wrong} in column '${name}' of row ${index}`);
       if (columns.has(name)) continue;
       columns.add(name);
+      if (isReservedColumn(name)) throw invalid(transform, `a column '${name}' (row ${index}): ${RESERVED_COLUMN_RULE}`);
       const lower = name.toLowerCase();
       const other = folded.get(lower);
       if (other) {

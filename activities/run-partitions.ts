@@ -22,7 +22,7 @@ import { paramsWriteFailure, readOnlyParams } from './params.ts';
 import { specHash } from './spec-hash.ts';
 import { PartitionTelemetry } from './telemetry.ts';
 import { appendRows, collectData, partitionBindings, type PartitionSession, type Transform, type TransformRegistry } from './transforms.ts';
-import { CheckFailedError, CommitDeadlineError, InvalidDatasetError, SqlError, StaleRunError, type PartitionWrite, type PinnedInput, type Published, type Warehouse } from './warehouse/types.ts';
+import { CheckFailedError, CommitDeadlineError, InvalidDatasetError, InvalidOutputError, SqlError, StaleRunError, type PartitionWrite, type PinnedInput, type Published, type Warehouse } from './warehouse/types.ts';
 import { missingRelationHint } from './missing-relation.ts';
 import { PublishBuffer, type PendingPartition } from './publish-buffer.ts';
 import { assertRows } from './rows.ts';
@@ -48,6 +48,7 @@ function classify(error: unknown): { type: string; nonRetryable: boolean; messag
   if (error instanceof CheckFailedError) return { type: PARTITION_FAILURES.checkFailed, nonRetryable: true, message };
   if (error instanceof SqlError) return { type: PARTITION_FAILURES.sqlError, nonRetryable: true, message };
   if (error instanceof InvalidDatasetError) return { type: PARTITION_FAILURES.invalidSpec, nonRetryable: true, message };
+  if (error instanceof InvalidOutputError) return { type: PARTITION_FAILURES.invalidOutput, nonRetryable: true, message };
   if (error instanceof StaleRunError) return { type: PARTITION_FAILURES.staleRun, nonRetryable: true, message };
   // Its queued SQL outlasted the partition's timeout: retried, as a timeout is.
   if (error instanceof CommitDeadlineError) return { type: new PartitionTimeoutError().name, nonRetryable: false, message };
@@ -281,7 +282,7 @@ export function createActivities(deps: ActivityDeps) {
         heartbeat,
         reportCost: (amount) => {
           if (typeof amount !== 'number' || !Number.isFinite(amount) || amount < 0) {
-            throw ApplicationFailure.nonRetryable(`transform '${node.transform}' reported a cost of ${String(amount)}: report a number of 0 or more`, 'InvalidOutput');
+            throw ApplicationFailure.nonRetryable(`transform '${node.transform}' reported a cost of ${String(amount)}: report a number of 0 or more`, PARTITION_FAILURES.invalidOutput);
           }
           cost = (cost ?? 0) + amount;
         },

@@ -1,7 +1,7 @@
 /** SQL text helpers shared by both warehouses: quoting, statements, scopes and named parameters. */
 import { UNBOUND_PARAMETER_FIX } from '../../core/sql-parameters.ts';
 import { extraStatements, statementText, type Comments } from '../../core/sql-relations.ts';
-import { SqlError, SqlRefusedError } from './types.ts';
+import { InvalidOutputError, SqlError, SqlRefusedError } from './types.ts';
 
 export { positionalParameters } from '../../core/sql-parameters.ts';
 
@@ -15,10 +15,17 @@ export const versionsTable = (node: string): string => `${node}__versions`;
 export const PARTITION_COLUMN = '__partition';
 export const VERSION_COLUMN = '__version';
 
+/** A column name a transform's output may not use: backfill's own columns start with `__`. */
+export const isReservedColumn = (name: string): boolean => name.startsWith('__');
+
+/** The rule a reserved column breaks, and its fix, as every refusal of one says it. */
+export const RESERVED_COLUMN_RULE = `names starting with __ are reserved for backfill's own columns (${PARTITION_COLUMN}, ${VERSION_COLUMN}): rename it in the transform's output (in SQL, AS another name)`;
+
+/** Refuses the output's columns no warehouse may hold: a reserved name (`InvalidOutputError`), an empty one, or two that differ only in case. */
 export function assertUserColumns(names: Iterable<string>): void {
   const folded = new Map<string, string>();
   for (const name of names) {
-    if (name.startsWith('__')) throw new SqlError(`column '${name}' is reserved: names starting with __ belong to backfill`);
+    if (isReservedColumn(name)) throw new InvalidOutputError(`the output has a column '${name}': ${RESERVED_COLUMN_RULE}`);
     if (name.length === 0) throw new SqlError('a column has an empty name: give every selected expression a name (AS name)');
     const other = folded.get(name.toLowerCase());
     // SQLite takes them for one column, PostgreSQL for two.

@@ -443,12 +443,20 @@ export class PublishApartError extends Error {
   override readonly name = 'PublishApartError';
 }
 
+/**
+ * Output no version may hold, refused before anything of it is written: a column named as
+ * backfill's own (`__`). The transform's to fix, not its SQL: failed as `InvalidOutput`, not retried.
+ */
+export class InvalidOutputError extends Error {
+  override readonly name = 'InvalidOutputError';
+}
+
 /** A dataset name that is not safe to create tables for (the spec was not validated). */
 export class InvalidDatasetError extends Error {
   override readonly name = 'InvalidDatasetError';
 }
 
-const ERRORS: Record<string, new (message: string) => Error> = { CheckFailedError, ChecksumMismatchError, CommitDeadlineError, SqlError, SqlRefusedError, InvalidDatasetError, StaleRunError };
+const ERRORS: Record<string, new (message: string) => Error> = { CheckFailedError, ChecksumMismatchError, CommitDeadlineError, SqlError, SqlRefusedError, InvalidDatasetError, InvalidOutputError, StaleRunError };
 
 /** A warehouse error again from its name and message (after a thread or process boundary): the classes above, else a plain Error of that name. */
 export function reviveError(error: { name: string; message: string }): Error {

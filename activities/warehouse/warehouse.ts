@@ -628,15 +628,19 @@ export class SqlWarehouse implements Warehouse {
   private async stage(s: Session, write: PartitionWrite, version: number, scope: ScopedRelation[]): Promise<string[]> {
     const d = this.dialect;
     const { node, partition, data } = write;
-    const selects: Array<{ statement: SpecStatement; columns: Wanted[] }> = [];
-    for (const { sql, bindings } of data.selects) {
-      const statement = await s.spec({ sql, bindings, scope, ...deadlineOf(write) });
-      selects.push({ statement, columns: await statement.columns() });
-    }
     const merge = (a: string | null, b: string | null) => (a === null ? b : b === null ? a : d.widen(a, b));
     const types = new Map<string, string | null>();
     for (const row of data.rows) for (const [name, value] of Object.entries(row)) types.set(name, merge(types.get(name) ?? null, d.typeOf(value)));
     const rowColumns = [...types.keys()];
+    // Refused before any SQL runs: the rows' columns, and each statement's as soon as it is prepared.
+    assertUserColumns(rowColumns);
+    const selects: Array<{ statement: SpecStatement; columns: Wanted[] }> = [];
+    for (const { sql, bindings } of data.selects) {
+      const statement = await s.spec({ sql, bindings, scope, ...deadlineOf(write) });
+      const columns = await statement.columns();
+      assertUserColumns(columns.map((c) => c.name));
+      selects.push({ statement, columns });
+    }
     for (const select of selects) for (const c of select.columns) types.set(c.name, types.has(c.name) ? merge(types.get(c.name) ?? null, c.type) : c.type);
     const wanted = [...types].map(([name, type]) => ({ name, type }));
     assertUserColumns(types.keys());

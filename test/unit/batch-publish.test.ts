@@ -428,6 +428,15 @@ describe('what a failing partition tells the retry policy', () => {
       expect(failure.message).toMatch(/^transform 'days' produced columns '(Amount|amount)' \(row 0\) and '(Amount|amount)' \(row (0|2)\), whose names differ only in case: SQLite takes them for one column, PostgreSQL for two; rename one$/);
     }
   });
+
+  it("a column named like backfill's own (__x) fails as InvalidOutput, not retried, naming the column and the rule, before the warehouse is asked", async () => {
+    for (const rows of [[{ __x: 1 }], [{ n: 1 }, { n: 2, __partition: 'p' }]]) {
+      const { failure } = await failureOf(run(() => rows).result);
+      expect([failure.type, failure.nonRetryable]).toEqual(['InvalidOutput', true]);
+      expect(failure.message).toMatch(/^transform 'days' produced a column '(__x|__partition)' \(row [01]\): names starting with __ are reserved for backfill's own columns \(__partition, __version\): rename it in the transform's output/);
+    }
+    expect(warehouse.calls).toEqual([]);
+  });
 });
 
 describe('partitions with nothing to commit', () => {
@@ -510,6 +519,14 @@ describe('a batch of SQL partitions: their SQL runs in the commit, within the bo
     commits.length = 0;
     expect((await runSql(QUICK_SQL, { count: 5, activities, runKey: 'run-2' }).result).finished).toHaveLength(5);
     expect(commits).toEqual([keys]);
+  });
+
+  it("SQL whose output has a column named like backfill's own (__x) fails as InvalidOutput, not retried, as rows with one do, from the worker's thread too, and writes nothing", async () => {
+    const { failure, details } = await failureOf(runSql('SELECT :partition AS day, 1 AS __x', { count: 2 }).result);
+    expect([failure.type, failure.nonRetryable, details.failedIndex]).toEqual(['InvalidOutput', true, 0]);
+    expect(failure.message).toMatch(/the output has a column '__x': names starting with __ are reserved for backfill's own columns \(__partition, __version\): rename it in the transform's output \(in SQL, AS another name\)/);
+    expect(failure.message).not.toMatch(/SELECT/);
+    expect(await threaded.ledger({ node: 'daily' })).toEqual([]);
   });
 
   it("SQL that outlasts the node's timeout fails the attempt as a timeout (retried), and none of it is committed", async () => {

@@ -14,6 +14,7 @@ import {
   ChecksumMismatchError,
   CommitDeadlineError,
   InvalidDatasetError,
+  InvalidOutputError,
   SqlError,
   StaleRunError,
   type PartitionData,
@@ -872,10 +873,21 @@ export function warehouseSuite(kind: Warehouse['kind'], open: WarehouseFactory, 
       expect(error.message).toMatch(/nothing_here/);
     });
 
-    it('columns starting with __ are refused', async () => {
-      const error = await rejection(wh.publish(write('bad', 'k', { rows: [{ __partition: 'x' }] })));
-      expect(error).toBeInstanceOf(SqlError);
-      expect(error.message).toMatch(/reserved/);
+    it("columns starting with __ are refused as invalid output, from rows and from SQL alike, naming the column and the rule, and nothing is written", async () => {
+      const outputs: Array<Pick<WriteOptions, 'rows' | 'selects'>> = [
+        { rows: [{ __partition: 'x' }] },
+        { rows: [{ n: 1, __x: 2 }] },
+        { selects: [{ sql: 'SELECT 1 AS n, 2 AS __x', bindings: {} }] },
+        { rows: [{ n: 1 }], selects: [{ sql: 'SELECT 2 AS n, 3 AS __x', bindings: {} }] },
+      ];
+      for (const data of outputs) {
+        const error = await rejection(wh.publish(write('bad', 'k', data)));
+        expect(error, JSON.stringify(data)).toBeInstanceOf(InvalidOutputError);
+        expect(error.message).toMatch(/^the output has a column '(__partition|__x)': names starting with __ are reserved for backfill's own columns \(__partition, __version\): rename it in the transform's output/);
+        expect(error.message).not.toMatch(/SELECT|INSERT|CREATE/);
+      }
+      expect(await wh.ledger({ node: 'bad' })).toEqual([]);
+      await expect(wh.query('SELECT * FROM bad')).rejects.toThrow(SqlError);
     });
 
     it('columns whose names differ only in case are refused, from rows and from SQL alike (SQLite takes them for one, PostgreSQL for two)', async () => {
