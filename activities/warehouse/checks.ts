@@ -5,8 +5,9 @@
  * and the messages are the same on every engine.
  */
 import { fillPlaceholders } from '../../core/check-placeholders.ts';
+import { closestNames } from '../../core/closest.ts';
 import type { CheckInput, DriftMetric } from '../../core/spec.ts';
-import { quoteIdent } from './sql.ts';
+import { isReservedColumn, quoteIdent } from './sql.ts';
 
 /** The value of a check's aggregate (null for a SUM over no values), or why its SQL failed. */
 export type CheckAnswer = number | null | { error: string };
@@ -14,8 +15,11 @@ export type CheckAnswer = number | null | { error: string };
 /** One value a check needs: an aggregate (`COUNT(*)`, `SUM("col")`) over the rows of a query over `{{this}}` and `{{previous}}`. */
 export type CheckQuery = { sql: string; aggregate: string };
 
-/** What a check looks at besides its queries: the new version's row count, and whether a published version exists. */
-export type CheckTarget = { rowCount: number; hasPrevious: boolean };
+/**
+ * What a check looks at besides its queries: the new version's row count, whether a published
+ * version exists, and the dataset's columns (absent: not known, and every column is asked for).
+ */
+export type CheckTarget = { rowCount: number; hasPrevious: boolean; columns?: readonly string[] };
 
 /** Failed checks by severity: errors block publishing, warnings are recorded with the published version. */
 export type CheckOutcome = { errors: string[]; warnings: string[] };
@@ -48,6 +52,27 @@ function formatPercent(change: number): string {
   return `${change >= 0 ? '+' : '-'}${text}%`;
 }
 
+/**
+ * Why a check cannot look at the columns it names (null when the dataset has them all): each
+ * one it lacks, a close one it has, and the fix, without the SQL backfill would have run. A name
+ * that differs only in case, or one of backfill's own columns (`__`), is left for the engine to
+ * judge (SQLite and DuckDB take a name in another case for the same column).
+ */
+function missingColumns(label: string, named: readonly string[], target: CheckTarget): string | null {
+  const { columns } = target;
+  if (columns === undefined) return null;
+  const folded = new Set(columns.map((c) => c.toLowerCase()));
+  const missing = [...new Set(named)].filter((c) => !folded.has(c.toLowerCase()) && !isReservedColumn(c));
+  if (missing.length === 0) return null;
+  const one = missing.length === 1;
+  const near = missing.flatMap((c) => closestNames(c, columns, 1).map((close) => (one ? `'${close}'` : `'${close}' for '${c}'`)));
+  const has = columns.length > 0 ? `its columns: ${columns.join(', ')}` : 'it has no columns';
+  return (
+    `${label}: the check's column${one ? '' : 's'} ${missing.map((c) => `'${c}'`).join(', ')} ${one ? 'is' : 'are'} not in the output (${has})` +
+    `${near.length > 0 ? `; did you mean ${near.join(', ')}?` : ''}: name ${one ? 'a column' : 'columns'} of the output in the check, or add ${one ? 'it' : 'them'} to the transform's output`
+  );
+}
+
 /** Yields the one-value queries it needs over the new and the published version; returns the problems found, by severity. */
 export function* evaluateChecks(checks: readonly CheckInput[], target: CheckTarget): Generator<CheckQuery, CheckOutcome, CheckAnswer> {
   const outcome: CheckOutcome = { errors: [], warnings: [] };
@@ -71,14 +96,25 @@ export function* evaluateChecks(checks: readonly CheckInput[], target: CheckTarg
         if (check.min !== undefined && target.rowCount < check.min) problems.push(`${label}: ${target.rowCount} rows, expected at least ${check.min}`);
         if (check.max !== undefined && target.rowCount > check.max) problems.push(`${label}: ${target.rowCount} rows, expected at most ${check.max}`);
         break;
-      case 'not_null':
+      case 'not_null': {
+        const missing = missingColumns(label, check.columns, target);
+        if (missing !== null) {
+          problems.push(missing);
+          break;
+        }
         for (const column of check.columns) {
           const n = yield* numberOf(`SELECT 1 FROM ${THIS} AS t WHERE ${quoteIdent(column)} IS NULL`);
           if (n === undefined) break;
           if (n > 0) problems.push(`${label}: ${n} rows have ${column} NULL`);
         }
         break;
+      }
       case 'unique': {
+        const missing = missingColumns(label, check.columns, target);
+        if (missing !== null) {
+          problems.push(missing);
+          break;
+        }
         const columns = check.columns.map(quoteIdent).join(', ');
         const n = yield* numberOf(`SELECT ${columns} FROM ${THIS} AS t GROUP BY ${columns} HAVING COUNT(*) > 1`);
         if (n !== undefined && n > 0) problems.push(`${label}: ${n} duplicated values of (${check.columns.join(', ')})`);
@@ -91,8 +127,13 @@ export function* evaluateChecks(checks: readonly CheckInput[], target: CheckTarg
         break;
       }
       case 'drift': {
-        if (!target.hasPrevious) break;
         const { metric } = check;
+        const missing = metric === 'row_count' ? null : missingColumns(label, [metric.sum], target);
+        if (missing !== null) {
+          problems.push(missing);
+          break;
+        }
+        if (!target.hasPrevious) break;
         const measure = (relation: string) =>
           metric === 'row_count' ? numberOf(`SELECT 1 FROM ${relation} AS t`) : numberOf(`SELECT ${quoteIdent(metric.sum)} FROM ${relation} AS t`, `SUM(${quoteIdent(metric.sum)})`);
         const before = yield* measure(PREVIOUS);

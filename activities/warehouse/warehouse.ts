@@ -683,13 +683,14 @@ export class SqlWarehouse implements Warehouse {
   private async runChecks(s: Session, write: PartitionWrite, version: number, previous: number | null, rowCount: number, scope: ScopedRelation[]): Promise<CheckOutcome> {
     if (write.checks.length === 0) return { errors: [], warnings: [] };
     const staged = await this.versionSelect(s, write.node, write.partition, version);
-    const columns = [PARTITION_COLUMN, VERSION_COLUMN, ...((await s.columns(write.node)) ?? [])];
+    const own = (await s.columns(write.node)) ?? [];
+    const columns = [PARTITION_COLUMN, VERSION_COLUMN, ...own];
     const given = [
       { name: THIS, select: staged, columns },
       // Without a published version `{{previous}}` is empty, with the new version's columns.
       { name: PREVIOUS, select: previous === null ? `SELECT * FROM (${staged}) AS s WHERE 1 = 0` : await this.versionSelect(s, write.node, write.partition, previous), columns },
     ];
-    return checkAsync(write.checks, { rowCount, hasPrevious: previous !== null }, async ({ sql, aggregate }) => {
+    return checkAsync(write.checks, { rowCount, hasPrevious: previous !== null, columns: own }, async ({ sql, aggregate }) => {
       try {
         return await (await s.spec({ sql, bindings: {}, scope, given, ...deadlineOf(write) })).measure(aggregate);
       } catch (error) {
