@@ -176,6 +176,12 @@ describe.each<Backend>(['sqlite', 'postgres'])('staged backfills on %s', (kind) 
       [`${p}_weekly`, ['week'], 2, 0, 0, 2, 2, 2],
     ]);
     expect(diff.json.nodes.find((n) => n.node === `${p}_src`)!.columns.find((c) => c.column === 'v')).toEqual({ column: 'v', before: { sum: 30, min: 1, max: 2 }, after: { sum: 60, min: 2, max: 4 } });
+    // src's key k holds numbers, and is no measure: it is what rows are compared by, not a numeric column.
+    expect(diff.json.nodes.map((n) => [n.node, n.columns.map((c) => c.column)])).toEqual([
+      [`${p}_daily`, ['n', 'total']],
+      [`${p}_src`, ['v']],
+      [`${p}_weekly`, ['days', 'total']],
+    ]);
     // The same counts as SQL EXCEPT gives over the versions tables, each staged version against the published one.
     expect(countsOf(diff.json)).toEqual(await exceptCounts(id, p, 'staged', currentVersion));
     // Per partition: every staged partition, adding up to the totals; the table lists those that changed.
