@@ -19,7 +19,7 @@ import {
 import { NamespaceNotFoundError, WorkflowIdReusePolicy, type Priority, type UpdateDefinition } from '@temporalio/common';
 import proto from '@temporalio/proto';
 import { optionalTsToMs } from '@temporalio/common/lib/time.js';
-import { closedState, endedText, endedUndecided, notRunningError, type StagedEnd } from './ended.ts';
+import { closedState, endedText, endedUndecided, notRunningError, type StagedDecided, type StagedEnd } from './ended.ts';
 import { backfillIdOfWorkflow, carryHash, FIRST_RUN, planHash, type PlanIdentity } from '../core/approval.ts';
 import { parseMeta, type AuditEntry, type ControlMeta, type Unchanged } from '../core/audit.ts';
 import { backfillDetails, backfillSummary } from '../core/details.ts';
@@ -1263,7 +1263,9 @@ export class BackfillClient {
    * the nodes of the spec it runs with now declare (what `diffStaged` compares by); refused for a
    * backfill that was not started with --stage or --canary.
    */
-  async stagedRun(backfillId: string): Promise<{ backfillId: string; runKey: string; phase: StagedPhase | CanaryPhase; keys: Record<string, string[]>; end: StagedEnd | null }> {
+  async stagedRun(
+    backfillId: string,
+  ): Promise<{ backfillId: string; runKey: string; phase: StagedPhase | CanaryPhase; keys: Record<string, string[]>; end: StagedEnd | null; decided: StagedDecided | null }> {
     const description = await this.describe(backfillId);
     const carry = await this.endState(backfillId, description.status.name);
     const phase = carry.staged?.phase ?? carry.canary?.phase;
@@ -1276,7 +1278,10 @@ export class BackfillClient {
     const closed = ENDED_UNDECIDED.has(description.status.name) ? closedState(description.status.name) : null;
     const endedAs = endedUndecided(phase, closed);
     const end = endedAs && { state: endedAs, discarded: await this.discardedAfterEnd(backfillId, carry.runKey) };
-    return { backfillId, runKey: carry.runKey, phase, keys: diffKeys(spec?.nodes ?? []), end };
+    // Who published (or discarded, or approved a canary's slice) and when: what `diff` says once nothing is staged.
+    const decision = carry.staged?.decision ?? carry.canary?.decision;
+    const decided = decision ? { by: decision.by, at: decision.at } : null;
+    return { backfillId, runKey: carry.runKey, phase, keys: diffKeys(spec?.nodes ?? []), end, decided };
   }
 
   /**

@@ -28,6 +28,9 @@ export const endedText = (state: BackfillState): string => WITHOUT_CLEANUP[state
  */
 export type StagedEnd = { state: ClosedState; discarded: boolean };
 
+/** Who took a staged run's (or a canary's) decision, and when (epoch ms), as its workflow keeps them. */
+export type StagedDecided = { by: string; at: number };
+
 /** Phases in which a staged run (or a canary's slice) has not had its decision yet. */
 const UNDECIDED: ReadonlySet<string> = new Set(['computing', 'running', 'awaiting', 'publishing', 'approving', 'discarding']);
 

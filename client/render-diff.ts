@@ -5,7 +5,8 @@ import { columnDelta, formatPercent, rowChangePercent, type DiffSummary, type Pa
 import { printable, printableText } from './printable.ts';
 import { shellWord } from '../core/shell-word.ts';
 import { number } from './counts.ts';
-import { endedText, type StagedEnd } from './ended.ts';
+import { endedText, type StagedDecided, type StagedEnd } from './ended.ts';
+import { utcTime } from './utc-time.ts';
 
 /** The phase as the diff's first line says it: an ended run's, in the past tense, with what became of what it staged. */
 function stagedPhaseText(phase: string, end: StagedEnd | null): string {
@@ -13,6 +14,19 @@ function stagedPhaseText(phase: string, end: StagedEnd | null): string {
   const ended = `${endedText(end.state)} before its decision`;
   if (end.discarded) return `${ended}; what it staged was discarded since`;
   return `${ended}: what it staged is kept unpublished, and no reader sees it`;
+}
+
+/**
+ * Why nothing is staged: a decision took the staged versions (when, and by whom), with what
+ * shows the change a publish made; else they were dropped after the run ended, or none is computed yet.
+ */
+function nothingStaged(id: string, phase: string, decided: StagedDecided | null): string {
+  const [report, rollback] = ['report', 'rollback'].map((command) => `'backfill ${command} ${shellWord(id)}'`);
+  const how = decided ? ` at ${utcTime(decided.at)} by ${decided.by}` : '';
+  if (phase === 'published') return `nothing is staged now: the staged versions were published${how}, and readers see them. ${report} shows what the publish changed; ${rollback} undoes it`;
+  if (phase === 'approved') return `nothing is staged now: the canary's slice was approved${how} and published. ${report} shows what it changed`;
+  if (phase === 'discarded') return `nothing is staged now: the staged versions were discarded${how}, and none of them was published`;
+  return 'nothing staged: published or discarded already, or nothing computed yet';
 }
 
 /** What to do with the staged versions: an ended run takes no publish (its workflow is closed). */
@@ -40,7 +54,15 @@ export function unstagedNote(id: string, counts: { failed: number; blocked: numb
   return `${number(n)} partition${n === 1 ? ' is' : 's are'} not staged (${number(counts.failed)} failed${blocked}): a publish leaves ${n === 1 ? 'it' : 'them'} out; after it, 'backfill retry-failed ${shellWord(id)}' stages ${n === 1 ? 'it' : 'them'} again`;
 }
 
-export function renderDiff(id: string, phase: string, diff: DiffSummary, changedPartitions?: readonly PartitionDiff[], end: StagedEnd | null = null, unstaged: string | null = null): string {
+export function renderDiff(
+  id: string,
+  phase: string,
+  diff: DiffSummary,
+  changedPartitions?: readonly PartitionDiff[],
+  end: StagedEnd | null = null,
+  unstaged: string | null = null,
+  decided: StagedDecided | null = null,
+): string {
   // Column names come from the node's SQL (SELECT 1 AS "..."): any text.
   const [backfillId, summary, partitions] = [printableText(id), printable(diff), changedPartitions && printable(changedPartitions)];
   const style = process.stdout.isTTY ? { head: ['cyan'] } : { head: [], border: [] };
@@ -49,7 +71,7 @@ export function renderDiff(id: string, phase: string, diff: DiffSummary, changed
     ...(unstaged !== null ? [pc.yellow(`  ⚠ ${printableText(unstaged)}`)] : []),
   ];
   if (summary.partitions === 0) {
-    lines.push('  nothing staged: published or discarded already, or nothing computed yet');
+    lines.push(`  ${printableText(nothingStaged(id, phase, decided))}`);
     return lines.join('\n');
   }
   const table = new Table({ head: ['node', 'partitions', 'rows before', 'rows after', 'added', 'removed', 'changed', 'rows moved', 'compared by'], style });

@@ -36,8 +36,9 @@ export function diffCommand() {
           const keep = options.partitions ? (page: readonly PartitionDiff[]) => partitions.push(...page) : undefined;
           const summary = await diffSummary((page) => warehouse.diffStaged({ backfillId: run.backfillId, runKey: run.runKey }, page), run.keys, undefined, keep);
           const ended = run.end ? { ended: run.end } : {};
-          print(options.json, { backfillId: id, phase: run.phase, ...ended, ...summary, ...(notStaged ? { notStaged } : {}), ...(options.partitions ? { partitionDiffs: partitions } : {}) }, () =>
-            renderDiff(id, run.phase, summary, options.partitions ? partitions : undefined, run.end, unstagedNote(id, notStaged)),
+          const decided = run.decided ? { decided: run.decided } : {};
+          print(options.json, { backfillId: id, phase: run.phase, ...ended, ...decided, ...summary, ...(notStaged ? { notStaged } : {}), ...(options.partitions ? { partitionDiffs: partitions } : {}) }, () =>
+            renderDiff(id, run.phase, summary, options.partitions ? partitions : undefined, run.end, unstagedNote(id, notStaged), run.decided),
           );
         });
       } finally {

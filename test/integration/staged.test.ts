@@ -251,6 +251,18 @@ describe.each<Backend>(['sqlite', 'postgres'])('staged backfills on %s', (kind) 
     expect(again.json.error).toMatchObject({ code: 'already_decided', message: expect.stringMatching(new RegExp(`^backfill '${id}': the staged versions were published already \\(by .+\\); nothing is left to decide$`)) });
     const discardAfter = await cli<{ error: { code: string; message: string } }>('discard', id);
     expect(discardAfter.json.error).toMatchObject({ code: 'already_decided', message: expect.stringMatching(/published already \(by .+\): to undo the publish, backfill rollback /) });
+    // diff no longer says a bare "nothing staged": it says the versions were published, when and by whom, and what shows the change.
+    const diffAfter = await cli<{ phase: string; partitions: number; decided: { by: string; at: number } }>('diff', id);
+    expect(diffAfter.code, diffAfter.stderr).toBe(0);
+    expect(diffAfter.json).toMatchObject({ phase: 'published', partitions: 0, decided: { by: expect.any(String), at: expect.any(Number) } });
+    expect(diffAfter.json.decided.at).toBeGreaterThanOrEqual(publishAt);
+    expect(diffAfter.json.decided.by).toBe(published.json.by);
+    const diffAfterText = await runCli(['diff', id], { BACKFILL_WAREHOUSE: location });
+    expect(diffAfterText.code, diffAfterText.stderr).toBe(0);
+    expect(diffAfterText.stdout).toContain(
+      `nothing is staged now: the staged versions were published at ${new Date(diffAfter.json.decided.at).toISOString().replace('T', ' ').replace(/\.\d+Z$/, ' UTC')} by ${published.json.by}, and readers see them. 'backfill report ${id}' shows what the publish changed; 'backfill rollback ${id}' undoes it`,
+    );
+    expect(diffAfterText.stdout).not.toMatch(/nothing staged: published or discarded/);
     const after = await views(fx.warehouse, p);
     expect((await fx.warehouse.ledger({ backfillId: id })).every((r) => r.status === 'published' && r.staged === true)).toBe(true);
     // The report now says what the publish changed: the diff that was staged, against the versions it replaced.

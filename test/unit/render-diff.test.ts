@@ -1,4 +1,4 @@
-/** `backfill diff`: what its first and last lines say of a staged run, open or ended before its decision. */
+/** `backfill diff`: what its first and last lines say of a staged run, open, ended before its decision, or decided. */
 import { stripVTControlCharacters } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { endedUndecided } from '../../client/ended.ts';
@@ -25,6 +25,35 @@ describe('backfill diff of a staged run', () => {
   it('terminated, then discarded: says both', () => {
     const text = lines(renderDiff('st-3', 'awaiting', { ...diff, partitions: 0, nodes: [] }, undefined, { state: 'terminated', discarded: true }));
     expect(text[0]).toContain('(terminated (through Temporal: its cleanup did not run) before its decision; what it staged was discarded since)');
+  });
+});
+
+describe('backfill diff once nothing is staged', () => {
+  const none: DiffSummary = { ...diff, partitions: 0, nodes: [] };
+  const at = Date.UTC(2026, 11, 7, 13, 40, 1);
+
+  it('published: not "nothing staged" alone, but when and by whom, and what shows the change (report) and undoes it (rollback)', () => {
+    const text = lines(renderDiff('st-3', 'published', none, undefined, null, null, { by: 'alice@ops', at }));
+    expect(text[0]).toBe('st-3: 0 staged partitions against what is published (published)');
+    expect(text[1]).toBe(
+      "  nothing is staged now: the staged versions were published at 2026-12-07 13:40:01 UTC by alice@ops, and readers see them. 'backfill report st-3' shows what the publish changed; 'backfill rollback st-3' undoes it",
+    );
+    expect(text).toHaveLength(2);
+    // Without a decision on record (an older workflow), the publish is still said.
+    expect(lines(renderDiff('st-3', 'published', none))[1]).toMatch(/^ {2}nothing is staged now: the staged versions were published, and readers see them\. 'backfill report st-3' shows/);
+  });
+
+  it("a canary's approved slice, and discarded versions, are said as such", () => {
+    expect(lines(renderDiff('c-1', 'approved', none, undefined, null, null, { by: 'bob', at }))[1]).toBe(
+      "  nothing is staged now: the canary's slice was approved at 2026-12-07 13:40:01 UTC by bob and published. 'backfill report c-1' shows what it changed",
+    );
+    expect(lines(renderDiff('st-3', 'discarded', none, undefined, null, null, { by: 'bob', at }))[1]).toBe(
+      '  nothing is staged now: the staged versions were discarded at 2026-12-07 13:40:01 UTC by bob, and none of them was published',
+    );
+  });
+
+  it('undecided with nothing staged yet: as before', () => {
+    expect(lines(renderDiff('st-3', 'computing', none))[1]).toBe('  nothing staged: published or discarded already, or nothing computed yet');
   });
 });
 

@@ -1,0 +1,4 @@
+/** A moment as the command line prints it: `2026-12-07 10:43:01 UTC`. */
+export function utcTime(ms: number): string {
+  return new Date(ms).toISOString().replace('T', ' ').replace(/\.\d+Z$/, ' UTC');
+}
