@@ -56,6 +56,7 @@ export {
   ChecksumMismatchError,
   CommitDeadlineError,
   InvalidDatasetError,
+  InvalidOutputError,
   PublishApartError,
   SqlError,
   SqlRefusedError,
