@@ -8,6 +8,7 @@
  */
 import type { temporal } from '@temporalio/proto';
 import { optionalTsToMs } from '@temporalio/common';
+import { WorkflowNotFoundError } from '@temporalio/client';
 import { UNKNOWN_IDENTITY, type AuditEntry } from '../core/audit.ts';
 import { rollbackWorkflowId } from '../core/rollback.ts';
 import { discardWorkflowId } from '../core/staged.ts';
@@ -58,30 +59,46 @@ export function auditOfHistory(events: readonly HistoryEvent[], decode: (payload
   return entries;
 }
 
-/** Every run of a workflow id, oldest first. */
-async function runsOf(client: BackfillClient, workflowId: string): Promise<Array<{ runId: string; startMs: number }>> {
-  const runs: Array<{ runId: string; startMs: number }> = [];
-  for await (const execution of client.client.workflow.list({ query: `WorkflowId = ${visibilityLiteral(workflowId)}` })) {
-    runs.push({ runId: execution.runId, startMs: execution.startTime.getTime() });
-  }
-  return runs.sort((a, b) => a.startMs - b.startMs);
+/** One run of a workflow, with how it stands (`COMPLETED`, `RUNNING`, ...) and the audit entries of its history. */
+export type AuditRun = { runId: string; startMs: number; status: string; records: AuditRecord[] };
+
+/**
+ * The runs of `workflowId` that started at `sinceMs` or after, oldest first, each with its audit
+ * entries: `audit` reads every run of a backfill's workflows, `status` the discards since its run
+ * ended. Visibility lags a little behind a run that just started or ended: the latest run,
+ * described, is always there, as it stands.
+ */
+export async function auditRuns(client: BackfillClient, workflowId: string, sinceMs = 0): Promise<AuditRun[]> {
+  const decode = (payload: Payload) => client.client.options.loadedDataConverter.payloadConverter.fromPayload(payload);
+  const listing = async () => {
+    const found: Array<{ runId: string; startMs: number; status: string }> = [];
+    for await (const e of client.client.workflow.list({ query: `WorkflowId = ${visibilityLiteral(workflowId)}` })) found.push({ runId: e.runId, startMs: e.startTime.getTime(), status: e.status.name });
+    return found;
+  };
+  const [listed, latest] = await Promise.all([
+    listing(),
+    client.client.workflow
+      .getHandle(workflowId)
+      .describe()
+      .catch((error: unknown) => (error instanceof WorkflowNotFoundError ? undefined : Promise.reject(error))),
+  ]);
+  const runs = new Map(listed.map((run) => [run.runId, run]));
+  if (latest) runs.set(latest.runId, { runId: latest.runId, startMs: latest.startTime.getTime(), status: latest.status.name });
+  const since = [...runs.values()].filter((r) => r.startMs >= sinceMs).sort((a, b) => a.startMs - b.startMs);
+  return Promise.all(
+    since.map(async (run) => {
+      const history = await client.client.workflow.getHandle(workflowId, run.runId).fetchHistory();
+      return { ...run, records: auditOfHistory(history.events ?? [], decode).map((entry) => ({ ...entry, workflowId, runId: run.runId })) };
+    }),
+  );
 }
 
 /** The whole audit trail of a backfill: its runs' entries, then its rollbacks' and the discard of what it staged before it ended, in time order. */
 export async function auditTrail(client: BackfillClient, backfillId: string): Promise<AuditRecord[]> {
   await client.describe(backfillId);
-  const decode = (payload: Payload) => client.client.options.loadedDataConverter.payloadConverter.fromPayload(payload);
-  const records: AuditRecord[] = [];
-  for (const workflowId of [backfillWorkflowId(backfillId), rollbackWorkflowId(backfillId), discardWorkflowId(backfillId)]) {
-    let runs = await runsOf(client, workflowId);
-    // Visibility lags a little behind a run that just started: the current run is always there.
-    if (workflowId === backfillWorkflowId(backfillId) && runs.length === 0) runs = [{ runId: (await client.describe(backfillId)).runId, startMs: 0 }];
-    for (const run of runs) {
-      const history = await client.client.workflow.getHandle(workflowId, run.runId).fetchHistory();
-      for (const entry of auditOfHistory(history.events ?? [], decode)) records.push({ ...entry, workflowId, runId: run.runId });
-    }
-  }
-  return numberedInTimeOrder(records);
+  const workflows = [backfillWorkflowId(backfillId), rollbackWorkflowId(backfillId), discardWorkflowId(backfillId)];
+  const runs = await Promise.all(workflows.map((workflowId) => auditRuns(client, workflowId)));
+  return numberedInTimeOrder(runs.flat().flatMap((run) => run.records));
 }
 
 /**

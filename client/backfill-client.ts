@@ -19,7 +19,7 @@ import {
 import { NamespaceNotFoundError, WorkflowIdReusePolicy, type Priority, type UpdateDefinition } from '@temporalio/common';
 import proto from '@temporalio/proto';
 import { optionalTsToMs } from '@temporalio/common/lib/time.js';
-import { closedState, endedText, endedUndecided, notRunningError, type StagedDecided, type StagedEnd } from './ended.ts';
+import { closedState, endedText, endedUndecided, notRunningError, undecided, type StagedDecided, type StagedEnd } from './ended.ts';
 import { backfillIdOfWorkflow, carryHash, FIRST_RUN, planHash, type PlanIdentity } from '../core/approval.ts';
 import { parseMeta, type AuditEntry, type ControlMeta, type Unchanged } from '../core/audit.ts';
 import { backfillDetails, backfillSummary } from '../core/details.ts';
@@ -68,7 +68,7 @@ import {
 import type { backfillWorkflow } from '../workflows/backfill.ts';
 import type { rollbackWorkflow } from '../workflows/rollback.ts';
 import type { discardEndedWorkflow } from '../workflows/discard.ts';
-import { auditTrail } from './audit.ts';
+import { auditRuns, auditTrail } from './audit.ts';
 import type { RollbackPreview } from './rollback-preview.ts';
 import type { Warehouse } from '../activities/warehouse/types.ts';
 import type { LineageReader } from '../activities/rollback-nodes.ts';
@@ -84,7 +84,7 @@ import { FAILURE_EVENTS, answeredWhileFailing, failingStreakOf, lastTaskFailure,
 import { pollersOf } from './pollers.ts';
 import { replacedSpecQueues } from './replaced-queues.ts';
 import { readNodeQueuesMemo } from '../core/node-queues.ts';
-import { withoutLiveHolds } from '../core/ended-status.ts';
+import { withDiscardAfterEnd, withoutLiveHolds } from '../core/ended-status.ts';
 import { currentQueueCap, queueCap, sameQueueRate } from './queue-cap.ts';
 import { setLongTimeout } from './long-timeout.ts';
 import { waitTimedOut } from './wait-timeout.ts';
@@ -762,11 +762,12 @@ export class BackfillClient {
     if (progress.state !== 'running') {
       // A rollback runs only once the backfill ended: one describe of its workflow id says whether there was one.
       const rollback = running ? undefined : await this.rollbackSince(backfillId, description);
+      const shown = running ? progress : await this.discardSince(description, progress);
       const { admissionRefusal } = await import('../core/go-on-from.ts');
       const refused = admissionRefusal(latest);
       const failure = refused === null && description.status.name === 'FAILED' ? await this.failureOf(description) : undefined;
       return {
-        ...withoutLiveHolds(progress),
+        ...withoutLiveHolds(shown),
         waiting: [],
         ...declined,
         ...(rollback ? { rollback } : {}),
@@ -1206,6 +1207,19 @@ export class BackfillClient {
       if ((cause as { type?: string }).type === 'policy_violation') throw new BackfillError('policy_violation', cause.message);
       throw new BackfillError('failed', `the discard of what backfill '${backfillId}' staged failed: ${cause.message}`);
     }
+  }
+
+  /**
+   * A staged run (or a canary) that ended before its decision, with the discard of its own run
+   * since (`discardEnded`), as `audit` reads it: its last action, and what it staged discarded.
+   */
+  private async discardSince(description: WorkflowExecutionDescription, progress: Progress): Promise<Progress> {
+    const phase = progress.staged?.phase ?? progress.canary?.phase;
+    if (phase === undefined || !ENDED_UNDECIDED.has(description.status.name) || !undecided(phase)) return progress;
+    const since = (description.closeTime ?? description.startTime).getTime();
+    const runs = await auditRuns(this, discardWorkflowId(progress.backfillId), since);
+    const entries = runs.flatMap((run) => run.records.map(({ workflowId: _w, runId: _r, ...entry }) => entry));
+    return withDiscardAfterEnd(progress, entries, runs.some((run) => run.status === 'COMPLETED'));
   }
 
   /** Whether a discard of an ended run dropped what `runKey` staged (a resume would then count those partitions done). */

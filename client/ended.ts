@@ -34,9 +34,12 @@ export type StagedDecided = { by: string; at: number };
 /** Phases in which a staged run (or a canary's slice) has not had its decision yet. */
 const UNDECIDED: ReadonlySet<string> = new Set(['computing', 'running', 'awaiting', 'publishing', 'approving', 'discarding']);
 
+/** Whether a staged run (or a canary's slice) in `phase` has not had its decision yet. */
+export const undecided = (phase: string): boolean => UNDECIDED.has(phase);
+
 /** How a staged run (or a canary's) in `phase` ended before its decision (`closed`: its workflow's, null while it is open); null when it did not. */
 export function endedUndecided(phase: string, closed: ClosedState | null): ClosedState | null {
-  return UNDECIDED.has(phase) ? closed : null;
+  return undecided(phase) ? closed : null;
 }
 
 /**

@@ -10,14 +10,14 @@ import type { PlanSummary } from '../core/plan.ts';
 import { RECOMPUTE_REASONS } from '../core/only-changed.ts';
 import { isHeld } from '../core/progress.ts';
 import type { ChangeSummary } from './only-changed.ts';
-import type { NodeProgress, Progress } from '../core/protocol.ts';
+import { isActive, type NodeProgress, type Progress } from '../core/protocol.ts';
 import type { StatusRollback } from '../core/rollback.ts';
 import { shellWord } from '../core/shell-word.ts';
 import { windowsText } from '../core/windows-text.ts';
 import type { InputVersions, LedgerRow } from '../activities/warehouse/types.ts';
 import type { TaskFailingWarning } from './task-failing.ts';
 import type { Waiting } from './waiting.ts';
-import { endedText } from './ended.ts';
+import { endedText, undecided } from './ended.ts';
 import { printable, printableText, type Printable } from './printable.ts';
 import { number, plural } from './counts.ts';
 import { activityFailingText, type ActivityFailing } from './activity-failing.ts';
@@ -220,7 +220,7 @@ export function renderStatus(shown: Progress & { waiting?: Waiting[]; stalledSec
       STOPPED_SHORT.has(progress.state) ? '–' : eta(n.etaSeconds, leftOf(n)),
     ]);
   }
-  const staged = progress.state === 'staged' ? [pc.magenta(stagedLine(progress))] : [];
+  const staged = stagedLines(progress);
   const judgement = progress.judgement !== undefined ? [pc.yellow(`  ⚠ not admitted yet: ${progress.judgement}`)] : [];
   const failing = progress.workflowTaskFailing ? [pc.red(`  ⚠ ${progress.workflowTaskFailing.message}`)] : [];
   const stepFailing = progress.activityFailing ? [pc.red(`  ⚠ ${activityFailingText(progress.activityFailing)}`)] : [];
@@ -274,11 +274,27 @@ function utcTime(ms: number): string {
   return new Date(ms).toISOString().replace('T', ' ').replace(/\.\d+Z$/, ' UTC');
 }
 
+/**
+ * A staged backfill's line: what it waits for while staged; once it has ended, what became of
+ * what it staged (a run cancelled before its decision leaves it staged until a discard of its own).
+ */
+function stagedLines(progress: Printable<Progress>): string[] {
+  const staged = progress.staged;
+  if (progress.state === 'staged') return [pc.magenta(stagedLine(progress))];
+  if (!staged || isActive(progress.state) || progress.state === 'discarded') return [];
+  const id = shellWord(progress.backfillId);
+  if (staged.phase === 'discarded') return [pc.magenta(`staged: discarded after it ended${decidedBy(staged)}: nothing of it was published`)];
+  if (!undecided(staged.phase)) return [];
+  return [pc.magenta(`staged: it ended before its decision, so nothing of it is published; what it staged stays until 'backfill discard ${id}' drops it (or 'backfill resume ${id}', then publish)`)];
+}
+
+const decidedBy = (staged: NonNullable<Progress['staged']>) => (staged.by !== undefined ? ` (by ${staged.by}${staged.at !== undefined ? ` at ${utcTime(staged.at)}` : ''})` : '');
+
 /** What a staged backfill waits for, or the decision under way (the warehouse publishes or drops every version at once). */
 function stagedLine(progress: Printable<Progress>): string {
   const id = shellWord(progress.backfillId);
   const phase = progress.staged?.phase;
-  const by = progress.staged?.by !== undefined ? ` (by ${progress.staged.by}${progress.staged.at !== undefined ? ` at ${utcTime(progress.staged.at)}` : ''})` : '';
+  const by = progress.staged ? decidedBy(progress.staged) : '';
   if (phase === 'publishing') {
     return `staged: being published${by}, all at once: nothing is published until it is done. A publish whose worker was lost runs again after its activity's 10-minute timeout`;
   }
@@ -315,7 +331,10 @@ export function renderCanary(progress: Printable<Progress>): string[] {
     discarded: `canary: discarded${canary.decision ? ` by ${canary.decision.by}` : ''}; nothing beyond it was written`,
     failed: 'canary: failed; the backfill stopped and nothing beyond the canary was written',
   };
-  const lines = [pc.magenta(says[canary.phase] + (canary.auto ? ` · auto within ${canary.auto.maxRowChange}` : ''))];
+  // Ended before its decision (cancelled, failed), it waits for nothing: what it staged stays until a discard of its own.
+  const endedUndecided = !isActive(progress.state) && undecided(canary.phase);
+  const said = endedUndecided ? `canary: it ended before its decision, so nothing of it is published; its slice stays staged until 'backfill discard ${shellWord(id)}' drops it (or 'backfill resume ${shellWord(id)}', then approve)` : says[canary.phase];
+  const lines = [pc.magenta(said + (canary.auto ? ` · auto within ${canary.auto.maxRowChange}` : ''))];
   if (canary.note) lines.push(`  ${canary.note}`);
   if (canary.diff && canary.phase !== 'running') {
     const table = new Table({ head: ['canary diff', 'partitions', 'rows before', 'rows after', 'added', 'removed', 'changed', 'rows moved'], style: tableStyle() });

@@ -111,6 +111,8 @@ export type AuditTrailJSON = { next: number; entries: AuditEntry[]; refusedSigna
 /** How many entries the state keeps, and how many bytes of JSON at most. */
 export const AUDIT_KEEP = 50;
 export const AUDIT_BYTES = 24 * 1024;
+/** The newest entries a governance view shows (`GovernanceView.recentActions`). */
+export const VIEW_RECENT_ACTIONS = 10;
 
 /** How many refused signals of a backfill are recorded one by one, before only a few more are (core/refused-signals.ts). */
 export const REFUSED_SIGNALS_KEPT = 10;

@@ -13,7 +13,7 @@
  * - for approvals: `judgeApproval` (the signature was verified by the `verifySignature`
  *   activity; what is left needs the backfill's own knowledge: who started it, and the time).
  */
-import { AuditTrail, MAX_IDENTITY, MAX_REASON, POLICY_IDENTITY, UNKNOWN_IDENTITY, clipText, type AuditEntry, type AuditTrailJSON, type ControlMeta } from './audit.ts';
+import { AuditTrail, MAX_IDENTITY, MAX_REASON, POLICY_IDENTITY, VIEW_RECENT_ACTIONS, UNKNOWN_IDENTITY, clipText, type AuditEntry, type AuditTrailJSON, type ControlMeta } from './audit.ts';
 import { decideApproval, type ApprovalDecision, type SignatureCheck, type VerifiedSignature } from './approval.ts';
 import { BudgetLedger, type BudgetKind, type BudgetLedgerJSON, type BudgetStatus, type Spending } from './budget.ts';
 import { BackfillError } from './errors.ts';
@@ -316,7 +316,7 @@ export class Governance {
       priority: { ...this.state.priority },
       estimate: this.state.estimate,
       lastAction: this.audit.last,
-      recentActions: this.audit.recent(10),
+      recentActions: this.audit.recent(VIEW_RECENT_ACTIONS),
       actions: this.audit.total,
     };
   }

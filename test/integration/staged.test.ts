@@ -24,7 +24,10 @@ import type { LedgerRow, Row, Warehouse } from '../../activities/warehouse/types
 import { EXIT } from '../../client/exit-codes.ts';
 import { onlyChanged, type ChangeSummary } from '../../client/only-changed.ts';
 import type { Report } from '../../client/report/model.ts';
+import type { AuditEntry } from '../../core/audit.ts';
 import type { DiffSummary, PartitionDiff } from '../../core/diff.ts';
+import type { GovernanceView } from '../../core/governance.ts';
+import type { Progress } from '../../core/protocol.ts';
 import { expandPlan } from '../../core/plan.ts';
 import type { RollbackSummary } from '../../core/rollback.ts';
 import type { SpecInput } from '../../core/spec.ts';
@@ -148,6 +151,13 @@ describe.each<Backend>(['sqlite', 'postgres'])('staged backfills on %s', (kind) 
     const out = await cli<{ current: LedgerRow | null; versions: LedgerRow[] }>('lineage', node, partition);
     expect(out.code, out.stderr).toBe(0);
     return out.json;
+  };
+  /** What `backfill status` prints, as JSON and as text. */
+  const status = async (id: string): Promise<{ json: Progress & { governance: GovernanceView }; text: string }> => {
+    const [json, text] = await Promise.all([cli<Progress & { governance: GovernanceView }>('status', id), runCli(['status', id], { BACKFILL_WAREHOUSE: location })]);
+    expect(json.code, json.stderr).toBe(0);
+    expect(text.code, text.stderr).toBe(0);
+    return { json: json.json, text: text.stdout };
   };
   const report = async (id: string): Promise<Report> => {
     const out = await runCli<Report>(['report', id, '--format', 'json', '--output', '-'], { BACKFILL_WAREHOUSE: location });
@@ -337,6 +347,10 @@ describe.each<Backend>(['sqlite', 'postgres'])('staged backfills on %s', (kind) 
     expect(publish.json.error).toMatchObject({ code: 'not_running', message: `backfill '${id}' ended cancelled before its decision: go on with 'backfill resume ${id}', then publish it; or drop what it staged with 'backfill discard ${id}'` });
     // diff says it ended before its decision, not that it still computes or waits.
     expect(await fx.client.stagedRun(id)).toMatchObject({ end: { state: 'cancelled', discarded: false } });
+    // status says what it staged stays, and how to drop it; its last action is the cancel.
+    const cancelled = await status(id);
+    expect(cancelled.json).toMatchObject({ state: 'cancelled', staged: { phase: 'awaiting' }, governance: { lastAction: { action: 'cancel' } } });
+    expect(cancelled.text).toContain(`staged: it ended before its decision, so nothing of it is published; what it staged stays until 'backfill discard ${id}' drops it`);
     // A new run could not reach what this one staged: start --rerun is refused until it is decided, and starts nothing.
     const rerun = ['start', specFile(p, 4), '--stage', '--id', id, '--rerun', '--json'];
     const refused = await runCli<{ error: { code: string; message: string } }>(rerun, { BACKFILL_TASK_QUEUE: queue });
@@ -348,6 +362,16 @@ describe.each<Backend>(['sqlite', 'postgres'])('staged backfills on %s', (kind) 
     expect(discarded.json).toMatchObject({ versions: 22, before: 0, action: 'discard' });
     expect(new Set((await fx.warehouse.ledger({ backfillId: id })).map((r) => r.status))).toEqual(new Set(['discarded']));
     expect(await views(fx.warehouse, p)).toEqual(before);
+    // status shows the discard (its workflow's audit entry) as the last action, and what it staged discarded: not the cancel, not waiting.
+    const dropped = await status(id);
+    expect(dropped.json).toMatchObject({
+      state: 'cancelled',
+      staged: { phase: 'discarded', by: expect.any(String), at: expect.any(Number) },
+      governance: { lastAction: { action: 'discard', reason: 'left by a cancel', outcome: 'applied' }, actions: cancelled.json.governance.actions + 1 },
+    });
+    expect(dropped.text).toMatch(/last action: discard by .+ at .+: "left by a cancel"/);
+    expect(dropped.text).toMatch(/staged: discarded after it ended \(by .+ at .+\): nothing of it was published/);
+    expect(dropped.text).not.toContain('ended before its decision');
     // Idempotent: a second discard finds what the first dropped.
     const again = await cli<{ versions: number; before: number }>('discard', id);
     expect(again.json).toMatchObject({ versions: 0, before: 22 });
@@ -357,7 +381,7 @@ describe.each<Backend>(['sqlite', 'postgres'])('staged backfills on %s', (kind) 
     expect(resumed.code).not.toBe(0);
     expect(resumed.json.error.message).toMatch(/was discarded: .* --rerun/);
     // The audit trail says who dropped them and why.
-    const audit = await cli<{ entries: Array<{ seq: number; action: string; reason: string | null; outcome: string; workflowId: string }> }>('audit', id);
+    const audit = await cli<{ entries: Array<AuditEntry & { workflowId: string; runId: string }> }>('audit', id);
     expect(audit.code, audit.stderr).toBe(0);
     // The discard workflow's entries go on the backfill's numbering, not from 1 again.
     expect(audit.json.entries.map((e) => e.seq)).toEqual(audit.json.entries.map((_, i) => i + 1));
@@ -365,6 +389,11 @@ describe.each<Backend>(['sqlite', 'postgres'])('staged backfills on %s', (kind) 
       expect.objectContaining({ reason: 'left by a cancel', outcome: 'applied', workflowId: `backfill/${id}/discard` }),
       expect.objectContaining({ reason: null, outcome: 'applied', workflowId: `backfill/${id}/discard` }),
     ]);
+    // status's last actions are audit's newest entries, numbered alike.
+    const last = (await status(id)).json.governance;
+    const newest = audit.json.entries.slice(-2).map(({ workflowId: _w, runId: _r, ...entry }) => entry);
+    expect(last.recentActions.slice(-2)).toEqual(newest);
+    expect(last).toMatchObject({ lastAction: newest[1], actions: audit.json.entries.length });
     // Discarded: the new run starts.
     const again2 = await runCli<{ backfillId: string }>(rerun, { BACKFILL_TASK_QUEUE: queue });
     expect(again2.code, again2.stderr).toBe(0);

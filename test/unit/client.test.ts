@@ -12,13 +12,14 @@ import { EXIT, buildProgram, exitCodeFor } from '../../client/cli.ts';
 import { transformsGiven } from '../../client/options.ts';
 import { parseQueues, transformModules } from '../../client/local.ts';
 import { printable } from '../../client/printable.ts';
-import { withoutLiveHolds } from '../../core/ended-status.ts';
+import { withDiscardAfterEnd, withoutLiveHolds } from '../../core/ended-status.ts';
 import { activityFailing } from '../../client/activity-failing.ts';
 import { barPayload, headline, renderEnd, renderFailures, renderWaited, renderGovernance, renderPlan, renderRollback, renderStatus, withBackfillId } from '../../client/render.ts';
 import type { StatusRollback } from '../../core/rollback.ts';
 import { notPausedText } from '../../client/commands/resume.ts';
 import type { GovernanceView } from '../../core/governance.ts';
 import type { AuditEntry } from '../../core/audit.ts';
+import type { CanaryView } from '../../core/canary.ts';
 
 const plain = (text: string) => stripVTControlCharacters(text);
 
@@ -626,22 +627,25 @@ describe('status of a node whose batches hold more partitions than its concurren
   });
 });
 
+/** The governance of a backfill without a policy, as a run that ended reports it (its last action a pause unless told). */
+const endedView = (fields: Partial<GovernanceView>): GovernanceView => ({
+  policy: { hash: null, path: null },
+  planHash: 'sha256:0123456789abcdef0123',
+  starter: { identity: 'alice@example.com', verified: false },
+  approval: { needed: false, reasons: [], approvedBy: null, approvedAt: null },
+  holds: [],
+  window: null,
+  budgets: { retries: null, cost: null },
+  priority: { key: null, fairnessWeight: null },
+  estimate: null,
+  lastAction: { seq: 2, at: 0, action: 'pause', identity: 'root@vm', verified: false, reason: null, outcome: 'applied', details: {} },
+  recentActions: [],
+  actions: 2,
+  ...fields,
+});
+
 describe('status of a backfill that ended (withoutLiveHolds)', () => {
-  const view = (fields: Partial<GovernanceView>): GovernanceView => ({
-    policy: { hash: null, path: null },
-    planHash: 'sha256:0123456789abcdef0123',
-    starter: { identity: 'alice@example.com', verified: false },
-    approval: { needed: false, reasons: [], approvedBy: null, approvedAt: null },
-    holds: [],
-    window: null,
-    budgets: { retries: null, cost: null },
-    priority: { key: null, fairnessWeight: null },
-    estimate: null,
-    lastAction: { seq: 2, at: 0, action: 'pause', identity: 'root@vm', verified: false, reason: null, outcome: 'applied', details: {} },
-    recentActions: [],
-    actions: 2,
-    ...fields,
-  });
+  const view = endedView;
   const held = view({
     holds: [
       { kind: 'operator', reason: 'paused by an operator (backfill resume goes on)' },
@@ -666,6 +670,49 @@ describe('status of a backfill that ended (withoutLiveHolds)', () => {
       const live = progress({ state, paused: true, governance: held });
       expect(withoutLiveHolds(live)).toBe(live);
     }
+  });
+});
+
+describe('status of a staged backfill discarded after it ended (withDiscardAfterEnd)', () => {
+  const cancel: AuditEntry = { seq: 2, at: 1000, action: 'cancel', identity: 'root@vm', verified: false, reason: null, outcome: 'applied', details: {} };
+  const discard = (outcome: AuditEntry['outcome'], at: number): AuditEntry => ({ seq: 1, at, action: 'discard', identity: 'ops@vm', verified: false, reason: 'left by a cancel', outcome, details: {} });
+  const governance = endedView({ lastAction: cancel, recentActions: [cancel] });
+  const cancelled = progress({ state: 'cancelled', governance, staged: { phase: 'awaiting' } });
+
+  it('before a discard: the cancel is its last action, and the text says what it staged stays and how to drop it', () => {
+    expect(withDiscardAfterEnd(cancelled, [], false)).toBe(cancelled);
+    const text = plain(renderStatus(cancelled));
+    expect(text).toContain('last action: cancel by root@vm');
+    expect(text).toContain("staged: it ended before its decision, so nothing of it is published; what it staged stays until 'backfill discard shop-1' drops it");
+  });
+
+  it('a completed discard is the last action, numbered on, and leaves what it staged discarded', () => {
+    const shown = withDiscardAfterEnd(cancelled, [discard('applied', 5000)], true);
+    expect(shown.staged).toEqual({ phase: 'discarded', by: 'ops@vm', at: 5000 });
+    expect(shown.governance).toMatchObject({ lastAction: { seq: 3, action: 'discard', at: 5000 }, actions: 3 });
+    expect(shown.governance!.recentActions.map((e) => e.action)).toEqual(['cancel', 'discard']);
+    const text = plain(renderStatus(shown));
+    expect(text).toContain('last action: discard by ops@vm (declared) at 1970-01-01 00:00:05 UTC: "left by a cancel"');
+    expect(text).toContain('staged: discarded after it ended (by ops@vm at 1970-01-01 00:00:05 UTC): nothing of it was published');
+    expect(text).not.toContain('ended before its decision');
+  });
+
+  it('a discard the policy refused is told as refused, and what it staged still waits for one', () => {
+    const shown = withDiscardAfterEnd(cancelled, [discard('refused', 5000)], false);
+    expect(shown.staged).toEqual({ phase: 'awaiting' });
+    expect(plain(renderStatus(shown))).toContain('(1 refused since: backfill audit shop-1)');
+  });
+
+  it("a canary's slice discarded after it ended: the canary says discarded, by whom", () => {
+    const canary: CanaryView = { phase: 'awaiting', pick: 'newest', perNode: 1, partitions: 2, auto: null, diff: null, decision: null, note: null };
+    const ended = progress({ state: 'cancelled', governance, canary });
+    // Before it: it waits for no approval (it ended), and the way out is a discard.
+    const before = plain(renderStatus(ended));
+    expect(before).toContain("canary: it ended before its decision, so nothing of it is published; its slice stays staged until 'backfill discard shop-1' drops it");
+    expect(before).not.toContain('canary: waits');
+    const shown = withDiscardAfterEnd(ended, [discard('applied', 5000)], true);
+    expect(shown.canary).toMatchObject({ phase: 'discarded', decision: { action: 'discard', by: 'ops@vm', reason: 'left by a cancel', at: 5000, auto: false } });
+    expect(plain(renderStatus(shown))).toContain('canary: discarded by ops@vm');
   });
 });
 
