@@ -288,6 +288,26 @@ describe('progressOf throughput and ETA', () => {
     expect(node(later, 'a').etaSeconds).not.toBeNull();
   });
 
+  it("a running node's first moments: a burst of partitions finishing within a short span claims no pace, the node's or the backfill's", () => {
+    const plan = chainPlan();
+    const r = mixedReadiness(plan);
+    // Eight partitions of a node paced at 20/s, started at once from its bucket and done 400 ms later: not 20/s, nor 40/s.
+    const burst = { a: report({ running: 4, rate: 20, completed: 8, firstStartedAt: 10_000, lastFinishedAt: 10_400 }) };
+    const p = progressOf(inputs(plan, r, { reports: burst }));
+    expect(p.state).toBe('running');
+    expect(node(p, 'a').throughput).toBeNull();
+    expect(p.throughput).toBeNull();
+    expect(renderStatus(p)).not.toMatch(/\d\.\d\/s ·|20\.0\/s|40\.0\/s/);
+    // Nor beside another node's work of under a second either, started later: 0.9 s in all.
+    const both = { ...burst, z: report({ running: 2, completed: 3, firstStartedAt: 10_500, lastFinishedAt: 10_900 }) };
+    const q = progressOf(inputs(plan, r, { reports: both }));
+    expect(q.nodes.map((x) => x.throughput)).toEqual(q.nodes.map(() => null));
+    expect(q.throughput).toBeNull();
+    // A pause within the span does not count as work: 1.4 s from first start to last finish, 0.5 s of it paused.
+    const paused = { a: report({ running: 4, rate: 20, completed: 8, firstStartedAt: 10_000, lastFinishedAt: 11_400, pausedMs: 500 }) };
+    expect(node(progressOf(inputs(plan, r, { reports: paused })), 'a').throughput).toBeNull();
+  });
+
   it('a node, or a backfill, with nothing left shows no throughput either until its work spans a second, and its ETA says done', () => {
     const plan = chainPlan();
     const r = new Readiness(plan);
