@@ -95,6 +95,7 @@ import { queueStates, taskUntaken, waitingNodes, withTransforms, type PendingTas
 import { startTracing, tracingRequested, type Tracing } from '../workers/tracing.ts';
 import { DEFAULT_UI_URL, settingsFromEnv, type Settings } from '../host/settings.ts';
 import { inputNodes } from './input-nodes.ts';
+import { queuedOf, withQueued } from './queued.ts';
 
 /** What a client does when a call says nothing else: the Web UI of its links, the task queue and the dataset check of `start`. */
 export type ClientDefaults = Pick<Settings, 'uiUrl' | 'taskQueue' | 'sharedDatasets'>;
@@ -776,10 +777,24 @@ export class BackfillClient {
         ...(await failingAnswered),
       };
     }
-    const [live, waiting, failing] = await Promise.all([eta, this.waiting(backfillId, description.runId, progress, inputOnce, await workflowPollers), failingAnswered]);
+    const queuedReads = {
+      pendingActivities: async (id: string) => (await this.client.withDeadline(Date.now() + QUERY_TIMEOUT_MS, () => this.client.workflow.getHandle(id).describe())).raw.pendingActivities ?? [],
+      partitions: async (node: string) => {
+        const input = this.plans.has(backfillId) ? undefined : await inputOnce();
+        if (input) this.plans.set(backfillId, expandPlan(input.spec, input.range));
+        return this.plans.get(backfillId)?.byId.get(node)?.partitions;
+      },
+    };
+    const [live, waiting, failing, queued] = await Promise.all([
+      eta,
+      this.waiting(backfillId, description.runId, progress, inputOnce, await workflowPollers),
+      failingAnswered,
+      queuedOf(backfillId, progress, queuedReads),
+    ]);
     // The spec says which nodes wait on one no worker polls (read once already, to find the waiting ones).
     const spec = waiting.length > 0 ? (await inputOnce().catch(() => undefined))?.spec : undefined;
-    return { ...withStall(withoutEtaWithoutWorker(live ? withLiveEta(progress, live) : progress, waiting, spec), live), waiting: withTransforms(waiting, spec), ...notes, ...failing };
+    const shown = withStall(withoutEtaWithoutWorker(live ? withLiveEta(progress, live) : progress, waiting, spec), live);
+    return { ...withQueued(shown, queued), waiting: withTransforms(waiting, spec), ...notes, ...failing };
   }
 
   /** Why a failed run failed: its failure's innermost message (undefined when it cannot be read: its history gone). */

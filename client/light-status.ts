@@ -26,6 +26,7 @@ import { WORKFLOW_EXECUTION_STATUS_RUNNING } from './status-wire.ts';
 import { answeredWhileFailing, failingStreakOf, taskFailingError } from './task-failing.ts';
 import { queueStates, waitingNodes, withTransforms, type Poller, type Waiting } from './waiting.ts';
 import { inputNodes } from './input-nodes.ts';
+import { queuedOf, withQueued } from './queued.ts';
 
 /** How long describing the workflow may take before the SDK's client is asked instead. */
 const DESCRIBE_TIMEOUT_MS = 5000;
@@ -115,10 +116,17 @@ export async function statusOf(rpc: StatusReads, backfillId: string): Promise<St
   const notes = pendingNotes(description.pendingActivities);
   const declined = notes.judgement !== undefined ? { judgement: notes.judgement } : {};
   if (progress.state !== 'running') return { ...withoutLiveHolds(progress), waiting: [], ...declined, ...(await failingAnswered) };
-  const [live, waiting, failing] = await Promise.all([eta, waitingOf(rpc, progress, inputOnce, workflowPollers), failingAnswered]);
+  const queuedReads = {
+    pendingActivities: async (id: string) => (await rpc.describe(id, Date.now() + DESCRIBE_TIMEOUT_MS)).pendingActivities,
+    partitions: async (node: string) => {
+      const input = await inputOnce();
+      return input ? expandPlan(input.spec, input.range).byId.get(node)?.partitions : undefined;
+    },
+  };
+  const [live, waiting, failing, queued] = await Promise.all([eta, waitingOf(rpc, progress, inputOnce, workflowPollers), failingAnswered, queuedOf(backfillId, progress, queuedReads)]);
   const spec = waiting.length > 0 ? (await inputOnce().catch(() => undefined))?.spec : undefined;
   return {
-    ...withStall(withoutEtaWithoutWorker(live ? withLiveEta(progress, live) : progress, waiting, spec), live),
+    ...withQueued(withStall(withoutEtaWithoutWorker(live ? withLiveEta(progress, live) : progress, waiting, spec), live), queued),
     waiting: withTransforms(waiting, spec),
     ...notes,
     ...failing,

@@ -27,7 +27,9 @@ const tableStyle = () => (process.stdout.isTTY ? { head: ['cyan'] } : { head: []
 const rate = (r: number | null) => (r === null ? 'unlimited' : `${Number(r.toFixed(2))}/s`);
 /** `left`: partitions still to run; an estimate of 0 with some left is under a second, not done. */
 const eta = (seconds: number | null, left: number) => (seconds === null ? '–' : seconds === 0 ? (left > 0 ? '<1s' : 'done') : formatDuration(seconds * 1000));
-const leftOf = (n: Pick<NodeProgress, 'running' | 'pending'>) => n.running + n.pending;
+const leftOf = (n: Pick<NodeProgress, 'running' | 'queued' | 'pending'>) => n.running + (n.queued ?? 0) + n.pending;
+/** `12`, or with partitions whose activity no worker has started: `12 (40 queued)`. */
+const runningCell = (n: Pick<NodeProgress, 'running' | 'queued'>) => (n.queued ? `${number(n.running)} (${number(n.queued)} queued)` : number(n.running));
 const STOPPED_SHORT = new Set<Progress['state']>(['cancelled', 'failed', 'discarded', 'canary_failed', 'terminated', 'timed_out']);
 const throughput = (t: number | null) => (t === null ? '–' : `${t.toFixed(1)}/s`);
 /**
@@ -130,7 +132,7 @@ function since(iso: string | null): string {
 /** The line of a node whose partitions wait for a worker nobody runs: the node, the queue, the fix (`w`: one of `progress.waiting`). */
 function waitingLine(progress: Printable<Progress>, w: Waiting): string {
   const node = progress.nodes.find((n) => n.id === w.node);
-  const count = node ? (progress.paused ? node.running : node.running + node.pending) : 0;
+  const count = node ? (progress.paused ? node.running + (node.queued ?? 0) : leftOf(node)) : 0;
   const why = w.reason === 'no_worker' ? 'no worker polls it' : `its workers last polled${since(w.lastPollAt)} (stopped, or every slot busy)`;
   return pc.yellow(
     `  ⚠ ${w.node}: ${number(count)} partition${count === 1 ? '' : 's'} wait on task queue '${w.taskQueue}', and ${why}: start a worker with 'backfill worker --no-workflows --task-queue ${shellWord(w.taskQueue)}${transformsFlag(w.transforms)}'`,
@@ -209,7 +211,7 @@ export function renderStatus(shown: Progress & { waiting?: Waiting[]; stalledSec
     table.push([
       n.id,
       `${number(n.done)}/${number(n.total)}`,
-      number(n.running),
+      runningCell(n),
       n.failed > 0 ? pc.red(number(n.failed)) : '0',
       n.blocked > 0 ? pc.yellow(number(n.blocked)) : '0',
       number(n.pending),
@@ -347,7 +349,7 @@ export function renderCanary(progress: Printable<Progress>): string[] {
 /** What a node's progress bar says beside the bar (client/progress-view.ts); `of`: the backfill it is a node of. */
 export function barPayload(n: NodeProgress, of: Pick<Progress, 'paused' | 'state'>) {
   const parts = [`${number(n.done)}/${number(n.total)}`];
-  if (n.running > 0) parts.push(`${n.running} running`);
+  if (n.running > 0 || n.queued) parts.push(n.queued ? `${n.running} running, ${n.queued} queued` : `${n.running} running`);
   if (n.failed > 0) parts.push(pc.red(`${n.failed} failed`));
   if (n.blocked > 0) parts.push(pc.yellow(`${n.blocked} blocked`));
   parts.push(paceOf(of, n.throughput), n.etaSeconds === 0 && leftOf(n) === 0 ? 'done' : `ETA ${eta(n.etaSeconds, leftOf(n))}`);

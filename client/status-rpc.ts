@@ -14,6 +14,7 @@ import { TASK_QUEUE_TYPE, statusDescriptor } from './status-wire.ts';
 import { FAILURE_EVENTS, lastTaskFailure, timestampMs, type FailureEvent, type TaskFailure } from './task-failing.ts';
 import type { Poller } from './waiting.ts';
 import type { PendingActivity } from './activity-failing.ts';
+import type { NodeActivity } from './queued.ts';
 
 const SERVICE = 'temporal.api.workflowservice.v1.WorkflowService';
 const MESSAGES = 'temporal.api.workflowservice.v1';
@@ -33,7 +34,7 @@ type Payloads = { payloads?: Payload[] };
 export type PendingWorkflowTask = { attempt: number };
 
 /** `type`: the workflow's type name; `workflowTask`: the pending one, if any; `pendingActivities`: its activities scheduled and not done. */
-export type WorkflowDescription = { runId: string; type: string; status: number; taskQueue: string; workflowTask?: PendingWorkflowTask; pendingActivities?: PendingActivity[] };
+export type WorkflowDescription = { runId: string; type: string; status: number; taskQueue: string; workflowTask?: PendingWorkflowTask; pendingActivities?: Array<PendingActivity & NodeActivity> };
 
 /** A call the server (or the channel) failed, with gRPC's status code. */
 export class StatusRpcError extends Error {
@@ -131,7 +132,7 @@ export class StatusRpc {
   async describe(workflowId: string, deadline: number): Promise<WorkflowDescription> {
     const response = await this.call<{
       workflowExecutionInfo?: { execution?: Execution; type?: { name?: string }; status?: number; taskQueue?: string };
-      pendingActivities?: PendingActivity[];
+      pendingActivities?: Array<PendingActivity & NodeActivity>;
       pendingWorkflowTask?: { attempt?: number };
     }>('DescribeWorkflowExecution', { namespace: this.namespace, execution: { workflowId } }, deadline);
     const info = response.workflowExecutionInfo;

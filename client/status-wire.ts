@@ -38,7 +38,9 @@ export const STATUS_MESSAGES: Record<string, Record<string, WireField>> = {
   'temporal.api.failure.v1.ApplicationFailureInfo': { type: { id: 1, type: 'string' } },
   'temporal.api.common.v1.ActivityType': { name: { id: 1, type: 'string' } },
   'temporal.api.workflow.v1.PendingActivityInfo': {
+    activityId: { id: 1, type: 'string' },
     activityType: { id: 2, type: 'temporal.api.common.v1.ActivityType' },
+    state: { id: 3, type: 'int32' },
     attempt: { id: 7, type: 'int32' },
     lastFailure: { id: 11, type: 'temporal.api.failure.v1.Failure' },
   },
@@ -95,6 +97,8 @@ export const STATUS_MESSAGES: Record<string, Record<string, WireField>> = {
 /** Temporal's enum values that `status` sends or compares (temporal.api.enums.v1). */
 export const WORKFLOW_EXECUTION_STATUS_RUNNING = 1;
 export const TASK_QUEUE_TYPE = { workflow: 1, activity: 2 } as const;
+/** PendingActivityState's SCHEDULED: no worker has started the activity (a retry waiting for its next attempt too). */
+export const PENDING_ACTIVITY_STATE_SCHEDULED = 1;
 /** The history events that end a workflow task's attempt (temporal.api.enums.v1.EventType). */
 export const EVENT_TYPE = { workflowTaskCompleted: 7, workflowTaskTimedOut: 8, workflowTaskFailed: 9 } as const;
 /** WorkflowTaskFailedCause's NON_DETERMINISTIC_ERROR: the worker's code did not replay the history. */

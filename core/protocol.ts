@@ -381,7 +381,13 @@ export type PartitionCounts = {
   pending: number;
 };
 
-export type NodeProgress = PartitionCounts & {
+/**
+ * `status` only (client/queued.ts): of the partitions in flight, those whose activity no worker
+ * has started, which `running` then leaves out. The workflows' progress has none: it counts them running.
+ */
+type Queued = { queued?: number };
+
+export type NodeProgress = PartitionCounts & Queued & {
   id: string;
   rate: number | null;
   concurrency: number;
@@ -393,7 +399,7 @@ export type NodeProgress = PartitionCounts & {
   failures: Array<{ message: string; type: string; partitions: number; examples: string[] }>;
 };
 
-export type Progress = PartitionCounts & {
+export type Progress = PartitionCounts & Queued & {
   backfillId: string;
   name: string;
   state: BackfillState;

@@ -83,6 +83,11 @@ describe('status through the light path', () => {
         ['stranded', null],
       ]);
       expect(light!.etaSeconds).toBeNull();
+      // What it has in flight, scheduled on the queue nobody polls, is queued, not running: both paths tell it so.
+      expect(light!.nodes.map((n) => [n.id, n.running, (n.queued ?? 0) > 0])).toEqual([
+        ['served', 0, false],
+        ['stranded', 0, true],
+      ]);
 
       // The command line, which takes the light path here, prints the same, at a still moment too
       // (the stranded node's running and pending counts moved between two reads in one CI run).

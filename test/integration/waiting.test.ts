@@ -41,22 +41,35 @@ describe('work waiting for a worker nobody runs', () => {
         partitions: { grain: 'day', start: '2024-01-01', end: '2024-01-06' },
         nodes: [
           { id: 'served', transform: 'noop' },
-          { id: 'stranded', transform: 'noop', taskQueue: lonely },
+          // In batches of two: three activities, scheduled and never started.
+          { id: 'stranded', transform: 'noop', taskQueue: lonely, batchSize: 2 },
         ],
       });
       const { backfillId } = await client.start(spec, { taskQueue: queue });
-      const stalled = await waitFor('node served done, node stranded waiting', async () => {
+      const stalled = await waitFor('node served done, node stranded waiting with its batches in flight', async () => {
         const current = await client.status(backfillId);
         const served = current.nodes.find((n) => n.id === 'served');
-        return served?.done === 5 && current.waiting.length > 0 ? current : undefined;
+        const stranded = current.nodes.find((n) => n.id === 'stranded');
+        return served?.done === 5 && current.waiting.length > 0 && stranded?.pending === 0 ? current : undefined;
       });
       expect(stalled.waiting).toEqual([{ node: 'stranded', taskQueue: lonely, reason: 'no_worker', lastPollAt: null }]);
+      // No worker started them: its partitions are queued, not running (the node workflow counts them in flight).
+      const queuedNodes = (s: Status) => s.nodes.map((n) => [n.id, n.running, n.queued, n.pending]);
+      expect(queuedNodes(stalled)).toEqual([
+        ['served', 0, 0, 0],
+        ['stranded', 0, 5, 0],
+      ]);
+      expect([stalled.running, stalled.queued]).toEqual([0, 5]);
 
       const json = await status([backfillId, '--json']);
       expect(json.code).toBe(0);
-      expect((JSON.parse(json.stdout) as Status).waiting).toEqual(stalled.waiting);
+      const shown = JSON.parse(json.stdout) as Status;
+      expect(shown.waiting).toEqual(stalled.waiting);
+      expect(queuedNodes(shown)).toEqual(queuedNodes(stalled));
+      expect(shown.queued).toBe(5);
       const human = await status([backfillId]);
       expect(human.code).toBe(0);
+      expect(human.stdout).toMatch(/│ stranded\s+│ 0\/5\s+│ 0 \(5 queued\)\s+│/);
       expect(human.stdout).toContain(`stranded: 5 partitions wait on task queue '${lonely}', and no worker polls it`);
       expect(human.stdout).toContain(`backfill worker --no-workflows --task-queue ${lonely}`);
 

@@ -7,7 +7,7 @@ import proto from '@temporalio/proto';
 import protobuf from 'protobufjs/light.js';
 import { describe, expect, it } from 'vitest';
 import { decodePayload } from '../../client/status-rpc.ts';
-import { EVENT_TYPE, STATUS_MESSAGES, TASK_QUEUE_TYPE, WORKFLOW_EXECUTION_STATUS_RUNNING, WORKFLOW_TASK_FAILED_CAUSE_NON_DETERMINISTIC_ERROR, statusDescriptor } from '../../client/status-wire.ts';
+import { EVENT_TYPE, PENDING_ACTIVITY_STATE_SCHEDULED, STATUS_MESSAGES, TASK_QUEUE_TYPE, WORKFLOW_EXECUTION_STATUS_RUNNING, WORKFLOW_TASK_FAILED_CAUSE_NON_DETERMINISTIC_ERROR, statusDescriptor } from '../../client/status-wire.ts';
 
 type ReflectionRoot = { lookupType(name: string): protobuf.Type };
 const full = proto as unknown as ReflectionRoot;
@@ -45,6 +45,7 @@ describe('the status descriptor', () => {
       workflowTaskFailed: enums.EventType!.EVENT_TYPE_WORKFLOW_TASK_FAILED,
     });
     expect(WORKFLOW_TASK_FAILED_CAUSE_NON_DETERMINISTIC_ERROR).toBe(enums.WorkflowTaskFailedCause!.WORKFLOW_TASK_FAILED_CAUSE_NON_DETERMINISTIC_ERROR);
+    expect(PENDING_ACTIVITY_STATE_SCHEDULED).toBe(enums.PendingActivityState!.PENDING_ACTIVITY_STATE_SCHEDULED);
   });
 
   it('reads the fields it needs from a full answer the SDK encodes, and skips the others', () => {
@@ -62,7 +63,7 @@ describe('the status descriptor', () => {
           memo: { fields: { note: { metadata: { encoding: Buffer.from('json/plain') }, data: Buffer.from('"x"') } } },
         },
         pendingActivities: [
-          { activityId: 'a/1', activityType: { name: 'warehouseIdentity' }, attempt: 3, maximumAttempts: 20, lastFailure: { message: 'Permission denied', stackTrace: 'at x', applicationFailureInfo: { type: 'Error', nonRetryable: false } }, lastWorkerIdentity: 'w@h' },
+          { activityId: 'a/1', activityType: { name: 'warehouseIdentity' }, state: 2, attempt: 3, maximumAttempts: 20, lastFailure: { message: 'Permission denied', stackTrace: 'at x', applicationFailureInfo: { type: 'Error', nonRetryable: false } }, lastWorkerIdentity: 'w@h' },
         ],
         pendingWorkflowTask: { state: 1, scheduledTime: { seconds: 1_700_000_100 }, originalScheduledTime: { seconds: 1_700_000_000 }, attempt: 7 },
       })
@@ -71,7 +72,7 @@ describe('the status descriptor', () => {
     expect(read.toObject(read.decode(bytes), { longs: Number })).toEqual({
       workflowExecutionInfo: { execution: { workflowId: 'backfill/b1', runId: 'run-1' }, type: { name: 'backfillWorkflow' }, status: WORKFLOW_EXECUTION_STATUS_RUNNING, taskQueue: 'backfill' },
       // What status says of a step that keeps failing (client/activity-failing.ts).
-      pendingActivities: [{ activityType: { name: 'warehouseIdentity' }, attempt: 3, lastFailure: { message: 'Permission denied', applicationFailureInfo: { type: 'Error' } } }],
+      pendingActivities: [{ activityId: 'a/1', activityType: { name: 'warehouseIdentity' }, state: 2, attempt: 3, lastFailure: { message: 'Permission denied', applicationFailureInfo: { type: 'Error' } } }],
       pendingWorkflowTask: { attempt: 7 },
     });
   });
