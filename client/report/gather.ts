@@ -25,7 +25,8 @@ import { auditOfHistory, type AuditRecord } from '../audit.ts';
 import { backfillWorkflowId, nodeWorkflowId } from '../../workflows/definitions.ts';
 import type { BackfillClient } from '../backfill-client.ts';
 import { visibilityLiteral } from '../visibility.ts';
-import { endSpec, pauseToggles, pausedSpans, runInfo, throttleEvents, throttledSpans, type Decode, type RunInfo, type ThrottleEvent } from './history.ts';
+import { endSpec, pauseToggles, pausedSpans, reportedWork, runInfo, throttleEvents, throttledSpans, type Decode, type ReportedWork, type RunInfo, type ThrottleEvent } from './history.ts';
+import { fixedFailures } from './failures.ts';
 import { REPORT_VERSION, type NodeReport, type PlanReport, type Report, type StagedReport } from './model.ts';
 import { reportActions } from './actions.ts';
 import { ledgerFigures, versionKey } from './summarize.ts';
@@ -69,8 +70,8 @@ async function runsOf<Input, Kept>(
   return runs.sort((a, b) => a.startMs - b.startMs);
 }
 
-/** What the report keeps of each parent run's history: its audit entries, and a spec it ended carrying. */
-type Kept = { audit: ReturnType<typeof auditOfHistory>; endSpec: ResolvedSpec | null };
+/** What the report keeps of each parent run's history: its audit entries, a spec it ended carrying, and what its node workflows reported done and failed. */
+type Kept = { audit: ReturnType<typeof auditOfHistory>; endSpec: ResolvedSpec | null; work: ReportedWork[] };
 
 /** The spec a run last ran with: one that replaced its input's while it ran, else its input's. */
 const specOf = (run: Run<BackfillInput, Kept>) => run.kept.endSpec ?? run.input?.spec;
@@ -185,7 +186,7 @@ export async function gatherReport(client: BackfillClient, warehouse: Warehouse 
   // A spec a `resume --spec` sent to the run still running is in its carry, not yet in its history.
   const replaced = latest.status.name === 'RUNNING' ? await client.replacedSpec(backfillId) : null;
   const allRuns = (
-    await runsOf<BackfillInput, Kept>(client, workflowId, decode, (events) => ({ audit: auditOfHistory(events, decode), endSpec: endSpec(events, decode) }), { latestRunId: latest.runId })
+    await runsOf<BackfillInput, Kept>(client, workflowId, decode, (events) => ({ audit: auditOfHistory(events, decode), endSpec: endSpec(events, decode), work: reportedWork(events, decode, (node) => nodeWorkflowId(backfillId, node)) }), { latestRunId: latest.runId })
   ).map((run) => (replaced && run.runId === latest.runId ? { ...run, kept: { ...run.kept, endSpec: replaced } } : run));
   const latestRun = allRuns.find((run) => run.runId === latest.runId)!;
   const runKey = runKeyOf(latestRun);
@@ -243,6 +244,8 @@ export async function gatherReport(client: BackfillClient, warehouse: Warehouse 
     limitChanges: actions.filter((a) => a.limitChange).map((a) => ({ atMs: Date.parse(a.at), seq: a.seq, action: a.action, label: a.change })),
   });
 
+  // The progress knows the failures still standing; every run's node reports know the ones a retry-failed fixed since.
+  const fixed = fixedFailures(plan.nodes, runs.map((run) => run.kept.work));
   const byNode = new Map<string, LedgerRow[]>();
   for (const row of ledger) (byNode.get(row.node) ?? byNode.set(row.node, []).get(row.node)!).push(row);
   const nodes: NodeReport[] = plan.nodes.map((node) => {
@@ -260,6 +263,7 @@ export async function gatherReport(client: BackfillClient, warehouse: Warehouse 
       ...figures,
       throttles: throttles.get(node.id)?.length ?? p?.throttles ?? 0,
       failures: (p?.failures ?? []).filter((f) => f.type !== 'CheckFailed').map((f) => ({ message: f.message, type: f.type, partitions: f.partitions, examples: f.examples })),
+      fixedFailures: (fixed.get(node.id) ?? []).filter((f) => f.type !== 'CheckFailed'),
     };
   });
   const sum = (pick: (n: NodeReport) => number) => nodes.reduce((total, n) => total + pick(n), 0);
@@ -312,6 +316,7 @@ export async function gatherReport(client: BackfillClient, warehouse: Warehouse 
       skipped: sum((n) => n.skipped),
       published: sum((n) => n.published),
       retried: sum((n) => n.retries.retried),
+      publishedAfterFailing: sum((n) => n.fixedFailures.reduce((t, f) => t + f.partitions, 0)),
       throttles: sum((n) => n.throttles),
       failedChecks: sum((n) => n.failedChecks.reduce((t, g) => t + g.partitions, 0)),
     },

@@ -7,7 +7,8 @@
 import type { temporal } from '@temporalio/proto';
 import { optionalTsToMs } from '@temporalio/common';
 import type { AuditEntry } from '../../core/audit.ts';
-import type { BackfillResult, RunPartitionsResult } from '../../core/protocol.ts';
+import type { BackfillResult, FailureGroup, NodeReport, RunPartitionsResult } from '../../core/protocol.ts';
+import type { RangesJSON } from '../../core/ranges.ts';
 import type { ResolvedSpec } from '../../core/spec.ts';
 import type { Span } from './model.ts';
 
@@ -128,4 +129,30 @@ export function throttledSpans(times: readonly number[], gapMs: number): Array<S
     } else spans.push({ startMs: at, endMs: at, count: 1 });
   }
   return spans;
+}
+
+/** What one node workflow reported to the parent run (its `nodeReport` signal): partitions done, and failures with their message. */
+export type ReportedWork = { atMs: number; node: string; done: RangesJSON; failures: FailureGroup[] };
+
+/**
+ * The node reports a parent run received, in order: the partitions each node finished and those
+ * that failed (after their retries), with the failure's message. Only signals sent by the node's
+ * own workflow (`backfill/<id>/<node>`) count, where the server says who sent them; a report of
+ * another shape is left out (the workflow ignored it too).
+ */
+export function reportedWork(events: readonly HistoryEvent[], decode: Decode, nodeWorkflowIdOf: (node: string) => string): ReportedWork[] {
+  const reports: ReportedWork[] = [];
+  for (const event of events) {
+    const signaled = event.workflowExecutionSignaledEventAttributes;
+    if (signaled?.signalName !== 'nodeReport') continue;
+    const payload = signaled.input?.payloads?.[0];
+    if (!payload) continue;
+    const report = decode(payload) as Partial<NodeReport> | null;
+    if (typeof report !== 'object' || report === null || typeof report.node !== 'string' || typeof report.done !== 'string' || !Array.isArray(report.failures)) continue;
+    const sender = signaled.externalWorkflowExecution?.workflowId;
+    if (sender && sender !== nodeWorkflowIdOf(report.node)) continue;
+    const failures = report.failures.filter((g): g is FailureGroup => typeof g?.message === 'string' && typeof g.type === 'string' && typeof g.ranges === 'string');
+    reports.push({ atMs: timeOf(event), node: report.node, done: report.done, failures });
+  }
+  return reports;
 }

@@ -30,6 +30,9 @@ export type NodeChanges = {
   rowsNew: number;
 };
 
+/** Partitions that failed (after their retries) with one message, in the runs named, and were published later, in run `publishedInRun` (runs numbered from 1). */
+export type FixedFailure = MessageGroup & { type: string; failedInRuns: number[]; publishedInRun: number };
+
 export type NodeReport = {
   id: string;
   grain: string;
@@ -50,7 +53,10 @@ export type NodeReport = {
   retries: { retried: number; reExecuted: number };
   /** Times the downstream system throttled this node. */
   throttles: number;
+  /** The failures still standing (from the progress). */
   failures: Array<MessageGroup & { type: string }>;
+  /** Failures that did not last: failed in a run of the backfill, published after (retry-failed), from every run's history. */
+  fixedFailures: FixedFailure[];
   failedChecks: MessageGroup[];
   warnedChecks: MessageGroup[];
   changes: NodeChanges;
@@ -146,7 +152,8 @@ export type Report = {
     warehouse: string;
   };
   plan: PlanReport;
-  totals: { partitions: number; done: number; failed: number | null; blocked: number | null; skipped: number; published: number; retried: number; throttles: number; failedChecks: number };
+  /** `publishedAfterFailing`: published partitions that had failed before, in the same run or an earlier one (the sum of the nodes' `fixedFailures`). */
+  totals: { partitions: number; done: number; failed: number | null; blocked: number | null; skipped: number; published: number; retried: number; publishedAfterFailing: number; throttles: number; failedChecks: number };
   nodes: NodeReport[];
   /** Null for a backfill that was not started with --stage (or whose diff could not be read: see the notes). */
   staged: StagedReport | null;

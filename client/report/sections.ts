@@ -31,7 +31,7 @@ export function overview(report: Report): Array<[string, string]> {
     ['ended', `${when(backfill.endedAt)} (${duration})`],
     ['range', range],
     ['partitions', `${n(totals.done)} done of ${n(totals.partitions)} · ${n(totals.failed)} failed · ${n(totals.blocked)} blocked${totals.skipped > 0 ? ` · ${n(totals.skipped)} kept (only changed)` : ''}`],
-    ['published', `${n(totals.published)} versions · ${n(totals.retried)} after a retry · ${n(totals.failedChecks)} failed checks · throttled ${n(totals.throttles)} times`],
+    ['published', `${n(totals.published)} versions · ${n(totals.retried)} after a retry${totals.publishedAfterFailing > 0 ? ` · ${n(totals.publishedAfterFailing)} after they failed (retry-failed)` : ''} · ${n(totals.failedChecks)} failed checks · throttled ${n(totals.throttles)} times`],
     ...(report.rolledBack
       ? ([['rolled back', `${n(report.rolledBack.partitions)} partitions put back as they were before it (last ${when(report.rolledBack.lastAt)}) · ${n(report.rolledBack.stillPublished)} of its versions still published`]] as Array<[string, string]>)
       : []),
@@ -66,8 +66,8 @@ export function actionsTable(report: Report): Table {
 
 export function nodesTable(report: Report): Table {
   return {
-    head: ['node', 'grain', 'partitions', 'done', 'failed', 'blocked', 'p50', 'p95', 'max', 'total time', 'retried', 'ran twice', 'throttled'],
-    numeric: [false, false, true, true, true, true, true, true, true, true, true, true, true],
+    head: ['node', 'grain', 'partitions', 'done', 'failed', 'blocked', 'failed, then published', 'p50', 'p95', 'max', 'total time', 'retried', 'ran twice', 'throttled'],
+    numeric: [false, false, true, true, true, true, true, true, true, true, true, true, true, true],
     rows: report.nodes.map((node) => [
       node.id,
       node.grain,
@@ -75,6 +75,7 @@ export function nodesTable(report: Report): Table {
       n(node.done),
       n(node.failed),
       n(node.blocked),
+      n(node.fixedFailures.reduce((t, f) => t + f.partitions, 0)),
       ms(node.durations?.p50Ms),
       ms(node.durations?.p95Ms),
       ms(node.durations?.maxMs),
@@ -144,11 +145,14 @@ export function stagedColumnsTable(report: Report): Table {
 
 const examples = (group: MessageGroup) => `${group.examples.join(', ')}${group.partitions > group.examples.length ? ` and ${n(group.partitions - group.examples.length)} more` : ''}`;
 
-/** Failures, failed checks and warned checks, one row per message. */
+const runs = (list: readonly number[]) => `${list.length === 1 ? 'run' : 'runs'} ${list.join(', ')}`;
+
+/** Failures (still standing, and those fixed later: in which run they failed and which run published them), failed checks and warned checks, one row per message. */
 export function problemsTable(report: Report): Table {
   const rows: string[][] = [];
   for (const node of report.nodes) {
     for (const f of node.failures) rows.push([node.id, `failed (${f.type})`, n(f.partitions), examples(f), f.message]);
+    for (const f of node.fixedFailures) rows.push([node.id, `failed (${f.type}) in ${runs(f.failedInRuns)}, published in run ${f.publishedInRun}`, n(f.partitions), examples(f), f.message]);
     for (const c of node.failedChecks) rows.push([node.id, 'check failed', n(c.partitions), examples(c), c.message]);
     for (const w of node.warnedChecks) rows.push([node.id, 'check warned', n(w.partitions), examples(w), w.message]);
   }

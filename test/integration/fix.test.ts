@@ -9,6 +9,8 @@ import type { BackfillClient } from '../../client/backfill-client.ts';
 import { NonRetryableError } from '../../activities/errors.ts';
 import type { Transform } from '../../activities/transforms.ts';
 import { renderRetried } from '../../client/commands/retry-failed.ts';
+import { gatherReport } from '../../client/report/gather.ts';
+import { renderMarkdown } from '../../client/report/markdown.ts';
 import { describeChange } from '../../core/audit.ts';
 import type { SpecInput } from '../../core/spec.ts';
 import { Gate, connectClient, runCli, scratch, startTestWorker, testSpec, uniqueQueue, waitFor, type TestWorker } from './helpers.ts';
@@ -98,6 +100,18 @@ describe('fix and go on', () => {
     const keys = after.map((r) => `${r.node}/${r.partition}`);
     expect(new Set(keys).size).toBe(keys.length);
     expect(await worker.warehouse.query('SELECT COUNT(*) AS n, SUM(total) AS total FROM daily')).toEqual([{ n: 10, total: 70 }]);
+
+    // Before, the report read the latest run's failures only, and said none: the first run's are there, fixed by the second.
+    const report = await gatherReport(client, worker.warehouse, backfillId);
+    expect(report.backfill.runs).toBe(2);
+    expect(report.totals).toMatchObject({ failed: 0, publishedAfterFailing: failedBefore });
+    const daily = report.nodes.find((n) => n.id === 'daily')!;
+    expect(daily.failures).toEqual([]);
+    // As the first run's progress said them, when they were still failures.
+    const { message, type, examples } = first.progress!.nodes.find((n) => n.id === 'daily')!.failures[0]!;
+    expect(message).toMatch(/nope/);
+    expect(daily.fixedFailures).toEqual([{ message, type, failedInRuns: [1], publishedInRun: 2, partitions: failedBefore, examples }]);
+    expect(renderMarkdown(report)).toContain(`| daily | failed (${type}) in run 1, published in run 2 | ${failedBefore} | ${examples.join(', ')} and ${failedBefore - 3} more |`);
   });
 
   // Before, the new run's audit entry was a plain `resume`: the retry and its new spec were nowhere in the trail.

@@ -24,7 +24,7 @@ function report(): Report {
     spec,
     parameters: { from: null, to: null, rate: null, concurrency: null, onlyChanged: false, codeVersions: [], warehouse: '/tmp/w.db' },
     plan: { totalPartitions: 1, criticalPathLength: 1, maxWidth: 1, criticalPath: [], nodes: [{ id: 'orders', grain: 'day', partitions: 1, first: '2024-01-01', last: '2024-01-01', transform: TRANSFORM, dependsOn: [] }] },
-    totals: { partitions: 1, done: 1, failed: 0, blocked: 0, skipped: 0, published: 1, retried: 0, throttles: 0, failedChecks: 0 },
+    totals: { partitions: 1, done: 1, failed: 0, blocked: 0, skipped: 0, published: 1, retried: 0, publishedAfterFailing: 0, throttles: 0, failedChecks: 0 },
     nodes: [],
     staged: null,
     rolledBack: null,

@@ -5,7 +5,9 @@ import { describe, expect, it } from 'vitest';
 import type { LedgerRow, Warehouse } from '../../activities/warehouse/types.ts';
 import type { BackfillClient } from '../../client/backfill-client.ts';
 import { gatherReport } from '../../client/report/gather.ts';
-import { pauseToggles, pausedSpans, runInfo, throttleEvents, throttledSpans, type Decode } from '../../client/report/history.ts';
+import { fixedFailures } from '../../client/report/failures.ts';
+import { pauseToggles, pausedSpans, reportedWork, runInfo, throttleEvents, throttledSpans, type Decode, type ReportedWork } from '../../client/report/history.ts';
+import { RangeSet } from '../../core/ranges.ts';
 import { renderMarkdown } from '../../client/report/markdown.ts';
 import { durationStats, groupMessages, ledgerFigures, nodeChanges, percentile, versionKey, warningsOf } from '../../client/report/summarize.ts';
 import { buildTimeline, MAX_SLOTS, RATE_BINS, rateOverTime } from '../../client/report/timeline.ts';
@@ -136,6 +138,51 @@ function row(partition: string, extra: Partial<LedgerRow> = {}): LedgerRow {
     ...extra,
   };
 }
+
+describe('failures that did not last', () => {
+  const ranges = (...indexes: number[]) => RangeSet.of(...indexes.map((i): [number, number] => [i, i + 1])).toJSON();
+  const work = (node: string, done: number[], failures: Array<[string, number[]]> = []): ReportedWork => ({ atMs: T0, node, done: ranges(...done), failures: failures.map(([message, f]) => ({ message, type: 'NonRetryable', ranges: ranges(...f) })) });
+  const signal = (s: number, report: unknown, sender?: string): HistoryEvent => ({
+    eventTime: at(s),
+    workflowExecutionSignaledEventAttributes: { signalName: 'nodeReport', input: { payloads: [payload(report)] }, ...(sender ? { externalWorkflowExecution: { workflowId: sender } } : {}) },
+  });
+
+  it('reads the node reports a parent run received, from the node workflows that sent them', () => {
+    const report = { node: 'a', done: ranges(0), failures: [{ message: '404', type: 'NonRetryable', ranges: ranges(1) }], stats: {} };
+    const events = [
+      signal(1, report, 'backfill/b/a'),
+      signal(2, report),
+      signal(3, report, 'someone-else'),
+      signal(4, { node: 'a', done: 7, failures: [] }, 'backfill/b/a'),
+      { eventTime: at(5), workflowExecutionSignaledEventAttributes: { signalName: 'pause' } },
+    ];
+    expect(reportedWork(events, decode, (node) => `backfill/b/${node}`)).toEqual([
+      { atMs: T0 + 1000, node: 'a', done: report.done, failures: report.failures },
+      { atMs: T0 + 2000, node: 'a', done: report.done, failures: report.failures },
+    ]);
+  });
+
+  const plan = [{ id: 'a', partitions: { size: 10, key: (i: number) => `k${i}` } }];
+  it('lists partitions that failed and were published later: the runs they failed in, with the last message, and the run that published them', () => {
+    const runs = [
+      [work('a', [0, 1], [['404', [2, 3, 4]]]), work('a', [5], [['timeout', [6]]])],
+      [work('a', [2, 3], [['404 again', [4]]])],
+      [work('a', [4, 6])],
+    ];
+    expect(fixedFailures(plan, runs).get('a')).toEqual([
+      { message: '404', type: 'NonRetryable', failedInRuns: [1], publishedInRun: 2, partitions: 2, examples: ['k2', 'k3'] },
+      { message: '404 again', type: 'NonRetryable', failedInRuns: [1, 2], publishedInRun: 3, partitions: 1, examples: ['k4'] },
+      { message: 'timeout', type: 'NonRetryable', failedInRuns: [1], publishedInRun: 3, partitions: 1, examples: ['k6'] },
+    ]);
+  });
+
+  it('leaves out failures still standing, partitions that never failed, other nodes, and a report naming partitions the node lacks', () => {
+    const runs = [[work('a', [0], [['404', [1, 2]]]), work('b', [1, 2])], [work('a', [1]), work('a', [2, 11])]];
+    expect(fixedFailures(plan, runs).get('a')).toEqual([{ message: '404', type: 'NonRetryable', failedInRuns: [1], publishedInRun: 2, partitions: 1, examples: ['k1'] }]);
+    // Fixed in the run it failed in (retry-failed of a running backfill): run 1 both.
+    expect(fixedFailures(plan, [[work('a', [], [['404', [3]]]), work('a', [3])]]).get('a')).toEqual([{ message: '404', type: 'NonRetryable', failedInRuns: [1], publishedInRun: 1, partitions: 1, examples: ['k3'] }]);
+  });
+});
 
 describe('ledger figures', () => {
   it('percentiles by nearest rank', () => {
@@ -306,6 +353,29 @@ describe("gatherReport: the spec the backfill last ran with", () => {
     const r = await gatherReport(client, warehouse, 'b1', { now: T0 + 200_000 });
     expect(r.spec.nodes[0]!.sql).toBe('SELECT amount FROM orders_raw');
     expect(r.notes.join('\n')).toContain(`during the run started ${new Date(T0).toISOString()}`);
+  });
+
+  // Before, the report read the failures of the latest run's progress only: those a retry-failed fixed were gone.
+  it('after retry-failed: lists the failures of the first run as failed there and published in the second, and counts them', async () => {
+    const ranges = (...indexes: number[]) => RangeSet.of(...indexes.map((i): [number, number] => [i, i + 1])).toJSON();
+    const signal = (s: number, done: number[], failed: number[]): HistoryEvent => ({
+      eventTime: at(s),
+      workflowExecutionSignaledEventAttributes: {
+        signalName: 'nodeReport',
+        externalWorkflowExecution: { workflowId: 'backfill/b1/daily' },
+        input: { payloads: [payload({ node: 'daily', done: ranges(...done), failures: failed.length ? [{ message: 'upstream source returned 404', type: 'NonRetryable', ranges: ranges(...failed) }] : [], stats: {} })] },
+      },
+    });
+    const client = clientOf({
+      r1: [started(0, 'r1', { backfillId: 'b1', spec: broken, range: {} }), signal(10, [0], [1]), completed(60)],
+      r2: [started(120, 'r2', { backfillId: 'b1', spec: fixed, range: {}, carry: { runKey: 'r1' } }), signal(130, [1], []), completed(180)],
+    });
+    const r = await gatherReport(client, warehouse, 'b1', { now: T0 + 200_000 });
+    expect(r.nodes[0]!.fixedFailures).toEqual([{ message: 'upstream source returned 404', type: 'NonRetryable', failedInRuns: [1], publishedInRun: 2, partitions: 1, examples: ['2024-01-02'] }]);
+    expect(r.totals.publishedAfterFailing).toBe(1);
+    const md = renderMarkdown(r);
+    expect(md).toContain('| daily | failed (NonRetryable) in run 1, published in run 2 | 1 | 2024-01-02 | upstream source returned 404 |');
+    expect(md).toContain('1 after they failed (retry-failed)');
   });
 
   it('an unchanged spec: no note', async () => {

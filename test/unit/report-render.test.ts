@@ -69,6 +69,7 @@ function sample(overrides: { rows?: number } = {}): Report {
     retries: { retried: 0, reExecuted: 0 },
     throttles: 0,
     failures: [],
+    fixedFailures: [],
     failedChecks: [],
     warnedChecks: [],
     changes: { new: 10, changed: 0, unchanged: 0, rowsBefore: 0, rowsAfter: 0, rowsNew: 2000 },
@@ -98,9 +99,12 @@ function sample(overrides: { rows?: number } = {}): Report {
       criticalPath: NODES.map((n) => ({ node: n, partition: '2024-01-01' })),
       nodes: NODES.map((id, i) => ({ id, grain: 'day', partitions: 10, first: '2024-01-01', last: '2024-01-10', transform: 'sql', dependsOn: i === 0 ? [] : [{ node: NODES[i - 1]!, mapping: 'identity' }] })),
     },
-    totals: { partitions: 30, done: 29, failed: 1, blocked: 1, skipped: 0, published: 29, retried: 2, throttles: 2, failedChecks: 1 },
+    totals: { partitions: 30, done: 29, failed: 1, blocked: 1, skipped: 0, published: 29, retried: 2, publishedAfterFailing: 3, throttles: 2, failedChecks: 1 },
     nodes: [
-      node('orders_raw', { throttles: 2, retries: { retried: 2, reExecuted: 1 }, changes: { new: 0, changed: 3, unchanged: 7, rowsBefore: 2000, rowsAfter: 2100, rowsNew: 0 } }),
+      node('orders_raw', {
+        throttles: 2,
+        retries: { retried: 2, reExecuted: 1 },
+        fixedFailures: [{ message: 'upstream source returned 404', type: 'ApplicationFailure', failedInRuns: [1], publishedInRun: 2, partitions: 3, examples: ['2024-01-02', '2024-01-05', '2024-01-07'] }], changes: { new: 0, changed: 3, unchanged: 7, rowsBefore: 2000, rowsAfter: 2100, rowsNew: 0 } }),
       node('orders_clean', {
         done: 9,
         failed: 1,
@@ -177,6 +181,10 @@ describe('report as HTML', () => {
     expect(html).toMatch(/<td>orders_raw<\/td><td class="num">10<\/td><td class="num">0<\/td><td class="num">3<\/td><td class="num">7<\/td><td class="num">2,000<\/td><td class="num">2,100<\/td><td class="num">\+100<\/td>/);
     expect(html).toContain('<td>check failed</td><td class="num">1</td><td>2024-01-04</td><td>unique(order_id): 2 duplicate rows | see &lt;log&gt;</td>');
     expect(html).toContain('<td>check warned</td><td class="num">4</td><td>2024-01-01, 2024-01-02, 2024-01-03 and 1 more</td>');
+    // A failure a retry-failed fixed stays in the report: where it failed, with what, and which run published the partitions.
+    expect(html).toContain('<td>orders_raw</td><td>failed (ApplicationFailure) in run 1, published in run 2</td><td class="num">3</td><td>2024-01-02, 2024-01-05, 2024-01-07</td><td>upstream source returned 404</td>');
+    expect(html).toContain('<dd>29 versions · 2 after a retry · 3 after they failed (retry-failed) · 1 failed checks · throttled 2 times</dd>');
+    expect(html).toMatch(/<th class="num">failed, then published<\/th>.*<td>orders_raw<\/td><td>day<\/td><td class="num">10<\/td><td class="num">10<\/td><td class="num">0<\/td><td class="num">0<\/td><td class="num">3<\/td>/s);
     expect(html).toContain('Critical path: 3 partitions: orders_raw 2024-01-01 → orders_clean 2024-01-01 → daily_revenue 2024-01-01');
     expect(html).toContain('<pre>SELECT * FROM orders_raw WHERE a &lt; 1</pre>');
     expect(html).toContain('<td>paused</td><td>all</td><td>2025-06-01 09:00:04Z</td><td>2025-06-01 09:00:06Z</td><td>2.5s</td><td>–</td>');
@@ -271,7 +279,8 @@ describe('report as Markdown', () => {
   it('has the same tables, aligned and escaped', async () => {
     const md = await renderReport(sample(), 'md');
     expect(md).toMatch(/^# Backfill shop-june\n/);
-    expect(md).toContain('| node | grain | partitions | done | failed | blocked | p50 | p95 | max | total time | retried | ran twice | throttled |\n| --- | --- | ---: | ---: |');
+    expect(md).toContain('| node | grain | partitions | done | failed | blocked | failed, then published | p50 | p95 | max | total time | retried | ran twice | throttled |\n| --- | --- | ---: | ---: |');
+    expect(md).toContain('| orders_raw | failed (ApplicationFailure) in run 1, published in run 2 | 3 | 2024-01-02, 2024-01-05, 2024-01-07 | upstream source returned 404 |');
     expect(md).toContain('| orders_clean | check failed | 1 | 2024-01-04 | unique(order_id): 2 duplicate rows \\| see \\<log\\> |');
     expect(md).toContain('| paused | all | 2025-06-01 09:00:04Z |');
     expect(md).toContain('```sql\nSELECT * FROM orders_raw WHERE a < 1\n```');
