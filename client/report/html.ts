@@ -1,6 +1,6 @@
 /** The report as one self-contained HTML file: inline styles, the timeline as inline SVG, no external assets. */
 import type { Report } from './model.ts';
-import { actionsTable, changesTable, criticalPathText, rateText, nodesTable, overview, planTable, problemsTable, spansTable, specTable, stagedColumnsTable, stagedTable, stagedText, type Table } from './sections.ts';
+import { actionsTable, binText, changesTable, criticalPathText, rateText, nodesTable, overview, planTable, problemsTable, spansTable, specTable, stagedColumnsTable, stagedTable, stagedText, type Table } from './sections.ts';
 import { rateSvg, timelineSvg } from './vega.ts';
 import { legend, reportGraph } from './graph.ts';
 import { toSvg } from '../graph/svg.ts';
@@ -51,8 +51,7 @@ function stagedSection(report: Report): string {
 /** The rate's time bin, in words. */
 function rateBin(report: Report): string {
   const first = report.timeline.rate[0];
-  const seconds = first ? Math.round((first.endMs - first.startMs) / 1000) : 1;
-  return seconds === 1 ? 'one second' : `${seconds} seconds`;
+  return binText(first ? first.endMs - first.startMs : 1000);
 }
 
 /**
@@ -77,7 +76,7 @@ async function htmlDocument(report: Report): Promise<string> {
     .map(([label, value]) => `<dt>${escapeHtml(label)}</dt><dd${label === 'state' ? ` class="state-${escapeHtml(b.state)}"` : ''}>${escapeHtml(value)}</dd>`)
     .join('\n');
   const sqlNodes = report.spec.nodes.filter((node) => node.sql !== undefined);
-  const detail = report.timeline.detail === 'bins' ? ` (${report.totals.published.toLocaleString('en-US')} partitions in time bins of ${Math.round((report.timeline.binMs ?? 0) / 1000)}s, shaded by how many ran at once)` : '';
+  const detail = report.timeline.detail === 'bins' ? ` (${report.totals.published.toLocaleString('en-US')} partitions in time bins of ${binText(report.timeline.binMs ?? 0)}, shaded by how many ran at once)` : '';
   return `<!doctype html>
 <html lang="en">
 <head>

@@ -3,7 +3,7 @@ import type { Report } from './model.ts';
 import { reportGraph } from './graph.ts';
 import { toMermaid } from '../graph/mermaid.ts';
 import { printableLines, printableText } from '../printable.ts';
-import { actionsTable, changesTable, criticalPathText, rateText, nodesTable, overview, planTable, problemsTable, spansTable, specTable, stagedColumnsTable, stagedTable, stagedText, type Table } from './sections.ts';
+import { actionsTable, binText, changesTable, criticalPathText, rateText, nodesTable, overview, planTable, problemsTable, spansTable, specTable, stagedColumnsTable, stagedTable, stagedText, type Table } from './sections.ts';
 import { shellWord } from '../../core/shell-word.ts';
 
 /**
@@ -54,7 +54,7 @@ export function renderMarkdown(report: Report): string {
   const b = report.backfill;
   const timeline =
     report.timeline.detail === 'bins'
-      ? `${report.totals.published} partitions over ${report.timeline.lanes.length} nodes, in time bins of ${Math.round((report.timeline.binMs ?? 0) / 1000)}s.`
+      ? `${report.totals.published.toLocaleString('en-US')} partitions over ${report.timeline.lanes.length} nodes, in time bins of ${binText(report.timeline.binMs ?? 0)}.`
       : `${report.timeline.marks.length} partitions over ${report.timeline.lanes.length} nodes.`;
   return [
     `# Backfill ${escapeCell(b.id)}`,

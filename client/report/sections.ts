@@ -15,6 +15,11 @@ const ms = (value: number | undefined) => (value === undefined ? '–' : formatD
 const iso = (msSinceEpoch: number) => new Date(msSinceEpoch).toISOString().replace('.000Z', 'Z');
 const signed = (value: number) => (value > 0 ? `+${n(value)}` : n(value));
 
+/** A time bin's length in words: `one second`, `1.5s`, `150ms` (under a second it is not 0s). */
+export function binText(binMs: number): string {
+  return binMs === 1000 ? 'one second' : formatDuration(binMs);
+}
+
 export function when(at: string | null): string {
   return at === null ? '–' : at.replace('T', ' ').replace(/\.\d{3}Z$/, 'Z');
 }

@@ -273,6 +273,17 @@ describe('report as HTML', () => {
     expect(html).not.toContain('role-mark partitions');
     expect(html).toContain('partitions running (average)');
   });
+
+  // Before, a backfill of 38.5 s said its bins (161 ms) were 0s long.
+  it('says how long a time bin under a second is', async () => {
+    const rows = NODES.map((node, i) => ({ node, partition: '2024-01-01', status: 'published' as const, startMs: T0 + i * 10_000, endMs: T0 + i * 10_000 + 5 }));
+    const report = { ...sample(), timeline: buildTimeline({ nodes: NODES, rows, startMs: T0, endMs: T0 + 38_500, paused: [], throttled: [], maxMarks: 1 }) };
+    expect(report.timeline.binMs).toBe(161);
+    const html = await renderReport(report, 'html');
+    expect(html).toContain('(29 partitions in time bins of 161ms, shaded by how many ran at once)');
+    expect(html).toContain('in time bins of one second;');
+    expect(await renderReport(report, 'md')).toContain('29 partitions over 3 nodes, in time bins of 161ms.');
+  });
 });
 
 describe('report as Markdown', () => {
