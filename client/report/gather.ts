@@ -40,8 +40,6 @@ type Run<Input, Kept> = RunInfo<Input> & { kept: Kept };
 export type GatherOptions = {
   /** The clock, for a backfill still running. */
   now?: number;
-  /** Throttles of a node closer together than this form one throttled span (default 5 s). */
-  throttleGapMs?: number;
 };
 
 /** Histories fetched at once, at most. */
@@ -222,6 +220,7 @@ export async function gatherReport(client: BackfillClient, warehouse: Warehouse 
   const throttles = await throttleTimes(client, { id: backfillId, runKey, sinceMs: first.startMs }, plan, throttled, decode);
 
   const endMs = latestRun.endMs ?? now;
+  const paces = (node: string) => runs.flatMap((run) => run.kept.work.flatMap((w) => (w.node === node && w.rate !== undefined ? [{ atMs: w.atMs, rate: w.rate }] : [])));
   const paused = pausedSpans(
     // Over all runs at once: a budget spent in one run holds the next one paused too.
     pauseToggles(runs.flatMap((run) => run.kept.audit)),
@@ -240,7 +239,8 @@ export async function gatherReport(client: BackfillClient, warehouse: Warehouse 
     startMs: rows.reduce((min, r) => Math.min(min, r.startMs), first.startMs),
     endMs: rows.reduce((max, r) => Math.max(max, r.endMs), endMs),
     paused,
-    throttled: plan.nodes.flatMap((n) => throttledSpans(throttles.get(n.id) ?? [], options.throttleGapMs ?? 5000).map((s) => ({ node: n.id, ...s }))),
+    // How long each node's pace stayed reduced after its throttles: the paces it reported to the parent say.
+    throttled: plan.nodes.flatMap((n) => throttledSpans(throttles.get(n.id) ?? [], paces(n.id)).map((s) => ({ node: n.id, ...s }))),
     limitChanges: actions.filter((a) => a.limitChange).map((a) => ({ atMs: Date.parse(a.at), seq: a.seq, action: a.action, label: a.change })),
   });
 

@@ -115,24 +115,62 @@ export function throttleEvents(events: readonly HistoryEvent[], decode: Decode):
   return throttles;
 }
 
+/** The pace a node reported (`NodeStats.rate`, after its slow-downs; null: unlimited), and when. */
+export type ReportedPace = { atMs: number; rate: number | null };
+
+/** A throttled span: how long the node's pace stayed reduced, whether it climbed back in the span, and the throttles in it. */
+export type ThrottledSpan = Span & { count: number; recovered: boolean };
+
+const below = (rate: number | null, pace: number | null) => rate !== null && (pace === null || rate < pace);
+
 /**
- * Throttles of one node as spans: throttles less than `gapMs` apart belong to one span (a
- * node slows down after a throttle and climbs back over some seconds).
+ * A node's throttled spans, from its throttles (`times`) and the paces it reported to the parent
+ * (`paces`, in time order): a throttle halves the node's pace (AIMD), which then climbs back over
+ * some seconds. A span runs from a throttle until the first report whose pace is back where it was
+ * before the throttle (the last report before it; without one, the highest pace the node reported,
+ * or unlimited); a throttle while the pace is still reduced belongs to the same span. A pace
+ * never seen back ends its span at the node's last report (it had no more work to pace), not
+ * recovered. Reports come a second or so apart, so an end is as precise as that.
  */
-export function throttledSpans(times: readonly number[], gapMs: number): Array<Span & { count: number }> {
-  const spans: Array<Span & { count: number }> = [];
-  for (const at of [...times].sort((a, b) => a - b)) {
-    const last = spans[spans.length - 1];
-    if (last && at - last.endMs <= gapMs) {
-      last.endMs = at;
-      last.count++;
-    } else spans.push({ startMs: at, endMs: at, count: 1 });
+export function throttledSpans(times: readonly number[], paces: readonly ReportedPace[]): ThrottledSpan[] {
+  const sorted = [...times].sort((a, b) => a - b);
+  const reports = [...paces].sort((a, b) => a.atMs - b.atMs);
+  const highest = reports.some((r) => r.rate === null) ? null : reports.reduce((max, r) => Math.max(max, r.rate!), 0);
+  const spans: ThrottledSpan[] = [];
+  let t = 0;
+  while (t < sorted.length) {
+    const startMs = sorted[t]!;
+    const before = reports.filter((r) => r.atMs < startMs).at(-1);
+    const pace = before ? before.rate : highest;
+    let count = 0;
+    let last = startMs;
+    let end: number | null = null;
+    for (const report of reports) {
+      if (report.atMs <= startMs) continue;
+      // Throttles up to this report are in the span: the pace it shows is after them.
+      while (t < sorted.length && sorted[t]! < report.atMs) {
+        last = sorted[t++]!;
+        count++;
+      }
+      if (report.atMs > last && !below(report.rate, pace)) {
+        end = report.atMs;
+        break;
+      }
+    }
+    if (end === null) {
+      while (t < sorted.length) {
+        last = sorted[t++]!;
+        count++;
+      }
+    }
+    const lastReport = reports.at(-1)?.atMs ?? last;
+    spans.push({ startMs, endMs: end ?? Math.max(last, lastReport), count: Math.max(1, count), recovered: end !== null });
   }
   return spans;
 }
 
-/** What one node workflow reported to the parent run (its `nodeReport` signal): partitions done, and failures with their message. */
-export type ReportedWork = { atMs: number; node: string; done: RangesJSON; failures: FailureGroup[] };
+/** What one node workflow reported to the parent run (its `nodeReport` signal): partitions done, failures with their message, and its pace then. */
+export type ReportedWork = { atMs: number; node: string; done: RangesJSON; failures: FailureGroup[]; rate?: number | null };
 
 /**
  * The node reports a parent run received, in order: the partitions each node finished and those
@@ -152,7 +190,8 @@ export function reportedWork(events: readonly HistoryEvent[], decode: Decode, no
     const sender = signaled.externalWorkflowExecution?.workflowId;
     if (sender && sender !== nodeWorkflowIdOf(report.node)) continue;
     const failures = report.failures.filter((g): g is FailureGroup => typeof g?.message === 'string' && typeof g.type === 'string' && typeof g.ranges === 'string');
-    reports.push({ atMs: timeOf(event), node: report.node, done: report.done, failures });
+    const rate = report.stats?.rate;
+    reports.push({ atMs: timeOf(event), node: report.node, done: report.done, failures, ...(rate === null || (typeof rate === 'number' && Number.isFinite(rate)) ? { rate } : {}) });
   }
   return reports;
 }

@@ -93,7 +93,8 @@ export type Timeline = Span & {
   bins: TimelineBin[];
   binMs: number | null;
   paused: Span[];
-  throttled: Array<Span & { node: string; count: number }>;
+  /** How long a node's pace stayed reduced after throttles (AIMD), from the paces it reported; `recovered` false: still reduced at its last report. */
+  throttled: Array<Span & { node: string; count: number; recovered: boolean }>;
   /** The limit changes of `Report.actions`, where they happened. */
   limitChanges: TimelineLimitChange[];
   /** The backfill's rate over time: partitions finished per second, in bins of a second or more. */

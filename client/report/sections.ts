@@ -211,12 +211,16 @@ export function specTable(report: Report): Table {
   };
 }
 
-/** Paused and throttled spans, in time order. */
+/**
+ * Paused and throttled spans, in time order. A throttled span runs from a throttle until the
+ * node's pace was back where it was (`to` is the first report that says so), or, not recovered,
+ * until the node's last report.
+ */
 export function spansTable(report: Report): Table {
   const span = (s: Span) => [when(iso(s.startMs)), when(iso(s.endMs)), formatDuration(s.endMs - s.startMs)];
   const rows = [
     ...report.timeline.paused.map((s) => ({ at: s.startMs, row: ['paused', 'all', ...span(s), '–'] })),
-    ...report.timeline.throttled.map((s) => ({ at: s.startMs, row: ['throttled', s.node, ...span(s), n(s.count)] })),
+    ...report.timeline.throttled.map((s) => ({ at: s.startMs, row: [s.recovered ? 'throttled: pace reduced until back' : 'throttled: pace still reduced at its last report', s.node, ...span(s), n(s.count)] })),
   ].sort((a, b) => a.at - b.at);
-  return { head: ['what', 'node', 'from', 'to', 'for', 'times'], rows: rows.map((r) => r.row) };
+  return { head: ['what', 'node', 'from', 'to', 'for', 'throttles'], rows: rows.map((r) => r.row) };
 }

@@ -20,7 +20,7 @@ export type TimelineInput = Span & {
   nodes: readonly string[];
   rows: readonly TimelineRow[];
   paused: Span[];
-  throttled: Array<Span & { node: string; count: number }>;
+  throttled: Timeline['throttled'];
   limitChanges?: TimelineLimitChange[];
   maxMarks?: number;
   bins?: number;

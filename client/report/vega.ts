@@ -160,7 +160,7 @@ export function timelineSpec(timeline: Timeline): vega.Spec {
             y: { scale: 'lane', field: 'node' },
             height: { value: 5 },
             fill: { value: COLORS.throttled },
-            description: { signal: "datum.node + ' throttled ' + datum.count + ' time(s)'" },
+            description: { signal: "datum.node + ' throttled ' + datum.count + ' time(s), pace reduced ' + (datum.recovered ? 'until back' : 'to its last report')" },
           },
         },
       },

@@ -126,6 +126,8 @@ describe('backfill report', () => {
     expect(report.timeline.paused[0]!.endMs - report.timeline.paused[0]!.startMs).toBeGreaterThanOrEqual(2000);
     expect(report.timeline.throttled.every((s) => s.node === 'orders_raw')).toBe(true);
     expect(report.timeline.throttled.reduce((sum, s) => sum + s.count, 0)).toBe(2);
+    // Before, a span of one throttle read 0ms: the node's pace stays reduced for a while after it, as the paces it reported say.
+    for (const span of report.timeline.throttled) expect(span.endMs).toBeGreaterThan(span.startMs);
     expect(report.plan).toMatchObject({ totalPartitions: 43, criticalPathLength: 4 });
     expect(report.plan.criticalPath).toHaveLength(4);
 

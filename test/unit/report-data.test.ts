@@ -101,10 +101,33 @@ describe('histories', () => {
       { atMs: T0, index: 4, message: 'slow down' },
       { atMs: T0 + 2000, index: 6, message: 'slow down' },
     ]);
-    expect(throttledSpans([...events.map((e) => e.atMs), T0 + 60_000], 5000)).toEqual([
-      { startMs: T0, endMs: T0 + 2000, count: 2 },
-      { startMs: T0 + 60_000, endMs: T0 + 60_000, count: 1 },
+  });
+
+  // Before, a span was the throttles a few seconds apart: one throttle read 0ms, while the node ran slower for a while after it.
+  it('a throttled span lasts until the pace the node reports is back where it was before the throttle', () => {
+    const s = (seconds: number) => T0 + seconds * 1000;
+    const paces = [
+      { atMs: s(1), rate: 6 },
+      // Throttled at 2 s: halved, then climbing back; throttled again at 6.5 s while still reduced.
+      { atMs: s(3), rate: 3 },
+      { atMs: s(5), rate: 3.6 },
+      { atMs: s(7), rate: 2 },
+      { atMs: s(20), rate: 5.9 },
+      { atMs: s(21), rate: 6 },
+      // Throttled at 40 s; the node finished before its pace came back.
+      { atMs: s(41), rate: 3 },
+      { atMs: s(44), rate: 3.9 },
+    ];
+    expect(throttledSpans([s(6.5), s(2), s(40)], paces)).toEqual([
+      { startMs: s(2), endMs: s(21), count: 2, recovered: true },
+      { startMs: s(40), endMs: s(44), count: 1, recovered: false },
     ]);
+    // Unlimited (null) before: back when the node says unlimited again.
+    expect(throttledSpans([s(2)], [{ atMs: s(1), rate: null }, { atMs: s(3), rate: 8 }, { atMs: s(33), rate: null }])).toEqual([{ startMs: s(2), endMs: s(33), count: 1, recovered: true }]);
+    // Throttled before its first report: back at the highest pace it reported.
+    expect(throttledSpans([s(0)], [{ atMs: s(1), rate: 2 }, { atMs: s(9), rate: 4 }, { atMs: s(10), rate: 4 }])).toEqual([{ startMs: s(0), endMs: s(9), count: 1, recovered: true }]);
+    // Nothing reported after it: a span of the throttle alone.
+    expect(throttledSpans([s(5)], [{ atMs: s(1), rate: 6 }])).toEqual([{ startMs: s(5), endMs: s(5), count: 1, recovered: false }]);
   });
 });
 

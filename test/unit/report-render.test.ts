@@ -52,7 +52,7 @@ function sample(overrides: { rows?: number } = {}): Report {
     startMs: T0,
     endMs: T0 + count * 1000 + 2000,
     paused: [{ startMs: T0 + 4000, endMs: T0 + 6500 }],
-    throttled: [{ node: 'orders_raw', startMs: T0 + 2000, endMs: T0 + 2600, count: 2 }],
+    throttled: [{ node: 'orders_raw', startMs: T0 + 2000, endMs: T0 + 2600, count: 2, recovered: true }],
     limitChanges: actions.filter((a) => a.limitChange).map((a) => ({ atMs: Date.parse(a.at), seq: a.seq, action: a.action, label: a.change })),
   });
   const node = (id: string, extra: Partial<Report['nodes'][number]> = {}): Report['nodes'][number] => ({
@@ -188,7 +188,7 @@ describe('report as HTML', () => {
     expect(html).toContain('Critical path: 3 partitions: orders_raw 2024-01-01 → orders_clean 2024-01-01 → daily_revenue 2024-01-01');
     expect(html).toContain('<pre>SELECT * FROM orders_raw WHERE a &lt; 1</pre>');
     expect(html).toContain('<td>paused</td><td>all</td><td>2025-06-01 09:00:04Z</td><td>2025-06-01 09:00:06Z</td><td>2.5s</td><td>–</td>');
-    expect(html).toContain('<td>throttled</td><td>orders_raw</td><td>2025-06-01 09:00:02Z</td><td>2025-06-01 09:00:02Z</td><td>600ms</td><td>2</td>');
+    expect(html).toContain('<td>throttled: pace reduced until back</td><td>orders_raw</td><td>2025-06-01 09:00:02Z</td><td>2025-06-01 09:00:02Z</td><td>600ms</td><td>2</td>');
   });
 
   it('lists every operator action with who, whether a signature proved it, why and what changed; and marks the limit changes on the timeline', async () => {
