@@ -6,7 +6,14 @@
  * `namespace`, `taskQueue` and `activityType` (activity) or `workflowType` (workflow).
  */
 
-/** Emitted by the partition activity, labelled `node` (failures also `type` and `final`). */
+/**
+ * Emitted by the partition activity, labelled `node` (failures also `type` and `final`).
+ * `duration`: per published partition, its transform's time plus its share of the wall time of
+ * the publish it was committed in (the batch's commit divided by its partitions), waiting for the
+ * warehouse's writer included; the ledger's `duration_ms` (the report's durations) counts its
+ * own statements and checks only, so the histogram reads higher where publishes queue (SQLite's
+ * one writer).
+ */
 export const PARTITION_METRICS = {
   completed: 'backfill_partitions_completed',
   failed: 'backfill_partitions_failed',
@@ -29,5 +36,9 @@ export const NODE_GAUGES = {
   concurrency: 'backfill_node_concurrency',
 } as const;
 
-/** Partition durations, from a fast SQL partition to an hour-long one (the SDK's defaults are for milliseconds). */
-export const DURATION_BUCKETS_SECONDS = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600];
+/**
+ * Partition durations in seconds, from a millisecond SQL partition to an hour-long one (the SDK's
+ * defaults are for milliseconds). Before, the smallest was 0.05 s: p50 and p95 of partitions of
+ * 1–12 ms all read as "under 50 ms".
+ */
+export const DURATION_BUCKETS_SECONDS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600];

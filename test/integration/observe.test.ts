@@ -103,6 +103,9 @@ describe('observing a backfill', () => {
       expect(total(last, 'backfill_partitions_failed', { node: 'rows' })).toBe(0);
       expect(total(last, 'backfill_throttle_events', { node: 'flaky' })).toBe(1);
       expect(total(last, 'backfill_partition_duration_seconds_bucket', { node: 'rows', le: '+Inf' })).toBe(30);
+      // Buckets down to a millisecond: before, the smallest was 50 ms, and p50 of a 1–12 ms partition could not be read.
+      const buckets = last.filter((s) => s.name === 'backfill_partition_duration_seconds_bucket' && s.labels.node === 'rows').map((s) => Number(s.labels.le));
+      expect(buckets).toEqual(expect.arrayContaining([0.001, 0.0025, 0.005, 0.01, 0.025, 0.05]));
 
       // Every metric the Grafana dashboard reads is one a worker serves (the node workflows' gauges aside).
       const dashboard = readFileSync(join(ROOT, 'deploy/grafana/backfill.json'), 'utf8');

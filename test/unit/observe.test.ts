@@ -187,7 +187,7 @@ describe('metrics settings', () => {
   it('install the Prometheus exporter with seconds buckets for partition durations, and forward the core logs', () => {
     const options = runtimeOptions({ log: { format: 'json', level: 'INFO' }, metrics: { host: '0.0.0.0', port: 9464 } });
     expect(options.telemetryOptions?.metrics).toMatchObject({
-      prometheus: { bindAddress: '0.0.0.0:9464', histogramBucketOverrides: { [PARTITION_METRICS.duration]: expect.arrayContaining([0.05, 3600]) } },
+      prometheus: { bindAddress: '0.0.0.0:9464', histogramBucketOverrides: { [PARTITION_METRICS.duration]: expect.arrayContaining([0.001, 0.005, 0.01, 0.05, 3600]) } },
     });
     expect(options.telemetryOptions?.logging).toEqual({ filter: { core: 'INFO', other: 'ERROR' }, forward: {} });
     expect(runtimeOptions({ log: { format: 'text', level: 'WARN' } }).telemetryOptions?.metrics).toBeUndefined();
