@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { ThrottledError } from '../../activities/errors.ts';
 import { COMMIT_AFTER_MS, PublishBuffer } from '../../activities/publish-buffer.ts';
 import { createActivities, type ActivityDeps } from '../../activities/run-partitions.ts';
@@ -53,7 +53,15 @@ function days(options: { empty?: string[]; fails?: string[]; throttles?: string[
   };
 }
 
-const node: PartitionNode = { id: 'days', transform: 'days', params: {}, checks: [{ type: 'row_count', min: 1, severity: 'error' }], heartbeatTimeout: '30s' };
+/**
+ * A heartbeat timeout long enough that the activity's timer heartbeat (every third of it) never
+ * fires within a test: the heartbeats the tests see are the commits' checkpoints and the
+ * transforms' own. With 30 s, a batch slowed past 10 s by a loaded machine got one more (a full
+ * unit run once took 14.5 s for three SQL partitions of about one second each).
+ */
+const HEARTBEAT_TIMEOUT = '10m';
+
+const node: PartitionNode = { id: 'days', transform: 'days', params: {}, checks: [{ type: 'row_count', min: 1, severity: 'error' }], heartbeatTimeout: HEARTBEAT_TIMEOUT };
 
 function run(
   transform: Transform,
@@ -293,8 +301,8 @@ describe('a cancelled batch', () => {
       return [{ day: ctx.partition, n: 1 }];
     };
     const { result, heartbeats, env } = run(slow);
-    // Cancelled while the second partition runs: the first is committed by then.
-    await sleep(COMMIT_AFTER_MS + 300);
+    // Cancelled while the second partition runs: once the first is committed and checkpointed.
+    await vi.waitFor(() => expect(heartbeats).toHaveLength(1), { timeout: 10_000, interval: 10 });
     env.cancel();
     const error = await result.then(
       () => null,
@@ -484,7 +492,7 @@ describe('a batch of SQL partitions: their SQL runs in the commit, within the bo
 
   const sqlActivities = () => createActivities({ warehouse: threaded, transforms: new Map(BUILTIN_TRANSFORMS), codeVersion: 'test' });
   function runSql(sql: string, options: { count: number; timeout?: string; window?: RunPartitionsInput['window']; runKey?: string; activities?: ReturnType<typeof sqlActivities> }) {
-    const sqlNode: PartitionNode = { id: 'daily', transform: 'sql', sql, params: {}, checks: [], heartbeatTimeout: '30s', ...(options.timeout ? { timeout: options.timeout } : {}) };
+    const sqlNode: PartitionNode = { id: 'daily', transform: 'sql', sql, params: {}, checks: [], heartbeatTimeout: HEARTBEAT_TIMEOUT, ...(options.timeout ? { timeout: options.timeout } : {}) };
     const input: RunPartitionsInput = {
       backfillId: 'bf-1',
       runKey: options.runKey ?? 'run-1',
