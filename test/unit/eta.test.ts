@@ -1,7 +1,7 @@
 /** `status`'s ETA: the estimate's simulation from a running backfill's state, with live figures. */
 import { stripVTControlCharacters } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { LIVE_OVERHEAD, LiveEtas, NO_LIVE_ETA, anyMeasured, liveEta, liveTiming, liveWindows, withLiveEta, withStall, withoutEtaWithoutWorker } from '../../client/eta.ts';
+import { LIVE_OVERHEAD, LiveEtas, NO_LIVE_ETA, anyMeasured, liveEta, liveTiming, liveWindows, upstreamBound, withLiveEta, withStall, withoutEtaWithoutWorker } from '../../client/eta.ts';
 import { statusOf, type StatusReads } from '../../client/light-status.ts';
 import { renderStatus } from '../../client/render.ts';
 import { WORKFLOW_EXECUTION_STATUS_RUNNING } from '../../client/status-wire.ts';
@@ -195,6 +195,93 @@ describe('liveEta', () => {
   });
 });
 
+describe('a node bound by its upstream (hour → hour(sql) → day → week rollups at 60/s)', () => {
+  const rollups = expandPlan(
+    resolveSpec({
+      name: 'rollups',
+      partitions: { grain: 'hour', start: '2024-01-01', end: '2024-05-01' },
+      nodes: [
+        { id: 'hourly', transform: 'noop', concurrency: 8 },
+        { id: 'hourly_sql', transform: 'noop', concurrency: 8, dependsOn: ['hourly'] },
+        { id: 'daily', transform: 'noop', concurrency: 8, partitions: { grain: 'day' }, dependsOn: ['hourly_sql'] },
+        { id: 'weekly', transform: 'noop', concurrency: 8, partitions: { grain: 'week' }, dependsOn: ['daily'] },
+      ],
+    }),
+  );
+  const size = (id: string) => rollups.nodes.find((n) => n.id === id)!.partitions.size;
+  const HOURS = size('hourly');
+  const WEEKS = size('weekly');
+  const limits = { rate: 60, concurrency: null };
+  const held = (done: number, total: number, inHands: number) => ({ done: RangeSet.of([0, done]).toJSON(), failed: '', inHands: done < total ? RangeSet.of([done, Math.min(total, done + inHands)]).toJSON() : '' });
+  /** The run `t` seconds in: hourly and hourly_sql at 30/s each (their shares of 60/s), the rollups keeping up with them. */
+  const at = (t: number) => {
+    const hours = Math.min(HOURS, t * 30);
+    const sql = Math.max(0, hours - 8);
+    const days = Math.floor(sql / 24);
+    const weeks = Math.min(WEEKS - 1, Math.floor(days / 7));
+    return {
+      limits,
+      overrides: {},
+      readiness: { hourly: held(hours, HOURS, HOURS), hourly_sql: held(sql, HOURS, hours - sql), daily: held(days, size('daily'), 0), weekly: held(weeks, WEEKS, 0) },
+      reports: {
+        hourly: stats({ rate: 30, concurrency: 8, completed: hours, firstStartedAt: 0, lastFinishedAt: t * 1000 }),
+        hourly_sql: stats({ rate: 30, concurrency: 8, completed: sql, firstStartedAt: 300, lastFinishedAt: t * 1000 }),
+        daily: stats({ rate: 20, concurrency: 8, completed: days, firstStartedAt: 1500, lastFinishedAt: t * 1000 }),
+        weekly: stats({ rate: 20, concurrency: 8, completed: weeks, firstStartedAt: 9000, lastFinishedAt: t * 1000 }),
+      },
+    };
+  };
+
+  it("does not give the last week the pace of a weekly node that waited on its days (it said 44 s for a run that ended within 6)", () => {
+    // Every hour and day done; 17 of 18 weeks done in 40 s, 8 at a time: 18.8 s a week in a slot, all of it waiting for days.
+    const done = { hourly: held(HOURS, HOURS, 0), hourly_sql: held(HOURS, HOURS, 0), daily: held(size('daily'), size('daily'), 0), weekly: held(WEEKS - 1, WEEKS, 1) };
+    const end = { ...at(97), readiness: done };
+    end.reports.weekly = stats({ rate: 20, concurrency: 8, completed: WEEKS - 1, firstStartedAt: 9000, lastFinishedAt: 49_000 });
+    expect(liveTiming(end.reports.weekly, 1)).toBeGreaterThan(18_000);
+    const eta = liveEta(rollups, end);
+    expect(eta.nodes.weekly).toBeLessThan(2);
+    expect(eta.etaSeconds).toBeLessThan(2);
+  });
+
+  it('falls as the run goes on, to about what the hours left take at their rate', () => {
+    const etas = [20, 40, 60, 80, 95].map((t) => liveEta(rollups, at(t)).etaSeconds!);
+    for (let i = 1; i < etas.length; i++) expect(etas[i]).toBeLessThan(etas[i - 1]! - 10);
+    // The hours end at 96.8 s (the simulation shares the 60/s with the rollups too, so it errs
+    // a little long early on); the rollups follow them within seconds.
+    [20, 40, 60, 80, 95].forEach((t, i) => {
+      expect(etas[i]).toBeGreaterThan(96.8 - t - 1);
+      expect(etas[i]).toBeLessThan((96.8 - t) * 1.2 + 5);
+    });
+  });
+
+  it('takes a node as bound only while it has fewer partitions in hands than slots and an upstream node finished after its start', () => {
+    const mid = at(40);
+    const node = (id: string) => rollups.nodes.find((n) => n.id === id)!;
+    expect(upstreamBound(node('weekly'), mid)).toBe(true);
+    expect(upstreamBound(node('hourly'), mid)).toBe(false);
+    // A backlog: its slots do not wait.
+    expect(upstreamBound(node('daily'), { ...mid, readiness: { ...mid.readiness, daily: held(40, size('daily'), 81) } })).toBe(false);
+    // Its upstream was done before it started (a resumed run): its pace is its own.
+    expect(upstreamBound(node('weekly'), { ...mid, reports: { ...mid.reports, weekly: { ...mid.reports.weekly, firstStartedAt: 60_000 } } })).toBe(false);
+  });
+
+  it('keeps a bound node at its own figure where the nodes that were not bound are slower', () => {
+    const mid = at(40);
+    // The hours' figure 20 times longer than the weekly's own: the weekly keeps its own.
+    const slowHours = { ...mid, reports: { ...mid.reports, hourly: { ...mid.reports.hourly, completed: 60 } } };
+    expect(liveEta(rollups, slowHours).etaSeconds).toBeGreaterThan(liveEta(rollups, mid).etaSeconds!);
+  });
+});
+
+describe('withLiveEta', () => {
+  it("never ends the backfill before one of its nodes: a node the simulation ran nothing for keeps the progress's later ETA", () => {
+    const progress = { etaSeconds: 50, nodes: [{ id: 'a', etaSeconds: 40 }, { id: 'b', etaSeconds: 30 }] } as unknown as Progress;
+    const shown = withLiveEta(progress, { etaSeconds: 12, nodes: { a: 12, b: null } });
+    expect(shown.nodes.map((n) => n.etaSeconds)).toEqual([12, 30]);
+    expect(shown.etaSeconds).toBe(30);
+  });
+});
+
 /** A node's progress: half of its 10 partitions done, none running, at 2/s. */
 const node = (id: string, etaSeconds: number | null, fields: Partial<NodeProgress> = {}): NodeProgress => ({
   id, total: 10, done: 5, running: 0, failed: 0, blocked: 0, pending: 5, rate: null, concurrency: 4, throttles: 0, throughput: 2, etaSeconds, failures: [], ...fields,
@@ -235,6 +322,13 @@ describe('withStall', () => {
     const etas = new LiveEtas();
     await etas.get('b1', async () => ({ etaSeconds: 10, nodes: {}, lastFinishedAt: 123 }), 0);
     expect(await etas.get('b1', async () => NO_LIVE_ETA, 2000)).toMatchObject({ etaSeconds: 8, lastFinishedAt: 123 });
+  });
+
+  it('counts a short live ETA down for half of itself at most, then simulates again (it said <1s with 3.6 s of work left)', async () => {
+    const etas = new LiveEtas();
+    await etas.get('b1', async () => ({ etaSeconds: 4, nodes: {} }), 0);
+    expect(await etas.get('b1', async () => ({ etaSeconds: 3.6, nodes: {} }), 1900)).toMatchObject({ etaSeconds: 2.1 });
+    expect(await etas.get('b1', async () => ({ etaSeconds: 3.6, nodes: {} }), 2000)).toMatchObject({ etaSeconds: 3.6 });
   });
 });
 
