@@ -1,5 +1,6 @@
 import { describe, it, expect } from 'vitest';
 import { barPayload, renderStatus } from '../../client/render.ts';
+import { backfillCurrentDetails } from '../../core/details.ts';
 import { expandPlan, type Plan } from '../../core/plan.ts';
 import { MIN_PACE_SPAN_MS, progressOf, type ProgressInputs } from '../../core/progress.ts';
 import type { FailureGroup, NodeStats, NodeSettings, Progress } from '../../core/protocol.ts';
@@ -403,6 +404,21 @@ describe('progressOf throughput and ETA', () => {
     expect(node(p, 'b').etaSeconds).toBeNull();
     expect(p.throughput).toBeCloseTo(1);
     expect(p.etaSeconds).toBeCloseTo(15); // 15 left at 1/s
+  });
+
+  it("never ends the backfill before a node that has an ETA while another has none (the Web UI said ETA 3m over a daily node's 7m)", () => {
+    const plan = chainPlan();
+    const r = new Readiness(plan);
+    r.releaseAll();
+    r.markDone('a', RangeSet.of([0, 5])); // b: 5 in hands, no report yet
+    r.markDone('z', set(0)); // z: 4 left at 0.01/s: 400 s
+    const reports = { a: report({ completed: 5, firstStartedAt: 0, lastFinishedAt: 1000 }), z: report({ completed: 1, firstStartedAt: 0, lastFinishedAt: 100_000 }) };
+    const p = progressOf(inputs(plan, r, { reports }));
+    expect(node(p, 'b').etaSeconds).toBeNull();
+    expect(node(p, 'z').etaSeconds).toBeCloseTo(400);
+    // 14 left at 6 over 100 s is 233 s over the whole backfill: z's 400 s bound it.
+    expect(p.etaSeconds).toBeCloseTo(400);
+    expect(backfillCurrentDetails(p)).toMatch(/ETA 7m[^]*\| z \|.*\| 7m \|/);
   });
 });
 
