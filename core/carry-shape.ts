@@ -73,6 +73,7 @@ const CarryShapeSchema = z.object({
   runs: wholeCount,
   spentTotals: byNode(SpendingSchema).optional(),
   held: z.array(z.tuple([count, count.nullable()])).optional(),
+  before: z.object({ completed: count, workMs: count, lastFinishedAt: count }).optional(),
   lineage: z.object({ ended: z.array(z.string()) }).optional(),
   warehouse: z.object({ id: z.string(), location: z.string() }).optional(),
 });

@@ -16,13 +16,13 @@ import { minRate, nodeShares, parseConcurrency, parseRate, type Limits, type Nod
 import { TokenBucket } from './pacing.ts';
 import { capNodeRates } from './policy.ts';
 import type { Plan, PlanNode } from './plan.ts';
-import { progressOf } from './progress.ts';
+import { paceSoFar, progressOf } from './progress.ts';
 import { StagedGate, resumedStaged, type StagedAction, type StagedDecision } from './staged.ts';
 import type { RunLimit, StartAction } from './start-action.ts';
 import { REFUSED_TEXT, type RefusedSignal } from './refused-signals.ts';
 import { RefusedApprovals, refusalLasts, refusedApprovalKey } from './refused-approvals.ts';
 import { CanaryGate, canaryScope, type CanaryAction, type CanaryDecision, type CanaryDiff } from './canary.ts';
-import type { BackfillCarry, BackfillState, CostAllowance, FailureGroup, NodeControl, NodeOrders, NodeOverrides, NodeReport, NodeSettings, NodeStats, Progress } from './protocol.ts';
+import type { BackfillCarry, BackfillState, CostAllowance, FailureGroup, NodeControl, NodeOrders, NodeOverrides, NodeReport, NodeSettings, NodeStats, PaceSoFar, Progress } from './protocol.ts';
 import { initialRelease } from './only-changed.ts';
 import { RangeSet, receivedRanges, type RangesJSON } from './ranges.ts';
 import { Readiness, resumeRunsAgain, resumedReadiness } from './readiness.ts';
@@ -161,6 +161,8 @@ export class BackfillCoordinator {
    * slice settles and as the rest is released), with the workflow's clock.
    */
   private readonly heldSpans: Array<[from: number, to: number | null]>;
+  /** What the runs before this one did (a resume's, a retry-failed's carry): shown only, never decides. */
+  private readonly before: PaceSoFar | undefined;
   /**
    * What contradicts itself in the carry this run started from (anyone who can start a workflow
    * writes one): a decision that ended the backfill while partitions are still to compute. Null:
@@ -182,6 +184,7 @@ export class BackfillCoordinator {
     this.spentTotals = { ...carry?.spentTotals };
     this.announcedCancel = announcedOf(carry?.announcedCancel);
     this.heldSpans = (carry?.held ?? []).map(([from, to]): [number, number | null] => [from, to]);
+    this.before = carry?.before ? { ...carry.before } : undefined;
     this.readiness = new Readiness(plan, carry?.readiness);
     // Decided at the first start, then carried (continue-as-new, resume).
     this.staged = carry?.staged ? new StagedGate(carry.staged) : options.stage && !carry ? new StagedGate() : null;
@@ -1100,6 +1103,7 @@ export class BackfillCoordinator {
       lastSettings: this.settings,
       runs,
       held: this.heldSpans,
+      ...(this.before ? { before: this.before } : {}),
       ...(g?.hasWindows ? { throughWindows: (workMs: number) => g.workThroughWindows(this.now(), workMs) } : {}),
     });
     const decision = this.staged?.lastDecision;
@@ -1137,6 +1141,7 @@ export class BackfillCoordinator {
       ...(Object.keys(this.spentTotals).length > 0 ? { spentTotals: { ...this.spentTotals } } : {}),
       ...(this.announcedCancel ? { announcedCancel: { meta: { ...this.announcedCancel.meta }, at: this.announcedCancel.at } } : {}),
       ...(this.heldSpans.length > 0 ? { held: this.heldSpans.map(([from, to]): [number, number | null] => [from, to]) } : {}),
+      ...(this.before ? { before: { ...this.before } } : {}),
     };
   }
 
@@ -1305,8 +1310,11 @@ export class BackfillCoordinator {
 export function resumeCarry(carry: BackfillCarry, node?: string): BackfillCarry {
   // An announcement was of the ended run's cancel: the new run's is announced again.
   const { spec: _inTheInput, announcedCancel: _ofTheEndedRun, ...kept } = carry;
+  // What the ended runs did, for the headline throughput over every run (the new run's reports alone are its own).
+  const before = paceSoFar(carry.reports, carry.held, carry.before);
   return {
     ...kept,
+    ...(before ? { before } : {}),
     ...(carry.staged ? { staged: resumedStaged(carry.staged, resumeRunsAgain(carry.readiness, node)) } : {}),
     readiness: resumedReadiness(carry.readiness, node),
     childrenRunning: false,

@@ -203,6 +203,13 @@ export type BackfillCarry = {
    * Absent: a run from before it was kept.
    */
   held?: Array<[from: number, to: number | null]>;
+  /**
+   * What the runs before this one (a resume, a retry-failed) completed, over how long they worked,
+   * and when their last partition finished (`PaceSoFar`): the headline throughput counts them with
+   * this run's reports, those of partitions started after then. Absent: a first run, or one from
+   * before it was kept (its throughput is over the reports alone).
+   */
+  before?: PaceSoFar;
   /** The backfill emits OpenLineage events; `ended`: the nodes whose run's end was emitted. Absent: it emits none (started before it could). */
   lineage?: { ended: string[] };
   /** A staged backfill: where it is between staging and its decision. Absent: it publishes as it goes. */
@@ -223,6 +230,9 @@ export type BackfillCarry = {
    */
   spec?: ResolvedSpec;
 };
+
+/** Partitions completed, over how long was worked (less the time held), up to when the last finished. */
+export type PaceSoFar = { completed: number; workMs: number; lastFinishedAt: number };
 
 /** Settings the parent hands a node workflow: the node's share of every limit. */
 export type NodeSettings = {

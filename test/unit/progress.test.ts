@@ -1,9 +1,11 @@
 import { describe, it, expect } from 'vitest';
 import { barPayload, renderStatus } from '../../client/render.ts';
+import { carryShapeProblem, uncheckedCarryFields } from '../../core/carry-shape.ts';
+import { BackfillCoordinator, resumeCarry } from '../../core/coordinator.ts';
 import { backfillCurrentDetails } from '../../core/details.ts';
 import { expandPlan, type Plan } from '../../core/plan.ts';
-import { MIN_PACE_SPAN_MS, progressOf, type ProgressInputs } from '../../core/progress.ts';
-import type { FailureGroup, NodeStats, NodeSettings, Progress } from '../../core/protocol.ts';
+import { MIN_PACE_SPAN_MS, paceSoFar, progressOf, type ProgressInputs } from '../../core/progress.ts';
+import type { BackfillCarry, FailureGroup, NodeStats, NodeSettings, Progress } from '../../core/protocol.ts';
 import { RangeSet } from '../../core/ranges.ts';
 import { Readiness } from '../../core/readiness.ts';
 import { resolveSpec } from '../../core/spec.ts';
@@ -419,6 +421,51 @@ describe('progressOf throughput and ETA', () => {
     // 14 left at 6 over 100 s is 233 s over the whole backfill: z's 400 s bound it.
     expect(p.etaSeconds).toBeCloseTo(400);
     expect(backfillCurrentDetails(p)).toMatch(/ETA 7m[^]*\| z \|.*\| 7m \|/);
+  });
+});
+
+describe('the headline throughput across runs (resume, retry-failed)', () => {
+  // A first run: a, b and c's 15 partitions in 5 s (3/s); z's failed. Then a retry-failed, 1 s later: z's 5 in 0.1 s.
+  const plan = chainPlan();
+  const firstRun = {
+    a: report({ completed: 5, firstStartedAt: 0, lastFinishedAt: 2000 }),
+    b: report({ completed: 5, firstStartedAt: 500, lastFinishedAt: 4000 }),
+    c: report({ completed: 5, firstStartedAt: 1000, lastFinishedAt: 5000 }),
+  };
+  const retry = { ...firstRun, z: report({ completed: 5, firstStartedAt: 6000, lastFinishedAt: 6100 }) };
+  const r = new Readiness(plan);
+  r.releaseAll();
+  for (const id of ['a', 'b', 'c', 'z']) r.markDone(id, RangeSet.of([0, 5]));
+
+  it("counts the runs before this one with the same partitions as 'done' (a retry of 165 partitions in 1.8 s read 90.6/s under a rate of 60/s)", () => {
+    const before = paceSoFar(firstRun, undefined);
+    expect(before).toEqual({ completed: 15, workMs: 5000, lastFinishedAt: 5000 });
+    const p = progressOf(inputs(plan, r, { reports: retry, before: before! }));
+    // 20 done over 5.1 s of work: 3.9/s, not the retry's 50/s, nor 20 over the 6.1 s with the time between the runs.
+    expect(p.done).toBe(20);
+    expect(p.throughput).toBeCloseTo(20 / 5.1);
+    // A first run's throughput is as before.
+    expect(progressOf(inputs(plan, r, { reports: firstRun })).throughput).toBeCloseTo(3);
+    // Without what the runs before did (a run from before it was kept), the reports alone.
+    expect(progressOf(inputs(plan, r, { reports: retry })).throughput).toBeCloseTo(20 / 6.1);
+  });
+
+  it('adds up run after run, and a run that finished nothing yet keeps the runs before', () => {
+    const before = paceSoFar(retry, undefined, { completed: 15, workMs: 5000, lastFinishedAt: 5000 });
+    expect(before).toEqual({ completed: 20, workMs: 5100, lastFinishedAt: 6100 });
+    expect(paceSoFar({ ...retry, z: report({ running: 2, firstStartedAt: 9000 }) }, undefined, before!)).toEqual(before);
+  });
+
+  it('is what a resumed carry hands on (resumeCarry), and the coordinator keeps it through continue-as-new', () => {
+    const ended: BackfillCarry = { ...new BackfillCoordinator(plan, { rate: null, concurrency: null }).toCarry(), reports: firstRun, runKey: 'run-1', childrenRunning: false, startedAt: 0, runs: 1 };
+    const carry = resumeCarry(ended);
+    expect(carry.before).toEqual({ completed: 15, workMs: 5000, lastFinishedAt: 5000 });
+    expect(carryShapeProblem(carry)).toBeNull();
+    expect(uncheckedCarryFields(carry)).toEqual([]);
+    const next = new BackfillCoordinator(plan, { rate: null, concurrency: null }, carry);
+    expect(next.toCarry().before).toEqual(carry.before);
+    next.onReport({ node: 'z', done: RangeSet.of([0, 5]).toJSON(), failures: [], stats: retry.z });
+    expect(next.progress('bf-1', 'running', 2).throughput).toBeCloseTo(20 / 5.1);
   });
 });
 
