@@ -101,9 +101,20 @@ const STATE_COLOR: Record<Progress['state'], (s: string) => string> = {
   timed_out: pc.red,
 };
 
+/**
+ * A node's rate in the table: its share while it has partitions in hands, `–` while it has none
+ * (the share it last had, or its own rate within the backfill's, is not in force). The shown rates
+ * once added up to 100/s under a backfill's 60/s (20 + 30 + 20 + 30, two of the nodes idle).
+ */
+export function nodeRateText(n: Pick<NodeProgress, 'rate' | 'inHands'>): string {
+  return n.inHands === 0 ? '–' : rate(n.rate);
+}
+
 export function headline(progress: Printable<Progress>): string {
   const state = STATE_COLOR[progress.state](endedText(progress.state) + (progress.paused && progress.state === 'running' ? ' (paused)' : ''));
-  const limits = `rate ${rate(progress.rate)} · concurrency ${progress.concurrency ?? 'per node'}`;
+  // The backfill's rate is shared among the nodes with work: the table's rates are their shares.
+  const shared = progress.rate !== null && progress.nodes.length > 1 ? ' shared' : '';
+  const limits = `rate ${rate(progress.rate)}${shared} · concurrency ${progress.concurrency ?? 'per node'}`;
   const left = progress.state === 'running' ? ` · ETA ${eta(progress.etaSeconds, progress.nodes.reduce((sum, n) => sum + leftOf(n), 0))}` : '';
   return `${pc.bold(progress.backfillId)} ${state} · ${number(progress.done)}/${number(progress.total)} done · ${paceOf(progress, progress.throughput)}${left} · ${limits}`;
 }
@@ -215,7 +226,7 @@ export function renderStatus(shown: Progress & { waiting?: Waiting[]; stalledSec
       n.failed > 0 ? pc.red(number(n.failed)) : '0',
       n.blocked > 0 ? pc.yellow(number(n.blocked)) : '0',
       number(n.pending),
-      rate(n.rate) + (n.throttles > 0 ? pc.yellow(` (${n.throttles} throttled)`) : ''),
+      nodeRateText(n) + (n.throttles > 0 ? pc.yellow(` (${n.throttles} throttled)`) : ''),
       String(n.concurrency),
       paceOf(progress, n.throughput),
       // A backfill stopped short (cancelled, failed, discarded) runs nothing more: no node has an ETA.

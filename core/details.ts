@@ -209,8 +209,10 @@ function headlineState(progress: Progress): string {
 export function backfillCurrentDetails(progress: Progress): string {
   // "40 of 100", not "40/100": the Web UI's markdown renders a/b as a typographic fraction.
   const rows = progress.nodes.map(
-    (n) => `| ${markdownText(n.id)} | ${count(n.done)} of ${count(n.total)} | ${count(n.running)} | ${count(n.failed)} | ${count(n.blocked)} | ${rate(n.rate)} | ${n.concurrency} | ${eta(n.etaSeconds)} |`,
+    // A node's rate is in force while it has partitions in hands: an idle one's is not (as status shows it).
+    (n) => `| ${markdownText(n.id)} | ${count(n.done)} of ${count(n.total)} | ${count(n.running)} | ${count(n.failed)} | ${count(n.blocked)} | ${n.inHands === 0 ? '—' : rate(n.rate)} | ${n.concurrency} | ${eta(n.etaSeconds)} |`,
   );
+  const shared = progress.rate !== null && progress.nodes.length > 1 ? ', shared' : '';
   const lastError = progress.nodes.flatMap((n) => n.failures.map((f) => `${n.id}: ${f.message}`))[0];
   // The operator actions last: the progress matters most in the frame's fixed height.
   const governance = progress.governance;
@@ -219,7 +221,7 @@ export function backfillCurrentDetails(progress: Progress): string {
   const holds = (progress.governance?.holds ?? []).map((h) => `${HARD_BREAK}Held: ${markdownText(h.reason.slice(0, 300))}`).join('');
   // The headline, the holds and the last error first, one paragraph: the Web UI shows current details in a frame of fixed height.
   return [
-    `**${headlineState(progress)}** · ${count(progress.done)} of ${count(progress.total)} partitions · backfill rate ${rate(progress.rate)} · ETA ${eta(progress.etaSeconds)}${holds}${lastError ? `${HARD_BREAK}Last error: ${markdownText(lastError.slice(0, 300))}` : ''}`,
+    `**${headlineState(progress)}** · ${count(progress.done)} of ${count(progress.total)} partitions · backfill rate ${rate(progress.rate)}${shared} · ETA ${eta(progress.etaSeconds)}${holds}${lastError ? `${HARD_BREAK}Last error: ${markdownText(lastError.slice(0, 300))}` : ''}`,
     '',
     '| dataset | done | running | failed | blocked | rate | concurrency | ETA |',
     '| --- | --- | --- | --- | --- | --- | --- | --- |',

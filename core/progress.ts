@@ -159,6 +159,7 @@ export function progressOf(inputs: ProgressInputs): Progress {
       rate: report?.rate !== undefined ? report.rate : settings ? settings.rate : (node.spec.rate ?? null),
       concurrency: settings?.concurrency ?? node.spec.concurrency,
       throttles: report?.throttles ?? 0,
+      inHands: counts.inHands,
       throughput,
       etaSeconds: etaOf(counts.total - counts.done, remaining, throughput),
       failures: (inputs.failures[node.id] ?? []).map((group) => {

@@ -399,7 +399,14 @@ type Queued = { queued?: number };
 
 export type NodeProgress = PartitionCounts & Queued & {
   id: string;
+  /**
+   * The node's share of the backfill's rate (and its own), lowered by throttling: in force while
+   * it has partitions in hands. An idle node keeps the share it last had, which it may never use:
+   * the nodes' rates add up to more than the backfill's.
+   */
   rate: number | null;
+  /** Partitions released to the node and neither done nor failed (queued or running): 0, its rate is not in force. Absent from older workers' progress. */
+  inHands?: number;
   concurrency: number;
   throttles: number;
   /** Partitions per second this backfill has achieved on the node. */

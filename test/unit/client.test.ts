@@ -344,7 +344,9 @@ describe('headline', () => {
 
   it('marks a paused running backfill and shows backfill-wide limits', () => {
     const text = plain(headline(printable(progress({ paused: true, rate: 1.234, concurrency: 3, throughput: null, etaSeconds: null }))));
-    expect(text).toBe('shop-1 running (paused) · 2,000/2,400 done · – · ETA – · rate 1.23/s · concurrency 3');
+    // Shared by its nodes (the table's rates are their shares).
+    expect(text).toBe('shop-1 running (paused) · 2,000/2,400 done · – · ETA – · rate 1.23/s shared · concurrency 3');
+    expect(plain(headline(printable(progress({ rate: 5, nodes: progress().nodes.slice(0, 1) }))))).toContain('rate 5/s · concurrency');
   });
 
   it('does not mark a finished backfill as paused', () => {

@@ -1,4 +1,5 @@
 import { describe, it, expect } from 'vitest';
+import { stripVTControlCharacters } from 'node:util';
 import { barPayload, renderStatus } from '../../client/render.ts';
 import { carryShapeProblem, uncheckedCarryFields } from '../../core/carry-shape.ts';
 import { BackfillCoordinator, resumeCarry } from '../../core/coordinator.ts';
@@ -421,6 +422,33 @@ describe('progressOf throughput and ETA', () => {
     // 14 left at 6 over 100 s is 233 s over the whole backfill: z's 400 s bound it.
     expect(p.etaSeconds).toBeCloseTo(400);
     expect(backfillCurrentDetails(p)).toMatch(/ETA 7m[^]*\| z \|.*\| 7m \|/);
+  });
+});
+
+describe("the nodes' rates under a backfill's rate", () => {
+  it('shows a rate only for a node with partitions in hands, so the shown rates stay within the backfill rate it shares (20 + 30 + 20 + 30 read 100/s under 60/s)', () => {
+    const plan = chainPlan();
+    const r = new Readiness(plan);
+    r.releaseAll(); // a and z have partitions in hands; b and c wait on a
+    const lastSettings = new Map([
+      ['a', settings({ rate: 20 })],
+      ['b', settings({ rate: 30 })],
+      ['c', settings({ rate: 20 })],
+      ['z', settings({ rate: 30 })],
+    ]);
+    const p = progressOf(inputs(plan, r, { limits: { rate: 60, concurrency: null }, lastSettings }));
+    expect(p.nodes.map((x) => [x.id, x.inHands])).toEqual([['a', 5], ['b', 0], ['c', 0], ['z', 5]]);
+    // --json keeps each node's rate as it was, and adds inHands.
+    expect(p.nodes.map((x) => x.rate)).toEqual([20, 30, 20, 30]);
+    const lines = stripVTControlCharacters(renderStatus(p)).split('\n');
+    expect(lines[0]).toContain('rate 60/s shared');
+    const rateOf = (id: string) => lines.find((l) => l.includes(`│ ${id} `))!.split('│')[7]!.trim();
+    expect(['a', 'b', 'c', 'z'].map(rateOf)).toEqual(['20/s', '–', '–', '30/s']);
+    // The Web UI's table as well.
+    const details = backfillCurrentDetails(p);
+    expect(details).toContain('backfill rate 60/s, shared');
+    expect(details).toMatch(/\| b \| 0 of 5 \| 0 \| 0 \| 0 \| — \|/);
+    expect(details).toMatch(/\| a \| 0 of 5 \| 0 \| 0 \| 0 \| 20\/s \|/);
   });
 });
 
