@@ -74,23 +74,23 @@ export function liveEta(plan: Plan, carry: Pick<BackfillCarry, 'readiness' | 're
   if (measured.size === 0) return { etaSeconds: null, nodes: Object.fromEntries(plan.nodes.map((n) => [n.id, null])) };
   const bound = new Set(plan.nodes.filter((n) => measured.has(n.id) && upstreamBound(n, carry)).map((n) => n.id));
   const mean = (values: number[]) => values.reduce((a, b) => a + b, 0) / values.length;
-  // A figure of the nodes like `node`: those with the same transform, else all (among `among`); null among none.
-  const like = (node: PlanNode, among: (id: string) => boolean): number | null => {
-    const from = plan.nodes.filter((n) => measured.has(n.id) && among(n.id));
+  // A figure of the nodes like `node` among `figures`: those with the same transform, else all; null among none.
+  const like = (node: PlanNode, figures: ReadonlyMap<string, number>, among: (id: string) => boolean = () => true): number | null => {
+    const from = plan.nodes.filter((n) => figures.has(n.id) && among(n.id));
     const alike = from.filter((n) => n.spec.transform === node.spec.transform);
-    const figures = (alike.length > 0 ? alike : from).map((n) => measured.get(n.id)!);
-    return figures.length > 0 ? mean(figures) : null;
+    const chosen = (alike.length > 0 ? alike : from).map((n) => figures.get(n.id)!);
+    return chosen.length > 0 ? mean(chosen) : null;
   };
-  const timings = new Map<string, NodeTiming>();
-  for (const node of plan.nodes) {
-    const own = measured.get(node.id);
-    // A node bound by its upstream takes the figure of the nodes that were not, where that is
-    // shorter: its own holds the time its slots waited for work, which its remaining partitions,
-    // once released, do not wait.
-    const free = bound.has(node.id) ? like(node, (id) => !bound.has(id)) : null;
-    const meanMs = own === undefined ? like(node, () => true)! : free === null ? own : Math.min(own, free);
-    timings.set(node.id, { meanMs });
+  // A node bound by its upstream takes the figure of the nodes that were not, where that is
+  // shorter: its own holds the time its slots waited for work, which its remaining partitions,
+  // once released, do not wait. A node not measured yet takes these figures.
+  const figures = new Map<string, number>();
+  for (const [id, own] of measured) {
+    const free = bound.has(id) ? like(plan.nodes.find((n) => n.id === id)!, measured, (other) => !bound.has(other)) : null;
+    figures.set(id, free === null ? own : Math.min(own, free));
   }
+  const timings = new Map<string, NodeTiming>();
+  for (const node of plan.nodes) timings.set(node.id, { meanMs: figures.get(node.id) ?? like(node, figures)! });
   const forecast = simulate({ plan, limits: carry.limits, overrides: throttledRates(carry), timings, overhead: LIVE_OVERHEAD, from: carry.readiness, ...(windows ? { windows } : {}) });
   const finishes = Object.values(carry.reports).flatMap((stats) => (typeof stats?.lastFinishedAt === 'number' ? [stats.lastFinishedAt] : []));
   return {

@@ -265,6 +265,14 @@ describe('a node bound by its upstream (hour → hour(sql) → day → week roll
     expect(upstreamBound(node('weekly'), { ...mid, reports: { ...mid.reports, weekly: { ...mid.reports.weekly, firstStartedAt: 60_000 } } })).toBe(false);
   });
 
+  it("gives a node not measured yet the bound nodes' figures as corrected, not as they waited", () => {
+    const mid = at(40);
+    const { weekly: _notYet, ...reports } = mid.reports;
+    const eta = liveEta(rollups, { ...mid, reports }).etaSeconds!;
+    expect(eta).toBeLessThan((96.8 - 40) * 1.2 + 5);
+    expect(eta).toBeGreaterThan(96.8 - 40 - 1);
+  });
+
   it('keeps a bound node at its own figure where the nodes that were not bound are slower', () => {
     const mid = at(40);
     // The hours' figure 20 times longer than the weekly's own: the weekly keeps its own.
