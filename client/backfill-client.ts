@@ -79,7 +79,7 @@ import { leftRunning } from '../core/busy-datasets.ts';
 import { visibilityLiteral } from './visibility.ts';
 import { LiveEtas, NO_LIVE_ETA, anyMeasured, liveEta, liveWindows, withLiveEta, withStall, withoutEtaWithoutWorker, type LiveEta } from './eta.ts';
 import { registerSearchAttributes, rejectedAttribute, requireSearchAttributes, unregisteredAttribute, type SetupResult } from './search-attributes.ts';
-import { QUERY_TIMEOUT_MS, UNPOLLED_QUERY_TIMEOUT_MS, noAnswerError, noPollerSeen, noWorkerError, workflowWorker } from './status-errors.ts';
+import { QUERY_TIMEOUT_MS, UNPOLLED_QUERY_TIMEOUT_MS, WorkflowBusyError, busyRefusal, noPollerSeen, noWorkerError, unansweredError, workflowWorker } from './status-errors.ts';
 import { FAILURE_EVENTS, answeredWhileFailing, failingStreakOf, lastTaskFailure, taskFailingError, type TaskFailure, type TaskFailingWarning } from './task-failing.ts';
 import { pollersOf } from './pollers.ts';
 import { replacedSpecQueues } from './replaced-queues.ts';
@@ -754,7 +754,7 @@ export class BackfillClient {
     const workflowPollers = running ? this.workflowPollers(description.taskQueue) : undefined;
     const unpolled = workflowPollers?.then((pollers) => pollers !== undefined && pollers.length === 0);
     const eta = unpolled ? this.alongside(unpolled.then((none) => (none ? null : this.liveEta(backfillId, inputOnce)))).catch(() => null) : null;
-    const progress = await this.progressOf(backfillId, description, unpolled);
+    const progress = await this.progressOf(backfillId, description, workflowPollers);
     const notes = running ? pendingNotes(description.raw.pendingActivities) : {};
     const declined = notes.judgement !== undefined ? { judgement: notes.judgement } : {};
     // A worker that still holds the run may answer although its workflow task keeps failing: that progress no longer moves.
@@ -826,7 +826,7 @@ export class BackfillClient {
     });
   }
 
-  private async progressOf(backfillId: string, description: WorkflowExecutionDescription, unpolled?: Promise<boolean>): Promise<Progress> {
+  private async progressOf(backfillId: string, description: WorkflowExecutionDescription, workflowPollers?: Promise<Poller[] | undefined>): Promise<Progress> {
     const status = description.status.name;
     // A closed run is read as itself: it may be the one before a run the policy refused (`standing`).
     const handle = status === 'RUNNING' || status === 'CONTINUED_AS_NEW' ? this.handle(backfillId) : this.client.workflow.getHandle<typeof backfillWorkflow>(backfillWorkflowId(backfillId), description.runId, { followRuns: false });
@@ -835,20 +835,24 @@ export class BackfillClient {
       // polls the workflows' queue is it asked again, for the rest of the usual wait.
       const asked = Date.now();
       const shortDeadline = asked + UNPOLLED_QUERY_TIMEOUT_MS;
-      const [none, first] = await Promise.all([
-        unpolled ?? this.unpolled(description.taskQueue),
+      const [pollers, first] = await Promise.all([
+        workflowPollers ?? this.workflowPollers(description.taskQueue),
         this.client.withDeadline(shortDeadline, () => handle.query(progressQuery)).then(
           (progress) => ({ progress }),
           (error: unknown) => ({ error }),
         ),
       ]);
       if ('progress' in first) return first.progress;
+      const none = pollers !== undefined && pollers.length === 0;
       // Right after the last worker went away the server refuses the query at once (FAILED_PRECONDITION).
       if (noPollerSeen(first.error)) throw noWorkerError(backfillId, description.taskQueue);
       // Workers poll, but the run's workflow task keeps failing: none can answer (or answers only the failure).
       const attempt = description.raw.pendingWorkflowTask?.attempt ?? 0;
       const streak = none ? undefined : await failingStreakOf(attempt, () => this.taskFailure(backfillId, description));
       if (streak) throw taskFailingError(backfillId, attempt, streak.failure);
+      // The server refused it as too busy (RESOURCE_EXHAUSTED, BusyWorkflow): its workers are there.
+      const refused = busyRefusal(first.error);
+      if (refused !== undefined) throw new WorkflowBusyError(backfillId, description.taskQueue, refused);
       if (!timedOut(first.error, shortDeadline)) throw first.error;
       if (none) throw noWorkerError(backfillId, description.taskQueue);
       const deadline = asked + QUERY_TIMEOUT_MS;
@@ -856,8 +860,9 @@ export class BackfillClient {
         return await this.client.withDeadline(deadline, () => handle.query(progressQuery));
       } catch (error) {
         if (noPollerSeen(error)) throw noWorkerError(backfillId, description.taskQueue);
-        if (!timedOut(error, deadline)) throw error;
-        throw noAnswerError(backfillId, description.taskQueue);
+        if (!timedOut(error, deadline) && busyRefusal(error) === undefined) throw error;
+        // Workers that poll its queue are there: it is busy, not without a worker.
+        throw unansweredError(backfillId, description.taskQueue, error, pollers);
       }
     }
     if (status === 'COMPLETED') return ((await handle.result()) as BackfillResult).progress;

@@ -5,6 +5,7 @@
  */
 import { BackfillError } from '../core/errors.ts';
 import { nameText } from '../core/value-text.ts';
+import { LIVE_POLL_AGE_MS, type Poller } from './waiting.ts';
 import { workerCommand } from './worker-hint.ts';
 
 /** How long a progress query waits for a worker to answer. */
@@ -14,6 +15,8 @@ export const UNPOLLED_QUERY_TIMEOUT_MS = 3000;
 
 /** gRPC's FAILED_PRECONDITION. */
 const GRPC_FAILED_PRECONDITION = 9;
+/** gRPC's RESOURCE_EXHAUSTED: the server's word for a workflow too busy to take a query (`BusyWorkflow`). */
+const GRPC_RESOURCE_EXHAUSTED = 8;
 
 /**
  * Whether the server refused a call because no worker has polled the task queue lately
@@ -49,4 +52,63 @@ export function noAnswerError(backfillId: string, taskQueue: string): BackfillEr
     'timeout',
     `backfill '${backfillId}' is running but no worker answered within ${QUERY_TIMEOUT_MS / 1000}s: start one with ${workflowWorker(taskQueue)}`,
   );
+}
+
+/**
+ * What the server said when it refused a query because the workflow is busy (RESOURCE_EXHAUSTED,
+ * cause BusyWorkflow: "consistent query buffer is full", too many queries or updates in flight),
+ * or undefined for any other error. The SDK's errors carry it as a cause, the light path's as its
+ * code and message.
+ */
+export function busyRefusal(error: unknown): string | undefined {
+  for (let e: unknown = error, depth = 0; depth < 5 && typeof e === 'object' && e !== null; e = (e as { cause?: unknown }).cause, depth++) {
+    const { code, details, message } = e as { code?: unknown; details?: unknown; message?: unknown };
+    const said = [details, message].find((t): t is string => typeof t === 'string' && t.trim() !== '') ?? '';
+    if (code === GRPC_RESOURCE_EXHAUSTED || /RESOURCE_EXHAUSTED|BusyWorkflow|query buffer is full/i.test(said)) {
+      return `the server refused a query: ${said.replace(/^\d+ RESOURCE_EXHAUSTED: /, '').trim().slice(0, 200) || 'resource exhausted'}`;
+    }
+  }
+  return undefined;
+}
+
+/** A live worker's newest poll, with some slack for the server's and the client's clocks. */
+const POLLED_LATELY_MS = LIVE_POLL_AGE_MS + 10_000;
+
+/**
+ * Whether a worker polled the workflow task queue lately (the server's list, read beside the
+ * query): a live worker renews its poll at least once a minute. A worker that stopped less than
+ * a minute ago still looks so: the server keeps its last poll's time for minutes.
+ */
+export function polledLately(pollers: readonly Poller[] | undefined, now = Date.now()): boolean {
+  return (pollers ?? []).some((p) => p.lastAccessMs !== undefined && now - p.lastAccessMs <= POLLED_LATELY_MS);
+}
+
+/**
+ * A running backfill whose workflow did not answer while workers poll its workflow task queue
+ * (or that the server called busy): it is busy (a flood of queries or updates, a long workflow
+ * task), not without a worker, and another worker would not help. Code `timeout`, as an
+ * unanswered query's; `why` says what was seen.
+ */
+export class WorkflowBusyError extends BackfillError {
+  constructor(
+    backfillId: string,
+    taskQueue: string,
+    readonly why: string,
+  ) {
+    super(
+      'timeout',
+      `backfill '${backfillId}' is running but its workflow is busy (${why}): a worker polled its workflow task queue ${nameText(taskQueue)} within the last minute, so no worker is missing (one that stopped less than a minute ago looks the same); try again`,
+    );
+  }
+}
+
+/**
+ * Why a running backfill's query got no answer: the workflow is busy (the server said so, or
+ * workers poll its queue), or no worker answered.
+ */
+export function unansweredError(backfillId: string, taskQueue: string, error: unknown, workflowPollers: readonly Poller[] | undefined): BackfillError {
+  const refused = busyRefusal(error);
+  if (refused !== undefined) return new WorkflowBusyError(backfillId, taskQueue, refused);
+  if (polledLately(workflowPollers)) return new WorkflowBusyError(backfillId, taskQueue, `no answer within ${QUERY_TIMEOUT_MS / 1000}s`);
+  return noAnswerError(backfillId, taskQueue);
 }

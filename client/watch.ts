@@ -4,6 +4,7 @@ import { isActive, type BackfillState } from '../core/protocol.ts';
 import type { BackfillClient, Status } from './backfill-client.ts';
 import { ProgressView } from './progress-view.ts';
 import { terminalText } from './printable.ts';
+import { WorkflowBusyError } from './status-errors.ts';
 
 /** How long `--watch` rides out a Temporal server that does not answer (a restart) before it gives up. */
 const WATCH_PATIENCE_MS = 120_000;
@@ -24,7 +25,7 @@ export function watchEndsAt(state: BackfillState): boolean {
  * header line; on a pipe, no line is written for the end). A server that
  * does not answer (a restart), a worker that is away (`no_worker`, `timeout`: one restarting) and
  * a workflow task that fails (`workflow_task_failing`: workers of two releases in a deploy, say)
- * are ridden out for WATCH_PATIENCE_MS, as `wait` rides them out, saying that it waits; `note`
+ * and a workflow too busy to answer (workers poll its queue) are ridden out for WATCH_PATIENCE_MS, as `wait` rides them out, saying that it waits; `note`
  * says so (default: a line above the bars, or on stderr).
  */
 export async function watch(
@@ -52,7 +53,9 @@ export async function watch(
           unanswered = Date.now();
           const why = failing
             ? `${error.message} Waiting for it to pass`
-            : workerAway
+            : error instanceof WorkflowBusyError
+              ? `the backfill's workflow is busy (${error.why}); trying again`
+              : workerAway
               ? `${error.message}; waiting for a worker`
               : `the Temporal server does not answer (${(error as Error).message}); waiting for it`;
           say(`${backfillId}: ${why} (for up to ${WATCH_PATIENCE_MS / 1000}s)`);

@@ -1,6 +1,6 @@
 /** What status says of a running backfill no worker answers for: the worker to start, with what it needs. */
 import { describe, expect, it } from 'vitest';
-import { noAnswerError, noWorkerError } from '../../client/status-errors.ts';
+import { busyRefusal, noAnswerError, noWorkerError, polledLately, unansweredError, WorkflowBusyError } from '../../client/status-errors.ts';
 
 describe('status without an answering worker', () => {
   it("names the workflow queue and the spec's transforms, whether no worker polls or the one that polled is silent", () => {
@@ -11,5 +11,36 @@ describe('status without an answering worker', () => {
 
   it('leaves out the default workflow queue, as the worker commands of start and rollback do', () => {
     expect(noWorkerError('b', 'backfill').message).toMatch(/: start one with 'backfill worker --transforms <the spec's transforms modules, if it lists any>'$/);
+  });
+
+  it('tells a busy workflow (the server says RESOURCE_EXHAUSTED, BusyWorkflow) from one without a worker, whatever polls', () => {
+    // As the SDK wraps it: a ServiceError whose cause is the gRPC error.
+    const grpc = Object.assign(new Error('8 RESOURCE_EXHAUSTED: consistent query buffer is full, cannot accept new consistent queries'), {
+      code: 8,
+      details: 'consistent query buffer is full, cannot accept new consistent queries',
+    });
+    const wrapped = Object.assign(new Error('Failed to query workflow'), { cause: grpc });
+    expect(busyRefusal(wrapped)).toBe('the server refused a query: consistent query buffer is full, cannot accept new consistent queries');
+    expect(busyRefusal(new Error('deadline exceeded'))).toBeUndefined();
+    const error = unansweredError('b', 'q', wrapped, []);
+    expect(error).toBeInstanceOf(WorkflowBusyError);
+    expect(error).toMatchObject({ code: 'timeout' });
+    expect(error.message).toMatch(/^backfill 'b' is running but its workflow is busy \(the server refused a query: consistent query buffer is full.*\): a worker polled its workflow task queue 'q' within the last minute, so no worker is missing/);
+    expect(error.message).not.toContain('start one');
+  });
+
+  it('calls an unanswered query busy while a worker polled the workflow queue within a minute, and keeps the no-worker advice when none did', () => {
+    const now = Date.now();
+    const timeout = new Error('deadline exceeded');
+    expect(polledLately([{ identity: 'w', lastAccessMs: now - 5000 }], now)).toBe(true);
+    expect(polledLately([{ identity: 'w', lastAccessMs: now - 3 * 60_000 }], now)).toBe(false);
+    expect(polledLately(undefined, now)).toBe(false);
+    expect(unansweredError('b', 'q', timeout, [{ identity: 'w', lastAccessMs: Date.now() - 1000 }])).toMatchObject({ why: 'no answer within 15s' });
+    // A worker killed minutes ago is still listed, with its last poll: no worker answered.
+    for (const pollers of [undefined, [], [{ identity: 'w', lastAccessMs: now - 3 * 60_000 }]]) {
+      const error = unansweredError('b', 'q', timeout, pollers);
+      expect(error).not.toBeInstanceOf(WorkflowBusyError);
+      expect(error.message).toBe(noAnswerError('b', 'q').message);
+    }
   });
 });

@@ -4,6 +4,7 @@ import { BackfillError } from '../../core/errors.ts';
 import type { Status } from '../../client/backfill-client.ts';
 import { ProgressView } from '../../client/progress-view.ts';
 import { renderEnd } from '../../client/render.ts';
+import { WorkflowBusyError } from '../../client/status-errors.ts';
 import { watch, watchEndsAt } from '../../client/watch.ts';
 import { ACTIVE_STATES, type BackfillState } from '../../core/protocol.ts';
 
@@ -234,6 +235,18 @@ describe('--watch while the worker is away', () => {
     expect((await final).state).toBe('completed');
     expect(client.polls).toBe(5);
     expect(notes).toEqual([expect.stringMatching(/^b: backfill 'b' is running but no worker polls .*; waiting for a worker \(for up to 120s\)$/)]);
+  });
+
+  it('rides out a busy workflow (its workers poll), saying it is busy and tries again, not that it waits for a worker', async () => {
+    vi.useFakeTimers();
+    const busy = new WorkflowBusyError('b', 'q', 'the server refused a query: consistent query buffer is full');
+    const client = away(busy, busy);
+    const notes: string[] = [];
+    const final = watch(client, 'b', true, 1, (line) => notes.push(line));
+    await vi.advanceTimersByTimeAsync(5000);
+    expect((await final).state).toBe('completed');
+    expect(notes).toEqual(["b: the backfill's workflow is busy (the server refused a query: consistent query buffer is full); trying again (for up to 120s)"]);
+    expect(notes.join('')).not.toMatch(/start one|waiting for a worker/);
   });
 
   it('rides out a workflow task that fails (workers of two releases in a deploy, say), saying so', async () => {
