@@ -38,6 +38,7 @@ import { discardWorkflowId, type DiscardEndedInput, type StagedPhase } from '../
 import type { CanaryPhase } from '../core/canary.ts';
 import {
   BACKFILL_ID,
+  BACKFILL_STATUS,
   admissionUpdate,
   announceCancelUpdate,
   approveCanaryUpdate,
@@ -79,7 +80,8 @@ import { leftRunning } from '../core/busy-datasets.ts';
 import { visibilityLiteral } from './visibility.ts';
 import { LiveEtas, NO_LIVE_ETA, anyMeasured, liveEta, liveWindows, withLiveEta, withStall, withoutEtaWithoutWorker, type LiveEta } from './eta.ts';
 import { registerSearchAttributes, rejectedAttribute, requireSearchAttributes, unregisteredAttribute, type SetupResult } from './search-attributes.ts';
-import { QUERY_TIMEOUT_MS, UNPOLLED_QUERY_TIMEOUT_MS, WorkflowBusyError, busyRefusal, noPollerSeen, noWorkerError, unansweredError, workflowWorker } from './status-errors.ts';
+import { lastKnown as readLastKnown, type LastKnown } from './last-known.ts';
+import { QUERY_TIMEOUT_MS, UNPOLLED_QUERY_TIMEOUT_MS, WorkflowBusyError, busyRefusal, noPollerSeen, polledLately, noWorkerError, unansweredError, workflowWorker } from './status-errors.ts';
 import { FAILURE_EVENTS, answeredWhileFailing, failingStreakOf, lastTaskFailure, taskFailingError, type TaskFailure, type TaskFailingWarning } from './task-failing.ts';
 import { pollersOf } from './pollers.ts';
 import { replacedSpecQueues } from './replaced-queues.ts';
@@ -797,6 +799,43 @@ export class BackfillClient {
     return { ...withQueued(shown, queued), waiting: withTransforms(waiting, spec), ...notes, ...failing };
   }
 
+  /**
+   * What the server still tells of a backfill without a query, for `status` when no worker
+   * answers (client/last-known.ts): null when it is not running or cannot be described.
+   */
+  async lastKnown(backfillId: string): Promise<LastKnown | null> {
+    const workflowId = backfillWorkflowId(backfillId);
+    const backfill = await this.describe(backfillId);
+    if (backfill.status.name !== 'RUNNING') return null;
+    return readLastKnown(backfillId, workflowId, (node) => nodeWorkflowId(backfillId, node), {
+      describe: async (id) => {
+        const d = id === workflowId ? backfill : await this.client.workflow.getHandle(id).describe().catch(() => null);
+        if (!d) return null;
+        return {
+          startTime: d.startTime,
+          taskQueue: d.taskQueue,
+          status: d.status.name,
+          state: d.typedSearchAttributes.get(BACKFILL_STATUS),
+          memo: d.memo,
+          pendingActivities: d.raw.pendingActivities?.length ?? 0,
+        };
+      },
+      lastEventAt: async () => {
+        const response = await this.client.withDeadline(Date.now() + 5000, () =>
+          this.connection.workflowService.getWorkflowExecutionHistoryReverse({ namespace: this.namespace, execution: { workflowId, runId: backfill.runId }, maximumPageSize: 1 }),
+        );
+        const time = response.history?.events?.[0]?.eventTime;
+        return time ? new Date(optionalTsToMs(time) ?? 0) : null;
+      },
+      nodes: async () => {
+        const input = await this.firstInput(workflowId, backfill.runId);
+        if (!input) return [];
+        const plan = expandPlan(input.spec, input.range);
+        return plan.nodes.map((n) => ({ id: n.id, taskQueue: n.spec.taskQueue, partitions: n.partitions.size }));
+      },
+    });
+  }
+
   /** Why a failed run failed: its failure's innermost message (undefined when it cannot be read: its history gone). */
   private async failureOf(description: WorkflowExecutionDescription): Promise<string | undefined> {
     try {
@@ -843,7 +882,8 @@ export class BackfillClient {
         ),
       ]);
       if ('progress' in first) return first.progress;
-      const none = pollers !== undefined && pollers.length === 0;
+      // None listed, or the listed ones silent for over a minute (killed: the server lists them for minutes).
+      const none = pollers !== undefined && !polledLately(pollers);
       // Right after the last worker went away the server refuses the query at once (FAILED_PRECONDITION).
       if (noPollerSeen(first.error)) throw noWorkerError(backfillId, description.taskQueue);
       // Workers poll, but the run's workflow task keeps failing: none can answer (or answers only the failure).
@@ -862,7 +902,7 @@ export class BackfillClient {
         if (noPollerSeen(error)) throw noWorkerError(backfillId, description.taskQueue);
         if (!timedOut(error, deadline) && busyRefusal(error) === undefined) throw error;
         // Workers that poll its queue are there: it is busy, not without a worker.
-        throw unansweredError(backfillId, description.taskQueue, error, pollers);
+        throw unansweredError(backfillId, description.taskQueue, error, pollers, await this.workflowPollers(description.taskQueue));
       }
     }
     if (status === 'COMPLETED') return ((await handle.result()) as BackfillResult).progress;

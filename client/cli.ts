@@ -182,7 +182,9 @@ function reportError(error: unknown, json: boolean): void {
       : new BackfillError('failed', error instanceof Error ? error.message : String(error));
   // Whatever a call failed with, the connection's secrets (API key, gRPC metadata) are not printed.
   const shown = new BackfillError(failure.code, redactSecrets(failure.message), failure.path);
-  if (json) process.stdout.write(`${JSON.stringify({ error: shown.toJSON() }, null, 2)}\n`);
+  // status without an answering worker adds what is last known of the backfill (client/last-known.ts).
+  const extra = 'lastKnown' in failure ? { lastKnown: failure.lastKnown } : {};
+  if (json) process.stdout.write(`${JSON.stringify({ error: shown.toJSON(), ...extra }, null, 2)}\n`);
   else process.stderr.write(`${pc.red('error:')} ${printableLines(shown.message)}\n`);
 }
 

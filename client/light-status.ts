@@ -20,7 +20,7 @@ import type { Status } from './backfill-client.ts';
 import { pendingNotes } from './activity-failing.ts';
 import type { ConnectionSettings } from './connection.ts';
 import { NO_LIVE_ETA, anyMeasured, liveEta, liveWindows, withLiveEta, withStall, withoutEtaWithoutWorker, type LiveEta } from './eta.ts';
-import { QUERY_TIMEOUT_MS, UNPOLLED_QUERY_TIMEOUT_MS, WorkflowBusyError, busyRefusal, noPollerSeen, noWorkerError, unansweredError } from './status-errors.ts';
+import { QUERY_TIMEOUT_MS, UNPOLLED_QUERY_TIMEOUT_MS, WorkflowBusyError, busyRefusal, noPollerSeen, noWorkerError, polledLately, unansweredError } from './status-errors.ts';
 import { StatusRpc, StatusRpcError, speaksPlainGrpc } from './status-rpc.ts';
 import { WORKFLOW_EXECUTION_STATUS_RUNNING } from './status-wire.ts';
 import { answeredWhileFailing, failingStreakOf, taskFailingError } from './task-failing.ts';
@@ -87,7 +87,8 @@ export async function statusOf(rpc: StatusReads, backfillId: string): Promise<St
       (error: unknown) => ({ error }),
     ),
   ]);
-  const unpolled = workflowPollers !== undefined && workflowPollers.length === 0;
+  // None listed, or the listed ones silent for over a minute (killed: the server lists them for minutes).
+  const unpolled = workflowPollers !== undefined && !polledLately(workflowPollers);
   const attempt = description.workflowTask?.attempt ?? 0;
   const failureOf = () => rpc.taskFailure(execution, Date.now() + DESCRIBE_TIMEOUT_MS);
   let progress: Progress;
@@ -113,7 +114,8 @@ export async function statusOf(rpc: StatusReads, backfillId: string): Promise<St
       if (noPollerSeen(error)) throw noWorkerError(backfillId, description.taskQueue);
       if (!timedOut(error) && busyRefusal(error) === undefined) throw error;
       // Workers that poll its queue are there: it is busy, not without a worker.
-      throw unansweredError(backfillId, description.taskQueue, error, workflowPollers);
+      const after = await rpc.pollers(description.taskQueue, 'workflow', Date.now() + DESCRIBE_TIMEOUT_MS).catch(() => undefined);
+      throw unansweredError(backfillId, description.taskQueue, error, workflowPollers, after);
     }
   }
   // As the SDK's path says them (it missed them: `status` from the command line said nothing of a failing step or a declined judgement).

@@ -76,11 +76,17 @@ const POLLED_LATELY_MS = LIVE_POLL_AGE_MS + 10_000;
 
 /**
  * Whether a worker polled the workflow task queue lately (the server's list, read beside the
- * query): a live worker renews its poll at least once a minute. A worker that stopped less than
- * a minute ago still looks so: the server keeps its last poll's time for minutes.
+ * query): a live worker renews its poll at least once a minute, and at once when it is given a
+ * task (a query). A worker that stopped less than a minute ago still looks so: the server keeps
+ * its last poll's time for minutes. False too when the list is unknown (not allowed).
  */
 export function polledLately(pollers: readonly Poller[] | undefined, now = Date.now()): boolean {
   return (pollers ?? []).some((p) => p.lastAccessMs !== undefined && now - p.lastAccessMs <= POLLED_LATELY_MS);
+}
+
+/** The server's time of the newest poll of these pollers (0: none). */
+function newestPoll(pollers: readonly Poller[] | undefined): number {
+  return Math.max(0, ...(pollers ?? []).map((p) => p.lastAccessMs ?? 0));
 }
 
 /**
@@ -95,20 +101,21 @@ export class WorkflowBusyError extends BackfillError {
     taskQueue: string,
     readonly why: string,
   ) {
-    super(
-      'timeout',
-      `backfill '${backfillId}' is running but its workflow is busy (${why}): a worker polled its workflow task queue ${nameText(taskQueue)} within the last minute, so no worker is missing (one that stopped less than a minute ago looks the same); try again`,
-    );
+    super('timeout', `backfill '${backfillId}' is running but its workflow is busy (${why}): workers poll its workflow task queue ${nameText(taskQueue)}, so no worker is missing; try again`);
   }
 }
 
 /**
- * Why a running backfill's query got no answer: the workflow is busy (the server said so, or
- * workers poll its queue), or no worker answered.
+ * Why a running backfill's query got no answer: the workflow is busy (the server said so, or a
+ * worker polled its workflow task queue while the query waited: `before` and `after` it, the
+ * server's list), or no worker answered (none polled: a live worker given the query would have
+ * polled again; one killed is still listed with its last poll, for minutes).
  */
-export function unansweredError(backfillId: string, taskQueue: string, error: unknown, workflowPollers: readonly Poller[] | undefined): BackfillError {
+export function unansweredError(backfillId: string, taskQueue: string, error: unknown, before: readonly Poller[] | undefined, after: readonly Poller[] | undefined): BackfillError {
   const refused = busyRefusal(error);
   if (refused !== undefined) return new WorkflowBusyError(backfillId, taskQueue, refused);
-  if (polledLately(workflowPollers)) return new WorkflowBusyError(backfillId, taskQueue, `no answer within ${QUERY_TIMEOUT_MS / 1000}s`);
+  if (before !== undefined && newestPoll(after) > newestPoll(before)) {
+    return new WorkflowBusyError(backfillId, taskQueue, `no answer within ${QUERY_TIMEOUT_MS / 1000}s, while a worker polled its queue`);
+  }
   return noAnswerError(backfillId, taskQueue);
 }

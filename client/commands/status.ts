@@ -1,6 +1,8 @@
 /** `backfill status <id>`: per-node progress, throughput, ETA and failures. */
 import { Command, Option } from '@commander-js/extra-typings';
+import { BackfillError } from '../../core/errors.ts';
 import { parseDurationFlag } from '../duration-flag.ts';
+import { printableLines } from '../printable.ts';
 import { HELP_GROUPS, documented } from '../help.ts';
 import { connectionFlags, jsonOption, print } from '../options.ts';
 import { withClient } from '../with-client.ts';
@@ -25,6 +27,7 @@ export function statusCommand() {
     .addOption(jsonOption())
     .action(async (id, options, command) => {
       const { renderStatus } = await import('../render.ts');
+      let unanswered: BackfillError | undefined;
       if (!options.watch) {
         // A running backfill is read without the Temporal SDK's client when the settings allow it
         // (light-status.ts); anything else, and every error, goes through the SDK's client below.
@@ -34,7 +37,7 @@ export function statusCommand() {
           import('../../workers/tracing.ts'),
         ]);
         const settings = resolveConnection(connectionFlags(command));
-        const status = tracingRequested() ? null : await lightStatus(settings, id);
+        const status = tracingRequested() ? null : await lightStatus(settings, id).catch((error: unknown) => (unansweredBy(error) ? ((unanswered = error), null) : Promise.reject(error)));
         if (status) {
           print(options.json, status, () => renderStatus(status));
           return;
@@ -47,9 +50,24 @@ export function statusCommand() {
           print(options.json, final, () => renderStatus(final));
           return;
         }
-        const status = await client.status(id);
-        print(options.json, status, () => renderStatus(status));
+        const status = unanswered ? null : await client.status(id).catch((error: unknown) => (unansweredBy(error) ? ((unanswered = error), null) : Promise.reject(error)));
+        if (status) {
+          print(options.json, status, () => renderStatus(status));
+          return;
+        }
+        // No worker answers: what the server keeps of the backfill, marked as last known, then the error (exit 1) with the fix.
+        const { renderLastKnown, UnansweredWithLastKnown } = await import('../last-known.ts');
+        const error = unanswered!;
+        const known = await client.lastKnown(id).catch(() => null);
+        if (!known) throw error;
+        if (!options.json) process.stdout.write(`${printableLines(renderLastKnown(known))}\n`);
+        throw new UnansweredWithLastKnown(error, known);
         // It reads one backfill: a missing namespace is named when the backfill is not found.
       }, { checkNamespace: false });
     });
+}
+
+/** An error that says no worker answers a running backfill's query (none polls, none answered, or it is busy). */
+function unansweredBy(error: unknown): error is BackfillError {
+  return error instanceof BackfillError && (error.code === 'no_worker' || error.code === 'timeout');
 }

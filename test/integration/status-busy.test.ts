@@ -7,9 +7,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pollersOf } from '../../client/pollers.ts';
 import type { BackfillClient } from '../../client/backfill-client.ts';
 import { backfillWorkflowId } from '../../workflows/definitions.ts';
-import { address, connectClient, runCli, testSpec, uniqueQueue, waitFor } from './helpers.ts';
+import type { LastKnown } from '../../client/last-known.ts';
+import { address, connectClient, runCli, scratch, startTestWorker, testSpec, uniqueQueue, waitFor } from './helpers.ts';
 
-type ErrorJson = { error?: { code: string; message: string } };
+type ErrorJson = { error?: { code: string; message: string }; lastKnown?: LastKnown };
 
 describe('status of a backfill whose workflow does not answer', () => {
   let client: BackfillClient;
@@ -45,7 +46,7 @@ describe('status of a backfill whose workflow does not answer', () => {
         expect(code, stderr).toBe(1);
         const said = args.includes('--json') ? json?.error?.message : stderr;
         if (args.includes('--json')) expect(json?.error?.code, stdout).toBe('timeout');
-        expect(said).toMatch(new RegExp(`backfill '${backfillId}' is running but its workflow is busy \\((no answer within 15s|the server refused a query: .*query buffer is full.*)\\): a worker polled its workflow task queue '${queue}' within the last minute, so no worker is missing`));
+        expect(said).toMatch(new RegExp(`backfill '${backfillId}' is running but its workflow is busy \\((no answer within 15s, while a worker polled its queue|the server refused a query: .*query buffer is full.*)\\): workers poll its workflow task queue '${queue}', so no worker is missing`));
         expect(said).not.toContain('start one');
       }
     } finally {
@@ -54,4 +55,41 @@ describe('status of a backfill whose workflow does not answer', () => {
       await polls;
     }
   }, 120_000);
+
+  it('shows what is last known of a backfill whose only worker stopped, marked as such, with the worker to start, and exits 1', async () => {
+    const queue = uniqueQueue('status-gone');
+    // Its partitions wait on a queue nobody polls: it runs until the test ends it.
+    const spec = testSpec(queue, { name: 'status-gone', partitions: { grain: 'day', start: '2024-01-01', end: '2024-01-03' }, nodes: [{ id: 'parked', transform: 'noop', taskQueue: `${queue}-nowhere` }] });
+    const worker = await startTestWorker({ queue, warehousePath: `${scratch('status-gone')}/warehouse.db` });
+    let stopped = false;
+    try {
+      const { backfillId } = await client.start(spec, { taskQueue: queue });
+      ids.push(backfillId);
+      await waitFor('its node to wait for a worker', async () => (await client.status(backfillId)).waiting.length > 0);
+      await worker.stop();
+      stopped = true;
+      // The server lists the stopped worker as a poller for minutes: its queries wait out their deadline.
+      const json = await runCli<ErrorJson>(['status', backfillId, '--json']);
+      expect(json.code, json.stderr).toBe(1);
+      expect(json.json?.error?.code, json.stdout).toMatch(/^(timeout|no_worker)$/);
+      expect(json.json?.error?.message).toContain(`start one with 'backfill worker --workflow-queue ${queue} --transforms`);
+      expect(json.json?.error?.message).not.toContain('busy');
+      expect(json.json?.lastKnown).toMatchObject({
+        backfillId,
+        state: 'running',
+        workflowTaskQueue: queue,
+        asOf: expect.stringMatching(/^\d{4}-/),
+        // Its node workflow starts once its datasets are taken, on the queue nobody polls.
+        nodes: [{ id: 'parked', taskQueue: `${queue}-nowhere`, partitions: 2, workflow: expect.stringMatching(/^(running|not_started)$/), batchesInFlight: expect.any(Number) }],
+      });
+
+      const text = await runCli(['status', backfillId]);
+      expect(text.code).toBe(1);
+      expect(text.stdout).toMatch(new RegExp(`^${backfillId} last known: running, started .* ago\\); its history last moved at .* ago\\)\n  \\(no worker answers`));
+      expect(text.stdout).toMatch(new RegExp(`\\n  parked: 2 partitions on task queue ${queue}-nowhere; its workflow (running|not started)`));
+      expect(text.stderr).toMatch(/^error: backfill '.*' is running but no worker (answered within 15s|polls its workflow task queue)/);
+    } finally {
+      if (!stopped) await worker.stop();
+    }
+  }, 150_000);
 });

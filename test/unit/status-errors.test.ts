@@ -22,23 +22,24 @@ describe('status without an answering worker', () => {
     const wrapped = Object.assign(new Error('Failed to query workflow'), { cause: grpc });
     expect(busyRefusal(wrapped)).toBe('the server refused a query: consistent query buffer is full, cannot accept new consistent queries');
     expect(busyRefusal(new Error('deadline exceeded'))).toBeUndefined();
-    const error = unansweredError('b', 'q', wrapped, []);
+    const error = unansweredError('b', 'q', wrapped, [], []);
     expect(error).toBeInstanceOf(WorkflowBusyError);
     expect(error).toMatchObject({ code: 'timeout' });
-    expect(error.message).toMatch(/^backfill 'b' is running but its workflow is busy \(the server refused a query: consistent query buffer is full.*\): a worker polled its workflow task queue 'q' within the last minute, so no worker is missing/);
+    expect(error.message).toMatch(/^backfill 'b' is running but its workflow is busy \(the server refused a query: consistent query buffer is full.*\): workers poll its workflow task queue 'q', so no worker is missing; try again$/);
     expect(error.message).not.toContain('start one');
   });
 
-  it('calls an unanswered query busy while a worker polled the workflow queue within a minute, and keeps the no-worker advice when none did', () => {
+  it('calls an unanswered query busy when a worker polled the workflow queue while it waited, and keeps the no-worker advice when none did', () => {
     const now = Date.now();
     const timeout = new Error('deadline exceeded');
     expect(polledLately([{ identity: 'w', lastAccessMs: now - 5000 }], now)).toBe(true);
     expect(polledLately([{ identity: 'w', lastAccessMs: now - 3 * 60_000 }], now)).toBe(false);
     expect(polledLately(undefined, now)).toBe(false);
-    expect(unansweredError('b', 'q', timeout, [{ identity: 'w', lastAccessMs: Date.now() - 1000 }])).toMatchObject({ why: 'no answer within 15s' });
-    // A worker killed minutes ago is still listed, with its last poll: no worker answered.
-    for (const pollers of [undefined, [], [{ identity: 'w', lastAccessMs: now - 3 * 60_000 }]]) {
-      const error = unansweredError('b', 'q', timeout, pollers);
+    const polled = (ms: number) => [{ identity: 'w', lastAccessMs: ms }];
+    expect(unansweredError('b', 'q', timeout, polled(now - 20_000), polled(now - 1000))).toMatchObject({ why: 'no answer within 15s, while a worker polled its queue' });
+    // A worker killed a moment ago is still listed, its last poll unchanged: no worker answered.
+    for (const [before, after] of [[undefined, undefined], [[], []], [polled(now - 20_000), polled(now - 20_000)], [undefined, polled(now)]] as const) {
+      const error = unansweredError('b', 'q', timeout, before, after);
       expect(error).not.toBeInstanceOf(WorkflowBusyError);
       expect(error.message).toBe(noAnswerError('b', 'q').message);
     }
