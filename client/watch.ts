@@ -26,7 +26,8 @@ export function watchEndsAt(state: BackfillState): boolean {
  * does not answer (a restart), a worker that is away (`no_worker`, `timeout`: one restarting) and
  * a workflow task that fails (`workflow_task_failing`: workers of two releases in a deploy, say)
  * and a workflow too busy to answer (workers poll its queue) are ridden out for WATCH_PATIENCE_MS, as `wait` rides them out, saying that it waits; `note`
- * says so (default: a line above the bars, or on stderr).
+ * says so (default: a line above the bars, or on stderr). `show`, when given, is handed every
+ * status read (`last`: the watch ends at it) instead of the bars.
  */
 export async function watch(
   client: Pick<BackfillClient, 'status'>,
@@ -34,8 +35,10 @@ export async function watch(
   json: boolean | undefined,
   intervalMs = 1000,
   note?: (line: string) => void,
+  show?: (status: Status, last: boolean) => void,
 ): Promise<Status> {
-  const view = json ? undefined : new ProgressView();
+  // `show` replaces the bars: each look is handed to it (status --watch on a pipe prints each as a block).
+  const view = json || show ? undefined : new ProgressView();
   const say = note ?? ((line: string) => (view ? view.note(line) : process.stderr.write(`${terminalText(line)}\n`)));
   let unanswered: number | null = null;
   try {
@@ -66,6 +69,7 @@ export async function watch(
       }
       const ends = watchEndsAt(progress.state);
       view?.update(progress, ends);
+      show?.(progress, ends);
       if (ends) return progress;
       await new Promise((r) => setTimeout(r, intervalMs));
     }
