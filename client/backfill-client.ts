@@ -81,7 +81,7 @@ import { visibilityLiteral } from './visibility.ts';
 import { LiveEtas, NO_LIVE_ETA, anyMeasured, liveEta, liveWindows, withLiveEta, withStall, withoutEtaWithoutWorker, type LiveEta } from './eta.ts';
 import { registerSearchAttributes, rejectedAttribute, requireSearchAttributes, unregisteredAttribute, type SetupResult } from './search-attributes.ts';
 import { lastKnown as readLastKnown, type LastKnown } from './last-known.ts';
-import { QUERY_TIMEOUT_MS, UNPOLLED_QUERY_TIMEOUT_MS, WorkflowBusyError, busyRefusal, noPollerSeen, polledLately, noWorkerError, unansweredError, workflowWorker } from './status-errors.ts';
+import { QUERY_TIMEOUT_MS, UNPOLLED_QUERY_TIMEOUT_MS, busyRefusal, noPollerSeen, polledLately, noWorkerError, unansweredError, workflowWorker } from './status-errors.ts';
 import { FAILURE_EVENTS, answeredWhileFailing, failingStreakOf, lastTaskFailure, taskFailingError, type TaskFailure, type TaskFailingWarning } from './task-failing.ts';
 import { pollersOf } from './pollers.ts';
 import { replacedSpecQueues } from './replaced-queues.ts';
@@ -890,10 +890,8 @@ export class BackfillClient {
       const attempt = description.raw.pendingWorkflowTask?.attempt ?? 0;
       const streak = none ? undefined : await failingStreakOf(attempt, () => this.taskFailure(backfillId, description));
       if (streak) throw taskFailingError(backfillId, attempt, streak.failure);
-      // The server refused it as too busy (RESOURCE_EXHAUSTED, BusyWorkflow): its workers are there.
-      const refused = busyRefusal(first.error);
-      if (refused !== undefined) throw new WorkflowBusyError(backfillId, description.taskQueue, refused);
-      if (!timedOut(first.error, shortDeadline)) throw first.error;
+      // Refused as too busy (RESOURCE_EXHAUSTED, BusyWorkflow), it waits as for a timeout: whether workers poll tells the rest.
+      if (!timedOut(first.error, shortDeadline) && busyRefusal(first.error) === undefined) throw first.error;
       if (none) throw noWorkerError(backfillId, description.taskQueue);
       const deadline = asked + QUERY_TIMEOUT_MS;
       try {

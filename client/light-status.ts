@@ -20,7 +20,7 @@ import type { Status } from './backfill-client.ts';
 import { pendingNotes } from './activity-failing.ts';
 import type { ConnectionSettings } from './connection.ts';
 import { NO_LIVE_ETA, anyMeasured, liveEta, liveWindows, withLiveEta, withStall, withoutEtaWithoutWorker, type LiveEta } from './eta.ts';
-import { QUERY_TIMEOUT_MS, UNPOLLED_QUERY_TIMEOUT_MS, WorkflowBusyError, busyRefusal, noPollerSeen, noWorkerError, polledLately, unansweredError } from './status-errors.ts';
+import { QUERY_TIMEOUT_MS, UNPOLLED_QUERY_TIMEOUT_MS, noPollerSeen, noWorkerError, polledLately, unansweredError } from './status-errors.ts';
 import { StatusRpc, StatusRpcError, speaksPlainGrpc } from './status-rpc.ts';
 import { WORKFLOW_EXECUTION_STATUS_RUNNING } from './status-wire.ts';
 import { answeredWhileFailing, failingStreakOf, taskFailingError } from './task-failing.ts';
@@ -103,16 +103,14 @@ export async function statusOf(rpc: StatusReads, backfillId: string): Promise<St
     // Workers poll, but the run's workflow task keeps failing: none can answer (or answers only the failure).
     const streak = unpolled ? undefined : await failingStreakOf(attempt, failureOf);
     if (streak) throw taskFailingError(backfillId, attempt, streak.failure);
-    // The server refused it as too busy (RESOURCE_EXHAUSTED, BusyWorkflow): its workers are there.
-    const refused = busyRefusal(first.error);
-    if (refused !== undefined) throw new WorkflowBusyError(backfillId, description.taskQueue, refused);
     if (!timedOut(first.error)) throw first.error;
     if (unpolled) throw noWorkerError(backfillId, description.taskQueue);
     try {
       progress = (await rpc.query(workflowId, QUERY_NAMES.progress, asked + QUERY_TIMEOUT_MS)) as Progress;
     } catch (error) {
       if (noPollerSeen(error)) throw noWorkerError(backfillId, description.taskQueue);
-      if (!timedOut(error) && busyRefusal(error) === undefined) throw error;
+      // A refusal (RESOURCE_EXHAUSTED) goes to the SDK's client, which waits it out.
+      if (!timedOut(error)) throw error;
       // Workers that poll its queue are there: it is busy, not without a worker.
       const after = await rpc.pollers(description.taskQueue, 'workflow', Date.now() + DESCRIBE_TIMEOUT_MS).catch(() => undefined);
       throw unansweredError(backfillId, description.taskQueue, error, workflowPollers, after);

@@ -106,16 +106,13 @@ export class WorkflowBusyError extends BackfillError {
 }
 
 /**
- * Why a running backfill's query got no answer: the workflow is busy (the server said so, or a
- * worker polled its workflow task queue while the query waited: `before` and `after` it, the
- * server's list), or no worker answered (none polled: a live worker given the query would have
- * polled again; one killed is still listed with its last poll, for minutes).
+ * Why a running backfill's query got no answer: its workflow is busy when a worker polled its
+ * workflow task queue while the query waited (`before` and `after` it, the server's lists), with
+ * the server's refusal as why when it refused (RESOURCE_EXHAUSTED: with no worker taking the
+ * pending task, status' own queries fill the buffer too); else no worker answered (a live worker
+ * given the query would have polled again; a killed one is listed with its last poll for minutes).
  */
 export function unansweredError(backfillId: string, taskQueue: string, error: unknown, before: readonly Poller[] | undefined, after: readonly Poller[] | undefined): BackfillError {
-  const refused = busyRefusal(error);
-  if (refused !== undefined) return new WorkflowBusyError(backfillId, taskQueue, refused);
-  if (before !== undefined && newestPoll(after) > newestPoll(before)) {
-    return new WorkflowBusyError(backfillId, taskQueue, `no answer within ${QUERY_TIMEOUT_MS / 1000}s, while a worker polled its queue`);
-  }
-  return noAnswerError(backfillId, taskQueue);
+  if (before === undefined || newestPoll(after) <= newestPoll(before)) return noAnswerError(backfillId, taskQueue);
+  return new WorkflowBusyError(backfillId, taskQueue, busyRefusal(error) ?? `no answer within ${QUERY_TIMEOUT_MS / 1000}s, while a worker polled its queue`);
 }

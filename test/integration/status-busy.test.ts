@@ -4,7 +4,6 @@
  */
 import { Connection } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { pollersOf } from '../../client/pollers.ts';
 import type { BackfillClient } from '../../client/backfill-client.ts';
 import { backfillWorkflowId } from '../../workflows/definitions.ts';
 import type { LastKnown } from '../../client/last-known.ts';
@@ -40,12 +39,13 @@ describe('status of a backfill whose workflow does not answer', () => {
       }
     })();
     try {
-      await waitFor('the poller to be listed', async () => (await pollersOf(silent, client.namespace, queue, 'workflow')).length > 0, 30_000);
-      for (const args of [['status', backfillId, '--json'], ['status', backfillId]]) {
-        const { code, json, stdout, stderr } = await runCli<ErrorJson>(args);
+      // Asked while the poller holds the workflow's first task (its timeout, 10 s, would make it a failing task).
+      await waitFor('the poller to take its workflow task', async () => (await client.client.workflow.getHandle(backfillWorkflowId(backfillId)).describe()).raw.pendingWorkflowTask?.state === 2, 30_000);
+      const runs = await Promise.all([runCli<ErrorJson>(['status', backfillId, '--json']), runCli<ErrorJson>(['status', backfillId])]);
+      for (const [i, { code, json, stdout, stderr }] of runs.entries()) {
         expect(code, stderr).toBe(1);
-        const said = args.includes('--json') ? json?.error?.message : stderr;
-        if (args.includes('--json')) expect(json?.error?.code, stdout).toBe('timeout');
+        const said = i === 0 ? json?.error?.message : stderr;
+        if (i === 0) expect(json?.error?.code, stdout).toBe('timeout');
         expect(said).toMatch(new RegExp(`backfill '${backfillId}' is running but its workflow is busy \\((no answer within 15s, while a worker polled its queue|the server refused a query: .*query buffer is full.*)\\): workers poll its workflow task queue '${queue}', so no worker is missing`));
         expect(said).not.toContain('start one');
       }

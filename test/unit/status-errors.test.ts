@@ -13,7 +13,7 @@ describe('status without an answering worker', () => {
     expect(noWorkerError('b', 'backfill').message).toMatch(/: start one with 'backfill worker --transforms <the spec's transforms modules, if it lists any>'$/);
   });
 
-  it('tells a busy workflow (the server says RESOURCE_EXHAUSTED, BusyWorkflow) from one without a worker, whatever polls', () => {
+  it('tells a busy workflow (the server says RESOURCE_EXHAUSTED, BusyWorkflow, while a worker polls) from one without a worker', () => {
     // As the SDK wraps it: a ServiceError whose cause is the gRPC error.
     const grpc = Object.assign(new Error('8 RESOURCE_EXHAUSTED: consistent query buffer is full, cannot accept new consistent queries'), {
       code: 8,
@@ -22,7 +22,10 @@ describe('status without an answering worker', () => {
     const wrapped = Object.assign(new Error('Failed to query workflow'), { cause: grpc });
     expect(busyRefusal(wrapped)).toBe('the server refused a query: consistent query buffer is full, cannot accept new consistent queries');
     expect(busyRefusal(new Error('deadline exceeded'))).toBeUndefined();
-    const error = unansweredError('b', 'q', wrapped, [], []);
+    // With no worker taking its pending task, status' own queries fill the buffer: that is no worker, not a busy one.
+    expect(unansweredError('b', 'q', wrapped, [], [])).not.toBeInstanceOf(WorkflowBusyError);
+    const now = Date.now();
+    const error = unansweredError('b', 'q', wrapped, [{ identity: 'w', lastAccessMs: now - 9000 }], [{ identity: 'w', lastAccessMs: now - 10 }]);
     expect(error).toBeInstanceOf(WorkflowBusyError);
     expect(error).toMatchObject({ code: 'timeout' });
     expect(error.message).toMatch(/^backfill 'b' is running but its workflow is busy \(the server refused a query: consistent query buffer is full.*\): workers poll its workflow task queue 'q', so no worker is missing; try again$/);
