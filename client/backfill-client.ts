@@ -98,6 +98,7 @@ import { startTracing, tracingRequested, type Tracing } from '../workers/tracing
 import { DEFAULT_UI_URL, settingsFromEnv, type Settings } from '../host/settings.ts';
 import { inputNodes } from './input-nodes.ts';
 import { queuedOf, withQueued } from './queued.ts';
+import { compactUtc } from './utc-time.ts';
 
 /** What a client does when a call says nothing else: the Web UI of its links, the task queue and the dataset check of `start`. */
 export type ClientDefaults = Pick<Settings, 'uiUrl' | 'taskQueue' | 'sharedDatasets'>;
@@ -429,8 +430,7 @@ function reusePolicy(deliberate: boolean, refusedOnly: boolean): WorkflowIdReuse
 /** A readable default id: the spec's name and the UTC start time. */
 export function defaultBackfillId(name: string, now = new Date()): string {
   const slug = name.toLowerCase().replace(/[^a-z0-9._-]+/g, '-').replace(/^-+|-+$/g, '') || 'backfill';
-  const stamp = now.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z').replace('T', '-');
-  return `${slug}-${stamp}`;
+  return `${slug}-${compactUtc(now)}`;
 }
 
 /** How often, and how long apart, the runs of a backfill are listed again when the list lags behind a continued run (`goOnBase`). */
@@ -2271,8 +2271,7 @@ export function startPriority(backfillId: string, options: Pick<StartOptions, 'p
 
 /** A new rollback's id, recorded with each of its restores: the backfill, the UTC time and a random suffix. */
 export function rollbackId(backfillId: string, now = new Date()): string {
-  const stamp = now.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z').replace('T', '-');
-  return `${backfillId}/rollback-${stamp}-${randomBytes(3).toString('hex')}`;
+  return `${backfillId}/rollback-${compactUtc(now)}-${randomBytes(3).toString('hex')}`;
 }
 
 /** The innermost cause of a failure (an activity's own message, under the workflow's and the activity's wrappers). */

@@ -21,6 +21,7 @@ import { endedText, undecided } from './ended.ts';
 import { printable, printableText, type Printable } from './printable.ts';
 import { number, plural } from './counts.ts';
 import { activityFailingText, type ActivityFailing } from './activity-failing.ts';
+import { utcTime } from './utc-time.ts';
 
 /** Table colours only on a terminal. */
 const tableStyle = () => (process.stdout.isTTY ? { head: ['cyan'] } : { head: [], border: [] });
@@ -280,11 +281,6 @@ function movedNothing(backfillId: string, leftAlone: number): string {
 /** Why a failed run failed, under its headline (`status`, `wait`, `start --watch`); none when unknown. */
 function failedLines(failure: string | undefined): string[] {
   return failure !== undefined ? [pc.red(`  ✗ it failed: ${printableText(failure)}`)] : [];
-}
-
-/** `2026-12-07 10:43:01 UTC`. */
-function utcTime(ms: number): string {
-  return new Date(ms).toISOString().replace('T', ' ').replace(/\.\d+Z$/, ' UTC');
 }
 
 /**
