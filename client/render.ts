@@ -12,6 +12,7 @@ import { isHeld } from '../core/progress.ts';
 import type { ChangeSummary } from './only-changed.ts';
 import { isActive, type NodeProgress, type Progress } from '../core/protocol.ts';
 import type { StatusRollback } from '../core/rollback.ts';
+import { retryFailedHint } from '../core/retry-hint.ts';
 import { shellWord } from '../core/shell-word.ts';
 import { windowsText } from '../core/windows-text.ts';
 import type { InputVersions, LedgerRow } from '../activities/warehouse/types.ts';
@@ -133,8 +134,8 @@ export function renderFailures(progress: Printable<Progress>): string[] {
 
 /** After a backfill that completed with failures: what to do about them. */
 export function renderRetryHint(progress: Printable<Progress>): string[] {
-  if (progress.state !== 'completed_with_failures') return [];
-  return [`  next: fix the cause, then 'backfill retry-failed ${shellWord(progress.backfillId)}' runs the failed partitions and those they blocked (with --spec <file> when the fix is in the spec)`];
+  const hint = retryFailedHint(progress);
+  return hint === null ? [] : [`  next: ${hint}`];
 }
 
 function since(iso: string | null): string {

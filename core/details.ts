@@ -9,6 +9,7 @@ import { grainOf } from './mapping.ts';
 import type { NodePartitions } from './partitions.ts';
 import type { Plan } from './plan.ts';
 import type { Progress } from './protocol.ts';
+import { retryFailedHint } from './retry-hint.ts';
 import type { CanaryView } from './canary.ts';
 import { formatPercent, rowChangePercent } from './diff.ts';
 import type { ResolvedNode, ResolvedSpec } from './spec.ts';
@@ -219,9 +220,11 @@ export function backfillCurrentDetails(progress: Progress): string {
   const actions = governance ? recentActionsText(progress.backfillId, governance.recentActions, governance.actions) : [];
   // What the policy holds it for (an approval, a budget, a run window: which window opens next).
   const holds = (progress.governance?.holds ?? []).map((h) => `${HARD_BREAK}Held: ${markdownText(h.reason.slice(0, 300))}`).join('');
+  const hint = retryFailedHint(progress);
+  const next = hint === null ? '' : `${HARD_BREAK}Next: ${markdownText(hint)}`;
   // The headline, the holds and the last error first, one paragraph: the Web UI shows current details in a frame of fixed height.
   return [
-    `**${headlineState(progress)}** · ${count(progress.done)} of ${count(progress.total)} partitions · backfill rate ${rate(progress.rate)}${shared} · ETA ${eta(progress.etaSeconds)}${holds}${lastError ? `${HARD_BREAK}Last error: ${markdownText(lastError.slice(0, 300))}` : ''}`,
+    `**${headlineState(progress)}** · ${count(progress.done)} of ${count(progress.total)} partitions · backfill rate ${rate(progress.rate)}${shared} · ETA ${eta(progress.etaSeconds)}${holds}${lastError ? `${HARD_BREAK}Last error: ${markdownText(lastError.slice(0, 300))}` : ''}${next}`,
     '',
     '| dataset | done | running | failed | blocked | rate | concurrency | ETA |',
     '| --- | --- | --- | --- | --- | --- | --- | --- |',

@@ -1,6 +1,7 @@
 /** What the Web UI shows of a backfill: summaries, static details and current details. */
 import { describe, expect, it } from 'vitest';
 import type { AuditEntry } from '../../core/audit.ts';
+import { shellWord } from '../../core/shell-word.ts';
 import { RECENT_ACTIONS, backfillCurrentDetails, backfillDetails, canaryDetails, markdownText, plainCell, recentActionsText, backfillSummary, describePartitions, nodeCurrentDetails, nodeDetails, nodeSummary, waitReasonText, type WaitReason } from '../../core/details.ts';
 import { NodePartitions } from '../../core/partitions.ts';
 import { expandPlan } from '../../core/plan.ts';
@@ -95,6 +96,19 @@ describe('current details', () => {
     const node = { id: 'orders', total: 10, done: 10, running: 0, failed: 0, blocked: 0, pending: 0, rate: null, concurrency: 4, throttles: 0, throughput: 1, etaSeconds: 0, failures: [] };
     const ended: Progress = { backfillId: 'b', name: 'shop', state: 'completed', paused: true, rate: null, concurrency: null, total: 10, done: 10, running: 0, failed: 0, blocked: 0, pending: 0, throughput: 1, etaSeconds: 0, runs: 1, nodes: [node] };
     expect(backfillCurrentDetails(ended).split('\n')[0]).toMatch(/^\*\*completed\*\* · /);
+  });
+
+  it('the parent: a backfill that completed with failures names retry-failed after its last error, as status does', () => {
+    const failures = [{ message: 'upstream source returned 404', type: 'NonRetryable', partitions: 2, examples: ['2024-01-02', '2024-01-03'] }];
+    const node = { id: 'orders', total: 10, done: 8, running: 0, failed: 2, blocked: 0, pending: 0, rate: null, concurrency: 4, throttles: 0, throughput: 1, etaSeconds: null, failures };
+    const ended: Progress = { backfillId: 'shop-1', name: 'shop', state: 'completed_with_failures', paused: false, rate: null, concurrency: null, total: 10, done: 8, running: 0, failed: 2, blocked: 0, pending: 0, throughput: 1, etaSeconds: null, runs: 1, nodes: [node] };
+    const lines = backfillCurrentDetails(ended).split('\n');
+    expect(lines[1]).toBe('Last error: orders: upstream source returned 404  ');
+    expect(lines[2]).toBe("Next: fix the cause, then 'backfill retry-failed shop-1' runs the failed partitions and those they blocked \\(with --spec \\<file\\> when the fix is in the spec\\)");
+    // An id chosen by whoever started it is quoted for the shell, then escaped for the markdown.
+    expect(backfillCurrentDetails({ ...ended, backfillId: 'b; rm -rf ~' })).toContain(`retry-failed ${markdownText(shellWord('b; rm -rf ~'))}'`);
+    // Any other state: no next step.
+    expect(backfillCurrentDetails({ ...ended, state: 'completed', failed: 0, nodes: [{ ...node, failed: 0, failures: [] }] })).not.toContain('Next:');
   });
 
   const entry = (seq: number, over: Partial<AuditEntry>): AuditEntry => ({
