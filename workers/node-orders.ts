@@ -11,13 +11,9 @@ import { defaultPayloadConverter } from '@temporalio/common';
 import type { NativeConnection } from '@temporalio/worker';
 import type { NodeOrders, NodeOrdersRequest } from '../core/protocol.ts';
 import { QUERY_NAMES } from '../core/workflow-ids.ts';
+import { queryWithin } from './query-within.ts';
 
-/**
- * Under the activity's start-to-close timeout (10 s, workflows/node.ts): past it the server has
- * given up on the attempt. A query waits for a workflow worker to answer it (30 s by default), and
- * none answers once this worker shuts down: without a deadline and the activity's cancellation, the
- * attempt outlived the worker's shutdown grace.
- */
+/** Under the activity's start-to-close timeout (10 s, workflows/node.ts): past it the server has given up on the attempt. */
 const ORDERS_QUERY_TIMEOUT_MS = 9_000;
 
 export type NodeOrdersActivities = { fetchNodeOrders(request: NodeOrdersRequest): Promise<NodeOrders> };
@@ -25,20 +21,13 @@ export type NodeOrdersActivities = { fetchNodeOrders(request: NodeOrdersRequest)
 export function createNodeOrdersActivities(connection: Pick<NativeConnection, 'workflowService' | 'withDeadline'>, namespace: string): NodeOrdersActivities {
   return {
     async fetchNodeOrders({ parentWorkflowId, node }) {
-      // The native connection takes a deadline (which it retries past) but not an abort signal: the
-      // attempt ends on its cancellation or its own timer, and the call is left to its deadline.
-      const query = connection.withDeadline(Date.now() + ORDERS_QUERY_TIMEOUT_MS, () =>
-        connection.workflowService.queryWorkflow({
-          namespace,
-          execution: { workflowId: parentWorkflowId },
-          query: { queryType: QUERY_NAMES.nodeOrders, queryArgs: { payloads: [defaultPayloadConverter.toPayload(node)] } },
-        }),
+      // Ends on the activity's cancellation too: no workflow worker answers once this worker shuts down.
+      const response = await queryWithin(
+        connection,
+        { namespace, execution: { workflowId: parentWorkflowId }, query: { queryType: QUERY_NAMES.nodeOrders, queryArgs: { payloads: [defaultPayloadConverter.toPayload(node)] } } },
+        ORDERS_QUERY_TIMEOUT_MS,
+        Context.current().cancelled,
       );
-      let timer: NodeJS.Timeout | undefined;
-      const timedOut = new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`the backfill's workflow ${parentWorkflowId} did not answer within ${ORDERS_QUERY_TIMEOUT_MS / 1000} s (is a worker of its task queue running?)`)), ORDERS_QUERY_TIMEOUT_MS);
-      });
-      const response = await Promise.race([query, Context.current().cancelled, timedOut]).finally(() => clearTimeout(timer));
       const payload = response.queryResult?.payloads?.[0];
       if (!payload) throw new Error(`the backfill's workflow ${parentWorkflowId} gave no orders for node ${node}`);
       return defaultPayloadConverter.fromPayload<NodeOrders>(payload);

@@ -16,6 +16,7 @@
 import { defaultPayloadConverter } from '@temporalio/common';
 import type { NativeConnection } from '@temporalio/worker';
 import { QUERY_NAMES, backfillWorkflowId } from '../core/workflow-ids.ts';
+import { queryWithin } from './query-within.ts';
 
 /** The failed attempts the workflow counted, and the cap. */
 export type RetryBudget = { used: number; limit: number };
@@ -23,20 +24,16 @@ export type RetryBudget = { used: number; limit: number };
 type Progressish = { governance?: { budgets?: { retries?: { used?: unknown; limit?: unknown } | null } } };
 
 /** The retry budget of a backfill as its workflow counts it; null: none, or no answer in `timeoutMs`. */
-export function queryRetryBudget(connection: Pick<NativeConnection, 'workflowService'>, namespace: string, timeoutMs = 2000): (backfillId: string) => Promise<RetryBudget | null> {
+export function queryRetryBudget(connection: Pick<NativeConnection, 'workflowService' | 'withDeadline'>, namespace: string, timeoutMs = 2000): (backfillId: string) => Promise<RetryBudget | null> {
   return async (backfillId) => {
-    let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<undefined>((done) => (timer = setTimeout(() => done(undefined), timeoutMs)));
     try {
-      const query = connection.workflowService.queryWorkflow({ namespace, execution: { workflowId: backfillWorkflowId(backfillId) }, query: { queryType: QUERY_NAMES.progress } });
-      const payload = (await Promise.race([query, late]))?.queryResult?.payloads?.[0];
+      const answer = await queryWithin(connection, { namespace, execution: { workflowId: backfillWorkflowId(backfillId) }, query: { queryType: QUERY_NAMES.progress } }, timeoutMs);
+      const payload = answer.queryResult?.payloads?.[0];
       if (!payload) return null;
       const retries = defaultPayloadConverter.fromPayload<Progressish>(payload)?.governance?.budgets?.retries;
       return typeof retries?.used === 'number' && typeof retries.limit === 'number' ? { used: retries.used, limit: retries.limit } : null;
     } catch {
       return null;
-    } finally {
-      clearTimeout(timer);
     }
   };
 }
