@@ -80,7 +80,7 @@ import { leftRunning } from '../core/busy-datasets.ts';
 import { visibilityLiteral } from './visibility.ts';
 import { LiveEtas, NO_LIVE_ETA, anyMeasured, liveEta, liveWindows, withLiveEta, withStall, withoutEtaWithoutWorker, type LiveEta } from './eta.ts';
 import { registerSearchAttributes, rejectedAttribute, requireSearchAttributes, unregisteredAttribute, type SetupResult } from './search-attributes.ts';
-import { lastKnown as readLastKnown, type LastKnown } from './last-known.ts';
+import { lastKnown as readLastKnown, recordedCounts, type LastKnown } from './last-known.ts';
 import { QUERY_TIMEOUT_MS, UNPOLLED_QUERY_TIMEOUT_MS, busyRefusal, noPollerSeen, polledLately, noWorkerError, unansweredError, workflowWorker } from './status-errors.ts';
 import { FAILURE_EVENTS, answeredWhileFailing, failingStreakOf, lastTaskFailure, taskFailingError, type TaskFailure, type TaskFailingWarning } from './task-failing.ts';
 import { pollersOf } from './pollers.ts';
@@ -832,6 +832,17 @@ export class BackfillClient {
         if (!input) return [];
         const plan = expandPlan(input.spec, input.range);
         return plan.nodes.map((n) => ({ id: n.id, taskQueue: n.spec.taskQueue, partitions: n.partitions.size }));
+      },
+      counts: async (nodes) => {
+        const [{ reportedWork }, history] = await Promise.all([
+          import('./report/history.ts'),
+          this.client.withDeadline(Date.now() + 10_000, () => this.client.workflow.getHandle(workflowId, backfill.runId, { followRuns: false }).fetchHistory()),
+        ]);
+        const events = history.events ?? [];
+        const decode = (payload: proto.temporal.api.common.v1.IPayload) => this.client.options.loadedDataConverter.payloadConverter.fromPayload(payload);
+        const started = events[0]?.workflowExecutionStartedEventAttributes?.input?.payloads?.[0];
+        const input = started ? (decode(started) as BackfillInput | undefined) : undefined;
+        return recordedCounts(input?.carry, reportedWork(events, decode, (node) => nodeWorkflowId(backfillId, node)), nodes);
       },
     });
   }

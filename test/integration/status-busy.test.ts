@@ -80,13 +80,13 @@ describe('status of a backfill whose workflow does not answer', () => {
         workflowTaskQueue: queue,
         asOf: expect.stringMatching(/^\d{4}-/),
         // Its node workflow starts once its datasets are taken, on the queue nobody polls.
-        nodes: [{ id: 'parked', taskQueue: `${queue}-nowhere`, partitions: 2, workflow: expect.stringMatching(/^(running|not_started)$/), batchesInFlight: expect.any(Number) }],
+        nodes: [{ id: 'parked', taskQueue: `${queue}-nowhere`, partitions: 2, done: 0, failed: 0, workflow: expect.stringMatching(/^(running|not_started)$/), batchesInFlight: expect.any(Number) }],
       });
 
       const text = await runCli(['status', backfillId]);
       expect(text.code).toBe(1);
       expect(text.stdout).toMatch(new RegExp(`^${backfillId} last known: running, started .* ago\\); its history last moved at .* ago\\)\n  \\(no worker answers`));
-      expect(text.stdout).toMatch(new RegExp(`\\n  parked: 2 partitions on task queue ${queue}-nowhere; its workflow (running|not started)`));
+      expect(text.stdout).toMatch(new RegExp(`\\n  parked: 0 of 2 partitions done, on task queue ${queue}-nowhere; its workflow (running|not started)`));
       expect(text.stderr).toMatch(/^error: backfill '.*' is running but no worker (answered within 15s|polls its workflow task queue)/);
     } finally {
       if (!stopped) await worker.stop();
