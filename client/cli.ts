@@ -138,6 +138,12 @@ export function commandLineMistaken(argv: readonly string[]): BackfillError | un
   const { args, options, word: at } = beforeCommand(argv);
   if (at === undefined) return undefined;
   const word = args[at]!;
+  // Commander reads the program's --version anywhere: `rollback b2 --version 1` printed 0.1.0 and exited 0.
+  const end = args.indexOf('--', at);
+  const version = args.slice(at + 1, end === -1 ? undefined : end).find((arg) => arg === '-V' || arg === '--version' || arg.startsWith('--version='));
+  if (version !== undefined && isCommandName(word)) {
+    return new BackfillError('invalid_argument', `'backfill ${word}' has no option '${version.split('=')[0]}': 'backfill --version' alone prints backfill's version; run 'backfill ${word} --help' for its options`);
+  }
   if (Object.hasOwn(PLAN_MODES, word)) {
     return new BackfillError('invalid_argument', `'${word}' is not a command: run 'backfill plan <spec>${PLAN_MODES[word]}' (it needs no server)`);
   }

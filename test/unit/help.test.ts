@@ -221,6 +221,18 @@ describe('the commands a command line loads', () => {
     expect((await cli('--address', 'localhost:7233', '--version')).code).toBe(EXIT.ok);
   });
 
+  it("refuses --version after a command (commander printed the version and exited 0 for 'rollback b2 --version 1')", async () => {
+    const after = await cli('rollback', 'b2', '--version', '1');
+    expect(after.code).toBe(EXIT.error);
+    expect(after.stdout).not.toContain('0.');
+    expect(stripVTControlCharacters(after.stderr)).toBe("error: 'backfill rollback' has no option '--version': 'backfill --version' alone prints backfill's version; run 'backfill rollback --help' for its options\n");
+    const short = await cli('status', 'b2', '-V', '--json');
+    expect(JSON.parse(short.stdout)).toEqual({ error: { code: 'invalid_argument', message: "'backfill status' has no option '-V': 'backfill --version' alone prints backfill's version; run 'backfill status --help' for its options" } });
+    // After '--' it is an argument, and before a command the program's option.
+    expect((await cli('plan', '--', '--version')).stderr).not.toContain('has no option');
+    expect((await cli('-V', 'status')).code).toBe(EXIT.ok);
+  });
+
   it('takes a spec written in place of policy\'s action for what it is, naming the actions and the command line', async () => {
     const left = await cli('policy', 'examples/shop/backfill.yaml');
     expect(left.code).toBe(EXIT.error);
