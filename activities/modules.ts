@@ -2,7 +2,9 @@
  * Imports a user's module (a spec, transforms), TypeScript included. From the sources a
  * TypeScript loader is in place already (tsx, or vitest). Compiled, this package needs no
  * loader of its own, and tsx, an optional dependency, is registered the first time a
- * TypeScript module is imported.
+ * TypeScript module is imported: its ES module hooks and its CommonJS ones, for a `.ts` file
+ * outside a `"type": "module"` package is CommonJS to Node (with the ES hooks alone, importing
+ * one failed as "Cannot require() ES Module … in a cycle").
  */
 import { extname } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -39,8 +41,27 @@ export function moduleImporter(options: { typescriptReady: boolean; loadTsx: () 
         `cannot load ${path}: TypeScript modules load through tsx, which is not installed: install tsx (npm install tsx), or write the module in JavaScript (.js or .mjs)`,
       );
     }
-    return (await import(pathToFileURL(path).href)) as Record<string, unknown>;
+    return esModuleOf((await import(pathToFileURL(path).href)) as Record<string, unknown>);
   };
 }
 
-export const importModule: ModuleImporter = moduleImporter({ typescriptReady: FROM_SOURCES, loadTsx: () => import('tsx/esm/api') });
+/**
+ * An ES module's exports as written, also when it was compiled to CommonJS: Node then gives its
+ * `exports` object as the default export, and the module's own default export is inside it.
+ */
+export function esModuleOf(loaded: Record<string, unknown>): Record<string, unknown> {
+  const inner = loaded.default;
+  return typeof inner === 'object' && inner !== null && (inner as { __esModule?: unknown }).__esModule === true ? (inner as Record<string, unknown>) : loaded;
+}
+
+async function loadTsx(): Promise<TsxApi> {
+  const [esm, cjs] = await Promise.all([import('tsx/esm/api'), import('tsx/cjs/api')]);
+  return {
+    register: () => {
+      esm.register();
+      cjs.register();
+    },
+  };
+}
+
+export const importModule: ModuleImporter = moduleImporter({ typescriptReady: FROM_SOURCES, loadTsx });

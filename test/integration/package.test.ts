@@ -161,6 +161,15 @@ describe('the npm package', () => {
     const adapted = await npx(dir, ['lineage', 'daily_pages', '2024-01-01', '--warehouse', `mine://${warehouse}`, '--json'], { BACKFILL_WAREHOUSE_ADAPTERS: 'mine=./adapters/mine.ts' });
     expect(adapted.json, adapted.stderr).toMatchObject({ current: { backfillId: 'scaffold-day', rowCount: 5 } });
 
+    // Transforms in TypeScript outside a "type": "module" package (Node takes a .ts file there for
+    // CommonJS): they load too (they failed: "Cannot require() ES Module … in a cycle").
+    mkdirSync(join(dir, 'loose'), { recursive: true });
+    writeFileSync(join(dir, 'loose', 'package.json'), '{}\n');
+    copyFileSync(join(dir, 'transforms.ts'), join(dir, 'loose', 'transforms.ts'));
+    copyFileSync(join(dir, 'backfill.yaml'), join(dir, 'loose', 'backfill.yaml'));
+    const loose = await npx(dir, ['plan', 'loose/backfill.yaml', '--json']);
+    expect(loose.json, loose.stderr).toMatchObject({ totalPartitions: 175 });
+
     // Without tsx the package runs on: a spec in JavaScript loads; one in TypeScript fails, naming the fix.
     rmSync(join(dir, 'node_modules', 'tsx'), { recursive: true, force: true });
     copyFileSync(join(dir, 'transforms.ts'), join(dir, 'transforms.mjs'));

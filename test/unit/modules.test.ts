@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BackfillError } from '../../core/errors.ts';
-import { moduleImporter } from '../../activities/modules.ts';
+import { esModuleOf, moduleImporter } from '../../activities/modules.ts';
 import { isNonRetryable, isThrottled, NonRetryableError, ThrottledError } from '../../activities/errors.ts';
 
 let dir: string;
@@ -42,6 +42,16 @@ describe('moduleImporter', () => {
     expect((error as BackfillError).message).toContain(join(dir, 'typed.ts'));
     expect((error as BackfillError).message).toMatch(/install tsx \(npm install tsx\), or write the module in JavaScript/);
     expect((await load(join(dir, 'plain.mjs'))).default).toEqual({ answer: 42 });
+  });
+
+  it('gives an ES module compiled to CommonJS as written: its exports, not the CommonJS exports object as its default', () => {
+    const exportsObject = Object.defineProperty({ default: { answer: 45 }, named: 1 }, '__esModule', { value: true });
+    expect(esModuleOf({ default: exportsObject })).toBe(exportsObject);
+    // A plain CommonJS module (module.exports = …) and an ES module stay as Node gives them.
+    const plain = { default: { transforms: {} } };
+    expect(esModuleOf(plain)).toBe(plain);
+    const esm = { default: { answer: 46 } };
+    expect(esModuleOf(esm)).toBe(esm);
   });
 
   it('passes on other failures of loading tsx', async () => {
