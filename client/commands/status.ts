@@ -28,7 +28,13 @@ export function statusCommand() {
     .addOption(jsonOption())
     .action(async (id, options, command) => {
       const { renderStatus } = await import('../render.ts');
+      // The first unanswered query (no worker answers the running backfill), on either path: the last known status is shown for it below.
       let unanswered: BackfillError | undefined;
+      const keepUnanswered = (error: unknown): null => {
+        if (!unansweredBy(error)) throw error;
+        unanswered = error;
+        return null;
+      };
       if (!options.watch) {
         // A running backfill is read without the Temporal SDK's client when the settings allow it
         // (light-status.ts); anything else, and every error, goes through the SDK's client below.
@@ -38,7 +44,7 @@ export function statusCommand() {
           import('../../workers/tracing.ts'),
         ]);
         const settings = resolveConnection(connectionFlags(command));
-        const status = tracingRequested() ? null : await lightStatus(settings, id).catch((error: unknown) => (unansweredBy(error) ? ((unanswered = error), null) : Promise.reject(error)));
+        const status = tracingRequested() ? null : await lightStatus(settings, id).catch(keepUnanswered);
         if (status) {
           print(options.json, status, () => renderStatus(status));
           return;
@@ -56,7 +62,7 @@ export function statusCommand() {
           if (!blocks) print(options.json, final, () => renderStatus(final));
           return;
         }
-        const status = unanswered ? null : await client.status(id).catch((error: unknown) => (unansweredBy(error) ? ((unanswered = error), null) : Promise.reject(error)));
+        const status = unanswered ? null : await client.status(id).catch(keepUnanswered);
         if (status) {
           print(options.json, status, () => renderStatus(status));
           return;
