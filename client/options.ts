@@ -6,9 +6,19 @@
 import { InvalidArgumentError, Option, type CommandUnknownOpts } from '@commander-js/extra-typings';
 import { BackfillError } from '../core/errors.ts';
 import type { ConnectionOverrides } from './connection.ts';
+import { parseDurationFlag } from './duration-flag.ts';
 import { terminalText } from './printable.ts';
 
 export const jsonOption = (help = 'machine-readable output') => new Option('--json', help);
+
+/** How often `--watch` looks (`status --watch`, `start --watch`): a duration from 100 ms to 10 minutes. */
+const WATCH_INTERVAL_BOUNDS = { minMs: 100, maxMs: 600_000 };
+
+/** `--interval` of a command that takes `--watch`: how often it looks, in milliseconds (default 1 s). */
+export const watchIntervalOption = () =>
+  new Option('--interval <duration>', 'refresh interval with --watch, e.g. 500ms or 5s (a bare number counts seconds)')
+    .argParser((v) => parseDurationFlag('--interval', v, WATCH_INTERVAL_BOUNDS))
+    .default(1000, '1s');
 
 /** The warehouse every command that reads or writes one takes. */
 export const warehouseOption = () =>

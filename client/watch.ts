@@ -2,8 +2,10 @@
 import { BackfillError } from '../core/errors.ts';
 import { isActive, type BackfillState } from '../core/protocol.ts';
 import type { BackfillClient, Status } from './backfill-client.ts';
+import { print } from './options.ts';
 import { ProgressView } from './progress-view.ts';
 import { terminalText } from './printable.ts';
+import { renderStatus } from './render.ts';
 import { WorkflowBusyError } from './status-errors.ts';
 
 /** How long `--watch` rides out a Temporal server that does not answer (a restart) before it gives up. */
@@ -76,4 +78,22 @@ export async function watch(
   } finally {
     view?.stop();
   }
+}
+
+/**
+ * `--watch` as the command line runs it (`status --watch`, `start --watch`). On a terminal: the
+ * bars (nothing with `json`) until it ends. Not on a terminal (a pipe, a file, a CI log): no
+ * bars; each look, every `intervalMs`, is a full status block on stdout, as `status` prints it,
+ * the last one (how it ended) included. Notes (a worker or the server away) go to stderr, as on a
+ * terminal. `shown`: the final status is on stdout already (the last block).
+ */
+export async function watchOnStdout(
+  client: Pick<BackfillClient, 'status'>,
+  backfillId: string,
+  options: { json: boolean | undefined; intervalMs: number },
+): Promise<{ final: Status; shown: boolean }> {
+  const blocks = !options.json && !process.stdout.isTTY;
+  const show = blocks ? (status: Status) => print(false, status, () => `${renderStatus(status)}\n`) : undefined;
+  const final = await watch(client, backfillId, options.json, options.intervalMs, undefined, show);
+  return { final, shown: blocks };
 }

@@ -9,7 +9,7 @@ import { parseDurationFlag } from '../duration-flag.ts';
 import { exitCodeFor } from '../exit-codes.ts';
 import { SPEC_IN_EXAMPLES as SPEC, HELP_GROUPS, documented } from '../help.ts';
 import type { ChangeSummary } from '../only-changed.ts';
-import { budgetsAsked, checkOnlyChanged, codeVersionOption, concurrencyOption, costBudgetOption, fairnessWeightOption, jsonOption, positiveInteger, print, priorityOption, rateOption, reasonOption, retryBudgetOption, warehouseOption } from '../options.ts';
+import { budgetsAsked, checkOnlyChanged, codeVersionOption, concurrencyOption, costBudgetOption, fairnessWeightOption, jsonOption, positiveInteger, print, priorityOption, rateOption, reasonOption, retryBudgetOption, warehouseOption, watchIntervalOption } from '../options.ts';
 import { withClient } from '../with-client.ts';
 import { terminalText } from '../printable.ts';
 import { unpolledQueueNotes, workerCommand } from '../worker-hint.ts';
@@ -98,7 +98,8 @@ export function startCommand() {
     .addOption(fairnessWeightOption('its share of a task queue shared with other backfills, against theirs (default 1)'))
     .addOption(retryBudgetOption("pause once this many partition attempts have failed (within the policy's most)"))
     .addOption(costBudgetOption("pause once the partitions cost this much, in the policy's cost metric (within its most)"))
-    .option('--watch', 'show live progress until it ends')
+    .option('--watch', 'show live progress until it ends (not on a terminal: a full status block on stdout every --interval)')
+    .addOption(watchIntervalOption())
     .addOption(jsonOption())
     .action(async (file, options, command) => {
       const limits = (await import('../../core/limits.ts')).limitsAsked(options);
@@ -143,16 +144,17 @@ export function startCommand() {
         }
         const verb = started.attached ? 'attached to' : 'started';
         const kept = started.onlyChanged ? `\n  only changed: ${started.onlyChanged.totalToRun} partitions run, ${started.onlyChanged.totalSkipped} keep their published versions` : '';
-        print(options.json, started, () => `${verb} ${pc.bold(started.backfillId)}${kept}${admissionLines(started, workerCommand(spec, transformModules))}\n  web UI: ${started.uiUrl}${options.watch ? '' : `\n  watch:  backfill status ${started.backfillId} --watch`}`);
+        print(options.json, started, () => `${verb} ${pc.bold(started.backfillId)}${kept}${admissionLines(started, workerCommand(spec, transformModules))}\n  web UI: ${started.uiUrl}${options.watch ? '\n' : `\n  watch:  backfill status ${started.backfillId} --watch`}`);
         // A worker took the start: nodes on an activity queue nobody polls would wait unseen until status is asked.
         if (!started.attached && started.admission !== null) {
           const unpolled = await client.unpolledQueues(spec.nodes.map((n) => n.taskQueue));
           for (const note of unpolledQueueNotes(spec, unpolled, workerCommand(spec, transformModules))) process.stderr.write(`${pc.yellow(`note: ${terminalText(note)}`)}\n`);
         }
         if (options.watch) {
-          const [{ watch }, { renderEnd }] = await Promise.all([import('../watch.ts'), import('../render.ts')]);
-          const final = await watch(client, started.backfillId, options.json);
-          if (!options.json) process.stdout.write(`${terminalText(renderEnd(final))}\n`);
+          const [{ watchOnStdout }, { renderEnd }] = await Promise.all([import('../watch.ts'), import('../render.ts')]);
+          // On a pipe, the last status block already says how it ended.
+          const { final, shown } = await watchOnStdout(client, started.backfillId, { json: options.json, intervalMs: options.interval });
+          if (!options.json && !shown) process.stdout.write(`${terminalText(renderEnd(final))}\n`);
           process.exitCode = exitCodeFor(final.state, final);
         }
       });

@@ -1,15 +1,10 @@
 /** `backfill status <id>`: per-node progress, throughput, ETA and failures. */
-import { Command, Option } from '@commander-js/extra-typings';
+import { Command } from '@commander-js/extra-typings';
 import { BackfillError } from '../../core/errors.ts';
-import type { Status } from '../backfill-client.ts';
-import { parseDurationFlag } from '../duration-flag.ts';
 import { printableLines } from '../printable.ts';
 import { HELP_GROUPS, documented } from '../help.ts';
-import { connectionFlags, jsonOption, print } from '../options.ts';
+import { connectionFlags, jsonOption, print, watchIntervalOption } from '../options.ts';
 import { withClient } from '../with-client.ts';
-
-/** How often `status --watch` looks: a duration from 100 ms to 10 minutes. */
-const INTERVAL_BOUNDS = { minMs: 100, maxMs: 600_000 };
 
 export function statusCommand() {
   return documented(new Command('status'), HELP_GROUPS.run, [
@@ -20,11 +15,7 @@ export function statusCommand() {
     .description('per-node progress, throughput, ETA and failures')
     .argument('<id>', 'backfill id')
     .option('--watch', 'live progress bars until it ends (not on a terminal: a full status block on stdout every --interval)')
-    .addOption(
-      new Option('--interval <duration>', 'refresh interval with --watch, e.g. 500ms or 5s (a bare number counts seconds)')
-        .argParser((v) => parseDurationFlag('--interval', v, INTERVAL_BOUNDS))
-        .default(1000, '1s'),
-    )
+    .addOption(watchIntervalOption())
     .addOption(jsonOption())
     .action(async (id, options, command) => {
       const { renderStatus } = await import('../render.ts');
@@ -52,14 +43,9 @@ export function statusCommand() {
       }
       await withClient(command, async (client) => {
         if (options.watch) {
-          const { watch } = await import('../watch.ts');
-          // Not on a terminal (a pipe, a file, a CI log): no bars; each look, every --interval, is a
-          // full status block on stdout, as `status` prints it, the last one included. Notes (a worker
-          // or the server away) go to stderr, as on a terminal.
-          const blocks = !options.json && !process.stdout.isTTY;
-          const show = blocks ? (status: Status) => print(false, status, () => `${renderStatus(status)}\n`) : undefined;
-          const final = await watch(client, id, options.json, options.interval, undefined, show);
-          if (!blocks) print(options.json, final, () => renderStatus(final));
+          const { watchOnStdout } = await import('../watch.ts');
+          const { final, shown } = await watchOnStdout(client, id, { json: options.json, intervalMs: options.interval });
+          if (!shown) print(options.json, final, () => renderStatus(final));
           return;
         }
         const status = unanswered ? null : await client.status(id).catch(keepUnanswered);

@@ -1,12 +1,15 @@
 /**
- * `status --watch` not on a terminal (a pipe, a file): each look, every --interval, is a full
- * status block on stdout, the last one showing how it ended; stderr stays for notes.
+ * `status --watch` and `start --watch` not on a terminal (a pipe, a file): each look, every
+ * --interval, is a full status block on stdout, the last one showing how it ended; stderr stays
+ * for notes.
  */
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BackfillClient } from '../../client/backfill-client.ts';
 import { connectClient, runCli, scratch, startTestWorker, testSpec, uniqueQueue, type TestWorker } from './helpers.ts';
 
-describe('status --watch on a pipe', () => {
+describe('--watch on a pipe', () => {
   const queue = uniqueQueue('status-watch-pipe');
   let client: BackfillClient;
   let worker: TestWorker;
@@ -19,7 +22,7 @@ describe('status --watch on a pipe', () => {
     await worker?.stop();
   });
 
-  it('prints a full status block on stdout every --interval until it ends, and nothing else', async () => {
+  it('status --watch prints a full status block on stdout every --interval until it ends, and nothing else', async () => {
     // Six partitions of 600 ms one at a time: about 4 s of work.
     const spec = testSpec(queue, { name: 'watch-pipe', partitions: { grain: 'day', start: '2024-01-01', end: '2024-01-07' }, nodes: [{ id: 'slow', transform: 'sleep', params: { ms: 600 }, concurrency: 1, batchSize: 1 }] });
     const { backfillId } = await client.start(spec, { taskQueue: queue });
@@ -40,4 +43,35 @@ describe('status --watch on a pipe', () => {
     expect(blocks.at(-1)).toMatch(new RegExp(`^${backfillId} completed`));
     expect(blocks.filter((b) => /^\S+ completed/.test(b))).toHaveLength(1);
   }, 120_000);
+
+  it('start --watch prints its start, then a full status block on stdout every --interval until it ends, and nothing else', async () => {
+    const dir = scratch('start-watch-pipe');
+    const file = join(dir, 'spec.json');
+    // Six partitions of 600 ms one at a time: about 4 s of work.
+    writeFileSync(file, JSON.stringify({ name: 'start-watch-pipe', partitions: { grain: 'day', start: '2024-01-01', end: '2024-01-07' }, defaults: { taskQueue: queue }, nodes: [{ id: 'slow', transform: 'sleep', params: { ms: 600 }, concurrency: 1, batchSize: 1 }] }));
+    const id = `start-watch-pipe-${Date.now()}`;
+    const began = Date.now();
+    const { code, stdout, stderr } = await runCli(['start', file, '--id', id, '--watch', '--interval', '500ms'], { BACKFILL_TASK_QUEUE: queue });
+    const took = Date.now() - began;
+    expect(code, stderr).toBe(0);
+    expect(stderr).toBe('');
+    const [head, ...blocks] = stdout.split('\n\n').filter((b) => b.trim() !== '');
+    expect(head).toMatch(new RegExp(`^started ${id}\n`));
+    for (const block of blocks) {
+      expect(block).toMatch(new RegExp(`^${id} `));
+      expect(block).toMatch(/│ slow /);
+    }
+    // A block every 500 ms, not a line on stderr every 5 s; the process's start and the start of the backfill aside.
+    expect(blocks.length).toBeGreaterThanOrEqual(Math.floor((took - 4000) / 1000));
+    expect(blocks.length).toBeGreaterThanOrEqual(3);
+    // The last block says how it ended, once: no end text after it.
+    expect(blocks.at(-1)).toMatch(new RegExp(`^${id} completed`));
+    expect(blocks.filter((b) => /^\S+ completed/.test(b))).toHaveLength(1);
+  }, 120_000);
+
+  it('start --watch holds --interval to its bounds, before anything starts', async () => {
+    const { code, stderr } = await runCli(['start', 'no-such-spec.yaml', '--watch', '--interval', '10ms']);
+    expect(code).not.toBe(0);
+    expect(stderr).toMatch(/--interval '10ms' must be from 100ms to 10m/);
+  });
 });
