@@ -2,14 +2,14 @@
  * Starts the Temporal dev server (the `temporal` CLI's `server start-dev`) on a SQLite file,
  * so that it survives its own restart, with the project's search attributes registered.
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { linkSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { dirname } from 'node:path';
 import { Connection, type TLSConfig } from '@temporalio/client';
-import { z } from 'zod';
 import { BackfillError } from '../core/errors.ts';
 import { SEARCH_ATTRIBUTES } from '../client/search-attributes.ts';
+import { DEV_SERVER_ARGS, lockPath, lockText, namesDevServerOn, processInfo, readLock, running, runsCommand, type Lock } from './dev-server-lock.ts';
 import { resolveTemporalCli } from './temporal-cli.ts';
 
 
@@ -137,6 +137,9 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
   if (resolved.uiPort === null) args.push('--headless');
   else args.push('--ui-port', String(resolved.uiPort));
 
+  const address = `${resolved.ip}:${resolved.port}`;
+  const uiUrl = resolved.uiPort === null ? null : `http://localhost:${resolved.uiPort}`;
+
   let out: number | 'ignore' = 'ignore';
   if (resolved.logFile) {
     mkdirSync(dirname(resolved.logFile), { recursive: true });
@@ -152,7 +155,7 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
     throw error;
   }
   stopWithThisProcess(child);
-  lock.holdFor(child, [cli, ...args]);
+  lock.holdFor(child, [cli, ...args], { address, uiUrl });
   let exit: string | undefined;
   // A binary that cannot be run (EACCES, ENOENT) is an 'error' event: without a listener it would end the process.
   child.once('error', (error) => {
@@ -161,7 +164,6 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
   child.once('exit', (code, signal) => {
     exit = `the Temporal dev server exited (${signal ?? `code ${code}`}) before it was ready${resolved.logFile ? `; see ${resolved.logFile}` : ''}`;
   });
-  const address = `${resolved.ip}:${resolved.port}`;
   try {
     await waitForServer(address, resolved.namespace, resolved.startTimeoutMs, () => exit);
   } catch (error) {
@@ -170,58 +172,11 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
   }
   return {
     address,
-    uiUrl: resolved.uiPort === null ? null : `http://localhost:${resolved.uiPort}`,
+    uiUrl,
     process: child,
     options: resolved,
     stop: () => stopProcess(child),
   };
-}
-
-/** Whether process `pid` runs; a zombie nobody reaped (a container without init) counts as gone. */
-function running(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'EPERM') return false;
-  }
-  try {
-    return !/^\d+ \(.*\) Z /s.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
-  } catch {
-    return true;
-  }
-}
-
-/** A dev server's first arguments, before its database: what a lock's command must start with (after the CLI) to name one. */
-const DEV_SERVER_ARGS = ['server', 'start-dev', '--db-filename'];
-
-/**
- * What the lock beside a database says: the process that took it (`owner`) and, once started,
- * the dev server it started there, with its command line. A release before this one wrote the
- * pid alone.
- */
-const LockSchema = z.object({ owner: z.number().int().positive(), pid: z.number().int().positive().optional(), command: z.array(z.string()).optional() });
-type Lock = z.infer<typeof LockSchema>;
-
-/** The text of the lock at `path`; undefined when it is gone. */
-function lockText(path: string): string | undefined {
-  try {
-    return readFileSync(path, 'utf8');
-  } catch {
-    return undefined;
-  }
-}
-
-/** What a lock's text says; undefined when it says nothing a process could have written (or is gone already). */
-function readLock(raw: string | undefined): Lock | { pid: number } | undefined {
-  if (raw === undefined) return undefined;
-  const text = raw.trim();
-  if (/^\d+$/.test(text)) return { pid: Number(text) };
-  try {
-    const parsed = LockSchema.safeParse(JSON.parse(text));
-    return parsed.success ? parsed.data : undefined;
-  } catch {
-    return undefined;
-  }
 }
 
 /**
@@ -245,28 +200,6 @@ function removeIfStill(path: string, judged: string | undefined): void {
     if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
   } finally {
     rmSync(aside, { force: true });
-  }
-}
-
-/**
- * The parent and the command line of process `pid`: its arguments from /proc, else (macOS) as ps
- * gives them, joined by spaces; undefined where neither tells.
- */
-function processInfo(pid: number): { ppid: number; command: string[] | string } | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-    const command = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0$/, '').split('\0');
-    return { ppid, command };
-  } catch {
-    // No /proc (macOS): ps.
-  }
-  try {
-    const line = execFileSync('ps', ['-ww', '-o', 'ppid=,args=', '-p', String(pid)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
-    const match = /^(\d+)\s+(.*)$/s.exec(line);
-    return match ? { ppid: Number(match[1]), command: match[2]! } : undefined;
-  } catch {
-    return undefined;
   }
 }
 
@@ -321,13 +254,10 @@ function judgeLock(lock: Lock | { pid: number } | undefined, dbFile: string): { 
   if (!running(lock.pid)) return { verdict: 'stale' };
   // The lock is a file in BACKFILL_HOME, which anyone who can write there writes: only the
   // command line of a dev server on this very database makes its pid one to stop.
-  const command = lock.command;
-  const [, ...args] = command;
-  if (DEV_SERVER_ARGS.some((arg, i) => args[i] !== arg) || args[DEV_SERVER_ARGS.length] !== dbFile) return { verdict: 'stale' };
+  if (!namesDevServerOn(lock.command, dbFile)) return { verdict: 'stale' };
   const info = processInfo(lock.pid);
   if (info === undefined) return { verdict: 'refuse', why: `a dev server already uses ${dbFile} (pid ${lock.pid}): stop it (${stopCommand(lock.pid)}), ${fix}` };
-  const same = typeof info.command === 'string' ? info.command === command.join(' ') : info.command.length === command.length && info.command.every((arg, i) => arg === command[i]);
-  if (!same) return { verdict: 'stale' };
+  if (!runsCommand(info, lock.command)) return { verdict: 'stale' };
   if (info.ppid !== lock.owner) return { verdict: 'orphan', pid: lock.pid };
   return {
     verdict: 'refuse',
@@ -370,8 +300,8 @@ function writeAside(path: string, text: string): string {
  * processes are gone is taken over, and a server whose starter is gone (killed with SIGKILL, it
  * could not stop the server, which runs in a process group of its own) is stopped first.
  */
-async function lockDatabase(dbFile: string, log: (line: string) => void): Promise<{ holdFor(child: ChildProcess, command: string[]): void; release(): void }> {
-  const path = `${dbFile}.lock`;
+async function lockDatabase(dbFile: string, log: (line: string) => void): Promise<{ holdFor(child: ChildProcess, command: string[], where: { address: string; uiUrl: string | null }): void; release(): void }> {
+  const path = lockPath(dbFile);
   // A few times at most: another process may take the lock between our removing and creating it.
   let written = JSON.stringify({ owner: process.pid } satisfies Lock);
   for (let taken = false, attempt = 0; !taken; attempt++) {
@@ -398,9 +328,9 @@ async function lockDatabase(dbFile: string, log: (line: string) => void): Promis
     }
   };
   return {
-    holdFor(child, command) {
+    holdFor(child, command, where) {
       if (child.pid !== undefined) {
-        written = JSON.stringify({ owner: process.pid, pid: child.pid, command } satisfies Lock);
+        written = JSON.stringify({ owner: process.pid, pid: child.pid, command, ...where } satisfies Lock);
         replaceWith(path, written);
       }
       child.once('exit', release);

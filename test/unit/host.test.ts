@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { portOr } from '../../client/local.ts';
 import { freePort, portFree, requirePortFree, startDevServer } from '../../host/dev-server.ts';
+import { runningDevServer } from '../../host/dev-server-lock.ts';
 import { cliPlaces, executable, resolveTemporalCli, sharedCliDir, TEMPORAL_CLI_VERSION } from '../../host/temporal-cli.ts';
 
 const cleanups: (() => void | Promise<void>)[] = [];
@@ -201,11 +202,14 @@ describe('the dev server database', () => {
     const dbFile = join(scratch(), 'temporal.db');
     const first = await startDevServer({ dbFile, uiPort: null });
     cleanups.push(() => first.stop());
+    // Its lock says where it listens (the command line links to its Web UI by it): headless here.
+    expect(runningDevServer(dbFile)).toEqual({ address: first.address, uiUrl: null });
     await expect(startDevServer({ dbFile, uiPort: null })).rejects.toThrow(
       `a dev server already uses ${dbFile} (pid ${first.process.pid}, run by process ${process.pid}: a backfill dev or demo?): stop that (Ctrl-C in its terminal, or kill ${process.pid}), or set BACKFILL_HOME to another directory`,
     );
     await first.stop();
     expect(existsSync(`${dbFile}.lock`)).toBe(false);
+    expect(runningDevServer(dbFile)).toBeUndefined();
 
     // As a server and its starter both gone leave it, in this release's form and in the last one's (the pid alone).
     const gone = spawnSync('true').pid;
