@@ -457,6 +457,11 @@ export class BackfillClient {
     readonly connection: Connection,
     readonly settings: ConnectionSettings,
     private readonly uiBase: string,
+    /**
+     * The Web UI this client was told of (`uiUrl`, or BACKFILL_UI_URL in its defaults); null when
+     * none was, and its links guess the dev server's default, DEFAULT_UI_URL.
+     */
+    readonly webUi: string | null,
     private readonly tracing: Tracing | undefined,
     private readonly defaults: ClientDefaults,
     /** Who this client says it is, to Temporal and in every control it sends. */
@@ -483,9 +488,10 @@ export class BackfillClient {
     const settings = given ?? resolveConnection(overrides);
     const tracing = tracingRequested() ? await startTracing('backfill-client') : undefined;
     const connection = await openConnection(settings, undefined, { checkNamespace });
-    const uiBase = uiUrl ?? defaults.uiUrl ?? DEFAULT_UI_URL;
+    const webUi = uiUrl ?? defaults.uiUrl ?? null;
+    const uiBase = webUi ?? DEFAULT_UI_URL;
     const client = new Client({ connection, namespace: settings.namespace, identity, ...(tracing ? { interceptors: tracing.client } : {}) });
-    return new BackfillClient(client, connection, settings, uiBase.replace(/\/$/, ''), tracing, defaults, identity);
+    return new BackfillClient(client, connection, settings, uiBase.replace(/\/$/, ''), webUi, tracing, defaults, identity);
   }
 
   /** The `{ reason, identity }` every control carries. */

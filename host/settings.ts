@@ -17,13 +17,16 @@ import { resolve } from 'node:path';
 
 type Env = Readonly<Record<string, string | undefined>>;
 
-/** The Web UI printed links point at when $BACKFILL_UI_URL is unset: the dev server's. */
+/**
+ * The Web UI a library client's links point at when it is told of none: the dev server's default.
+ * The command line prints no such guess (client/web-ui.ts).
+ */
 export const DEFAULT_UI_URL = 'http://localhost:8233';
 
 export type Settings = {
   /** Where `dev`, `demo` and a default SQLite warehouse keep their state: $BACKFILL_HOME, else ./.backfill. */
   home: string;
-  /** The Web UI that printed links point at ($BACKFILL_UI_URL); unset: the dev server's. */
+  /** The Web UI that printed links point at ($BACKFILL_UI_URL); unset: see client/web-ui.ts. */
   uiUrl?: string;
   /** The workflow task queue new backfills start on ($BACKFILL_TASK_QUEUE); unset: `backfill`. */
   taskQueue?: string;

@@ -4,6 +4,7 @@ import { HELP_GROUPS, documented } from '../help.ts';
 import { goOnConcurrencyOption, goOnRateOption, goOnSignKeyOption, goOnSpecHelp, jsonOption, print, reasonOption } from '../options.ts';
 import type { Unchanged } from '../../core/audit.ts';
 import { sinceText } from '../unchanged.ts';
+import { knownLink, webUiText } from '../web-ui.ts';
 import { withClient } from '../with-client.ts';
 
 /** What still holds a backfill back after a control (an approval, a spent budget, a closed window). */
@@ -56,9 +57,10 @@ export function resumeCommand() {
           ...(options.reason !== undefined ? { reason: options.reason } : {}),
           ...(options.signKey !== undefined ? { signKey: options.signKey } : {}),
         });
-        print(options.json, { backfillId: id, ...result }, () =>
-          result.resumed
-            ? `${id} resumed in a new run; published partitions are skipped${limitsLine(limits)}${changedLine(result.changed)}\n  web UI: ${result.resumed.uiUrl}`
+        const resumed = result.resumed ? { ...result.resumed, uiUrl: knownLink(client, result.resumed.uiUrl) } : null;
+        print(options.json, { backfillId: id, ...result, resumed }, () =>
+          resumed
+            ? `${id} resumed in a new run; published partitions are skipped${limitsLine(limits)}${changedLine(result.changed)}\n  web UI: ${webUiText(resumed.uiUrl)}`
             : result.state?.unchanged
               ? notPausedText(id, result.state.unchanged, result.state)
               : `${id} resumed${changedLine(result.changed)}${heldLine(result.state)}`,

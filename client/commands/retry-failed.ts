@@ -3,18 +3,19 @@ import { Command } from '@commander-js/extra-typings';
 import { HELP_GROUPS, documented } from '../help.ts';
 import { goOnConcurrencyOption, goOnRateOption, goOnSignKeyOption, goOnSpecHelp, jsonOption, print, reasonOption } from '../options.ts';
 import { withClient } from '../with-client.ts';
+import { knownLink, webUiText } from '../web-ui.ts';
 import { changedLine, limitsLine } from './resume.ts';
 
 /** What retry-failed says it did: in the running backfill, or in a new run of an ended one. */
 export function renderRetried(
   id: string,
-  result: { retried: number; blocked?: number; changed: string[]; resumed: { uiUrl: string } | null },
+  result: { retried: number; blocked?: number; changed: string[]; resumed: { uiUrl: string | null } | null },
   limits: { rate?: number | null; concurrency?: number | null } = {},
 ): string {
   // The audit entry says these terms too: the failed partitions and those blocked behind them.
   const behind = result.blocked ? ` and the ${result.blocked} blocked behind ${result.retried === 1 ? 'it' : 'them'}` : '';
   const failed = `${result.retried} failed partition${result.retried === 1 ? '' : 's'}${behind}${changedLine(result.changed)}`;
-  return result.resumed ? `${id} resumed in a new run to retry ${failed}${limitsLine(limits)}\n  web UI: ${result.resumed.uiUrl}` : `${id}: retrying ${failed}`;
+  return result.resumed ? `${id} resumed in a new run to retry ${failed}${limitsLine(limits)}\n  web UI: ${webUiText(result.resumed.uiUrl)}` : `${id}: retrying ${failed}`;
 }
 
 export function retryFailedCommand() {
@@ -42,7 +43,8 @@ export function retryFailedCommand() {
           ...(options.reason !== undefined ? { reason: options.reason } : {}),
           ...(options.signKey !== undefined ? { signKey: options.signKey } : {}),
         });
-        print(options.json, { backfillId: id, ...result }, () => renderRetried(id, result, limits));
+        const shown = { ...result, resumed: result.resumed ? { ...result.resumed, uiUrl: knownLink(client, result.resumed.uiUrl) } : null };
+        print(options.json, { backfillId: id, ...shown }, () => renderRetried(id, shown, limits));
       });
     });
 }

@@ -142,9 +142,12 @@ export function startCommand() {
           if (!running) throw error;
           started = { backfillId: options.id!, workflowId: running.workflowId, runId: running.runId, uiUrl: client.uiUrl(running.workflowId, running.runId), attached: true };
         }
+        // No link where the command line knows no Web UI for the server: `uiUrl` null, and the text says how to set one.
+        const { knownLink, webUiText } = await import('../web-ui.ts');
+        const shown = { ...started, uiUrl: knownLink(client, started.uiUrl) };
         const verb = started.attached ? 'attached to' : 'started';
         const kept = started.onlyChanged ? `\n  only changed: ${started.onlyChanged.totalToRun} partitions run, ${started.onlyChanged.totalSkipped} keep their published versions` : '';
-        print(options.json, started, () => `${verb} ${pc.bold(started.backfillId)}${kept}${admissionLines(started, workerCommand(spec, transformModules))}\n  web UI: ${started.uiUrl}${options.watch ? '\n' : `\n  watch:  backfill status ${started.backfillId} --watch`}`);
+        print(options.json, shown, () => `${verb} ${pc.bold(started.backfillId)}${kept}${admissionLines(started, workerCommand(spec, transformModules))}\n  web UI: ${webUiText(shown.uiUrl)}${options.watch ? '\n' : `\n  watch:  backfill status ${started.backfillId} --watch`}`);
         // A worker took the start: nodes on an activity queue nobody polls would wait unseen until status is asked.
         if (!started.attached && started.admission !== null) {
           const unpolled = await client.unpolledQueues(spec.nodes.map((n) => n.taskQueue));
