@@ -79,6 +79,14 @@ const POLLED_LATELY_MS = LIVE_POLL_AGE_MS + 10_000;
  * query): a live worker renews its poll at least once a minute, and at once when it is given a
  * task (a query). A worker that stopped less than a minute ago still looks so: the server keeps
  * its last poll's time for minutes. False too when the list is unknown (not allowed).
+ *
+ * `now` is the client's clock against the server's poll times: a client clock more than the
+ * slack ahead makes a live worker look gone (and status gives up after the short wait). No
+ * answer of the calls status makes carries the server's time now (DescribeWorkflowExecution of a
+ * running workflow has no execution duration, only past times; DescribeTaskQueue only the poll
+ * times judged here; gRPC answers carry no Date), and past times bound it from below only, so
+ * the clock stays the client's; whether a poll came between two looks (`unansweredError`)
+ * needs no clock.
  */
 export function polledLately(pollers: readonly Poller[] | undefined, now = Date.now()): boolean {
   return (pollers ?? []).some((p) => p.lastAccessMs !== undefined && now - p.lastAccessMs <= POLLED_LATELY_MS);
