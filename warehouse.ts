@@ -75,6 +75,7 @@ export {
   VERSION_COLUMN,
   assertNoCaseTwin,
   bindPositional,
+  namingSelect,
   notASelect,
   outsideScope,
   positionalParameters,

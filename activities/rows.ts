@@ -54,7 +54,7 @@ function invalid(transform: string, what: string): ApplicationFailure {
 
 /**
  * Every row a transform produced (returned or inserted) is a plain object of storable values,
- * no column is named as backfill's own (`__`), and no two of its columns differ only in case
+ * no column is named as backfill's own (`__`) or has an empty name, and no two of its columns differ only in case
  * (SQLite takes them for one column, PostgreSQL for two). Throws an `InvalidOutput` failure,
  * not retried, that names the row and column.
  */
@@ -71,6 +71,7 @@ export function assertRows(rows: readonly unknown[], transform: string): void {
       if (columns.has(name)) continue;
       columns.add(name);
       if (isReservedColumn(name)) throw invalid(transform, `a column '${name}' (row ${index}): ${RESERVED_COLUMN_RULE}`);
+      if (name === '') throw invalid(transform, `a column with an empty name (row ${index}): give every column a name of its own`);
       const lower = name.toLowerCase();
       const other = folded.get(lower);
       if (other) {

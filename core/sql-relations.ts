@@ -452,3 +452,30 @@ export function statementText(sql: string, comments: Comments): string {
   while (last >= first && isSemicolon(tokens[last]!)) last--;
   return last < first ? sql.trim() : sql.slice(start, tokens[last]!.end).trim();
 }
+
+/**
+ * The first empty quoted name (`""`, or SQLite's `` ` ` ``) in the text, by either reading of
+ * block comments, and whether it follows AS (a selected expression's name); undefined without
+ * one. SQLite takes it for a name of no characters, PostgreSQL and DuckDB refuse it as they
+ * parse, each in its own words.
+ */
+export function emptyQuotedName(sql: string): { at: number; alias: boolean } | undefined {
+  const readings: Comments[] = sql.includes('/*') ? ['nested', 'flat'] : ['nested'];
+  for (const comments of readings) {
+    const tokens = tokenize(sql, comments);
+    const i = tokens.findIndex((t) => t.kind === 'quoted' && t.text === '' && (sql[t.at - 1] === '"' || sql[t.at - 1] === '`'));
+    if (i < 0) continue;
+    const previous = tokens[i - 1];
+    return { at: tokens[i]!.at - 1, alias: previous?.kind === 'word' && previous.lower === 'as' };
+  }
+  return undefined;
+}
+
+/** The refusal of spec SQL with an empty quoted name (`emptyQuotedName`): plan and the warehouses give this one. */
+export function emptyNameRefusal(sql: string, found: { alias: boolean }): string {
+  const what = found.alias ? 'names a selected column "" (a name of no characters)' : 'holds an empty quoted name ("")';
+  return (
+    `spec SQL ${what}, which the warehouses do not read alike (SQLite takes it for a name, PostgreSQL and DuckDB refuse it): ` +
+    `give every selected expression a name of its own (AS name): ${sql.trim().slice(0, 200)}`
+  );
+}

@@ -1,6 +1,6 @@
 /** SQL text helpers shared by both warehouses: quoting, statements, scopes and named parameters. */
 import { UNBOUND_PARAMETER_FIX } from '../../core/sql-parameters.ts';
-import { extraStatements, statementText, type Comments } from '../../core/sql-relations.ts';
+import { emptyNameRefusal, emptyQuotedName, extraStatements, statementText, type Comments } from '../../core/sql-relations.ts';
 import { InvalidOutputError, SqlError, SqlRefusedError } from './types.ts';
 
 export { positionalParameters } from '../../core/sql-parameters.ts';
@@ -21,17 +21,40 @@ export const isReservedColumn = (name: string): boolean => name.startsWith('__')
 /** The rule a reserved column breaks, and its fix, as every refusal of one says it. */
 export const RESERVED_COLUMN_RULE = `names starting with __ are reserved for backfill's own columns (${PARTITION_COLUMN}, ${VERSION_COLUMN}): rename it in the transform's output (in SQL, AS another name)`;
 
-/** Refuses the output's columns no warehouse may hold: a reserved name (`InvalidOutputError`), an empty one, or two that differ only in case. */
+/** How a column the output may not hold is fixed, as every refusal of one says it. */
+const ALIAS_FIX = "give one of them another name in the transform's output (in SQL, AS another_name)";
+
+/**
+ * Refuses, as `InvalidOutputError`, the output's columns no warehouse may hold alike: a reserved
+ * name (`__`), an empty one, two of one name, or two whose names differ only in case (SQLite and
+ * the lake take them for one column, PostgreSQL for two).
+ */
 export function assertUserColumns(names: Iterable<string>): void {
   const folded = new Map<string, string>();
   for (const name of names) {
     if (isReservedColumn(name)) throw new InvalidOutputError(`the output has a column '${name}': ${RESERVED_COLUMN_RULE}`);
-    if (name.length === 0) throw new SqlError('a column has an empty name: give every selected expression a name (AS name)');
+    if (name.length === 0) throw new InvalidOutputError(`the output has a column with an empty name: give every column a name of its own (in SQL, AS name)`);
     const other = folded.get(name.toLowerCase());
-    // SQLite takes them for one column, PostgreSQL for two.
-    if (other !== undefined) throw new SqlError(`columns '${other}' and '${name}' differ only in case, which the warehouses do not treat alike: rename one`);
+    if (other === name) throw new InvalidOutputError(`the output has two columns named '${name}': ${ALIAS_FIX}`);
+    if (other !== undefined) {
+      throw new InvalidOutputError(
+        `the output has columns '${other}' and '${name}', whose names differ only in case, which the warehouses do not treat alike ` +
+          `(SQLite and the lake take them for one column, PostgreSQL for two): ${ALIAS_FIX}`,
+      );
+    }
     folded.set(name.toLowerCase(), name);
   }
+}
+
+/**
+ * Refuses spec SQL with an empty quoted name before the engine reads it: as `InvalidOutputError`
+ * where it names a selected column (`AS ""`), else as `SqlRefusedError`.
+ */
+export function assertNamedQuotes(sql: string): void {
+  const found = emptyQuotedName(sql);
+  if (found === undefined) return;
+  const message = emptyNameRefusal(sql, found);
+  throw found.alias ? new InvalidOutputError(message) : new SqlRefusedError(message);
 }
 
 /**
@@ -111,15 +134,9 @@ export type ScopedRelation = {
 /** A relation that backfill defines for the spec SQL it wraps (`{{this}}` and `{{previous}}` of a check). */
 export type GivenRelation = { name: string; select: string; columns: readonly string[] };
 
-/**
- * Spec SQL as it runs: each upstream dataset shadowed by a common table expression that
- * holds only the pinned versions of the partitions in scope, and the given relations beside
- * them. CTE names take precedence over tables and views of the same name in SQLite and
- * PostgreSQL alike, also inside subqueries.
- */
-export function scopedSelect(body: string, relations: readonly ScopedRelation[], given: readonly GivenRelation[] = []): string {
-  if (relations.length === 0 && given.length === 0) return body;
-  const ctes = [
+/** The common table expressions that shadow the upstreams and define the given relations. */
+function scopeCtes(relations: readonly ScopedRelation[], given: readonly GivenRelation[]): string[] {
+  return [
     ...given.map((g) => `${quoteIdent(g.name)} AS (${g.select})`),
     ...relations.map((r) => {
       if (r.rows !== undefined) return `${quoteIdent(r.name)} AS (${r.rows})`;
@@ -130,7 +147,34 @@ export function scopedSelect(body: string, relations: readonly ScopedRelation[],
       );
     }),
   ];
-  return `WITH ${ctes.join(',\n')}\nSELECT * FROM (\n${body}\n) AS __scoped`;
+}
+
+/**
+ * Spec SQL as it runs: each upstream dataset shadowed by a common table expression that
+ * holds only the pinned versions of the partitions in scope, and the given relations beside
+ * them. CTE names take precedence over tables and views of the same name in SQLite and
+ * PostgreSQL alike, also inside subqueries.
+ */
+export function scopedSelect(body: string, relations: readonly ScopedRelation[], given: readonly GivenRelation[] = []): string {
+  if (relations.length === 0 && given.length === 0) return body;
+  return `WITH ${scopeCtes(relations, given).join(',\n')}\nSELECT * FROM (\n${body}\n) AS __scoped`;
+}
+
+/**
+ * The statement to read spec SQL's own column names from, prepared and never run (undefined:
+ * `scopedSelect`'s will do). SQLite and DuckDB rename the columns of a subquery that share a
+ * name (a, a:1; Amount, amount_1), so the names read through `scopedSelect`'s would hide two
+ * columns of one name: here the CTEs lead the statement itself, where nothing is renamed. A
+ * statement with a WITH of its own gets them in front of its own; one this cannot join with
+ * (its CTEs named as an upstream) fails to prepare, and the caller reads `scopedSelect`'s.
+ */
+export function namingSelect(body: string, relations: readonly ScopedRelation[], given: readonly GivenRelation[] = []): string | undefined {
+  if (relations.length === 0 && given.length === 0) return undefined;
+  const ctes = scopeCtes(relations, given).join(',\n');
+  const text = withoutLeadingComments(body);
+  const own = /^with(\s+recursive)?\b/i.exec(text);
+  if (own) return `WITH${own[1] ?? ''} ${ctes},\n${text.slice(own[0].length)}`;
+  return /^(select|values)\b/i.test(text) ? `WITH ${ctes}\n${text}` : undefined;
 }
 
 /** The values for `names`, from `bindings`; a name with no binding is a SqlError naming the fix. */

@@ -445,7 +445,8 @@ export class PublishApartError extends Error {
 
 /**
  * Output no version may hold, refused before anything of it is written: a column named as
- * backfill's own (`__`). The transform's to fix, not its SQL: failed as `InvalidOutput`, not retried.
+ * backfill's own (`__`), one with an empty name, or two whose names are the same in any case
+ * (`assertUserColumns`). The transform's to fix: failed as `InvalidOutput`, not retried.
  */
 export class InvalidOutputError extends Error {
   override readonly name = 'InvalidOutputError';

@@ -20,7 +20,7 @@ import { ledgerLayout, readOnlyWarehouse, unreadableLedger } from './reading.ts'
 import { assertDataset } from './names.ts';
 import { assertSameChecksum, columnsFromSchemaHash, decideRestore, type RestoreState } from './restore.ts';
 import { diffPage, discardRun, publishRun, stageLock, stagedVersions } from './staging.ts';
-import { PARTITION_COLUMN, VERSION_COLUMN, assertNoCaseTwin, assertUserColumns, quoteIdent, type ScopedRelation } from './sql.ts';
+import { PARTITION_COLUMN, VERSION_COLUMN, assertNamedQuotes, assertNoCaseTwin, assertUserColumns, quoteIdent, type ScopedRelation } from './sql.ts';
 import {
   AfterCommitError,
   CheckFailedError,
@@ -636,6 +636,7 @@ export class SqlWarehouse implements Warehouse {
     assertUserColumns(rowColumns);
     const selects: Array<{ statement: SpecStatement; columns: Wanted[] }> = [];
     for (const { sql, bindings } of data.selects) {
+      assertNamedQuotes(sql);
       const statement = await s.spec({ sql, bindings, scope, ...deadlineOf(write) });
       const columns = await statement.columns();
       assertUserColumns(columns.map((c) => c.name));

@@ -437,6 +437,12 @@ describe('what a failing partition tells the retry policy', () => {
     }
   });
 
+  it('a column with an empty name fails as InvalidOutput, not retried, naming its row, before the warehouse is asked', async () => {
+    const { failure } = await failureOf(run(() => [{ n: 1 }, { n: 2, '': 3 }]).result);
+    expect([failure.type, failure.nonRetryable, failure.message]).toEqual(['InvalidOutput', true, "transform 'days' produced a column with an empty name (row 1): give every column a name of its own"]);
+    expect(warehouse.calls).toEqual([]);
+  });
+
   it("a column named like backfill's own (__x) fails as InvalidOutput, not retried, naming the column and the rule, before the warehouse is asked", async () => {
     for (const rows of [[{ __x: 1 }], [{ n: 1 }, { n: 2, __partition: 'p' }]]) {
       const { failure } = await failureOf(run(() => rows).result);

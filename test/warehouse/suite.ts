@@ -16,6 +16,7 @@ import {
   InvalidDatasetError,
   InvalidOutputError,
   SqlError,
+  SqlRefusedError,
   StaleRunError,
   type PartitionData,
   type PartitionWrite,
@@ -890,13 +891,47 @@ export function warehouseSuite(kind: Warehouse['kind'], open: WarehouseFactory, 
       await expect(wh.query('SELECT * FROM bad')).rejects.toThrow(SqlError);
     });
 
-    it('columns whose names differ only in case are refused, from rows and from SQL alike (SQLite takes them for one, PostgreSQL for two)', async () => {
-      for (const data of [{ rows: [{ Amount: 1, amount: 2 }] }, { rows: [{ amount: 1 }], selects: [{ sql: 'SELECT 2 AS "Amount"', bindings: {} }] }]) {
+    it('columns whose names differ only in case, or share one, are refused as invalid output, from rows and from SQL alike, reading an upstream or not, naming both and the fix', async () => {
+      await wh.publish(write('up', 'k', { rows: [{ x: 1 }] }));
+      const inputs = [{ node: 'up', from: 'k', to: 'k' }];
+      const outputs: Array<[Pick<WriteOptions, 'rows' | 'selects' | 'inputs'>, RegExp]> = [
+        [{ rows: [{ Amount: 1, amount: 2 }] }, /^the output has columns 'Amount' and 'amount', whose names differ only in case/],
+        [{ rows: [{ amount: 1 }], selects: [{ sql: 'SELECT 2 AS "Amount"', bindings: {} }] }, /^the output has columns 'amount' and 'Amount', whose names differ only in case/],
+        [{ selects: [{ sql: 'SELECT 1 AS "Amount", 2 AS amount', bindings: {} }] }, /^the output has columns 'Amount' and 'amount', whose names differ only in case/],
+        [{ selects: [{ sql: 'SELECT 1 AS a, 2 AS a', bindings: {} }] }, /^the output has two columns named 'a': /],
+        // SQLite and DuckDB rename a subquery's columns of one name (a:1, amount_1): these read an upstream, which the warehouse wraps.
+        [{ selects: [{ sql: 'SELECT x AS "Amount", x AS amount FROM up', bindings: {} }], inputs }, /^the output has columns 'Amount' and 'amount', whose names differ only in case/],
+        [{ selects: [{ sql: 'SELECT x AS a, x AS a FROM up', bindings: {} }], inputs }, /^the output has two columns named 'a': /],
+        [{ selects: [{ sql: 'WITH t AS (SELECT x FROM up) SELECT x AS a, x AS "A" FROM t', bindings: {} }], inputs }, /^the output has columns 'a' and 'A', whose names differ only in case/],
+        [{ selects: [{ sql: 'SELECT u.x, v.x FROM up u, up v', bindings: {} }], inputs }, /^the output has two columns named 'x': /],
+      ];
+      for (const [data, message] of outputs) {
         const error = await rejection(wh.publish(write('cased', 'k', data)));
-        expect(error).toBeInstanceOf(SqlError);
-        expect(error.message).toMatch(/columns '(Amount|amount)' and '(Amount|amount)' differ only in case/);
+        expect(error, JSON.stringify(data)).toBeInstanceOf(InvalidOutputError);
+        expect(error.message, JSON.stringify(data)).toMatch(message);
+        expect(error.message).toMatch(/: give one of them another name in the transform's output \(in SQL, AS another_name\)$/);
       }
       expect(await wh.ledger({ node: 'cased' })).toEqual([]);
+      // A statement with a WITH of its own that names a CTE as the upstream still runs, and reads its own CTE.
+      await wh.publish(write('cased', 'k', { selects: [{ sql: 'WITH up AS (SELECT 7 AS x) SELECT x AS a, x + 1 AS b FROM up', bindings: {} }], inputs }));
+      expect(await wh.query('SELECT a, b FROM cased')).toEqual([{ a: 7, b: 8 }]);
+    });
+
+    it('a column with an empty name is refused as invalid output before any SQL runs, from rows and from SQL alike', async () => {
+      const outputs: Array<[Pick<WriteOptions, 'rows' | 'selects'>, RegExp]> = [
+        [{ rows: [{ n: 1, '': 2 }] }, /^the output has a column with an empty name: give every column a name of its own \(in SQL, AS name\)$/],
+        [{ selects: [{ sql: 'SELECT 1 AS n, 2 AS ""', bindings: {} }] }, /^spec SQL names a selected column "" \(a name of no characters\), .*: give every selected expression a name of its own \(AS name\): SELECT 1 AS n, 2 AS ""$/],
+      ];
+      for (const [data, message] of outputs) {
+        const error = await rejection(wh.publish(write('unnamed', 'k', data)));
+        expect(error, JSON.stringify(data)).toBeInstanceOf(InvalidOutputError);
+        expect(error.message).toMatch(message);
+      }
+      // Anywhere else in the statement, it is refused as SQL.
+      const elsewhere = await rejection(wh.publish(write('unnamed', 'k', { selects: [{ sql: 'SELECT "" FROM (SELECT 1 AS n) AS t', bindings: {} }] })));
+      expect(elsewhere).toBeInstanceOf(SqlRefusedError);
+      expect(elsewhere.message).toMatch(/^spec SQL holds an empty quoted name \(""\)/);
+      expect(await wh.ledger({ node: 'unnamed' })).toEqual([]);
     });
 
     it("a column whose name differs only in case from one of the dataset's is refused, in a later version of any partition, from rows and from SQL alike, and the dataset is left as it was", async () => {

@@ -31,6 +31,7 @@ import {
   VERSION_COLUMN,
   bindPositional,
   deadlineError,
+  namingSelect,
   notASelect,
   outsideScope,
   positionalParameters,
@@ -1183,7 +1184,8 @@ class LakeSession implements Session {
         }),
       columns: () =>
         run(async () => {
-          const prepared = await this.c.prepare(body);
+          const naming = namingSelect(text, spec.scope ?? [], spec.given ?? []);
+          const prepared = (naming === undefined ? undefined : await this.c.prepare(naming).catch(() => undefined)) ?? (await this.c.prepare(body));
           try {
             return Array.from({ length: prepared.columnCount }, (_, i) => ({ name: prepared.columnName(i), type: typeName(prepared.columnType(i)) }));
           } finally {

@@ -15,7 +15,7 @@ import { schemaField, sqliteNamespace } from '../../../core/openlineage.ts';
 import type { ValueKind } from '../checksum.ts';
 import type { Dialect, Params, Session, SpecSql, SpecStatement, Wanted } from '../dialect.ts';
 import type { Codec, ColumnType, InternalTable } from '../ledger.ts';
-import { PARTITION_COLUMN, VERSION_COLUMN, notASelect, outsideScope, quoteIdent, quoteLiteral, scopedSelect, singleStatement, startsAsQuery, versionsTable } from '../sql.ts';
+import { PARTITION_COLUMN, VERSION_COLUMN, namingSelect, notASelect, outsideScope, quoteIdent, quoteLiteral, scopedSelect, singleStatement, startsAsQuery, versionsTable } from '../sql.ts';
 import { InvalidDatasetError, SqlError, SqlRefusedError, type Bindings, type DatasetFacts, type Row, type SqlValue } from '../types.ts';
 import { SqlWarehouse } from '../warehouse.ts';
 import { widerOn } from '../widen.ts';
@@ -496,7 +496,7 @@ class SqliteSession implements Session {
     };
     return {
       rows: () => run(() => this.db.prepare(body).all(bindings) as Row[]),
-      columns: () => run(() => this.db.prepare(body).columns().map((c) => ({ name: c.name, type: null }))),
+      columns: () => run(() => this.ownColumns(namingSelect(text, spec.scope ?? [], spec.given ?? []), body).map((name) => ({ name, type: null }))),
       insertInto: (table, columns, partition, version) =>
         run(() => {
           const cols = columns.map((c) => `, ${quoteIdent(c)}`).join('');
@@ -510,6 +510,18 @@ class SqliteSession implements Session {
           return n === null ? null : Number(n);
         }),
     };
+  }
+
+  /** The names of `naming`'s columns (`namingSelect`), or where it does not prepare, of `body`'s. */
+  private ownColumns(naming: string | undefined, body: string): string[] {
+    if (naming !== undefined) {
+      try {
+        return this.db.prepare(naming).columns().map((c) => c.name);
+      } catch {
+        // Read from the statement as it runs.
+      }
+    }
+    return this.db.prepare(body).columns().map((c) => c.name);
   }
 
   /**
