@@ -1,7 +1,8 @@
 /**
  * Spec SQL that cannot run, found before anything starts, by the rules the warehouses apply
  * when a partition runs it: more than one statement (`extraStatements`, which the warehouses'
- * `singleStatement` applies too), or a `:name` the partition does not bind (`unboundParameter`,
+ * `singleStatement` applies too), an empty quoted name (`emptyQuotedName`, which a warehouse
+ * applies to a transform's SQL), or a `:name` the partition does not bind (`unboundParameter`,
  * on the names `positionalParameters` finds, by which PostgreSQL and the lake bind them; SQLite
  * reads the same names). A node's SQL is checked when the
  * sql transform runs it (another transform may use its `sql` as it likes); an SQL check binds no
@@ -11,7 +12,7 @@ import { CHECK_PLACEHOLDERS, placeholders } from './check-placeholders.ts';
 import { closestNames } from './closest.ts';
 import type { ResolvedNode } from './spec.ts';
 import { positionalParameters, unboundParameter } from './sql-parameters.ts';
-import { extraStatements } from './sql-relations.ts';
+import { emptyNameRefusal, emptyQuotedName, extraStatements } from './sql-relations.ts';
 import type { ReadProblem } from './sql-reads.ts';
 
 /** The first SQL text of the nodes that cannot run as written (undefined when all can): where it is and why. */
@@ -21,6 +22,8 @@ export function unrunnableSql(nodes: readonly ResolvedNode[]): ReadProblem | und
       const path = ['nodes', i, 'sql'];
       const extra = extraStatements(node.sql);
       if (extra !== undefined) return { path, message: extra };
+      const empty = emptyQuotedName(node.sql);
+      if (empty !== undefined) return { path, message: emptyNameRefusal(node.sql, empty) };
       const unbound = unboundParameter(node.sql, node.params);
       if (unbound !== undefined) return { path, message: `${node.id}'s SQL ${unbound.message}` };
       const [template] = placeholders(node.sql);
@@ -33,6 +36,8 @@ export function unrunnableSql(nodes: readonly ResolvedNode[]): ReadProblem | und
       const path = ['nodes', i, 'checks', c, 'sql'];
       const extra = extraStatements(check.sql);
       if (extra !== undefined) return { path, message: extra };
+      const empty = emptyQuotedName(check.sql);
+      if (empty !== undefined) return { path, message: emptyNameRefusal(check.sql, empty) };
       const unknown = placeholders(check.sql).find((p) => !(CHECK_PLACEHOLDERS as readonly string[]).includes(p.name));
       if (unknown !== undefined) {
         const [near] = closestNames(unknown.name, CHECK_PLACEHOLDERS, 1);

@@ -51,6 +51,23 @@ describe('resolveSpec: SQL of more than one statement', () => {
   });
 });
 
+describe('resolveSpec: SQL with an empty quoted name', () => {
+  it('is refused at the node SQL and in an SQL check, as a selected column\'s name or anywhere, naming the fix', () => {
+    const named = refusal([raw, node('SELECT value_milli AS "" FROM readings_raw')]);
+    expect(named.path).toBe('nodes[1].sql');
+    expect(named.message).toMatch(/^nodes\[1\]\.sql: spec SQL names a selected column "" \(a name of no characters\), .*: give every selected expression a name of its own \(AS name\)/);
+    const check = refusal([raw, node('SELECT * FROM readings_raw', { checks: [{ type: 'sql', name: 'none', sql: 'SELECT `` FROM {{this}}' }] })]);
+    expect(check.path).toBe('nodes[1].checks[0].sql');
+    expect(check.message).toMatch(/spec SQL holds an empty quoted name \(""\)/);
+  });
+
+  it("passes an empty string, a quoted name that is not empty, an empty name in a comment, and PostgreSQL's int[]", () => {
+    for (const sql of ["SELECT '' AS s, \"a\" FROM readings_raw", 'SELECT 1 AS n /* AS "" */ FROM readings_raw -- ""', 'SELECT CAST(NULL AS int[]) AS a FROM readings_raw']) {
+      expect(() => resolveSpec(spec([raw, node(sql)])), sql).not.toThrow();
+    }
+  });
+});
+
 describe('statementCount', () => {
   it('counts the statements between semicolons, empty ones not', () => {
     expect(statementCount('SELECT 1')).toBe(1);
