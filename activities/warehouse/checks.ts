@@ -7,7 +7,7 @@
 import { fillPlaceholders } from '../../core/check-placeholders.ts';
 import { closestNames } from '../../core/closest.ts';
 import type { CheckInput, DriftMetric } from '../../core/spec.ts';
-import { isReservedColumn, quoteIdent } from './sql.ts';
+import { PARTITION_COLUMN, VERSION_COLUMN, quoteIdent } from './sql.ts';
 
 /** The value of a check's aggregate (null for a SUM over no values), or why its SQL failed. */
 export type CheckAnswer = number | null | { error: string };
@@ -53,24 +53,38 @@ function formatPercent(change: number): string {
 }
 
 /**
- * Why a check cannot look at the columns it names (null when the dataset has them all): each
- * one it lacks, a close one it has, and the fix, without the SQL backfill would have run. A name
- * that differs only in case, or one of backfill's own columns (`__`), is left for the engine to
- * judge (SQLite and DuckDB take a name in another case for the same column).
+ * The dataset's columns a check names, as the dataset spells them, or why it cannot look at
+ * them, without the SQL backfill would have run. A name matches its column in any case, as an
+ * unquoted name does on every engine (backfill quotes them, and PostgreSQL then reads a quoted
+ * name in its own case only): `Order_ID` looks at `order_id`. It is refused when it matches
+ * none (naming a close one and the fix) or more than one (columns a PostgreSQL dataset got
+ * before such twins were refused). Without the columns (`target.columns` absent), the names as
+ * written.
  */
-function missingColumns(label: string, named: readonly string[], target: CheckTarget): string | null {
+function checkColumns(label: string, named: readonly string[], target: CheckTarget): { columns: string[] } | { problem: string } {
   const { columns } = target;
-  if (columns === undefined) return null;
-  const folded = new Set(columns.map((c) => c.toLowerCase()));
-  const missing = [...new Set(named)].filter((c) => !folded.has(c.toLowerCase()) && !isReservedColumn(c));
-  if (missing.length === 0) return null;
+  if (columns === undefined) return { columns: [...named] };
+  const known = [...columns, PARTITION_COLUMN, VERSION_COLUMN];
+  const resolved: string[] = [];
+  const missing: string[] = [];
+  for (const name of named) {
+    const matches = known.includes(name) ? [name] : known.filter((c) => c.toLowerCase() === name.toLowerCase());
+    if (matches.length > 1) {
+      return { problem: `${label}: the check's column '${name}' matches the output's columns ${matches.map((c) => `'${c}'`).join(' and ')}, whose names differ only in case: name one of them in the check exactly as the output does` };
+    }
+    if (matches[0] === undefined) {
+      if (!missing.includes(name)) missing.push(name);
+    } else resolved.push(matches[0]);
+  }
+  if (missing.length === 0) return { columns: resolved };
   const one = missing.length === 1;
   const near = missing.flatMap((c) => closestNames(c, columns, 1).map((close) => (one ? `'${close}'` : `'${close}' for '${c}'`)));
   const has = columns.length > 0 ? `its columns: ${columns.join(', ')}` : 'it has no columns';
-  return (
-    `${label}: the check's column${one ? '' : 's'} ${missing.map((c) => `'${c}'`).join(', ')} ${one ? 'is' : 'are'} not in the output (${has})` +
-    `${near.length > 0 ? `; did you mean ${near.join(', ')}?` : ''}: name ${one ? 'a column' : 'columns'} of the output in the check, or add ${one ? 'it' : 'them'} to the transform's output`
-  );
+  return {
+    problem:
+      `${label}: the check's column${one ? '' : 's'} ${missing.map((c) => `'${c}'`).join(', ')} ${one ? 'is' : 'are'} not in the output (${has})` +
+      `${near.length > 0 ? `; did you mean ${near.join(', ')}?` : ''}: name ${one ? 'a column' : 'columns'} of the output in the check, or add ${one ? 'it' : 'them'} to the transform's output`,
+  };
 }
 
 /** Yields the one-value queries it needs over the new and the published version; returns the problems found, by severity. */
@@ -97,12 +111,12 @@ export function* evaluateChecks(checks: readonly CheckInput[], target: CheckTarg
         if (check.max !== undefined && target.rowCount > check.max) problems.push(`${label}: ${target.rowCount} rows, expected at most ${check.max}`);
         break;
       case 'not_null': {
-        const missing = missingColumns(label, check.columns, target);
-        if (missing !== null) {
-          problems.push(missing);
+        const named = checkColumns(label, check.columns, target);
+        if ('problem' in named) {
+          problems.push(named.problem);
           break;
         }
-        for (const column of check.columns) {
+        for (const column of named.columns) {
           const n = yield* numberOf(`SELECT 1 FROM ${THIS} AS t WHERE ${quoteIdent(column)} IS NULL`);
           if (n === undefined) break;
           if (n > 0) problems.push(`${label}: ${n} rows have ${column} NULL`);
@@ -110,14 +124,14 @@ export function* evaluateChecks(checks: readonly CheckInput[], target: CheckTarg
         break;
       }
       case 'unique': {
-        const missing = missingColumns(label, check.columns, target);
-        if (missing !== null) {
-          problems.push(missing);
+        const named = checkColumns(label, check.columns, target);
+        if ('problem' in named) {
+          problems.push(named.problem);
           break;
         }
-        const columns = check.columns.map(quoteIdent).join(', ');
+        const columns = named.columns.map(quoteIdent).join(', ');
         const n = yield* numberOf(`SELECT ${columns} FROM ${THIS} AS t GROUP BY ${columns} HAVING COUNT(*) > 1`);
-        if (n !== undefined && n > 0) problems.push(`${label}: ${n} duplicated values of (${check.columns.join(', ')})`);
+        if (n !== undefined && n > 0) problems.push(`${label}: ${n} duplicated values of (${named.columns.join(', ')})`);
         break;
       }
       case 'sql': {
@@ -127,15 +141,16 @@ export function* evaluateChecks(checks: readonly CheckInput[], target: CheckTarg
         break;
       }
       case 'drift': {
-        const { metric } = check;
-        const missing = metric === 'row_count' ? null : missingColumns(label, [metric.sum], target);
-        if (missing !== null) {
-          problems.push(missing);
+        const named = check.metric === 'row_count' ? null : checkColumns(label, [check.metric.sum], target);
+        if (named !== null && 'problem' in named) {
+          problems.push(named.problem);
           break;
         }
         if (!target.hasPrevious) break;
+        const sum = named?.columns[0];
+        const metric: DriftMetric = sum === undefined ? 'row_count' : { sum };
         const measure = (relation: string) =>
-          metric === 'row_count' ? numberOf(`SELECT 1 FROM ${relation} AS t`) : numberOf(`SELECT ${quoteIdent(metric.sum)} FROM ${relation} AS t`, `SUM(${quoteIdent(metric.sum)})`);
+          sum === undefined ? numberOf(`SELECT 1 FROM ${relation} AS t`) : numberOf(`SELECT ${quoteIdent(sum)} FROM ${relation} AS t`, `SUM(${quoteIdent(sum)})`);
         const before = yield* measure(PREVIOUS);
         if (before === undefined) break;
         const after = yield* measure(THIS);
@@ -143,7 +158,7 @@ export function* evaluateChecks(checks: readonly CheckInput[], target: CheckTarg
         const change = percentChange(before, after);
         if (Math.abs(change) > check.maxChangePercent) {
           problems.push(
-            `${label}: ${describeMetric(check.metric)} went from ${formatNumber(before)} to ${formatNumber(after)} (${formatPercent(change)}), ` +
+            `${label}: ${describeMetric(metric)} went from ${formatNumber(before)} to ${formatNumber(after)} (${formatPercent(change)}), ` +
               `more than the ${check.maxChangePercent}% allowed`,
           );
         }

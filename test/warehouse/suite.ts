@@ -1095,6 +1095,27 @@ export function warehouseSuite(kind: Warehouse['kind'], open: WarehouseFactory, 
       ]);
     });
 
+    it("unique, not_null and drift look at a column named in another case (Order_ID: order_id), as the output spells it, the same on every engine", async () => {
+      const rows = [{ order_id: 1, Amount: 10 }, { order_id: 1, Amount: null }];
+      const checks: CheckInput[] = [
+        { type: 'unique', columns: ['Order_ID'], severity: 'warn' },
+        { type: 'not_null', columns: ['ORDER_ID', 'amount'], severity: 'warn' },
+      ];
+      const first = await wh.publish(write('cased', 'k', { rows, checks }));
+      expect(first.warnings).toEqual(['unique: 1 duplicated values of (order_id)', 'not_null: 1 rows have Amount NULL']);
+      const drift: CheckInput = { type: 'drift', name: 'revenue', metric: { sum: 'AMOUNT' }, maxChangePercent: 10, severity: 'warn' };
+      const second = await wh.publish(write('cased', 'k', { runKey: 'run-2', rows: [{ order_id: 1, Amount: 30 }], checks: [drift] }));
+      expect(second.warnings).toEqual(['revenue: sum(Amount) went from 10 to 30 (+200%), more than the 10% allowed']);
+      // Backfill's own columns are in {{this}} too; any other __ name is refused as any missing column is.
+      const own = await wh.publish(write('cased', 'j', { rows, checks: [{ type: 'not_null', columns: ['__partition', '__Version'] }] }));
+      expect(own.warnings).toEqual([]);
+      const error = await rejection(wh.publish(write('cased', 'j', { runKey: 'run-2', rows, checks: [{ type: 'not_null', columns: ['__x'] }] })));
+      expect(error).toBeInstanceOf(CheckFailedError);
+      expect(error.message).toBe(
+        "checks failed: not_null: the check's column '__x' is not in the output (its columns: order_id, Amount): name a column of the output in the check, or add it to the transform's output",
+      );
+    });
+
     it('a warn check whose SQL is broken warns, and says why', async () => {
       const published = await wh.publish(
         write('orders', '2024-01-01', { rows: ORDERS, checks: [{ type: 'sql', name: 'broken', sql: 'SELECT * FROM {{this}} WHERE nope > 1', severity: 'warn' }] }),
