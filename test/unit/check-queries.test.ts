@@ -81,3 +81,21 @@ describe('checks asked together', () => {
     expect(one.asked).toHaveLength(4);
   });
 });
+
+describe('a check naming a column that matches two of the dataset\'s in another case (a PostgreSQL dataset from before such twins were refused)', () => {
+  it('fails the check naming both and the fix, and asks no query', async () => {
+    const asked: CheckQuery[] = [];
+    const outcome = await checkAsync([{ type: 'unique', columns: ['ORDER_ID'] }], { rowCount: 1, hasPrevious: false, columns: ['Order_ID', 'order_id'] }, async (query) => {
+      asked.push(query);
+      return 0;
+    });
+    expect(outcome.errors).toEqual([
+      "unique: the check's column 'ORDER_ID' matches the output's columns 'Order_ID' and 'order_id', whose names differ only in case: name one of them in the check exactly as the output does",
+    ]);
+    expect(asked).toEqual([]);
+    // Named exactly, it is that column.
+    const exact = await checkAsync([{ type: 'unique', columns: ['order_id'] }], { rowCount: 1, hasPrevious: false, columns: ['Order_ID', 'order_id'] }, async (query) => (asked.push(query), 0));
+    expect(exact.errors).toEqual([]);
+    expect(asked.map((q) => q.sql)).toEqual(['SELECT "order_id" FROM __this AS t GROUP BY "order_id" HAVING COUNT(*) > 1']);
+  });
+});
