@@ -6,6 +6,7 @@
  */
 import { fillPlaceholders } from '../../core/check-placeholders.ts';
 import { closestNames } from '../../core/closest.ts';
+import { columnMatches } from './column-match.ts';
 import type { CheckInput, DriftMetric } from '../../core/spec.ts';
 import { PARTITION_COLUMN, VERSION_COLUMN, quoteIdent } from './sql.ts';
 
@@ -54,9 +55,8 @@ function formatPercent(change: number): string {
 
 /**
  * The dataset's columns a check names, as the dataset spells them, or why it cannot look at
- * them, without the SQL backfill would have run. A name matches its column in any case, as an
- * unquoted name does on every engine (backfill quotes them, and PostgreSQL then reads a quoted
- * name in its own case only): `Order_ID` looks at `order_id`. It is refused when it matches
+ * them, without the SQL backfill would have run. A name matches its column in any case
+ * (`columnMatches`): `Order_ID` looks at `order_id`. It is refused when it matches
  * none (naming a close one and the fix) or more than one (columns a PostgreSQL dataset got
  * before such twins were refused). Without the columns (`target.columns` absent), the names as
  * written.
@@ -68,7 +68,7 @@ function checkColumns(label: string, named: readonly string[], target: CheckTarg
   const resolved: string[] = [];
   const missing: string[] = [];
   for (const name of named) {
-    const matches = known.includes(name) ? [name] : known.filter((c) => c.toLowerCase() === name.toLowerCase());
+    const matches = columnMatches(name, known);
     if (matches.length > 1) {
       return { problem: `${label}: the check's column '${name}' matches the output's columns ${matches.map((c) => `'${c}'`).join(' and ')}, whose names differ only in case: name one of them in the check exactly as the output does` };
     }

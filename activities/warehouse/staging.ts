@@ -10,6 +10,7 @@ import { addDiffs, emptyDiff, withCopies, type ColumnChange, type DiffSummary, t
 import { DEFAULT_CHANGES_PAGE, pageConditions, pageLimit } from './changes.ts';
 import type { ValueKind } from './checksum.ts';
 import { versionSelect, type Dialect, type Session } from './dialect.ts';
+import { columnMatches } from './column-match.ts';
 import { PARTITION_COLUMN, VERSION_COLUMN, quoteIdent } from './sql.ts';
 import { SqlError, StaleRunError, type DiffOptions, type DiffPage, type DiscardOptions, type StagedOutcome, type StagedRun } from './types.ts';
 import { shellWord } from '../../core/shell-word.ts';
@@ -193,6 +194,31 @@ function numericChanges(columns: readonly string[], before: readonly ColumnTally
   return out;
 }
 
+/**
+ * A node's key columns as the dataset spells them (null: no key), each matched in any case
+ * (`columnMatches`), as a check's columns are; a key column the dataset lacks, or one that
+ * matches two of its columns, is an SqlError naming the fix.
+ */
+function keyColumns(node: string, key: readonly string[] | undefined, columns: readonly string[]): string[] | null {
+  if (key === undefined) return null;
+  const missing: string[] = [];
+  const resolved: string[] = [];
+  for (const name of key) {
+    const matches = columnMatches(name, columns);
+    if (matches.length > 1) {
+      throw new SqlError(`key column ${name} of node ${node} matches the dataset's columns ${matches.join(' and ')}, whose names differ only in case: name one of them in the node's key exactly as the dataset does`);
+    }
+    if (matches[0] === undefined) missing.push(name);
+    else resolved.push(matches[0]);
+  }
+  if (missing.length > 0) {
+    throw new SqlError(
+      `key column${missing.length > 1 ? 's' : ''} ${missing.join(', ')} of node ${node} ${missing.length > 1 ? 'are' : 'is'} not in the dataset (its columns: ${columns.join(', ') || 'none'}): fix the node's key in the spec`,
+    );
+  }
+  return resolved;
+}
+
 /** Added, removed and changed rows (or keys) of one partition, in one statement of set operations. */
 async function countDifferences(s: Session, dialect: Dialect, columns: readonly string[], key: readonly string[] | null, row: StagedRow): Promise<{ added: number; removed: number; changed: number }> {
   const all = columns.length > 0 ? columns.map(quoteIdent).join(', ') : `${PARTITION_COLUMN}`;
@@ -239,13 +265,7 @@ export async function diffPage(s: Session, dialect: Dialect, run: StagedRun, opt
     const row: StagedRow = { ...raw, version: Number(raw.version), published: raw.published === null ? null : Number(raw.published) };
     let columns = columnsOf.get(row.node);
     if (!columns) columnsOf.set(row.node, (columns = (await s.columns(row.node)) ?? []));
-    const key = options.keys?.[row.node] ?? null;
-    const missing = (key ?? []).filter((c) => !columns.includes(c));
-    if (missing.length > 0) {
-      throw new SqlError(
-        `key column${missing.length > 1 ? 's' : ''} ${missing.join(', ')} of node ${row.node} ${missing.length > 1 ? 'are' : 'is'} not in the dataset (its columns: ${columns.join(', ') || 'none'}): fix the node's key in the spec`,
-      );
-    }
+    const key = keyColumns(row.node, options.keys?.[row.node], columns);
     const counts = await countDifferences(s, dialect, columns, key, row);
     // Key columns identify rows (`key` lists them): an id or a grouping key that is a number is no measure to sum.
     const measures = columns.filter((c) => !(key ?? []).includes(c));

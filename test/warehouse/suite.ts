@@ -2069,6 +2069,12 @@ export function warehouseSuite(kind: Warehouse['kind'], open: WarehouseFactory, 
       expect(first.next).toEqual({ node: 'orders', partition: 'k2' });
       expect((await wh.diffStaged(run, { limit: 2, after: first.next! })).partitions.map((d) => `${d.node}/${d.partition}`)).toEqual(['orders/k3', 'users/k1']);
       await expect(wh.diffStaged(run, { keys: { orders: ['order_no'] } })).rejects.toThrow(/key column order_no of node orders is not in the dataset \(its columns: id, amount\)/);
+      // A key column named in another case is the dataset's column, on every engine.
+      const cased = await wh.diffStaged(run, { keys: { orders: ['ID'] } });
+      expect(cased.partitions.map((d) => [d.node, d.partition, d.added, d.removed, d.changed, d.key])).toEqual(
+        page.partitions.map((d) => [d.node, d.partition, d.added, d.removed, d.changed, d.key]),
+      );
+      expect(cased.partitions[0]!.columns).toEqual(page.partitions[0]!.columns);
       await wh.publishStaged(run);
       expect((await wh.diffStaged(run)).partitions).toEqual([]);
     });
