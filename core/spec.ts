@@ -115,6 +115,9 @@ export const DriftMetricSchema = z.union([z.literal('row_count'), z.strictObject
   message: "must be 'row_count' or { sum: <column> }",
 });
 
+/** The columns a `not_null` or `unique` check looks at: names of the node's output, matched in any case when a partition runs. */
+const CheckColumnsSchema = z.array(z.string().min(1, { message: "is an empty column name: name a column of the node's output, e.g. columns: [order_id]" })).min(1);
+
 export const CheckSchema = z.discriminatedUnion(
   'type',
   [
@@ -130,8 +133,8 @@ export const CheckSchema = z.discriminatedUnion(
         message: 'min is above max: no row count passes such a check, so every partition would fail it',
         path: ['max'],
       }),
-    z.strictObject({ type: z.literal('not_null'), name: z.string().optional(), columns: z.array(z.string()).min(1), severity: SeveritySchema }),
-    z.strictObject({ type: z.literal('unique'), name: z.string().optional(), columns: z.array(z.string()).min(1), severity: SeveritySchema }),
+    z.strictObject({ type: z.literal('not_null'), name: z.string().optional(), columns: CheckColumnsSchema, severity: SeveritySchema }),
+    z.strictObject({ type: z.literal('unique'), name: z.string().optional(), columns: CheckColumnsSchema, severity: SeveritySchema }),
     z.strictObject({
       type: z.literal('sql'),
       name: z.string(),

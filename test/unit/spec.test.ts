@@ -787,6 +787,8 @@ describe('resolveSpec: bad input names the problem, the place and the fix', () =
   it('a bad check and a bad dependency entry', () => {
     rejects(minimal([{ id: 'a', transform: 'noop', checks: [{ type: 'vibes' }] }]), 'invalid_spec', 'nodes[0].checks[0].type');
     rejects(minimal([{ id: 'a', transform: 'noop', checks: [{ type: 'not_null', columns: [] }] }]), 'invalid_spec', 'nodes[0].checks[0].columns');
+    const empty = rejects(minimal([{ id: 'a', transform: 'noop', checks: [{ type: 'unique', columns: ['day', ''] }] }]), 'invalid_spec', 'nodes[0].checks[0].columns[1]');
+    expect(empty.message).toBe("nodes[0].checks[0].columns[1]: is an empty column name: name a column of the node's output, e.g. columns: [order_id]");
     rejects(minimal([{ id: 'a', transform: 'noop', dependsOn: [42] }]), 'invalid_spec', 'nodes[0].dependsOn[0]');
   });
 
