@@ -13,6 +13,7 @@ import { UNKNOWN_IDENTITY, type AuditEntry } from '../core/audit.ts';
 import { rollbackWorkflowId } from '../core/rollback.ts';
 import { discardWorkflowId } from '../core/staged.ts';
 import { backfillWorkflowId } from '../workflows/definitions.ts';
+import { MessageSenders } from './audit-senders.ts';
 import type { BackfillClient } from './backfill-client.ts';
 import { visibilityLiteral } from './visibility.ts';
 
@@ -22,15 +23,22 @@ type Payload = temporal.api.common.v1.IPayload;
 /** An audit entry of the history, with the run it was recorded in. */
 export type AuditRecord = AuditEntry & { workflowId: string; runId: string };
 
-/** The audit entries a history holds (its memo upserts), in order; a cancellation request completes the unannounced cancel. */
+/**
+ * The audit entries a history holds (its memo upserts), in order; a cancellation request
+ * completes the unannounced cancel, a signal's or an update's sender a control that named no one
+ * (client/audit-senders.ts).
+ */
 export function auditOfHistory(events: readonly HistoryEvent[], decode: (payload: Payload) => unknown): AuditEntry[] {
   const entries: AuditEntry[] = [];
+  const senders = new MessageSenders();
+  const nextSeq = () => (entries[entries.length - 1]?.seq ?? 0) + 1;
   let cancelRequest: { identity: string; cause: string } | null = null;
   for (const event of events) {
+    senders.see(event);
     const payload = event.workflowPropertiesModifiedEventAttributes?.upsertedMemo?.fields?.audit;
     if (payload) {
       const entry = decode(payload) as AuditEntry | null;
-      if (entry && typeof entry === 'object' && typeof entry.action === 'string') entries.push(entry);
+      if (entry && typeof entry === 'object' && typeof entry.action === 'string') entries.push(senders.attribute(entry));
     }
     const cancel = event.workflowExecutionCancelRequestedEventAttributes;
     if (cancel) cancelRequest = { identity: cancel.identity ?? '', cause: cancel.cause ?? '' };
@@ -38,7 +46,7 @@ export function auditOfHistory(events: readonly HistoryEvent[], decode: (payload
     const terminated = event.workflowExecutionTerminatedEventAttributes;
     if (terminated) {
       entries.push({
-        seq: (entries[entries.length - 1]?.seq ?? 0) + 1,
+        seq: nextSeq(),
         at: optionalTsToMs(event.eventTime) ?? 0,
         action: 'terminate',
         identity: terminated.identity ? `${terminated.identity} (from the termination)` : UNKNOWN_IDENTITY,

@@ -68,8 +68,15 @@ export function refuseReservedIdentity(identity: string, field: string): void {
   }
 }
 
-/** Who sent a message that said nothing of it (Temporal's own CLI, a hand-made signal). */
+/**
+ * Who sent a message that said nothing of it (a hand-made signal), as the workflow records it
+ * (its histories hold this text: keep it). The server's record of the message may name its
+ * sender still (client/audit-senders.ts); UNKNOWN_ACTOR is how an entry reads when it does not.
+ */
 export const UNKNOWN_IDENTITY = 'unknown (no identity sent: Temporal CLI or another client)';
+
+/** Who, for people, when neither the control nor the server's record of it named anyone. */
+export const UNKNOWN_ACTOR = "unknown: the sender named no one (backfill's commands send your identity; a client of its own should set its Temporal identity, e.g. temporal workflow signal --identity you@example.com)";
 
 /**
  * Parses a control's `{ reason, identity }` as it arrives (anyone may send junk with Temporal's
@@ -221,6 +228,8 @@ export function isLimitChange(entry: Pick<AuditEntry, 'action' | 'outcome' | 'de
  */
 export function describeActor(entry: Pick<AuditEntry, 'identity' | 'verified'> & Partial<Pick<AuditEntry, 'action' | 'details'>>): string {
   if (entry.verified) return `${entry.identity} (verified signature)`;
+  // Temporal's CLI does send one (temporal-cli:$USER@$HOST): `audit` takes it from the history. This sender sent none at all.
+  if (entry.identity === UNKNOWN_IDENTITY) return UNKNOWN_ACTOR;
   if (entry.identity !== POLICY_IDENTITY) return `${entry.identity} (declared)`;
   // Recorded under the policy's identity, but no rule of a policy did it: the backfill stopped on its canary's failure.
   return entry.action === 'discard' && entry.details?.canary === true && typeof entry.details.stopped === 'string' ? 'the backfill itself' : 'the policy';

@@ -68,18 +68,25 @@ describe('refused control signals', () => {
     await signal('pause', '"junk"');
     await signal('pause', JSON.stringify({ identity: 'policy', reason: 'r'.repeat(5000) }));
     await signal('setRate', '50', 'null', JSON.stringify({ identity: 'ops@example.com', reason: 'the source is slow today' }));
+    // No identity in the control, one given to Temporal's CLI: the server records it with the signal.
+    const resumed = await temporal(['workflow', 'signal', '--workflow-id', workflowId, '--name', 'resume', '--identity', 'oncall@bastion']);
+    expect(resumed.code, resumed.stderr).toBe(0);
 
     await waitFor('the valid setRate to be applied', async () => (await client.progress(backfillId)).rate === 50, 30_000);
+    await waitFor('the resume to be recorded', async () => (await client.audit(backfillId)).some((e) => e.action === 'resume'), 30_000);
     const refused = await waitFor('four refused signals in the audit trail', async () => {
       const entries = await refusedOf(backfillId);
       return entries.length >= 4 ? entries : undefined;
     }, 30_000);
+    // A control that named no one (or a reserved identity) is put down to the Temporal client identity the server recorded of its signal: Temporal's CLI sends temporal-cli:$USER@$HOST.
+    const cliSender = expect.stringMatching(/^temporal-cli:.+@.+ \(from the signal: its Temporal client identity\)$/);
     expect(refused.map((e) => [e.action, e.identity, e.details.signal, e.details.code])).toEqual([
       ['set-rate', 'mallory@example.com', 'setRate', 'policy_violation'],
-      ['pause', UNKNOWN_IDENTITY, 'pause', 'policy_violation'],
-      ['pause', UNKNOWN_IDENTITY, 'pause', 'invalid_argument'],
-      ['pause', UNKNOWN_IDENTITY, 'pause', 'invalid_argument'],
+      ['pause', cliSender, 'pause', 'policy_violation'],
+      ['pause', cliSender, 'pause', 'invalid_argument'],
+      ['pause', cliSender, 'pause', 'invalid_argument'],
     ]);
+    expect(refused.some((e) => e.identity === UNKNOWN_IDENTITY)).toBe(false);
     expect(refused[0]).toMatchObject({ reason: 'because I can', verified: false, details: { sent: '5000 null', why: expect.stringMatching(/caps\.backfill\.rate/) } });
     expect(String(refused[1]!.details.why)).toMatch(/pause needs a reason/);
     expect(String(refused[2]!.details.why)).toMatch(/\{ reason\?, identity\? \}/);
@@ -91,6 +98,7 @@ describe('refused control signals', () => {
     expect(applied).toEqual([
       ['start', 'starter@example.com'],
       ['set-rate', 'ops@example.com'],
+      ['resume', 'oncall@bastion (from the signal: its Temporal client identity)'],
     ]);
     expect((await client.progress(backfillId)).paused).toBe(false);
 

@@ -5,6 +5,7 @@
  */
 import { stripVTControlCharacters } from 'node:util';
 import { msToTs } from '@temporalio/common';
+import { temporal } from '@temporalio/proto';
 import { describe, expect, it } from 'vitest';
 import { AUDIT_BYTES, AUDIT_KEEP, AuditTrail, MAX_IDENTITY, MAX_REASON, POLICY_IDENTITY, UNKNOWN_IDENTITY, describeActor, describeChange, isLimitChange, parseMeta, unchangedSince, type AuditEntry } from '../../core/audit.ts';
 import { BackfillError } from '../../core/errors.ts';
@@ -144,6 +145,8 @@ describe('describing entries', () => {
     expect(describeActor({ identity: 'bob@example.com', verified: true })).toBe('bob@example.com (verified signature)');
     expect(describeActor({ identity: 'bob@laptop', verified: false })).toBe('bob@laptop (declared)');
     expect(describeActor({ identity: POLICY_IDENTITY, verified: false })).toBe('the policy');
+    // Temporal's CLI sends an identity (audit takes it from the history): the text says how to send one, not that the CLI cannot.
+    expect(describeActor({ identity: UNKNOWN_IDENTITY, verified: false })).toMatch(/^unknown: the sender named no one .*--identity you@example\.com\)$/);
     // A declared identity that reads like a verified one still ends with how it is known.
     expect(describeActor({ identity: 'alice@example.com (verified signature)', verified: false })).toBe('alice@example.com (verified signature) (declared)');
   });
@@ -253,6 +256,43 @@ describe('auditOfHistory (backfill audit reads the history)', () => {
     expect(entry2).toMatchObject({ seq: 2, at, action: 'terminate', identity: 'ops@web-ui (from the termination)', verified: false, reason: 'stuck, killing it', outcome: 'applied' });
     expect(describeChange(entry2!)).toMatch(/^terminated through Temporal: the run ended without its cleanup/);
     expect(auditOfHistory([terminated('', '')], decode)[0]).toMatchObject({ identity: UNKNOWN_IDENTITY, reason: null });
+  });
+});
+
+/** A history event as the server's protobuf gives it (event ids are Longs). */
+const event = (fields: Record<string, unknown>) => temporal.api.history.v1.HistoryEvent.fromObject(fields);
+
+describe("auditOfHistory: the sender of a control that named no one (Temporal's CLI)", () => {
+  const memo = (value: unknown) => ({ workflowPropertiesModifiedEventAttributes: { upsertedMemo: { fields: { audit: { data: Buffer.from(JSON.stringify(value)) } } } } });
+  const decode = (payload: { data?: Uint8Array | null }) => JSON.parse(Buffer.from(payload.data!).toString()) as unknown;
+  const signaled = (eventId: number, signalName: string, identity: string) => event({ eventId, workflowExecutionSignaledEventAttributes: { signalName, identity } });
+  const task = (startedEventId: number) => [event({ eventId: startedEventId, workflowTaskStartedEventAttributes: {} }), event({ eventId: startedEventId + 1, workflowTaskCompletedEventAttributes: { startedEventId } })];
+  const unknown = (seq: number, action: AuditEntry['action']) => memo({ seq, ...entry({ action, identity: UNKNOWN_IDENTITY, reason: null }) });
+
+  it('takes the identity the server recorded of the signal the task handled', () => {
+    const events = [signaled(5, 'nodeReport', 'worker@host'), signaled(6, 'pause', 'temporal-cli:ops@bastion'), signaled(7, 'setRate', 'temporal-cli:eve@laptop'), ...task(9), unknown(1, 'set-rate'), unknown(2, 'pause')];
+    expect(auditOfHistory(events, decode).map((e) => e.identity)).toEqual([
+      'temporal-cli:eve@laptop (from the signal: its Temporal client identity)',
+      'temporal-cli:ops@bastion (from the signal: its Temporal client identity)',
+    ]);
+    expect(describeActor(auditOfHistory(events, decode)[1]!)).toBe('temporal-cli:ops@bastion (from the signal: its Temporal client identity) (declared)');
+  });
+
+  it('keeps a declared identity, and matches no signal of another task or one that arrived while the task ran', () => {
+    const declared = memo({ seq: 1, ...entry({ action: 'pause', identity: 'bob@laptop' }) });
+    expect(auditOfHistory([signaled(5, 'pause', 'temporal-cli:x@y'), ...task(9), declared], decode)[0]!.identity).toBe('bob@laptop');
+    // Handled by an earlier task that recorded nothing of it (a refused signal past the recorded few).
+    expect(auditOfHistory([signaled(5, 'pause', 'temporal-cli:x@y'), ...task(9), ...task(12), unknown(1, 'pause')], decode)[0]!.identity).toBe(UNKNOWN_IDENTITY);
+    // Arrived after the task started: the next task handles it.
+    const during = [event({ eventId: 9, workflowTaskStartedEventAttributes: {} }), signaled(10, 'pause', 'temporal-cli:x@y'), event({ eventId: 11, workflowTaskCompletedEventAttributes: { startedEventId: 9 } })];
+    expect(auditOfHistory([...during, unknown(1, 'pause')], decode)[0]!.identity).toBe(UNKNOWN_IDENTITY);
+    // A signal sent with no identity at all stays unknown.
+    expect(auditOfHistory([signaled(5, 'pause', ''), ...task(9), unknown(1, 'pause')], decode)[0]!.identity).toBe(UNKNOWN_IDENTITY);
+  });
+
+  it("takes an update's sender from the request the task accepted", () => {
+    const accepted = event({ eventId: 11, workflowExecutionUpdateAcceptedEventAttributes: { acceptedRequest: { meta: { identity: 'temporal-cli:ops@bastion' }, input: { name: 'setConcurrency' } } } });
+    expect(auditOfHistory([...task(9), accepted, unknown(1, 'set-concurrency')], decode)[0]!.identity).toBe('temporal-cli:ops@bastion (from the update: its Temporal client identity)');
   });
 });
 
