@@ -13,8 +13,10 @@ import { UNKNOWN_IDENTITY, type AuditEntry } from '../core/audit.ts';
 import { rollbackWorkflowId } from '../core/rollback.ts';
 import { discardWorkflowId } from '../core/staged.ts';
 import { backfillWorkflowId } from '../workflows/definitions.ts';
+import { DecisionFailures } from './audit-decisions.ts';
 import { MessageSenders } from './audit-senders.ts';
 import type { BackfillClient } from './backfill-client.ts';
+import { nodeTerminations } from './node-terminations.ts';
 import { visibilityLiteral } from './visibility.ts';
 
 type HistoryEvent = temporal.api.history.v1.IHistoryEvent;
@@ -26,11 +28,13 @@ export type AuditRecord = AuditEntry & { workflowId: string; runId: string };
 /**
  * The audit entries a history holds (its memo upserts), in order; a cancellation request
  * completes the unannounced cancel, a signal's or an update's sender a control that named no one
- * (client/audit-senders.ts).
+ * (client/audit-senders.ts), and a decision's failed activity says that the decision failed
+ * (client/audit-decisions.ts).
  */
 export function auditOfHistory(events: readonly HistoryEvent[], decode: (payload: Payload) => unknown): AuditEntry[] {
   const entries: AuditEntry[] = [];
   const senders = new MessageSenders();
+  const decisions = new DecisionFailures();
   const nextSeq = () => (entries[entries.length - 1]?.seq ?? 0) + 1;
   let cancelRequest: { identity: string; cause: string } | null = null;
   for (const event of events) {
@@ -40,6 +44,8 @@ export function auditOfHistory(events: readonly HistoryEvent[], decode: (payload
       const entry = decode(payload) as AuditEntry | null;
       if (entry && typeof entry === 'object' && typeof entry.action === 'string') entries.push(senders.attribute(entry));
     }
+    const failedDecision = decisions.see(event, entries);
+    if (failedDecision) entries.push({ seq: nextSeq(), ...failedDecision });
     const cancel = event.workflowExecutionCancelRequestedEventAttributes;
     if (cancel) cancelRequest = { identity: cancel.identity ?? '', cause: cancel.cause ?? '' };
     // A termination ends the run where it stands: the workflow cannot record it, the server does.
@@ -101,12 +107,15 @@ export async function auditRuns(client: BackfillClient, workflowId: string, sinc
   );
 }
 
-/** The whole audit trail of a backfill: its runs' entries, then its rollbacks' and the discard of what it staged before it ended, in time order. */
+/**
+ * The whole audit trail of a backfill: its runs' entries, then its rollbacks', the discard of
+ * what it staged before it ended, and the terminations of its node workflows, in time order.
+ */
 export async function auditTrail(client: BackfillClient, backfillId: string): Promise<AuditRecord[]> {
   await client.describe(backfillId);
   const workflows = [backfillWorkflowId(backfillId), rollbackWorkflowId(backfillId), discardWorkflowId(backfillId)];
-  const runs = await Promise.all(workflows.map((workflowId) => auditRuns(client, workflowId)));
-  return numberedInTimeOrder(runs.flat().flatMap((run) => run.records));
+  const [runs, terminations] = await Promise.all([Promise.all(workflows.map((workflowId) => auditRuns(client, workflowId))), nodeTerminations(client, backfillId)]);
+  return numberedInTimeOrder([...runs.flat().flatMap((run) => run.records), ...terminations]);
 }
 
 /**

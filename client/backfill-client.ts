@@ -1208,7 +1208,16 @@ export class BackfillClient {
   private async updateError(backfillId: string, error: unknown, decision?: 'publish' | 'discard'): Promise<unknown> {
     if (error instanceof WorkflowUpdateFailedError) {
       // The workflow refused with the BackfillError's code as the failure type (see `refusal`).
-      return refusedError(error.cause) ?? new BackfillError('failed', `backfill '${backfillId}' refused the change: ${error.cause?.message ?? error.message}`);
+      const refused = refusedError(error.cause);
+      if (refused) return refused;
+      // A decision the warehouse could not carry out fails as 'Activity task failed': its cause says why.
+      const why = causeChain(error.cause) ?? error.message;
+      return new BackfillError(
+        'failed',
+        decision !== undefined
+          ? `backfill '${backfillId}': the ${decision} failed: ${why}; it waits for a decision again ('backfill audit ${shellWord(backfillId)}' records the failure)`
+          : `backfill '${backfillId}' refused the change: ${why}`,
+      );
     }
     // An update in flight when the backfill closed is aborted: it never applied.
     const ended = await this.describe(backfillId).then((d) => (d.status.name === 'RUNNING' ? undefined : d.status.name), () => undefined);
@@ -2296,4 +2305,11 @@ function rootCause(error: Error): Error {
   let cause = error;
   while (cause.cause instanceof Error) cause = cause.cause;
   return cause;
+}
+
+/** An error's message and those of its causes, outermost first (`Activity task failed: dataset orders is leased ...`); null without one. */
+function causeChain(error: Error | undefined): string | null {
+  const messages: string[] = [];
+  for (let e: unknown = error; e instanceof Error && messages.length < 5; e = e.cause) if (e.message !== '') messages.push(e.message);
+  return messages.length > 0 ? messages.join(': ') : null;
 }

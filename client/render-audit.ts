@@ -9,17 +9,17 @@ const tableStyle = () => (process.stdout.isTTY ? { head: ['cyan'] } : { head: []
 /** Column widths, padding included. The action and reason columns share theirs: see actionWidth. */
 const WIDTHS = { seq: 5, when: 22, actionAndWhy: 50, who: 28, what: 40 } as const;
 const ACTION_HEAD = 'action';
-const REFUSED = '(refused)';
+const MARKS = { refused: '(refused)', failed: '(failed)' } as const;
 /** The narrowest the reason's column gets, however long an action name is. */
 const MIN_WHY = 20;
 
 /**
  * An action name is one word: a wrapped cell cuts a word longer than its column (set-concurrency
  * read `set-concurren…`), so the column fits the longest one, and the refusal mark goes on a
- * line of its own. The reason is free text and wraps in what is left.
+ * line of its own (so does a failure's). The reason is free text and wraps in what is left.
  */
 function actionWidth(entries: readonly AuditEntry[]): number {
-  const longest = Math.max(ACTION_HEAD.length, REFUSED.length, ...entries.map((e) => e.action.length));
+  const longest = Math.max(ACTION_HEAD.length, ...Object.values(MARKS).map((m) => m.length), ...entries.map((e) => e.action.length));
   return longest + 2;
 }
 
@@ -38,7 +38,7 @@ export function renderAudit(backfillId: string, shown: readonly AuditEntry[]): s
     table.push([
       String(e.seq),
       new Date(e.at).toISOString().replace('T', ' ').replace(/\.\d+Z$/, ''),
-      e.outcome === 'refused' ? pc.red(`${e.action}\n${REFUSED}`) : e.action,
+      e.outcome === 'applied' ? e.action : pc.red(`${e.action}\n${MARKS[e.outcome]}`),
       describeActor(e),
       e.reason ?? pc.dim('–'),
       describeChange(e),

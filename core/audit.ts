@@ -34,8 +34,12 @@ export type AuditEntry = {
   /** True when `identity` is the principal of a verified signature. */
   verified: boolean;
   reason: string | null;
-  /** applied; or refused (a refused approval is recorded: the attempt is worth knowing). */
-  outcome: 'applied' | 'refused';
+  /**
+   * applied; or refused (a refused approval is recorded: the attempt is worth knowing); or failed:
+   * a publish or discard that was asked (its own entry, applied) and that the warehouse could not
+   * carry out (read from the history's failed activity: the workflow records nothing of it).
+   */
+  outcome: 'applied' | 'refused' | 'failed';
   /** What it changed: e.g. { rate: 50, previous: 20, node: 'orders' }, or why it was refused. */
   details: Record<string, string | number | boolean | null>;
 };
@@ -240,6 +244,7 @@ export function describeChange(entry: Pick<AuditEntry, 'action' | 'details' | 'o
   const d = entry.details;
   const show = (v: unknown, unit = '') => (v === null || v === undefined ? 'unlimited' : `${String(v)}${unit}`);
   const on = typeof d.node === 'string' ? ` (node ${d.node})` : typeof d.queue === 'string' ? ` (task queue ${d.queue})` : '';
+  if (entry.outcome === 'failed') return describeFailure(entry.action, d);
   const refused = entry.outcome === 'refused' ? `refused: ${String(d.why ?? '')}` : '';
   if (refused) return typeof d.signal === 'string' ? `${refused} (${describeRefusedSignal(d)})` : refused;
   switch (entry.action) {
@@ -283,6 +288,10 @@ export function describeChange(entry: Pick<AuditEntry, 'action' | 'details' | 'o
     case 'budget-pause':
       return String(d.why ?? 'a budget is spent');
     case 'terminate':
+      // A node's workflow (client/node-terminations.ts): the backfill goes on, and starts it again with what it held.
+      if (typeof d.node === 'string') {
+        return `node ${d.node}'s workflow terminated through Temporal: ${d.restarted === true ? 'the backfill started it again with what it held' : 'not started again yet (the backfill starts it again with what it held when it next sends it work)'}`;
+      }
       return 'terminated through Temporal: the run ended without its cleanup (its datasets stay leased)';
     // A pause (or a resume, above) that found the backfill as it asked changed nothing: worth saying, as the raw flags did not.
     case 'pause':
@@ -311,6 +320,19 @@ export function describeChange(entry: Pick<AuditEntry, 'action' | 'details' | 'o
     default:
       return describeDetails(d);
   }
+}
+
+/** A publish or discard the warehouse could not carry out (client/audit-decisions.ts): what failed, after how many attempts, and where that leaves the backfill. */
+function describeFailure(action: AuditEntry['action'], d: AuditEntry['details']): string {
+  const attempts = typeof d.attempts === 'number' ? ` after ${d.attempts} attempt${d.attempts === 1 ? '' : 's'}` : '';
+  const type = typeof d.failureType === 'string' ? ` (${d.failureType})` : '';
+  const what = d.canary === true ? (action === 'publish' ? "the canary's approval" : "the canary's discard") : `the ${action}`;
+  const failed = `${what} ${d.timedOut === true ? 'did not finish in time' : 'failed'}${attempts}${type}: ${String(d.why ?? '')}`;
+  // A timed-out transaction may have committed; one that failed did not (it is one transaction).
+  const moved = d.timedOut === true ? `whether it ${action === 'publish' ? 'published' : 'dropped'} anything is not known (doing it again is safe)` : `nothing was ${action === 'publish' ? 'published' : 'dropped'}`;
+  if (typeof d.runKey === 'string') return `${failed}; ${moved}: what the ended run staged stays until a discard of it succeeds`;
+  if (d.canary === true) return `${failed}; ${moved}: the canary waits for approve or discard again`;
+  return `${failed}; ${moved}: the backfill is staged again, waiting for publish or discard`;
 }
 
 /** How a refused signal's entry (core/refused-signals.ts) reads past its refusal: `a setRate signal of 500 null; 3 refused signals before it not recorded ...`. */

@@ -22,6 +22,7 @@ import { rollbackWorkflowId } from '../../core/rollback.ts';
 import type { ResolvedSpec } from '../../core/spec.ts';
 import { discardWorkflowId } from '../../core/staged.ts';
 import { auditOfHistory, type AuditRecord } from '../audit.ts';
+import { nodeTerminations } from '../node-terminations.ts';
 import { backfillWorkflowId, nodeWorkflowId } from '../../workflows/definitions.ts';
 import type { BackfillClient } from '../backfill-client.ts';
 import { visibilityLiteral } from '../visibility.ts';
@@ -230,7 +231,9 @@ export async function gatherReport(client: BackfillClient, warehouse: Warehouse 
   // Rollbacks, and the discard of what a cancelled staged backfill left, are workflows of their own.
   const ofWorkflow = (id: string) => runsOf<unknown, AuditRecord[]>(client, id, decode, (events) => auditOfHistory(events, decode).map((e) => ({ ...e, workflowId: id, runId: '' })), { sinceMs: first.startMs });
   const others = [...(await ofWorkflow(rollbackWorkflowId(backfillId))), ...(await ofWorkflow(discardWorkflowId(backfillId)))];
-  const actions = reportActions([...runs.flatMap((run) => run.kept.audit.map((e) => ({ ...e, workflowId, runId: run.runId }))), ...others.flatMap((run) => run.kept)]);
+  // A node workflow terminated through Temporal: the backfill records nothing of it, its run's close event does.
+  const terminations = await nodeTerminations(client, backfillId, first.startMs);
+  const actions = reportActions([...runs.flatMap((run) => run.kept.audit.map((e) => ({ ...e, workflowId, runId: run.runId }))), ...others.flatMap((run) => run.kept), ...terminations]);
   // A staged (or discarded) version passed its checks like a published one: the timeline shows the work.
   const rows = ledger.map((row) => ({ node: row.node, partition: row.partition, status: row.status === 'failed_check' ? ('failed_check' as const) : ('published' as const), startMs: Date.parse(row.startedAt), endMs: Date.parse(row.finishedAt) }));
   const timeline = buildTimeline({

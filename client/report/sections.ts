@@ -60,7 +60,7 @@ export function actionsTable(report: Report): Table {
     rows: report.actions.map((a) => [
       String(a.seq),
       when(a.at),
-      `${a.action}${a.outcome === 'refused' ? ' (refused)' : ''}`,
+      `${a.action}${a.outcome === 'applied' ? '' : ` (${a.outcome})`}`,
       a.identity,
       a.verified ? 'verified signature' : a.identity === POLICY_IDENTITY ? 'the policy itself' : 'declared by the client',
       a.reason ?? '–',

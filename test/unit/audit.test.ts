@@ -5,7 +5,7 @@
  */
 import { stripVTControlCharacters } from 'node:util';
 import { msToTs } from '@temporalio/common';
-import { temporal } from '@temporalio/proto';
+import proto from '@temporalio/proto';
 import { describe, expect, it } from 'vitest';
 import { AUDIT_BYTES, AUDIT_KEEP, AuditTrail, MAX_IDENTITY, MAX_REASON, POLICY_IDENTITY, UNKNOWN_IDENTITY, describeActor, describeChange, isLimitChange, parseMeta, unchangedSince, type AuditEntry } from '../../core/audit.ts';
 import { BackfillError } from '../../core/errors.ts';
@@ -260,7 +260,40 @@ describe('auditOfHistory (backfill audit reads the history)', () => {
 });
 
 /** A history event as the server's protobuf gives it (event ids are Longs). */
-const event = (fields: Record<string, unknown>) => temporal.api.history.v1.HistoryEvent.fromObject(fields);
+const event = (fields: Record<string, unknown>) => proto.temporal.api.history.v1.HistoryEvent.fromObject(fields);
+
+describe('auditOfHistory: a decision that failed for good', () => {
+  const memo = (value: unknown) => ({ workflowPropertiesModifiedEventAttributes: { upsertedMemo: { fields: { audit: { data: Buffer.from(JSON.stringify(value)) } } } } });
+  const decode = (payload: { data?: Uint8Array | null }) => JSON.parse(Buffer.from(payload.data!).toString()) as unknown;
+  const failedAt = Date.UTC(2025, 5, 1, 10, 0);
+  const scheduled = (eventId: number, name: string) => event({ eventId, activityTaskScheduledEventAttributes: { activityType: { name } } });
+  const started = (scheduledEventId: number, attempt: number) => event({ activityTaskStartedEventAttributes: { scheduledEventId, attempt } });
+  const failed = (scheduledEventId: number, message: string, type: string) =>
+    event({ eventTime: msToTs(failedAt), activityTaskFailedEventAttributes: { scheduledEventId, failure: { message, applicationFailureInfo: { type, nonRetryable: true } } } });
+  const asked = memo({ seq: 2, ...entry({ action: 'publish', identity: 'alice@laptop', reason: 'diff reviewed', details: {} }) });
+
+  it('follows the publish it failed with when, why, after how many attempts, and who asked', () => {
+    const leased = 'dataset orders is leased to run r9 of backfill other';
+    const events = [memo({ seq: 1, ...entry({ action: 'start' }) }), asked, scheduled(10, 'publishStaged'), started(10, 1), failed(10, leased, 'StaleRun')];
+    const [, ask, failure] = auditOfHistory(events, decode);
+    expect(describeChange(ask!)).toMatch(/^publish asked/);
+    expect(failure).toMatchObject({ seq: 3, at: failedAt, action: 'publish', outcome: 'failed', identity: 'alice@laptop', reason: 'diff reviewed', details: { why: leased, attempts: 1, failureType: 'StaleRun' } });
+    expect(describeChange(failure!)).toBe(`the publish failed after 1 attempt (StaleRun): ${leased}; nothing was published: the backfill is staged again, waiting for publish or discard`);
+    // A failed entry changes no limit, and no control's "unchanged since" reads it as applied.
+    expect(isLimitChange(failure!)).toBe(false);
+    expect(stripVTControlCharacters(renderAudit('bf', auditOfHistory(events, decode)))).toContain('(failed)');
+  });
+
+  it("a canary's approval that failed, a timeout, and an activity that is no decision", () => {
+    const canary = memo({ seq: 2, ...entry({ action: 'publish', details: { canary: true, auto: false } }) });
+    const timedOut = event({ eventTime: msToTs(failedAt), activityTaskTimedOutEventAttributes: { scheduledEventId: 10, failure: { message: 'activity StartToClose timeout' } } });
+    const [, , failure] = auditOfHistory([memo({ seq: 1, ...entry({ action: 'start' }) }), canary, scheduled(10, 'publishStaged'), started(10, 10), timedOut], decode);
+    expect(failure).toMatchObject({ outcome: 'failed', details: { canary: true, timedOut: true, attempts: 10 } });
+    expect(describeChange(failure!)).toBe("the canary's approval did not finish in time after 10 attempts: activity StartToClose timeout; whether it published anything is not known (doing it again is safe): the canary waits for approve or discard again");
+    // A partition's activity that fails is the partition's failure, not an operator's decision.
+    expect(auditOfHistory([asked, scheduled(10, 'runPartition'), failed(10, 'boom', 'SqlError')], decode)).toHaveLength(1);
+  });
+});
 
 describe("auditOfHistory: the sender of a control that named no one (Temporal's CLI)", () => {
   const memo = (value: unknown) => ({ workflowPropertiesModifiedEventAttributes: { upsertedMemo: { fields: { audit: { data: Buffer.from(JSON.stringify(value)) } } } } });
