@@ -1,7 +1,7 @@
 /** Human output of `backfill audit`: one row per action. */
 import Table from 'cli-table3';
 import pc from 'picocolors';
-import { describeActor, describeChange, type AuditEntry } from '../core/audit.ts';
+import { actorsOf, describeChange, type AuditEntry } from '../core/audit.ts';
 import { printable } from './printable.ts';
 
 const tableStyle = () => (process.stdout.isTTY ? { head: ['cyan'] } : { head: [], border: [] });
@@ -34,12 +34,13 @@ export function renderAudit(backfillId: string, shown: readonly AuditEntry[]): s
     wordWrap: true,
     colWidths: [WIDTHS.seq, WIDTHS.when, action, WIDTHS.who, why, WIDTHS.what],
   });
-  for (const e of entries) {
+  const actors = actorsOf(entries);
+  for (const [i, e] of entries.entries()) {
     table.push([
       String(e.seq),
       new Date(e.at).toISOString().replace('T', ' ').replace(/\.\d+Z$/, ''),
       e.outcome === 'applied' ? e.action : pc.red(`${e.action}\n${MARKS[e.outcome]}`),
-      describeActor(e),
+      actors[i]!,
       e.reason ?? pc.dim('–'),
       describeChange(e),
     ]);

@@ -230,13 +230,38 @@ export function isLimitChange(entry: Pick<AuditEntry, 'action' | 'outcome' | 'de
  * people. Every actor ends with how it is known, chosen here, so a declared identity that reads
  * like a verified one (`alice (verified signature)`) still ends in `(declared)`.
  */
-export function describeActor(entry: Pick<AuditEntry, 'identity' | 'verified'> & Partial<Pick<AuditEntry, 'action' | 'details'>>): string {
+export function describeActor(entry: Pick<AuditEntry, 'identity' | 'verified'> & Partial<Pick<AuditEntry, 'action' | 'details'>>, startedBy: string | null = null): string {
   if (entry.verified) return `${entry.identity} (verified signature)`;
   // Temporal's CLI does send one (temporal-cli:$USER@$HOST): `audit` takes it from the history. This sender sent none at all.
   if (entry.identity === UNKNOWN_IDENTITY) return UNKNOWN_ACTOR;
   if (entry.identity !== POLICY_IDENTITY) return `${entry.identity} (declared)`;
-  // Recorded under the policy's identity, but no rule of a policy did it: the backfill stopped on its canary's failure.
-  return entry.action === 'discard' && entry.details?.canary === true && typeof entry.details.stopped === 'string' ? 'the backfill itself' : 'the policy';
+  // Recorded under the policy's identity, but no rule of a policy did it: its own partitions failed the canary, in the run someone started.
+  if (isCanaryStop(entry)) return `the canary's own failed partitions${startedBy !== null ? `, in the run ${startedBy} started` : ''}`;
+  return 'the policy';
+}
+
+/** The entry of a canary that failed and stopped the backfill by itself (recorded as a discard under the policy's identity: no one decided it). */
+export function isCanaryStop(entry: Partial<Pick<AuditEntry, 'action' | 'details'>>): boolean {
+  return entry.action === 'discard' && entry.details?.canary === true && typeof entry.details.stopped === 'string';
+}
+
+/**
+ * Who started the run an entry belongs to, for people (`alice@example.com (declared)`): the
+ * newest start, or new run of an ended backfill (resume, retry-failed), before `index` in a trail
+ * oldest first; null when the trail does not hold it.
+ */
+export function startedBy(entries: readonly AuditEntry[], index: number): string | null {
+  for (let i = Math.min(index, entries.length) - 1; i >= 0; i--) {
+    const e = entries[i]!;
+    const newRun = e.action === 'start' || e.action === 'retry-failed' || (e.action === 'resume' && e.details.resumed === true);
+    if (newRun && e.outcome === 'applied') return describeActor(e);
+  }
+  return null;
+}
+
+/** Who, for people, with the run's starter for an entry that needs it (a canary's failure): `describeActor` over a whole trail, oldest first. */
+export function actorsOf(entries: readonly AuditEntry[]): string[] {
+  return entries.map((e, i) => describeActor(e, isCanaryStop(e) ? startedBy(entries, i) : null));
 }
 
 /** What an entry changed, in a few words: `rate 20/s → 50/s (node orders)`. */

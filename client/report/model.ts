@@ -108,6 +108,8 @@ export type Timeline = Span & {
  */
 export type ReportAction = Pick<AuditEntry, 'seq' | 'action' | 'identity' | 'verified' | 'reason' | 'outcome' | 'details'> & {
   at: string;
+  /** Who, for people: `alice@example.com (declared)`, `the policy`, a failed canary's own partitions and who started its run. */
+  actor: string;
   /** What it changed, in words (`rate 20/s → 50/s (node orders)`), or why it was refused. */
   change: string;
   /** An applied change of a rate, a concurrency, a task queue's rate or a budget (marked on the timeline). */

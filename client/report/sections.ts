@@ -4,7 +4,7 @@
  */
 import { columnDelta, formatPercent, rowChangePercent } from '../../core/diff.ts';
 import { formatDuration } from '../../core/duration.ts';
-import { POLICY_IDENTITY } from '../../core/audit.ts';
+import { POLICY_IDENTITY, UNKNOWN_IDENTITY, isCanaryStop } from '../../core/audit.ts';
 import type { MessageGroup, Report, Span } from './model.ts';
 import { shellWord } from '../../core/shell-word.ts';
 
@@ -61,8 +61,9 @@ export function actionsTable(report: Report): Table {
       String(a.seq),
       when(a.at),
       `${a.action}${a.outcome === 'applied' ? '' : ` (${a.outcome})`}`,
-      a.identity,
-      a.verified ? 'verified signature' : a.identity === POLICY_IDENTITY ? 'the policy itself' : 'declared by the client',
+      // Recorded under the policy's identity, or under none: the identity as recorded would mislead.
+      isCanaryStop(a) || a.identity === UNKNOWN_IDENTITY ? a.actor : a.identity,
+      a.verified ? 'verified signature' : isCanaryStop(a) ? 'no one decided: the canary failed' : a.identity === POLICY_IDENTITY ? 'the policy itself' : 'declared by the client',
       a.reason ?? '–',
       a.change || '–',
     ]),

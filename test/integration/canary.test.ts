@@ -164,6 +164,12 @@ describe.each<Backend>(['sqlite', 'postgres'])('canary backfills on %s', (kind) 
     const progress = (await fx.client.wait(id)).progress!;
     expect(progress.canary).toMatchObject({ phase: 'failed' });
     expect(progress.canary!.note).toMatch(/3 partitions of the canary failed \(first: .*_src: .*not_too_big.*\); nothing beyond the canary was written/);
+    // No one decided the stop, and no rule of the policy (the trail records it under the policy's identity): the report puts it down to the canary's own partitions, in the run its starter started.
+    const audited = await cli<{ entries: Array<{ action: string; identity: string }> }>('audit', id);
+    const starter = audited.json.entries.find((e) => e.action === 'start')!.identity;
+    const report = await runCli<{ actions: Array<{ action: string; actor: string }> }>(['report', id, '--format', 'json', '--output', '-'], { BACKFILL_WAREHOUSE: location });
+    expect(report.code, `${report.stdout.slice(0, 2000)}\n${report.stderr}`).toBe(0);
+    expect(report.json!.actions.find((a) => a.action === 'discard')?.actor).toBe(`the canary's own failed partitions, in the run ${starter} (declared) started`);
 
     // Fixed (the check allows the values) and resumed: the slice's failures run again, staged, and the canary waits again.
     const fixed = join(dir, `${p}-fixed.json`);

@@ -7,7 +7,7 @@ import { stripVTControlCharacters } from 'node:util';
 import { msToTs } from '@temporalio/common';
 import proto from '@temporalio/proto';
 import { describe, expect, it } from 'vitest';
-import { AUDIT_BYTES, AUDIT_KEEP, AuditTrail, MAX_IDENTITY, MAX_REASON, POLICY_IDENTITY, UNKNOWN_IDENTITY, describeActor, describeChange, isLimitChange, parseMeta, unchangedSince, type AuditEntry } from '../../core/audit.ts';
+import { AUDIT_BYTES, AUDIT_KEEP, AuditTrail, MAX_IDENTITY, MAX_REASON, POLICY_IDENTITY, UNKNOWN_IDENTITY, actorsOf, describeActor, describeChange, isLimitChange, parseMeta, unchangedSince, type AuditEntry } from '../../core/audit.ts';
 import { BackfillError } from '../../core/errors.ts';
 import { startRequestViolations } from '../../core/governance.ts';
 import { ACTIONS } from '../../core/policy.ts';
@@ -133,7 +133,18 @@ describe('describing entries', () => {
     // A canary that failed dropped nothing (it said "staged versions dropped", by "the policy").
     const stopped = '1 partition of the canary failed (first: agg: boom); nothing beyond the canary was written';
     expect(said('discard', { canary: true, stopped })).toBe(`the canary failed and stopped the backfill: ${stopped}; nothing was dropped (what passed stays staged: resume goes on from it, discard drops it)`);
-    expect(describeActor({ identity: POLICY_IDENTITY, verified: false, action: 'discard', details: { canary: true, stopped } })).toBe('the backfill itself');
+    // Nobody decided it, and no rule of a policy: the canary's own partitions failed it, in a run someone started.
+    const canaryStop = { ...entry({ action: 'discard', identity: POLICY_IDENTITY, reason: null, details: { canary: true, stopped } }), seq: 3 };
+    expect(describeActor(canaryStop)).toBe("the canary's own failed partitions");
+    const trail: AuditEntry[] = [{ ...entry({ action: 'start', identity: 'carol@ops', details: {} }), seq: 1 }, { ...entry({ identity: 'bob@laptop' }), seq: 2 }, canaryStop];
+    expect(actorsOf(trail)).toEqual(['carol@ops (declared)', 'bob@laptop (declared)', "the canary's own failed partitions, in the run carol@ops (declared) started"]);
+    // A new run of the ended backfill is started by whoever resumed it.
+    const resumed = { ...entry({ action: 'resume', identity: 'dana@ops', details: { resumed: true } }), seq: 3 };
+    expect(actorsOf([...trail.slice(0, 2), resumed, { ...canaryStop, seq: 4 }])[3]).toBe("the canary's own failed partitions, in the run dana@ops (declared) started");
+    // The table wraps the cell beside the others: its words are there, and the policy is not.
+    const table = stripVTControlCharacters(renderAudit('bf', trail));
+    expect(table).toMatch(/the canary's own failed[\s\S]*partitions, in the run[\s\S]*carol@ops \(declared\)[\s\S]*started/);
+    expect(table).not.toMatch(/the policy|the backfill itself/);
     expect(describeActor({ identity: POLICY_IDENTITY, verified: false, action: 'budget-pause', details: {} })).toBe('the policy');
     expect(said('publish', { canary: true, auto: false })).toBe('canary approved: its slice published, the rest runs');
     expect(said('publish', { canary: true, auto: true })).toBe('canary approved by itself (canary.auto): its slice published, the rest runs');

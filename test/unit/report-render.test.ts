@@ -1,6 +1,8 @@
 /** The audit report's renderers, from a hand-built report model. */
 import { describe, expect, it } from 'vitest';
 import { reportActions } from '../../client/report/actions.ts';
+import { actionsTable } from '../../client/report/sections.ts';
+import { UNKNOWN_IDENTITY } from '../../core/audit.ts';
 import type { Report } from '../../client/report/model.ts';
 import { formatOfPath, renderReport, reportFormat } from '../../client/report/render.ts';
 import { escapeCell } from '../../client/report/markdown.ts';
@@ -428,5 +430,31 @@ describe('the report\'s operator actions', () => {
     });
     const actions = reportActions([entry(1, 10, 'start', 'backfill/b'), entry(2, 20, 'publish', 'backfill/b'), entry(1, 30, 'rollback', 'backfill/b/rollback')]);
     expect(actions.map((a) => [a.seq, a.action])).toEqual([[1, 'start'], [2, 'publish'], [3, 'rollback']]);
+  });
+});
+
+describe("the report's operator actions, where the recorded identity would mislead", () => {
+  const record = (seq: number, fields: Partial<AuditRecord>): AuditRecord => ({
+    seq, at: T0 + seq * 1000, action: 'start', identity: 'alice@ops', verified: false, reason: null, outcome: 'applied', details: {}, workflowId: 'backfill/c', runId: 'r1', ...fields,
+  });
+  const stopped = '2 partitions of the canary failed (first: agg: boom); nothing beyond the canary was written';
+  const rows = actionsTable({
+    ...sample(),
+    actions: reportActions([
+      record(1, { details: { partitions: 30 } }),
+      record(2, { action: 'discard', identity: 'policy', details: { canary: true, stopped } }),
+      record(3, { action: 'resume', identity: UNKNOWN_IDENTITY, details: { paused: false, previous: false } }),
+      record(4, { action: 'publish', identity: 'bob@ops', outcome: 'failed', details: { why: 'dataset agg is leased to run r9', attempts: 1, failureType: 'StaleRun' } }),
+    ]),
+  }).rows;
+
+  it("puts a failed canary down to its own partitions and who started its run, not to the policy (who, identity columns)", () => {
+    expect(rows[1]!.slice(2, 5)).toEqual(['discard', "the canary's own failed partitions, in the run alice@ops (declared) started", 'no one decided: the canary failed']);
+  });
+
+  it('says how to name a sender that named no one, and marks a failed publish as failed', () => {
+    expect(rows[2]![3]).toMatch(/^unknown: the sender named no one/);
+    expect(rows[3]!.slice(2, 4)).toEqual(['publish (failed)', 'bob@ops']);
+    expect(rows[3]![6]).toMatch(/^the publish failed after 1 attempt \(StaleRun\): dataset agg is leased to run r9; nothing was published/);
   });
 });
