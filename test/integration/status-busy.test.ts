@@ -30,11 +30,16 @@ describe('status of a backfill whose workflow does not answer', () => {
     // workflow's do, until the server refuses more ("consistent query buffer is full", as the user saw).
     const silent = await Connection.connect({ address: address() });
     let polling = true;
+    // Ends the poll in flight at the end: closing the connection under it left the SDK's retry of
+    // the call to a closed channel, and the loop, with it, waiting for ever (a timed-out test).
+    const stop = new AbortController();
     const polls = (async () => {
       while (polling) {
-        // A long poll needs a deadline; one that fails (the connection closed at the end) is not hurried into again.
+        // A long poll needs a deadline; one that fails is not hurried into again.
         await silent
-          .withDeadline(Date.now() + 30_000, () => silent.workflowService.pollWorkflowTaskQueue({ namespace: client.namespace, taskQueue: { name: queue }, identity: 'silent-poller' }))
+          .withAbortSignal(stop.signal, () =>
+            silent.withDeadline(Date.now() + 30_000, () => silent.workflowService.pollWorkflowTaskQueue({ namespace: client.namespace, taskQueue: { name: queue }, identity: 'silent-poller' })),
+          )
           .catch(() => new Promise((r) => setTimeout(r, 200)));
       }
     })();
@@ -51,8 +56,9 @@ describe('status of a backfill whose workflow does not answer', () => {
       }
     } finally {
       polling = false;
-      await silent.close();
+      stop.abort();
       await polls;
+      await silent.close();
     }
   }, 120_000);
 
