@@ -4,6 +4,7 @@
  * ledger rows it wrote and the versions they replaced, and the throttles from the runs of
  * its node workflows (`backfill/<id>/<node>`; read only for nodes that were throttled).
  */
+import { knownLink } from '../web-ui.ts';
 import type { temporal } from '@temporalio/proto';
 import { closedState } from '../ended.ts';
 import { noWarehouse } from '../existing-warehouse.ts';
@@ -298,7 +299,7 @@ export async function gatherReport(client: BackfillClient, warehouse: Warehouse 
       startedAt: new Date(first.startMs).toISOString(),
       endedAt: latestRun.endMs === null ? null : new Date(latestRun.endMs).toISOString(),
       runs: runs.length,
-      uiUrl: client.uiUrl(workflowId),
+      uiUrl: knownLink(client, client.uiUrl(workflowId)),
     },
     spec,
     parameters: {

@@ -87,7 +87,7 @@ async function htmlDocument(report: Report): Promise<string> {
 </head>
 <body>
 <h1>Backfill ${escapeHtml(b.id)}</h1>
-<p class="sub">${escapeHtml(report.spec.name)}${report.spec.description ? ` — ${escapeHtml(report.spec.description)}` : ''} · report generated ${escapeHtml(report.generatedAt)} · <a href="${escapeHtml(b.uiUrl)}">Temporal Web UI</a></p>
+<p class="sub">${escapeHtml(report.spec.name)}${report.spec.description ? ` — ${escapeHtml(report.spec.description)}` : ''} · report generated ${escapeHtml(report.generatedAt)}${b.uiUrl === null ? '' : ` · <a href="${escapeHtml(b.uiUrl)}">Temporal Web UI</a>`}</p>
 <dl id="overview">
 ${facts}
 </dl>

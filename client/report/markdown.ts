@@ -59,7 +59,7 @@ export function renderMarkdown(report: Report): string {
   return [
     `# Backfill ${escapeCell(b.id)}`,
     '',
-    `${escapeCell(report.spec.name)}${report.spec.description ? ` — ${escapeCell(report.spec.description)}` : ''} · report generated ${report.generatedAt} · [Temporal Web UI](${b.uiUrl})`,
+    `${escapeCell(report.spec.name)}${report.spec.description ? ` — ${escapeCell(report.spec.description)}` : ''} · report generated ${report.generatedAt}${b.uiUrl === null ? '' : ` · [Temporal Web UI](${b.uiUrl})`}`,
     '',
     table({ head: ['', ''], rows: overview(report) }),
     '',

@@ -141,7 +141,8 @@ export type Report = {
     endedAt: string | null;
     /** Runs of the parent workflow (it continues as new). */
     runs: number;
-    uiUrl: string;
+    /** Its page in the Temporal Web UI; null when the command line knows no Web UI for the server (client/web-ui.ts). */
+    uiUrl: string | null;
   };
   spec: ResolvedSpec;
   parameters: {

@@ -132,6 +132,15 @@ describe('report as HTML', () => {
     expect(html).toContain('<style>');
   });
 
+  it("links the backfill's page in the Web UI only when the command line knows the Web UI (no guessed 8233 link)", async () => {
+    const known = sample();
+    expect(await renderReport(known, 'html')).toContain('<a href="http://localhost:8233/namespaces/default/workflows/backfill%2Fshop-june">Temporal Web UI</a>');
+    expect(await renderReport(known, 'md')).toContain('[Temporal Web UI](http://localhost:8233/namespaces/default/workflows/backfill%2Fshop-june)');
+    const unknown = { ...known, backfill: { ...known.backfill, uiUrl: null } };
+    expect(await renderReport(unknown, 'html')).not.toContain('Temporal Web UI');
+    expect(await renderReport(unknown, 'md')).not.toContain('Temporal Web UI');
+  });
+
   it('draws the timeline as inline SVG: one lane per node, every partition, the paused and throttled spans', async () => {
     const html = await renderReport(sample(), 'html');
     const at = html.indexOf('<svg', html.indexOf('id="timeline"'));
