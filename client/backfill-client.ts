@@ -34,6 +34,7 @@ import { rollbackWorkflowId, type RollbackInput, type RollbackSummary, type Roll
 import { CORE_GENERATION, DEFAULT_TASK_QUEUE, type BackfillCarry, type BackfillInput, type BackfillResult, type BackfillState, type Limits, type Progress, type ResumeRequest, type Tuning, isActive } from '../core/protocol.ts';
 import type { RangesJSON } from '../core/ranges.ts';
 import type { PartitionRange, ResolvedSpec } from '../core/spec.ts';
+import type { KeptOldOutput } from '../core/kept-output.ts';
 import { discardWorkflowId, type DiscardEndedInput, type StagedPhase } from '../core/staged.ts';
 import type { CanaryPhase } from '../core/canary.ts';
 import {
@@ -1406,7 +1407,10 @@ export class BackfillClient {
    * that skips every published partition, with its spec or `spec` (the same nodes and
    * partitions; transforms, SQL, parameters, checks and limits may differ).
    */
-  async resume(backfillId: string, options: { spec?: ResolvedSpec } & GoOnOptions = {}): Promise<{ state: ControlState | null; changed: string[]; resumed: Started | null }> {
+  async resume(
+    backfillId: string,
+    options: { spec?: ResolvedSpec } & GoOnOptions = {},
+  ): Promise<{ state: ControlState | null; changed: string[]; /** As retry-failed's: published partitions the new spec does not reach. */ keptOldOutput?: KeptOldOutput; resumed: Started | null }> {
     let description = await this.describe(backfillId);
     if (description.status.name === 'RUNNING') {
       if (options.signKey !== undefined) throw signedWhileRunning('resume', backfillId);
@@ -1453,7 +1457,7 @@ export class BackfillClient {
       ...(options.signKey !== undefined ? { signKey: options.signKey } : {}),
       ...(options.limits ? { limits: options.limits } : {}),
     });
-    return { state: null, changed: resumed.changed, resumed: resumed.started };
+    return { state: null, changed: resumed.changed, ...(resumed.kept ? { keptOldOutput: resumed.kept } : {}), resumed: resumed.started };
   }
 
   /**
@@ -1658,7 +1662,7 @@ export class BackfillClient {
     backfillId: string,
     latest: Awaited<ReturnType<BackfillClient['describe']>>,
     options: { spec?: ResolvedSpec; node?: string; retryFailed?: boolean } & GoOnOptions,
-  ): Promise<{ started: Started; changed: string[]; plan: Plan }> {
+  ): Promise<{ started: Started; changed: string[]; plan: Plan; kept: KeptOldOutput | null }> {
     // A run the policy refused at admission ran nothing and holds what it was refused for: the new run goes on from the one before it.
     const description = await this.goOnBase(backfillId, latest);
     await this.notRolledBack(backfillId, description);
@@ -1717,7 +1721,11 @@ export class BackfillClient {
       // The run it goes on from: the one whose end is its carry (not the latest, when that was refused at admission).
       { carry: asked ? { ...resumedCarry, limits: { ...resumedCarry.limits, ...asked } } : resumedCarry, fromRunId: description.runId },
     );
-    return { started, changed, plan: expandPlan(options.spec ?? currentSpec, original.range) };
+    // What the published partitions were made with, which the new run skips: a new spec's SQL does not reach them.
+    const { keptOldOutput } = await import('../core/kept-output.ts');
+    const keptNodes = options.spec ? keptOldOutput(currentSpec, options.spec, carry.readiness) : [];
+    const kept = keptNodes.length > 0 ? { nodes: keptNodes, range: original.range } : null;
+    return { started, changed, plan: expandPlan(options.spec ?? currentSpec, original.range), kept };
   }
 
   setRate(backfillId: string, rate: number | null, node?: string, options: ControlOptions = {}): Promise<ControlState> {
@@ -1797,7 +1805,15 @@ export class BackfillClient {
     node?: string,
     spec?: ResolvedSpec,
     options: GoOnOptions = {},
-  ): Promise<{ retried: number; /** In a new run for every node's failures: the partitions blocked behind them, which run too. */ blocked?: number; changed: string[]; resumed: Started | null }> {
+  ): Promise<{
+    retried: number;
+    /** In a new run for every node's failures: the partitions blocked behind them, which run too. */
+    blocked?: number;
+    changed: string[];
+    /** In a new run with a new spec: partitions published before it whose transform, SQL or parameters the spec changed (they are skipped). */
+    keptOldOutput?: KeptOldOutput;
+    resumed: Started | null;
+  }> {
     let description = await this.describe(backfillId);
     if (description.status.name === 'RUNNING') {
       if (options.signKey !== undefined) throw signedWhileRunning('retry-failed', backfillId);
@@ -1834,7 +1850,7 @@ export class BackfillClient {
     // A cancelled run with no failure went on as resume does, saying it retried 0.
     const nothing = node !== undefined ? nothingToRetryOn(backfillId, node, carry.readiness) : nothingFailed(backfillId, carry.readiness, status !== 'COMPLETED');
     if (nothing !== null) throw new BackfillError('invalid_argument', nothing);
-    const { started, changed, plan } = await this.goOn(backfillId, description, {
+    const { started, changed, plan, kept } = await this.goOn(backfillId, description, {
       retryFailed: true,
       ...(spec ? { spec } : {}),
       ...(node !== undefined ? { node } : {}),
@@ -1844,7 +1860,7 @@ export class BackfillClient {
     });
     // Of every node's failures, what they blocked is known; of one node's, what else blocked the same partitions is not.
     const { retryCounts } = await import('../core/readiness.ts');
-    return { retried: failed, ...(node === undefined ? { blocked: retryCounts(plan, carry.readiness).blocked } : {}), changed, resumed: started };
+    return { retried: failed, ...(node === undefined ? { blocked: retryCounts(plan, carry.readiness).blocked } : {}), changed, ...(kept ? { keptOldOutput: kept } : {}), resumed: started };
   }
 
   /**

@@ -6,6 +6,7 @@ import type { Unchanged } from '../../core/audit.ts';
 import { sinceText } from '../unchanged.ts';
 import { knownLink, webUiText } from '../web-ui.ts';
 import { withClient } from '../with-client.ts';
+import { keptOutputLines } from '../../core/kept-output.ts';
 
 /** What still holds a backfill back after a control (an approval, a spent budget, a closed window). */
 export const heldLine = (state: { holds?: Array<{ reason: string }> } | null) =>
@@ -60,7 +61,7 @@ export function resumeCommand() {
         const resumed = result.resumed ? { ...result.resumed, uiUrl: knownLink(client, result.resumed.uiUrl) } : null;
         print(options.json, { backfillId: id, ...result, resumed }, () =>
           resumed
-            ? `${id} resumed in a new run; published partitions are skipped${limitsLine(limits)}${changedLine(result.changed)}\n  web UI: ${webUiText(resumed.uiUrl)}`
+            ? `${id} resumed in a new run; published partitions are skipped${limitsLine(limits)}${changedLine(result.changed)}\n  web UI: ${webUiText(resumed.uiUrl)}${keptOutputLines(id, result.keptOldOutput, options.spec ?? '<spec>')}`
             : result.state?.unchanged
               ? notPausedText(id, result.state.unchanged, result.state)
               : `${id} resumed${changedLine(result.changed)}${heldLine(result.state)}`,

@@ -4,18 +4,21 @@ import { HELP_GROUPS, documented } from '../help.ts';
 import { goOnConcurrencyOption, goOnRateOption, goOnSignKeyOption, goOnSpecHelp, jsonOption, print, reasonOption } from '../options.ts';
 import { withClient } from '../with-client.ts';
 import { knownLink, webUiText } from '../web-ui.ts';
+import { keptOutputLines, type KeptOldOutput } from '../../core/kept-output.ts';
 import { changedLine, limitsLine } from './resume.ts';
 
 /** What retry-failed says it did: in the running backfill, or in a new run of an ended one. */
 export function renderRetried(
   id: string,
-  result: { retried: number; blocked?: number; changed: string[]; resumed: { uiUrl: string | null } | null },
+  result: { retried: number; blocked?: number; changed: string[]; keptOldOutput?: KeptOldOutput; resumed: { uiUrl: string | null } | null },
   limits: { rate?: number | null; concurrency?: number | null } = {},
+  specFile = '<spec>',
 ): string {
   // The audit entry says these terms too: the failed partitions and those blocked behind them.
   const behind = result.blocked ? ` and the ${result.blocked} blocked behind ${result.retried === 1 ? 'it' : 'them'}` : '';
   const failed = `${result.retried} failed partition${result.retried === 1 ? '' : 's'}${behind}${changedLine(result.changed)}`;
-  return result.resumed ? `${id} resumed in a new run to retry ${failed}${limitsLine(limits)}\n  web UI: ${webUiText(result.resumed.uiUrl)}` : `${id}: retrying ${failed}`;
+  const kept = keptOutputLines(id, result.keptOldOutput, specFile);
+  return result.resumed ? `${id} resumed in a new run to retry ${failed}${limitsLine(limits)}\n  web UI: ${webUiText(result.resumed.uiUrl)}${kept}` : `${id}: retrying ${failed}`;
 }
 
 export function retryFailedCommand() {
@@ -44,7 +47,7 @@ export function retryFailedCommand() {
           ...(options.signKey !== undefined ? { signKey: options.signKey } : {}),
         });
         const shown = { ...result, resumed: result.resumed ? { ...result.resumed, uiUrl: knownLink(client, result.resumed.uiUrl) } : null };
-        print(options.json, { backfillId: id, ...shown }, () => renderRetried(id, shown, limits));
+        print(options.json, { backfillId: id, ...shown }, () => renderRetried(id, shown, limits, options.spec));
       });
     });
 }
