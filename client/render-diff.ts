@@ -54,6 +54,27 @@ export function unstagedNote(id: string, counts: { failed: number; blocked: numb
   return `${number(n)} partition${n === 1 ? ' is' : 's are'} not staged (${number(counts.failed)} failed${blocked}): a publish leaves ${n === 1 ? 'it' : 'them'} out; after it, 'backfill retry-failed ${shellWord(id)}' stages ${n === 1 ? 'it' : 'them'} again`;
 }
 
+/**
+ * Why `publish` of a staged backfill with failed or blocked partitions is refused without
+ * `--partial`: the upstream versions it publishes would disagree with the older versions its
+ * failed partitions leave downstream. Null when every partition is staged.
+ */
+export function partialPublishRefusal(id: string, nodes: ReadonlyArray<{ id: string; done: number; failed: number; blocked: number }>): string | null {
+  const left = nodes.filter((n) => n.failed + n.blocked > 0);
+  if (left.length === 0) return null;
+  const n = left.reduce((sum, x) => sum + x.failed + x.blocked, 0);
+  // What they read: nodes before the last one left out (the nodes are in dependency order).
+  const last = nodes.indexOf(left[left.length - 1]!);
+  const staged = nodes.slice(0, last).filter((x) => x.done > 0).map((x) => `${x.id} ${number(x.done)}`);
+  const out = left.map((x) => `${x.id} ${number(x.failed + x.blocked)}`).join(', ');
+  const word = shellWord(id);
+  return (
+    `${number(n)} partition${n === 1 ? ' is' : 's are'} not staged (${out}): a publish would leave ${n === 1 ? 'it' : 'them'} at ${n === 1 ? 'its' : 'their'} older version${n === 1 ? '' : 's'} ` +
+    `while publishing what ${n === 1 ? 'it reads' : 'they read'} (${staged.join(', ') || 'nothing'}), so the datasets would disagree. ` +
+    `Publish anyway with 'backfill publish ${word} --partial' (then 'backfill retry-failed ${word}' stages the rest in a new run), or drop it with 'backfill discard ${word}' and stage the fix: backfill start <spec> --id ${word} --rerun --stage`
+  );
+}
+
 export function renderDiff(
   id: string,
   phase: string,

@@ -13,6 +13,7 @@ import type { ChangeSummary } from './only-changed.ts';
 import { isActive, type NodeProgress, type Progress } from '../core/protocol.ts';
 import type { StatusRollback } from '../core/rollback.ts';
 import { retryFailedHint } from '../core/retry-hint.ts';
+import { mixedDatasets } from '../core/kept-output.ts';
 import { shellWord } from '../core/shell-word.ts';
 import { windowsText } from '../core/windows-text.ts';
 import type { InputVersions, LedgerRow } from '../activities/warehouse/types.ts';
@@ -121,15 +122,47 @@ export function headline(progress: Printable<Progress>): string {
   return `${pc.bold(progress.backfillId)} ${state} · ${number(progress.done)}/${number(progress.total)} done · ${paceOf(progress, progress.throughput)}${left} · ${limits}`;
 }
 
+/** A message with its numbers taken out: drift messages of one check differ only by them. */
+const shapeOf = (message: string) => message.replace(/[-+]?\d[\d,.]*%?/g, '#');
+
+type FailureLine = { message: string; partitions: number; examples: string[]; similar: number };
+
+/** A node's failure groups, those of one type whose messages differ only by their numbers as one, in their order. */
+export function groupSimilar(failures: ReadonlyArray<{ message: string; type: string; partitions: number; examples: string[] }>): FailureLine[] {
+  const lines = new Map<string, FailureLine>();
+  for (const f of failures) {
+    const key = `${f.type}\n${shapeOf(f.message)}`;
+    const line = lines.get(key);
+    if (!line) lines.set(key, { message: f.message, partitions: f.partitions, examples: [...f.examples], similar: 0 });
+    else {
+      line.partitions += f.partitions;
+      line.similar += 1;
+      // As many examples as one group shows (three), the first ones met.
+      line.examples.push(...f.examples.slice(0, Math.max(0, 3 - line.examples.length)));
+    }
+  }
+  return [...lines.values()];
+}
+
 export function renderFailures(progress: Printable<Progress>): string[] {
   const lines: string[] = [];
   for (const node of progress.nodes) {
-    for (const failure of node.failures) {
+    for (const failure of groupSimilar(node.failures)) {
       const more = failure.partitions > failure.examples.length ? ` and ${failure.partitions - failure.examples.length} more` : '';
-      lines.push(pc.red(`  ✗ ${node.id}: ${failure.partitions} failed (${failure.examples.join(', ')}${more}): ${failure.message}`));
+      const similar = failure.similar > 0 ? ` (and ${failure.similar} more like it with other figures)` : '';
+      lines.push(pc.red(`  ✗ ${node.id}: ${failure.partitions} failed (${failure.examples.join(', ')}${more}): ${failure.message}${similar}`));
     }
   }
   return lines;
+}
+
+/** Partitions published upstream while partitions downstream failed or were blocked, once the backfill has ended (a rolled back one: none). */
+export function renderMixed(progress: Printable<Progress & { rollback?: StatusRollback }>): string[] {
+  if (isActive(progress.state) || progress.state === 'discarded' || progress.rollback) return [];
+  // Staged and never published (or a canary never approved): nothing of it reached the datasets.
+  if ((progress.staged && progress.staged.phase !== 'published') || (progress.canary && progress.canary.phase !== 'approved')) return [];
+  const mixed = mixedDatasets(progress);
+  return mixed === null ? [] : [pc.yellow(`  ⚠ ${mixed}`)];
 }
 
 /** After a backfill that completed with failures: what to do about them. */
@@ -246,7 +279,7 @@ export function renderStatus(shown: Progress & { waiting?: Waiting[]; stalledSec
   // After a rollback the retry hint would send the user to a resume that is refused.
   const retryHint = progress.rollback ? [] : renderRetryHint(progress);
   const failed = failedLines(shown.failure);
-  return [headline(progress), ...renderRefusal(shown.refused), ...failed, ...failing, ...renderRollback(progress), ...renderGovernance(progress), table.toString(), ...renderBatchedRunning(progress), ...staged, ...renderCanary(progress), ...judgement, ...stepFailing, ...stalled, ...renderWaiting(progress), ...renderFailures(progress), ...retryHint].join('\n');
+  return [headline(progress), ...renderRefusal(shown.refused), ...failed, ...failing, ...renderRollback(progress), ...renderGovernance(progress), table.toString(), ...renderBatchedRunning(progress), ...staged, ...renderCanary(progress), ...judgement, ...stepFailing, ...stalled, ...renderWaiting(progress), ...renderFailures(progress), ...renderMixed(progress), ...retryHint].join('\n');
 }
 
 /** A run the policy refused at admission: the rules it broke (`why`, one a line) and that nothing of it ran. */
@@ -316,7 +349,7 @@ function stagedLine(progress: Printable<Progress>): string {
 export function renderEnd(shown: Progress & { failure?: string }): string {
   const progress = printable(shown);
   const failed = failedLines(shown.failure);
-  return [headline(progress), ...failed, ...renderFailures(progress), ...renderRetryHint(progress)].join('\n');
+  return [headline(progress), ...failed, ...renderFailures(progress), ...renderMixed(progress), ...renderRetryHint(progress)].join('\n');
 }
 
 /** What `wait` prints of a backfill that ended: as renderEnd, or its state alone where no worker told its progress. */

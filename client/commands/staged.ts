@@ -1,5 +1,5 @@
 /** A staged backfill (`start --stage`): `diff` compares its staged versions with the published ones, `publish` publishes them all at once, `discard` drops them. */
-import { Command } from '@commander-js/extra-typings';
+import { Command, Option } from '@commander-js/extra-typings';
 import pc from 'picocolors';
 import type { PartitionDiff } from '../../core/diff.ts';
 import { HELP_GROUPS, documented } from '../help.ts';
@@ -60,13 +60,16 @@ function decisionCommand(action: 'publish' | 'discard') {
     .description(publish ? 'publish every staged version of a staged backfill at once' : 'drop every staged version of a staged backfill, or of a canary that waits (the backfill then ends); nothing is published')
     .argument('<id>', publish ? 'backfill id (started with --stage, now staged)' : 'backfill id (staged, or a canary that waits)')
     .option('--reason <text>', 'why, kept with the decision in the backfill\'s state')
+    .addOption(new Option('--partial', 'publish though partitions failed or are blocked (they keep their older versions, which then disagree with what they read)').hideHelp(!publish))
     .addOption(jsonOption())
     .action(async (id, options, command) => {
-      const [{ unstagedNote }, { terminalText }] = await Promise.all([import('../render-diff.ts'), import('../printable.ts')]);
+      const [{ partialPublishRefusal, unstagedNote }, { terminalText }, { BackfillError }] = await Promise.all([import('../render-diff.ts'), import('../printable.ts'), import('../../core/errors.ts')]);
       const say = (line: string) => process.stderr.write(`${pc.yellow(`note: ${terminalText(line)}`)}\n`);
       await withClient(command, async (client) => {
         if (publish) {
           const progress = await client.progress(id).catch(() => null);
+          const refusal = progress && !options.partial ? partialPublishRefusal(id, progress.nodes) : null;
+          if (refusal !== null) throw new BackfillError('invalid_argument', `nothing was published: ${refusal}`);
           const note = unstagedNote(id, progress && { failed: progress.failed, blocked: progress.blocked });
           if (note !== null) say(note);
         }
