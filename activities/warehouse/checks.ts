@@ -137,7 +137,7 @@ export function* evaluateChecks(checks: readonly CheckInput[], target: CheckTarg
       case 'sql': {
         const sql = fillPlaceholders(check.sql, { this: THIS, previous: PREVIOUS });
         const n = yield* numberOf(sql);
-        if (n !== undefined && n > 0) problems.push(`${label}: ${n} violating rows`);
+        if (n !== undefined && n > 0) problems.push(`${label}: ${n} violating row${n === 1 ? '' : 's'}`);
         break;
       }
       case 'drift': {
