@@ -130,13 +130,17 @@ export async function changedPartitions(plan: Plan, warehouse: Pick<Warehouse, '
 }
 
 /** What `plan --only-changed` and `start --only-changed` report: per node, how many partitions run and why. */
-export function changeSummary(plan: Plan, changes: Changes, context: { warehouse: string; codeVersion: string }) {
+export function changeSummary(plan: Plan, changes: Changes, context: { warehouse: string; codeVersion: string; /** No --code-version nor BACKFILL_CODE_VERSION: the package's own was assumed. */ codeVersionDefaulted?: boolean }) {
   const nodes = plan.nodes.map((node) => {
     const decision = changes.decisions.get(node.id)!;
     return { id: node.id, partitions: node.partitions.size, toRun: decision.run.size, skip: decision.skip.size, reasons: decision.reasons };
   });
+  // The code versions the partitions counted `code changed` were made with, over every node.
+  const was = new Map<string | null, number>();
+  for (const details of changes.details.values()) for (const w of details.codeVersion.was) was.set(w.value, (was.get(w.value) ?? 0) + w.partitions);
   return {
     ...context,
+    ...(was.size > 0 ? { codeVersionWas: tally(was) } : {}),
     compared: changes.specHashRecorded ? 'transform, sql, params, checks, code version, input versions' : 'transform, params, code version, input versions',
     totalToRun: nodes.reduce((sum, n) => sum + n.toRun, 0), totalSkipped: nodes.reduce((sum, n) => sum + n.skip, 0),
     nodes,
@@ -156,7 +160,8 @@ export async function onlyChanged(plan: Plan, options: { warehouse?: string | un
   try {
     const version = options.codeVersion ?? defaultCodeVersion();
     const changes = await changedPartitions(plan, warehouse, version);
-    return { summary: changeSummary(plan, changes, { warehouse: warehouse.location, codeVersion: version }), skip: skipOf(changes.decisions), changes };
+    const context = { warehouse: warehouse.location, codeVersion: version, ...(options.codeVersion === undefined ? { codeVersionDefaulted: true } : {}) };
+    return { summary: changeSummary(plan, changes, context), skip: skipOf(changes.decisions), changes };
   } finally {
     await warehouse.close();
   }

@@ -85,7 +85,20 @@ export function renderChanges(summary: ChangeSummary): string {
     `only changed (against ${changes.warehouse}, code version ${changes.codeVersion}): ${number(changes.totalToRun)} partitions run, ${number(changes.totalSkipped)} keep their published versions`,
     table.toString(),
     `compared: ${changes.compared}${changes.compared.includes('sql') ? '' : ' (this ledger does not record the SQL or checks: after changing only those, start without --only-changed)'}`,
+    ...codeVersionNote(changes),
   ].join('\n');
+}
+
+/**
+ * Partitions counted `code changed` when no code version was given: the workers may well run
+ * the code that made them under a version of their own (BACKFILL_CODE_VERSION), which this
+ * command could not know.
+ */
+function codeVersionNote(changes: Printable<ChangeSummary>): string[] {
+  const code = changes.nodes.reduce((sum, n) => sum + n.reasons.code, 0);
+  if (!changes.codeVersionDefaulted || code === 0) return [];
+  const was = (changes.codeVersionWas ?? []).map((w) => `${w.value ?? 'none'} (${number(w.partitions)})`).join(', ');
+  return [pc.yellow(`note: ${plural(code, 'partition')} count as code changed: made with ${was}, while without --code-version the workers are taken to run ${changes.codeVersion}. If they run the version that made them, give it: --code-version <version> (or BACKFILL_CODE_VERSION)`)];
 }
 
 const STATE_COLOR: Record<Progress['state'], (s: string) => string> = {
