@@ -28,3 +28,13 @@ export function stoppingMessage(signal: NodeJS.Signals, graceMs: number, running
   if (graceMs === 0) return `${signal}: stopping; running partitions are cancelled now and run again later (${count}; --shutdown-grace 0)`;
   return `${signal}: stopping; running partitions get up to ${seconds(graceMs)} to finish (${count}; ${again})`;
 }
+
+/**
+ * The worker's last line once a signal stopped it: what ended during the grace, what went back
+ * to the server (cancelled or failed there: another worker runs it again, and nothing was half-published).
+ */
+export function stoppedMessage(signal: NodeJS.Signals, ended: { finished: number; handedBack: number }): string {
+  const activities = (n: number) => `${n} partition activit${n === 1 ? 'y' : 'ies'}`;
+  if (ended.finished + ended.handedBack === 0) return `${signal}: stopped; no partition was running`;
+  return `${signal}: stopped; ${activities(ended.finished)} finished during the grace, ${ended.handedBack} handed back to the server (another worker runs ${ended.handedBack === 1 ? 'it' : 'them'} again)`;
+}

@@ -15,8 +15,13 @@ export type RunningActivity = {
   partition?: { backfillId: string; node: string; partition: string };
 };
 
-export function trackActivities(): { interceptor: ActivityInterceptorsFactory; running(): RunningActivity[] } {
+/** Partition activities that ended while the worker stopped: published, or handed back (cancelled or failed: the server runs them again). */
+export type EndedWhileStopping = { finished: number; handedBack: number };
+
+/** `stopping`: whether the worker is stopping now; partition activities that end then are counted. */
+export function trackActivities(stopping: () => boolean = () => false): { interceptor: ActivityInterceptorsFactory; running(): RunningActivity[]; endedWhileStopping(): EndedWhileStopping } {
   const running = new Set<RunningActivity>();
+  const ended: EndedWhileStopping = { finished: 0, handedBack: 0 };
   const interceptor: ActivityInterceptorsFactory = (ctx) => ({
     inbound: {
       execute: async (input, next) => {
@@ -28,15 +33,19 @@ export function trackActivities(): { interceptor: ActivityInterceptorsFactory; r
           entry.partition = { backfillId: String(backfillId), node: String(node), partition: String(partition) };
         }
         running.add(entry);
+        let finished = false;
         try {
-          return await next(input);
+          const result = await next(input);
+          finished = true;
+          return result;
         } finally {
           running.delete(entry);
+          if (entry.partition && stopping()) ended[finished ? 'finished' : 'handedBack'] += 1;
         }
       },
     },
   });
-  return { interceptor, running: () => [...running] };
+  return { interceptor, running: () => [...running], endedWhileStopping: () => ({ ...ended }) };
 }
 
 /** One line for an activity: `backfill <id> node <node> partition <key> (attempt n)`, or its type and id. */

@@ -35,7 +35,7 @@ import { describeSettings, lineageSettingsFromEnv, type LineageSettings } from '
 import { withFaultInjection, type TransformRegistry } from '../activities/transforms.ts';
 import type { Warehouse } from '../activities/warehouse/types.ts';
 import { partitionLogAttributes } from './logging.ts';
-import { ShutdownExpiredError, trackActivities, type RunningActivity } from './in-flight.ts';
+import { ShutdownExpiredError, trackActivities, type EndedWhileStopping, type RunningActivity } from './in-flight.ts';
 import { WORKFLOW_TRACING_MODULE, type Tracing } from './tracing.ts';
 import { CODE_ROOT, FROM_SOURCES, codePath, defaultCodeVersion, packageJson } from '../host/package.ts';
 
@@ -148,6 +148,8 @@ export type BackfillWorkers = {
   shutdown(): void;
   /** The activities running now (partitions, and the rest), oldest first. */
   running(): RunningActivity[];
+  /** Partition activities that ended since shutdown(): finished, or handed back to the server. */
+  endedWhileStopping(): EndedWhileStopping;
 };
 
 export async function createWorkers(config: WorkerConfig): Promise<BackfillWorkers> {
@@ -209,7 +211,7 @@ export async function createWorkers(config: WorkerConfig): Promise<BackfillWorke
   if (tracing && given && bundle) {
     Runtime.instance().logger.warn('tracing is on but the workflow bundle was built beforehand: its workflows make spans only if it was built with bundleWorkflows({ tracing: true })');
   }
-  const inFlight = trackActivities();
+  const inFlight = trackActivities(() => stopping.signal.aborted);
   const interceptors = { activity: [inFlight.interceptor, partitionLogAttributes, ...(tracing ? [tracing.activity] : [])] };
   const sinks = tracing?.sinks;
   const graceMs = config.shutdownGraceMs ?? 0;
@@ -287,6 +289,7 @@ export async function createWorkers(config: WorkerConfig): Promise<BackfillWorke
     },
     shutdown: stop,
     running: () => inFlight.running(),
+    endedWhileStopping: () => inFlight.endedWhileStopping(),
   };
 }
 

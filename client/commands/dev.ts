@@ -9,7 +9,7 @@ import { PROJECT_SPEC } from '../project.ts';
 import { LOG_FORMAT_HELP, METRICS_PORT_HELP } from './worker.ts';
 import type { QueueConfig } from '../../workers/worker.ts';
 import { terminalText } from '../printable.ts';
-import { shutdownGraceOption, stoppingMessage } from '../worker-stop.ts';
+import { shutdownGraceOption, stoppedMessage, stoppingMessage } from '../worker-stop.ts';
 
 /**
  * `dev`'s activity queues when --task-queue names none: every one the nodes of the project's spec
@@ -125,6 +125,10 @@ export function devCommand() {
           announce(telemetry.log, stoppingMessage(signal, options.shutdownGrace, running.length), { signal, shutdownGraceMs: options.shutdownGrace, running: running.length });
         }
         endAfterStop(await stack.stop(), telemetry.log);
+        if (signal && stack.worker) {
+          const ended = stack.worker.workers.endedWhileStopping();
+          announce(telemetry.log, stoppedMessage(signal, ended), { signal, ...ended });
+        }
       });
     });
 }

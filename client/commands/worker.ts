@@ -5,7 +5,7 @@ import { checkTaskQueue } from '../../core/task-queue.ts';
 import { HELP_GROUPS, documented } from '../help.ts';
 import { codeVersionOption, policyOption, policyPath, connectionFlags, jsonOption, logFormatOption, positiveInteger, transformsGiven, transformsOption, warehouseOption } from '../options.ts';
 import { PROJECT_SPEC } from '../project.ts';
-import { shutdownGraceOption, stoppingMessage } from '../worker-stop.ts';
+import { shutdownGraceOption, stoppedMessage, stoppingMessage } from '../worker-stop.ts';
 
 export const METRICS_PORT_HELP = "serve Prometheus metrics (the SDK's and backfill_*) on this port, at /metrics";
 export const LOG_FORMAT_HELP = "log lines as 'text' (default) or 'json' (one object per line, INFO and up unless $BACKFILL_LOG_LEVEL says otherwise)";
@@ -84,6 +84,10 @@ export function workerCommand() {
           announce(telemetry.log, stoppingMessage(signal, options.shutdownGrace, running.length), { signal, shutdownGraceMs: options.shutdownGrace, running: running.length });
         }
         endAfterStop(await worker.stop(), telemetry.log);
+        if (signal) {
+          const ended = worker.workers.endedWhileStopping();
+          announce(telemetry.log, stoppedMessage(signal, ended), { signal, ...ended });
+        }
       });
     });
 }

@@ -60,6 +60,8 @@ describe('backfill worker stopped by SIGTERM', () => {
       await waitFor('both partitions to start', () => started('2024-01-01') && started('2024-01-02'));
       expect(await first.signal('SIGTERM')).toEqual({ code: 0, signal: null });
       expect(first.log).toMatch(/SIGTERM: stopping; running partitions get up to 60 s to finish/);
+      // Its last line says what ended during the grace (it ended on the stopping line before).
+      expect(first.log).toContain('SIGTERM: stopped; 2 partition activities finished during the grace, 0 handed back to the server');
       // Published by the worker that stopped, on their first attempt.
       const rows = await warehouse.ledger({ backfillId });
       expect(rows.map((r) => [r.partition, r.status, r.attempt]).sort()).toEqual([

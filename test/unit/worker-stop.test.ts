@@ -1,6 +1,6 @@
 /** What a stopping worker tells the user: the grace it gives, and the partitions it abandoned. */
 import { describe, expect, it } from 'vitest';
-import { stoppingMessage } from '../../client/worker-stop.ts';
+import { stoppedMessage, stoppingMessage } from '../../client/worker-stop.ts';
 import { ShutdownExpiredError, describeActivity, type RunningActivity } from '../../workers/in-flight.ts';
 
 const partition = (key: string, attempt = 1): RunningActivity => ({
@@ -38,5 +38,12 @@ describe('ShutdownExpiredError', () => {
 
   it('names an activity that is not a partition by its type, id and workflow', () => {
     expect(describeActivity({ activityType: 'emitLineage', activityId: '7', workflowId: 'backfill/b1', attempt: 1 })).toBe('activity emitLineage 7 of workflow backfill/b1 (attempt 1)');
+  });
+});
+
+describe('stoppedMessage', () => {
+  it('says what finished during the grace and what went back to the server', () => {
+    expect(stoppedMessage('SIGTERM', { finished: 2, handedBack: 1 })).toBe('SIGTERM: stopped; 2 partition activities finished during the grace, 1 handed back to the server (another worker runs it again)');
+    expect(stoppedMessage('SIGINT', { finished: 0, handedBack: 0 })).toBe('SIGINT: stopped; no partition was running');
   });
 });
