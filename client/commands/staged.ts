@@ -68,7 +68,8 @@ function decisionCommand(action: 'publish' | 'discard') {
       await withClient(command, async (client) => {
         if (publish) {
           const progress = await client.progress(id).catch(() => null);
-          const refusal = progress && !options.partial ? partialPublishRefusal(id, progress.nodes) : null;
+          // Only a staged one: any other state is refused by the workflow, with its own reason.
+          const refusal = progress?.state === 'staged' && !options.partial ? partialPublishRefusal(id, progress.nodes) : null;
           if (refusal !== null) throw new BackfillError('invalid_argument', `nothing was published: ${refusal}`);
           const note = unstagedNote(id, progress && { failed: progress.failed, blocked: progress.blocked });
           if (note !== null) say(note);
