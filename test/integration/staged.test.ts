@@ -413,7 +413,12 @@ describe.each<Backend>(['sqlite', 'postgres'])('staged backfills on %s', (kind) 
     expect(started.code, started.stderr + started.stdout).toBe(EXIT.failures);
     const id = `${p}-staged`;
     expect((await fx.client.progress(id)).state).toBe('staged');
-    expect((await cli('publish', id, '--reason', 'all but one day')).code).toBe(0);
+    // Without --partial the publish is refused (the datasets would disagree), and nothing is published.
+    const partial = await cli<{ error: { code: string; message: string } }>('publish', id, '--reason', 'all but one day');
+    expect(partial.json.error).toMatchObject({ code: 'invalid_argument' });
+    expect(partial.json.error.message).toMatch(/^nothing was published: 3 partitions are not staged .*--partial/);
+    expect((await fx.client.progress(id)).state).toBe('staged');
+    expect((await cli('publish', id, '--reason', 'all but one day', '--partial')).code).toBe(0);
     expect((await fx.client.wait(id, 60_000)).state).toBe('completed_with_failures');
     const afterFirst = await views(fx.warehouse, p);
     expect(afterFirst[`${p}_daily`]).toHaveLength(9);
