@@ -49,6 +49,26 @@ describe('--watch', () => {
     expect(client.polls).toBe(4);
   });
 
+  it('looks again every interval after the last look, handing each look to show (status --watch and start --watch on a pipe)', async () => {
+    vi.useFakeTimers();
+    try {
+      const client = answering('running', 'running', 'running', 'running', 'completed');
+      const shown: Array<[BackfillState, boolean]> = [];
+      const final = watch(client, 'b', false, 500, undefined, (s, last) => shown.push([s.state, last]));
+      await vi.advanceTimersByTimeAsync(0);
+      expect(client.polls).toBe(1);
+      await vi.advanceTimersByTimeAsync(499);
+      expect(client.polls).toBe(1);
+      await vi.advanceTimersByTimeAsync(1);
+      expect(client.polls).toBe(2);
+      await vi.advanceTimersByTimeAsync(1500);
+      expect((await final).state).toBe('completed');
+      expect(shown).toEqual([['running', false], ['running', false], ['running', false], ['running', false], ['completed', true]]);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
   it('stops where the backfill waits for an operator to publish or approve what it computed', async () => {
     for (const state of ['staged', 'awaiting_canary'] as const) {
       const client = answering('running', state, 'completed');
