@@ -48,7 +48,7 @@ export async function previewRollback(
     for (const change of page.changes) {
       const { outcome } = decideRestore(
         { rollbackId: PREVIEW_ROLLBACK_ID, backfillId, node: change.node, partition: change.partition, from: change.version, to: change.previousVersion, force },
-        { found: change.currentVersion, foundBackfillId: change.currentBackfillId, recorded: null },
+        { found: change.currentVersion, foundBackfillId: change.currentBackfillId, recorded: null, onTop: change.onTop ?? false, undoneBy: change.undoneBy ?? null },
       );
       byNode.set(change.node, addOutcome(byNode.get(change.node) ?? emptyBatch(), outcome, change.version));
     }

@@ -31,7 +31,15 @@ export type RollbackCounts = {
   leftAlone: number;
   /** Restored with force over a later backfill's version (also counted as restored or removed). */
   forced: number;
+  /**
+   * Undone before by another backfill's rollback (forced, mostly): nothing of the backfill is
+   * published there, so nothing is done. Missing from summaries made before it was counted.
+   */
+  undone: number;
 };
+
+/** How many partitions of the backfill one rollback of another backfill undid (`undone`). */
+export type UndoneCount = { rollbackId: string; backfillId: string; forced: boolean; partitions: number };
 
 /** A partition a later backfill changed, which the rollback left alone. */
 export type LeftAlone = { node: string; partition: string; version: number; currentVersion: number | null; changedBy: string | null };
@@ -48,6 +56,8 @@ export type RollbackSummary = RollbackCounts & {
   changedBy: Record<string, number>;
   /** The first partitions left alone, up to MAX_LEFT_ALONE_EXAMPLES. */
   leftAloneExamples: LeftAlone[];
+  /** Which rollbacks of other backfills undid the partitions counted `undone` (missing in older summaries). */
+  undoneBy?: UndoneCount[];
   /** Workflow runs it took (continue-as-new). */
   runs: number;
   /** Neither the server nor the ledger of the workers' warehouse knows the backfill: nothing was looked at (the client refuses it, `not_found`). */
@@ -109,6 +119,7 @@ export type RollbackBatchInput = {
 export type RollbackBatchResult = RollbackCounts & {
   changedBy: Record<string, number>;
   leftAloneExamples: LeftAlone[];
+  undoneBy?: UndoneCount[];
   /** Where the next batch of the node starts; null when the node is done. */
   next: RollbackCursor | null;
 };
@@ -127,7 +138,7 @@ export function rollbackWorkflowId(backfillId: string): string {
 }
 
 export function emptyCounts(): RollbackCounts {
-  return { restored: 0, removed: 0, alreadyRestored: 0, leftAlone: 0, forced: 0 };
+  return { restored: 0, removed: 0, alreadyRestored: 0, leftAlone: 0, forced: 0, undone: 0 };
 }
 
 export function emptyBatch(): RollbackBatchResult {
@@ -146,7 +157,19 @@ function addCounts<T extends RollbackCounts>(into: T, from: RollbackCounts): T {
     alreadyRestored: into.alreadyRestored + from.alreadyRestored,
     leftAlone: into.leftAlone + from.leftAlone,
     forced: into.forced + from.forced,
+    // Results and carries of runs before `undone` was counted have none.
+    undone: (into.undone ?? 0) + (from.undone ?? 0),
   };
+}
+
+function addUndone(into: readonly UndoneCount[] | undefined, from: readonly UndoneCount[] | undefined): UndoneCount[] {
+  const sum = (into ?? []).map((u) => ({ ...u }));
+  for (const u of from ?? []) {
+    const same = sum.find((s) => s.rollbackId === u.rollbackId);
+    if (same) same.partitions += u.partitions;
+    else sum.push({ ...u });
+  }
+  return sum;
 }
 
 function addChangedBy(into: Record<string, number>, from: Record<string, number>): Record<string, number> {
@@ -158,10 +181,22 @@ function addChangedBy(into: Record<string, number>, from: Record<string, number>
 /** What one restore did, added to a batch's result. */
 export function addOutcome(
   batch: RollbackBatchResult,
-  outcome: { node: string; partition: string; status: 'restored' | 'removed' | 'already_restored' | 'changed_since'; found: number | null; foundBackfillId: string | null; forced: boolean },
+  outcome: {
+    node: string;
+    partition: string;
+    status: 'restored' | 'removed' | 'already_restored' | 'changed_since' | 'undone';
+    found: number | null;
+    foundBackfillId: string | null;
+    forced: boolean;
+    undoneBy?: UndoneBy;
+  },
   version: number,
 ): RollbackBatchResult {
   const counts = emptyCounts();
+  if (outcome.status === 'undone') {
+    const by = outcome.undoneBy ?? { rollbackId: UNPUBLISHED, backfillId: UNPUBLISHED, forced: false };
+    return { ...addCounts(batch, { ...counts, undone: 1 }), undoneBy: addUndone(batch.undoneBy, [{ ...by, partitions: 1 }]) };
+  }
   if (outcome.status === 'restored') counts.restored = 1;
   if (outcome.status === 'removed') counts.removed = 1;
   if (outcome.status === 'already_restored') counts.alreadyRestored = 1;
@@ -180,7 +215,7 @@ export function addOutcome(
 
 /** A batch's result, added to the summary under its node. */
 export function addBatch(summary: RollbackSummary, node: string, batch: RollbackBatchResult): RollbackSummary {
-  const counts: RollbackCounts = { restored: batch.restored, removed: batch.removed, alreadyRestored: batch.alreadyRestored, leftAlone: batch.leftAlone, forced: batch.forced };
+  const counts: RollbackCounts = { restored: batch.restored, removed: batch.removed, alreadyRestored: batch.alreadyRestored, leftAlone: batch.leftAlone, forced: batch.forced, undone: batch.undone ?? 0 };
   const known = summary.nodes.some((n) => n.node === node);
   const nodes = known ? summary.nodes.map((n) => (n.node === node ? addCounts(n, counts) : n)) : [...summary.nodes, addCounts({ node, ...emptyCounts() }, counts)];
   return {
@@ -188,6 +223,7 @@ export function addBatch(summary: RollbackSummary, node: string, batch: Rollback
     nodes,
     changedBy: addChangedBy(summary.changedBy, batch.changedBy),
     leftAloneExamples: [...summary.leftAloneExamples, ...batch.leftAloneExamples].slice(0, MAX_LEFT_ALONE_EXAMPLES),
+    ...(batch.undoneBy?.length ? { undoneBy: addUndone(summary.undoneBy, batch.undoneBy) } : {}),
   };
 }
 
@@ -214,4 +250,43 @@ export function restoreTarget(backfillId: string, target: RestoreTarget, links: 
     if (previous !== null && previous >= at.version) return at;
     at = { version: previous, checksum: previous === null ? null : (links.get(previous)?.checksum ?? null) };
   }
+}
+
+/** A rollback's move of a partition's published pointer (the rollback audit's row), as the lineage walk reads it. */
+export type PointerMove = { rollbackId: string; backfillId: string; fromVersion: number | null; toVersion: number | null; forced: boolean; at: string };
+
+/** The rollback that took a partition's published pointer off a backfill's version and whatever was published on top of it. */
+export type UndoneBy = Pick<PointerMove, 'rollbackId' | 'backfillId' | 'forced'>;
+
+/**
+ * Whether `version` is `of` or was published on top of it, through later publishes: each
+ * publish records the version it replaced, and a rollback's restore breaks the chain (the
+ * version it restores was published before `of`).
+ */
+export function builtOn(version: number | null, of: number, links: ReadonlyMap<number, Pick<VersionLink, 'previousVersion'>>): boolean {
+  let at = version;
+  while (at !== null && at > of) {
+    const previous = links.get(at)?.previousVersion ?? null;
+    if (previous !== null && previous >= at) return false;
+    at = previous;
+  }
+  return at === of;
+}
+
+/**
+ * Where a backfill's version `of` stands under the published version `found`: `onTop`, a later
+ * version was published over it (what --force may undo); else, unless it is `found` itself, a
+ * rollback took the pointer off it: the newest such move, when the audit has it.
+ */
+export function versionStanding(
+  of: number,
+  found: number | null,
+  links: ReadonlyMap<number, Pick<VersionLink, 'previousVersion'>>,
+  moves: readonly PointerMove[],
+): { onTop: boolean; undoneBy: UndoneBy | null } {
+  if (found === of) return { onTop: false, undoneBy: null };
+  if (builtOn(found, of, links)) return { onTop: true, undoneBy: null };
+  const off = moves.filter((m) => builtOn(m.fromVersion, of, links) && !builtOn(m.toVersion, of, links));
+  const last = off.reduce<PointerMove | null>((newest, m) => (newest === null || m.at >= newest.at ? m : newest), null);
+  return { onTop: false, undoneBy: last ? { rollbackId: last.rollbackId, backfillId: last.backfillId, forced: last.forced } : null };
 }

@@ -74,6 +74,17 @@ export function linksQuery(tables: Tables, pairs: string): string {
     WHERE l.node = (j.value ->> 0) AND l.partition = (j.value ->> 1) AND l.status = 'published'`;
 }
 
+/** A rollback's move of a partition's pointer (`movesQuery`), as the warehouse returns it. */
+export type MoveRow = { node: string; partition: string; rollbackId: string; backfillId: string; fromVersion: number | null; toVersion: number | null; forced: unknown; at: unknown };
+
+/** Every move the rollback audit holds of the partitions given as a JSON array of [node, partition] (`pairs`, the dialect's jsonEach of it). */
+export function movesQuery(tables: Tables, pairs: string): string {
+  return `SELECT r.node AS "node", r.partition AS "partition", r.rollback_id AS "rollbackId", r.backfill_id AS "backfillId", r.from_version AS "fromVersion",
+      r.to_version AS "toVersion", r.forced AS "forced", r."at" AS "at"
+    FROM ${pairs} j CROSS JOIN ${tables.rollbacks} r
+    WHERE r.node = (j.value ->> 0) AND r.partition = (j.value ->> 1) AND r.outcome IS NULL`;
+}
+
 export function pageLimit(limit: number | undefined): number {
   const n = limit ?? DEFAULT_CHANGES_PAGE;
   if (!Number.isInteger(n) || n < 1 || n > MAX_CHANGES_PAGE) {

@@ -3,6 +3,7 @@
  * move the pointer, and how to prove that the version it moves to still holds the rows that
  * were published (its checksum, recomputed over the columns that version wrote).
  */
+import type { UndoneBy } from '../../core/rollback.ts';
 import { schemaHash } from './checksum.ts';
 import { ChecksumMismatchError, type RestoreOutcome, type RestoreRequest } from './types.ts';
 
@@ -13,6 +14,9 @@ export type RestoreState = {
   foundBackfillId: string | null;
   /** This rollback's earlier restore of the partition (a retried activity), if there was one. */
   recorded: { fromVersion: number | null; fromBackfillId: string | null; toVersion: number | null; forced: boolean } | null;
+  /** Where the backfill's version (`from`) stands under the published one (core/rollback.ts `versionStanding`). */
+  onTop: boolean;
+  undoneBy: UndoneBy | null;
 };
 
 /**
@@ -30,8 +34,14 @@ export function decideRestore(request: RestoreRequest, state: RestoreState): Res
     return { move: false, record: false, outcome: { node, partition, status, found: recorded.fromVersion, foundBackfillId: recorded.fromBackfillId, to: recorded.toVersion, forced: recorded.forced } };
   }
   const found = { node, partition, found: state.found, foundBackfillId: state.foundBackfillId };
-  if (state.found === request.to) return { move: false, record: true, outcome: { ...found, status: 'already_restored', to: state.found, forced: false } };
   const ours = state.found === request.from;
+  if (!ours && !state.onTop) {
+    // Nothing published there descends from the backfill's version: a rollback took the pointer off it, and
+    // whatever was published since is no change made on top of it, which not even --force may undo.
+    const { undoneBy } = state;
+    if (undoneBy && undoneBy.backfillId !== request.backfillId) return { move: false, record: true, outcome: { ...found, status: 'undone', to: state.found, forced: false, undoneBy } };
+    return { move: false, record: true, outcome: { ...found, status: 'already_restored', to: state.found, forced: false } };
+  }
   if (!ours && !request.force) return { move: false, record: true, outcome: { ...found, status: 'changed_since', to: state.found, forced: false } };
   return { move: true, record: true, outcome: { ...found, status: request.to === null ? 'removed' : 'restored', to: request.to, forced: !ours } };
 }

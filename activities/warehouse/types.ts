@@ -19,6 +19,7 @@ import type { PartitionInput } from '../../core/protocol.ts';
 import type { CheckInput } from '../../core/spec.ts';
 import type { PartitionDiff } from '../../core/diff.ts';
 import type { DatasetName, SchemaField } from '../../core/openlineage.ts';
+import type { UndoneBy } from '../../core/rollback.ts';
 
 export type { ColumnChange, ColumnStats, PartitionDiff } from '../../core/diff.ts';
 
@@ -180,6 +181,10 @@ export type Change = {
   /** The partition's published version now (null: none), and the backfill that published it. */
   currentVersion: number | null;
   currentBackfillId: string | null;
+  /** The current version was published on top of the backfill's (`force` may undo it). */
+  onTop?: boolean;
+  /** Neither the backfill's version nor on top of it: the rollback that took the pointer off it (null: none the audit has). */
+  undoneBy?: UndoneBy | null;
 };
 
 /** Where a page of changes ends; the next page starts after it. */
@@ -202,7 +207,8 @@ export type RestoreRequest = {
   force?: boolean;
 };
 
-export type RestoreStatus = 'restored' | 'removed' | 'already_restored' | 'changed_since';
+/** `undone`: another backfill's rollback took the pointer off the backfill's version before; nothing of it is published there. */
+export type RestoreStatus = 'restored' | 'removed' | 'already_restored' | 'changed_since' | 'undone';
 
 export type RestoreOutcome = {
   node: string;
@@ -215,6 +221,8 @@ export type RestoreOutcome = {
   to: number | null;
   /** True when `force` replaced a version that a later publish had made. */
   forced: boolean;
+  /** `undone`: the rollback that undid the backfill's version there. */
+  undoneBy?: UndoneBy;
 };
 
 /** A restore as the rollback audit records it. */

@@ -8,8 +8,8 @@ import { randomUUID } from 'node:crypto';
 import { leftRunning, waitHint } from '../../core/busy-datasets.ts';
 import { shellWord } from '../../core/shell-word.ts';
 import type { PartitionInput } from '../../core/protocol.ts';
-import { restoreTarget, type VersionLink } from '../../core/rollback.ts';
-import { changesFromRows, changesQuery, linksQuery, movedBy, pageLimit, type ChangeRow, type LinkRow } from './changes.ts';
+import { restoreTarget, versionStanding, type PointerMove, type UndoneBy, type VersionLink } from '../../core/rollback.ts';
+import { changesFromRows, changesQuery, linksQuery, movedBy, movesQuery, pageLimit, type ChangeRow, type LinkRow, type MoveRow } from './changes.ts';
 import { PREVIOUS, THIS, checkAsync, type CheckOutcome } from './checks.ts';
 import { RowHasher, schemaHash, type ValueKind } from './checksum.ts';
 import { partitionLock, versionSelect, type Dialect, type TransactionOptions, type PublishRequest, type PublishStart, type Session, type SpecStatement, type Wanted } from './dialect.ts';
@@ -751,6 +751,47 @@ export class SqlWarehouse implements Warehouse {
   }
 
   async changesBy(backfillId: string, options: ChangesOptions = {}): Promise<ChangesPage> {
+    const page = await this.changesPage(backfillId, options);
+    // Where the backfill's version is no longer the published one: on top of it, or taken off it by a rollback.
+    const moved = page.changes.filter((c) => c.currentVersion !== c.version);
+    if (moved.length === 0) return page;
+    const standings = await this.read((s) => this.standings(s, moved.map((c) => ({ node: c.node, partition: c.partition, of: c.version, found: c.currentVersion }))));
+    const changes = page.changes.map((c) => {
+      const standing = standings.get(`${c.node}\u0000${c.partition}`);
+      return standing ? { ...c, ...standing } : c;
+    });
+    return { ...page, changes };
+  }
+
+  /**
+   * Where each backfill version `of` stands under its partition's published version `found`
+   * (core/rollback.ts `versionStanding`), from the partitions' ledger and rollback audit.
+   */
+  private async standings(s: Session, targets: ReadonlyArray<{ node: string; partition: string; of: number; found: number | null }>): Promise<Map<string, { onTop: boolean; undoneBy: UndoneBy | null }>> {
+    const tables = { ledger: this.t('ledger'), pointers: this.t('partitions'), rollbacks: this.t('rollbacks') };
+    const pairs = JSON.stringify(targets.map((t) => [t.node, t.partition]));
+    const key = (node: string, partition: string) => `${node}\u0000${partition}`;
+    const links = new Map<string, Map<number, VersionLink>>();
+    for (const l of await s.all<LinkRow>(linksQuery(tables, this.dialect.jsonEach(':pairs')), { pairs })) {
+      const versions = links.get(key(l.node, l.partition)) ?? links.set(key(l.node, l.partition), new Map()).get(key(l.node, l.partition))!;
+      versions.set(Number(l.version), { previousVersion: l.previousVersion === null ? null : Number(l.previousVersion), checksum: l.checksum, backfillId: l.backfillId, rolledBack: Number(l.rolledBack) === 1 });
+    }
+    const moves = new Map<string, PointerMove[]>();
+    const n = (v: unknown) => (v === null || v === undefined ? null : Number(v));
+    for (const m of await s.all<MoveRow>(movesQuery(tables, this.dialect.jsonEach(':pairs')), { pairs })) {
+      const list = moves.get(key(m.node, m.partition)) ?? moves.set(key(m.node, m.partition), []).get(key(m.node, m.partition))!;
+      list.push({ rollbackId: m.rollbackId, backfillId: m.backfillId, fromVersion: n(m.fromVersion), toVersion: n(m.toVersion), forced: this.dialect.codec.fromBool(m.forced), at: this.dialect.codec.fromTime(m.at) });
+    }
+    const standings = new Map<string, { onTop: boolean; undoneBy: UndoneBy | null }>();
+    for (const t of targets) {
+      const k = key(t.node, t.partition);
+      standings.set(k, versionStanding(t.of, t.found, links.get(k) ?? new Map(), moves.get(k) ?? []));
+    }
+    return standings;
+  }
+
+  /** A page of the backfill's changes, each with its restore target (walked back past rolled-back versions). */
+  private async changesPage(backfillId: string, options: ChangesOptions): Promise<ChangesPage> {
     const tables = { ledger: this.t('ledger'), pointers: this.t('partitions'), rollbacks: this.t('rollbacks') };
     const { sql, bindings } = changesQuery(tables, backfillId, options);
     const { walkBack, ...page } = changesFromRows(await this.read((s) => s.all<ChangeRow>(sql, bindings)), pageLimit(options.limit));
@@ -788,8 +829,11 @@ export class SqlWarehouse implements Warehouse {
       { rollback_id: request.rollbackId, node, partition },
     );
     const n = (v: unknown) => (v === null || v === undefined ? null : Number(v));
+    const found = n(current?.version);
+    const standing = (await this.standings(s, [{ node, partition, of: request.from, found }])).get(`${node}\u0000${partition}`)!;
     return {
-      found: n(current?.version),
+      ...standing,
+      found,
       foundBackfillId: (current?.backfill_id as string | null | undefined) ?? null,
       recorded: recorded
         ? {

@@ -15,6 +15,7 @@ import { createActivities } from '../../activities/run-partitions.ts';
 import { missingRelationHint } from '../../activities/missing-relation.ts';
 import { specHash, type HashedDefinition } from '../../activities/spec-hash.ts';
 import { canonicalJson } from '../../core/canonical.ts';
+import type { UndoneBy } from '../../core/rollback.ts';
 import { BUILTIN_TRANSFORMS } from '../../activities/transforms.ts';
 import { changesFromRows, type ChangeRow } from '../../activities/warehouse/changes.ts';
 import { percentChange } from '../../activities/warehouse/checks.ts';
@@ -160,21 +161,26 @@ describe('changesFromRows', () => {
 
 describe('decideRestore', () => {
   const request: RestoreRequest = { rollbackId: 'rb', backfillId: 'bf-2', node: 'n', partition: 'k', from: 2, to: 1 };
-  const state = (found: number | null, foundBackfillId: string | null = null) => ({ found, foundBackfillId, recorded: null });
+  // Version 3 was published on top of the backfill's version 2; versions 1 and none are not.
+  const state = (found: number | null, foundBackfillId: string | null = null, undoneBy: UndoneBy | null = null) => ({ found, foundBackfillId, recorded: null, onTop: found === 3, undoneBy });
 
   it('moves the pointer only while the backfill\'s version is published, or when forced', () => {
     expect(decideRestore(request, state(2, 'bf-2'))).toMatchObject({ move: true, outcome: { status: 'restored', to: 1, forced: false } });
     expect(decideRestore(request, state(1, 'bf-1'))).toMatchObject({ move: false, outcome: { status: 'already_restored', to: 1 } });
     expect(decideRestore(request, state(3, 'bf-3'))).toMatchObject({ move: false, outcome: { status: 'changed_since', found: 3, foundBackfillId: 'bf-3', to: 3 } });
     expect(decideRestore({ ...request, force: true }, state(3, 'bf-3'))).toMatchObject({ move: true, outcome: { status: 'restored', to: 1, forced: true } });
-    expect(decideRestore({ ...request, force: true }, state(null))).toMatchObject({ move: true, outcome: { status: 'restored', forced: true } });
+    // Unpublished by a rollback of another backfill: nothing of bf-2 is there to undo, not even forced.
+    const rb = { rollbackId: 'rb-0', backfillId: 'bf-0', forced: true };
+    expect(decideRestore({ ...request, force: true }, state(null, null, rb))).toMatchObject({ move: false, outcome: { status: 'undone', undoneBy: rb } });
+    expect(decideRestore({ ...request, force: true }, state(1, 'bf-1', rb))).toMatchObject({ move: false, outcome: { status: 'undone', to: 1 } });
+    expect(decideRestore({ ...request, force: true }, state(4, 'bf-4', { ...rb, backfillId: 'bf-2' }))).toMatchObject({ move: false, outcome: { status: 'already_restored', to: 4 } });
     expect(decideRestore({ ...request, to: null }, state(2, 'bf-2'))).toMatchObject({ move: true, outcome: { status: 'removed', to: null } });
     expect(decideRestore({ ...request, to: null }, state(null))).toMatchObject({ move: false, outcome: { status: 'already_restored', to: null } });
   });
 
   it('replays what this rollback did before, whatever happened since', () => {
     const recorded = { fromVersion: 3, fromBackfillId: 'bf-3', toVersion: 1, forced: true };
-    expect(decideRestore(request, { found: 5, foundBackfillId: 'bf-5', recorded })).toEqual({
+    expect(decideRestore(request, { found: 5, foundBackfillId: 'bf-5', recorded, onTop: true, undoneBy: null })).toEqual({
       move: false,
       record: false,
       outcome: { node: 'n', partition: 'k', status: 'restored', found: 3, foundBackfillId: 'bf-3', to: 1, forced: true },

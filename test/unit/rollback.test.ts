@@ -14,6 +14,7 @@ import {
   emptySummary,
   restoreTarget,
   rollbackWorkflowId,
+  versionStanding,
   type RollbackBatchResult,
   type VersionLink,
 } from '../../core/rollback.ts';
@@ -44,6 +45,7 @@ describe('rollback summaries', () => {
       alreadyRestored: 1,
       leftAlone: 2,
       forced: 1,
+      undone: 0,
       changedBy: { 'bf-3': 1, [UNPUBLISHED]: 1 },
       leftAloneExamples: [
         { node: 'orders', partition: 'd', version: 2, currentVersion: 3, changedBy: 'bf-3' },
@@ -51,6 +53,29 @@ describe('rollback summaries', () => {
       ],
       next: null,
     });
+  });
+
+  it('count the partitions other backfills\' rollbacks undid, per rollback, also over results without the count', () => {
+    const by = { rollbackId: 'bf-6/rollback-1', backfillId: 'bf-6', forced: true };
+    const undone = (partition: string) => ({ ...outcome(partition, 'restored'), status: 'undone' as const, undoneBy: by });
+    const batch = addOutcome(addOutcome(emptyBatch(), undone('a'), 2), undone('b'), 2);
+    expect(batch).toMatchObject({ undone: 2, restored: 0, alreadyRestored: 0, leftAlone: 0, undoneBy: [{ ...by, partitions: 2 }] });
+    // A summary carried from a run before `undone` was counted has none: the sum is still a number.
+    const { undone: _gone, ...older } = emptySummary({ backfillId: 'bf-4', rollbackId: 'rb', force: false });
+    const summary = addBatch(addBatch(older as ReturnType<typeof emptySummary>, 'raw', batch), 'raw', batch);
+    expect(summary).toMatchObject({ undone: 4, nodes: [{ node: 'raw', undone: 4 }], undoneBy: [{ ...by, partitions: 4 }] });
+  });
+
+  it("tells a version built on from one a rollback took the pointer off, and names the newest such rollback", () => {
+    // 1 ← 2 (the backfill's) ← 3; 4 was published over 1 after a rollback moved the pointer from 3 to 1.
+    const links = new Map([[2, { previousVersion: 1 }], [3, { previousVersion: 2 }], [4, { previousVersion: 1 }]]);
+    const move = { rollbackId: 'rb-a', backfillId: 'bf-a', fromVersion: 3, toVersion: 1, forced: true, at: '2024-01-01T00:00:00Z' };
+    expect(versionStanding(2, 2, links, [])).toEqual({ onTop: false, undoneBy: null });
+    expect(versionStanding(2, 3, links, [])).toEqual({ onTop: true, undoneBy: null });
+    expect(versionStanding(2, 4, links, [move])).toEqual({ onTop: false, undoneBy: { rollbackId: 'rb-a', backfillId: 'bf-a', forced: true } });
+    expect(versionStanding(2, null, links, [{ ...move, toVersion: null }])).toMatchObject({ onTop: false, undoneBy: { rollbackId: 'rb-a' } });
+    // A move from an older version does not undo version 2.
+    expect(versionStanding(2, 1, links, [{ ...move, fromVersion: 1, toVersion: null }])).toEqual({ onTop: false, undoneBy: null });
   });
 
   it('add batches up per node and in total, keeping at most a hundred examples', () => {
@@ -95,7 +120,7 @@ describe('renderRollback', () => {
   const base = { ...emptySummary({ backfillId: 'bf-2', rollbackId: 'rb-1', force: false }) };
 
   it('says what was restored and removed, per node', () => {
-    const text = stripVTControlCharacters(renderRollback({ ...base, restored: 12, removed: 1, nodes: [{ node: 'daily', restored: 12, removed: 1, alreadyRestored: 0, leftAlone: 0, forced: 0 }] }));
+    const text = stripVTControlCharacters(renderRollback({ ...base, restored: 12, removed: 1, nodes: [{ node: 'daily', restored: 12, removed: 1, alreadyRestored: 0, leftAlone: 0, forced: 0, undone: 0 }] }));
     expect(text).toContain('rolled back bf-2 (rollback rb-1)');
     expect(text).toMatch(/restored: +12 partitions to their version before bf-2 \(checksums verified\)/);
     expect(text).toMatch(/removed: +1 partition that bf-2 had created/);
@@ -147,7 +172,7 @@ describe('previewRollback', () => {
     change('daily', '2024-01-01', 2, 1, 2, 'bf-2'),
     change('daily', '2024-01-02', 2, null, 2, 'bf-2'),
     change('daily', '2024-01-03', 2, 1, 1, 'bf-1'),
-    change('daily', '2024-01-04', 2, 1, 3, 'bf-3'),
+    { ...change('daily', '2024-01-04', 2, 1, 3, 'bf-3'), onTop: true },
     change('gone', 'k', 1, null, 1, 'bf-2'),
     change('weekly', '2024-W01', 2, 1, 2, 'bf-2'),
   ];

@@ -1456,10 +1456,10 @@ export function warehouseSuite(kind: Warehouse['kind'], open: WarehouseFactory, 
 
   describe(`${kind}: rolling back after another rollback`, () => {
     /** What a rollback does, over the warehouse (rollbackBatch): each change restored to its target. */
-    const rollBack = async (backfillId: string, force = false) => {
+    const rollBack = async (backfillId: string, force = false, rollbackId = `rb-${backfillId}`) => {
       const { changes } = await wh.changesBy(backfillId, { limit: 1000 });
       const outcomes: RestoreOutcome[] = [];
-      for (const c of changes) outcomes.push(await wh.restore({ rollbackId: `rb-${backfillId}`, backfillId, node: c.node, partition: c.partition, from: c.version, to: c.previousVersion, force }));
+      for (const c of changes) outcomes.push(await wh.restore({ rollbackId, backfillId, node: c.node, partition: c.partition, from: c.version, to: c.previousVersion, force }));
       return outcomes;
     };
     const pub = (partition: string, backfillId: string, id: number, runKey = `r-${backfillId}`) => wh.publish(write('orders', partition, { backfillId, runKey, rows: [{ id }] }));
@@ -1509,8 +1509,11 @@ export function warehouseSuite(kind: Warehouse['kind'], open: WarehouseFactory, 
       await pub('k', 'bf-b', 3);
       expect(await rollBack('bf-a', true)).toMatchObject([{ status: 'restored', found: 3, to: 1, forced: true }]);
       expect((await wh.changesBy('bf-b')).changes).toMatchObject([{ version: 3, previousVersion: 1, currentVersion: 1, currentBackfillId: 'rollback rb-bf-a' }]);
-      expect(await rollBack('bf-b')).toMatchObject([{ status: 'already_restored', to: 1 }]);
-      expect(await rollBack('bf-b', true)).toMatchObject([{ status: 'already_restored', to: 1 }]);
+      // bf-a's forced rollback undid bf-b's version: bf-b's rollback says so, and moves nothing, forced or not.
+      const undoneBy = { rollbackId: 'rb-bf-a', backfillId: 'bf-a', forced: true };
+      expect((await wh.changesBy('bf-b')).changes).toMatchObject([{ onTop: false, undoneBy }]);
+      expect(await rollBack('bf-b')).toMatchObject([{ status: 'undone', to: 1, undoneBy }]);
+      expect(await rollBack('bf-b', true, 'rb-bf-b-2')).toMatchObject([{ status: 'undone', to: 1, undoneBy }]);
       expect(await ids()).toEqual([1]);
       // Another backfill's rollback that finds the pointer where a rollback put it names that rollback, not bf-x.
       await pub('j', 'bf-x', 1);
@@ -1523,6 +1526,27 @@ export function warehouseSuite(kind: Warehouse['kind'], open: WarehouseFactory, 
         found: 2,
         foundBackfillId: 'rollback rb-d',
       });
+    });
+
+    it('--force on a backfill rolled back already leaves a later backfill published over the restored version alone', async () => {
+      await pub('k', 'bf-x', 1);
+      await pub('k', 'bf-a', 2);
+      await pub('k', 'bf-a', 3, 'r-bf-a-again');
+      expect(await rollBack('bf-a')).toMatchObject([{ status: 'restored', to: 1 }]);
+      // bf-b publishes over the version bf-a's rollback restored: nothing of bf-a is under it.
+      await pub('k', 'bf-b', 4);
+      for (const [force, rollbackId] of [[true, 'rb-a-2'], [false, 'rb-a-3']] as const) {
+        expect(await rollBack('bf-a', force, rollbackId)).toMatchObject([{ status: 'already_restored', found: 4, to: 4, forced: false }]);
+      }
+      expect((await wh.ledger({ partition: 'k' })).find((r) => r.current)).toMatchObject({ version: 4, backfillId: 'bf-b' });
+      expect(await ids()).toEqual([4]);
+      expect((await wh.rollbacks({})).map((r) => [r.rollbackId, r.fromVersion, r.toVersion])).toEqual([['rb-bf-a', 3, 1]]);
+      // A later version on top of bf-a's own is still undone by --force.
+      await pub('j', 'bf-x', 1);
+      await pub('j', 'bf-a', 2);
+      await pub('j', 'bf-b', 3);
+      expect(await rollBack('bf-a', false, 'rb-a-4')).toMatchObject([{ partition: 'j', status: 'changed_since' }, { partition: 'k', status: 'already_restored' }]);
+      expect(await rollBack('bf-a', true, 'rb-a-5')).toMatchObject([{ partition: 'j', status: 'restored', found: 3, to: 1, forced: true }, { partition: 'k', status: 'already_restored' }]);
     });
 
     it('a backfill run again after its rollback publishes versions that are targets again', async () => {
