@@ -22,12 +22,29 @@ function changedSince(changedBy: Record<string, number>): string {
   return `changed since: ${entries.map(([backfill, n]) => `${number(n)} ${who(backfill)}`).join(', ')}`;
 }
 
+/** Why a rollback that found nothing of the backfill published did nothing (null: something of it is published). */
+function nothingPublished(summary: RollbackSummary): string | null {
+  const { backfillId } = summary;
+  if (summary.restored + summary.removed + summary.leftAlone > 0) return null;
+  const undone = summary.undone ?? 0;
+  if (summary.alreadyRestored > 0) return `${backfillId} was rolled back already; nothing of it is published`;
+  if (undone > 0) return `nothing of ${backfillId} is published: other backfills' rollbacks undid all of it`;
+  return null;
+}
+
 /** What a rollback did, in a few words: a rollback that left everything alone did not roll the backfill back. */
 function rolledBackHeadline(summary: RollbackSummary): string {
   const { backfillId, leftAlone } = summary;
   if (summary.restored + summary.removed > 0) return leftAlone > 0 ? `rolled back ${backfillId} in part (${partitions(leftAlone)} left alone)` : `rolled back ${backfillId}`;
   if (leftAlone > 0) return `rolled back nothing of ${backfillId}: all ${partitions(leftAlone)} left alone`;
-  return summary.alreadyRestored > 0 ? `${backfillId} was rolled back already: nothing left to restore` : `nothing to roll back: ${backfillId} published nothing`;
+  return nothingPublished(summary) ?? `nothing to roll back: ${backfillId} published nothing`;
+}
+
+/** Which rollbacks of other backfills undid partitions of this one: `3 by the forced rollback of b6 (b6/rollback-…)`. */
+export function undoneByText(summary: Pick<RollbackSummary, 'undoneBy'>): string {
+  return (summary.undoneBy ?? [])
+    .map((u) => `${number(u.partitions)} by ${u.backfillId === UNPUBLISHED ? 'a rollback' : `the ${u.forced ? 'forced ' : ''}rollback of ${u.backfillId} (${u.rollbackId})`}`)
+    .join(', ');
 }
 
 /**
@@ -38,7 +55,7 @@ function previewNext(summary: RollbackSummary): string | null {
   const { backfillId } = summary;
   if (summary.restored + summary.removed > 0) return `  run 'backfill rollback ${shellWord(backfillId)}${summary.force ? ' --force' : ''}' to do it`;
   if (summary.leftAlone > 0) return null;
-  return `  nothing to do: ${summary.alreadyRestored > 0 ? `${backfillId} was rolled back already` : `${backfillId} published nothing`}`;
+  return `  nothing to do: ${nothingPublished(summary) ?? `${backfillId} published nothing`}`;
 }
 
 /**
@@ -52,10 +69,16 @@ export function renderRollback(summary: RollbackSummary, preview?: { historyGone
     preview
       ? `${pc.bold(`would roll back ${backfillId}`)} (dry run: nothing was started or changed)`
       : `${pc.bold(rolledBackHeadline(summary))} (rollback ${summary.rollbackId})`,
-    `  ${would('restored:        ', 'would restore:   ')} ${partitions(summary.restored)} to their version before ${backfillId} (${would('checksums verified', 'each checksum verified as it is restored')})`,
-    `  ${would('removed:         ', 'would remove:    ')} ${partitions(summary.removed)} that ${backfillId} had created`,
-    `  already restored: ${partitions(summary.alreadyRestored)}`,
   ];
+  // Only what happened (or would): a rollback that only removes says nothing of restoring.
+  if (summary.restored > 0) {
+    lines.push(`  ${would('restored:        ', 'would restore:   ')} ${partitions(summary.restored)} to their version before ${backfillId} (${would('checksums verified', 'each checksum verified as it is restored')})`);
+  }
+  if (summary.removed > 0) lines.push(`  ${would('removed:         ', 'would remove:    ')} ${partitions(summary.removed)} that ${backfillId} had created`);
+  if (summary.alreadyRestored > 0) lines.push(`  already restored: ${partitions(summary.alreadyRestored)} (rolled back before)`);
+  if ((summary.undone ?? 0) > 0) {
+    lines.push(pc.yellow(`  undone before:    ${partitions(summary.undone)} of ${backfillId} were unpublished already, ${undoneByText(summary)}: left as they are`));
+  }
   if (summary.forced > 0) lines.push(`  ${would('forced:          ', 'would force:     ')} ${partitions(summary.forced)} over a later backfill's version (--force)`);
   if (summary.leftAlone > 0) {
     lines.push(pc.yellow(`  ${would('left alone:      ', 'would leave alone:')} ${partitions(summary.leftAlone)} ${changedSince(summary.changedBy)}`));
@@ -81,12 +104,13 @@ export function renderRollback(summary: RollbackSummary, preview?: { historyGone
     );
   }
   const next = preview ? previewNext(summary) : null;
+  const withUndone = (summary.undone ?? 0) > 0;
   if (next !== null) lines.push(next);
   const table = new Table({
-    head: ['node', ...(preview ? ['would restore', 'would remove', 'already restored', 'would leave alone'] : ['restored', 'removed', 'already restored', 'left alone'])],
+    head: ['node', ...(preview ? ['would restore', 'would remove', 'already restored', 'would leave alone'] : ['restored', 'removed', 'already restored', 'left alone']), ...(withUndone ? ['undone before'] : [])],
     style: process.stdout.isTTY ? { head: ['cyan'] } : { head: [], border: [] },
   });
-  for (const n of summary.nodes) table.push([n.node, number(n.restored), number(n.removed), number(n.alreadyRestored), number(n.leftAlone)]);
+  for (const n of summary.nodes) table.push([n.node, number(n.restored), number(n.removed), number(n.alreadyRestored), number(n.leftAlone), ...(withUndone ? [number(n.undone ?? 0)] : [])]);
   return [...lines, table.toString()].join('\n');
 }
 

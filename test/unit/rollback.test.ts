@@ -146,12 +146,30 @@ describe('renderRollback', () => {
     expect(text).toContain("run 'backfill rollback bf-2 --force' to restore them, undoing those later changes");
   });
 
+  it('says only what happened: a rollback that only removes says nothing of restoring', () => {
+    const text = stripVTControlCharacters(renderRollback({ ...base, removed: 3 }));
+    expect(text).toMatch(/removed: +3 partitions that bf-2 had created/);
+    expect(text).not.toMatch(/restored:|checksums verified/);
+  });
+
+  it('names the forced rollback of another backfill that undid partitions of this one, in the run and in a dry run', () => {
+    const undoneBy = [{ rollbackId: 'b6/rollback-1', backfillId: 'b6', forced: true, partitions: 50 }];
+    const summary = { ...base, undone: 50, undoneBy, nodes: [{ node: 'raw', restored: 0, removed: 0, alreadyRestored: 0, leftAlone: 0, forced: 0, undone: 50 }] };
+    const text = stripVTControlCharacters(renderRollback(summary));
+    expect(text).toContain('undone before:    50 partitions of bf-2 were unpublished already, 50 by the forced rollback of b6 (b6/rollback-1): left as they are');
+    expect(text).toMatch(/undone before/);
+    const dry = stripVTControlCharacters(renderRollback(summary, { historyGone: false, fromLedger: [] }));
+    expect(dry).toContain("nothing to do: nothing of bf-2 is published: other backfills' rollbacks undid all of it");
+    expect(dry).toContain('50 by the forced rollback of b6 (b6/rollback-1)');
+  });
+
   it('says in its headline when it rolled back only part of the backfill, or nothing of it', () => {
     const headline = (counts: Partial<typeof base>) => stripVTControlCharacters(renderRollback({ ...base, ...counts })).split('\n')[0];
     expect(headline({ leftAlone: 147 })).toBe('rolled back nothing of bf-2: all 147 partitions left alone (rollback rb-1)');
     expect(headline({ restored: 3, leftAlone: 1 })).toBe('rolled back bf-2 in part (1 partition left alone) (rollback rb-1)');
     expect(headline({ restored: 3, leftAlone: 1, forced: 1, force: true })).toBe('rolled back bf-2 in part (1 partition left alone) (rollback rb-1)');
-    expect(headline({ alreadyRestored: 4 })).toBe('bf-2 was rolled back already: nothing left to restore (rollback rb-1)');
+    expect(headline({ alreadyRestored: 4 })).toBe('bf-2 was rolled back already; nothing of it is published (rollback rb-1)');
+    expect(headline({ undone: 2 })).toBe("nothing of bf-2 is published: other backfills' rollbacks undid all of it (rollback rb-1)");
     expect(headline({})).toBe('nothing to roll back: bf-2 published nothing (rollback rb-1)');
     expect(headline({ removed: 2 })).toBe('rolled back bf-2 (rollback rb-1)');
   });
