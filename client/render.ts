@@ -11,7 +11,7 @@ import { RECOMPUTE_REASONS } from '../core/only-changed.ts';
 import { isHeld } from '../core/progress.ts';
 import type { ChangeSummary } from './only-changed.ts';
 import { isActive, type NodeProgress, type Progress } from '../core/protocol.ts';
-import type { StatusRollback } from '../core/rollback.ts';
+import type { StatusRollback, UndoneBy } from '../core/rollback.ts';
 import { retryFailedHint } from '../core/retry-hint.ts';
 import { mixedDatasets } from '../core/kept-output.ts';
 import { shellWord } from '../core/shell-word.ts';
@@ -24,6 +24,7 @@ import { printable, printableText, type Printable } from './printable.ts';
 import { number, plural } from './counts.ts';
 import { activityFailingText, type ActivityFailing } from './activity-failing.ts';
 import { utcTime } from './utc-time.ts';
+import { rolledBackText } from './rolled-back-versions.ts';
 
 /** Table colours only on a terminal. */
 const tableStyle = () => (process.stdout.isTTY ? { head: ['cyan'] } : { head: [], border: [] });
@@ -419,7 +420,8 @@ function describeInput(i: InputVersions): string {
   return `${i.node} ${range} (${i.partitions}, ${versions})`;
 }
 
-export function renderLineage(nodeId: string, partitionKey: string, rows: LedgerRow[]): string {
+/** `rolledBack`: the published versions a rollback took off (client/rolled-back-versions.ts), shown as such. */
+export function renderLineage(nodeId: string, partitionKey: string, rows: LedgerRow[], rolledBack: ReadonlyMap<number, UndoneBy | null> = new Map()): string {
   const [node, partition, versions] = [printableText(nodeId), printableText(partitionKey), printable(rows)];
   if (versions.length === 0) return `${node} ${partition}: no version in the ledger`;
   const table = new Table({
@@ -430,7 +432,7 @@ export function renderLineage(nodeId: string, partitionKey: string, rows: Ledger
     table.push([
       `${v.version}${v.current ? ' (current)' : ''}`,
       // A version written staged says so once published too: it was published by `backfill publish`.
-      v.status === 'published' && v.staged ? 'published (staged)' : v.status,
+      rolledBack.has(v.version) ? printableText(rolledBackText(rolledBack.get(v.version) ?? null)) : v.status === 'published' && v.staged ? 'published (staged)' : v.status,
       v.backfillId,
       v.rowCount === null ? '–' : number(v.rowCount),
       v.checksum ? v.checksum.slice(0, 12) : '–',

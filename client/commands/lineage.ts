@@ -60,9 +60,10 @@ export function lineageCommand() {
         const versions = await warehouse.ledger({ node, partition });
         if (versions.length === 0) throw notInLedger(node, partition, warehouse.location, await warehouse.ledgerNodes?.());
         const rollbacks = await warehouse.rollbacks({ node, partition });
-        print(options.json, { node, partition, current: versions.find((v) => v.current) ?? null, versions, rollbacks }, () =>
-          [renderLineage(node, partition, versions), ...renderRestores(rollbacks)].join('\n'),
-        );
+        const { rolledBackVersions } = await import('../rolled-back-versions.ts');
+        const rolledBack = rolledBackVersions(versions, rollbacks);
+        const json = { node, partition, current: versions.find((v) => v.current) ?? null, versions, rollbacks, rolledBack: [...rolledBack].map(([version, by]) => ({ version, by })) };
+        print(options.json, json, () => [renderLineage(node, partition, versions, rolledBack), ...renderRestores(rollbacks)].join('\n'));
       } finally {
         await warehouse.close();
       }

@@ -18,6 +18,7 @@ import {
   type RollbackBatchResult,
   type VersionLink,
 } from '../../core/rollback.ts';
+import { rolledBackText, rolledBackVersions } from '../../client/rolled-back-versions.ts';
 import { fakeBackfillClient } from './fake-backfill-client.ts';
 
 type Status = 'restored' | 'removed' | 'already_restored' | 'changed_since';
@@ -321,5 +322,21 @@ describe('restoreTarget', () => {
   it('stops at a version it knows nothing of, and never loops', () => {
     expect(restoreTarget('c', { version: 9, checksum: 'c9' }, links)).toEqual({ version: 9, checksum: 'c9' });
     expect(restoreTarget('c', { version: 2, checksum: 'c2' }, new Map([[2, link('a', 2, true)]]))).toEqual({ version: 2, checksum: 'c2' });
+  });
+});
+
+describe('rolledBackVersions', () => {
+  const v = (version: number, previousVersion: number | null, current = false) => ({ version, previousVersion, status: 'published' as const, current });
+  const move = { rollbackId: 'b6/rollback-1', backfillId: 'b6', node: 'clean', partition: 'k', fromVersion: 3, toVersion: 1, forced: false, at: '2024-01-01T00:00:00Z' };
+
+  it('tells the versions a rollback took off from those only superseded, and names the rollback in lineage', () => {
+    const rolledBack = rolledBackVersions([v(3, 2), v(2, 1), v(1, null, true)], [move]);
+    expect([...rolledBack]).toEqual([
+      [3, { rollbackId: 'b6/rollback-1', backfillId: 'b6', forced: false }],
+      [2, { rollbackId: 'b6/rollback-1', backfillId: 'b6', forced: false }],
+    ]);
+    // Superseded by a later publish, a version is still under the current one: not rolled back.
+    expect([...rolledBackVersions([v(2, 1, true), v(1, null)], [])]).toEqual([]);
+    expect(rolledBackText({ rollbackId: 'b6/rollback-1', backfillId: 'b6', forced: true })).toBe('rolled back (b6/rollback-1, forced)');
   });
 });
