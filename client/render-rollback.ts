@@ -2,7 +2,8 @@
 import Table from 'cli-table3';
 import pc from 'picocolors';
 import { UNPUBLISHED, type RollbackSummary } from '../core/rollback.ts';
-import type { RollbackRecord } from '../activities/warehouse/types.ts';
+import type { LeaseHolder, RollbackRecord } from '../activities/warehouse/types.ts';
+import { leasedRollbackRefusal } from '../core/busy-datasets.ts';
 import type { RollbackWaiting } from './backfill-client.ts';
 import { workerCommand } from './worker-hint.ts';
 import { shellWord } from '../core/shell-word.ts';
@@ -62,7 +63,7 @@ function previewNext(summary: RollbackSummary): string | null {
  * `preview`: a dry run (`rollback --dry-run`): what it would do, said as such; `historyGone`: the
  * server keeps no history of the backfill; `fromLedger`: nodes only the ledger names.
  */
-export function renderRollback(summary: RollbackSummary, preview?: { historyGone: boolean; fromLedger: readonly string[] }): string {
+export function renderRollback(summary: RollbackSummary, preview?: { historyGone: boolean; fromLedger: readonly string[]; refusedBy?: readonly LeaseHolder[] }): string {
   const { backfillId } = summary;
   const would = (done: string, todo: string) => (preview ? todo : done);
   const lines = [
@@ -103,7 +104,13 @@ export function renderRollback(summary: RollbackSummary, preview?: { historyGone
       ),
     );
   }
-  const next = preview ? previewNext(summary) : null;
+  const refusedBy = preview?.refusedBy ?? [];
+  const first = refusedBy[0];
+  if (first) {
+    const more = refusedBy.length > 1 ? ` (also ${refusedBy.slice(1).map((h) => `${h.node} by '${h.backfillId}'`).join(', ')})` : '';
+    lines.push(pc.red(`  would be refused now: ${leasedRollbackRefusal(first, backfillId)}${more}`));
+  }
+  const next = preview && !first ? previewNext(summary) : null;
   const withUndone = (summary.undone ?? 0) > 0;
   if (next !== null) lines.push(next);
   const table = new Table({

@@ -9,7 +9,7 @@
  */
 import { ledgerNodes, type LineageReader } from '../activities/rollback-nodes.ts';
 import { decideRestore } from '../activities/warehouse/restore.ts';
-import type { ChangeCursor, Warehouse } from '../activities/warehouse/types.ts';
+import type { ChangeCursor, LeaseHolder, Warehouse } from '../activities/warehouse/types.ts';
 import { BackfillError } from '../core/errors.ts';
 import { withLedger } from '../core/rollback-order.ts';
 import { addBatch, addOutcome, emptyBatch, emptySummary, type RollbackBatchResult, type RollbackSummary } from '../core/rollback.ts';
@@ -24,12 +24,13 @@ export type RollbackPreview = RollbackSummary & {
   /** The server keeps no history of the backfill (the namespace's retention): its nodes and their order come from the ledger. */
   historyGone: boolean;
   /** Nodes the ledger holds versions of that no run the server still keeps names: walked all the same, ordered by the ledger's lineage. */
-  fromLedger: string[];
+  fromLedger: string[];  /** Other backfills that lease datasets the rollback would restore in now: it would be refused until they end (the first one stops it). */
+  refusedBy: LeaseHolder[];
 };
 
 /** `kept.order`: the nodes the kept histories name, downstream first (`BackfillClient.rollbackOrder`); none when they are gone. */
 export async function previewRollback(
-  warehouse: LineageReader & Pick<Warehouse, 'location'>,
+  warehouse: LineageReader & Pick<Warehouse, 'location' | 'leaseHolders'>,
   backfillId: string,
   kept: { order: readonly string[]; historyGone: boolean },
   force: boolean,
@@ -58,5 +59,9 @@ export async function previewRollback(
   // As the workflow does, every node it walks is in the summary, with nothing to do or not.
   for (const node of order) summary = addBatch(summary, node, byNode.get(node) ?? emptyBatch());
   const named = new Set(kept.order);
-  return { ...summary, dryRun: true, historyGone: kept.historyGone, fromLedger: order.filter((n) => !named.has(n)) };
+  // The rollback's restores are refused in a dataset another backfill leases (it runs and writes it), as the warehouse's restore is.
+  const touched = summary.nodes.filter((n) => n.restored + n.removed + n.alreadyRestored + n.leftAlone + (n.undone ?? 0) > 0).map((n) => n.node);
+  const holders = (await warehouse.leaseHolders?.(touched)) ?? [];
+  const refusedBy = holders.filter((h) => h.backfillId !== backfillId).sort((a, b) => order.indexOf(a.node) - order.indexOf(b.node));
+  return { ...summary, dryRun: true, historyGone: kept.historyGone, fromLedger: order.filter((n) => !named.has(n)), refusedBy };
 }

@@ -24,3 +24,16 @@ export function leftRunning(backfillId: string): string {
     `end it and free them (the resumed run may finish a few partitions before the cancel reaches it)`
   );
 }
+
+/**
+ * Why a rollback of `backfillId` is refused while another backfill runs and writes one of its
+ * datasets, and what to do: said by the refusal itself and by `rollback --dry-run`. `detail`:
+ * what was left as it was, in parentheses.
+ */
+export function leasedRollbackRefusal(holder: { node: string; backfillId: string; runKey: string }, backfillId: string, detail?: string): string {
+  const other = shellWord(holder.backfillId);
+  return (
+    `dataset ${holder.node} is leased to backfill '${holder.backfillId}' (run ${holder.runKey}), which is running and writes it, so '${backfillId}' cannot be rolled back there now` +
+    `${detail ? ` (${detail})` : ''}. Wait for '${holder.backfillId}' to end ('backfill wait ${other}') or cancel it ('backfill cancel ${other}'), then run 'backfill rollback ${shellWord(backfillId)}' again`
+  );
+}

@@ -41,6 +41,10 @@ export function deferredWarehouse(identity: { kind: string; location: string }, 
     publishStaged: async (...args) => (await loaded()).publishStaged(...args),
     discardStaged: async (...args) => (await loaded()).discardStaged(...args),
     diffStaged: async (...args) => (await loaded()).diffStaged(...args),
+    leaseHolders: async (nodes) => {
+      const warehouse = await loaded();
+      return warehouse.leaseHolders ? warehouse.leaseHolders(nodes) : null;
+    },
     ledgerNodes: async () => {
       const warehouse = await loaded();
       return warehouse.ledgerNodes ? warehouse.ledgerNodes() : null;

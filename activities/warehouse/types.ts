@@ -333,6 +333,8 @@ export interface Warehouse {
   ledger(filter: LedgerFilter): Promise<LedgerRow[]>;
   /** Optionally, every node the ledger has versions of, by id (`lineage` names them when asked for one it has not); null: not known. */
   ledgerNodes?(): Promise<LedgerNode[] | null>;
+  /** Optionally, which other runs lease some of `nodes` now (`rollback --dry-run` says a rollback would be refused); null: not known. */
+  leaseHolders?(nodes: readonly string[]): Promise<LeaseHolder[] | null>;
   /**
    * The partitions a backfill published (of one node, with `node`), ordered by node and
    * partition, a page at a time (`limit`, default 500): pass `next` back as `after`.

@@ -5,8 +5,7 @@
  * statement that comes from a spec goes through the dialect's one door (`Session.spec`).
  */
 import { randomUUID } from 'node:crypto';
-import { leftRunning, waitHint } from '../../core/busy-datasets.ts';
-import { shellWord } from '../../core/shell-word.ts';
+import { leasedRollbackRefusal } from '../../core/busy-datasets.ts';
 import type { PartitionInput } from '../../core/protocol.ts';
 import { restoreTarget, versionStanding, type PointerMove, type UndoneBy, type VersionLink } from '../../core/rollback.ts';
 import { changesFromRows, changesQuery, linksQuery, movedBy, movesQuery, pageLimit, type ChangeRow, type LinkRow, type MoveRow } from './changes.ts';
@@ -37,6 +36,7 @@ import {
   type DatasetLease,
   type DiffOptions,
   type DiffPage,
+  type LeaseHolder,
   type LeaseOutcome,
   type LedgerFilter,
   type LedgerNode,
@@ -954,12 +954,7 @@ export class SqlWarehouse implements Warehouse {
     const [held] = await s.all<Raw>(`SELECT backfill_id, run_key FROM ${this.t('leases')} WHERE node = :node${this.dialect.forShare}`, { node });
     if (!held || held.backfill_id === backfillId) return;
     const holder = String(held.backfill_id);
-    throw new StaleRunError(
-      `dataset ${node} is leased to run ${String(held.run_key)} of backfill '${holder}', which is running and writes it: rolling back '${backfillId}' there now ` +
-        `would move its partitions under that backfill, so ${node} ${partition} was not restored (nothing of it moved). ` +
-        `Wait for '${holder}' to end (${waitHint(holder)}) or cancel it ('backfill cancel ${shellWord(holder)}'), then run 'backfill rollback ${shellWord(backfillId)}' again (what is restored already is skipped). ` +
-        `If '${holder}' has ended, ${leftRunning(holder)}`,
-    );
+    throw new StaleRunError(leasedRollbackRefusal({ node, backfillId: holder, runKey: String(held.run_key) }, backfillId, `${node} ${partition} was not restored; what is restored already is skipped then`));
   }
 
   async rollbacks(filter: RollbackFilter): Promise<RollbackRecord[]> {
@@ -969,6 +964,16 @@ export class SqlWarehouse implements Warehouse {
     const moved = `${where ? `${where} AND` : 'WHERE'} outcome IS NULL`;
     const rows = await this.read((s) => s.all<Raw>(`SELECT * FROM ${this.t('rollbacks')} ${moved} ORDER BY "at", node, partition`, params));
     return rows.map((r) => rollbackRecord(this.dialect.codec, r));
+  }
+
+  async leaseHolders(nodes: readonly string[]): Promise<LeaseHolder[]> {
+    if (nodes.length === 0) return [];
+    const rows = await this.read((s) =>
+      s.all<Raw>(`SELECT node, backfill_id, run_key FROM ${this.t('leases')} WHERE node IN (SELECT j.value ->> 0 FROM ${this.dialect.jsonEach(':nodes')} j) ORDER BY node`, {
+        nodes: JSON.stringify(nodes.map((n) => [n])),
+      }),
+    );
+    return rows.map((r) => ({ node: String(r.node), backfillId: String(r.backfill_id), runKey: String(r.run_key) }));
   }
 
   async acquireDatasets(lease: DatasetLease): Promise<LeaseOutcome> {

@@ -31,6 +31,8 @@ export function rollbackCommand() {
           await withClient(command, async (client) => {
             const preview = await client.previewRollback(id, warehouse, { force });
             print(options.json, preview, () => renderRollback(preview, preview));
+            // The rollback would fail now (another backfill writes its datasets): a script that checks the dry run learns it.
+            if (preview.refusedBy.length > 0) process.exitCode = EXIT.error;
           });
         } finally {
           await warehouse.close();

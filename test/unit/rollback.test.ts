@@ -229,6 +229,16 @@ describe('previewRollback', () => {
     expect(preview.leftAloneExamples).toEqual([{ node: 'daily', partition: '2024-01-04', version: 2, currentVersion: 3, changedBy: 'bf-3' }]);
   });
 
+  it('says the rollback would be refused now while another backfill leases a dataset it restores in, and why', async () => {
+    const leased = { ...warehouse, leaseHolders: async (nodes: readonly string[]) => [{ node: 'daily', backfillId: 'p4', runKey: 'r4' }, { node: 'bf-2-own', backfillId: 'bf-2', runKey: 'r2' }].filter((h) => nodes.includes(h.node)) };
+    const preview = await previewRollback(leased, 'bf-2', { order: ['weekly', 'daily'], historyGone: false }, false);
+    expect(preview.refusedBy).toEqual([{ node: 'daily', backfillId: 'p4', runKey: 'r4' }]);
+    const text = stripVTControlCharacters(renderRollback(preview, preview));
+    expect(text).toContain("would be refused now: dataset daily is leased to backfill 'p4' (run r4), which is running and writes it, so 'bf-2' cannot be rolled back there now. Wait for 'p4' to end ('backfill wait p4')");
+    expect(text).not.toContain("to do it");
+    expect((await previewRollback(warehouse, 'bf-2', { order: ['weekly', 'daily'], historyGone: false }, false)).refusedBy).toEqual([]);
+  });
+
   it('with force, counts what it would restore over a later backfill', async () => {
     expect(await previewRollback(warehouse, 'bf-2', { order: ['weekly', 'daily', 'gone'], historyGone: false }, true)).toMatchObject({ restored: 3, forced: 1, leftAlone: 0, force: true, fromLedger: [] });
   });

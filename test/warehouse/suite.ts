@@ -1434,9 +1434,14 @@ export function warehouseSuite(kind: Warehouse['kind'], open: WarehouseFactory, 
       for (const [partition, to] of [['k1', 1], ['k3', null]] as const) {
         const error = await rejection(wh.restore(restoreOf(partition, partition === 'k1' ? 2 : 1, to)));
         expect(error).toBeInstanceOf(StaleRunError);
-        expect(error.message).toMatch(/dataset orders is leased to run r9 of backfill 'bf-9'.*Wait for 'bf-9' to end \('backfill wait bf-9'; a staged backfill .*\) or cancel it \('backfill cancel bf-9'\), then run 'backfill rollback bf-2' again/);
-        expect(error.message).toMatch(/If 'bf-9' has ended, a termination .*'backfill resume bf-9' then 'backfill cancel bf-9'/);
+        expect(error.message).toBe(
+          `dataset orders is leased to backfill 'bf-9' (run r9), which is running and writes it, so 'bf-2' cannot be rolled back there now (orders ${partition} was not restored; ` +
+            "what is restored already is skipped then). Wait for 'bf-9' to end ('backfill wait bf-9') or cancel it ('backfill cancel bf-9'), then run 'backfill rollback bf-2' again",
+        );
       }
+      // What rollback --dry-run reads to say the rollback would be refused now.
+      expect(await wh.leaseHolders?.(['orders', 'users'])).toEqual([{ node: 'orders', backfillId: 'bf-9', runKey: 'r9' }]);
+      expect(await wh.leaseHolders?.([])).toEqual([]);
       expect(await ids()).toEqual([10, 11, 20, 30]);
       expect(await wh.rollbacks({})).toEqual([]);
       // Its lease is released when the backfill ends, whatever the end: the rollback goes ahead then.

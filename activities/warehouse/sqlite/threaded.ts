@@ -84,6 +84,7 @@ export class ThreadedWarehouse implements Warehouse {
   diffStaged: Warehouse['diffStaged'] = (...args) => this.call('diffStaged', ...args);
   lineageDataset: NonNullable<Warehouse['lineageDataset']> = (...args) => this.call('lineageDataset', ...args);
   ledgerNodes: NonNullable<Warehouse['ledgerNodes']> = () => this.call('ledgerNodes');
+  leaseHolders: NonNullable<Warehouse['leaseHolders']> = (...args) => this.call('leaseHolders', ...args);
 
   async close(): Promise<void> {
     if (this.gone) return;
