@@ -4,6 +4,7 @@ import pc from 'picocolors';
 import { UNPUBLISHED, type RollbackSummary } from '../core/rollback.ts';
 import type { LeaseHolder, RollbackRecord } from '../activities/warehouse/types.ts';
 import { leasedRollbackRefusal } from '../core/busy-datasets.ts';
+import type { StaleDownstream } from './stale-downstream.ts';
 import type { RollbackWaiting } from './backfill-client.ts';
 import { workerCommand } from './worker-hint.ts';
 import { shellWord } from '../core/shell-word.ts';
@@ -119,6 +120,18 @@ export function renderRollback(summary: RollbackSummary, preview?: { historyGone
   });
   for (const n of summary.nodes) table.push([n.node, number(n.restored), number(n.removed), number(n.alreadyRestored), number(n.leftAlone), ...(withUndone ? [number(n.undone ?? 0)] : [])]);
   return [...lines, table.toString()].join('\n');
+}
+
+/** What a rollback leaves stale downstream, and how to recompute it (empty: nothing). */
+export function renderDownstream(downstream: readonly StaleDownstream[], preview: boolean): string[] {
+  if (downstream.length === 0) return [];
+  const replaced = preview ? 'would replace' : 'replaced';
+  return [
+    ...downstream.map((d) =>
+      pc.yellow(`  downstream:       ${partitions(d.partitions)} of ${d.node} ${d.partitions === 1 ? 'was' : 'were'} computed from versions this rollback ${replaced} (e.g. ${d.examples.join(', ')}); left as they are`),
+    ),
+    "  recompute them: 'backfill plan <spec> --only-changed' lists them, 'backfill start <spec> --only-changed' runs them",
+  ];
 }
 
 /** A partition's restores, for its lineage: which rollback moved its published version, from what to what. */

@@ -11,6 +11,7 @@ import { ledgerNodes, type LineageReader } from '../activities/rollback-nodes.ts
 import { decideRestore } from '../activities/warehouse/restore.ts';
 import type { ChangeCursor, LeaseHolder, Warehouse } from '../activities/warehouse/types.ts';
 import { BackfillError } from '../core/errors.ts';
+import { staleDownstream, type StaleDownstream, type Unpublished } from './stale-downstream.ts';
 import { withLedger } from '../core/rollback-order.ts';
 import { addBatch, addOutcome, emptyBatch, emptySummary, type RollbackBatchResult, type RollbackSummary } from '../core/rollback.ts';
 
@@ -26,11 +27,13 @@ export type RollbackPreview = RollbackSummary & {
   /** Nodes the ledger holds versions of that no run the server still keeps names: walked all the same, ordered by the ledger's lineage. */
   fromLedger: string[];  /** Other backfills that lease datasets the rollback would restore in now: it would be refused until they end (the first one stops it). */
   refusedBy: LeaseHolder[];
+  /** Downstream partitions computed from versions the rollback would take off, per node (left as they are). */
+  downstream: StaleDownstream[];
 };
 
 /** `kept.order`: the nodes the kept histories name, downstream first (`BackfillClient.rollbackOrder`); none when they are gone. */
 export async function previewRollback(
-  warehouse: LineageReader & Pick<Warehouse, 'location' | 'leaseHolders'>,
+  warehouse: LineageReader & Pick<Warehouse, 'location' | 'leaseHolders'> & Partial<Pick<Warehouse, 'publishedRows' | 'ledgerNodes'>>,
   backfillId: string,
   kept: { order: readonly string[]; historyGone: boolean },
   force: boolean,
@@ -43,6 +46,7 @@ export async function previewRollback(
     );
   }
   const byNode = new Map<string, RollbackBatchResult>();
+  const unpublished: Unpublished[] = [];
   let after: ChangeCursor | null = null;
   do {
     const page = await warehouse.changesBy(backfillId, { limit: PAGE, ...(after ? { after } : {}) });
@@ -52,6 +56,7 @@ export async function previewRollback(
         { found: change.currentVersion, foundBackfillId: change.currentBackfillId, recorded: null, onTop: change.onTop ?? false, undoneBy: change.undoneBy ?? null },
       );
       byNode.set(change.node, addOutcome(byNode.get(change.node) ?? emptyBatch(), outcome, change.version));
+      if ((outcome.status === 'restored' || outcome.status === 'removed') && outcome.found !== null) unpublished.push({ node: change.node, partition: change.partition, version: outcome.found });
     }
     after = page.next;
   } while (after !== null);
@@ -63,5 +68,6 @@ export async function previewRollback(
   const touched = summary.nodes.filter((n) => n.restored + n.removed + n.alreadyRestored + n.leftAlone + (n.undone ?? 0) > 0).map((n) => n.node);
   const holders = (await warehouse.leaseHolders?.(touched)) ?? [];
   const refusedBy = holders.filter((h) => h.backfillId !== backfillId).sort((a, b) => order.indexOf(a.node) - order.indexOf(b.node));
-  return { ...summary, dryRun: true, historyGone: kept.historyGone, fromLedger: order.filter((n) => !named.has(n)), refusedBy };
+  const downstream = await staleDownstream(warehouse, unpublished);
+  return { ...summary, dryRun: true, historyGone: kept.historyGone, fromLedger: order.filter((n) => !named.has(n)), refusedBy, downstream };
 }

@@ -2,10 +2,30 @@
 import { Command } from '@commander-js/extra-typings';
 import type { RollbackWaiting } from '../backfill-client.ts';
 import { EXIT } from '../exit-codes.ts';
+import type { StaleDownstream } from '../stale-downstream.ts';
 import { HELP_GROUPS, documented } from '../help.ts';
 import { jsonOption, print, reasonOption, warehouseOption } from '../options.ts';
 import { withClient } from '../with-client.ts';
 import { terminalText } from '../printable.ts';
+
+/**
+ * What the rollback left stale downstream, read from the warehouse it restored in when this
+ * machine reaches it (--warehouse or BACKFILL_WAREHOUSE); none known otherwise.
+ */
+async function downstreamOf(rollbackId: string, location: string | undefined): Promise<StaleDownstream[]> {
+  const [{ openLedgerIfThere }, { staleDownstream }] = await Promise.all([import('../existing-warehouse.ts'), import('../stale-downstream.ts')]);
+  // Only a warning: a warehouse this machine cannot read leaves it out, and the rollback's summary stands.
+  const warehouse = await openLedgerIfThere(location).catch(() => null);
+  if (!warehouse) return [];
+  try {
+    const moves = await warehouse.rollbacks({ rollbackId });
+    return await staleDownstream(warehouse, moves.flatMap((m) => (m.fromVersion === null ? [] : [{ node: m.node, partition: m.partition, version: m.fromVersion }])));
+  } catch {
+    return [];
+  } finally {
+    await warehouse.close();
+  }
+}
 
 export function rollbackCommand() {
   return documented(new Command('rollback'), HELP_GROUPS.audit, [
@@ -21,7 +41,7 @@ export function rollbackCommand() {
     .addOption(reasonOption())
     .addOption(jsonOption())
     .action(async (id, options, command) => {
-      const { renderRollback, rollbackWaitsLine } = await import('../render-rollback.ts');
+      const { renderDownstream, renderRollback, rollbackWaitsLine } = await import('../render-rollback.ts');
       const force = options.force === true;
       if (options.dryRun) {
         const { openExistingWarehouse } = await import('../existing-warehouse.ts');
@@ -30,7 +50,7 @@ export function rollbackCommand() {
         try {
           await withClient(command, async (client) => {
             const preview = await client.previewRollback(id, warehouse, { force });
-            print(options.json, preview, () => renderRollback(preview, preview));
+            print(options.json, preview, () => [renderRollback(preview, preview), ...renderDownstream(preview.downstream, true)].join('\n'));
             // The rollback would fail now (another backfill writes its datasets): a script that checks the dry run learns it.
             if (preview.refusedBy.length > 0) process.exitCode = EXIT.error;
           });
@@ -47,7 +67,8 @@ export function rollbackCommand() {
         if (started.historyGone) {
           process.stderr.write(`${terminalText(`the server keeps no history of ${id} (the namespace's retention removed it): the rollback walked the nodes the workers' ledger holds versions of`)}\n`);
         }
-        print(options.json, summary, () => renderRollback(summary));
+        const downstream = await downstreamOf(summary.rollbackId, options.warehouse);
+        print(options.json, { ...summary, downstream }, () => [renderRollback(summary), ...renderDownstream(downstream, false)].join('\n'));
         if (summary.leftAlone > 0 && !summary.force) process.exitCode = EXIT.failures;
       });
     });

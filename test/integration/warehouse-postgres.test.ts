@@ -19,6 +19,7 @@ import { runCli } from '../unit/run-cli.ts';
 import { openExistingWarehouse, openLedgerIfThere } from '../../client/existing-warehouse.ts';
 import { EXIT } from '../../client/exit-codes.ts';
 import { thrownBackfillError } from '../unit/backfill-error.ts';
+import { staleDownstreamCase } from '../unit/stale-downstream-case.ts';
 
 /** A ledger of an older layout: the schema `schema` with its ledger table alone, which setup would complete and a reader must leave as it is. */
 function olderLedger(schema: string): string {
@@ -106,6 +107,17 @@ async function execIn(url: string, sql: string): Promise<void> {
 }
 
 warehouseSuite('postgres', fresh, { runaway: runaway('n') });
+
+describe('postgres: what a rollback leaves stale downstream', () => {
+  it('counts the downstream partitions whose published version read a version the rollback took off', async () => {
+    const { warehouse, cleanup } = await fresh();
+    try {
+      await staleDownstreamCase(warehouse);
+    } finally {
+      await cleanup();
+    }
+  });
+});
 
 describe('postgres: spec SQL that never ends', () => {
   it('is stopped on the server at its deadline: it holds no connection and no lock after it', async () => {

@@ -2,7 +2,7 @@
 import { stripVTControlCharacters } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { rollbackId } from '../../client/backfill-client.ts';
-import { renderRestores, renderRollback } from '../../client/render-rollback.ts';
+import { renderDownstream, renderRestores, renderRollback } from '../../client/render-rollback.ts';
 import { PREVIEW_ROLLBACK_ID, previewRollback } from '../../client/rollback-preview.ts';
 import type { Change, ChangesOptions, ChangesPage } from '../../activities/warehouse/types.ts';
 import {
@@ -348,5 +348,16 @@ describe('rolledBackVersions', () => {
     // Superseded by a later publish, a version is still under the current one: not rolled back.
     expect([...rolledBackVersions([v(2, 1, true), v(1, null)], [])]).toEqual([]);
     expect(rolledBackText({ rollbackId: 'b6/rollback-1', backfillId: 'b6', forced: true })).toBe('rolled back (b6/rollback-1, forced)');
+  });
+});
+
+describe('renderDownstream', () => {
+  it('says how many partitions of which dataset were computed from replaced versions, and how to recompute them', () => {
+    const lines = renderDownstream([{ node: 't11_daily', partitions: 12, examples: ['2024-04-20', '2024-04-21', '2024-04-22'] }], false).map((l) => stripVTControlCharacters(l));
+    expect(lines).toEqual([
+      '  downstream:       12 partitions of t11_daily were computed from versions this rollback replaced (e.g. 2024-04-20, 2024-04-21, 2024-04-22); left as they are',
+      "  recompute them: 'backfill plan <spec> --only-changed' lists them, 'backfill start <spec> --only-changed' runs them",
+    ]);
+    expect(renderDownstream([], true)).toEqual([]);
   });
 });
