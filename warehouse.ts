@@ -50,6 +50,7 @@ export type {
   Warehouse,
 } from './activities/warehouse/types.ts';
 export type { SignatureHolder } from './core/signature-claim.ts';
+export type { UndoneBy } from './core/rollback.ts';
 export {
   AfterCommitError,
   CheckFailedError,

@@ -256,7 +256,7 @@ export function restoreTarget(backfillId: string, target: RestoreTarget, links: 
 export type PointerMove = { rollbackId: string; backfillId: string; fromVersion: number | null; toVersion: number | null; forced: boolean; at: string };
 
 /** The rollback that took a partition's published pointer off a backfill's version and whatever was published on top of it. */
-export type UndoneBy = Pick<PointerMove, 'rollbackId' | 'backfillId' | 'forced'>;
+export type UndoneBy = { rollbackId: string; backfillId: string; forced: boolean };
 
 /**
  * Whether `version` is `of` or was published on top of it, through later publishes: each
