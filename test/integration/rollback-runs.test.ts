@@ -145,8 +145,8 @@ describe('rollback across the runs of a backfill (sqlite)', () => {
     const preview = cli.json!;
     expect(preview).toMatchObject({ dryRun: true, backfillId: bad, restored: 5, removed: 2, alreadyRestored: 0, leftAlone: 1, forced: 0, changedBy: { [later]: 1 }, historyGone: false, fromLedger: [] });
     expect(preview.nodes).toEqual([
-      { node: b, restored: 3, removed: 1, alreadyRestored: 0, leftAlone: 0, forced: 0 },
-      { node: a, restored: 2, removed: 1, alreadyRestored: 0, leftAlone: 1, forced: 0 },
+      { node: b, restored: 3, removed: 1, alreadyRestored: 0, leftAlone: 0, forced: 0, undone: 0 },
+      { node: a, restored: 2, removed: 1, alreadyRestored: 0, leftAlone: 1, forced: 0, undone: 0 },
     ]);
     expect(preview.leftAloneExamples).toEqual([{ node: a, partition: '2024-01-02', version: 2, currentVersion: 3, changedBy: later }]);
     // Nothing was started, nothing written.
@@ -164,7 +164,8 @@ describe('rollback across the runs of a backfill (sqlite)', () => {
 
     // The rollback does what the preview said.
     const summary: RollbackSummary = await fx.client.rollback(bad);
-    const { dryRun: _dryRun, historyGone: _historyGone, fromLedger: _fromLedger, rollbackId: _previewId, runs: _previewRuns, ...previewed } = preview;
+    expect(preview).toMatchObject({ refusedBy: [], downstream: [] });
+    const { dryRun: _dryRun, historyGone: _historyGone, fromLedger: _fromLedger, rollbackId: _previewId, runs: _previewRuns, refusedBy: _refusedBy, downstream: _downstream, ...previewed } = preview;
     const { rollbackId: _rollbackId, runs: _runs, ...done } = summary;
     expect(done).toEqual(previewed);
 
