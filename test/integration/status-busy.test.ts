@@ -1,6 +1,7 @@
 /**
  * `status` of a running backfill whose workflow does not answer: busy while a worker polls its
- * workflow task queue (another worker would not help), without a worker when none does.
+ * workflow task queue (another worker would not help), without a worker when none does: then
+ * what the server keeps, the partitions each node had done and failed among it.
  */
 import { Connection } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -98,4 +99,53 @@ describe('status of a backfill whose workflow does not answer', () => {
       if (!stopped) await worker.stop();
     }
   }, 150_000);
+
+  it("shows each node's partitions done and failed as its last progress did, across a continue-as-new of the backfill", async () => {
+    const queue = uniqueQueue('last-known');
+    const spec = testSpec(queue, {
+      name: 'last-known',
+      partitions: { grain: 'day', start: '2024-01-01', end: '2024-01-31' },
+      defaults: { batchSize: 1 },
+      nodes: [
+        { id: 'daily', transform: 'sleep', params: { failKeys: ['2024-01-03', '2024-01-17'], permanent: true } },
+        // Waits on a queue nobody polls: the backfill runs until the test ends it.
+        { id: 'parked', transform: 'noop', taskQueue: `${queue}-nowhere` },
+      ],
+    });
+    const worker = await startTestWorker({ queue, warehousePath: `${scratch('last-known')}/warehouse.db` });
+    let stopped = false;
+    try {
+      // A small history limit: the backfill's workflow continues as new while daily's reports come in, so its carry counts too.
+      const { backfillId } = await client.start(spec, { taskQueue: queue, tuning: { historyLimit: 60, reportIntervalMs: 100 } });
+      ids.push(backfillId);
+      const seen = await waitFor('daily to settle', async () => {
+        const progress = await client.progress(backfillId);
+        const daily = progress.nodes.find((n) => n.id === 'daily');
+        return daily && daily.done + daily.failed === 30 ? progress : undefined;
+      });
+      const runs = await waitFor('a continue-as-new of the backfill', async () => {
+        let count = 0;
+        for await (const _ of client.client.workflow.list({ query: `WorkflowId = "${backfillWorkflowId(backfillId)}"` })) count++;
+        return count >= 2 ? count : undefined;
+      });
+      expect(runs).toBeGreaterThanOrEqual(2);
+      await worker.stop();
+      stopped = true;
+
+      const { code, json, stdout, stderr } = await runCli<ErrorJson>(['status', backfillId, '--json']);
+      expect(code, stderr).toBe(1);
+      const nodes = Object.fromEntries((json?.lastKnown?.nodes ?? []).map((n) => [n.id, n]));
+      const daily = seen.nodes.find((n) => n.id === 'daily')!;
+      expect(daily).toMatchObject({ done: 28, failed: 2 });
+      expect(nodes.daily, stdout).toMatchObject({ partitions: 30, done: 28, failed: 2 });
+      expect(nodes.parked, stdout).toMatchObject({ partitions: 30, done: 0, failed: 0 });
+
+      const text = await runCli(['status', backfillId]);
+      expect(text.code).toBe(1);
+      expect(text.stdout).toContain('  daily: 28 of 30 partitions done, 2 failed, on task queue');
+      expect(text.stdout).toContain('  parked: 0 of 30 partitions done, on task queue');
+    } finally {
+      if (!stopped) await worker.stop();
+    }
+  }, 180_000);
 });
