@@ -61,10 +61,27 @@ export function keptOutputWarning(kept: readonly KeptOutput[], recompute: string
   );
 }
 
-type Counted = Pick<NodeProgress, 'id' | 'done' | 'failed' | 'blocked' | 'failures'>;
+type Counted = Pick<NodeProgress, 'id' | 'done' | 'failed' | 'blocked' | 'failures' | 'dependsOn'>;
 
-/** Nodes before `index` (the nodes are in dependency order) that published partitions in this backfill. */
-const publishedBefore = (nodes: readonly Counted[], index: number) => nodes.slice(0, index).filter((n) => n.done > 0);
+/**
+ * The nodes upstream of `index`, directly or not, that published partitions in this backfill. The
+ * nodes are in dependency order: progress without `dependsOn` (an older worker's) counts every
+ * node before it, which may name a node of a parallel branch.
+ */
+function publishedBefore(nodes: readonly Counted[], index: number): Counted[] {
+  if (nodes[index]!.dependsOn === undefined) return nodes.slice(0, index).filter((n) => n.done > 0);
+  const byId = new Map(nodes.map((n) => [n.id, n]));
+  const upstream = new Set<string>();
+  const visit = (id: string) => {
+    for (const up of byId.get(id)?.dependsOn ?? []) {
+      if (upstream.has(up)) continue;
+      upstream.add(up);
+      visit(up);
+    }
+  };
+  visit(nodes[index]!.id);
+  return nodes.slice(0, index).filter((n) => upstream.has(n.id) && n.done > 0);
+}
 
 /**
  * After a check failed on a node whose upstream partitions this backfill published: those may be

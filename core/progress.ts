@@ -149,6 +149,7 @@ export function progressOf(inputs: ProgressInputs): Progress {
     const throughput = report ? throughputOf(report.completed, paceSpanMs(report)) : null;
     return {
       id: node.id,
+      dependsOn: node.upstream.map((edge) => edge.node),
       total: counts.total,
       done: counts.done,
       running,

@@ -399,6 +399,8 @@ type Queued = { queued?: number };
 
 export type NodeProgress = PartitionCounts & Queued & {
   id: string;
+  /** The nodes it reads (the spec's dependsOn). Absent from older workers' progress. */
+  dependsOn?: string[];
   /**
    * The node's share of the backfill's rate (and its own), lowered by throttling: in force while
    * it has partitions in hands. An idle node keeps the share it last had, which it may never use:
