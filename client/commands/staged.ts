@@ -65,6 +65,8 @@ function decisionCommand(action: 'publish' | 'discard') {
     .action(async (id, options, command) => {
       const [{ partialPublishRefusal, unstagedNote }, { terminalText }, { BackfillError }] = await Promise.all([import('../render-diff.ts'), import('../printable.ts'), import('../../core/errors.ts')]);
       const say = (line: string) => process.stderr.write(`${pc.yellow(`note: ${terminalText(line)}`)}\n`);
+      // One builder makes both commands: the option is publish's alone.
+      if (!publish && options.partial) throw new BackfillError('invalid_argument', "'backfill discard' has no option '--partial' (publish's): a discard drops every staged version");
       await withClient(command, async (client) => {
         if (publish) {
           const progress = await client.progress(id).catch(() => null);

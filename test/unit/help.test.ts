@@ -233,6 +233,12 @@ describe('the commands a command line loads', () => {
     expect((await cli('-V', 'status')).code).toBe(EXIT.ok);
   });
 
+  it("refuses publish's --partial on discard, which one builder makes too", async () => {
+    const discard = await cli('discard', 'b2', '--partial', '--json');
+    expect(discard.code).toBe(EXIT.error);
+    expect(JSON.parse(discard.stdout)).toEqual({ error: { code: 'invalid_argument', message: "'backfill discard' has no option '--partial' (publish's): a discard drops every staged version" } });
+  });
+
   it('takes a spec written in place of policy\'s action for what it is, naming the actions and the command line', async () => {
     const left = await cli('policy', 'examples/shop/backfill.yaml');
     expect(left.code).toBe(EXIT.error);
