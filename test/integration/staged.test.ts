@@ -626,20 +626,24 @@ describe.each<Backend>(['sqlite', 'postgres'])('staged backfills on %s', (kind) 
         const url = new URL(location);
         url.username = reader;
         url.password = 'reader';
-        const read = async <T>(...args: string[]) => {
+        const read = async <T>(args: string[], code = 0) => {
           const result = await runCli<T>(args, { BACKFILL_WAREHOUSE: url.toString() });
-          expect(result.code, `${args.join(' ')}: ${result.stdout}${result.stderr}`).toBe(0);
+          expect(result.code, `${args.join(' ')}: ${result.stdout}${result.stderr}`).toBe(code);
           return result.json!;
         };
         const workers = await cli<DiffSummary>('diff', id);
-        expect((await read<DiffSummary>('diff', id, '--json')).nodes).toEqual(workers.json.nodes);
-        const lineageOf = await read<{ current: LedgerRow | null; versions: LedgerRow[] }>('lineage', `${p}_src`, '2024-01-01', '--json');
+        expect((await read<DiffSummary>(['diff', id, '--json'])).nodes).toEqual(workers.json.nodes);
+        const lineageOf = await read<{ current: LedgerRow | null; versions: LedgerRow[] }>(['lineage', `${p}_src`, '2024-01-01', '--json']);
         expect(lineageOf.versions.map((v) => [v.version, v.backfillId, v.status])).toEqual([
           [2, id, 'staged'],
           [1, first, 'published'],
         ]);
-        expect((await read<Report>('report', id, '--format', 'json', '--output', '-')).staged?.summary.nodes).toEqual(workers.json.nodes);
-        expect(await read<{ backfillId: string; dryRun: boolean }>('rollback', first, '--dry-run', '--json')).toMatchObject({ backfillId: first, dryRun: true });
+        expect((await read<Report>(['report', id, '--format', 'json', '--output', '-'])).staged?.summary.nodes).toEqual(workers.json.nodes);
+        // The staged backfill leases the datasets until it is published or discarded: the dry run,
+        // read in full, says the rollback would be refused now (exit 1), and by which backfill.
+        const dryRun = await read<{ backfillId: string; dryRun: boolean; refusedBy: Array<{ backfillId: string }>; removed: number }>(['rollback', first, '--dry-run', '--json'], 1);
+        expect(dryRun).toMatchObject({ backfillId: first, dryRun: true, removed: 22 });
+        expect(new Set(dryRun.refusedBy.map((r) => r.backfillId))).toEqual(new Set([id]));
         // It would wait for a decision on the shared dev server after the file's worker has gone.
         const discarded = await cli<{ versions: number }>('discard', id, '--reason', 'test over');
         expect(discarded.code, discarded.stderr).toBe(0);
