@@ -135,8 +135,11 @@ function retentionSuite(kind: Backend, policy: 'worker' | 'joins') {
       expect(rolled.code, rolled.stderr).toBe(0);
       expect(rolled.stderr).toContain(`the server keeps no history of ${bad} (the namespace's retention removed it): the rollback walked the nodes the workers' ledger holds versions of`);
       const summary = rolled.json!;
-      const { dryRun: _dryRun, historyGone: _gone, fromLedger: _fromLedger, rollbackId: _previewId, runs: _previewRuns, ...previewed } = preview;
-      const { rollbackId: _rollbackId, runs: _runs, ...done } = summary;
+      // What only a dry run says: nothing leases the datasets, and what it would leave computed from replaced versions.
+      expect(preview).toMatchObject({ refusedBy: [], downstream: [] });
+      const { dryRun: _dryRun, historyGone: _gone, fromLedger: _fromLedger, rollbackId: _previewId, runs: _previewRuns, refusedBy: _refusedBy, downstream: _downstream, ...previewed } = preview;
+      expect(summary).toMatchObject({ downstream: [] });
+      const { rollbackId: _rollbackId, runs: _runs, downstream: _rolledDownstream, ...done } = summary as RollbackSummary & { downstream?: unknown };
       expect(done).toEqual(previewed);
       expect(await values()).toEqual(before);
       // Every restore is in the rollback audit (each verified the checksum of the version it published again).
