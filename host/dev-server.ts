@@ -3,8 +3,8 @@
  * so that it survives its own restart, with the project's search attributes registered.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { linkSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { closeSync, fstatSync, linkSync, mkdirSync, openSync, readFileSync, readSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { connect, createServer } from 'node:net';
 import { dirname } from 'node:path';
 import { Connection, type TLSConfig } from '@temporalio/client';
 import { BackfillError } from '../core/errors.ts';
@@ -38,14 +38,40 @@ export type DevServer = {
   stop(): Promise<void>;
 };
 
-/** A TCP port nobody listens on right now. */
+/**
+ * A TCP port nobody listens on right now, kept from the next few asks for any free port. The
+ * OS hands out a port freed a moment ago again to the next process asking for one (on Linux it
+ * does: ephemeral ports are random), and a dev server starting beside others (CI runs many) then
+ * found its port, or one the Temporal CLI had picked for itself, taken before it could bind it.
+ * A connection to the port, closed from the listening side, leaves the port in TIME_WAIT (60 s
+ * on Linux): no bind to port 0 gets it meanwhile, while binding it by number still works (Go
+ * and Node set SO_REUSEADDR), as the Temporal CLI keeps the ports it picks.
+ */
 export function freePort(): Promise<number> {
   return new Promise((done, failed) => {
     const server = createServer();
     server.once('error', failed);
     server.listen(0, '127.0.0.1', () => {
       const address = server.address();
-      server.close(() => (typeof address === 'object' && address ? done(address.port) : failed(new Error('no port'))));
+      if (typeof address !== 'object' || !address) {
+        server.close(() => failed(new Error('no port')));
+        return;
+      }
+      let released = false;
+      const release = () => {
+        if (released) return;
+        released = true;
+        client.destroy();
+        server.close(() => done(address.port));
+      };
+      server.once('connection', (accepted) => {
+        // The listening side closes first: it is the side that keeps TIME_WAIT.
+        accepted.destroy();
+        release();
+      });
+      const client = connect(address.port, '127.0.0.1');
+      // Without the connection the port is still free, only not kept: good enough.
+      client.once('error', release);
     });
   });
 }
@@ -162,7 +188,8 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
     exit = `the Temporal CLI at ${cli} could not be started: ${error.message}`;
   });
   child.once('exit', (code, signal) => {
-    exit = `the Temporal dev server exited (${signal ?? `code ${code}`}) before it was ready${resolved.logFile ? `; see ${resolved.logFile}` : ''}`;
+    const said = resolved.logFile ? lastLines(resolved.logFile, 5) : '';
+    exit = `the Temporal dev server exited (${signal ?? `code ${code}`}) before it was ready${resolved.logFile ? `; see ${resolved.logFile}` : ''}${said ? `. It said last:\n${said}` : ''}`;
   });
   try {
     await waitForServer(address, resolved.namespace, resolved.startTimeoutMs, () => exit);
@@ -177,6 +204,24 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
     options: resolved,
     stop: () => stopProcess(child),
   };
+}
+
+/** The last `count` lines of a log (a server that failed at once writes only a few), or '' when it cannot be read. */
+function lastLines(file: string, count: number): string {
+  try {
+    // Its end only: the log is appended to by every start in this home.
+    const fd = openSync(file, 'r');
+    try {
+      const size = fstatSync(fd).size;
+      const tail = Buffer.alloc(Math.min(size, 4096));
+      readSync(fd, tail, 0, tail.length, size - tail.length);
+      return tail.toString('utf8').trimEnd().split('\n').slice(-count).join('\n');
+    } finally {
+      closeSync(fd);
+    }
+  } catch {
+    return '';
+  }
 }
 
 /**

@@ -59,6 +59,33 @@ describe('one probe of a free port, for the dev server and the demo', () => {
   });
 });
 
+/** The states of the IPv4 TCP sockets whose local port is `port`, from the kernel's table (06 is TIME_WAIT, 0A LISTEN). */
+function socketStates(port: number): string[] {
+  const hex = port.toString(16).toUpperCase().padStart(4, '0');
+  return readFileSync('/proc/net/tcp', 'utf8').split('\n').slice(1).map((line) => line.trim().split(/\s+/)).filter((fields) => fields[1]?.endsWith(`:${hex}`)).map((fields) => fields[3]!);
+}
+
+describe('a free port for a dev server', () => {
+  // A port freed a moment ago went to the next process asking for any port: a dev server beside
+  // others found its own, or one the Temporal CLI picked, taken before it bound it (seen in CI).
+  it('is kept from asks for any port (TIME_WAIT on its listening side) and can still be bound by its number', async () => {
+    const port = await freePort();
+    expect(socketStates(port)).toContain('06');
+    const server = await listening(port);
+    expect((server.address() as { port: number }).port).toBe(port);
+  });
+});
+
+describe('a dev server that exits before it is ready', () => {
+  it('is reported with the last lines of its log, not only the log file to open', async () => {
+    const dir = scratch();
+    const logFile = join(dir, 'temporal.log');
+    // A dynamic config value that is not YAML: the CLI refuses it and exits 1 at once.
+    const started = startDevServer({ dbFile: join(dir, 'temporal.db'), uiPort: null, logFile, dynamicConfig: { 'frontend.rps': '[' }, startTimeoutMs: 30_000 });
+    await expect(started).rejects.toThrow(/exited \(code 1\) before it was ready; see .*temporal\.log\. It said last:\n.+/s);
+  });
+});
+
 describe('the Temporal CLI resolver', () => {
   it('takes files it may run, not folders', () => {
     const dir = scratch();
