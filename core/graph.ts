@@ -47,3 +47,23 @@ export function topologicalOrder(nodes: readonly GraphNode[]): string[] {
   }
   return order;
 }
+
+/** For each node, every node it depends on, directly or through others (cycles end the walk where they close). */
+export function ancestorsOf(nodes: readonly GraphNode[]): Map<string, Set<string>> {
+  const byId = new Map(nodes.map((n) => [n.id, n]));
+  const ancestors = new Map<string, Set<string>>();
+  const visit = (id: string): Set<string> => {
+    const known = ancestors.get(id);
+    if (known) return known;
+    const found = new Set<string>();
+    // Set before the walk, so that a cycle ends at the node it started from.
+    ancestors.set(id, found);
+    for (const up of byId.get(id)?.upstream ?? []) {
+      found.add(up);
+      for (const further of visit(up)) found.add(further);
+    }
+    return found;
+  };
+  for (const node of nodes) visit(node.id);
+  return ancestors;
+}

@@ -6,6 +6,7 @@
 import type { NodeProgress, Progress } from './protocol.ts';
 import { RangeSet } from './ranges.ts';
 import type { ReadinessJSON } from './readiness.ts';
+import { ancestorsOf } from './graph.ts';
 import { shellWord } from './shell-word.ts';
 import type { PartitionRange, ResolvedNode, ResolvedSpec } from './spec.ts';
 import { formatInstant } from './calendar.ts';
@@ -70,16 +71,7 @@ type Counted = Pick<NodeProgress, 'id' | 'done' | 'failed' | 'blocked' | 'failur
  */
 function publishedBefore(nodes: readonly Counted[], index: number): Counted[] {
   if (nodes[index]!.dependsOn === undefined) return nodes.slice(0, index).filter((n) => n.done > 0);
-  const byId = new Map(nodes.map((n) => [n.id, n]));
-  const upstream = new Set<string>();
-  const visit = (id: string) => {
-    for (const up of byId.get(id)?.dependsOn ?? []) {
-      if (upstream.has(up)) continue;
-      upstream.add(up);
-      visit(up);
-    }
-  };
-  visit(nodes[index]!.id);
+  const upstream = ancestorsOf(nodes.map((n) => ({ id: n.id, upstream: n.dependsOn ?? [] }))).get(nodes[index]!.id)!;
   return nodes.slice(0, index).filter((n) => upstream.has(n.id) && n.done > 0);
 }
 

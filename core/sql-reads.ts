@@ -21,30 +21,11 @@
  * here, the refusal comes at plan rather than when the partition runs.
  */
 import { editDistance } from './closest.ts';
+import { ancestorsOf } from './graph.ts';
 import { readRelations, type SqlRelation } from './sql-relations.ts';
 import type { ResolvedNode } from './spec.ts';
 
 export type ReadProblem = { path: Array<string | number>; message: string };
-
-/** For each node, every node it depends on, directly or through others. */
-function ancestorsOf(nodes: readonly ResolvedNode[]): Map<string, Set<string>> {
-  const byId = new Map(nodes.map((n) => [n.id, n]));
-  const ancestors = new Map<string, Set<string>>();
-  const visit = (id: string): Set<string> => {
-    const known = ancestors.get(id);
-    if (known) return known;
-    const found = new Set<string>();
-    // Set before the walk: resolveSpec refuses cycles before it asks.
-    ancestors.set(id, found);
-    for (const dep of byId.get(id)?.dependsOn ?? []) {
-      found.add(dep.node);
-      for (const up of visit(dep.node)) found.add(up);
-    }
-    return found;
-  };
-  for (const node of nodes) visit(node.id);
-  return ancestors;
-}
 
 /** The dependsOn entries a node would have with `read` added: what the message shows. */
 function withRead(node: ResolvedNode, read: string): string {
@@ -182,7 +163,7 @@ function sqlTexts(node: ResolvedNode, i: number): Array<{ sql: string; path: Arr
  */
 export function undeclaredRead(nodes: readonly ResolvedNode[]): ReadProblem | undefined {
   const ids = new Set(nodes.map((n) => n.id));
-  const ancestors = ancestorsOf(nodes);
+  const ancestors = ancestorsOf(nodes.map((n) => ({ id: n.id, upstream: n.dependsOn.map((d) => d.node) })));
   for (const [i, node] of nodes.entries()) {
     const direct = new Set(node.dependsOn.map((d) => d.node));
     for (const { sql, path, what, inCheck } of sqlTexts(node, i)) {

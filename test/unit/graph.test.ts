@@ -1,5 +1,5 @@
 import { describe, it, expect } from 'vitest';
-import { findCycle, topologicalOrder, type GraphNode } from '../../core/graph.ts';
+import { ancestorsOf, findCycle, topologicalOrder, type GraphNode } from '../../core/graph.ts';
 
 const g = (edges: Record<string, string[]>): GraphNode[] => Object.entries(edges).map(([id, upstream]) => ({ id, upstream }));
 
@@ -92,5 +92,26 @@ describe('topologicalOrder', () => {
     const chain: GraphNode[] = [];
     for (let i = 49; i >= 0; i--) chain.push({ id: `n${i}`, upstream: i === 0 ? [] : [`n${i - 1}`] });
     expect(topologicalOrder(chain)).toEqual(Array.from({ length: 50 }, (_, i) => `n${i}`));
+  });
+});
+
+describe('ancestorsOf', () => {
+  it('gives each node every node upstream of it, directly or through others, and none beside it', () => {
+    const ancestors = ancestorsOf([
+      { id: 'raw', upstream: [] },
+      { id: 'clean', upstream: ['raw'] },
+      { id: 'side', upstream: ['raw'] },
+      { id: 'daily', upstream: ['clean', 'external'] },
+      { id: 'weekly', upstream: ['daily', 'clean'] },
+    ]);
+    expect([...ancestors.get('raw')!]).toEqual([]);
+    expect([...ancestors.get('weekly')!].sort()).toEqual(['clean', 'daily', 'external', 'raw']);
+    // A branch beside it is not upstream.
+    expect(ancestors.get('weekly')!.has('side')).toBe(false);
+  });
+
+  it('ends a cycle where it closes', () => {
+    const ancestors = ancestorsOf([{ id: 'a', upstream: ['b'] }, { id: 'b', upstream: ['a'] }]);
+    expect([...ancestors.get('a')!].sort()).toEqual(['a', 'b']);
   });
 });
