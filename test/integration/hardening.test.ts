@@ -15,7 +15,7 @@ import type { BackfillCarry } from '../../core/protocol.ts';
 import { startByHand } from '../../scripts/hand-made-start.ts';
 import type { SpecInput } from '../../core/spec.ts';
 import { backfillWorkflowId, nodeWorkflowId, type ControlState } from '../../workflows/definitions.ts';
-import { Gate, connectClient, scratch, startTestWorker, temporal, testSpec, uniqueQueue, waitFor, type TestWorker } from './helpers.ts';
+import { Gate, connectClient, scratch, startTestWorker, taskFailures, temporal, testSpec, uniqueQueue, waitFor, type TestWorker } from './helpers.ts';
 
 /** Keys the `fragile` transform fails on, until a test fixes the cause by removing them. */
 const broken = new Set<string>();
@@ -96,12 +96,9 @@ describe('hardening', () => {
     // (UnhandledCommand: the update is asked for again); none may fail in the workflow's code.
     const failures: string[] = [];
     for await (const run of client.client.workflow.list({ query: `WorkflowId = "${backfillWorkflowId(backfillId)}"` })) {
-      for (const event of (await client.client.workflow.getHandle(run.workflowId, run.runId).fetchHistory()).events ?? []) {
-        const failure = event.workflowTaskFailedEventAttributes?.failure?.message;
-        if (failure !== undefined && failure !== null) failures.push(failure);
-      }
+      failures.push(...taskFailures((await client.client.workflow.getHandle(run.workflowId, run.runId).fetchHistory()).events ?? []));
     }
-    expect(failures.filter((f) => f !== 'UnhandledCommand')).toEqual([]);
+    expect(failures).toEqual([]);
   });
 
   for (const transform of ['rows_progress', 'files_progress']) {
@@ -374,8 +371,7 @@ describe('hardening', () => {
         // Ignored, not half applied: no workflow task of the node workflows failed on the way.
         for (const node of ['work', 'after']) {
           const history = await client.client.workflow.getHandle(nodeWorkflowId(backfillId, node)).fetchHistory();
-          const taskFailures = (history.events ?? []).filter((e) => e.workflowTaskFailedEventAttributes).map((e) => e.workflowTaskFailedEventAttributes!.failure?.message);
-          expect(taskFailures, node).toEqual([]);
+          expect(taskFailures(history.events ?? []), node).toEqual([]);
         }
       });
     }

@@ -140,6 +140,27 @@ export async function nothingInFlight(client: BackfillClient, workflowId: string
   return true;
 }
 
+type HistoryEvent = NonNullable<Awaited<ReturnType<ReturnType<BackfillClient['client']['workflow']['getHandle']>['fetchHistory']>>['events']>[number];
+
+/**
+ * The workflow tasks of a history that failed in the workflow's code or timed out once a worker
+ * held them (the deadlock detector, a worker gone), by their messages. Not what Temporal does
+ * again by itself for any workflow, and a test cannot rule out: a task the server refused because
+ * an event (a signal, an activity landing) arrived while it completed the workflow (UnhandledCommand),
+ * nor one a busy worker did not take from its sticky queue in time (schedule-to-start).
+ */
+export function taskFailures(events: readonly HistoryEvent[]): string[] {
+  return events.flatMap((e) => {
+    const timedOut = e.workflowTaskTimedOutEventAttributes;
+    if (timedOut) {
+      const type = timedOut.timeoutType as unknown;
+      return type === 2 || type === 'TIMEOUT_TYPE_SCHEDULE_TO_START' ? [] : ['workflow task timed out'];
+    }
+    const message = e.workflowTaskFailedEventAttributes ? (e.workflowTaskFailedEventAttributes.failure?.message ?? 'no message') : null;
+    return message === null || message === 'UnhandledCommand' ? [] : [message];
+  });
+}
+
 /**
  * Terminates every workflow still running on `queues` (backfills, their node workflows, hand-made
  * starts), for a file's afterAll: the dev server is shared, and a backfill left waiting (for an
