@@ -300,6 +300,8 @@ export function describeChange(entry: Pick<AuditEntry, 'action' | 'details' | 'o
               `resumed: a new run${count !== null ? ` over the backfill's ${count} partitions (those published already skipped)` : ''}`
             : `started${count !== null ? ` with ${count} partitions` : ''}`,
       ];
+      if (typeof d.from === 'string' || typeof d.to === 'string') parts.push(`--from ${typeof d.from === 'string' ? d.from : "the spec's start"} --to ${typeof d.to === 'string' ? d.to : "the spec's end"} (end exclusive)`);
+      if (typeof d.onlyChangedKept === 'number') parts.push(`--only-changed kept ${d.onlyChangedKept.toLocaleString('en-US')} unchanged partition${d.onlyChangedKept === 1 ? '' : 's'} as published`);
       if (typeof d.specChanged === 'string') parts.push(d.specChanged === '' ? 'a new spec that changes no node' : `a new spec that changes ${d.specChanged}`);
       if ('rate' in d) parts.push(`rate ${show(d.rate, '/s')}`);
       if ('concurrency' in d) parts.push(`concurrency ${show(d.concurrency)}`);

@@ -43,7 +43,8 @@ import { HARD_BREAK, backfillCurrentDetails, backfillSummary, markdownText, node
 import { expandPlan, upstreamPartitions, type Plan, type PlanNode } from '../core/plan.ts';
 import { BackfillError } from '../core/errors.ts';
 import { CORE_GENERATION, DEFAULT_TUNING, type BackfillInput, type BackfillResult, type BackfillState, type NodeControl, type NodeReport } from '../core/protocol.ts';
-import type { RangeSet } from '../core/ranges.ts';
+import { RangeSet } from '../core/ranges.ts';
+import { formatInstant } from '../core/calendar.ts';
 import { parseStartAction, type ParsedStartAction } from '../core/start-action.ts';
 import { carryShapeProblem, carrySpecProblem } from '../core/carry-shape.ts';
 import { tuningProblem } from '../core/tuning.ts';
@@ -1042,6 +1043,10 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
         planHash: g.planHash,
         priority: info.priority?.priorityKey || null,
         fairnessWeight: info.priority?.fairnessWeight || null,
+        // What it was asked to run: --from/--to, and the partitions --only-changed kept (memo payload only).
+        ...(input.range?.from !== undefined ? { from: formatInstant(input.range.from) } : {}),
+        ...(input.range?.to !== undefined ? { to: formatInstant(input.range.to) } : {}),
+        ...(input.skip ? { onlyChangedKept: Object.values(input.skip).reduce((sum, ranges) => sum + RangeSet.fromJSON(ranges).size, 0) } : {}),
         ...startAction?.details,
       },
       startAction?.action,

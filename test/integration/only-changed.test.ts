@@ -71,5 +71,10 @@ describe('start --only-changed', () => {
     expect(await rowsByNode(third)).toEqual({ daily_revenue: 14, revenue_7d: 14, weekly_revenue: 2 });
     const versions = await worker.warehouse.ledger({ backfillId: third, node: 'revenue_7d' });
     expect(versions.every((r) => r.version === 2 && r.previousVersion === 1)).toBe(true);
+    // The audit trail says what the start was asked to run: its range, and what --only-changed kept.
+    const audit = await runCli<{ entries: Array<{ action: string; details: Record<string, unknown> }> }>(['audit', third, '--json'], env);
+    expect(audit.json!.entries.find((e) => e.action === 'start')!.details).toMatchObject({ from: '2024-01-01T00:00:00Z', to: '2024-01-15T00:00:00Z', onlyChangedKept: 29 });
+    // The table wraps its cells: read as one line, borders out.
+    expect((await runCli(['audit', third], env)).stdout.replace(/[│\s]+/g, ' ')).toContain('--from 2024-01-01T00:00:00Z --to 2024-01-15T00:00:00Z (end exclusive), --only-changed kept 29 unchanged partitions as published');
   });
 });

@@ -182,6 +182,13 @@ describe('describing entries', () => {
     expect(describeChange({ action: 'start', outcome: 'applied', details: { resumed: true, partitions: 12, policyHash: 'sha256:0123456789abcdef0123', planHash: 'sha256:0123', priority: 1, fairnessWeight: 3 } })).toBe(
       "resumed: a new run over the backfill's 12 partitions (those published already skipped), priority 1, fairness weight 3, policy sha256:0123456789ab…",
     );
+    // What it was asked to run: the range and what --only-changed kept (before, neither was in the trail).
+    expect(describeChange({ action: 'start', outcome: 'applied', details: { resumed: false, partitions: 1500, from: '2024-01-01T00:00:00Z', to: '2024-03-01T00:00:00Z', onlyChangedKept: 1200 } })).toBe(
+      'started with 1,500 partitions, --from 2024-01-01T00:00:00Z --to 2024-03-01T00:00:00Z (end exclusive), --only-changed kept 1,200 unchanged partitions as published',
+    );
+    expect(describeChange({ action: 'start', outcome: 'applied', details: { resumed: false, partitions: 40, to: '2024-02-01T00:00:00Z', onlyChangedKept: 1 } })).toBe(
+      "started with 40 partitions, --from the spec's start --to 2024-02-01T00:00:00Z (end exclusive), --only-changed kept 1 unchanged partition as published",
+    );
     expect(describeChange({ action: 'budget-pause', outcome: 'applied', details: { why: 'the retries budget is spent' } })).toBe('the retries budget is spent');
     expect(describeChange({ action: 'approve', outcome: 'refused', details: { code: 'self_approval', why: 'alice started it' } })).toBe('refused: alice started it');
     expect(describeChange({ action: 'pause', outcome: 'applied', details: { paused: true, previous: false } })).toBe('paused: no new partitions start');
