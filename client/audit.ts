@@ -14,6 +14,7 @@ import { rollbackWorkflowId } from '../core/rollback.ts';
 import { discardWorkflowId } from '../core/staged.ts';
 import { backfillWorkflowId } from '../workflows/definitions.ts';
 import { DecisionFailures } from './audit-decisions.ts';
+import { RollbackOutcome } from './audit-rollback.ts';
 import { MessageSenders } from './audit-senders.ts';
 import type { BackfillClient } from './backfill-client.ts';
 import { nodeTerminations } from './node-terminations.ts';
@@ -28,13 +29,14 @@ export type AuditRecord = AuditEntry & { workflowId: string; runId: string };
 /**
  * The audit entries a history holds (its memo upserts), in order; a cancellation request
  * completes the unannounced cancel, a signal's or an update's sender a control that named no one
- * (client/audit-senders.ts), and a decision's failed activity says that the decision failed
- * (client/audit-decisions.ts).
+ * (client/audit-senders.ts), a decision's failed activity says that the decision failed
+ * (client/audit-decisions.ts), and a rollback's closing event how it ended (client/audit-rollback.ts).
  */
 export function auditOfHistory(events: readonly HistoryEvent[], decode: (payload: Payload) => unknown): AuditEntry[] {
   const entries: AuditEntry[] = [];
   const senders = new MessageSenders();
   const decisions = new DecisionFailures();
+  const rollback = new RollbackOutcome(decode);
   const nextSeq = () => (entries[entries.length - 1]?.seq ?? 0) + 1;
   let cancelRequest: { identity: string; cause: string } | null = null;
   for (const event of events) {
@@ -46,6 +48,8 @@ export function auditOfHistory(events: readonly HistoryEvent[], decode: (payload
     }
     const failedDecision = decisions.see(event, entries);
     if (failedDecision) entries.push({ seq: nextSeq(), ...failedDecision });
+    const rolledBack = rollback.see(event, entries);
+    if (rolledBack) entries.push({ seq: nextSeq(), ...rolledBack });
     const cancel = event.workflowExecutionCancelRequestedEventAttributes;
     if (cancel) cancelRequest = { identity: cancel.identity ?? '', cause: cancel.cause ?? '' };
     // A termination ends the run where it stands: the workflow cannot record it, the server does.

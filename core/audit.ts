@@ -335,7 +335,8 @@ export function describeChange(entry: Pick<AuditEntry, 'action' | 'details' | 'o
     case 'replace-spec':
       return `a new spec that changes ${typeof d.changed === 'string' && d.changed !== '' ? d.changed : 'no node'}${d.approvalAgain === true ? ': the new plan needs an approval again' : ''}`;
     case 'rollback':
-      // Asked, not done: the rollback's summary says what it restored (a second one may restore nothing).
+      if (d.ended === true) return describeRolledBack(d);
+      // Asked, not done: the entry of how it ended says what it restored (a second one may restore nothing).
       return withPolicy(`rollback asked: each partition the backfill changed back to its version before it${d.force === true ? ', even one changed since (--force)' : ', unless changed since'}`, d);
     case 'discard':
       // A canary that failed stopped the backfill by itself: it dropped nothing, what passed stays staged.
@@ -350,9 +351,30 @@ export function describeChange(entry: Pick<AuditEntry, 'action' | 'details' | 'o
 }
 
 /** A publish or discard the warehouse could not carry out (client/audit-decisions.ts): what failed, after how many attempts, and where that leaves the backfill. */
+/** A rollback that completed (client/audit-rollback.ts): its summary's counts, those at 0 left out. */
+function describeRolledBack(d: AuditEntry['details']): string {
+  if (d.notFound === true) return 'rollback ended: neither the server nor the ledger knows the backfill, nothing was looked at';
+  const count = (key: string) => (typeof d[key] === 'number' ? (d[key] as number) : 0);
+  const parts = [
+    ['restored', 'restored to the version before it'],
+    ['removed', 'removed (the backfill made them)'],
+    ['alreadyRestored', 'at the version before it already'],
+    ['leftAlone', 'left alone (changed since by a later backfill)'],
+    ['forced', 'of them restored over a later backfill (--force)'],
+    ['undone', "undone before by another backfill's rollback"],
+  ]
+    .filter(([key]) => count(key!) > 0)
+    .map(([key, what]) => `${count(key!).toLocaleString('en-US')} ${what}`);
+  return parts.length === 0 ? 'rollback done: nothing of the backfill is published, nothing changed' : `rollback done: ${parts.join(', ')}`;
+}
+
 function describeFailure(action: AuditEntry['action'], d: AuditEntry['details']): string {
   const attempts = typeof d.attempts === 'number' ? ` after ${d.attempts} attempt${d.attempts === 1 ? '' : 's'}` : '';
   const type = typeof d.failureType === 'string' ? ` (${d.failureType})` : '';
+  if (action === 'rollback') {
+    // Each restore is its own transaction, recorded under the rollback's id: what it did stays done.
+    return `the rollback ${d.timedOut === true ? 'did not finish in time' : 'failed'}${type}: ${String(d.why ?? '')}; what it restored before it stopped stays restored, the rest is as it was: 'backfill rollback' again restores the rest`;
+  }
   const what = d.canary === true ? (action === 'publish' ? "the canary's approval" : "the canary's discard") : `the ${action}`;
   const failed = `${what} ${d.timedOut === true ? 'did not finish in time' : 'failed'}${attempts}${type}: ${String(d.why ?? '')}`;
   // A timed-out transaction may have committed; one that failed did not (it is one transaction).

@@ -19,6 +19,8 @@ import { jsValue } from '../../activities/warehouse/lake/values.ts';
 import { quoteIdent, quoteLiteral, versionsTable } from '../../activities/warehouse/sql.ts';
 import type { Warehouse } from '../../activities/warehouse/types.ts';
 import { BackfillError } from '../../core/errors.ts';
+import { auditTrail } from '../../client/audit.ts';
+import { describeChange } from '../../core/audit.ts';
 import { renderStatus } from '../../client/render.ts';
 import { gatherReport } from '../../client/report/gather.ts';
 import { rollbackWorkflowId, type RollbackSummary } from '../../core/rollback.ts';
@@ -174,6 +176,14 @@ describe.each<Backend>(['sqlite', 'postgres', 'lake'])('rollback on %s', (kind) 
     expect(again.rollbackId).not.toBe(summary.rollbackId);
     expect(await snapshot(fx.warehouse, p)).toEqual(before);
     expect(await fx.warehouse.rollbacks({ backfillId: second })).toHaveLength(26);
+    // The audit trail says how each rollback ended, not only that it was asked.
+    const rollbacks = (await auditTrail(fx.client, second)).filter((e) => e.action === 'rollback');
+    expect(rollbacks.map((e) => [e.outcome, e.identity, describeChange(e)])).toEqual([
+      ['applied', fx.client.identity, expect.stringMatching(/^rollback asked/)],
+      ['applied', fx.client.identity, 'rollback done: 22 restored to the version before it, 4 removed (the backfill made them)'],
+      ['applied', fx.client.identity, expect.stringMatching(/^rollback asked/)],
+      ['applied', fx.client.identity, 'rollback done: 26 at the version before it already'],
+    ]);
   });
 
   it('a worker killed mid-rollback and started again finishes it, restoring each partition once', async () => {
@@ -277,6 +287,10 @@ describe.each<Backend>(['sqlite', 'postgres', 'lake'])('rollback on %s', (kind) 
     expect(state[`${p}_src/2024-01-01`]!.backfillId).not.toBe(second);
     expect(state[`${p}_src/2024-01-02`]!.backfillId).toBe(second);
     expect(state[`${p}_src/2024-01-03`]!.backfillId).toBe(second);
+    // Before, the audit trail had only 'rollback asked', as if it had been done.
+    const ended = (await auditTrail(fx.client, second)).filter((e) => e.action === 'rollback').at(-1)!;
+    expect(ended).toMatchObject({ outcome: 'failed', details: { failureType: 'ChecksumMismatch' } });
+    expect(describeChange(ended)).toMatch(/^the rollback failed \(ChecksumMismatch\): .*its rows hash to .*what it restored before it stopped stays restored/);
   });
 
   it('refuses a backfill that is still running, and rolls it back once cancelled', async () => {

@@ -313,6 +313,47 @@ describe('auditOfHistory: a decision that failed for good', () => {
   });
 });
 
+describe("auditOfHistory: how a rollback ended (its workflow records only that it was asked)", () => {
+  const memo = (value: unknown) => ({ workflowPropertiesModifiedEventAttributes: { upsertedMemo: { fields: { audit: { data: Buffer.from(JSON.stringify(value)) } } } } });
+  const payload = (value: unknown) => ({ payloads: [{ data: Buffer.from(JSON.stringify(value)) }] });
+  const decode = (p: { data?: Uint8Array | null }) => JSON.parse(Buffer.from(p.data!).toString()) as unknown;
+  const endedAt = Date.UTC(2025, 5, 2, 8, 0);
+  const startedAs = (workflowType: string, input: unknown = { backfillId: 'q1', audit: { identity: 'carol@ops', reason: 'bad SQL' } }) =>
+    event({ workflowExecutionStartedEventAttributes: { workflowType: { name: workflowType }, input: payload(input) } });
+  const asked = memo({ seq: 1, ...entry({ action: 'rollback', identity: 'carol@ops', reason: 'bad SQL', details: { force: false, policyHash: null } }) });
+  const completed = (summary: unknown) => event({ eventTime: msToTs(endedAt), workflowExecutionCompletedEventAttributes: { result: payload(summary) } });
+  const summary = { backfillId: 'q1', rollbackId: 'r1', force: true, restored: 40, removed: 10, alreadyRestored: 0, leftAlone: 0, forced: 5, undone: 3, nodes: [], changedBy: {}, leftAloneExamples: [], runs: 1 };
+
+  it('follows the asked entry with what it did: the summary counts, those at 0 left out', () => {
+    const [ask, done] = auditOfHistory([startedAs('rollbackWorkflow'), asked, completed(summary)], decode);
+    expect(describeChange(ask!)).toMatch(/^rollback asked/);
+    expect(done).toMatchObject({ seq: 2, at: endedAt, action: 'rollback', outcome: 'applied', identity: 'carol@ops', reason: 'bad SQL', details: { ended: true, restored: 40, removed: 10, alreadyRestored: 0, leftAlone: 0, forced: 5, undone: 3 } });
+    expect(describeChange(done!)).toBe(
+      "rollback done: 40 restored to the version before it, 10 removed (the backfill made them), 5 of them restored over a later backfill (--force), 3 undone before by another backfill's rollback",
+    );
+    expect(isLimitChange(done!)).toBe(false);
+    const nothing = auditOfHistory([startedAs('rollbackWorkflow'), asked, completed({ ...summary, restored: 0, removed: 0, forced: 0, undone: 0 })], decode)[1]!;
+    expect(describeChange(nothing)).toBe('rollback done: nothing of the backfill is published, nothing changed');
+  });
+
+  it('a rollback that failed for good says why and what it leaves; one the policy refused says nothing more', () => {
+    const failed = event({ eventTime: msToTs(endedAt), workflowExecutionFailedEventAttributes: { failure: { message: 'Activity task failed', cause: { message: 'checksum of orders 2024-01-02 v3 differs', applicationFailureInfo: { type: 'ChecksumMismatch' } } } } });
+    const [, failure] = auditOfHistory([startedAs('rollbackWorkflow'), asked, failed], decode);
+    expect(failure).toMatchObject({ action: 'rollback', outcome: 'failed', identity: 'carol@ops', details: { why: 'Activity task failed: checksum of orders 2024-01-02 v3 differs', failureType: 'ChecksumMismatch' } });
+    expect(describeChange(failure!)).toBe(
+      "the rollback failed (ChecksumMismatch): Activity task failed: checksum of orders 2024-01-02 v3 differs; what it restored before it stopped stays restored, the rest is as it was: 'backfill rollback' again restores the rest",
+    );
+    const refused = memo({ seq: 1, ...entry({ action: 'rollback', outcome: 'refused', details: { why: 'a reason is required' } }) });
+    expect(auditOfHistory([startedAs('rollbackWorkflow'), refused, failed], decode).map((e) => e.outcome)).toEqual(['refused']);
+  });
+
+  it('in a run continued as new, who asked comes from its input; the end of any other workflow is no rollback', () => {
+    const [done] = auditOfHistory([startedAs('rollbackWorkflow'), completed(summary)], decode);
+    expect(done).toMatchObject({ action: 'rollback', identity: 'carol@ops', reason: 'bad SQL', outcome: 'applied' });
+    expect(auditOfHistory([startedAs('backfillWorkflow'), memo({ seq: 1, ...entry({ action: 'start' }) }), completed({ state: 'completed' })], decode).map((e) => e.action)).toEqual(['start']);
+  });
+});
+
 describe("auditOfHistory: the sender of a control that named no one (Temporal's CLI)", () => {
   const memo = (value: unknown) => ({ workflowPropertiesModifiedEventAttributes: { upsertedMemo: { fields: { audit: { data: Buffer.from(JSON.stringify(value)) } } } } });
   const decode = (payload: { data?: Uint8Array | null }) => JSON.parse(Buffer.from(payload.data!).toString()) as unknown;
