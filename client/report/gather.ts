@@ -10,7 +10,8 @@ import { closedState } from '../ended.ts';
 import { noWarehouse } from '../existing-warehouse.ts';
 import { keptPartitions, otherWarehouse } from '../other-warehouse.ts';
 import { diffSummary } from '../../activities/warehouse/staging.ts';
-import type { LedgerRow, VersionRef, Warehouse } from '../../activities/warehouse/types.ts';
+import { MAX_CHANGES_PAGE } from '../../activities/warehouse/changes.ts';
+import type { ChangeCursor, ChangesPage, LedgerRow, VersionRef, Warehouse } from '../../activities/warehouse/types.ts';
 import { criticalPath } from '../../core/critical-path.ts';
 import { diffKeys } from '../../core/diff-keys.ts';
 import { BackfillError } from '../../core/errors.ts';
@@ -19,7 +20,7 @@ import { grainOf, describeMapping } from '../../core/mapping.ts';
 import { expandPlan, planStats, type Plan } from '../../core/plan.ts';
 import type { BackfillInput, NodeInput, Progress } from '../../core/protocol.ts';
 import { RangeSet } from '../../core/ranges.ts';
-import { rollbackWorkflowId } from '../../core/rollback.ts';
+import { rollbackWorkflowId, type UndoneCount } from '../../core/rollback.ts';
 import type { ResolvedSpec } from '../../core/spec.ts';
 import { discardWorkflowId } from '../../core/staged.ts';
 import { auditOfHistory, type AuditRecord } from '../audit.ts';
@@ -132,6 +133,28 @@ async function replacedVersions(warehouse: Warehouse, rows: readonly LedgerRow[]
     for (const row of await warehouse.ledgerVersions(node, versions)) previous.set(versionKey(row.node, row.partition, row.version), row);
   }
   return previous;
+}
+
+/**
+ * The partitions of the backfill that another backfill's rollback undid (its pointer moved off
+ * the backfill's version, a forced rollback mostly), by rollback: read from the changes the
+ * backfill made, as a rollback of it would see them.
+ */
+async function undoneByOtherRollbacks(warehouse: Warehouse, backfillId: string): Promise<UndoneCount[]> {
+  const counts = new Map<string, UndoneCount>();
+  let after: ChangeCursor | null = null;
+  do {
+    const page: ChangesPage = await warehouse.changesBy(backfillId, { limit: MAX_CHANGES_PAGE, ...(after ? { after } : {}) });
+    for (const change of page.changes) {
+      const by = change.undoneBy;
+      if (!by || by.backfillId === backfillId) continue;
+      const known = counts.get(by.rollbackId) ?? { ...by, partitions: 0 };
+      known.partitions++;
+      counts.set(by.rollbackId, known);
+    }
+    after = page.next;
+  } while (after !== null);
+  return [...counts.values()];
 }
 
 /**
@@ -283,6 +306,7 @@ export async function gatherReport(client: BackfillClient, warehouse: Warehouse 
           lastAt: restored.reduce((last, r) => (r.at > last ? r.at : last), restored[0]!.at),
           stillPublished: ledger.filter((r) => r.status === 'published' && r.current).length,
         };
+  const undoneByOthers = 'missing' in warehouse ? [] : await undoneByOtherRollbacks(warehouse, backfillId);
   if (ledger.length === 0 && !('missing' in warehouse)) notes.push(`The ledger of ${location} has no row of this backfill run: is it the warehouse the workers wrote to (--warehouse)?`);
   if (throttled.length > 0) notes.push(`Throttles read from the histories of ${throttled.join(', ')}.`);
 
@@ -327,6 +351,7 @@ export async function gatherReport(client: BackfillClient, warehouse: Warehouse 
     nodes,
     staged,
     rolledBack,
+    undoneByOthers,
     timeline,
     actions,
     notes,

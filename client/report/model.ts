@@ -7,6 +7,7 @@ import type { AuditEntry } from '../../core/audit.ts';
 import type { PathStep } from '../../core/critical-path.ts';
 import type { DiffSummary } from '../../core/diff.ts';
 import type { BackfillState } from '../../core/protocol.ts';
+import type { UndoneCount } from '../../core/rollback.ts';
 import type { ResolvedSpec } from '../../core/spec.ts';
 
 export const REPORT_VERSION = 1;
@@ -163,6 +164,11 @@ export type Report = {
   staged: StagedReport | null;
   /** What rollbacks of this backfill restored (null: none restored anything): its published versions may no longer be the data. */
   rolledBack: { partitions: number; lastAt: string; stillPublished: number } | null;
+  /**
+   * Partitions of this backfill that rollbacks of other backfills undid (a forced one, mostly):
+   * its versions are no longer the data there. Missing in reports made before it was read.
+   */
+  undoneByOthers?: UndoneCount[];
   timeline: Timeline;
   /** Every operator action on this backfill run, in time order (the audit trail of its histories and its rollbacks'). */
   actions: ReportAction[];

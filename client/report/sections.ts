@@ -40,6 +40,9 @@ export function overview(report: Report): Array<[string, string]> {
     ...(report.rolledBack
       ? ([['rolled back', `${n(report.rolledBack.partitions)} partitions put back as they were before it (last ${when(report.rolledBack.lastAt)}) · ${n(report.rolledBack.stillPublished)} of its versions still published`]] as Array<[string, string]>)
       : []),
+    ...(report.undoneByOthers?.length
+      ? ([['undone by others', report.undoneByOthers.map((u) => `${n(u.partitions)} partition${u.partitions === 1 ? '' : 's'} by rollback ${u.rollbackId} of backfill ${u.backfillId}${u.forced ? ' (--force)' : ''}`).join(' · ') + ': its versions are no longer the data there']] as Array<[string, string]>)
+      : []),
     ['limits', `rate ${parameters.rate === null ? 'unlimited' : `${parameters.rate}/s`} · concurrency ${parameters.concurrency ?? 'per node'} at the start${limitChanges(report)}`],
     ['code version', parameters.codeVersions.join(', ') || '–'],
     ['warehouse', parameters.warehouse],

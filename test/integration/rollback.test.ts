@@ -23,6 +23,7 @@ import { auditTrail } from '../../client/audit.ts';
 import { describeChange } from '../../core/audit.ts';
 import { renderStatus } from '../../client/render.ts';
 import { gatherReport } from '../../client/report/gather.ts';
+import { overview } from '../../client/report/sections.ts';
 import { rollbackWorkflowId, type RollbackSummary } from '../../core/rollback.ts';
 import type { ResolvedSpec } from '../../core/spec.ts';
 import { backendFixture, type Backend } from './backend-fixture.ts';
@@ -268,6 +269,11 @@ describe.each<Backend>(['sqlite', 'postgres', 'lake'])('rollback on %s', (kind) 
       current: { version: 1, backfillId: before.current[`${p}_src/2024-01-03`]!.backfillId },
       rollbacks: [{ backfillId: second, rollbackId: forced.json.rollbackId, fromVersion: 3, toVersion: 1, forced: true }],
     });
+    // The third backfill's report says the forced rollback of the second undid it (before, it looked intact).
+    const report = await gatherReport(fx.client, fx.warehouse, third);
+    expect(report.undoneByOthers).toEqual([{ rollbackId: forced.json.rollbackId, backfillId: second, forced: true, partitions: 5 }]);
+    expect(Object.fromEntries(overview(report))['undone by others']).toBe(`5 partitions by rollback ${forced.json.rollbackId} of backfill ${second} (--force): its versions are no longer the data there`);
+    expect((await gatherReport(fx.client, fx.warehouse, second)).undoneByOthers).toEqual([]);
   });
 
   it('stops at a version whose rows changed after it was published, naming it, without retrying; the rest stays as it was', async () => {

@@ -357,7 +357,7 @@ describe("gatherReport: the spec the backfill last ran with", () => {
       },
     } as unknown as BackfillClient;
   }
-  const warehouse = { location: '/tmp/w.db', ledger: async () => [], ledgerVersions: async () => [], rollbacks: async () => [] } as unknown as Warehouse;
+  const warehouse = { location: '/tmp/w.db', ledger: async () => [], ledgerVersions: async () => [], rollbacks: async () => [], changesBy: async () => ({ changes: [], next: null }) } as unknown as Warehouse;
 
   it('after retry-failed --spec fixed.yaml (a new run of the same backfill run): the fix, not the first run\'s broken SQL', async () => {
     const client = clientOf({
