@@ -1392,6 +1392,23 @@ export class BackfillClient {
     return carry?.spec ?? null;
   }
 
+  /**
+   * Before a new spec reaches a running backfill: the partitions it has published whose
+   * transform, SQL or parameters the new spec changes (it goes on with the new spec for the rest
+   * and leaves them as they are). Null when none, or when no worker answers in time.
+   */
+  private async keptWhileRunning(backfillId: string, spec: ResolvedSpec): Promise<KeptOldOutput | null> {
+    const [carry, input] = await Promise.all([
+      this.client.withDeadline(Date.now() + QUERY_TIMEOUT_MS, () => this.handle(backfillId).query(carryQuery)).catch(() => null),
+      this.inputOf(backfillId).catch(() => undefined),
+    ]);
+    const current = carry?.spec ?? input?.spec;
+    if (!carry || !current) return null;
+    const { keptOldOutput } = await import('../core/kept-output.ts');
+    const nodes = keptOldOutput(current, spec, carry.readiness);
+    return nodes.length > 0 ? { nodes, range: input?.range ?? {}, running: true } : null;
+  }
+
   pause(backfillId: string, options: ControlOptions = {}): Promise<ControlState> {
     return this.update(backfillId, pauseUpdate, [this.meta(options)]);
   }
@@ -1418,9 +1435,10 @@ export class BackfillClient {
       const outcome = await this.changeRunning(
         backfillId,
         async () => {
+          const kept = options.spec ? await this.keptWhileRunning(backfillId, options.spec) : null;
           const changed = options.spec ? await this.replaceSpec(backfillId, options.spec, options) : [];
           const state = await this.update(backfillId, resumeUpdate, [this.meta(options)]);
-          return { state, changed };
+          return { state, changed, kept };
         },
         (state) =>
           state === 'staged'
@@ -1428,10 +1446,10 @@ export class BackfillClient {
             : `a new spec cannot change the slice it staged: approve it first (backfill approve ${shellWord(backfillId)} --reason ...; the new spec then applies to the rest with resume --spec), or discard it and start again with the fix (backfill start <spec> --id ${shellWord(backfillId)} --rerun --canary <n>)`,
       );
       if ('applied' in outcome) {
-        const { state, changed } = outcome.applied;
+        const { state, changed, kept } = outcome.applied;
         // A new spec that changed nodes is a change, though the backfill was not paused: no `unchanged`.
         const { unchanged: _unchanged, ...changedState } = state;
-        return { state: changed.length > 0 ? changedState : state, changed, resumed: null };
+        return { state: changed.length > 0 ? changedState : state, changed, ...(kept && changed.length > 0 ? { keptOldOutput: kept } : {}), resumed: null };
       }
       // Caught in the moment it ended: the new spec goes on in a new run.
       if (outcome.ended.state === 'completed') {
@@ -1823,9 +1841,10 @@ export class BackfillClient {
         async () => {
           // With a new spec, two updates: the retry is judged first, so that a refused one leaves the spec as it was.
           if (spec) await this.judgeChanges(backfillId, [{ action: 'retry', ...(node !== undefined ? { node } : {}) }], options);
+          const kept = spec ? await this.keptWhileRunning(backfillId, spec) : null;
           const changed = spec ? await this.replaceSpec(backfillId, spec, options) : [];
           const retried = await this.update(backfillId, retryFailedUpdate, [node ?? null, this.meta(options)]);
-          return { retried, changed };
+          return { retried, changed, ...(kept && changed.length > 0 ? { keptOldOutput: kept } : {}) };
         },
         (state) =>
           state === 'staged'

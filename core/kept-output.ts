@@ -14,7 +14,12 @@ import { formatInstant } from './calendar.ts';
 /** A node's partitions that this backfill published (or kept) and a new run leaves as they are. */
 export type KeptOutput = { node: string; partitions: number };
 /** A new run's kept partitions, and the range of the backfill (for the command that recomputes them). */
-export type KeptOldOutput = { nodes: KeptOutput[]; range: PartitionRange };
+export type KeptOldOutput = {
+  nodes: KeptOutput[];
+  range: PartitionRange;
+  /** The new spec went to the running backfill (resume or retry-failed --spec), not to a new run. */
+  running?: true;
+};
 
 /** What a node's partitions compute: a change here changes their data (checks, limits and queues do not). */
 const computes = (node: ResolvedNode) => JSON.stringify([node.transform, node.sql ?? null, node.params]);
@@ -48,17 +53,21 @@ export const rerunChangedCommand = (backfillId: string, spec: string, rangeFlags
 
 /** The warning line of a new run that leaves `kept` (none: no line), naming the spec file the user gave. */
 export function keptOutputLines(backfillId: string, kept: KeptOldOutput | undefined, specFile: string): string {
-  const warning = kept ? keptOutputWarning(kept.nodes, rerunChangedCommand(backfillId, shellWord(specFile), rangeFlags(kept.range))) : null;
+  const warning = kept ? keptOutputWarning(kept.nodes, rerunChangedCommand(backfillId, shellWord(specFile), rangeFlags(kept.range)), kept.running === true) : null;
   return warning === null ? '' : `\n  ⚠ ${warning}`;
 }
 
-/** The warning of a retry-failed or resume with a new spec that leaves published partitions made by the old one; null when there are none. */
-export function keptOutputWarning(kept: readonly KeptOutput[], recompute: string): string | null {
+/**
+ * The warning of a retry-failed or resume with a new spec that leaves published partitions made
+ * by the old one (`running`: the running backfill took the spec); null when there are none.
+ */
+export function keptOutputWarning(kept: readonly KeptOutput[], recompute: string, running = false): string | null {
   if (kept.length === 0) return null;
   const n = total(kept);
+  const skips = running ? 'the backfill goes on with the new spec for what it has not published' : 'a new run skips published partitions';
   return (
-    `${n} published partition${n === 1 ? '' : 's'} keep${n === 1 ? 's' : ''} what the old spec made (${listed(kept)}): a new run skips published partitions, so the new SQL, transform or parameters do not reach ${n === 1 ? 'it' : 'them'}, ` +
-    `nor what reads ${n === 1 ? 'it' : 'them'} downstream. If ${n === 1 ? 'it is' : 'they are'} wrong too, once this run has ended recompute ${n === 1 ? 'it' : 'them'} and what reads ${n === 1 ? 'it' : 'them'}: ${recompute}`
+    `${n} published partition${n === 1 ? '' : 's'} keep${n === 1 ? 's' : ''} what the old spec made (${listed(kept)}): ${skips}, so the new SQL, transform or parameters do not reach ${n === 1 ? 'it' : 'them'}, ` +
+    `nor what reads ${n === 1 ? 'it' : 'them'} downstream. If ${n === 1 ? 'it is' : 'they are'} wrong too, once ${running ? 'the backfill' : 'this run'} has ended recompute ${n === 1 ? 'it' : 'them'} and what reads ${n === 1 ? 'it' : 'them'}: ${recompute}`
   );
 }
 

@@ -64,7 +64,7 @@ export function resumeCommand() {
             ? `${id} resumed in a new run; published partitions are skipped${limitsLine(limits)}${changedLine(result.changed)}\n  web UI: ${webUiText(resumed.uiUrl)}${keptOutputLines(id, result.keptOldOutput, options.spec ?? '<spec>')}`
             : result.state?.unchanged
               ? notPausedText(id, result.state.unchanged, result.state)
-              : `${id} resumed${changedLine(result.changed)}${heldLine(result.state)}`,
+              : `${id} resumed${changedLine(result.changed)}${heldLine(result.state)}${keptOutputLines(id, result.keptOldOutput, options.spec ?? '<spec>')}`,
         );
       });
     });

@@ -18,7 +18,7 @@ export function renderRetried(
   const behind = result.blocked ? ` and the ${result.blocked} blocked behind ${result.retried === 1 ? 'it' : 'them'}` : '';
   const failed = `${result.retried} failed partition${result.retried === 1 ? '' : 's'}${behind}${changedLine(result.changed)}`;
   const kept = keptOutputLines(id, result.keptOldOutput, specFile);
-  return result.resumed ? `${id} resumed in a new run to retry ${failed}${limitsLine(limits)}\n  web UI: ${webUiText(result.resumed.uiUrl)}${kept}` : `${id}: retrying ${failed}`;
+  return result.resumed ? `${id} resumed in a new run to retry ${failed}${limitsLine(limits)}\n  web UI: ${webUiText(result.resumed.uiUrl)}${kept}` : `${id}: retrying ${failed}${kept}`;
 }
 
 export function retryFailedCommand() {

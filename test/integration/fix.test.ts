@@ -21,6 +21,13 @@ describe('fix and go on', () => {
   const queue = uniqueQueue('fix');
   /** Holds the resumed backfill's partitions from 08:00 on until it has been cancelled. */
   const resumeGate = new Gate();
+  /** Holds partitions from 02:00 on until new specs have been sent. */
+  const keptGate = new Gate();
+  /** Fails the hours in `params.bad`, and holds those from 02:00 on at keptGate. */
+  const keptHeld: Transform = async ({ partition, params, signal }) => {
+    if ((params.bad as string[]).includes(partition)) throw new NonRetryableError(`bug for ${partition}`);
+    if (partition >= '2024-01-01T02') await keptGate.pass(signal);
+  };
   /** By `params.gate`: holds the partitions that did not fail until the fix has been sent. */
   const fixGates = { retry: new Gate(), cancel: new Gate() };
   /** Fails the partitions listed in `params.bad` (the bug); a spec without them is the fix. */
@@ -54,7 +61,7 @@ describe('fix and go on', () => {
 
   beforeAll(async () => {
     client = await connectClient();
-    worker = await startTestWorker({ queue, warehousePath: join(scratch('fix'), 'warehouse.db'), transforms: { held: resumeGate.holding('2024-01-01T08'), picky } });
+    worker = await startTestWorker({ queue, warehousePath: join(scratch('fix'), 'warehouse.db'), transforms: { held: resumeGate.holding('2024-01-01T08'), keptHeld, picky } });
   });
   afterAll(async () => {
     await client?.close();
@@ -136,6 +143,33 @@ describe('fix and go on', () => {
     expect((await client.wait(backfillId, 60_000)).state).toBe('completed_with_failures');
     expect((await client.retryFailed(backfillId)).retried).toBe(1);
     await expectFixedRun(backfillId, 'retry');
+  });
+
+  // Before, only a new run (of an ended backfill) warned; the running backfill went on silently.
+  it('a new spec sent to a running backfill that changes what it published says those partitions keep the old output, and how to recompute them', async () => {
+    const spec = (factor: number, bad = [hours[1]!]): SpecInput => ({
+      name: 'kept-running',
+      partitions: { grain: 'hour', start: '2024-01-01', end: '2024-01-01T06' },
+      defaults: { concurrency: 1, batchSize: 1 },
+      nodes: [{ id: 'kept_hours', transform: 'keptHeld', params: { factor, bad } }],
+    });
+    const { backfillId } = await client.start(testSpec(queue, spec(1)), { taskQueue: queue, tuning: { reportIntervalMs: 100 } });
+    await waitFor('one hour published, one failed', async () => {
+      const { done, failed } = await client.progress(backfillId);
+      return done === 1 && failed === 1;
+    }, 30_000);
+    // (The command line would refuse the test worker's own transform: the client's calls, and retry-failed's words.)
+    const resumed = await client.resume(backfillId, { spec: testSpec(queue, spec(2)) });
+    expect(resumed.keptOldOutput).toMatchObject({ nodes: [{ node: 'kept_hours', partitions: 1 }], running: true });
+    const retried = await client.retryFailed(backfillId, undefined, testSpec(queue, spec(3, [])));
+    expect(retried).toMatchObject({ retried: 1, keptOldOutput: { nodes: [{ node: 'kept_hours', partitions: 1 }], running: true } });
+    const said = renderRetried(backfillId, retried, {}, 'fixed.yaml');
+    expect(said).toContain('⚠ 1 published partition keeps what the old spec made (kept_hours 1): the backfill goes on with the new spec for what it has not published');
+    expect(said).toContain(`backfill start fixed.yaml --id ${backfillId} --rerun --only-changed`);
+    // A spec that changes nothing more says nothing.
+    expect((await client.resume(backfillId, { spec: testSpec(queue, spec(3, [])) })).keptOldOutput).toBeUndefined();
+    keptGate.open();
+    expect((await client.wait(backfillId, 60_000)).state).toBe('completed');
   });
 
   it('a fix sent to a running backfill that is then cancelled is what its resume runs with', async () => {

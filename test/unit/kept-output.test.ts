@@ -46,6 +46,13 @@ describe('kept old output', () => {
     expect(line).toContain('backfill start spec.yaml --id b10 --rerun --only-changed --from 2024-02-01 --to 2024-03-01');
     expect(keptOutputLines('b10', undefined, 'spec.yaml')).toBe('');
   });
+
+  it('says so of a running backfill that took the new spec: it goes on with it for the rest, not in a new run', () => {
+    const line = keptOutputLines('b10', { nodes: [{ node: 'clean', partitions: 1 }], range: {}, running: true }, 'fix.yaml');
+    expect(line).toBe(
+      "\n  ⚠ 1 published partition keeps what the old spec made (clean 1): the backfill goes on with the new spec for what it has not published, so the new SQL, transform or parameters do not reach it, nor what reads it downstream. If it is wrong too, once the backfill has ended recompute it and what reads it: backfill start fix.yaml --id b10 --rerun --only-changed",
+    );
+  });
 });
 
 describe('after a check failed downstream of published data', () => {
