@@ -127,9 +127,14 @@ export function renderDownstream(downstream: readonly StaleDownstream[], preview
   if (downstream.length === 0) return [];
   const replaced = preview ? 'would replace' : 'replaced';
   return [
-    ...downstream.map((d) =>
-      pc.yellow(`  downstream:       ${partitions(d.partitions)} of ${d.node} ${d.partitions === 1 ? 'was' : 'were'} computed from versions this rollback ${replaced} (e.g. ${d.examples.join(', ')}); left as they are`),
-    ),
+    ...downstream.map((d) => {
+      const known = d.partitions > 0 ? `${partitions(d.partitions)} of ${d.node} ${d.partitions === 1 ? 'was' : 'were'} computed from versions this rollback ${replaced} (e.g. ${d.examples.join(', ')})` : '';
+      const one = d.maybe === 1;
+      const maybe = d.maybe
+        ? `${partitions(d.maybe)}${known ? ' more' : ` of ${d.node}`} read${one ? 's' : ''} over 100 partitions upstream${one ? '' : ' each'}, a range that holds versions it ${replaced} (the ledger keeps a digest of ${one ? 'its' : 'their'} inputs, not each version): ${one ? 'it' : 'they'} may have been computed from them`
+        : '';
+      return pc.yellow(`  downstream:       ${[known, maybe].filter((t) => t !== '').join('; ')}; left as they are`);
+    }),
     "  recompute them: 'backfill plan <spec> --only-changed' lists them, 'backfill start <spec> --only-changed' runs them",
   ];
 }

@@ -9,7 +9,18 @@ import type { Warehouse } from '../activities/warehouse/types.ts';
 /** A version a rollback takes off its partition. */
 export type Unpublished = { node: string; partition: string; version: number };
 
-export type StaleDownstream = { node: string; partitions: number; examples: string[] };
+export type StaleDownstream = {
+  node: string;
+  /** Partitions whose ledger lists a replaced version among those they read. */
+  partitions: number;
+  examples: string[];
+  /**
+   * Partitions that read over MAX_LISTED_INPUTS partitions of a node, a range that holds a
+   * replaced one: their ledger keeps a digest, not each version, so they may have read it.
+   * Missing when there are none.
+   */
+  maybe?: number;
+};
 
 const EXAMPLES = 3;
 
@@ -25,14 +36,16 @@ export async function staleDownstream(warehouse: Partial<Pick<Warehouse, 'publis
   const stale: StaleDownstream[] = [];
   for (const { node } of nodes) {
     const found: string[] = [];
+    let maybe = 0;
     for (const row of await warehouse.publishedRows(node)) {
       // A version the rollback takes off itself is no stale leftover.
       if (off.get(node)?.get(row.partition)?.has(row.version)) continue;
-      // Only listed input versions tell (above MAX_LISTED_INPUTS the ledger keeps a digest).
       const read = row.inputs.some((input) => Object.entries(input.versions ?? {}).some(([p, v]) => off.get(input.node)?.get(p)?.has(v) === true));
       if (read) found.push(row.partition);
+      // Above MAX_LISTED_INPUTS the ledger keeps a digest: a replaced partition within the range read may have been read.
+      else if (row.inputs.some((input) => input.versions === undefined && [...(off.get(input.node)?.keys() ?? [])].some((p) => p >= input.from && p <= input.to))) maybe++;
     }
-    if (found.length > 0) stale.push({ node, partitions: found.length, examples: found.slice(0, EXAMPLES) });
+    if (found.length > 0 || maybe > 0) stale.push({ node, partitions: found.length, examples: found.slice(0, EXAMPLES), ...(maybe > 0 ? { maybe } : {}) });
   }
   return stale;
 }
