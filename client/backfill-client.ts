@@ -1395,11 +1395,12 @@ export class BackfillClient {
   /**
    * Before a new spec reaches a running backfill: the partitions it has published whose
    * transform, SQL or parameters the new spec changes (it goes on with the new spec for the rest
-   * and leaves them as they are). Null when none, or when no worker answers in time.
+   * and leaves them as they are). Null when none, or when no worker answers in time: a short
+   * wait, as the spec's update waits for a worker after it.
    */
   private async keptWhileRunning(backfillId: string, spec: ResolvedSpec): Promise<KeptOldOutput | null> {
     const [carry, input] = await Promise.all([
-      this.client.withDeadline(Date.now() + QUERY_TIMEOUT_MS, () => this.handle(backfillId).query(carryQuery)).catch(() => null),
+      this.client.withDeadline(Date.now() + UNPOLLED_QUERY_TIMEOUT_MS, () => this.handle(backfillId).query(carryQuery)).catch(() => null),
       this.inputOf(backfillId).catch(() => undefined),
     ]);
     const current = carry?.spec ?? input?.spec;
