@@ -274,6 +274,16 @@ describe.each<Backend>(['sqlite', 'postgres', 'lake'])('rollback on %s', (kind) 
     expect(report.undoneByOthers).toEqual([{ rollbackId: forced.json.rollbackId, backfillId: second, forced: true, partitions: 5 }]);
     expect(Object.fromEntries(overview(report))['undone by others']).toBe(`5 partitions by rollback ${forced.json.rollbackId} of backfill ${second} (--force): its versions are no longer the data there`);
     expect((await gatherReport(fx.client, fx.warehouse, second)).undoneByOthers).toEqual([]);
+
+    // A later backfill over the restored data; rolling the second back again, forced, touches none of it.
+    // Before, the forced rollback of a backfill rolled back already undid the later, unrelated one.
+    const fourth = await backfill(sqlSpec(queue, p, { factor: 4, from: '2024-01-03', to: '2024-01-05' }));
+    const later = await snapshot(fx.warehouse, p);
+    const again = await rollback('--force');
+    expect(again.code).toBe(0);
+    expect(again.json).toMatchObject({ restored: 0, removed: 0, forced: 0 });
+    expect(await snapshot(fx.warehouse, p)).toEqual(later);
+    expect(Object.values(later.current).filter((c) => c.backfillId === fourth)).toHaveLength(5);
   });
 
   it('stops at a version whose rows changed after it was published, naming it, without retrying; the rest stays as it was', async () => {
