@@ -120,13 +120,13 @@ describe('task queue rate limits', () => {
       // Neither has nodes on this queue: neither is waited on (asked, the first held the call 10 s).
       let began = Date.now();
       expect(await client.setQueueRate(`${queue}-elsewhere`, 5)).toMatchObject({ rate: 5, recordedBy: [], unreachable: [] });
-      expect(Date.now() - began).toBeLessThan(5000);
+      expect(Date.now() - began).toBeLessThan(8000);
 
       // On its own queue it is named, at once when no worker polls its workflow task queue (asked, it too held the call 10 s).
       // (The one whose worker stopped is asked and named after the query's deadline: the unit tests' 'down'.)
       began = Date.now();
       await expect(client.setQueueRate(`${neverQueue}-nodes`, 5)).rejects.toMatchObject({ code: 'no_worker', message: expect.stringMatching(new RegExp(`^'${neverId}' \\(nodes on task queue ${neverQueue}-nodes\\) did not answer`)) });
-      expect(Date.now() - began).toBeLessThan(5000);
+      expect(Date.now() - began).toBeLessThan(8000);
     } finally {
       if (!goneStopped) await gone.stop();
       for (const id of ids) await client.client.workflow.getHandle(backfillWorkflowId(id)).terminate('test over').catch(() => undefined);
