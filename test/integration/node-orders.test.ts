@@ -18,8 +18,10 @@ describe('fetchNodeOrders when no worker answers its query', () => {
   beforeAll(async () => {
     client = await connectClient();
     connection = await NativeConnection.connect({ address: address() });
-    // A workflow on a queue nobody polls: its queries wait for a worker that never comes.
-    await client.client.workflow.start('backfillWorkflow', { workflowId, taskQueue: uniqueQueue('unpolled'), args: [] });
+    // A workflow on a queue nobody polls: its queries wait for a worker that never comes. Not of
+    // the backfill's type: other files' set-queue-rate would count it as a running backfill whose
+    // queues it cannot tell, ask it, and be refused for its silence.
+    await client.client.workflow.start('unpolledWorkflow', { workflowId, taskQueue: uniqueQueue('unpolled'), args: [] });
   });
   afterAll(async () => {
     await client.client.workflow.getHandle(workflowId).terminate('test over').catch(() => undefined);
