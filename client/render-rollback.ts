@@ -139,6 +139,13 @@ export function renderDownstream(downstream: readonly StaleDownstream[], preview
   ];
 }
 
+/** Said when the rollback's downstream could not be read: this machine does not reach the workers' warehouse. */
+export function downstreamUnchecked(): string {
+  return pc.yellow(
+    "  downstream:       not checked: this machine does not reach the warehouse the workers restored in (give --warehouse or BACKFILL_WAREHOUSE). Partitions downstream computed from the versions it replaced stay as they are: 'backfill plan <spec> --only-changed --warehouse <warehouse>' lists them",
+  );
+}
+
 /** A partition's restores, for its lineage: which rollback moved its published version, from what to what. */
 export function renderRestores(records: readonly RollbackRecord[]): string[] {
   if (records.length === 0) return [];

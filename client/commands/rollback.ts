@@ -2,6 +2,7 @@
 import { Command } from '@commander-js/extra-typings';
 import type { RollbackWaiting } from '../backfill-client.ts';
 import { EXIT } from '../exit-codes.ts';
+import type { RollbackSummary } from '../../core/rollback.ts';
 import type { StaleDownstream } from '../stale-downstream.ts';
 import { HELP_GROUPS, documented } from '../help.ts';
 import { jsonOption, print, reasonOption, warehouseOption } from '../options.ts';
@@ -10,18 +11,20 @@ import { terminalText } from '../printable.ts';
 
 /**
  * What the rollback left stale downstream, read from the warehouse it restored in when this
- * machine reaches it (--warehouse or BACKFILL_WAREHOUSE); none known otherwise.
+ * machine reaches it (--warehouse or BACKFILL_WAREHOUSE); null when it does not (a warehouse
+ * that holds none of the rollback's moves, though it made some, is another one).
  */
-async function downstreamOf(rollbackId: string, location: string | undefined): Promise<StaleDownstream[]> {
+async function downstreamOf(summary: RollbackSummary, location: string | undefined): Promise<StaleDownstream[] | null> {
   const [{ openLedgerIfThere }, { staleDownstream }] = await Promise.all([import('../existing-warehouse.ts'), import('../stale-downstream.ts')]);
   // Only a warning: a warehouse this machine cannot read leaves it out, and the rollback's summary stands.
   const warehouse = await openLedgerIfThere(location).catch(() => null);
-  if (!warehouse) return [];
+  if (!warehouse) return summary.restored + summary.removed > 0 ? null : [];
   try {
-    const moves = await warehouse.rollbacks({ rollbackId });
+    const moves = await warehouse.rollbacks({ rollbackId: summary.rollbackId });
+    if (moves.length === 0 && summary.restored + summary.removed > 0) return null;
     return await staleDownstream(warehouse, moves.flatMap((m) => (m.fromVersion === null ? [] : [{ node: m.node, partition: m.partition, version: m.fromVersion }])));
   } catch {
-    return [];
+    return null;
   } finally {
     await warehouse.close();
   }
@@ -41,7 +44,7 @@ export function rollbackCommand() {
     .addOption(reasonOption())
     .addOption(jsonOption())
     .action(async (id, options, command) => {
-      const { renderDownstream, renderRollback, rollbackWaitsLine } = await import('../render-rollback.ts');
+      const { downstreamUnchecked, renderDownstream, renderRollback, rollbackWaitsLine } = await import('../render-rollback.ts');
       const force = options.force === true;
       if (options.dryRun) {
         const { openExistingWarehouse } = await import('../existing-warehouse.ts');
@@ -67,8 +70,10 @@ export function rollbackCommand() {
         if (started.historyGone) {
           process.stderr.write(`${terminalText(`the server keeps no history of ${id} (the namespace's retention removed it): the rollback walked the nodes the workers' ledger holds versions of`)}\n`);
         }
-        const downstream = await downstreamOf(summary.rollbackId, options.warehouse);
-        print(options.json, { ...summary, downstream }, () => [renderRollback(summary), ...renderDownstream(downstream, false)].join('\n'));
+        const downstream = await downstreamOf(summary, options.warehouse);
+        print(options.json, { ...summary, downstream: downstream ?? [], downstreamChecked: downstream !== null }, () =>
+          [renderRollback(summary), ...(downstream === null ? [downstreamUnchecked()] : renderDownstream(downstream, false))].join('\n'),
+        );
         if (summary.leftAlone > 0 && !summary.force) process.exitCode = EXIT.failures;
       });
     });

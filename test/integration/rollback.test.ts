@@ -251,14 +251,17 @@ describe.each<Backend>(['sqlite', 'postgres', 'lake'])('rollback on %s', (kind) 
 
     const first = await rollback();
     expect(first.code).toBe(2);
+    // No --warehouse: what it left stale downstream is not known here, and it says so (before, it said nothing, as if none).
+    expect(first.json).toMatchObject({ downstream: [], downstreamChecked: false });
     expect(first.json).toMatchObject({ restored: 17, removed: 0, leftAlone: 5, forced: 0, changedBy: { [third]: 5 } });
     expect(first.json.leftAloneExamples.map((e) => `${e.node}/${e.partition}`).sort()).toEqual(byThird);
     expect(first.json.leftAloneExamples.every((e) => e.changedBy === third && e.version === 2 && e.currentVersion === 3)).toBe(true);
     const now = await snapshot(fx.warehouse, p);
     for (const [key, c] of Object.entries(now.current)) expect(c.backfillId, key).toBe(byThird.includes(key) ? third : before.current[key]!.backfillId);
 
-    const forced = await rollback('--force');
+    const forced = await rollback('--force', '--warehouse', location);
     expect(forced.code).toBe(0);
+    expect(forced.json).toMatchObject({ downstream: [], downstreamChecked: true });
     // status (the command line) names the latest rollback.
     expect((await cli('status', second)).json).toMatchObject({ state: 'completed', rollback: { state: 'completed', counts: { restored: 5, alreadyRestored: 17 } } });
     expect(forced.json).toMatchObject({ restored: 5, forced: 5, alreadyRestored: 17, leftAlone: 0, force: true });
