@@ -131,15 +131,15 @@ function retentionSuite(kind: Backend, policy: 'worker' | 'joins') {
       expect(await fx.warehouse.rollbacks({ backfillId: bad })).toEqual([]);
 
       // The command line starts it on its own workflow task queue, and says where its nodes came from.
-      const rolled = await runCli<RollbackSummary>(['rollback', bad, '--reason', 'bad factor, found after the retention', '--json'], { BACKFILL_TASK_QUEUE: queue });
+      const rolled = await runCli<RollbackSummary>(['rollback', bad, '--reason', 'bad factor, found after the retention', '--warehouse', fx.location, '--json'], { BACKFILL_TASK_QUEUE: queue });
       expect(rolled.code, rolled.stderr).toBe(0);
       expect(rolled.stderr).toContain(`the server keeps no history of ${bad} (the namespace's retention removed it): the rollback walked the nodes the workers' ledger holds versions of`);
       const summary = rolled.json!;
       // What only a dry run says: nothing leases the datasets, and what it would leave computed from replaced versions.
       expect(preview).toMatchObject({ refusedBy: [], downstream: [] });
       const { dryRun: _dryRun, historyGone: _gone, fromLedger: _fromLedger, rollbackId: _previewId, runs: _previewRuns, refusedBy: _refusedBy, downstream: _downstream, ...previewed } = preview;
-      expect(summary).toMatchObject({ downstream: [] });
-      const { rollbackId: _rollbackId, runs: _runs, downstream: _rolledDownstream, ...done } = summary as RollbackSummary & { downstream?: unknown };
+      expect(summary).toMatchObject({ downstream: [], downstreamChecked: true });
+      const { rollbackId: _rollbackId, runs: _runs, downstream: _rolledDownstream, downstreamChecked: _checked, ...done } = summary as RollbackSummary & { downstream?: unknown; downstreamChecked?: boolean };
       expect(done).toEqual(previewed);
       expect(await values()).toEqual(before);
       // Every restore is in the rollback audit (each verified the checksum of the version it published again).
