@@ -27,6 +27,11 @@ export class RollbackOutcome {
 
   constructor(private readonly decode: (payload: Payload) => unknown) {}
 
+  /** Whether the history read so far is a rollback's. */
+  get ofRollback(): boolean {
+    return this.rollback;
+  }
+
   /**
    * Takes in one event of the history, in order, with the entries read so far; returns the
    * entry of how the rollback ended, if this event ends it.

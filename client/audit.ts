@@ -63,7 +63,8 @@ export function auditOfHistory(events: readonly HistoryEvent[], decode: (payload
         verified: false,
         reason: terminated.reason || null,
         outcome: 'applied',
-        details: {},
+        // A rollback's workflow ends where it stands too, but leases nothing: said apart.
+        details: rollback.ofRollback ? { of: 'rollback' } : {},
       });
     }
   }

@@ -319,6 +319,7 @@ export function describeChange(entry: Pick<AuditEntry, 'action' | 'details' | 'o
       if (typeof d.node === 'string') {
         return `node ${d.node}'s workflow terminated through Temporal: ${d.restarted === true ? 'the backfill started it again with what it held' : 'not started again yet (the backfill starts it again with what it held when it next sends it work)'}`;
       }
+      if (d.of === 'rollback') return "the rollback's workflow terminated through Temporal: what it restored before stays restored, the rest is as it was: 'backfill rollback' again restores the rest";
       return 'terminated through Temporal: the run ended without its cleanup (its datasets stay leased)';
     // A pause (or a resume, above) that found the backfill as it asked changed nothing: worth saying, as the raw flags did not.
     case 'pause':

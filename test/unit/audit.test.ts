@@ -347,6 +347,14 @@ describe("auditOfHistory: how a rollback ended (its workflow records only that i
     expect(auditOfHistory([startedAs('rollbackWorkflow'), refused, failed], decode).map((e) => e.outcome)).toEqual(['refused']);
   });
 
+  it("a rollback's workflow terminated through Temporal is said apart: it leases nothing, and what it restored stays", () => {
+    const terminated = event({ eventTime: msToTs(endedAt), workflowExecutionTerminatedEventAttributes: { identity: 'ops@web-ui', reason: 'stuck' } });
+    const [, ended] = auditOfHistory([startedAs('rollbackWorkflow'), asked, terminated], decode);
+    expect(ended).toMatchObject({ action: 'terminate', details: { of: 'rollback' } });
+    expect(describeChange(ended!)).toMatch(/^the rollback's workflow terminated through Temporal: what it restored before stays restored/);
+    expect(auditOfHistory([startedAs('backfillWorkflow'), terminated], decode)[0]!.details).toEqual({});
+  });
+
   it('in a run continued as new, who asked comes from its input; the end of any other workflow is no rollback', () => {
     const [done] = auditOfHistory([startedAs('rollbackWorkflow'), completed(summary)], decode);
     expect(done).toMatchObject({ action: 'rollback', identity: 'carol@ops', reason: 'bad SQL', outcome: 'applied' });
