@@ -351,7 +351,6 @@ export function describeChange(entry: Pick<AuditEntry, 'action' | 'details' | 'o
   }
 }
 
-/** A publish or discard the warehouse could not carry out (client/audit-decisions.ts): what failed, after how many attempts, and where that leaves the backfill. */
 /** A rollback that completed (client/audit-rollback.ts): its summary's counts, those at 0 left out. */
 function describeRolledBack(d: AuditEntry['details']): string {
   if (d.notFound === true) return 'rollback ended: neither the server nor the ledger knows the backfill, nothing was looked at';
@@ -369,6 +368,7 @@ function describeRolledBack(d: AuditEntry['details']): string {
   return parts.length === 0 ? 'rollback done: nothing of the backfill is published, nothing changed' : `rollback done: ${parts.join(', ')}`;
 }
 
+/** A publish or discard the warehouse could not carry out (client/audit-decisions.ts), or a rollback that failed (client/audit-rollback.ts): what failed, after how many attempts, and where that leaves the backfill. */
 function describeFailure(action: AuditEntry['action'], d: AuditEntry['details']): string {
   const attempts = typeof d.attempts === 'number' ? ` after ${d.attempts} attempt${d.attempts === 1 ? '' : 's'}` : '';
   const type = typeof d.failureType === 'string' ? ` (${d.failureType})` : '';

@@ -1046,7 +1046,7 @@ export async function backfillWorkflow(input: BackfillInput): Promise<BackfillRe
         // What it was asked to run: --from/--to, and the partitions --only-changed kept (memo payload only).
         ...(input.range?.from !== undefined ? { from: formatInstant(input.range.from) } : {}),
         ...(input.range?.to !== undefined ? { to: formatInstant(input.range.to) } : {}),
-        ...(input.skip ? { onlyChangedKept: Object.values(input.skip).reduce((sum, ranges) => sum + RangeSet.fromJSON(ranges).size, 0) } : {}),
+        ...(input.skip ? { onlyChangedKept: plan.nodes.reduce((sum, node) => sum + RangeSet.fromJSON(input.skip?.[node.id]).slice(0, node.partitions.size).size, 0) } : {}),
         ...startAction?.details,
       },
       startAction?.action,
