@@ -33,6 +33,18 @@ export async function staleDownstream(warehouse: Partial<Pick<Warehouse, 'publis
     const partitions = off.get(u.node) ?? off.set(u.node, new Map()).get(u.node)!;
     (partitions.get(u.partition) ?? partitions.set(u.partition, new Set()).get(u.partition)!).add(u.version);
   }
+  // Each node's replaced partitions in order: whether a range read holds one is a binary search.
+  const offKeys = new Map([...off].map(([node, partitions]) => [node, [...partitions.keys()].sort()]));
+  const holdsOne = (node: string, from: string, to: string) => {
+    const keys = offKeys.get(node) ?? [];
+    let [lo, hi] = [0, keys.length];
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (keys[mid]! < from) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo < keys.length && keys[lo]! <= to;
+  };
   const stale: StaleDownstream[] = [];
   for (const { node } of nodes) {
     const found: string[] = [];
@@ -43,7 +55,7 @@ export async function staleDownstream(warehouse: Partial<Pick<Warehouse, 'publis
       const read = row.inputs.some((input) => Object.entries(input.versions ?? {}).some(([p, v]) => off.get(input.node)?.get(p)?.has(v) === true));
       if (read) found.push(row.partition);
       // Above MAX_LISTED_INPUTS the ledger keeps a digest: a replaced partition within the range read may have been read.
-      else if (row.inputs.some((input) => input.versions === undefined && [...(off.get(input.node)?.keys() ?? [])].some((p) => p >= input.from && p <= input.to))) maybe++;
+      else if (row.inputs.some((input) => input.versions === undefined && holdsOne(input.node, input.from, input.to))) maybe++;
     }
     if (found.length > 0 || maybe > 0) stale.push({ node, partitions: found.length, examples: found.slice(0, EXAMPLES), ...(maybe > 0 ? { maybe } : {}) });
   }

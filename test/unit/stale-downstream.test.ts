@@ -48,6 +48,8 @@ describe('staleDownstream: a partition that read over 100 upstream partitions', 
     expect(renderDownstream(stale, true).map(stripVTControlCharacters)[0]).toBe(
       '  downstream:       1 partition of monthly was computed from versions this rollback would replace (e.g. 2024-03); 1 partition more reads over 100 partitions upstream, a range that holds versions it would replace (the ledger keeps a digest of its inputs, not each version): it may have been computed from them; left as they are',
     );
+    // The range's ends count (both are partitions read).
+    expect(await staleDownstream(warehouse, [{ node: 'hourly', partition: '2024-01-31T23', version: 2 }, { node: 'hourly', partition: '2024-02-01T00', version: 2 }])).toEqual([{ node: 'monthly', partitions: 0, examples: [], maybe: 2 }]);
     // Nothing replaced within any range read: nothing said.
     expect(await staleDownstream(warehouse, [{ node: 'hourly', partition: '2024-04-01T00', version: 1 }])).toEqual([]);
   });
