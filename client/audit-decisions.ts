@@ -21,6 +21,17 @@ const DECISION_ACTIVITIES: Readonly<Record<string, 'publish' | 'discard'>> = {
 /** The most characters of a failure's message an entry keeps. */
 const MAX_WHY = 1000;
 
+/**
+ * A failed entry's `why` and `failureType`, from a failure in the history: its message and its
+ * cause's (a timeout's own says only "activity StartToClose timeout"), cut at MAX_WHY; `none`
+ * when neither says anything.
+ */
+export function failureDetails(failure: temporal.api.failure.v1.IFailure | null | undefined, none = 'no message'): { why: string; failureType?: string } {
+  const message = [failure?.message, failure?.cause?.message].filter((m): m is string => typeof m === 'string' && m !== '').join(': ') || none;
+  const type = failure?.applicationFailureInfo?.type ?? failure?.cause?.applicationFailureInfo?.type;
+  return { why: message.length > MAX_WHY ? `${message.slice(0, MAX_WHY)}…` : message, ...(type ? { failureType: type } : {}) };
+}
+
 type Scheduled = { action: 'publish' | 'discard'; decision: AuditEntry | undefined; attempt: number };
 
 export class DecisionFailures {
@@ -45,10 +56,7 @@ export class DecisionFailures {
     const of = failed ? this.scheduled.get(Number(failed.scheduledEventId ?? 0)) : undefined;
     if (!failed || !of) return null;
     this.scheduled.delete(Number(failed.scheduledEventId ?? 0));
-    const failure = failed.failure;
-    // A timeout's own failure says only "activity StartToClose timeout": its cause, if any, says more.
-    const message = [failure?.message, failure?.cause?.message].filter((m): m is string => typeof m === 'string' && m !== '').join(': ');
-    const type = failure?.applicationFailureInfo?.type ?? failure?.cause?.applicationFailureInfo?.type;
+    const { why, failureType } = failureDetails(failed.failure);
     const d = of.decision?.details ?? {};
     return {
       at: optionalTsToMs(event.eventTime) ?? 0,
@@ -58,9 +66,9 @@ export class DecisionFailures {
       reason: of.decision?.reason ?? null,
       outcome: 'failed',
       details: {
-        why: message.length > MAX_WHY ? `${message.slice(0, MAX_WHY)}…` : message || 'no message',
+        why,
         attempts: of.attempt,
-        ...(type ? { failureType: type } : {}),
+        ...(failureType ? { failureType } : {}),
         ...(event.activityTaskTimedOutEventAttributes ? { timedOut: true } : {}),
         ...(d.canary === true ? { canary: true } : {}),
         ...(typeof d.runKey === 'string' ? { runKey: d.runKey } : {}),

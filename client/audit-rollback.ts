@@ -8,15 +8,13 @@ import type { temporal } from '@temporalio/proto';
 import { optionalTsToMs } from '@temporalio/common';
 import { UNKNOWN_IDENTITY, type AuditEntry } from '../core/audit.ts';
 import type { RollbackInput, RollbackSummary } from '../core/rollback.ts';
+import { failureDetails } from './audit-decisions.ts';
 
 type HistoryEvent = temporal.api.history.v1.IHistoryEvent;
 type Payload = temporal.api.common.v1.IPayload;
 
 /** The workflow type whose runs end in a rollback's outcome. */
 const ROLLBACK_WORKFLOW = 'rollbackWorkflow';
-
-/** The most characters of a failure's message an entry keeps. */
-const MAX_WHY = 1000;
 
 /** The summary's counts an entry keeps (the lists stay in the summary, which `rollback` prints). */
 const COUNTS = ['restored', 'removed', 'alreadyRestored', 'leftAlone', 'forced', 'undone'] as const;
@@ -67,15 +65,7 @@ export class RollbackOutcome {
     const failed = event.workflowExecutionFailedEventAttributes?.failure;
     const timedOut = event.workflowExecutionTimedOutEventAttributes;
     if (!failed && !timedOut) return null;
-    const message = [failed?.message, failed?.cause?.message].filter((m): m is string => typeof m === 'string' && m !== '').join(': ') || (timedOut ? 'the run timed out' : 'no message');
-    const type = failed?.applicationFailureInfo?.type ?? failed?.cause?.applicationFailureInfo?.type;
-    return {
-      at,
-      action: 'rollback',
-      ...who,
-      outcome: 'failed',
-      details: { why: message.length > MAX_WHY ? `${message.slice(0, MAX_WHY)}…` : message, ...(type ? { failureType: type } : {}), ...(timedOut ? { timedOut: true } : {}) },
-    };
+    return { at, action: 'rollback', ...who, outcome: 'failed', details: { ...failureDetails(failed, timedOut ? 'the run timed out' : 'no message'), ...(timedOut ? { timedOut: true } : {}) } };
   }
 
   private first(payloads: readonly Payload[] | null | undefined): unknown {
