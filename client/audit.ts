@@ -9,7 +9,7 @@
 import type { temporal } from '@temporalio/proto';
 import { optionalTsToMs } from '@temporalio/common';
 import { WorkflowNotFoundError } from '@temporalio/client';
-import { UNKNOWN_IDENTITY, type AuditEntry } from '../core/audit.ts';
+import { terminatedBy, type AuditEntry } from '../core/audit.ts';
 import { rollbackWorkflowId } from '../core/rollback.ts';
 import { discardWorkflowId } from '../core/staged.ts';
 import { backfillWorkflowId } from '../workflows/definitions.ts';
@@ -59,9 +59,7 @@ export function auditOfHistory(events: readonly HistoryEvent[], decode: (payload
         seq: nextSeq(),
         at: optionalTsToMs(event.eventTime) ?? 0,
         action: 'terminate',
-        identity: terminated.identity ? `${terminated.identity} (from the termination)` : UNKNOWN_IDENTITY,
-        verified: false,
-        reason: terminated.reason || null,
+        ...terminatedBy(terminated),
         outcome: 'applied',
         // A rollback's workflow ends where it stands too, but leases nothing: said apart.
         details: rollback.ofRollback ? { of: 'rollback' } : {},

@@ -7,7 +7,7 @@
  */
 import { optionalTsToMs } from '@temporalio/common';
 import proto from '@temporalio/proto';
-import { UNKNOWN_IDENTITY } from '../core/audit.ts';
+import { terminatedBy } from '../core/audit.ts';
 import { rollbackWorkflowId } from '../core/rollback.ts';
 import { discardWorkflowId } from '../core/staged.ts';
 import { backfillWorkflowId, nodeWorkflowId } from '../core/workflow-ids.ts';
@@ -43,9 +43,7 @@ async function terminationRecord(client: BackfillClient, run: { workflowId: stri
     seq: 0,
     at,
     action: 'terminate',
-    identity: attributes?.identity ? `${attributes.identity} (from the termination)` : UNKNOWN_IDENTITY,
-    verified: false,
-    reason: attributes?.reason || null,
+    ...terminatedBy(attributes),
     outcome: 'applied',
     // Started again: a later run of the node's workflow (the restart, or its continuations) is there.
     details: { node, restarted: latest.runId !== run.runId && latest.startTime.getTime() >= at },

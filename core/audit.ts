@@ -79,6 +79,14 @@ export function refuseReservedIdentity(identity: string, field: string): void {
  */
 export const UNKNOWN_IDENTITY = 'unknown (no identity sent: Temporal CLI or another client)';
 
+/**
+ * Who terminated a run and why, as the server recorded it with the termination (a workflow
+ * cannot record its own): an audit entry's actor of a `terminate`.
+ */
+export function terminatedBy(attributes: { identity?: string | null; reason?: string | null } | null | undefined): Pick<AuditEntry, 'identity' | 'verified' | 'reason'> {
+  return { identity: attributes?.identity ? `${attributes.identity} (from the termination)` : UNKNOWN_IDENTITY, verified: false, reason: attributes?.reason || null };
+}
+
 /** Who, for people, when neither the control nor the server's record of it named anyone. */
 export const UNKNOWN_ACTOR = "unknown: the sender named no one (backfill's commands send your identity; a client of its own should set its Temporal identity, e.g. temporal workflow signal --identity you@example.com)";
 
