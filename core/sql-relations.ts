@@ -45,8 +45,11 @@ type Token =
   /** `text`: the value of a plain '...' string, which SQLite takes for a name where one is expected (`FROM 'orders'`). */
   | { kind: 'literal'; text?: string; at: number; end: number }
   | { kind: 'punct'; text: string; at: number; end: number };
-type Group = { kind: 'group'; items: Item[]; at: number };
-type Item = Token | Group;
+/** `end`: just past its `)`, or past the text's last token when it is never closed. */
+type Group = { kind: 'group'; items: Item[]; at: number; end: number };
+/** A token, or a parenthesised run of them. */
+export type SqlItem = Token | Group;
+type Item = SqlItem;
 
 const WORD_START = /[\p{L}_]/u;
 const WORD_PART = /[\p{L}\p{N}_$]/u;
@@ -178,18 +181,30 @@ export function bracketRunEnd(sql: string, start: number): number | undefined {
 /** Tokens nested by parentheses; an unmatched `)` is dropped, an unclosed `(` closes at the end. */
 function nest(tokens: readonly Token[]): Item[] {
   const root: Item[] = [];
-  const stack: Item[][] = [root];
+  const stack: Array<{ items: Item[]; group?: Group }> = [{ items: root }];
+  const last = tokens.at(-1)?.end ?? 0;
   for (const token of tokens) {
     const top = stack[stack.length - 1]!;
     if (token.kind === 'punct' && token.text === '(') {
-      const group: Group = { kind: 'group', items: [], at: token.at };
-      top.push(group);
-      stack.push(group.items);
+      const group: Group = { kind: 'group', items: [], at: token.at, end: last };
+      top.items.push(group);
+      stack.push({ items: group.items, group });
     } else if (token.kind === 'punct' && token.text === ')') {
-      if (stack.length > 1) stack.pop();
-    } else top.push(token);
+      if (top.group) {
+        top.group.end = token.end;
+        stack.pop();
+      }
+    } else top.items.push(token);
   }
   return root;
+}
+
+/**
+ * `sql`'s tokens nested by parentheses, by one reading of the comments; `[...]` runs are names
+ * wherever they are (SQLite's `SELECT [a]`). What a reader of a query's shape walks.
+ */
+export function sqlItems(sql: string, comments: Comments = 'nested'): SqlItem[] {
+  return nest(tokenize(sql, comments, true));
 }
 
 const isWord = (item: Item | undefined, ...words: string[]): boolean => item?.kind === 'word' && (words.length === 0 || words.includes(item.lower));
