@@ -1,4 +1,4 @@
-/** resolveSpec refuses spec SQL no partition could run: two statements, or a parameter nothing binds (core/sql-runs.ts). */
+/** resolveSpec refuses spec SQL no partition could run: two statements, no query, or a parameter nothing binds (core/sql-runs.ts). */
 import { describe, expect, it } from 'vitest';
 import { resolveSpec } from '../../core/spec.ts';
 import { positionalParameters, unboundParameter } from '../../core/sql-parameters.ts';
@@ -48,6 +48,39 @@ describe('resolveSpec: SQL of more than one statement', () => {
 
   it('leaves the sql of another transform alone, which uses it as it likes', () => {
     expect(() => resolveSpec(spec([raw, node('SELECT 1; SELECT :anything', { transform: 'noop' })]))).not.toThrow();
+  });
+});
+
+describe('resolveSpec: SQL that is no query', () => {
+  it('is refused at the node SQL, naming the word it starts with and a misspelt SELECT (it passed plan and failed every partition)', () => {
+    const typo = refusal([raw, node('SELEC * FROM readings_raw')]);
+    expect(typo.path).toBe('nodes[1].sql');
+    expect(typo.message).toBe(
+      "nodes[1].sql: readings's SQL starts with SELEC (SELECT misspelt?), but spec SQL must be a query that only reads: a SELECT, WITH ... SELECT or VALUES " +
+        "(it runs inside the partition's read-only scope, where nothing else can)",
+    );
+    const write = refusal([raw, node('-- fix the readings\nUPDATE readings_raw SET value_milli = 0 RETURNING *')]);
+    expect(write.message).toMatch(/^nodes\[1\]\.sql: readings's SQL starts with UPDATE, but spec SQL must be a query that only reads/);
+  });
+
+  it("is refused in an SQL check, naming the check as written (the warehouse's refusal named neither, and showed {{this}} as __this)", () => {
+    const error = refusal([raw, node('SELECT * FROM readings_raw', { checks: [{ type: 'sql', name: 'complete day', sql: 'DELETE FROM {{this}} WHERE n <> 24' }] })]);
+    expect(error.path).toBe('nodes[1].checks[0].sql');
+    expect(error.message).toMatch(/^nodes\[1\]\.checks\[0\]\.sql: readings's check 'complete day' starts with DELETE, but spec SQL must be a query/);
+  });
+
+  it('passes every way a query may start on some engine, after comments and semicolons', () => {
+    for (const sql of [
+      'select * from readings_raw',
+      '/* why */ -- and how\n WITH r AS (SELECT * FROM readings_raw) SELECT * FROM r',
+      'VALUES (1)',
+      'TABLE readings_raw',
+      'FROM readings_raw SELECT *',
+      '(SELECT * FROM readings_raw) UNION ALL (SELECT * FROM readings_raw)',
+      '; SELECT * FROM readings_raw',
+    ]) {
+      expect(() => resolveSpec(spec([raw, node(sql)])), sql).not.toThrow();
+    }
   });
 });
 
