@@ -118,6 +118,15 @@ export const DriftMetricSchema = z.union([z.literal('row_count'), z.strictObject
 /** The columns a `not_null` or `unique` check looks at: names of the node's output, matched in any case when a partition runs. */
 const CheckColumnsSchema = z.array(z.string().min(1, { message: "is an empty column name: name a column of the node's output, e.g. columns: [order_id]" })).min(1);
 
+const CHECK_TYPES = ['row_count', 'not_null', 'unique', 'sql', 'drift'] as const;
+
+/** ` (did you mean 'unique'?)` for a check whose type is a typo of one. */
+function checkTypeHint(check: unknown): string {
+  const type = typeof check === 'object' && check !== null ? (check as { type?: unknown }).type : undefined;
+  const [near] = typeof type === 'string' ? closestNames(type, CHECK_TYPES, 1) : [];
+  return near === undefined ? '' : ` (did you mean '${near}'?)`;
+}
+
 export const CheckSchema = z.discriminatedUnion(
   'type',
   [
@@ -151,7 +160,7 @@ export const CheckSchema = z.discriminatedUnion(
       severity: SeveritySchema,
     }),
   ],
-  { message: "must have type 'row_count', 'not_null', 'unique', 'sql' or 'drift'" },
+  { error: (issue) => `must have type ${CHECK_TYPES.map((t) => `'${t}'`).join(', ').replace(/, ([^,]*)$/, ' or $1')}${checkTypeHint(issue.input)}` },
 );
 
 const BATCH_SIZE_MESSAGE = "must be 'auto' or a whole number from 1 to 1000";

@@ -32,6 +32,8 @@ export function zodProblem(error: z.ZodError): ZodProblem {
   // Report the most specific issue: a union reports its branches' issues nested inside.
   let issue: z.core.$ZodIssue = error.issues[0]!;
   let path: PropertyKey[] = [...issue.path];
+  /** The issues found beside the one reported, at the same level (their paths relative alike). */
+  let siblings: readonly z.core.$ZodIssue[] = error.issues;
   while (issue.code === 'invalid_union' && issue.errors.length > 0) {
     const branches = issue.errors.filter((b) => b.length > 0);
     // A branch that rejects fields of the object itself has the wrong shape (the user meant another branch).
@@ -40,6 +42,7 @@ export function zodProblem(error: z.ZodError): ZodProblem {
     // Prefer the branch that got furthest (the longest path), which is usually the one the user meant.
     const deepest = (shaped.length > 0 ? shaped : branches).flat().sort((a, b) => b.path.length - a.path.length)[0];
     if (!deepest || deepest.path.length === 0) break;
+    siblings = (shaped.length > 0 ? shaped : branches).find((b) => b.includes(deepest)) ?? [];
     path = [...path, ...deepest.path];
     issue = deepest;
   }
@@ -48,7 +51,22 @@ export function zodProblem(error: z.ZodError): ZodProblem {
   if (issue.code === 'invalid_type' && message.startsWith('Invalid input')) {
     message = issue.input === undefined ? 'is required' : `must be ${issue.expected}`;
   }
+  if (message === 'is required') message += misnamedHint(issue, siblings);
   return { path, message };
+}
+
+/**
+ * A missing field beside an unknown one in the same object is most likely that field under
+ * another name (`label:` for `name:`): said with the missing one, which zod reports first.
+ */
+function misnamedHint(missing: z.core.$ZodIssue, siblings: readonly z.core.$ZodIssue[]): string {
+  const field = missing.path.at(-1);
+  if (field === undefined) return '';
+  const owner = missing.path.slice(0, -1);
+  const unknown = siblings.find((i): i is z.core.$ZodIssueUnrecognizedKeys => i.code === 'unrecognized_keys' && i.path.length === owner.length && i.path.every((key, n) => key === owner[n]));
+  if (!unknown || unknown.keys.length === 0) return '';
+  const keys = unknown.keys.map((key) => `'${key}'`).join(', ');
+  return `; ${keys} ${unknown.keys.length > 1 ? 'are no fields' : 'is no field'} here: ${unknown.keys.length > 1 ? 'is one of them' : 'is it'} meant as ${String(field)}?`;
 }
 
 /**

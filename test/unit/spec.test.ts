@@ -591,6 +591,23 @@ describe('resolveSpec: bad input names the problem, the place and the fix', () =
     expect(check.message).toMatch(/'mn' \(did you mean '(min|max)'\?\)/);
   });
 
+  it('a missing field beside an unknown one, which is likely it under another name (it said only "is required")', () => {
+    const label = rejects(minimal([{ id: 'a', transform: 'noop', checks: [{ type: 'sql', label: 'complete day', sql: 'SELECT 1 FROM {{this}}' }] }]), 'invalid_spec', 'nodes[0].checks[0].name');
+    expect(label.message).toBe("nodes[0].checks[0].name: is required; 'label' is no field here: is it meant as name?");
+    const two = rejects(minimal([{ ident: 'a', tag: 'x', transform: 'noop' }]), 'invalid_spec', 'nodes[0].id');
+    expect(two.message).toBe("nodes[0].id: is required; 'ident', 'tag' are no fields here: is one of them meant as id?");
+    // Without an unknown field beside it, or with one elsewhere, it stays as it was.
+    const alone = rejects(minimal([{ id: 'a', transform: 'noop', checks: [{ type: 'sql', sql: 'SELECT 1 FROM {{this}}' }] }]), 'invalid_spec', 'nodes[0].checks[0].name');
+    expect(alone.message).toBe('nodes[0].checks[0].name: is required');
+  });
+
+  it("a check's type that is a typo of one, with the type meant", () => {
+    const uniq = rejects(minimal([{ id: 'a', transform: 'noop', checks: [{ type: 'uniq', columns: ['id'] }] }]), 'invalid_spec', 'nodes[0].checks[0].type');
+    expect(uniq.message).toBe("nodes[0].checks[0].type: must have type 'row_count', 'not_null', 'unique', 'sql' or 'drift' (did you mean 'unique'?)");
+    const far = rejects(minimal([{ id: 'a', transform: 'noop', checks: [{ type: 'freshness' }] }]), 'invalid_spec', 'nodes[0].checks[0].type');
+    expect(far.message).toBe("nodes[0].checks[0].type: must have type 'row_count', 'not_null', 'unique', 'sql' or 'drift'");
+  });
+
   it('unknown fields, at every level', () => {
     const top = rejects({ ...minimal([{ id: 'a', transform: 'noop' }]), colour: 'red' }, 'invalid_spec', 'spec');
     expect(top.message).toBe("spec: has unknown field(s) 'colour'");
