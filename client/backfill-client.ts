@@ -430,7 +430,8 @@ function reusePolicy(deliberate: boolean, refusedOnly: boolean): WorkflowIdReuse
 
 /** A readable default id: the spec's name and the UTC start time. */
 export function defaultBackfillId(name: string, now = new Date()): string {
-  const slug = name.toLowerCase().replace(/[^a-z0-9._-]+/g, '-').replace(/^-+|-+$/g, '') || 'backfill';
+  // A valid id whatever the name: it starts with a letter or digit, and the time fits after it.
+  const slug = name.toLowerCase().replace(/[^a-z0-9._-]+/g, '-').replace(/^[^a-z0-9]+/, '').slice(0, 160).replace(/-+$/, '') || 'backfill';
   return `${slug}-${compactUtc(now)}`;
 }
 
@@ -553,7 +554,7 @@ export class BackfillClient {
     const carry = goesOn?.carry;
     const backfillId = options.id ?? defaultBackfillId(spec.name);
     if (!ID_PATTERN.test(backfillId)) {
-      throw new BackfillError('invalid_argument', `--id '${backfillId}' must be letters, digits and . _ : - (at most 200)`, 'id');
+      throw new BackfillError('invalid_argument', `--id '${backfillId}' must start with a letter or digit, followed by letters, digits and . _ : - (at most 200 characters in all), e.g. ${defaultBackfillId(spec.name)}`, 'id');
     }
     const workflowId = backfillWorkflowId(backfillId);
     // Refused here, before anything connects or waits (the workflow refuses them too: anyone may start one).

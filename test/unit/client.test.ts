@@ -45,6 +45,14 @@ describe('defaultBackfillId', () => {
     expect(defaultBackfillId('', at)).toBe('backfill-20240301-050607Z');
   });
 
+  it('is a valid id for a name that starts with . or _, or is long (start refused it as an --id the user never gave)', () => {
+    expect(defaultBackfillId('_shop', at)).toBe('shop-20240301-050607Z');
+    expect(defaultBackfillId('.hidden_2024', at)).toBe('hidden_2024-20240301-050607Z');
+    const long = defaultBackfillId(`${'a'.repeat(159)} b`, at);
+    expect(long).toBe(`${'a'.repeat(159)}-20240301-050607Z`);
+    for (const id of [long, defaultBackfillId('x'.repeat(500), at), defaultBackfillId('._-', at)]) expect(id).toMatch(/^[A-Za-z0-9][A-Za-z0-9._:-]{0,199}$/);
+  });
+
   it('uses UTC whatever the time zone, and is a valid backfill id', () => {
     const id = defaultBackfillId('x', new Date(Date.UTC(2023, 11, 31, 23, 59, 59)));
     expect(id).toBe('x-20231231-235959Z');
