@@ -102,9 +102,11 @@ export function upstreamSuspect(progress: Pick<Progress, 'backfillId'> & { nodes
 }
 
 /**
- * Datasets left disagreeing: nodes that published partitions in this backfill while nodes after
- * them have failed or blocked partitions, which keep their versions from before (made from the
- * upstream data as it was). Null when no such pair exists.
+ * Datasets that may be left disagreeing: nodes that published partitions in this backfill while
+ * nodes after them have failed or blocked partitions, which keep their versions from before (made
+ * from the upstream data as it was). Progress counts versions, not what they hold: where the new
+ * upstream versions hold the same data as the old ones, nothing disagrees, so it says "may" and
+ * how to tell. Null when no such pair exists.
  */
 export function mixedDatasets(progress: Pick<Progress, 'backfillId'> & { nodes: readonly Counted[] }): string | null {
   const behind = progress.nodes.map((n, i) => ({ n, i })).filter(({ n, i }) => n.failed + n.blocked > 0 && publishedBefore(progress.nodes, i).length > 0);
@@ -113,7 +115,8 @@ export function mixedDatasets(progress: Pick<Progress, 'backfillId'> & { nodes: 
   const left = behind.map(({ n }) => `${n.id} ${n.failed + n.blocked}`).join(', ');
   const id = shellWord(progress.backfillId);
   return (
-    `datasets disagree: this backfill published ${upstream.join(', ')}, but the failed or blocked partitions of ${left} keep their older versions, made from the upstream data as it was; ` +
+    `datasets may disagree: this backfill published ${upstream.join(', ')}, but the failed or blocked partitions of ${left} keep their older versions, made from the upstream data as it was ` +
+    `(the same data where the new upstream versions changed nothing: their checksums in 'backfill lineage <node> <partition>' tell); ` +
     `'backfill retry-failed ${id}' completes them, 'backfill rollback ${id}' undoes the backfill`
   );
 }

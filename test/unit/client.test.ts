@@ -391,7 +391,7 @@ describe('renderFailures', () => {
     const ended = progress({ state: 'completed_with_failures' });
     const next = "  next: fix the cause, then 'backfill retry-failed shop-1' runs the failed partitions and those they blocked (with --spec <file> when the fix is in the spec)";
     // orders_raw published partitions while daily_revenue's are blocked: the datasets disagree, said before the next step.
-    const mixed = "  ⚠ datasets disagree: this backfill published orders_raw 1100, but the failed or blocked partitions of daily_revenue 6 keep their older versions, made from the upstream data as it was; 'backfill retry-failed shop-1' completes them, 'backfill rollback shop-1' undoes the backfill";
+    const mixed = "  ⚠ datasets may disagree: this backfill published orders_raw 1100, but the failed or blocked partitions of daily_revenue 6 keep their older versions, made from the upstream data as it was (the same data where the new upstream versions changed nothing: their checksums in 'backfill lineage <node> <partition>' tell); 'backfill retry-failed shop-1' completes them, 'backfill rollback shop-1' undoes the backfill";
     expect(plain(renderStatus(ended)).split('\n').slice(-4)).toEqual([...renderFailures(printable(ended)).map(plain), mixed, next]);
     expect(plain(renderEnd(ended)).split('\n').at(-1)).toBe(next);
     // While it runs, or once it completed, there is nothing to retry yet.

@@ -79,7 +79,7 @@ describe('after a check failed downstream of published data', () => {
       { id: 'daily', dependsOn: ['clean'], done: 0, failed: 5, blocked: 5, failures: [failure('CheckFailed', 5)] },
     ];
     expect(upstreamSuspect({ backfillId: 'b', nodes: branched }, 'CheckFailed')).toContain('on data this backfill published upstream (raw 10, clean 5)');
-    expect(mixedDatasets({ backfillId: 'b', nodes: branched })).toMatch(/^datasets disagree: this backfill published raw 10, clean 5, but/);
+    expect(mixedDatasets({ backfillId: 'b', nodes: branched })).toMatch(/^datasets may disagree: this backfill published raw 10, clean 5, but/);
     // An older worker's progress has no dependsOn: every node before it counts.
     const older = branched.map(({ dependsOn: _, ...n }) => n);
     expect(upstreamSuspect({ backfillId: 'b', nodes: older }, 'CheckFailed')).toContain('(raw 10, customers 7, clean 5)');
@@ -87,7 +87,7 @@ describe('after a check failed downstream of published data', () => {
 
   it('names datasets that disagree: published upstream, failed or blocked downstream', () => {
     expect(mixedDatasets({ backfillId: 'b10', nodes })).toBe(
-      "datasets disagree: this backfill published raw 10, clean 5, but the failed or blocked partitions of clean 5, daily 10 keep their older versions, made from the upstream data as it was; 'backfill retry-failed b10' completes them, 'backfill rollback b10' undoes the backfill",
+      "datasets may disagree: this backfill published raw 10, clean 5, but the failed or blocked partitions of clean 5, daily 10 keep their older versions, made from the upstream data as it was (the same data where the new upstream versions changed nothing: their checksums in 'backfill lineage <node> <partition>' tell); 'backfill retry-failed b10' completes them, 'backfill rollback b10' undoes the backfill",
     );
     expect(mixedDatasets({ backfillId: 'b', nodes: [{ ...nodes[0]!, done: 0, failed: 10 }, { ...nodes[1]!, done: 0, failed: 0, blocked: 10 }] })).toBeNull();
   });
