@@ -7,7 +7,7 @@
 import { join } from 'node:path';
 import { BackfillError } from '../core/errors.ts';
 import { checkTaskQueue } from '../core/task-queue.ts';
-import { DEFAULT_OVERHEAD, fitOverhead, partitionSeconds, scaleOverhead, simulate, type Forecast, type NodeTiming, type OverheadFit, type OverheadModel, type QueueCap, type SimulationInput } from '../core/estimate.ts';
+import { DEFAULT_OVERHEAD, fitOverhead, partitionSeconds, scaleOverhead, simulate, stillThreshold, stillTime, type Forecast, type NodeTiming, type OverheadFit, type OverheadModel, type QueueCap, type SimulationInput } from '../core/estimate.ts';
 import type { Limits } from '../core/limits.ts';
 import { checkStart, type Policy } from '../core/policy.ts';
 import type { Plan, PlanNode } from '../core/plan.ts';
@@ -208,13 +208,16 @@ export async function sampleHistories(plan: Plan, warehouse: Pick<Warehouse, 'le
 /** Fewer partitions than this in the history's largest backfill: too few to calibrate on. */
 export const MIN_CALIBRATION_PARTITIONS = 10;
 
-export type Calibration = OverheadFit & { backfillId: string; partitions: number; spanMs: number };
+/** `spanMs`: from the first start to the last finish, less `stillMs` in which no partition ran (`stillTime`). */
+export type Calibration = OverheadFit & { backfillId: string; partitions: number; spanMs: number; stillMs: number };
 
 /**
  * Calibrates the orchestration costs on the earlier backfill that published most of the
  * plan's partitions: the plan, narrowed to what that backfill ran (the rest counts as done),
  * is simulated with its partitions' own durations and must take as long as it did, from its
- * first partition's start to its last one's finish. Null when no backfill ran enough of them.
+ * first partition's start to its last one's finish, less the stretches in which it stood still
+ * (paused, or waiting for a worker: they would scale the costs as if orchestration took them).
+ * Null when no backfill ran enough of them.
  */
 export function calibrate(plan: Plan, history: ReadonlyMap<string, NodeHistory>, input: Omit<SimulationInput, 'plan' | 'timings' | 'skip' | 'from'>): Calibration | null {
   const counts = new Map<string, number>();
@@ -224,6 +227,7 @@ export function calibrate(plan: Plan, history: ReadonlyMap<string, NodeHistory>,
   const skip: Record<string, RangesJSON> = {};
   let first = Infinity;
   let last = -Infinity;
+  const intervals: Array<[number, number]> = [];
   for (const node of plan.nodes) {
     const ran = new RangeSet();
     for (const r of history.get(node.id)?.runs ?? []) {
@@ -231,12 +235,14 @@ export function calibrate(plan: Plan, history: ReadonlyMap<string, NodeHistory>,
       ran.add(r.index);
       first = Math.min(first, r.startMs);
       last = Math.max(last, r.finishMs);
+      intervals.push([r.startMs, r.finishMs]);
     }
     skip[node.id] = RangeSet.of([0, node.partitions.size]).deleteAll(ran).toJSON();
   }
+  const stillMs = stillTime(intervals, stillThreshold({ ...input, plan }));
   const timings = new Map([...history].map(([id, h]) => [id, h.timing]));
-  const fit = fitOverhead({ ...input, plan, timings, skip }, last - first);
-  return fit && { ...fit, backfillId, partitions, spanMs: last - first };
+  const fit = fitOverhead({ ...input, plan, timings, skip }, last - first - stillMs);
+  return fit && { ...fit, backfillId, partitions, spanMs: last - first - stillMs, stillMs };
 }
 
 /** The estimate as `plan --estimate` reports it: pure, from the histories. */

@@ -38,7 +38,7 @@ export function renderEstimate(report: EstimateReport): string {
   const o = estimate.overhead;
   const c = estimate.calibration;
   const calibration = c
-    ? `calibrated on ${c.backfillId}: its ${number(c.partitions)} partitions ran in ${formatDuration(c.spanMs)} from the first start to the last finish, which the model takes with its costs ×${c.factor}${c.clamped ? ' (the most it scales: the history is far off the model)' : ''}`
+    ? `calibrated on ${c.backfillId}: its ${number(c.partitions)} partitions ran in ${formatDuration(c.spanMs)} from the first start to the last finish${c.stillMs > 0 ? `, less ${formatDuration(c.stillMs)} in which none ran (paused, or waiting for a worker)` : ''}, which the model takes with its costs ×${c.factor}${c.clamped ? ' (the most it scales: the history is far off the model)' : ''}`
     : estimate.sample
       ? 'not calibrated (a sample is too small to calibrate on): the defaults of docs/estimate.md'
       : 'not calibrated (no earlier backfill ran 10 or more of these partitions): the defaults of docs/estimate.md';

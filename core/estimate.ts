@@ -672,6 +672,39 @@ export function spanOf(forecast: Forecast): number | null {
 /** How far `fitOverhead` scales the model at most, either way. */
 export const MAX_OVERHEAD_FACTOR = 16;
 
+/**
+ * Stretches with no partition running shorter than this are the orchestration's own (a batch's
+ * hand-over, a queue's first poll); longer ones are a run standing still (paused, cancelled and
+ * resumed, waiting on a queue no worker polled), which calibration leaves out.
+ */
+export const STILL_MIN_MS = 5_000;
+
+/**
+ * How long, between the first interval's start and the last one's end, no interval ran, counting
+ * only the stretches longer than `minMs`.
+ */
+export function stillTime(intervals: ReadonlyArray<readonly [start: number, end: number]>, minMs: number): number {
+  const sorted = [...intervals].sort((a, b) => a[0] - b[0]);
+  let still = 0;
+  let reached = sorted[0]?.[1] ?? 0;
+  for (const [start, end] of sorted.slice(1)) {
+    if (start - reached > minMs) still += start - reached;
+    reached = Math.max(reached, end);
+  }
+  return still;
+}
+
+/**
+ * The shortest stretch without a running partition that counts as standing still under these
+ * limits: a slow rate leaves gaps of its own (three intervals of the slowest rate), and run
+ * windows leave gaps as long as they say (none counts).
+ */
+export function stillThreshold(input: Pick<SimulationInput, 'plan' | 'limits' | 'overrides' | 'windows'>): number {
+  if (input.windows !== undefined) return Infinity;
+  const rates = [input.limits.rate, ...input.plan.nodes.map((n) => input.overrides?.[n.id]?.rate ?? n.spec.rate)].filter((r): r is number => typeof r === 'number' && r > 0);
+  return Math.max(STILL_MIN_MS, rates.length > 0 ? (3 * 1000) / Math.min(...rates) : 0);
+}
+
 export type OverheadFit = { factor: number; modelSpanMs: number; fittedSpanMs: number; clamped: boolean };
 
 /**

@@ -8,7 +8,7 @@ import { calibrate, estimateOptions, estimatePlan, estimateReport, nodeHistory, 
 import type { SampleRun } from '../../client/estimate-sample.ts';
 import { renderEstimate } from '../../client/render-estimate.ts';
 import type { LedgerRow } from '../../activities/warehouse/types.ts';
-import { DEFAULT_OVERHEAD } from '../../core/estimate.ts';
+import { DEFAULT_OVERHEAD, STILL_MIN_MS, stillThreshold } from '../../core/estimate.ts';
 import { expandPlan, planNode } from '../../core/plan.ts';
 import { parsePolicy } from '../../core/policy.ts';
 import { RangeSet } from '../../core/ranges.ts';
@@ -102,6 +102,32 @@ describe('calibrate', () => {
     // The rows ran from T0 + 1 s to T0 + 20 s + 800 ms.
     expect(c.spanMs).toBe(19_800);
     expect(c.factor).toBeGreaterThan(1);
+  });
+
+  it('leaves out a stretch in which the run stood still (paused, then resumed): it calibrated 3× long on such a run', () => {
+    const pause = 60_000;
+    // b1 as above, but paused for a minute after its tenth second: every partition after it started a minute later.
+    const paused = new Map(
+      [...histories()].map(([id, h]) => [id, { ...h, runs: (h.runs ?? []).map((r) => (r.startMs >= T0 + 11_000 ? { ...r, startMs: r.startMs + pause, finishMs: r.finishMs + pause } : r)) }]),
+    );
+    const limits = { limits: { rate: null, concurrency: null }, overhead: DEFAULT_OVERHEAD };
+    const before = calibrate(plan, histories(), limits)!;
+    const c = calibrate(plan, paused, limits)!;
+    // The whole stretch in which nothing ran: the pause and the 200 ms after the last partition before it.
+    expect(c.stillMs).toBe(pause + 200);
+    expect(c.spanMs).toBe(before.spanMs - 200);
+    expect(c.factor).toBeGreaterThan(before.factor * 0.9);
+    expect(c.factor).toBeLessThan(before.factor * 1.1);
+    expect(before.stillMs).toBe(0);
+    const options = { ...estimateOptions(spec, { estimate: true }), warehouse: '/w.db', warehouseFound: true };
+    expect(stripVTControlCharacters(renderEstimate(estimateReport(plan, paused, options)))).toMatch(/from the first start to the last finish, less 1m 00s in which none ran \(paused, or waiting for a worker\)/);
+  });
+
+  it("keeps the gaps a slow rate leaves, and run windows' (the run was held, not standing still)", () => {
+    expect(stillThreshold({ plan, limits: { rate: null, concurrency: null } })).toBe(STILL_MIN_MS);
+    expect(stillThreshold({ plan, limits: { rate: 0.1, concurrency: null } })).toBe(30_000);
+    expect(stillThreshold({ plan, limits: { rate: 5, concurrency: null }, overrides: { raw: { rate: 0.05 } } })).toBe(60_000);
+    expect(stillThreshold({ plan, limits: { rate: null, concurrency: null }, windows: { startAt: 0, limitsAt: () => ({ paused: false, open: true, nextChangeAt: null, rate: null, concurrency: null }) } })).toBe(Infinity);
   });
 
   it('does not calibrate on fewer than 10 partitions', () => {
