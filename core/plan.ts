@@ -11,6 +11,7 @@ import { BackfillError } from './errors.ts';
 import { NodePartitions } from './partitions.ts';
 import { topologicalOrder } from './graph.ts';
 import { sqlNotes } from './spec-notes.ts';
+import { partialPeriodNotes } from './partial-periods.ts';
 import { grainOf, upstreamRanges } from './mapping.ts';
 import type { Mapping, PartitionRange, ResolvedNode, ResolvedPartitions, ResolvedSpec } from './spec.ts';
 import type { Windows } from './windows.ts';
@@ -228,11 +229,11 @@ export function planStats(plan: Plan): PlanStats {
 /** The `plan --json` document (a stable contract: keys may be added, never renamed); `windows`: the spec's run windows, when it has them. */
 export function planSummary(plan: Plan, windows?: Windows) {
   const stats = planStats(plan);
-  const notes = sqlNotes(plan.nodes.map((node) => node.spec)).map((note) => note.message);
+  const notes = [...sqlNotes(plan.nodes.map((node) => node.spec)).map((note) => note.message), ...partialPeriodNotes(plan)];
   return {
     name: plan.name,
     ...(windows ? { windows } : {}),
-    /** What looks wrong without being refused (a table read whose name is a node's with a typo, a column left unnamed). */
+    /** What looks wrong without being refused (a table read whose name is a node's with a typo, a column left unnamed, a partial first or last period). */
     ...(notes.length > 0 ? { notes } : {}),
     totalPartitions: stats.totalPartitions,
     criticalPathLength: stats.criticalPathLength,

@@ -716,7 +716,9 @@ describe('planNode, upstreamOf and planSummary', () => {
     const summary = planSummary(expandPlan(typo));
     expect(summary.notes).toEqual([expect.stringMatching(/^orders_clean's SQL reads orders_rwa, which is no node of this spec: if you meant orders_raw, correct the name/)]);
     expect(stripVTControlCharacters(renderPlan(summary))).toContain("\nnote: orders_clean's SQL reads orders_rwa");
-    expect('notes' in planSummary(plan)).toBe(false);
+    expect('notes' in planSummary(expandPlan(spec([n('a'), n('b', { dependsOn: ['a'] })])))).toBe(false);
+    // This describe's plan has a month over ten days: its partial period is noted (partial-periods.test.ts).
+    expect(planSummary(plan).notes).toEqual([expect.stringMatching(/^m's last partition 2024-01 ends 21 days after c's last partition/)]);
   });
 
   it('rangeBeyondSpec says what --from and --to asked beyond the spec, which the range is cut to (it was cut without a word)', () => {
