@@ -148,7 +148,7 @@ export const CheckSchema = z.discriminatedUnion(
       type: z.literal('sql'),
       name: z.string(),
       /** A query over `{{this}}` (the new version of the partition) returning the rows that violate the check; `{{previous}}` is the published version it replaces. */
-      sql: z.string().min(1),
+      sql: z.string().min(1, { message: 'is empty: write the query that returns the rows violating the check, e.g. SELECT * FROM {{this}} WHERE amount < 0' }),
       severity: SeveritySchema,
     }),
     z.strictObject({
@@ -284,8 +284,8 @@ export const NodeSchema = PartialSettingsSchema.extend({
     const problem = nodeIdProblem(id);
     if (problem) ctx.addIssue({ code: 'custom', message: problem });
   }),
-  transform: z.string().min(1).optional(),
-  sql: z.string().min(1).optional(),
+  transform: z.string().min(1, { message: "is empty: name a registered transform (sql, noop, sleep, or one of the spec's transforms modules)" }).optional(),
+  sql: z.string().min(1, { message: "is empty: write the node's query, e.g. SELECT * FROM <upstream> WHERE ..." }).optional(),
   params: z.record(z.string(), z.unknown()).default({}),
   partitions: PartitionsSchema.optional(),
   dependsOn: z.array(DependencySchema).default([]),

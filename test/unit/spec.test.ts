@@ -601,6 +601,13 @@ describe('resolveSpec: bad input names the problem, the place and the fix', () =
     expect(alone.message).toBe('nodes[0].checks[0].name: is required');
   });
 
+  it("an empty sql or transform says what to write (it said zod's 'Too small: expected string to have >=1 characters')", () => {
+    expect(rejects(minimal([{ id: 'a', sql: '' }]), 'invalid_spec', 'nodes[0].sql').message).toBe("nodes[0].sql: is empty: write the node's query, e.g. SELECT * FROM <upstream> WHERE ...");
+    expect(rejects(minimal([{ id: 'a', transform: '' }]), 'invalid_spec', 'nodes[0].transform').message).toMatch(/^nodes\[0\]\.transform: is empty: name a registered transform/);
+    const check = rejects(minimal([{ id: 'a', transform: 'noop', checks: [{ type: 'sql', name: 'x', sql: '' }] }]), 'invalid_spec', 'nodes[0].checks[0].sql');
+    expect(check.message).toMatch(/^nodes\[0\]\.checks\[0\]\.sql: is empty: write the query that returns the rows violating the check/);
+  });
+
   it("a check's type that is a typo of one, with the type meant", () => {
     const uniq = rejects(minimal([{ id: 'a', transform: 'noop', checks: [{ type: 'uniq', columns: ['id'] }] }]), 'invalid_spec', 'nodes[0].checks[0].type');
     expect(uniq.message).toBe("nodes[0].checks[0].type: must have type 'row_count', 'not_null', 'unique', 'sql' or 'drift' (did you mean 'unique'?)");
