@@ -116,7 +116,9 @@ export const DriftMetricSchema = z.union([z.literal('row_count'), z.strictObject
 });
 
 /** The columns a `not_null` or `unique` check looks at: names of the node's output, matched in any case when a partition runs. */
-const CheckColumnsSchema = z.array(z.string().min(1, { message: "is an empty column name: name a column of the node's output, e.g. columns: [order_id]" })).min(1);
+const CheckColumnsSchema = z
+  .array(z.string().min(1, { message: "is an empty column name: name a column of the node's output, e.g. columns: [order_id]" }))
+  .min(1, { message: "is empty: name the columns to check, e.g. columns: [order_id]" });
 
 const CHECK_TYPES = ['row_count', 'not_null', 'unique', 'sql', 'drift'] as const;
 
@@ -134,8 +136,8 @@ export const CheckSchema = z.discriminatedUnion(
       .strictObject({
         type: z.literal('row_count'),
         name: z.string().optional(),
-        min: z.number().int().min(0).optional(),
-        max: z.number().int().min(0).optional(),
+        min: z.number().int({ message: 'must be a whole number of rows, 0 or more' }).min(0, { message: 'must be a whole number of rows, 0 or more' }).optional(),
+        max: z.number().int({ message: 'must be a whole number of rows, 0 or more' }).min(0, { message: 'must be a whole number of rows, 0 or more' }).optional(),
         severity: SeveritySchema,
       })
       .refine((c) => c.min === undefined || c.max === undefined || c.min <= c.max, {
@@ -172,7 +174,7 @@ const settingFields = {
   // As Temporal's server takes a task queue's name: every activity on a name it refuses would fail to schedule.
   taskQueue: z
     .string()
-    .min(1)
+    .min(1, { message: "is empty: name the task queue the node's workers poll, e.g. taskQueue: warehouse-heavy (or leave it out for 'backfill')" })
     .max(1000, { message: 'is longer than the 1,000 characters a Temporal task queue name may have' })
     .superRefine((name, ctx) => {
       const problem = reservedPrefixProblem(name);

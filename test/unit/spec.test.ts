@@ -608,6 +608,16 @@ describe('resolveSpec: bad input names the problem, the place and the fix', () =
     expect(check.message).toMatch(/^nodes\[0\]\.checks\[0\]\.sql: is empty: write the query that returns the rows violating the check/);
   });
 
+  it("an empty task queue, an empty list of check columns and a negative row count say what to write, not zod's 'Too small'", () => {
+    expect(rejects(minimal([{ id: 'a', transform: 'noop', taskQueue: '' }]), 'invalid_spec', 'nodes[0].taskQueue').message).toMatch(/^nodes\[0\]\.taskQueue: is empty: name the task queue/);
+    expect(rejects(minimal([{ id: 'a', transform: 'noop', checks: [{ type: 'unique', columns: [] }] }]), 'invalid_spec', 'nodes[0].checks[0].columns').message).toBe(
+      'nodes[0].checks[0].columns: is empty: name the columns to check, e.g. columns: [order_id]',
+    );
+    expect(rejects(minimal([{ id: 'a', transform: 'noop', checks: [{ type: 'row_count', min: -1 }] }]), 'invalid_spec', 'nodes[0].checks[0].min').message).toBe(
+      'nodes[0].checks[0].min: must be a whole number of rows, 0 or more',
+    );
+  });
+
   it("a check's type that is a typo of one, with the type meant", () => {
     const uniq = rejects(minimal([{ id: 'a', transform: 'noop', checks: [{ type: 'uniq', columns: ['id'] }] }]), 'invalid_spec', 'nodes[0].checks[0].type');
     expect(uniq.message).toBe("nodes[0].checks[0].type: must have type 'row_count', 'not_null', 'unique', 'sql' or 'drift' (did you mean 'unique'?)");
