@@ -63,8 +63,11 @@ function plainColumn(entry: readonly SqlItem[]): boolean {
 
 /** Whether an entry keeps a name on every engine: `*`, `t.*`, a plain column, or an alias (with AS or without). */
 function named(entry: readonly SqlItem[]): boolean {
-  if (entry.length === 1 && isPunct(entry[0], '*')) return true;
-  if (isPunct(entry.at(-1), '*') && isPunct(entry.at(-2), '.')) return true;
+  // `*` and `t.*`, also with DuckDB's modifiers after them (`* EXCLUDE (a)`): the columns keep their names.
+  const star = entry.findIndex((item) => isPunct(item, '*'));
+  if (star === 0 || (star > 0 && isPunct(entry[star - 1], '.') && entry.slice(0, star - 1).every((item, i) => (i % 2 === 0 ? isName(item) : isPunct(item, '.'))))) {
+    return star + 1 === entry.length || isWord(entry[star + 1]);
+  }
   if (plainColumn(entry)) return true;
   if (entry.length < 2 || !isName(entry.at(-1))) return false;
   const before = entry.at(-2)!;

@@ -15,6 +15,7 @@ describe('unnamedColumns: the main query\'s columns without a name of their own'
     ['SELECT (a), ((t.b)) FROM t', 'parenthesised columns'],
     ['SELECT * FROM t', 'a star'],
     ['SELECT t.*, u.* FROM t JOIN u USING (id)', 'qualified stars'],
+    ['SELECT * EXCLUDE (a), t.* REPLACE (b + 1 AS b) FROM t', "stars with DuckDB's modifiers"],
     ['SELECT count(*) AS n, sum(x) total, 1 AS one, \'x\' "label", DATE \'2024-01-01\' d FROM t', 'aliases with AS and without'],
     ['SELECT CASE WHEN a > 0 THEN 1 END AS sign, a + b AS ab, a::int AS ai FROM t', 'expressions with aliases'],
     ['SELECT DISTINCT a, b FROM t', 'after DISTINCT'],
@@ -33,6 +34,7 @@ describe('unnamedColumns: the main query\'s columns without a name of their own'
 
   it.each([
     ['SELECT day, count(*) FROM t GROUP BY day', ['2 count(*)']],
+    ['SELECT a * b, 2 * a, t.a * 2 FROM t', ['1 a * b', '2 2 * a', '3 t.a * 2']],
     ['SELECT a + b, CASE WHEN a > 0 THEN 1 END, CAST(a AS int), a::int FROM t', ['1 a + b', '2 CASE WHEN a > 0 THEN 1 END', '3 CAST(a AS int)', '4 a::int']],
     ["SELECT 1, 'x', NULL, true, -1, :partition FROM t", ['1 1', "2 'x'", '3 NULL', '4 true', '5 -1', '6 :partition']],
     ['SELECT a IS NULL, b IS NOT NULL, c ISNULL, d BETWEEN 1 AND e, NOT f, g IN (1, 2), h LIKE \'x%\' FROM t', ['1 a IS NULL', '2 b IS NOT NULL', '3 c ISNULL', '4 d BETWEEN 1 AND e', '5 NOT f', '6 g IN (1, 2)', "7 h LIKE 'x%'"]],
