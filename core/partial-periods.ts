@@ -8,7 +8,8 @@
  * is not noted; neither is a range narrowed by --from and --to (the spec's partitions decide).
  */
 import { mappingKind } from './mapping.ts';
-import type { Plan, PlanEdge, PlanNode } from './plan.ts';
+import { NodePartitions } from './partitions.ts';
+import type { Mapping, ResolvedNode } from './spec.ts';
 
 /** An ISO instant, as a date when it is midnight UTC. */
 function instant(ms: number): string {
@@ -17,18 +18,19 @@ function instant(ms: number): string {
 
 const count = (n: number, grain: string) => `${n} ${grain}${n === 1 ? '' : 's'}`;
 
-function edgeNotes(node: PlanNode, edge: PlanEdge): string[] {
-  const target = node.partitions;
-  const up = edge.full;
-  if (mappingKind(edge.mapping) !== 'window' || target.grain === 'static' || up.grain === 'static' || target.size === 0 || up.size === 0) return [];
+/** One edge: the node (`target`: its partitions in the range) and its upstream (`up`: all of its partitions). */
+type Edge = { node: string; target: NodePartitions; upstream: string; up: NodePartitions; mapping: Mapping };
+
+function edgeNotes({ node, target, upstream, up, mapping }: Edge): string[] {
+  if (mappingKind(mapping) !== 'window' || target.grain === 'static' || up.grain === 'static' || target.size === 0 || up.size === 0) return [];
   const notes: string[] = [];
   const first = target.window(0)!;
   const firstUp = up.window(0)!;
   if (first.start < firstUp.start && first.end > firstUp.start) {
     const before = -up.indexAt(first.start);
     notes.push(
-      `${node.id}'s first partition ${target.key(0)} begins ${count(before, up.grain)} before ${edge.node}'s first partition (${up.key(0)}): it reads ${before === 1 ? 'that one' : 'those'} as far as an earlier backfill published ${before === 1 ? 'it' : 'them'}, ` +
-        `so on a first backfill it covers part of its ${target.grain}. For whole ${target.grain}s, start ${edge.node}'s partitions at ${instant(first.start)}`,
+      `${node}'s first partition ${target.key(0)} begins ${count(before, up.grain)} before ${upstream}'s first partition (${up.key(0)}): it reads ${before === 1 ? 'that one' : 'those'} as far as an earlier backfill published ${before === 1 ? 'it' : 'them'}, ` +
+        `so on a first backfill it covers part of its ${target.grain}. For whole ${target.grain}s, start ${upstream}'s partitions at ${instant(first.start)}`,
     );
   }
   const last = target.window(target.size - 1)!;
@@ -36,14 +38,23 @@ function edgeNotes(node: PlanNode, edge: PlanEdge): string[] {
   if (last.end > lastUp.end && last.start < lastUp.end) {
     const after = up.indexAt(last.end - 1) + 1 - up.size;
     notes.push(
-      `${node.id}'s last partition ${target.key(target.size - 1)} ends ${count(after, up.grain)} after ${edge.node}'s last partition (${up.key(up.size - 1)}): it reads ${after === 1 ? 'that one' : 'those'} as far as published, ` +
-        `so it may cover part of its ${target.grain}. For whole ${target.grain}s, end ${edge.node}'s partitions at ${instant(last.end)}`,
+      `${node}'s last partition ${target.key(target.size - 1)} ends ${count(after, up.grain)} after ${upstream}'s last partition (${up.key(up.size - 1)}): it reads ${after === 1 ? 'that one' : 'those'} as far as published, ` +
+        `so it may cover part of its ${target.grain}. For whole ${target.grain}s, end ${upstream}'s partitions at ${instant(last.end)}`,
     );
   }
   return notes;
 }
 
-/** The notes for every node's window edges whose first or last period is partial. */
-export function partialPeriodNotes(plan: Plan): string[] {
-  return plan.nodes.flatMap((node) => node.upstream.flatMap((edge) => edgeNotes(node, edge)));
+/**
+ * The notes for every node's window edges whose first or last period is partial: of a plan's
+ * nodes, or of a spec's with their partitions in the range (`start`, which expands no plan).
+ */
+export function partialPeriodNotes(nodes: ReadonlyArray<{ spec: ResolvedNode; partitions: NodePartitions }>): string[] {
+  const byId = new Map(nodes.map((n) => [n.spec.id, n.spec]));
+  return nodes.flatMap(({ spec, partitions }) =>
+    spec.dependsOn.flatMap((d) => {
+      const upstream = byId.get(d.node);
+      return upstream ? edgeNotes({ node: spec.id, target: partitions, upstream: d.node, up: NodePartitions.of(upstream.partitions), mapping: d.mapping }) : [];
+    }),
+  );
 }

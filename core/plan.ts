@@ -229,7 +229,7 @@ export function planStats(plan: Plan): PlanStats {
 /** The `plan --json` document (a stable contract: keys may be added, never renamed); `windows`: the spec's run windows, when it has them. */
 export function planSummary(plan: Plan, windows?: Windows) {
   const stats = planStats(plan);
-  const notes = [...sqlNotes(plan.nodes.map((node) => node.spec)).map((note) => note.message), ...partialPeriodNotes(plan)];
+  const notes = [...sqlNotes(plan.nodes.map((node) => node.spec)).map((note) => note.message), ...partialPeriodNotes(plan.nodes)];
   return {
     name: plan.name,
     ...(windows ? { windows } : {}),

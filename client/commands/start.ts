@@ -110,8 +110,8 @@ export function startCommand() {
       const wait = options.waitForDatasets === undefined ? undefined : waitTimeout(options.waitForDatasets);
       // Refused before connecting (the client checks them again for library callers).
       requirePartitionsInRange(spec, range);
-      // What plan would note (a range beyond the spec, a table read whose name is a node's with a typo, a column left unnamed): on stderr, so that --json stays one document.
-      const notes = [rangeBeyondSpec(spec, range) ?? [], ...(await import('../../core/spec-notes.ts')).sqlNotes(spec.nodes).map((n) => n.message)].flat();
+      // What plan would note (a range beyond the spec, a table read whose name is a node's with a typo, a column left unnamed, a partial period): on stderr, so that --json stays one document.
+      const notes = [rangeBeyondSpec(spec, range) ?? [], ...(await import('../../core/spec-notes.ts')).startNotes(spec.nodes, range)].flat();
       for (const note of notes) process.stderr.write(`${pc.yellow(`note: ${terminalText(note)}`)}\n`);
       (await import('../../core/canary.ts')).startCanary(spec, options.canary, options.stage === true);
       const changes = options.onlyChanged ? await (await import('../only-changed.ts')).onlyChanged(expandPlan(spec, range), options) : undefined;
