@@ -435,6 +435,20 @@ export function defaultBackfillId(name: string, now = new Date()): string {
   return `${slug}-${compactUtc(now)}`;
 }
 
+/**
+ * The budgets a resume asks for: the ended run's limits (raised or lowered with set-budget since
+ * its start), else what its start asked for. Its admission judges them against the policy in force.
+ */
+function resumedBudgets(carry: BackfillCarry, asked: StartOptions['budgets']): { budgets?: NonNullable<StartOptions['budgets']> } {
+  const ledger = carry.governance?.budgets;
+  if (!ledger) return asked ? { budgets: asked } : {};
+  const budgets = {
+    ...(ledger.retries.limit !== null ? { retries: ledger.retries.limit } : {}),
+    ...(ledger.cost && ledger.cost.limit !== null ? { cost: ledger.cost.limit } : {}),
+  };
+  return Object.keys(budgets).length > 0 ? { budgets } : {};
+}
+
 /** How often, and how long apart, the runs of a backfill are listed again when the list lags behind a continued run (`goOnBase`). */
 const RELISTS = 5;
 const RELIST_WAIT_MS = 1_000;
@@ -1721,7 +1735,7 @@ export class BackfillClient {
         taskQueue: description.taskQueue,
         ...(limits ? { limits } : {}),
         ...(original.tuning ? { tuning: original.tuning } : {}),
-        ...(original.governance?.budgets ? { budgets: original.governance.budgets } : {}),
+        ...(resumedBudgets(carry, original.governance?.budgets)),
         ...(description.priority?.priorityKey ? { priority: description.priority.priorityKey } : {}),
         ...(description.priority?.fairnessWeight ? { fairnessWeight: description.priority.fairnessWeight } : {}),
         ...(options.reason !== undefined ? { reason: options.reason } : {}),

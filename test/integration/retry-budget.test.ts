@@ -79,4 +79,27 @@ describe('a retry budget', () => {
     expect(ledger).toHaveLength(6);
     expect(ledger.every((r) => r.status === 'published' && r.executions === 1)).toBe(true);
   }, 120_000);
+
+  it('a budget raised with set-budget carries over a cancel and a resume (the resumed run took the policy\'s 3 again, and was held at once)', async () => {
+    broken = true;
+    const spec = testSpec(queue, {
+      name: 'retry-budget-resumed',
+      partitions: { grain: 'day', start: '2024-01-01', end: '2024-01-05' },
+      defaults: { batchSize: 1, retry: { maxAttempts: MAX_ATTEMPTS, initialInterval: '300ms', backoffCoefficient: 1, maximumInterval: '300ms' } },
+      nodes: [{ id: 'flaky', transform: 'flaky', concurrency: CONCURRENCY }],
+    });
+    const { backfillId } = await client.start(spec, { taskQueue: queue, tuning: { reportIntervalMs: 100 } });
+    await waitFor('the retry budget to hold the backfill', async () => (await client.progress(backfillId)).governance?.holds.some((h) => h.kind === 'budget') || undefined, 60_000);
+    // Raised, and the run ended before it could use it.
+    await client.setBudget(backfillId, 'retries', 60);
+    await client.cancel(backfillId);
+    expect((await client.wait(backfillId, 30_000)).state).toBe('cancelled');
+
+    broken = false;
+    await client.resume(backfillId);
+    const outcome = await client.wait(backfillId, 60_000);
+    expect(outcome.state).toBe('completed');
+    expect(outcome.progress).toMatchObject({ done: 4, failed: 0 });
+    expect(outcome.progress?.governance?.budgets.retries).toMatchObject({ limit: 60 });
+  }, 120_000);
 });
