@@ -1,5 +1,6 @@
 /** What `wait --timeout` says of a backfill still open when its time runs out: why, when it is waiting on someone. */
 import { BackfillError } from '../core/errors.ts';
+import type { Hold } from '../core/governance.ts';
 import type { Progress } from '../core/protocol.ts';
 import { shellWord } from '../core/shell-word.ts';
 
@@ -15,9 +16,11 @@ export function decisionAwaited(id: string, state: Progress['state']): string | 
  * `progress` is null when it could not be read. A staged backfill or a canary's slice waits for
  * an operator's decision, which no amount of waiting makes: the message says whose and the command.
  */
-export function waitTimedOut(backfillId: string, timeoutMs: number, progress: Pick<Progress, 'state' | 'paused'> | null): BackfillError {
+export function waitTimedOut(backfillId: string, timeoutMs: number, progress: (Pick<Progress, 'state' | 'paused'> & { governance?: { holds: readonly Hold[] } }) | null): BackfillError {
   const id = backfillId;
   const decision = progress ? decisionAwaited(id, progress.state) : null;
+  // A spent budget holds it until set-budget raises it: resume would change nothing. Its hold says so, with the command.
+  const budget = progress?.governance?.holds.find((h) => h.kind === 'budget');
   const why =
     decision !== null
       ? `: ${decision}`
@@ -25,7 +28,9 @@ export function waitTimedOut(backfillId: string, timeoutMs: number, progress: Pi
           ? `: it waits for the approval its policy asks for before it runs ('backfill status ${shellWord(id)}' says why)`
           : progress?.state === 'waiting_for_window'
             ? `: it waits for its run window to open ('backfill status ${shellWord(id)}' says when)`
-            : progress?.paused === true
+            : budget !== undefined
+              ? `: it is held, ${budget.reason.replaceAll('<id>', shellWord(id))} (resume changes nothing while it is spent)`
+              : progress?.paused === true
               ? `: it is paused, and starts no partition until 'backfill resume ${shellWord(id)}' ('backfill status ${shellWord(id)}' says who or what paused it)`
               : '';
   return new BackfillError('timeout', `backfill '${id}' did not finish within ${timeoutMs / 1000}s; it is still running${why}`);

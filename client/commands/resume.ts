@@ -7,10 +7,11 @@ import { sinceText } from '../unchanged.ts';
 import { knownLink, webUiText } from '../web-ui.ts';
 import { withClient } from '../with-client.ts';
 import { keptOutputLines } from '../../core/kept-output.ts';
+import { shellWord } from '../../core/shell-word.ts';
 
-/** What still holds a backfill back after a control (an approval, a spent budget, a closed window). */
-export const heldLine = (state: { holds?: Array<{ reason: string }> } | null) =>
-  state?.holds && state.holds.length > 0 ? `\n  still held: ${state.holds.map((h) => h.reason).join('; ')}` : '';
+/** What still holds a backfill back after a control (an approval, a spent budget, a closed window), its commands naming `id`. */
+export const heldLine = (state: { holds?: Array<{ reason: string }> } | null, id: string) =>
+  state?.holds && state.holds.length > 0 ? `\n  still held: ${state.holds.map((h) => h.reason.replaceAll('<id>', shellWord(id))).join('; ')}` : '';
 
 /**
  * A resume of a backfill no operator paused: nothing changed, though it may still be held (a
@@ -18,7 +19,7 @@ export const heldLine = (state: { holds?: Array<{ reason: string }> } | null) =>
  */
 export function notPausedText(id: string, unchanged: Unchanged, state: { holds?: Array<{ reason: string }> }): string {
   const byOperator = state.holds && state.holds.length > 0 ? ' by an operator' : '';
-  return `${id} was not paused${byOperator}${sinceText(unchanged)}: nothing changed${heldLine(state)}`;
+  return `${id} was not paused${byOperator}${sinceText(unchanged)}: nothing changed${heldLine(state, id)}`;
 }
 
 /** The line that names the limits a new run was given (resume and retry-failed --rate, --concurrency). */
@@ -64,7 +65,7 @@ export function resumeCommand() {
             ? `${id} resumed in a new run; published partitions are skipped${limitsLine(limits)}${changedLine(result.changed)}\n  web UI: ${webUiText(resumed.uiUrl)}${keptOutputLines(id, result.keptOldOutput, options.spec ?? '<spec>')}`
             : result.state?.unchanged
               ? notPausedText(id, result.state.unchanged, result.state)
-              : `${id} resumed${changedLine(result.changed)}${heldLine(result.state)}${keptOutputLines(id, result.keptOldOutput, options.spec ?? '<spec>')}`,
+              : `${id} resumed${changedLine(result.changed)}${heldLine(result.state, id)}${keptOutputLines(id, result.keptOldOutput, options.spec ?? '<spec>')}`,
         );
       });
     });

@@ -53,7 +53,7 @@ export function budgetsOutcome(id: string, changes: readonly BudgetChange[], rep
   const nothingChanged = unchanged.length === changes.length;
   return {
     json: { backfillId: id, ...state, budgets, ...(nothingChanged ? { unchanged: unchangedTogether(unchanged) } : {}) },
-    text: `${id}: ${changes.map((c) => `${c.budget} budget ${limitNow(c.limit.toLocaleString('en-US'), budgets[c.budget]?.unchanged)}`).join(', ')}${heldLine(state)}`,
+    text: `${id}: ${changes.map((c) => `${c.budget} budget ${limitNow(c.limit.toLocaleString('en-US'), budgets[c.budget]?.unchanged)}`).join(', ')}${heldLine(state, id)}`,
   };
 }
 

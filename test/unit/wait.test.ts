@@ -82,6 +82,14 @@ describe('what wait --timeout says of a backfill waiting on an operator', () => 
     expect(said({ state: 'running', paused: true })).toContain("it is paused, and starts no partition until 'backfill resume b1'");
   });
 
+  it('one a spent budget holds: set-budget, not resume (which changed nothing)', () => {
+    const reason = 'the retries budget is spent: 4 of 3 failed attempts, 1 over; raise it with backfill set-budget <id> --retries <more> to go on';
+    const message = waitTimedOut('b1', 300_000, { state: 'running', paused: true, governance: { holds: [{ kind: 'budget', reason }] } }).message;
+    expect(message).toBe(
+      "backfill 'b1' did not finish within 300s; it is still running: it is held, the retries budget is spent: 4 of 3 failed attempts, 1 over; raise it with backfill set-budget b1 --retries <more> to go on (resume changes nothing while it is spent)",
+    );
+  });
+
   it('an approval or a run window: status says why or when', () => {
     expect(said({ state: 'awaiting_approval', paused: false })).toContain("waits for the approval its policy asks for before it runs ('backfill status b1' says why)");
     expect(said({ state: 'waiting_for_window', paused: false })).toContain("waits for its run window to open ('backfill status b1' says when)");
