@@ -763,6 +763,6 @@ describe('resume of a backfill no operator paused', () => {
     expect(text).toBe('b was not paused by an operator: nothing changed\n  still held: the retries budget is spent');
     // The hold's command names this backfill, not <id>.
     const spent = notPausedText('shop 1', { since: null, by: null, reason: null }, { holds: [{ reason: 'the retries budget is spent: 4 of 3; raise it with backfill set-budget <id> --retries <more> to go on' }] });
-    expect(spent).toContain("still held: the retries budget is spent: 4 of 3; raise it with backfill set-budget 'shop 1' --retries <more> to go on");
+    expect(spent).toContain("still held: the retries budget is spent: 4 of 3; raise it with backfill set-budget shop\\ 1 --retries <more> to go on");
   });
 });
