@@ -224,7 +224,8 @@ export class Governance {
     const entry: Omit<AuditEntry, 'seq'> =
       signer !== null
         ? { at, action: 'approve', identity: signer, verified: true, reason, outcome: 'refused', details }
-        : { at, action: 'approve', identity: meta.identity ?? UNKNOWN_IDENTITY, verified: false, reason: meta.reason ?? null, outcome: 'refused', details };
+        : // The approval's own reason, as a verified one's: the client sends it there, not in the meta (an unknown signer's lost it).
+          { at, action: 'approve', identity: meta.identity ?? UNKNOWN_IDENTITY, verified: false, reason: reason !== '' ? reason : (meta.reason ?? null), outcome: 'refused', details };
     if (!signalled) return this.audit.record(entry);
     // Cut short as any refused signal's: its reason and the refusal's text are the sender's.
     const reasonText = entry.reason === null ? null : clipText(entry.reason, REFUSED_TEXT.reason);

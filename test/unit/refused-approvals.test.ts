@@ -107,6 +107,17 @@ describe('a flood of signalled approvals', () => {
     for (const entry of c.takeAudit()) expect(String(entry.details.why).length).toBeLessThanOrEqual(REFUSED_TEXT.why + 1);
   });
 
+  it("keeps the approval's reason where no signature names the sender (an unknown signer's was recorded as null)", () => {
+    const c = awaitingApproval();
+    const unknown: SignatureCheck = { ok: false, code: 'unknown_signer', message: 'the key is not among the allowed signers' };
+    c.approve(unknown, 'looks good to me', { identity: 'root@vm' });
+    c.approve(unknown, 'looks good to me', { identity: 'root@vm' }, c.approvalKey(request('u')));
+    expect(c.takeAudit().map((e) => [e.identity, e.reason, e.details.code])).toEqual([
+      ['root@vm', 'looks good to me', 'unknown_signer'],
+      ['root@vm', 'looks good to me', 'unknown_signer'],
+    ]);
+  });
+
   it("a refused signal's declared reason is cut as any refused signal's", () => {
     const c = awaitingApproval();
     const bad: SignatureCheck = { ok: false, code: 'bad_signature', message: 'the signature does not match the text' };
