@@ -50,6 +50,8 @@ export function checkSpec(policy: Policy, source: { path: string; hash: string }
     ...(input.priority ? { priority: input.priority } : {}),
     ...(input.budgets ? { budgets: input.budgets } : {}),
   });
+  // The start's own check verifies the signature against the allowed signers: a principal none of them names is refused there (unknown_signer).
+  const violations = [...decision.violations, ...unknownSigner(policy, input.signedBy)];
   const approval = decision.waitFor.find((w) => w.kind === 'approval');
   let window: PolicyCheck['window'] = null;
   if (policy.windows) {
@@ -58,8 +60,8 @@ export function checkSpec(policy: Policy, source: { path: string; hash: string }
   }
   return {
     policy: source,
-    allowed: decision.violations.length === 0,
-    violations: decision.violations,
+    allowed: violations.length === 0,
+    violations,
     approval: { needed: approval !== undefined, reasons: approval?.kind === 'approval' ? approval.reasons : [] },
     window,
     limits: decision.limits,
@@ -67,4 +69,19 @@ export function checkSpec(policy: Policy, source: { path: string; hash: string }
     budgets: decision.budgets,
     partitions: input.partitions,
   };
+}
+
+/** A `--signed-by` principal that no allowed signer of the policy names. */
+function unknownSigner(policy: Policy, signedBy: string | undefined): Violation[] {
+  if (signedBy === undefined || policy.signers.some((signer) => signer.principals.includes(signedBy))) return [];
+  const known = [...new Set(policy.signers.flatMap((signer) => signer.principals))];
+  return [
+    {
+      rule: 'approval.allowedSigners',
+      message:
+        known.length === 0
+          ? `the start would be signed by ${signedBy}, but the policy lists no allowed signers: a signed start is refused (unknown_signer) until it does`
+          : `${signedBy} is not among the policy's allowed signers (${known.slice(0, 5).join(', ')}${known.length > 5 ? ', …' : ''}): a start it signs is refused (unknown_signer); sign with the key of one of them`,
+    },
+  ];
 }

@@ -90,6 +90,19 @@ describe('checkSpec (the function behind policy check)', () => {
     expect(check.approval).toEqual({ needed: true, reasons: ['its estimate of 500 partition-seconds is above the 100 allowed without approval (approval.maxPartitionSeconds)'] });
     expect(check.window).toEqual({ open: true, description: 'inside the run window until Thu 06:00 UTC, in 7 h' });
   });
+
+  it('refuses --signed-by a principal no allowed signer names, as the signed start itself would be (it said the start would be accepted)', () => {
+    const policy = parsePolicy({ approval: { signedStart: true, allowedSigners: [`alice@example.com,ops@example.com ssh-ed25519 ${KEY}`] } });
+    const mallory = checkSpec(policy, source, { spec, partitions: 2, signedBy: 'mallory@example.com', at: 0 });
+    expect(mallory.allowed).toBe(false);
+    expect(mallory.violations).toEqual([
+      {
+        rule: 'approval.allowedSigners',
+        message: "mallory@example.com is not among the policy's allowed signers (alice@example.com, ops@example.com): a start it signs is refused (unknown_signer); sign with the key of one of them",
+      },
+    ]);
+    expect(checkSpec(policy, source, { spec, partitions: 2, signedBy: 'ops@example.com', at: 0 })).toMatchObject({ allowed: true, violations: [] });
+  });
 });
 
 describe('policy check on files', () => {
