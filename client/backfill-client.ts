@@ -285,6 +285,8 @@ export type Status = Progress & {
   rollback?: StatusRollback;
   workflowTaskFailing?: TaskFailingWarning;
   refused?: string;
+  /** When the refused run is a later one than the run shown (a refused resume, or a copy of an ended backfill's start): when it started. */
+  refusedLater?: string;
   /** Why a run that failed failed (its workflow's failure, innermost cause), when the policy did not refuse it. */
   failure?: string;
 };
@@ -796,7 +798,7 @@ export class BackfillClient {
         waiting: [],
         ...declined,
         ...(rollback ? { rollback } : {}),
-        ...(refused !== null ? { refused } : {}),
+        ...(refused !== null ? { refused, ...(latest.runId !== description.runId ? { refusedLater: latest.startTime.toISOString() } : {}) } : {}),
         ...(failure !== undefined ? { failure } : {}),
         ...(await failingAnswered),
       };

@@ -261,7 +261,7 @@ export function renderBatchedRunning(progress: Printable<Progress>): string[] {
 }
 
 /** The whole status; its text made printable here, once, for every section. */
-export function renderStatus(shown: Progress & { waiting?: Waiting[]; stalledSeconds?: number; judgement?: string; activityFailing?: ActivityFailing; rollback?: StatusRollback; workflowTaskFailing?: TaskFailingWarning; refused?: string; failure?: string }): string {
+export function renderStatus(shown: Progress & { waiting?: Waiting[]; stalledSeconds?: number; judgement?: string; activityFailing?: ActivityFailing; rollback?: StatusRollback; workflowTaskFailing?: TaskFailingWarning; refused?: string; refusedLater?: string; failure?: string }): string {
   const progress = printable(shown);
   const table = new Table({
     head: ['node', 'done', 'running', 'failed', 'blocked', 'pending', 'rate', 'concurrency', 'throughput', 'ETA'],
@@ -293,13 +293,21 @@ export function renderStatus(shown: Progress & { waiting?: Waiting[]; stalledSec
   // After a rollback the retry hint would send the user to a resume that is refused.
   const retryHint = progress.rollback ? [] : renderRetryHint(progress);
   const failed = failedLines(shown.failure);
-  return [headline(progress), ...renderRefusal(shown.refused), ...failed, ...failing, ...renderRollback(progress), ...renderGovernance(progress), table.toString(), ...renderBatchedRunning(progress), ...staged, ...renderCanary(progress), ...judgement, ...stepFailing, ...stalled, ...renderWaiting(progress), ...renderFailures(progress), ...renderMixed(progress), ...retryHint].join('\n');
+  return [headline(progress), ...renderRefusal(shown.refused, shown.refusedLater), ...failed, ...failing, ...renderRollback(progress), ...renderGovernance(progress), table.toString(), ...renderBatchedRunning(progress), ...staged, ...renderCanary(progress), ...judgement, ...stepFailing, ...stalled, ...renderWaiting(progress), ...renderFailures(progress), ...renderMixed(progress), ...retryHint].join('\n');
 }
 
-/** A run the policy refused at admission: the rules it broke (`why`, one a line) and that nothing of it ran. */
-export function renderRefusal(why: string | undefined): string[] {
+/**
+ * A run the policy refused at admission: the rules it broke (`why`, one a line) and that nothing
+ * of it ran. `later`: it is a later run than the one shown (started then), which stands: a refused
+ * resume, or anyone's start of an ended backfill's id (a copy of its input), so whoever sent it
+ * may start it again.
+ */
+export function renderRefusal(why: string | undefined, later?: string): string[] {
   if (why === undefined) return [];
   const rules = why.split('\n').map((line) => pc.red(`      ${printableText(line)}`));
+  if (later !== undefined) {
+    return [pc.red(`  ✗ a later run of this id, started ${utcTime(Date.parse(later))}, was refused by the policy at its start, so nothing of it ran (the run above stands):`), ...rules, '  next: if that run was yours, meet these rules, then run the same command again'];
+  }
   return [pc.red('  ✗ refused by the policy at its start, so nothing of it ran:'), ...rules, '  next: meet these rules, then run the same command again'];
 }
 

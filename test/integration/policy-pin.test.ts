@@ -182,6 +182,10 @@ describe('a policy pinned by the admission', () => {
       // It names a way that works for a resume (its own --rate), not a start's flag.
       expect(refused?.message).not.toMatch(/start with --rate/);
       expect(refused?.message).toContain(`backfill resume <this backfill's id> --rate 50 (or less)`);
+      // Status shows the ended run, which stands, and the refused one as a later run.
+      const standing = await client.status(backfillId);
+      expect(standing.refused).toMatch(/rate 100\/s is above the policy's cap of 50\/s/);
+      expect(Date.parse(standing.refusedLater ?? '')).toBeGreaterThan(Date.now() - 120_000);
       // As it says, a spec's lower rate does not lower the carried one.
       await expect(client.resume(backfillId, { spec: { ...spec, rate: 40 } })).rejects.toThrow(/the backfill's rate 100\/s is above the policy's cap of 50\/s/);
 

@@ -517,6 +517,16 @@ describe('renderStatus', () => {
     expect(text).not.toContain('refused by the policy');
   });
 
+  it('a later run the policy refused (a refused resume, or a copy of an ended backfill\'s start): the run shown stands, and only its sender would run it again', () => {
+    const refused = 'approval.signedStart: the start signature was used already (already_used)';
+    const shown = plain(renderStatus({ ...progress({ state: 'completed' }), waiting: [], refused, refusedLater: '2024-05-01T12:00:00.000Z' })).split('\n');
+    expect(shown.slice(1, 4)).toEqual([
+      '  ✗ a later run of this id, started 2024-05-01 12:00:00 UTC, was refused by the policy at its start, so nothing of it ran (the run above stands):',
+      '      approval.signedStart: the start signature was used already (already_used)',
+      '  next: if that run was yours, meet these rules, then run the same command again',
+    ]);
+  });
+
   it('a staged backfill whose publish is under way says so (it said "nothing is published yet: publish"), and who asked', () => {
     const staged = (phase: 'awaiting' | 'publishing' | 'discarding') => plain(renderStatus({ ...progress({ state: 'staged' }), waiting: [], staged: { phase, by: 'ops@vm', at: 0 } }));
     expect(staged('awaiting')).toContain("staged: nothing is published yet. Compare with 'backfill diff");
