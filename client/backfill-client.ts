@@ -185,6 +185,8 @@ export type StartOptions = {
    * waited for (`admission` is then null).
    */
   admission?: boolean;
+  /** Called once when the decision has not come after a few seconds, with why it waits (a worker's refusal to judge it), if known. */
+  onAdmissionWait?: (why: string | undefined, backfillId: string) => void;
   /** A new run of a backfill that ended (resume, retry-failed), for the audit trail. */
   action?: 'start' | 'resume';
   /** What that new run was asked for (`retry-failed`, a new spec's changes), for its audit entry. */
@@ -300,6 +302,8 @@ function throwTogether(refusals: readonly BackfillError[], unchanged: string): v
 
 /** How long `start` waits for the policy's decision. */
 const ADMISSION_TIMEOUT_MS = 60_000;
+/** After this long without the decision, `start` says it waits (`onAdmissionWait`). */
+const ADMISSION_NOTE_MS = 5_000;
 
 /** Attempts of an update whose workflow task failed before it applied. */
 const UPDATE_ATTEMPTS = 5;
@@ -662,7 +666,7 @@ export class BackfillClient {
       throw error;
     }
     if (options.admission === false) return started;
-    return { ...started, admission: await this.admission(backfillId, taskQueue) };
+    return { ...started, admission: await this.admission(backfillId, taskQueue, ADMISSION_TIMEOUT_MS, options.onAdmissionWait) };
   }
 
   /**
@@ -731,10 +735,20 @@ export class BackfillClient {
    * or the refusal as a `policy_violation` naming the rules. Null when no worker polls the
    * workflow task queue (nobody can judge it yet) or none answered in time.
    */
-  async admission(backfillId: string, taskQueue: string, timeoutMs = ADMISSION_TIMEOUT_MS): Promise<Admission | null> {
+  async admission(backfillId: string, taskQueue: string, timeoutMs = ADMISSION_TIMEOUT_MS, onWait?: (why: string | undefined, backfillId: string) => void): Promise<Admission | null> {
     if (await this.unpolled(taskQueue)) return null;
     const handle = this.handle(backfillId);
     const deadline = Date.now() + timeoutMs;
+    // A start no worker with the policy judges waits here up to a minute: said, rather than silence.
+    let decided = false;
+    const slow = onWait
+      ? setTimeout(() => {
+          void handle.describe().then(
+            (d) => decided || onWait(judgementWait(d.raw.pendingActivities), backfillId),
+            () => decided || onWait(undefined, backfillId),
+          );
+        }, ADMISSION_NOTE_MS)
+      : undefined;
     try {
       return await this.client.withDeadline(deadline, () => handle.executeUpdate(admissionUpdate));
     } catch (error) {
@@ -746,6 +760,9 @@ export class BackfillClient {
         throw new BackfillError('policy_violation', failure.cause.message);
       }
       throw error;
+    } finally {
+      decided = true;
+      clearTimeout(slow);
     }
   }
 

@@ -12,6 +12,7 @@ import type { ChangeSummary } from '../only-changed.ts';
 import { budgetsAsked, checkOnlyChanged, codeVersionOption, concurrencyOption, costBudgetOption, fairnessWeightOption, jsonOption, positiveInteger, print, priorityOption, rateOption, reasonOption, retryBudgetOption, warehouseOption, watchIntervalOption } from '../options.ts';
 import { withClient } from '../with-client.ts';
 import { terminalText } from '../printable.ts';
+import { shellWord } from '../../core/shell-word.ts';
 import { unpolledQueueNotes, workerCommand } from '../worker-hint.ts';
 
 /** `--wait-for-datasets [timeout]`: true (as long as it takes) or a duration. */
@@ -128,6 +129,11 @@ export function startCommand() {
             ...(options.canary !== undefined ? { canary: options.canary } : {}),
             ...(wait ? { waitForDatasets: { ...wait, onWait: reportWaiting(client) } } : {}),
             ...(options.reason !== undefined ? { reason: options.reason } : {}),
+            onAdmissionWait: (why, id) => {
+              process.stderr.write(
+                `${pc.yellow(`note: waiting for the policy's decision on this start (up to 60s): ${terminalText(why ?? 'the workers of its workflow task queue judge it, and none has answered yet')}; 'backfill status ${shellWord(id)}' says what it waits for`)}\n`,
+              );
+            },
             ...(options.signKey !== undefined ? { signKey: options.signKey } : {}),
             ...(options.priority !== undefined ? { priority: options.priority } : {}),
             ...(options.fairnessWeight !== undefined ? { fairnessWeight: options.fairnessWeight } : {}),

@@ -104,12 +104,17 @@ describe('a first start where some workflow workers have a policy', () => {
       await start();
 
       const spec = testSpec(queue, { name: 'first', partitions: { grain: 'day', start: '2024-01-01', end: '2024-01-03' }, nodes: [{ id: 'orders', transform: 'steady' }] });
-      const started = client.start(spec, { id: `first-${queue}`, taskQueue: queue }).then(
+      // The start says it waits, and why (it waited a minute without a word).
+      const waits: Array<[string | undefined, string]> = [];
+      const started = client.start(spec, { id: `first-${queue}`, taskQueue: queue, onAdmissionWait: (why, id) => waits.push([why, id]) }).then(
         () => null,
         (error: unknown) => error as BackfillError,
       );
       const message = await declined(client, backfillWorkflowId(`first-${queue}`), 'the start');
       expect(message).toContain(`workflow task queue '${queue}' has no policy`);
+      await waitFor('the start to say it waits for the decision', async () => waits[0]);
+      expect(waits).toHaveLength(1);
+      expect(waits[0]![1]).toBe(`first-${queue}`);
       expect(message).toContain('but other workers of the queue have one');
       // Nothing ran meanwhile.
       expect((await client.client.workflow.getHandle(backfillWorkflowId(`first-${queue}`)).describe()).memo?.governance).toBeUndefined();
