@@ -150,6 +150,8 @@ export type BackfillWorkers = {
   running(): RunningActivity[];
   /** Partition activities that ended since shutdown(): finished, or handed back to the server. */
   endedWhileStopping(): EndedWhileStopping;
+  /** What governs and follows its work, for its start-up line: the policy it enforces (null: none), and where lineage goes (null: off). */
+  described: { policy: string | null; lineage: string | null };
 };
 
 export async function createWorkers(config: WorkerConfig): Promise<BackfillWorkers> {
@@ -177,9 +179,11 @@ export async function createWorkers(config: WorkerConfig): Promise<BackfillWorke
     }),
   };
   // A policy the worker cannot read stops it here, with the field and the fix, before it takes any work.
+  let policyText: string | null = null;
   if (config.policyFile !== undefined) {
     const loaded = await readPolicyFile(config.policyFile);
-    Runtime.instance().logger.info(`policy ${loaded.path} (${loaded.hash})`);
+    policyText = `policy ${loaded.path} (${loaded.hash})`;
+    Runtime.instance().logger.info(policyText);
   } else if (config.workflows !== false && config.quietWithoutPolicy !== true) {
     // A start is judged by whichever workflow worker takes its first task: one without the policy admits it unjudged.
     Runtime.instance().logger.warn(
@@ -290,6 +294,7 @@ export async function createWorkers(config: WorkerConfig): Promise<BackfillWorke
     shutdown: stop,
     running: () => inFlight.running(),
     endedWhileStopping: () => inFlight.endedWhileStopping(),
+    described: { policy: policyText, lineage: lineage.enabled ? describeSettings(lineage) : null },
   };
 }
 

@@ -68,7 +68,10 @@ export function workerCommand() {
             await printStarted({ address: connection.address, namespace: connection.namespace, workflowQueue: options.workflows ? options.workflowQueue : null, activityQueues: queues, warehouse: worker.warehouse.location, transforms, metricsUrl: metrics }, "the worker's settings");
           }
           announceMetrics(telemetry);
-          announce(telemetry.log, `worker polling ${queues.map((q) => q.name).join(', ')} on ${describeConnection(connection)}; warehouse ${worker.warehouse.location}; ${describeTransforms(transforms)}`, {
+          const { policy, lineage } = worker.workers.described;
+          // The policy binds what the workflow worker admits and changes; lineage leaves with the activities.
+          const governs = options.workflows ? `; ${policy ?? 'no policy'}` : '';
+          announce(telemetry.log, `worker polling ${queues.map((q) => q.name).join(', ')} on ${describeConnection(connection)}; warehouse ${worker.warehouse.location}; ${describeTransforms(transforms)}${governs}${lineage !== null ? `; ${lineage}` : ''}`, {
             taskQueues: queues.map((q) => q.name),
             workflowQueue: options.workflows ? options.workflowQueue : null,
             address: connection.address,
@@ -76,6 +79,8 @@ export function workerCommand() {
             warehouse: worker.warehouse.location,
             transforms: transforms.modules,
             transformsFrom: transforms.from,
+            policy,
+            lineage,
           });
         };
         const signal = await stopOnFailure(afterStart(started, worker.done), () => worker.stop(), 'it (closing its connection and warehouse)', telemetry.log);

@@ -192,3 +192,26 @@ describe('a worker whose warehouse cannot be used', () => {
     await expect(failed).rejects.toMatchObject({ code: 'invalid_argument', message: expect.stringMatching(new RegExp(`^the warehouse .*no_such_database_of_backfill cannot be used: .*database "no_such_database_of_backfill" does not exist: fix --warehouse \\(or \\$BACKFILL_WAREHOUSE\\), or make it reachable`)) });
   });
 });
+
+describe("backfill worker's start-up line", () => {
+  it('names the policy it enforces and where lineage goes (both were logged at a level the default text log hides)', async () => {
+    const dir = scratch('start-line');
+    const policy = join(dir, 'backfill.policy.yaml');
+    writeFileSync(policy, 'version: 1\ncaps:\n  backfill: { rate: 100 }\n');
+    const events = join(dir, 'events.ndjson');
+    const child = spawn('node', [BIN, 'worker', '--policy', policy, '--warehouse', join(dir, 'warehouse.db'), '--task-queue', uniqueQueue('start-line')], {
+      env: { ...process.env, TEMPORAL_ADDRESS: address(), BACKFILL_WORKFLOW_BUNDLE: inject('workflowBundlePath'), NO_COLOR: '1', OPENLINEAGE__TRANSPORT__TYPE: 'file', OPENLINEAGE__TRANSPORT__LOG_FILE_PATH: events },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    try {
+      const line = await waitFor('the worker to say it polls', async () => stderr.split('\n').find((l) => l.startsWith('worker polling ')), 60_000);
+      expect(line).toMatch(new RegExp(`; policy ${policy.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')} \\(sha256:[0-9a-f]+\\); OpenLineage on: file ${events.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}, job namespace `));
+    } finally {
+      child.kill('SIGTERM');
+      await exited;
+    }
+  });
+});
