@@ -675,7 +675,7 @@ export const MAX_OVERHEAD_FACTOR = 16;
 /**
  * Stretches with no partition running shorter than this are the orchestration's own (a batch's
  * hand-over, a queue's first poll); longer ones are a run standing still (paused, cancelled and
- * resumed, waiting on a queue no worker polled), which calibration leaves out.
+ * resumed, a run window closed, waiting on a queue no worker polled), which calibration leaves out.
  */
 export const STILL_MIN_MS = 5_000;
 
@@ -696,11 +696,9 @@ export function stillTime(intervals: ReadonlyArray<readonly [start: number, end:
 
 /**
  * The shortest stretch without a running partition that counts as standing still under these
- * limits: a slow rate leaves gaps of its own (three intervals of the slowest rate), and run
- * windows leave gaps as long as they say (none counts).
+ * limits: a slow rate leaves gaps of its own (three intervals of the slowest rate).
  */
-export function stillThreshold(input: Pick<SimulationInput, 'plan' | 'limits' | 'overrides' | 'windows'>): number {
-  if (input.windows !== undefined) return Infinity;
+export function stillThreshold(input: Pick<SimulationInput, 'plan' | 'limits' | 'overrides'>): number {
   const rates = [input.limits.rate, ...input.plan.nodes.map((n) => input.overrides?.[n.id]?.rate ?? n.spec.rate)].filter((r): r is number => typeof r === 'number' && r > 0);
   return Math.max(STILL_MIN_MS, rates.length > 0 ? (3 * 1000) / Math.min(...rates) : 0);
 }

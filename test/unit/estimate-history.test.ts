@@ -8,7 +8,7 @@ import { calibrate, estimateOptions, estimatePlan, estimateReport, nodeHistory, 
 import type { SampleRun } from '../../client/estimate-sample.ts';
 import { renderEstimate } from '../../client/render-estimate.ts';
 import type { LedgerRow } from '../../activities/warehouse/types.ts';
-import { DEFAULT_OVERHEAD, STILL_MIN_MS, stillThreshold } from '../../core/estimate.ts';
+import { DEFAULT_OVERHEAD, STILL_MIN_MS, stillThreshold, stillTime } from '../../core/estimate.ts';
 import { expandPlan, planNode } from '../../core/plan.ts';
 import { parsePolicy } from '../../core/policy.ts';
 import { RangeSet } from '../../core/ranges.ts';
@@ -104,6 +104,15 @@ describe('calibrate', () => {
     expect(c.factor).toBeGreaterThan(1);
   });
 
+  it('stillTime counts the stretches in which no interval ran, longer than the least, whatever their order or overlap', () => {
+    expect(stillTime([], 5_000)).toBe(0);
+    expect(stillTime([[0, 10]], 5_000)).toBe(0);
+    expect(stillTime([[20_000, 21_000], [0, 1_000], [500, 9_000]], 5_000)).toBe(11_000);
+    // Exactly the least is no stand-still; a long interval covers the gaps after shorter ones.
+    expect(stillTime([[0, 1_000], [6_000, 7_000]], 5_000)).toBe(0);
+    expect(stillTime([[0, 100_000], [10_000, 11_000], [50_000, 51_000]], 5_000)).toBe(0);
+  });
+
   it('leaves out a stretch in which the run stood still (paused, then resumed): it calibrated 3× long on such a run', () => {
     const pause = 60_000;
     // b1 as above, but paused for a minute after its tenth second: every partition after it started a minute later.
@@ -123,11 +132,10 @@ describe('calibrate', () => {
     expect(stripVTControlCharacters(renderEstimate(estimateReport(plan, paused, options)))).toMatch(/from the first start to the last finish, less 1m 00s in which none ran \(paused, or waiting for a worker\)/);
   });
 
-  it("keeps the gaps a slow rate leaves, and run windows' (the run was held, not standing still)", () => {
+  it('keeps the gaps a slow rate leaves (the run was held, not standing still)', () => {
     expect(stillThreshold({ plan, limits: { rate: null, concurrency: null } })).toBe(STILL_MIN_MS);
     expect(stillThreshold({ plan, limits: { rate: 0.1, concurrency: null } })).toBe(30_000);
     expect(stillThreshold({ plan, limits: { rate: 5, concurrency: null }, overrides: { raw: { rate: 0.05 } } })).toBe(60_000);
-    expect(stillThreshold({ plan, limits: { rate: null, concurrency: null }, windows: { startAt: 0, limitsAt: () => ({ paused: false, open: true, nextChangeAt: null, rate: null, concurrency: null }) } })).toBe(Infinity);
   });
 
   it('does not calibrate on fewer than 10 partitions', () => {
