@@ -19,7 +19,7 @@ export function decisionAwaited(id: string, state: Progress['state']): string | 
 export function waitTimedOut(backfillId: string, timeoutMs: number, progress: (Pick<Progress, 'state' | 'paused'> & { governance?: { holds: readonly Hold[] } }) | null): BackfillError {
   const id = backfillId;
   const decision = progress ? decisionAwaited(id, progress.state) : null;
-  // A spent budget holds it until set-budget raises it: resume would change nothing. Its hold says so, with the command.
+  // A spent budget holds it until set-budget raises it: resume would change nothing. (`wait` has said which budget already.)
   const budget = progress?.governance?.holds.find((h) => h.kind === 'budget');
   const why =
     decision !== null
@@ -29,7 +29,7 @@ export function waitTimedOut(backfillId: string, timeoutMs: number, progress: (P
           : progress?.state === 'waiting_for_window'
             ? `: it waits for its run window to open ('backfill status ${shellWord(id)}' says when)`
             : budget !== undefined
-              ? `: it is held, ${budget.reason.replaceAll('<id>', shellWord(id))} (resume changes nothing while it is spent)`
+              ? `: a spent budget holds it until 'backfill set-budget ${shellWord(id)}' raises it (resume changes nothing; 'backfill status ${shellWord(id)}' says which budget)`
               : progress?.paused === true
               ? `: it is paused, and starts no partition until 'backfill resume ${shellWord(id)}' ('backfill status ${shellWord(id)}' says who or what paused it)`
               : '';

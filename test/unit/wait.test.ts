@@ -86,7 +86,7 @@ describe('what wait --timeout says of a backfill waiting on an operator', () => 
     const reason = 'the retries budget is spent: 4 of 3 failed attempts, 1 over; raise it with backfill set-budget <id> --retries <more> to go on';
     const message = waitTimedOut('b1', 300_000, { state: 'running', paused: true, governance: { holds: [{ kind: 'budget', reason }] } }).message;
     expect(message).toBe(
-      "backfill 'b1' did not finish within 300s; it is still running: it is held, the retries budget is spent: 4 of 3 failed attempts, 1 over; raise it with backfill set-budget b1 --retries <more> to go on (resume changes nothing while it is spent)",
+      "backfill 'b1' did not finish within 300s; it is still running: a spent budget holds it until 'backfill set-budget b1' raises it (resume changes nothing; 'backfill status b1' says which budget)",
     );
   });
 
