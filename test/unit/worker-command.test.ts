@@ -11,7 +11,7 @@ vi.mock('../../client/local.ts', async (importOriginal) => ({
   startWorker: async (options: WorkerProcessOptions) => {
     started.push(options);
     const done = worker.failure ? Promise.reject(worker.failure) : Promise.resolve();
-    return { warehouse: { location: 'memory' }, done, stop: async () => void (worker.stops += 1) };
+    return { warehouse: { location: 'memory' }, workers: { described: { policy: null, lineage: null } }, done, stop: async () => void (worker.stops += 1) };
   },
 }));
 
@@ -37,6 +37,8 @@ describe('backfill worker', () => {
     expect(result.code).toBe(0);
     expect(started.map((o) => [o.workflowQueue, o.queues.map((q) => q.name)])).toEqual([['wf-only', ['backfill']]]);
     expect(JSON.parse(result.stdout)).toMatchObject({ workflowQueue: 'wf-only', activityQueues: [{ name: 'backfill' }] });
+    // A worker that runs workflows says it enforces no policy.
+    expect(result.stderr).toMatch(/^worker polling backfill on .*; no policy$/m);
   });
 
   it('polls the activity queues --task-queue names', async () => {
