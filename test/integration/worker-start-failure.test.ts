@@ -199,7 +199,9 @@ describe("backfill worker's start-up line", () => {
     const policy = join(dir, 'backfill.policy.yaml');
     writeFileSync(policy, 'version: 1\ncaps:\n  backfill: { rate: 100 }\n');
     const events = join(dir, 'events.ndjson');
-    const child = spawn('node', [BIN, 'worker', '--policy', policy, '--warehouse', join(dir, 'warehouse.db'), '--task-queue', uniqueQueue('start-line')], {
+    // A queue of its own for workflows too: a worker with a policy on the shared 'backfill' queue would be seen by other files' workers without one.
+    const queue = uniqueQueue('start-line');
+    const child = spawn('node', [BIN, 'worker', '--policy', policy, '--warehouse', join(dir, 'warehouse.db'), '--workflow-queue', queue, '--task-queue', queue], {
       env: { ...process.env, TEMPORAL_ADDRESS: address(), BACKFILL_WORKFLOW_BUNDLE: inject('workflowBundlePath'), NO_COLOR: '1', OPENLINEAGE__TRANSPORT__TYPE: 'file', OPENLINEAGE__TRANSPORT__LOG_FILE_PATH: events },
       stdio: ['ignore', 'ignore', 'pipe'],
     });
