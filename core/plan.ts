@@ -10,8 +10,7 @@ import { formatInstant } from './calendar.ts';
 import { BackfillError } from './errors.ts';
 import { NodePartitions } from './partitions.ts';
 import { topologicalOrder } from './graph.ts';
-import { sqlNotes } from './spec-notes.ts';
-import { partialPeriodNotes } from './partial-periods.ts';
+import { specNotes } from './spec-notes.ts';
 import { grainOf, upstreamRanges } from './mapping.ts';
 import type { Mapping, PartitionRange, ResolvedNode, ResolvedPartitions, ResolvedSpec } from './spec.ts';
 import type { Windows } from './windows.ts';
@@ -229,7 +228,7 @@ export function planStats(plan: Plan): PlanStats {
 /** The `plan --json` document (a stable contract: keys may be added, never renamed); `windows`: the spec's run windows, when it has them. */
 export function planSummary(plan: Plan, windows?: Windows) {
   const stats = planStats(plan);
-  const notes = [...sqlNotes(plan.nodes.map((node) => node.spec)).map((note) => note.message), ...partialPeriodNotes(plan.nodes)];
+  const notes = specNotes(plan.nodes);
   return {
     name: plan.name,
     ...(windows ? { windows } : {}),

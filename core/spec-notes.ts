@@ -14,8 +14,12 @@ export function sqlNotes(nodes: readonly ResolvedNode[]): ReadProblem[] {
   return [...nearNodeReads(nodes), ...unnamedColumnNotes(nodes)];
 }
 
-/** Every note `start` prints for the spec in the range, as `plan` would (a range beyond the spec aside). */
+/** Every note of the nodes, with their partitions in the range: what `plan` shows of its plan's nodes. */
+export function specNotes(nodes: ReadonlyArray<{ spec: ResolvedNode; partitions: NodePartitions }>): string[] {
+  return [...sqlNotes(nodes.map((n) => n.spec)).map((n) => n.message), ...partialPeriodNotes(nodes)];
+}
+
+/** Every note `start` prints for the spec in the range, as `plan` would (a range beyond the spec aside), without expanding a plan. */
 export function startNotes(nodes: readonly ResolvedNode[], range: PartitionRange): string[] {
-  const inRange = nodes.map((spec) => ({ spec, partitions: NodePartitions.of(spec.partitions, range) }));
-  return [...sqlNotes(nodes).map((n) => n.message), ...partialPeriodNotes(inRange)];
+  return specNotes(nodes.map((spec) => ({ spec, partitions: NodePartitions.of(spec.partitions, range) })));
 }
